@@ -1,0 +1,114 @@
+"""The one error hierarchy of learnprivacy.
+
+Every error raised on purpose by the library derives from :class:`LearnPrivacyError`, and
+where a builtin fits it is mixed in (``ValidationError`` is also a ``ValueError``), so
+callers can catch either.
+
+Messages name the field, the record type and the rule that failed; they never contain a
+personal value. Code that builds an error message from user input must pass the *name* of
+the thing, not its value.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuditTampered",
+    "ConfigurationError",
+    "CryptoError",
+    "DecryptionError",
+    "IntegrityError",
+    "KeyShreddedError",
+    "LearnPrivacyError",
+    "NotFoundError",
+    "PolicyError",
+    "ProviderError",
+    "RequestStateError",
+    "RestrictedRecordError",
+    "RetentionViolation",
+    "UnknownCodeError",
+    "ValidationError",
+    "WrongMasterKeyError",
+]
+
+
+class LearnPrivacyError(Exception):
+    """Root of every error learnprivacy raises on purpose."""
+
+
+class ValidationError(LearnPrivacyError, ValueError):
+    """A value does not satisfy the rule of the field it was given for.
+
+    ``field`` names the offending field (``"Learner.email"``), never its value.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class UnknownCodeError(ValidationError, LookupError):
+    """A vocabulary code (Moodle lawful-basis code, category name...) is not known."""
+
+
+class ConfigurationError(LearnPrivacyError, ValueError):
+    """The library was set up inconsistently (missing key, bad URL, bad option)."""
+
+
+class PolicyError(LearnPrivacyError):
+    """An operation is refused by the privacy policy (lawful basis, schedule, request state)."""
+
+
+class RetentionViolation(PolicyError):
+    """An operation would erase or shorten what a legal minimum or a hold protects."""
+
+
+class RestrictedRecordError(PolicyError):
+    """A write or normal read touched a record whose processing is restricted (Art. 18)."""
+
+
+class RequestStateError(PolicyError):
+    """A data-subject request was asked for a transition its state machine forbids."""
+
+
+class ProviderError(LearnPrivacyError):
+    """A privacy provider failed; ``component`` names it."""
+
+    def __init__(self, message: str, *, component: str | None = None) -> None:
+        super().__init__(message)
+        self.component = component
+
+
+class NotFoundError(LearnPrivacyError, LookupError):
+    """A record, subject or request that must exist does not."""
+
+
+class IntegrityError(LearnPrivacyError):
+    """A write would break the store's integrity (duplicate id, unknown learner)."""
+
+
+class CryptoError(LearnPrivacyError):
+    """Base of the cryptographic errors."""
+
+
+class DecryptionError(CryptoError):
+    """A token could not be decrypted or verified.
+
+    One error for every cause (tampering, truncation, garbage, wrong key, wrong subject or
+    context), so a caller cannot learn which check failed.
+    """
+
+
+class KeyShreddedError(DecryptionError):
+    """The data key needed to decrypt was shredded: the value is gone for good."""
+
+
+class WrongMasterKeyError(CryptoError):
+    """A keyring or store was opened with a master key that does not match its keys."""
+
+
+class AuditTampered(LearnPrivacyError):
+    """The audit log's hash chain is broken; ``sequence`` is the first bad entry."""
+
+    def __init__(self, message: str, *, sequence: int | None = None) -> None:
+        super().__init__(message)
+        self.sequence = sequence

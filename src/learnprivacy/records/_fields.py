@@ -1,0 +1,128 @@
+"""Privacy metadata declared on each attrs field, and ``fields_of`` to read it back.
+
+Every field of every record says whether it is personal, its data category, whether it is
+encrypted at rest and whether it belongs in a subject export. Everything else (encryption,
+exports, anonymisation, redaction in ``repr``, the Art. 30 register) derives from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from learnprivacy.basis import DataCategory
+from learnprivacy.errors import ValidationError
+
+__all__ = ["MASK", "METADATA_KEY", "FieldInfo", "fields_of", "not_personal", "personal"]
+
+#: The key under which learnprivacy stores its metadata in ``attrs.Attribute.metadata``.
+METADATA_KEY = "learnprivacy"
+
+#: What ``repr``/``str`` show in place of a personal value.
+MASK = "'***'"
+
+
+@attrs.frozen
+class FieldInfo:
+    """The privacy metadata of one record field."""
+
+    name: str
+    category: DataCategory
+    personal: bool
+    encrypted: bool
+    exported: bool
+    #: Direct identifiers are replaced on anonymisation; other personal values are dropped.
+    identifier: bool
+    #: A keyed blind index is kept beside the ciphertext for exact-match lookups.
+    blind_index: bool
+    description: str
+
+
+def _mask(_value: object) -> str:
+    return MASK
+
+
+def personal(
+    *,
+    category: DataCategory,
+    description: str,
+    encrypted: bool = True,
+    exported: bool = True,
+    identifier: bool = False,
+    blind_index: bool = False,
+    default: Any = attrs.NOTHING,
+    validator: Callable[[Any, attrs.Attribute[Any], Any], None] | None = None,
+) -> Any:
+    """Declare a personal field: masked in ``repr``, encrypted at rest unless told otherwise."""
+    info = {
+        "category": category,
+        "personal": True,
+        "encrypted": encrypted,
+        "exported": exported,
+        "identifier": identifier,
+        "blind_index": blind_index,
+        "description": description,
+    }
+    return attrs.field(
+        default=default,
+        validator=validator,
+        repr=_mask,
+        metadata={METADATA_KEY: info},
+    )
+
+
+def not_personal(
+    *,
+    description: str,
+    category: DataCategory = DataCategory.NONE,
+    exported: bool = True,
+    default: Any = attrs.NOTHING,
+    validator: Callable[[Any, attrs.Attribute[Any], Any], None] | None = None,
+) -> Any:
+    """Declare a field that holds no personal value on its own (ids, dates, amounts, codes).
+
+    Such values are kept on anonymisation, shown in ``repr`` and stored in clear; a record
+    as a whole is still personal data through its link to the learner.
+    """
+    info = {
+        "category": category,
+        "personal": False,
+        "encrypted": False,
+        "exported": exported,
+        "identifier": False,
+        "blind_index": False,
+        "description": description,
+    }
+    return attrs.field(default=default, validator=validator, metadata={METADATA_KEY: info})
+
+
+_CACHE: dict[type, tuple[FieldInfo, ...]] = {}
+
+
+def fields_of(record: type[Any] | object) -> tuple[FieldInfo, ...]:
+    """Return the :class:`FieldInfo` of every field of a record class (or instance), in order.
+
+    Raises ``ValidationError`` when a field carries no privacy declaration: every field must
+    say whether it is personal.
+    """
+    cls = record if isinstance(record, type) else type(record)
+    cached = _CACHE.get(cls)
+    if cached is not None:
+        return cached
+    if not attrs.has(cls):
+        raise ValidationError(f"{cls.__name__} is not an attrs record class", field=cls.__name__)
+    infos = []
+    for attribute in attrs.fields(cls):
+        meta = attribute.metadata.get(METADATA_KEY)
+        if meta is None:
+            raise ValidationError(
+                f"{cls.__name__}.{attribute.name} has no privacy declaration "
+                "(use personal(...) or not_personal(...))",
+                field=f"{cls.__name__}.{attribute.name}",
+            )
+        infos.append(FieldInfo(name=attribute.name, **meta))
+    result = tuple(infos)
+    _CACHE[cls] = result
+    return result

@@ -1,0 +1,172 @@
+"""Plain-JSON form of records: stable English keys, ISO 8601 dates, Decimal as string.
+
+``to_json_dict`` and ``from_json_dict`` round-trip: ``from_json_dict(type(r), to_json_dict(r))
+== r`` for every valid record. Exports, the store and the CLI all use this one form.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+import types
+import typing
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+import attrs
+
+from learnprivacy.basis import LawfulBasis
+from learnprivacy.errors import ValidationError
+from learnprivacy.records._learning import Score
+
+__all__ = [
+    "format_duration",
+    "from_json_dict",
+    "parse_duration",
+    "to_json_dict",
+]
+
+T = TypeVar("T")
+
+_DURATION = re.compile(
+    r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d{1,6})?)S)?)?$"
+)
+
+
+def format_duration(value: dt.timedelta) -> str:
+    """ISO 8601 duration of a non-negative timedelta, in days and time (``P1DT2H3M4.5S``)."""
+    total_us = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+    if total_us < 0:
+        raise ValidationError("a duration must not be negative", field="duration")
+    days, rest = divmod(total_us, 86_400 * 1_000_000)
+    hours, rest = divmod(rest, 3_600 * 1_000_000)
+    minutes, rest = divmod(rest, 60 * 1_000_000)
+    seconds, micros = divmod(rest, 1_000_000)
+    out = "P" + (f"{days}D" if days else "")
+    time = (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
+    if seconds or micros:
+        time += f"{seconds}.{micros:06d}".rstrip("0").rstrip(".") + "S"
+    if time:
+        out += "T" + time
+    return out if out != "P" else "PT0S"
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """Parse what :func:`format_duration` writes (days, hours, minutes, seconds)."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None or text in ("P", "PT"):
+        raise ValidationError("not an ISO 8601 day-time duration", field="duration")
+    days, hours, minutes = (int(match.group(k) or 0) for k in ("d", "h", "m"))
+    whole, _, fraction = (match.group("s") or "0").partition(".")
+    micros = int((fraction + "000000")[:6])
+    return dt.timedelta(
+        days=days, hours=hours, minutes=minutes, seconds=int(whole), microseconds=micros
+    )
+
+
+def _dump(value: Any) -> Any:
+    if value is None or isinstance(value, bool | str | int | float):
+        return value
+    if isinstance(value, LawfulBasis):
+        return value.name.lower()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return format_duration(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Score):
+        return {
+            "raw": _dump(value.raw),
+            "min": _dump(value.min),
+            "max": _dump(value.max),
+            "scaled": round(value.scaled, 6),
+        }
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def to_json_dict(record: object) -> dict[str, Any]:
+    """The JSON-ready dict of a record: every field, in declaration order."""
+    return {
+        a.name: _dump(getattr(record, a.name))
+        for a in attrs.fields(type(record))  # type: ignore[arg-type]
+    }
+
+
+def _strip_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return (args[0] if len(args) == 1 else tuple(args)), len(args) < len(typing.get_args(tp))
+    return tp, False
+
+
+def _number(value: Any) -> int | float | Decimal:
+    if isinstance(value, str):
+        try:
+            return Decimal(value)
+        except InvalidOperation:
+            raise ValidationError("not a number", field="score") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError("not a number", field="score")
+    return value
+
+
+def _load(tp: Any, value: Any, field: str) -> Any:
+    tp, optional = _strip_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ValidationError(f"{field} is required", field=field)
+    try:
+        if tp is LawfulBasis:
+            text = str(value)
+            if text.startswith("gdpr_art_6_1_"):
+                return LawfulBasis.from_moodle(text)
+            return LawfulBasis[text.upper()]
+        if isinstance(tp, type) and issubclass(tp, enum.Enum):
+            return tp(value)
+        if tp is dt.datetime:
+            if not isinstance(value, str):
+                raise ValidationError(f"{field} must be an ISO 8601 string", field=field)
+            return dt.datetime.fromisoformat(value)
+        if tp is dt.timedelta:
+            return parse_duration(value)
+        if tp is Decimal:
+            if not isinstance(value, str | int):
+                raise ValidationError(f"{field} must be a decimal string", field=field)
+            return Decimal(value)
+        if tp is Score:
+            return Score(
+                raw=_number(value["raw"]), min=_number(value["min"]), max=_number(value["max"])
+            )
+    except (KeyError, ValueError, TypeError, InvalidOperation) as exc:
+        if isinstance(exc, ValidationError):
+            raise
+        raise ValidationError(f"{field} has an invalid value", field=field) from None
+    return value
+
+
+def from_json_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Rebuild a record of ``cls`` from :func:`to_json_dict` output; validates everything."""
+    if not isinstance(data, dict):
+        raise ValidationError(f"{cls.__name__} data must be an object", field=cls.__name__)
+    hints = typing.get_type_hints(cls)
+    known = {a.name for a in attrs.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValidationError(
+            f"{cls.__name__} has no field(s) " + ", ".join(unknown[:5]), field=cls.__name__
+        )
+    kwargs = {
+        name: _load(hints[name], value, f"{cls.__name__}.{name}") for name, value in data.items()
+    }
+    try:
+        return cls(**kwargs)
+    except TypeError:
+        raise ValidationError(
+            f"{cls.__name__} data lacks a required field", field=cls.__name__
+        ) from None

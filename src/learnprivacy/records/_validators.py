@@ -1,0 +1,174 @@
+"""attrs validators that reject bad input with a ValidationError naming the field only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import math
+import re
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from learnprivacy.errors import ValidationError
+
+__all__ = [
+    "aware_datetime",
+    "currency_code",
+    "email_address",
+    "finite_decimal",
+    "identifier",
+    "instance_of",
+    "ip_address",
+    "non_empty_text",
+    "optional",
+    "optional_aware_datetime",
+]
+
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@"
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+
+# ISO 4217 active alphabetic codes (2024 list). Kept inline: it changes rarely and a
+# wrong currency on an invoice is a bookkeeping error we want to catch at construction.
+_ISO_4217 = frozenset(
+    # A word list reads better than 180 quoted strings.
+    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD
+    BTN BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR
+    FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD
+    JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT
+    MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG
+    QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS
+    TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VED VES VND VUV WST XAF XCD XCG XOF XPF
+    YER ZAR ZMW ZWG""".split()  # noqa: SIM905
+)
+
+
+def _name(instance: object, attribute: attrs.Attribute[Any]) -> str:
+    return f"{type(instance).__name__}.{attribute.name}"
+
+
+def instance_of(*types: type) -> Any:
+    """Like ``attrs.validators.instance_of`` but raising ``ValidationError`` (no value shown)."""
+
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        # bool is an int subclass; a boolean where a number is expected is a bug.
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            expected = " or ".join(t.__name__ for t in types)
+            raise ValidationError(
+                f"{_name(instance, attribute)} must be {expected}, got {type(value).__name__}",
+                field=_name(instance, attribute),
+            )
+
+    return check
+
+
+def optional(validator: Any) -> Any:
+    """Accept ``None`` or whatever ``validator`` accepts."""
+
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None:
+            validator(instance, attribute, value)
+
+    return check
+
+
+def aware_datetime(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A ``datetime`` with a time zone; naive datetimes are ambiguous and refused."""
+    if not isinstance(value, dt.datetime):
+        raise ValidationError(
+            f"{_name(instance, attribute)} must be a datetime, got {type(value).__name__}",
+            field=_name(instance, attribute),
+        )
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(
+            f"{_name(instance, attribute)} must be timezone-aware (naive datetime refused)",
+            field=_name(instance, attribute),
+        )
+
+
+optional_aware_datetime = optional(aware_datetime)
+
+
+def non_empty_text(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A ``str`` with at least one non-blank character."""
+    if not isinstance(value, str):
+        raise ValidationError(
+            f"{_name(instance, attribute)} must be str, got {type(value).__name__}",
+            field=_name(instance, attribute),
+        )
+    if not value.strip():
+        raise ValidationError(
+            f"{_name(instance, attribute)} must not be empty", field=_name(instance, attribute)
+        )
+
+
+def identifier(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A record id: non-empty text, at most 255 characters, no control characters."""
+    non_empty_text(instance, attribute, value)
+    assert isinstance(value, str)  # narrows the type for mypy
+    if len(value) > 255 or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValidationError(
+            f"{_name(instance, attribute)} must be at most 255 printable characters",
+            field=_name(instance, attribute),
+        )
+
+
+def email_address(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A syntactically valid e-mail address (``local@domain.tld``)."""
+    non_empty_text(instance, attribute, value)
+    assert isinstance(value, str)  # narrows the type for mypy
+    if len(value) > 320 or not _EMAIL.match(value):
+        raise ValidationError(
+            f"{_name(instance, attribute)} is not a valid e-mail address",
+            field=_name(instance, attribute),
+        )
+
+
+def finite_decimal(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A finite ``Decimal``: floats are refused, money must not be rounded silently."""
+    if not isinstance(value, Decimal):
+        raise ValidationError(
+            f"{_name(instance, attribute)} must be a Decimal, got {type(value).__name__}",
+            field=_name(instance, attribute),
+        )
+    if not value.is_finite():
+        raise ValidationError(
+            f"{_name(instance, attribute)} must be finite", field=_name(instance, attribute)
+        )
+
+
+def currency_code(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """An active ISO 4217 alphabetic code, upper case (``"EUR"``)."""
+    if not isinstance(value, str) or value not in _ISO_4217:
+        raise ValidationError(
+            f"{_name(instance, attribute)} must be an ISO 4217 currency code such as 'EUR'",
+            field=_name(instance, attribute),
+        )
+
+
+def finite_number(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """An int, float or Decimal that is finite (no NaN, no infinity, no bool)."""
+    instance_of(int, float, Decimal)(instance, attribute, value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValidationError(
+            f"{_name(instance, attribute)} must be finite", field=_name(instance, attribute)
+        )
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise ValidationError(
+            f"{_name(instance, attribute)} must be finite", field=_name(instance, attribute)
+        )
+
+
+def ip_address(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """An IPv4 or IPv6 address in text form."""
+    non_empty_text(instance, attribute, value)
+    try:
+        ipaddress.ip_address(str(value))
+    except ValueError:
+        raise ValidationError(
+            f"{_name(instance, attribute)} is not an IP address", field=_name(instance, attribute)
+        ) from None

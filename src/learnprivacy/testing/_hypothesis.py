@@ -1,0 +1,13 @@
+"""Hypothesis entry point: register learnprivacy's strategies with ``st.from_type``."""
+
+from __future__ import annotations
+
+
+def _hypothesis_setup_hook() -> None:
+    """Called by hypothesis at import time (entry point group ``hypothesis``)."""
+    from hypothesis import strategies as st
+
+    from learnprivacy.testing.strategies import STRATEGIES
+
+    for cls, strategy in STRATEGIES.items():
+        st.register_type_strategy(cls, strategy)

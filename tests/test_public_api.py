@@ -1,0 +1,45 @@
+"""The public surface: what DESIGN.md promises is importable, and imports stay light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import learnprivacy as lp
+from learnprivacy import errors
+
+
+def test_import_does_not_load_sqlalchemy() -> None:
+    """`import learnprivacy` (and its records) must not import SQLAlchemy/SQLModel."""
+    code = (
+        "import sys, learnprivacy, learnprivacy.records, learnprivacy.basis;"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'sqlmodel')];"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == ""
+
+
+def test_error_hierarchy() -> None:
+    """The error tree is the one DESIGN.md documents."""
+    assert issubclass(errors.ValidationError, errors.LearnPrivacyError)
+    assert issubclass(errors.ValidationError, ValueError)
+    assert issubclass(errors.PolicyError, errors.LearnPrivacyError)
+    assert issubclass(errors.CryptoError, errors.LearnPrivacyError)
+    assert issubclass(errors.DecryptionError, errors.CryptoError)
+    assert issubclass(errors.KeyShreddedError, errors.CryptoError)
+    assert issubclass(errors.RetentionViolation, errors.LearnPrivacyError)
+    assert issubclass(errors.AuditTampered, errors.LearnPrivacyError)
+    assert lp.errors is errors
+
+
+def test_all_lists_only_existing_names() -> None:
+    """Every name in a public module's __all__ exists."""
+    import learnprivacy.basis
+    import learnprivacy.records
+
+    for module in (lp, learnprivacy.basis, learnprivacy.records, errors):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
