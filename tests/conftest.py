@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from learnprivacy.testing.lrs import TemporaryRalphLRS
+    from learnprivacy.testing.postgres import TemporaryPostgres
 
 UTC = dt.UTC
 
@@ -13,3 +19,31 @@ UTC = dt.UTC
 def now() -> dt.datetime:
     """A fixed, timezone-aware 'now': tests never read the clock."""
     return dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[TemporaryPostgres]:
+    """One real PostgreSQL server for the session; each user creates its own database."""
+    from learnprivacy.testing.postgres import PostgresUnavailable, TemporaryPostgres
+
+    server = TemporaryPostgres()
+    try:
+        server.start()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ralph_lrs() -> Iterator[TemporaryRalphLRS]:
+    """One real Ralph LRS on 127.0.0.1 for the session (filesystem backend)."""
+    from learnprivacy.testing.lrs import LRSUnavailable, TemporaryRalphLRS
+
+    server = TemporaryRalphLRS()
+    try:
+        server.start()
+    except LRSUnavailable as exc:
+        pytest.skip(f"Ralph LRS unavailable: {exc}")
+    yield server
+    server.stop()
