@@ -3,13 +3,15 @@
 :class:`TemporaryPostgres` runs ``initdb`` into a fresh temporary directory, starts the
 server with ``pg_ctl`` on a free loopback port, waits until it accepts connections and
 creates a database. At exit it stops the server and deletes the directory, even when the
-body raised::
+body raised:
 
-    from learnprivacy.testing.postgres import TemporaryPostgres
+```python
+from learnprivacy.testing.postgres import TemporaryPostgres
 
-    with TemporaryPostgres() as server:
-        store = Store(server.url, keyring=keyring)   # postgresql+psycopg://...
-        other_url = server.create_database("isolated")
+with TemporaryPostgres() as server:
+    store = Store(server.url, keyring=keyring)   # postgresql+psycopg://...
+    other_url = server.create_database("isolated")
+```
 
 The server binaries are looked up in the directory named by ``LEARNPRIVACY_PG_BIN``, then
 on ``PATH``, then in ``/usr/lib/postgresql/*/bin`` and ``/usr/pgsql-*/bin`` (newest version
@@ -91,7 +93,7 @@ class TemporaryPostgres:
         os_user: the unprivileged account to run the server as when running as root.
         settings: extra ``postgresql.conf`` settings, e.g. ``{"work_mem": "8MB"}``.
         start_timeout: seconds to wait for the server to accept connections.
-        stop_mode: ``pg_ctl stop`` mode: ``"immediate"`` (default) or ``"fast"``.
+        stop_mode: ``pg_ctl stop`` mode: ``"fast"`` (default) or ``"immediate"``.
 
     Raises:
         PostgresUnavailable: (from :meth:`start`) no binaries, or no unprivileged user.
@@ -108,7 +110,7 @@ class TemporaryPostgres:
         os_user: str = "postgres",
         settings: Mapping[str, str] | None = None,
         start_timeout: float = 60.0,
-        stop_mode: str = "immediate",
+        stop_mode: str = "fast",
     ) -> None:
         for label, value in (("database", database), ("user", user)):
             if not _IDENTIFIER.fullmatch(value):
