@@ -46,7 +46,7 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import Self
 
 from learnprivacy.errors import ConfigurationError, LearnPrivacyError
 
@@ -62,7 +62,6 @@ _AUTHORITY_HOME_PAGE = "http://127.0.0.1/learnprivacy-test"
 # The credential lives as long as one test run on a loopback server, so the lowest bcrypt
 # cost keeps the first authenticated request fast without weakening anything that matters.
 _BCRYPT_ROUNDS = 4
-_XAPI_VERSION = "1.0.3"
 # Runs uvicorn (whose command line follows) after one adjustment to Ralph's filesystem LRS
 # backend. Its statement endpoints write without naming an operation type, and the
 # backend's default ("create") refuses to touch an existing file, so every POST after the
@@ -192,17 +191,16 @@ class TemporaryRalphLRS:
         self._directory = directory
         self._username = f"lrs-{secrets.token_hex(4)}"
         self._password = secrets.token_urlsafe(24)
-        log = (directory / "server.log").open("wb")
         # Registered before anything can fail, so a failed start still cleans up, and a
         # forgotten stop() still happens at interpreter exit.
         processes: list[subprocess.Popen[bytes]] = []
         self._finalizer = weakref.finalize(
-            self, _shutdown, processes, log, directory, self._stop_timeout
+            self, _shutdown, processes, directory, self._stop_timeout
         )
         try:
             _write_auth_file(directory / "auth.json", self._username, self._password)
             began = time.monotonic()
-            process, port = _launch(directory, log)
+            process, port = _launch(directory)
             processes.append(process)
             server = _Server(process=process, port=port, directory=directory)
             self._wait_until_ready(server)
@@ -225,9 +223,13 @@ class TemporaryRalphLRS:
     def _wait_until_ready(self, server: _Server) -> None:
         # Asking /whoami with the generated credentials proves at once that the server
         # listens, that its backend loaded and that it reads our auth file.
-        opener = _loopback_opener()
+        # An empty ProxyHandler: a proxy set in the environment must not receive requests
+        # meant for the loopback server, nor its credentials.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        token = base64.b64encode(f"{self._username}:{self._password}".encode()).decode()
         request = urllib.request.Request(
-            f"http://127.0.0.1:{server.port}/whoami", headers=self._headers()
+            f"http://127.0.0.1:{server.port}/whoami",
+            headers={"Authorization": f"Basic {token}", "X-Experience-API-Version": "1.0.3"},
         )
         deadline = time.monotonic() + self._start_timeout
         delay = 0.02
@@ -254,10 +256,6 @@ class TemporaryRalphLRS:
                     ) from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
-
-    def _headers(self) -> dict[str, str]:
-        token = base64.b64encode(f"{self._username}:{self._password}".encode()).decode()
-        return {"Authorization": f"Basic {token}", "X-Experience-API-Version": _XAPI_VERSION}
 
     def _log_tail(self, lines: int = 30) -> str:
         try:
@@ -394,10 +392,11 @@ def _server_environment(directory: Path) -> dict[str, str]:
     return env
 
 
-def _launch(directory: Path, log: IO[bytes]) -> tuple[subprocess.Popen[bytes], int]:
+def _launch(directory: Path) -> tuple[subprocess.Popen[bytes], int]:
     """Start uvicorn on a loopback socket and return the process and its port."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
+    # The child writes to its own copy of the log descriptor; ours is closed at once.
+    with listener, (directory / "server.log").open("wb") as log:
         listener.bind(("127.0.0.1", 0))
         port: int = listener.getsockname()[1]
         args = [sys.executable, "-c", _SERVER_BOOTSTRAP, "ralph.api:app", "--no-access-log"]
@@ -406,7 +405,6 @@ def _launch(directory: Path, log: IO[bytes]) -> tuple[subprocess.Popen[bytes], i
         if os.name == "posix":
             # Handing the bound socket over leaves no window in which another process
             # could take the port between our choice and the server's bind.
-            listener.set_inheritable(True)
             args += ["--fd", str(listener.fileno())]
             pass_fds = (listener.fileno(),)
         else:  # pragma: no cover - Windows cannot pass sockets to a child by descriptor.
@@ -421,23 +419,13 @@ def _launch(directory: Path, log: IO[bytes]) -> tuple[subprocess.Popen[bytes], i
             stderr=subprocess.STDOUT,
             pass_fds=pass_fds,
         )
-    finally:
-        listener.close()
     return process, port
 
 
-def _loopback_opener() -> urllib.request.OpenerDirector:
-    # An empty ProxyHandler: a proxy configured in the environment must not receive
-    # requests meant for the loopback server (nor its credentials).
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _shutdown(
-    holder: list[subprocess.Popen[bytes]], log: IO[bytes], directory: Path, timeout: float
-) -> None:
+def _shutdown(processes: list[subprocess.Popen[bytes]], directory: Path, timeout: float) -> None:
     """Stop the server if it runs, then delete its directory. Safe to call at exit."""
     try:
-        for process in holder:
+        for process in processes:
             if process.poll() is None:
                 process.terminate()
                 try:
@@ -446,5 +434,4 @@ def _shutdown(
                     process.kill()
                     process.wait()
     finally:
-        log.close()
         shutil.rmtree(directory, ignore_errors=True)
