@@ -221,6 +221,21 @@ def test_server_runs_unprivileged(server: TemporaryPostgres) -> None:
 
 
 @pytest.mark.postgres
+def test_forked_child_cannot_stop_the_parents_server(server: TemporaryPostgres) -> None:
+    """A forked worker inherits the server object, but its stop() leaves the server running."""
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child process
+        server.stop()
+        os._exit(0)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert server.running
+    assert server.directory.exists()
+    with psycopg.connect(server.dsn) as connection:
+        assert connection.execute("SELECT 1").fetchone() == (1,)
+
+
+@pytest.mark.postgres
 def test_stop_cleans_up_even_when_the_body_raises(server: TemporaryPostgres) -> None:
     """Leaving the block by an exception stops the server and deletes its directory."""
     _require_binaries()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import subprocess
 import time
 import weakref
 from collections.abc import Mapping
@@ -182,6 +183,13 @@ class TemporaryPostgres:
             self._wait_until_ready()
             if self.database != "postgres":
                 self.create_database(self.database)
+        except subprocess.TimeoutExpired as exc:
+            tail_text = self._log_tail()
+            self.stop()
+            raise PostgresStartError(
+                f"{Path(str(exc.cmd[0])).name} did not finish within {exc.timeout:.0f}s\n"
+                f"--- server log tail ---\n{tail_text}"
+            ) from exc
         except BaseException:
             self.stop()
             raise
@@ -264,7 +272,10 @@ class TemporaryPostgres:
                 return
 
     def _log_tail(self) -> str:
-        return tail(read_from(self.log_path, 0))
+        # Usable while starting, before the properties that need a running server are.
+        if self._directory is None:
+            return "(no log)"
+        return tail(read_from(self._directory / "server.log", 0))
 
     # -- connection details ---------------------------------------------------------------
 
