@@ -1,0 +1,239 @@
+"""The decision for one record: how rules, holds and an erasure request combine.
+
+The order of the checks is the order of precedence, and each returns the safest answer
+available: a hold before anything else, then legal minimums, then missing dates, then
+the periods themselves. Rules come in their schedule's canonical order, so ties always
+resolve the same way whatever order the rules were declared in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import attrs
+
+from learnprivacy.basis import LawfulBasis
+from learnprivacy.errors import RetentionViolation
+from learnprivacy.retention._decision import Decision
+from learnprivacy.retention._hold import Hold, Override
+from learnprivacy.retention._rule import RetentionRule
+from learnprivacy.retention._vocabulary import (
+    ART_5_1_E,
+    ART_17_1,
+    ART_17_1_A,
+    ART_17_3_B,
+    ART_17_3_E,
+    ART_30_1_F,
+    PROTECTIVE_ORDER,
+    Action,
+    RetentionMode,
+)
+
+__all__ = ["decide", "expiry_action"]
+
+_FAR = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+@attrs.frozen
+class _State:
+    rule: RetentionRule
+    anchor: dt.datetime | None
+    due: dt.datetime | None
+
+    @property
+    def never(self) -> bool:
+        return self.anchor is not None and self.due is None
+
+    def running(self, now: dt.datetime) -> bool:
+        return self.due is None or now < self.due
+
+
+def expiry_action(rules: Sequence[RetentionRule]) -> Action:
+    """The action once every rule has ended: the most protective of their actions."""
+    return min((rule.action for rule in rules), key=PROTECTIVE_ORDER.__getitem__)
+
+
+def _latest(states: Sequence[_State]) -> _State:
+    # max() keeps the first of equal keys, and states are in canonical order.
+    return max(states, key=lambda s: _FAR if s.due is None else s.due)
+
+
+def _ended_due(states: Sequence[_State]) -> dt.datetime | None:
+    if any(s.due is None for s in states):
+        return None
+    return max(s.due for s in states if s.due is not None)
+
+
+def decide(
+    record: object,
+    rules: Sequence[RetentionRule],
+    subject: object | None,
+    *,
+    now: dt.datetime,
+    hold: Hold | None,
+    erasure_requested: bool,
+    override: Override | None,
+) -> Decision:
+    """Combine ``rules`` for ``record`` at ``now``; see :meth:`Schedule.evaluate`."""
+    kind = type(record).__name__
+    if not rules:
+        if erasure_requested and hold is not None:
+            return _held_on_request(None, None, hold)
+        return Decision(
+            action=Action.REVIEW,
+            due_at=None,
+            rule=None,
+            reason=f"no retention rule covers {kind}: a person must decide and declare one",
+            article=ART_30_1_F,
+        )
+    states = []
+    for rule in rules:
+        anchor = rule.anchor_of(record, subject)
+        states.append(_State(rule, anchor, None if anchor is None else rule.period_end(anchor)))
+    if erasure_requested:
+        return _on_request(record, states, now, hold, override)
+    return _routine(states, now, hold)
+
+
+def _held_on_request(rule: RetentionRule | None, due: dt.datetime | None, hold: Hold) -> Decision:
+    return Decision(
+        action=Action.RESTRICT,
+        due_at=due,
+        rule=rule,
+        reason="erasure requested but a legal hold covers the record: erasure refused "
+        "while the hold lasts, processing restricted",
+        article=ART_17_3_E,
+        hold=hold,
+    )
+
+
+def _on_request(
+    record: object,
+    states: list[_State],
+    now: dt.datetime,
+    hold: Hold | None,
+    override: Override | None,
+) -> Decision:
+    if hold is not None:
+        return _held_on_request(_latest(states).rule, _ended_due(states), hold)
+    running = [s for s in states if s.rule.minimum and s.running(now)]
+    if running and override is not None:
+        locked = [s for s in running if s.rule.mode is RetentionMode.COMPLIANCE]
+        if locked:
+            raise RetentionViolation(
+                f"the legal minimum of rule '{locked[0].rule.label}' is in COMPLIANCE mode: "
+                "no override can shorten it"
+            )
+        return Decision(
+            action=Action.ERASE,
+            due_at=now,
+            rule=running[0].rule,
+            reason=f"erasure requested; the GOVERNANCE-mode legal minimum of rule "
+            f"'{running[0].rule.label}' is bypassed by an audited override",
+            article=ART_17_1,
+            override=override,
+        )
+    unknown = [s for s in running if s.anchor is None]
+    if unknown:
+        return Decision(
+            action=Action.REVIEW,
+            due_at=None,
+            rule=unknown[0].rule,
+            reason=f"erasure requested but rule '{unknown[0].rule.label}' has no date to tell "
+            "whether its legal minimum has ended: a person must decide",
+            article=ART_17_3_B,
+        )
+    if running:
+        binding = _latest(running)
+        return Decision(
+            action=Action.RESTRICT,
+            due_at=binding.due,
+            rule=binding.rule,
+            reason=f"erasure requested but the legal minimum of rule '{binding.rule.label}' "
+            "has not ended: erasure refused, processing restricted until it does",
+            article=ART_17_3_B,
+        )
+    basis = getattr(record, "basis", None)
+    if (
+        isinstance(basis, LawfulBasis)
+        and not basis.erasable_on_request
+        and not any(s.rule.minimum for s in states)
+    ):
+        return Decision(
+            action=Action.REVIEW,
+            due_at=None,
+            rule=states[0].rule,
+            reason=f"erasure requested for a record processed under {basis.article} but no "
+            "rule declares its legal minimum: a person must decide",
+            article=ART_17_3_B,
+        )
+    return Decision(
+        action=Action.ERASE,
+        due_at=now,
+        rule=states[0].rule,
+        reason="erasure requested and no legal minimum or hold applies",
+        article=ART_17_1,
+    )
+
+
+def _routine(states: list[_State], now: dt.datetime, hold: Hold | None) -> Decision:
+    missing = [s for s in states if s.anchor is None]
+    if missing:
+        review = [s for s in missing if s.rule.on_missing_anchor is Action.REVIEW]
+        chosen = (review or missing)[0]
+        if review:
+            why = "a person must decide"
+            action = Action.REVIEW
+        else:
+            why = "its period has not started"
+            action = Action.KEEP
+        return Decision(
+            action=action,
+            due_at=None,
+            rule=chosen.rule,
+            reason=f"no {chosen.rule.trigger.value} date for rule '{chosen.rule.label}': {why}",
+            article=ART_5_1_E,
+        )
+    never = [s for s in states if s.never]
+    if never:
+        return Decision(
+            action=Action.KEEP,
+            due_at=None,
+            rule=never[0].rule,
+            reason=f"rule '{never[0].rule.label}' ends beyond the supported calendar",
+            article=ART_5_1_E,
+        )
+    binding = _latest(states)
+    due = binding.due
+    if due is None or now < due:
+        return Decision(
+            action=Action.KEEP,
+            due_at=due,
+            rule=binding.rule,
+            reason=f"retention runs under rule '{binding.rule.label}'",
+            article=ART_5_1_E,
+        )
+    action = expiry_action([s.rule for s in states])
+    chosen = _latest([s for s in states if s.rule.action is action])
+    if action.destructive and hold is not None:
+        return Decision(
+            action=Action.KEEP,
+            due_at=due,
+            rule=chosen.rule,
+            reason="retention has ended but a legal hold covers the record: kept while the "
+            "hold lasts",
+            article=ART_17_3_E,
+            hold=hold,
+        )
+    others = len(states) - 1
+    also = f" and {others} other purpose(s)" if others else ""
+    article = ART_17_1_A if action is Action.ERASE else ART_5_1_E
+    return Decision(
+        action=action,
+        due_at=due,
+        rule=chosen.rule,
+        reason=f"retention has ended under rule '{chosen.rule.label}'{also} "
+        f"(storage limitation, {ART_5_1_E})",
+        article=article,
+    )
