@@ -16,6 +16,7 @@ __all__ = [
     "ConfigurationError",
     "CryptoError",
     "DecryptionError",
+    "DeliveryError",
     "IntegrityError",
     "KeyShreddedError",
     "LearnPrivacyError",
@@ -112,3 +113,15 @@ class AuditTampered(LearnPrivacyError):
     def __init__(self, message: str, *, sequence: int | None = None) -> None:
         super().__init__(message)
         self.sequence = sequence
+
+
+class DeliveryError(LearnPrivacyError, ConnectionError):
+    """Data could not be delivered to a remote service (an LRS) after every retry.
+
+    ``status`` is the last HTTP status received, or ``None`` when the connection itself
+    failed. The message names the endpoint's host and the status, never the data sent.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
