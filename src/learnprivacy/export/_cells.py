@@ -1,0 +1,103 @@
+"""Values in export files: JSON-ready conversion, flattening and safe CSV cells."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import re
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from typing import Any
+
+from learnprivacy.basis import LawfulBasis
+from learnprivacy.errors import ValidationError
+from learnprivacy.records import format_duration
+
+__all__ = ["csv_cell", "dumps_row", "flatten", "json_default", "neutralise_formula"]
+
+# Characters that make Excel, LibreOffice or Google Sheets read a cell as a formula (or
+# that some of them strip before doing so): OWASP's CSV injection list.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+
+
+def json_default(value: object) -> object:
+    """``json.dumps`` hook: the export's JSON form of values that are not JSON types.
+
+    Aware datetimes become ISO 8601 with their offset, ``Decimal`` a string (no rounding),
+    durations ISO 8601, enums their value. Naive datetimes are refused: a time without a
+    zone cannot be exported unambiguously.
+    """
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValidationError("export rows must not hold naive datetimes", field="export.row")
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.timedelta):
+        return format_duration(value)
+    if isinstance(value, LawfulBasis):
+        return value.name.lower()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise ValidationError(
+        f"export rows hold JSON values only, not {type(value).__name__}", field="export.row"
+    )
+
+
+def dumps_row(row: Mapping[str, Any]) -> str:
+    """One row as compact JSON on a single line (UTF-8 text, no NaN)."""
+    try:
+        return json.dumps(
+            row, ensure_ascii=False, allow_nan=False, default=json_default, separators=(",", ":")
+        )
+    except ValueError as exc:
+        if isinstance(exc, ValidationError):
+            raise
+        raise ValidationError(
+            "export rows must not hold NaN or infinite numbers", field="export.row"
+        ) from None
+
+
+def flatten(row: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(column, value)`` pairs: nested objects become dotted columns (``score.raw``)."""
+    for key, value in row.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            yield from flatten(value, f"{name}.")
+        else:
+            yield name, value
+
+
+def neutralise_formula(text: str) -> str:
+    """Prefix ``'`` to text a spreadsheet would run as a formula; plain numbers pass.
+
+    ``=1+1``, ``+33 6...``, ``-cmd``, ``@SUM(...)``, and text starting with a tab or a
+    carriage return are neutralised; ``-12.5`` and ``+3`` stay numbers.
+    """
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(text):
+        return "'" + text
+    return text
+
+
+def csv_cell(value: Any) -> str:
+    """The text of one CSV cell: empty for null, ``true``/``false``, JSON for lists."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return neutralise_formula(value)
+    if isinstance(value, int | float):
+        return neutralise_formula(repr(value) if isinstance(value, float) else str(value))
+    if isinstance(value, list | tuple | Mapping):
+        return neutralise_formula(
+            json.dumps(value, ensure_ascii=False, allow_nan=False, default=json_default)
+        )
+    converted = json_default(value)
+    return csv_cell(converted)

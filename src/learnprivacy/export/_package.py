@@ -1,0 +1,402 @@
+"""The streaming package writer: a ContentWriter that sends every row straight to disk.
+
+Providers call :meth:`PackageWriter.write_rows` / :meth:`~PackageWriter.write_records`
+with iterables; each row is filtered by scope, serialised to one JSON line in a staging
+file and forgotten, and xAPI statements are appended the same way. Only counters, column
+names and descriptions stay in memory, so exporting 100,000 rows costs what one row
+costs. :meth:`PackageWriter.finish` turns the staging files into the package files.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import shutil
+import threading
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+
+from learnprivacy.basis import LawfulBasis
+from learnprivacy.errors import ConfigurationError, ProviderError, UnknownCodeError
+from learnprivacy.errors import ValidationError as LPValidationError
+from learnprivacy.export._cells import dumps_row, flatten
+from learnprivacy.export._outputs import PackageContent, StreamInfo, write_package
+from learnprivacy.export._scope import Scope, basis_of_row
+from learnprivacy.export._xapi import XapiProfile, statement_for
+from learnprivacy.providers.writer import DataDescription
+from learnprivacy.records import (
+    Certificate,
+    Progress,
+    Score,
+    default_basis,
+    fields_of,
+    from_json_dict,
+    record_type,
+    subject_of,
+    to_json_dict,
+)
+
+__all__ = ["ALL_FORMATS", "PackageWriter"]
+
+#: Every format a package can hold; ``formats`` selects among them.
+ALL_FORMATS = ("json", "csv", "xapi", "html")
+# Staging files are reopened in append mode when evicted, so a provider with hundreds of
+# record types cannot exhaust the process's file descriptors.
+_MAX_OPEN_FILES = 32
+
+
+@attrs.define
+class _Stream:
+    """Staging state of one (component, record type): counters and column names only."""
+
+    component: str
+    record_type: str
+    path: Path
+    columns: dict[str, bool]
+    handle: IO[str] | None = None
+    records: int = 0
+    excluded: int = 0
+    typed: bool = True
+
+
+def _class_columns(cls: type[Any]) -> dict[str, bool]:
+    """CSV columns of a record class, in field order, a Score spread over four columns."""
+    hints = typing.get_type_hints(cls)
+    exported = {f.name for f in fields_of(cls) if f.exported}
+    columns: dict[str, bool] = {}
+    for attribute in attrs.fields(cls):
+        if attribute.name not in exported:
+            continue
+        hint = hints.get(attribute.name)
+        if hint is Score or Score in typing.get_args(hint):
+            for part in ("raw", "min", "max", "scaled"):
+                columns[f"{attribute.name}.{part}"] = False
+        else:
+            columns[attribute.name] = False
+    return columns
+
+
+def _class_basis(cls: type[Any]) -> LawfulBasis | None:
+    try:
+        return default_basis(cls)
+    except TypeError:
+        return None
+
+
+def _class_description(component: str, cls: type[Any]) -> DataDescription:
+    """What a record class says about itself when its provider did not describe it."""
+    doc = (cls.__doc__ or cls.__name__).strip().splitlines()[0]
+    return DataDescription(
+        component=component,
+        record_type=cls.__name__,
+        description=doc,
+        purpose=str(getattr(cls, "processing_purpose", "")),
+        basis=_class_basis(cls),
+        retention=None,
+        fields={f.name: f.description for f in fields_of(cls) if f.exported},
+    )
+
+
+class PackageWriter:
+    """A :class:`~learnprivacy.providers.ContentWriter` streaming into a package directory.
+
+    Args:
+        directory: an empty (or absent) directory the package is built in; the caller
+            publishes it (``export_subject`` renames or zips it).
+        subject_id: the learner whose data this is. A provider writing a record or row of
+            another learner (``learner_id``) is a bug that would leak data: it raises
+            ``ProviderError`` naming the component.
+        subject_reference: the pseudonym the manifest names the subject by.
+        xapi_actor: the pseudonymous account name of the xAPI actor.
+        scope: ``"access"`` (Art. 15, everything) or ``"portability"`` (Art. 20, consent
+            and contract data only).
+        formats: which of ``json``, ``csv``, ``xapi``, ``html`` to produce.
+        csv_bom: start CSV files with a UTF-8 byte order mark (for spreadsheet users).
+        xapi_profile: home page and activity IRIs of the statements.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        subject_id: str,
+        subject_reference: str,
+        xapi_actor: str,
+        scope: str | Scope = Scope.ACCESS,
+        formats: Iterable[str] = ALL_FORMATS,
+        csv_bom: bool = False,
+        xapi_profile: XapiProfile | None = None,
+    ) -> None:
+        self.formats = tuple(dict.fromkeys(formats))
+        unknown = [f for f in self.formats if f not in ALL_FORMATS]
+        if unknown or not self.formats:
+            raise ConfigurationError(
+                "formats must be a non-empty subset of " + ", ".join(ALL_FORMATS)
+            )
+        self.scope = Scope.parse(scope)
+        self.root = Path(directory)
+        self.root.mkdir(parents=True, exist_ok=True)
+        if any(self.root.iterdir()):
+            raise ConfigurationError("the package directory must be empty")
+        self._staging = self.root / ".staging"
+        self._staging.mkdir()
+        self._subject_id = subject_id
+        self._subject_reference = subject_reference
+        self._xapi_actor = xapi_actor
+        self._csv_bom = csv_bom
+        self._profile = xapi_profile or XapiProfile()
+        self._streams: dict[tuple[str, str], _Stream] = {}
+        self._descriptions: dict[tuple[str, str], DataDescription] = {}
+        self._open: collections.OrderedDict[tuple[str, str], _Stream] = collections.OrderedDict()
+        self._statements: IO[str] | None = None
+        self._statement_count = 0
+        self._seen = 0
+        self._finished = False
+        # The PrivacyManager runs each provider in a worker thread, and a provider past
+        # its deadline may still be writing when the next one starts: every write holds
+        # this lock, so rows never interleave inside a staging file.
+        self._lock = threading.RLock()
+
+    @property
+    def seen(self) -> int:
+        """Rows and records received so far, kept or left out by the scope."""
+        return self._seen
+
+    # -- the ContentWriter protocol ---------------------------------------------------
+
+    def describe(self, description: DataDescription) -> None:
+        """Declare a kind of data: its purpose, lawful basis and retention go to index.html."""
+        with self._lock:
+            self._check_open()
+            self._descriptions[(description.component, description.record_type)] = description
+
+    def write_rows(
+        self, component: str, record_type: str, rows: Iterable[Mapping[str, Any]]
+    ) -> int:
+        """Stream JSON-ready rows; returns how many were kept in this export's scope.
+
+        Rows of a registered record type (``"Progress"``) that parse as that type are
+        treated exactly like :meth:`write_records` would (typed, with xAPI statements).
+        A row's lawful basis is its ``basis`` key, else the description's.
+        """
+        self._check_open()
+        cls = _registered(record_type)
+        written = 0
+        for row in rows:
+            if not isinstance(row, Mapping):
+                raise ProviderError(
+                    f"{component} wrote a row that is not a mapping", component=component
+                )
+            record = _parse(cls, row) if cls is not None else None
+            if record is not None:
+                written += self._write_record(component, record)
+            else:
+                written += self._write_row(component, record_type, row)
+        return written
+
+    def write_records(self, component: str, records: Iterable[Any]) -> int:
+        """Stream learnprivacy records (attrs instances); returns how many were kept."""
+        self._check_open()
+        return sum(self._write_record(component, record) for record in records)
+
+    # -- internals --------------------------------------------------------------------
+
+    def _write_record(self, component: str, record: Any) -> int:
+        with self._lock:
+            self._check_open()
+            self._seen += 1
+            return self._write_record_locked(component, record)
+
+    def _write_record_locked(self, component: str, record: Any) -> int:
+        cls = type(record)
+        if not attrs.has(cls):
+            raise ProviderError(f"{component} wrote a non-record object", component=component)
+        self._check_subject(component, subject_of(record))
+        infos = fields_of(cls)
+        stream = self._stream(component, cls.__name__, cls)
+        basis = getattr(record, "basis", None)
+        if not self.scope.includes(basis if isinstance(basis, LawfulBasis) else None):
+            stream.excluded += 1
+            return 0
+        row = to_json_dict(record)
+        hidden = [info.name for info in infos if not info.exported]
+        for name in hidden:
+            del row[name]
+        if hidden or cls is not _registered(cls.__name__):
+            stream.typed = False
+        self._append(stream, row)
+        if "xapi" in self.formats and isinstance(record, Progress | Certificate):
+            statement = statement_for(record, actor_name=self._xapi_actor, profile=self._profile)
+            if statement is not None:
+                self._append_statement(statement)
+        return 1
+
+    def _write_row(self, component: str, record_type: str, row: Mapping[str, Any]) -> int:
+        with self._lock:
+            self._check_open()
+            self._seen += 1
+            return self._write_row_locked(component, record_type, row)
+
+    def _write_row_locked(self, component: str, record_type: str, row: Mapping[str, Any]) -> int:
+        learner = row.get("learner_id")
+        if learner is not None:
+            self._check_subject(component, str(learner))
+        stream = self._stream(component, record_type, None)
+        stream.typed = False
+        described = self._descriptions.get((component, record_type))
+        if not self.scope.includes(basis_of_row(row, described.basis if described else None)):
+            stream.excluded += 1
+            return 0
+        self._append(stream, row)
+        return 1
+
+    def _check_subject(self, component: str, subject: str) -> None:
+        if subject != self._subject_id:
+            raise ProviderError(
+                f"{component} wrote data of another learner into this subject's export",
+                component=component,
+            )
+
+    def _check_open(self) -> None:
+        if self._finished:
+            raise ConfigurationError("the package is already finished")
+
+    def _stream(self, component: str, record_type: str, cls: type[Any] | None) -> _Stream:
+        key = (component, record_type)
+        stream = self._streams.get(key)
+        if stream is None:
+            columns = _class_columns(cls) if cls is not None else {}
+            described = self._descriptions.get(key)
+            for name in described.fields if described else ():
+                columns.setdefault(name, False)
+            path = self._staging / f"{len(self._streams)}.jsonl"
+            stream = self._streams[key] = _Stream(component, record_type, path, columns)
+            if cls is not None and key not in self._descriptions:
+                self._descriptions[key] = _class_description(component, cls)
+        return stream
+
+    def _append(self, stream: _Stream, row: Mapping[str, Any]) -> None:
+        line = dumps_row(row)
+        columns = stream.columns
+        for column, value in flatten(row):
+            if column not in columns:
+                columns[column] = False
+            if value is not None and not columns[column]:
+                columns[column] = True
+        self._handle(stream).write(line + "\n")
+        stream.records += 1
+
+    def _handle(self, stream: _Stream) -> IO[str]:
+        key = (stream.component, stream.record_type)
+        if stream.handle is not None:
+            self._open.move_to_end(key)
+            return stream.handle
+        if len(self._open) >= _MAX_OPEN_FILES:
+            _, oldest = self._open.popitem(last=False)
+            assert oldest.handle is not None  # only open streams are in the LRU
+            oldest.handle.close()
+            oldest.handle = None
+        stream.handle = stream.path.open("a", encoding="utf-8", newline="\n")
+        self._open[key] = stream
+        return stream.handle
+
+    def _append_statement(self, statement: Mapping[str, Any]) -> None:
+        if self._statements is None:
+            self._statements = (self._staging / "statements.jsonl").open(
+                "a", encoding="utf-8", newline="\n"
+            )
+        self._statements.write(dumps_row(statement) + "\n")
+        self._statement_count += 1
+
+    def _close_handles(self) -> None:
+        for stream in self._open.values():
+            if stream.handle is not None:
+                stream.handle.close()
+                stream.handle = None
+        self._open.clear()
+        if self._statements is not None:
+            self._statements.close()
+            self._statements = None
+
+    # -- finishing --------------------------------------------------------------------
+
+    def finish(self, now: dt.datetime) -> dict[str, Any]:
+        """Write the package files and the manifest; return the manifest.
+
+        ``now`` is the generation time written in the manifest (timezone-aware).
+        """
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise LPValidationError("now must be timezone-aware", field="now")
+        with self._lock:
+            self._check_open()
+            self._finished = True
+            self._close_handles()
+        try:
+            content = PackageContent(
+                root=self.root,
+                generated_at=now,
+                scope=self.scope,
+                formats=self.formats,
+                subject_reference=self._subject_reference,
+                csv_bom=self.csv_bom,
+                streams=[
+                    StreamInfo(
+                        component=s.component,
+                        record_type=s.record_type,
+                        staging=s.path,
+                        records=s.records,
+                        excluded=s.excluded,
+                        typed=s.typed,
+                        columns=[c for c in s.columns if _keep_column(c, s.columns)],
+                        description=self._descriptions.get((s.component, s.record_type)),
+                    )
+                    for s in self._streams.values()
+                ],
+                described_only=[
+                    d for key, d in self._descriptions.items() if key not in self._streams
+                ],
+                statements=self._staging / "statements.jsonl" if self._statement_count else None,
+                statement_count=self._statement_count,
+                xapi_profile=self._profile,
+            )
+            return write_package(content)
+        finally:
+            shutil.rmtree(self._staging, ignore_errors=True)
+
+    @property
+    def csv_bom(self) -> bool:
+        """Whether CSV files start with a byte order mark."""
+        return self._csv_bom
+
+    def abandon(self) -> None:
+        """Close every staging file (the caller deletes the directory)."""
+        with self._lock:
+            self._finished = True
+            self._close_handles()
+
+
+def _keep_column(column: str, columns: Mapping[str, bool]) -> bool:
+    # A nested value that is sometimes null ("score": null) and sometimes an object
+    # ("score.raw", ...) keeps only the dotted columns; an always-null column stays.
+    if columns[column]:
+        return True
+    prefix = column + "."
+    return not any(other.startswith(prefix) for other in columns)
+
+
+def _registered(name: str) -> type[Any] | None:
+    try:
+        return record_type(name)
+    except UnknownCodeError:
+        return None
+
+
+def _parse(cls: type[Any], row: Mapping[str, Any]) -> Any:
+    try:
+        return from_json_dict(cls, dict(row))
+    except LPValidationError:
+        return None

@@ -1,0 +1,177 @@
+"""``export_subject``: one learner's data as a verified package, produced atomically.
+
+The package is built in a temporary directory next to ``out`` and moved into place only
+when every provider finished and every file is written, so ``out`` holds either the whole
+package or nothing: an unknown learner, a failing provider or a full disk leave no file
+behind, and the temporary files are removed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from learnprivacy.errors import ConfigurationError, ValidationError
+from learnprivacy.export._names import check_entry_name
+from learnprivacy.export._package import ALL_FORMATS, PackageWriter
+from learnprivacy.export._scope import Scope
+from learnprivacy.export._sources import feed_writer
+from learnprivacy.export._xapi import Pseudonyms, XapiProfile
+
+__all__ = ["SUBJECT_REFERENCE_DOMAIN", "ExportResult", "export_subject"]
+
+#: Pseudonym domain of the subject reference written in manifest.json.
+SUBJECT_REFERENCE_DOMAIN = "subject-export"
+
+
+@attrs.frozen(kw_only=True)
+class ExportResult:
+    """Where the package went and what its manifest says."""
+
+    path: Path
+    scope: Scope
+    manifest: dict[str, Any] = attrs.field(repr=False)
+
+    @property
+    def records(self) -> int:
+        """How many records the data files hold in all."""
+        return sum(t["records"] for t in self.manifest["record_types"])
+
+
+def _pseudonyms(key: bytes, domain: str) -> Pseudonyms:
+    # Imported here: the crypto package is only needed once an export actually runs.
+    from learnprivacy.crypto import Pseudonymiser
+
+    return Pseudonymiser(key, domain=domain)
+
+
+def export_subject(
+    store_or_manager: Any,
+    learner_id: str,
+    out: str | os.PathLike[str],
+    *,
+    scope: str | Scope = "access",
+    formats: Iterable[str] = ALL_FORMATS,
+    now: dt.datetime | None = None,
+    csv_bom: bool = False,
+    pseudonym_key: bytes | None = None,
+    xapi_profile: XapiProfile | None = None,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Export everything (or the portable part) held about ``learner_id`` into ``out``.
+
+    ``out`` ending in ``.zip`` gets a zip archive, anything else a directory, holding
+    ``manifest.json``, ``data/<component>/<RecordType>.json``, ``csv/<RecordType>.csv``,
+    ``xapi/statements.json`` and ``index.html`` (docs/export-schemas.md has the schemas).
+
+    Args:
+        store_or_manager: a ``Store`` or a ``PrivacyManager`` (its providers write the
+            data; a store is asked for the subject's records).
+        learner_id: the learner whose data is exported.
+        out: the directory or ``.zip`` path to create.
+        scope: ``"access"`` (GDPR Art. 15: everything) or ``"portability"`` (Art. 20:
+            only data processed under consent or contract, so no invoice or funder file
+            kept under legal obligation).
+        formats: which of ``json``, ``csv``, ``xapi``, ``html`` to produce.
+        now: the generation time written in the manifest. This is the API edge: when it
+            is ``None`` the clock is read here, once; nothing deeper reads it.
+        csv_bom: start CSV files with a UTF-8 byte order mark (spreadsheet users).
+        pseudonym_key: 32-byte key of the subject reference and of the xAPI actor's
+            account name. Pass a stable key to get stable pseudonyms and re-exports with
+            identical statement ids; without it a random key is used for this export.
+        xapi_profile: home page and activity IRIs of the xAPI statements.
+        overwrite: replace an existing ``out`` instead of refusing.
+
+    Returns:
+        An :class:`ExportResult` with the path and the manifest.
+
+    Raises:
+        NotFoundError: the learner is unknown (nothing is written).
+        ProviderError: a provider failed; its ``component`` names it (nothing is written).
+        ConfigurationError: bad options, ``out`` exists (without ``overwrite``), or its
+            parent directory does not exist.
+    """
+    if now is None:
+        now = dt.datetime.now(dt.UTC)
+    elif now.tzinfo is None or now.utcoffset() is None:
+        raise ValidationError("now must be timezone-aware", field="now")
+    if not isinstance(learner_id, str) or not learner_id:
+        raise ValidationError("learner_id must be a non-empty str", field="learner_id")
+    scope = Scope.parse(scope)
+    target = Path(out)
+    as_zip = target.suffix.lower() == ".zip"
+    if not target.parent.is_dir():
+        raise ConfigurationError("the parent directory of out does not exist")
+    if (target.exists() or target.is_symlink()) and not overwrite:
+        raise ConfigurationError("out already exists (pass overwrite=True to replace it)")
+    profile = xapi_profile or XapiProfile()
+    # Without a key, one random key serves this export only and is never stored: its
+    # pseudonyms cannot be linked to the learner, nor to the pseudonyms of another export.
+    key = pseudonym_key if pseudonym_key is not None else secrets.token_bytes(32)
+    reference = _pseudonyms(key, SUBJECT_REFERENCE_DOMAIN)
+    actor = _pseudonyms(key, profile.pseudonym_domain)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        writer = PackageWriter(
+            work / "package",
+            subject_id=learner_id,
+            subject_reference=reference.pseudonym(learner_id),
+            xapi_actor=actor.pseudonym(learner_id),
+            scope=scope,
+            formats=formats,
+            csv_bom=csv_bom,
+            xapi_profile=profile,
+        )
+        try:
+            feed_writer(store_or_manager, learner_id, writer)
+        except BaseException:
+            writer.abandon()
+            raise
+        manifest = writer.finish(now)
+        if as_zip:
+            _publish_zip(work, manifest, target, now)
+        else:
+            _publish_directory(work, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ExportResult(path=target, scope=scope, manifest=manifest)
+
+
+def _publish_directory(work: Path, target: Path) -> None:
+    package = work / "package"
+    if target.exists() or target.is_symlink():
+        # A directory cannot be replaced in one rename: the old one is moved aside into
+        # the work directory first (deleted with it), then the new one takes its name.
+        aside = work / "previous"
+        os.replace(target, aside)
+    os.replace(package, target)
+
+
+def _publish_zip(work: Path, manifest: dict[str, Any], target: Path, now: dt.datetime) -> None:
+    package = work / "package"
+    archive = work / "package.zip"
+    # Entries carry the generation time, so the same export gives the same archive.
+    stamp = now.astimezone(dt.UTC).timetuple()[:6]
+    names = [entry["path"] for entry in manifest["files"]] + ["manifest.json"]
+    with zipfile.ZipFile(archive, "x", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in names:
+            info = zipfile.ZipInfo(check_entry_name(name), date_time=stamp)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            with package.joinpath(*name.split("/")).open("rb") as src, zf.open(info, "w") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+    with archive.open("rb") as file:
+        os.fsync(file.fileno())
+    if target.is_dir() and not target.is_symlink():
+        aside = work / "previous"
+        os.replace(target, aside)
+    os.replace(archive, target)
