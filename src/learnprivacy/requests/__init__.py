@@ -1,0 +1,123 @@
+"""Data-subject requests: rights turned into audited, deadline-tracked operations.
+
+A :class:`RequestBook` receives a :class:`SubjectRequest` (access, portability,
+rectification, erasure, restriction, objection, consent withdrawal, post-mortem
+directive), tracks the identity check, the one-month deadline and its one extension
+(GDPR Art. 12(3)), and moves the request through a forward-only state machine whose every
+step is written to a hash-chained history. A :class:`RequestExecutor` carries requests out
+against a :class:`~learnprivacy.store.Store` and privacy providers, notifies recipients
+(Art. 19), and :func:`render_letter` writes the answer in French or English.
+
+This module does not import SQLAlchemy; :mod:`learnprivacy.requests.sql` does, when used.
+"""
+
+from learnprivacy.requests._backend import Fact, MemoryBackend, RequestBackend
+from learnprivacy.requests._book import AuditSink, RequestBook
+from learnprivacy.requests._codec import request_from_dict, request_to_dict
+from learnprivacy.requests._controller import APD_GBA, CNIL, Controller, SupervisoryAuthority
+from learnprivacy.requests._deadlines import (
+    MAX_EXTENSION_MONTHS,
+    RESPONSE_PERIOD,
+    Extension,
+    extended_deadline,
+    first_deadline,
+)
+from learnprivacy.requests._facts import (
+    Objection,
+    RecordedDeath,
+    RegisteredDirective,
+    ScheduledErasure,
+)
+from learnprivacy.requests._history import GENESIS, HistoryEntry, verify_history
+from learnprivacy.requests._machine import TRANSITIONS, check_transition, is_allowed
+from learnprivacy.requests._model import (
+    Failure,
+    IdentityCheck,
+    Refusal,
+    Requester,
+    SubjectRequest,
+)
+from learnprivacy.requests._outcomes import (
+    NotificationOutcome,
+    NotificationStatus,
+    RecordAction,
+    RecordOutcome,
+    StepResult,
+)
+from learnprivacy.requests._params import (
+    DeathAction,
+    Executor,
+    FieldChange,
+    ObjectionParams,
+    Params,
+    PostMortemDirective,
+    RectificationParams,
+    RestrictionParams,
+    WithdrawConsentParams,
+)
+from learnprivacy.requests._vocabulary import (
+    Channel,
+    IdentityStatus,
+    ProofMethod,
+    RefusalGrounds,
+    RequesterRole,
+    RequestState,
+    RequestType,
+    RestrictionGrounds,
+)
+
+__all__ = [
+    "APD_GBA",
+    "CNIL",
+    "GENESIS",
+    "MAX_EXTENSION_MONTHS",
+    "RESPONSE_PERIOD",
+    "TRANSITIONS",
+    "AuditSink",
+    "Channel",
+    "Controller",
+    "DeathAction",
+    "Executor",
+    "Extension",
+    "Fact",
+    "Failure",
+    "FieldChange",
+    "HistoryEntry",
+    "IdentityCheck",
+    "IdentityStatus",
+    "MemoryBackend",
+    "NotificationOutcome",
+    "NotificationStatus",
+    "Objection",
+    "ObjectionParams",
+    "Params",
+    "PostMortemDirective",
+    "ProofMethod",
+    "RecordAction",
+    "RecordOutcome",
+    "RecordedDeath",
+    "RectificationParams",
+    "Refusal",
+    "RefusalGrounds",
+    "RegisteredDirective",
+    "RequestBackend",
+    "RequestBook",
+    "RequestState",
+    "RequestType",
+    "Requester",
+    "RequesterRole",
+    "RestrictionGrounds",
+    "RestrictionParams",
+    "ScheduledErasure",
+    "StepResult",
+    "SubjectRequest",
+    "SupervisoryAuthority",
+    "WithdrawConsentParams",
+    "check_transition",
+    "extended_deadline",
+    "first_deadline",
+    "is_allowed",
+    "request_from_dict",
+    "request_to_dict",
+    "verify_history",
+]

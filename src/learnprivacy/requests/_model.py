@@ -1,0 +1,303 @@
+"""``SubjectRequest``: one data-subject request, immutable; every step makes a new version.
+
+A request never changes in place. The request book (:class:`RequestBook`) checks each
+transition, builds the next version with :func:`attrs.evolve`, persists it together with
+an entry of the request's hash-chained history, and hands it back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from learnprivacy.errors import ValidationError
+from learnprivacy.records import MASK
+from learnprivacy.requests._deadlines import (
+    Extension,
+    extended_deadline,
+    first_deadline,
+    require_aware,
+)
+from learnprivacy.requests._outcomes import NotificationOutcome, RecordOutcome, StepResult
+from learnprivacy.requests._params import (
+    ObjectionParams,
+    Params,
+    PostMortemDirective,
+    RectificationParams,
+    RestrictionParams,
+    WithdrawConsentParams,
+)
+from learnprivacy.requests._vocabulary import (
+    Channel,
+    IdentityStatus,
+    ProofMethod,
+    RefusalGrounds,
+    RequesterRole,
+    RequestState,
+    RequestType,
+)
+
+__all__ = ["Failure", "IdentityCheck", "Refusal", "Requester", "SubjectRequest"]
+
+
+def _mask(_value: object) -> str:
+    return MASK
+
+
+def _text(field: str) -> Any:
+    def check(_instance: object, _attribute: object, value: object) -> None:
+        if not isinstance(value, str) or not value.strip():
+            raise ValidationError(f"{field} must be non-empty text", field=field)
+
+    return check
+
+
+def _optional_text(field: str) -> Any:
+    inner = _text(field)
+
+    def check(instance: object, attribute: object, value: object) -> None:
+        if value is not None:
+            inner(instance, attribute, value)
+
+    return check
+
+
+def _aware(name: str) -> Any:
+    def check(_instance: object, _attribute: object, value: object) -> None:
+        require_aware(value, name)
+
+    return check
+
+
+def _optional_aware(name: str) -> Any:
+    def check(_instance: object, _attribute: object, value: object) -> None:
+        if value is not None:
+            require_aware(value, name)
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class Requester:
+    """Who sent the request. ``name`` and ``email`` are personal and masked in ``repr``.
+
+    The letter is addressed to this person. For a representative or an heir, the
+    authority to act is checked like an identity (``ProofMethod.MANDATE_SIGHTED``,
+    ``DEATH_CERTIFICATE_SIGHTED``).
+    """
+
+    role: RequesterRole = attrs.field(validator=attrs.validators.instance_of(RequesterRole))
+    name: str = attrs.field(repr=_mask, validator=_text("Requester.name"))
+    email: str | None = attrs.field(
+        default=None, repr=_mask, validator=_optional_text("Requester.email")
+    )
+
+    @classmethod
+    def subject(cls, name: str, email: str | None = None) -> Requester:
+        """The data subject asking for themselves."""
+        return cls(role=RequesterRole.SUBJECT, name=name, email=email)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (personal: persist as such)."""
+        return {"role": self.role.value, "name": self.name, "email": self.email}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Requester:
+        """Rebuild from :meth:`to_dict`."""
+        return cls(role=RequesterRole(data["role"]), name=data["name"], email=data["email"])
+
+
+@attrs.frozen(kw_only=True)
+class IdentityCheck:
+    """The identity check: status, the proof method, when. Never the proof's content."""
+
+    status: IdentityStatus = IdentityStatus.UNVERIFIED
+    method: ProofMethod | None = None
+    at: dt.datetime | None = attrs.field(default=None, validator=_optional_aware("identity.at"))
+
+    def __attrs_post_init__(self) -> None:
+        if self.status is IdentityStatus.VERIFIED and self.method is None:
+            raise ValidationError(
+                "a verified identity records its proof method", field="IdentityCheck.method"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {
+            "status": self.status.value,
+            "method": self.method.value if self.method else None,
+            "at": self.at.isoformat() if self.at else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IdentityCheck:
+        """Rebuild from :meth:`to_dict`."""
+        return cls(
+            status=IdentityStatus(data["status"]),
+            method=ProofMethod(data["method"]) if data["method"] else None,
+            at=dt.datetime.fromisoformat(data["at"]) if data["at"] else None,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Refusal:
+    """Why the request is not acted on (Art. 12(5)); the reason goes to the subject."""
+
+    grounds: RefusalGrounds = attrs.field(validator=attrs.validators.instance_of(RefusalGrounds))
+    reason: str = attrs.field(validator=_text("Refusal.reason"))
+    at: dt.datetime = attrs.field(validator=_aware("Refusal.at"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {"grounds": self.grounds.value, "reason": self.reason, "at": self.at.isoformat()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Refusal:
+        """Rebuild from :meth:`to_dict`."""
+        return cls(
+            grounds=RefusalGrounds(data["grounds"]),
+            reason=data["reason"],
+            at=dt.datetime.fromisoformat(data["at"]),
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Failure:
+    """Why execution stopped: the step, the component that failed, a non-personal error."""
+
+    step: str = attrs.field(validator=_text("Failure.step"))
+    error: str = attrs.field(validator=_text("Failure.error"))
+    at: dt.datetime = attrs.field(validator=_aware("Failure.at"))
+    component: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {
+            "step": self.step,
+            "error": self.error,
+            "at": self.at.isoformat(),
+            "component": self.component,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Failure:
+        """Rebuild from :meth:`to_dict`."""
+        return cls(
+            step=data["step"],
+            error=data["error"],
+            at=dt.datetime.fromisoformat(data["at"]),
+            component=data.get("component"),
+        )
+
+
+# Which parameter class each request type takes; ``None`` means "takes none".
+_PARAMS: dict[RequestType, tuple[type[Any], bool]] = {
+    RequestType.RECTIFICATION: (RectificationParams, True),
+    RequestType.OBJECTION: (ObjectionParams, True),
+    RequestType.WITHDRAW_CONSENT: (WithdrawConsentParams, True),
+    RequestType.POST_MORTEM_DIRECTIVE: (PostMortemDirective, True),
+    RequestType.RESTRICTION: (RestrictionParams, False),
+}
+
+
+def _identifier(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    name = f"SubjectRequest.{attribute.name}"
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{name} must be non-empty text", field=name)
+    if len(value) > 255 or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValidationError(f"{name} must be at most 255 printable characters", field=name)
+
+
+@attrs.frozen(kw_only=True)
+class SubjectRequest:
+    """A data-subject request and everything decided about it so far.
+
+    Build new requests with :meth:`RequestBook.receive`; every later version comes from
+    the book. ``version`` counts the entries of the request's audit history.
+    ``due_at`` is one calendar month after receipt, or later after the one extension.
+    """
+
+    id: str = attrs.field(validator=_identifier)
+    type: RequestType = attrs.field(validator=attrs.validators.instance_of(RequestType))
+    learner_id: str = attrs.field(repr=_mask, validator=_identifier)
+    received_at: dt.datetime = attrs.field(validator=_aware("SubjectRequest.received_at"))
+    channel: Channel = attrs.field(validator=attrs.validators.instance_of(Channel))
+    requester: Requester = attrs.field(validator=attrs.validators.instance_of(Requester))
+    identity: IdentityCheck = attrs.field(factory=IdentityCheck)
+    params: Params | None = None
+    state: RequestState = RequestState.RECEIVED
+    version: int = 1
+    updated_at: dt.datetime | None = attrs.field(
+        default=None, validator=_optional_aware("SubjectRequest.updated_at")
+    )
+    extension: Extension | None = None
+    compelling_grounds: str | None = attrs.field(default=None, repr=_mask)
+    refusal: Refusal | None = None
+    failure: Failure | None = None
+    steps: tuple[StepResult, ...] = ()
+    retry_of: str | None = None
+    closed_at: dt.datetime | None = attrs.field(
+        default=None, validator=_optional_aware("SubjectRequest.closed_at")
+    )
+
+    def __attrs_post_init__(self) -> None:
+        expected = _PARAMS.get(self.type)
+        if expected is None:
+            if self.params is not None:
+                raise ValidationError(
+                    f"a {self.type.value} request takes no parameters", field="params"
+                )
+            return
+        cls, required = expected
+        if self.params is None and required:
+            raise ValidationError(
+                f"a {self.type.value} request needs {cls.__name__}", field="params"
+            )
+        if self.params is not None and not isinstance(self.params, cls):
+            raise ValidationError(
+                f"a {self.type.value} request takes {cls.__name__}, got "
+                f"{type(self.params).__name__}",
+                field="params",
+            )
+
+    @property
+    def first_due_at(self) -> dt.datetime:
+        """One calendar month after receipt (Art. 12(3))."""
+        return first_deadline(self.received_at)
+
+    @property
+    def due_at(self) -> dt.datetime:
+        """When the answer is due: the first deadline, or the extended one."""
+        if self.extension is None:
+            return self.first_due_at
+        return extended_deadline(self.received_at, self.extension.months)
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the request still waits for an answer."""
+        return not self.state.terminal
+
+    def is_overdue(self, now: dt.datetime) -> bool:
+        """Whether the request is open and its deadline has passed at ``now``."""
+        require_aware(now, "now")
+        return self.is_open and now > self.due_at
+
+    def step(self, name: str) -> StepResult | None:
+        """The completed step called ``name``, if any."""
+        for step in self.steps:
+            if step.name == name:
+                return step
+        return None
+
+    @property
+    def record_outcomes(self) -> tuple[RecordOutcome, ...]:
+        """Every record outcome of every completed step, in step order."""
+        return tuple(outcome for step in self.steps for outcome in step.records)
+
+    @property
+    def notifications(self) -> tuple[NotificationOutcome, ...]:
+        """Every Art. 19 notification outcome, in step order."""
+        return tuple(n for step in self.steps for n in step.notifications)

@@ -1,0 +1,159 @@
+"""What executing a request did: per-record outcomes, notifications and completed steps.
+
+Outcomes name record types, record ids, actions and articles: never a field value. They
+go into the response letter (to the subject, about the subject's own records) and into
+the request book; the audit history only keeps their counts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from learnprivacy.errors import ValidationError
+
+__all__ = [
+    "NotificationOutcome",
+    "NotificationStatus",
+    "RecordAction",
+    "RecordOutcome",
+    "StepResult",
+]
+
+
+class RecordAction(enum.Enum):
+    """What happened to one record."""
+
+    EXPORTED = "exported"
+    ERASED = "erased"
+    ANONYMISED = "anonymised"
+    RESTRICTED = "restricted"
+    RECTIFIED = "rectified"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    OBJECTION_UPHELD = "objection_upheld"
+    KEPT = "kept"
+
+
+@attrs.frozen(kw_only=True)
+class RecordOutcome:
+    """One record's outcome and the article that justifies it.
+
+    ``reason`` is a short code-like explanation (``"legal minimum retention"``) written by
+    the library, never a field value.
+    """
+
+    record_type: str
+    record_id: str
+    action: RecordAction
+    article: str
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {
+            "record_type": self.record_type,
+            "record_id": self.record_id,
+            "action": self.action.value,
+            "article": self.article,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RecordOutcome:
+        """Rebuild from :meth:`to_dict`."""
+        return cls(
+            record_type=data["record_type"],
+            record_id=data["record_id"],
+            action=RecordAction(data["action"]),
+            article=data["article"],
+            reason=data.get("reason"),
+        )
+
+
+class NotificationStatus(enum.Enum):
+    """Whether a recipient was told of an erasure, rectification or restriction (Art. 19)."""
+
+    SENT = "sent"
+    FAILED = "failed"
+    #: The location is declared but nobody registered a way to reach it.
+    NO_NOTIFIER = "no_notifier"
+
+
+@attrs.frozen(kw_only=True)
+class NotificationOutcome:
+    """How notifying one external location went; ``error`` is the exception's type name."""
+
+    location: str
+    component: str
+    status: NotificationStatus
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {
+            "location": self.location,
+            "component": self.component,
+            "status": self.status.value,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NotificationOutcome:
+        """Rebuild from :meth:`to_dict`."""
+        return cls(
+            location=data["location"],
+            component=data["component"],
+            status=NotificationStatus(data["status"]),
+            error=data.get("error"),
+        )
+
+
+def _aware(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, dt.datetime) or value.utcoffset() is None:
+        raise ValidationError(
+            f"StepResult.{attribute.name} must be a timezone-aware datetime",
+            field=f"StepResult.{attribute.name}",
+        )
+
+
+@attrs.frozen(kw_only=True)
+class StepResult:
+    """A step of the execution that finished; persisted so a rerun skips it.
+
+    ``facts`` holds short non-personal strings (a package's SHA-256, a count); the export
+    package location lives in ``artifact``, which stays out of the audit history.
+    """
+
+    name: str
+    completed_at: dt.datetime = attrs.field(validator=_aware)
+    records: tuple[RecordOutcome, ...] = ()
+    notifications: tuple[NotificationOutcome, ...] = ()
+    facts: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+    artifact: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {
+            "name": self.name,
+            "completed_at": self.completed_at.isoformat(),
+            "records": [r.to_dict() for r in self.records],
+            "notifications": [n.to_dict() for n in self.notifications],
+            "facts": dict(self.facts),
+            "artifact": self.artifact,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StepResult:
+        """Rebuild from :meth:`to_dict`."""
+        return cls(
+            name=data["name"],
+            completed_at=dt.datetime.fromisoformat(data["completed_at"]),
+            records=tuple(RecordOutcome.from_dict(r) for r in data["records"]),
+            notifications=tuple(NotificationOutcome.from_dict(n) for n in data["notifications"]),
+            facts=dict(data["facts"]),
+            artifact=data.get("artifact"),
+        )

@@ -1,0 +1,155 @@
+"""The closed vocabularies of data-subject requests: types, states, channels, proofs."""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "Channel",
+    "IdentityStatus",
+    "ProofMethod",
+    "RefusalGrounds",
+    "RequestState",
+    "RequestType",
+    "RequesterRole",
+    "RestrictionGrounds",
+]
+
+
+class RequestType(enum.Enum):
+    """The right a request exercises; ``article`` is where the law grants it."""
+
+    ACCESS = "access"
+    PORTABILITY = "portability"
+    RECTIFICATION = "rectification"
+    ERASURE = "erasure"
+    RESTRICTION = "restriction"
+    OBJECTION = "objection"
+    WITHDRAW_CONSENT = "withdraw_consent"
+    POST_MORTEM_DIRECTIVE = "post_mortem_directive"
+
+    @property
+    def article(self) -> str:
+        """The legal reference of the right (``"GDPR Art. 17"``)."""
+        return _ARTICLES[self]
+
+
+_ARTICLES = {
+    RequestType.ACCESS: "GDPR Art. 15",
+    RequestType.PORTABILITY: "GDPR Art. 20",
+    RequestType.RECTIFICATION: "GDPR Art. 16",
+    RequestType.ERASURE: "GDPR Art. 17",
+    RequestType.RESTRICTION: "GDPR Art. 18",
+    RequestType.OBJECTION: "GDPR Art. 21",
+    RequestType.WITHDRAW_CONSENT: "GDPR Art. 7(3)",
+    RequestType.POST_MORTEM_DIRECTIVE: "Loi Informatique et Libertés art. 85",
+}
+
+
+class RequestState(enum.Enum):
+    """Where a request stands. The machine only moves forward (see ``TRANSITIONS``)."""
+
+    RECEIVED = "received"
+    AWAITING_IDENTITY = "awaiting_identity"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    REFUSED = "refused"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the request is closed for good (no transition leaves this state)."""
+        return self in _TERMINAL
+
+    @property
+    def early(self) -> bool:
+        """Whether nothing has been done on the subject's data yet (cancellable)."""
+        return self in (RequestState.RECEIVED, RequestState.AWAITING_IDENTITY)
+
+
+_TERMINAL = frozenset(
+    {
+        RequestState.COMPLETED,
+        RequestState.REFUSED,
+        RequestState.FAILED,
+        RequestState.CANCELLED,
+    }
+)
+
+
+class Channel(enum.Enum):
+    """How the request reached the controller."""
+
+    EMAIL = "email"
+    WEB_FORM = "web_form"
+    POST = "post"
+    IN_PERSON = "in_person"
+
+
+class RequesterRole(enum.Enum):
+    """Who asks: the subject, someone acting for them, or after their death."""
+
+    SUBJECT = "subject"
+    #: A legal representative or a person holding the subject's mandate.
+    REPRESENTATIVE = "representative"
+    #: An heir (Loi Informatique et Libertés art. 85 II).
+    HEIR = "heir"
+    #: The person the subject's post-mortem directives designate.
+    EXECUTOR = "executor"
+
+
+class IdentityStatus(enum.Enum):
+    """Where the identity check stands. Only the method is kept, never the proof itself."""
+
+    UNVERIFIED = "unverified"
+    REQUESTED = "requested"
+    VERIFIED = "verified"
+    FAILED = "failed"
+
+
+class ProofMethod(enum.Enum):
+    """How identity (or the requester's authority) was established.
+
+    A document shown as proof is checked and *not* copied: only the method is recorded,
+    as the CNIL recommends.
+    """
+
+    AUTHENTICATED_SESSION = "authenticated_session"
+    EMAIL_CONFIRMATION = "email_confirmation"
+    ID_DOCUMENT_SIGHTED = "id_document_sighted"
+    SIGNED_LETTER = "signed_letter"
+    IN_PERSON = "in_person"
+    KNOWLEDGE_CHECK = "knowledge_check"
+    MANDATE_SIGHTED = "mandate_sighted"
+    DEATH_CERTIFICATE_SIGHTED = "death_certificate_sighted"
+
+
+class RefusalGrounds(enum.Enum):
+    """Why a request is not acted on; ``article`` is the provision relied on."""
+
+    MANIFESTLY_UNFOUNDED = "manifestly_unfounded"
+    EXCESSIVE = "excessive"
+    IDENTITY_NOT_ESTABLISHED = "identity_not_established"
+
+    @property
+    def article(self) -> str:
+        """The legal reference (``"GDPR Art. 12(5)"``)."""
+        if self is RefusalGrounds.IDENTITY_NOT_ESTABLISHED:
+            return "GDPR Art. 11(2) and 12(2)"
+        return "GDPR Art. 12(5)"
+
+
+class RestrictionGrounds(enum.Enum):
+    """The Art. 18(1) case a restriction is asked under."""
+
+    ACCURACY_CONTESTED = "accuracy_contested"
+    UNLAWFUL_PROCESSING = "unlawful_processing"
+    LEGAL_CLAIMS = "legal_claims"
+    OBJECTION_PENDING = "objection_pending"
+
+    @property
+    def article(self) -> str:
+        """The legal reference (``"GDPR Art. 18(1)(a)"``)."""
+        letter = "abcd"[list(RestrictionGrounds).index(self)]
+        return f"GDPR Art. 18(1)({letter})"
