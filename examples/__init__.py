@@ -1,0 +1,1 @@
+"""Runnable examples of learnprivacy (importable from the repository root for the tests)."""

@@ -1,0 +1,119 @@
+"""The toy LMS's own storage: one SQLite file with a forum and video-conference tables.
+
+Privacy providers run in the manager's worker threads, so every operation opens its own
+short-lived connection instead of sharing one across threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS forum_posts (
+    id INTEGER PRIMARY KEY,
+    forum_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    message TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS forum_subscriptions (
+    forum_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    digest INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (forum_id, user_id)
+);
+CREATE TABLE IF NOT EXISTS videoconf_attendance (
+    id INTEGER PRIMARY KEY,
+    meeting_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    joined_at TEXT NOT NULL,
+    minutes INTEGER NOT NULL
+);
+"""
+
+#: Forums and meetings of the toy site; users are spread over them so that they share
+#: contexts, which is what makes "delete only this user" worth testing.
+FORUMS = ("F1", "F2", "F3")
+MEETINGS = ("M1", "M2")
+
+#: A fixed instant: the toy site never reads the clock.
+EPOCH = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
+
+
+class ToyLMS:
+    """A tiny LMS keeping its data in the SQLite file at ``path``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        with self.connect() as conn:
+            conn.executescript(SCHEMA)
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection in a transaction: committed on success, rolled back on error."""
+        conn = sqlite3.connect(self.path)
+        try:
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        """Rows of a read-only query."""
+        with self.connect() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    # -- what the LMS does -------------------------------------------------------------
+
+    def post(self, forum_id: str, user_id: str, subject: str, message: str, n: int) -> None:
+        """Post a message in a forum (``n`` orders the posts in time)."""
+        created = (EPOCH + dt.timedelta(minutes=n)).isoformat()
+        with self.connect() as conn:
+            conn.execute(
+                "INSERT INTO forum_posts (forum_id, user_id, subject, message, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (forum_id, user_id, subject, message, created),
+            )
+
+    def subscribe(self, forum_id: str, user_id: str, *, digest: bool = False) -> None:
+        """Subscribe a user to a forum (idempotent)."""
+        with self.connect() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO forum_subscriptions (forum_id, user_id, digest)"
+                " VALUES (?, ?, ?)",
+                (forum_id, user_id, int(digest)),
+            )
+
+    def attend(self, meeting_id: str, user_id: str, display_name: str, minutes: int) -> None:
+        """Record that a user joined a video-conference."""
+        with self.connect() as conn:
+            conn.execute(
+                "INSERT INTO videoconf_attendance"
+                " (meeting_id, user_id, display_name, joined_at, minutes) VALUES (?, ?, ?, ?, ?)",
+                (meeting_id, user_id, display_name, EPOCH.isoformat(), minutes),
+            )
+
+    # -- what a privacy officer checks -----------------------------------------------------
+
+    def raw_scan(self, user_id: str, tables: Sequence[str]) -> dict[str, int]:
+        """Count, table by table, the rows where *any* column equals ``user_id``.
+
+        This reads the storage directly, not through a provider, so a provider that forgets
+        a table or a column cannot hide it.
+        """
+        found: dict[str, int] = {}
+        with self.connect() as conn:
+            for table in tables:
+                columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+                where = " OR ".join(f"{column} = ?" for column in columns)
+                sql = f"SELECT COUNT(*) FROM {table} WHERE {where}"  # noqa: S608 - own tables
+                (count,) = conn.execute(sql, [user_id] * len(columns)).fetchone()
+                if count:
+                    found[table] = count
+        return found

@@ -1,0 +1,198 @@
+"""The forum's privacy provider: posts and subscriptions in the toy LMS's own tables.
+
+Each forum is an activity context. The provider implements the request and user-list
+protocols, and every deletion is idempotent (a ``DELETE`` of rows already gone is a no-op).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from examples.toy_lms.database import FORUMS, ToyLMS
+from learnprivacy import DataCategory, LawfulBasis
+from learnprivacy.providers import (
+    ApprovedContextList,
+    ApprovedUserList,
+    ContentWriter,
+    Context,
+    ContextLevel,
+    ContextList,
+    DataDescription,
+    MetadataCollection,
+    UserList,
+)
+
+PURPOSE = "Course discussions between learners and trainers"
+RETENTION = "P18M"
+
+
+class ForumProvider:
+    """Privacy provider of the toy forum (component ``toy_forum``)."""
+
+    component = "toy_forum"
+    #: The tables this provider owns, for the raw scan.
+    tables: Sequence[str] = ("forum_posts", "forum_subscriptions")
+
+    def __init__(self, lms: ToyLMS) -> None:
+        self.lms = lms
+
+    def get_metadata(self, collection: MetadataCollection) -> MetadataCollection:
+        """Declare the two tables."""
+        collection.add_database_table(
+            "forum_posts",
+            {
+                "forum_id": "The forum the message was posted in",
+                "user_id": "The author of the message",
+                "subject": "The subject line of the message",
+                "message": "The text of the message",
+                "created_at": "When the message was posted",
+            },
+            "Messages posted in course forums",
+            purpose=PURPOSE,
+            basis=LawfulBasis.CONTRACT,
+            categories=[DataCategory.COMMUNICATION, DataCategory.LEARNING],
+            retention=RETENTION,
+            retention_from="last_activity",
+        )
+        collection.add_database_table(
+            "forum_subscriptions",
+            {
+                "forum_id": "The forum subscribed to",
+                "user_id": "The subscriber",
+                "digest": "Whether new posts are sent as a daily digest",
+            },
+            "Who receives new forum posts by e-mail",
+            purpose=PURPOSE,
+            basis="gdpr_art_6_1_b",
+            categories=[DataCategory.PREFERENCE],
+            retention=RETENTION,
+            retention_from="last_activity",
+        )
+        return collection
+
+    # -- finding data -----------------------------------------------------------------
+
+    def get_contexts_for_userid(self, user_id: str) -> ContextList:
+        """Every forum where the user posted or is subscribed."""
+        rows = self.lms.query(
+            "SELECT forum_id FROM forum_posts WHERE user_id = ?"
+            " UNION SELECT forum_id FROM forum_subscriptions WHERE user_id = ?"
+            " ORDER BY 1",
+            (user_id, user_id),
+        )
+        return ContextList((Context.activity(str(r[0])) for r in rows), component=self.component)
+
+    def get_users_in_context(self, userlist: UserList) -> None:
+        """Every user who posted in, or subscribed to, the forum of the context."""
+        if userlist.context.level is not ContextLevel.ACTIVITY:
+            return
+        rows = self.lms.query(
+            "SELECT user_id FROM forum_posts WHERE forum_id = ?"
+            " UNION SELECT user_id FROM forum_subscriptions WHERE forum_id = ?",
+            (userlist.context.instance_id, userlist.context.instance_id),
+        )
+        userlist.add_users(str(r[0]) for r in rows)
+
+    # -- export -----------------------------------------------------------------------
+
+    def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
+        """Write the user's posts and subscriptions in the approved forums."""
+        forums = _forums(approved)
+        if not forums:
+            return
+        marks = ",".join("?" * len(forums))
+        # Only "?" placeholders are interpolated; every value is a bound parameter.
+        where = f"WHERE user_id = ? AND forum_id IN ({marks})"
+        posts = self.lms.query(
+            "SELECT forum_id, user_id, subject, message, created_at FROM forum_posts "  # noqa: S608
+            + where
+            + " ORDER BY id",
+            (approved.user_id, *forums),
+        )
+        subscriptions = self.lms.query(
+            "SELECT forum_id, user_id, digest FROM forum_subscriptions "  # noqa: S608
+            + where
+            + " ORDER BY forum_id",
+            (approved.user_id, *forums),
+        )
+        writer.describe(
+            DataDescription(
+                component=self.component,
+                record_type="forum_posts",
+                description="Messages you posted in course forums",
+                purpose=PURPOSE,
+                basis=LawfulBasis.CONTRACT,
+                retention=RETENTION,
+            )
+        )
+        writer.write_rows(
+            self.component,
+            "forum_posts",
+            (
+                {"forum_id": f, "user_id": u, "subject": s, "message": m, "created_at": c}
+                for f, u, s, m, c in posts
+            ),
+        )
+        writer.write_rows(
+            self.component,
+            "forum_subscriptions",
+            ({"forum_id": f, "user_id": u, "digest": bool(d)} for f, u, d in subscriptions),
+        )
+
+    # -- deletion ---------------------------------------------------------------------
+
+    def delete_data_for_user(self, approved: ApprovedContextList) -> None:
+        """Delete the user's posts and subscriptions in the approved forums."""
+        self._delete(_forums(approved), (approved.user_id,))
+
+    def delete_data_for_users(self, approved: ApprovedUserList) -> None:
+        """Delete the approved users' posts and subscriptions in one forum."""
+        if approved.context.level is ContextLevel.ACTIVITY:
+            self._delete((approved.context.instance_id,), approved.user_ids)
+
+    def delete_data_for_all_users_in_context(self, context: Context) -> None:
+        """Delete every post and subscription of the forum."""
+        if context.level is not ContextLevel.ACTIVITY:
+            return
+        with self.lms.connect() as conn:
+            for table in self.tables:
+                conn.execute(
+                    f"DELETE FROM {table} WHERE forum_id = ?",  # noqa: S608
+                    (context.instance_id,),
+                )
+
+    def _delete(self, forums: Sequence[str], users: Sequence[str]) -> None:
+        if not forums or not users:
+            return
+        forum_marks = ",".join("?" * len(forums))
+        user_marks = ",".join("?" * len(users))
+        # One transaction: either both tables lose the user's rows, or neither does.
+        with self.lms.connect() as conn:
+            for table in self.tables:
+                conn.execute(
+                    f"DELETE FROM {table} WHERE forum_id IN ({forum_marks})"  # noqa: S608
+                    f" AND user_id IN ({user_marks})",
+                    (*forums, *users),
+                )
+
+    def raw_scan(self, user_id: str) -> dict[str, int]:
+        """Rows of the forum tables where any column equals ``user_id``."""
+        return self.lms.raw_scan(user_id, self.tables)
+
+    # -- test data --------------------------------------------------------------------
+
+    def make_user_data(self, user_id: str) -> dict[str, int]:
+        """Create posts and subscriptions for ``user_id``; returns the rows created per table.
+
+        The forums are chosen from the id so that users share forums.
+        """
+        first = sum(map(ord, user_id)) % len(FORUMS)
+        forums = [FORUMS[first], FORUMS[(first + 1) % len(FORUMS)]]
+        for n, forum in enumerate(forums):
+            self.lms.post(forum, user_id, f"Question {n}", f"Message {n} in {forum}", n)
+        self.lms.subscribe(forums[0], user_id, digest=True)
+        return {"forum_posts": len(forums), "forum_subscriptions": 1}
+
+
+def _forums(approved: ApprovedContextList) -> tuple[str, ...]:
+    return tuple(c.instance_id for c in approved if c.level is ContextLevel.ACTIVITY)

@@ -1,0 +1,145 @@
+"""The video-conference activity's provider: an attendance table and an external service.
+
+When a learner joins a virtual classroom, the LMS sends their display name and e-mail to
+the video-conferencing service (an external location, declared for the register) and
+keeps an attendance row of its own (a table, exported and erased like any other).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from examples.toy_lms.database import MEETINGS, ToyLMS
+from learnprivacy import DataCategory, LawfulBasis
+from learnprivacy.providers import (
+    ApprovedContextList,
+    ContentWriter,
+    Context,
+    ContextLevel,
+    ContextList,
+    DataDescription,
+    MetadataCollection,
+)
+
+PURPOSE = "Virtual classrooms and attendance follow-up"
+
+
+class VideoConferenceProvider:
+    """Privacy provider of the toy virtual classroom (component ``toy_videoconf``)."""
+
+    component = "toy_videoconf"
+    tables: Sequence[str] = ("videoconf_attendance",)
+
+    def __init__(self, lms: ToyLMS, *, service: str = "Infomaniak kMeet", country: str = "CH"):
+        self.lms = lms
+        self.service = service
+        self.country = country
+
+    def get_metadata(self, collection: MetadataCollection) -> MetadataCollection:
+        """Declare the attendance table and the data sent to the video service."""
+        collection.add_database_table(
+            "videoconf_attendance",
+            {
+                "meeting_id": "The virtual classroom joined",
+                "user_id": "The participant",
+                "display_name": "The name shown to the other participants",
+                "joined_at": "When the participant joined",
+                "minutes": "How long the participant stayed",
+            },
+            "Attendance of virtual classrooms",
+            purpose=PURPOSE,
+            basis=LawfulBasis.CONTRACT,
+            categories=[DataCategory.LEARNING, DataCategory.TECHNICAL_LOG],
+            retention="P18M",
+            retention_from="last_activity",
+        )
+        collection.add_external_location_link(
+            "videoconf_service",
+            {
+                "display_name": "The name shown in the meeting",
+                "email": "Sent so the service can recognise a returning participant",
+            },
+            "Data sent to the video-conferencing service when a participant joins",
+            purpose=PURPOSE,
+            basis=LawfulBasis.CONTRACT,
+            categories=[DataCategory.IDENTITY, DataCategory.CONTACT],
+            recipient=self.service,
+            country=self.country,
+        )
+        return collection
+
+    def get_contexts_for_userid(self, user_id: str) -> ContextList:
+        """Every meeting the user joined."""
+        rows = self.lms.query(
+            "SELECT DISTINCT meeting_id FROM videoconf_attendance WHERE user_id = ? ORDER BY 1",
+            (user_id,),
+        )
+        return ContextList((Context.activity(str(r[0])) for r in rows), component=self.component)
+
+    def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
+        """Write the user's attendance rows in the approved meetings."""
+        meetings = _meetings(approved)
+        if not meetings:
+            return
+        marks = ",".join("?" * len(meetings))
+        # Only "?" placeholders are interpolated; every value is a bound parameter.
+        where = f"WHERE user_id = ? AND meeting_id IN ({marks}) ORDER BY id"
+        rows = self.lms.query(
+            "SELECT meeting_id, user_id, display_name, joined_at, minutes "
+            "FROM videoconf_attendance " + where,
+            (approved.user_id, *meetings),
+        )
+        writer.describe(
+            DataDescription(
+                component=self.component,
+                record_type="videoconf_attendance",
+                description="The virtual classrooms you joined",
+                purpose=PURPOSE,
+                basis=LawfulBasis.CONTRACT,
+                retention="P18M",
+            )
+        )
+        writer.write_rows(
+            self.component,
+            "videoconf_attendance",
+            (
+                {"meeting_id": m, "user_id": u, "display_name": d, "joined_at": j, "minutes": n}
+                for m, u, d, j, n in rows
+            ),
+        )
+
+    def delete_data_for_user(self, approved: ApprovedContextList) -> None:
+        """Delete the user's attendance in the approved meetings."""
+        meetings = _meetings(approved)
+        if not meetings:
+            return
+        marks = ",".join("?" * len(meetings))
+        with self.lms.connect() as conn:
+            conn.execute(
+                f"DELETE FROM videoconf_attendance WHERE user_id = ? AND meeting_id IN ({marks})",  # noqa: S608
+                (approved.user_id, *meetings),
+            )
+
+    def delete_data_for_all_users_in_context(self, context: Context) -> None:
+        """Delete every attendance row of the meeting."""
+        if context.level is ContextLevel.ACTIVITY:
+            with self.lms.connect() as conn:
+                conn.execute(
+                    "DELETE FROM videoconf_attendance WHERE meeting_id = ?",
+                    (context.instance_id,),
+                )
+
+    def raw_scan(self, user_id: str) -> dict[str, int]:
+        """Rows of the attendance table where any column equals ``user_id``."""
+        return self.lms.raw_scan(user_id, self.tables)
+
+    def make_user_data(self, user_id: str) -> dict[str, int]:
+        """Make ``user_id`` join one or two meetings; returns the rows created."""
+        count = 1 + sum(map(ord, user_id)) % len(MEETINGS)
+        for n, meeting in enumerate(MEETINGS[:count]):
+            self.lms.attend(meeting, user_id, f"Learner {len(user_id)}-{n}", 30 + n)
+        return {"videoconf_attendance": count}
+
+
+def _meetings(approved: ApprovedContextList) -> tuple[str, ...]:
+    return tuple(c.instance_id for c in approved if c.level is ContextLevel.ACTIVITY)

@@ -1,0 +1,104 @@
+"""Moodle-style privacy providers: metadata, contexts, request providers and the manager.
+
+An LMS registers one provider per component that stores personal data, as every Moodle
+plugin implements ``core_privacy``:
+
+- :class:`MetadataCollection` and its items describe what a component stores or sends,
+  with purpose, lawful basis, data categories and retention;
+- :class:`Context`, :class:`ContextList`, :class:`ApprovedContextList`,
+  :class:`UserList` and :class:`ApprovedUserList` carry a request between the manager and
+  the providers;
+- :class:`NullProvider`, :class:`MetadataProvider`, :class:`RequestProvider`,
+  :class:`UserListProvider` and :class:`UserPreferenceProvider` are the protocols;
+- :class:`PrivacyManager` discovers providers (entry-point group
+  ``learnprivacy.providers``), runs exports and deletions across all of them with a
+  deadline each, and builds the GDPR Art. 30 :class:`Register`;
+- :class:`StoreProvider` is the provider of learnprivacy's own store.
+
+Importing this package does not import SQLAlchemy.
+"""
+
+from learnprivacy.providers._contexts import (
+    ApprovedContextList,
+    ApprovedUserList,
+    Context,
+    ContextLevel,
+    ContextList,
+    UserList,
+)
+from learnprivacy.providers._discovery import ENTRY_POINT_GROUP, discover_providers
+from learnprivacy.providers._items import (
+    DatabaseTable,
+    ExternalLocation,
+    ItemKind,
+    MetadataItem,
+    SubsystemLink,
+    UserPreference,
+)
+from learnprivacy.providers._manager import DEFAULT_TIMEOUT, ComponentInfo, PrivacyManager
+from learnprivacy.providers._metadata import MetadataCollection
+from learnprivacy.providers._protocols import (
+    MetadataProvider,
+    NullProvider,
+    RequestProvider,
+    UserListProvider,
+    UserPreferenceProvider,
+)
+from learnprivacy.providers._register import (
+    EEA_COUNTRIES,
+    Controller,
+    Hosting,
+    ProcessingActivity,
+    Register,
+    RegisterEntry,
+    Safeguard,
+    SubProcessor,
+    Transfer,
+)
+from learnprivacy.providers._results import ProviderOutcome, RequestResult, RequestStatus
+from learnprivacy.providers._store import DEFAULT_PURPOSES, STORE_COMPONENT, StoreProvider
+from learnprivacy.providers.writer import ContentWriter, DataDescription, MemoryWriter
+
+__all__ = [
+    "DEFAULT_PURPOSES",
+    "DEFAULT_TIMEOUT",
+    "EEA_COUNTRIES",
+    "ENTRY_POINT_GROUP",
+    "STORE_COMPONENT",
+    "ApprovedContextList",
+    "ApprovedUserList",
+    "ComponentInfo",
+    "ContentWriter",
+    "Context",
+    "ContextLevel",
+    "ContextList",
+    "Controller",
+    "DataDescription",
+    "DatabaseTable",
+    "ExternalLocation",
+    "Hosting",
+    "ItemKind",
+    "MemoryWriter",
+    "MetadataCollection",
+    "MetadataItem",
+    "MetadataProvider",
+    "NullProvider",
+    "PrivacyManager",
+    "ProcessingActivity",
+    "ProviderOutcome",
+    "Register",
+    "RegisterEntry",
+    "RequestProvider",
+    "RequestResult",
+    "RequestStatus",
+    "Safeguard",
+    "StoreProvider",
+    "SubProcessor",
+    "SubsystemLink",
+    "Transfer",
+    "UserList",
+    "UserListProvider",
+    "UserPreference",
+    "UserPreferenceProvider",
+    "discover_providers",
+]

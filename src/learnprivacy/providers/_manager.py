@@ -1,0 +1,438 @@
+"""``PrivacyManager``: one facade over every provider (Moodle's ``core_privacy\\manager``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from learnprivacy.errors import ConfigurationError, LearnPrivacyError, ProviderError
+from learnprivacy.providers._contexts import (
+    ApprovedContextList,
+    ApprovedUserList,
+    Context,
+    ContextList,
+    UserList,
+    normalise_user_id,
+)
+from learnprivacy.providers._deadline import DeadlineExceeded, GatedWriter, Turn, run_with_deadline
+from learnprivacy.providers._discovery import ENTRY_POINT_GROUP, discover_providers, is_provider
+from learnprivacy.providers._metadata import MetadataCollection
+from learnprivacy.providers._protocols import (
+    NullProvider,
+    RequestProvider,
+    UserListProvider,
+    UserPreferenceProvider,
+)
+from learnprivacy.providers._results import ProviderOutcome, RequestResult, RequestStatus
+from learnprivacy.providers.writer import ContentWriter
+
+if TYPE_CHECKING:
+    from learnprivacy.providers._register import Controller, Register
+
+__all__ = ["DEFAULT_TIMEOUT", "ComponentInfo", "PrivacyManager"]
+
+#: Seconds a provider's turn may take before the request is reported FAILED.
+DEFAULT_TIMEOUT = 60.0
+
+
+@attrs.frozen(kw_only=True)
+class ComponentInfo:
+    """What the manager knows about one component.
+
+    ``source`` says where the provider came from: ``"explicit"``, ``"store"`` or
+    ``"entry point <name>"``. ``null_reason`` is set for null providers only.
+    """
+
+    component: str
+    provider: object = attrs.field(repr=False, eq=False)
+    source: str
+    null_reason: str | None = None
+    handles_requests: bool = False
+    handles_userlists: bool = False
+    handles_preferences: bool = False
+
+    @property
+    def is_null(self) -> bool:
+        """Whether the component declares it stores no personal data."""
+        return self.null_reason is not None
+
+
+def _classify(provider: object, source: str) -> ComponentInfo:
+    component = getattr(provider, "component", None)
+    if not isinstance(component, str) or not component:
+        raise ConfigurationError(f"provider from {source} has no component name")
+    if isinstance(provider, NullProvider) and not isinstance(provider, RequestProvider):
+        reason = provider.get_reason()
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigurationError(f"null provider {component} gives no reason")
+        return ComponentInfo(
+            component=component, provider=provider, source=source, null_reason=reason
+        )
+    if not isinstance(provider, RequestProvider):
+        # Moodle's compliance rule: a component storing personal data must both describe
+        # it and be able to export and delete it.
+        raise ConfigurationError(
+            f"provider {component} is neither a null provider nor a request provider"
+        )
+    return ComponentInfo(
+        component=component,
+        provider=provider,
+        source=source,
+        handles_requests=True,
+        handles_userlists=isinstance(provider, UserListProvider),
+        handles_preferences=isinstance(provider, UserPreferenceProvider),
+    )
+
+
+def _describe_error(step: str, exc: BaseException) -> str:
+    # Only learnprivacy's own errors promise messages free of personal values; any other
+    # exception is reported by its type alone.
+    if isinstance(exc, LearnPrivacyError):
+        return f"{step} raised {type(exc).__name__}: {exc}"
+    return f"{step} raised {type(exc).__name__}"
+
+
+def _as_contextlist(value: object, component: str) -> ContextList:
+    if isinstance(value, ContextList):
+        return value
+    if isinstance(value, Iterable) and not isinstance(value, str | bytes):
+        return ContextList(value, component=component)
+    raise ProviderError("get_contexts_for_userid must return a ContextList", component=component)
+
+
+class PrivacyManager:
+    """Describe, export and delete personal data across every registered provider.
+
+    Providers come from three places, in this order: the entry-point group
+    ``learnprivacy.providers`` (when ``discover`` is true), the explicit ``providers``
+    (which replace a discovered provider of the same component), and ``store``: passing a
+    :class:`learnprivacy.store.Store` adds its own provider (component
+    ``learnprivacy_store``), so the records kept by learnprivacy are always covered.
+
+    Each provider's turn runs in a worker thread and must finish within ``timeout``
+    seconds (``timeouts`` overrides it per component; ``None`` waits forever). A provider
+    that raises or runs late makes the request FAILED with that provider named; the
+    others still run. A timed-out thread cannot be killed: it may still be running, its
+    export writes are refused, and the result stays FAILED. Run the request again once the
+    cause is fixed: providers are idempotent, so a retry finishes the job.
+    """
+
+    def __init__(
+        self,
+        providers: Iterable[object] | None = None,
+        *,
+        discover: bool = True,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        timeouts: Mapping[str, float | None] | None = None,
+        store: Any = None,
+        group: str = ENTRY_POINT_GROUP,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._timeout = timeout
+        self._timeouts = dict(timeouts or {})
+        self._clock = clock
+        infos: dict[str, ComponentInfo] = {}
+        if discover:
+            for name, provider in discover_providers(group):
+                info = _classify(provider, f"entry point {name}")
+                if info.component in infos:
+                    raise ConfigurationError(f"two entry points provide {info.component}")
+                infos[info.component] = info
+        explicit: set[str] = set()
+        for provider in providers or ():
+            if not is_provider(provider):
+                raise ConfigurationError("providers must be provider instances, not classes")
+            info = _classify(provider, "explicit")
+            if info.component in explicit:
+                raise ConfigurationError(f"two providers given for {info.component}")
+            explicit.add(info.component)
+            infos[info.component] = info
+        if store is not None:
+            from learnprivacy.providers._store import StoreProvider
+
+            info = _classify(StoreProvider(store), "store")
+            if info.component in explicit:
+                raise ConfigurationError(f"{info.component} given both explicitly and as store=")
+            infos[info.component] = info
+        self._infos = infos
+
+    # -- the components ---------------------------------------------------------------
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """The component names, in the order requests visit them."""
+        return tuple(self._infos)
+
+    @property
+    def providers(self) -> tuple[object, ...]:
+        """The provider objects, in the order requests visit them."""
+        return tuple(info.provider for info in self._infos.values())
+
+    def component(self, name: str) -> ComponentInfo:
+        """The view of one component; ``KeyError`` when unknown."""
+        return self._infos[name]
+
+    def component_infos(self) -> tuple[ComponentInfo, ...]:
+        """The view of every component."""
+        return tuple(self._infos.values())
+
+    def get_metadata(self) -> dict[str, MetadataCollection]:
+        """Every request provider's metadata, by component (null providers excluded)."""
+        return {
+            info.component: self.get_metadata_for(info.component)
+            for info in self._infos.values()
+            if info.handles_requests
+        }
+
+    def get_metadata_for(self, component: str) -> MetadataCollection:
+        """One component's metadata (empty for a null provider)."""
+        info = self._infos[component]
+        collection = MetadataCollection(component)
+        if not info.handles_requests:
+            return collection
+        provider: RequestProvider = info.provider  # type: ignore[assignment]
+        try:
+            result = provider.get_metadata(collection)
+        except Exception as exc:
+            raise ProviderError(_describe_error("get_metadata", exc), component=component) from exc
+        if not isinstance(result, MetadataCollection) or result.component != component:
+            raise ProviderError(
+                "get_metadata must return the collection it was given", component=component
+            )
+        return result
+
+    def get_null_reasons(self) -> dict[str, str]:
+        """Why each null provider stores no personal data, by component."""
+        return {i.component: i.null_reason for i in self._infos.values() if i.null_reason}
+
+    def register(self, controller: Controller, *, as_of: dt.date | None = None) -> Register:
+        """The GDPR Art. 30 record of processing built from every provider's metadata."""
+        from learnprivacy.providers._register import Register
+
+        return Register.build(
+            controller, self.get_metadata(), null_reasons=self.get_null_reasons(), as_of=as_of
+        )
+
+    # -- running turns ----------------------------------------------------------------
+
+    def _timeout_for(self, component: str) -> float | None:
+        return self._timeouts.get(component, self._timeout)
+
+    def _run(
+        self, info: ComponentInfo, body: Callable[[Turn], int], gate: GatedWriter | None = None
+    ) -> ProviderOutcome:
+        turn = Turn(info.component)
+        timeout = self._timeout_for(info.component)
+        started = self._clock()
+        try:
+            contexts = run_with_deadline(lambda: body(turn), timeout, info.component)
+        except DeadlineExceeded:
+            return self._failed(
+                info,
+                started,
+                turn.step,
+                f"{turn.step} did not finish within {timeout:g}s; its thread may still run",
+                timed_out=True,
+            )
+        except Exception as exc:
+            return self._failed(info, started, turn.step, _describe_error(turn.step, exc), exc)
+        finally:
+            if gate is not None:
+                gate.close()
+        return ProviderOutcome(
+            component=info.component,
+            status=RequestStatus.COMPLETED,
+            duration=self._elapsed(started),
+            contexts=contexts,
+        )
+
+    def _elapsed(self, started: float) -> dt.timedelta:
+        return dt.timedelta(seconds=max(0.0, self._clock() - started))
+
+    def _failed(
+        self,
+        info: ComponentInfo,
+        started: float,
+        step: str,
+        error: str,
+        exception: BaseException | None = None,
+        *,
+        timed_out: bool = False,
+    ) -> ProviderOutcome:
+        return ProviderOutcome(
+            component=info.component,
+            status=RequestStatus.FAILED,
+            duration=self._elapsed(started),
+            step=step,
+            error=error,
+            timed_out=timed_out,
+            exception=exception,
+        )
+
+    @staticmethod
+    def _null_outcome(info: ComponentInfo) -> ProviderOutcome:
+        return ProviderOutcome(
+            component=info.component,
+            status=RequestStatus.COMPLETED,
+            duration=dt.timedelta(0),
+            null_provider=True,
+        )
+
+    @staticmethod
+    def _approved(turn: Turn, provider: RequestProvider, user_id: str) -> ApprovedContextList:
+        turn.step = "get_contexts_for_userid"
+        contextlist = _as_contextlist(provider.get_contexts_for_userid(user_id), turn.component)
+        return ApprovedContextList(user_id, contextlist.contexts, component=turn.component)
+
+    # -- requests ---------------------------------------------------------------------
+
+    def get_contexts_for_userid(self, user_id: str | int) -> dict[str, ContextList]:
+        """The non-empty context lists of every provider for ``user_id``, by component.
+
+        A provider that fails or runs late raises ``ProviderError`` naming it.
+        """
+        subject = normalise_user_id(user_id)
+        found: dict[str, ContextList] = {}
+        for info in self._infos.values():
+            if not info.handles_requests:
+                continue
+            provider: RequestProvider = info.provider  # type: ignore[assignment]
+            lists: list[ContextList] = []
+
+            def body(
+                turn: Turn, provider: RequestProvider = provider, lists: list[ContextList] = lists
+            ) -> int:
+                approved = self._approved(turn, provider, subject)
+                lists.append(ContextList(approved.contexts, component=turn.component))
+                return len(approved)
+
+            outcome = self._run(info, body)
+            if not outcome.completed:
+                raise ProviderError(str(outcome.error), component=info.component)
+            if lists and len(lists[0]):
+                found[info.component] = lists[0]
+        return found
+
+    def get_users_in_context(self, context: Context) -> dict[str, UserList]:
+        """The users with data in ``context``, by component (user-list providers only)."""
+        found: dict[str, UserList] = {}
+        for info in self._infos.values():
+            if not info.handles_userlists:
+                continue
+            provider: UserListProvider = info.provider  # type: ignore[assignment]
+            userlist = UserList(context, info.component)
+
+            def body(
+                turn: Turn, provider: UserListProvider = provider, userlist: UserList = userlist
+            ) -> int:
+                turn.step = "get_users_in_context"
+                provider.get_users_in_context(userlist)
+                return 1
+
+            outcome = self._run(info, body)
+            if not outcome.completed:
+                raise ProviderError(str(outcome.error), component=info.component)
+            if len(userlist):
+                found[info.component] = userlist
+        return found
+
+    def export_user_data(self, user_id: str | int, writer: ContentWriter) -> RequestResult:
+        """Export everything every provider holds about ``user_id`` into ``writer``.
+
+        A FAILED result means the export is incomplete: do not hand it to the subject.
+        """
+        subject = normalise_user_id(user_id)
+        outcomes: list[ProviderOutcome] = []
+        for info in self._infos.values():
+            if not info.handles_requests:
+                outcomes.append(self._null_outcome(info))
+                continue
+            provider: RequestProvider = info.provider  # type: ignore[assignment]
+            gate = GatedWriter(writer, info.component)
+
+            def body(
+                turn: Turn, provider: RequestProvider = provider, gate: GatedWriter = gate
+            ) -> int:
+                approved = self._approved(turn, provider, subject)
+                if len(approved):
+                    turn.step = "export_user_data"
+                    provider.export_user_data(approved, gate)
+                if isinstance(provider, UserPreferenceProvider):
+                    turn.step = "export_user_preferences"
+                    provider.export_user_preferences(subject, gate)
+                return len(approved)
+
+            outcomes.append(self._run(info, body, gate))
+        return RequestResult(operation="export_user_data", outcomes=tuple(outcomes))
+
+    def delete_data_for_user(self, user_id: str | int) -> RequestResult:
+        """Delete everything every provider holds about ``user_id``.
+
+        Idempotent: running it again after a success finds no context and changes nothing;
+        after a failure it finishes what is left.
+        """
+        subject = normalise_user_id(user_id)
+        outcomes: list[ProviderOutcome] = []
+        for info in self._infos.values():
+            if not info.handles_requests:
+                outcomes.append(self._null_outcome(info))
+                continue
+            provider: RequestProvider = info.provider  # type: ignore[assignment]
+
+            def body(turn: Turn, provider: RequestProvider = provider) -> int:
+                approved = self._approved(turn, provider, subject)
+                if len(approved):
+                    turn.step = "delete_data_for_user"
+                    provider.delete_data_for_user(approved)
+                return len(approved)
+
+            outcomes.append(self._run(info, body))
+        return RequestResult(operation="delete_data_for_user", outcomes=tuple(outcomes))
+
+    def delete_data_for_all_users_in_context(self, context: Context) -> RequestResult:
+        """Delete every user's data in ``context`` from every provider."""
+        outcomes: list[ProviderOutcome] = []
+        for info in self._infos.values():
+            if not info.handles_requests:
+                outcomes.append(self._null_outcome(info))
+                continue
+            provider: RequestProvider = info.provider  # type: ignore[assignment]
+
+            def body(turn: Turn, provider: RequestProvider = provider) -> int:
+                turn.step = "delete_data_for_all_users_in_context"
+                provider.delete_data_for_all_users_in_context(context)
+                return 1
+
+            outcomes.append(self._run(info, body))
+        return RequestResult(
+            operation="delete_data_for_all_users_in_context", outcomes=tuple(outcomes)
+        )
+
+    def delete_data_for_users(
+        self, context: Context, user_ids: Iterable[str | int]
+    ) -> RequestResult:
+        """Delete the data of ``user_ids`` in ``context`` from every user-list provider."""
+        users = tuple(user_ids)
+        outcomes: list[ProviderOutcome] = []
+        for info in self._infos.values():
+            if not info.handles_userlists:
+                continue
+            provider: UserListProvider = info.provider  # type: ignore[assignment]
+            approved = ApprovedUserList(context, info.component, users)
+
+            def body(
+                turn: Turn, provider: UserListProvider = provider, approved: Any = approved
+            ) -> int:
+                turn.step = "delete_data_for_users"
+                provider.delete_data_for_users(approved)
+                return 1
+
+            outcomes.append(self._run(info, body))
+        return RequestResult(operation="delete_data_for_users", outcomes=tuple(outcomes))
+
+    def __repr__(self) -> str:
+        return f"PrivacyManager(components={list(self._infos)!r})"

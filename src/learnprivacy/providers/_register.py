@@ -1,0 +1,348 @@
+"""The record of processing activities (GDPR Art. 30(1)) built from providers' metadata.
+
+The controller describes itself once (:class:`Controller`); every other line of the
+register comes from what the providers declare: purposes, lawful bases, data categories,
+recipients (external locations) and retention. :meth:`Register.build` groups the items by
+purpose into :class:`ProcessingActivity` entries and lists what is missing as ``gaps``,
+so an incomplete declaration shows up in the register instead of passing unnoticed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from learnprivacy.basis import DataCategory, LawfulBasis
+from learnprivacy.errors import ValidationError
+from learnprivacy.providers._items import ExternalLocation, ItemKind, MetadataItem
+from learnprivacy.providers._metadata import MetadataCollection
+
+__all__ = [
+    "EEA_COUNTRIES",
+    "Controller",
+    "Hosting",
+    "ProcessingActivity",
+    "Register",
+    "RegisterEntry",
+    "Safeguard",
+    "SubProcessor",
+    "Transfer",
+]
+
+#: ISO 3166-1 alpha-2 codes of the European Economic Area (EU 27, Iceland, Liechtenstein,
+#: Norway): data processed there is not transferred in the sense of GDPR Chapter V.
+EEA_COUNTRIES = frozenset(
+    "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE "
+    "IS LI NO".split()
+)
+
+#: Purpose heading for items declared without one.
+UNDECLARED_PURPOSE = "(purpose not declared)"
+
+
+class Safeguard(enum.Enum):
+    """The ground for a transfer outside the EEA (GDPR Chapter V)."""
+
+    ADEQUACY_DECISION = "adequacy_decision"
+    STANDARD_CONTRACTUAL_CLAUSES = "standard_contractual_clauses"
+    BINDING_CORPORATE_RULES = "binding_corporate_rules"
+    DEROGATION = "derogation"
+    NONE = "none"
+
+    @property
+    def article(self) -> str:
+        """The GDPR article the safeguard rests on (empty for ``NONE``)."""
+        return _SAFEGUARD_ARTICLES[self]
+
+    @property
+    def label(self) -> str:
+        """A plain-English label."""
+        return self.value.replace("_", " ")
+
+
+_SAFEGUARD_ARTICLES = {
+    Safeguard.ADEQUACY_DECISION: "Art. 45",
+    Safeguard.STANDARD_CONTRACTUAL_CLAUSES: "Art. 46(2)(c)",
+    Safeguard.BINDING_CORPORATE_RULES: "Art. 47",
+    Safeguard.DEROGATION: "Art. 49",
+    Safeguard.NONE: "",
+}
+
+
+def _country(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("country must be a non-empty text", field="country")
+    # Two-letter codes are normalised so that EEA checks can compare them.
+    return value.upper() if len(value) == 2 else value
+
+
+def _texts(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+@attrs.frozen(kw_only=True)
+class Hosting:
+    """Where the LMS runs: the hosting provider and its country (ISO code preferred)."""
+
+    provider: str
+    country: str = attrs.field(converter=_country)
+    details: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class SubProcessor:
+    """A processor acting for the controller (Art. 28): e-mailing, payment, video..."""
+
+    name: str
+    service: str
+    country: str | None = attrs.field(default=None, converter=_country)
+
+
+@attrs.frozen(kw_only=True)
+class Transfer:
+    """Data leaving the EEA: to whom, where, and on what ground."""
+
+    recipient: str
+    country: str = attrs.field(converter=_country)
+    safeguard: Safeguard
+    details: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Controller:
+    """The controller's part of the register (Art. 30(1)(a), (d), (e), (g))."""
+
+    name: str
+    address: str
+    contact: str
+    dpo: str | None = None
+    representative: str | None = None
+    hosting: Hosting | None = None
+    sub_processors: tuple[SubProcessor, ...] = attrs.field(default=(), converter=tuple)
+    transfers: tuple[Transfer, ...] = attrs.field(default=(), converter=tuple)
+    data_subjects: tuple[str, ...] = attrs.field(default=("learners",), converter=_texts)
+    security_measures: tuple[str, ...] = attrs.field(default=(), converter=_texts)
+
+
+@attrs.frozen(kw_only=True)
+class RegisterEntry:
+    """One declared item of one component, as the register lists it."""
+
+    component: str
+    item: MetadataItem
+
+    @property
+    def location(self) -> str:
+        """``component/name``."""
+        return f"{self.component}/{self.item.name}"
+
+    @property
+    def retention_text(self) -> str:
+        """``"P18M after last_activity"``, ``"P10Y"`` or ``""``."""
+        if self.item.retention is None:
+            return ""
+        text = str(self.item.retention)
+        if self.item.retention_from is not None:
+            text += f" after {self.item.retention_from.value}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {"component": self.component, **self.item.to_dict()}
+
+
+@attrs.frozen(kw_only=True)
+class ProcessingActivity:
+    """The items sharing one purpose, with their bases, categories and recipients."""
+
+    purpose: str
+    entries: tuple[RegisterEntry, ...]
+
+    @property
+    def bases(self) -> tuple[LawfulBasis, ...]:
+        """The lawful bases declared for this purpose, in Art. 6(1) order."""
+        found = {e.item.basis for e in self.entries if e.item.basis is not None}
+        return tuple(b for b in LawfulBasis if b in found)
+
+    @property
+    def categories(self) -> tuple[DataCategory, ...]:
+        """The data categories involved, in declaration order."""
+        seen: dict[DataCategory, None] = {}
+        for entry in self.entries:
+            seen.update(dict.fromkeys(entry.item.categories))
+        return tuple(seen)
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        """Who receives data for this purpose (the external locations' recipients)."""
+        seen: dict[str, None] = {}
+        for entry in self.entries:
+            if isinstance(entry.item, ExternalLocation):
+                seen[entry.item.recipient or entry.item.name] = None
+        return tuple(seen)
+
+    @property
+    def retention(self) -> tuple[str, ...]:
+        """The distinct retention statements of the entries."""
+        return tuple(dict.fromkeys(e.retention_text for e in self.entries if e.retention_text))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {
+            "purpose": self.purpose,
+            "bases": [b.moodle_code for b in self.bases],
+            "categories": [c.value for c in self.categories],
+            "recipients": list(self.recipients),
+            "retention": list(self.retention),
+            "entries": [e.location for e in self.entries],
+        }
+
+
+def _gaps(controller: Controller, entries: Iterable[RegisterEntry]) -> list[str]:
+    gaps: list[str] = []
+    countries: list[tuple[str, str | None]] = []
+    for entry in entries:
+        item = entry.item
+        if item.purpose is None:
+            gaps.append(f"{entry.location}: no purpose declared")
+        if item.basis is None:
+            gaps.append(f"{entry.location}: no lawful basis declared")
+        if item.kind is ItemKind.DATABASE_TABLE and item.retention is None:
+            gaps.append(f"{entry.location}: no retention period declared")
+        if not item.categories:
+            gaps.append(f"{entry.location}: no data category declared")
+        if isinstance(item, ExternalLocation):
+            countries.append((entry.location, item.country))
+    if controller.hosting is not None:
+        countries.append(("hosting", controller.hosting.country))
+    countries.extend((f"sub-processor {s.name}", s.country) for s in controller.sub_processors)
+    covered = {t.country for t in controller.transfers if t.safeguard is not Safeguard.NONE}
+    for where, country in countries:
+        # Only ISO codes can be checked against the EEA list; free text is left to people.
+        if country and len(country) == 2 and country not in EEA_COUNTRIES | covered:
+            gaps.append(f"{where}: data processed in {country} without a declared transfer")
+    gaps.extend(
+        f"transfer to {t.recipient} ({t.country}): no safeguard"
+        for t in controller.transfers
+        if t.safeguard is Safeguard.NONE
+    )
+    return gaps
+
+
+def _controller_dict(controller: Controller) -> dict[str, Any]:
+    hosting = controller.hosting
+    return {
+        "name": controller.name,
+        "address": controller.address,
+        "contact": controller.contact,
+        "dpo": controller.dpo,
+        "representative": controller.representative,
+        "hosting": attrs.asdict(hosting) if hosting else None,
+        "sub_processors": [attrs.asdict(s) for s in controller.sub_processors],
+        "transfers": [
+            {
+                "recipient": t.recipient,
+                "country": t.country,
+                "safeguard": t.safeguard.value,
+                "article": t.safeguard.article,
+                "details": t.details,
+            }
+            for t in controller.transfers
+        ],
+        "data_subjects": list(controller.data_subjects),
+        "security_measures": list(controller.security_measures),
+    }
+
+
+@attrs.frozen(kw_only=True)
+class Register:
+    """A record of processing activities; render it with ``to_markdown``, ``to_html``,
+    ``to_csv`` or ``to_json``.
+
+    ``null_components`` lists the components declaring they store nothing personal, with
+    their reason; ``gaps`` what the declarations leave out (purpose, basis, retention,
+    transfer safeguards).
+    """
+
+    controller: Controller
+    activities: tuple[ProcessingActivity, ...]
+    entries: tuple[RegisterEntry, ...]
+    null_components: tuple[tuple[str, str], ...] = ()
+    gaps: tuple[str, ...] = ()
+    as_of: dt.date | None = None
+
+    @classmethod
+    def build(
+        cls,
+        controller: Controller,
+        metadata: Mapping[str, MetadataCollection] | Iterable[MetadataCollection],
+        *,
+        null_reasons: Mapping[str, str] | None = None,
+        as_of: dt.date | None = None,
+    ) -> Register:
+        """Build the register from metadata collections (a manager's ``get_metadata()``)."""
+        collections = metadata.values() if isinstance(metadata, Mapping) else metadata
+        entries = tuple(
+            RegisterEntry(component=collection.component, item=item)
+            for collection in collections
+            for item in collection
+        )
+        by_purpose: dict[str, list[RegisterEntry]] = {}
+        for entry in entries:
+            by_purpose.setdefault(entry.item.purpose or UNDECLARED_PURPOSE, []).append(entry)
+        activities = tuple(
+            ProcessingActivity(purpose=purpose, entries=tuple(group))
+            for purpose, group in by_purpose.items()
+        )
+        return cls(
+            controller=controller,
+            activities=activities,
+            entries=entries,
+            null_components=tuple(sorted((null_reasons or {}).items())),
+            gaps=tuple(_gaps(controller, entries)),
+            as_of=as_of,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form of the whole register."""
+        return {
+            "controller": _controller_dict(self.controller),
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "activities": [a.to_dict() for a in self.activities],
+            "entries": [e.to_dict() for e in self.entries],
+            "null_components": [{"component": c, "reason": r} for c, r in self.null_components],
+            "gaps": list(self.gaps),
+        }
+
+    def to_json(self) -> str:
+        """The register as indented JSON (UTF-8 text, keys in a stable order)."""
+        from learnprivacy.providers._render import render_json
+
+        return render_json(self)
+
+    def to_markdown(self) -> str:
+        """The register as a Markdown document (cells escaped)."""
+        from learnprivacy.providers._render import render_markdown
+
+        return render_markdown(self)
+
+    def to_html(self) -> str:
+        """The register as one self-contained HTML page (every value escaped)."""
+        from learnprivacy.providers._render import render_html
+
+        return render_html(self)
+
+    def to_csv(self) -> str:
+        """One row per declared item; cells that a spreadsheet would run as a formula are
+        prefixed with ``'``."""
+        from learnprivacy.providers._render import render_csv
+
+        return render_csv(self)

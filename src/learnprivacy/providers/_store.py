@@ -1,0 +1,197 @@
+"""``StoreProvider``: learnprivacy's own store as a privacy provider (``learnprivacy_store``).
+
+Everything the store keeps about a learner lives in that learner's user context. The
+metadata is derived from the records' field declarations (``fields_of``) and, when a
+retention :class:`~learnprivacy.retention.Schedule` is given, from its rules: one table
+item per record type and purpose, with the rule's period, trigger and basis.
+
+Erasure is the store's own ``erase_subject``: records a legal minimum or a hold protects
+(invoices under legal obligation, for instance) are restricted rather than erased (GDPR
+Art. 17(3)(b)); restricted records no longer count as the learner's data in the user
+context, so a second deletion finds nothing and changes nothing.
+
+This module does not import the store (and so SQLAlchemy): it works on any object with the
+store's methods.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from learnprivacy.providers._contexts import (
+    ApprovedContextList,
+    ApprovedUserList,
+    Context,
+    ContextLevel,
+    ContextList,
+    UserList,
+)
+from learnprivacy.providers._metadata import MetadataCollection
+from learnprivacy.providers.writer import ContentWriter, DataDescription
+from learnprivacy.records import default_basis, fields_of, record_types
+
+if TYPE_CHECKING:
+    from learnprivacy.retention import Hold, Schedule
+
+__all__ = ["DEFAULT_PURPOSES", "STORE_COMPONENT", "StoreProvider"]
+
+#: The component name of the store's provider.
+STORE_COMPONENT = "learnprivacy_store"
+
+#: The purpose each record type serves when no schedule rule names one.
+DEFAULT_PURPOSES: dict[str, str] = {
+    "Learner": "Learner accounts and access to the courses",
+    "Progress": "Training follow-up: progress and scores",
+    "Certificate": "Issuing and verifying certificates",
+    "Invoice": "Billing and tax obligations",
+    "Consent": "Proof of consent",
+    "Funding": "Training funding files (employer, OPCO)",
+    "AccessEvent": "Security of the platform: access logs",
+}
+_FALLBACK_PURPOSE = "Learning records kept by the LMS"
+
+
+class _StoreLike(Protocol):
+    """The part of :class:`learnprivacy.store.Store` the provider uses."""
+
+    def records_of(self, learner_id: str) -> list[Any]: ...
+
+    def erase_subject(
+        self,
+        learner_id: str,
+        *,
+        now: dt.datetime,
+        holds: Sequence[Hold] = (),
+        schedule: Schedule | None = None,
+    ) -> Any: ...
+
+    def now(self, now: dt.datetime | None = None) -> dt.datetime: ...
+
+
+class StoreProvider:
+    """The privacy provider of a :class:`learnprivacy.store.Store`.
+
+    ``PrivacyManager(store=store)`` registers it; build it yourself to pass a
+    ``schedule`` (retention and purposes in the metadata, and the erasure decisions),
+    ``holds``, ``purposes`` (record type name to purpose) or a ``clock`` (defaults to the
+    store's own).
+    """
+
+    component = STORE_COMPONENT
+
+    def __init__(
+        self,
+        store: _StoreLike,
+        *,
+        schedule: Schedule | None = None,
+        holds: Sequence[Hold] = (),
+        purposes: dict[str, str] | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self.store = store
+        self.schedule = schedule
+        self.holds = tuple(holds)
+        self.purposes = {**DEFAULT_PURPOSES, **(purposes or {})}
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"StoreProvider({self.store!r})"
+
+    def _now(self) -> dt.datetime:
+        return self._clock() if self._clock is not None else self.store.now()
+
+    # -- metadata ---------------------------------------------------------------------
+
+    def get_metadata(self, collection: MetadataCollection) -> MetadataCollection:
+        """One table per record type (and per purpose when a schedule gives several)."""
+        for cls in record_types():
+            infos = [f for f in fields_of(cls) if f.personal and f.exported]
+            if not infos:
+                continue
+            fields = {f.name: f.description for f in infos}
+            categories = list(dict.fromkeys(f.category for f in infos))
+            name = cls.__name__
+            summary = (cls.__doc__ or name).strip().splitlines()[0]
+            rules = self.schedule.rules_for(cls) if self.schedule is not None else ()
+            if not rules:
+                collection.add_database_table(
+                    name,
+                    fields,
+                    summary,
+                    purpose=self.purposes.get(name, _FALLBACK_PURPOSE),
+                    basis=default_basis(cls),
+                    categories=categories,
+                )
+                continue
+            for rule in rules:
+                collection.add_database_table(
+                    name,
+                    fields,
+                    summary,
+                    purpose=rule.purpose or self.purposes.get(name, _FALLBACK_PURPOSE),
+                    basis=rule.basis or default_basis(cls),
+                    categories=categories,
+                    retention=rule.period,
+                    retention_from=rule.trigger,
+                )
+        return collection
+
+    # -- requests ---------------------------------------------------------------------
+
+    def get_contexts_for_userid(self, user_id: str) -> ContextList:
+        """The learner's user context, when the store holds a record of theirs."""
+        contexts = ContextList(component=self.component)
+        if self.store.records_of(user_id):
+            contexts.add_user_context(user_id)
+        return contexts
+
+    def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
+        """Write every record of the learner, grouped by record type."""
+        if Context.user(approved.user_id) not in approved:
+            return
+        by_type: dict[type[Any], list[Any]] = {}
+        for record in self.store.records_of(approved.user_id):
+            by_type.setdefault(type(record), []).append(record)
+        for cls, records in by_type.items():
+            name = cls.__name__
+            writer.describe(
+                DataDescription(
+                    component=self.component,
+                    record_type=name,
+                    description=(cls.__doc__ or name).strip().splitlines()[0],
+                    purpose=self.purposes.get(name, _FALLBACK_PURPOSE),
+                    basis=default_basis(cls),
+                    fields={f.name: f.description for f in fields_of(cls) if f.exported},
+                )
+            )
+            writer.write_records(self.component, records)
+
+    def delete_data_for_user(self, approved: ApprovedContextList) -> None:
+        """Erase the learner (legal minima and holds turn erasure into restriction)."""
+        if Context.user(approved.user_id) in approved:
+            self._erase(approved.user_id)
+
+    def delete_data_for_all_users_in_context(self, context: Context) -> None:
+        """Erase the learner of a user context; other contexts hold no store data."""
+        if context.level is ContextLevel.USER:
+            self._erase(context.instance_id)
+
+    def get_users_in_context(self, userlist: UserList) -> None:
+        """The learner of a user context, when the store holds a record of theirs."""
+        context = userlist.context
+        if context.level is ContextLevel.USER and self.store.records_of(context.instance_id):
+            userlist.add_user(context.instance_id)
+
+    def delete_data_for_users(self, approved: ApprovedUserList) -> None:
+        """Erase the learner of a user context when approved."""
+        context = approved.context
+        if context.level is ContextLevel.USER and context.instance_id in approved:
+            self._erase(context.instance_id)
+
+    def _erase(self, user_id: str) -> None:
+        if not self.store.records_of(user_id):
+            # Nothing left (or only restricted records): a retry changes nothing.
+            return
+        self.store.erase_subject(user_id, now=self._now(), holds=self.holds, schedule=self.schedule)
