@@ -1,0 +1,317 @@
+"""``MoodleDatabase``: a read-only adapter from a Moodle database to learnprivacy records."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from learnprivacy.errors import ConfigurationError
+from learnprivacy.moodle import _read_accounts as accounts
+from learnprivacy.moodle import _read_compliance as compliance
+from learnprivacy.moodle import _read_learning as learning
+from learnprivacy.moodle._issues import ScanIssues
+from learnprivacy.moodle._models import MoodleCourse, MoodleUser
+from learnprivacy.moodle._readonly import read_only_engine
+from learnprivacy.moodle._schema import MoodleSchema
+from learnprivacy.records import AccessEvent, Certificate, Consent, Learner, Progress
+
+__all__ = ["MoodleDatabase"]
+
+T = TypeVar("T")
+_Statement = Callable[[MoodleSchema, list[int] | None, bool], sa.Select[Any]]
+
+
+class MoodleDatabase:
+    """Read a Moodle site's database as learnprivacy records, never writing to it.
+
+    ``url_or_engine`` is a SQLAlchemy URL (``postgresql+psycopg://...``,
+    ``mysql+pymysql://...``, ``sqlite:///moodle.db``) or an existing ``Engine``; ``prefix``
+    is Moodle's ``$CFG->prefix``. Every statement goes through a guard that refuses writes
+    (:class:`~learnprivacy.errors.PolicyError`); on PostgreSQL transactions are also
+    opened read-only. Reads stream in chunks of ``chunk_size`` rows (server-side cursors
+    where the driver has them), so a site of any size is read in constant memory.
+
+    Ids: a Learner's id is the Moodle user id (``"42"``), courses and activities are
+    Moodle course and course module ids, and every other record's id names its source row
+    (``"course_completions/17"``). Deleted accounts are not learners: Moodle has already
+    replaced their name and address by a tombstone, and their remaining rows (logs, for
+    instance) are only read with ``include_deleted=True``. The guest account is skipped.
+    Rows that cannot become valid records (an e-mail address Moodle never validated, a row
+    without any date) are skipped and reported in :attr:`issues` (or the ``issues``
+    passed in), never raised.
+    """
+
+    def __init__(
+        self,
+        url_or_engine: str | sa.URL | sa.Engine,
+        *,
+        prefix: str = "mdl_",
+        chunk_size: int = 2_000,
+        guest_username: str = "guest",
+    ) -> None:
+        if not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ConfigurationError("chunk_size must be a positive integer")
+        self.schema = MoodleSchema(prefix)
+        self.chunk_size = chunk_size
+        self.guest_username = guest_username
+        self.issues = ScanIssues()
+        self._engine, self._owned = read_only_engine(url_or_engine)
+        self._tables: dict[str, bool] = {}
+
+    def __repr__(self) -> str:
+        return f"<MoodleDatabase {self._engine.dialect.name} prefix={self.schema.prefix!r}>"
+
+    def __enter__(self) -> MoodleDatabase:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the connections (an engine passed in is left to its owner)."""
+        if self._owned:
+            self._engine.dispose()
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The guarded, read-only engine (for custom ``SELECT`` queries)."""
+        return self._engine
+
+    @property
+    def prefix(self) -> str:
+        """Moodle's table prefix."""
+        return self.schema.prefix
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        """A read-only connection: any statement that would write raises ``PolicyError``."""
+        with self._engine.connect() as connection:
+            yield connection
+
+    def has_table(self, name: str) -> bool:
+        """Whether the site has Moodle table ``name`` (plugins may not be installed)."""
+        if name not in self._tables:
+            with self.connect() as connection:
+                found = sa.inspect(connection).has_table(self.schema[name].name)
+            self._tables[name] = found
+        return self._tables[name]
+
+    def stream(self, statement: sa.Select[Any]) -> Iterator[sa.Row[Any]]:
+        """Rows of ``statement``, fetched ``chunk_size`` at a time."""
+        with self.connect() as connection:
+            result = connection.execution_options(yield_per=self.chunk_size).execute(statement)
+            for partition in result.partitions():
+                yield from partition
+
+    # -- accounts and courses ---------------------------------------------------------
+
+    def users(self, *, user_ids: Iterable[int | str] | None = None) -> Iterator[MoodleUser]:
+        """Every account (deleted and suspended ones too), with its retention dates."""
+        statement = accounts.user_statement(self.schema, _ids(user_ids))
+        for row in self.stream(statement):
+            yield accounts.map_user(row, self.guest_username)
+
+    def courses(self) -> Iterator[MoodleCourse]:
+        """Every course but the front page, with its start and end dates."""
+        for row in self.stream(accounts.course_statement(self.schema)):
+            yield accounts.map_course(row)
+
+    def learners(
+        self,
+        *,
+        user_ids: Iterable[int | str] | None = None,
+        issues: ScanIssues | None = None,
+    ) -> Iterator[Learner]:
+        """Live accounts (not deleted, not the guest) as Learners, in id order."""
+        sink = self.issues if issues is None else issues
+        statement = accounts.learner_statement(self.schema, _ids(user_ids), self.guest_username)
+        for row in self.stream(statement):
+            learner = accounts.map_learner(row, sink)
+            if learner is not None:
+                yield learner
+
+    # -- learning records -------------------------------------------------------------
+
+    def _records(
+        self,
+        table: str,
+        statement: _Statement,
+        mapper: Callable[[Any, ScanIssues], T | None],
+        user_ids: Iterable[int | str] | None,
+        include_deleted: bool,
+        issues: ScanIssues | None,
+    ) -> Iterator[T]:
+        if not self.has_table(table):
+            return
+        sink = self.issues if issues is None else issues
+        for row in self.stream(statement(self.schema, _ids(user_ids), include_deleted)):
+            record = mapper(row, sink)
+            if record is not None:
+                yield record
+
+    def course_progress(
+        self,
+        *,
+        user_ids: Iterable[int | str] | None = None,
+        include_deleted: bool = False,
+        issues: ScanIssues | None = None,
+    ) -> Iterator[Progress]:
+        """Course completions (with the course total grade) as course-level Progress."""
+        return self._records(
+            "course_completions",
+            learning.course_progress_statement,
+            learning.map_course_progress,
+            user_ids,
+            include_deleted,
+            issues,
+        )
+
+    def grade_progress(
+        self,
+        *,
+        user_ids: Iterable[int | str] | None = None,
+        include_deleted: bool = False,
+        issues: ScanIssues | None = None,
+    ) -> Iterator[Progress]:
+        """Final grades of activities as activity-level Progress with a Score."""
+        return self._records(
+            "grade_grades",
+            learning.grade_statement,
+            learning.map_grade,
+            user_ids,
+            include_deleted,
+            issues,
+        )
+
+    def activity_progress(
+        self,
+        *,
+        user_ids: Iterable[int | str] | None = None,
+        include_deleted: bool = False,
+        issues: ScanIssues | None = None,
+    ) -> Iterator[Progress]:
+        """Activity completion states as activity-level Progress."""
+        return self._records(
+            "course_modules_completion",
+            learning.activity_statement,
+            learning.map_activity,
+            user_ids,
+            include_deleted,
+            issues,
+        )
+
+    def progress(
+        self,
+        *,
+        user_ids: Iterable[int | str] | None = None,
+        include_deleted: bool = False,
+        issues: ScanIssues | None = None,
+    ) -> Iterator[Progress]:
+        """Course progress, then grades, then activity completions."""
+        ids = None if user_ids is None else list(user_ids)
+        options: dict[str, Any] = {
+            "user_ids": ids,
+            "include_deleted": include_deleted,
+            "issues": issues,
+        }
+        return itertools.chain(
+            self.course_progress(**options),
+            self.grade_progress(**options),
+            self.activity_progress(**options),
+        )
+
+    # -- compliance records -----------------------------------------------------------
+
+    def access_events(
+        self,
+        *,
+        user_ids: Iterable[int | str] | None = None,
+        include_deleted: bool = False,
+        issues: ScanIssues | None = None,
+    ) -> Iterator[AccessEvent]:
+        """Log-ins, log-outs and failed log-ins from the standard log store."""
+        return self._records(
+            "logstore_standard_log",
+            compliance.access_statement,
+            compliance.map_access,
+            user_ids,
+            include_deleted,
+            issues,
+        )
+
+    def consents(
+        self,
+        *,
+        user_ids: Iterable[int | str] | None = None,
+        include_deleted: bool = False,
+        issues: ScanIssues | None = None,
+    ) -> Iterator[Consent]:
+        """Site policy acceptances (tool_policy) as Consents."""
+        return self._records(
+            "tool_policy_acceptances",
+            compliance.consent_statement,
+            compliance.map_consent,
+            user_ids,
+            include_deleted,
+            issues,
+        )
+
+    def certificates(
+        self,
+        *,
+        user_ids: Iterable[int | str] | None = None,
+        include_deleted: bool = False,
+        issues: ScanIssues | None = None,
+    ) -> Iterator[Certificate]:
+        """Certificates issued by mod_customcert (nothing when the plugin is absent)."""
+        if not self.has_table("customcert"):
+            return iter(())
+        return self._records(
+            "customcert_issues",
+            compliance.certificate_statement,
+            compliance.map_certificate,
+            user_ids,
+            include_deleted,
+            issues,
+        )
+
+    def records_of(self, user_id: int | str, *, issues: ScanIssues | None = None) -> list[Any]:
+        """Every record of one learner: the Learner first, then progress, certificates,
+        consents and access events. Empty when the account is unknown, deleted or the guest.
+        """
+        ids = [user_id]
+        learners = list(self.learners(user_ids=ids, issues=issues))
+        if not learners and not _ids(ids):
+            return []
+        return [
+            *learners,
+            *self.progress(user_ids=ids, issues=issues),
+            *self.certificates(user_ids=ids, issues=issues),
+            *self.consents(user_ids=ids, issues=issues),
+            *self.access_events(user_ids=ids, issues=issues),
+        ]
+
+
+def _ids(user_ids: Iterable[int | str] | None) -> list[int] | None:
+    """Moodle user ids from ints or learner ids (``"42"``); anything else matches nobody."""
+    if user_ids is None:
+        return None
+    ids: list[int] = []
+    for value in user_ids:
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            ids.append(value)
+        elif isinstance(value, str) and value.isascii() and value.isdigit():
+            ids.append(int(value))
+    return ids

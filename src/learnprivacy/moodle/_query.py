@@ -1,0 +1,31 @@
+"""What every per-learner query shares: which accounts' rows it reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from learnprivacy.moodle._schema import MoodleSchema
+
+__all__ = ["restrict_to_users"]
+
+
+def restrict_to_users(
+    statement: sa.Select[Any],
+    user_column: sa.ColumnElement[Any],
+    schema: MoodleSchema,
+    user_ids: list[int] | None,
+    include_deleted: bool,
+) -> sa.Select[Any]:
+    """Keep rows of live accounts (unless ``include_deleted``) and of ``user_ids`` if given.
+
+    Moodle keeps some rows of deleted accounts (logs, for instance); they belong to no
+    learner any more, so they are left out unless asked for.
+    """
+    if not include_deleted:
+        u = schema["user"]
+        statement = statement.join(u, sa.and_(u.c.id == user_column, u.c.deleted == 0))
+    if user_ids is not None:
+        statement = statement.where(user_column.in_(user_ids))
+    return statement

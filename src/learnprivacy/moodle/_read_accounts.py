@@ -1,0 +1,153 @@
+"""Accounts and courses: ``user`` (+ ``user_lastaccess``) and ``course``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from learnprivacy.errors import ValidationError
+from learnprivacy.moodle._issues import ScanIssues, rule_of
+from learnprivacy.moodle._models import MoodleCourse, MoodleUser
+from learnprivacy.moodle._schema import MoodleSchema
+from learnprivacy.moodle._time import from_unix, latest
+from learnprivacy.records import Learner
+
+__all__ = [
+    "course_statement",
+    "learner_statement",
+    "map_course",
+    "map_learner",
+    "map_user",
+    "user_statement",
+]
+
+
+def _course_access(schema: MoodleSchema) -> sa.Subquery:
+    la = schema["user_lastaccess"]
+    return (
+        sa.select(la.c.userid, sa.func.max(la.c.timeaccess).label("timeaccess"))
+        .group_by(la.c.userid)
+        .subquery("la")
+    )
+
+
+def user_statement(schema: MoodleSchema, user_ids: list[int] | None) -> sa.Select[Any]:
+    """Every account (deleted ones too) with the dates retention needs."""
+    u, la = schema["user"], _course_access(schema)
+    statement = (
+        sa.select(
+            u.c.id,
+            u.c.deleted,
+            u.c.suspended,
+            u.c.username,
+            u.c.timecreated,
+            u.c.firstaccess,
+            u.c.lastaccess,
+            la.c.timeaccess,
+        )
+        .select_from(u.outerjoin(la, la.c.userid == u.c.id))
+        .order_by(u.c.id)
+    )
+    if user_ids is not None:
+        statement = statement.where(u.c.id.in_(user_ids))
+    return statement
+
+
+def map_user(row: Any, guest_username: str) -> MoodleUser:
+    """A ``user_statement`` row as a :class:`MoodleUser`."""
+    uid, deleted, suspended, username, created, first, last, course_access = row
+    return MoodleUser(
+        id=int(uid),
+        deleted=bool(deleted),
+        suspended=bool(suspended),
+        guest=username == guest_username,
+        created_at=from_unix(created),
+        first_access_at=from_unix(first),
+        last_access_at=from_unix(last),
+        last_course_access_at=from_unix(course_access),
+    )
+
+
+def learner_statement(
+    schema: MoodleSchema, user_ids: list[int] | None, guest_username: str
+) -> sa.Select[Any]:
+    """Accounts that are learners: not deleted, not the guest account."""
+    u, la = schema["user"], _course_access(schema)
+    statement = (
+        sa.select(
+            u.c.id,
+            u.c.username,
+            u.c.email,
+            u.c.firstname,
+            u.c.lastname,
+            u.c.timecreated,
+            u.c.firstaccess,
+            u.c.lastaccess,
+            la.c.timeaccess,
+        )
+        .select_from(u.outerjoin(la, la.c.userid == u.c.id))
+        .where(u.c.deleted == 0, u.c.username != guest_username)
+        .order_by(u.c.id)
+    )
+    if user_ids is not None:
+        statement = statement.where(u.c.id.in_(user_ids))
+    return statement
+
+
+def map_learner(row: Any, issues: ScanIssues) -> Learner | None:
+    """A ``learner_statement`` row as a Learner, or None (with an issue) when it cannot be."""
+    uid, username, email, given, family, created, first, last, course_access = row
+    # Accounts created by early installers or some imports have timecreated = 0; the first
+    # access is then the earliest date Moodle knows for them.
+    created_at = from_unix(created) or from_unix(first)
+    if created_at is None:
+        issues.report("user", uid, "Learner.created_at", "no creation or first access date")
+        return None
+    try:
+        return Learner(
+            id=str(uid),
+            username=username,
+            email=email,
+            given_name=given,
+            family_name=family,
+            created_at=created_at,
+            last_activity_at=from_unix(latest(last, course_access)),
+        )
+    except ValidationError as exc:
+        issues.report("user", uid, exc.field or "Learner", rule_of(exc))
+        return None
+
+
+def course_statement(schema: MoodleSchema) -> sa.Select[Any]:
+    """Every course except the site's front page (``format = 'site'``)."""
+    c = schema["course"]
+    return (
+        sa.select(
+            c.c.id,
+            c.c.shortname,
+            c.c.fullname,
+            c.c.category,
+            c.c.startdate,
+            c.c.enddate,
+            c.c.timecreated,
+            c.c.visible,
+        )
+        .where(c.c.format != "site")
+        .order_by(c.c.id)
+    )
+
+
+def map_course(row: Any) -> MoodleCourse:
+    """A ``course_statement`` row as a :class:`MoodleCourse`."""
+    cid, shortname, fullname, category, start, end, created, visible = row
+    return MoodleCourse(
+        id=int(cid),
+        shortname=shortname,
+        fullname=fullname,
+        category=int(category),
+        start_at=from_unix(start),
+        end_at=from_unix(end),
+        created_at=from_unix(created),
+        visible=bool(visible),
+    )

@@ -1,0 +1,166 @@
+"""Security logs, policy acceptances and certificates.
+
+- ``logstore_standard_log``: log-in, log-out and failed log-in events become AccessEvents
+  (with the IP address Moodle logged); other events are not access events.
+- ``tool_policy_acceptances``: an acceptance becomes a Consent for the policy
+  (``purpose = "tool_policy/<policy id>"``). An optional policy is consent (Art. 6(1)(a));
+  accepting a compulsory one is part of the contract (Art. 6(1)(b)). Status 0 after an
+  acceptance is a withdrawal at ``timemodified``; a policy declined when first asked
+  (status 0, never modified) was never consented to and yields nothing.
+- ``customcert_issues`` (mod_customcert): an issued certificate with its verification code.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import sqlalchemy as sa
+
+from learnprivacy.basis import LawfulBasis
+from learnprivacy.errors import ValidationError
+from learnprivacy.moodle._issues import ScanIssues, rule_of
+from learnprivacy.moodle._query import restrict_to_users
+from learnprivacy.moodle._schema import MoodleSchema
+from learnprivacy.moodle._time import from_unix
+from learnprivacy.records import AccessEvent, AccessKind, Certificate, Consent
+
+__all__ = [
+    "ACCESS_EVENTS",
+    "access_statement",
+    "certificate_statement",
+    "consent_statement",
+    "map_access",
+    "map_certificate",
+    "map_consent",
+]
+
+#: Moodle event classes that are access events, as stored in ``eventname``.
+ACCESS_EVENTS = {
+    "\\core\\event\\user_loggedin": AccessKind.LOGIN,
+    "\\core\\event\\user_loggedout": AccessKind.LOGOUT,
+    "\\core\\event\\user_login_failed": AccessKind.LOGIN_FAILED,
+}
+
+
+def access_statement(
+    schema: MoodleSchema, user_ids: list[int] | None, include_deleted: bool
+) -> sa.Select[Any]:
+    """Log-in/log-out events of known users (a failed log-in for no account has userid 0)."""
+    log = schema["logstore_standard_log"]
+    statement = (
+        sa.select(log.c.id, log.c.userid, log.c.eventname, log.c.timecreated, log.c.ip)
+        .where(log.c.eventname.in_(list(ACCESS_EVENTS)), log.c.userid > 0)
+        .order_by(log.c.id)
+    )
+    return restrict_to_users(statement, log.c.userid, schema, user_ids, include_deleted)
+
+
+def map_access(row: Any, issues: ScanIssues) -> AccessEvent | None:
+    """A log row as an AccessEvent; an unreadable IP is dropped (and reported), not the event."""
+    rid, uid, eventname, created, ip = row
+    at = from_unix(created)
+    if at is None:
+        issues.report("logstore_standard_log", rid, "AccessEvent.at", "no date")
+        return None
+    address = ip.strip() if ip else None
+    if address:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            issues.report(
+                "logstore_standard_log", rid, "AccessEvent.ip", "not an IP address", skipped=False
+            )
+            address = None
+    return AccessEvent(
+        id=f"logstore_standard_log/{rid}",
+        learner_id=str(uid),
+        kind=ACCESS_EVENTS[eventname],
+        at=at,
+        ip=address or None,
+    )
+
+
+def consent_statement(
+    schema: MoodleSchema, user_ids: list[int] | None, include_deleted: bool
+) -> sa.Select[Any]:
+    """Policy acceptances with the policy they are for and whether it is optional."""
+    a, v = schema["tool_policy_acceptances"], schema["tool_policy_versions"]
+    statement = (
+        sa.select(
+            a.c.id,
+            a.c.userid,
+            v.c.policyid,
+            a.c.policyversionid,
+            a.c.status,
+            a.c.timecreated,
+            a.c.timemodified,
+            v.c.optional,
+        )
+        .select_from(a)
+        .join(v, v.c.id == a.c.policyversionid)
+        .where(a.c.status.is_not(None))
+        .order_by(a.c.id)
+    )
+    return restrict_to_users(statement, a.c.userid, schema, user_ids, include_deleted)
+
+
+def map_consent(row: Any, issues: ScanIssues) -> Consent | None:
+    """An acceptance as a Consent; a policy declined outright gives None (no issue)."""
+    rid, uid, policyid, versionid, status, created, modified, optional = row
+    given_at = from_unix(created)
+    if given_at is None:
+        issues.report("tool_policy_acceptances", rid, "Consent.given_at", "no date")
+        return None
+    withdrawn_at = None
+    if not status:
+        if not modified or modified <= created:
+            return None
+        withdrawn_at = from_unix(modified)
+    try:
+        return Consent(
+            id=f"tool_policy_acceptances/{rid}",
+            learner_id=str(uid),
+            purpose=f"tool_policy/{policyid}",
+            given_at=given_at,
+            withdrawn_at=withdrawn_at,
+            proof=f"tool_policy_versions/{versionid}",
+            basis=LawfulBasis.CONSENT if optional else LawfulBasis.CONTRACT,
+        )
+    except ValidationError as exc:
+        issues.report("tool_policy_acceptances", rid, exc.field or "Consent", rule_of(exc))
+        return None
+
+
+def certificate_statement(
+    schema: MoodleSchema, user_ids: list[int] | None, include_deleted: bool
+) -> sa.Select[Any]:
+    """Issued custom certificates with the course of the certificate activity."""
+    issue, cert = schema["customcert_issues"], schema["customcert"]
+    statement = (
+        sa.select(issue.c.id, issue.c.userid, cert.c.course, issue.c.timecreated, issue.c.code)
+        .select_from(issue)
+        .join(cert, cert.c.id == issue.c.customcertid)
+        .order_by(issue.c.id)
+    )
+    return restrict_to_users(statement, issue.c.userid, schema, user_ids, include_deleted)
+
+
+def map_certificate(row: Any, issues: ScanIssues) -> Certificate | None:
+    """An issued certificate as a Certificate (None, with an issue, without code or date)."""
+    rid, uid, course, created, code = row
+    at = from_unix(created)
+    if at is None:
+        issues.report("customcert_issues", rid, "Certificate.issued_at", "no date")
+        return None
+    try:
+        return Certificate(
+            id=f"customcert_issues/{rid}",
+            learner_id=str(uid),
+            course_id=str(course),
+            issued_at=at,
+            verification_code=code,
+        )
+    except ValidationError as exc:
+        issues.report("customcert_issues", rid, exc.field or "Certificate", rule_of(exc))
+        return None

@@ -1,0 +1,234 @@
+"""Progress: course completions, grades and activity completions.
+
+Three Moodle sources become :class:`~learnprivacy.records.Progress` records, told apart by
+their id prefix (the source table) and by ``activity_id``:
+
+- ``course_completions`` (course level), with the course total grade as the score;
+- ``grade_grades`` of activity grade items (activity level), with the final grade;
+- ``course_modules_completion`` (activity level), the activity completion state.
+
+A final grade is on its grade item's scale (``grade_items.grademin``..``grademax``; the
+``grade_grades.rawgrademin``..``rawgrademax`` bounds apply to ``rawgrade`` before Moodle
+rescales it), so the score uses the item's bounds. Where the item has a pass mark
+(``gradepass > 0``) a graded status is PASSED or FAILED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from learnprivacy.moodle._issues import ScanIssues
+from learnprivacy.moodle._query import restrict_to_users
+from learnprivacy.moodle._schema import MoodleSchema
+from learnprivacy.moodle._time import from_unix
+from learnprivacy.records import Progress, ProgressStatus, Score
+
+__all__ = [
+    "activity_statement",
+    "course_progress_statement",
+    "grade_statement",
+    "map_activity",
+    "map_course_progress",
+    "map_grade",
+]
+
+# Moodle's COMPLETION_* constants (lib/completionlib.php).
+_ACTIVITY_STATUS = {
+    0: ProgressStatus.IN_PROGRESS,  # COMPLETION_INCOMPLETE
+    1: ProgressStatus.COMPLETED,  # COMPLETION_COMPLETE
+    2: ProgressStatus.PASSED,  # COMPLETION_COMPLETE_PASS
+    3: ProgressStatus.FAILED,  # COMPLETION_COMPLETE_FAIL
+    4: ProgressStatus.FAILED,  # COMPLETION_COMPLETE_FAIL_HIDDEN
+}
+# grade_items.gradetype: 1 = value, 2 = scale; 0 (none) and 3 (text) carry no number.
+_NUMERIC_GRADES = (1, 2)
+
+
+def _number(value: Any) -> int | Decimal:
+    # NUMERIC(10,5) reads back as Decimal("85.00000"); whole numbers become ints so that
+    # exports say 85, not "85.00000".
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    integral = number.to_integral_value()
+    return int(integral) if number == integral else number.normalize()
+
+
+def _score(
+    row_id: int, final: Any, gradetype: Any, low: Any, high: Any, issues: ScanIssues, table: str
+) -> Score | None:
+    if final is None or gradetype not in _NUMERIC_GRADES or low is None or high is None:
+        return None
+    raw, low, high = _number(final), _number(low), _number(high)
+    if not low < high:
+        issues.report(table, row_id, "Progress.score", "empty grade range", skipped=False)
+        return None
+    if not low <= raw <= high:
+        issues.report(
+            table, row_id, "Progress.score", "final grade outside its item's range", skipped=False
+        )
+        return None
+    return Score(raw=raw, min=low, max=high)
+
+
+def _graded(done: ProgressStatus, final: Any, gradepass: Any) -> ProgressStatus:
+    if final is None or gradepass is None or not gradepass > 0:
+        return done
+    return ProgressStatus.PASSED if final >= gradepass else ProgressStatus.FAILED
+
+
+def course_progress_statement(
+    schema: MoodleSchema, user_ids: list[int] | None, include_deleted: bool
+) -> sa.Select[Any]:
+    """Course completions with the course total grade, when there is one."""
+    cc, gi, gg = schema["course_completions"], schema["grade_items"], schema["grade_grades"]
+    statement = (
+        sa.select(
+            cc.c.id,
+            cc.c.userid,
+            cc.c.course,
+            cc.c.timeenrolled,
+            cc.c.timestarted,
+            cc.c.timecompleted,
+            gi.c.gradetype,
+            gi.c.grademin,
+            gi.c.grademax,
+            gi.c.gradepass,
+            gg.c.finalgrade,
+        )
+        .select_from(cc)
+        .outerjoin(gi, sa.and_(gi.c.courseid == cc.c.course, gi.c.itemtype == "course"))
+        .outerjoin(gg, sa.and_(gg.c.itemid == gi.c.id, gg.c.userid == cc.c.userid))
+        .order_by(cc.c.id)
+    )
+    return restrict_to_users(statement, cc.c.userid, schema, user_ids, include_deleted)
+
+
+def map_course_progress(row: Any, issues: ScanIssues) -> Progress | None:
+    """A course completion row as a course-level Progress (None, with an issue, if undated)."""
+    rid, uid, course, enrolled, started, completed, gtype, low, high, gpass, final = row
+    if completed:
+        status, stamp = _graded(ProgressStatus.COMPLETED, final, gpass), completed
+    elif started:
+        status, stamp = ProgressStatus.IN_PROGRESS, started
+    else:
+        status, stamp = ProgressStatus.NOT_STARTED, enrolled
+    at = from_unix(stamp)
+    if at is None:
+        issues.report("course_completions", rid, "Progress.recorded_at", "no date at all")
+        return None
+    return Progress(
+        id=f"course_completions/{rid}",
+        learner_id=str(uid),
+        course_id=str(course),
+        status=status,
+        recorded_at=at,
+        score=_score(rid, final, gtype, low, high, issues, "course_completions"),
+    )
+
+
+def grade_statement(
+    schema: MoodleSchema, user_ids: list[int] | None, include_deleted: bool
+) -> sa.Select[Any]:
+    """Final grades of activity grade items, with the course module they belong to."""
+    gg, gi = schema["grade_grades"], schema["grade_items"]
+    m, cm = schema["modules"], schema["course_modules"]
+    statement = (
+        sa.select(
+            gg.c.id,
+            gg.c.userid,
+            gi.c.courseid,
+            cm.c.id,
+            gg.c.timemodified,
+            gg.c.timecreated,
+            gi.c.gradetype,
+            gi.c.grademin,
+            gi.c.grademax,
+            gi.c.gradepass,
+            gg.c.finalgrade,
+        )
+        .select_from(gg)
+        .join(gi, sa.and_(gi.c.id == gg.c.itemid, gi.c.itemtype == "mod"))
+        .outerjoin(m, m.c.name == gi.c.itemmodule)
+        .outerjoin(
+            cm,
+            sa.and_(
+                cm.c.module == m.c.id,
+                cm.c.instance == gi.c.iteminstance,
+                cm.c.course == gi.c.courseid,
+            ),
+        )
+        .where(gg.c.finalgrade.is_not(None))
+        .order_by(gg.c.id)
+    )
+    return restrict_to_users(statement, gg.c.userid, schema, user_ids, include_deleted)
+
+
+def map_grade(row: Any, issues: ScanIssues) -> Progress | None:
+    """A final grade as an activity-level Progress with its score."""
+    rid, uid, course, cmid, modified, created, gtype, low, high, gpass, final = row
+    at = from_unix(modified) or from_unix(created)
+    if at is None or course is None:
+        rule = "no date" if at is None else "no course"
+        issues.report("grade_grades", rid, "Progress.recorded_at", rule)
+        return None
+    return Progress(
+        id=f"grade_grades/{rid}",
+        learner_id=str(uid),
+        course_id=str(course),
+        activity_id=None if cmid is None else str(cmid),
+        status=_graded(ProgressStatus.COMPLETED, final, gpass),
+        recorded_at=at,
+        score=_score(rid, final, gtype, low, high, issues, "grade_grades"),
+    )
+
+
+def activity_statement(
+    schema: MoodleSchema, user_ids: list[int] | None, include_deleted: bool
+) -> sa.Select[Any]:
+    """Activity completion states with the course of each activity."""
+    cmc, cm = schema["course_modules_completion"], schema["course_modules"]
+    statement = (
+        sa.select(
+            cmc.c.id,
+            cmc.c.userid,
+            cm.c.course,
+            cmc.c.coursemoduleid,
+            cmc.c.completionstate,
+            cmc.c.timemodified,
+        )
+        .select_from(cmc)
+        .join(cm, cm.c.id == cmc.c.coursemoduleid)
+        .order_by(cmc.c.id)
+    )
+    return restrict_to_users(statement, cmc.c.userid, schema, user_ids, include_deleted)
+
+
+def map_activity(row: Any, issues: ScanIssues) -> Progress | None:
+    """An activity completion state as an activity-level Progress."""
+    rid, uid, course, cmid, state, modified = row
+    status = _ACTIVITY_STATUS.get(state)
+    at = from_unix(modified)
+    if status is None or at is None:
+        field = "Progress.status" if status is None else "Progress.recorded_at"
+        rule = "unknown completion state" if status is None else "no date"
+        issues.report("course_modules_completion", rid, field, rule)
+        return None
+    return Progress(
+        id=f"course_modules_completion/{rid}",
+        learner_id=str(uid),
+        course_id=str(course),
+        activity_id=str(cmid),
+        status=status,
+        recorded_at=at,
+    )
+
+
+#: Row mappers by record source, for callers that iterate them generically.
+MAPPERS: dict[str, Callable[[Any, ScanIssues], Progress | None]] = {
+    "course_completions": map_course_progress,
+    "grade_grades": map_grade,
+    "course_modules_completion": map_activity,
+}

@@ -1,0 +1,128 @@
+"""A read-only view of a Moodle database engine: the adapter must never write to Moodle.
+
+Three layers, so that one mistake cannot write:
+
+1. every statement sent through the adapter's engine is checked before it reaches the
+   driver; anything that is not a plain read (``SELECT``/``WITH``/``SHOW``/``EXPLAIN``, or a
+   ``PRAGMA`` that sets nothing) raises :class:`~learnprivacy.errors.PolicyError`, and so do
+   reads that lock or create (``FOR UPDATE``, ``SELECT ... INTO``) or data-modifying CTEs;
+2. on PostgreSQL, transactions are opened ``READ ONLY`` (so even a ``SELECT nextval(...)``
+   is refused by the server);
+3. on SQLite files opened from a URL, the connection runs with ``PRAGMA query_only``.
+
+The listeners live on a private copy of the engine (``Engine.execution_options``), so an
+engine passed in by the caller keeps working as before for the caller's own writes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from learnprivacy.errors import ConfigurationError, PolicyError
+
+__all__ = ["check_read_only", "read_only_engine"]
+
+_LITERAL = re.compile(r"'(?:[^']|'')*'")
+_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+_FIRST_WORD = re.compile(r"[\s(]*([A-Za-z]+)")
+_READS = frozenset({"SELECT", "WITH", "SHOW", "EXPLAIN", "PRAGMA", "VALUES", "DESCRIBE"})
+_WRITES = re.compile(
+    r"\b(INSERT|UPDATE|DELETE|MERGE|UPSERT|REPLACE|TRUNCATE|DROP|ALTER|CREATE|GRANT|REVOKE|"
+    r"COPY|CALL|LOCK|VACUUM|ATTACH|DETACH|REINDEX)\b",
+    re.IGNORECASE,
+)
+_LOCKING = re.compile(r"\bFOR\s+(NO\s+KEY\s+UPDATE|UPDATE|SHARE|KEY\s+SHARE)\b", re.IGNORECASE)
+_INTO = re.compile(r"\bINTO\b", re.IGNORECASE)
+# PostgreSQL's SQLSTATE for "cannot execute ... in a read-only transaction".
+_PG_READ_ONLY = "25006"
+
+
+def check_read_only(statement: str) -> None:
+    """Raise ``PolicyError`` unless ``statement`` only reads.
+
+    >>> check_read_only("SELECT id FROM mdl_user")
+    >>> check_read_only("DELETE FROM mdl_user")
+    Traceback (most recent call last):
+    ...
+    learnprivacy.errors.PolicyError: the Moodle adapter is read-only: refused statement DELETE
+    """
+    # Literals and comments are dropped first, so that a word inside them cannot decide.
+    bare = _COMMENT.sub(" ", _LITERAL.sub("''", statement))
+    match = _FIRST_WORD.match(bare)
+    verb = match.group(1).upper() if match else ""
+    if verb not in _READS:
+        raise PolicyError(f"the Moodle adapter is read-only: refused statement {verb or '(empty)'}")
+    if verb == "PRAGMA" and "=" in bare:
+        raise PolicyError("the Moodle adapter is read-only: refused a PRAGMA that sets a value")
+    write = _WRITES.search(bare)
+    if write:
+        raise PolicyError(
+            f"the Moodle adapter is read-only: refused a statement containing {write.group(1)}"
+        )
+    if _LOCKING.search(bare) or (verb in ("SELECT", "WITH") and _INTO.search(bare)):
+        raise PolicyError("the Moodle adapter is read-only: refused a locking or SELECT INTO")
+
+
+def _before_cursor_execute(
+    conn: sa.Connection,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> None:
+    if executemany:
+        raise PolicyError("the Moodle adapter is read-only: refused an executemany")
+    check_read_only(statement)
+
+
+def _handle_error(context: sa.engine.ExceptionContext) -> None:
+    # The database's own refusal (layers 2 and 3) surfaces as the same typed error as ours.
+    original = context.original_exception
+    sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    if sqlstate == _PG_READ_ONLY or "readonly database" in str(original):
+        raise PolicyError("the Moodle adapter is read-only: the database refused a write") from (
+            context.sqlalchemy_exception or original
+        )
+
+
+def _sqlite_query_only(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA query_only = ON")
+    finally:
+        cursor.close()
+
+
+def read_only_engine(url_or_engine: str | sa.URL | sa.Engine) -> tuple[sa.Engine, bool]:
+    """A guarded engine over ``url_or_engine`` and whether the caller must dispose it.
+
+    An engine created here from a URL is owned (and disposed by the adapter); an engine
+    passed in is wrapped, never disposed.
+    """
+    if isinstance(url_or_engine, sa.Engine):
+        base, owned = url_or_engine, False
+    elif isinstance(url_or_engine, str | sa.URL):
+        try:
+            base = sa.create_engine(url_or_engine)
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError):
+            # The URL may hold a password: the message names the problem, not the URL.
+            raise ConfigurationError(
+                "cannot open the Moodle database URL (malformed, or its driver is missing)"
+            ) from None
+        owned = True
+        if base.dialect.name == "sqlite":
+            event.listen(base, "connect", _sqlite_query_only)
+    else:
+        raise ConfigurationError("MoodleDatabase needs a database URL or a SQLAlchemy Engine")
+    options: dict[str, Any] = {}
+    if base.dialect.name == "postgresql":
+        options["postgresql_readonly"] = True
+    engine = base.execution_options(**options)
+    event.listen(engine, "before_cursor_execute", _before_cursor_execute)
+    event.listen(engine, "handle_error", _handle_error)
+    return engine, owned

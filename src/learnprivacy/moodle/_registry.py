@@ -1,0 +1,232 @@
+"""Moodle's data registry (``tool_dataprivacy``) as typed purposes, categories and a Schedule.
+
+Moodle assigns a *purpose* (lawful bases, retention period, protected flag) and a
+*category* to contexts: per context level (``tool_dataprivacy_ctxlevel`` for the system
+and user levels, ``config_plugins`` defaults for the others) and per context instance
+(``tool_dataprivacy_ctxinstance``). :class:`DataRegistry` holds all of it, resolves the
+purpose that applies where, and builds a learnprivacy :class:`~learnprivacy.retention.Schedule`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+import attrs
+
+from learnprivacy.basis import LawfulBasis, SpecialCategoryCondition
+from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
+
+__all__ = [
+    "INHERIT",
+    "NOT_SET",
+    "Category",
+    "ContextLevel",
+    "DataRegistry",
+    "InstanceAssignment",
+    "LevelAssignment",
+    "Purpose",
+]
+
+#: ``purposeid``/``categoryid`` value meaning "use the parent context's" (Moodle's INHERIT).
+INHERIT = -1
+#: ``purposeid``/``categoryid`` value meaning "nothing chosen here" (Moodle's NOTSET).
+NOT_SET = 0
+
+
+class ContextLevel(enum.IntEnum):
+    """Moodle's context levels (``CONTEXT_*`` constants)."""
+
+    SYSTEM = 10
+    USER = 30
+    COURSECAT = 40
+    COURSE = 50
+    MODULE = 70
+    BLOCK = 80
+
+
+# Where a level inherits from when it has no purpose of its own (Moodle's data_registry).
+_PARENT = {
+    ContextLevel.USER: ContextLevel.SYSTEM,
+    ContextLevel.COURSECAT: ContextLevel.SYSTEM,
+    ContextLevel.COURSE: ContextLevel.COURSECAT,
+    ContextLevel.MODULE: ContextLevel.COURSE,
+    ContextLevel.BLOCK: ContextLevel.COURSE,
+}
+
+
+@attrs.frozen(kw_only=True)
+class Category:
+    """A data category of the registry (``tool_dataprivacy_category``)."""
+
+    id: int
+    name: str
+    description: str | None = None
+    description_format: int | None = None
+    created_at: dt.datetime | None = None
+    modified_at: dt.datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Purpose:
+    """A processing purpose of the registry (``tool_dataprivacy_purpose``).
+
+    ``retention`` is None when Moodle's ``retentionperiod`` could not be read (reported as
+    a scan issue). ``protected`` purposes keep their data for the whole period even when
+    the learner asks for erasure: a legal minimum, in learnprivacy terms.
+    """
+
+    id: int
+    name: str
+    lawful_bases: tuple[LawfulBasis, ...]
+    retention: Period | None
+    protected: bool = False
+    sensitive_reasons: tuple[SpecialCategoryCondition, ...] = ()
+    description: str | None = None
+    description_format: int | None = None
+    created_at: dt.datetime | None = None
+    modified_at: dt.datetime | None = None
+
+    @property
+    def basis(self) -> LawfulBasis | None:
+        """The basis that governs retention: legal obligation when listed, else the first."""
+        if LawfulBasis.LEGAL_OBLIGATION in self.lawful_bases:
+            return LawfulBasis.LEGAL_OBLIGATION
+        return self.lawful_bases[0] if self.lawful_bases else None
+
+    def rule(self, trigger: Trigger, *, fallback: Trigger | None = None) -> RetentionRule | None:
+        """This purpose's retention as a rule counted from ``trigger`` (None without period)."""
+        if self.retention is None:
+            return None
+        return RetentionRule(
+            self.retention,
+            trigger,
+            purpose=self.name,
+            basis=self.basis,
+            minimum=self.protected,
+            fallback=fallback,
+            action=Action.ERASE,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class LevelAssignment:
+    """A purpose and category set for a whole context level.
+
+    ``source`` is ``"ctxlevel"`` (the ``tool_dataprivacy_ctxlevel`` table, system and user
+    levels) or ``"config"`` (the defaults Moodle keeps in ``config_plugins``).
+    ``purpose_id``/``category_id`` may be :data:`INHERIT` or :data:`NOT_SET`.
+    """
+
+    level: ContextLevel
+    purpose_id: int
+    category_id: int
+    source: str = "ctxlevel"
+    created_at: dt.datetime | None = None
+    modified_at: dt.datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class InstanceAssignment:
+    """A purpose and category set on one context (``tool_dataprivacy_ctxinstance``).
+
+    ``level`` and ``instance_id`` say what the context is (a course id for
+    ``ContextLevel.COURSE``); they are None when the context row is missing.
+    """
+
+    context_id: int
+    purpose_id: int
+    category_id: int
+    level: ContextLevel | None = None
+    instance_id: int | None = None
+    created_at: dt.datetime | None = None
+    modified_at: dt.datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DataRegistry:
+    """A site's purposes, categories and where they apply."""
+
+    purposes: tuple[Purpose, ...] = ()
+    categories: tuple[Category, ...] = ()
+    levels: tuple[LevelAssignment, ...] = ()
+    instances: tuple[InstanceAssignment, ...] = ()
+
+    def purpose(self, purpose_id: int) -> Purpose | None:
+        """The purpose with id ``purpose_id``, or None."""
+        return next((p for p in self.purposes if p.id == purpose_id), None)
+
+    def category(self, category_id: int) -> Category | None:
+        """The category with id ``category_id``, or None."""
+        return next((c for c in self.categories if c.id == category_id), None)
+
+    def _level_purpose_id(self, level: ContextLevel) -> int | None:
+        # The ctxlevel table wins over the config defaults (Moodle syncs them anyway).
+        for source in ("ctxlevel", "config"):
+            for item in self.levels:
+                if item.level is level and item.source == source and item.purpose_id > 0:
+                    return item.purpose_id
+        return None
+
+    def level_purpose(self, level: ContextLevel | int) -> Purpose | None:
+        """The purpose in effect for a context level, following Moodle's inheritance."""
+        current: ContextLevel | None = ContextLevel(level)
+        while current is not None:
+            found = self._level_purpose_id(current)
+            if found is not None:
+                return self.purpose(found)
+            current = _PARENT.get(current)
+        return None
+
+    def instance_purpose(self, level: ContextLevel | int, instance_id: int) -> Purpose | None:
+        """The purpose in effect for one instance (a course id at ``COURSE`` level).
+
+        An instance's own purpose wins; ``INHERIT`` and ``NOT_SET`` fall back to the
+        level's effective purpose.
+        """
+        wanted = ContextLevel(level)
+        for item in self.instances:
+            if item.level is wanted and item.instance_id == instance_id and item.purpose_id > 0:
+                return self.purpose(item.purpose_id)
+        return self.level_purpose(wanted)
+
+    def course_overrides(self) -> dict[int, Purpose]:
+        """Courses whose context has a purpose of its own, by course id."""
+        out: dict[int, Purpose] = {}
+        for item in self.instances:
+            if item.level is ContextLevel.COURSE and item.instance_id is not None:
+                found = self.purpose(item.purpose_id) if item.purpose_id > 0 else None
+                if found is not None:
+                    out[item.instance_id] = found
+        return out
+
+    def schedule(self, *, never_logged_in: Trigger | None = Trigger.CREATED) -> Schedule:
+        """The registry's retention as a learnprivacy Schedule.
+
+        - ``Learner`` and ``Consent`` (user context): the user level's purpose, counted
+          from the last activity; ``never_logged_in`` is the fallback trigger for accounts
+          without any access date (Moodle itself never expires those; pass None to get
+          ``REVIEW`` decisions for them instead);
+        - ``Progress`` and ``Certificate`` (course context): the course level's purpose,
+          counted from the record's own date (Moodle counts from the course end date,
+          which the records do not carry; ``moodle_report`` shows Moodle's view);
+        - ``AccessEvent`` (system context): the system level's purpose, from the event.
+
+        A level without purpose, or whose purpose has no readable period, gets no rule.
+        """
+        plan: list[tuple[str, ContextLevel, Trigger, Trigger | None]] = [
+            ("Learner", ContextLevel.USER, Trigger.LAST_ACTIVITY, never_logged_in),
+            ("Consent", ContextLevel.USER, Trigger.LAST_ACTIVITY, never_logged_in),
+            ("Progress", ContextLevel.COURSE, Trigger.CREATED, None),
+            ("Certificate", ContextLevel.COURSE, Trigger.ISSUED, None),
+            ("AccessEvent", ContextLevel.SYSTEM, Trigger.CREATED, None),
+        ]
+        rules: dict[type | str, RetentionRule] = {}
+        for name, level, trigger, fallback in plan:
+            purpose = self.level_purpose(level)
+            # A learner-level fallback only makes sense for the learner's own dates.
+            own_fallback = fallback if name == "Learner" else None
+            rule = None if purpose is None else purpose.rule(trigger, fallback=own_fallback)
+            if rule is not None:
+                rules[name] = rule
+        return Schedule(rules, name="moodle-data-registry")

@@ -1,0 +1,75 @@
+"""The subset of Moodle's schema learnprivacy reads, as SQLAlchemy Core tables."""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+
+from learnprivacy.errors import ConfigurationError
+from learnprivacy.moodle._schema_core import core_tables
+from learnprivacy.moodle._schema_plugins import plugin_tables
+
+__all__ = ["PLUGIN_TABLES", "TABLE_NAMES", "MoodleSchema", "check_prefix", "reset_sequences"]
+
+# Moodle's installer accepts a short alphanumeric prefix ending, by convention, in "_".
+_PREFIX = re.compile(r"[a-z][a-z0-9_]{0,9}")
+
+#: Tables of optional plugins: a site may not have them, the adapter then reads nothing.
+PLUGIN_TABLES = frozenset({"customcert", "customcert_issues"})
+
+
+class MoodleSchema:
+    """Moodle tables (unprefixed names) bound to one table prefix.
+
+    >>> schema = MoodleSchema("mdl_")
+    >>> schema["user"].name
+    'mdl_user'
+    """
+
+    def __init__(self, prefix: str = "mdl_") -> None:
+        self.prefix = check_prefix(prefix)
+        self.metadata = sa.MetaData()
+        core_tables(self.metadata, self.prefix)
+        plugin_tables(self.metadata, self.prefix)
+
+    def __getitem__(self, name: str) -> sa.Table:
+        """The table Moodle calls ``name`` (``"user"``), with the prefix applied."""
+        try:
+            return self.metadata.tables[self.prefix + name]
+        except KeyError:
+            raise ConfigurationError(
+                "unknown Moodle table; expected one of " + ", ".join(TABLE_NAMES)
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"<MoodleSchema prefix={self.prefix!r} tables={len(self.metadata.tables)}>"
+
+    def tables(self) -> list[sa.Table]:
+        """Every table, in dependency-free creation order."""
+        return list(self.metadata.sorted_tables)
+
+
+def check_prefix(prefix: str) -> str:
+    """Return ``prefix`` if it is a plain Moodle table prefix, else raise ``ConfigurationError``."""
+    if not isinstance(prefix, str) or not (prefix == "" or _PREFIX.fullmatch(prefix)):
+        raise ConfigurationError(
+            "Moodle table prefix must be lower-case letters, digits and '_' (at most 10)"
+        )
+    return prefix
+
+
+def reset_sequences(connection: sa.Connection, tables: list[sa.Table]) -> None:
+    """Move PostgreSQL id sequences past the largest id (explicit ids do not move them)."""
+    if connection.dialect.name != "postgresql":
+        return
+    for table in tables:
+        largest = connection.execute(sa.select(sa.func.max(table.c.id))).scalar()
+        sequence = sa.func.pg_get_serial_sequence(table.name, "id")
+        connection.execute(sa.select(sa.func.setval(sequence, largest or 1, largest is not None)))
+
+
+#: Unprefixed names of every table in :class:`MoodleSchema`.
+TABLE_NAMES: tuple[str, ...] = tuple(
+    sorted(t.name for t in MoodleSchema("").metadata.sorted_tables)
+)
