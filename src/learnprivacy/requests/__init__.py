@@ -29,6 +29,7 @@ from learnprivacy.requests._facts import (
     ScheduledErasure,
 )
 from learnprivacy.requests._history import GENESIS, HistoryEntry, verify_history
+from learnprivacy.requests._letters import LANGUAGES, render_letter
 from learnprivacy.requests._machine import TRANSITIONS, check_transition, is_allowed
 from learnprivacy.requests._model import (
     Failure,
@@ -70,6 +71,7 @@ __all__ = [
     "APD_GBA",
     "CNIL",
     "GENESIS",
+    "LANGUAGES",
     "MAX_EXTENSION_MONTHS",
     "RESPONSE_PERIOD",
     "TRANSITIONS",
@@ -117,6 +119,7 @@ __all__ = [
     "extended_deadline",
     "first_deadline",
     "is_allowed",
+    "render_letter",
     "request_from_dict",
     "request_to_dict",
     "verify_history",
