@@ -148,8 +148,13 @@ class _Client:
             return ConfigurationError(
                 f"no xAPI statements resource at the endpoint on {self._host} (HTTP {status})"
             )
-        if status == 400:
+        if status in (400, 422):
+            # 400 is what xAPI specifies; FastAPI-based LRSs such as Ralph answer 422.
             return ValidationError("the LRS rejected the statements as invalid", field="statements")
+        if status == 413:
+            return ConfigurationError(
+                f"the LRS at {self._host} refused a batch as too large: lower batch_size"
+            )
         return DeliveryError(f"the LRS at {self._host} answered HTTP {status}", status=status)
 
     def post_batch(self, batch: list[Mapping[str, Any]]) -> None:
@@ -162,34 +167,56 @@ class _Client:
         elif status == 204:
             self._counters.already += len(batch)
         elif status == 409:
-            for statement in batch:
-                self._settle(statement)
+            # Every statement is settled before the conflict is reported, so the batch's
+            # other statements are still delivered.
+            conflicts = [s for s in batch if not self._settle(s)]
+            if conflicts:
+                raise IntegrityError(
+                    f"the LRS holds a different statement under {len(conflicts)} of the ids "
+                    f"sent, first {conflicts[0].get('id')}"
+                )
         else:
             raise self.refuse(status)
 
-    def _settle(self, statement: Mapping[str, Any]) -> None:
-        """After a conflicting batch: keep what the LRS has identically, PUT what it lacks."""
-        statement_id = str(statement.get("id", ""))
+    def _settle(self, statement: Mapping[str, Any]) -> bool:
+        """After a conflicting batch: keep what the LRS has identically, PUT what it lacks.
+
+        Returns False when the LRS holds a different statement under the same id.
+        """
+        statement_id = str(statement.get("id") or "")
         if not statement_id:
             raise IntegrityError("the LRS reported a conflict on a statement without an id")
         url = _with_query(self._endpoint, statementId=statement_id)
         status, payload = self.request("GET", url, None)
-        if status == 200:
-            if not equivalent(statement, json.loads(payload)):
-                raise IntegrityError(
-                    f"the LRS holds a different statement with the id {statement_id}"
-                )
+        held = _single(json.loads(payload)) if status == 200 else None
+        if held is not None:
+            if not equivalent(statement, held):
+                return False
             self._counters.already += 1
-            return
-        if status != 404:
+            return True
+        if status not in (200, 404):
             raise self.refuse(status)
         status, _ = self.request("PUT", url, _encode(statement))
         if status == 204:
             self._counters.stored += 1
-        elif status == 409:
-            raise IntegrityError(f"the LRS holds a different statement with the id {statement_id}")
-        else:
-            raise self.refuse(status)
+            return True
+        if status == 409:
+            return False
+        raise self.refuse(status)
+
+
+def _single(document: Any) -> Any:
+    """The statement a GET by ``statementId`` returned, or None when there is none.
+
+    xAPI answers with the statement itself; some LRS versions (Ralph among them) wrap it
+    in a StatementResult, empty when the id is unknown.
+    """
+    if isinstance(document, Mapping) and "statements" in document and "id" not in document:
+        found = document["statements"]
+        if isinstance(found, list) and len(found) == 1:
+            return found[0]
+        return None
+    return document
 
 
 def _encode(value: Any) -> bytes:
@@ -318,8 +345,9 @@ def send_statements(
     Raises:
         DeliveryError: the LRS kept failing or could not be reached after every retry.
         IntegrityError: the LRS holds a different statement under one of the ids.
-        ConfigurationError: bad endpoint, or credentials refused (401/403).
-        ValidationError: the LRS rejected the statements as invalid (400).
+        ConfigurationError: bad endpoint (404/405), credentials refused (401/403), or a
+            batch too large (413).
+        ValidationError: the LRS rejected the statements as invalid (400 or 422).
     """
     if batch_size < 1 or retries < 0 or backoff < 0 or timeout <= 0:
         raise ConfigurationError("batch_size must be >= 1, retries and backoff >= 0, timeout > 0")

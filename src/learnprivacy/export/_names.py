@@ -35,15 +35,18 @@ def safe_segment(name: str, *, fallback: str = "unnamed", lower: bool = False) -
     """One portable path segment for ``name``: ASCII letters, digits, ``.``, ``_``, ``-``.
 
     Accents are folded (``é`` becomes ``e``), every other character run becomes ``_``,
-    leading dots are removed (no hidden files, no ``..``), the result is at most 80
-    characters, and an empty result becomes ``fallback``.
+    leading and trailing dots, underscores and dashes are removed (no hidden files, no
+    ``..``), the result is at most 80 characters, and an empty result becomes
+    ``fallback``.
     """
     folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    segment = _UNSAFE.sub("_", folded).lstrip(".").strip("_")
-    segment = re.sub(r"_{2,}", "_", segment)[:_MAX_SEGMENT].rstrip(".")
+    segment = re.sub(r"_{2,}", "_", _UNSAFE.sub("_", folded))
+    # Leading dots would make hidden files or "..", a leading dash looks like a command
+    # option, a trailing dot is dropped by Windows: all are stripped, after truncation.
+    segment = segment[:_MAX_SEGMENT].strip("._-")
     if lower:
         segment = segment.lower()
-    if not segment or segment.strip(".") == "":
+    if not segment:
         segment = fallback
     if segment.split(".")[0].upper() in _RESERVED:
         segment = "_" + segment
