@@ -1,0 +1,167 @@
+"""The destructive actions, shared by sweeps, erasure requests and erasure replay.
+
+Each function runs inside the caller's write transaction, after the caller has written
+the audit entries that describe it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, bindparam, delete, select, tuple_, update
+
+from learnprivacy.crypto import KeyState
+from learnprivacy.store._common import chunked
+from learnprivacy.store._schema import ANONYMISED, REASON, RESTRICTED, RecordTable
+from learnprivacy.store._tables import KEYS
+from learnprivacy.store._types import to_utc
+
+if TYPE_CHECKING:
+    from learnprivacy.store._store import Store
+
+__all__ = [
+    "anonymise_rows",
+    "erase_rows",
+    "live_keys",
+    "random_subject",
+    "restrict_rows",
+    "scopes_in_use",
+    "shred_keys",
+]
+
+_CHUNK = 500
+
+
+def random_subject() -> str:
+    """A random identifier replacing a learner id on anonymisation (irreversible)."""
+    return "anon-" + os.urandom(16).hex()
+
+
+def erase_rows(connection: Connection, rt: RecordTable, ids: Sequence[str]) -> int:
+    """Delete the rows ``ids`` of ``rt``; return how many were deleted."""
+    table = rt.table
+    count = 0
+    for chunk in chunked(ids, _CHUNK):
+        count += connection.execute(delete(table).where(table.c.id.in_(chunk))).rowcount
+    return count
+
+
+def anonymise_rows(
+    connection: Connection, rt: RecordTable, ids: Sequence[str], now: dt.datetime
+) -> int:
+    """Replace the personal values of rows ``ids``: tokens and blind indexes emptied,
+    identifiers replaced by random ids, other personal values emptied; non-personal facts
+    are kept and the rows flagged anonymised. Each row gets its own random id, so
+    anonymised rows cannot be linked to each other either.
+    """
+    table = rt.table
+    values: dict[str, Any] = {ANONYMISED: to_utc(now), RESTRICTED: None, REASON: None}
+    replaced: list[str] = []
+    for spec in rt.fields:
+        if not spec.personal:
+            continue
+        if spec.encrypted:
+            values[spec.token_column] = None
+            if spec.blind_index:
+                values[spec.index_column] = None
+        elif spec.identifier:
+            replaced.append(spec.name)
+        else:
+            values[spec.name] = None
+    for name in replaced:
+        values[name] = bindparam(f"new_{name}")
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("old_id"), table.c[ANONYMISED].is_(None))
+        .values(**values)
+    )
+    params = [
+        {"old_id": record_id, **{f"new_{name}": random_subject() for name in replaced}}
+        for record_id in ids
+    ]
+    count = 0
+    for chunk in chunked(params, _CHUNK):
+        # executemany with a WHERE on a bound parameter: one statement, many rows.
+        count += connection.execute(statement, chunk).rowcount
+    return count
+
+
+def restrict_rows(
+    connection: Connection,
+    rt: RecordTable,
+    ids: Sequence[str],
+    *,
+    now: dt.datetime | None,
+    reason: str | None,
+) -> int:
+    """Restrict (``now`` given) or lift (``now`` None) rows ``ids``; return rows changed."""
+    table = rt.table
+    if now is None:
+        values: dict[str, Any] = {RESTRICTED: None, REASON: None}
+        state = table.c[RESTRICTED].isnot(None)
+    else:
+        values = {RESTRICTED: to_utc(now), REASON: reason}
+        state = table.c[RESTRICTED].is_(None)
+    count = 0
+    for chunk in chunked(ids, _CHUNK):
+        count += connection.execute(
+            update(table)
+            .where(table.c.id.in_(chunk), state, table.c[ANONYMISED].is_(None))
+            .values(**values)
+        ).rowcount
+    return count
+
+
+def scopes_in_use(
+    store: Store, connection: Connection, subjects: Iterable[str], scope: str
+) -> set[str]:
+    """Which of ``subjects`` still have a row whose encrypted fields use ``scope``."""
+    wanted = sorted(set(subjects))
+    used: set[str] = set()
+    for rt in store.tables():
+        if rt.scope != scope or not any(f.encrypted for f in rt.fields):
+            continue
+        column = rt.table.c[rt.subject_column]
+        for chunk in chunked(wanted, _CHUNK):
+            query = select(column).where(column.in_(chunk), rt.table.c[ANONYMISED].is_(None))
+            used.update(connection.execute(query.distinct()).scalars())
+    return used
+
+
+def live_keys(
+    store: Store, connection: Connection, subjects: Iterable[str], scope: str
+) -> list[tuple[str, str]]:
+    """``(subject, key_id)`` of the keys of ``subjects`` in ``scope`` not yet shredded.
+
+    On PostgreSQL the key rows are locked until the transaction ends: a writer adding a
+    row that uses one of these keys waits, so the caller's check of the rows still using
+    the scope, made after this call, sees it.
+    """
+    found: list[tuple[str, str]] = []
+    for chunk in chunked(sorted(set(subjects)), _CHUNK):
+        query = select(KEYS.c.subject, KEYS.c.key_id).where(
+            KEYS.c.subject.in_(chunk),
+            KEYS.c.scope == scope,
+            KEYS.c.state != KeyState.SHREDDED.value,
+        )
+        if store.database.is_postgres:
+            query = query.with_for_update()
+        found.extend((str(s), str(k)) for s, k in connection.execute(query))
+    return found
+
+
+def shred_keys(store: Store, connection: Connection, keys: Sequence[tuple[str, str]]) -> int:
+    """Destroy the key material of ``keys`` (no tombstone: the learner may come back)."""
+    count = 0
+    for chunk in chunked(list(keys), _CHUNK):
+        count += connection.execute(
+            update(KEYS)
+            .where(tuple_(KEYS.c.subject, KEYS.c.key_id).in_(chunk))
+            .values(state=KeyState.SHREDDED.value, master_key_id="", wrapped=b"")
+        ).rowcount
+    for subject in {s for s, _ in keys}:
+        store.keyring.clear_cache(subject)
+    return count

@@ -1,0 +1,272 @@
+"""The audit log: append-only, hash-chained, pseudonymous.
+
+Every entry holds a sequence number, a UTC time, an action, a record type, a
+*pseudonymous* subject reference (a keyed HMAC of the learner id, never the id), an
+actor, an outcome and details (ids of non-personal records, rule labels, counts: never a
+personal value). Its hash is SHA-256 over the previous entry's hash and the canonical
+JSON of the entry (sorted keys, no spaces, UTF-8), so changing, removing, reordering or
+inserting an entry breaks the chain from that entry on.
+
+A one-row head table holds the last sequence and hash, sealed with an HMAC under the
+store's audit key: it catches entries cut off the end of the log, and appending forged
+entries needs that key. Writers lock the head row, so sequence numbers have no gaps even
+with concurrent writers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import attrs
+from sqlalchemy import Connection, insert, select, update
+
+from learnprivacy.crypto import Pseudonymiser
+from learnprivacy.errors import AuditTampered
+from learnprivacy.store._engine import Database
+from learnprivacy.store._tables import AUDIT, AUDIT_HEAD
+from learnprivacy.store._types import UTC, to_utc
+
+__all__ = ["GENESIS", "AuditEntry", "AuditEvent", "AuditLog"]
+
+#: The "previous hash" of the first entry.
+GENESIS = "0" * 64
+
+
+@attrs.frozen(kw_only=True)
+class AuditEvent:
+    """What a caller asks to record; the log adds sequence, time and hashes."""
+
+    action: str
+    outcome: str
+    record_type: str | None = None
+    subject_ref: str | None = None
+    details: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class AuditEntry:
+    """One entry of the audit log, as stored."""
+
+    sequence: int
+    at: dt.datetime
+    action: str
+    record_type: str | None
+    subject_ref: str | None
+    actor: str
+    outcome: str
+    details: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+    def canonical(self) -> bytes:
+        """The canonical JSON the hash covers (every field but ``hash``)."""
+        return canonical_json(
+            {
+                "sequence": self.sequence,
+                "at": self.at.isoformat(),
+                "action": self.action,
+                "record_type": self.record_type,
+                "subject_ref": self.subject_ref,
+                "actor": self.actor,
+                "outcome": self.outcome,
+                "details": self.details,
+                "prev_hash": self.prev_hash,
+            }
+        )
+
+    def expected_hash(self) -> str:
+        """SHA-256 of the previous hash followed by the canonical JSON."""
+        return chain_hash(self.prev_hash, self.canonical())
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: one byte string per value."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain_hash(prev_hash: str, canonical: bytes) -> str:
+    """The hash of an entry given its predecessor's hash."""
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical).hexdigest()
+
+
+class AuditLog:
+    """The store's audit log (``store.audit``)."""
+
+    __slots__ = ("_db", "_pseudonymiser", "_seal_key", "actor")
+
+    def __init__(
+        self, db: Database, *, pseudonymiser: Pseudonymiser, seal_key: bytes, actor: str
+    ) -> None:
+        self._db = db
+        self._pseudonymiser = pseudonymiser
+        self._seal_key = seal_key
+        #: Who the store writes entries as (``Store(actor=...)``): a role or service name.
+        self.actor = actor
+
+    def __repr__(self) -> str:
+        return "AuditLog()"
+
+    def subject_ref(self, learner_id: str) -> str:
+        """The pseudonymous reference the log uses for ``learner_id``."""
+        return self._pseudonymiser.pseudonym(learner_id)
+
+    def _seal(self, sequence: int, head_hash: str) -> str:
+        message = f"{sequence}:{head_hash}".encode("ascii")
+        return hmac.new(self._seal_key, message, hashlib.sha256).hexdigest()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def ensure_head(self, connection: Connection) -> None:
+        """Create the head row of an empty log."""
+        exists = connection.execute(select(AUDIT_HEAD.c.id).where(AUDIT_HEAD.c.id == 1)).first()
+        if exists is None:
+            connection.execute(
+                insert(AUDIT_HEAD),
+                [{"id": 1, "sequence": 0, "hash": GENESIS, "seal": self._seal(0, GENESIS)}],
+            )
+
+    def append(
+        self, connection: Connection, events: Sequence[AuditEvent], *, now: dt.datetime
+    ) -> list[AuditEntry]:
+        """Write ``events`` in ``connection``'s transaction, after locking the head row."""
+        if not events:
+            return []
+        query = select(AUDIT_HEAD.c.sequence, AUDIT_HEAD.c.hash).where(AUDIT_HEAD.c.id == 1)
+        if self._db.is_postgres:
+            query = query.with_for_update()
+        head = connection.execute(query).first()
+        if head is None:
+            self.ensure_head(connection)
+            sequence, prev = 0, GENESIS
+        else:
+            sequence, prev = int(head[0]), str(head[1])
+        at = now.astimezone(UTC)
+        entries: list[AuditEntry] = []
+        for event in events:
+            sequence += 1
+            details = json.loads(canonical_json(dict(event.details)))
+            draft = AuditEntry(
+                sequence=sequence,
+                at=at,
+                action=event.action,
+                record_type=event.record_type,
+                subject_ref=event.subject_ref,
+                actor=self.actor,
+                outcome=event.outcome,
+                details=details,
+                prev_hash=prev,
+                hash="",
+            )
+            prev = draft.expected_hash()
+            entries.append(attrs.evolve(draft, hash=prev))
+        connection.execute(
+            insert(AUDIT),
+            [
+                {
+                    "sequence": e.sequence,
+                    "at": to_utc(e.at),
+                    "action": e.action,
+                    "record_type": e.record_type,
+                    "subject_ref": e.subject_ref,
+                    "actor": e.actor,
+                    "outcome": e.outcome,
+                    "details": canonical_json(e.details).decode(),
+                    "prev_hash": e.prev_hash,
+                    "hash": e.hash,
+                }
+                for e in entries
+            ],
+        )
+        connection.execute(
+            update(AUDIT_HEAD)
+            .where(AUDIT_HEAD.c.id == 1)
+            .values(sequence=sequence, hash=prev, seal=self._seal(sequence, prev))
+        )
+        return entries
+
+    # -- reading -------------------------------------------------------------------------
+
+    def entries(
+        self, *, after: int = 0, actions: Iterable[str] | None = None
+    ) -> Iterator[AuditEntry]:
+        """Entries in sequence order, streamed (``after``: skip up to that sequence)."""
+        query = select(AUDIT).where(AUDIT.c.sequence > after).order_by(AUDIT.c.sequence)
+        if actions is not None:
+            query = query.where(AUDIT.c.action.in_(list(actions)))
+        with self._db.engine.connect() as connection:
+            result = connection.execution_options(yield_per=1000).execute(query)
+            for row in result:
+                yield _from_row(row._mapping)
+
+    def __iter__(self) -> Iterator[AuditEntry]:
+        return self.entries()
+
+    def __len__(self) -> int:
+        with self._db.read() as connection:
+            head = connection.execute(select(AUDIT_HEAD.c.sequence)).scalar()
+        return int(head or 0)
+
+    def verify(self) -> bool:
+        """Return ``True`` if the chain is intact, else raise :class:`AuditTampered`.
+
+        ``AuditTampered.sequence`` is the first entry that is missing, altered, out of
+        place or not covered by the sealed head.
+        """
+        expected, prev = 1, GENESIS
+        for entry in self.entries():
+            if entry.sequence != expected or entry.prev_hash != prev:
+                raise AuditTampered(
+                    f"audit log broken at entry {expected}: missing or out of order",
+                    sequence=expected,
+                )
+            if not hmac.compare_digest(entry.expected_hash(), entry.hash):
+                raise AuditTampered(
+                    f"audit log broken at entry {expected}: content altered", sequence=expected
+                )
+            prev = entry.hash
+            expected += 1
+        last = expected - 1
+        with self._db.read() as connection:
+            head = connection.execute(
+                select(AUDIT_HEAD.c.sequence, AUDIT_HEAD.c.hash, AUDIT_HEAD.c.seal)
+            ).first()
+        if head is None:
+            if last == 0:
+                return True
+            raise AuditTampered("audit log head is missing", sequence=1)
+        sequence, head_hash, seal = int(head[0]), str(head[1]), str(head[2])
+        if not hmac.compare_digest(self._seal(sequence, head_hash), seal):
+            raise AuditTampered("audit log head seal is invalid", sequence=max(sequence, 1))
+        if sequence > last:
+            raise AuditTampered(
+                f"audit log broken at entry {last + 1}: entries removed from the end",
+                sequence=last + 1,
+            )
+        if sequence < last:
+            raise AuditTampered(
+                f"audit log broken at entry {sequence + 1}: entries not covered by the head",
+                sequence=sequence + 1,
+            )
+        if head_hash != prev:
+            raise AuditTampered(f"audit log broken at entry {last}", sequence=last)
+        return True
+
+
+def _from_row(row: Any) -> AuditEntry:
+    return AuditEntry(
+        sequence=int(row["sequence"]),
+        at=row["at"].replace(tzinfo=UTC),
+        action=row["action"],
+        record_type=row["record_type"],
+        subject_ref=row["subject_ref"],
+        actor=row["actor"],
+        outcome=row["outcome"],
+        details=json.loads(row["details"]),
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )

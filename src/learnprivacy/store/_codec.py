@@ -1,0 +1,330 @@
+"""Records to rows and back: encryption, blind indexes and typed columns.
+
+A codec is built once per (record type, cipher) and reused: the per-field work is looked
+up once, so that converting a row is a loop over precomputed steps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from learnprivacy.basis import LawfulBasis
+from learnprivacy.crypto import BlindIndex, FieldCipher
+from learnprivacy.records import Score
+from learnprivacy.store._schema import FieldSpec, Kind, RecordTable
+from learnprivacy.store._types import UTC, to_utc
+
+__all__ = ["Codec", "column_value"]
+
+_EPOCH_MICROS = 1_000_000
+
+
+def _micros(value: dt.timedelta) -> int:
+    return (value.days * 86_400 + value.seconds) * _EPOCH_MICROS + value.microseconds
+
+
+def _enum_out(member: enum.Enum) -> str:
+    if isinstance(member, LawfulBasis):
+        return member.name.lower()
+    return member.value if isinstance(member.value, str) else member.name
+
+
+def _enum_in(enum_type: type[enum.Enum]) -> Callable[[str], enum.Enum]:
+    if enum_type is LawfulBasis:
+        return lambda text: LawfulBasis[text.upper()]
+
+    def load(text: str) -> enum.Enum:
+        try:
+            return enum_type(text)
+        except ValueError:
+            return enum_type[text]
+
+    return load
+
+
+_NUMBER_KINDS = {int: "i", float: "f", Decimal: "d"}
+
+
+def _score_out(score: Score) -> tuple[Decimal, Decimal, Decimal, str]:
+    parts = (score.raw, score.min, score.max)
+    kinds = "".join(_NUMBER_KINDS.get(type(p), "d") for p in parts)
+    raw, low, high = (Decimal(repr(p)) if type(p) is float else Decimal(p) for p in parts)
+    return raw, low, high, kinds
+
+
+def _number_in(value: Decimal, kind: str) -> int | float | Decimal:
+    if kind == "i":
+        return int(value)
+    if kind == "f":
+        return float(value)
+    return value
+
+
+def _to_column(spec: FieldSpec) -> Callable[[Any], Any]:
+    """Python value -> column value for a typed (clear) field; None passes through."""
+    kind = spec.kind
+    if kind is Kind.DATETIME:
+        return to_utc
+    if kind is Kind.TIMEDELTA:
+        return _micros
+    if kind is Kind.ENUM:
+        return _enum_out
+    return lambda value: value
+
+
+def column_value(spec: FieldSpec, value: Any) -> Any:
+    """The column value of ``value`` for a clear (not encrypted, not Score) field."""
+    return None if value is None else _to_column(spec)(value)
+
+
+def _from_column(spec: FieldSpec) -> Callable[[Any], Any]:
+    kind = spec.kind
+    if kind is Kind.DATETIME:
+        return lambda value: value.replace(tzinfo=UTC)
+    if kind is Kind.TIMEDELTA:
+        return lambda value: dt.timedelta(microseconds=value)
+    if kind is Kind.ENUM:
+        assert spec.enum_type is not None  # set for every ENUM spec
+        return _enum_in(spec.enum_type)
+    if kind is Kind.FLOAT:
+        return float
+    if kind is Kind.INT:
+        return int
+    if kind is Kind.BOOL:
+        return bool
+    return lambda value: value
+
+
+def _to_text(spec: FieldSpec) -> Callable[[Any], str]:
+    """Python value -> the text that is encrypted, for an encrypted field."""
+    kind = spec.kind
+    if kind is Kind.TEXT:
+        return lambda value: value
+    if kind is Kind.DATETIME:
+        return lambda value: value.isoformat()
+    if kind is Kind.DATE:
+        return lambda value: value.isoformat()
+    if kind is Kind.TIMEDELTA:
+        return lambda value: str(_micros(value))
+    if kind is Kind.ENUM:
+        return _enum_out
+    if kind is Kind.BOOL:
+        return lambda value: "1" if value else "0"
+    if kind is Kind.FLOAT:
+        return repr
+    return str
+
+
+def _from_text(spec: FieldSpec) -> Callable[[str], Any]:
+    kind = spec.kind
+    if kind is Kind.DATETIME:
+        return dt.datetime.fromisoformat
+    if kind is Kind.DATE:
+        return dt.date.fromisoformat
+    if kind is Kind.TIMEDELTA:
+        return lambda text: dt.timedelta(microseconds=int(text))
+    if kind is Kind.ENUM:
+        assert spec.enum_type is not None  # set for every ENUM spec
+        return _enum_in(spec.enum_type)
+    if kind is Kind.BOOL:
+        return lambda text: text == "1"
+    if kind is Kind.FLOAT:
+        return float
+    if kind is Kind.INT:
+        return int
+    if kind is Kind.DECIMAL:
+        return Decimal
+    return lambda text: text
+
+
+class Codec:
+    """Converts between records of one type and rows of its table."""
+
+    __slots__ = (
+        "_cipher",
+        "_columns",
+        "_decoders",
+        "_encoders",
+        "_facts",
+        "_index",
+        "_skeleton",
+        "rt",
+    )
+
+    def __init__(self, rt: RecordTable, cipher: FieldCipher, index: BlindIndex) -> None:
+        self.rt = rt
+        self._cipher = cipher
+        self._index = index
+        positions = {column.name: i for i, column in enumerate(rt.table.columns)}
+        self._columns = positions
+        self._encoders = [self._encoder(spec) for spec in rt.fields]
+        self._decoders = [self._decoder(spec, positions) for spec in rt.fields]
+        self._skeleton = [
+            (spec.name, None if spec.encrypted else self._decoder(spec, positions)[1])
+            for spec in rt.fields
+        ]
+        self._facts = [
+            (spec.name, self._decoder(spec, positions)[1])
+            for spec in rt.fields
+            if not spec.personal
+        ]
+
+    def position(self, column: str) -> int:
+        """The index of ``column`` in a row selected with ``select(table)``."""
+        return self._columns[column]
+
+    # -- record -> row ---------------------------------------------------------------------
+
+    def _encoder(self, spec: FieldSpec) -> Callable[[Any, str, str, dict[str, Any]], None]:
+        name = spec.name
+        scope = self.rt.scope
+        prefix = self.rt.name + "/"
+        if spec.encrypted:
+            token_col, index_col = spec.token_column, spec.index_column
+            to_text = _to_text(spec)
+            encrypt = self._cipher.encrypt
+            compute = self._index.compute
+            field = f"{self.rt.name}.{name}"
+            blind = spec.blind_index
+
+            def encode_secret(
+                value: Any, record_id: str, subject: str, row: dict[str, Any]
+            ) -> None:
+                if value is None:
+                    row[token_col] = None
+                    if blind:
+                        row[index_col] = None
+                    return
+                text = to_text(value)
+                context = f"{prefix}{record_id}/{name}"
+                row[token_col] = encrypt(text, subject=subject, context=context, scope=scope)
+                if blind:
+                    row[index_col] = compute(text, field=field)
+
+            return encode_secret
+        if spec.kind is Kind.SCORE:
+            columns = [f"{name}_{part}" for part in ("raw", "min", "max", "kinds")]
+
+            def encode_score(value: Any, _id: str, _subject: str, row: dict[str, Any]) -> None:
+                parts = (None,) * 4 if value is None else _score_out(value)
+                for column, part in zip(columns, parts, strict=True):
+                    row[column] = part
+
+            return encode_score
+        convert = _to_column(spec)
+
+        def encode(value: Any, _id: str, _subject: str, row: dict[str, Any]) -> None:
+            row[name] = None if value is None else convert(value)
+
+        return encode
+
+    def to_row(self, record: Any) -> dict[str, Any]:
+        """The column values of ``record`` (personal fields encrypted)."""
+        record_id = record.id
+        subject = record.learner_id if self.rt.has_learner else record_id
+        row: dict[str, Any] = {}
+        for spec, encode in zip(self.rt.fields, self._encoders, strict=True):
+            encode(getattr(record, spec.name), record_id, subject, row)
+        return row
+
+    def blind_index(self, field: str, value: str) -> str:
+        """The blind index of ``value`` for ``field`` of this record type."""
+        return self._index.compute(value, field=f"{self.rt.name}.{field}")
+
+    # -- row -> record ---------------------------------------------------------------------
+
+    def _decoder(
+        self, spec: FieldSpec, positions: dict[str, int]
+    ) -> tuple[str, Callable[[Sequence[Any], str, str], Any]]:
+        name = spec.name
+        if spec.encrypted:
+            at = positions[spec.token_column]
+            from_text = _from_text(spec)
+            decrypt = self._cipher.decrypt
+            prefix = self.rt.name + "/"
+
+            def decode_secret(row: Sequence[Any], record_id: str, subject: str) -> Any:
+                token = row[at]
+                if token is None:
+                    return None
+                context = f"{prefix}{record_id}/{name}"
+                return from_text(decrypt(token, subject=subject, context=context))
+
+            return name, decode_secret
+        if spec.kind is Kind.SCORE:
+            at = positions[f"{name}_raw"]
+
+            def decode_score(row: Sequence[Any], _id: str, _subject: str) -> Any:
+                kinds = row[at + 3]
+                if kinds is None:
+                    return None
+                raw, low, high = (_number_in(row[at + i], kinds[i]) for i in range(3))
+                return Score(raw=raw, min=low, max=high)
+
+            return name, decode_score
+        at = positions[name]
+        convert = _from_column(spec)
+
+        def decode(row: Sequence[Any], _id: str, _subject: str) -> Any:
+            value = row[at]
+            return None if value is None else convert(value)
+
+        return name, decode
+
+    def _ids(self, row: Sequence[Any]) -> tuple[str, str]:
+        record_id = row[self._columns["id"]]
+        subject = row[self._columns[self.rt.subject_column]]
+        return record_id, subject
+
+    def from_row(self, row: Sequence[Any]) -> Any:
+        """The record of ``row``, its personal fields decrypted and every field validated."""
+        record_id, subject = self._ids(row)
+        kwargs = {name: decode(row, record_id, subject) for name, decode in self._decoders}
+        return self.rt.cls(**kwargs)
+
+    def skeleton(self, row: Sequence[Any]) -> Any:
+        """A record of ``row`` without decrypting: encrypted fields are ``None``.
+
+        For the retention engine only, which reads dates, ids and codes, never personal
+        values. Built without validation (an encrypted required field is ``None``), so it
+        must not leave the store.
+        """
+        record_id, subject = self._ids(row)
+        record = object.__new__(self.rt.cls)
+        for name, decode in self._skeleton:
+            value = None if decode is None else decode(row, record_id, subject)
+            object.__setattr__(record, name, value)
+        return record
+
+    def skeleton_reader(self, positions: dict[str, int]) -> Callable[[Sequence[Any]], Any]:
+        """Like :meth:`skeleton`, for rows whose clear columns sit at ``positions``.
+
+        Only clear columns need to be selected (tokens and blind indexes do not), which is
+        what keeps a sweep from reading ciphertext at all.
+        """
+        steps = [
+            (spec.name, None if spec.encrypted else self._decoder(spec, positions)[1])
+            for spec in self.rt.fields
+        ]
+        cls = self.rt.cls
+        at_id = positions["id"]
+        at_subject = positions[self.rt.subject_column]
+        new = object.__new__
+        assign = object.__setattr__
+
+        def read(row: Sequence[Any]) -> Any:
+            record_id, subject = row[at_id], row[at_subject]
+            record = new(cls)
+            for name, decode in steps:
+                assign(record, name, None if decode is None else decode(row, record_id, subject))
+            return record
+
+        return read
+
+    def facts(self, row: Sequence[Any]) -> dict[str, Any]:
+        """The non-personal fields of ``row``, typed (what anonymised rows still hold)."""
+        return {name: decode(row, "", "") for name, decode in self._facts}

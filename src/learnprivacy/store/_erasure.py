@@ -1,0 +1,280 @@
+"""The right to erasure, and replaying erasures on a restored backup."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, select
+
+from learnprivacy.errors import ValidationError
+from learnprivacy.retention import Action, Hold, Schedule
+from learnprivacy.store._actions import (
+    anonymise_rows,
+    erase_rows,
+    live_keys,
+    restrict_rows,
+    shred_keys,
+)
+from learnprivacy.store._audit import AuditEntry, AuditEvent, AuditLog
+from learnprivacy.store._common import ids_detail
+from learnprivacy.store._reports import ErasureOutcome, ErasureReport, ReplayReport
+from learnprivacy.store._schema import ANONYMISED, RESTRICTED, RecordTable
+from learnprivacy.store._tables import KEYS
+
+if TYPE_CHECKING:
+    from learnprivacy.store._store import Store
+
+__all__ = ["erase_subject", "replay"]
+
+# The article strings the retention engine uses, for the default policy below.
+_ART_17_1 = "GDPR Art. 17(1)"
+_ART_17_3_B = "GDPR Art. 17(3)(b)"
+_ART_17_3_E = "GDPR Art. 17(3)(e)"
+
+
+def _default_decision(record: Any, holds: tuple[Hold, ...]) -> tuple[Action, str, str]:
+    """Without a schedule: holds and legal obligations restrict, everything else goes."""
+    hold = next((h for h in holds if h.matches(record)), None)
+    if hold is not None:
+        return Action.RESTRICT, _ART_17_3_E, "a legal hold covers the record"
+    basis = getattr(record, "basis", None)
+    if basis is not None and not basis.erasable_on_request:
+        return (
+            Action.RESTRICT,
+            _ART_17_3_B,
+            f"processed under {basis.article}: kept for the legal obligation, restricted",
+        )
+    return Action.ERASE, _ART_17_1, "erasure requested and no legal minimum or hold applies"
+
+
+def _rows_of(
+    store: Store, connection: Connection, learner_id: str
+) -> list[tuple[RecordTable, Any, bool]]:
+    """``(table, skeleton record, restricted?)`` of every live row of the learner."""
+    found = []
+    for rt in store.tables():
+        table = rt.table
+        clear = [c for c in table.columns if not c.name.endswith(("_token", "_bidx"))]
+        positions = {c.name: i for i, c in enumerate(clear)}
+        read = store.codec(rt.cls).skeleton_reader(positions)
+        query = select(*clear).where(
+            table.c[rt.subject_column] == learner_id, table.c[ANONYMISED].is_(None)
+        )
+        if store.database.is_postgres:
+            query = query.with_for_update()
+        for row in connection.execute(query.order_by(table.c.id)):
+            found.append((rt, read(row), row[positions[RESTRICTED]] is not None))
+    return found
+
+
+def erase_subject(
+    store: Store,
+    learner_id: str,
+    *,
+    now: dt.datetime,
+    holds: tuple[Hold, ...],
+    schedule: Schedule | None,
+) -> ErasureReport:
+    """See :meth:`Store.erase_subject`."""
+    now = store.now(now)
+    if not isinstance(learner_id, str) or not learner_id:
+        raise ValidationError("learner_id must be a non-empty str", field="learner_id")
+    if not all(isinstance(h, Hold) for h in holds):
+        raise ValidationError("holds must be Hold objects", field="holds")
+    audit = store.audit
+    ref = audit.subject_ref(learner_id)
+    outcomes: list[ErasureOutcome] = []
+    with store.writing() as connection:
+        rows = _rows_of(store, connection, learner_id)
+        learner = next((rec for rt, rec, _ in rows if not rt.has_learner), None)
+        plan: dict[str, tuple[RecordTable, list[str], list[str]]] = {}
+        for rt, record, _restricted in rows:
+            if schedule is None:
+                action, article, reason = _default_decision(record, holds)
+                due = None
+            else:
+                decision = schedule.evaluate(
+                    record, now=now, subject=learner, holds=holds, erasure_requested=True
+                )
+                action, article, reason, due = (
+                    decision.action,
+                    decision.article,
+                    decision.reason,
+                    decision.due_at,
+                )
+            erased = action is Action.ERASE
+            entry = plan.setdefault(rt.name, (rt, [], []))
+            (entry[1] if erased else entry[2]).append(record.id)
+            outcome = (
+                "erased" if erased else ("review" if action is Action.REVIEW else "restricted")
+            )
+            outcomes.append(
+                ErasureOutcome(
+                    record_type=rt.name,
+                    record_id=record.id,
+                    outcome=outcome,
+                    article=article,
+                    reason=reason,
+                    due_at=due,
+                )
+            )
+        erased_count = sum(len(e[1]) for e in plan.values())
+        kept_scopes = sorted({rt.scope for rt, _, kept in plan.values() if kept and _encrypts(rt)})
+        all_scopes = sorted({rt.scope for rt in store.tables() if _encrypts(rt)})
+        shredded = [s for s in all_scopes if s not in kept_scopes]
+        events = [
+            AuditEvent(
+                action="erasure_request",
+                outcome="done",
+                subject_ref=ref,
+                details={
+                    "erased": erased_count,
+                    "restricted": len(outcomes) - erased_count,
+                    "shredded_scopes": shredded,
+                    "kept_scopes": kept_scopes,
+                },
+            )
+        ]
+        for rt, erase_ids, keep_ids in plan.values():
+            subjects = [learner_id]
+            if erase_ids:
+                events.append(_event("erase", rt, erase_ids, subjects, ref, store))
+            if keep_ids:
+                events.append(_event("restrict", rt, keep_ids, subjects, ref, store))
+        events.append(
+            AuditEvent(
+                action="shred",
+                outcome="done",
+                subject_ref=ref,
+                details={"scopes": shredded, "subject_refs": [ref], "mode": "tombstone"},
+            )
+        )
+        # The log first: the entries and the erasure commit together or not at all.
+        audit.append(connection, events, now=now)
+        for rt, erase_ids, keep_ids in plan.values():
+            erase_rows(connection, rt, erase_ids)
+            restrict_rows(
+                connection, rt, keep_ids, now=now, reason="erasure request: kept by law or hold"
+            )
+        for scope in shredded:
+            live_keys(store, connection, [learner_id], scope)  # locks them on PostgreSQL
+            store.keyring.shred(learner_id, scope)
+    return ErasureReport(
+        erased=erased_count,
+        restricted=len(outcomes) - erased_count,
+        outcomes=tuple(outcomes),
+        shredded_scopes=tuple(shredded),
+        kept_scopes=tuple(kept_scopes),
+        subject_ref=ref,
+    )
+
+
+def _encrypts(rt: RecordTable) -> bool:
+    return any(f.encrypted for f in rt.fields)
+
+
+def _event(
+    action: str, rt: RecordTable, ids: list[str], subjects: list[str], ref: str, store: Store
+) -> AuditEvent:
+    return AuditEvent(
+        action=action,
+        outcome="done",
+        record_type=rt.name,
+        subject_ref=ref,
+        details={
+            **ids_detail(store.audit, rt, ids, subjects),
+            "count": len(ids),
+            "reason": "erasure request",
+        },
+    )
+
+
+# -- replay ------------------------------------------------------------------------------
+
+_REPLAYED = ("erase", "anonymise", "restrict", "lift_restriction", "shred")
+
+
+def _subject_map(store: Store, connection: Connection, refs: set[str]) -> dict[str, str]:
+    """Learner ids of this store whose audit reference is in ``refs``."""
+    found: dict[str, str] = {}
+    if not refs:
+        return found
+    sources = [rt.table.c[rt.subject_column] for rt in store.tables()] + [KEYS.c.subject]
+    for column in sources:
+        for subject in connection.execute(select(column).distinct()).scalars():
+            if subject in found.values():
+                continue
+            ref = store.audit.subject_ref(subject)
+            if ref in refs:
+                found[ref] = subject
+    return found
+
+
+def replay(store: Store, from_log: AuditLog | Iterable[Any], *, now: dt.datetime) -> ReplayReport:
+    """See :meth:`Store.replay_erasures`."""
+    if isinstance(from_log, AuditLog):
+        from_log.verify()
+        entries: list[AuditEntry] = list(from_log.entries(actions=_REPLAYED))
+    else:
+        entries = [e for e in from_log if isinstance(e, AuditEntry) and e.action in _REPLAYED]
+    refs: set[str] = set()
+    for entry in entries:
+        refs.update(entry.details.get("subject_refs", ()))
+    counts = dict.fromkeys(("erased", "anonymised", "restricted", "lifted", "shredded"), 0)
+    with store.writing() as connection:
+        subjects = _subject_map(store, connection, refs)
+        for entry in entries:
+            _replay_one(store, connection, entry, subjects, counts)
+        store.audit.append(
+            connection,
+            [
+                AuditEvent(
+                    action="replay_erasures",
+                    outcome="done",
+                    details={"entries": len(entries), **counts},
+                )
+            ],
+            now=now,
+        )
+    return ReplayReport(entries=len(entries), **counts)
+
+
+def _replay_one(
+    store: Store,
+    connection: Connection,
+    entry: AuditEntry,
+    subjects: dict[str, str],
+    counts: dict[str, int],
+) -> None:
+    details = entry.details
+    named = [subjects[r] for r in details.get("subject_refs", ()) if r in subjects]
+    if entry.action == "shred":
+        scopes = details.get("scopes") or [details.get("scope")]
+        for subject in named:
+            for scope in scopes:
+                if scope is None:
+                    continue
+                if details.get("mode") == "tombstone":
+                    counts["shredded"] += store.keyring.shred(subject, scope)
+                else:
+                    keys = live_keys(store, connection, [subject], scope)
+                    counts["shredded"] += shred_keys(store, connection, keys)
+        return
+    if entry.record_type is None:
+        return
+    rt = store.table(entry.record_type)
+    ids = list(details.get("ids", ())) if not rt.id_personal else named
+    if not ids:
+        return
+    if entry.action == "erase":
+        counts["erased"] += erase_rows(connection, rt, ids)
+    elif entry.action == "anonymise":
+        counts["anonymised"] += anonymise_rows(connection, rt, ids, entry.at)
+    elif entry.action == "restrict":
+        counts["restricted"] += restrict_rows(
+            connection, rt, ids, now=entry.at, reason=details.get("reason") or "replayed"
+        )
+    else:
+        counts["lifted"] += restrict_rows(connection, rt, ids, now=None, reason=None)

@@ -1,0 +1,362 @@
+"""The Store: records in SQL, personal fields encrypted, every change audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection
+
+from learnprivacy.crypto import FieldCipher, Keyring
+from learnprivacy.errors import ValidationError
+from learnprivacy.records import record_types
+from learnprivacy.retention import Hold, Schedule
+from learnprivacy.store import _erasure, _reads, _sweep, _writes
+from learnprivacy.store._audit import AuditLog
+from learnprivacy.store._codec import Codec
+from learnprivacy.store._engine import Database
+from learnprivacy.store._keystore import SqlKeyStore
+from learnprivacy.store._open import audit_keys, bind_keyring, ensure_table, migrate, read_meta
+from learnprivacy.store._reports import ErasureReport, ReplayReport, SweepReport
+from learnprivacy.store._schema import BUILTIN_TYPES, RecordTable
+
+__all__ = ["Store"]
+
+R = TypeVar("R")
+
+
+def _system_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Store:
+    """Persistence of learnprivacy records on SQLite or PostgreSQL.
+
+    >>> store = Store("sqlite:///lms.db", keyring=keyring)      # doctest: +SKIP
+    >>> store.add(learner); store.get(Learner, "L1")             # doctest: +SKIP
+
+    One table per record type; personal fields are stored only as
+    :class:`~learnprivacy.crypto.FieldCipher` tokens bound to ``Type/id/field`` and to the
+    learner, under the key scope of the record class. The schema is created (and
+    migrated) on first use; a store opened with another master key than the one its keys
+    were wrapped with raises :class:`~learnprivacy.errors.WrongMasterKeyError` at once.
+
+    ``actor`` names who the audit log records as acting (a service or role, not a person's
+    name). ``clock`` gives the time of operations that take no ``now`` (adding and
+    updating records); it defaults to the system clock, and tests pass their own.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        keyring: Keyring,
+        actor: str = "learnprivacy",
+        clock: Callable[[], dt.datetime] | None = None,
+        batch_size: int = 5_000,
+    ) -> None:
+        """Open (and if needed create or migrate) the store at ``url``."""
+        if not isinstance(actor, str) or not actor.strip():
+            raise ValidationError("actor must be non-empty text", field="actor")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValidationError("batch_size must be a positive int", field="batch_size")
+        self._db = Database(url)
+        self._keys = SqlKeyStore(self._db)
+        self._clock = clock or _system_clock
+        self.batch_size = batch_size
+        self._tables: dict[type[Any], RecordTable] = {}
+        self._codecs: dict[type[Any], Codec] = {}
+        try:
+            with self._db.write() as connection:
+                migrate(self._db, connection)
+                meta = read_meta(connection)
+            self._keyring = bind_keyring(keyring, self._keys)
+            # The master-key check: fails here, not on the first read.
+            self._keyring.verify()
+            self._cipher = FieldCipher(self._keyring)
+            self._index = self._keyring.blind_index()
+            pseudonym_key, seal_key = audit_keys(self._keyring, meta["store_id"])
+            from learnprivacy.crypto import Pseudonymiser
+
+            self.audit = AuditLog(
+                self._db,
+                pseudonymiser=Pseudonymiser(pseudonym_key, domain="learnprivacy-audit"),
+                seal_key=seal_key,
+                actor=actor,
+            )
+            with self._db.write() as connection:
+                self.audit.ensure_head(connection)
+        except BaseException:
+            self._db.dispose()
+            raise
+        self.store_id = meta["store_id"]
+        for cls in record_types():
+            self._table(cls)
+
+    def __repr__(self) -> str:
+        return f"Store({self._db.engine.dialect.name}, store_id={self.store_id!r})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the store's database connections."""
+        self._db.dispose()
+
+    # -- what other modules of the store use --------------------------------------------
+
+    @property
+    def keyring(self) -> Keyring:
+        """The keyring bound to this store's key table."""
+        return self._keyring
+
+    @property
+    def cipher(self) -> FieldCipher:
+        """The cipher of the store's personal fields."""
+        return self._cipher
+
+    @property
+    def database(self) -> Database:
+        """The engine and transactions (for tests and tools that inspect the tables)."""
+        return self._db
+
+    @property
+    def key_store(self) -> SqlKeyStore:
+        """The SQL key store holding this store's wrapped data keys."""
+        return self._keys
+
+    def now(self, now: dt.datetime | None = None) -> dt.datetime:
+        """``now`` if given (timezone-aware, else ``ValidationError``), else the clock."""
+        value = self._clock() if now is None else now
+        if not isinstance(value, dt.datetime) or value.utcoffset() is None:
+            raise ValidationError("now must be a timezone-aware datetime", field="now")
+        return value
+
+    def table(self, record_type: type[Any] | str) -> RecordTable:
+        """The table layout of a record class (or class name)."""
+        if isinstance(record_type, str):
+            from learnprivacy.records import record_type as named
+
+            record_type = named(record_type)
+        return self._table(record_type)
+
+    def _table(self, cls: type[Any]) -> RecordTable:
+        rt = self._tables.get(cls)
+        if rt is None:
+            rt = RecordTable(cls)
+            if cls.__name__ not in BUILTIN_TYPES:
+                with self._db.write() as connection:
+                    ensure_table(connection, rt)
+            self._tables[cls] = rt
+        return rt
+
+    def tables(self) -> list[RecordTable]:
+        """Every record table, the learner's own first."""
+        for cls in record_types():
+            self._table(cls)
+        return sorted(self._tables.values(), key=lambda rt: rt.has_learner)
+
+    def codec(self, cls: type[Any]) -> Codec:
+        """The codec of a record class."""
+        codec = self._codecs.get(cls)
+        if codec is None:
+            codec = self._codecs[cls] = Codec(self._table(cls), self._cipher, self._index)
+        return codec
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A write transaction with the key store bound to it.
+
+        On failure the keyring's cache is cleared: it may hold keys created in the
+        transaction that was just rolled back.
+        """
+        try:
+            with self._db.write() as connection, self._keys.bound(connection):
+                yield connection
+        except BaseException:
+            self._keyring.clear_cache()
+            raise
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read transaction with the key store bound to it."""
+        with self._db.read() as connection, self._keys.bound(connection):
+            yield connection
+
+    # -- writing records ----------------------------------------------------------------
+
+    def add(self, record: Any, *, now: dt.datetime | None = None) -> None:
+        """Store a new record. Duplicate id or unknown learner: ``IntegrityError``."""
+        _writes.add_all(self, [record], now=self.now(now))
+
+    def add_all(self, records: Iterable[Any], *, now: dt.datetime | None = None) -> int:
+        """Store many records in one transaction (all or nothing); return how many."""
+        return _writes.add_all(self, records, now=self.now(now))
+
+    def update(self, record: Any, *, now: dt.datetime | None = None) -> None:
+        """Rectify a stored record: every field replaced, personal ones re-encrypted.
+
+        ``NotFoundError`` if absent, ``RestrictedRecordError`` if restricted.
+        """
+        _writes.rectify(self, record, now=self.now(now))
+
+    def restrict(
+        self,
+        record_type: type[Any] | str | None = None,
+        record_id: str | None = None,
+        *,
+        learner_id: str | None = None,
+        reason: str,
+        now: dt.datetime | None = None,
+    ) -> int:
+        """Restrict processing (GDPR Art. 18) of one record or of a learner's records.
+
+        Restricted rows are left out of normal reads (pass ``include_restricted=True``)
+        and refuse updates. ``reason`` is kept with the rows and in the audit log: name a
+        case or a rule, never a person. Returns how many rows became restricted.
+        """
+        return _writes.set_restriction(
+            self, record_type, record_id, learner_id, reason=reason, now=self.now(now)
+        )
+
+    def lift_restriction(
+        self,
+        record_type: type[Any] | str | None = None,
+        record_id: str | None = None,
+        *,
+        learner_id: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> int:
+        """Lift a restriction set by :meth:`restrict`; returns how many rows changed."""
+        return _writes.set_restriction(
+            self, record_type, record_id, learner_id, reason=None, now=self.now(now)
+        )
+
+    # -- reading records ----------------------------------------------------------------
+
+    def get(
+        self, record_type: type[R], record_id: str, *, include_restricted: bool = False
+    ) -> R | None:
+        """The record of that type and id, decrypted; ``None`` if absent (or restricted)."""
+        found = _reads.select_records(
+            self, record_type, {"id": record_id}, limit=1, include_restricted=include_restricted
+        )
+        return found[0] if found else None
+
+    def records_of(self, learner_id: str, *, include_restricted: bool = False) -> list[Any]:
+        """Every record of the learner (their account first), decrypted and typed."""
+        return _reads.records_of(self, learner_id, include_restricted=include_restricted)
+
+    def query(
+        self,
+        record_type: type[R],
+        *,
+        limit: int | None = None,
+        include_restricted: bool = False,
+        **filters: Any,
+    ) -> list[R]:
+        """Records of ``record_type`` whose fields equal ``filters`` (clear fields only)."""
+        return _reads.select_records(
+            self, record_type, filters, limit=limit, include_restricted=include_restricted
+        )
+
+    def find(
+        self, record_type: type[R], *, include_restricted: bool = False, **values: str
+    ) -> list[R]:
+        """Records whose blind-indexed fields equal ``values`` (normalised, case-folded)."""
+        return _reads.find(self, record_type, values, include_restricted=include_restricted)
+
+    def find_learner(self, *, email: str | None = None, username: str | None = None) -> Any | None:
+        """The learner with that e-mail address or username (blind-index lookup), or None.
+
+        Both are matched case-insensitively. If several learners share the value, the
+        one with the smallest id is returned; :meth:`find` returns them all.
+        """
+        from learnprivacy.records import Learner
+
+        values = {k: v for k, v in (("email", email), ("username", username)) if v is not None}
+        if not values:
+            raise ValidationError("find_learner needs email= or username=", field="find_learner")
+        found = _reads.find(self, Learner, values, include_restricted=False)
+        return found[0] if found else None
+
+    def subjects(
+        self, course_id: str | None = None, *, include_restricted: bool = False
+    ) -> list[str]:
+        """Learner ids with data in the store (those with records in ``course_id``)."""
+        return _reads.subjects(self, course_id, include_restricted=include_restricted)
+
+    def count(
+        self, record_type: type[Any], *, include_restricted: bool = True, anonymised: bool = False
+    ) -> int:
+        """How many rows of ``record_type`` (anonymised ones only when ``anonymised``)."""
+        return _reads.count(self, record_type, include_restricted, anonymised)
+
+    def anonymised(self, record_type: type[Any]) -> Iterator[dict[str, Any]]:
+        """The non-personal fields of anonymised rows, streamed, for statistics."""
+        return _reads.anonymised(self, record_type)
+
+    # -- retention and erasure ----------------------------------------------------------
+
+    def sweep(
+        self,
+        schedule: Schedule,
+        *,
+        now: dt.datetime,
+        dry_run: bool = False,
+        batch_size: int = 1_000,
+        holds: Sequence[Hold] = (),
+        review_limit: int = 10_000,
+    ) -> SweepReport:
+        """Apply ``schedule`` to every row: erase, anonymise, restrict, or list for review.
+
+        Rows are selected in SQL with each rule's exact cutoff, then confirmed by the
+        retention engine in Python; nothing is erased on SQL alone. Each batch is one
+        transaction (audit entries first), so an interrupted sweep can simply be run
+        again; on PostgreSQL concurrent sweeps skip rows another one has locked.
+        """
+        return _sweep.sweep(
+            self,
+            schedule,
+            now=now,
+            dry_run=dry_run,
+            batch_size=batch_size,
+            holds=tuple(holds),
+            review_limit=review_limit,
+        )
+
+    def erase_subject(
+        self,
+        learner_id: str,
+        *,
+        now: dt.datetime,
+        holds: Sequence[Hold] = (),
+        schedule: Schedule | None = None,
+    ) -> ErasureReport:
+        """The right to erasure (GDPR Art. 17) for one learner, in one transaction.
+
+        Erases every record no legal minimum or hold protects and restricts the others;
+        key scopes no remaining record uses are shredded. Without a ``schedule``, records
+        under ``LEGAL_OBLIGATION`` (or public task) are restricted (Art. 17(3)(b)) and all
+        others erased (Art. 17(1)); with one, the schedule decides with
+        ``erasure_requested=True``.
+        """
+        return _erasure.erase_subject(
+            self, learner_id, now=now, holds=tuple(holds), schedule=schedule
+        )
+
+    def replay_erasures(
+        self, from_log: AuditLog | Iterable[Any], *, now: dt.datetime | None = None
+    ) -> ReplayReport:
+        """Re-apply to this (restored) store the erasures recorded in ``from_log``.
+
+        After restoring a backup taken before some erasures, pass the audit log of the
+        live store: erased rows are deleted again, anonymised ones anonymised, shredded
+        keys shredded, so the restore does not bring erased learners back.
+        """
+        return _erasure.replay(self, from_log, now=self.now(now))

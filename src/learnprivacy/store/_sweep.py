@@ -1,0 +1,382 @@
+"""Retention sweeps: candidates selected in SQL, decisions confirmed by the engine.
+
+For each record type the sweep turns the schedule's rules into one SQL condition that
+every row the engine would *not* keep satisfies (rows past a rule's exact cutoff, rows
+missing a date, rows no rule selects), pages through those rows by id, and hands each
+page to :meth:`Schedule.plan`; only the engine's decision is acted on. A page is one
+transaction: audit entries, then the deletions, anonymisations and restrictions, then
+the keys no remaining row uses are shredded. Rerunning after a crash resumes where the
+committed pages stopped; on PostgreSQL ``FOR UPDATE SKIP LOCKED`` keeps concurrent
+sweeps off each other's pages.
+
+Types whose anchor lives on the learner (``LAST_ACTIVITY``, ``CONTRACT_END``) are swept
+before the learners themselves, so erasing a learner never changes the decision for one
+of their records within the same sweep, and a dry run reports what a real run does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ColumnElement, Connection, Select, and_, false, func, not_, or_, select, true
+
+from learnprivacy.errors import ConfigurationError, ValidationError
+from learnprivacy.records import subject_of
+from learnprivacy.retention import Action, Hold, RetentionRule, Schedule, Trigger
+from learnprivacy.store._actions import (
+    anonymise_rows,
+    erase_rows,
+    live_keys,
+    restrict_rows,
+    scopes_in_use,
+    shred_keys,
+)
+from learnprivacy.store._audit import AuditEvent
+from learnprivacy.store._codec import column_value
+from learnprivacy.store._common import ids_detail
+from learnprivacy.store._reports import ReviewItem, SweepReport
+from learnprivacy.store._schema import ANONYMISED, RESTRICTED, Kind, RecordTable
+from learnprivacy.store._types import to_utc
+
+if TYPE_CHECKING:
+    from learnprivacy.store._store import Store
+
+__all__ = ["sweep"]
+
+_VERB = {Action.ERASE: "erase", Action.ANONYMISE: "anonymise", Action.RESTRICT: "restrict"}
+
+
+class _Tally:
+    """Counts per type and action, and the review list."""
+
+    def __init__(self, review_limit: int) -> None:
+        self.by_type: dict[str, dict[str, int]] = {}
+        self.review_items: list[ReviewItem] = []
+        self.review_limit = review_limit
+        self.truncated = False
+        self.shredded = 0
+
+    def add(self, name: str, key: str, count: int) -> None:
+        counts = self.by_type.setdefault(name, {})
+        counts[key] = counts.get(key, 0) + count
+
+    def total(self, key: str) -> int:
+        return sum(counts.get(key, 0) for counts in self.by_type.values())
+
+    def room(self) -> int:
+        return self.review_limit - len(self.review_items)
+
+
+def sweep(
+    store: Store,
+    schedule: Schedule,
+    *,
+    now: dt.datetime,
+    dry_run: bool,
+    batch_size: int,
+    holds: tuple[Hold, ...],
+    review_limit: int,
+) -> SweepReport:
+    """See :meth:`Store.sweep`."""
+    if not isinstance(schedule, Schedule):
+        raise ValidationError("schedule must be a Schedule", field="schedule")
+    now = store.now(now)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValidationError("batch_size must be a positive int", field="batch_size")
+    if not all(isinstance(h, Hold) for h in holds):
+        raise ValidationError("holds must be Hold objects", field="holds")
+    tally = _Tally(review_limit)
+    tables = store.tables()
+    ordered = [rt for rt in tables if rt.has_learner] + [rt for rt in tables if not rt.has_learner]
+    for rt in ordered:
+        _TypeSweep(store, schedule, rt, now, holds, dry_run, batch_size, tally).run()
+    return SweepReport(
+        erased=tally.total("erase"),
+        anonymised=tally.total("anonymise"),
+        restricted=tally.total("restrict"),
+        review=tally.total("review"),
+        kept=tally.total("keep"),
+        shredded=tally.shredded,
+        dry_run=dry_run,
+        now=now,
+        by_type={name: dict(counts) for name, counts in tally.by_type.items()},
+        review_items=tuple(tally.review_items),
+        review_truncated=tally.truncated,
+    )
+
+
+class _Unknown(Exception):
+    """A rule reads something SQL cannot see: every row becomes a candidate."""
+
+
+class _TypeSweep:
+    """The sweep of one record type."""
+
+    def __init__(
+        self,
+        store: Store,
+        schedule: Schedule,
+        rt: RecordTable,
+        now: dt.datetime,
+        holds: tuple[Hold, ...],
+        dry_run: bool,
+        batch_size: int,
+        tally: _Tally,
+    ) -> None:
+        self.store, self.schedule, self.rt, self.now = store, schedule, rt, now
+        self.holds, self.dry_run, self.batch_size, self.tally = holds, dry_run, batch_size, tally
+        self.rules = schedule.rules_for(rt.cls)
+        self.learner_rt = store.table("Learner") if rt.has_learner else None
+        self.subject_alias = None if self.learner_rt is None else self.learner_rt.table.alias("s")
+        self.join = rt.has_learner and any(
+            t.on_subject for rule in self.rules for t in rule.triggers
+        )
+        for rule in self.rules:
+            for name, _ in rule.where:
+                spec = next((f for f in rt.fields if f.name == name), None)
+                if spec is not None and spec.encrypted:
+                    raise ConfigurationError(
+                        f"a rule for {rt.name} selects on encrypted field {name}: "
+                        "the store cannot sweep it without decrypting every row"
+                    )
+
+    # -- SQL ---------------------------------------------------------------------------
+
+    def _columns(self) -> tuple[list[Any], dict[str, int], dict[str, int]]:
+        table = self.rt.table
+        clear = [c for c in table.columns if not c.name.endswith(("_token", "_bidx"))]
+        columns: list[Any] = list(clear)
+        positions = {c.name: i for i, c in enumerate(clear)}
+        subject_positions: dict[str, int] = {}
+        if self.join:
+            assert self.subject_alias is not None  # set whenever join is
+            for c in self.subject_alias.columns:
+                if c.name.endswith(("_token", "_bidx")):
+                    continue
+                subject_positions[c.name] = len(columns)
+                columns.append(c.label(f"s__{c.name}"))
+        return columns, positions, subject_positions
+
+    def _anchor(self, trigger: Trigger) -> ColumnElement[Any]:
+        field = trigger.field_for(self.rt.cls)
+        if trigger.on_subject and self.rt.has_learner:
+            assert self.learner_rt is not None
+            assert self.subject_alias is not None
+            specs, source = self.learner_rt.fields, self.subject_alias
+        else:
+            specs, source = self.rt.fields, self.rt.table
+        spec = next((f for f in specs if f.name == field), None)
+        if spec is None or spec.encrypted or spec.kind is not Kind.DATETIME:
+            raise _Unknown
+        return source.c[field]
+
+    def _expired(self, rule: RetentionRule) -> ColumnElement[bool]:
+        first = self._anchor(rule.trigger)
+        cut = rule.cutoff(self.now, rule.trigger)
+        out = false() if cut is None else and_(first.isnot(None), first <= to_utc(cut))
+        if rule.fallback is not None:
+            second = self._anchor(rule.fallback)
+            cut2 = rule.cutoff(self.now, rule.fallback)
+            if cut2 is not None:
+                out = or_(out, and_(first.is_(None), second.isnot(None), second <= to_utc(cut2)))
+        return out
+
+    def _missing(self, rule: RetentionRule) -> ColumnElement[bool]:
+        missing: ColumnElement[bool] = self._anchor(rule.trigger).is_(None)
+        if rule.fallback is not None:
+            missing = and_(missing, self._anchor(rule.fallback).is_(None))
+        return missing
+
+    def _selects(self, rule: RetentionRule) -> ColumnElement[bool]:
+        specs = {f.name: f for f in self.rt.fields}
+        parts: list[ColumnElement[bool]] = []
+        for name, value in rule.where:
+            spec = specs.get(name)
+            if spec is None or spec.kind is Kind.SCORE:
+                raise _Unknown
+            column = self.rt.table.c[name]
+            if value is None:
+                parts.append(column.is_(None))
+            else:
+                parts.append(and_(column.isnot(None), column == column_value(spec, value)))
+        return and_(true(), *parts)
+
+    def candidates(self) -> ColumnElement[bool]:
+        """A condition every row the engine would not keep satisfies (a superset)."""
+        try:
+            missing = [
+                and_(self._selects(r), self._missing(r))
+                for r in self.rules
+                if r.on_missing_anchor is Action.REVIEW
+            ]
+            ended = and_(*(or_(not_(self._selects(r)), self._expired(r)) for r in self.rules))
+            return or_(ended, *missing)
+        except _Unknown:
+            return true()
+
+    def _query(self, columns: list[Any], condition: ColumnElement[bool]) -> Select[Any]:
+        table = self.rt.table
+        query = select(*columns).select_from(table)
+        if self.join:
+            alias = self.subject_alias
+            assert alias is not None
+            query = select(*columns).select_from(
+                table.outerjoin(
+                    alias,
+                    and_(alias.c.id == table.c.learner_id, alias.c[ANONYMISED].is_(None)),
+                )
+            )
+        return query.where(table.c[ANONYMISED].is_(None), condition)
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        name = self.rt.name
+        with self.store.reading() as connection:
+            total = int(
+                connection.execute(
+                    select(func.count())
+                    .select_from(self.rt.table)
+                    .where(self.rt.table.c[ANONYMISED].is_(None))
+                ).scalar_one()
+            )
+        if not total:
+            return
+        columns, positions, subject_positions = self._columns()
+        read = self.store.codec(self.rt.cls).skeleton_reader(positions)
+        read_subject = None
+        if self.join:
+            assert self.learner_rt is not None
+            read_subject = self.store.codec(self.learner_rt.cls).skeleton_reader(subject_positions)
+        condition = self.candidates() if self.rules else true()
+        base = self._query(columns, condition)
+        table = self.rt.table
+        at_id, at_restricted = positions["id"], positions[RESTRICTED]
+        at_subject_id = subject_positions.get("id")
+        last: str | None = None
+        decided = 0
+        while True:
+            transaction = self.store.reading() if self.dry_run else self.store.writing()
+            with transaction as connection:
+                query = base if last is None else base.where(table.c.id > last)
+                query = query.order_by(table.c.id).limit(self.batch_size)
+                if self.store.database.is_postgres and not self.dry_run:
+                    query = query.with_for_update(skip_locked=True, of=table)
+                rows = connection.execute(query).all()
+                if not rows:
+                    break
+                last = rows[-1][at_id]
+                records = [read(row) for row in rows]
+                restricted = {row[at_id] for row in rows if row[at_restricted] is not None}
+                subjects: dict[str, Any] = {}
+                if read_subject is not None and at_subject_id is not None:
+                    for row in rows:
+                        if row[at_subject_id] is not None and row[at_subject_id] not in subjects:
+                            subjects[row[at_subject_id]] = read_subject(row)
+                decided += self._batch(connection, records, restricted, subjects)
+        self.tally.add(name, "keep", max(0, total - decided))
+
+    def _batch(
+        self,
+        connection: Connection,
+        records: list[Any],
+        restricted: set[str],
+        subjects: dict[str, Any],
+    ) -> int:
+        """Decide and act on one page; return how many rows were not kept."""
+        name = self.rt.name
+        plan = self.schedule.plan(
+            records,
+            now=self.now,
+            subjects=subjects,
+            holds=self.holds,
+            batch_size=len(records) + 1,
+        )
+        groups: dict[Action, list[Any]] = {action: [] for action in Action}
+        for batch in plan.batches():
+            for action, items in batch.items():
+                groups[action].extend(items)
+        to_restrict = [r for r in groups[Action.RESTRICT] if r.id not in restricted]
+        work = {
+            Action.ERASE: groups[Action.ERASE],
+            Action.ANONYMISE: groups[Action.ANONYMISE],
+            Action.RESTRICT: to_restrict,
+        }
+        review = groups[Action.REVIEW]
+        for record in review[: max(0, self.tally.room())]:
+            reason = plan.decide(record).reason
+            self.tally.review_items.append(
+                ReviewItem(record_type=name, record_id=record.id, reason=reason)
+            )
+        if len(review) > max(0, self.tally.room()):
+            self.tally.truncated = True
+        self.tally.add(name, "review", len(review))
+        for action, items in work.items():
+            self.tally.add(name, _VERB[action], len(items))
+        if not self.dry_run and any(work.values()):
+            self._act(connection, plan, work)
+        return len(review) + sum(len(items) for items in work.values())
+
+    def _act(self, connection: Connection, plan: Any, work: dict[Action, list[Any]]) -> None:
+        rt, audit = self.rt, self.store.audit
+        events = []
+        for action, items in work.items():
+            if not items:
+                continue
+            decision = plan.decide(items[0])
+            ids = [r.id for r in items]
+            owners = [subject_of(r) for r in items]
+            events.append(
+                AuditEvent(
+                    action=_VERB[action],
+                    outcome="done",
+                    record_type=rt.name,
+                    subject_ref=audit.subject_ref(owners[0]) if len(set(owners)) == 1 else None,
+                    details={
+                        **ids_detail(audit, rt, ids, owners),
+                        "count": len(items),
+                        "rule": None if decision.rule is None else decision.rule.label,
+                        "article": decision.article,
+                        "sweep": True,
+                    },
+                )
+            )
+        # The log first: the entries and the changes commit together or not at all.
+        audit.append(connection, events, now=self.now)
+        erase_rows(connection, rt, [r.id for r in work[Action.ERASE]])
+        anonymise_rows(connection, rt, [r.id for r in work[Action.ANONYMISE]], self.now)
+        if work[Action.RESTRICT]:
+            label = plan.decide(work[Action.RESTRICT][0]).rule
+            reason = "retention" if label is None else f"retention: {label.label}"
+            restrict_rows(
+                connection, rt, [r.id for r in work[Action.RESTRICT]], now=self.now, reason=reason
+            )
+        gone = work[Action.ERASE] + work[Action.ANONYMISE]
+        if gone and any(f.encrypted for f in rt.fields):
+            self._shred_unused(connection, {subject_of(r) for r in gone})
+
+    def _shred_unused(self, connection: Connection, subjects: set[str]) -> None:
+        store, scope = self.store, self.rt.scope
+        keys = live_keys(store, connection, subjects, scope)
+        if not keys:
+            return
+        used = scopes_in_use(store, connection, {s for s, _ in keys}, scope)
+        doomed = [(s, k) for s, k in keys if s not in used]
+        if not doomed:
+            return
+        refs = sorted({store.audit.subject_ref(s) for s, _ in doomed})
+        store.audit.append(
+            connection,
+            [
+                AuditEvent(
+                    action="shred",
+                    outcome="done",
+                    record_type=None,
+                    subject_ref=refs[0] if len(refs) == 1 else None,
+                    details={"scope": scope, "subject_refs": refs, "mode": "keys", "sweep": True},
+                )
+            ],
+            now=self.now,
+        )
+        self.tally.shredded += shred_keys(store, connection, doomed)

@@ -1,0 +1,249 @@
+"""Adding, rectifying and restricting records."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy.exc import IntegrityError as SQLIntegrityError
+
+from learnprivacy.errors import (
+    DecryptionError,
+    IntegrityError,
+    NotFoundError,
+    RestrictedRecordError,
+    ValidationError,
+)
+from learnprivacy.records import record_type as named_type
+from learnprivacy.records import subject_of
+from learnprivacy.store._audit import AuditEvent
+from learnprivacy.store._common import chunked, ids_detail
+from learnprivacy.store._keystore import KeyRace
+from learnprivacy.store._schema import ANONYMISED, REASON, RESTRICTED, RecordTable
+from learnprivacy.store._types import to_utc
+
+if TYPE_CHECKING:
+    from learnprivacy.store._store import Store
+
+__all__ = ["add_all", "rectify", "set_restriction"]
+
+_CHECK_CHUNK = 500
+
+
+def _record_class(record: object) -> type[Any]:
+    cls = type(record)
+    if not attrs.has(cls) or not isinstance(getattr(cls, "key_scope", None), str):
+        raise ValidationError(f"{cls.__name__} is not a learnprivacy record class", field="record")
+    return cls
+
+
+def _check_learners(store: Store, connection: Connection, needed: set[str], kind: str) -> None:
+    """Every id in ``needed`` is a stored, unrestricted learner, else a typed error."""
+    if not needed:
+        return
+    table = store.table("Learner").table
+    found: dict[str, bool] = {}
+    wanted = sorted(needed)
+    for start in range(0, len(wanted), _CHECK_CHUNK):
+        chunk = wanted[start : start + _CHECK_CHUNK]
+        query = select(table.c.id, table.c[RESTRICTED]).where(
+            table.c.id.in_(chunk), table.c[ANONYMISED].is_(None)
+        )
+        for learner_id, restricted_at in connection.execute(query):
+            found[learner_id] = restricted_at is not None
+    missing = len(needed) - len(found)
+    if missing:
+        raise IntegrityError(
+            f"{missing} learner(s) referenced by {kind} record(s) are not in the store"
+        )
+    if any(found.values()):
+        raise RestrictedRecordError(
+            "the learner of a new record is restricted (GDPR Art. 18): no new processing"
+        )
+
+
+def add_all(store: Store, records: Iterable[Any], *, now: dt.datetime) -> int:
+    """Insert ``records`` in one transaction, in batches; see :meth:`Store.add_all`."""
+    counts: dict[str, int] = {}
+    subjects_by_type: dict[str, set[str]] = {}
+    keys = store.key_store
+    keyring = store.keyring
+    with store.writing() as connection:
+        for chunk in chunked(records, store.batch_size):
+            by_type: dict[type[Any], list[Any]] = {}
+            for record in chunk:
+                by_type.setdefault(_record_class(record), []).append(record)
+            tables = {cls: store.table(cls) for cls in by_type}
+            new_learners = {
+                r.id for cls, rs in by_type.items() if cls.__name__ == "Learner" for r in rs
+            }
+            needed = {
+                r.learner_id for cls, rs in by_type.items() if tables[cls].has_learner for r in rs
+            }
+            kinds = ", ".join(sorted(cls.__name__ for cls in by_type if tables[cls].has_learner))
+            _check_learners(store, connection, needed - new_learners, kinds)
+            secret = [cls for cls in by_type if any(f.encrypted for f in tables[cls].fields)]
+            subjects = {subject_of(r) for cls in secret for r in by_type[cls]}
+            for subject in subjects:
+                # Keys cached from an earlier transaction may have been shredded since.
+                keyring.clear_cache(subject)
+            rows: dict[type[Any], list[dict[str, Any]]] = {}
+            with keys.batch(subjects, lock=True):
+                for cls, items in by_type.items():
+                    to_row = store.codec(cls).to_row
+                    rows[cls] = [to_row(r) for r in items]
+                try:
+                    keys.flush()
+                except KeyRace:
+                    raise IntegrityError(
+                        "a data key was created concurrently for a learner of this batch; "
+                        "retry the operation"
+                    ) from None
+            # The learner's own rows go in first, so a batch may add learners and records.
+            for cls in sorted(by_type, key=lambda c: tables[c].has_learner):
+                _insert(connection, tables[cls], rows[cls])
+                name = cls.__name__
+                counts[name] = counts.get(name, 0) + len(rows[cls])
+                subjects_by_type.setdefault(name, set()).update(subject_of(r) for r in by_type[cls])
+        events = []
+        for name, count in counts.items():
+            owners = subjects_by_type[name]
+            only = next(iter(owners)) if len(owners) == 1 else None
+            events.append(
+                AuditEvent(
+                    action="add",
+                    outcome="done",
+                    record_type=name,
+                    subject_ref=None if only is None else store.audit.subject_ref(only),
+                    details={"count": count, "subjects": len(owners)},
+                )
+            )
+        store.audit.append(connection, events, now=now)
+    return sum(counts.values())
+
+
+def _insert(connection: Connection, rt: RecordTable, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    try:
+        connection.execute(insert(rt.table), rows)
+    except SQLIntegrityError:
+        # The driver's message quotes the offending id; it is not passed on.
+        raise IntegrityError(f"a {rt.name} record with the same id is already stored") from None
+
+
+def rectify(store: Store, record: Any, *, now: dt.datetime) -> None:
+    """Rectify ``record`` in place; see :meth:`Store.update`."""
+    cls = _record_class(record)
+    rt = store.table(cls)
+    codec = store.codec(cls)
+    table = rt.table
+    subject = subject_of(record)
+    with store.writing() as connection:
+        query = select(table).where(table.c.id == record.id, table.c[ANONYMISED].is_(None))
+        if store.database.is_postgres:
+            query = query.with_for_update()
+        row = connection.execute(query).first()
+        if row is None:
+            raise NotFoundError(f"no {rt.name} record with that id")
+        if row._mapping[RESTRICTED] is not None:
+            raise RestrictedRecordError(
+                f"the {rt.name} record is restricted (GDPR Art. 18): lift the restriction first"
+            )
+        if row._mapping[rt.subject_column] != subject:
+            raise IntegrityError(f"a {rt.name} record cannot move to another learner")
+        store.keyring.clear_cache(subject)
+        with store.key_store.batch([subject], lock=True):
+            try:
+                old = codec.from_row(row)
+                changed = [
+                    f.name for f in rt.fields if getattr(old, f.name) != getattr(record, f.name)
+                ]
+            except DecryptionError:
+                changed = [f.name for f in rt.fields if f.personal]
+            values = codec.to_row(record)
+            store.key_store.flush()
+        values.pop("id")
+        detail = ids_detail(store.audit, rt, [record.id], [subject])
+        store.audit.append(
+            connection,
+            [
+                AuditEvent(
+                    action="rectify",
+                    outcome="done",
+                    record_type=rt.name,
+                    subject_ref=store.audit.subject_ref(subject),
+                    details={**detail, "fields": changed},
+                )
+            ],
+            now=now,
+        )
+        connection.execute(update(table).where(table.c.id == record.id).values(**values))
+
+
+def set_restriction(
+    store: Store,
+    record_type: type[Any] | str | None,
+    record_id: str | None,
+    learner_id: str | None,
+    *,
+    reason: str | None,
+    now: dt.datetime,
+) -> int:
+    """Restrict (``reason`` given) or lift (``reason=None``) rows; return how many changed."""
+    if (record_id is None) == (learner_id is None):
+        raise ValidationError("give either record_id or learner_id=", field="record_id")
+    if record_id is not None and record_type is None:
+        raise ValidationError("record_id needs record_type", field="record_type")
+    if reason is not None and (not isinstance(reason, str) or not reason.strip()):
+        raise ValidationError("reason must be non-empty text", field="reason")
+    if isinstance(record_type, str):
+        record_type = named_type(record_type)
+    tables = [store.table(record_type)] if record_type is not None else store.tables()
+    restrict = reason is not None
+    total = 0
+    with store.writing() as connection:
+        for rt in tables:
+            table = rt.table
+            target = (
+                table.c.id == record_id
+                if record_id is not None
+                else table.c[rt.subject_column] == learner_id
+            )
+            state = table.c[RESTRICTED].is_(None) if restrict else table.c[RESTRICTED].isnot(None)
+            where = and_(target, state, table.c[ANONYMISED].is_(None))
+            found = connection.execute(
+                select(table.c.id, table.c[rt.subject_column]).where(where)
+            ).all()
+            if not found:
+                continue
+            ids = [r[0] for r in found]
+            subjects = [r[1] for r in found]
+            owners = set(subjects)
+            store.audit.append(
+                connection,
+                [
+                    AuditEvent(
+                        action="restrict" if restrict else "lift_restriction",
+                        outcome="done",
+                        record_type=rt.name,
+                        subject_ref=store.audit.subject_ref(subjects[0])
+                        if len(owners) == 1
+                        else None,
+                        details={**ids_detail(store.audit, rt, ids, subjects), "reason": reason},
+                    )
+                ],
+                now=now,
+            )
+            values = (
+                {RESTRICTED: to_utc(now), REASON: reason}
+                if restrict
+                else {RESTRICTED: None, REASON: None}
+            )
+            for chunk in chunked(ids, 500):
+                connection.execute(update(table).where(table.c.id.in_(chunk)).values(**values))
+            total += len(ids)
+    return total
