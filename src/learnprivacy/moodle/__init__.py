@@ -29,6 +29,7 @@ from learnprivacy.moodle._registry import (
     Purpose,
 )
 from learnprivacy.moodle._registry_write import REGISTRY_TABLES, insert_registry, registry_rows
+from learnprivacy.moodle._report import CourseFinding, MoodleReport, moodle_report
 from learnprivacy.moodle._schema import TABLE_NAMES, MoodleSchema
 from learnprivacy.moodle._time import from_unix, to_unix
 
@@ -39,11 +40,13 @@ __all__ = [
     "TABLE_NAMES",
     "Category",
     "ContextLevel",
+    "CourseFinding",
     "DataRegistry",
     "InstanceAssignment",
     "LevelAssignment",
     "MoodleCourse",
     "MoodleDatabase",
+    "MoodleReport",
     "MoodleSchema",
     "MoodleUser",
     "Purpose",
@@ -52,6 +55,7 @@ __all__ = [
     "check_read_only",
     "from_unix",
     "insert_registry",
+    "moodle_report",
     "registry_rows",
     "to_unix",
 ]

@@ -17,12 +17,21 @@ from learnprivacy.moodle import _read_learning as learning
 from learnprivacy.moodle._issues import ScanIssues
 from learnprivacy.moodle._models import MoodleCourse, MoodleUser
 from learnprivacy.moodle._readonly import read_only_engine
+from learnprivacy.moodle._registry import DataRegistry
+from learnprivacy.moodle._registry_read import read_registry
 from learnprivacy.moodle._schema import MoodleSchema
 from learnprivacy.records import AccessEvent, Certificate, Consent, Learner, Progress
 
 __all__ = ["MoodleDatabase"]
 
 T = TypeVar("T")
+_REGISTRY_SOURCES = (
+    "tool_dataprivacy_purpose",
+    "tool_dataprivacy_category",
+    "tool_dataprivacy_ctxlevel",
+    "tool_dataprivacy_ctxinstance",
+    "config_plugins",
+)
 _Statement = Callable[[MoodleSchema, list[int] | None, bool], sa.Select[Any]]
 
 
@@ -62,6 +71,7 @@ class MoodleDatabase:
         self.issues = ScanIssues()
         self._engine, self._owned = read_only_engine(url_or_engine)
         self._tables: dict[str, bool] = {}
+        self._settings: dict[str, frozenset[int]] = {}
 
     def __repr__(self) -> str:
         return f"<MoodleDatabase {self._engine.dialect.name} prefix={self.schema.prefix!r}>"
@@ -106,7 +116,7 @@ class MoodleDatabase:
             self._tables[name] = found
         return self._tables[name]
 
-    def stream(self, statement: sa.Select[Any]) -> Iterator[sa.Row[Any]]:
+    def stream(self, statement: sa.Select[Any]) -> Iterator[Any]:
         """Rows of ``statement``, fetched ``chunk_size`` at a time."""
         with self.connect() as connection:
             result = connection.execution_options(yield_per=self.chunk_size).execute(statement)
@@ -119,7 +129,7 @@ class MoodleDatabase:
         """Every account (deleted and suspended ones too), with its retention dates."""
         statement = accounts.user_statement(self.schema, _ids(user_ids))
         for row in self.stream(statement):
-            yield accounts.map_user(row, self.guest_username)
+            yield accounts.map_user(row, self.guest_username, self.guest_id)
 
     def courses(self) -> Iterator[MoodleCourse]:
         """Every course but the front page, with its start and end dates."""
@@ -134,7 +144,9 @@ class MoodleDatabase:
     ) -> Iterator[Learner]:
         """Live accounts (not deleted, not the guest) as Learners, in id order."""
         sink = self.issues if issues is None else issues
-        statement = accounts.learner_statement(self.schema, _ids(user_ids), self.guest_username)
+        statement = accounts.learner_statement(
+            self.schema, _ids(user_ids), self.guest_username, self.guest_id
+        )
         for row in self.stream(statement):
             learner = accounts.map_learner(row, sink)
             if learner is not None:
@@ -285,16 +297,78 @@ class MoodleDatabase:
             issues,
         )
 
+    # -- data registry -----------------------------------------------------------------
+
+    def registry(self, *, issues: ScanIssues | None = None) -> DataRegistry:
+        """The site's data registry (empty when tool_dataprivacy has no tables here)."""
+        present = {name for name in _REGISTRY_SOURCES if self.has_table(name)}
+        with self.connect() as connection:
+            return read_registry(
+                connection, self.schema, self.issues if issues is None else issues, present
+            )
+
+    def site_setting(self, name: str) -> str | None:
+        """A core setting (``$CFG->name``) from Moodle's ``config`` table, or None."""
+        if not self.has_table("config"):
+            return None
+        t = self.schema["config"]
+        with self.connect() as connection:
+            value = connection.execute(sa.select(t.c.value).where(t.c.name == name)).scalar()
+        return None if value is None else str(value)
+
+    @property
+    def guest_id(self) -> int | None:
+        """The guest account's id (``$CFG->siteguest``), None when the site does not say."""
+        if "guest" not in self._settings:
+            value = (self.site_setting("siteguest") or "").strip()
+            self._settings["guest"] = frozenset({int(value)} if value.isdigit() else ())
+        return next(iter(self._settings["guest"]), None)
+
+    @property
+    def admin_ids(self) -> frozenset[int]:
+        """Site administrators (``$CFG->siteadmins``): Moodle never expires their accounts."""
+        if "admins" not in self._settings:
+            value = self.site_setting("siteadmins") or ""
+            ids = {int(v) for v in value.split(",") if v.strip().isdigit()}
+            self._settings["admins"] = frozenset(ids)
+        return self._settings["admins"]
+
+    def enrolments(self) -> Iterator[tuple[int, int]]:
+        """Every enrolment as ``(user id, course id)``, whatever its status or dates."""
+        if not (self.has_table("user_enrolments") and self.has_table("enrol")):
+            return
+        ue, e = self.schema["user_enrolments"], self.schema["enrol"]
+        statement = (
+            sa.select(ue.c.userid, e.c.courseid)
+            .select_from(ue.join(e, e.c.id == ue.c.enrolid))
+            .order_by(ue.c.userid, e.c.courseid)
+        )
+        for row in self.stream(statement):
+            yield int(row[0]), int(row[1])
+
+    def plugin_setting(self, plugin: str, name: str) -> str | None:
+        """A plugin setting from ``config_plugins`` (``get_config(plugin, name)``), or None."""
+        if not self.has_table("config_plugins"):
+            return None
+        t = self.schema["config_plugins"]
+        statement = sa.select(t.c.value).where(t.c.plugin == plugin, t.c.name == name)
+        with self.connect() as connection:
+            value = connection.execute(statement).scalar()
+        return None if value is None else str(value)
+
     def records_of(self, user_id: int | str, *, issues: ScanIssues | None = None) -> list[Any]:
-        """Every record of one learner: the Learner first, then progress, certificates,
-        consents and access events. Empty when the account is unknown, deleted or the guest.
+        """Every record of one learner: the Learner, progress, certificates, consents, logs.
+
+        Empty for an unknown or deleted account and for the guest. When the account row
+        cannot become a Learner (an invalid address, say) its other records are still
+        returned, and the account is reported in the issues.
         """
-        ids = [user_id]
-        learners = list(self.learners(user_ids=ids, issues=issues))
-        if not learners and not _ids(ids):
+        ids = _ids([user_id])
+        accounts_found = list(self.users(user_ids=ids)) if ids else []
+        if not accounts_found or accounts_found[0].deleted or accounts_found[0].guest:
             return []
         return [
-            *learners,
+            *self.learners(user_ids=ids, issues=issues),
             *self.progress(user_ids=ids, issues=issues),
             *self.certificates(user_ids=ids, issues=issues),
             *self.consents(user_ids=ids, issues=issues),

@@ -78,6 +78,10 @@ def add_courses(state: SiteState, count: int, activities: int) -> None:
             },
         )
         state.courses[cid] = (start, end)
+        state.enrol_of[cid] = state.add(
+            "enrol",
+            {"enrol": "manual", "status": 0, "courseid": cid, "roleid": 5, "timecreated": start},
+        )
         course_context = state.context(50, cid, category_context)
         _course_content(state, cid, course_context, activities, certified=n % 2 == 0)
 
@@ -186,7 +190,22 @@ def add_enrolments(state: SiteState) -> None:
             continue
         later = uid in state.notes["course_access_later"]
         for cid in rng.sample(course_ids, min(len(course_ids), rng.choice((0, 1, 1, 2, 2, 3)))):
-            enrolled = state.moment(created, max(created, last or created + 30 * DAY))
+            enrolled = min(
+                state.moment(created, max(created, last or created + 30 * DAY)), state.now
+            )
+            state.add(
+                "user_enrolments",
+                {
+                    "status": 0,
+                    "enrolid": state.enrol_of[cid],
+                    "userid": uid,
+                    "timestart": enrolled,
+                    "timeend": 0,
+                    "modifierid": 2,
+                    "timecreated": enrolled,
+                    "timemodified": enrolled,
+                },
+            )
             started = state.moment(enrolled, last) if last and rng.random() < 0.85 else 0
             completed = state.moment(started, last) if started and rng.random() < 0.5 else None
             state.add(
@@ -195,7 +214,7 @@ def add_enrolments(state: SiteState) -> None:
                     "userid": uid,
                     "course": cid,
                     # Enrolment methods without a start date leave timeenrolled at 0.
-                    "timeenrolled": 0 if rng.random() < 0.05 else min(enrolled, state.now),
+                    "timeenrolled": 0 if rng.random() < 0.05 else enrolled,
                     "timestarted": started,
                     "timecompleted": completed,
                     "reaggregate": 0,

@@ -50,6 +50,7 @@ class SiteState:
         self.courses: dict[int, tuple[int, int]] = {}
         self.course_modules: dict[int, list[tuple[int, str, int, int]]] = {}
         self.context_of: dict[tuple[int, int], int] = {}
+        self.enrol_of: dict[int, int] = {}
 
     def add(self, table: str, row: dict[str, Any]) -> int:
         """Append ``row`` to ``table`` with the next id (or the id it has); return the id."""

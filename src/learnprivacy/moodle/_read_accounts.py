@@ -54,14 +54,14 @@ def user_statement(schema: MoodleSchema, user_ids: list[int] | None) -> sa.Selec
     return statement
 
 
-def map_user(row: Any, guest_username: str) -> MoodleUser:
+def map_user(row: Any, guest_username: str, guest_id: int | None) -> MoodleUser:
     """A ``user_statement`` row as a :class:`MoodleUser`."""
     uid, deleted, suspended, username, created, first, last, course_access = row
     return MoodleUser(
         id=int(uid),
         deleted=bool(deleted),
         suspended=bool(suspended),
-        guest=username == guest_username,
+        guest=username == guest_username or uid == guest_id,
         created_at=from_unix(created),
         first_access_at=from_unix(first),
         last_access_at=from_unix(last),
@@ -70,7 +70,7 @@ def map_user(row: Any, guest_username: str) -> MoodleUser:
 
 
 def learner_statement(
-    schema: MoodleSchema, user_ids: list[int] | None, guest_username: str
+    schema: MoodleSchema, user_ids: list[int] | None, guest_username: str, guest_id: int | None
 ) -> sa.Select[Any]:
     """Accounts that are learners: not deleted, not the guest account."""
     u, la = schema["user"], _course_access(schema)
@@ -90,6 +90,8 @@ def learner_statement(
         .where(u.c.deleted == 0, u.c.username != guest_username)
         .order_by(u.c.id)
     )
+    if guest_id is not None:
+        statement = statement.where(u.c.id != guest_id)
     if user_ids is not None:
         statement = statement.where(u.c.id.in_(user_ids))
     return statement

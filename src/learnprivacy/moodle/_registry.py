@@ -200,7 +200,12 @@ class DataRegistry:
                     out[item.instance_id] = found
         return out
 
-    def schedule(self, *, never_logged_in: Trigger | None = Trigger.CREATED) -> Schedule:
+    def schedule(
+        self,
+        *,
+        never_logged_in: Trigger | None = Trigger.CREATED,
+        course_overrides: bool = True,
+    ) -> Schedule:
         """The registry's retention as a learnprivacy Schedule.
 
         - ``Learner`` and ``Consent`` (user context): the user level's purpose, counted
@@ -209,24 +214,32 @@ class DataRegistry:
           ``REVIEW`` decisions for them instead);
         - ``Progress`` and ``Certificate`` (course context): the course level's purpose,
           counted from the record's own date (Moodle counts from the course end date,
-          which the records do not carry; ``moodle_report`` shows Moodle's view);
+          which the records do not carry; ``moodle_report`` shows Moodle's view). With
+          ``course_overrides``, a course with a purpose of its own adds a rule restricted
+          to that course (``where={"course_id": ...}``): its records are kept until both
+          the level's and the course's retention have ended, so an override can lengthen
+          retention, never shorten it;
         - ``AccessEvent`` (system context): the system level's purpose, from the event.
 
         A level without purpose, or whose purpose has no readable period, gets no rule.
         """
         plan: list[tuple[str, ContextLevel, Trigger, Trigger | None]] = [
             ("Learner", ContextLevel.USER, Trigger.LAST_ACTIVITY, never_logged_in),
-            ("Consent", ContextLevel.USER, Trigger.LAST_ACTIVITY, never_logged_in),
+            ("Consent", ContextLevel.USER, Trigger.LAST_ACTIVITY, None),
             ("Progress", ContextLevel.COURSE, Trigger.CREATED, None),
             ("Certificate", ContextLevel.COURSE, Trigger.ISSUED, None),
             ("AccessEvent", ContextLevel.SYSTEM, Trigger.CREATED, None),
         ]
-        rules: dict[type | str, RetentionRule] = {}
+        rules: dict[type | str, list[RetentionRule]] = {}
         for name, level, trigger, fallback in plan:
             purpose = self.level_purpose(level)
-            # A learner-level fallback only makes sense for the learner's own dates.
-            own_fallback = fallback if name == "Learner" else None
-            rule = None if purpose is None else purpose.rule(trigger, fallback=own_fallback)
+            rule = None if purpose is None else purpose.rule(trigger, fallback=fallback)
             if rule is not None:
-                rules[name] = rule
+                rules[name] = [rule]
+            if course_overrides and level is ContextLevel.COURSE:
+                for course_id, own in sorted(self.course_overrides().items()):
+                    extra = own.rule(trigger)
+                    if extra is not None and own is not purpose:
+                        where = {"course_id": str(course_id)}
+                        rules.setdefault(name, []).append(attrs.evolve(extra, where=where))
         return Schedule(rules, name="moodle-data-registry")

@@ -117,6 +117,8 @@ def populate(
     schema = MoodleSchema(prefix)
     state = SiteState(seed=seed, now=to_unix(now), years=years)
     state.context(10, 0, None)
+    for setting, text in (("siteguest", "1"), ("siteadmins", "2")):
+        state.add("config", {"name": setting, "value": text})
     add_courses(state, courses, activities)
     add_users(state, users)
     add_enrolments(state)
