@@ -13,7 +13,6 @@ import collections
 import datetime as dt
 import shutil
 import threading
-import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +23,7 @@ from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, ProviderError, UnknownCodeError
 from learnprivacy.errors import ValidationError as LPValidationError
 from learnprivacy.export._cells import dumps_row, flatten
+from learnprivacy.export._describe import class_columns, class_description, merge_descriptions
 from learnprivacy.export._outputs import PackageContent, StreamInfo, write_package
 from learnprivacy.export._scope import Scope, basis_of_row
 from learnprivacy.export._xapi import XapiProfile, statement_for
@@ -31,8 +31,6 @@ from learnprivacy.providers.writer import DataDescription
 from learnprivacy.records import (
     Certificate,
     Progress,
-    Score,
-    default_basis,
     fields_of,
     from_json_dict,
     record_type,
@@ -63,44 +61,6 @@ class _Stream:
     typed: bool = True
 
 
-def _class_columns(cls: type[Any]) -> dict[str, bool]:
-    """CSV columns of a record class, in field order, a Score spread over four columns."""
-    hints = typing.get_type_hints(cls)
-    exported = {f.name for f in fields_of(cls) if f.exported}
-    columns: dict[str, bool] = {}
-    for attribute in attrs.fields(cls):
-        if attribute.name not in exported:
-            continue
-        hint = hints.get(attribute.name)
-        if hint is Score or Score in typing.get_args(hint):
-            for part in ("raw", "min", "max", "scaled"):
-                columns[f"{attribute.name}.{part}"] = False
-        else:
-            columns[attribute.name] = False
-    return columns
-
-
-def _class_basis(cls: type[Any]) -> LawfulBasis | None:
-    try:
-        return default_basis(cls)
-    except TypeError:
-        return None
-
-
-def _class_description(component: str, cls: type[Any]) -> DataDescription:
-    """What a record class says about itself when its provider did not describe it."""
-    doc = (cls.__doc__ or cls.__name__).strip().splitlines()[0]
-    return DataDescription(
-        component=component,
-        record_type=cls.__name__,
-        description=doc,
-        purpose=str(getattr(cls, "processing_purpose", "")),
-        basis=_class_basis(cls),
-        retention=None,
-        fields={f.name: f.description for f in fields_of(cls) if f.exported},
-    )
-
-
 class PackageWriter:
     """A :class:`~learnprivacy.providers.ContentWriter` streaming into a package directory.
 
@@ -117,6 +77,9 @@ class PackageWriter:
         formats: which of ``json``, ``csv``, ``xapi``, ``html`` to produce.
         csv_bom: start CSV files with a UTF-8 byte order mark (for spreadsheet users).
         xapi_profile: home page and activity IRIs of the statements.
+        defaults: descriptions known beforehand (a component's metadata); what a
+            provider passes to :meth:`describe` takes precedence, and its empty
+            attributes are completed from these.
     """
 
     def __init__(
@@ -130,6 +93,7 @@ class PackageWriter:
         formats: Iterable[str] = ALL_FORMATS,
         csv_bom: bool = False,
         xapi_profile: XapiProfile | None = None,
+        defaults: Iterable[DataDescription] = (),
     ) -> None:
         self.formats = tuple(dict.fromkeys(formats))
         unknown = [f for f in self.formats if f not in ALL_FORMATS]
@@ -151,6 +115,8 @@ class PackageWriter:
         self._profile = xapi_profile or XapiProfile()
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._descriptions: dict[tuple[str, str], DataDescription] = {}
+        self._defaults = {(d.component, d.record_type): d for d in defaults}
+        self._merged: dict[tuple[str, str], DataDescription | None] = {}
         self._open: collections.OrderedDict[tuple[str, str], _Stream] = collections.OrderedDict()
         self._statements: IO[str] | None = None
         self._statement_count = 0
@@ -172,7 +138,9 @@ class PackageWriter:
         """Declare a kind of data: its purpose, lawful basis and retention go to index.html."""
         with self._lock:
             self._check_open()
-            self._descriptions[(description.component, description.record_type)] = description
+            key = (description.component, description.record_type)
+            self._descriptions[key] = description
+            self._merged.pop(key, None)
 
     def write_rows(
         self, component: str, record_type: str, rows: Iterable[Mapping[str, Any]]
@@ -247,7 +215,7 @@ class PackageWriter:
             self._check_subject(component, str(learner))
         stream = self._stream(component, record_type, None)
         stream.typed = False
-        described = self._descriptions.get((component, record_type))
+        described = self._description(component, record_type)
         if not self.scope.includes(basis_of_row(row, described.basis if described else None)):
             stream.excluded += 1
             return 0
@@ -269,14 +237,15 @@ class PackageWriter:
         key = (component, record_type)
         stream = self._streams.get(key)
         if stream is None:
-            columns = _class_columns(cls) if cls is not None else {}
-            described = self._descriptions.get(key)
+            columns = class_columns(cls) if cls is not None else {}
+            described = self._description(component, record_type)
             for name in described.fields if described else ():
                 columns.setdefault(name, False)
             path = self._staging / f"{len(self._streams)}.jsonl"
             stream = self._streams[key] = _Stream(component, record_type, path, columns)
             if cls is not None and key not in self._descriptions:
-                self._descriptions[key] = _class_description(component, cls)
+                self._descriptions[key] = class_description(component, cls)
+                self._merged.pop(key, None)
         return stream
 
     def _append(self, stream: _Stream, row: Mapping[str, Any]) -> None:
@@ -352,12 +321,14 @@ class PackageWriter:
                         excluded=s.excluded,
                         typed=s.typed,
                         columns=[c for c in s.columns if _keep_column(c, s.columns)],
-                        description=self._descriptions.get((s.component, s.record_type)),
+                        description=self._description(s.component, s.record_type),
                     )
                     for s in self._streams.values()
                 ],
                 described_only=[
-                    d for key, d in self._descriptions.items() if key not in self._streams
+                    self._description(*key) or d
+                    for key, d in self._descriptions.items()
+                    if key not in self._streams
                 ],
                 statements=self._staging / "statements.jsonl" if self._statement_count else None,
                 statement_count=self._statement_count,
@@ -366,6 +337,15 @@ class PackageWriter:
             return write_package(content)
         finally:
             shutil.rmtree(self._staging, ignore_errors=True)
+
+    def _description(self, component: str, record_type: str) -> DataDescription | None:
+        """What the provider said, completed by the metadata (or the record class)."""
+        key = (component, record_type)
+        if key in self._merged:
+            return self._merged[key]
+        merged = merge_descriptions(self._descriptions.get(key), self._defaults.get(key))
+        self._merged[key] = merged
+        return merged
 
     @property
     def csv_bom(self) -> bool:

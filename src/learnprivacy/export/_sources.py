@@ -7,10 +7,11 @@ from typing import Any
 from learnprivacy.errors import ConfigurationError, NotFoundError
 from learnprivacy.export._package import PackageWriter
 
-__all__ = ["feed_writer"]
+__all__ = ["as_manager", "feed_writer"]
 
 
-def _as_manager(source: Any) -> Any:
+def as_manager(source: Any) -> Any:
+    """The PrivacyManager to run: ``source`` itself, or one over a store's own provider."""
     if callable(getattr(source, "export_user_data", None)):
         return source
     if callable(getattr(source, "records_of", None)):
@@ -22,13 +23,12 @@ def _as_manager(source: Any) -> Any:
     raise ConfigurationError("export_subject takes a Store or a PrivacyManager")
 
 
-def feed_writer(source: Any, learner_id: str, writer: PackageWriter) -> None:
+def feed_writer(manager: Any, learner_id: str, writer: PackageWriter) -> None:
     """Run every provider's export of ``learner_id`` into ``writer``.
 
     Raises ProviderError naming the first failed component, and NotFoundError when no
     provider holds anything about the learner.
     """
-    manager = _as_manager(source)
     result = manager.export_user_data(learner_id, writer)
     result.raise_for_status()
     if writer.seen == 0:

@@ -21,10 +21,11 @@ from typing import Any
 import attrs
 
 from learnprivacy.errors import ConfigurationError, ValidationError
+from learnprivacy.export._describe import descriptions_from_metadata
 from learnprivacy.export._names import check_entry_name
 from learnprivacy.export._package import ALL_FORMATS, PackageWriter
 from learnprivacy.export._scope import Scope
-from learnprivacy.export._sources import feed_writer
+from learnprivacy.export._sources import as_manager, feed_writer
 from learnprivacy.export._xapi import Pseudonyms, XapiProfile
 
 __all__ = ["SUBJECT_REFERENCE_DOMAIN", "ExportResult", "export_subject"]
@@ -113,6 +114,7 @@ def export_subject(
         raise ConfigurationError("the parent directory of out does not exist")
     if (target.exists() or target.is_symlink()) and not overwrite:
         raise ConfigurationError("out already exists (pass overwrite=True to replace it)")
+    manager = as_manager(store_or_manager)
     profile = xapi_profile or XapiProfile()
     # Without a key, one random key serves this export only and is never stored: its
     # pseudonyms cannot be linked to the learner, nor to the pseudonyms of another export.
@@ -130,9 +132,10 @@ def export_subject(
             formats=formats,
             csv_bom=csv_bom,
             xapi_profile=profile,
+            defaults=descriptions_from_metadata(manager),
         )
         try:
-            feed_writer(store_or_manager, learner_id, writer)
+            feed_writer(manager, learner_id, writer)
         except BaseException:
             writer.abandon()
             raise
