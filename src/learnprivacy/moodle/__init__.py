@@ -11,12 +11,15 @@ Importing this package loads SQLAlchemy (``import learnprivacy`` alone does not)
   registry, its retention as a :class:`~learnprivacy.retention.Schedule`, and
   :func:`registry_rows` / :func:`insert_registry` to write it back in Moodle's format.
 - :func:`moodle_report`: what the registry's retention means for the site today.
+- :class:`MoodleProvider`: a privacy provider, so a Moodle learner is exported through
+  a :class:`~learnprivacy.providers.PrivacyManager` like a stored one.
 - :mod:`learnprivacy.moodle.fixture`: a Moodle-shaped synthetic database for tests and demos.
 """
 
 from learnprivacy.moodle._database import MoodleDatabase
 from learnprivacy.moodle._issues import ScanIssue, ScanIssues
 from learnprivacy.moodle._models import MoodleCourse, MoodleUser
+from learnprivacy.moodle._provider import MOODLE_COMPONENT, MoodleProvider
 from learnprivacy.moodle._readonly import check_read_only
 from learnprivacy.moodle._registry import (
     INHERIT,
@@ -35,6 +38,7 @@ from learnprivacy.moodle._time import from_unix, to_unix
 
 __all__ = [
     "INHERIT",
+    "MOODLE_COMPONENT",
     "NOT_SET",
     "REGISTRY_TABLES",
     "TABLE_NAMES",
@@ -46,6 +50,7 @@ __all__ = [
     "LevelAssignment",
     "MoodleCourse",
     "MoodleDatabase",
+    "MoodleProvider",
     "MoodleReport",
     "MoodleSchema",
     "MoodleUser",

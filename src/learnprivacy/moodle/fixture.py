@@ -38,7 +38,7 @@ from learnprivacy.moodle._fixture_state import FixtureSummary, SiteState
 from learnprivacy.moodle._schema import MoodleSchema, reset_sequences
 from learnprivacy.moodle._time import to_unix
 
-__all__ = ["FixtureSummary", "create_schema", "drop_schema", "populate"]
+__all__ = ["FixtureSummary", "create_schema", "drop_schema", "insert_rows", "populate"]
 
 _BATCH = 5_000
 
@@ -85,6 +85,31 @@ def _complete(table: sa.Table, rows: list[dict[str, Any]]) -> list[dict[str, Any
     for name in keys:
         fill.setdefault(name, _python_default(table.c[name]))
     return [{**fill, **row} for row in rows]
+
+
+def insert_rows(
+    target: sa.Engine | sa.Connection,
+    table: str,
+    rows: list[dict[str, Any]],
+    *,
+    prefix: str = "mdl_",
+) -> None:
+    """Insert ``rows`` into Moodle table ``table`` (unprefixed), omitted columns defaulted.
+
+    For hand-made scenarios on top of (or instead of) :func:`populate`: only the columns
+    that matter need to be given, the others get Moodle's defaults.
+    """
+    if not rows:
+        return
+    sa_table = MoodleSchema(prefix)[table]
+    complete = _complete(sa_table, rows)
+    if isinstance(target, sa.Connection):
+        target.execute(sa_table.insert(), complete)
+        reset_sequences(target, [sa_table])
+        return
+    with target.begin() as connection:
+        connection.execute(sa_table.insert(), complete)
+        reset_sequences(connection, [sa_table])
 
 
 def populate(
