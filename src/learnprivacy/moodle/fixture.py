@@ -76,7 +76,8 @@ def _complete(table: sa.Table, rows: list[dict[str, Any]]) -> list[dict[str, Any
     keys = {key for row in rows for key in row}
     fill: dict[str, Any] = {}
     for column in table.columns:
-        if column.name in keys:
+        if column.name in keys or column.primary_key:
+            # An id left out is the database's to assign.
             continue
         value = _python_default(column)
         if value is None and not column.nullable:
