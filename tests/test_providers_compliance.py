@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from examples.toy_lms import ForumProvider, ThemeProvider, ToyLMS, VideoConferenceProvider
+
 from learnprivacy.providers import ApprovedContextList, Context, ContextList, MetadataCollection
 from learnprivacy.testing import assert_provider_compliant
 
@@ -50,7 +50,10 @@ class ExportsTooLittle(ForumProvider):
         writer.write_rows(  # type: ignore[attr-defined]
             self.component,
             "forum_posts",
-            [dict(zip(("forum_id", "user_id", "message", "created_at"), r, strict=True)) for r in rows],
+            [
+                dict(zip(("forum_id", "user_id", "message", "created_at"), r, strict=True))
+                for r in rows
+            ],
         )
         writer.write_rows(  # type: ignore[attr-defined]
             self.component, "forum_subscriptions", [{"forum_id": "F1", "user_id": "x", "digest": 1}]
@@ -100,14 +103,12 @@ def test_null_provider_is_compliant() -> None:
     assert_provider_compliant(ThemeProvider())
 
 
-def test_fixture_gives_the_kit(
-    provider_compliance: Callable[..., None], lms: ToyLMS
-) -> None:
+def test_fixture_gives_the_kit(provider_compliance: Callable[..., None], lms: ToyLMS) -> None:
     """The pytest plugin's `provider_compliance` fixture runs the kit in one line."""
     forum = ForumProvider(lms)
     provider_compliance(forum, forum.make_user_data, max_examples=3)
+    broken = ForgetsSubscriptions(lms)
     with pytest.raises(AssertionError, match="forum_subscriptions"):
-        broken = ForgetsSubscriptions(lms)
         provider_compliance(broken, broken.make_user_data, max_examples=3)
 
 
@@ -197,7 +198,7 @@ def test_kit_checks_declarations() -> None:
 
     with pytest.raises(AssertionError, match="frankenstyle"):
         assert_provider_compliant(BadName())
-    with pytest.raises(AssertionError, match="toy_blank: declaration check failed: .*no reason"):
+    with pytest.raises(AssertionError, match=r"toy_blank: declaration check failed: .*no reason"):
         assert_provider_compliant(NoReason())
     with pytest.raises(AssertionError, match=r"toy_half: .*missing get_contexts_for_userid"):
         assert_provider_compliant(MetadataOnly())

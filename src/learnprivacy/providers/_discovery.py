@@ -42,7 +42,7 @@ def discover_providers(group: str = ENTRY_POINT_GROUP) -> list[tuple[str, object
         label = f"entry point {entry_point.name!r} ({entry_point.value})"
         try:
             target = entry_point.load()
-            provider = target if is_provider(target) else target()
+            provider = target() if callable(target) and not is_provider(target) else target
         except Exception as exc:
             raise ProviderError(
                 f"{label} could not be loaded: {type(exc).__name__}",

@@ -18,7 +18,7 @@ from learnprivacy.basis import LawfulBasis
 from learnprivacy.providers._items import ExternalLocation
 
 if TYPE_CHECKING:
-    from learnprivacy.providers._register import Controller, Register, RegisterEntry
+    from learnprivacy.providers._register import Controller, Register, RegisterEntry, Safeguard
 
 __all__ = ["csv_safe", "render_csv", "render_html", "render_json", "render_markdown"]
 
@@ -53,6 +53,12 @@ def basis_label(basis: LawfulBasis | None) -> str:
     if basis is None:
         return ""
     return f"{basis.article} {basis.name.lower().replace('_', ' ')}"
+
+
+def _safeguard(safeguard: Safeguard) -> str:
+    if safeguard.article:
+        return f"{safeguard.label} ({safeguard.article})"
+    return safeguard.label
 
 
 def _controller_rows(controller: Controller) -> list[tuple[str, str]]:
@@ -122,7 +128,7 @@ def render_markdown(register: Register) -> str:
     out = [f"# {TITLE}", ""]
     if register.as_of is not None:
         out += [f"As of {register.as_of.isoformat()}.", ""]
-    out += ["## Controller", "", *_md_table(("", ""), _controller_rows(controller)), ""]
+    out += ["## Controller", "", *_md_table(("Item", "Value"), _controller_rows(controller)), ""]
     out += ["## Processing activities", ""]
     for number, activity in enumerate(register.activities, start=1):
         out += [f"### {number}. {_md(activity.purpose)}", ""]
@@ -131,7 +137,7 @@ def render_markdown(register: Register) -> str:
         categories = ", ".join(c.value.replace("_", " ") for c in activity.categories)
         out.append(f"- Data categories: {categories or 'not declared'}")
         out.append(f"- Data subjects: {_md(', '.join(controller.data_subjects))}")
-        out.append(f"- Recipients: {_md(', '.join(activity.recipients)) or 'internal only'}")
+        out.append(f"- Recipients: {_md('; '.join(activity.recipients)) or 'internal only'}")
         out.append(f"- Retention: {_md('; '.join(activity.retention)) or 'not declared'}")
         out.append("")
         out += _md_table(
@@ -165,7 +171,7 @@ def render_markdown(register: Register) -> str:
                 (
                     t.recipient,
                     t.country,
-                    f"{t.safeguard.label} {t.safeguard.article}".strip(),
+                    _safeguard(t.safeguard),
                     t.details,
                 )
                 for t in controller.transfers
@@ -223,7 +229,7 @@ def render_html(register: Register) -> str:
     ]
     if register.as_of is not None:
         parts.append(f"<p>As of {_h(register.as_of.isoformat())}.</p>")
-    parts += ["<h2>Controller</h2>", _html_table(("", ""), _controller_rows(controller))]
+    parts += ["<h2>Controller</h2>", _html_table(("Item", "Value"), _controller_rows(controller))]
     parts.append("<h2>Processing activities</h2>")
     for number, activity in enumerate(register.activities, start=1):
         bases = ", ".join(f"{basis_label(b)} ({b.moodle_code})" for b in activity.bases)
@@ -232,7 +238,7 @@ def render_html(register: Register) -> str:
             f"Lawful basis: {bases or 'not declared'}",
             f"Data categories: {categories or 'not declared'}",
             f"Data subjects: {', '.join(controller.data_subjects)}",
-            f"Recipients: {', '.join(activity.recipients) or 'internal only'}",
+            f"Recipients: {'; '.join(activity.recipients) or 'internal only'}",
             f"Retention: {'; '.join(activity.retention) or 'not declared'}",
         ]
         parts += [f"<h3>{number}. {_h(activity.purpose)}</h3>", _html_list(facts, "")]
@@ -269,7 +275,7 @@ def render_html(register: Register) -> str:
                 (
                     t.recipient,
                     t.country,
-                    f"{t.safeguard.label} {t.safeguard.article}".strip(),
+                    _safeguard(t.safeguard),
                     t.details,
                 )
                 for t in controller.transfers

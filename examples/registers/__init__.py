@@ -1,0 +1,1 @@
+"""Example GDPR Art. 30 registers generated from provider metadata."""

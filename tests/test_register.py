@@ -1,0 +1,240 @@
+"""The GDPR Art. 30 register: built from metadata, rendered safely in four formats."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import html.parser
+import io
+import json
+from pathlib import Path
+
+import pytest
+from examples.registers import job_access
+from examples.toy_lms import ThemeProvider, ToyLMS, VideoConferenceProvider
+
+from learnprivacy import LawfulBasis
+from learnprivacy.errors import ValidationError
+from learnprivacy.providers import (
+    Controller,
+    Hosting,
+    MetadataCollection,
+    PrivacyManager,
+    Register,
+    Safeguard,
+    SubProcessor,
+    Transfer,
+)
+
+GOLDEN = Path(job_access.__file__).with_name("job_access.md")
+
+HOSTILE = '=HYPERLINK("http://evil.test")|<script>alert(1)</script>\nnext'
+
+
+def controller(**changes: object) -> Controller:
+    """A minimal controller hosted in France."""
+    fields: dict[str, object] = {
+        "name": "Acme Formation",
+        "address": "1 rue de la Paix, Paris",
+        "contact": "dpo@acme.test",
+        "hosting": Hosting(provider="OVH", country="FR"),
+    }
+    fields.update(changes)
+    return Controller(**fields)  # type: ignore[arg-type]
+
+
+def hostile_metadata() -> list[MetadataCollection]:
+    """One collection whose texts try CSV, Markdown and HTML injection."""
+    collection = MetadataCollection("mod_evil")
+    collection.add_database_table(
+        "t",
+        {"user_id": "User"},
+        HOSTILE,
+        purpose=HOSTILE,
+        basis="gdpr_art_6_1_b",
+        categories=["identity"],
+        retention="P1Y",
+    )
+    for start in ("+1", "-1", "@SUM(A1)", "\tx", "\rx"):
+        collection.add_database_table(
+            start, {"f": "F"}, start, purpose="p", basis="gdpr_art_6_1_b", retention="P1Y"
+        )
+    return [collection]
+
+
+def test_job_access_register_matches_the_golden_file() -> None:
+    """The example reproduces the committed Markdown register exactly (deterministic)."""
+    assert job_access.register().to_markdown() == GOLDEN.read_text(encoding="utf-8")
+
+
+def test_job_access_register_states_the_policy() -> None:
+    """Hosting, transfer ground, purposes and bases are those the policy lists."""
+    register = job_access.register()
+    text = register.to_markdown()
+    assert "Infomaniak Network SA (CH)" in text
+    assert "| Infomaniak Network SA | CH | adequacy decision (Art. 45) |" in text
+    bases = {a.purpose: a.bases for a in register.activities}
+    assert bases == {
+        job_access.SERVICES: (LawfulBasis.CONTRACT,),
+        job_access.BILLING: (LawfulBasis.LEGAL_OBLIGATION,),
+        job_access.SECURITY: (LawfulBasis.LEGITIMATE_INTERESTS,),
+        job_access.PROSPECTING: (LawfulBasis.CONSENT, LawfulBasis.LEGITIMATE_INTERESTS),
+        job_access.ANALYTICS: (LawfulBasis.CONSENT,),
+    }
+    services = next(a for a in register.activities if a.purpose == job_access.SERVICES)
+    assert any(r.startswith("B2B client (employer)") for r in services.recipients)
+    # Switzerland is covered by the adequacy decision: no transfer gap, only retention gaps.
+    assert register.gaps
+    assert all("no retention period" in g for g in register.gaps)
+    assert register.null_components == (
+        ("theme_jobaccess", job_access.NULL_COMPONENTS["theme_jobaccess"]),
+    )
+
+
+def test_job_access_register_writes_four_formats(tmp_path: Path) -> None:
+    """The example's main writes Markdown, HTML, CSV and JSON files that read back."""
+    job_access.main([str(tmp_path)])
+    assert (tmp_path / "job_access.md").read_text(encoding="utf-8") == GOLDEN.read_text(
+        encoding="utf-8"
+    )
+    data = json.loads((tmp_path / "job_access.json").read_text(encoding="utf-8"))
+    assert data["controller"]["transfers"][0]["safeguard"] == "adequacy_decision"
+    assert data["controller"]["transfers"][0]["article"] == "Art. 45"
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "job_access.csv").read_text("utf-8"))))
+    assert len(rows) == len(job_access.register().entries)
+    invoice = next(r for r in rows if r["name"] == "Invoice")
+    assert invoice["moodle_code"] == "gdpr_art_6_1_c"
+    assert "<table>" in (tmp_path / "job_access.html").read_text(encoding="utf-8")
+
+
+def test_transfers_outside_the_eea_need_a_safeguard() -> None:
+    """Data processed outside the EEA without a declared transfer is listed as a gap."""
+    us = controller(sub_processors=[SubProcessor(name="Mailer", service="E-mail", country="us")])
+    gaps = Register.build(us, []).gaps
+    assert gaps == ("sub-processor Mailer: data processed in US without a declared transfer",)
+    covered = controller(
+        sub_processors=[SubProcessor(name="Mailer", service="E-mail", country="US")],
+        transfers=[
+            Transfer(
+                recipient="Mailer", country="US", safeguard=Safeguard.STANDARD_CONTRACTUAL_CLAUSES
+            )
+        ],
+    )
+    assert Register.build(covered, []).gaps == ()
+    bare = controller(transfers=[Transfer(recipient="X", country="IN", safeguard=Safeguard.NONE)])
+    assert Register.build(bare, []).gaps == ("transfer to X (IN): no safeguard",)
+    assert Safeguard.STANDARD_CONTRACTUAL_CLAUSES.article == "Art. 46(2)(c)"
+
+
+def test_incomplete_declarations_are_gaps() -> None:
+    """Items without purpose, basis, category or retention are listed, not hidden."""
+    collection = MetadataCollection("mod_x").add_database_table("t", {"a": "A"}, "T")
+    register = Register.build(controller(), [collection])
+    assert register.gaps == (
+        "mod_x/t: no purpose declared",
+        "mod_x/t: no lawful basis declared",
+        "mod_x/t: no retention period declared",
+        "mod_x/t: no data category declared",
+    )
+    assert register.activities[0].purpose == "(purpose not declared)"
+
+
+def test_csv_is_formula_injection_safe() -> None:
+    """Every cell a spreadsheet would evaluate starts with a quote; values survive otherwise."""
+    text = Register.build(controller(), hostile_metadata()).to_csv()
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    cells = [cell for row in rows[1:] for cell in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    names = [row[2] for row in rows[1:]]
+    assert names == ["t", "'+1", "'-1", "'@SUM(A1)", "'\tx", "'\rx"]
+    assert rows[1][3] == "'" + HOSTILE
+
+
+def test_html_is_escaped_and_self_contained() -> None:
+    """Declared text cannot inject markup, and the page loads nothing from outside."""
+    page = Register.build(controller(name="<b>Acme</b>"), hostile_metadata()).to_html()
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page
+    assert "<b>Acme</b>" not in page
+    assert "<link" not in page
+    assert "src=" not in page
+    assert "<script" not in page
+
+    class Tags(html.parser.HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: set[str] = set()
+
+        def handle_starttag(self, tag: str, attrs: object) -> None:
+            self.tags.add(tag)
+
+    parser = Tags()
+    parser.feed(page)
+    assert parser.tags <= {
+        "html",
+        "head",
+        "meta",
+        "title",
+        "style",
+        "body",
+        "h1",
+        "h2",
+        "h3",
+        "p",
+        "ul",
+        "li",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+    }
+
+
+def test_markdown_cells_are_escaped() -> None:
+    """Pipes, newlines and tags in declared text cannot break the Markdown tables."""
+    text = Register.build(controller(), hostile_metadata()).to_markdown()
+    row = next(
+        line for line in text.splitlines() if line.startswith("| mod_evil | database table | t |")
+    )
+    assert "\\|&lt;script&gt;" in row
+    assert row.count(" | ") == 5  # six columns, the hostile pipe is escaped
+
+
+def test_json_is_complete_and_dated() -> None:
+    """to_json holds the controller, activities, entries and the as-of date."""
+    register = Register.build(
+        controller(dpo="Jeanne Martin"), hostile_metadata(), as_of=dt.date(2026, 6, 15)
+    )
+    data = json.loads(register.to_json())
+    assert data["as_of"] == "2026-06-15"
+    assert data["controller"]["dpo"] == "Jeanne Martin"
+    assert data["entries"][0]["component"] == "mod_evil"
+    assert data["entries"][0]["retention"] == "P1Y"
+    assert "As of 2026-06-15." in register.to_markdown()
+
+
+def test_manager_builds_the_register_from_live_providers(tmp_path: Path) -> None:
+    """manager.register(controller) lists every provider's items and the null providers."""
+    lms = ToyLMS(tmp_path / "toy.sqlite")
+    manager = PrivacyManager([VideoConferenceProvider(lms), ThemeProvider()], discover=False)
+    register = manager.register(controller())
+    assert [e.location for e in register.entries] == [
+        "toy_videoconf/videoconf_attendance",
+        "toy_videoconf/videoconf_service",
+    ]
+    assert register.activities[0].recipients == ("Infomaniak kMeet",)
+    assert register.activities[0].retention == ("P18M after last_activity",)
+    # The video service is in Switzerland and this controller declared no transfer.
+    assert register.gaps == (
+        "toy_videoconf/videoconf_service: data processed in CH without a declared transfer",
+    )
+    assert register.null_components[0][0] == "toy_theme"
+
+
+def test_controller_values_are_checked() -> None:
+    """Countries must be text; two-letter codes are upper-cased."""
+    assert Hosting(provider="Infomaniak", country="ch").country == "CH"
+    with pytest.raises(ValidationError):
+        Hosting(provider="Infomaniak", country="")
