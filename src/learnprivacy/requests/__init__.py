@@ -11,6 +11,7 @@ against a :class:`~learnprivacy.store.Store` and privacy providers, notifies rec
 This module does not import SQLAlchemy; :mod:`learnprivacy.requests.sql` does, when used.
 """
 
+from learnprivacy.requests._adapters import store_audit_sink
 from learnprivacy.requests._backend import Fact, MemoryBackend, RequestBackend
 from learnprivacy.requests._book import AuditSink, RequestBook
 from learnprivacy.requests._codec import request_from_dict, request_to_dict
@@ -22,6 +23,8 @@ from learnprivacy.requests._deadlines import (
     extended_deadline,
     first_deadline,
 )
+from learnprivacy.requests._death import DeathReport, ExecutorNotice
+from learnprivacy.requests._executor import RequestExecutor
 from learnprivacy.requests._facts import (
     Objection,
     RecordedDeath,
@@ -56,6 +59,7 @@ from learnprivacy.requests._params import (
     RestrictionParams,
     WithdrawConsentParams,
 )
+from learnprivacy.requests._recipients import Notification, Notifier, Recipient, Recipients
 from learnprivacy.requests._vocabulary import (
     Channel,
     IdentityStatus,
@@ -79,7 +83,9 @@ __all__ = [
     "Channel",
     "Controller",
     "DeathAction",
+    "DeathReport",
     "Executor",
+    "ExecutorNotice",
     "Extension",
     "Fact",
     "Failure",
@@ -88,13 +94,17 @@ __all__ = [
     "IdentityCheck",
     "IdentityStatus",
     "MemoryBackend",
+    "Notification",
     "NotificationOutcome",
     "NotificationStatus",
+    "Notifier",
     "Objection",
     "ObjectionParams",
     "Params",
     "PostMortemDirective",
     "ProofMethod",
+    "Recipient",
+    "Recipients",
     "RecordAction",
     "RecordOutcome",
     "RecordedDeath",
@@ -104,6 +114,7 @@ __all__ = [
     "RegisteredDirective",
     "RequestBackend",
     "RequestBook",
+    "RequestExecutor",
     "RequestState",
     "RequestType",
     "Requester",
@@ -122,5 +133,6 @@ __all__ = [
     "render_letter",
     "request_from_dict",
     "request_to_dict",
+    "store_audit_sink",
     "verify_history",
 ]

@@ -47,8 +47,8 @@ from learnprivacy.requests._vocabulary import (
 
 __all__ = ["AuditSink", "RequestBook"]
 
-#: Called with each history entry once it is stored (to mirror it into another audit log).
-AuditSink = Callable[[HistoryEntry], None]
+#: Called with the request and each history entry once stored (to mirror it elsewhere).
+AuditSink = Callable[[SubjectRequest, HistoryEntry], None]
 
 RequestRef = str | SubjectRequest
 
@@ -203,7 +203,7 @@ class RequestBook(FactsMixin):
             },
         )
         self._backend.add_request(request, entry)
-        self._emit(entry)
+        self._emit(request, entry)
         return request
 
     def request_identity(self, request: RequestRef, *, now: dt.datetime) -> SubjectRequest:
@@ -461,7 +461,7 @@ class RequestBook(FactsMixin):
             },
         )
         self._backend.add_request(fresh, entry)
-        self._emit(entry)
+        self._emit(fresh, entry)
         if current.identity.status is IdentityStatus.VERIFIED:
             return self._move(
                 fresh,
@@ -514,12 +514,12 @@ class RequestBook(FactsMixin):
             detail=detail,
         )
         self._backend.replace_request(updated, entry)
-        self._emit(entry)
+        self._emit(updated, entry)
         return updated
 
-    def _emit(self, entry: HistoryEntry) -> None:
+    def _emit(self, request: SubjectRequest, entry: HistoryEntry) -> None:
         if self._sink is not None:
-            self._sink(entry)
+            self._sink(request, entry)
 
     def _put_fact(self, fact: Fact) -> None:
         self._backend.put_fact(fact)

@@ -14,6 +14,7 @@ import attrs
 from learnprivacy.records import MASK
 from learnprivacy.requests._backend import Fact
 from learnprivacy.requests._deadlines import require_aware
+from learnprivacy.requests._outcomes import NotificationStatus
 from learnprivacy.requests._params import PostMortemDirective, params_from_dict
 
 __all__ = [
@@ -28,6 +29,7 @@ OBJECTION = "objection"
 DIRECTIVE = "directive"
 DEATH = "death"
 SCHEDULED_ERASURE = "scheduled_erasure"
+EXECUTOR_NOTICE = "executor_notice"
 
 
 def _mask(_value: object) -> str:
@@ -227,6 +229,25 @@ class FactsMixin:
             require_aware(due_by, "due_by")
             found = [s for s in found if s.due_at <= due_by]
         return tuple(sorted(found, key=lambda s: (s.due_at, s.request_id)))
+
+    def notice_status(self, learner_id: str, request_id: str) -> NotificationStatus | None:
+        """How telling the executor of directive ``request_id`` went, if it was tried."""
+        fact = self._get_fact(learner_id, EXECUTOR_NOTICE, request_id)
+        return None if fact is None else NotificationStatus(fact.data["status"])
+
+    def record_notice_status(
+        self, learner_id: str, request_id: str, *, status: NotificationStatus, now: dt.datetime
+    ) -> None:
+        """Record how telling the executor went (a failure is retried later)."""
+        self._put_fact(
+            Fact(
+                learner_id=learner_id,
+                kind=EXECUTOR_NOTICE,
+                key=request_id,
+                at=require_aware(now, "now"),
+                data={"status": status.value},
+            )
+        )
 
     def mark_erasure_done(self, erasure: ScheduledErasure, *, now: dt.datetime) -> None:
         """Mark a scheduled erasure as carried out."""

@@ -115,6 +115,14 @@ def _date(moment: dt.datetime, phrases: Mapping[str, Any]) -> str:
     )
 
 
+def _article(article: str, phrases: Mapping[str, Any]) -> str:
+    """``"GDPR Art. 17(1)"`` in the letter's language (``"RGPD, art. 17(1)"``)."""
+    prefix = "GDPR Art. "
+    if article.startswith(prefix):
+        return str(phrases["article_prefix"]) + article[len(prefix) :]
+    return article
+
+
 def _sentence(text: str) -> str:
     # Free text written by the controller is set inside a sentence that brings its own
     # final full stop.
@@ -220,6 +228,10 @@ def _completed_section(request: SubjectRequest, phrases: Mapping[str, Any], writ
         assert isinstance(params, PostMortemDirective)  # guaranteed by the request type
         executor = phrases["executor_designated"] if params.executor is not None else ""
         text = Template(completed["post_mortem_directive"]).substitute(executor=executor)
+    elif request.type in (RequestType.ACCESS, RequestType.PORTABILITY) and not any(
+        step.artifact for step in request.steps
+    ):
+        text = completed[f"{request.type.value}_none"]
     else:
         text = completed[request.type.value]
     section = writer.paragraph(text)
@@ -234,8 +246,8 @@ def _completed_section(request: SubjectRequest, phrases: Mapping[str, Any], writ
             [
                 esc(f"{o.record_type} {o.record_id}"),
                 esc(phrases["actions"][o.action.value]),
-                esc(o.article),
-                esc(o.reason or ""),
+                esc(_article(o.article, phrases)),
+                esc(phrases["notes"].get(o.article) or o.reason or ""),
             ]
             for o in outcomes
         ]

@@ -40,7 +40,10 @@ from learnprivacy.requests._vocabulary import (
     RequestType,
 )
 
-__all__ = ["Failure", "IdentityCheck", "Refusal", "Requester", "SubjectRequest"]
+__all__ = ["PLAN_PREFIX", "Failure", "IdentityCheck", "Refusal", "Requester", "SubjectRequest"]
+
+#: Steps whose name starts with this only record a plan, not outcomes.
+PLAN_PREFIX = "plan:"
 
 
 def _mask(_value: object) -> str:
@@ -294,8 +297,17 @@ class SubjectRequest:
 
     @property
     def record_outcomes(self) -> tuple[RecordOutcome, ...]:
-        """Every record outcome of every completed step, in step order."""
-        return tuple(outcome for step in self.steps for outcome in step.records)
+        """Every record outcome of every completed step, in step order.
+
+        Plan steps (``plan:...``) list what a step is about to touch, so a rerun after a
+        crash can still report it; they are not outcomes and are left out.
+        """
+        return tuple(
+            outcome
+            for step in self.steps
+            if not step.name.startswith(PLAN_PREFIX)
+            for outcome in step.records
+        )
 
     @property
     def notifications(self) -> tuple[NotificationOutcome, ...]:

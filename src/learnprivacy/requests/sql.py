@@ -122,17 +122,19 @@ def _engine_of(source: object) -> Engine:
             return create_engine(source)
         except sa_exc.ArgumentError:
             raise ConfigurationError("not a database URL") from None
-    engine = getattr(source, "engine", None)
-    if isinstance(engine, Engine):
-        return engine
+    # A Store exposes its engine through ``store.database.engine``.
+    for holder in (source, getattr(source, "database", None)):
+        engine = getattr(holder, "engine", None)
+        if isinstance(engine, Engine):
+            return engine
     raise ConfigurationError("SQLBackend needs a database URL, an Engine or a Store")
 
 
 class SQLBackend:
     """A :class:`~learnprivacy.requests.RequestBackend` in SQL tables.
 
-    ``source`` is a database URL, a SQLAlchemy ``Engine``, or any object with an
-    ``engine`` attribute (a :class:`~learnprivacy.store.Store`). Tables are created when
+    ``source`` is a database URL, a SQLAlchemy ``Engine``, or a
+    :class:`~learnprivacy.store.Store` (whose engine is then shared). Tables are created when
     missing unless ``create=False``.
     """
 

@@ -1,0 +1,472 @@
+"""The execution steps of each request type, against a Store and a PrivacyManager.
+
+Every step is a function ``(env, request, now) -> StepResult`` that can run again with
+the same end state: erasing erased data, restricting restricted records, withdrawing a
+withdrawn consent or registering the same directive changes nothing. Steps whose
+outcomes a rerun could no longer see (what an erasure removed) are preceded by a *plan*
+step that persists the records about to be touched.
+
+A step that cannot finish raises; the executor turns that into a FAILED request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from learnprivacy.basis import LawfulBasis
+from learnprivacy.errors import NotFoundError, ProviderError
+from learnprivacy.records import Consent, from_json_dict, record_type, subject_of, to_json_dict
+from learnprivacy.requests._adapters import erase_records
+from learnprivacy.requests._facts import FactsMixin
+from learnprivacy.requests._model import PLAN_PREFIX, SubjectRequest
+from learnprivacy.requests._outcomes import (
+    NotificationStatus,
+    RecordAction,
+    RecordOutcome,
+    StepResult,
+)
+from learnprivacy.requests._params import (
+    ObjectionParams,
+    PostMortemDirective,
+    RectificationParams,
+    RestrictionParams,
+    WithdrawConsentParams,
+)
+from learnprivacy.requests._recipients import Recipient, Recipients
+from learnprivacy.requests._vocabulary import RequestType
+
+__all__ = ["Env", "Step", "StepFailed"]
+
+ART_16 = "GDPR Art. 16"
+ART_17_1 = "GDPR Art. 17(1)"
+ART_17_1_B = "GDPR Art. 17(1)(b)"
+ART_18_1 = "GDPR Art. 18(1)"
+ART_21_1 = "GDPR Art. 21(1)"
+ART_21_3 = "GDPR Art. 21(3)"
+ART_7_3 = "GDPR Art. 7(3)"
+
+_STORE_COMPONENT = "learnprivacy_store"
+_CHANGING = frozenset(
+    {
+        RecordAction.ERASED,
+        RecordAction.ANONYMISED,
+        RecordAction.RESTRICTED,
+        RecordAction.RECTIFIED,
+    }
+)
+_ERASURE_ACTIONS = {
+    "erased": RecordAction.ERASED,
+    "anonymised": RecordAction.ANONYMISED,
+    "restricted": RecordAction.RESTRICTED,
+}
+_OPERATIONS = {
+    RequestType.ERASURE: "erasure",
+    RequestType.WITHDRAW_CONSENT: "erasure",
+    RequestType.RECTIFICATION: "rectification",
+    RequestType.RESTRICTION: "restriction",
+}
+
+
+class StepFailed(Exception):
+    """A step could not finish; ``component`` names what failed (provider, recipient)."""
+
+    def __init__(self, error: str, *, component: str | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.component = component
+
+
+@attrs.frozen(kw_only=True)
+class Env:
+    """What the steps work with (set up by :class:`RequestExecutor`)."""
+
+    book: FactsMixin
+    store: Any = None
+    manager: Any = None
+    recipients: Recipients | None = None
+    export_dir: Path | None = None
+    schedule: Any = None
+    holds: tuple[Any, ...] = ()
+    export_key: bytes | None = None
+
+
+Step = tuple[str, Callable[[Env, SubjectRequest, dt.datetime], StepResult]]
+
+
+def _safe_name(request_id: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9._-]{1,120}", request_id):
+        return request_id
+    return "request-" + hashlib.sha256(request_id.encode()).hexdigest()[:32]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _planned(request: SubjectRequest, plan: str) -> tuple[RecordOutcome, ...]:
+    step = request.step(PLAN_PREFIX + plan)
+    return step.records if step is not None else ()
+
+
+def _plan_of(name: str, records: Sequence[Any], now: dt.datetime) -> StepResult:
+    return StepResult(
+        name=PLAN_PREFIX + name,
+        completed_at=now,
+        records=tuple(
+            RecordOutcome(
+                record_type=type(r).__name__,
+                record_id=r.id,
+                action=RecordAction.KEPT,
+                article="",
+                reason="planned",
+            )
+            for r in records
+        ),
+    )
+
+
+# -- access and portability --------------------------------------------------------------
+
+
+def export(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """Write the access (Art. 15) or portability (Art. 20) package as a zip archive."""
+    from learnprivacy.export import export_subject
+
+    assert env.export_dir is not None  # checked when the plan is made
+    scope = "access" if request.type is RequestType.ACCESS else "portability"
+    target = env.export_dir / f"{_safe_name(request.id)}.zip"
+    source = env.manager if env.manager is not None else env.store
+    try:
+        result = export_subject(
+            source,
+            request.learner_id,
+            target,
+            scope=scope,
+            now=now,
+            overwrite=True,
+            pseudonym_key=env.export_key,
+        )
+    except NotFoundError:
+        # Nobody holds anything about this person: that is the answer (Art. 15(1)).
+        return StepResult(name="export", completed_at=now, facts={"records": "0", "scope": scope})
+    return StepResult(
+        name="export",
+        completed_at=now,
+        facts={"records": str(result.records), "scope": scope, "sha256": _sha256(target)},
+        artifact=str(target),
+    )
+
+
+# -- erasure -----------------------------------------------------------------------------
+
+
+def plan_erasure(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """Persist the records the store holds about the learner before erasing them."""
+    return _plan_of("erase", env.store.records_of(request.learner_id, include_restricted=True), now)
+
+
+def erase_store(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """``Store.erase_subject``: erase, or restrict what a legal minimum or hold protects."""
+    report = env.store.erase_subject(
+        request.learner_id, now=now, holds=env.holds, schedule=env.schedule
+    )
+    outcomes: dict[tuple[str, str], RecordOutcome] = {}
+    for item in report.outcomes:
+        outcomes[(item.record_type, item.record_id)] = RecordOutcome(
+            record_type=item.record_type,
+            record_id=item.record_id,
+            action=_ERASURE_ACTIONS.get(item.outcome, RecordAction.KEPT),
+            article=item.article,
+            reason=item.reason,
+        )
+    # What a first, interrupted run erased is gone from this run's report.
+    for planned in _planned(request, "erase"):
+        key = (planned.record_type, planned.record_id)
+        if key not in outcomes:
+            outcomes[key] = attrs.evolve(
+                planned, action=RecordAction.ERASED, article=ART_17_1, reason="erased"
+            )
+    return StepResult(
+        name="erase_store",
+        completed_at=now,
+        records=tuple(outcomes.values()),
+        facts={"erased": str(report.erased), "restricted": str(report.restricted)},
+    )
+
+
+def erase_providers(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """``PrivacyManager.delete_data_for_user`` over every provider."""
+    result = env.manager.delete_data_for_user(request.learner_id)
+    if not result.completed:
+        failed = result.failed_components[0]
+        raise StepFailed(
+            f"delete_data_for_user failed in {failed}: {result.outcome(failed).error}",
+            component=failed,
+        )
+    skip = _STORE_COMPONENT if env.store is not None else None
+    records = tuple(
+        RecordOutcome(
+            record_type=o.component,
+            record_id="",
+            action=RecordAction.ERASED,
+            article=ART_17_1,
+            reason="all data of the component",
+        )
+        for o in result.outcomes
+        if not o.null_provider and o.contexts and o.component != skip
+    )
+    return StepResult(name="erase_providers", completed_at=now, records=records)
+
+
+# -- restriction and objection -----------------------------------------------------------
+
+
+def restrict(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """Restrict the learner's records (all, or the types the request names)."""
+    params = request.params
+    assert params is None or isinstance(params, RestrictionParams)
+    article = params.grounds.article if params is not None else ART_18_1
+    names = set(params.record_types) if params is not None and params.record_types else None
+    reason = f"restriction request ({article})"
+    if names is None:
+        env.store.restrict(learner_id=request.learner_id, reason=reason, now=now)
+    else:
+        for name in sorted(names):
+            env.store.restrict(name, learner_id=request.learner_id, reason=reason, now=now)
+    records = tuple(
+        RecordOutcome(
+            record_type=type(r).__name__,
+            record_id=r.id,
+            action=RecordAction.RESTRICTED,
+            article=article,
+        )
+        for r in env.store.records_of(request.learner_id, include_restricted=True)
+        if names is None or type(r).__name__ in names
+    )
+    return StepResult(name="restrict", completed_at=now, records=records)
+
+
+def _objected(record: Any, params: ObjectionParams) -> bool:
+    if getattr(type(record), "processing_purpose", None) != params.purpose:
+        return False
+    if params.direct_marketing:
+        return True
+    # Art. 21(1) covers processing on public task or legitimate interests only; consent
+    # is withdrawn, not objected to.
+    return record.basis in (LawfulBasis.LEGITIMATE_INTERESTS, LawfulBasis.PUBLIC_TASK)
+
+
+def object_to_processing(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """Record the objection flag; unless overridden, restrict the records it covers."""
+    params = request.params
+    assert isinstance(params, ObjectionParams)
+    overridden = request.compelling_grounds is not None and not params.direct_marketing
+    env.book.record_objection(
+        request.learner_id,
+        params.purpose,
+        request_id=request.id,
+        direct_marketing=params.direct_marketing,
+        overridden=overridden,
+        now=now,
+    )
+    if env.store is None:
+        return StepResult(name="objection", completed_at=now, facts={"flag": "recorded"})
+    article = ART_21_3 if params.direct_marketing else ART_21_1
+    if not overridden:
+        for record in env.store.records_of(request.learner_id):
+            if _objected(record, params):
+                env.store.restrict(
+                    type(record), record.id, reason=f"objection ({article})", now=now
+                )
+    records = tuple(
+        RecordOutcome(
+            record_type=type(r).__name__,
+            record_id=r.id,
+            action=RecordAction.KEPT if overridden else RecordAction.OBJECTION_UPHELD,
+            article=article,
+            reason="compelling legitimate grounds" if overridden else "processing stopped",
+        )
+        for r in env.store.records_of(request.learner_id, include_restricted=True)
+        if _objected(r, params)
+    )
+    return StepResult(name="objection", completed_at=now, records=records)
+
+
+# -- consent withdrawal ------------------------------------------------------------------
+
+
+def withdraw_consent(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """End the consents given for the purpose: ``withdrawn_at`` set, the record kept."""
+    params = request.params
+    assert isinstance(params, WithdrawConsentParams)
+    outcomes = []
+    for record in env.store.records_of(request.learner_id, include_restricted=True):
+        if not isinstance(record, Consent) or record.purpose != params.purpose:
+            continue
+        if record.withdrawn_at is None and record.given_at <= now:
+            # No retroactive effect: processing before ``now`` stays lawful.
+            env.store.update(attrs.evolve(record, withdrawn_at=now), now=now)
+        outcomes.append(
+            RecordOutcome(
+                record_type="Consent",
+                record_id=record.id,
+                action=RecordAction.CONSENT_WITHDRAWN,
+                article=ART_7_3,
+                reason="kept as proof of consent",
+            )
+        )
+    return StepResult(name="withdraw_consent", completed_at=now, records=tuple(outcomes))
+
+
+def _consent_only(record: Any, purpose: str) -> bool:
+    return (
+        not isinstance(record, Consent)
+        and record.basis is LawfulBasis.CONSENT
+        and getattr(type(record), "processing_purpose", None) == purpose
+    )
+
+
+def plan_consent_erasure(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """Persist the records only the withdrawn consent justified."""
+    params = request.params
+    assert isinstance(params, WithdrawConsentParams)
+    records = env.store.records_of(request.learner_id, include_restricted=True)
+    return _plan_of(
+        "erase_consent_data", [r for r in records if _consent_only(r, params.purpose)], now
+    )
+
+
+def erase_consent_data(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """Erase the planned records (Art. 17(1)(b)): no other lawful basis holds them."""
+    planned = _planned(request, "erase_consent_data")
+    wanted = {(p.record_type, p.record_id) for p in planned}
+    present = [
+        r
+        for r in env.store.records_of(request.learner_id, include_restricted=True)
+        if (type(r).__name__, r.id) in wanted
+    ]
+    erase_records(env.store, present, now=now, reason="consent withdrawn (GDPR Art. 17(1)(b))")
+    records = tuple(
+        attrs.evolve(p, action=RecordAction.ERASED, article=ART_17_1_B, reason="consent withdrawn")
+        for p in planned
+    )
+    return StepResult(name="erase_consent_data", completed_at=now, records=records)
+
+
+# -- rectification -----------------------------------------------------------------------
+
+
+def rectify(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """Apply every field change (validated first: all or nothing), re-encrypted on write."""
+    params = request.params
+    assert isinstance(params, RectificationParams)
+    grouped: dict[tuple[str, str], dict[str, Any]] = {}
+    for change in params.changes:
+        grouped.setdefault((change.record_type, change.record_id), {})[change.field] = change.value
+    updated = []
+    for (type_name, record_id), changes in grouped.items():
+        cls = record_type(type_name)
+        record = env.store.get(cls, record_id)
+        if record is None or subject_of(record) != request.learner_id:
+            # Another learner's record is reported exactly like a missing one.
+            raise NotFoundError(f"no {type_name} record of this learner with that id")
+        merged = {**to_json_dict(record), **changes}
+        merged.pop("scaled", None)
+        # The record's own validators run here; a bad value raises ValidationError
+        # naming the field, before anything is written.
+        updated.append((from_json_dict(cls, merged), sorted(changes)))
+    for record, _fields in updated:
+        env.store.update(record, now=now)
+    records = tuple(
+        RecordOutcome(
+            record_type=type(record).__name__,
+            record_id=record.id,
+            action=RecordAction.RECTIFIED,
+            article=ART_16,
+            reason="fields: " + ", ".join(fields),
+        )
+        for record, fields in updated
+    )
+    return StepResult(name="rectify", completed_at=now, records=records)
+
+
+# -- post-mortem directives --------------------------------------------------------------
+
+
+def register_directive(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """Register the directive (it replaces an earlier one of the learner)."""
+    params = request.params
+    assert isinstance(params, PostMortemDirective)
+    env.book.register_directive(request.learner_id, params, request_id=request.id, now=now)
+    return StepResult(
+        name="register_directive", completed_at=now, facts={"on_death": params.on_death.value}
+    )
+
+
+# -- Art. 19 notifications ---------------------------------------------------------------
+
+
+def recipients_of(env: Env) -> tuple[Recipient, ...]:
+    """The external locations the providers declare, then the extra ones."""
+    found: list[Recipient] = []
+    if env.manager is not None:
+        for component, collection in env.manager.get_metadata().items():
+            found.extend(
+                Recipient(component=component, location=item.name)
+                for item in collection.external_locations
+            )
+    if env.recipients is not None:
+        found.extend(r for r in env.recipients.extra if r not in found)
+    return tuple(found)
+
+
+def notify_step(recipient: Recipient) -> Step:
+    """The step telling one recipient about the request's changes (Art. 19)."""
+
+    def run(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+        changed = [o for o in request.record_outcomes if o.action in _CHANGING]
+        name = f"notify:{recipient.component}/{recipient.location}"
+        if not changed:
+            return StepResult(name=name, completed_at=now, facts={"notified": "nothing changed"})
+        fields: list[str] = []
+        if isinstance(request.params, RectificationParams):
+            fields = [c.field for c in request.params.changes]
+        if env.recipients is None:
+            from learnprivacy.requests._outcomes import NotificationOutcome
+
+            outcome = NotificationOutcome(
+                location=recipient.location,
+                component=recipient.component,
+                status=NotificationStatus.NO_NOTIFIER,
+            )
+        else:
+            outcome = env.recipients.notify(
+                recipient,
+                learner_id=request.learner_id,
+                operation=_OPERATIONS[request.type],
+                request_id=request.id,
+                now=now,
+                record_types=[o.record_type for o in changed],
+                fields=fields,
+            )
+        if outcome.status is NotificationStatus.FAILED:
+            raise StepFailed(str(outcome.error), component=recipient.location)
+        return StepResult(name=name, completed_at=now, notifications=(outcome,))
+
+    return (f"notify:{recipient.component}/{recipient.location}", run)
+
+
+def provider_failure(exc: ProviderError) -> StepFailed:
+    """A provider's error as a step failure naming the component."""
+    return StepFailed(f"{type(exc).__name__}: {exc}", component=exc.component)
