@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 
 from learnprivacy.errors import ConfigurationError, ValidationError
-from learnprivacy.export._cells import csv_cell, flatten
+from learnprivacy.export._cells import csv_cell, flatten, plain
 from learnprivacy.export._frames import to_dataframe
 from learnprivacy.records import parse_duration, to_json_dict
 
@@ -102,7 +102,9 @@ def _number(value: Any, field: str) -> float | None:
 
 def _flat(item: Any) -> dict[str, Any]:
     if isinstance(item, Mapping):
-        return dict(flatten(item))
+        # Rows read from a store hold typed values (enums, datetimes): published
+        # statistics use their JSON form, as every export does.
+        return dict(flatten(plain(item)))
     if attrs.has(type(item)):
         return dict(flatten(to_json_dict(item)))
     raise ConfigurationError("aggregates take records or mappings")

@@ -12,9 +12,9 @@ from typing import Any
 
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import format_duration
+from learnprivacy.records import Score, format_duration
 
-__all__ = ["csv_cell", "dumps_row", "flatten", "json_default", "neutralise_formula"]
+__all__ = ["csv_cell", "dumps_row", "flatten", "json_default", "neutralise_formula", "plain"]
 
 # Characters that make Excel, LibreOffice or Google Sheets read a cell as a formula (or
 # that some of them strip before doing so): OWASP's CSV injection list.
@@ -45,9 +45,28 @@ def json_default(value: object) -> object:
         return value.value
     if isinstance(value, set | frozenset | tuple):
         return list(value)
+    if isinstance(value, Score):
+        # The same form as to_json_dict gives a record's score.
+        return {
+            "raw": json_default(value.raw) if isinstance(value.raw, Decimal) else value.raw,
+            "min": json_default(value.min) if isinstance(value.min, Decimal) else value.min,
+            "max": json_default(value.max) if isinstance(value.max, Decimal) else value.max,
+            "scaled": round(value.scaled, 6),
+        }
     raise ValidationError(
         f"export rows hold JSON values only, not {type(value).__name__}", field="export.row"
     )
+
+
+def plain(value: Any) -> Any:
+    """``value`` with every nested non-JSON value converted as :func:`json_default` does."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return plain(json_default(value))
 
 
 def dumps_row(row: Mapping[str, Any]) -> str:

@@ -1,0 +1,235 @@
+"""Exports from a real Store (SQLite file, encrypted fields): access, portability, failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from learnprivacy.crypto import Keyring
+from learnprivacy.errors import NotFoundError, ProviderError
+from learnprivacy.export import export_subject, read_package
+from learnprivacy.export.reports import k_anonymous_aggregate
+from learnprivacy.providers import (
+    ApprovedContextList,
+    ContentWriter,
+    Context,
+    ContextList,
+    MetadataCollection,
+    PrivacyManager,
+)
+from learnprivacy.records import (
+    AccessEvent,
+    AccessKind,
+    Certificate,
+    Consent,
+    Funder,
+    Funding,
+    Invoice,
+    Learner,
+    Progress,
+    ProgressStatus,
+    Score,
+)
+from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
+from learnprivacy.store import Store
+
+UTC = dt.UTC
+T0 = dt.datetime(2019, 9, 1, 8, 0, tzinfo=UTC)
+NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+KEY = bytes(range(32))
+
+
+def _learner_records(learner_id: str, *, organisation: str = "ACME") -> list[Any]:
+    return [
+        Learner(
+            id=learner_id,
+            username=f"user-{learner_id}",
+            email=f"{learner_id.lower()}@example.org",
+            given_name="Léa",
+            family_name="=Dupont",
+            created_at=T0,
+            last_activity_at=T0 + dt.timedelta(days=30),
+            organisation_id=organisation,
+        ),
+        Progress(
+            id=f"{learner_id}-P1",
+            learner_id=learner_id,
+            course_id="SST-2024",
+            status=ProgressStatus.PASSED,
+            recorded_at=T0 + dt.timedelta(days=3),
+            score=Score(raw=Decimal("16.5"), min=0, max=20),
+            time_spent=dt.timedelta(hours=7),
+        ),
+        Progress(
+            id=f"{learner_id}-P2",
+            learner_id=learner_id,
+            course_id="RGPD-101",
+            status=ProgressStatus.IN_PROGRESS,
+            recorded_at=T0 + dt.timedelta(days=9),
+        ),
+        Certificate(
+            id=f"{learner_id}-CERT",
+            learner_id=learner_id,
+            course_id="SST-2024",
+            issued_at=T0 + dt.timedelta(days=4),
+            verification_code="K7Q2M9XP",
+        ),
+        Invoice(
+            id=f"{learner_id}-INV",
+            learner_id=learner_id,
+            billing_name="Léa Dupont",
+            billing_address="3 quai Ouest, 69003 Lyon",
+            amount=Decimal("390.00"),
+            issued_at=T0 + dt.timedelta(days=1),
+            funder=Funder.OPCO,
+        ),
+        Funding(
+            id=f"{learner_id}-F",
+            learner_id=learner_id,
+            funder=Funder.OPCO,
+            dossier_reference="OPCO-2019-0042",
+            opened_at=T0,
+        ),
+        Consent(id=f"{learner_id}-C", learner_id=learner_id, purpose="newsletter", given_at=T0),
+        AccessEvent(
+            id=f"{learner_id}-E",
+            learner_id=learner_id,
+            kind=AccessKind.LOGIN,
+            at=T0,
+            ip="192.0.2.9",
+        ),
+    ]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A real SQLite store with two learners' records, personal fields encrypted."""
+    with Store(
+        f"sqlite:///{tmp_path / 'lms.db'}", keyring=Keyring.generate(), clock=lambda: NOW
+    ) as opened:
+        opened.add_all(_learner_records("L1") + _learner_records("L2"))
+        yield opened
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    """Where packages go; must hold nothing but them."""
+    path = tmp_path / "exports"
+    path.mkdir()
+    return path
+
+
+def _key(record: Any) -> tuple[str, str]:
+    return type(record).__name__, record.id
+
+
+def test_access_export_round_trips_the_store_records(store: Store, out_dir: Path) -> None:
+    """Every record of the learner comes back equal, and only theirs."""
+    out = out_dir / "l1.zip"
+    result = export_subject(store, "L1", out, now=NOW, pseudonym_key=KEY)
+    package = read_package(out)
+    back = sorted(package.records(), key=_key)
+    assert back == sorted(_learner_records("L1"), key=_key)
+    assert back == sorted(store.records_of("L1"), key=_key)
+    assert result.records == len(back)
+    text = "".join(package.read_text(e["path"]) for e in package.files)
+    assert "L2" not in text.replace("L2-", "")  # no other learner (ids of L1 start with L1-)
+    assert "l2@example.org" not in text
+    components = {t["component"] for t in package.manifest["record_types"]}
+    assert components == {"learnprivacy_store"}
+    # The CSV neutralises the family name that looks like a formula; the JSON keeps it.
+    learner_csv = package.csv_rows("csv/Learner.csv")
+    assert learner_csv[0]["family_name"] == "'=Dupont"
+    assert package.rows(record_type="Learner")[0]["family_name"] == "=Dupont"
+
+
+def test_portability_export_leaves_out_legal_and_security_records(
+    store: Store, out_dir: Path
+) -> None:
+    """Art. 20 from the store: no Invoice, Funding or AccessEvent."""
+    out = out_dir / "l1-port"
+    export_subject(store, "L1", out, scope="portability", now=NOW, pseudonym_key=KEY)
+    package = read_package(out)
+    kinds = {type(r).__name__ for r in package.records()}
+    assert kinds == {"Learner", "Progress", "Certificate", "Consent"}
+    excluded = {t["record_type"]: t["excluded_by_scope"] for t in package.manifest["record_types"]}
+    assert excluded["Invoice"] == excluded["Funding"] == excluded["AccessEvent"] == 1
+    assert not (out / "data" / "learnprivacy_store" / "Invoice.json").exists()
+    assert "Léa Dupont" not in json.dumps(package.rows())  # the billing name stays out
+
+
+def test_unknown_learner_leaves_no_file(store: Store, out_dir: Path) -> None:
+    """NotFoundError and an empty directory."""
+    with pytest.raises(NotFoundError):
+        export_subject(store, "L404", out_dir / "x.zip", now=NOW)
+    assert list(out_dir.iterdir()) == []
+
+
+class _ExternalGradebook:
+    """A second component (an external gradebook) whose connection drops mid-export."""
+
+    component = "ext_gradebook"
+
+    def get_metadata(self, collection: MetadataCollection) -> MetadataCollection:
+        return collection.add_database_table(
+            "grades", {"grade": "A grade"}, "Grades", basis="gdpr_art_6_1_b"
+        )
+
+    def get_contexts_for_userid(self, user_id: str) -> ContextList:
+        return ContextList([Context.user(user_id)], component=self.component)
+
+    def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
+        def rows() -> Iterator[dict[str, Any]]:
+            yield {"grade": "B+"}
+            raise ConnectionResetError("gradebook connection reset")
+
+        writer.write_rows(self.component, "grades", rows())
+
+    def delete_data_for_user(self, approved: ApprovedContextList) -> None:
+        return None
+
+    def delete_data_for_all_users_in_context(self, context: Context) -> None:
+        return None
+
+
+def test_a_provider_failing_mid_export_leaves_no_file(store: Store, out_dir: Path) -> None:
+    """Store data written, then the gradebook fails: ProviderError naming it, nothing left."""
+    manager = PrivacyManager([_ExternalGradebook()], store=store, discover=False)
+    for name in ("l1.zip", "l1"):
+        with pytest.raises(ProviderError) as caught:
+            export_subject(manager, "L1", out_dir / name, now=NOW, pseudonym_key=KEY)
+        assert caught.value.component == "ext_gradebook"
+    assert list(out_dir.iterdir()) == []
+
+
+def test_anonymised_rows_feed_k_anonymous_statistics(tmp_path: Path) -> None:
+    """After a sweep anonymises old progress, only groups of k learners are published."""
+    schedule = Schedule(
+        {Progress: RetentionRule(Period.parse("P18M"), Trigger.CREATED, action=Action.ANONYMISE)}
+    )
+    with Store(
+        f"sqlite:///{tmp_path / 'stats.db'}", keyring=Keyring.generate(), clock=lambda: NOW
+    ) as store:
+        for n in range(7):
+            store.add_all(_learner_records(f"L{n}"))
+        report = store.sweep(schedule, now=NOW)
+        assert report.anonymised
+        rows = list(store.anonymised(Progress))
+        assert len(rows) == 14
+        assert all("learner_id" not in row or row["learner_id"] is None for row in rows)
+        stats = k_anonymous_aggregate(
+            rows, by=["course_id", "status"], k=5, measures=["time_spent"]
+        )
+    assert {(r["course_id"], r["status"]) for r in stats.rows} == {
+        ("RGPD-101", "in_progress"),
+        ("SST-2024", "passed"),
+    }
+    assert all(r["learners"] == 7 for r in stats.rows)
+    passed = next(r for r in stats.rows if r["status"] == "passed")
+    assert passed["mean_time_spent"] == 7 * 3600
