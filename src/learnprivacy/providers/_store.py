@@ -7,8 +7,9 @@ item per record type and purpose, with the rule's period, trigger and basis.
 
 Erasure is the store's own ``erase_subject``: records a legal minimum or a hold protects
 (invoices under legal obligation, for instance) are restricted rather than erased (GDPR
-Art. 17(3)(b)); restricted records no longer count as the learner's data in the user
-context, so a second deletion finds nothing and changes nothing.
+Art. 17(3)(b)). Restricted records are still the learner's data: they keep the user
+context listed and are included in access exports (Art. 15 covers data kept under
+restriction), but a second deletion leaves them alone, so it changes nothing.
 
 This module does not import the store (and so SQLAlchemy): it works on any object with the
 store's methods.
@@ -56,7 +57,7 @@ _FALLBACK_PURPOSE = "Learning records kept by the LMS"
 class _StoreLike(Protocol):
     """The part of :class:`learnprivacy.store.Store` the provider uses."""
 
-    def records_of(self, learner_id: str) -> list[Any]: ...
+    def records_of(self, learner_id: str, *, include_restricted: bool = False) -> list[Any]: ...
 
     def erase_subject(
         self,
@@ -113,7 +114,7 @@ class StoreProvider:
             fields = {f.name: f.description for f in infos}
             categories = list(dict.fromkeys(f.category for f in infos))
             name = cls.__name__
-            summary = (cls.__doc__ or name).strip().splitlines()[0]
+            summary = _summary(cls)
             rules = self.schedule.rules_for(cls) if self.schedule is not None else ()
             if not rules:
                 collection.add_database_table(
@@ -141,28 +142,39 @@ class StoreProvider:
     # -- requests ---------------------------------------------------------------------
 
     def get_contexts_for_userid(self, user_id: str) -> ContextList:
-        """The learner's user context, when the store holds a record of theirs."""
+        """The learner's user context, when the store holds a record of theirs.
+
+        Restricted records count: they are still held.
+        """
         contexts = ContextList(component=self.component)
-        if self.store.records_of(user_id):
+        if self.store.records_of(user_id, include_restricted=True):
             contexts.add_user_context(user_id)
         return contexts
 
     def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
-        """Write every record of the learner, grouped by record type."""
+        """Write every record of the learner (restricted ones too), grouped by type."""
         if Context.user(approved.user_id) not in approved:
             return
         by_type: dict[type[Any], list[Any]] = {}
-        for record in self.store.records_of(approved.user_id):
+        for record in self.store.records_of(approved.user_id, include_restricted=True):
             by_type.setdefault(type(record), []).append(record)
         for cls, records in by_type.items():
             name = cls.__name__
+            rules = self.schedule.rules_for(cls) if self.schedule is not None else ()
             writer.describe(
                 DataDescription(
                     component=self.component,
                     record_type=name,
-                    description=(cls.__doc__ or name).strip().splitlines()[0],
-                    purpose=self.purposes.get(name, _FALLBACK_PURPOSE),
+                    description=_summary(cls),
+                    purpose="; ".join(
+                        dict.fromkeys(
+                            r.purpose or self.purposes.get(name, _FALLBACK_PURPOSE) for r in rules
+                        )
+                    )
+                    or self.purposes.get(name, _FALLBACK_PURPOSE),
                     basis=default_basis(cls),
+                    retention="; ".join(f"{r.period} after {r.trigger.value}" for r in rules)
+                    or None,
                     fields={f.name: f.description for f in fields_of(cls) if f.exported},
                 )
             )
@@ -181,7 +193,9 @@ class StoreProvider:
     def get_users_in_context(self, userlist: UserList) -> None:
         """The learner of a user context, when the store holds a record of theirs."""
         context = userlist.context
-        if context.level is ContextLevel.USER and self.store.records_of(context.instance_id):
+        if context.level is ContextLevel.USER and self.store.records_of(
+            context.instance_id, include_restricted=True
+        ):
             userlist.add_user(context.instance_id)
 
     def delete_data_for_users(self, approved: ApprovedUserList) -> None:
@@ -192,6 +206,49 @@ class StoreProvider:
 
     def _erase(self, user_id: str) -> None:
         if not self.store.records_of(user_id):
-            # Nothing left (or only restricted records): a retry changes nothing.
+            # Nothing left to erase (at most restricted records): a retry changes nothing,
+            # and no audit entry is written for an erasure that did not happen.
             return
         self.store.erase_subject(user_id, now=self._now(), holds=self.holds, schedule=self.schedule)
+
+    def raw_scan(self, user_id: str) -> dict[str, int]:
+        """Count, table by table, the stored rows of ``user_id``, reading SQL directly.
+
+        Restricted rows count (they are still held); so do the learner's data keys that
+        are not shredded (``lp_keys``). A shredded key's row, which keeps the learner id
+        but no key material, does not. Meant for the compliance kit: it bypasses the
+        store's record API, so a record the store forgot to erase cannot hide.
+        """
+        from sqlalchemy import func, select
+
+        # The key table is the store's own; reading it here keeps the store's API small.
+        from learnprivacy.store._tables import KEYS
+
+        store: Any = self.store
+        found: dict[str, int] = {}
+        with store.reading() as connection:
+            queries = [
+                (
+                    rt.table.name,
+                    select(func.count()).where(rt.table.c[rt.subject_column] == user_id),
+                )
+                for rt in store.tables()
+            ]
+            # A shredded key keeps its row (subject id, no key material) as a tombstone.
+            queries.append(
+                (
+                    KEYS.name,
+                    select(func.count()).where(
+                        KEYS.c.subject == user_id, KEYS.c.state != "shredded"
+                    ),
+                )
+            )
+            for name, query in queries:
+                count = connection.execute(query).scalar_one()
+                if count:
+                    found[name] = int(count)
+        return found
+
+
+def _summary(cls: type[Any]) -> str:
+    return (cls.__doc__ or cls.__name__).strip().splitlines()[0]

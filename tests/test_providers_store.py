@@ -1,0 +1,184 @@
+"""StoreProvider: learnprivacy's own store behind the privacy manager, on a real SQLite file."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from examples.toy_lms import ForumProvider, ToyLMS
+
+from learnprivacy import LawfulBasis
+from learnprivacy.crypto import Keyring
+from learnprivacy.providers import (
+    STORE_COMPONENT,
+    MemoryWriter,
+    PrivacyManager,
+    StoreProvider,
+)
+from learnprivacy.records import (
+    AccessEvent,
+    Certificate,
+    Consent,
+    Funding,
+    Invoice,
+    Learner,
+    Progress,
+    ProgressStatus,
+    Score,
+)
+from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
+from learnprivacy.store import Store
+from learnprivacy.testing import assert_provider_compliant
+
+NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
+T0 = dt.datetime(2025, 9, 1, 9, 0, tzinfo=dt.UTC)
+
+SCHEDULE = Schedule(
+    {
+        Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY, purpose="Accounts"),
+        Progress: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+        Certificate: RetentionRule(Period.parse("P5Y"), Trigger.ISSUED),
+        Consent: RetentionRule(Period.parse("P6M"), Trigger.WITHDRAWN),
+        AccessEvent: RetentionRule(Period.parse("P1Y"), Trigger.CREATED),
+        Funding: RetentionRule(Period.parse("P72M"), Trigger.CLOSED, minimum=True),
+        Invoice: RetentionRule(
+            Period.parse("P120M"),
+            Trigger.ISSUED,
+            minimum=True,
+            basis=LawfulBasis.LEGAL_OBLIGATION,
+            purpose="Billing and tax obligations",
+        ),
+    }
+)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    """A real SQLite store with a fixed clock."""
+    return Store(f"sqlite:///{tmp_path / 'lp.db'}", keyring=Keyring.generate(), clock=lambda: NOW)
+
+
+def learner_records(user_id: str) -> list[object]:
+    """An account, a progress, a certificate and a consent: all erasable on request."""
+    return [
+        Learner(
+            id=user_id,
+            username=f"user-{user_id}",
+            email=f"{user_id}@example.org",
+            given_name="Ana",
+            family_name="Silva",
+            created_at=T0,
+            last_activity_at=T0,
+        ),
+        Progress(
+            id=f"{user_id}-p1",
+            learner_id=user_id,
+            course_id="C1",
+            status=ProgressStatus.PASSED,
+            recorded_at=T0,
+            score=Score(raw=17, min=0, max=20),
+        ),
+        Certificate(
+            id=f"{user_id}-c1",
+            learner_id=user_id,
+            course_id="C1",
+            issued_at=T0,
+            verification_code=f"V-{user_id}",
+        ),
+        Consent(id=f"{user_id}-k1", learner_id=user_id, purpose="newsletter", given_at=T0),
+    ]
+
+
+def invoice(user_id: str) -> Invoice:
+    """An invoice: kept under legal obligation even when erasure is asked."""
+    return Invoice(
+        id=f"INV-{user_id}",
+        learner_id=user_id,
+        billing_name="Ana Silva",
+        billing_address="1 rue de la Paix",
+        amount=Decimal("120.00"),
+        issued_at=T0,
+    )
+
+
+def test_store_provider_is_compliant(store: Store) -> None:
+    """With a schedule covering every record type, the store's provider passes the kit."""
+    provider = StoreProvider(store, schedule=SCHEDULE)
+
+    def make_user_data(user_id: str) -> dict[str, int]:
+        store.add_all(learner_records(user_id))
+        return {"Learner": 1, "Progress": 1, "Certificate": 1, "Consent": 1}
+
+    assert_provider_compliant(provider, make_user_data, max_examples=4)
+
+
+def test_metadata_comes_from_the_records_and_the_schedule(store: Store) -> None:
+    """Tables are record types, fields their personal fields, retention the schedule's."""
+    collection = PrivacyManager(store=store, discover=False).get_metadata()[STORE_COMPONENT]
+    tables = {t.name: t for t in collection.database_tables}
+    assert "email" in tables["Learner"].fields
+    assert tables["Invoice"].basis is LawfulBasis.LEGAL_OBLIGATION
+    assert tables["Learner"].retention is None
+
+    scheduled = StoreProvider(store, schedule=SCHEDULE).get_metadata(
+        type(collection)(STORE_COMPONENT)
+    )
+    invoices = [t for t in scheduled.database_tables if t.name == "Invoice"]
+    assert [(str(t.retention), t.purpose) for t in invoices] == [
+        ("P120M", "Billing and tax obligations")
+    ]
+    learner = next(t for t in scheduled.database_tables if t.name == "Learner")
+    assert learner.retention_from is Trigger.LAST_ACTIVITY
+    assert learner.purpose == "Accounts"
+
+
+def test_manager_with_store_and_lms_providers(store: Store, tmp_path: Path) -> None:
+    """store= registers the store's provider beside the LMS's own; both erase the learner."""
+    lms = ToyLMS(tmp_path / "toy.sqlite")
+    forum = ForumProvider(lms)
+    for user in ("ana", "ben"):
+        store.add_all(learner_records(user))
+        forum.make_user_data(user)
+    manager = PrivacyManager([forum], store=store, discover=False)
+    assert manager.components == ("toy_forum", STORE_COMPONENT)
+    assert manager.component(STORE_COMPONENT).source == "store"
+
+    writer = MemoryWriter()
+    assert manager.export_user_data("ana", writer).completed
+    exported = {
+        record_type for (component, record_type) in writer.rows if component == STORE_COMPONENT
+    }
+    assert exported == {"Learner", "Progress", "Certificate", "Consent"}
+    assert writer.descriptions[(STORE_COMPONENT, "Learner")].purpose.startswith("Learner")
+
+    assert manager.delete_data_for_user("ana").completed
+    assert store.records_of("ana") == []
+    assert len(store.records_of("ben")) == 4
+    assert StoreProvider(store).raw_scan("ana") == {}
+    assert manager.delete_data_for_user("ana").completed
+
+
+def test_invoices_are_restricted_not_erased_and_still_exported(store: Store) -> None:
+    """A legal minimum turns erasure into restriction; access still shows the invoice."""
+    store.add_all([*learner_records("ana"), invoice("ana")])
+    manager = PrivacyManager([StoreProvider(store, schedule=SCHEDULE)], discover=False)
+    first = manager.delete_data_for_user("ana")
+    assert first.completed
+    assert store.records_of("ana") == []
+    assert [type(r) for r in store.records_of("ana", include_restricted=True)] == [Invoice]
+    # The invoice is still held: the context stays listed and the export includes it.
+    assert STORE_COMPONENT in manager.get_contexts_for_userid("ana")
+    writer = MemoryWriter()
+    assert manager.export_user_data("ana", writer).completed
+    assert [r["id"] for r in writer.rows[(STORE_COMPONENT, "Invoice")]] == ["INV-ana"]
+    # The invoice row and the data key that still decrypts it.
+    assert StoreProvider(store).raw_scan("ana") == {"lp_invoice": 1, "lp_keys": 1}
+
+    # A retry changes nothing: the invoice stays restricted and no audit entry is added.
+    entries = len(store.audit)
+    assert manager.delete_data_for_user("ana").completed
+    assert [type(r) for r in store.records_of("ana", include_restricted=True)] == [Invoice]
+    assert len(store.audit) == entries
+    assert store.audit.verify()
