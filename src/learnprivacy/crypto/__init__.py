@@ -1,0 +1,41 @@
+"""Field-level encryption, crypto-shredding, blind indexes and pseudonyms.
+
+>>> from learnprivacy.crypto import Keyring, FieldCipher, Pseudonymiser
+>>> keyring = Keyring.generate()
+>>> cipher = FieldCipher(keyring)
+>>> token = cipher.encrypt("ana@example.org", subject="L1", context="Learner/L1/email")
+>>> cipher.decrypt(token, subject="L1", context="Learner/L1/email")
+'ana@example.org'
+>>> keyring.shred("L1")
+1
+
+See ``docs/security-crypto.md`` for the token format, the key hierarchy, shredding and
+the trade-offs of blind indexes.
+"""
+
+from __future__ import annotations
+
+from learnprivacy.crypto._blind_index import BlindIndex, normalise_text
+from learnprivacy.crypto._cipher import FieldCipher
+from learnprivacy.crypto._keyring import ENV_VAR, Keyring
+from learnprivacy.crypto._keystore import InMemoryKeyStore, KeyEntry, KeyState, KeyStore
+from learnprivacy.crypto._pseudonym import Pseudonymiser
+from learnprivacy.crypto._validate import DEFAULT_SCOPE
+from learnprivacy.crypto._vault import InMemoryVaultStore, TokenVault, VaultStore
+
+__all__ = [
+    "DEFAULT_SCOPE",
+    "ENV_VAR",
+    "BlindIndex",
+    "FieldCipher",
+    "InMemoryKeyStore",
+    "InMemoryVaultStore",
+    "KeyEntry",
+    "KeyState",
+    "KeyStore",
+    "Keyring",
+    "Pseudonymiser",
+    "TokenVault",
+    "VaultStore",
+    "normalise_text",
+]

@@ -1,0 +1,393 @@
+"""The keyring: one master key wrapping one random data key per (subject, scope).
+
+Erasing a learner is then a matter of destroying their data keys (crypto-shredding):
+every copy of their encrypted values, in backups and replicas too, becomes unreadable
+at once. Scopes let erasure destroy a learner's ``"contract"`` keys while their
+``"legal"`` keys, which protect invoices under a legal retention duty, stay alive until
+their own retention ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Mapping
+
+import attrs
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from learnprivacy.crypto import _token
+from learnprivacy.crypto._blind_index import BlindIndex
+from learnprivacy.crypto._keystore import InMemoryKeyStore, KeyEntry, KeyState, KeyStore
+from learnprivacy.crypto._master import (
+    MasterKey,
+    derive_master_key,
+    master_key_from_env,
+    new_salt,
+)
+from learnprivacy.crypto._validate import (
+    DEFAULT_SCOPE,
+    KEY_SIZE,
+    SYSTEM_SUBJECT,
+    check_scope,
+    check_subject,
+)
+from learnprivacy.errors import KeyShreddedError, ValidationError, WrongMasterKeyError
+
+__all__ = ["ENV_VAR", "Keyring"]
+
+#: The environment variable :meth:`Keyring.from_env` reads by default.
+ENV_VAR = "LEARNPRIVACY_MASTER_KEY"
+
+_CHECK_SCOPE = "check"
+_BLIND_INDEX_SCOPE = "blind-index"
+
+
+class _SubjectKeys:
+    """Unwrapped keys of one subject, ready to use; dropped as a whole on shred."""
+
+    __slots__ = ("aeads", "openers", "sealers")
+
+    def __init__(self) -> None:
+        self.aeads: dict[str, AESGCM] = {}
+        self.sealers: dict[str, _token.Sealer] = {}
+        # Keyed by the first 20 characters of a token: its prefix and header.
+        self.openers: dict[str, _token.Opener] = {}
+
+
+class Keyring:
+    """A master key and the data keys it wraps, kept in a :class:`KeyStore`.
+
+    >>> keyring = Keyring.generate()
+    >>> keyring.shred("L1")
+    0
+
+    **Shredding is final and remembered.** :meth:`shred` destroys the keys of a subject
+    (one scope, or all) and leaves a tombstone. Afterwards, decrypting their values raises
+    :class:`~learnprivacy.errors.KeyShreddedError`, and so does *encrypting* for that
+    subject and scope: a fresh key would silently make an erased learner look active
+    again. Call :meth:`revive` when new data about the same person is lawfully collected
+    (they come back and sign up again); old values stay unreadable.
+
+    **Caches.** Unwrapped keys are cached per subject (``cache_size`` subjects, oldest
+    dropped first). :meth:`shred` clears this process's cache for the subject; another
+    process sharing the same key store keeps its cache until :meth:`clear_cache`, so run
+    erasure where the keys are used or clear caches after it.
+
+    The repr shows the master key id only, and a keyring cannot be pickled.
+    """
+
+    __slots__ = ("_cache", "_cache_size", "_master", "_previous", "_store", "_verified")
+
+    def __init__(
+        self,
+        master_key: bytes,
+        *,
+        store: KeyStore | None = None,
+        previous_master_keys: Iterable[bytes] = (),
+        cache_size: int = 10_000,
+    ) -> None:
+        """Open a keyring on ``master_key`` (exactly 32 bytes).
+
+        ``previous_master_keys`` only matter to finish an interrupted :meth:`rotate`:
+        keys still wrapped under one of them stay readable until :meth:`rewrap` runs.
+        """
+        if type(cache_size) is not int or cache_size < 1:
+            raise ValidationError("cache_size must be a positive int", field="cache_size")
+        self._master = MasterKey(master_key)
+        self._previous = {key.key_id: key for key in map(MasterKey, previous_master_keys)}
+        self._store: KeyStore = InMemoryKeyStore() if store is None else store
+        self._cache: dict[str, _SubjectKeys] = {}
+        self._cache_size = cache_size
+        self._verified = False
+
+    @classmethod
+    def generate(cls, *, store: KeyStore | None = None) -> Keyring:
+        """A keyring on a new random master key; save it with :meth:`export_master_key`."""
+        return cls(os.urandom(KEY_SIZE), store=store)
+
+    @classmethod
+    def from_master_key(cls, master_key: bytes, *, store: KeyStore | None = None) -> Keyring:
+        """A keyring on raw ``master_key`` bytes (exactly 32)."""
+        return cls(master_key, store=store)
+
+    @classmethod
+    def from_env(
+        cls,
+        name: str = ENV_VAR,
+        *,
+        store: KeyStore | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Keyring:
+        """A keyring on the base64 master key in environment variable ``name``.
+
+        Raises :class:`~learnprivacy.errors.ConfigurationError` when it is missing or not
+        32 bytes of base64; the message names the variable, never its value.
+        """
+        return cls(master_key_from_env(name, environ), store=store)
+
+    @classmethod
+    def from_passphrase(
+        cls, passphrase: str, *, salt: bytes, store: KeyStore | None = None
+    ) -> Keyring:
+        """A keyring on a master key derived from ``passphrase`` with scrypt.
+
+        ``salt`` (at least 16 bytes, from :meth:`new_salt`) is not secret; store it with
+        the configuration, as the same passphrase and salt must give the same key.
+        """
+        return cls(derive_master_key(passphrase, salt=salt), store=store)
+
+    derive_master_key = staticmethod(derive_master_key)
+    new_salt = staticmethod(new_salt)
+
+    def __repr__(self) -> str:
+        return f"<Keyring master_key_id={self._master.key_id!r} store={self._store!r}>"
+
+    def __reduce__(self) -> str:
+        # A pickle would carry the master key in clear; rebuild keyrings from configuration.
+        raise TypeError("keyrings cannot be pickled")
+
+    @property
+    def master_key_id(self) -> str:
+        """Public fingerprint of the master key (16 hex characters), stored with each key."""
+        return self._master.key_id
+
+    @property
+    def store(self) -> KeyStore:
+        """The key store holding the wrapped data keys."""
+        return self._store
+
+    def export_master_key(self) -> bytes:
+        """The raw master key, to be saved in a secret manager. Handle with care."""
+        return self._master.raw
+
+    def verify(self) -> None:
+        """Check that the key store belongs to this master key.
+
+        The first call on an empty store records a check value (a wrapped random key);
+        later calls unwrap it. Raises :class:`~learnprivacy.errors.WrongMasterKeyError`
+        when the store was written under another master key.
+        """
+        self._system_key(_CHECK_SCOPE)
+        self._verified = True
+
+    def blind_index(self, *, size: int = 16) -> BlindIndex:
+        """A :class:`BlindIndex` on this keyring's own blind-index key.
+
+        The key is random, kept wrapped in the store like a data key, survives master key
+        rotation, and is never shredded with a subject (see BlindIndex for what that means).
+        """
+        return BlindIndex(self._system_key(_BLIND_INDEX_SCOPE), size=size)
+
+    def shred(self, subject: str, scope: str | None = None) -> int:
+        """Destroy the data keys of ``subject`` in ``scope`` (all scopes when ``None``).
+
+        Irreversible. Returns the number of keys destroyed; the (subject, scope) is
+        remembered as shredded even when it had no key yet.
+        """
+        check_subject(subject)
+        if scope is not None:
+            check_scope(scope)
+        count = self._store.mark_shredded(subject, scope)
+        self._cache.pop(subject, None)
+        return count
+
+    def is_shredded(self, subject: str, scope: str = DEFAULT_SCOPE) -> bool:
+        """Whether ``(subject, scope)`` was shredded and not revived since."""
+        return self._store.is_shredded(check_subject(subject), check_scope(scope))
+
+    def revive(self, subject: str, scope: str = DEFAULT_SCOPE) -> str:
+        """Give a shredded ``(subject, scope)`` a fresh key and return its id.
+
+        Values encrypted before the shred stay unreadable. Use it only when new data is
+        lawfully collected for the same subject.
+        """
+        check_subject(subject)
+        check_scope(scope)
+        entry = self._create(subject, scope, revive=True)
+        self._cache.pop(subject, None)
+        return entry.key_id
+
+    def retire(self, subject: str, scope: str = DEFAULT_SCOPE) -> int:
+        """Stop encrypting with the current key of ``(subject, scope)``; return 0 or 1.
+
+        The retired key still decrypts; the next encryption creates a new key. After
+        re-encrypting old values, :meth:`destroy_key` removes the retired key for good.
+        """
+        check_subject(subject)
+        check_scope(scope)
+        retired = 0
+        for entry in self._store.list_entries(subject, scope):
+            if entry.state is KeyState.ACTIVE:
+                retired += self._store.update(attrs.evolve(entry, state=KeyState.RETIRED))
+        self._cache.pop(subject, None)
+        return retired
+
+    def destroy_key(self, subject: str, key_id: str) -> bool:
+        """Shred the single key ``key_id`` of ``subject``; ``False`` if it was not alive."""
+        check_subject(subject)
+        destroyed = self._store.mark_shredded(subject, key_id=key_id) > 0
+        self._cache.pop(subject, None)
+        return destroyed
+
+    def rotate(self, new_master_key: bytes | None = None) -> str:
+        """Switch to a new master key, rewrap every data key, return the new key's id.
+
+        Save ``new_master_key`` *before* calling: once entries are rewrapped, only it opens
+        them. Without an argument a random key is made; export it at once with
+        :meth:`export_master_key`. Encrypted values are untouched and stay readable. If
+        interrupted, open a keyring on the new key with ``previous_master_keys=[old]``
+        and call :meth:`rewrap`.
+        """
+        new = MasterKey(os.urandom(KEY_SIZE) if new_master_key is None else new_master_key)
+        if new.key_id != self._master.key_id:
+            self._previous[self._master.key_id] = self._master
+            self._master = new
+        self.rewrap()
+        return new.key_id
+
+    def rewrap(self) -> int:
+        """Rewrap under the current master key every entry wrapped under a previous one.
+
+        Returns how many entries were rewrapped. The store's check value is rewrapped last,
+        so the store only reports the new master key once every key is under it.
+        """
+        count = 0
+        deferred: list[KeyEntry] = []
+        for entry in list(self._store.list_entries()):
+            if entry.state is KeyState.SHREDDED or entry.master_key_id == self._master.key_id:
+                continue
+            if entry.subject == SYSTEM_SUBJECT and entry.scope == _CHECK_SCOPE:
+                deferred.append(entry)
+                continue
+            count += self._rewrap_entry(entry)
+        for entry in deferred:
+            count += self._rewrap_entry(entry)
+        self._previous.clear()
+        return count
+
+    def clear_cache(self, subject: str | None = None) -> None:
+        """Forget unwrapped keys (of ``subject`` only, or all); they reload on demand."""
+        if subject is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(subject, None)
+
+    # -- used by FieldCipher -------------------------------------------------------------
+
+    def _sealer(self, subject: str, scope: str) -> _token.Sealer:
+        """What encrypting for ``(subject, scope)`` needs; creates the key if there is none."""
+        check_subject(subject)
+        check_scope(scope)
+        keys = self._subject_keys(subject)
+        entry = _active(self._store.list_entries(subject, scope))
+        if entry is None:
+            entry = self._create(subject, scope, revive=False)
+        sealer = _token.make_sealer(self._aead(keys, entry), bytes.fromhex(entry.key_id), subject)
+        keys.sealers[scope] = sealer
+        return sealer
+
+    def _opener(self, subject: str, head: bytes) -> _token.Opener:
+        """What decrypting tokens with header ``head`` for ``subject`` needs."""
+        check_subject(subject)
+        key_id = _token.parse_header(head).hex()
+        entry = self._store.get(subject, key_id)
+        if entry is None:
+            raise _token.decryption_failed()
+        if entry.state is KeyState.SHREDDED:
+            raise KeyShreddedError("the data key of this value was shredded; it is gone")
+        keys = self._subject_keys(subject)
+        opener = _token.make_opener(self._aead(keys, entry), head, subject)
+        keys.openers[_token.header_text(head)] = opener
+        return opener
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _subject_keys(self, subject: str) -> _SubjectKeys:
+        keys = self._cache.get(subject)
+        if keys is None:
+            if len(self._cache) >= self._cache_size:
+                # Oldest first: dicts keep insertion order. Another thread may have
+                # emptied the cache meanwhile, which is harmless.
+                with contextlib.suppress(StopIteration, KeyError, RuntimeError):
+                    del self._cache[next(iter(self._cache))]
+            keys = self._cache[subject] = _SubjectKeys()
+        return keys
+
+    def _aead(self, keys: _SubjectKeys, entry: KeyEntry) -> AESGCM:
+        aead = keys.aeads.get(entry.key_id)
+        if aead is None:
+            aead = keys.aeads[entry.key_id] = AESGCM(self._unwrap(entry))
+        return aead
+
+    def _master_for(self, entry: KeyEntry) -> MasterKey:
+        if entry.master_key_id == self._master.key_id:
+            return self._master
+        previous = self._previous.get(entry.master_key_id)
+        if previous is None:
+            raise WrongMasterKeyError(
+                f"a key in the store is wrapped under master key {entry.master_key_id!r}, "
+                f"this keyring holds {self._master.key_id!r}"
+            )
+        return previous
+
+    def _unwrap(self, entry: KeyEntry) -> bytes:
+        try:
+            return self._master_for(entry).unwrap(
+                entry.wrapped, subject=entry.subject, scope=entry.scope, key_id=entry.key_id
+            )
+        except InvalidTag:
+            raise WrongMasterKeyError(
+                "a wrapped key does not open with the master key it names: "
+                "the key store was altered or the master key is wrong"
+            ) from None
+
+    def _new_entry(self, subject: str, scope: str) -> KeyEntry:
+        key_id = os.urandom(_token.KEY_ID_SIZE).hex()
+        wrapped = self._master.wrap(
+            os.urandom(KEY_SIZE), subject=subject, scope=scope, key_id=key_id
+        )
+        return KeyEntry(
+            subject=subject,
+            scope=scope,
+            key_id=key_id,
+            state=KeyState.ACTIVE,
+            master_key_id=self._master.key_id,
+            wrapped=wrapped,
+        )
+
+    def _create(self, subject: str, scope: str, *, revive: bool) -> KeyEntry:
+        # The first key a keyring creates binds an empty store to its master key, so that a
+        # later keyring opened on the wrong master key is refused by verify().
+        if not self._verified:
+            self.verify()
+        return self._store.add(self._new_entry(subject, scope), revive=revive)
+
+    def _system_key(self, scope: str) -> bytes:
+        entry = _active(self._store.list_entries(SYSTEM_SUBJECT, scope))
+        if entry is None:
+            if scope == _CHECK_SCOPE:
+                # A store that already holds keys but no check value was written by an
+                # older or foreign keyring: trust it only if its keys name our master key.
+                for existing in self._store.list_entries():
+                    if existing.state is not KeyState.SHREDDED:
+                        self._master_for(existing)
+                        break
+            entry = self._store.add(self._new_entry(SYSTEM_SUBJECT, scope))
+        return self._unwrap(entry)
+
+    def _rewrap_entry(self, entry: KeyEntry) -> int:
+        key = self._unwrap(entry)
+        wrapped = self._master.wrap(
+            key, subject=entry.subject, scope=entry.scope, key_id=entry.key_id
+        )
+        updated = attrs.evolve(entry, master_key_id=self._master.key_id, wrapped=wrapped)
+        return int(self._store.update(updated))
+
+
+def _active(entries: Iterable[KeyEntry]) -> KeyEntry | None:
+    for entry in entries:
+        if entry.state is KeyState.ACTIVE:
+            return entry
+    return None

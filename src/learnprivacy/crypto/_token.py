@@ -1,0 +1,171 @@
+"""The field token format, version 1.
+
+A token is text: the prefix ``lp1.`` followed by the URL-safe base64 (RFC 4648 §5, with
+padding) of these bytes::
+
+    offset  size  content
+    0       1     format version, 0x01
+    1       1     algorithm, 0x01 = AES-256-GCM
+    2       1     payload kind, 0x01 = UTF-8 text, 0x02 = bytes
+    3       1     reserved, 0x00
+    4       8     data key id
+    12      12    random nonce
+    24      n+16  AES-256-GCM ciphertext of the n-byte payload, then its 16-byte tag
+
+The associated data authenticated with the payload is::
+
+    header (bytes 0..11) || uint32_be(len(subject)) || subject || context
+
+with ``subject`` and ``context`` UTF-8 encoded. The header, the subject and the context
+are therefore all bound to the ciphertext: a token moved to another field, record or
+learner, or given a different key id or kind, fails authentication. Only the last field
+(context) is not length-prefixed; being last, it cannot be confused with another.
+
+The header is 12 bytes so that it is exactly the 16 base64 characters after the prefix:
+the first 20 characters of a token name its key and kind, which lets decryption find
+the key before decoding anything, and lets encryption reuse the header's text.
+"""
+
+from __future__ import annotations
+
+from binascii import a2b_base64, b2a_base64
+from typing import Final
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from learnprivacy.errors import DecryptionError
+
+__all__ = [
+    "ALG_AES256GCM",
+    "CANONICAL_TAILS",
+    "DECODE_TABLE",
+    "ENCODE_TABLE",
+    "HEADER_SIZE",
+    "HEADER_TEXT_SIZE",
+    "KEY_ID_SIZE",
+    "KIND_BYTES",
+    "KIND_TEXT",
+    "MIN_SIZE",
+    "NONCE_SIZE",
+    "PREFIX",
+    "TAG_SIZE",
+    "VERSION",
+    "Opener",
+    "Sealer",
+    "canonical_tail",
+    "decode",
+    "decryption_failed",
+    "encode",
+    "header",
+    "header_text",
+    "make_opener",
+    "make_sealer",
+    "parse_header",
+    "subject_part",
+]
+
+PREFIX: Final = "lp1."
+VERSION: Final = 0x01
+ALG_AES256GCM: Final = 0x01
+KIND_TEXT: Final = 0x01
+KIND_BYTES: Final = 0x02
+_RESERVED: Final = 0x00
+KEY_ID_SIZE: Final = 8
+HEADER_SIZE: Final = 4 + KEY_ID_SIZE
+#: Characters of a token up to the end of its header: the prefix and 16 base64 characters.
+HEADER_TEXT_SIZE: Final = len(PREFIX) + HEADER_SIZE * 4 // 3
+NONCE_SIZE: Final = 12
+TAG_SIZE: Final = 16
+MIN_SIZE: Final = HEADER_SIZE + NONCE_SIZE + TAG_SIZE
+
+#: What a sealer holds: the AEAD of a data key, then the header's token text and the
+#: associated-data prefix (header + subject part), both indexed by kind (index 0 unused).
+Sealer = tuple[AESGCM, tuple[str, str, str], tuple[bytes, bytes, bytes]]
+#: What an opener holds: the AEAD, the associated-data prefix and the payload kind.
+Opener = tuple[AESGCM, bytes, int]
+
+ENCODE_TABLE: Final = bytes.maketrans(b"+/", b"-_")
+# "+" and "/" are mapped to "!" so that the strict decoder rejects them: only one spelling
+# of a token decodes, and a token cannot be altered into another string that still opens.
+DECODE_TABLE: Final = bytes.maketrans(b"-_+/", b"+/!!")
+# The last three characters a padded token may end with. Before "==" the last base64
+# character has 4 unused bits, before "=" it has 2; when they are not zero the text
+# decodes to the same bytes as the canonical spelling, so such tails are refused.
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+CANONICAL_TAILS: Final = frozenset(
+    [last + "==" for last in _ALPHABET[::16]]
+    + [before + last + "=" for before in _ALPHABET for last in _ALPHABET[::4]]
+)
+_FAILED = "token could not be decrypted: not a valid token for this subject and context"
+
+
+def decryption_failed() -> DecryptionError:
+    """The one error for every decryption failure; its message never varies."""
+    return DecryptionError(_FAILED)
+
+
+def header(kind: int, key_id: bytes) -> bytes:
+    """The 12 header bytes of a version 1 token."""
+    return bytes((VERSION, ALG_AES256GCM, kind, _RESERVED)) + key_id
+
+
+def header_text(head: bytes) -> str:
+    """The first 20 characters of every token whose header is ``head``."""
+    return encode(head)
+
+
+def subject_part(subject: str) -> bytes:
+    """The subject's share of the associated data: its length, then its UTF-8 bytes."""
+    raw = subject.encode()
+    return len(raw).to_bytes(4, "big") + raw
+
+
+def make_sealer(aead: AESGCM, key_id: bytes, subject: str) -> Sealer:
+    """Pre-compute what encrypting for ``subject`` under ``key_id`` needs."""
+    text, data = header(KIND_TEXT, key_id), header(KIND_BYTES, key_id)
+    part = subject_part(subject)
+    return (aead, ("", header_text(text), header_text(data)), (b"", text + part, data + part))
+
+
+def make_opener(aead: AESGCM, head: bytes, subject: str) -> Opener:
+    """Pre-compute what decrypting tokens with header ``head`` for ``subject`` needs."""
+    return (aead, head + subject_part(subject), head[2])
+
+
+def parse_header(head: bytes) -> bytes:
+    """Check the version, algorithm, kind and reserved byte of ``head``; return its key id."""
+    if (
+        len(head) != HEADER_SIZE
+        or head[0] != VERSION
+        or head[1] != ALG_AES256GCM
+        or head[2] not in (KIND_TEXT, KIND_BYTES)
+        or head[3] != _RESERVED
+    ):
+        raise decryption_failed()
+    return head[4:]
+
+
+def encode(raw: bytes) -> str:
+    """Token text of the binary token ``raw``."""
+    return PREFIX + b2a_base64(raw, newline=False).translate(ENCODE_TABLE).decode("ascii")
+
+
+def decode(token: str) -> bytes:
+    """Binary token of ``token``; raises ``DecryptionError`` unless it is canonical text.
+
+    Tokens shorter than a header, nonce and tag are refused here as well.
+    """
+    if not token.startswith(PREFIX):
+        raise decryption_failed()
+    try:
+        raw = a2b_base64(token.encode()[4:].translate(DECODE_TABLE), strict_mode=True)
+    except ValueError:  # binascii.Error and UnicodeEncodeError are both ValueErrors.
+        raise decryption_failed() from None
+    if len(raw) < MIN_SIZE or not canonical_tail(token):
+        raise decryption_failed()
+    return raw
+
+
+def canonical_tail(token: str) -> bool:
+    """False if the base64 before the padding of ``token`` has non-zero unused bits."""
+    return token[-1] != "=" or token[-3:] in CANONICAL_TAILS
