@@ -151,6 +151,9 @@ def erase_subject(
                 details={"scopes": shredded, "subject_refs": [ref], "mode": "tombstone"},
             )
         )
+        for scope in shredded:
+            # Lock order on PostgreSQL, the same in every writer: rows, keys, audit head.
+            live_keys(store, connection, [learner_id], scope)
         # The log first: the entries and the erasure commit together or not at all.
         audit.append(connection, events, now=now)
         for rt, erase_ids, keep_ids in plan.values():
@@ -159,7 +162,6 @@ def erase_subject(
                 connection, rt, keep_ids, now=now, reason="erasure request: kept by law or hold"
             )
         for scope in shredded:
-            live_keys(store, connection, [learner_id], scope)  # locks them on PostgreSQL
             store.keyring.shred(learner_id, scope)
     return ErasureReport(
         erased=erased_count,

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
 from learnprivacy.crypto import KeyEntry, KeyState
 from learnprivacy.errors import KeyShreddedError
+from learnprivacy.store._bulk import bulk_insert
 from learnprivacy.store._engine import Database
 from learnprivacy.store._tables import KEYS, TOMBSTONES
 
@@ -147,7 +148,7 @@ class SqlKeyStore:
         pending, batch.pending = batch.pending, []
         try:
             with connection.begin_nested():
-                connection.execute(insert(KEYS), [_values(e) for e in pending])
+                bulk_insert(connection, KEYS, [_values(e) for e in pending])
         except Exception as exc:
             from sqlalchemy.exc import IntegrityError
 

@@ -342,6 +342,11 @@ class _TypeSweep:
                     },
                 )
             )
+        gone = work[Action.ERASE] + work[Action.ANONYMISE]
+        keys: list[tuple[str, str]] = []
+        if gone and any(f.encrypted for f in rt.fields):
+            # Lock order on PostgreSQL, the same in every writer: rows, keys, audit head.
+            keys = live_keys(self.store, connection, {subject_of(r) for r in gone}, rt.scope)
         # The log first: the entries and the changes commit together or not at all.
         audit.append(connection, events, now=self.now)
         erase_rows(connection, rt, [r.id for r in work[Action.ERASE]])
@@ -352,15 +357,11 @@ class _TypeSweep:
             restrict_rows(
                 connection, rt, [r.id for r in work[Action.RESTRICT]], now=self.now, reason=reason
             )
-        gone = work[Action.ERASE] + work[Action.ANONYMISE]
-        if gone and any(f.encrypted for f in rt.fields):
-            self._shred_unused(connection, {subject_of(r) for r in gone})
+        if keys:
+            self._shred_unused(connection, keys)
 
-    def _shred_unused(self, connection: Connection, subjects: set[str]) -> None:
+    def _shred_unused(self, connection: Connection, keys: list[tuple[str, str]]) -> None:
         store, scope = self.store, self.rt.scope
-        keys = live_keys(store, connection, subjects, scope)
-        if not keys:
-            return
         used = scopes_in_use(store, connection, {s for s, _ in keys}, scope)
         doomed = [(s, k) for s, k in keys if s not in used]
         if not doomed:

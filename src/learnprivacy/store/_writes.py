@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from learnprivacy.errors import (
@@ -20,6 +20,7 @@ from learnprivacy.errors import (
 from learnprivacy.records import record_type as named_type
 from learnprivacy.records import subject_of
 from learnprivacy.store._audit import AuditEvent
+from learnprivacy.store._bulk import bulk_insert
 from learnprivacy.store._common import chunked, ids_detail
 from learnprivacy.store._keystore import KeyRace
 from learnprivacy.store._schema import ANONYMISED, REASON, RESTRICTED, RecordTable
@@ -129,7 +130,7 @@ def _insert(connection: Connection, rt: RecordTable, rows: list[dict[str, Any]])
     if not rows:
         return
     try:
-        connection.execute(insert(rt.table), rows)
+        bulk_insert(connection, rt.table, rows)
     except SQLIntegrityError:
         # The driver's message quotes the offending id; it is not passed on.
         raise IntegrityError(f"a {rt.name} record with the same id is already stored") from None
@@ -215,9 +216,11 @@ def set_restriction(
             )
             state = table.c[RESTRICTED].is_(None) if restrict else table.c[RESTRICTED].isnot(None)
             where = and_(target, state, table.c[ANONYMISED].is_(None))
-            found = connection.execute(
-                select(table.c.id, table.c[rt.subject_column]).where(where)
-            ).all()
+            query = select(table.c.id, table.c[rt.subject_column]).where(where)
+            if store.database.is_postgres:
+                # Rows before the audit head: the lock order every writer follows.
+                query = query.with_for_update()
+            found = connection.execute(query).all()
             if not found:
                 continue
             ids = [r[0] for r in found]

@@ -1,0 +1,243 @@
+"""Fixtures and helpers shared by the store tests (imported by each tests/test_store_*.py).
+
+Every store test runs twice: on a SQLite file and on a real PostgreSQL server started
+once per session (``postgres_server`` from tests/conftest.py). PostgreSQL databases are
+cloned from a migrated template, which is much faster than migrating each one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from learnprivacy.crypto import Keyring
+from learnprivacy.records import (
+    AccessEvent,
+    AccessKind,
+    Certificate,
+    Consent,
+    Funder,
+    Funding,
+    Invoice,
+    Learner,
+    Progress,
+    ProgressStatus,
+    Score,
+)
+
+if TYPE_CHECKING:
+    from learnprivacy.store import Store
+    from learnprivacy.testing.postgres import TemporaryPostgres
+
+#: What ``from tests.store_fixtures import *`` brings in: the fixtures, nothing else.
+__all__ = ["empty_url", "keyring", "store", "store_template", "store_url"]
+
+UTC = dt.UTC
+NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+MASTER_KEY = bytes(range(32))
+
+_TEMPLATE = "lp_store_template"
+
+
+def _clone(server: TemporaryPostgres, template: str, name: str) -> str:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(server.dsn_for("postgres"), autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+    return server.url_for(name)
+
+
+@pytest.fixture(scope="session")
+def store_template(postgres_server: TemporaryPostgres) -> str:
+    """Name of a PostgreSQL database at the newest schema revision, to clone from."""
+    from learnprivacy.store import Store
+
+    url = postgres_server.create_database(_TEMPLATE)
+    # A throwaway keyring: the clone's keys are those of the test that opens it.
+    store = Store(url, keyring=Keyring.generate())
+    store.close()
+    # The template holds the check value of that keyring; drop it, keep the schema.
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        for table in ("lp_keys", "lp_key_tombstones", "lp_audit", "lp_audit_head"):
+            connection.execute(sa.text(f"DELETE FROM {table}"))
+        connection.execute(sa.text("DELETE FROM lp_meta WHERE key = 'store_id'"))
+    engine.dispose()
+    return _TEMPLATE
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty database: a SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    template = request.getfixturevalue("store_template")
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    url = _clone(server, template, name)
+    yield url
+    server.drop_database(name)
+
+
+@pytest.fixture
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Like ``store_url`` but never cloned from the template (for migration tests)."""
+    yield from _empty(request, tmp_path)
+
+
+def _empty(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    name = f"e_{uuid.uuid4().hex[:16]}"
+    url = server.create_database(name)
+    yield url
+    server.drop_database(name)
+
+
+@pytest.fixture
+def keyring() -> Keyring:
+    """A keyring on a fixed master key (each store binds its own key table to it)."""
+    return Keyring.from_master_key(MASTER_KEY)
+
+
+@pytest.fixture
+def store(store_url: str, keyring: Keyring) -> Iterator[Store]:
+    """An open store on ``store_url`` whose clock is pinned to NOW."""
+    from learnprivacy.store import Store
+
+    opened = Store(store_url, keyring=keyring, clock=lambda: NOW)
+    yield opened
+    opened.close()
+
+
+def day(year: int, month: int, day_: int) -> dt.datetime:
+    """Midnight UTC of a date."""
+    return dt.datetime(year, month, day_, tzinfo=UTC)
+
+
+def learner(learner_id: str = "L1", **changes: Any) -> Learner:
+    """A learner with recognisable personal values (to search for in raw bytes)."""
+    values: dict[str, Any] = {
+        "id": learner_id,
+        "username": f"user-{learner_id}",
+        "email": f"{learner_id.lower()}.secret@example.org",
+        "given_name": f"Given{learner_id}Zq",
+        "family_name": f"Family{learner_id}Zq",
+        "created_at": day(2020, 1, 10),
+        "last_activity_at": day(2024, 1, 31),
+    }
+    values.update(changes)
+    return Learner(**values)
+
+
+def records_for(learner_id: str = "L1") -> list[Any]:
+    """One record of every built-in type for ``learner_id`` (ids prefixed with it)."""
+    return [
+        Progress(
+            id=f"{learner_id}-P1",
+            learner_id=learner_id,
+            course_id="C1",
+            status=ProgressStatus.PASSED,
+            recorded_at=dt.datetime(2024, 1, 5, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+            score=Score(raw=17, min=0, max=20),
+            time_spent=dt.timedelta(hours=2, microseconds=5),
+        ),
+        Certificate(
+            id=f"{learner_id}-CERT1",
+            learner_id=learner_id,
+            course_id="C1",
+            issued_at=day(2024, 1, 6),
+            verification_code=f"VERIFY{learner_id}CODE",
+        ),
+        Invoice(
+            id=f"{learner_id}-INV1",
+            learner_id=learner_id,
+            billing_name=f"Billing{learner_id}Name",
+            billing_address=f"12 rue Secrete {learner_id}",
+            amount=Decimal("1234.50"),
+            issued_at=day(2023, 3, 1),
+        ),
+        Consent(
+            id=f"{learner_id}-CONS1",
+            learner_id=learner_id,
+            purpose="newsletter",
+            given_at=day(2023, 1, 1),
+            proof=f"Proof{learner_id}Signed",
+        ),
+        Funding(
+            id=f"{learner_id}-F1",
+            learner_id=learner_id,
+            funder=Funder.OPCO,
+            dossier_reference=f"OPCO-{learner_id}-DOSSIER",
+            opened_at=day(2023, 1, 2),
+            amount=Decimal("900.00"),
+        ),
+        AccessEvent(
+            id=f"{learner_id}-E1",
+            learner_id=learner_id,
+            kind=AccessKind.LOGIN,
+            at=day(2024, 1, 31),
+            ip="203.0.113.7",
+            user_agent=f"Agent{learner_id}Browser",
+        ),
+    ]
+
+
+def by_key(records: list[Any]) -> dict[tuple[str, str], Any]:
+    """Records keyed by (type name, id), to compare collections whatever their order."""
+    out = {(type(r).__name__, r.id): r for r in records}
+    assert len(out) == len(records), "duplicate (type, id) in the list"
+    return out
+
+
+def personal_values(records: list[Any]) -> list[str]:
+    """Every personal, encrypted value of ``records`` (what must never be stored in clear)."""
+    from learnprivacy.records import fields_of
+
+    out = []
+    for record in records:
+        for info in fields_of(record):
+            value = getattr(record, info.name)
+            if info.encrypted and value is not None:
+                out.append(str(value))
+    return out
+
+
+def table_text(store: Store) -> str:
+    """Every row of every table of the store, as text (for scanning PostgreSQL)."""
+    import sqlalchemy as sa
+
+    chunks = []
+    with store.database.engine.connect() as connection:
+        names = sa.inspect(connection).get_table_names()
+        for name in names:
+            for row in connection.execute(sa.text(f"SELECT * FROM {name}")):
+                chunks.append(repr(tuple(row)))
+    return "\n".join(chunks)
+
+
+def raw_bytes(url: str) -> bytes:
+    """The bytes of a SQLite database file and any journal beside it."""
+    path = url.removeprefix("sqlite:///")
+    data = b""
+    for suffix in ("", "-journal", "-wal"):
+        if os.path.exists(path + suffix):
+            data += Path(path + suffix).read_bytes()
+    return data
