@@ -33,8 +33,7 @@ from collections.abc import Callable
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser
-from learnprivacy.crypto import _token
+from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser, _token
 
 _SUBJECTS = 1_000
 

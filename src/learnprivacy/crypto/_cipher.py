@@ -95,10 +95,15 @@ class FieldCipher:
             check_context(context)
         try:
             # Only validated subjects and scopes ever enter the cache, so a hit needs no
-            # further checks; a miss (or an unhashable argument) takes the checked path.
-            aead, headers, prefixes = self._cache[subject].sealers[scope]
+            # further checks; a miss (or an unhashable argument) takes the checked path,
+            # outside the handler so that its errors do not chain the KeyError (which
+            # would quote the subject).
+            sealer: _token.Sealer | None = self._cache[subject].sealers[scope]
         except (KeyError, TypeError):
-            aead, headers, prefixes = self._keyring._sealer(subject, scope)
+            sealer = None
+        if sealer is None:
+            sealer = self._keyring._sealer(subject, scope)
+        aead, headers, prefixes = sealer
         try:
             associated = prefixes[kind] + context.encode()
         except UnicodeEncodeError:
@@ -128,10 +133,13 @@ class FieldCipher:
             rest = a2b_base64(token.encode()[_HEADER_TEXT:].translate(_DECODE), strict_mode=True)
             plain = aead.decrypt(rest[:12], rest[12:], prefix + context.encode())
         except (ValueError, KeyError, TypeError, AttributeError, InvalidTag):
-            kind, plain = self._open(token, subject, context)
+            opened = False
         else:
-            if kind != 1 or (token[-1] == "=" and token[-3:] not in _CANONICAL_TAILS):
-                kind, plain = self._open(token, subject, context)
+            opened = kind == 1 and (token[-1] != "=" or token[-3:] in _CANONICAL_TAILS)
+        if not opened:
+            # Outside the handler: the errors raised here must not chain the fast path's
+            # exception, whose message may quote the subject.
+            kind, plain = self._open(token, subject, context)
         if kind != _KIND_TEXT:
             raise ValidationError("token holds bytes; use decrypt_bytes()", field="token")
         try:
