@@ -1,0 +1,579 @@
+"""MoodleDatabase: Moodle rows become learnprivacy records, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from learnprivacy.basis import LawfulBasis
+from learnprivacy.errors import ConfigurationError, PolicyError
+from learnprivacy.moodle import MoodleDatabase, ScanIssues, to_unix
+from learnprivacy.moodle.fixture import create_schema, insert_rows
+from learnprivacy.records import (
+    AccessEvent,
+    AccessKind,
+    Certificate,
+    Consent,
+    Learner,
+    Progress,
+    ProgressStatus,
+    Score,
+)
+
+UTC = dt.UTC
+T0 = dt.datetime(2024, 1, 10, 9, 0, tzinfo=UTC)
+
+
+def ts(days: float = 0) -> int:
+    """A Moodle timestamp ``days`` after T0."""
+    return to_unix(T0 + dt.timedelta(days=days))
+
+
+def at(days: float = 0) -> dt.datetime:
+    """The aware datetime of ``ts(days)``."""
+    return T0 + dt.timedelta(days=days)
+
+
+def fast_sqlite(url: str) -> sa.Engine:
+    """A SQLite engine without fsync: test files need no durability, and DDL is slow with it."""
+    engine = sa.create_engine(url)
+
+    @sa.event.listens_for(engine, "connect")
+    def _no_sync(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA synchronous = OFF")
+
+    return engine
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[sa.Engine]:
+    """The hand-made site on each engine, built once per module (the tests only read it)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('moodle') / 'moodle.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database()
+    engine = fast_sqlite(url) if url.startswith("sqlite") else sa.create_engine(url)
+    create_schema(engine)
+    _site(engine)
+    yield engine
+    engine.dispose()
+
+
+def _site(engine: sa.Engine) -> None:
+    """A tiny hand-made site whose every record is known in advance."""
+    insert_rows(engine, "config", [{"name": "siteguest", "value": "1"}])
+    insert_rows(
+        engine,
+        "user",
+        [
+            {"id": 1, "username": "guest", "email": "root@localhost", "firstname": "Guest"},
+            # Live learner: user_lastaccess is later than user.lastaccess.
+            {
+                "id": 10,
+                "username": "ana.silva",
+                "email": "Ana.Silva@Example.org",
+                "firstname": "Ana",
+                "lastname": "Silva",
+                "timecreated": ts(0),
+                "firstaccess": ts(1),
+                "lastaccess": ts(20),
+            },
+            # Never logged in: every access date is 0.
+            {
+                "id": 11,
+                "username": "jo",
+                "email": "jo@example.org",
+                "firstname": "Jo",
+                "lastname": "Martin",
+                "timecreated": ts(2),
+            },
+            # An address Moodle never validated.
+            {
+                "id": 12,
+                "username": "bad",
+                "email": "bad@",
+                "firstname": "Bad",
+                "lastname": "Address",
+                "timecreated": ts(3),
+                "lastaccess": ts(4),
+            },
+            # A deleted account: Moodle's tombstone.
+            {
+                "id": 13,
+                "username": "old@example.org.1700000000",
+                "email": "0cc175b9c0f1b6a831c399e269772661",
+                "firstname": "Old",
+                "lastname": "Account",
+                "deleted": 1,
+                "timecreated": ts(-400),
+                "lastaccess": ts(-300),
+            },
+            # Suspended, created at 0 (early installers): creation falls back to firstaccess.
+            {
+                "id": 14,
+                "username": "sus",
+                "email": "sus@example.org",
+                "firstname": "Sus",
+                "lastname": "Pended",
+                "suspended": 1,
+                "timecreated": 0,
+                "firstaccess": ts(5),
+                "lastaccess": ts(6),
+            },
+        ],
+    )
+    insert_rows(
+        engine,
+        "user_lastaccess",
+        [
+            {"userid": 10, "courseid": 2, "timeaccess": ts(25)},
+            {"userid": 10, "courseid": 3, "timeaccess": ts(15)},
+        ],
+    )
+    insert_rows(
+        engine,
+        "course",
+        [
+            {"id": 1, "category": 0, "format": "site", "fullname": "Site", "shortname": "site"},
+            {"id": 2, "category": 1, "fullname": "Excel", "shortname": "XL", "startdate": ts(0)},
+            {
+                "id": 3,
+                "category": 1,
+                "fullname": "RGPD",
+                "shortname": "RGPD",
+                "startdate": ts(0),
+                "enddate": ts(60),
+            },
+        ],
+    )
+    insert_rows(
+        engine,
+        "course_completions",
+        [
+            {"id": 1, "userid": 10, "course": 2, "timeenrolled": ts(1), "timestarted": ts(2),
+             "timecompleted": ts(9)},
+            {"id": 2, "userid": 10, "course": 3, "timeenrolled": ts(1), "timestarted": ts(3)},
+            {"id": 3, "userid": 11, "course": 3, "timeenrolled": ts(2)},
+            {"id": 4, "userid": 12, "course": 3},  # no date at all
+            {"id": 5, "userid": 13, "course": 2, "timeenrolled": ts(-350)},  # deleted account
+        ],
+    )  # fmt: skip
+    insert_rows(
+        engine,
+        "grade_items",
+        [
+            {"id": 1, "courseid": 2, "itemtype": "course", "grademax": Decimal(20),
+             "gradepass": Decimal(10)},
+            {"id": 2, "courseid": 3, "itemtype": "course", "grademax": Decimal(100)},
+            {"id": 3, "courseid": 2, "itemtype": "mod", "itemmodule": "quiz", "iteminstance": 7,
+             "grademax": Decimal(10), "gradepass": Decimal(5)},
+        ],
+    )  # fmt: skip
+    insert_rows(
+        engine,
+        "grade_grades",
+        [
+            {"id": 1, "itemid": 1, "userid": 10, "finalgrade": Decimal("14.5"),
+             "timemodified": ts(9)},
+            {"id": 2, "itemid": 2, "userid": 10, "finalgrade": Decimal(130),
+             "timemodified": ts(8)},  # above the item's maximum
+            {"id": 3, "itemid": 3, "userid": 10, "finalgrade": Decimal(4),
+             "timecreated": ts(7), "timemodified": 0},
+            {"id": 4, "itemid": 3, "userid": 11, "finalgrade": None, "timemodified": ts(7)},
+        ],
+    )  # fmt: skip
+    insert_rows(engine, "modules", [{"id": 5, "name": "quiz"}, {"id": 6, "name": "customcert"}])
+    insert_rows(
+        engine,
+        "course_modules",
+        [
+            {"id": 40, "course": 2, "module": 5, "instance": 7},
+            {"id": 41, "course": 2, "module": 6, "instance": 1},
+        ],
+    )
+    insert_rows(
+        engine,
+        "course_modules_completion",
+        [
+            {"id": 1, "coursemoduleid": 40, "userid": 10, "completionstate": 3,
+             "timemodified": ts(7)},
+            {"id": 2, "coursemoduleid": 40, "userid": 14, "completionstate": 1,
+             "timemodified": ts(6)},
+            {"id": 3, "coursemoduleid": 40, "userid": 11, "completionstate": 9,
+             "timemodified": ts(6)},
+        ],
+    )  # fmt: skip
+    insert_rows(
+        engine,
+        "logstore_standard_log",
+        [
+            _log(1, "\\core\\event\\user_loggedin", 10, ts(20), "203.0.113.7"),
+            _log(2, "\\core\\event\\user_loggedout", 10, ts(20.1), "2001:db8::1"),
+            _log(3, "\\core\\event\\user_login_failed", 10, ts(21), "unknown"),
+            _log(4, "\\core\\event\\user_login_failed", 0, ts(21), "198.51.100.1"),
+            _log(5, "\\core\\event\\course_viewed", 10, ts(22), "203.0.113.7"),
+            _log(6, "\\core\\event\\user_loggedin", 13, ts(-300), "192.0.2.1"),
+            _log(7, "\\core\\event\\user_loggedin", 1, ts(5), "192.0.2.2"),
+            _log(8, "\\core\\event\\user_loggedin", 12, ts(4), "192.0.2.3"),
+        ],
+    )
+    insert_rows(
+        engine,
+        "tool_policy_versions",
+        [
+            {"id": 1, "policyid": 1, "name": "Site policy", "optional": 0, "revision": "v1",
+             "summary": "s", "content": "c", "summaryformat": 1, "contentformat": 1,
+             "usermodified": 2, "timecreated": ts(-500), "timemodified": ts(-500)},
+            {"id": 2, "policyid": 2, "name": "Newsletter", "optional": 1, "revision": "1",
+             "summary": "s", "content": "c", "summaryformat": 1, "contentformat": 1,
+             "usermodified": 2, "timecreated": ts(-500), "timemodified": ts(-500)},
+        ],
+    )  # fmt: skip
+    insert_rows(
+        engine,
+        "tool_policy_acceptances",
+        [
+            _accept(1, 1, 10, 1, ts(1), ts(1)),
+            _accept(2, 2, 10, 0, ts(1), ts(12)),  # accepted, then withdrawn
+            _accept(3, 2, 14, 0, ts(5), ts(5)),  # declined outright: no consent
+            _accept(4, 2, 11, None, ts(5), ts(5)),  # pending
+        ],
+    )
+    insert_rows(
+        engine,
+        "customcert",
+        [{"id": 1, "course": 2, "name": "Attestation", "protection": ""}],
+    )
+    insert_rows(
+        engine,
+        "customcert_issues",
+        [
+            {"id": 1, "userid": 10, "customcertid": 1, "code": "Ab3dE5gH9k", "timecreated": ts(9)},
+            {"id": 2, "userid": 14, "customcertid": 1, "code": None, "timecreated": ts(9)},
+        ],
+    )
+
+
+def _log(rid: int, event: str, uid: int, when: int, ip: str) -> dict[str, object]:
+    return {
+        "id": rid,
+        "eventname": event,
+        "component": "core",
+        "action": "x",
+        "target": "user",
+        "crud": "r",
+        "edulevel": 0,
+        "contextid": 1,
+        "contextlevel": 10,
+        "contextinstanceid": 0,
+        "userid": uid,
+        "timecreated": when,
+        "ip": ip,
+    }
+
+
+def _accept(
+    rid: int, version: int, uid: int, status: int | None, created: int, modified: int
+) -> dict[str, object]:
+    return {
+        "id": rid,
+        "policyversionid": version,
+        "userid": uid,
+        "status": status,
+        "lang": "fr",
+        "usermodified": uid,
+        "timecreated": created,
+        "timemodified": modified,
+    }
+
+
+@pytest.fixture
+def moodle(engine: sa.Engine) -> Iterator[MoodleDatabase]:
+    """The hand-made site, read through the adapter with tiny chunks (streaming paths)."""
+    with MoodleDatabase(engine, chunk_size=2) as db:
+        yield db
+
+
+def test_learners_map_moodle_users(moodle: MoodleDatabase) -> None:
+    """Live accounts become Learners with Moodle's values, dates in UTC, guest excluded."""
+    learners = {learner.id: learner for learner in moodle.learners()}
+    assert sorted(learners) == ["10", "11", "14"]
+    ana = learners["10"]
+    assert ana == Learner(
+        id="10",
+        username="ana.silva",
+        email="Ana.Silva@Example.org",  # as Moodle stores it, case kept
+        given_name="Ana",
+        family_name="Silva",
+        created_at=at(0),
+        last_activity_at=at(25),  # the later of user.lastaccess and user_lastaccess
+    )
+    assert learners["11"].last_activity_at is None  # lastaccess 0 means never
+    assert learners["14"].created_at == at(5)  # timecreated 0: first access instead
+    assert all(learner.created_at.tzinfo is UTC for learner in learners.values())
+
+
+def test_invalid_email_is_reported_not_raised(moodle: MoodleDatabase) -> None:
+    """An unvalidated address skips that learner and records the field and rule only."""
+    issues = ScanIssues()
+    ids = [learner.id for learner in moodle.learners(issues=issues)]
+    assert "12" not in ids
+    (issue,) = [i for i in issues if i.table == "user"]
+    assert (issue.row_id, issue.field, issue.skipped) == (12, "Learner.email", True)
+    assert "bad@" not in repr(issue) and "bad@" not in str(issues.counts())
+    assert issues.skipped_rows("user") == 1
+
+
+def test_users_include_deleted_and_flags(moodle: MoodleDatabase) -> None:
+    """users() lists every account with Moodle's flags and both access dates."""
+    users = {u.id: u for u in moodle.users()}
+    assert sorted(users) == [1, 10, 11, 12, 13, 14]
+    assert users[1].guest and users[13].deleted and users[14].suspended
+    assert users[10].last_access_at == at(20)
+    assert users[10].last_course_access_at == at(25)
+    assert users[10].last_activity_at == at(25)
+    assert users[11].never_logged_in and not users[10].never_logged_in
+
+
+def test_courses_skip_front_page_and_read_missing_end_date(moodle: MoodleDatabase) -> None:
+    """The site course is not a course; enddate 0 reads as "no end date"."""
+    courses = {c.id: c for c in moodle.courses()}
+    assert sorted(courses) == [2, 3]
+    assert courses[2].end_at is None
+    assert courses[3].end_at == at(60)
+
+
+def test_course_progress_statuses_and_scores(moodle: MoodleDatabase) -> None:
+    """Completions: completed/started/enrolled map to statuses; the course total is the score."""
+    issues = ScanIssues()
+    progress = {p.id: p for p in moodle.course_progress(issues=issues)}
+    assert progress["course_completions/1"] == Progress(
+        id="course_completions/1",
+        learner_id="10",
+        course_id="2",
+        status=ProgressStatus.PASSED,  # 14.5 >= pass mark 10
+        recorded_at=at(9),
+        score=Score(raw=Decimal("14.5"), min=0, max=20),
+    )
+    started = progress["course_completions/2"]
+    assert (started.status, started.recorded_at) == (ProgressStatus.IN_PROGRESS, at(3))
+    assert started.score is None  # 130 is outside 0..100: kept without score, reported
+    enrolled = progress["course_completions/3"]
+    assert (enrolled.status, enrolled.recorded_at) == (ProgressStatus.NOT_STARTED, at(2))
+    assert "course_completions/4" not in progress  # no date at all
+    assert "course_completions/5" not in progress  # deleted account
+    assert issues.counts() == {
+        "course_completions: Progress.recorded_at: no date at all": 1,
+        "course_completions: Progress.score: final grade outside its item's range": 1,
+    }
+    with_deleted = {p.id for p in moodle.course_progress(include_deleted=True)}
+    assert "course_completions/5" in with_deleted
+
+
+def test_activity_grades_and_completions(moodle: MoodleDatabase) -> None:
+    """Module grades and completion states become activity-level Progress."""
+    grades = list(moodle.grade_progress())
+    assert grades == [
+        Progress(
+            id="grade_grades/3",
+            learner_id="10",
+            course_id="2",
+            activity_id="40",  # the quiz's course module, found through modules
+            status=ProgressStatus.FAILED,  # 4 < pass mark 5
+            recorded_at=at(7),  # timemodified 0: timecreated instead
+            score=Score(raw=4, min=0, max=10),
+        )
+    ]
+    states = {p.id: p.status for p in moodle.activity_progress()}
+    assert states == {
+        "course_modules_completion/1": ProgressStatus.FAILED,
+        "course_modules_completion/2": ProgressStatus.COMPLETED,
+    }  # state 9 is unknown: reported, skipped
+    assert len(list(moodle.progress())) == 3 + 1 + 2
+
+
+def test_access_events(moodle: MoodleDatabase) -> None:
+    """Log-in events of live accounts become AccessEvents; bad IPs are dropped, not events."""
+    events = {e.id: e for e in moodle.access_events()}
+    assert sorted(events) == [
+        "logstore_standard_log/1",
+        "logstore_standard_log/2",
+        "logstore_standard_log/3",
+        "logstore_standard_log/7",
+        "logstore_standard_log/8",
+    ]  # course views, userid 0 and the deleted account's log-in are not
+    assert events["logstore_standard_log/1"] == AccessEvent(
+        id="logstore_standard_log/1",
+        learner_id="10",
+        kind=AccessKind.LOGIN,
+        at=at(20),
+        ip="203.0.113.7",
+    )
+    assert events["logstore_standard_log/2"].kind is AccessKind.LOGOUT
+    assert events["logstore_standard_log/2"].ip == "2001:db8::1"
+    failed = events["logstore_standard_log/3"]
+    assert (failed.kind, failed.ip) == (AccessKind.LOGIN_FAILED, None)
+    deleted = {e.id for e in moodle.access_events(include_deleted=True)}
+    assert "logstore_standard_log/6" in deleted
+
+
+def test_policy_acceptances_become_consents(moodle: MoodleDatabase) -> None:
+    """Acceptances are consents (optional policy) or contract (compulsory); withdrawal kept."""
+    consents = {c.id: c for c in moodle.consents()}
+    assert sorted(consents) == ["tool_policy_acceptances/1", "tool_policy_acceptances/2"]
+    site = consents["tool_policy_acceptances/1"]
+    assert (site.purpose, site.basis, site.withdrawn_at) == (
+        "tool_policy/1",
+        LawfulBasis.CONTRACT,
+        None,
+    )
+    assert consents["tool_policy_acceptances/2"] == Consent(
+        id="tool_policy_acceptances/2",
+        learner_id="10",
+        purpose="tool_policy/2",
+        given_at=at(1),
+        withdrawn_at=at(12),
+        proof="tool_policy_versions/2",
+        basis=LawfulBasis.CONSENT,
+    )
+
+
+def test_certificates_from_customcert(moodle: MoodleDatabase) -> None:
+    """Issued certificates carry the verification code; an issue without code is reported."""
+    issues = ScanIssues()
+    assert list(moodle.certificates(issues=issues)) == [
+        Certificate(
+            id="customcert_issues/1",
+            learner_id="10",
+            course_id="2",
+            issued_at=at(9),
+            verification_code="Ab3dE5gH9k",
+        )
+    ]
+    assert [i.field for i in issues] == ["Certificate.verification_code"]
+
+
+def test_missing_plugin_tables_read_as_empty(tmp_path: Path) -> None:
+    """A site without mod_customcert (or the log store) gives no such records, no error."""
+    engine = fast_sqlite(f"sqlite:///{tmp_path / 'core.db'}")
+    schema = create_schema(engine)
+    with engine.begin() as connection:
+        for name in ("customcert_issues", "customcert", "logstore_standard_log"):
+            schema[name].drop(connection)
+    with MoodleDatabase(engine) as db:
+        assert list(db.certificates()) == []
+        assert list(db.access_events()) == []
+        assert not db.has_table("customcert")
+
+
+def test_records_of_one_learner(moodle: MoodleDatabase) -> None:
+    """records_of gathers one learner's records; deleted, guest and unknown ids give none."""
+    records = moodle.records_of("10")
+    assert isinstance(records[0], Learner)
+    assert {type(r).__name__ for r in records} == {
+        "Learner",
+        "Progress",
+        "Certificate",
+        "Consent",
+        "AccessEvent",
+    }
+    assert all(getattr(r, "learner_id", r.id) == "10" for r in records)
+    assert moodle.records_of(10) == records
+    assert moodle.records_of("13") == []
+    assert moodle.records_of("1") == []
+    assert moodle.records_of("999") == []
+    assert moodle.records_of("not-a-moodle-id") == []
+    kept = moodle.records_of("12")  # the account row is unreadable, its data is not
+    assert kept and not any(isinstance(r, Learner) for r in kept)
+
+
+def test_adapter_refuses_to_write(moodle: MoodleDatabase, engine: sa.Engine) -> None:
+    """Through the adapter every write raises PolicyError and changes nothing."""
+    user = moodle.schema["user"]
+    statements = [
+        user.insert().values(username="x", email="x@example.org"),
+        user.update().values(deleted=1),
+        user.delete(),
+        sa.text("DROP TABLE mdl_user"),
+    ]
+    for statement in statements:
+        with moodle.connect() as connection, pytest.raises(PolicyError):
+            connection.execute(statement)
+    with moodle.connect() as connection, pytest.raises(PolicyError):
+        connection.execute(user.insert(), [{"username": "a"}, {"username": "b"}])
+    with engine.connect() as connection:
+        count = connection.execute(sa.select(sa.func.count()).select_from(user)).scalar()
+        deleted = connection.execute(
+            sa.select(sa.func.count()).select_from(user).where(user.c.deleted == 1)
+        ).scalar()
+    assert (count, deleted) == (6, 1)
+    # The caller's own engine is not affected: the guard lives on the adapter's copy.
+    with engine.begin() as connection:
+        connection.execute(user.update().where(user.c.id == 14).values(lang="fr"))
+
+
+@pytest.mark.postgres
+def test_postgres_itself_refuses_writes_the_guard_cannot_see(
+    postgres_server: object,
+) -> None:
+    """On PostgreSQL the transaction is READ ONLY: a SELECT with a side effect fails too."""
+    url = postgres_server.create_database()  # type: ignore[attr-defined]
+    engine = sa.create_engine(url)
+    create_schema(engine)
+    try:
+        with MoodleDatabase(url) as db, db.connect() as connection:
+            with pytest.raises(PolicyError, match="database refused"):
+                connection.execute(sa.text("SELECT nextval('mdl_user_id_seq')"))
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_url_is_opened_query_only(tmp_path: Path) -> None:
+    """A SQLite file opened from a URL is query-only at the driver level as well."""
+    url = f"sqlite:///{tmp_path / 'moodle.db'}"
+    create_schema(fast_sqlite(url))
+    with MoodleDatabase(url) as db, db.connect() as connection:
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        with pytest.raises(Exception, match="readonly"):
+            raw.execute("INSERT INTO mdl_modules (name) VALUES ('x')")
+
+
+@pytest.mark.parametrize("chunk_size", [0, -1, 1.5])
+def test_chunk_size_must_be_positive(chunk_size: object, tmp_path: Path) -> None:
+    """A chunk size that is not a positive integer is a configuration error."""
+    with pytest.raises(ConfigurationError):
+        MoodleDatabase(f"sqlite:///{tmp_path / 'x.db'}", chunk_size=chunk_size)  # type: ignore[arg-type]
+
+
+def test_bad_url_message_does_not_echo_the_url() -> None:
+    """A malformed URL is refused without repeating it (it may hold a password)."""
+    with pytest.raises(ConfigurationError) as caught:
+        MoodleDatabase("postgresql+nodriver://moodle:s3cret@db/moodle")
+    assert "s3cret" not in str(caught.value)
+
+
+def test_other_prefix(tmp_path: Path) -> None:
+    """A site installed with another $CFG->prefix is read through that prefix."""
+    engine = fast_sqlite(f"sqlite:///{tmp_path / 'p.db'}")
+    create_schema(engine, prefix="m45_")
+    insert_rows(
+        engine,
+        "user",
+        [{"id": 5, "username": "u", "email": "u@example.org", "firstname": "U", "lastname": "V",
+          "timecreated": ts(0)}],
+        prefix="m45_",
+    )  # fmt: skip
+    with MoodleDatabase(engine, prefix="m45_") as db:
+        assert [learner.id for learner in db.learners()] == ["5"]
+        assert db.guest_id is None  # no siteguest setting: the username rule alone
