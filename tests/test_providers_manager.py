@@ -301,3 +301,22 @@ def test_metadata_must_be_the_given_collection(lms: ToyLMS) -> None:
     with pytest.raises(ProviderError) as caught:
         toy_manager(lms, Wrong()).get_metadata()
     assert caught.value.component == "toy_exploding"
+
+
+def test_user_preferences_are_exported(lms: ToyLMS) -> None:
+    """A user-preference provider is asked for the user's preferences during an export."""
+
+    class Preferences(Exploding):
+        component = "toy_prefs"
+
+        def get_contexts_for_userid(self, user_id: str) -> ContextList:
+            return ContextList()
+
+        def export_user_preferences(self, user_id: str, writer: ContentWriter) -> None:
+            writer.write_rows(self.component, "preferences", [{"theme": "dark"}])
+
+    manager = toy_manager(lms, Preferences())
+    assert manager.component("toy_prefs").handles_preferences
+    writer = MemoryWriter()
+    assert manager.export_user_data("ana", writer).completed
+    assert writer.rows[("toy_prefs", "preferences")] == [{"theme": "dark"}]
