@@ -1,0 +1,617 @@
+"""End to end: every request type on a real Store (SQLite file), with the request book in
+the same database, Art. 19 notifications and the store's audit log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from sqlalchemy import text
+
+from learnprivacy import LawfulBasis
+from learnprivacy.crypto import Keyring
+from learnprivacy.export import read_package
+from learnprivacy.providers import (
+    ApprovedContextList,
+    Context,
+    ContextList,
+    MetadataCollection,
+    PrivacyManager,
+)
+from learnprivacy.providers.writer import ContentWriter
+from learnprivacy.records import (
+    AccessEvent,
+    AccessKind,
+    Consent,
+    Invoice,
+    Learner,
+    Progress,
+    ProgressStatus,
+)
+from learnprivacy.requests import (
+    Channel,
+    Controller,
+    DeathAction,
+    Executor,
+    ExecutorNotice,
+    FieldChange,
+    Notification,
+    NotificationStatus,
+    ObjectionParams,
+    PostMortemDirective,
+    ProofMethod,
+    Recipients,
+    RecordAction,
+    RectificationParams,
+    RequestBook,
+    Requester,
+    RequestExecutor,
+    RequestState,
+    RequestType,
+    RestrictionGrounds,
+    RestrictionParams,
+    SubjectRequest,
+    WithdrawConsentParams,
+    render_letter,
+    store_audit_sink,
+)
+from learnprivacy.requests.sql import SQLBackend
+from learnprivacy.store import Store
+
+UTC = dt.UTC
+T = dt.datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
+EMAIL = "ana.silva@example.org"
+
+
+class EmployerFeed:
+    """A provider holding nothing itself but sending progress to the employer."""
+
+    component = "employer_feed"
+
+    def __init__(self) -> None:
+        self.broken = False
+
+    def get_metadata(self, collection: MetadataCollection) -> MetadataCollection:
+        """Declares the employer as an external location."""
+        return collection.add_external_location_link(
+            "employer", {"progress": "Course progress"}, "Progress reports to the employer"
+        )
+
+    def get_contexts_for_userid(self, user_id: str) -> ContextList:
+        """Always the user's context (the feed keeps a subscription per learner)."""
+        return ContextList([Context.user(user_id)], component=self.component)
+
+    def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
+        """Nothing kept locally."""
+
+    def delete_data_for_all_users_in_context(self, context: Context) -> None:
+        """Nothing kept locally."""
+
+    def delete_data_for_user(self, approved: ApprovedContextList) -> None:
+        """Drops the subscription, unless the feed's database is down."""
+        if self.broken:
+            raise ConnectionError("feed database down")
+
+
+@attrs.define
+class World:
+    """A store with two learners, the book in the same database, and the executor."""
+
+    store: Store
+    book: RequestBook
+    executor: RequestExecutor
+    feed: EmployerFeed
+    sent: list[Notification]
+    export_dir: Path
+
+    def request(self, kind: RequestType, params: Any = None, learner: str = "L1") -> SubjectRequest:
+        """A request received at T from a logged-in learner."""
+        request = self.book.receive(
+            kind,
+            learner_id=learner,
+            received_at=T,
+            channel=Channel.WEB_FORM,
+            requester=Requester.subject("Ana Silva", EMAIL),
+            params=params,
+        )
+        return self.book.verify_identity(request, method=ProofMethod.AUTHENTICATED_SESSION, now=T)
+
+    def run(self, kind: RequestType, params: Any = None, learner: str = "L1") -> SubjectRequest:
+        """Receive and execute a request."""
+        return self.executor.execute(self.request(kind, params, learner), now=T)
+
+
+def records(learner: str, email: str) -> list[Any]:
+    """A learner with progress (contract and consent), an invoice, a consent, a login."""
+    return [
+        Learner(
+            id=learner,
+            username=f"user-{learner}",
+            email=email,
+            given_name="Ana",
+            family_name="Silva",
+            created_at=T - dt.timedelta(days=400),
+        ),
+        Progress(
+            id=f"{learner}-P1",
+            learner_id=learner,
+            course_id="C1",
+            status=ProgressStatus.PASSED,
+            recorded_at=T - dt.timedelta(days=30),
+        ),
+        Progress(
+            id=f"{learner}-P2",
+            learner_id=learner,
+            course_id="C2",
+            status=ProgressStatus.IN_PROGRESS,
+            recorded_at=T - dt.timedelta(days=5),
+            basis=LawfulBasis.CONSENT,
+        ),
+        Invoice(
+            id=f"{learner}-I1",
+            learner_id=learner,
+            billing_name="Ana Silva",
+            billing_address="1 rue de la Paix, Paris",
+            amount=Decimal("490.00"),
+            issued_at=T - dt.timedelta(days=20),
+        ),
+        Consent(
+            id=f"{learner}-C1",
+            learner_id=learner,
+            purpose="learning-tracking",
+            given_at=T - dt.timedelta(days=60),
+        ),
+        AccessEvent(
+            id=f"{learner}-A1",
+            learner_id=learner,
+            kind=AccessKind.LOGIN,
+            at=T - dt.timedelta(days=1),
+            ip="192.0.2.7",
+        ),
+    ]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    """A fresh SQLite store with learners L1 (Ana) and L2 (Bob), wired to a request book."""
+    store = Store("sqlite://", keyring=Keyring.generate(), clock=lambda: T)
+    store.add_all(records("L1", EMAIL) + records("L2", "bob@example.org"), now=T)
+    book = RequestBook(SQLBackend(store, cipher=store.cipher), audit_sink=store_audit_sink(store))
+    feed = EmployerFeed()
+    manager = PrivacyManager([feed], store=store, discover=False, timeout=None)
+    sent: list[Notification] = []
+    export_dir = tmp_path / "exports"
+    export_dir.mkdir()
+    executor = RequestExecutor(
+        book,
+        store=store,
+        manager=manager,
+        recipients=Recipients(pseudonym_key=b"r" * 32, notifiers={"employer": sent.append}),
+        export_dir=export_dir,
+        export_key=b"e" * 32,
+    )
+    yield World(store, book, executor, feed, sent, export_dir)
+    store.close()
+
+
+def outcomes(request: SubjectRequest) -> dict[str, tuple[RecordAction, str]]:
+    """Record id -> (action, article)."""
+    return {o.record_id: (o.action, o.article) for o in request.record_outcomes}
+
+
+def assert_no_personal_values_in_audit(world: World) -> None:
+    """Neither the store's audit log nor the request histories hold a personal value."""
+    assert world.store.audit.verify()
+    dumped = json.dumps([attrs.asdict(e) for e in world.store.audit], default=str)
+    for request in world.book.requests():
+        assert world.book.verify(request)
+        dumped += json.dumps([e.to_dict() for e in world.book.history(request)])
+    for value in (
+        "Ana",
+        "Silva",
+        EMAIL,
+        "192.0.2.7",
+        "rue de la Paix",
+        "ana.new",
+        "Dupont",
+        "frère",
+    ):
+        assert value not in dumped
+
+
+# -- access and portability --------------------------------------------------------------
+
+
+def test_access_produces_a_verified_package(world: World) -> None:
+    """ACCESS writes the whole package; the recorded SHA-256 is the archive's."""
+    request = world.run(RequestType.ACCESS)
+    assert request.state is RequestState.COMPLETED
+    step = request.step("export")
+    assert step is not None
+    assert step.artifact is not None
+    archive = Path(step.artifact)
+    assert step.facts["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
+    package = read_package(archive)
+    assert package.scope == "access"
+    types = {type(r).__name__ for r in package.records()}
+    assert {"Learner", "Progress", "Invoice", "Consent", "AccessEvent"} <= types
+    assert all(getattr(r, "learner_id", r.id) == "L1" for r in package.records())
+    letter = render_letter(request, Controller(name="Acme", contact="dpo@acme.example"), now=T)
+    assert step.facts["sha256"] in letter
+    assert_no_personal_values_in_audit(world)
+
+
+def test_portability_leaves_out_legal_obligation_records(world: World) -> None:
+    """PORTABILITY exports consent and contract data only (no invoice, no security log)."""
+    request = world.run(RequestType.PORTABILITY)
+    step = request.step("export")
+    assert step is not None
+    assert step.artifact is not None
+    types = {type(r).__name__ for r in read_package(step.artifact).records()}
+    assert "Invoice" not in types
+    assert "AccessEvent" not in types
+    assert "Learner" in types
+
+
+def test_access_for_unknown_learner_answers_no_data(world: World) -> None:
+    """Access for someone the store does not know completes with 'no data held'."""
+    request = world.run(RequestType.ACCESS, learner="nobody")
+    assert request.state is RequestState.COMPLETED
+    step = request.step("export")
+    assert step is not None
+    assert step.artifact is None
+    assert step.facts["records"] == "0"
+    letter = render_letter(request, Controller(name="Acme", contact="dpo@acme.example"), now=T)
+    assert "Nous ne détenons aucune donnée personnelle vous concernant" in letter
+
+
+# -- erasure -----------------------------------------------------------------------------
+
+
+def test_erasure_erases_restricts_legal_records_and_notifies(world: World) -> None:
+    """ERASURE: erased per Art. 17(1), the invoice restricted per 17(3)(b), employer told."""
+    request = world.run(RequestType.ERASURE)
+    assert request.state is RequestState.COMPLETED
+    result = outcomes(request)
+    assert result["L1"] == (RecordAction.ERASED, "GDPR Art. 17(1)")
+    assert result["L1-P1"] == (RecordAction.ERASED, "GDPR Art. 17(1)")
+    assert result["L1-I1"] == (RecordAction.RESTRICTED, "GDPR Art. 17(3)(b)")
+    assert world.store.get(Learner, "L1") is None
+    assert world.store.get(Invoice, "L1-I1") is None
+    assert world.store.get(Invoice, "L1-I1", include_restricted=True) is not None
+    assert len(world.store.records_of("L2")) == 6
+    [notification] = world.sent
+    assert notification.operation == "erasure"
+    assert notification.location == "employer"
+    assert "L1" not in json.dumps(attrs.asdict(notification), default=str)
+    assert notification.reference == Recipients(pseudonym_key=b"r" * 32).reference("employer", "L1")
+    letter = render_letter(
+        request, Controller(name="Acme", contact="dpo@acme.example"), now=T, language="en"
+    )
+    assert "| Invoice L1-I1 | kept, processing restricted | GDPR Art. 17(3)(b) |" in letter
+    assert "employer: informed" in letter
+    assert_no_personal_values_in_audit(world)
+    actions = [(e.action, e.outcome) for e in world.store.audit]
+    assert ("erasure_request", "done") in actions
+    assert ("subject_request", "completed") in actions
+
+
+def test_erasure_resumes_after_a_crash_and_still_reports_everything(world: World) -> None:
+    """Killed after erasing but before recording: the rerun reports the erased records."""
+    from learnprivacy.requests import _steps
+
+    request = world.request(RequestType.ERASURE)
+    env = world.executor.env
+    request = world.book.record_step(request, _steps.plan_erasure(env, request, T), now=T)
+    # The erasure runs, then the process dies before the step is recorded.
+    world.store.erase_subject("L1", now=T)
+    assert world.book.get(request).state is RequestState.IN_PROGRESS
+    done = world.executor.execute(request, now=T)
+    assert done.state is RequestState.COMPLETED
+    result = outcomes(done)
+    assert result["L1"] == (RecordAction.ERASED, "GDPR Art. 17(1)")
+    assert result["L1-A1"] == (RecordAction.ERASED, "GDPR Art. 17(1)")
+    assert result["L1-I1"][0] is RecordAction.RESTRICTED
+
+
+def test_failing_provider_fails_the_request_and_a_retry_finishes(world: World) -> None:
+    """A provider failure: FAILED naming it, never COMPLETED; the retry resumes."""
+    world.feed.broken = True
+    failed = world.run(RequestType.ERASURE)
+    assert failed.state is RequestState.FAILED
+    assert failed.failure is not None
+    assert failed.failure.component == "employer_feed"
+    assert failed.failure.step == "erase_providers"
+    assert "feed database down" not in failed.failure.error
+    assert world.store.get(Learner, "L1") is None  # the store's part was done
+    assert world.sent == []
+    assert world.book.overdue(T + dt.timedelta(days=40)) == (failed,)
+    world.feed.broken = False
+    retry = world.book.retry(failed, now=T)
+    finished = world.executor.execute(retry, now=T)
+    assert finished.state is RequestState.COMPLETED
+    assert [s.name for s in finished.steps] == [
+        "plan:erase",
+        "erase_store",
+        "erase_providers",
+        "notify:employer_feed/employer",
+    ]
+    assert outcomes(finished)["L1-I1"][0] is RecordAction.RESTRICTED
+    assert world.book.get(failed).state is RequestState.FAILED
+    assert world.book.overdue(T + dt.timedelta(days=40)) == ()
+
+
+def test_failing_recipient_fails_and_only_the_notification_is_retried(world: World) -> None:
+    """A notifier that raises is recorded as a failure; the retry only notifies."""
+    calls: list[Notification] = []
+
+    def flaky(notification: Notification) -> None:
+        calls.append(notification)
+        if len(calls) == 1:
+            raise TimeoutError("employer API timeout")
+
+    assert world.executor.env.recipients is not None
+    world.executor.env.recipients.register("employer", flaky)
+    failed = world.run(RequestType.ERASURE)
+    assert failed.state is RequestState.FAILED
+    assert failed.failure is not None
+    assert failed.failure.component == "employer"
+    assert failed.failure.error == "notifier raised TimeoutError"
+    finished = world.executor.execute(world.book.retry(failed, now=T), now=T)
+    assert finished.state is RequestState.COMPLETED
+    assert len(calls) == 2
+    assert finished.notifications[0].status is NotificationStatus.SENT
+
+
+# -- restriction and objection -----------------------------------------------------------
+
+
+def test_restriction_of_some_record_types(world: World) -> None:
+    """RESTRICTION of Progress only: progress leaves normal reads, the rest stays."""
+    params = RestrictionParams(
+        grounds=RestrictionGrounds.ACCURACY_CONTESTED, record_types=("Progress",)
+    )
+    request = world.run(RequestType.RESTRICTION, params)
+    assert request.state is RequestState.COMPLETED
+    assert outcomes(request) == {
+        "L1-P1": (RecordAction.RESTRICTED, "GDPR Art. 18(1)(a)"),
+        "L1-P2": (RecordAction.RESTRICTED, "GDPR Art. 18(1)(a)"),
+    }
+    assert world.store.get(Progress, "L1-P1") is None
+    assert world.store.get(Learner, "L1") is not None
+    assert world.store.get(Progress, "L2-P1") is not None
+    assert world.sent[0].operation == "restriction"
+
+
+def test_objection_restricts_legitimate_interest_processing(world: World) -> None:
+    """OBJECTION to security logging: the flag is set, access events restricted."""
+    request = world.run(RequestType.OBJECTION, ObjectionParams(purpose="security-logging"))
+    assert request.state is RequestState.COMPLETED
+    assert world.book.is_objected("L1", "security-logging")
+    assert not world.book.is_objected("L2", "security-logging")
+    assert outcomes(request) == {"L1-A1": (RecordAction.OBJECTION_UPHELD, "GDPR Art. 21(1)")}
+    assert world.store.get(AccessEvent, "L1-A1") is None
+    assert world.store.get(AccessEvent, "L2-A1") is not None
+
+
+def test_objection_overridden_by_compelling_grounds(world: World) -> None:
+    """With compelling grounds recorded, nothing is restricted and the flag is lifted."""
+    request = world.request(RequestType.OBJECTION, ObjectionParams(purpose="security-logging"))
+    world.book.record_compelling_grounds(
+        request, reasons="An intrusion on the account is under investigation.", now=T
+    )
+    done = world.executor.execute(request, now=T)
+    assert done.state is RequestState.COMPLETED
+    assert not world.book.is_objected("L1", "security-logging")
+    assert world.store.get(AccessEvent, "L1-A1") is not None
+    letter = render_letter(done, Controller(name="Acme", contact="dpo@acme.example"), now=T)
+    assert "motifs légitimes et impérieux" in letter
+    assert "intrusion on the account is under investigation." in letter
+
+
+# -- consent withdrawal ------------------------------------------------------------------
+
+
+def test_withdrawing_consent_keeps_proof_and_erases_consent_only_data(world: World) -> None:
+    """WITHDRAW_CONSENT: withdrawn_at set (no retroactive effect), consent-based data erased."""
+    request = world.run(
+        RequestType.WITHDRAW_CONSENT, WithdrawConsentParams(purpose="learning-tracking")
+    )
+    assert request.state is RequestState.COMPLETED
+    consent = world.store.get(Consent, "L1-C1")
+    assert consent is not None
+    assert consent.withdrawn_at == T
+    assert consent.is_active(T - dt.timedelta(days=1))
+    assert not consent.is_active(T)
+    assert world.store.get(Progress, "L1-P2", include_restricted=True) is None
+    assert world.store.get(Progress, "L1-P1") is not None
+    assert world.store.get(Progress, "L2-P2") is not None
+    assert outcomes(request) == {
+        "L1-C1": (RecordAction.CONSENT_WITHDRAWN, "GDPR Art. 7(3)"),
+        "L1-P2": (RecordAction.ERASED, "GDPR Art. 17(1)(b)"),
+    }
+    assert world.sent[0].record_types == ("Progress",)
+    assert world.store.audit.verify()
+    # Running it again changes nothing (the request is closed; a new one finds no data).
+    again = world.run(
+        RequestType.WITHDRAW_CONSENT, WithdrawConsentParams(purpose="learning-tracking")
+    )
+    assert again.state is RequestState.COMPLETED
+    refreshed = world.store.get(Consent, "L1-C1")
+    assert refreshed is not None
+    assert refreshed.withdrawn_at == T
+
+
+# -- rectification -----------------------------------------------------------------------
+
+
+def test_rectification_reencrypts_and_notifies_field_names(world: World) -> None:
+    """RECTIFICATION updates the value (new token), lookups follow, employer told."""
+    with world.store.database.engine.connect() as connection:
+        before = connection.execute(
+            text("SELECT email_token FROM lp_learner WHERE id = 'L1'")
+        ).scalar_one()
+    changes = [
+        FieldChange(
+            record_type="Learner", record_id="L1", field="email", value="ana.new@example.org"
+        ),
+        FieldChange(record_type="Learner", record_id="L1", field="family_name", value="Silva-Roux"),
+    ]
+    request = world.run(RequestType.RECTIFICATION, RectificationParams(changes=changes))
+    assert request.state is RequestState.COMPLETED
+    learner = world.store.get(Learner, "L1")
+    assert learner is not None
+    assert learner.email == "ana.new@example.org"
+    assert learner.family_name == "Silva-Roux"
+    found = world.store.find_learner(email="ana.new@example.org")
+    assert found is not None
+    assert found.id == "L1"
+    with world.store.database.engine.connect() as connection:
+        after = connection.execute(
+            text("SELECT email_token FROM lp_learner WHERE id = 'L1'")
+        ).scalar_one()
+    assert after != before
+    assert "ana.new" not in after
+    assert outcomes(request) == {"L1": (RecordAction.RECTIFIED, "GDPR Art. 16")}
+    assert world.sent[0].fields == ("email", "family_name")
+    assert_no_personal_values_in_audit(world)
+
+
+def test_invalid_rectification_fails_with_the_field_and_changes_nothing(world: World) -> None:
+    """One bad value: FAILED naming the field, and the valid change is not applied either."""
+    changes = [
+        FieldChange(record_type="Learner", record_id="L1", field="given_name", value="Anna"),
+        FieldChange(record_type="Learner", record_id="L1", field="email", value="not-an-email"),
+    ]
+    request = world.run(RequestType.RECTIFICATION, RectificationParams(changes=changes))
+    assert request.state is RequestState.FAILED
+    assert request.failure is not None
+    assert "Learner.email" in request.failure.error
+    assert "not-an-email" not in request.failure.error
+    learner = world.store.get(Learner, "L1")
+    assert learner is not None
+    assert learner.given_name == "Ana"
+    assert world.sent == []
+
+
+def test_rectifying_another_learners_record_is_refused(world: World) -> None:
+    """A change aimed at someone else's record fails as if the record did not exist."""
+    change = FieldChange(record_type="Learner", record_id="L2", field="given_name", value="X")
+    request = world.run(RequestType.RECTIFICATION, RectificationParams(changes=[change]))
+    assert request.state is RequestState.FAILED
+    assert request.failure is not None
+    assert "NotFoundError" in request.failure.error
+    bob = world.store.get(Learner, "L2")
+    assert bob is not None
+    assert bob.given_name == "Ana"
+
+
+# -- post-mortem directives --------------------------------------------------------------
+
+
+def register(world: World, directive: PostMortemDirective) -> SubjectRequest:
+    """Register Ana's directive and check it is in force."""
+    request = world.run(RequestType.POST_MORTEM_DIRECTIVE, directive)
+    assert request.state is RequestState.COMPLETED
+    registered = world.book.directive_of("L1")
+    assert registered is not None
+    assert registered.directive == directive
+    return request
+
+
+def test_directive_erase_with_export_for_the_executor(world: World) -> None:
+    """On death: export for the executor first, then erasure, then the executor told."""
+    executor = Executor(name="Jean Dupont", email="jean.dupont@example.org")
+    directive = PostMortemDirective(
+        on_death=DeathAction.ERASE,
+        communicate_export=True,
+        executor=executor,
+        instructions="Envoyer mes attestations à mon frère.",
+    )
+    registration = register(world, directive)
+    letter = render_letter(registration, Controller(name="Acme", contact="dpo@acme.example"), now=T)
+    assert "Jean" not in letter
+    assert "Dupont" not in letter
+    assert "désigné une personne" in letter
+    notices: list[ExecutorNotice] = []
+    world.executor.executor_notifier = notices.append
+    died, recorded = T + dt.timedelta(days=10), T + dt.timedelta(days=12)
+    report = world.executor.record_death("L1", at=died, now=recorded)
+    assert report.complete
+    assert report.export is not None
+    assert report.export.state is RequestState.COMPLETED
+    assert report.erasure is not None
+    assert report.erasure.state is RequestState.COMPLETED
+    package = report.export.steps[0].artifact
+    assert package is not None
+    assert {type(r).__name__ for r in read_package(package).records()} >= {"Learner", "Invoice"}
+    assert world.store.get(Learner, "L1") is None
+    assert world.store.get(Invoice, "L1-I1", include_restricted=True) is not None
+    [notice] = notices
+    assert notice.executor == executor
+    assert notice.package == package
+    assert notice.actions == ("export", "erasure")
+    death = world.book.death_of("L1")
+    assert death is not None
+    assert death.died_at == died
+    again = world.executor.record_death("L1", at=died, now=recorded + dt.timedelta(days=1))
+    assert again.export == report.export
+    assert again.erasure == report.erasure
+    assert len(notices) == 1
+    assert_no_personal_values_in_audit(world)
+
+
+def test_directive_keep_then_erase(world: World) -> None:
+    """KEEP_THEN_ERASE: nothing erased at death; erased once the keeping period ends."""
+    register(world, PostMortemDirective(on_death=DeathAction.KEEP_THEN_ERASE, keep_for="P6M"))
+    died = dt.datetime(2026, 8, 31, 18, 0, tzinfo=UTC)
+    report = world.executor.record_death("L1", at=died, now=died + dt.timedelta(days=2))
+    assert report.erasure is None
+    assert report.scheduled is not None
+    assert report.scheduled.due_at == dt.datetime(2027, 2, 28, 18, 0, tzinfo=UTC)
+    assert world.executor.run_scheduled_erasures(now=dt.datetime(2027, 2, 28, tzinfo=UTC)) == ()
+    assert world.store.get(Learner, "L1") is not None
+    [erasure] = world.executor.run_scheduled_erasures(now=dt.datetime(2027, 3, 1, tzinfo=UTC))
+    assert erasure.state is RequestState.COMPLETED
+    assert erasure.type is RequestType.ERASURE
+    assert world.store.get(Learner, "L1") is None
+    assert world.book.scheduled_erasures() == ()
+    assert world.executor.run_scheduled_erasures(now=dt.datetime(2027, 4, 1, tzinfo=UTC)) == ()
+
+
+def test_failed_executor_notice_is_retried(world: World) -> None:
+    """A notifier failure is recorded (not dropped) and the next call sends it."""
+    register(
+        world,
+        PostMortemDirective(on_death=DeathAction.KEEP_UNDER_RETENTION, executor=Executor(name="J")),
+    )
+    calls: list[ExecutorNotice] = []
+
+    def flaky(notice: ExecutorNotice) -> None:
+        calls.append(notice)
+        if len(calls) == 1:
+            raise OSError("mail server down")
+
+    world.executor.executor_notifier = flaky
+    first = world.executor.record_death("L1", at=T, now=T)
+    assert first.executor_notified is NotificationStatus.FAILED
+    assert not first.complete
+    second = world.executor.record_death("L1", at=T, now=T)
+    assert second.executor_notified is NotificationStatus.SENT
+    assert world.store.get(Learner, "L1") is not None
+
+
+def test_death_without_directive_changes_nothing(world: World) -> None:
+    """Without a directive, the death is recorded and the ordinary schedule stays in charge."""
+    report = world.executor.record_death("L2", at=T, now=T)
+    assert report.directive is None
+    assert world.book.death_of("L2") is not None
+    assert len(world.store.records_of("L2")) == 6
