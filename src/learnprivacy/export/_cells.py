@@ -19,6 +19,8 @@ __all__ = ["csv_cell", "dumps_row", "flatten", "json_default", "neutralise_formu
 # Characters that make Excel, LibreOffice or Google Sheets read a cell as a formula (or
 # that some of them strip before doing so): OWASP's CSV injection list.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_CHARS = frozenset(_FORMULA_START)
+_SCALARS = frozenset({str, int, float, bool})
 _PLAIN_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 
 
@@ -86,8 +88,11 @@ def dumps_row(row: Mapping[str, Any]) -> str:
 def flatten(row: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     """``(column, value)`` pairs: nested objects become dotted columns (``score.raw``)."""
     for key, value in row.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
+        name = f"{prefix}{key}" if prefix else key
+        # Scalars first: this runs for every cell of an export.
+        if value is None or type(value) in _SCALARS:
+            yield name, value
+        elif isinstance(value, Mapping) and value:
             yield from flatten(value, f"{name}.")
         else:
             yield name, value
@@ -106,17 +111,27 @@ def neutralise_formula(text: str) -> str:
 
 def csv_cell(value: Any) -> str:
     """The text of one CSV cell: empty for null, ``true``/``false``, JSON for lists."""
+    kind = type(value)
+    if kind is str:
+        text: str = value
+        if text and text[0] in _FORMULA_CHARS and not _PLAIN_NUMBER.match(text):
+            return "'" + text
+        return text
     if value is None:
         return ""
-    if isinstance(value, bool):
+    if kind is bool:
         return "true" if value else "false"
+    # Integers and finite floats are plain numbers: a leading minus sign is safe.
+    if kind is int:
+        return str(value)
+    if kind is float:
+        return repr(value)
     if isinstance(value, str):
         return neutralise_formula(value)
-    if isinstance(value, int | float):
-        return neutralise_formula(repr(value) if isinstance(value, float) else str(value))
     if isinstance(value, list | tuple | Mapping):
         return neutralise_formula(
             json.dumps(value, ensure_ascii=False, allow_nan=False, default=json_default)
         )
-    converted = json_default(value)
-    return csv_cell(converted)
+    if isinstance(value, int | float):
+        return neutralise_formula(str(value))
+    return csv_cell(json_default(value))

@@ -59,6 +59,9 @@ class _Stream:
     records: int = 0
     excluded: int = 0
     typed: bool = True
+    #: Whether the CSV columns are discovered from the rows (provider rows) rather than
+    #: fixed by a record class.
+    tracking: bool = False
 
 
 class PackageWriter:
@@ -117,6 +120,7 @@ class PackageWriter:
         self._descriptions: dict[tuple[str, str], DataDescription] = {}
         self._defaults = {(d.component, d.record_type): d for d in defaults}
         self._merged: dict[tuple[str, str], DataDescription | None] = {}
+        self._classes: dict[type[Any], tuple[tuple[str, ...], bool]] = {}
         self._open: collections.OrderedDict[tuple[str, str], _Stream] = collections.OrderedDict()
         self._statements: IO[str] | None = None
         self._statement_count = 0
@@ -184,17 +188,16 @@ class PackageWriter:
         if not attrs.has(cls):
             raise ProviderError(f"{component} wrote a non-record object", component=component)
         self._check_subject(component, subject_of(record))
-        infos = fields_of(cls)
+        hidden, registered = self._class_facts(cls)
         stream = self._stream(component, cls.__name__, cls)
         basis = getattr(record, "basis", None)
         if not self.scope.includes(basis if isinstance(basis, LawfulBasis) else None):
             stream.excluded += 1
             return 0
         row = to_json_dict(record)
-        hidden = [info.name for info in infos if not info.exported]
         for name in hidden:
             del row[name]
-        if hidden or cls is not _registered(cls.__name__):
+        if hidden or not registered:
             stream.typed = False
         self._append(stream, row)
         if "xapi" in self.formats and isinstance(record, Progress | Certificate):
@@ -215,12 +218,21 @@ class PackageWriter:
             self._check_subject(component, str(learner))
         stream = self._stream(component, record_type, None)
         stream.typed = False
+        stream.tracking = True
         described = self._description(component, record_type)
         if not self.scope.includes(basis_of_row(row, described.basis if described else None)):
             stream.excluded += 1
             return 0
         self._append(stream, row)
         return 1
+
+    def _class_facts(self, cls: type[Any]) -> tuple[tuple[str, ...], bool]:
+        """The fields a record class keeps out of exports, and whether it is registered."""
+        facts = self._classes.get(cls)
+        if facts is None:
+            hidden = tuple(info.name for info in fields_of(cls) if not info.exported)
+            facts = self._classes[cls] = (hidden, cls is _registered(cls.__name__))
+        return facts
 
     def _check_subject(self, component: str, subject: str) -> None:
         if subject != self._subject_id:
@@ -237,10 +249,13 @@ class PackageWriter:
         key = (component, record_type)
         stream = self._streams.get(key)
         if stream is None:
-            columns = class_columns(cls) if cls is not None else {}
-            described = self._description(component, record_type)
-            for name in described.fields if described else ():
-                columns.setdefault(name, False)
+            columns: dict[str, bool] = {}
+            if cls is not None:
+                columns = class_columns(cls)
+            else:
+                # Described fields come first in the CSV, in the provider's order.
+                described = self._description(component, record_type)
+                columns = dict.fromkeys(described.fields if described else (), False)
             path = self._staging / f"{len(self._streams)}.jsonl"
             stream = self._streams[key] = _Stream(component, record_type, path, columns)
             if cls is not None and key not in self._descriptions:
@@ -250,12 +265,13 @@ class PackageWriter:
 
     def _append(self, stream: _Stream, row: Mapping[str, Any]) -> None:
         line = dumps_row(row)
-        columns = stream.columns
-        for column, value in flatten(row):
-            if column not in columns:
-                columns[column] = False
-            if value is not None and not columns[column]:
-                columns[column] = True
+        if stream.tracking:
+            columns = stream.columns
+            for column, value in flatten(row):
+                if column not in columns:
+                    columns[column] = False
+                if value is not None and not columns[column]:
+                    columns[column] = True
         self._handle(stream).write(line + "\n")
         stream.records += 1
 
