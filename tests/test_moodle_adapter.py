@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from typing import Any
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -330,7 +330,8 @@ def test_invalid_email_is_reported_not_raised(moodle: MoodleDatabase) -> None:
     assert "12" not in ids
     (issue,) = [i for i in issues if i.table == "user"]
     assert (issue.row_id, issue.field, issue.skipped) == (12, "Learner.email", True)
-    assert "bad@" not in repr(issue) and "bad@" not in str(issues.counts())
+    assert "bad@" not in repr(issue)
+    assert "bad@" not in str(issues.counts())
     assert issues.skipped_rows("user") == 1
 
 
@@ -338,11 +339,14 @@ def test_users_include_deleted_and_flags(moodle: MoodleDatabase) -> None:
     """users() lists every account with Moodle's flags and both access dates."""
     users = {u.id: u for u in moodle.users()}
     assert sorted(users) == [1, 10, 11, 12, 13, 14]
-    assert users[1].guest and users[13].deleted and users[14].suspended
+    assert users[1].guest
+    assert users[13].deleted
+    assert users[14].suspended
     assert users[10].last_access_at == at(20)
     assert users[10].last_course_access_at == at(25)
     assert users[10].last_activity_at == at(25)
-    assert users[11].never_logged_in and not users[10].never_logged_in
+    assert users[11].never_logged_in
+    assert not users[10].never_logged_in
 
 
 def test_courses_skip_front_page_and_read_missing_end_date(moodle: MoodleDatabase) -> None:
@@ -494,7 +498,8 @@ def test_records_of_one_learner(moodle: MoodleDatabase) -> None:
     assert moodle.records_of("999") == []
     assert moodle.records_of("not-a-moodle-id") == []
     kept = moodle.records_of("12")  # the account row is unreadable, its data is not
-    assert kept and not any(isinstance(r, Learner) for r in kept)
+    assert kept
+    assert not any(isinstance(r, Learner) for r in kept)
 
 
 def test_adapter_refuses_to_write(moodle: MoodleDatabase, engine: sa.Engine) -> None:
@@ -531,9 +536,12 @@ def test_postgres_itself_refuses_writes_the_guard_cannot_see(
     engine = sa.create_engine(url)
     create_schema(engine)
     try:
-        with MoodleDatabase(url) as db, db.connect() as connection:
-            with pytest.raises(PolicyError, match="database refused"):
-                connection.execute(sa.text("SELECT nextval('mdl_user_id_seq')"))
+        with (
+            MoodleDatabase(url) as db,
+            db.connect() as connection,
+            pytest.raises(PolicyError, match="database refused"),
+        ):
+            connection.execute(sa.text("SELECT nextval('mdl_user_id_seq')"))
     finally:
         engine.dispose()
 

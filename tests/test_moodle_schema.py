@@ -274,10 +274,11 @@ def test_unix_times_are_utc_and_zero_means_never() -> None:
     assert from_unix(None) is None
     moment = from_unix(1_718_452_800)
     assert moment == dt.datetime(2024, 6, 15, 12, 0, tzinfo=dt.UTC)
-    assert moment is not None and moment.utcoffset() == dt.timedelta(0)
+    assert moment is not None
+    assert moment.utcoffset() == dt.timedelta(0)
     assert to_unix(moment) == 1_718_452_800
     paris = dt.timezone(dt.timedelta(hours=2))
     assert to_unix(dt.datetime(2024, 6, 15, 14, 0, tzinfo=paris)) == 1_718_452_800
     assert to_unix(None) == 0
     with pytest.raises(ValidationError):
-        to_unix(dt.datetime(2024, 6, 15, 12, 0))  # noqa: DTZ001 - naive on purpose
+        to_unix(dt.datetime(2024, 6, 15, 12, 0))  # a naive datetime, on purpose
