@@ -1,0 +1,201 @@
+"""The SQL backend of the request book: persistence, encryption at rest, shared engines,
+on a SQLite file and on a real PostgreSQL server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from learnprivacy.crypto import FieldCipher, Keyring
+from learnprivacy.errors import ConfigurationError, RequestStateError
+from learnprivacy.requests import (
+    Channel,
+    DeathAction,
+    Executor,
+    FieldChange,
+    PostMortemDirective,
+    ProofMethod,
+    RectificationParams,
+    RequestBook,
+    Requester,
+    RequestState,
+    RequestType,
+)
+from learnprivacy.requests._history import next_entry
+from learnprivacy.requests.sql import SQLBackend
+
+if TYPE_CHECKING:
+    from learnprivacy.testing.postgres import TemporaryPostgres
+
+UTC = dt.UTC
+T = dt.datetime(2026, 2, 10, 8, 30, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A SQLite file, then a fresh database on the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'requests.db'}"
+        return
+    server: TemporaryPostgres = request.getfixturevalue("postgres_server")
+    name = f"dsr_{dt.datetime.now(UTC).strftime('%H%M%S%f')}"
+    yield server.create_database(name)
+    server.drop_database(name)
+
+
+def fill(book: RequestBook) -> str:
+    """A rectification in progress and a directive fact, with personal values."""
+    change = FieldChange(
+        record_type="Learner", record_id="L1", field="email", value="ana.new@example.org"
+    )
+    request = book.receive(
+        RequestType.RECTIFICATION,
+        learner_id="L1",
+        received_at=T,
+        channel=Channel.POST,
+        requester=Requester.subject("Ana Silva", "ana@example.org"),
+        params=RectificationParams(changes=[change]),
+        request_id="R-1",
+    )
+    book.verify_identity(request, method=ProofMethod.SIGNED_LETTER, now=T)
+    book.register_directive(
+        "L1",
+        PostMortemDirective(
+            on_death=DeathAction.ERASE, executor=Executor(name="Jean Dupont"), instructions="x"
+        ),
+        request_id="R-0",
+        now=T,
+    )
+    return request.id
+
+
+def test_requests_survive_reopening(url: str) -> None:
+    """A new backend on the same database sees the same requests, histories and facts."""
+    keyring = Keyring.generate()
+    first = RequestBook(SQLBackend(url, cipher=FieldCipher(keyring)))
+    request_id = fill(first)
+    stored = first.get(request_id)
+    first.backend.engine.dispose()  # type: ignore[attr-defined]
+    second = RequestBook(SQLBackend(url, cipher=FieldCipher(keyring)))
+    assert second.get(request_id) == stored
+    assert second.verify(request_id)
+    assert [e.event for e in second.history(request_id)] == ["received", "identity_verified"]
+    directive = second.directive_of("L1")
+    assert directive is not None
+    assert directive.directive.executor == Executor(name="Jean Dupont")
+    assert second.requests(open_only=True) == (stored,)
+    assert second.requests(learner_id="L2") == ()
+    assert stored.received_at == T
+    second.backend.engine.dispose()  # type: ignore[attr-defined]
+
+
+def test_personal_parts_are_encrypted_at_rest(url: str) -> None:
+    """No requester name, rectified value or executor name is stored in clear."""
+    backend = SQLBackend(url, cipher=FieldCipher(Keyring.generate()))
+    fill(RequestBook(backend))
+    with backend.engine.connect() as connection:
+        dump = " ".join(
+            str(row)
+            for table in ("lp_dsr_requests", "lp_dsr_history", "lp_dsr_facts")
+            for row in connection.execute(text(f"SELECT * FROM {table}"))
+        )
+    for value in ("Ana", "ana@example.org", "ana.new", "Jean", "Dupont"):
+        assert value not in dump
+    assert "identity_verified" in dump  # the history stays readable for audits
+    backend.engine.dispose()
+
+
+def test_shredding_the_learner_leaves_requests_readable(url: str) -> None:
+    """Erasure shreds the learner's keys; the request, kept as proof, stays readable."""
+    keyring = Keyring.generate()
+    book = RequestBook(SQLBackend(url, cipher=FieldCipher(keyring)))
+    request_id = fill(book)
+    keyring.shred("L1")
+    assert book.get(request_id).requester.name == "Ana Silva"
+    assert book.directive_of("L1") is not None
+    book.backend.engine.dispose()  # type: ignore[attr-defined]
+
+
+def test_encrypted_rows_need_the_cipher(url: str) -> None:
+    """Reading encrypted rows without a cipher is a configuration error, not garbage."""
+    backend = SQLBackend(url, cipher=FieldCipher(Keyring.generate()))
+    request_id = fill(RequestBook(backend))
+    backend.engine.dispose()
+    plain = SQLBackend(url)
+    with pytest.raises(ConfigurationError):
+        plain.get_request(request_id)
+    plain.engine.dispose()
+
+
+def test_stale_version_is_refused(url: str) -> None:
+    """Two books on one database: the slower writer's move is refused, not merged."""
+    keyring = Keyring.generate()
+    one = RequestBook(SQLBackend(url, cipher=FieldCipher(keyring)))
+    two = RequestBook(SQLBackend(url, cipher=FieldCipher(keyring), create=False))
+    request = one.receive(
+        RequestType.ACCESS,
+        learner_id="L9",
+        received_at=T,
+        channel=Channel.IN_PERSON,
+        requester=Requester.subject("Zoé"),
+    )
+    stale = two.get(request.id)
+    one.cancel(request, now=T)
+    progressed = attrs.evolve(stale, version=2, state=RequestState.AWAITING_IDENTITY)
+    entry = next_entry(
+        two.history(request)[0],
+        request_id=request.id,
+        at=T,
+        event="identity_requested",
+        state_before=RequestState.RECEIVED,
+        state_after=RequestState.AWAITING_IDENTITY,
+    )
+    with pytest.raises(RequestStateError):
+        two.backend.replace_request(progressed, entry)
+    assert two.get(request).state is RequestState.CANCELLED
+    assert two.verify(request)
+    one.backend.engine.dispose()  # type: ignore[attr-defined]
+    two.backend.engine.dispose()  # type: ignore[attr-defined]
+
+
+def test_backend_accepts_engine_and_store(tmp_path: Path) -> None:
+    """An Engine or a Store can be given; the tables join the store's database."""
+    from learnprivacy.store import Store
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'e.db'}")
+    SQLBackend(engine)
+    assert "lp_dsr_requests" in inspect(engine).get_table_names()
+    engine.dispose()
+    store = Store(f"sqlite:///{tmp_path / 's.db'}", keyring=Keyring.generate())
+    backend = SQLBackend(store)
+    assert backend.engine is store.database.engine
+    names = inspect(store.database.engine).get_table_names()
+    assert {"lp_dsr_requests", "lp_dsr_history", "lp_dsr_facts", "lp_learner"} <= set(names)
+    store.close()
+    with pytest.raises(ConfigurationError):
+        SQLBackend(42)
+    with pytest.raises(ConfigurationError):
+        SQLBackend("not a url")
+
+
+def test_importing_requests_does_not_import_sqlalchemy() -> None:
+    """`import learnprivacy.requests` stays free of SQLAlchemy; the SQL module loads it."""
+    code = (
+        "import sys, learnprivacy.requests;"
+        "print(any(m.split('.')[0] == 'sqlalchemy' for m in sys.modules));"
+        "import learnprivacy.requests.sql;"
+        "print(any(m.split('.')[0] == 'sqlalchemy' for m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["False", "True"]
