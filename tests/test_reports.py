@@ -313,3 +313,17 @@ def test_to_dataframe_with_or_without_pandas() -> None:
         return
     frame = to_dataframe([learner])
     assert list(frame["record_type"]) == ["Learner"]
+
+
+def test_reports_never_overwrite_files(org: Any, tmp_path: Path) -> None:
+    """Writing a report where one was already written is refused, the first one kept."""
+    report = build_report(EMPLOYER, org.records(), pseudonyms=_pseudonyms(EMPLOYER))
+    first = report.write(tmp_path)
+    before = {p: p.read_bytes() for p in first}
+    with pytest.raises(ConfigurationError):
+        report.write(tmp_path)
+    assert {p: p.read_bytes() for p in first} == before
+    stats = k_anonymous_aggregate(org.progress, by=["course_id"], k=5)
+    stats.write_csv(tmp_path / "stats.csv")
+    with pytest.raises(ConfigurationError):
+        stats.write_csv(tmp_path / "stats.csv")

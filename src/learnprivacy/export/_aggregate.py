@@ -24,6 +24,7 @@ import attrs
 
 from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.export._cells import csv_cell, flatten, plain
+from learnprivacy.export._files import create_text as _create
 from learnprivacy.export._frames import to_dataframe
 from learnprivacy.records import parse_duration, to_json_dict
 
@@ -71,7 +72,7 @@ class AggregateReport:
     def write_csv(self, path: str | Path, *, bom: bool = False) -> Path:
         """Write the rows as RFC 4180 CSV (formula-injection safe); returns the path."""
         target = Path(path)
-        with target.open("x", encoding="utf-8-sig" if bom else "utf-8", newline="") as file:
+        with _create(target, bom) as file:
             writer = csv.writer(file, lineterminator="\r\n")
             writer.writerow([csv_cell(c) for c in self.columns])
             for row in self.rows:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import attrs
 
+from learnprivacy.errors import ConfigurationError
 from learnprivacy.export._names import check_entry_name
 
-__all__ = ["FileEntry", "HashingFile"]
+__all__ = ["FileEntry", "HashingFile", "create_text"]
 
 
 @attrs.frozen(kw_only=True)
@@ -72,3 +73,15 @@ class HashingFile:
     def abandon(self) -> None:
         """Close without an entry (the whole package is being discarded)."""
         self._file.close()
+
+
+def create_text(path: Path, bom: bool, *, newline: str | None = "") -> IO[str]:
+    """A new text file (UTF-8, optional BOM); an existing file is a ConfigurationError.
+
+    Reports are written next to earlier ones: overwriting a file a recipient may already
+    have received must be a decision, not an accident.
+    """
+    try:
+        return path.open("x", encoding="utf-8-sig" if bom else "utf-8", newline=newline)
+    except FileExistsError:
+        raise ConfigurationError("a report file of that name already exists") from None

@@ -22,6 +22,7 @@ import attrs
 from learnprivacy.errors import ConfigurationError, UnknownCodeError
 from learnprivacy.export._cells import csv_cell, flatten, json_default
 from learnprivacy.export._describe import class_columns
+from learnprivacy.export._files import create_text as _create
 from learnprivacy.export._frames import to_dataframe
 from learnprivacy.export._names import SegmentNamer
 from learnprivacy.export._xapi import Pseudonyms
@@ -175,7 +176,7 @@ class Report:
             "columns": list(self.profile.columns(type_name)),
             "rows": self.groups[group][type_name],
         }
-        with path.open("x", encoding="utf-8") as file:
+        with _create(path, False, newline=None) as file:
             json.dump(document, file, ensure_ascii=False, indent=1, default=json_default)
             file.write("\n")
         return path
@@ -184,7 +185,7 @@ class Report:
 def _write_csv(
     path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]], bom: bool
 ) -> Path:
-    with path.open("x", encoding="utf-8-sig" if bom else "utf-8", newline="") as file:
+    with _create(path, bom) as file:
         writer = csv.writer(file, lineterminator="\r\n")
         writer.writerow([csv_cell(c) for c in columns])
         for row in rows:

@@ -170,7 +170,10 @@ def _publish_zip(work: Path, manifest: dict[str, Any], target: Path, now: dt.dat
             info = zipfile.ZipInfo(check_entry_name(name), date_time=stamp)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            with package.joinpath(*name.split("/")).open("rb") as src, zf.open(info, "w") as dst:
+            source = package.joinpath(*name.split("/"))
+            # An entry of unknown size needs ZIP64 declared up front once it may pass 2 GiB.
+            large = source.stat().st_size > (1 << 31) - (1 << 24)
+            with source.open("rb") as src, zf.open(info, "w", force_zip64=large) as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
     with archive.open("rb") as file:
         os.fsync(file.fileno())
