@@ -75,7 +75,7 @@ def test_register_facts_are_normalised() -> None:
     assert table.retention_from is Trigger.LAST_ACTIVITY
     assert table.field_names == ("user_id", "message")
     assert table.summary_id == "privacy:metadata:forum_posts"
-    assert forum_collection().external_locations[0].country == "fr"
+    assert forum_collection().external_locations[0].country == "FR"
 
 
 def test_items_are_immutable() -> None:

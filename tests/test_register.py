@@ -28,7 +28,7 @@ from learnprivacy.providers import (
 
 GOLDEN = Path(job_access.__file__).with_name("job_access.md")
 
-HOSTILE = '=HYPERLINK("http://evil.test")|<script>alert(1)</script>\nnext'
+HOSTILE = '=HYPERLINK("http://evil.test")|<script>alert(1)</script>[x](javascript:y)\nnext'
 
 
 def controller(**changes: object) -> Controller:
@@ -199,6 +199,7 @@ def test_markdown_cells_are_escaped() -> None:
         line for line in text.splitlines() if line.startswith("| mod_evil | database table | t |")
     )
     assert "\\|&lt;script&gt;" in row
+    assert "\\[x\\](javascript:y) next" in row
     assert row.count(" | ") == 5  # six columns, the hostile pipe is escaped
 
 

@@ -125,6 +125,15 @@ def _trigger(value: object) -> Trigger | None:
         ) from None
 
 
+def country_code(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("country must be a non-empty text", field="country")
+    # Two-letter codes are upper-cased so that the register can check them against the EEA.
+    return value.upper() if len(value) == 2 else value
+
+
 def _purpose(value: object) -> str | None:
     if value is None:
         return None
@@ -221,11 +230,12 @@ class ExternalLocation(_WithFields):
     video-conferencing service.
 
     ``recipient`` names who receives it (for the register's recipients column) and
-    ``country`` where it is processed (ISO 3166 code or name), when known.
+    ``country`` where it is processed (ISO 3166 alpha-2 code, upper-cased, or a name),
+    when known.
     """
 
     recipient: str | None = None
-    country: str | None = None
+    country: str | None = attrs.field(default=None, converter=country_code)
 
     @property
     def kind(self) -> ItemKind:

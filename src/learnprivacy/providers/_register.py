@@ -17,8 +17,7 @@ from typing import Any
 import attrs
 
 from learnprivacy.basis import DataCategory, LawfulBasis
-from learnprivacy.errors import ValidationError
-from learnprivacy.providers._items import ExternalLocation, ItemKind, MetadataItem
+from learnprivacy.providers._items import ExternalLocation, ItemKind, MetadataItem, country_code
 from learnprivacy.providers._metadata import MetadataCollection
 
 __all__ = [
@@ -73,15 +72,6 @@ _SAFEGUARD_ARTICLES = {
 }
 
 
-def _country(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError("country must be a non-empty text", field="country")
-    # Two-letter codes are normalised so that EEA checks can compare them.
-    return value.upper() if len(value) == 2 else value
-
-
 def _texts(value: Iterable[str]) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
@@ -93,7 +83,7 @@ class Hosting:
     """Where the LMS runs: the hosting provider and its country (ISO code preferred)."""
 
     provider: str
-    country: str = attrs.field(converter=_country)
+    country: str = attrs.field(converter=country_code)
     details: str = ""
 
 
@@ -103,7 +93,7 @@ class SubProcessor:
 
     name: str
     service: str
-    country: str | None = attrs.field(default=None, converter=_country)
+    country: str | None = attrs.field(default=None, converter=country_code)
 
 
 @attrs.frozen(kw_only=True)
@@ -111,7 +101,7 @@ class Transfer:
     """Data leaving the EEA: to whom, where, and on what ground."""
 
     recipient: str
-    country: str = attrs.field(converter=_country)
+    country: str = attrs.field(converter=country_code)
     safeguard: Safeguard
     details: str = ""
 

@@ -104,11 +104,13 @@ def _entry_row(entry: RegisterEntry) -> list[str]:
 
 
 def _md(text: str) -> str:
-    # Table cells: a pipe would split the cell, a newline the row, and raw HTML would be
-    # rendered by most Markdown engines.
+    # Table cells: a pipe would split the cell, a newline the row, brackets could make a
+    # link, and raw HTML would be rendered by most Markdown engines.
     return (
         text.replace("\\", "\\\\")
         .replace("|", "\\|")
+        .replace("[", "\\[")
+        .replace("]", "\\]")
         .replace("<", "&lt;")
         .replace(">", "&gt;")
         .replace("\r", " ")
