@@ -47,7 +47,8 @@ class RecordOutcome:
     """
 
     record_type: str
-    record_id: str
+    # A Learner's record id is the learner id: kept out of repr, as the store does.
+    record_id: str = attrs.field(repr=False)
     action: RecordAction
     article: str
     reason: str | None = None

@@ -88,7 +88,8 @@ class FieldChange:
     """
 
     record_type: str = attrs.field(validator=_text("FieldChange.record_type"))
-    record_id: str = attrs.field(validator=_text("FieldChange.record_id"))
+    # A Learner's record id is the learner id: masked like every identifier of a person.
+    record_id: str = attrs.field(repr=_mask, validator=_text("FieldChange.record_id"))
     field: str = attrs.field(validator=_text("FieldChange.field"))
     value: JsonScalar = attrs.field(repr=_mask)
 

@@ -1,0 +1,188 @@
+"""Response deadlines (GDPR Art. 12(3)): one calendar month, one extension of two at most."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from learnprivacy.errors import PolicyError, RequestStateError, ValidationError
+from learnprivacy.requests import (
+    Channel,
+    Extension,
+    RequestBook,
+    Requester,
+    RequestType,
+    SubjectRequest,
+    extended_deadline,
+    first_deadline,
+)
+
+UTC = dt.UTC
+PARIS_WINTER = dt.timezone(dt.timedelta(hours=1))
+
+
+@pytest.mark.parametrize(
+    ("received", "due"),
+    [
+        (dt.datetime(2024, 1, 31, 9, tzinfo=UTC), dt.datetime(2024, 2, 29, 9, tzinfo=UTC)),
+        (dt.datetime(2026, 1, 31, 9, tzinfo=UTC), dt.datetime(2026, 2, 28, 9, tzinfo=UTC)),
+        (dt.datetime(2026, 3, 31, 9, tzinfo=UTC), dt.datetime(2026, 4, 30, 9, tzinfo=UTC)),
+        (
+            dt.datetime(2026, 12, 31, 23, 59, tzinfo=UTC),
+            dt.datetime(2027, 1, 31, 23, 59, tzinfo=UTC),
+        ),
+        (
+            dt.datetime(2026, 2, 15, 8, tzinfo=PARIS_WINTER),
+            dt.datetime(2026, 3, 15, 8, tzinfo=PARIS_WINTER),
+        ),
+    ],
+)
+def test_first_deadline_is_one_calendar_month(received: dt.datetime, due: dt.datetime) -> None:
+    """Due one calendar month later, clamped to the end of a shorter month, same zone."""
+    assert first_deadline(received) == due
+    assert first_deadline(received).utcoffset() == received.utcoffset()
+
+
+def test_extension_counts_from_the_first_deadline() -> None:
+    """Jan 31 -> Feb 29 -> +2 months = Apr 29 (never later than counted from receipt)."""
+    received = dt.datetime(2024, 1, 31, 9, tzinfo=UTC)
+    assert extended_deadline(received, 1) == dt.datetime(2024, 3, 29, 9, tzinfo=UTC)
+    assert extended_deadline(received, 2) == dt.datetime(2024, 4, 29, 9, tzinfo=UTC)
+
+
+def test_naive_receipt_is_refused() -> None:
+    """A naive datetime is ambiguous: ValidationError."""
+    with pytest.raises(ValidationError):
+        first_deadline(dt.datetime(2026, 1, 1))
+
+
+@settings(max_examples=300)
+@given(
+    received=st.datetimes(
+        min_value=dt.datetime(2000, 1, 1),
+        max_value=dt.datetime(2090, 12, 31),
+        timezones=st.just(UTC),
+    ),
+    months=st.integers(1, 2),
+)
+def test_deadline_properties(received: dt.datetime, months: int) -> None:
+    """28 to 31 days; same day or the month's last day; an extension only adds time."""
+    due = first_deadline(received)
+    assert dt.timedelta(days=28) <= due - received <= dt.timedelta(days=31)
+    last_day = calendar.monthrange(due.year, due.month)[1]
+    assert due.day == min(received.day, last_day)
+    assert due.time() == received.time()
+    extended = extended_deadline(received, months)
+    assert extended > due
+    assert extended <= extended_deadline(received, 2)
+    assert extended - due <= dt.timedelta(days=62)
+
+
+# -- extensions on requests --------------------------------------------------------------
+
+T0 = dt.datetime(2026, 1, 31, 9, tzinfo=UTC)
+
+
+def received(book: RequestBook) -> SubjectRequest:
+    """An access request received at T0 (due 28 February)."""
+    return book.receive(
+        RequestType.ACCESS,
+        learner_id="L1",
+        received_at=T0,
+        channel=Channel.EMAIL,
+        requester=Requester.subject("Ana"),
+    )
+
+
+def test_extension_before_the_deadline_moves_it() -> None:
+    """Recorded before the first deadline, with reasons and the date the subject was told."""
+    book = RequestBook()
+    request = received(book)
+    decided = dt.datetime(2026, 2, 27, 17, tzinfo=UTC)
+    extended = book.extend(
+        request,
+        months=2,
+        reasons="Data spread over five systems.",
+        subject_informed_at=decided,
+        now=decided,
+    )
+    assert extended.first_due_at == dt.datetime(2026, 2, 28, 9, tzinfo=UTC)
+    assert extended.due_at == dt.datetime(2026, 4, 28, 9, tzinfo=UTC)
+    assert extended.extension == Extension(
+        months=2,
+        reasons="Data spread over five systems.",
+        decided_at=decided,
+        subject_informed_at=decided,
+    )
+    entry = book.history(request)[-1]
+    assert entry.event == "extended"
+    assert entry.detail == {"months": "2", "due_at": "2026-04-28T09:00:00+00:00"}
+    assert "five systems" not in str(entry.to_dict())
+
+
+def test_extension_at_or_after_the_deadline_is_refused() -> None:
+    """At the first deadline itself it is too late."""
+    book = RequestBook()
+    request = received(book)
+    due = request.first_due_at
+    with pytest.raises(PolicyError):
+        book.extend(request, months=1, reasons="Late.", subject_informed_at=T0, now=due)
+    assert book.get(request).extension is None
+
+
+@pytest.mark.parametrize("months", [0, 3, -1])
+def test_extension_is_one_or_two_months(months: int) -> None:
+    """Zero, negative or more than two months: ValidationError."""
+    book = RequestBook()
+    with pytest.raises(ValidationError):
+        book.extend(received(book), months=months, reasons="r", subject_informed_at=T0, now=T0)
+
+
+def test_extension_needs_reasons_and_the_subject_told_in_time() -> None:
+    """No reasons, or the subject told before receipt or in the future: refused."""
+    book = RequestBook()
+    request = received(book)
+    now = T0 + dt.timedelta(days=5)
+    with pytest.raises(ValidationError):
+        book.extend(request, months=1, reasons="  ", subject_informed_at=now, now=now)
+    with pytest.raises(PolicyError):
+        book.extend(
+            request,
+            months=1,
+            reasons="r",
+            subject_informed_at=T0 - dt.timedelta(days=1),
+            now=now,
+        )
+    with pytest.raises(PolicyError):
+        book.extend(
+            request,
+            months=1,
+            reasons="r",
+            subject_informed_at=now + dt.timedelta(days=1),
+            now=now,
+        )
+    assert book.get(request).version == 1
+
+
+def test_only_one_extension() -> None:
+    """The same extension again is a no-op; any other second extension is refused."""
+    book = RequestBook()
+    request = received(book)
+    once = book.extend(request, months=1, reasons="r", subject_informed_at=T0, now=T0)
+    assert book.extend(request, months=1, reasons="r", subject_informed_at=T0, now=T0) == once
+    with pytest.raises(RequestStateError):
+        book.extend(request, months=2, reasons="more", subject_informed_at=T0, now=T0)
+    assert book.get(request).due_at == once.due_at
+
+
+def test_overdue_boundary() -> None:
+    """On time at the deadline instant itself, late one microsecond after."""
+    book = RequestBook()
+    request = received(book)
+    assert book.overdue(request.due_at) == ()
+    assert book.overdue(request.due_at + dt.timedelta(microseconds=1)) == (request,)
+    assert request.is_overdue(request.due_at + dt.timedelta(microseconds=1))
