@@ -180,6 +180,7 @@ def add_enrolments(state: SiteState) -> None:
     """Enrol live learners in one to three courses and record how far they got."""
     rng = state.rng
     course_ids = sorted(state.courses)
+    shown: set[int] = set()
     course_items = {
         row["courseid"]: row["id"]
         for row in state.rows["grade_items"]
@@ -224,9 +225,17 @@ def add_enrolments(state: SiteState) -> None:
                 continue
             access = last if later else state.moment(started, last)
             state.add("user_lastaccess", {"userid": uid, "courseid": cid, "timeaccess": access})
+            if later:
+                shown.add(uid)
             later = False
             _grade(state, course_items[cid], uid, Decimal(20), completed or started)
             _activities(state, uid, cid, started, completed)
+    # Accounts meant to show a later course access that got no course access at all keep
+    # their real last access in user.lastaccess after all.
+    for uid in state.notes["course_access_later"] - shown:
+        row = state.rows["user"][uid - 1]
+        row["lastaccess"] = state.users[uid][2]
+    state.notes["course_access_later"] &= shown
 
 
 def _activities(state: SiteState, uid: int, cid: int, started: int, completed: int | None) -> None:

@@ -165,8 +165,10 @@ def add_users(state: SiteState, count: int) -> None:
 def add_logs(state: SiteState, per_user: float) -> None:
     """Log-ins, log-outs, failed log-ins and course views in the standard log store."""
     rng = state.rng
+    if per_user <= 0:
+        return
     for uid, (_created, first, last) in state.users.items():
-        if not last or per_user <= 0:
+        if not last:
             continue
         for _ in range(max(1, round(rng.uniform(0.5, 1.5) * per_user))):
             at = state.moment(first, last)
