@@ -7,12 +7,24 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 if TYPE_CHECKING:
     from learnprivacy.testing.lrs import TemporaryRalphLRS
     from learnprivacy.testing.postgres import TemporaryPostgres
 
 UTC = dt.UTC
+
+# Property tests check behaviour, not speed: the suite runs on 2 shared cores, so per-example
+# deadlines and the too-slow health check would only make it flaky. Speed is measured by
+# benchmarks/ against same-run floors.
+settings.register_profile(
+    "learnprivacy",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    max_examples=50,
+)
+settings.load_profile("learnprivacy")
 
 
 @pytest.fixture
