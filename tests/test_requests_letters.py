@@ -1,0 +1,260 @@
+"""Response letters: French and English, Markdown and HTML, at every state, safely escaped."""
+
+from __future__ import annotations
+
+import datetime as dt
+from html.parser import HTMLParser
+
+import pytest
+
+from learnprivacy.errors import ValidationError
+from learnprivacy.requests import (
+    APD_GBA,
+    Channel,
+    Controller,
+    DeathAction,
+    Executor,
+    Failure,
+    NotificationOutcome,
+    NotificationStatus,
+    PostMortemDirective,
+    ProofMethod,
+    RecordAction,
+    RecordOutcome,
+    RefusalGrounds,
+    RequestBook,
+    Requester,
+    RequestType,
+    StepResult,
+    SubjectRequest,
+    render_letter,
+)
+
+UTC = dt.UTC
+T = dt.datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+ACME = Controller(name="Acme Formation", contact="dpo@acme.example")
+
+
+def started(
+    book: RequestBook, kind: RequestType = RequestType.ERASURE, **kw: object
+) -> SubjectRequest:
+    """A request in progress from Ana."""
+    args: dict[str, object] = {
+        "learner_id": "L1",
+        "received_at": T,
+        "channel": Channel.EMAIL,
+        "requester": Requester.subject("Ana Silva"),
+    }
+    args.update(kw)
+    request = book.receive(kind, **args)  # type: ignore[arg-type]
+    return book.verify_identity(request, method=ProofMethod.AUTHENTICATED_SESSION, now=T)
+
+
+class TagBalance(HTMLParser):
+    """Counts open tags (void elements excepted) and collects script tags."""
+
+    VOID = frozenset({"meta", "br"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.scripts = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        """Push a container tag."""
+        if tag == "script":
+            self.scripts += 1
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        """Pop its opening tag, which must match."""
+        assert self.stack.pop() == tag
+
+
+def completed_erasure(book: RequestBook) -> SubjectRequest:
+    """An erasure with per-record outcomes and a notified recipient."""
+    request = started(book)
+    request = book.record_step(
+        request,
+        StepResult(
+            name="erase_store",
+            completed_at=T,
+            records=(
+                RecordOutcome(
+                    record_type="Progress",
+                    record_id="P1",
+                    action=RecordAction.ERASED,
+                    article="GDPR Art. 17(1)",
+                ),
+                RecordOutcome(
+                    record_type="Invoice",
+                    record_id="I1",
+                    action=RecordAction.RESTRICTED,
+                    article="GDPR Art. 17(3)(b)",
+                ),
+            ),
+        ),
+        now=T,
+    )
+    request = book.record_step(
+        request,
+        StepResult(
+            name="notify:lms/employer",
+            completed_at=T,
+            notifications=(
+                NotificationOutcome(
+                    location="employer", component="lms", status=NotificationStatus.SENT
+                ),
+            ),
+        ),
+        now=T,
+    )
+    return book.complete(request, now=T + dt.timedelta(days=9))
+
+
+def test_french_erasure_letter_lists_outcomes_articles_and_remedies() -> None:
+    """The French letter: dates in French, each record with its article, CNIL, court."""
+    letter = render_letter(completed_erasure(RequestBook()), ACME, now=T + dt.timedelta(days=9))
+    assert "Le 10 mars 2026" in letter
+    assert "Le 1er mars 2026, nous avons reçu votre demande d’effacement" in letter
+    assert "| Progress P1 | effacé | RGPD, art. 17(1) |" in letter
+    assert "| Invoice I1 | conservé, traitement limité | RGPD, art. 17(3)(b) |" in letter
+    assert "employer: informé" in letter
+    assert "Commission nationale de l'informatique et des libertés (CNIL)" in letter
+    assert "https://www.cnil.fr/fr/plaintes" in letter
+    assert "juridiction compétente" in letter
+    assert "Ana Silva" in letter
+
+
+def test_english_html_letter_is_well_formed() -> None:
+    """The HTML letter balances its tags and has the outcome table."""
+    letter = render_letter(
+        completed_erasure(RequestBook()), ACME, now=T, language="en", format="html"
+    )
+    parser = TagBalance()
+    parser.feed(letter)
+    assert parser.stack == []
+    assert "<td>Invoice I1</td><td>kept, processing restricted</td>" in letter
+    assert 'lang="en"' in letter
+
+
+def test_refusal_letter_gives_reason_and_complaint_route() -> None:
+    """A refusal states the grounds, the article, the reason, and where to complain."""
+    book = RequestBook()
+    request = book.receive(
+        RequestType.ACCESS,
+        learner_id="L1",
+        received_at=T,
+        channel=Channel.POST,
+        requester=Requester.subject("Ana Silva"),
+    )
+    refused = book.refuse(
+        request,
+        grounds=RefusalGrounds.EXCESSIVE,
+        reason="Twelve identical requests in one month.",
+        now=T,
+    )
+    belgian = Controller(name="Job Access", contact="info@job-access.example", authority=APD_GBA)
+    letter = render_letter(refused, belgian, now=T, language="en")
+    assert "the request is excessive" in letter
+    assert "(GDPR Art. 12(5))" in letter
+    assert "Our reasons: Twelve identical requests in one month." in letter
+    assert "APD/GBA" in letter
+    assert "autoriteprotectiondonnees.be" in letter
+    assert "competent court" in letter
+
+
+def test_extension_and_open_states() -> None:
+    """Acknowledgements give the (extended) due date and the extension's reasons."""
+    book = RequestBook()
+    request = book.request_identity(
+        book.receive(
+            RequestType.PORTABILITY,
+            learner_id="L1",
+            received_at=T,
+            channel=Channel.EMAIL,
+            requester=Requester.subject("Ana"),
+        ),
+        now=T,
+    )
+    waiting = render_letter(request, ACME, now=T)
+    assert "justificatif d’identité" in waiting
+    assert "1er avril 2026" in waiting
+    request = book.extend(
+        request,
+        months=2,
+        reasons="the number of systems to search",
+        subject_informed_at=T,
+        now=T,
+    )
+    letter = render_letter(request, ACME, now=T, language="en")
+    assert "until 1 June 2026" in letter
+    assert "for the following reasons: the number of systems to search." in letter
+    assert "by 1 June 2026 at the latest" in letter
+
+
+def test_failed_request_letter_does_not_claim_completion() -> None:
+    """A failed request's letter says it is not complete yet, with the deadline."""
+    book = RequestBook()
+    failed = book.fail(started(book), Failure(step="erase_providers", error="x", at=T), now=T)
+    letter = render_letter(failed, ACME, now=T, language="en")
+    assert "have not been able to complete" in letter
+    assert "We have erased" not in letter
+
+
+def test_values_are_escaped() -> None:
+    """A requester name with markup reads as text in both formats."""
+    book = RequestBook()
+    request = started(book, requester=Requester.subject("<script>alert(1)</script> *Ana* | # x"))
+    html_letter = render_letter(request, ACME, now=T, format="html")
+    parser = TagBalance()
+    parser.feed(html_letter)
+    assert parser.scripts == 0
+    assert "&lt;script&gt;" in html_letter
+    markdown = render_letter(request, ACME, now=T)
+    assert "\\<script\\>" in markdown
+    assert "\\*Ana\\*" in markdown
+    assert "\\|" in markdown
+
+
+def test_directive_letter_never_names_the_executor() -> None:
+    """The executor is another person: the letter says one is designated, not who."""
+    book = RequestBook()
+    directive = PostMortemDirective(
+        on_death=DeathAction.ERASE,
+        executor=Executor(name="Jean Dupont", email="jean@example.org"),
+        instructions="Prévenir ma sœur.",
+    )
+    request = book.complete(
+        book.record_step(
+            started(book, RequestType.POST_MORTEM_DIRECTIVE, params=directive),
+            StepResult(name="register_directive", completed_at=T),
+            now=T,
+        ),
+        now=T,
+    )
+    for language in ("fr", "en"):
+        for form in ("md", "html"):
+            letter = render_letter(request, ACME, now=T, language=language, format=form)  # type: ignore[arg-type]
+            for value in ("Jean", "Dupont", "jean@", "sœur"):
+                assert value not in letter
+    assert "désigné une personne" in render_letter(request, ACME, now=T)
+
+
+def test_judicial_remedy_can_name_the_court() -> None:
+    """The controller can replace the default sentence on going to court."""
+    controller = Controller(
+        name="Acme", contact="dpo@acme.example", judicial_remedy="le tribunal judiciaire de Lille."
+    )
+    letter = render_letter(started(RequestBook()), controller, now=T)
+    assert "le tribunal judiciaire de Lille." in letter
+
+
+def test_unknown_language_or_format() -> None:
+    """Only fr/en and md/html exist."""
+    request = started(RequestBook())
+    with pytest.raises(ValidationError):
+        render_letter(request, ACME, now=T, language="de")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        render_letter(request, ACME, now=T, format="pdf")  # type: ignore[arg-type]
