@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import weakref
+import zipfile
 from collections.abc import Iterator
 from decimal import Decimal
 from html.parser import HTMLParser
@@ -495,3 +496,16 @@ def test_index_html_tells_what_portability_left_out(tmp_path: Path) -> None:
     assert "portability" in page
     assert "outside the portability scope" in page
     assert "Invoice" in page
+
+
+@pytest.mark.parametrize("evil", ["../evil.txt", "/etc/passwd", "data/../../x", "C:/x", "a\\..\\b"])
+def test_read_package_refuses_unsafe_entry_names(tmp_path: Path, evil: str) -> None:
+    """A zip naming an entry outside the package (zip slip) is refused, listed or not."""
+    manifest = {"schema_version": "1.0", "files": [{"path": evil, "sha256": "0" * 64}]}
+    for listed in (True, False):
+        archive = tmp_path / f"evil-{listed}.zip"
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("manifest.json", json.dumps(manifest if listed else {"files": []}))
+            zf.writestr(evil, "payload")
+        with pytest.raises(IntegrityError):
+            read_package(archive)

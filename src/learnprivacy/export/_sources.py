@@ -18,8 +18,10 @@ def as_manager(source: Any) -> Any:
         from learnprivacy.providers import PrivacyManager
 
         # A bare store exports what it holds, through its own provider; other components
-        # (entry points) are only included when the caller builds the manager.
-        return PrivacyManager(store=source, discover=False)
+        # (entry points) are only included when the caller builds the manager. The
+        # deadline guards against foreign providers hanging; the store's own export of a
+        # learner with a long history may rightly take longer than the default.
+        return PrivacyManager(store=source, discover=False, timeout=None)
     raise ConfigurationError("export_subject takes a Store or a PrivacyManager")
 
 
