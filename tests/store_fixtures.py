@@ -64,7 +64,9 @@ def store_template(postgres_server: TemporaryPostgres) -> str:
     """Name of a PostgreSQL database at the newest schema revision, to clone from."""
     from learnprivacy.store import Store
 
-    url = postgres_server.create_database(_TEMPLATE)
+    # Each test module that imports this fixture gets its own instance: unique names.
+    name = f"{_TEMPLATE}_{uuid.uuid4().hex[:8]}"
+    url = postgres_server.create_database(name)
     # A throwaway keyring: the clone's keys are those of the test that opens it.
     store = Store(url, keyring=Keyring.generate())
     store.close()
@@ -77,7 +79,7 @@ def store_template(postgres_server: TemporaryPostgres) -> str:
             connection.execute(sa.text(f"DELETE FROM {table}"))
         connection.execute(sa.text("DELETE FROM lp_meta WHERE key = 'store_id'"))
     engine.dispose()
-    return _TEMPLATE
+    return name
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

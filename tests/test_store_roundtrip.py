@@ -7,7 +7,6 @@ import uuid
 from decimal import Decimal
 
 import attrs
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 
@@ -36,7 +35,7 @@ def test_every_record_type_round_trips(store: Store) -> None:
 
 
 def test_values_come_back_typed_and_in_utc(store: Store) -> None:
-    """Datetimes come back aware in UTC (same instant), Decimal exact, Score and timedelta intact."""
+    """Datetimes come back aware in UTC (same instant); Decimal, Score, timedelta intact."""
     records = [learner("L1"), *records_for("L1")]
     store.add_all(records)
     progress = store.get(Progress, "L1-P1")
@@ -66,7 +65,8 @@ def test_score_number_types_are_kept(store: Store) -> None:
     store.add(progress)
     back = store.get(Progress, "P9")
     assert back == progress
-    assert back is not None and back.score is not None
+    assert back is not None
+    assert back.score is not None
     assert type(back.score.raw) is float
     assert type(back.score.min) is Decimal
     assert type(back.score.max) is int
@@ -121,7 +121,7 @@ def test_query_filters_on_clear_fields(store: Store) -> None:
 
 def test_query_refuses_encrypted_fields(store: Store) -> None:
     """Filtering on an encrypted field is refused (its column holds ciphertext only)."""
-    with pytest.raises(ValidationError, match="Learner.email"):
+    with pytest.raises(ValidationError, match=r"Learner\.email"):
         store.query(Learner, email="l1.secret@example.org")
     with pytest.raises(ValidationError):
         store.query(Learner, no_such_field=1)
