@@ -72,6 +72,7 @@ def _row(name: str, value: float, floor: float, target: float) -> dict[str, obje
         "ratio": round(ratio, 3),
         "target": target,
         "ok": ratio >= target,
+        "unit": "ops/s",
     }
 
 
@@ -167,7 +168,7 @@ def _pseudonym_rows(count: int, repeats: int) -> list[dict[str, object]]:
 
 
 def run(quick: bool = False) -> list[dict[str, object]]:
-    """Measure every comparison; rows hold name, value, floor, ratio, target and ok."""
+    """Measure every comparison; rows hold name, value, floor, ratio, target, ok and unit."""
     count, repeats = (10_000, 3) if quick else (100_000, 5)
     return _cipher_rows(count, repeats) + _pseudonym_rows(count, repeats)
 
