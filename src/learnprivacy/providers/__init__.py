@@ -18,6 +18,7 @@ plugin implements ``core_privacy``:
 Importing this package does not import SQLAlchemy.
 """
 
+from learnprivacy.providers._components import ComponentInfo
 from learnprivacy.providers._contexts import (
     ApprovedContextList,
     ApprovedUserList,
@@ -35,7 +36,7 @@ from learnprivacy.providers._items import (
     SubsystemLink,
     UserPreference,
 )
-from learnprivacy.providers._manager import DEFAULT_TIMEOUT, ComponentInfo, PrivacyManager
+from learnprivacy.providers._manager import DEFAULT_TIMEOUT, PrivacyManager
 from learnprivacy.providers._metadata import MetadataCollection
 from learnprivacy.providers._protocols import (
     MetadataProvider,

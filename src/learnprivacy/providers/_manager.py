@@ -7,9 +7,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
-from learnprivacy.errors import ConfigurationError, LearnPrivacyError, ProviderError
+from learnprivacy.errors import ConfigurationError, ProviderError
+from learnprivacy.providers._components import (
+    ComponentInfo,
+    as_contextlist,
+    classify,
+    describe_error,
+)
 from learnprivacy.providers._contexts import (
     ApprovedContextList,
     ApprovedUserList,
@@ -22,7 +26,6 @@ from learnprivacy.providers._deadline import DeadlineExceeded, GatedWriter, Turn
 from learnprivacy.providers._discovery import ENTRY_POINT_GROUP, discover_providers, is_provider
 from learnprivacy.providers._metadata import MetadataCollection
 from learnprivacy.providers._protocols import (
-    NullProvider,
     RequestProvider,
     UserListProvider,
     UserPreferenceProvider,
@@ -33,75 +36,10 @@ from learnprivacy.providers.writer import ContentWriter
 if TYPE_CHECKING:
     from learnprivacy.providers._register import Controller, Register
 
-__all__ = ["DEFAULT_TIMEOUT", "ComponentInfo", "PrivacyManager"]
+__all__ = ["DEFAULT_TIMEOUT", "PrivacyManager"]
 
 #: Seconds a provider's turn may take before the request is reported FAILED.
 DEFAULT_TIMEOUT = 60.0
-
-
-@attrs.frozen(kw_only=True)
-class ComponentInfo:
-    """What the manager knows about one component.
-
-    ``source`` says where the provider came from: ``"explicit"``, ``"store"`` or
-    ``"entry point <name>"``. ``null_reason`` is set for null providers only.
-    """
-
-    component: str
-    provider: object = attrs.field(repr=False, eq=False)
-    source: str
-    null_reason: str | None = None
-    handles_requests: bool = False
-    handles_userlists: bool = False
-    handles_preferences: bool = False
-
-    @property
-    def is_null(self) -> bool:
-        """Whether the component declares it stores no personal data."""
-        return self.null_reason is not None
-
-
-def _classify(provider: object, source: str) -> ComponentInfo:
-    component = getattr(provider, "component", None)
-    if not isinstance(component, str) or not component:
-        raise ConfigurationError(f"provider from {source} has no component name")
-    if isinstance(provider, NullProvider) and not isinstance(provider, RequestProvider):
-        reason = provider.get_reason()
-        if not isinstance(reason, str) or not reason.strip():
-            raise ConfigurationError(f"null provider {component} gives no reason")
-        return ComponentInfo(
-            component=component, provider=provider, source=source, null_reason=reason
-        )
-    if not isinstance(provider, RequestProvider):
-        # Moodle's compliance rule: a component storing personal data must both describe
-        # it and be able to export and delete it.
-        raise ConfigurationError(
-            f"provider {component} is neither a null provider nor a request provider"
-        )
-    return ComponentInfo(
-        component=component,
-        provider=provider,
-        source=source,
-        handles_requests=True,
-        handles_userlists=isinstance(provider, UserListProvider),
-        handles_preferences=isinstance(provider, UserPreferenceProvider),
-    )
-
-
-def _describe_error(step: str, exc: BaseException) -> str:
-    # Only learnprivacy's own errors promise messages free of personal values; any other
-    # exception is reported by its type alone.
-    if isinstance(exc, LearnPrivacyError):
-        return f"{step} raised {type(exc).__name__}: {exc}"
-    return f"{step} raised {type(exc).__name__}"
-
-
-def _as_contextlist(value: object, component: str) -> ContextList:
-    if isinstance(value, ContextList):
-        return value
-    if isinstance(value, Iterable) and not isinstance(value, str | bytes):
-        return ContextList(value, component=component)
-    raise ProviderError("get_contexts_for_userid must return a ContextList", component=component)
 
 
 class PrivacyManager:
@@ -138,7 +76,7 @@ class PrivacyManager:
         infos: dict[str, ComponentInfo] = {}
         if discover:
             for name, provider in discover_providers(group):
-                info = _classify(provider, f"entry point {name}")
+                info = classify(provider, f"entry point {name}")
                 if info.component in infos:
                     raise ConfigurationError(f"two entry points provide {info.component}")
                 infos[info.component] = info
@@ -146,7 +84,7 @@ class PrivacyManager:
         for provider in providers or ():
             if not is_provider(provider):
                 raise ConfigurationError("providers must be provider instances, not classes")
-            info = _classify(provider, "explicit")
+            info = classify(provider, "explicit")
             if info.component in explicit:
                 raise ConfigurationError(f"two providers given for {info.component}")
             explicit.add(info.component)
@@ -154,7 +92,7 @@ class PrivacyManager:
         if store is not None:
             from learnprivacy.providers._store import StoreProvider
 
-            info = _classify(StoreProvider(store), "store")
+            info = classify(StoreProvider(store), "store")
             if info.component in explicit:
                 raise ConfigurationError(f"{info.component} given both explicitly and as store=")
             infos[info.component] = info
@@ -198,7 +136,7 @@ class PrivacyManager:
         try:
             result = provider.get_metadata(collection)
         except Exception as exc:
-            raise ProviderError(_describe_error("get_metadata", exc), component=component) from exc
+            raise ProviderError(describe_error("get_metadata", exc), component=component) from exc
         if not isinstance(result, MetadataCollection) or result.component != component:
             raise ProviderError(
                 "get_metadata must return the collection it was given", component=component
@@ -239,7 +177,7 @@ class PrivacyManager:
                 timed_out=True,
             )
         except Exception as exc:
-            return self._failed(info, started, turn.step, _describe_error(turn.step, exc), exc)
+            return self._failed(info, started, turn.step, describe_error(turn.step, exc), exc)
         finally:
             if gate is not None:
                 gate.close()
@@ -285,7 +223,7 @@ class PrivacyManager:
     @staticmethod
     def _approved(turn: Turn, provider: RequestProvider, user_id: str) -> ApprovedContextList:
         turn.step = "get_contexts_for_userid"
-        contextlist = _as_contextlist(provider.get_contexts_for_userid(user_id), turn.component)
+        contextlist = as_contextlist(provider.get_contexts_for_userid(user_id), turn.component)
         return ApprovedContextList(user_id, contextlist.contexts, component=turn.component)
 
     # -- requests ---------------------------------------------------------------------
