@@ -30,7 +30,7 @@ from learnprivacy.moodle._issues import ScanIssues
 from learnprivacy.moodle._models import MoodleCourse, MoodleUser
 from learnprivacy.moodle._registry import ContextLevel, DataRegistry, Purpose
 from learnprivacy.moodle._report_render import render_text
-from learnprivacy.retention import Schedule
+from learnprivacy.retention import Hold, Schedule
 
 __all__ = ["CourseFinding", "MoodleReport", "moodle_report"]
 
@@ -202,9 +202,11 @@ def _sweep(
         "Consent": db.consents(issues=issues),
         "AccessEvent": db.access_events(issues=issues),
     }
+    # Moodle never expires site administrators; neither does the dry run.
+    holds = [Hold("Moodle site administrator account", subject=str(a)) for a in db.admin_ids]
     out: dict[str, dict[str, int]] = {}
     for name, records in sources.items():
-        counts = schedule.plan(records, now=now, subjects=learners).counts()
+        counts = schedule.plan(records, now=now, subjects=learners, holds=holds).counts()
         out[name] = {action.value: n for action, n in counts.items() if n}
     return out
 

@@ -1,0 +1,199 @@
+"""moodle_report: Moodle's expiry view of a site and learnprivacy's dry-run sweep."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from learnprivacy.errors import ValidationError
+from learnprivacy.moodle import MoodleDatabase, MoodleReport, moodle_report, to_unix
+from learnprivacy.moodle.fixture import create_schema, insert_rows, populate
+
+NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
+
+
+def ago(days: float) -> int:
+    """The Moodle timestamp ``days`` before NOW (negative: in the future)."""
+    return to_unix(NOW - dt.timedelta(days=days))
+
+
+def fast_sqlite(url: str) -> sa.Engine:
+    """A SQLite engine without fsync: test files need no durability, and DDL is slow with it."""
+    engine = sa.create_engine(url)
+
+    @sa.event.listens_for(engine, "connect")
+    def _no_sync(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA synchronous = OFF")
+
+    return engine
+
+
+def _user(uid: int, last: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": uid,
+        "username": f"u{uid}",
+        "email": f"u{uid}@example.org",
+        "firstname": "F",
+        "lastname": "L",
+        "timecreated": ago(3 * 365),
+        "firstaccess": last,
+        "lastaccess": last,
+        **extra,
+    }
+
+
+def build_site(path: Path, *, require_all: str | None = None) -> str:
+    """A site whose every account has a known fate; returns its URL."""
+    url = f"sqlite:///{path}"
+    engine = fast_sqlite(url)
+    create_schema(engine)
+    insert_rows(engine, "config", [
+        {"name": "siteguest", "value": "1"}, {"name": "siteadmins", "value": "2"},
+    ])  # fmt: skip
+    insert_rows(engine, "tool_dataprivacy_purpose", [
+        {"id": 1, "name": "one year", "lawfulbases": "gdpr_art_6_1_b", "retentionperiod": "P1Y",
+         "usermodified": 2, "timecreated": 1, "timemodified": 1},
+    ])  # fmt: skip
+    insert_rows(engine, "tool_dataprivacy_ctxlevel", [
+        {"contextlevel": level, "purposeid": 1, "categoryid": 0, "usermodified": 2,
+         "timecreated": 1, "timemodified": 1}
+        for level in (10, 30)
+    ])  # fmt: skip
+    settings = [{"plugin": "tool_dataprivacy", "name": "context_course_purpose", "value": "1"}]
+    if require_all is not None:
+        name = "requireallenddatesforuserdeletion"
+        settings.append({"plugin": "tool_dataprivacy", "name": name, "value": require_all})
+    insert_rows(engine, "config_plugins", settings)
+    insert_rows(engine, "course", [
+        {"id": 1, "category": 0, "format": "site", "shortname": "site"},
+        {"id": 2, "category": 1, "shortname": "NO-END", "startdate": ago(900)},
+        {"id": 3, "category": 1, "shortname": "EXPIRED", "startdate": ago(1200),
+         "enddate": ago(3 * 365)},
+        {"id": 4, "category": 1, "shortname": "RUNNING", "startdate": ago(400),
+         "enddate": ago(180)},
+        {"id": 5, "category": 1, "shortname": "FUTURE", "startdate": ago(30),
+         "enddate": ago(-60)},
+    ])  # fmt: skip
+    two_years = ago(2 * 365)
+    insert_rows(engine, "user", [
+        _user(1, 0, username="guest"),
+        _user(2, ago(5 * 365), username="admin"),
+        _user(10, two_years),  # expired, only in an expired course
+        _user(11, two_years),  # held by the course without end date
+        _user(12, two_years),  # held by a course whose retention still runs
+        _user(13, ago(30)),  # retention running
+        _user(14, 0),  # never logged in
+        _user(15, two_years, deleted=1),  # deleted: leftovers only
+        _user(16, two_years),  # expired for Moodle, yet active in a course 10 days ago
+    ])  # fmt: skip
+    insert_rows(engine, "user_lastaccess", [{"userid": 16, "courseid": 3, "timeaccess": ago(10)}])
+    insert_rows(engine, "enrol", [{"id": c, "enrol": "manual", "courseid": c} for c in (2, 3, 4)])
+    insert_rows(engine, "user_enrolments", [
+        {"enrolid": e, "userid": u}
+        for u, e in ((10, 3), (11, 2), (11, 3), (12, 4), (16, 3), (14, 2))
+    ])  # fmt: skip
+    insert_rows(engine, "logstore_standard_log", [
+        {"eventname": "\\core\\event\\user_loggedin", "component": "core", "action": "loggedin",
+         "target": "user", "crud": "r", "edulevel": 0, "contextid": 1, "contextlevel": 10,
+         "contextinstanceid": 0, "userid": 15, "timecreated": two_years, "ip": "192.0.2.1"},
+    ])  # fmt: skip
+    engine.dispose()
+    return url
+
+
+def test_moodle_view_of_accounts_and_courses(tmp_path: Path) -> None:
+    """Each account and course lands in the status Moodle's expiry task would give it."""
+    report = moodle_report(build_site(tmp_path / "site.db"), now=NOW)
+    assert report.accounts == {"total": 9, "live": 8, "deleted": 1, "suspended": 0}
+    assert report.users == {
+        "expired": 2,  # 10 and 16
+        "retention_running": 1,  # 13
+        "held_by_course_without_end_date": 1,  # 11
+        "held_by_course_not_expired": 1,  # 12
+        "never_logged_in": 1,  # 14
+        "not_expirable": 2,  # guest and admin
+        "no_purpose": 0,
+    }
+    assert report.active_elsewhere == 1  # 16
+    assert report.require_all_end_dates  # Moodle's default when the setting is absent
+    assert report.courses == {
+        "expired": 1,
+        "retention_running": 1,
+        "not_ended": 1,
+        "no_end_date": 1,
+        "no_purpose": 0,
+    }
+    (blocking,) = report.blocking_courses()
+    assert (blocking.shortname, blocking.holding_users, blocking.enrolled) == ("NO-END", 1, 2)
+    running = next(c for c in report.course_findings if c.shortname == "RUNNING")
+    assert running.expires_at is not None
+    assert running.expires_at > NOW
+    assert report.deleted_leftovers["logstore_standard_log"] == 1
+
+
+def test_end_dates_not_required(tmp_path: Path) -> None:
+    """With requireallenddatesforuserdeletion off, a course without end date holds no one."""
+    report = moodle_report(build_site(tmp_path / "site.db", require_all="0"), now=NOW)
+    assert not report.require_all_end_dates
+    assert report.users["held_by_course_without_end_date"] == 0
+    assert report.users["expired"] == 3
+
+
+def test_learnprivacy_dry_run(tmp_path: Path) -> None:
+    """The sweep applies the registry's Schedule: no course-end pain, admins held, nothing done."""
+    report = moodle_report(build_site(tmp_path / "site.db"), now=NOW)
+    # Learners: 10, 11, 12 (two years idle) and 14 (never logged in, created three years
+    # ago: counted from creation) are due; 13 and 16 are active; the admin is held.
+    assert report.sweep["Learner"] == {"erase": 4, "keep": 3}
+
+
+def test_report_never_writes(tmp_path: Path) -> None:
+    """Reporting leaves the database file byte for byte as it was."""
+    path = tmp_path / "site.db"
+    url = build_site(path)
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    moodle_report(url, now=NOW)
+    with MoodleDatabase(url) as db:
+        moodle_report(db, now=NOW, sweep=False)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_renderings(tmp_path: Path) -> None:
+    """to_json is valid JSON with ISO dates; to_text names the findings, no personal data."""
+    report = moodle_report(build_site(tmp_path / "site.db"), now=NOW)
+    data = json.loads(report.to_json())
+    assert data["now"] == NOW.isoformat()
+    assert data["users"]["held_by_course_without_end_date"] == 1
+    assert data["course_findings"][0]["shortname"] == "NO-END"
+    text = report.to_text()
+    assert "held back by a course without end date" in text
+    assert "NO-END (id 2): 1 accounts" in text
+    assert "nothing was written" in text
+    assert "example.org" not in text
+    assert "example.org" not in report.to_json()
+
+
+def test_report_on_a_fixture_site(tmp_path: Path) -> None:
+    """On a synthetic site every live account falls in exactly one status."""
+    engine = fast_sqlite(f"sqlite:///{tmp_path / 'fixture.db'}")
+    create_schema(engine)
+    summary = populate(engine, now=NOW, users=300, courses=8)
+    report: MoodleReport = moodle_report(engine, now=NOW)
+    assert sum(report.users.values()) == report.accounts["live"]
+    assert report.accounts["deleted"] == len(summary.deleted_user_ids)
+    assert report.users["held_by_course_without_end_date"] > 0
+    assert report.users["never_logged_in"] == len(summary.never_logged_in_user_ids)
+    assert set(report.sweep) == {"Learner", "Progress", "Certificate", "Consent", "AccessEvent"}
+    engine.dispose()
+
+
+def test_naive_now_is_refused(tmp_path: Path) -> None:
+    """The clock is a parameter and must be timezone-aware."""
+    with pytest.raises(ValidationError):
+        moodle_report(build_site(tmp_path / "site.db"), now=dt.datetime(2026, 6, 15))
