@@ -106,6 +106,14 @@ class Transfer:
     details: str = ""
 
 
+def _sub_processors(items: Iterable[SubProcessor]) -> tuple[SubProcessor, ...]:
+    return tuple(items)
+
+
+def _transfers(items: Iterable[Transfer]) -> tuple[Transfer, ...]:
+    return tuple(items)
+
+
 @attrs.frozen(kw_only=True)
 class Controller:
     """The controller's part of the register (Art. 30(1)(a), (d), (e), (g))."""
@@ -116,8 +124,8 @@ class Controller:
     dpo: str | None = None
     representative: str | None = None
     hosting: Hosting | None = None
-    sub_processors: tuple[SubProcessor, ...] = attrs.field(default=(), converter=tuple)
-    transfers: tuple[Transfer, ...] = attrs.field(default=(), converter=tuple)
+    sub_processors: tuple[SubProcessor, ...] = attrs.field(default=(), converter=_sub_processors)
+    transfers: tuple[Transfer, ...] = attrs.field(default=(), converter=_transfers)
     data_subjects: tuple[str, ...] = attrs.field(default=("learners",), converter=_texts)
     security_measures: tuple[str, ...] = attrs.field(default=(), converter=_texts)
 

@@ -1,0 +1,71 @@
+"""Opening the keyring and the store from command-line options and the environment."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from learnprivacy.crypto import ENV_VAR, Keyring
+from learnprivacy.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from learnprivacy.store import Store
+
+__all__ = ["DEFAULT_DB", "DEFAULT_KEY_FILE", "load_keyring", "open_store", "write_key_file"]
+
+DEFAULT_DB = "sqlite:///learnprivacy.db"
+DEFAULT_KEY_FILE = "learnprivacy.key"
+
+
+def write_key_file(path: Path, *, overwrite: bool = False) -> bytes:
+    """Create a new random master key file, readable by its owner only (mode 0600)."""
+    if path.exists() and not overwrite:
+        raise ConfigurationError(f"key file {path} already exists; refusing to overwrite it")
+    key = secrets.token_bytes(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    # Created with 0600 from the start: no window in which the key is world-readable.
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(base64.b64encode(key).decode("ascii") + "\n")
+    os.chmod(path, 0o600)
+    return key
+
+
+def _read_key_file(path: Path) -> bytes:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigurationError(
+            f"no master key: {path} does not exist and {ENV_VAR} is not set "
+            "(run `learnprivacy init`)"
+        ) from None
+    if mode & 0o077:
+        raise ConfigurationError(
+            f"key file {path} is readable by group or others; run `chmod 600 {path}`"
+        )
+    try:
+        key = base64.b64decode(path.read_text(encoding="ascii").strip(), validate=True)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise ConfigurationError(f"key file {path} does not hold a base64 key") from None
+    if len(key) != 32:
+        raise ConfigurationError(f"key file {path} must hold 32 bytes, base64-encoded")
+    return key
+
+
+def load_keyring(key_file: str) -> Keyring:
+    """The keyring from ``LEARNPRIVACY_MASTER_KEY`` if set, else from the key file."""
+    if os.environ.get(ENV_VAR):
+        return Keyring.from_env(ENV_VAR)
+    return Keyring.from_master_key(_read_key_file(Path(key_file)))
+
+
+def open_store(db: str, key_file: str) -> Store:
+    """Open the store at ``db`` with the configured master key."""
+    from learnprivacy.store import Store
+
+    return Store(db, keyring=load_keyring(key_file), actor="learnprivacy-cli")
