@@ -243,3 +243,77 @@ def raw_bytes(url: str) -> bytes:
         if os.path.exists(path + suffix):
             data += Path(path + suffix).read_bytes()
     return data
+
+
+def population(count: int, *, seed: int = 7) -> list[Any]:
+    """``count`` learners with records, dates spread over 2014-2026, some dates missing."""
+    import random
+
+    rng = random.Random(seed)
+    out: list[Any] = []
+    for i in range(count):
+        learner_id = f"L{i:05d}"
+        created = day(2014, 1, 1) + dt.timedelta(days=rng.randrange(0, 3000))
+        last = None if i % 11 == 0 else created + dt.timedelta(days=rng.randrange(0, 2500))
+        out.append(
+            learner(
+                learner_id,
+                created_at=created,
+                last_activity_at=last,
+                contract_end_at=None if i % 3 else created + dt.timedelta(days=900),
+            )
+        )
+        for record in records_for(learner_id):
+            out.append(_shift(record, rng, created))
+    return out
+
+
+def _shift(record: Any, rng: Any, created: dt.datetime) -> Any:
+    import attrs
+
+    field = type(record).date_field
+    when = created + dt.timedelta(days=rng.randrange(0, 2500), seconds=rng.randrange(86_400))
+    changes: dict[str, Any] = {field: when}
+    if isinstance(record, Consent):
+        withdrawn = rng.random() < 0.5
+        changes["withdrawn_at"] = (
+            when + dt.timedelta(days=rng.randrange(1, 400)) if withdrawn else None
+        )
+    if isinstance(record, Funding):
+        closed = rng.random() < 0.6
+        changes["closed_at"] = when + dt.timedelta(days=rng.randrange(1, 700)) if closed else None
+    return attrs.evolve(record, **changes)
+
+
+def retention_schedule() -> Any:
+    """A schedule exercising every action, missing dates and learner-level triggers."""
+    from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
+
+    return Schedule(
+        {
+            Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+            Progress: RetentionRule(
+                Period.parse("P18M"), Trigger.LAST_ACTIVITY, action=Action.ANONYMISE
+            ),
+            Certificate: RetentionRule(Period.parse("P3Y"), Trigger.ISSUED, action=Action.RESTRICT),
+            Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
+            Consent: RetentionRule(
+                Period.parse("P6M"), Trigger.WITHDRAWN, on_missing_anchor=Action.KEEP
+            ),
+            Funding: RetentionRule(Period.parse("P6Y"), Trigger.CLOSED),
+            AccessEvent: RetentionRule(Period.parse("P1Y"), Trigger.CREATED),
+        }
+    )
+
+
+def expected_actions(
+    records: list[Any], schedule: Any, now: dt.datetime, **kwargs: Any
+) -> dict[tuple[str, str], Any]:
+    """What ``Schedule.evaluate`` decides for each record: the reference a sweep must match."""
+    learners = {r.id: r for r in records if isinstance(r, Learner)}
+    out = {}
+    for record in records:
+        subject = learners.get(getattr(record, "learner_id", record.id))
+        decision = schedule.evaluate(record, now=now, subject=subject, **kwargs)
+        out[type(record).__name__, record.id] = decision.action
+    return out
