@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -25,6 +25,7 @@ import attrs
 from learnprivacy.errors import IntegrityError, RequestStateError
 from learnprivacy.requests._history import HistoryEntry
 from learnprivacy.requests._model import SubjectRequest
+from learnprivacy.requests._vocabulary import RequestState
 
 __all__ = ["Fact", "MemoryBackend", "RequestBackend"]
 
@@ -65,9 +66,16 @@ class RequestBackend(Protocol):
         ...
 
     def list_requests(
-        self, *, learner_id: str | None = None, open_only: bool = False
+        self,
+        *,
+        learner_id: str | None = None,
+        open_only: bool = False,
+        due_before: dt.datetime | None = None,
+        states: Collection[RequestState] | None = None,
     ) -> tuple[SubjectRequest, ...]:
-        """Requests, oldest receipt first, optionally of one learner or only open ones."""
+        """Requests, oldest receipt first; optionally one learner's, only open ones, only
+        those due strictly before ``due_before``, or only those in ``states``.
+        """
         ...
 
     def history(self, request_id: str) -> tuple[HistoryEntry, ...]:
@@ -125,7 +133,12 @@ class MemoryBackend:
             return self._requests.get(request_id)
 
     def list_requests(
-        self, *, learner_id: str | None = None, open_only: bool = False
+        self,
+        *,
+        learner_id: str | None = None,
+        open_only: bool = False,
+        due_before: dt.datetime | None = None,
+        states: Collection[RequestState] | None = None,
     ) -> tuple[SubjectRequest, ...]:
         """Requests, oldest receipt first."""
         with self._lock:
@@ -134,6 +147,8 @@ class MemoryBackend:
                 for r in self._requests.values()
                 if (learner_id is None or r.learner_id == learner_id)
                 and (not open_only or r.is_open)
+                and (states is None or r.state in states)
+                and (due_before is None or r.due_at < due_before)
             ]
         return tuple(sorted(found, key=lambda r: (r.received_at, r.id)))
 

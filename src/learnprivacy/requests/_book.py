@@ -116,13 +116,12 @@ class RequestBook(FactsMixin):
         That is open requests, and failed ones nobody retried: a failure is not an answer.
         """
         require_aware(now, "now")
-        retried = {r.retry_of for r in self._backend.list_requests() if r.retry_of}
         owed = []
-        for request in self._backend.list_requests():
-            unanswered = request.is_open or (
-                request.state is RequestState.FAILED and request.id not in retried
-            )
-            if unanswered and now > request.due_at:
+        unanswered = {s for s in RequestState if not s.terminal} | {RequestState.FAILED}
+        for request in self._backend.list_requests(due_before=now, states=unanswered):
+            if request.is_open or (
+                request.state is RequestState.FAILED and self.find(f"{request.id}-retry") is None
+            ):
                 owed.append(request)
         return tuple(owed)
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -69,7 +69,7 @@ REQUESTS = Table(
     Column("type", String(32), nullable=False),
     Column("state", String(32), nullable=False, index=True),
     Column("received_at", DateTime, nullable=False),
-    Column("due_at", DateTime, nullable=False),
+    Column("due_at", DateTime, nullable=False, index=True),
     Column("version", Integer, nullable=False),
     Column("retry_of", String(255), nullable=True),
     Column("body", Text, nullable=False),
@@ -244,9 +244,14 @@ class SQLBackend:
         return None if body is None else self._request(request_id, body)
 
     def list_requests(
-        self, *, learner_id: str | None = None, open_only: bool = False
+        self,
+        *,
+        learner_id: str | None = None,
+        open_only: bool = False,
+        due_before: dt.datetime | None = None,
+        states: Collection[RequestState] | None = None,
     ) -> tuple[SubjectRequest, ...]:
-        """Requests, oldest receipt first."""
+        """Requests, oldest receipt first (the filters run in SQL)."""
         query = select(REQUESTS.c.id, REQUESTS.c.body).order_by(
             REQUESTS.c.received_at, REQUESTS.c.id
         )
@@ -254,6 +259,10 @@ class SQLBackend:
             query = query.where(REQUESTS.c.learner_id == learner_id)
         if open_only:
             query = query.where(REQUESTS.c.state.in_(_OPEN))
+        if due_before is not None:
+            query = query.where(REQUESTS.c.due_at < _utc(due_before))
+        if states is not None:
+            query = query.where(REQUESTS.c.state.in_([s.value for s in states]))
         with self._engine.connect() as connection:
             rows = connection.execute(query).all()
         return tuple(self._request(row.id, row.body) for row in rows)
