@@ -200,7 +200,7 @@ def requests_show(
                 "sequence": h.sequence,
                 "at": h.at.isoformat(),
                 "event": h.event,
-                "state": h.state.value,
+                "state": h.state_after.value,
             }
             for h in book.history(request_id)
         ]

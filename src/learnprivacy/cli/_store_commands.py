@@ -69,7 +69,14 @@ def init(env: Env, force: bool) -> None:
     if not os.environ.get(ENV_VAR) and (force or not key_path.exists()):
         write_key_file(key_path, overwrite=force)
         created_key = True
-    with open_store(env.db, env.key_file) as store:
+    try:
+        store_cm = open_store(env.db, env.key_file)
+    except BaseException:
+        # A fresh key that cannot open an existing store is useless: do not leave it.
+        if created_key:
+            key_path.unlink(missing_ok=True)
+        raise
+    with store_cm as store:
         info = {
             "database": env.db,
             "store_id": store.store_id,

@@ -1,0 +1,279 @@
+"""The `learnprivacy` command, run for real on files in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from learnprivacy.cli import main
+from learnprivacy.cli._config import write_key_file
+
+
+class Cli:
+    """Runs the command with --db/--key-file pointing into one folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.db = folder / "lms.db"
+        self.key = folder / "master.key"
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, code: int = 0) -> Result:
+        env = {"LEARNPRIVACY_MASTER_KEY": ""}
+        result = self.runner.invoke(
+            main,
+            ["--db", f"sqlite:///{self.db}", "--key-file", str(self.key), *args],
+            env=env,
+            catch_exceptions=False,
+        )
+        assert result.exit_code == code, result.output
+        return result
+
+    def json(self, *args: str, code: int = 0) -> Any:
+        return json.loads(self("--json", *args, code=code).stdout)
+
+
+LEARNERS = {
+    "Learner": [
+        {
+            "id": "L1",
+            "username": "ana",
+            "email": "ana@example.org",
+            "given_name": "Ana",
+            "family_name": "Silva",
+            "created_at": "2020-01-06T09:00:00+00:00",
+            "last_activity_at": "2021-02-01T09:00:00+00:00",
+        },
+        {
+            "id": "L2",
+            "username": "bob",
+            "email": "bob@example.org",
+            "given_name": "Bob",
+            "family_name": "Martin",
+            "created_at": "2025-01-06T09:00:00+01:00",
+            "last_activity_at": "2026-05-01T09:00:00+02:00",
+        },
+    ],
+    "Invoice": [
+        {
+            "id": "INV-1",
+            "learner_id": "L1",
+            "billing_name": "Ana Silva",
+            "billing_address": "1 rue de la Paix, Paris",
+            "amount": "450.00",
+            "issued_at": "2020-02-01T09:00:00+00:00",
+        }
+    ],
+}
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    tool = Cli(tmp_path)
+    tool("init")
+    data = tmp_path / "records.json"
+    data.write_text(json.dumps(LEARNERS), encoding="utf-8")
+    tool("import", str(data))
+    return tool
+
+
+def test_init_writes_a_private_key_and_refuses_to_overwrite_it(tmp_path: Path) -> None:
+    """init creates the store and a 0600 key file; a second init keeps the key."""
+    tool = Cli(tmp_path)
+    tool("init")
+    mode = stat.S_IMODE(tool.key.stat().st_mode)
+    assert mode == 0o600
+    key = tool.key.read_bytes()
+    tool("init")
+    assert tool.key.read_bytes() == key
+
+
+def test_import_encrypts_and_round_trips(cli: Cli) -> None:
+    """Imported personal values are not in the database file in clear."""
+    raw = cli.db.read_bytes()
+    assert b"ana@example.org" not in raw
+    assert b"Silva" not in raw
+
+
+def test_import_is_all_or_nothing(cli: Cli, tmp_path: Path) -> None:
+    """A file with one bad record imports nothing and exits 3 naming the field."""
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "Learner": [
+                    {**LEARNERS["Learner"][0], "id": "L9"},
+                    {**LEARNERS["Learner"][0], "id": "L10", "created_at": "2020-01-06T09:00"},
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    result = cli("import", str(bad), code=3)
+    assert "Learner.created_at" in result.stderr
+    assert "ana@example.org" not in result.stderr
+    swept = cli.json("sweep", "--dry-run", "--now", "2026-06-15")
+    assert sum(swept[k] for k in ("erased", "kept", "review", "restricted", "anonymised")) == 3
+
+
+def test_sweep_dry_run_then_real(cli: Cli) -> None:
+    """The dry run reports what the real sweep then does; the invoice's minimum holds."""
+    dry = cli.json("sweep", "--dry-run", "--now", "2026-06-15")
+    assert dry["dry_run"] is True
+    assert dry["erased"] == 1  # L1: 18 months after last activity have passed
+    real = cli.json("sweep", "--now", "2026-06-15")
+    assert real["erased"] == dry["erased"]
+    assert real["by_type"]["Invoice"].get("erase", 0) == 0
+    again = cli.json("sweep", "--now", "2026-06-15")
+    assert again["erased"] == 0
+
+
+def test_erase_restricts_the_invoice_and_cites_articles(cli: Cli) -> None:
+    """erase: the learner is erased (Art. 17(1)), the invoice restricted (Art. 17(3)(b))."""
+    report = cli.json("erase", "L1", "--now", "2026-06-15")
+    outcomes = {(o["record_type"], o["outcome"]): o["article"] for o in report["outcomes"]}
+    assert "17(1)" in outcomes[("Learner", "erased")]
+    assert "17(3)(b)" in outcomes[("Invoice", "restricted")]
+
+
+def test_export_writes_a_zip_with_a_manifest(cli: Cli) -> None:
+    """export writes a zip whose manifest hashes every other entry."""
+    out = cli.folder / "ana.zip"
+    cli("export", "L1", "--out", str(out), "--now", "2026-06-15")
+    with zipfile.ZipFile(out) as archive:
+        names = set(archive.namelist())
+        manifest = json.loads(archive.read("manifest.json"))
+    assert "index.html" in names
+    assert {f["path"] for f in manifest["files"]} == names - {"manifest.json"}
+
+
+def test_unknown_learner_is_one_clear_line(cli: Cli) -> None:
+    """Errors are one line on stderr with a documented exit code, no traceback."""
+    result = cli("export", "NOBODY", "--out", str(cli.folder / "x.zip"), code=3)
+    assert result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr
+    assert not (cli.folder / "x.zip").exists()
+
+
+def test_wrong_master_key_exits_5(cli: Cli) -> None:
+    """A store opened with another master key fails at open with exit code 5."""
+    cli.key.unlink()
+    result = cli("init", code=5)  # a new key cannot open the existing store...
+    assert "WrongMasterKeyError" in result.stderr
+    assert not cli.key.exists()  # ...and is not left behind
+    write_key_file(cli.key)  # another random key
+    result = cli("sweep", "--dry-run", code=5)
+    assert "WrongMasterKeyError" in result.stderr
+
+
+def test_world_readable_key_file_is_refused(cli: Cli) -> None:
+    """A key file readable by others is refused rather than silently used."""
+    os.chmod(cli.key, 0o644)
+    cli("audit", "verify", code=3)
+
+
+def test_audit_verify_detects_tampering(cli: Cli) -> None:
+    """audit verify passes, then exits 6 after a raw edit of the log."""
+    cli("erase", "L1", "--now", "2026-06-15")
+    assert cli.json("audit", "verify")["verified"] is True
+    with sqlite3.connect(cli.db) as connection:
+        table = next(
+            name
+            for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            if "audit" in name
+        )
+        columns = [row[1] for row in connection.execute(f"PRAGMA table_info({table})")]
+        column = "action" if "action" in columns else columns[2]
+        connection.execute(f"UPDATE {table} SET {column} = 'x' WHERE rowid = 1")
+    result = cli("audit", "verify", code=6)
+    assert "AuditTampered" in result.stderr
+
+
+def test_keys_rotate_keeps_data_readable(cli: Cli) -> None:
+    """After rotation the key file changes and the data still decrypts."""
+    before = cli.key.read_bytes()
+    cli("keys", "rotate")
+    assert cli.key.read_bytes() != before
+    assert stat.S_IMODE(cli.key.stat().st_mode) == 0o600
+    cli("export", "L2", "--out", str(cli.folder / "bob.zip"), "--now", "2026-06-15")
+    with zipfile.ZipFile(cli.folder / "bob.zip") as archive:
+        learner = json.loads(archive.read("data/learnprivacy_store/Learner.json"))
+    assert "bob@example.org" in json.dumps(learner)
+
+
+def test_register_formats(cli: Cli) -> None:
+    """register prints the Art. 30 record as Markdown or JSON."""
+    text = cli("register", "--format", "markdown").stdout
+    assert "Billing" in text
+    data = cli.json("register")
+    assert data["activities"]
+
+
+def test_requests_workflow(cli: Cli) -> None:
+    """new -> advance (identity asked) -> advance --identity -> advance (executed)."""
+    created = cli.json(
+        "requests",
+        "new",
+        "erasure",
+        "L1",
+        "--requester-name",
+        "Ana Silva",
+        "--received",
+        "2026-06-01",
+    )
+    request_id = created["id"]
+    assert created["due_at"].startswith("2026-07-01")
+    assert cli.json("requests", "advance", request_id, "--now", "2026-06-02")["state"] == (
+        "awaiting_identity"
+    )
+    moved = cli.json(
+        "requests",
+        "advance",
+        request_id,
+        "--identity",
+        "email_confirmation",
+        "--now",
+        "2026-06-03",
+    )
+    assert moved["state"] == "in_progress"
+    done = cli.json("requests", "advance", request_id, "--now", "2026-06-04")
+    assert done["state"] == "completed"
+    listed = cli.json("requests", "list", "--now", "2026-06-04")
+    assert [r["id"] for r in listed] == [request_id]
+    shown = cli.json("requests", "show", request_id, "--now", "2026-06-04")
+    assert [h["state"] for h in shown["history"]][-1] == "completed"
+    letter = cli("requests", "show", request_id, "--letter", "md", "--now", "2026-06-04").stdout
+    assert "17(3)(b)" in letter
+
+
+def test_overdue_requests_are_listed(cli: Cli) -> None:
+    """A request received more than a month ago and not answered is overdue."""
+    cli.json(
+        "requests", "new", "access", "L2", "--requester-name", "Bob", "--received", "2026-01-10"
+    )
+    late = cli.json("requests", "list", "--overdue", "--now", "2026-03-01")
+    assert len(late) == 1
+    assert late[0]["overdue"] is True
+
+
+def test_demo_runs_the_whole_story(tmp_path: Path) -> None:
+    """demo stores, sweeps, exports, erases and verifies, writing only to its folder."""
+    folder = tmp_path / "demo"
+    result = CliRunner().invoke(
+        main, ["demo", "--dir", str(folder), "--learners", "60"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "Audit chain intact" in result.output
+    assert "17(3)(b)" in result.output
+    written = {p.name for p in folder.iterdir()}
+    assert {"lms.db", "master.key", "register.md", "register.html"} <= written
+    assert any(name.startswith("export-") and name.endswith(".zip") for name in written)
+    assert any(name.startswith("erasure-") for name in written)
