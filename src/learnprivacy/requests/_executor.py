@@ -22,6 +22,7 @@ from learnprivacy.errors import (
     ProviderError,
     RequestStateError,
 )
+from learnprivacy.requests import _changes as changes
 from learnprivacy.requests import _steps as steps
 from learnprivacy.requests._book import RequestBook
 from learnprivacy.requests._deadlines import require_aware
@@ -136,9 +137,9 @@ class RequestExecutor(DeathMixin):
             if env.manager is not None:
                 plan.append(("erase_providers", steps.erase_providers))
         elif kind is RequestType.RESTRICTION:
-            plan.append(("restrict", steps.restrict))
+            plan.append(("restrict", changes.restrict))
         elif kind is RequestType.OBJECTION:
-            plan.append(("objection", steps.object_to_processing))
+            plan.append(("objection", changes.object_to_processing))
         elif kind is RequestType.WITHDRAW_CONSENT:
             plan += [
                 ("withdraw_consent", steps.withdraw_consent),
@@ -146,9 +147,9 @@ class RequestExecutor(DeathMixin):
                 ("erase_consent_data", steps.erase_consent_data),
             ]
         elif kind is RequestType.RECTIFICATION:
-            plan.append(("rectify", steps.rectify))
+            plan.append(("rectify", changes.rectify))
         else:
-            plan.append(("register_directive", steps.register_directive))
+            plan.append(("register_directive", changes.register_directive))
         if kind in _NOTIFIED:
             plan += [steps.notify_step(r) for r in steps.recipients_of(env)]
         return plan

@@ -1,4 +1,4 @@
-"""The execution steps of each request type, against a Store and a PrivacyManager.
+"""Execution steps: exports, erasure, consent withdrawal and Art. 19 notifications.
 
 Every step is a function ``(env, request, now) -> StepResult`` that can run again with
 the same end state: erasing erased data, restricting restricted records, withdrawing a
@@ -21,22 +21,20 @@ from typing import Any
 import attrs
 
 from learnprivacy.basis import LawfulBasis
-from learnprivacy.errors import NotFoundError, ProviderError
-from learnprivacy.records import Consent, from_json_dict, record_type, subject_of, to_json_dict
+from learnprivacy.errors import NotFoundError
+from learnprivacy.records import Consent
 from learnprivacy.requests._adapters import erase_records
 from learnprivacy.requests._facts import FactsMixin
 from learnprivacy.requests._model import PLAN_PREFIX, SubjectRequest
 from learnprivacy.requests._outcomes import (
+    NotificationOutcome,
     NotificationStatus,
     RecordAction,
     RecordOutcome,
     StepResult,
 )
 from learnprivacy.requests._params import (
-    ObjectionParams,
-    PostMortemDirective,
     RectificationParams,
-    RestrictionParams,
     WithdrawConsentParams,
 )
 from learnprivacy.requests._recipients import Recipient, Recipients
@@ -44,12 +42,8 @@ from learnprivacy.requests._vocabulary import RequestType
 
 __all__ = ["Env", "Step", "StepFailed"]
 
-ART_16 = "GDPR Art. 16"
 ART_17_1 = "GDPR Art. 17(1)"
 ART_17_1_B = "GDPR Art. 17(1)(b)"
-ART_18_1 = "GDPR Art. 18(1)"
-ART_21_1 = "GDPR Art. 21(1)"
-ART_21_3 = "GDPR Art. 21(3)"
 ART_7_3 = "GDPR Art. 7(3)"
 
 _STORE_COMPONENT = "learnprivacy_store"
@@ -229,80 +223,6 @@ def erase_providers(env: Env, request: SubjectRequest, now: dt.datetime) -> Step
     return StepResult(name="erase_providers", completed_at=now, records=records)
 
 
-# -- restriction and objection -----------------------------------------------------------
-
-
-def restrict(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
-    """Restrict the learner's records (all, or the types the request names)."""
-    params = request.params
-    assert params is None or isinstance(params, RestrictionParams)
-    article = params.grounds.article if params is not None else ART_18_1
-    names = set(params.record_types) if params is not None and params.record_types else None
-    reason = f"restriction request ({article})"
-    if names is None:
-        env.store.restrict(learner_id=request.learner_id, reason=reason, now=now)
-    else:
-        for name in sorted(names):
-            env.store.restrict(name, learner_id=request.learner_id, reason=reason, now=now)
-    records = tuple(
-        RecordOutcome(
-            record_type=type(r).__name__,
-            record_id=r.id,
-            action=RecordAction.RESTRICTED,
-            article=article,
-        )
-        for r in env.store.records_of(request.learner_id, include_restricted=True)
-        if names is None or type(r).__name__ in names
-    )
-    return StepResult(name="restrict", completed_at=now, records=records)
-
-
-def _objected(record: Any, params: ObjectionParams) -> bool:
-    if getattr(type(record), "processing_purpose", None) != params.purpose:
-        return False
-    if params.direct_marketing:
-        return True
-    # Art. 21(1) covers processing on public task or legitimate interests only; consent
-    # is withdrawn, not objected to.
-    return record.basis in (LawfulBasis.LEGITIMATE_INTERESTS, LawfulBasis.PUBLIC_TASK)
-
-
-def object_to_processing(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
-    """Record the objection flag; unless overridden, restrict the records it covers."""
-    params = request.params
-    assert isinstance(params, ObjectionParams)
-    overridden = request.compelling_grounds is not None and not params.direct_marketing
-    env.book.record_objection(
-        request.learner_id,
-        params.purpose,
-        request_id=request.id,
-        direct_marketing=params.direct_marketing,
-        overridden=overridden,
-        now=now,
-    )
-    if env.store is None:
-        return StepResult(name="objection", completed_at=now, facts={"flag": "recorded"})
-    article = ART_21_3 if params.direct_marketing else ART_21_1
-    if not overridden:
-        for record in env.store.records_of(request.learner_id):
-            if _objected(record, params):
-                env.store.restrict(
-                    type(record), record.id, reason=f"objection ({article})", now=now
-                )
-    records = tuple(
-        RecordOutcome(
-            record_type=type(r).__name__,
-            record_id=r.id,
-            action=RecordAction.KEPT if overridden else RecordAction.OBJECTION_UPHELD,
-            article=article,
-            reason="compelling legitimate grounds" if overridden else "processing stopped",
-        )
-        for r in env.store.records_of(request.learner_id, include_restricted=True)
-        if _objected(r, params)
-    )
-    return StepResult(name="objection", completed_at=now, records=records)
-
-
 # -- consent withdrawal ------------------------------------------------------------------
 
 
@@ -364,56 +284,6 @@ def erase_consent_data(env: Env, request: SubjectRequest, now: dt.datetime) -> S
     return StepResult(name="erase_consent_data", completed_at=now, records=records)
 
 
-# -- rectification -----------------------------------------------------------------------
-
-
-def rectify(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
-    """Apply every field change (validated first: all or nothing), re-encrypted on write."""
-    params = request.params
-    assert isinstance(params, RectificationParams)
-    grouped: dict[tuple[str, str], dict[str, Any]] = {}
-    for change in params.changes:
-        grouped.setdefault((change.record_type, change.record_id), {})[change.field] = change.value
-    updated = []
-    for (type_name, record_id), changes in grouped.items():
-        cls = record_type(type_name)
-        record = env.store.get(cls, record_id)
-        if record is None or subject_of(record) != request.learner_id:
-            # Another learner's record is reported exactly like a missing one.
-            raise NotFoundError(f"no {type_name} record of this learner with that id")
-        merged = {**to_json_dict(record), **changes}
-        merged.pop("scaled", None)
-        # The record's own validators run here; a bad value raises ValidationError
-        # naming the field, before anything is written.
-        updated.append((from_json_dict(cls, merged), sorted(changes)))
-    for record, _fields in updated:
-        env.store.update(record, now=now)
-    records = tuple(
-        RecordOutcome(
-            record_type=type(record).__name__,
-            record_id=record.id,
-            action=RecordAction.RECTIFIED,
-            article=ART_16,
-            reason="fields: " + ", ".join(fields),
-        )
-        for record, fields in updated
-    )
-    return StepResult(name="rectify", completed_at=now, records=records)
-
-
-# -- post-mortem directives --------------------------------------------------------------
-
-
-def register_directive(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
-    """Register the directive (it replaces an earlier one of the learner)."""
-    params = request.params
-    assert isinstance(params, PostMortemDirective)
-    env.book.register_directive(request.learner_id, params, request_id=request.id, now=now)
-    return StepResult(
-        name="register_directive", completed_at=now, facts={"on_death": params.on_death.value}
-    )
-
-
 # -- Art. 19 notifications ---------------------------------------------------------------
 
 
@@ -443,8 +313,6 @@ def notify_step(recipient: Recipient) -> Step:
         if isinstance(request.params, RectificationParams):
             fields = [c.field for c in request.params.changes]
         if env.recipients is None:
-            from learnprivacy.requests._outcomes import NotificationOutcome
-
             outcome = NotificationOutcome(
                 location=recipient.location,
                 component=recipient.component,
@@ -465,8 +333,3 @@ def notify_step(recipient: Recipient) -> Step:
         return StepResult(name=name, completed_at=now, notifications=(outcome,))
 
     return (f"notify:{recipient.component}/{recipient.location}", run)
-
-
-def provider_failure(exc: ProviderError) -> StepFailed:
-    """A provider's error as a step failure naming the component."""
-    return StepFailed(f"{type(exc).__name__}: {exc}", component=exc.component)
