@@ -1,0 +1,276 @@
+"""The right to erasure: what goes, what stays restricted, and that nothing readable remains."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from learnprivacy.crypto import Keyring
+from learnprivacy.errors import KeyShreddedError
+from learnprivacy.records import (
+    AccessEvent,
+    Certificate,
+    Consent,
+    Funding,
+    Invoice,
+    Learner,
+    Progress,
+)
+from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
+from learnprivacy.store import Store
+from tests.store_fixtures import *  # noqa: F403
+from tests.store_fixtures import (
+    NOW,
+    day,
+    learner,
+    personal_values,
+    raw_bytes,
+    records_for,
+    table_text,
+)
+
+
+def _stored(store: Store, learner_id: str = "L1") -> list[Any]:
+    records = [learner(learner_id), *records_for(learner_id)]
+    store.add_all(records)
+    return records
+
+
+def test_erasure_erases_and_restricts_with_articles(store: Store) -> None:
+    """Without a schedule: legal-obligation records restricted (17(3)(b)), the rest erased."""
+    _stored(store)
+    _stored(store, "L2")
+    report = store.erase_subject("L1", now=NOW)
+    assert report.erased == 5
+    assert report.restricted == 2
+    outcomes = {(o.record_type, o.outcome, o.article) for o in report.outcomes}
+    assert outcomes == {
+        ("Learner", "erased", "GDPR Art. 17(1)"),
+        ("Progress", "erased", "GDPR Art. 17(1)"),
+        ("Certificate", "erased", "GDPR Art. 17(1)"),
+        ("Consent", "erased", "GDPR Art. 17(1)"),
+        ("AccessEvent", "erased", "GDPR Art. 17(1)"),
+        ("Invoice", "restricted", "GDPR Art. 17(3)(b)"),
+        ("Funding", "restricted", "GDPR Art. 17(3)(b)"),
+    }
+    assert store.records_of("L1") == []
+    kept = store.records_of("L1", include_restricted=True)
+    assert {type(r) for r in kept} == {Invoice, Funding}
+    # Invoices stay readable to the controller until their own retention ends.
+    invoice = store.get(Invoice, "L1-INV1", include_restricted=True)
+    assert invoice is not None
+    assert invoice.billing_name == "BillingL1Name"
+    # Nobody else is touched.
+    assert len(store.records_of("L2")) == 7
+    assert "L1" not in repr(report)
+
+
+def test_erasure_shreds_every_scope_no_remaining_record_uses(store: Store) -> None:
+    """contract, consent and security keys are shredded (tombstoned); legal is kept."""
+    _stored(store)
+    report = store.erase_subject("L1", now=NOW)
+    assert set(report.shredded_scopes) == {"contract", "consent", "security"}
+    assert report.kept_scopes == ("legal",)
+    keyring = store.keyring
+    for scope in ("contract", "consent", "security"):
+        assert keyring.is_shredded("L1", scope)
+    assert not keyring.is_shredded("L1", "legal")
+    # A tombstone: new contract data for L1 is refused until explicitly revived.
+    with pytest.raises(KeyShreddedError):
+        store.add(learner("L1"))
+
+
+def test_nothing_readable_remains_in_the_database(store: Store, store_url: str) -> None:
+    """After erasure no plaintext of erased values is anywhere, and no token of an erased
+    scope can be decrypted, whatever table it is found in."""
+    records = _stored(store)
+    _stored(store, "L2")
+    erased = [r for r in records if not isinstance(r, (Invoice, Funding))]
+    kept = [r for r in records if isinstance(r, (Invoice, Funding))]
+    # Capture L1's tokens before erasure, as a backup or a replica would hold them.
+    before = _tokens(store, "L1")
+    store.erase_subject("L1", now=NOW)
+    secrets = personal_values(erased)
+    text = table_text(store)
+    for secret in secrets:
+        assert secret not in text
+    if store_url.startswith("sqlite"):
+        data = raw_bytes(store_url)
+        for secret in secrets:
+            assert secret.encode() not in data
+    for (kind, record_id, field), token in before.items():
+        if kind in ("Invoice", "Funding"):
+            continue
+        with pytest.raises(KeyShreddedError):
+            store.cipher.decrypt(token, subject="L1", context=f"{kind}/{record_id}/{field}")
+    # The restricted records remain decryptable, for the controller.
+    assert personal_values(kept)[0] in repr(
+        [store.get(Invoice, "L1-INV1", include_restricted=True).billing_name]  # type: ignore[union-attr]
+    )
+
+
+def _tokens(store: Store, learner_id: str) -> dict[tuple[str, str, str], str]:
+    from sqlalchemy import select
+
+    out = {}
+    with store.database.read() as connection:
+        for rt in store.tables():
+            for row in connection.execute(
+                select(rt.table).where(rt.table.c[rt.subject_column] == learner_id)
+            ):
+                for spec in rt.fields:
+                    if spec.encrypted and row._mapping[spec.token_column] is not None:
+                        out[rt.name, row._mapping["id"], spec.name] = row._mapping[
+                            spec.token_column
+                        ]
+    assert out
+    return out
+
+
+def test_erasure_is_audited_first_and_pseudonymously(store: Store) -> None:
+    """The audit log holds the request, each erased and restricted record and the shred."""
+    _stored(store)
+    before = len(store.audit)
+    report = store.erase_subject("L1", now=NOW)
+    entries = list(store.audit.entries(after=before))
+    actions = [e.action for e in entries]
+    assert actions[0] == "erasure_request"
+    assert actions[-1] == "shred"
+    assert actions.count("erase") == 5
+    assert actions.count("restrict") == 2
+    assert {e.subject_ref for e in entries} == {report.subject_ref}
+    assert "L1" not in repr([dict(e.details) for e in entries if e.record_type == "Learner"])
+    assert store.audit.verify()
+
+
+def test_holds_turn_erasure_into_restriction(store: Store) -> None:
+    """A legal hold on a record type keeps it, restricted and readable, under Art. 17(3)(e);
+    the key scope it uses is kept."""
+    _stored(store)
+    hold = Hold("case 42", record_type=Certificate)
+    report = store.erase_subject("L1", now=NOW, holds=[hold])
+    outcome = next(o for o in report.outcomes if o.record_type == "Certificate")
+    assert outcome.outcome == "restricted"
+    assert outcome.article == "GDPR Art. 17(3)(e)"
+    certificate = store.get(Certificate, "L1-CERT1", include_restricted=True)
+    assert certificate is not None
+    assert certificate.verification_code == "VERIFYL1CODE"
+    assert "contract" in report.kept_scopes
+    assert store.get(Progress, "L1-P1", include_restricted=True) is None
+
+
+def test_erasure_with_a_schedule_uses_legal_minimums(store: Store) -> None:
+    """With a schedule, a running legal minimum restricts (with its end); an ended one erases."""
+    old_invoice = Invoice(
+        id="L1-OLD",
+        learner_id="L1",
+        billing_name="Old Name",
+        billing_address="Old Street",
+        amount=records_for("L1")[2].amount,
+        issued_at=day(2012, 1, 1),
+    )
+    store.add_all([learner("L1"), *records_for("L1"), old_invoice])
+    schedule = Schedule(
+        {
+            Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+            Progress: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+            Certificate: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+            Consent: RetentionRule(Period.parse("P6M"), Trigger.CREATED),
+            AccessEvent: RetentionRule(Period.parse("P1Y"), Trigger.CREATED),
+            Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
+            Funding: RetentionRule(Period.parse("P6Y"), Trigger.CREATED, minimum=True),
+        }
+    )
+    report = store.erase_subject("L1", now=NOW, schedule=schedule)
+    by_id = {o.record_id: o for o in report.outcomes}
+    assert by_id["L1-OLD"].outcome == "erased"
+    assert by_id["L1-INV1"].outcome == "restricted"
+    assert by_id["L1-INV1"].article == "GDPR Art. 17(3)(b)"
+    assert by_id["L1-INV1"].due_at == day(2033, 3, 1)
+    assert store.get(Invoice, "L1-OLD", include_restricted=True) is None
+
+
+def test_erasing_an_unknown_learner_changes_nothing(store: Store) -> None:
+    """Erasing a learner with no data reports nothing erased (and is audited)."""
+    _stored(store)
+    report = store.erase_subject("L404", now=NOW)
+    assert (report.erased, report.restricted) == (0, 0)
+    assert len(store.records_of("L1")) == 7
+
+
+def test_a_restricted_invoice_is_erased_when_its_retention_ends(store: Store) -> None:
+    """After erasure, the restricted invoice goes at the sweep after its legal minimum."""
+    _stored(store)
+    store.erase_subject("L1", now=NOW)
+    schedule = Schedule(
+        {
+            Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
+            Funding: RetentionRule(Period.parse("P6Y"), Trigger.CREATED, minimum=True),
+        }
+    )
+    later = day(2033, 3, 2)
+    report = store.sweep(schedule, now=later)
+    assert report.by_type["Invoice"]["erase"] == 1
+    assert store.records_of("L1", include_restricted=True) == []
+    assert all(e.state.value == "shredded" for e in store.key_store.list_entries("L1"))
+
+
+def test_replay_after_restoring_a_backup(tmp_path: Path) -> None:
+    """A backup taken before an erasure, once restored, gets the erasures of the current log
+    replayed, so erased learners are not resurrected; the replay is idempotent."""
+    master = bytes(range(32))
+    current_path = tmp_path / "current.db"
+    current = Store(f"sqlite:///{current_path}", keyring=Keyring.from_master_key(master))
+    recent = learner("L2", last_activity_at=day(2026, 1, 1))
+    current.add_all([learner("L1"), *records_for("L1"), recent, *records_for("L2")])
+    current.add_all([learner("L3", last_activity_at=day(2019, 1, 1)), *records_for("L3")])
+    backup = tmp_path / "backup.db"
+    shutil.copyfile(current_path, backup)
+    current.erase_subject("L1", now=NOW)
+    schedule = Schedule(
+        {
+            Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+            AccessEvent: RetentionRule(Period.parse("P1Y"), Trigger.CREATED),
+        }
+    )
+    current.sweep(schedule, now=NOW)
+    # The backup is restored (to a new place here, so both can be compared).
+    restored_path = tmp_path / "restored.db"
+    shutil.copyfile(backup, restored_path)
+    restored = Store(f"sqlite:///{restored_path}", keyring=Keyring.from_master_key(master))
+    assert restored.get(Learner, "L1") is not None  # resurrected, until the replay
+    report = restored.replay_erasures(current.audit, now=NOW)
+    assert report.erased >= 7
+    assert report.shredded >= 3
+    for kind in (Progress, Certificate, Consent, AccessEvent):
+        assert restored.query(kind, learner_id="L1", include_restricted=True) == []
+    assert restored.get(Learner, "L1") is None
+    assert restored.get(Learner, "L3") is None
+    assert restored.get(AccessEvent, "L2-E1") is None
+    assert {type(r) for r in restored.records_of("L1", include_restricted=True)} == {
+        Invoice,
+        Funding,
+    }
+    assert restored.records_of("L1") == []
+    assert restored.keyring.is_shredded("L1", "contract")
+    assert restored.get(Learner, "L2") == recent
+    # The restored store now holds what the current one holds.
+    for rt in restored.tables():
+        mine = {r.id for r in restored.query(rt.cls, include_restricted=True)}
+        theirs = {r.id for r in current.query(rt.cls, include_restricted=True)}
+        assert mine == theirs, rt.name
+    # No plaintext of L1's erased values in the restored file either.
+    erased = [
+        r for r in [learner("L1"), *records_for("L1")] if not isinstance(r, (Invoice, Funding))
+    ]
+    data = raw_bytes(f"sqlite:///{restored_path}")
+    for secret in personal_values(erased):
+        assert secret.encode() not in data
+    again = restored.replay_erasures(list(current.audit), now=NOW)
+    assert (again.erased, again.anonymised, again.restricted, again.shredded) == (0, 0, 0, 0)
+    assert restored.audit.verify()
+    current.close()
+    restored.close()
