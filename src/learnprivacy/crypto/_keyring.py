@@ -78,7 +78,15 @@ class Keyring:
     The repr shows the master key id only, and a keyring cannot be pickled.
     """
 
-    __slots__ = ("_cache", "_cache_size", "_master", "_previous", "_store", "_verified")
+    __slots__ = (
+        "_cache",
+        "_cache_size",
+        "_index_key",
+        "_master",
+        "_previous",
+        "_store",
+        "_verified",
+    )
 
     def __init__(
         self,
@@ -101,6 +109,7 @@ class Keyring:
         self._cache: dict[str, _SubjectKeys] = {}
         self._cache_size = cache_size
         self._verified = False
+        self._index_key: bytes | None = None
 
     @classmethod
     def generate(cls, *, store: KeyStore | None = None) -> Keyring:
@@ -178,7 +187,11 @@ class Keyring:
         The key is random, kept wrapped in the store like a data key, survives master key
         rotation, and is never shredded with a subject (see BlindIndex for what that means).
         """
-        return BlindIndex(self._system_key(_BLIND_INDEX_SCOPE), size=size)
+        # The key never changes (rotation rewraps it, shredding never touches it), so it
+        # is unwrapped once per keyring.
+        if self._index_key is None:
+            self._index_key = self._system_key(_BLIND_INDEX_SCOPE)
+        return BlindIndex(self._index_key, size=size)
 
     def shred(self, subject: str, scope: str | None = None) -> int:
         """Destroy the data keys of ``subject`` in ``scope`` (all scopes when ``None``).
