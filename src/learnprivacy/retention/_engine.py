@@ -15,7 +15,7 @@ import datetime as dt
 import functools
 import itertools
 import operator
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -53,6 +53,14 @@ def subject_map(subjects: Mapping[str, Any] | Iterable[Any] | None) -> Mapping[s
 
 
 @attrs.frozen
+class _HoldSpec:
+    everything: bool
+    subjects: frozenset[str | None]
+    ids: frozenset[str | None]
+    pairs: frozenset[tuple[str | None, str | None]]
+
+
+@attrs.frozen
 class _TypeSpec:
     rules: tuple[RetentionRule, ...]
     own: bool  # the record is the learner's own account
@@ -79,7 +87,7 @@ class Engine:
         self._cutoffs: dict[tuple[RetentionRule, Trigger], dt.datetime | None] = {}
         self._subject_values: dict[str, Mapping[str, Any]] = {}
         self._specs: dict[type, _TypeSpec] = {}
-        self._held: dict[type, Callable[[Any], bool] | None] = {}
+        self._held: dict[type, _HoldSpec | None] = {}
 
     # -- precomputation, once per plan ---------------------------------------------------
 
@@ -119,27 +127,46 @@ class Engine:
             self._specs[cls] = spec
         return spec
 
-    def _hold_matcher(self, cls: type, own: bool) -> Callable[[Any], bool] | None:
+    def _hold_spec(self, cls: type) -> _HoldSpec | None:
         if cls in self._held:
             return self._held[cls]
         relevant = [
             h for h in self._holds if h.record_type is None or type_matches(h.record_type, cls)
         ]
-        matcher: Callable[[Any], bool] | None = None
-        if any(h.subject is None and h.record_id is None for h in relevant):
-            matcher = _always
-        elif relevant:
-            subjects = {h.subject for h in relevant if h.record_id is None}
-            ids = {h.record_id for h in relevant if h.subject is None}
-            pairs = {(h.subject, h.record_id) for h in relevant if h.subject and h.record_id}
-            owner = operator.attrgetter("id" if own else "learner_id")
+        spec: _HoldSpec | None = None
+        if relevant:
+            spec = _HoldSpec(
+                everything=any(h.subject is None and h.record_id is None for h in relevant),
+                subjects=frozenset(h.subject for h in relevant if h.record_id is None),
+                ids=frozenset(h.record_id for h in relevant if h.subject is None),
+                pairs=frozenset(
+                    (h.subject, h.record_id) for h in relevant if h.subject and h.record_id
+                ),
+            )
+        self._held[cls] = spec
+        return spec
 
-            def matcher(record: Any) -> bool:
-                sid, rid = owner(record), record.id
-                return sid in subjects or rid in ids or (sid, rid) in pairs
-
-        self._held[cls] = matcher
-        return matcher
+    def _split_held(self, cls: type, own: bool, records: list[Any]) -> tuple[list[Any], list[Any]]:
+        """``(held, free)``: the records a hold covers, and the others."""
+        spec = self._hold_spec(cls)
+        if spec is None or not records:
+            return [], records
+        if spec.everything:
+            return records, []
+        owners = list(map(operator.attrgetter("id" if own else "learner_id"), records))
+        ids = list(map(operator.attrgetter("id"), records))
+        # Set membership through map() keeps the per-record work in C.
+        flags: list[bool] = [False] * len(records)
+        if spec.subjects:
+            flags = list(map(spec.subjects.__contains__, owners))
+        if spec.ids:
+            flags = list(map(operator.or_, flags, map(spec.ids.__contains__, ids)))
+        if spec.pairs:
+            found = map(spec.pairs.__contains__, zip(owners, ids, strict=True))
+            flags = list(map(operator.or_, flags, found))
+        held = list(itertools.compress(records, flags))
+        free = list(itertools.compress(records, map(operator.not_, flags)))
+        return held, free
 
     # -- classification ------------------------------------------------------------------
 
@@ -190,12 +217,12 @@ class Engine:
 
     def _column(
         self, cls: type, spec: _TypeSpec, trigger: Trigger, records: list[Any]
-    ) -> list[Any]:
+    ) -> Iterator[Any]:
         field = trigger.field_for(cls)
         if trigger.on_subject and not spec.own:
             values = self._values_on_subject(field)
-            return list(map(values.get, map(operator.attrgetter("learner_id"), records)))
-        return list(map(operator.attrgetter(field), records))
+            return map(values.get, map(operator.attrgetter("learner_id"), records))
+        return map(operator.attrgetter(field), records)
 
     def _status(
         self, cls: type, spec: _TypeSpec, rule: RetentionRule, records: list[Any]
@@ -211,13 +238,16 @@ class Engine:
         second = self._column(cls, spec, rule.fallback, records)
         cut2 = self._cutoff(rule, rule.fallback)
         out = []
+        # The later present date counts, so the rule has ended only if both present ended.
         for a, b in zip(first, second, strict=True):
-            if a is not None:
-                out.append(_EXPIRED if cut is not None and a <= cut else _RUNNING)
-            elif b is not None:
-                out.append(_EXPIRED if cut2 is not None and b <= cut2 else _RUNNING)
-            else:
+            if a is None and b is None:
                 out.append(missing)
+            elif (a is None or (cut is not None and a <= cut)) and (
+                b is None or (cut2 is not None and b <= cut2)
+            ):
+                out.append(_EXPIRED)
+            else:
+                out.append(_RUNNING)
         return out
 
     def _classify_rules(
@@ -259,16 +289,9 @@ class Engine:
             for record, status in zip(records, statuses, strict=True):
                 targets[status].append(record)
         if check_holds:
-            held = self._hold_matcher(cls, spec.own)
-            if held is None:
-                out[expired_action].extend(expired)
-            else:
-                for record in expired:
-                    (keep if held(record) else out[expired_action]).append(record)
-
-
-def _always(record: Any) -> bool:
-    return True
+            held, free = self._split_held(cls, spec.own, expired)
+            keep.extend(held)
+            out[expired_action].extend(free)
 
 
 def decide_action(

@@ -102,8 +102,10 @@ class RetentionRule:
       be erased before it ends, even on request; the request turns into a restriction
       (GDPR Art. 17(3)(b)). ``mode`` says whether an audited :class:`Override` may bypass
       it (``GOVERNANCE``) or nothing may (``COMPLIANCE``).
-    - ``fallback``: a second trigger used when the first has no date, e.g. count from
-      account creation for a learner who never connected. Without it a missing date gives
+    - ``fallback``: a second trigger for when the first has no date, e.g. count from
+      account creation for a learner who never connected. When both dates exist the later
+      one counts, so a date appearing (a first connection) never brings erasure forward.
+      Without a date at all the rule gives
       ``on_missing_anchor``: ``REVIEW`` (default: a person decides) or ``KEEP`` (the clock has
       not started yet, e.g. a contract that has not ended).
     - ``purpose`` names the processing purpose; several rules for one record type are
@@ -199,14 +201,21 @@ class RetentionRule:
         return require_aware(value, f"{type(source).__name__}.{name}")
 
     def anchor_of(self, record: object, subject: object | None) -> dt.datetime | None:
-        """The UTC instant the period counts from, ``subject`` already checked."""
+        """The UTC instant the period counts from, ``subject`` already checked.
+
+        With a fallback, the later of the dates present counts: learning the first date
+        (a learner's first activity) must never bring erasure forward.
+        """
+        latest: dt.datetime | None = None
         for trigger in self.triggers:
             raw = self.read(trigger, record, subject)
             if raw is not None:
                 if trigger is Trigger.FISCAL_YEAR_END:
-                    return self.fiscal_year.closing(raw)
-                return raw.astimezone(UTC)
-        return None
+                    instant = self.fiscal_year.closing(raw)
+                else:
+                    instant = raw.astimezone(UTC)
+                latest = instant if latest is None or instant > latest else latest
+        return latest
 
     def anchor(self, record: object, subject: object | None = None) -> dt.datetime | None:
         """The UTC instant this rule's period counts from for ``record``, or ``None``."""
@@ -235,8 +244,8 @@ class RetentionRule:
         ``<= cutoff`` has reached the end of this rule's period; ``None`` means none has.
         Exact: ``date <= rule.cutoff(now)`` if and only if the period counted from that date
         has ended, including month-end clamping and fiscal-year closes. For a rule with a
-        ``fallback``, ask again with ``trigger=rule.fallback`` for rows whose first date is
-        missing.
+        ``fallback``, ask again with ``trigger=rule.fallback``: a row has expired when at
+        least one of its two dates is present and every present one is ``<=`` its cutoff.
         """
         chosen = self.trigger if trigger is None else trigger
         if chosen not in self.triggers:

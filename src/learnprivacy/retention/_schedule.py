@@ -32,9 +32,10 @@ class Cutoff:
 
     Rows of ``record_type`` whose ``field`` (on the learner's row when ``on_subject``)
     is ``<= value`` have reached the end of ``rule`` through ``trigger``; ``None`` means
-    none has. A rule with a fallback gives a second entry for rows whose first date is
-    missing. Rows found this way still go through :meth:`Schedule.evaluate` (or a
-    :class:`Plan`) for holds, other purposes and erasure requests.
+    none has. A rule with a fallback gives a second entry: a row has then expired when at
+    least one of the two dates is present and every present one passes. Rows found this
+    way still go through :meth:`Schedule.evaluate` (or a :class:`Plan`) for holds, other
+    purposes and erasure requests.
     """
 
     record_type: type | str
