@@ -258,6 +258,7 @@ def _erasure_request(
         RequestExecutor,
         RequestType,
         render_letter,
+        store_audit_sink,
     )
     from learnprivacy.requests.sql import SQLBackend
 
@@ -276,7 +277,7 @@ def _erasure_request(
         "shredded; invoices and funder files stay, restricted, until their legal "
         "retention ends (Art. 17(3)(b)).",
     )
-    book = RequestBook(SQLBackend(store, cipher=store.cipher))
+    book = RequestBook(SQLBackend(store, cipher=store.cipher), audit_sink=store_audit_sink(store))
     executor = RequestExecutor(
         book, store=store, manager=manager, schedule=default_schedule(), export_dir=out
     )

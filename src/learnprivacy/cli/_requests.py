@@ -26,11 +26,14 @@ def _now(value: dt.datetime | None) -> dt.datetime:
 def _book(env: Env, export_dir: str | None = None) -> Iterator[tuple[Any, Any]]:
     from learnprivacy.cli._schedules import default_schedule
     from learnprivacy.providers import PrivacyManager
-    from learnprivacy.requests import RequestBook, RequestExecutor
+    from learnprivacy.requests import RequestBook, RequestExecutor, store_audit_sink
     from learnprivacy.requests.sql import SQLBackend
 
     with open_store(env.db, env.key_file) as store:
-        book = RequestBook(SQLBackend(store, cipher=store.cipher))
+        # Transitions go to the request's own history and to the store's audit log.
+        book = RequestBook(
+            SQLBackend(store, cipher=store.cipher), audit_sink=store_audit_sink(store)
+        )
         executor = RequestExecutor(
             book,
             store=store,
