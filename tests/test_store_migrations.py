@@ -1,0 +1,147 @@
+"""The schema is versioned with Alembic: created on first use, upgraded without data loss."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+import attrs
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from learnprivacy.basis import DataCategory, LawfulBasis
+from learnprivacy.crypto import Keyring
+from learnprivacy.records import Learner, Progress, not_personal, personal, register_record_type
+from learnprivacy.store import Store, head_revision
+from learnprivacy.store import _migrate
+from learnprivacy.store._schema import METADATA
+from tests.store_fixtures import *  # noqa: F403
+from tests.store_fixtures import MASTER_KEY, NOW, by_key, learner, records_for
+
+_empty_params = pytest.mark.parametrize("empty_url", ["sqlite", "postgresql"], indirect=True)
+
+
+def _engine(url: str) -> sa.Engine:
+    return sa.create_engine(url)
+
+
+@_empty_params
+def test_first_open_creates_the_newest_schema(empty_url: str) -> None:
+    """Opening an empty database migrates it to the head revision and records it in lp_meta."""
+    store = Store(empty_url, keyring=Keyring.from_master_key(MASTER_KEY))
+    store.close()
+    engine = _engine(empty_url)
+    with engine.connect() as connection:
+        assert _migrate.current_revision(connection) == head_revision()
+        version = connection.execute(
+            sa.text("SELECT value FROM lp_meta WHERE key = 'schema_version'")
+        ).scalar_one()
+        assert version == head_revision().lstrip("0")
+    engine.dispose()
+
+
+@_empty_params
+def test_migrations_match_the_table_definitions(empty_url: str) -> None:
+    """The migrated schema is exactly what the code declares (no drift between the two)."""
+    Store(empty_url, keyring=Keyring.from_master_key(MASTER_KEY)).close()
+    engine = _engine(empty_url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        diffs = compare_metadata(context, METADATA)
+    engine.dispose()
+    managed = _managed_tables()
+    assert [d for d in diffs if _table_of(d) in managed] == []
+
+
+def _managed_tables() -> set[str]:
+    from learnprivacy.records import record_type
+    from learnprivacy.store._schema import BUILTIN_TYPES, table_name
+
+    fixed = {"lp_meta", "lp_keys", "lp_key_tombstones", "lp_audit", "lp_audit_head"}
+    return fixed | {table_name(record_type(n)) for n in BUILTIN_TYPES}
+
+
+def _table_of(diff: Any) -> str | None:
+    """The table a compare_metadata difference is about."""
+    if isinstance(diff, list):  # column modifications come as a list of tuples
+        return _table_of(diff[0])
+    kind, *rest = diff
+    if kind in ("add_table", "remove_table"):
+        return str(rest[0].name)
+    if kind in ("add_index", "remove_index", "add_constraint", "remove_constraint"):
+        return str(rest[0].table.name)
+    if kind in ("add_column", "remove_column") or kind.startswith("modify_"):
+        return str(rest[1])
+    return None
+
+
+@_empty_params
+def test_upgrade_from_the_previous_revision_keeps_data(empty_url: str) -> None:
+    """Data written at revision N-1 reads back, intact, after the store upgrades to N."""
+    store = Store(empty_url, keyring=Keyring.from_master_key(MASTER_KEY))
+    records = [learner("L1"), *records_for("L1")]
+    store.add_all(records)
+    store.restrict(Progress, "L1-P1", reason="accuracy contested", now=NOW)
+    store.close()
+    engine = _engine(empty_url)
+    with engine.begin() as connection:
+        _migrate.downgrade(connection, "0001")
+    with engine.connect() as connection:
+        assert _migrate.current_revision(connection) == "0001"
+        columns = {c["name"] for c in sa.inspect(connection).get_columns("lp_progress")}
+        assert "lp_restriction_reason" not in columns
+        assert connection.execute(sa.text("SELECT count(*) FROM lp_learner")).scalar_one() == 1
+    engine.dispose()
+    reopened = Store(empty_url, keyring=Keyring.from_master_key(MASTER_KEY))
+    assert by_key(reopened.records_of("L1", include_restricted=True)) == by_key(records)
+    assert reopened.get(Progress, "L1-P1") is None  # the restriction itself survived
+    assert reopened.find_learner(email=records[0].email) == records[0]
+    assert reopened.audit.verify()
+    reopened.add(learner("L2"))
+    assert reopened.get(Learner, "L2") == learner("L2")
+    reopened.close()
+
+
+def test_migration_scripts_ship_in_the_package() -> None:
+    """The migration scripts are package files, found without any alembic.ini."""
+    from importlib.resources import files
+
+    versions = files("learnprivacy.store") / "migrations" / "versions"
+    names = sorted(p.name for p in versions.iterdir() if p.name.endswith(".py"))
+    assert "0001_initial.py" in names
+    assert head_revision() == "0002"
+
+
+def test_user_defined_record_types_get_a_table(tmp_path: Any) -> None:
+    """A registered record class outside the built-ins gets its own table on first use."""
+    @register_record_type
+    @attrs.frozen(kw_only=True)
+    class Badge:
+        processing_purpose: ClassVar[str] = "gamification"
+        key_scope: ClassVar[str] = "contract"
+        date_field: ClassVar[str] = "earned_at"
+
+        id: str = not_personal(description="Badge id")
+        learner_id: str = personal(
+            category=DataCategory.ACCOUNT, description="Learner", encrypted=False, identifier=True
+        )
+        title: str = personal(category=DataCategory.LEARNING, description="Title")
+        earned_at: dt.datetime = not_personal(description="When")
+        basis: LawfulBasis = not_personal(description="Basis", default=LawfulBasis.CONSENT)
+
+    try:
+        store = Store(f"sqlite:///{tmp_path / 'badge.db'}", keyring=Keyring.generate())
+        store.add(learner("L1"))
+        badge = Badge(id="B1", learner_id="L1", title="Secret Title", earned_at=NOW)
+        store.add(badge)
+        assert store.get(Badge, "B1") == badge
+        assert badge in store.records_of("L1")
+        store.erase_subject("L1", now=NOW)
+        assert store.get(Badge, "B1") is None
+        store.close()
+    finally:
+        from learnprivacy.records import _base
+
+        _base._REGISTRY.pop("Badge", None)
