@@ -16,7 +16,7 @@ from learnprivacy.moodle import _read_compliance as compliance
 from learnprivacy.moodle import _read_learning as learning
 from learnprivacy.moodle._issues import ScanIssues
 from learnprivacy.moodle._models import MoodleCourse, MoodleUser
-from learnprivacy.moodle._readonly import read_only_engine
+from learnprivacy.moodle._readonly import PG_WHOLE_RESULT, read_only_engine
 from learnprivacy.moodle._registry import DataRegistry
 from learnprivacy.moodle._registry_read import read_registry
 from learnprivacy.moodle._schema import MoodleSchema
@@ -119,6 +119,8 @@ class MoodleDatabase:
     def stream(self, statement: sa.Select[Any]) -> Iterator[Any]:
         """Rows of ``statement``, fetched ``chunk_size`` at a time."""
         with self.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql(PG_WHOLE_RESULT)
             result = connection.execution_options(yield_per=self.chunk_size).execute(statement)
             for partition in result.partitions():
                 yield from partition

@@ -8,14 +8,18 @@ naming the table, the row id, the field and the rule, never the value.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import attrs
 
 from learnprivacy.errors import ValidationError
 
-__all__ = ["ScanIssue", "ScanIssues", "rule_of"]
+T = TypeVar("T")
+
+__all__ = ["ScanIssue", "ScanIssues", "reporting", "rule_of"]
 
 
 @attrs.frozen(kw_only=True)
@@ -92,3 +96,28 @@ def rule_of(error: ValidationError) -> str:
     if error.field and text.startswith(error.field + " "):
         text = text[len(error.field) + 1 :]
     return text
+
+
+def reporting(
+    table: str, field: str
+) -> Callable[[Callable[[Any, ScanIssues], T | None]], Callable[[Any, ScanIssues], T | None]]:
+    """Decorate a row mapper so that a ``ValidationError`` skips the row and is reported.
+
+    The row's first column must be its id. ``field`` names the record when the error
+    does not name a field itself.
+    """
+
+    def decorate(
+        mapper: Callable[[Any, ScanIssues], T | None],
+    ) -> Callable[[Any, ScanIssues], T | None]:
+        @functools.wraps(mapper)
+        def guarded(row: Any, issues: ScanIssues) -> T | None:
+            try:
+                return mapper(row, issues)
+            except ValidationError as exc:
+                issues.report(table, row[0], exc.field or field, rule_of(exc))
+                return None
+
+        return guarded
+
+    return decorate

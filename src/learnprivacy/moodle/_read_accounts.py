@@ -10,7 +10,7 @@ from learnprivacy.errors import ValidationError
 from learnprivacy.moodle._issues import ScanIssues, rule_of
 from learnprivacy.moodle._models import MoodleCourse, MoodleUser
 from learnprivacy.moodle._schema import MoodleSchema
-from learnprivacy.moodle._time import from_unix, latest
+from learnprivacy.moodle._time import from_unix, from_unix_lenient
 from learnprivacy.records import Learner
 
 __all__ = [
@@ -62,10 +62,10 @@ def map_user(row: Any, guest_username: str, guest_id: int | None) -> MoodleUser:
         deleted=bool(deleted),
         suspended=bool(suspended),
         guest=username == guest_username or uid == guest_id,
-        created_at=from_unix(created),
-        first_access_at=from_unix(first),
-        last_access_at=from_unix(last),
-        last_course_access_at=from_unix(course_access),
+        created_at=from_unix_lenient(created),
+        first_access_at=from_unix_lenient(first),
+        last_access_at=from_unix_lenient(last),
+        last_course_access_at=from_unix_lenient(course_access),
     )
 
 
@@ -100,13 +100,13 @@ def learner_statement(
 def map_learner(row: Any, issues: ScanIssues) -> Learner | None:
     """A ``learner_statement`` row as a Learner, or None (with an issue) when it cannot be."""
     uid, username, email, given, family, created, first, last, course_access = row
-    # Accounts created by early installers or some imports have timecreated = 0; the first
-    # access is then the earliest date Moodle knows for them.
-    created_at = from_unix(created) or from_unix(first)
-    if created_at is None:
-        issues.report("user", uid, "Learner.created_at", "no creation or first access date")
-        return None
     try:
+        # Accounts created by early installers or some imports have timecreated = 0; the
+        # first access is then the earliest date Moodle knows for them.
+        created_at = from_unix(created) or from_unix(first)
+        if created_at is None:
+            issues.report("user", uid, "Learner.created_at", "no creation or first access date")
+            return None
         return Learner(
             id=str(uid),
             username=username,
@@ -114,7 +114,7 @@ def map_learner(row: Any, issues: ScanIssues) -> Learner | None:
             given_name=given,
             family_name=family,
             created_at=created_at,
-            last_activity_at=from_unix(latest(last, course_access)),
+            last_activity_at=from_unix(max(last or 0, course_access or 0)),
         )
     except ValidationError as exc:
         issues.report("user", uid, exc.field or "Learner", rule_of(exc))
@@ -148,8 +148,8 @@ def map_course(row: Any) -> MoodleCourse:
         shortname=shortname,
         fullname=fullname,
         category=int(category),
-        start_at=from_unix(start),
-        end_at=from_unix(end),
-        created_at=from_unix(created),
+        start_at=from_unix_lenient(start),
+        end_at=from_unix_lenient(end),
+        created_at=from_unix_lenient(created),
         visible=bool(visible),
     )

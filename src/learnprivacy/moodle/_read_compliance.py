@@ -18,8 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from learnprivacy.basis import LawfulBasis
-from learnprivacy.errors import ValidationError
-from learnprivacy.moodle._issues import ScanIssues, rule_of
+from learnprivacy.moodle._issues import ScanIssues, reporting
 from learnprivacy.moodle._query import restrict_to_users
 from learnprivacy.moodle._schema import MoodleSchema
 from learnprivacy.moodle._time import from_unix
@@ -56,6 +55,7 @@ def access_statement(
     return restrict_to_users(statement, log.c.userid, schema, user_ids, include_deleted)
 
 
+@reporting("logstore_standard_log", "AccessEvent")
 def map_access(row: Any, issues: ScanIssues) -> AccessEvent | None:
     """A log row as an AccessEvent; an unreadable IP is dropped (and reported), not the event."""
     rid, uid, eventname, created, ip = row
@@ -105,6 +105,7 @@ def consent_statement(
     return restrict_to_users(statement, a.c.userid, schema, user_ids, include_deleted)
 
 
+@reporting("tool_policy_acceptances", "Consent")
 def map_consent(row: Any, issues: ScanIssues) -> Consent | None:
     """An acceptance as a Consent; a policy declined outright gives None (no issue)."""
     rid, uid, policyid, versionid, status, created, modified, optional = row
@@ -117,19 +118,15 @@ def map_consent(row: Any, issues: ScanIssues) -> Consent | None:
         if not modified or modified <= created:
             return None
         withdrawn_at = from_unix(modified)
-    try:
-        return Consent(
-            id=f"tool_policy_acceptances/{rid}",
-            learner_id=str(uid),
-            purpose=f"tool_policy/{policyid}",
-            given_at=given_at,
-            withdrawn_at=withdrawn_at,
-            proof=f"tool_policy_versions/{versionid}",
-            basis=LawfulBasis.CONSENT if optional else LawfulBasis.CONTRACT,
-        )
-    except ValidationError as exc:
-        issues.report("tool_policy_acceptances", rid, exc.field or "Consent", rule_of(exc))
-        return None
+    return Consent(
+        id=f"tool_policy_acceptances/{rid}",
+        learner_id=str(uid),
+        purpose=f"tool_policy/{policyid}",
+        given_at=given_at,
+        withdrawn_at=withdrawn_at,
+        proof=f"tool_policy_versions/{versionid}",
+        basis=LawfulBasis.CONSENT if optional else LawfulBasis.CONTRACT,
+    )
 
 
 def certificate_statement(
@@ -146,6 +143,7 @@ def certificate_statement(
     return restrict_to_users(statement, issue.c.userid, schema, user_ids, include_deleted)
 
 
+@reporting("customcert_issues", "Certificate")
 def map_certificate(row: Any, issues: ScanIssues) -> Certificate | None:
     """An issued certificate as a Certificate (None, with an issue, without code or date)."""
     rid, uid, course, created, code = row
@@ -153,14 +151,10 @@ def map_certificate(row: Any, issues: ScanIssues) -> Certificate | None:
     if at is None:
         issues.report("customcert_issues", rid, "Certificate.issued_at", "no date")
         return None
-    try:
-        return Certificate(
-            id=f"customcert_issues/{rid}",
-            learner_id=str(uid),
-            course_id=str(course),
-            issued_at=at,
-            verification_code=code,
-        )
-    except ValidationError as exc:
-        issues.report("customcert_issues", rid, exc.field or "Certificate", rule_of(exc))
-        return None
+    return Certificate(
+        id=f"customcert_issues/{rid}",
+        learner_id=str(uid),
+        course_id=str(course),
+        issued_at=at,
+        verification_code=code,
+    )

@@ -15,13 +15,14 @@ rescales it), so the score uses the item's bounds. Where the item has a pass mar
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
-from learnprivacy.moodle._issues import ScanIssues
+from learnprivacy.moodle._issues import ScanIssues, reporting
 from learnprivacy.moodle._query import restrict_to_users
 from learnprivacy.moodle._schema import MoodleSchema
 from learnprivacy.moodle._time import from_unix
@@ -56,21 +57,31 @@ def _number(value: Any) -> int | Decimal:
     return int(integral) if number == integral else number.normalize()
 
 
+@functools.lru_cache(maxsize=8_192)
+def _cached_score(final: Any, low: Any, high: Any) -> Score | str:
+    # Scores are immutable and a site has few distinct (grade, range) triples: building
+    # each once saves most of the per-row cost on big sites. A str is the rule broken.
+    values = [v if isinstance(v, Decimal) else Decimal(str(v)) for v in (final, low, high)]
+    if not all(v.is_finite() for v in values):
+        return "grade is not a finite number"
+    raw, low, high = (_number(v) for v in values)
+    if not low < high:
+        return "empty grade range"
+    if not low <= raw <= high:
+        return "final grade outside its item's range"
+    return Score(raw=raw, min=low, max=high)
+
+
 def _score(
     row_id: int, final: Any, gradetype: Any, low: Any, high: Any, issues: ScanIssues, table: str
 ) -> Score | None:
     if final is None or gradetype not in _NUMERIC_GRADES or low is None or high is None:
         return None
-    raw, low, high = _number(final), _number(low), _number(high)
-    if not low < high:
-        issues.report(table, row_id, "Progress.score", "empty grade range", skipped=False)
+    score = _cached_score(final, low, high)
+    if isinstance(score, str):
+        issues.report(table, row_id, "Progress.score", score, skipped=False)
         return None
-    if not low <= raw <= high:
-        issues.report(
-            table, row_id, "Progress.score", "final grade outside its item's range", skipped=False
-        )
-        return None
-    return Score(raw=raw, min=low, max=high)
+    return score
 
 
 def _graded(done: ProgressStatus, final: Any, gradepass: Any) -> ProgressStatus:
@@ -106,6 +117,7 @@ def course_progress_statement(
     return restrict_to_users(statement, cc.c.userid, schema, user_ids, include_deleted)
 
 
+@reporting("course_completions", "Progress")
 def map_course_progress(row: Any, issues: ScanIssues) -> Progress | None:
     """A course completion row as a course-level Progress (None, with an issue, if undated)."""
     rid, uid, course, enrolled, started, completed, gtype, low, high, gpass, final = row
@@ -166,6 +178,7 @@ def grade_statement(
     return restrict_to_users(statement, gg.c.userid, schema, user_ids, include_deleted)
 
 
+@reporting("grade_grades", "Progress")
 def map_grade(row: Any, issues: ScanIssues) -> Progress | None:
     """A final grade as an activity-level Progress with its score."""
     rid, uid, course, cmid, modified, created, gtype, low, high, gpass, final = row
@@ -206,6 +219,7 @@ def activity_statement(
     return restrict_to_users(statement, cmc.c.userid, schema, user_ids, include_deleted)
 
 
+@reporting("course_modules_completion", "Progress")
 def map_activity(row: Any, issues: ScanIssues) -> Progress | None:
     """An activity completion state as an activity-level Progress."""
     rid, uid, course, cmid, state, modified = row

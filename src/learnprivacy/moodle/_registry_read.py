@@ -20,7 +20,7 @@ from learnprivacy.moodle._registry import (
     Purpose,
 )
 from learnprivacy.moodle._schema import MoodleSchema
-from learnprivacy.moodle._time import from_unix
+from learnprivacy.moodle._time import from_unix_lenient as from_unix
 from learnprivacy.retention import Period
 
 __all__ = ["config_name", "parse_config_name", "read_registry"]

@@ -161,6 +161,10 @@ def populate(
             for start in range(0, len(rows), _BATCH):
                 connection.execute(table.insert(), rows[start : start + _BATCH])
         reset_sequences(connection, schema.tables())
+    with engine.begin() as connection:
+        # A live site's database has planner statistics; a freshly filled one has none,
+        # and without them PostgreSQL picks plans fit for empty tables.
+        connection.exec_driver_sql("ANALYZE")
     notes = state.notes
     return FixtureSummary(
         counts={name: len(rows) for name, rows in sorted(state.rows.items())},

@@ -1,0 +1,139 @@
+"""Reading Moodle users with their course completions into records, against plain Core SQL.
+
+The site is a lean synthetic Moodle (``learnprivacy.moodle.fixture``: accounts, courses,
+enrolments, completions and course grades). Measured: ``MoodleDatabase.learners()`` plus
+``MoodleDatabase.course_progress()`` into validated, typed records (streamed in chunks,
+through the read-only guard). Floor: the same rows fetched with hand-written SQLAlchemy
+Core SELECTs (same joins) into plain row tuples, in the same process. Target: within 2x.
+
+Runs on SQLite, and on PostgreSQL too when a server can be started (TemporaryPostgres).
+``python benchmarks/bench_moodle.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from learnprivacy.moodle import MoodleDatabase, MoodleSchema
+from learnprivacy.moodle.fixture import create_schema, populate
+
+NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
+TARGET = 2.0
+REPEATS = 3
+
+
+def _floor_statements(schema: MoodleSchema) -> list[sa.Select[Any]]:
+    """The adapter's two queries, written by hand: what any script reading Moodle would run."""
+    u, la = schema["user"], schema["user_lastaccess"]
+    latest = (
+        sa.select(la.c.userid, sa.func.max(la.c.timeaccess).label("timeaccess"))
+        .group_by(la.c.userid)
+        .subquery()
+    )
+    users = (
+        sa.select(
+            u.c.id, u.c.username, u.c.email, u.c.firstname, u.c.lastname,
+            u.c.timecreated, u.c.firstaccess, u.c.lastaccess, latest.c.timeaccess,
+        )
+        .select_from(u.outerjoin(latest, latest.c.userid == u.c.id))
+        .where(u.c.deleted == 0, u.c.username != "guest", u.c.id != 1)
+        .order_by(u.c.id)
+    )  # fmt: skip
+    cc, gi, gg = schema["course_completions"], schema["grade_items"], schema["grade_grades"]
+    completions = (
+        sa.select(
+            cc.c.id, cc.c.userid, cc.c.course, cc.c.timeenrolled, cc.c.timestarted,
+            cc.c.timecompleted, gi.c.gradetype, gi.c.grademin, gi.c.grademax, gi.c.gradepass,
+            gg.c.finalgrade,
+        )
+        .select_from(cc)
+        .outerjoin(gi, sa.and_(gi.c.courseid == cc.c.course, gi.c.itemtype == "course"))
+        .outerjoin(gg, sa.and_(gg.c.itemid == gi.c.id, gg.c.userid == cc.c.userid))
+        .join(u, sa.and_(u.c.id == cc.c.userid, u.c.deleted == 0))
+        .order_by(cc.c.id)
+    )  # fmt: skip
+    return [users, completions]
+
+
+def _floor(engine: sa.Engine) -> int:
+    count = 0
+    with engine.connect() as connection:
+        for statement in _floor_statements(MoodleSchema()):
+            count += len(connection.execute(statement).all())
+    return count
+
+
+def _ours(engine: sa.Engine) -> int:
+    with MoodleDatabase(engine) as db:
+        return len(list(db.learners())) + len(list(db.course_progress()))
+
+
+def _best(function: Callable[[sa.Engine], int], engine: sa.Engine) -> tuple[float, int]:
+    best, count = float("inf"), 0
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        count = function(engine)
+        best = min(best, time.perf_counter() - started)
+    return best, count
+
+
+def _measure(label: str, engine: sa.Engine, users: int) -> dict[str, Any]:
+    create_schema(engine)
+    populate(engine, now=NOW, users=users, courses=40, activities=0, log_events_per_user=0)
+    _ours(engine)  # warm caches (pages, compiled statements) for both sides alike
+    floor, rows = _best(_floor, engine)
+    value, records = _best(_ours, engine)
+    ratio = value / floor
+    return {
+        "name": f"moodle: {users:,} users + completions into records ({label})",
+        "value": value,
+        "floor": floor,
+        "ratio": ratio,
+        "target": f"<= {TARGET:g}x",
+        "ok": ratio <= TARGET,
+        "unit": "s",
+        "rows": rows,
+        "records": records,
+    }
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    """Benchmark rows: SQLite always, PostgreSQL when a throwaway server can start."""
+    users = 10_000 if quick else 100_000
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as directory:
+        engine = sa.create_engine(f"sqlite:///{Path(directory) / 'moodle.db'}")
+        try:
+            rows.append(_measure("SQLite", engine, users))
+        finally:
+            engine.dispose()
+    try:
+        from learnprivacy.testing.postgres import PostgresUnavailable, TemporaryPostgres
+    except ImportError:  # pragma: no cover - psycopg missing
+        return rows
+    try:
+        with TemporaryPostgres(database="moodle_bench") as server:
+            engine = sa.create_engine(server.url)
+            try:
+                rows.append(_measure("PostgreSQL", engine, users))
+            finally:
+                engine.dispose()
+    except PostgresUnavailable as exc:
+        print(f"bench_moodle: PostgreSQL skipped ({exc})", file=sys.stderr)
+    return rows
+
+
+if __name__ == "__main__":
+    for row in run(quick="--quick" in sys.argv[1:]):
+        print(
+            f"{row['name']}: {row['value']:.3f}s vs floor {row['floor']:.3f}s "
+            f"= {row['ratio']:.2f}x (target {row['target']}) {'ok' if row['ok'] else 'MISSED'}"
+        )
