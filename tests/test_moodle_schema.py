@@ -282,3 +282,15 @@ def test_unix_times_are_utc_and_zero_means_never() -> None:
     assert to_unix(None) == 0
     with pytest.raises(ValidationError):
         to_unix(dt.datetime(2024, 6, 15, 12, 0))  # a naive datetime, on purpose
+
+
+def test_importing_learnprivacy_does_not_load_sqlalchemy() -> None:
+    """The adapter is opt-in: only ``import learnprivacy.moodle`` loads SQLAlchemy."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, learnprivacy; assert 'sqlalchemy' not in sys.modules; "
+        "import learnprivacy.moodle; assert 'sqlalchemy' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
