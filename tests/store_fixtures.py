@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from learnprivacy.testing.postgres import TemporaryPostgres
 
 #: What ``from tests.store_fixtures import *`` brings in: the fixtures, nothing else.
-__all__ = ["empty_url", "keyring", "store", "store_template", "store_url"]
+__all__ = ["empty_url", "keyring", "module_database", "store", "store_template", "store_url"]
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
@@ -82,17 +82,61 @@ def store_template(postgres_server: TemporaryPostgres) -> str:
     return name
 
 
+@pytest.fixture(scope="module")
+def module_database(request: pytest.FixtureRequest) -> Iterator[str]:
+    """One PostgreSQL database per test module, cloned from the template."""
+    server = request.getfixturevalue("postgres_server")
+    template = request.getfixturevalue("store_template")
+    name = f"m_{uuid.uuid4().hex[:16]}"
+    url = _clone(server, template, name)
+    yield url
+    server.drop_database(name)
+
+
+def _truncate(url: str) -> bool:
+    """Empty every table of the store but the schema's own; False if it cannot be done fast."""
+    import psycopg
+    from psycopg import sql
+
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute("SET lock_timeout = '5s'")
+            names = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename LIKE 'lp\\_%' AND tablename <> 'lp_meta'"
+                )
+            ]
+            connection.execute(
+                sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, names)))
+            )
+            connection.execute("DELETE FROM lp_meta WHERE key = 'store_id'")
+    except psycopg.errors.LockNotAvailable:
+        return False
+    return True
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty database: a SQLite file, then a fresh PostgreSQL database."""
+    """A URL of an empty database: a SQLite file, then an emptied PostgreSQL database.
+
+    PostgreSQL tests of one module share a database, truncated before each test (a test
+    still holding a transaction open gets a fresh clone instead).
+    """
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    url = request.getfixturevalue("module_database")
+    if _truncate(url):
+        yield url
         return
     server = request.getfixturevalue("postgres_server")
     template = request.getfixturevalue("store_template")
     name = f"t_{uuid.uuid4().hex[:16]}"
-    url = _clone(server, template, name)
-    yield url
+    fresh = _clone(server, template, name)
+    yield fresh
     server.drop_database(name)
 
 

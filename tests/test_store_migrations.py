@@ -116,6 +116,7 @@ def test_migration_scripts_ship_in_the_package() -> None:
 
 def test_user_defined_record_types_get_a_table(tmp_path: Any) -> None:
     """A registered record class outside the built-ins gets its own table on first use."""
+
     @register_record_type
     @attrs.frozen(kw_only=True)
     class Badge:

@@ -11,9 +11,10 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, delete, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from learnprivacy.crypto import KeyState
+from learnprivacy.store._bulk import ids_in
 from learnprivacy.store._common import chunked
 from learnprivacy.store._schema import ANONYMISED, REASON, RESTRICTED, RecordTable
 from learnprivacy.store._tables import KEYS
@@ -32,7 +33,7 @@ __all__ = [
     "shred_keys",
 ]
 
-_CHUNK = 500
+_CHUNK = 5_000
 
 
 def random_subject() -> str:
@@ -45,7 +46,8 @@ def erase_rows(connection: Connection, rt: RecordTable, ids: Sequence[str]) -> i
     table = rt.table
     count = 0
     for chunk in chunked(ids, _CHUNK):
-        count += connection.execute(delete(table).where(table.c.id.in_(chunk))).rowcount
+        where = ids_in(table.c.id, chunk, connection.dialect.name)
+        count += connection.execute(delete(table).where(where)).rowcount
     return count
 
 
@@ -109,7 +111,11 @@ def restrict_rows(
     for chunk in chunked(ids, _CHUNK):
         count += connection.execute(
             update(table)
-            .where(table.c.id.in_(chunk), state, table.c[ANONYMISED].is_(None))
+            .where(
+                ids_in(table.c.id, chunk, connection.dialect.name),
+                state,
+                table.c[ANONYMISED].is_(None),
+            )
             .values(**values)
         ).rowcount
     return count
@@ -126,7 +132,9 @@ def scopes_in_use(
             continue
         column = rt.table.c[rt.subject_column]
         for chunk in chunked(wanted, _CHUNK):
-            query = select(column).where(column.in_(chunk), rt.table.c[ANONYMISED].is_(None))
+            query = select(column).where(
+                ids_in(column, chunk, connection.dialect.name), rt.table.c[ANONYMISED].is_(None)
+            )
             used.update(connection.execute(query.distinct()).scalars())
     return used
 
@@ -143,25 +151,32 @@ def live_keys(
     found: list[tuple[str, str]] = []
     for chunk in chunked(sorted(set(subjects)), _CHUNK):
         query = select(KEYS.c.subject, KEYS.c.key_id).where(
-            KEYS.c.subject.in_(chunk),
+            ids_in(KEYS.c.subject, chunk, connection.dialect.name),
             KEYS.c.scope == scope,
             KEYS.c.state != KeyState.SHREDDED.value,
         )
         if store.database.is_postgres:
             query = query.with_for_update()
-        found.extend((str(s), str(k)) for s, k in connection.execute(query))
+        found.extend((str(s), str(k)) for s, k in connection.execute(query).all())
     return found
 
 
-def shred_keys(store: Store, connection: Connection, keys: Sequence[tuple[str, str]]) -> int:
-    """Destroy the key material of ``keys`` (no tombstone: the learner may come back)."""
+def shred_keys(store: Store, connection: Connection, subjects: Iterable[str], scope: str) -> int:
+    """Destroy the key material of ``subjects`` in ``scope`` (no tombstone: a learner whose
+    data expired may come back; an erasure request uses ``Keyring.shred`` instead).
+    """
+    wanted = sorted(set(subjects))
     count = 0
-    for chunk in chunked(list(keys), _CHUNK):
+    for chunk in chunked(wanted, _CHUNK):
         count += connection.execute(
             update(KEYS)
-            .where(tuple_(KEYS.c.subject, KEYS.c.key_id).in_(chunk))
+            .where(
+                ids_in(KEYS.c.subject, chunk, connection.dialect.name),
+                KEYS.c.scope == scope,
+                KEYS.c.state != KeyState.SHREDDED.value,
+            )
             .values(state=KeyState.SHREDDED.value, master_key_id="", wrapped=b"")
         ).rowcount
-    for subject in {s for s, _ in keys}:
+    for subject in wanted:
         store.keyring.clear_cache(subject)
     return count

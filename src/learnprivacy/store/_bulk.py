@@ -12,15 +12,30 @@ written either way read back the same. PostgreSQL keeps SQLAlchemy's own path, w
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, DateTime, Table, insert
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Connection,
+    DateTime,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects import postgresql
 
 from learnprivacy.store._types import ExactDecimal
 
-__all__ = ["bulk_insert"]
+__all__ = ["bulk_insert", "ids_in"]
 
 _Convert = Callable[[Any], Any]
 
@@ -85,3 +100,21 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, A
             values.append(value)
         tuples.append(tuple(values))
     connection.exec_driver_sql(sql, tuples)
+
+
+def ids_in(column: ColumnElement[Any], values: Sequence[str], dialect: str) -> ColumnElement[bool]:
+    """``column IN values`` as one bound parameter, whatever the number of values.
+
+    A plain ``IN (...)`` renders one parameter per value, so each batch size is a new
+    statement to compile and the compiler's work grows with the list. SQLite reads the
+    values from a JSON array (``json_each``), PostgreSQL from an array (``= ANY``): the
+    statement text never changes and stays in SQLAlchemy's and the database's caches.
+    """
+    if dialect == "postgresql":
+        param = bindparam("ids", list(values), type_=postgresql.ARRAY(String()), unique=True)
+        return column == any_(param)
+    if dialect == "sqlite":
+        array = json.dumps(list(values))
+        param = bindparam("ids", array, type_=String(), unique=True)
+        return column.in_(select(literal_column("value")).select_from(func.json_each(param)))
+    return column.in_(list(values))

@@ -34,14 +34,14 @@ def _enum_out(member: enum.Enum) -> str:
 
 
 def _enum_in(enum_type: type[enum.Enum]) -> Callable[[str], enum.Enum]:
-    if enum_type is LawfulBasis:
-        return lambda text: LawfulBasis[text.upper()]
+    # A dict from stored text to member: one lookup per value on the read path.
+    table = {_enum_out(member): member for member in enum_type}
 
     def load(text: str) -> enum.Enum:
-        try:
-            return enum_type(text)
-        except ValueError:
-            return enum_type[text]
+        member = table.get(text)
+        if member is None:
+            member = enum_type[text] if enum_type is not LawfulBasis else LawfulBasis[text.upper()]
+        return member
 
     return load
 
@@ -76,6 +76,10 @@ def _to_column(spec: FieldSpec) -> Callable[[Any], Any]:
     return lambda value: value
 
 
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=UTC)
+
+
 def column_value(spec: FieldSpec, value: Any) -> Any:
     """The column value of ``value`` for a clear (not encrypted, not Score) field."""
     return None if value is None else _to_column(spec)(value)
@@ -84,7 +88,7 @@ def column_value(spec: FieldSpec, value: Any) -> Any:
 def _from_column(spec: FieldSpec) -> Callable[[Any], Any]:
     kind = spec.kind
     if kind is Kind.DATETIME:
-        return lambda value: value.replace(tzinfo=UTC)
+        return _aware
     if kind is Kind.TIMEDELTA:
         return lambda value: dt.timedelta(microseconds=value)
     if kind is Kind.ENUM:
@@ -306,21 +310,32 @@ class Codec:
         Only clear columns need to be selected (tokens and blind indexes do not), which is
         what keeps a sweep from reading ciphertext at all.
         """
-        steps = [
-            (spec.name, None if spec.encrypted else self._decoder(spec, positions)[1])
-            for spec in self.rt.fields
-        ]
+        # Plain columns are read by position and converted inline (the hot path of sweeps);
+        # Score fields, spread over several columns, go through their decoder.
+        steps: list[tuple[str, int, Callable[[Any], Any] | None]] = []
+        composite: list[tuple[str, Callable[[Sequence[Any], str, str], Any]]] = []
+        for spec in self.rt.fields:
+            if spec.encrypted:
+                steps.append((spec.name, -1, None))
+            elif spec.kind is Kind.SCORE:
+                composite.append((spec.name, self._decoder(spec, positions)[1]))
+            else:
+                convert = _from_column(spec)
+                plain = spec.kind in (Kind.TEXT, Kind.DATE, Kind.DECIMAL)
+                steps.append((spec.name, positions[spec.name], None if plain else convert))
         cls = self.rt.cls
-        at_id = positions["id"]
-        at_subject = positions[self.rt.subject_column]
         new = object.__new__
         assign = object.__setattr__
 
         def read(row: Sequence[Any]) -> Any:
-            record_id, subject = row[at_id], row[at_subject]
             record = new(cls)
-            for name, decode in steps:
-                assign(record, name, None if decode is None else decode(row, record_id, subject))
+            for name, at, convert in steps:
+                value = None if at < 0 else row[at]
+                if value is not None and convert is not None:
+                    value = convert(value)
+                assign(record, name, value)
+            for name, decode in composite:
+                assign(record, name, decode(row, "", ""))
             return record
 
         return read

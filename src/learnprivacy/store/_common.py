@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Table
 
-from learnprivacy.store._audit import AuditLog
 from learnprivacy.store._schema import ANONYMISED, RESTRICTED, RecordTable
 
 __all__ = ["chunked", "ids_detail", "visible"]
@@ -32,11 +31,11 @@ def visible(table: Table, *, include_restricted: bool) -> list[ColumnElement[boo
 
 
 def ids_detail(
-    audit: AuditLog, rt: RecordTable, ids: Sequence[str], subjects: Sequence[str]
+    ref: Callable[[str], str], rt: RecordTable, ids: Sequence[str], subjects: Sequence[str]
 ) -> dict[str, Any]:
     """How the audit log names rows: by id, or by subject reference where the id is
     personal (a learner's account). Enough to find the rows again in a restored backup.
     """
     if rt.id_personal:
-        return {"subject_refs": sorted({audit.subject_ref(s) for s in subjects})}
+        return {"subject_refs": sorted({ref(s) for s in set(subjects)})}
     return {"ids": list(ids)}

@@ -186,7 +186,7 @@ def _event(
         record_type=rt.name,
         subject_ref=ref,
         details={
-            **ids_detail(store.audit, rt, ids, subjects),
+            **ids_detail(store.audit.subject_ref, rt, ids, subjects),
             "count": len(ids),
             "reason": "erasure request",
         },
@@ -261,8 +261,8 @@ def _replay_one(
                 if details.get("mode") == "tombstone":
                     counts["shredded"] += store.keyring.shred(subject, scope)
                 else:
-                    keys = live_keys(store, connection, [subject], scope)
-                    counts["shredded"] += shred_keys(store, connection, keys)
+                    live_keys(store, connection, [subject], scope)
+                    counts["shredded"] += shred_keys(store, connection, [subject], scope)
         return
     if entry.record_type is None:
         return

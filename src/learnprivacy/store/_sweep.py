@@ -127,6 +127,7 @@ class _TypeSweep:
         self.store, self.schedule, self.rt, self.now = store, schedule, rt, now
         self.holds, self.dry_run, self.batch_size, self.tally = holds, dry_run, batch_size, tally
         self.rules = schedule.rules_for(rt.cls)
+        self._refs: dict[str, str] = {}
         self.learner_rt = store.table("Learner") if rt.has_learner else None
         self.subject_alias = None if self.learner_rt is None else self.learner_rt.table.alias("s")
         self.join = rt.has_learner and any(
@@ -140,6 +141,13 @@ class _TypeSweep:
                         f"a rule for {rt.name} selects on encrypted field {name}: "
                         "the store cannot sweep it without decrypting every row"
                     )
+
+    def _ref(self, subject: str) -> str:
+        """The audit reference of ``subject``, computed once per page."""
+        ref = self._refs.get(subject)
+        if ref is None:
+            ref = self._refs[subject] = self.store.audit.subject_ref(subject)
+        return ref
 
     # -- SQL ---------------------------------------------------------------------------
 
@@ -316,6 +324,7 @@ class _TypeSweep:
             self.tally.add(name, _VERB[action], len(items))
         if not self.dry_run and any(work.values()):
             self._act(connection, plan, work)
+            self._refs.clear()
         return len(review) + sum(len(items) for items in work.values())
 
     def _act(self, connection: Connection, plan: Any, work: dict[Action, list[Any]]) -> None:
@@ -332,9 +341,9 @@ class _TypeSweep:
                     action=_VERB[action],
                     outcome="done",
                     record_type=rt.name,
-                    subject_ref=audit.subject_ref(owners[0]) if len(set(owners)) == 1 else None,
+                    subject_ref=self._ref(owners[0]) if len(set(owners)) == 1 else None,
                     details={
-                        **ids_detail(audit, rt, ids, owners),
+                        **ids_detail(self._ref, rt, ids, owners),
                         "count": len(items),
                         "rule": None if decision.rule is None else decision.rule.label,
                         "article": decision.article,
@@ -363,10 +372,10 @@ class _TypeSweep:
     def _shred_unused(self, connection: Connection, keys: list[tuple[str, str]]) -> None:
         store, scope = self.store, self.rt.scope
         used = scopes_in_use(store, connection, {s for s, _ in keys}, scope)
-        doomed = [(s, k) for s, k in keys if s not in used]
+        doomed = sorted({s for s, _ in keys if s not in used})
         if not doomed:
             return
-        refs = sorted({store.audit.subject_ref(s) for s, _ in doomed})
+        refs = sorted(self._ref(s) for s in doomed)
         store.audit.append(
             connection,
             [
@@ -380,4 +389,4 @@ class _TypeSweep:
             ],
             now=self.now,
         )
-        self.tally.shredded += shred_keys(store, connection, doomed)
+        self.tally.shredded += shred_keys(store, connection, doomed, scope)

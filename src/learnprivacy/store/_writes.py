@@ -168,7 +168,7 @@ def rectify(store: Store, record: Any, *, now: dt.datetime) -> None:
             values = codec.to_row(record)
             store.key_store.flush()
         values.pop("id")
-        detail = ids_detail(store.audit, rt, [record.id], [subject])
+        detail = ids_detail(store.audit.subject_ref, rt, [record.id], [subject])
         store.audit.append(
             connection,
             [
@@ -236,7 +236,10 @@ def set_restriction(
                         subject_ref=store.audit.subject_ref(subjects[0])
                         if len(owners) == 1
                         else None,
-                        details={**ids_detail(store.audit, rt, ids, subjects), "reason": reason},
+                        details={
+                            **ids_detail(store.audit.subject_ref, rt, ids, subjects),
+                            "reason": reason,
+                        },
                     )
                 ],
                 now=now,
