@@ -23,6 +23,7 @@ import attrs
 from learnprivacy.errors import ValidationError
 from learnprivacy.retention._decide import expiry_action
 from learnprivacy.retention._hold import Hold, type_matches
+from learnprivacy.retention._loops import sweep_loop
 from learnprivacy.retention._period import require_aware
 from learnprivacy.retention._rule import RetentionRule
 from learnprivacy.retention._schedule import Schedule, subject_for
@@ -173,11 +174,12 @@ class Engine:
     def classify(self, batch: list[Any], out: Out) -> None:
         """Append every record of ``batch`` to the list of the action decided for it."""
         types = list(map(type, batch))
-        kinds = set(types)
-        if len(kinds) == 1:
-            self._classify_type(types[0], batch, out)
+        first = types[0]
+        if types.count(first) == len(types):
+            self._classify_type(first, batch, out)
             return
-        for cls in kinds:
+        # Types in order of first appearance, so the output order is reproducible.
+        for cls in dict.fromkeys(types):
             same = functools.partial(operator.is_, cls)
             self._classify_type(cls, list(itertools.compress(batch, map(same, types))), out)
 
@@ -224,6 +226,23 @@ class Engine:
             return map(values.get, map(operator.attrgetter("learner_id"), records))
         return map(operator.attrgetter(field), records)
 
+    def _sweep_one(
+        self,
+        cls: type,
+        spec: _TypeSpec,
+        trigger: Trigger,
+        records: list[Any],
+        cut: dt.datetime,
+        missing: list[Any],
+        expired: list[Any],
+        keep: list[Any],
+    ) -> None:
+        field = trigger.field_for(cls)
+        on_subject = trigger.on_subject and not spec.own
+        lookup = self._values_on_subject(field).get if on_subject else None
+        loop = sweep_loop(field, on_subject)
+        loop(records, cut, missing.append, expired.append, keep.append, lookup)
+
     def _status(
         self, cls: type, spec: _TypeSpec, rule: RetentionRule, records: list[Any]
     ) -> list[int]:
@@ -267,21 +286,14 @@ class Engine:
         keep = out[Action.KEEP]
         if len(rules) == 1 and rules[0].fallback is None:
             rule = rules[0]
-            anchors = self._column(cls, spec, rule.trigger, records)
             cut = self._cutoff(rule, rule.trigger)
             missing = out[rule.on_missing_anchor]
             if cut is None:
+                anchors = self._column(cls, spec, rule.trigger, records)
                 for record, anchor in zip(records, anchors, strict=True):
                     (missing if anchor is None else keep).append(record)
             else:
-                to_missing, to_expired, to_keep = missing.append, expired.append, keep.append
-                for record, anchor in zip(records, anchors, strict=True):
-                    if anchor is None:
-                        to_missing(record)
-                    elif anchor <= cut:
-                        to_expired(record)
-                    else:
-                        to_keep(record)
+                self._sweep_one(cls, spec, rule.trigger, records, cut, missing, expired, keep)
         else:
             columns = [self._status(cls, spec, rule, records) for rule in rules]
             statuses = columns[0] if len(columns) == 1 else map(min, *columns)
