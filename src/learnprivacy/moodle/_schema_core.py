@@ -11,31 +11,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from learnprivacy.moodle._columns import char, index, integer, number, sequence_id, text
+from learnprivacy.moodle._schema_site import site_tables
 
 __all__ = ["core_tables"]
-
-
-def _config(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}config",
-        md,
-        sequence_id(),
-        char("name", 255),
-        text("value", notnull=True),
-        index(p, "config", "name", unique=True),
-    )
-
-
-def _config_plugins(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}config_plugins",
-        md,
-        sequence_id(),
-        char("plugin", 100, default="core"),
-        char("name", 100),
-        text("value", notnull=True),
-        index(p, "config_plugins", "plugin, name", unique=True),
-    )
 
 
 def _user(md: sa.MetaData, p: str) -> None:
@@ -174,56 +152,6 @@ def _course_completions(md: sa.MetaData, p: str) -> None:
         integer("reaggregate", 10, default=0),
         *(index(p, "course_completions", name) for name in ("userid", "course", "timecompleted")),
         index(p, "course_completions", "userid, course", unique=True),
-    )
-
-
-def _enrol(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}enrol",
-        md,
-        sequence_id(),
-        char("enrol", 20),
-        integer("status", 10, default=0),
-        integer("courseid", 10),
-        integer("sortorder", 10, default=0),
-        char("name", 255, notnull=False),
-        integer("enrolperiod", 10, notnull=False, default=0),
-        integer("enrolstartdate", 10, notnull=False, default=0),
-        integer("enrolenddate", 10, notnull=False, default=0),
-        integer("expirynotify", 1, notnull=False, default=0),
-        integer("expirythreshold", 10, notnull=False, default=0),
-        integer("notifyall", 1, notnull=False, default=0),
-        char("password", 50, notnull=False),
-        char("cost", 20, notnull=False),
-        char("currency", 3, notnull=False),
-        integer("roleid", 10, notnull=False, default=0),
-        *(integer(f"customint{n}", 10, notnull=False) for n in range(1, 9)),
-        char("customchar1", 255, notnull=False),
-        char("customchar2", 255, notnull=False),
-        char("customchar3", 1333, notnull=False),
-        number("customdec1", 12, 7, notnull=False),
-        number("customdec2", 12, 7, notnull=False),
-        *(text(f"customtext{n}") for n in range(1, 5)),
-        integer("timecreated", 10, default=0),
-        integer("timemodified", 10, default=0),
-        index(p, "enrol", "enrol"),
-        index(p, "enrol", "courseid"),
-        index(p, "enrol", "roleid"),
-    )
-    sa.Table(
-        f"{p}user_enrolments",
-        md,
-        sequence_id(),
-        integer("status", 10, default=0),
-        integer("enrolid", 10),
-        integer("userid", 10),
-        integer("timestart", 10, default=0),
-        integer("timeend", 10, default=2147483647),
-        integer("modifierid", 10, default=0),
-        integer("timecreated", 10, default=0),
-        integer("timemodified", 10, default=0),
-        index(p, "user_enrolments", "enrolid, userid", unique=True),
-        *(index(p, "user_enrolments", n) for n in ("enrolid", "userid", "modifierid")),
     )
 
 
@@ -386,14 +314,12 @@ def _grade_grades(md: sa.MetaData, p: str) -> None:
 
 def core_tables(md: sa.MetaData, prefix: str) -> None:
     """Add the core tables to ``md`` with ``prefix``."""
+    site_tables(md, prefix)
     for build in (
-        _config,
-        _config_plugins,
         _user,
         _user_lastaccess,
         _course,
         _course_completions,
-        _enrol,
         _modules,
         _course_modules,
         _course_modules_completion,
