@@ -118,8 +118,11 @@ def moodle() -> None:
 @click.option("--db", "moodle_db", required=True, help="SQLAlchemy URL of the Moodle database.")
 @click.option("--prefix", default="mdl_", show_default=True, help="Moodle table prefix.")
 @click.option("--now", "now", type=AwareDateTime(), default=None, help="Evaluate as of (ISO 8601).")
+@click.option("--no-sweep", is_flag=True, help="Skip the learnprivacy dry-run sweep (faster).")
 @pass_env
-def moodle_report_command(env: Env, moodle_db: str, prefix: str, now: dt.datetime | None) -> None:
+def moodle_report_command(
+    env: Env, moodle_db: str, prefix: str, now: dt.datetime | None, no_sweep: bool
+) -> None:
     """What the site's data registry retention means today (dry run; never writes)."""
     from learnprivacy.moodle import moodle_report
 
@@ -127,7 +130,7 @@ def moodle_report_command(env: Env, moodle_db: str, prefix: str, now: dt.datetim
     if env.json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
     else:
-        click.echo(report.to_text())
+        click.echo(report.to_text(), nl=False)
 
 
 def register_register_commands(group: click.Group) -> None:
