@@ -75,7 +75,8 @@ class RequestExecutor(DeathMixin):
             declared location is recorded as having no notifier.
         export_dir: where access and portability packages are written
             (``<request id>.zip``).
-        schedule, holds: passed to ``Store.erase_subject``.
+        schedule: passed to ``Store.erase_subject``.
+        holds: passed to ``Store.erase_subject``.
         export_key: 32-byte key for stable pseudonyms in export packages.
         executor_notifier: called when a death is recorded and the directive asks for
             its executor to be told (see :meth:`record_death`).
