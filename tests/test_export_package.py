@@ -509,3 +509,20 @@ def test_read_package_refuses_unsafe_entry_names(tmp_path: Path, evil: str) -> N
             zf.writestr(evil, "payload")
         with pytest.raises(IntegrityError):
             read_package(archive)
+
+
+def test_package_rows_for_notebooks(tmp_path: Path) -> None:
+    """A package reads back as flat rows and, with pandas, as one data frame."""
+    root = tmp_path / "pkg"
+    writer = _writer(root)
+    writer.write_records("core", _everything())
+    writer.finish(NOW)
+    package = read_package(root)
+    rows = package.to_records()
+    assert len(rows) == len(_everything())
+    progress = next(r for r in rows if r["_record_type"] == "Progress")
+    assert progress["score.scaled"] == pytest.approx(0.05)
+    pytest.importorskip("pandas")
+    frame = package.to_dataframe()
+    assert len(frame) == len(rows)
+    assert set(frame["_record_type"]) == {type(r).__name__ for r in _everything()}
