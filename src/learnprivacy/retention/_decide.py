@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 
@@ -49,6 +50,13 @@ class _State:
         return self.due is None or now < self.due
 
 
+def _decision(*, reason: str, article: str, **fields: Any) -> Decision:
+    # Every reason names its article, so an audit line read on its own says why.
+    if article not in reason:
+        reason = f"{reason} ({article})"
+    return Decision(reason=reason, article=article, **fields)
+
+
 def expiry_action(rules: Sequence[RetentionRule]) -> Action:
     """The action once every rule has ended: the most protective of their actions."""
     return min((rule.action for rule in rules), key=PROTECTIVE_ORDER.__getitem__)
@@ -80,7 +88,7 @@ def decide(
     if not rules:
         if erasure_requested and hold is not None:
             return _held_on_request(None, None, hold)
-        return Decision(
+        return _decision(
             action=Action.REVIEW,
             due_at=None,
             rule=None,
@@ -91,13 +99,14 @@ def decide(
     for rule in rules:
         anchor = rule.anchor_of(record, subject)
         states.append(_State(rule, anchor, None if anchor is None else rule.period_end(anchor)))
+    purpose = getattr(type(record), "processing_purpose", None)
     if erasure_requested:
-        return _on_request(record, states, now, hold, override)
-    return _routine(states, now, hold)
+        return _on_request(record, states, now, hold, override, purpose)
+    return _routine(states, now, hold, purpose)
 
 
 def _held_on_request(rule: RetentionRule | None, due: dt.datetime | None, hold: Hold) -> Decision:
-    return Decision(
+    return _decision(
         action=Action.RESTRICT,
         due_at=due,
         rule=rule,
@@ -114,6 +123,7 @@ def _on_request(
     now: dt.datetime,
     hold: Hold | None,
     override: Override | None,
+    purpose: str | None,
 ) -> Decision:
     if hold is not None:
         return _held_on_request(_latest(states).rule, _ended_due(states), hold)
@@ -121,36 +131,39 @@ def _on_request(
     if running and override is not None:
         locked = [s for s in running if s.rule.mode is RetentionMode.COMPLIANCE]
         if locked:
+            name = locked[0].rule.label_for(purpose)
             raise RetentionViolation(
-                f"the legal minimum of rule '{locked[0].rule.label}' is in COMPLIANCE mode: "
+                f"the legal minimum of rule '{name}' is in COMPLIANCE mode: "
                 "no override can shorten it"
             )
-        return Decision(
+        return _decision(
             action=Action.ERASE,
             due_at=now,
             rule=running[0].rule,
             reason=f"erasure requested; the GOVERNANCE-mode legal minimum of rule "
-            f"'{running[0].rule.label}' is bypassed by an audited override",
+            f"'{running[0].rule.label_for(purpose)}' is bypassed by an audited override",
             article=ART_17_1,
             override=override,
         )
     unknown = [s for s in running if s.anchor is None]
     if unknown:
-        return Decision(
+        name = unknown[0].rule.label_for(purpose)
+        return _decision(
             action=Action.REVIEW,
             due_at=None,
             rule=unknown[0].rule,
-            reason=f"erasure requested but rule '{unknown[0].rule.label}' has no date to tell "
+            reason=f"erasure requested but rule '{name}' has no date to tell "
             "whether its legal minimum has ended: a person must decide",
             article=ART_17_3_B,
         )
     if running:
         binding = _latest(running)
-        return Decision(
+        name = binding.rule.label_for(purpose)
+        return _decision(
             action=Action.RESTRICT,
             due_at=binding.due,
             rule=binding.rule,
-            reason=f"erasure requested but the legal minimum of rule '{binding.rule.label}' "
+            reason=f"erasure requested but the legal minimum of rule '{name}' "
             "has not ended: erasure refused, processing restricted until it does",
             article=ART_17_3_B,
         )
@@ -160,7 +173,7 @@ def _on_request(
         and not basis.erasable_on_request
         and not any(s.rule.minimum for s in states)
     ):
-        return Decision(
+        return _decision(
             action=Action.REVIEW,
             due_at=None,
             rule=states[0].rule,
@@ -168,7 +181,7 @@ def _on_request(
             "rule declares its legal minimum: a person must decide",
             article=ART_17_3_B,
         )
-    return Decision(
+    return _decision(
         action=Action.ERASE,
         due_at=now,
         rule=states[0].rule,
@@ -177,47 +190,50 @@ def _on_request(
     )
 
 
-def _routine(states: list[_State], now: dt.datetime, hold: Hold | None) -> Decision:
+def _routine(
+    states: list[_State], now: dt.datetime, hold: Hold | None, purpose: str | None
+) -> Decision:
     missing = [s for s in states if s.anchor is None]
     if missing:
         review = [s for s in missing if s.rule.on_missing_anchor is Action.REVIEW]
         chosen = (review or missing)[0]
+        name = chosen.rule.label_for(purpose)
         if review:
             why = "a person must decide"
             action = Action.REVIEW
         else:
             why = "its period has not started"
             action = Action.KEEP
-        return Decision(
+        return _decision(
             action=action,
             due_at=None,
             rule=chosen.rule,
-            reason=f"no {chosen.rule.trigger.value} date for rule '{chosen.rule.label}': {why}",
+            reason=f"no {chosen.rule.trigger.value} date for rule '{name}': {why}",
             article=ART_5_1_E,
         )
     never = [s for s in states if s.never]
     if never:
-        return Decision(
+        return _decision(
             action=Action.KEEP,
             due_at=None,
             rule=never[0].rule,
-            reason=f"rule '{never[0].rule.label}' ends beyond the supported calendar",
+            reason=f"rule '{never[0].rule.label_for(purpose)}' ends beyond the supported calendar",
             article=ART_5_1_E,
         )
     binding = _latest(states)
     due = binding.due
     if due is None or now < due:
-        return Decision(
+        return _decision(
             action=Action.KEEP,
             due_at=due,
             rule=binding.rule,
-            reason=f"retention runs under rule '{binding.rule.label}'",
+            reason=f"retention runs under rule '{binding.rule.label_for(purpose)}'",
             article=ART_5_1_E,
         )
     action = expiry_action([s.rule for s in states])
     chosen = _latest([s for s in states if s.rule.action is action])
     if action.destructive and hold is not None:
-        return Decision(
+        return _decision(
             action=Action.KEEP,
             due_at=due,
             rule=chosen.rule,
@@ -228,12 +244,14 @@ def _routine(states: list[_State], now: dt.datetime, hold: Hold | None) -> Decis
         )
     others = len(states) - 1
     also = f" and {others} other purpose(s)" if others else ""
-    article = ART_17_1_A if action is Action.ERASE else ART_5_1_E
-    return Decision(
+    name = chosen.rule.label_for(purpose)
+    reason = f"retention has ended under rule '{name}'{also}: storage limitation"
+    if action is Action.ERASE:
+        reason += f" ({ART_5_1_E}) requires erasure"
+    return _decision(
         action=action,
         due_at=due,
         rule=chosen.rule,
-        reason=f"retention has ended under rule '{chosen.rule.label}'{also} "
-        f"(storage limitation, {ART_5_1_E})",
-        article=article,
+        reason=reason,
+        article=ART_17_1_A if action is Action.ERASE else ART_5_1_E,
     )

@@ -152,7 +152,12 @@ class RetentionRule:
     @property
     def label(self) -> str:
         """A short human description, used in decision reasons and the register."""
-        text = f"{self.purpose or 'retention'}: {self.period} after {self.trigger.value}"
+        return self.label_for(None)
+
+    def label_for(self, default_purpose: str | None) -> str:
+        """:attr:`label`, naming ``default_purpose`` when the rule names none."""
+        purpose = self.purpose or default_purpose or "retention"
+        text = f"{purpose}: {self.period} after {self.trigger.value}"
         if self.fallback is not None:
             text += f" (else {self.fallback.value})"
         if self.where:

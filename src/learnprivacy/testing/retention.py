@@ -428,15 +428,15 @@ def _check_record(
         )
 
     decision = evaluate(now)
+    request = evaluate(now, request=True)
+    if any(h.matches(record) for h in holds):
+        _check(not decision.destructive, f"{kind}: a held record would be erased")
+        _check(not request.destructive, f"{kind}: a held record would be erased on request")
     _check(decision == evaluate(now), f"{kind}: evaluation is not deterministic")
     _check(
         decision == reordered.evaluate(record, now=now, subject=subject, holds=holds),
         f"{kind}: decision depends on the order of the rules",
     )
-    request = evaluate(now, request=True)
-    if any(h.matches(record) for h in holds):
-        _check(not decision.destructive, f"{kind}: a held record would be erased")
-        _check(not request.destructive, f"{kind}: a held record would be erased on request")
     rules = schedule.applicable_rules(record)
     for rule in rules:
         due = rule.due_at(record, subject)
