@@ -68,7 +68,7 @@ class Schedule:
 
     __slots__ = ("_entries", "_resolved", "name")
 
-    def __init__(self, rules: Mapping[type | str, RuleSpec], *, name: str | None = None) -> None:
+    def __init__(self, rules: Mapping[Any, RuleSpec], *, name: str | None = None) -> None:
         if not isinstance(rules, Mapping):
             raise ConfigurationError("Schedule takes a mapping of record type to rule(s)")
         entries: dict[type | str, tuple[RetentionRule, ...]] = {}
