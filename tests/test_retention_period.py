@@ -36,6 +36,8 @@ def at(*args: int, tz: dt.tzinfo = UTC) -> dt.datetime:
         ),
         ("P120M", Period(months=120)),
         ("P0D", Period()),
+        ("P0Y0M0DT0H0M0S", Period()),
+        ("P1Y0M0D", Period(years=1)),
     ],
 )
 def test_parse_moodle_style_durations(text: str, expected: Period) -> None:
