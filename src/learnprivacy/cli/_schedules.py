@@ -19,6 +19,7 @@ from typing import Any
 
 from learnprivacy.errors import ConfigurationError, LearnPrivacyError
 from learnprivacy.retention import Action, RetentionMode, RetentionRule, Schedule, Trigger
+from learnprivacy.retention.presets import french_training_organisation
 
 __all__ = ["default_schedule", "load_schedule", "schedule_rows"]
 
@@ -33,30 +34,8 @@ _ALLOWED = {"period", "minimum", "purpose", *_ENUMS}
 
 
 def default_schedule() -> Schedule:
-    """A French training organisation's schedule, from the promises of real LMS policies.
-
-    Accounts and learning data: 18 months after the last activity, then learning records
-    are anonymised (statistics kept). Invoices: 10 years from the close of the fiscal year
-    (French Commercial Code L123-22), a compliance-mode legal minimum. Funder (OPCO/CPF)
-    files: 72 months after closing, a legal minimum. Consent proof: 5 years after it was
-    given. Security logs: one year (CNIL recommendation).
-    """
-    return Schedule(
-        {
-            "Learner": RetentionRule("P18M", Trigger.LAST_ACTIVITY, fallback=Trigger.CREATED),
-            "Progress": RetentionRule(
-                "P18M", Trigger.LAST_ACTIVITY, action=Action.ANONYMISE, fallback=Trigger.CREATED
-            ),
-            "Certificate": RetentionRule("P5Y", Trigger.ISSUED),
-            "Invoice": RetentionRule(
-                "P10Y", Trigger.FISCAL_YEAR_END, minimum=True, mode=RetentionMode.COMPLIANCE
-            ),
-            "Funding": RetentionRule("P72M", Trigger.CLOSED, minimum=True),
-            "Consent": RetentionRule("P5Y", Trigger.CONSENT_GIVEN),
-            "AccessEvent": RetentionRule("P1Y", Trigger.CREATED),
-        },
-        name="french-training-organisation",
-    )
+    """The built-in schedule: ``presets.french_training_organisation()``."""
+    return french_training_organisation()
 
 
 def _rule(name: str, spec: Any) -> RetentionRule:
