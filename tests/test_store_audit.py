@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -37,7 +38,7 @@ def test_entries_are_chained(store: Store) -> None:
     _fill(store)
     entries = list(store.audit)
     assert [e.sequence for e in entries] == list(range(1, len(entries) + 1))
-    for before, after in zip(entries, entries[1:], strict=False):
+    for before, after in itertools.pairwise(entries):
         assert after.prev_hash == before.hash
     assert all(e.expected_hash() == e.hash for e in entries)
     assert isinstance(entries[0], AuditEntry)

@@ -228,7 +228,7 @@ def test_replay_after_restoring_a_backup(tmp_path: Path) -> None:
     current.add_all([learner("L1"), *records_for("L1"), recent, *records_for("L2")])
     current.add_all([learner("L3", last_activity_at=day(2019, 1, 1)), *records_for("L3")])
     backup = tmp_path / "backup.db"
-    shutil.copyfile(current_path, backup)
+    current.backup(str(backup))
     current.erase_subject("L1", now=NOW)
     schedule = Schedule(
         {

@@ -14,8 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.crypto import Keyring
 from learnprivacy.records import Learner, Progress, not_personal, personal, register_record_type
-from learnprivacy.store import Store, head_revision
-from learnprivacy.store import _migrate
+from learnprivacy.store import Store, _migrate, head_revision
 from learnprivacy.store._schema import METADATA
 from tests.store_fixtures import *  # noqa: F403
 from tests.store_fixtures import MASTER_KEY, NOW, by_key, learner, records_for
@@ -129,8 +128,9 @@ def test_user_defined_record_types_get_a_table(tmp_path: Any) -> None:
             category=DataCategory.ACCOUNT, description="Learner", encrypted=False, identifier=True
         )
         title: str = personal(category=DataCategory.LEARNING, description="Title")
-        earned_at: dt.datetime = not_personal(description="When")
-        basis: LawfulBasis = not_personal(description="Basis", default=LawfulBasis.CONSENT)
+        # not_personal() returns an attrs field spec, not a shared default value.
+        earned_at: dt.datetime = not_personal(description="When")  # noqa: RUF009
+        basis: LawfulBasis = not_personal(description="Basis", default=LawfulBasis.CONSENT)  # noqa: RUF009
 
     try:
         store = Store(f"sqlite:///{tmp_path / 'badge.db'}", keyring=Keyring.generate())

@@ -229,3 +229,31 @@ def test_anonymised_accessor_is_empty_without_anonymisation(store: Store) -> Non
     assert list(store.anonymised(Progress)) == []
     assert store.count(Progress) == 1
     assert store.count(Progress, anonymised=True) == 0
+
+
+def test_core_import_stays_light() -> None:
+    """``import learnprivacy`` (records, crypto, retention) does not import SQLAlchemy."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, learnprivacy, learnprivacy.records, learnprivacy.crypto, "
+        "learnprivacy.retention; assert 'sqlalchemy' not in sys.modules; "
+        "assert 'sqlmodel' not in sys.modules; import learnprivacy.store; "
+        "assert 'sqlalchemy' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_public_surface_is_documented() -> None:
+    """Every name in learnprivacy.store.__all__ exists and has a docstring, and so does
+    every public method of Store and AuditLog."""
+    import learnprivacy.store as package
+    from learnprivacy.store import AuditLog
+
+    for name in package.__all__:
+        assert getattr(package, name).__doc__, name
+    for cls in (Store, AuditLog):
+        for name, member in vars(cls).items():
+            if not name.startswith("_") and callable(member):
+                assert member.__doc__, f"{cls.__name__}.{name}"

@@ -305,17 +305,17 @@ class Codec:
         return record
 
     def skeleton_reader(self, positions: dict[str, int]) -> Callable[[Sequence[Any]], Any]:
-        """Like :meth:`skeleton`, for rows whose clear columns sit at ``positions``.
+        """Like :meth:`skeleton`, for rows whose columns sit at ``positions``.
 
-        Only clear columns need to be selected (tokens and blind indexes do not), which is
-        what keeps a sweep from reading ciphertext at all.
+        Only the columns a sweep's rules read need to be selected: fields without a
+        position are ``None``, and tokens and blind indexes are never read at all.
         """
         # Plain columns are read by position and converted inline (the hot path of sweeps);
         # Score fields, spread over several columns, go through their decoder.
         steps: list[tuple[str, int, Callable[[Any], Any] | None]] = []
         composite: list[tuple[str, Callable[[Sequence[Any], str, str], Any]]] = []
         for spec in self.rt.fields:
-            if spec.encrypted:
+            if spec.encrypted or spec.columns[0] not in positions:
                 steps.append((spec.name, -1, None))
             elif spec.kind is Kind.SCORE:
                 composite.append((spec.name, self._decoder(spec, positions)[1]))

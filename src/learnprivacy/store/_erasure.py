@@ -163,6 +163,7 @@ def erase_subject(
             )
         for scope in shredded:
             store.keyring.shred(learner_id, scope)
+    store.database.checkpoint()
     return ErasureReport(
         erased=erased_count,
         restricted=len(outcomes) - erased_count,
@@ -240,6 +241,7 @@ def replay(store: Store, from_log: AuditLog | Iterable[Any], *, now: dt.datetime
             ],
             now=now,
         )
+    store.database.checkpoint()
     return ReplayReport(entries=len(entries), **counts)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from learnprivacy.crypto import KeyEntry, KeyState
 from learnprivacy.errors import KeyShreddedError
@@ -301,6 +301,7 @@ class SqlKeyStore:
         if not wanted:
             return 0
         count = 0
+        own = self._connection() is None
         with self._transaction() as connection:
             for start in range(0, len(wanted), _CHUNK):
                 chunk = wanted[start : start + _CHUNK]
@@ -334,6 +335,9 @@ class SqlKeyStore:
             if batch is not None:
                 # Simplest correct answer: forget the prefetched state of that subject.
                 batch.entries.pop(subject, None)
+        if own:
+            # Inside a store transaction the store checkpoints once it commits.
+            self._db.checkpoint()
         return count
 
     def is_shredded(self, subject: str, scope: str) -> bool:
@@ -346,20 +350,6 @@ class SqlKeyStore:
             return self._blocked_sql(connection, subject, scope)
         with self._db.read() as own:
             return self._blocked_sql(own, subject, scope)
-
-    def forget(self, subjects: Iterable[str]) -> int:
-        """Delete the (already shredded) key rows and tombstones of ``subjects``.
-
-        Used by erasure replay on a restored backup, where the subject must look as if
-        it never existed; returns how many key rows were deleted.
-        """
-        wanted = list(set(subjects))
-        count = 0
-        with self._transaction() as connection:
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
-                count += connection.execute(delete(KEYS).where(KEYS.c.subject.in_(chunk))).rowcount
-        return count
 
     def _blocked_sql(self, connection: Connection, subject: str, scope: str) -> bool:
         stone = connection.execute(

@@ -169,14 +169,15 @@ class Store:
         return codec
 
     @contextmanager
-    def writing(self) -> Iterator[Connection]:
-        """A write transaction with the key store bound to it.
+    def writing(self, *, relaxed: bool = False) -> Iterator[Connection]:
+        """A write transaction with the key store bound to it (``relaxed``: see
+        :meth:`Database.write`).
 
         On failure the keyring's cache is cleared: it may hold keys created in the
         transaction that was just rolled back.
         """
         try:
-            with self._db.write() as connection, self._keys.bound(connection):
+            with self._db.write(relaxed=relaxed) as connection, self._keys.bound(connection):
                 yield connection
         except BaseException:
             self._keyring.clear_cache()
@@ -187,6 +188,14 @@ class Store:
         """A read transaction with the key store bound to it."""
         with self._db.read() as connection, self._keys.bound(connection):
             yield connection
+
+    def backup(self, path: str) -> None:
+        """Write a consistent copy of a SQLite store to ``path`` (SQLite's backup API).
+
+        Copying the file of an open store can miss recent commits, which live in its
+        write-ahead log until a checkpoint. PostgreSQL stores raise ``ConfigurationError``.
+        """
+        self._db.backup(str(path))
 
     # -- writing records ----------------------------------------------------------------
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, false, func, not_, or_, select, true
+from sqlalchemy import Connection, func, select, true
 
-from learnprivacy.errors import ConfigurationError, ValidationError
+from learnprivacy.errors import ValidationError
 from learnprivacy.records import subject_of
-from learnprivacy.retention import Action, Hold, RetentionRule, Schedule, Trigger
+from learnprivacy.retention import Action, Hold, Schedule
 from learnprivacy.store._actions import (
     anonymise_rows,
     erase_rows,
@@ -33,11 +33,10 @@ from learnprivacy.store._actions import (
     shred_keys,
 )
 from learnprivacy.store._audit import AuditEvent
-from learnprivacy.store._codec import column_value
 from learnprivacy.store._common import ids_detail
 from learnprivacy.store._reports import ReviewItem, SweepReport
-from learnprivacy.store._schema import ANONYMISED, RESTRICTED, Kind, RecordTable
-from learnprivacy.store._types import to_utc
+from learnprivacy.store._schema import ANONYMISED, RESTRICTED, RecordTable
+from learnprivacy.store._selection import Selection
 
 if TYPE_CHECKING:
     from learnprivacy.store._store import Store
@@ -91,6 +90,8 @@ def sweep(
     ordered = [rt for rt in tables if rt.has_learner] + [rt for rt in tables if not rt.has_learner]
     for rt in ordered:
         _TypeSweep(store, schedule, rt, now, holds, dry_run, batch_size, tally).run()
+    if not dry_run:
+        store.database.checkpoint()
     return SweepReport(
         erased=tally.total("erase"),
         anonymised=tally.total("anonymise"),
@@ -104,10 +105,6 @@ def sweep(
         review_items=tuple(tally.review_items),
         review_truncated=tally.truncated,
     )
-
-
-class _Unknown(Exception):
-    """A rule reads something SQL cannot see: every row becomes a candidate."""
 
 
 class _TypeSweep:
@@ -127,20 +124,8 @@ class _TypeSweep:
         self.store, self.schedule, self.rt, self.now = store, schedule, rt, now
         self.holds, self.dry_run, self.batch_size, self.tally = holds, dry_run, batch_size, tally
         self.rules = schedule.rules_for(rt.cls)
+        self.selection = Selection(store, rt, self.rules, now)
         self._refs: dict[str, str] = {}
-        self.learner_rt = store.table("Learner") if rt.has_learner else None
-        self.subject_alias = None if self.learner_rt is None else self.learner_rt.table.alias("s")
-        self.join = rt.has_learner and any(
-            t.on_subject for rule in self.rules for t in rule.triggers
-        )
-        for rule in self.rules:
-            for name, _ in rule.where:
-                spec = next((f for f in rt.fields if f.name == name), None)
-                if spec is not None and spec.encrypted:
-                    raise ConfigurationError(
-                        f"a rule for {rt.name} selects on encrypted field {name}: "
-                        "the store cannot sweep it without decrypting every row"
-                    )
 
     def _ref(self, subject: str) -> str:
         """The audit reference of ``subject``, computed once per page."""
@@ -148,94 +133,6 @@ class _TypeSweep:
         if ref is None:
             ref = self._refs[subject] = self.store.audit.subject_ref(subject)
         return ref
-
-    # -- SQL ---------------------------------------------------------------------------
-
-    def _columns(self) -> tuple[list[Any], dict[str, int], dict[str, int]]:
-        table = self.rt.table
-        clear = [c for c in table.columns if not c.name.endswith(("_token", "_bidx"))]
-        columns: list[Any] = list(clear)
-        positions = {c.name: i for i, c in enumerate(clear)}
-        subject_positions: dict[str, int] = {}
-        if self.join:
-            assert self.subject_alias is not None  # set whenever join is
-            for c in self.subject_alias.columns:
-                if c.name.endswith(("_token", "_bidx")):
-                    continue
-                subject_positions[c.name] = len(columns)
-                columns.append(c.label(f"s__{c.name}"))
-        return columns, positions, subject_positions
-
-    def _anchor(self, trigger: Trigger) -> ColumnElement[Any]:
-        field = trigger.field_for(self.rt.cls)
-        if trigger.on_subject and self.rt.has_learner:
-            assert self.learner_rt is not None
-            assert self.subject_alias is not None
-            specs, source = self.learner_rt.fields, self.subject_alias
-        else:
-            specs, source = self.rt.fields, self.rt.table
-        spec = next((f for f in specs if f.name == field), None)
-        if spec is None or spec.encrypted or spec.kind is not Kind.DATETIME:
-            raise _Unknown
-        return source.c[field]
-
-    def _expired(self, rule: RetentionRule) -> ColumnElement[bool]:
-        first = self._anchor(rule.trigger)
-        cut = rule.cutoff(self.now, rule.trigger)
-        out = false() if cut is None else and_(first.isnot(None), first <= to_utc(cut))
-        if rule.fallback is not None:
-            second = self._anchor(rule.fallback)
-            cut2 = rule.cutoff(self.now, rule.fallback)
-            if cut2 is not None:
-                out = or_(out, and_(first.is_(None), second.isnot(None), second <= to_utc(cut2)))
-        return out
-
-    def _missing(self, rule: RetentionRule) -> ColumnElement[bool]:
-        missing: ColumnElement[bool] = self._anchor(rule.trigger).is_(None)
-        if rule.fallback is not None:
-            missing = and_(missing, self._anchor(rule.fallback).is_(None))
-        return missing
-
-    def _selects(self, rule: RetentionRule) -> ColumnElement[bool]:
-        specs = {f.name: f for f in self.rt.fields}
-        parts: list[ColumnElement[bool]] = []
-        for name, value in rule.where:
-            spec = specs.get(name)
-            if spec is None or spec.kind is Kind.SCORE:
-                raise _Unknown
-            column = self.rt.table.c[name]
-            if value is None:
-                parts.append(column.is_(None))
-            else:
-                parts.append(and_(column.isnot(None), column == column_value(spec, value)))
-        return and_(true(), *parts)
-
-    def candidates(self) -> ColumnElement[bool]:
-        """A condition every row the engine would not keep satisfies (a superset)."""
-        try:
-            missing = [
-                and_(self._selects(r), self._missing(r))
-                for r in self.rules
-                if r.on_missing_anchor is Action.REVIEW
-            ]
-            ended = and_(*(or_(not_(self._selects(r)), self._expired(r)) for r in self.rules))
-            return or_(ended, *missing)
-        except _Unknown:
-            return true()
-
-    def _query(self, columns: list[Any], condition: ColumnElement[bool]) -> Select[Any]:
-        table = self.rt.table
-        query = select(*columns).select_from(table)
-        if self.join:
-            alias = self.subject_alias
-            assert alias is not None
-            query = select(*columns).select_from(
-                table.outerjoin(
-                    alias,
-                    and_(alias.c.id == table.c.learner_id, alias.c[ANONYMISED].is_(None)),
-                )
-            )
-        return query.where(table.c[ANONYMISED].is_(None), condition)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -251,21 +148,26 @@ class _TypeSweep:
             )
         if not total:
             return
-        columns, positions, subject_positions = self._columns()
+        selection = self.selection
+        columns, positions, subject_positions = selection.columns()
         read = self.store.codec(self.rt.cls).skeleton_reader(positions)
         read_subject = None
-        if self.join:
-            assert self.learner_rt is not None
-            read_subject = self.store.codec(self.learner_rt.cls).skeleton_reader(subject_positions)
-        condition = self.candidates() if self.rules else true()
-        base = self._query(columns, condition)
+        if selection.join:
+            assert selection.learner_rt is not None  # set whenever join is
+            learner_codec = self.store.codec(selection.learner_rt.cls)
+            read_subject = learner_codec.skeleton_reader(subject_positions)
+        condition = selection.candidates() if self.rules else true()
+        base = selection.query(columns, condition)
         table = self.rt.table
         at_id, at_restricted = positions["id"], positions[RESTRICTED]
         at_subject_id = subject_positions.get("id")
         last: str | None = None
         decided = 0
         while True:
-            transaction = self.store.reading() if self.dry_run else self.store.writing()
+            # Pages commit without waiting for the disk; the checkpoint ending the sweep
+            # makes them durable, and a page lost to a power failure is redone by the next
+            # (idempotent) sweep.
+            transaction = self.store.reading() if self.dry_run else self.store.writing(relaxed=True)
             with transaction as connection:
                 query = base if last is None else base.where(table.c.id > last)
                 query = query.order_by(table.c.id).limit(self.batch_size)

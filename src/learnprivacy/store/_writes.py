@@ -183,6 +183,8 @@ def rectify(store: Store, record: Any, *, now: dt.datetime) -> None:
             now=now,
         )
         connection.execute(update(table).where(table.c.id == record.id).values(**values))
+    # The previous tokens may linger in the write-ahead log until it is checkpointed.
+    store.database.checkpoint()
 
 
 def set_restriction(
