@@ -274,3 +274,33 @@ def test_replay_after_restoring_a_backup(tmp_path: Path) -> None:
     assert restored.audit.verify()
     current.close()
     restored.close()
+
+
+def test_erase_records_erases_exactly_those_records(store: Store) -> None:
+    """erase_records deletes the given records only, audited, and shreds a scope's key
+    only once no remaining record of the learner uses it."""
+    records = _stored(store)
+    certificate = next(r for r in records if isinstance(r, Certificate))
+    consent = next(r for r in records if isinstance(r, Consent))
+    assert store.erase_records([certificate, consent], now=NOW, reason="provider context") == 2
+    assert store.get(Certificate, certificate.id) is None
+    assert store.get(Consent, consent.id) is None
+    assert len(store.records_of("L1")) == 5
+    states = {e.scope: e.state.value for e in store.key_store.list_entries("L1")}
+    assert states["consent"] == "shredded"  # no consent record left
+    assert states["contract"] == "active"  # the learner's account still uses it
+    assert store.erase_records([certificate], now=NOW) == 0
+    entries = list(store.audit.entries(actions=["erase", "shred"]))
+    assert [e.action for e in entries] == ["erase", "erase", "shred"]
+    assert entries[0].details["reason"] == "provider context"
+    assert store.audit.verify()
+
+
+def test_audit_record_writes_one_entry(store: Store) -> None:
+    """audit.record appends one pseudonymous entry in its own transaction."""
+    entry = store.audit.record(
+        "subject_request", "received", now=NOW, learner_id="L1", details={"request": "R1"}
+    )
+    assert entry.subject_ref == store.audit.subject_ref("L1")
+    assert list(store.audit)[-1] == entry
+    assert store.audit.verify()

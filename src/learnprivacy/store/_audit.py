@@ -189,6 +189,34 @@ class AuditLog:
         )
         return entries
 
+    def record(
+        self,
+        action: str,
+        outcome: str,
+        *,
+        now: dt.datetime,
+        learner_id: str | None = None,
+        record_type: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Append one entry in a transaction of its own (for events outside the store,
+        such as a data-subject request changing state). ``learner_id`` is stored as its
+        pseudonymous reference; ``details`` must hold no personal value.
+        """
+        if now.utcoffset() is None:
+            from learnprivacy.errors import ValidationError
+
+            raise ValidationError("now must be timezone-aware", field="now")
+        event = AuditEvent(
+            action=action,
+            outcome=outcome,
+            record_type=record_type,
+            subject_ref=None if learner_id is None else self.subject_ref(learner_id),
+            details=dict(details or {}),
+        )
+        with self._db.write() as connection:
+            return self.append(connection, [event], now=now)[0]
+
     # -- reading -------------------------------------------------------------------------
 
     def entries(

@@ -31,11 +31,15 @@ def visible(table: Table, *, include_restricted: bool) -> list[ColumnElement[boo
 
 
 def ids_detail(
-    ref: Callable[[str], str], rt: RecordTable, ids: Sequence[str], subjects: Sequence[str]
+    ref: Callable[[str], str] | Any, rt: RecordTable, ids: Sequence[str], subjects: Sequence[str]
 ) -> dict[str, Any]:
     """How the audit log names rows: by id, or by subject reference where the id is
     personal (a learner's account). Enough to find the rows again in a restored backup.
+
+    ``ref`` maps a learner id to its reference (an ``AuditLog`` is accepted too).
     """
+    if hasattr(ref, "subject_ref"):
+        ref = ref.subject_ref
     if rt.id_personal:
         return {"subject_refs": sorted({ref(s) for s in set(subjects)})}
     return {"ids": list(ids)}

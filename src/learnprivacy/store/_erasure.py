@@ -9,15 +9,18 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, select
 
 from learnprivacy.errors import ValidationError
+from learnprivacy.records import subject_of
 from learnprivacy.retention import Action, Hold, Schedule
 from learnprivacy.store._actions import (
     anonymise_rows,
     erase_rows,
     live_keys,
     restrict_rows,
+    scopes_in_use,
     shred_keys,
 )
 from learnprivacy.store._audit import AuditEntry, AuditEvent, AuditLog
+from learnprivacy.store._bulk import ids_in
 from learnprivacy.store._common import ids_detail
 from learnprivacy.store._reports import ErasureOutcome, ErasureReport, ReplayReport
 from learnprivacy.store._schema import ANONYMISED, RESTRICTED, RecordTable
@@ -192,6 +195,80 @@ def _event(
             "reason": "erasure request",
         },
     )
+
+
+def erase_records(store: Store, records: list[Any], *, now: dt.datetime, reason: str) -> int:
+    """See :meth:`Store.erase_records`."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValidationError("reason must be non-empty text", field="reason")
+    by_table: dict[str, tuple[RecordTable, list[str], list[str]]] = {}
+    for record in records:
+        rt = store.table(type(record))
+        entry = by_table.setdefault(rt.name, (rt, [], []))
+        entry[1].append(record.id)
+        entry[2].append(subject_of(record))
+    if not by_table:
+        return 0
+    audit = store.audit
+    erased = 0
+    with store.writing() as connection:
+        found: dict[str, tuple[RecordTable, list[str], list[str]]] = {}
+        for rt, ids, _subjects in by_table.values():
+            table = rt.table
+            query = select(table.c.id, table.c[rt.subject_column]).where(
+                ids_in(table.c.id, ids, connection.dialect.name),
+                table.c[ANONYMISED].is_(None),
+            )
+            if store.database.is_postgres:
+                query = query.with_for_update()
+            rows = connection.execute(query).all()
+            if rows:
+                found[rt.name] = (rt, [r[0] for r in rows], [r[1] for r in rows])
+        keys: dict[str, list[tuple[str, str]]] = {}
+        for rt, _ids, _owners in found.values():
+            if _encrypts(rt) and rt.scope not in keys:
+                owners_of_scope = {
+                    s for other, _, o in found.values() if other.scope == rt.scope for s in o
+                }
+                keys[rt.scope] = live_keys(store, connection, owners_of_scope, rt.scope)
+        events = []
+        for rt, ids, owners in found.values():
+            events.append(
+                AuditEvent(
+                    action="erase",
+                    outcome="done",
+                    record_type=rt.name,
+                    subject_ref=audit.subject_ref(owners[0]) if len(set(owners)) == 1 else None,
+                    details={
+                        **ids_detail(audit.subject_ref, rt, ids, owners),
+                        "count": len(ids),
+                        "reason": reason,
+                    },
+                )
+            )
+        audit.append(connection, events, now=now)
+        for rt, ids, _owners in found.values():
+            erased += erase_rows(connection, rt, ids)
+        for scope, live in keys.items():
+            subjects = {s for s, _ in live}
+            unused = sorted(subjects - scopes_in_use(store, connection, subjects, scope))
+            if unused:
+                refs = sorted(audit.subject_ref(s) for s in unused)
+                audit.append(
+                    connection,
+                    [
+                        AuditEvent(
+                            action="shred",
+                            outcome="done",
+                            subject_ref=refs[0] if len(refs) == 1 else None,
+                            details={"scope": scope, "subject_refs": refs, "mode": "keys"},
+                        )
+                    ],
+                    now=now,
+                )
+                shred_keys(store, connection, unused, scope)
+    store.database.checkpoint()
+    return erased
 
 
 # -- replay ------------------------------------------------------------------------------

@@ -359,6 +359,18 @@ class Store:
             self, learner_id, now=now, holds=tuple(holds), schedule=schedule
         )
 
+    def erase_records(
+        self, records: Iterable[Any], *, now: dt.datetime, reason: str = "erasure"
+    ) -> int:
+        """Erase exactly ``records`` (e.g. what one provider context holds), in one
+        transaction, audited first; return how many rows were deleted.
+
+        Idempotent: records already gone are skipped. Keys no remaining row of the learner
+        uses any more are shredded (without tombstone, as sweeps do). ``reason`` names a
+        rule or a request, never a person.
+        """
+        return _erasure.erase_records(self, list(records), now=self.now(now), reason=reason)
+
     def replay_erasures(
         self, from_log: AuditLog | Iterable[Any], *, now: dt.datetime | None = None
     ) -> ReplayReport:
