@@ -47,6 +47,11 @@ def at(*args: int) -> dt.datetime:
     return dt.datetime(*args, tzinfo=UTC)  # type: ignore[misc]
 
 
+def end_of_day(year: int, month: int, day: int) -> dt.datetime:
+    """Where a clamped month end lands: the last microsecond of the day."""
+    return at(year, month, day, 23, 59, 59, 999_999)
+
+
 def learner(**changes: Any) -> Learner:
     values: dict[str, Any] = {
         "id": "L1",
@@ -125,7 +130,7 @@ PUBLISHER = educational_publisher.SCHEDULE
 def test_publisher_keeps_personal_data_18_months_after_last_activity() -> None:
     """Line 256: erased 18 months after the last activity, to the instant, month-end clamped."""
     ana = learner(last_activity_at=at(2024, 8, 31, 9, 30))
-    due = at(2026, 2, 28, 9, 30)
+    due = end_of_day(2026, 2, 28)  # Aug 31 + 18 months clamps to the end of Feb 28
     assert decide(PUBLISHER, ana, due - MICRO).action is Action.KEEP
     erased = decide(PUBLISHER, ana, due)
     assert (erased.action, erased.due_at) == (Action.ERASE, due)
@@ -146,7 +151,7 @@ def test_publisher_keeps_invoices_120_months_even_on_request() -> None:
     """Line 257: 120 months from issue; an erasure request is a restriction, Art. 17(3)(b)."""
     bill = invoice(at(2024, 2, 29))
     request = decide(PUBLISHER, bill, at(2030, 1, 1), erasure_requested=True)
-    assert (request.action, request.due_at) == (Action.RESTRICT, at(2034, 2, 28))
+    assert (request.action, request.due_at) == (Action.RESTRICT, end_of_day(2034, 2, 28))
     assert request.article == "GDPR Art. 17(3)(b)"
     with pytest.raises(RetentionViolation):
         decide(
@@ -156,8 +161,8 @@ def test_publisher_keeps_invoices_120_months_even_on_request() -> None:
             erasure_requested=True,
             override=Override("learner insists", actor="support"),
         )
-    assert decide(PUBLISHER, bill, at(2034, 2, 28) - MICRO).action is Action.KEEP
-    assert decide(PUBLISHER, bill, at(2034, 2, 28)).action is Action.ERASE
+    assert decide(PUBLISHER, bill, end_of_day(2034, 2, 28) - MICRO).action is Action.KEEP
+    assert decide(PUBLISHER, bill, end_of_day(2034, 2, 28)).action is Action.ERASE
 
 
 def test_publisher_keeps_opco_files_72_months_after_closing() -> None:
@@ -211,7 +216,8 @@ def test_school_keeps_data_5_years_after_last_connection() -> None:
             Action.ERASE
         )
     never = learner(last_activity_at=None, created_at=at(2020, 2, 29))
-    assert decide(SCHOOL.SCHEDULE, never, at(2025, 2, 28)).action is Action.ERASE
+    assert decide(SCHOOL.SCHEDULE, never, end_of_day(2025, 2, 28) - MICRO).action is Action.KEEP
+    assert decide(SCHOOL.SCHEDULE, never, end_of_day(2025, 2, 28)).action is Action.ERASE
 
 
 def test_school_rests_on_consent() -> None:
@@ -230,18 +236,20 @@ def test_school_cookie_consent_is_valid_6_months() -> None:
         given_at=given,
         proof="banner v3",
     )
-    assert choice.expires_at == at(2024, 2, 29, 10)
-    assert not SCHOOL.consent_needs_renewal(choice, at(2024, 2, 29, 10) - MICRO)
-    assert SCHOOL.consent_needs_renewal(choice, at(2024, 2, 29, 10))
-    assert SCHOOL.CONSENT_VALIDITY.add_to(at(2024, 8, 31)) == at(2025, 2, 28)
+    assert choice.expires_at == end_of_day(2024, 2, 29)
+    assert not SCHOOL.consent_needs_renewal(choice, end_of_day(2024, 2, 29) - MICRO)
+    assert SCHOOL.consent_needs_renewal(choice, end_of_day(2024, 2, 29))
+    assert SCHOOL.CONSENT_VALIDITY.add_to(at(2024, 8, 31)) == end_of_day(2025, 2, 28)
+    assert SCHOOL.CONSENT_VALIDITY.add_to(at(2023, 7, 15, 10)) == at(2024, 1, 15, 10)
 
 
 def test_school_cookie_choices_kept_13_months() -> None:
     """Lines 153, 208, 214: cookie consents go 13 months after they were given."""
     for purpose in SCHOOL.COOKIE_PURPOSES:
         choice = consent(purpose, at(2024, 1, 31), None)
-        assert decide(SCHOOL.SCHEDULE, choice, at(2025, 2, 28) - MICRO).action is Action.KEEP
-        assert decide(SCHOOL.SCHEDULE, choice, at(2025, 2, 28)).action is Action.ERASE
+        due = end_of_day(2025, 2, 28)  # Jan 31 + 13 months clamps to the end of Feb 28
+        assert decide(SCHOOL.SCHEDULE, choice, due - MICRO).action is Action.KEEP
+        assert decide(SCHOOL.SCHEDULE, choice, due).action is Action.ERASE
     other = decide(SCHOOL.SCHEDULE, consent("newsletter", at(2024, 1, 31), None), at(2030, 1, 1))
     assert other.action is Action.REVIEW
 
@@ -355,7 +363,7 @@ def test_belgian_lms_states_a_basis_per_purpose() -> None:
 def test_belgian_lms_ends_accounts_with_the_client_contract() -> None:
     """Lines 27, 57, 93: the account goes after the contract; progress stays anonymised."""
     ana = learner(contract_end_at=at(2025, 11, 30))
-    due = at(2026, 2, 28)
+    due = end_of_day(2026, 2, 28)
     assert decide(BELGIAN, ana, due - MICRO).action is Action.KEEP
     assert decide(BELGIAN, ana, due).action is Action.ERASE
     assert decide(BELGIAN, progress(), due, subject=ana).action is Action.ANONYMISE

@@ -27,7 +27,8 @@ LEARNER = Learner(
 def test_learner_erased_exactly_18_months_after_last_activity() -> None:
     """Kept until the instant 18 calendar months after the last activity, erased from then."""
     schedule = french_training_organisation()
-    due = dt.datetime(2025, 9, 30, 10, 0, tzinfo=UTC)  # Mar 31 + 18 months, clamped
+    # Mar 31 + 18 months: Sep 31 does not exist, so the end of Sep 30.
+    due = dt.datetime(2025, 9, 30, 23, 59, 59, 999_999, tzinfo=UTC)
     before = schedule.evaluate(LEARNER, now=due - dt.timedelta(seconds=1))
     at = schedule.evaluate(LEARNER, now=due)
     assert before.action is Action.KEEP

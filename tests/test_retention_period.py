@@ -103,20 +103,42 @@ def test_non_string_and_bad_components_are_refused() -> None:
 
 
 def test_leap_year_month_end_clamping() -> None:
-    """Jan 31 + P1M = Feb 29 in a leap year; Feb 29 + P1Y = Feb 28; month ends clamp."""
-    assert Period.parse("P1M").add_to(at(2024, 1, 31)) == at(2024, 2, 29)
-    assert Period.parse("P1M").add_to(at(2023, 1, 31)) == at(2023, 2, 28)
-    assert Period.parse("P1Y").add_to(at(2024, 2, 29)) == at(2025, 2, 28)
+    """Jan 31 + P1M = Feb 29 in a leap year; Feb 29 + P1Y = Feb 28; month ends clamp.
+
+    A clamped day ends at the last microsecond of the month's last day (see
+    ``test_clamping_keeps_later_anchors_later``); unclamped days keep their time.
+    """
+    end = (23, 59, 59, 999_999)
+    assert Period.parse("P1M").add_to(at(2024, 1, 31)) == at(2024, 2, 29, *end)
+    assert Period.parse("P1M").add_to(at(2023, 1, 31)) == at(2023, 2, 28, *end)
+    assert Period.parse("P1Y").add_to(at(2024, 2, 29)) == at(2025, 2, 28, *end)
     assert Period.parse("P4Y").add_to(at(2024, 2, 29)) == at(2028, 2, 29)
-    assert Period.parse("P12M").add_to(at(2024, 2, 29)) == at(2025, 2, 28)
-    assert Period.parse("P1M").add_to(at(2024, 3, 31, 23, 59)) == at(2024, 4, 30, 23, 59)
-    assert Period.parse("P18M").add_to(at(2024, 8, 31)) == at(2026, 2, 28)
-    assert Period.parse("P6M").add_to(at(2023, 8, 31)) == at(2024, 2, 29)
+    assert Period.parse("P12M").add_to(at(2024, 2, 29)) == at(2025, 2, 28, *end)
+    assert Period.parse("P1M").add_to(at(2024, 3, 31, 23, 59)) == at(2024, 4, 30, *end)
+    assert Period.parse("P18M").add_to(at(2024, 8, 31)) == at(2026, 2, 28, *end)
+    assert Period.parse("P6M").add_to(at(2023, 8, 31)) == at(2024, 2, 29, *end)
+    assert Period.parse("P1M").add_to(at(2024, 1, 29, 10)) == at(2024, 2, 29, 10)
+    for result in (
+        Period.parse("P1M").add_to(at(2024, 1, 31)),
+        Period.parse("P1Y").add_to(at(2024, 2, 29)),
+    ):
+        assert result.day in (28, 29)
+
+
+def test_clamping_keeps_later_anchors_later() -> None:
+    """Feb 29 12:00 + P1Y must not end before Feb 28 22:00 + P1Y (hypothesis found it).
+
+    Keeping the time of day on a clamped date would end the later anchor ten hours
+    earlier: new activity would bring erasure forward and no exact SQL cutoff would exist.
+    """
+    year = Period.parse("P1Y")
+    earlier, later = at(2024, 2, 28, 22), at(2024, 2, 29, 12)
+    assert year.add_to(earlier) <= year.add_to(later)
 
 
 def test_add_applies_months_then_days_then_time() -> None:
-    """P1M1D from Jan 31 clamps first (Feb 29) then adds the day (Mar 1)."""
-    assert Period.parse("P1M1D").add_to(at(2024, 1, 31)) == at(2024, 3, 1)
+    """P1M1D from Jan 31 clamps first (end of Feb 29) then adds the day (Mar 1)."""
+    assert Period.parse("P1M1D").add_to(at(2024, 1, 31)) == at(2024, 3, 1, 23, 59, 59, 999_999)
     assert Period.parse("P2W").add_to(at(2024, 2, 20)) == at(2024, 3, 5)
     assert Period.parse("PT36H").add_to(at(2024, 2, 28, 12)) == at(2024, 3, 1)
 
@@ -129,8 +151,11 @@ def test_add_keeps_the_time_zone_and_wall_clock_for_calendar_parts() -> None:
     assert Period.parse("PT24H").add_to(start) == dt.datetime(2024, 3, 31, 13, tzinfo=paris)
     assert Period.parse("P1M").add_to(start).tzinfo is paris
     plus_two = dt.timezone(dt.timedelta(hours=2))
-    assert Period.parse("P1M").add_to(at(2024, 1, 31, 23, tz=plus_two)) == at(
+    assert Period.parse("P1M").add_to(at(2024, 1, 29, 23, tz=plus_two)) == at(
         2024, 2, 29, 23, tz=plus_two
+    )
+    assert Period.parse("P1M").add_to(at(2024, 1, 31, 23, tz=plus_two)) == at(
+        2024, 2, 29, 23, 59, 59, 999_999, tz=plus_two
     )
 
 
@@ -166,10 +191,15 @@ def test_cutoff_where_naive_month_subtraction_is_wrong() -> None:
     month = Period.parse("P1M")
     assert month.cutoff(at(2024, 3, 30)) == at(2024, 2, 29, 23, 59, 59, 999_999)
     assert month.cutoff(at(2024, 3, 29, 8)) == at(2024, 2, 29, 8)
-    assert month.cutoff(at(2024, 2, 29, 8)) == at(2024, 1, 31, 8)
+    # Jan 30 and 31 clamp to the end of Feb 29, so at Feb 29 08:00 only Jan 29 08:00 and
+    # earlier have ended; at the last microsecond of Feb 29 the whole of January has.
+    assert month.cutoff(at(2024, 2, 29, 8)) == at(2024, 1, 29, 8)
+    assert month.cutoff(at(2024, 2, 29, 23, 59, 59, 999_999)) == at(
+        2024, 1, 31, 23, 59, 59, 999_999
+    )
     assert month.cutoff(at(2024, 2, 28, 8)) == at(2024, 1, 28, 8)
-    assert month.add_to(at(2024, 1, 31, 8)) == at(2024, 2, 29, 8)
-    assert month.add_to(at(2024, 1, 31, 8) + MICRO) > at(2024, 2, 29, 8)
+    assert month.add_to(at(2024, 1, 29, 8)) == at(2024, 2, 29, 8)
+    assert month.add_to(at(2024, 1, 29, 8) + MICRO) > at(2024, 2, 29, 8)
     assert Period.parse("PT0S").cutoff(at(2024, 5, 1)) == at(2024, 5, 1)
     assert Period.parse("P1Y").cutoff(at(1, 6, 1)) is None
 

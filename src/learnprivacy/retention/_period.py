@@ -78,6 +78,12 @@ def _days_in_month(year: int, month: int) -> int:
 def add_months(moment: dt.datetime, months: int) -> dt.datetime:
     """``moment`` moved by ``months`` on the calendar (may be negative), day clamped.
 
+    A day the target month lacks (Jan 31 + 1 month, Feb 29 + 1 year) clamps to the end of
+    the month's last day, 23:59:59.999999. Keeping the time of day instead would let a
+    later anchor end earlier (Feb 29 12:00 + 1 year before Feb 28 22:00 + 1 year), so new
+    activity could bring erasure forward and no exact cutoff would exist; the end of the
+    clamped day keeps the date the calendar rule gives and keeps the order of anchors.
+
     Raises ``ValidationError`` when the result falls outside years 1..9999.
     """
     years, month0 = divmod(moment.month - 1 + months, 12)
@@ -85,7 +91,12 @@ def add_months(moment: dt.datetime, months: int) -> dt.datetime:
     if not dt.MINYEAR <= year <= dt.MAXYEAR:
         raise ValidationError("date out of the supported calendar range", field="period")
     month = month0 + 1
-    return moment.replace(year=year, month=month, day=min(moment.day, _days_in_month(year, month)))
+    last = _days_in_month(year, month)
+    if moment.day > last:
+        return moment.replace(
+            year=year, month=month, day=last, hour=23, minute=59, second=59, microsecond=999_999
+        )
+    return moment.replace(year=year, month=month)
 
 
 @attrs.frozen(kw_only=True, repr=False)
@@ -246,8 +257,11 @@ def _latest_source(target: dt.datetime, months: int) -> dt.datetime | None:
         # Every anchor of the (shorter) source month lands on or before target's day.
         return dt.datetime.combine(dt.date(year, month, source_days), _LAST_MICROSECOND, UTC)
     time = target.timetz()
-    if day == target_days:
-        # Target is on the last day of its month: every source day from it onwards clamps
-        # onto that last day, so the last source day at target's time still qualifies.
-        return dt.datetime.combine(dt.date(year, month, source_days), time)
+    if day == target_days and source_days > day and target.time() == _LAST_MICROSECOND:
+        # Source days past the target month's end clamp to its last microsecond, which
+        # has passed only when target is that very microsecond: then the whole source
+        # month qualifies.
+        return dt.datetime.combine(dt.date(year, month, source_days), _LAST_MICROSECOND, UTC)
+    # Otherwise anchors land on their own day and time (clamped ones land after target),
+    # so the latest qualifying anchor is target's day and time in the source month.
     return dt.datetime.combine(dt.date(year, month, day), time)
