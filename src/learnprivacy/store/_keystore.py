@@ -21,14 +21,16 @@ from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from learnprivacy.crypto import KeyEntry, KeyState
 from learnprivacy.errors import KeyShreddedError
-from learnprivacy.store._bulk import bulk_insert
+from learnprivacy.store._bulk import bulk_insert, ids_in
 from learnprivacy.store._engine import Database
 from learnprivacy.store._tables import KEYS, TOMBSTONES
 
 __all__ = ["KeyRace", "SqlKeyStore"]
 
 _ALL = "*"
-_CHUNK = 500
+_CHUNK = 5_000
+# Shredding builds one condition per (subject, scope): keep those statements small.
+_SHRED_CHUNK = 200
 
 
 class KeyRace(Exception):
@@ -121,17 +123,17 @@ class SqlKeyStore:
             chunk = wanted[start : start + _CHUNK]
             for subject in chunk:
                 batch.entries[subject] = []
-            query = select(*_COLUMNS).where(KEYS.c.subject.in_(chunk))
+            dialect = connection.dialect.name
+            query = select(*_COLUMNS).where(ids_in(KEYS.c.subject, chunk, dialect))
             if lock and self._db.is_postgres:
                 query = query.with_for_update(read=True)
-            rows = connection.execute(query)
-            for row in rows:
+            for row in connection.execute(query).all():
                 batch.entries[row[0]].append(_entry(row))
             for subject, scope in connection.execute(
                 select(TOMBSTONES.c.subject, TOMBSTONES.c.scope).where(
-                    TOMBSTONES.c.subject.in_(chunk)
+                    ids_in(TOMBSTONES.c.subject, chunk, dialect)
                 )
-            ):
+            ).all():
                 batch.tombstones.add((subject, scope))
         self._local.batch = batch
         try:
@@ -303,8 +305,8 @@ class SqlKeyStore:
         count = 0
         own = self._connection() is None
         with self._transaction() as connection:
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
+            for start in range(0, len(wanted), _SHRED_CHUNK):
+                chunk = wanted[start : start + _SHRED_CHUNK]
                 conditions = [
                     and_(KEYS.c.subject == s, *(() if c is None else (KEYS.c.scope == c,)))
                     for s, c in chunk

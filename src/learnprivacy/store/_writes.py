@@ -20,7 +20,7 @@ from learnprivacy.errors import (
 from learnprivacy.records import record_type as named_type
 from learnprivacy.records import subject_of
 from learnprivacy.store._audit import AuditEvent
-from learnprivacy.store._bulk import bulk_insert
+from learnprivacy.store._bulk import bulk_insert, ids_in
 from learnprivacy.store._common import chunked, ids_detail
 from learnprivacy.store._keystore import KeyRace
 from learnprivacy.store._schema import ANONYMISED, REASON, RESTRICTED, RecordTable
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["add_all", "rectify", "set_restriction"]
 
-_CHECK_CHUNK = 500
+_CHECK_CHUNK = 5_000
 
 
 def _record_class(record: object) -> type[Any]:
@@ -51,9 +51,9 @@ def _check_learners(store: Store, connection: Connection, needed: set[str], kind
     for start in range(0, len(wanted), _CHECK_CHUNK):
         chunk = wanted[start : start + _CHECK_CHUNK]
         query = select(table.c.id, table.c[RESTRICTED]).where(
-            table.c.id.in_(chunk), table.c[ANONYMISED].is_(None)
+            ids_in(table.c.id, chunk, connection.dialect.name), table.c[ANONYMISED].is_(None)
         )
-        for learner_id, restricted_at in connection.execute(query):
+        for learner_id, restricted_at in connection.execute(query).all():
             found[learner_id] = restricted_at is not None
     missing = len(needed) - len(found)
     if missing:
@@ -251,7 +251,8 @@ def set_restriction(
                 if restrict
                 else {RESTRICTED: None, REASON: None}
             )
-            for chunk in chunked(ids, 500):
-                connection.execute(update(table).where(table.c.id.in_(chunk)).values(**values))
+            for chunk in chunked(ids, _CHECK_CHUNK):
+                where = ids_in(table.c.id, chunk, connection.dialect.name)
+                connection.execute(update(table).where(where).values(**values))
             total += len(ids)
     return total
