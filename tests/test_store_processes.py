@@ -129,7 +129,7 @@ def test_sweep_killed_mid_run_then_rerun_ends_like_an_uninterrupted_one(
 
 
 def test_two_workers_never_process_the_same_rows(
-    postgres_server: Any, store_template: str, tmp_path: Path, request: pytest.FixtureRequest
+    postgres_server: Any, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Two sweep processes on one PostgreSQL database split the rows (SKIP LOCKED): each row
     is erased or anonymised by exactly one of them, and the end state is a clean run's."""
