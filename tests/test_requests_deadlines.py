@@ -22,15 +22,26 @@ from learnprivacy.requests import (
 )
 
 UTC = dt.UTC
+#: Where a clamped month end lands (see Period.add_to).
+END_OF_DAY = (23, 59, 59, 999_999)
 PARIS_WINTER = dt.timezone(dt.timedelta(hours=1))
 
 
 @pytest.mark.parametrize(
     ("received", "due"),
     [
-        (dt.datetime(2024, 1, 31, 9, tzinfo=UTC), dt.datetime(2024, 2, 29, 9, tzinfo=UTC)),
-        (dt.datetime(2026, 1, 31, 9, tzinfo=UTC), dt.datetime(2026, 2, 28, 9, tzinfo=UTC)),
-        (dt.datetime(2026, 3, 31, 9, tzinfo=UTC), dt.datetime(2026, 4, 30, 9, tzinfo=UTC)),
+        (
+            dt.datetime(2024, 1, 31, 9, tzinfo=UTC),
+            dt.datetime(2024, 2, 29, *END_OF_DAY, tzinfo=UTC),
+        ),
+        (
+            dt.datetime(2026, 1, 31, 9, tzinfo=UTC),
+            dt.datetime(2026, 2, 28, *END_OF_DAY, tzinfo=UTC),
+        ),
+        (
+            dt.datetime(2026, 3, 31, 9, tzinfo=UTC),
+            dt.datetime(2026, 4, 30, *END_OF_DAY, tzinfo=UTC),
+        ),
         (
             dt.datetime(2026, 12, 31, 23, 59, tzinfo=UTC),
             dt.datetime(2027, 1, 31, 23, 59, tzinfo=UTC),
@@ -42,16 +53,17 @@ PARIS_WINTER = dt.timezone(dt.timedelta(hours=1))
     ],
 )
 def test_first_deadline_is_one_calendar_month(received: dt.datetime, due: dt.datetime) -> None:
-    """Due one calendar month later, clamped to the end of a shorter month, same zone."""
+    """Due one calendar month later, same zone; a day a shorter month lacks ends at the end
+    of its last day (Regulation 1182/71 Art. 3(2)(c))."""
     assert first_deadline(received) == due
     assert first_deadline(received).utcoffset() == received.utcoffset()
 
 
 def test_extension_counts_from_the_first_deadline() -> None:
-    """Jan 31 -> Feb 29 -> +2 months = Apr 29 (never later than counted from receipt)."""
+    """Jan 31 -> end of Feb 29 -> +2 months = end of Apr 29 (not Apr 30 from receipt)."""
     received = dt.datetime(2024, 1, 31, 9, tzinfo=UTC)
-    assert extended_deadline(received, 1) == dt.datetime(2024, 3, 29, 9, tzinfo=UTC)
-    assert extended_deadline(received, 2) == dt.datetime(2024, 4, 29, 9, tzinfo=UTC)
+    assert extended_deadline(received, 1) == dt.datetime(2024, 3, 29, *END_OF_DAY, tzinfo=UTC)
+    assert extended_deadline(received, 2) == dt.datetime(2024, 4, 29, *END_OF_DAY, tzinfo=UTC)
 
 
 def test_naive_receipt_is_refused() -> None:
@@ -75,7 +87,10 @@ def test_deadline_properties(received: dt.datetime, months: int) -> None:
     assert dt.timedelta(days=28) <= due - received <= dt.timedelta(days=31)
     last_day = calendar.monthrange(due.year, due.month)[1]
     assert due.day == min(received.day, last_day)
-    assert due.time() == received.time()
+    if received.day > last_day:
+        assert due.time() == dt.time(*END_OF_DAY)
+    else:
+        assert due.time() == received.time()
     extended = extended_deadline(received, months)
     assert extended > due
     assert extended <= extended_deadline(received, 2)
@@ -110,8 +125,8 @@ def test_extension_before_the_deadline_moves_it() -> None:
         subject_informed_at=decided,
         now=decided,
     )
-    assert extended.first_due_at == dt.datetime(2026, 2, 28, 9, tzinfo=UTC)
-    assert extended.due_at == dt.datetime(2026, 4, 28, 9, tzinfo=UTC)
+    assert extended.first_due_at == dt.datetime(2026, 2, 28, *END_OF_DAY, tzinfo=UTC)
+    assert extended.due_at == dt.datetime(2026, 4, 28, *END_OF_DAY, tzinfo=UTC)
     assert extended.extension == Extension(
         months=2,
         reasons="Data spread over five systems.",
@@ -120,7 +135,7 @@ def test_extension_before_the_deadline_moves_it() -> None:
     )
     entry = book.history(request)[-1]
     assert entry.event == "extended"
-    assert entry.detail == {"months": "2", "due_at": "2026-04-28T09:00:00+00:00"}
+    assert entry.detail == {"months": "2", "due_at": "2026-04-28T23:59:59.999999+00:00"}
     assert "five systems" not in str(entry.to_dict())
 
 

@@ -576,7 +576,8 @@ def test_directive_keep_then_erase(world: World) -> None:
     report = world.executor.record_death("L1", at=died, now=died + dt.timedelta(days=2))
     assert report.erasure is None
     assert report.scheduled is not None
-    assert report.scheduled.due_at == dt.datetime(2027, 2, 28, 18, 0, tzinfo=UTC)
+    # Aug 31 + 6 months: no Feb 31, so the end of Feb 28.
+    assert report.scheduled.due_at == dt.datetime(2027, 2, 28, 23, 59, 59, 999_999, tzinfo=UTC)
     assert world.executor.run_scheduled_erasures(now=dt.datetime(2027, 2, 28, tzinfo=UTC)) == ()
     assert world.store.get(Learner, "L1") is not None
     [erasure] = world.executor.run_scheduled_erasures(now=dt.datetime(2027, 3, 1, tzinfo=UTC))

@@ -45,6 +45,9 @@ class RetentionMachine(RuleBasedStateMachine):
         self.records: dict[tuple[str, str], Any] = {}
         self.holds: list[Hold] = []
         self.expired: set[tuple[str, str]] = set()
+        # Ids are never reused: a sweep erases learners and records, and a newcomer must
+        # not inherit the "already expired" status of an erased one.
+        self.created = 0
 
     def _key(self, record: Any) -> tuple[str, str]:
         return (type(record).__name__, record.id)
@@ -71,8 +74,9 @@ class RetentionMachine(RuleBasedStateMachine):
         created = self.now - dt.timedelta(days=days)
         active = data.draw(st.none() | st.integers(0, days), label="days since activity")
         ends = data.draw(st.none() | st.integers(-2_000, 2_000), label="contract end offset")
+        self.created += 1
         learner = Learner(
-            id=f"L{len(self.learners)}",
+            id=f"L{self.created}",
             username="user",
             email="user@example.org",
             given_name="Ana",
@@ -90,7 +94,8 @@ class RetentionMachine(RuleBasedStateMachine):
             return
         learner_id = data.draw(st.sampled_from(sorted(self.learners)), label="learner")
         record_type = data.draw(st.sampled_from(RECORD_TYPES[1:]), label="record type")
-        number = len(self.records)
+        self.created += 1
+        number = self.created
         record = data.draw(record_of(record_type, learner_id, number), label="record")
         self.records.setdefault(self._key(record), record)
 
