@@ -54,7 +54,11 @@ def _name(instance: object, attribute: attrs.Attribute[Any]) -> str:
 def instance_of(*types: type) -> Any:
     """Like ``attrs.validators.instance_of`` but raising ``ValidationError`` (no value shown)."""
 
+    exact = frozenset(types)
+
     def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if type(value) in exact:  # the common case, one set lookup
+            return
         # bool is an int subclass; a boolean where a number is expected is a bug.
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             expected = " or ".join(t.__name__ for t in types)
@@ -78,6 +82,8 @@ def optional(validator: Any) -> Any:
 
 def aware_datetime(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """A ``datetime`` with a time zone; naive datetimes are ambiguous and refused."""
+    if type(value) is dt.datetime and value.tzinfo is not None and value.utcoffset() is not None:
+        return
     if not isinstance(value, dt.datetime):
         raise ValidationError(
             f"{_name(instance, attribute)} must be a datetime, got {type(value).__name__}",
@@ -95,6 +101,8 @@ optional_aware_datetime = optional(aware_datetime)
 
 def non_empty_text(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """A ``str`` with at least one non-blank character."""
+    if type(value) is str and value and not value.isspace():
+        return
     if not isinstance(value, str):
         raise ValidationError(
             f"{_name(instance, attribute)} must be str, got {type(value).__name__}",
