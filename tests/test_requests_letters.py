@@ -258,3 +258,27 @@ def test_unknown_language_or_format() -> None:
         render_letter(request, ACME, now=T, language="de")  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
         render_letter(request, ACME, now=T, format="pdf")  # type: ignore[arg-type]
+
+
+def test_controller_from_the_register() -> None:
+    """The register's Controller signs letters; its DPO is the contact when declared."""
+    from learnprivacy.providers import Controller as RegisterController
+    from learnprivacy.requests import APD_GBA
+    from learnprivacy.requests import Controller as LetterController
+
+    org = RegisterController(
+        name="Job Access solutions SRL",
+        address="Clos Chanmurly 13, 4000 Liège",
+        contact="info@job-access.be",
+        dpo="dpo@job-access.be",
+    )
+    letters = LetterController.from_register(org, authority=APD_GBA)
+    assert (letters.name, letters.contact, letters.authority) == (
+        "Job Access solutions SRL",
+        "dpo@job-access.be",
+        APD_GBA,
+    )
+    without_dpo = LetterController.from_register(
+        RegisterController(name="X", address="Y", contact="info@example.org")
+    )
+    assert without_dpo.contact == "info@example.org"

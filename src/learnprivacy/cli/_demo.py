@@ -247,6 +247,7 @@ def _erasure_request(
     active: list[Any],
     exclude: str,
 ) -> str:
+    from learnprivacy.cli._register_commands import example_controller
     from learnprivacy.cli._schedules import default_schedule
     from learnprivacy.requests import (
         Channel,
@@ -313,7 +314,7 @@ def _erasure_request(
     env.console.print(table)
     letter = render_letter(
         done,
-        Controller(name="Example Formation SAS", contact="dpo@example.org"),
+        Controller.from_register(example_controller()),
         now=now,
         language="en",
         format="md",

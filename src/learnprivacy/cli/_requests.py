@@ -188,10 +188,9 @@ def requests_show(
         if letter:
             from learnprivacy.cli._register_commands import example_controller
 
-            org = example_controller()
             text = render_letter(  # click.Choice guarantees the literal values
                 request,
-                Controller(name=org.name, contact=org.contact),
+                Controller.from_register(example_controller()),
                 now=at,
                 language=language,  # type: ignore[arg-type]
                 format=letter,  # type: ignore[arg-type]

@@ -8,6 +8,8 @@ Belgium. Both are provided; any other is one :class:`SupervisoryAuthority` away.
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from learnprivacy.errors import ValidationError
@@ -67,3 +69,24 @@ class Controller:
         default=CNIL, validator=attrs.validators.instance_of(SupervisoryAuthority)
     )
     judicial_remedy: str | None = None
+
+    @classmethod
+    def from_register(
+        cls,
+        controller: Any,
+        *,
+        authority: SupervisoryAuthority = CNIL,
+        judicial_remedy: str | None = None,
+    ) -> Controller:
+        """The letter-writing view of the register's :class:`learnprivacy.providers.Controller`.
+
+        Letters are signed with the same name and answered at the DPO's address when one
+        is declared, otherwise at the controller's contact.
+        """
+        contact = getattr(controller, "dpo", None) or controller.contact
+        return cls(
+            name=controller.name,
+            contact=contact,
+            authority=authority,
+            judicial_remedy=judicial_remedy,
+        )
