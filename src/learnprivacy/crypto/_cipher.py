@@ -83,13 +83,13 @@ class FieldCipher:
         shredded (see :meth:`Keyring.revive`).
         """
         if type(value) is str:
-            kind = 1  # _token.KIND_TEXT, as a literal: this is the hottest line.
+            text = True
             try:
                 data = value.encode()
             except UnicodeEncodeError:
                 raise ValidationError("value must be encodable as UTF-8", field="value") from None
         else:
-            kind = _KIND_BYTES
+            text = False
             data = _as_bytes(value)
         if type(context) is not str or not context:
             check_context(context)
@@ -98,24 +98,30 @@ class FieldCipher:
             # further checks; a miss (or an unhashable argument) takes the checked path,
             # outside the handler so that its errors do not chain the KeyError (which
             # would quote the subject).
-            sealer: _token.Sealer | None = self._cache[subject].sealers[scope]
+            keys = self._cache[subject]
+            keys.used = True
+            sealer: _token.Sealer | None = keys.sealers[scope]
         except (KeyError, TypeError):
             sealer = None
         if sealer is None:
             sealer = self._keyring._sealer(subject, scope)
-        aead, headers, prefixes = sealer
         try:
-            associated = prefixes[kind] + context.encode()
+            place = context.encode()
         except UnicodeEncodeError:
             raise ValidationError("context must be encodable as UTF-8", field="context") from None
+        # Indexed rather than unpacked: only the objects this kind needs are touched.
+        if text:
+            header, associated = sealer[1], sealer[3] + place
+        else:
+            header, associated = sealer[2], sealer[4] + place
         try:
             nonce = _take_nonce()
         except IndexError:
             nonce = random_nonce()
         # The header is a whole number of base64 quanta, so its text is cached and only
         # the nonce and ciphertext are encoded here.
-        sealed = b2a_base64(nonce + aead.encrypt(nonce, data, associated), newline=False)
-        return headers[kind] + sealed.translate(_ENCODE).decode("ascii")
+        sealed = b2a_base64(nonce + sealer[0].encrypt(nonce, data, associated), newline=False)
+        return header + sealed.translate(_ENCODE).decode("ascii")
 
     def decrypt(self, token: str, *, subject: str, context: str) -> str:
         """The ``str`` value of ``token``, encrypted for ``subject`` at ``context``.
@@ -129,7 +135,9 @@ class FieldCipher:
         # everything in order and raises the right error: this path never accepts what
         # _open() would refuse.
         try:
-            aead, prefix, kind = self._cache[subject].openers[token[:_HEADER_TEXT]]
+            keys = self._cache[subject]
+            keys.used = True
+            aead, prefix, kind = keys.openers[token[:_HEADER_TEXT]]
             rest = a2b_base64(token.encode()[_HEADER_TEXT:].translate(_DECODE), strict_mode=True)
             plain = aead.decrypt(rest[:12], rest[12:], prefix + context.encode())
         except (ValueError, KeyError, TypeError, AttributeError, InvalidTag):
@@ -196,7 +204,10 @@ class FieldCipher:
         raw = _token.decode(token)
         head = raw[:_HEADER]
         keys = self._cache.get(subject)
-        opener = None if keys is None else keys.openers.get(token[:_HEADER_TEXT])
+        opener = None
+        if keys is not None:
+            keys.used = True
+            opener = keys.openers.get(token[:_HEADER_TEXT])
         if opener is None:
             opener = self._keyring._opener(subject, head)
         aead, prefix, kind = opener

@@ -9,8 +9,9 @@ their own retention ends.
 
 from __future__ import annotations
 
-import contextlib
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
 import attrs
@@ -47,13 +48,16 @@ _BLIND_INDEX_SCOPE = "blind-index"
 class _SubjectKeys:
     """Unwrapped keys of one subject, ready to use; dropped as a whole on shred."""
 
-    __slots__ = ("aeads", "openers", "sealers")
+    __slots__ = ("aeads", "openers", "sealers", "used")
 
     def __init__(self) -> None:
         self.aeads: dict[str, AESGCM] = {}
         self.sealers: dict[str, _token.Sealer] = {}
         # Keyed by the first 20 characters of a token: its prefix and header.
         self.openers: dict[str, _token.Opener] = {}
+        # Set on every cache hit, cleared when eviction passes over the entry: the
+        # "second chance" that keeps subjects in use cached (see Keyring._evict).
+        self.used = False
 
 
 class Keyring:
@@ -70,10 +74,11 @@ class Keyring:
     again. Call :meth:`revive` when new data about the same person is lawfully collected
     (they come back and sign up again); old values stay unreadable.
 
-    **Caches.** Unwrapped keys are cached per subject (``cache_size`` subjects, oldest
-    dropped first). :meth:`shred` clears this process's cache for the subject; another
-    process sharing the same key store keeps its cache until :meth:`clear_cache`, so run
-    erasure where the keys are used or clear caches after it.
+    **Caches.** Unwrapped keys are cached per subject, for ``cache_size`` subjects; when
+    the cache is full, the oldest subject not used since eviction last passed over it is
+    dropped. :meth:`shred` clears this process's cache for the subject; another process
+    sharing the same key store keeps its cache until :meth:`clear_cache`, so run erasure
+    where the keys are used or clear caches after it.
 
     The repr shows the master key id only, and a keyring cannot be pickled.
     """
@@ -82,6 +87,7 @@ class Keyring:
         "_cache",
         "_cache_size",
         "_index_key",
+        "_lock",
         "_master",
         "_previous",
         "_store",
@@ -106,8 +112,13 @@ class Keyring:
         self._master = MasterKey(master_key)
         self._previous = {key.key_id: key for key in map(MasterKey, previous_master_keys)}
         self._store: KeyStore = InMemoryKeyStore() if store is None else store
-        self._cache: dict[str, _SubjectKeys] = {}
+        # An OrderedDict: dropping its oldest entry is O(1), where a dict's first entry is
+        # found by scanning past the slots of every entry deleted since its last resize.
+        # Hits do not reorder it (FieldCipher only sets a flag); every change to its
+        # content happens under the lock, so eviction never races a shred.
+        self._cache: OrderedDict[str, _SubjectKeys] = OrderedDict()
         self._cache_size = cache_size
+        self._lock = threading.Lock()
         self._verified = False
         self._index_key: bytes | None = None
 
@@ -203,7 +214,7 @@ class Keyring:
         if scope is not None:
             check_scope(scope)
         count = self._store.mark_shredded(subject, scope)
-        self._cache.pop(subject, None)
+        self._forget(subject)
         return count
 
     def is_shredded(self, subject: str, scope: str = DEFAULT_SCOPE) -> bool:
@@ -218,8 +229,8 @@ class Keyring:
         """
         check_subject(subject)
         check_scope(scope)
-        entry = self._create(subject, scope, revive=True)
-        self._cache.pop(subject, None)
+        entry, _key = self._create(subject, scope, revive=True)
+        self._forget(subject)
         return entry.key_id
 
     def retire(self, subject: str, scope: str = DEFAULT_SCOPE) -> int:
@@ -234,14 +245,14 @@ class Keyring:
         for entry in self._store.list_entries(subject, scope):
             if entry.state is KeyState.ACTIVE:
                 retired += self._store.update(attrs.evolve(entry, state=KeyState.RETIRED))
-        self._cache.pop(subject, None)
+        self._forget(subject)
         return retired
 
     def destroy_key(self, subject: str, key_id: str) -> bool:
         """Shred the single key ``key_id`` of ``subject``; ``False`` if it was not alive."""
         check_subject(subject)
         destroyed = self._store.mark_shredded(subject, key_id=key_id) > 0
-        self._cache.pop(subject, None)
+        self._forget(subject)
         return destroyed
 
     def rotate(self, new_master_key: bytes | None = None) -> str:
@@ -283,9 +294,10 @@ class Keyring:
     def clear_cache(self, subject: str | None = None) -> None:
         """Forget unwrapped keys (of ``subject`` only, or all); they reload on demand."""
         if subject is None:
-            self._cache.clear()
+            with self._lock:
+                self._cache.clear()
         else:
-            self._cache.pop(subject, None)
+            self._forget(subject)
 
     # -- used by FieldCipher -------------------------------------------------------------
 
@@ -295,10 +307,16 @@ class Keyring:
         check_scope(scope)
         keys = self._subject_keys(subject)
         entry = _active(self._store.list_entries(subject, scope))
+        key = None
         if entry is None:
-            entry = self._create(subject, scope, revive=False)
-        sealer = _token.make_sealer(self._aead(keys, entry), bytes.fromhex(entry.key_id), subject)
+            entry, key = self._create(subject, scope, revive=False)
+        sealer = _token.make_sealer(
+            self._aead(keys, entry, key), bytes.fromhex(entry.key_id), subject
+        )
         keys.sealers[scope] = sealer
+        # The openers of the active key share the sealer's header text and associated-data
+        # prefix: a value read back soon after it was written finds them without a miss.
+        keys.openers.update(_token.openers_of(sealer))
         return sealer
 
     def _opener(self, subject: str, head: bytes) -> _token.Opener:
@@ -320,18 +338,45 @@ class Keyring:
     def _subject_keys(self, subject: str) -> _SubjectKeys:
         keys = self._cache.get(subject)
         if keys is None:
-            if len(self._cache) >= self._cache_size:
-                # Oldest first: dicts keep insertion order. Another thread may have
-                # emptied the cache meanwhile, which is harmless.
-                with contextlib.suppress(StopIteration, KeyError, RuntimeError):
-                    del self._cache[next(iter(self._cache))]
-            keys = self._cache[subject] = _SubjectKeys()
+            with self._lock:
+                keys = self._cache.get(subject)
+                if keys is None:
+                    self._evict()
+                    keys = self._cache[subject] = _SubjectKeys()
         return keys
 
-    def _aead(self, keys: _SubjectKeys, entry: KeyEntry) -> AESGCM:
+    def _evict(self) -> None:
+        """Make room for one subject (with the lock held): second-chance ("clock") LRU.
+
+        The oldest entry goes, unless it was used since eviction last passed over it:
+        then its flag is cleared and it moves to the end. Each step is O(1), and each
+        second chance is paid for by an earlier hit, so eviction is O(1) amortised. The
+        number of second chances per call is bounded, so that hits racing in other
+        threads cannot keep it looping.
+        """
+        cache = self._cache
+        chances = len(cache)
+        while cache and len(cache) >= self._cache_size:
+            subject, keys = next(iter(cache.items()))
+            if keys.used and chances > 0:
+                keys.used = False
+                chances -= 1
+                cache.move_to_end(subject)
+            else:
+                del cache[subject]
+
+    def _forget(self, subject: str) -> None:
+        with self._lock:
+            self._cache.pop(subject, None)
+
+    def _aead(self, keys: _SubjectKeys, entry: KeyEntry, key: bytes | None = None) -> AESGCM:
+        """The AES-GCM object of ``entry``; ``key`` is its raw key when the caller has
+        just made it, which spares unwrapping what was wrapped a moment ago.
+        """
         aead = keys.aeads.get(entry.key_id)
         if aead is None:
-            aead = keys.aeads[entry.key_id] = AESGCM(self._unwrap(entry))
+            raw = self._unwrap(entry) if key is None else key
+            aead = keys.aeads[entry.key_id] = AESGCM(raw)
         return aead
 
     def _master_for(self, entry: KeyEntry) -> MasterKey:
@@ -356,26 +401,32 @@ class Keyring:
                 "the key store was altered or the master key is wrong"
             ) from None
 
-    def _new_entry(self, subject: str, scope: str) -> KeyEntry:
+    def _add_new_key(
+        self, subject: str, scope: str, *, revive: bool = False
+    ) -> tuple[KeyEntry, bytes | None]:
+        """Wrap a fresh random key, add it to the store; return the stored entry and,
+        when that entry is the new key, its raw bytes (``None`` when a concurrent writer's
+        key won, which must then be unwrapped).
+        """
+        key = os.urandom(KEY_SIZE)
         key_id = os.urandom(_token.KEY_ID_SIZE).hex()
-        wrapped = self._master.wrap(
-            os.urandom(KEY_SIZE), subject=subject, scope=scope, key_id=key_id
-        )
-        return KeyEntry(
+        entry = KeyEntry(
             subject=subject,
             scope=scope,
             key_id=key_id,
             state=KeyState.ACTIVE,
             master_key_id=self._master.key_id,
-            wrapped=wrapped,
+            wrapped=self._master.wrap(key, subject=subject, scope=scope, key_id=key_id),
         )
+        stored = self._store.add(entry, revive=revive)
+        return stored, (key if stored.key_id == key_id else None)
 
-    def _create(self, subject: str, scope: str, *, revive: bool) -> KeyEntry:
+    def _create(self, subject: str, scope: str, *, revive: bool) -> tuple[KeyEntry, bytes | None]:
         # The first key a keyring creates binds an empty store to its master key, so that a
         # later keyring opened on the wrong master key is refused by verify().
         if not self._verified:
             self.verify()
-        return self._store.add(self._new_entry(subject, scope), revive=revive)
+        return self._add_new_key(subject, scope, revive=revive)
 
     def _system_key(self, scope: str) -> bytes:
         entry = _active(self._store.list_entries(SYSTEM_SUBJECT, scope))
@@ -387,7 +438,9 @@ class Keyring:
                     if existing.state is not KeyState.SHREDDED:
                         self._master_for(existing)
                         break
-            entry = self._store.add(self._new_entry(SYSTEM_SUBJECT, scope))
+            entry, key = self._add_new_key(SYSTEM_SUBJECT, scope)
+            if key is not None:
+                return key
         return self._unwrap(entry)
 
     def _rewrap_entry(self, entry: KeyEntry) -> int:

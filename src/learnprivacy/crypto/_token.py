@@ -60,6 +60,7 @@ __all__ = [
     "header_text",
     "make_opener",
     "make_sealer",
+    "openers_of",
     "parse_header",
     "subject_part",
 ]
@@ -78,9 +79,11 @@ NONCE_SIZE: Final = 12
 TAG_SIZE: Final = 16
 MIN_SIZE: Final = HEADER_SIZE + NONCE_SIZE + TAG_SIZE
 
-#: What a sealer holds: the AEAD of a data key, then the header's token text and the
-#: associated-data prefix (header + subject part), both indexed by kind (index 0 unused).
-Sealer = tuple[AESGCM, tuple[str, str, str], tuple[bytes, bytes, bytes]]
+#: What a sealer holds, flat: the AEAD of a data key, then the header's token text of
+#: each kind (``sealer[kind]``), then the associated-data prefix (header + subject part)
+#: of each kind (``sealer[kind + 2]``). One flat tuple rather than nested ones: on the hot
+#: path every object reached is a potential cache miss when many learners are cycled.
+Sealer = tuple[AESGCM, str, str, bytes, bytes]
 #: What an opener holds: the AEAD, the associated-data prefix and the payload kind.
 Opener = tuple[AESGCM, bytes, int]
 
@@ -124,7 +127,13 @@ def make_sealer(aead: AESGCM, key_id: bytes, subject: str) -> Sealer:
     """Pre-compute what encrypting for ``subject`` under ``key_id`` needs."""
     text, data = header(KIND_TEXT, key_id), header(KIND_BYTES, key_id)
     part = subject_part(subject)
-    return (aead, ("", header_text(text), header_text(data)), (b"", text + part, data + part))
+    return (aead, header_text(text), header_text(data), text + part, data + part)
+
+
+def openers_of(sealer: Sealer) -> dict[str, Opener]:
+    """The openers of the tokens ``sealer`` makes, by header text, sharing its objects."""
+    aead, text, data, text_prefix, data_prefix = sealer
+    return {text: (aead, text_prefix, KIND_TEXT), data: (aead, data_prefix, KIND_BYTES)}
 
 
 def make_opener(aead: AESGCM, head: bytes, subject: str) -> Opener:
