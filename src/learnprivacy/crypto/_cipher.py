@@ -62,9 +62,9 @@ class FieldCipher:
         if not isinstance(keyring, Keyring):
             raise ValidationError("keyring must be a Keyring", field="keyring")
         self._keyring = keyring
-        # The keyring's own cache, read directly on the hot path; the keyring only ever
-        # mutates this dict in place, so the reference stays valid.
-        self._cache = keyring._cache
+        # The keyring's cached keys by subject, read directly on the hot path; the keyring
+        # only ever changes this mapping in place, so the reference stays valid.
+        self._cache = keyring._cache.subjects
 
     def __repr__(self) -> str:
         return f"FieldCipher(keyring={self._keyring!r})"

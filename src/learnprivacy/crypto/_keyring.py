@@ -10,8 +10,6 @@ their own retention ends.
 from __future__ import annotations
 
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
 import attrs
@@ -20,6 +18,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from learnprivacy.crypto import _token
 from learnprivacy.crypto._blind_index import BlindIndex
+from learnprivacy.crypto._keycache import KeyCache, SubjectKeys
 from learnprivacy.crypto._keystore import InMemoryKeyStore, KeyEntry, KeyState, KeyStore
 from learnprivacy.crypto._master import (
     MasterKey,
@@ -43,21 +42,6 @@ ENV_VAR = "LEARNPRIVACY_MASTER_KEY"
 
 _CHECK_SCOPE = "check"
 _BLIND_INDEX_SCOPE = "blind-index"
-
-
-class _SubjectKeys:
-    """Unwrapped keys of one subject, ready to use; dropped as a whole on shred."""
-
-    __slots__ = ("aeads", "openers", "sealers", "used")
-
-    def __init__(self) -> None:
-        self.aeads: dict[str, AESGCM] = {}
-        self.sealers: dict[str, _token.Sealer] = {}
-        # Keyed by the first 20 characters of a token: its prefix and header.
-        self.openers: dict[str, _token.Opener] = {}
-        # Set on every cache hit, cleared when eviction passes over the entry: the
-        # "second chance" that keeps subjects in use cached (see Keyring._evict).
-        self.used = False
 
 
 class Keyring:
@@ -85,9 +69,7 @@ class Keyring:
 
     __slots__ = (
         "_cache",
-        "_cache_size",
         "_index_key",
-        "_lock",
         "_master",
         "_previous",
         "_store",
@@ -112,13 +94,7 @@ class Keyring:
         self._master = MasterKey(master_key)
         self._previous = {key.key_id: key for key in map(MasterKey, previous_master_keys)}
         self._store: KeyStore = InMemoryKeyStore() if store is None else store
-        # An OrderedDict: dropping its oldest entry is O(1), where a dict's first entry is
-        # found by scanning past the slots of every entry deleted since its last resize.
-        # Hits do not reorder it (FieldCipher only sets a flag); every change to its
-        # content happens under the lock, so eviction never races a shred.
-        self._cache: OrderedDict[str, _SubjectKeys] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
+        self._cache = KeyCache(cache_size)
         self._verified = False
         self._index_key: bytes | None = None
 
@@ -214,7 +190,7 @@ class Keyring:
         if scope is not None:
             check_scope(scope)
         count = self._store.mark_shredded(subject, scope)
-        self._forget(subject)
+        self._cache.forget(subject)
         return count
 
     def is_shredded(self, subject: str, scope: str = DEFAULT_SCOPE) -> bool:
@@ -230,7 +206,7 @@ class Keyring:
         check_subject(subject)
         check_scope(scope)
         entry, _key = self._create(subject, scope, revive=True)
-        self._forget(subject)
+        self._cache.forget(subject)
         return entry.key_id
 
     def retire(self, subject: str, scope: str = DEFAULT_SCOPE) -> int:
@@ -245,14 +221,14 @@ class Keyring:
         for entry in self._store.list_entries(subject, scope):
             if entry.state is KeyState.ACTIVE:
                 retired += self._store.update(attrs.evolve(entry, state=KeyState.RETIRED))
-        self._forget(subject)
+        self._cache.forget(subject)
         return retired
 
     def destroy_key(self, subject: str, key_id: str) -> bool:
         """Shred the single key ``key_id`` of ``subject``; ``False`` if it was not alive."""
         check_subject(subject)
         destroyed = self._store.mark_shredded(subject, key_id=key_id) > 0
-        self._forget(subject)
+        self._cache.forget(subject)
         return destroyed
 
     def rotate(self, new_master_key: bytes | None = None) -> str:
@@ -293,11 +269,7 @@ class Keyring:
 
     def clear_cache(self, subject: str | None = None) -> None:
         """Forget unwrapped keys (of ``subject`` only, or all); they reload on demand."""
-        if subject is None:
-            with self._lock:
-                self._cache.clear()
-        else:
-            self._forget(subject)
+        self._cache.forget(subject)
 
     # -- used by FieldCipher -------------------------------------------------------------
 
@@ -305,7 +277,7 @@ class Keyring:
         """What encrypting for ``(subject, scope)`` needs; creates the key if there is none."""
         check_subject(subject)
         check_scope(scope)
-        keys = self._subject_keys(subject)
+        keys = self._cache.entry(subject)
         entry = _active(self._store.list_entries(subject, scope))
         key = None
         if entry is None:
@@ -328,48 +300,14 @@ class Keyring:
             raise _token.decryption_failed()
         if entry.state is KeyState.SHREDDED:
             raise KeyShreddedError("the data key of this value was shredded; it is gone")
-        keys = self._subject_keys(subject)
+        keys = self._cache.entry(subject)
         opener = _token.make_opener(self._aead(keys, entry), head, subject)
         keys.openers[_token.header_text(head)] = opener
         return opener
 
     # -- internals -----------------------------------------------------------------------
 
-    def _subject_keys(self, subject: str) -> _SubjectKeys:
-        keys = self._cache.get(subject)
-        if keys is None:
-            with self._lock:
-                keys = self._cache.get(subject)
-                if keys is None:
-                    self._evict()
-                    keys = self._cache[subject] = _SubjectKeys()
-        return keys
-
-    def _evict(self) -> None:
-        """Make room for one subject (with the lock held): second-chance ("clock") LRU.
-
-        The oldest entry goes, unless it was used since eviction last passed over it:
-        then its flag is cleared and it moves to the end. Each step is O(1), and each
-        second chance is paid for by an earlier hit, so eviction is O(1) amortised. The
-        number of second chances per call is bounded, so that hits racing in other
-        threads cannot keep it looping.
-        """
-        cache = self._cache
-        chances = len(cache)
-        while cache and len(cache) >= self._cache_size:
-            subject, keys = next(iter(cache.items()))
-            if keys.used and chances > 0:
-                keys.used = False
-                chances -= 1
-                cache.move_to_end(subject)
-            else:
-                del cache[subject]
-
-    def _forget(self, subject: str) -> None:
-        with self._lock:
-            self._cache.pop(subject, None)
-
-    def _aead(self, keys: _SubjectKeys, entry: KeyEntry, key: bytes | None = None) -> AESGCM:
+    def _aead(self, keys: SubjectKeys, entry: KeyEntry, key: bytes | None = None) -> AESGCM:
         """The AES-GCM object of ``entry``; ``key`` is its raw key when the caller has
         just made it, which spares unwrapping what was wrapped a moment ago.
         """

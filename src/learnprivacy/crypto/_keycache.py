@@ -1,0 +1,110 @@
+"""The keyring's cache of unwrapped keys: per subject, bounded, O(1) eviction.
+
+FieldCipher reads ``KeyCache.subjects`` directly on its hot path (``subjects[subject]``,
+then sets ``used``), so a hit costs one dictionary lookup and one attribute store.
+Everything that changes the mapping's content goes through :class:`KeyCache`'s methods,
+under its lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from learnprivacy.crypto import _token
+
+__all__ = ["KeyCache", "SubjectKeys"]
+
+
+class SubjectKeys:
+    """Unwrapped keys of one subject, ready to use; dropped as a whole on shred."""
+
+    __slots__ = ("aeads", "openers", "sealers", "used")
+
+    def __init__(self) -> None:
+        self.aeads: dict[str, AESGCM] = {}
+        self.sealers: dict[str, _token.Sealer] = {}
+        # Keyed by the first 20 characters of a token: its prefix and header.
+        self.openers: dict[str, _token.Opener] = {}
+        # Set on every cache hit, cleared when eviction passes over the entry: the
+        # "second chance" that keeps subjects in use cached (see KeyCache.entry).
+        self.used = False
+
+
+class KeyCache:
+    """Subjects' unwrapped keys, at most ``size`` subjects, second-chance eviction.
+
+    ``subjects`` is the mapping readers use: an OrderedDict, because dropping its oldest
+    entry is O(1), where a plain dict's first entry is found by scanning past the slot of
+    every entry deleted since the dict was last resized (with 10,000 subjects cached, that
+    made each eviction cost thousands of steps). It is a plain OrderedDict, not a
+    subclass, because a lookup in a subclass costs more. Hits do not reorder it: readers
+    only set ``SubjectKeys.used``. Insertions and removals happen here, under a lock, so
+    an eviction never races a shred; the mapping is only ever changed in place.
+    """
+
+    __slots__ = ("_lock", "size", "subjects")
+
+    def __init__(self, size: int) -> None:
+        self.subjects: OrderedDict[str, SubjectKeys] = OrderedDict()
+        self.size = size
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"KeyCache(subjects={len(self.subjects)}, size={self.size})"
+
+    def __reduce__(self) -> str:
+        raise TypeError("key caches cannot be pickled: they hold keys")
+
+    def __len__(self) -> int:
+        return len(self.subjects)
+
+    def __contains__(self, subject: object) -> bool:
+        return subject in self.subjects
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self.subjects))
+
+    def get(self, subject: str) -> SubjectKeys | None:
+        """The keys of ``subject`` if cached."""
+        return self.subjects.get(subject)
+
+    def entry(self, subject: str) -> SubjectKeys:
+        """The keys of ``subject``, a new empty entry if it has none (making room)."""
+        subjects = self.subjects
+        keys = subjects.get(subject)
+        if keys is None:
+            with self._lock:
+                keys = subjects.get(subject)
+                if keys is None:
+                    self._make_room()
+                    keys = subjects[subject] = SubjectKeys()
+        return keys
+
+    def forget(self, subject: str | None = None) -> None:
+        """Drop the keys of ``subject``, or of every subject."""
+        with self._lock:
+            if subject is None:
+                self.subjects.clear()
+            else:
+                self.subjects.pop(subject, None)
+
+    def _make_room(self) -> None:
+        # Second chance ("clock"): the oldest entry goes, unless it was used since
+        # eviction last passed over it; then its flag is cleared and it moves to the end.
+        # Each step is O(1) and each second chance was paid for by an earlier hit, so
+        # eviction is O(1) amortised. Second chances are bounded per call, so hits racing
+        # in from other threads cannot keep the loop going.
+        subjects = self.subjects
+        chances = len(subjects)
+        while subjects and len(subjects) >= self.size:
+            subject, keys = next(iter(subjects.items()))
+            if keys.used and chances > 0:
+                keys.used = False
+                chances -= 1
+                subjects.move_to_end(subject)
+            else:
+                del subjects[subject]
