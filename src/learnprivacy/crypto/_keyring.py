@@ -26,6 +26,7 @@ from learnprivacy.crypto._master import (
     master_key_from_env,
     new_salt,
 )
+from learnprivacy.crypto._pseudonym import Pseudonymiser, domain_key
 from learnprivacy.crypto._validate import (
     DEFAULT_SCOPE,
     KEY_SIZE,
@@ -174,11 +175,21 @@ class Keyring:
         The key is random, kept wrapped in the store like a data key, survives master key
         rotation, and is never shredded with a subject (see BlindIndex for what that means).
         """
-        # The key never changes (rotation rewraps it, shredding never touches it), so it
-        # is unwrapped once per keyring.
-        if self._index_key is None:
-            self._index_key = self._system_key(_BLIND_INDEX_SCOPE)
-        return BlindIndex(self._index_key, size=size)
+        return BlindIndex(self._index_secret(), size=size)
+
+    def pseudonymiser(self, domain: str, *, size: int = 16) -> Pseudonymiser:
+        """A :class:`Pseudonymiser` for ``domain`` whose key this keyring derives.
+
+        Pseudonyms are stable for the life of the key store: the key is derived from the
+        blind-index key (random, kept wrapped in the store, unchanged by :meth:`rotate`,
+        never shredded) with HKDF-SHA256, one key per domain. The same store therefore
+        gives a learner the same pseudonym in a domain in every export, in its backups
+        and in a copy made with ``learnprivacy.store.copy_store``; two domains, or two
+        key stores, give unrelated pseudonyms, and a domain's key reveals nothing about
+        another domain's. A keyring on an in-memory key store keeps its pseudonyms only
+        as long as that store lives.
+        """
+        return Pseudonymiser(domain_key(self._index_secret(), domain), domain=domain, size=size)
 
     def shred(self, subject: str, scope: str | None = None) -> int:
         """Destroy the data keys of ``subject`` in ``scope`` (all scopes when ``None``).
@@ -365,6 +376,13 @@ class Keyring:
         if not self._verified:
             self.verify()
         return self._add_new_key(subject, scope, revive=revive)
+
+    def _index_secret(self) -> bytes:
+        # The key never changes (rotation rewraps it, shredding never touches it), so it
+        # is unwrapped once per keyring.
+        if self._index_key is None:
+            self._index_key = self._system_key(_BLIND_INDEX_SCOPE)
+        return self._index_key
 
     def _system_key(self, scope: str) -> bytes:
         entry = _active(self._store.list_entries(SYSTEM_SUBJECT, scope))

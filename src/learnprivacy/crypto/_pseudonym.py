@@ -4,15 +4,41 @@ from __future__ import annotations
 
 from binascii import b2a_base64
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 from learnprivacy.crypto._prekeyed import PrekeyedHmac
-from learnprivacy.crypto._validate import check_key, length_prefixed
+from learnprivacy.crypto._validate import KEY_SIZE, check_key, length_prefixed
 from learnprivacy.errors import ValidationError
 
-__all__ = ["Pseudonymiser"]
+__all__ = ["Pseudonymiser", "domain_key"]
 
 _LABEL = b"learnprivacy/pseudonym/v1"
+_KEY_SALT = b"learnprivacy/v1/pseudonym-key"
 _PREFIX = "p1_"
 _ENCODE = bytes.maketrans(b"+/", b"-_")
+
+
+def domain_key(root: bytes, domain: str) -> bytes:
+    """The 32-byte pseudonym key of ``domain``, derived from the secret ``root``.
+
+    HKDF-SHA256 (RFC 5869) with salt ``b"learnprivacy/v1/pseudonym-key"`` and the UTF-8
+    domain as info. The salt sets these keys apart from every other use of ``root``
+    (the keyring passes its blind-index key, which the blind indexes and the store's
+    audit keys also use, each under labels of their own).
+    """
+    raw = check_key(root, field="root")
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=_KEY_SALT, info=_domain(domain))
+    return hkdf.derive(raw)
+
+
+def _domain(domain: object) -> bytes:
+    if type(domain) is not str or not domain:
+        raise ValidationError("domain must be a non-empty str", field="domain")
+    try:
+        return domain.encode()
+    except UnicodeEncodeError:
+        raise ValidationError("domain must be encodable as UTF-8", field="domain") from None
 
 
 class Pseudonymiser:
@@ -51,14 +77,10 @@ class Pseudonymiser:
         bytes of the HMAC (16 to 32).
         """
         raw = check_key(key, field="key")
-        if type(domain) is not str or not domain:
-            raise ValidationError("domain must be a non-empty str", field="domain")
+        encoded = _domain(domain)
         if type(size) is not int or not 16 <= size <= 32:
             raise ValidationError("size must be an int from 16 to 32", field="size")
-        try:
-            prefix = length_prefixed(_LABEL, domain.encode())
-        except UnicodeEncodeError:
-            raise ValidationError("domain must be encodable as UTF-8", field="domain") from None
+        prefix = length_prefixed(_LABEL, encoded)
         self._domain = domain
         self._size = size
         # Keyed once: each pseudonym copies this state instead of rehashing the key,

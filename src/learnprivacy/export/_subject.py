@@ -55,6 +55,40 @@ def _pseudonyms(key: bytes, domain: str) -> Pseudonyms:
     return Pseudonymiser(key, domain=domain)
 
 
+def _store_keyring(source: Any) -> Any:
+    """The keyring of the store behind ``source`` (a Store, or a PrivacyManager built
+    with ``store=``), or ``None`` when there is none."""
+    from learnprivacy.crypto import Keyring
+
+    store = source
+    if callable(getattr(source, "export_user_data", None)):
+        from learnprivacy.providers import STORE_COMPONENT
+
+        try:
+            component = source.component(STORE_COMPONENT)
+        except (KeyError, AttributeError, TypeError):
+            return None
+        store = getattr(component.provider, "store", None)
+    keyring = getattr(store, "keyring", None)
+    return keyring if isinstance(keyring, Keyring) else None
+
+
+def _default_pseudonyms(source: Any, profile: XapiProfile) -> tuple[Pseudonyms, Pseudonyms]:
+    """The subject reference and xAPI actor pseudonymisers when no key is given."""
+    keyring = _store_keyring(source)
+    if keyring is not None:
+        # Derived from the store's keyring: the same for every export of this store (and
+        # of its backups and copies), so re-exports give the same statement ids.
+        return (
+            keyring.pseudonymiser(SUBJECT_REFERENCE_DOMAIN),
+            keyring.pseudonymiser(profile.pseudonym_domain),
+        )
+    # No store: one random key serves this export only and is never stored, so its
+    # pseudonyms cannot be linked to the learner, nor to those of another export.
+    key = secrets.token_bytes(32)
+    return _pseudonyms(key, SUBJECT_REFERENCE_DOMAIN), _pseudonyms(key, profile.pseudonym_domain)
+
+
 def export_subject(
     store_or_manager: Any,
     learner_id: str,
@@ -87,8 +121,13 @@ def export_subject(
             is ``None`` the clock is read here, once; nothing deeper reads it.
         csv_bom: start CSV files with a UTF-8 byte order mark (spreadsheet users).
         pseudonym_key: 32-byte key of the subject reference and of the xAPI actor's
-            account name. Pass a stable key to get stable pseudonyms and re-exports with
-            identical statement ids; without it a random key is used for this export.
+            account name. Without it, an export from a store (or from a manager built
+            with ``store=``) uses the store keyring's pseudonymisers
+            (``keyring.pseudonymiser("subject-export")`` and the profile's
+            ``pseudonym_domain``): stable across exports, so a re-export has identical
+            statement ids. Without a key and without a store, a random key serves this
+            export only. Pass ``secrets.token_bytes(32)`` for pseudonyms that no other
+            export shares.
         xapi_profile: home page and activity IRIs of the xAPI statements.
         overwrite: replace an existing ``out`` instead of refusing.
 
@@ -116,11 +155,11 @@ def export_subject(
         raise ConfigurationError("out already exists (pass overwrite=True to replace it)")
     manager = as_manager(store_or_manager)
     profile = xapi_profile or XapiProfile()
-    # Without a key, one random key serves this export only and is never stored: its
-    # pseudonyms cannot be linked to the learner, nor to the pseudonyms of another export.
-    key = pseudonym_key if pseudonym_key is not None else secrets.token_bytes(32)
-    reference = _pseudonyms(key, SUBJECT_REFERENCE_DOMAIN)
-    actor = _pseudonyms(key, profile.pseudonym_domain)
+    if pseudonym_key is None:
+        reference, actor = _default_pseudonyms(store_or_manager, profile)
+    else:
+        reference = _pseudonyms(pseudonym_key, SUBJECT_REFERENCE_DOMAIN)
+        actor = _pseudonyms(pseudonym_key, profile.pseudonym_domain)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
         writer = PackageWriter(
