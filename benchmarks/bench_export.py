@@ -11,9 +11,11 @@ at a time by a privacy provider (as an LMS cursor would). Three figures:
 - *time* against the floor of ``json.dumps`` of every record's ``to_json_dict`` into one
   file (the bare cost of serialising the data once). The package serialises it into
   four formats, hashes and zips it; target: within 5x of the floor.
-- *from a Store*: the same learner read from a real SQLite ``Store`` through its own
-  provider. The store and its provider hand over the learner's records as one list, so
-  this figure is dominated by them, not by the exporter; it is reported without a target.
+- *from a Store*: the same learner, account and progress rows stored (encrypted) in a
+  real SQLite ``Store``, exported with ``export_subject(store, ...)`` to a zip: the store
+  pages through the learner's rows (``Store.iter_records_of``), its provider hands each
+  record type to the writer as a stream, and the writer sends each row to disk. Peak
+  memory growth against the same floor as above; target: under 50 MB.
 """
 
 from __future__ import annotations
@@ -188,12 +190,12 @@ def _from_store(root: Path, count: int, list_mb: float) -> dict[str, Any]:
             lambda: export_subject(store, LEARNER, root / "store.zip", now=NOW, pseudonym_key=KEY)
         )
     return {
-        "name": f"export_subject(Store) peak memory, {count:,} progress rows (informative)",
+        "name": f"export_subject(Store) peak memory, {count:,} progress rows (SQLite, zip)",
         "value": store_mb,
         "floor": list_mb,
         "ratio": store_mb / list_mb,
-        "target": "none (store reads as a list)",
-        "ok": True,
+        "target": f"< {MEMORY_TARGET_MB:g} MB",
+        "ok": store_mb < MEMORY_TARGET_MB,
         "unit": "MB",
     }
 

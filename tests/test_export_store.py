@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ import pytest
 
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import NotFoundError, ProviderError
-from learnprivacy.export import export_subject, read_package
+from learnprivacy.export import PackageWriter, export_subject, read_package
 from learnprivacy.export.reports import k_anonymous_aggregate
 from learnprivacy.providers import (
     ApprovedContextList,
@@ -233,3 +235,52 @@ def test_anonymised_rows_feed_k_anonymous_statistics(tmp_path: Path) -> None:
     assert all(r["learners"] == 7 for r in stats.rows)
     passed = next(r for r in stats.rows if r["status"] == "passed")
     assert passed["mean_time_spent"] == 7 * 3600
+
+
+class _ReleaseCheckingWriter(PackageWriter):
+    """The real package writer, checking as the Progress records arrive that the first
+    of them is already garbage once two store pages have gone by."""
+
+    def __init__(self, directory: Path, *, after: int) -> None:
+        super().__init__(directory, subject_id="L1", subject_reference="ref", xapi_actor="actor")
+        self.after = after
+        self.released: bool | None = None
+
+    def write_records(self, component: str, records: Iterable[Any]) -> int:
+        def observed() -> Iterator[Any]:
+            first: weakref.ref[Any] | None = None
+            for n, record in enumerate(records):
+                if isinstance(record, Progress) and first is None:
+                    first = weakref.ref(record)
+                if first is not None and n == self.after:
+                    gc.collect()
+                    self.released = first() is None
+                yield record
+
+        return super().write_records(component, observed())
+
+
+def test_store_export_streams_the_learner_history(store: Store, tmp_path: Path) -> None:
+    """Store -> StoreProvider -> PrivacyManager -> PackageWriter holds no whole history:
+    the learner's first progress record is freed while later ones are still being
+    written (a provider reading the history into a list would keep it alive)."""
+    from learnprivacy.store import _reads
+
+    count = _reads.FIRST_PAGE + 2 * _reads.PAGE + 1
+    store.add_all(
+        Progress(
+            id=f"L1-S{i:06d}",
+            learner_id="L1",
+            course_id="C1",
+            status=ProgressStatus.PASSED,
+            recorded_at=T0 + dt.timedelta(minutes=i),
+        )
+        for i in range(count)
+    )
+    writer = _ReleaseCheckingWriter(tmp_path / "package", after=_reads.FIRST_PAGE + _reads.PAGE)
+    manager = PrivacyManager(store=store, discover=False, timeout=None)
+    manager.export_user_data("L1", writer).raise_for_status()
+    assert writer.released is True
+    manifest = writer.finish(NOW)
+    counts = {t["record_type"]: t["records"] for t in manifest["record_types"]}
+    assert counts["Progress"] == count + 2

@@ -110,7 +110,35 @@ def test_migration_scripts_ship_in_the_package() -> None:
     versions = files("learnprivacy.store") / "migrations" / "versions"
     names = sorted(p.name for p in versions.iterdir() if p.name.endswith(".py"))
     assert "0001_initial.py" in names
-    assert head_revision() == "0002"
+    assert head_revision() == "0003"
+
+
+@_empty_params
+def test_upgrade_to_0003_replaces_the_learner_indexes(empty_url: str) -> None:
+    """A store at revision 0002 gets (learner_id, id) indexes in place of (learner_id) ones,
+    and pages through a learner's records afterwards."""
+    store = Store(empty_url, keyring=Keyring.from_master_key(MASTER_KEY))
+    records = [learner("L1"), *records_for("L1")]
+    store.add_all(records)
+    store.close()
+    engine = _engine(empty_url)
+    with engine.begin() as connection:
+        _migrate.downgrade(connection, "0002")
+    with engine.connect() as connection:
+        names = {i["name"] for i in sa.inspect(connection).get_indexes("lp_progress")}
+        assert "ix_lp_progress_learner_id" in names
+        assert "ix_lp_progress_learner_id_id" not in names
+    reopened = Store(empty_url, keyring=Keyring.from_master_key(MASTER_KEY))
+    with engine.connect() as connection:
+        indexes = {
+            i["name"]: i["column_names"] for i in sa.inspect(connection).get_indexes("lp_progress")
+        }
+    engine.dispose()
+    assert indexes["ix_lp_progress_learner_id_id"] == ["learner_id", "id"]
+    assert "ix_lp_progress_learner_id" not in indexes
+    assert list(reopened.iter_records_of("L1")) == reopened.records_of("L1")
+    assert by_key(reopened.records_of("L1")) == by_key(records)
+    reopened.close()
 
 
 def test_user_defined_record_types_get_a_table(tmp_path: Any) -> None:
@@ -146,3 +174,50 @@ def test_user_defined_record_types_get_a_table(tmp_path: Any) -> None:
         from learnprivacy.records import _base
 
         _base._REGISTRY.pop("Badge", None)
+
+
+def test_tables_of_user_defined_types_get_indexes_added_since(tmp_path: Any) -> None:
+    """A user-defined type's table created by an older version (learner index on one
+    column) gets the (learner_id, id) index when a store opens; its rows are kept."""
+
+    @register_record_type
+    @attrs.frozen(kw_only=True)
+    class Sticker:
+        processing_purpose: ClassVar[str] = "gamification"
+        key_scope: ClassVar[str] = "contract"
+        date_field: ClassVar[str] = "earned_at"
+
+        id: str = not_personal(description="Sticker id")
+        learner_id: str = personal(
+            category=DataCategory.ACCOUNT, description="Learner", encrypted=False, identifier=True
+        )
+        # not_personal() returns an attrs field spec, not a shared default value.
+        earned_at: dt.datetime = not_personal(description="When")  # noqa: RUF009
+        basis: LawfulBasis = not_personal(description="Basis", default=LawfulBasis.CONSENT)  # noqa: RUF009
+
+    sticker = Sticker(id="S1", learner_id="L1", earned_at=NOW)
+    url = f"sqlite:///{tmp_path / 'sticker.db'}"
+    try:
+        store = Store(url, keyring=Keyring.from_master_key(MASTER_KEY))
+        store.add_all([learner("L1"), sticker])
+        store.close()
+        engine = _engine(url)
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DROP INDEX ix_lp_sticker_learner_id_id")
+            connection.exec_driver_sql(
+                "CREATE INDEX ix_lp_sticker_learner_id ON lp_sticker (learner_id)"
+            )
+        reopened = Store(url, keyring=Keyring.from_master_key(MASTER_KEY))
+        with engine.connect() as connection:
+            indexes = {
+                i["name"]: i["column_names"]
+                for i in sa.inspect(connection).get_indexes("lp_sticker")
+            }
+        engine.dispose()
+        assert indexes["ix_lp_sticker_learner_id_id"] == ["learner_id", "id"]
+        assert list(reopened.iter_records_of("L1", record_types=[Sticker])) == [sticker]
+        reopened.close()
+    finally:
+        from learnprivacy.records import _base
+
+        _base._REGISTRY.pop("Sticker", None)

@@ -18,7 +18,8 @@ store's methods.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from learnprivacy.providers._contexts import (
@@ -57,7 +58,13 @@ _FALLBACK_PURPOSE = "Learning records kept by the LMS"
 class _StoreLike(Protocol):
     """The part of :class:`learnprivacy.store.Store` the provider uses."""
 
-    def records_of(self, learner_id: str, *, include_restricted: bool = False) -> list[Any]: ...
+    def iter_records_of(
+        self,
+        learner_id: str,
+        *,
+        include_restricted: bool = False,
+        record_types: Iterable[type[Any] | str] | None = None,
+    ) -> Iterator[Any]: ...
 
     def erase_subject(
         self,
@@ -147,18 +154,21 @@ class StoreProvider:
         Restricted records count: they are still held.
         """
         contexts = ContextList(component=self.component)
-        if self.store.records_of(user_id, include_restricted=True):
+        if self._holds(user_id, include_restricted=True):
             contexts.add_user_context(user_id)
         return contexts
 
     def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
-        """Write every record of the learner (restricted ones too), grouped by type."""
+        """Write every record of the learner (restricted ones too), grouped by type.
+
+        The records stream from the store to the writer, one type after the other: a
+        learner with a long history costs no more memory than one page of it.
+        """
         if Context.user(approved.user_id) not in approved:
             return
-        by_type: dict[type[Any], list[Any]] = {}
-        for record in self.store.records_of(approved.user_id, include_restricted=True):
-            by_type.setdefault(type(record), []).append(record)
-        for cls, records in by_type.items():
+        # The store yields the records type by type, so consecutive groups are the types.
+        stream = self.store.iter_records_of(approved.user_id, include_restricted=True)
+        for cls, records in itertools.groupby(stream, key=type):
             name = cls.__name__
             rules = self.schedule.rules_for(cls) if self.schedule is not None else ()
             writer.describe(
@@ -193,7 +203,7 @@ class StoreProvider:
     def get_users_in_context(self, userlist: UserList) -> None:
         """The learner of a user context, when the store holds a record of theirs."""
         context = userlist.context
-        if context.level is ContextLevel.USER and self.store.records_of(
+        if context.level is ContextLevel.USER and self._holds(
             context.instance_id, include_restricted=True
         ):
             userlist.add_user(context.instance_id)
@@ -204,8 +214,13 @@ class StoreProvider:
         if context.level is ContextLevel.USER and context.instance_id in approved:
             self._erase(context.instance_id)
 
+    def _holds(self, user_id: str, *, include_restricted: bool) -> bool:
+        """Whether the store holds a record of ``user_id`` (reads one small page at most)."""
+        records = self.store.iter_records_of(user_id, include_restricted=include_restricted)
+        return next(records, None) is not None
+
     def _erase(self, user_id: str) -> None:
-        if not self.store.records_of(user_id):
+        if not self._holds(user_id, include_restricted=False):
             # Nothing left to erase (at most restricted records): a retry changes nothing,
             # and no audit entry is written for an erasure that did not happen.
             return

@@ -40,8 +40,12 @@ def migrate(db: Database, connection: Connection) -> None:
 
 
 def ensure_table(connection: Connection, rt: RecordTable) -> None:
-    """Create the table of a record type the migrations do not manage, if missing."""
+    """Create the table of a record type the migrations do not manage, if missing, and
+    the indexes a table created by an older version lacks (the migrations only know the
+    built-in tables)."""
     METADATA.create_all(connection, tables=[rt.table], checkfirst=True)
+    for index in rt.table.indexes:
+        index.create(connection, checkfirst=True)
 
 
 def read_meta(connection: Connection) -> dict[str, str]:

@@ -261,6 +261,25 @@ class Store:
         """Every record of the learner (their account first), decrypted and typed."""
         return _reads.records_of(self, learner_id, include_restricted=include_restricted)
 
+    def iter_records_of(
+        self,
+        learner_id: str,
+        *,
+        include_restricted: bool = False,
+        record_types: Iterable[type[Any] | str] | None = None,
+    ) -> Iterator[Any]:
+        """Every record of the learner, as :meth:`records_of` orders them, streamed.
+
+        Memory stays flat however long the learner's history: records are read a page
+        at a time (by id, one short read transaction per page) and decrypted page by
+        page. No transaction is held between pages, so a slow consumer blocks no writer;
+        a record added or erased meanwhile is seen by the pages read after that commit.
+        ``record_types`` (classes or names) restricts the read to those types.
+        """
+        return _reads.iter_records_of(
+            self, learner_id, include_restricted=include_restricted, record_types=record_types
+        )
+
     def query(
         self,
         record_type: type[R],
