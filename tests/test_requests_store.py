@@ -450,6 +450,42 @@ def test_withdrawing_consent_keeps_proof_and_erases_consent_only_data(world: Wor
     assert refreshed.withdrawn_at == T
 
 
+def test_withdrawal_erasure_uses_the_store_audit_and_replays_on_a_backup(
+    world: World, tmp_path: Path
+) -> None:
+    """The consent-only data erased on withdrawal goes through Store.erase_records: one
+    'erase' entry naming the rule and the row, under the learner's reference, which
+    replay_erasures applies again to a backup taken before. Request transitions reach
+    the same log through AuditLog.record, under the same reference."""
+    backup = tmp_path / "before.db"
+    world.store.backup(str(backup))
+    world.run(RequestType.WITHDRAW_CONSENT, WithdrawConsentParams(purpose="learning-tracking"))
+    ref = world.store.audit.subject_ref("L1")
+    [erase] = [e for e in world.store.audit if e.action == "erase"]
+    assert erase.record_type == "Progress"
+    assert erase.subject_ref == ref
+    assert erase.details["ids"] == ["L1-P2"]
+    assert erase.details["reason"] == "consent withdrawn (GDPR Art. 17(1)(b))"
+    transitions = [e for e in world.store.audit if e.action == "subject_request"]
+    assert transitions
+    assert {e.subject_ref for e in transitions} == {ref}
+    assert ("subject_request", "completed") in [(e.action, e.outcome) for e in transitions]
+    master = world.store.keyring.export_master_key()
+    with Store(f"sqlite:///{backup}", keyring=Keyring.from_master_key(master)) as restored:
+        assert restored.get(Progress, "L1-P2") is not None
+        report = restored.replay_erasures(world.store.audit, now=T)
+        assert report.erased == 1
+        assert restored.get(Progress, "L1-P2", include_restricted=True) is None
+        assert restored.get(Progress, "L1-P1") is not None
+
+
+def test_sql_backend_shares_the_store_engine(world: World) -> None:
+    """SQLBackend(store) writes through the store's public engine, next to its tables."""
+    backend = SQLBackend(world.store)
+    assert backend.engine is world.store.engine
+    assert backend.engine is world.store.database.engine
+
+
 # -- rectification -----------------------------------------------------------------------
 
 

@@ -122,11 +122,10 @@ def _engine_of(source: object) -> Engine:
             return create_engine(source)
         except sa_exc.ArgumentError:
             raise ConfigurationError("not a database URL") from None
-    # A Store exposes its engine through ``store.database.engine``.
-    for holder in (source, getattr(source, "database", None)):
-        engine = getattr(holder, "engine", None)
-        if isinstance(engine, Engine):
-            return engine
+    # A Store exposes its engine as ``store.engine``.
+    engine = getattr(source, "engine", None)
+    if isinstance(engine, Engine):
+        return engine
     raise ConfigurationError("SQLBackend needs a database URL, an Engine or a Store")
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from learnprivacy.crypto import FieldCipher, Keyring
 from learnprivacy.errors import ValidationError
@@ -119,6 +119,12 @@ class Store:
     def cipher(self) -> FieldCipher:
         """The cipher of the store's personal fields."""
         return self._cipher
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine of the store's database, for components that keep their
+        own tables next to the store's (``requests.SQLBackend(store)``)."""
+        return self._db.engine
 
     @property
     def database(self) -> Database:
