@@ -12,6 +12,7 @@ See ``docs/concepts-store.md``.
 """
 
 from learnprivacy.store._audit import AuditEntry, AuditLog
+from learnprivacy.store._copy import CopyReport, copy_store
 from learnprivacy.store._keystore import SqlKeyStore
 from learnprivacy.store._migrate import head_revision
 from learnprivacy.store._reports import (
@@ -27,6 +28,7 @@ from learnprivacy.store._store import Store
 __all__ = [
     "AuditEntry",
     "AuditLog",
+    "CopyReport",
     "ErasureOutcome",
     "ErasureReport",
     "ReplayReport",
@@ -34,6 +36,7 @@ __all__ = [
     "SqlKeyStore",
     "Store",
     "SweepReport",
+    "copy_store",
     "head_revision",
     "table_name",
 ]
