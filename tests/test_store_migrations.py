@@ -103,6 +103,91 @@ def test_upgrade_from_the_previous_revision_keeps_data(empty_url: str) -> None:
     reopened.close()
 
 
+_LMS_TABLE = (
+    "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+    "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+)
+
+
+def _versions(connection: sa.Connection, table: str) -> set[str] | None:
+    """The revisions in ``table``, or None when there is no such table."""
+    if table not in sa.inspect(connection).get_table_names():
+        return None
+    return set(connection.execute(sa.text(f"SELECT version_num FROM {table}")).scalars())
+
+
+@_empty_params
+@pytest.mark.parametrize("lms_revision", ["ae1027a6acf", "0001"])
+def test_an_lms_alembic_version_table_is_left_untouched(empty_url: str, lms_revision: str) -> None:
+    """The store keeps its revision in its own table: an LMS's alembic_version (even one
+    whose revision id looks like the store's) is neither read nor changed, and the store
+    is created and reopened next to it."""
+    engine = _engine(empty_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(_LMS_TABLE))
+        connection.execute(
+            sa.text("INSERT INTO alembic_version VALUES (:rev)"), {"rev": lms_revision}
+        )
+    for _ in range(2):
+        store = Store(empty_url, keyring=Keyring.from_master_key(MASTER_KEY))
+        store.add(learner(f"L{_}"))
+        store.close()
+    with engine.connect() as connection:
+        assert _versions(connection, "alembic_version") == {lms_revision}
+        assert _versions(connection, _migrate.VERSION_TABLE) == {head_revision()}
+        assert MigrationContext.configure(connection).get_current_revision() == lms_revision
+    engine.dispose()
+
+
+@_empty_params
+@pytest.mark.parametrize("lms_row", [False, True])
+def test_a_store_with_the_legacy_version_table_moves_its_row(empty_url: str, lms_row: bool) -> None:
+    """A store created when the store used alembic_version: on opening, its revision moves
+    to the store's own table and the upgrade continues from there, data kept. The legacy
+    table is dropped once empty; an LMS's row in it stays."""
+    store = Store(empty_url, keyring=Keyring.from_master_key(MASTER_KEY))
+    records = [learner("L1"), *records_for("L1")]
+    store.add_all(records)
+    store.close()
+    engine = _engine(empty_url)
+    with engine.begin() as connection:
+        _migrate.downgrade(connection, "0002")
+        # What a store created by an older version looks like.
+        connection.execute(sa.text(f"DROP TABLE {_migrate.VERSION_TABLE}"))
+        connection.execute(sa.text(_LMS_TABLE))
+        connection.execute(sa.text("INSERT INTO alembic_version VALUES ('0002')"))
+        if lms_row:
+            connection.execute(sa.text("INSERT INTO alembic_version VALUES ('lms42')"))
+    reopened = Store(empty_url, keyring=Keyring.from_master_key(MASTER_KEY))
+    with engine.connect() as connection:
+        assert _versions(connection, _migrate.VERSION_TABLE) == {head_revision()}
+        assert _versions(connection, "alembic_version") == ({"lms42"} if lms_row else None)
+        names = {i["name"] for i in sa.inspect(connection).get_indexes("lp_progress")}
+        assert "ix_lp_progress_learner_id_id" in names
+    engine.dispose()
+    assert by_key(reopened.records_of("L1")) == by_key(records)
+    assert reopened.audit.verify()
+    reopened.close()
+
+
+def test_unknown_schema_version_is_refused(tmp_path: Any) -> None:
+    """Store tables without a version table and with a schema version this library does
+    not know: ConfigurationError, and the database is left as it was."""
+    from learnprivacy.errors import ConfigurationError
+
+    url = f"sqlite:///{tmp_path / 'future.db'}"
+    Store(url, keyring=Keyring.from_master_key(MASTER_KEY)).close()
+    engine = _engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"DROP TABLE {_migrate.VERSION_TABLE}"))
+        connection.execute(sa.text("UPDATE lp_meta SET value = '99' WHERE key = 'schema_version'"))
+    with pytest.raises(ConfigurationError):
+        Store(url, keyring=Keyring.from_master_key(MASTER_KEY))
+    with engine.connect() as connection:
+        assert _versions(connection, _migrate.VERSION_TABLE) is None
+    engine.dispose()
+
+
 def test_migration_scripts_ship_in_the_package() -> None:
     """The migration scripts are package files, found without any alembic.ini."""
     from importlib.resources import files

@@ -4,6 +4,11 @@ The scripts ship inside the package (``learnprivacy/store/migrations/versions``)
 no ``alembic.ini``. :func:`upgrade` runs on the store's own connection, inside its
 transaction, so a failed migration leaves the database as it was (SQLite and PostgreSQL
 both have transactional DDL).
+
+The store's revision is kept in its own table, :data:`VERSION_TABLE`, not in Alembic's
+default ``alembic_version``: an LMS that runs its own Alembic migrations in the same
+database keeps that table to itself. Stores created before used ``alembic_version``;
+:func:`adopt_legacy_version` moves their row out of it.
 """
 
 from __future__ import annotations
@@ -14,11 +19,26 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, column, delete, func, inspect, select, table
 
-__all__ = ["current_revision", "downgrade", "head_revision", "upgrade"]
+from learnprivacy.errors import ConfigurationError
+
+__all__ = [
+    "LEGACY_VERSION_TABLE",
+    "VERSION_TABLE",
+    "adopt_legacy_version",
+    "current_revision",
+    "downgrade",
+    "head_revision",
+    "upgrade",
+]
 
 _LOCATION = "learnprivacy.store:migrations"
+
+#: The table holding the store's schema revision.
+VERSION_TABLE = "learnprivacy_alembic_version"
+#: Alembic's default version table, which stores created before used (and LMSs use).
+LEGACY_VERSION_TABLE = "alembic_version"
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -27,6 +47,12 @@ def _config(connection: Connection | None = None) -> Config:
     if connection is not None:
         config.attributes["connection"] = connection
     return config
+
+
+@cache
+def _revisions() -> frozenset[str]:
+    scripts = ScriptDirectory.from_config(_config())
+    return frozenset(script.revision for script in scripts.walk_revisions())
 
 
 @cache
@@ -39,7 +65,8 @@ def head_revision() -> str:
 
 def current_revision(connection: Connection) -> str | None:
     """The revision the database is at, or ``None`` for an empty database."""
-    return MigrationContext.configure(connection).get_current_revision()
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
 
 
 def upgrade(connection: Connection, revision: str = "head") -> None:
@@ -50,3 +77,39 @@ def upgrade(connection: Connection, revision: str = "head") -> None:
 def downgrade(connection: Connection, revision: str) -> None:
     """Migrate the database down to ``revision`` (for tests and rollbacks of a release)."""
     command.downgrade(_config(connection), revision)
+
+
+def adopt_legacy_version(connection: Connection) -> str | None:
+    """Record in :data:`VERSION_TABLE` the revision of a store created with the legacy
+    version table; return it, or ``None`` when there is nothing to adopt.
+
+    Only a database holding the store's own tables but no :data:`VERSION_TABLE` is
+    concerned. Its revision is the schema version in ``lp_meta``, which every migration
+    updates in the same transaction as its changes (revision ``000N`` writes ``N``).
+    The version there is trusted rather than ``alembic_version``'s rows, which may be
+    an LMS's. The row of that revision is removed
+    from ``alembic_version``, and the table dropped if that row was its only one (the
+    store's Alembic created it). Any other row is an LMS's own and is left untouched.
+    """
+    names = set(inspect(connection).get_table_names())
+    if VERSION_TABLE in names or "lp_meta" not in names:
+        return None
+    meta = table("lp_meta", column("key"), column("value"))
+    version = connection.execute(
+        select(meta.c.value).where(meta.c.key == "schema_version")
+    ).scalar()
+    revision = f"{int(version):04d}" if version is not None and str(version).isdigit() else None
+    if revision not in _revisions():
+        raise ConfigurationError(
+            "the store's tables are here but their schema version is unknown to this "
+            "version of learnprivacy"
+        )
+    assert revision is not None  # checked just above
+    command.stamp(_config(connection), revision)
+    if LEGACY_VERSION_TABLE in names:
+        legacy = table(LEGACY_VERSION_TABLE, column("version_num"))
+        connection.execute(delete(legacy).where(legacy.c.version_num == revision))
+        left = connection.execute(select(func.count()).select_from(legacy)).scalar_one()
+        if not left:
+            connection.exec_driver_sql(f"DROP TABLE {LEGACY_VERSION_TABLE}")
+    return revision

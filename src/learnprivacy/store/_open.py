@@ -30,7 +30,11 @@ def migrate(db: Database, connection: Connection) -> None:
     if db.is_postgres:
         # Two processes opening a fresh database at once must not both create the schema.
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-    if _migrate.current_revision(connection) != _migrate.head_revision():
+    current = _migrate.current_revision(connection)
+    if current is None:
+        # A store created before the store had its own version table.
+        current = _migrate.adopt_legacy_version(connection)
+    if current != _migrate.head_revision():
         _migrate.upgrade(connection)
     if connection.execute(select(META.c.value).where(META.c.key == "store_id")).first() is None:
         connection.execute(insert(META), [{"key": "store_id", "value": os.urandom(16).hex()}])
