@@ -19,6 +19,7 @@ import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -105,19 +106,31 @@ def copy_store(
         raise ValidationError("batch_size must be a positive int", field="batch_size")
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
         raise ValidationError("samples must be a non-negative int", field="samples")
-    _check_url(source_url, "source_url")
-    _check_url(target_url, "target_url")
-    with _database(target_url) as target_db:
-        with target_db.read() as connection:
-            _refuse_non_empty(connection)
-        _check_source(source_url)
-        with Store(source_url, keyring=keyring) as source:
-            source.audit.verify()
-            counts, picked = _copy(source, target_db, batch_size, samples)
-            sampled = _verify(source, target_url, keyring, counts, picked)
-            audit_entries = len(source.audit)
-            dialects = source.database.engine.dialect.name, target_db.engine.dialect.name
-            store_id = source.store_id
+    source_file = _check_url(source_url, "source_url")
+    target_file = _check_url(target_url, "target_url")
+    if source_file is not None and not source_file.is_file():
+        raise ConfigurationError("the source database file does not exist")
+    _check_source(source_url)
+    # A SQLite target that does not exist yet is created by the first connection: if the
+    # copy fails before committing, the empty file is removed again.
+    created = target_file is not None and not target_file.exists()
+    committed = False
+    try:
+        with _database(target_url) as target_db:
+            with target_db.read() as connection:
+                _refuse_non_empty(connection)
+            with Store(source_url, keyring=keyring) as source:
+                source.audit.verify()
+                counts, picked = _copy(source, target_db, batch_size, samples)
+                committed = True
+                sampled = _verify(source, target_url, keyring, counts, picked)
+                audit_entries = len(source.audit)
+                dialects = source.database.engine.dialect.name, target_db.engine.dialect.name
+                store_id = source.store_id
+    except BaseException:
+        if created and not committed and target_file is not None:
+            _remove_sqlite(target_file)
+        raise
     return CopyReport(
         store_id=store_id,
         source=dialects[0],
@@ -131,15 +144,24 @@ def copy_store(
 # -- checks before anything is written ------------------------------------------------
 
 
-def _check_url(url: object, field: str) -> None:
+def _check_url(url: object, field: str) -> Path | None:
+    """Check ``url``; return the file of a SQLite URL, ``None`` for other databases."""
     if not isinstance(url, str):
         raise ConfigurationError(f"{field} must be a database URL")
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise ConfigurationError(f"{field} is not a database URL") from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    if parsed.database in (None, "", ":memory:"):
         raise ConfigurationError(f"{field} is an in-memory SQLite database: use a file")
+    return Path(parsed.database)
+
+
+def _remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
 @contextmanager
