@@ -277,3 +277,15 @@ def test_demo_runs_the_whole_story(tmp_path: Path) -> None:
     assert {"lms.db", "master.key", "register.md", "register.html"} <= written
     assert any(name.startswith("export-") and name.endswith(".zip") for name in written)
     assert any(name.startswith("erasure-") for name in written)
+
+
+def test_copy_to_another_database(cli: Cli) -> None:
+    """copy moves the store to another database; the copy opens and verifies."""
+    target = cli.folder / "copy.db"
+    data = cli.json("copy", "--to", f"sqlite:///{target}")
+    assert data["tables"]
+    assert data["audit_entries"] >= 1
+    other = Cli(cli.folder)
+    other.db = target
+    assert other.json("audit", "verify")["verified"] is True
+    assert cli("copy", "--to", f"sqlite:///{target}", code=3).stderr.startswith("error: ")
