@@ -315,8 +315,16 @@ def test_tables_of_other_applications_in_the_target_are_left_alone(
     with engine.begin() as connection:
         connection.execute(sa.text("CREATE TABLE lms_user (id INTEGER PRIMARY KEY)"))
         connection.execute(sa.text("INSERT INTO lms_user VALUES (1), (2)"))
+        # The LMS's own Alembic version table, which the store does not use.
+        connection.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
+        connection.execute(sa.text("INSERT INTO alembic_version VALUES ('lms0042')"))
     engine.dispose()
     report = copy_store(source_url, postgres_url, keyring=_keyring())
     tables = _tables(postgres_url)
     assert tables["lms_user"] == 2
     assert tables["lp_learner"] == report.tables["lp_learner"]
+    engine = sa.create_engine(postgres_url)
+    with engine.connect() as connection:
+        versions = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+        assert versions.scalars().all() == ["lms0042"]
+    engine.dispose()

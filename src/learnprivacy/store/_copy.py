@@ -31,6 +31,7 @@ from learnprivacy.crypto import Keyring
 from learnprivacy.errors import AuditTampered, ConfigurationError, IntegrityError, ValidationError
 from learnprivacy.store._bulk import bulk_insert
 from learnprivacy.store._engine import Database
+from learnprivacy.store._migrate import VERSION_TABLE
 from learnprivacy.store._open import migrate
 from learnprivacy.store._schema import ANONYMISED, RecordTable
 from learnprivacy.store._store import Store
@@ -40,8 +41,6 @@ __all__ = ["CopyReport", "copy_store"]
 
 #: The store's own tables, in the order they are copied (record tables come after).
 _OWN_TABLES = (META, KEYS, TOMBSTONES, AUDIT, AUDIT_HEAD)
-#: Alembic's table: present in a database once a store's schema was created there.
-_VERSION_TABLE = "alembic_version"
 
 
 @attrs.frozen(kw_only=True)
@@ -175,7 +174,9 @@ def _database(url: str) -> Iterator[Database]:
 
 def _refuse_non_empty(connection: Connection) -> None:
     names = inspect(connection).get_table_names()
-    if any(name.startswith("lp_") or name == _VERSION_TABLE for name in names):
+    # An LMS's own tables (its Alembic's alembic_version among them) may share the
+    # database; only the store's tables and its version table make a target non-empty.
+    if any(name.startswith("lp_") or name == VERSION_TABLE for name in names):
         raise ConfigurationError(
             "the target database already holds learnprivacy tables: copy into an empty "
             "database (drop and create it again)"
