@@ -343,16 +343,18 @@ class Store:
         *,
         now: dt.datetime,
         dry_run: bool = False,
-        batch_size: int = 1_000,
+        batch_size: int = 10_000,
         holds: Sequence[Hold] = (),
         review_limit: int = 10_000,
     ) -> SweepReport:
         """Apply ``schedule`` to every row: erase, anonymise, restrict, or list for review.
 
         Rows are selected in SQL with each rule's exact cutoff, then confirmed by the
-        retention engine in Python; nothing is erased on SQL alone. Each batch is one
-        transaction (audit entries first), so an interrupted sweep can simply be run
-        again; on PostgreSQL concurrent sweeps skip rows another one has locked.
+        retention engine in Python; nothing is erased on SQL alone. Each batch of
+        ``batch_size`` rows is one transaction (audit entries first), so an interrupted
+        sweep can simply be run again; on PostgreSQL concurrent sweeps skip rows another
+        one has locked. Smaller batches hold the write lock for less time and cost more
+        in all (docs/concepts-store.md).
         """
         return _sweep.sweep(
             self,

@@ -185,6 +185,11 @@ class _TypeSweep:
                         if row[at_subject_id] is not None and row[at_subject_id] not in subjects:
                             subjects[row[at_subject_id]] = read_subject(row)
                 decided += self._batch(connection, records, restricted, subjects)
+            if len(rows) < self.batch_size:
+                # A short page was the last one: no candidate past it was free when it
+                # was read (on PostgreSQL, rows another sweep had locked are that sweep's).
+                # Asking again would cost one more (write) transaction per record type.
+                break
         self.tally.add(name, "keep", max(0, total - decided))
 
     def _batch(
