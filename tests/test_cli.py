@@ -289,3 +289,19 @@ def test_copy_to_another_database(cli: Cli) -> None:
     other.db = target
     assert other.json("audit", "verify")["verified"] is True
     assert cli("copy", "--to", f"sqlite:///{target}", code=3).stderr.startswith("error: ")
+
+
+def test_request_choices_follow_the_vocabulary() -> None:
+    """Every request type, channel and proof method of the library is offered, no more."""
+    from learnprivacy.requests import Channel, ProofMethod, RequestType
+
+    commands = main.commands["requests"].commands  # type: ignore[attr-defined]
+    offered = {
+        param.name: set(param.type.choices)
+        for name in ("new", "advance")
+        for param in commands[name].params
+        if hasattr(param.type, "choices")
+    }
+    assert offered["request_type"] == {t.value for t in RequestType}
+    assert offered["channel"] == {c.value for c in Channel}
+    assert offered["identity"] == {m.value for m in ProofMethod}

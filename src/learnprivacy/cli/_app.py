@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import enum
 import json
 import sys
 import traceback
@@ -14,7 +16,16 @@ from rich.console import Console
 
 from learnprivacy import errors
 
-__all__ = ["EXIT_CODES", "Env", "LearnPrivacyGroup", "emit", "fail", "pass_env"]
+__all__ = [
+    "EXIT_CODES",
+    "Env",
+    "LearnPrivacyGroup",
+    "emit",
+    "fail",
+    "pass_env",
+    "resolve_now",
+    "values_of",
+]
 
 #: Exit codes, documented in ``learnprivacy --help`` and docs/cli.md.
 EXIT_CODES: dict[str, int] = {
@@ -98,3 +109,16 @@ def fail(message: str, code: int = 3) -> NoReturn:
     """Stop with one line on stderr and ``code``."""
     click.echo(f"error: {message}", err=True)
     raise SystemExit(code)
+
+
+def resolve_now(value: dt.datetime | None) -> dt.datetime:
+    """``--now`` if given, else the current time.
+
+    The command line is the API edge: the only place that reads the clock.
+    """
+    return value if value is not None else dt.datetime.now(dt.UTC)
+
+
+def values_of(vocabulary: type[enum.Enum]) -> list[str]:
+    """The values of an enum, as ``click.Choice`` choices (one source of truth)."""
+    return [str(member.value) for member in vocabulary]

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from rich.markdown import Markdown
 
-from learnprivacy.cli._app import Env, pass_env
+from learnprivacy.cli._app import Env, pass_env, resolve_now
 from learnprivacy.cli._config import open_store
 from learnprivacy.cli._store_commands import AwareDateTime
 from learnprivacy.errors import ConfigurationError
@@ -126,7 +126,7 @@ def moodle_report_command(
     """What the site's data registry retention means today (dry run; never writes)."""
     from learnprivacy.moodle import moodle_report
 
-    report: Any = moodle_report(moodle_db, now=now or dt.datetime.now(dt.UTC), prefix=prefix)
+    report: Any = moodle_report(moodle_db, now=resolve_now(now), prefix=prefix)
     if env.json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
     else:

@@ -10,16 +10,13 @@ from typing import Any
 import click
 from rich.table import Table
 
-from learnprivacy.cli._app import Env, emit, pass_env
+from learnprivacy.cli._app import Env, emit, pass_env, resolve_now, values_of
 from learnprivacy.cli._config import open_store
 from learnprivacy.cli._store_commands import AwareDateTime
 from learnprivacy.errors import ValidationError
+from learnprivacy.requests import Channel, ProofMethod, RequestType
 
 __all__ = ["requests_group"]
-
-
-def _now(value: dt.datetime | None) -> dt.datetime:
-    return value if value is not None else dt.datetime.now(dt.UTC)
 
 
 @contextmanager
@@ -52,7 +49,7 @@ def _row(request: Any, now: dt.datetime) -> dict[str, Any]:
         "state": request.state.value,
         "received_at": request.received_at.isoformat(),
         "due_at": due.isoformat(),
-        "overdue": request.is_overdue(now) if hasattr(request, "is_overdue") else now > due,
+        "overdue": request.is_overdue(now),
     }
 
 
@@ -64,23 +61,12 @@ def requests_group() -> None:
 @requests_group.command("new")
 @click.argument(
     "request_type",
-    type=click.Choice(
-        [
-            "access",
-            "portability",
-            "rectification",
-            "erasure",
-            "restriction",
-            "objection",
-            "withdraw_consent",
-            "post_mortem_directive",
-        ]
-    ),
+    type=click.Choice(values_of(RequestType)),
 )
 @click.argument("learner_id")
 @click.option(
     "--channel",
-    type=click.Choice(["email", "web_form", "post", "in_person"]),
+    type=click.Choice(values_of(Channel)),
     default="email",
     show_default=True,
 )
@@ -104,7 +90,7 @@ def requests_new(
     received: dt.datetime | None,
 ) -> None:
     """Record a request received from the subject (types needing parameters: use the API)."""
-    from learnprivacy.requests import Channel, Requester, RequesterRole, RequestType
+    from learnprivacy.requests import Requester, RequesterRole
 
     kind = RequestType(request_type)
     if kind in (
@@ -117,7 +103,7 @@ def requests_new(
             f"{request_type} requests carry parameters: create them with the Python API",
             field="request_type",
         )
-    now = _now(received)
+    now = resolve_now(received)
     with _book(env) as (book, _executor):
         request = book.receive(
             type=kind,
@@ -142,7 +128,7 @@ def requests_new(
 @pass_env
 def requests_list(env: Env, overdue: bool, now: dt.datetime | None) -> None:
     """List requests with their state and deadline."""
-    at = _now(now)
+    at = resolve_now(now)
     with _book(env) as (book, _executor):
         found = book.overdue(at) if overdue else book.requests()
         rows = [_row(r, at) for r in found]
@@ -182,7 +168,7 @@ def requests_show(
     """Show a request, its hash-chained history, or its response letter."""
     from learnprivacy.requests import Controller, render_letter
 
-    at = _now(now)
+    at = resolve_now(now)
     with _book(env) as (book, _executor):
         request = book.get(request_id)
         if letter:
@@ -223,9 +209,7 @@ def requests_show(
 @click.argument("request_id")
 @click.option(
     "--identity",
-    type=click.Choice(
-        ["authenticated_session", "email_confirmation", "id_document_sighted", "signed_letter"]
-    ),
+    type=click.Choice(values_of(ProofMethod)),
     default=None,
     help="How identity was established (moves the request to in_progress).",
 )
@@ -242,9 +226,9 @@ def requests_advance(
     env: Env, request_id: str, identity: str | None, export_dir: str, now: dt.datetime | None
 ) -> None:
     """Move a request one step: ask for identity, record it, or execute it."""
-    from learnprivacy.requests import ProofMethod, RequestState
+    from learnprivacy.requests import RequestState
 
-    at = _now(now)
+    at = resolve_now(now)
     with _book(env, export_dir=export_dir) as (book, executor):
         request = book.get(request_id)
         if request.state is RequestState.RECEIVED and identity is None:

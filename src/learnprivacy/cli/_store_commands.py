@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 from rich.table import Table
 
-from learnprivacy.cli._app import Env, emit, pass_env
+from learnprivacy.cli._app import Env, emit, pass_env, resolve_now
 from learnprivacy.cli._config import load_keyring, open_store, write_key_file
 from learnprivacy.cli._importer import import_file
 from learnprivacy.cli._schedules import load_schedule
@@ -46,11 +46,6 @@ def now_option() -> Callable[[F], F]:
         default=None,
         help="Evaluate as of this instant (ISO 8601; default: now).",
     )
-
-
-def _now(value: dt.datetime | None) -> dt.datetime:
-    # The command line is the API edge: the only place that reads the clock.
-    return value if value is not None else dt.datetime.now(dt.UTC)
 
 
 @click.command()
@@ -131,7 +126,7 @@ def sweep(env: Env, dry_run: bool, schedule_path: str | None, now: dt.datetime |
     schedule = load_schedule(schedule_path)
     status = "Planning (dry run)..." if dry_run else "Sweeping..."
     with open_store(env.db, env.key_file) as store, env.err.status(status):
-        report = store.sweep(schedule, now=_now(now), dry_run=dry_run)
+        report = store.sweep(schedule, now=resolve_now(now), dry_run=dry_run)
     data = sweep_data(report)
     emit(env, data, lambda: print_sweep(env, data))
 
@@ -174,7 +169,7 @@ def print_sweep(env: Env, data: dict[str, Any]) -> None:
 def erase(env: Env, learner_id: str, now: dt.datetime | None) -> None:
     """Erase a learner (GDPR Art. 17); records under a legal minimum are restricted."""
     with open_store(env.db, env.key_file) as store:
-        report = store.erase_subject(learner_id, now=_now(now), schedule=load_schedule(None))
+        report = store.erase_subject(learner_id, now=resolve_now(now), schedule=load_schedule(None))
     data = erasure_data(report)
     emit(env, data, lambda: print_erasure(env, data))
 
@@ -243,7 +238,9 @@ def export(
     from learnprivacy.export import export_subject
 
     with open_store(env.db, env.key_file) as store:
-        result = export_subject(store, learner_id, out, scope=scope, now=_now(now), csv_bom=bom)
+        result = export_subject(
+            store, learner_id, out, scope=scope, now=resolve_now(now), csv_bom=bom
+        )
     files = result.manifest.get("files", [])
     data = {"path": str(result.path), "scope": scope, "files": files}
     emit(
