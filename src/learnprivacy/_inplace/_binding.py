@@ -26,7 +26,11 @@ from learnprivacy.errors import (
     ValidationError,
 )
 
-__all__ = ["RowCipher", "binding_context", "index_field", "is_token"]
+__all__ = ["ERASED", "RowCipher", "binding_context", "index_field", "is_token"]
+
+#: What an anonymised value becomes in a column that cannot be NULL: it has the form of a
+#: token (the column type lets it through), never decrypts, and reads back as ``""``.
+ERASED = PREFIX + "erased"
 
 
 def binding_context(table: str, key: object, column: str) -> str:
@@ -119,6 +123,8 @@ class RowCipher:
         """
         if token is None:
             return None
+        if token == ERASED:
+            return ""
         if not is_token(token):
             raise PlaintextError(
                 f"{spec.table}.{column.column}: the stored value is not a token "

@@ -56,8 +56,9 @@ class PrivacyManager:
     that sets ``in_caller_thread = True`` runs in the calling thread instead, without a
     deadline, so that thread-local framework contexts (Flask's ``current_app``, a
     request's session) keep working inside it. A provider that raises or runs late makes
-    the request FAILED with that provider named; the others still run. A timed-out thread cannot be killed: it may still be running, its
-    export writes are refused, and the result stays FAILED. Run the request again once the
+    the request FAILED with that provider named; the others still run. A timed-out
+    thread cannot be killed: it may still be running, its export writes are refused, and
+    the result stays FAILED. Run the request again once the
     cause is fixed: providers are idempotent, so a retry finishes the job.
     """
 

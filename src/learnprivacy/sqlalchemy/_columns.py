@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Column, String, Text, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DontWrapMixin
 from sqlalchemy.orm import Mapper, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -35,6 +36,10 @@ __all__ = [
 
 #: Length of a blind-index value: "b1_" and at most 43 base64 characters.
 _INDEX_LENGTH = 48
+
+
+class _UnwrappedPlaintextError(PlaintextError, DontWrapMixin):
+    """Raised from a bind processor: SQLAlchemy lets it through unwrapped (typed)."""
 
 
 class TokenText(TypeDecorator[str]):
@@ -58,7 +63,7 @@ class TokenText(TypeDecorator[str]):
         if value is None or is_token(value):
             return value
         table, _, column = self.where.partition(".")
-        raise PlaintextError(
+        raise _UnwrappedPlaintextError(
             f"{self.where}: a value that is not a token was about to be written or compared "
             "(personal columns are written through the ORM session, found with "
             "LearnPrivacy.find)",

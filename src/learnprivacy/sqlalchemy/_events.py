@@ -40,6 +40,21 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> None:
     key_column = table.c[spec.primary_key_column]
     states = privacy.side.states
 
+    subject_column = table.c[spec.subject_column]
+
+    def identify(target: Any, connection: Connection | None) -> None:
+        """Put an expired object's key and subject back in its dict, read from the row."""
+        state = attributes.instance_state(target)
+        state_dict = state.dict
+        if state_dict.get(spec.primary_key) is None and state.key is not None:
+            attributes.set_committed_value(target, spec.primary_key, state.key[1][0])
+        key = state_dict.get(spec.primary_key)
+        if spec.subject not in state_dict and key is not None and connection is not None:
+            found = connection.execute(
+                select(subject_column).where(key_column == key)
+            ).scalar_one_or_none()
+            attributes.set_committed_value(target, spec.subject, found)
+
     def subject_of(state_dict: dict[str, Any]) -> str:
         subject = state_dict.get(spec.subject)
         if subject is None:
@@ -116,11 +131,13 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> None:
                 "delete the row and insert a new one",
                 field=f"{spec.table}.{spec.subject_column}",
             )
+        identify(target, connection)
         refuse_restricted(connection, state.dict, "an update")
         if changed:
             encrypt(target, state.dict, changed, set_attr=True)
 
     def before_delete(_mapper: Mapper[Any], connection: Connection, target: Any) -> None:
+        identify(target, None)
         refuse_restricted(connection, attributes.instance_state(target).dict, "deletion")
 
     def after_write(_mapper: Mapper[Any], connection: Connection, target: Any) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.orm.attributes import instance_state
 
 from learnprivacy._inplace import ModelSpec, RowCipher, build_spec
 from learnprivacy._inplace._audit import erasure_events
+from learnprivacy._inplace._binding import ERASED
 from learnprivacy._inplace._plan import check_holds, plan_erasure
 from learnprivacy._inplace._provider import DeclaredProvider
 from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser, normalise_text
@@ -108,6 +109,8 @@ class LearnPrivacy:
         if schedule is not None and not isinstance(schedule, Schedule):
             raise ConfigurationError("schedule must be a Schedule")
         metadata, mappers = _mappers_of(base)
+        # Declarations first: a model that fails its checks must not touch the key store.
+        specs = [spec for spec in map(_spec_of, mappers) if spec is not None]
         store, self._keys_url = open_key_store(keys)
         self._keyring = (
             keyring if keyring.store is store else Keyring(keyring.export_master_key(), store=store)
@@ -131,11 +134,9 @@ class LearnPrivacy:
         self._specs: dict[type[Any], ModelSpec] = {}
         self._tables: dict[str, ModelSpec] = {}
         self._ready: set[int] = set()
-        for mapper in mappers:
-            spec = _spec_of(mapper)
-            if spec is not None:
-                self._specs[spec.model] = spec
-                self._tables[spec.table] = spec
+        for spec in specs:
+            self._specs[spec.model] = spec
+            self._tables[spec.table] = spec
         from learnprivacy.sqlalchemy._events import install
 
         for spec in self._specs.values():
@@ -534,7 +535,8 @@ class LearnPrivacy:
 
                 values: dict[str, Any] = {}
                 for column in spec.personal:
-                    values[column.column] = None
+                    nullable = table.c[column.column].nullable
+                    values[column.column] = None if nullable else ERASED
                     if column.privacy.blind_index:
                         values[column.column + "_bidx"] = None
                 if not spec.is_subject_table and table.c[spec.subject_column].nullable:

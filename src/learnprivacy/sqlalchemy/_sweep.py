@@ -100,6 +100,7 @@ def sweep(
     reviews: list[ReviewItem] = []
     session.info[SHREDDED] = 0
     account = next((s for s in privacy.specs if s.is_subject_table), None)
+    removed: dict[tuple[str, str], int] = {}
     for spec in privacy.specs:
         if not schedule.rules_for(spec.model):
             continue
@@ -133,7 +134,7 @@ def sweep(
             subjects = {str(v[spec.subject]) for v in values if v[spec.subject] is not None}
             accounts = _accounts(privacy, connection, account, spec, subjects)
             held_by_rows = (
-                _with_other_rows(privacy, connection, spec, subjects)
+                _with_other_rows(privacy, connection, spec, subjects, removed)
                 if spec.is_subject_table
                 else set()
             )
@@ -186,7 +187,11 @@ def sweep(
                     outcome = "kept"
                 counts[outcome] += 1
                 totals[outcome] += 1
-            if dry_run or not (erase or hide or restrict):
+            if dry_run:
+                for owner in owners["erase"] + owners["anonymise"]:
+                    removed[(spec.table, owner)] = removed.get((spec.table, owner), 0) + 1
+                continue
+            if not (erase or hide or restrict):
                 continue
             events = []
             for action_name, keys in (
@@ -262,9 +267,19 @@ def _accounts(
 
 
 def _with_other_rows(
-    privacy: LearnPrivacy, connection: Any, spec: ModelSpec, subjects: set[str]
+    privacy: LearnPrivacy,
+    connection: Any,
+    spec: ModelSpec,
+    subjects: set[str],
+    removed: dict[tuple[str, str], int],
 ) -> set[str]:
-    """The learners of ``subjects`` who still have rows in another declared table."""
+    """The learners of ``subjects`` who still have rows in another declared table.
+
+    ``removed`` counts, per (table, learner), rows a dry run has decided to remove: they
+    would be gone by now in a real run.
+    """
+    from sqlalchemy import func
+
     from learnprivacy.sqlalchemy._privacy import _typed
 
     found: set[str] = set()
@@ -275,6 +290,8 @@ def _with_other_rows(
         column = other.model.__table__.c[other.subject_column]
         for start in range(0, len(wanted), 500):
             chunk = [_typed(other, s) for s in wanted[start : start + 500]]
-            for (value,) in connection.execute(select(column).where(column.in_(chunk)).distinct()):
-                found.add(str(value))
+            query = select(column, func.count()).where(column.in_(chunk)).group_by(column)
+            for value, count in connection.execute(query):
+                if count > removed.get((other.table, str(value)), 0):
+                    found.add(str(value))
     return found
