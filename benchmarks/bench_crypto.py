@@ -17,7 +17,7 @@ Values are spread over 1,000 learners whose keys are already cached, as in a run
 application (key creation, one wrap per learner and scope, is not timed); the bare run
 uses one AESGCM object per learner too. ``value`` and
 ``floor`` are operations per second (an encrypt+decrypt pair counts as one operation);
-each sums the best CPU time of every chunk over several interleaved rounds.
+each sums the median CPU time of every chunk over at least five interleaved rounds.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import argparse
 import hashlib
 import hmac
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from collections.abc import Callable
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from benchmarks._measure import MIN_ROUNDS
 from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser, _token
 
 _SUBJECTS = 1_000
@@ -49,18 +51,19 @@ def _best_rates(
     """
     chunk = max(count // 10, 1)
     bounds = [(start, min(start + chunk, count)) for start in range(0, count, chunk)]
-    best = {name: [float("inf")] * len(bounds) for name in runs}
+    times: dict[str, list[list[float]]] = {name: [[] for _ in bounds] for name in runs}
     done = dict.fromkeys(runs, 0)
-    for round_ in range(repeats):
+    for round_ in range(max(repeats, MIN_ROUNDS)):
         for position, (start, stop) in enumerate(bounds):
             for name, run in runs.items():
                 began = time.thread_time()
                 processed = run(start, stop)
-                elapsed = time.thread_time() - began
-                best[name][position] = min(best[name][position], elapsed)
+                times[name][position].append(time.thread_time() - began)
                 if round_ == 0:
                     done[name] += processed
-    return {name: done[name] / sum(best[name]) for name in runs}
+    return {
+        name: done[name] / sum(statistics.median(chunk) for chunk in times[name]) for name in runs
+    }
 
 
 def _row(name: str, value: float, floor: float, target: float) -> dict[str, object]:
