@@ -38,6 +38,8 @@ from benchmarks._measure import MIN_ROUNDS
 from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser, _token
 
 _SUBJECTS = 1_000
+#: Share of the bare AES-GCM throughput an encrypt+decrypt pair must keep.
+PAIR_TARGET = 0.75
 
 
 def _best_rates(
@@ -126,11 +128,48 @@ def _cipher_rows(count: int, repeats: int) -> list[dict[str, object]]:
             decrypt(encrypt(value.encode())).decode()
         return stop - start
 
-    runs = {"cipher": field_cipher, "bare": bare, "fernet": fernet_run}
-    rates = _best_rates(runs, count, repeats)
+    # Batches: a record's four fields at a time (one learner per record, round-robin over
+    # the same 1,000 learners), through encrypt_many/decrypt_many as the store uses them.
+    group = 4
+    owners = [f"L{(i // group) % _SUBJECTS}" for i in range(count)]
+    places = [f"Learner/{s}/field{i % group}" for i, s in enumerate(owners)]
+    for subject in set(owners):
+        cipher.encrypt("warm-up", subject=subject, context="warm-up")
+    owner_aeads = [per_subject[s] for s in owners]
+    owner_associated = [
+        head + _token.subject_part(s) + c.encode() for s, c in zip(owners, places, strict=True)
+    ]
+
+    def field_cipher_batch(start: int, stop: int) -> int:
+        encrypt_many, decrypt_many = cipher.encrypt_many, cipher.decrypt_many
+        for first in range(start, stop, group):
+            subject, where = owners[first], places[first : first + group]
+            tokens = encrypt_many(values[first : first + group], subject=subject, contexts=where)
+            decrypt_many(tokens, subject=subject, contexts=where)
+        return stop - start
+
+    def bare_grouped(start: int, stop: int) -> int:
+        urandom = os.urandom
+        for value, aead, data in zip(
+            values[start:stop], owner_aeads[start:stop], owner_associated[start:stop], strict=True
+        ):
+            nonce = urandom(12)
+            sealed = aead.encrypt(nonce, value.encode(), data)
+            aead.decrypt(nonce, sealed, data).decode()
+        return stop - start
+
+    runs = {
+        "cipher": field_cipher,
+        "bare": bare,
+        "fernet": fernet_run,
+        "batch": field_cipher_batch,
+        "bare_grouped": bare_grouped,
+    }
+    rates = _best_rates(runs, count - count % group, repeats)
     return [
-        _row("field_cipher_vs_aesgcm", rates["cipher"], rates["bare"], 0.6),
+        _row("field_cipher_vs_aesgcm", rates["cipher"], rates["bare"], PAIR_TARGET),
         _row("field_cipher_vs_fernet", rates["cipher"], rates["fernet"], 5.0),
+        _row("field_cipher_batch_vs_aesgcm", rates["batch"], rates["bare_grouped"], PAIR_TARGET),
     ]
 
 
