@@ -28,6 +28,7 @@ __all__ = [
     "identifier",
     "instance_of",
     "ip_address",
+    "is_aware",
     "non_empty_text",
     "optional",
     "optional_aware_datetime",
@@ -62,13 +63,19 @@ def _name(instance: object, attribute: attrs.Attribute[Any]) -> str:
     return f"{type(instance).__name__}.{attribute.name}"
 
 
+def is_aware(value: object) -> bool:
+    """Whether ``value`` is a datetime whose instant is unambiguous (``utcoffset()`` set)."""
+    return isinstance(value, dt.datetime) and value.utcoffset() is not None
+
+
 def require_aware(value: object, field: str) -> dt.datetime:
     """Return ``value`` if it is a timezone-aware datetime, else raise ``ValidationError``.
 
     Aware means ``utcoffset()`` is not None: a ``tzinfo`` that gives no offset leaves the
     instant as ambiguous as no ``tzinfo`` at all.
     """
-    if isinstance(value, dt.datetime) and value.utcoffset() is not None:
+    if is_aware(value):
+        assert isinstance(value, dt.datetime)  # narrows the type for mypy
         return value
     if not isinstance(value, dt.datetime):
         raise ValidationError(

@@ -11,6 +11,7 @@ import click
 from rich.table import Table
 
 from learnprivacy import Action
+from learnprivacy._validators import is_aware
 from learnprivacy.cli._app import Env, emit, pass_env, resolve_now
 from learnprivacy.cli._config import load_keyring, open_store, write_key_file
 from learnprivacy.cli._importer import import_file
@@ -35,7 +36,7 @@ class AwareDateTime(click.ParamType):
             parsed = dt.datetime.fromisoformat(str(value))
         except ValueError:
             self.fail("expected an ISO 8601 date such as 2026-06-15 or 2026-06-15T12:00+02:00")
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
+        return parsed if is_aware(parsed) else parsed.replace(tzinfo=dt.UTC)
 
 
 def now_option() -> Callable[[F], F]:
