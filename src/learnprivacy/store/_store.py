@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine
 from learnprivacy.crypto import FieldCipher, Keyring
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import record_types
-from learnprivacy.retention import Hold, Schedule
+from learnprivacy.retention import Hold, Override, Schedule
 from learnprivacy.store import _erasure, _reads, _sweep, _writes
 from learnprivacy.store._audit import AuditLog
 from learnprivacy.store._codec import Codec
@@ -387,16 +387,39 @@ class Store:
         )
 
     def erase_records(
-        self, records: Iterable[Any], *, now: dt.datetime, reason: str = "erasure"
+        self,
+        records: Iterable[Any],
+        *,
+        now: dt.datetime,
+        reason: str = "erasure",
+        schedule: Schedule | None = None,
+        holds: Sequence[Hold] = (),
+        override: Override | None = None,
     ) -> int:
         """Erase exactly ``records`` (e.g. what one provider context holds), in one
         transaction, audited first; return how many rows were deleted.
+
+        What a legal minimum or a hold protects is restricted, not erased (GDPR Art.
+        17(3)): with a ``schedule``, its decision for an erasure request rules; without
+        one, holds and records under a basis the law keeps (``LEGAL_OBLIGATION``, public
+        task) are restricted. An audited ``override`` (who and why, written to the log
+        first) releases a ``GOVERNANCE``-mode minimum, never a hold; trying to cut a
+        ``COMPLIANCE``-mode minimum short raises ``RetentionViolation`` with nothing
+        erased.
 
         Idempotent: records already gone are skipped. Keys no remaining row of the learner
         uses any more are shredded (without tombstone, as sweeps do). ``reason`` names a
         rule or a request, never a person.
         """
-        return _erasure.erase_records(self, list(records), now=self.now(now), reason=reason)
+        return _erasure.erase_records(
+            self,
+            list(records),
+            now=self.now(now),
+            reason=reason,
+            schedule=schedule,
+            holds=tuple(holds),
+            override=override,
+        )
 
     def replay_erasures(
         self, from_log: AuditLog | Iterable[Any], *, now: dt.datetime | None = None
