@@ -477,7 +477,9 @@ def _replay_one(
     if entry.action == "erase":
         counts["erased"] += erase_rows(connection, rt, ids)
     elif entry.action == "anonymise":
-        counts["anonymised"] += anonymise_rows(connection, rt, ids, entry.at)
+        counts["anonymised"] += anonymise_rows(
+            connection, rt, ids, entry.at, granularity=store.anonymise_dates_to
+        )
     elif entry.action == "restrict":
         counts["restricted"] += restrict_rows(
             connection, rt, ids, now=entry.at, reason=details.get("reason") or "replayed"

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine
 
 from learnprivacy.crypto import FieldCipher, Keyring
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import record_types
+from learnprivacy.records import Granularity, record_types
 from learnprivacy.retention import Hold, Override, Schedule
 from learnprivacy.store import _erasure, _reads, _sweep, _writes
 from learnprivacy.store._audit import AuditLog
@@ -56,8 +56,15 @@ class Store:
         actor: str = "learnprivacy",
         clock: Callable[[], dt.datetime] | None = None,
         batch_size: int = 5_000,
+        anonymise_dates_to: Granularity = Granularity.MONTH,
     ) -> None:
         """Open (and if needed create or migrate) the store at ``url``."""
+        if not isinstance(anonymise_dates_to, Granularity):
+            raise ValidationError(
+                "anonymise_dates_to must be a Granularity", field="anonymise_dates_to"
+            )
+        #: How far anonymisation generalises dates that are quasi-identifiers.
+        self.anonymise_dates_to = anonymise_dates_to
         if not isinstance(actor, str) or not actor.strip():
             raise ValidationError("actor must be non-empty text", field="actor")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -332,7 +339,13 @@ class Store:
         return _reads.count(self, record_type, include_restricted, anonymised)
 
     def anonymised(self, record_type: type[Any]) -> Iterator[dict[str, Any]]:
-        """The non-personal fields of anonymised rows, streamed, for statistics."""
+        """The non-personal fields of anonymised rows, streamed, for statistics.
+
+        Each row has a fresh random ``id`` and, as ``learner_id``, a random person id
+        shared by the rows of one learner anonymised together (so statistics count
+        people); dates that are quasi-identifiers are generalised
+        (``anonymise_dates_to``).
+        """
         return _reads.anonymised(self, record_type)
 
     # -- retention and erasure ----------------------------------------------------------
