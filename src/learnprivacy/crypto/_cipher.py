@@ -211,37 +211,38 @@ class FieldCipher:
         """
         if len(tokens) != len(contexts):
             raise ValidationError("tokens and contexts must have the same length", field="contexts")
-        keys = self._cache.get(subject) if type(subject) is str else None
-        if keys is None:
-            decrypt = self.decrypt
-            return [
-                decrypt(t, subject=subject, context=c)
-                for t, c in zip(tokens, contexts, strict=True)
-            ]
-        keys.used = True
-        openers = keys.openers
+        cache, decrypt = self._cache, self.decrypt
         values: list[str] = []
         append = values.append
+        openers: dict[str, _token.Opener] | None = None
         for token, context in zip(tokens, contexts, strict=True):
-            # The fast path of decrypt(), inlined; anything unusual takes decrypt() itself.
-            try:
-                aead, prefix, kind = openers[token[:_HEADER_TEXT]]
-                rest = a2b_base64(
-                    token.encode()[_HEADER_TEXT:].translate(_DECODE), strict_mode=True
-                )
-                plain = aead.decrypt(rest[:12], rest[12:], prefix + context.encode())
-            except (ValueError, KeyError, TypeError, AttributeError, InvalidTag):
-                opened = False
-            else:
-                opened = kind == 1 and (token[-1] != "=" or token[-3:] in _CANONICAL_TAILS)
-            if opened:
+            if openers is None:
+                # Looked up until found: a cold subject's first token goes through decrypt(),
+                # which loads its key into the cache for the rest of the batch.
+                keys = cache.get(subject) if type(subject) is str else None
+                if keys is not None:
+                    keys.used = True
+                    openers = keys.openers
+            if openers is not None:
+                # The fast path of decrypt(), inlined; anything unusual takes decrypt().
                 try:
-                    append(plain.decode())
-                    continue
-                except UnicodeDecodeError:
-                    pass
+                    aead, prefix, kind = openers[token[:_HEADER_TEXT]]
+                    rest = a2b_base64(
+                        token.encode()[_HEADER_TEXT:].translate(_DECODE), strict_mode=True
+                    )
+                    plain = aead.decrypt(rest[:12], rest[12:], prefix + context.encode())
+                except (ValueError, KeyError, TypeError, AttributeError, InvalidTag):
+                    opened = False
+                else:
+                    opened = kind == 1 and (token[-1] != "=" or token[-3:] in _CANONICAL_TAILS)
+                if opened:
+                    try:
+                        append(plain.decode())
+                        continue
+                    except UnicodeDecodeError:
+                        pass
             # Outside the handler, so its errors do not chain the fast path's exception.
-            append(self.decrypt(token, subject=subject, context=context))
+            append(decrypt(token, subject=subject, context=context))
         return values
 
     def decrypt_bytes(self, token: str, *, subject: str, context: str) -> bytes:
