@@ -224,7 +224,7 @@ def _protected(
     if action is Action.ERASE:
         return False, article
     if override is not None and not any(h.matches(record) for h in holds):
-        return False, _ART_17_1
+        return False, Article.ART_17_1
     return True, article
 
 
