@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select, true
 
+from learnprivacy._vocabulary import RETENTION_ACTIONS
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import subject_of
 from learnprivacy.retention import Action, Hold, Schedule
@@ -55,6 +56,9 @@ class _Tally:
         self.review_limit = review_limit
         self.truncated = False
         self.shredded = 0
+        # One random person id per learner for the whole sweep (memory only), so the
+        # anonymised rows of one learner still count as one person in statistics.
+        self.persons: dict[str, str] = {}
 
     def add(self, name: str, key: str, count: int) -> None:
         counts = self.by_type.setdefault(name, {})
@@ -204,11 +208,11 @@ class _TypeSweep:
         plan = self.schedule.plan(
             records,
             now=self.now,
-            subjects=subjects,
+            learners=subjects,
             holds=self.holds,
             batch_size=len(records) + 1,
         )
-        groups: dict[Action, list[Any]] = {action: [] for action in Action}
+        groups: dict[Action, list[Any]] = {action: [] for action in RETENTION_ACTIONS}
         for batch in plan.batches():
             for action, items in batch.items():
                 groups[action].extend(items)
@@ -266,7 +270,14 @@ class _TypeSweep:
         # The log first: the entries and the changes commit together or not at all.
         audit.append(connection, events, now=self.now)
         erase_rows(connection, rt, [r.id for r in work[Action.ERASE]])
-        anonymise_rows(connection, rt, [r.id for r in work[Action.ANONYMISE]], self.now)
+        anonymise_rows(
+            connection,
+            rt,
+            [r.id for r in work[Action.ANONYMISE]],
+            self.now,
+            granularity=self.store.anonymise_dates_to,
+            persons=self.tally.persons,
+        )
         if work[Action.RESTRICT]:
             label = plan.decide(work[Action.RESTRICT][0]).rule
             reason = "retention" if label is None else f"retention: {label.label}"
