@@ -6,12 +6,12 @@ import datetime as dt
 
 import pytest
 
-from learnprivacy import DataCategory, LawfulBasis
+from learnprivacy import Action, DataCategory, LawfulBasis
 from learnprivacy._inplace import ColumnPrivacy, Privacy, RowCipher, binding_context, build_spec
 from learnprivacy._inplace._plan import plan_erasure
 from learnprivacy.crypto import FieldCipher, Keyring
 from learnprivacy.errors import ConfigurationError, DecryptionError, PlaintextError
-from learnprivacy.retention import Action, Hold, Period, RetentionRule, Schedule, Trigger
+from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 6, 15, tzinfo=UTC)

@@ -16,11 +16,12 @@ from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 import learnprivacy.sqlalchemy as lps
+from learnprivacy import Action, Controller
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import KeyShreddedError, RestrictedRecordError
 from learnprivacy.export import read_package
-from learnprivacy.providers import Controller, MemoryWriter, PrivacyManager
-from learnprivacy.retention import Action, Hold, Period, RetentionRule, Schedule, Trigger
+from learnprivacy.providers import MemoryWriter, PrivacyManager
+from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
 from tests.inplace_models import declarative_models
 
 UTC = dt.UTC
@@ -183,10 +184,10 @@ def test_legal_minimums_and_holds_restrict(app: SimpleNamespace) -> None:
         s.commit()
         report = app.privacy.erase_subject(s, "u1", now=NOW)
         s.commit()
-    outcomes = {(o.record_type, o.outcome) for o in report.outcomes}
-    assert ("Invoice", "restricted") in outcomes
-    assert ("User", "restricted") in outcomes
-    assert ("Post", "erased") in outcomes
+    outcomes = {(o.record_type, o.action) for o in report.outcomes}
+    assert ("Invoice", Action.RESTRICT) in outcomes
+    assert ("User", Action.RESTRICT) in outcomes
+    assert ("Post", Action.ERASE) in outcomes
     assert set(report.kept_scopes) == {"contract", "legal"}
     assert report.shredded_scopes == ()
     with Session(app.engine) as s:
@@ -211,7 +212,7 @@ def test_a_hold_restricts_instead_of_erasing(app: SimpleNamespace) -> None:
     with Session(app.engine) as s:
         report = app.privacy.erase_subject(s, "u1", now=NOW, holds=[hold])
         s.commit()
-    assert {o.outcome for o in report.outcomes if o.record_type == "Post"} == {"restricted"}
+    assert {o.action for o in report.outcomes if o.record_type == "Post"} == {Action.RESTRICT}
     with Session(app.engine) as s:
         bodies = sorted(
             p.body for p in s.scalars(select(app.m.Post).where(app.m.Post.author_id == "u1"))

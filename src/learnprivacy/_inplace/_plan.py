@@ -17,10 +17,10 @@ from typing import Any
 import attrs
 
 from learnprivacy._inplace._spec import ModelSpec, RecordView
+from learnprivacy._vocabulary import Action, Article
 from learnprivacy.errors import ValidationError
-from learnprivacy.retention import Action, Decision, Hold, Schedule
+from learnprivacy.retention import Decision, Hold, Schedule
 from learnprivacy.retention._decide import decide
-from learnprivacy.retention._vocabulary import ART_17_1, ART_17_3_B, ART_17_3_E
 
 __all__ = [
     "ErasurePlan",
@@ -96,8 +96,8 @@ def decide_on_request(
                 action=Action.RESTRICT,
                 due_at=None,
                 rule=None,
-                reason=f"a legal hold covers the record ({ART_17_3_E})",
-                article=ART_17_3_E,
+                reason=f"a legal hold covers the record ({Article.ART_17_3_E})",
+                article=Article.ART_17_3_E,
                 hold=hold,
             )
         basis = spec.privacy.basis
@@ -107,15 +107,15 @@ def decide_on_request(
                 due_at=None,
                 rule=None,
                 reason=f"processed under {basis.article}: kept for the legal obligation, "
-                f"restricted ({ART_17_3_B})",
-                article=ART_17_3_B,
+                f"restricted ({Article.ART_17_3_B})",
+                article=Article.ART_17_3_B,
             )
         return Decision(
             action=Action.ERASE,
             due_at=now,
             rule=None,
-            reason=f"erasure requested and no legal minimum or hold applies ({ART_17_1})",
-            article=ART_17_1,
+            reason=f"erasure requested and no legal minimum or hold applies ({Article.ART_17_1})",
+            article=Article.ART_17_1,
         )
     return decide(
         view,
@@ -159,18 +159,9 @@ class RowDecision:
     decision: Decision
 
     @property
-    def outcome(self) -> str:
-        """``erased``, ``anonymised``, ``restricted``, ``review`` or ``kept``."""
-        return _OUTCOMES[self.decision.action]
-
-
-_OUTCOMES = {
-    Action.ERASE: "erased",
-    Action.ANONYMISE: "anonymised",
-    Action.RESTRICT: "restricted",
-    Action.REVIEW: "review",
-    Action.KEEP: "kept",
-}
+    def action(self) -> Action:
+        """What is done to the row."""
+        return self.decision.action
 
 
 @attrs.frozen(kw_only=True)
@@ -244,8 +235,8 @@ def plan_erasure(
                 due_at=None,
                 rule=decision.rule,
                 reason="erasure requested but rows of the learner kept by law or a hold refer "
-                f"to the account: kept with them, restricted ({ART_17_3_B})",
-                article=ART_17_3_B,
+                f"to the account: kept with them, restricted ({Article.ART_17_3_B})",
+                article=Article.ART_17_3_B,
             )
         decisions.append(RowDecision(spec=spec, key=key, subject=subject, decision=decision))
         if decision.action is Action.ERASE:

@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from learnprivacy._inplace._declare import ColumnPrivacy, Privacy
+from learnprivacy._validators import is_aware
 from learnprivacy.errors import ConfigurationError
 from learnprivacy.records import FieldInfo
 
@@ -165,7 +166,7 @@ class ModelSpec:
 
 def _aware(value: Any) -> Any:
     """Naive datetimes read from a table are UTC (SQLite keeps no offset): made aware."""
-    if isinstance(value, dt.datetime) and value.tzinfo is None:
+    if isinstance(value, dt.datetime) and not is_aware(value):
         return value.replace(tzinfo=dt.UTC)
     return value
 

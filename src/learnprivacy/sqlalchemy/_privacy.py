@@ -16,9 +16,11 @@ from learnprivacy._inplace._audit import erasure_events
 from learnprivacy._inplace._binding import ERASED
 from learnprivacy._inplace._plan import check_holds, plan_erasure
 from learnprivacy._inplace._provider import DeclaredProvider
+from learnprivacy._validators import is_aware, require_aware
+from learnprivacy._vocabulary import Action
 from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser, normalise_text
 from learnprivacy.errors import ConfigurationError, ValidationError
-from learnprivacy.retention import Action, Hold, Schedule
+from learnprivacy.retention import Hold, Schedule
 from learnprivacy.sqlalchemy._columns import declaration_of
 from learnprivacy.sqlalchemy._keys import open_key_store, same_database
 from learnprivacy.sqlalchemy._tables import ANONYMISED, RESTRICTED, SideTables, side_tables
@@ -42,9 +44,7 @@ def _system_clock() -> dt.datetime:
 
 
 def _aware(now: object, name: str = "now") -> dt.datetime:
-    if not isinstance(now, dt.datetime) or now.utcoffset() is None:
-        raise ValidationError(f"{name} must be a timezone-aware datetime", field=name)
-    return now
+    return require_aware(now, name)
 
 
 def _subject_text(subject: object) -> str:
@@ -457,9 +457,9 @@ class LearnPrivacy:
             ErasureOutcome(
                 record_type=row.spec.name,
                 record_id=str(row.key),
-                outcome="erased"
-                if row.decision.action is Action.ERASE
-                else ("review" if row.decision.action is Action.REVIEW else "restricted"),
+                action=row.decision.action
+                if row.decision.action in (Action.ERASE, Action.REVIEW)
+                else Action.RESTRICT,
                 article=row.decision.article,
                 reason=row.decision.reason,
                 due_at=row.decision.due_at,
@@ -885,7 +885,7 @@ def _json(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
+        if not is_aware(value):
             value = value.replace(tzinfo=dt.UTC)
         return value.isoformat()
     if isinstance(value, dt.date):

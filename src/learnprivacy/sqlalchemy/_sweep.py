@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from learnprivacy._inplace import ModelSpec
 from learnprivacy._inplace._audit import rows_event, shred_event
 from learnprivacy._inplace._plan import decide_routine
-from learnprivacy.retention import Action, Hold, Schedule, Trigger
+from learnprivacy._vocabulary import Action
+from learnprivacy.retention import Hold, Schedule, Trigger
 from learnprivacy.sqlalchemy._tables import ANONYMISED, RESTRICTED
 from learnprivacy.store._reports import ReviewItem, SweepReport
 
