@@ -251,7 +251,6 @@ def _erasure_request(
     from learnprivacy.cli._schedules import default_schedule
     from learnprivacy.requests import (
         Channel,
-        Controller,
         ProofMethod,
         RequestBook,
         Requester,
@@ -308,13 +307,13 @@ def _erasure_request(
             colour = "red" if outcome.action.value == "erased" else "yellow"
             table.add_row(
                 f"{outcome.record_type} {outcome.record_id}",
-                f"[{colour}]{outcome.action.value}[/]",
+                f"[{colour}]{outcome.action.done}[/]",
                 outcome.article,
             )
     env.console.print(table)
     letter = render_letter(
         done,
-        Controller.from_register(example_controller()),
+        example_controller(),
         now=now,
         language="en",
         format="md",

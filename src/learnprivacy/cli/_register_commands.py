@@ -10,18 +10,18 @@ from typing import Any
 import click
 from rich.markdown import Markdown
 
+from learnprivacy import Controller, Hosting, SubProcessor, Transfer
 from learnprivacy.cli._app import Env, pass_env, resolve_now
 from learnprivacy.cli._config import open_store
 from learnprivacy.cli._store_commands import AwareDateTime
 from learnprivacy.errors import ConfigurationError
-from learnprivacy.providers import Controller, Hosting, SubProcessor, Transfer
 
 __all__ = ["controller_from_file", "example_controller", "register_register_commands"]
 
 
 def example_controller() -> Controller:
     """A training organisation hosted in France, as several of the real policies describe."""
-    from learnprivacy.providers import Safeguard
+    from learnprivacy import Safeguard
 
     return Controller(
         name="Example Formation SAS",
@@ -51,7 +51,7 @@ def example_controller() -> Controller:
 
 def controller_from_file(path: str) -> Controller:
     """A Controller from a JSON file with the same keys as the class."""
-    from learnprivacy.providers import Safeguard
+    from learnprivacy import Safeguard
 
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))

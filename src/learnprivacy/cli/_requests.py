@@ -166,7 +166,7 @@ def requests_show(
     env: Env, request_id: str, letter: str | None, language: str, now: dt.datetime | None
 ) -> None:
     """Show a request, its hash-chained history, or its response letter."""
-    from learnprivacy.requests import Controller, render_letter
+    from learnprivacy.requests import render_letter
 
     at = resolve_now(now)
     with _book(env) as (book, _executor):
@@ -176,7 +176,7 @@ def requests_show(
 
             text = render_letter(  # click.Choice guarantees the literal values
                 request,
-                Controller.from_register(example_controller()),
+                example_controller(),
                 now=at,
                 language=language,  # type: ignore[arg-type]
                 format=letter,  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import attrs
 
+from learnprivacy._validators import require_aware
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, ProviderError, UnknownCodeError
 from learnprivacy.errors import ValidationError as LPValidationError
@@ -314,8 +315,7 @@ class PackageWriter:
 
         ``now`` is the generation time written in the manifest (timezone-aware).
         """
-        if now.tzinfo is None or now.utcoffset() is None:
-            raise LPValidationError("now must be timezone-aware", field="now")
+        require_aware(now, "now")
         with self._lock:
             self._check_open()
             self._finished = True

@@ -20,7 +20,8 @@ from typing import Any
 
 import attrs
 
-from learnprivacy.errors import ConfigurationError, ValidationError
+from learnprivacy._validators import require_aware, require_identifier
+from learnprivacy.errors import ConfigurationError
 from learnprivacy.export._describe import descriptions_from_metadata
 from learnprivacy.export._names import check_entry_name
 from learnprivacy.export._package import ALL_FORMATS, PackageWriter
@@ -55,12 +56,9 @@ def _pseudonyms(key: bytes, domain: str) -> Pseudonyms:
     return Pseudonymiser(key, domain=domain)
 
 
-def _store_keyring(source: Any) -> Any:
-    """The keyring of the store behind ``source`` (a Store, or a PrivacyManager built
-    with ``store=``), or ``None`` when there is none."""
-    from learnprivacy.crypto import Keyring
-
-    store = source
+def _store_of(source: Any) -> Any:
+    """The store behind ``source`` (a Store, or a PrivacyManager built with ``store=``),
+    or ``None`` when there is none."""
     if callable(getattr(source, "export_user_data", None)):
         from learnprivacy.providers import STORE_COMPONENT
 
@@ -68,9 +66,29 @@ def _store_keyring(source: Any) -> Any:
             component = source.component(STORE_COMPONENT)
         except (KeyError, AttributeError, TypeError):
             return None
-        store = getattr(component.provider, "store", None)
-    keyring = getattr(store, "keyring", None)
+        return getattr(component.provider, "store", None)
+    return source
+
+
+def _store_keyring(source: Any) -> Any:
+    """The keyring of the store behind ``source``, or ``None`` when there is none."""
+    from learnprivacy.crypto import Keyring
+
+    keyring = getattr(_store_of(source), "keyring", None)
     return keyring if isinstance(keyring, Keyring) else None
+
+
+def _now(source: Any, now: dt.datetime | None) -> dt.datetime:
+    """``now``, else the clock of the store behind ``source``, else the system clock."""
+    if now is not None:
+        return require_aware(now, "now")
+    from learnprivacy.store import Store
+
+    store = _store_of(source)
+    if isinstance(store, Store):
+        # The store's injected clock is the one clock of everything time-based.
+        return store.now()
+    return dt.datetime.now(dt.UTC)
 
 
 def _default_pseudonyms(source: Any, profile: XapiProfile) -> tuple[Pseudonyms, Pseudonyms]:
@@ -117,8 +135,9 @@ def export_subject(
             only data processed under consent or contract, so no invoice or funder file
             kept under legal obligation).
         formats: which of ``json``, ``csv``, ``xapi``, ``html`` to produce.
-        now: the generation time written in the manifest. This is the API edge: when it
-            is ``None`` the clock is read here, once; nothing deeper reads it.
+        now: the generation time written in the manifest. When it is ``None``, the
+            store's clock (``Store(clock=...)``) is read here, once; the system clock only
+            when no store is behind ``store_or_manager``.
         csv_bom: start CSV files with a UTF-8 byte order mark (spreadsheet users).
         pseudonym_key: 32-byte key of the subject reference and of the xAPI actor's
             account name. Without it, an export from a store (or from a manager built
@@ -140,12 +159,8 @@ def export_subject(
         ConfigurationError: bad options, ``out`` exists (without ``overwrite``), or its
             parent directory does not exist.
     """
-    if now is None:
-        now = dt.datetime.now(dt.UTC)
-    elif now.tzinfo is None or now.utcoffset() is None:
-        raise ValidationError("now must be timezone-aware", field="now")
-    if not isinstance(learner_id, str) or not learner_id:
-        raise ValidationError("learner_id must be a non-empty str", field="learner_id")
+    now = _now(store_or_manager, now)
+    require_identifier(learner_id, "learner_id")
     scope = Scope.parse(scope)
     target = Path(out)
     as_zip = target.suffix.lower() == ".zip"

@@ -22,12 +22,12 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from learnprivacy._vocabulary import ContextLevel
 from learnprivacy.basis import DataCategory
 from learnprivacy.providers._contexts import (
     ApprovedContextList,
     ApprovedUserList,
     Context,
-    ContextLevel,
     ContextList,
     UserList,
 )
