@@ -20,8 +20,11 @@ from typing import Any
 
 import attrs
 
+from learnprivacy._documents import check_timezone
+from learnprivacy._progress import ProgressReporter
 from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.export._describe import descriptions_from_metadata
+from learnprivacy.export._html import PageOptions
 from learnprivacy.export._names import check_entry_name
 from learnprivacy.export._package import ALL_FORMATS, PackageWriter
 from learnprivacy.export._scope import Scope
@@ -101,6 +104,11 @@ def export_subject(
     pseudonym_key: bytes | None = None,
     xapi_profile: XapiProfile | None = None,
     overwrite: bool = False,
+    controller: Any = None,
+    authority: Any = None,
+    language: str = "en",
+    timezone: str = "UTC",
+    progress: ProgressReporter | None = None,
 ) -> ExportResult:
     """Export everything (or the portable part) held about ``learner_id`` into ``out``.
 
@@ -130,6 +138,15 @@ def export_subject(
             export shares.
         xapi_profile: home page and activity IRIs of the xAPI statements.
         overwrite: replace an existing ``out`` instead of refusing.
+        controller: the :class:`~learnprivacy.providers.Controller` the learner's page
+            (``index.html``) names, with its DPO; without it the page says it was not
+            stated.
+        authority: the supervisory authority the page sends complaints to
+            (``learnprivacy.requests.CNIL`` or ``APD_GBA``).
+        language: the page's language: ``"fr"``, ``"en"`` (``"nl"`` and ``"de"`` fall
+            back to English until translated).
+        timezone: the IANA time zone the page shows dates in (``"Europe/Paris"``).
+        progress: told ``advance(1)`` for each row or record written (a progress bar).
 
     Returns:
         An :class:`ExportResult` with the path and the manifest.
@@ -147,6 +164,12 @@ def export_subject(
     if not isinstance(learner_id, str) or not learner_id:
         raise ValidationError("learner_id must be a non-empty str", field="learner_id")
     scope = Scope.parse(scope)
+    page = PageOptions(
+        controller=controller,
+        authority=authority,
+        language=_language(language),
+        timezone=check_timezone(timezone),
+    )
     target = Path(out)
     as_zip = target.suffix.lower() == ".zip"
     if not target.parent.is_dir():
@@ -172,13 +195,14 @@ def export_subject(
             csv_bom=csv_bom,
             xapi_profile=profile,
             defaults=descriptions_from_metadata(manager),
+            progress=progress,
         )
         try:
             feed_writer(manager, learner_id, writer)
         except BaseException:
             writer.abandon()
             raise
-        manifest = writer.finish(now)
+        manifest = writer.finish(now, page=page)
         if as_zip:
             _publish_zip(work, manifest, target, now)
         else:
@@ -186,6 +210,16 @@ def export_subject(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return ExportResult(path=target, scope=scope, manifest=manifest)
+
+
+def _language(language: str) -> str:
+    from learnprivacy._documents import DOCUMENT_LANGUAGES
+
+    if language not in DOCUMENT_LANGUAGES:
+        raise ValidationError(
+            "language must be one of " + ", ".join(DOCUMENT_LANGUAGES), field="language"
+        )
+    return language
 
 
 def _publish_directory(work: Path, target: Path) -> None:
