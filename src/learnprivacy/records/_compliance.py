@@ -37,17 +37,20 @@ class Consent:
         validator=v.identifier,
     )
     given_at: dt.datetime = not_personal(
+        quasi_identifier=True,
         category=DataCategory.CONSENT,
         description="When consent was given",
         validator=v.aware_datetime,
     )
     withdrawn_at: dt.datetime | None = not_personal(
+        quasi_identifier=True,
         category=DataCategory.CONSENT,
         description="When consent was withdrawn",
         default=None,
         validator=v.optional_aware_datetime,
     )
     expires_at: dt.datetime | None = not_personal(
+        quasi_identifier=True,
         category=DataCategory.CONSENT,
         description="When consent lapses unless renewed",
         default=None,
@@ -101,6 +104,7 @@ class AccessEvent:
         validator=v.instance_of(AccessKind),
     )
     at: dt.datetime = not_personal(
+        quasi_identifier=True,
         category=DataCategory.TECHNICAL_LOG,
         description="When it happened",
         validator=v.aware_datetime,

@@ -12,8 +12,8 @@ from sqlalchemy import Connection, Engine
 from learnprivacy._progress import ProgressReporter
 from learnprivacy.crypto import FieldCipher, Keyring
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import record_types
-from learnprivacy.retention import Hold, Schedule
+from learnprivacy.records import Granularity, record_types
+from learnprivacy.retention import Hold, Override, Schedule
 from learnprivacy.store import _erasure, _reads, _sweep, _writes
 from learnprivacy.store._audit import AuditLog
 from learnprivacy.store._codec import Codec
@@ -57,8 +57,15 @@ class Store:
         actor: str = "learnprivacy",
         clock: Callable[[], dt.datetime] | None = None,
         batch_size: int = 5_000,
+        anonymise_dates_to: Granularity = Granularity.MONTH,
     ) -> None:
         """Open (and if needed create or migrate) the store at ``url``."""
+        if not isinstance(anonymise_dates_to, Granularity):
+            raise ValidationError(
+                "anonymise_dates_to must be a Granularity", field="anonymise_dates_to"
+            )
+        #: How far anonymisation generalises dates that are quasi-identifiers.
+        self.anonymise_dates_to = anonymise_dates_to
         if not isinstance(actor, str) or not actor.strip():
             raise ValidationError("actor must be non-empty text", field="actor")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -333,7 +340,13 @@ class Store:
         return _reads.count(self, record_type, include_restricted, anonymised)
 
     def anonymised(self, record_type: type[Any]) -> Iterator[dict[str, Any]]:
-        """The non-personal fields of anonymised rows, streamed, for statistics."""
+        """The non-personal fields of anonymised rows, streamed, for statistics.
+
+        Each row has a fresh random ``id`` and, as ``learner_id``, a random person id
+        shared by the rows of one learner anonymised together (so statistics count
+        people); dates that are quasi-identifiers are generalised
+        (``anonymise_dates_to``).
+        """
         return _reads.anonymised(self, record_type)
 
     # -- retention and erasure ----------------------------------------------------------
@@ -391,16 +404,39 @@ class Store:
         )
 
     def erase_records(
-        self, records: Iterable[Any], *, now: dt.datetime, reason: str = "erasure"
+        self,
+        records: Iterable[Any],
+        *,
+        now: dt.datetime,
+        reason: str = "erasure",
+        schedule: Schedule | None = None,
+        holds: Sequence[Hold] = (),
+        override: Override | None = None,
     ) -> int:
         """Erase exactly ``records`` (e.g. what one provider context holds), in one
         transaction, audited first; return how many rows were deleted.
+
+        What a legal minimum or a hold protects is restricted, not erased (GDPR Art.
+        17(3)): with a ``schedule``, its decision for an erasure request rules; without
+        one, holds and records under a basis the law keeps (``LEGAL_OBLIGATION``, public
+        task) are restricted. An audited ``override`` (who and why, written to the log
+        first) releases a ``GOVERNANCE``-mode minimum, never a hold; trying to cut a
+        ``COMPLIANCE``-mode minimum short raises ``RetentionViolation`` with nothing
+        erased.
 
         Idempotent: records already gone are skipped. Keys no remaining row of the learner
         uses any more are shredded (without tombstone, as sweeps do). ``reason`` names a
         rule or a request, never a person.
         """
-        return _erasure.erase_records(self, list(records), now=self.now(now), reason=reason)
+        return _erasure.erase_records(
+            self,
+            list(records),
+            now=self.now(now),
+            reason=reason,
+            schedule=schedule,
+            holds=tuple(holds),
+            override=override,
+        )
 
     def replay_erasures(
         self, from_log: AuditLog | Iterable[Any], *, now: dt.datetime | None = None

@@ -56,6 +56,9 @@ class _Tally:
         self.review_limit = review_limit
         self.truncated = False
         self.shredded = 0
+        # One random person id per learner for the whole sweep (memory only), so the
+        # anonymised rows of one learner still count as one person in statistics.
+        self.persons: dict[str, str] = {}
 
     def add(self, name: str, key: str, count: int) -> None:
         counts = self.by_type.setdefault(name, {})
@@ -277,7 +280,14 @@ class _TypeSweep:
         # The log first: the entries and the changes commit together or not at all.
         audit.append(connection, events, now=self.now)
         erase_rows(connection, rt, [r.id for r in work[Action.ERASE]])
-        anonymise_rows(connection, rt, [r.id for r in work[Action.ANONYMISE]], self.now)
+        anonymise_rows(
+            connection,
+            rt,
+            [r.id for r in work[Action.ANONYMISE]],
+            self.now,
+            granularity=self.store.anonymise_dates_to,
+            persons=self.tally.persons,
+        )
         if work[Action.RESTRICT]:
             label = plan.decide(work[Action.RESTRICT][0]).rule
             reason = "retention" if label is None else f"retention: {label.label}"
