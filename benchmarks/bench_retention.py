@@ -198,7 +198,7 @@ def floor_mixed(records: list[Any], subjects: dict[str, Any], holds: tuple[Hold,
 
 def _library(schedule: Schedule) -> Callable[[list[Any], dict[str, Any], tuple[Hold, ...]], int]:
     def sweep(records: list[Any], subjects: dict[str, Any], holds: tuple[Hold, ...]) -> int:
-        groups = schedule.plan(records, now=NOW, subjects=subjects, holds=holds).grouped()
+        groups = schedule.plan(records, now=NOW, learners=subjects, holds=holds).grouped()
         return len(groups[Action.ERASE])
 
     return sweep

@@ -166,9 +166,9 @@ def test_sweep_dry_run_then_real(cli: Cli) -> None:
 def test_erase_restricts_the_invoice_and_cites_articles(cli: Cli) -> None:
     """erase: the learner is erased (Art. 17(1)), the invoice restricted (Art. 17(3)(b))."""
     report = cli.json("erase", "L1", "--now", "2026-06-15")
-    outcomes = {(o["record_type"], o["outcome"]): o["article"] for o in report["outcomes"]}
-    assert "17(1)" in outcomes[("Learner", "erased")]
-    assert "17(3)(b)" in outcomes[("Invoice", "restricted")]
+    outcomes = {(o["record_type"], o["action"]): o["article"] for o in report["outcomes"]}
+    assert "17(1)" in outcomes[("Learner", "erase")]
+    assert "17(3)(b)" in outcomes[("Invoice", "restrict")]
 
 
 def test_export_writes_a_zip_with_a_manifest(cli: Cli) -> None:

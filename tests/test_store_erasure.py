@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from learnprivacy import Action
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import KeyShreddedError, RetentionViolation
 from learnprivacy.records import (
@@ -54,7 +55,7 @@ def test_erasure_erases_and_restricts_with_articles(store: Store) -> None:
     report = store.erase_subject("L1", now=NOW)
     assert report.erased == 5
     assert report.restricted == 2
-    outcomes = {(o.record_type, o.outcome, o.article) for o in report.outcomes}
+    outcomes = {(o.record_type, o.action.done, o.article) for o in report.outcomes}
     assert outcomes == {
         ("Learner", "erased", "GDPR Art. 17(1)"),
         ("Progress", "erased", "GDPR Art. 17(1)"),
@@ -161,7 +162,7 @@ def test_holds_turn_erasure_into_restriction(store: Store) -> None:
     hold = Hold("case 42", record_type=Certificate)
     report = store.erase_subject("L1", now=NOW, holds=[hold])
     outcome = next(o for o in report.outcomes if o.record_type == "Certificate")
-    assert outcome.outcome == "restricted"
+    assert outcome.action is Action.RESTRICT
     assert outcome.article == "GDPR Art. 17(3)(e)"
     certificate = store.get(Certificate, "L1-CERT1", include_restricted=True)
     assert certificate is not None
@@ -194,8 +195,8 @@ def test_erasure_with_a_schedule_uses_legal_minimums(store: Store) -> None:
     )
     report = store.erase_subject("L1", now=NOW, schedule=schedule)
     by_id = {o.record_id: o for o in report.outcomes}
-    assert by_id["L1-OLD"].outcome == "erased"
-    assert by_id["L1-INV1"].outcome == "restricted"
+    assert by_id["L1-OLD"].action is Action.ERASE
+    assert by_id["L1-INV1"].action is Action.RESTRICT
     assert by_id["L1-INV1"].article == "GDPR Art. 17(3)(b)"
     assert by_id["L1-INV1"].due_at == day(2033, 3, 1)
     assert store.get(Invoice, "L1-OLD", include_restricted=True) is None

@@ -19,10 +19,10 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from learnprivacy import Controller, Hosting, SubProcessor, Transfer
 from learnprivacy.cli._app import Env, pass_env
 from learnprivacy.cli._config import write_key_file
 from learnprivacy.cli._store_commands import AwareDateTime, print_sweep, sweep_data
-from learnprivacy.providers import Controller, Hosting, SubProcessor, Transfer
 
 __all__ = ["demo", "example_controller"]
 
@@ -31,7 +31,7 @@ _DEMO_NOW = dt.datetime(2026, 6, 15, 9, 0, tzinfo=dt.UTC)
 
 def example_controller() -> Controller:
     """A training organisation hosted in France, as several of the real policies describe."""
-    from learnprivacy.providers import Safeguard
+    from learnprivacy import Safeguard
 
     return Controller(
         name="Example Formation SAS",
@@ -234,8 +234,6 @@ def _story(env: Env, store: Any, org: Any, out: Path, now: dt.datetime) -> None:
         "JSON per record type, CSV, xAPI statements, a readable index.html and a manifest "
         "with SHA-256 hashes; nothing is opened.",
     )
-    from learnprivacy.requests import CNIL
-
     # The learner's page (index.html) speaks French, in the learner's time zone.
     package = export_subject(
         manager,
@@ -243,7 +241,6 @@ def _story(env: Env, store: Any, org: Any, out: Path, now: dt.datetime) -> None:
         out / f"export-{exported.id}.zip",
         now=now,
         controller=example_controller(),
-        authority=CNIL,
         language="fr",
         timezone="Europe/Paris",
     )
@@ -292,7 +289,6 @@ def _erasure_request(
     from learnprivacy.cli._schedules import default_schedule
     from learnprivacy.requests import (
         Channel,
-        Controller,
         ProofMethod,
         RequestBook,
         Requester,
@@ -349,13 +345,13 @@ def _erasure_request(
             colour = "red" if outcome.action.value == "erased" else "yellow"
             table.add_row(
                 f"{outcome.record_type} {outcome.record_id}",
-                f"[{colour}]{outcome.action.value}[/]",
+                f"[{colour}]{outcome.action.done}[/]",
                 outcome.article,
             )
     env.console.print(table)
     letter = render_letter(
         done,
-        Controller.from_register(example_controller()),
+        example_controller(),
         now=now,
         language="en",
         format="md",

@@ -10,17 +10,17 @@ from typing import Any
 import click
 from rich.markdown import Markdown
 
+from learnprivacy import Controller, Hosting, SubProcessor, Transfer
 from learnprivacy.cli._app import Env, pass_env, resolve_now
 from learnprivacy.cli._store_commands import AwareDateTime
 from learnprivacy.errors import ConfigurationError
-from learnprivacy.providers import Controller, Hosting, SubProcessor, Transfer
 
 __all__ = ["controller_from_file", "register_register_commands"]
 
 
 def controller_from_file(path: str) -> Controller:
     """A Controller from a JSON file with the same keys as the class."""
-    from learnprivacy.providers import Safeguard
+    from learnprivacy import Safeguard
 
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))

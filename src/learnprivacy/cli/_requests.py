@@ -237,7 +237,7 @@ def requests_show(
     The letter is signed by the configuration's [controller] and names its DPO and
     supervisory authority: the command refuses to write one until they are configured.
     """
-    from learnprivacy.requests import Controller, render_letter
+    from learnprivacy.requests import render_letter
 
     at = resolve_now(now)
     with _book(env) as (book, _executor):
@@ -245,9 +245,7 @@ def requests_show(
         request = book.get(request_id)
         if letter:
             settings = env.settings
-            signer = Controller.from_register(
-                settings.require_controller(), authority=settings.authority()
-            )
+            signer = settings.require_controller()
             chosen = language or (settings.language if settings.language in ("fr", "en") else "en")
             text = render_letter(  # click.Choice guarantees the literal values
                 request,

@@ -25,8 +25,7 @@ import attrs
 from learnprivacy.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from learnprivacy.providers import Controller
-    from learnprivacy.requests import SupervisoryAuthority
+    from learnprivacy import Controller, SupervisoryAuthority
     from learnprivacy.retention import Schedule
 
 __all__ = [
@@ -123,7 +122,7 @@ class Settings:
         Documents sent to learners and authorities must name the real controller: there is
         no fallback to an example company outside ``learnprivacy demo``.
         """
-        from learnprivacy.providers import Controller
+        from learnprivacy import Controller
 
         if self.controller is None:
             raise ConfigurationError(
@@ -137,16 +136,14 @@ class Settings:
             address=self.controller.address,
             contact=self.controller.contact,
             dpo=dpo,
+            authority=self._authority(self.controller.country),
         )
 
-    def authority(self) -> SupervisoryAuthority:
+    def _authority(self, country: str) -> SupervisoryAuthority:
         """The supervisory authority of the controller's country (CNIL, APD/GBA)."""
-        from learnprivacy.requests import APD_GBA, CNIL
+        from learnprivacy import APD_GBA, CNIL
 
-        self.require_controller()
-        assert self.controller is not None  # checked by require_controller
         known = {"FR": CNIL, "BE": APD_GBA}
-        country = self.controller.country.upper()
         if country not in known:
             raise ConfigurationError(
                 f"[controller] country {country!r}: the complaint route is known for FR "

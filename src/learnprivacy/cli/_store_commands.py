@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 import click
 from rich.table import Table
 
+from learnprivacy import Action
+from learnprivacy._validators import is_aware
 from learnprivacy.cli._app import Env, emit, pass_env, resolve_now
 from learnprivacy.cli._config import load_keyring, master_key_variable, write_key_file
 from learnprivacy.cli._importer import import_file
@@ -36,7 +38,7 @@ class AwareDateTime(click.ParamType):
             parsed = dt.datetime.fromisoformat(str(value))
         except ValueError:
             self.fail("expected an ISO 8601 date such as 2026-06-15 or 2026-06-15T12:00+02:00")
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
+        return parsed if is_aware(parsed) else parsed.replace(tzinfo=dt.UTC)
 
 
 def now_option() -> Callable[[F], F]:
@@ -177,15 +179,14 @@ def print_sweep(env: Env, data: dict[str, Any]) -> None:
     """Render a sweep report as a table."""
     title = "Retention sweep" + (" (dry run: nothing changed)" if data["dry_run"] else "")
     table = Table(title=f"{title} as of {data['now'][:10]}", title_justify="left")
-    actions = ("erased", "anonymised", "restricted", "review", "kept")
+    columns = (Action.ERASE, Action.ANONYMISE, Action.RESTRICT, Action.REVIEW, Action.KEEP)
     table.add_column("record type")
-    for action in actions:
-        table.add_column(action, justify="right")
-    # by_type counts by engine action (erase, keep...); columns are the outcomes.
-    verbs = ("erase", "anonymise", "restrict", "review", "keep")
+    for action in columns:
+        table.add_column(action.done, justify="right")
+    # by_type counts by action value (erase, keep...); the report's totals by past tense.
     for name, counts in sorted(data["by_type"].items()):
-        table.add_row(name, *(str(counts.get(v, 0)) for v in verbs))
-    table.add_row("[bold]total[/]", *(f"[bold]{data[a]}[/]" for a in actions))
+        table.add_row(name, *(str(counts.get(a.value, 0)) for a in columns))
+    table.add_row("[bold]total[/]", *(f"[bold]{data[a.done]}[/]" for a in columns))
     env.console.print(table)
 
 
@@ -235,7 +236,7 @@ def erasure_data(report: Any) -> dict[str, Any]:
             {
                 "record_type": o.record_type,
                 "record_id": o.record_id,
-                "outcome": o.outcome,
+                "action": o.action.value,
                 "article": o.article,
                 "due_at": o.due_at.isoformat() if o.due_at else None,
             }
@@ -253,10 +254,11 @@ def print_erasure(env: Env, data: dict[str, Any]) -> None:
     for column in ("record", "outcome", "article", "kept until"):
         table.add_column(column)
     for o in data["outcomes"]:
-        style = "red" if o["outcome"] == "erased" else "yellow"
+        action = Action(o["action"])
+        style = "red" if action is Action.ERASE else "yellow"
         table.add_row(
             f"{o['record_type']} {o['record_id']}",
-            f"[{style}]{o['outcome']}[/]",
+            f"[{style}]{action.done}[/]",
             o["article"],
             (o["due_at"] or "")[:10],
         )
@@ -315,7 +317,6 @@ def export(
 
     settings = env.settings
     controller = settings.require_controller()
-    authority = settings.authority()
     if Path(out).exists() and not overwrite:
         raise ConfigurationError(f"{out} already exists: pass --overwrite to replace it")
     with env.open_store() as store, progress(env, "Exporting", unit="records") as bar:
@@ -331,7 +332,6 @@ def export(
             csv_bom=bom,
             overwrite=overwrite,
             controller=controller,
-            authority=authority,
             language=language or settings.language,
             timezone=check_timezone(timezone) if timezone else settings.timezone,
             progress=bar,

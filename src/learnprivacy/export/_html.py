@@ -21,6 +21,7 @@ from learnprivacy.export._scope import Scope
 from learnprivacy.providers.writer import DataDescription
 
 if TYPE_CHECKING:
+    from learnprivacy._controller import Controller
     from learnprivacy._documents import Renderer
 
 __all__ = ["PageOptions", "TypeSummary", "render_index"]
@@ -41,14 +42,12 @@ _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{
 class PageOptions:
     """Who the page speaks for, and the reader's language and time zone.
 
-    ``controller`` is the register's :class:`~learnprivacy.providers.Controller` (its
-    ``dpo`` is the DPO's name and address); ``authority`` the supervisory authority
-    complaints go to (``learnprivacy.requests.CNIL`` or ``APD_GBA``). Without them the page
-    says the controller did not state them, rather than invent one.
+    ``controller`` is the :class:`~learnprivacy.Controller` (its ``dpo`` is the DPO's
+    name and address, its ``authority`` where complaints go). Without it the page says the
+    controller did not state them, rather than invent one.
     """
 
-    controller: Any = None
-    authority: Any = None
+    controller: Controller | None = None
     language: str = "en"
     timezone: str = "UTC"
 
@@ -215,8 +214,8 @@ def render_index(
         generated_at=fmt.datetime(generated_at),
         reference=subject_reference,
         controller=controller,
-        dpo=getattr(controller, "dpo", None) if controller is not None else None,
-        authority=options.authority,
+        dpo=controller.dpo if controller is not None else None,
+        authority=controller.authority if controller is not None else None,
         summaries=[_summary(fmt, i, s) for i, s in enumerate(summaries)],
         files=list(files),
     )

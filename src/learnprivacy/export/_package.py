@@ -20,6 +20,7 @@ from typing import IO, Any
 import attrs
 
 from learnprivacy._progress import ProgressReporter
+from learnprivacy._validators import require_aware
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, ProviderError, UnknownCodeError
 from learnprivacy.errors import ValidationError as LPValidationError
@@ -324,8 +325,7 @@ class PackageWriter:
         ``now`` is the generation time written in the manifest (timezone-aware);
         ``page`` says who the learner's page speaks for, in which language and time zone.
         """
-        if now.tzinfo is None or now.utcoffset() is None:
-            raise LPValidationError("now must be timezone-aware", field="now")
+        require_aware(now, "now")
         with self._lock:
             self._check_open()
             self._finished = True

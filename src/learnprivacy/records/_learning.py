@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 
 import attrs
 
+from learnprivacy import _validators as v
 from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import _validators as v
 from learnprivacy.records._base import register_record_type
 from learnprivacy.records._fields import not_personal, personal
 from learnprivacy.records._kinds import CertificateKind, ProgressStatus

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
+from learnprivacy._vocabulary import Article
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import Learner, subject_of
 from learnprivacy.retention import Action, Hold, Override, Schedule
@@ -32,24 +33,21 @@ if TYPE_CHECKING:
 __all__ = ["erase_subject", "replay"]
 
 # The article strings the retention engine uses, for the default policy below.
-_ART_17_1 = "GDPR Art. 17(1)"
-_ART_17_3_B = "GDPR Art. 17(3)(b)"
-_ART_17_3_E = "GDPR Art. 17(3)(e)"
 
 
 def _default_decision(record: Any, holds: tuple[Hold, ...]) -> tuple[Action, str, str]:
     """Without a schedule: holds and legal obligations restrict, everything else goes."""
     hold = next((h for h in holds if h.matches(record)), None)
     if hold is not None:
-        return Action.RESTRICT, _ART_17_3_E, "a legal hold covers the record"
+        return Action.RESTRICT, Article.ART_17_3_E, "a legal hold covers the record"
     basis = getattr(record, "basis", None)
     if basis is not None and not basis.erasable_on_request:
         return (
             Action.RESTRICT,
-            _ART_17_3_B,
+            Article.ART_17_3_B,
             f"processed under {basis.article}: kept for the legal obligation, restricted",
         )
-    return Action.ERASE, _ART_17_1, "erasure requested and no legal minimum or hold applies"
+    return Action.ERASE, Article.ART_17_1, "erasure requested and no legal minimum or hold applies"
 
 
 def _rows_of(
@@ -99,7 +97,7 @@ def erase_subject(
                 due = None
             else:
                 decision = schedule.evaluate(
-                    record, now=now, subject=learner, holds=holds, erasure_requested=True
+                    record, now=now, learner=learner, holds=holds, erasure_requested=True
                 )
                 action, article, reason, due = (
                     decision.action,
@@ -110,14 +108,13 @@ def erase_subject(
             erased = action is Action.ERASE
             entry = plan.setdefault(rt.name, (rt, [], []))
             (entry[1] if erased else entry[2]).append(record.id)
-            outcome = (
-                "erased" if erased else ("review" if action is Action.REVIEW else "restricted")
-            )
+            # Whatever is not erased is kept restricted, unless a person must decide.
+            done = action if action in (Action.ERASE, Action.REVIEW) else Action.RESTRICT
             outcomes.append(
                 ErasureOutcome(
                     record_type=rt.name,
                     record_id=record.id,
-                    outcome=outcome,
+                    action=done,
                     article=article,
                     reason=reason,
                     due_at=due,
@@ -227,7 +224,7 @@ def _protected(
     if action is Action.ERASE:
         return False, article
     if override is not None and not any(h.matches(record) for h in holds):
-        return False, _ART_17_1
+        return False, Article.ART_17_1
     return True, article
 
 

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine
 
 from learnprivacy._progress import ProgressReporter
+from learnprivacy._validators import require_aware
 from learnprivacy.crypto import FieldCipher, Keyring
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import Granularity, record_types
@@ -146,10 +147,7 @@ class Store:
 
     def now(self, now: dt.datetime | None = None) -> dt.datetime:
         """``now`` if given (timezone-aware, else ``ValidationError``), else the clock."""
-        value = self._clock() if now is None else now
-        if not isinstance(value, dt.datetime) or value.utcoffset() is None:
-            raise ValidationError("now must be a timezone-aware datetime", field="now")
-        return value
+        return require_aware(self._clock() if now is None else now, "now")
 
     def table(self, record_type: type[Any] | str) -> RecordTable:
         """The table layout of a record class (or class name)."""

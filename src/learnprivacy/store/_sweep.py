@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, func, select, true
 
 from learnprivacy._progress import ProgressReporter
+from learnprivacy._vocabulary import RETENTION_ACTIONS
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import subject_of
 from learnprivacy.retention import Action, Hold, Schedule
@@ -218,11 +219,11 @@ class _TypeSweep:
         plan = self.schedule.plan(
             records,
             now=self.now,
-            subjects=subjects,
+            learners=subjects,
             holds=self.holds,
             batch_size=len(records) + 1,
         )
-        groups: dict[Action, list[Any]] = {action: [] for action in Action}
+        groups: dict[Action, list[Any]] = {action: [] for action in RETENTION_ACTIONS}
         for batch in plan.batches():
             for action, items in batch.items():
                 groups[action].extend(items)
