@@ -30,8 +30,8 @@ def plaintext_database(path: Path, *, with_index: bool) -> Engine:
     with engine.begin() as c:
         c.execute(
             text(
-                "CREATE TABLE users (id VARCHAR PRIMARY KEY, email TEXT NOT NULL, name TEXT NOT NULL,"
-                f" created_at DATETIME, last_login_at DATETIME{index})"
+                "CREATE TABLE users (id VARCHAR PRIMARY KEY, email TEXT NOT NULL,"
+                f" name TEXT NOT NULL, created_at DATETIME, last_login_at DATETIME{index})"
             )
         )
         c.execute(

@@ -74,9 +74,7 @@ def migrate_encrypt_command(
             env.err.print(f"{table}: {done}/{total} rows")
 
     try:
-        reports = migrate_encrypt(
-            privacy, engine, models, batch_size=batch_size, progress=progress
-        )
+        reports = migrate_encrypt(privacy, engine, models, batch_size=batch_size, progress=progress)
     finally:
         engine.dispose()
     data = [
