@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 import pytest
 import sqlalchemy as sa
 
+from learnprivacy import ContextLevel
 from learnprivacy.basis import LawfulBasis, SpecialCategoryCondition
 from learnprivacy.moodle import (
     INHERIT,
-    ContextLevel,
     DataRegistry,
     LevelAssignment,
     MoodleDatabase,
