@@ -16,21 +16,48 @@ from click.testing import CliRunner, Result
 from learnprivacy.cli import main
 from learnprivacy.cli._config import write_key_file
 
+CONFIG = """
+[controller]
+name = "Formation Exemple SAS"
+address = "12 rue de la République, 69002 Lyon, France"
+contact = "privacy@formation-exemple.fr"
+country = "FR"
+
+[dpo]
+name = "Claire Martin"
+email = "dpo@formation-exemple.fr"
+
+[policy]
+languages = ["fr", "en"]
+timezone = "Europe/Paris"
+"""
+
 
 class Cli:
-    """Runs the command with --db/--key-file pointing into one folder."""
+    """Runs the command with --config/--db/--key-file pointing into one folder."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, config: str = CONFIG) -> None:
         self.folder = folder
         self.db = folder / "lms.db"
         self.key = folder / "master.key"
+        self.config = folder / "learnprivacy.toml"
+        if not self.config.exists():
+            self.config.write_text(config, encoding="utf-8")
         self.runner = CliRunner()
 
     def __call__(self, *args: str, code: int = 0) -> Result:
-        env = {"LEARNPRIVACY_MASTER_KEY": ""}
+        env = {"LEARNPRIVACY_MASTER_KEY": "", "LEARNPRIVACY_CONFIG": "", "LEARNPRIVACY_DB": ""}
         result = self.runner.invoke(
             main,
-            ["--db", f"sqlite:///{self.db}", "--key-file", str(self.key), *args],
+            [
+                "--config",
+                str(self.config),
+                "--db",
+                f"sqlite:///{self.db}",
+                "--key-file",
+                str(self.key),
+                *args,
+            ],
             env=env,
             catch_exceptions=False,
         )

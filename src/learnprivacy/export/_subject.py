@@ -16,18 +16,24 @@ import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from learnprivacy._documents import check_timezone
+from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import require_aware, require_identifier
-from learnprivacy.errors import ConfigurationError
+from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.export._describe import descriptions_from_metadata
+from learnprivacy.export._html import PageOptions
 from learnprivacy.export._names import check_entry_name
 from learnprivacy.export._package import ALL_FORMATS, PackageWriter
 from learnprivacy.export._scope import Scope
 from learnprivacy.export._sources import as_manager, feed_writer
 from learnprivacy.export._xapi import Pseudonyms, XapiProfile
+
+if TYPE_CHECKING:
+    from learnprivacy._controller import Controller
 
 __all__ = ["SUBJECT_REFERENCE_DOMAIN", "ExportResult", "export_subject"]
 
@@ -119,6 +125,10 @@ def export_subject(
     pseudonym_key: bytes | None = None,
     xapi_profile: XapiProfile | None = None,
     overwrite: bool = False,
+    controller: Controller | None = None,
+    language: str = "en",
+    timezone: str = "UTC",
+    progress: ProgressReporter | None = None,
 ) -> ExportResult:
     """Export everything (or the portable part) held about ``learner_id`` into ``out``.
 
@@ -149,6 +159,13 @@ def export_subject(
             export shares.
         xapi_profile: home page and activity IRIs of the xAPI statements.
         overwrite: replace an existing ``out`` instead of refusing.
+        controller: the :class:`~learnprivacy.Controller` the learner's page
+            (``index.html``) names, with its DPO and its supervisory authority (where
+            complaints go); without it the page says they were not stated.
+        language: the page's language: ``"fr"``, ``"en"`` (``"nl"`` and ``"de"`` fall
+            back to English until translated).
+        timezone: the IANA time zone the page shows dates in (``"Europe/Paris"``).
+        progress: told ``advance(1)`` for each row or record written (a progress bar).
 
     Returns:
         An :class:`ExportResult` with the path and the manifest.
@@ -162,6 +179,11 @@ def export_subject(
     now = _now(store_or_manager, now)
     require_identifier(learner_id, "learner_id")
     scope = Scope.parse(scope)
+    page = PageOptions(
+        controller=controller,
+        language=_language(language),
+        timezone=check_timezone(timezone),
+    )
     target = Path(out)
     as_zip = target.suffix.lower() == ".zip"
     if not target.parent.is_dir():
@@ -187,13 +209,14 @@ def export_subject(
             csv_bom=csv_bom,
             xapi_profile=profile,
             defaults=descriptions_from_metadata(manager),
+            progress=progress,
         )
         try:
             feed_writer(manager, learner_id, writer)
         except BaseException:
             writer.abandon()
             raise
-        manifest = writer.finish(now)
+        manifest = writer.finish(now, page=page)
         if as_zip:
             _publish_zip(work, manifest, target, now)
         else:
@@ -201,6 +224,16 @@ def export_subject(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return ExportResult(path=target, scope=scope, manifest=manifest)
+
+
+def _language(language: str) -> str:
+    from learnprivacy._documents import DOCUMENT_LANGUAGES
+
+    if language not in DOCUMENT_LANGUAGES:
+        raise ValidationError(
+            "language must be one of " + ", ".join(DOCUMENT_LANGUAGES), field="language"
+        )
+    return language
 
 
 def _publish_directory(work: Path, target: Path) -> None:

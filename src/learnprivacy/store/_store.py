@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import require_aware
 from learnprivacy.crypto import FieldCipher, Keyring
 from learnprivacy.errors import ValidationError
@@ -357,6 +358,7 @@ class Store:
         batch_size: int = 10_000,
         holds: Sequence[Hold] = (),
         review_limit: int = 10_000,
+        progress: ProgressReporter | None = None,
     ) -> SweepReport:
         """Apply ``schedule`` to every row: erase, anonymise, restrict, or list for review.
 
@@ -365,7 +367,8 @@ class Store:
         ``batch_size`` rows is one transaction (audit entries first), so an interrupted
         sweep can simply be run again; on PostgreSQL concurrent sweeps skip rows another
         one has locked. Smaller batches hold the write lock for less time and cost more
-        in all (docs/concepts-store.md).
+        in all (docs/concepts-store.md). ``progress`` (``expect(n)``/``advance(n)``) is
+        told each record type's row count, then the rows decided page by page.
         """
         return _sweep.sweep(
             self,
@@ -375,6 +378,7 @@ class Store:
             batch_size=batch_size,
             holds=tuple(holds),
             review_limit=review_limit,
+            progress=progress,
         )
 
     def erase_subject(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select, true
 
+from learnprivacy._progress import ProgressReporter
 from learnprivacy._vocabulary import RETENTION_ACTIONS
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import subject_of
@@ -80,6 +81,7 @@ def sweep(
     batch_size: int,
     holds: tuple[Hold, ...],
     review_limit: int,
+    progress: ProgressReporter | None = None,
 ) -> SweepReport:
     """See :meth:`Store.sweep`."""
     if not isinstance(schedule, Schedule):
@@ -93,7 +95,7 @@ def sweep(
     tables = store.tables()
     ordered = [rt for rt in tables if rt.has_learner] + [rt for rt in tables if not rt.has_learner]
     for rt in ordered:
-        _TypeSweep(store, schedule, rt, now, holds, dry_run, batch_size, tally).run()
+        _TypeSweep(store, schedule, rt, now, holds, dry_run, batch_size, tally).run(progress)
     if not dry_run:
         store.database.checkpoint()
     return SweepReport(
@@ -140,7 +142,7 @@ class _TypeSweep:
 
     # -- the loop ----------------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self, progress: ProgressReporter | None = None) -> None:
         name = self.rt.name
         with self.store.reading() as connection:
             total = int(
@@ -152,6 +154,8 @@ class _TypeSweep:
             )
         if not total:
             return
+        if progress is not None:
+            progress.expect(total)
         selection = self.selection
         columns, positions, subject_positions = selection.columns()
         read = self.store.codec(self.rt.cls).skeleton_reader(positions)
@@ -167,6 +171,7 @@ class _TypeSweep:
         at_subject_id = subject_positions.get("id")
         last: str | None = None
         decided = 0
+        reported = 0
         while True:
             # Pages commit without waiting for the disk; the checkpoint ending the sweep
             # makes them durable, and a page lost to a power failure is redone by the next
@@ -189,12 +194,18 @@ class _TypeSweep:
                         if row[at_subject_id] is not None and row[at_subject_id] not in subjects:
                             subjects[row[at_subject_id]] = read_subject(row)
                 decided += self._batch(connection, records, restricted, subjects)
+            if progress is not None:
+                progress.advance(len(rows))
+                reported += len(rows)
             if len(rows) < self.batch_size:
                 # A short page was the last one: no candidate past it was free when it
                 # was read (on PostgreSQL, rows another sweep had locked are that sweep's).
                 # Asking again would cost one more (write) transaction per record type.
                 break
         self.tally.add(name, "keep", max(0, total - decided))
+        if progress is not None and total > reported:
+            # Rows no rule selected were decided too (kept) without being read.
+            progress.advance(total - reported)
 
     def _batch(
         self,
