@@ -83,6 +83,7 @@ class PackageWriter:
         defaults: descriptions known beforehand (a component's metadata); what a
             provider passes to :meth:`describe` takes precedence, and its empty
             attributes are completed from these.
+        now: the export's time: records dated after it get no xAPI statement.
     """
 
     def __init__(
@@ -97,6 +98,7 @@ class PackageWriter:
         csv_bom: bool = False,
         xapi_profile: XapiProfile | None = None,
         defaults: Iterable[DataDescription] = (),
+        now: dt.datetime | None = None,
     ) -> None:
         self.formats = tuple(dict.fromkeys(formats))
         unknown = [f for f in self.formats if f not in ALL_FORMATS]
@@ -116,6 +118,8 @@ class PackageWriter:
         self._xapi_actor = xapi_actor
         self._csv_bom = csv_bom
         self._profile = xapi_profile or XapiProfile()
+        # Statements never state events after this instant (read once when not given).
+        self._now = now if now is not None else dt.datetime.now(dt.UTC)
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._descriptions: dict[tuple[str, str], DataDescription] = {}
         self._defaults = {(d.component, d.record_type): d for d in defaults}
@@ -201,7 +205,14 @@ class PackageWriter:
             stream.typed = False
         self._append(stream, row)
         if "xapi" in self.formats and isinstance(record, Progress | Certificate):
-            statement = statement_for(record, actor_name=self._xapi_actor, profile=self._profile)
+            try:
+                statement = statement_for(
+                    record, actor_name=self._xapi_actor, profile=self._profile, now=self._now
+                )
+            except LPValidationError:
+                # A record dated after the export states nothing yet: its data is in
+                # the JSON and CSV files, and no statement claims it happened.
+                statement = None
             if statement is not None:
                 self._append_statement(statement)
         return 1
