@@ -102,11 +102,25 @@ def init(env: Env, force: bool) -> None:
     default=None,
     help="Record type of a CSV file (Learner, Progress, Invoice...); JSON files may say it.",
 )
+@click.option(
+    "--xapi-home-page",
+    default=None,
+    help="The LMS home page of the actors in an xAPI statements file.",
+)
 @pass_env
-def import_(env: Env, path: str, record_type: str | None) -> None:
-    """Import learners, progress, invoices... from a CSV or JSON file (all or nothing)."""
+def import_(env: Env, path: str, record_type: str | None, xapi_home_page: str | None) -> None:
+    """Import learners, progress, invoices... from a CSV or JSON file (all or nothing).
+
+    A JSON file of xAPI statements gives progress records of the store's learners.
+    """
     with open_store(env.db, env.key_file) as store:
-        counts = import_file(store, Path(path), record_type=record_type, console=env.err)
+        counts = import_file(
+            store,
+            Path(path),
+            record_type=record_type,
+            console=env.err,
+            xapi_home_page=xapi_home_page,
+        )
     emit(
         env,
         {"imported": counts},
