@@ -233,4 +233,4 @@ def test_kit_requires_register_facts(lms: ToyLMS) -> None:
     assert_provider_compliant(
         provider, provider.make_user_data, max_examples=2, require_register_facts=False
     )
-    assert Context.activity("M1") not in provider.get_contexts_for_userid("nobody")
+    assert Context.module("M1") not in provider.get_contexts_for_userid("nobody")

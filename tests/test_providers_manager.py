@@ -226,7 +226,7 @@ def test_context_and_user_list_requests(lms: ToyLMS) -> None:
     assert manager.delete_data_for_users(forum, ["ben"]).completed
     assert forum not in manager.get_contexts_for_userid("ben")["toy_forum"]
 
-    meeting = Context.activity("M1")
+    meeting = Context.module("M1")
     assert manager.delete_data_for_all_users_in_context(meeting).completed
     assert lms.query("SELECT COUNT(*) FROM videoconf_attendance WHERE meeting_id = 'M1'") == [(0,)]
 

@@ -13,6 +13,7 @@ import attrs
 import pytest
 from sqlalchemy import text
 
+from learnprivacy import Action
 from learnprivacy.crypto import FieldCipher, Keyring
 from learnprivacy.errors import (
     AuditTampered,
@@ -29,7 +30,6 @@ from learnprivacy.requests import (
     MemoryBackend,
     ObjectionParams,
     ProofMethod,
-    RecordAction,
     RecordOutcome,
     RefusalGrounds,
     RequestBook,
@@ -231,7 +231,7 @@ def test_record_step_is_kept_once(book: RequestBook) -> None:
             RecordOutcome(
                 record_type="Invoice",
                 record_id="I1",
-                action=RecordAction.RESTRICTED,
+                action=Action.RESTRICT,
                 article="GDPR Art. 17(3)(b)",
             ),
         ),

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import learnprivacy.requests as requests_module
+from learnprivacy import Action
 from learnprivacy.errors import AuditTampered, RequestStateError, ValidationError
 from learnprivacy.requests import (
     TRANSITIONS,
@@ -23,7 +24,6 @@ from learnprivacy.requests import (
     ObjectionParams,
     PostMortemDirective,
     ProofMethod,
-    RecordAction,
     RecordOutcome,
     RectificationParams,
     Refusal,
@@ -189,7 +189,7 @@ def full_request() -> SubjectRequest:
             RecordOutcome(
                 record_type="Invoice",
                 record_id="I1",
-                action=RecordAction.RESTRICTED,
+                action=Action.RESTRICT,
                 article="GDPR Art. 17(3)(b)",
                 reason="legal minimum",
             ),

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
+from learnprivacy.cli._progress import progress
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import Learner, from_json_dict, record_type
+
+if TYPE_CHECKING:
+    from learnprivacy.cli._app import Env
 
 __all__ = ["import_file", "read_records"]
 
@@ -57,9 +59,18 @@ def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
             yield nested
 
 
-def read_records(path: Path, *, record_type_name: str | None = None) -> list[Any]:
-    """Every record in the file, validated, learners first."""
+def read_records(
+    path: Path,
+    *,
+    record_type_name: str | None = None,
+    on_record: Callable[[int], None] | None = None,
+) -> list[Any]:
+    """Every record in the file, validated, learners first.
+
+    ``on_record(1)`` is called after each record is built (for a progress bar).
+    """
     records: list[Any] = []
+    tick = on_record or (lambda _n: None)
     suffix = path.suffix.lower()
     if suffix == ".csv":
         if record_type_name is None:
@@ -67,6 +78,7 @@ def read_records(path: Path, *, record_type_name: str | None = None) -> list[Any
         cls = record_type(record_type_name)
         for number, row in enumerate(_csv_rows(path), start=2):
             records.append(_build(cls, row, f"line {number}"))
+            tick(1)
     elif suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -86,6 +98,7 @@ def read_records(path: Path, *, record_type_name: str | None = None) -> list[Any
                 raise ValidationError(f"{name} must be a list of objects", field=name)
             for index, item in enumerate(items):
                 records.append(_build(cls, item, f"{name}[{index}]"))
+                tick(1)
     else:
         raise ValidationError("import reads .csv or .json files", field="file")
     records.sort(key=lambda r: not isinstance(r, Learner))
@@ -140,24 +153,29 @@ def _read_statements(store: Any, path: Path, home_page: str | None) -> tuple[lis
 
 
 def import_file(
+    env: Env,
     store: Any,
     path: Path,
     *,
     record_type: str | None,
-    console: Console,
     xapi_home_page: str | None = None,
 ) -> dict[str, int]:
-    """Validate every record of ``path`` then add them all in one transaction."""
+    """Validate every record of ``path`` then add them all in one transaction.
+
+    Two progress bars: reading and checking, then encrypting and storing (the store
+    pulls the records as it writes its batches, so the bar follows the real work). A
+    file of xAPI statements gives Progress records (see the module's docstring).
+    """
     if _holds_statements(path):
-        with console.status(f"Reading xAPI statements from {path.name}..."):
-            records, skipped = _read_statements(store, path, xapi_home_page)
-        with console.status(f"Storing {len(records)} progress records..."):
-            store.add_all(records)
-        return {"Progress": len(records), "skipped statements": skipped}
-    with console.status(f"Reading {path.name}..."):
-        records = read_records(path, record_type_name=record_type)
-    with console.status(f"Encrypting and storing {len(records)} records..."):
-        store.add_all(records)
+        with progress(env, f"Reading xAPI statements from {path.name}", unit="records"):
+            fresh, skipped = _read_statements(store, path, xapi_home_page)
+        with progress(env, "Encrypting and storing", total=len(fresh), unit="records") as bar:
+            store.add_all(bar.track(fresh))
+        return {"Progress": len(fresh), "skipped statements": skipped}
+    with progress(env, f"Reading {path.name}", unit="records") as bar:
+        records = read_records(path, record_type_name=record_type, on_record=bar.advance)
+    with progress(env, "Encrypting and storing", total=len(records), unit="records") as bar:
+        store.add_all(bar.track(records))
     counts: dict[str, int] = {}
     for record in records:
         counts[type(record).__name__] = counts.get(type(record).__name__, 0) + 1

@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 
 import attrs
 
+from learnprivacy._validators import require_aware
 from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.records import Certificate, Progress, ProgressStatus, subject_of
 
@@ -217,9 +218,7 @@ def _number(value: int | float | Decimal) -> int | float:
 
 def _instant(value: dt.datetime) -> dt.datetime:
     """``value`` in UTC, truncated to the millisecond (what an LRS keeps)."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError("xAPI timestamps need a time zone", field="timestamp")
-    utc = value.astimezone(_UTC)
+    utc = require_aware(value, "timestamp").astimezone(_UTC)
     return utc.replace(microsecond=utc.microsecond - utc.microsecond % 1000)
 
 
@@ -361,9 +360,7 @@ def _now(now: dt.datetime | None) -> dt.datetime:
     # The API edge: read the clock once when the caller did not pass it.
     if now is None:
         return dt.datetime.now(_UTC)
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValidationError("now must be timezone-aware", field="now")
-    return now
+    return require_aware(now, "now")
 
 
 def statement_for(
@@ -457,8 +454,7 @@ def check_statement(statement: Mapping[str, Any]) -> None:
         raise ValidationError(
             "xAPI statement lacks a valid id, actor or timestamp", field="statement"
         ) from None
-    if timestamp.tzinfo is None:
-        raise ValidationError("xAPI timestamp must carry a time zone", field="timestamp")
+    require_aware(timestamp, "timestamp")
     version = statement.get("version")
     if version is not None and not (isinstance(version, str) and _VERSION.match(version)):
         raise ValidationError("xAPI version must be 1.0.x or 2.0.x", field="version")

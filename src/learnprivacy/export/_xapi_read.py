@@ -25,6 +25,7 @@ from urllib.parse import unquote
 
 import attrs
 
+from learnprivacy._validators import is_aware, require_aware
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.export._lrs_http import Auth, LrsConnection
@@ -114,9 +115,7 @@ def _query(
         params["activity"] = activity
     for name, moment in (("since", since), ("until", until)):
         if moment is not None:
-            if moment.utcoffset() is None:
-                raise ValidationError(f"{name} must be timezone-aware", field=name)
-            params[name] = moment.isoformat()
+            params[name] = require_aware(moment, name).isoformat()
     if page_size is not None:
         if page_size < 1:
             raise ConfigurationError("page_size must be >= 1")
@@ -298,7 +297,7 @@ def _one(
         activity = unquote(tail)
     try:
         recorded_at = dt.datetime.fromisoformat(str(statement.get("timestamp")))
-        if recorded_at.utcoffset() is None:
+        if not is_aware(recorded_at):
             return "timestamp without a time zone", None
         result = statement.get("result") or {}
         record = Progress(

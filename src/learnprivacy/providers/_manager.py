@@ -34,7 +34,8 @@ from learnprivacy.providers._results import ProviderOutcome, RequestResult, Requ
 from learnprivacy.providers.writer import ContentWriter
 
 if TYPE_CHECKING:
-    from learnprivacy.providers._register import Controller, Register
+    from learnprivacy._controller import Controller
+    from learnprivacy.providers._register import Register
 
 __all__ = ["DEFAULT_TIMEOUT", "PrivacyManager"]
 

@@ -22,11 +22,11 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from learnprivacy._vocabulary import ContextLevel
 from learnprivacy.providers._contexts import (
     ApprovedContextList,
     ApprovedUserList,
     Context,
-    ContextLevel,
     ContextList,
     UserList,
 )

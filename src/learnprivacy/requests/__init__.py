@@ -15,7 +15,6 @@ from learnprivacy.requests._adapters import store_audit_sink
 from learnprivacy.requests._backend import Fact, MemoryBackend, RequestBackend
 from learnprivacy.requests._book import AuditSink, RequestBook
 from learnprivacy.requests._codec import request_from_dict, request_to_dict
-from learnprivacy.requests._controller import APD_GBA, CNIL, Controller, SupervisoryAuthority
 from learnprivacy.requests._deadlines import (
     MAX_EXTENSION_MONTHS,
     RESPONSE_PERIOD,
@@ -44,7 +43,6 @@ from learnprivacy.requests._model import (
 from learnprivacy.requests._outcomes import (
     NotificationOutcome,
     NotificationStatus,
-    RecordAction,
     RecordOutcome,
     StepResult,
 )
@@ -72,8 +70,6 @@ from learnprivacy.requests._vocabulary import (
 )
 
 __all__ = [
-    "APD_GBA",
-    "CNIL",
     "GENESIS",
     "LANGUAGES",
     "MAX_EXTENSION_MONTHS",
@@ -81,7 +77,6 @@ __all__ = [
     "TRANSITIONS",
     "AuditSink",
     "Channel",
-    "Controller",
     "DeathAction",
     "DeathReport",
     "Executor",
@@ -105,7 +100,6 @@ __all__ = [
     "ProofMethod",
     "Recipient",
     "Recipients",
-    "RecordAction",
     "RecordOutcome",
     "RecordedDeath",
     "RectificationParams",
@@ -124,7 +118,6 @@ __all__ = [
     "ScheduledErasure",
     "StepResult",
     "SubjectRequest",
-    "SupervisoryAuthority",
     "WithdrawConsentParams",
     "check_transition",
     "extended_deadline",

@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from learnprivacy._validators import require_aware
 from learnprivacy.errors import (
     AuditTampered,
     IntegrityError,
@@ -23,7 +24,6 @@ from learnprivacy.errors import (
     ValidationError,
 )
 from learnprivacy.requests._backend import Fact, MemoryBackend, RequestBackend
-from learnprivacy.requests._deadlines import require_aware
 from learnprivacy.requests._decisions import DecisionsMixin, RequestRef
 from learnprivacy.requests._facts import FactsMixin
 from learnprivacy.requests._history import HistoryEntry, next_entry, verify_history

@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from learnprivacy._vocabulary import Action, Article
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import NotFoundError
 from learnprivacy.records import from_json_dict, record_type, subject_of, to_json_dict
 from learnprivacy.requests._model import SubjectRequest
-from learnprivacy.requests._outcomes import RecordAction, RecordOutcome, StepResult
+from learnprivacy.requests._outcomes import RecordOutcome, StepResult
 from learnprivacy.requests._params import (
     ObjectionParams,
     PostMortemDirective,
@@ -25,11 +26,6 @@ from learnprivacy.requests._steps import Env
 
 __all__ = ["object_to_processing", "rectify", "register_directive", "restrict"]
 
-ART_16 = "GDPR Art. 16"
-ART_18_1 = "GDPR Art. 18(1)"
-ART_21_1 = "GDPR Art. 21(1)"
-ART_21_3 = "GDPR Art. 21(3)"
-
 
 # -- restriction and objection -----------------------------------------------------------
 
@@ -38,7 +34,7 @@ def restrict(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
     """Restrict the learner's records (all, or the types the request names)."""
     params = request.params
     assert params is None or isinstance(params, RestrictionParams)
-    article = params.grounds.article if params is not None else ART_18_1
+    article = params.grounds.article if params is not None else Article.ART_18_1
     names = set(params.record_types) if params is not None and params.record_types else None
     reason = f"restriction request ({article})"
     if names is None:
@@ -50,7 +46,7 @@ def restrict(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
         RecordOutcome(
             record_type=type(r).__name__,
             record_id=r.id,
-            action=RecordAction.RESTRICTED,
+            action=Action.RESTRICT,
             article=article,
         )
         for r in env.store.records_of(request.learner_id, include_restricted=True)
@@ -84,7 +80,7 @@ def object_to_processing(env: Env, request: SubjectRequest, now: dt.datetime) ->
     )
     if env.store is None:
         return StepResult(name="objection", completed_at=now, facts={"flag": "recorded"})
-    article = ART_21_3 if params.direct_marketing else ART_21_1
+    article = Article.ART_21_3 if params.direct_marketing else Article.ART_21_1
     if not overridden:
         for record in env.store.records_of(request.learner_id):
             if _objected(record, params):
@@ -95,7 +91,7 @@ def object_to_processing(env: Env, request: SubjectRequest, now: dt.datetime) ->
         RecordOutcome(
             record_type=type(r).__name__,
             record_id=r.id,
-            action=RecordAction.KEPT if overridden else RecordAction.OBJECTION_UPHELD,
+            action=Action.KEEP if overridden else Action.UPHOLD_OBJECTION,
             article=article,
             reason="compelling legitimate grounds" if overridden else "processing stopped",
         )
@@ -133,8 +129,8 @@ def rectify(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
         RecordOutcome(
             record_type=type(record).__name__,
             record_id=record.id,
-            action=RecordAction.RECTIFIED,
-            article=ART_16,
+            action=Action.RECTIFY,
+            article=Article.ART_16,
             reason="fields: " + ", ".join(fields),
         )
         for record, fields in updated

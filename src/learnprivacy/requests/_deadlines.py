@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
 from learnprivacy.retention import Period
 
@@ -30,19 +31,6 @@ RESPONSE_PERIOD = Period(months=1)
 
 #: The longest extension Art. 12(3) allows, in months.
 MAX_EXTENSION_MONTHS = 2
-
-
-def require_aware(value: object, field: str) -> dt.datetime:
-    """Return ``value`` if it is a timezone-aware datetime, else raise ``ValidationError``."""
-    if not isinstance(value, dt.datetime):
-        raise ValidationError(
-            f"{field} must be a datetime, got {type(value).__name__}", field=field
-        )
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError(
-            f"{field} must be timezone-aware (naive datetime refused)", field=field
-        )
-    return value
 
 
 def first_deadline(received_at: dt.datetime) -> dt.datetime:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from learnprivacy._validators import require_aware
 from learnprivacy.records import MASK
-from learnprivacy.requests._deadlines import require_aware
 from learnprivacy.requests._facts import RegisteredDirective, ScheduledErasure
 from learnprivacy.requests._model import SubjectRequest
 from learnprivacy.requests._outcomes import NotificationStatus

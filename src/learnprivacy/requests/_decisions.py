@@ -12,8 +12,9 @@ from typing import Any
 
 import attrs
 
+from learnprivacy._validators import require_aware
 from learnprivacy.errors import PolicyError, RequestStateError, ValidationError
-from learnprivacy.requests._deadlines import Extension, require_aware
+from learnprivacy.requests._deadlines import Extension
 from learnprivacy.requests._model import IdentityCheck, Refusal, SubjectRequest
 from learnprivacy.requests._params import ObjectionParams
 from learnprivacy.requests._vocabulary import (

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from learnprivacy._validators import require_aware
 from learnprivacy.errors import (
     ConfigurationError,
     LearnPrivacyError,
@@ -25,7 +26,6 @@ from learnprivacy.errors import (
 from learnprivacy.requests import _changes as changes
 from learnprivacy.requests import _steps as steps
 from learnprivacy.requests._book import RequestBook
-from learnprivacy.requests._deadlines import require_aware
 from learnprivacy.requests._death import DeathMixin
 from learnprivacy.requests._model import Failure, SubjectRequest
 from learnprivacy.requests._recipients import Recipients

@@ -11,9 +11,9 @@ from typing import Any
 
 import attrs
 
+from learnprivacy._validators import require_aware
 from learnprivacy.records import MASK
 from learnprivacy.requests._backend import Fact
-from learnprivacy.requests._deadlines import require_aware
 from learnprivacy.requests._outcomes import NotificationStatus
 from learnprivacy.requests._params import PostMortemDirective, params_from_dict
 

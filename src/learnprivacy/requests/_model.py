@@ -13,14 +13,10 @@ from typing import Any
 
 import attrs
 
+from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import MASK
-from learnprivacy.requests._deadlines import (
-    Extension,
-    extended_deadline,
-    first_deadline,
-    require_aware,
-)
+from learnprivacy.requests._deadlines import Extension, extended_deadline, first_deadline
 from learnprivacy.requests._outcomes import NotificationOutcome, RecordOutcome, StepResult
 from learnprivacy.requests._params import (
     ObjectionParams,

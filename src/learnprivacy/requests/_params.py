@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from learnprivacy._validators import require_aware
 from learnprivacy.errors import UnknownCodeError, ValidationError
 from learnprivacy.records import MASK, fields_of, record_type
 from learnprivacy.requests._vocabulary import RestrictionGrounds
@@ -66,9 +67,7 @@ def json_scalar(value: object, field: str) -> JsonScalar:
     if value is None or isinstance(value, str | bool | int | float):
         return value
     if isinstance(value, dt.datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValidationError(f"{field} must be timezone-aware", field=field)
-        return value.isoformat()
+        return require_aware(value, field).isoformat()
     if isinstance(value, enum.Enum):
         return json_scalar(value.value, field)
     if isinstance(value, Decimal):

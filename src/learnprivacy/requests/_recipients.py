@@ -29,9 +29,9 @@ from typing import Any
 
 import attrs
 
+from learnprivacy._validators import require_aware
 from learnprivacy.crypto import Pseudonymiser
 from learnprivacy.errors import ConfigurationError, ValidationError
-from learnprivacy.requests._deadlines import require_aware
 from learnprivacy.requests._outcomes import NotificationOutcome, NotificationStatus
 
 __all__ = ["Notification", "Notifier", "Recipient", "Recipients"]

@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from learnprivacy._vocabulary import Action, Article
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import NotFoundError
 from learnprivacy.records import Consent
@@ -29,7 +30,6 @@ from learnprivacy.requests._model import PLAN_PREFIX, SubjectRequest
 from learnprivacy.requests._outcomes import (
     NotificationOutcome,
     NotificationStatus,
-    RecordAction,
     RecordOutcome,
     StepResult,
 )
@@ -42,24 +42,16 @@ from learnprivacy.requests._vocabulary import RequestType
 
 __all__ = ["Env", "Step", "StepFailed"]
 
-ART_17_1 = "GDPR Art. 17(1)"
-ART_17_1_B = "GDPR Art. 17(1)(b)"
-ART_7_3 = "GDPR Art. 7(3)"
 
 _STORE_COMPONENT = "learnprivacy_store"
 _CHANGING = frozenset(
     {
-        RecordAction.ERASED,
-        RecordAction.ANONYMISED,
-        RecordAction.RESTRICTED,
-        RecordAction.RECTIFIED,
+        Action.ERASE,
+        Action.ANONYMISE,
+        Action.RESTRICT,
+        Action.RECTIFY,
     }
 )
-_ERASURE_ACTIONS = {
-    "erased": RecordAction.ERASED,
-    "anonymised": RecordAction.ANONYMISED,
-    "restricted": RecordAction.RESTRICTED,
-}
 _OPERATIONS = {
     RequestType.ERASURE: "erasure",
     RequestType.WITHDRAW_CONSENT: "erasure",
@@ -121,7 +113,7 @@ def _plan_of(name: str, records: Sequence[Any], now: dt.datetime) -> StepResult:
             RecordOutcome(
                 record_type=type(r).__name__,
                 record_id=r.id,
-                action=RecordAction.KEPT,
+                action=Action.KEEP,
                 article="",
                 reason="planned",
             )
@@ -194,7 +186,8 @@ def erase_store(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResu
         outcomes[(item.record_type, item.record_id)] = RecordOutcome(
             record_type=item.record_type,
             record_id=item.record_id,
-            action=_ERASURE_ACTIONS.get(item.outcome, RecordAction.KEPT),
+            # A record left for review is kept as it is until a person decides.
+            action=Action.KEEP if item.action is Action.REVIEW else item.action,
             article=item.article,
             reason=item.reason,
         )
@@ -203,7 +196,7 @@ def erase_store(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResu
         key = (planned.record_type, planned.record_id)
         if key not in outcomes:
             outcomes[key] = attrs.evolve(
-                planned, action=RecordAction.ERASED, article=ART_17_1, reason="erased"
+                planned, action=Action.ERASE, article=Article.ART_17_1, reason="erased"
             )
     return StepResult(
         name="erase_store",
@@ -227,8 +220,8 @@ def erase_providers(env: Env, request: SubjectRequest, now: dt.datetime) -> Step
         RecordOutcome(
             record_type=o.component,
             record_id="",
-            action=RecordAction.ERASED,
-            article=ART_17_1,
+            action=Action.ERASE,
+            article=Article.ART_17_1,
             reason="all data of the component",
         )
         for o in result.outcomes
@@ -255,8 +248,8 @@ def withdraw_consent(env: Env, request: SubjectRequest, now: dt.datetime) -> Ste
             RecordOutcome(
                 record_type="Consent",
                 record_id=record.id,
-                action=RecordAction.CONSENT_WITHDRAWN,
-                article=ART_7_3,
+                action=Action.WITHDRAW_CONSENT,
+                article=Article.ART_7_3,
                 reason="kept as proof of consent",
             )
         )
@@ -292,7 +285,7 @@ def erase_consent_data(env: Env, request: SubjectRequest, now: dt.datetime) -> S
     ]
     erase_records(env.store, present, now=now, reason="consent withdrawn (GDPR Art. 17(1)(b))")
     records = tuple(
-        attrs.evolve(p, action=RecordAction.ERASED, article=ART_17_1_B, reason="consent withdrawn")
+        attrs.evolve(p, action=Action.ERASE, article=Article.ART_17_1_B, reason="consent withdrawn")
         for p in planned
     )
     return StepResult(name="erase_consent_data", completed_at=now, records=records)

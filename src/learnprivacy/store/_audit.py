@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 from sqlalchemy import Connection, insert, select, update
 
+from learnprivacy._validators import require_aware
 from learnprivacy.crypto import Pseudonymiser
 from learnprivacy.errors import AuditTampered
 from learnprivacy.store._engine import Database
@@ -203,10 +204,7 @@ class AuditLog:
         such as a data-subject request changing state). ``learner_id`` is stored as its
         pseudonymous reference; ``details`` must hold no personal value.
         """
-        if now.utcoffset() is None:
-            from learnprivacy.errors import ValidationError
-
-            raise ValidationError("now must be timezone-aware", field="now")
+        require_aware(now, "now")
         event = AuditEvent(
             action=action,
             outcome=outcome,
