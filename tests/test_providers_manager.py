@@ -58,6 +58,9 @@ class Exploding:
         return collection.add_database_table("boom", {"user_id": "User"}, "Boom")
 
     def get_contexts_for_userid(self, user_id: str) -> ContextList:
+        # Once deleted, the user has no context left: the manager's re-check sees it.
+        if user_id in self.deleted:
+            return ContextList([])
         return ContextList([Context.user(user_id)])
 
     def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:

@@ -33,7 +33,6 @@ from learnprivacy.requests import (
     Channel,
     FieldChange,
     Notification,
-    NotificationStatus,
     ProofMethod,
     Recipients,
     RectificationParams,
@@ -178,7 +177,7 @@ def test_erasure_voids_the_learners_statements_and_reports_it(world: World) -> N
     done = world.executor(recipient).execute(world.request(RequestType.ERASURE), now=T)
     assert done.state is RequestState.COMPLETED, done.failure
     [outcome] = [n for s in done.steps for n in s.notifications]
-    assert outcome.status is NotificationStatus.SENT
+    assert outcome.status.value == "sent"
     assert outcome.details["found"] == "5"
     assert outcome.details["voided"] == "5"
     assert outcome.details["not_voided"] == "0"
