@@ -35,7 +35,7 @@ def test_page_lists_every_command_option_and_exit_code() -> None:
 
     walk(main, "")
     for text, code in EXIT_CODES.items():
-        assert f"| {code} | " in page
+        assert f"| {code} | {text}" in page
     assert "| 8 |" in page
     assert "score.raw" in page  # the import CSV columns
 
