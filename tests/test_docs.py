@@ -22,7 +22,8 @@ from learnprivacy.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 BLOCK = re.compile(
-    r"(?:<!-- tutorial: (?P<verb>write|append) (?P<file>\S+) -->\n)?```(?P<lang>\w*)\n(?P<code>.*?)```",
+    r"(?:<!-- tutorial: (?P<verb>write|append) (?P<file>\S+) -->\n)?"
+    r"```(?P<lang>\w*)\n(?P<code>.*?)```",
     re.S,
 )
 
