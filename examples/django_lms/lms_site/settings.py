@@ -24,6 +24,9 @@ INSTALLED_APPS = [
     "learnprivacy.django",
     "lms",
 ]
+if os.environ.get("LMS_CHECKS_APP"):
+    # Models that break the rules on purpose (tests of manage.py check only).
+    INSTALLED_APPS.append("lms_checks")
 
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -66,13 +69,19 @@ else:
         "learnprivacy_keys": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "lms.keys.sqlite3",
+            # Shredded keys are overwritten on disk (secure_delete); WAL keeps the commit
+            # of each new learner's key cheap, and learnprivacy checkpoints it after shreds.
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                "PRAGMA secure_delete=ON"
+            },
         },
     }
 DATABASE_ROUTERS = ["learnprivacy.django.KeysRouter"]
 
 LEARNPRIVACY = {
     "MASTER_KEY_ENV": "LEARNPRIVACY_MASTER_KEY",
-    "KEYS": "learnprivacy_keys",
+    "KEYS": os.environ.get("LMS_KEYS_ALIAS", "learnprivacy_keys"),
     "SCHEDULE": "lms.privacy.SCHEDULE",
     "CONTROLLER": "lms.privacy.CONTROLLER",
 }

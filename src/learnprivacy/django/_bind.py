@@ -114,6 +114,10 @@ def declare(
         fields[name] = ColumnPrivacy(
             personal=False, category=DataCategory.NONE, description=description
         )
+    if privacy.scope is None:
+        # Nothing of such a model is encrypted: a scope of its own, so that keeping its
+        # rows (restricted) never keeps the keys of the project's encrypted tables alive.
+        privacy = attrs.evolve(privacy, scope="clear-columns")
     if isinstance(model, str):
         _pending_labels.append((model, privacy, fields))
     else:
@@ -125,18 +129,25 @@ def _columns(
 ) -> list[tuple[str, str, ColumnPrivacy | None]]:
     meta = model._meta
     columns: list[tuple[str, str, ColumnPrivacy | None]] = []
+    roles = {getattr(privacy, r) for r in ("activity", "created", "contract_end")} - {None}
     for field in meta.concrete_fields:
         if field is meta.pk or isinstance(field, BlindIndexField):
             continue
         if foreign is None:
             declared = declaration_of(field)
-        else:
-            declared = foreign.get(field.name) or ColumnPrivacy(
+        elif field.name in foreign:
+            declared = foreign[field.name]
+        elif field.name in roles or field.name == privacy.subject:
+            declared = ColumnPrivacy(
                 personal=False,
                 category=DataCategory.NONE,
                 description=str(field.verbose_name) or field.name,
                 exported=False,
             )
+        else:
+            # A model the project does not own: only what the recipe names takes part
+            # (a password hash never enters a record view nor an export).
+            continue
         columns.append((field.name, field.column, declared))
     known = {name for name, _, _ in columns}
     for role in ("activity", "created", "contract_end"):

@@ -8,7 +8,9 @@ and ``KeyTombstone``, created by ``manage.py migrate --database <KEYS alias>``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from learnprivacy.crypto import KeyEntry, KeyState
@@ -34,10 +36,26 @@ def _entry(row: Sequence[Any]) -> KeyEntry:
     )
 
 
-class DjangoKeyStore:
-    """A :class:`learnprivacy.crypto.KeyStore` in the database alias ``alias``."""
+class _Batch:
+    """Entries and tombstones of a known set of subjects, and keys not yet inserted."""
 
-    __slots__ = ("_alias",)
+    __slots__ = ("entries", "pending", "tombstones")
+
+    def __init__(self) -> None:
+        self.entries: dict[str, list[KeyEntry]] = {}
+        self.tombstones: set[tuple[str, str]] = set()
+        self.pending: list[KeyEntry] = []
+
+
+class DjangoKeyStore:
+    """A :class:`learnprivacy.crypto.KeyStore` in the database alias ``alias``.
+
+    :meth:`batch` serves many learners at once: their entries are read in a few queries
+    and their new keys inserted in one transaction when the batch ends (see
+    :func:`learnprivacy.django.prepare_keys`).
+    """
+
+    __slots__ = ("_alias", "_local")
 
     def __init__(self, alias: str) -> None:
         from django.conf import settings
@@ -47,6 +65,7 @@ class DjangoKeyStore:
                 f'LEARNPRIVACY["KEYS"] names {alias!r}, which is not in settings.DATABASES'
             )
         self._alias = alias
+        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"DjangoKeyStore({self._alias!r})"
@@ -63,8 +82,65 @@ class DjangoKeyStore:
             cursor.execute(sql, params)
             return list(cursor.fetchall())
 
+    # -- batches ---------------------------------------------------------------------
+
+    @contextmanager
+    def batch(self, subjects: Iterable[str]) -> Iterator[None]:
+        """Read the keys of ``subjects`` at once; insert their new keys when done.
+
+        The new keys are committed to the key store when the block ends, in one
+        transaction: end the batch *before* committing data encrypted under them.
+        """
+        batch = _Batch()
+        wanted = sorted(set(subjects))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for subject in chunk:
+                batch.entries[subject] = []
+            marks = ", ".join(["%s"] * len(chunk))
+            for row in self._rows(
+                f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject IN ({marks}) ORDER BY id", chunk
+            ):
+                batch.entries[row[0]].append(_entry(row))
+            for subject, scope in self._rows(
+                f"SELECT subject, scope FROM {_TOMBSTONES} WHERE subject IN ({marks})", chunk
+            ):
+                batch.tombstones.add((subject, scope))
+        self._local.batch = batch
+        try:
+            yield
+            self._flush(batch)
+        finally:
+            self._local.batch = None
+
+    def _flush(self, batch: _Batch) -> None:
+        from django.db import connections, transaction
+
+        if not batch.pending:
+            return
+        rows = [
+            [e.subject, e.scope, e.key_id, e.state.value, e.master_key_id, e.wrapped]
+            for e in batch.pending
+        ]
+        with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {_KEYS} ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)", rows
+            )
+        batch.pending = []
+
+    def _batch_for(self, subject: str | None) -> _Batch | None:
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is None or subject is None or subject not in batch.entries:
+            return None
+        return batch
+
+    # -- the KeyStore protocol ---------------------------------------------------------
+
     def get(self, subject: str, key_id: str) -> KeyEntry | None:
         """The entry of ``key_id`` for ``subject``, shredded or not; ``None`` if unknown."""
+        batch = self._batch_for(subject)
+        if batch is not None:
+            return next((e for e in batch.entries[subject] if e.key_id == key_id), None)
         rows = self._rows(
             f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject = %s AND key_id = %s",
             [subject, key_id],
@@ -75,6 +151,10 @@ class DjangoKeyStore:
         self, subject: str | None = None, scope: str | None = None
     ) -> Iterator[KeyEntry]:
         """Entries of ``subject`` (optionally of one ``scope``), or every entry if ``None``."""
+        batch = self._batch_for(subject)
+        if batch is not None and subject is not None:
+            found = batch.entries[subject]
+            return iter([e for e in found if scope is None or e.scope == scope])
         where: list[str] = []
         params: list[str] = []
         if subject is not None:
@@ -90,42 +170,71 @@ class DjangoKeyStore:
         return iter([_entry(row) for row in rows])
 
     def add(self, entry: KeyEntry, *, revive: bool = False) -> KeyEntry:
-        """Insert an ACTIVE key unless one exists; refuse a shredded scope unless revived."""
+        """Insert an ACTIVE key unless one exists; refuse a shredded scope unless revived.
+
+        One statement in the common case: the INSERT itself checks the tombstones, and
+        the unique index on active keys turns a concurrent writer's key into an
+        ``IntegrityError``, after which theirs is used.
+        """
         from django.db import IntegrityError, connections, transaction
 
-        with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
-            active = (
-                f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject = %s AND scope = %s AND state = %s"
-            )
-            cursor.execute(active, [entry.subject, entry.scope, KeyState.ACTIVE.value])
-            row = cursor.fetchone()
-            if row is not None:
-                return _entry(row)
-            if not revive and self._blocked(cursor, entry.subject, entry.scope):
+        batch = self._batch_for(entry.subject)
+        if batch is not None:
+            known = batch.entries[entry.subject]
+            for existing in known:
+                if existing.scope == entry.scope and existing.state is KeyState.ACTIVE:
+                    return existing
+            if not revive and _blocked(known, batch.tombstones, entry.subject, entry.scope):
                 raise KeyShreddedError(
                     f"the keys of this subject's scope {entry.scope!r} were shredded"
                 )
-            try:
-                with transaction.atomic(using=self._alias):
-                    cursor.execute(
-                        f"INSERT INTO {_KEYS} ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)",
-                        [
-                            entry.subject,
-                            entry.scope,
-                            entry.key_id,
-                            entry.state.value,
-                            entry.master_key_id,
-                            entry.wrapped,
-                        ],
-                    )
-            except IntegrityError:
-                # A concurrent writer created the active key first: use theirs.
-                cursor.execute(active, [entry.subject, entry.scope, KeyState.ACTIVE.value])
-                row = cursor.fetchone()
-                if row is None:
-                    raise
-                return _entry(row)
+            known.append(entry)
+            batch.pending.append(entry)
             return entry
+        connection = connections[self._alias]
+        values = [
+            entry.subject,
+            entry.scope,
+            entry.key_id,
+            entry.state.value,
+            entry.master_key_id,
+            entry.wrapped,
+        ]
+        insert = f"INSERT INTO {_KEYS} ({_COLUMNS}) SELECT %s, %s, %s, %s, %s, %s"
+        if not revive:
+            insert += (
+                f" WHERE NOT EXISTS (SELECT 1 FROM {_TOMBSTONES} "
+                "WHERE subject = %s AND scope IN (%s, %s))"
+            )
+            values += [entry.subject, entry.scope, _ALL]
+        try:
+            # Inside a transaction (tests, callers' atomic blocks) a failed INSERT must
+            # not abort it: a savepoint then. In autocommit the statement is atomic alone.
+            if connection.in_atomic_block:
+                with transaction.atomic(using=self._alias), connection.cursor() as cursor:
+                    cursor.execute(insert, values)
+                    inserted = cursor.rowcount
+            else:
+                with connection.cursor() as cursor:
+                    cursor.execute(insert, values)
+                    inserted = cursor.rowcount
+        except IntegrityError:
+            inserted = 0
+        if inserted == 1:
+            return entry
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject = %s AND scope = %s AND state = %s",
+                [entry.subject, entry.scope, KeyState.ACTIVE.value],
+            )
+            row = cursor.fetchone()
+            if row is not None:
+                # A concurrent writer created the active key first: use theirs.
+                return _entry(row)
+            if revive or not self._blocked(cursor, entry.subject, entry.scope):
+                # Tombstoned but revived since (a live key exists): insert without the check.
+                return self.add(entry, revive=True)
+        raise KeyShreddedError(f"the keys of this subject's scope {entry.scope!r} were shredded")
 
     def update(self, entry: KeyEntry) -> bool:
         """Replace a live entry; a missing or SHREDDED entry is left alone (``False``)."""
@@ -160,6 +269,11 @@ class DjangoKeyStore:
         from django.db import connections, transaction
 
         wanted = list(dict.fromkeys(pairs))
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is not None:
+            # Simplest correct answer: the batch forgets what it knew of these subjects.
+            for subject, _scope in wanted:
+                batch.entries.pop(subject, None)
         count = 0
         with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
             for subject, scope in wanted:
@@ -193,6 +307,9 @@ class DjangoKeyStore:
         """True when ``(subject, scope)`` is tombstoned and none of its keys is alive."""
         from django.db import connections
 
+        batch = self._batch_for(subject)
+        if batch is not None:
+            return _blocked(batch.entries[subject], batch.tombstones, subject, scope)
         with connections[self._alias].cursor() as cursor:
             return self._blocked(cursor, subject, scope)
 
@@ -209,3 +326,11 @@ class DjangoKeyStore:
             [subject, scope, KeyState.SHREDDED.value],
         )
         return cursor.fetchone() is None
+
+
+def _blocked(
+    entries: list[KeyEntry], tombstones: set[tuple[str, str]], subject: str, scope: str
+) -> bool:
+    if (subject, scope) not in tombstones and (subject, _ALL) not in tombstones:
+        return False
+    return all(e.state is KeyState.SHREDDED for e in entries if e.scope == scope)
