@@ -19,6 +19,7 @@ A declaration that fails its check is not bound: ``manage.py check`` reports it
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -291,7 +292,7 @@ def _hook(model: Any, bound: Bound) -> None:
             and not update_fields
             and getattr(self, pk_attname) is None
         ):
-            setattr(self, pk_attname, reserve_keys(model, using or "default", 1)[0])
+            setattr(self, pk_attname, _pool.take(model, using or "default"))
             force_insert = True
         elif not state.adding and getattr(self, pk_attname) is not None:
             check_not_restricted(bound, self.pk, using or "default")
@@ -318,6 +319,46 @@ def _hook(model: Any, bound: Bound) -> None:
             return value
 
         pk_field.get_pk_value_on_save = get_pk_value_on_save
+
+
+class _KeyPool:
+    """Primary keys reserved ahead, handed out within one transaction.
+
+    Reserving one key per insert costs a statement each; inside a transaction, keys are
+    reserved in growing runs (8, 16... up to 256) and handed out in order. The run is
+    tied to the outermost atomic block: when that block ends, committed or rolled back,
+    what is left is dropped (a rollback also undoes an SQLite reservation, so its keys
+    must never be handed out afterwards). Outside a transaction, one key at a time.
+    Unused keys are gaps, as with any sequence.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def take(self, model: Any, using: str) -> int:
+        from django.db import connections
+
+        connection = connections[using]
+        if not connection.in_atomic_block:
+            return reserve_keys(model, using, 1)[0]
+        block = connection.atomic_blocks[0]
+        pools: dict[tuple[Any, str], tuple[Any, list[int], int]] = getattr(
+            self._local, "pools", {}
+        )
+        self._local.pools = pools
+        owner, keys, size = pools.get((model, using), (None, [], 4))
+        if owner is not block:
+            keys, size = [], 4
+        if not keys:
+            size = min(size * 2, 256)
+            keys = reserve_keys(model, using, size)
+            keys.reverse()
+        value = keys.pop()
+        pools[(model, using)] = (block, keys, size)
+        return value
+
+
+_pool = _KeyPool()
 
 
 def reserve_keys(model: Any, using: str, count: int) -> list[int]:

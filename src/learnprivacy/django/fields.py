@@ -27,8 +27,10 @@ from django.db import models
 from django.db.models.lookups import Exact, IsNull
 from django.db.models.query_utils import DeferredAttribute
 
-from learnprivacy._inplace import ColumnPrivacy, is_token
+from learnprivacy._inplace import ColumnPrivacy, index_field, is_token
 from learnprivacy.basis import DataCategory
+from learnprivacy.crypto._token import PREFIX as _TOKEN_PREFIX
+from learnprivacy.django import _settings
 from learnprivacy.errors import (
     ConfigurationError,
     DecryptionError,
@@ -147,6 +149,7 @@ class PersonalField(models.Field):
     lp_scope: str = ""
     lp_subject: str = ""
     lp_text: bool = True
+    lp_index: bool = False
 
     def __init__(
         self,
@@ -174,6 +177,7 @@ class PersonalField(models.Field):
                 exported=exported,
             ),
         )
+        self.lp_index = blind_index
         super().__init__(*args, **kwargs)
 
     @property
@@ -253,10 +257,7 @@ class PersonalField(models.Field):
 
     def index_of(self, value: Any) -> str:
         """The blind index of ``value`` in this field."""
-        from learnprivacy._inplace import index_field
-        from learnprivacy.django._settings import runtime
-
-        return runtime().index.compute(
+        return _settings.runtime().index.compute(
             self.to_text(value), field=index_field(self.model._meta.db_table, self.column)
         )
 
@@ -276,47 +277,46 @@ class PersonalField(models.Field):
             )
         return key, str(subject)
 
+    def _unbound(self) -> ConfigurationError:
+        return ConfigurationError(f"{self.where}: the model has no Privacy(...) declaration")
+
     def open(self, instance: Any, token: str) -> Any:
         """Decrypt ``token`` read from ``instance``'s row (typed errors, never a value)."""
-        from learnprivacy._inplace import binding_context
-        from learnprivacy.django._settings import runtime
-
-        if not self.lp_table:
-            raise ConfigurationError(f"{self.where}: the model has no Privacy(...) declaration")
+        table = self.lp_table
+        if not table:
+            raise self._unbound()
         origin = instance.__dict__.get(ORIGIN)
         key, subject = origin if origin is not None else self.binding(instance)
-        if not is_token(token):
-            raise PlaintextError(
-                f"{self.where}: the stored value is not a token "
-                "(plaintext at rest? run manage.py learnprivacy_encrypt_existing)",
-                table=self.lp_table,
-                column=self.column,
-            )
-        context = binding_context(self.lp_table, key, self.column)
         try:
-            text = runtime().cipher.decrypt(token, subject=str(subject), context=context)
+            text = _settings.runtime().cipher.decrypt(
+                token, subject=subject, context=f"{table}/{key}/{self.column}"
+            )
         except KeyShreddedError:
             raise KeyShreddedError(f"{self.where}: the learner's key was shredded") from None
-        except DecryptionError:
+        except (DecryptionError, ValidationError):
+            if not is_token(token):
+                raise PlaintextError(
+                    f"{self.where}: the stored value is not a token "
+                    "(plaintext at rest? run manage.py learnprivacy_encrypt_existing)",
+                    table=table,
+                    column=self.column,
+                ) from None
             raise DecryptionError(
                 f"{self.where}: the stored token does not open for this row and column "
                 "(moved from another row or column, or altered)"
             ) from None
-        return self.from_text(text)
+        return text if self.lp_text else self.to_python(text)
 
     def pre_save(self, model_instance: Any, add: bool) -> Any:
         """The token to write for the instance's value (the instance keeps plaintext)."""
-        from learnprivacy._inplace import binding_context
-        from learnprivacy.django._settings import runtime
-
-        if not self.lp_table:
-            raise ConfigurationError(f"{self.where}: the model has no Privacy(...) declaration")
+        table = self.lp_table
+        if not table:
+            raise self._unbound()
         data = model_instance.__dict__
         name = self.attname
         value = data[name] if name in data else getattr(model_instance, name)
-        index = self.declaration.blind_index
         if value is None:
-            if index:
+            if self.lp_index:
                 setattr(model_instance, self.name + INDEX_SUFFIX, None)
             return None
         key, subject = self.binding(model_instance)
@@ -326,20 +326,17 @@ class PersonalField(models.Field):
                 return _Bound(value.token)
             value = self.open(model_instance, value.token)
             data[name] = value
-        text = self.to_text(value)
-        if is_token(text):
+        text = value if self.lp_text and type(value) is str else self.to_text(value)
+        if text.startswith(_TOKEN_PREFIX):
             raise PlaintextError(
                 f"{self.where}: a token was assigned where a value is expected",
-                table=self.lp_table,
+                table=table,
                 column=self.column,
             )
-        token = runtime().cipher.encrypt(
-            text,
-            subject=subject,
-            context=binding_context(self.lp_table, key, self.column),
-            scope=self.lp_scope,
+        token = _settings.runtime().cipher.encrypt(
+            text, subject=subject, context=f"{table}/{key}/{self.column}", scope=self.lp_scope
         )
-        if index:
+        if self.lp_index:
             setattr(model_instance, self.name + INDEX_SUFFIX, self.index_of(text))
         return _Bound(token)
 
