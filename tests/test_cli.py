@@ -16,21 +16,48 @@ from click.testing import CliRunner, Result
 from learnprivacy.cli import main
 from learnprivacy.cli._config import write_key_file
 
+CONFIG = """
+[controller]
+name = "Formation Exemple SAS"
+address = "12 rue de la République, 69002 Lyon, France"
+contact = "privacy@formation-exemple.fr"
+country = "FR"
+
+[dpo]
+name = "Claire Martin"
+email = "dpo@formation-exemple.fr"
+
+[policy]
+languages = ["fr", "en"]
+timezone = "Europe/Paris"
+"""
+
 
 class Cli:
-    """Runs the command with --db/--key-file pointing into one folder."""
+    """Runs the command with --config/--db/--key-file pointing into one folder."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, config: str = CONFIG) -> None:
         self.folder = folder
         self.db = folder / "lms.db"
         self.key = folder / "master.key"
+        self.config = folder / "learnprivacy.toml"
+        if not self.config.exists():
+            self.config.write_text(config, encoding="utf-8")
         self.runner = CliRunner()
 
     def __call__(self, *args: str, code: int = 0) -> Result:
-        env = {"LEARNPRIVACY_MASTER_KEY": ""}
+        env = {"LEARNPRIVACY_MASTER_KEY": "", "LEARNPRIVACY_CONFIG": "", "LEARNPRIVACY_DB": ""}
         result = self.runner.invoke(
             main,
-            ["--db", f"sqlite:///{self.db}", "--key-file", str(self.key), *args],
+            [
+                "--config",
+                str(self.config),
+                "--db",
+                f"sqlite:///{self.db}",
+                "--key-file",
+                str(self.key),
+                *args,
+            ],
             env=env,
             catch_exceptions=False,
         )
@@ -139,9 +166,9 @@ def test_sweep_dry_run_then_real(cli: Cli) -> None:
 def test_erase_restricts_the_invoice_and_cites_articles(cli: Cli) -> None:
     """erase: the learner is erased (Art. 17(1)), the invoice restricted (Art. 17(3)(b))."""
     report = cli.json("erase", "L1", "--now", "2026-06-15")
-    outcomes = {(o["record_type"], o["outcome"]): o["article"] for o in report["outcomes"]}
-    assert "17(1)" in outcomes[("Learner", "erased")]
-    assert "17(3)(b)" in outcomes[("Invoice", "restricted")]
+    outcomes = {(o["record_type"], o["action"]): o["article"] for o in report["outcomes"]}
+    assert "17(1)" in outcomes[("Learner", "erase")]
+    assert "17(3)(b)" in outcomes[("Invoice", "restrict")]
 
 
 def test_export_writes_a_zip_with_a_manifest(cli: Cli) -> None:
@@ -305,3 +332,47 @@ def test_request_choices_follow_the_vocabulary() -> None:
     assert offered["request_type"] == {t.value for t in RequestType}
     assert offered["channel"] == {c.value for c in Channel}
     assert offered["identity"] == {m.value for m in ProofMethod}
+
+
+def test_import_reads_xapi_statement_files(cli: Cli, tmp_path: Path) -> None:
+    """An xAPI statements file (here the one of an export) gives Progress records of the
+    store's learners; importing it again adds nothing (it used to fail with "Progress has
+    no field(s) actor...")."""
+    progress = tmp_path / "progress.json"
+    progress.write_text(
+        json.dumps(
+            {
+                "Progress": [
+                    {
+                        "id": "P1",
+                        "learner_id": "L2",
+                        "course_id": "SST",
+                        "status": "passed",
+                        "recorded_at": "2026-03-01T10:00:00+01:00",
+                        "score": {"raw": "15", "min": "0", "max": "20"},
+                    }
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    cli("import", str(progress))
+    out = tmp_path / "bob.zip"
+    cli("export", "L2", "--out", str(out), "--now", "2026-06-15")
+    statements = tmp_path / "statements.json"
+    with zipfile.ZipFile(out) as archive:
+        statements.write_bytes(archive.read("xapi/statements.json"))
+    first = cli.json("import", str(statements))
+    assert first["imported"] == {"Progress": 1, "skipped statements": 0}
+    again = cli.json("import", str(statements))
+    assert again["imported"] == {"Progress": 0, "skipped statements": 1}
+    exported = tmp_path / "bob2.zip"
+    cli("export", "L2", "--out", str(exported), "--now", "2026-06-15")
+    with zipfile.ZipFile(exported) as archive:
+        rows = json.loads(archive.read("data/learnprivacy_store/Progress.json"))
+    records = rows["records"] if isinstance(rows, dict) else rows
+    imported = [r for r in records if r["id"].startswith("xapi-")]
+    assert len(imported) == 1
+    assert imported[0]["course_id"] == "SST"
+    assert imported[0]["status"] == "passed"
+    assert imported[0]["score"]["raw"] in ("15", 15)

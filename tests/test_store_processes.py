@@ -18,7 +18,13 @@ import sqlalchemy as sa
 from learnprivacy.crypto import Keyring
 from learnprivacy.store import Store
 from tests.store_fixtures import *  # noqa: F403
-from tests.store_fixtures import MASTER_KEY, NOW, population, retention_schedule
+from tests.store_fixtures import (
+    MASTER_KEY,
+    NOW,
+    anonymised_facts,
+    population,
+    retention_schedule,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 _DESTRUCTIVE = ("erase", "anonymise", "restrict")
@@ -52,7 +58,7 @@ def _state(store: Store) -> dict[str, Any]:
             visible.add((rt.name, record.id))
             if store.get(rt.cls, record.id) is None:
                 restricted.add((rt.name, record.id))
-    anonymised = {rt.name: sorted(map(repr, store.anonymised(rt.cls))) for rt in store.tables()}
+    anonymised = {rt.name: anonymised_facts(store, rt.cls) for rt in store.tables()}
     keys = collections.Counter(
         (e.subject, e.scope, e.state.value)
         for e in store.key_store.list_entries()

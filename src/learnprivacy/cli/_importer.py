@@ -6,20 +6,27 @@ record type (``--type``), one record per row, with the field names as header; ne
 values use dotted columns (``score.raw``), as the exports write them, and an empty cell is
 a missing value. Every row is validated before anything is written, and the store adds
 them all in one transaction: a bad file imports nothing.
+
+A JSON file holding xAPI statements (a list of statements, a StatementResult, or JSON
+Lines ``.jsonl``) is read with ``learnprivacy.export.xapi``: the statements this
+library's profile understands become Progress records of the store's learners (actors
+named as the store names them), the others are skipped and counted.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
+from learnprivacy.cli._progress import progress
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import Learner, from_json_dict, record_type
+
+if TYPE_CHECKING:
+    from learnprivacy.cli._app import Env
 
 __all__ = ["import_file", "read_records"]
 
@@ -52,9 +59,18 @@ def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
             yield nested
 
 
-def read_records(path: Path, *, record_type_name: str | None = None) -> list[Any]:
-    """Every record in the file, validated, learners first."""
+def read_records(
+    path: Path,
+    *,
+    record_type_name: str | None = None,
+    on_record: Callable[[int], None] | None = None,
+) -> list[Any]:
+    """Every record in the file, validated, learners first.
+
+    ``on_record(1)`` is called after each record is built (for a progress bar).
+    """
     records: list[Any] = []
+    tick = on_record or (lambda _n: None)
     suffix = path.suffix.lower()
     if suffix == ".csv":
         if record_type_name is None:
@@ -62,6 +78,7 @@ def read_records(path: Path, *, record_type_name: str | None = None) -> list[Any
         cls = record_type(record_type_name)
         for number, row in enumerate(_csv_rows(path), start=2):
             records.append(_build(cls, row, f"line {number}"))
+            tick(1)
     elif suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -81,6 +98,7 @@ def read_records(path: Path, *, record_type_name: str | None = None) -> list[Any
                 raise ValidationError(f"{name} must be a list of objects", field=name)
             for index, item in enumerate(items):
                 records.append(_build(cls, item, f"{name}[{index}]"))
+                tick(1)
     else:
         raise ValidationError("import reads .csv or .json files", field="file")
     records.sort(key=lambda r: not isinstance(r, Learner))
@@ -95,14 +113,69 @@ def _build(cls: type[Any], data: Any, where: str) -> Any:
         raise ValidationError(f"{where}: {exc}", field=exc.field) from None
 
 
+def _holds_statements(path: Path) -> bool:
+    """Whether ``path`` is a file of xAPI statements rather than of records."""
+    if path.suffix.lower() == ".jsonl":
+        return True
+    if path.suffix.lower() != ".json":
+        return False
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    if isinstance(data, dict) and isinstance(data.get("statements"), list):
+        data = data["statements"]
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and all(isinstance(item, dict) and "actor" in item and "verb" in item for item in data)
+    )
+
+
+def _read_statements(store: Any, path: Path, home_page: str | None) -> tuple[list[Any], int]:
+    """Progress records from the statements of ``path``; and how many were skipped."""
+    from learnprivacy.export.xapi import (
+        XapiProfile,
+        learners_by_actor,
+        progress_from_statements,
+        read_statements,
+    )
+    from learnprivacy.records import Progress
+
+    profile = XapiProfile(home_page=home_page) if home_page else XapiProfile()
+    imported = progress_from_statements(
+        read_statements(path), learner_of=learners_by_actor(store, profile), profile=profile
+    )
+    # Imported ids derive from statement ids: importing a file again adds nothing.
+    fresh = [r for r in imported.records if store.get(Progress, r.id) is None]
+    skipped = sum(imported.skipped.values()) + len(imported.records) - len(fresh)
+    return fresh, skipped
+
+
 def import_file(
-    store: Any, path: Path, *, record_type: str | None, console: Console
+    env: Env,
+    store: Any,
+    path: Path,
+    *,
+    record_type: str | None,
+    xapi_home_page: str | None = None,
 ) -> dict[str, int]:
-    """Validate every record of ``path`` then add them all in one transaction."""
-    with console.status(f"Reading {path.name}..."):
-        records = read_records(path, record_type_name=record_type)
-    with console.status(f"Encrypting and storing {len(records)} records..."):
-        store.add_all(records)
+    """Validate every record of ``path`` then add them all in one transaction.
+
+    Two progress bars: reading and checking, then encrypting and storing (the store
+    pulls the records as it writes its batches, so the bar follows the real work). A
+    file of xAPI statements gives Progress records (see the module's docstring).
+    """
+    if _holds_statements(path):
+        with progress(env, f"Reading xAPI statements from {path.name}", unit="records"):
+            fresh, skipped = _read_statements(store, path, xapi_home_page)
+        with progress(env, "Encrypting and storing", total=len(fresh), unit="records") as bar:
+            store.add_all(bar.track(fresh))
+        return {"Progress": len(fresh), "skipped statements": skipped}
+    with progress(env, f"Reading {path.name}", unit="records") as bar:
+        records = read_records(path, record_type_name=record_type, on_record=bar.advance)
+    with progress(env, "Encrypting and storing", total=len(records), unit="records") as bar:
+        store.add_all(bar.track(records))
     counts: dict[str, int] = {}
     for record in records:
         counts[type(record).__name__] = counts.get(type(record).__name__, 0) + 1
