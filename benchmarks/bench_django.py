@@ -74,12 +74,10 @@ def _setup(folder: Path) -> None:
     import django
     from django.conf import settings
 
-    os.environ.setdefault(
-        "LEARNPRIVACY_MASTER_KEY", base64.b64encode(os.urandom(32)).decode()
-    )
+    os.environ.setdefault("LEARNPRIVACY_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
     sqlite = {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"}
     settings.configure(
-        SECRET_KEY="benchmark-only",
+        SECRET_KEY="benchmark-only",  # noqa: S106 (a throwaway benchmark project)
         SALT_KEY="benchmark-salt",
         USE_TZ=True,
         INSTALLED_APPS=[
@@ -96,9 +94,7 @@ def _setup(folder: Path) -> None:
             "learnprivacy_keys": {
                 "ENGINE": "django.db.backends.sqlite3",
                 "NAME": folder / "keys.sqlite3",
-                "OPTIONS": {
-                    "init_command": sqlite["init_command"] + "; PRAGMA secure_delete=ON"
-                },
+                "OPTIONS": {"init_command": sqlite["init_command"] + "; PRAGMA secure_delete=ON"},
             },
         },
         DATABASE_ROUTERS=["learnprivacy.django.KeysRouter"],

@@ -22,10 +22,18 @@ class LpProfile(models.Model):
     """learnprivacy: per-learner keys, values bound to (table, key, field)."""
 
     learner = models.IntegerField()
-    email = personal(models.CharField(max_length=120), category=DataCategory.CONTACT, description="E-mail")
-    name = personal(models.CharField(max_length=120), category=DataCategory.IDENTITY, description="Name")
-    phone = personal(models.CharField(max_length=40), category=DataCategory.CONTACT, description="Phone")
-    city = personal(models.CharField(max_length=80), category=DataCategory.CONTACT, description="City")
+    email = personal(
+        models.CharField(max_length=120), category=DataCategory.CONTACT, description="E-mail"
+    )
+    name = personal(
+        models.CharField(max_length=120), category=DataCategory.IDENTITY, description="Name"
+    )
+    phone = personal(
+        models.CharField(max_length=40), category=DataCategory.CONTACT, description="Phone"
+    )
+    city = personal(
+        models.CharField(max_length=80), category=DataCategory.CONTACT, description="City"
+    )
 
     privacy = Privacy(subject="learner", purpose="accounts", basis=LawfulBasis.CONTRACT)
 

@@ -2,7 +2,7 @@
 
 from django.contrib.auth.models import User
 
-from learnprivacy.providers import Controller
+from learnprivacy import Controller
 from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
 from lms.models import Enrolment, ForumPost, Invoice, Profile
 

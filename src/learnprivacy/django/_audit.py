@@ -18,9 +18,10 @@ from typing import Any
 
 import attrs
 
+from learnprivacy._chain import GENESIS, canonical_json
 from learnprivacy.crypto import Keyring, Pseudonymiser
 from learnprivacy.errors import AuditTampered, ValidationError
-from learnprivacy.store._audit import GENESIS, AuditEntry, AuditEvent, canonical_json
+from learnprivacy.store._audit import AuditEntry, AuditEvent
 
 __all__ = ["AuditEntry", "AuditEvent", "DjangoAuditLog"]
 

@@ -342,9 +342,7 @@ class _KeyPool:
         if not connection.in_atomic_block:
             return reserve_keys(model, using, 1)[0]
         block = connection.atomic_blocks[0]
-        pools: dict[tuple[Any, str], tuple[Any, list[int], int]] = getattr(
-            self._local, "pools", {}
-        )
+        pools: dict[tuple[Any, str], tuple[Any, list[int], int]] = getattr(self._local, "pools", {})
         self._local.pools = pools
         owner, keys, size = pools.get((model, using), (None, [], 4))
         if owner is not block:

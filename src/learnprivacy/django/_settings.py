@@ -69,8 +69,8 @@ def load(path: object, what: str) -> Any:
 
     try:
         return import_string(path)
-    except ImportError:
-        raise ConfigurationError(f'LEARNPRIVACY["{what}"] names nothing importable') from None
+    except ImportError as exc:
+        raise ConfigurationError(f'LEARNPRIVACY["{what}"] could not be imported: {exc}') from None
 
 
 class Runtime:
