@@ -25,21 +25,20 @@ from learnprivacy.errors import (
 )
 from learnprivacy.requests import (
     Channel,
-    Failure,
-    IdentityStatus,
     MemoryBackend,
     ObjectionParams,
     ProofMethod,
-    RecordOutcome,
     RefusalGrounds,
     RequestBook,
     Requester,
     RequestState,
     RequestType,
-    StepResult,
     SubjectRequest,
     WithdrawConsentParams,
 )
+from learnprivacy.requests._model import Failure
+from learnprivacy.requests._outcomes import RecordOutcome, StepResult
+from learnprivacy.requests._vocabulary import IdentityStatus
 from learnprivacy.requests.sql import SQLBackend
 
 UTC = dt.UTC

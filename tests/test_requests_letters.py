@@ -13,19 +13,21 @@ from learnprivacy.requests import (
     Channel,
     DeathAction,
     Executor,
-    Failure,
-    NotificationOutcome,
-    NotificationStatus,
     PostMortemDirective,
     ProofMethod,
-    RecordOutcome,
     RefusalGrounds,
     RequestBook,
     Requester,
     RequestType,
-    StepResult,
     SubjectRequest,
     render_letter,
+)
+from learnprivacy.requests._model import Failure
+from learnprivacy.requests._outcomes import (
+    NotificationOutcome,
+    NotificationStatus,
+    RecordOutcome,
+    StepResult,
 )
 
 UTC = dt.UTC

@@ -40,10 +40,8 @@ from learnprivacy.requests import (
     Channel,
     DeathAction,
     Executor,
-    ExecutorNotice,
     FieldChange,
     Notification,
-    NotificationStatus,
     ObjectionParams,
     PostMortemDirective,
     ProofMethod,
@@ -61,6 +59,8 @@ from learnprivacy.requests import (
     render_letter,
     store_audit_sink,
 )
+from learnprivacy.requests._executor import ExecutorNotice
+from learnprivacy.requests._outcomes import NotificationStatus
 from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.store import Store
 

@@ -32,6 +32,10 @@ _RETENTION = re.compile(
     r"^(?:[0-9]+ [a-z]+ ?)+\((?P<iso>P(?:[0-9]+Y)?(?:[0-9]+M)?(?:[0-9]+W)?(?:[0-9]+D)?)\)"
     r"(?: from (?P<anchor>[a-z ]+))?$"
 )
+# "P18M after last_activity", as the register's entries write it, or a bare "P18M".
+_RETENTION_ISO = re.compile(
+    r"^(?P<iso>P(?:[0-9]+Y)?(?:[0-9]+M)?(?:[0-9]+W)?(?:[0-9]+D)?)(?: after (?P<anchor>[a-z_]+))?$"
+)
 _ISO_PARTS = re.compile(
     r"P(?:(?P<Y>[0-9]+)Y)?(?:(?P<M>[0-9]+)M)?(?:(?P<W>[0-9]+)W)?(?:(?P<D>[0-9]+)D)?$"
 )
@@ -133,12 +137,12 @@ def _retention(fmt: Renderer, description: DataDescription | None) -> str:
     if description is None or not description.retention:
         return fmt.gettext("not stated")
     text = description.retention
-    match = _RETENTION.match(text)
-    if match is None:
+    match = _RETENTION.match(text) or _RETENTION_ISO.match(text)
+    if match is None or match["iso"] == "P":
         # Free text from a provider, shown as written.
         return text
     period = _period(fmt, match["iso"])
-    anchor = match["anchor"]
+    anchor = match["anchor"].replace("_", " ") if match["anchor"] else None
     if not anchor:
         return f"{period} ({match['iso']})"
     return fmt.gettext(

@@ -115,9 +115,12 @@ class PrivacyManager:
 
     Each provider's turn runs in a worker thread and must finish within ``timeout``
     seconds (``timeouts`` overrides it per component; ``None`` waits forever). A provider
-    that raises or runs late makes the request FAILED with that provider named; the
-    others still run. A timed-out thread cannot be killed: it may still be running, its
-    export writes are refused, and the result stays FAILED. Run the request again once the
+    that sets ``in_caller_thread = True`` runs in the calling thread instead, without a
+    deadline, so that thread-local framework contexts (Flask's ``current_app``, a
+    request's session) keep working inside it. A provider that raises or runs late makes
+    the request FAILED with that provider named; the others still run. A timed-out
+    thread cannot be killed: it may still be running, its export writes are refused, and
+    the result stays FAILED. Run the request again once the
     cause is fixed: providers are idempotent, so a retry finishes the job.
     """
 
@@ -229,7 +232,13 @@ class PrivacyManager:
         timeout = self._timeout_for(info.component)
         started = self._clock()
         try:
-            contexts = run_with_deadline(lambda: body(turn), timeout, info.component)
+            if getattr(info.provider, "in_caller_thread", False) is True:
+                # The provider asked for the caller's thread: framework contexts (Flask's
+                # current_app, a request's session) are thread-local. No deadline then:
+                # a thread cannot be interrupted, and this one is the caller's.
+                contexts = body(turn)
+            else:
+                contexts = run_with_deadline(lambda: body(turn), timeout, info.component)
         except DeadlineExceeded:
             return self._failed(
                 info,

@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from learnprivacy import _validators as v
 from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
 from learnprivacy.retention import Period
@@ -60,10 +61,6 @@ def _reasons(_instance: object, _attribute: attrs.Attribute[Any], value: object)
         )
 
 
-def _aware(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    require_aware(value, f"Extension.{attribute.name}")
-
-
 @attrs.frozen(kw_only=True)
 class Extension:
     """The one extension a request may get: how long, why, and when the subject was told.
@@ -75,8 +72,8 @@ class Extension:
 
     months: int = attrs.field(validator=_months)
     reasons: str = attrs.field(validator=_reasons)
-    decided_at: dt.datetime = attrs.field(validator=_aware)
-    subject_informed_at: dt.datetime = attrs.field(validator=_aware)
+    decided_at: dt.datetime = attrs.field(validator=v.aware_datetime)
+    subject_informed_at: dt.datetime = attrs.field(validator=v.aware_datetime)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""

@@ -1,4 +1,5 @@
-"""Execution steps: exports, erasure, consent withdrawal and Art. 19 notifications.
+"""Execution steps: exports, erasure, consent withdrawal, restriction, objection,
+rectification, post-mortem directives and Art. 19 notifications.
 
 Every step is a function ``(env, request, now) -> StepResult`` that can run again with
 the same end state: erasing erased data, restricting restricted records, withdrawing a
@@ -16,16 +17,15 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from learnprivacy._vocabulary import Action, Article
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import NotFoundError
-from learnprivacy.records import Consent
+from learnprivacy.records import Consent, from_json_dict, record_type, subject_of, to_json_dict
 from learnprivacy.requests._adapters import erase_records
-from learnprivacy.requests._facts import FactsMixin
 from learnprivacy.requests._model import PLAN_PREFIX, SubjectRequest
 from learnprivacy.requests._outcomes import (
     NotificationOutcome,
@@ -34,13 +34,27 @@ from learnprivacy.requests._outcomes import (
     StepResult,
 )
 from learnprivacy.requests._params import (
+    ObjectionParams,
+    PostMortemDirective,
     RectificationParams,
+    RestrictionParams,
     WithdrawConsentParams,
 )
 from learnprivacy.requests._recipients import Recipient, Recipients
 from learnprivacy.requests._vocabulary import RequestType
 
-__all__ = ["Env", "Step", "StepFailed"]
+if TYPE_CHECKING:
+    from learnprivacy.requests._book import RequestBook
+
+__all__ = [
+    "Env",
+    "Step",
+    "StepFailed",
+    "object_to_processing",
+    "rectify",
+    "register_directive",
+    "restrict",
+]
 
 
 _STORE_COMPONENT = "learnprivacy_store"
@@ -73,7 +87,7 @@ class StepFailed(Exception):
 class Env:
     """What the steps work with (set up by :class:`RequestExecutor`)."""
 
-    book: FactsMixin
+    book: RequestBook
     store: Any = None
     manager: Any = None
     recipients: Recipients | None = None
@@ -142,6 +156,7 @@ def export(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
             now=now,
             overwrite=True,
             pseudonym_key=env.export_key,
+            lrs=_lrs_sources(env) if scope == "access" else (),
         )
     except NotFoundError:
         # Nobody holds anything about this person: that is the answer (Art. 15(1)).
@@ -152,6 +167,19 @@ def export(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
         facts={"records": str(result.records), "scope": scope, "sha256": _sha256(target)},
         artifact=str(target),
     )
+
+
+def _lrs_sources(env: Env) -> list[Any]:
+    """The registered recipients that can say what they hold (an LRS): access exports
+    include it (Art. 15 covers data the controller had a processor or recipient keep)."""
+    if env.recipients is None:
+        return []
+    found = []
+    for recipient in env.recipients.extra:
+        notifier = env.recipients.notifier(recipient.location)
+        if callable(getattr(notifier, "statements_about", None)):
+            found.append(notifier)
+    return found
 
 
 # -- erasure -----------------------------------------------------------------------------
@@ -290,8 +318,30 @@ def recipients_of(env: Env) -> tuple[Recipient, ...]:
                 for item in collection.external_locations
             )
     if env.recipients is not None:
-        found.extend(r for r in env.recipients.extra if r not in found)
+        declared = {r.location for r in found}
+        for extra in env.recipients.extra:
+            # A notifier registered for a declared location is that location's.
+            if extra in found or (extra.component == "recipients" and extra.location in declared):
+                continue
+            found.append(extra)
     return tuple(found)
+
+
+def _audit_notification(
+    env: Env, request: SubjectRequest, outcome: NotificationOutcome, now: dt.datetime
+) -> None:
+    """What a recipient reported doing (an LRS: voided, not voided), in the store's audit
+    log, failed or not: the step's facts only reach the request history on success."""
+    audit = getattr(env.store, "audit", None)
+    if audit is None:
+        return
+    audit.record(
+        "notify_recipient",
+        outcome.status.value,
+        now=now,
+        learner_id=request.learner_id,
+        details={"location": outcome.location, "request": request.id, **outcome.details},
+    )
 
 
 def notify_step(recipient: Recipient) -> Step:
@@ -320,9 +370,143 @@ def notify_step(recipient: Recipient) -> Step:
                 now=now,
                 record_types=[o.record_type for o in changed],
                 fields=fields,
+                keyring=getattr(env.store, "keyring", None),
             )
+        if outcome.details:
+            _audit_notification(env, request, outcome, now)
         if outcome.status is NotificationStatus.FAILED:
-            raise StepFailed(str(outcome.error), component=recipient.location)
-        return StepResult(name=name, completed_at=now, notifications=(outcome,))
+            counts = ", ".join(f"{k}={v}" for k, v in sorted(outcome.details.items()))
+            error = f"{outcome.error} ({counts})" if counts else str(outcome.error)
+            raise StepFailed(error, component=recipient.location)
+        return StepResult(
+            name=name,
+            completed_at=now,
+            notifications=(outcome,),
+            facts={f"{recipient.location}.{k}": v for k, v in outcome.details.items()},
+        )
 
     return (f"notify:{recipient.component}/{recipient.location}", run)
+
+
+# -- restriction and objection -----------------------------------------------------------
+
+
+def restrict(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """Restrict the learner's records (all, or the types the request names)."""
+    params = request.params
+    assert params is None or isinstance(params, RestrictionParams)
+    article = params.grounds.article if params is not None else Article.ART_18_1
+    names = set(params.record_types) if params is not None and params.record_types else None
+    reason = f"restriction request ({article})"
+    if names is None:
+        env.store.restrict(learner_id=request.learner_id, reason=reason, now=now)
+    else:
+        for name in sorted(names):
+            env.store.restrict(name, learner_id=request.learner_id, reason=reason, now=now)
+    records = tuple(
+        RecordOutcome(
+            record_type=type(r).__name__,
+            record_id=r.id,
+            action=Action.RESTRICT,
+            article=article,
+        )
+        for r in env.store.records_of(request.learner_id, include_restricted=True)
+        if names is None or type(r).__name__ in names
+    )
+    return StepResult(name="restrict", completed_at=now, records=records)
+
+
+def _objected(record: Any, params: ObjectionParams) -> bool:
+    if getattr(type(record), "processing_purpose", None) != params.purpose:
+        return False
+    if params.direct_marketing:
+        return True
+    # Art. 21(1) covers processing on public task or legitimate interests only; consent
+    # is withdrawn, not objected to.
+    return record.basis in (LawfulBasis.LEGITIMATE_INTERESTS, LawfulBasis.PUBLIC_TASK)
+
+
+def object_to_processing(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """Record the objection flag; unless overridden, restrict the records it covers."""
+    params = request.params
+    assert isinstance(params, ObjectionParams)
+    overridden = request.compelling_grounds is not None and not params.direct_marketing
+    env.book.record_objection(
+        request.learner_id,
+        params.purpose,
+        request_id=request.id,
+        direct_marketing=params.direct_marketing,
+        overridden=overridden,
+        now=now,
+    )
+    if env.store is None:
+        return StepResult(name="objection", completed_at=now, facts={"flag": "recorded"})
+    article = Article.ART_21_3 if params.direct_marketing else Article.ART_21_1
+    if not overridden:
+        for record in env.store.records_of(request.learner_id):
+            if _objected(record, params):
+                env.store.restrict(
+                    type(record), record.id, reason=f"objection ({article})", now=now
+                )
+    records = tuple(
+        RecordOutcome(
+            record_type=type(r).__name__,
+            record_id=r.id,
+            action=Action.KEEP if overridden else Action.UPHOLD_OBJECTION,
+            article=article,
+            reason="compelling legitimate grounds" if overridden else "processing stopped",
+        )
+        for r in env.store.records_of(request.learner_id, include_restricted=True)
+        if _objected(r, params)
+    )
+    return StepResult(name="objection", completed_at=now, records=records)
+
+
+# -- rectification -----------------------------------------------------------------------
+
+
+def rectify(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """Apply every field change (validated first: all or nothing), re-encrypted on write."""
+    params = request.params
+    assert isinstance(params, RectificationParams)
+    grouped: dict[tuple[str, str], dict[str, Any]] = {}
+    for change in params.changes:
+        grouped.setdefault((change.record_type, change.record_id), {})[change.field] = change.value
+    updated = []
+    for (type_name, record_id), changes in grouped.items():
+        cls = record_type(type_name)
+        record = env.store.get(cls, record_id)
+        if record is None or subject_of(record) != request.learner_id:
+            # Another learner's record is reported exactly like a missing one.
+            raise NotFoundError(f"no {type_name} record of this learner with that id")
+        merged = {**to_json_dict(record), **changes}
+        merged.pop("scaled", None)
+        # The record's own validators run here; a bad value raises ValidationError
+        # naming the field, before anything is written.
+        updated.append((from_json_dict(cls, merged), sorted(changes)))
+    for record, _fields in updated:
+        env.store.update(record, now=now)
+    records = tuple(
+        RecordOutcome(
+            record_type=type(record).__name__,
+            record_id=record.id,
+            action=Action.RECTIFY,
+            article=Article.ART_16,
+            reason="fields: " + ", ".join(fields),
+        )
+        for record, fields in updated
+    )
+    return StepResult(name="rectify", completed_at=now, records=records)
+
+
+# -- post-mortem directives --------------------------------------------------------------
+
+
+def register_directive(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """Register the directive (it replaces an earlier one of the learner)."""
+    params = request.params
+    assert isinstance(params, PostMortemDirective)
+    env.book.register_directive(request.learner_id, params, request_id=request.id, now=now)
+    return StepResult(
+        name="register_directive", completed_at=now, facts={"on_death": params.on_death.value}
+    )

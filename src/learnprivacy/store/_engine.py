@@ -91,9 +91,22 @@ class Database:
     __slots__ = ("engine", "is_postgres", "is_sqlite")
 
     def __init__(self, url: str) -> None:
-        self.engine = _make_engine(url)
-        self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self.is_postgres = self.engine.dialect.name == "postgresql"
+        self._adopt(_make_engine(url))
+
+    @classmethod
+    def from_engine(cls, engine: Engine) -> Database:
+        """A Database over an engine someone else made (an application's own engine).
+
+        The engine is used as it is: none of the store's connection settings are added.
+        """
+        db = cls.__new__(cls)
+        db._adopt(engine)
+        return db
+
+    def _adopt(self, engine: Engine) -> None:
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self.is_postgres = engine.dialect.name == "postgresql"
 
     @contextmanager
     def write(self, *, relaxed: bool = False) -> Iterator[Connection]:
