@@ -66,6 +66,8 @@ class _Tally:
         self.removed: dict[str, int] = {}
         # Which trigger (or fallback) decided, per type: "erase: last_activity (records)".
         self.decided_by: dict[str, dict[str, int]] = {}
+        # Record types holding at least one live row when the sweep started.
+        self.populated: set[str] = set()
 
     def add(self, name: str, key: str, count: int) -> None:
         counts = self.by_type.setdefault(name, {})
@@ -106,6 +108,11 @@ def sweep(
         for rule in schedule.rules_for(rt.cls)
     )
     activity = latest_activity(store) if reads_activity else {}
+    with store.reading() as connection:
+        for rt in tables:
+            live = select(rt.table.c.id).where(rt.table.c[ANONYMISED].is_(None)).limit(1)
+            if connection.execute(live).first() is not None:
+                tally.populated.add(rt.name)
     for rt in ordered:
         _TypeSweep(store, schedule, rt, now, holds, dry_run, batch_size, tally, activity).run(
             progress
@@ -307,7 +314,7 @@ class _TypeSweep:
         """How many rows of other types each learner still has after this sweep."""
         counts: dict[str, int] = {}
         for rt in self.store.tables():
-            if not rt.has_learner:
+            if not rt.has_learner or rt.name not in self.tally.populated:
                 continue
             table = rt.table
             subject = table.c[rt.subject_column]
@@ -361,9 +368,11 @@ class _TypeSweep:
                 for record in groups[action]:
                     owner = record.learner_id
                     self.tally.removed[owner] = self.tally.removed.get(owner, 0) + 1
-        for action in (Action.ERASE, Action.ANONYMISE, Action.RESTRICT, Action.REVIEW):
-            for record in groups[action]:
-                self._count(self._label(record, subjects, plan))
+        if self.dry_run:
+            # Said by dry runs only: a decision per row is what real runs avoid allocating.
+            for action in (Action.ERASE, Action.ANONYMISE, Action.RESTRICT, Action.REVIEW):
+                for record in groups[action]:
+                    self._count(self._label(record, subjects, plan))
         guarded = [r for r in guarded if r.id not in restricted]
         self.guarded = guarded
         to_restrict = [r for r in groups[Action.RESTRICT] if r.id not in restricted]
