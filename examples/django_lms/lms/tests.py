@@ -346,6 +346,48 @@ class ErasureTests(TransactionTestCase):
             assert table in text
 
 
+class RequestWorkflowTests(TransactionTestCase):
+    """Data-subject requests recorded in the app's database, run on the declared models."""
+
+    databases = {"default", "learnprivacy_keys"}
+
+    def test_erasure_request_runs_through_the_provider(self) -> None:
+        """An erasure request received, verified and executed: rows gone, the invoice
+        restricted, the request completed, its requester's identity encrypted at rest."""
+        from learnprivacy.requests import (
+            Channel,
+            ProofMethod,
+            Requester,
+            RequestState,
+            RequestType,
+        )
+
+        runtime().keyring.clear_cache()
+        ana = learner("ana")
+        profile(ana)
+        Invoice.objects.create(user=ana, billing_name="Ana Silva", amount=1, issued_at=NOW)
+        privacy = get_privacy()
+        executor = privacy.request_executor()
+        book = executor.book
+        request = book.receive(
+            RequestType.ERASURE,
+            learner_id=str(ana.pk),
+            received_at=NOW,
+            channel=Channel.WEB_FORM,
+            requester=Requester.subject("Ana Silva", "ana@example.org"),
+        )
+        book.verify_identity(request, method=ProofMethod.AUTHENTICATED_SESSION, now=NOW)
+        done = executor.execute(request.id, now=NOW)
+        assert done.state is RequestState.COMPLETED, [e.to_dict() for e in book.history(request.id)]
+        assert not Profile.objects.filter(user=ana).exists()
+        assert Restriction.objects.filter(table="lms_invoice").count() == 1
+        bodies = " ".join(b for (b,) in raw("SELECT body FROM lpdj_dsr_requests"))
+        assert "Ana Silva" not in bodies
+        assert "ana@example.org" not in bodies
+        assert book.verify(request.id)
+        assert privacy.audit.verify()
+
+
 class SweepTests(TransactionTestCase):
     """Retention sweeps on the declared models."""
 

@@ -610,9 +610,33 @@ class DjangoPrivacy:
     @property
     def provider(self) -> DeclaredProvider:
         """A privacy provider of the declared models, for a ``PrivacyManager``."""
-        return DeclaredProvider(
+        return DjangoProvider(
             self.component, self.specs, self, schedule=self.schedule, holds=self.holds
         )
+
+    def kept_by_law(self, subject: str) -> dict[str, int]:
+        """How many rows of ``subject`` each table keeps restricted (legal minimum, hold
+        or review): what a manager's check after an erasure may still find."""
+        from learnprivacy.django.models import Restriction
+
+        kept: dict[str, int] = {}
+        for bound in self.bound:
+            keys = [
+                str(k)
+                for k in bound.model._base_manager.using(self.using)
+                .filter(**{bound.subject_lookup: subject})
+                .values_list("pk", flat=True)
+            ]
+            if not keys:
+                continue
+            count = (
+                Restriction.objects.using(self.using)
+                .filter(table=bound.spec.table, row_key__in=keys)
+                .count()
+            )
+            if count:
+                kept[bound.spec.table] = count
+        return kept
 
     def manager(self) -> Any:
         """A ``PrivacyManager`` holding only :attr:`provider`."""
@@ -632,6 +656,36 @@ class DjangoPrivacy:
     def register(self, controller: Any) -> Any:
         """The GDPR Art. 30 register built from the declarations."""
         return self.manager().register(controller)
+
+    def request_book(self) -> Any:
+        """The request book in the application's database (bodies encrypted)."""
+        from learnprivacy.django._requests import DjangoRequestBackend
+        from learnprivacy.requests import RequestBook
+
+        return RequestBook(DjangoRequestBackend(runtime().cipher, using=self.using))
+
+    def request_executor(self, *, export_dir: Any = None, book: Any = None) -> Any:
+        """A ``RequestExecutor`` running requests on the declared models (through
+        :attr:`provider`), recorded in :meth:`request_book`."""
+        from learnprivacy.requests import RequestExecutor
+
+        return RequestExecutor(
+            book if book is not None else self.request_book(),
+            manager=self.manager(),
+            export_dir=export_dir,
+            schedule=self.schedule,
+            holds=self.holds,
+        )
+
+
+class DjangoProvider(DeclaredProvider):
+    """:class:`DeclaredProvider` that also says what the law keeps after an erasure."""
+
+    def kept_by_law(self, user_id: str) -> dict[str, int]:
+        """Rows of the learner kept restricted, by table (see the manager's check)."""
+        backend = self.backend
+        assert isinstance(backend, DjangoPrivacy)
+        return backend.kept_by_law(str(user_id))
 
 
 def _checkpoint_keys() -> None:
