@@ -203,9 +203,12 @@ class LearnPrivacy:
         for spec in self._specs.values():
             if getattr(spec.model, "__learnprivacy_bound__", None) is self:
                 spec.model.__learnprivacy_bound__ = None
-        dispose = getattr(getattr(self._keyring.store, "_db", None), "dispose", None)
-        if callable(dispose):
-            dispose()
+        store = self._keyring.store
+        close = getattr(store, "close", None)
+        if not callable(close):
+            close = getattr(getattr(store, "_db", None), "dispose", None)
+        if callable(close):
+            close()
 
     def __repr__(self) -> str:
         return f"LearnPrivacy(component={self.component!r}, tables={sorted(self._tables)})"
@@ -883,19 +886,30 @@ def prepare_keys(keyring: Keyring, wanted: Mapping[str, set[str]]) -> None:
     and one insert on a SQL key store, one by one on any other."""
     from learnprivacy.store._keystore import KeyRace, SqlKeyStore
 
-    store = keyring.store
+    store: Any = keyring.store
     subjects = sorted({s for group in wanted.values() for s in group})
-    if not isinstance(store, SqlKeyStore):
+
+    def make() -> None:
         for scope, group in wanted.items():
             for subject in sorted(group):
                 keyring._sealer(subject, scope)
+
+    batch, flush = getattr(store, "batch", None), getattr(store, "flush", None)
+    if not callable(batch) or not callable(flush):
+        make()
         return
+    # A key database names subjects by key reference when the keyring computes them.
+    key_ref = getattr(keyring, "key_ref", None)
+    names = [key_ref(s) for s in subjects] if callable(key_ref) else subjects
     try:
-        with store._db.write() as connection, store.bound(connection), store.batch(subjects):
-            for scope, group in wanted.items():
-                for subject in sorted(group):
-                    keyring._sealer(subject, scope)
-            store.flush()
+        if isinstance(store, SqlKeyStore) and hasattr(store, "_db"):
+            with store._db.write() as connection, store.bound(connection), batch(names):
+                make()
+                flush()
+        else:
+            with batch(names):
+                make()
+                flush()
     except KeyRace:
         # Another process created some of these keys first: forget what this batch
         # cached and let each row find its key the ordinary way.
