@@ -46,6 +46,7 @@ def app(tmp_path: Path) -> Iterator[SimpleNamespace]:
     privacy = bind(models, keys, sessions=sessionmaker(engine))
     models.Base.metadata.create_all(engine)
     yield SimpleNamespace(m=models, privacy=privacy, engine=engine, path=tmp_path, keys=keys)
+    privacy.close()
     engine.dispose()
 
 
@@ -469,3 +470,25 @@ def test_a_sweep_process_killed_half_way_ends_like_a_clean_one(
     assert snapshot(app.engine) == snapshot(clean)
     assert audit_actions(app).count("erase") == 3
     clean.dispose()
+
+
+def test_the_applications_own_deletions_are_audited(app: SimpleNamespace) -> None:
+    """A row the application deletes through the ORM gets an audit entry in its transaction."""
+    populate(app.engine, app.m)
+    with Session(app.engine) as s:
+        post = s.scalars(select(app.m.Post).where(app.m.Post.author_id == "u2")).one()
+        s.delete(post)
+        s.flush()
+        s.rollback()
+    assert audit_actions(app) == []
+    with Session(app.engine) as s:
+        post = s.scalars(select(app.m.Post).where(app.m.Post.author_id == "u2")).one()
+        s.delete(post)
+        s.commit()
+    with Session(app.engine) as s:
+        entries = list(app.privacy.audit(s).entries())
+    assert [(e.action, e.record_type, e.details["reason"]) for e in entries] == [
+        ("erase", "Post", "deleted by the application")
+    ]
+    assert entries[0].subject_ref == app.privacy.subject_ref("u2")
+    assert "Bob" not in json.dumps(entries[0].details)

@@ -162,7 +162,51 @@ class LearnPrivacy:
         from sqlalchemy import event
 
         event.listen(Session, "before_flush", self._before_flush)
+        event.listen(Session, "after_flush", self._after_flush)
         self._uninstall.append(lambda: event.remove(Session, "before_flush", self._before_flush))
+        self._uninstall.append(lambda: event.remove(Session, "after_flush", self._after_flush))
+
+    def _after_flush(self, session: Session, _context: Any) -> None:
+        """Audit the rows of declared tables the application deleted in this flush.
+
+        One entry per table, written in the flush's transaction: the deletion and its
+        entry commit or roll back together. The learners' keys are left alone (the
+        application may write new rows for them); an erasure request shreds them.
+        """
+        from learnprivacy.sqlalchemy._events import DELETED
+
+        deleted = session.info.get(DELETED)
+        if not deleted:
+            return
+        mine = [(spec, key, subject) for spec, key, subject in deleted if spec.model in self._specs]
+        if not mine:
+            return
+        # Rows of another binding's models are left for its own hook.
+        others = [row for row in deleted if row[0].model not in self._specs]
+        if others:
+            session.info[DELETED] = others
+        else:
+            session.info.pop(DELETED, None)
+        from learnprivacy._inplace._audit import rows_event
+
+        by_table: dict[str, list[tuple[ModelSpec, Any, str]]] = {}
+        for spec, key, subject in mine:
+            by_table.setdefault(spec.table, []).append((spec, key, subject or ""))
+        events = [
+            rows_event(
+                "erase",
+                self.subject_ref,
+                rows[0][0],
+                [key for _, key, _ in rows],
+                [subject for _, _, subject in rows if subject],
+                reason="deleted by the application",
+            )
+            for rows in by_table.values()
+        ]
+        connection = session.connection()
+        if id(connection.engine) not in self._ready:
+            self.side.ensure(connection)
+        self.audit(connection).append(connection, events, now=_aware(self._clock()))
 
     def _before_flush(self, session: Session, _context: Any, _instances: Any) -> None:
         """Create the data keys of the new learners of this flush in one go.
@@ -171,6 +215,8 @@ class LearnPrivacy:
         in the middle of the flush; here they are inserted with one statement, and the
         rows are then encrypted from the keyring's cache.
         """
+        # What an earlier, failed flush noted as deleted was rolled back with it.
+        session.info.pop("learnprivacy.deleted", None)
         wanted: dict[str, set[str]] = {}
         cache = self._keyring._cache.subjects
         plans = self._flush_plans
