@@ -181,7 +181,10 @@ def test_every_command_uses_the_configured_schedule(tmp_path: Path) -> None:
     assert "P6M" in register
     assert "P18M" not in register
     # L2 was active 2026-05-01: 6 months later (2026-11-02) the sweep erases the account.
-    assert tool.json("sweep", "--dry-run", "--now", "2026-11-02")["erased"] == 2
+    # L1's account is kept (restricted) while its invoice stays inside its legal minimum.
+    swept = tool.json("sweep", "--dry-run", "--now", "2026-11-02")
+    assert swept["erased"] == 1
+    assert swept["restricted"] == 1
 
 
 # -- exit codes that tell the truth ----------------------------------------------------

@@ -1,4 +1,4 @@
-"""A Moodle-shaped database to try learnprivacy without a Moodle site (public API).
+"""A Moodle-shaped database for tests and demos, without a Moodle site (public API).
 
 :func:`create_schema` creates the subset of Moodle's tables learnprivacy reads, with the
 column names, types and indexes of Moodle's ``install.xml`` files, on any SQLAlchemy
@@ -10,7 +10,7 @@ log-ins, policy acceptances, certificates (mod_customcert) and a data registry::
     import datetime as dt
     import sqlalchemy as sa
     from learnprivacy.moodle import MoodleDatabase
-    from learnprivacy.moodle.fixture import create_schema, populate
+    from learnprivacy.testing.moodle import create_schema, populate
 
     engine = sa.create_engine("sqlite:///moodle-demo.db")
     create_schema(engine)
@@ -32,12 +32,12 @@ import sqlalchemy as sa
 
 from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
-from learnprivacy.moodle._fixture_courses import add_courses, add_enrolments
-from learnprivacy.moodle._fixture_people import add_logs, add_policies, add_users
-from learnprivacy.moodle._fixture_registry import add_registry
-from learnprivacy.moodle._fixture_state import FixtureSummary, SiteState
 from learnprivacy.moodle._schema import MoodleSchema, reset_sequences
 from learnprivacy.moodle._time import to_unix
+from learnprivacy.testing._moodle_courses import add_courses, add_enrolments
+from learnprivacy.testing._moodle_people import add_logs, add_policies, add_users
+from learnprivacy.testing._moodle_registry import add_registry
+from learnprivacy.testing._moodle_state import FixtureSummary, SiteState
 
 __all__ = ["FixtureSummary", "create_schema", "drop_schema", "insert_rows", "populate"]
 
@@ -114,6 +114,20 @@ def insert_rows(
         reset_sequences(connection, [sa_table])
 
 
+def analyse(engine: sa.Engine, schema: MoodleSchema) -> None:
+    """Give the planner statistics, as a live site's database has.
+
+    A freshly filled database has none, and without them PostgreSQL (and MariaDB) pick
+    plans fit for empty tables.
+    """
+    with engine.begin() as connection:
+        if connection.dialect.name == "mysql":
+            names = ", ".join(f"`{table.name}`" for table in schema.tables())
+            connection.exec_driver_sql(f"ANALYZE TABLE {names}")
+        else:
+            connection.exec_driver_sql("ANALYZE")
+
+
 def populate(
     engine: sa.Engine,
     *,
@@ -161,10 +175,7 @@ def populate(
             for start in range(0, len(rows), _BATCH):
                 connection.execute(table.insert(), rows[start : start + _BATCH])
         reset_sequences(connection, schema.tables())
-    with engine.begin() as connection:
-        # A live site's database has planner statistics; a freshly filled one has none,
-        # and without them PostgreSQL picks plans fit for empty tables.
-        connection.exec_driver_sql("ANALYZE")
+    analyse(engine, schema)
     notes = state.notes
     return FixtureSummary(
         counts={name: len(rows) for name, rows in sorted(state.rows.items())},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import string
 from decimal import Decimal
 
-from learnprivacy.moodle._fixture_state import DAY, SiteState
+from learnprivacy.testing._moodle_state import DAY, SiteState
 
 __all__ = ["add_courses", "add_enrolments"]
 

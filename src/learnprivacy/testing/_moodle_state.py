@@ -15,7 +15,7 @@ DAY = 86_400
 
 @attrs.frozen(kw_only=True)
 class FixtureSummary:
-    """What :func:`~learnprivacy.moodle.fixture.populate` wrote, for tests and demos.
+    """What :func:`~learnprivacy.testing.moodle.populate` wrote, for tests and demos.
 
     ``counts`` maps each unprefixed table to its number of rows. The id sets name the
     accounts and courses that exercise a rule (ids only, nothing personal).

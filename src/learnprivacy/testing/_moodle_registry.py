@@ -8,7 +8,7 @@ levels sit in ``config_plugins`` as Moodle keeps them.
 
 from __future__ import annotations
 
-from learnprivacy.moodle._fixture_state import SiteState
+from learnprivacy.testing._moodle_state import SiteState
 
 __all__ = ["add_registry"]
 

@@ -10,7 +10,7 @@ import hashlib
 import json
 import unicodedata
 
-from learnprivacy.moodle._fixture_state import DAY, SiteState
+from learnprivacy.testing._moodle_state import DAY, SiteState
 
 __all__ = ["add_logs", "add_policies", "add_users"]
 
