@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from learnprivacy.crypto import KeyState
+from learnprivacy.errors import RestrictedRecordError
 from learnprivacy.records import (
     Certificate,
     Consent,
@@ -272,7 +273,8 @@ def test_an_account_is_never_erased_while_its_records_stay(store: Store) -> None
     assert dry.decided_by["Learner"] == {"restrict: dependent records kept": 1}
     report = store.sweep(schedule, now=NOW)
     assert report.erased == 0
-    assert store.get(Learner, "L1") is None
+    with pytest.raises(RestrictedRecordError):
+        store.get(Learner, "L1")
     assert store.get(Learner, "L1", include_restricted=True) is not None
     later = day(2034, 1, 1)
     assert store.sweep(schedule, now=later).erased == 2
