@@ -338,3 +338,23 @@ def test_the_keyring_passed_to_store_names_actors_as_the_store_does(world: World
     assert world.keyring.blind_index().compute(
         "ana@example.org", field="Learner.email"
     ) == world.store.keyring.blind_index().compute("ana@example.org", field="Learner.email")
+
+
+def test_an_executor_with_only_a_manager_names_the_learner_as_the_store_does(
+    world: World,
+) -> None:
+    """A RequestExecutor given a PrivacyManager built with ``store=`` (no store of its
+    own) still derives the LRS reference from that store's keyring, and voids."""
+    from learnprivacy.providers import PrivacyManager
+
+    manager = PrivacyManager([], store=world.store, discover=False, timeout=None)
+    recipient = LrsRecipient(world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE)
+    executor = RequestExecutor(
+        world.book, manager=manager, recipients=Recipients(notifiers={"lrs": recipient})
+    )
+    done = executor.execute(world.request(RequestType.ERASURE), now=T)
+    assert done.state is RequestState.COMPLETED, done.failure
+    [outcome] = [n for s in done.steps for n in s.notifications]
+    assert outcome.details["voided"] == "5"
+    assert world.listed(world.ana) == []
+    assert len(world.listed(world.bob)) == 5

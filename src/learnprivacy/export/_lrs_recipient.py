@@ -90,8 +90,11 @@ class LrsRecipient:
         auth: ``(user, password)``, an ``Authorization`` value, or ``None``.
         profile: the LMS's :class:`XapiProfile` (home page and pseudonym domain of the
             actors it sent).
-        retries, timeout, page_size, transport: as for :func:`send_statements`
-            and :func:`read_statements`.
+        retries: repetitions after a 5xx or a network error, as for
+            :func:`send_statements`.
+        timeout: seconds to wait for each answer.
+        page_size: statements per page when listing the learner's statements.
+        transport: an httpx transport (tests).
         store: the LMS's :class:`~learnprivacy.store.Store`. With it, a rectification
             brings the LRS in line with the store: the statements the store no longer
             makes (the rectified ones) are voided and the corrected ones sent
