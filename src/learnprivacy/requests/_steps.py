@@ -327,6 +327,18 @@ def recipients_of(env: Env) -> tuple[Recipient, ...]:
     return tuple(found)
 
 
+def _keyring(env: Env) -> Any:
+    """The store's keyring (of ``env.store``, or of the store a manager was built with):
+    recipients derive references as exports and xAPI actors do."""
+    store = env.store
+    if store is None and env.manager is not None:
+        try:
+            store = env.manager.component(_STORE_COMPONENT).provider.store
+        except (KeyError, AttributeError, TypeError):
+            return None
+    return getattr(store, "keyring", None)
+
+
 def _audit_notification(
     env: Env, request: SubjectRequest, outcome: NotificationOutcome, now: dt.datetime
 ) -> None:
@@ -370,7 +382,7 @@ def notify_step(recipient: Recipient) -> Step:
                 now=now,
                 record_types=[o.record_type for o in changed],
                 fields=fields,
-                keyring=getattr(env.store, "keyring", None),
+                keyring=_keyring(env),
             )
         if outcome.details:
             _audit_notification(env, request, outcome, now)
