@@ -487,7 +487,9 @@ def rectify(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
     updated = []
     for (type_name, record_id), changes in grouped.items():
         cls = record_type(type_name)
-        record = env.store.get(cls, record_id)
+        # Restricted records are read too, so that another learner's record is reported
+        # exactly like a missing one; rectifying a restricted one is then refused.
+        record = env.store.get(cls, record_id, include_restricted=True)
         if record is None or subject_of(record) != request.learner_id:
             # Another learner's record is reported exactly like a missing one.
             raise NotFoundError(f"no {type_name} record of this learner with that id")
