@@ -18,7 +18,7 @@ from examples.fastapi_lms import create_app
 from fastapi.testclient import TestClient
 
 from learnprivacy.crypto import Keyring
-from learnprivacy.errors import ConfigurationError, WrongMasterKeyError
+from learnprivacy.errors import ConfigurationError, RestrictedRecordError, WrongMasterKeyError
 from learnprivacy.records import Invoice, Learner, Progress
 from learnprivacy.store import Store
 
@@ -244,7 +244,8 @@ def test_sweep_dry_run_changes_nothing_then_the_real_run_applies_the_schedule(
     assert real.json()["by_type"]["Learner"]["restrict"] == 1
     assert real.json()["by_type"]["Invoice"]["keep"] == 1
     with _open_store(db) as store:
-        assert store.get(Learner, learner_id) is None
+        with pytest.raises(RestrictedRecordError):
+            store.get(Learner, learner_id)
         assert store.get(Learner, learner_id, include_restricted=True) is not None
         assert store.count(Progress, anonymised=True) == 1
         assert len(store.query(Invoice, learner_id=learner_id)) == 1
