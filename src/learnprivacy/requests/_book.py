@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -31,10 +31,11 @@ from learnprivacy.errors import (
 )
 from learnprivacy.records import MASK
 from learnprivacy.requests._backend import Fact, MemoryBackend, RequestBackend
-from learnprivacy.requests._deadlines import Extension
+from learnprivacy.requests._deadlines import Extension, HolidayCalendar
 from learnprivacy.requests._history import HistoryEntry, next_entry, verify_history
 from learnprivacy.requests._machine import check_transition
 from learnprivacy.requests._model import (
+    PLAN_PREFIX,
     Failure,
     IdentityCheck,
     Refusal,
@@ -147,10 +148,16 @@ class RequestBook:
     """
 
     def __init__(
-        self, backend: RequestBackend | None = None, *, audit_sink: AuditSink | None = None
+        self,
+        backend: RequestBackend | None = None,
+        *,
+        audit_sink: AuditSink | None = None,
+        calendar: HolidayCalendar | str = HolidayCalendar.FR,
     ) -> None:
         self._backend: RequestBackend = backend if backend is not None else MemoryBackend()
         self._sink = audit_sink
+        #: The public holidays deadlines roll over (the controller's country).
+        self.calendar = HolidayCalendar(calendar)
 
     def __repr__(self) -> str:
         return f"RequestBook({self._backend!r})"
@@ -251,6 +258,7 @@ class RequestBook:
             requester=requester,
             params=params,
             updated_at=recorded_at,
+            calendar=self.calendar,
         )
         if recorded_at < received_at:
             raise ValidationError("a request cannot be recorded before it is received", field="now")
@@ -298,17 +306,39 @@ class RequestBook:
             current, now=now, event="step_completed", steps=(*current.steps, step), detail=detail
         )
 
-    def complete(self, request: RequestRef, *, now: dt.datetime) -> SubjectRequest:
-        """Close the request as answered: IN_PROGRESS -> COMPLETED."""
+    def complete(
+        self,
+        request: RequestRef,
+        *,
+        now: dt.datetime,
+        expected_steps: Sequence[str] | None = None,
+    ) -> SubjectRequest:
+        """Close the request as answered: IN_PROGRESS -> COMPLETED.
+
+        Only when the work was done: at least one step ran, and every one of
+        ``expected_steps`` (the executor passes its whole plan) has its result recorded;
+        otherwise ``RequestStateError`` names what is missing and the request stays open.
+        A request closed after its deadline is recorded as late (the ``completed`` entry
+        says ``late``; :attr:`SubjectRequest.completed_late`).
+        """
         current = self.current(request)
         if current.state is RequestState.COMPLETED:
             return current
+        done = {s.name for s in current.steps}
+        if current.state is RequestState.IN_PROGRESS and not done - _plans(done):
+            raise RequestStateError("no step of the request ran: it cannot be completed")
+        missing = [name for name in expected_steps or () if name not in done]
+        if missing:
+            raise RequestStateError(
+                "step(s) did not run: " + ", ".join(missing) + "; it cannot be completed"
+            )
+        late = require_aware(now, "now") > current.due_at
         return self._move(
             current,
             now=now,
             event="completed",
             target=RequestState.COMPLETED,
-            detail={"steps": str(len(current.steps))},
+            detail={"steps": str(len(current.steps)), "late": "true" if late else "false"},
         )
 
     def fail(self, request: RequestRef, failure: Failure, *, now: dt.datetime) -> SubjectRequest:
@@ -797,3 +827,8 @@ def _scheduled(fact: Fact) -> ScheduledErasure:
         request_id=fact.key,
         done_at=dt.datetime.fromisoformat(done) if done else None,
     )
+
+
+def _plans(names: set[str]) -> set[str]:
+    """The plan steps among ``names``: they record intentions, not work done."""
+    return {name for name in names if name.startswith(PLAN_PREFIX)}

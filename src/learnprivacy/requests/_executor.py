@@ -241,7 +241,7 @@ class RequestExecutor:
                 error, component = _describe(name, exc)
                 return self._fail(current, name, error, component, now)
             current = self.book.record_step(current, result, now=now)
-        return self.book.complete(current, now=now)
+        return self.book.complete(current, now=now, expected_steps=[name for name, _ in plan])
 
     def _fail(
         self,
