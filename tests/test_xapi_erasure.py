@@ -202,6 +202,16 @@ def test_erasure_voids_the_learners_statements_and_reports_it(world: World) -> N
     dumped = json.dumps([attrs.asdict(e) for e in world.store.audit], default=str)
     assert f"{world.ana}@example.org" not in dumped
     assert "SECRET-CODE" not in dumped
+    # The letter to the learner says it, in French and in English.
+    from learnprivacy import Controller
+    from learnprivacy.requests import render_letter
+
+    controller = Controller(name="Campus", contact="dpo@campus.example")
+    french = render_letter(done, controller, now=T, language="fr")
+    assert "lrs : " in french
+    assert "5 traces d’apprentissage sur 5 retirées" in french
+    english = render_letter(done, controller, now=T, language="en")
+    assert "5 of 5 learning records withdrawn" in english
     # Notifying again voids nothing twice.
     again = recipient(
         Notification(
