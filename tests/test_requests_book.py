@@ -32,6 +32,7 @@ from learnprivacy.requests import (
     RefusalGrounds,
     RequestBook,
     Requester,
+    RequesterRole,
     RequestState,
     RequestType,
     SubjectRequest,
@@ -464,3 +465,57 @@ def test_late_completion_is_recorded_as_late(book: RequestBook) -> None:
     done = book.complete(request, now=request.received_at + dt.timedelta(days=40))
     assert done.completed_late
     assert book.history(done)[-1].detail["late"] == "true"
+
+
+def _by(book: RequestBook, role: RequesterRole, request_id: str) -> Any:
+    return book.receive(
+        RequestType.ACCESS,
+        learner_id="L1",
+        received_at=T0,
+        channel=Channel.EMAIL,
+        requester=Requester(role=role, name="Someone"),
+        request_id=request_id,
+    )
+
+
+def test_proof_rules_per_requester(book: RequestBook) -> None:
+    """An heir with the dead learner's logged-in session, or a representative with an
+    e-mail confirmation and no mandate, was accepted; now refused (the request stays
+    where it was); the right proofs pass."""
+    heir = _by(book, RequesterRole.HEIR, "R-heir")
+    with pytest.raises(PolicyError, match="death_certificate_sighted"):
+        book.verify_identity(heir, method=ProofMethod.AUTHENTICATED_SESSION, now=T0)
+    with pytest.raises(PolicyError, match="heirship_proof_sighted"):
+        book.verify_identity(heir, method=ProofMethod.DEATH_CERTIFICATE_SIGHTED, now=T0)
+    assert book.current(heir).state is RequestState.RECEIVED
+    verified = book.verify_identity(
+        heir,
+        method=ProofMethod.DEATH_CERTIFICATE_SIGHTED,
+        also=[ProofMethod.HEIRSHIP_PROOF_SIGHTED],
+        now=T0,
+    )
+    assert verified.identity.methods == (
+        ProofMethod.DEATH_CERTIFICATE_SIGHTED,
+        ProofMethod.HEIRSHIP_PROOF_SIGHTED,
+    )
+    agent = _by(book, RequesterRole.REPRESENTATIVE, "R-agent")
+    with pytest.raises(PolicyError, match="mandate_sighted"):
+        book.verify_identity(agent, method=ProofMethod.EMAIL_CONFIRMATION, now=T0)
+    assert book.verify_identity(agent, method=ProofMethod.MANDATE_SIGHTED, now=T0).state is (
+        RequestState.IN_PROGRESS
+    )
+    subject = _by(book, RequesterRole.SUBJECT, "R-self")
+    with pytest.raises(PolicyError):
+        book.verify_identity(subject, method=ProofMethod.DEATH_CERTIFICATE_SIGHTED, now=T0)
+    with pytest.raises(PolicyError):
+        book.verify_identity(subject, method=ProofMethod.MANDATE_SIGHTED, now=T0)
+    assert book.verify(verified)
+
+
+def test_a_death_is_recorded_only_on_a_death_certificate(book: RequestBook) -> None:
+    """put_death (and the executor's record_death) refuse any other proof."""
+    with pytest.raises(PolicyError):
+        book.put_death("L1", died_at=T0, now=T0, proof=ProofMethod.EMAIL_CONFIRMATION)
+    assert book.death_of("L1") is None
+    book.put_death("L1", died_at=T0, now=T0, proof=ProofMethod.DEATH_CERTIFICATE_SIGHTED)
+    assert book.death_of("L1") is not None

@@ -50,10 +50,13 @@ from learnprivacy.requests._params import (
     params_from_dict,
 )
 from learnprivacy.requests._vocabulary import (
+    IDENTITY_PROOFS,
+    REQUIRED_PROOFS,
     Channel,
     IdentityStatus,
     ProofMethod,
     RefusalGrounds,
+    RequesterRole,
     RequestState,
     RequestType,
 )
@@ -426,13 +429,25 @@ class RequestBook:
         )
 
     def verify_identity(
-        self, request: RequestRef, *, method: ProofMethod, now: dt.datetime
+        self,
+        request: RequestRef,
+        *,
+        method: ProofMethod,
+        now: dt.datetime,
+        also: Sequence[ProofMethod] = (),
     ) -> SubjectRequest:
         """Record that identity (or authority) is established: -> IN_PROGRESS.
 
-        Only the method is kept; the document shown is not.
+        The proofs must be those the requester's role needs (:data:`REQUIRED_PROOFS`):
+        the subject an identity proof; a representative the mandate; an heir the death
+        certificate *and* the proof of heirship (``also=``); the person a directive
+        designates, the death certificate. A death certificate stands for the subject
+        only once their death is recorded (a directive carried out). Anything else
+        raises ``PolicyError`` and the request stays where it was. Only the methods are
+        kept; the documents shown are not.
         """
-        if not isinstance(method, ProofMethod):
+        methods = (method, *also)
+        if not all(isinstance(m, ProofMethod) for m in methods):
             raise ValidationError("method must be a ProofMethod", field="method")
         current = self.current(request)
         if (
@@ -440,14 +455,27 @@ class RequestBook:
             and current.identity.status is IdentityStatus.VERIFIED
         ):
             return current
-        identity = IdentityCheck(status=IdentityStatus.VERIFIED, method=method, at=now)
+        role = current.requester.role
+        accepted = REQUIRED_PROOFS[role]
+        if role is RequesterRole.SUBJECT and self.death_of(current.learner_id) is not None:
+            accepted = (IDENTITY_PROOFS | {ProofMethod.DEATH_CERTIFICATE_SIGHTED},)
+        missing = [group for group in accepted if not group & set(methods)]
+        if missing:
+            needed = " and ".join(" or ".join(sorted(m.value for m in group)) for group in missing)
+            raise PolicyError(f"a request by the {role.value} needs proof: {needed}")
+        identity = IdentityCheck(
+            status=IdentityStatus.VERIFIED, method=method, at=now, also=tuple(also)
+        )
+        detail = {"method": method.value}
+        if also:
+            detail["also"] = ",".join(m.value for m in also)
         return self._move(
             current,
             now=now,
             event="identity_verified",
             target=RequestState.IN_PROGRESS,
             identity=identity,
-            detail={"method": method.value},
+            detail=detail,
         )
 
     def identity_not_established(
@@ -667,16 +695,29 @@ class RequestBook:
             recorded_at=fact.at,
         )
 
-    def put_death(self, learner_id: str, *, died_at: dt.datetime, now: dt.datetime) -> None:
-        """Store the death fact (the executor's ``record_death`` applies directives)."""
+    def put_death(
+        self,
+        learner_id: str,
+        *,
+        died_at: dt.datetime,
+        now: dt.datetime,
+        proof: ProofMethod = ProofMethod.DEATH_CERTIFICATE_SIGHTED,
+    ) -> None:
+        """Store the death fact (the executor's ``record_death`` applies directives).
+
+        A death is recorded only on a death certificate sighted (``proof``); any other
+        proof raises ``PolicyError``.
+        """
         require_aware(died_at, "at")
+        if proof is not ProofMethod.DEATH_CERTIFICATE_SIGHTED:
+            raise PolicyError("a death is recorded only on a death certificate sighted")
         self._put_fact(
             Fact(
                 learner_id=learner_id,
                 kind=DEATH,
                 key="death",
                 at=require_aware(now, "now"),
-                data={"died_at": died_at.isoformat()},
+                data={"died_at": died_at.isoformat(), "proof": proof.value},
             )
         )
 

@@ -89,6 +89,13 @@ class IdentityCheck:
     status: IdentityStatus = IdentityStatus.UNVERIFIED
     method: ProofMethod | None = None
     at: dt.datetime | None = attrs.field(default=None, validator=v.optional_aware_datetime)
+    #: Further proofs shown with ``method`` (an heir: death certificate and heirship).
+    also: tuple[ProofMethod, ...] = ()
+
+    @property
+    def methods(self) -> tuple[ProofMethod, ...]:
+        """Every proof method recorded, ``method`` first."""
+        return (self.method, *self.also) if self.method is not None else self.also
 
     def __attrs_post_init__(self) -> None:
         if self.status is IdentityStatus.VERIFIED and self.method is None:
@@ -102,6 +109,7 @@ class IdentityCheck:
             "status": self.status.value,
             "method": self.method.value if self.method else None,
             "at": self.at.isoformat() if self.at else None,
+            "also": [m.value for m in self.also],
         }
 
     @classmethod
@@ -111,6 +119,7 @@ class IdentityCheck:
             status=IdentityStatus(data["status"]),
             method=ProofMethod(data["method"]) if data["method"] else None,
             at=dt.datetime.fromisoformat(data["at"]) if data["at"] else None,
+            also=tuple(ProofMethod(m) for m in data.get("also", ())),
         )
 
 
