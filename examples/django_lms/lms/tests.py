@@ -139,6 +139,34 @@ class FieldTests(TestCase):
         with self.assertRaises(DecryptionError):
             _ = Profile.objects.get(pk=ana.pk).city
 
+    def test_missing_key_is_a_typed_error(self) -> None:
+        """A key lost from the key store: reading raises DecryptionError, no value leaks."""
+        ana = profile(learner("ana"))
+        with connections["learnprivacy_keys"].cursor() as cursor:
+            cursor.execute("DELETE FROM lpdj_keys WHERE subject = %s", [str(ana.user_id)])
+        runtime().keyring.clear_cache()
+        loaded = Profile.objects.get(pk=ana.pk)
+        with self.assertRaises(DecryptionError) as caught:
+            _ = loaded.phone
+        assert "+33" not in str(caught.exception)
+
+    def test_missing_master_key_is_a_configuration_error(self) -> None:
+        """Without the master key in the environment, the keyring refuses to start and
+        names the variable only."""
+        from learnprivacy.django._settings import reset_runtime
+        from learnprivacy.errors import ConfigurationError
+
+        reset_runtime()
+        try:
+            with (
+                mock.patch.dict("os.environ", {"LEARNPRIVACY_MASTER_KEY": ""}),
+                self.assertRaises(ConfigurationError) as caught,
+            ):
+                runtime()
+            assert "LEARNPRIVACY_MASTER_KEY" in str(caught.exception)
+        finally:
+            reset_runtime()
+
     def test_plaintext_at_rest_is_refused(self) -> None:
         """A value written in clear behind the ORM raises PlaintextError on read."""
         ana = profile(learner("ana"))

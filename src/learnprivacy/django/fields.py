@@ -116,7 +116,7 @@ def lp_lookup(value: str) -> LpLookup:
 
 
 class PersonalAttribute(DeferredAttribute):
-    """Decrypts a personal attribute the first time it is read, then keeps plaintext."""
+    """Reads a personal attribute; a value left sealed at load raises its typed error."""
 
     field: PersonalField
 
