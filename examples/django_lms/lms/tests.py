@@ -110,6 +110,30 @@ class FieldTests(TestCase):
         values = Profile.objects.filter(pk=ana.pk).values("phone")[0]["phone"]
         assert "+33" not in repr(values)
 
+    def test_admin_shows_and_saves_plaintext(self) -> None:
+        """The admin's change form shows decrypted values and saves edits as tokens."""
+        ana = profile(learner("ana"))
+        admin = User.objects.create_superuser("admin", "admin@example.org", "pw-for-tests")
+        self.client.force_login(admin)
+        page = self.client.get(f"/admin/lms/profile/{ana.pk}/change/")
+        assert page.status_code == 200
+        assert "+33 6 12 34 56 78" in page.content.decode()
+        listing = self.client.get("/admin/lms/profile/")
+        assert "Paris" in listing.content.decode()
+        form = {
+            "user": ana.user_id,
+            "phone": "+33 7 00 00 00 00",
+            "city": "Lyon",
+            "birth_date": "1990-05-17",
+            "joined_0": "2020-01-01",
+            "joined_1": "00:00:00",
+        }
+        saved = self.client.post(f"/admin/lms/profile/{ana.pk}/change/", form)
+        assert saved.status_code == 302, saved.content.decode()[:500]
+        row = raw("SELECT city FROM lms_profile WHERE id = %s", [ana.pk])[0][0]
+        assert row.startswith("lp1.")
+        assert Profile.objects.get(pk=ana.pk).city == "Lyon"
+
     def test_blind_index_lookup(self) -> None:
         """lp_lookup finds rows by normalised value; plain lookups are refused."""
         ana = profile(learner("ana"), phone="+33 6 00 00 00 01")
