@@ -310,6 +310,9 @@ class ErasureTests(TransactionTestCase):
         with self.assertRaises(RestrictedRecordError):
             invoice.save()
         assert Invoice.objects.get(pk=self.invoice.pk).amount == Decimal("120")
+        with self.assertRaises(RestrictedRecordError):
+            invoice.delete()
+        assert Invoice.objects.filter(pk=self.invoice.pk).exists()
 
     def test_dry_run_changes_nothing(self) -> None:
         """A dry run reports and leaves rows, keys and the audit log alone."""

@@ -330,6 +330,17 @@ def _hook(model: Any, bound: Bound) -> None:
 
     model._save_table = _save_table
 
+    from django.db.models.signals import pre_delete
+
+    def refuse_restricted_delete(sender: Any, instance: Any, using: str, **kwargs: Any) -> None:
+        # Rows a legal minimum or a hold keeps cannot be deleted behind the erasure rules.
+        if instance.pk is not None:
+            check_not_restricted(bound, instance.pk, using)
+
+    pre_delete.connect(
+        refuse_restricted_delete, sender=model, weak=False, dispatch_uid=f"lp-restrict-{table}"
+    )
+
     if auto:
         pk_field = meta.pk
         original_value = pk_field.get_pk_value_on_save
