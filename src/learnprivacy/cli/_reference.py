@@ -64,7 +64,7 @@ timezone = "Europe/Paris"
 [[recipients]]
 name = "Company LRS"
 kind = "lrs"
-url = "https://lrs.formation-exemple.fr/xAPI/"
+url = "https://lrs.formation-exemple.fr/xAPI/statements"   # erasures void its statements
 username = "learnprivacy"
 password_env = "LRS_PASSWORD"
 ```
