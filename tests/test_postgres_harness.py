@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy
 
 from learnprivacy.errors import ConfigurationError
+from learnprivacy.testing._postgres_host import BIN_DIR_ENV
 from learnprivacy.testing.postgres import (
-    BIN_DIR_ENV,
     PostgresStartError,
     PostgresUnavailable,
     TemporaryPostgres,

@@ -28,10 +28,9 @@ from learnprivacy.records import (
     fields_of,
     from_json_dict,
     not_personal,
-    record_types,
-    subject_of,
     to_json_dict,
 )
+from learnprivacy.records._base import record_types, subject_of
 from learnprivacy.testing.strategies import records_of_learner
 
 UTC = dt.UTC

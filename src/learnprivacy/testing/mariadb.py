@@ -54,7 +54,6 @@ from learnprivacy.testing._postgres_host import (
 )
 
 __all__ = [
-    "BIN_DIR_ENV",
     "MariaDBStartError",
     "MariaDBUnavailable",
     "TemporaryMariaDB",

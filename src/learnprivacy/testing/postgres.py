@@ -40,7 +40,6 @@ from typing import LiteralString, Self
 
 from learnprivacy.errors import ConfigurationError
 from learnprivacy.testing._postgres_host import (
-    BIN_DIR_ENV,
     PostgresStartError,
     PostgresUnavailable,
     Runner,
@@ -55,7 +54,6 @@ from learnprivacy.testing._postgres_host import (
 )
 
 __all__ = [
-    "BIN_DIR_ENV",
     "PostgresStartError",
     "PostgresUnavailable",
     "TemporaryPostgres",
