@@ -20,16 +20,14 @@ from learnprivacy.crypto._cipher import FieldCipher
 from learnprivacy.crypto._keyring import Keyring
 from learnprivacy.crypto._keystore import InMemoryKeyStore, KeyStore
 from learnprivacy.crypto._pseudonym import Pseudonymiser
-from learnprivacy.crypto._vault import InMemoryVaultStore, TokenVault, VaultStore
+from learnprivacy.crypto._vault import TokenVault
 
 __all__ = [
     "BlindIndex",
     "FieldCipher",
     "InMemoryKeyStore",
-    "InMemoryVaultStore",
     "KeyStore",
     "Keyring",
     "Pseudonymiser",
     "TokenVault",
-    "VaultStore",
 ]

@@ -28,12 +28,7 @@ import attrs
 from learnprivacy._inplace import ColumnPrivacy, ModelSpec, build_spec
 from learnprivacy._inplace import Privacy as _CorePrivacy
 from learnprivacy.basis import DataCategory
-from learnprivacy.django.fields import (
-    ORIGIN,
-    BlindIndexField,
-    PersonalField,
-    declaration_of,
-)
+from learnprivacy.django.fields import ORIGIN, BlindIndexField, PersonalField, declaration_of
 from learnprivacy.errors import ConfigurationError, RestrictedRecordError
 
 __all__ = ["Bound", "Privacy", "bind_all", "bound_models", "declare", "errors", "spec_of"]

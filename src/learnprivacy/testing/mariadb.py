@@ -57,7 +57,6 @@ __all__ = [
     "MariaDBStartError",
     "MariaDBUnavailable",
     "TemporaryMariaDB",
-    "find_mariadb",
 ]
 
 BIN_DIR_ENV = "LEARNPRIVACY_MARIADB_BIN"

@@ -57,7 +57,6 @@ __all__ = [
     "PostgresStartError",
     "PostgresUnavailable",
     "TemporaryPostgres",
-    "find_postgres_bin",
 ]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
