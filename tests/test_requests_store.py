@@ -67,6 +67,7 @@ from learnprivacy.store import Store
 
 UTC = dt.UTC
 T = dt.datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
+DEATH_CERT = ProofMethod.DEATH_CERTIFICATE_SIGHTED
 EMAIL = "ana.silva@example.org"
 
 
@@ -580,7 +581,7 @@ def test_directive_erase_with_export_for_the_executor(world: World) -> None:
     notices: list[ExecutorNotice] = []
     world.executor.executor_notifier = notices.append
     died, recorded = T + dt.timedelta(days=10), T + dt.timedelta(days=12)
-    report = world.executor.record_death("L1", at=died, now=recorded)
+    report = world.executor.record_death("L1", at=died, now=recorded, proof=DEATH_CERT)
     assert report.complete
     assert report.export is not None
     assert report.export.state is RequestState.COMPLETED
@@ -598,7 +599,9 @@ def test_directive_erase_with_export_for_the_executor(world: World) -> None:
     death = world.book.death_of("L1")
     assert death is not None
     assert death.died_at == died
-    again = world.executor.record_death("L1", at=died, now=recorded + dt.timedelta(days=1))
+    again = world.executor.record_death(
+        "L1", at=died, now=recorded + dt.timedelta(days=1), proof=DEATH_CERT
+    )
     assert again.export == report.export
     assert again.erasure == report.erasure
     assert len(notices) == 1
@@ -609,7 +612,9 @@ def test_directive_keep_then_erase(world: World) -> None:
     """KEEP_THEN_ERASE: nothing erased at death; erased once the keeping period ends."""
     register(world, PostMortemDirective(on_death=DeathAction.KEEP_THEN_ERASE, keep_for="P6M"))
     died = dt.datetime(2026, 8, 31, 18, 0, tzinfo=UTC)
-    report = world.executor.record_death("L1", at=died, now=died + dt.timedelta(days=2))
+    report = world.executor.record_death(
+        "L1", at=died, now=died + dt.timedelta(days=2), proof=DEATH_CERT
+    )
     assert report.erasure is None
     assert report.scheduled is not None
     # Aug 31 + 6 months: no Feb 31, so the end of Feb 28.
@@ -638,17 +643,17 @@ def test_failed_executor_notice_is_retried(world: World) -> None:
             raise OSError("mail server down")
 
     world.executor.executor_notifier = flaky
-    first = world.executor.record_death("L1", at=T, now=T)
+    first = world.executor.record_death("L1", at=T, now=T, proof=DEATH_CERT)
     assert first.executor_notified is NotificationStatus.FAILED
     assert not first.complete
-    second = world.executor.record_death("L1", at=T, now=T)
+    second = world.executor.record_death("L1", at=T, now=T, proof=DEATH_CERT)
     assert second.executor_notified is NotificationStatus.SENT
     assert world.store.get(Learner, "L1") is not None
 
 
 def test_death_without_directive_changes_nothing(world: World) -> None:
     """Without a directive, the death is recorded and the ordinary schedule stays in charge."""
-    report = world.executor.record_death("L2", at=T, now=T)
+    report = world.executor.record_death("L2", at=T, now=T, proof=DEATH_CERT)
     assert report.directive is None
     assert world.book.death_of("L2") is not None
     assert len(world.store.records_of("L2")) == 6
