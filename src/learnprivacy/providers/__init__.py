@@ -36,13 +36,14 @@ from learnprivacy.providers._protocols import (
     UserListProvider,
     UserPreferenceProvider,
 )
-from learnprivacy.providers._register import Register
+from learnprivacy.providers._register import ClientProcessing, ProcessorRegister, Register
 from learnprivacy.providers._store import StoreProvider
 from learnprivacy.providers.writer import ContentWriter, DataDescription, MemoryWriter
 
 __all__ = [
     "ApprovedContextList",
     "ApprovedUserList",
+    "ClientProcessing",
     "ContentWriter",
     "Context",
     "ContextLevel",
@@ -53,6 +54,7 @@ __all__ = [
     "MetadataProvider",
     "NullProvider",
     "PrivacyManager",
+    "ProcessorRegister",
     "Register",
     "RequestProvider",
     "StoreProvider",
