@@ -25,7 +25,9 @@ from learnprivacy.cli._settings import (
     load_settings,
 )
 
-__all__ = ["EXIT_CODES", "main"]
+# The command line is a program, not an API: ``main`` is its entry point
+# (``learnprivacy = "learnprivacy.cli:main"``), documented in docs/cli.md.
+__all__: list[str] = []
 
 _STORE = "learnprivacy.cli._store_commands"
 _REGISTER = "learnprivacy.cli._register_commands"
