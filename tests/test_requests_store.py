@@ -657,3 +657,48 @@ def test_death_without_directive_changes_nothing(world: World) -> None:
     assert report.directive is None
     assert world.book.death_of("L2") is not None
     assert len(world.store.records_of("L2")) == 6
+
+
+def test_withdrawal_follows_the_purposes_of_the_schedule_and_counts_from_receipt(
+    world: World,
+) -> None:
+    """JUNIA's schedule declares the purpose "training" on consent for accounts, progress
+    and logins. Withdrawing it, received March 2 and executed March 4, ends the consent on
+    March 2 and erases what only that consent held (the old step matched built-in purpose
+    names and record bases, erased nothing and said COMPLETED); the invoice, kept for
+    billing under a legal obligation, stays."""
+    from examples.policies import french_engineering_school_moodle as junia
+
+    received = dt.datetime(2026, 3, 2, 9, tzinfo=UTC)
+    executed = dt.datetime(2026, 3, 4, 9, tzinfo=UTC)
+    world.store.add(
+        Consent(
+            id="L1-TRAINING",
+            learner_id="L1",
+            purpose="training",
+            given_at=T - dt.timedelta(days=90),
+        ),
+        now=T,
+    )
+    executor = RequestExecutor(world.book, store=world.store, schedule=junia.SCHEDULE)
+    request = world.book.receive(
+        RequestType.WITHDRAW_CONSENT,
+        learner_id="L1",
+        received_at=received,
+        channel=Channel.WEB_FORM,
+        requester=Requester.subject("Ana Silva", EMAIL),
+        params=WithdrawConsentParams(purpose="training"),
+    )
+    request = world.book.verify_identity(
+        request, method=ProofMethod.AUTHENTICATED_SESSION, now=executed
+    )
+    done = executor.execute(request, now=executed)
+    assert done.state is RequestState.COMPLETED
+    consent = world.store.get(Consent, "L1-TRAINING")
+    assert consent is not None
+    assert consent.withdrawn_at == received
+    assert not consent.is_active(dt.datetime(2026, 3, 3, tzinfo=UTC))
+    for kind, record_id in ((Progress, "L1-P1"), (Progress, "L1-P2"), (AccessEvent, "L1-A1")):
+        assert world.store.get(kind, record_id, include_restricted=True) is None, record_id
+    assert world.store.get(Invoice, "L1-I1", include_restricted=True) is not None
+    assert world.store.get(Progress, "L2-P1") is not None

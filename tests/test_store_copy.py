@@ -20,7 +20,8 @@ from learnprivacy.errors import (
     WrongMasterKeyError,
 )
 from learnprivacy.records import Learner, Progress
-from learnprivacy.store import CopyReport, Store, copy_store
+from learnprivacy.store import Store, copy_store
+from learnprivacy.store._copy import CopyReport
 from tests.store_fixtures import (
     MASTER_KEY,
     NOW,

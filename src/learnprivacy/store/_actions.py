@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, delete, select, update
 
-from learnprivacy.crypto import KeyState
+from learnprivacy.crypto._keystore import KeyState
 from learnprivacy.records import Granularity, fields_of
 from learnprivacy.store._bulk import ids_in
 from learnprivacy.store._common import chunked

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
-from learnprivacy.crypto import KeyEntry, KeyState
+from learnprivacy.crypto._keystore import KeyEntry, KeyState
 from learnprivacy.errors import KeyShreddedError
 from learnprivacy.store._bulk import bulk_insert, ids_in
 from learnprivacy.store._engine import Database

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, insert, select, text
 
 from learnprivacy.crypto import InMemoryKeyStore, Keyring
 from learnprivacy.errors import ConfigurationError
-from learnprivacy.records import record_types
+from learnprivacy.records._base import record_types
 from learnprivacy.store import _migrate
 from learnprivacy.store._engine import Database
 from learnprivacy.store._keystore import SqlKeyStore
