@@ -9,6 +9,9 @@ their own retention ends.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 from collections.abc import Iterable, Mapping
 
@@ -43,6 +46,8 @@ ENV_VAR = "LEARNPRIVACY_MASTER_KEY"
 
 _CHECK_SCOPE = "check"
 _BLIND_INDEX_SCOPE = "blind-index"
+_KEY_REF_LABEL = b"learnprivacy/v1/key-store-subject"
+_KEY_REF_PREFIX = "k1_"
 
 
 class Keyring:
@@ -73,6 +78,8 @@ class Keyring:
         "_index_key",
         "_master",
         "_previous",
+        "_pseudonymous",
+        "_ref_key",
         "_store",
         "_verified",
     )
@@ -95,9 +102,12 @@ class Keyring:
         self._master = MasterKey(master_key)
         self._previous = {key.key_id: key for key in map(MasterKey, previous_master_keys)}
         self._store: KeyStore = InMemoryKeyStore() if store is None else store
+        # A store that asks for it (a key database) never sees a subject in clear.
+        self._pseudonymous = bool(getattr(self._store, "pseudonymous_subjects", False))
         self._cache = KeyCache(cache_size)
         self._verified = False
         self._index_key: bytes | None = None
+        self._ref_key: bytes | None = None
 
     @classmethod
     def generate(cls, *, store: KeyStore | None = None) -> Keyring:
@@ -155,6 +165,38 @@ class Keyring:
         """The key store holding the wrapped data keys."""
         return self._store
 
+    @property
+    def previous_master_key_ids(self) -> tuple[str, ...]:
+        """Ids of the previous master keys this keyring still opens (a rotation to finish)."""
+        return tuple(self._previous)
+
+    def bound_to(self, store: KeyStore) -> Keyring:
+        """A keyring on the same master key (and previous master keys) over ``store``."""
+        keyring = Keyring(self._master.raw, store=store, cache_size=self._cache.size)
+        keyring._previous = dict(self._previous)
+        return keyring
+
+    def key_ref(self, subject: str) -> str:
+        """How the key store names ``subject``.
+
+        For a key store that asks for pseudonymous subjects (a
+        :class:`~learnprivacy.keys.KeyDatabase`): ``k1_`` and the URL-safe base64 of the
+        first 16 bytes of HMAC-SHA256 under a key derived (HKDF) from this keyring's
+        blind-index key, which lives wrapped in that store, never changes and is never
+        shredded. The reference is stable across master-key rotation; without the master
+        key it cannot be linked to the learner id. Other stores see the subject itself.
+        """
+        check_subject(subject)
+        if not self._pseudonymous:
+            return subject
+        key = self._ref_key
+        if key is None:
+            key = self._ref_key = hmac.new(
+                self._index_secret(), _KEY_REF_LABEL, hashlib.sha256
+            ).digest()
+        digest = hmac.new(key, subject.encode(), hashlib.sha256).digest()[:16]
+        return _KEY_REF_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
     def export_master_key(self) -> bytes:
         """The raw master key, to be saved in a secret manager. Handle with care."""
         return self._master.raw
@@ -197,16 +239,17 @@ class Keyring:
         Irreversible. Returns the number of keys destroyed; the (subject, scope) is
         remembered as shredded even when it had no key yet.
         """
-        check_subject(subject)
+        ref = self.key_ref(subject)
         if scope is not None:
             check_scope(scope)
-        count = self._store.mark_shredded(subject, scope)
+        count = self._store.mark_shredded(ref, scope)
         self._cache.forget(subject)
         return count
 
     def is_shredded(self, subject: str, scope: str = DEFAULT_SCOPE) -> bool:
         """Whether ``(subject, scope)`` was shredded and not revived since."""
-        return self._store.is_shredded(check_subject(subject), check_scope(scope))
+        ref = self.key_ref(subject)
+        return self._store.is_shredded(ref, check_scope(scope))
 
     def revive(self, subject: str, scope: str = DEFAULT_SCOPE) -> str:
         """Give a shredded ``(subject, scope)`` a fresh key and return its id.
@@ -214,9 +257,9 @@ class Keyring:
         Values encrypted before the shred stay unreadable. Use it only when new data is
         lawfully collected for the same subject.
         """
-        check_subject(subject)
+        ref = self.key_ref(subject)
         check_scope(scope)
-        entry, _key = self._create(subject, scope, revive=True)
+        entry, _key = self._create(ref, scope, revive=True)
         self._cache.forget(subject)
         return entry.key_id
 
@@ -226,10 +269,10 @@ class Keyring:
         The retired key still decrypts; the next encryption creates a new key. After
         re-encrypting old values, :meth:`destroy_key` removes the retired key for good.
         """
-        check_subject(subject)
+        ref = self.key_ref(subject)
         check_scope(scope)
         retired = 0
-        for entry in self._store.list_entries(subject, scope):
+        for entry in self._store.list_entries(ref, scope):
             if entry.state is KeyState.ACTIVE:
                 retired += self._store.update(attrs.evolve(entry, state=KeyState.RETIRED))
         self._cache.forget(subject)
@@ -237,8 +280,8 @@ class Keyring:
 
     def destroy_key(self, subject: str, key_id: str) -> bool:
         """Shred the single key ``key_id`` of ``subject``; ``False`` if it was not alive."""
-        check_subject(subject)
-        destroyed = self._store.mark_shredded(subject, key_id=key_id) > 0
+        ref = self.key_ref(subject)
+        destroyed = self._store.mark_shredded(ref, key_id=key_id) > 0
         self._cache.forget(subject)
         return destroyed
 
@@ -278,6 +321,20 @@ class Keyring:
         self._previous.clear()
         return count
 
+    def rewrap_entry(self, entry: KeyEntry, *, subject: str) -> KeyEntry:
+        """``entry`` wrapped again under the current master key for store name ``subject``.
+
+        For moving keys between stores that name subjects differently (a store's old key
+        table to its key database). A shredded entry only gets the new name.
+        """
+        if entry.state is KeyState.SHREDDED:
+            return attrs.evolve(entry, subject=subject)
+        key = self._unwrap(entry)
+        wrapped = self._master.wrap(key, subject=subject, scope=entry.scope, key_id=entry.key_id)
+        return attrs.evolve(
+            entry, subject=subject, master_key_id=self._master.key_id, wrapped=wrapped
+        )
+
     def clear_cache(self, subject: str | None = None) -> None:
         """Forget unwrapped keys (of ``subject`` only, or all); they reload on demand."""
         self._cache.forget(subject)
@@ -286,13 +343,13 @@ class Keyring:
 
     def _sealer(self, subject: str, scope: str) -> _token.Sealer:
         """What encrypting for ``(subject, scope)`` needs; creates the key if there is none."""
-        check_subject(subject)
+        ref = self.key_ref(subject)
         check_scope(scope)
         keys = self._cache.entry(subject)
-        entry = _active(self._store.list_entries(subject, scope))
+        entry = _active(self._store.list_entries(ref, scope))
         key = None
         if entry is None:
-            entry, key = self._create(subject, scope, revive=False)
+            entry, key = self._create(ref, scope, revive=False)
         sealer = _token.make_sealer(
             self._aead(keys, entry, key), bytes.fromhex(entry.key_id), subject
         )
@@ -304,9 +361,9 @@ class Keyring:
 
     def _opener(self, subject: str, head: bytes) -> _token.Opener:
         """What decrypting tokens with header ``head`` for ``subject`` needs."""
-        check_subject(subject)
+        ref = self.key_ref(subject)
         key_id = _token.parse_header(head).hex()
-        entry = self._store.get(subject, key_id)
+        entry = self._store.get(ref, key_id)
         if entry is None:
             raise _token.decryption_failed()
         if entry.state is KeyState.SHREDDED:

@@ -13,6 +13,7 @@ See ``docs/concepts-store.md``.
 
 from learnprivacy.store._audit import AuditEntry, AuditLog
 from learnprivacy.store._copy import CopyReport, copy_store
+from learnprivacy.store._keydb import KeyDatabase
 from learnprivacy.store._keystore import SqlKeyStore
 from learnprivacy.store._migrate import head_revision
 from learnprivacy.store._reports import (
@@ -31,6 +32,7 @@ __all__ = [
     "CopyReport",
     "ErasureOutcome",
     "ErasureReport",
+    "KeyDatabase",
     "ReplayReport",
     "ReviewItem",
     "SqlKeyStore",

@@ -250,7 +250,7 @@ class _TypeSweep:
                     record_type=rt.name,
                     subject_ref=self._ref(owners[0]) if len(set(owners)) == 1 else None,
                     details={
-                        **ids_detail(self._ref, rt, ids, owners),
+                        **ids_detail(self.store.audit, rt, ids, owners, subject_ref=self._ref),
                         "count": len(items),
                         "rule": None if decision.rule is None else decision.rule.label,
                         "article": decision.article,
