@@ -37,13 +37,14 @@ def _fmt(value: Any) -> str:
 def render(rows: list[dict[str, Any]]) -> str:
     """A Markdown table of every row."""
     lines = [
-        "| benchmark | result | floor | ratio | target | ok |",
-        "|---|---|---|---|---|---|",
+        "| benchmark | result | spread | floor | ratio | target | ok |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         unit = f" {row['unit']}" if row.get("unit") else ""
         lines.append(
-            f"| {row['name']} | {_fmt(row['value'])}{unit} | {_fmt(row['floor'])}{unit} "
+            f"| {row['name']} | {_fmt(row['value'])}{unit} | {row.get('spread', '')} "
+            f"| {_fmt(row['floor'])}{unit} "
             f"| {_fmt(row['ratio'])} | {row['target']} | {'yes' if row['ok'] else 'NO'} |"
         )
     return "\n".join(lines)
@@ -68,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         f"# Benchmark results\n\nGenerated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC "
         f"on {platform.machine()} / Python {platform.python_version()}"
         f"{' (quick mode)' if args.quick else ''}.\n"
-        "Every floor is measured in the same run.\n\n"
+        "Every floor is measured in the same run, interleaved with the library; times are\n"
+        "CPU seconds (process and waited-for children), medians of at least five rounds,\n"
+        "with the spread (fastest and slowest round) beside them.\n\n"
     )
     Path(args.out).write_text(header + table + "\n", encoding="utf-8")
     return 0 if all(row["ok"] for row in rows) else 1

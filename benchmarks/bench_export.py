@@ -24,12 +24,12 @@ import datetime as dt
 import gc
 import json
 import tempfile
-import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from benchmarks._measure import compare, cpu_seconds, ratio_row
 from learnprivacy.export import export_subject
 from learnprivacy.providers import (
     ApprovedContextList,
@@ -109,21 +109,14 @@ def _measure(action: Callable[[], Any]) -> tuple[float, float]:
     tracemalloc.start()
     tracemalloc.reset_peak()
     base, _ = tracemalloc.get_traced_memory()
-    began = time.perf_counter()
+    began = cpu_seconds()
     try:
         action()
     finally:
-        seconds = time.perf_counter() - began
+        seconds = cpu_seconds() - began
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     return (peak - base) / 1e6, seconds
-
-
-def _timed(action: Callable[[], Any]) -> float:
-    gc.collect()
-    began = time.perf_counter()
-    action()
-    return time.perf_counter() - began
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
@@ -160,18 +153,14 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 for record in _progress(count):
                     file.write(json.dumps(to_json_dict(record)) + "\n")
 
-        floor_s = min(_timed(floor) for _ in range(2))
-        export_s = min(_timed(export) for _ in range(2))
+        samples = compare({"library": export, "floor": floor})
         rows.append(
-            {
-                "name": f"export_subject time (zip, 4 formats), {count:,} progress rows",
-                "value": export_s,
-                "floor": floor_s,
-                "ratio": export_s / floor_s,
-                "target": f"<= {TIME_TARGET:g}x",
-                "ok": export_s / floor_s <= TIME_TARGET,
-                "unit": "s",
-            }
+            ratio_row(
+                f"export_subject time (zip, 4 formats), {count:,} progress rows",
+                samples["library"],
+                samples["floor"],
+                target=TIME_TARGET,
+            )
         )
         rows.append(_from_store(root, count, list_mb))
     return rows

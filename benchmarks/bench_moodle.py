@@ -15,19 +15,17 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from benchmarks._measure import compare, ratio_row
 from learnprivacy.moodle import MoodleDatabase, MoodleSchema
 from learnprivacy.moodle.fixture import create_schema, populate
 
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 TARGET = 2.0
-REPEATS = 3
 
 
 def _floor_statements(schema: MoodleSchema) -> list[sa.Select[Any]]:
@@ -76,30 +74,19 @@ def _ours(engine: sa.Engine) -> int:
         return len(list(db.learners())) + len(list(db.course_progress()))
 
 
-def _best(function: Callable[[sa.Engine], int], engine: sa.Engine) -> tuple[float, int]:
-    best, count = float("inf"), 0
-    for _ in range(REPEATS):
-        started = time.perf_counter()
-        count = function(engine)
-        best = min(best, time.perf_counter() - started)
-    return best, count
-
-
 def _measure(label: str, engine: sa.Engine, users: int) -> dict[str, Any]:
     create_schema(engine)
     populate(engine, now=NOW, users=users, courses=40, activities=0, log_events_per_user=0)
     _ours(engine)  # warm caches (pages, compiled statements) for both sides alike
-    floor, rows = _best(_floor, engine)
-    value, records = _best(_ours, engine)
-    ratio = value / floor
+    rows, records = _floor(engine), _ours(engine)
+    samples = compare({"library": lambda: _ours(engine), "floor": lambda: _floor(engine)})
     return {
-        "name": f"moodle: {users:,} users + completions into records ({label})",
-        "value": value,
-        "floor": floor,
-        "ratio": ratio,
-        "target": f"<= {TARGET:g}x",
-        "ok": ratio <= TARGET,
-        "unit": "s",
+        **ratio_row(
+            f"moodle: {users:,} users + completions into records ({label})",
+            samples["library"],
+            samples["floor"],
+            target=TARGET,
+        ),
         "rows": rows,
         "records": records,
     }
@@ -134,6 +121,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 if __name__ == "__main__":
     for row in run(quick="--quick" in sys.argv[1:]):
         print(
-            f"{row['name']}: {row['value']:.3f}s vs floor {row['floor']:.3f}s "
+            f"{row['name']}: {row['value']:.3f}s CPU ({row['spread']}) "
+            f"vs floor {row['floor']:.3f}s "
             f"= {row['ratio']:.2f}x (target {row['target']}) {'ok' if row['ok'] else 'MISSED'}"
         )

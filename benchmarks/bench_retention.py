@@ -18,13 +18,13 @@ decisions are checked to agree with the floor's. Target: within 3x of the floor.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import random
-import time
 from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
+from benchmarks._measure import compare, ratio_row
 from learnprivacy.records import (
     AccessEvent,
     AccessKind,
@@ -198,31 +198,16 @@ def floor_mixed(records: list[Any], subjects: dict[str, Any], holds: tuple[Hold,
 
 def _library(schedule: Schedule) -> Callable[[list[Any], dict[str, Any], tuple[Hold, ...]], int]:
     def sweep(records: list[Any], subjects: dict[str, Any], holds: tuple[Hold, ...]) -> int:
-        groups = schedule.plan(records, now=NOW, subjects=subjects, holds=holds).grouped()
+        groups = schedule.plan(records, now=NOW, learners=subjects, holds=holds).grouped()
         return len(groups[Action.ERASE])
 
     return sweep
 
 
-def _best_of(
-    repeat: int,
-    func: Callable[[list[Any], dict[str, Any], tuple[Hold, ...]], int],
-    *args: Any,
-) -> tuple[float, int]:
-    best = float("inf")
-    result = 0
-    for _ in range(repeat):
-        gc.collect()
-        started = time.perf_counter()
-        result = func(*args)
-        best = min(best, time.perf_counter() - started)
-    return best, result
-
-
 def run(quick: bool = False) -> list[dict[str, Any]]:
     """Measure records/s of ``Schedule.plan`` and of the floor on both data sets."""
     size = 100_000 if quick else 1_000_000
-    repeat = 3 if quick else 5
+    repeat = 5
     rows = []
     cases = (
         ("learners", learners_data, floor_learners, False),
@@ -231,23 +216,23 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     for label, build, floor, with_holds in cases:
         schedule, records, subjects = build(size)
         holds = _holds(subjects) if with_holds else ()
-        # Interleave the two measurements so a noisy neighbour hurts both alike.
-        floor_time, floor_expired = _best_of(repeat, floor, records, subjects, holds)
-        lib_time, lib_expired = _best_of(repeat, _library(schedule), records, subjects, holds)
-        if lib_expired != floor_expired:
+        library = _library(schedule)
+        if library(records, subjects, holds) != floor(records, subjects, holds):
             raise AssertionError(f"{label}: plan and floor disagree on what expired")
-        value, floor_rate = size / lib_time, size / floor_time
-        ratio = floor_rate / value
-        rows.append(
+        samples = compare(
             {
-                "name": f"retention sweep, {label} ({size:,} records)",
-                "value": value,
-                "floor": floor_rate,
-                "ratio": ratio,
-                "target": f"<= {TARGET:g}x",
-                "ok": ratio <= TARGET,
-                "unit": "records/s",
-            }
+                "library": partial(library, records, subjects, holds),
+                "floor": partial(floor, records, subjects, holds),
+            },
+            rounds=repeat,
+        )
+        rows.append(
+            ratio_row(
+                f"retention sweep, {label} ({size:,} records)",
+                samples["library"],
+                samples["floor"],
+                target=TARGET,
+            )
         )
         del records, subjects
     return rows
@@ -258,6 +243,7 @@ if __name__ == "__main__":
 
     for row in run(quick="--quick" in sys.argv):
         print(
-            f"{row['name']}: {row['value']:,.0f} records/s, floor {row['floor']:,.0f} records/s, "
+            f"{row['name']}: {row['value']:.3f} s CPU ({row['spread']}), "
+            f"floor {row['floor']:.3f} s, "
             f"ratio {row['ratio']:.2f} (target {row['target']}) {'ok' if row['ok'] else 'MISSED'}"
         )

@@ -25,7 +25,7 @@
   200 MB.
 
 ``value``/``floor`` are records per second (megabytes for memory); ``ratio`` is the
-time ratio, store over floor. Each timing is the best of interleaved runs.
+time ratio, store over floor. Each timing is the median CPU time of five interleaved rounds.
 """
 
 from __future__ import annotations
@@ -41,15 +41,16 @@ import os
 import resource
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from benchmarks._measure import MIN_ROUNDS, cpu_seconds
 from learnprivacy.crypto import Keyring
 from learnprivacy.records import Learner, Progress, ProgressStatus, Score
 from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
@@ -91,9 +92,9 @@ def ingest_store(path: Path, records: list[Learner]) -> float:
     """Seconds ``Store.add_all`` takes for ``records`` into a new store at ``path``."""
     store = Store(f"sqlite:///{path}", keyring=Keyring.from_master_key(MASTER), clock=lambda: NOW)
     gc.collect()
-    started = time.perf_counter()
+    started = cpu_seconds()
     store.add_all(records)
-    elapsed = time.perf_counter() - started
+    elapsed = cpu_seconds() - started
     store.close()
     return elapsed
 
@@ -145,7 +146,7 @@ def ingest_floor(path: Path, records: list[Learner]) -> float:
     master = AESGCM(MASTER)
     index_key = os.urandom(32)
     gc.collect()
-    started = time.perf_counter()
+    started = cpu_seconds()
     connection.execute("BEGIN IMMEDIATE")
     keys, rows = [], []
     for learner in records:
@@ -189,7 +190,7 @@ def ingest_floor(path: Path, records: list[Learner]) -> float:
         (_stamp(NOW), json.dumps({"count": len(rows)})),
     )
     connection.execute("COMMIT")
-    elapsed = time.perf_counter() - started
+    elapsed = cpu_seconds() - started
     connection.close()
     return elapsed
 
@@ -211,9 +212,9 @@ def sweep_store(source: Path, work: Path, batch_size: int) -> tuple[float, int]:
     _copy(source, work)
     store = Store(f"sqlite:///{work}", keyring=Keyring.from_master_key(MASTER))
     gc.collect()
-    started = time.perf_counter()
+    started = cpu_seconds()
     report = store.sweep(SCHEDULE, now=NOW, batch_size=batch_size)
-    elapsed = time.perf_counter() - started
+    elapsed = cpu_seconds() - started
     store.close()
     return elapsed, report.erased
 
@@ -225,7 +226,7 @@ def sweep_floor(source: Path, work: Path) -> tuple[float, int]:
     assert cutoff is not None
     connection = _floor_connect(work)
     gc.collect()
-    started = time.perf_counter()
+    started = cpu_seconds()
     connection.execute("BEGIN IMMEDIATE")
     expired = "SELECT id FROM learners WHERE last_activity_at <= ?"
     connection.execute(
@@ -242,7 +243,7 @@ def sweep_floor(source: Path, work: Path) -> tuple[float, int]:
     )
     connection.execute("COMMIT")
     connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    elapsed = time.perf_counter() - started
+    elapsed = cpu_seconds() - started
     connection.close()
     return elapsed, deleted
 
@@ -331,7 +332,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     sweep)."""
     count = 10_000 if quick else 100_000
     progress_rows = 100_000 if quick else 1_000_000
-    repeat = 3 if quick else 2
+    repeat = MIN_ROUNDS
     rows: list[dict[str, Any]] = []
     records = learners(count)
     with tempfile.TemporaryDirectory(prefix="bench-store-") as name:
@@ -342,7 +343,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 path.unlink(missing_ok=True)
             floor_times.append(ingest_floor(tmp / f"floor{attempt}.db", records))
             store_times.append(ingest_store(tmp / f"store{attempt}.db", records))
-        store_time, floor_time = min(store_times), min(floor_times)
+        store_time, floor_time = statistics.median(store_times), statistics.median(floor_times)
         rows.append(
             _row(
                 f"store ingest, {count:,} learners (SQLite)",
@@ -355,16 +356,19 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         source, floor_source = tmp / "store0.db", tmp / "floor0.db"
         # Interleaved: each round runs the floor and every batch size once, so that a
         # busy moment of the machine does not fall on one configuration only.
-        best = dict.fromkeys(SWEEP_BATCHES, float("inf"))
-        best_floor, erased, deleted = float("inf"), 0, 0
-        for _ in range(repeat + 2 if quick else repeat):
+        times: dict[int, list[float]] = {batch_size: [] for batch_size in SWEEP_BATCHES}
+        floor_sweeps: list[float] = []
+        erased, deleted = 0, 0
+        for _ in range(repeat):
             for batch_size in SWEEP_BATCHES:
                 floor_elapsed, deleted = sweep_floor(floor_source, tmp / "floor-sweep.db")
                 elapsed, erased = sweep_store(source, tmp / "store-sweep.db", batch_size)
                 if erased != deleted:
                     raise AssertionError(f"the store erased {erased} rows, the floor {deleted}")
-                best[batch_size] = min(best[batch_size], elapsed)
-                best_floor = min(best_floor, floor_elapsed)
+                times[batch_size].append(elapsed)
+                floor_sweeps.append(floor_elapsed)
+        best = {batch_size: statistics.median(values) for batch_size, values in times.items()}
+        best_floor = statistics.median(floor_sweeps)
         for batch_size in SWEEP_BATCHES:
             default = batch_size == DEFAULT_SWEEP_BATCH
             row = _row(

@@ -385,3 +385,13 @@ def expected_actions(
         decision = schedule.evaluate(record, now=now, subject=subject, **kwargs)
         out[type(record).__name__, record.id] = decision.action
     return out
+
+
+def anonymised_facts(store: Store, record_type: type[Any]) -> list[str]:
+    """The anonymised rows of a type without the random ids anonymisation draws (sorted
+    reprs), to compare the end states of two runs."""
+    random = {"id", "learner_id"}
+    return sorted(
+        repr({k: v for k, v in facts.items() if k not in random})
+        for facts in store.anonymised(record_type)
+    )

@@ -16,21 +16,48 @@ from click.testing import CliRunner, Result
 from learnprivacy.cli import main
 from learnprivacy.cli._config import write_key_file
 
+CONFIG = """
+[controller]
+name = "Formation Exemple SAS"
+address = "12 rue de la République, 69002 Lyon, France"
+contact = "privacy@formation-exemple.fr"
+country = "FR"
+
+[dpo]
+name = "Claire Martin"
+email = "dpo@formation-exemple.fr"
+
+[policy]
+languages = ["fr", "en"]
+timezone = "Europe/Paris"
+"""
+
 
 class Cli:
-    """Runs the command with --db/--key-file pointing into one folder."""
+    """Runs the command with --config/--db/--key-file pointing into one folder."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, config: str = CONFIG) -> None:
         self.folder = folder
         self.db = folder / "lms.db"
         self.key = folder / "master.key"
+        self.config = folder / "learnprivacy.toml"
+        if not self.config.exists():
+            self.config.write_text(config, encoding="utf-8")
         self.runner = CliRunner()
 
     def __call__(self, *args: str, code: int = 0) -> Result:
-        env = {"LEARNPRIVACY_MASTER_KEY": ""}
+        env = {"LEARNPRIVACY_MASTER_KEY": "", "LEARNPRIVACY_CONFIG": "", "LEARNPRIVACY_DB": ""}
         result = self.runner.invoke(
             main,
-            ["--db", f"sqlite:///{self.db}", "--key-file", str(self.key), *args],
+            [
+                "--config",
+                str(self.config),
+                "--db",
+                f"sqlite:///{self.db}",
+                "--key-file",
+                str(self.key),
+                *args,
+            ],
             env=env,
             catch_exceptions=False,
         )
@@ -139,9 +166,9 @@ def test_sweep_dry_run_then_real(cli: Cli) -> None:
 def test_erase_restricts_the_invoice_and_cites_articles(cli: Cli) -> None:
     """erase: the learner is erased (Art. 17(1)), the invoice restricted (Art. 17(3)(b))."""
     report = cli.json("erase", "L1", "--now", "2026-06-15")
-    outcomes = {(o["record_type"], o["outcome"]): o["article"] for o in report["outcomes"]}
-    assert "17(1)" in outcomes[("Learner", "erased")]
-    assert "17(3)(b)" in outcomes[("Invoice", "restricted")]
+    outcomes = {(o["record_type"], o["action"]): o["article"] for o in report["outcomes"]}
+    assert "17(1)" in outcomes[("Learner", "erase")]
+    assert "17(3)(b)" in outcomes[("Invoice", "restrict")]
 
 
 def test_export_writes_a_zip_with_a_manifest(cli: Cli) -> None:

@@ -152,10 +152,10 @@ def test_erasure_request_erases_the_learner_and_restricts_the_invoice(
     assert done.json()["state"] == "completed"
     actions = {(r["record_type"], r["action"], r["article"]) for r in done.json()["records"]}
     assert actions == {
-        ("Learner", "erased", "GDPR Art. 17(1)"),
-        ("Progress", "erased", "GDPR Art. 17(1)"),
-        ("Certificate", "erased", "GDPR Art. 17(1)"),
-        ("Invoice", "restricted", "GDPR Art. 17(3)(b)"),
+        ("Learner", "erase", "GDPR Art. 17(1)"),
+        ("Progress", "erase", "GDPR Art. 17(1)"),
+        ("Certificate", "erase", "GDPR Art. 17(1)"),
+        ("Invoice", "restrict", "GDPR Art. 17(3)(b)"),
     }
     assert client.get(f"/requests/{filed.json()['id']}").json()["state"] == "completed"
     assert client.post(f"/learners/{learner_id}/progress", json={}).status_code == 422

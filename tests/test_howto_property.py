@@ -26,7 +26,7 @@ def test_preset_keeps_the_invariants(data: tuple[Learner, list[Any]], now: dt.da
     """The preset schedule satisfies every retention invariant for generated data."""
     learner, records = data
     assert_schedule_invariants(
-        MY_SCHEDULE, [learner, *records], now=now, subjects={learner.id: learner}
+        MY_SCHEDULE, [learner, *records], now=now, learners={learner.id: learner}
     )
 
 

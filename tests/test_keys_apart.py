@@ -335,7 +335,8 @@ def _dead_tuples(server: TemporaryPostgres, database: str) -> bytes:
     relations = _psql(
         server,
         database,
-        "SELECT c.oid::regclass::text, pg_relation_size(c.oid) / current_setting('block_size')::int "
+        "SELECT c.oid::regclass::text, "
+        "pg_relation_size(c.oid) / current_setting('block_size')::int "
         "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i', 't')",
     )

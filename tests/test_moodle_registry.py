@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from learnprivacy import ContextLevel
 from learnprivacy.basis import LawfulBasis, SpecialCategoryCondition
 from learnprivacy.moodle import (
     INHERIT,
-    ContextLevel,
     DataRegistry,
     LevelAssignment,
     MoodleDatabase,

@@ -187,7 +187,7 @@ def test_publisher_sweep_over_a_population() -> None:
         funding(Funder.OPCO, at(2023, 6, 30)),
         funding(Funder.CPF, None),
     ]
-    groups = PUBLISHER.plan(records, now=at(2026, 1, 1), subjects=[ana]).grouped()
+    groups = PUBLISHER.plan(records, now=at(2026, 1, 1), learners=[ana]).grouped()
     ids = {action: sorted(r.id for r in group) for action, group in groups.items()}
     assert ids[Action.ERASE] == ["L1", "P1"]
     assert ids[Action.KEEP] == ["F1", "INV-1"]
@@ -416,5 +416,5 @@ def test_every_policy_satisfies_the_invariants(
     """Holds, legal minimums, missing dates, boundaries, order and sweeps, for each policy."""
     learner_, records = data
     assert_schedule_invariants(
-        ALL_SCHEDULES[name], [learner_, *records], now=now, subjects={learner_.id: learner_}
+        ALL_SCHEDULES[name], [learner_, *records], now=now, learners={learner_.id: learner_}
     )

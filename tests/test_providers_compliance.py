@@ -233,4 +233,50 @@ def test_kit_requires_register_facts(lms: ToyLMS) -> None:
     assert_provider_compliant(
         provider, provider.make_user_data, max_examples=2, require_register_facts=False
     )
-    assert Context.activity("M1") not in provider.get_contexts_for_userid("nobody")
+    assert Context.module("M1") not in provider.get_contexts_for_userid("nobody")
+
+
+class ExportsAnUndeclaredField(ForumProvider):
+    """Exports each post with the poster's IP address, which get_metadata never declares."""
+
+    def export_user_data(self, approved: ApprovedContextList, writer: object) -> None:
+        class Widening:
+            def describe(self, description: object) -> None:
+                writer.describe(description)  # type: ignore[attr-defined]
+
+            def write_rows(self, component: str, record_type: str, rows: object) -> int:
+                extra = [{**row, "ip_address": "203.0.113.9"} for row in rows]  # type: ignore[attr-defined]
+                return int(writer.write_rows(component, record_type, extra))  # type: ignore[attr-defined]
+
+        super().export_user_data(approved, Widening())  # type: ignore[arg-type]
+
+
+class ExportRaises(ForumProvider):
+    """An export that blows up with a message holding a personal value."""
+
+    def export_user_data(self, approved: ApprovedContextList, writer: object) -> None:
+        raise RuntimeError(f"cannot read posts of {approved.user_id}@example.org")
+
+
+def test_kit_catches_a_field_exported_but_not_declared(lms: ToyLMS) -> None:
+    """A field in the export that the metadata does not declare fails the kit, naming the
+    component, the table and the field (the register would under-declare it)."""
+    broken = ExportsAnUndeclaredField(lms)
+    with pytest.raises(AssertionError) as caught:
+        assert_provider_compliant(broken, broken.make_user_data, max_examples=2)
+    message = str(caught.value)
+    assert message.startswith("toy_forum: declaration check failed")
+    assert "'forum_posts'" in message
+    assert "ip_address" in message
+    assert "203.0.113.9" not in message
+
+
+def test_kit_reports_an_exception_with_the_component(lms: ToyLMS) -> None:
+    """A provider method that raises is reported with the component, the check and the
+    method, and the exception's type, never its message (which may hold personal data)."""
+    broken = ExportRaises(lms)
+    with pytest.raises(AssertionError) as caught:
+        assert_provider_compliant(broken, broken.make_user_data, max_examples=2)
+    message = str(caught.value)
+    assert message == "toy_forum: export check failed: export_user_data raised RuntimeError"
+    assert isinstance(caught.value.__cause__, RuntimeError)

@@ -19,21 +19,21 @@ from learnprivacy.providers import (
 
 contexts = st.builds(
     Context,
-    st.sampled_from([ContextLevel.USER, ContextLevel.COURSE, ContextLevel.ACTIVITY]),
+    st.sampled_from([ContextLevel.USER, ContextLevel.COURSE, ContextLevel.MODULE]),
     st.text("abc123", min_size=1, max_size=3),
 ) | st.just(Context.system())
 
 
 def test_levels_are_moodle_constants() -> None:
     """The levels carry Moodle's CONTEXT_* values."""
-    assert [int(level) for level in ContextLevel] == [10, 30, 50, 70]
+    assert [int(level) for level in ContextLevel] == [10, 30, 40, 50, 70, 80]
     assert Context(50, "C1") == Context.course("C1")
 
 
 def test_constructors_and_text_forms() -> None:
     """Shortcuts build the four levels; integer ids become text; user ids are masked."""
     assert Context.system() == Context(ContextLevel.SYSTEM, 0)
-    assert Context.activity(7).instance_id == "7"
+    assert Context.module(7).instance_id == "7"
     assert str(Context.course("C1")) == "course/C1"
     assert "ana" not in repr(Context.user("ana"))
     assert "ana" not in str(Context.user("ana"))
@@ -86,14 +86,14 @@ def test_approved_context_list_is_immutable() -> None:
 
 def test_user_lists() -> None:
     """A UserList collects distinct ids; its approval is an immutable copy."""
-    userlist = UserList(Context.activity("F1"), "mod_forum").add_user("a").add_users(["b", 3, "a"])
+    userlist = UserList(Context.module("F1"), "mod_forum").add_user("a").add_users(["b", 3, "a"])
     assert userlist.user_ids == ("a", "b", "3")
     assert 3 in userlist
     assert "c" not in userlist
     approved = ApprovedUserList.from_userlist(userlist)
     userlist.add_user("d")
     assert approved.user_ids == ("a", "b", "3")
-    assert approved.context == Context.activity("F1")
+    assert approved.context == Context.module("F1")
     assert approved.component == "mod_forum"
     assert "'a'" not in repr(approved)
     with pytest.raises(ValidationError):

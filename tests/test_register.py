@@ -13,18 +13,9 @@ import pytest
 from examples.registers import job_access
 from examples.toy_lms import ThemeProvider, ToyLMS, VideoConferenceProvider
 
-from learnprivacy import LawfulBasis
+from learnprivacy import Controller, Hosting, LawfulBasis, Safeguard, SubProcessor, Transfer
 from learnprivacy.errors import ValidationError
-from learnprivacy.providers import (
-    Controller,
-    Hosting,
-    MetadataCollection,
-    PrivacyManager,
-    Register,
-    Safeguard,
-    SubProcessor,
-    Transfer,
-)
+from learnprivacy.providers import MetadataCollection, PrivacyManager, Register
 
 GOLDEN = Path(job_access.__file__).with_name("job_access.md")
 

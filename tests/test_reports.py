@@ -229,10 +229,13 @@ def test_means_from_too_few_learners_are_blanked() -> None:
     assert row["mean_score.scaled"] is None
 
 
-def test_rows_without_learner_column_count_one_learner_each(org: Any) -> None:
-    """Anonymised rows (no learner id) count as one learner per row; records work too."""
+def test_rows_without_a_person_column_are_refused(org: Any) -> None:
+    """Rows that cannot say whose they are are refused, not counted one person each (five
+    rows of one learner once passed as five learners); learner_field=None is explicit."""
     rows = [{"course_id": "C", "status": "passed"} for _ in range(5)]
-    result = k_anonymous_aggregate(rows, by=["course_id", "status"], k=5)
+    with pytest.raises(ValidationError, match="learner_id"):
+        k_anonymous_aggregate(rows, by=["course_id", "status"], k=5)
+    result = k_anonymous_aggregate(rows, by=["course_id", "status"], k=5, learner_field=None)
     assert result.rows[0]["learners"] == 5
     by_course = k_anonymous_aggregate(
         org.progress, by=["course_id", "status"], k=5, measures=["time_spent", "score.scaled"]

@@ -13,6 +13,7 @@ import attrs
 import pytest
 from sqlalchemy import text
 
+from learnprivacy import Action
 from learnprivacy.crypto import FieldCipher, Keyring
 from learnprivacy.errors import (
     AuditTampered,
@@ -24,22 +25,20 @@ from learnprivacy.errors import (
 )
 from learnprivacy.requests import (
     Channel,
-    Failure,
-    IdentityStatus,
     MemoryBackend,
     ObjectionParams,
     ProofMethod,
-    RecordAction,
-    RecordOutcome,
     RefusalGrounds,
     RequestBook,
     Requester,
     RequestState,
     RequestType,
-    StepResult,
     SubjectRequest,
     WithdrawConsentParams,
 )
+from learnprivacy.requests._model import Failure
+from learnprivacy.requests._outcomes import RecordOutcome, StepResult
+from learnprivacy.requests._vocabulary import IdentityStatus
 from learnprivacy.requests.sql import SQLBackend
 
 UTC = dt.UTC
@@ -231,7 +230,7 @@ def test_record_step_is_kept_once(book: RequestBook) -> None:
             RecordOutcome(
                 record_type="Invoice",
                 record_id="I1",
-                action=RecordAction.RESTRICTED,
+                action=Action.RESTRICT,
                 article="GDPR Art. 17(3)(b)",
             ),
         ),

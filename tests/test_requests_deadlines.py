@@ -10,16 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from learnprivacy.errors import PolicyError, RequestStateError, ValidationError
-from learnprivacy.requests import (
-    Channel,
-    Extension,
-    RequestBook,
-    Requester,
-    RequestType,
-    SubjectRequest,
-    extended_deadline,
-    first_deadline,
-)
+from learnprivacy.requests import Channel, RequestBook, Requester, RequestType, SubjectRequest
+from learnprivacy.requests._deadlines import Extension, extended_deadline, first_deadline
 
 UTC = dt.UTC
 #: Where a clamped month end lands (see Period.add_to).

@@ -7,27 +7,27 @@ from html.parser import HTMLParser
 
 import pytest
 
+from learnprivacy import APD_GBA, Action, Controller
 from learnprivacy.errors import ValidationError
 from learnprivacy.requests import (
-    APD_GBA,
     Channel,
-    Controller,
     DeathAction,
     Executor,
-    Failure,
-    NotificationOutcome,
-    NotificationStatus,
     PostMortemDirective,
     ProofMethod,
-    RecordAction,
-    RecordOutcome,
     RefusalGrounds,
     RequestBook,
     Requester,
     RequestType,
-    StepResult,
     SubjectRequest,
     render_letter,
+)
+from learnprivacy.requests._model import Failure
+from learnprivacy.requests._outcomes import (
+    NotificationOutcome,
+    NotificationStatus,
+    RecordOutcome,
+    StepResult,
 )
 
 UTC = dt.UTC
@@ -84,13 +84,13 @@ def completed_erasure(book: RequestBook) -> SubjectRequest:
                 RecordOutcome(
                     record_type="Progress",
                     record_id="P1",
-                    action=RecordAction.ERASED,
+                    action=Action.ERASE,
                     article="GDPR Art. 17(1)",
                 ),
                 RecordOutcome(
                     record_type="Invoice",
                     record_id="I1",
-                    action=RecordAction.RESTRICTED,
+                    action=Action.RESTRICT,
                     article="GDPR Art. 17(3)(b)",
                 ),
             ),
@@ -260,25 +260,22 @@ def test_unknown_language_or_format() -> None:
         render_letter(request, ACME, now=T, format="pdf")  # type: ignore[arg-type]
 
 
-def test_controller_from_the_register() -> None:
-    """The register's Controller signs letters; its DPO is the contact when declared."""
-    from learnprivacy.providers import Controller as RegisterController
-    from learnprivacy.requests import APD_GBA
-    from learnprivacy.requests import Controller as LetterController
+def test_one_controller_for_register_and_letters() -> None:
+    """The register's Controller signs letters; its DPO is the reply-to address when declared."""
+    from learnprivacy.providers import Register
 
-    org = RegisterController(
+    org = Controller(
         name="Job Access solutions SRL",
         address="Clos Chanmurly 13, 4000 Liège",
         contact="info@job-access.be",
         dpo="dpo@job-access.be",
+        authority=APD_GBA,
     )
-    letters = LetterController.from_register(org, authority=APD_GBA)
-    assert (letters.name, letters.contact, letters.authority) == (
-        "Job Access solutions SRL",
-        "dpo@job-access.be",
-        APD_GBA,
-    )
-    without_dpo = LetterController.from_register(
-        RegisterController(name="X", address="Y", contact="info@example.org")
-    )
-    assert without_dpo.contact == "info@example.org"
+    assert Register.build(org, []).controller is org
+    letter = render_letter(started(RequestBook()), org, now=T)
+    assert "dpo@job-access.be" in letter
+    assert "info@job-access.be" not in letter
+    assert APD_GBA.short_name in letter
+    without_dpo = Controller(name="X", address="Y", contact="info@example.org")
+    assert without_dpo.reply_to == "info@example.org"
+    assert "info@example.org" in render_letter(started(RequestBook()), without_dpo, now=T)

@@ -51,8 +51,8 @@ from learnprivacy.requests import (
     RequestState,
     RequestType,
     SubjectRequest,
-    is_allowed,
 )
+from learnprivacy.requests._machine import is_allowed
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 12, 31, 9, 0, tzinfo=UTC)

@@ -16,7 +16,7 @@ import attrs
 import pytest
 from sqlalchemy import text
 
-from learnprivacy import LawfulBasis
+from learnprivacy import Action, Controller, LawfulBasis
 from learnprivacy.crypto import Keyring
 from learnprivacy.export import read_package
 from learnprivacy.providers import (
@@ -38,18 +38,14 @@ from learnprivacy.records import (
 )
 from learnprivacy.requests import (
     Channel,
-    Controller,
     DeathAction,
     Executor,
-    ExecutorNotice,
     FieldChange,
     Notification,
-    NotificationStatus,
     ObjectionParams,
     PostMortemDirective,
     ProofMethod,
     Recipients,
-    RecordAction,
     RectificationParams,
     RequestBook,
     Requester,
@@ -63,6 +59,8 @@ from learnprivacy.requests import (
     render_letter,
     store_audit_sink,
 )
+from learnprivacy.requests._executor import ExecutorNotice
+from learnprivacy.requests._outcomes import NotificationStatus
 from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.store import Store
 
@@ -202,7 +200,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     store.close()
 
 
-def outcomes(request: SubjectRequest) -> dict[str, tuple[RecordAction, str]]:
+def outcomes(request: SubjectRequest) -> dict[str, tuple[Action, str]]:
     """Record id -> (action, article)."""
     return {o.record_id: (o.action, o.article) for o in request.record_outcomes}
 
@@ -281,9 +279,9 @@ def test_erasure_erases_restricts_legal_records_and_notifies(world: World) -> No
     request = world.run(RequestType.ERASURE)
     assert request.state is RequestState.COMPLETED
     result = outcomes(request)
-    assert result["L1"] == (RecordAction.ERASED, "GDPR Art. 17(1)")
-    assert result["L1-P1"] == (RecordAction.ERASED, "GDPR Art. 17(1)")
-    assert result["L1-I1"] == (RecordAction.RESTRICTED, "GDPR Art. 17(3)(b)")
+    assert result["L1"] == (Action.ERASE, "GDPR Art. 17(1)")
+    assert result["L1-P1"] == (Action.ERASE, "GDPR Art. 17(1)")
+    assert result["L1-I1"] == (Action.RESTRICT, "GDPR Art. 17(3)(b)")
     assert world.store.get(Learner, "L1") is None
     assert world.store.get(Invoice, "L1-I1") is None
     assert world.store.get(Invoice, "L1-I1", include_restricted=True) is not None
@@ -317,9 +315,9 @@ def test_erasure_resumes_after_a_crash_and_still_reports_everything(world: World
     done = world.executor.execute(request, now=T)
     assert done.state is RequestState.COMPLETED
     result = outcomes(done)
-    assert result["L1"] == (RecordAction.ERASED, "GDPR Art. 17(1)")
-    assert result["L1-A1"] == (RecordAction.ERASED, "GDPR Art. 17(1)")
-    assert result["L1-I1"][0] is RecordAction.RESTRICTED
+    assert result["L1"] == (Action.ERASE, "GDPR Art. 17(1)")
+    assert result["L1-A1"] == (Action.ERASE, "GDPR Art. 17(1)")
+    assert result["L1-I1"][0] is Action.RESTRICT
 
 
 def test_failing_provider_fails_the_request_and_a_retry_finishes(world: World) -> None:
@@ -344,7 +342,7 @@ def test_failing_provider_fails_the_request_and_a_retry_finishes(world: World) -
         "erase_providers",
         "notify:employer_feed/employer",
     ]
-    assert outcomes(finished)["L1-I1"][0] is RecordAction.RESTRICTED
+    assert outcomes(finished)["L1-I1"][0] is Action.RESTRICT
     assert world.book.get(failed).state is RequestState.FAILED
     assert world.book.overdue(T + dt.timedelta(days=40)) == ()
 
@@ -382,8 +380,8 @@ def test_restriction_of_some_record_types(world: World) -> None:
     request = world.run(RequestType.RESTRICTION, params)
     assert request.state is RequestState.COMPLETED
     assert outcomes(request) == {
-        "L1-P1": (RecordAction.RESTRICTED, "GDPR Art. 18(1)(a)"),
-        "L1-P2": (RecordAction.RESTRICTED, "GDPR Art. 18(1)(a)"),
+        "L1-P1": (Action.RESTRICT, "GDPR Art. 18(1)(a)"),
+        "L1-P2": (Action.RESTRICT, "GDPR Art. 18(1)(a)"),
     }
     assert world.store.get(Progress, "L1-P1") is None
     assert world.store.get(Learner, "L1") is not None
@@ -397,7 +395,7 @@ def test_objection_restricts_legitimate_interest_processing(world: World) -> Non
     assert request.state is RequestState.COMPLETED
     assert world.book.is_objected("L1", "security-logging")
     assert not world.book.is_objected("L2", "security-logging")
-    assert outcomes(request) == {"L1-A1": (RecordAction.OBJECTION_UPHELD, "GDPR Art. 21(1)")}
+    assert outcomes(request) == {"L1-A1": (Action.UPHOLD_OBJECTION, "GDPR Art. 21(1)")}
     assert world.store.get(AccessEvent, "L1-A1") is None
     assert world.store.get(AccessEvent, "L2-A1") is not None
 
@@ -435,8 +433,8 @@ def test_withdrawing_consent_keeps_proof_and_erases_consent_only_data(world: Wor
     assert world.store.get(Progress, "L1-P1") is not None
     assert world.store.get(Progress, "L2-P2") is not None
     assert outcomes(request) == {
-        "L1-C1": (RecordAction.CONSENT_WITHDRAWN, "GDPR Art. 7(3)"),
-        "L1-P2": (RecordAction.ERASED, "GDPR Art. 17(1)(b)"),
+        "L1-C1": (Action.WITHDRAW_CONSENT, "GDPR Art. 7(3)"),
+        "L1-P2": (Action.ERASE, "GDPR Art. 17(1)(b)"),
     }
     assert world.sent[0].record_types == ("Progress",)
     assert world.store.audit.verify()
@@ -518,7 +516,7 @@ def test_rectification_reencrypts_and_notifies_field_names(world: World) -> None
         ).scalar_one()
     assert after != before
     assert "ana.new" not in after
-    assert outcomes(request) == {"L1": (RecordAction.RECTIFIED, "GDPR Art. 16")}
+    assert outcomes(request) == {"L1": (Action.RECTIFY, "GDPR Art. 16")}
     assert world.sent[0].fields == ("email", "family_name")
     assert_no_personal_values_in_audit(world)
 

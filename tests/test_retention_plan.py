@@ -84,7 +84,7 @@ def populations(draw: st.DrawFn) -> tuple[Schedule, list[Any], dict[str, Learner
 
 def test_plan_groups_records_by_action() -> None:
     """Expired learners and their progress are ERASE, active ones KEEP, no date REVIEW."""
-    groups = SCHEDULE.plan(RECORDS, now=NOW, subjects=PEOPLE).grouped()
+    groups = SCHEDULE.plan(RECORDS, now=NOW, learners=PEOPLE).grouped()
     ids = {action: sorted(r.id for r in records) for action, records in groups.items()}
     assert ids[Action.ERASE] == ["L0", "P0"]
     assert ids[Action.KEEP] == ["L1", "P1"]
@@ -94,7 +94,7 @@ def test_plan_groups_records_by_action() -> None:
 
 def test_counts_and_decisions_match_the_groups() -> None:
     """counts() sizes the groups; decisions() gives full Decisions with the same actions."""
-    plan = SCHEDULE.plan(RECORDS, now=NOW, subjects={p.id: p for p in PEOPLE})
+    plan = SCHEDULE.plan(RECORDS, now=NOW, learners={p.id: p for p in PEOPLE})
     assert plan.counts() == {action: len(g) for action, g in plan.grouped().items()}
     erased = list(plan.decisions(Action.ERASE))
     assert sorted(r.id for r, _ in erased) == ["L0", "P0"]
@@ -105,10 +105,10 @@ def test_counts_and_decisions_match_the_groups() -> None:
 
 def test_holds_turn_erasure_into_keep_in_a_sweep() -> None:
     """A hold on a learner keeps them and their records out of the ERASE group."""
-    plan = SCHEDULE.plan(RECORDS, now=NOW, subjects=PEOPLE, holds=[Hold("audit", subject="L0")])
+    plan = SCHEDULE.plan(RECORDS, now=NOW, learners=PEOPLE, holds=[Hold("audit", subject="L0")])
     assert list(plan.of(Action.ERASE)) == []
     assert {"L0", "P0"} <= {r.id for r in plan.of(Action.KEEP)}
-    by_id = SCHEDULE.plan(RECORDS, now=NOW, subjects=PEOPLE, holds=[Hold("x", record_id="P0")])
+    by_id = SCHEDULE.plan(RECORDS, now=NOW, learners=PEOPLE, holds=[Hold("x", record_id="P0")])
     assert [r.id for r in by_id.of(Action.ERASE)] == ["L0"]
 
 
@@ -122,7 +122,7 @@ def test_erasure_requested_sweep() -> None:
         amount=Decimal("450.00"),
         issued_at=at(2025, 1, 1),
     )
-    plan = SCHEDULE.plan([RECENT, invoice], now=NOW, subjects=PEOPLE, erasure_requested=True)
+    plan = SCHEDULE.plan([RECENT, invoice], now=NOW, learners=PEOPLE, erasure_requested=True)
     groups = plan.grouped()
     assert groups[Action.ERASE] == [RECENT]
     assert groups[Action.RESTRICT] == [invoice]
@@ -145,11 +145,11 @@ def test_plan_is_lazy() -> None:
 
 def test_one_shot_sources_sweep_once_sequences_many_times() -> None:
     """A generator can be swept once; a list as often as wanted."""
-    once = SCHEDULE.plan((r for r in RECORDS), now=NOW, subjects=PEOPLE)
+    once = SCHEDULE.plan((r for r in RECORDS), now=NOW, learners=PEOPLE)
     assert sum(once.counts().values()) == len(RECORDS)
     with pytest.raises(ConfigurationError):
         once.counts()
-    many = SCHEDULE.plan(RECORDS, now=NOW, subjects=PEOPLE)
+    many = SCHEDULE.plan(RECORDS, now=NOW, learners=PEOPLE)
     assert many.counts() == many.counts()
 
 
@@ -162,7 +162,7 @@ def test_plan_validates_its_inputs() -> None:
     with pytest.raises(ValidationError):
         SCHEDULE.plan(RECORDS, now=NOW, holds=["L0"])  # type: ignore[list-item]
     with pytest.raises(ValidationError):
-        SCHEDULE.plan(RECORDS, now=NOW, subjects={"L0": RECENT})
+        SCHEDULE.plan(RECORDS, now=NOW, learners={"L0": RECENT})
     with pytest.raises(ValidationError):
         list(SCHEDULE.plan(RECORDS, now=NOW).of("erase"))  # type: ignore[arg-type]
 
@@ -220,7 +220,7 @@ def test_plan_agrees_with_evaluate(case: Any, now: dt.datetime, batch_size: int)
         plan = schedule.plan(
             records,
             now=now,
-            subjects=learners,
+            learners=learners,
             holds=chosen,
             erasure_requested=request,
             batch_size=batch_size,
@@ -241,7 +241,7 @@ def test_plan_agrees_with_evaluate(case: Any, now: dt.datetime, batch_size: int)
 def test_schedule_invariants_hold_for_random_schedules(case: Any, now: dt.datetime) -> None:
     """The shipped invariant checker passes on any valid schedule and population."""
     schedule, records, learners, chosen = case
-    assert_schedule_invariants(schedule, records, now=now, subjects=learners, holds=chosen)
+    assert_schedule_invariants(schedule, records, now=now, learners=learners, holds=chosen)
 
 
 def test_a_large_shuffled_sweep_matches_evaluate() -> None:
@@ -255,7 +255,7 @@ def test_a_large_shuffled_sweep_matches_evaluate() -> None:
     rng.shuffle(records)
     subjects = {p.id: p for p in people}
     held = [Hold("audit", subject="L1"), Hold("audit", record_id="P7")]
-    groups = SCHEDULE.plan(records, now=NOW, subjects=subjects, holds=held).grouped()
+    groups = SCHEDULE.plan(records, now=NOW, learners=subjects, holds=held).grouped()
     for action, group in groups.items():
         for record in group[::37]:
             subject = subjects.get(getattr(record, "learner_id", ""))

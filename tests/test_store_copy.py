@@ -26,6 +26,7 @@ from learnprivacy.store import CopyReport, Store, copy_store
 from tests.store_fixtures import (
     MASTER_KEY,
     NOW,
+    anonymised_facts,
     day,
     learner,
     population,
@@ -118,9 +119,7 @@ def _state(store: Store, learners: list[str]) -> dict[str, Any]:
     return {
         "records": {lid: store.records_of(lid, include_restricted=True) for lid in learners},
         "visible": {lid: store.records_of(lid) for lid in learners},
-        "anonymised": {
-            rt.name: sorted(map(repr, store.anonymised(rt.cls))) for rt in store.tables()
-        },
+        "anonymised": {rt.name: anonymised_facts(store, rt.cls) for rt in store.tables()},
         "keys": sorted(
             (e.subject, e.scope, e.key_id, e.state.value) for e in store.key_store.list_entries()
         ),

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from learnprivacy import Action
 from learnprivacy.crypto import Keyring
-from learnprivacy.errors import AuditTampered, KeyShreddedError
+from learnprivacy.errors import AuditTampered, KeyShreddedError, RetentionViolation
 from learnprivacy.records import (
     AccessEvent,
     Certificate,
@@ -19,7 +20,15 @@ from learnprivacy.records import (
     Learner,
     Progress,
 )
-from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
+from learnprivacy.retention import (
+    Hold,
+    Override,
+    Period,
+    RetentionMode,
+    RetentionRule,
+    Schedule,
+    Trigger,
+)
 from learnprivacy.store import Store
 from tests.store_fixtures import *  # noqa: F403
 from tests.store_fixtures import (
@@ -46,7 +55,7 @@ def test_erasure_erases_and_restricts_with_articles(store: Store) -> None:
     report = store.erase_subject("L1", now=NOW)
     assert report.erased == 5
     assert report.restricted == 2
-    outcomes = {(o.record_type, o.outcome, o.article) for o in report.outcomes}
+    outcomes = {(o.record_type, o.action.done, o.article) for o in report.outcomes}
     assert outcomes == {
         ("Learner", "erased", "GDPR Art. 17(1)"),
         ("Progress", "erased", "GDPR Art. 17(1)"),
@@ -153,7 +162,7 @@ def test_holds_turn_erasure_into_restriction(store: Store) -> None:
     hold = Hold("case 42", record_type=Certificate)
     report = store.erase_subject("L1", now=NOW, holds=[hold])
     outcome = next(o for o in report.outcomes if o.record_type == "Certificate")
-    assert outcome.outcome == "restricted"
+    assert outcome.action is Action.RESTRICT
     assert outcome.article == "GDPR Art. 17(3)(e)"
     certificate = store.get(Certificate, "L1-CERT1", include_restricted=True)
     assert certificate is not None
@@ -186,8 +195,8 @@ def test_erasure_with_a_schedule_uses_legal_minimums(store: Store) -> None:
     )
     report = store.erase_subject("L1", now=NOW, schedule=schedule)
     by_id = {o.record_id: o for o in report.outcomes}
-    assert by_id["L1-OLD"].outcome == "erased"
-    assert by_id["L1-INV1"].outcome == "restricted"
+    assert by_id["L1-OLD"].action is Action.ERASE
+    assert by_id["L1-INV1"].action is Action.RESTRICT
     assert by_id["L1-INV1"].article == "GDPR Art. 17(3)(b)"
     assert by_id["L1-INV1"].due_at == day(2033, 3, 1)
     assert store.get(Invoice, "L1-OLD", include_restricted=True) is None
@@ -322,3 +331,81 @@ def test_audit_record_writes_one_entry(store: Store) -> None:
     assert entry.subject_ref == store.audit.subject_ref("L1")
     assert list(store.audit)[-1] == entry
     assert store.audit.verify()
+
+
+def _invoice_schedule(mode: Any) -> Schedule:
+    return Schedule(
+        {Invoice: RetentionRule("P120M", Trigger.ISSUED, minimum=True, mode=mode)},
+        name="invoices",
+    )
+
+
+def test_erase_records_restricts_an_invoice_inside_its_legal_minimum(store: Store) -> None:
+    """erase_records on an invoice 39 months into its 120: restricted, not erased (Art.
+    17(3)(b)), with or without a schedule; the old code deleted it."""
+    records = _stored(store)
+    invoice = next(r for r in records if isinstance(r, Invoice))
+    assert store.erase_records([invoice], now=NOW, reason="provider context") == 0
+    assert store.get(Invoice, invoice.id) is None  # restricted: hidden from normal reads
+    assert store.get(Invoice, invoice.id, include_restricted=True) == invoice
+    schedule = _invoice_schedule(RetentionMode.COMPLIANCE)
+    assert store.erase_records([invoice], now=NOW, schedule=schedule) == 0
+    assert store.get(Invoice, invoice.id, include_restricted=True) == invoice
+    restricts = list(store.audit.entries(actions=["restrict"]))
+    assert restricts
+    assert restricts[0].details["ids"] == [invoice.id]
+    assert store.audit.verify()
+
+
+def test_erase_records_compliance_minimum_refuses_an_override(store: Store) -> None:
+    """An override cannot shorten a COMPLIANCE minimum: RetentionViolation, nothing erased,
+    not even the other records of the same call."""
+    records = _stored(store)
+    invoice = next(r for r in records if isinstance(r, Invoice))
+    certificate = next(r for r in records if isinstance(r, Certificate))
+    override = Override(reason="DPO decision 2026-14", actor="dpo")
+    with pytest.raises(RetentionViolation):
+        store.erase_records(
+            [certificate, invoice],
+            now=NOW,
+            schedule=_invoice_schedule(RetentionMode.COMPLIANCE),
+            override=override,
+        )
+    assert store.get(Invoice, invoice.id) == invoice
+    assert store.get(Certificate, certificate.id) == certificate
+    assert list(store.audit.entries(actions=["erase", "override"])) == []
+
+
+def test_erase_records_governance_override_is_audited_first(store: Store) -> None:
+    """A GOVERNANCE minimum yields to an Override, whose reason and a reference to its
+    actor (never the actor's name) are in the log; a hold still wins over an override."""
+    records = _stored(store)
+    invoice = next(r for r in records if isinstance(r, Invoice))
+    override = Override(reason="DPO decision 2026-14", actor="Jeanne Dpo")
+    schedule = _invoice_schedule(RetentionMode.GOVERNANCE)
+    hold = Hold("tax audit 2026", record_type=Invoice)
+    assert (
+        store.erase_records([invoice], now=NOW, schedule=schedule, holds=[hold], override=override)
+        == 0
+    )
+    assert store.get(Invoice, invoice.id, include_restricted=True) == invoice
+    assert store.erase_records([invoice], now=NOW, schedule=schedule, override=override) == 1
+    assert store.get(Invoice, invoice.id, include_restricted=True) is None
+    entries = list(store.audit.entries(actions=["override", "erase"]))
+    assert [e.action for e in entries] == ["override", "erase"]
+    assert entries[0].details["reason"] == "DPO decision 2026-14"
+    assert entries[0].details["counts"] == {"Invoice": 1}
+    assert "Jeanne" not in str(entries[0].details)
+    assert store.audit.verify()
+
+
+def test_erase_records_without_schedule_override_releases_basis_not_hold(store: Store) -> None:
+    """Without a schedule an override releases a legal-obligation record, never a held one."""
+    records = _stored(store)
+    invoice = next(r for r in records if isinstance(r, Invoice))
+    funding = next(r for r in records if isinstance(r, Funding))
+    override = Override(reason="contract annulled", actor="dpo")
+    hold = Hold("funder audit", record_type=Funding)
+    assert store.erase_records([invoice, funding], now=NOW, holds=[hold], override=override) == 1
+    assert store.get(Invoice, invoice.id, include_restricted=True) is None
+    assert store.get(Funding, funding.id, include_restricted=True) == funding

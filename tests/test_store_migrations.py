@@ -204,6 +204,34 @@ def test_migration_scripts_ship_in_the_package() -> None:
     assert head_revision() == "0004"
 
 
+def test_the_known_head_is_the_newest_script() -> None:
+    """The head revision known without Alembic is the newest script Alembic finds: a new
+    migration that forgets to move HEAD_REVISION fails here, not in users' stores."""
+    assert _migrate.script_head() == _migrate.HEAD_REVISION
+
+
+def test_opening_an_up_to_date_store_loads_no_alembic(tmp_path: Any) -> None:
+    """Alembic is imported only when a migration runs: importing the store and opening a
+    store already at the head revision leave it unloaded (start-up time)."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'lms.db'}"
+    Store(url, keyring=Keyring.from_master_key(MASTER_KEY)).close()
+    probe = (
+        "import sys\n"
+        "from learnprivacy.crypto import Keyring\n"
+        "from learnprivacy.store import Store\n"
+        "assert 'alembic' not in sys.modules, 'import'\n"
+        f"Store({url!r}, keyring=Keyring.from_master_key({MASTER_KEY!r})).close()\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "False"
+
+
 @_empty_params
 def test_upgrade_to_0003_replaces_the_learner_indexes(empty_url: str) -> None:
     """A store at revision 0002 gets (learner_id, id) indexes in place of (learner_id) ones,

@@ -18,7 +18,14 @@ import sqlalchemy as sa
 from learnprivacy.crypto import Keyring
 from learnprivacy.store import Store
 from tests.store_fixtures import *  # noqa: F403
-from tests.store_fixtures import MASTER_KEY, NOW, keys_for, population, retention_schedule
+from tests.store_fixtures import (
+    MASTER_KEY,
+    NOW,
+    anonymised_facts,
+    keys_for,
+    population,
+    retention_schedule,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 _DESTRUCTIVE = ("erase", "anonymise", "restrict")
@@ -53,7 +60,7 @@ def _state(store: Store) -> dict[str, Any]:
             visible.add((rt.name, record.id))
             if store.get(rt.cls, record.id) is None:
                 restricted.add((rt.name, record.id))
-    anonymised = {rt.name: sorted(map(repr, store.anonymised(rt.cls))) for rt in store.tables()}
+    anonymised = {rt.name: anonymised_facts(store, rt.cls) for rt in store.tables()}
     # The key database names subjects by key reference: map them back to learner ids.
     names = {store.keyring.key_ref(f"L{i:05d}"): f"L{i:05d}" for i in range(1_000)}
     keys = collections.Counter(

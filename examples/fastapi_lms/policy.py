@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from learnprivacy.providers import Controller, Hosting
+from learnprivacy import Controller, Hosting
 from learnprivacy.retention import Action, RetentionMode, RetentionRule, Schedule, Trigger
 
 __all__ = ["CATALOGUE", "CONTROLLER", "SCHEDULE"]

@@ -26,6 +26,7 @@ from starlette.background import BackgroundTask
 
 from examples.fastapi_lms.policy import CATALOGUE, CONTROLLER, SCHEDULE
 from examples.fastapi_lms.schemas import CertificateIn, Enrolment, ProgressIn, RequestIn
+from learnprivacy import Action
 from learnprivacy.errors import ValidationError
 from learnprivacy.export import export_subject
 from learnprivacy.providers import PrivacyManager
@@ -33,7 +34,6 @@ from learnprivacy.records import Certificate, Invoice, Learner, Progress, Progre
 from learnprivacy.requests import (
     Channel,
     ProofMethod,
-    RecordAction,
     RequestBook,
     Requester,
     RequestExecutor,
@@ -214,7 +214,7 @@ def execute_request(request_id: str, lms: LMSDep) -> dict[str, Any]:
     view["records"] = [
         {"record_type": o.record_type, "action": o.action.value, "article": o.article}
         for o in done.record_outcomes
-        if o.action is not RecordAction.KEPT
+        if o.action is not Action.KEEP
     ]
     export = done.step("export")
     if export is not None and export.artifact:

@@ -32,16 +32,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from learnprivacy import DataCategory, LawfulBasis
-from learnprivacy.providers import (
+from learnprivacy import (
     Controller,
+    DataCategory,
     Hosting,
-    MetadataCollection,
-    Register,
+    LawfulBasis,
     Safeguard,
     SubProcessor,
     Transfer,
 )
+from learnprivacy.providers import MetadataCollection, Register
 
 SERVICES = "Provision of the services, account management and support"
 BILLING = "Billing and tax obligations"

@@ -80,11 +80,11 @@ class ForumProvider:
             " ORDER BY 1",
             (user_id, user_id),
         )
-        return ContextList((Context.activity(str(r[0])) for r in rows), component=self.component)
+        return ContextList((Context.module(str(r[0])) for r in rows), component=self.component)
 
     def get_users_in_context(self, userlist: UserList) -> None:
         """Every user who posted in, or subscribed to, the forum of the context."""
-        if userlist.context.level is not ContextLevel.ACTIVITY:
+        if userlist.context.level is not ContextLevel.MODULE:
             return
         rows = self.lms.query(
             "SELECT user_id FROM forum_posts WHERE forum_id = ?"
@@ -147,12 +147,12 @@ class ForumProvider:
 
     def delete_data_for_users(self, approved: ApprovedUserList) -> None:
         """Delete the approved users' posts and subscriptions in one forum."""
-        if approved.context.level is ContextLevel.ACTIVITY:
+        if approved.context.level is ContextLevel.MODULE:
             self._delete((approved.context.instance_id,), approved.user_ids)
 
     def delete_data_for_all_users_in_context(self, context: Context) -> None:
         """Delete every post and subscription of the forum."""
-        if context.level is not ContextLevel.ACTIVITY:
+        if context.level is not ContextLevel.MODULE:
             return
         with self.lms.connect() as conn:
             for table in self.tables:
@@ -195,4 +195,4 @@ class ForumProvider:
 
 
 def _forums(approved: ApprovedContextList) -> tuple[str, ...]:
-    return tuple(c.instance_id for c in approved if c.level is ContextLevel.ACTIVITY)
+    return tuple(c.instance_id for c in approved if c.level is ContextLevel.MODULE)

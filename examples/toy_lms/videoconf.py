@@ -74,7 +74,7 @@ class VideoConferenceProvider:
             "SELECT DISTINCT meeting_id FROM videoconf_attendance WHERE user_id = ? ORDER BY 1",
             (user_id,),
         )
-        return ContextList((Context.activity(str(r[0])) for r in rows), component=self.component)
+        return ContextList((Context.module(str(r[0])) for r in rows), component=self.component)
 
     def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
         """Write the user's attendance rows in the approved meetings."""
@@ -122,7 +122,7 @@ class VideoConferenceProvider:
 
     def delete_data_for_all_users_in_context(self, context: Context) -> None:
         """Delete every attendance row of the meeting."""
-        if context.level is ContextLevel.ACTIVITY:
+        if context.level is ContextLevel.MODULE:
             with self.lms.connect() as conn:
                 conn.execute(
                     "DELETE FROM videoconf_attendance WHERE meeting_id = ?",
@@ -142,4 +142,4 @@ class VideoConferenceProvider:
 
 
 def _meetings(approved: ApprovedContextList) -> tuple[str, ...]:
-    return tuple(c.instance_id for c in approved if c.level is ContextLevel.ACTIVITY)
+    return tuple(c.instance_id for c in approved if c.level is ContextLevel.MODULE)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 
+from learnprivacy._vocabulary import Article
 from learnprivacy.errors import UnknownCodeError
 
 __all__ = ["DataCategory", "LawfulBasis", "SpecialCategoryCondition"]
@@ -68,7 +69,7 @@ class LawfulBasis(_Coded):
 
     @classmethod
     def _article_base(cls) -> str:
-        return "Art. 6(1)"
+        return Article.ART_6_1.short
 
     CONSENT = "a"
     CONTRACT = "b"
@@ -109,7 +110,7 @@ class SpecialCategoryCondition(_Coded):
 
     @classmethod
     def _article_base(cls) -> str:
-        return "Art. 9(2)"
+        return Article.ART_9_2.short
 
     EXPLICIT_CONSENT = "a"
     EMPLOYMENT_SOCIAL_SECURITY = "b"

@@ -21,6 +21,7 @@ __all__ = [
     "KeyShreddedError",
     "LearnPrivacyError",
     "NotFoundError",
+    "PlaintextError",
     "PolicyError",
     "ProviderError",
     "RequestStateError",
@@ -101,6 +102,22 @@ class DecryptionError(CryptoError):
 
 class KeyShreddedError(DecryptionError):
     """The data key needed to decrypt was shredded: the value is gone for good."""
+
+
+class PlaintextError(CryptoError):
+    """A personal column holds, or was about to receive, a value that is not a token.
+
+    Raised when an application's own table (``learnprivacy.sqlalchemy``) is read or written
+    past the integration, e.g. a plaintext e-mail address in a column declared personal.
+    ``table`` and ``column`` name where; the value itself is never in the message.
+    """
+
+    def __init__(
+        self, message: str, *, table: str | None = None, column: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.table = table
+        self.column = column
 
 
 class WrongMasterKeyError(CryptoError):

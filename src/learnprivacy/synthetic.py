@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import (
     AccessEvent,
@@ -118,8 +119,7 @@ def generate_organisation(
     *, now: dt.datetime, seed: int = 7, learners: int = 1_000, years: int = 8
 ) -> Organisation:
     """Generate a reproducible organisation whose history spans ``years`` before ``now``."""
-    if now.tzinfo is None:
-        raise ValidationError("now must be timezone-aware", field="now")
+    require_aware(now, "now")
     if learners < 0 or years < 1:
         raise ValidationError("learners must be >= 0 and years >= 1", field="learners")
     rng = random.Random(seed)  # noqa: S311 - synthetic data, not security

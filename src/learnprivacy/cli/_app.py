@@ -4,26 +4,35 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import inspect
 import json
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 import click
 from rich.console import Console
 
 from learnprivacy import errors
+from learnprivacy.cli._settings import Settings
+
+if TYPE_CHECKING:
+    from learnprivacy.store import Store
 
 __all__ = [
     "EXIT_CODES",
+    "CommandFailed",
     "Env",
+    "HelpGroup",
     "LearnPrivacyGroup",
     "emit",
     "fail",
     "pass_env",
+    "report_error",
     "resolve_now",
+    "short_help",
     "values_of",
 ]
 
@@ -38,6 +47,7 @@ EXIT_CODES: dict[str, int] = {
     "audit log tampered": 6,
     "a privacy provider failed": 7,
     "sweep targets missed or check failed": 8,
+    "a request step failed (the request is FAILED; `requests retry` runs it again)": 9,
 }
 
 _ORDER: tuple[tuple[type[BaseException], int], ...] = (
@@ -55,14 +65,36 @@ _ORDER: tuple[tuple[type[BaseException], int], ...] = (
 
 @attrs.define
 class Env:
-    """What every command receives: global options and the console."""
+    """What every command receives: the configuration, global options and the consoles."""
 
-    db: str
-    key_file: str
+    settings: Settings
     json: bool
     debug: bool
     console: Console = attrs.field(factory=lambda: Console(highlight=False))
     err: Console = attrs.field(factory=lambda: Console(stderr=True, highlight=False))
+    #: The ``--config`` value as given (``init`` writes the file there).
+    config_requested: str | None = None
+
+    @property
+    def db(self) -> str:
+        """The store URL (``--db``, ``LEARNPRIVACY_DB``, ``[store] url``)."""
+        return self.settings.store_url
+
+    @property
+    def key_file(self) -> str:
+        """The master key file (``--key-file``, ``[keys] master_key_file``)."""
+        return self.settings.key_file
+
+    def open_store(self) -> Store:
+        """Open the configured store with the configured master key."""
+        from learnprivacy.cli._config import open_store
+
+        return open_store(
+            self.db,
+            self.key_file,
+            keys_url=self.settings.keys_url,
+            master_key_env=self.settings.master_key_env,
+        )
 
 
 pass_env = click.make_pass_decorator(Env)
@@ -76,15 +108,75 @@ def exit_code_for(exc: BaseException) -> int:
     return 1
 
 
-class LearnPrivacyGroup(click.Group):
+def short_help(command: click.Command) -> str:
+    """The summary of ``command`` in a command list: its whole first paragraph.
+
+    click cuts summaries at the first full stop followed by a space, which turns
+    "Erase a learner (GDPR Art. 17); ..." into "Erase a learner (GDPR Art.".
+    """
+    if command.short_help:
+        return command.short_help
+    text = inspect.cleandoc(command.help or "")
+    first = text.split("\n\n", 1)[0]
+    return " ".join(first.split())
+
+
+class HelpGroup(click.Group):
+    """A command group whose command list shows whole summaries."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List the subcommands with :func:`short_help`, never cut."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is None or command.hidden:
+                continue
+            rows.append((name, short_help(command)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def report_error(env: Env | None, kind: str, message: str, code: int) -> None:
+    """Write one error: a line on stderr, or a JSON object on stdout under ``--json``."""
+    if env is not None and env.json:
+        body = {"error": {"type": kind, "message": message, "exit_code": code}}
+        sys.stdout.write(json.dumps(body, ensure_ascii=False) + "\n")
+    else:
+        click.echo(f"error: {kind}: {message}", err=True)
+
+
+class CommandFailed(click.ClickException):
+    """A command ran but what it was asked for did not happen (a step failed)."""
+
+    def __init__(self, message: str, *, code: int, kind: str = "Failed") -> None:
+        super().__init__(message)
+        self.exit_code = code
+        self.kind = kind
+
+
+class LearnPrivacyGroup(HelpGroup):
     """A click group that turns library errors into one clear line and an exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the command; library errors become ``error: ...`` and a documented code."""
+        """Run the command; library errors become ``error: ...`` and a documented code.
+
+        Under ``--json`` the error is a JSON object on stdout instead
+        (``{"error": {"type", "message", "exit_code"}}``).
+        """
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except CommandFailed as exc:
+            report_error(ctx.find_object(Env), exc.kind, exc.message, exc.exit_code)
+            ctx.exit(exc.exit_code)
+        except click.ClickException as exc:
+            env = ctx.find_object(Env)
+            if env is None or not env.json:
+                raise
+            report_error(env, type(exc).__name__, exc.format_message(), exc.exit_code)
+            ctx.exit(exc.exit_code)
         except Exception as exc:
             env = ctx.find_object(Env)
             if env is not None and env.debug:
@@ -93,7 +185,7 @@ class LearnPrivacyGroup(click.Group):
             # Library messages never hold personal values; other exceptions might, so only
             # their type is shown unless --debug asked for the traceback.
             text = str(exc) if isinstance(exc, errors.LearnPrivacyError) else "unexpected error"
-            click.echo(f"error: {name}: {text}", err=True)
+            report_error(env, name, text, exit_code_for(exc))
             ctx.exit(exit_code_for(exc))
 
 
@@ -105,10 +197,9 @@ def emit(env: Env, data: Any, human: Callable[[], None]) -> None:
         human()
 
 
-def fail(message: str, code: int = 3) -> NoReturn:
-    """Stop with one line on stderr and ``code``."""
-    click.echo(f"error: {message}", err=True)
-    raise SystemExit(code)
+def fail(message: str, code: int = 3, *, kind: str = "Failed") -> NoReturn:
+    """Stop with the reason (one line on stderr, or JSON under ``--json``) and ``code``."""
+    raise CommandFailed(message, code=code, kind=kind)
 
 
 def resolve_now(value: dt.datetime | None) -> dt.datetime:

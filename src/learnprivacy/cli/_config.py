@@ -7,18 +7,23 @@ import binascii
 import os
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from learnprivacy.cli._settings import DEFAULT_DB, DEFAULT_KEY_FILE
 from learnprivacy.crypto import ENV_VAR, Keyring
 from learnprivacy.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from learnprivacy.store import Store
 
-__all__ = ["DEFAULT_DB", "DEFAULT_KEY_FILE", "load_keyring", "open_store", "write_key_file"]
-
-DEFAULT_DB = "sqlite:///learnprivacy.db"
-DEFAULT_KEY_FILE = "learnprivacy.key"
+__all__ = [
+    "DEFAULT_DB",
+    "DEFAULT_KEY_FILE",
+    "load_keyring",
+    "master_key_variable",
+    "open_store",
+    "write_key_file",
+]
 
 
 def write_key_file(path: Path, *, overwrite: bool = False) -> bytes:
@@ -57,15 +62,41 @@ def _read_key_file(path: Path) -> bytes:
     return key
 
 
-def load_keyring(key_file: str) -> Keyring:
-    """The keyring from ``LEARNPRIVACY_MASTER_KEY`` if set, else from the key file."""
-    if os.environ.get(ENV_VAR):
-        return Keyring.from_env(ENV_VAR)
+def master_key_variable(master_key_env: str | None = None) -> str | None:
+    """The environment variable the master key comes from, when it is set."""
+    for name in (master_key_env, ENV_VAR):
+        if name and os.environ.get(name):
+            return name
+    return None
+
+
+def load_keyring(key_file: str, *, master_key_env: str | None = None) -> Keyring:
+    """The keyring from the master key variable (``[keys] master_key_env``, then
+    ``LEARNPRIVACY_MASTER_KEY``) if set, else from the key file."""
+    variable = master_key_variable(master_key_env)
+    if variable is not None:
+        return Keyring.from_env(variable)
     return Keyring.from_master_key(_read_key_file(Path(key_file)))
 
 
-def open_store(db: str, key_file: str) -> Store:
-    """Open the store at ``db`` with the configured master key."""
+def open_store(
+    db: str,
+    key_file: str,
+    *,
+    keys_url: str | None = None,
+    master_key_env: str | None = None,
+) -> Store:
+    """Open the store at ``db`` with the configured master key (and key store)."""
+    import inspect
+
     from learnprivacy.store import Store
 
-    return Store(db, keyring=load_keyring(key_file), actor="learnprivacy-cli")
+    keyring = load_keyring(key_file, master_key_env=master_key_env)
+    if keys_url is None:
+        return Store(db, keyring=keyring, actor="learnprivacy-cli")
+    if "keys" not in inspect.signature(Store).parameters:
+        raise ConfigurationError(
+            "[keys] url: this version keeps the key store in the records database"
+        )
+    extra: dict[str, Any] = {"keys": keys_url}
+    return Store(db, keyring=keyring, actor="learnprivacy-cli", **extra)

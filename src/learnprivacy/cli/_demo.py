@@ -19,13 +19,44 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from learnprivacy import Controller, Hosting, SubProcessor, Transfer
 from learnprivacy.cli._app import Env, pass_env
 from learnprivacy.cli._config import write_key_file
 from learnprivacy.cli._store_commands import AwareDateTime, print_sweep, sweep_data
 
-__all__ = ["demo"]
+__all__ = ["demo", "example_controller"]
 
 _DEMO_NOW = dt.datetime(2026, 6, 15, 9, 0, tzinfo=dt.UTC)
+
+
+def example_controller() -> Controller:
+    """A training organisation hosted in France, as several of the real policies describe."""
+    from learnprivacy import Safeguard
+
+    return Controller(
+        name="Example Formation SAS",
+        address="12 rue de l'Exemple, 75011 Paris, France",
+        contact="privacy@example.org",
+        dpo="dpo@example.org",
+        hosting=Hosting(provider="Example Cloud", country="FR", details="ISO 27001 datacentre"),
+        sub_processors=(
+            SubProcessor(name="Example Video", service="video-conferencing", country="FR"),
+            SubProcessor(name="Example Mail", service="transactional e-mail", country="IE"),
+        ),
+        transfers=(
+            Transfer(
+                recipient="Example Support Desk",
+                country="CH",
+                safeguard=Safeguard.ADEQUACY_DECISION,
+                details="support tickets",
+            ),
+        ),
+        security_measures=(
+            "field-level encryption with per-learner keys",
+            "role-based access",
+            "tamper-evident audit log",
+        ),
+    )
 
 
 def _step(env: Env, number: int, title: str, why: str) -> None:
@@ -138,7 +169,6 @@ def _counts_table(env: Env, counts: dict[str, int]) -> None:
 
 def _story(env: Env, store: Any, org: Any, out: Path, now: dt.datetime) -> None:
     from learnprivacy.basis import LawfulBasis
-    from learnprivacy.cli._register_commands import example_controller
     from learnprivacy.cli._schedules import default_schedule, schedule_rows
     from learnprivacy.export import export_subject
     from learnprivacy.providers import PrivacyManager, StoreProvider
@@ -204,7 +234,16 @@ def _story(env: Env, store: Any, org: Any, out: Path, now: dt.datetime) -> None:
         "JSON per record type, CSV, xAPI statements, a readable index.html and a manifest "
         "with SHA-256 hashes; nothing is opened.",
     )
-    package = export_subject(manager, exported.id, out / f"export-{exported.id}.zip", now=now)
+    # The learner's page (index.html) speaks French, in the learner's time zone.
+    package = export_subject(
+        manager,
+        exported.id,
+        out / f"export-{exported.id}.zip",
+        now=now,
+        controller=example_controller(),
+        language="fr",
+        timezone="Europe/Paris",
+    )
     table = Table(title=str(package.path), title_justify="left")
     table.add_column("file")
     table.add_column("records", justify="right")
@@ -247,11 +286,9 @@ def _erasure_request(
     active: list[Any],
     exclude: str,
 ) -> str:
-    from learnprivacy.cli._register_commands import example_controller
     from learnprivacy.cli._schedules import default_schedule
     from learnprivacy.requests import (
         Channel,
-        Controller,
         ProofMethod,
         RequestBook,
         Requester,
@@ -308,13 +345,13 @@ def _erasure_request(
             colour = "red" if outcome.action.value == "erased" else "yellow"
             table.add_row(
                 f"{outcome.record_type} {outcome.record_id}",
-                f"[{colour}]{outcome.action.value}[/]",
+                f"[{colour}]{outcome.action.done}[/]",
                 outcome.article,
             )
     env.console.print(table)
     letter = render_letter(
         done,
-        Controller.from_register(example_controller()),
+        example_controller(),
         now=now,
         language="en",
         format="md",

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
+from learnprivacy.cli._progress import progress
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import Learner, from_json_dict, record_type
+
+if TYPE_CHECKING:
+    from learnprivacy.cli._app import Env
 
 __all__ = ["import_file", "read_records"]
 
@@ -52,9 +54,18 @@ def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
             yield nested
 
 
-def read_records(path: Path, *, record_type_name: str | None = None) -> list[Any]:
-    """Every record in the file, validated, learners first."""
+def read_records(
+    path: Path,
+    *,
+    record_type_name: str | None = None,
+    on_record: Callable[[int], None] | None = None,
+) -> list[Any]:
+    """Every record in the file, validated, learners first.
+
+    ``on_record(1)`` is called after each record is built (for a progress bar).
+    """
     records: list[Any] = []
+    tick = on_record or (lambda _n: None)
     suffix = path.suffix.lower()
     if suffix == ".csv":
         if record_type_name is None:
@@ -62,6 +73,7 @@ def read_records(path: Path, *, record_type_name: str | None = None) -> list[Any
         cls = record_type(record_type_name)
         for number, row in enumerate(_csv_rows(path), start=2):
             records.append(_build(cls, row, f"line {number}"))
+            tick(1)
     elif suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -81,6 +93,7 @@ def read_records(path: Path, *, record_type_name: str | None = None) -> list[Any
                 raise ValidationError(f"{name} must be a list of objects", field=name)
             for index, item in enumerate(items):
                 records.append(_build(cls, item, f"{name}[{index}]"))
+                tick(1)
     else:
         raise ValidationError("import reads .csv or .json files", field="file")
     records.sort(key=lambda r: not isinstance(r, Learner))
@@ -95,14 +108,16 @@ def _build(cls: type[Any], data: Any, where: str) -> Any:
         raise ValidationError(f"{where}: {exc}", field=exc.field) from None
 
 
-def import_file(
-    store: Any, path: Path, *, record_type: str | None, console: Console
-) -> dict[str, int]:
-    """Validate every record of ``path`` then add them all in one transaction."""
-    with console.status(f"Reading {path.name}..."):
-        records = read_records(path, record_type_name=record_type)
-    with console.status(f"Encrypting and storing {len(records)} records..."):
-        store.add_all(records)
+def import_file(env: Env, store: Any, path: Path, *, record_type: str | None) -> dict[str, int]:
+    """Validate every record of ``path`` then add them all in one transaction.
+
+    Two progress bars: reading and checking, then encrypting and storing (the store
+    pulls the records as it writes its batches, so the bar follows the real work).
+    """
+    with progress(env, f"Reading {path.name}", unit="records") as bar:
+        records = read_records(path, record_type_name=record_type, on_record=bar.advance)
+    with progress(env, "Encrypting and storing", total=len(records), unit="records") as bar:
+        store.add_all(bar.track(records))
     counts: dict[str, int] = {}
     for record in records:
         counts[type(record).__name__] = counts.get(type(record).__name__, 0) + 1

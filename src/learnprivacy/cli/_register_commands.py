@@ -10,48 +10,17 @@ from typing import Any
 import click
 from rich.markdown import Markdown
 
+from learnprivacy import Controller, Hosting, SubProcessor, Transfer
 from learnprivacy.cli._app import Env, pass_env, resolve_now
-from learnprivacy.cli._config import open_store
 from learnprivacy.cli._store_commands import AwareDateTime
 from learnprivacy.errors import ConfigurationError
-from learnprivacy.providers import Controller, Hosting, SubProcessor, Transfer
 
-__all__ = ["controller_from_file", "example_controller", "register_register_commands"]
-
-
-def example_controller() -> Controller:
-    """A training organisation hosted in France, as several of the real policies describe."""
-    from learnprivacy.providers import Safeguard
-
-    return Controller(
-        name="Example Formation SAS",
-        address="12 rue de l'Exemple, 75011 Paris, France",
-        contact="privacy@example.org",
-        dpo="dpo@example.org",
-        hosting=Hosting(provider="Example Cloud", country="FR", details="ISO 27001 datacentre"),
-        sub_processors=(
-            SubProcessor(name="Example Video", service="video-conferencing", country="FR"),
-            SubProcessor(name="Example Mail", service="transactional e-mail", country="IE"),
-        ),
-        transfers=(
-            Transfer(
-                recipient="Example Support Desk",
-                country="CH",
-                safeguard=Safeguard.ADEQUACY_DECISION,
-                details="support tickets",
-            ),
-        ),
-        security_measures=(
-            "field-level encryption with per-learner keys",
-            "role-based access",
-            "tamper-evident audit log",
-        ),
-    )
+__all__ = ["controller_from_file", "register_register_commands"]
 
 
 def controller_from_file(path: str) -> Controller:
     """A Controller from a JSON file with the same keys as the class."""
-    from learnprivacy.providers import Safeguard
+    from learnprivacy import Safeguard
 
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -73,7 +42,13 @@ def controller_from_file(path: str) -> Controller:
 
 
 @click.command()
-@click.option("--controller", "controller_path", default=None, help="Controller JSON file.")
+@click.option(
+    "--controller",
+    "controller_path",
+    default=None,
+    help="Controller JSON file with hosting, sub-processors and transfers "
+    "(default: [controller] and [dpo] of the configuration).",
+)
 @click.option(
     "--format",
     "fmt",
@@ -84,13 +59,19 @@ def controller_from_file(path: str) -> Controller:
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write to a file.")
 @pass_env
 def register(env: Env, controller_path: str | None, fmt: str, out: str | None) -> None:
-    """Print the GDPR Art. 30 record of processing built from every provider's metadata."""
-    from learnprivacy.cli._schedules import default_schedule
+    """Print the GDPR Art. 30 record of processing built from every provider's metadata.
+
+    The controller is the configuration's [controller] and [dpo] (or --controller); the
+    retention comes from its [policy].
+    """
     from learnprivacy.providers import PrivacyManager, StoreProvider
 
-    controller = controller_from_file(controller_path) if controller_path else example_controller()
-    with open_store(env.db, env.key_file) as store:
-        provider = StoreProvider(store, schedule=default_schedule())
+    if controller_path:
+        controller = controller_from_file(controller_path)
+    else:
+        controller = env.settings.require_controller()
+    with env.open_store() as store:
+        provider = StoreProvider(store, schedule=env.settings.schedule())
         built = PrivacyManager(providers=[provider]).register(controller)
     if env.json:
         fmt = "json"

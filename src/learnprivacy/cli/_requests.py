@@ -10,10 +10,18 @@ from typing import Any
 import click
 from rich.table import Table
 
-from learnprivacy.cli._app import Env, emit, pass_env, resolve_now, values_of
-from learnprivacy.cli._config import open_store
+from learnprivacy.cli._app import (
+    EXIT_CODES,
+    Env,
+    HelpGroup,
+    emit,
+    fail,
+    pass_env,
+    resolve_now,
+    values_of,
+)
 from learnprivacy.cli._store_commands import AwareDateTime
-from learnprivacy.errors import ValidationError
+from learnprivacy.errors import NotFoundError, ValidationError
 from learnprivacy.requests import Channel, ProofMethod, RequestType
 
 __all__ = ["requests_group"]
@@ -21,12 +29,11 @@ __all__ = ["requests_group"]
 
 @contextmanager
 def _book(env: Env, export_dir: str | None = None) -> Iterator[tuple[Any, Any]]:
-    from learnprivacy.cli._schedules import default_schedule
     from learnprivacy.providers import PrivacyManager
     from learnprivacy.requests import RequestBook, RequestExecutor, store_audit_sink
     from learnprivacy.requests.sql import SQLBackend
 
-    with open_store(env.db, env.key_file) as store:
+    with env.open_store() as store:
         # Transitions go to the request's own history and to the store's audit log.
         book = RequestBook(
             SQLBackend(store, cipher=store.cipher), audit_sink=store_audit_sink(store)
@@ -36,14 +43,58 @@ def _book(env: Env, export_dir: str | None = None) -> Iterator[tuple[Any, Any]]:
             store=store,
             manager=PrivacyManager(store=store, discover=True),
             export_dir=export_dir,
-            schedule=default_schedule(),
+            schedule=env.settings.schedule(),
         )
         yield book, executor
 
 
+#: Exit code of a request whose step failed.
+FAILED_EXIT = EXIT_CODES[
+    "a request step failed (the request is FAILED; `requests retry` runs it again)"
+]
+#: The shortest id prefix shown in lists (longer when two requests share it).
+_SHORT = 8
+
+
+def resolve_id(book: Any, given: str) -> str:
+    """The id of the one request ``given`` names: its whole id, or a unique prefix."""
+    if book.find(given) is not None:
+        return given
+    matches = [r.id for r in book.requests() if r.id.startswith(given)]
+    if len(matches) == 1:
+        return str(matches[0])
+    if not matches:
+        raise NotFoundError("no request with this id or id prefix")
+    raise ValidationError(
+        f"the prefix matches {len(matches)} requests: give more characters",
+        field="request_id",
+    )
+
+
+def short_ids(ids: list[str]) -> dict[str, str]:
+    """For each id, its shortest prefix of at least 8 characters no other id shares."""
+    out = {}
+    for request_id in ids:
+        size = min(_SHORT, len(request_id))
+        while size < len(request_id) and any(
+            other != request_id and other.startswith(request_id[:size]) for other in ids
+        ):
+            size += 1
+        out[request_id] = request_id[:size]
+    return out
+
+
+def _failure_reason(request: Any) -> str:
+    failure = request.failure
+    if failure is None:
+        return "the request failed"
+    where = f" ({failure.component})" if failure.component else ""
+    return f"step {failure.step}{where} failed: {failure.error}"
+
+
 def _row(request: Any, now: dt.datetime) -> dict[str, Any]:
     due = request.due_at
-    return {
+    row = {
         "id": request.id,
         "type": request.type.value,
         "state": request.state.value,
@@ -51,9 +102,18 @@ def _row(request: Any, now: dt.datetime) -> dict[str, Any]:
         "due_at": due.isoformat(),
         "overdue": request.is_overdue(now),
     }
+    if request.failure is not None:
+        row["failure"] = {
+            "step": request.failure.step,
+            "component": request.failure.component,
+            "error": request.failure.error,
+        }
+    if request.retry_of is not None:
+        row["retry_of"] = request.retry_of
+    return row
 
 
-@click.group("requests")
+@click.group("requests", cls=HelpGroup)
 def requests_group() -> None:
     """Data-subject requests: receive, verify identity, execute, answer."""
 
@@ -134,12 +194,14 @@ def requests_list(env: Env, overdue: bool, now: dt.datetime | None) -> None:
         rows = [_row(r, at) for r in found]
 
     def human() -> None:
+        shown = short_ids([r["id"] for r in rows])
         table = Table(title=f"{len(rows)} request(s)", title_justify="left")
-        for column in ("id", "type", "state", "received", "due", ""):
+        table.add_column("id", no_wrap=True)
+        for column in ("type", "state", "received", "due", ""):
             table.add_column(column)
         for r in rows:
             table.add_row(
-                r["id"],
+                shown[r["id"]],
                 r["type"],
                 r["state"],
                 r["received_at"][:10],
@@ -159,26 +221,37 @@ def requests_list(env: Env, overdue: bool, now: dt.datetime | None) -> None:
     default=None,
     help="Print the response letter instead.",
 )
-@click.option("--language", type=click.Choice(["fr", "en"]), default="en", show_default=True)
+@click.option(
+    "--language",
+    type=click.Choice(["fr", "en"]),
+    default=None,
+    help="Language of the letter (default: the first of [policy] languages).",
+)
 @click.option("--now", "now", type=AwareDateTime(), default=None)
 @pass_env
 def requests_show(
-    env: Env, request_id: str, letter: str | None, language: str, now: dt.datetime | None
+    env: Env, request_id: str, letter: str | None, language: str | None, now: dt.datetime | None
 ) -> None:
-    """Show a request, its hash-chained history, or its response letter."""
-    from learnprivacy.requests import Controller, render_letter
+    """Show a request, its hash-chained history, or its response letter.
+
+    The letter is signed by the configuration's [controller] and names its DPO and
+    supervisory authority: the command refuses to write one until they are configured.
+    """
+    from learnprivacy.requests import render_letter
 
     at = resolve_now(now)
     with _book(env) as (book, _executor):
+        request_id = resolve_id(book, request_id)
         request = book.get(request_id)
         if letter:
-            from learnprivacy.cli._register_commands import example_controller
-
+            settings = env.settings
+            signer = settings.require_controller()
+            chosen = language or (settings.language if settings.language in ("fr", "en") else "en")
             text = render_letter(  # click.Choice guarantees the literal values
                 request,
-                Controller.from_register(example_controller()),
+                signer,
                 now=at,
-                language=language,  # type: ignore[arg-type]
+                language=chosen,  # type: ignore[arg-type]
                 format=letter,  # type: ignore[arg-type]
             )
             click.echo(text)
@@ -199,10 +272,21 @@ def requests_show(
         env.console.print(
             f"[bold]{data['id']}[/] {data['type']} — {data['state']}, due {data['due_at'][:10]}"
         )
+        if request.failure is not None:
+            env.console.print(f"  [red]{_failure_reason(request)}[/]")
         for h in history:
             env.console.print(f"  {h['sequence']:>3}  {h['at'][:19]}  {h['event']} → {h['state']}")
 
     emit(env, data, human)
+
+
+export_dir_option = click.option(
+    "--export-dir",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where access/portability packages go.",
+)
 
 
 @requests_group.command("advance")
@@ -213,23 +297,22 @@ def requests_show(
     default=None,
     help="How identity was established (moves the request to in_progress).",
 )
-@click.option(
-    "--export-dir",
-    default=".",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Where access/portability packages go.",
-)
+@export_dir_option
 @click.option("--now", "now", type=AwareDateTime(), default=None)
 @pass_env
 def requests_advance(
     env: Env, request_id: str, identity: str | None, export_dir: str, now: dt.datetime | None
 ) -> None:
-    """Move a request one step: ask for identity, record it, or execute it."""
+    """Move a request one step: ask for identity, record it, or execute it.
+
+    A step that fails leaves the request FAILED and exits 9 with the step, the component
+    and the reason; `requests retry` runs it again once the cause is fixed.
+    """
     from learnprivacy.requests import RequestState
 
     at = resolve_now(now)
     with _book(env, export_dir=export_dir) as (book, executor):
+        request_id = resolve_id(book, request_id)
         request = book.get(request_id)
         if request.state is RequestState.RECEIVED and identity is None:
             request = book.request_identity(request_id, now=at)
@@ -241,5 +324,49 @@ def requests_advance(
             request = book.verify_identity(request_id, method=ProofMethod(identity), now=at)
         elif request.state is RequestState.IN_PROGRESS:
             request = executor.execute(request_id, now=at)
+        elif request.state is RequestState.FAILED:
+            fail(
+                f"request {request.id} has failed ({_failure_reason(request)}); "
+                "run `learnprivacy requests retry` once the cause is fixed",
+                FAILED_EXIT,
+                kind="RequestFailed",
+            )
         data = _row(request, at)
+    _report(env, request, data)
+
+
+def _report(env: Env, request: Any, data: dict[str, Any]) -> None:
+    """Print the request's new state; a FAILED request exits 9 with its reason."""
+    from learnprivacy.requests import RequestState
+
+    if request.state is RequestState.FAILED:
+        fail(
+            f"request {request.id} FAILED: {_failure_reason(request)}; fix the cause, then "
+            f"run `learnprivacy requests retry {request.id}`",
+            FAILED_EXIT,
+            kind="RequestFailed",
+        )
     emit(env, data, lambda: env.console.print(f"Request {data['id']} is now {data['state']}."))
+
+
+@requests_group.command("retry")
+@click.argument("request_id")
+@export_dir_option
+@click.option("--now", "now", type=AwareDateTime(), default=None)
+@pass_env
+def requests_retry(env: Env, request_id: str, export_dir: str, now: dt.datetime | None) -> None:
+    """Run a FAILED request again: a new request "ID-retry", same deadline, same identity.
+
+    Steps that completed are not redone; when the identity was verified the retry is
+    executed at once. Exit 9 again if a step still fails.
+    """
+    from learnprivacy.requests import RequestState
+
+    at = resolve_now(now)
+    with _book(env, export_dir=export_dir) as (book, executor):
+        request_id = resolve_id(book, request_id)
+        retry = book.retry(request_id, now=at)
+        if retry.state is RequestState.IN_PROGRESS:
+            retry = executor.execute(retry.id, now=at)
+        data = _row(retry, at)
+    _report(env, retry, data)

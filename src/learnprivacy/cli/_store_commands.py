@@ -10,11 +10,15 @@ from typing import Any, TypeVar
 import click
 from rich.table import Table
 
+from learnprivacy import Action
+from learnprivacy._validators import is_aware
 from learnprivacy.cli._app import Env, emit, pass_env, resolve_now
-from learnprivacy.cli._config import load_keyring, open_store, write_key_file
+from learnprivacy.cli._config import load_keyring, master_key_variable, write_key_file
 from learnprivacy.cli._importer import import_file
+from learnprivacy.cli._progress import progress
 from learnprivacy.cli._schedules import load_schedule
-from learnprivacy.errors import ValidationError
+from learnprivacy.cli._settings import CONFIG_FILE, LANGUAGES, sample_config
+from learnprivacy.errors import ConfigurationError, NotFoundError, ValidationError
 
 __all__ = ["register_store_commands"]
 
@@ -34,7 +38,7 @@ class AwareDateTime(click.ParamType):
             parsed = dt.datetime.fromisoformat(str(value))
         except ValueError:
             self.fail("expected an ISO 8601 date such as 2026-06-15 or 2026-06-15T12:00+02:00")
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
+        return parsed if is_aware(parsed) else parsed.replace(tzinfo=dt.UTC)
 
 
 def now_option() -> Callable[[F], F]:
@@ -54,18 +58,25 @@ def now_option() -> Callable[[F], F]:
 )
 @pass_env
 def init(env: Env, force: bool) -> None:
-    """Create the store and a master key file (mode 0600), or use LEARNPRIVACY_MASTER_KEY."""
-    import os
+    """Write a commented learnprivacy.toml, a master key file (mode 0600) and the store.
 
-    from learnprivacy.crypto import ENV_VAR
-
+    An existing configuration file is left as it is. The key comes from
+    LEARNPRIVACY_MASTER_KEY (or [keys] master_key_env) instead of a file when set.
+    """
+    config_path = Path(env.config_requested or env.settings.path or CONFIG_FILE)
+    config_created = False
+    if not config_path.exists():
+        config_path.parent.mkdir(parents=True, exist_ok=True)
+        config_path.write_text(sample_config(db=env.db, key_file=env.key_file), encoding="utf-8")
+        config_created = True
+    variable = master_key_variable(env.settings.master_key_env)
     key_path = Path(env.key_file)
     created_key = False
-    if not os.environ.get(ENV_VAR) and (force or not key_path.exists()):
+    if variable is None and (force or not key_path.exists()):
         write_key_file(key_path, overwrite=force)
         created_key = True
     try:
-        store_cm = open_store(env.db, env.key_file)
+        store_cm = env.open_store()
     except BaseException:
         # A fresh key that cannot open an existing store is useless: do not leave it.
         if created_key:
@@ -73,15 +84,22 @@ def init(env: Env, force: bool) -> None:
         raise
     with store_cm as store:
         info = {
+            "config": str(config_path),
+            "config_created": config_created,
             "database": env.db,
             "store_id": store.store_id,
-            "key_file": None if os.environ.get(ENV_VAR) else str(key_path),
+            "key_file": None if variable else str(key_path),
             "key_created": created_key,
         }
-    emit(
-        env,
-        info,
-        lambda: env.console.print(
+
+    def human() -> None:
+        console = env.console
+        if config_created:
+            console.print(
+                f"Configuration written to [bold]{config_path}[/]: fill in [controller] and "
+                "[dpo] before producing registers, letters or exports."
+            )
+        console.print(
             f"Store ready at [bold]{env.db}[/]"
             + (
                 f"; new master key written to [bold]{key_path}[/] (mode 0600)"
@@ -90,8 +108,9 @@ def init(env: Env, force: bool) -> None:
             )
             + ".\nKeep the master key out of the database backups: "
             "whoever holds both can read them."
-        ),
-    )
+        )
+
+    emit(env, info, human)
 
 
 @click.command("import")
@@ -104,9 +123,14 @@ def init(env: Env, force: bool) -> None:
 )
 @pass_env
 def import_(env: Env, path: str, record_type: str | None) -> None:
-    """Import learners, progress, invoices... from a CSV or JSON file (all or nothing)."""
-    with open_store(env.db, env.key_file) as store:
-        counts = import_file(store, Path(path), record_type=record_type, console=env.err)
+    """Import learners, progress, invoices... from a CSV or JSON file (all or nothing).
+
+    A CSV file holds one record type (--type), one record per row, the field names as
+    header; nested values use dotted columns (score.raw, score.min, score.max) and an
+    empty cell is a missing value. Every row is checked before anything is written.
+    """
+    with env.open_store() as store:
+        counts = import_file(env, store, Path(path), record_type=record_type)
     emit(
         env,
         {"imported": counts},
@@ -118,15 +142,20 @@ def import_(env: Env, path: str, record_type: str | None) -> None:
 
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Report what would happen, change nothing.")
-@click.option("--schedule", "schedule_path", default=None, help="Schedule JSON file.")
+@click.option(
+    "--schedule",
+    "schedule_path",
+    default=None,
+    help="Schedule JSON file (default: [policy] of the configuration).",
+)
 @now_option()
 @pass_env
 def sweep(env: Env, dry_run: bool, schedule_path: str | None, now: dt.datetime | None) -> None:
     """Apply the retention schedule: erase, anonymise or restrict what has expired."""
-    schedule = load_schedule(schedule_path)
-    status = "Planning (dry run)..." if dry_run else "Sweeping..."
-    with open_store(env.db, env.key_file) as store, env.err.status(status):
-        report = store.sweep(schedule, now=resolve_now(now), dry_run=dry_run)
+    schedule = load_schedule(schedule_path) if schedule_path else env.settings.schedule()
+    label = "Planning (dry run)" if dry_run else "Sweeping"
+    with env.open_store() as store, progress(env, label, unit="rows") as bar:
+        report = store.sweep(schedule, now=resolve_now(now), dry_run=dry_run, progress=bar)
     data = sweep_data(report)
     emit(env, data, lambda: print_sweep(env, data))
 
@@ -150,28 +179,49 @@ def print_sweep(env: Env, data: dict[str, Any]) -> None:
     """Render a sweep report as a table."""
     title = "Retention sweep" + (" (dry run: nothing changed)" if data["dry_run"] else "")
     table = Table(title=f"{title} as of {data['now'][:10]}", title_justify="left")
-    actions = ("erased", "anonymised", "restricted", "review", "kept")
+    columns = (Action.ERASE, Action.ANONYMISE, Action.RESTRICT, Action.REVIEW, Action.KEEP)
     table.add_column("record type")
-    for action in actions:
-        table.add_column(action, justify="right")
-    # by_type counts by engine action (erase, keep...); columns are the outcomes.
-    verbs = ("erase", "anonymise", "restrict", "review", "keep")
+    for action in columns:
+        table.add_column(action.done, justify="right")
+    # by_type counts by action value (erase, keep...); the report's totals by past tense.
     for name, counts in sorted(data["by_type"].items()):
-        table.add_row(name, *(str(counts.get(v, 0)) for v in verbs))
-    table.add_row("[bold]total[/]", *(f"[bold]{data[a]}[/]" for a in actions))
+        table.add_row(name, *(str(counts.get(a.value, 0)) for a in columns))
+    table.add_row("[bold]total[/]", *(f"[bold]{data[a.done]}[/]" for a in columns))
     env.console.print(table)
 
 
 @click.command()
-@click.argument("learner_id")
+@click.argument("learner_ids", metavar="LEARNER_ID...", nargs=-1, required=True)
 @now_option()
 @pass_env
-def erase(env: Env, learner_id: str, now: dt.datetime | None) -> None:
-    """Erase a learner (GDPR Art. 17); records under a legal minimum are restricted."""
-    with open_store(env.db, env.key_file) as store:
-        report = store.erase_subject(learner_id, now=resolve_now(now), schedule=load_schedule(None))
-    data = erasure_data(report)
-    emit(env, data, lambda: print_erasure(env, data))
+def erase(env: Env, learner_ids: tuple[str, ...], now: dt.datetime | None) -> None:
+    """Erase learners (GDPR Art. 17); records under a legal minimum are restricted.
+
+    Each learner is erased in its own transaction. An unknown learner is an error
+    (exit 3) and stops before anything is erased: nothing to erase is not an erasure.
+    """
+    at = resolve_now(now)
+    schedule = env.settings.schedule()
+    with env.open_store() as store:
+        for learner_id in learner_ids:
+            if next(store.iter_records_of(learner_id, include_restricted=True), None) is None:
+                raise NotFoundError("no such learner in the store")
+        reports = []
+        with progress(env, "Erasing", total=len(learner_ids), unit="learners") as bar:
+            for learner_id in learner_ids:
+                reports.append(
+                    erasure_data(store.erase_subject(learner_id, now=at, schedule=schedule))
+                )
+                bar.advance(1)
+    if len(reports) == 1:
+        emit(env, reports[0], lambda: print_erasure(env, reports[0]))
+        return
+
+    def human() -> None:
+        for data in reports:
+            print_erasure(env, data)
+
+    emit(env, reports, human)
 
 
 def erasure_data(report: Any) -> dict[str, Any]:
@@ -186,7 +236,7 @@ def erasure_data(report: Any) -> dict[str, Any]:
             {
                 "record_type": o.record_type,
                 "record_id": o.record_id,
-                "outcome": o.outcome,
+                "action": o.action.value,
                 "article": o.article,
                 "due_at": o.due_at.isoformat() if o.due_at else None,
             }
@@ -204,10 +254,11 @@ def print_erasure(env: Env, data: dict[str, Any]) -> None:
     for column in ("record", "outcome", "article", "kept until"):
         table.add_column(column)
     for o in data["outcomes"]:
-        style = "red" if o["outcome"] == "erased" else "yellow"
+        action = Action(o["action"])
+        style = "red" if action is Action.ERASE else "yellow"
         table.add_row(
             f"{o['record_type']} {o['record_id']}",
-            f"[{style}]{o['outcome']}[/]",
+            f"[{style}]{action.done}[/]",
             o["article"],
             (o["due_at"] or "")[:10],
         )
@@ -229,17 +280,61 @@ def print_erasure(env: Env, data: dict[str, Any]) -> None:
     help="access: everything (Art. 15); portability: consent/contract data (Art. 20).",
 )
 @click.option("--bom", is_flag=True, help="Start CSV files with a UTF-8 BOM (spreadsheets).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing package at --out.")
+@click.option(
+    "--language",
+    type=click.Choice(LANGUAGES),
+    default=None,
+    help="Language of the learner's page (default: the first of [policy] languages).",
+)
+@click.option(
+    "--timezone",
+    "timezone",
+    default=None,
+    help="Time zone of the dates on the learner's page (default: [policy] timezone).",
+)
 @now_option()
 @pass_env
 def export(
-    env: Env, learner_id: str, out: str, scope: str, bom: bool, now: dt.datetime | None
+    env: Env,
+    learner_id: str,
+    out: str,
+    scope: str,
+    bom: bool,
+    overwrite: bool,
+    language: str | None,
+    timezone: str | None,
+    now: dt.datetime | None,
 ) -> None:
-    """Export a learner's data package (JSON, CSV, xAPI, HTML, manifest)."""
-    from learnprivacy.export import export_subject
+    """Export a learner's data package (JSON, CSV, xAPI, HTML page, manifest).
 
-    with open_store(env.db, env.key_file) as store:
+    The package's index.html names the controller and DPO of the configuration: the
+    command refuses to run until [controller] is filled in.
+    """
+    from learnprivacy._documents import check_timezone
+    from learnprivacy.export import export_subject
+    from learnprivacy.providers import PrivacyManager, StoreProvider
+
+    settings = env.settings
+    controller = settings.require_controller()
+    if Path(out).exists() and not overwrite:
+        raise ConfigurationError(f"{out} already exists: pass --overwrite to replace it")
+    with env.open_store() as store, progress(env, "Exporting", unit="records") as bar:
+        manager = PrivacyManager(
+            providers=[StoreProvider(store, schedule=settings.schedule())], discover=False
+        )
         result = export_subject(
-            store, learner_id, out, scope=scope, now=resolve_now(now), csv_bom=bom
+            manager,
+            learner_id,
+            out,
+            scope=scope,
+            now=resolve_now(now),
+            csv_bom=bom,
+            overwrite=overwrite,
+            controller=controller,
+            language=language or settings.language,
+            timezone=check_timezone(timezone) if timezone else settings.timezone,
+            progress=bar,
         )
     files = result.manifest.get("files", [])
     data = {"path": str(result.path), "scope": scope, "files": files}
@@ -264,18 +359,18 @@ def keys_rotate(env: Env) -> None:
     """Rewrap every data key under a new master key, then replace the key file."""
     import os
 
-    from learnprivacy.crypto import ENV_VAR
-
-    if os.environ.get(ENV_VAR):
+    variable = master_key_variable(env.settings.master_key_env)
+    if variable is not None:
         raise ValidationError(
-            f"the master key comes from {ENV_VAR}: rotate it in your secret manager", field=ENV_VAR
+            f"the master key comes from {variable}: rotate it in your secret manager",
+            field=variable,
         )
     key_path = Path(env.key_file)
     keyring_check = load_keyring(env.key_file)  # fails early on an unreadable key file
     del keyring_check
     new_path = key_path.with_name(key_path.name + ".new")
     new_key = write_key_file(new_path, overwrite=True)
-    with open_store(env.db, env.key_file) as store:
+    with env.open_store() as store, env.err.status("Rewrapping every data key..."):
         key_id = store.keyring.rotate(new_key)
     # The data keys are rewrapped: only now may the old master key file go.
     os.replace(new_path, key_path)
@@ -297,7 +392,7 @@ def audit() -> None:
 @pass_env
 def audit_verify(env: Env) -> None:
     """Check the audit log's hash chain; exit 6 naming the first bad entry if broken."""
-    with open_store(env.db, env.key_file) as store:
+    with env.open_store() as store, env.err.status("Verifying the audit chain..."):
         store.audit.verify()
         count = sum(1 for _ in store.audit.entries())
     emit(
@@ -317,7 +412,10 @@ def copy_command(env: Env, target: str, batch_size: int) -> None:
 
     with env.err.status("Copying and verifying..."):
         report = copy_store(
-            env.db, target, keyring=load_keyring(env.key_file), batch_size=batch_size
+            env.db,
+            target,
+            keyring=load_keyring(env.key_file, master_key_env=env.settings.master_key_env),
+            batch_size=batch_size,
         )
     data = {
         "store_id": report.store_id,

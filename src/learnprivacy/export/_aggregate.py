@@ -2,7 +2,8 @@
 
 The policies keep "only anonymised statistics" beyond the retention period. Counting
 rows per (course, status) is harmless when every group is large; a group of one is a
-person. :func:`k_anonymous_aggregate` drops every group with fewer than ``k`` learners,
+person, however many rows that person has. :func:`k_anonymous_aggregate` counts distinct
+people and drops every group with fewer than ``k`` of them,
 and blanks a mean computed from fewer than ``k`` learners' values, so no published
 figure describes fewer than ``k`` people.
 
@@ -137,8 +138,11 @@ def k_anonymous_aggregate(
         k: the smallest group size published (at least 2).
         measures: numeric columns to average (durations count in seconds, booleans
             as 0/1, so ``success`` gives a rate).
-        learner_field: the column identifying a learner, so that ``k`` counts distinct
-            learners; rows without it count one learner each.
+        learner_field: the column identifying a person, so that ``k`` counts distinct
+            people, not rows (anonymised rows from :meth:`Store.anonymised` carry a
+            random person id there); a row without it raises ``ValidationError``.
+            ``None`` counts each row as a different person: only for data where that
+            is true.
 
     A group is published only with at least ``k`` learners; a mean only when at least
     ``k`` learners contribute a value to it (otherwise it is ``None``).
@@ -154,10 +158,19 @@ def k_anonymous_aggregate(
         key = tuple(flat.get(column) for column in by)
         group = groups.setdefault(key, _Group())
         group.records += 1
-        learner = flat.get(learner_field) if learner_field else None
-        # Without a learner column each row stands for its own learner (the cautious
-        # reading for anonymised rows: it never makes a group look larger than it is).
-        who = f"learner:{learner}" if learner is not None else f"row:{index}"
+        if learner_field:
+            learner = flat.get(learner_field)
+            if learner is None:
+                # Counting such a row as one more person would make a group of one
+                # learner's five rows look like five people: refuse instead.
+                raise ValidationError(
+                    f"a row has no {learner_field}: people cannot be counted "
+                    "(pass learner_field=None only when every row is a different person)",
+                    field=learner_field,
+                )
+            who = f"learner:{learner}"
+        else:
+            who = f"row:{index}"
         group.learners.add(who)
         for measure in measures:
             value = _number(flat.get(measure), measure)

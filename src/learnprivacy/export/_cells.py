@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
+from learnprivacy._validators import require_aware
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import Score, format_duration
@@ -32,9 +33,7 @@ def json_default(value: object) -> object:
     zone cannot be exported unambiguously.
     """
     if isinstance(value, dt.datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValidationError("export rows must not hold naive datetimes", field="export.row")
-        return value.isoformat()
+        return require_aware(value, "export.row").isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, Decimal):

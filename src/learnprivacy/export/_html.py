@@ -1,35 +1,59 @@
-"""index.html: a self-contained page a learner can open and read.
+"""index.html: the page a learner opens first, in their language and time zone.
 
-No script, no external asset (the styles are inline and a Content-Security-Policy forbids
-loading anything else), every value HTML-escaped, links relative to the package.
+It says who holds the data (the controller and its DPO), what each kind of data is for,
+on what lawful basis and for how long, the learner's rights and how to exercise them, and
+where to complain (the CNIL in France, the APD/GBA in Belgium). Written from the Jinja2
+template ``learner_page.html`` (autoescaped: every value is escaped) with Babel's dates,
+numbers and plurals. No script, no external asset: the styles are inline and a
+Content-Security-Policy forbids loading anything else; links are relative to the package.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
+import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from learnprivacy.export._scope import Scope
 from learnprivacy.providers.writer import DataDescription
 
-__all__ = ["TypeSummary", "render_index"]
+if TYPE_CHECKING:
+    from learnprivacy._controller import Controller
+    from learnprivacy._documents import Renderer
+
+__all__ = ["PageOptions", "TypeSummary", "render_index"]
 
 _CELL_LIMIT = 200
-_STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;
-max-width:70rem;padding:0 1rem;color:#1b1b1b;line-height:1.5}
-table{border-collapse:collapse;margin:.5rem 0 1.5rem;width:100%;font-size:.9rem}
-th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top;
-overflow-wrap:anywhere}
-th{background:#f2f2f2}
-section{border-top:2px solid #ddd;margin-top:2rem}
-.note{background:#fff7e0;border-left:4px solid #e0a800;padding:.5rem 1rem}
-dt{font-weight:600}dd{margin:0 0 .5rem 0}
-"""
+# "18 months (P18M) from last activity", as export._describe.human_retention writes it.
+_RETENTION = re.compile(
+    r"^(?:[0-9]+ [a-z]+ ?)+\((?P<iso>P(?:[0-9]+Y)?(?:[0-9]+M)?(?:[0-9]+W)?(?:[0-9]+D)?)\)"
+    r"(?: from (?P<anchor>[a-z ]+))?$"
+)
+# "P18M after last_activity", as the register's entries write it, or a bare "P18M".
+_RETENTION_ISO = re.compile(
+    r"^(?P<iso>P(?:[0-9]+Y)?(?:[0-9]+M)?(?:[0-9]+W)?(?:[0-9]+D)?)(?: after (?P<anchor>[a-z_]+))?$"
+)
+_ISO_PARTS = re.compile(
+    r"P(?:(?P<Y>[0-9]+)Y)?(?:(?P<M>[0-9]+)M)?(?:(?P<W>[0-9]+)W)?(?:(?P<D>[0-9]+)D)?$"
+)
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)$")
+
+
+@attrs.frozen(kw_only=True)
+class PageOptions:
+    """Who the page speaks for, and the reader's language and time zone.
+
+    ``controller`` is the :class:`~learnprivacy.Controller` (its ``dpo`` is the DPO's
+    name and address, its ``authority`` where complaints go). Without it the page says the
+    controller did not state them, rather than invent one.
+    """
+
+    controller: Controller | None = None
+    language: str = "en"
+    timezone: str = "UTC"
 
 
 @attrs.frozen(kw_only=True)
@@ -46,102 +70,127 @@ class TypeSummary:
     columns: list[str]
 
 
-def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    text = str(value).lower() if isinstance(value, bool) else str(value)
-    if len(text) > _CELL_LIMIT:
-        text = text[:_CELL_LIMIT] + "…"
-    return _e(text)
-
-
-def _basis(description: DataDescription | None) -> str:
+def _basis(fmt: Renderer, description: DataDescription | None) -> str:
     if description is None or description.basis is None:
-        return "not stated"
+        return fmt.gettext("not stated")
     basis = description.basis
-    return f"{basis.name.replace('_', ' ').lower()} (GDPR {basis.article})"
-
-
-def _scope_text(scope: Scope) -> str:
-    if scope is Scope.ACCESS:
-        return (
-            "Right of access (GDPR Art. 15): every piece of personal data held about you, "
-            "whatever the lawful basis of its processing."
-        )
-    return (
-        "Right to data portability (GDPR Art. 20): the data you provided or generated and "
-        "that is processed on the basis of your consent or of a contract. Data kept to "
-        "meet a legal obligation (such as invoices) or for legitimate interests (such as "
-        "security logs) is not part of it; you can obtain it with an access request."
+    return fmt.gettext(
+        "%(basis)s (GDPR %(article)s)",
+        basis=fmt.gettext(_BASIS_LABELS[basis.name]),
+        article=basis.article,
     )
 
 
-def _links(links: Sequence[tuple[str, str]]) -> str:
-    return " ".join(f'<a href="{_e(path)}">{_e(label)}</a>' for label, path in links)
+def N_(message: str) -> str:
+    """Mark ``message`` for the catalogue; it is translated where it is shown."""
+    return message
 
 
-def _overview(summaries: Sequence[TypeSummary]) -> list[str]:
-    out = [
-        "<h2>Contents</h2>",
-        "<table><thead><tr><th>Kind of data</th><th>Source</th><th>Purpose</th>"
-        "<th>Lawful basis</th><th>Retention</th><th>Records</th><th>Files</th></tr></thead>"
-        "<tbody>",
-    ]
-    for index, s in enumerate(summaries):
-        d = s.description
-        out.append(
-            f'<tr><td><a href="#type-{index}">{_e(s.record_type)}</a></td>'
-            f"<td>{_e(s.component)}</td><td>{_e(d.purpose if d else '')}</td>"
-            f"<td>{_e(_basis(d))}</td><td>{_e(d.retention if d and d.retention else 'not stated')}"
-            f"</td><td>{s.records}</td><td>{_links(s.links)}</td></tr>"
-        )
-    out.append("</tbody></table>")
-    return out
+_BASIS_LABELS = {
+    "CONSENT": N_("consent"),
+    "CONTRACT": N_("contract"),
+    "LEGAL_OBLIGATION": N_("legal obligation"),
+    "VITAL_INTERESTS": N_("vital interests"),
+    "PUBLIC_TASK": N_("public task"),
+    "LEGITIMATE_INTERESTS": N_("legitimate interests"),
+}
+_ANCHORS = {
+    "created": N_("creation"),
+    "last activity": N_("last activity"),
+    "contract end": N_("contract end"),
+    "issued": N_("issue"),
+    "fiscal year end": N_("fiscal year end"),
+    "consent given": N_("consent given"),
+    "withdrawn": N_("withdrawal"),
+    "closed": N_("closing of the file"),
+}
+_KINDS = {
+    "Learner": N_("Account"),
+    "Progress": N_("Progress"),
+    "Certificate": N_("Certificates"),
+    "Invoice": N_("Invoices"),
+    "Consent": N_("Consents"),
+    "Funding": N_("Funding files"),
+    "AccessEvent": N_("Connection log"),
+}
 
 
-def _section(index: int, s: TypeSummary, scope: Scope) -> list[str]:
+def _period(fmt: Renderer, iso: str) -> str:
+    match = _ISO_PARTS.match(iso)
+    if match is None:
+        return iso
+    n = {key: int(value or 0) for key, value in match.groupdict().items()}
+    parts = []
+    # One call per unit, with literal messages, so the catalogue extraction finds them.
+    if n["Y"]:
+        parts.append(fmt.ngettext("%(num)s year", "%(num)s years", n["Y"]))
+    if n["M"]:
+        parts.append(fmt.ngettext("%(num)s month", "%(num)s months", n["M"]))
+    if n["W"]:
+        parts.append(fmt.ngettext("%(num)s week", "%(num)s weeks", n["W"]))
+    if n["D"]:
+        parts.append(fmt.ngettext("%(num)s day", "%(num)s days", n["D"]))
+    return " ".join(parts) or iso
+
+
+def _retention(fmt: Renderer, description: DataDescription | None) -> str:
+    if description is None or not description.retention:
+        return fmt.gettext("not stated")
+    text = description.retention
+    match = _RETENTION.match(text) or _RETENTION_ISO.match(text)
+    if match is None or match["iso"] == "P":
+        # Free text from a provider, shown as written.
+        return text
+    period = _period(fmt, match["iso"])
+    anchor = match["anchor"].replace("_", " ") if match["anchor"] else None
+    if not anchor:
+        return f"{period} ({match['iso']})"
+    return fmt.gettext(
+        "%(period)s (%(iso)s) from %(anchor)s",
+        period=period,
+        iso=match["iso"],
+        anchor=fmt.gettext(_ANCHORS.get(anchor, anchor)),
+    )
+
+
+def _cell(fmt: Renderer, value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return fmt.gettext("yes") if value else fmt.gettext("no")
+    text = str(value)
+    if _DATETIME.match(text):
+        # Timestamps are stored in UTC with microseconds; the learner reads their own
+        # time zone, to the minute.
+        try:
+            moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return text
+        return fmt.datetime(moment, format="medium")
+    if len(text) > _CELL_LIMIT:
+        text = text[:_CELL_LIMIT] + "…"
+    return text
+
+
+def _summary(fmt: Renderer, index: int, s: TypeSummary) -> dict[str, Any]:
     d = s.description
-    out = [
-        f'<section id="type-{index}">',
-        f"<h2>{_e(s.record_type)} <small>({_e(s.component)})</small></h2>",
-    ]
-    if d is not None and d.description:
-        out.append(f"<p>{_e(d.description)}</p>")
-    out += [
-        "<dl>",
-        f"<dt>Purpose</dt><dd>{_e(d.purpose if d and d.purpose else 'not stated')}</dd>",
-        f"<dt>Lawful basis</dt><dd>{_e(_basis(d))}</dd>",
-        f"<dt>Retention</dt><dd>{_e(d.retention if d and d.retention else 'not stated')}</dd>",
-        f"<dt>Records in this export</dt><dd>{s.records}</dd>",
-        "</dl>",
-    ]
-    if s.excluded:
-        out.append(
-            f'<p class="note">{s.excluded} record(s) of this kind are held on a lawful basis '
-            f"outside the {_e(scope.value)} scope and are not included.</p>"
-        )
-    if s.links:
-        out.append(f"<p>Files: {_links(s.links)}</p>")
-    if d is not None and d.fields:
-        out.append("<h3>Fields</h3><table><thead><tr><th>Field</th><th>Meaning</th></tr>")
-        out.append("</thead><tbody>")
-        out += [f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in d.fields.items()]
-        out.append("</tbody></table>")
-    if s.preview:
-        shown = "all records" if len(s.preview) == s.records else f"first {len(s.preview)}"
-        out.append(f"<h3>Records ({_e(shown)})</h3><table><thead><tr>")
-        out += [f"<th>{_e(column)}</th>" for column in s.columns]
-        out.append("</tr></thead><tbody>")
-        for row in s.preview:
-            cells = "".join(f"<td>{_cell(row.get(column))}</td>" for column in s.columns)
-            out.append(f"<tr>{cells}</tr>")
-        out.append("</tbody></table>")
-    out.append("</section>")
-    return out
+    return {
+        "anchor": f"type-{index}",
+        "kind": fmt.gettext(_KINDS[s.record_type]) if s.record_type in _KINDS else s.record_type,
+        "record_type": s.record_type,
+        "component": s.component,
+        "description": d.description if d is not None else "",
+        "purpose": d.purpose if d is not None and d.purpose else fmt.gettext("not stated"),
+        "basis": _basis(fmt, d),
+        "retention": _retention(fmt, d),
+        "records": s.records,
+        "excluded": s.excluded,
+        "links": s.links,
+        "fields": list(d.fields.items()) if d is not None else [],
+        "columns": s.columns,
+        "rows": [[_cell(fmt, row.get(c)) for c in s.columns] for row in s.preview],
+        "all_shown": len(s.preview) == s.records,
+    }
 
 
 def render_index(
@@ -151,35 +200,26 @@ def render_index(
     subject_reference: str,
     summaries: Sequence[TypeSummary],
     files: Sequence[tuple[str, int | None]],
+    page: PageOptions | None = None,
 ) -> str:
     """The whole page as text."""
-    title = "Your personal data" + (" (portability)" if scope is Scope.PORTABILITY else "")
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        # Nothing may load: no script, no remote font or image, only the inline styles.
-        '<meta http-equiv="Content-Security-Policy" '
-        "content=\"default-src 'none'; style-src 'unsafe-inline'\">",
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{_e(title)}</h1>",
-        f"<p>{_e(_scope_text(scope))}</p>",
-        "<dl>",
-        f"<dt>Generated at</dt><dd>{_e(generated_at.isoformat())}</dd>",
-        f"<dt>Reference of this export</dt><dd><code>{_e(subject_reference)}</code></dd>",
-        "</dl>",
-        "<p>Each kind of data comes as a JSON file (machine-readable, documented schema) "
-        "and a CSV file (opens in a spreadsheet). Progress and certificates are also "
-        "given as xAPI 1.0.3 statements, which a learning record store can import. "
-        "<code>manifest.json</code> lists every file with its SHA-256 checksum.</p>",
-    ]
-    out += _overview(summaries)
-    for index, summary in enumerate(summaries):
-        out += _section(index, summary, scope)
-    out.append("<section><h2>All files</h2><ul>")
-    for path, records in files:
-        count = "" if records is None else f" ({records} records)"
-        out.append(f'<li><a href="{_e(path)}">{_e(path)}</a>{_e(count)}</li>')
-    out.append('<li><a href="manifest.json">manifest.json</a></li></ul></section>')
-    out.append("</body></html>\n")
-    return "\n".join(out)
+    from learnprivacy._documents import renderer
+
+    options = page or PageOptions()
+    fmt = renderer(options.language, options.timezone)
+    controller = options.controller
+    return fmt.render(
+        "learner_page.html",
+        portability=scope is Scope.PORTABILITY,
+        scope=scope.value,
+        scope_label=fmt.gettext("portability")
+        if scope is Scope.PORTABILITY
+        else fmt.gettext("access"),
+        generated_at=fmt.datetime(generated_at),
+        reference=subject_reference,
+        controller=controller,
+        dpo=controller.dpo if controller is not None else None,
+        authority=controller.authority if controller is not None else None,
+        summaries=[_summary(fmt, i, s) for i, s in enumerate(summaries)],
+        files=list(files),
+    )

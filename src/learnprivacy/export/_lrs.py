@@ -27,6 +27,7 @@ from typing import Any
 
 import attrs
 
+from learnprivacy._validators import is_aware
 from learnprivacy.errors import (
     ConfigurationError,
     DeliveryError,
@@ -245,7 +246,7 @@ def _instant(value: Any) -> dt.datetime | None:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo is not None else None
+    return parsed if is_aware(parsed) else None
 
 
 def equivalent(ours: Any, stored: Any) -> bool:

@@ -19,7 +19,7 @@ import attrs
 
 from learnprivacy.export._cells import csv_cell, flatten
 from learnprivacy.export._files import FileEntry, HashingFile
-from learnprivacy.export._html import TypeSummary, render_index
+from learnprivacy.export._html import PageOptions, TypeSummary, render_index
 from learnprivacy.export._names import SegmentNamer
 from learnprivacy.export._scope import Scope
 from learnprivacy.export._xapi import XapiProfile
@@ -69,6 +69,7 @@ class PackageContent:
     statements: Path | None
     statement_count: int
     xapi_profile: XapiProfile
+    page: PageOptions = attrs.field(factory=PageOptions)
 
 
 def _lines(path: Path) -> Iterator[str]:
@@ -240,6 +241,7 @@ def _write_index(
         subject_reference=content.subject_reference,
         summaries=summaries,
         files=[(entry.path, entry.records) for entry in entries],
+        page=content.page,
     )
     out = HashingFile(content.root, "index.html")
     out.write(page)

@@ -19,11 +19,14 @@ from typing import IO, Any
 
 import attrs
 
+from learnprivacy._progress import ProgressReporter
+from learnprivacy._validators import require_aware
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, ProviderError, UnknownCodeError
 from learnprivacy.errors import ValidationError as LPValidationError
 from learnprivacy.export._cells import dumps_row, flatten
 from learnprivacy.export._describe import class_columns, class_description, merge_descriptions
+from learnprivacy.export._html import PageOptions
 from learnprivacy.export._outputs import PackageContent, StreamInfo, write_package
 from learnprivacy.export._scope import Scope, basis_of_row
 from learnprivacy.export._xapi import XapiProfile, statement_for
@@ -83,6 +86,7 @@ class PackageWriter:
         defaults: descriptions known beforehand (a component's metadata); what a
             provider passes to :meth:`describe` takes precedence, and its empty
             attributes are completed from these.
+        progress: told ``advance(1)`` for every row or record received.
     """
 
     def __init__(
@@ -97,6 +101,7 @@ class PackageWriter:
         csv_bom: bool = False,
         xapi_profile: XapiProfile | None = None,
         defaults: Iterable[DataDescription] = (),
+        progress: ProgressReporter | None = None,
     ) -> None:
         self.formats = tuple(dict.fromkeys(formats))
         unknown = [f for f in self.formats if f not in ALL_FORMATS]
@@ -125,6 +130,7 @@ class PackageWriter:
         self._statements: IO[str] | None = None
         self._statement_count = 0
         self._seen = 0
+        self._progress = progress
         self._finished = False
         # The PrivacyManager runs each provider in a worker thread, and a provider past
         # its deadline may still be writing when the next one starts: every write holds
@@ -181,6 +187,8 @@ class PackageWriter:
         with self._lock:
             self._check_open()
             self._seen += 1
+            if self._progress is not None:
+                self._progress.advance(1)
             return self._write_record_locked(component, record)
 
     def _write_record_locked(self, component: str, record: Any) -> int:
@@ -210,6 +218,8 @@ class PackageWriter:
         with self._lock:
             self._check_open()
             self._seen += 1
+            if self._progress is not None:
+                self._progress.advance(1)
             return self._write_row_locked(component, record_type, row)
 
     def _write_row_locked(self, component: str, record_type: str, row: Mapping[str, Any]) -> int:
@@ -309,13 +319,13 @@ class PackageWriter:
 
     # -- finishing --------------------------------------------------------------------
 
-    def finish(self, now: dt.datetime) -> dict[str, Any]:
+    def finish(self, now: dt.datetime, *, page: PageOptions | None = None) -> dict[str, Any]:
         """Write the package files and the manifest; return the manifest.
 
-        ``now`` is the generation time written in the manifest (timezone-aware).
+        ``now`` is the generation time written in the manifest (timezone-aware);
+        ``page`` says who the learner's page speaks for, in which language and time zone.
         """
-        if now.tzinfo is None or now.utcoffset() is None:
-            raise LPValidationError("now must be timezone-aware", field="now")
+        require_aware(now, "now")
         with self._lock:
             self._check_open()
             self._finished = True
@@ -349,6 +359,7 @@ class PackageWriter:
                 statements=self._staging / "statements.jsonl" if self._statement_count else None,
                 statement_count=self._statement_count,
                 xapi_profile=self._profile,
+                page=page or PageOptions(),
             )
             return write_package(content)
         finally:

@@ -6,6 +6,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
+from learnprivacy._vocabulary import Article
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, UnknownCodeError
 
@@ -29,7 +30,7 @@ class Scope(enum.Enum):
     @property
     def article(self) -> str:
         """The GDPR article the scope answers."""
-        return "Art. 15" if self is Scope.ACCESS else "Art. 20"
+        return (Article.ART_15 if self is Scope.ACCESS else Article.ART_20).short
 
     @classmethod
     def parse(cls, value: str | Scope) -> Scope:

@@ -16,17 +16,24 @@ import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from learnprivacy._documents import check_timezone
+from learnprivacy._progress import ProgressReporter
+from learnprivacy._validators import require_aware, require_identifier
 from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.export._describe import descriptions_from_metadata
+from learnprivacy.export._html import PageOptions
 from learnprivacy.export._names import check_entry_name
 from learnprivacy.export._package import ALL_FORMATS, PackageWriter
 from learnprivacy.export._scope import Scope
 from learnprivacy.export._sources import as_manager, feed_writer
 from learnprivacy.export._xapi import Pseudonyms, XapiProfile
+
+if TYPE_CHECKING:
+    from learnprivacy._controller import Controller
 
 __all__ = ["SUBJECT_REFERENCE_DOMAIN", "ExportResult", "export_subject"]
 
@@ -55,12 +62,9 @@ def _pseudonyms(key: bytes, domain: str) -> Pseudonyms:
     return Pseudonymiser(key, domain=domain)
 
 
-def _store_keyring(source: Any) -> Any:
-    """The keyring of the store behind ``source`` (a Store, or a PrivacyManager built
-    with ``store=``), or ``None`` when there is none."""
-    from learnprivacy.crypto import Keyring
-
-    store = source
+def _store_of(source: Any) -> Any:
+    """The store behind ``source`` (a Store, or a PrivacyManager built with ``store=``),
+    or ``None`` when there is none."""
     if callable(getattr(source, "export_user_data", None)):
         from learnprivacy.providers import STORE_COMPONENT
 
@@ -68,9 +72,29 @@ def _store_keyring(source: Any) -> Any:
             component = source.component(STORE_COMPONENT)
         except (KeyError, AttributeError, TypeError):
             return None
-        store = getattr(component.provider, "store", None)
-    keyring = getattr(store, "keyring", None)
+        return getattr(component.provider, "store", None)
+    return source
+
+
+def _store_keyring(source: Any) -> Any:
+    """The keyring of the store behind ``source``, or ``None`` when there is none."""
+    from learnprivacy.crypto import Keyring
+
+    keyring = getattr(_store_of(source), "keyring", None)
     return keyring if isinstance(keyring, Keyring) else None
+
+
+def _now(source: Any, now: dt.datetime | None) -> dt.datetime:
+    """``now``, else the clock of the store behind ``source``, else the system clock."""
+    if now is not None:
+        return require_aware(now, "now")
+    from learnprivacy.store import Store
+
+    store = _store_of(source)
+    if isinstance(store, Store):
+        # The store's injected clock is the one clock of everything time-based.
+        return store.now()
+    return dt.datetime.now(dt.UTC)
 
 
 def _default_pseudonyms(source: Any, profile: XapiProfile) -> tuple[Pseudonyms, Pseudonyms]:
@@ -101,6 +125,10 @@ def export_subject(
     pseudonym_key: bytes | None = None,
     xapi_profile: XapiProfile | None = None,
     overwrite: bool = False,
+    controller: Controller | None = None,
+    language: str = "en",
+    timezone: str = "UTC",
+    progress: ProgressReporter | None = None,
 ) -> ExportResult:
     """Export everything (or the portable part) held about ``learner_id`` into ``out``.
 
@@ -117,8 +145,9 @@ def export_subject(
             only data processed under consent or contract, so no invoice or funder file
             kept under legal obligation).
         formats: which of ``json``, ``csv``, ``xapi``, ``html`` to produce.
-        now: the generation time written in the manifest. This is the API edge: when it
-            is ``None`` the clock is read here, once; nothing deeper reads it.
+        now: the generation time written in the manifest. When it is ``None``, the
+            store's clock (``Store(clock=...)``) is read here, once; the system clock only
+            when no store is behind ``store_or_manager``.
         csv_bom: start CSV files with a UTF-8 byte order mark (spreadsheet users).
         pseudonym_key: 32-byte key of the subject reference and of the xAPI actor's
             account name. Without it, an export from a store (or from a manager built
@@ -130,6 +159,13 @@ def export_subject(
             export shares.
         xapi_profile: home page and activity IRIs of the xAPI statements.
         overwrite: replace an existing ``out`` instead of refusing.
+        controller: the :class:`~learnprivacy.Controller` the learner's page
+            (``index.html``) names, with its DPO and its supervisory authority (where
+            complaints go); without it the page says they were not stated.
+        language: the page's language: ``"fr"``, ``"en"`` (``"nl"`` and ``"de"`` fall
+            back to English until translated).
+        timezone: the IANA time zone the page shows dates in (``"Europe/Paris"``).
+        progress: told ``advance(1)`` for each row or record written (a progress bar).
 
     Returns:
         An :class:`ExportResult` with the path and the manifest.
@@ -140,13 +176,14 @@ def export_subject(
         ConfigurationError: bad options, ``out`` exists (without ``overwrite``), or its
             parent directory does not exist.
     """
-    if now is None:
-        now = dt.datetime.now(dt.UTC)
-    elif now.tzinfo is None or now.utcoffset() is None:
-        raise ValidationError("now must be timezone-aware", field="now")
-    if not isinstance(learner_id, str) or not learner_id:
-        raise ValidationError("learner_id must be a non-empty str", field="learner_id")
+    now = _now(store_or_manager, now)
+    require_identifier(learner_id, "learner_id")
     scope = Scope.parse(scope)
+    page = PageOptions(
+        controller=controller,
+        language=_language(language),
+        timezone=check_timezone(timezone),
+    )
     target = Path(out)
     as_zip = target.suffix.lower() == ".zip"
     if not target.parent.is_dir():
@@ -172,13 +209,14 @@ def export_subject(
             csv_bom=csv_bom,
             xapi_profile=profile,
             defaults=descriptions_from_metadata(manager),
+            progress=progress,
         )
         try:
             feed_writer(manager, learner_id, writer)
         except BaseException:
             writer.abandon()
             raise
-        manifest = writer.finish(now)
+        manifest = writer.finish(now, page=page)
         if as_zip:
             _publish_zip(work, manifest, target, now)
         else:
@@ -186,6 +224,16 @@ def export_subject(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return ExportResult(path=target, scope=scope, manifest=manifest)
+
+
+def _language(language: str) -> str:
+    from learnprivacy._documents import DOCUMENT_LANGUAGES
+
+    if language not in DOCUMENT_LANGUAGES:
+        raise ValidationError(
+            "language must be one of " + ", ".join(DOCUMENT_LANGUAGES), field="language"
+        )
+    return language
 
 
 def _publish_directory(work: Path, target: Path) -> None:

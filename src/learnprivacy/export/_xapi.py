@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 
 import attrs
 
+from learnprivacy._validators import require_aware
 from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.records import Certificate, Progress, ProgressStatus, format_duration, subject_of
 
@@ -149,9 +150,7 @@ def _number(value: int | float | Decimal) -> int | float:
 
 
 def _timestamp(value: dt.datetime) -> str:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError("xAPI timestamps need a time zone", field="timestamp")
-    return value.isoformat()
+    return require_aware(value, "timestamp").isoformat()
 
 
 def _finish(statement: dict[str, Any]) -> dict[str, Any]:
@@ -287,8 +286,7 @@ def check_statement(statement: Mapping[str, Any]) -> None:
         raise ValidationError(
             "xAPI statement lacks a valid id, actor or timestamp", field="statement"
         ) from None
-    if timestamp.tzinfo is None:
-        raise ValidationError("xAPI timestamp must carry a time zone", field="timestamp")
+    require_aware(timestamp, "timestamp")
     if statement.get("version", "1.0.0") != "1.0.0":
         raise ValidationError("xAPI version must be absent or 1.0.0", field="version")
     score = (statement.get("result") or {}).get("score")

@@ -19,7 +19,6 @@ from typing import Any
 from learnprivacy.basis import DataCategory
 from learnprivacy.errors import PolicyError
 from learnprivacy.moodle._database import MoodleDatabase
-from learnprivacy.moodle._registry import ContextLevel as MoodleLevel
 from learnprivacy.moodle._registry import DataRegistry, Purpose
 from learnprivacy.providers import (
     DEFAULT_PURPOSES,
@@ -42,10 +41,10 @@ __all__ = ["MOODLE_COMPONENT", "MoodleProvider"]
 MOODLE_COMPONENT = "moodle"
 
 # Moodle table -> (record type, context level of its purpose, trigger, personal fields).
-_TABLES: dict[str, tuple[str, MoodleLevel, Trigger, dict[str, str]]] = {
+_TABLES: dict[str, tuple[str, ContextLevel, Trigger, dict[str, str]]] = {
     "user": (
         "Learner",
-        MoodleLevel.USER,
+        ContextLevel.USER,
         Trigger.LAST_ACTIVITY,
         {
             "username": "Login name",
@@ -58,37 +57,37 @@ _TABLES: dict[str, tuple[str, MoodleLevel, Trigger, dict[str, str]]] = {
     ),
     "course_completions": (
         "Progress",
-        MoodleLevel.COURSE,
+        ContextLevel.COURSE,
         Trigger.CREATED,
         {"userid": "Learner", "course": "Course", "timecompleted": "When the course was completed"},
     ),
     "grade_grades": (
         "Progress",
-        MoodleLevel.COURSE,
+        ContextLevel.COURSE,
         Trigger.CREATED,
         {"userid": "Learner", "finalgrade": "Grade obtained", "feedback": "Teacher's feedback"},
     ),
     "course_modules_completion": (
         "Progress",
-        MoodleLevel.COURSE,
+        ContextLevel.COURSE,
         Trigger.CREATED,
         {"userid": "Learner", "completionstate": "Whether the activity was completed"},
     ),
     "customcert_issues": (
         "Certificate",
-        MoodleLevel.COURSE,
+        ContextLevel.COURSE,
         Trigger.ISSUED,
         {"userid": "Learner", "code": "Verification code of the certificate"},
     ),
     "tool_policy_acceptances": (
         "Consent",
-        MoodleLevel.USER,
+        ContextLevel.USER,
         Trigger.LAST_ACTIVITY,
         {"userid": "Learner", "status": "Accepted or declined", "note": "Note on the decision"},
     ),
     "logstore_standard_log": (
         "AccessEvent",
-        MoodleLevel.SYSTEM,
+        ContextLevel.SYSTEM,
         Trigger.CREATED,
         {"userid": "Learner", "ip": "IP address", "timecreated": "When it happened"},
     ),

@@ -10,10 +10,10 @@ purpose that applies where, and builds a learnprivacy :class:`~learnprivacy.rete
 from __future__ import annotations
 
 import datetime as dt
-import enum
 
 import attrs
 
+from learnprivacy._vocabulary import ContextLevel
 from learnprivacy.basis import LawfulBasis, SpecialCategoryCondition
 from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
 
@@ -21,7 +21,6 @@ __all__ = [
     "INHERIT",
     "NOT_SET",
     "Category",
-    "ContextLevel",
     "DataRegistry",
     "InstanceAssignment",
     "LevelAssignment",
@@ -32,17 +31,6 @@ __all__ = [
 INHERIT = -1
 #: ``purposeid``/``categoryid`` value meaning "nothing chosen here" (Moodle's NOTSET).
 NOT_SET = 0
-
-
-class ContextLevel(enum.IntEnum):
-    """Moodle's context levels (``CONTEXT_*`` constants)."""
-
-    SYSTEM = 10
-    USER = 30
-    COURSECAT = 40
-    COURSE = 50
-    MODULE = 70
-    BLOCK = 80
 
 
 # Where a level inherits from when it has no purpose of its own (Moodle's data_registry).

@@ -7,13 +7,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from learnprivacy._vocabulary import ContextLevel
 from learnprivacy.basis import LawfulBasis, SpecialCategoryCondition
 from learnprivacy.errors import ValidationError
 from learnprivacy.moodle._issues import ScanIssues
 from learnprivacy.moodle._registry import (
     NOT_SET,
     Category,
-    ContextLevel,
     DataRegistry,
     InstanceAssignment,
     LevelAssignment,

@@ -24,11 +24,12 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 
-from learnprivacy.errors import ValidationError
+from learnprivacy._validators import require_aware
+from learnprivacy._vocabulary import ContextLevel
 from learnprivacy.moodle._database import MoodleDatabase
 from learnprivacy.moodle._issues import ScanIssues
 from learnprivacy.moodle._models import MoodleCourse, MoodleUser
-from learnprivacy.moodle._registry import ContextLevel, DataRegistry, Purpose
+from learnprivacy.moodle._registry import DataRegistry, Purpose
 from learnprivacy.moodle._report_render import render_text
 from learnprivacy.retention import Hold, Schedule
 
@@ -206,7 +207,7 @@ def _sweep(
     holds = [Hold("Moodle site administrator account", subject=str(a)) for a in db.admin_ids]
     out: dict[str, dict[str, int]] = {}
     for name, records in sources.items():
-        counts = schedule.plan(records, now=now, subjects=learners, holds=holds).counts()
+        counts = schedule.plan(records, now=now, learners=learners, holds=holds).counts()
         out[name] = {action.value: n for action, n in counts.items() if n}
     return out
 
@@ -223,8 +224,7 @@ def moodle_report(
     ``sweep=False`` skips the learnprivacy dry run (which reads every record). Nothing is
     ever written: the adapter refuses writes.
     """
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValidationError("now must be timezone-aware", field="now")
+    require_aware(now, "now")
     owned = not isinstance(source, MoodleDatabase)
     db = MoodleDatabase(source, prefix=prefix) if not isinstance(source, MoodleDatabase) else source
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
 
 __all__ = ["from_unix", "from_unix_lenient", "to_unix"]
@@ -39,8 +40,7 @@ def to_unix(value: dt.datetime | None) -> int:
     """An aware datetime as a Moodle timestamp (whole seconds); ``None`` becomes ``0``."""
     if value is None:
         return 0
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError("Moodle timestamps need timezone-aware datetimes", field="time")
+    require_aware(value, "time")
     return (value - _EPOCH) // dt.timedelta(seconds=1)
 
 

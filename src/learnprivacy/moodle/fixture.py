@@ -30,6 +30,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
 from learnprivacy.moodle._fixture_courses import add_courses, add_enrolments
 from learnprivacy.moodle._fixture_people import add_logs, add_policies, add_users
@@ -133,8 +134,7 @@ def populate(
     ``activities=0`` and ``log_events_per_user=0`` for a lean site (accounts, courses,
     completions and course grades only). The tables should be empty.
     """
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValidationError("now must be timezone-aware", field="now")
+    require_aware(now, "now")
     for name, value in (("users", users), ("courses", courses), ("activities", activities)):
         if not isinstance(value, int) or value < 0:
             raise ValidationError(f"{name} must be a non-negative integer", field=name)

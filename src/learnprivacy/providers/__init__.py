@@ -12,18 +12,19 @@ plugin implements ``core_privacy``:
   :class:`UserListProvider` and :class:`UserPreferenceProvider` are the protocols;
 - :class:`PrivacyManager` discovers providers (entry-point group
   ``learnprivacy.providers``), runs exports and deletions across all of them with a
-  deadline each, and builds the GDPR Art. 30 :class:`Register`;
+  deadline each, and builds the GDPR Art. 30 :class:`Register` for a
+  :class:`learnprivacy.Controller`;
 - :class:`StoreProvider` is the provider of learnprivacy's own store.
 
 Importing this package does not import SQLAlchemy.
 """
 
+from learnprivacy._vocabulary import ContextLevel
 from learnprivacy.providers._components import ComponentInfo
 from learnprivacy.providers._contexts import (
     ApprovedContextList,
     ApprovedUserList,
     Context,
-    ContextLevel,
     ContextList,
     UserList,
 )
@@ -45,17 +46,7 @@ from learnprivacy.providers._protocols import (
     UserListProvider,
     UserPreferenceProvider,
 )
-from learnprivacy.providers._register import (
-    EEA_COUNTRIES,
-    Controller,
-    Hosting,
-    ProcessingActivity,
-    Register,
-    RegisterEntry,
-    Safeguard,
-    SubProcessor,
-    Transfer,
-)
+from learnprivacy.providers._register import ProcessingActivity, Register, RegisterEntry
 from learnprivacy.providers._results import ProviderOutcome, RequestResult, RequestStatus
 from learnprivacy.providers._store import DEFAULT_PURPOSES, STORE_COMPONENT, StoreProvider
 from learnprivacy.providers.writer import ContentWriter, DataDescription, MemoryWriter
@@ -63,7 +54,6 @@ from learnprivacy.providers.writer import ContentWriter, DataDescription, Memory
 __all__ = [
     "DEFAULT_PURPOSES",
     "DEFAULT_TIMEOUT",
-    "EEA_COUNTRIES",
     "ENTRY_POINT_GROUP",
     "STORE_COMPONENT",
     "ApprovedContextList",
@@ -73,11 +63,9 @@ __all__ = [
     "Context",
     "ContextLevel",
     "ContextList",
-    "Controller",
     "DataDescription",
     "DatabaseTable",
     "ExternalLocation",
-    "Hosting",
     "ItemKind",
     "MemoryWriter",
     "MetadataCollection",
@@ -92,11 +80,8 @@ __all__ = [
     "RequestProvider",
     "RequestResult",
     "RequestStatus",
-    "Safeguard",
     "StoreProvider",
-    "SubProcessor",
     "SubsystemLink",
-    "Transfer",
     "UserList",
     "UserListProvider",
     "UserPreference",

@@ -1,7 +1,8 @@
 """Contexts and the lists a request passes between the manager and the providers.
 
-A :class:`Context` is where data lives (the whole site, a user, a course, an activity), as
-Moodle's ``context`` table. Providers answer ``get_contexts_for_userid`` with a
+A :class:`Context` is where data lives (the whole site, a user, a category, a course, an
+activity module, a block), as Moodle's ``context`` table; its level is the shared
+:class:`learnprivacy.ContextLevel`. Providers answer ``get_contexts_for_userid`` with a
 :class:`ContextList`; the manager approves it into an immutable
 :class:`ApprovedContextList` before asking for an export or a deletion. The user-list pair
 (:class:`UserList`, :class:`ApprovedUserList`) works the other way round: the users who
@@ -10,31 +11,21 @@ have data in one context.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import attrs
 
+from learnprivacy._vocabulary import ContextLevel
 from learnprivacy.errors import ValidationError
 
 __all__ = [
     "ApprovedContextList",
     "ApprovedUserList",
     "Context",
-    "ContextLevel",
     "ContextList",
     "UserList",
 ]
-
-
-class ContextLevel(enum.IntEnum):
-    """The level of a context; the values are Moodle's ``CONTEXT_*`` constants."""
-
-    SYSTEM = 10
-    USER = 30
-    COURSE = 50
-    ACTIVITY = 70
 
 
 def _level(value: object) -> ContextLevel:
@@ -105,9 +96,9 @@ class Context:
         return cls(ContextLevel.COURSE, course_id)
 
     @classmethod
-    def activity(cls, activity_id: str | int) -> Context:
-        """The context of an activity (a forum, a quiz, a video-conference)."""
-        return cls(ContextLevel.ACTIVITY, activity_id)
+    def module(cls, module_id: str | int) -> Context:
+        """The context of an activity module (a forum, a quiz, a video-conference)."""
+        return cls(ContextLevel.MODULE, module_id)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""

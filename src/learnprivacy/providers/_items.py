@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from learnprivacy._controller import country_code
 from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.errors import ValidationError
 from learnprivacy.retention import Period, Trigger
@@ -123,15 +124,6 @@ def _trigger(value: object) -> Trigger | None:
         raise ValidationError(
             "retention_from must be a Trigger or its value", field="retention_from"
         ) from None
-
-
-def country_code(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError("country must be a non-empty text", field="country")
-    # Two-letter codes are upper-cased so that the register can check them against the EEA.
-    return value.upper() if len(value) == 2 else value
 
 
 def _purpose(value: object) -> str | None:

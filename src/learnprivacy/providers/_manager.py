@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from learnprivacy.errors import ConfigurationError, ProviderError
 from learnprivacy.providers._components import (
     ComponentInfo,
@@ -31,15 +33,75 @@ from learnprivacy.providers._protocols import (
     UserPreferenceProvider,
 )
 from learnprivacy.providers._results import ProviderOutcome, RequestResult, RequestStatus
-from learnprivacy.providers.writer import ContentWriter
+from learnprivacy.providers.writer import ContentWriter, DataDescription
 
 if TYPE_CHECKING:
-    from learnprivacy.providers._register import Controller, Register
+    from learnprivacy._controller import Controller
+    from learnprivacy.providers._register import Register
 
-__all__ = ["DEFAULT_TIMEOUT", "PrivacyManager"]
+__all__ = ["DEFAULT_TIMEOUT", "ErasureIncomplete", "PrivacyManager"]
 
 #: Seconds a provider's turn may take before the request is reported FAILED.
 DEFAULT_TIMEOUT = 60.0
+
+
+class ErasureIncomplete(ProviderError):
+    """After a deletion, the provider still holds data of the user beyond what the law keeps.
+
+    ``remaining`` counts what is left by kind (record type or table), never values.
+    """
+
+    def __init__(self, message: str, *, component: str, remaining: Mapping[str, int]) -> None:
+        super().__init__(message, component=component)
+        self.remaining = dict(remaining)
+
+
+class _CountingWriter:
+    """A content writer that only counts rows per kind: what a re-check needs."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def describe(self, description: DataDescription) -> None:
+        pass
+
+    def write_rows(self, component: str, record_type: str, rows: Iterable[Any]) -> int:
+        count = sum(1 for _ in rows)
+        if count:
+            self.counts[record_type] = self.counts.get(record_type, 0) + count
+        return count
+
+    def write_records(self, component: str, records: Iterable[Any]) -> int:
+        count = 0
+        for record in records:
+            count += self.write_rows(component, type(record).__name__, (record,))
+        return count
+
+
+def _verify_erased(provider: RequestProvider, subject: str, component: str) -> None:
+    """Ask the provider again what it holds of ``subject``; raise unless nothing remains
+    beyond what it declares the law keeps (its optional ``kept_by_law(user_id)``)."""
+    contexts = as_contextlist(provider.get_contexts_for_userid(subject), component)
+    if not len(contexts):
+        return
+    writer = _CountingWriter()
+    provider.export_user_data(
+        ApprovedContextList(subject, contexts.contexts, component=component), writer
+    )
+    kept_by_law = getattr(provider, "kept_by_law", None)
+    kept: Mapping[str, int] = kept_by_law(subject) if callable(kept_by_law) else {}
+    excess = {
+        kind: count - int(kept.get(kind, 0))
+        for kind, count in sorted(writer.counts.items())
+        if count > int(kept.get(kind, 0))
+    }
+    if excess:
+        what = ", ".join(f"{kind} ({count})" for kind, count in excess.items())
+        raise ErasureIncomplete(
+            f"data of the user remains after deletion beyond what the law keeps: {what}",
+            component=component,
+            remaining=excess,
+        )
 
 
 class PrivacyManager:
@@ -53,9 +115,12 @@ class PrivacyManager:
 
     Each provider's turn runs in a worker thread and must finish within ``timeout``
     seconds (``timeouts`` overrides it per component; ``None`` waits forever). A provider
-    that raises or runs late makes the request FAILED with that provider named; the
-    others still run. A timed-out thread cannot be killed: it may still be running, its
-    export writes are refused, and the result stays FAILED. Run the request again once the
+    that sets ``in_caller_thread = True`` runs in the calling thread instead, without a
+    deadline, so that thread-local framework contexts (Flask's ``current_app``, a
+    request's session) keep working inside it. A provider that raises or runs late makes
+    the request FAILED with that provider named; the others still run. A timed-out
+    thread cannot be killed: it may still be running, its export writes are refused, and
+    the result stays FAILED. Run the request again once the
     cause is fixed: providers are idempotent, so a retry finishes the job.
     """
 
@@ -167,7 +232,13 @@ class PrivacyManager:
         timeout = self._timeout_for(info.component)
         started = self._clock()
         try:
-            contexts = run_with_deadline(lambda: body(turn), timeout, info.component)
+            if getattr(info.provider, "in_caller_thread", False) is True:
+                # The provider asked for the caller's thread: framework contexts (Flask's
+                # current_app, a request's session) are thread-local. No deadline then:
+                # a thread cannot be interrupted, and this one is the caller's.
+                contexts = body(turn)
+            else:
+                contexts = run_with_deadline(lambda: body(turn), timeout, info.component)
         except DeadlineExceeded:
             return self._failed(
                 info,
@@ -176,6 +247,9 @@ class PrivacyManager:
                 f"{turn.step} did not finish within {timeout:g}s; its thread may still run",
                 timed_out=True,
             )
+        except ErasureIncomplete as exc:
+            outcome = self._failed(info, started, turn.step, describe_error(turn.step, exc), exc)
+            return attrs.evolve(outcome, remaining=dict(exc.remaining))
         except Exception as exc:
             return self._failed(info, started, turn.step, describe_error(turn.step, exc), exc)
         finally:
@@ -308,7 +382,13 @@ class PrivacyManager:
         return RequestResult(operation="export_user_data", outcomes=tuple(outcomes))
 
     def delete_data_for_user(self, user_id: str | int) -> RequestResult:
-        """Delete everything every provider holds about ``user_id``.
+        """Delete everything every provider holds about ``user_id``, and check it is gone.
+
+        After each provider's delete, the manager asks it again (its contexts, then an
+        export counted by kind): a provider is COMPLETED only when nothing of the user
+        remains beyond what it declares the law keeps (``kept_by_law(user_id)``, a mapping
+        of kind to count, e.g. invoices inside their legal minimum); otherwise FAILED at
+        step ``verify_erasure``, its outcome's ``remaining`` counting what is left.
 
         Idempotent: running it again after a success finds no context and changes nothing;
         after a failure it finishes what is left.
@@ -326,6 +406,10 @@ class PrivacyManager:
                 if len(approved):
                     turn.step = "delete_data_for_user"
                     provider.delete_data_for_user(approved)
+                # Asked again even when nothing was found to delete: a provider whose
+                # contexts miss data must not pass for one that erased it.
+                turn.step = "verify_erasure"
+                _verify_erased(provider, subject, turn.component)
                 return len(approved)
 
             outcomes.append(self._run(info, body))
@@ -367,6 +451,22 @@ class PrivacyManager:
             ) -> int:
                 turn.step = "delete_data_for_users"
                 provider.delete_data_for_users(approved)
+                turn.step = "verify_erasure"
+                listed = UserList(context, turn.component)
+                provider.get_users_in_context(listed)
+                still = [user for user in approved.user_ids if user in listed]
+                if still and isinstance(provider, RequestProvider):
+                    # Still listed may mean kept by law: ask what remains, user by user.
+                    for user in still:
+                        _verify_erased(provider, user, turn.component)
+                    still = []
+                if still:
+                    raise ErasureIncomplete(
+                        f"{len(still)} approved user(s) still listed in the context after "
+                        "delete_data_for_users",
+                        component=turn.component,
+                        remaining={"users": len(still)},
+                    )
                 return 1
 
             outcomes.append(self._run(info, body))

@@ -1,6 +1,6 @@
 """The record of processing activities (GDPR Art. 30(1)) built from providers' metadata.
 
-The controller describes itself once (:class:`Controller`); every other line of the
+The controller describes itself once (:class:`learnprivacy.Controller`); every other line of the
 register comes from what the providers declare: purposes, lawful bases, data categories,
 recipients (external locations) and retention. :meth:`Register.build` groups the items by
 purpose into :class:`ProcessingActivity` entries and lists what is missing as ``gaps``,
@@ -10,124 +10,20 @@ so an incomplete declaration shows up in the register instead of passing unnotic
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
 
+from learnprivacy._controller import EEA_COUNTRIES, Controller, Safeguard
 from learnprivacy.basis import DataCategory, LawfulBasis
-from learnprivacy.providers._items import ExternalLocation, ItemKind, MetadataItem, country_code
+from learnprivacy.providers._items import ExternalLocation, ItemKind, MetadataItem
 from learnprivacy.providers._metadata import MetadataCollection
 
-__all__ = [
-    "EEA_COUNTRIES",
-    "Controller",
-    "Hosting",
-    "ProcessingActivity",
-    "Register",
-    "RegisterEntry",
-    "Safeguard",
-    "SubProcessor",
-    "Transfer",
-]
-
-#: ISO 3166-1 alpha-2 codes of the European Economic Area (EU 27, Iceland, Liechtenstein,
-#: Norway): data processed there is not transferred in the sense of GDPR Chapter V.
-EEA_COUNTRIES = frozenset(
-    "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE "
-    "IS LI NO".split()
-)
+__all__ = ["ProcessingActivity", "Register", "RegisterEntry"]
 
 #: Purpose heading for items declared without one.
 UNDECLARED_PURPOSE = "(purpose not declared)"
-
-
-class Safeguard(enum.Enum):
-    """The ground for a transfer outside the EEA (GDPR Chapter V)."""
-
-    ADEQUACY_DECISION = "adequacy_decision"
-    STANDARD_CONTRACTUAL_CLAUSES = "standard_contractual_clauses"
-    BINDING_CORPORATE_RULES = "binding_corporate_rules"
-    DEROGATION = "derogation"
-    NONE = "none"
-
-    @property
-    def article(self) -> str:
-        """The GDPR article the safeguard rests on (empty for ``NONE``)."""
-        return _SAFEGUARD_ARTICLES[self]
-
-    @property
-    def label(self) -> str:
-        """A plain-English label."""
-        return self.value.replace("_", " ")
-
-
-_SAFEGUARD_ARTICLES = {
-    Safeguard.ADEQUACY_DECISION: "Art. 45",
-    Safeguard.STANDARD_CONTRACTUAL_CLAUSES: "Art. 46(2)(c)",
-    Safeguard.BINDING_CORPORATE_RULES: "Art. 47",
-    Safeguard.DEROGATION: "Art. 49",
-    Safeguard.NONE: "",
-}
-
-
-def _texts(value: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    return tuple(value)
-
-
-@attrs.frozen(kw_only=True)
-class Hosting:
-    """Where the LMS runs: the hosting provider and its country (ISO code preferred)."""
-
-    provider: str
-    country: str = attrs.field(converter=country_code)
-    details: str = ""
-
-
-@attrs.frozen(kw_only=True)
-class SubProcessor:
-    """A processor acting for the controller (Art. 28): e-mailing, payment, video..."""
-
-    name: str
-    service: str
-    country: str | None = attrs.field(default=None, converter=country_code)
-
-
-@attrs.frozen(kw_only=True)
-class Transfer:
-    """Data leaving the EEA: to whom, where, and on what ground."""
-
-    recipient: str
-    country: str = attrs.field(converter=country_code)
-    safeguard: Safeguard
-    details: str = ""
-
-
-def _sub_processors(items: Iterable[SubProcessor]) -> tuple[SubProcessor, ...]:
-    return tuple(items)
-
-
-def _transfers(items: Iterable[Transfer]) -> tuple[Transfer, ...]:
-    return tuple(items)
-
-
-@attrs.frozen(kw_only=True)
-class Controller:
-    """The controller's part of the register (Art. 30(1)(a), (d), (e), (g))."""
-
-    name: str
-    address: str
-    contact: str
-    dpo: str | None = None
-    representative: str | None = None
-    hosting: Hosting | None = None
-    sub_processors: tuple[SubProcessor, ...] = attrs.field(default=(), converter=_sub_processors)
-    transfers: tuple[Transfer, ...] = attrs.field(default=(), converter=_transfers)
-    data_subjects: tuple[str, ...] = attrs.field(default=("learners",), converter=_texts)
-    security_measures: tuple[str, ...] = attrs.field(default=(), converter=_texts)
 
 
 @attrs.frozen(kw_only=True)

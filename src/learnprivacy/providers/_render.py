@@ -18,7 +18,8 @@ from learnprivacy.basis import LawfulBasis
 from learnprivacy.providers._items import ExternalLocation
 
 if TYPE_CHECKING:
-    from learnprivacy.providers._register import Controller, Register, RegisterEntry, Safeguard
+    from learnprivacy._controller import Controller, Safeguard
+    from learnprivacy.providers._register import Register, RegisterEntry
 
 __all__ = ["csv_safe", "render_csv", "render_html", "render_json", "render_markdown"]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -46,6 +47,8 @@ class ProviderOutcome:
     error: str | None = None
     timed_out: bool = False
     null_provider: bool = False
+    #: What a deletion left of the user beyond what the law keeps: count per kind.
+    remaining: Mapping[str, int] = attrs.field(factory=dict)
     exception: BaseException | None = attrs.field(default=None, repr=False, eq=False)
 
     @property
@@ -64,6 +67,7 @@ class ProviderOutcome:
             "error": self.error,
             "timed_out": self.timed_out,
             "null_provider": self.null_provider,
+            "remaining": dict(self.remaining),
         }
 
 

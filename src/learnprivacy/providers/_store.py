@@ -22,11 +22,12 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from learnprivacy._vocabulary import ContextLevel
+from learnprivacy.basis import DataCategory
 from learnprivacy.providers._contexts import (
     ApprovedContextList,
     ApprovedUserList,
     Context,
-    ContextLevel,
     ContextList,
     UserList,
 )
@@ -113,13 +114,20 @@ class StoreProvider:
     # -- metadata ---------------------------------------------------------------------
 
     def get_metadata(self, collection: MetadataCollection) -> MetadataCollection:
-        """One table per record type (and per purpose when a schedule gives several)."""
+        """One table per record type (and per purpose when a schedule gives several).
+
+        Every exported field is declared, personal or not: a progress row's course, dates
+        and score are the learner's data through the row's link to them, and the register
+        lists their categories (scores included).
+        """
         for cls in record_types():
-            infos = [f for f in fields_of(cls) if f.personal and f.exported]
-            if not infos:
+            infos = [f for f in fields_of(cls) if f.exported]
+            if not any(f.personal for f in infos):
                 continue
             fields = {f.name: f.description for f in infos}
-            categories = list(dict.fromkeys(f.category for f in infos))
+            categories = list(
+                dict.fromkeys(f.category for f in infos if f.category is not DataCategory.NONE)
+            )
             name = cls.__name__
             summary = _summary(cls)
             rules = self.schedule.rules_for(cls) if self.schedule is not None else ()
@@ -220,11 +228,47 @@ class StoreProvider:
         return next(records, None) is not None
 
     def _erase(self, user_id: str) -> None:
-        if not self._holds(user_id, include_restricted=False):
-            # Nothing left to erase (at most restricted records): a retry changes nothing,
-            # and no audit entry is written for an erasure that did not happen.
+        records = list(self.store.iter_records_of(user_id, include_restricted=True))
+        if not records or self._kept_count(records) == len(records):
+            # Nothing left that an erasure would remove (at most records the law keeps): a
+            # retry changes nothing, and no audit entry is written for an erasure that did
+            # not happen. Records restricted for another reason (Art. 18) are erased.
             return
         self.store.erase_subject(user_id, now=self._now(), holds=self.holds, schedule=self.schedule)
+
+    def kept_by_law(self, user_id: str) -> dict[str, int]:
+        """The records of ``user_id`` an erasure keeps, by record type: those a legal
+        minimum or a hold protects (GDPR Art. 17(3)), decided as ``erase_subject`` decides.
+
+        :meth:`PrivacyManager.delete_data_for_user` reads it to tell what the law keeps
+        from what a deletion left behind.
+        """
+        counts: dict[str, int] = {}
+        records = list(self.store.iter_records_of(user_id, include_restricted=True))
+        learner = _learner_of(records)
+        now = self._now()
+        for record in records:
+            if self._kept(record, learner, now):
+                name = type(record).__name__
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def _kept_count(self, records: list[Any]) -> int:
+        learner, now = _learner_of(records), self._now()
+        return sum(1 for record in records if self._kept(record, learner, now))
+
+    def _kept(self, record: Any, learner: Any, now: dt.datetime) -> bool:
+        from learnprivacy.retention import Action
+
+        if self.schedule is not None:
+            decision = self.schedule.evaluate(
+                record, now=now, subject=learner, holds=self.holds, erasure_requested=True
+            )
+            return decision.action is Action.RESTRICT
+        if any(hold.matches(record) for hold in self.holds):
+            return True
+        basis = getattr(record, "basis", None)
+        return basis is not None and not basis.erasable_on_request
 
     def raw_scan(self, user_id: str) -> dict[str, int]:
         """Count, table by table, the stored rows of ``user_id``, reading SQL directly.
@@ -259,6 +303,11 @@ class StoreProvider:
         if live:
             found["lpk_keys"] = live
         return found
+
+
+def _learner_of(records: list[Any]) -> Any:
+    """The learner account among ``records`` (the one record without ``learner_id``)."""
+    return next((r for r in records if not hasattr(r, "learner_id")), None)
 
 
 def _summary(cls: type[Any]) -> str:

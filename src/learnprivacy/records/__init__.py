@@ -23,6 +23,7 @@ from learnprivacy.records._fields import (
     not_personal,
     personal,
 )
+from learnprivacy.records._generalise import Granularity
 from learnprivacy.records._kinds import AccessKind, CertificateKind, Funder, ProgressStatus
 from learnprivacy.records._learning import Certificate, Learner, Progress, Score
 from learnprivacy.records._serialise import (
@@ -43,6 +44,7 @@ __all__ = [
     "FieldInfo",
     "Funder",
     "Funding",
+    "Granularity",
     "Invoice",
     "Learner",
     "Progress",

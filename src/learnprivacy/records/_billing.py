@@ -8,9 +8,9 @@ from typing import ClassVar
 
 import attrs
 
+from learnprivacy import _validators as v
 from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import _validators as v
 from learnprivacy.records._base import register_record_type
 from learnprivacy.records._fields import not_personal, personal
 from learnprivacy.records._kinds import Funder
@@ -41,12 +41,16 @@ class Invoice:
         validator=v.non_empty_text,
     )
     amount: Decimal = not_personal(
+        quasi_identifier=True,
         category=DataCategory.BILLING,
         description="Amount including taxes",
         validator=v.finite_decimal,
     )
     issued_at: dt.datetime = not_personal(
-        category=DataCategory.BILLING, description="Date of issue", validator=v.aware_datetime
+        quasi_identifier=True,
+        category=DataCategory.BILLING,
+        description="Date of issue",
+        validator=v.aware_datetime,
     )
     currency: str = not_personal(
         category=DataCategory.BILLING,
@@ -87,17 +91,20 @@ class Funding:
         validator=v.non_empty_text,
     )
     opened_at: dt.datetime = not_personal(
+        quasi_identifier=True,
         category=DataCategory.FUNDING,
         description="When the file was opened",
         validator=v.aware_datetime,
     )
     closed_at: dt.datetime | None = not_personal(
+        quasi_identifier=True,
         category=DataCategory.FUNDING,
         description="When the file was closed (retention counts from it)",
         default=None,
         validator=v.optional_aware_datetime,
     )
     amount: Decimal | None = not_personal(
+        quasi_identifier=True,
         category=DataCategory.FUNDING,
         description="Amount funded",
         default=None,

@@ -7,9 +7,10 @@ from typing import ClassVar
 
 import attrs
 
+from learnprivacy import _validators as v
+from learnprivacy._validators import require_aware
 from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import _validators as v
 from learnprivacy.records._base import register_record_type
 from learnprivacy.records._fields import not_personal, personal
 from learnprivacy.records._kinds import AccessKind
@@ -37,17 +38,20 @@ class Consent:
         validator=v.identifier,
     )
     given_at: dt.datetime = not_personal(
+        quasi_identifier=True,
         category=DataCategory.CONSENT,
         description="When consent was given",
         validator=v.aware_datetime,
     )
     withdrawn_at: dt.datetime | None = not_personal(
+        quasi_identifier=True,
         category=DataCategory.CONSENT,
         description="When consent was withdrawn",
         default=None,
         validator=v.optional_aware_datetime,
     )
     expires_at: dt.datetime | None = not_personal(
+        quasi_identifier=True,
         category=DataCategory.CONSENT,
         description="When consent lapses unless renewed",
         default=None,
@@ -75,8 +79,7 @@ class Consent:
 
     def is_active(self, now: dt.datetime) -> bool:
         """Whether the consent covers processing at ``now`` (given, not withdrawn, not expired)."""
-        if now.tzinfo is None:
-            raise ValidationError("now must be timezone-aware", field="now")
+        require_aware(now, "now")
         if now < self.given_at:
             return False
         if self.withdrawn_at is not None and now >= self.withdrawn_at:
@@ -101,6 +104,7 @@ class AccessEvent:
         validator=v.instance_of(AccessKind),
     )
     at: dt.datetime = not_personal(
+        quasi_identifier=True,
         category=DataCategory.TECHNICAL_LOG,
         description="When it happened",
         validator=v.aware_datetime,

@@ -38,6 +38,10 @@ class FieldInfo:
     #: A keyed blind index is kept beside the ciphertext for exact-match lookups.
     blind_index: bool
     description: str
+    #: Not personal on its own, but combined with other such values (dates, course,
+    #: organisation, score) it can single a learner out: generalised on anonymisation
+    #: (dates to a :class:`Granularity`) and checked by the re-identification test.
+    quasi_identifier: bool = False
 
 
 def _mask(_value: object) -> str:
@@ -78,13 +82,17 @@ def not_personal(
     description: str,
     category: DataCategory = DataCategory.NONE,
     exported: bool = True,
+    quasi_identifier: bool = False,
     default: Any = attrs.NOTHING,
     validator: Callable[[Any, attrs.Attribute[Any], Any], None] | None = None,
 ) -> Any:
     """Declare a field that holds no personal value on its own (ids, dates, amounts, codes).
 
     Such values are kept on anonymisation, shown in ``repr`` and stored in clear; a record
-    as a whole is still personal data through its link to the learner.
+    as a whole is still personal data through its link to the learner. A
+    ``quasi_identifier`` (a date, a course, an organisation, a score) can single a learner
+    out in combination with others: anonymisation generalises it (dates to the month by
+    default) and :func:`learnprivacy.testing.reidentification_risks` checks it.
     """
     info = {
         "category": category,
@@ -94,6 +102,7 @@ def not_personal(
         "identifier": False,
         "blind_index": False,
         "description": description,
+        "quasi_identifier": quasi_identifier,
     }
     return attrs.field(default=default, validator=validator, metadata={METADATA_KEY: info})
 

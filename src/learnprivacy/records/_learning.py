@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 
 import attrs
 
+from learnprivacy import _validators as v
 from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import _validators as v
 from learnprivacy.records._base import register_record_type
 from learnprivacy.records._fields import not_personal, personal
 from learnprivacy.records._kinds import CertificateKind, ProgressStatus
@@ -61,23 +61,27 @@ class Learner:
         category=DataCategory.IDENTITY, description="Family name", validator=v.non_empty_text
     )
     created_at: dt.datetime = not_personal(
+        quasi_identifier=True,
         category=DataCategory.ACCOUNT,
         description="When the account was created",
         validator=v.aware_datetime,
     )
     last_activity_at: dt.datetime | None = not_personal(
+        quasi_identifier=True,
         category=DataCategory.ACCOUNT,
         description="Last activity on the platform (retention counts from it)",
         default=None,
         validator=v.optional_aware_datetime,
     )
     organisation_id: str | None = not_personal(
+        quasi_identifier=True,
         category=DataCategory.EMPLOYMENT,
         description="Client organisation (employer) the account belongs to",
         default=None,
         validator=v.optional(v.identifier),
     )
     contract_end_at: dt.datetime | None = not_personal(
+        quasi_identifier=True,
         category=DataCategory.ACCOUNT,
         description="End of the client contract covering this account",
         default=None,
@@ -136,7 +140,10 @@ class Progress:
     id: str = not_personal(description="Progress record identifier", validator=v.identifier)
     learner_id: str = subject_id_field("Learner the progress belongs to")
     course_id: str = not_personal(
-        category=DataCategory.LEARNING, description="Course", validator=v.identifier
+        quasi_identifier=True,
+        category=DataCategory.LEARNING,
+        description="Course",
+        validator=v.identifier,
     )
     status: ProgressStatus = not_personal(
         category=DataCategory.LEARNING,
@@ -144,23 +151,27 @@ class Progress:
         validator=v.instance_of(ProgressStatus),
     )
     recorded_at: dt.datetime = not_personal(
+        quasi_identifier=True,
         category=DataCategory.LEARNING,
         description="When the status was recorded",
         validator=v.aware_datetime,
     )
     score: Score | None = not_personal(
+        quasi_identifier=True,
         category=DataCategory.ASSESSMENT,
         description="Score obtained",
         default=None,
         validator=v.optional(v.instance_of(Score)),
     )
     time_spent: dt.timedelta | None = not_personal(
+        quasi_identifier=True,
         category=DataCategory.LEARNING,
         description="Time spent in the course",
         default=None,
         validator=_time_spent,
     )
     activity_id: str | None = not_personal(
+        quasi_identifier=True,
         category=DataCategory.LEARNING,
         description="Activity within the course, if any",
         default=None,
@@ -183,9 +194,13 @@ class Certificate:
     id: str = not_personal(description="Certificate identifier", validator=v.identifier)
     learner_id: str = subject_id_field("Learner the certificate was issued to")
     course_id: str = not_personal(
-        category=DataCategory.LEARNING, description="Course certified", validator=v.identifier
+        quasi_identifier=True,
+        category=DataCategory.LEARNING,
+        description="Course certified",
+        validator=v.identifier,
     )
     issued_at: dt.datetime = not_personal(
+        quasi_identifier=True,
         category=DataCategory.CERTIFICATION,
         description="Date of issue",
         validator=v.aware_datetime,

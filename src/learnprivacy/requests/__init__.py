@@ -8,61 +8,35 @@ step is written to a hash-chained history. A :class:`RequestExecutor` carries re
 against a :class:`~learnprivacy.store.Store` and privacy providers, notifies recipients
 (Art. 19), and :func:`render_letter` writes the answer in French or English.
 
+The names below are what a user writes; the types a request carries and returns
+(``HistoryEntry``, ``RecordOutcome``, ``StepResult``, ``Extension``, ``DeathReport``...) are
+documented with the classes that return them. The controller signing the letters is the
+shared :class:`learnprivacy.Controller`; what happened to a record is a
+:class:`learnprivacy.Action`.
+
 This module does not import SQLAlchemy; :mod:`learnprivacy.requests.sql` does, when used.
 """
 
 from learnprivacy.requests._adapters import store_audit_sink
-from learnprivacy.requests._backend import Fact, MemoryBackend, RequestBackend
-from learnprivacy.requests._book import AuditSink, RequestBook
-from learnprivacy.requests._codec import request_from_dict, request_to_dict
-from learnprivacy.requests._controller import APD_GBA, CNIL, Controller, SupervisoryAuthority
-from learnprivacy.requests._deadlines import (
-    MAX_EXTENSION_MONTHS,
-    RESPONSE_PERIOD,
-    Extension,
-    extended_deadline,
-    first_deadline,
-)
-from learnprivacy.requests._death import DeathReport, ExecutorNotice
+from learnprivacy.requests._backend import MemoryBackend
+from learnprivacy.requests._book import RequestBook
 from learnprivacy.requests._executor import RequestExecutor
-from learnprivacy.requests._facts import (
-    Objection,
-    RecordedDeath,
-    RegisteredDirective,
-    ScheduledErasure,
-)
-from learnprivacy.requests._history import GENESIS, HistoryEntry, verify_history
-from learnprivacy.requests._letters import LANGUAGES, render_letter
-from learnprivacy.requests._machine import TRANSITIONS, check_transition, is_allowed
-from learnprivacy.requests._model import (
-    Failure,
-    IdentityCheck,
-    Refusal,
-    Requester,
-    SubjectRequest,
-)
-from learnprivacy.requests._outcomes import (
-    NotificationOutcome,
-    NotificationStatus,
-    RecordAction,
-    RecordOutcome,
-    StepResult,
-)
+from learnprivacy.requests._history import verify_history
+from learnprivacy.requests._letters import render_letter
+from learnprivacy.requests._model import Requester, SubjectRequest
 from learnprivacy.requests._params import (
     DeathAction,
     Executor,
     FieldChange,
     ObjectionParams,
-    Params,
     PostMortemDirective,
     RectificationParams,
     RestrictionParams,
     WithdrawConsentParams,
 )
-from learnprivacy.requests._recipients import Notification, Notifier, Recipient, Recipients
+from learnprivacy.requests._recipients import Notification, Recipients
 from learnprivacy.requests._vocabulary import (
     Channel,
-    IdentityStatus,
     ProofMethod,
     RefusalGrounds,
     RequesterRole,
@@ -72,47 +46,18 @@ from learnprivacy.requests._vocabulary import (
 )
 
 __all__ = [
-    "APD_GBA",
-    "CNIL",
-    "GENESIS",
-    "LANGUAGES",
-    "MAX_EXTENSION_MONTHS",
-    "RESPONSE_PERIOD",
-    "TRANSITIONS",
-    "AuditSink",
     "Channel",
-    "Controller",
     "DeathAction",
-    "DeathReport",
     "Executor",
-    "ExecutorNotice",
-    "Extension",
-    "Fact",
-    "Failure",
     "FieldChange",
-    "HistoryEntry",
-    "IdentityCheck",
-    "IdentityStatus",
     "MemoryBackend",
     "Notification",
-    "NotificationOutcome",
-    "NotificationStatus",
-    "Notifier",
-    "Objection",
     "ObjectionParams",
-    "Params",
     "PostMortemDirective",
     "ProofMethod",
-    "Recipient",
     "Recipients",
-    "RecordAction",
-    "RecordOutcome",
-    "RecordedDeath",
     "RectificationParams",
-    "Refusal",
     "RefusalGrounds",
-    "RegisteredDirective",
-    "RequestBackend",
     "RequestBook",
     "RequestExecutor",
     "RequestState",
@@ -121,18 +66,9 @@ __all__ = [
     "RequesterRole",
     "RestrictionGrounds",
     "RestrictionParams",
-    "ScheduledErasure",
-    "StepResult",
     "SubjectRequest",
-    "SupervisoryAuthority",
     "WithdrawConsentParams",
-    "check_transition",
-    "extended_deadline",
-    "first_deadline",
-    "is_allowed",
     "render_letter",
-    "request_from_dict",
-    "request_to_dict",
     "store_audit_sink",
     "verify_history",
 ]

@@ -1,4 +1,9 @@
-"""``RequestBook``: receives requests and moves them through their state machine.
+"""``RequestBook``: the register of data-subject requests, whole.
+
+Receipt, identity checks, the extension, compelling grounds, refusal, cancellation,
+execution steps and closing; and the per-learner facts requests leave behind
+(objections, post-mortem directives, deaths, scheduled erasures), which outlive the
+request that created them and which the LMS queries.
 
 Every method loads the current version from the backend, checks the move, writes the next
 version with its history entry in one atomic call and returns it. Calling a step again
@@ -15,40 +20,116 @@ from typing import Any
 
 import attrs
 
+from learnprivacy._validators import require_aware, require_text
 from learnprivacy.errors import (
     AuditTampered,
     IntegrityError,
     NotFoundError,
+    PolicyError,
     RequestStateError,
     ValidationError,
 )
+from learnprivacy.records import MASK
 from learnprivacy.requests._backend import Fact, MemoryBackend, RequestBackend
-from learnprivacy.requests._deadlines import require_aware
-from learnprivacy.requests._decisions import DecisionsMixin, RequestRef
-from learnprivacy.requests._facts import FactsMixin
+from learnprivacy.requests._deadlines import Extension
 from learnprivacy.requests._history import HistoryEntry, next_entry, verify_history
 from learnprivacy.requests._machine import check_transition
 from learnprivacy.requests._model import (
     Failure,
+    IdentityCheck,
+    Refusal,
     Requester,
     SubjectRequest,
 )
-from learnprivacy.requests._outcomes import StepResult
-from learnprivacy.requests._params import Params
+from learnprivacy.requests._outcomes import NotificationStatus, StepResult
+from learnprivacy.requests._params import (
+    ObjectionParams,
+    Params,
+    PostMortemDirective,
+    params_from_dict,
+)
 from learnprivacy.requests._vocabulary import (
     Channel,
     IdentityStatus,
+    ProofMethod,
+    RefusalGrounds,
     RequestState,
     RequestType,
 )
 
-__all__ = ["AuditSink", "RequestBook"]
+__all__ = [
+    "AuditSink",
+    "Objection",
+    "RecordedDeath",
+    "RegisteredDirective",
+    "RequestBook",
+    "RequestRef",
+    "ScheduledErasure",
+]
 
 #: Called with the request and each history entry once stored (to mirror it elsewhere).
 AuditSink = Callable[[SubjectRequest, HistoryEntry], None]
 
+RequestRef = str | SubjectRequest
 
-class RequestBook(DecisionsMixin, FactsMixin):
+OBJECTION = "objection"
+DIRECTIVE = "directive"
+DEATH = "death"
+SCHEDULED_ERASURE = "scheduled_erasure"
+EXECUTOR_NOTICE = "executor_notice"
+
+
+def _mask(_value: object) -> str:
+    return MASK
+
+
+@attrs.frozen(kw_only=True)
+class Objection:
+    """A recorded objection to one purpose.
+
+    ``overridden`` is true when the controller recorded compelling legitimate grounds
+    (Art. 21(1)); the processing may then go on and :meth:`RequestBook.is_objected` is
+    false.
+    """
+
+    learner_id: str = attrs.field(repr=_mask)
+    purpose: str
+    request_id: str
+    at: dt.datetime
+    direct_marketing: bool
+    overridden: bool
+
+
+@attrs.frozen(kw_only=True)
+class RegisteredDirective:
+    """The post-mortem directive in force for a learner (the latest registered)."""
+
+    learner_id: str = attrs.field(repr=_mask)
+    request_id: str
+    registered_at: dt.datetime
+    directive: PostMortemDirective
+
+
+@attrs.frozen(kw_only=True)
+class RecordedDeath:
+    """A learner's death as recorded (date of death, and when it was recorded)."""
+
+    learner_id: str = attrs.field(repr=_mask)
+    died_at: dt.datetime
+    recorded_at: dt.datetime
+
+
+@attrs.frozen(kw_only=True)
+class ScheduledErasure:
+    """An erasure a directive asked for at a later date (keep-then-erase)."""
+
+    learner_id: str = attrs.field(repr=_mask)
+    due_at: dt.datetime
+    request_id: str
+    done_at: dt.datetime | None = None
+
+
+class RequestBook:
     """The register of data-subject requests: receipt, identity, deadlines, closing.
 
     >>> import datetime as dt
@@ -296,6 +377,335 @@ class RequestBook(DecisionsMixin, FactsMixin):
 
     # -- internals ---------------------------------------------------------------------
 
+    def request_identity(self, request: RequestRef, *, now: dt.datetime) -> SubjectRequest:
+        """Ask the requester for proof of identity: RECEIVED -> AWAITING_IDENTITY."""
+        current = self.get(request)
+        if current.state is RequestState.AWAITING_IDENTITY:
+            return current
+        identity = IdentityCheck(status=IdentityStatus.REQUESTED, at=now)
+        return self._move(
+            current,
+            now=now,
+            event="identity_requested",
+            target=RequestState.AWAITING_IDENTITY,
+            identity=identity,
+        )
+
+    def verify_identity(
+        self, request: RequestRef, *, method: ProofMethod, now: dt.datetime
+    ) -> SubjectRequest:
+        """Record that identity (or authority) is established: -> IN_PROGRESS.
+
+        Only the method is kept; the document shown is not.
+        """
+        if not isinstance(method, ProofMethod):
+            raise ValidationError("method must be a ProofMethod", field="method")
+        current = self.get(request)
+        if (
+            current.state is RequestState.IN_PROGRESS
+            and current.identity.status is IdentityStatus.VERIFIED
+        ):
+            return current
+        identity = IdentityCheck(status=IdentityStatus.VERIFIED, method=method, at=now)
+        return self._move(
+            current,
+            now=now,
+            event="identity_verified",
+            target=RequestState.IN_PROGRESS,
+            identity=identity,
+            detail={"method": method.value},
+        )
+
+    def identity_not_established(
+        self, request: RequestRef, *, reason: str, now: dt.datetime
+    ) -> SubjectRequest:
+        """Identity could not be established: the request is REFUSED (Art. 12(2))."""
+        current = self.get(request)
+        refusal = Refusal(grounds=RefusalGrounds.IDENTITY_NOT_ESTABLISHED, reason=reason, at=now)
+        if current.state is RequestState.REFUSED and current.refusal == refusal:
+            return current
+        return self._move(
+            current,
+            now=now,
+            event="refused",
+            target=RequestState.REFUSED,
+            identity=attrs.evolve(current.identity, status=IdentityStatus.FAILED, at=now),
+            refusal=refusal,
+            detail={"grounds": refusal.grounds.value, "article": refusal.grounds.article},
+        )
+
+    def extend(
+        self,
+        request: RequestRef,
+        *,
+        months: int,
+        reasons: str,
+        subject_informed_at: dt.datetime,
+        now: dt.datetime,
+    ) -> SubjectRequest:
+        """Extend the deadline once, by at most two months (Art. 12(3)).
+
+        Allowed only on an open request, strictly before the first deadline, with the
+        reasons recorded and the date the subject was told of them (no later than
+        ``now`` nor the first deadline). Asking again for the same extension changes
+        nothing; any other second extension raises ``RequestStateError``.
+        """
+        require_aware(now, "now")
+        current = self.get(request)
+        extension = Extension(
+            months=months,
+            reasons=reasons,
+            decided_at=now,
+            subject_informed_at=subject_informed_at,
+        )
+        if current.extension is not None:
+            if (current.extension.months, current.extension.reasons) == (months, reasons):
+                return current
+            raise RequestStateError("a request's deadline can be extended only once")
+        if current.state.terminal:
+            raise RequestStateError(f"a {current.state.value} request cannot be extended")
+        if now >= current.first_due_at:
+            raise PolicyError("an extension must be recorded before the first deadline")
+        if not current.received_at <= subject_informed_at <= min(now, current.first_due_at):
+            raise PolicyError(
+                "the subject must be informed of the extension between receipt and the "
+                "first deadline, and not after it is recorded",
+            )
+        extended = attrs.evolve(current, extension=extension)
+        return self._move(
+            current,
+            now=now,
+            event="extended",
+            extension=extension,
+            detail={"months": str(months), "due_at": extended.due_at.isoformat()},
+        )
+
+    def record_compelling_grounds(
+        self, request: RequestRef, *, reasons: str, now: dt.datetime
+    ) -> SubjectRequest:
+        """Record compelling legitimate grounds that override an objection (Art. 21(1)).
+
+        Only for an objection not yet executed, and never for direct marketing, where
+        the objection is absolute (Art. 21(3)): that raises ``PolicyError``.
+        """
+        require_text(reasons, "reasons")
+        current = self.get(request)
+        if current.type is not RequestType.OBJECTION:
+            raise RequestStateError("compelling grounds only answer an objection")
+        assert isinstance(current.params, ObjectionParams)  # guaranteed by the type
+        if current.params.direct_marketing:
+            raise PolicyError("an objection to direct marketing cannot be overridden")
+        if current.compelling_grounds == reasons:
+            return current
+        if current.state.terminal or current.steps:
+            raise RequestStateError("compelling grounds must be recorded before execution")
+        return self._move(
+            current, now=now, event="compelling_grounds_recorded", compelling_grounds=reasons
+        )
+
+    def refuse(
+        self,
+        request: RequestRef,
+        *,
+        grounds: RefusalGrounds,
+        reason: str,
+        now: dt.datetime,
+    ) -> SubjectRequest:
+        """Refuse to act (Art. 12(5)): the reason is recorded and goes into the letter.
+
+        A request on which steps were already executed cannot be refused any more.
+        """
+        if not isinstance(grounds, RefusalGrounds):
+            raise ValidationError("grounds must be RefusalGrounds", field="grounds")
+        current = self.get(request)
+        refusal = Refusal(grounds=grounds, reason=reason, at=now)
+        previous = current.refusal
+        same = previous is not None and (previous.grounds, previous.reason) == (grounds, reason)
+        if current.state is RequestState.REFUSED and same:
+            return current
+        if current.steps and not current.state.terminal:
+            raise RequestStateError("a request partly executed cannot be refused")
+        return self._move(
+            current,
+            now=now,
+            event="refused",
+            target=RequestState.REFUSED,
+            refusal=refusal,
+            detail={"grounds": grounds.value, "article": grounds.article},
+        )
+
+    def cancel(self, request: RequestRef, *, now: dt.datetime) -> SubjectRequest:
+        """The requester withdrew the request before work started: -> CANCELLED."""
+        current = self.get(request)
+        if current.state is RequestState.CANCELLED:
+            return current
+        return self._move(current, now=now, event="cancelled", target=RequestState.CANCELLED)
+
+    # -- per-learner facts ---------------------------------------------------------------
+
+    # -- objections --------------------------------------------------------------------
+
+    def is_objected(self, learner_id: str, purpose: str) -> bool:
+        """Whether ``learner_id`` objected to ``purpose`` and the objection stands.
+
+        The LMS asks this before processing for a legitimate-interest purpose.
+        """
+        fact = self._get_fact(learner_id, OBJECTION, purpose)
+        return fact is not None and not fact.data["overridden"]
+
+    def objections(self, learner_id: str) -> tuple[Objection, ...]:
+        """Every objection recorded for ``learner_id``, by purpose."""
+        return tuple(_objection(f) for f in self._list_facts(OBJECTION, learner_id))
+
+    def record_objection(
+        self,
+        learner_id: str,
+        purpose: str,
+        *,
+        request_id: str,
+        direct_marketing: bool,
+        overridden: bool,
+        now: dt.datetime,
+    ) -> Objection:
+        """Record (or replace) the objection flag for one purpose."""
+        fact = Fact(
+            learner_id=learner_id,
+            kind=OBJECTION,
+            key=purpose,
+            at=require_aware(now, "now"),
+            data={
+                "request_id": request_id,
+                "direct_marketing": direct_marketing,
+                "overridden": overridden,
+            },
+        )
+        self._put_fact(fact)
+        return _objection(fact)
+
+    # -- directives --------------------------------------------------------------------
+
+    def directive_of(self, learner_id: str) -> RegisteredDirective | None:
+        """The post-mortem directive in force for ``learner_id``, if any."""
+        fact = self._get_fact(learner_id, DIRECTIVE, "particular")
+        if fact is None:
+            return None
+        directive = params_from_dict(fact.data["directive"])
+        assert isinstance(directive, PostMortemDirective)  # only directives are stored here
+        return RegisteredDirective(
+            learner_id=learner_id,
+            request_id=fact.data["request_id"],
+            registered_at=fact.at,
+            directive=directive,
+        )
+
+    def register_directive(
+        self,
+        learner_id: str,
+        directive: PostMortemDirective,
+        *,
+        request_id: str,
+        now: dt.datetime,
+    ) -> RegisteredDirective:
+        """Register a directive; it replaces any earlier one (directives can be changed)."""
+        self._put_fact(
+            Fact(
+                learner_id=learner_id,
+                kind=DIRECTIVE,
+                key="particular",
+                at=require_aware(now, "now"),
+                data={"request_id": request_id, "directive": directive.to_dict()},
+            )
+        )
+        found = self.directive_of(learner_id)
+        assert found is not None  # just written
+        return found
+
+    # -- deaths and scheduled erasures -------------------------------------------------
+
+    def death_of(self, learner_id: str) -> RecordedDeath | None:
+        """The recorded death of ``learner_id``, if any."""
+        fact = self._get_fact(learner_id, DEATH, "death")
+        if fact is None:
+            return None
+        return RecordedDeath(
+            learner_id=learner_id,
+            died_at=dt.datetime.fromisoformat(fact.data["died_at"]),
+            recorded_at=fact.at,
+        )
+
+    def put_death(self, learner_id: str, *, died_at: dt.datetime, now: dt.datetime) -> None:
+        """Store the death fact (the executor's ``record_death`` applies directives)."""
+        require_aware(died_at, "at")
+        self._put_fact(
+            Fact(
+                learner_id=learner_id,
+                kind=DEATH,
+                key="death",
+                at=require_aware(now, "now"),
+                data={"died_at": died_at.isoformat()},
+            )
+        )
+
+    def schedule_erasure(
+        self, learner_id: str, *, due_at: dt.datetime, request_id: str, now: dt.datetime
+    ) -> ScheduledErasure:
+        """Schedule a directive's erasure; scheduling it again changes nothing."""
+        existing = self._get_fact(learner_id, SCHEDULED_ERASURE, request_id)
+        if existing is None:
+            self._put_fact(
+                Fact(
+                    learner_id=learner_id,
+                    kind=SCHEDULED_ERASURE,
+                    key=request_id,
+                    at=require_aware(now, "now"),
+                    data={"due_at": require_aware(due_at, "due_at").isoformat(), "done_at": None},
+                )
+            )
+            existing = self._get_fact(learner_id, SCHEDULED_ERASURE, request_id)
+        assert existing is not None  # just written
+        return _scheduled(existing)
+
+    def scheduled_erasures(
+        self, *, due_by: dt.datetime | None = None
+    ) -> tuple[ScheduledErasure, ...]:
+        """Scheduled erasures not yet done, optionally only those due by ``due_by``."""
+        found = [
+            _scheduled(f)
+            for f in self._list_facts(SCHEDULED_ERASURE, None)
+            if f.data["done_at"] is None
+        ]
+        if due_by is not None:
+            require_aware(due_by, "due_by")
+            found = [s for s in found if s.due_at <= due_by]
+        return tuple(sorted(found, key=lambda s: (s.due_at, s.request_id)))
+
+    def notice_status(self, learner_id: str, request_id: str) -> NotificationStatus | None:
+        """How telling the executor of directive ``request_id`` went, if it was tried."""
+        fact = self._get_fact(learner_id, EXECUTOR_NOTICE, request_id)
+        return None if fact is None else NotificationStatus(fact.data["status"])
+
+    def record_notice_status(
+        self, learner_id: str, request_id: str, *, status: NotificationStatus, now: dt.datetime
+    ) -> None:
+        """Record how telling the executor went (a failure is retried later)."""
+        self._put_fact(
+            Fact(
+                learner_id=learner_id,
+                kind=EXECUTOR_NOTICE,
+                key=request_id,
+                at=require_aware(now, "now"),
+                data={"status": status.value},
+            )
+        )
+
+    def mark_erasure_done(self, erasure: ScheduledErasure, *, now: dt.datetime) -> None:
+        """Mark a scheduled erasure as carried out."""
+        fact = self._get_fact(erasure.learner_id, SCHEDULED_ERASURE, erasure.request_id)
+        if fact is None or fact.data["done_at"] is not None:
+            return
+        data: dict[str, Any] = {**fact.data, "done_at": require_aware(now, "now").isoformat()}
+        self._put_fact(attrs.evolve(fact, data=data))
+
     def _move(
         self,
         current: SubjectRequest,
@@ -361,4 +771,25 @@ def _same_receipt(a: SubjectRequest, b: SubjectRequest) -> bool:
         b.channel,
         b.requester,
         b.params,
+    )
+
+
+def _objection(fact: Fact) -> Objection:
+    return Objection(
+        learner_id=fact.learner_id,
+        purpose=fact.key,
+        request_id=fact.data["request_id"],
+        at=fact.at,
+        direct_marketing=bool(fact.data["direct_marketing"]),
+        overridden=bool(fact.data["overridden"]),
+    )
+
+
+def _scheduled(fact: Fact) -> ScheduledErasure:
+    done = fact.data["done_at"]
+    return ScheduledErasure(
+        learner_id=fact.learner_id,
+        due_at=dt.datetime.fromisoformat(fact.data["due_at"]),
+        request_id=fact.key,
+        done_at=dt.datetime.fromisoformat(done) if done else None,
     )

@@ -14,6 +14,8 @@ from typing import Any
 
 import attrs
 
+from learnprivacy import _validators as v
+from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
 from learnprivacy.retention import Period
 
@@ -30,19 +32,6 @@ RESPONSE_PERIOD = Period(months=1)
 
 #: The longest extension Art. 12(3) allows, in months.
 MAX_EXTENSION_MONTHS = 2
-
-
-def require_aware(value: object, field: str) -> dt.datetime:
-    """Return ``value`` if it is a timezone-aware datetime, else raise ``ValidationError``."""
-    if not isinstance(value, dt.datetime):
-        raise ValidationError(
-            f"{field} must be a datetime, got {type(value).__name__}", field=field
-        )
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError(
-            f"{field} must be timezone-aware (naive datetime refused)", field=field
-        )
-    return value
 
 
 def first_deadline(received_at: dt.datetime) -> dt.datetime:
@@ -72,10 +61,6 @@ def _reasons(_instance: object, _attribute: attrs.Attribute[Any], value: object)
         )
 
 
-def _aware(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    require_aware(value, f"Extension.{attribute.name}")
-
-
 @attrs.frozen(kw_only=True)
 class Extension:
     """The one extension a request may get: how long, why, and when the subject was told.
@@ -87,8 +72,8 @@ class Extension:
 
     months: int = attrs.field(validator=_months)
     reasons: str = attrs.field(validator=_reasons)
-    decided_at: dt.datetime = attrs.field(validator=_aware)
-    subject_informed_at: dt.datetime = attrs.field(validator=_aware)
+    decided_at: dt.datetime = attrs.field(validator=v.aware_datetime)
+    subject_informed_at: dt.datetime = attrs.field(validator=v.aware_datetime)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""

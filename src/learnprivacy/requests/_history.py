@@ -2,7 +2,8 @@
 
 Every event on a request (receipt, identity steps, extension, each execution step, the
 closing transition) adds one :class:`HistoryEntry`. An entry's ``hash`` is the SHA-256 of
-the previous entry's hash and the entry's canonical JSON, so editing, removing or
+the previous entry's hash and the entry's canonical JSON (the one hash chain of
+:mod:`learnprivacy._chain`, which the store's audit log uses too), so editing, removing or
 reordering entries breaks the chain, which :func:`verify_history` detects.
 
 Entries hold no personal value: the request id, the event name, the states, the time and
@@ -13,20 +14,16 @@ articles, component names), never text supplied by a person.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
 
+from learnprivacy._chain import GENESIS, canonical_json, chain_hash, verify_links
 from learnprivacy.errors import AuditTampered
 from learnprivacy.requests._vocabulary import RequestState
 
-__all__ = ["GENESIS", "HistoryEntry", "next_entry", "verify_history"]
-
-#: The "previous hash" of a request's first entry.
-GENESIS = "0" * 64
+__all__ = ["HistoryEntry", "next_entry", "verify_history"]
 
 
 @attrs.frozen(kw_only=True)
@@ -58,8 +55,7 @@ class HistoryEntry:
 
     def computed_hash(self) -> str:
         """The hash this entry must carry."""
-        canonical = json.dumps(self.content(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256((self.previous_hash + canonical).encode()).hexdigest()
+        return chain_hash(self.previous_hash, canonical_json(self.content()))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form, hash included."""
@@ -111,17 +107,18 @@ def verify_history(entries: Iterable[HistoryEntry]) -> bool:
     The error's ``sequence`` is the first entry that does not fit: a wrong hash, a gap or
     a link to anything but the entry before it.
     """
-    previous_hash = GENESIS
-    request_id: str | None = None
-    for expected, entry in enumerate(entries, start=1):
-        if request_id is None:
-            request_id = entry.request_id
-        if (
-            entry.sequence != expected
-            or entry.request_id != request_id
-            or entry.previous_hash != previous_hash
-            or entry.hash != entry.computed_hash()
-        ):
-            raise AuditTampered("request history hash chain is broken", sequence=entry.sequence)
-        previous_hash = entry.hash
+    verify_links(_links(entries), label="request history")
     return True
+
+
+def _links(entries: Iterable[HistoryEntry]) -> Iterator[tuple[int, str, str, str]]:
+    request_id: str | None = None
+    for entry in entries:
+        request_id = entry.request_id if request_id is None else request_id
+        if entry.request_id != request_id:
+            # An entry of another request spliced in: the chain is not this request's.
+            raise AuditTampered(
+                f"request history broken at entry {entry.sequence}: another request's entry",
+                sequence=entry.sequence,
+            )
+        yield entry.sequence, entry.previous_hash, entry.hash, entry.computed_hash()

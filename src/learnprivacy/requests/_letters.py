@@ -22,9 +22,9 @@ from importlib import resources
 from string import Template
 from typing import Any, Literal
 
+from learnprivacy._controller import Controller
+from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
-from learnprivacy.requests._controller import Controller
-from learnprivacy.requests._deadlines import require_aware
 from learnprivacy.requests._model import SubjectRequest
 from learnprivacy.requests._params import (
     ObjectionParams,
@@ -169,7 +169,7 @@ def render_letter(
     authority = controller.authority
     values = {
         "controller_name": esc(controller.name),
-        "controller_contact": esc(controller.contact),
+        "controller_contact": esc(controller.reply_to),
         "date": esc(_date(now, phrases)),
         "addressee": esc(request.requester.name),
         "reference": esc(request.id),
@@ -245,7 +245,7 @@ def _completed_section(request: SubjectRequest, phrases: Mapping[str, Any], writ
         rows = [
             [
                 esc(f"{o.record_type} {o.record_id}"),
-                esc(phrases["actions"][o.action.value]),
+                esc(phrases["actions"][o.action.done]),
                 esc(_article(o.article, phrases)),
                 esc(phrases["notes"].get(o.article) or o.reason or ""),
             ]

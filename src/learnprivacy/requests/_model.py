@@ -13,14 +13,11 @@ from typing import Any
 
 import attrs
 
+from learnprivacy import _validators as v
+from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import MASK
-from learnprivacy.requests._deadlines import (
-    Extension,
-    extended_deadline,
-    first_deadline,
-    require_aware,
-)
+from learnprivacy.requests._deadlines import Extension, extended_deadline, first_deadline
 from learnprivacy.requests._outcomes import NotificationOutcome, RecordOutcome, StepResult
 from learnprivacy.requests._params import (
     ObjectionParams,
@@ -50,39 +47,6 @@ def _mask(_value: object) -> str:
     return MASK
 
 
-def _text(field: str) -> Any:
-    def check(_instance: object, _attribute: object, value: object) -> None:
-        if not isinstance(value, str) or not value.strip():
-            raise ValidationError(f"{field} must be non-empty text", field=field)
-
-    return check
-
-
-def _optional_text(field: str) -> Any:
-    inner = _text(field)
-
-    def check(instance: object, attribute: object, value: object) -> None:
-        if value is not None:
-            inner(instance, attribute, value)
-
-    return check
-
-
-def _aware(name: str) -> Any:
-    def check(_instance: object, _attribute: object, value: object) -> None:
-        require_aware(value, name)
-
-    return check
-
-
-def _optional_aware(name: str) -> Any:
-    def check(_instance: object, _attribute: object, value: object) -> None:
-        if value is not None:
-            require_aware(value, name)
-
-    return check
-
-
 @attrs.frozen(kw_only=True)
 class Requester:
     """Who sent the request. ``name`` and ``email`` are personal and masked in ``repr``.
@@ -93,9 +57,9 @@ class Requester:
     """
 
     role: RequesterRole = attrs.field(validator=attrs.validators.instance_of(RequesterRole))
-    name: str = attrs.field(repr=_mask, validator=_text("Requester.name"))
+    name: str = attrs.field(repr=_mask, validator=v.non_empty_text)
     email: str | None = attrs.field(
-        default=None, repr=_mask, validator=_optional_text("Requester.email")
+        default=None, repr=_mask, validator=v.optional(v.non_empty_text)
     )
 
     @classmethod
@@ -119,7 +83,7 @@ class IdentityCheck:
 
     status: IdentityStatus = IdentityStatus.UNVERIFIED
     method: ProofMethod | None = None
-    at: dt.datetime | None = attrs.field(default=None, validator=_optional_aware("identity.at"))
+    at: dt.datetime | None = attrs.field(default=None, validator=v.optional_aware_datetime)
 
     def __attrs_post_init__(self) -> None:
         if self.status is IdentityStatus.VERIFIED and self.method is None:
@@ -150,8 +114,8 @@ class Refusal:
     """Why the request is not acted on (Art. 12(5)); the reason goes to the subject."""
 
     grounds: RefusalGrounds = attrs.field(validator=attrs.validators.instance_of(RefusalGrounds))
-    reason: str = attrs.field(validator=_text("Refusal.reason"))
-    at: dt.datetime = attrs.field(validator=_aware("Refusal.at"))
+    reason: str = attrs.field(validator=v.non_empty_text)
+    at: dt.datetime = attrs.field(validator=v.aware_datetime)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
@@ -171,9 +135,9 @@ class Refusal:
 class Failure:
     """Why execution stopped: the step, the component that failed, a non-personal error."""
 
-    step: str = attrs.field(validator=_text("Failure.step"))
-    error: str = attrs.field(validator=_text("Failure.error"))
-    at: dt.datetime = attrs.field(validator=_aware("Failure.at"))
+    step: str = attrs.field(validator=v.non_empty_text)
+    error: str = attrs.field(validator=v.non_empty_text)
+    at: dt.datetime = attrs.field(validator=v.aware_datetime)
     component: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -206,14 +170,6 @@ _PARAMS: dict[RequestType, tuple[type[Any], bool]] = {
 }
 
 
-def _identifier(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    name = f"SubjectRequest.{attribute.name}"
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(f"{name} must be non-empty text", field=name)
-    if len(value) > 255 or any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValidationError(f"{name} must be at most 255 printable characters", field=name)
-
-
 @attrs.frozen(kw_only=True)
 class SubjectRequest:
     """A data-subject request and everything decided about it so far.
@@ -223,28 +179,24 @@ class SubjectRequest:
     ``due_at`` is one calendar month after receipt, or later after the one extension.
     """
 
-    id: str = attrs.field(validator=_identifier)
+    id: str = attrs.field(validator=v.identifier)
     type: RequestType = attrs.field(validator=attrs.validators.instance_of(RequestType))
-    learner_id: str = attrs.field(repr=_mask, validator=_identifier)
-    received_at: dt.datetime = attrs.field(validator=_aware("SubjectRequest.received_at"))
+    learner_id: str = attrs.field(repr=_mask, validator=v.identifier)
+    received_at: dt.datetime = attrs.field(validator=v.aware_datetime)
     channel: Channel = attrs.field(validator=attrs.validators.instance_of(Channel))
     requester: Requester = attrs.field(validator=attrs.validators.instance_of(Requester))
     identity: IdentityCheck = attrs.field(factory=IdentityCheck)
     params: Params | None = None
     state: RequestState = RequestState.RECEIVED
     version: int = 1
-    updated_at: dt.datetime | None = attrs.field(
-        default=None, validator=_optional_aware("SubjectRequest.updated_at")
-    )
+    updated_at: dt.datetime | None = attrs.field(default=None, validator=v.optional_aware_datetime)
     extension: Extension | None = None
     compelling_grounds: str | None = attrs.field(default=None, repr=_mask)
     refusal: Refusal | None = None
     failure: Failure | None = None
     steps: tuple[StepResult, ...] = ()
     retry_of: str | None = None
-    closed_at: dt.datetime | None = attrs.field(
-        default=None, validator=_optional_aware("SubjectRequest.closed_at")
-    )
+    closed_at: dt.datetime | None = attrs.field(default=None, validator=v.optional_aware_datetime)
 
     def __attrs_post_init__(self) -> None:
         expected = _PARAMS.get(self.type)

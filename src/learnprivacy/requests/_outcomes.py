@@ -14,28 +14,15 @@ from typing import Any
 
 import attrs
 
-from learnprivacy.errors import ValidationError
+from learnprivacy._validators import aware_datetime
+from learnprivacy._vocabulary import Action
 
 __all__ = [
     "NotificationOutcome",
     "NotificationStatus",
-    "RecordAction",
     "RecordOutcome",
     "StepResult",
 ]
-
-
-class RecordAction(enum.Enum):
-    """What happened to one record."""
-
-    EXPORTED = "exported"
-    ERASED = "erased"
-    ANONYMISED = "anonymised"
-    RESTRICTED = "restricted"
-    RECTIFIED = "rectified"
-    CONSENT_WITHDRAWN = "consent_withdrawn"
-    OBJECTION_UPHELD = "objection_upheld"
-    KEPT = "kept"
 
 
 @attrs.frozen(kw_only=True)
@@ -49,7 +36,7 @@ class RecordOutcome:
     record_type: str
     # A Learner's record id is the learner id: kept out of repr, as the store does.
     record_id: str = attrs.field(repr=False)
-    action: RecordAction
+    action: Action
     article: str
     reason: str | None = None
 
@@ -69,7 +56,7 @@ class RecordOutcome:
         return cls(
             record_type=data["record_type"],
             record_id=data["record_id"],
-            action=RecordAction(data["action"]),
+            action=Action(data["action"]),
             article=data["article"],
             reason=data.get("reason"),
         )
@@ -113,14 +100,6 @@ class NotificationOutcome:
         )
 
 
-def _aware(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, dt.datetime) or value.utcoffset() is None:
-        raise ValidationError(
-            f"StepResult.{attribute.name} must be a timezone-aware datetime",
-            field=f"StepResult.{attribute.name}",
-        )
-
-
 @attrs.frozen(kw_only=True)
 class StepResult:
     """A step of the execution that finished; persisted so a rerun skips it.
@@ -130,7 +109,7 @@ class StepResult:
     """
 
     name: str
-    completed_at: dt.datetime = attrs.field(validator=_aware)
+    completed_at: dt.datetime = attrs.field(validator=aware_datetime)
     records: tuple[RecordOutcome, ...] = ()
     notifications: tuple[NotificationOutcome, ...] = ()
     facts: Mapping[str, str] = attrs.field(factory=dict, hash=False)

@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 import attrs
 
+from learnprivacy import _validators as v
+from learnprivacy._validators import require_aware
 from learnprivacy.errors import UnknownCodeError, ValidationError
 from learnprivacy.records import MASK, fields_of, record_type
 from learnprivacy.requests._vocabulary import RestrictionGrounds
@@ -43,32 +45,12 @@ def _mask(_value: object) -> str:
     return MASK
 
 
-def _text(field: str) -> Any:
-    def check(_instance: object, _attribute: object, value: object) -> None:
-        if not isinstance(value, str) or not value.strip():
-            raise ValidationError(f"{field} must be non-empty text", field=field)
-
-    return check
-
-
-def _optional_text(field: str) -> Any:
-    inner = _text(field)
-
-    def check(instance: object, attribute: object, value: object) -> None:
-        if value is not None:
-            inner(instance, attribute, value)
-
-    return check
-
-
 def json_scalar(value: object, field: str) -> JsonScalar:
     """The JSON-ready form of a field value, as ``to_json_dict`` writes it."""
     if value is None or isinstance(value, str | bool | int | float):
         return value
     if isinstance(value, dt.datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValidationError(f"{field} must be timezone-aware", field=field)
-        return value.isoformat()
+        return require_aware(value, field).isoformat()
     if isinstance(value, enum.Enum):
         return json_scalar(value.value, field)
     if isinstance(value, Decimal):
@@ -87,10 +69,10 @@ class FieldChange:
     ``repr``; the record's own validation runs when the change is applied.
     """
 
-    record_type: str = attrs.field(validator=_text("FieldChange.record_type"))
+    record_type: str = attrs.field(validator=v.non_empty_text)
     # A Learner's record id is the learner id: masked like every identifier of a person.
-    record_id: str = attrs.field(repr=_mask, validator=_text("FieldChange.record_id"))
-    field: str = attrs.field(validator=_text("FieldChange.field"))
+    record_id: str = attrs.field(repr=_mask, validator=v.non_empty_text)
+    field: str = attrs.field(validator=v.non_empty_text)
     value: JsonScalar = attrs.field(repr=_mask)
 
     def __attrs_post_init__(self) -> None:
@@ -166,12 +148,12 @@ class ObjectionParams:
 
     kind: ClassVar[str] = "objection"
 
-    purpose: str = attrs.field(validator=_text("ObjectionParams.purpose"))
+    purpose: str = attrs.field(validator=v.non_empty_text)
     direct_marketing: bool = attrs.field(default=False)
     particular_situation: str | None = attrs.field(
         default=None,
         repr=_mask,
-        validator=_optional_text("ObjectionParams.particular_situation"),
+        validator=v.optional(v.non_empty_text),
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,7 +172,7 @@ class WithdrawConsentParams:
 
     kind: ClassVar[str] = "withdraw_consent"
 
-    purpose: str = attrs.field(validator=_text("WithdrawConsentParams.purpose"))
+    purpose: str = attrs.field(validator=v.non_empty_text)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
@@ -249,9 +231,9 @@ class DeathAction(enum.Enum):
 class Executor:
     """The person the directives designate to carry them out (a third party's data)."""
 
-    name: str = attrs.field(repr=_mask, validator=_text("Executor.name"))
+    name: str = attrs.field(repr=_mask, validator=v.non_empty_text)
     email: str | None = attrs.field(
-        default=None, repr=_mask, validator=_optional_text("Executor.email")
+        default=None, repr=_mask, validator=v.optional(v.non_empty_text)
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -291,7 +273,7 @@ class PostMortemDirective:
     communicate_export: bool = attrs.field(default=False)
     notify_executor: bool = attrs.field(default=True)
     instructions: str | None = attrs.field(
-        default=None, repr=_mask, validator=_optional_text("PostMortemDirective.instructions")
+        default=None, repr=_mask, validator=v.optional(v.non_empty_text)
     )
     executor: Executor | None = attrs.field(default=None)
 

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterable, Mapping
 
 import attrs
 
+from learnprivacy._validators import require_aware
 from learnprivacy.crypto import Pseudonymiser
 from learnprivacy.errors import ValidationError
-from learnprivacy.requests._deadlines import require_aware
 from learnprivacy.requests._outcomes import NotificationOutcome, NotificationStatus
 
 __all__ = ["Notification", "Notifier", "Recipient", "Recipients"]

@@ -1,4 +1,5 @@
-"""Execution steps: exports, erasure, consent withdrawal and Art. 19 notifications.
+"""Execution steps: exports, erasure, consent withdrawal, restriction, objection,
+rectification, post-mortem directives and Art. 19 notifications.
 
 Every step is a function ``(env, request, now) -> StepResult`` that can run again with
 the same end state: erasing erased data, restricting restricted records, withdrawing a
@@ -16,50 +17,55 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from learnprivacy._vocabulary import Action, Article
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import NotFoundError
-from learnprivacy.records import Consent
+from learnprivacy.records import Consent, from_json_dict, record_type, subject_of, to_json_dict
 from learnprivacy.requests._adapters import erase_records
-from learnprivacy.requests._facts import FactsMixin
 from learnprivacy.requests._model import PLAN_PREFIX, SubjectRequest
 from learnprivacy.requests._outcomes import (
     NotificationOutcome,
     NotificationStatus,
-    RecordAction,
     RecordOutcome,
     StepResult,
 )
 from learnprivacy.requests._params import (
+    ObjectionParams,
+    PostMortemDirective,
     RectificationParams,
+    RestrictionParams,
     WithdrawConsentParams,
 )
 from learnprivacy.requests._recipients import Recipient, Recipients
 from learnprivacy.requests._vocabulary import RequestType
 
-__all__ = ["Env", "Step", "StepFailed"]
+if TYPE_CHECKING:
+    from learnprivacy.requests._book import RequestBook
 
-ART_17_1 = "GDPR Art. 17(1)"
-ART_17_1_B = "GDPR Art. 17(1)(b)"
-ART_7_3 = "GDPR Art. 7(3)"
+__all__ = [
+    "Env",
+    "Step",
+    "StepFailed",
+    "object_to_processing",
+    "rectify",
+    "register_directive",
+    "restrict",
+]
+
 
 _STORE_COMPONENT = "learnprivacy_store"
 _CHANGING = frozenset(
     {
-        RecordAction.ERASED,
-        RecordAction.ANONYMISED,
-        RecordAction.RESTRICTED,
-        RecordAction.RECTIFIED,
+        Action.ERASE,
+        Action.ANONYMISE,
+        Action.RESTRICT,
+        Action.RECTIFY,
     }
 )
-_ERASURE_ACTIONS = {
-    "erased": RecordAction.ERASED,
-    "anonymised": RecordAction.ANONYMISED,
-    "restricted": RecordAction.RESTRICTED,
-}
 _OPERATIONS = {
     RequestType.ERASURE: "erasure",
     RequestType.WITHDRAW_CONSENT: "erasure",
@@ -81,7 +87,7 @@ class StepFailed(Exception):
 class Env:
     """What the steps work with (set up by :class:`RequestExecutor`)."""
 
-    book: FactsMixin
+    book: RequestBook
     store: Any = None
     manager: Any = None
     recipients: Recipients | None = None
@@ -121,7 +127,7 @@ def _plan_of(name: str, records: Sequence[Any], now: dt.datetime) -> StepResult:
             RecordOutcome(
                 record_type=type(r).__name__,
                 record_id=r.id,
-                action=RecordAction.KEPT,
+                action=Action.KEEP,
                 article="",
                 reason="planned",
             )
@@ -180,7 +186,8 @@ def erase_store(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResu
         outcomes[(item.record_type, item.record_id)] = RecordOutcome(
             record_type=item.record_type,
             record_id=item.record_id,
-            action=_ERASURE_ACTIONS.get(item.outcome, RecordAction.KEPT),
+            # A record left for review is kept as it is until a person decides.
+            action=Action.KEEP if item.action is Action.REVIEW else item.action,
             article=item.article,
             reason=item.reason,
         )
@@ -189,7 +196,7 @@ def erase_store(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResu
         key = (planned.record_type, planned.record_id)
         if key not in outcomes:
             outcomes[key] = attrs.evolve(
-                planned, action=RecordAction.ERASED, article=ART_17_1, reason="erased"
+                planned, action=Action.ERASE, article=Article.ART_17_1, reason="erased"
             )
     return StepResult(
         name="erase_store",
@@ -213,8 +220,8 @@ def erase_providers(env: Env, request: SubjectRequest, now: dt.datetime) -> Step
         RecordOutcome(
             record_type=o.component,
             record_id="",
-            action=RecordAction.ERASED,
-            article=ART_17_1,
+            action=Action.ERASE,
+            article=Article.ART_17_1,
             reason="all data of the component",
         )
         for o in result.outcomes
@@ -241,8 +248,8 @@ def withdraw_consent(env: Env, request: SubjectRequest, now: dt.datetime) -> Ste
             RecordOutcome(
                 record_type="Consent",
                 record_id=record.id,
-                action=RecordAction.CONSENT_WITHDRAWN,
-                article=ART_7_3,
+                action=Action.WITHDRAW_CONSENT,
+                article=Article.ART_7_3,
                 reason="kept as proof of consent",
             )
         )
@@ -278,7 +285,7 @@ def erase_consent_data(env: Env, request: SubjectRequest, now: dt.datetime) -> S
     ]
     erase_records(env.store, present, now=now, reason="consent withdrawn (GDPR Art. 17(1)(b))")
     records = tuple(
-        attrs.evolve(p, action=RecordAction.ERASED, article=ART_17_1_B, reason="consent withdrawn")
+        attrs.evolve(p, action=Action.ERASE, article=Article.ART_17_1_B, reason="consent withdrawn")
         for p in planned
     )
     return StepResult(name="erase_consent_data", completed_at=now, records=records)
@@ -333,3 +340,127 @@ def notify_step(recipient: Recipient) -> Step:
         return StepResult(name=name, completed_at=now, notifications=(outcome,))
 
     return (f"notify:{recipient.component}/{recipient.location}", run)
+
+
+# -- restriction and objection -----------------------------------------------------------
+
+
+def restrict(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """Restrict the learner's records (all, or the types the request names)."""
+    params = request.params
+    assert params is None or isinstance(params, RestrictionParams)
+    article = params.grounds.article if params is not None else Article.ART_18_1
+    names = set(params.record_types) if params is not None and params.record_types else None
+    reason = f"restriction request ({article})"
+    if names is None:
+        env.store.restrict(learner_id=request.learner_id, reason=reason, now=now)
+    else:
+        for name in sorted(names):
+            env.store.restrict(name, learner_id=request.learner_id, reason=reason, now=now)
+    records = tuple(
+        RecordOutcome(
+            record_type=type(r).__name__,
+            record_id=r.id,
+            action=Action.RESTRICT,
+            article=article,
+        )
+        for r in env.store.records_of(request.learner_id, include_restricted=True)
+        if names is None or type(r).__name__ in names
+    )
+    return StepResult(name="restrict", completed_at=now, records=records)
+
+
+def _objected(record: Any, params: ObjectionParams) -> bool:
+    if getattr(type(record), "processing_purpose", None) != params.purpose:
+        return False
+    if params.direct_marketing:
+        return True
+    # Art. 21(1) covers processing on public task or legitimate interests only; consent
+    # is withdrawn, not objected to.
+    return record.basis in (LawfulBasis.LEGITIMATE_INTERESTS, LawfulBasis.PUBLIC_TASK)
+
+
+def object_to_processing(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """Record the objection flag; unless overridden, restrict the records it covers."""
+    params = request.params
+    assert isinstance(params, ObjectionParams)
+    overridden = request.compelling_grounds is not None and not params.direct_marketing
+    env.book.record_objection(
+        request.learner_id,
+        params.purpose,
+        request_id=request.id,
+        direct_marketing=params.direct_marketing,
+        overridden=overridden,
+        now=now,
+    )
+    if env.store is None:
+        return StepResult(name="objection", completed_at=now, facts={"flag": "recorded"})
+    article = Article.ART_21_3 if params.direct_marketing else Article.ART_21_1
+    if not overridden:
+        for record in env.store.records_of(request.learner_id):
+            if _objected(record, params):
+                env.store.restrict(
+                    type(record), record.id, reason=f"objection ({article})", now=now
+                )
+    records = tuple(
+        RecordOutcome(
+            record_type=type(r).__name__,
+            record_id=r.id,
+            action=Action.KEEP if overridden else Action.UPHOLD_OBJECTION,
+            article=article,
+            reason="compelling legitimate grounds" if overridden else "processing stopped",
+        )
+        for r in env.store.records_of(request.learner_id, include_restricted=True)
+        if _objected(r, params)
+    )
+    return StepResult(name="objection", completed_at=now, records=records)
+
+
+# -- rectification -----------------------------------------------------------------------
+
+
+def rectify(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """Apply every field change (validated first: all or nothing), re-encrypted on write."""
+    params = request.params
+    assert isinstance(params, RectificationParams)
+    grouped: dict[tuple[str, str], dict[str, Any]] = {}
+    for change in params.changes:
+        grouped.setdefault((change.record_type, change.record_id), {})[change.field] = change.value
+    updated = []
+    for (type_name, record_id), changes in grouped.items():
+        cls = record_type(type_name)
+        record = env.store.get(cls, record_id)
+        if record is None or subject_of(record) != request.learner_id:
+            # Another learner's record is reported exactly like a missing one.
+            raise NotFoundError(f"no {type_name} record of this learner with that id")
+        merged = {**to_json_dict(record), **changes}
+        merged.pop("scaled", None)
+        # The record's own validators run here; a bad value raises ValidationError
+        # naming the field, before anything is written.
+        updated.append((from_json_dict(cls, merged), sorted(changes)))
+    for record, _fields in updated:
+        env.store.update(record, now=now)
+    records = tuple(
+        RecordOutcome(
+            record_type=type(record).__name__,
+            record_id=record.id,
+            action=Action.RECTIFY,
+            article=Article.ART_16,
+            reason="fields: " + ", ".join(fields),
+        )
+        for record, fields in updated
+    )
+    return StepResult(name="rectify", completed_at=now, records=records)
+
+
+# -- post-mortem directives --------------------------------------------------------------
+
+
+def register_directive(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """Register the directive (it replaces an earlier one of the learner)."""
+    params = request.params
+    assert isinstance(params, PostMortemDirective)
+    env.book.register_directive(request.learner_id, params, request_id=request.id, now=now)
+    return StepResult(
+        name="register_directive", completed_at=now, facts={"on_death": params.on_death.value}
+    )

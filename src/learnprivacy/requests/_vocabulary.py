@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from learnprivacy._vocabulary import Article
+
 __all__ = [
     "Channel",
     "IdentityStatus",
@@ -35,13 +37,13 @@ class RequestType(enum.Enum):
 
 
 _ARTICLES = {
-    RequestType.ACCESS: "GDPR Art. 15",
-    RequestType.PORTABILITY: "GDPR Art. 20",
-    RequestType.RECTIFICATION: "GDPR Art. 16",
-    RequestType.ERASURE: "GDPR Art. 17",
-    RequestType.RESTRICTION: "GDPR Art. 18",
-    RequestType.OBJECTION: "GDPR Art. 21",
-    RequestType.WITHDRAW_CONSENT: "GDPR Art. 7(3)",
+    RequestType.ACCESS: Article.ART_15,
+    RequestType.PORTABILITY: Article.ART_20,
+    RequestType.RECTIFICATION: Article.ART_16,
+    RequestType.ERASURE: Article.ART_17,
+    RequestType.RESTRICTION: Article.ART_18,
+    RequestType.OBJECTION: Article.ART_21,
+    RequestType.WITHDRAW_CONSENT: Article.ART_7_3,
     RequestType.POST_MORTEM_DIRECTIVE: "Loi Informatique et Libertés art. 85",
 }
 
@@ -136,8 +138,8 @@ class RefusalGrounds(enum.Enum):
     def article(self) -> str:
         """The legal reference (``"GDPR Art. 12(5)"``)."""
         if self is RefusalGrounds.IDENTITY_NOT_ESTABLISHED:
-            return "GDPR Art. 11(2) and 12(2)"
-        return "GDPR Art. 12(5)"
+            return Article.ART_11_2_12_2
+        return Article.ART_12_5
 
 
 class RestrictionGrounds(enum.Enum):
@@ -152,4 +154,4 @@ class RestrictionGrounds(enum.Enum):
     def article(self) -> str:
         """The legal reference (``"GDPR Art. 18(1)(a)"``)."""
         letter = "abcd"[list(RestrictionGrounds).index(self)]
-        return f"GDPR Art. 18(1)({letter})"
+        return f"{Article.ART_18_1}({letter})"

@@ -14,20 +14,14 @@ from typing import Any
 
 import attrs
 
+from learnprivacy._vocabulary import Action, Article
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import RetentionViolation
 from learnprivacy.retention._decision import Decision
 from learnprivacy.retention._hold import Hold, Override
 from learnprivacy.retention._rule import RetentionRule
 from learnprivacy.retention._vocabulary import (
-    ART_5_1_E,
-    ART_17_1,
-    ART_17_1_A,
-    ART_17_3_B,
-    ART_17_3_E,
-    ART_30_1_F,
     PROTECTIVE_ORDER,
-    Action,
     RetentionMode,
 )
 
@@ -93,7 +87,7 @@ def decide(
             due_at=None,
             rule=None,
             reason=f"no retention rule covers {kind}: a person must decide and declare one",
-            article=ART_30_1_F,
+            article=Article.ART_30_1_F,
         )
     states = []
     for rule in rules:
@@ -112,7 +106,7 @@ def _held_on_request(rule: RetentionRule | None, due: dt.datetime | None, hold: 
         rule=rule,
         reason="erasure requested but a legal hold covers the record: erasure refused "
         "while the hold lasts, processing restricted",
-        article=ART_17_3_E,
+        article=Article.ART_17_3_E,
         hold=hold,
     )
 
@@ -142,7 +136,7 @@ def _on_request(
             rule=running[0].rule,
             reason=f"erasure requested; the GOVERNANCE-mode legal minimum of rule "
             f"'{running[0].rule.label_for(purpose)}' is bypassed by an audited override",
-            article=ART_17_1,
+            article=Article.ART_17_1,
             override=override,
         )
     unknown = [s for s in running if s.anchor is None]
@@ -154,7 +148,7 @@ def _on_request(
             rule=unknown[0].rule,
             reason=f"erasure requested but rule '{name}' has no date to tell "
             "whether its legal minimum has ended: a person must decide",
-            article=ART_17_3_B,
+            article=Article.ART_17_3_B,
         )
     if running:
         binding = _latest(running)
@@ -165,7 +159,7 @@ def _on_request(
             rule=binding.rule,
             reason=f"erasure requested but the legal minimum of rule '{name}' "
             "has not ended: erasure refused, processing restricted until it does",
-            article=ART_17_3_B,
+            article=Article.ART_17_3_B,
         )
     basis = getattr(record, "basis", None)
     if (
@@ -179,14 +173,14 @@ def _on_request(
             rule=states[0].rule,
             reason=f"erasure requested for a record processed under {basis.article} but no "
             "rule declares its legal minimum: a person must decide",
-            article=ART_17_3_B,
+            article=Article.ART_17_3_B,
         )
     return _decision(
         action=Action.ERASE,
         due_at=now,
         rule=states[0].rule,
         reason="erasure requested and no legal minimum or hold applies",
-        article=ART_17_1,
+        article=Article.ART_17_1,
     )
 
 
@@ -209,7 +203,7 @@ def _routine(
             due_at=None,
             rule=chosen.rule,
             reason=f"no {chosen.rule.trigger.value} date for rule '{name}': {why}",
-            article=ART_5_1_E,
+            article=Article.ART_5_1_E,
         )
     never = [s for s in states if s.never]
     if never:
@@ -218,7 +212,7 @@ def _routine(
             due_at=None,
             rule=never[0].rule,
             reason=f"rule '{never[0].rule.label_for(purpose)}' ends beyond the supported calendar",
-            article=ART_5_1_E,
+            article=Article.ART_5_1_E,
         )
     binding = _latest(states)
     due = binding.due
@@ -228,7 +222,7 @@ def _routine(
             due_at=due,
             rule=binding.rule,
             reason=f"retention runs under rule '{binding.rule.label_for(purpose)}'",
-            article=ART_5_1_E,
+            article=Article.ART_5_1_E,
         )
     action = expiry_action([s.rule for s in states])
     chosen = _latest([s for s in states if s.rule.action is action])
@@ -239,7 +233,7 @@ def _routine(
             rule=chosen.rule,
             reason="retention has ended but a legal hold covers the record: kept while the "
             "hold lasts",
-            article=ART_17_3_E,
+            article=Article.ART_17_3_E,
             hold=hold,
         )
     others = len(states) - 1
@@ -247,11 +241,11 @@ def _routine(
     name = chosen.rule.label_for(purpose)
     reason = f"retention has ended under rule '{name}'{also}: storage limitation"
     if action is Action.ERASE:
-        reason += f" ({ART_5_1_E}) requires erasure"
+        reason += f" ({Article.ART_5_1_E}) requires erasure"
     return _decision(
         action=action,
         due_at=due,
         rule=chosen.rule,
         reason=reason,
-        article=ART_17_1_A if action is Action.ERASE else ART_5_1_E,
+        article=Article.ART_17_1_A if action is Action.ERASE else Article.ART_5_1_E,
     )

@@ -20,11 +20,12 @@ from typing import Any
 
 import attrs
 
+from learnprivacy._validators import require_aware
+from learnprivacy._vocabulary import RETENTION_ACTIONS
 from learnprivacy.errors import ValidationError
 from learnprivacy.retention._decide import expiry_action
 from learnprivacy.retention._hold import Hold, type_matches
 from learnprivacy.retention._loops import sweep_loop
-from learnprivacy.retention._period import require_aware
 from learnprivacy.retention._rule import RetentionRule
 from learnprivacy.retention._schedule import Schedule, subject_for
 from learnprivacy.retention._vocabulary import Action, Trigger
@@ -193,7 +194,7 @@ class Engine:
         if not spec.fast:
             self._slow(records, out)
             return
-        local: Out = {action: [] for action in Action}
+        local: Out = {action: [] for action in RETENTION_ACTIONS}
         try:
             if not spec.has_where:
                 self._classify_rules(cls, spec, spec.rules, records, local)
@@ -319,7 +320,7 @@ def decide_action(
         return schedule.evaluate(
             record,
             now=now,
-            subject=subject_for(record, subjects),
+            learner=subject_for(record, subjects),
             holds=holds,
             erasure_requested=erasure_requested,
         ).action

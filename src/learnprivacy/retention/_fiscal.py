@@ -8,8 +8,8 @@ from typing import Any
 
 import attrs
 
+from learnprivacy._validators import require_aware
 from learnprivacy.errors import ConfigurationError, ValidationError
-from learnprivacy.retention._period import require_aware
 
 __all__ = ["FiscalYear"]
 

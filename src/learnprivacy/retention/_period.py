@@ -24,9 +24,10 @@ from typing import Any
 
 import attrs
 
+from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
 
-__all__ = ["Period", "add_months", "require_aware"]
+__all__ = ["Period", "add_months"]
 
 UTC = dt.UTC
 
@@ -44,19 +45,6 @@ _MAX_MONTHS = 12 * 10_000
 _MAX_DAYS = 3_660_000
 _MAX_SECONDS = _MAX_DAYS * 86_400
 _LAST_MICROSECOND = dt.time(23, 59, 59, 999_999)
-
-
-def require_aware(value: object, field: str) -> dt.datetime:
-    """Return ``value`` if it is a timezone-aware datetime, else raise ``ValidationError``."""
-    if not isinstance(value, dt.datetime):
-        raise ValidationError(
-            f"{field} must be a datetime, got {type(value).__name__}", field=field
-        )
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError(
-            f"{field} must be timezone-aware (naive datetime refused)", field=field
-        )
-    return value
 
 
 def _component(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:

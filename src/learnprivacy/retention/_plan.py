@@ -7,11 +7,12 @@ import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
+from learnprivacy._validators import require_aware
+from learnprivacy._vocabulary import RETENTION_ACTIONS
 from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.retention._decision import Decision
 from learnprivacy.retention._engine import Engine, decide_action, subject_map
 from learnprivacy.retention._hold import Hold
-from learnprivacy.retention._period import require_aware
 from learnprivacy.retention._schedule import Schedule, subject_for
 from learnprivacy.retention._vocabulary import Action
 
@@ -55,7 +56,7 @@ class Plan(Generic[R]):
         records: Iterable[R],
         *,
         now: dt.datetime,
-        subjects: Mapping[str, Any] | Iterable[Any] | None = None,
+        learners: Mapping[str, Any] | Iterable[Any] | None = None,
         holds: Iterable[Hold] = (),
         erasure_requested: bool = False,
         batch_size: int = 4096,
@@ -70,7 +71,7 @@ class Plan(Generic[R]):
         self._records = records
         self._one_shot = iter(records) is records
         self._consumed = False
-        self._subjects = subject_map(subjects)
+        self._subjects = subject_map(learners)
         self._erasure = bool(erasure_requested)
         self.now = now
         self.batch_size = batch_size
@@ -99,7 +100,7 @@ class Plan(Generic[R]):
             batch = list(itertools.islice(source, self.batch_size))
             if not batch:
                 return
-            out: dict[Action, list[R]] = {action: [] for action in Action}
+            out: dict[Action, list[R]] = {action: [] for action in RETENTION_ACTIONS}
             if self._erasure:
                 decide_one = self._engine.decide_one
                 for record in batch:
@@ -117,7 +118,7 @@ class Plan(Generic[R]):
 
     def grouped(self) -> dict[Action, list[R]]:
         """Every record, in a list per action (materialises the whole sweep)."""
-        out: dict[Action, list[R]] = {action: [] for action in Action}
+        out: dict[Action, list[R]] = {action: [] for action in RETENTION_ACTIONS}
         for groups in self.batches():
             for action, records in groups.items():
                 out[action].extend(records)
@@ -125,18 +126,18 @@ class Plan(Generic[R]):
 
     def counts(self) -> dict[Action, int]:
         """How many records get each action."""
-        out = dict.fromkeys(Action, 0)
+        out = dict.fromkeys(RETENTION_ACTIONS, 0)
         for groups in self.batches():
             for action, records in groups.items():
                 out[action] += len(records)
         return out
 
     def decide(self, record: R) -> Decision:
-        """The full decision for one record, with this plan's now, subjects and holds."""
+        """The full decision for one record, with this plan's now, learners and holds."""
         return self._schedule.evaluate(
             record,
             now=self.now,
-            subject=subject_for(record, self._subjects),
+            learner=subject_for(record, self._subjects),
             holds=self._holds,
             erasure_requested=self._erasure,
         )

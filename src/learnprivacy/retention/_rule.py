@@ -8,10 +8,11 @@ from typing import Any
 
 import attrs
 
+from learnprivacy._validators import require_aware
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.retention._fiscal import FiscalYear
-from learnprivacy.retention._period import Period, require_aware
+from learnprivacy.retention._period import Period
 from learnprivacy.retention._vocabulary import Action, RetentionMode, Trigger
 
 __all__ = ["RetentionRule", "check_subject", "is_own_subject"]
@@ -27,27 +28,32 @@ def is_own_subject(record: object) -> bool:
     return not hasattr(record, "learner_id")
 
 
-def check_subject(record: object, subject: object | None) -> object | None:
+def check_subject(
+    record: object, subject: str | None = None, learner: object | None = None
+) -> object | None:
     """The record that learner-level triggers read: the record itself or its learner.
 
-    A ``subject`` that is not the record's learner raises ``ValidationError``: reading the
-    wrong learner's dates would erase someone else's data early.
+    ``subject`` (a learner id) or a ``learner`` that is not the record's own raises
+    ``ValidationError``: reading the wrong learner's dates would erase someone else's data
+    early.
     """
-    if is_own_subject(record):
+    own = is_own_subject(record)
+    owner = getattr(record, "id" if own else "learner_id", None)
+    if subject is not None and subject != owner:
+        raise ValidationError("subject must be the learner the record belongs to", field="subject")
+    if own:
         if (
-            subject is not None
-            and subject is not record
-            and getattr(subject, "id", _MISSING) != getattr(record, "id", None)
+            learner is not None
+            and learner is not record
+            and getattr(learner, "id", _MISSING) != owner
         ):
             raise ValidationError(
-                "subject must be the learner the record belongs to", field="subject"
+                "learner must be the learner the record belongs to", field="learner"
             )
         return record
-    if subject is not None and getattr(subject, "id", _MISSING) != getattr(
-        record, "learner_id", None
-    ):
-        raise ValidationError("subject must be the learner the record belongs to", field="subject")
-    return subject
+    if learner is not None and getattr(learner, "id", _MISSING) != owner:
+        raise ValidationError("learner must be the learner the record belongs to", field="learner")
+    return learner
 
 
 def _to_period(value: Period | str) -> Period:
@@ -79,6 +85,15 @@ def _one_of(*types: type) -> Any:
             raise ConfigurationError(f"RetentionRule.{attribute.name} must be {expected}")
 
     return check
+
+
+def _retention_action(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _one_of(Action)(instance, attribute, value)
+    assert isinstance(value, Action)  # narrows the type for mypy
+    if not value.retention:
+        raise ConfigurationError(
+            "RetentionRule.action must be KEEP, ERASE, ANONYMISE, RESTRICT or REVIEW"
+        )
 
 
 def _purpose(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -117,7 +132,7 @@ class RetentionRule:
 
     period: Period = attrs.field(converter=_to_period)
     trigger: Trigger = attrs.field(validator=_one_of(Trigger))
-    action: Action = attrs.field(default=Action.ERASE, kw_only=True, validator=_one_of(Action))
+    action: Action = attrs.field(default=Action.ERASE, kw_only=True, validator=_retention_action)
     minimum: bool = attrs.field(default=False, kw_only=True, validator=_one_of(bool))
     mode: RetentionMode = attrs.field(
         default=RetentionMode.GOVERNANCE, kw_only=True, validator=_one_of(RetentionMode)
@@ -222,17 +237,17 @@ class RetentionRule:
                 latest = instant if latest is None or instant > latest else latest
         return latest
 
-    def anchor(self, record: object, subject: object | None = None) -> dt.datetime | None:
+    def anchor(self, record: object, learner: object | None = None) -> dt.datetime | None:
         """The UTC instant this rule's period counts from for ``record``, or ``None``."""
-        return self.anchor_of(record, check_subject(record, subject))
+        return self.anchor_of(record, check_subject(record, learner=learner))
 
-    def due_at(self, record: object, subject: object | None = None) -> dt.datetime | None:
+    def due_at(self, record: object, learner: object | None = None) -> dt.datetime | None:
         """When this rule's period ends for ``record`` (UTC).
 
         ``None`` when the record has no anchor date, or when the period ends beyond year
         9999 (it then never ends).
         """
-        start = self.anchor(record, subject)
+        start = self.anchor(record, learner)
         return None if start is None else self.period_end(start)
 
     def period_end(self, start: dt.datetime) -> dt.datetime | None:

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from learnprivacy._validators import require_aware
 from learnprivacy.errors import ConfigurationError, UnknownCodeError, ValidationError
 from learnprivacy.records import record_type as registered_type
 from learnprivacy.retention._decide import decide
 from learnprivacy.retention._hold import Hold, Override
-from learnprivacy.retention._period import require_aware
 from learnprivacy.retention._rule import RetentionRule, check_subject, is_own_subject
 from learnprivacy.retention._vocabulary import Trigger
 
@@ -141,14 +141,19 @@ class Schedule:
         *,
         now: dt.datetime,
         subject: object | None = None,
+        learner: object | None = None,
         holds: Iterable[Hold] = (),
         erasure_requested: bool = False,
         override: Override | None = None,
     ) -> Decision:
         """Decide what to do with ``record`` at ``now``.
 
-        ``subject`` is the record's learner (needed by ``LAST_ACTIVITY`` and ``CONTRACT_END``
-        for records other than the learner's own). Without a request: ``KEEP`` until every
+        ``learner`` is the record's :class:`~learnprivacy.records.Learner`, whose dates
+        ``LAST_ACTIVITY`` and ``CONTRACT_END`` read for records other than the learner's
+        own. ``subject`` is the learner id the record must belong to (``"L1"``); a
+        mismatch raises ``ValidationError``. For the contract's older spelling,
+        ``subject=learner`` with a ``Learner`` object is read as ``learner=``. Without a
+        request: ``KEEP`` until every
         applicable rule's period has ended, then the rules' action; a missing date gives
         ``REVIEW`` (or ``KEEP`` where the rule says the clock has not started), never
         ``ERASE``; no rule gives ``REVIEW``. A matching hold turns erasure or anonymisation
@@ -165,7 +170,7 @@ class Schedule:
                 raise ValidationError(
                     "an override only applies to an erasure request", field="override"
                 )
-        learner = check_subject(record, subject)
+        learner = check_subject(record, *_subject_and_learner(subject, learner))
         hold = next((h for h in holds if h.matches(record)), None)
         rules = self.applicable_rules(record)
         return decide(
@@ -183,14 +188,14 @@ class Schedule:
         records: Iterable[R],
         *,
         now: dt.datetime,
-        subjects: Mapping[str, Any] | Iterable[Any] | None = None,
+        learners: Mapping[str, Any] | Iterable[Any] | None = None,
         holds: Iterable[Hold] = (),
         erasure_requested: bool = False,
         batch_size: int = 4096,
     ) -> Plan[R]:
         """A lazy sweep of ``records`` at ``now``: decisions grouped by action.
 
-        ``subjects`` gives the learners (a mapping id -> Learner, or an iterable of them)
+        ``learners`` gives the learners (a mapping id -> Learner, or an iterable of them)
         whose dates ``LAST_ACTIVITY``/``CONTRACT_END`` read. Per-rule cutoffs are computed
         once, so a sweep compares one date per record and allocates no decision unless asked.
         """
@@ -200,7 +205,7 @@ class Schedule:
             self,
             records,
             now=now,
-            subjects=subjects,
+            learners=learners,
             holds=holds,
             erasure_requested=erasure_requested,
             batch_size=batch_size,
@@ -231,6 +236,18 @@ class Schedule:
                         )
                     )
         return tuple(out)
+
+
+def _subject_and_learner(subject: object, learner: object) -> tuple[str | None, object]:
+    """``(subject id, learner object)`` from :meth:`Schedule.evaluate`'s two arguments."""
+    if subject is not None and not isinstance(subject, str):
+        # The public contract's spelling: a Learner object passed as ``subject``.
+        if learner is not None and learner is not subject:
+            raise ValidationError("pass the learner once, as learner=", field="subject")
+        learner, subject = subject, None
+    if subject is not None and learner is not None and getattr(learner, "id", None) != subject:
+        raise ValidationError("learner is not the subject", field="learner")
+    return subject, learner
 
 
 def subject_for(record: object, subjects: Mapping[str, Any]) -> object | None:

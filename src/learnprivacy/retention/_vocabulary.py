@@ -1,33 +1,21 @@
-"""The closed vocabularies of retention: triggers, actions, lock modes and GDPR articles."""
+"""The closed vocabularies of retention: triggers and lock modes.
+
+:class:`~learnprivacy.Action` (what to do with a record) and the GDPR articles are the
+library's shared vocabulary (:mod:`learnprivacy._vocabulary`); retention re-exports
+``Action`` because a rule and a decision speak it first.
+"""
 
 from __future__ import annotations
 
 import enum
 
+from learnprivacy._vocabulary import Action
+
 __all__ = [
-    "ART_5_1_E",
-    "ART_17_1",
-    "ART_17_1_A",
-    "ART_17_3_B",
-    "ART_17_3_E",
-    "ART_30_1_F",
     "Action",
     "RetentionMode",
     "Trigger",
 ]
-
-#: Storage limitation: kept no longer than necessary for the purpose.
-ART_5_1_E = "GDPR Art. 5(1)(e)"
-#: Right to erasure.
-ART_17_1 = "GDPR Art. 17(1)"
-#: Erasure because the data are no longer necessary for the purpose.
-ART_17_1_A = "GDPR Art. 17(1)(a)"
-#: Erasure refused: processing needed to comply with a legal obligation.
-ART_17_3_B = "GDPR Art. 17(3)(b)"
-#: Erasure refused: data needed for the establishment, exercise or defence of legal claims.
-ART_17_3_E = "GDPR Art. 17(3)(e)"
-#: The processing register must state the envisaged time limits for erasure.
-ART_30_1_F = "GDPR Art. 30(1)(f)"
 
 
 class Trigger(enum.Enum):
@@ -79,27 +67,6 @@ _FIELDS = {
     Trigger.WITHDRAWN: "withdrawn_at",
     Trigger.CLOSED: "closed_at",
 }
-
-
-class Action(enum.Enum):
-    """What to do with a record now.
-
-    ``KEEP``: nothing, retention runs. ``ERASE``: delete (or crypto-shred) it.
-    ``ANONYMISE``: drop and replace its personal values, keep the rest for statistics.
-    ``RESTRICT``: keep it but stop processing it except for the reason it is kept
-    (GDPR Art. 18). ``REVIEW``: a person must decide; the library will not.
-    """
-
-    KEEP = "keep"
-    ERASE = "erase"
-    ANONYMISE = "anonymise"
-    RESTRICT = "restrict"
-    REVIEW = "review"
-
-    @property
-    def destructive(self) -> bool:
-        """Whether the action removes personal data (erase or anonymise)."""
-        return self in (Action.ERASE, Action.ANONYMISE)
 
 
 # When several purposes have all ended and their rules ask for different actions, the one

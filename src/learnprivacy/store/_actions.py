@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, delete, select, update
 
+from learnprivacy.records import Granularity, fields_of
 from learnprivacy.store._bulk import ids_in
 from learnprivacy.store._common import chunked
-from learnprivacy.store._schema import ANONYMISED, REASON, RESTRICTED, RecordTable
+from learnprivacy.store._schema import ANONYMISED, REASON, RESTRICTED, Kind, RecordTable
 from learnprivacy.store._types import to_utc
 
 if TYPE_CHECKING:
@@ -50,14 +51,33 @@ def erase_rows(connection: Connection, rt: RecordTable, ids: Sequence[str]) -> i
 
 
 def anonymise_rows(
-    connection: Connection, rt: RecordTable, ids: Sequence[str], now: dt.datetime
+    connection: Connection,
+    rt: RecordTable,
+    ids: Sequence[str],
+    now: dt.datetime,
+    *,
+    granularity: Granularity = Granularity.MONTH,
+    persons: dict[str, str] | None = None,
 ) -> int:
-    """Replace the personal values of rows ``ids``: tokens and blind indexes emptied,
-    identifiers replaced by random ids, other personal values emptied; non-personal facts
-    are kept and the rows flagged anonymised. Each row gets its own random id, so
-    anonymised rows cannot be linked to each other either.
+    """Anonymise rows ``ids``: tokens and blind indexes emptied, other personal values
+    emptied, the row's id replaced by a fresh random one, date quasi-identifiers
+    generalised to ``granularity``; the rows are flagged anonymised.
+
+    The learner id becomes a random person id, the same for every row of that learner
+    anonymised with the same ``persons`` map (one sweep, one call), so statistics can
+    count people rather than rows; nothing derives it from the learner id, and the map
+    lives in memory only. Other identifiers get a random value per row.
     """
+    if not ids:
+        return 0
     table = rt.table
+    persons = {} if persons is None else persons
+    quasi = {f.name for f in fields_of(rt.cls) if f.quasi_identifier}
+    dates = [
+        spec
+        for spec in rt.fields
+        if spec.name in quasi and spec.kind in (Kind.DATETIME, Kind.DATE) and not spec.encrypted
+    ]
     values: dict[str, Any] = {ANONYMISED: to_utc(now), RESTRICTED: None, REASON: None}
     replaced: list[str] = []
     for spec in rt.fields:
@@ -73,19 +93,38 @@ def anonymise_rows(
             values[spec.name] = None
     for name in replaced:
         values[name] = bindparam(f"new_{name}")
+    if not rt.id_personal:
+        values["id"] = bindparam("new_id")
+    for spec in dates:
+        values[spec.name] = bindparam(f"gen_{spec.name}")
     statement = (
         update(table)
         .where(table.c.id == bindparam("old_id"), table.c[ANONYMISED].is_(None))
         .values(**values)
     )
-    params = [
-        {"old_id": record_id, **{f"new_{name}": random_subject() for name in replaced}}
-        for record_id in ids
-    ]
+    subject = rt.subject_column
     count = 0
-    for chunk in chunked(params, _CHUNK):
-        # executemany with a WHERE on a bound parameter: one statement, many rows.
-        count += connection.execute(statement, chunk).rowcount
+    for chunk in chunked(ids, _CHUNK):
+        read = select(table.c.id, table.c[subject], *(table.c[d.name] for d in dates)).where(
+            ids_in(table.c.id, chunk, connection.dialect.name), table.c[ANONYMISED].is_(None)
+        )
+        params = []
+        for row in connection.execute(read):
+            person = persons.get(row[1])
+            if person is None:
+                person = persons[row[1]] = random_subject()
+            one: dict[str, Any] = {"old_id": row[0]}
+            for name in replaced:
+                one[f"new_{name}"] = person if name in (subject, "id") else random_subject()
+            if not rt.id_personal:
+                one["new_id"] = random_subject()
+            for position, spec in enumerate(dates, start=2):
+                value = row[position]
+                one[f"gen_{spec.name}"] = None if value is None else granularity.generalise(value)
+            params.append(one)
+        if params:
+            # executemany with a WHERE on a bound parameter: one statement, many rows.
+            count += connection.execute(statement, params).rowcount
     return count
 
 

@@ -5,7 +5,8 @@ Every entry holds a sequence number, a UTC time, an action, a record type, a
 actor, an outcome and details (ids of non-personal records, rule labels, counts: never a
 personal value). Its hash is SHA-256 over the previous entry's hash and the canonical
 JSON of the entry (sorted keys, no spaces, UTF-8), so changing, removing, reordering or
-inserting an entry breaks the chain from that entry on.
+inserting an entry breaks the chain from that entry on: the one hash chain of
+:mod:`learnprivacy._chain`, which each request's history uses too.
 
 A one-row head table holds the last sequence and hash, sealed with an HMAC under the
 store's audit key: it catches entries cut off the end of the log, and appending forged
@@ -35,16 +36,15 @@ import attrs
 from sqlalchemy import Connection, insert, inspect, select, update
 from sqlalchemy.exc import DBAPIError
 
+from learnprivacy._chain import GENESIS, canonical_json, chain_hash, verify_links
+from learnprivacy._validators import require_aware
 from learnprivacy.crypto import Pseudonymiser
 from learnprivacy.errors import AuditTampered
 from learnprivacy.store._engine import Database
 from learnprivacy.store._tables import AUDIT, AUDIT_HEAD
 from learnprivacy.store._types import UTC, to_utc
 
-__all__ = ["GENESIS", "AuditEntry", "AuditEvent", "AuditLog"]
-
-#: The "previous hash" of the first entry.
-GENESIS = "0" * 64
+__all__ = ["AuditEntry", "AuditEvent", "AuditLog"]
 
 
 @attrs.frozen(kw_only=True)
@@ -92,16 +92,6 @@ class AuditEntry:
     def expected_hash(self) -> str:
         """SHA-256 of the previous hash followed by the canonical JSON."""
         return chain_hash(self.prev_hash, self.canonical())
-
-
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: one byte string per value."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def chain_hash(prev_hash: str, canonical: bytes) -> str:
-    """The hash of an entry given its predecessor's hash."""
-    return hashlib.sha256(prev_hash.encode("ascii") + canonical).hexdigest()
 
 
 class Anchors(Protocol):
@@ -314,10 +304,7 @@ class AuditLog:
         such as a data-subject request changing state). ``learner_id`` is stored as its
         pseudonymous reference; ``details`` must hold no personal value.
         """
-        if now.utcoffset() is None:
-            from learnprivacy.errors import ValidationError
-
-            raise ValidationError("now must be timezone-aware", field="now")
+        require_aware(now, "now")
         event = AuditEvent(
             action=action,
             outcome=outcome,
@@ -399,22 +386,14 @@ class AuditLog:
         if AUDIT.name not in names or AUDIT_HEAD.name not in names:
             raise AuditTampered("the audit tables are missing", sequence=1)
         hashes: dict[int, str] = {}
-        expected, prev = 1, GENESIS
-        for entry in self.entries():
-            if entry.sequence != expected or entry.prev_hash != prev:
-                raise AuditTampered(
-                    f"audit log broken at entry {expected}: missing or out of order",
-                    sequence=expected,
-                )
-            if not hmac.compare_digest(entry.expected_hash(), entry.hash):
-                raise AuditTampered(
-                    f"audit log broken at entry {expected}: content altered", sequence=expected
-                )
-            prev = entry.hash
-            if entry.sequence == want:
-                hashes[want] = entry.hash
-            expected += 1
-        last = expected - 1
+
+        def links() -> Iterator[tuple[int, str, str, str]]:
+            for e in self.entries():
+                if e.sequence == want:
+                    hashes[want] = e.hash
+                yield e.sequence, e.prev_hash, e.hash, e.expected_hash()
+
+        last, prev = verify_links(links(), label="audit log")
         with self._db.read() as connection:
             head = connection.execute(
                 select(AUDIT_HEAD.c.sequence, AUDIT_HEAD.c.hash, AUDIT_HEAD.c.seal)

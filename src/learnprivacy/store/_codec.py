@@ -155,6 +155,8 @@ class Codec:
         "_encoders",
         "_facts",
         "_index",
+        "_opened",
+        "_sealed",
         "_skeleton",
         "rt",
     )
@@ -165,8 +167,36 @@ class Codec:
         self._index = index
         positions = {column.name: i for i, column in enumerate(rt.table.columns)}
         self._columns = positions
-        self._encoders = [self._encoder(spec) for spec in rt.fields]
-        self._decoders = [self._decoder(spec, positions) for spec in rt.fields]
+        # Personal fields are encrypted and decrypted a record at a time (one key lookup
+        # for all of a record's fields); the others convert field by field.
+        self._encoders = [
+            (spec.name, self._encoder(spec)) for spec in rt.fields if not spec.encrypted
+        ]
+        self._decoders = [
+            self._decoder(spec, positions) for spec in rt.fields if not spec.encrypted
+        ]
+        self._sealed = [
+            (
+                spec.name,
+                f"{rt.name}/{{}}/{spec.name}",
+                spec.token_column,
+                spec.index_column if spec.blind_index else None,
+                _to_text(spec),
+                f"{rt.name}.{spec.name}",
+            )
+            for spec in rt.fields
+            if spec.encrypted
+        ]
+        self._opened = [
+            (
+                spec.name,
+                f"{rt.name}/{{}}/{spec.name}",
+                positions[spec.token_column],
+                _from_text(spec),
+            )
+            for spec in rt.fields
+            if spec.encrypted
+        ]
         self._skeleton = [
             (spec.name, None if spec.encrypted else self._decoder(spec, positions)[1])
             for spec in rt.fields
@@ -184,32 +214,8 @@ class Codec:
     # -- record -> row ---------------------------------------------------------------------
 
     def _encoder(self, spec: FieldSpec) -> Callable[[Any, str, str, dict[str, Any]], None]:
+        """The encoder of a field stored in clear (personal fields go through to_row)."""
         name = spec.name
-        scope = self.rt.scope
-        prefix = self.rt.name + "/"
-        if spec.encrypted:
-            token_col, index_col = spec.token_column, spec.index_column
-            to_text = _to_text(spec)
-            encrypt = self._cipher.encrypt
-            compute = self._index.compute
-            field = f"{self.rt.name}.{name}"
-            blind = spec.blind_index
-
-            def encode_secret(
-                value: Any, record_id: str, subject: str, row: dict[str, Any]
-            ) -> None:
-                if value is None:
-                    row[token_col] = None
-                    if blind:
-                        row[index_col] = None
-                    return
-                text = to_text(value)
-                context = f"{prefix}{record_id}/{name}"
-                row[token_col] = encrypt(text, subject=subject, context=context, scope=scope)
-                if blind:
-                    row[index_col] = compute(text, field=field)
-
-            return encode_secret
         if spec.kind is Kind.SCORE:
             columns = [f"{name}_{part}" for part in ("raw", "min", "max", "kinds")]
 
@@ -231,8 +237,34 @@ class Codec:
         record_id = record.id
         subject = record.learner_id if self.rt.has_learner else record_id
         row: dict[str, Any] = {}
-        for spec, encode in zip(self.rt.fields, self._encoders, strict=True):
-            encode(getattr(record, spec.name), record_id, subject, row)
+        for name, encode in self._encoders:
+            encode(getattr(record, name), record_id, subject, row)
+        if not self._sealed:
+            return row
+        texts: list[str] = []
+        contexts: list[str] = []
+        present = []
+        for item in self._sealed:
+            name, context, token_col, index_col, to_text, _ = item
+            value = getattr(record, name)
+            if value is None:
+                row[token_col] = None
+                if index_col is not None:
+                    row[index_col] = None
+                continue
+            texts.append(to_text(value))
+            contexts.append(context.format(record_id))
+            present.append(item)
+        tokens = self._cipher.encrypt_many(
+            texts, subject=subject, contexts=contexts, scope=self.rt.scope
+        )
+        compute = self._index.compute
+        for (_, _, token_col, index_col, _, field), text, token in zip(
+            present, texts, tokens, strict=True
+        ):
+            row[token_col] = token
+            if index_col is not None:
+                row[index_col] = compute(text, field=field)
         return row
 
     def blind_index(self, field: str, value: str) -> str:
@@ -245,20 +277,6 @@ class Codec:
         self, spec: FieldSpec, positions: dict[str, int]
     ) -> tuple[str, Callable[[Sequence[Any], str, str], Any]]:
         name = spec.name
-        if spec.encrypted:
-            at = positions[spec.token_column]
-            from_text = _from_text(spec)
-            decrypt = self._cipher.decrypt
-            prefix = self.rt.name + "/"
-
-            def decode_secret(row: Sequence[Any], record_id: str, subject: str) -> Any:
-                token = row[at]
-                if token is None:
-                    return None
-                context = f"{prefix}{record_id}/{name}"
-                return from_text(decrypt(token, subject=subject, context=context))
-
-            return name, decode_secret
         if spec.kind is Kind.SCORE:
             at = positions[f"{name}_raw"]
 
@@ -288,6 +306,22 @@ class Codec:
         """The record of ``row``, its personal fields decrypted and every field validated."""
         record_id, subject = self._ids(row)
         kwargs = {name: decode(row, record_id, subject) for name, decode in self._decoders}
+        if self._opened:
+            tokens: list[str] = []
+            contexts: list[str] = []
+            present = []
+            for item in self._opened:
+                name, context, at, _ = item
+                token = row[at]
+                if token is None:
+                    kwargs[name] = None
+                    continue
+                tokens.append(token)
+                contexts.append(context.format(record_id))
+                present.append(item)
+            texts = self._cipher.decrypt_many(tokens, subject=subject, contexts=contexts)
+            for (name, _, _, from_text), text in zip(present, texts, strict=True):
+                kwargs[name] = from_text(text)
         return self.rt.cls(**kwargs)
 
     def skeleton(self, row: Sequence[Any]) -> Any:

@@ -111,11 +111,26 @@ class Database:
     __slots__ = ("engine", "is_postgres", "is_sqlite", "owned")
 
     def __init__(self, url: str | Engine) -> None:
+        self._adopt(_make_engine(url))
         #: Whether :meth:`dispose` closes the engine (not when the caller passed one).
         self.owned = not isinstance(url, Engine)
-        self.engine = _make_engine(url)
-        self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self.is_postgres = self.engine.dialect.name == "postgresql"
+
+    @classmethod
+    def from_engine(cls, engine: Engine) -> Database:
+        """A Database over an engine someone else made (an application's own engine).
+
+        The engine is used as it is: none of the store's connection settings are added,
+        and :meth:`dispose` leaves it open.
+        """
+        db = cls.__new__(cls)
+        db._adopt(engine)
+        db.owned = False
+        return db
+
+    def _adopt(self, engine: Engine) -> None:
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self.is_postgres = engine.dialect.name == "postgresql"
 
     @contextmanager
     def write(self, *, relaxed: bool = False) -> Iterator[Connection]:

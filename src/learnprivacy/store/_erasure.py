@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
+from learnprivacy._vocabulary import Article
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import subject_of
-from learnprivacy.retention import Action, Hold, Schedule
+from learnprivacy.records import Learner, subject_of
+from learnprivacy.retention import Action, Hold, Override, Schedule
 from learnprivacy.store._actions import (
     anonymise_rows,
     erase_rows,
@@ -31,24 +32,21 @@ if TYPE_CHECKING:
 __all__ = ["erase_subject", "replay"]
 
 # The article strings the retention engine uses, for the default policy below.
-_ART_17_1 = "GDPR Art. 17(1)"
-_ART_17_3_B = "GDPR Art. 17(3)(b)"
-_ART_17_3_E = "GDPR Art. 17(3)(e)"
 
 
 def _default_decision(record: Any, holds: tuple[Hold, ...]) -> tuple[Action, str, str]:
     """Without a schedule: holds and legal obligations restrict, everything else goes."""
     hold = next((h for h in holds if h.matches(record)), None)
     if hold is not None:
-        return Action.RESTRICT, _ART_17_3_E, "a legal hold covers the record"
+        return Action.RESTRICT, Article.ART_17_3_E, "a legal hold covers the record"
     basis = getattr(record, "basis", None)
     if basis is not None and not basis.erasable_on_request:
         return (
             Action.RESTRICT,
-            _ART_17_3_B,
+            Article.ART_17_3_B,
             f"processed under {basis.article}: kept for the legal obligation, restricted",
         )
-    return Action.ERASE, _ART_17_1, "erasure requested and no legal minimum or hold applies"
+    return Action.ERASE, Article.ART_17_1, "erasure requested and no legal minimum or hold applies"
 
 
 def _rows_of(
@@ -98,7 +96,7 @@ def erase_subject(
                 due = None
             else:
                 decision = schedule.evaluate(
-                    record, now=now, subject=learner, holds=holds, erasure_requested=True
+                    record, now=now, learner=learner, holds=holds, erasure_requested=True
                 )
                 action, article, reason, due = (
                     decision.action,
@@ -109,14 +107,13 @@ def erase_subject(
             erased = action is Action.ERASE
             entry = plan.setdefault(rt.name, (rt, [], []))
             (entry[1] if erased else entry[2]).append(record.id)
-            outcome = (
-                "erased" if erased else ("review" if action is Action.REVIEW else "restricted")
-            )
+            # Whatever is not erased is kept restricted, unless a person must decide.
+            done = action if action in (Action.ERASE, Action.REVIEW) else Action.RESTRICT
             outcomes.append(
                 ErasureOutcome(
                     record_type=rt.name,
                     record_id=record.id,
-                    outcome=outcome,
+                    action=done,
                     article=article,
                     reason=reason,
                     due_at=due,
@@ -196,33 +193,106 @@ def _event(
     )
 
 
-def erase_records(store: Store, records: list[Any], *, now: dt.datetime, reason: str) -> int:
+def _protected(
+    record: Any,
+    *,
+    now: dt.datetime,
+    schedule: Schedule | None,
+    holds: tuple[Hold, ...],
+    subject: Any,
+    override: Override | None,
+) -> tuple[bool, str]:
+    """Whether a legal minimum or a hold keeps ``record`` from an erasure, and why.
+
+    With a schedule, its decision for an erasure request rules (a ``COMPLIANCE`` minimum
+    raises ``RetentionViolation`` when an override tries to cut it short). Without one,
+    a hold, or a basis under which the law keeps the data (Art. 17(3)(b)), protects the
+    record; an override releases the latter, never a hold.
+    """
+    if schedule is not None:
+        decision = schedule.evaluate(
+            record,
+            now=now,
+            subject=subject,
+            holds=holds,
+            erasure_requested=True,
+            override=override,
+        )
+        return decision.action is not Action.ERASE, decision.article
+    action, article, _reason = _default_decision(record, holds)
+    if action is Action.ERASE:
+        return False, article
+    if override is not None and not any(h.matches(record) for h in holds):
+        return False, Article.ART_17_1
+    return True, article
+
+
+def erase_records(
+    store: Store,
+    records: list[Any],
+    *,
+    now: dt.datetime,
+    reason: str,
+    schedule: Schedule | None = None,
+    holds: tuple[Hold, ...] = (),
+    override: Override | None = None,
+) -> int:
     """See :meth:`Store.erase_records`."""
     if not isinstance(reason, str) or not reason.strip():
         raise ValidationError("reason must be non-empty text", field="reason")
+    if override is not None and not isinstance(override, Override):
+        raise ValidationError("override must be an Override", field="override")
+    if not all(isinstance(h, Hold) for h in holds):
+        raise ValidationError("holds must be Hold objects", field="holds")
+    subjects: dict[str, Any] = {}
+
+    def subject(record: Any) -> Any:
+        owner = subject_of(record)
+        if owner not in subjects:
+            subjects[owner] = (
+                store.get(Learner, owner, include_restricted=True)
+                if hasattr(record, "learner_id")
+                else record
+            )
+        return subjects[owner]
+
     by_table: dict[str, tuple[RecordTable, list[str], list[str]]] = {}
+    kept_by_table: dict[str, tuple[RecordTable, list[str], list[str]]] = {}
+    overridden: dict[str, int] = {}
     for record in records:
         rt = store.table(type(record))
-        entry = by_table.setdefault(rt.name, (rt, [], []))
+        # Decided before anything is written: a COMPLIANCE minimum that an override tries
+        # to shorten raises here, with nothing erased.
+        protected, _article = _protected(
+            record,
+            now=now,
+            schedule=schedule,
+            holds=holds,
+            subject=subject(record),
+            override=None,
+        )
+        if protected and override is not None:
+            protected, _article = _protected(
+                record,
+                now=now,
+                schedule=schedule,
+                holds=holds,
+                subject=subject(record),
+                override=override,
+            )
+            if not protected:
+                overridden[rt.name] = overridden.get(rt.name, 0) + 1
+        target = kept_by_table if protected else by_table
+        entry = target.setdefault(rt.name, (rt, [], []))
         entry[1].append(record.id)
         entry[2].append(subject_of(record))
-    if not by_table:
+    if not by_table and not kept_by_table:
         return 0
     audit = store.audit
     erased = 0
     with store.writing() as connection:
-        found: dict[str, tuple[RecordTable, list[str], list[str]]] = {}
-        for rt, ids, _subjects in by_table.values():
-            table = rt.table
-            query = select(table.c.id, table.c[rt.subject_column]).where(
-                ids_in(table.c.id, ids, connection.dialect.name),
-                table.c[ANONYMISED].is_(None),
-            )
-            if store.database.is_postgres:
-                query = query.with_for_update()
-            rows = connection.execute(query).all()
-            if rows:
-                found[rt.name] = (rt, [r[0] for r in rows], [r[1] for r in rows])
+        found = _live(store, connection, by_table)
+        kept = _live(store, connection, kept_by_table)
         keys: dict[str, list[tuple[str, str]]] = {}
         for rt, _ids, _owners in found.values():
             if _encrypts(rt) and rt.scope not in keys:
@@ -231,26 +301,40 @@ def erase_records(store: Store, records: list[Any], *, now: dt.datetime, reason:
                 }
                 keys[rt.scope] = live_keys(store, connection, owners_of_scope, rt.scope)
         events = []
-        for rt, ids, owners in found.values():
+        if overridden and override is not None:
             events.append(
                 AuditEvent(
-                    action="erase",
+                    action="override",
                     outcome="done",
-                    record_type=rt.name,
-                    subject_ref=audit.subject_ref(owners[0]) if len(set(owners)) == 1 else None,
                     details={
-                        **ids_detail(audit, rt, ids, owners),
-                        "count": len(ids),
-                        "reason": reason,
+                        "reason": override.reason,
+                        # Who decided, as a keyed reference: the audit log names no one.
+                        "actor_ref": audit.subject_ref(override.actor),
+                        "counts": dict(sorted(overridden.items())),
+                        "erasure_reason": reason,
                     },
+                )
+            )
+        for rt, ids, owners in found.values():
+            events.append(_records_event("erase", rt, ids, owners, reason, store))
+        for rt, ids, owners in kept.values():
+            events.append(
+                _records_event(
+                    "restrict", rt, ids, owners, f"{reason}: kept by a legal minimum or hold", store
                 )
             )
         audit.append(connection, events, now=now)
         for rt, ids, _owners in found.values():
             erased += erase_rows(connection, rt, ids)
+        for rt, ids, _owners in kept.values():
+            restrict_rows(
+                connection, rt, ids, now=now, reason="erasure: kept by a legal minimum or hold"
+            )
         for scope, live in keys.items():
-            subjects = {s for s, _ in live}
-            unused = sorted(subjects - scopes_in_use(store, connection, subjects, scope))
+            subjects_of_scope = {s for s, _ in live}
+            unused = sorted(
+                subjects_of_scope - scopes_in_use(store, connection, subjects_of_scope, scope)
+            )
             if unused:
                 refs = sorted(audit.subject_ref(s) for s in unused)
                 audit.append(
@@ -268,6 +352,44 @@ def erase_records(store: Store, records: list[Any], *, now: dt.datetime, reason:
                 shred_keys(store, connection, unused, scope)
     store.database.checkpoint()
     return erased
+
+
+def _live(
+    store: Store,
+    connection: Connection,
+    by_table: dict[str, tuple[RecordTable, list[str], list[str]]],
+) -> dict[str, tuple[RecordTable, list[str], list[str]]]:
+    """The rows of ``by_table`` still present and not anonymised: ``(table, ids, owners)``."""
+    found: dict[str, tuple[RecordTable, list[str], list[str]]] = {}
+    for rt, ids, _subjects in by_table.values():
+        table = rt.table
+        query = select(table.c.id, table.c[rt.subject_column]).where(
+            ids_in(table.c.id, ids, connection.dialect.name),
+            table.c[ANONYMISED].is_(None),
+        )
+        if store.database.is_postgres:
+            query = query.with_for_update()
+        rows = connection.execute(query).all()
+        if rows:
+            found[rt.name] = (rt, [r[0] for r in rows], [r[1] for r in rows])
+    return found
+
+
+def _records_event(
+    action: str, rt: RecordTable, ids: list[str], owners: list[str], reason: str, store: Store
+) -> AuditEvent:
+    audit = store.audit
+    return AuditEvent(
+        action=action,
+        outcome="done",
+        record_type=rt.name,
+        subject_ref=audit.subject_ref(owners[0]) if len(set(owners)) == 1 else None,
+        details={
+            **ids_detail(audit, rt, ids, owners),
+            "count": len(ids),
+            "reason": reason,
+        },
+    )
 
 
 # -- replay ------------------------------------------------------------------------------
@@ -371,7 +493,9 @@ def _replay_one(
     if entry.action == "erase":
         counts["erased"] += erase_rows(connection, rt, ids)
     elif entry.action == "anonymise":
-        counts["anonymised"] += anonymise_rows(connection, rt, ids, entry.at)
+        counts["anonymised"] += anonymise_rows(
+            connection, rt, ids, entry.at, granularity=store.anonymise_dates_to
+        )
     elif entry.action == "restrict":
         counts["restricted"] += restrict_rows(
             connection, rt, ids, now=entry.at, reason=details.get("reason") or "replayed"

@@ -226,13 +226,17 @@ def count(store: Store, cls: type[Any], include_restricted: bool, only_anonymise
 
 
 def anonymised(store: Store, cls: type[Any]) -> Iterator[dict[str, Any]]:
-    """Non-personal fields of the anonymised rows of ``cls``, streamed."""
+    """Non-personal fields of the anonymised rows of ``cls``, streamed, with the random
+    person id that stands for the learner (``learner_id``, or ``id`` for accounts)."""
     codec = store.codec(cls)
-    table = codec.rt.table
+    rt = codec.rt
+    table = rt.table
     query = select(table).where(table.c[ANONYMISED].isnot(None)).order_by(table.c.id)
     with store.database.engine.connect() as connection:
         for row in _stream(connection, query):
-            yield codec.facts(row)
+            facts = codec.facts(row)
+            facts[rt.subject_column] = row._mapping[rt.subject_column]
+            yield facts
 
 
 def _stream(connection: Connection, query: Any) -> Iterator[Any]:

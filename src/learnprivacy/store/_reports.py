@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 import attrs
 
+from learnprivacy._vocabulary import Action
+
 __all__ = ["ErasureOutcome", "ErasureReport", "ReplayReport", "ReviewItem", "SweepReport"]
 
 
@@ -54,11 +56,15 @@ class SweepReport:
 
 @attrs.frozen(kw_only=True)
 class ErasureOutcome:
-    """What an erasure request did to one record, and the GDPR article it rests on."""
+    """What an erasure request did to one record, and the GDPR article it rests on.
+
+    ``action`` is ``Action.ERASE``, ``Action.RESTRICT`` (kept, under a legal minimum or a
+    hold) or ``Action.REVIEW`` (a person must decide; the record is left as it is).
+    """
 
     record_type: str
     record_id: str = attrs.field(repr=False)
-    outcome: str
+    action: Action
     article: str
     reason: str
     due_at: dt.datetime | None = None

@@ -9,10 +9,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from learnprivacy._progress import ProgressReporter
+from learnprivacy._validators import require_aware
 from learnprivacy.crypto import FieldCipher, Keyring
 from learnprivacy.errors import ConfigurationError, ValidationError
-from learnprivacy.records import record_types
-from learnprivacy.retention import Hold, Schedule
+from learnprivacy.records import Granularity, record_types
+from learnprivacy.retention import Hold, Override, Schedule
 from learnprivacy.store import _erasure, _reads, _sweep, _writes
 from learnprivacy.store._audit import AuditLog
 from learnprivacy.store._codec import Codec
@@ -87,8 +89,15 @@ class Store:
         actor: str = "learnprivacy",
         clock: Callable[[], dt.datetime] | None = None,
         batch_size: int = 5_000,
+        anonymise_dates_to: Granularity = Granularity.MONTH,
     ) -> None:
         """Open (and if needed create or migrate) the store at ``url``."""
+        if not isinstance(anonymise_dates_to, Granularity):
+            raise ValidationError(
+                "anonymise_dates_to must be a Granularity", field="anonymise_dates_to"
+            )
+        #: How far anonymisation generalises dates that are quasi-identifiers.
+        self.anonymise_dates_to = anonymise_dates_to
         if not isinstance(actor, str) or not actor.strip():
             raise ValidationError("actor must be non-empty text", field="actor")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -190,10 +199,7 @@ class Store:
 
     def now(self, now: dt.datetime | None = None) -> dt.datetime:
         """``now`` if given (timezone-aware, else ``ValidationError``), else the clock."""
-        value = self._clock() if now is None else now
-        if not isinstance(value, dt.datetime) or value.utcoffset() is None:
-            raise ValidationError("now must be a timezone-aware datetime", field="now")
-        return value
+        return require_aware(self._clock() if now is None else now, "now")
 
     def table(self, record_type: type[Any] | str) -> RecordTable:
         """The table layout of a record class (or class name)."""
@@ -392,7 +398,13 @@ class Store:
         return _reads.count(self, record_type, include_restricted, anonymised)
 
     def anonymised(self, record_type: type[Any]) -> Iterator[dict[str, Any]]:
-        """The non-personal fields of anonymised rows, streamed, for statistics."""
+        """The non-personal fields of anonymised rows, streamed, for statistics.
+
+        Each row has a fresh random ``id`` and, as ``learner_id``, a random person id
+        shared by the rows of one learner anonymised together (so statistics count
+        people); dates that are quasi-identifiers are generalised
+        (``anonymise_dates_to``).
+        """
         return _reads.anonymised(self, record_type)
 
     # -- retention and erasure ----------------------------------------------------------
@@ -406,6 +418,7 @@ class Store:
         batch_size: int = 10_000,
         holds: Sequence[Hold] = (),
         review_limit: int = 10_000,
+        progress: ProgressReporter | None = None,
     ) -> SweepReport:
         """Apply ``schedule`` to every row: erase, anonymise, restrict, or list for review.
 
@@ -414,7 +427,8 @@ class Store:
         ``batch_size`` rows is one transaction (audit entries first), so an interrupted
         sweep can simply be run again; on PostgreSQL concurrent sweeps skip rows another
         one has locked. Smaller batches hold the write lock for less time and cost more
-        in all (docs/concepts-store.md).
+        in all (docs/concepts-store.md). ``progress`` (``expect(n)``/``advance(n)``) is
+        told each record type's row count, then the rows decided page by page.
         """
         return _sweep.sweep(
             self,
@@ -424,6 +438,7 @@ class Store:
             batch_size=batch_size,
             holds=tuple(holds),
             review_limit=review_limit,
+            progress=progress,
         )
 
     def erase_subject(
@@ -447,16 +462,39 @@ class Store:
         )
 
     def erase_records(
-        self, records: Iterable[Any], *, now: dt.datetime, reason: str = "erasure"
+        self,
+        records: Iterable[Any],
+        *,
+        now: dt.datetime,
+        reason: str = "erasure",
+        schedule: Schedule | None = None,
+        holds: Sequence[Hold] = (),
+        override: Override | None = None,
     ) -> int:
         """Erase exactly ``records`` (e.g. what one provider context holds), in one
         transaction, audited first; return how many rows were deleted.
+
+        What a legal minimum or a hold protects is restricted, not erased (GDPR Art.
+        17(3)): with a ``schedule``, its decision for an erasure request rules; without
+        one, holds and records under a basis the law keeps (``LEGAL_OBLIGATION``, public
+        task) are restricted. An audited ``override`` (who and why, written to the log
+        first) releases a ``GOVERNANCE``-mode minimum, never a hold; trying to cut a
+        ``COMPLIANCE``-mode minimum short raises ``RetentionViolation`` with nothing
+        erased.
 
         Idempotent: records already gone are skipped. Keys no remaining row of the learner
         uses any more are shredded (without tombstone, as sweeps do). ``reason`` names a
         rule or a request, never a person.
         """
-        return _erasure.erase_records(self, list(records), now=self.now(now), reason=reason)
+        return _erasure.erase_records(
+            self,
+            list(records),
+            now=self.now(now),
+            reason=reason,
+            schedule=schedule,
+            holds=tuple(holds),
+            override=override,
+        )
 
     def replay_erasures(
         self, from_log: AuditLog | Iterable[Any], *, now: dt.datetime | None = None

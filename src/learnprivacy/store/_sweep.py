@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select, true
 
+from learnprivacy._progress import ProgressReporter
+from learnprivacy._vocabulary import RETENTION_ACTIONS
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import subject_of
 from learnprivacy.retention import Action, Hold, Schedule
@@ -55,6 +57,9 @@ class _Tally:
         self.review_limit = review_limit
         self.truncated = False
         self.shredded = 0
+        # One random person id per learner for the whole sweep (memory only), so the
+        # anonymised rows of one learner still count as one person in statistics.
+        self.persons: dict[str, str] = {}
 
     def add(self, name: str, key: str, count: int) -> None:
         counts = self.by_type.setdefault(name, {})
@@ -76,6 +81,7 @@ def sweep(
     batch_size: int,
     holds: tuple[Hold, ...],
     review_limit: int,
+    progress: ProgressReporter | None = None,
 ) -> SweepReport:
     """See :meth:`Store.sweep`."""
     if not isinstance(schedule, Schedule):
@@ -89,7 +95,7 @@ def sweep(
     tables = store.tables()
     ordered = [rt for rt in tables if rt.has_learner] + [rt for rt in tables if not rt.has_learner]
     for rt in ordered:
-        _TypeSweep(store, schedule, rt, now, holds, dry_run, batch_size, tally).run()
+        _TypeSweep(store, schedule, rt, now, holds, dry_run, batch_size, tally).run(progress)
     if not dry_run:
         store.database.checkpoint()
     return SweepReport(
@@ -136,7 +142,7 @@ class _TypeSweep:
 
     # -- the loop ----------------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self, progress: ProgressReporter | None = None) -> None:
         name = self.rt.name
         with self.store.reading() as connection:
             total = int(
@@ -148,6 +154,8 @@ class _TypeSweep:
             )
         if not total:
             return
+        if progress is not None:
+            progress.expect(total)
         selection = self.selection
         columns, positions, subject_positions = selection.columns()
         read = self.store.codec(self.rt.cls).skeleton_reader(positions)
@@ -163,6 +171,7 @@ class _TypeSweep:
         at_subject_id = subject_positions.get("id")
         last: str | None = None
         decided = 0
+        reported = 0
         while True:
             # Pages commit without waiting for the disk; the checkpoint ending the sweep
             # makes them durable, and a page lost to a power failure is redone by the next
@@ -185,12 +194,18 @@ class _TypeSweep:
                         if row[at_subject_id] is not None and row[at_subject_id] not in subjects:
                             subjects[row[at_subject_id]] = read_subject(row)
                 decided += self._batch(connection, records, restricted, subjects)
+            if progress is not None:
+                progress.advance(len(rows))
+                reported += len(rows)
             if len(rows) < self.batch_size:
                 # A short page was the last one: no candidate past it was free when it
                 # was read (on PostgreSQL, rows another sweep had locked are that sweep's).
                 # Asking again would cost one more (write) transaction per record type.
                 break
         self.tally.add(name, "keep", max(0, total - decided))
+        if progress is not None and total > reported:
+            # Rows no rule selected were decided too (kept) without being read.
+            progress.advance(total - reported)
 
     def _batch(
         self,
@@ -204,11 +219,11 @@ class _TypeSweep:
         plan = self.schedule.plan(
             records,
             now=self.now,
-            subjects=subjects,
+            learners=subjects,
             holds=self.holds,
             batch_size=len(records) + 1,
         )
-        groups: dict[Action, list[Any]] = {action: [] for action in Action}
+        groups: dict[Action, list[Any]] = {action: [] for action in RETENTION_ACTIONS}
         for batch in plan.batches():
             for action, items in batch.items():
                 groups[action].extend(items)
@@ -266,7 +281,14 @@ class _TypeSweep:
         # The log first: the entries and the changes commit together or not at all.
         audit.append(connection, events, now=self.now)
         erase_rows(connection, rt, [r.id for r in work[Action.ERASE]])
-        anonymise_rows(connection, rt, [r.id for r in work[Action.ANONYMISE]], self.now)
+        anonymise_rows(
+            connection,
+            rt,
+            [r.id for r in work[Action.ANONYMISE]],
+            self.now,
+            granularity=self.store.anonymise_dates_to,
+            persons=self.tally.persons,
+        )
         if work[Action.RESTRICT]:
             label = plan.decide(work[Action.RESTRICT][0]).rule
             reason = "retention" if label is None else f"retention: {label.label}"

@@ -43,8 +43,23 @@ class Kit:
 
     # -- calls into the provider -----------------------------------------------------
 
+    def call(self, check: str, step: str, function: Callable[..., Any], *args: Any) -> Any:
+        """Call the provider; an exception becomes a failure naming the component, the
+        check and the method (the exception's type only: its message may hold values)."""
+        try:
+            return function(*args)
+        except AssertionError:
+            raise
+        except Exception as exc:
+            raise self.fail(check, f"{step} raised {type(exc).__name__}") from exc
+
     def contexts(self, user_id: str) -> ContextList:
-        result = self.provider.get_contexts_for_userid(user_id)
+        result = self.call(
+            "discovery",
+            "get_contexts_for_userid",
+            self.provider.get_contexts_for_userid,
+            user_id,
+        )
         if isinstance(result, ContextList):
             return result
         if isinstance(result, Iterable):
@@ -59,7 +74,9 @@ class Kit:
         approved = self.approved(user_id)
         writer = MemoryWriter()
         if len(approved):
-            self.provider.export_user_data(approved, writer)
+            self.call(
+                "export", "export_user_data", self.provider.export_user_data, approved, writer
+            )
         return writer.rows
 
     def snapshot(self, user_id: str, scan: Callable[[str], Counter[str]]) -> dict[str, Any]:
@@ -123,6 +140,24 @@ class Kit:
                         f"field {name}.{field} is declared in get_metadata but missing "
                         "from the export",
                     )
+        for (_component, record_type), bucket in rows.items():
+            declared = self.tables.get(record_type)
+            if declared is None:
+                if bucket:
+                    raise self.fail(
+                        "declaration",
+                        f"rows of {record_type!r} were exported but get_metadata declares "
+                        "no such table: the register would not list them",
+                    )
+                continue
+            undeclared = sorted({key for row in bucket for key in row} - set(declared))
+            if undeclared:
+                raise self.fail(
+                    "declaration",
+                    f"the export of {record_type!r} holds field(s) "
+                    f"{', '.join(undeclared)} that get_metadata does not declare: "
+                    "the register would under-declare them",
+                )
 
     def check_erased(self, user_id: str, scan: Callable[[str], Counter[str]], after: str) -> None:
         problems: list[str] = []
@@ -138,8 +173,12 @@ class Kit:
             # The export goes through the contexts, so it is only worth reading once they
             # are gone; rows then mean the export ignores the approved contexts.
             writer = MemoryWriter()
-            self.provider.export_user_data(
-                ApprovedContextList(user_id, (), component=self.component), writer
+            self.call(
+                "erasure",
+                "export_user_data",
+                self.provider.export_user_data,
+                ApprovedContextList(user_id, (), component=self.component),
+                writer,
             )
             problems.extend(
                 f"the export still returns rows of {record_type!r}"

@@ -26,10 +26,10 @@ def _later(moment: dt.datetime, days: int) -> dt.datetime | None:
         return None
 
 
-def subject_of_record(record: Any, subjects: Mapping[str, Any]) -> Any:
+def subject_of_record(record: Any, learners: Mapping[str, Any]) -> Any:
     if not hasattr(record, "learner_id"):
         return record
-    return subjects.get(record.learner_id)
+    return learners.get(record.learner_id)
 
 
 def assert_schedule_invariants(
@@ -37,7 +37,7 @@ def assert_schedule_invariants(
     records: Iterable[Any],
     *,
     now: dt.datetime,
-    subjects: Mapping[str, Any] | None = None,
+    learners: Mapping[str, Any] | None = None,
     holds: Iterable[Hold] = (),
 ) -> None:
     """Check the retention invariants for every record at ``now``; raise ``AssertionError``.
@@ -45,15 +45,15 @@ def assert_schedule_invariants(
     Messages name the record type, the rule and the invariant, never a personal value.
     """
     records = list(records)
-    subjects = dict(subjects or {})
+    learners = dict(learners or {})
     holds = tuple(holds)
     reordered = Schedule({k: list(reversed(v)) for k, v in schedule.entries.items()})
-    planned = schedule.plan(records, now=now, subjects=subjects, holds=holds).grouped()
+    planned = schedule.plan(records, now=now, learners=learners, holds=holds).grouped()
     by_plan = {id(r): action for action, group in planned.items() for r in group}
     for record in records:
-        _check_record(schedule, reordered, record, now, subject_of_record(record, subjects), holds)
+        _check_record(schedule, reordered, record, now, subject_of_record(record, learners), holds)
         decision = schedule.evaluate(
-            record, now=now, subject=subject_of_record(record, subjects), holds=holds
+            record, now=now, learner=subject_of_record(record, learners), holds=holds
         )
         kind = type(record).__name__
         check(by_plan[id(record)] is decision.action, f"{kind}: plan disagrees with evaluate")

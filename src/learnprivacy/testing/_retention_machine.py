@@ -57,7 +57,7 @@ class RetentionMachine(RuleBasedStateMachine):
 
     def _decide(self, record: Any) -> Any:
         return self.schedule.evaluate(
-            record, now=self.now, subject=subject_of_record(record, self.learners), holds=()
+            record, now=self.now, learner=subject_of_record(record, self.learners), holds=()
         )
 
     @initialize(data=st.data())
@@ -147,7 +147,7 @@ class RetentionMachine(RuleBasedStateMachine):
     def sweep(self) -> None:
         """A sweep erases what it may; held records survive it."""
         groups = self.schedule.plan(
-            self._all(), now=self.now, subjects=self.learners, holds=self.holds
+            self._all(), now=self.now, learners=self.learners, holds=self.holds
         ).grouped()
         for record in groups[Action.ERASE]:
             check(not any(h.matches(record) for h in self.holds), "a sweep erased a held record")
@@ -165,7 +165,7 @@ class RetentionMachine(RuleBasedStateMachine):
     def invariants_hold(self) -> None:
         """Every record satisfies the schedule invariants now."""
         assert_schedule_invariants(
-            self.schedule, self._all(), now=self.now, subjects=self.learners, holds=self.holds
+            self.schedule, self._all(), now=self.now, learners=self.learners, holds=self.holds
         )
         for record in self._all():
             decision = self._decide(record)

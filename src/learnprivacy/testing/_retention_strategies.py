@@ -11,6 +11,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from learnprivacy._vocabulary import RETENTION_ACTIONS
 from learnprivacy.errors import ConfigurationError
 from learnprivacy.records import (
     AccessEvent,
@@ -143,7 +144,7 @@ def applicable_triggers(record_type: type[Any]) -> tuple[Trigger, ...]:
     return _TRIGGERS[record_type]
 
 
-_ACTIONS = st.sampled_from([Action.ERASE, Action.ERASE, Action.ANONYMISE, *Action])
+_ACTIONS = st.sampled_from([Action.ERASE, Action.ERASE, Action.ANONYMISE, *RETENTION_ACTIONS])
 _ON_MISSING = st.sampled_from([Action.REVIEW, Action.KEEP])
 _MODES = st.sampled_from(RetentionMode)
 _FISCAL_YEARS = st.just(FiscalYear()) | st.builds(

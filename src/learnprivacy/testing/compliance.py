@@ -10,7 +10,8 @@ by hypothesis, against the provider's real storage:
 2. **discovery**: ``get_contexts_for_userid`` finds the contexts of a user who has data,
    and ``make_user_data`` created data only in declared tables;
 3. **export**: every field declared for a table the user has data in appears in the rows
-   exported under that table's name, at least as many rows as were created;
+   exported under that table's name, at least as many rows as were created; and every
+   field exported is declared (else the register under-declares it);
 4. **erasure**: after ``delete_data_for_user`` nothing of the user remains:
    ``get_contexts_for_userid`` is empty, the export is empty, and the provider's raw scan
    (which reads the storage directly, behind the provider's back) finds nothing;
@@ -22,7 +23,8 @@ by hypothesis, against the provider's real storage:
 8. **context deletion**: ``delete_data_for_all_users_in_context`` empties the context.
 
 A failure raises ``AssertionError`` naming the component, the check, and the table or
-field concerned. The kit writes and deletes data: give it storage of its own (a fresh
+field concerned; a provider method that raises fails the same way, naming the method and
+the exception's type. The kit writes and deletes data: give it storage of its own (a fresh
 SQLite file in ``tmp_path``). In a pytest suite use the ``provider_compliance`` fixture::
 
     def test_forum_provider_is_compliant(provider_compliance, forum):
@@ -91,8 +93,10 @@ def _declaration(provider: Any, require_register_facts: bool) -> tuple[str, Meta
             f"{component}: declaration check failed: neither a null provider nor a request "
             f"provider (missing {', '.join(missing)})"
         )
-    collection = provider.get_metadata(MetadataCollection(component))
     kit = Kit(provider, component, ())
+    collection = kit.call(
+        "declaration", "get_metadata", provider.get_metadata, MetadataCollection(component)
+    )
     if not isinstance(collection, MetadataCollection) or collection.component != component:
         raise kit.fail("declaration", "get_metadata must return the collection it was given")
     if not len(collection):
@@ -229,7 +233,7 @@ def _exercise(
 
     before = kit.snapshot(other, scan)
     approved = kit.approved(target)
-    kit.provider.delete_data_for_user(approved)
+    kit.call("erasure", "delete_data_for_user", kit.provider.delete_data_for_user, approved)
     kit.check_erased(target, scan, "delete_data_for_user")
     kit.check_unchanged(before, kit.snapshot(other, scan), "delete_data_for_user")
     try:
@@ -245,7 +249,12 @@ def _exercise(
         _exercise_userlists(kit, make_user_data, scan, other, third)
 
     for context in kit.contexts(other):
-        kit.provider.delete_data_for_all_users_in_context(context)
+        kit.call(
+            "context deletion",
+            "delete_data_for_all_users_in_context",
+            kit.provider.delete_data_for_all_users_in_context,
+            context,
+        )
         if context in kit.contexts(other):
             raise kit.fail(
                 "context deletion",
@@ -264,7 +273,7 @@ def _exercise_userlists(
     provider: UserListProvider = kit.provider
     for context in kit.contexts(other):
         userlist = UserList(context, kit.component)
-        provider.get_users_in_context(userlist)
+        kit.call("user list", "get_users_in_context", provider.get_users_in_context, userlist)
         if other not in userlist:
             raise kit.fail(
                 "user list",
@@ -275,6 +284,11 @@ def _exercise_userlists(
     before = kit.snapshot(other, scan)
     contexts: list[Context] = list(kit.contexts(third))
     for context in contexts:
-        provider.delete_data_for_users(ApprovedUserList(context, kit.component, (third,)))
+        kit.call(
+            "user list",
+            "delete_data_for_users",
+            provider.delete_data_for_users,
+            ApprovedUserList(context, kit.component, (third,)),
+        )
     kit.check_erased(third, scan, "delete_data_for_users")
     kit.check_unchanged(before, kit.snapshot(other, scan), "delete_data_for_users")

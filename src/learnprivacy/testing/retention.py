@@ -10,7 +10,7 @@ Three ways to check your own schedule::
     def test_my_schedule(data, now):
         learner, records = data
         assert_schedule_invariants(MY_SCHEDULE, [learner, *records], now=now,
-                                   subjects={learner.id: learner})
+                                   learners={learner.id: learner})
 
     class MyScheduleMachine(RetentionMachine):
         schedule_strategy = st.just(MY_SCHEDULE)

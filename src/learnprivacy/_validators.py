@@ -1,4 +1,11 @@
-"""attrs validators that reject bad input with a ValidationError naming the field only."""
+"""The checks on input, written once: aware datetimes, ids, text, e-mail addresses, money.
+
+Two forms of each check. ``require_*(value, field)`` returns the value or raises
+:class:`~learnprivacy.errors.ValidationError`; it serves function arguments (``now``,
+``subject``). The attrs validators (``aware_datetime``, ``identifier``...) serve record
+fields and name the field as ``Class.field``. Every message names the field and the
+rule, never the value: a rejected value may itself be personal data.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +28,14 @@ __all__ = [
     "identifier",
     "instance_of",
     "ip_address",
+    "is_aware",
     "non_empty_text",
     "optional",
     "optional_aware_datetime",
+    "require_aware",
+    "require_email",
+    "require_identifier",
+    "require_text",
 ]
 
 _EMAIL = re.compile(
@@ -49,6 +61,66 @@ _ISO_4217 = frozenset(
 
 def _name(instance: object, attribute: attrs.Attribute[Any]) -> str:
     return f"{type(instance).__name__}.{attribute.name}"
+
+
+def is_aware(value: object) -> bool:
+    """Whether ``value`` is a datetime whose instant is unambiguous (``utcoffset()`` set)."""
+    return isinstance(value, dt.datetime) and value.utcoffset() is not None
+
+
+def require_aware(value: object, field: str) -> dt.datetime:
+    """Return ``value`` if it is a timezone-aware datetime, else raise ``ValidationError``.
+
+    Aware means ``utcoffset()`` is not None: a ``tzinfo`` that gives no offset leaves the
+    instant as ambiguous as no ``tzinfo`` at all.
+    """
+    if is_aware(value):
+        assert isinstance(value, dt.datetime)  # narrows the type for mypy
+        return value
+    if not isinstance(value, dt.datetime):
+        raise ValidationError(
+            f"{field} must be a datetime, got {type(value).__name__}", field=field
+        )
+    raise ValidationError(f"{field} must be timezone-aware (naive datetime refused)", field=field)
+
+
+def require_text(value: object, field: str) -> str:
+    """Return ``value`` if it is a ``str`` with a non-blank character, else raise."""
+    if type(value) is str and value and not value.isspace():
+        return value
+    if not isinstance(value, str):
+        raise ValidationError(f"{field} must be str, got {type(value).__name__}", field=field)
+    if not value.strip():
+        raise ValidationError(f"{field} must not be empty", field=field)
+    return value
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def require_identifier(value: object, field: str) -> str:
+    """Return ``value`` if it is an id: non-empty text, at most 255 characters, no control
+    characters. A learner id (``subject``) is such an id."""
+    # Hot path (every record has one to three ids): cheap checks first, regex over a loop.
+    if (
+        type(value) is str
+        and 0 < len(value) <= 255
+        and not value.isspace()
+        and _CONTROL.search(value) is None
+    ):
+        return value
+    text = require_text(value, field)
+    if len(text) > 255 or _CONTROL.search(text):
+        raise ValidationError(f"{field} must be at most 255 printable characters", field=field)
+    return text
+
+
+def require_email(value: object, field: str) -> str:
+    """Return ``value`` if it is a syntactically valid e-mail address (``local@domain.tld``)."""
+    text = require_text(value, field)
+    if len(text) > 320 or not _EMAIL.match(text):
+        raise ValidationError(f"{field} is not a valid e-mail address", field=field)
+    return text
 
 
 def instance_of(*types: type) -> Any:
@@ -84,16 +156,7 @@ def aware_datetime(instance: object, attribute: attrs.Attribute[Any], value: obj
     """A ``datetime`` with a time zone; naive datetimes are ambiguous and refused."""
     if type(value) is dt.datetime and value.tzinfo is not None and value.utcoffset() is not None:
         return
-    if not isinstance(value, dt.datetime):
-        raise ValidationError(
-            f"{_name(instance, attribute)} must be a datetime, got {type(value).__name__}",
-            field=_name(instance, attribute),
-        )
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError(
-            f"{_name(instance, attribute)} must be timezone-aware (naive datetime refused)",
-            field=_name(instance, attribute),
-        )
+    require_aware(value, _name(instance, attribute))
 
 
 optional_aware_datetime = optional(aware_datetime)
@@ -103,48 +166,17 @@ def non_empty_text(instance: object, attribute: attrs.Attribute[Any], value: obj
     """A ``str`` with at least one non-blank character."""
     if type(value) is str and value and not value.isspace():
         return
-    if not isinstance(value, str):
-        raise ValidationError(
-            f"{_name(instance, attribute)} must be str, got {type(value).__name__}",
-            field=_name(instance, attribute),
-        )
-    if not value.strip():
-        raise ValidationError(
-            f"{_name(instance, attribute)} must not be empty", field=_name(instance, attribute)
-        )
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+    require_text(value, _name(instance, attribute))
 
 
 def identifier(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """A record id: non-empty text, at most 255 characters, no control characters."""
-    # Hot path (every record has one to three ids): cheap checks first, regex over a loop.
-    if (
-        type(value) is str
-        and 0 < len(value) <= 255
-        and not value.isspace()
-        and _CONTROL.search(value) is None
-    ):
-        return
-    non_empty_text(instance, attribute, value)
-    assert isinstance(value, str)  # narrows the type for mypy
-    if len(value) > 255 or _CONTROL.search(value):
-        raise ValidationError(
-            f"{_name(instance, attribute)} must be at most 255 printable characters",
-            field=_name(instance, attribute),
-        )
+    require_identifier(value, _name(instance, attribute))
 
 
 def email_address(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """A syntactically valid e-mail address (``local@domain.tld``)."""
-    non_empty_text(instance, attribute, value)
-    assert isinstance(value, str)  # narrows the type for mypy
-    if len(value) > 320 or not _EMAIL.match(value):
-        raise ValidationError(
-            f"{_name(instance, attribute)} is not a valid e-mail address",
-            field=_name(instance, attribute),
-        )
+    require_email(value, _name(instance, attribute))
 
 
 def finite_decimal(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:

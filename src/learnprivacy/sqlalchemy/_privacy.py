@@ -1,0 +1,908 @@
+"""``LearnPrivacy``: privacy on an application's own SQLAlchemy or SQLModel models."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, insert, inspect, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, scoped_session
+from sqlalchemy.orm.attributes import instance_state
+
+from learnprivacy._inplace import ModelSpec, RowCipher, build_spec
+from learnprivacy._inplace._audit import erasure_events
+from learnprivacy._inplace._binding import ERASED
+from learnprivacy._inplace._plan import check_holds, plan_erasure
+from learnprivacy._inplace._provider import DeclaredProvider
+from learnprivacy._validators import is_aware, require_aware
+from learnprivacy._vocabulary import Action
+from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser, normalise_text
+from learnprivacy.errors import ConfigurationError, ValidationError
+from learnprivacy.retention import Hold, Schedule
+from learnprivacy.sqlalchemy._columns import declaration_of
+from learnprivacy.sqlalchemy._keys import open_key_store, same_database
+from learnprivacy.sqlalchemy._tables import ANONYMISED, RESTRICTED, SideTables, side_tables
+from learnprivacy.store._audit import AuditLog
+from learnprivacy.store._engine import Database
+from learnprivacy.store._open import audit_keys
+from learnprivacy.store._reports import ErasureOutcome, ErasureReport, SweepReport
+
+__all__ = ["LearnPrivacy"]
+
+_log = logging.getLogger("learnprivacy.sqlalchemy")
+
+_PENDING = "learnprivacy.pending_shreds"
+_HOOKED = "learnprivacy.after_commit"
+
+SessionSource = Session | scoped_session[Any] | Callable[[], Session]
+
+
+def _system_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _aware(now: object, name: str = "now") -> dt.datetime:
+    return require_aware(now, name)
+
+
+def _subject_text(subject: object) -> str:
+    if isinstance(subject, bool) or not isinstance(subject, str | int) or subject == "":
+        raise ValidationError("subject must be a non-empty learner id", field="subject")
+    return str(subject)
+
+
+def _mappers_of(base: Any) -> tuple[Any, list[Any]]:
+    """The MetaData and mappers of a declarative base, a registry or SQLModel."""
+    registry = getattr(base, "registry", None)
+    if registry is None:
+        registry = getattr(base, "_sa_registry", None)
+    if registry is None and hasattr(base, "mappers") and hasattr(base, "metadata"):
+        registry = base
+    if registry is None or not hasattr(registry, "mappers"):
+        raise ConfigurationError("LearnPrivacy binds to a declarative base, a registry or SQLModel")
+    return registry.metadata, list(registry.mappers)
+
+
+class LearnPrivacy:
+    """Privacy on the application's own models, in place.
+
+    >>> privacy = LearnPrivacy(Base, keyring=keyring, keys="sqlite:///keys.db")  # doctest: +SKIP
+
+    Binding checks every model of ``base`` that has a ``__privacy__`` declaration (or a
+    column declared with ``personal``/``not_personal``): each column must be declared,
+    the subject and date columns must exist. From then on, through ordinary ORM
+    sessions, personal values are written as tokens under the learner's key, bound to
+    ``(table, primary key, column)``, and decrypted on load.
+
+    ``keys`` is the key database (a URL, never the application's database) or a
+    :class:`~learnprivacy.crypto.KeyStore`. ``component`` names the models in privacy
+    requests and exports and keeps audit references apart from another integration's.
+    ``sessions`` (a ``sessionmaker``, a ``scoped_session`` or a session) is what
+    :attr:`provider` opens when a :class:`~learnprivacy.providers.PrivacyManager` calls it.
+    ``schedule`` and ``holds`` are what the provider's erasures and metadata use.
+
+    The integration's tables (audit log, row states, pending shreds) are added to the
+    base's ``MetaData``, so ``create_all`` and Alembic create them with the models'.
+    """
+
+    def __init__(
+        self,
+        base: Any,
+        *,
+        keyring: Keyring,
+        keys: object,
+        component: str = "lms",
+        actor: str = "learnprivacy",
+        sessions: SessionSource | None = None,
+        schedule: Schedule | None = None,
+        holds: Sequence[Hold] = (),
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        if not isinstance(keyring, Keyring):
+            raise ConfigurationError("LearnPrivacy needs keyring=Keyring(...)")
+        if not isinstance(component, str) or not component.isidentifier():
+            raise ConfigurationError("component must be an identifier such as 'lms'")
+        if not isinstance(actor, str) or not actor.strip():
+            raise ValidationError("actor must be non-empty text", field="actor")
+        if schedule is not None and not isinstance(schedule, Schedule):
+            raise ConfigurationError("schedule must be a Schedule")
+        metadata, mappers = _mappers_of(base)
+        # Declarations first: a model that fails its checks must not touch the key store.
+        specs = [spec for spec in map(_spec_of, mappers) if spec is not None]
+        store, self._keys_url = open_key_store(keys)
+        self._keyring = (
+            keyring if keyring.store is store else Keyring(keyring.export_master_key(), store=store)
+        )
+        self._keyring.verify()
+        self.rows = RowCipher(FieldCipher(self._keyring), self._keyring.blind_index())
+        pseudonym_key, self._seal_key = audit_keys(
+            self._keyring, f"learnprivacy.sqlalchemy/{component}"
+        )
+        self._audit_names = Pseudonymiser(pseudonym_key, domain="learnprivacy-audit")
+        self._export_key = audit_keys(self._keyring, f"learnprivacy.sqlalchemy/{component}/export")[
+            0
+        ]
+        self.component = component
+        self.actor = actor
+        self.sessions = sessions
+        self.schedule = schedule
+        self.holds = check_holds(holds)
+        self._clock = clock or _system_clock
+        self.side: SideTables = side_tables(metadata)
+        self._specs: dict[type[Any], ModelSpec] = {}
+        self._tables: dict[str, ModelSpec] = {}
+        self._ready: set[int] = set()
+        for spec in specs:
+            self._specs[spec.model] = spec
+            self._tables[spec.table] = spec
+        from learnprivacy.sqlalchemy._events import install
+
+        for spec in self._specs.values():
+            if getattr(spec.model, "__learnprivacy_bound__", None) is not None:
+                raise ConfigurationError(f"{spec.table} is already bound to a LearnPrivacy")
+            spec.model.__learnprivacy_bound__ = self
+            install(self, spec)
+
+    def __repr__(self) -> str:
+        return f"LearnPrivacy(component={self.component!r}, tables={sorted(self._tables)})"
+
+    # -- what the integration is bound to ----------------------------------------------
+
+    @property
+    def keyring(self) -> Keyring:
+        """The keyring, bound to the key database."""
+        return self._keyring
+
+    @property
+    def specs(self) -> tuple[ModelSpec, ...]:
+        """The bound models' specs (learners' own table last)."""
+        return tuple(sorted(self._specs.values(), key=lambda s: s.is_subject_table))
+
+    def spec(self, model: type[Any] | str) -> ModelSpec:
+        """The spec of a bound model class (or table name)."""
+        if isinstance(model, str):
+            found = self._tables.get(model)
+        else:
+            found = next((self._specs[c] for c in model.__mro__ if c in self._specs), None)
+        if found is None:
+            name = model if isinstance(model, str) else model.__name__
+            raise ConfigurationError(f"{name} is not a declared model of this LearnPrivacy")
+        return found
+
+    def subject_ref(self, subject: str) -> str:
+        """The pseudonymous reference the audit log uses for ``subject``."""
+        return self._audit_names.pseudonym(subject)
+
+    def audit(self, bind: Session | Engine | Connection) -> AuditLog:
+        """The audit log in the database of ``bind`` (``.verify()``, ``.entries()``)."""
+        engine = _engine_of(bind)
+        return AuditLog(
+            Database.from_engine(engine),
+            pseudonymiser=self._audit_names,
+            seal_key=self._seal_key,
+            actor=self.actor,
+        )
+
+    # -- sessions ------------------------------------------------------------------------
+
+    def _open(self, session: Session) -> Connection:
+        """Flush ``session`` and return its connection, checked and ready."""
+        if not isinstance(session, Session):
+            raise ConfigurationError("pass an ORM Session")
+        session.flush()
+        connection = session.connection()
+        engine = connection.engine
+        if id(engine) not in self._ready:
+            if self._keys_url is not None and same_database(engine.url, self._keys_url):
+                raise ConfigurationError(
+                    "keys= is the application's own database: keys must live apart from the "
+                    "data they protect (give the key store a database of its own)"
+                )
+            self.side.ensure(connection)
+            with_head = connection.execute(select(self.side.audit_head.c.id)).first()
+            if with_head is None:
+                self.audit(connection).ensure_head(connection)
+            self._ready.add(id(engine))
+        self._reconcile(session, connection)
+        return connection
+
+    def _hook(self, session: Session) -> None:
+        if session.info.get(_HOOKED) is self:
+            return
+        session.info[_HOOKED] = self
+        from sqlalchemy import event
+
+        event.listen(session, "after_commit", self._after_commit)
+        event.listen(session, "after_soft_rollback", self._after_rollback)
+
+    def _after_rollback(self, session: Session, _previous: Any) -> None:
+        # The pending rows were rolled back with the change: nothing to shred.
+        session.info.pop(_PENDING, None)
+
+    def _after_commit(self, session: Session) -> None:
+        pending = session.info.pop(_PENDING, None)
+        if not pending:
+            return
+        engine = pending["engine"]
+        try:
+            with engine.connect() as connection:
+                done, destroyed = self._shred(connection, pending["rows"])
+                session.info["learnprivacy.shredded"] = (
+                    session.info.get("learnprivacy.shredded", 0) + destroyed
+                )
+                with connection.begin():
+                    if done:
+                        table = self.side.pending
+                        connection.execute(delete(table).where(table.c.id.in_(done)))
+        except Exception as exc:  # the commit happened; the next call reconciles
+            _log.warning(
+                "keys not shredded after commit (%s); retried on next call", type(exc).__name__
+            )
+
+    def _shred(
+        self, connection: Connection, rows: Sequence[tuple[int, str, str, str]]
+    ) -> tuple[list[int], int]:
+        """Shred the keys of pending rows ``(id, subject, scope, mode)``.
+
+        ``tombstone`` (erasure requests) shreds the scope for good; ``keys`` (sweeps)
+        destroys the scope's keys only if no row of the learner still holds a value in
+        it, and leaves no tombstone (the learner may still be active). Returns the ids
+        done and how many keys were destroyed.
+        """
+        done: list[int] = []
+        destroyed = 0
+        for row_id, subject, scope, mode in rows:
+            if mode == "tombstone":
+                destroyed += self._keyring.shred(subject, scope)
+            elif not self._uses_scope(connection, subject, scope):
+                store = self._keyring.store
+                # The key store names subjects by key reference (a KeyDatabase).
+                for entry in list(store.list_entries(self._keyring.key_ref(subject), scope)):
+                    destroyed += int(self._keyring.destroy_key(subject, entry.key_id))
+            done.append(row_id)
+        return done, destroyed
+
+    def _uses_scope(self, connection: Connection, subject: str, scope: str) -> bool:
+        """Whether a row of ``subject`` still holds a value encrypted in ``scope``."""
+        for spec in self._specs.values():
+            if spec.scope != scope or not spec.personal:
+                continue
+            table = spec.model.__table__
+            query = select(table.c[spec.primary_key_column]).where(
+                table.c[spec.subject_column] == _typed(spec, subject),
+                *[],
+            )
+            columns = [table.c[c.column] for c in spec.personal]
+            from sqlalchemy import or_
+
+            query = query.where(or_(*[c.is_not(None) for c in columns])).limit(1)
+            if connection.execute(query).first() is not None:
+                return True
+        return False
+
+    def _reconcile(self, session: Session, connection: Connection) -> None:
+        """Shred what a crash after an earlier commit left pending (not this transaction's)."""
+        table = self.side.pending
+        mine = {row[0] for row in (session.info.get(_PENDING) or {}).get("rows", ())}
+        rows = [
+            (int(r[0]), str(r[1]), str(r[2]), str(r[3]))
+            for r in connection.execute(
+                select(table.c.id, table.c.subject, table.c.scope, table.c.mode).order_by(
+                    table.c.id
+                )
+            )
+            if int(r[0]) not in mine
+        ]
+        if rows:
+            done, _destroyed = self._shred(connection, rows)
+            connection.execute(delete(table).where(table.c.id.in_(done)))
+
+    def _queue_shreds(
+        self,
+        session: Session,
+        connection: Connection,
+        pairs: Iterable[tuple[str, str]],
+        mode: str,
+        now: dt.datetime,
+    ) -> None:
+        table = self.side.pending
+        pending = session.info.setdefault(_PENDING, {"engine": connection.engine, "rows": []})
+        for subject, scope in sorted(set(pairs)):
+            row_id = connection.execute(
+                insert(table)
+                .values(subject=subject, scope=scope, mode=mode, at=_naive(now))
+                .returning(table.c.id)
+            ).scalar_one()
+            pending["rows"].append((int(row_id), subject, scope, mode))
+        self._hook(session)
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def find(
+        self,
+        session: Session,
+        attribute: InstrumentedAttribute[Any],
+        value: str,
+        *,
+        include_restricted: bool = False,
+    ) -> list[Any]:
+        """The objects whose blind-indexed ``attribute`` equals ``value`` (normalised).
+
+        ``privacy.find(session, User.email, "Ana@Example.org")``. Index collisions are
+        filtered out after decryption. Restricted rows are left out unless asked.
+        """
+        model = getattr(attribute, "class_", None)
+        name = getattr(attribute, "key", None)
+        if model is None or name is None:
+            raise ConfigurationError("find takes a model attribute such as User.email")
+        spec = self.spec(model)
+        column = spec.column(name)
+        if not column.privacy.blind_index:
+            raise ConfigurationError(
+                f"{spec.table}.{column.column} has no blind index (personal(..., blind_index=True))"
+            )
+        if type(value) is not str:
+            raise ValidationError(
+                "find looks up text values", field=f"{spec.table}.{column.column}"
+            )
+        self._open(session)
+        index = self.rows.index(spec, column, value)
+        found = session.scalars(select(model).where(getattr(model, name + "_bidx") == index)).all()
+        wanted = normalise_text(value)
+        matches = [obj for obj in found if normalise_text(getattr(obj, name) or "") == wanted]
+        if include_restricted or not matches:
+            return matches
+        restricted = self._states(
+            session.connection(), spec, [getattr(o, spec.primary_key) for o in matches]
+        )
+        return [
+            o for o in matches if restricted.get(str(getattr(o, spec.primary_key))) != RESTRICTED
+        ]
+
+    def _states(
+        self, connection: Connection, spec: ModelSpec, keys: Iterable[Any]
+    ) -> dict[str, str]:
+        wanted = [str(k) for k in keys]
+        if not wanted:
+            return {}
+        table = self.side.states
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for key, state in connection.execute(
+                select(table.c.row_key, table.c.state).where(
+                    table.c.table_name == spec.table, table.c.row_key.in_(chunk)
+                )
+            ):
+                found[str(key)] = str(state)
+        return found
+
+    def is_restricted(self, session: Session, obj: Any) -> bool:
+        """Whether ``obj``'s row is restricted (GDPR Art. 18)."""
+        spec = self.spec(type(obj))
+        key = getattr(obj, spec.primary_key)
+        return self._states(self._open(session), spec, [key]).get(str(key)) == RESTRICTED
+
+    # -- reading a learner's rows ---------------------------------------------------------
+
+    def _clear_rows(
+        self, connection: Connection, spec: ModelSpec, subject: str
+    ) -> list[tuple[Any, Mapping[str, Any]]]:
+        table = spec.model.__table__
+        columns = [table.c[spec.primary_key_column]]
+        names = [spec.primary_key]
+        if not spec.is_subject_table:
+            columns.append(table.c[spec.subject_column])
+            names.append(spec.subject)
+        for column in spec.clear:
+            columns.append(table.c[column.column])
+            names.append(column.attribute)
+        query = select(*columns).where(table.c[spec.subject_column] == _typed(spec, subject))
+        if connection.dialect.name == "postgresql":
+            query = query.with_for_update()
+        return [
+            (row[0], dict(zip(names, row, strict=True)))
+            for row in connection.execute(query.order_by(columns[0]))
+        ]
+
+    # -- erasure -------------------------------------------------------------------------
+
+    def erase_subject(
+        self,
+        session: Session,
+        subject: str,
+        *,
+        now: dt.datetime,
+        holds: Sequence[Hold] = (),
+        schedule: Schedule | None = None,
+    ) -> ErasureReport:
+        """The right to erasure (GDPR Art. 17) for one learner, in the caller's transaction.
+
+        Rows no legal minimum or hold protects are deleted, the others restricted (the
+        learner's account is kept, restricted, while any of their rows is kept); audit
+        entries are written first, in the same transaction. Key scopes no kept row
+        needs are shredded *after* the caller commits (a rollback loses nothing; a crash
+        between the commit and the shred is made good on the next call). Without a
+        ``schedule`` the basis decides (legal obligation restricts), with one the
+        schedule does, as in ``Store.erase_subject``.
+        """
+        now = _aware(now)
+        learner = _subject_text(subject)
+        holds = check_holds(holds)
+        if schedule is not None and not isinstance(schedule, Schedule):
+            raise ConfigurationError("schedule must be a Schedule")
+        connection = self._open(session)
+        found: list[tuple[ModelSpec, Any, Any]] = []
+        already: set[tuple[str, str]] = set()
+        for spec in self.specs:
+            rows = self._clear_rows(connection, spec, learner)
+            states = self._states(connection, spec, [key for key, _ in rows])
+            for key, row in rows:
+                state = states.get(str(key))
+                if state == ANONYMISED:
+                    continue
+                if state == RESTRICTED:
+                    already.add((spec.table, str(key)))
+                found.append((spec, key, spec.view(row)))
+        plan = plan_erasure(
+            learner, found, specs=self.specs, now=now, holds=holds, schedule=schedule
+        )
+        restrict_new = {
+            table: tuple(k for k in keys if (table, str(k)) not in already)
+            for table, keys in plan.restrict.items()
+        }
+        restrict_new = {t: k for t, k in restrict_new.items() if k}
+        outcomes = tuple(
+            ErasureOutcome(
+                record_type=row.spec.name,
+                record_id=str(row.key),
+                action=row.decision.action
+                if row.decision.action in (Action.ERASE, Action.REVIEW)
+                else Action.RESTRICT,
+                article=row.decision.article,
+                reason=row.decision.reason,
+                due_at=row.decision.due_at,
+            )
+            for row in plan.rows
+        )
+        unshredded = [s for s in plan.shred_scopes if not self._keyring.is_shredded(learner, s)]
+        report = ErasureReport(
+            erased=plan.erased,
+            restricted=plan.restricted,
+            outcomes=outcomes,
+            shredded_scopes=plan.shred_scopes,
+            kept_scopes=plan.kept_scopes,
+            subject_ref=self.subject_ref(learner),
+        )
+        if not plan.erase and not restrict_new and not unshredded:
+            # Nothing left to do (a second request): no entry for what did not happen.
+            return report
+        effective = type(plan)(
+            subject=plan.subject,
+            rows=plan.rows,
+            erase=plan.erase,
+            restrict=restrict_new,
+            shred_scopes=plan.shred_scopes,
+            kept_scopes=plan.kept_scopes,
+        )
+        events = erasure_events(self.subject_ref, effective, self._tables)
+        self.audit(connection).append(connection, events, now=now)
+        self._apply(
+            session,
+            connection,
+            erase=plan.erase,
+            restrict=restrict_new,
+            now=now,
+            reason="erasure request: kept by law, hold or review",
+        )
+        self._queue_shreds(
+            session, connection, [(learner, s) for s in plan.shred_scopes], "tombstone", now
+        )
+        return report
+
+    def _apply(
+        self,
+        session: Session,
+        connection: Connection,
+        *,
+        erase: Mapping[str, Sequence[Any]],
+        restrict: Mapping[str, Sequence[Any]],
+        now: dt.datetime,
+        reason: str,
+        anonymise: Mapping[str, Sequence[Any]] | None = None,
+    ) -> None:
+        """Carry out the changes (audit entries already written), children first."""
+        states = self.side.states
+        for spec in self.specs:
+            table = spec.model.__table__
+            key_column = table.c[spec.primary_key_column]
+            keys = list(erase.get(spec.table, ()))
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                connection.execute(delete(table).where(key_column.in_(chunk)))
+                connection.execute(
+                    delete(states).where(
+                        states.c.table_name == spec.table,
+                        states.c.row_key.in_([str(k) for k in chunk]),
+                    )
+                )
+            for key in keys:
+                _forget(session, spec, key)
+            hidden = list((anonymise or {}).get(spec.table, ()))
+            if hidden:
+                from sqlalchemy import update
+
+                values: dict[str, Any] = {}
+                for column in spec.personal:
+                    nullable = table.c[column.column].nullable
+                    values[column.column] = None if nullable else ERASED
+                    if column.privacy.blind_index:
+                        values[column.column + "_bidx"] = None
+                if not spec.is_subject_table and table.c[spec.subject_column].nullable:
+                    values[spec.subject_column] = None
+                for start in range(0, len(hidden), 500):
+                    chunk = hidden[start : start + 500]
+                    if values:
+                        connection.execute(
+                            update(table).where(key_column.in_(chunk)).values(values)
+                        )
+                    connection.execute(
+                        delete(states).where(
+                            states.c.table_name == spec.table,
+                            states.c.row_key.in_([str(k) for k in chunk]),
+                        )
+                    )
+                    connection.execute(
+                        insert(states),
+                        [
+                            {
+                                "table_name": spec.table,
+                                "row_key": str(k),
+                                "state": ANONYMISED,
+                                "reason": "retention ended: anonymised",
+                                "at": _naive(now),
+                            }
+                            for k in chunk
+                        ],
+                    )
+                for key in hidden:
+                    _forget(session, spec, key)
+            kept = list(restrict.get(spec.table, ()))
+            if kept:
+                connection.execute(
+                    insert(states),
+                    [
+                        {
+                            "table_name": spec.table,
+                            "row_key": str(k),
+                            "state": RESTRICTED,
+                            "reason": reason,
+                            "at": _naive(now),
+                        }
+                        for k in kept
+                    ],
+                )
+
+    def restrict(self, session: Session, obj: Any, *, reason: str, now: dt.datetime) -> bool:
+        """Restrict processing of ``obj``'s row (GDPR Art. 18), audited; ``False`` if it
+        already was. Updates and deletions of the row are refused until :meth:`lift_restriction`."""
+        return self._set_restriction(session, obj, reason=reason, now=now)
+
+    def lift_restriction(self, session: Session, obj: Any, *, now: dt.datetime) -> bool:
+        """Lift the restriction of ``obj``'s row, audited; ``False`` if it was not restricted."""
+        return self._set_restriction(session, obj, reason=None, now=now)
+
+    def _set_restriction(
+        self, session: Session, obj: Any, *, reason: str | None, now: dt.datetime
+    ) -> bool:
+        now = _aware(now)
+        if reason is not None and (not isinstance(reason, str) or not reason.strip()):
+            raise ValidationError("reason must be non-empty text", field="reason")
+        spec = self.spec(type(obj))
+        key = getattr(obj, spec.primary_key)
+        subject = str(getattr(obj, spec.subject))
+        connection = self._open(session)
+        current = self._states(connection, spec, [key]).get(str(key))
+        if (reason is not None) == (current == RESTRICTED):
+            return False
+        from learnprivacy._inplace._audit import rows_event
+
+        event = rows_event(
+            "restrict" if reason is not None else "lift_restriction",
+            self.subject_ref,
+            spec,
+            [key],
+            [subject],
+            reason=reason or "restriction lifted",
+        )
+        self.audit(connection).append(connection, [event], now=now)
+        states = self.side.states
+        if reason is None:
+            connection.execute(
+                delete(states).where(
+                    states.c.table_name == spec.table, states.c.row_key == str(key)
+                )
+            )
+        else:
+            self._apply(
+                session, connection, erase={}, restrict={spec.table: [key]}, now=now, reason=reason
+            )
+        return True
+
+    # -- retention ---------------------------------------------------------------------
+
+    def sweep(
+        self,
+        session: Session,
+        schedule: Schedule,
+        *,
+        now: dt.datetime,
+        holds: Sequence[Hold] = (),
+        dry_run: bool = False,
+        batch_size: int = 1_000,
+        review_limit: int = 1_000,
+    ) -> SweepReport:
+        """Apply ``schedule`` (rules keyed by model class or name) to the declared tables.
+
+        Rows are selected in SQL with each rule's exact cutoff, then confirmed by the
+        retention engine; nothing is erased on SQL alone. Each batch of ``batch_size``
+        rows is one transaction of ``session`` (audit entries, changes, then
+        ``session.commit()``), and keys no remaining row uses are shredded after each
+        commit: an interrupted sweep is simply run again, and a second run changes nothing.
+        A learner's account row is not erased while other rows of theirs remain (listed
+        for review instead). Tables without a rule are left alone.
+        """
+        from learnprivacy.sqlalchemy._sweep import sweep
+
+        if not isinstance(schedule, Schedule):
+            raise ConfigurationError("sweep needs a Schedule")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValidationError("batch_size must be a positive int", field="batch_size")
+        return sweep(
+            self,
+            session,
+            schedule,
+            now=_aware(now),
+            holds=check_holds(holds),
+            dry_run=bool(dry_run),
+            batch_size=batch_size,
+            review_limit=review_limit,
+        )
+
+    # -- exports, providers, the register ------------------------------------------------
+
+    def iter_rows(
+        self, session: Session, subject: str
+    ) -> Iterator[tuple[ModelSpec, dict[str, Any]]]:
+        """Every row of ``subject`` in the declared tables, decrypted, JSON-ready, table by
+        table (restricted rows included; anonymised ones are no longer the learner's)."""
+        learner = _subject_text(subject)
+        connection = self._open(session)
+        for spec in self.specs:
+            model = spec.model
+            table = model.__table__
+            query = (
+                select(model)
+                .where(table.c[spec.subject_column] == _typed(spec, learner))
+                .order_by(table.c[spec.primary_key_column])
+            )
+            objects = session.scalars(query).all()
+            states = self._states(connection, spec, [getattr(o, spec.primary_key) for o in objects])
+            for obj in objects:
+                key = getattr(obj, spec.primary_key)
+                if states.get(str(key)) == ANONYMISED:
+                    continue
+                row: dict[str, Any] = {spec.primary_key: _json(key), "learner_id": learner}
+                if not spec.is_subject_table:
+                    row[spec.subject] = _json(getattr(obj, spec.subject))
+                for column in spec.columns:
+                    if column.privacy.exported:
+                        row[column.attribute] = _json(getattr(obj, column.attribute))
+                row["basis"] = spec.privacy.basis.moodle_code
+                if states.get(str(key)) == RESTRICTED:
+                    row["restricted"] = True
+                yield spec, row
+
+    def provider_for(self, sessions: SessionSource) -> DeclaredProvider:
+        """A provider reading and erasing through ``sessions``."""
+        return DeclaredProvider(
+            self.component,
+            self.specs,
+            _Backend(self, sessions),
+            schedule=self.schedule,
+            holds=self.holds,
+            clock=self._clock,
+        )
+
+    @property
+    def provider(self) -> DeclaredProvider:
+        """The provider of the declared models, for a ``PrivacyManager``.
+
+        It reads and erases through ``LearnPrivacy(..., sessions=...)`` and runs in the
+        caller's thread (``in_caller_thread``), so Flask's ``current_app`` and
+        request-scoped sessions work inside it. Metadata needs no session.
+        """
+        return (
+            self.provider_for(self.sessions)
+            if self.sessions is not None
+            else DeclaredProvider(
+                self.component,
+                self.specs,
+                _Backend(self, None),
+                schedule=self.schedule,
+                holds=self.holds,
+                clock=self._clock,
+            )
+        )
+
+    def export_subject(
+        self,
+        session: Session,
+        subject: str,
+        out: Any,
+        *,
+        now: dt.datetime,
+        **options: Any,
+    ) -> Any:
+        """The subject's package (``export_subject(store)``'s format) from the declared
+        tables: ``manifest.json`` with checksums, JSON, CSV and ``index.html``.
+
+        ``options`` go to :func:`learnprivacy.export.export_subject` (``scope``,
+        ``formats``, ``overwrite``...). Pseudonyms in the package are stable across exports.
+        """
+        from learnprivacy.export import export_subject
+        from learnprivacy.providers import PrivacyManager
+
+        manager = PrivacyManager([self.provider_for(session)], discover=False, timeout=None)
+        options.setdefault("pseudonym_key", self._export_key)
+        return export_subject(manager, _subject_text(subject), out, now=_aware(now), **options)
+
+    def register(self, controller: Any, *, as_of: dt.date | None = None) -> Any:
+        """The GDPR Art. 30 register built from the declarations (and the schedule)."""
+        from learnprivacy.providers import PrivacyManager
+
+        return PrivacyManager([self.provider], discover=False).register(controller, as_of=as_of)
+
+
+class _Backend:
+    """What the provider needs, over a session source."""
+
+    def __init__(self, privacy: LearnPrivacy, sessions: SessionSource | None) -> None:
+        self.privacy = privacy
+        self.sessions = sessions
+
+    def _session(self) -> tuple[Session, bool]:
+        source = self.sessions
+        if source is None:
+            raise ConfigurationError(
+                "this provider has no sessions: LearnPrivacy(..., sessions=sessionmaker)"
+            )
+        if isinstance(source, Session):
+            return source, False
+        if isinstance(source, scoped_session):
+            return source(), False
+        return source(), True
+
+    def holds_data(self, subject: str) -> bool:
+        session, own = self._session()
+        try:
+            return next(self.privacy.iter_rows(session, subject), None) is not None
+        finally:
+            if own:
+                session.close()
+
+    def iter_rows(self, subject: str) -> Iterator[tuple[ModelSpec, Mapping[str, Any]]]:
+        session, own = self._session()
+        try:
+            yield from self.privacy.iter_rows(session, subject)
+        finally:
+            if own:
+                session.close()
+
+    def erase(self, subject: str, *, now: dt.datetime) -> Any:
+        session, own = self._session()
+        try:
+            report = self.privacy.erase_subject(
+                session, subject, now=now, holds=self.privacy.holds, schedule=self.privacy.schedule
+            )
+            session.commit()
+            return report
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            if own:
+                session.close()
+
+
+def _spec_of(mapper: Any) -> ModelSpec | None:
+    cls = mapper.class_
+    privacy = getattr(cls, "__privacy__", None)
+    table: Any = mapper.local_table
+    columns = []
+    declared_any = False
+    key_columns = {c.name for c in mapper.primary_key}
+    names = set(table.c.keys())
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        if getattr(column, "table", None) is not table:
+            continue
+        if column.name.endswith("_bidx") and column.name[: -len("_bidx")] in names:
+            continue
+        declaration = declaration_of(column)
+        declared_any = declared_any or declaration is not None
+        if column.name in key_columns:
+            continue
+        columns.append((prop.key, column.name, declaration))
+    if privacy is None:
+        if declared_any:
+            raise ConfigurationError(
+                f"{table.name} declares personal or not_personal columns but no "
+                "__privacy__ = Privacy(subject=..., purpose=..., basis=...)"
+            )
+        return None
+    primary = [
+        (next(p.key for p in mapper.column_attrs if c in p.columns), c.name)
+        for c in mapper.primary_key
+    ]
+    return build_spec(cls, table=table.name, primary_key=primary, columns=columns, privacy=privacy)
+
+
+def _engine_of(bind: Session | Engine | Connection) -> Engine:
+    if isinstance(bind, Session):
+        found = bind.get_bind()
+        return found if isinstance(found, Engine) else found.engine
+    if isinstance(bind, Connection):
+        return bind.engine
+    if isinstance(bind, Engine):
+        return bind
+    raise ConfigurationError("pass a Session, an Engine or a Connection")
+
+
+def _typed(spec: ModelSpec, subject: str) -> Any:
+    """``subject`` as the subject column's Python type (an int for integer keys)."""
+    column = spec.model.__table__.c[spec.subject_column]
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return subject
+    if python_type is int:
+        try:
+            return int(subject)
+        except ValueError:
+            raise ValidationError(
+                f"{spec.table}.{spec.subject_column} holds integer learner ids", field="subject"
+            ) from None
+    return subject
+
+
+def _naive(now: dt.datetime) -> dt.datetime:
+    return now.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _json(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, dt.datetime):
+        if not is_aware(value):
+            value = value.replace(tzinfo=dt.UTC)
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        import base64
+
+        return base64.b64encode(value).decode("ascii")
+    return str(value)
+
+
+def _forget(session: Session, spec: ModelSpec, key: Any) -> None:
+    """Drop the session's object of a row that is gone or changed behind the ORM."""
+    mapper = inspect(spec.model)
+    obj = session.identity_map.get(mapper.identity_key_from_primary_key((key,)))
+    if obj is not None:
+        state = instance_state(obj)
+        if state.persistent:
+            session.expunge(obj)

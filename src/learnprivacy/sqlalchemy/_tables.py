@@ -1,0 +1,93 @@
+"""The integration's own tables, kept in the application's database next to its models.
+
+- ``lp_audit`` and ``lp_audit_head``: the hash-chained audit log (the store's format), so
+  entries commit in the same transaction as the change they record;
+- ``lp_row_states``: rows restricted (GDPR Art. 18) or anonymised, by table and key;
+- ``lp_pending_shreds``: keys to shred once the transaction that removed their last
+  rows has committed; what a crash leaves here is shredded on the next call.
+
+They are added to the application's ``MetaData`` when :class:`LearnPrivacy` binds, so
+``metadata.create_all`` and Alembic's autogenerate see them; they are also created on
+first use when missing. No key ever lives here: keys have a database of their own.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    inspect,
+)
+
+from learnprivacy.store._tables import AUDIT, AUDIT_HEAD
+
+__all__ = ["ROW_STATES", "SideTables", "side_tables"]
+
+ROW_STATES = "lp_row_states"
+PENDING_SHREDS = "lp_pending_shreds"
+RESTRICTED = "restricted"
+ANONYMISED = "anonymised"
+
+
+class SideTables:
+    """The integration's tables, as they sit in one ``MetaData``."""
+
+    __slots__ = ("audit", "audit_head", "pending", "states")
+
+    def __init__(self, metadata: MetaData) -> None:
+        self.audit = _copy(AUDIT, metadata)
+        self.audit_head = _copy(AUDIT_HEAD, metadata)
+        if ROW_STATES in metadata.tables:
+            self.states = metadata.tables[ROW_STATES]
+        else:
+            self.states = Table(
+                ROW_STATES,
+                metadata,
+                Column("table_name", String(128), primary_key=True),
+                Column("row_key", String(255), primary_key=True),
+                Column("state", String(16), nullable=False),
+                Column("reason", Text, nullable=False),
+                Column("at", DateTime, nullable=False),
+            )
+        if PENDING_SHREDS in metadata.tables:
+            self.pending = metadata.tables[PENDING_SHREDS]
+        else:
+            self.pending = Table(
+                PENDING_SHREDS,
+                metadata,
+                Column("id", Integer, primary_key=True, autoincrement=True),
+                Column("subject", String(255), nullable=False),
+                Column("scope", String(64), nullable=False),
+                Column("mode", String(16), nullable=False),
+                Column("at", DateTime, nullable=False),
+            )
+
+    @property
+    def all(self) -> list[Table]:
+        """Every table, in creation order."""
+        return [self.audit, self.audit_head, self.states, self.pending]
+
+    def ensure(self, connection: Connection) -> None:
+        """Create the tables missing in ``connection``'s database (in its transaction)."""
+        names = set(inspect(connection).get_table_names())
+        missing = [t for t in self.all if t.name not in names]
+        for table in missing:
+            table.create(connection, checkfirst=True)
+
+
+def _copy(table: Table, metadata: MetaData) -> Table:
+    existing = metadata.tables.get(table.name)
+    if existing is not None:
+        return existing
+    return table.to_metadata(metadata)
+
+
+def side_tables(metadata: MetaData) -> SideTables:
+    """The integration's tables in ``metadata`` (added if absent)."""
+    return SideTables(metadata)

@@ -1,0 +1,104 @@
+"""Application models for the in-place integration tests: built fresh for every test.
+
+An application's models are bound once to one LearnPrivacy, so each test builds its own
+classes (a new declarative base, or new SQLModel classes on a new registry).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import ForeignKey, Numeric
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+import learnprivacy.sqlalchemy as lps
+from learnprivacy import DataCategory, LawfulBasis
+
+
+def declarative_models() -> SimpleNamespace:
+    """Users, forum posts and invoices on a new SQLAlchemy 2 declarative base."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    class User(Base):
+        __tablename__ = "users"
+        __privacy__ = lps.Privacy(
+            subject="id",
+            purpose="accounts",
+            basis=LawfulBasis.CONTRACT,
+            activity="last_login_at",
+            created="created_at",
+        )
+        id: Mapped[str] = mapped_column(primary_key=True)
+        email: Mapped[str] = lps.personal(DataCategory.CONTACT, "E-mail address", blind_index=True)
+        name: Mapped[str] = lps.personal(DataCategory.IDENTITY, "Display name")
+        created_at: Mapped[dt.datetime | None] = lps.not_personal("Sign-up", nullable=True)
+        last_login_at: Mapped[dt.datetime | None] = lps.not_personal("Last login", nullable=True)
+
+    class Post(Base):
+        __tablename__ = "forum_posts"
+        __privacy__ = lps.Privacy(
+            subject="author_id", purpose="forum", basis=LawfulBasis.CONTRACT, created="posted_at"
+        )
+        id: Mapped[int] = mapped_column(primary_key=True)
+        author_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+        body: Mapped[str] = lps.personal(DataCategory.COMMUNICATION, "Post text")
+        posted_at: Mapped[dt.datetime] = lps.not_personal("When it was posted")
+
+    class Invoice(Base):
+        __tablename__ = "invoices"
+        __privacy__ = lps.Privacy(
+            subject="user_id", purpose="billing", basis=LawfulBasis.LEGAL_OBLIGATION
+        )
+        id: Mapped[str] = mapped_column(primary_key=True)
+        user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+        billing_name: Mapped[str] = lps.personal(DataCategory.BILLING, "Name on the invoice")
+        amount: Mapped[Decimal] = lps.not_personal("Amount", Numeric(10, 2))
+        issued_at: Mapped[dt.datetime] = lps.not_personal("Issue date")
+
+    class Course(Base):
+        """A table without personal data: needs no declaration."""
+
+        __tablename__ = "courses"
+        id: Mapped[str] = mapped_column(primary_key=True)
+        title: Mapped[str]
+
+    return SimpleNamespace(Base=Base, User=User, Post=Post, Invoice=Invoice, Course=Course)
+
+
+def sqlmodel_models() -> SimpleNamespace:
+    """The same users and posts as SQLModel models, on a registry of their own."""
+    from sqlalchemy.orm import registry
+    from sqlmodel import Field, SQLModel
+
+    class Base(SQLModel, registry=registry()):
+        pass
+
+    class User(Base, table=True):
+        __tablename__ = "users"
+        __privacy__ = lps.Privacy(
+            subject="id", purpose="accounts", basis=LawfulBasis.CONTRACT, activity="last_login_at"
+        )
+        id: str = Field(primary_key=True)
+        email: str = lps.personal_field(DataCategory.CONTACT, "E-mail address", blind_index=True)
+        name: str = lps.personal_field(DataCategory.IDENTITY, "Display name")
+        last_login_at: dt.datetime | None = lps.not_personal_field("Last login", default=None)
+
+    class Post(Base, table=True):
+        __tablename__ = "forum_posts"
+        __privacy__ = lps.Privacy(subject="author_id", purpose="forum", basis=LawfulBasis.CONTRACT)
+        id: int | None = Field(default=None, primary_key=True)
+        author_id: str = Field(foreign_key="users.id")
+        body: str = lps.personal_field(DataCategory.COMMUNICATION, "Post text")
+        posted_at: dt.datetime = lps.not_personal_field("When it was posted")
+
+    return SimpleNamespace(Base=Base, User=User, Post=Post)
+
+
+def registry_of(models: SimpleNamespace) -> Any:
+    """What LearnPrivacy binds to for these models."""
+    return models.Base

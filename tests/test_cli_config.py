@@ -1,0 +1,335 @@
+"""learnprivacy.toml, progress bars and exit codes that tell the truth, run for real."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from rich.console import Console
+
+from learnprivacy.cli import main
+from learnprivacy.cli._app import Env
+from learnprivacy.cli._progress import progress
+from learnprivacy.cli._settings import Settings, find_config, load_settings
+from learnprivacy.errors import ConfigurationError
+from tests.test_cli import CONFIG, LEARNERS, Cli
+
+BARE = '[policy]\nlanguages = ["en"]\n'
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> Cli:
+    """A store configured without [controller]."""
+    tool = Cli(tmp_path, config=BARE)
+    tool("init")
+    data = tmp_path / "records.json"
+    data.write_text(json.dumps(LEARNERS), encoding="utf-8")
+    tool("import", str(data))
+    return tool
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    tool = Cli(tmp_path)
+    tool("init")
+    data = tmp_path / "records.json"
+    data.write_text(json.dumps(LEARNERS), encoding="utf-8")
+    tool("import", str(data))
+    return tool
+
+
+# -- one configuration file ------------------------------------------------------------
+
+
+def test_init_writes_a_commented_configuration_that_commands_then_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """init in an empty folder writes learnprivacy.toml; later commands find it in cwd."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("LEARNPRIVACY_CONFIG", "LEARNPRIVACY_DB", "LEARNPRIVACY_MASTER_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    runner = CliRunner()
+    result = runner.invoke(main, ["--json", "init"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["config_created"] is True
+    text = (tmp_path / "learnprivacy.toml").read_text("utf-8")
+    assert "# [controller]" in text  # commented: the operator fills it in
+    parsed = tomllib.loads(text)
+    assert parsed["store"]["url"] == "sqlite:///learnprivacy.db"
+    # Without [controller], documents are refused with what to configure.
+    refused = runner.invoke(main, ["register"], catch_exceptions=False)
+    assert refused.exit_code == 3
+    assert "[controller]" in refused.stderr
+    assert "Example Formation" not in refused.output
+    # Uncomment the example [controller] and [dpo]: the register now names them.
+    head, policy, tail = text.partition("[policy]")
+    head = re.sub(
+        r"^# (\[controller\]|\[dpo\]|(?:name|address|contact|country|email) =)",
+        r"\1",
+        head,
+        flags=re.M,
+    )
+    (tmp_path / "learnprivacy.toml").write_text(head + policy + tail, encoding="utf-8")
+    ok = runner.invoke(main, ["register", "--format", "markdown"], catch_exceptions=False)
+    assert ok.exit_code == 0, ok.output
+    assert "Formation Exemple SAS" in ok.stdout
+    assert "Example Formation" not in ok.stdout
+    # A second init keeps the operator's file.
+    runner.invoke(main, ["init"], catch_exceptions=False)
+    assert "Formation Exemple SAS" in (tmp_path / "learnprivacy.toml").read_text("utf-8")
+
+
+def test_store_url_comes_from_the_file_unless_overridden(tmp_path: Path) -> None:
+    """[store] url is used; --db wins over it; keys file paths are read from the file's folder."""
+    config = tmp_path / "conf" / "learnprivacy.toml"
+    config.parent.mkdir()
+    config.write_text(
+        '[store]\nurl = "sqlite:///from-file.db"\n[keys]\nmaster_key_file = "k.key"\n',
+        encoding="utf-8",
+    )
+    settings = load_settings(config)
+    assert settings.store_url == "sqlite:///from-file.db"
+    assert settings.key_file == str(tmp_path / "conf" / "k.key")
+    assert load_settings(config, db="sqlite:///cli.db").store_url == "sqlite:///cli.db"
+
+
+def test_config_is_found_by_option_then_environment_then_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--config, then LEARNPRIVACY_CONFIG, then ./learnprivacy.toml; a named file must exist."""
+    local = tmp_path / "learnprivacy.toml"
+    local.write_text(BARE, encoding="utf-8")
+    other = tmp_path / "other.toml"
+    other.write_text(BARE, encoding="utf-8")
+    monkeypatch.delenv("LEARNPRIVACY_CONFIG", raising=False)
+    assert find_config(None, cwd=tmp_path) == local
+    monkeypatch.setenv("LEARNPRIVACY_CONFIG", str(other))
+    assert find_config(None, cwd=tmp_path) == other
+    assert find_config(str(local), cwd=tmp_path) == local
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        find_config(str(tmp_path / "missing.toml"), cwd=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[store\n", "not valid TOML"),
+        ("[stores]\nurl = 'x'\n", "unknown sections"),
+        ("[controller]\nname = 'X'\n", "needs address"),
+        (
+            "[controller]\nname='X'\naddress='A'\ncontact='c@x.fr'\ncountry='France'\n",
+            "ISO 3166",
+        ),
+        ("[dpo]\nname = 'D'\nemail = 'not-an-address'\n", "e-mail"),
+        ("[policy]\nlanguages = ['klingon']\n", "not available"),
+        ("[policy]\ntimezone = 'Mars/Olympus'\n", "unknown time zone"),
+        ("[policy]\nmodule = 'no_such_module:X'\n", None),
+    ],
+)
+def test_bad_configuration_is_a_clear_error(tmp_path: Path, text: str, message: str | None) -> None:
+    """Every mistake in the file is a ConfigurationError naming the section and key."""
+    path = tmp_path / "learnprivacy.toml"
+    path.write_text(text, encoding="utf-8")
+    if message is None:
+        with pytest.raises(ConfigurationError, match="cannot be imported"):
+            load_settings(path).schedule()
+        return
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings(path)
+
+
+def test_documents_are_refused_without_a_controller(bare: Cli) -> None:
+    """register, export and letters refuse the built-in example: exit 3 saying what to set."""
+    for args in (
+        ("register",),
+        ("export", "L1", "--out", str(bare.folder / "x.zip")),
+    ):
+        result = bare(*args, code=3)
+        assert "[controller]" in result.stderr
+        assert "Example Formation" not in result.output
+    created = bare.json("requests", "new", "access", "L2", "--requester-name", "Bob")
+    letter = bare("requests", "show", created["id"], "--letter", "md", code=3)
+    assert "[controller]" in letter.stderr
+    assert not (bare.folder / "x.zip").exists()
+
+
+def test_every_command_uses_the_configured_schedule(tmp_path: Path) -> None:
+    """A 6-month schedule in [policy] reaches the register and erase, not the built-in P18M."""
+    schedule = tmp_path / "six-months.json"
+    schedule.write_text(
+        json.dumps(
+            {
+                "Learner": {"period": "P6M", "trigger": "last_activity"},
+                "Invoice": {"period": "P10Y", "trigger": "issued", "minimum": True},
+            }
+        ),
+        encoding="utf-8",
+    )
+    tool = Cli(tmp_path, config=CONFIG + '\nschedule = "six-months.json"\n')
+    tool("init")
+    data = tmp_path / "records.json"
+    data.write_text(json.dumps(LEARNERS), encoding="utf-8")
+    tool("import", str(data))
+    register = tool("register", "--format", "markdown").stdout
+    assert "P6M" in register
+    assert "P18M" not in register
+    # L2 was active 2026-05-01: 6 months later (2026-11-02) the sweep erases the account.
+    assert tool.json("sweep", "--dry-run", "--now", "2026-11-02")["erased"] == 2
+
+
+# -- exit codes that tell the truth ----------------------------------------------------
+
+
+def test_json_errors_are_json(cli: Cli) -> None:
+    """Under --json an error is a JSON object on stdout with its type and exit code."""
+    result = cli("--json", "erase", "NOBODY", code=3)
+    error = json.loads(result.stdout)["error"]
+    assert error["type"] == "NotFoundError"
+    assert error["exit_code"] == 3
+    usage = cli(
+        "--json", "export", "L1", "--out", str(cli.folder / "a.zip"), "--scope", "x", code=2
+    )
+    assert json.loads(usage.stdout)["error"]["exit_code"] == 2
+
+
+def test_erasing_an_unknown_learner_is_an_error_and_erases_nobody(cli: Cli) -> None:
+    """erase L2 NOBODY: exit 3 before anything is erased (L2 is still there)."""
+    cli("erase", "L2", "NOBODY", code=3)
+    out = cli.folder / "bob.zip"
+    cli("export", "L2", "--out", str(out), "--now", "2026-06-15")
+    assert out.exists()
+
+
+def test_erase_of_many_reports_each(cli: Cli) -> None:
+    """Several learners in one command: one report each."""
+    reports = cli.json("erase", "L1", "L2", "--now", "2026-06-15")
+    assert len(reports) == 2
+    assert all(r["erased"] >= 1 for r in reports)
+
+
+def test_export_refuses_to_overwrite_unless_asked(cli: Cli) -> None:
+    """A second export to the same path exits 3 naming --overwrite; with it, it replaces."""
+    out = cli.folder / "ana.zip"
+    cli("export", "L1", "--out", str(out), "--now", "2026-06-15")
+    result = cli("export", "L1", "--out", str(out), "--now", "2026-06-15", code=3)
+    assert "--overwrite" in result.stderr
+    assert "overwrite=True" not in result.stderr
+    cli("export", "L1", "--out", str(out), "--now", "2026-06-16", "--overwrite")
+    with zipfile.ZipFile(out) as archive:
+        assert json.loads(archive.read("manifest.json"))["generated_at"].startswith("2026-06-16")
+
+
+def test_a_failed_step_exits_9_with_its_reason_and_retry_completes(cli: Cli) -> None:
+    """advance with a missing export folder: FAILED, exit 9, the reason; retry once fixed."""
+    created = cli.json(
+        "requests", "new", "access", "L2", "--requester-name", "Bob", "--received", "2026-06-01"
+    )
+    request_id = created["id"]
+    cli(
+        "requests", "advance", request_id, "--identity", "email_confirmation", "--now", "2026-06-02"
+    )
+    missing = cli.folder / "answers"
+    failed = cli(
+        "requests",
+        "advance",
+        request_id,
+        "--export-dir",
+        str(missing),
+        "--now",
+        "2026-06-03",
+        code=9,
+    )
+    assert "FAILED" in failed.stderr
+    assert "export" in failed.stderr
+    assert "retry" in failed.stderr
+    # Running advance again does not pretend: still exit 9, still the reason.
+    again = cli("requests", "advance", request_id, "--export-dir", str(missing), code=9)
+    assert "retry" in again.stderr
+    missing.mkdir()
+    done = cli.json(
+        "requests", "retry", request_id[:10], "--export-dir", str(missing), "--now", "2026-06-04"
+    )
+    assert done["state"] == "completed"
+    assert done["retry_of"] == request_id
+    assert list(missing.glob("*.zip"))
+
+
+def test_short_unique_id_prefixes_are_accepted(cli: Cli) -> None:
+    """requests show accepts a unique prefix; an unknown prefix exits 3."""
+    created = cli.json("requests", "new", "access", "L2", "--requester-name", "Bob")
+    shown = cli.json("requests", "show", created["id"][:8])
+    assert shown["id"] == created["id"]
+    cli("requests", "show", "zzzz-not-an-id", code=3)
+    listed = cli("requests", "list").stdout
+    assert created["id"][:8] in listed
+
+
+def test_help_summaries_are_not_cut() -> None:
+    """The command list shows whole first sentences, "GDPR Art. 17" included."""
+    text = CliRunner().invoke(main, ["--help"], terminal_width=200).output
+    assert "Erase learners (GDPR Art. 17); records under a legal minimum are restricted." in text
+    requests_help = CliRunner().invoke(main, ["requests", "--help"], terminal_width=200).output
+    assert "retry" in requests_help
+
+
+# -- progress ----------------------------------------------------------------------------
+
+
+def _env(*, terminal: bool, as_json: bool = False) -> tuple[Env, io.StringIO]:
+    sink = io.StringIO()
+    err = Console(file=sink, force_terminal=terminal, width=120)
+    return Env(settings=Settings(), json=as_json, debug=False, err=err), sink
+
+
+def test_progress_bar_shows_count_rate_and_time_left() -> None:
+    """For a person the bar shows done/total, a rate and an ETA."""
+    env, sink = _env(terminal=True)
+    with progress(env, "Importing", total=1_000, unit="records") as bar:
+        for _ in range(10):
+            bar.advance(100)
+    drawn = sink.getvalue()
+    assert "Importing" in drawn
+    assert "records/s" in drawn
+    assert "1000/1000" in drawn or "1,000" in drawn
+    assert bar.done == 1_000
+
+
+@pytest.mark.parametrize(("terminal", "as_json"), [(False, False), (True, True)])
+def test_progress_is_quiet_for_machines(terminal: bool, as_json: bool) -> None:
+    """Nothing is drawn when stderr is not a terminal or under --json; counts are kept."""
+    env, sink = _env(terminal=terminal, as_json=as_json)
+    with progress(env, "Sweeping", unit="rows") as bar:
+        bar.expect(5)
+        list(bar.track(range(5)))
+    assert sink.getvalue() == ""
+    assert (bar.done, bar.total) == (5, 5)
+
+
+def test_sweep_reports_every_row_to_the_progress_bar(cli: Cli) -> None:
+    """Store.sweep tells the bar each type's rows and advances to the total."""
+    from learnprivacy.cli._config import load_keyring
+    from learnprivacy.cli._schedules import default_schedule
+    from learnprivacy.store import Store
+
+    env, _ = _env(terminal=False)
+    with (
+        Store(f"sqlite:///{cli.db}", keyring=load_keyring(str(cli.key))) as store,
+        progress(env, "Sweeping", unit="rows") as bar,
+    ):
+        import datetime as dt
+
+        store.sweep(
+            default_schedule(),
+            now=dt.datetime(2026, 6, 15, tzinfo=dt.UTC),
+            dry_run=True,
+            progress=bar,
+        )
+    assert bar.total == 3  # two learners and one invoice
+    assert bar.done == 3

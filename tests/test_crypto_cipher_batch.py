@@ -1,0 +1,107 @@
+"""FieldCipher.encrypt_many / decrypt_many: the batch path gives exactly what the single
+path gives, and refuses exactly what it refuses."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from learnprivacy.crypto import FieldCipher, Keyring
+from learnprivacy.errors import DecryptionError, KeyShreddedError, ValidationError
+
+SUBJECT = "L1"
+FIELDS = ("username", "email", "given_name", "family_name")
+CONTEXTS = [f"Learner/L1/{name}" for name in FIELDS]
+VALUES = ["ana", "ana.martin@example.org", "Ana", "Martin"]
+
+
+@pytest.fixture
+def cipher() -> FieldCipher:
+    return FieldCipher(Keyring.generate())
+
+
+def test_batch_tokens_open_one_by_one_and_back(cipher: FieldCipher) -> None:
+    """Tokens made in a batch open with decrypt(), and single tokens open in a batch."""
+    tokens = cipher.encrypt_many(VALUES, subject=SUBJECT, contexts=CONTEXTS)
+    assert [
+        cipher.decrypt(t, subject=SUBJECT, context=c) for t, c in zip(tokens, CONTEXTS, strict=True)
+    ] == VALUES
+    singles = [
+        cipher.encrypt(v, subject=SUBJECT, context=c) for v, c in zip(VALUES, CONTEXTS, strict=True)
+    ]
+    assert cipher.decrypt_many(singles, subject=SUBJECT, contexts=CONTEXTS) == VALUES
+    # Fresh nonces per value: the same values never give the same tokens twice.
+    assert set(tokens).isdisjoint(singles)
+    assert len(set(cipher.encrypt_many(["x"] * 50, subject=SUBJECT, contexts=["C/1/x"] * 50))) == 50
+
+
+def test_batch_on_a_cold_cache(cipher: FieldCipher) -> None:
+    """A batch for a subject whose keys are not cached yet takes the checked path."""
+    tokens = cipher.encrypt_many(VALUES, subject=SUBJECT, contexts=CONTEXTS)
+    fresh = FieldCipher(cipher.keyring)
+    cipher.keyring._cache.subjects.clear()
+    assert fresh.decrypt_many(tokens, subject=SUBJECT, contexts=CONTEXTS) == VALUES
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.text(st.characters(blacklist_categories=["Cs"]), max_size=40), max_size=8))
+def test_batch_round_trip_any_text(values: list[str]) -> None:
+    """Any UTF-8 text survives a batch round trip, in order."""
+    cipher = FieldCipher(Keyring.generate())
+    contexts = [f"Progress/P{i}/note" for i in range(len(values))]
+    tokens = cipher.encrypt_many(values, subject=SUBJECT, contexts=contexts)
+    assert cipher.decrypt_many(tokens, subject=SUBJECT, contexts=contexts) == values
+
+
+def test_a_token_moved_within_the_batch_fails(cipher: FieldCipher) -> None:
+    """Swapping two tokens of the same record (same subject, same key) is caught: each is
+    bound to its field."""
+    tokens = cipher.encrypt_many(VALUES, subject=SUBJECT, contexts=CONTEXTS)
+    swapped = [tokens[1], tokens[0], *tokens[2:]]
+    with pytest.raises(DecryptionError):
+        cipher.decrypt_many(swapped, subject=SUBJECT, contexts=CONTEXTS)
+
+
+def test_wrong_subject_tampering_and_garbage_fail(cipher: FieldCipher) -> None:
+    """Every token the single path refuses, the batch refuses with the same error type."""
+    tokens = cipher.encrypt_many(VALUES, subject=SUBJECT, contexts=CONTEXTS)
+    cipher.encrypt("warm", subject="L2", context="x")
+    with pytest.raises(DecryptionError):
+        cipher.decrypt_many(tokens, subject="L2", contexts=CONTEXTS)
+    flipped = tokens[2][:-3] + ("A" if tokens[2][-3] != "A" else "B") + tokens[2][-2:]
+    for bad in (flipped, "lp1.garbage", "", tokens[0] + "=", tokens[0].upper()):
+        with pytest.raises(DecryptionError) as caught:
+            cipher.decrypt_many([tokens[0], bad], subject=SUBJECT, contexts=CONTEXTS[:2])
+        assert caught.value.__cause__ is None
+        assert "L1" not in str(caught.value)
+
+
+def test_shredded_subject_raises_key_shredded(cipher: FieldCipher) -> None:
+    """After shredding, a batch neither opens old tokens nor makes new ones."""
+    tokens = cipher.encrypt_many(VALUES, subject=SUBJECT, contexts=CONTEXTS)
+    cipher.keyring.shred(SUBJECT)
+    with pytest.raises(KeyShreddedError):
+        cipher.decrypt_many(tokens, subject=SUBJECT, contexts=CONTEXTS)
+    with pytest.raises(KeyShreddedError):
+        cipher.encrypt_many(VALUES, subject=SUBJECT, contexts=CONTEXTS)
+
+
+def test_bad_batches_are_typed_errors_without_values(cipher: FieldCipher) -> None:
+    """Mismatched lengths, bytes, lone surrogates and empty contexts: ValidationError, the
+    value never quoted."""
+    with pytest.raises(ValidationError):
+        cipher.encrypt_many(VALUES, subject=SUBJECT, contexts=CONTEXTS[:2])
+    with pytest.raises(ValidationError):
+        cipher.decrypt_many(["lp1.x"], subject=SUBJECT, contexts=[])
+    with pytest.raises(ValidationError):
+        cipher.encrypt_many([b"raw"], subject=SUBJECT, contexts=["C/1/x"])  # type: ignore[list-item]
+    with pytest.raises(ValidationError) as caught:
+        cipher.encrypt_many(["secret\ud800"], subject=SUBJECT, contexts=["C/1/x"])
+    assert "secret" not in str(caught.value)
+    assert caught.value.__cause__ is None
+    with pytest.raises(ValidationError):
+        cipher.encrypt_many(["v"], subject=SUBJECT, contexts=[""])
+    with pytest.raises(ValidationError):
+        cipher.encrypt_many(["v"], subject="", contexts=["C/1/x"])
+    assert cipher.encrypt_many([], subject=SUBJECT, contexts=[]) == []

@@ -1,0 +1,386 @@
+"""Erasure, retention sweeps and exports on the application's own tables (in place)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import zipfile
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+import learnprivacy.sqlalchemy as lps
+from learnprivacy import Action, Controller
+from learnprivacy.crypto import Keyring
+from learnprivacy.errors import KeyShreddedError, RestrictedRecordError
+from learnprivacy.export import read_package
+from learnprivacy.providers import MemoryWriter, PrivacyManager
+from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
+from tests.inplace_models import declarative_models
+
+UTC = dt.UTC
+NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+LONG_AGO = dt.datetime(2023, 1, 10, 9, 0, tzinfo=UTC)
+MASTER = bytes(range(32))
+
+
+def bind(models: SimpleNamespace, keys: str, **options: object) -> lps.LearnPrivacy:
+    return lps.LearnPrivacy(
+        models.Base, keyring=Keyring.from_master_key(MASTER), keys=keys, **options
+    )
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[SimpleNamespace]:
+    """Bound models on an SQLite app database, keys in a database of their own."""
+    models = declarative_models()
+    keys = f"sqlite:///{tmp_path / 'keys.db'}"
+    engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    privacy = bind(models, keys, sessions=sessionmaker(engine))
+    models.Base.metadata.create_all(engine)
+    yield SimpleNamespace(m=models, privacy=privacy, engine=engine, path=tmp_path, keys=keys)
+    engine.dispose()
+
+
+def populate(engine: Engine, m: SimpleNamespace) -> None:
+    with Session(engine) as s:
+        s.add(
+            m.User(
+                id="u1",
+                email="ana@example.org",
+                name="Ana Silva",
+                created_at=LONG_AGO,
+                last_login_at=LONG_AGO,
+            )
+        )
+        s.add(
+            m.User(
+                id="u2",
+                email="bob@example.org",
+                name="Bob Martin",
+                created_at=LONG_AGO,
+                last_login_at=NOW - dt.timedelta(days=3),
+            )
+        )
+        s.add_all(
+            [
+                m.Post(author_id="u1", body="Ana's first post", posted_at=LONG_AGO),
+                m.Post(author_id="u1", body="Ana again", posted_at=LONG_AGO),
+                m.Post(author_id="u2", body="Bob writes", posted_at=NOW),
+            ]
+        )
+        s.commit()
+
+
+def audit_actions(app: SimpleNamespace) -> list[str]:
+    with Session(app.engine) as s:
+        log = app.privacy.audit(s)
+        assert log.verify()
+        return [e.action for e in log.entries()]
+
+
+def test_erasure_runs_in_the_callers_transaction_and_shreds_after_commit(
+    app: SimpleNamespace,
+) -> None:
+    """Rows go, audit entries are written with them, keys are shredded once committed."""
+    populate(app.engine, app.m)
+    with Session(app.engine) as s:
+        report = app.privacy.erase_subject(s, "u1", now=NOW)
+        assert (report.erased, report.restricted) == (3, 0)
+        # No invoice: the learner's "legal" scope is shredded too, so no key survives.
+        assert report.shredded_scopes == ("contract", "legal")
+        # Not committed yet: the keys are alive.
+        assert not app.privacy.keyring.is_shredded("u1", "contract")
+        s.commit()
+    assert app.privacy.keyring.is_shredded("u1", "contract")
+    with Session(app.engine) as s:
+        assert s.get(app.m.User, "u1") is None
+        assert s.scalar(text("SELECT count(*) FROM forum_posts WHERE author_id='u1'")) == 0
+        assert s.scalar(text("SELECT count(*) FROM lp_pending_shreds")) == 0
+        assert s.get(app.m.User, "u2").email == "bob@example.org"
+    assert audit_actions(app) == ["erasure_request", "erase", "erase", "shred"]
+
+
+def test_rollback_loses_nothing(app: SimpleNamespace) -> None:
+    """An erasure rolled back with the caller's transaction leaves data, keys and log."""
+    populate(app.engine, app.m)
+    with Session(app.engine) as s:
+        app.privacy.erase_subject(s, "u1", now=NOW)
+        s.rollback()
+    assert not app.privacy.keyring.is_shredded("u1", "contract")
+    with Session(app.engine) as s:
+        assert s.get(app.m.User, "u1").email == "ana@example.org"
+        assert s.scalar(text("SELECT count(*) FROM lp_audit")) == 0
+        assert s.scalar(text("SELECT count(*) FROM lp_pending_shreds")) == 0
+
+
+def test_a_crash_between_commit_and_shred_is_reconciled(
+    app: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If shredding fails after the commit, the next call shreds what was pending."""
+    populate(app.engine, app.m)
+    real = app.privacy._shred
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise OSError("key database unreachable")
+
+    monkeypatch.setattr(app.privacy, "_shred", crash)
+    with Session(app.engine) as s:
+        app.privacy.erase_subject(s, "u1", now=NOW)
+        s.commit()
+    assert not app.privacy.keyring.is_shredded("u1", "contract")
+    with Session(app.engine) as s:
+        assert s.scalar(text("SELECT count(*) FROM lp_pending_shreds")) == 2  # contract, legal
+    monkeypatch.setattr(app.privacy, "_shred", real)
+    # A later process (a fresh binding on the same databases) makes it good on any call.
+    again = bind(declarative_models(), app.keys)
+    with Session(app.engine) as s:
+        again.find(s, again.spec("users").model.email, "bob@example.org")
+        s.commit()
+    assert app.privacy.keyring.is_shredded("u1", "contract")
+    with Session(app.engine) as s:
+        assert s.scalar(text("SELECT count(*) FROM lp_pending_shreds")) == 0
+
+
+def test_a_backup_taken_before_erasure_reads_nothing_afterwards(app: SimpleNamespace) -> None:
+    """A copy of the app database plus the master key cannot read an erased learner."""
+    populate(app.engine, app.m)
+    app.engine.dispose()
+    backup = app.path / "backup.db"
+    shutil.copyfile(app.path / "app.db", backup)
+    with Session(app.engine) as s:
+        app.privacy.erase_subject(s, "u1", now=NOW)
+        s.commit()
+    restored = declarative_models()
+    privacy = bind(restored, app.keys)
+    engine = create_engine(f"sqlite:///{backup}")
+    with Session(engine) as s:
+        with pytest.raises(KeyShreddedError, match=r"users\.(email|name)"):
+            s.get(restored.User, "u1")
+        assert s.get(restored.User, "u2").name == "Bob Martin"
+    assert privacy.keyring.is_shredded("u1", "contract")
+    engine.dispose()
+
+
+def test_legal_minimums_and_holds_restrict(app: SimpleNamespace) -> None:
+    """Invoices under legal obligation are kept restricted, with the account they refer to."""
+    populate(app.engine, app.m)
+    with Session(app.engine) as s:
+        s.add(
+            app.m.Invoice(
+                id="F-1",
+                user_id="u1",
+                billing_name="Ana Silva",
+                amount=Decimal("90.00"),
+                issued_at=LONG_AGO,
+            )
+        )
+        s.commit()
+        report = app.privacy.erase_subject(s, "u1", now=NOW)
+        s.commit()
+    outcomes = {(o.record_type, o.action) for o in report.outcomes}
+    assert ("Invoice", Action.RESTRICT) in outcomes
+    assert ("User", Action.RESTRICT) in outcomes
+    assert ("Post", Action.ERASE) in outcomes
+    assert set(report.kept_scopes) == {"contract", "legal"}
+    assert report.shredded_scopes == ()
+    with Session(app.engine) as s:
+        invoice = s.get(app.m.Invoice, "F-1")
+        assert invoice.billing_name == "Ana Silva"
+        invoice.billing_name = "Someone else"
+        with pytest.raises(RestrictedRecordError, match="invoices"):
+            s.flush()
+        s.rollback()
+        before = audit_actions(app)
+        # A second request finds nothing more to do and records nothing.
+        second = app.privacy.erase_subject(s, "u1", now=NOW)
+        s.commit()
+        assert second.erased == 0
+    assert audit_actions(app) == before
+
+
+def test_a_hold_restricts_instead_of_erasing(app: SimpleNamespace) -> None:
+    """Rows a legal hold covers are restricted, not erased."""
+    populate(app.engine, app.m)
+    hold = Hold("litigation 2026-3", subject="u1", record_type=app.m.Post)
+    with Session(app.engine) as s:
+        report = app.privacy.erase_subject(s, "u1", now=NOW, holds=[hold])
+        s.commit()
+    assert {o.action for o in report.outcomes if o.record_type == "Post"} == {Action.RESTRICT}
+    with Session(app.engine) as s:
+        bodies = sorted(
+            p.body for p in s.scalars(select(app.m.Post).where(app.m.Post.author_id == "u1"))
+        )
+        assert bodies == ["Ana again", "Ana's first post"]
+
+
+def schedule(m: SimpleNamespace) -> Schedule:
+    return Schedule(
+        {
+            m.User: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+            m.Post: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+            m.Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
+        }
+    )
+
+
+def snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
+    with engine.connect() as c:
+        return {
+            t: sorted(tuple(r) for r in c.execute(text(f"SELECT * FROM {t}")))
+            for t in ("users", "forum_posts", "invoices", "lp_row_states")
+        }
+
+
+def test_sweep_applies_the_schedule_and_is_idempotent(app: SimpleNamespace) -> None:
+    """Inactive learners' rows go (posts first, then the account); a rerun changes nothing."""
+    populate(app.engine, app.m)
+    with Session(app.engine) as s:
+        dry = app.privacy.sweep(s, schedule(app.m), now=NOW, dry_run=True)
+        assert (dry.erased, dry.dry_run) == (3, True)
+        assert s.get(app.m.User, "u1") is not None
+        report = app.privacy.sweep(s, schedule(app.m), now=NOW, batch_size=1)
+    assert report.erased == 3
+    assert report.by_type["Post"]["erased"] == 2
+    assert report.shredded >= 1
+    assert not app.privacy.keyring.is_shredded("u1", "contract")  # keys destroyed, no tombstone
+    entries = list(app.privacy.keyring.store.list_entries("u1", "contract"))
+    assert entries
+    assert all(e.state.value == "shredded" for e in entries)
+    with Session(app.engine) as s:
+        assert s.get(app.m.User, "u1") is None
+        assert s.get(app.m.User, "u2").email == "bob@example.org"
+    entries = audit_actions(app)
+    after = snapshot(app.engine)
+    with Session(app.engine) as s:
+        again = app.privacy.sweep(s, schedule(app.m), now=NOW)
+    assert again.changed == 0
+    assert snapshot(app.engine) == after
+    assert audit_actions(app) == entries
+
+
+def test_a_sweep_killed_half_way_ends_like_a_clean_one(
+    tmp_path: Path, app: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interrupt a sweep after its first batch, run it again: same end state as one run."""
+    populate(app.engine, app.m)
+    app.engine.dispose()
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(app.path / "app.db", copy)
+    with Session(app.engine) as s:
+        app.privacy.sweep(s, schedule(app.m), now=NOW, batch_size=1)
+    clean = snapshot(app.engine)
+
+    other = declarative_models()
+    privacy = lps.LearnPrivacy(
+        other.Base, keyring=Keyring.from_master_key(MASTER), keys=f"sqlite:///{tmp_path / 'k2.db'}"
+    )
+    engine = create_engine(f"sqlite:///{copy}")
+    calls = {"n": 0}
+    real = Session.commit
+
+    def dying_commit(self: Session) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("killed")
+        real(self)
+
+    monkeypatch.setattr(Session, "commit", dying_commit)
+    with Session(engine) as s, pytest.raises(KeyboardInterrupt):
+        privacy.sweep(s, schedule(other), now=NOW, batch_size=1)
+    monkeypatch.setattr(Session, "commit", real)
+    with Session(engine) as s:
+        privacy.sweep(s, schedule(other), now=NOW, batch_size=1)
+    assert snapshot(engine) == clean
+    engine.dispose()
+
+
+def test_sweep_anonymises_when_the_rule_says_so(app: SimpleNamespace) -> None:
+    """ANONYMISE clears personal columns, keeps the rest, and is not repeated."""
+    populate(app.engine, app.m)
+    rules = Schedule(
+        {
+            app.m.Post: RetentionRule(
+                Period.parse("P1Y"), Trigger.CREATED, action=Action.ANONYMISE
+            ),
+        }
+    )
+    with Session(app.engine) as s:
+        report = app.privacy.sweep(s, rules, now=NOW)
+    assert report.anonymised == 2
+    with app.engine.connect() as c:
+        rows = c.execute(text("SELECT body, posted_at FROM forum_posts WHERE author_id='u1'")).all()
+        # body is NOT NULL: it holds the "erased" marker, which reads back as "".
+        assert all(r[0] == "lp1.erased" and r[1] is not None for r in rows)
+    with Session(app.engine) as s:
+        bodies = [p.body for p in s.scalars(select(app.m.Post).where(app.m.Post.author_id == "u1"))]
+        assert bodies == ["", ""]
+        assert app.privacy.sweep(s, rules, now=NOW).anonymised == 0
+
+
+def test_export_is_the_store_package(app: SimpleNamespace) -> None:
+    """export_subject writes a verified package of the learner's rows, decrypted."""
+    populate(app.engine, app.m)
+    out = app.path / "ana.zip"
+    with Session(app.engine) as s:
+        result = app.privacy.export_subject(s, "u1", out, now=NOW)
+    with zipfile.ZipFile(out) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        users = json.loads(zf.read("data/lms/users.json"))
+        assert "index.html" in zf.namelist()
+    assert {f["path"] for f in manifest["files"]} >= {"data/lms/users.json", "csv/forum_posts.csv"}
+    text_all = json.dumps(users)
+    assert "ana@example.org" in text_all
+    assert "bob@example.org" not in text_all
+    package = read_package(out)
+    assert package.manifest == result.manifest
+
+
+def test_provider_runs_in_the_callers_thread_next_to_others(app: SimpleNamespace) -> None:
+    """A PrivacyManager exports and erases through the provider, in the calling thread."""
+    import threading
+
+    populate(app.engine, app.m)
+    seen: list[str] = []
+    factory = sessionmaker(app.engine)
+
+    def sessions() -> Session:
+        seen.append(threading.current_thread().name)
+        return factory()
+
+    privacy_provider = app.privacy.provider_for(sessions)
+    manager = PrivacyManager([privacy_provider], discover=False)
+    writer = MemoryWriter()
+    assert manager.export_user_data("u1", writer).completed
+    assert len(writer.rows[("lms", "forum_posts")]) == 2
+    assert manager.delete_data_for_user("u1").completed
+    assert set(seen) == {threading.current_thread().name}
+    assert app.privacy.keyring.is_shredded("u1", "contract")
+    # Idempotent: nothing left, nothing done.
+    assert manager.delete_data_for_user("u1").completed
+
+
+def test_provider_errors_name_the_component_and_the_message(app: SimpleNamespace) -> None:
+    """A failure inside the provider is reported with its component and message."""
+    provider = lps.LearnPrivacy.provider_for(app.privacy, None)
+    result = PrivacyManager([provider], discover=False).delete_data_for_user("u1")
+    outcome = result.outcomes[0]
+    assert outcome.component == "lms"
+    assert "sessions" in (outcome.error or "")
+
+
+def test_register_lists_every_declared_table(app: SimpleNamespace) -> None:
+    """The Art. 30 register is built from the declarations (and the schedule)."""
+    controller = Controller(
+        name="Formations SA", address="1 rue de Paris, Paris", contact="dpo@example.org"
+    )
+    register = app.privacy.register(controller)
+    text_all = register.to_json()
+    for needle in ("users", "forum_posts", "invoices", "E-mail address", "gdpr_art_6_1_c"):
+        assert needle in text_all

@@ -1,0 +1,216 @@
+"""One vocabulary: each shared word is defined once, below every package, and used everywhere."""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import importlib
+import pkgutil
+import re
+from pathlib import Path
+
+import pytest
+
+import learnprivacy
+from learnprivacy import Action, Article, ContextLevel, Controller
+from learnprivacy.errors import ValidationError
+from learnprivacy.records import Learner, Progress, ProgressStatus
+from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
+
+SRC = Path(learnprivacy.__file__).parent
+NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
+
+
+def _modules() -> list[object]:
+    """Every module of the library that imports without optional extras."""
+    found = [learnprivacy]
+    for info in pkgutil.walk_packages(learnprivacy.__path__, "learnprivacy."):
+        if ".migrations" in info.name or info.name.endswith("pytest_plugin"):
+            continue
+        try:
+            found.append(importlib.import_module(info.name))
+        except ImportError:  # an optional extra that is not installed
+            continue
+    return found
+
+
+def _sources() -> list[tuple[Path, ast.Module]]:
+    return [(p, ast.parse(p.read_text())) for p in sorted(SRC.rglob("*.py"))]
+
+
+@pytest.mark.parametrize("name", ["Controller", "ContextLevel", "Action", "Article"])
+def test_each_shared_word_is_one_class(name: str) -> None:
+    """No module of the library defines or holds a second class of a shared word's name."""
+    word = getattr(learnprivacy, name)
+    for module in _modules():
+        for attr, value in vars(module).items():
+            if isinstance(value, type) and value.__name__ == name:
+                assert value is word, f"{module.__name__}.{attr} is another {name}"
+    defined = [
+        path.relative_to(SRC)
+        for path, tree in _sources()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef) and node.name == name
+    ]
+    assert len(defined) == 1, defined
+
+
+def test_context_levels_are_moodles() -> None:
+    """ContextLevel carries Moodle's CONTEXT_* constants, all six of them."""
+    assert {level.name: int(level) for level in ContextLevel} == {
+        "SYSTEM": 10,
+        "USER": 30,
+        "COURSECAT": 40,
+        "COURSE": 50,
+        "MODULE": 70,
+        "BLOCK": 80,
+    }
+    from learnprivacy.providers import Context
+
+    assert Context.module(7).level is ContextLevel.MODULE
+    assert Context(ContextLevel.BLOCK, 3).level is ContextLevel.BLOCK
+
+
+def test_gdpr_articles_are_written_once() -> None:
+    """An article reference ("GDPR Art. 17(1)", "Art. 45") is a string constant only in the
+    Article table (docstrings aside)."""
+    article = re.compile(r"^(GDPR )?Art\. \d+(\(\w+\))*$")
+    elsewhere = [
+        f"{path.relative_to(SRC)}:{node.lineno}"
+        for path, tree in _sources()
+        if path.name != "_vocabulary.py" or path.parent != SRC
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and article.match(node.value)
+    ]
+    assert elsewhere == []
+    assert Article.ART_17_3_B == "GDPR Art. 17(3)(b)"
+    assert Article.ART_45.short == "Art. 45"
+
+
+def test_one_timezone_check() -> None:
+    """No module but the validators tests tzinfo/utcoffset() against None by hand."""
+    hand_written = []
+    for path, tree in _sources():
+        if path.name == "_validators.py":
+            continue
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Compare)
+                and any(isinstance(op, ast.Is | ast.IsNot) for op in node.ops)
+                and any(isinstance(c, ast.Constant) and c.value is None for c in node.comparators)
+            ):
+                left = node.left
+                if isinstance(left, ast.Attribute) and left.attr == "tzinfo":
+                    hand_written.append(f"{path.relative_to(SRC)}:{node.lineno}")
+                if (
+                    isinstance(left, ast.Call)
+                    and isinstance(left.func, ast.Attribute)
+                    and left.func.attr == "utcoffset"
+                ):
+                    hand_written.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert hand_written == []
+    functions = [
+        path.relative_to(SRC)
+        for path, tree in _sources()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef) and node.name == "require_aware"
+    ]
+    assert functions == [Path("_validators.py")]
+
+
+def test_action_is_what_retention_store_and_requests_report() -> None:
+    """Decisions, erasure outcomes and request outcomes all carry the one Action enum."""
+    from learnprivacy.requests._outcomes import RecordOutcome
+    from learnprivacy.retention import Action as RetentionAction
+    from learnprivacy.store._reports import ErasureOutcome
+
+    assert RetentionAction is Action
+    for cls in (RecordOutcome, ErasureOutcome):
+        assert cls.__annotations__["action"] == "Action", cls
+    outcome = RecordOutcome(
+        record_type="Learner", record_id="L1", action=Action.ERASE, article=Article.ART_17_1
+    )
+    assert RecordOutcome.from_dict(outcome.to_dict()) == outcome
+    # A request book written with the past tense still loads.
+    assert RecordOutcome.from_dict({**outcome.to_dict(), "action": "erased"}) == outcome
+    assert Action.ERASE.done == "erased"
+    assert Action.UPHOLD_OBJECTION.done == "objection_upheld"
+
+
+def test_a_retention_rule_only_takes_retention_actions() -> None:
+    """A rule asking to 'export' or 'rectify' is refused: those are request outcomes."""
+    from learnprivacy.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        RetentionRule(Period.parse("P1Y"), Trigger.CREATED, action=Action.EXPORT)
+    assert RetentionRule(Period.parse("P1Y"), Trigger.CREATED, action=Action.ANONYMISE)
+
+
+def _ana() -> Learner:
+    return Learner(
+        id="L1",
+        username="ana",
+        email="ana@example.org",
+        given_name="Ana",
+        family_name="Silva",
+        created_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+        last_activity_at=dt.datetime(2024, 1, 31, tzinfo=dt.UTC),
+    )
+
+
+def _progress() -> Progress:
+    return Progress(
+        id="P1",
+        learner_id="L1",
+        course_id="C1",
+        status=ProgressStatus.PASSED,
+        recorded_at=dt.datetime(2024, 1, 31, tzinfo=dt.UTC),
+    )
+
+
+SCHEDULE = Schedule({Progress: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
+
+
+def test_subject_is_a_learner_id_and_learner_the_object() -> None:
+    """evaluate(subject="L1") checks ownership; learner= gives the dates; both agree."""
+    ana, progress = _ana(), _progress()
+    by_learner = SCHEDULE.evaluate(progress, now=NOW, learner=ana)
+    assert by_learner.action is Action.ERASE
+    assert SCHEDULE.evaluate(progress, now=NOW, subject="L1", learner=ana) == by_learner
+    # An id alone proves ownership but gives no activity date: a person must review.
+    assert SCHEDULE.evaluate(progress, now=NOW, subject="L1").action is Action.REVIEW
+    with pytest.raises(ValidationError):
+        SCHEDULE.evaluate(progress, now=NOW, subject="L2")
+    with pytest.raises(ValidationError):
+        SCHEDULE.evaluate(progress, now=NOW, subject="L2", learner=ana)
+    # Holds speak the same word: subject is a learner id.
+    held = SCHEDULE.evaluate(progress, now=NOW, learner=ana, holds=[Hold("audit", subject="L1")])
+    assert held.action is Action.KEEP
+
+
+def test_the_contracts_subject_learner_spelling_still_works() -> None:
+    """DESIGN.md's evaluate(record, subject=learner) reads the Learner object as learner=."""
+    ana, progress = _ana(), _progress()
+    assert SCHEDULE.evaluate(progress, now=NOW, subject=ana, holds=(), erasure_requested=False) == (
+        SCHEDULE.evaluate(progress, now=NOW, learner=ana)
+    )
+    other = _ana().__class__(**{**_learner_fields(ana), "id": "L2"})
+    with pytest.raises(ValidationError):
+        SCHEDULE.evaluate(progress, now=NOW, subject=other)
+
+
+def _learner_fields(learner: Learner) -> dict[str, object]:
+    import attrs
+
+    return {a.name: getattr(learner, a.name) for a in attrs.fields(Learner)}
+
+
+def test_one_controller_serves_register_and_letters() -> None:
+    """The register's controller is the letters' controller; the DPO answers when declared."""
+    controller = Controller(name="Acme", contact="info@acme.example", dpo="dpo@acme.example")
+    assert controller.reply_to == "dpo@acme.example"
+    assert Controller(name="Acme", contact="info@acme.example").reply_to == "info@acme.example"
+    with pytest.raises(ValidationError):
+        Controller(name=" ", contact="info@acme.example")
