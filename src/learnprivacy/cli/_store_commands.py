@@ -415,6 +415,7 @@ def copy_command(env: Env, target: str, batch_size: int) -> None:
             env.db,
             target,
             keyring=load_keyring(env.key_file, master_key_env=env.settings.master_key_env),
+            keys=env.settings.keys_url,
             batch_size=batch_size,
         )
     data = {
