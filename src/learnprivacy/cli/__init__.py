@@ -75,6 +75,7 @@ def main(
 
 def _register_commands() -> None:
     from learnprivacy.cli._demo import demo
+    from learnprivacy.cli._keys import keys
     from learnprivacy.cli._register_commands import register_register_commands
     from learnprivacy.cli._requests import requests_group
     from learnprivacy.cli._store_commands import register_store_commands
@@ -82,6 +83,7 @@ def _register_commands() -> None:
     main.add_command(demo)
     main.add_command(requests_group)
     register_store_commands(main)
+    main.add_command(keys)
     register_register_commands(main)
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "load_keyring",
     "master_key_variable",
     "open_store",
+    "read_key_file",
     "write_key_file",
 ]
 
@@ -39,6 +40,11 @@ def write_key_file(path: Path, *, overwrite: bool = False) -> bytes:
         handle.write(base64.b64encode(key).decode("ascii") + "\n")
     os.chmod(path, 0o600)
     return key
+
+
+def read_key_file(path: Path) -> bytes:
+    """The 32-byte master key in ``path`` (base64, mode 0600), or ``ConfigurationError``."""
+    return _read_key_file(path)
 
 
 def _read_key_file(path: Path) -> bytes:

@@ -19,6 +19,7 @@ import attrs
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from learnprivacy._progress import ProgressReporter
 from learnprivacy.crypto import _token
 from learnprivacy.crypto._blind_index import BlindIndex
 from learnprivacy.crypto._keycache import KeyCache, SubjectKeys
@@ -285,37 +286,74 @@ class Keyring:
         self._cache.forget(subject)
         return destroyed
 
-    def rotate(self, new_master_key: bytes | None = None) -> str:
+    def rotate(
+        self,
+        new_master_key: bytes | None = None,
+        *,
+        progress: ProgressReporter | None = None,
+    ) -> str:
         """Switch to a new master key, rewrap every data key, return the new key's id.
 
         Save ``new_master_key`` *before* calling: once entries are rewrapped, only it opens
         them. Without an argument a random key is made; export it at once with
-        :meth:`export_master_key`. Encrypted values are untouched and stay readable. If
-        interrupted, open a keyring on the new key with ``previous_master_keys=[old]``
-        and call :meth:`rewrap`.
+        :meth:`export_master_key`. Encrypted values are untouched and stay readable.
+
+        **Interrupted?** Nothing is lost: every entry is wrapped under the old or the new
+        key, and names which. Open a keyring on the new key with
+        ``previous_master_keys=[old]`` (a store opens with it too) and call :meth:`rewrap`
+        (``learnprivacy keys rotate --resume``) to finish.
         """
         new = MasterKey(os.urandom(KEY_SIZE) if new_master_key is None else new_master_key)
         if new.key_id != self._master.key_id:
             self._previous[self._master.key_id] = self._master
             self._master = new
-        self.rewrap()
+        self.rewrap(progress=progress)
         return new.key_id
 
-    def rewrap(self) -> int:
+    def rewrap(self, *, progress: ProgressReporter | None = None, batch_size: int = 2_000) -> int:
         """Rewrap under the current master key every entry wrapped under a previous one.
 
-        Returns how many entries were rewrapped. The store's check value is rewrapped last,
-        so the store only reports the new master key once every key is under it.
+        Returns how many entries were rewrapped. Entries are read a page at a time and
+        written back ``batch_size`` per transaction (for stores that offer it), each
+        naming its new master key, so an interruption at any point leaves every entry
+        readable and a later call finishes the work. The store's check value is rewrapped
+        last: the store only reports the new master key once every key is under it.
+        ``progress`` (``expect``/``advance``) is told the number of entries, then each
+        entry examined.
         """
+        if type(batch_size) is not int or batch_size < 1:
+            raise ValidationError("batch_size must be a positive int", field="batch_size")
+        store = self._store
+        paged = getattr(store, "iter_entries", None)
+        update_many = getattr(store, "update_many", None)
+        if progress is not None:
+            counts = getattr(store, "counts", None)
+            total = (
+                sum(v for k, v in counts().items() if k in ("active", "retired", "shredded"))
+                if counts is not None
+                else sum(1 for _ in store.list_entries())
+            )
+            progress.expect(total)
+        entries = paged() if paged is not None else iter(list(store.list_entries()))
         count = 0
         deferred: list[KeyEntry] = []
-        for entry in list(self._store.list_entries()):
+        pending: list[KeyEntry] = []
+        for entry in entries:
             if entry.state is KeyState.SHREDDED or entry.master_key_id == self._master.key_id:
-                continue
-            if entry.subject == SYSTEM_SUBJECT and entry.scope == _CHECK_SCOPE:
+                pass
+            elif entry.subject == SYSTEM_SUBJECT and entry.scope == _CHECK_SCOPE:
                 deferred.append(entry)
-                continue
-            count += self._rewrap_entry(entry)
+            elif update_many is None:
+                count += self._rewrap_entry(entry)
+            else:
+                pending.append(self._rewrapped(entry))
+                if len(pending) >= batch_size:
+                    count += update_many(pending)
+                    pending = []
+            if progress is not None:
+                progress.advance(1)
+        if pending and update_many is not None:
+            count += update_many(pending)
         for entry in deferred:
             count += self._rewrap_entry(entry)
         self._previous.clear()
@@ -456,13 +494,15 @@ class Keyring:
                 return key
         return self._unwrap(entry)
 
-    def _rewrap_entry(self, entry: KeyEntry) -> int:
+    def _rewrapped(self, entry: KeyEntry) -> KeyEntry:
         key = self._unwrap(entry)
         wrapped = self._master.wrap(
             key, subject=entry.subject, scope=entry.scope, key_id=entry.key_id
         )
-        updated = attrs.evolve(entry, master_key_id=self._master.key_id, wrapped=wrapped)
-        return int(self._store.update(updated))
+        return attrs.evolve(entry, master_key_id=self._master.key_id, wrapped=wrapped)
+
+    def _rewrap_entry(self, entry: KeyEntry) -> int:
+        return int(self._store.update(self._rewrapped(entry)))
 
 
 def _active(entries: Iterable[KeyEntry]) -> KeyEntry | None:

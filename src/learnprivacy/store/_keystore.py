@@ -21,7 +21,7 @@ The outbox names subjects by their key reference (``k1_...``), never by learner 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, delete, insert, select
@@ -108,6 +108,18 @@ class SqlKeyStore:
     def update(self, entry: KeyEntry) -> bool:
         """Replace a live entry; a missing or SHREDDED entry is left alone (``False``)."""
         return self._keys.update(entry)
+
+    def iter_entries(self) -> Iterator[KeyEntry]:
+        """Every entry, streamed a page at a time (for rotation)."""
+        return self._keys.iter_entries()
+
+    def update_many(self, entries: Sequence[KeyEntry]) -> int:
+        """Replace many live entries in one transaction (for rotation)."""
+        return self._keys.update_many(entries)
+
+    def counts(self) -> dict[str, int]:
+        """Keys per state and tombstones (for progress and status)."""
+        return self._keys.counts()
 
     def is_shredded(self, subject: str, scope: str) -> bool:
         """True when ``(subject, scope)`` is tombstoned and none of its keys is alive."""
