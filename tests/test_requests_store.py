@@ -471,7 +471,11 @@ def test_withdrawal_erasure_uses_the_store_audit_and_replays_on_a_backup(
     assert {e.subject_ref for e in transitions} == {ref}
     assert ("subject_request", "completed") in [(e.action, e.outcome) for e in transitions]
     master = world.store.keyring.export_master_key()
-    with Store(f"sqlite:///{backup}", keyring=Keyring.from_master_key(master)) as restored:
+    with Store(
+        f"sqlite:///{backup}",
+        keyring=Keyring.from_master_key(master),
+        keys=world.store.key_database,
+    ) as restored:
         assert restored.get(Progress, "L1-P2") is not None
         report = restored.replay_erasures(world.store.audit, now=T)
         assert report.erased == 1
