@@ -191,6 +191,12 @@ def test_every_tampering_is_caught(store: Store, kind: str) -> None:
         store.audit.verify()
     assert caught.value.sequence is not None
     assert "L1" not in str(caught.value)
+    if kind == "tables dropped":
+        # The PostgreSQL database is shared by the module's tests: put the tables back.
+        from learnprivacy.store._schema import METADATA
+
+        with store.database.write() as connection:
+            METADATA.create_all(connection, tables=[AUDIT, AUDIT_HEAD])
 
 
 def test_the_last_three_are_caught_after_reopening(store_url: str, keyring: object) -> None:

@@ -8,6 +8,7 @@ since the copy, and restoring the copy must keep every other learner readable.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -320,10 +321,11 @@ def _database_files(server: TemporaryPostgres, database: str) -> bytes:
     _psql(server, database, "CHECKPOINT")
     oid = _psql(server, database, f"SELECT oid FROM pg_database WHERE datname = '{database}'")
     data = b""
-    for path in (server.data_dir / "base" / str(oid[0][0])).iterdir():
-        data += path.read_bytes()
-    for path in (server.data_dir / "pg_wal").iterdir():
-        if path.is_file():
+    paths = [*(server.data_dir / "base" / str(oid[0][0])).iterdir()]
+    paths += [p for p in (server.data_dir / "pg_wal").iterdir() if p.is_file()]
+    for path in paths:
+        # The server may remove a file meanwhile (pg_internal.init, a recycled segment).
+        with contextlib.suppress(FileNotFoundError):
             data += path.read_bytes()
     return data
 

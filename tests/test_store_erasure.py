@@ -353,7 +353,7 @@ def test_erase_records_restricts_an_invoice_inside_its_legal_minimum(store: Stor
     assert store.get(Invoice, invoice.id, include_restricted=True) == invoice
     restricts = list(store.audit.entries(actions=["restrict"]))
     assert restricts
-    assert restricts[0].details["ids"] == [invoice.id]
+    assert restricts[0].details["record_refs"] == [store.audit.record_ref("Invoice", invoice.id)]
     assert store.audit.verify()
 
 
