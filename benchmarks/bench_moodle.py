@@ -1,6 +1,6 @@
 """Reading Moodle users with their course completions into records, against plain Core SQL.
 
-The site is a lean synthetic Moodle (``learnprivacy.moodle.fixture``: accounts, courses,
+The site is a lean synthetic Moodle (``learnprivacy.testing.moodle``: accounts, courses,
 enrolments, completions and course grades). Measured: ``MoodleDatabase.learners()`` plus
 ``MoodleDatabase.course_progress()`` into validated, typed records (streamed in chunks,
 through the read-only guard). Floor: the same rows fetched with hand-written SQLAlchemy
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from benchmarks._measure import compare, ratio_row
 from learnprivacy.moodle import MoodleDatabase, MoodleSchema
-from learnprivacy.moodle.fixture import create_schema, populate
+from learnprivacy.testing.moodle import create_schema, populate
 
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 TARGET = 2.0

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 
 if TYPE_CHECKING:
     from learnprivacy.testing.lrs import TemporaryRalphLRS
+    from learnprivacy.testing.mariadb import TemporaryMariaDB
     from learnprivacy.testing.postgres import TemporaryPostgres
 
 UTC = dt.UTC
@@ -48,6 +50,20 @@ def postgres_server() -> Iterator[TemporaryPostgres]:
 
 
 @pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[TemporaryMariaDB]:
+    """One real MariaDB server for the session; each user creates its own database."""
+    from learnprivacy.testing.mariadb import MariaDBUnavailable, TemporaryMariaDB
+
+    server = TemporaryMariaDB()
+    try:
+        server.start()
+    except MariaDBUnavailable as exc:
+        pytest.skip(f"MariaDB unavailable: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def ralph_lrs() -> Iterator[TemporaryRalphLRS]:
     """One real Ralph LRS on 127.0.0.1 for the session (filesystem backend)."""
     from learnprivacy.testing.lrs import LRSUnavailable, TemporaryRalphLRS
@@ -59,3 +75,43 @@ def ralph_lrs() -> Iterator[TemporaryRalphLRS]:
         pytest.skip(f"Ralph LRS unavailable: {exc}")
     yield server
     server.stop()
+
+
+#: The engines every Moodle test runs on: Moodle sites run on all three.
+MOODLE_ENGINES = [
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("mariadb", marks=pytest.mark.mariadb),
+]
+
+
+def open_engine(url: str) -> sa.Engine:
+    """An engine for ``url``; SQLite files without fsync (tests need no durability)."""
+    engine = sa.create_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _no_sync(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.execute("PRAGMA synchronous = OFF")
+
+    return engine
+
+
+@pytest.fixture(scope="module", params=MOODLE_ENGINES)
+def moodle_engine_kind(request: pytest.FixtureRequest) -> str:
+    """The engine a Moodle test module runs on (each module runs once per engine)."""
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture(scope="module")
+def new_database(
+    moodle_engine_kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[], str]:
+    """A factory of fresh, empty databases (URLs) on the module's engine."""
+    if moodle_engine_kind == "sqlite":
+        return lambda: f"sqlite:///{tmp_path_factory.mktemp('moodle') / 'moodle.db'}"
+    server = request.getfixturevalue(f"{moodle_engine_kind}_server")
+    return lambda: str(server.create_database())

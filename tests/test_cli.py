@@ -155,9 +155,13 @@ def test_sweep_dry_run_then_real(cli: Cli) -> None:
     """The dry run reports what the real sweep then does; the invoice's minimum holds."""
     dry = cli.json("sweep", "--dry-run", "--now", "2026-06-15")
     assert dry["dry_run"] is True
-    assert dry["erased"] == 1  # L1: 18 months after last activity have passed
+    # L1: 18 months after last activity have passed, but the account is kept (restricted)
+    # while its invoice stays: erasing it would leave the invoice without an account.
+    assert dry["erased"] == 0
+    assert dry["restricted"] == 1
     real = cli.json("sweep", "--now", "2026-06-15")
     assert real["erased"] == dry["erased"]
+    assert real["restricted"] == dry["restricted"]
     assert real["by_type"]["Invoice"].get("erase", 0) == 0
     again = cli.json("sweep", "--now", "2026-06-15")
     assert again["erased"] == 0
@@ -337,3 +341,47 @@ def test_request_choices_follow_the_vocabulary() -> None:
     assert offered["request_type"] == {t.value for t in RequestType}
     assert offered["channel"] == {c.value for c in Channel}
     assert offered["identity"] == {m.value for m in ProofMethod}
+
+
+def test_import_reads_xapi_statement_files(cli: Cli, tmp_path: Path) -> None:
+    """An xAPI statements file (here the one of an export) gives Progress records of the
+    store's learners; importing it again adds nothing (it used to fail with "Progress has
+    no field(s) actor...")."""
+    progress = tmp_path / "progress.json"
+    progress.write_text(
+        json.dumps(
+            {
+                "Progress": [
+                    {
+                        "id": "P1",
+                        "learner_id": "L2",
+                        "course_id": "SST",
+                        "status": "passed",
+                        "recorded_at": "2026-03-01T10:00:00+01:00",
+                        "score": {"raw": "15", "min": "0", "max": "20"},
+                    }
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    cli("import", str(progress))
+    out = tmp_path / "bob.zip"
+    cli("export", "L2", "--out", str(out), "--now", "2026-06-15")
+    statements = tmp_path / "statements.json"
+    with zipfile.ZipFile(out) as archive:
+        statements.write_bytes(archive.read("xapi/statements.json"))
+    first = cli.json("import", str(statements))
+    assert first["imported"] == {"Progress": 1, "skipped statements": 0}
+    again = cli.json("import", str(statements))
+    assert again["imported"] == {"Progress": 0, "skipped statements": 1}
+    exported = tmp_path / "bob2.zip"
+    cli("export", "L2", "--out", str(exported), "--now", "2026-06-15")
+    with zipfile.ZipFile(exported) as archive:
+        rows = json.loads(archive.read("data/learnprivacy_store/Progress.json"))
+    records = rows["records"] if isinstance(rows, dict) else rows
+    imported = [r for r in records if r["id"].startswith("xapi-")]
+    assert len(imported) == 1
+    assert imported[0]["course_id"] == "SST"
+    assert imported[0]["status"] == "passed"
+    assert imported[0]["score"]["raw"] in ("15", 15)

@@ -1,9 +1,9 @@
-"""MoodleDatabase: Moodle rows become learnprivacy records, on SQLite and PostgreSQL."""
+"""MoodleDatabase: Moodle rows become learnprivacy records, on SQLite, PostgreSQL, MariaDB."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,7 @@ import sqlalchemy as sa
 
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, PolicyError
-from learnprivacy.moodle import MoodleDatabase, ScanIssues, to_unix
-from learnprivacy.moodle.fixture import create_schema, insert_rows
+from learnprivacy.moodle import MoodleDatabase, ScanIssues, check_read_only, to_unix
 from learnprivacy.records import (
     AccessEvent,
     AccessKind,
@@ -25,6 +24,8 @@ from learnprivacy.records import (
     ProgressStatus,
     Score,
 )
+from learnprivacy.testing.moodle import create_schema, insert_rows
+from tests.conftest import open_engine
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 1, 10, 9, 0, tzinfo=UTC)
@@ -40,29 +41,10 @@ def at(days: float = 0) -> dt.datetime:
     return T0 + dt.timedelta(days=days)
 
 
-def fast_sqlite(url: str) -> sa.Engine:
-    """A SQLite engine without fsync: test files need no durability, and DDL is slow with it."""
-    engine = sa.create_engine(url)
-
-    @sa.event.listens_for(engine, "connect")
-    def _no_sync(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.execute("PRAGMA synchronous = OFF")
-
-    return engine
-
-
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def engine(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[sa.Engine]:
+@pytest.fixture(scope="module")
+def engine(new_database: Callable[[], str]) -> Iterator[sa.Engine]:
     """The hand-made site on each engine, built once per module (the tests only read it)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('moodle') / 'moodle.db'}"
-    else:
-        url = request.getfixturevalue("postgres_server").create_database()
-    engine = fast_sqlite(url) if url.startswith("sqlite") else sa.create_engine(url)
+    engine = open_engine(new_database())
     create_schema(engine)
     _site(engine)
     yield engine
@@ -469,7 +451,7 @@ def test_certificates_from_customcert(moodle: MoodleDatabase) -> None:
 
 def test_missing_plugin_tables_read_as_empty(tmp_path: Path) -> None:
     """A site without mod_customcert (or the log store) gives no such records, no error."""
-    engine = fast_sqlite(f"sqlite:///{tmp_path / 'core.db'}")
+    engine = open_engine(f"sqlite:///{tmp_path / 'core.db'}")
     schema = create_schema(engine)
     with engine.begin() as connection:
         for name in ("customcert_issues", "customcert", "logstore_standard_log"):
@@ -535,21 +517,77 @@ def test_postgres_itself_refuses_writes_the_guard_cannot_see(
     url = postgres_server.create_database()  # type: ignore[attr-defined]
     engine = sa.create_engine(url)
     create_schema(engine)
+    with engine.begin() as connection:
+        # A function whose body writes: the guard only sees "SELECT bump()".
+        connection.exec_driver_sql(
+            "CREATE FUNCTION bump() RETURNS bigint LANGUAGE sql "
+            "AS $$ SELECT nextval('mdl_user_id_seq') $$"
+        )
     try:
         with (
             MoodleDatabase(url) as db,
             db.connect() as connection,
             pytest.raises(PolicyError, match="database refused"),
         ):
-            connection.execute(sa.text("SELECT nextval('mdl_user_id_seq')"))
+            connection.execute(sa.text("SELECT bump()"))
     finally:
         engine.dispose()
+
+
+@pytest.mark.mariadb
+def test_mariadb_itself_refuses_writes_the_guard_cannot_see(mariadb_server: Any) -> None:
+    """On MariaDB every transaction is READ ONLY: a write the guard let through fails there."""
+    url = mariadb_server.create_database()
+    engine = sa.create_engine(url)
+    create_schema(engine)
+    insert_rows(engine, "config", [{"name": "siteguest", "value": "1"}])
+    with engine.begin() as connection:
+        # A function whose body writes: the guard only sees "SELECT bump()".
+        connection.exec_driver_sql(
+            "CREATE FUNCTION bump() RETURNS INT MODIFIES SQL DATA "
+            "BEGIN UPDATE mdl_config SET value = '2'; RETURN 1; END"
+        )
+    try:
+        with (
+            MoodleDatabase(url) as db,
+            db.connect() as connection,
+            pytest.raises(PolicyError, match="database refused"),
+        ):
+            connection.execute(sa.text("SELECT bump()"))
+        with engine.connect() as connection:
+            value = connection.execute(sa.text("SELECT value FROM mdl_config")).scalar()
+        assert value == "1"
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT GET_LOCK('learnprivacy', 0)",
+        "SELECT RELEASE_ALL_LOCKS()",
+        "select pg_advisory_lock(1)",
+        "SELECT pg_try_advisory_xact_lock(1)",
+        "SELECT setval('mdl_user_id_seq', 1)",
+        "SELECT id FROM mdl_user LOCK IN SHARE MODE",
+        "SELECT id FROM mdl_user FOR UPDATE",
+    ],
+)
+def test_reads_that_lock_or_change_state_are_refused(statement: str) -> None:
+    """A SELECT that takes a lock or changes server state is refused like a write."""
+    with pytest.raises(PolicyError):
+        check_read_only(statement)
+
+
+def test_lock_names_inside_literals_do_not_decide() -> None:
+    """A lock function's name inside a string literal is data, not a call."""
+    check_read_only("SELECT id FROM mdl_user WHERE username = 'get_lock(x)'")
 
 
 def test_sqlite_url_is_opened_query_only(tmp_path: Path) -> None:
     """A SQLite file opened from a URL is query-only at the driver level as well."""
     url = f"sqlite:///{tmp_path / 'moodle.db'}"
-    create_schema(fast_sqlite(url))
+    create_schema(open_engine(url))
     with MoodleDatabase(url) as db, db.connect() as connection:
         raw = connection.connection.driver_connection
         assert raw is not None
@@ -573,7 +611,7 @@ def test_bad_url_message_does_not_echo_the_url() -> None:
 
 def test_other_prefix(tmp_path: Path) -> None:
     """A site installed with another $CFG->prefix is read through that prefix."""
-    engine = fast_sqlite(f"sqlite:///{tmp_path / 'p.db'}")
+    engine = open_engine(f"sqlite:///{tmp_path / 'p.db'}")
     create_schema(engine, prefix="m45_")
     insert_rows(
         engine,

@@ -1,9 +1,9 @@
-"""learnprivacy.moodle.fixture: a reproducible synthetic Moodle site on any engine."""
+"""learnprivacy.testing.moodle: a reproducible synthetic Moodle site on any engine."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,25 +12,15 @@ import sqlalchemy as sa
 
 from learnprivacy.errors import ValidationError
 from learnprivacy.moodle import MoodleDatabase, MoodleSchema, ScanIssues, from_unix, to_unix
-from learnprivacy.moodle.fixture import FixtureSummary, create_schema, populate
+from learnprivacy.testing.moodle import FixtureSummary, create_schema, populate
+from tests.conftest import open_engine
 
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 
 
-def fast_sqlite(url: str) -> sa.Engine:
-    """A SQLite engine without fsync: test files need no durability, and DDL is slow with it."""
-    engine = sa.create_engine(url)
-
-    @sa.event.listens_for(engine, "connect")
-    def _no_sync(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.execute("PRAGMA synchronous = OFF")
-
-    return engine
-
-
 def build(url: str, **options: Any) -> tuple[sa.Engine, FixtureSummary]:
     """Create and populate a fixture site at ``url``."""
-    engine = fast_sqlite(url) if url.startswith("sqlite") else sa.create_engine(url)
+    engine = open_engine(url)
     create_schema(engine)
     return engine, populate(engine, now=NOW, **options)
 
@@ -62,10 +52,9 @@ TABLES = (
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[sa.Engine, FixtureSummary]]:
-    """One medium SQLite site shared by the read-only checks."""
-    path = tmp_path_factory.mktemp("site") / "moodle.db"
-    engine, summary = build(f"sqlite:///{path}", users=400, courses=10, seed=3)
+def site(new_database: Callable[[], str]) -> Iterator[tuple[sa.Engine, FixtureSummary]]:
+    """One medium site per engine, shared by the read-only checks."""
+    engine, summary = build(new_database(), users=400, courses=10, seed=3)
     yield engine, summary
     engine.dispose()
 
@@ -79,19 +68,21 @@ def test_same_seed_same_rows_other_seed_other_rows(tmp_path: Path) -> None:
     assert dump(first, ("user",)) != dump(other, ("user",))
 
 
-@pytest.mark.postgres
-def test_postgres_gets_the_same_site_as_sqlite(tmp_path: Path, postgres_server: Any) -> None:
-    """The same call fills PostgreSQL with exactly the rows it gives SQLite."""
+def test_every_engine_gets_the_same_site_as_sqlite(
+    tmp_path: Path, new_database: Callable[[], str]
+) -> None:
+    """The same call fills PostgreSQL and MariaDB with exactly the rows it gives SQLite."""
     lite, _ = build(f"sqlite:///{tmp_path / 'a.db'}", users=80, courses=6, seed=5)
-    pg, _ = build(postgres_server.create_database(), users=80, courses=6, seed=5)
+    pg, _ = build(new_database(), users=80, courses=6, seed=5)
     try:
         assert dump(lite, TABLES) == dump(pg, TABLES)
         # Sequences were moved past the explicit ids: Moodle could go on inserting.
         user = MoodleSchema()["user"]
         with pg.begin() as connection:
-            new_id = connection.execute(
-                user.insert().values(username="new", email="new@example.org").returning(user.c.id)
-            ).scalar()
+            result = connection.execute(
+                user.insert().values(username="new", email="new@example.org")
+            )
+            new_id = result.inserted_primary_key[0]
         assert new_id == 80 + 3
     finally:
         pg.dispose()
@@ -193,7 +184,7 @@ def test_lean_site_has_no_activities_or_logs(tmp_path: Path) -> None:
 )
 def test_bad_options_are_refused(options: dict[str, Any], tmp_path: Path) -> None:
     """A naive now, negative sizes and an empty history are validation errors."""
-    engine = fast_sqlite(f"sqlite:///{tmp_path / 'x.db'}")
+    engine = open_engine(f"sqlite:///{tmp_path / 'x.db'}")
     create_schema(engine)
     with pytest.raises(ValidationError):
         populate(engine, **options)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,6 @@ from learnprivacy.crypto import Keyring
 from learnprivacy.errors import NotFoundError
 from learnprivacy.export import export_subject, read_package
 from learnprivacy.moodle import MoodleDatabase, MoodleProvider
-from learnprivacy.moodle.fixture import FixtureSummary, create_schema, populate
 from learnprivacy.providers import (
     ApprovedContextList,
     Context,
@@ -26,15 +25,17 @@ from learnprivacy.providers import (
     UserList,
 )
 from learnprivacy.store import Store
+from learnprivacy.testing.moodle import FixtureSummary, create_schema, populate
+from tests.conftest import open_engine
 
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 KEY = bytes(range(32))
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[sa.Engine, FixtureSummary]]:
-    """A small synthetic site on SQLite."""
-    engine = sa.create_engine(f"sqlite:///{tmp_path_factory.mktemp('p') / 'moodle.db'}")
+def site(new_database: Callable[[], str]) -> Iterator[tuple[sa.Engine, FixtureSummary]]:
+    """A small synthetic site on each engine."""
+    engine = open_engine(new_database())
     create_schema(engine)
     summary = populate(engine, now=NOW, users=60, courses=6)
     yield engine, summary

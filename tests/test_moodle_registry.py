@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -23,42 +21,25 @@ from learnprivacy.moodle import (
     registry_rows,
 )
 from learnprivacy.moodle._registry_read import parse_config_name
-from learnprivacy.moodle.fixture import create_schema, insert_rows, populate
 from learnprivacy.records import Certificate, Learner, Progress, ProgressStatus
 from learnprivacy.retention import Action, Period, Trigger
+from learnprivacy.testing.moodle import create_schema, insert_rows, populate
+from tests.conftest import open_engine
 
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 
 
-def fast_sqlite(url: str) -> sa.Engine:
-    """A SQLite engine without fsync: test files need no durability, and DDL is slow with it."""
-    engine = sa.create_engine(url)
-
-    @sa.event.listens_for(engine, "connect")
-    def _no_sync(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.execute("PRAGMA synchronous = OFF")
-
-    return engine
-
-
-def new_engine(request: pytest.FixtureRequest, kind: str, tmp_path: Path, name: str) -> sa.Engine:
-    """An empty Moodle schema on SQLite or on the session's PostgreSQL server."""
-    if kind == "sqlite":
-        engine = fast_sqlite(f"sqlite:///{tmp_path / name}")
-    else:
-        engine = sa.create_engine(request.getfixturevalue("postgres_server").create_database())
+def new_engine(new_database: Callable[[], str]) -> sa.Engine:
+    """An empty Moodle schema in a fresh database on the module's engine."""
+    engine = open_engine(new_database())
     create_schema(engine)
     return engine
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def source(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[sa.Engine]:
+@pytest.fixture(scope="module")
+def source(new_database: Callable[[], str]) -> Iterator[sa.Engine]:
     """A small fixture site (its registry is what matters here), once per engine."""
-    engine = new_engine(request, request.param, tmp_path_factory.mktemp("reg"), "source.db")
+    engine = new_engine(new_database)
     populate(engine, now=NOW, users=20, courses=4, log_events_per_user=0)
     yield engine
     engine.dispose()
@@ -204,12 +185,11 @@ def test_config_names_of_level_defaults(name: str, expected: object) -> None:
     assert parse_config_name(name) == expected
 
 
-@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_round_trip_through_another_database(
-    kind: str, registry: DataRegistry, request: pytest.FixtureRequest, tmp_path: Path
+    registry: DataRegistry, new_database: Callable[[], str]
 ) -> None:
     """Rows written into another Moodle database read back as the same registry."""
-    target = new_engine(request, kind, tmp_path, "target.db")
+    target = new_engine(new_database)
     try:
         counts = insert_registry(target, registry, now=NOW, include_instances=True)
         assert counts["tool_dataprivacy_purpose"] == 5
@@ -229,10 +209,11 @@ def test_round_trip_through_another_database(
         target.dispose()
 
 
-def test_renumbered_import_keeps_references(registry: DataRegistry, tmp_path: Path) -> None:
+def test_renumbered_import_keeps_references(
+    registry: DataRegistry, new_database: Callable[[], str]
+) -> None:
     """keep_ids=False appends after a site's own purposes and rewrites every reference."""
-    target = fast_sqlite(f"sqlite:///{tmp_path / 'busy.db'}")
-    create_schema(target)
+    target = new_engine(new_database)
     insert_rows(target, "tool_dataprivacy_purpose", [
         {"name": f"existing {n}", "lawfulbases": "gdpr_art_6_1_b", "retentionperiod": "P1Y",
          "usermodified": 2, "timecreated": 1, "timemodified": 1}
@@ -268,10 +249,9 @@ def test_rows_are_in_moodle_format(registry: DataRegistry) -> None:
     assert rows["tool_dataprivacy_ctxinstance"] == []  # only for the same site
 
 
-def test_unreadable_registry_values_are_reported(tmp_path: Path) -> None:
+def test_unreadable_registry_values_are_reported(new_database: Callable[[], str]) -> None:
     """Unknown codes are dropped and bad periods leave no rule; both are reported."""
-    engine = fast_sqlite(f"sqlite:///{tmp_path / 'odd.db'}")
-    create_schema(engine)
+    engine = new_engine(new_database)
     insert_rows(engine, "tool_dataprivacy_purpose", [
         {"id": 1, "name": "odd", "lawfulbases": "gdpr_art_6_1_b,gdpr_art_6_1_z",
          "sensitivedatareasons": "", "retentionperiod": "18 months", "usermodified": 2,

@@ -5,15 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from learnprivacy.errors import ValidationError
 from learnprivacy.moodle import MoodleDatabase, MoodleReport, moodle_report, to_unix
-from learnprivacy.moodle.fixture import create_schema, insert_rows, populate
+from learnprivacy.testing.moodle import create_schema, insert_rows, populate
+from tests.conftest import open_engine
 
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 
@@ -21,17 +22,6 @@ NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 def ago(days: float) -> int:
     """The Moodle timestamp ``days`` before NOW (negative: in the future)."""
     return to_unix(NOW - dt.timedelta(days=days))
-
-
-def fast_sqlite(url: str) -> sa.Engine:
-    """A SQLite engine without fsync: test files need no durability, and DDL is slow with it."""
-    engine = sa.create_engine(url)
-
-    @sa.event.listens_for(engine, "connect")
-    def _no_sync(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.execute("PRAGMA synchronous = OFF")
-
-    return engine
 
 
 def _user(uid: int, last: int, **extra: Any) -> dict[str, Any]:
@@ -48,10 +38,9 @@ def _user(uid: int, last: int, **extra: Any) -> dict[str, Any]:
     }
 
 
-def build_site(path: Path, *, require_all: str | None = None) -> str:
-    """A site whose every account has a known fate; returns its URL."""
-    url = f"sqlite:///{path}"
-    engine = fast_sqlite(url)
+def build_site(url: str, *, require_all: str | None = None) -> str:
+    """A site whose every account has a known fate, at ``url``; returns its URL."""
+    engine = open_engine(url)
     create_schema(engine)
     insert_rows(engine, "config", [
         {"name": "siteguest", "value": "1"}, {"name": "siteadmins", "value": "2"},
@@ -107,9 +96,9 @@ def build_site(path: Path, *, require_all: str | None = None) -> str:
     return url
 
 
-def test_moodle_view_of_accounts_and_courses(tmp_path: Path) -> None:
+def test_moodle_view_of_accounts_and_courses(new_database: Callable[[], str]) -> None:
     """Each account and course lands in the status Moodle's expiry task would give it."""
-    report = moodle_report(build_site(tmp_path / "site.db"), now=NOW)
+    report = moodle_report(build_site(new_database()), now=NOW)
     assert report.accounts == {"total": 9, "live": 8, "deleted": 1, "suspended": 0}
     assert report.users == {
         "expired": 2,  # 10 and 16
@@ -137,17 +126,17 @@ def test_moodle_view_of_accounts_and_courses(tmp_path: Path) -> None:
     assert report.deleted_leftovers["logstore_standard_log"] == 1
 
 
-def test_end_dates_not_required(tmp_path: Path) -> None:
+def test_end_dates_not_required(new_database: Callable[[], str]) -> None:
     """With requireallenddatesforuserdeletion off, a course without end date holds no one."""
-    report = moodle_report(build_site(tmp_path / "site.db", require_all="0"), now=NOW)
+    report = moodle_report(build_site(new_database(), require_all="0"), now=NOW)
     assert not report.require_all_end_dates
     assert report.users["held_by_course_without_end_date"] == 0
     assert report.users["expired"] == 3
 
 
-def test_learnprivacy_dry_run(tmp_path: Path) -> None:
+def test_learnprivacy_dry_run(new_database: Callable[[], str]) -> None:
     """The sweep applies the registry's Schedule: no course-end pain, admins held, nothing done."""
-    report = moodle_report(build_site(tmp_path / "site.db"), now=NOW)
+    report = moodle_report(build_site(new_database()), now=NOW)
     # Learners: 10, 11, 12 (two years idle) and 14 (never logged in, created three years
     # ago: counted from creation) are due; 13 and 16 are active; the admin is held.
     assert report.sweep["Learner"] == {"erase": 4, "keep": 3}
@@ -156,7 +145,7 @@ def test_learnprivacy_dry_run(tmp_path: Path) -> None:
 def test_report_never_writes(tmp_path: Path) -> None:
     """Reporting leaves the database file byte for byte as it was."""
     path = tmp_path / "site.db"
-    url = build_site(path)
+    url = build_site(f"sqlite:///{path}")
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     moodle_report(url, now=NOW)
     with MoodleDatabase(url) as db:
@@ -164,9 +153,9 @@ def test_report_never_writes(tmp_path: Path) -> None:
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
 
 
-def test_renderings(tmp_path: Path) -> None:
+def test_renderings(new_database: Callable[[], str]) -> None:
     """to_json is valid JSON with ISO dates; to_text names the findings, no personal data."""
-    report = moodle_report(build_site(tmp_path / "site.db"), now=NOW)
+    report = moodle_report(build_site(new_database()), now=NOW)
     data = json.loads(report.to_json())
     assert data["now"] == NOW.isoformat()
     assert data["users"]["held_by_course_without_end_date"] == 1
@@ -179,9 +168,9 @@ def test_renderings(tmp_path: Path) -> None:
     assert "example.org" not in report.to_json()
 
 
-def test_report_on_a_fixture_site(tmp_path: Path) -> None:
+def test_report_on_a_fixture_site(new_database: Callable[[], str]) -> None:
     """On a synthetic site every live account falls in exactly one status."""
-    engine = fast_sqlite(f"sqlite:///{tmp_path / 'fixture.db'}")
+    engine = open_engine(new_database())
     create_schema(engine)
     summary = populate(engine, now=NOW, users=300, courses=8)
     report: MoodleReport = moodle_report(engine, now=NOW)
@@ -193,7 +182,37 @@ def test_report_on_a_fixture_site(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_naive_now_is_refused(tmp_path: Path) -> None:
+def test_naive_now_is_refused(new_database: Callable[[], str]) -> None:
     """The clock is a parameter and must be timezone-aware."""
     with pytest.raises(ValidationError):
-        moodle_report(build_site(tmp_path / "site.db"), now=dt.datetime(2026, 6, 15))
+        moodle_report(build_site(new_database()), now=dt.datetime(2026, 6, 15))
+
+
+def test_cli_report_counts_accounts_on_its_progress_bar_and_honours_no_sweep(
+    tmp_path: Path,
+) -> None:
+    """`moodle report` feeds the progress bar one tick per account; --no-sweep skips the
+    dry run (the option used to be ignored)."""
+    from click.testing import CliRunner
+
+    from learnprivacy.cli import main
+
+    path = tmp_path / "site.db"
+    url = build_site(f"sqlite:///{path}")
+    ticks: list[int] = []
+
+    class Counter:
+        def expect(self, units: int) -> None:
+            del units
+
+        def advance(self, units: int) -> None:
+            ticks.append(units)
+
+    report = moodle_report(url, now=NOW, progress=Counter())
+    assert sum(ticks) == report.accounts["total"] > 0
+    args = ["--config", str(tmp_path / "none.toml"), "--json", "moodle", "report", "--db", url]
+    (tmp_path / "none.toml").write_text("", encoding="utf-8")
+    full = json.loads(CliRunner().invoke(main, [*args, "--now", NOW.isoformat()]).stdout)
+    quick = CliRunner().invoke(main, [*args, "--now", NOW.isoformat(), "--no-sweep"])
+    assert full["sweep"]
+    assert json.loads(quick.stdout)["sweep"] == {}

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
 
 from learnprivacy.errors import ConfigurationError, PolicyError, ValidationError
 from learnprivacy.moodle import TABLE_NAMES, MoodleSchema, check_read_only, from_unix, to_unix
-from learnprivacy.moodle.fixture import create_schema, drop_schema
+from learnprivacy.testing.moodle import create_schema, drop_schema
+from tests.conftest import open_engine
 
 # Test vectors transcribed by hand from Moodle 4.5/5.0 install.xml files (lib/db,
 # admin/tool/{log/store/standard,policy,dataprivacy}/db, mod_customcert db): table, field,
@@ -168,25 +168,10 @@ def test_unknown_table_is_a_configuration_error() -> None:
         MoodleSchema()["forum_posts"]
 
 
-def fast_sqlite(url: str) -> sa.Engine:
-    """A SQLite engine without fsync: test files need no durability, and DDL is slow with it."""
-    engine = sa.create_engine(url)
-
-    @sa.event.listens_for(engine, "connect")
-    def _no_sync(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.execute("PRAGMA synchronous = OFF")
-
-    return engine
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[sa.Engine]:
+@pytest.fixture
+def engine(new_database: Callable[[], str]) -> Iterator[sa.Engine]:
     """A fresh empty database on each engine."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/moodle.db"
-    else:
-        url = request.getfixturevalue("postgres_server").create_database()
-    engine = fast_sqlite(url) if url.startswith("sqlite") else sa.create_engine(url)
+    engine = open_engine(new_database())
     yield engine
     engine.dispose()
 

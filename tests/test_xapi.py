@@ -1,4 +1,4 @@
-"""xAPI statements: valid for ralph's xAPI 1.0.3 models and for our own stricter checks."""
+"""xAPI statements: valid for ralph's xAPI models, Rustici's TinCan library and our checks."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.export.xapi import (
+    ACTIVITY_TYPE_COURSE,
+    ACTIVITY_TYPE_MODULE,
     STATEMENT_NAMESPACE,
     VERB_ATTEMPTED,
     VERB_COMPLETED,
@@ -23,7 +26,9 @@ from learnprivacy.export.xapi import (
     VERB_PASSED,
     XapiProfile,
     check_statement,
+    format_xapi_duration,
     statement_for,
+    statement_id,
     statements_for,
 )
 from learnprivacy.records import Certificate, Learner, Progress, ProgressStatus, Score
@@ -31,6 +36,7 @@ from learnprivacy.testing.strategies import certificates, progress
 
 statements_module = pytest.importorskip("ralph.models.xapi.base.statements")
 BaseXapiStatement = statements_module.BaseXapiStatement
+tincan = pytest.importorskip("tincan")
 
 T0 = dt.datetime(2025, 3, 14, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=1)))
 PROFILE = XapiProfile(home_page="https://lms.example.org")
@@ -49,9 +55,13 @@ class _Pseudonyms:
         return self._inner.pseudonym(identifier)
 
 
+LATER = dt.datetime(2300, 1, 1, tzinfo=dt.UTC)
+
+
 def _validate(statement: dict[str, Any]) -> None:
-    """Both validators: ralph's schema model and our own checks."""
+    """Three validators: ralph's schema model, Rustici's TinCan library, our own checks."""
     BaseXapiStatement.model_validate(statement)
+    tincan.Statement(copy.deepcopy(statement))
     check_statement(statement)
     text = json.dumps(statement)
     assert SECRET_ID not in text
@@ -75,15 +85,18 @@ def _progress(status: ProgressStatus, **overrides: Any) -> Progress:
 @given(st.one_of(progress(SECRET_ID), certificates(SECRET_ID)))
 def test_every_generated_statement_is_valid(record: Progress | Certificate) -> None:
     """Any progress or certificate gives a statement both validators accept (or none)."""
-    statements = list(statements_for([record], pseudonyms=_Pseudonyms(), profile=PROFILE))
+    statements = list(
+        statements_for([record], pseudonyms=_Pseudonyms(), profile=PROFILE, now=LATER)
+    )
     if isinstance(record, Progress) and record.status is ProgressStatus.NOT_STARTED:
         assert statements == []
         return
     (statement,) = statements
     _validate(statement)
     stamp = dt.datetime.fromisoformat(statement["timestamp"])
-    assert stamp.utcoffset() is not None
-    assert stamp == (record.recorded_at if isinstance(record, Progress) else record.issued_at)
+    assert stamp.utcoffset() == dt.timedelta(0)
+    when = record.recorded_at if isinstance(record, Progress) else record.issued_at
+    assert dt.timedelta(0) <= when - stamp < dt.timedelta(milliseconds=1)
 
 
 @pytest.mark.parametrize(
@@ -130,11 +143,18 @@ def test_progress_statement_content() -> None:
         "https://lms.example.org/xapi/activities/courses/SST-2024/activities/quiz%203%2Fb"
     )
     assert statement["context"]["contextActivities"]["parent"] == [
-        {"objectType": "Activity", "id": "https://lms.example.org/xapi/activities/courses/SST-2024"}
+        {
+            "objectType": "Activity",
+            "id": "https://lms.example.org/xapi/activities/courses/SST-2024",
+            "definition": {"type": ACTIVITY_TYPE_COURSE},
+        }
     ]
+    assert statement["object"]["definition"]["type"] == ACTIVITY_TYPE_MODULE
     assert statement["result"]["score"] == {"raw": 17.5, "min": 0, "max": 20, "scaled": 0.875}
     assert statement["result"]["duration"] == "PT1H2M3S"
-    assert statement["timestamp"] == "2025-03-14T09:30:00+01:00"
+    assert statement["timestamp"] == "2025-03-14T08:30:00.000Z"
+    # Nothing the LMS did not configure: no platform, no language.
+    assert set(statement["context"]) == {"contextActivities"}
     _validate(statement)
 
 
@@ -149,16 +169,15 @@ def test_certificate_statement_uses_earned_and_hides_the_code() -> None:
     )
     statement = statement_for(certificate, actor_name="p1_abc", profile=PROFILE)
     assert statement is not None
-    assert statement["verb"]["id"] == VERB_EARNED
-    assert (
-        statement["object"]["id"] == "https://lms.example.org/xapi/activities/certificates/CERT-9"
-    )
+    assert statement["verb"] == {"id": VERB_EARNED, "display": {"en-US": "earned"}}
+    assert statement["object"]["id"] == "https://lms.example.org/xapi/activities/courses/SST-2024"
+    assert statement["object"]["definition"]["type"] == ACTIVITY_TYPE_COURSE
     assert "SECRETCODE77" not in json.dumps(statement)
     _validate(statement)
 
 
 def test_statement_ids_are_deterministic_uuid5() -> None:
-    """Same record, same id (idempotent re-export); different content, different id."""
+    """Same record, same id (idempotent re-export); UUID 5 in the documented namespace."""
     record = _progress(ProgressStatus.PASSED, score=Score(raw=15, min=0, max=20))
     first = statement_for(record, actor_name="p1_a", profile=PROFILE)
     again = statement_for(copy.deepcopy(record), actor_name="p1_a", profile=PROFILE)
@@ -166,16 +185,181 @@ def test_statement_ids_are_deterministic_uuid5() -> None:
     assert again is not None
     assert first == again
     assert uuid.UUID(first["id"]).version == 5
-    other_score = statement_for(
-        _progress(ProgressStatus.PASSED, score=Score(raw=16, min=0, max=20)),
-        actor_name="p1_a",
-        profile=PROFILE,
-    )
-    other_actor = statement_for(record, actor_name="p1_b", profile=PROFILE)
-    assert other_score is not None
-    assert other_actor is not None
-    assert len({first["id"], other_score["id"], other_actor["id"]}) == 3
     assert uuid.uuid5(uuid.NAMESPACE_URL, "urn:learnprivacy:xapi:statement") == STATEMENT_NAMESPACE
+    # The vector, recomputed independently of the library: the parts joined by U+001F.
+    course = "https://lms.example.org/xapi/activities/courses/SST-2024"
+    name = "\x1f".join(
+        [
+            "https://lms.example.org",
+            "Progress",
+            "P1",
+            VERB_PASSED,
+            "2025-03-14T08:30:00.000Z",
+            course,
+            "15/0/20",
+            "",
+        ]
+    )
+    assert first["id"] == str(uuid.uuid5(STATEMENT_NAMESPACE, name))
+    assert first["id"] == statement_id(
+        "https://lms.example.org",
+        "Progress",
+        "P1",
+        VERB_PASSED,
+        record.recorded_at,
+        object_id=course,
+        score={"raw": 15, "min": 0, "max": 20},
+    )
+
+
+def test_statement_ids_follow_the_event_not_its_wording() -> None:
+    """The same event under another offset, language, platform, course name or version has
+    the same id; another record, verb, instant, or a rectified score, course or time spent
+    has another (the old ids hashed the whole statement, offset included, so a live push
+    and an export were two statements)."""
+    record = _progress(ProgressStatus.PASSED, score=Score(raw=15, min=0, max=20))
+    base = statement_for(record, actor_name="p1_a", profile=PROFILE)
+    assert base is not None
+    utc = attrs.evolve(record, recorded_at=record.recorded_at.astimezone(dt.UTC))
+    tokyo = attrs.evolve(
+        record, recorded_at=record.recorded_at.astimezone(dt.timezone(dt.timedelta(hours=9)))
+    )
+    reworded = XapiProfile(
+        home_page="https://lms.example.org",
+        language="fr-FR",
+        platform="Moodle 4.3",
+        course_names={"SST-2024": "Sauveteur secouriste"},
+        names_language="fr-FR",
+        version="2.0.0",
+    )
+    same = [
+        statement_for(utc, actor_name="p1_a", profile=PROFILE),
+        statement_for(tokyo, actor_name="p1_a", profile=PROFILE),
+        statement_for(record, actor_name="p1_a", profile=reworded),
+    ]
+    for statement in same:
+        assert statement is not None
+        assert statement["id"] == base["id"]
+        _validate(statement)
+    assert same[0] == same[1] == base  # identical statements, not only identical ids
+    different = [
+        statement_for(attrs.evolve(record, id="P2"), actor_name="p1_a", profile=PROFILE),
+        statement_for(
+            attrs.evolve(record, status=ProgressStatus.FAILED), actor_name="p1_a", profile=PROFILE
+        ),
+        statement_for(
+            attrs.evolve(record, recorded_at=T0 + dt.timedelta(milliseconds=1)),
+            actor_name="p1_a",
+            profile=PROFILE,
+        ),
+        statement_for(
+            record, actor_name="p1_a", profile=XapiProfile(home_page="https://other.example.org")
+        ),
+        statement_for(
+            attrs.evolve(record, score=Score(raw=16, min=0, max=20)),
+            actor_name="p1_a",
+            profile=PROFILE,
+        ),
+        statement_for(
+            attrs.evolve(record, course_id="SST-2025"), actor_name="p1_a", profile=PROFILE
+        ),
+        statement_for(
+            attrs.evolve(record, time_spent=dt.timedelta(minutes=5)),
+            actor_name="p1_a",
+            profile=PROFILE,
+        ),
+    ]
+    ids = {s["id"] for s in different if s is not None} | {base["id"]}
+    assert len(ids) == 8
+    # The actor is not part of the event: another pseudonym, same id (an LRS then
+    # refuses the second one as a conflict instead of storing the event twice).
+    other_actor = statement_for(record, actor_name="p1_b", profile=PROFILE)
+    assert other_actor is not None
+    assert other_actor["id"] == base["id"]
+
+
+def test_profile_vocabulary() -> None:
+    """Verbs keep their English display whatever the language; context.language only when
+    known; platform and course names from the configuration; registration when present."""
+    profile = XapiProfile(
+        home_page="https://lms.example.org",
+        language="fr-FR",
+        platform="Campus Formation",
+        course_names={"SST-2024": "Sauveteur secouriste du travail"},
+        names_language="fr-FR",
+    )
+    statement = statement_for(_progress(ProgressStatus.PASSED), actor_name="p", profile=profile)
+    assert statement is not None
+    assert statement["verb"]["display"] == {"en-US": "passed"}
+    assert statement["context"]["language"] == "fr-FR"
+    assert statement["context"]["platform"] == "Campus Formation"
+    assert statement["object"]["definition"]["name"] == {"fr-FR": "Sauveteur secouriste du travail"}
+    _validate(statement)
+    unnamed = statement_for(_progress(ProgressStatus.PASSED), actor_name="p", profile=PROFILE)
+    assert unnamed is not None
+    assert "context" not in unnamed
+    assert "name" not in unnamed["object"]["definition"]
+
+    registration = uuid.UUID("0b5c3f7e-1c1e-4c5e-9d9b-2f4f1f6a9e11")
+    record = _progress(ProgressStatus.COMPLETED)
+    # A record type of the LMS that carries a registration (an attempt of a cmi5 course).
+    extended = type("RegisteredProgress", (Progress,), {"registration": str(registration)})
+    registered = extended(**{f.name: getattr(record, f.name) for f in attrs.fields(Progress)})
+    statement = statement_for(registered, actor_name="p", profile=PROFILE)
+    assert statement is not None
+    assert statement["context"]["registration"] == str(registration)
+    _validate(statement)
+
+
+@pytest.mark.parametrize(
+    ("spent", "text"),
+    [
+        (dt.timedelta(seconds=1.256), "PT1.26S"),
+        (dt.timedelta(seconds=1.254), "PT1.25S"),
+        (dt.timedelta(microseconds=4999), "PT0S"),
+        (dt.timedelta(hours=26, seconds=0.5), "PT26H0.5S"),
+        (dt.timedelta(minutes=1, seconds=59.999), "PT2M"),
+        (dt.timedelta(0), "PT0S"),
+    ],
+)
+def test_durations_are_rounded_to_hundredths(spent: dt.timedelta, text: str) -> None:
+    """xAPI asks for durations at 0.01 s precision: no microseconds reach the LRS."""
+    assert format_xapi_duration(spent) == text
+    statement = statement_for(
+        _progress(ProgressStatus.COMPLETED, time_spent=spent), actor_name="p", profile=PROFILE
+    )
+    assert statement is not None
+    assert statement["result"]["duration"] == text
+    _validate(statement)
+
+
+def test_future_timestamps_are_refused() -> None:
+    """A statement cannot state what has not happened yet: ValidationError, no statement."""
+    now = T0
+    later = _progress(ProgressStatus.PASSED, recorded_at=T0 + dt.timedelta(seconds=1))
+    with pytest.raises(ValidationError) as caught:
+        statement_for(later, actor_name="p", profile=PROFILE, now=now)
+    assert caught.value.field == "timestamp"
+    with pytest.raises(ValidationError):
+        list(statements_for([later], pseudonyms=_Pseudonyms(), profile=PROFILE, now=now))
+    assert statement_for(_progress(ProgressStatus.PASSED), actor_name="p", now=now) is not None
+    with pytest.raises(ValidationError):
+        statement_for(_progress(ProgressStatus.PASSED), actor_name="p", now=T0.replace(tzinfo=None))
+
+
+def test_profile_options_are_checked() -> None:
+    """Unknown versions, bad language tags and empty platforms are configuration errors."""
+    for bad in (
+        {"version": "1.1"},
+        {"language": "en US"},
+        {"platform": " "},
+        {"course_names": {"C1": 3}},
+    ):
+        with pytest.raises(ConfigurationError):
+            XapiProfile(**bad)
+    assert XapiProfile(version="2.0.0").version == "2.0.0"
+    assert not XapiProfile().configured
+    assert PROFILE.configured
 
 
 def test_actor_is_a_pseudonym_never_the_learner_id() -> None:
@@ -230,7 +414,8 @@ def test_our_checks_catch_what_ralph_misses() -> None:
         lambda s: s["result"]["score"].update(raw=11),
         lambda s: s["result"]["score"].update(min=10),
         lambda s: s["actor"].update(mbox="mailto:ana@example.org"),
-        lambda s: s.update(version="1.0.3"),
+        lambda s: s.update(version="1.1.0"),
+        lambda s: s.update(context={"language": "en US"}),
         lambda s: s.update(id="not-a-uuid"),
         lambda s: s.pop("timestamp"),
     ],
@@ -260,3 +445,19 @@ def test_activity_base_is_configurable() -> None:
     assert statement is not None
     assert statement["object"]["id"] == "https://id.example.org/act/courses/SST-2024"
     _validate(statement)
+
+
+def test_voiding_statements_are_valid_and_stable() -> None:
+    """The statement voiding another: valid for ralph and TinCan, the LMS as actor (never
+    the learner), the same id for the same target, a StatementRef object."""
+    from learnprivacy.export.xapi import VERB_VOIDED, voiding_statement
+
+    target = str(uuid.uuid4())
+    voiding = voiding_statement(target, PROFILE)
+    assert voiding == voiding_statement(target.upper(), PROFILE)
+    assert voiding["verb"]["id"] == VERB_VOIDED
+    assert voiding["object"] == {"objectType": "StatementRef", "id": target}
+    assert voiding["actor"]["account"] == {"homePage": "https://lms.example.org", "name": "lms"}
+    assert voiding["id"] != voiding_statement(str(uuid.uuid4()), PROFILE)["id"]
+    BaseXapiStatement.model_validate(voiding)
+    tincan.Statement(copy.deepcopy(voiding))

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from learnprivacy.errors import ConfigurationError, DeliveryError, IntegrityError, ValidationError
+from learnprivacy.errors import ConfigurationError, DeliveryError, ValidationError
 from learnprivacy.export.xapi import XapiProfile, check_statement, send_statements, statements_for
 from learnprivacy.records import Certificate, Progress, ProgressStatus, Score
 from learnprivacy.testing.lrs import TemporaryRalphLRS
@@ -47,12 +47,13 @@ class _Names:
 
 
 def _statements(count: int) -> list[dict[str, Any]]:
-    """Fresh statements (fresh actor pseudonyms, so fresh ids) of every kind."""
+    """Fresh statements (fresh record ids, so fresh statement ids) of every kind."""
+    run = uuid.uuid4().hex[:12]
     records: list[Any] = []
     for i in range(count - 1):
         records.append(
             Progress(
-                id=f"P{i}",
+                id=f"P{i}-{run}",
                 learner_id="L1",
                 course_id=f"C{i % 3}",
                 status=STATUSES[i % len(STATUSES)],
@@ -63,7 +64,11 @@ def _statements(count: int) -> list[dict[str, Any]]:
         )
     records.append(
         Certificate(
-            id="CERT1", learner_id="L1", course_id="C0", issued_at=T0, verification_code="X"
+            id=f"CERT1-{run}",
+            learner_id="L1",
+            course_id="C0",
+            issued_at=T0,
+            verification_code="X",
         )
     )
     return list(statements_for(records, pseudonyms=_Names(), profile=PROFILE))
@@ -106,18 +111,18 @@ def test_statements_are_stored_and_read_back_equal(ralph_lrs: TemporaryRalphLRS)
         check_statement(statement)
     report = send_statements(statements, ralph_lrs.endpoint, ralph_lrs.auth, batch_size=5)
     assert report.sent == 12
-    assert report.stored == 12
+    assert report.delivered == 12
     assert report.batches == 3
     assert report.already_stored == report.retries == report.duplicates == 0
     for sent in statements:
         stored = _get(ralph_lrs, sent["id"])
         for key in ("id", "actor", "verb", "object", "context"):
-            assert stored[key] == sent[key]
+            assert stored.get(key) == sent.get(key)
         assert dt.datetime.fromisoformat(stored["timestamp"]) == dt.datetime.fromisoformat(
             sent["timestamp"]
         )
         if "result" in sent:
-            assert stored["result"]["score"] == sent["result"]["score"]
+            assert stored["result"].get("score") == sent["result"].get("score")
             assert stored["result"].get("success") == sent["result"].get("success")
             assert stored["result"]["completion"] == sent["result"]["completion"]
         assert stored["authority"] == ralph_lrs.authority
@@ -127,15 +132,15 @@ def test_resending_is_idempotent(ralph_lrs: TemporaryRalphLRS) -> None:
     """Sending the same statements again stores nothing new and is not an error."""
     statements = _statements(6)
     first = send_statements(statements, ralph_lrs.endpoint, ralph_lrs.auth, batch_size=4)
-    assert first.stored == 6
+    assert first.delivered == 6
     before = _stored_count(ralph_lrs)
     again = send_statements(statements, ralph_lrs.endpoint, ralph_lrs.auth, batch_size=4)
-    assert again.stored == 0
+    assert again.delivered == 0
     assert again.already_stored == 6
     mixed = send_statements(
         statements[:3] + _statements(2), ralph_lrs.endpoint, ralph_lrs.auth, batch_size=10
     )
-    assert (mixed.stored, mixed.already_stored) == (2, 3)
+    assert (mixed.delivered, mixed.already_stored) == (2, 3)
     assert _stored_count(ralph_lrs) == before + 2
 
 
@@ -145,20 +150,23 @@ def test_duplicates_in_the_input_are_sent_once(ralph_lrs: TemporaryRalphLRS) -> 
     report = send_statements(
         statements + statements, ralph_lrs.endpoint, ralph_lrs.auth, batch_size=10
     )
-    assert (report.sent, report.stored, report.duplicates) == (3, 3, 3)
+    assert (report.sent, report.delivered, report.duplicates) == (3, 3, 3)
 
 
 def test_a_true_conflict_fails_but_the_rest_of_the_batch_is_delivered(
     ralph_lrs: TemporaryRalphLRS,
 ) -> None:
-    """Same id, different content: IntegrityError; the batch's other statements are stored."""
+    """Same id, different content: DeliveryError counting it failed; the batch's other
+    statements are stored and counted delivered."""
     original, fresh = _statements(2)
     send_statements([original], ralph_lrs.endpoint, ralph_lrs.auth)
     altered = json.loads(json.dumps(original))
     altered["verb"] = {"id": "http://adlnet.gov/expapi/verbs/voided", "display": {"en-US": "x"}}
-    with pytest.raises(IntegrityError) as caught:
+    with pytest.raises(DeliveryError) as caught:
         send_statements([altered, original, fresh], ralph_lrs.endpoint, ralph_lrs.auth)
     assert original["id"] in str(caught.value)
+    assert caught.value.status == 409
+    assert (caught.value.delivered, caught.value.already_stored, caught.value.failed) == (1, 0, 1)
     assert _get(ralph_lrs, fresh["id"])["verb"] == fresh["verb"]
     assert _get(ralph_lrs, original["id"])["verb"] == original["verb"]
 
@@ -244,7 +252,7 @@ def test_server_errors_are_retried_with_backoff(
         statements, flaky.endpoint, ralph_lrs.auth, retries=3, backoff=0.25, sleep=waits.append
     )
     assert waits == [0.25, 0.5]
-    assert (report.retries, report.stored) == (2, 3)
+    assert (report.retries, report.delivered) == (2, 3)
     assert flaky.requests == 3
     assert _get(ralph_lrs, statements[0]["id"])["id"] == statements[0]["id"]
 
@@ -286,13 +294,25 @@ def test_connection_errors_are_retried_then_reported() -> None:
 
 
 def test_refusals_are_typed(ralph_lrs: TemporaryRalphLRS) -> None:
-    """Wrong credentials: ConfigurationError; an invalid statement: ValidationError."""
-    with pytest.raises(ConfigurationError):
-        send_statements(_statements(1), ralph_lrs.endpoint, ("nobody", "wrong"), retries=0)
+    """Wrong credentials (401) and an invalid statement (422) are DeliveryErrors with the
+    status and the counts, never retried; a statement without id is refused before sending."""
+    waits: list[float] = []
+    with pytest.raises(DeliveryError) as caught:
+        send_statements(_statements(2), ralph_lrs.endpoint, ("nobody", "wrong"), sleep=waits.append)
+    assert caught.value.status == 401
+    assert "credentials" in str(caught.value)
+    assert (caught.value.delivered, caught.value.failed) == (0, 2)
+    assert waits == []  # a 4xx is final
     broken = _statements(1)[0]
     del broken["actor"]
+    with pytest.raises(DeliveryError) as caught:
+        send_statements([broken], ralph_lrs.endpoint, ralph_lrs.auth, sleep=waits.append)
+    assert caught.value.status in (400, 422)
+    assert waits == []
+    anonymous = _statements(1)[0]
+    del anonymous["id"]
     with pytest.raises(ValidationError):
-        send_statements([broken], ralph_lrs.endpoint, ralph_lrs.auth, retries=0)
+        send_statements([anonymous], ralph_lrs.endpoint, ralph_lrs.auth)
 
 
 def test_bad_options_are_refused() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 __all__ = [
     "AuditTampered",
     "ConfigurationError",
+    "ConfigurationWarning",
     "CryptoError",
     "DecryptionError",
     "DeliveryError",
@@ -133,12 +134,35 @@ class AuditTampered(LearnPrivacyError):
 
 
 class DeliveryError(LearnPrivacyError, ConnectionError):
-    """Data could not be delivered to a remote service (an LRS) after every retry.
+    """Data could not be delivered to a remote service (an LRS).
 
     ``status`` is the last HTTP status received, or ``None`` when the connection itself
-    failed. The message names the endpoint's host and the status, never the data sent.
+    failed (or the reply was not what the protocol promises). When sending stopped
+    part-way, the counts say exactly where it stood: ``delivered`` items the service
+    acknowledged storing, ``already_stored`` it held identically, ``failed`` that it
+    did not take (the batch being sent when it stopped, and conflicts). ``details``
+    holds further non-personal counts (what an LRS voided, what it could not). The
+    message names the endpoint's host and the status, never the data sent.
     """
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        delivered: int = 0,
+        already_stored: int = 0,
+        failed: int = 0,
+        details: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.delivered = delivered
+        self.already_stored = already_stored
+        self.failed = failed
+        self.details: dict[str, str] = dict(details or {})
+
+
+class ConfigurationWarning(UserWarning):
+    """A setting left at a placeholder that works but is almost certainly not meant
+    (statements sent to an LRS under the reserved ``https://lms.invalid`` home page)."""

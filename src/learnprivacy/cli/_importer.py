@@ -6,6 +6,11 @@ record type (``--type``), one record per row, with the field names as header; ne
 values use dotted columns (``score.raw``), as the exports write them, and an empty cell is
 a missing value. Every row is validated before anything is written, and the store adds
 them all in one transaction: a bad file imports nothing.
+
+A JSON file holding xAPI statements (a list of statements, a StatementResult, or JSON
+Lines ``.jsonl``) is read with ``learnprivacy.export.xapi``: the statements this
+library's profile understands become Progress records of the store's learners (actors
+named as the store names them), the others are skipped and counted.
 """
 
 from __future__ import annotations
@@ -108,12 +113,65 @@ def _build(cls: type[Any], data: Any, where: str) -> Any:
         raise ValidationError(f"{where}: {exc}", field=exc.field) from None
 
 
-def import_file(env: Env, store: Any, path: Path, *, record_type: str | None) -> dict[str, int]:
+def _holds_statements(path: Path) -> bool:
+    """Whether ``path`` is a file of xAPI statements rather than of records."""
+    if path.suffix.lower() == ".jsonl":
+        return True
+    if path.suffix.lower() != ".json":
+        return False
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    if isinstance(data, dict) and isinstance(data.get("statements"), list):
+        data = data["statements"]
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and all(isinstance(item, dict) and "actor" in item and "verb" in item for item in data)
+    )
+
+
+def _read_statements(store: Any, path: Path, home_page: str | None) -> tuple[list[Any], int]:
+    """Progress records from the statements of ``path``; and how many were skipped."""
+    from learnprivacy.export.xapi import (
+        XapiProfile,
+        learners_by_actor,
+        progress_from_statements,
+        read_statements,
+    )
+    from learnprivacy.records import Progress
+
+    profile = XapiProfile(home_page=home_page) if home_page else XapiProfile()
+    imported = progress_from_statements(
+        read_statements(path), learner_of=learners_by_actor(store, profile), profile=profile
+    )
+    # Imported ids derive from statement ids: importing a file again adds nothing.
+    fresh = [r for r in imported.records if store.get(Progress, r.id) is None]
+    skipped = sum(imported.skipped.values()) + len(imported.records) - len(fresh)
+    return fresh, skipped
+
+
+def import_file(
+    env: Env,
+    store: Any,
+    path: Path,
+    *,
+    record_type: str | None,
+    xapi_home_page: str | None = None,
+) -> dict[str, int]:
     """Validate every record of ``path`` then add them all in one transaction.
 
     Two progress bars: reading and checking, then encrypting and storing (the store
-    pulls the records as it writes its batches, so the bar follows the real work).
+    pulls the records as it writes its batches, so the bar follows the real work). A
+    file of xAPI statements gives Progress records (see the module's docstring).
     """
+    if _holds_statements(path):
+        with progress(env, f"Reading xAPI statements from {path.name}", unit="records"):
+            fresh, skipped = _read_statements(store, path, xapi_home_page)
+        with progress(env, "Encrypting and storing", total=len(fresh), unit="records") as bar:
+            store.add_all(bar.track(fresh))
+        return {"Progress": len(fresh), "skipped statements": skipped}
     with progress(env, f"Reading {path.name}", unit="records") as bar:
         records = read_records(path, record_type_name=record_type, on_record=bar.advance)
     with progress(env, "Encrypting and storing", total=len(records), unit="records") as bar:

@@ -12,6 +12,7 @@ from rich.markdown import Markdown
 
 from learnprivacy import Controller, Hosting, SubProcessor, Transfer
 from learnprivacy.cli._app import Env, pass_env, resolve_now
+from learnprivacy.cli._progress import progress
 from learnprivacy.cli._store_commands import AwareDateTime
 from learnprivacy.errors import ConfigurationError
 
@@ -107,7 +108,10 @@ def moodle_report_command(
     """What the site's data registry retention means today (dry run; never writes)."""
     from learnprivacy.moodle import moodle_report
 
-    report: Any = moodle_report(moodle_db, now=resolve_now(now), prefix=prefix)
+    with progress(env, "Reading the Moodle site", unit="users") as bar:
+        report: Any = moodle_report(
+            moodle_db, now=resolve_now(now), prefix=prefix, sweep=not no_sweep, progress=bar
+        )
     if env.json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
     else:

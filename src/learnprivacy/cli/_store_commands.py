@@ -121,16 +121,24 @@ def init(env: Env, force: bool) -> None:
     default=None,
     help="Record type of a CSV file (Learner, Progress, Invoice...); JSON files may say it.",
 )
+@click.option(
+    "--xapi-home-page",
+    default=None,
+    help="The LMS home page of the actors in an xAPI statements file.",
+)
 @pass_env
-def import_(env: Env, path: str, record_type: str | None) -> None:
+def import_(env: Env, path: str, record_type: str | None, xapi_home_page: str | None) -> None:
     """Import learners, progress, invoices... from a CSV or JSON file (all or nothing).
 
     A CSV file holds one record type (--type), one record per row, the field names as
     header; nested values use dotted columns (score.raw, score.min, score.max) and an
     empty cell is a missing value. Every row is checked before anything is written.
+    A JSON file of xAPI statements gives progress records of the store's learners.
     """
     with env.open_store() as store:
-        counts = import_file(env, store, Path(path), record_type=record_type)
+        counts = import_file(
+            env, store, Path(path), record_type=record_type, xapi_home_page=xapi_home_page
+        )
     emit(
         env,
         {"imported": counts},

@@ -234,6 +234,17 @@ class Keyring:
         """
         return Pseudonymiser(domain_key(self._index_secret(), domain), domain=domain, size=size)
 
+    def share_index_key(self, bound: Keyring) -> None:
+        """Derive pseudonyms and blind indexes as ``bound`` does (a store's keyring).
+
+        ``Store(keyring=k)`` binds a new keyring on ``k``'s master key to the store's key
+        table; this makes ``k`` itself give the store's pseudonyms too. Only a keyring
+        on an in-memory key store (whose own index key lives nowhere) changes; one bound
+        to another key store keeps its own.
+        """
+        if isinstance(self._store, InMemoryKeyStore) and bound is not self:
+            self._index_key = bound._index_secret()
+
     def shred(self, subject: str, scope: str | None = None) -> int:
         """Destroy the data keys of ``subject`` in ``scope`` (all scopes when ``None``).
 

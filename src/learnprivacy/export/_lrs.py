@@ -1,26 +1,26 @@
-"""Sending statements to a Learning Record Store over HTTP (standard library only).
+"""Sending statements to a Learning Record Store (xAPI Communication 2.1.2, over httpx).
 
-``urllib`` is enough for a few JSON POSTs, and keeps httpx out of the runtime
-dependencies. What an LRS answers to a POST (xAPI 1.0.3, Communication 2.1.2):
+What an LRS answers to a POST of a batch, and how it is counted:
 
-- ``200`` with the list of ids it stored; statements it already held (same id, same
-  content) are left out of the list, and Ralph answers ``204`` when it held them all;
+- ``200`` with the list of the ids it stored. Every element must be one of the batch's
+  ids, each once, or the reply is refused as malformed. The batch's statements left out
+  of the list are the ones it already held identically (Ralph answers ``204`` when it
+  held them all): ``already_stored``; the listed ones are ``delivered``;
 - ``409`` when a statement with the same id but different content exists: the batch is
-  then checked statement by statement (GET by id, compared; PUT when absent), so a
-  statement the LRS holds identically counts as delivered and only a true conflict fails.
+  then settled statement by statement (GET by id, compared; PUT when absent), so a
+  statement the LRS holds identically counts as already stored and only a true conflict
+  is ``failed``.
+
+A redirect of a POST or PUT is never followed and credentials never leave the
+endpoint's origin (see :class:`~learnprivacy.export._lrs_http.LrsConnection`).
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import http.client
-import json
 import re
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -30,32 +30,33 @@ import attrs
 from learnprivacy._validators import is_aware
 from learnprivacy.errors import (
     ConfigurationError,
+    ConfigurationWarning,
     DeliveryError,
-    IntegrityError,
     ValidationError,
 )
+from learnprivacy.export._lrs_http import Auth, LrsConnection
 
-__all__ = ["SendReport", "send_statements"]
+__all__ = ["SendReport", "equivalent", "send_statements"]
 
-_XAPI_VERSION = "1.0.3"
-_RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-_MAX_BACKOFF = 30.0
-_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _DURATION = re.compile(r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?")
 
 
 @attrs.frozen(kw_only=True)
 class SendReport:
-    """What :func:`send_statements` did.
+    """What :func:`send_statements` did; ``delivered + already_stored + failed == sent``.
 
-    ``stored`` statements were new to the LRS; ``already_stored`` it held identically
-    (a re-send); ``duplicates`` were repeated in the input and sent once; ``retries`` is
-    how many requests were repeated after a server or connection error.
+    ``delivered`` statements the LRS acknowledged storing on this call; ``already_stored``
+    it held identically before (a re-send; after a retried request whose first reply was
+    lost, the statements that first attempt stored count here too); ``failed`` it holds
+    differently under the same id (nothing else fails without raising); ``duplicates``
+    were repeated in the input and sent once; ``retries`` is how many requests were
+    repeated after a server or network error.
     """
 
     sent: int
-    stored: int
+    delivered: int
     already_stored: int
+    failed: int
     duplicates: int
     batches: int
     retries: int
@@ -63,147 +64,93 @@ class SendReport:
 
 @attrs.define
 class _Counters:
-    stored: int = 0
+    delivered: int = 0
     already: int = 0
-    retries: int = 0
+    failed: int = 0
     batches: int = 0
+    conflicts: list[str] = attrs.Factory(list)
 
 
-class _Client:
-    def __init__(
-        self,
-        endpoint: str,
-        auth: tuple[str, str] | str | None,
-        *,
-        retries: int,
-        backoff: float,
-        timeout: float,
-        sleep: Callable[[float], None],
-        counters: _Counters,
-    ) -> None:
-        parts = urllib.parse.urlsplit(endpoint)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigurationError("the LRS endpoint must be an http(s) URL")
-        self._endpoint = endpoint
-        self._host = parts.hostname
-        self._headers = {
-            "X-Experience-API-Version": _XAPI_VERSION,
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
-        if isinstance(auth, tuple):
-            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
-            self._headers["Authorization"] = f"Basic {token}"
-        elif isinstance(auth, str):
-            self._headers["Authorization"] = auth
-        # A proxy from the environment must not receive requests (and credentials) meant
-        # for a server on this machine.
-        handlers = [urllib.request.ProxyHandler({})] if self._host in _LOOPBACK else []
-        self._opener = urllib.request.build_opener(*handlers)
-        self._retries = retries
-        self._backoff = backoff
-        self._timeout = timeout
-        self._sleep = sleep
+# xAPI ids are UUIDs in their standard string form; compared lowercase. A regular
+# expression is three times cheaper than uuid.UUID, which dominated the client's CPU time.
+_UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _ids_of(payload: Any, batch_ids: set[str]) -> set[str] | None:
+    """The ids a 200 reply lists, or None when it is not a list of the batch's ids."""
+    if not isinstance(payload, list):
+        return None
+    listed: set[str] = set()
+    for item in payload:
+        if not isinstance(item, str):
+            return None
+        canonical = item.lower()
+        if canonical not in batch_ids or canonical in listed:
+            return None
+        listed.add(canonical)
+    return listed
+
+
+class _Sender:
+    def __init__(self, connection: LrsConnection, counters: _Counters) -> None:
+        self._lrs = connection
         self._counters = counters
 
-    def _once(self, method: str, url: str, body: bytes | None) -> tuple[int, bytes]:
-        # The scheme was checked to be http(s) when the client was built.
-        request = urllib.request.Request(  # noqa: S310
-            url, data=body, method=method, headers=self._headers
-        )
-        try:
-            with self._opener.open(request, timeout=self._timeout) as response:
-                return int(response.status), response.read()
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return int(exc.code), exc.read()
-
-    def request(self, method: str, url: str, body: bytes | None) -> tuple[int, bytes]:
-        """One request, repeated with exponential backoff on 5xx, 429 or no connection."""
-        last: int | None = None
-        for attempt in range(self._retries + 1):
-            if attempt:
-                self._counters.retries += 1
-                self._sleep(min(self._backoff * 2 ** (attempt - 1), _MAX_BACKOFF))
-            try:
-                status, payload = self._once(method, url, body)
-            except (urllib.error.URLError, OSError, http.client.HTTPException):
-                last = None
-                continue
-            if status not in _RETRY_STATUSES:
-                return status, payload
-            last = status
-        cause = f"HTTP {last}" if last is not None else "no connection"
-        raise DeliveryError(
-            f"the LRS at {self._host} did not answer after {self._retries + 1} attempts ({cause})",
-            status=last,
-        )
-
-    def refuse(self, status: int) -> Exception:
-        """The error for a final answer that is neither success nor conflict."""
-        if status in (401, 403):
-            return ConfigurationError(
-                f"the LRS at {self._host} refused the credentials (HTTP {status})"
-            )
-        if status in (404, 405):
-            return ConfigurationError(
-                f"no xAPI statements resource at the endpoint on {self._host} (HTTP {status})"
-            )
-        if status in (400, 422):
-            # 400 is what xAPI specifies; FastAPI-based LRSs such as Ralph answer 422.
-            return ValidationError("the LRS rejected the statements as invalid", field="statements")
-        if status == 413:
-            return ConfigurationError(
-                f"the LRS at {self._host} refused a batch as too large: lower batch_size"
-            )
-        return DeliveryError(f"the LRS at {self._host} answered HTTP {status}", status=status)
-
-    def post_batch(self, batch: list[Mapping[str, Any]]) -> None:
+    def post_batch(self, batch: list[Mapping[str, Any]], batch_ids: set[str]) -> None:
         self._counters.batches += 1
-        status, payload = self.request("POST", self._endpoint, _encode(list(batch)))
+        lrs = self._lrs
+        response = lrs.request("POST", lrs.endpoint, body=batch)
+        status = response.status_code
         if status == 200:
-            stored = len(json.loads(payload or b"[]"))
-            self._counters.stored += stored
-            self._counters.already += len(batch) - stored
+            try:
+                payload = response.json()
+            except ValueError:
+                payload = None
+            listed = _ids_of(payload, batch_ids)
+            if listed is None:
+                raise lrs.malformed("the list of the statement ids sent", status)
+            self._counters.delivered += len(listed)
+            self._counters.already += len(batch) - len(listed)
         elif status == 204:
             self._counters.already += len(batch)
         elif status == 409:
             # Every statement is settled before the conflict is reported, so the batch's
             # other statements are still delivered.
-            conflicts = [s for s in batch if not self._settle(s)]
-            if conflicts:
-                raise IntegrityError(
-                    f"the LRS holds a different statement under {len(conflicts)} of the ids "
-                    f"sent, first {conflicts[0].get('id')}"
-                )
+            for statement in batch:
+                if not self._settle(statement):
+                    self._counters.failed += 1
+                    self._counters.conflicts.append(str(statement["id"]))
         else:
-            raise self.refuse(status)
+            raise lrs.refusal(response, "statements")
 
     def _settle(self, statement: Mapping[str, Any]) -> bool:
         """After a conflicting batch: keep what the LRS has identically, PUT what it lacks.
 
         Returns False when the LRS holds a different statement under the same id.
         """
-        statement_id = str(statement.get("id") or "")
-        if not statement_id:
-            raise IntegrityError("the LRS reported a conflict on a statement without an id")
-        url = _with_query(self._endpoint, statementId=statement_id)
-        status, payload = self.request("GET", url, None)
-        held = _single(json.loads(payload)) if status == 200 else None
-        if held is not None:
-            if not equivalent(statement, held):
-                return False
-            self._counters.already += 1
+        lrs = self._lrs
+        statement_id = str(statement["id"])
+        params = {"statementId": statement_id}
+        response = lrs.request("GET", lrs.endpoint, params=params)
+        if response.status_code == 200:
+            try:
+                held = _single(response.json())
+            except ValueError:
+                raise lrs.malformed("a statement", 200) from None
+            if held is not None:
+                if not equivalent(statement, held):
+                    return False
+                self._counters.already += 1
+                return True
+        elif response.status_code != 404:
+            raise lrs.refusal(response, "statement id")
+        response = lrs.request("PUT", lrs.endpoint, body=statement, params=params)
+        if response.status_code == 204:
+            self._counters.delivered += 1
             return True
-        if status not in (200, 404):
-            raise self.refuse(status)
-        status, _ = self.request("PUT", url, _encode(statement))
-        if status == 204:
-            self._counters.stored += 1
-            return True
-        if status == 409:
+        if response.status_code == 409:
             return False
-        raise self.refuse(status)
+        raise lrs.refusal(response, "statement")
 
 
 def _single(document: Any) -> Any:
@@ -218,16 +165,6 @@ def _single(document: Any) -> Any:
             return found[0]
         return None
     return document
-
-
-def _encode(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
-
-
-def _with_query(url: str, **params: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    query = urllib.parse.urlencode(params)
-    return urllib.parse.urlunsplit(parts._replace(query=query))
 
 
 def _number(value: Any) -> Decimal | None:
@@ -294,85 +231,139 @@ def _duration_seconds(value: Any) -> Decimal | None:
 
 def _batches(
     statements: Iterable[Mapping[str, Any]], size: int, seen: set[str], skipped: list[int]
-) -> Iterator[list[Mapping[str, Any]]]:
+) -> Iterator[tuple[list[Mapping[str, Any]], set[str]]]:
     batch: list[Mapping[str, Any]] = []
+    ids: set[str] = set()
     for statement in statements:
-        statement_id = statement.get("id")
-        if statement_id is not None:
-            # Ids are derived from the content: a repeated id is the same statement, and
-            # an LRS refuses a batch that holds one id twice.
-            if statement_id in seen:
-                skipped[0] += 1
-                continue
-            seen.add(str(statement_id))
+        raw_id = statement.get("id") if isinstance(statement, Mapping) else None
+        statement_id = raw_id.lower() if isinstance(raw_id, str) else ""
+        if not _UUID_TEXT.fullmatch(statement_id):
+            # Without its own id a statement cannot be matched to the LRS's reply, nor
+            # sent twice without being stored twice.
+            raise ValidationError("every statement sent needs a UUID id", field="id")
+        # Ids are derived from the event: a repeated id is the same statement, and an
+        # LRS refuses a batch that holds one id twice.
+        if statement_id in seen:
+            skipped[0] += 1
+            continue
+        seen.add(statement_id)
+        ids.add(statement_id)
         batch.append(statement)
         if len(batch) == size:
-            yield batch
-            batch = []
+            yield batch, ids
+            batch, ids = [], set()
     if batch:
-        yield batch
+        yield batch, ids
+
+
+def _warn_unconfigured(statement: Mapping[str, Any]) -> None:
+    from urllib.parse import urlsplit
+
+    account = (statement.get("actor") or {}).get("account") or {}
+    host = urlsplit(str(account.get("homePage", ""))).hostname or ""
+    if host == "invalid" or host.endswith(".invalid"):
+        warnings.warn(
+            "statements name actors under the placeholder home page https://lms.invalid: "
+            "set XapiProfile(home_page=...) to the LMS's URL",
+            ConfigurationWarning,
+            stacklevel=3,
+        )
 
 
 def send_statements(
     statements: Iterable[Mapping[str, Any]],
     endpoint: str,
-    auth: tuple[str, str] | str | None,
+    auth: Auth,
     *,
     batch_size: int = 100,
     retries: int = 3,
     backoff: float = 0.5,
     timeout: float = 30.0,
+    version: str = "1.0.3",
     sleep: Callable[[float], None] = time.sleep,
+    transport: Any = None,
 ) -> SendReport:
     """POST ``statements`` to the xAPI Statements resource at ``endpoint``, in batches.
 
     Args:
-        statements: xAPI statements (dicts), typically from ``statements_for`` or a
-            package's ``xapi/statements.json``; consumed lazily, one batch at a time.
-        endpoint: the Statements resource, e.g. ``https://lrs.example.org/xAPI/statements``.
+        statements: xAPI statements (dicts with an ``id``), typically from
+            ``statements_for`` or :func:`read_statements`; consumed lazily, one batch at
+            a time.
+        endpoint: the Statements resource, e.g. ``https://lrs.example.org/xAPI/statements``:
+            its final URL, since a redirected POST is not followed.
         auth: ``(username, password)`` for HTTP Basic, a full ``Authorization`` header
-            value (``"Bearer ..."``), or ``None``.
+            value (``"Bearer ..."``), or ``None``. Sent to the endpoint's origin only.
         batch_size: statements per request.
-        retries: how many times a request is repeated after a 5xx, 408, 425 or 429 answer
-            or a connection error, waiting ``backoff * 2**n`` seconds (at most 30) before
-            the n-th repetition.
+        retries: how many times a request is repeated after a 5xx answer or a network
+            error (never after a 4xx), waiting ``backoff * 2**n`` seconds (at most 30).
         timeout: seconds to wait for each answer.
+        version: the ``X-Experience-API-Version`` header: ``"1.0.3"`` or ``"2.0.0"``
+            (``XapiProfile.version``).
         sleep: how to wait (tests pass a recorder).
+        transport: an httpx transport (tests and benchmarks).
 
     Re-sending statements the LRS already holds is harmless: they count as
     ``already_stored``. Batches sent before an error stay stored; sending everything
     again completes the job.
 
     Raises:
-        DeliveryError: the LRS kept failing or could not be reached after every retry.
-        IntegrityError: the LRS holds a different statement under one of the ids.
-        ConfigurationError: bad endpoint (404/405), credentials refused (401/403), or a
-            batch too large (413).
-        ValidationError: the LRS rejected the statements as invalid (400 or 422).
+        DeliveryError: sending stopped, or some statements conflict with different ones
+            the LRS holds under their ids. Its ``delivered``, ``already_stored`` and
+            ``failed`` say exactly how far it got (``failed`` counts the batch being sent
+            and the conflicts; statements after that batch were not read), ``status`` the
+            HTTP status (401/403 credentials refused, 404/405 no statements resource,
+            400/422 invalid statements, 413 batch too large, a 3xx redirect of the POST,
+            ``None`` for no connection or a malformed reply).
+        ValidationError: a statement has no UUID id (nothing of its batch is sent).
+        ConfigurationError: bad endpoint or options.
     """
-    if batch_size < 1 or retries < 0 or backoff < 0 or timeout <= 0:
-        raise ConfigurationError("batch_size must be >= 1, retries and backoff >= 0, timeout > 0")
+    from learnprivacy.export._xapi import XAPI_VERSIONS
+
+    if batch_size < 1:
+        raise ConfigurationError("batch_size must be >= 1")
+    if version not in XAPI_VERSIONS:
+        raise ConfigurationError("version must be one of " + ", ".join(XAPI_VERSIONS))
     counters = _Counters()
-    client = _Client(
+    seen: set[str] = set()
+    skipped = [0]
+    sent = 0
+    with LrsConnection(
         endpoint,
         auth,
+        version=version,
         retries=retries,
         backoff=backoff,
         timeout=timeout,
         sleep=sleep,
-        counters=counters,
-    )
-    seen: set[str] = set()
-    skipped = [0]
-    sent = 0
-    for batch in _batches(statements, batch_size, seen, skipped):
-        client.post_batch(batch)
-        sent += len(batch)
-    return SendReport(
-        sent=sent,
-        stored=counters.stored,
-        already_stored=counters.already,
-        duplicates=skipped[0],
-        batches=counters.batches,
-        retries=counters.retries,
-    )
+        transport=transport,
+    ) as connection:
+        sender = _Sender(connection, counters)
+        try:
+            for batch, ids in _batches(statements, batch_size, seen, skipped):
+                if not sent:
+                    _warn_unconfigured(batch[0])
+                sent += len(batch)
+                sender.post_batch(batch, ids)
+        except DeliveryError as exc:
+            exc.delivered = counters.delivered
+            exc.already_stored = counters.already
+            exc.failed = sent - counters.delivered - counters.already
+            raise
+        if counters.conflicts:
+            raise DeliveryError(
+                f"the LRS at {connection.host} holds a different statement under "
+                f"{len(counters.conflicts)} of the ids sent, first {counters.conflicts[0]}",
+                status=409,
+                delivered=counters.delivered,
+                already_stored=counters.already,
+                failed=counters.failed,
+            )
+        return SendReport(
+            sent=sent,
+            delivered=counters.delivered,
+            already_stored=counters.already,
+            failed=counters.failed,
+            duplicates=skipped[0],
+            batches=counters.batches,
+            retries=connection.attempts_repeated,
+        )

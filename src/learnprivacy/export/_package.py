@@ -86,6 +86,7 @@ class PackageWriter:
         defaults: descriptions known beforehand (a component's metadata); what a
             provider passes to :meth:`describe` takes precedence, and its empty
             attributes are completed from these.
+        now: the export's time: records dated after it get no xAPI statement.
         progress: told ``advance(1)`` for every row or record received.
     """
 
@@ -101,6 +102,7 @@ class PackageWriter:
         csv_bom: bool = False,
         xapi_profile: XapiProfile | None = None,
         defaults: Iterable[DataDescription] = (),
+        now: dt.datetime | None = None,
         progress: ProgressReporter | None = None,
     ) -> None:
         self.formats = tuple(dict.fromkeys(formats))
@@ -121,6 +123,8 @@ class PackageWriter:
         self._xapi_actor = xapi_actor
         self._csv_bom = csv_bom
         self._profile = xapi_profile or XapiProfile()
+        # Statements never state events after this instant (read once when not given).
+        self._now = now if now is not None else dt.datetime.now(dt.UTC)
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._descriptions: dict[tuple[str, str], DataDescription] = {}
         self._defaults = {(d.component, d.record_type): d for d in defaults}
@@ -209,7 +213,14 @@ class PackageWriter:
             stream.typed = False
         self._append(stream, row)
         if "xapi" in self.formats and isinstance(record, Progress | Certificate):
-            statement = statement_for(record, actor_name=self._xapi_actor, profile=self._profile)
+            try:
+                statement = statement_for(
+                    record, actor_name=self._xapi_actor, profile=self._profile, now=self._now
+                )
+            except LPValidationError:
+                # A record dated after the export states nothing yet: its data is in
+                # the JSON and CSV files, and no statement claims it happened.
+                statement = None
             if statement is not None:
                 self._append_statement(statement)
         return 1

@@ -9,6 +9,7 @@ behind, and the temporary files are removed.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import secrets
 import shutil
@@ -23,6 +24,7 @@ import attrs
 from learnprivacy._documents import check_timezone
 from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import require_aware, require_identifier
+from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.export._describe import descriptions_from_metadata
 from learnprivacy.export._html import PageOptions
@@ -125,6 +127,7 @@ def export_subject(
     pseudonym_key: bytes | None = None,
     xapi_profile: XapiProfile | None = None,
     overwrite: bool = False,
+    lrs: Iterable[Any] = (),
     controller: Controller | None = None,
     language: str = "en",
     timezone: str = "UTC",
@@ -159,6 +162,9 @@ def export_subject(
             export shares.
         xapi_profile: home page and activity IRIs of the xAPI statements.
         overwrite: replace an existing ``out`` instead of refusing.
+        lrs: LRSs (:class:`~learnprivacy.export.xapi.LrsRecipient`) whose statements about
+            the learner (actor named as the exports and live pushes name it) are
+            included, as ``data/lrs/LrsStatement.json``: what those recipients hold.
         controller: the :class:`~learnprivacy.Controller` the learner's page
             (``index.html``) names, with its DPO and its supervisory authority (where
             complaints go); without it the page says they were not stated.
@@ -209,10 +215,13 @@ def export_subject(
             csv_bom=csv_bom,
             xapi_profile=profile,
             defaults=descriptions_from_metadata(manager),
+            now=now,
             progress=progress,
         )
         try:
             feed_writer(manager, learner_id, writer)
+            for source in lrs:
+                _write_lrs(writer, source, learner_id, store_or_manager, pseudonym_key)
         except BaseException:
             writer.abandon()
             raise
@@ -268,3 +277,36 @@ def _publish_zip(work: Path, manifest: dict[str, Any], target: Path, now: dt.dat
         aside = work / "previous"
         os.replace(target, aside)
     os.replace(archive, target)
+
+
+def _write_lrs(
+    writer: PackageWriter, source: Any, learner_id: str, origin: Any, key: bytes | None
+) -> None:
+    """What ``source`` (an LrsRecipient) holds about the learner, one row per statement."""
+    from urllib.parse import urlsplit
+
+    profile = source.profile
+    # The LRS knows the learner by the actor live pushes used: the store keyring's
+    # pseudonym, whatever key the package's own pseudonyms use.
+    keyring = _store_keyring(origin)
+    if keyring is not None:
+        names: Pseudonyms = keyring.pseudonymiser(profile.pseudonym_domain)
+    elif key is not None:
+        names = _pseudonyms(key, profile.pseudonym_domain)
+    else:
+        raise ConfigurationError("reading an LRS for an export needs a store or pseudonym_key")
+    host = urlsplit(source.endpoint).hostname or ""
+    rows = (
+        {
+            "learner_id": learner_id,
+            "lrs": host,
+            "statement_id": str(statement.get("id", "")),
+            "verb": str((statement.get("verb") or {}).get("id", "")),
+            "object": str((statement.get("object") or {}).get("id", "")),
+            "timestamp": str(statement.get("timestamp", "")),
+            "statement": json.dumps(statement, ensure_ascii=False, sort_keys=True),
+            "basis": LawfulBasis.CONTRACT.name.lower(),
+        }
+        for statement in source.statements_about(names.pseudonym(learner_id))
+    )
+    writer.write_rows("lrs", "LrsStatement", rows)

@@ -1,18 +1,19 @@
-"""xAPI 1.0.3 statements for progress and certificates, built as plain dicts.
+"""xAPI statements for progress and certificates, built as plain dicts (docs/xapi.md).
 
 The actor is an ``account`` whose name is a keyed pseudonym: never an e-mail address
-(``mbox``), never the internal learner id. Statement ids are UUID version 5 of the
-statement's own canonical content, so exporting the same records twice gives the same
-statements with the same ids, and an LRS receiving them again stores nothing new.
+(``mbox``), never the internal learner id. A statement's id is UUID version 5 of the
+identity of the event it states (the LMS, the record type and id, the verb and the UTC
+instant), never of its wording: the same event pushed live and exported later, under
+another time-zone offset, language or platform name, is one statement in an LRS.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import functools
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
@@ -21,10 +22,9 @@ import attrs
 
 from learnprivacy._validators import require_aware
 from learnprivacy.errors import ConfigurationError, ValidationError
-from learnprivacy.records import Certificate, Progress, ProgressStatus, format_duration, subject_of
+from learnprivacy.records import Certificate, Progress, ProgressStatus, subject_of
 
 __all__ = [
-    "ACTIVITY_TYPE_CERTIFICATE",
     "ACTIVITY_TYPE_COURSE",
     "ACTIVITY_TYPE_MODULE",
     "STATEMENT_NAMESPACE",
@@ -33,27 +33,39 @@ __all__ = [
     "VERB_EARNED",
     "VERB_FAILED",
     "VERB_PASSED",
+    "VERB_VOIDED",
+    "XAPI_VERSIONS",
     "Pseudonyms",
     "XapiProfile",
     "check_statement",
+    "format_xapi_duration",
     "statement_for",
+    "statement_id",
     "statements_for",
 ]
 
+# ADL verbs (http://adlnet.gov/expapi/verbs/, the xAPI specification's own vocabulary)
+# and the Tin Can registry's "earned" (http://id.tincanapi.com/verb/earned), with the
+# display each registry gives: English words, so tagged "en-US" whatever the LMS's language.
 VERB_COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
 VERB_PASSED = "http://adlnet.gov/expapi/verbs/passed"
 VERB_FAILED = "http://adlnet.gov/expapi/verbs/failed"
 VERB_ATTEMPTED = "http://adlnet.gov/expapi/verbs/attempted"
 VERB_EARNED = "http://id.tincanapi.com/verb/earned"
+VERB_VOIDED = "http://adlnet.gov/expapi/verbs/voided"
 
+# ADL activity types (http://adlnet.gov/expapi/activities/).
 ACTIVITY_TYPE_COURSE = "http://adlnet.gov/expapi/activities/course"
 ACTIVITY_TYPE_MODULE = "http://adlnet.gov/expapi/activities/module"
-ACTIVITY_TYPE_CERTIFICATE = "https://w3id.org/xapi/cmi5/activitytype/certificate"
+
+#: The versions :class:`XapiProfile` can target: xAPI 1.0.3 and xAPI 2.0 (IEEE 9274.1.1).
+XAPI_VERSIONS = ("1.0.3", "2.0.0")
 
 #: The UUID namespace of statement ids:
 #: ``uuid5(NAMESPACE_URL, "urn:learnprivacy:xapi:statement")`` (a test recomputes it).
 STATEMENT_NAMESPACE = uuid.UUID("371d15d0-f09c-5d03-8f90-60b1dce37dee")
 
+_VERB_DISPLAY_LANGUAGE = "en-US"
 # Progress status -> (verb, success, completion). NOT_STARTED says nothing happened, so it
 # yields no statement at all.
 _PROGRESS_VERBS: dict[ProgressStatus, tuple[str, bool | None, bool]] = {
@@ -68,8 +80,11 @@ _VERB_NAMES = {
     VERB_COMPLETED: "completed",
     VERB_ATTEMPTED: "attempted",
     VERB_EARNED: "earned",
+    VERB_VOIDED: "voided",
 }
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*$")
+_VERSION = re.compile(r"^(1\.0\.\d+|2\.0\.\d+)$")
+_UTC = dt.UTC
 
 
 class Pseudonyms(Protocol):
@@ -89,34 +104,83 @@ def _check_url(instance: object, attribute: attrs.Attribute[Any], value: object)
 
 
 def _check_language(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
     if not isinstance(value, str) or not _LANGUAGE.match(value):
-        raise ConfigurationError("XapiProfile.language must be an RFC 5646 tag such as en-US")
+        raise ConfigurationError(
+            f"XapiProfile.{attribute.name} must be an RFC 5646 tag such as fr-FR"
+        )
+
+
+def _check_version(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value not in XAPI_VERSIONS:
+        raise ConfigurationError("XapiProfile.version must be one of " + ", ".join(XAPI_VERSIONS))
+
+
+def _check_platform(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ConfigurationError("XapiProfile.platform must be a non-empty name or None")
+
+
+def _names(value: object) -> Mapping[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()
+    ):
+        raise ConfigurationError("XapiProfile.course_names must map course ids to names")
+    return dict(value)
 
 
 @attrs.frozen(kw_only=True)
 class XapiProfile:
-    """Where statements point: the LMS home page, the activity IRIs, the platform name.
+    """How the LMS speaks xAPI: its home page, activity IRIs, name, course names and version.
 
     ``home_page`` is the ``account.homePage`` of every actor: set it to your LMS's URL.
     The default, ``https://lms.invalid``, uses the reserved ``.invalid`` domain so that an
-    unconfigured export is recognisable as such. Activity ids are
-    ``{activity_base}/courses/{course}`` (and ``/activities/{activity}``,
-    ``/certificates/{id}``), with ``activity_base`` defaulting to
-    ``{home_page}/xapi/activities``. ``pseudonym_domain`` is the pseudonym domain of the
-    actor names, distinct from every report recipient's.
+    unconfigured export is recognisable as such; sending such statements to an LRS warns
+    (:class:`~learnprivacy.errors.ConfigurationWarning`). Activity ids are
+    ``{activity_base}/courses/{course}`` (and ``/activities/{activity}``), with
+    ``activity_base`` defaulting to ``{home_page}/xapi/activities``.
+
+    ``platform`` is the LMS's name (``context.platform``), from your configuration; none
+    when unset. ``language`` is the language the learning happened in, when the LMS knows
+    it (``context.language``; left out when ``None``, as xAPI asks). ``course_names``
+    maps course ids to their names, which become the activities' ``definition.name``,
+    tagged ``names_language`` (``"und"``, undetermined, when unset). ``version`` is the
+    xAPI version spoken to an LRS: ``"1.0.3"`` or ``"2.0.0"`` (IEEE 9274.1.1).
+    ``pseudonym_domain`` is the pseudonym domain of the actor names, distinct from every
+    report recipient's. None of these enter statement ids except ``home_page``, which
+    says whose records they are.
     """
 
     home_page: str = attrs.field(default="https://lms.invalid", validator=_check_url)
     activity_base: str | None = attrs.field(default=None, validator=_check_url)
-    platform: str = "learnprivacy"
-    language: str = attrs.field(default="en-US", validator=_check_language)
+    platform: str | None = attrs.field(default=None, validator=_check_platform)
+    language: str | None = attrs.field(default=None, validator=_check_language)
+    course_names: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_names, hash=False, repr=False
+    )
+    names_language: str | None = attrs.field(default=None, validator=_check_language)
+    version: str = attrs.field(default="1.0.3", validator=_check_version)
     pseudonym_domain: str = "xapi-actor"
+    # Derived once: every statement needs it.
+    _activities: str = attrs.field(init=False, repr=False, eq=False, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        base = self.activity_base or f"{self.home_page.rstrip('/')}/xapi/activities"
+        object.__setattr__(self, "_activities", base.rstrip("/"))
 
     @property
     def activities(self) -> str:
         """The base IRI of activity ids, without a trailing slash."""
-        base = self.activity_base or f"{self.home_page.rstrip('/')}/xapi/activities"
-        return base.rstrip("/")
+        return self._activities
+
+    @property
+    def configured(self) -> bool:
+        """False while ``home_page`` is the reserved ``.invalid`` placeholder."""
+        host = urlsplit(self.home_page).hostname or ""
+        return not (host == "invalid" or host.endswith(".invalid"))
 
     def actor(self, account_name: str) -> dict[str, Any]:
         """The xAPI agent for a pseudonymous account name."""
@@ -126,8 +190,12 @@ class XapiProfile:
         }
 
     def course(self, course_id: str) -> dict[str, Any]:
-        """The activity object of a course."""
-        return self.activity(f"courses/{_iri_segment(course_id)}", ACTIVITY_TYPE_COURSE)
+        """The activity object of a course, named when ``course_names`` knows it."""
+        activity = self.activity(f"courses/{_iri_segment(course_id)}", ACTIVITY_TYPE_COURSE)
+        name = self.course_names.get(course_id)
+        if name is not None:
+            activity["definition"]["name"] = {self.names_language or "und": name}
+        return activity
 
     def activity(self, path: str, activity_type: str) -> dict[str, Any]:
         """The activity object at ``{activities}/{path}`` (``path`` already IRI-escaped)."""
@@ -138,7 +206,9 @@ class XapiProfile:
         }
 
 
+@functools.lru_cache(maxsize=4096)
 def _iri_segment(value: str) -> str:
+    # Course and activity ids repeat across statements: each is escaped once.
     return quote(value, safe="-._~")
 
 
@@ -149,32 +219,124 @@ def _number(value: int | float | Decimal) -> int | float:
     return value
 
 
-def _timestamp(value: dt.datetime) -> str:
-    return require_aware(value, "timestamp").isoformat()
+def _instant(value: dt.datetime) -> dt.datetime:
+    """``value`` in UTC, truncated to the millisecond (what an LRS keeps)."""
+    utc = require_aware(value, "timestamp").astimezone(_UTC)
+    return utc.replace(microsecond=utc.microsecond - utc.microsecond % 1000)
 
 
-def _finish(statement: dict[str, Any]) -> dict[str, Any]:
-    """Add the deterministic id: UUID 5 of the canonical JSON of everything else."""
-    canonical = json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return {"id": str(uuid.uuid5(STATEMENT_NAMESPACE, canonical)), **statement}
+def _timestamp(instant: dt.datetime) -> str:
+    return instant.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _verb(profile: XapiProfile, verb_id: str) -> dict[str, Any]:
-    return {"id": verb_id, "display": {profile.language: _VERB_NAMES[verb_id]}}
+def format_xapi_duration(value: dt.timedelta) -> str:
+    """ISO 8601 duration rounded to 0.01 s, as xAPI asks (``PT1H2M3.46S``).
+
+    Hours are not folded into days, so every value reads the same way.
+    """
+    centis = round(value / dt.timedelta(milliseconds=10))
+    if centis < 0:
+        raise ValidationError("a duration must not be negative", field="duration")
+    hours, rest = divmod(centis, 360_000)
+    minutes, rest = divmod(rest, 6_000)
+    seconds, hundredths = divmod(rest, 100)
+    out = "PT" + (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
+    if hundredths:
+        out += f"{seconds}.{hundredths:02d}".rstrip("0") + "S"
+    elif seconds or out == "PT":
+        out += f"{seconds}S"
+    return out
 
 
-def _context(profile: XapiProfile, parent: dict[str, Any] | None) -> dict[str, Any]:
-    context: dict[str, Any] = {"platform": profile.platform, "language": profile.language}
+def statement_id(
+    home_page: str,
+    record_type: str,
+    record_id: str,
+    verb: str,
+    at: dt.datetime,
+    *,
+    object_id: str,
+    score: Mapping[str, Any] | None = None,
+    duration: str | None = None,
+) -> str:
+    """The id of the statement saying what ``record`` states, for the LMS at ``home_page``.
+
+    The event's identity: the record (type and id), what it states (the verb, the
+    activity ``object_id``, the score's ``raw``/``min``/``max`` and the ``duration`` as
+    the statement writes them) and when (``at`` as its UTC instant to the millisecond,
+    ``2025-03-14T08:30:00.000Z``). UUID 5 in :data:`STATEMENT_NAMESPACE` of
+    ``home_page, record_type, record_id, verb, instant, object_id, "raw/min/max",
+    duration`` joined by U+001F (empty strings for no score or duration).
+
+    Independent of the offset ``at`` is written with, of the profile's language,
+    platform and course names, and of who builds it (a live push, an export, a
+    re-export): the same event is one statement. A rectified score, course or time is
+    another statement, so the corrected one can follow the voided one.
+    """
+    return _id(home_page, record_type, record_id, verb, _instant(at), object_id, score, duration)
+
+
+def _id(
+    home_page: str,
+    record_type: str,
+    record_id: str,
+    verb: str,
+    instant: dt.datetime,
+    object_id: str,
+    score: Mapping[str, Any] | None,
+    duration: str | None,
+) -> str:
+    scored = "" if score is None else f"{score['raw']}/{score['min']}/{score['max']}"
+    name = "\x1f".join(
+        (
+            home_page,
+            record_type,
+            record_id,
+            verb,
+            _timestamp(instant),
+            object_id,
+            scored,
+            duration or "",
+        )
+    )
+    return str(uuid.uuid5(STATEMENT_NAMESPACE, name))
+
+
+def _context(profile: XapiProfile, parent: dict[str, Any] | None, record: object) -> dict[str, Any]:
+    context: dict[str, Any] = {}
+    if profile.platform is not None:
+        context["platform"] = profile.platform
+    if profile.language is not None:
+        context["language"] = profile.language
+    registration = getattr(record, "registration", None)
+    if registration is not None:
+        try:
+            context["registration"] = str(uuid.UUID(str(registration)))
+        except ValueError:
+            raise ValidationError(
+                "a record's registration must be a UUID", field="registration"
+            ) from None
     if parent is not None:
         context["contextActivities"] = {"parent": [parent]}
     return context
 
 
-def _progress(progress: Progress, actor_name: str, profile: XapiProfile) -> dict[str, Any] | None:
+def _check_past(instant: dt.datetime, now: dt.datetime) -> None:
+    if instant > now:
+        raise ValidationError(
+            "an xAPI statement cannot state an event after now", field="timestamp"
+        )
+
+
+def _progress(
+    progress: Progress, actor_name: str, profile: XapiProfile, now: dt.datetime
+) -> dict[str, Any] | None:
     mapped = _PROGRESS_VERBS.get(progress.status)
     if mapped is None:
         return None
     verb_id, success, completion = mapped
+    instant = _instant(progress.recorded_at)
+    _check_past(instant, now)
     course = profile.course(progress.course_id)
     if progress.activity_id is not None:
         target = profile.activity(
@@ -182,14 +344,14 @@ def _progress(progress: Progress, actor_name: str, profile: XapiProfile) -> dict
             f"{_iri_segment(progress.activity_id)}",
             ACTIVITY_TYPE_MODULE,
         )
-        parent: dict[str, Any] | None = {"objectType": "Activity", "id": course["id"]}
+        parent: dict[str, Any] | None = course
     else:
         target, parent = course, None
     result: dict[str, Any] = {"completion": completion}
     if success is not None:
         result["success"] = success
-    if progress.score is not None:
-        score = progress.score
+    score = progress.score
+    if score is not None:
         result["score"] = {
             "raw": _number(score.raw),
             "min": _number(score.min),
@@ -197,71 +359,134 @@ def _progress(progress: Progress, actor_name: str, profile: XapiProfile) -> dict
             "scaled": round(score.scaled, 6),
         }
     if progress.time_spent is not None:
-        result["duration"] = format_duration(progress.time_spent)
-    return _finish(
-        {
-            "actor": profile.actor(actor_name),
-            "verb": _verb(profile, verb_id),
-            "object": target,
-            "result": result,
-            "context": _context(profile, parent),
-            "timestamp": _timestamp(progress.recorded_at),
-        }
-    )
+        result["duration"] = format_xapi_duration(progress.time_spent)
+    statement: dict[str, Any] = {
+        "id": _id(
+            profile.home_page,
+            "Progress",
+            progress.id,
+            verb_id,
+            instant,
+            target["id"],
+            result.get("score"),
+            result.get("duration"),
+        ),
+        "actor": profile.actor(actor_name),
+        "verb": {"id": verb_id, "display": {_VERB_DISPLAY_LANGUAGE: _VERB_NAMES[verb_id]}},
+        "object": target,
+        "result": result,
+    }
+    context = _context(profile, parent, progress)
+    if context:
+        statement["context"] = context
+    statement["timestamp"] = _timestamp(instant)
+    return statement
 
 
-def _certificate(certificate: Certificate, actor_name: str, profile: XapiProfile) -> dict[str, Any]:
-    # The object is the certificate itself (its id is not personal); the verification
-    # code is personal and stays out of the statement.
-    target = profile.activity(
-        f"certificates/{_iri_segment(certificate.id)}", ACTIVITY_TYPE_CERTIFICATE
-    )
+def _certificate(
+    certificate: Certificate, actor_name: str, profile: XapiProfile, now: dt.datetime
+) -> dict[str, Any]:
+    # The learner earned the course's certificate: the object is the course (an ADL
+    # course activity); the verification code is personal and stays out.
+    instant = _instant(certificate.issued_at)
+    _check_past(instant, now)
     course = profile.course(certificate.course_id)
-    return _finish(
-        {
-            "actor": profile.actor(actor_name),
-            "verb": _verb(profile, VERB_EARNED),
-            "object": target,
-            "context": _context(profile, {"objectType": "Activity", "id": course["id"]}),
-            "timestamp": _timestamp(certificate.issued_at),
-        }
-    )
+    statement: dict[str, Any] = {
+        "id": _id(
+            profile.home_page,
+            "Certificate",
+            certificate.id,
+            VERB_EARNED,
+            instant,
+            course["id"],
+            None,
+            None,
+        ),
+        "actor": profile.actor(actor_name),
+        "verb": {"id": VERB_EARNED, "display": {_VERB_DISPLAY_LANGUAGE: "earned"}},
+        "object": course,
+        "result": {"completion": True},
+    }
+    context = _context(profile, None, certificate)
+    if context:
+        statement["context"] = context
+    statement["timestamp"] = _timestamp(instant)
+    return statement
+
+
+def _now(now: dt.datetime | None) -> dt.datetime:
+    # The API edge: read the clock once when the caller did not pass it.
+    if now is None:
+        return dt.datetime.now(_UTC)
+    return require_aware(now, "now")
 
 
 def statement_for(
-    record: object, *, actor_name: str, profile: XapiProfile | None = None
+    record: object,
+    *,
+    actor_name: str,
+    profile: XapiProfile | None = None,
+    now: dt.datetime | None = None,
 ) -> dict[str, Any] | None:
     """The xAPI statement of one record, or ``None`` when it has none.
 
     Progress: ``passed``, ``failed``, ``completed`` map to the ADL verbs of the same name,
     ``in_progress`` to ``attempted``, ``not_started`` to no statement. Certificate:
-    ``earned``. Other record types: ``None``. ``actor_name`` must already be a pseudonym.
+    ``earned`` (Tin Can registry) with the course as object. Other record types: ``None``.
+    ``actor_name`` must already be a pseudonym.
+
+    Raises:
+        ValidationError: the record's time is after ``now`` (the clock, read once, when
+            ``None``): a statement cannot state an event yet to come.
     """
     profile = profile or XapiProfile()
+    moment = _now(now)
     if isinstance(record, Progress):
-        return _progress(record, actor_name, profile)
+        return _progress(record, actor_name, profile, moment)
     if isinstance(record, Certificate):
-        return _certificate(record, actor_name, profile)
+        return _certificate(record, actor_name, profile, moment)
     return None
 
 
 def statements_for(
-    records: Iterable[object], *, pseudonyms: Pseudonyms, profile: XapiProfile | None = None
+    records: Iterable[object],
+    *,
+    pseudonyms: Pseudonyms,
+    profile: XapiProfile | None = None,
+    now: dt.datetime | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Statements for every record that has one, lazily; actors are ``pseudonyms`` of learners.
 
-    ``pseudonyms`` is typically ``Pseudonymiser(key, domain=profile.pseudonym_domain)``.
+    ``pseudonyms`` is ``store.keyring.pseudonymiser(profile.pseudonym_domain)`` (see
+    :func:`~learnprivacy.export.xapi.actor_pseudonyms`): the derivation exports and
+    erasure notifications use, so every path names a learner the same way.
+
+    Raises:
+        ValidationError: a record's time is after ``now`` (statements already yielded
+            stand; nothing is yielded for that record or after it).
     """
     profile = profile or XapiProfile()
+    moment = _now(now)
     names: dict[str, str] = {}
+    builders: dict[type[Any], Callable[..., dict[str, Any] | None]] = {
+        Progress: _progress,
+        Certificate: _certificate,
+    }
     for record in records:
-        if not isinstance(record, Progress | Certificate):
-            continue
+        build: Callable[..., dict[str, Any] | None] | None = builders.get(type(record))
+        if build is None:
+            # A subclass of a record type (an LMS's own) builds as its base.
+            if isinstance(record, Progress):
+                build = builders[Progress]
+            elif isinstance(record, Certificate):
+                build = builders[Certificate]
+            else:
+                continue
         subject = subject_of(record)
         name = names.get(subject)
         if name is None:
             name = names[subject] = pseudonyms.pseudonym(subject)
-        statement = statement_for(record, actor_name=name, profile=profile)
+        statement = build(record, name, profile, moment)
         if statement is not None:
             yield statement
 
@@ -272,7 +497,8 @@ def check_statement(statement: Mapping[str, Any]) -> None:
     These complement a schema validator (ralph's ``BaseXapiStatement``) on what it does
     not check: a UUID id, an account actor (no ``mbox``, ``mbox_sha1sum`` or ``openid``),
     a timestamp with a time zone, ``min <= raw <= max`` with ``min < max``, ``scaled`` in
-    ``[-1, 1]``, and no ``version`` other than ``1.0.0``.
+    ``[-1, 1]``, a ``version`` (when present) of 1.0.x or 2.0.x, and no
+    ``context.language`` that is not an RFC 5646 tag.
     """
     try:
         uuid.UUID(str(statement["id"]))
@@ -287,8 +513,12 @@ def check_statement(statement: Mapping[str, Any]) -> None:
             "xAPI statement lacks a valid id, actor or timestamp", field="statement"
         ) from None
     require_aware(timestamp, "timestamp")
-    if statement.get("version", "1.0.0") != "1.0.0":
-        raise ValidationError("xAPI version must be absent or 1.0.0", field="version")
+    version = statement.get("version")
+    if version is not None and not (isinstance(version, str) and _VERSION.match(version)):
+        raise ValidationError("xAPI version must be 1.0.x or 2.0.x", field="version")
+    language = (statement.get("context") or {}).get("language")
+    if language is not None and not (isinstance(language, str) and _LANGUAGE.match(language)):
+        raise ValidationError("xAPI context.language must be an RFC 5646 tag", field="language")
     score = (statement.get("result") or {}).get("score")
     if score is not None:
         _check_score(score)

@@ -13,7 +13,7 @@ Importing this package loads SQLAlchemy (``import learnprivacy`` alone does not)
 - :func:`moodle_report`: what the registry's retention means for the site today.
 - :class:`MoodleProvider`: a privacy provider, so a Moodle learner is exported through
   a :class:`~learnprivacy.providers.PrivacyManager` like a stored one.
-- :mod:`learnprivacy.moodle.fixture`: a Moodle-shaped synthetic database for tests and demos.
+- :mod:`learnprivacy.testing.moodle`: a Moodle-shaped synthetic database for tests and demos.
 """
 
 from learnprivacy.moodle._database import MoodleDatabase

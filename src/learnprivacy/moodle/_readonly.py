@@ -5,9 +5,12 @@ Three layers, so that one mistake cannot write:
 1. every statement sent through the adapter's engine is checked before it reaches the
    driver; anything that is not a plain read (``SELECT``/``WITH``/``SHOW``/``EXPLAIN``, or a
    ``PRAGMA`` that sets nothing) raises :class:`~learnprivacy.errors.PolicyError`, and so do
-   reads that lock or create (``FOR UPDATE``, ``SELECT ... INTO``) or data-modifying CTEs;
-2. on PostgreSQL, transactions are opened ``READ ONLY`` (so even a ``SELECT nextval(...)``
-   is refused by the server);
+   reads that lock or create (``FOR UPDATE``, ``LOCK IN SHARE MODE``, ``SELECT ... INTO``),
+   data-modifying CTEs and functions that take locks or change the server's state
+   (``GET_LOCK``, ``pg_advisory_lock``, ``setval``...), which a read-only transaction
+   would let through;
+2. on PostgreSQL and MySQL/MariaDB, transactions are opened ``READ ONLY`` (so even a
+   ``SELECT nextval(...)`` is refused by PostgreSQL, and any write by MySQL);
 3. on SQLite files opened from a URL, the connection runs with ``PRAGMA query_only``.
 
 The listeners live on a private copy of the engine (``Engine.execution_options``), so an
@@ -37,6 +40,16 @@ _WRITES = re.compile(
 )
 _LOCKING = re.compile(r"\bFOR\s+(NO\s+KEY\s+UPDATE|UPDATE|SHARE|KEY\s+SHARE)\b", re.IGNORECASE)
 _INTO = re.compile(r"\bINTO\b", re.IGNORECASE)
+# Functions a SELECT may call that lock, or change a sequence or the server, and that
+# neither server's read-only transaction refuses (advisory locks, MySQL's named locks).
+_STATEFUL_FUNCTIONS = re.compile(
+    r"\b(GET_LOCK|RELEASE_LOCK|RELEASE_ALL_LOCKS|PG_(?:TRY_)?ADVISORY_\w*|PG_NOTIFY|"
+    r"SET_CONFIG|NEXTVAL|SETVAL|PG_TERMINATE_BACKEND|PG_CANCEL_BACKEND|PG_RELOAD_CONF|"
+    r"LO_IMPORT|LO_EXPORT|LO_UNLINK|LO_CREATE|SLEEP|PG_SLEEP\w*|BENCHMARK)\s*\(",
+    re.IGNORECASE,
+)
+# MySQL's code for "Cannot execute statement in a READ ONLY transaction".
+_MYSQL_READ_ONLY = 1792
 # PostgreSQL's SQLSTATE for "cannot execute ... in a read-only transaction".
 _PG_READ_ONLY = "25006"
 
@@ -73,6 +86,12 @@ def check_read_only(statement: str) -> None:
         )
     if _LOCKING.search(bare) or (verb in ("SELECT", "WITH") and _INTO.search(bare)):
         raise PolicyError("the Moodle adapter is read-only: refused a locking or SELECT INTO")
+    function = _STATEFUL_FUNCTIONS.search(bare)
+    if function:
+        raise PolicyError(
+            "the Moodle adapter is read-only: refused a call to "
+            f"{function.group(1).upper()}, which locks or changes server state"
+        )
 
 
 def _before_cursor_execute(
@@ -92,7 +111,13 @@ def _handle_error(context: sa.engine.ExceptionContext) -> None:
     # The database's own refusal (layers 2 and 3) surfaces as the same typed error as ours.
     original = context.original_exception
     sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
-    if sqlstate == _PG_READ_ONLY or "readonly database" in str(original):
+    args = getattr(original, "args", ())
+    mysql_code = args[0] if args and isinstance(args[0], int) else None
+    if (
+        sqlstate == _PG_READ_ONLY
+        or mysql_code == _MYSQL_READ_ONLY
+        or "readonly database" in str(original)
+    ):
         raise PolicyError("the Moodle adapter is read-only: the database refused a write") from (
             context.sqlalchemy_exception or original
         )
@@ -102,6 +127,19 @@ def _sqlite_query_only(dbapi_connection: Any, connection_record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA query_only = ON")
+    finally:
+        cursor.close()
+
+
+def _mysql_begin_read_only(conn: sa.Connection) -> None:
+    # MySQL has no connection option for read-only transactions: start each one
+    # explicitly, on the driver's connection (the statement itself writes nothing).
+    dbapi_connection = conn.connection.dbapi_connection
+    if dbapi_connection is None:  # pragma: no cover - a begun connection always has one
+        return
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("START TRANSACTION READ ONLY")
     finally:
         cursor.close()
 
@@ -131,6 +169,8 @@ def read_only_engine(url_or_engine: str | sa.URL | sa.Engine) -> tuple[sa.Engine
     if base.dialect.name == "postgresql":
         options["postgresql_readonly"] = True
     engine = base.execution_options(**options)
+    if base.dialect.name == "mysql":
+        event.listen(engine, "begin", _mysql_begin_read_only)
     event.listen(engine, "before_cursor_execute", _before_cursor_execute)
     event.listen(engine, "handle_error", _handle_error)
     return engine, owned

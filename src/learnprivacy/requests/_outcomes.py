@@ -73,12 +73,17 @@ class NotificationStatus(enum.Enum):
 
 @attrs.frozen(kw_only=True)
 class NotificationOutcome:
-    """How notifying one external location went; ``error`` is the exception's type name."""
+    """How notifying one external location went; ``error`` is the exception's type name.
+
+    ``details`` holds the non-personal counts the notifier reported (an LRS: ``found``,
+    ``voided``, ``not_voided``, ``still_listed``, ``deleted``).
+    """
 
     location: str
     component: str
     status: NotificationStatus
     error: str | None = None
+    details: Mapping[str, str] = attrs.field(factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
@@ -87,6 +92,7 @@ class NotificationOutcome:
             "component": self.component,
             "status": self.status.value,
             "error": self.error,
+            "details": dict(self.details),
         }
 
     @classmethod
@@ -97,6 +103,7 @@ class NotificationOutcome:
             component=data["component"],
             status=NotificationStatus(data["status"]),
             error=data.get("error"),
+            details=dict(data.get("details") or {}),
         )
 
 

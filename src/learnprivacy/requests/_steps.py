@@ -156,6 +156,7 @@ def export(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
             now=now,
             overwrite=True,
             pseudonym_key=env.export_key,
+            lrs=_lrs_sources(env) if scope == "access" else (),
         )
     except NotFoundError:
         # Nobody holds anything about this person: that is the answer (Art. 15(1)).
@@ -166,6 +167,19 @@ def export(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
         facts={"records": str(result.records), "scope": scope, "sha256": _sha256(target)},
         artifact=str(target),
     )
+
+
+def _lrs_sources(env: Env) -> list[Any]:
+    """The registered recipients that can say what they hold (an LRS): access exports
+    include it (Art. 15 covers data the controller had a processor or recipient keep)."""
+    if env.recipients is None:
+        return []
+    found = []
+    for recipient in env.recipients.extra:
+        notifier = env.recipients.notifier(recipient.location)
+        if callable(getattr(notifier, "statements_about", None)):
+            found.append(notifier)
+    return found
 
 
 # -- erasure -----------------------------------------------------------------------------
@@ -304,8 +318,42 @@ def recipients_of(env: Env) -> tuple[Recipient, ...]:
                 for item in collection.external_locations
             )
     if env.recipients is not None:
-        found.extend(r for r in env.recipients.extra if r not in found)
+        declared = {r.location for r in found}
+        for extra in env.recipients.extra:
+            # A notifier registered for a declared location is that location's.
+            if extra in found or (extra.component == "recipients" and extra.location in declared):
+                continue
+            found.append(extra)
     return tuple(found)
+
+
+def _keyring(env: Env) -> Any:
+    """The store's keyring (of ``env.store``, or of the store a manager was built with):
+    recipients derive references as exports and xAPI actors do."""
+    store = env.store
+    if store is None and env.manager is not None:
+        try:
+            store = env.manager.component(_STORE_COMPONENT).provider.store
+        except (KeyError, AttributeError, TypeError):
+            return None
+    return getattr(store, "keyring", None)
+
+
+def _audit_notification(
+    env: Env, request: SubjectRequest, outcome: NotificationOutcome, now: dt.datetime
+) -> None:
+    """What a recipient reported doing (an LRS: voided, not voided), in the store's audit
+    log, failed or not: the step's facts only reach the request history on success."""
+    audit = getattr(env.store, "audit", None)
+    if audit is None:
+        return
+    audit.record(
+        "notify_recipient",
+        outcome.status.value,
+        now=now,
+        learner_id=request.learner_id,
+        details={"location": outcome.location, "request": request.id, **outcome.details},
+    )
 
 
 def notify_step(recipient: Recipient) -> Step:
@@ -334,10 +382,20 @@ def notify_step(recipient: Recipient) -> Step:
                 now=now,
                 record_types=[o.record_type for o in changed],
                 fields=fields,
+                keyring=_keyring(env),
             )
+        if outcome.details:
+            _audit_notification(env, request, outcome, now)
         if outcome.status is NotificationStatus.FAILED:
-            raise StepFailed(str(outcome.error), component=recipient.location)
-        return StepResult(name=name, completed_at=now, notifications=(outcome,))
+            counts = ", ".join(f"{k}={v}" for k, v in sorted(outcome.details.items()))
+            error = f"{outcome.error} ({counts})" if counts else str(outcome.error)
+            raise StepFailed(error, component=recipient.location)
+        return StepResult(
+            name=name,
+            completed_at=now,
+            notifications=(outcome,),
+            facts={f"{recipient.location}.{k}": v for k, v in outcome.details.items()},
+        )
 
     return (f"notify:{recipient.component}/{recipient.location}", run)
 

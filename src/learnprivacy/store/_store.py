@@ -127,6 +127,11 @@ class Store:
             self._keys.apply_outbox()
             self._cipher = FieldCipher(self._keyring)
             self._index = self._keyring.blind_index()
+            if self._keyring is not keyring:
+                # The keyring object the caller holds derives the same pseudonyms and
+                # blind indexes as this store's (xAPI actors pushed live with it match
+                # those of exports and erasure notifications).
+                keyring.share_index_key(self._keyring)
             pseudonym_key, seal_key = audit_keys(self._keyring, meta["store_id"])
             from learnprivacy.crypto import Pseudonymiser
 

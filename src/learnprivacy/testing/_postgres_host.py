@@ -1,4 +1,4 @@
-"""Host-side helpers of :mod:`learnprivacy.testing.postgres`.
+"""Host-side helpers of :mod:`learnprivacy.testing.postgres` and ``.mariadb``.
 
 Finding the server binaries, choosing the account and directory the server runs with,
 running its programs, and tearing it down. Public names are re-exported by
@@ -140,9 +140,34 @@ class Runner:
             start_new_session=True,
         )
 
+    def spawn(self, args: Sequence[str | Path], output: Path) -> subprocess.Popen[bytes]:
+        """Start a server that stays in the foreground, its output appended to ``output``."""
+        with output.open("ab") as sink:
+            return subprocess.Popen(  # noqa: S603 - fixed server program found by the harness
+                [str(arg) for arg in args],
+                cwd=self.cwd,
+                env=dict(self.env),
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                user=self.uid,
+                group=self.gid,
+                extra_groups=None if self.uid is None else [],
+                start_new_session=True,
+            )
 
-def unprivileged_account(name: str) -> tuple[int | None, int | None, list[int]]:
-    """The uid, gid and groups to run the server as: ourselves, or ``name`` when root."""
+
+def unprivileged_account(
+    name: str,
+    *,
+    server: str = "PostgreSQL",
+    unavailable: type[ConfigurationError] = PostgresUnavailable,
+) -> tuple[int | None, int | None, list[int]]:
+    """The uid, gid and groups to run the server as: ourselves, or ``name`` when root.
+
+    ``server`` names the server in the error, ``unavailable`` is the error raised (each
+    harness has its own, so a fixture can skip on exactly that one).
+    """
     if os.geteuid() != 0:
         return None, None, []
     import pwd  # POSIX only, and only needed as root.
@@ -150,25 +175,33 @@ def unprivileged_account(name: str) -> tuple[int | None, int | None, list[int]]:
     try:
         account = pwd.getpwnam(name)
     except KeyError:
-        raise PostgresUnavailable(
-            f"running as root, which PostgreSQL refuses, and there is no user {name!r} to run "
+        raise unavailable(
+            f"running as root, which {server} refuses, and there is no user {name!r} to run "
             f"it as (create one: useradd --system {name})"
         ) from None
     if account.pw_uid == 0:
-        raise PostgresUnavailable(f"user {name!r} is root; PostgreSQL needs an unprivileged one")
+        raise unavailable(f"user {name!r} is root; {server} needs an unprivileged one")
     return account.pw_uid, account.pw_gid, os.getgrouplist(name, account.pw_gid)
 
 
-def make_directory(base: Path | None, uid: int | None, gid: int | None, groups: list[int]) -> Path:
+def make_directory(
+    base: Path | None,
+    uid: int | None,
+    gid: int | None,
+    groups: list[int],
+    *,
+    prefix: str = "lp-pg-",
+    unavailable: type[ConfigurationError] = PostgresUnavailable,
+) -> Path:
     """A fresh private directory, owned by the account that will run the server."""
     bases = [base] if base is not None else [Path(tempfile.gettempdir()), Path("/tmp")]  # noqa: S108
     for candidate in bases:
         if uid is None or _traversable(candidate.resolve(), uid, groups):
-            directory = Path(tempfile.mkdtemp(prefix="lp-pg-", dir=candidate))
+            directory = Path(tempfile.mkdtemp(prefix=prefix, dir=candidate))
             if uid is not None and gid is not None:
                 os.chown(directory, uid, gid)
             return directory
-    raise PostgresUnavailable(
+    raise unavailable(
         f"the unprivileged server user cannot reach {bases[0]}: every parent directory "
         "needs search permission for it (set TMPDIR, or pass base_dir=)"
     )

@@ -68,12 +68,57 @@ _BCRYPT_ROUNDS = 4
 # first one failed with a 500. Appending to the JSON Lines file is what a store needs; the
 # duplicate and conflict checks happen in Ralph's API before any write, so they still hold.
 # A Ralph whose backend already appends is left as it is.
+#
+# The second adjustment applies xAPI's voiding rule (Data 2.3.2, Communication 2.1.4),
+# which none of Ralph's backends implements, to the queries of the filesystem backend:
+# a statement that a stored voiding statement targets is left out of every query
+# (agent, verb, ``statementId``...) and returned only to ``voidedStatementId``, which
+# Ralph otherwise ignores. Writes and Ralph's duplicate checks are untouched, so a voided
+# id still cannot be reused. This is the conformant LRS that erasure is tested against.
 _SERVER_BOOTSTRAP = """\
 import sys
 from ralph.backends.data.base import BaseOperationType
+from ralph.backends.lrs.base import StatementQueryResult
 from ralph.backends.lrs.fs import FSLRSBackend
 if FSLRSBackend.default_operation_type in (BaseOperationType.CREATE, BaseOperationType.INDEX):
     FSLRSBackend.default_operation_type = BaseOperationType.APPEND
+
+VOIDED = "http://adlnet.gov/expapi/verbs/voided"
+ralph_query = FSLRSBackend.query_statements
+
+def voided_ids(backend, target):
+    found = set()
+    for s in backend.read(query=backend.settings.DEFAULT_LRS_FILE, target=target):
+        ref = s.get("object") or {}
+        if (s.get("verb") or {}).get("id") == VOIDED and ref.get("objectType") == "StatementRef":
+            found.add(ref.get("id"))
+    return found
+
+def query_statements(self, params, target=None):
+    voided = voided_ids(self, target)
+    wanted = getattr(params, "voided_statement_id", None)
+    if wanted is None and isinstance(getattr(params, "__pydantic_extra__", None), dict):
+        wanted = params.__pydantic_extra__.get("voidedStatementId")
+    if wanted:
+        hits = [] if wanted not in voided else [
+            s for s in self.read(query=self.settings.DEFAULT_LRS_FILE, target=target)
+            if s.get("id") == wanted
+        ]
+        return StatementQueryResult(statements=hits, pit_id=None, search_after=None)
+    if not voided:
+        return ralph_query(self, params, target)
+    read = self.read
+    def visible(*args, **kwargs):
+        for s in read(*args, **kwargs):
+            if s.get("id") not in voided:
+                yield s
+    self.read = visible
+    try:
+        return ralph_query(self, params, target)
+    finally:
+        del self.read
+
+FSLRSBackend.query_statements = query_statements
 from uvicorn.main import main
 sys.exit(main())
 """

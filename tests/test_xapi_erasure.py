@@ -1,0 +1,360 @@
+"""Erasure and rectification reach the LRS: end to end against a real Ralph LRS.
+
+The LRS is :class:`TemporaryRalphLRS`: Ralph's API and filesystem backend, with xAPI's
+voiding rule applied to queries (a voided statement is listed by no query and returned
+only to ``voidedStatementId``), which Ralph's backends leave out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from learnprivacy.crypto import Keyring
+from learnprivacy.export import export_subject
+from learnprivacy.export.xapi import (
+    LrsRecipient,
+    XapiProfile,
+    actor_pseudonyms,
+    read_statements,
+    send_statements,
+    statements_for,
+)
+from learnprivacy.records import Certificate, Learner, Progress, ProgressStatus, Score
+from learnprivacy.requests import (
+    Channel,
+    FieldChange,
+    Notification,
+    ProofMethod,
+    Recipients,
+    RectificationParams,
+    RequestBook,
+    Requester,
+    RequestExecutor,
+    RequestState,
+    RequestType,
+    SubjectRequest,
+    store_audit_sink,
+)
+from learnprivacy.store import Store
+from learnprivacy.testing.lrs import TemporaryRalphLRS
+from tests.test_xapi_delivery import Server, forward
+from tests.test_xapi_delivery import servers as servers  # the fixture
+
+pytestmark = pytest.mark.lrs
+
+T = dt.datetime(2026, 1, 31, 9, 0, tzinfo=dt.UTC)
+PROFILE = XapiProfile(home_page="https://campus.example.org", platform="Campus")
+
+
+@attrs.define
+class World:
+    store: Store
+    keyring: Keyring
+    book: RequestBook
+    lrs: TemporaryRalphLRS
+    ana: str
+    bob: str
+    export_dir: Path
+
+    def executor(self, recipient: Any) -> RequestExecutor:
+        return RequestExecutor(
+            self.book,
+            store=self.store,
+            recipients=Recipients(notifiers={"lrs": recipient}),
+            export_dir=self.export_dir,
+        )
+
+    def request(self, kind: RequestType, params: Any = None) -> SubjectRequest:
+        request = self.book.receive(
+            kind,
+            learner_id=self.ana,
+            received_at=T,
+            channel=Channel.WEB_FORM,
+            requester=Requester.subject("Ana Silva", "ana@example.org"),
+            params=params,
+        )
+        return self.book.verify_identity(request, method=ProofMethod.AUTHENTICATED_SESSION, now=T)
+
+    def listed(self, learner: str) -> list[dict[str, Any]]:
+        """What the LRS lists with the learner's actor (as the live push named it)."""
+        name = actor_pseudonyms(self.keyring, PROFILE).pseudonym(learner)
+        return list(
+            read_statements(
+                self.lrs.endpoint, self.lrs.auth, agent=PROFILE.actor(name), page_size=3
+            )
+        )
+
+
+def _records(learner: str) -> list[Any]:
+    return [
+        Learner(
+            id=learner,
+            username=f"u-{learner}",
+            email=f"{learner}@example.org",
+            given_name="Ana",
+            family_name="Silva",
+            created_at=T - dt.timedelta(days=300),
+        ),
+        *(
+            Progress(
+                id=f"{learner}-P{i}",
+                learner_id=learner,
+                course_id=f"C{i % 2}",
+                status=(ProgressStatus.PASSED, ProgressStatus.IN_PROGRESS)[i % 2],
+                recorded_at=T - dt.timedelta(days=10 - i, hours=3),
+                score=Score(raw=12 + i, min=0, max=20),
+            )
+            for i in range(4)
+        ),
+        Certificate(
+            id=f"{learner}-C",
+            learner_id=learner,
+            course_id="C0",
+            issued_at=T - dt.timedelta(days=2),
+            verification_code="SECRET-CODE",
+        ),
+    ]
+
+
+@pytest.fixture
+def world(tmp_path: Path, ralph_lrs: TemporaryRalphLRS) -> Iterator[World]:
+    """Two learners in a store, their statements pushed live with the keyring object the
+    LMS passed to Store (not ``store.keyring``)."""
+    keyring = Keyring.generate()
+    store = Store("sqlite://", keyring=keyring, clock=lambda: T)
+    run = uuid.uuid4().hex[:8]
+    ana, bob = f"ana-{run}", f"bob-{run}"
+    store.add_all(_records(ana) + _records(bob), now=T)
+    # Offsets as the LMS wrote them live (+01:00): the store gives them back in UTC.
+    live = [
+        attrs.evolve(r, recorded_at=r.recorded_at.astimezone(dt.timezone(dt.timedelta(hours=1))))
+        if isinstance(r, Progress)
+        else r
+        for r in _records(ana) + _records(bob)
+    ]
+    pushed = list(
+        statements_for(live, pseudonyms=actor_pseudonyms(keyring, PROFILE), profile=PROFILE, now=T)
+    )
+    report = send_statements(pushed, ralph_lrs.endpoint, ralph_lrs.auth)
+    assert (report.delivered, report.failed) == (10, 0)
+    book = RequestBook(audit_sink=store_audit_sink(store))
+    export_dir = tmp_path / "exports"
+    export_dir.mkdir()
+    yield World(store, keyring, book, ralph_lrs, ana, bob, export_dir)
+    store.close()
+
+
+def test_a_live_push_and_an_export_are_one_statement_per_event(
+    world: World, tmp_path: Path
+) -> None:
+    """The export of the store (UTC timestamps, store.keyring) names the same statements
+    as the live push (+01:00, the keyring object passed to Store): all already stored."""
+    out = tmp_path / "ana.zip"
+    export_subject(world.store, world.ana, out, now=T, xapi_profile=PROFILE)
+    exported = list(read_statements(out))
+    assert len(exported) == 5
+    report = send_statements(exported, world.lrs.endpoint, world.lrs.auth)
+    assert (report.delivered, report.already_stored, report.failed) == (0, 5, 0)
+    assert len(world.listed(world.ana)) == 5
+
+
+def test_erasure_voids_the_learners_statements_and_reports_it(world: World) -> None:
+    """The erasure request voids Ana's 5 statements in the LRS (no query lists them, each
+    answers to voidedStatementId), keeps Bob's, and records per LRS what was voided in
+    the request's report, its history and the store's audit log."""
+    before = world.listed(world.ana)
+    assert len(before) == 5
+    recipient = LrsRecipient(world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE)
+    done = world.executor(recipient).execute(world.request(RequestType.ERASURE), now=T)
+    assert done.state is RequestState.COMPLETED, done.failure
+    [outcome] = [n for s in done.steps for n in s.notifications]
+    assert outcome.status.value == "sent"
+    assert outcome.details["found"] == "5"
+    assert outcome.details["voided"] == "5"
+    assert outcome.details["not_voided"] == "0"
+    assert outcome.details["still_listed"] == "0"
+    assert outcome.details["deleted"] == "0"
+    # Checked independently of the recipient: nothing listed, each one voided.
+    assert world.listed(world.ana) == []
+    assert len(world.listed(world.bob)) == 5
+    for statement in before:
+        voided = list(
+            read_statements(
+                world.lrs.endpoint + f"?voidedStatementId={statement['id']}", world.lrs.auth
+            )
+        )
+        assert [v["id"] for v in voided] == [statement["id"]]
+    # The history (audit) and the store's audit log say it.
+    facts = [e.detail for e in world.book.history(done) if e.event == "step_completed"]
+    assert any(d.get("fact.lrs.voided") == "5" for d in facts)
+    entries = [e for e in world.store.audit if e.action == "notify_recipient"]
+    assert entries[-1].details["voided"] == "5"
+    assert entries[-1].details["location"] == "lrs"
+    dumped = json.dumps([attrs.asdict(e) for e in world.store.audit], default=str)
+    assert f"{world.ana}@example.org" not in dumped
+    assert "SECRET-CODE" not in dumped
+    # Notifying again voids nothing twice.
+    again = recipient(
+        Notification(
+            location="lrs",
+            component="recipients",
+            operation="erasure",
+            reference=actor_pseudonyms(world.store, PROFILE).pseudonym(world.ana),
+            request_id=done.id,
+            at=T,
+        )
+    )
+    assert again["found"] == "0"
+
+
+def test_an_lrs_that_refuses_voiding_fails_the_request_with_the_counts(
+    world: World, servers: list[Server]
+) -> None:
+    """The LRS lists the statements but refuses the voiding POSTs (403, a read-only
+    user): the request FAILS (never COMPLETED), the failure and the audit log say 0 of 5
+    voided; a retry with a working recipient voids them and completes."""
+    lrs = world.lrs
+
+    def read_only(method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
+        if method != "GET":
+            return 403, {}, b'{"detail": "read only"}'
+        return forward(lrs, method, path, headers, body)
+
+    servers.append(Server(read_only))
+    broken = LrsRecipient(servers[0].url(), auth=lrs.auth, profile=PROFILE, retries=0)
+    failed = world.executor(broken).execute(world.request(RequestType.ERASURE), now=T)
+    assert failed.state is RequestState.FAILED
+    assert failed.failure is not None
+    assert "not_voided=5" in failed.failure.error
+    assert " voided=0" in failed.failure.error
+    entries = [e for e in world.store.audit if e.action == "notify_recipient"]
+    assert entries[-1].outcome == "failed"
+    assert entries[-1].details["not_voided"] == "5"
+    assert len(world.listed(world.ana)) == 5
+    retry = world.book.retry(failed, now=T)
+    retry = world.book.verify_identity(retry, method=ProofMethod.AUTHENTICATED_SESSION, now=T)
+    good = LrsRecipient(lrs.endpoint, auth=lrs.auth, profile=PROFILE)
+    done = world.executor(good).execute(retry, now=T)
+    assert done.state is RequestState.COMPLETED, done.failure
+    assert world.listed(world.ana) == []
+
+
+def test_rectification_brings_the_lrs_in_line_with_the_store(world: World) -> None:
+    """A rectified e-mail address is in no statement: nothing voided. A rectified status
+    (passed -> failed): exactly the stale statement is voided and the corrected one sent;
+    the unchanged statements stay as they were."""
+    recipient = LrsRecipient(
+        world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE, store=world.store
+    )
+    email = RectificationParams(
+        changes=(
+            FieldChange(record_type="Learner", record_id=world.ana, field="email", value="a@b.org"),
+        )
+    )
+    done = world.executor(recipient).execute(world.request(RequestType.RECTIFICATION, email), now=T)
+    assert done.state is RequestState.COMPLETED, done.failure
+    [outcome] = [n for s in done.steps for n in s.notifications]
+    assert outcome.details["found"] == "0"
+    before = {s["id"]: s for s in world.listed(world.ana)}
+    assert len(before) == 5
+    status = RectificationParams(
+        changes=(
+            FieldChange(
+                record_type="Progress",
+                record_id=f"{world.ana}-P0",
+                field="status",
+                value="failed",
+            ),
+        )
+    )
+    done = world.executor(recipient).execute(
+        world.request(RequestType.RECTIFICATION, status), now=T
+    )
+    assert done.state is RequestState.COMPLETED, done.failure
+    [outcome] = [n for s in done.steps for n in s.notifications]
+    assert (outcome.details["found"], outcome.details["voided"]) == ("1", "1")
+    assert outcome.details["sent"] == "1"
+    after = {s["id"]: s for s in world.listed(world.ana)}
+    assert len(after) == 5
+    [gone] = set(before) - set(after)
+    [new] = set(after) - set(before)
+    assert before[gone]["verb"]["id"].endswith("/passed")
+    assert after[new]["verb"]["id"].endswith("/failed")
+    assert after[new]["object"]["id"] == before[gone]["object"]["id"]
+
+
+def test_rectification_without_the_store_voids_the_record_types(world: World) -> None:
+    """Without the store the recipient cannot tell stale from current: it voids every
+    statement of the rectified record type (the certificate's stays) and sends nothing."""
+    recipient = LrsRecipient(world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE)
+    score = RectificationParams(
+        changes=(
+            FieldChange(
+                record_type="Progress",
+                record_id=f"{world.ana}-P1",
+                field="status",
+                value="completed",
+            ),
+        )
+    )
+    done = world.executor(recipient).execute(world.request(RequestType.RECTIFICATION, score), now=T)
+    assert done.state is RequestState.COMPLETED, done.failure
+    [outcome] = [n for s in done.steps for n in s.notifications]
+    assert (outcome.details["voided"], outcome.details["sent"]) == ("4", "0")
+    left = world.listed(world.ana)
+    assert [s["verb"]["id"] for s in left] == ["http://id.tincanapi.com/verb/earned"]
+
+
+def test_an_access_export_includes_what_the_lrs_holds(world: World) -> None:
+    """The access package lists the statements the registered LRS holds about Ana."""
+    recipient = LrsRecipient(world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE)
+    done = world.executor(recipient).execute(world.request(RequestType.ACCESS), now=T)
+    assert done.state is RequestState.COMPLETED, done.failure
+    [artifact] = [s.artifact for s in done.steps if s.artifact]
+    with zipfile.ZipFile(str(artifact)) as archive:
+        rows = json.loads(archive.read("data/lrs/LrsStatement.json"))
+    records = rows["records"] if isinstance(rows, dict) else rows
+    assert len(records) == 5
+    assert {r["lrs"] for r in records} == {"127.0.0.1"}
+
+
+def test_the_keyring_passed_to_store_names_actors_as_the_store_does(world: World) -> None:
+    """Store(keyring=k) binds a new keyring to its key table; ``k`` itself now derives the
+    store's pseudonyms and blind indexes (before, live pushes made with ``k`` named the
+    learner differently from exports and erasure notifications)."""
+    assert world.keyring is not world.store.keyring
+    for domain in (PROFILE.pseudonym_domain, "employer-report"):
+        mine = world.keyring.pseudonymiser(domain).pseudonym(world.ana)
+        assert mine == world.store.keyring.pseudonymiser(domain).pseudonym(world.ana)
+    assert world.keyring.blind_index().compute(
+        "ana@example.org", field="Learner.email"
+    ) == world.store.keyring.blind_index().compute("ana@example.org", field="Learner.email")
+
+
+def test_an_executor_with_only_a_manager_names_the_learner_as_the_store_does(
+    world: World,
+) -> None:
+    """A RequestExecutor given a PrivacyManager built with ``store=`` (no store of its
+    own) still derives the LRS reference from that store's keyring, and voids."""
+    from learnprivacy.providers import PrivacyManager
+
+    manager = PrivacyManager([], store=world.store, discover=False, timeout=None)
+    recipient = LrsRecipient(world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE)
+    executor = RequestExecutor(
+        world.book, manager=manager, recipients=Recipients(notifiers={"lrs": recipient})
+    )
+    done = executor.execute(world.request(RequestType.ERASURE), now=T)
+    assert done.state is RequestState.COMPLETED, done.failure
+    [outcome] = [n for s in done.steps for n in s.notifications]
+    assert outcome.details["voided"] == "5"
+    assert world.listed(world.ana) == []
+    assert len(world.listed(world.bob)) == 5
