@@ -431,7 +431,13 @@ class _TypeSweep:
                     record_type=rt.name,
                     subject_ref=self._ref(owners[0]) if len(set(owners)) == 1 else None,
                     details={
-                        **ids_detail(self._ref, rt, [r.id for r in self.guarded], owners),
+                        **ids_detail(
+                            self.store.audit,
+                            rt,
+                            [r.id for r in self.guarded],
+                            owners,
+                            subject_ref=self._ref,
+                        ),
                         "count": len(self.guarded),
                         "rule": None,
                         "reason": "account kept while dependent records are kept",
