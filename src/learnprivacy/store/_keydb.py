@@ -32,6 +32,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     insert,
     or_,
     select,
@@ -493,8 +494,35 @@ class KeyDatabase:
         """:meth:`update` for many entries in one transaction; returns how many changed."""
         if not entries:
             return 0
+        # One statement executed for every entry (executemany): rotation rewrites every
+        # key, and a statement built per row would cost more than the cryptography.
+        statement = (
+            update(_KEYS)
+            .where(
+                _KEYS.c.subject_ref == bindparam("b_ref"),
+                _KEYS.c.key_id == bindparam("b_key_id"),
+                _KEYS.c.state != KeyState.SHREDDED.value,
+            )
+            .values(
+                scope=bindparam("b_scope"),
+                state=bindparam("b_state"),
+                master_key_id=bindparam("b_master"),
+                wrapped=bindparam("b_wrapped"),
+            )
+        )
+        params = [
+            {
+                "b_ref": e.subject,
+                "b_key_id": e.key_id,
+                "b_scope": e.scope,
+                "b_state": e.state.value,
+                "b_master": e.master_key_id,
+                "b_wrapped": e.wrapped,
+            }
+            for e in entries
+        ]
         with self._db.write() as connection:
-            return sum(self._update(connection, entry) for entry in entries)
+            return int(connection.execute(statement, params).rowcount)
 
     @staticmethod
     def _update(connection: Connection, entry: KeyEntry) -> bool:
