@@ -58,8 +58,17 @@ def controller_from_file(path: str) -> Controller:
     show_default=True,
 )
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write to a file.")
+@click.option(
+    "--language",
+    type=click.Choice(["en", "fr"]),
+    default="en",
+    show_default=True,
+    help="Language of the headings (Markdown and HTML).",
+)
 @pass_env
-def register(env: Env, controller_path: str | None, fmt: str, out: str | None) -> None:
+def register(
+    env: Env, controller_path: str | None, fmt: str, out: str | None, language: str
+) -> None:
     """Print the GDPR Art. 30 record of processing built from every provider's metadata.
 
     The controller is the configuration's [controller] and [dpo] (or --controller); the
@@ -77,8 +86,8 @@ def register(env: Env, controller_path: str | None, fmt: str, out: str | None) -
     if env.json:
         fmt = "json"
     text = {
-        "markdown": built.to_markdown,
-        "html": built.to_html,
+        "markdown": lambda: built.to_markdown(language=language),
+        "html": lambda: built.to_html(language=language),
         "csv": built.to_csv,
         "json": built.to_json,
     }[fmt]()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -31,10 +31,11 @@ from learnprivacy.errors import (
 )
 from learnprivacy.records import MASK
 from learnprivacy.requests._backend import Fact, MemoryBackend, RequestBackend
-from learnprivacy.requests._deadlines import Extension
+from learnprivacy.requests._deadlines import Extension, HolidayCalendar
 from learnprivacy.requests._history import HistoryEntry, next_entry, verify_history
 from learnprivacy.requests._machine import check_transition
 from learnprivacy.requests._model import (
+    PLAN_PREFIX,
     Failure,
     IdentityCheck,
     Refusal,
@@ -49,10 +50,13 @@ from learnprivacy.requests._params import (
     params_from_dict,
 )
 from learnprivacy.requests._vocabulary import (
+    IDENTITY_PROOFS,
+    REQUIRED_PROOFS,
     Channel,
     IdentityStatus,
     ProofMethod,
     RefusalGrounds,
+    RequesterRole,
     RequestState,
     RequestType,
 )
@@ -147,10 +151,16 @@ class RequestBook:
     """
 
     def __init__(
-        self, backend: RequestBackend | None = None, *, audit_sink: AuditSink | None = None
+        self,
+        backend: RequestBackend | None = None,
+        *,
+        audit_sink: AuditSink | None = None,
+        calendar: HolidayCalendar | str = HolidayCalendar.FR,
     ) -> None:
         self._backend: RequestBackend = backend if backend is not None else MemoryBackend()
         self._sink = audit_sink
+        #: The public holidays deadlines roll over (the controller's country).
+        self.calendar = HolidayCalendar(calendar)
 
     def __repr__(self) -> str:
         return f"RequestBook({self._backend!r})"
@@ -162,14 +172,18 @@ class RequestBook:
 
     # -- reading -----------------------------------------------------------------------
 
-    def find(self, request: RequestRef) -> SubjectRequest | None:
-        """The current version of a request, or ``None``."""
+    def get(self, request: RequestRef) -> SubjectRequest | None:
+        """The current version of a request; ``None`` only when there is none.
+
+        The same rule as :meth:`learnprivacy.store.Store.get`. Every method that acts on
+        a request raises ``NotFoundError`` for an unknown one.
+        """
         request_id = request.id if isinstance(request, SubjectRequest) else request
         return self._backend.get_request(request_id)
 
-    def get(self, request: RequestRef) -> SubjectRequest:
-        """The current version of a request; ``NotFoundError`` when unknown."""
-        found = self.find(request)
+    def current(self, request: RequestRef) -> SubjectRequest:
+        """The current version of a request that must exist; ``NotFoundError`` otherwise."""
+        found = self.get(request)
         if found is None:
             raise NotFoundError("no request with this id")
         return found
@@ -190,21 +204,21 @@ class RequestBook:
         unanswered = {s for s in RequestState if not s.terminal} | {RequestState.FAILED}
         for request in self._backend.list_requests(due_before=now, states=unanswered):
             if request.is_open or (
-                request.state is RequestState.FAILED and self.find(f"{request.id}-retry") is None
+                request.state is RequestState.FAILED and self.get(f"{request.id}-retry") is None
             ):
                 owed.append(request)
         return tuple(owed)
 
     def history(self, request: RequestRef) -> tuple[HistoryEntry, ...]:
         """The request's audit history, oldest first."""
-        return self._backend.history(self.get(request).id)
+        return self._backend.history(self.current(request).id)
 
     def verify(self, request: RequestRef) -> bool:
         """Check the request's history chain and that it ends at the stored version.
 
         Returns ``True`` or raises ``AuditTampered``.
         """
-        current = self.get(request)
+        current = self.current(request)
         entries = self._backend.history(current.id)
         verify_history(entries)
         if not entries or entries[-1].sequence != current.version:
@@ -247,10 +261,11 @@ class RequestBook:
             requester=requester,
             params=params,
             updated_at=recorded_at,
+            calendar=self.calendar,
         )
         if recorded_at < received_at:
             raise ValidationError("a request cannot be recorded before it is received", field="now")
-        existing = self.find(request.id)
+        existing = self.get(request.id)
         if existing is not None:
             if _same_receipt(existing, request):
                 return existing
@@ -277,7 +292,7 @@ class RequestBook:
         self, request: RequestRef, step: StepResult, *, now: dt.datetime
     ) -> SubjectRequest:
         """Persist a finished execution step; recording it again changes nothing."""
-        current = self.get(request)
+        current = self.current(request)
         if current.step(step.name) is not None:
             return current
         if current.state is not RequestState.IN_PROGRESS:
@@ -294,22 +309,44 @@ class RequestBook:
             current, now=now, event="step_completed", steps=(*current.steps, step), detail=detail
         )
 
-    def complete(self, request: RequestRef, *, now: dt.datetime) -> SubjectRequest:
-        """Close the request as answered: IN_PROGRESS -> COMPLETED."""
-        current = self.get(request)
+    def complete(
+        self,
+        request: RequestRef,
+        *,
+        now: dt.datetime,
+        expected_steps: Sequence[str] | None = None,
+    ) -> SubjectRequest:
+        """Close the request as answered: IN_PROGRESS -> COMPLETED.
+
+        Only when the work was done: at least one step ran, and every one of
+        ``expected_steps`` (the executor passes its whole plan) has its result recorded;
+        otherwise ``RequestStateError`` names what is missing and the request stays open.
+        A request closed after its deadline is recorded as late (the ``completed`` entry
+        says ``late``; :attr:`SubjectRequest.completed_late`).
+        """
+        current = self.current(request)
         if current.state is RequestState.COMPLETED:
             return current
+        done = {s.name for s in current.steps}
+        if current.state is RequestState.IN_PROGRESS and not done - _plans(done):
+            raise RequestStateError("no step of the request ran: it cannot be completed")
+        missing = [name for name in expected_steps or () if name not in done]
+        if missing:
+            raise RequestStateError(
+                "step(s) did not run: " + ", ".join(missing) + "; it cannot be completed"
+            )
+        late = require_aware(now, "now") > current.due_at
         return self._move(
             current,
             now=now,
             event="completed",
             target=RequestState.COMPLETED,
-            detail={"steps": str(len(current.steps))},
+            detail={"steps": str(len(current.steps)), "late": "true" if late else "false"},
         )
 
     def fail(self, request: RequestRef, failure: Failure, *, now: dt.datetime) -> SubjectRequest:
         """Close the request as failed, with the step and component that failed."""
-        current = self.get(request)
+        current = self.current(request)
         if current.state is RequestState.FAILED:
             return current
         detail = {"step": failure.step}
@@ -331,11 +368,11 @@ class RequestBook:
         original one; it keeps the identity check and the steps that completed, so only
         what failed runs again.
         """
-        current = self.get(request)
+        current = self.current(request)
         if current.state is not RequestState.FAILED:
             raise RequestStateError("only a failed request can be retried")
         retry_id = f"{current.id}-retry"
-        existing = self.find(retry_id)
+        existing = self.get(retry_id)
         if existing is not None:
             return existing
         require_aware(now, "now")
@@ -379,7 +416,7 @@ class RequestBook:
 
     def request_identity(self, request: RequestRef, *, now: dt.datetime) -> SubjectRequest:
         """Ask the requester for proof of identity: RECEIVED -> AWAITING_IDENTITY."""
-        current = self.get(request)
+        current = self.current(request)
         if current.state is RequestState.AWAITING_IDENTITY:
             return current
         identity = IdentityCheck(status=IdentityStatus.REQUESTED, at=now)
@@ -392,35 +429,60 @@ class RequestBook:
         )
 
     def verify_identity(
-        self, request: RequestRef, *, method: ProofMethod, now: dt.datetime
+        self,
+        request: RequestRef,
+        *,
+        method: ProofMethod,
+        now: dt.datetime,
+        also: Sequence[ProofMethod] = (),
     ) -> SubjectRequest:
         """Record that identity (or authority) is established: -> IN_PROGRESS.
 
-        Only the method is kept; the document shown is not.
+        The proofs must be those the requester's role needs (:data:`REQUIRED_PROOFS`):
+        the subject an identity proof; a representative the mandate; an heir the death
+        certificate *and* the proof of heirship (``also=``); the person a directive
+        designates, the death certificate. A death certificate stands for the subject
+        only once their death is recorded (a directive carried out). Anything else
+        raises ``PolicyError`` and the request stays where it was. Only the methods are
+        kept; the documents shown are not.
         """
-        if not isinstance(method, ProofMethod):
+        methods = (method, *also)
+        if not all(isinstance(m, ProofMethod) for m in methods):
             raise ValidationError("method must be a ProofMethod", field="method")
-        current = self.get(request)
+        current = self.current(request)
         if (
             current.state is RequestState.IN_PROGRESS
             and current.identity.status is IdentityStatus.VERIFIED
         ):
             return current
-        identity = IdentityCheck(status=IdentityStatus.VERIFIED, method=method, at=now)
+        role = current.requester.role
+        accepted = REQUIRED_PROOFS[role]
+        if role is RequesterRole.SUBJECT and self.death_of(current.learner_id) is not None:
+            accepted = (IDENTITY_PROOFS | {ProofMethod.DEATH_CERTIFICATE_SIGHTED},)
+        missing = [group for group in accepted if not group & set(methods)]
+        if missing:
+            needed = " and ".join(" or ".join(sorted(m.value for m in group)) for group in missing)
+            raise PolicyError(f"a request by the {role.value} needs proof: {needed}")
+        identity = IdentityCheck(
+            status=IdentityStatus.VERIFIED, method=method, at=now, also=tuple(also)
+        )
+        detail = {"method": method.value}
+        if also:
+            detail["also"] = ",".join(m.value for m in also)
         return self._move(
             current,
             now=now,
             event="identity_verified",
             target=RequestState.IN_PROGRESS,
             identity=identity,
-            detail={"method": method.value},
+            detail=detail,
         )
 
     def identity_not_established(
         self, request: RequestRef, *, reason: str, now: dt.datetime
     ) -> SubjectRequest:
         """Identity could not be established: the request is REFUSED (Art. 12(2))."""
-        current = self.get(request)
+        current = self.current(request)
         refusal = Refusal(grounds=RefusalGrounds.IDENTITY_NOT_ESTABLISHED, reason=reason, at=now)
         if current.state is RequestState.REFUSED and current.refusal == refusal:
             return current
@@ -451,7 +513,7 @@ class RequestBook:
         nothing; any other second extension raises ``RequestStateError``.
         """
         require_aware(now, "now")
-        current = self.get(request)
+        current = self.current(request)
         extension = Extension(
             months=months,
             reasons=reasons,
@@ -489,7 +551,7 @@ class RequestBook:
         the objection is absolute (Art. 21(3)): that raises ``PolicyError``.
         """
         require_text(reasons, "reasons")
-        current = self.get(request)
+        current = self.current(request)
         if current.type is not RequestType.OBJECTION:
             raise RequestStateError("compelling grounds only answer an objection")
         assert isinstance(current.params, ObjectionParams)  # guaranteed by the type
@@ -517,7 +579,7 @@ class RequestBook:
         """
         if not isinstance(grounds, RefusalGrounds):
             raise ValidationError("grounds must be RefusalGrounds", field="grounds")
-        current = self.get(request)
+        current = self.current(request)
         refusal = Refusal(grounds=grounds, reason=reason, at=now)
         previous = current.refusal
         same = previous is not None and (previous.grounds, previous.reason) == (grounds, reason)
@@ -536,7 +598,7 @@ class RequestBook:
 
     def cancel(self, request: RequestRef, *, now: dt.datetime) -> SubjectRequest:
         """The requester withdrew the request before work started: -> CANCELLED."""
-        current = self.get(request)
+        current = self.current(request)
         if current.state is RequestState.CANCELLED:
             return current
         return self._move(current, now=now, event="cancelled", target=RequestState.CANCELLED)
@@ -633,16 +695,29 @@ class RequestBook:
             recorded_at=fact.at,
         )
 
-    def put_death(self, learner_id: str, *, died_at: dt.datetime, now: dt.datetime) -> None:
-        """Store the death fact (the executor's ``record_death`` applies directives)."""
+    def put_death(
+        self,
+        learner_id: str,
+        *,
+        died_at: dt.datetime,
+        now: dt.datetime,
+        proof: ProofMethod = ProofMethod.DEATH_CERTIFICATE_SIGHTED,
+    ) -> None:
+        """Store the death fact (the executor's ``record_death`` applies directives).
+
+        A death is recorded only on a death certificate sighted (``proof``); any other
+        proof raises ``PolicyError``.
+        """
         require_aware(died_at, "at")
+        if proof is not ProofMethod.DEATH_CERTIFICATE_SIGHTED:
+            raise PolicyError("a death is recorded only on a death certificate sighted")
         self._put_fact(
             Fact(
                 learner_id=learner_id,
                 kind=DEATH,
                 key="death",
                 at=require_aware(now, "now"),
-                data={"died_at": died_at.isoformat()},
+                data={"died_at": died_at.isoformat(), "proof": proof.value},
             )
         )
 
@@ -793,3 +868,8 @@ def _scheduled(fact: Fact) -> ScheduledErasure:
         request_id=fact.key,
         done_at=dt.datetime.fromisoformat(done) if done else None,
     )
+
+
+def _plans(names: set[str]) -> set[str]:
+    """The plan steps among ``names``: they record intentions, not work done."""
+    return {name for name in names if name.startswith(PLAN_PREFIX)}
