@@ -99,6 +99,10 @@ def test_store_url_comes_from_the_file_unless_overridden(tmp_path: Path) -> None
     assert settings.store_url == "sqlite:///from-file.db"
     assert settings.key_file == str(tmp_path / "conf" / "k.key")
     assert load_settings(config, db="sqlite:///cli.db").store_url == "sqlite:///cli.db"
+    config.write_text('[keys]\nmaster_key_file = "learnprivacy.key"\n', encoding="utf-8")
+    assert load_settings(config).key_file == str(tmp_path / "conf" / "learnprivacy.key")
+    config.write_text("", encoding="utf-8")
+    assert load_settings(config).key_file == "learnprivacy.key"  # the default: cwd
 
 
 def test_config_is_found_by_option_then_environment_then_cwd(

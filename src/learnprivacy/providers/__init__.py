@@ -46,7 +46,13 @@ from learnprivacy.providers._protocols import (
     UserListProvider,
     UserPreferenceProvider,
 )
-from learnprivacy.providers._register import ProcessingActivity, Register, RegisterEntry
+from learnprivacy.providers._register import (
+    ClientProcessing,
+    ProcessingActivity,
+    ProcessorRegister,
+    Register,
+    RegisterEntry,
+)
 from learnprivacy.providers._results import ProviderOutcome, RequestResult, RequestStatus
 from learnprivacy.providers._store import DEFAULT_PURPOSES, STORE_COMPONENT, StoreProvider
 from learnprivacy.providers.writer import ContentWriter, DataDescription, MemoryWriter
@@ -58,6 +64,7 @@ __all__ = [
     "STORE_COMPONENT",
     "ApprovedContextList",
     "ApprovedUserList",
+    "ClientProcessing",
     "ComponentInfo",
     "ContentWriter",
     "Context",
@@ -74,6 +81,7 @@ __all__ = [
     "NullProvider",
     "PrivacyManager",
     "ProcessingActivity",
+    "ProcessorRegister",
     "ProviderOutcome",
     "Register",
     "RegisterEntry",

@@ -328,24 +328,34 @@ class LearnPrivacy:
         event.listen(session, "after_commit", self._after_commit)
         event.listen(session, "after_soft_rollback", self._after_rollback)
 
-    def _after_rollback(self, session: Session, _previous: Any) -> None:
-        # The pending rows were rolled back with the change: nothing to shred.
-        session.info.pop(_PENDING, None)
+    def _after_rollback(self, session: Session, previous: Any) -> None:
+        # The pending rows were rolled back with the change: nothing to shred. A savepoint
+        # rolled back inside the transaction is sorted out at commit (durable rows only).
+        if not getattr(previous, "nested", False):
+            session.info.pop(_PENDING, None)
 
     def _after_commit(self, session: Session) -> None:
         pending = session.info.pop(_PENDING, None)
         if not pending:
             return
         engine = pending["engine"]
+        table = self.side.pending
         try:
             with engine.connect() as connection:
-                done, destroyed = self._shred(connection, pending["rows"])
+                # Only what the commit made durable: a savepoint rolled back inside the
+                # transaction took its pending rows (and its erasure) with it.
+                noted = [row[0] for row in pending["rows"]]
+                durable = set(
+                    connection.execute(select(table.c.id).where(table.c.id.in_(noted))).scalars()
+                )
+                connection.rollback()
+                rows = [row for row in pending["rows"] if row[0] in durable]
+                done, destroyed = self._shred(connection, rows)
                 session.info["learnprivacy.shredded"] = (
                     session.info.get("learnprivacy.shredded", 0) + destroyed
                 )
                 with connection.begin():
                     if done:
-                        table = self.side.pending
                         connection.execute(delete(table).where(table.c.id.in_(done)))
         except Exception as exc:  # the commit happened; the next call reconciles
             _log.warning(
