@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest docs bench clean
+.PHONY: demo test lint typecheck pytest docs bench clean catalogue cli-reference
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,15 @@ docs: $(VENV)/.installed-dev
 	$(BIN)/mkdocs build --strict --site-dir .site
 
 test: lint typecheck pytest docs
+
+# After changing a document template's wording: re-extract the messages and merge them
+# into every language's catalogue (new messages arrive untranslated).
+catalogue: $(VENV)/.installed-dev
+	$(BIN)/python -m learnprivacy._documents.catalogue
+
+# After changing a command's options or help: regenerate docs/cli.md.
+cli-reference: $(VENV)/.installed-dev
+	$(BIN)/python -m learnprivacy.cli._reference > docs/cli.md
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks

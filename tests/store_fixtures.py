@@ -48,7 +48,7 @@ def keys_for(url: str) -> str:
     """The key database of the store at ``url``: the SQLite default beside a SQLite file;
     for a PostgreSQL test database, a SQLite file named after it (the threat-model tests
     put keys in PostgreSQL too)."""
-    from learnprivacy.keys import default_keys_url
+    from learnprivacy.store._keydb import default_keys_url
 
     if url.startswith("sqlite"):
         return default_keys_url(url)

@@ -18,7 +18,8 @@ from sqlalchemy import Connection, delete, insert, select, text, update
 
 from learnprivacy.errors import AuditTampered
 from learnprivacy.records import Progress
-from learnprivacy.store import AuditEntry, Store
+from learnprivacy.store import Store
+from learnprivacy.store._audit import AuditEntry
 from learnprivacy.store._tables import AUDIT, AUDIT_HEAD
 from tests.store_fixtures import NOW, keys_for, learner, records_for
 

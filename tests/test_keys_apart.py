@@ -22,9 +22,10 @@ import sqlalchemy as sa
 
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import ConfigurationError, KeyShreddedError
-from learnprivacy.keys import KeyDatabase, default_keys_url
+from learnprivacy.keys import KeyDatabase
 from learnprivacy.records import Certificate, Learner
 from learnprivacy.store import Store
+from learnprivacy.store._keydb import default_keys_url
 from tests.store_fixtures import (
     MASTER_KEY,
     NOW,

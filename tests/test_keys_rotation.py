@@ -23,9 +23,9 @@ import pytest
 from learnprivacy.cli._config import write_key_file
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import WrongMasterKeyError
-from learnprivacy.keys import default_keys_url
 from learnprivacy.records import Consent, Learner
 from learnprivacy.store import Store
+from learnprivacy.store._keydb import default_keys_url
 from tests.store_fixtures import NOW, learner, population, records_for
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,12 +11,8 @@ from examples.toy_lms import ForumProvider, ToyLMS
 
 from learnprivacy import LawfulBasis
 from learnprivacy.crypto import Keyring
-from learnprivacy.providers import (
-    STORE_COMPONENT,
-    MemoryWriter,
-    PrivacyManager,
-    StoreProvider,
-)
+from learnprivacy.providers import MemoryWriter, PrivacyManager, StoreProvider
+from learnprivacy.providers._store import STORE_COMPONENT
 from learnprivacy.records import (
     AccessEvent,
     Certificate,

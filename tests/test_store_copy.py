@@ -20,9 +20,10 @@ from learnprivacy.errors import (
     ValidationError,
     WrongMasterKeyError,
 )
-from learnprivacy.keys import default_keys_url
 from learnprivacy.records import Learner, Progress
-from learnprivacy.store import CopyReport, Store, copy_store
+from learnprivacy.store import Store, copy_store
+from learnprivacy.store._copy import CopyReport
+from learnprivacy.store._keydb import default_keys_url
 from tests.store_fixtures import (
     MASTER_KEY,
     NOW,

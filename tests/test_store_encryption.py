@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from learnprivacy.crypto import KeyEntry, Keyring, KeyState, KeyStore
+from learnprivacy.crypto import Keyring, KeyStore
+from learnprivacy.crypto._keystore import KeyEntry, KeyState
 from learnprivacy.errors import DecryptionError, KeyShreddedError
 from learnprivacy.records import Invoice, Learner, fields_of
 from learnprivacy.store import Store

@@ -15,7 +15,8 @@ from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import RestrictedRecordError
 from learnprivacy.records import Learner, Progress, not_personal, personal, register_record_type
-from learnprivacy.store import Store, _migrate, head_revision
+from learnprivacy.store import Store, _migrate
+from learnprivacy.store._migrate import head_revision
 from learnprivacy.store._schema import METADATA
 from tests.store_fixtures import MASTER_KEY, NOW, by_key, keys_for, learner, records_for
 
@@ -55,7 +56,7 @@ def test_migrations_match_the_table_definitions(empty_url: str) -> None:
 
 
 def _managed_tables() -> set[str]:
-    from learnprivacy.records import record_type
+    from learnprivacy.records._base import record_type
     from learnprivacy.store._schema import BUILTIN_TYPES, table_name
 
     fixed = {"lp_meta", "lp_keys", "lp_key_tombstones", "lp_audit", "lp_audit_head"}

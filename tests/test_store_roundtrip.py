@@ -250,13 +250,10 @@ def test_core_import_stays_light() -> None:
 
 
 def test_public_surface_is_documented() -> None:
-    """Every name in learnprivacy.store.__all__ exists and has a docstring, and so does
-    every public method of Store and AuditLog."""
-    import learnprivacy.store as package
+    """Every public method of Store and AuditLog has a docstring (test_surface.py checks
+    the public names themselves)."""
     from learnprivacy.store import AuditLog
 
-    for name in package.__all__:
-        assert getattr(package, name).__doc__, name
     for cls in (Store, AuditLog):
         for name, member in vars(cls).items():
             if not name.startswith("_") and callable(member):

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from learnprivacy.crypto import KeyState
+from learnprivacy.crypto._keystore import KeyState
 from learnprivacy.errors import RestrictedRecordError
 from learnprivacy.records import (
     Certificate,

@@ -25,7 +25,9 @@ from learnprivacy.cli._settings import (
     load_settings,
 )
 
-__all__ = ["EXIT_CODES", "main"]
+# The command line is a program, not an API: ``main`` is its entry point
+# (``learnprivacy = "learnprivacy.cli:main"``), documented in docs/cli.md.
+__all__: list[str] = []
 
 _EPILOG = "Exit codes:\n\n" + "\n\n".join(f"{code}  {text}" for text, code in EXIT_CODES.items())
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from learnprivacy.cli._settings import DEFAULT_DB, DEFAULT_KEY_FILE
-from learnprivacy.crypto import ENV_VAR, Keyring
+from learnprivacy.crypto import Keyring
+from learnprivacy.crypto._keyring import ENV_VAR
 from learnprivacy.errors import ConfigurationError
 
 if TYPE_CHECKING:

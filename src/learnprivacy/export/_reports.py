@@ -26,7 +26,8 @@ from learnprivacy.export._files import create_text as _create
 from learnprivacy.export._frames import to_dataframe
 from learnprivacy.export._names import SegmentNamer
 from learnprivacy.export._xapi import Pseudonyms
-from learnprivacy.records import Learner, fields_of, record_type, subject_of, to_json_dict
+from learnprivacy.records import Learner, fields_of, to_json_dict
+from learnprivacy.records._base import record_type, subject_of
 
 __all__ = ["SUBJECT_COLUMN", "Report", "ReportProfile", "build_report"]
 

@@ -14,6 +14,6 @@ the Django integrations all keep their keys in one. Importing this package impor
 SQLAlchemy. See ``docs/security.md``.
 """
 
-from learnprivacy.store._keydb import KeyDatabase, KeyRace, default_keys_url
+from learnprivacy.store._keydb import KeyDatabase
 
-__all__ = ["KeyDatabase", "KeyRace", "default_keys_url"]
+__all__ = ["KeyDatabase"]

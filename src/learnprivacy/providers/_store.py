@@ -33,7 +33,8 @@ from learnprivacy.providers._contexts import (
 )
 from learnprivacy.providers._metadata import MetadataCollection
 from learnprivacy.providers.writer import ContentWriter, DataDescription
-from learnprivacy.records import default_basis, fields_of, record_types
+from learnprivacy.records import fields_of
+from learnprivacy.records._base import default_basis, record_types
 
 if TYPE_CHECKING:
     from learnprivacy.retention import Hold, Schedule

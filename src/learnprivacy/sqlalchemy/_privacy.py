@@ -18,7 +18,8 @@ from learnprivacy._inplace._plan import check_holds, plan_erasure
 from learnprivacy._inplace._provider import DeclaredProvider
 from learnprivacy._validators import is_aware, require_aware
 from learnprivacy._vocabulary import Action
-from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser, normalise_text
+from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser
+from learnprivacy.crypto._blind_index import normalise_text
 from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.retention import Hold, Schedule
 from learnprivacy.sqlalchemy._columns import declaration_of

@@ -10,7 +10,8 @@ from sqlalchemy import Connection, select
 
 from learnprivacy._vocabulary import Article
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import Learner, subject_of
+from learnprivacy.records import Learner
+from learnprivacy.records._base import subject_of
 from learnprivacy.retention import Action, Hold, Override, Schedule
 from learnprivacy.store._actions import (
     anonymise_rows,

@@ -43,7 +43,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
-from learnprivacy.crypto import KeyEntry, KeyState
+from learnprivacy.crypto._keystore import KeyEntry, KeyState
 from learnprivacy.errors import ConfigurationError, KeyShreddedError
 from learnprivacy.store._bulk import bulk_insert, ids_in
 from learnprivacy.store._engine import Database

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, delete, insert, select
 
-from learnprivacy.crypto import KeyEntry
+from learnprivacy.crypto._keystore import KeyEntry
 from learnprivacy.store._bulk import ids_in
 from learnprivacy.store._engine import Database
 from learnprivacy.store._keydb import KeyDatabase, KeyRace

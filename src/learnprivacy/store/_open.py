@@ -10,9 +10,10 @@ from typing import Any
 
 from sqlalchemy import Connection, MetaData, Table, insert, inspect, select, text
 
-from learnprivacy.crypto import InMemoryKeyStore, KeyEntry, Keyring, KeyState
+from learnprivacy.crypto import InMemoryKeyStore, Keyring
+from learnprivacy.crypto._keystore import KeyEntry, KeyState
 from learnprivacy.errors import ConfigurationError
-from learnprivacy.records import record_types
+from learnprivacy.records._base import record_types
 from learnprivacy.store import _migrate
 from learnprivacy.store._engine import Database
 from learnprivacy.store._keystore import SqlKeyStore

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, func, select
 
-from learnprivacy.crypto import normalise_text
+from learnprivacy.crypto._blind_index import normalise_text
 from learnprivacy.errors import ValidationError
 from learnprivacy.store._codec import Codec, column_value
 from learnprivacy.store._common import visible

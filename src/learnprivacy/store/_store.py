@@ -13,7 +13,8 @@ from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import require_aware
 from learnprivacy.crypto import FieldCipher, Keyring
 from learnprivacy.errors import ConfigurationError, RestrictedRecordError, ValidationError
-from learnprivacy.records import Granularity, Record, record_types
+from learnprivacy.records import Granularity, Record
+from learnprivacy.records._base import record_types
 from learnprivacy.retention import Hold, Override, Schedule
 from learnprivacy.store import _erasure, _reads, _sweep, _writes
 from learnprivacy.store._audit import AuditLog
@@ -221,7 +222,7 @@ class Store:
     def table(self, record_type: type[Any] | str) -> RecordTable:
         """The table layout of a record class (or class name)."""
         if isinstance(record_type, str):
-            from learnprivacy.records import record_type as named
+            from learnprivacy.records._base import record_type as named
 
             record_type = named(record_type)
         return self._table(record_type)

@@ -17,8 +17,8 @@ from learnprivacy.errors import (
     RestrictedRecordError,
     ValidationError,
 )
-from learnprivacy.records import record_type as named_type
-from learnprivacy.records import subject_of
+from learnprivacy.records._base import record_type as named_type
+from learnprivacy.records._base import subject_of
 from learnprivacy.store._audit import AuditEvent
 from learnprivacy.store._bulk import bulk_insert, ids_in
 from learnprivacy.store._common import chunked, ids_detail
