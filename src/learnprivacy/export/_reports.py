@@ -81,7 +81,7 @@ def _freeze_fields(value: Mapping[str, Sequence[str]]) -> Mapping[str, tuple[str
 class ReportProfile:
     """What one recipient may receive.
 
-    Args:
+    Attributes:
         recipient: who receives the report (``"employer"``, ``"opco"``); names files.
         fields: for each record type name (``"Progress"``), the fields the recipient
             may see, in column order; a Score field may be narrowed to its parts
