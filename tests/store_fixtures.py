@@ -31,6 +31,7 @@ from learnprivacy.records import (
     ProgressStatus,
     Score,
 )
+from tests import NOW
 
 if TYPE_CHECKING:
     from learnprivacy.store import Store
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["empty_url", "keyring", "module_database", "store", "store_template", "store_url"]
 
 UTC = dt.UTC
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 MASTER_KEY = bytes(range(32))
 
 _TEMPLATE = "lp_store_template"
