@@ -60,7 +60,10 @@ COMMANDS: dict[str, LazyCommand] = {
         f"{_STORE}:init",
         "Write a commented learnprivacy.toml, a master key file (mode 0600) and the store.",
     ),
-    "keys": LazyCommand(f"{_STORE}:keys", "Master key management."),
+    "keys": LazyCommand(
+        "learnprivacy.cli._keys:keys",
+        "The key database and the master key: rotate, back up, status.",
+    ),
     "migrate-encrypt": LazyCommand(
         "learnprivacy.cli._migrate_encrypt:migrate_encrypt_command",
         "Encrypt the plaintext personal columns of an application's tables, in place.",

@@ -380,7 +380,8 @@ class LearnPrivacy:
                 destroyed += self._keyring.shred(subject, scope)
             elif not self._uses_scope(connection, subject, scope):
                 store = self._keyring.store
-                for entry in list(store.list_entries(subject, scope)):
+                # The key store names subjects by key reference (a KeyDatabase).
+                for entry in list(store.list_entries(self._keyring.key_ref(subject), scope)):
                     destroyed += int(self._keyring.destroy_key(subject, entry.key_id))
             done.append(row_id)
         return done, destroyed

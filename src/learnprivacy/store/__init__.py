@@ -13,7 +13,6 @@ See ``docs/concepts-store.md``.
 
 from learnprivacy.store._audit import AuditLog
 from learnprivacy.store._copy import copy_store
-from learnprivacy.store._keystore import SqlKeyStore
 from learnprivacy.store._reports import ErasureReport, ReplayReport, SweepReport
 from learnprivacy.store._store import Store
 
@@ -21,7 +20,6 @@ __all__ = [
     "AuditLog",
     "ErasureReport",
     "ReplayReport",
-    "SqlKeyStore",
     "Store",
     "SweepReport",
     "copy_store",
