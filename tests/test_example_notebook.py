@@ -130,8 +130,7 @@ def test_notebook_produces_the_compliance_bundle_and_a_verified_export(
         "requests-per-state.png",
         "anonymised-progress.csv",
     } <= names
-    # The fixed date and seed give the same requests every run. Due one month after
-    # 6 May: 6 June 2026 is a Saturday, so the end of Monday 8 June.
+    # The fixed date and seed give the same requests every run.
     assert "DSR-2026-006,access (GDPR Art. 15),2026-05-06,2026-06-08,in_progress,True" in requests
     (export,) = out.glob("export-*.zip")
     package = read_package(export)

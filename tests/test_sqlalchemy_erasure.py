@@ -252,7 +252,9 @@ def test_sweep_applies_the_schedule_and_is_idempotent(app: SimpleNamespace) -> N
     assert report.by_type["Post"]["erased"] == 2
     assert report.shredded >= 1
     assert not app.privacy.keyring.is_shredded("u1", "contract")  # keys destroyed, no tombstone
-    entries = list(app.privacy.keyring.store.list_entries("u1", "contract"))
+    entries = list(
+        app.privacy.keyring.store.list_entries(app.privacy.keyring.key_ref("u1"), "contract")
+    )
     assert entries
     assert all(e.state.value == "shredded" for e in entries)
     with Session(app.engine) as s:
