@@ -28,8 +28,10 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy --strict src
 
+# Two worker processes (the machine has two cores), one test file per worker at a time:
+# each file keeps its module fixtures, and session servers start once per worker.
 pytest: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 docs: $(VENV)/.installed-dev
 	$(BIN)/mkdocs build --strict --site-dir .site

@@ -96,7 +96,7 @@ def test_every_registered_command_is_in_the_table() -> None:
     group = click.Group("all")
     register_store_commands(group)
     register_register_commands(group)
-    names = set(group.commands) | {"demo", "migrate-encrypt", "requests"}
+    names = set(group.commands) | {"demo", "keys", "migrate-encrypt", "requests"}
     assert names == set(COMMANDS)
 
 
