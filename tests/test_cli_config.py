@@ -434,3 +434,14 @@ def test_cli_export_page_names_the_controller_and_states_every_retention(cli: Cl
     cli("export", "L1", "--out", str(english), "--now", "2026-06-15", "--language", "en")
     with zipfile.ZipFile(english) as archive:
         assert "Retention: not stated" not in archive.read("index.html").decode("utf-8")
+
+
+def test_progress_bar_takes_absolute_counts() -> None:
+    """set(done, total) serves callers that report absolute counts (migrate-encrypt)."""
+    env, sink = _env(terminal=True)
+    with progress(env, "Encrypting", unit="rows") as bar:
+        bar.describe("Encrypting users")
+        bar.set(7, 20)
+        bar.set(20, 20)
+    assert (bar.done, bar.total) == (20, 20)
+    assert "Encrypting users" in sink.getvalue()

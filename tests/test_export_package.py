@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings
 
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, IntegrityError, ProviderError
-from learnprivacy.export import PackageWriter, check_entry_name, read_package
+from learnprivacy.export import PackageWriter, read_package
+from learnprivacy.export._names import check_entry_name
 from learnprivacy.providers.writer import DataDescription
 from learnprivacy.records import (
     AccessEvent,
@@ -38,10 +39,10 @@ from learnprivacy.records import (
     Score,
 )
 from learnprivacy.testing.strategies import records_of_learner
+from tests import NOW
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
 
 def _writer(root: Path, subject: str = "L1", **options: Any) -> PackageWriter:

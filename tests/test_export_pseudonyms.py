@@ -12,20 +12,15 @@ import pytest
 from examples.toy_lms import ForumProvider, ToyLMS
 
 from learnprivacy.crypto import Keyring, Pseudonymiser
-from learnprivacy.export import (
-    SUBJECT_REFERENCE_DOMAIN,
-    ExportPackage,
-    XapiProfile,
-    export_subject,
-    read_package,
-)
+from learnprivacy.export import ExportPackage, XapiProfile, export_subject, read_package
+from learnprivacy.export._subject import SUBJECT_REFERENCE_DOMAIN
 from learnprivacy.providers import PrivacyManager
 from learnprivacy.records import Certificate, Learner, Progress, ProgressStatus, Score
 from learnprivacy.store import Store
+from tests import NOW
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 1, 8, 9, 0, tzinfo=UTC)
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
 
 def _records(learner_id: str) -> list[Any]:

@@ -21,13 +21,9 @@ from learnprivacy.errors import (
     ProviderError,
     ValidationError,
 )
-from learnprivacy.export import (
-    SUBJECT_REFERENCE_DOMAIN,
-    XapiProfile,
-    check_entry_name,
-    export_subject,
-    read_package,
-)
+from learnprivacy.export import XapiProfile, export_subject, read_package
+from learnprivacy.export._names import check_entry_name
+from learnprivacy.export._subject import SUBJECT_REFERENCE_DOMAIN
 from learnprivacy.providers import (
     ApprovedContextList,
     ContentWriter,
@@ -44,14 +40,13 @@ from learnprivacy.records import (
     Progress,
     ProgressStatus,
     Score,
-    default_basis,
     fields_of,
-    subject_of,
 )
+from learnprivacy.records._base import default_basis, subject_of
+from tests import NOW
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 9, 1, 8, 0, tzinfo=UTC)
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 KEY = bytes(range(32))
 LEARNER = "learner-7781"
 

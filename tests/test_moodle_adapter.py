@@ -13,7 +13,9 @@ import sqlalchemy as sa
 
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, PolicyError
-from learnprivacy.moodle import MoodleDatabase, ScanIssues, check_read_only, to_unix
+from learnprivacy.moodle import MoodleDatabase, ScanIssues
+from learnprivacy.moodle._readonly import check_read_only
+from learnprivacy.moodle._time import to_unix
 from learnprivacy.records import (
     AccessEvent,
     AccessKind,

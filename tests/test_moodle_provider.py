@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,14 +20,14 @@ from learnprivacy.providers import (
     MemoryWriter,
     MetadataCollection,
     PrivacyManager,
-    RequestStatus,
     UserList,
 )
+from learnprivacy.providers._results import RequestStatus
 from learnprivacy.store import Store
 from learnprivacy.testing.moodle import FixtureSummary, create_schema, populate
+from tests import NOW
 from tests.conftest import open_engine
 
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 KEY = bytes(range(32))
 
 

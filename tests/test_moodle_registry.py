@@ -11,22 +11,20 @@ import sqlalchemy as sa
 from learnprivacy import ContextLevel
 from learnprivacy.basis import LawfulBasis, SpecialCategoryCondition
 from learnprivacy.moodle import (
-    INHERIT,
     DataRegistry,
-    LevelAssignment,
     MoodleDatabase,
     Purpose,
     ScanIssues,
     insert_registry,
     registry_rows,
 )
+from learnprivacy.moodle._registry import INHERIT, LevelAssignment
 from learnprivacy.moodle._registry_read import parse_config_name
 from learnprivacy.records import Certificate, Learner, Progress, ProgressStatus
 from learnprivacy.retention import Action, Period, Trigger
 from learnprivacy.testing.moodle import create_schema, insert_rows, populate
+from tests import NOW
 from tests.conftest import open_engine
-
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 
 
 def new_engine(new_database: Callable[[], str]) -> sa.Engine:

@@ -23,10 +23,10 @@ from learnprivacy.errors import KeyShreddedError, RestrictedRecordError
 from learnprivacy.export import read_package
 from learnprivacy.providers import MemoryWriter, PrivacyManager
 from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
+from tests import NOW
 from tests.inplace_models import declarative_models
 
 UTC = dt.UTC
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 LONG_AGO = dt.datetime(2023, 1, 10, 9, 0, tzinfo=UTC)
 MASTER = bytes(range(32))
 
@@ -252,7 +252,9 @@ def test_sweep_applies_the_schedule_and_is_idempotent(app: SimpleNamespace) -> N
     assert report.by_type["Post"]["erased"] == 2
     assert report.shredded >= 1
     assert not app.privacy.keyring.is_shredded("u1", "contract")  # keys destroyed, no tombstone
-    entries = list(app.privacy.keyring.store.list_entries("u1", "contract"))
+    entries = list(
+        app.privacy.keyring.store.list_entries(app.privacy.keyring.key_ref("u1"), "contract")
+    )
     assert entries
     assert all(e.state.value == "shredded" for e in entries)
     with Session(app.engine) as s:

@@ -24,10 +24,10 @@ from learnprivacy.errors import (
     RestrictedRecordError,
     ValidationError,
 )
+from tests import NOW
 from tests.inplace_models import declarative_models, sqlmodel_models
 
 UTC = dt.UTC
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 MASTER = bytes(range(32))
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from learnprivacy.crypto import KeyEntry, KeyState
+from learnprivacy.crypto._keystore import KeyEntry, KeyState
 from learnprivacy.errors import ConfigurationError, KeyShreddedError
 
 __all__ = ["DjangoKeyStore"]

@@ -41,21 +41,7 @@ from learnprivacy.errors import (
 )
 
 __all__ = [
-    "BlindIndexField",
-    "LpLookup",
-    "PersonalBigIntegerField",
-    "PersonalBooleanField",
-    "PersonalCharField",
-    "PersonalDateField",
-    "PersonalDateTimeField",
-    "PersonalDecimalField",
-    "PersonalEmailField",
     "PersonalField",
-    "PersonalGenericIPAddressField",
-    "PersonalIntegerField",
-    "PersonalSlugField",
-    "PersonalTextField",
-    "PersonalURLField",
     "Sealed",
     "lp_lookup",
     "not_personal",

@@ -13,7 +13,8 @@ from typing import Any
 from learnprivacy._validators import require_aware
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import Score, format_duration
+from learnprivacy.records import Score
+from learnprivacy.records._serialise import format_duration
 
 __all__ = ["csv_cell", "dumps_row", "flatten", "json_default", "neutralise_formula", "plain"]
 
@@ -70,12 +71,16 @@ def plain(value: Any) -> Any:
     return plain(json_default(value))
 
 
+# One encoder for every row: json.dumps with options builds a new one per call.
+_ROW_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, default=json_default, separators=(",", ":")
+).encode
+
+
 def dumps_row(row: Mapping[str, Any]) -> str:
     """One row as compact JSON on a single line (UTF-8 text, no NaN)."""
     try:
-        return json.dumps(
-            row, ensure_ascii=False, allow_nan=False, default=json_default, separators=(",", ":")
-        )
+        return _ROW_ENCODER(row)
     except ValueError as exc:
         if isinstance(exc, ValidationError):
             raise

@@ -21,7 +21,6 @@ from learnprivacy.errors import PolicyError
 from learnprivacy.moodle._database import MoodleDatabase
 from learnprivacy.moodle._registry import DataRegistry, Purpose
 from learnprivacy.providers import (
-    DEFAULT_PURPOSES,
     ApprovedContextList,
     ApprovedUserList,
     ContentWriter,
@@ -32,7 +31,9 @@ from learnprivacy.providers import (
     MetadataCollection,
     UserList,
 )
-from learnprivacy.records import default_basis, fields_of
+from learnprivacy.providers._store import DEFAULT_PURPOSES
+from learnprivacy.records import fields_of
+from learnprivacy.records._base import default_basis
 from learnprivacy.retention import Trigger
 
 __all__ = ["MOODLE_COMPONENT", "MoodleProvider"]
@@ -209,13 +210,13 @@ def _read_only() -> PolicyError:
 
 
 def _default_basis(record_type: str) -> Any:
-    from learnprivacy.records import record_type as lookup
+    from learnprivacy.records._base import record_type as lookup
 
     return default_basis(lookup(record_type))
 
 
 def _categories(record_type: str) -> list[DataCategory]:
-    from learnprivacy.records import record_type as lookup
+    from learnprivacy.records._base import record_type as lookup
 
     infos = [f for f in fields_of(lookup(record_type)) if f.personal and f.exported]
     return list(dict.fromkeys(f.category for f in infos))

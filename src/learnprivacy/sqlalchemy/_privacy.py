@@ -18,7 +18,8 @@ from learnprivacy._inplace._plan import check_holds, plan_erasure
 from learnprivacy._inplace._provider import DeclaredProvider
 from learnprivacy._validators import is_aware, require_aware
 from learnprivacy._vocabulary import Action
-from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser, normalise_text
+from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser
+from learnprivacy.crypto._blind_index import normalise_text
 from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.retention import Hold, Schedule
 from learnprivacy.sqlalchemy._columns import declaration_of
@@ -379,7 +380,8 @@ class LearnPrivacy:
                 destroyed += self._keyring.shred(subject, scope)
             elif not self._uses_scope(connection, subject, scope):
                 store = self._keyring.store
-                for entry in list(store.list_entries(subject, scope)):
+                # The key store names subjects by key reference (a KeyDatabase).
+                for entry in list(store.list_entries(self._keyring.key_ref(subject), scope)):
                     destroyed += int(self._keyring.destroy_key(subject, entry.key_id))
             done.append(row_id)
         return done, destroyed
