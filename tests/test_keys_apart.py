@@ -457,3 +457,19 @@ def test_postgresql_key_database_names_no_learner(
     assert b"k1_" in pages
     assert ERASED.encode() not in pages
     assert KEPT.encode() not in pages
+
+
+@pytest.mark.postgres
+def test_rotation_on_a_postgresql_key_database(pg_urls: tuple[str, str]) -> None:
+    """A master-key rotation rewrites every key of a PostgreSQL key database in batches;
+    the store then opens with the new key alone and reads every learner."""
+    records_url, keys_url = pg_urls
+    new = bytes(range(1, 33))
+    with Store(records_url, keyring=_keyring(), keys=keys_url, clock=lambda: NOW) as store:
+        _fill(store)
+        kept = store.records_of(KEPT)
+        assert store.keyring.rewrap() == 0
+        store.keyring.rotate(new)
+    with Store(records_url, keyring=Keyring(new), keys=keys_url) as store:
+        assert store.records_of(KEPT) == kept
+        assert store.get(Learner, ERASED) == learner(ERASED)
