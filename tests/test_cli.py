@@ -240,6 +240,32 @@ def test_keys_rotate_keeps_data_readable(cli: Cli) -> None:
     assert "bob@example.org" in json.dumps(learner)
 
 
+def test_keys_compact_and_status_show_the_epoch(cli: Cli) -> None:
+    """status counts the erased learner awaiting compaction; compact moves to a new epoch,
+    destroys the old epoch key in the vault file, and the data stays readable."""
+    before = cli.json("keys", "status")
+    assert before["epoch"] == 0
+    assert before["compacted_at"] is None
+    assert before["vault"] == str(cli.folder / "lms.keys.vault")
+    cli.json("erase", "L1", "--now", "2026-06-15")
+    assert cli.json("keys", "status")["erased_awaiting_compaction"] == 1
+    report = cli.json("keys", "compact")
+    assert report["epoch"] == 1
+    assert report["rewrapped"] > 0
+    first = (cli.folder / "lms.keys.vault").read_bytes()
+    assert cli.json("keys", "compact")["epoch"] == 2
+    assert (cli.folder / "lms.keys.vault").read_bytes() != first
+    after = cli.json("keys", "status")
+    assert after["epoch"] == 2
+    assert after["erased_awaiting_compaction"] == 0
+    assert after["compacted_at"] is not None
+    assert "Key epoch 2" in cli("keys", "status").stdout
+    cli("export", "L2", "--out", str(cli.folder / "bob.zip"), "--now", "2026-06-15")
+    with zipfile.ZipFile(cli.folder / "bob.zip") as archive:
+        learner = json.loads(archive.read("data/learnprivacy_store/Learner.json"))
+    assert "bob@example.org" in json.dumps(learner)
+
+
 def test_register_formats(cli: Cli) -> None:
     """register prints the Art. 30 record as Markdown or JSON."""
     text = cli("register", "--format", "markdown").stdout

@@ -134,23 +134,71 @@ def keys_backup(env: Env, path: str) -> None:
     )
 
 
-@keys.command("status")
+@keys.command("compact")
+@click.option(
+    "--batch-size",
+    default=5_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Keys rewritten per transaction.",
+)
 @pass_env
-def keys_status(env: Env) -> None:
-    """Keys per state, tombstones and the master key id (never a key)."""
-    with env.open_store() as store:
-        counts = store.key_database.counts()
-        data = {
-            "master_key_id": store.keyring.master_key_id,
-            "key_database": store.key_database.engine.dialect.name,
-            **counts,
-        }
+def keys_compact(env: Env, batch_size: int) -> None:
+    """Rewrap every live data key under a new epoch key and destroy the old one.
+
+    Afterwards no copy of the key database taken before (backup, pg_dump, WAL) opens
+    the keys of learners erased before, even with the master key. Interrupted, run it
+    again: it resumes, and every record stays readable meanwhile.
+    """
+    with (
+        env.open_store() as store,
+        progress(env, "Compacting data keys", unit="keys") as bar,
+    ):
+        report = store.compact_keys(progress=bar, batch_size=batch_size)
+        vault = store.vault.describe()
+    data = {**report, "vault": vault}
     emit(
         env,
         data,
         lambda: env.console.print(
+            f"Keys compacted: epoch {report['epoch']}, {report['rewrapped']:,} keys rewrapped"
+            f"{' (resumed)' if report['resumed'] else ''}; the previous epoch key is "
+            f"destroyed in {vault}."
+        ),
+    )
+
+
+@keys.command("status")
+@pass_env
+def keys_status(env: Env) -> None:
+    """Keys per state, tombstones, the key epoch and the master key id (never a key)."""
+    with env.open_store() as store:
+        counts = store.key_database.counts()
+        epoch = store.key_epoch_status()
+        data = {
+            "master_key_id": store.keyring.master_key_id,
+            "key_database": store.key_database.engine.dialect.name,
+            **counts,
+            **epoch,
+        }
+
+    def show() -> None:
+        env.console.print(
             f"Master key {data['master_key_id']} · key database ({data['key_database']}): "
             f"{counts['active']:,} active, {counts['retired']:,} retired, "
             f"{counts['shredded']:,} shredded keys, {counts['tombstones']:,} tombstones."
-        ),
-    )
+        )
+        compacted = epoch["compacted_at"] or "never"
+        env.console.print(
+            f"Key epoch {epoch['epoch']} (last compaction: {compacted}) · vault "
+            f"{epoch['vault']} · {epoch['erased_awaiting_compaction']:,} erased learners "
+            "awaiting compaction"
+            + (
+                " · a compaction is under way: run `learnprivacy keys compact`"
+                if epoch["compaction_under_way"]
+                else ""
+            )
+            + "."
+        )
+
+    emit(env, data, show)

@@ -83,6 +83,7 @@ class Keyring:
         "_ref_key",
         "_store",
         "_verified",
+        "_wrap_key",
     )
 
     def __init__(
@@ -102,6 +103,8 @@ class Keyring:
             raise ValidationError("cache_size must be a positive int", field="cache_size")
         self._master = MasterKey(master_key)
         self._previous = {key.key_id: key for key in map(MasterKey, previous_master_keys)}
+        # The key new data keys are wrapped under: the master key, or an epoch key.
+        self._wrap_key = self._master
         self._store: KeyStore = InMemoryKeyStore() if store is None else store
         # A store that asks for it (a key database) never sees a subject in clear.
         self._pseudonymous = bool(getattr(self._store, "pseudonymous_subjects", False))
@@ -175,7 +178,27 @@ class Keyring:
         """A keyring on the same master key (and previous master keys) over ``store``."""
         keyring = Keyring(self._master.raw, store=store, cache_size=self._cache.size)
         keyring._previous = dict(self._previous)
+        if self._wrap_key is not self._master:
+            keyring._wrap_key = self._wrap_key
         return keyring
+
+    @property
+    def wrapping_key_id(self) -> str:
+        """Id of the key new data keys are wrapped under: the master key's, or the current
+        epoch key's once a vault holds one (see :meth:`use_epoch`)."""
+        return self._wrap_key.key_id
+
+    def use_epoch(self, epoch_key: bytes | None, *, others: Iterable[bytes] = ()) -> None:
+        """Wrap new data keys under ``epoch_key`` (32 bytes; ``None``: the master key).
+
+        ``others`` are further epoch keys that still open data keys (a compaction under
+        way). Epoch keys are kept by a vault, itself protected by the master key; a
+        :class:`~learnprivacy.store.Store` calls this when it opens its vault.
+        """
+        self._wrap_key = self._master if epoch_key is None else MasterKey(epoch_key)
+        for raw in others:
+            key = MasterKey(raw)
+            self._previous[key.key_id] = key
 
     def key_ref(self, subject: str) -> str:
         """How the key store names ``subject``.
@@ -317,6 +340,8 @@ class Keyring:
         new = MasterKey(os.urandom(KEY_SIZE) if new_master_key is None else new_master_key)
         if new.key_id != self._master.key_id:
             self._previous[self._master.key_id] = self._master
+            if self._wrap_key.key_id == self._master.key_id:
+                self._wrap_key = new
             self._master = new
         self.rewrap(progress=progress)
         return new.key_id
@@ -350,7 +375,7 @@ class Keyring:
         deferred: list[KeyEntry] = []
         pending: list[KeyEntry] = []
         for entry in entries:
-            if entry.state is KeyState.SHREDDED or entry.master_key_id == self._master.key_id:
+            if entry.state is KeyState.SHREDDED or entry.master_key_id == self._wrap_key.key_id:
                 pass
             elif entry.subject == SYSTEM_SUBJECT and entry.scope == _CHECK_SCOPE:
                 deferred.append(entry)
@@ -379,9 +404,9 @@ class Keyring:
         if entry.state is KeyState.SHREDDED:
             return attrs.evolve(entry, subject=subject)
         key = self._unwrap(entry)
-        wrapped = self._master.wrap(key, subject=subject, scope=entry.scope, key_id=entry.key_id)
+        wrapped = self._wrap_key.wrap(key, subject=subject, scope=entry.scope, key_id=entry.key_id)
         return attrs.evolve(
-            entry, subject=subject, master_key_id=self._master.key_id, wrapped=wrapped
+            entry, subject=subject, master_key_id=self._wrap_key.key_id, wrapped=wrapped
         )
 
     def clear_cache(self, subject: str | None = None) -> None:
@@ -435,6 +460,8 @@ class Keyring:
         return aead
 
     def _master_for(self, entry: KeyEntry) -> MasterKey:
+        if entry.master_key_id == self._wrap_key.key_id:
+            return self._wrap_key
         if entry.master_key_id == self._master.key_id:
             return self._master
         previous = self._previous.get(entry.master_key_id)
@@ -470,8 +497,8 @@ class Keyring:
             scope=scope,
             key_id=key_id,
             state=KeyState.ACTIVE,
-            master_key_id=self._master.key_id,
-            wrapped=self._master.wrap(key, subject=subject, scope=scope, key_id=key_id),
+            master_key_id=self._wrap_key.key_id,
+            wrapped=self._wrap_key.wrap(key, subject=subject, scope=scope, key_id=key_id),
         )
         stored = self._store.add(entry, revive=revive)
         return stored, (key if stored.key_id == key_id else None)
@@ -507,7 +534,7 @@ class Keyring:
 
     def _rewrapped(self, entry: KeyEntry) -> KeyEntry:
         key = self._unwrap(entry)
-        wrapped = self._master.wrap(
+        wrapped = self._wrap_key.wrap(
             key, subject=entry.subject, scope=entry.scope, key_id=entry.key_id
         )
         # Built directly rather than with attrs.evolve: rotation makes one per key.
@@ -516,7 +543,7 @@ class Keyring:
             scope=entry.scope,
             key_id=entry.key_id,
             state=entry.state,
-            master_key_id=self._master.key_id,
+            master_key_id=self._wrap_key.key_id,
             wrapped=wrapped,
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -20,6 +21,14 @@ from learnprivacy.store import _erasure, _reads, _sweep, _writes
 from learnprivacy.store._audit import AuditLog
 from learnprivacy.store._codec import Codec
 from learnprivacy.store._engine import Database
+from learnprivacy.store._epochs import (
+    CompactionReport,
+    Vault,
+    as_vault,
+    compact,
+    epoch_status,
+    open_epochs,
+)
 from learnprivacy.store._keydb import KeyDatabase, default_keys_url
 from learnprivacy.store._keystore import SqlKeyStore
 from learnprivacy.store._open import (
@@ -99,6 +108,7 @@ class Store:
         *,
         keyring: Keyring,
         keys: str | Engine | KeyDatabase | None = None,
+        vault: Vault | str | os.PathLike[str] | None = None,
         actor: str = "learnprivacy",
         clock: Callable[[], dt.datetime] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -132,6 +142,9 @@ class Store:
                 meta = read_meta(connection)
                 check_key_database(connection, meta, self._key_db)
             self._keyring = bind_keyring(keyring, self._keys)
+            # The epoch keys the data keys are wrapped under (none before a compaction).
+            self._vault = as_vault(vault, self._key_db)
+            open_epochs(self._keyring, self._key_db, self._vault)
             # A store from before the key database: its keys move out, then verify.
             move_legacy_keys(self._db, self._keyring)
             # The master-key check: fails here, not on the first read.
@@ -209,6 +222,58 @@ class Store:
     def key_store(self) -> SqlKeyStore:
         """The key store the keyring uses (the key database, seen from this store)."""
         return self._keys
+
+    @property
+    def vault(self) -> Vault:
+        """The vault holding the epoch key the data keys are wrapped under."""
+        return self._vault
+
+    def compact_keys(
+        self,
+        *,
+        now: dt.datetime | None = None,
+        progress: ProgressReporter | None = None,
+        batch_size: int = 5_000,
+    ) -> CompactionReport:
+        """Wrap every live data key under a new epoch key and destroy the previous one.
+
+        Afterwards a copy of the key database taken before (file copy, ``pg_dump``, dead
+        tuples, WAL), even with the master key and the current vault, opens no key of a
+        learner erased before this call; every live learner stays readable. The first
+        compaction of a store whose keys are wrapped directly under the master key moves
+        it to epochs (copies taken before that one stay open to the master key: see
+        docs/security.md). Interrupted at any point, nothing is lost and calling it again
+        finishes. ``progress`` is told the number of keys, then each key examined. The
+        audit log records the counts. Other processes holding this store open must be
+        reopened after a compaction (they still wrap new keys under the old epoch).
+        """
+        at = self.now(now)
+        report = compact(
+            self._keyring,
+            self._key_db,
+            self._vault,
+            now=at,
+            progress=progress,
+            batch_size=batch_size,
+        )
+        self.audit.record(
+            "compact_keys",
+            "done",
+            now=at,
+            details={
+                "epoch": report["epoch"],
+                "rewrapped": report["rewrapped"],
+                "live_keys": report["live"],
+                "erased_subjects": report["erased_subjects"],
+                "resumed": report["resumed"],
+            },
+        )
+        return report
+
+    def key_epoch_status(self) -> dict[str, Any]:
+        """Epoch number, last compaction (ISO time or ``None``), subjects erased since
+        (``erased_awaiting_compaction``), whether a compaction is under way, the vault."""
+        return epoch_status(self._key_db, self._vault)
 
     @property
     def key_database(self) -> KeyDatabase:
