@@ -156,15 +156,27 @@ def import_(env: Env, path: str, record_type: str | None, xapi_home_page: str | 
     default=None,
     help="Schedule JSON file (default: [policy] of the configuration).",
 )
+@click.option(
+    "--compact/--no-compact",
+    default=True,
+    show_default=True,
+    help="After erasing anything, compact the data keys (learnprivacy keys compact).",
+)
 @now_option()
 @pass_env
-def sweep(env: Env, dry_run: bool, schedule_path: str | None, now: dt.datetime | None) -> None:
+def sweep(
+    env: Env, dry_run: bool, schedule_path: str | None, compact: bool, now: dt.datetime | None
+) -> None:
     """Apply the retention schedule: erase, anonymise or restrict what has expired."""
     schedule = load_schedule(schedule_path) if schedule_path else env.settings.schedule()
     label = "Planning (dry run)" if dry_run else "Sweeping"
     with env.open_store() as store, progress(env, label, unit="rows") as bar:
-        report = store.sweep(schedule, now=resolve_now(now), dry_run=dry_run, progress=bar)
+        report = store.sweep(
+            schedule, now=resolve_now(now), dry_run=dry_run, progress=bar, compact=compact
+        )
+        epoch = store.key_epoch_status()["epoch"]
     data = sweep_data(report)
+    data["key_epoch"] = epoch
     emit(env, data, lambda: print_sweep(env, data))
 
 

@@ -41,7 +41,7 @@ from learnprivacy._progress import ProgressReporter
 from learnprivacy.crypto._master import MasterKey
 from learnprivacy.crypto._validate import KEY_SIZE
 from learnprivacy.errors import ConfigurationError, WrongMasterKeyError
-from learnprivacy.store._keydb import _KEYS, _META, _TOMBSTONES, KeyDatabase
+from learnprivacy.store._keydb import _KEYS, _META, KeyDatabase
 
 if TYPE_CHECKING:
     from learnprivacy.crypto import Keyring
@@ -353,10 +353,13 @@ def _write_meta(keys: KeyDatabase, values: dict[str, str]) -> None:
 
 
 def erased_subjects(keys: KeyDatabase) -> int:
-    """How many subjects hold a shredding tombstone (learners erased, in part or all)."""
+    """How many subjects have a shredded key (learners erased, in part or all, by an
+    erasure request or by retention)."""
     with keys.database.read() as connection:
         found = connection.execute(
-            select(func.count(func.distinct(_TOMBSTONES.c.subject_ref)))
+            select(func.count(func.distinct(_KEYS.c.subject_ref))).where(
+                _KEYS.c.state == "shredded"
+            )
         ).scalar()
     return int(found or 0)
 

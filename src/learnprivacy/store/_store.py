@@ -518,6 +518,7 @@ class Store:
         holds: Sequence[Hold] = (),
         review_limit: int = 10_000,
         progress: ProgressReporter | None = None,
+        compact: bool = False,
     ) -> SweepReport:
         """Apply ``schedule`` to every row: erase, anonymise, restrict, or list for review.
 
@@ -528,18 +529,24 @@ class Store:
         one has locked. Smaller batches hold the write lock for less time and cost more
         in all (docs/concepts-store.md). ``progress`` (``expect(n)``/``advance(n)``) is
         told each record type's row count, then the rows decided page by page.
-        ``batch_size`` defaults to the store's; ``now`` to the store's clock.
+        ``batch_size`` defaults to the store's; ``now`` to the store's clock. With
+        ``compact``, a sweep that erased anything ends with :meth:`compact_keys`, so that
+        key-database copies taken before it open nothing of what it erased.
         """
-        return _sweep.sweep(
+        at = self.now(now)
+        report = _sweep.sweep(
             self,
             schedule,
-            now=self.now(now),
+            now=at,
             dry_run=dry_run,
             batch_size=self.batch_size if batch_size is None else batch_size,
             holds=tuple(holds),
             review_limit=review_limit,
             progress=progress,
         )
+        if compact and not dry_run and report.erased:
+            self.compact_keys(now=at)
+        return report
 
     def erase_subject(
         self,
