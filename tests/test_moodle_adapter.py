@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -12,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from learnprivacy.basis import LawfulBasis
-from learnprivacy.errors import ConfigurationError, PolicyError
-from learnprivacy.moodle import MoodleDatabase, ScanIssues, check_read_only, to_unix
+from learnprivacy.errors import ConfigurationError, MissingTableError, PolicyError
+from learnprivacy.moodle import MoodleDatabase, ScanIssues, check_read_only, tables_read, to_unix
 from learnprivacy.records import (
     AccessEvent,
     AccessKind,
@@ -623,3 +624,71 @@ def test_other_prefix(tmp_path: Path) -> None:
     with MoodleDatabase(engine, prefix="m45_") as db:
         assert [learner.id for learner in db.learners()] == ["5"]
         assert db.guest_id is None  # no siteguest setting: the username rule alone
+
+
+def test_site_administrators_are_not_learners(new_database: Callable[[], str]) -> None:
+    """Accounts in $CFG->siteadmins are not learners; their own records stay readable."""
+    engine = open_engine(new_database())
+    create_schema(engine)
+    insert_rows(engine, "config", [
+        {"name": "siteguest", "value": "1"}, {"name": "siteadmins", "value": "2, 7"},
+    ])  # fmt: skip
+    insert_rows(engine, "user", [
+        {"id": uid, "username": f"u{uid}", "email": f"u{uid}@example.org", "firstname": "F",
+         "lastname": "L", "timecreated": ts(0)}
+        for uid in (1, 2, 5, 7)
+    ])  # fmt: skip
+    try:
+        with MoodleDatabase(engine) as db:
+            assert db.admin_ids == {2, 7}
+            assert [learner.id for learner in db.learners()] == ["5"]
+            assert [r.id for r in db.learners(include_admins=True)] == ["2", "5", "7"]
+            assert [type(r).__name__ for r in db.records_of(7)] == ["Learner"]
+    finally:
+        engine.dispose()
+
+
+def _read_everything(db: MoodleDatabase) -> None:
+    """Learners (which reads the settings) and every record source."""
+    list(db.learners())
+    list(db.progress())
+    list(db.access_events())
+
+
+@pytest.mark.parametrize("missing", ["course_modules", "modules", "config", "course_completions"])
+def test_a_missing_core_table_is_a_typed_error_naming_it(
+    missing: str, new_database: Callable[[], str]
+) -> None:
+    """A core table the adapter needs raises MissingTableError naming it, never a driver error."""
+    engine = open_engine(new_database())
+    schema = create_schema(engine)
+    with engine.begin() as connection:
+        schema[missing].drop(connection)
+    try:
+        with MoodleDatabase(engine) as db, pytest.raises(MissingTableError) as caught:
+            _read_everything(db)
+        assert caught.value.table == missing
+        assert f"mdl_{missing}" in str(caught.value)
+    finally:
+        engine.dispose()
+
+
+def test_a_missing_plugin_table_yields_nothing(tmp_path: Path) -> None:
+    """Without mod_customcert or tool_policy tables, those sources are simply empty."""
+    engine = open_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    schema = create_schema(engine)
+    with engine.begin() as connection:
+        schema["customcert"].drop(connection)
+        schema["tool_policy_versions"].drop(connection)
+    with MoodleDatabase(engine) as db:
+        assert list(db.certificates()) == []
+        assert list(db.consents()) == []
+
+
+def test_docs_list_every_table_read() -> None:
+    """The how-to's list of tables a DBA must grant is the adapter's own list."""
+    text = (Path(__file__).parents[1] / "docs" / "howto-moodle.md").read_text()
+    start = text.index("<!-- tables-read -->")
+    end = text.index("<!-- /tables-read -->")
+    listed = re.findall(r"`([a-z_]+)`", text[start:end])
+    assert listed == list(tables_read())

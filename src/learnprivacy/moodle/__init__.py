@@ -33,6 +33,7 @@ from learnprivacy.moodle._registry import (
 from learnprivacy.moodle._registry_write import REGISTRY_TABLES, insert_registry, registry_rows
 from learnprivacy.moodle._report import CourseFinding, MoodleReport, moodle_report
 from learnprivacy.moodle._schema import TABLE_NAMES, MoodleSchema
+from learnprivacy.moodle._sources import tables_read
 from learnprivacy.moodle._time import from_unix, to_unix
 
 __all__ = [
@@ -60,5 +61,6 @@ __all__ = [
     "insert_registry",
     "moodle_report",
     "registry_rows",
+    "tables_read",
     "to_unix",
 ]

@@ -3,28 +3,51 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import sqlalchemy as sa
 
-from learnprivacy.errors import ConfigurationError
+from learnprivacy.errors import ConfigurationError, MissingTableError
 from learnprivacy.moodle import _read_accounts as accounts
-from learnprivacy.moodle import _read_compliance as compliance
-from learnprivacy.moodle import _read_learning as learning
 from learnprivacy.moodle._issues import ScanIssues
 from learnprivacy.moodle._models import MoodleCourse, MoodleUser
 from learnprivacy.moodle._readonly import PG_WHOLE_RESULT, read_only_engine
 from learnprivacy.moodle._registry import DataRegistry
 from learnprivacy.moodle._registry_read import read_registry
 from learnprivacy.moodle._schema import MoodleSchema
+from learnprivacy.moodle._sources import (
+    ACCESS_EVENTS,
+    ACTIVITY_PROGRESS,
+    CERTIFICATES,
+    CONSENTS,
+    COURSE_PROGRESS,
+    GRADE_PROGRESS,
+    RECORD_SOURCES,
+    RecordSource,
+)
 from learnprivacy.records import AccessEvent, Certificate, Consent, Learner, Progress
 
 __all__ = ["MoodleDatabase"]
 
 T = TypeVar("T")
+
+
+class ReadOptions(TypedDict, total=False):
+    """Keyword options of every reading method.
+
+    ``user_ids``: only these accounts (ints or learner ids such as ``"42"``);
+    ``include_deleted``: also rows of deleted accounts; ``issues``: where to report rows
+    that cannot become records (default :attr:`MoodleDatabase.issues`).
+    """
+
+    user_ids: Iterable[int | str] | None
+    include_deleted: bool
+    issues: ScanIssues | None
+
+
 _REGISTRY_SOURCES = (
     "tool_dataprivacy_purpose",
     "tool_dataprivacy_category",
@@ -32,7 +55,6 @@ _REGISTRY_SOURCES = (
     "tool_dataprivacy_ctxinstance",
     "config_plugins",
 )
-_Statement = Callable[[MoodleSchema, list[int] | None, bool], sa.Select[Any]]
 
 
 class MoodleDatabase:
@@ -143,161 +165,93 @@ class MoodleDatabase:
         *,
         user_ids: Iterable[int | str] | None = None,
         issues: ScanIssues | None = None,
+        include_admins: bool = False,
     ) -> Iterator[Learner]:
-        """Live accounts (not deleted, not the guest) as Learners, in id order."""
+        """Live accounts as Learners, in id order.
+
+        Not the deleted accounts, not the guest, and not the site administrators
+        (``$CFG->siteadmins``) unless ``include_admins``: they run the site, they do not
+        learn on it, and Moodle never expires their accounts.
+        """
         sink = self.issues if issues is None else issues
+        excluded = set() if include_admins else set(self.admin_ids)
+        if self.guest_id is not None:
+            excluded.add(self.guest_id)
         statement = accounts.learner_statement(
-            self.schema, _ids(user_ids), self.guest_username, self.guest_id
+            self.schema, _ids(user_ids), self.guest_username, sorted(excluded)
         )
         for row in self.stream(statement):
             learner = accounts.map_learner(row, sink)
             if learner is not None:
                 yield learner
 
-    # -- learning records -------------------------------------------------------------
+    # -- records, one method per source (see _sources.py) -------------------------------
 
-    def _records(
-        self,
-        table: str,
-        statement: _Statement,
-        mapper: Callable[[Any, ScanIssues], T | None],
-        user_ids: Iterable[int | str] | None,
-        include_deleted: bool,
-        issues: ScanIssues | None,
-    ) -> Iterator[T]:
-        if not self.has_table(table):
+    def read(self, source: RecordSource[T], **options: Unpack[ReadOptions]) -> Iterator[T]:
+        """The records of ``source``, for every account or those of ``user_ids``.
+
+        Rows of deleted accounts are left out unless ``include_deleted``; rows that cannot
+        become records are reported to ``issues`` (default :attr:`issues`). A missing core
+        table raises :class:`~learnprivacy.errors.MissingTableError` naming it; a plugin's
+        missing table yields nothing.
+        """
+        if not self._has_tables(source):
             return
-        sink = self.issues if issues is None else issues
-        for row in self.stream(statement(self.schema, _ids(user_ids), include_deleted)):
+        given = options.get("issues")
+        sink = self.issues if given is None else given
+        statement = source.statement(
+            self.schema, _ids(options.get("user_ids")), options.get("include_deleted", False)
+        )
+        mapper = source.mapper
+        for row in self.stream(statement):
             record = mapper(row, sink)
             if record is not None:
                 yield record
 
-    def course_progress(
-        self,
-        *,
-        user_ids: Iterable[int | str] | None = None,
-        include_deleted: bool = False,
-        issues: ScanIssues | None = None,
-    ) -> Iterator[Progress]:
+    def _has_tables(self, source: RecordSource[Any]) -> bool:
+        missing = [name for name in source.reads if not self.has_table(name)]
+        if missing and not source.optional:
+            self.require_tables(*missing)
+        return not missing
+
+    def require_tables(self, *names: str) -> None:
+        """Raise :class:`~learnprivacy.errors.MissingTableError` for the first table missing."""
+        for name in names:
+            if not self.has_table(name):
+                raise MissingTableError(name, self.schema[name].name)
+
+    def course_progress(self, **options: Unpack[ReadOptions]) -> Iterator[Progress]:
         """Course completions (with the course total grade) as course-level Progress."""
-        return self._records(
-            "course_completions",
-            learning.course_progress_statement,
-            learning.map_course_progress,
-            user_ids,
-            include_deleted,
-            issues,
-        )
+        return self.read(COURSE_PROGRESS, **options)
 
-    def grade_progress(
-        self,
-        *,
-        user_ids: Iterable[int | str] | None = None,
-        include_deleted: bool = False,
-        issues: ScanIssues | None = None,
-    ) -> Iterator[Progress]:
+    def grade_progress(self, **options: Unpack[ReadOptions]) -> Iterator[Progress]:
         """Final grades of activities as activity-level Progress with a Score."""
-        return self._records(
-            "grade_grades",
-            learning.grade_statement,
-            learning.map_grade,
-            user_ids,
-            include_deleted,
-            issues,
-        )
+        return self.read(GRADE_PROGRESS, **options)
 
-    def activity_progress(
-        self,
-        *,
-        user_ids: Iterable[int | str] | None = None,
-        include_deleted: bool = False,
-        issues: ScanIssues | None = None,
-    ) -> Iterator[Progress]:
+    def activity_progress(self, **options: Unpack[ReadOptions]) -> Iterator[Progress]:
         """Activity completion states as activity-level Progress."""
-        return self._records(
-            "course_modules_completion",
-            learning.activity_statement,
-            learning.map_activity,
-            user_ids,
-            include_deleted,
-            issues,
-        )
+        return self.read(ACTIVITY_PROGRESS, **options)
 
-    def progress(
-        self,
-        *,
-        user_ids: Iterable[int | str] | None = None,
-        include_deleted: bool = False,
-        issues: ScanIssues | None = None,
-    ) -> Iterator[Progress]:
+    def progress(self, **options: Unpack[ReadOptions]) -> Iterator[Progress]:
         """Course progress, then grades, then activity completions."""
-        ids = None if user_ids is None else list(user_ids)
-        options: dict[str, Any] = {
-            "user_ids": ids,
-            "include_deleted": include_deleted,
-            "issues": issues,
-        }
-        return itertools.chain(
-            self.course_progress(**options),
-            self.grade_progress(**options),
-            self.activity_progress(**options),
+        if options.get("user_ids") is not None:
+            options["user_ids"] = list(options["user_ids"] or ())
+        return itertools.chain.from_iterable(
+            self.read(source, **options)
+            for source in (COURSE_PROGRESS, GRADE_PROGRESS, ACTIVITY_PROGRESS)
         )
 
-    # -- compliance records -----------------------------------------------------------
-
-    def access_events(
-        self,
-        *,
-        user_ids: Iterable[int | str] | None = None,
-        include_deleted: bool = False,
-        issues: ScanIssues | None = None,
-    ) -> Iterator[AccessEvent]:
+    def access_events(self, **options: Unpack[ReadOptions]) -> Iterator[AccessEvent]:
         """Log-ins, log-outs and failed log-ins from the standard log store."""
-        return self._records(
-            "logstore_standard_log",
-            compliance.access_statement,
-            compliance.map_access,
-            user_ids,
-            include_deleted,
-            issues,
-        )
+        return self.read(ACCESS_EVENTS, **options)
 
-    def consents(
-        self,
-        *,
-        user_ids: Iterable[int | str] | None = None,
-        include_deleted: bool = False,
-        issues: ScanIssues | None = None,
-    ) -> Iterator[Consent]:
-        """Site policy acceptances (tool_policy) as Consents."""
-        return self._records(
-            "tool_policy_acceptances",
-            compliance.consent_statement,
-            compliance.map_consent,
-            user_ids,
-            include_deleted,
-            issues,
-        )
+    def consents(self, **options: Unpack[ReadOptions]) -> Iterator[Consent]:
+        """Site policy acceptances (tool_policy) as Consents (nothing without tool_policy)."""
+        return self.read(CONSENTS, **options)
 
-    def certificates(
-        self,
-        *,
-        user_ids: Iterable[int | str] | None = None,
-        include_deleted: bool = False,
-        issues: ScanIssues | None = None,
-    ) -> Iterator[Certificate]:
+    def certificates(self, **options: Unpack[ReadOptions]) -> Iterator[Certificate]:
         """Certificates issued by mod_customcert (nothing when the plugin is absent)."""
-        if not self.has_table("customcert"):
-            return iter(())
-        return self._records(
-            "customcert_issues",
-            compliance.certificate_statement,
-            compliance.map_certificate,
-            user_ids,
-            include_deleted,
-            issues,
-        )
+        return self.read(CERTIFICATES, **options)
 
     # -- data registry -----------------------------------------------------------------
 
@@ -311,8 +265,7 @@ class MoodleDatabase:
 
     def site_setting(self, name: str) -> str | None:
         """A core setting (``$CFG->name``) from Moodle's ``config`` table, or None."""
-        if not self.has_table("config"):
-            return None
+        self.require_tables("config")
         t = self.schema["config"]
         with self.connect() as connection:
             value = connection.execute(sa.select(t.c.value).where(t.c.name == name)).scalar()
@@ -369,13 +322,10 @@ class MoodleDatabase:
         accounts_found = list(self.users(user_ids=ids)) if ids else []
         if not accounts_found or accounts_found[0].deleted or accounts_found[0].guest:
             return []
-        return [
-            *self.learners(user_ids=ids, issues=issues),
-            *self.progress(user_ids=ids, issues=issues),
-            *self.certificates(user_ids=ids, issues=issues),
-            *self.consents(user_ids=ids, issues=issues),
-            *self.access_events(user_ids=ids, issues=issues),
-        ]
+        records: list[Any] = list(self.learners(user_ids=ids, issues=issues, include_admins=True))
+        for source in RECORD_SOURCES:
+            records.extend(self.read(source, user_ids=ids, issues=issues))
+        return records
 
 
 def _ids(user_ids: Iterable[int | str] | None) -> list[int] | None:

@@ -36,10 +36,16 @@ _LEVEL_NAMES = {
 _SUFFIXES = ("_purpose", "_category")
 
 
-def config_name(level: ContextLevel, element: str) -> str:
-    """The ``config_plugins`` name of a level default (Moodle 4.2+ context class names)."""
+def config_name(level: ContextLevel, element: str, module: str | None = None) -> str:
+    """The ``config_plugins`` name Moodle 4.5 reads for a level (or activity type) default.
+
+    ``context_course_purpose``, ``context_module_forum_category``: Moodle's data registry
+    still builds these names from the legacy context class names, so they are the ones
+    a site reads back, even though Moodle 4.2+ may write the namespaced form too.
+    """
     name = next(k for k, v in _LEVEL_NAMES.items() if v is level)
-    return f"core\\context\\{name}_{element}"
+    middle = f"_{module}" if module else ""
+    return f"context_{name}{middle}_{element}"
 
 
 def parse_config_name(name: str) -> tuple[ContextLevel, str] | None:

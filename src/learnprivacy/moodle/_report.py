@@ -195,7 +195,7 @@ def _leftovers(db: MoodleDatabase) -> dict[str, int]:
 def _sweep(
     db: MoodleDatabase, schedule: Schedule, now: dt.datetime, issues: ScanIssues
 ) -> dict[str, dict[str, int]]:
-    learners = {learner.id: learner for learner in db.learners(issues=issues)}
+    learners = {r.id: r for r in db.learners(issues=issues, include_admins=True)}
     sources: dict[str, Iterable[Any]] = {
         "Learner": list(learners.values()),
         "Progress": db.progress(issues=issues),
