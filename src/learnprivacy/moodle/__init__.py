@@ -19,7 +19,12 @@ Importing this package loads SQLAlchemy (``import learnprivacy`` alone does not)
 from learnprivacy.moodle._database import MoodleDatabase
 from learnprivacy.moodle._issues import ScanIssue, ScanIssues
 from learnprivacy.moodle._models import MoodleCourse, MoodleUser
-from learnprivacy.moodle._provider import MOODLE_COMPONENT, MoodleProvider
+from learnprivacy.moodle._provider import (
+    ENROLMENT_TYPE,
+    MOODLE_COMPONENT,
+    MoodleProvider,
+    context_of,
+)
 from learnprivacy.moodle._readonly import check_read_only
 from learnprivacy.moodle._registry import (
     INHERIT,
@@ -37,6 +42,7 @@ from learnprivacy.moodle._sources import tables_read
 from learnprivacy.moodle._time import from_unix, to_unix
 
 __all__ = [
+    "ENROLMENT_TYPE",
     "INHERIT",
     "MOODLE_COMPONENT",
     "NOT_SET",
@@ -57,6 +63,7 @@ __all__ = [
     "ScanIssue",
     "ScanIssues",
     "check_read_only",
+    "context_of",
     "from_unix",
     "insert_registry",
     "moodle_report",

@@ -28,6 +28,7 @@ from learnprivacy.moodle._sources import (
     RECORD_SOURCES,
     RecordSource,
 )
+from learnprivacy.moodle._time import from_unix_lenient
 from learnprivacy.records import AccessEvent, Certificate, Consent, Learner, Progress
 
 __all__ = ["MoodleDatabase"]
@@ -301,6 +302,48 @@ class MoodleDatabase:
         for row in self.stream(statement):
             yield int(row[0]), int(row[1])
 
+    def user_enrolments(self, user_id: int | str) -> list[dict[str, Any]]:
+        """One account's enrolments, as Moodle's privacy export shows them, in course order.
+
+        Every enrolment is there, active or suspended, started or not: ``course_id``,
+        ``method`` (the enrolment plugin: ``manual``, ``self``...), ``status`` (``active`` or
+        ``suspended``), ``created_at``, ``modified_at``, ``starts_at`` and ``ends_at`` (ISO
+        8601 UTC, None for Moodle's "never").
+        """
+        ids = _ids([user_id])
+        if not ids or not (self.has_table("user_enrolments") and self.has_table("enrol")):
+            return []
+        ue, e = self.schema["user_enrolments"], self.schema["enrol"]
+        statement = (
+            sa.select(
+                e.c.courseid,
+                e.c.enrol,
+                ue.c.status,
+                ue.c.timecreated,
+                ue.c.timemodified,
+                ue.c.timestart,
+                ue.c.timeend,
+            )
+            .select_from(ue.join(e, e.c.id == ue.c.enrolid))
+            .where(ue.c.userid == ids[0])
+            .order_by(e.c.courseid, ue.c.id)
+        )
+        rows = []
+        for course, method, status, created, modified, start, end in self.stream(statement):
+            rows.append(
+                {
+                    "course_id": str(course),
+                    "method": method,
+                    "status": "active" if not status else "suspended",
+                    "created_at": _iso(created),
+                    "modified_at": _iso(modified),
+                    "starts_at": _iso(start),
+                    # 2147483647 is the column's default: no end.
+                    "ends_at": None if end == _NO_END else _iso(end),
+                }
+            )
+        return rows
+
     def plugin_setting(self, plugin: str, name: str) -> str | None:
         """A plugin setting from ``config_plugins`` (``get_config(plugin, name)``), or None."""
         if not self.has_table("config_plugins"):
@@ -326,6 +369,14 @@ class MoodleDatabase:
         for source in RECORD_SOURCES:
             records.extend(self.read(source, user_ids=ids, issues=issues))
         return records
+
+
+_NO_END = 2_147_483_647
+
+
+def _iso(stamp: Any) -> str | None:
+    at = from_unix_lenient(stamp)
+    return None if at is None else at.isoformat()
 
 
 def _ids(user_ids: Iterable[int | str] | None) -> list[int] | None:

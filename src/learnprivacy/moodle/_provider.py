@@ -14,12 +14,15 @@ privacy tool), then run the request again.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from learnprivacy.basis import DataCategory
+import attrs
+
+from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.errors import PolicyError
 from learnprivacy.moodle._database import MoodleDatabase
 from learnprivacy.moodle._registry import DataRegistry, Purpose
+from learnprivacy.moodle._sources import RECORD_SOURCES
 from learnprivacy.providers import (
     DEFAULT_PURPOSES,
     ApprovedContextList,
@@ -32,67 +35,63 @@ from learnprivacy.providers import (
     MetadataCollection,
     UserList,
 )
-from learnprivacy.records import default_basis, fields_of
+from learnprivacy.records import (
+    Certificate,
+    Consent,
+    Learner,
+    Progress,
+    default_basis,
+    fields_of,
+)
 from learnprivacy.retention import Trigger
 
-__all__ = ["MOODLE_COMPONENT", "MoodleProvider"]
+__all__ = ["ENROLMENT_TYPE", "MOODLE_COMPONENT", "MoodleProvider", "context_of"]
 
 #: The default component name of :class:`MoodleProvider`.
 MOODLE_COMPONENT = "moodle"
 
-# Moodle table -> (record type, context level of its purpose, trigger, personal fields).
-_TABLES: dict[str, tuple[str, ContextLevel, Trigger, dict[str, str]]] = {
-    "user": (
-        "Learner",
-        ContextLevel.USER,
-        Trigger.LAST_ACTIVITY,
-        {
-            "username": "Login name",
-            "email": "E-mail address",
-            "firstname": "Given name",
-            "lastname": "Family name",
-            "lastaccess": "Last access to the site",
-            "lastip": "IP address of the last log-in",
-        },
-    ),
-    "course_completions": (
-        "Progress",
-        ContextLevel.COURSE,
-        Trigger.CREATED,
-        {"userid": "Learner", "course": "Course", "timecompleted": "When the course was completed"},
-    ),
-    "grade_grades": (
-        "Progress",
-        ContextLevel.COURSE,
-        Trigger.CREATED,
-        {"userid": "Learner", "finalgrade": "Grade obtained", "feedback": "Teacher's feedback"},
-    ),
-    "course_modules_completion": (
-        "Progress",
-        ContextLevel.COURSE,
-        Trigger.CREATED,
-        {"userid": "Learner", "completionstate": "Whether the activity was completed"},
-    ),
-    "customcert_issues": (
-        "Certificate",
-        ContextLevel.COURSE,
-        Trigger.ISSUED,
-        {"userid": "Learner", "code": "Verification code of the certificate"},
-    ),
-    "tool_policy_acceptances": (
-        "Consent",
-        ContextLevel.USER,
-        Trigger.LAST_ACTIVITY,
-        {"userid": "Learner", "status": "Accepted or declined", "note": "Note on the decision"},
-    ),
-    "logstore_standard_log": (
-        "AccessEvent",
-        ContextLevel.SYSTEM,
-        Trigger.CREATED,
-        {"userid": "Learner", "ip": "IP address", "timecreated": "When it happened"},
-    ),
+# Moodle table -> (record type, context level of its purpose, trigger). The fields each
+# table is declared with are the fields exported (see _exported_fields), never a second list.
+_TABLES: dict[str, tuple[str, ContextLevel, Trigger]] = {
+    "user": ("Learner", ContextLevel.USER, Trigger.LAST_ACTIVITY),
+    "course_completions": ("Progress", ContextLevel.COURSE, Trigger.CREATED),
+    "grade_grades": ("Progress", ContextLevel.COURSE, Trigger.CREATED),
+    "course_modules_completion": ("Progress", ContextLevel.COURSE, Trigger.CREATED),
+    "customcert_issues": ("Certificate", ContextLevel.COURSE, Trigger.ISSUED),
+    "tool_policy_acceptances": ("Consent", ContextLevel.USER, Trigger.LAST_ACTIVITY),
+    "logstore_standard_log": ("AccessEvent", ContextLevel.SYSTEM, Trigger.CREATED),
 }
-_LEVEL_OF_TYPE = {record_type: level for record_type, level, _, _ in _TABLES.values()}
+_LEVEL_OF_TYPE = {record_type: level for record_type, level, _ in _TABLES.values()}
+
+#: Enrolments are exported as rows (no learnprivacy record type holds them).
+ENROLMENT_TYPE = "Enrolment"
+_ENROLMENT_FIELDS = {
+    "course_id": "Course the account is enrolled in",
+    "method": "Enrolment method (manual, self, cohort...)",
+    "status": "Whether the enrolment is active or suspended",
+    "created_at": "When the enrolment was created",
+    "modified_at": "When the enrolment was last changed",
+    "starts_at": "When the enrolment starts",
+    "ends_at": "When the enrolment ends",
+}
+
+
+def context_of(record: Any) -> Context:
+    """The Moodle context a record read from Moodle belongs to.
+
+    Accounts and policy acceptances live in the user's context, log-ins in the system
+    context (where Moodle logs them), course completions and certificates in the course's,
+    activity grades and completions in the activity module's.
+    """
+    if isinstance(record, Learner):
+        return Context.user(record.id)
+    if isinstance(record, Consent):
+        return Context.user(record.learner_id)
+    if isinstance(record, Progress) and record.activity_id is not None:
+        return Context.module(record.activity_id)
+    if isinstance(record, Progress | Certificate):
+        return Context.course(record.course_id)
+    return Context.system()
 
 
 class MoodleProvider:
@@ -131,63 +130,153 @@ class MoodleProvider:
     # -- metadata ---------------------------------------------------------------------
 
     def get_metadata(self, collection: MetadataCollection) -> MetadataCollection:
-        """One item per Moodle table read, with the registry's purpose and retention."""
-        for table, (record_type, level, trigger, fields) in _TABLES.items():
+        """One item per Moodle table read, declared with exactly what its export holds.
+
+        Fields are the exported fields of the record type the table is read as, and the
+        purpose, lawful basis and retention are those the export's descriptions give
+        (:meth:`describe`): the registry's purpose for the level, when the site sets one.
+        """
+        for table, (record_type, level, trigger) in _TABLES.items():
             purpose = self.registry.level_purpose(level)
             collection.add_database_table(
                 table,
-                fields,
+                _exported_fields(record_type),
                 f"Moodle's {table} table, read as {record_type} records",
-                purpose=purpose.name if purpose else DEFAULT_PURPOSES.get(record_type),
-                basis=(purpose.basis if purpose else None) or _default_basis(record_type),
+                purpose=self._purpose_name(record_type),
+                basis=self._basis(record_type),
                 categories=_categories(record_type),
                 retention=purpose.retention if purpose else None,
                 retention_from=trigger if purpose and purpose.retention else None,
             )
+        purpose = self.registry.level_purpose(ContextLevel.COURSE)
+        collection.add_database_table(
+            "user_enrolments",
+            dict(_ENROLMENT_FIELDS),
+            "Moodle's user_enrolments and enrol tables, exported as Enrolment rows",
+            purpose=self._purpose_name(ENROLMENT_TYPE),
+            basis=self._basis(ENROLMENT_TYPE),
+            categories=[DataCategory.LEARNING],
+            retention=purpose.retention if purpose else None,
+            retention_from=Trigger.CREATED if purpose and purpose.retention else None,
+        )
         return collection
+
+    def _basis(self, record_type: str) -> LawfulBasis:
+        """The basis declared and exported: the registry's, else the record type's default.
+
+        Policy acceptances keep their own (consent for an optional policy): the user-level
+        purpose is the account's, not the policies'.
+        """
+        purpose = self._purpose(record_type)
+        if record_type != "Consent" and purpose is not None and purpose.basis is not None:
+            return purpose.basis
+        if record_type == ENROLMENT_TYPE:
+            return LawfulBasis.CONTRACT
+        return cast(LawfulBasis, _default_basis(record_type))
+
+    def _purpose_name(self, record_type: str) -> str:
+        purpose = self._purpose(record_type)
+        if purpose is not None:
+            return purpose.name
+        return DEFAULT_PURPOSES.get(record_type, DEFAULT_PURPOSES.get("Progress", record_type))
+
+    def describe(self, record_type: str) -> DataDescription:
+        """What the export says about ``record_type``: the same as :meth:`get_metadata`."""
+        purpose = self._purpose(record_type)
+        if record_type == ENROLMENT_TYPE:
+            fields, text = dict(_ENROLMENT_FIELDS), "Enrolments in courses, whatever their state"
+        else:
+            from learnprivacy.records import record_type as lookup
+
+            cls = lookup(record_type)
+            fields = _exported_fields(record_type)
+            text = (cls.__doc__ or record_type).strip().splitlines()[0]
+        return DataDescription(
+            component=self.component,
+            record_type=record_type,
+            description=text,
+            purpose=self._purpose_name(record_type),
+            basis=self._basis(record_type),
+            retention=str(purpose.retention) if purpose and purpose.retention else None,
+            fields=fields,
+        )
 
     # -- requests ---------------------------------------------------------------------
 
+    def _live_records(self, user_id: str) -> list[Any]:
+        return self.database.records_of(user_id)
+
     def get_contexts_for_userid(self, user_id: str) -> ContextList:
-        """The user's context, when Moodle holds a live account with that id."""
+        """Every context where Moodle holds data about a live account.
+
+        The user context (account, policy acceptances), the system context (log-ins), each
+        course (completions, certificates, enrolments) and each activity (grades,
+        completions), in that order.
+        """
         contexts = ContextList(component=self.component)
-        if self.database.records_of(user_id):
-            contexts.add_user_context(user_id)
+        records = self._live_records(user_id)
+        if not records:
+            return contexts
+        contexts.add_user_context(user_id)
+        contexts.add_all(context_of(r) for r in records if not _in_user_context(r))
+        contexts.add_all(
+            Context.course(row["course_id"]) for row in self.database.user_enrolments(user_id)
+        )
         return contexts
 
     def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
-        """Write every record of the learner, grouped by record type."""
-        if Context.user(approved.user_id) not in approved:
+        """Write the learner's data in the approved contexts, grouped by record type.
+
+        Only records whose context (:func:`context_of`) is approved are written, so an
+        approved course context alone exports that course's completions, grades of its
+        activities approved too, certificates and enrolment.
+        """
+        records = self._live_records(approved.user_id)
+        if not records:
             return
-        by_type: dict[type[Any], list[Any]] = {}
-        for record in self.database.records_of(approved.user_id):
-            by_type.setdefault(type(record), []).append(record)
-        for cls, records in by_type.items():
-            name = cls.__name__
-            purpose = self._purpose(name)
-            writer.describe(
-                DataDescription(
-                    component=self.component,
-                    record_type=name,
-                    description=(cls.__doc__ or name).strip().splitlines()[0],
-                    purpose=purpose.name if purpose else DEFAULT_PURPOSES.get(name, name),
-                    basis=default_basis(cls),
-                    retention=str(purpose.retention) if purpose and purpose.retention else None,
-                    fields={f.name: f.description for f in fields_of(cls) if f.exported},
-                )
-            )
-            writer.write_records(self.component, records)
+        wanted = set(approved)
+        by_type: dict[str, list[Any]] = {}
+        for record in records:
+            if context_of(record) in wanted:
+                by_type.setdefault(type(record).__name__, []).append(record)
+        for name, chosen in by_type.items():
+            writer.describe(self.describe(name))
+            basis = self._basis(name)
+            if name != "Consent":
+                # The basis each record carries is the one declared for its kind.
+                chosen = [attrs.evolve(r, basis=basis) for r in chosen]
+            writer.write_records(self.component, chosen)
+        enrolments = [
+            row
+            for row in self.database.user_enrolments(approved.user_id)
+            if Context.course(row["course_id"]) in wanted
+        ]
+        if enrolments:
+            writer.describe(self.describe(ENROLMENT_TYPE))
+            writer.write_rows(self.component, ENROLMENT_TYPE, enrolments)
 
     def get_users_in_context(self, userlist: UserList) -> None:
-        """The live account of a user context, or the learners enrolled in a course."""
+        """The live accounts with data in a context, as :meth:`export_user_data` sees them.
+
+        A user context: its account. A course: the accounts enrolled in it or with
+        records in it. An activity: the accounts with a grade or completion of it. The
+        system context: the accounts with log-in events.
+        """
         context = userlist.context
         if context.level is ContextLevel.USER:
-            if self.database.records_of(context.instance_id):
+            if self._live_records(context.instance_id):
                 userlist.add_user(context.instance_id)
-        elif context.level is ContextLevel.COURSE and context.instance_id.isdigit():
+            return
+        found: set[str] = set()
+        if context.level is ContextLevel.COURSE and context.instance_id.isdigit():
             course = int(context.instance_id)
-            users = {str(u) for u, c in self.database.enrolments() if c == course}
-            userlist.add_users(sorted(users, key=int))
+            found.update(str(u) for u, c in self.database.enrolments() if c == course)
+        for source in RECORD_SOURCES:
+            for record in self.database.read(source):
+                if context_of(record) == context:
+                    found.add(record.learner_id)
+        accounts = self.database.users(user_ids=sorted(found, key=int))
+        userlist.add_users([str(u.id) for u in accounts if not (u.deleted or u.guest)])
 
     def delete_data_for_user(self, approved: ApprovedContextList) -> None:
         """Refused: the Moodle adapter is read-only."""
@@ -206,6 +295,16 @@ def _read_only() -> PolicyError:
     return PolicyError(
         "the Moodle adapter is read-only: erase the data in Moodle (tool_dataprivacy)"
     )
+
+
+def _in_user_context(record: Any) -> bool:
+    return isinstance(record, Learner | Consent)
+
+
+def _exported_fields(record_type: str) -> dict[str, str]:
+    from learnprivacy.records import record_type as lookup
+
+    return {f.name: f.description for f in fields_of(lookup(record_type)) if f.exported}
 
 
 def _default_basis(record_type: str) -> Any:
