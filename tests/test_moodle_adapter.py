@@ -14,7 +14,15 @@ import sqlalchemy as sa
 
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, MissingTableError, PolicyError
-from learnprivacy.moodle import MoodleDatabase, ScanIssues, check_read_only, tables_read, to_unix
+from learnprivacy.moodle import (
+    MoodleDatabase,
+    MoodleProvider,
+    ScanIssues,
+    check_read_only,
+    tables_read,
+    to_unix,
+)
+from learnprivacy.providers import ApprovedContextList, Context, MemoryWriter
 from learnprivacy.records import (
     AccessEvent,
     AccessKind,
@@ -692,3 +700,61 @@ def test_docs_list_every_table_read() -> None:
     end = text.index("<!-- /tables-read -->")
     listed = re.findall(r"`([a-z_]+)`", text[start:end])
     assert listed == list(tables_read())
+
+
+def test_grades_keep_scale_items_feedback_and_course_totals(
+    new_database: Callable[[], str],
+) -> None:
+    """A forum rated on a 3-item scale is "Fair", never 2/3; feedback and totals are kept.
+
+    Before, a scale grade became a numeric Score (changing "best score"), and course totals
+    of courses without completion tracking and teachers' feedback were never read.
+    """
+    engine = open_engine(new_database())
+    create_schema(engine)
+    insert_rows(engine, "config", [{"name": "siteguest", "value": "1"}])
+    insert_rows(engine, "user", [
+        {"id": 10, "username": "ana", "email": "ana@example.org", "firstname": "Ana",
+         "lastname": "Silva", "timecreated": ts(0)},
+    ])  # fmt: skip
+    insert_rows(engine, "course", [{"id": 2, "category": 1, "fullname": "C", "shortname": "C"}])
+    insert_rows(engine, "modules", [{"id": 9, "name": "forum"}])
+    insert_rows(engine, "course_modules", [{"id": 50, "course": 2, "module": 9, "instance": 4}])
+    insert_rows(engine, "scale", [
+        {"id": 1, "name": "Participation", "scale": "Poor, Fair,Good", "description": ""},
+    ])  # fmt: skip
+    insert_rows(engine, "grade_items", [
+        {"id": 1, "courseid": 2, "itemtype": "course", "grademax": Decimal(20)},
+        {"id": 2, "courseid": 2, "itemtype": "mod", "itemmodule": "forum", "iteminstance": 4,
+         "itemname": "Debate", "gradetype": 2, "scaleid": 1, "grademin": Decimal(1),
+         "grademax": Decimal(3)},
+    ])  # fmt: skip
+    insert_rows(engine, "grade_grades", [
+        {"id": 1, "itemid": 1, "userid": 10, "finalgrade": Decimal("12.5"),
+         "feedback": "Keep going", "timemodified": ts(9)},
+        {"id": 2, "itemid": 2, "userid": 10, "finalgrade": Decimal(2), "timemodified": ts(8)},
+    ])  # fmt: skip
+    try:
+        with MoodleDatabase(engine) as db:
+            (progress,) = db.grade_progress()
+            assert progress.activity_id == "50"
+            assert progress.score is None  # a scale position is not a measure
+            grades = [row for _, row in db.grades(user_ids=["10"])]
+            provider = MoodleProvider(db)
+            contexts = set(provider.get_contexts_for_userid("10"))
+            writer = MemoryWriter()
+            provider.export_user_data(
+                ApprovedContextList("10", [Context.course(2), Context.module(50)]), writer
+            )
+        by_item = {row["item"]: row for row in grades}
+        assert by_item["Course total"]["grade"] == "12.5"
+        assert by_item["Course total"]["feedback"] == "Keep going"
+        assert by_item["Course total"]["scale"] is None
+        assert by_item["Debate"]["grade"] == "Fair"
+        assert by_item["Debate"]["scale"] == "Participation"
+        assert by_item["Debate"]["activity_id"] == "50"
+        assert {Context.course(2), Context.module(50)} <= contexts
+        exported = {row["item"]: row["grade"] for row in writer.rows[("moodle", "Grade")]}
+        assert exported == {"Course total": "12.5", "Debate": "Fair"}
+    finally:
+        engine.dispose()

@@ -21,6 +21,7 @@ from learnprivacy.moodle._issues import ScanIssue, ScanIssues
 from learnprivacy.moodle._models import MoodleCourse, MoodleUser
 from learnprivacy.moodle._provider import (
     ENROLMENT_TYPE,
+    GRADE_TYPE,
     MOODLE_COMPONENT,
     MoodleProvider,
     context_of,
@@ -43,6 +44,7 @@ from learnprivacy.moodle._time import from_unix, to_unix
 
 __all__ = [
     "ENROLMENT_TYPE",
+    "GRADE_TYPE",
     "INHERIT",
     "MOODLE_COMPONENT",
     "NOT_SET",

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from learnprivacy.errors import ConfigurationError, MissingTableError
 from learnprivacy.moodle import _read_accounts as accounts
+from learnprivacy.moodle import _read_learning as learning
 from learnprivacy.moodle._issues import ScanIssues
 from learnprivacy.moodle._models import MoodleCourse, MoodleUser
 from learnprivacy.moodle._readonly import PG_WHOLE_RESULT, read_only_engine
@@ -25,6 +26,7 @@ from learnprivacy.moodle._sources import (
     CONSENTS,
     COURSE_PROGRESS,
     GRADE_PROGRESS,
+    GRADE_TABLES,
     RECORD_SOURCES,
     RecordSource,
 )
@@ -301,6 +303,21 @@ class MoodleDatabase:
         )
         for row in self.stream(statement):
             yield int(row[0]), int(row[1])
+
+    def grades(
+        self, *, user_ids: Iterable[int | str] | None = None
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Every grade of live accounts as ``(user id, row)``, as Moodle's export shows them.
+
+        All grade items (activities, course totals, categories, manual items), with the
+        teacher's feedback; a scale grade is the scale's item (``"Good"``) with the scale's
+        name, never a number. Rows: ``course_id``, ``activity_id``, ``item``,
+        ``item_type``, ``grade``, ``scale``, ``feedback``, ``created_at``, ``modified_at``.
+        """
+        self.require_tables(*GRADE_TABLES)
+        statement = learning.grade_rows_statement(self.schema, _ids(user_ids))
+        for row in self.stream(statement):
+            yield learning.grade_row(row)
 
     def user_enrolments(self, user_id: int | str) -> list[dict[str, Any]]:
         """One account's enrolments, as Moodle's privacy export shows them, in course order.

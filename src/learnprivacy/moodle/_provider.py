@@ -45,7 +45,14 @@ from learnprivacy.records import (
 )
 from learnprivacy.retention import Trigger
 
-__all__ = ["ENROLMENT_TYPE", "MOODLE_COMPONENT", "MoodleProvider", "context_of"]
+__all__ = [
+    "ENROLMENT_TYPE",
+    "GRADE_TYPE",
+    "MOODLE_COMPONENT",
+    "MoodleProvider",
+    "context_of",
+    "row_context",
+]
 
 #: The default component name of :class:`MoodleProvider`.
 MOODLE_COMPONENT = "moodle"
@@ -74,6 +81,43 @@ _ENROLMENT_FIELDS = {
     "starts_at": "When the enrolment starts",
     "ends_at": "When the enrolment ends",
 }
+
+#: Grades as Moodle shows them (scale items, feedback, every item type), exported as rows.
+GRADE_TYPE = "Grade"
+_GRADE_FIELDS = {
+    "course_id": "Course of the grade item",
+    "activity_id": "Activity of the grade item, for an activity's grade",
+    "item": "Grade item (activity, course total, category total, manual item)",
+    "item_type": "Kind of grade item",
+    "grade": "Grade obtained: a number, or the scale's item for a scale",
+    "scale": "Name of the scale the grade is on, if any",
+    "feedback": "The teacher's feedback",
+    "created_at": "When the grade was first recorded",
+    "modified_at": "When the grade was last changed",
+}
+_ROW_TYPES = {
+    ENROLMENT_TYPE: (
+        "user_enrolments",
+        _ENROLMENT_FIELDS,
+        "Enrolments in courses, whatever their state",
+        "Moodle's user_enrolments and enrol tables, exported as Enrolment rows",
+        DataCategory.LEARNING,
+    ),
+    GRADE_TYPE: (
+        "grade_items",
+        _GRADE_FIELDS,
+        "Grades, scale items and teacher feedback, for every grade item",
+        "Moodle's grade_grades, grade_items and scale tables, exported as Grade rows",
+        DataCategory.ASSESSMENT,
+    ),
+}
+
+
+def row_context(row: dict[str, Any]) -> Context:
+    """The context of an exported row: its activity's, else its course's."""
+    if row.get("activity_id"):
+        return Context.module(row["activity_id"])
+    return Context.course(row["course_id"])
 
 
 def context_of(record: Any) -> Context:
@@ -124,7 +168,9 @@ class MoodleProvider:
         return self._registry
 
     def _purpose(self, record_type: str) -> Purpose | None:
-        level = _LEVEL_OF_TYPE.get(record_type)
+        level = (
+            ContextLevel.COURSE if record_type in _ROW_TYPES else _LEVEL_OF_TYPE.get(record_type)
+        )
         return None if level is None else self.registry.level_purpose(level)
 
     # -- metadata ---------------------------------------------------------------------
@@ -149,16 +195,17 @@ class MoodleProvider:
                 retention_from=trigger if purpose and purpose.retention else None,
             )
         purpose = self.registry.level_purpose(ContextLevel.COURSE)
-        collection.add_database_table(
-            "user_enrolments",
-            dict(_ENROLMENT_FIELDS),
-            "Moodle's user_enrolments and enrol tables, exported as Enrolment rows",
-            purpose=self._purpose_name(ENROLMENT_TYPE),
-            basis=self._basis(ENROLMENT_TYPE),
-            categories=[DataCategory.LEARNING],
-            retention=purpose.retention if purpose else None,
-            retention_from=Trigger.CREATED if purpose and purpose.retention else None,
-        )
+        for row_type, (table, fields, _, summary, category) in _ROW_TYPES.items():
+            collection.add_database_table(
+                table,
+                dict(fields),
+                summary,
+                purpose=self._purpose_name(row_type),
+                basis=self._basis(row_type),
+                categories=[category],
+                retention=purpose.retention if purpose else None,
+                retention_from=Trigger.CREATED if purpose and purpose.retention else None,
+            )
         return collection
 
     def _basis(self, record_type: str) -> LawfulBasis:
@@ -170,7 +217,7 @@ class MoodleProvider:
         purpose = self._purpose(record_type)
         if record_type != "Consent" and purpose is not None and purpose.basis is not None:
             return purpose.basis
-        if record_type == ENROLMENT_TYPE:
+        if record_type in _ROW_TYPES:
             return LawfulBasis.CONTRACT
         return cast(LawfulBasis, _default_basis(record_type))
 
@@ -183,8 +230,9 @@ class MoodleProvider:
     def describe(self, record_type: str) -> DataDescription:
         """What the export says about ``record_type``: the same as :meth:`get_metadata`."""
         purpose = self._purpose(record_type)
-        if record_type == ENROLMENT_TYPE:
-            fields, text = dict(_ENROLMENT_FIELDS), "Enrolments in courses, whatever their state"
+        if record_type in _ROW_TYPES:
+            _, row_fields, text, _, _ = _ROW_TYPES[record_type]
+            fields = dict(row_fields)
         else:
             from learnprivacy.records import record_type as lookup
 
@@ -206,6 +254,13 @@ class MoodleProvider:
     def _live_records(self, user_id: str) -> list[Any]:
         return self.database.records_of(user_id)
 
+    def _rows_of(self, user_id: str) -> dict[str, list[dict[str, Any]]]:
+        """The learner's Enrolment and Grade rows (read only for a live account)."""
+        return {
+            ENROLMENT_TYPE: self.database.user_enrolments(user_id),
+            GRADE_TYPE: [row for _, row in self.database.grades(user_ids=[user_id])],
+        }
+
     def get_contexts_for_userid(self, user_id: str) -> ContextList:
         """Every context where Moodle holds data about a live account.
 
@@ -219,9 +274,8 @@ class MoodleProvider:
             return contexts
         contexts.add_user_context(user_id)
         contexts.add_all(context_of(r) for r in records if not _in_user_context(r))
-        contexts.add_all(
-            Context.course(row["course_id"]) for row in self.database.user_enrolments(user_id)
-        )
+        for rows in self._rows_of(user_id).values():
+            contexts.add_all(row_context(row) for row in rows)
         return contexts
 
     def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
@@ -246,14 +300,11 @@ class MoodleProvider:
                 # The basis each record carries is the one declared for its kind.
                 chosen = [attrs.evolve(r, basis=basis) for r in chosen]
             writer.write_records(self.component, chosen)
-        enrolments = [
-            row
-            for row in self.database.user_enrolments(approved.user_id)
-            if Context.course(row["course_id"]) in wanted
-        ]
-        if enrolments:
-            writer.describe(self.describe(ENROLMENT_TYPE))
-            writer.write_rows(self.component, ENROLMENT_TYPE, enrolments)
+        for row_type, rows in self._rows_of(approved.user_id).items():
+            chosen_rows = [row for row in rows if row_context(row) in wanted]
+            if chosen_rows:
+                writer.describe(self.describe(row_type))
+                writer.write_rows(self.component, row_type, chosen_rows)
 
     def get_users_in_context(self, userlist: UserList) -> None:
         """The live accounts with data in a context, as :meth:`export_user_data` sees them.
@@ -275,6 +326,10 @@ class MoodleProvider:
             for record in self.database.read(source):
                 if context_of(record) == context:
                     found.add(record.learner_id)
+        if context.level in (ContextLevel.COURSE, ContextLevel.MODULE):
+            for uid, row in self.database.grades():
+                if row_context(row) == context:
+                    found.add(str(uid))
         accounts = self.database.users(user_ids=sorted(found, key=int))
         userlist.add_users([str(u.id) for u in accounts if not (u.deleted or u.guest)])
 

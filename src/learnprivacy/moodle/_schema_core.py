@@ -234,6 +234,24 @@ def _context(md: sa.MetaData, p: str) -> None:
     )
 
 
+def _scale(md: sa.MetaData, p: str) -> None:
+    # lib/db/install.xml: a scale's items are one comma-separated text, a grade on it is
+    # the 1-based position of its item.
+    sa.Table(
+        f"{p}scale",
+        md,
+        sequence_id(),
+        integer("courseid", 10, default=0),
+        integer("userid", 10, default=0),
+        char("name", 255),
+        text("scale", notnull=True),
+        text("description", notnull=True),
+        integer("descriptionformat", 2, default=0),
+        integer("timemodified", 10, default=0),
+        index(p, "scale", "courseid"),
+    )
+
+
 def _grade_items(md: sa.MetaData, p: str) -> None:
     sa.Table(
         f"{p}grade_items",
@@ -324,6 +342,7 @@ def core_tables(md: sa.MetaData, prefix: str) -> None:
         _course_modules,
         _course_modules_completion,
         _context,
+        _scale,
         _grade_items,
         _grade_grades,
     ):

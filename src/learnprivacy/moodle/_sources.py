@@ -28,6 +28,7 @@ __all__ = [
     "CONSENTS",
     "COURSE_PROGRESS",
     "GRADE_PROGRESS",
+    "GRADE_TABLES",
     "RECORD_SOURCES",
     "REGISTRY_TABLES_READ",
     "SITE_TABLES",
@@ -113,6 +114,8 @@ RECORD_SOURCES: tuple[RecordSource[Any], ...] = (
     CONSENTS,
     ACCESS_EVENTS,
 )
+#: Grades as Moodle shows them (``grades``), scale items included.
+GRADE_TABLES = ("grade_grades", "grade_items", "scale", "modules", "course_modules", "user")
 #: Accounts and courses (``learners``, ``users``, ``courses``, ``enrolments``).
 ACCOUNT_TABLES = ("user", "user_lastaccess", "course", "enrol", "user_enrolments")
 #: Site settings (guest and administrator accounts, registry defaults).
@@ -129,7 +132,7 @@ REGISTRY_TABLES_READ = (
 
 def tables_read() -> tuple[str, ...]:
     """Every Moodle table the adapter reads (unprefixed), sorted: the grants a DBA gives."""
-    names = {*ACCOUNT_TABLES, *SITE_TABLES, *REGISTRY_TABLES_READ}
+    names = {*ACCOUNT_TABLES, *SITE_TABLES, *REGISTRY_TABLES_READ, *GRADE_TABLES}
     for source in RECORD_SOURCES:
         names.update(source.reads)
     return tuple(sorted(names))
