@@ -266,7 +266,10 @@ def build_progress(path: Path, rows: int) -> None:
                 learner_id=owner.id,
                 course_id=f"C{i % 40}",
                 status=ProgressStatus.PASSED if i % 3 else ProgressStatus.IN_PROGRESS,
-                recorded_at=owner.created_at + dt.timedelta(days=i % 900),
+                # Recorded before the owner's last activity, so the records do not move it
+                # (a sweep counts from the latest of the account and its records).
+                recorded_at=owner.created_at
+                + min(dt.timedelta(days=i % 900), owner.last_activity_at - owner.created_at),
                 score=Score(raw=i % 21, min=0, max=20),
                 time_spent=dt.timedelta(minutes=i % 600),
             )

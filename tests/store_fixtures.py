@@ -353,13 +353,42 @@ def retention_schedule() -> Any:
 def expected_actions(
     records: list[Any], schedule: Any, now: dt.datetime, **kwargs: Any
 ) -> dict[tuple[str, str], Any]:
-    """What ``Schedule.evaluate`` decides for each record: the reference a sweep must match."""
+    """What a sweep must do to each record, computed independently of the store.
+
+    ``Schedule.evaluate`` decides for each record, with the learner's last activity taken
+    as the latest of their account's and of every record that shows activity
+    (``activity_field``); an account the schedule would erase or anonymise is restricted
+    instead while any of its records stays (kept, restricted or for review).
+    """
+    import attrs
+
+    from learnprivacy.retention import Action
+
     learners = {r.id: r for r in records if isinstance(r, Learner)}
+    for record in records:
+        field = getattr(type(record), "activity_field", None)
+        owner = learners.get(getattr(record, "learner_id", ""))
+        if field is None or owner is None:
+            continue
+        shown = getattr(record, field)
+        if owner.last_activity_at is None or shown > owner.last_activity_at:
+            learners[owner.id] = owner = attrs.evolve(owner, last_activity_at=shown)
     out = {}
     for record in records:
+        if isinstance(record, Learner):
+            record = learners[record.id]
         subject = learners.get(getattr(record, "learner_id", record.id))
         decision = schedule.evaluate(record, now=now, subject=subject, **kwargs)
         out[type(record).__name__, record.id] = decision.action
+    gone = (Action.ERASE, Action.ANONYMISE)
+    stays = {
+        r.learner_id
+        for r in records
+        if hasattr(r, "learner_id") and out[type(r).__name__, r.id] not in gone
+    }
+    for learner_id in learners:
+        if out["Learner", learner_id] in gone and learner_id in stays:
+            out["Learner", learner_id] = Action.RESTRICT
     return out
 
 

@@ -155,9 +155,13 @@ def test_sweep_dry_run_then_real(cli: Cli) -> None:
     """The dry run reports what the real sweep then does; the invoice's minimum holds."""
     dry = cli.json("sweep", "--dry-run", "--now", "2026-06-15")
     assert dry["dry_run"] is True
-    assert dry["erased"] == 1  # L1: 18 months after last activity have passed
+    # L1: 18 months after last activity have passed, but the account is kept (restricted)
+    # while its invoice stays: erasing it would leave the invoice without an account.
+    assert dry["erased"] == 0
+    assert dry["restricted"] == 1
     real = cli.json("sweep", "--now", "2026-06-15")
     assert real["erased"] == dry["erased"]
+    assert real["restricted"] == dry["restricted"]
     assert real["by_type"]["Invoice"].get("erase", 0) == 0
     again = cli.json("sweep", "--now", "2026-06-15")
     assert again["erased"] == 0

@@ -8,6 +8,7 @@ import re
 import tomllib
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -181,7 +182,10 @@ def test_every_command_uses_the_configured_schedule(tmp_path: Path) -> None:
     assert "P6M" in register
     assert "P18M" not in register
     # L2 was active 2026-05-01: 6 months later (2026-11-02) the sweep erases the account.
-    assert tool.json("sweep", "--dry-run", "--now", "2026-11-02")["erased"] == 2
+    # L1's account is kept (restricted) while its invoice stays inside its legal minimum.
+    swept = tool.json("sweep", "--dry-run", "--now", "2026-11-02")
+    assert swept["erased"] == 1
+    assert swept["restricted"] == 1
 
 
 # -- exit codes that tell the truth ----------------------------------------------------
@@ -333,3 +337,96 @@ def test_sweep_reports_every_row_to_the_progress_bar(cli: Cli) -> None:
         )
     assert bar.total == 3  # two learners and one invoice
     assert bar.done == 3
+
+
+# -- [[recipients]] ----------------------------------------------------------------------
+
+
+def test_recipients_need_a_known_kind_and_an_lrs_url(tmp_path: Path) -> None:
+    """A recipient of an unknown kind, or an LRS without its URL, is refused at load."""
+    path = tmp_path / "learnprivacy.toml"
+    path.write_text('[[recipients]]\nname = "X"\nkind = "pigeon"\n', encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="kind must be"):
+        load_settings(path)
+    path.write_text('[[recipients]]\nname = "X"\nkind = "lrs"\n', encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="url"):
+        load_settings(path)
+
+
+@pytest.mark.lrs
+def test_an_erasure_request_voids_the_learners_statements_in_the_configured_lrs(
+    tmp_path: Path, ralph_lrs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[[recipients]] kind = "lrs": the CLI's erasure request reaches the real LRS."""
+    import datetime as dt
+
+    from learnprivacy.cli._config import load_keyring
+    from learnprivacy.export.xapi import (
+        actor_pseudonyms,
+        read_statements,
+        send_statements,
+        statements_for,
+    )
+    from learnprivacy.records import Progress, ProgressStatus, Score
+    from learnprivacy.store import Store
+
+    username, password = ralph_lrs.auth
+    monkeypatch.setenv("TEST_LRS_PASSWORD", password)
+    recipients = (
+        f'\n[[recipients]]\nname = "lrs"\nkind = "lrs"\nurl = "{ralph_lrs.endpoint}"\n'
+        f'username = "{username}"\npassword_env = "TEST_LRS_PASSWORD"\n'
+    )
+    tool = Cli(tmp_path, config=CONFIG + recipients)
+    tool("init")
+    data = tmp_path / "records.json"
+    data.write_text(json.dumps(LEARNERS), encoding="utf-8")
+    tool("import", str(data))
+    # The LMS pushed L2's progress live, named by the store's actor pseudonyms.
+    keyring = load_keyring(str(tool.key))
+    with Store(f"sqlite:///{tool.db}", keyring=keyring) as store:
+        pseudonyms = actor_pseudonyms(store)
+        progress_row = Progress(
+            id="P-L2",
+            learner_id="L2",
+            course_id="C1",
+            status=ProgressStatus.PASSED,
+            recorded_at=dt.datetime(2026, 5, 2, 9, 0, tzinfo=dt.UTC),
+            score=Score(raw=15, min=0, max=20),
+        )
+        store.add(progress_row)
+        pushed = list(statements_for([progress_row], pseudonyms=pseudonyms))
+    assert send_statements(pushed, ralph_lrs.endpoint, ralph_lrs.auth).failed == 0
+    actor = pseudonyms.pseudonym("L2")
+
+    def listed() -> list[dict[str, Any]]:
+        from learnprivacy.export.xapi import XapiProfile
+
+        return list(
+            read_statements(ralph_lrs.endpoint, ralph_lrs.auth, agent=XapiProfile().actor(actor))
+        )
+
+    assert len(listed()) == 1
+    created = tool.json("requests", "new", "erasure", "L2", "--requester-name", "Bob")
+    tool("requests", "advance", created["id"], "--identity", "email_confirmation")
+    done = tool.json("requests", "advance", created["id"], "--export-dir", str(tmp_path))
+    assert done["state"] == "completed"
+    assert listed() == []
+
+
+def test_cli_export_page_names_the_controller_and_states_every_retention(cli: Cli) -> None:
+    """The CLI's export page is French (first configured language), names the configured
+    controller and DPO, and states a retention for every kind of data (Art. 15(1)(d))."""
+    out = cli.folder / "ana.zip"
+    cli("export", "L1", "--out", str(out), "--now", "2026-06-15")
+    with zipfile.ZipFile(out) as archive:
+        page = archive.read("index.html").decode("utf-8")
+    assert '<html lang="fr">' in page
+    assert "Formation Exemple SAS" in page
+    assert "Claire Martin" in page
+    assert "CNIL" in page
+    assert "non indiqué" not in page  # "not stated" in French
+    assert "18 mois (P18M)" in page
+    english = cli.folder / "ana-en.zip"
+    cli("export", "L1", "--out", str(english), "--now", "2026-06-15", "--language", "en")
+    with zipfile.ZipFile(english) as archive:
+        assert "Retention: not stated" not in archive.read("index.html").decode("utf-8")

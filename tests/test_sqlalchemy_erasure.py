@@ -384,3 +384,27 @@ def test_register_lists_every_declared_table(app: SimpleNamespace) -> None:
     text_all = register.to_json()
     for needle in ("users", "forum_posts", "invoices", "E-mail address", "gdpr_art_6_1_c"):
         assert needle in text_all
+
+
+def test_flask_app_context_works_inside_the_provider(app: SimpleNamespace) -> None:
+    """Sessions taken from Flask's current_app work: the provider runs in this thread."""
+    flask = pytest.importorskip("flask")
+    populate(app.engine, app.m)
+    web = flask.Flask("lms")
+    web.extensions["sessions"] = sessionmaker(app.engine)
+
+    def sessions() -> Session:
+        return flask.current_app.extensions["sessions"]()
+
+    manager = PrivacyManager([app.privacy.provider_for(sessions)], discover=False)
+    outside = manager.export_user_data("u1", MemoryWriter())
+    assert not outside.completed
+    # Outside an app context Flask's own message is reported, with the component.
+    assert outside.outcomes[0].component == "lms"
+    assert "application context" in (outside.outcomes[0].error or "")
+    with web.app_context():
+        writer = MemoryWriter()
+        assert manager.export_user_data("u1", writer).completed
+        assert manager.delete_data_for_user("u1").completed
+    assert len(writer.rows[("lms", "users")]) == 1
+    assert app.privacy.keyring.is_shredded("u1", "contract")

@@ -6,12 +6,20 @@ import collections
 import datetime as dt
 from typing import Any
 
+import attrs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
 from learnprivacy.crypto import KeyState
-from learnprivacy.records import Certificate, Learner, Progress, ProgressStatus
+from learnprivacy.records import (
+    Certificate,
+    Consent,
+    Invoice,
+    Learner,
+    Progress,
+    ProgressStatus,
+)
 from learnprivacy.retention import Action, Hold, Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
 from tests.store_fixtures import *  # noqa: F403
@@ -161,7 +169,8 @@ def test_learner_level_trigger_reads_the_learner_row(store: Store) -> None:
 def test_anonymised_rows_lose_every_personal_value(store: Store) -> None:
     """A learner anonymised by a sweep keeps dates and codes, loses identity and contacts."""
     old = learner("L1", last_activity_at=day(2020, 1, 1), organisation_id="ORG1")
-    store.add_all([old, *records_for("L1")])
+    # The account alone: with records left it would be kept (restricted) for them.
+    store.add(old)
     schedule = Schedule(
         {
             Learner: RetentionRule(
@@ -212,21 +221,24 @@ def test_progress_anonymisation_keeps_statistics(store: Store) -> None:
 
 
 def test_keys_are_shredded_once_no_row_uses_the_scope(store: Store) -> None:
-    """Erasing a learner's last contract-scope row shreds that key; other scopes stay."""
-    store.add_all([learner("L1", last_activity_at=day(2020, 1, 1)), *records_for("L1")])
-    store.add_all([learner("L2", last_activity_at=day(2026, 1, 1)), *records_for("L2")])
+    """Erasing a learner's last consent-scope row shreds that key; other scopes stay."""
+    records = records_for("L1")
+    kept = [r for r in records if isinstance(r, Certificate | Consent)]
+    store.add_all([learner("L1", last_activity_at=day(2020, 1, 1)), *kept])
+    store.add_all([learner("L2", last_activity_at=day(2026, 1, 1))])
     schedule = Schedule(
         {
+            Consent: RetentionRule(Period.parse("P1Y"), Trigger.CREATED),
+            Certificate: RetentionRule(Period.parse("P1Y"), Trigger.CREATED),
             Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
-            Certificate: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
         }
     )
     report = store.sweep(schedule, now=NOW)
-    assert report.erased == 2
-    assert report.shredded == 1
+    assert report.erased == 3  # L1's consent, certificate, then their account
+    assert report.shredded == 2
     states = {(e.subject, e.scope): e.state for e in store.key_store.list_entries()}
+    assert states["L1", "consent"] is KeyState.SHREDDED
     assert states["L1", "contract"] is KeyState.SHREDDED
-    assert states["L1", "legal"] is KeyState.ACTIVE
     assert states["L2", "contract"] is KeyState.ACTIVE
     # Shredding by a sweep leaves no tombstone: the learner may sign up again.
     store.add(learner("L1"))
@@ -234,13 +246,63 @@ def test_keys_are_shredded_once_no_row_uses_the_scope(store: Store) -> None:
 
 
 def test_keys_stay_while_another_row_uses_the_scope(store: Store) -> None:
-    """Erasing the learner row alone keeps the contract key: the certificate still needs it."""
-    store.add_all([learner("L1", last_activity_at=day(2020, 1, 1)), *records_for("L1")])
-    schedule = Schedule({Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
+    """Erasing the certificate alone keeps the contract key: the account still needs it."""
+    certificate = next(r for r in records_for("L1") if isinstance(r, Certificate))
+    store.add_all([learner("L1", last_activity_at=day(2026, 1, 1)), certificate])
+    schedule = Schedule({Certificate: RetentionRule(Period.parse("P1Y"), Trigger.CREATED)})
     report = store.sweep(schedule, now=NOW)
     assert report.erased == 1
     assert report.shredded == 0
-    assert store.get(Certificate, "L1-CERT1") is not None
+    assert store.get(Learner, "L1") is not None
+
+
+def test_an_account_is_never_erased_while_its_records_stay(store: Store) -> None:
+    """The account of a learner whose invoice stays (legal minimum) is restricted, not
+    erased: erasing it would leave the invoice with a learner id and no account. Once the
+    records are gone, the next sweep erases it."""
+    invoice = next(r for r in records_for("L1") if isinstance(r, Invoice))
+    store.add_all([learner("L1", last_activity_at=day(2020, 1, 1)), invoice])
+    schedule = Schedule(
+        {
+            Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+            Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
+        }
+    )
+    dry = store.sweep(schedule, now=NOW, dry_run=True)
+    assert dry.by_type["Learner"]["restrict"] == 1
+    assert dry.decided_by["Learner"] == {"restrict: dependent records kept": 1}
+    report = store.sweep(schedule, now=NOW)
+    assert report.erased == 0
+    assert store.get(Learner, "L1") is None
+    assert store.get(Learner, "L1", include_restricted=True) is not None
+    later = day(2034, 1, 1)
+    assert store.sweep(schedule, now=later).erased == 2
+    assert store.records_of("L1", include_restricted=True) == []
+
+
+def test_activity_counts_from_every_record(store: Store) -> None:
+    """A learner created in 2024 whose account shows no activity but whose progress is of
+    May 2026 is kept on 2026-06-15 (the old sweep erased the account and left the
+    progress); the dry run says the decision came from the records."""
+    account = learner("L1", created_at=day(2024, 1, 10), last_activity_at=None)
+    progress = attrs.evolve(
+        next(r for r in records_for("L1") if isinstance(r, Progress)),
+        recorded_at=day(2026, 5, 20),
+    )
+    other = learner("L2", created_at=day(2024, 1, 10), last_activity_at=None)
+    store.add_all([account, progress, other])
+    rule = RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY, fallback=Trigger.CREATED)
+    schedule = Schedule({Learner: rule, Progress: rule})
+    dry = store.sweep(schedule, now=NOW, dry_run=True)
+    assert dry.decided_by["Learner"] == {"erase: created (fallback)": 1}
+    report = store.sweep(schedule, now=NOW)
+    assert report.erased == 1
+    assert store.get(Learner, "L1") == account
+    assert store.get(Progress, progress.id) == progress
+    assert store.get(Learner, "L2") is None
+    later = store.sweep(schedule, now=day(2027, 12, 1), dry_run=True)
+    assert later.decided_by["Progress"] == {"erase: last_activity (records)": 1}
+    assert later.decided_by["Learner"] == {"erase: last_activity (records)": 1}
 
 
 def test_holds_block_erasure(store: Store) -> None:
@@ -348,7 +410,8 @@ def test_candidates_are_selected_in_sql(store: Store) -> None:
         )
         total = sum(1 for kind, _ in expected if kind == rt.name)
         assert not_kept <= selected, rt.name
-        if rt.name in ("Learner", "Invoice", "AccessEvent"):
-            # Exact cutoffs: the candidates are exactly the rows not kept.
+        if rt.name in ("Invoice", "AccessEvent"):
+            # Exact cutoffs: the candidates are exactly the rows not kept. (Learners are a
+            # superset: SQL reads the account's activity, their records may be later.)
             assert selected == not_kept, rt.name
         assert selected < total or not_kept == total, rt.name

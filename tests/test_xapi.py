@@ -410,3 +410,19 @@ def test_activity_base_is_configurable() -> None:
     assert statement is not None
     assert statement["object"]["id"] == "https://id.example.org/act/courses/SST-2024"
     _validate(statement)
+
+
+def test_voiding_statements_are_valid_and_stable() -> None:
+    """The statement voiding another: valid for ralph and TinCan, the LMS as actor (never
+    the learner), the same id for the same target, a StatementRef object."""
+    from learnprivacy.export.xapi import VERB_VOIDED, voiding_statement
+
+    target = str(uuid.uuid4())
+    voiding = voiding_statement(target, PROFILE)
+    assert voiding == voiding_statement(target.upper(), PROFILE)
+    assert voiding["verb"]["id"] == VERB_VOIDED
+    assert voiding["object"] == {"objectType": "StatementRef", "id": target}
+    assert voiding["actor"]["account"] == {"homePage": "https://lms.example.org", "name": "lms"}
+    assert voiding["id"] != voiding_statement(str(uuid.uuid4()), PROFILE)["id"]
+    BaseXapiStatement.model_validate(voiding)
+    tincan.Statement(copy.deepcopy(voiding))

@@ -19,7 +19,16 @@ them as required arguments rather than inventing figures.
 
 from __future__ import annotations
 
+import datetime as dt
+
+import attrs
+
+from examples.policies._promise import Disclosure, Promise, build_register
+from examples.registers import job_access as _job_access
+from learnprivacy import APD_GBA, DataCategory
 from learnprivacy.basis import LawfulBasis
+from learnprivacy.export.reports import ReportProfile
+from learnprivacy.providers import Register
 from learnprivacy.records import (
     AccessEvent,
     Certificate,
@@ -30,7 +39,7 @@ from learnprivacy.records import (
 )
 from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
 
-__all__ = ["make_schedule"]
+__all__ = ["CONTROLLER", "DISCLOSURES", "PROMISES", "SEED", "make_schedule", "register"]
 
 
 def make_schedule(
@@ -107,3 +116,120 @@ def make_schedule(
         },
         name="belgian-b2b-lms",
     )
+
+
+#: The seed file this module implements.
+SEED = "000_1c49f1355f48d45f.txt"
+
+# Line 9 names the controller and its privacy contact; line 13 the Swiss hosting and its
+# adequacy decision; lines 47 and 69-85 the processors and security measures. The
+# register example already declares them: one declaration, reused. Belgian law: the
+# complaint goes to the Belgian authority.
+CONTROLLER = attrs.evolve(_job_access.CONTROLLER, authority=APD_GBA)
+
+#: Line 93: « des rapports de progression, d'analyse de datas, kpis et ratios peuvent être
+#: partagés avec ce client »: the B2B client receives progress and certificates under its
+#: own pseudonyms, never the learners' contact details.
+B2B_CLIENT = ReportProfile(
+    recipient="b2b-client",
+    fields={
+        "Progress": ("course_id", "status", "recorded_at", "score", "time_spent"),
+        "Certificate": ("course_id", "kind", "issued_at"),
+    },
+    pseudonym_domain="job-access-b2b-client",
+    description="Progress reports, KPIs and ratios for the employer (line 93)",
+)
+
+DISCLOSURES = {
+    "b2b-client": Disclosure(
+        profile=B2B_CLIENT,
+        purpose="b2b-reporting",
+        basis=LawfulBasis.CONTRACT,
+        categories=(DataCategory.LEARNING, DataCategory.ASSESSMENT, DataCategory.CERTIFICATION),
+    )
+}
+
+
+def register(as_of: dt.date | None = None, schedule: Schedule | None = None) -> Register:
+    """The LMS's Art. 30 register, generated from this module.
+
+    The policy states no period (line 57): without the ``schedule`` the operator builds
+    with :func:`make_schedule`, the register lists every table under its gaps.
+    """
+    return build_register(
+        CONTROLLER,
+        schedule if schedule is not None else Schedule({}),
+        disclosures=DISCLOSURES,
+        as_of=as_of,
+    )
+
+
+_T = "tests/test_policies.py::"
+_C = "tests/test_policy_conformance.py::"
+
+PROMISES = (
+    Promise(
+        promise="Controller and privacy contact",
+        seed=SEED,
+        line=9,
+        quote="Job Access solutions SRL, Clos Chanmurly 13, 4000 Liège",
+        enforced_by="CONTROLLER (authority: APD/GBA)",
+        test=_C + "test_belgian_lms_register_names_controller_hosting_and_client",
+    ),
+    Promise(
+        promise="Hosted in Switzerland under an adequacy decision",
+        seed=SEED,
+        line=13,
+        quote="la Suisse bénéficie d’une décision d’adéquation",
+        enforced_by="CONTROLLER.hosting and Transfer(safeguard=ADEQUACY_DECISION)",
+        test=_C + "test_belgian_lms_register_names_controller_hosting_and_client",
+    ),
+    Promise(
+        promise="Accounts and learning follow-up rest on the contract",
+        seed=SEED,
+        line=27,
+        quote="exécution du contrat",
+        enforced_by="make_schedule: account and follow_up rules, CONTRACT",
+        test=_T + "test_belgian_lms_states_a_basis_per_purpose",
+    ),
+    Promise(
+        promise="Data destroyed once the client contract's purpose ends",
+        seed=SEED,
+        line=57,
+        quote="une fois la finalité atteinte, les données sont supprimées, anonymisées",
+        enforced_by="CONTRACT_END trigger (KEEP while the contract runs)",
+        test=_T + "test_belgian_lms_ends_accounts_with_the_client_contract",
+    ),
+    Promise(
+        promise="Billing under legal obligation",
+        seed=SEED,
+        line=31,
+        quote="sur la base du respect d’obligations légales applicables",
+        enforced_by="billing rule: LEGAL_OBLIGATION, minimum",
+        test=_T + "test_belgian_lms_bills_under_legal_obligation",
+    ),
+    Promise(
+        promise="Security logs on a proportionate legitimate interest",
+        seed=SEED,
+        line=35,
+        quote="limité à ce qui est nécessaire et proportionné",
+        enforced_by="security rule: LEGITIMATE_INTERESTS, from the event",
+        test=_T + "test_belgian_lms_security_logs_are_proportionate",
+    ),
+    Promise(
+        promise="Consent withdrawal without retroactive effect",
+        seed=SEED,
+        line=39,
+        quote="révocable sans effet rétroactif",
+        enforced_by="consent-proof rule: kept after withdrawal (WITHDRAWN trigger)",
+        test=_T + "test_belgian_lms_consent_withdrawal_is_not_retroactive",
+    ),
+    Promise(
+        promise="Progress reports and KPIs shared with the B2B client only",
+        seed=SEED,
+        line=93,
+        quote="rapports de progression, d’analyse de datas, kpis et ratios",
+        enforced_by="B2B_CLIENT allow-list (no identity, no contact)",
+        test=_C + "test_belgian_lms_client_profile_refuses_contact_details",
+    ),
+)

@@ -1,20 +1,24 @@
 """A French engineering school running Moodle (JUNIA's published platform policies).
 
-Source: ``seeds/000_1c49f1355f48d45f.txt``, lines 102-218: the data protection policy and
+Source: ``seeds/001_433e72931355eb3b.txt``, lines 1-117: the data protection policy and
 the cookie policy of the school's Moodle platform.
 
-- Everything is kept at most 5 years after the last connection (line 153), written as
+- Everything is kept at most 5 years after the last connection (line 53), written as
   Moodle's data registry writes it: ``P5Y``.
-- Cookies live at most 13 months (lines 153, 208, 214); the cookie consent is valid
-  6 months (line 189).
-- The lawful basis the school states is consent (line 121).
+- Cookies live at most 13 months (lines 53, 108, 114); the cookie consent is valid
+  6 months (line 89).
+- The lawful basis the school states is consent (line 21).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from examples.policies._promise import Disclosure, Promise, build_register
+from learnprivacy import Controller, DataCategory
 from learnprivacy.basis import LawfulBasis
+from learnprivacy.export.reports import ReportProfile
+from learnprivacy.providers import Register
 from learnprivacy.records import (
     AccessEvent,
     Certificate,
@@ -28,30 +32,35 @@ from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
 __all__ = [
     "AFTER_LAST_CONNECTION",
     "CONSENT_VALIDITY",
+    "CONTROLLER",
     "COOKIE_LIFETIME",
     "COOKIE_PURPOSES",
+    "DISCLOSURES",
     "MOODLE_RETENTION_PERIOD",
+    "PROMISES",
     "SCHEDULE",
+    "SEED",
     "consent_needs_renewal",
     "cookie_consent",
+    "register",
 ]
 
-# Line 153: « cette durée n'excédant pas 5 ans après la fin de la dernière connexion à la
+# Line 53: « cette durée n'excédant pas 5 ans après la fin de la dernière connexion à la
 # plateforme ». Moodle stores the period as an ISO 8601 duration in its data registry.
 MOODLE_RETENTION_PERIOD = "P5Y"
 
-# Line 189: « Ce consentement aura une durée de validité de 6 mois ».
+# Line 89: « Ce consentement aura une durée de validité de 6 mois ».
 CONSENT_VALIDITY = Period.parse("P6M")
 
-# Line 153: « (sauf les cookies pour lesquels la durée de conservation est de 13 mois) »;
-# lines 208 and 214: « Ces cookies ont une durée de vie maximale de 13 mois ».
+# Line 53: « (sauf les cookies pour lesquels la durée de conservation est de 13 mois) »;
+# lines 108 and 114: « Ces cookies ont une durée de vie maximale de 13 mois ».
 COOKIE_LIFETIME = Period.parse("P13M")
 
-#: The consent purposes of the cookie banner: service/personalisation (line 199) and
-#: audience measurement (line 210). Technical cookies need no consent (line 197).
+#: The consent purposes of the cookie banner: service/personalisation (line 99) and
+#: audience measurement (line 110). Technical cookies need no consent (line 97).
 COOKIE_PURPOSES = ("service-cookies", "audience-cookies")
 
-# Line 121: the school collects data « sur la base légale de votre consentement ».
+# Line 21: the school collects data « sur la base légale de votre consentement ».
 # Moodle records a user who never logged in with lastaccess = 0, which the Moodle adapter
 # reads as "no last activity": such an account counts from its creation.
 AFTER_LAST_CONNECTION = RetentionRule(
@@ -74,8 +83,8 @@ def _cookie_rule(purpose: str) -> RetentionRule:
     )
 
 
-#: The school's retention schedule. Line 125 (attendance and funding documents sent to
-#: OPCO, region, employer) and line 135 (logins) fall under the same 5-year ceiling.
+#: The school's retention schedule. Line 25 (attendance and funding documents sent to
+#: OPCO, region, employer) and line 35 (logins) fall under the same 5-year ceiling.
 SCHEDULE = Schedule(
     {
         Learner: AFTER_LAST_CONNECTION,
@@ -106,3 +115,99 @@ def cookie_consent(
 def consent_needs_renewal(consent: Consent, now: dt.datetime) -> bool:
     """Whether the banner must ask again: the consent lapsed, or was withdrawn."""
     return not consent.is_active(now)
+
+
+#: The seed file this module implements.
+SEED = "001_433e72931355eb3b.txt"
+
+# Line 19: « JUNIA, association [...] 2 rue Norbert Ségard 59046 Lille [...] responsable de
+# traitement »; line 70: requests go to « junia.dpo@junia.com »; line 64: the CNIL.
+CONTROLLER = Controller(
+    name="JUNIA",
+    address="2 rue Norbert Ségard, 59046 Lille, France",
+    contact="junia.dpo@junia.com",
+    dpo="junia.dpo@junia.com",
+    data_subjects=("learners", "platform users"),
+)
+
+#: Line 25: documents needed to manage the training (enrolment, funding) go to « OPCO,
+#: Région, établissement employeur, service public de l'emploi »: administrative data,
+#: attendance included, no scores.
+FUNDERS = ReportProfile(
+    recipient="funders",
+    fields={
+        "Funding": ("funder", "dossier_reference", "opened_at", "closed_at", "amount"),
+        "Certificate": ("course_id", "kind", "issued_at"),
+    },
+    pseudonym_domain="junia-funders",
+    description="Attendance and funding documents (line 25)",
+)
+
+DISCLOSURES = {
+    "funders": Disclosure(
+        profile=FUNDERS,
+        purpose="training",
+        basis=LawfulBasis.CONSENT,
+        categories=(DataCategory.FUNDING, DataCategory.CERTIFICATION),
+    )
+}
+
+
+def register(as_of: dt.date | None = None) -> Register:
+    """The school's Art. 30 register, generated from this module."""
+    return build_register(CONTROLLER, SCHEDULE, disclosures=DISCLOSURES, as_of=as_of)
+
+
+_T = "tests/test_policies.py::"
+_C = "tests/test_policy_conformance.py::"
+
+PROMISES = (
+    Promise(
+        promise="The school is the controller; requests go to its DPO address",
+        seed=SEED,
+        line=70,
+        quote="junia.dpo@junia.com",
+        enforced_by="CONTROLLER (dpo, reply_to)",
+        test=_C + "test_school_register_names_the_dpo_and_funders",
+    ),
+    Promise(
+        promise="Collection rests on consent",
+        seed=SEED,
+        line=21,
+        quote="sur la base légale de votre consentement",
+        enforced_by="AFTER_LAST_CONNECTION.basis = CONSENT",
+        test=_T + "test_school_rests_on_consent",
+    ),
+    Promise(
+        promise="Kept at most 5 years after the last connection",
+        seed=SEED,
+        line=53,
+        quote="n’excédant pas 5 ans après la fin de la dernière connexion",
+        enforced_by="AFTER_LAST_CONNECTION (P5Y, LAST_ACTIVITY, else CREATED)",
+        test=_T + "test_school_keeps_data_5_years_after_last_connection",
+    ),
+    Promise(
+        promise="Cookies kept 13 months",
+        seed=SEED,
+        line=108,
+        quote="durée de vie maximale de 13 mois",
+        enforced_by="COOKIE_LIFETIME (P13M) on each cookie consent",
+        test=_T + "test_school_cookie_choices_kept_13_months",
+    ),
+    Promise(
+        promise="Cookie consent valid 6 months",
+        seed=SEED,
+        line=89,
+        quote="Ce consentement aura une durée de validité de 6 mois",
+        enforced_by="cookie_consent(): expires_at = given_at + P6M; Consent.is_active",
+        test=_T + "test_school_cookie_consent_is_valid_6_months",
+    ),
+    Promise(
+        promise="Funders and employers receive administrative documents only",
+        seed=SEED,
+        line=25,
+        quote="OPCO, Région, établissement employeur, service public de l’emploi",
+        enforced_by="FUNDERS allow-list; ReportProfile.check_within",
+        test=_C + "test_school_register_names_the_dpo_and_funders",
+    ),
+)

@@ -1,6 +1,6 @@
 """A SaaS LMS provider hosting platforms for its clients (Onlineformapro's published policy).
 
-Source: ``seeds/001_433e72931355eb3b.txt``, lines 1-61. On the client platforms the
+Source: ``seeds/002_71594df2f26e8c39.txt``, lines 1-61. On the client platforms the
 provider is a processor (line 40); its promises:
 
 - at the end of the client contract, the platform data are destroyed, whether or not they
@@ -13,7 +13,12 @@ provider is a processor (line 40); its promises:
 
 from __future__ import annotations
 
+import datetime as dt
+
+from examples.policies._promise import Promise, build_register
+from learnprivacy import Controller, Hosting
 from learnprivacy.basis import LawfulBasis
+from learnprivacy.providers import Register
 from learnprivacy.records import (
     AccessEvent,
     Certificate,
@@ -24,7 +29,16 @@ from learnprivacy.records import (
 )
 from learnprivacy.retention import Action, RetentionMode, RetentionRule, Schedule, Trigger
 
-__all__ = ["AT_CONTRACT_END", "INVOICES", "NEWSLETTER", "SCHEDULE"]
+__all__ = [
+    "AT_CONTRACT_END",
+    "CONTROLLER",
+    "INVOICES",
+    "NEWSLETTER",
+    "PROMISES",
+    "SCHEDULE",
+    "SEED",
+    "register",
+]
 
 # Line 46: « En fin de contrat les données des clients sur les plates-formes LMS sont
 # systématiquement détruites de nos serveurs, qu'il y ait ou non restitution au client. »
@@ -75,4 +89,85 @@ SCHEDULE = Schedule(
         Invoice: INVOICES,
     },
     name="saas-lms-processor",
+)
+
+
+#: The seed file this module implements.
+SEED = "002_71594df2f26e8c39.txt"
+
+# Line 5: « Onlineformapro SA »; line 59: « rgpd@onlineformapro.com »; line 53: the data are
+# stored « chez notre hébergeur la société OVH ». Line 40: on the client platforms it acts
+# as a processor (« prestataire technique »): its clients are the controllers there.
+CONTROLLER = Controller(
+    name="Onlineformapro SA",
+    contact="rgpd@onlineformapro.com",
+    hosting=Hosting(provider="OVH", country="FR", details="country not stated in the policy"),
+    data_subjects=("clients", "prospects", "website visitors", "client platform learners"),
+    security_measures=(
+        "Password policy requiring complex passwords",
+        "Encryption and protection of data on the Internet",
+        "Authorisation procedures for employees (need to know)",
+        "Secured, air-conditioned hosting rooms with backup power and badge access",
+    ),
+)
+
+
+def register(as_of: dt.date | None = None) -> Register:
+    """The provider's Art. 30 register, generated from this module."""
+    return build_register(CONTROLLER, SCHEDULE, as_of=as_of)
+
+
+_T = "tests/test_policies.py::"
+_C = "tests/test_policy_conformance.py::"
+_D = "tests/test_requests_deadlines.py::"
+
+PROMISES = (
+    Promise(
+        promise="A processor on its clients' platforms",
+        seed=SEED,
+        line=40,
+        quote="agit en tant que prestataire technique",
+        enforced_by="AT_CONTRACT_END: the client contract governs the platform data",
+        test=_C + "test_saas_register_names_the_provider_and_its_host",
+    ),
+    Promise(
+        promise="Platform data destroyed at the end of the client contract",
+        seed=SEED,
+        line=46,
+        quote="En fin de contrat les données des clients sur les plates-formes LMS",
+        enforced_by="AT_CONTRACT_END (PT0S, CONTRACT_END, KEEP while it runs)",
+        test=_T + "test_saas_destroys_platform_data_at_contract_end",
+    ),
+    Promise(
+        promise="Other data not beyond two years, except legal obligations (tax)",
+        seed=SEED,
+        line=47,
+        quote="les données ne sont pas conservées au-delà de deux ans",
+        enforced_by="NEWSLETTER (P2Y); INVOICES (P10Y, COMPLIANCE minimum)",
+        test=_T + "test_saas_keeps_invoices_for_the_tax_period",
+    ),
+    Promise(
+        promise="Newsletter data end with the unsubscription",
+        seed=SEED,
+        line=44,
+        quote="d’une désinscription d’une lettre d’information",
+        enforced_by="NEWSLETTER (WITHDRAWN trigger)",
+        test=_T + "test_saas_newsletter_data_go_2_years_after_unsubscription",
+    ),
+    Promise(
+        promise="Hosted by OVH",
+        seed=SEED,
+        line=53,
+        quote="chez notre hébergeur la société OVH",
+        enforced_by="CONTROLLER.hosting",
+        test=_C + "test_saas_register_names_the_provider_and_its_host",
+    ),
+    Promise(
+        promise="Requests answered within one month of receipt",
+        seed=SEED,
+        line=61,
+        quote="ne saurait dépasser 1 mois à compter de la réception de votre demande",
+        enforced_by="learnprivacy.requests deadlines (Art. 12(3))",
+        test=_D + "test_first_deadline_is_one_calendar_month",
+    ),
 )

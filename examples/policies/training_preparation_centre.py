@@ -1,24 +1,29 @@
 """A training-preparation centre (Prépa Job's published policy).
 
-Source: ``seeds/001_433e72931355eb3b.txt``, lines 61-241. The policy promises a shape, not
+Source: ``seeds/003_54738ebdac205dc4.txt``, lines 1-182. The policy promises a shape, not
 figures:
 
 - data are kept « pendant différentes périodes de temps, en fonction de leur nature et de
-  leur utilité » (line 170): one period per kind of data, which the centre must choose;
+  leur utilité » (line 110): one period per kind of data, which the centre must choose;
 - once a period ends the personal data are destroyed, and only de-personalised,
-  anonymised statistics may be kept longer (line 176);
-- collection rests on consent, unless the law permits or requires otherwise (line 86), and
-  a new purpose needs a new consent (line 102).
+  anonymised statistics may be kept longer (line 116);
+- collection rests on consent, unless the law permits or requires otherwise (line 26), and
+  a new purpose needs a new consent (line 42).
 
 Since no figure is published, :func:`make_schedule` takes each period as a required
 argument instead of inventing one. Invoices are the exception: French law fixes them (ten
-years from the close of the fiscal year, Code de commerce art. L123-22), which line 86's
+years from the close of the fiscal year, Code de commerce art. L123-22), which line 26's
 « requis par la loi » covers.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
+from examples.policies._promise import Promise, build_register
+from learnprivacy import Controller
 from learnprivacy.basis import LawfulBasis
+from learnprivacy.providers import Register
 from learnprivacy.records import AccessEvent, Certificate, Consent, Invoice, Learner, Progress
 from learnprivacy.retention import (
     Action,
@@ -29,9 +34,17 @@ from learnprivacy.retention import (
     Trigger,
 )
 
-__all__ = ["INVOICES", "make_schedule"]
+__all__ = [
+    "CONTROLLER",
+    "INVOICES",
+    "PROMISES",
+    "SEED",
+    "STATISTICS_K",
+    "make_schedule",
+    "register",
+]
 
-# Line 86 (« à moins que cela ne soit permis ou requis par la loi ») and the French
+# Line 26 (« à moins que cela ne soit permis ou requis par la loi ») and the French
 # Commercial Code: a legal minimum nobody can shorten.
 INVOICES = RetentionRule(
     "P10Y",
@@ -49,14 +62,14 @@ def make_schedule(
     statistics: Period | str,
     security_logs: Period | str,
 ) -> Schedule:
-    """The centre's schedule, with the periods it chooses for each kind of data (line 170).
+    """The centre's schedule, with the periods it chooses for each kind of data (line 110).
 
     ``learner_data``: accounts, certificates and consents, counted from the learner's last
     activity. ``statistics``: how long progress records stay personal before only their
-    anonymised form remains (line 176). ``security_logs``: access logs, from the event.
+    anonymised form remains (line 116). ``security_logs``: access logs, from the event.
     """
-    # Line 176: « Une fois la période de conservation expirée, les renseignements
-    # personnels sont détruits. » Line 86: collected on the basis of consent.
+    # Line 116: « Une fois la période de conservation expirée, les renseignements
+    # personnels sont détruits. » Line 26: collected on the basis of consent.
     destroyed = RetentionRule(
         learner_data,
         Trigger.LAST_ACTIVITY,
@@ -64,9 +77,9 @@ def make_schedule(
         purpose="training",
         basis=LawfulBasis.CONSENT,
     )
-    # Line 176: « Seuls les statistiques ou rapports contenant des données dépersonnalisées
+    # Line 116: « Seuls les statistiques ou rapports contenant des données dépersonnalisées
     # et anonymisées pourront être conservés pour des périodes de temps prolongées. »
-    # Line 90: « nous anonymiserons, pseudonymiserons et/ou agrégerons ces derniers ».
+    # Line 30: « nous anonymiserons, pseudonymiserons et/ou agrégerons ces derniers ».
     anonymised = RetentionRule(
         statistics,
         Trigger.LAST_ACTIVITY,
@@ -92,3 +105,66 @@ def make_schedule(
         },
         name="training-preparation-centre",
     )
+
+
+#: The seed file this module implements.
+SEED = "003_54738ebdac205dc4.txt"
+
+# Lines 126-138: the person in charge of compliance, « Malherbe Julie », Prépa Job's,
+# 78 quater Boulevard Thiers, 88200 Remiremont, « jmalherbe@prepajobs.fr ».
+CONTROLLER = Controller(
+    name="Prépa Job's",
+    address="78 quater Boulevard Thiers, 88200 Remiremont, France",
+    contact="jmalherbe@prepajobs.fr",
+    dpo="Julie Malherbe <jmalherbe@prepajobs.fr>",
+    data_subjects=("learners", "website visitors", "newsletter recipients"),
+)
+
+#: The smallest group published in the anonymised statistics of line 116.
+STATISTICS_K = 5
+
+
+def register(as_of: dt.date | None = None, schedule: Schedule | None = None) -> Register:
+    """The centre's Art. 30 register, generated from this module (with the periods the
+    centre chose: ``make_schedule(...)``; without them the register lists the gaps)."""
+    chosen = schedule if schedule is not None else Schedule({Invoice: INVOICES})
+    return build_register(CONTROLLER, chosen, as_of=as_of)
+
+
+_T = "tests/test_policies.py::"
+_C = "tests/test_policy_conformance.py::"
+
+PROMISES = (
+    Promise(
+        promise="Collection on consent, unless the law permits or requires otherwise",
+        seed=SEED,
+        line=26,
+        quote="cela ne soit permis ou requis par la loi",
+        enforced_by="make_schedule: CONSENT bases; INVOICES under LEGAL_OBLIGATION",
+        test=_T + "test_centre_collects_on_consent_and_keeps_what_the_law_requires",
+    ),
+    Promise(
+        promise="One period per kind of data, chosen by the centre",
+        seed=SEED,
+        line=110,
+        quote="leur nature et de leur utilité",
+        enforced_by="make_schedule() takes each period as a required argument",
+        test=_T + "test_centre_needs_its_own_figures",
+    ),
+    Promise(
+        promise="Destroyed at the end of the period; only anonymised statistics remain",
+        seed=SEED,
+        line=116,
+        quote="les statistiques ou rapports contenant des données dépersonnalisées",
+        enforced_by="progress ANONYMISE; k-anonymous aggregates (k = STATISTICS_K)",
+        test=_C + "test_centre_statistics_are_anonymous",
+    ),
+    Promise(
+        promise="The person in charge of compliance answers questions and complaints",
+        seed=SEED,
+        line=138,
+        quote="jmalherbe@prepajobs.fr",
+        enforced_by="CONTROLLER (contact, dpo)",
+        test=_C + "test_centre_register_names_the_person_in_charge",
+    ),
+)

@@ -134,6 +134,10 @@ class Renderer:
         text = self._translations.ngettext(singular, plural, n)
         return text % {"num": self.number(n), **values}
 
+    def plural(self, singular: str, plural: str, n: int) -> str:
+        """The translated form for ``n``, placeholders left to fill."""
+        return self._translations.ngettext(singular, plural, n)
+
     def datetime(self, value: dt.datetime, format: str = "long") -> str:
         """``value`` in the reader's time zone and language (no microseconds)."""
         from babel.dates import format_datetime
@@ -141,7 +145,8 @@ class Renderer:
         return format_datetime(value, format=format, tzinfo=self.timezone, locale=self.locale)
 
     def date(self, value: dt.date | dt.datetime, format: str = "long") -> str:
-        """The date of ``value`` (in the reader's time zone for a datetime)."""
+        """The date of ``value`` (in the reader's time zone for a datetime; a plain date
+        as it is)."""
         from babel.dates import format_date
 
         if isinstance(value, dt.datetime):

@@ -26,6 +26,7 @@ _SOURCES = (
     ("_documents/templates", "**.html", "jinja2"),
     ("_documents/templates", "**.md", "jinja2"),
     ("export", "_html.py", "python"),
+    ("requests", "_letters.py", "python"),
 )
 
 
@@ -40,7 +41,15 @@ def extract() -> Catalog:
             str(_PACKAGE / folder),
             method_map=[(pattern, method)],
             options_map={pattern: {"extensions": "jinja2.ext.i18n", "newstyle_gettext": "true"}},
-            keywords={"_": None, "gettext": None, "ngettext": (1, 2), "N_": None},
+            keywords={
+                "_": None,
+                "gettext": None,
+                "ngettext": (1, 2),
+                "plural": (1, 2),
+                "say": None,
+                "pgettext": ((1, "c"), 2),
+                "N_": None,
+            },
         )
         for filename, lineno, message, _comments, context in found:
             where = f"{folder}/{filename}"

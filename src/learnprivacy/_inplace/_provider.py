@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from learnprivacy._inplace._spec import ModelSpec
+from learnprivacy.errors import LearnPrivacyError, ProviderError
 from learnprivacy.providers import (
     ApprovedContextList,
     ApprovedUserList,
@@ -29,7 +31,35 @@ from learnprivacy.providers import (
 from learnprivacy.providers.writer import ContentWriter
 from learnprivacy.retention import Hold, Schedule
 
-__all__ = ["DeclaredProvider", "ProviderBackend", "describe", "metadata_of"]
+__all__ = ["DeclaredProvider", "ProviderBackend", "describe", "explain", "metadata_of"]
+
+_MESSAGE_LIMIT = 200
+
+
+def explain(exc: BaseException) -> str:
+    """What a report may say about a foreign exception: its type and, unless it comes
+    from the database driver (whose messages quote SQL parameters), its message."""
+    name = type(exc).__name__
+    module = type(exc).__module__
+    if module.startswith(("sqlalchemy", "psycopg", "sqlite3", "pymysql", "django.db")):
+        cause = getattr(exc, "orig", None)
+        return f"{name} ({type(cause).__name__})" if cause is not None else name
+    message = str(exc).strip()
+    if not message:
+        return name
+    return f"{name}: {message[:_MESSAGE_LIMIT]}"
+
+
+@contextmanager
+def _reported(component: str) -> Iterator[None]:
+    """Let learnprivacy's errors through; turn others into a ProviderError naming the
+    component and saying what failed (Flask's "Working outside of application context")."""
+    try:
+        yield
+    except LearnPrivacyError:
+        raise
+    except Exception as exc:
+        raise ProviderError(f"{component}: {explain(exc)}", component=component) from exc
 
 
 class ProviderBackend(Protocol):
@@ -145,18 +175,23 @@ class DeclaredProvider:
     def get_contexts_for_userid(self, user_id: str) -> ContextList:
         """The learner's user context when a declared table holds a row of theirs."""
         contexts = ContextList(component=self.component)
-        if self.backend.holds_data(user_id):
-            contexts.add_user_context(user_id)
+        with _reported(self.component):
+            if self.backend.holds_data(user_id):
+                contexts.add_user_context(user_id)
         return contexts
 
     def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
         """Every row of the learner, decrypted, table by table."""
         if Context.user(approved.user_id) not in approved:
             return
+        with _reported(self.component):
+            self._export(approved.user_id, writer)
+
+    def _export(self, user_id: str, writer: ContentWriter) -> None:
         described: set[str] = set()
         batch: list[Mapping[str, Any]] = []
         current: ModelSpec | None = None
-        for spec, row in self.backend.iter_rows(approved.user_id):
+        for spec, row in self.backend.iter_rows(user_id):
             if current is not None and spec is not current and batch:
                 writer.write_rows(self.component, current.table, batch)
                 batch = []
@@ -171,21 +206,27 @@ class DeclaredProvider:
     def delete_data_for_user(self, approved: ApprovedContextList) -> None:
         """The erasure request for the learner (legal minimums and holds restrict)."""
         if Context.user(approved.user_id) in approved:
-            self.backend.erase(approved.user_id, now=self._clock())
+            with _reported(self.component):
+                self.backend.erase(approved.user_id, now=self._clock())
 
     def delete_data_for_all_users_in_context(self, context: Context) -> None:
         """Erase the learner of a user context; other contexts hold no declared rows."""
         if context.level is ContextLevel.USER:
-            self.backend.erase(context.instance_id, now=self._clock())
+            with _reported(self.component):
+                self.backend.erase(context.instance_id, now=self._clock())
 
     def get_users_in_context(self, userlist: UserList) -> None:
         """The learner of a user context, when a declared table holds a row of theirs."""
         context = userlist.context
-        if context.level is ContextLevel.USER and self.backend.holds_data(context.instance_id):
-            userlist.add_user(context.instance_id)
+        if context.level is not ContextLevel.USER:
+            return
+        with _reported(self.component):
+            if self.backend.holds_data(context.instance_id):
+                userlist.add_user(context.instance_id)
 
     def delete_data_for_users(self, approved: ApprovedUserList) -> None:
         """Erase the learner of a user context when approved."""
         context = approved.context
         if context.level is ContextLevel.USER and context.instance_id in approved:
-            self.backend.erase(context.instance_id, now=self._clock())
+            with _reported(self.component):
+                self.backend.erase(context.instance_id, now=self._clock())

@@ -75,11 +75,13 @@ def main(
 
 def _register_commands() -> None:
     from learnprivacy.cli._demo import demo
+    from learnprivacy.cli._migrate_encrypt import migrate_encrypt_command
     from learnprivacy.cli._register_commands import register_register_commands
     from learnprivacy.cli._requests import requests_group
     from learnprivacy.cli._store_commands import register_store_commands
 
     main.add_command(demo)
+    main.add_command(migrate_encrypt_command)
     main.add_command(requests_group)
     register_store_commands(main)
     register_register_commands(main)

@@ -44,6 +44,7 @@ def _book(env: Env, export_dir: str | None = None) -> Iterator[tuple[Any, Any]]:
             manager=PrivacyManager(store=store, discover=True),
             export_dir=export_dir,
             schedule=env.settings.schedule(),
+            recipients=env.settings.recipients_for_requests(),
         )
         yield book, executor
 

@@ -50,6 +50,9 @@ DEFAULT_KEY_FILE = "learnprivacy.key"
 #: Languages the learner's page and the letters can be written in.
 LANGUAGES = ("fr", "en", "nl", "de")
 
+#: Kinds of ``[[recipients]]``: an xAPI learning record store (notified on erasure), or
+#: another recipient (employer, funder) told by other means.
+_RECIPIENT_KINDS = ("lrs", "other")
 _SECTIONS = {"store", "keys", "controller", "dpo", "policy", "recipients"}
 _KEYS: dict[str, set[str]] = {
     "store": {"url"},
@@ -112,6 +115,33 @@ class Settings:
     def language(self) -> str:
         """The first configured language: the default of documents."""
         return self.languages[0]
+
+    def recipients_for_requests(self) -> Any:
+        """The ``Recipients`` a request executor notifies (Art. 19), from ``[[recipients]]``.
+
+        An ``lrs`` recipient gets an :class:`~learnprivacy.export.xapi.LrsRecipient` (erasure
+        voids the learner's statements), its password read from ``password_env``; other
+        kinds have no notifier and are told by other means. ``None`` when none is declared.
+        """
+        lrs = [r for r in self.recipients if r.kind == "lrs"]
+        if not lrs:
+            return None
+        from learnprivacy.export.xapi import LrsRecipient
+        from learnprivacy.requests import Recipients
+
+        notifiers: dict[str, Any] = {}
+        for recipient in lrs:
+            auth: tuple[str, str] | None = None
+            if recipient.username is not None:
+                if recipient.password_env is None or not os.environ.get(recipient.password_env):
+                    raise ConfigurationError(
+                        f"[[recipients]] {recipient.name}: set password_env to an environment "
+                        "variable holding the LRS password"
+                    )
+                auth = (recipient.username, os.environ[recipient.password_env])
+            assert recipient.url is not None  # checked when the file is read
+            notifiers[recipient.name] = LrsRecipient(recipient.url, auth=auth)
+        return Recipients(notifiers=notifiers)
 
     def _where(self) -> str:
         return str(self.path) if self.path is not None else CONFIG_FILE
@@ -279,6 +309,11 @@ def _recipients(data: Mapping[str, Any]) -> tuple[RecipientSettings, ...]:
                 f"[[recipients]] entry {index + 1} has unknown keys: {', '.join(unknown)}"
             )
         where = f"recipients {index + 1}"
+        kind = item.get("kind")
+        if kind not in _RECIPIENT_KINDS:
+            raise ConfigurationError(f"[{where}] kind must be one of {', '.join(_RECIPIENT_KINDS)}")
+        if kind == "lrs" and not item.get("url"):
+            raise ConfigurationError(f"[{where}] an lrs recipient needs the url of its statements")
         fields = item.get("fields", [])
         if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
             raise ConfigurationError(f"[{where}] fields must be a list of field names")

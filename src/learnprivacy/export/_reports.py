@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from learnprivacy.errors import ConfigurationError, UnknownCodeError
+from learnprivacy.errors import ConfigurationError, PolicyError, UnknownCodeError
 from learnprivacy.export._cells import csv_cell, flatten, json_default
 from learnprivacy.export._describe import class_columns
 from learnprivacy.export._files import create_text as _create
@@ -116,6 +116,32 @@ class ReportProfile:
     def columns(self, type_name: str) -> tuple[str, ...]:
         """The report columns of a record type: the pseudonym, then the allowed fields."""
         return (SUBJECT_COLUMN, *_allowed_columns(type_name, self.fields[type_name]))
+
+    def check_within(self, limit: ReportProfile) -> ReportProfile:
+        """Return this profile if it asks for nothing ``limit`` does not allow, else raise
+        ``PolicyError`` naming the recipient and the fields beyond the limit.
+
+        A policy declares, per recipient, the widest profile it promises (a funder gets
+        administrative data only); every profile an LMS builds for that recipient is
+        checked against it before a report leaves.
+        """
+        if self.recipient != limit.recipient:
+            raise PolicyError(
+                f"profile for {self.recipient!r} checked against the limit of {limit.recipient!r}"
+            )
+        extra: list[str] = []
+        for type_name, names in self.fields.items():
+            allowed = set(limit.columns(type_name)) if type_name in limit.fields else set()
+            extra += [
+                f"{type_name}.{column}"
+                for column in _allowed_columns(type_name, names)
+                if column not in allowed
+            ]
+        if extra:
+            raise PolicyError(
+                f"the policy does not let {self.recipient!r} receive " + ", ".join(extra)
+            )
+        return self
 
 
 @attrs.frozen(kw_only=True)

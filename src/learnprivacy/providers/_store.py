@@ -38,7 +38,7 @@ from learnprivacy.records import default_basis, fields_of, record_types
 if TYPE_CHECKING:
     from learnprivacy.retention import Hold, Schedule
 
-__all__ = ["DEFAULT_PURPOSES", "STORE_COMPONENT", "StoreProvider"]
+__all__ = ["DEFAULT_PURPOSES", "STORE_COMPONENT", "StoreProvider", "store_metadata"]
 
 #: The component name of the store's provider.
 STORE_COMPONENT = "learnprivacy_store"
@@ -120,39 +120,7 @@ class StoreProvider:
         and score are the learner's data through the row's link to them, and the register
         lists their categories (scores included).
         """
-        for cls in record_types():
-            infos = [f for f in fields_of(cls) if f.exported]
-            if not any(f.personal for f in infos):
-                continue
-            fields = {f.name: f.description for f in infos}
-            categories = list(
-                dict.fromkeys(f.category for f in infos if f.category is not DataCategory.NONE)
-            )
-            name = cls.__name__
-            summary = _summary(cls)
-            rules = self.schedule.rules_for(cls) if self.schedule is not None else ()
-            if not rules:
-                collection.add_database_table(
-                    name,
-                    fields,
-                    summary,
-                    purpose=self.purposes.get(name, _FALLBACK_PURPOSE),
-                    basis=default_basis(cls),
-                    categories=categories,
-                )
-                continue
-            for rule in rules:
-                collection.add_database_table(
-                    name,
-                    fields,
-                    summary,
-                    purpose=rule.purpose or self.purposes.get(name, _FALLBACK_PURPOSE),
-                    basis=rule.basis or default_basis(cls),
-                    categories=categories,
-                    retention=rule.period,
-                    retention_from=rule.trigger,
-                )
-        return collection
+        return store_metadata(collection, self.schedule, self.purposes)
 
     # -- requests ---------------------------------------------------------------------
 
@@ -316,3 +284,46 @@ def _learner_of(records: list[Any]) -> Any:
 
 def _summary(cls: type[Any]) -> str:
     return (cls.__doc__ or cls.__name__).strip().splitlines()[0]
+
+
+def store_metadata(
+    collection: MetadataCollection,
+    schedule: Schedule | None = None,
+    purposes: dict[str, str] | None = None,
+) -> MetadataCollection:
+    """The store's metadata under ``schedule``, without a store: what
+    :meth:`StoreProvider.get_metadata` declares (a policy's register is built from it)."""
+    purposes = {**DEFAULT_PURPOSES, **(purposes or {})}
+    for cls in record_types():
+        infos = [f for f in fields_of(cls) if f.exported]
+        if not any(f.personal for f in infos):
+            continue
+        fields = {f.name: f.description for f in infos}
+        categories = list(
+            dict.fromkeys(f.category for f in infos if f.category is not DataCategory.NONE)
+        )
+        name = cls.__name__
+        summary = _summary(cls)
+        rules = schedule.rules_for(cls) if schedule is not None else ()
+        if not rules:
+            collection.add_database_table(
+                name,
+                fields,
+                summary,
+                purpose=purposes.get(name, _FALLBACK_PURPOSE),
+                basis=default_basis(cls),
+                categories=categories,
+            )
+            continue
+        for rule in rules:
+            collection.add_database_table(
+                name,
+                fields,
+                summary,
+                purpose=rule.purpose or purposes.get(name, _FALLBACK_PURPOSE),
+                basis=rule.basis or default_basis(cls),
+                categories=categories,
+                retention=rule.period,
+                retention_from=rule.trigger,
+            )
+    return collection

@@ -95,6 +95,8 @@ class AccessEvent:
     processing_purpose: ClassVar[str] = "security-logging"
     key_scope: ClassVar[str] = "security"
     date_field: ClassVar[str] = "at"
+    #: The date that shows the learner was active: their last activity counts from it.
+    activity_field: ClassVar[str] = "at"
 
     id: str = not_personal(description="Event identifier", validator=v.identifier)
     learner_id: str = subject_id_field("Learner whose account was accessed")

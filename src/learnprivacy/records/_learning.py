@@ -136,6 +136,8 @@ class Progress:
     processing_purpose: ClassVar[str] = "learning-tracking"
     key_scope: ClassVar[str] = "contract"
     date_field: ClassVar[str] = "recorded_at"
+    #: The date that shows the learner was active: their last activity counts from it.
+    activity_field: ClassVar[str] = "recorded_at"
 
     id: str = not_personal(description="Progress record identifier", validator=v.identifier)
     learner_id: str = subject_id_field("Learner the progress belongs to")
@@ -190,6 +192,8 @@ class Certificate:
     processing_purpose: ClassVar[str] = "certification"
     key_scope: ClassVar[str] = "contract"
     date_field: ClassVar[str] = "issued_at"
+    #: The date that shows the learner was active: their last activity counts from it.
+    activity_field: ClassVar[str] = "issued_at"
 
     id: str = not_personal(description="Certificate identifier", validator=v.identifier)
     learner_id: str = subject_id_field("Learner the certificate was issued to")

@@ -11,6 +11,7 @@ same flush.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, event, select, update
@@ -31,8 +32,9 @@ PLACEHOLDER = "lp1.pending"
 _STASH = "learnprivacy.plain"
 
 
-def install(privacy: LearnPrivacy, spec: ModelSpec) -> None:
-    """Listen to ``spec.model``'s flush and load events (subclasses included)."""
+def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
+    """Listen to ``spec.model``'s flush and load events (subclasses included); return the
+    function that stops listening."""
     model = spec.model
     rows = privacy.rows
     personal = spec.personal
@@ -190,10 +192,20 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> None:
     def on_refresh(target: Any, _context: Any, names: Any) -> None:
         decrypt(target, None if names is None else set(names))
 
-    event.listen(model, "before_insert", before_insert, propagate=True)
-    event.listen(model, "before_update", before_update, propagate=True)
-    event.listen(model, "before_delete", before_delete, propagate=True)
-    event.listen(model, "after_insert", after_write, propagate=True)
-    event.listen(model, "after_update", after_write, propagate=True)
-    event.listen(model, "load", on_load, propagate=True)
-    event.listen(model, "refresh", on_refresh, propagate=True)
+    listeners: list[tuple[str, Callable[..., None]]] = [
+        ("before_insert", before_insert),
+        ("before_update", before_update),
+        ("before_delete", before_delete),
+        ("after_insert", after_write),
+        ("after_update", after_write),
+        ("load", on_load),
+        ("refresh", on_refresh),
+    ]
+    for name, function in listeners:
+        event.listen(model, name, function, propagate=True)
+
+    def uninstall() -> None:
+        for name, function in listeners:
+            event.remove(model, name, function)
+
+    return uninstall

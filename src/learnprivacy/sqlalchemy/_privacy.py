@@ -141,9 +141,28 @@ class LearnPrivacy:
 
         for spec in self._specs.values():
             if getattr(spec.model, "__learnprivacy_bound__", None) is not None:
-                raise ConfigurationError(f"{spec.table} is already bound to a LearnPrivacy")
+                raise ConfigurationError(
+                    f"{spec.table} is already bound to a LearnPrivacy (close() it first)"
+                )
+        self._uninstall: list[Callable[[], None]] = []
+        for spec in self._specs.values():
             spec.model.__learnprivacy_bound__ = self
-            install(self, spec)
+            self._uninstall.append(install(self, spec))
+
+    def close(self) -> None:
+        """Stop encrypting and decrypting the models (an app factory rebinding them, tests).
+
+        The key database's connections are closed too. Idempotent.
+        """
+        for uninstall in self._uninstall:
+            uninstall()
+        self._uninstall = []
+        for spec in self._specs.values():
+            if getattr(spec.model, "__learnprivacy_bound__", None) is self:
+                spec.model.__learnprivacy_bound__ = None
+        dispose = getattr(getattr(self._keyring.store, "_db", None), "dispose", None)
+        if callable(dispose):
+            dispose()
 
     def __repr__(self) -> str:
         return f"LearnPrivacy(component={self.component!r}, tables={sorted(self._tables)})"

@@ -231,7 +231,11 @@ def sweep(
             session.commit()
     shredded = int(session.info.pop(SHREDDED, 0))
     return SweepReport(
-        **totals,
+        erased=totals["erased"],
+        anonymised=totals["anonymised"],
+        restricted=totals["restricted"],
+        review=totals["review"],
+        kept=totals["kept"],
         shredded=shredded,
         dry_run=dry_run,
         now=now,

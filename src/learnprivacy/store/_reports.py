@@ -47,6 +47,12 @@ class SweepReport:
     by_type: Mapping[str, Mapping[str, int]] = attrs.field(factory=dict)
     review_items: tuple[ReviewItem, ...] = attrs.field(default=(), repr=_count)
     review_truncated: bool = False
+    #: Per record type, how many rows each trigger decided: ``"erase: created
+    #: (fallback)"``, ``"keep"`` aside (kept rows are never read). Filled by dry runs
+    #: (and ``"restrict: dependent records kept"`` by every run). ``(records)`` marks a
+    #: last activity taken from the learner's records rather than their account;
+    #: ``"restrict: dependent records kept"`` an account kept for its records.
+    decided_by: Mapping[str, Mapping[str, int]] = attrs.field(factory=dict)
 
     @property
     def changed(self) -> int:

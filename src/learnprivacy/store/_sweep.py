@@ -25,7 +25,7 @@ from learnprivacy._progress import ProgressReporter
 from learnprivacy._vocabulary import RETENTION_ACTIONS
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import subject_of
-from learnprivacy.retention import Action, Hold, Schedule
+from learnprivacy.retention import Action, Hold, Schedule, Trigger
 from learnprivacy.store._actions import (
     anonymise_rows,
     erase_rows,
@@ -35,6 +35,7 @@ from learnprivacy.store._actions import (
     shred_keys,
 )
 from learnprivacy.store._audit import AuditEvent
+from learnprivacy.store._bulk import ids_in
 from learnprivacy.store._common import ids_detail
 from learnprivacy.store._reports import ReviewItem, SweepReport
 from learnprivacy.store._schema import ANONYMISED, RESTRICTED, RecordTable
@@ -60,6 +61,13 @@ class _Tally:
         # One random person id per learner for the whole sweep (memory only), so the
         # anonymised rows of one learner still count as one person in statistics.
         self.persons: dict[str, str] = {}
+        # Rows of each learner this sweep erases or anonymises (a dry run changes nothing
+        # in the database, so the account guard subtracts them itself).
+        self.removed: dict[str, int] = {}
+        # Which trigger (or fallback) decided, per type: "erase: last_activity (records)".
+        self.decided_by: dict[str, dict[str, int]] = {}
+        # Record types holding at least one live row when the sweep started.
+        self.populated: set[str] = set()
 
     def add(self, name: str, key: str, count: int) -> None:
         counts = self.by_type.setdefault(name, {})
@@ -94,8 +102,21 @@ def sweep(
     tally = _Tally(review_limit)
     tables = store.tables()
     ordered = [rt for rt in tables if rt.has_learner] + [rt for rt in tables if not rt.has_learner]
+    reads_activity = any(
+        Trigger.LAST_ACTIVITY in rule.triggers
+        for rt in tables
+        for rule in schedule.rules_for(rt.cls)
+    )
+    activity = latest_activity(store) if reads_activity else {}
+    with store.reading() as connection:
+        for rt in tables:
+            live = select(rt.table.c.id).where(rt.table.c[ANONYMISED].is_(None)).limit(1)
+            if connection.execute(live).first() is not None:
+                tally.populated.add(rt.name)
     for rt in ordered:
-        _TypeSweep(store, schedule, rt, now, holds, dry_run, batch_size, tally).run(progress)
+        _TypeSweep(store, schedule, rt, now, holds, dry_run, batch_size, tally, activity).run(
+            progress
+        )
     if not dry_run:
         store.database.checkpoint()
     return SweepReport(
@@ -110,7 +131,38 @@ def sweep(
         by_type={name: dict(counts) for name, counts in tally.by_type.items()},
         review_items=tuple(tally.review_items),
         review_truncated=tally.truncated,
+        decided_by={name: dict(counts) for name, counts in tally.decided_by.items()},
     )
+
+
+def latest_activity(store: Store) -> dict[str, dt.datetime]:
+    """Each learner's latest activity shown by their records (UTC), by learner id.
+
+    A record type shows activity when its class names an ``activity_field`` (progress
+    recorded, a login, a certificate issued). The account's own ``last_activity_at`` may
+    lag behind them (an LMS that updates it on login only): the sweep counts from the
+    latest of the two.
+    """
+    found: dict[str, dt.datetime] = {}
+    with store.reading() as connection:
+        for rt in store.tables():
+            field = getattr(rt.cls, "activity_field", None)
+            if not rt.has_learner or not isinstance(field, str):
+                continue
+            table = rt.table
+            subject = table.c[rt.subject_column]
+            query = (
+                select(subject, func.max(table.c[field]))
+                .where(table.c[ANONYMISED].is_(None))
+                .group_by(subject)
+            )
+            for learner_id, latest in connection.execute(query):
+                if latest is None:
+                    continue
+                instant = latest.replace(tzinfo=dt.UTC) if latest.tzinfo is None else latest
+                if learner_id not in found or instant > found[learner_id]:
+                    found[learner_id] = instant
+    return found
 
 
 class _TypeSweep:
@@ -126,9 +178,14 @@ class _TypeSweep:
         dry_run: bool,
         batch_size: int,
         tally: _Tally,
+        activity: dict[str, dt.datetime],
     ) -> None:
         self.store, self.schedule, self.rt, self.now = store, schedule, rt, now
         self.holds, self.dry_run, self.batch_size, self.tally = holds, dry_run, batch_size, tally
+        self.activity = activity
+        # Learners whose last activity comes from their records, not their account.
+        self.from_records: set[str] = set()
+        self.guarded: list[Any] = []
         self.rules = schedule.rules_for(rt.cls)
         self.selection = Selection(store, rt, self.rules, now)
         self._refs: dict[str, str] = {}
@@ -193,6 +250,12 @@ class _TypeSweep:
                     for row in rows:
                         if row[at_subject_id] is not None and row[at_subject_id] not in subjects:
                             subjects[row[at_subject_id]] = read_subject(row)
+                if self.activity:
+                    for subject in subjects.values():
+                        self._active(subject)
+                    if not self.rt.has_learner:
+                        for record in records:
+                            self._active(record)
                 decided += self._batch(connection, records, restricted, subjects)
             if progress is not None:
                 progress.advance(len(rows))
@@ -206,6 +269,67 @@ class _TypeSweep:
         if progress is not None and total > reported:
             # Rows no rule selected were decided too (kept) without being read.
             progress.advance(total - reported)
+
+    def _active(self, learner: Any) -> None:
+        """Give a learner skeleton the latest activity of their account and records."""
+        shown = self.activity.get(learner.id)
+        if shown is None:
+            return
+        own = getattr(learner, "last_activity_at", None)
+        if own is None or shown > own:
+            # A skeleton is the sweep's own object, built without validation.
+            object.__setattr__(learner, "last_activity_at", shown)
+            self.from_records.add(learner.id)
+
+    def _label(self, record: Any, subjects: dict[str, Any], plan: Any) -> str:
+        """Which trigger or fallback decided for ``record``: what a dry run shows."""
+        decision = plan.decide(record)
+        rule = decision.rule
+        action = decision.action.value
+        if decision.hold is not None:
+            return f"{action}: hold"
+        if rule is None:
+            return f"{action}: no rule"
+        subject = subjects.get(record.learner_id) if self.rt.has_learner else record
+        chosen: Trigger | None = None
+        latest: dt.datetime | None = None
+        for trigger in rule.triggers:
+            raw = rule.read(trigger, record, subject)
+            if raw is not None and (latest is None or raw > latest):
+                chosen, latest = trigger, raw
+        if chosen is None:
+            return f"{action}: no date"
+        label = chosen.value
+        if chosen is rule.fallback:
+            label += " (fallback)"
+        if chosen is Trigger.LAST_ACTIVITY and getattr(subject, "id", None) in self.from_records:
+            label += " (records)"
+        return f"{action}: {label}"
+
+    def _count(self, key: str) -> None:
+        counts = self.tally.decided_by.setdefault(self.rt.name, {})
+        counts[key] = counts.get(key, 0) + 1
+
+    def _dependents(self, connection: Connection, learner_ids: list[str]) -> dict[str, int]:
+        """How many rows of other types each learner still has after this sweep."""
+        counts: dict[str, int] = {}
+        for rt in self.store.tables():
+            if not rt.has_learner or rt.name not in self.tally.populated:
+                continue
+            table = rt.table
+            subject = table.c[rt.subject_column]
+            query = (
+                select(subject, func.count())
+                .where(ids_in(subject, learner_ids, connection.dialect.name))
+                .where(table.c[ANONYMISED].is_(None))
+                .group_by(subject)
+            )
+            for learner_id, count in connection.execute(query):
+                counts[learner_id] = counts.get(learner_id, 0) + int(count)
+        if self.dry_run:
+            for learner_id in list(counts):
+                counts[learner_id] -= self.tally.removed.get(learner_id, 0)
+        return {k: v for k, v in counts.items() if v > 0}
 
     def _batch(
         self,
@@ -227,6 +351,30 @@ class _TypeSweep:
         for batch in plan.batches():
             for action, items in batch.items():
                 groups[action].extend(items)
+        guarded: list[Any] = []
+        if not self.rt.has_learner and (groups[Action.ERASE] or groups[Action.ANONYMISE]):
+            # An account goes only with the last of its records: erasing it first would
+            # leave records with a learner id in clear and no account.
+            doomed = [r.id for r in groups[Action.ERASE] + groups[Action.ANONYMISE]]
+            remaining = self._dependents(connection, doomed)
+            if remaining:
+                for action in (Action.ERASE, Action.ANONYMISE):
+                    guarded += [r for r in groups[action] if r.id in remaining]
+                    groups[action] = [r for r in groups[action] if r.id not in remaining]
+                for _record in guarded:
+                    self._count("restrict: dependent records kept")
+        elif self.rt.has_learner:
+            for action in (Action.ERASE, Action.ANONYMISE):
+                for record in groups[action]:
+                    owner = record.learner_id
+                    self.tally.removed[owner] = self.tally.removed.get(owner, 0) + 1
+        if self.dry_run:
+            # Said by dry runs only: a decision per row is what real runs avoid allocating.
+            for action in (Action.ERASE, Action.ANONYMISE, Action.RESTRICT, Action.REVIEW):
+                for record in groups[action]:
+                    self._count(self._label(record, subjects, plan))
+        guarded = [r for r in guarded if r.id not in restricted]
+        self.guarded = guarded
         to_restrict = [r for r in groups[Action.RESTRICT] if r.id not in restricted]
         work = {
             Action.ERASE: groups[Action.ERASE],
@@ -244,10 +392,11 @@ class _TypeSweep:
         self.tally.add(name, "review", len(review))
         for action, items in work.items():
             self.tally.add(name, _VERB[action], len(items))
-        if not self.dry_run and any(work.values()):
+        self.tally.add(name, "restrict", len(guarded))
+        if not self.dry_run and (any(work.values()) or guarded):
             self._act(connection, plan, work)
             self._refs.clear()
-        return len(review) + sum(len(items) for items in work.values())
+        return len(review) + sum(len(items) for items in work.values()) + len(guarded)
 
     def _act(self, connection: Connection, plan: Any, work: dict[Action, list[Any]]) -> None:
         rt, audit = self.rt, self.store.audit
@@ -273,6 +422,23 @@ class _TypeSweep:
                     },
                 )
             )
+        if self.guarded:
+            owners = [subject_of(r) for r in self.guarded]
+            events.append(
+                AuditEvent(
+                    action="restrict",
+                    outcome="done",
+                    record_type=rt.name,
+                    subject_ref=self._ref(owners[0]) if len(set(owners)) == 1 else None,
+                    details={
+                        **ids_detail(self._ref, rt, [r.id for r in self.guarded], owners),
+                        "count": len(self.guarded),
+                        "rule": None,
+                        "reason": "account kept while dependent records are kept",
+                        "sweep": True,
+                    },
+                )
+            )
         gone = work[Action.ERASE] + work[Action.ANONYMISE]
         keys: list[tuple[str, str]] = []
         if gone and any(f.encrypted for f in rt.fields):
@@ -289,6 +455,14 @@ class _TypeSweep:
             granularity=self.store.anonymise_dates_to,
             persons=self.tally.persons,
         )
+        if self.guarded:
+            restrict_rows(
+                connection,
+                rt,
+                [r.id for r in self.guarded],
+                now=self.now,
+                reason="retention: account kept while dependent records are kept",
+            )
         if work[Action.RESTRICT]:
             label = plan.decide(work[Action.RESTRICT][0]).rule
             reason = "retention" if label is None else f"retention: {label.label}"

@@ -1,0 +1,227 @@
+"""Django models with four personal fields: save and load against plain fields.
+
+Run ``python benchmarks/bench_django.py`` (``--quick`` for a short run). The same
+profile model (a learner id and four text fields) is saved one instance at a time
+(``Model.save()`` in one transaction per round) and loaded back with every field read,
+four ways, on SQLite files:
+
+* plain Django ``CharField`` (the floor);
+* ``learnprivacy.django`` ``personal()`` fields: per-learner keys in a key store of its
+  own database, each value bound to (table, primary key, field); the learners are new,
+  so each needs a key: ``prepare_keys`` creates them in one batch and is timed with the
+  saves (``lp (first write inline)`` also shows the cost when each key is made on the
+  learner's first save instead);
+* django-cryptography ``encrypt()`` fields (its last release imports
+  ``django.utils.baseconv``, removed in Django 5: a stand-in module is installed here,
+  in the benchmark only);
+* django-fernet-encrypted-fields ``EncryptedCharField``.
+
+Targets: learnprivacy save+load within 1.5x of plain fields, and no slower than either
+package. Times are CPU seconds (process time), medians of interleaved rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import statistics
+import sys
+import tempfile
+import time
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROWS = 20_000
+QUICK_ROWS = 2_000
+
+
+def _install_baseconv() -> None:
+    """A stand-in for ``django.utils.baseconv`` (removed in Django 5.0), for the
+    benchmark's django-cryptography only: base-62 integers, as its signer uses them."""
+    if "django.utils.baseconv" in sys.modules:
+        return
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+    class Base62:
+        def encode(self, number: int) -> str:
+            sign, number = ("-", -number) if number < 0 else ("", number)
+            out = ""
+            while True:
+                number, remainder = divmod(number, 62)
+                out = digits[remainder] + out
+                if number == 0:
+                    return sign + out
+
+        def decode(self, text: str) -> int:
+            sign = -1 if text.startswith("-") else 1
+            value = 0
+            for char in text.lstrip("-"):
+                value = value * 62 + digits.index(char)
+            return sign * value
+
+    module = types.ModuleType("django.utils.baseconv")
+    module.base62 = Base62()  # type: ignore[attr-defined]
+    sys.modules["django.utils.baseconv"] = module
+    import django.utils
+
+    django.utils.baseconv = module  # type: ignore[attr-defined]
+
+
+def _setup(folder: Path) -> None:
+    import django
+    from django.conf import settings
+
+    os.environ.setdefault("LEARNPRIVACY_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
+    sqlite = {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"}
+    settings.configure(
+        SECRET_KEY="benchmark-only",  # noqa: S106 (a throwaway benchmark project)
+        SALT_KEY="benchmark-salt",
+        USE_TZ=True,
+        INSTALLED_APPS=[
+            "django.contrib.contenttypes",
+            "learnprivacy.django",
+            "benchmarks.django_bench",
+        ],
+        DATABASES={
+            "default": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": folder / "data.sqlite3",
+                "OPTIONS": sqlite,
+            },
+            "learnprivacy_keys": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": folder / "keys.sqlite3",
+                "OPTIONS": {"init_command": sqlite["init_command"] + "; PRAGMA secure_delete=ON"},
+            },
+        },
+        DATABASE_ROUTERS=["learnprivacy.django.KeysRouter"],
+        LEARNPRIVACY={"KEYS": "learnprivacy_keys"},
+        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+    )
+    _install_baseconv()
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", run_syncdb=True, verbosity=0)
+    call_command("migrate", database="learnprivacy_keys", verbosity=0)
+
+
+def _runs(count: int) -> dict[str, Callable[[int], tuple[float, float]]]:
+    from django.db import transaction
+
+    from benchmarks.django_bench.models import (
+        CryptographyProfile,
+        FernetProfile,
+        LpProfile,
+        PlainProfile,
+    )
+    from learnprivacy.django._privacy import prepare_keys
+
+    def values(i: int) -> dict[str, Any]:
+        return {
+            "email": f"learner{i}@example.org",
+            "name": f"Learner Number {i}",
+            "phone": f"+33 6 {i:08d}",
+            "city": "Clermont-Ferrand",
+        }
+
+    def make(model: Any, prepare: bool) -> Callable[[int], tuple[float, float]]:
+        def run(offset: int) -> tuple[float, float]:
+            learners = range(offset, offset + count)
+            started = time.process_time()
+            if prepare:
+                prepare_keys(learners)
+            with transaction.atomic():
+                for i in learners:
+                    model(learner=i, **values(i)).save()
+            saved = time.process_time()
+            total = 0
+            for row in model.objects.filter(learner__gte=offset, learner__lt=offset + count):
+                total += len(row.email) + len(row.name) + len(row.phone) + len(row.city)
+            loaded = time.process_time()
+            if total == 0:
+                raise RuntimeError("nothing was loaded")
+            return saved - started, loaded - saved
+
+        return run
+
+    return {
+        "plain": make(PlainProfile, False),
+        "lp": make(LpProfile, True),
+        "lp (first write inline)": make(LpProfile, False),
+        "django-cryptography": make(CryptographyProfile, False),
+        "fernet-fields": make(FernetProfile, False),
+    }
+
+
+def run(quick: bool = False) -> list[dict[str, object]]:
+    """Rows for ``python -m benchmarks``."""
+    count = QUICK_ROWS if quick else ROWS
+    rounds = 3 if quick else 5
+    with tempfile.TemporaryDirectory() as folder:
+        _setup(Path(folder))
+        runs = _runs(count)
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        parts: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+        for round_ in range(rounds):
+            for position, (name, body) in enumerate(runs.items()):
+                # Fresh learners every round and run: every learnprivacy run makes keys.
+                offset = (round_ * len(runs) + position + 1) * 1_000_000
+                save, load = body(offset)
+                times[name].append(save + load)
+                parts[name].append((save, load))
+        median = {name: statistics.median(values) for name, values in times.items()}
+    floor = median["plain"]
+    rows: list[dict[str, object]] = []
+    label = f"{count:,} profiles x 4 personal fields, save+load (SQLite)"
+    for name, target, limit in (
+        ("lp", "<= 1.5x", 1.5),
+        ("lp (first write inline)", "none (first save makes the key)", None),
+        ("django-cryptography", "learnprivacy no slower", None),
+        ("fernet-fields", "learnprivacy no slower", None),
+    ):
+        ratio = median[name] / floor
+        if limit is not None:
+            ok = ratio <= limit
+        elif name in ("django-cryptography", "fernet-fields"):
+            ok = median["lp"] <= median[name]
+        else:
+            ok = True
+        rows.append(
+            {
+                "name": f"django {name}: {label}",
+                "value": round(median[name], 3),
+                "floor": round(floor, 3),
+                "ratio": round(ratio, 3),
+                "target": target,
+                "ok": ok,
+                "unit": "s",
+            }
+        )
+    for name, values in parts.items():
+        save = statistics.median(v[0] for v in values)
+        load = statistics.median(v[1] for v in values)
+        print(f"  {name}: save {save:.3f} s, load {load:.3f} s", file=sys.stderr)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the rows; exit 1 when a target is missed."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    rows = run(quick=args.quick)
+    for row in rows:
+        print(
+            f"{row['name']}: {row['value']} s vs plain {row['floor']} s "
+            f"= {row['ratio']}x (target {row['target']}) {'ok' if row['ok'] else 'MISSED'}"
+        )
+    return 0 if all(row["ok"] for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.exit(main())

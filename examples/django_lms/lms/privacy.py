@@ -1,0 +1,23 @@
+"""The example LMS's retention schedule and controller (named in settings.LEARNPRIVACY)."""
+
+from django.contrib.auth.models import User
+
+from learnprivacy import Controller
+from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
+from lms.models import Enrolment, ForumPost, Invoice, Profile
+
+SCHEDULE = Schedule(
+    {
+        User: RetentionRule(Period.parse("P5Y"), Trigger.LAST_ACTIVITY),
+        Profile: RetentionRule(Period.parse("P5Y"), Trigger.LAST_ACTIVITY),
+        Enrolment: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+        ForumPost: RetentionRule(Period.parse("P2Y"), Trigger.CREATED),
+        Invoice: RetentionRule(Period.parse("P10Y"), Trigger.CREATED, minimum=True),
+    }
+)
+
+CONTROLLER = Controller(
+    name="Example Learning SAS",
+    address="1 rue de l'Exemple, 75001 Paris",
+    contact="privacy@example.org",
+)

@@ -1,0 +1,474 @@
+"""The example LMS under Django's test runner, on SQLite or PostgreSQL (see settings).
+
+Each promise of ``learnprivacy.django`` is checked here against the real database, and
+attacked: tokens moved between rows and columns, plaintext written behind the ORM,
+restricted rows written to, transactions rolled back, a crash between a commit and the
+shredding of keys, a copy of the data taken before an erasure, a tampered audit log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import tempfile
+import zipfile
+from decimal import Decimal
+from pathlib import Path
+from unittest import mock
+
+from django.contrib.auth.models import User
+from django.core import serializers
+from django.core.management import call_command
+from django.db import connections, transaction
+from django.forms import modelform_factory
+from django.test import TestCase, TransactionTestCase
+
+from learnprivacy.django import lp_lookup
+from learnprivacy.django._bind import spec_of
+from learnprivacy.django._encrypt import encrypt_existing
+from learnprivacy.django._privacy import DjangoPrivacy, get_privacy, prepare_keys
+from learnprivacy.django._settings import runtime
+from learnprivacy.django.models import AuditEntry, KeyEntry, PendingShred, Restriction
+from learnprivacy.errors import (
+    AuditTampered,
+    DecryptionError,
+    KeyShreddedError,
+    PlaintextError,
+    RestrictedRecordError,
+    ValidationError,
+)
+from lms.models import Course, Enrolment, ForumPost, Invoice, Profile
+
+NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
+LONG_AGO = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+
+
+def raw(sql: str, params: list[object] | None = None, using: str = "default") -> list[tuple]:
+    """Rows read behind the ORM, as an attacker with the database would."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params or [])
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def write_raw(sql: str, params: list[object]) -> None:
+    with connections["default"].cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def learner(name: str, *, last_login: dt.datetime = LONG_AGO) -> User:
+    return User.objects.create(
+        username=name, email=f"{name}@example.org", first_name=name.title(), last_login=last_login
+    )
+
+
+def profile(user: User, phone: str = "+33 6 12 34 56 78", city: str = "Paris") -> Profile:
+    return Profile.objects.create(
+        user=user, phone=phone, city=city, birth_date=dt.date(1990, 5, 17), joined=LONG_AGO
+    )
+
+
+class FieldTests(TestCase):
+    """Personal fields: tokens at rest, plaintext on instances, bound to their row."""
+
+    databases = {"default", "learnprivacy_keys"}
+
+    def setUp(self) -> None:
+        # Each test's keys are rolled back with its transaction: forget cached ones.
+        runtime().keyring.clear_cache()
+
+    def test_values_are_tokens_at_rest_and_plaintext_on_load(self) -> None:
+        """The table holds tokens only; a loaded instance reads the values back."""
+        ana = profile(learner("ana"))
+        row = raw("SELECT phone, city, birth_date FROM lms_profile WHERE id = %s", [ana.pk])[0]
+        assert all(str(value).startswith("lp1.") for value in row)
+        assert "Paris" not in repr(row)
+        assert "1990" not in repr(row)
+        loaded = Profile.objects.get(pk=ana.pk)
+        assert (loaded.phone, loaded.city, loaded.birth_date) == (
+            "+33 6 12 34 56 78",
+            "Paris",
+            dt.date(1990, 5, 17),
+        )
+
+    def test_non_text_fields_round_trip(self) -> None:
+        """Decimal and date personal fields come back with their Python types."""
+        user = learner("ana")
+        course = Course.objects.create(code="C1", title="Privacy")
+        enrolment = Enrolment.objects.create(
+            user=user, course=course, enrolled_at=NOW, grade=Decimal("15.50")
+        )
+        assert Enrolment.objects.get(pk=enrolment.pk).grade == Decimal("15.50")
+
+    def test_forms_and_serializers_see_plaintext(self) -> None:
+        """Admin forms and serializers read decrypted values; values() never plaintext."""
+        ana = Profile.objects.get(pk=profile(learner("ana")).pk)
+        form = modelform_factory(Profile, fields=["phone", "city"])(instance=ana)
+        assert form.initial["phone"] == "+33 6 12 34 56 78"
+        dumped = json.loads(serializers.serialize("json", [ana]))[0]["fields"]
+        assert dumped["city"] == "Paris"
+        values = Profile.objects.filter(pk=ana.pk).values("phone")[0]["phone"]
+        assert "+33" not in repr(values)
+
+    def test_blind_index_lookup(self) -> None:
+        """lp_lookup finds rows by normalised value; plain lookups are refused."""
+        ana = profile(learner("ana"), phone="+33 6 00 00 00 01")
+        profile(learner("bob"), phone="+33 6 00 00 00 02")
+        found = Profile.objects.filter(phone=lp_lookup(" +33 6 00 00 00 01 "))
+        assert [p.pk for p in found] == [ana.pk]
+        with self.assertRaises(ValidationError):
+            list(Profile.objects.filter(phone="+33 6 00 00 00 01"))
+        with self.assertRaises(ValidationError):
+            list(Profile.objects.filter(city__icontains="par"))
+
+    def test_token_moved_to_another_row_fails(self) -> None:
+        """A token copied into another learner's row does not decrypt there."""
+        ana = profile(learner("ana"))
+        bob = profile(learner("bob"), phone="+44 7700 900000")
+        token = raw("SELECT phone FROM lms_profile WHERE id = %s", [ana.pk])[0][0]
+        write_raw("UPDATE lms_profile SET phone = %s WHERE id = %s", [token, bob.pk])
+        with self.assertRaises(DecryptionError) as caught:
+            _ = Profile.objects.get(pk=bob.pk).phone
+        assert "+33" not in str(caught.exception)
+        assert "lms_profile.phone" in str(caught.exception)
+
+    def test_token_moved_to_another_column_fails(self) -> None:
+        """A token copied into another column of its own row does not decrypt."""
+        ana = profile(learner("ana"))
+        write_raw("UPDATE lms_profile SET city = phone WHERE id = %s", [ana.pk])
+        with self.assertRaises(DecryptionError):
+            _ = Profile.objects.get(pk=ana.pk).city
+
+    def test_plaintext_at_rest_is_refused(self) -> None:
+        """A value written in clear behind the ORM raises PlaintextError on read."""
+        ana = profile(learner("ana"))
+        write_raw("UPDATE lms_profile SET city = %s WHERE id = %s", ["Lyon", ana.pk])
+        with self.assertRaises(PlaintextError) as caught:
+            _ = Profile.objects.get(pk=ana.pk).city
+        assert "Lyon" not in str(caught.exception)
+
+    def test_queryset_update_cannot_write_personal_values(self) -> None:
+        """QuerySet.update() cannot bind a value to rows: refused, nothing written."""
+        ana = profile(learner("ana"))
+        before = raw("SELECT phone FROM lms_profile WHERE id = %s", [ana.pk])
+        with self.assertRaises(PlaintextError), transaction.atomic():
+            Profile.objects.filter(pk=ana.pk).update(phone="+33 1 00 00 00 00")
+        assert raw("SELECT phone FROM lms_profile WHERE id = %s", [ana.pk]) == before
+
+    def test_token_assigned_as_value_is_refused(self) -> None:
+        """Assigning a token read elsewhere would store it bound to its old place."""
+        ana = profile(learner("ana"))
+        token = raw("SELECT phone FROM lms_profile WHERE id = %s", [ana.pk])[0][0]
+        bob = Profile(user=learner("bob"), phone=token, city="x", joined=NOW)
+        with self.assertRaises(PlaintextError), transaction.atomic():
+            bob.save()
+        assert not Profile.objects.filter(user__username="bob").exists()
+
+    def test_clone_rebinds_values_to_the_new_row(self) -> None:
+        """Django's clone idiom (pk=None, save) re-encrypts under the new row's key."""
+        original = Profile.objects.get(pk=profile(learner("ana")).pk)
+        original.pk = None
+        original.id = None
+        original.user = learner("bob")
+        original.save()
+        assert Profile.objects.get(pk=original.pk).phone == "+33 6 12 34 56 78"
+
+    def test_bulk_create_binds_each_row(self) -> None:
+        """bulk_create reserves keys first, so every row's tokens open in that row."""
+        users = [learner(f"u{i}") for i in range(5)]
+        made = Profile.objects.bulk_create(
+            [
+                Profile(user=u, phone=f"+33 6 {i}", city="Nice", joined=NOW)
+                for i, u in enumerate(users)
+            ]
+        )
+        for i, item in enumerate(made):
+            assert Profile.objects.get(pk=item.pk).phone == f"+33 6 {i}"
+
+    def test_keys_live_in_the_keys_database_only(self) -> None:
+        """Wrapped keys are in the key store's database; the data's database has none."""
+        profile(learner("ana"))
+        assert KeyEntry.objects.using("learnprivacy_keys").filter(state="active").exists()
+        tables = connections["default"].introspection.table_names()
+        assert "lpdj_keys" not in tables
+        assert "lms_profile" not in connections["learnprivacy_keys"].introspection.table_names()
+
+    def test_prepare_keys_then_save(self) -> None:
+        """prepare_keys creates many learners' keys at once; saves then find them."""
+        users = [learner(f"p{i}") for i in range(20)]
+        assert prepare_keys([u.pk for u in users]) == 20
+        keys = KeyEntry.objects.using("learnprivacy_keys").filter(state="active")
+        assert keys.filter(subject__in=[str(u.pk) for u in users]).count() >= 20
+        for u in users:
+            profile(u)
+        assert Profile.objects.filter(user__in=users).count() == 20
+
+
+class ErasureTests(TransactionTestCase):
+    """Erasure requests: rows, restrictions, audit, and keys shredded after commit."""
+
+    databases = {"default", "learnprivacy_keys"}
+
+    def setUp(self) -> None:
+        runtime().keyring.clear_cache()
+        self.ana = learner("ana")
+        profile(self.ana)
+        course = Course.objects.create(code="RGPD", title="GDPR 101")
+        Enrolment.objects.create(user=self.ana, course=course, enrolled_at=LONG_AGO, grade=12)
+        ForumPost.objects.create(author=self.ana, course=course, body="Hello", posted_at=LONG_AGO)
+        self.invoice = Invoice.objects.create(
+            user=self.ana, billing_name="Ana Silva", amount=Decimal("120"), issued_at=NOW
+        )
+        self.bob = learner("bob")
+        profile(self.bob, phone="+44 7700 900001")
+
+    def test_erasure_erases_restricts_and_shreds(self) -> None:
+        """Contract rows go, the invoice stays restricted, the contract key is shredded."""
+        before = raw("SELECT phone FROM lms_profile WHERE user_id = %s", [self.ana.pk])[0][0]
+        result = get_privacy().erase_subject(self.ana.pk, now=NOW)
+        assert (result.erased, result.restricted) == (3, 2)
+        assert "contract" in result.shredded
+        assert not result.pending
+        assert not Profile.objects.filter(user=self.ana).exists()
+        assert Invoice.objects.get(pk=self.invoice.pk).billing_name == "Ana Silva"
+        assert Restriction.objects.filter(table="lms_invoice").count() == 1
+        assert runtime().keyring.is_shredded(str(self.ana.pk), "contract")
+        assert not runtime().keyring.is_shredded(str(self.ana.pk), "legal")
+        # A copy of the data taken before the erasure reads nothing of it any more.
+        field = Profile._meta.get_field("phone")
+        with self.assertRaises(KeyShreddedError):
+            runtime().cipher.decrypt(
+                before, subject=str(self.ana.pk), context=f"lms_profile/1/{field.column}"
+            )
+        # Bob is untouched.
+        assert Profile.objects.get(user=self.bob).phone == "+44 7700 900001"
+        assert get_privacy().audit.verify()
+        actions = list(AuditEntry.objects.values_list("action", flat=True))
+        assert actions[0] == "erasure_request"
+        assert "shred" in actions
+        details = " ".join(AuditEntry.objects.values_list("details", flat=True))
+        assert "Ana" not in details
+        assert "ana@" not in details
+
+    def test_restricted_row_cannot_be_written(self) -> None:
+        """After erasure, writing the restricted invoice raises and changes nothing."""
+        get_privacy().erase_subject(self.ana.pk, now=NOW)
+        invoice = Invoice.objects.get(pk=self.invoice.pk)
+        invoice.amount = Decimal("1")
+        with self.assertRaises(RestrictedRecordError):
+            invoice.save()
+        assert Invoice.objects.get(pk=self.invoice.pk).amount == Decimal("120")
+
+    def test_dry_run_changes_nothing(self) -> None:
+        """A dry run reports and leaves rows, keys and the audit log alone."""
+        result = get_privacy().erase_subject(self.ana.pk, now=NOW, dry_run=True)
+        assert result.dry_run
+        assert result.erased == 3
+        assert Profile.objects.filter(user=self.ana).exists()
+        assert not AuditEntry.objects.exists()
+        assert not runtime().keyring.is_shredded(str(self.ana.pk), "contract")
+
+    def test_rollback_loses_nothing(self) -> None:
+        """Erasure inside the caller's transaction: a rollback keeps rows and keys."""
+        with self.assertRaises(RuntimeError), transaction.atomic():
+            result = get_privacy().erase_subject(self.ana.pk, now=NOW)
+            assert result.pending
+            raise RuntimeError("the caller's transaction fails")
+        assert Profile.objects.get(user=self.ana).phone == "+33 6 12 34 56 78"
+        assert not PendingShred.objects.exists()
+        assert not runtime().keyring.is_shredded(str(self.ana.pk), "contract")
+        assert not AuditEntry.objects.exists()
+
+    def test_crash_between_commit_and_shred_is_reconciled(self) -> None:
+        """Keys listed by a committed erasure are shredded by the next call."""
+        with mock.patch.object(DjangoPrivacy, "reconcile", return_value=0):
+            result = get_privacy().erase_subject(self.ana.pk, now=NOW)
+        assert result.pending
+        assert PendingShred.objects.count() == 1
+        assert not runtime().keyring.is_shredded(str(self.ana.pk), "contract")
+        out = io.StringIO()
+        call_command("learnprivacy_keys", "reconcile", "--json", stdout=out)
+        assert json.loads(out.getvalue())["shredded"] == 1
+        assert runtime().keyring.is_shredded(str(self.ana.pk), "contract")
+        assert not PendingShred.objects.exists()
+
+    def test_audit_tampering_is_detected(self) -> None:
+        """Editing an audit entry behind the ORM breaks the chain."""
+        get_privacy().erase_subject(self.ana.pk, now=NOW)
+        write_raw("UPDATE lpdj_audit SET outcome = %s WHERE sequence = %s", ["failed", 2])
+        with self.assertRaises(AuditTampered):
+            get_privacy().audit.verify()
+
+    def test_erase_command_json(self) -> None:
+        """learnprivacy_erase --json reports by reference, never the learner id."""
+        out = io.StringIO()
+        call_command(
+            "learnprivacy_erase",
+            str(self.ana.pk),
+            "--json",
+            f"--now={NOW.isoformat()}",
+            stdout=out,
+            stderr=io.StringIO(),
+        )
+        data = json.loads(out.getvalue())
+        assert data["erased"] == 3
+        assert data["subject_ref"].startswith("p1_")
+
+    def test_export_package_holds_decrypted_rows(self) -> None:
+        """The export zip has every declared table's rows in clear, for this learner only."""
+        with tempfile.TemporaryDirectory() as folder:
+            target = Path(folder) / "ana.zip"
+            out = io.StringIO()
+            call_command(
+                "learnprivacy_export",
+                str(self.ana.pk),
+                str(target),
+                "--json",
+                f"--now={NOW.isoformat()}",
+                stdout=out,
+                stderr=io.StringIO(),
+            )
+            assert json.loads(out.getvalue())["records"] == 5
+            with zipfile.ZipFile(target) as archive:
+                names = archive.namelist()
+                profile_file = next(n for n in names if n.endswith("lms_profile.json"))
+                body = archive.read(profile_file).decode()
+        assert "+33 6 12 34 56 78" in body
+        assert "+44" not in body
+        assert "manifest.json" in names
+
+    def test_register_lists_declared_tables(self) -> None:
+        """The register names each declared table with its purpose and retention."""
+        out = io.StringIO()
+        call_command("learnprivacy_register", "--json", stdout=out)
+        text = out.getvalue()
+        for table in ("lms_profile", "lms_forumpost", "lms_invoice", "auth_user"):
+            assert table in text
+
+
+class RequestWorkflowTests(TransactionTestCase):
+    """Data-subject requests recorded in the app's database, run on the declared models."""
+
+    databases = {"default", "learnprivacy_keys"}
+
+    def test_erasure_request_runs_through_the_provider(self) -> None:
+        """An erasure request received, verified and executed: rows gone, the invoice
+        restricted, the request completed, its requester's identity encrypted at rest."""
+        from learnprivacy.requests import (
+            Channel,
+            ProofMethod,
+            Requester,
+            RequestState,
+            RequestType,
+        )
+
+        runtime().keyring.clear_cache()
+        ana = learner("ana")
+        profile(ana)
+        Invoice.objects.create(user=ana, billing_name="Ana Silva", amount=1, issued_at=NOW)
+        privacy = get_privacy()
+        executor = privacy.request_executor()
+        book = executor.book
+        request = book.receive(
+            RequestType.ERASURE,
+            learner_id=str(ana.pk),
+            received_at=NOW,
+            channel=Channel.WEB_FORM,
+            requester=Requester.subject("Ana Silva", "ana@example.org"),
+        )
+        book.verify_identity(request, method=ProofMethod.AUTHENTICATED_SESSION, now=NOW)
+        done = executor.execute(request.id, now=NOW)
+        assert done.state is RequestState.COMPLETED, [e.to_dict() for e in book.history(request.id)]
+        assert not Profile.objects.filter(user=ana).exists()
+        assert Restriction.objects.filter(table="lms_invoice").count() == 1
+        bodies = " ".join(b for (b,) in raw("SELECT body FROM lpdj_dsr_requests"))
+        assert "Ana Silva" not in bodies
+        assert "ana@example.org" not in bodies
+        assert book.verify(request.id)
+        assert privacy.audit.verify()
+
+
+class SweepTests(TransactionTestCase):
+    """Retention sweeps on the declared models."""
+
+    databases = {"default", "learnprivacy_keys"}
+
+    def test_sweep_erases_expired_posts_only_and_is_idempotent(self) -> None:
+        """Posts older than two years go; recent ones stay; a second sweep does nothing."""
+        ana = learner("ana", last_login=NOW)
+        course = Course.objects.create(code="C", title="T")
+        old = ForumPost.objects.create(author=ana, course=course, body="old", posted_at=LONG_AGO)
+        new = ForumPost.objects.create(author=ana, course=course, body="new", posted_at=NOW)
+        profile(ana)
+        out = io.StringIO()
+        call_command(
+            "learnprivacy_sweep",
+            "--dry-run",
+            "--json",
+            f"--now={NOW.isoformat()}",
+            stdout=out,
+            stderr=io.StringIO(),
+        )
+        assert json.loads(out.getvalue())["erased"] == 1
+        assert ForumPost.objects.filter(pk=old.pk).exists()
+        first = get_privacy().sweep(now=NOW)
+        assert first.erased == 1
+        assert list(ForumPost.objects.values_list("pk", flat=True)) == [new.pk]
+        assert ForumPost.objects.get(pk=new.pk).body == "new"
+        # The learner still has rows under the contract key: it is not shredded.
+        assert not runtime().keyring.is_shredded(str(ana.pk), "contract")
+        second = get_privacy().sweep(now=NOW)
+        assert (second.erased, second.anonymised, second.restricted) == (0, 0, 0)
+        assert get_privacy().audit.verify()
+
+    def test_inactive_learner_is_swept_and_shredded(self) -> None:
+        """A learner inactive for five years: rows erased, account anonymised, keys gone."""
+        gone = learner("gone", last_login=LONG_AGO)
+        profile(gone)
+        later = NOW + dt.timedelta(days=3650)
+        result = get_privacy().sweep(now=later)
+        assert result.erased >= 1
+        assert result.anonymised == 1
+        assert not Profile.objects.filter(user=gone).exists()
+        account = User.objects.get(pk=gone.pk)
+        assert account.email == ""
+        assert "gone" not in account.username
+        assert not account.is_active
+        assert runtime().keyring.is_shredded(str(gone.pk), "contract")
+
+
+class EncryptExistingTests(TransactionTestCase):
+    """Plaintext left in columns newly declared personal, encrypted resumably."""
+
+    databases = {"default", "learnprivacy_keys"}
+
+    def test_interrupted_run_resumes_and_verifies(self) -> None:
+        """Killed after one batch, a second run finishes; every value opens as it was."""
+        users = [learner(f"e{i}") for i in range(7)]
+        for i, user in enumerate(users):
+            write_raw(
+                "INSERT INTO lms_profile (user_id, phone, city, joined) VALUES (%s, %s, %s, %s)",
+                [user.pk, f"+33 6 0{i}", f"City {i}", NOW],
+            )
+        bound = spec_of(Profile)
+        first = encrypt_existing(bound, batch_size=3, stop_after=1)
+        assert first.encrypted == 6
+        with self.assertRaises(PlaintextError):
+            _ = Profile.objects.order_by("pk").last().phone
+        out = io.StringIO()
+        call_command(
+            "learnprivacy_encrypt_existing",
+            "--json",
+            "--batch-size=3",
+            stdout=out,
+            stderr=io.StringIO(),
+        )
+        report = json.loads(out.getvalue())["tables"][0]
+        assert report["encrypted"] == 8
+        assert report["verified"] == 14
+        for i, user in enumerate(users):
+            loaded = Profile.objects.get(user=user)
+            assert (loaded.phone, loaded.city) == (f"+33 6 0{i}", f"City {i}")
+        assert Profile.objects.filter(phone=lp_lookup("+33 6 03")).count() == 1
+        again = encrypt_existing(bound, batch_size=3)
+        assert again.encrypted == 0

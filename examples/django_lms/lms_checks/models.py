@@ -1,0 +1,28 @@
+"""Models that break the rules on purpose: the system checks must flag them.
+
+Only installed when ``LMS_CHECKS_APP=1`` (by the test of ``manage.py check``).
+"""
+
+from django.conf import settings
+from django.db import models
+
+from learnprivacy import DataCategory, LawfulBasis
+from learnprivacy.django import Privacy, personal
+
+
+class Contact(models.Model):
+    """Personal data by name, declared nowhere."""
+
+    email = models.EmailField()
+    ip_address = models.GenericIPAddressField()
+    created = models.DateTimeField()
+
+
+class Note(models.Model):
+    """Declared, but one field is left undeclared."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    text = personal(models.TextField(), category=DataCategory.COMMUNICATION, description="Note")
+    mood = models.CharField(max_length=20)
+
+    privacy = Privacy(subject="user", purpose="notes", basis=LawfulBasis.CONTRACT)

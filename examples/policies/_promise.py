@@ -1,0 +1,82 @@
+"""What every seed module declares besides its schedule: the promises it keeps, with their
+source, who receives what, and the Art. 30 register generated from the module.
+
+A :class:`Promise` ties one sentence of a published policy (seed file, line, and a quote
+that must appear on that line) to the code that keeps it and the test that fails when it
+is broken. ``tests/test_policy_conformance.py`` checks every quote against the seed text
+and that every named test exists; ``docs/policies.md`` is generated from the promises
+(``python -m examples.policies``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+
+import attrs
+
+from learnprivacy import Controller, DataCategory, LawfulBasis
+from learnprivacy.export.reports import ReportProfile
+from learnprivacy.providers import MetadataCollection, Register
+from learnprivacy.providers._store import store_metadata
+from learnprivacy.retention import Schedule
+
+__all__ = ["Disclosure", "Promise", "build_register"]
+
+
+@attrs.frozen(kw_only=True)
+class Promise:
+    """One promise of a policy: where it is written, how it is kept, which test checks it.
+
+    ``quote`` is a fragment of the seed's line ``line``, copied exactly (French), so a
+    wrong citation fails the conformance test. ``test`` is ``file::function``.
+    """
+
+    promise: str
+    seed: str
+    line: int
+    quote: str
+    enforced_by: str
+    test: str
+
+
+@attrs.frozen(kw_only=True)
+class Disclosure:
+    """A recipient the policy names, the widest report it may receive, and why."""
+
+    profile: ReportProfile
+    purpose: str
+    basis: LawfulBasis
+    categories: tuple[DataCategory, ...]
+
+
+def build_register(
+    controller: Controller,
+    schedule: Schedule,
+    *,
+    disclosures: Mapping[str, Disclosure] | None = None,
+    extra: Iterable[MetadataCollection] = (),
+    as_of: dt.date | None = None,
+) -> Register:
+    """The Art. 30 register of a seed module: the store's records under its schedule
+    (purposes, bases, retention, every exported field), each recipient with the fields
+    the policy lets it receive, and any extra collections (cookies, newsletter)."""
+    store = store_metadata(MetadataCollection("learnprivacy_store"), schedule)
+    shared = MetadataCollection("policy_recipients")
+    for name, disclosure in (disclosures or {}).items():
+        profile = disclosure.profile
+        fields = {
+            f"{type_name}.{field}": f"{type_name} {field}"
+            for type_name, names in profile.fields.items()
+            for field in names
+        }
+        shared.add_external_location_link(
+            name,
+            fields,
+            profile.description or f"Reports sent to {name}",
+            purpose=disclosure.purpose,
+            basis=disclosure.basis,
+            categories=disclosure.categories,
+            recipient=name,
+        )
+    return Register.build(controller, [store, shared, *extra], as_of=as_of)

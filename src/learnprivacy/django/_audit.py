@@ -1,0 +1,185 @@
+"""The audit log in the application's database, in the application's transaction.
+
+The same entries and hash chain as the store's audit log (``learnprivacy.store``): each
+entry's hash covers the previous hash and its canonical JSON, and a one-row head holds
+the last sequence and hash sealed with an HMAC under a key derived from the key store.
+Entries are written with the change they record, in the caller's transaction on the
+default database, so both commit or neither does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import attrs
+
+from learnprivacy._chain import GENESIS, canonical_json
+from learnprivacy.crypto import Keyring, Pseudonymiser
+from learnprivacy.errors import AuditTampered, ValidationError
+from learnprivacy.store._audit import AuditEntry, AuditEvent
+
+__all__ = ["AuditEntry", "AuditEvent", "DjangoAuditLog"]
+
+#: The id the audit keys are derived for (one audit log per key store).
+_LOG_ID = "learnprivacy.django"
+
+
+def _keys(keyring: Keyring) -> tuple[bytes, bytes]:
+    from learnprivacy.store._open import audit_keys
+
+    return audit_keys(keyring, _LOG_ID)
+
+
+class DjangoAuditLog:
+    """Append-only, hash-chained, pseudonymous audit entries in ``lpdj_audit``."""
+
+    __slots__ = ("_pseudonymiser", "_seal_key", "_using", "actor")
+
+    def __init__(self, keyring: Keyring, *, using: str = "default", actor: str = "django") -> None:
+        pseudonym_key, self._seal_key = _keys(keyring)
+        self._pseudonymiser = Pseudonymiser(pseudonym_key, domain="learnprivacy-audit")
+        self._using = using
+        #: Who entries are written as (a role or service name, never a person).
+        self.actor = actor
+
+    def __repr__(self) -> str:
+        return f"DjangoAuditLog(using={self._using!r})"
+
+    def subject_ref(self, learner_id: str) -> str:
+        """The pseudonymous reference entries use for ``learner_id``."""
+        return self._pseudonymiser.pseudonym(str(learner_id))
+
+    def _seal(self, sequence: int, head_hash: str) -> str:
+        message = f"{sequence}:{head_hash}".encode("ascii")
+        return hmac.new(self._seal_key, message, hashlib.sha256).hexdigest()
+
+    def append(self, events: Sequence[AuditEvent], *, now: dt.datetime) -> list[AuditEntry]:
+        """Write ``events`` in the current transaction, after locking the head row."""
+        from django.db import transaction
+
+        from learnprivacy.django.models import AuditEntry as Row
+        from learnprivacy.django.models import AuditHead
+
+        if now.utcoffset() is None:
+            raise ValidationError("now must be timezone-aware", field="now")
+        if not events:
+            return []
+        with transaction.atomic(using=self._using):
+            heads = AuditHead.objects.using(self._using).select_for_update()
+            head = heads.filter(id=1).first()
+            if head is None:
+                head = AuditHead(id=1, sequence=0, hash=GENESIS, seal=self._seal(0, GENESIS))
+                head.save(using=self._using, force_insert=True)
+            sequence, prev = int(head.sequence), str(head.hash)
+            at = now.astimezone(dt.UTC)
+            entries: list[AuditEntry] = []
+            for event in events:
+                sequence += 1
+                details = json.loads(canonical_json(dict(event.details)))
+                draft = AuditEntry(
+                    sequence=sequence,
+                    at=at,
+                    action=event.action,
+                    record_type=event.record_type,
+                    subject_ref=event.subject_ref,
+                    actor=self.actor,
+                    outcome=event.outcome,
+                    details=details,
+                    prev_hash=prev,
+                    hash="",
+                )
+                prev = draft.expected_hash()
+                entries.append(attrs.evolve(draft, hash=prev))
+            Row.objects.using(self._using).bulk_create(
+                [
+                    Row(
+                        sequence=e.sequence,
+                        at=e.at,
+                        action=e.action,
+                        record_type=e.record_type,
+                        subject_ref=e.subject_ref,
+                        actor=e.actor,
+                        outcome=e.outcome,
+                        details=canonical_json(e.details).decode(),
+                        prev_hash=e.prev_hash,
+                        hash=e.hash,
+                    )
+                    for e in entries
+                ]
+            )
+            AuditHead.objects.using(self._using).filter(id=1).update(
+                sequence=sequence, hash=prev, seal=self._seal(sequence, prev)
+            )
+        return entries
+
+    def entries(self, *, after: int = 0) -> Iterator[AuditEntry]:
+        """Entries in sequence order, streamed."""
+        from learnprivacy.django.models import AuditEntry as Row
+
+        rows = Row.objects.using(self._using).filter(sequence__gt=after).order_by("sequence")
+        for row in rows.iterator(chunk_size=1000):
+            yield _from_row(row)
+
+    def __iter__(self) -> Iterator[AuditEntry]:
+        return self.entries()
+
+    def __len__(self) -> int:
+        from learnprivacy.django.models import AuditHead
+
+        head = AuditHead.objects.using(self._using).filter(id=1).first()
+        return 0 if head is None else int(head.sequence)
+
+    def verify(self) -> bool:
+        """``True`` when the chain is intact; :class:`AuditTampered` otherwise."""
+        from learnprivacy.django.models import AuditHead
+
+        expected, prev = 1, GENESIS
+        for entry in self.entries():
+            if entry.sequence != expected or entry.prev_hash != prev:
+                raise AuditTampered(
+                    f"audit log broken at entry {expected}: missing or out of order",
+                    sequence=expected,
+                )
+            if not hmac.compare_digest(entry.expected_hash(), entry.hash):
+                raise AuditTampered(
+                    f"audit log broken at entry {expected}: content altered", sequence=expected
+                )
+            prev = entry.hash
+            expected += 1
+        last = expected - 1
+        head = AuditHead.objects.using(self._using).filter(id=1).first()
+        if head is None:
+            if last == 0:
+                return True
+            raise AuditTampered("audit log head is missing", sequence=1)
+        sequence, head_hash = int(head.sequence), str(head.hash)
+        if not hmac.compare_digest(self._seal(sequence, head_hash), str(head.seal)):
+            raise AuditTampered("audit log head seal is invalid", sequence=max(sequence, 1))
+        if sequence != last or head_hash != prev:
+            broken = min(sequence, last) + 1 if sequence != last else last
+            raise AuditTampered(
+                f"audit log broken at entry {broken}: entries removed or not covered by the head",
+                sequence=broken,
+            )
+        return True
+
+
+def _from_row(row: Any) -> AuditEntry:
+    at = row.at if row.at.tzinfo is not None else row.at.replace(tzinfo=dt.UTC)
+    return AuditEntry(
+        sequence=int(row.sequence),
+        at=at.astimezone(dt.UTC),
+        action=row.action,
+        record_type=row.record_type,
+        subject_ref=row.subject_ref,
+        actor=row.actor,
+        outcome=row.outcome,
+        details=json.loads(row.details),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )

@@ -1,0 +1,414 @@
+"""Declared models, checked and bound when the app is ready.
+
+``Privacy(...)`` on a model class registers it; :func:`declare` registers a model the
+project does not own (``auth.User``). When Django has imported every model, the app
+config calls :func:`bind_all`: each declaration is checked by the ORM-independent core
+(:func:`learnprivacy._inplace.build_spec`) and the model is bound:
+
+* its personal fields learn their table, key scope and subject attribute;
+* ``from_db`` remembers the (key, subject) a row was read with, which its tokens are
+  bound to;
+* a new row with an auto-increment key takes its key from the database *before* the
+  INSERT (PostgreSQL: the column's sequence; SQLite: ``sqlite_sequence``), so that each
+  value is encrypted bound to its row in that single INSERT (``bulk_create`` too);
+* an update of a restricted row raises ``RestrictedRecordError`` before any write.
+
+A declaration that fails its check is not bound: ``manage.py check`` reports it
+(``learnprivacy.E001``) and saving a personal field of that model raises.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from learnprivacy._inplace import ColumnPrivacy, ModelSpec, build_spec
+from learnprivacy._inplace import Privacy as _CorePrivacy
+from learnprivacy.basis import DataCategory
+from learnprivacy.django.fields import (
+    ORIGIN,
+    BlindIndexField,
+    PersonalField,
+    declaration_of,
+)
+from learnprivacy.errors import ConfigurationError, RestrictedRecordError
+
+__all__ = ["Bound", "Privacy", "bind_all", "bound_models", "declare", "errors", "spec_of"]
+
+
+@attrs.frozen(kw_only=True)
+class Privacy(_CorePrivacy):
+    """A model's privacy declaration: ``privacy = Privacy(subject="user", ...)``.
+
+    ``subject`` names the field holding the learner (a foreign key to the user model, or
+    the primary key of the user model itself); ``activity``, ``created`` and
+    ``contract_end`` name date fields, possibly across a relation
+    (``activity="user__last_login"``). See :class:`learnprivacy._inplace.Privacy`.
+    """
+
+    def contribute_to_class(self, cls: Any, name: str) -> None:
+        """Keep the declaration on the class and register the model."""
+        setattr(cls, name, self)
+        if not cls._meta.abstract and cls.__module__ != "__fake__":
+            _declared[cls] = (self, None)
+
+
+@attrs.frozen(kw_only=True)
+class Bound:
+    """One bound Django model: the core spec and what the Django side needs."""
+
+    model: type[Any]
+    spec: ModelSpec
+    #: Fields whose values are tokens in the table (this project's own models).
+    encrypted: tuple[PersonalField, ...]
+    #: Fields declared personal but stored in clear (models declared with declare()).
+    clear_personal: tuple[str, ...]
+    #: The ORM lookup of the subject (``user`` or ``pk``) and its attribute name.
+    subject_lookup: str
+    subject_attname: str
+
+    @property
+    def owned(self) -> bool:
+        """Whether the project declared it on its own class (not through declare())."""
+        return not self.clear_personal
+
+
+_declared: dict[type[Any], tuple[Privacy, Mapping[str, ColumnPrivacy] | None]] = {}
+_pending_labels: list[tuple[str, Privacy, Mapping[str, ColumnPrivacy]]] = []
+_bound: dict[type[Any], Bound] = {}
+_errors: dict[type[Any], str] = {}
+
+
+def declare(
+    model: Any,
+    privacy: Privacy,
+    *,
+    personal: Mapping[str, tuple[DataCategory, str]],
+    clear: Mapping[str, str] | None = None,
+) -> None:
+    """Declare a model the project does not own, such as ``auth.User``.
+
+    Its columns cannot change, so its ``personal`` fields stay in clear; they are
+    exported, counted in the register, and blanked (anonymised) by erasure. ``clear``
+    lists the fields exported as they are; every other field is kept out of exports.
+    ``model`` is the class or its ``"app_label.Model"`` label; call this in a
+    ``models.py`` so it runs before the app is ready::
+
+        declare("auth.User",
+                Privacy(subject="id", purpose="accounts", basis=LawfulBasis.CONTRACT,
+                        activity="last_login", created="date_joined"),
+                personal={"username": (DataCategory.IDENTITY, "User name"),
+                          "email": (DataCategory.CONTACT, "E-mail address"),
+                          "first_name": (DataCategory.IDENTITY, "Given name"),
+                          "last_name": (DataCategory.IDENTITY, "Family name")},
+                clear={"date_joined": "Account created", "last_login": "Last login"})
+    """
+    if not isinstance(privacy, Privacy):
+        raise ConfigurationError("declare() takes a learnprivacy.django.Privacy(...)")
+    fields: dict[str, ColumnPrivacy] = {}
+    for name, (category, description) in personal.items():
+        fields[name] = ColumnPrivacy(personal=True, category=category, description=description)
+    for name, description in (clear or {}).items():
+        fields[name] = ColumnPrivacy(
+            personal=False, category=DataCategory.NONE, description=description
+        )
+    if privacy.scope is None:
+        # Nothing of such a model is encrypted: a scope of its own, so that keeping its
+        # rows (restricted) never keeps the keys of the project's encrypted tables alive.
+        privacy = attrs.evolve(privacy, scope="clear-columns")
+    if isinstance(model, str):
+        _pending_labels.append((model, privacy, fields))
+    else:
+        _declared[model] = (privacy, fields)
+
+
+def _columns(
+    model: Any, privacy: Privacy, foreign: Mapping[str, ColumnPrivacy] | None
+) -> list[tuple[str, str, ColumnPrivacy | None]]:
+    meta = model._meta
+    columns: list[tuple[str, str, ColumnPrivacy | None]] = []
+    roles = {getattr(privacy, r) for r in ("activity", "created", "contract_end")} - {None}
+    for field in meta.concrete_fields:
+        if field is meta.pk or isinstance(field, BlindIndexField):
+            continue
+        if foreign is None:
+            declared = declaration_of(field)
+        elif field.name in foreign:
+            declared = foreign[field.name]
+        elif field.name in roles or field.name == privacy.subject:
+            declared = ColumnPrivacy(
+                personal=False,
+                category=DataCategory.NONE,
+                description=str(field.verbose_name) or field.name,
+                exported=False,
+            )
+        else:
+            # A model the project does not own: only what the recipe names takes part
+            # (a password hash never enters a record view nor an export).
+            continue
+        columns.append((field.name, field.column, declared))
+    known = {name for name, _, _ in columns}
+    for role in ("activity", "created", "contract_end"):
+        path = getattr(privacy, role)
+        if path is not None and "__" in path and path not in known:
+            # A date across a relation: read by retention, never exported.
+            columns.append(
+                (
+                    path,
+                    path,
+                    ColumnPrivacy(
+                        personal=False,
+                        category=DataCategory.NONE,
+                        description=f"{role} date",
+                        exported=False,
+                    ),
+                )
+            )
+            known.add(path)
+    return columns
+
+
+def _bind(model: Any, privacy: Privacy, foreign: Mapping[str, ColumnPrivacy] | None) -> Bound:
+    meta = model._meta
+    if meta.pk is None:
+        raise ConfigurationError(f"{meta.db_table}: a declared model needs a primary key")
+    spec = build_spec(
+        model,
+        table=meta.db_table,
+        primary_key=[(meta.pk.name, meta.pk.column)],
+        columns=_columns(model, privacy, foreign),
+        privacy=privacy,
+    )
+    if privacy.subject in ("id", "pk", meta.pk.name):
+        subject_lookup, subject_attname = "pk", meta.pk.attname
+    else:
+        subject_field = meta.get_field(privacy.subject)
+        subject_lookup, subject_attname = privacy.subject, subject_field.attname
+    encrypted = tuple(f for f in meta.concrete_fields if isinstance(f, PersonalField))
+    if foreign is not None and encrypted:
+        raise ConfigurationError(
+            f"{meta.db_table}: use Privacy(...) on models with personal() fields"
+        )
+    for field in encrypted:
+        field.lp_table = meta.db_table
+        field.lp_scope = spec.scope
+        field.lp_subject = subject_attname
+    bound = Bound(
+        model=model,
+        spec=spec,
+        encrypted=encrypted,
+        clear_personal=tuple(c.attribute for c in spec.personal) if foreign is not None else (),
+        subject_lookup=subject_lookup,
+        subject_attname=subject_attname,
+    )
+    if encrypted:
+        _hook(model, bound)
+    return bound
+
+
+def bind_all() -> None:
+    """Check and bind every declared model (called once the app registry is ready)."""
+    from django.apps import apps
+
+    while _pending_labels:
+        label, privacy, fields = _pending_labels.pop()
+        try:
+            _declared[apps.get_model(label)] = (privacy, fields)
+        except LookupError:
+            raise ConfigurationError(f"declare(): no model {label!r} is installed") from None
+    for model, (privacy, foreign) in _declared.items():
+        if model in _bound:
+            continue
+        try:
+            _bound[model] = _bind(model, privacy, foreign)
+            _errors.pop(model, None)
+        except ConfigurationError as exc:
+            _errors[model] = str(exc)
+
+
+def bound_models() -> tuple[Bound, ...]:
+    """Every bound model, in declaration order."""
+    return tuple(_bound.values())
+
+
+def errors() -> dict[type[Any], str]:
+    """The declarations that failed their check, by model."""
+    return dict(_errors)
+
+
+def spec_of(model: Any) -> Bound:
+    """The bound form of ``model``; ``ConfigurationError`` if it is not declared."""
+    concrete = getattr(model._meta, "concrete_model", model)
+    found = _bound.get(concrete)
+    if found is None:
+        problem = _errors.get(concrete)
+        detail = f": {problem}" if problem else " with Privacy(...)"
+        raise ConfigurationError(f"{model._meta.db_table} is not declared{detail}")
+    return found
+
+
+# -- hooks on the model class ------------------------------------------------------------
+
+
+def _hook(model: Any, bound: Bound) -> None:
+    meta = model._meta
+    pk_attname = meta.pk.attname
+    subject_attname = bound.subject_attname
+    indexed = {f.name: f.name + "_bidx" for f in bound.encrypted if f.declaration.blind_index}
+    auto = meta.auto_field is not None and meta.pk is meta.auto_field
+
+    original_from_db = model.from_db.__func__
+
+    def from_db(cls: Any, db: str, field_names: Any, values: Any) -> Any:
+        instance = original_from_db(cls, db, field_names, values)
+        data = instance.__dict__
+        if subject_attname in data:
+            subject = data[subject_attname]
+            data[ORIGIN] = (data[pk_attname], None if subject is None else str(subject))
+        return instance
+
+    model.from_db = classmethod(from_db)
+
+    original_save_table = model._save_table
+
+    def _save_table(
+        self: Any,
+        raw: bool = False,
+        cls: Any = None,
+        force_insert: Any = False,
+        force_update: bool = False,
+        using: str | None = None,
+        update_fields: Any = None,
+    ) -> Any:
+        state = self._state
+        if (
+            auto
+            and not raw
+            and state.adding
+            and not force_update
+            and not update_fields
+            and getattr(self, pk_attname) is None
+        ):
+            setattr(self, pk_attname, _pool.take(model, using or "default"))
+            force_insert = True
+        elif not state.adding and getattr(self, pk_attname) is not None:
+            check_not_restricted(bound, self.pk, using or "default")
+        if update_fields and indexed:
+            extra = [indexed[name] for name in update_fields if name in indexed]
+            if extra:
+                update_fields = frozenset(update_fields) | frozenset(extra)
+        return original_save_table(self, raw, cls, force_insert, force_update, using, update_fields)
+
+    model._save_table = _save_table
+
+    if auto:
+        pk_field = meta.pk
+        original_value = pk_field.get_pk_value_on_save
+
+        def get_pk_value_on_save(instance: Any) -> Any:
+            # bulk_create asks for a key for each new row: reserve it, so the row's
+            # values can be bound to it.
+            value = original_value(instance)
+            if value is None:
+                from django.db import router
+
+                value = reserve_keys(model, router.db_for_write(model), 1)[0]
+            return value
+
+        pk_field.get_pk_value_on_save = get_pk_value_on_save
+
+
+class _KeyPool:
+    """Primary keys reserved ahead, handed out within one transaction.
+
+    Reserving one key per insert costs a statement each; inside a transaction, keys are
+    reserved in growing runs (8, 16... up to 256) and handed out in order. The run is
+    tied to the outermost atomic block: when that block ends, committed or rolled back,
+    what is left is dropped (a rollback also undoes an SQLite reservation, so its keys
+    must never be handed out afterwards). Outside a transaction, one key at a time.
+    Unused keys are gaps, as with any sequence.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def take(self, model: Any, using: str) -> int:
+        from django.db import connections
+
+        connection = connections[using]
+        if not connection.in_atomic_block:
+            return reserve_keys(model, using, 1)[0]
+        block = connection.atomic_blocks[0]
+        pools: dict[tuple[Any, str], tuple[Any, list[int], int]] = getattr(self._local, "pools", {})
+        self._local.pools = pools
+        owner, keys, size = pools.get((model, using), (None, [], 4))
+        if owner is not block:
+            keys, size = [], 4
+        if not keys:
+            size = min(size * 2, 256)
+            keys = reserve_keys(model, using, size)
+            keys.reverse()
+        value = keys.pop()
+        pools[(model, using)] = (block, keys, size)
+        return value
+
+
+_pool = _KeyPool()
+
+
+def reserve_keys(model: Any, using: str, count: int) -> list[int]:
+    """``count`` fresh values of ``model``'s auto-increment key, taken before inserting."""
+    from django.db import connections
+
+    connection = connections[using]
+    meta = model._meta
+    table, column = meta.db_table, meta.pk.column
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [connection.ops.quote_name(table), column, count],
+            )
+            return [int(row[0]) for row in cursor.fetchall()]
+        if connection.vendor == "sqlite":
+            # AUTOINCREMENT tables never reuse a value above sqlite_sequence.seq, which
+            # also covers rows inserted with explicit keys: bumping it reserves the range.
+            cursor.execute(
+                "UPDATE sqlite_sequence SET seq = seq + %s WHERE name = %s RETURNING seq",
+                [count, table],
+            )
+            row = cursor.fetchone()
+            if row is None:
+                quoted = connection.ops.quote_name(column)
+                cursor.execute(
+                    f"INSERT INTO sqlite_sequence (name, seq) SELECT %s, "
+                    f"coalesce(max({quoted}), 0) + %s FROM {connection.ops.quote_name(table)} "
+                    "RETURNING seq",
+                    [table, count],
+                )
+                row = cursor.fetchone()
+            last = int(row[0])
+            return list(range(last - count + 1, last + 1))
+    raise ConfigurationError(
+        f"{table}: auto-increment keys are reserved on PostgreSQL and SQLite only; "
+        f"on {connection.vendor} give the model a UUID or text primary key"
+    )
+
+
+def check_not_restricted(bound: Bound, key: Any, using: str) -> None:
+    """Raise ``RestrictedRecordError`` when the row ``key`` of ``bound`` is restricted."""
+    from django.db import connections
+
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            'SELECT 1 FROM lpdj_restrictions WHERE "table" = %s AND row_key = %s',
+            [bound.spec.table, str(key)],
+        )
+        if cursor.fetchone() is not None:
+            raise RestrictedRecordError(
+                f"{bound.spec.table}: the row is restricted (GDPR Art. 18); "
+                "it is kept, not processed, and cannot be changed"
+            )

@@ -1,0 +1,700 @@
+"""Erasure, retention sweeps, exports and the register on the project's declared models.
+
+:class:`DjangoPrivacy` is what the management commands and the request workflow use;
+:func:`get_privacy` builds it from ``settings.LEARNPRIVACY``. Decisions come from the
+ORM-independent core (``learnprivacy._inplace``: the same retention engine, legal
+minimums and holds as the store); this module carries them out with Django:
+
+* rows are erased (deleted), restricted (kept, listed in ``lpdj_restrictions``, their
+  writes refused) or anonymised, with their audit entries, in one transaction on the
+  default database;
+* the learners' keys that no kept row needs are listed in ``lpdj_pending_shreds`` in that
+  same transaction and shredded in the key store once it has committed
+  (``transaction.on_commit``); a rollback loses nothing, and a crash between the commit
+  and the shred is finished by :meth:`DjangoPrivacy.reconcile`, which every erasure and
+  sweep runs first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from learnprivacy._inplace import ModelSpec, RecordView
+from learnprivacy._inplace._audit import erasure_events, rows_event, shred_event
+from learnprivacy._inplace._plan import (
+    RowDecision,
+    check_holds,
+    decide_routine,
+    plan_erasure,
+)
+from learnprivacy._inplace._provider import DeclaredProvider
+from learnprivacy.django._audit import DjangoAuditLog
+from learnprivacy.django._bind import Bound, bound_models
+from learnprivacy.django._settings import load, runtime, setting
+from learnprivacy.errors import ConfigurationError, ValidationError
+from learnprivacy.retention import Action, Hold, Schedule
+
+__all__ = [
+    "COMPONENT",
+    "DjangoPrivacy",
+    "ErasureResult",
+    "SweepResult",
+    "get_privacy",
+    "prepare_keys",
+]
+
+#: The provider component of the project's declared models.
+COMPONENT = "django_models"
+
+Progress = Callable[[str, int, int], None]
+
+
+@attrs.frozen(kw_only=True)
+class ErasureResult:
+    """What an erasure request did (or, with ``dry_run``, would do) to one learner.
+
+    ``shredded`` lists the key scopes verified shredded after the commit; it is empty
+    when the caller's own transaction has not committed yet (``pending``).
+    """
+
+    subject_ref: str
+    erased: int
+    anonymised: int
+    restricted: int
+    shred_scopes: tuple[str, ...]
+    shredded: tuple[str, ...]
+    dry_run: bool
+
+    @property
+    def pending(self) -> bool:
+        """Whether some keys still wait for the caller's transaction to commit."""
+        return not self.dry_run and set(self.shredded) != set(self.shred_scopes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (no learner id, only its pseudonymous reference)."""
+        return {**attrs.asdict(self), "pending": self.pending}
+
+
+@attrs.frozen(kw_only=True)
+class SweepResult:
+    """What a retention sweep did (or would do) to the declared models' rows."""
+
+    erased: int = 0
+    anonymised: int = 0
+    restricted: int = 0
+    review: int = 0
+    kept: int = 0
+    shredded_subjects: int = 0
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return attrs.asdict(self)
+
+
+def get_privacy(**overrides: Any) -> DjangoPrivacy:
+    """A :class:`DjangoPrivacy` configured from ``settings.LEARNPRIVACY``."""
+    options: dict[str, Any] = {
+        "schedule": load(setting("SCHEDULE"), "SCHEDULE"),
+        "holds": load(setting("HOLDS"), "HOLDS") or (),
+        "actor": setting("ACTOR"),
+    }
+    options.update(overrides)
+    return DjangoPrivacy(**options)
+
+
+def prepare_keys(subjects: Iterable[object], scopes: Iterable[str] | None = None) -> int:
+    """Make sure ``subjects`` have keys (creating the missing ones in one transaction).
+
+    For bulk imports: the keys of many learners are read in a few queries and the new ones
+    inserted together, instead of one key-store round trip per learner on first save.
+    Call it before the transaction that saves their rows. Returns how many learners.
+    """
+    from learnprivacy.django._keystore import DjangoKeyStore
+    from learnprivacy.errors import KeyShreddedError
+
+    current = runtime()
+    store = current.keyring.store
+    wanted = sorted({str(s) for s in subjects})
+    if scopes is None:
+        scopes = sorted({b.spec.scope for b in bound_models() if b.encrypted})
+    scopes = list(scopes)
+    if not isinstance(store, DjangoKeyStore):
+        raise ConfigurationError("prepare_keys needs the Django key store")
+    current.keyring.verify()
+    with store.batch(wanted):
+        for subject in wanted:
+            for scope in scopes:
+                try:
+                    current.cipher.encrypt("", subject=subject, context="prepare", scope=scope)
+                except KeyShreddedError:
+                    continue
+    return len(wanted)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    return value
+
+
+class DjangoPrivacy:
+    """Erasure, sweeps, exports and register entries over every declared model.
+
+    ``using`` is the database alias of the application's data (and of the audit log,
+    restrictions and pending shreds); keys go to ``LEARNPRIVACY["KEYS"]``.
+    """
+
+    def __init__(
+        self,
+        *,
+        schedule: Schedule | None = None,
+        holds: Iterable[Hold] = (),
+        using: str = "default",
+        actor: str = "django",
+        component: str = COMPONENT,
+    ) -> None:
+        if schedule is not None and not isinstance(schedule, Schedule):
+            raise ConfigurationError('LEARNPRIVACY["SCHEDULE"] must name a Schedule')
+        self.schedule = schedule
+        self.holds = check_holds(holds)
+        self.using = using
+        self.component = component
+        self.audit = DjangoAuditLog(runtime().keyring, using=using, actor=actor)
+
+    def __repr__(self) -> str:
+        return f"DjangoPrivacy(using={self.using!r}, models={len(self.bound)})"
+
+    @property
+    def bound(self) -> tuple[Bound, ...]:
+        """The declared models."""
+        return bound_models()
+
+    @property
+    def specs(self) -> tuple[ModelSpec, ...]:
+        """The core specs of the declared models."""
+        return tuple(b.spec for b in self.bound)
+
+    def _by_table(self) -> dict[str, Bound]:
+        return {b.spec.table: b for b in self.bound}
+
+    # -- reading rows --------------------------------------------------------------------
+
+    def _names(self, bound: Bound) -> list[str]:
+        spec = bound.spec
+        names = [spec.primary_key]
+        if not spec.is_subject_table:
+            names.append(spec.subject)
+        names += [c.attribute for c in spec.clear if c.attribute not in names]
+        return names
+
+    def _rows_of(self, bound: Bound, subject: str) -> list[dict[str, Any]]:
+        manager = bound.model._base_manager.using(self.using)
+        query = manager.filter(**{bound.subject_lookup: subject}).order_by("pk")
+        return list(query.values(*self._names(bound)))
+
+    def _accounts(self, subjects: Sequence[str]) -> dict[str, RecordView]:
+        """The record views of the learners' own rows (the user model, when declared)."""
+        found: dict[str, RecordView] = {}
+        for bound in self.bound:
+            if not bound.spec.is_subject_table:
+                continue
+            manager = bound.model._base_manager.using(self.using)
+            for start in range(0, len(subjects), 500):
+                chunk = list(subjects[start : start + 500])
+                for row in manager.filter(pk__in=chunk).values(*self._names(bound)):
+                    found[str(row[bound.spec.primary_key])] = bound.spec.view(row)
+        return found
+
+    def holds_data(self, subject: str) -> bool:
+        """Whether any declared model holds a row of ``subject``."""
+        return any(
+            b.model._base_manager.using(self.using).filter(**{b.subject_lookup: subject}).exists()
+            for b in self.bound
+        )
+
+    def iter_rows(self, subject: str) -> Iterator[tuple[ModelSpec, Mapping[str, Any]]]:
+        """Every row of ``subject``, decrypted, JSON-ready, table by table."""
+        for bound in self.bound:
+            spec = bound.spec
+            manager = bound.model._base_manager.using(self.using)
+            query = manager.filter(**{bound.subject_lookup: subject}).order_by("pk")
+            for instance in query.iterator(chunk_size=500):
+                row: dict[str, Any] = {spec.primary_key: _json_value(instance.pk)}
+                if not spec.is_subject_table:
+                    row[spec.subject] = _json_value(getattr(instance, bound.subject_attname))
+                for column in spec.columns:
+                    if not column.privacy.exported or "__" in column.attribute:
+                        continue
+                    field = bound.model._meta.get_field(column.attribute)
+                    row[column.attribute] = _json_value(getattr(instance, field.attname))
+                yield spec, row
+
+    # -- writing decisions ---------------------------------------------------------------
+
+    def _erase_rows(self, bound: Bound, keys: Sequence[Any]) -> None:
+        manager = bound.model._base_manager.using(self.using)
+        if bound.owned:
+            from learnprivacy.django.models import Restriction
+
+            manager.filter(pk__in=list(keys)).delete()
+            Restriction.objects.using(self.using).filter(
+                table=bound.spec.table, row_key__in=[str(k) for k in keys]
+            ).delete()
+        else:
+            self._anonymise_rows(bound, keys)
+
+    def _anonymise_rows(self, bound: Bound, keys: Sequence[Any]) -> None:
+        """Blank the personal values of rows kept for their links (user accounts)."""
+        model = bound.model
+        manager = model._base_manager.using(self.using)
+        if bound.owned:
+            fields = bound.encrypted
+            subject = model._meta.get_field(bound.spec.subject)
+            blocking = [f.name for f in fields if not f.null]
+            if not subject.null or blocking:
+                raise ConfigurationError(
+                    f"{bound.spec.table}: anonymising keeps the row without its learner; "
+                    "declare the subject and personal fields null=True, or erase instead"
+                )
+            manager.filter(pk__in=list(keys)).update(
+                **{subject.attname: None}, **{f.attname: None for f in fields}
+            )
+            return
+        for instance in manager.filter(pk__in=list(keys)):
+            ref = self.audit.subject_ref(str(instance.pk))
+            changed = []
+            for name in bound.clear_personal:
+                field = model._meta.get_field(name)
+                if field.null:
+                    value: Any = None
+                elif field.unique:
+                    value = f"erased-{ref}"[: field.max_length or None]
+                else:
+                    value = ""
+                setattr(instance, field.attname, value)
+                changed.append(field.attname)
+            if hasattr(instance, "set_unusable_password"):
+                instance.set_unusable_password()
+                changed.append("password")
+            if hasattr(instance, "is_active"):
+                instance.is_active = False
+                changed.append("is_active")
+            instance.save(using=self.using, update_fields=changed)
+
+    def _restrict_rows(
+        self, bound: Bound, keys: Sequence[Any], subject: str, reason: str, now: dt.datetime
+    ) -> int:
+        from learnprivacy.django.models import Restriction
+
+        table = bound.spec.table
+        wanted = [str(k) for k in keys]
+        existing = set(
+            Restriction.objects.using(self.using)
+            .filter(table=table, row_key__in=wanted)
+            .values_list("row_key", flat=True)
+        )
+        fresh = [
+            Restriction(
+                table=table,
+                row_key=key,
+                subject_ref=self.audit.subject_ref(subject),
+                reason=reason[:255],
+                created_at=now,
+            )
+            for key in wanted
+            if key not in existing
+        ]
+        Restriction.objects.using(self.using).bulk_create(fresh)
+        return len(fresh)
+
+    def _queue_shreds(
+        self, pairs: Iterable[tuple[str, str]], *, mode: str, now: dt.datetime
+    ) -> None:
+        from django.db import transaction
+
+        from learnprivacy.django.models import PendingShred
+
+        rows = [PendingShred(subject=s, scope=c, mode=mode, created_at=now) for s, c in pairs]
+        if rows:
+            PendingShred.objects.using(self.using).bulk_create(rows)
+            transaction.on_commit(self.reconcile, using=self.using)
+
+    def reconcile(self) -> int:
+        """Shred the keys listed by committed erasures and sweeps; return how many pairs.
+
+        Runs after every commit that listed some, and first in every erasure and sweep,
+        so a crash between a commit and its shredding is finished by the next call.
+        Idempotent: shredding twice is shredding once.
+        """
+        from django.db import connections
+
+        from learnprivacy.django.models import PendingShred
+
+        connection = connections[self.using]
+        if connection.in_atomic_block:
+            # Rows listed by a transaction still open are not committed yet.
+            return 0
+        keyring = runtime().keyring
+        done = 0
+        pending = list(PendingShred.objects.using(self.using).order_by("id"))
+        for row in pending:
+            keyring.shred(row.subject, row.scope)
+            PendingShred.objects.using(self.using).filter(id=row.id).delete()
+            done += 1
+        if pending:
+            _checkpoint_keys()
+        return done
+
+    # -- erasure requests ----------------------------------------------------------------
+
+    def erase_subject(
+        self, subject: object, *, now: dt.datetime, dry_run: bool = False
+    ) -> ErasureResult:
+        """Carry out an erasure request for ``subject`` on every declared model.
+
+        Rows are erased, or restricted where a legal minimum, a hold or a review keeps
+        them; audit entries are written in the same transaction; the keys no kept row
+        needs are shredded once it commits. Runs in the caller's transaction when there
+        is one (then the keys wait for its commit). ``dry_run`` changes nothing.
+        """
+        from django.db import transaction
+
+        if now.utcoffset() is None:
+            raise ValidationError("now must be timezone-aware", field="now")
+        learner = str(subject)
+        if not learner:
+            raise ValidationError("the subject must not be empty", field="subject")
+        self.reconcile()
+        by_table = self._by_table()
+        with transaction.atomic(using=self.using):
+            found: list[tuple[ModelSpec, Any, RecordView]] = []
+            for bound in self.bound:
+                for row in self._rows_of(bound, learner):
+                    found.append((bound.spec, row[bound.spec.primary_key], bound.spec.view(row)))
+            plan = plan_erasure(
+                learner,
+                found,
+                specs=self.specs,
+                now=now,
+                holds=self.holds,
+                schedule=self.schedule,
+            )
+            anonymised = sum(len(k) for t, k in plan.erase.items() if not by_table[t].owned)
+            if dry_run:
+                return ErasureResult(
+                    subject_ref=self.audit.subject_ref(learner),
+                    erased=plan.erased - anonymised,
+                    anonymised=anonymised,
+                    restricted=plan.restricted,
+                    shred_scopes=plan.shred_scopes,
+                    shredded=(),
+                    dry_run=True,
+                )
+            for table, keys in plan.erase.items():
+                self._erase_rows(by_table[table], keys)
+            for table, keys in plan.restrict.items():
+                self._restrict_rows(by_table[table], keys, learner, "erasure request", now)
+            self.audit.append(
+                erasure_events(
+                    self.audit.subject_ref, plan, {t: b.spec for t, b in by_table.items()}
+                ),
+                now=now,
+            )
+            self._queue_shreds([(learner, s) for s in plan.shred_scopes], mode="tombstone", now=now)
+        keyring = runtime().keyring
+        shredded = tuple(s for s in plan.shred_scopes if keyring.is_shredded(learner, s))
+        return ErasureResult(
+            subject_ref=self.audit.subject_ref(learner),
+            erased=plan.erased - anonymised,
+            anonymised=anonymised,
+            restricted=plan.restricted,
+            shred_scopes=plan.shred_scopes,
+            shredded=shredded,
+            dry_run=False,
+        )
+
+    # -- retention sweeps ----------------------------------------------------------------
+
+    def sweep(
+        self,
+        schedule: Schedule | None = None,
+        *,
+        now: dt.datetime,
+        dry_run: bool = False,
+        batch_size: int = 500,
+        progress: Progress | None = None,
+    ) -> SweepResult:
+        """Apply ``schedule`` (default: the configured one) to every declared model.
+
+        Each batch of rows is one transaction: its erasures, anonymisations,
+        restrictions and audit entries commit together, then the keys of learners left
+        with no row under a key scope are shredded. Killed half-way and run again, it
+        ends in the same state; run twice, the second run changes nothing.
+        """
+        from django.db import transaction
+
+        if now.utcoffset() is None:
+            raise ValidationError("now must be timezone-aware", field="now")
+        schedule = schedule if schedule is not None else self.schedule
+        if not isinstance(schedule, Schedule):
+            raise ConfigurationError('a sweep needs a Schedule (LEARNPRIVACY["SCHEDULE"])')
+        if type(batch_size) is not int or batch_size < 1:
+            raise ValidationError("batch_size must be a positive int", field="batch_size")
+        self.reconcile()
+        totals = dict.fromkeys(("erased", "anonymised", "restricted", "review", "kept"), 0)
+        shredded_subjects = 0
+        for bound in self.bound:
+            if not schedule.rules_for(bound.model):
+                continue
+            manager = bound.model._base_manager.using(self.using)
+            total = manager.count()
+            seen = 0
+            last: Any = None
+            while True:
+                query = manager.order_by("pk")
+                if last is not None:
+                    query = query.filter(pk__gt=last)
+                rows = list(query.values(*self._names(bound))[:batch_size])
+                if not rows:
+                    break
+                last = rows[-1][bound.spec.primary_key]
+                seen += len(rows)
+                decisions = self._decide_batch(bound, rows, schedule, now)
+                with transaction.atomic(using=self.using):
+                    counts, shreds = self._apply(bound, decisions, now, dry_run=dry_run)
+                    if not dry_run:
+                        self._queue_shreds(shreds, mode="keys", now=now)
+                for name, value in counts.items():
+                    totals[name] += value
+                shredded_subjects += len({s for s, _ in shreds})
+                if progress is not None:
+                    progress(bound.spec.table, seen, total)
+        return SweepResult(**totals, shredded_subjects=shredded_subjects, dry_run=dry_run)
+
+    def _decide_batch(
+        self, bound: Bound, rows: Sequence[Mapping[str, Any]], schedule: Schedule, now: dt.datetime
+    ) -> list[RowDecision]:
+        spec = bound.spec
+        views = [(row[spec.primary_key], spec.view(row)) for row in rows]
+        subjects = (
+            sorted({str(row[spec.subject]) for row in rows if row.get(spec.subject) is not None})
+            if not spec.is_subject_table
+            else []
+        )
+        accounts = self._accounts(subjects) if subjects else {}
+        decided = []
+        for key, view in views:
+            values = view.__dict__
+            learner = values["id"] if spec.is_subject_table else values.get("learner_id")
+            if learner is None:
+                continue
+            account = None
+            if not spec.is_subject_table:
+                account = accounts.get(learner) or RecordView(
+                    {
+                        "id": learner,
+                        "last_activity_at": values.get("last_activity_at"),
+                        "contract_end_at": values.get("contract_end_at"),
+                    }
+                )
+            decision = decide_routine(
+                spec, view, subject=account, now=now, holds=self.holds, schedule=schedule
+            )
+            decided.append(RowDecision(spec=spec, key=key, subject=learner, decision=decision))
+        return decided
+
+    def _apply(
+        self, bound: Bound, decisions: Sequence[RowDecision], now: dt.datetime, *, dry_run: bool
+    ) -> tuple[dict[str, int], list[tuple[str, str]]]:
+        from learnprivacy.django.models import Restriction
+
+        counts = dict.fromkeys(("erased", "anonymised", "restricted", "review", "kept"), 0)
+        groups: dict[Action, list[RowDecision]] = {}
+        for row in decisions:
+            groups.setdefault(row.decision.action, []).append(row)
+        counts["kept"] = len(groups.get(Action.KEEP, ()))
+        counts["review"] = len(groups.get(Action.REVIEW, ()))
+        erase = groups.get(Action.ERASE, [])
+        anonymise = groups.get(Action.ANONYMISE, [])
+        restrict = groups.get(Action.RESTRICT, [])
+        if restrict:
+            keys = [str(r.key) for r in restrict]
+            already = set(
+                Restriction.objects.using(self.using)
+                .filter(table=bound.spec.table, row_key__in=keys)
+                .values_list("row_key", flat=True)
+            )
+            restrict = [r for r in restrict if str(r.key) not in already]
+        counts["erased"] = len(erase) if bound.owned else 0
+        counts["anonymised"] = len(anonymise) + (0 if bound.owned else len(erase))
+        counts["restricted"] = len(restrict)
+        if dry_run:
+            return counts, []
+        ref = self.audit.subject_ref
+        events = []
+        if erase:
+            self._erase_rows(bound, [r.key for r in erase])
+            events.append(
+                rows_event(
+                    "erase" if bound.owned else "anonymise",
+                    ref,
+                    bound.spec,
+                    [r.key for r in erase],
+                    [r.subject for r in erase],
+                    reason=erase[0].decision.reason,
+                )
+            )
+        if anonymise:
+            self._anonymise_rows(bound, [r.key for r in anonymise])
+            events.append(
+                rows_event(
+                    "anonymise",
+                    ref,
+                    bound.spec,
+                    [r.key for r in anonymise],
+                    [r.subject for r in anonymise],
+                    reason=anonymise[0].decision.reason,
+                )
+            )
+        for row in restrict:
+            self._restrict_rows(bound, [row.key], row.subject, row.decision.reason, now)
+        if restrict:
+            events.append(
+                rows_event(
+                    "restrict",
+                    ref,
+                    bound.spec,
+                    [r.key for r in restrict],
+                    [r.subject for r in restrict],
+                    reason=restrict[0].decision.reason,
+                )
+            )
+        shreds: list[tuple[str, str]] = []
+        gone = sorted({r.subject for r in erase + anonymise})
+        if gone and bound.encrypted:
+            scope = bound.spec.scope
+            remaining: set[str] = set()
+            for other in self.bound:
+                if other.spec.scope != scope or not other.encrypted:
+                    continue
+                manager = other.model._base_manager.using(self.using)
+                lookup = f"{other.subject_lookup}__in"
+                remaining |= {
+                    str(s)
+                    for s in manager.filter(**{lookup: gone}).values_list(
+                        other.subject_lookup, flat=True
+                    )
+                }
+            shreds = [(s, scope) for s in gone if s not in remaining]
+            if shreds:
+                events.append(shred_event(ref, [s for s, _ in shreds], [scope], mode="keys"))
+        self.audit.append(events, now=now)
+        return counts, shreds
+
+    # -- provider, export, register ------------------------------------------------------
+
+    def erase(self, subject: str, *, now: dt.datetime) -> ErasureResult:
+        """The provider backend's erasure (see :meth:`erase_subject`)."""
+        return self.erase_subject(subject, now=now)
+
+    @property
+    def provider(self) -> DeclaredProvider:
+        """A privacy provider of the declared models, for a ``PrivacyManager``."""
+        return DjangoProvider(
+            self.component, self.specs, self, schedule=self.schedule, holds=self.holds
+        )
+
+    def kept_by_law(self, subject: str) -> dict[str, int]:
+        """How many rows of ``subject`` each table keeps restricted (legal minimum, hold
+        or review): what a manager's check after an erasure may still find."""
+        from learnprivacy.django.models import Restriction
+
+        kept: dict[str, int] = {}
+        for bound in self.bound:
+            keys = [
+                str(k)
+                for k in bound.model._base_manager.using(self.using)
+                .filter(**{bound.subject_lookup: subject})
+                .values_list("pk", flat=True)
+            ]
+            if not keys:
+                continue
+            count = (
+                Restriction.objects.using(self.using)
+                .filter(table=bound.spec.table, row_key__in=keys)
+                .count()
+            )
+            if count:
+                kept[bound.spec.table] = count
+        return kept
+
+    def manager(self) -> Any:
+        """A ``PrivacyManager`` holding only :attr:`provider`."""
+        from learnprivacy.providers import PrivacyManager
+
+        return PrivacyManager([self.provider], discover=False)
+
+    def export_subject(self, subject: object, out: Any, *, now: dt.datetime, **options: Any) -> Any:
+        """Export ``subject``'s rows of every declared model into ``out`` (zip or folder).
+
+        The same package as ``learnprivacy.export.export_subject`` makes from a store.
+        """
+        from learnprivacy.export import export_subject
+
+        return export_subject(self.manager(), str(subject), out, now=now, **options)
+
+    def register(self, controller: Any) -> Any:
+        """The GDPR Art. 30 register built from the declarations."""
+        return self.manager().register(controller)
+
+    def request_book(self) -> Any:
+        """The request book in the application's database (bodies encrypted)."""
+        from learnprivacy.django._requests import DjangoRequestBackend
+        from learnprivacy.requests import RequestBook
+
+        return RequestBook(DjangoRequestBackend(runtime().cipher, using=self.using))
+
+    def request_executor(self, *, export_dir: Any = None, book: Any = None) -> Any:
+        """A ``RequestExecutor`` running requests on the declared models (through
+        :attr:`provider`), recorded in :meth:`request_book`."""
+        from learnprivacy.requests import RequestExecutor
+
+        return RequestExecutor(
+            book if book is not None else self.request_book(),
+            manager=self.manager(),
+            export_dir=export_dir,
+            schedule=self.schedule,
+            holds=self.holds,
+        )
+
+
+class DjangoProvider(DeclaredProvider):
+    """:class:`DeclaredProvider` that also says what the law keeps after an erasure."""
+
+    def kept_by_law(self, user_id: str) -> dict[str, int]:
+        """Rows of the learner kept restricted, by table (see the manager's check)."""
+        backend = self.backend
+        assert isinstance(backend, DjangoPrivacy)
+        return backend.kept_by_law(str(user_id))
+
+
+def _checkpoint_keys() -> None:
+    """Truncate the key store's SQLite WAL, so shredded keys leave no copy there."""
+    from django.db import connections
+
+    from learnprivacy.django._settings import keys_alias
+
+    connection = connections[keys_alias()]
+    if connection.vendor == "sqlite" and not connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")

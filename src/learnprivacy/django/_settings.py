@@ -1,0 +1,124 @@
+"""The ``LEARNPRIVACY`` setting, and the keyring and ciphers built from it once.
+
+::
+
+    LEARNPRIVACY = {
+        "MASTER_KEY_ENV": "LEARNPRIVACY_MASTER_KEY",   # base64 of 32 bytes, never in settings
+        "KEYS": "learnprivacy_keys",                   # the DATABASES alias of the key store
+        "SCHEDULE": "lms.privacy.SCHEDULE",            # optional: dotted path to a Schedule
+        "HOLDS": "lms.privacy.HOLDS",                  # optional: dotted path to Holds
+        "CONTROLLER": "lms.privacy.CONTROLLER",        # optional: for learnprivacy_register
+        "KEY_CACHE_SIZE": 50_000,                      # learners whose keys stay unwrapped
+        "ACTOR": "django",                             # who audit entries name
+    }
+
+Nothing here reads the master key before it is needed: importing models, running
+``check`` or ``makemigrations`` works without it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from learnprivacy.crypto import BlindIndex, FieldCipher, Keyring
+from learnprivacy.errors import ConfigurationError
+
+__all__ = ["Runtime", "keys_alias", "runtime", "setting"]
+
+_DEFAULTS: Mapping[str, Any] = {
+    "MASTER_KEY_ENV": "LEARNPRIVACY_MASTER_KEY",
+    "KEYS": "learnprivacy_keys",
+    "SCHEDULE": None,
+    "HOLDS": None,
+    "CONTROLLER": None,
+    "KEY_CACHE_SIZE": 50_000,
+    "ACTOR": "django",
+}
+
+
+def setting(name: str) -> Any:
+    """One entry of ``settings.LEARNPRIVACY`` (or its default)."""
+    from django.conf import settings
+
+    configured = getattr(settings, "LEARNPRIVACY", {})
+    if not isinstance(configured, Mapping):
+        raise ConfigurationError("settings.LEARNPRIVACY must be a dict")
+    unknown = set(configured) - set(_DEFAULTS)
+    if unknown:
+        raise ConfigurationError(f"settings.LEARNPRIVACY has unknown keys: {sorted(unknown)}")
+    return configured.get(name, _DEFAULTS[name])
+
+
+def keys_alias() -> str:
+    """The ``DATABASES`` alias of the key store (``LEARNPRIVACY["KEYS"]``)."""
+    alias = setting("KEYS")
+    if not isinstance(alias, str) or not alias:
+        raise ConfigurationError('LEARNPRIVACY["KEYS"] must name a DATABASES alias')
+    return alias
+
+
+def load(path: object, what: str) -> Any:
+    """The object at dotted ``path`` (``module.name``), or ``None`` when unset."""
+    if path is None:
+        return None
+    if not isinstance(path, str):
+        return path
+    from django.utils.module_loading import import_string
+
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise ConfigurationError(f'LEARNPRIVACY["{what}"] could not be imported: {exc}') from None
+
+
+class Runtime:
+    """The keyring of the project, its field cipher and blind index, made once."""
+
+    __slots__ = ("cipher", "index", "keyring")
+
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+        self.cipher = FieldCipher(keyring)
+        self.index: BlindIndex = keyring.blind_index()
+
+    def __repr__(self) -> str:
+        return f"Runtime({self.keyring!r})"
+
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """The project's :class:`Runtime`, built on first use from the settings."""
+    global _runtime
+    current = _runtime
+    if current is not None:
+        return current
+    with _lock:
+        if _runtime is None:
+            from learnprivacy.django._keystore import DjangoKeyStore
+
+            size = setting("KEY_CACHE_SIZE")
+            keyring = Keyring(
+                _master_key(setting("MASTER_KEY_ENV")),
+                store=DjangoKeyStore(keys_alias()),
+                cache_size=size,
+            )
+            _runtime = Runtime(keyring)
+        return _runtime
+
+
+def _master_key(env: str) -> bytes:
+    from learnprivacy.crypto._master import master_key_from_env
+
+    return master_key_from_env(env, None)
+
+
+def reset_runtime() -> None:
+    """Forget the keyring (tests that change settings or the key store call this)."""
+    global _runtime
+    with _lock:
+        _runtime = None

@@ -1,0 +1,521 @@
+"""Personal fields on Django models: tokens at rest, plaintext on the instance.
+
+``personal(models.CharField(max_length=40), category=..., description=...)`` returns a
+field of the matching ``Personal*`` class below. Its column holds a
+:class:`~learnprivacy.crypto.FieldCipher` token under the learner's data key, bound to
+``"<table>/<primary key>/<column>"``: a token copied to another row, column or learner
+fails to decrypt. Values are encrypted in ``pre_save`` (when the row's key is known) and
+decrypted the first time the attribute is read, so admin, forms and serializers see
+plaintext; ``QuerySet.values()`` returns :class:`Sealed` objects, never plaintext.
+
+Only two ways write a personal column: saving an instance, and
+``learnprivacy_encrypt_existing``. ``QuerySet.update()``, ``bulk_update()`` and raw
+values cannot bind a value to its row and raise
+:class:`~learnprivacy.errors.PlaintextError`. Lookups go through the blind index:
+``Profile.objects.filter(phone=lp_lookup("+33 6 12 34 56 78"))`` (declare
+``blind_index=True``); other lookups on a personal field raise ``ValidationError``.
+
+The classes are importable by path because migrations name them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import models
+from django.db.models.lookups import Exact, IsNull
+from django.db.models.query_utils import DeferredAttribute
+
+from learnprivacy._inplace import ColumnPrivacy, index_field, is_token
+from learnprivacy.basis import DataCategory
+from learnprivacy.crypto._token import PREFIX as _TOKEN_PREFIX
+from learnprivacy.django import _settings
+from learnprivacy.errors import (
+    ConfigurationError,
+    DecryptionError,
+    KeyShreddedError,
+    PlaintextError,
+    ValidationError,
+)
+
+__all__ = [
+    "BlindIndexField",
+    "LpLookup",
+    "PersonalBigIntegerField",
+    "PersonalBooleanField",
+    "PersonalCharField",
+    "PersonalDateField",
+    "PersonalDateTimeField",
+    "PersonalDecimalField",
+    "PersonalEmailField",
+    "PersonalField",
+    "PersonalGenericIPAddressField",
+    "PersonalIntegerField",
+    "PersonalSlugField",
+    "PersonalTextField",
+    "PersonalURLField",
+    "Sealed",
+    "lp_lookup",
+    "not_personal",
+    "personal",
+]
+
+#: The attribute a declared Django field carries its :class:`ColumnPrivacy` under.
+DECLARATION = "learnprivacy"
+#: Where an instance loaded from the database remembers the (key, subject) it was read
+#: with: tokens are bound to them, even if the instance's key is changed (cloning).
+ORIGIN = "_lp_origin"
+INDEX_SUFFIX = "_bidx"
+
+
+class Sealed:
+    """A token read from the database and not decrypted yet (never shows its content)."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __repr__(self) -> str:
+        return "<Sealed>"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Sealed and other.token == self.token
+
+    def __hash__(self) -> int:
+        return hash(self.token)
+
+
+class _Bound(str):
+    """A token made by ``pre_save`` for its row: the only value a personal column takes."""
+
+    __slots__ = ()
+
+
+class LpLookup:
+    """A value to find by blind index: ``filter(email=lp_lookup("ana@example.org"))``."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        if type(value) is not str:
+            raise ValidationError("lp_lookup() takes the text to look for", field="value")
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "lp_lookup(***)"
+
+
+def lp_lookup(value: str) -> LpLookup:
+    """Mark ``value`` for a blind-index lookup on a personal field."""
+    return LpLookup(value)
+
+
+class PersonalAttribute(DeferredAttribute):
+    """Decrypts a personal attribute the first time it is read, then keeps plaintext."""
+
+    field: PersonalField
+
+    def __get__(self, instance: Any, cls: Any = None) -> Any:
+        if instance is None:
+            return self
+        data = instance.__dict__
+        name = self.field.attname
+        value = data[name] if name in data else super().__get__(instance, cls)
+        if type(value) is Sealed:
+            value = self.field.open(instance, value.token)
+            data[name] = value
+        return value
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        # A data descriptor, so that reads come through __get__ even once the value is
+        # in the instance's __dict__.
+        instance.__dict__[self.field.attname] = value
+
+
+class BlindIndexBadLookup(ValidationError):
+    """Raised for a lookup an encrypted column cannot answer."""
+
+
+class PersonalField(models.Field):
+    """What every ``Personal*`` field adds to its Django base class (see module doc)."""
+
+    descriptor_class = PersonalAttribute
+    # Set by the app when it binds the model (learnprivacy.django._bind).
+    lp_table: str = ""
+    lp_scope: str = ""
+    lp_subject: str = ""
+    lp_text: bool = True
+    lp_index: bool = False
+
+    def __init__(
+        self,
+        *args: Any,
+        category: DataCategory,
+        description: str,
+        blind_index: bool = False,
+        exported: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        for option in ("primary_key", "unique", "db_index"):
+            if kwargs.get(option):
+                raise ConfigurationError(
+                    f"a personal field cannot have {option}=True: its column holds tokens "
+                    "(use blind_index=True to look values up)"
+                )
+        setattr(
+            self,
+            DECLARATION,
+            ColumnPrivacy(
+                personal=True,
+                category=category,
+                description=description,
+                blind_index=blind_index,
+                exported=exported,
+            ),
+        )
+        self.lp_index = blind_index
+        super().__init__(*args, **kwargs)
+
+    @property
+    def declaration(self) -> ColumnPrivacy:
+        """The field's privacy declaration."""
+        value: ColumnPrivacy = getattr(self, DECLARATION)
+        return value
+
+    @property
+    def where(self) -> str:
+        """``table.column``, as errors name the field."""
+        return f"{self.model._meta.db_table}.{self.column}"
+
+    # -- schema ----------------------------------------------------------------------
+
+    def db_type(self, connection: Any) -> str | None:
+        """Tokens are longer than the values: always a text column."""
+        return str(connection.data_types["TextField"])
+
+    def db_check(self, connection: Any) -> str | None:
+        """No value check on a column of tokens."""
+        return None
+
+    def get_internal_type(self) -> str:
+        """A text column for the database layer (no converters of the base type)."""
+        return "TextField"
+
+    def deconstruct(self) -> Any:
+        """Migrations name this class and the declaration."""
+        name, _path, args, kwargs = super().deconstruct()
+        declared = self.declaration
+        kwargs["category"] = declared.category
+        kwargs["description"] = declared.description
+        if declared.blind_index:
+            kwargs["blind_index"] = True
+        if not declared.exported:
+            kwargs["exported"] = False
+        return name, f"learnprivacy.django.fields.{type(self).__name__}", args, kwargs
+
+    def contribute_to_class(self, cls: Any, name: str, **kwargs: Any) -> None:
+        """Add the blind-index column next to the field when asked."""
+        super().contribute_to_class(cls, name, **kwargs)
+        # Models rendered from migrations ("__fake__") carry the index field explicitly.
+        if self.declaration.blind_index and not cls._meta.abstract and cls.__module__ != "__fake__":
+            cls.add_to_class(name + INDEX_SUFFIX, BlindIndexField(editable=False))
+
+    @property
+    def index_field(self) -> BlindIndexField:
+        """The blind-index field of this field (``<name>_bidx``)."""
+        if not self.declaration.blind_index:
+            raise ConfigurationError(
+                f"{self.where} has no blind index: declare it with blind_index=True"
+            )
+        field = self.model._meta.get_field(self.name + INDEX_SUFFIX)
+        assert isinstance(field, BlindIndexField)
+        return field
+
+    # -- values ----------------------------------------------------------------------
+
+    def to_text(self, value: Any) -> str:
+        """The text that gets encrypted for ``value``."""
+        if self.lp_text:
+            if type(value) is str:
+                return value
+            value = self.to_python(value)
+            if not isinstance(value, str):
+                raise ValidationError(f"{self.where} holds text", field=self.where)
+            return value
+        value = self.to_python(value)
+        if isinstance(value, dt.datetime | dt.date):
+            return value.isoformat()
+        return str(value)
+
+    def from_text(self, text: str) -> Any:
+        """The Python value of decrypted ``text``."""
+        return text if self.lp_text else self.to_python(text)
+
+    def index_of(self, value: Any) -> str:
+        """The blind index of ``value`` in this field."""
+        return _settings.runtime().index.compute(
+            self.to_text(value), field=index_field(self.model._meta.db_table, self.column)
+        )
+
+    def binding(self, instance: Any) -> tuple[Any, str]:
+        """The (primary key, subject) a value of ``instance`` is bound to now."""
+        key = instance.pk
+        subject = getattr(instance, self.lp_subject) if self.lp_subject else None
+        if key is None:
+            raise ValidationError(
+                f"{self.where}: the row has no primary key yet, a value cannot be bound to it",
+                field=self.where,
+            )
+        if subject is None or subject == "":
+            raise ValidationError(
+                f"{self.where}: the row has no subject, a personal value needs one",
+                field=self.where,
+            )
+        return key, str(subject)
+
+    def _unbound(self) -> ConfigurationError:
+        return ConfigurationError(f"{self.where}: the model has no Privacy(...) declaration")
+
+    def open(self, instance: Any, token: str) -> Any:
+        """Decrypt ``token`` read from ``instance``'s row (typed errors, never a value)."""
+        table = self.lp_table
+        if not table:
+            raise self._unbound()
+        origin = instance.__dict__.get(ORIGIN)
+        key, subject = origin if origin is not None else self.binding(instance)
+        try:
+            text = _settings.runtime().cipher.decrypt(
+                token, subject=subject, context=f"{table}/{key}/{self.column}"
+            )
+        except KeyShreddedError:
+            raise KeyShreddedError(f"{self.where}: the learner's key was shredded") from None
+        except (DecryptionError, ValidationError):
+            if not is_token(token):
+                raise PlaintextError(
+                    f"{self.where}: the stored value is not a token "
+                    "(plaintext at rest? run manage.py learnprivacy_encrypt_existing)",
+                    table=table,
+                    column=self.column,
+                ) from None
+            raise DecryptionError(
+                f"{self.where}: the stored token does not open for this row and column "
+                "(moved from another row or column, or altered)"
+            ) from None
+        return text if self.lp_text else self.to_python(text)
+
+    def pre_save(self, model_instance: Any, add: bool) -> Any:
+        """The token to write for the instance's value (the instance keeps plaintext)."""
+        table = self.lp_table
+        if not table:
+            raise self._unbound()
+        data = model_instance.__dict__
+        name = self.attname
+        value = data[name] if name in data else getattr(model_instance, name)
+        if value is None:
+            if self.lp_index:
+                setattr(model_instance, self.name + INDEX_SUFFIX, None)
+            return None
+        key, subject = self.binding(model_instance)
+        if type(value) is Sealed:
+            if not add and data.get(ORIGIN) == (key, subject):
+                # Unchanged and still in its row: written back as it was read.
+                return _Bound(value.token)
+            value = self.open(model_instance, value.token)
+            data[name] = value
+        text = value if self.lp_text and type(value) is str else self.to_text(value)
+        if text.startswith(_TOKEN_PREFIX):
+            raise PlaintextError(
+                f"{self.where}: a token was assigned where a value is expected",
+                table=table,
+                column=self.column,
+            )
+        token = _settings.runtime().cipher.encrypt(
+            text, subject=subject, context=f"{table}/{key}/{self.column}", scope=self.lp_scope
+        )
+        if self.lp_index:
+            setattr(model_instance, self.name + INDEX_SUFFIX, self.index_of(text))
+        return _Bound(token)
+
+    def get_db_prep_save(self, value: Any, connection: Any) -> Any:
+        """Only tokens made by :meth:`pre_save` reach the database."""
+        if value is None or type(value) is _Bound:
+            return value if value is None else str(value)
+        raise PlaintextError(
+            f"{self.where}: personal values are written by saving a model instance; "
+            "QuerySet.update(), bulk_update() and raw values cannot bind them to their row",
+            table=self.model._meta.db_table,
+            column=self.column,
+        )
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        """Tokens stay sealed until the attribute is read on an instance."""
+        return None if value is None else Sealed(value)
+
+    def to_python(self, value: Any) -> Any:
+        """Decrypted values only: a sealed token cannot be cleaned."""
+        if type(value) is Sealed:
+            raise ValidationError(f"{self.where}: a sealed value cannot be cleaned")
+        return super().to_python(value)
+
+    # -- lookups ---------------------------------------------------------------------
+
+    def get_lookup(self, lookup_name: str) -> Any:
+        """``exact`` (through the blind index) and ``isnull``; nothing else."""
+        if lookup_name == "exact":
+            return BlindExact
+        if lookup_name == "isnull":
+            return IsNull
+        if super().get_lookup(lookup_name) is not None:
+            raise BlindIndexBadLookup(
+                f"{self.where} is encrypted: only filter(field=lp_lookup(value)) and "
+                f"__isnull work, not __{lookup_name}",
+                field=self.where,
+            )
+        return None
+
+    def get_transform(self, lookup_name: str) -> Any:
+        """No transform reads into tokens."""
+        if super().get_transform(lookup_name) is not None:
+            raise BlindIndexBadLookup(
+                f"{self.where} is encrypted: __{lookup_name} cannot read tokens",
+                field=self.where,
+            )
+        return None
+
+
+class BlindExact(Exact):
+    """``personal_field = lp_lookup(value)``, answered by the blind-index column."""
+
+    def __init__(self, lhs: Any, rhs: Any) -> None:
+        field = getattr(lhs, "target", None)
+        if not isinstance(field, PersonalField):
+            raise ValidationError("a personal field is looked up through its own column")
+        if not isinstance(rhs, LpLookup):
+            raise BlindIndexBadLookup(
+                f"{field.where} is encrypted: filter with lp_lookup(value)", field=field.where
+            )
+        from django.db.models.expressions import Col
+
+        index = field.index_field
+        super().__init__(Col(lhs.alias, index), field.index_of(rhs.value))
+
+
+class BlindIndexField(models.CharField):
+    """The keyed index column of a personal field (``b1_`` + 22 characters)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 64)
+        kwargs.setdefault("null", True)
+        kwargs.setdefault("db_index", True)
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        """Migrations name this class."""
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "learnprivacy.django.fields.BlindIndexField", args, kwargs
+
+
+def _personal_class(base: type[models.Field], text: bool) -> type[PersonalField]:
+    return type(
+        f"Personal{base.__name__}", (PersonalField, base), {"lp_text": text, "__module__": __name__}
+    )
+
+
+PersonalCharField = _personal_class(models.CharField, True)
+PersonalTextField = _personal_class(models.TextField, True)
+PersonalEmailField = _personal_class(models.EmailField, True)
+PersonalURLField = _personal_class(models.URLField, True)
+PersonalSlugField = _personal_class(models.SlugField, True)
+PersonalGenericIPAddressField = _personal_class(models.GenericIPAddressField, True)
+PersonalDateField = _personal_class(models.DateField, False)
+PersonalDateTimeField = _personal_class(models.DateTimeField, False)
+PersonalIntegerField = _personal_class(models.IntegerField, False)
+PersonalBigIntegerField = _personal_class(models.BigIntegerField, False)
+PersonalDecimalField = _personal_class(models.DecimalField, False)
+PersonalBooleanField = _personal_class(models.BooleanField, False)
+
+_BY_BASE: dict[type[Any], type[PersonalField]] = {
+    models.CharField: PersonalCharField,
+    models.TextField: PersonalTextField,
+    models.EmailField: PersonalEmailField,
+    models.URLField: PersonalURLField,
+    models.SlugField: PersonalSlugField,
+    models.GenericIPAddressField: PersonalGenericIPAddressField,
+    models.DateField: PersonalDateField,
+    models.DateTimeField: PersonalDateTimeField,
+    models.IntegerField: PersonalIntegerField,
+    models.BigIntegerField: PersonalBigIntegerField,
+    models.DecimalField: PersonalDecimalField,
+    models.BooleanField: PersonalBooleanField,
+}
+
+
+def personal(
+    field: models.Field,
+    *,
+    category: DataCategory,
+    description: str,
+    blind_index: bool = False,
+    exported: bool = True,
+) -> Any:
+    """Declare ``field`` personal: it becomes the matching encrypted ``Personal*`` field.
+
+    ``personal(models.CharField(max_length=40), category=DataCategory.CONTACT,
+    description="Phone")``. ``max_length`` and the other options keep validating the
+    plaintext (forms, ``full_clean``); the column itself holds tokens (text).
+    ``blind_index=True`` adds a ``<name>_bidx`` column for ``lp_lookup`` queries.
+    """
+    if not isinstance(field, models.Field) or isinstance(field, PersonalField):
+        raise ConfigurationError(
+            "personal() takes a Django field instance such as models.CharField()"
+        )
+    target = _BY_BASE.get(type(field))
+    if target is None:
+        raise ConfigurationError(
+            f"personal() supports {sorted(c.__name__ for c in _BY_BASE)}, "
+            f"not {type(field).__name__}"
+        )
+    _name, _path, args, kwargs = field.deconstruct()
+    return target(
+        *args,
+        category=category,
+        description=description,
+        blind_index=blind_index,
+        exported=exported,
+        **kwargs,
+    )
+
+
+def not_personal(
+    field: models.Field,
+    *,
+    description: str,
+    category: DataCategory = DataCategory.NONE,
+    exported: bool = True,
+) -> Any:
+    """Declare that ``field`` holds no personal value on its own (stored in clear).
+
+    The field is returned unchanged (migrations do not see the declaration); it is
+    exported with the learner's rows unless ``exported=False``.
+    """
+    if not isinstance(field, models.Field):
+        raise ConfigurationError("not_personal() takes a Django field instance")
+    setattr(
+        field,
+        DECLARATION,
+        ColumnPrivacy(
+            personal=False, category=category, description=description, exported=exported
+        ),
+    )
+    return field
+
+
+def declaration_of(field: Any) -> ColumnPrivacy | None:
+    """The privacy declaration of a Django field, or ``None`` when it has none."""
+    value = getattr(field, DECLARATION, None)
+    return value if isinstance(value, ColumnPrivacy) else None

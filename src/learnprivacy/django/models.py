@@ -1,0 +1,192 @@
+"""The app's own tables: the key store, the audit log, the request book, pending work.
+
+``KeyEntry`` and ``KeyTombstone`` live in the key store's database (``LEARNPRIVACY
+["KEYS"]``, routed by :class:`~learnprivacy.django.KeysRouter`); every other model lives
+with the application's data, so that its rows commit in the application's transaction.
+Code reads and writes them through learnprivacy's own modules, mostly in plain SQL on
+the hot paths; the models are here for migrations and the admin.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+__all__ = [
+    "AuditEntry",
+    "AuditHead",
+    "EncryptProgress",
+    "KeyEntry",
+    "KeyTombstone",
+    "PendingShred",
+    "RequestFact",
+    "RequestHistory",
+    "RequestRow",
+    "Restriction",
+]
+
+
+class KeyEntry(models.Model):
+    """A wrapped data key (never a key in clear), in the key store's database."""
+
+    subject = models.CharField(max_length=255)
+    scope = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=16)
+    state = models.CharField(max_length=16)
+    master_key_id = models.CharField(max_length=32)
+    wrapped = models.BinaryField()
+
+    class Meta:
+        db_table = "lpdj_keys"
+        constraints = [
+            models.UniqueConstraint(fields=["subject", "key_id"], name="lpdj_keys_id"),
+            # At most one active key per (subject, scope): concurrent writers converge.
+            models.UniqueConstraint(
+                fields=["subject", "scope"],
+                condition=models.Q(state="active"),
+                name="lpdj_keys_one_active",
+            ),
+        ]
+        indexes = [models.Index(fields=["subject", "scope"], name="lpdj_keys_subject_scope")]
+
+    def __str__(self) -> str:
+        return f"key {self.key_id} ({self.state})"
+
+
+class KeyTombstone(models.Model):
+    """A (subject, scope) shredded as a whole; scope ``*`` covers every scope."""
+
+    subject = models.CharField(max_length=255)
+    scope = models.CharField(max_length=64)
+
+    class Meta:
+        db_table = "lpdj_key_tombstones"
+        constraints = [
+            models.UniqueConstraint(fields=["subject", "scope"], name="lpdj_tombstones_pair")
+        ]
+
+
+class AuditEntry(models.Model):
+    """One entry of the hash-chained audit log (never a personal value)."""
+
+    sequence = models.BigIntegerField(unique=True)
+    at = models.DateTimeField()
+    action = models.CharField(max_length=64)
+    record_type = models.CharField(max_length=128, null=True)
+    subject_ref = models.CharField(max_length=64, null=True, db_index=True)
+    actor = models.CharField(max_length=128)
+    outcome = models.CharField(max_length=32)
+    details = models.TextField()
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        db_table = "lpdj_audit"
+        ordering = ["sequence"]
+        verbose_name_plural = "audit entries"
+
+
+class AuditHead(models.Model):
+    """The one-row head of the audit chain: last sequence and hash, sealed."""
+
+    id = models.IntegerField(primary_key=True)
+    sequence = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+    seal = models.CharField(max_length=64)
+
+    class Meta:
+        db_table = "lpdj_audit_head"
+
+
+class PendingShred(models.Model):
+    """Keys to shred once the transaction that erased their rows has committed.
+
+    Written in that transaction; removed once the keys are shredded. A row left behind
+    (the process died between the commit and the shred) is finished by the next erasure,
+    sweep or ``learnprivacy_keys --reconcile``.
+    """
+
+    subject = models.CharField(max_length=255)
+    scope = models.CharField(max_length=64)
+    mode = models.CharField(max_length=16)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "lpdj_pending_shreds"
+
+
+class Restriction(models.Model):
+    """A row of a declared model whose processing is restricted (GDPR Art. 18)."""
+
+    table = models.CharField(max_length=128)
+    row_key = models.CharField(max_length=255)
+    subject_ref = models.CharField(max_length=64)
+    reason = models.CharField(max_length=255)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "lpdj_restrictions"
+        constraints = [
+            models.UniqueConstraint(fields=["table", "row_key"], name="lpdj_restriction_row")
+        ]
+
+
+class EncryptProgress(models.Model):
+    """How far ``learnprivacy_encrypt_existing`` went on one table (resumable)."""
+
+    table = models.CharField(max_length=128, unique=True)
+    last_key = models.CharField(max_length=255)
+    done = models.BigIntegerField(default=0)
+    finished = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "lpdj_encrypt_progress"
+
+
+class RequestRow(models.Model):
+    """A data-subject request of the request book (its body encrypted)."""
+
+    id = models.CharField(max_length=255, primary_key=True)
+    learner_id = models.CharField(max_length=255, db_index=True)
+    type = models.CharField(max_length=32)
+    state = models.CharField(max_length=32, db_index=True)
+    received_at = models.DateTimeField()
+    due_at = models.DateTimeField(db_index=True)
+    version = models.IntegerField()
+    retry_of = models.CharField(max_length=255, null=True)
+    body = models.TextField()
+
+    class Meta:
+        db_table = "lpdj_dsr_requests"
+
+
+class RequestHistory(models.Model):
+    """A hash-chained history entry of a request (never personal)."""
+
+    request_id = models.CharField(max_length=255)
+    sequence = models.IntegerField()
+    at = models.DateTimeField()
+    event = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+    body = models.TextField()
+
+    class Meta:
+        db_table = "lpdj_dsr_history"
+        constraints = [
+            models.UniqueConstraint(fields=["request_id", "sequence"], name="lpdj_history_seq")
+        ]
+
+
+class RequestFact(models.Model):
+    """A per-learner fact of the request book (objection, directive, death...)."""
+
+    learner_id = models.CharField(max_length=255)
+    kind = models.CharField(max_length=32)
+    key = models.CharField(max_length=255)
+    at = models.DateTimeField()
+    body = models.TextField()
+
+    class Meta:
+        db_table = "lpdj_dsr_facts"
+        constraints = [
+            models.UniqueConstraint(fields=["learner_id", "kind", "key"], name="lpdj_fact_key")
+        ]

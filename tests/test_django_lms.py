@@ -1,0 +1,124 @@
+"""The Django example LMS, run by Django's own test runner in a process of its own.
+
+Django is configured once per process, so the example's test suite (``lms/tests.py``:
+fields, erasure, sweeps, exports, encryption of existing rows, attack tests) runs in a
+subprocess: once on SQLite files, once on the real PostgreSQL server the session
+starts. ``manage.py check`` is run the same way against models that break the rules.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from learnprivacy.testing.postgres import TemporaryPostgres
+
+pytest.importorskip("django")
+
+PROJECT = Path(__file__).resolve().parent.parent / "examples" / "django_lms"
+MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
+
+
+def manage(
+    *args: str, env: dict[str, str], timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run ``manage.py`` of the example with a clean, explicit environment."""
+    full = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", str(PROJECT)),
+        "LEARNPRIVACY_MASTER_KEY": MASTER_KEY,
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_example_suite_on_sqlite(tmp_path: Path) -> None:
+    """The example's Django tests pass on SQLite (data and keys in two databases)."""
+    done = manage("test", "lms", "-v", "2", env={"LMS_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "OK" in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_example_suite_on_postgres(postgres_server: TemporaryPostgres) -> None:
+    """The same tests pass on the real PostgreSQL server (two databases on it)."""
+    env = {
+        "LMS_PG_HOST": postgres_server.host,
+        "LMS_PG_PORT": str(postgres_server.port),
+        "LMS_PG_USER": postgres_server.user,
+        "LMS_PG_DB": "lms_django",
+        "LMS_PG_KEYS_DB": "lms_django_keys",
+    }
+    done = manage("test", "lms", "--noinput", "-v", "2", env=env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "OK" in done.stderr
+
+
+def test_check_passes_on_the_example(tmp_path: Path) -> None:
+    """The example project's declarations pass ``manage.py check``."""
+    done = manage("check", env={"LMS_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert "learnprivacy" not in done.stdout + done.stderr
+
+
+def test_check_flags_undeclared_personal_fields(tmp_path: Path) -> None:
+    """Undeclared personal-looking fields warn (W001); a declared model with an
+    undeclared field is an error (E001) naming table and column, never a value."""
+    env = {"LMS_DATA_DIR": str(tmp_path), "LMS_CHECKS_APP": "1"}
+    done = manage("check", env=env)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "learnprivacy.E001" in output
+    assert "lms_checks_note.mood" in output
+    assert "learnprivacy.W001" in output
+    assert "lms_checks_contact.email" in output
+    assert "lms_checks_contact.ip_address" in output
+    assert "lms_checks_contact.created" not in output
+
+
+def test_check_refuses_keys_in_the_data_database(tmp_path: Path) -> None:
+    """Keys apart from data: naming the default database as the key store is an error."""
+    done = manage("check", env={"LMS_DATA_DIR": str(tmp_path), "LMS_KEYS_ALIAS": "default"})
+    assert done.returncode != 0
+    assert "learnprivacy.E002" in done.stdout + done.stderr
+
+
+def test_migrate_puts_keys_in_their_own_database(tmp_path: Path) -> None:
+    """``migrate`` creates the key tables only with ``--database <KEYS alias>``."""
+    import sqlite3
+
+    env = {"LMS_DATA_DIR": str(tmp_path)}
+    assert manage("migrate", "-v", "0", env=env).returncode == 0
+    assert manage("migrate", "--database", "learnprivacy_keys", "-v", "0", env=env).returncode == 0
+    with sqlite3.connect(tmp_path / "lms.sqlite3") as data:
+        data_tables = {r[0] for r in data.execute("SELECT name FROM sqlite_master")}
+    with sqlite3.connect(tmp_path / "lms.keys.sqlite3") as keys:
+        key_tables = {r[0] for r in keys.execute("SELECT name FROM sqlite_master")}
+    assert "lpdj_keys" in key_tables
+    assert "lpdj_keys" not in data_tables
+    assert "lpdj_audit" in data_tables
+    assert "lpdj_audit" not in key_tables
+    assert "lms_profile" in data_tables
+    assert "lms_profile" not in key_tables
+
+
+def test_importing_learnprivacy_does_not_import_django() -> None:
+    """``import learnprivacy`` loads no Django; ``learnprivacy.django`` is opt-in."""
+    code = "import sys, learnprivacy; print('django' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -1,0 +1,369 @@
+"""The five policies as complete code: every promise cites its seed line (checked against
+the text), is kept by code, and has a test here or in test_policies.py that breaks with it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from examples.policies import educational_publisher as sejer
+
+from learnprivacy.crypto import Keyring, Pseudonymiser
+from learnprivacy.errors import PolicyError, RetentionViolation
+from learnprivacy.export.reports import ReportProfile, build_report
+from learnprivacy.records import (
+    Certificate,
+    Consent,
+    Funder,
+    Funding,
+    Invoice,
+    Learner,
+    Progress,
+    ProgressStatus,
+    Score,
+)
+from learnprivacy.retention import Override
+from learnprivacy.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT.parent / "shared" / "seeds"
+MODULES = (
+    "belgian_b2b_lms",
+    "educational_publisher",
+    "french_engineering_school_moodle",
+    "saas_lms_processor",
+    "training_preparation_centre",
+)
+UTC = dt.UTC
+
+
+def _module(name: str) -> Any:
+    return importlib.import_module(f"examples.policies.{name}")
+
+
+def _promises() -> list[tuple[str, Any]]:
+    return [(name, p) for name in MODULES for p in getattr(_module(name), "PROMISES", ())]
+
+
+@pytest.mark.parametrize(("module", "promise"), _promises(), ids=lambda v: str(v)[:40])
+def test_every_promise_quotes_its_seed_line(module: str, promise: Any) -> None:
+    """The quote of each promise is on the cited line of the cited seed file."""
+    if not SEEDS.is_dir():
+        pytest.skip("the seed policies (../shared/seeds) are not beside this checkout")
+    lines = (SEEDS / promise.seed).read_text(encoding="utf-8").splitlines()
+    assert 1 <= promise.line <= len(lines), (module, promise.line)
+    assert promise.quote in lines[promise.line - 1], (module, promise.promise)
+    assert promise.seed == _module(module).SEED
+
+
+@pytest.mark.parametrize(("module", "promise"), _promises(), ids=lambda v: str(v)[:40])
+def test_every_promise_names_an_existing_test(module: str, promise: Any) -> None:
+    """Each promise names a test function that exists (so deleting it fails here)."""
+    path, _, name = promise.test.partition("::")
+    source = (ROOT / path).read_text(encoding="utf-8")
+    assert f"def {name}(" in source, (module, promise.test)
+
+
+def test_every_module_declares_promises_and_a_register() -> None:
+    """Each seed module has its seed, promises, a controller and a generated register."""
+    for name in MODULES:
+        module = _module(name)
+        assert module.PROMISES, name
+        assert (SEEDS / module.SEED).name == module.SEED
+        register = module.register(as_of=dt.date(2026, 6, 15))
+        assert register.activities, name
+        assert register.controller is module.CONTROLLER
+
+
+def test_docs_policies_tables_are_generated_from_the_promises() -> None:
+    """docs/policies.md is what `python -m examples.policies` writes (no drift)."""
+    from examples.policies.__main__ import render
+
+    assert (ROOT / "docs" / "policies.md").read_text(encoding="utf-8") == render()
+
+
+# -- educational publisher (SEJER) -------------------------------------------------------
+
+NOW = dt.datetime(2026, 6, 15, 12, tzinfo=UTC)
+
+
+def _learner(**changes: Any) -> Learner:
+    values: dict[str, Any] = {
+        "id": "L1",
+        "username": "ana",
+        "email": "ana@example.org",
+        "given_name": "Ana",
+        "family_name": "Martin",
+        "created_at": dt.datetime(2024, 1, 10, tzinfo=UTC),
+        "last_activity_at": None,
+    }
+    return Learner(**{**values, **changes})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    with Store(
+        f"sqlite:///{tmp_path / 'sejer.db'}", keyring=Keyring.generate(), clock=lambda: NOW
+    ) as opened:
+        yield opened
+
+
+def test_publisher_counts_activity_from_records(store: Store) -> None:
+    """Line 15 counts from the last activity: progress of May 2026 keeps a 2024 account
+    whose own last activity was never set."""
+    progress = Progress(
+        id="P1",
+        learner_id="L1",
+        course_id="FLE-B2",
+        status=ProgressStatus.IN_PROGRESS,
+        recorded_at=dt.datetime(2026, 5, 20, tzinfo=UTC),
+    )
+    store.add_all([_learner(), progress])
+    report = store.sweep(sejer.SCHEDULE, now=NOW)
+    assert report.erased == 0
+    assert store.get(Learner, "L1") is not None
+    assert store.get(Progress, "P1") is not None
+
+
+def test_publisher_invoice_survives_erase_records_and_override(store: Store) -> None:
+    """An invoice 35 months into its 120: erase_records restricts it, and no override can
+    shorten the COMPLIANCE minimum (breaks if INVOICES loses minimum or COMPLIANCE)."""
+    invoice = Invoice(
+        id="INV-1",
+        learner_id="L1",
+        billing_name="Ana Martin",
+        billing_address="1 rue de Rennes, Paris",
+        amount=Decimal("300.00"),
+        issued_at=dt.datetime(2023, 7, 15, tzinfo=UTC),
+    )
+    store.add_all([_learner(), invoice])
+    assert store.erase_records([invoice], now=NOW, schedule=sejer.SCHEDULE) == 0
+    assert store.get(Invoice, "INV-1", include_restricted=True) == invoice
+    with pytest.raises(RetentionViolation):
+        store.erase_records(
+            [invoice],
+            now=NOW,
+            schedule=sejer.SCHEDULE,
+            override=Override(reason="asked by the learner", actor="support"),
+        )
+    assert store.get(Invoice, "INV-1", include_restricted=True) == invoice
+
+
+def test_publisher_refuses_a_funder_profile_with_scores_and_contact() -> None:
+    """A "CPF funder" profile with scores, e-mail and surname was accepted; the policy's
+    allow-list refuses it, naming the extra fields, and accepts the administrative one."""
+    wider = ReportProfile(
+        recipient="cpf-funder",
+        fields={
+            "Funding": ("funder", "dossier_reference"),
+            "Progress": ("course_id", "score"),
+            "Learner": ("email", "family_name"),
+        },
+        pseudonym_domain="sejer-cpf-funder",
+    )
+    with pytest.raises(PolicyError) as caught:
+        wider.check_within(sejer.CPF_FUNDER)
+    message = str(caught.value)
+    assert "Progress.score.scaled" in message
+    assert "Learner.email" in message
+    assert "Learner.family_name" in message
+    narrower = ReportProfile(
+        recipient="cpf-funder",
+        fields={"Funding": ("funder", "dossier_reference")},
+        pseudonym_domain="sejer-cpf-funder",
+    )
+    assert narrower.check_within(sejer.CPF_FUNDER) is narrower
+    assert not {"Progress", "Learner"} & set(sejer.CPF_FUNDER.fields)
+
+
+def test_publisher_employer_report_carries_no_identity() -> None:
+    """The employer's report holds the learning path under the employer's own pseudonym:
+    no learner id, no name, no e-mail."""
+    learner = _learner(last_activity_at=NOW, organisation_id="ACME")
+    records = [
+        learner,
+        Progress(
+            id="P1",
+            learner_id="L1",
+            course_id="FLE-B2",
+            status=ProgressStatus.PASSED,
+            recorded_at=NOW,
+            score=Score(raw=15, min=0, max=20),
+        ),
+        Certificate(
+            id="C1",
+            learner_id="L1",
+            course_id="FLE-B2",
+            issued_at=NOW,
+            verification_code="VERIFY-1",
+        ),
+        Funding(
+            id="F1",
+            learner_id="L1",
+            funder=Funder.EMPLOYER,
+            dossier_reference="PLAN-2026-1",
+            opened_at=NOW,
+        ),
+    ]
+    pseudonyms = Pseudonymiser(bytes(range(32)), domain=sejer.EMPLOYER.pseudonym_domain)
+    report = build_report(sejer.EMPLOYER, records, pseudonyms=pseudonyms)
+    text = repr(report.to_records())
+    for value in ("L1", "Ana", "Martin", "ana@example.org", "VERIFY-1"):
+        assert value not in text
+    assert "FLE-B2" in text
+
+
+def test_publisher_register_lists_recipients_and_hosting() -> None:
+    """The generated register names OVH, the two recipients and no others (line 11: online
+    payments go to no third party), and lists scores among the categories."""
+    register = sejer.register(as_of=dt.date(2026, 6, 15))
+    recipients = {r for a in register.activities for r in a.recipients}
+    assert recipients == {"cpf-funder", "employer"}
+    assert register.controller.hosting is not None
+    assert register.controller.hosting.provider == "OVH"
+    categories = {c.value for a in register.activities for c in a.categories}
+    assert "assessment" in categories
+    assert register.gaps == ()
+
+
+def test_publisher_newsletter_withdrawal_is_effective_at_receipt() -> None:
+    """A consent withdrawn on receipt (March 2) no longer covers March 3, whenever the
+    request is executed."""
+    received = dt.datetime(2026, 3, 2, 9, tzinfo=UTC)
+    consent = Consent(
+        id="N1",
+        learner_id="L1",
+        purpose="newsletter",
+        given_at=dt.datetime(2025, 1, 1, tzinfo=UTC),
+        withdrawn_at=received,
+    )
+    assert not consent.is_active(dt.datetime(2026, 3, 3, tzinfo=UTC))
+    assert consent.is_active(received - dt.timedelta(seconds=1))
+    assert attrs.evolve(consent, withdrawn_at=None).is_active(dt.datetime(2026, 3, 3, tzinfo=UTC))
+
+
+# -- Belgian B2B LMS (Job Access) --------------------------------------------------------
+
+
+def test_belgian_lms_register_names_controller_hosting_and_client() -> None:
+    """Line 9's controller, line 13's Swiss hosting under adequacy, the Belgian authority,
+    and line 93's B2B client as the only recipient of reports."""
+    from examples.policies import belgian_b2b_lms as lms
+
+    from learnprivacy import Safeguard
+
+    register = lms.register()
+    assert register.controller.name == "Job Access solutions SRL"
+    assert register.controller.authority.short_name == "APD/GBA"
+    assert register.controller.hosting is not None
+    assert register.controller.hosting.country == "CH"
+    assert {t.safeguard for t in register.controller.transfers} == {Safeguard.ADEQUACY_DECISION}
+    assert not [g for g in register.gaps if "without a declared transfer" in g]
+    assert {r for a in register.activities for r in a.recipients} == {"b2b-client"}
+
+
+def test_belgian_lms_client_profile_refuses_contact_details() -> None:
+    """The B2B client gets progress and KPIs, never the learners' e-mail or names."""
+    from examples.policies import belgian_b2b_lms as lms
+
+    wider = ReportProfile(
+        recipient="b2b-client",
+        fields={"Progress": ("course_id", "score"), "Learner": ("email",)},
+        pseudonym_domain="job-access-b2b-client",
+    )
+    with pytest.raises(PolicyError, match=r"Learner\.email"):
+        wider.check_within(lms.B2B_CLIENT)
+
+
+# -- French engineering school on Moodle (JUNIA) -----------------------------------------
+
+
+def test_school_register_names_the_dpo_and_funders() -> None:
+    """Requests go to the DPO address of line 70; funders receive attendance and funding
+    documents (line 25), not scores."""
+    from examples.policies import french_engineering_school_moodle as school
+
+    register = school.register()
+    assert register.controller.reply_to == "junia.dpo@junia.com"
+    assert {r for a in register.activities for r in a.recipients} == {"funders"}
+    scores = ReportProfile(
+        recipient="funders",
+        fields={"Progress": ("score",)},
+        pseudonym_domain="junia-funders",
+    )
+    with pytest.raises(PolicyError):
+        scores.check_within(school.FUNDERS)
+
+
+# -- SaaS LMS processor (Onlineformapro) --------------------------------------------------
+
+
+def test_saas_register_names_the_provider_and_its_host() -> None:
+    """The register names Onlineformapro, its OVH hosting, its security measures, and the
+    platform data under the client contract rule."""
+    from examples.policies import saas_lms_processor as saas
+
+    register = saas.register()
+    assert register.controller.contact == "rgpd@onlineformapro.com"
+    assert register.controller.hosting is not None
+    assert register.controller.hosting.provider == "OVH"
+    assert register.controller.security_measures
+    purposes = {a.purpose for a in register.activities}
+    assert "client-platform" in purposes
+
+
+# -- training-preparation centre (Prépa Job's) -------------------------------------------
+
+
+def test_centre_register_names_the_person_in_charge() -> None:
+    """The register names the person in charge of compliance (lines 130-138)."""
+    from examples.policies import training_preparation_centre as centre
+
+    register = centre.register()
+    assert register.controller.reply_to.endswith("<jmalherbe@prepajobs.fr>")
+    assert register.controller.address.startswith("78 quater Boulevard Thiers")
+
+
+def test_centre_statistics_are_anonymous(tmp_path: Path) -> None:
+    """Line 116: past the period only anonymised statistics remain: the progress rows are
+    anonymised by the sweep, pass the re-identification check, and a course taken by
+    fewer than STATISTICS_K people is not published."""
+    from examples.policies import training_preparation_centre as centre
+
+    from learnprivacy.export.reports import k_anonymous_aggregate
+    from learnprivacy.testing import assert_not_reidentifiable
+
+    schedule = centre.make_schedule(learner_data="P3Y", statistics="P1Y", security_logs="P6M")
+    records: list[Any] = []
+    for n in range(8):
+        learner = _learner(
+            id=f"L{n}",
+            email=f"l{n}@example.org",
+            last_activity_at=dt.datetime(2024, 2, 1, tzinfo=UTC),
+        )
+        course = "CACES" if n < 6 else "RARE"
+        records += [
+            learner,
+            Progress(
+                id=f"L{n}-P",
+                learner_id=f"L{n}",
+                course_id=course,
+                status=ProgressStatus.PASSED,
+                recorded_at=dt.datetime(2024, 1, 3 + n, 10, n, tzinfo=UTC),
+            ),
+        ]
+    with Store(
+        f"sqlite:///{tmp_path / 'centre.db'}", keyring=Keyring.generate(), clock=lambda: NOW
+    ) as store:
+        store.add_all(records)
+        assert store.sweep(schedule, now=NOW).anonymised == 8
+        rows = list(store.anonymised(Progress))
+    common = [r for r in rows if r["course_id"] == "CACES"]
+    assert_not_reidentifiable(common, records, record_type=Progress, k=centre.STATISTICS_K)
+    stats = k_anonymous_aggregate(rows, by=["course_id"], k=centre.STATISTICS_K)
+    assert [(r["course_id"], r["learners"]) for r in stats.rows] == [("CACES", 6)]

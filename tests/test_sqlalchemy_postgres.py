@@ -1,0 +1,113 @@
+"""learnprivacy.sqlalchemy on a real PostgreSQL: the app's database and a key database."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+import pytest
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.orm import Session
+
+import learnprivacy.sqlalchemy as lps
+from learnprivacy.crypto import Keyring
+from learnprivacy.errors import DecryptionError, KeyShreddedError, PlaintextError
+from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
+from tests.inplace_models import declarative_models
+
+if TYPE_CHECKING:
+    from learnprivacy.testing.postgres import TemporaryPostgres
+
+pytestmark = pytest.mark.postgres
+
+UTC = dt.UTC
+NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+LONG_AGO = dt.datetime(2023, 1, 10, tzinfo=UTC)
+
+
+@pytest.fixture
+def app(postgres_server: TemporaryPostgres) -> Iterator[SimpleNamespace]:
+    """Bound models on a fresh PostgreSQL database, keys in another one."""
+    app_url = postgres_server.create_database()
+    keys_url = postgres_server.create_database()
+    models = declarative_models()
+    privacy = lps.LearnPrivacy(
+        models.Base, keyring=Keyring.from_master_key(bytes(range(32))), keys=keys_url
+    )
+    engine = create_engine(app_url)
+    models.Base.metadata.create_all(engine)
+    yield SimpleNamespace(m=models, privacy=privacy, engine=engine, keys=keys_url)
+    engine.dispose()
+
+
+def test_round_trip_lookup_and_binding_on_postgres(app: SimpleNamespace) -> None:
+    """Tokens at rest, values on load, blind-index lookups, moved tokens refused."""
+    m = app.m
+    with Session(app.engine) as s:
+        s.add(m.User(id="u1", email="ana@example.org", name="Ana", last_login_at=LONG_AGO))
+        s.add(m.User(id="u2", email="bob@example.org", name="Bob", last_login_at=NOW))
+        s.flush()
+        s.add(m.Post(author_id="u1", body="hello", posted_at=LONG_AGO))
+        s.commit()
+        raw = s.execute(text("SELECT email, name FROM users WHERE id='u1'")).one()
+        assert all(v.startswith("lp1.") for v in raw)
+        assert s.scalars(select(m.Post)).one().body == "hello"
+        assert [u.id for u in app.privacy.find(s, m.User.email, "ANA@example.org")] == ["u1"]
+    with app.engine.begin() as c:
+        c.execute(
+            text("UPDATE users SET email=(SELECT email FROM users WHERE id='u1') WHERE id='u2'")
+        )
+    with Session(app.engine) as s, pytest.raises(DecryptionError, match=r"users\.email"):
+        s.get(m.User, "u2")
+    with Session(app.engine) as s, pytest.raises(PlaintextError):
+        s.scalars(select(m.User).where(m.User.name == "Ana")).all()
+
+
+def test_erasure_and_sweep_on_postgres(app: SimpleNamespace) -> None:
+    """Erasure shreds after commit; a sweep erases the inactive learner's rows."""
+    m = app.m
+    with Session(app.engine) as s:
+        s.add(m.User(id="u1", email="ana@example.org", name="Ana", last_login_at=LONG_AGO))
+        s.add(m.User(id="u2", email="bob@example.org", name="Bob", last_login_at=NOW))
+        s.add(m.User(id="u3", email="eve@example.org", name="Eve", last_login_at=NOW))
+        s.flush()
+        s.add(m.Post(author_id="u1", body="old post", posted_at=LONG_AGO))
+        s.add(m.Post(author_id="u3", body="Eve's post", posted_at=NOW))
+        s.commit()
+        report = app.privacy.erase_subject(s, "u3", now=NOW)
+        assert report.erased == 2
+        assert not app.privacy.keyring.is_shredded("u3", "contract")
+        s.commit()
+        assert app.privacy.keyring.is_shredded("u3", "contract")
+        schedule = Schedule(
+            {
+                m.User: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+                m.Post: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+            }
+        )
+        swept = app.privacy.sweep(s, schedule, now=NOW)
+        assert swept.erased == 2
+        assert app.privacy.sweep(s, schedule, now=NOW).changed == 0
+        assert s.get(m.User, "u1") is None
+        assert s.get(m.User, "u2").name == "Bob"
+        assert app.privacy.audit(s).verify()
+
+
+def test_a_dump_before_erasure_reads_nothing_after(app: SimpleNamespace) -> None:
+    """Rows copied out before an erasure cannot be decrypted once the keys are shredded."""
+    m = app.m
+    with Session(app.engine) as s:
+        s.add(m.User(id="u1", email="ana@example.org", name="Ana"))
+        s.commit()
+        copied = s.execute(text("SELECT id, email, name FROM users")).all()
+        app.privacy.erase_subject(s, "u1", now=NOW)
+        s.commit()
+        with app.engine.begin() as c:
+            c.execute(
+                text("INSERT INTO users (id, email, name) VALUES (:i, :e, :n)"),
+                {"i": copied[0][0], "e": copied[0][1], "n": copied[0][2]},
+            )
+    with Session(app.engine) as s, pytest.raises(KeyShreddedError):
+        s.get(m.User, "u1")
