@@ -758,3 +758,23 @@ def test_grades_keep_scale_items_feedback_and_course_totals(
         assert exported == {"Course total": "12.5", "Debate": "Fair"}
     finally:
         engine.dispose()
+
+
+def test_declined_and_withdrawn_policies_are_exported(moodle: MoodleDatabase) -> None:
+    """A declined policy is exported as declined, not dropped as consents() drops it."""
+    rows = {uid: [] for uid in (10, 11, 14)}  # type: dict[int, list[dict[str, Any]]]
+    for uid, row in moodle.policy_acceptances():
+        rows.setdefault(uid, []).append(row)
+    assert [(r["policy"], r["status"]) for r in rows[10]] == [
+        ("Site policy", "agreed"),
+        ("Newsletter", "withdrawn"),
+    ]
+    assert [(r["policy"], r["status"]) for r in rows[14]] == [("Newsletter", "declined")]
+    assert [r["status"] for r in rows[11]] == ["unanswered"]
+    assert not [c for c in moodle.consents() if c.learner_id == "14"]  # no consent, still there
+    writer = MemoryWriter()
+    MoodleProvider(moodle).export_user_data(ApprovedContextList("14", [Context.user(14)]), writer)
+    exported = writer.rows[("moodle", "PolicyAcceptance")]
+    assert [(r["policy"], r["status"], r["optional"]) for r in exported] == [
+        ("Newsletter", "declined", True)
+    ]

@@ -20,6 +20,7 @@ from learnprivacy.moodle._database import MoodleDatabase
 from learnprivacy.moodle._issues import ScanIssue, ScanIssues
 from learnprivacy.moodle._models import MoodleCourse, MoodleUser
 from learnprivacy.moodle._provider import (
+    ACCEPTANCE_TYPE,
     ENROLMENT_TYPE,
     GRADE_TYPE,
     MOODLE_COMPONENT,
@@ -43,6 +44,7 @@ from learnprivacy.moodle._sources import tables_read
 from learnprivacy.moodle._time import from_unix, to_unix
 
 __all__ = [
+    "ACCEPTANCE_TYPE",
     "ENROLMENT_TYPE",
     "GRADE_TYPE",
     "INHERIT",

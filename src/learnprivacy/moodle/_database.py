@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from learnprivacy.errors import ConfigurationError, MissingTableError
 from learnprivacy.moodle import _read_accounts as accounts
+from learnprivacy.moodle import _read_compliance as compliance
 from learnprivacy.moodle import _read_learning as learning
 from learnprivacy.moodle._issues import ScanIssues
 from learnprivacy.moodle._models import MoodleCourse, MoodleUser
@@ -318,6 +319,20 @@ class MoodleDatabase:
         statement = learning.grade_rows_statement(self.schema, _ids(user_ids))
         for row in self.stream(statement):
             yield learning.grade_row(row)
+
+    def policy_acceptances(
+        self, *, user_ids: Iterable[int | str] | None = None
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Every site policy acceptance of live accounts as ``(user id, row)`` (tool_policy).
+
+        Declined and unanswered policies are there too (``status``), where :meth:`consents`
+        only has what was consented to. Nothing when tool_policy is not installed.
+        """
+        if not all(self.has_table(t) for t in ("tool_policy_acceptances", "tool_policy_versions")):
+            return
+        statement = compliance.acceptance_rows_statement(self.schema, _ids(user_ids))
+        for row in self.stream(statement):
+            yield compliance.acceptance_row(row)
 
     def user_enrolments(self, user_id: int | str) -> list[dict[str, Any]]:
         """One account's enrolments, as Moodle's privacy export shows them, in course order.

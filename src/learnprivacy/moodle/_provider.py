@@ -46,6 +46,7 @@ from learnprivacy.records import (
 from learnprivacy.retention import Trigger
 
 __all__ = [
+    "ACCEPTANCE_TYPE",
     "ENROLMENT_TYPE",
     "GRADE_TYPE",
     "MOODLE_COMPONENT",
@@ -95,6 +96,18 @@ _GRADE_FIELDS = {
     "created_at": "When the grade was first recorded",
     "modified_at": "When the grade was last changed",
 }
+#: Site policy acceptances as tool_policy exports them, declined ones included.
+ACCEPTANCE_TYPE = "PolicyAcceptance"
+_ACCEPTANCE_FIELDS = {
+    "policy": "Site policy",
+    "version": "Version of the policy",
+    "optional": "Whether accepting the policy is optional",
+    "status": "Agreed, declined, withdrawn or unanswered",
+    "on_behalf": "Whether someone else answered on the user's behalf",
+    "note": "Note recorded with the answer",
+    "created_at": "When the policy was first answered",
+    "modified_at": "When the answer last changed",
+}
 _ROW_TYPES = {
     ENROLMENT_TYPE: (
         "user_enrolments",
@@ -102,6 +115,13 @@ _ROW_TYPES = {
         "Enrolments in courses, whatever their state",
         "Moodle's user_enrolments and enrol tables, exported as Enrolment rows",
         DataCategory.LEARNING,
+    ),
+    ACCEPTANCE_TYPE: (
+        "tool_policy_versions",
+        _ACCEPTANCE_FIELDS,
+        "Site policies agreed to, declined or withdrawn",
+        "Moodle's tool_policy_acceptances (and _versions), exported as PolicyAcceptance rows",
+        DataCategory.CONSENT,
     ),
     GRADE_TYPE: (
         "grade_items",
@@ -113,8 +133,10 @@ _ROW_TYPES = {
 }
 
 
-def row_context(row: dict[str, Any]) -> Context:
-    """The context of an exported row: its activity's, else its course's."""
+def row_context(row: dict[str, Any], user_id: str | None = None) -> Context:
+    """The context of an exported row: the user's for an acceptance, else activity or course."""
+    if "policy" in row and user_id is not None:
+        return Context.user(user_id)
     if row.get("activity_id"):
         return Context.module(row["activity_id"])
     return Context.course(row["course_id"])
@@ -257,8 +279,9 @@ class MoodleProvider:
     def _rows_of(self, user_id: str) -> dict[str, list[dict[str, Any]]]:
         """The learner's Enrolment and Grade rows (read only for a live account)."""
         return {
+            ACCEPTANCE_TYPE: [r for _, r in self.database.policy_acceptances(user_ids=[user_id])],
             ENROLMENT_TYPE: self.database.user_enrolments(user_id),
-            GRADE_TYPE: [row for _, row in self.database.grades(user_ids=[user_id])],
+            GRADE_TYPE: [r for _, r in self.database.grades(user_ids=[user_id])],
         }
 
     def get_contexts_for_userid(self, user_id: str) -> ContextList:
@@ -275,7 +298,7 @@ class MoodleProvider:
         contexts.add_user_context(user_id)
         contexts.add_all(context_of(r) for r in records if not _in_user_context(r))
         for rows in self._rows_of(user_id).values():
-            contexts.add_all(row_context(row) for row in rows)
+            contexts.add_all(row_context(row, user_id) for row in rows)
         return contexts
 
     def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
@@ -301,7 +324,7 @@ class MoodleProvider:
                 chosen = [attrs.evolve(r, basis=basis) for r in chosen]
             writer.write_records(self.component, chosen)
         for row_type, rows in self._rows_of(approved.user_id).items():
-            chosen_rows = [row for row in rows if row_context(row) in wanted]
+            chosen_rows = [row for row in rows if row_context(row, approved.user_id) in wanted]
             if chosen_rows:
                 writer.describe(self.describe(row_type))
                 writer.write_rows(self.component, row_type, chosen_rows)
