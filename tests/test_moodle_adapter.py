@@ -778,3 +778,36 @@ def test_declined_and_withdrawn_policies_are_exported(moodle: MoodleDatabase) ->
     assert [(r["policy"], r["status"], r["optional"]) for r in exported] == [
         ("Newsletter", "declined", True)
     ]
+
+
+def test_never_started_enrolment_keeps_its_completion_row(
+    new_database: Callable[[], str],
+) -> None:
+    """A completion row with no date at all takes its enrolment's date instead of vanishing."""
+    engine = open_engine(new_database())
+    create_schema(engine)
+    insert_rows(engine, "config", [{"name": "siteguest", "value": "1"}])
+    insert_rows(engine, "user", [
+        {"id": uid, "username": f"u{uid}", "email": f"u{uid}@example.org", "firstname": "F",
+         "lastname": "L", "timecreated": ts(0)}
+        for uid in (10, 11)
+    ])  # fmt: skip
+    insert_rows(engine, "course", [{"id": 2, "category": 1, "fullname": "C", "shortname": "C"}])
+    insert_rows(engine, "enrol", [{"id": 1, "enrol": "manual", "courseid": 2}])
+    insert_rows(engine, "user_enrolments", [
+        {"id": 1, "enrolid": 1, "userid": 10, "timecreated": ts(3), "timemodified": ts(3)},
+    ])  # fmt: skip
+    insert_rows(engine, "course_completions", [
+        {"id": 1, "userid": 10, "course": 2},  # enrolled, never started, no date
+        {"id": 2, "userid": 11, "course": 2},  # no date and no enrolment: reported
+    ])  # fmt: skip
+    issues = ScanIssues()
+    try:
+        with MoodleDatabase(engine) as db:
+            progress = list(db.course_progress(issues=issues))
+        assert [(p.learner_id, p.status, p.recorded_at) for p in progress] == [
+            ("10", ProgressStatus.NOT_STARTED, at(3))
+        ]
+        assert issues.counts() == {"course_completions: Progress.recorded_at: no date at all": 1}
+    finally:
+        engine.dispose()

@@ -103,8 +103,25 @@ def _graded(done: ProgressStatus, final: Any, gradepass: Any) -> ProgressStatus:
 def course_progress_statement(
     schema: MoodleSchema, user_ids: list[int] | None, include_deleted: bool
 ) -> sa.Select[Any]:
-    """Course completions with the course total grade, when there is one."""
+    """Course completions with the course total grade, when there is one.
+
+    A row with no date at all (enrolled, never started: Moodle often leaves
+    ``timeenrolled`` at 0) takes the date its enrolment was created, so that the learner's
+    export still shows it; the lookup only runs for such rows.
+    """
     cc, gi, gg = schema["course_completions"], schema["grade_items"], schema["grade_grades"]
+    ue, e = schema["user_enrolments"], schema["enrol"]
+    enrolment_created = (
+        sa.select(sa.func.min(ue.c.timecreated))
+        .select_from(ue.join(e, e.c.id == ue.c.enrolid))
+        .where(ue.c.userid == cc.c.userid, e.c.courseid == cc.c.course, ue.c.timecreated > 0)
+        .scalar_subquery()
+    )
+    undated = sa.and_(
+        cc.c.timeenrolled == 0,
+        cc.c.timestarted == 0,
+        sa.func.coalesce(cc.c.timecompleted, 0) == 0,
+    )
     statement = (
         sa.select(
             cc.c.id,
@@ -118,6 +135,7 @@ def course_progress_statement(
             gi.c.grademax,
             gi.c.gradepass,
             gg.c.finalgrade,
+            sa.case((undated, enrolment_created), else_=None),
         )
         .select_from(cc)
         .outerjoin(gi, sa.and_(gi.c.courseid == cc.c.course, gi.c.itemtype == "course"))
@@ -130,13 +148,13 @@ def course_progress_statement(
 @reporting("course_completions", "Progress")
 def map_course_progress(row: Any, issues: ScanIssues) -> Progress | None:
     """A course completion row as a course-level Progress (None, with an issue, if undated)."""
-    rid, uid, course, enrolled, started, completed, gtype, low, high, gpass, final = row
+    rid, uid, course, enrolled, started, completed, gtype, low, high, gpass, final, joined = row
     if completed:
         status, stamp = _graded(ProgressStatus.COMPLETED, final, gpass), completed
     elif started:
         status, stamp = ProgressStatus.IN_PROGRESS, started
     else:
-        status, stamp = ProgressStatus.NOT_STARTED, enrolled
+        status, stamp = ProgressStatus.NOT_STARTED, enrolled or joined
     at = from_unix(stamp)
     if at is None:
         issues.report("course_completions", rid, "Progress.recorded_at", "no date at all")

@@ -60,7 +60,7 @@ class RecordSource(Generic[T]):
 
 COURSE_PROGRESS: RecordSource[Progress] = RecordSource(
     table="course_completions",
-    reads=("course_completions", "grade_items", "grade_grades", "user"),
+    reads=("course_completions", "grade_items", "grade_grades", "user_enrolments", "enrol", "user"),
     statement=learning.course_progress_statement,
     mapper=learning.map_course_progress,
     description="Progress (course level), with the course total grade",
