@@ -18,6 +18,7 @@ Importing this package loads SQLAlchemy (``import learnprivacy`` alone does not)
 
 from learnprivacy.moodle._database import MoodleDatabase
 from learnprivacy.moodle._issues import ScanIssue, ScanIssues
+from learnprivacy.moodle._layout import MoodleContextTree, export_moodle_layout
 from learnprivacy.moodle._models import MoodleCourse, MoodleUser
 from learnprivacy.moodle._provider import (
     ACCEPTANCE_TYPE,
@@ -57,6 +58,7 @@ __all__ = [
     "DataRegistry",
     "InstanceAssignment",
     "LevelAssignment",
+    "MoodleContextTree",
     "MoodleCourse",
     "MoodleDatabase",
     "MoodleProvider",
@@ -68,6 +70,7 @@ __all__ = [
     "ScanIssues",
     "check_read_only",
     "context_of",
+    "export_moodle_layout",
     "from_unix",
     "insert_registry",
     "moodle_report",
