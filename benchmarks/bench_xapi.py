@@ -136,7 +136,20 @@ def _hand_written(records: list[Progress], names: Pseudonymiser) -> list[dict[st
             }
         if record.time_spent is not None:
             result["duration"] = _duration(record.time_spent)
-        identity = "\x1f".join((home, "Progress", record.id, verb, stamp))
+        score = result.get("score")
+        scored = "" if score is None else f"{score['raw']}/{score['min']}/{score['max']}"
+        identity = "\x1f".join(
+            (
+                home,
+                "Progress",
+                record.id,
+                verb,
+                stamp,
+                target["id"],
+                scored,
+                result.get("duration", ""),
+            )
+        )
         out.append(
             {
                 "id": str(uuid.uuid5(STATEMENT_NAMESPACE, identity)),

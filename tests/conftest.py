@@ -10,6 +10,18 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 
+# The store fixtures (a store on SQLite and on PostgreSQL, its URL, keyring, template) live
+# in tests/store_fixtures.py with their helpers; importing them here shares them with
+# every test module, without star imports.
+from tests.store_fixtures import (  # noqa: F401
+    empty_url,
+    keyring,
+    module_database,
+    store,
+    store_template,
+    store_url,
+)
+
 if TYPE_CHECKING:
     from learnprivacy.testing.lrs import TemporaryRalphLRS
     from learnprivacy.testing.mariadb import TemporaryMariaDB

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from learnprivacy.store import Store
     from learnprivacy.testing.postgres import TemporaryPostgres
 
-#: What ``from tests.store_fixtures import *`` brings in: the fixtures, nothing else.
+#: The fixtures (tests/conftest.py shares them); the helpers are imported by name.
 __all__ = ["empty_url", "keyring", "module_database", "store", "store_template", "store_url"]
 
 UTC = dt.UTC

@@ -186,3 +186,33 @@ def test_naive_now_is_refused(new_database: Callable[[], str]) -> None:
     """The clock is a parameter and must be timezone-aware."""
     with pytest.raises(ValidationError):
         moodle_report(build_site(new_database()), now=dt.datetime(2026, 6, 15))
+
+
+def test_cli_report_counts_accounts_on_its_progress_bar_and_honours_no_sweep(
+    tmp_path: Path,
+) -> None:
+    """`moodle report` feeds the progress bar one tick per account; --no-sweep skips the
+    dry run (the option used to be ignored)."""
+    from click.testing import CliRunner
+
+    from learnprivacy.cli import main
+
+    path = tmp_path / "site.db"
+    url = build_site(f"sqlite:///{path}")
+    ticks: list[int] = []
+
+    class Counter:
+        def expect(self, units: int) -> None:
+            del units
+
+        def advance(self, units: int) -> None:
+            ticks.append(units)
+
+    report = moodle_report(url, now=NOW, progress=Counter())
+    assert sum(ticks) == report.accounts["total"] > 0
+    args = ["--config", str(tmp_path / "none.toml"), "--json", "moodle", "report", "--db", url]
+    (tmp_path / "none.toml").write_text("", encoding="utf-8")
+    full = json.loads(CliRunner().invoke(main, [*args, "--now", NOW.isoformat()]).stdout)
+    quick = CliRunner().invoke(main, [*args, "--now", NOW.isoformat(), "--no-sweep"])
+    assert full["sweep"]
+    assert json.loads(quick.stdout)["sweep"] == {}

@@ -230,3 +230,21 @@ def test_controller_values_are_checked() -> None:
     assert Hosting(provider="Infomaniak", country="ch").country == "CH"
     with pytest.raises(ValidationError):
         Hosting(provider="Infomaniak", country="")
+
+
+def test_register_headings_in_french_values_as_declared() -> None:
+    """language="fr": the template's headings come from the French catalogue; declared
+    values are shown as written, still escaped."""
+    register = Register.build(
+        controller(name="<b>Acme</b>"), hostile_metadata(), as_of=dt.date(2026, 6, 15)
+    )
+    text = register.to_markdown(language="fr")
+    assert text.startswith("# Registre des activités de traitement (RGPD art. 30)\n")
+    assert "## Activités de traitement" in text
+    assert "Au 2026-06-15." in text
+    assert "&lt;b&gt;Acme&lt;/b&gt;" in text
+    page = register.to_html(language="fr")
+    assert '<html lang="fr">' in page
+    assert "<h2>Mesures de sécurité</h2>" in page
+    assert "<b>Acme</b>" not in page
+    assert register.to_markdown() != text  # English by default

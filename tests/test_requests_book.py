@@ -366,10 +366,12 @@ def test_concurrent_writer_is_refused(book: RequestBook) -> None:
 
 
 def test_unknown_request(book: RequestBook) -> None:
-    """An unknown id raises NotFoundError; find returns None."""
-    assert book.find("nope") is None
+    """get returns None for an unknown id (as Store.get); acting on one raises NotFoundError."""
+    assert book.get("nope") is None
     with pytest.raises(NotFoundError):
-        book.get("nope")
+        book.current("nope")
+    with pytest.raises(NotFoundError):
+        book.cancel("nope", now=T0)
 
 
 def test_compelling_grounds_rules(book: RequestBook) -> None:

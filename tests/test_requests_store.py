@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from learnprivacy import Action, Controller, LawfulBasis
 from learnprivacy.crypto import Keyring
+from learnprivacy.errors import RestrictedRecordError
 from learnprivacy.export import read_package
 from learnprivacy.providers import (
     ApprovedContextList,
@@ -283,7 +284,8 @@ def test_erasure_erases_restricts_legal_records_and_notifies(world: World) -> No
     assert result["L1-P1"] == (Action.ERASE, "GDPR Art. 17(1)")
     assert result["L1-I1"] == (Action.RESTRICT, "GDPR Art. 17(3)(b)")
     assert world.store.get(Learner, "L1") is None
-    assert world.store.get(Invoice, "L1-I1") is None
+    with pytest.raises(RestrictedRecordError):
+        world.store.get(Invoice, "L1-I1")
     assert world.store.get(Invoice, "L1-I1", include_restricted=True) is not None
     assert len(world.store.records_of("L2")) == 6
     [notification] = world.sent
@@ -383,7 +385,7 @@ def test_restriction_of_some_record_types(world: World) -> None:
         "L1-P1": (Action.RESTRICT, "GDPR Art. 18(1)(a)"),
         "L1-P2": (Action.RESTRICT, "GDPR Art. 18(1)(a)"),
     }
-    assert world.store.get(Progress, "L1-P1") is None
+    assert not world.store.query(Progress, id="L1-P1")
     assert world.store.get(Learner, "L1") is not None
     assert world.store.get(Progress, "L2-P1") is not None
     assert world.sent[0].operation == "restriction"
@@ -396,7 +398,7 @@ def test_objection_restricts_legitimate_interest_processing(world: World) -> Non
     assert world.book.is_objected("L1", "security-logging")
     assert not world.book.is_objected("L2", "security-logging")
     assert outcomes(request) == {"L1-A1": (Action.UPHOLD_OBJECTION, "GDPR Art. 21(1)")}
-    assert world.store.get(AccessEvent, "L1-A1") is None
+    assert not world.store.query(AccessEvent, id="L1-A1")
     assert world.store.get(AccessEvent, "L2-A1") is not None
 
 

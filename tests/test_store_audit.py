@@ -12,7 +12,6 @@ from learnprivacy.errors import AuditTampered
 from learnprivacy.records import Progress
 from learnprivacy.store import AuditEntry, Store
 from learnprivacy.store._tables import AUDIT, AUDIT_HEAD
-from tests.store_fixtures import *  # noqa: F403
 from tests.store_fixtures import NOW, learner, records_for, table_text
 
 

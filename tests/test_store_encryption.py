@@ -11,7 +11,6 @@ from learnprivacy.crypto import KeyEntry, Keyring, KeyState, KeyStore
 from learnprivacy.errors import DecryptionError, KeyShreddedError
 from learnprivacy.records import Invoice, Learner, fields_of
 from learnprivacy.store import Store
-from tests.store_fixtures import *  # noqa: F403
 from tests.store_fixtures import learner, personal_values, raw_bytes, records_for, table_text
 
 

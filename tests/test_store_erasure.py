@@ -10,7 +10,7 @@ import pytest
 
 from learnprivacy import Action
 from learnprivacy.crypto import Keyring
-from learnprivacy.errors import KeyShreddedError, RetentionViolation
+from learnprivacy.errors import KeyShreddedError, RestrictedRecordError, RetentionViolation
 from learnprivacy.records import (
     AccessEvent,
     Certificate,
@@ -30,7 +30,6 @@ from learnprivacy.retention import (
     Trigger,
 )
 from learnprivacy.store import Store
-from tests.store_fixtures import *  # noqa: F403
 from tests.store_fixtures import (
     NOW,
     day,
@@ -257,7 +256,7 @@ def test_replay_after_restoring_a_backup(tmp_path: Path) -> None:
     for kind in (Progress, Certificate, Consent, AccessEvent):
         assert restored.query(kind, learner_id="L1", include_restricted=True) == []
     assert restored.get(Learner, "L1") is None
-    assert restored.get(Learner, "L3") is None
+    assert not restored.query(Learner, id="L3")  # erased, or restricted while records stay
     assert restored.get(AccessEvent, "L2-E1") is None
     assert {type(r) for r in restored.records_of("L1", include_restricted=True)} == {
         Invoice,
@@ -328,7 +327,8 @@ def test_erase_records_restricts_an_invoice_inside_its_legal_minimum(store: Stor
     records = _stored(store)
     invoice = next(r for r in records if isinstance(r, Invoice))
     assert store.erase_records([invoice], now=NOW, reason="provider context") == 0
-    assert store.get(Invoice, invoice.id) is None  # restricted: hidden from normal reads
+    with pytest.raises(RestrictedRecordError):  # restricted: not read without asking
+        store.get(Invoice, invoice.id)
     assert store.get(Invoice, invoice.id, include_restricted=True) == invoice
     schedule = _invoice_schedule(RetentionMode.COMPLIANCE)
     assert store.erase_records([invoice], now=NOW, schedule=schedule) == 0

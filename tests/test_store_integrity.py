@@ -13,7 +13,6 @@ from learnprivacy.errors import (
 )
 from learnprivacy.records import Learner, Progress
 from learnprivacy.store import Store
-from tests.store_fixtures import *  # noqa: F403
 from tests.store_fixtures import NOW, learner, records_for
 
 

@@ -17,7 +17,6 @@ import sqlalchemy as sa
 
 from learnprivacy.crypto import Keyring
 from learnprivacy.store import Store
-from tests.store_fixtures import *  # noqa: F403
 from tests.store_fixtures import (
     MASTER_KEY,
     NOW,
@@ -56,7 +55,7 @@ def _state(store: Store) -> dict[str, Any]:
     for rt in store.tables():
         for record in store.query(rt.cls, include_restricted=True):
             visible.add((rt.name, record.id))
-            if store.get(rt.cls, record.id) is None:
+            if not store.query(rt.cls, id=record.id):
                 restricted.add((rt.name, record.id))
     anonymised = {rt.name: anonymised_facts(store, rt.cls) for rt in store.tables()}
     keys = collections.Counter(

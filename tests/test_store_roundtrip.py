@@ -22,7 +22,6 @@ from learnprivacy.records import (
 )
 from learnprivacy.store import Store
 from learnprivacy.testing.strategies import records_of_learner
-from tests.store_fixtures import *  # noqa: F403
 from tests.store_fixtures import by_key, day, learner, records_for
 
 
@@ -181,7 +180,8 @@ def test_restricted_rows_are_hidden_and_read_only(store: Store) -> None:
     """A restricted record is left out of reads unless asked, and refuses updates."""
     store.add_all([learner("L1"), *records_for("L1")])
     assert store.restrict(Progress, "L1-P1", reason="learner contests accuracy") == 1
-    assert store.get(Progress, "L1-P1") is None
+    with pytest.raises(RestrictedRecordError):
+        store.get(Progress, "L1-P1")
     assert store.get(Progress, "L1-P1", include_restricted=True) is not None
     assert "L1-P1" not in [r.id for r in store.records_of("L1")]
     assert "L1-P1" in [r.id for r in store.records_of("L1", include_restricted=True)]

@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from learnprivacy.errors import UnknownCodeError, ValidationError
 from learnprivacy.records import Invoice, Learner, Progress, ProgressStatus
 from learnprivacy.store import Store, _reads
-from tests.store_fixtures import *  # noqa: F403
 from tests.store_fixtures import NOW, learner, records_for
 
 #: More rows than the first page and two full pages: every page boundary is crossed.

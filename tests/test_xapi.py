@@ -186,20 +186,37 @@ def test_statement_ids_are_deterministic_uuid5() -> None:
     assert first == again
     assert uuid.UUID(first["id"]).version == 5
     assert uuid.uuid5(uuid.NAMESPACE_URL, "urn:learnprivacy:xapi:statement") == STATEMENT_NAMESPACE
-    # The vector, recomputed independently of the library: the five parts joined by U+001F.
+    # The vector, recomputed independently of the library: the parts joined by U+001F.
+    course = "https://lms.example.org/xapi/activities/courses/SST-2024"
     name = "\x1f".join(
-        ["https://lms.example.org", "Progress", "P1", VERB_PASSED, "2025-03-14T08:30:00.000Z"]
+        [
+            "https://lms.example.org",
+            "Progress",
+            "P1",
+            VERB_PASSED,
+            "2025-03-14T08:30:00.000Z",
+            course,
+            "15/0/20",
+            "",
+        ]
     )
     assert first["id"] == str(uuid.uuid5(STATEMENT_NAMESPACE, name))
     assert first["id"] == statement_id(
-        "https://lms.example.org", "Progress", "P1", VERB_PASSED, record.recorded_at
+        "https://lms.example.org",
+        "Progress",
+        "P1",
+        VERB_PASSED,
+        record.recorded_at,
+        object_id=course,
+        score={"raw": 15, "min": 0, "max": 20},
     )
 
 
 def test_statement_ids_follow_the_event_not_its_wording() -> None:
     """The same event under another offset, language, platform, course name or version has
-    the same id; another record, verb or instant has another (the old ids hashed the
-    whole statement, offset included, so a live push and an export were two statements)."""
+    the same id; another record, verb, instant, or a rectified score, course or time spent
+    has another (the old ids hashed the whole statement, offset included, so a live push
+    and an export were two statements)."""
     record = _progress(ProgressStatus.PASSED, score=Score(raw=15, min=0, max=20))
     base = statement_for(record, actor_name="p1_a", profile=PROFILE)
     assert base is not None
@@ -238,9 +255,27 @@ def test_statement_ids_follow_the_event_not_its_wording() -> None:
         statement_for(
             record, actor_name="p1_a", profile=XapiProfile(home_page="https://other.example.org")
         ),
+        statement_for(
+            attrs.evolve(record, score=Score(raw=16, min=0, max=20)),
+            actor_name="p1_a",
+            profile=PROFILE,
+        ),
+        statement_for(
+            attrs.evolve(record, course_id="SST-2025"), actor_name="p1_a", profile=PROFILE
+        ),
+        statement_for(
+            attrs.evolve(record, time_spent=dt.timedelta(minutes=5)),
+            actor_name="p1_a",
+            profile=PROFILE,
+        ),
     ]
     ids = {s["id"] for s in different if s is not None} | {base["id"]}
-    assert len(ids) == 5
+    assert len(ids) == 8
+    # The actor is not part of the event: another pseudonym, same id (an LRS then
+    # refuses the second one as a conflict instead of storing the event twice).
+    other_actor = statement_for(record, actor_name="p1_b", profile=PROFILE)
+    assert other_actor is not None
+    assert other_actor["id"] == base["id"]
 
 
 def test_profile_vocabulary() -> None:

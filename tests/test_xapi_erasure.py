@@ -248,10 +248,13 @@ def test_an_lrs_that_refuses_voiding_fails_the_request_with_the_counts(
     assert world.listed(world.ana) == []
 
 
-def test_rectification_voids_only_what_the_rectified_fields_are_in(world: World) -> None:
-    """A rectified score voids the progress statements (not the certificate's); a
-    rectified e-mail address is in no statement and voids nothing."""
-    recipient = LrsRecipient(world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE)
+def test_rectification_brings_the_lrs_in_line_with_the_store(world: World) -> None:
+    """A rectified e-mail address is in no statement: nothing voided. A rectified status
+    (passed -> failed): exactly the stale statement is voided and the corrected one sent;
+    the unchanged statements stay as they were."""
+    recipient = LrsRecipient(
+        world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE, store=world.store
+    )
     email = RectificationParams(
         changes=(
             FieldChange(record_type="Learner", record_id=world.ana, field="email", value="a@b.org"),
@@ -261,18 +264,52 @@ def test_rectification_voids_only_what_the_rectified_fields_are_in(world: World)
     assert done.state is RequestState.COMPLETED, done.failure
     [outcome] = [n for s in done.steps for n in s.notifications]
     assert outcome.details["found"] == "0"
-    assert len(world.listed(world.ana)) == 5
+    before = {s["id"]: s for s in world.listed(world.ana)}
+    assert len(before) == 5
+    status = RectificationParams(
+        changes=(
+            FieldChange(
+                record_type="Progress",
+                record_id=f"{world.ana}-P0",
+                field="status",
+                value="failed",
+            ),
+        )
+    )
+    done = world.executor(recipient).execute(
+        world.request(RequestType.RECTIFICATION, status), now=T
+    )
+    assert done.state is RequestState.COMPLETED, done.failure
+    [outcome] = [n for s in done.steps for n in s.notifications]
+    assert (outcome.details["found"], outcome.details["voided"]) == ("1", "1")
+    assert outcome.details["sent"] == "1"
+    after = {s["id"]: s for s in world.listed(world.ana)}
+    assert len(after) == 5
+    [gone] = set(before) - set(after)
+    [new] = set(after) - set(before)
+    assert before[gone]["verb"]["id"].endswith("/passed")
+    assert after[new]["verb"]["id"].endswith("/failed")
+    assert after[new]["object"]["id"] == before[gone]["object"]["id"]
+
+
+def test_rectification_without_the_store_voids_the_record_types(world: World) -> None:
+    """Without the store the recipient cannot tell stale from current: it voids every
+    statement of the rectified record type (the certificate's stays) and sends nothing."""
+    recipient = LrsRecipient(world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE)
     score = RectificationParams(
         changes=(
             FieldChange(
-                record_type="Progress", record_id=f"{world.ana}-P0", field="status", value="failed"
+                record_type="Progress",
+                record_id=f"{world.ana}-P1",
+                field="status",
+                value="completed",
             ),
         )
     )
     done = world.executor(recipient).execute(world.request(RequestType.RECTIFICATION, score), now=T)
     assert done.state is RequestState.COMPLETED, done.failure
     [outcome] = [n for s in done.steps for n in s.notifications]
-    assert outcome.details["voided"] == "4"
+    assert (outcome.details["voided"], outcome.details["sent"]) == ("4", "0")
     left = world.listed(world.ana)
     assert [s["verb"]["id"] for s in left] == ["http://id.tincanapi.com/verb/earned"]
 
@@ -301,3 +338,23 @@ def test_the_keyring_passed_to_store_names_actors_as_the_store_does(world: World
     assert world.keyring.blind_index().compute(
         "ana@example.org", field="Learner.email"
     ) == world.store.keyring.blind_index().compute("ana@example.org", field="Learner.email")
+
+
+def test_an_executor_with_only_a_manager_names_the_learner_as_the_store_does(
+    world: World,
+) -> None:
+    """A RequestExecutor given a PrivacyManager built with ``store=`` (no store of its
+    own) still derives the LRS reference from that store's keyring, and voids."""
+    from learnprivacy.providers import PrivacyManager
+
+    manager = PrivacyManager([], store=world.store, discover=False, timeout=None)
+    recipient = LrsRecipient(world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE)
+    executor = RequestExecutor(
+        world.book, manager=manager, recipients=Recipients(notifiers={"lrs": recipient})
+    )
+    done = executor.execute(world.request(RequestType.ERASURE), now=T)
+    assert done.state is RequestState.COMPLETED, done.failure
+    [outcome] = [n for s in done.steps for n in s.notifications]
+    assert outcome.details["voided"] == "5"
+    assert world.listed(world.ana) == []
+    assert len(world.listed(world.bob)) == 5

@@ -203,7 +203,7 @@ def file_request(body: RequestIn, lms: LMSDep) -> dict[str, Any]:
 @router.get("/requests/{request_id}")
 def show_request(request_id: str, lms: LMSDep) -> dict[str, Any]:
     """Where a request stands and when it is due."""
-    return _request_view(lms.book.get(request_id))
+    return _request_view(lms.book.current(request_id))
 
 
 @admin.post("/requests/{request_id}/execute")

@@ -36,6 +36,7 @@ __all__ = [
     "require_email",
     "require_identifier",
     "require_text",
+    "utc_if_naive",
 ]
 
 _EMAIL = re.compile(
@@ -66,6 +67,11 @@ def _name(instance: object, attribute: attrs.Attribute[Any]) -> str:
 def is_aware(value: object) -> bool:
     """Whether ``value`` is a datetime whose instant is unambiguous (``utcoffset()`` set)."""
     return isinstance(value, dt.datetime) and value.utcoffset() is not None
+
+
+def utc_if_naive(value: dt.datetime) -> dt.datetime:
+    """A datetime read from a database column without a zone: naive means UTC there."""
+    return value if is_aware(value) else value.replace(tzinfo=dt.UTC)
 
 
 def require_aware(value: object, field: str) -> dt.datetime:

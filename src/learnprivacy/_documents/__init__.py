@@ -97,6 +97,7 @@ def _environment(language: str) -> jinja2.Environment:
     )
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
     env.filters["md"] = escape_markdown
+    env.filters["mdcell"] = markdown_cell
     return env
 
 
@@ -110,6 +111,25 @@ def escape_markdown(value: object) -> str:
     flat = _MARKDOWN_INLINE.sub(r"\\\1", " ".join(str(value).split()))
     return _MARKDOWN_BLOCK.sub(
         lambda m: m.group(1) + "\\" if m.group(1).isdigit() else "\\" + m.group(1), flat
+    )
+
+
+def markdown_cell(text: object) -> str:
+    """``text`` safe in a Markdown table cell or list item.
+
+    A pipe would split the cell, a newline the row, brackets could make a link, and raw
+    HTML would be rendered by most Markdown engines.
+    """
+    return (
+        str(text)
+        .replace("\\", "\\\\")
+        .replace("|", "\\|")
+        .replace("[", "\\[")
+        .replace("]", "\\]")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("\r", " ")
+        .replace("\n", " ")
     )
 
 

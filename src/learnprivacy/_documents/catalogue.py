@@ -27,6 +27,7 @@ _SOURCES = (
     ("_documents/templates", "**.md", "jinja2"),
     ("export", "_html.py", "python"),
     ("requests", "_letters.py", "python"),
+    ("providers", "_render.py", "python"),
 )
 
 

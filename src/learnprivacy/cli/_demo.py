@@ -225,7 +225,7 @@ def _story(env: Env, store: Any, org: Any, out: Path, now: dt.datetime) -> None:
         "(sweeps are idempotent)."
     )
 
-    active = [lea for lea in org.learners if store.get(type(lea), lea.id) is not None]
+    active = [lea for lea in org.learners if store.query(type(lea), id=lea.id)]
     exported = next(lea for lea in active if any(c.learner_id == lea.id for c in org.certificates))
     _step(
         env,

@@ -12,6 +12,7 @@ from rich.markdown import Markdown
 
 from learnprivacy import Controller, Hosting, SubProcessor, Transfer
 from learnprivacy.cli._app import Env, pass_env, resolve_now
+from learnprivacy.cli._progress import progress
 from learnprivacy.cli._store_commands import AwareDateTime
 from learnprivacy.errors import ConfigurationError
 
@@ -57,8 +58,17 @@ def controller_from_file(path: str) -> Controller:
     show_default=True,
 )
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write to a file.")
+@click.option(
+    "--language",
+    type=click.Choice(["en", "fr"]),
+    default="en",
+    show_default=True,
+    help="Language of the headings (Markdown and HTML).",
+)
 @pass_env
-def register(env: Env, controller_path: str | None, fmt: str, out: str | None) -> None:
+def register(
+    env: Env, controller_path: str | None, fmt: str, out: str | None, language: str
+) -> None:
     """Print the GDPR Art. 30 record of processing built from every provider's metadata.
 
     The controller is the configuration's [controller] and [dpo] (or --controller); the
@@ -76,8 +86,8 @@ def register(env: Env, controller_path: str | None, fmt: str, out: str | None) -
     if env.json:
         fmt = "json"
     text = {
-        "markdown": built.to_markdown,
-        "html": built.to_html,
+        "markdown": lambda: built.to_markdown(language=language),
+        "html": lambda: built.to_html(language=language),
         "csv": built.to_csv,
         "json": built.to_json,
     }[fmt]()
@@ -107,7 +117,10 @@ def moodle_report_command(
     """What the site's data registry retention means today (dry run; never writes)."""
     from learnprivacy.moodle import moodle_report
 
-    report: Any = moodle_report(moodle_db, now=resolve_now(now), prefix=prefix)
+    with progress(env, "Reading the Moodle site", unit="users") as bar:
+        report: Any = moodle_report(
+            moodle_db, now=resolve_now(now), prefix=prefix, sweep=not no_sweep, progress=bar
+        )
     if env.json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
     else:

@@ -59,7 +59,7 @@ _SHORT = 8
 
 def resolve_id(book: Any, given: str) -> str:
     """The id of the one request ``given`` names: its whole id, or a unique prefix."""
-    if book.find(given) is not None:
+    if book.get(given) is not None:
         return given
     matches = [r.id for r in book.requests() if r.id.startswith(given)]
     if len(matches) == 1:
@@ -243,7 +243,7 @@ def requests_show(
     at = resolve_now(now)
     with _book(env) as (book, _executor):
         request_id = resolve_id(book, request_id)
-        request = book.get(request_id)
+        request = book.current(request_id)
         if letter:
             settings = env.settings
             signer = settings.require_controller()
@@ -314,7 +314,7 @@ def requests_advance(
     at = resolve_now(now)
     with _book(env, export_dir=export_dir) as (book, executor):
         request_id = resolve_id(book, request_id)
-        request = book.get(request_id)
+        request = book.current(request_id)
         if request.state is RequestState.RECEIVED and identity is None:
             request = book.request_identity(request_id, now=at)
         elif request.state in (RequestState.RECEIVED, RequestState.AWAITING_IDENTITY):

@@ -412,9 +412,9 @@ def audit_verify(env: Env) -> None:
 
 @click.command("copy")
 @click.option("--to", "target", required=True, help="URL of the empty target database.")
-@click.option("--batch-size", default=5_000, show_default=True, help="Rows per batch.")
+@click.option("--batch-size", type=int, default=None, help="Rows per batch (default: the store's).")
 @pass_env
-def copy_command(env: Env, target: str, batch_size: int) -> None:
+def copy_command(env: Env, target: str, batch_size: int | None) -> None:
     """Copy the store to another database (e.g. SQLite to PostgreSQL), then verify it."""
     from learnprivacy.store import copy_store
 

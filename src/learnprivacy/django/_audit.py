@@ -19,8 +19,9 @@ from typing import Any
 import attrs
 
 from learnprivacy._chain import GENESIS, canonical_json
+from learnprivacy._validators import require_aware, utc_if_naive
 from learnprivacy.crypto import Keyring, Pseudonymiser
-from learnprivacy.errors import AuditTampered, ValidationError
+from learnprivacy.errors import AuditTampered
 from learnprivacy.store._audit import AuditEntry, AuditEvent
 
 __all__ = ["AuditEntry", "AuditEvent", "DjangoAuditLog"]
@@ -65,8 +66,7 @@ class DjangoAuditLog:
         from learnprivacy.django.models import AuditEntry as Row
         from learnprivacy.django.models import AuditHead
 
-        if now.utcoffset() is None:
-            raise ValidationError("now must be timezone-aware", field="now")
+        require_aware(now, "now")
         if not events:
             return []
         with transaction.atomic(using=self._using):
@@ -170,7 +170,7 @@ class DjangoAuditLog:
 
 
 def _from_row(row: Any) -> AuditEntry:
-    at = row.at if row.at.tzinfo is not None else row.at.replace(tzinfo=dt.UTC)
+    at = utc_if_naive(row.at)
     return AuditEntry(
         sequence=int(row.sequence),
         at=at.astimezone(dt.UTC),

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from learnprivacy._validators import is_aware
 from learnprivacy.errors import LearnPrivacyError
 
 __all__ = ["PrivacyCommand"]
@@ -41,7 +42,7 @@ class PrivacyCommand(BaseCommand):
             value = dt.datetime.fromisoformat(text)
         except ValueError:
             raise CommandError("--now must be an ISO 8601 date and time") from None
-        if value.utcoffset() is None:
+        if not is_aware(value):
             raise CommandError("--now needs a UTC offset (e.g. 2026-06-15T12:00:00+00:00)")
         return value
 

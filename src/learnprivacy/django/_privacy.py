@@ -33,6 +33,7 @@ from learnprivacy._inplace._plan import (
     plan_erasure,
 )
 from learnprivacy._inplace._provider import DeclaredProvider
+from learnprivacy._validators import require_aware
 from learnprivacy.django._audit import DjangoAuditLog
 from learnprivacy.django._bind import Bound, bound_models
 from learnprivacy.django._settings import load, runtime, setting
@@ -369,8 +370,7 @@ class DjangoPrivacy:
         """
         from django.db import transaction
 
-        if now.utcoffset() is None:
-            raise ValidationError("now must be timezone-aware", field="now")
+        require_aware(now, "now")
         learner = str(subject)
         if not learner:
             raise ValidationError("the subject must not be empty", field="subject")
@@ -443,8 +443,7 @@ class DjangoPrivacy:
         """
         from django.db import transaction
 
-        if now.utcoffset() is None:
-            raise ValidationError("now must be timezone-aware", field="now")
+        require_aware(now, "now")
         schedule = schedule if schedule is not None else self.schedule
         if not isinstance(schedule, Schedule):
             raise ConfigurationError('a sweep needs a Schedule (LEARNPRIVACY["SCHEDULE"])')

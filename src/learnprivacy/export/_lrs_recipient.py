@@ -29,6 +29,7 @@ from learnprivacy.export._xapi import (
     VERB_EARNED,
     VERB_VOIDED,
     XapiProfile,
+    statements_for,
 )
 from learnprivacy.export._xapi_read import read_statements
 
@@ -89,8 +90,16 @@ class LrsRecipient:
         auth: ``(user, password)``, an ``Authorization`` value, or ``None``.
         profile: the LMS's :class:`XapiProfile` (home page and pseudonym domain of the
             actors it sent).
-        retries, timeout, page_size, transport: as for :func:`send_statements`
-            and :func:`read_statements`.
+        retries: repetitions after a 5xx or a network error, as for
+            :func:`send_statements`.
+        timeout: seconds to wait for each answer.
+        page_size: statements per page when listing the learner's statements.
+        transport: an httpx transport (tests).
+        store: the LMS's :class:`~learnprivacy.store.Store`. With it, a rectification
+            brings the LRS in line with the store: the statements the store no longer
+            makes (the rectified ones) are voided and the corrected ones sent
+            (``sent``); unchanged statements stay. Without it, every statement of the
+            rectified record types is voided and the LMS sends the corrected ones.
     """
 
     def __init__(
@@ -103,6 +112,7 @@ class LrsRecipient:
         timeout: float = 30.0,
         page_size: int = 500,
         transport: Any = None,
+        store: Any = None,
     ) -> None:
         # Checked now, so a bad endpoint fails when the recipients are set up.
         LrsConnection(endpoint, auth, retries=retries, timeout=timeout).close()
@@ -115,6 +125,7 @@ class LrsRecipient:
         self._timeout = timeout
         self._page_size = page_size
         self._transport = transport
+        self._store = store
 
     def __repr__(self) -> str:
         # Never the credentials.
@@ -145,51 +156,33 @@ class LrsRecipient:
     def __call__(self, notification: Any) -> dict[str, str]:
         """Act on one Art. 19 notification; the counts of what happened."""
         operation = notification.operation
+        counts = {"operation": operation, "found": 0, "voided": 0, "not_voided": 0, "sent": 0}
+        corrected: list[dict[str, Any]] = []
         if operation == "erasure":
-            wanted: set[str] | None = None
+            targets = self._listed(notification.reference, None)
         elif operation == "rectification":
-            changed = set(notification.fields)
-            wanted = {
-                kind
-                for kind in notification.record_types
-                if kind in _STATEMENT_FIELDS and (not changed or changed & _STATEMENT_FIELDS[kind])
-            }
+            targets, corrected = self._rectified(notification)
         else:
-            wanted = set()
-        counts = {"operation": operation, "found": 0, "voided": 0, "not_voided": 0}
-        targets: list[str] = []
-        if wanted is None or wanted:
-            for statement in self.statements_about(notification.reference):
-                if (statement.get("verb") or {}).get("id") == VERB_VOIDED:
-                    # A voiding statement cannot itself be voided (xAPI 2.3.2).
-                    continue
-                if wanted is not None and _record_type(statement) not in wanted:
-                    continue
-                counts["found"] += 1
-                targets.append(str(statement.get("id")))
-        voiding = []
-        for target in targets:
-            try:
-                voiding.append(voiding_statement(target, self.profile))
-            except ValueError:
-                counts["not_voided"] += 1
+            # A restriction: statements stay, the LMS sends no new ones.
+            targets = []
+        counts["found"] = len(targets)
+        voiding = [voiding_statement(target, self.profile) for target in targets]
         error: DeliveryError | None = None
         if voiding:
             try:
-                send_statements(
-                    voiding,
-                    self.endpoint,
-                    self._auth,
-                    retries=self._retries,
-                    timeout=self._timeout,
-                    version=self.profile.version,
-                    transport=self._transport,
-                )
+                self._send(voiding)
             except DeliveryError as exc:
                 error = exc
         confirmed = self._confirm(voiding) if voiding else 0
         counts["voided"] = confirmed
-        counts["not_voided"] += len(voiding) - confirmed
+        counts["not_voided"] = len(voiding) - confirmed
+        if corrected and error is None and not counts["not_voided"]:
+            try:
+                report = self._send(corrected)
+                counts["sent"] = report.delivered + report.already_stored
+            except DeliveryError as exc:
+                error = exc
+                counts["sent"] = exc.delivered + exc.already_stored
         still = 0
         if targets:
             remaining = set(targets)
@@ -200,13 +193,77 @@ class LrsRecipient:
             )
         details = {key: str(value) for key, value in counts.items()}
         details.update(still_listed=str(still), deleted="0", delete="not offered by xAPI")
-        if counts["not_voided"]:
+        if counts["not_voided"] or counts["sent"] < len(corrected):
             raise DeliveryError(
-                f"the LRS at {self._host} voided {confirmed} of {counts['found']} statements",
+                f"the LRS at {self._host} voided {confirmed} of {counts['found']} statements "
+                f"and took {counts['sent']} of {len(corrected)} corrected ones",
                 status=None if error is None else error.status,
                 details=details,
             ) from error
         return details
+
+    def _send(self, statements: list[dict[str, Any]]) -> Any:
+        return send_statements(
+            statements,
+            self.endpoint,
+            self._auth,
+            retries=self._retries,
+            timeout=self._timeout,
+            version=self.profile.version,
+            transport=self._transport,
+        )
+
+    def _listed(self, reference: str, wanted: set[str] | None) -> list[str]:
+        """Ids of the learner's listed statements (of the ``wanted`` record types)."""
+        targets = []
+        for statement in self.statements_about(reference):
+            if (statement.get("verb") or {}).get("id") == VERB_VOIDED:
+                # A voiding statement cannot itself be voided (xAPI Data 2.3.2).
+                continue
+            if wanted is not None and _record_type(statement) not in wanted:
+                continue
+            targets.append(str(statement.get("id")))
+        return targets
+
+    def _rectified(self, notification: Any) -> tuple[list[str], list[dict[str, Any]]]:
+        """(ids to void, corrected statements to send) after a rectification."""
+        changed = set(notification.fields)
+        wanted = {
+            kind
+            for kind in notification.record_types
+            if kind in _STATEMENT_FIELDS and (not changed or changed & _STATEMENT_FIELDS[kind])
+        }
+        if not wanted:
+            return [], []  # nothing a statement carries was rectified
+        if self._store is None:
+            return self._listed(notification.reference, wanted), []
+        from learnprivacy.export.xapi import actor_pseudonyms, learners_by_actor
+
+        learner = learners_by_actor(self._store, self.profile).get(notification.reference)
+        records = [] if learner is None else self._store.records_of(learner)
+        names = actor_pseudonyms(self._store, self.profile)
+        current = {
+            s["id"]: s
+            for s in statements_for(records, pseudonyms=names, profile=self.profile)
+            if _record_type(s) in wanted
+        }
+        ours = self.profile.activities + "/"
+        listed = set()
+        stale = []
+        for statement in self.statements_about(notification.reference):
+            statement_id = str(statement.get("id"))
+            listed.add(statement_id)
+            verb = (statement.get("verb") or {}).get("id")
+            target = str((statement.get("object") or {}).get("id", ""))
+            # Only what this LMS stated about the rectified record types is stale.
+            if (
+                verb != VERB_VOIDED
+                and target.startswith(ours)
+                and _record_type(statement) in wanted
+                and statement_id not in current
+            ):
+                stale.append(statement_id)
+        return stale, [s for i, s in current.items() if i not in listed]
 
     @property
     def _host(self) -> str:

@@ -10,6 +10,7 @@ another time-zone offset, language or platform name, is one statement in an LRS.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -80,11 +81,6 @@ _VERB_NAMES = {
     VERB_ATTEMPTED: "attempted",
     VERB_EARNED: "earned",
     VERB_VOIDED: "voided",
-}
-# Built once: every statement of a verb shares the same (never mutated) verb object.
-_VERBS = {
-    verb: {"id": verb, "display": {_VERB_DISPLAY_LANGUAGE: name}}
-    for verb, name in _VERB_NAMES.items()
 }
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*$")
 _VERSION = re.compile(r"^(1\.0\.\d+|2\.0\.\d+)$")
@@ -168,12 +164,17 @@ class XapiProfile:
     names_language: str | None = attrs.field(default=None, validator=_check_language)
     version: str = attrs.field(default="1.0.3", validator=_check_version)
     pseudonym_domain: str = "xapi-actor"
+    # Derived once: every statement needs it.
+    _activities: str = attrs.field(init=False, repr=False, eq=False, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        base = self.activity_base or f"{self.home_page.rstrip('/')}/xapi/activities"
+        object.__setattr__(self, "_activities", base.rstrip("/"))
 
     @property
     def activities(self) -> str:
         """The base IRI of activity ids, without a trailing slash."""
-        base = self.activity_base or f"{self.home_page.rstrip('/')}/xapi/activities"
-        return base.rstrip("/")
+        return self._activities
 
     @property
     def configured(self) -> bool:
@@ -205,7 +206,9 @@ class XapiProfile:
         }
 
 
+@functools.lru_cache(maxsize=4096)
 def _iri_segment(value: str) -> str:
+    # Course and activity ids repeat across statements: each is escaped once.
     return quote(value, safe="-._~")
 
 
@@ -246,16 +249,57 @@ def format_xapi_duration(value: dt.timedelta) -> str:
 
 
 def statement_id(
-    home_page: str, record_type: str, record_id: str, verb: str, at: dt.datetime
+    home_page: str,
+    record_type: str,
+    record_id: str,
+    verb: str,
+    at: dt.datetime,
+    *,
+    object_id: str,
+    score: Mapping[str, Any] | None = None,
+    duration: str | None = None,
 ) -> str:
-    """The id of the statement saying ``record`` had ``verb`` at ``at``, for LMS ``home_page``.
+    """The id of the statement saying what ``record`` states, for the LMS at ``home_page``.
 
-    UUID 5 in :data:`STATEMENT_NAMESPACE` of the five parts joined by U+001F, ``at`` as
-    its UTC instant to the millisecond (``2025-03-14T08:30:00.000Z``): independent of the
-    offset ``at`` is written with, of the profile's language, platform and course names,
-    and of who builds it (a live push, an export, a re-export).
+    The event's identity: the record (type and id), what it states (the verb, the
+    activity ``object_id``, the score's ``raw``/``min``/``max`` and the ``duration`` as
+    the statement writes them) and when (``at`` as its UTC instant to the millisecond,
+    ``2025-03-14T08:30:00.000Z``). UUID 5 in :data:`STATEMENT_NAMESPACE` of
+    ``home_page, record_type, record_id, verb, instant, object_id, "raw/min/max",
+    duration`` joined by U+001F (empty strings for no score or duration).
+
+    Independent of the offset ``at`` is written with, of the profile's language,
+    platform and course names, and of who builds it (a live push, an export, a
+    re-export): the same event is one statement. A rectified score, course or time is
+    another statement, so the corrected one can follow the voided one.
     """
-    return _id(home_page, record_type, record_id, verb, _instant(at))
+    return _id(home_page, record_type, record_id, verb, _instant(at), object_id, score, duration)
+
+
+def _id(
+    home_page: str,
+    record_type: str,
+    record_id: str,
+    verb: str,
+    instant: dt.datetime,
+    object_id: str,
+    score: Mapping[str, Any] | None,
+    duration: str | None,
+) -> str:
+    scored = "" if score is None else f"{score['raw']}/{score['min']}/{score['max']}"
+    name = "\x1f".join(
+        (
+            home_page,
+            record_type,
+            record_id,
+            verb,
+            _timestamp(instant),
+            object_id,
+            scored,
+            duration or "",
+        )
+    )
+    return str(uuid.uuid5(STATEMENT_NAMESPACE, name))
 
 
 def _context(profile: XapiProfile, parent: dict[str, Any] | None, record: object) -> dict[str, Any]:
@@ -317,9 +361,18 @@ def _progress(
     if progress.time_spent is not None:
         result["duration"] = format_xapi_duration(progress.time_spent)
     statement: dict[str, Any] = {
-        "id": _id(profile.home_page, "Progress", progress.id, verb_id, instant),
+        "id": _id(
+            profile.home_page,
+            "Progress",
+            progress.id,
+            verb_id,
+            instant,
+            target["id"],
+            result.get("score"),
+            result.get("duration"),
+        ),
         "actor": profile.actor(actor_name),
-        "verb": _VERBS[verb_id],
+        "verb": {"id": verb_id, "display": {_VERB_DISPLAY_LANGUAGE: _VERB_NAMES[verb_id]}},
         "object": target,
         "result": result,
     }
@@ -330,11 +383,6 @@ def _progress(
     return statement
 
 
-def _id(home_page: str, record_type: str, record_id: str, verb: str, instant: dt.datetime) -> str:
-    name = "\x1f".join((home_page, record_type, record_id, verb, _timestamp(instant)))
-    return str(uuid.uuid5(STATEMENT_NAMESPACE, name))
-
-
 def _certificate(
     certificate: Certificate, actor_name: str, profile: XapiProfile, now: dt.datetime
 ) -> dict[str, Any]:
@@ -342,11 +390,21 @@ def _certificate(
     # course activity); the verification code is personal and stays out.
     instant = _instant(certificate.issued_at)
     _check_past(instant, now)
+    course = profile.course(certificate.course_id)
     statement: dict[str, Any] = {
-        "id": _id(profile.home_page, "Certificate", certificate.id, VERB_EARNED, instant),
+        "id": _id(
+            profile.home_page,
+            "Certificate",
+            certificate.id,
+            VERB_EARNED,
+            instant,
+            course["id"],
+            None,
+            None,
+        ),
         "actor": profile.actor(actor_name),
-        "verb": _VERBS[VERB_EARNED],
-        "object": profile.course(certificate.course_id),
+        "verb": {"id": VERB_EARNED, "display": {_VERB_DISPLAY_LANGUAGE: "earned"}},
+        "object": course,
         "result": {"completion": True},
     }
     context = _context(profile, None, certificate)

@@ -24,6 +24,7 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 
+from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import require_aware
 from learnprivacy._vocabulary import ContextLevel
 from learnprivacy.moodle._database import MoodleDatabase
@@ -218,23 +219,27 @@ def moodle_report(
     now: dt.datetime,
     prefix: str = "mdl_",
     sweep: bool = True,
+    progress: ProgressReporter | None = None,
 ) -> MoodleReport:
     """Read a Moodle site (URL, engine or open :class:`MoodleDatabase`) and report on it.
 
     ``sweep=False`` skips the learnprivacy dry run (which reads every record). Nothing is
-    ever written: the adapter refuses writes.
+    ever written: the adapter refuses writes. ``progress`` is told ``advance(1)`` per user
+    account read.
     """
     require_aware(now, "now")
     owned = not isinstance(source, MoodleDatabase)
     db = MoodleDatabase(source, prefix=prefix) if not isinstance(source, MoodleDatabase) else source
     try:
-        return _report(db, now, sweep)
+        return _report(db, now, sweep, progress)
     finally:
         if owned:
             db.close()
 
 
-def _report(db: MoodleDatabase, now: dt.datetime, sweep: bool) -> MoodleReport:
+def _report(
+    db: MoodleDatabase, now: dt.datetime, sweep: bool, progress: ProgressReporter | None = None
+) -> MoodleReport:
     issues = ScanIssues()
     registry: DataRegistry = db.registry(issues=issues)
     setting = db.plugin_setting("tool_dataprivacy", "requireallenddatesforuserdeletion")
@@ -256,6 +261,8 @@ def _report(db: MoodleDatabase, now: dt.datetime, sweep: bool) -> MoodleReport:
     holding: Counter[int] = Counter()
     active_elsewhere = 0
     for user in db.users():
+        if progress is not None:
+            progress.advance(1)
         accounts["total"] += 1
         if user.deleted:
             accounts["deleted"] += 1

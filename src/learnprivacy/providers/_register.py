@@ -222,17 +222,19 @@ class Register:
 
         return render_json(self)
 
-    def to_markdown(self) -> str:
-        """The register as a Markdown document (cells escaped)."""
+    def to_markdown(self, *, language: str = "en") -> str:
+        """The register as a Markdown document (cells escaped); headings in ``language``
+        (``"en"`` or ``"fr"``), declared values as written."""
         from learnprivacy.providers._render import render_markdown
 
-        return render_markdown(self)
+        return render_markdown(self, language=language)
 
-    def to_html(self) -> str:
-        """The register as one self-contained HTML page (every value escaped)."""
+    def to_html(self, *, language: str = "en") -> str:
+        """The register as one self-contained HTML page (every value escaped); headings in
+        ``language``."""
         from learnprivacy.providers._render import render_html
 
-        return render_html(self)
+        return render_html(self, language=language)
 
     def to_csv(self) -> str:
         """One row per declared item; cells that a spreadsheet would run as a formula are

@@ -162,14 +162,18 @@ class RequestBook:
 
     # -- reading -----------------------------------------------------------------------
 
-    def find(self, request: RequestRef) -> SubjectRequest | None:
-        """The current version of a request, or ``None``."""
+    def get(self, request: RequestRef) -> SubjectRequest | None:
+        """The current version of a request; ``None`` only when there is none.
+
+        The same rule as :meth:`learnprivacy.store.Store.get`. Every method that acts on
+        a request raises ``NotFoundError`` for an unknown one.
+        """
         request_id = request.id if isinstance(request, SubjectRequest) else request
         return self._backend.get_request(request_id)
 
-    def get(self, request: RequestRef) -> SubjectRequest:
-        """The current version of a request; ``NotFoundError`` when unknown."""
-        found = self.find(request)
+    def current(self, request: RequestRef) -> SubjectRequest:
+        """The current version of a request that must exist; ``NotFoundError`` otherwise."""
+        found = self.get(request)
         if found is None:
             raise NotFoundError("no request with this id")
         return found
@@ -190,21 +194,21 @@ class RequestBook:
         unanswered = {s for s in RequestState if not s.terminal} | {RequestState.FAILED}
         for request in self._backend.list_requests(due_before=now, states=unanswered):
             if request.is_open or (
-                request.state is RequestState.FAILED and self.find(f"{request.id}-retry") is None
+                request.state is RequestState.FAILED and self.get(f"{request.id}-retry") is None
             ):
                 owed.append(request)
         return tuple(owed)
 
     def history(self, request: RequestRef) -> tuple[HistoryEntry, ...]:
         """The request's audit history, oldest first."""
-        return self._backend.history(self.get(request).id)
+        return self._backend.history(self.current(request).id)
 
     def verify(self, request: RequestRef) -> bool:
         """Check the request's history chain and that it ends at the stored version.
 
         Returns ``True`` or raises ``AuditTampered``.
         """
-        current = self.get(request)
+        current = self.current(request)
         entries = self._backend.history(current.id)
         verify_history(entries)
         if not entries or entries[-1].sequence != current.version:
@@ -250,7 +254,7 @@ class RequestBook:
         )
         if recorded_at < received_at:
             raise ValidationError("a request cannot be recorded before it is received", field="now")
-        existing = self.find(request.id)
+        existing = self.get(request.id)
         if existing is not None:
             if _same_receipt(existing, request):
                 return existing
@@ -277,7 +281,7 @@ class RequestBook:
         self, request: RequestRef, step: StepResult, *, now: dt.datetime
     ) -> SubjectRequest:
         """Persist a finished execution step; recording it again changes nothing."""
-        current = self.get(request)
+        current = self.current(request)
         if current.step(step.name) is not None:
             return current
         if current.state is not RequestState.IN_PROGRESS:
@@ -296,7 +300,7 @@ class RequestBook:
 
     def complete(self, request: RequestRef, *, now: dt.datetime) -> SubjectRequest:
         """Close the request as answered: IN_PROGRESS -> COMPLETED."""
-        current = self.get(request)
+        current = self.current(request)
         if current.state is RequestState.COMPLETED:
             return current
         return self._move(
@@ -309,7 +313,7 @@ class RequestBook:
 
     def fail(self, request: RequestRef, failure: Failure, *, now: dt.datetime) -> SubjectRequest:
         """Close the request as failed, with the step and component that failed."""
-        current = self.get(request)
+        current = self.current(request)
         if current.state is RequestState.FAILED:
             return current
         detail = {"step": failure.step}
@@ -331,11 +335,11 @@ class RequestBook:
         original one; it keeps the identity check and the steps that completed, so only
         what failed runs again.
         """
-        current = self.get(request)
+        current = self.current(request)
         if current.state is not RequestState.FAILED:
             raise RequestStateError("only a failed request can be retried")
         retry_id = f"{current.id}-retry"
-        existing = self.find(retry_id)
+        existing = self.get(retry_id)
         if existing is not None:
             return existing
         require_aware(now, "now")
@@ -379,7 +383,7 @@ class RequestBook:
 
     def request_identity(self, request: RequestRef, *, now: dt.datetime) -> SubjectRequest:
         """Ask the requester for proof of identity: RECEIVED -> AWAITING_IDENTITY."""
-        current = self.get(request)
+        current = self.current(request)
         if current.state is RequestState.AWAITING_IDENTITY:
             return current
         identity = IdentityCheck(status=IdentityStatus.REQUESTED, at=now)
@@ -400,7 +404,7 @@ class RequestBook:
         """
         if not isinstance(method, ProofMethod):
             raise ValidationError("method must be a ProofMethod", field="method")
-        current = self.get(request)
+        current = self.current(request)
         if (
             current.state is RequestState.IN_PROGRESS
             and current.identity.status is IdentityStatus.VERIFIED
@@ -420,7 +424,7 @@ class RequestBook:
         self, request: RequestRef, *, reason: str, now: dt.datetime
     ) -> SubjectRequest:
         """Identity could not be established: the request is REFUSED (Art. 12(2))."""
-        current = self.get(request)
+        current = self.current(request)
         refusal = Refusal(grounds=RefusalGrounds.IDENTITY_NOT_ESTABLISHED, reason=reason, at=now)
         if current.state is RequestState.REFUSED and current.refusal == refusal:
             return current
@@ -451,7 +455,7 @@ class RequestBook:
         nothing; any other second extension raises ``RequestStateError``.
         """
         require_aware(now, "now")
-        current = self.get(request)
+        current = self.current(request)
         extension = Extension(
             months=months,
             reasons=reasons,
@@ -489,7 +493,7 @@ class RequestBook:
         the objection is absolute (Art. 21(3)): that raises ``PolicyError``.
         """
         require_text(reasons, "reasons")
-        current = self.get(request)
+        current = self.current(request)
         if current.type is not RequestType.OBJECTION:
             raise RequestStateError("compelling grounds only answer an objection")
         assert isinstance(current.params, ObjectionParams)  # guaranteed by the type
@@ -517,7 +521,7 @@ class RequestBook:
         """
         if not isinstance(grounds, RefusalGrounds):
             raise ValidationError("grounds must be RefusalGrounds", field="grounds")
-        current = self.get(request)
+        current = self.current(request)
         refusal = Refusal(grounds=grounds, reason=reason, at=now)
         previous = current.refusal
         same = previous is not None and (previous.grounds, previous.reason) == (grounds, reason)
@@ -536,7 +540,7 @@ class RequestBook:
 
     def cancel(self, request: RequestRef, *, now: dt.datetime) -> SubjectRequest:
         """The requester withdrew the request before work started: -> CANCELLED."""
-        current = self.get(request)
+        current = self.current(request)
         if current.state is RequestState.CANCELLED:
             return current
         return self._move(current, now=now, event="cancelled", target=RequestState.CANCELLED)

@@ -218,7 +218,7 @@ class RequestExecutor:
         manager or ``export_dir`` raises ``ConfigurationError`` and leaves it untouched.
         """
         require_aware(now, "now")
-        current = self.book.get(request)
+        current = self.book.current(request)
         if current.state.terminal:
             return current
         if current.state is not RequestState.IN_PROGRESS:
@@ -270,7 +270,7 @@ class RequestExecutor:
     ) -> SubjectRequest:
         # The action is the subject's own, asked for in the directive: same requester
         # and channel; the recorded death stands as the proof.
-        origin = self.book.get(directive.request_id)
+        origin = self.book.current(directive.request_id)
         at = max(received_at, now)
         request = self.book.receive(
             kind,
@@ -282,7 +282,7 @@ class RequestExecutor:
             now=at,
         )
         while request.state is RequestState.FAILED:
-            retry = self.book.find(f"{request.id}-retry")
+            retry = self.book.get(f"{request.id}-retry")
             if retry is None:
                 # It failed in an earlier call: this call is the retry.
                 request = self.book.retry(request, now=at)

@@ -327,6 +327,18 @@ def recipients_of(env: Env) -> tuple[Recipient, ...]:
     return tuple(found)
 
 
+def _keyring(env: Env) -> Any:
+    """The store's keyring (of ``env.store``, or of the store a manager was built with):
+    recipients derive references as exports and xAPI actors do."""
+    store = env.store
+    if store is None and env.manager is not None:
+        try:
+            store = env.manager.component(_STORE_COMPONENT).provider.store
+        except (KeyError, AttributeError, TypeError):
+            return None
+    return getattr(store, "keyring", None)
+
+
 def _audit_notification(
     env: Env, request: SubjectRequest, outcome: NotificationOutcome, now: dt.datetime
 ) -> None:
@@ -370,7 +382,7 @@ def notify_step(recipient: Recipient) -> Step:
                 now=now,
                 record_types=[o.record_type for o in changed],
                 fields=fields,
-                keyring=getattr(env.store, "keyring", None),
+                keyring=_keyring(env),
             )
         if outcome.details:
             _audit_notification(env, request, outcome, now)
@@ -475,7 +487,9 @@ def rectify(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
     updated = []
     for (type_name, record_id), changes in grouped.items():
         cls = record_type(type_name)
-        record = env.store.get(cls, record_id)
+        # Restricted records are read too, so that another learner's record is reported
+        # exactly like a missing one; rectifying a restricted one is then refused.
+        record = env.store.get(cls, record_id, include_restricted=True)
         if record is None or subject_of(record) != request.learner_id:
             # Another learner's record is reported exactly like a missing one.
             raise NotFoundError(f"no {type_name} record of this learner with that id")

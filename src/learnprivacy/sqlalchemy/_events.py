@@ -18,7 +18,7 @@ from sqlalchemy import Connection, and_, event, select, update
 from sqlalchemy.orm import Mapper, attributes
 
 from learnprivacy._inplace import INDEX_SUFFIX, ModelSpec
-from learnprivacy.errors import RestrictedRecordError, ValidationError
+from learnprivacy.errors import DecryptionError, RestrictedRecordError, ValidationError
 
 if TYPE_CHECKING:
     from learnprivacy.sqlalchemy._privacy import LearnPrivacy
@@ -43,6 +43,20 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
     states = privacy.side.states
 
     subject_column = table.c[spec.subject_column]
+    # The hot paths (insert and load) read these locals, not the specs.
+    cipher = rows.cipher
+    scope = spec.scope
+    key_name, subject_name = spec.primary_key, spec.subject
+    plan = [
+        (
+            c,
+            c.attribute,
+            c.column,
+            c.privacy.blind_index,
+            c.attribute + INDEX_SUFFIX,
+        )
+        for c in personal
+    ]
 
     def identify(target: Any, connection: Connection | None) -> None:
         """Put an expired object's key and subject back in its dict, read from the row."""
@@ -116,9 +130,35 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
 
     def before_insert(_mapper: Mapper[Any], _connection: Connection, target: Any) -> None:
         state_dict = target.__dict__
-        names = [c.attribute for c in personal if state_dict.get(c.attribute) is not None]
-        if names:
-            encrypt(target, state_dict, names, set_attr=False)
+        key = state_dict.get(key_name)
+        subject = state_dict.get(subject_name)
+        if key is None or subject is None:
+            # A key the database will generate, or no subject: the general path places
+            # the tokens after the INSERT, or raises naming the column.
+            names = [c.attribute for c in personal if state_dict.get(c.attribute) is not None]
+            if names:
+                encrypt(target, state_dict, names, set_attr=False)
+            return
+        subject = str(subject)
+        base = f"{spec.table}/{key}/"
+        stash: dict[str, Any] = {}
+        for column, name, column_name, indexed, index_name in plan:
+            value = state_dict.get(name)
+            if value is None:
+                continue
+            if type(value) is str and not value.startswith("lp1."):
+                token = cipher.encrypt(
+                    value, subject=subject, context=base + column_name, scope=scope
+                )
+            else:
+                # bytes, a token, anything unusual: the checked path says what is wrong.
+                token = rows.encrypt(spec, column, key, subject, value)
+            stash[name] = value
+            state_dict[name] = token
+            if indexed:
+                state_dict[index_name] = rows.index(spec, column, value)
+        if stash:
+            target._sa_instance_state.info[_STASH] = (False, stash)
 
     def before_update(_mapper: Mapper[Any], connection: Connection, target: Any) -> None:
         state = attributes.instance_state(target)
@@ -168,8 +208,13 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
                     attributes.set_committed_value(
                         target, column.attribute + INDEX_SUFFIX, values.get(index_key)
                     )
-        for name, value in plain.items():
-            attributes.set_committed_value(target, name, value)
+        if pending or state.key is None:
+            for name, value in plain.items():
+                attributes.set_committed_value(target, name, value)
+        else:
+            # An insert: the flush commits the object's dict right after this event, so
+            # the values can go back in place without history.
+            state_dict.update(plain)
 
     def decrypt(target: Any, names: Any) -> None:
         state_dict = target.__dict__
@@ -187,7 +232,30 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
             state_dict[name] = rows.decrypt_text(spec, column, key, subject, token)
 
     def on_load(target: Any, _context: Any) -> None:
-        decrypt(target, None)
+        state_dict = target.__dict__
+        base: str | None = None
+        subject = ""
+        for column, name, column_name, _indexed, _index_name in plan:
+            token = state_dict.get(name)
+            if token is None:
+                continue
+            if base is None:
+                found = state_dict.get(subject_name)
+                if found is None:
+                    decrypt(target, None)  # raises, naming the subject column
+                    return
+                subject = str(found)
+                base = f"{spec.table}/{state_dict.get(key_name)}/"
+            try:
+                state_dict[name] = cipher.decrypt(
+                    token, subject=subject, context=base + column_name
+                )
+            except (DecryptionError, ValidationError):
+                # Bytes, the anonymised marker, plaintext, a moved token: the checked path
+                # returns the value or raises the error that names the column.
+                state_dict[name] = rows.decrypt(
+                    spec, column, state_dict.get(key_name), subject, token
+                )
 
     def on_refresh(target: Any, _context: Any, names: Any) -> None:
         decrypt(target, None if names is None else set(names))

@@ -82,6 +82,8 @@ class LearnPrivacy:
     ``sessions`` (a ``sessionmaker``, a ``scoped_session`` or a session) is what
     :attr:`provider` opens when a :class:`~learnprivacy.providers.PrivacyManager` calls it.
     ``schedule`` and ``holds`` are what the provider's erasures and metadata use.
+    ``cache_size`` is how many learners' unwrapped keys stay in memory (size it to the
+    learners active at once: a key not cached costs a read of the key database).
 
     The integration's tables (audit log, row states, pending shreds) are added to the
     base's ``MetaData``, so ``create_all`` and Alembic create them with the models'.
@@ -99,6 +101,7 @@ class LearnPrivacy:
         schedule: Schedule | None = None,
         holds: Sequence[Hold] = (),
         clock: Callable[[], dt.datetime] | None = None,
+        cache_size: int = 10_000,
     ) -> None:
         if not isinstance(keyring, Keyring):
             raise ConfigurationError("LearnPrivacy needs keyring=Keyring(...)")
@@ -113,7 +116,9 @@ class LearnPrivacy:
         specs = [spec for spec in map(_spec_of, mappers) if spec is not None]
         store, self._keys_url = open_key_store(keys)
         self._keyring = (
-            keyring if keyring.store is store else Keyring(keyring.export_master_key(), store=store)
+            keyring
+            if keyring.store is store
+            else Keyring(keyring.export_master_key(), store=store, cache_size=cache_size)
         )
         self._keyring.verify()
         self.rows = RowCipher(FieldCipher(self._keyring), self._keyring.blind_index())
@@ -148,6 +153,44 @@ class LearnPrivacy:
         for spec in self._specs.values():
             spec.model.__learnprivacy_bound__ = self
             self._uninstall.append(install(self, spec))
+        # What the flush hook reads per new object: subject attribute, scope, personal names.
+        self._flush_plans = {
+            spec.model: (spec.subject, spec.scope, tuple(c.attribute for c in spec.personal))
+            for spec in self._specs.values()
+            if spec.personal
+        }
+        from sqlalchemy import event
+
+        event.listen(Session, "before_flush", self._before_flush)
+        self._uninstall.append(lambda: event.remove(Session, "before_flush", self._before_flush))
+
+    def _before_flush(self, session: Session, _context: Any, _instances: Any) -> None:
+        """Create the data keys of the new learners of this flush in one go.
+
+        Without it, each new learner's key would be one transaction in the key database,
+        in the middle of the flush; here they are inserted with one statement, and the
+        rows are then encrypted from the keyring's cache.
+        """
+        wanted: dict[str, set[str]] = {}
+        cache = self._keyring._cache.subjects
+        plans = self._flush_plans
+        for obj in session.new:
+            plan = plans.get(type(obj))
+            if plan is None:
+                continue
+            subject_name, scope, names = plan
+            values = obj.__dict__
+            subject = values.get(subject_name)
+            if subject is None:
+                continue
+            subject = str(subject)
+            keys = cache.get(subject)
+            if keys is not None and scope in keys.sealers:
+                continue
+            if any(values.get(name) is not None for name in names):
+                wanted.setdefault(scope, set()).add(subject)
+        if wanted:
+            prepare_keys(self._keyring, wanted)
 
     def close(self) -> None:
         """Stop encrypting and decrypting the models (an app factory rebinding them, tests).
@@ -833,6 +876,35 @@ class _Backend:
         finally:
             if own:
                 session.close()
+
+
+def prepare_keys(keyring: Keyring, wanted: Mapping[str, set[str]]) -> None:
+    """Make (and cache) the keys of ``wanted`` (scope -> subjects): in one transaction
+    and one insert on a SQL key store, one by one on any other."""
+    from learnprivacy.store._keystore import KeyRace, SqlKeyStore
+
+    store = keyring.store
+    subjects = sorted({s for group in wanted.values() for s in group})
+    if not isinstance(store, SqlKeyStore):
+        for scope, group in wanted.items():
+            for subject in sorted(group):
+                keyring._sealer(subject, scope)
+        return
+    try:
+        with store._db.write() as connection, store.bound(connection), store.batch(subjects):
+            for scope, group in wanted.items():
+                for subject in sorted(group):
+                    keyring._sealer(subject, scope)
+            store.flush()
+    except KeyRace:
+        # Another process created some of these keys first: forget what this batch
+        # cached and let each row find its key the ordinary way.
+        for subject in subjects:
+            keyring.clear_cache(subject)
+    except BaseException:
+        for subject in subjects:
+            keyring.clear_cache(subject)
+        raise
 
 
 def _spec_of(mapper: Any) -> ModelSpec | None:

@@ -71,7 +71,7 @@ def copy_store(
     target_url: str,
     *,
     keyring: Keyring,
-    batch_size: int = 5_000,
+    batch_size: int | None = None,
     samples: int = 100,
 ) -> CopyReport:
     """Copy the store at ``source_url`` into the empty database at ``target_url``.
@@ -101,7 +101,9 @@ def copy_store(
     """
     if not isinstance(keyring, Keyring):
         raise ConfigurationError("copy_store needs keyring=Keyring(...)")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
         raise ValidationError("batch_size must be a positive int", field="batch_size")
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
         raise ValidationError("samples must be a non-negative int", field="samples")
@@ -120,7 +122,8 @@ def copy_store(
                 _refuse_non_empty(connection)
             with Store(source_url, keyring=keyring) as source:
                 source.audit.verify()
-                counts, picked = _copy(source, target_db, batch_size, samples)
+                rows = source.batch_size if batch_size is None else batch_size
+                counts, picked = _copy(source, target_db, rows, samples)
                 committed = True
                 sampled = _verify(source, target_url, keyring, counts, picked)
                 audit_entries = len(source.audit)

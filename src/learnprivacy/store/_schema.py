@@ -232,7 +232,7 @@ class RecordTable:
         names = [a.name for a in attrs.fields(cls)]
         if "id" not in names:
             raise ConfigurationError(f"{cls.__name__} has no id field")
-        self.cls = cls
+        self.cls: type[Any] = cls
         self.name: str = cls.__name__
         scope = getattr(cls, "key_scope", None)
         if not isinstance(scope, str):

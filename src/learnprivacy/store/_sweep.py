@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, func, select, true
 
 from learnprivacy._progress import ProgressReporter
+from learnprivacy._validators import utc_if_naive
 from learnprivacy._vocabulary import RETENTION_ACTIONS
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import subject_of
@@ -159,7 +160,7 @@ def latest_activity(store: Store) -> dict[str, dt.datetime]:
             for learner_id, latest in connection.execute(query):
                 if latest is None:
                     continue
-                instant = latest.replace(tzinfo=dt.UTC) if latest.tzinfo is None else latest
+                instant = utc_if_naive(latest)
                 if learner_id not in found or instant > found[learner_id]:
                     found[learner_id] = instant
     return found
