@@ -88,7 +88,7 @@ def _config(item: LevelAssignment) -> list[dict[str, Any]]:
     return [
         {
             "plugin": "tool_dataprivacy",
-            "name": config_name(item.level, element),
+            "name": config_name(item.level, element, item.module),
             "value": str(value),
         }
         for element, value in (("purpose", item.purpose_id), ("category", item.category_id))
