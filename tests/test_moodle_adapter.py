@@ -22,7 +22,7 @@ from learnprivacy.moodle import (
     tables_read,
     to_unix,
 )
-from learnprivacy.providers import ApprovedContextList, Context, MemoryWriter
+from learnprivacy.providers import ApprovedContextList, Context, MemoryWriter, UserList
 from learnprivacy.records import (
     AccessEvent,
     AccessKind,
@@ -809,5 +809,81 @@ def test_never_started_enrolment_keeps_its_completion_row(
             ("10", ProgressStatus.NOT_STARTED, at(3))
         ]
         assert issues.counts() == {"course_completions: Progress.recorded_at: no date at all": 1}
+    finally:
+        engine.dispose()
+
+
+def test_profile_preferences_and_the_full_log(new_database: Callable[[], str]) -> None:
+    """The whole profile, every preference and every log row, "logged in as" ones included.
+
+    Before, only log-ins, log-outs and failed log-ins were read (a few percent of a user's
+    log), realuserid was ignored, and the profile beyond names and address was not read.
+    """
+    engine = open_engine(new_database())
+    create_schema(engine)
+    insert_rows(engine, "config", [{"name": "siteguest", "value": "1"}])
+    insert_rows(engine, "user", [
+        {"id": 2, "username": "admin", "email": "admin@example.org", "firstname": "A",
+         "lastname": "D", "timecreated": ts(0)},
+        {"id": 10, "username": "ana", "email": "ana@example.org", "firstname": "Ana",
+         "lastname": "Silva", "timecreated": ts(0), "city": "Lyon", "country": "FR",
+         "institution": "ACME", "phone1": "+33 1 23 45 67 89", "lastip": "203.0.113.9",
+         "lastaccess": ts(5)},
+    ])  # fmt: skip
+    insert_rows(engine, "user_preferences", [
+        {"userid": 10, "name": "assign_quickgrading", "value": "0"},
+        {"userid": 10, "name": "maildigest", "value": "1"},
+        {"userid": 2, "name": "maildigest", "value": "0"},
+    ])  # fmt: skip
+    base = _log(0, "", 0, 0, "")
+    insert_rows(engine, "logstore_standard_log", [
+        {**base, "id": 1, "eventname": "\\core\\event\\course_viewed", "userid": 10,
+         "contextlevel": 50, "contextinstanceid": 2, "courseid": 2, "timecreated": ts(1),
+         "ip": "203.0.113.9"},
+        # The admin, logged in as Ana, viewed her profile: Ana is author, admin the real user.
+        {**base, "id": 2, "eventname": "\\core\\event\\user_profile_viewed", "userid": 10,
+         "realuserid": 2, "relateduserid": 10, "contextlevel": 30, "contextinstanceid": 10,
+         "timecreated": ts(2), "ip": "198.51.100.4"},
+        # The admin edited Ana's account: about her, not by her (the IP is the admin's).
+        {**base, "id": 3, "eventname": "\\core\\event\\user_updated", "userid": 2,
+         "relateduserid": 10, "contextlevel": 30, "contextinstanceid": 10,
+         "timecreated": ts(3), "ip": "198.51.100.4"},
+        {**base, "id": 4, "eventname": "\\core\\event\\course_viewed", "userid": 2,
+         "contextlevel": 50, "contextinstanceid": 2, "timecreated": ts(4)},
+    ])  # fmt: skip
+    try:
+        with MoodleDatabase(engine) as db:
+            account = db.profile(10)
+            preferences = db.preferences(10)
+            logs = db.log_entries(10)
+            provider = MoodleProvider(db)
+            contexts = set(provider.get_contexts_for_userid("10"))
+            writer = MemoryWriter()
+            provider.export_user_data(ApprovedContextList("10", [Context.course(2)]), writer)
+            in_user_context = UserList(Context.user(10), "moodle")
+            provider.get_users_in_context(in_user_context)
+        assert account is not None
+        assert (account["city"], account["country"], account["institution"]) == (
+            "Lyon", "FR", "ACME",
+        )  # fmt: skip
+        assert account["lastip"] == "203.0.113.9"
+        assert account["lastaccess"] == at(5).isoformat()
+        assert [(p["component"], p["name"]) for p in preferences] == [
+            ("mod_assign", "assign_quickgrading"),
+            ("mod_forum", "maildigest"),
+        ]
+        assert [row["log_id"] for row in logs] == [1, 2, 3]
+        viewed, as_admin, updated = logs
+        assert as_admin["logged_in_as"]
+        assert as_admin["author_was_you"]
+        assert not as_admin["real_user_was_you"]
+        assert updated["related_user_was_you"]
+        assert not updated["author_was_you"]
+        assert updated["ip"] is None  # the admin's address is not Ana's data
+        assert viewed["ip"] == "203.0.113.9"
+        assert {Context.course(2), Context.user(10)} <= contexts
+        assert [r["log_id"] for r in writer.rows[("moodle", "LogEntry")]] == [1]
+        assert ("moodle", "Profile") not in writer.rows  # the user context was not approved
+        assert set(in_user_context.user_ids) == {"2", "10"}  # the admin acted there too
     finally:
         engine.dispose()

@@ -14,6 +14,7 @@ from learnprivacy.errors import ConfigurationError, MissingTableError
 from learnprivacy.moodle import _read_accounts as accounts
 from learnprivacy.moodle import _read_compliance as compliance
 from learnprivacy.moodle import _read_learning as learning
+from learnprivacy.moodle import _read_profile as profile
 from learnprivacy.moodle._issues import ScanIssues
 from learnprivacy.moodle._models import MoodleCourse, MoodleUser
 from learnprivacy.moodle._readonly import PG_WHOLE_RESULT, read_only_engine
@@ -333,6 +334,57 @@ class MoodleDatabase:
         statement = compliance.acceptance_rows_statement(self.schema, _ids(user_ids))
         for row in self.stream(statement):
             yield compliance.acceptance_row(row)
+
+    def profile(self, user_id: int | str) -> dict[str, Any] | None:
+        """The whole profile of a live account (``user``), None for an unknown or deleted one.
+
+        Address, phones, institution, department, city, country, language, timezone,
+        description, last IP and the access dates, with Moodle's column names.
+        """
+        ids = _ids([user_id])
+        if not ids:
+            return None
+        u = self.schema["user"]
+        columns = [u.c[name] for name in profile.PROFILE_FIELDS]
+        statement = sa.select(*columns).where(u.c.id == ids[0], u.c.deleted == 0)
+        with self.connect() as connection:
+            row = connection.execute(statement).first()
+        return None if row is None else profile.profile_row(row)
+
+    def preferences(self, user_id: int | str) -> list[dict[str, Any]]:
+        """Every preference of one account (``user_preferences``), by name."""
+        ids = _ids([user_id])
+        if not ids or not self.has_table("user_preferences"):
+            return []
+        t = self.schema["user_preferences"]
+        statement = sa.select(t.c.name, t.c.value).where(t.c.userid == ids[0]).order_by(t.c.name)
+        return [profile.preference_row(name, value) for name, value in self.stream(statement)]
+
+    def log_entries(self, user_id: int | str) -> list[dict[str, Any]]:
+        """The full standard log of one account: what it did, underwent, or did as another.
+
+        Rows where the account is the author (``userid``), the subject (``relateduserid``)
+        or the real user behind a "logged in as" session (``realuserid``), each with the
+        Moodle context it happened in (``context_level``, ``context_instance``).
+        """
+        ids = _ids([user_id])
+        if not ids or not self.has_table("logstore_standard_log"):
+            return []
+        statement = profile.log_statement(self.schema, ids[0])
+        return [profile.log_row(row, ids[0]) for row in self.stream(statement)]
+
+    def log_users_in(self, level: int, instance: int) -> set[int]:
+        """Accounts with log rows (as author, subject or real user) in one context."""
+        if not self.has_table("logstore_standard_log"):
+            return set()
+        log = self.schema["logstore_standard_log"]
+        found: set[int] = set()
+        statement = sa.select(log.c.userid, log.c.relateduserid, log.c.realuserid).where(
+            log.c.contextlevel == level, log.c.contextinstanceid == instance
+        )
+        for row in self.stream(statement):
+            found.update(int(v) for v in row if v)
+        return found
 
     def user_enrolments(self, user_id: int | str) -> list[dict[str, Any]]:
         """One account's enrolments, as Moodle's privacy export shows them, in course order.

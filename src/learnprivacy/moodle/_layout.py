@@ -30,7 +30,11 @@ from learnprivacy.moodle._provider import (
     ACCEPTANCE_TYPE,
     ENROLMENT_TYPE,
     GRADE_TYPE,
+    LOG_TYPE,
+    PREFERENCE_TYPE,
+    PROFILE_TYPE,
     MoodleProvider,
+    row_context,
 )
 from learnprivacy.providers import ApprovedContextList, Context, MemoryWriter
 
@@ -191,8 +195,23 @@ def export_moodle_layout(provider: MoodleProvider, user_id: str, directory: str 
     rows = {name: list(found) for (comp, name), found in writer.rows.items() if comp == component}
     for learner in rows.get("Learner", []):
         put(Context.user(user_id), "data.json", learner)
+    user_file = tree.folder(Context.user(user_id)) / "data.json"
+    for account in rows.get(PROFILE_TYPE, []):
+        # Moodle's user data.json is the profile itself; the Learner record sits beside it.
+        if user_file in files:
+            put(Context.user(user_id), "Learner/data.json", files[user_file])
+        put(Context.user(user_id), "data.json", account)
     for event in rows.get("AccessEvent", []):
-        merge(Context.system(), "Logs/Standard log/data.json", "logs", [event])
+        merge(Context.system(), "Logs/Access events/data.json", "events", [event])
+    for entry in rows.get(LOG_TYPE, []):
+        merge(row_context(entry, user_id), "Logs/Standard log/data.json", "logs", [entry])
+    by_component: dict[str, dict[str, Any]] = {}
+    for preference in rows.get(PREFERENCE_TYPE, []):
+        by_component.setdefault(preference["component"], {})[preference["name"]] = {
+            "value": preference["value"]
+        }
+    for component, values in by_component.items():
+        put(Context.system(), f"User preferences/{_safe(component)}.json", values)
     for answer in rows.get(ACCEPTANCE_TYPE, []):
         name = f"Policy {answer['policy']} (version {answer['version']})"
         put(

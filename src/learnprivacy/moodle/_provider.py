@@ -19,7 +19,8 @@ from typing import Any, cast
 import attrs
 
 from learnprivacy.basis import DataCategory, LawfulBasis
-from learnprivacy.errors import PolicyError
+from learnprivacy.errors import PolicyError, ValidationError
+from learnprivacy.moodle import _read_profile as profile
 from learnprivacy.moodle._database import MoodleDatabase
 from learnprivacy.moodle._registry import DataRegistry, Purpose
 from learnprivacy.moodle._sources import RECORD_SOURCES
@@ -49,7 +50,10 @@ __all__ = [
     "ACCEPTANCE_TYPE",
     "ENROLMENT_TYPE",
     "GRADE_TYPE",
+    "LOG_TYPE",
     "MOODLE_COMPONENT",
+    "PREFERENCE_TYPE",
+    "PROFILE_TYPE",
     "MoodleProvider",
     "context_of",
     "row_context",
@@ -108,7 +112,59 @@ _ACCEPTANCE_FIELDS = {
     "created_at": "When the policy was first answered",
     "modified_at": "When the answer last changed",
 }
+#: The rest of the account: the whole profile, preferences and the full standard log.
+PROFILE_TYPE = "Profile"
+PREFERENCE_TYPE = "Preference"
+LOG_TYPE = "LogEntry"
+_PROFILE_FIELDS = {
+    name: f"Profile field {name} (Moodle's user.{name})" for name in profile.PROFILE_FIELDS
+}
+_PREFERENCE_FIELDS = {
+    "component": "Component the preference belongs to",
+    "name": "Preference name",
+    "value": "Preference value",
+}
+_LOG_FIELDS = {
+    "event": "Moodle event",
+    "component": "Component that logged it",
+    "action": "Action",
+    "target": "What the action was on",
+    "crud": "Create, read, update or delete",
+    "context_level": "Level of the Moodle context it happened in",
+    "context_instance": "Instance of that context",
+    "course_id": "Course it happened in, if any",
+    "time": "When it happened",
+    "origin": "Where it came from (web, cli, ws...)",
+    "ip": "IP address, for the user's own actions",
+    "other": "Event details Moodle stored",
+    "author_was_you": "Whether the user did it",
+    "related_user_was_you": "Whether it was about the user",
+    "logged_in_as": "Whether it was done by someone logged in as another user",
+    "real_user_was_you": "Whether the user was the one logged in as another",
+    "log_id": "Id of the log row",
+}
 _ROW_TYPES = {
+    PROFILE_TYPE: (
+        "user (whole profile)",
+        _PROFILE_FIELDS,
+        "The whole profile Moodle holds",
+        "Moodle's user table (whole profile), exported as Profile rows",
+        DataCategory.IDENTITY,
+    ),
+    PREFERENCE_TYPE: (
+        "user_preferences",
+        _PREFERENCE_FIELDS,
+        "User preferences",
+        "Moodle's user_preferences table, exported as Preference rows",
+        DataCategory.PREFERENCE,
+    ),
+    LOG_TYPE: (
+        "logstore_standard_log (every event)",
+        _LOG_FIELDS,
+        "The full standard log: what the user did, underwent, or did logged in as another",
+        "Moodle's logstore_standard_log (every event), exported as LogEntry rows",
+        DataCategory.TECHNICAL_LOG,
+    ),
     ENROLMENT_TYPE: (
         "user_enrolments",
         _ENROLMENT_FIELDS,
@@ -133,13 +189,38 @@ _ROW_TYPES = {
 }
 
 
+# The level whose registry purpose applies to each kind of row.
+_ROW_LEVELS = {
+    PROFILE_TYPE: ContextLevel.USER,
+    PREFERENCE_TYPE: ContextLevel.USER,
+    ACCEPTANCE_TYPE: ContextLevel.USER,
+    LOG_TYPE: ContextLevel.SYSTEM,
+    ENROLMENT_TYPE: ContextLevel.COURSE,
+    GRADE_TYPE: ContextLevel.COURSE,
+}
+
+
 def row_context(row: dict[str, Any], user_id: str | None = None) -> Context:
-    """The context of an exported row: the user's for an acceptance, else activity or course."""
-    if "policy" in row and user_id is not None:
+    """The context of an exported row.
+
+    A log row: the context it happened in. A profile, preference or policy answer: the
+    user's. Otherwise (grades, enrolments) the activity's, else the course's.
+    """
+    if "event" in row and "context_level" in row:
+        return _log_context(row["context_level"], row["context_instance"])
+    if ("policy" in row or "username" in row or "value" in row) and user_id is not None:
         return Context.user(user_id)
     if row.get("activity_id"):
         return Context.module(row["activity_id"])
     return Context.course(row["course_id"])
+
+
+def _log_context(level: int, instance: str) -> Context:
+    try:
+        return Context(ContextLevel(level), "0" if level == ContextLevel.SYSTEM else instance)
+    except (ValueError, ValidationError):
+        # A level Moodle no longer has, or a broken row: the site-wide context holds it.
+        return Context.system()
 
 
 def context_of(record: Any) -> Context:
@@ -216,8 +297,8 @@ class MoodleProvider:
                 retention=purpose.retention if purpose else None,
                 retention_from=trigger if purpose and purpose.retention else None,
             )
-        purpose = self.registry.level_purpose(ContextLevel.COURSE)
         for row_type, (table, fields, _, summary, category) in _ROW_TYPES.items():
+            purpose = self._purpose(row_type)
             collection.add_database_table(
                 table,
                 dict(fields),
@@ -278,7 +359,11 @@ class MoodleProvider:
 
     def _rows_of(self, user_id: str) -> dict[str, list[dict[str, Any]]]:
         """The learner's Enrolment and Grade rows (read only for a live account)."""
+        account = self.database.profile(user_id)
         return {
+            PROFILE_TYPE: [] if account is None else [account],
+            PREFERENCE_TYPE: self.database.preferences(user_id),
+            LOG_TYPE: self.database.log_entries(user_id),
             ACCEPTANCE_TYPE: [r for _, r in self.database.policy_acceptances(user_ids=[user_id])],
             ENROLMENT_TYPE: self.database.user_enrolments(user_id),
             GRADE_TYPE: [r for _, r in self.database.grades(user_ids=[user_id])],
@@ -337,11 +422,17 @@ class MoodleProvider:
         system context: the accounts with log-in events.
         """
         context = userlist.context
+        found: set[str] = set()
+        if context.instance_id.isdigit():
+            level = int(context.level)
+            instance = int(context.instance_id)
+            found.update(str(u) for u in self.database.log_users_in(level, instance))
         if context.level is ContextLevel.USER:
             if self._live_records(context.instance_id):
-                userlist.add_user(context.instance_id)
+                found.add(context.instance_id)
+            accounts = self.database.users(user_ids=sorted(found, key=int))
+            userlist.add_users([str(u.id) for u in accounts if not (u.deleted or u.guest)])
             return
-        found: set[str] = set()
         if context.level is ContextLevel.COURSE and context.instance_id.isdigit():
             course = int(context.instance_id)
             found.update(str(u) for u, c in self.database.enrolments() if c == course)

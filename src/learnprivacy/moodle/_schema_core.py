@@ -93,6 +93,18 @@ def _user_lastaccess(md: sa.MetaData, p: str) -> None:
     )
 
 
+def _user_preferences(md: sa.MetaData, p: str) -> None:
+    sa.Table(
+        f"{p}user_preferences",
+        md,
+        sequence_id(),
+        integer("userid", 10, default=0),
+        char("name", 255),
+        char("value", 1333),
+        index(p, "user_preferences", "userid, name", unique=True),
+    )
+
+
 def _course(md: sa.MetaData, p: str) -> None:
     sa.Table(
         f"{p}course",
@@ -336,6 +348,7 @@ def core_tables(md: sa.MetaData, prefix: str) -> None:
     for build in (
         _user,
         _user_lastaccess,
+        _user_preferences,
         _course,
         _course_completions,
         _modules,

@@ -117,7 +117,14 @@ RECORD_SOURCES: tuple[RecordSource[Any], ...] = (
 #: Grades as Moodle shows them (``grades``), scale items included.
 GRADE_TABLES = ("grade_grades", "grade_items", "scale", "modules", "course_modules", "user")
 #: Accounts and courses (``learners``, ``users``, ``courses``, ``enrolments``).
-ACCOUNT_TABLES = ("user", "user_lastaccess", "course", "enrol", "user_enrolments")
+ACCOUNT_TABLES = (
+    "user",
+    "user_lastaccess",
+    "user_preferences",
+    "course",
+    "enrol",
+    "user_enrolments",
+)
 #: Site settings (guest and administrator accounts, registry defaults).
 SITE_TABLES = ("config", "config_plugins")
 #: The data registry (``registry()``); absent tables leave it empty.
