@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -885,5 +886,41 @@ def test_profile_preferences_and_the_full_log(new_database: Callable[[], str]) -
         assert [r["log_id"] for r in writer.rows[("moodle", "LogEntry")]] == [1]
         assert ("moodle", "Profile") not in writer.rows  # the user context was not approved
         assert set(in_user_context.user_ids) == {"2", "10"}  # the admin acted there too
+    finally:
+        engine.dispose()
+
+
+def test_data_requests_are_exported_in_the_user_context(
+    new_database: Callable[[], str],
+) -> None:
+    """Export and deletion requests about the learner are theirs to see, DPO notes are not."""
+    engine = open_engine(new_database())
+    create_schema(engine)
+    insert_rows(engine, "config", [{"name": "siteguest", "value": "1"}])
+    insert_rows(engine, "user", [
+        {"id": 10, "username": "ana", "email": "ana@example.org", "firstname": "Ana",
+         "lastname": "Silva", "timecreated": ts(0)},
+    ])  # fmt: skip
+    insert_rows(engine, "tool_dataprivacy_request", [
+        {"id": 1, "type": 1, "status": 4, "userid": 10, "requestedby": 10,
+         "comments": "My data please", "dpocomment": "internal note", "timecreated": ts(1),
+         "timemodified": ts(2)},
+        {"id": 2, "type": 2, "status": 0, "userid": 10, "requestedby": 2,
+         "timecreated": ts(3), "timemodified": ts(3)},
+        {"id": 3, "type": 1, "status": 0, "userid": 11, "requestedby": 11,
+         "timecreated": ts(3), "timemodified": ts(3)},
+    ])  # fmt: skip
+    try:
+        with MoodleDatabase(engine) as db:
+            writer = MemoryWriter()
+            MoodleProvider(db).export_user_data(
+                ApprovedContextList("10", [Context.user(10)]), writer
+            )
+        rows = writer.rows[("moodle", "DataRequest")]
+        assert [(r["type"], r["status"], r["requested_by_you"]) for r in rows] == [
+            ("export", "complete", True),
+            ("delete", "pending", False),
+        ]
+        assert "internal note" not in json.dumps(rows)
     finally:
         engine.dispose()

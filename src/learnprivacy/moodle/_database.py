@@ -373,6 +373,14 @@ class MoodleDatabase:
         statement = profile.log_statement(self.schema, ids[0])
         return [profile.log_row(row, ids[0]) for row in self.stream(statement)]
 
+    def data_requests(self, user_id: int | str) -> list[dict[str, Any]]:
+        """The data requests (export, deletion) about one account (``tool_dataprivacy``)."""
+        ids = _ids([user_id])
+        if not ids or not self.has_table("tool_dataprivacy_request"):
+            return []
+        statement = profile.request_statement(self.schema, ids[0])
+        return [profile.request_row(row, ids[0]) for row in self.stream(statement)]
+
     def log_users_in(self, level: int, instance: int) -> set[int]:
         """Accounts with log rows (as author, subject or real user) in one context."""
         if not self.has_table("logstore_standard_log"):

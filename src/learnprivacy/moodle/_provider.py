@@ -54,6 +54,7 @@ __all__ = [
     "MOODLE_COMPONENT",
     "PREFERENCE_TYPE",
     "PROFILE_TYPE",
+    "REQUEST_TYPE",
     "MoodleProvider",
     "context_of",
     "row_context",
@@ -143,7 +144,23 @@ _LOG_FIELDS = {
     "real_user_was_you": "Whether the user was the one logged in as another",
     "log_id": "Id of the log row",
 }
+REQUEST_TYPE = "DataRequest"
+_REQUEST_FIELDS = {
+    "type": "Kind of request (export, delete, other)",
+    "status": "Where the request stands",
+    "requested_by_you": "Whether the user made the request (or someone on their behalf)",
+    "comments": "The request's comments",
+    "created_at": "When the request was made",
+    "modified_at": "When it last changed",
+}
 _ROW_TYPES = {
+    REQUEST_TYPE: (
+        "tool_dataprivacy_request",
+        _REQUEST_FIELDS,
+        "Data requests (export, deletion) made by or for the user",
+        "Moodle's tool_dataprivacy_request table, exported as DataRequest rows",
+        DataCategory.ACCOUNT,
+    ),
     PROFILE_TYPE: (
         "user (whole profile)",
         _PROFILE_FIELDS,
@@ -193,6 +210,7 @@ _ROW_TYPES = {
 _ROW_LEVELS = {
     PROFILE_TYPE: ContextLevel.USER,
     PREFERENCE_TYPE: ContextLevel.USER,
+    REQUEST_TYPE: ContextLevel.USER,
     ACCEPTANCE_TYPE: ContextLevel.USER,
     LOG_TYPE: ContextLevel.SYSTEM,
     ENROLMENT_TYPE: ContextLevel.COURSE,
@@ -208,7 +226,8 @@ def row_context(row: dict[str, Any], user_id: str | None = None) -> Context:
     """
     if "event" in row and "context_level" in row:
         return _log_context(row["context_level"], row["context_instance"])
-    if ("policy" in row or "username" in row or "value" in row) and user_id is not None:
+    personal = ("policy", "username", "value", "requested_by_you")
+    if any(key in row for key in personal) and user_id is not None:
         return Context.user(user_id)
     if row.get("activity_id"):
         return Context.module(row["activity_id"])
@@ -363,6 +382,7 @@ class MoodleProvider:
         return {
             PROFILE_TYPE: [] if account is None else [account],
             PREFERENCE_TYPE: self.database.preferences(user_id),
+            REQUEST_TYPE: self.database.data_requests(user_id),
             LOG_TYPE: self.database.log_entries(user_id),
             ACCEPTANCE_TYPE: [r for _, r in self.database.policy_acceptances(user_ids=[user_id])],
             ENROLMENT_TYPE: self.database.user_enrolments(user_id),

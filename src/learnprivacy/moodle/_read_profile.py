@@ -25,6 +25,8 @@ __all__ = [
     "preference_component",
     "preference_row",
     "profile_row",
+    "request_row",
+    "request_statement",
 ]
 
 #: Profile columns exported (Moodle's user data.json keys, plus what it keeps for us).
@@ -140,4 +142,46 @@ def log_row(row: Any, user_id: int) -> dict[str, Any]:
         "logged_in_as": real is not None and real != author,
         "real_user_was_you": real == user_id,
         "log_id": int(rid),
+    }
+
+
+# tool_dataprivacy's api::DATAREQUEST_TYPE_* and DATAREQUEST_STATUS_* constants.
+_REQUEST_TYPES = {1: "export", 2: "delete", 3: "other"}
+_REQUEST_STATUSES = {
+    0: "pending",
+    1: "awaiting approval",
+    2: "approved",
+    3: "processing",
+    4: "complete",
+    5: "cancelled",
+    6: "rejected",
+    7: "download ready",
+    8: "expired",
+    9: "deleted",
+}
+
+
+def request_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
+    """The data requests about ``user_id`` (made by them or on their behalf)."""
+    t = schema["tool_dataprivacy_request"]
+    return (
+        sa.select(
+            t.c.type, t.c.status, t.c.requestedby, t.c.comments, t.c.timecreated,
+            t.c.timemodified,
+        )
+        .where(t.c.userid == user_id)
+        .order_by(t.c.id)
+    )  # fmt: skip
+
+
+def request_row(row: Any, user_id: int) -> dict[str, Any]:
+    """A data request as the user sees it (the DPO's identity and notes are not theirs)."""
+    kind, status, requested_by, comments, created, modified = row
+    return {
+        "type": _REQUEST_TYPES.get(int(kind or 0), "other"),
+        "status": _REQUEST_STATUSES.get(int(status or 0), "unknown"),
+        "requested_by_you": requested_by == user_id,
+        "comments": comments or None,
+        "created_at": _iso(created),
+        "modified_at": _iso(modified),
     }

@@ -133,6 +133,7 @@ REGISTRY_TABLES_READ = (
     "tool_dataprivacy_category",
     "tool_dataprivacy_ctxlevel",
     "tool_dataprivacy_ctxinstance",
+    "tool_dataprivacy_request",
     "context",
 )
 
