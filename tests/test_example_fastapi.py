@@ -18,7 +18,7 @@ from examples.fastapi_lms import create_app
 from fastapi.testclient import TestClient
 
 from learnprivacy.crypto import Keyring
-from learnprivacy.errors import ConfigurationError, WrongMasterKeyError
+from learnprivacy.errors import ConfigurationError, RestrictedRecordError, WrongMasterKeyError
 from learnprivacy.records import Invoice, Learner, Progress
 from learnprivacy.store import Store
 
@@ -145,7 +145,8 @@ def test_erasure_request_erases_the_learner_and_restricts_the_invoice(
     filed = client.post("/requests", json={"learner_id": learner_id, "type": "erasure"})
     assert filed.status_code == 202
     assert filed.json()["state"] == "in_progress"
-    assert filed.json()["due_at"] == "2026-02-12T09:00:00+00:00"
+    # One month later, to the end of that day (Regulation 1182/71 Art. 3).
+    assert filed.json()["due_at"] == "2026-02-12T23:59:59.999999+00:00"
     done = client.post(f"/admin/requests/{filed.json()['id']}/execute", headers=ADMIN)
 
     assert done.status_code == 200
@@ -225,23 +226,27 @@ def test_certificate_needs_a_passed_course(client: TestClient) -> None:
 def test_sweep_dry_run_changes_nothing_then_the_real_run_applies_the_schedule(
     client: TestClient, db: Path
 ) -> None:
-    """19 months after the last activity: learner erased, progress anonymised, invoice kept."""
+    """19 months after the last activity: progress anonymised, invoice kept, and the account
+    restricted (not erased) while the invoice that names it stays."""
     learner_id = _enrol(client)
     _pass_course(client, learner_id)
     later = (START + dt.timedelta(days=19 * 31)).isoformat()
 
     dry = client.post("/admin/sweep", params={"dry_run": True, "now": later}, headers=ADMIN)
     assert dry.status_code == 200, dry.text
-    assert (dry.json()["erased"], dry.json()["anonymised"]) == (1, 1)
+    assert (dry.json()["erased"], dry.json()["anonymised"]) == (0, 1)
+    assert dry.json()["restricted"] == 1
     assert dry.json()["dry_run"] is True
     with _open_store(db) as store:
         assert store.get(Learner, learner_id) is not None
 
     real = client.post("/admin/sweep", params={"dry_run": False, "now": later}, headers=ADMIN)
-    assert real.json()["by_type"]["Learner"]["erase"] == 1
+    assert real.json()["by_type"]["Learner"]["restrict"] == 1
     assert real.json()["by_type"]["Invoice"]["keep"] == 1
     with _open_store(db) as store:
-        assert store.get(Learner, learner_id) is None
+        with pytest.raises(RestrictedRecordError):
+            store.get(Learner, learner_id)
+        assert store.get(Learner, learner_id, include_restricted=True) is not None
         assert store.count(Progress, anonymised=True) == 1
         assert len(store.query(Invoice, learner_id=learner_id)) == 1
     again = client.post("/admin/sweep", params={"dry_run": False, "now": later}, headers=ADMIN)

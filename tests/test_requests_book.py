@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import attrs
 import pytest
@@ -31,6 +32,7 @@ from learnprivacy.requests import (
     RefusalGrounds,
     RequestBook,
     Requester,
+    RequesterRole,
     RequestState,
     RequestType,
     SubjectRequest,
@@ -70,6 +72,11 @@ def receive(
     return book.receive(kind, **args)  # type: ignore[arg-type]
 
 
+def worked(book: RequestBook, request: Any, now: dt.datetime = T0) -> Any:
+    """The request after one step of work recorded: what completing it requires."""
+    return book.record_step(request, StepResult(name="answer_sent", completed_at=now), now=now)
+
+
 def test_receive_starts_received_with_deadline_and_history(book: RequestBook) -> None:
     """A received request is RECEIVED, due one month later, with one history entry."""
     request = book.receive(
@@ -80,7 +87,7 @@ def test_receive_starts_received_with_deadline_and_history(book: RequestBook) ->
         requester=Requester.subject("Ana"),
     )
     assert request.state is RequestState.RECEIVED
-    assert request.due_at == dt.datetime(2026, 4, 2, 10, 0, tzinfo=UTC)
+    assert request.due_at == dt.datetime(2026, 4, 2, 23, 59, 59, 999_999, tzinfo=UTC)
     assert request.identity.status is IdentityStatus.UNVERIFIED
     history = book.history(request)
     assert [e.event for e in history] == ["received"]
@@ -98,17 +105,19 @@ def test_full_path_to_completed(book: RequestBook) -> None:
     request = book.verify_identity(request, method=ProofMethod.ID_DOCUMENT_SIGHTED, now=T0)
     assert request.state is RequestState.IN_PROGRESS
     assert request.identity.method is ProofMethod.ID_DOCUMENT_SIGHTED
-    request = book.complete(request, now=T0 + dt.timedelta(days=3))
+    request = book.complete(worked(book, request), now=T0 + dt.timedelta(days=3))
     assert request.state is RequestState.COMPLETED
     assert request.closed_at == T0 + dt.timedelta(days=3)
+    assert not request.completed_late
     events = [(e.event, e.state_after) for e in book.history(request)]
     assert events == [
         ("received", RequestState.RECEIVED),
         ("identity_requested", RequestState.AWAITING_IDENTITY),
         ("identity_verified", RequestState.IN_PROGRESS),
+        ("step_completed", RequestState.IN_PROGRESS),
         ("completed", RequestState.COMPLETED),
     ]
-    assert request.version == 4
+    assert request.version == 5
     assert book.verify(request)
 
 
@@ -119,9 +128,10 @@ def test_steps_are_idempotent(book: RequestBook) -> None:
     assert book.request_identity(request, now=T0) == first
     second = book.verify_identity(first, method=ProofMethod.EMAIL_CONFIRMATION, now=T0)
     assert book.verify_identity(first, method=ProofMethod.EMAIL_CONFIRMATION, now=T0) == second
+    second = worked(book, second)
     done = book.complete(second, now=T0)
     assert book.complete(second, now=T0) == done
-    assert len(book.history(request)) == 4
+    assert len(book.history(request)) == 5
 
 
 def test_receiving_same_id_twice(book: RequestBook) -> None:
@@ -147,7 +157,7 @@ def test_terminal_states_stay_terminal(book: RequestBook, terminal: str) -> None
     else:
         request = book.verify_identity(request, method=ProofMethod.IN_PERSON, now=T0)
         if terminal == "complete":
-            closed = book.complete(request, now=T0)
+            closed = book.complete(worked(book, request), now=T0)
         else:
             closed = book.fail(request, Failure(step="x", error="boom", at=T0), now=T0)
     assert closed.state.terminal
@@ -267,8 +277,11 @@ def test_overdue_lists_open_and_unretried_failures(book: RequestBook) -> None:
     """Overdue: open past the deadline, or failed and never retried; not closed ones."""
     late_open = receive(book, request_id="open")
     done = book.complete(
-        book.verify_identity(
-            receive(book, request_id="done"), method=ProofMethod.IN_PERSON, now=T0
+        worked(
+            book,
+            book.verify_identity(
+                receive(book, request_id="done"), method=ProofMethod.IN_PERSON, now=T0
+            ),
         ),
         now=T0,
     )
@@ -303,7 +316,12 @@ def test_time_cannot_go_backwards(book: RequestBook) -> None:
 def test_tampered_history_is_detected(book: RequestBook) -> None:
     """Editing, dropping or truncating history entries breaks verification."""
     request = book.complete(
-        book.verify_identity(receive(book, request_id="R9"), method=ProofMethod.IN_PERSON, now=T0),
+        worked(
+            book,
+            book.verify_identity(
+                receive(book, request_id="R9"), method=ProofMethod.IN_PERSON, now=T0
+            ),
+        ),
         now=T0,
     )
     backend = book.backend
@@ -330,7 +348,12 @@ def test_tampered_history_is_detected(book: RequestBook) -> None:
 def test_truncated_history_is_detected(book: RequestBook) -> None:
     """Removing the last entry leaves a chain shorter than the stored version."""
     request = book.complete(
-        book.verify_identity(receive(book, request_id="R8"), method=ProofMethod.IN_PERSON, now=T0),
+        worked(
+            book,
+            book.verify_identity(
+                receive(book, request_id="R8"), method=ProofMethod.IN_PERSON, now=T0
+            ),
+        ),
         now=T0,
     )
     backend = book.backend
@@ -414,3 +437,85 @@ def test_facts_objections_and_directives(book: RequestBook) -> None:
     assert book.is_objected("L1", "analytics") is False
     assert book.is_objected("L2", "security-logging") is False
     assert [o.purpose for o in book.objections("L1")] == ["analytics", "security-logging"]
+
+
+def test_complete_refuses_a_request_where_nothing_ran(book: RequestBook) -> None:
+    """An in-progress request with zero steps run was moved to COMPLETED; now refused, and
+    so is one whose executor plan lists a step that did not run."""
+    request = book.verify_identity(receive(book), method=ProofMethod.IN_PERSON, now=T0)
+    with pytest.raises(RequestStateError, match="no step"):
+        book.complete(request, now=T0)
+    plan = book.record_step(request, StepResult(name="plan:erase", completed_at=T0), now=T0)
+    with pytest.raises(RequestStateError, match="no step"):
+        book.complete(plan, now=T0)
+    did = worked(book, plan)
+    with pytest.raises(RequestStateError, match="erase_store"):
+        book.complete(did, now=T0, expected_steps=["answer_sent", "erase_store"])
+    assert book.get(request).state is RequestState.IN_PROGRESS
+    assert book.complete(did, now=T0, expected_steps=["answer_sent"]).state is (
+        RequestState.COMPLETED
+    )
+
+
+def test_late_completion_is_recorded_as_late(book: RequestBook) -> None:
+    """Completed 40 days after receipt: marked late, in the request and its history."""
+    request = worked(
+        book, book.verify_identity(receive(book), method=ProofMethod.IN_PERSON, now=T0)
+    )
+    done = book.complete(request, now=request.received_at + dt.timedelta(days=40))
+    assert done.completed_late
+    assert book.history(done)[-1].detail["late"] == "true"
+
+
+def _by(book: RequestBook, role: RequesterRole, request_id: str) -> Any:
+    return book.receive(
+        RequestType.ACCESS,
+        learner_id="L1",
+        received_at=T0,
+        channel=Channel.EMAIL,
+        requester=Requester(role=role, name="Someone"),
+        request_id=request_id,
+    )
+
+
+def test_proof_rules_per_requester(book: RequestBook) -> None:
+    """An heir with the dead learner's logged-in session, or a representative with an
+    e-mail confirmation and no mandate, was accepted; now refused (the request stays
+    where it was); the right proofs pass."""
+    heir = _by(book, RequesterRole.HEIR, "R-heir")
+    with pytest.raises(PolicyError, match="death_certificate_sighted"):
+        book.verify_identity(heir, method=ProofMethod.AUTHENTICATED_SESSION, now=T0)
+    with pytest.raises(PolicyError, match="heirship_proof_sighted"):
+        book.verify_identity(heir, method=ProofMethod.DEATH_CERTIFICATE_SIGHTED, now=T0)
+    assert book.current(heir).state is RequestState.RECEIVED
+    verified = book.verify_identity(
+        heir,
+        method=ProofMethod.DEATH_CERTIFICATE_SIGHTED,
+        also=[ProofMethod.HEIRSHIP_PROOF_SIGHTED],
+        now=T0,
+    )
+    assert verified.identity.methods == (
+        ProofMethod.DEATH_CERTIFICATE_SIGHTED,
+        ProofMethod.HEIRSHIP_PROOF_SIGHTED,
+    )
+    agent = _by(book, RequesterRole.REPRESENTATIVE, "R-agent")
+    with pytest.raises(PolicyError, match="mandate_sighted"):
+        book.verify_identity(agent, method=ProofMethod.EMAIL_CONFIRMATION, now=T0)
+    assert book.verify_identity(agent, method=ProofMethod.MANDATE_SIGHTED, now=T0).state is (
+        RequestState.IN_PROGRESS
+    )
+    subject = _by(book, RequesterRole.SUBJECT, "R-self")
+    with pytest.raises(PolicyError):
+        book.verify_identity(subject, method=ProofMethod.DEATH_CERTIFICATE_SIGHTED, now=T0)
+    with pytest.raises(PolicyError):
+        book.verify_identity(subject, method=ProofMethod.MANDATE_SIGHTED, now=T0)
+    assert book.verify(verified)
+
+
+def test_a_death_is_recorded_only_on_a_death_certificate(book: RequestBook) -> None:
+    """put_death (and the executor's record_death) refuse any other proof."""
+    with pytest.raises(PolicyError):
+        book.put_death("L1", died_at=T0, now=T0, proof=ProofMethod.EMAIL_CONFIRMATION)
+    assert book.death_of("L1") is None
+    book.put_death("L1", died_at=T0, now=T0, proof=ProofMethod.DEATH_CERTIFICATE_SIGHTED)
+    assert book.death_of("L1") is not None

@@ -132,13 +132,13 @@ def test_directive_rules() -> None:
 
 
 def test_verified_identity_needs_a_method_and_keeps_no_proof() -> None:
-    """Only the method and the date are kept: there is no field for the document."""
+    """Only the methods and the date are kept: there is no field for the document."""
     with pytest.raises(ValidationError):
         IdentityCheck(status=IdentityStatus.VERIFIED)
     check = IdentityCheck(
         status=IdentityStatus.VERIFIED, method=ProofMethod.ID_DOCUMENT_SIGHTED, at=T
     )
-    assert set(check.to_dict()) == {"status", "method", "at"}
+    assert set(check.to_dict()) == {"status", "method", "at", "also"}
 
 
 def test_naive_datetimes_are_refused() -> None:

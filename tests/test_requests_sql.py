@@ -199,3 +199,27 @@ def test_importing_requests_does_not_import_sqlalchemy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
     assert out == ["False", "True"]
+
+
+def test_a_named_time_zone_survives_the_store(url: str) -> None:
+    """A request received in Europe/Paris in winter comes back in Europe/Paris, so its
+    deadline, after the change to summer time, is the end of the day in Paris (+02:00);
+    with the stored offset alone it moved by an hour. The holiday calendar survives too."""
+    from zoneinfo import ZoneInfo
+
+    paris = ZoneInfo("Europe/Paris")
+    book = RequestBook(SQLBackend(url), calendar="BE")
+    request = book.receive(
+        RequestType.ACCESS,
+        learner_id="L1",
+        received_at=dt.datetime(2026, 3, 10, 10, tzinfo=paris),
+        channel=Channel.EMAIL,
+        requester=Requester.subject("Ana Silva"),
+        request_id="R-TZ",
+    )
+    book.backend.engine.dispose()  # type: ignore[attr-defined]
+    again = RequestBook(SQLBackend(url)).get("R-TZ")
+    assert again.received_at.tzinfo == paris
+    assert again.due_at == request.due_at == dt.datetime(2026, 4, 10, 23, 59, 59, 999_999, paris)
+    assert again.due_at.utcoffset() == dt.timedelta(hours=2)
+    assert again.calendar.value == "BE"

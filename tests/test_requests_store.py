@@ -67,6 +67,7 @@ from learnprivacy.store import Store
 
 UTC = dt.UTC
 T = dt.datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
+DEATH_CERT = ProofMethod.DEATH_CERTIFICATE_SIGHTED
 EMAIL = "ana.silva@example.org"
 
 
@@ -580,7 +581,7 @@ def test_directive_erase_with_export_for_the_executor(world: World) -> None:
     notices: list[ExecutorNotice] = []
     world.executor.executor_notifier = notices.append
     died, recorded = T + dt.timedelta(days=10), T + dt.timedelta(days=12)
-    report = world.executor.record_death("L1", at=died, now=recorded)
+    report = world.executor.record_death("L1", at=died, now=recorded, proof=DEATH_CERT)
     assert report.complete
     assert report.export is not None
     assert report.export.state is RequestState.COMPLETED
@@ -598,7 +599,9 @@ def test_directive_erase_with_export_for_the_executor(world: World) -> None:
     death = world.book.death_of("L1")
     assert death is not None
     assert death.died_at == died
-    again = world.executor.record_death("L1", at=died, now=recorded + dt.timedelta(days=1))
+    again = world.executor.record_death(
+        "L1", at=died, now=recorded + dt.timedelta(days=1), proof=DEATH_CERT
+    )
     assert again.export == report.export
     assert again.erasure == report.erasure
     assert len(notices) == 1
@@ -609,7 +612,9 @@ def test_directive_keep_then_erase(world: World) -> None:
     """KEEP_THEN_ERASE: nothing erased at death; erased once the keeping period ends."""
     register(world, PostMortemDirective(on_death=DeathAction.KEEP_THEN_ERASE, keep_for="P6M"))
     died = dt.datetime(2026, 8, 31, 18, 0, tzinfo=UTC)
-    report = world.executor.record_death("L1", at=died, now=died + dt.timedelta(days=2))
+    report = world.executor.record_death(
+        "L1", at=died, now=died + dt.timedelta(days=2), proof=DEATH_CERT
+    )
     assert report.erasure is None
     assert report.scheduled is not None
     # Aug 31 + 6 months: no Feb 31, so the end of Feb 28.
@@ -638,17 +643,62 @@ def test_failed_executor_notice_is_retried(world: World) -> None:
             raise OSError("mail server down")
 
     world.executor.executor_notifier = flaky
-    first = world.executor.record_death("L1", at=T, now=T)
+    first = world.executor.record_death("L1", at=T, now=T, proof=DEATH_CERT)
     assert first.executor_notified is NotificationStatus.FAILED
     assert not first.complete
-    second = world.executor.record_death("L1", at=T, now=T)
+    second = world.executor.record_death("L1", at=T, now=T, proof=DEATH_CERT)
     assert second.executor_notified is NotificationStatus.SENT
     assert world.store.get(Learner, "L1") is not None
 
 
 def test_death_without_directive_changes_nothing(world: World) -> None:
     """Without a directive, the death is recorded and the ordinary schedule stays in charge."""
-    report = world.executor.record_death("L2", at=T, now=T)
+    report = world.executor.record_death("L2", at=T, now=T, proof=DEATH_CERT)
     assert report.directive is None
     assert world.book.death_of("L2") is not None
     assert len(world.store.records_of("L2")) == 6
+
+
+def test_withdrawal_follows_the_purposes_of_the_schedule_and_counts_from_receipt(
+    world: World,
+) -> None:
+    """JUNIA's schedule declares the purpose "training" on consent for accounts, progress
+    and logins. Withdrawing it, received March 2 and executed March 4, ends the consent on
+    March 2 and erases what only that consent held (the old step matched built-in purpose
+    names and record bases, erased nothing and said COMPLETED); the invoice, kept for
+    billing under a legal obligation, stays."""
+    from examples.policies import french_engineering_school_moodle as junia
+
+    received = dt.datetime(2026, 3, 2, 9, tzinfo=UTC)
+    executed = dt.datetime(2026, 3, 4, 9, tzinfo=UTC)
+    world.store.add(
+        Consent(
+            id="L1-TRAINING",
+            learner_id="L1",
+            purpose="training",
+            given_at=T - dt.timedelta(days=90),
+        ),
+        now=T,
+    )
+    executor = RequestExecutor(world.book, store=world.store, schedule=junia.SCHEDULE)
+    request = world.book.receive(
+        RequestType.WITHDRAW_CONSENT,
+        learner_id="L1",
+        received_at=received,
+        channel=Channel.WEB_FORM,
+        requester=Requester.subject("Ana Silva", EMAIL),
+        params=WithdrawConsentParams(purpose="training"),
+    )
+    request = world.book.verify_identity(
+        request, method=ProofMethod.AUTHENTICATED_SESSION, now=executed
+    )
+    done = executor.execute(request, now=executed)
+    assert done.state is RequestState.COMPLETED
+    consent = world.store.get(Consent, "L1-TRAINING")
+    assert consent is not None
+    assert consent.withdrawn_at == received
+    assert not consent.is_active(dt.datetime(2026, 3, 3, tzinfo=UTC))
+    for kind, record_id in ((Progress, "L1-P1"), (Progress, "L1-P2"), (AccessEvent, "L1-A1")):
+        assert world.store.get(kind, record_id, include_restricted=True) is None, record_id
+    assert world.store.get(Invoice, "L1-I1", include_restricted=True) is not None
+    assert world.store.get(Progress, "L2-P1") is not None

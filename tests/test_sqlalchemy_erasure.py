@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import sys
 import zipfile
 from collections.abc import Iterator
 from decimal import Decimal
@@ -45,6 +46,7 @@ def app(tmp_path: Path) -> Iterator[SimpleNamespace]:
     privacy = bind(models, keys, sessions=sessionmaker(engine))
     models.Base.metadata.create_all(engine)
     yield SimpleNamespace(m=models, privacy=privacy, engine=engine, path=tmp_path, keys=keys)
+    privacy.close()
     engine.dispose()
 
 
@@ -408,3 +410,85 @@ def test_flask_app_context_works_inside_the_provider(app: SimpleNamespace) -> No
         assert manager.delete_data_for_user("u1").completed
     assert len(writer.rows[("lms", "users")]) == 1
     assert app.privacy.keyring.is_shredded("u1", "contract")
+
+
+def _killed(mode: str, app: SimpleNamespace) -> None:
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    app.engine.dispose()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.inplace_worker",
+            mode,
+            f"sqlite:///{app.path / 'app.db'}",
+            app.keys,
+        ],
+        cwd=root,
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+
+
+def test_a_process_killed_after_commit_is_reconciled(app: SimpleNamespace) -> None:
+    """SIGKILL between the erasure's commit and the shred: the next call shreds."""
+    populate(app.engine, app.m)
+    _killed("erase", app)
+    assert not app.privacy.keyring.is_shredded("u1", "contract")
+    with Session(app.engine) as s:
+        assert s.get(app.m.User, "u1") is None
+        assert s.scalar(text("SELECT count(*) FROM lp_pending_shreds")) == 2
+        app.privacy.find(s, app.m.User.email, "bob@example.org")
+        s.commit()
+        assert s.scalar(text("SELECT count(*) FROM lp_pending_shreds")) == 0
+    assert app.privacy.keyring.is_shredded("u1", "contract")
+    assert audit_actions(app) == ["erasure_request", "erase", "erase", "shred"]
+
+
+def test_a_sweep_process_killed_half_way_ends_like_a_clean_one(
+    tmp_path: Path, app: SimpleNamespace
+) -> None:
+    """SIGKILL during a sweep's second batch, then a rerun: the end state of one clean run."""
+    populate(app.engine, app.m)
+    app.engine.dispose()
+    clean_db = tmp_path / "clean.db"
+    shutil.copyfile(app.path / "app.db", clean_db)
+    _killed("sweep", app)
+    with Session(app.engine) as s:
+        app.privacy.sweep(s, schedule(app.m), now=NOW, batch_size=1)
+    other = declarative_models()
+    privacy = lps.LearnPrivacy(
+        other.Base, keyring=Keyring.from_master_key(MASTER), keys=f"sqlite:///{tmp_path / 'k.db'}"
+    )
+    clean = create_engine(f"sqlite:///{clean_db}")
+    with Session(clean) as s:
+        privacy.sweep(s, schedule(other), now=NOW, batch_size=1)
+    assert snapshot(app.engine) == snapshot(clean)
+    assert audit_actions(app).count("erase") == 3
+    clean.dispose()
+
+
+def test_the_applications_own_deletions_are_audited(app: SimpleNamespace) -> None:
+    """A row the application deletes through the ORM gets an audit entry in its transaction."""
+    populate(app.engine, app.m)
+    with Session(app.engine) as s:
+        post = s.scalars(select(app.m.Post).where(app.m.Post.author_id == "u2")).one()
+        s.delete(post)
+        s.flush()
+        s.rollback()
+    assert audit_actions(app) == []
+    with Session(app.engine) as s:
+        post = s.scalars(select(app.m.Post).where(app.m.Post.author_id == "u2")).one()
+        s.delete(post)
+        s.commit()
+    with Session(app.engine) as s:
+        entries = list(app.privacy.audit(s).entries())
+    assert [(e.action, e.record_type, e.details["reason"]) for e in entries] == [
+        ("erase", "Post", "deleted by the application")
+    ]
+    assert entries[0].subject_ref == app.privacy.subject_ref("u2")
+    assert "Bob" not in json.dumps(entries[0].details)

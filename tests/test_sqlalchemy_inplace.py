@@ -43,6 +43,7 @@ def app(tmp_path: Path) -> Iterator[SimpleNamespace]:
     engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
     models.Base.metadata.create_all(engine)
     yield SimpleNamespace(m=models, privacy=privacy, engine=engine, path=tmp_path)
+    privacy.close()
     engine.dispose()
 
 

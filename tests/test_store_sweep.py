@@ -417,3 +417,60 @@ def test_candidates_are_selected_in_sql(store: Store) -> None:
             # superset: SQL reads the account's activity, their records may be later.)
             assert selected == not_kept, rt.name
         assert selected < total or not_kept == total, rt.name
+
+
+def test_a_lapsed_consent_ends_the_processing_it_held(store: Store) -> None:
+    """Progress kept on consent for "analytics" (retention: 5 years) is erased once the
+    learner's consent, valid six months, has expired; a learner whose consent stands, and
+    progress another basis holds, are kept. The dry run says so first."""
+    from learnprivacy.basis import LawfulBasis
+
+    store.add_all([learner("L1", last_activity_at=day(2026, 6, 1))])
+    store.add_all([learner("L2", last_activity_at=day(2026, 6, 1))])
+    for owner, consented in (("L1", day(2025, 6, 1)), ("L2", day(2026, 3, 1))):
+        store.add(
+            Consent(
+                id=f"{owner}-AN",
+                learner_id=owner,
+                purpose="analytics",
+                given_at=consented,
+                expires_at=Period.parse("P6M").add_to(consented),
+            )
+        )
+        store.add(
+            Progress(
+                id=f"{owner}-P",
+                learner_id=owner,
+                course_id="C1",
+                status=ProgressStatus.PASSED,
+                recorded_at=day(2026, 1, 5),
+            )
+        )
+    schedule = Schedule(
+        {
+            Progress: RetentionRule(
+                "P5Y", Trigger.CREATED, purpose="analytics", basis=LawfulBasis.CONSENT
+            ),
+            Learner: RetentionRule("P5Y", Trigger.LAST_ACTIVITY, purpose="account"),
+        }
+    )
+    dry = store.sweep(schedule, now=NOW, dry_run=True)
+    assert dry.decided_by["Progress"] == {"erase: consent ended": 1}
+    assert store.get(Progress, "L1-P") is not None
+    report = store.sweep(schedule, now=NOW)
+    assert report.erased == dry.erased == 1
+    assert store.get(Progress, "L1-P", include_restricted=True) is None
+    assert store.get(Progress, "L2-P") is not None
+    assert store.get(Consent, "L1-AN") is not None  # the proof of the past consent stays
+    assert store.sweep(schedule, now=NOW).erased == 0
+    contract = Schedule({Progress: RetentionRule("P5Y", Trigger.CREATED, purpose="training")})
+    store.add(
+        Progress(
+            id="L1-Q",
+            learner_id="L1",
+            course_id="C2",
+            status=ProgressStatus.PASSED,
+            recorded_at=day(2026, 1, 5),
+        )
+    )
+    assert store.sweep(contract, now=NOW).erased == 0

@@ -21,8 +21,30 @@ SRC = Path(learnprivacy.__file__).parent
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 
 
+def _configure_django() -> None:
+    """A minimal Django configuration, so that ``learnprivacy.django``'s models import and
+    are checked like every other module (Django itself is an optional extra)."""
+    try:
+        import django
+        from django.conf import settings
+    except ImportError:
+        return
+    if not settings.configured:
+        settings.configure(
+            INSTALLED_APPS=[
+                "django.contrib.contenttypes",
+                "django.contrib.auth",
+                "learnprivacy.django",
+            ],
+            DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+            USE_TZ=True,
+        )
+        django.setup()
+
+
 def _modules() -> list[object]:
     """Every module of the library that imports without optional extras."""
+    _configure_django()
     found = [learnprivacy]
     for info in pkgutil.walk_packages(learnprivacy.__path__, "learnprivacy."):
         if ".migrations" in info.name or info.name.endswith("pytest_plugin"):

@@ -461,3 +461,33 @@ def test_voiding_statements_are_valid_and_stable() -> None:
     assert voiding["id"] != voiding_statement(str(uuid.uuid4()), PROFILE)["id"]
     BaseXapiStatement.model_validate(voiding)
     tincan.Statement(copy.deepcopy(voiding))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    progress(SECRET_ID),
+    st.integers(min_value=-14 * 60, max_value=14 * 60),
+    st.sampled_from(["fr-FR", "en-GB", None]),
+    st.sampled_from(["Moodle", "Campus", None]),
+)
+def test_ids_survive_any_offset_language_and_platform(
+    record: Progress, minutes: int, language: str | None, platform: str | None
+) -> None:
+    """Property: the same record under any UTC offset, language and platform gives the
+    same statement id, and the same statement apart from context."""
+    shifted = attrs.evolve(
+        record,
+        recorded_at=record.recorded_at.astimezone(dt.timezone(dt.timedelta(minutes=minutes))),
+    )
+    profile = XapiProfile(home_page="https://lms.example.org", language=language, platform=platform)
+    first = statement_for(record, actor_name="p", profile=PROFILE, now=LATER)
+    second = statement_for(shifted, actor_name="p", profile=profile, now=LATER)
+    if first is None:
+        assert second is None
+        return
+    assert second is not None
+    assert first["id"] == second["id"]
+    assert first["timestamp"] == second["timestamp"]
+    assert {k: v for k, v in first.items() if k != "context"} == {
+        k: v for k, v in second.items() if k != "context"
+    }

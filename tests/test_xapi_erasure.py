@@ -202,6 +202,16 @@ def test_erasure_voids_the_learners_statements_and_reports_it(world: World) -> N
     dumped = json.dumps([attrs.asdict(e) for e in world.store.audit], default=str)
     assert f"{world.ana}@example.org" not in dumped
     assert "SECRET-CODE" not in dumped
+    # The letter to the learner says it, in French and in English.
+    from learnprivacy import Controller
+    from learnprivacy.requests import render_letter
+
+    controller = Controller(name="Campus", contact="dpo@campus.example")
+    french = render_letter(done, controller, now=T, language="fr")
+    assert "lrs : " in french
+    assert "5 traces d’apprentissage sur 5 retirées" in french
+    english = render_letter(done, controller, now=T, language="en")
+    assert "5 of 5 learning records withdrawn" in english
     # Notifying again voids nothing twice.
     again = recipient(
         Notification(
@@ -358,3 +368,24 @@ def test_an_executor_with_only_a_manager_names_the_learner_as_the_store_does(
     assert outcome.details["voided"] == "5"
     assert world.listed(world.ana) == []
     assert len(world.listed(world.bob)) == 5
+
+
+def test_an_unreachable_lrs_fails_the_request_and_the_audit_log_says_so(world: World) -> None:
+    """Nothing listens at the LRS's address: the erasure request FAILS (the store's part
+    is done, the LRS's is not), and the audit log records that nothing was voided."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gone = LrsRecipient(
+        f"http://127.0.0.1:{port}/xAPI/statements", auth=world.lrs.auth, profile=PROFILE, retries=0
+    )
+    failed = world.executor(gone).execute(world.request(RequestType.ERASURE), now=T)
+    assert failed.state is RequestState.FAILED
+    assert failed.failure is not None
+    assert "voided=0" in failed.failure.error
+    entries = [e for e in world.store.audit if e.action == "notify_recipient"]
+    assert entries[-1].outcome == "failed"
+    assert entries[-1].details["voided"] == "0"
+    assert len(world.listed(world.ana)) == 5

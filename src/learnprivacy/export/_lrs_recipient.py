@@ -158,13 +158,23 @@ class LrsRecipient:
         operation = notification.operation
         counts = {"operation": operation, "found": 0, "voided": 0, "not_voided": 0, "sent": 0}
         corrected: list[dict[str, Any]] = []
-        if operation == "erasure":
-            targets = self._listed(notification.reference, None)
-        elif operation == "rectification":
-            targets, corrected = self._rectified(notification)
-        else:
-            # A restriction: statements stay, the LMS sends no new ones.
-            targets = []
+        try:
+            if operation == "erasure":
+                targets = self._listed(notification.reference, None)
+            elif operation == "rectification":
+                targets, corrected = self._rectified(notification)
+            else:
+                # A restriction: statements stay, the LMS sends no new ones.
+                targets = []
+        except DeliveryError as exc:
+            # Nothing was voided: say so, for the request's report and the audit log.
+            exc.details = {
+                "operation": operation,
+                "found": "unknown: the LRS could not be read",
+                "voided": "0",
+                "status": str(exc.status),
+            }
+            raise
         counts["found"] = len(targets)
         voiding = [voiding_statement(target, self.profile) for target in targets]
         error: DeliveryError | None = None

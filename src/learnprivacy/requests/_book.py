@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -31,10 +31,11 @@ from learnprivacy.errors import (
 )
 from learnprivacy.records import MASK
 from learnprivacy.requests._backend import Fact, MemoryBackend, RequestBackend
-from learnprivacy.requests._deadlines import Extension
+from learnprivacy.requests._deadlines import Extension, HolidayCalendar
 from learnprivacy.requests._history import HistoryEntry, next_entry, verify_history
 from learnprivacy.requests._machine import check_transition
 from learnprivacy.requests._model import (
+    PLAN_PREFIX,
     Failure,
     IdentityCheck,
     Refusal,
@@ -49,10 +50,13 @@ from learnprivacy.requests._params import (
     params_from_dict,
 )
 from learnprivacy.requests._vocabulary import (
+    IDENTITY_PROOFS,
+    REQUIRED_PROOFS,
     Channel,
     IdentityStatus,
     ProofMethod,
     RefusalGrounds,
+    RequesterRole,
     RequestState,
     RequestType,
 )
@@ -147,10 +151,16 @@ class RequestBook:
     """
 
     def __init__(
-        self, backend: RequestBackend | None = None, *, audit_sink: AuditSink | None = None
+        self,
+        backend: RequestBackend | None = None,
+        *,
+        audit_sink: AuditSink | None = None,
+        calendar: HolidayCalendar | str = HolidayCalendar.FR,
     ) -> None:
         self._backend: RequestBackend = backend if backend is not None else MemoryBackend()
         self._sink = audit_sink
+        #: The public holidays deadlines roll over (the controller's country).
+        self.calendar = HolidayCalendar(calendar)
 
     def __repr__(self) -> str:
         return f"RequestBook({self._backend!r})"
@@ -251,6 +261,7 @@ class RequestBook:
             requester=requester,
             params=params,
             updated_at=recorded_at,
+            calendar=self.calendar,
         )
         if recorded_at < received_at:
             raise ValidationError("a request cannot be recorded before it is received", field="now")
@@ -298,17 +309,39 @@ class RequestBook:
             current, now=now, event="step_completed", steps=(*current.steps, step), detail=detail
         )
 
-    def complete(self, request: RequestRef, *, now: dt.datetime) -> SubjectRequest:
-        """Close the request as answered: IN_PROGRESS -> COMPLETED."""
+    def complete(
+        self,
+        request: RequestRef,
+        *,
+        now: dt.datetime,
+        expected_steps: Sequence[str] | None = None,
+    ) -> SubjectRequest:
+        """Close the request as answered: IN_PROGRESS -> COMPLETED.
+
+        Only when the work was done: at least one step ran, and every one of
+        ``expected_steps`` (the executor passes its whole plan) has its result recorded;
+        otherwise ``RequestStateError`` names what is missing and the request stays open.
+        A request closed after its deadline is recorded as late (the ``completed`` entry
+        says ``late``; :attr:`SubjectRequest.completed_late`).
+        """
         current = self.current(request)
         if current.state is RequestState.COMPLETED:
             return current
+        done = {s.name for s in current.steps}
+        if current.state is RequestState.IN_PROGRESS and not done - _plans(done):
+            raise RequestStateError("no step of the request ran: it cannot be completed")
+        missing = [name for name in expected_steps or () if name not in done]
+        if missing:
+            raise RequestStateError(
+                "step(s) did not run: " + ", ".join(missing) + "; it cannot be completed"
+            )
+        late = require_aware(now, "now") > current.due_at
         return self._move(
             current,
             now=now,
             event="completed",
             target=RequestState.COMPLETED,
-            detail={"steps": str(len(current.steps))},
+            detail={"steps": str(len(current.steps)), "late": "true" if late else "false"},
         )
 
     def fail(self, request: RequestRef, failure: Failure, *, now: dt.datetime) -> SubjectRequest:
@@ -396,13 +429,25 @@ class RequestBook:
         )
 
     def verify_identity(
-        self, request: RequestRef, *, method: ProofMethod, now: dt.datetime
+        self,
+        request: RequestRef,
+        *,
+        method: ProofMethod,
+        now: dt.datetime,
+        also: Sequence[ProofMethod] = (),
     ) -> SubjectRequest:
         """Record that identity (or authority) is established: -> IN_PROGRESS.
 
-        Only the method is kept; the document shown is not.
+        The proofs must be those the requester's role needs (:data:`REQUIRED_PROOFS`):
+        the subject an identity proof; a representative the mandate; an heir the death
+        certificate *and* the proof of heirship (``also=``); the person a directive
+        designates, the death certificate. A death certificate stands for the subject
+        only once their death is recorded (a directive carried out). Anything else
+        raises ``PolicyError`` and the request stays where it was. Only the methods are
+        kept; the documents shown are not.
         """
-        if not isinstance(method, ProofMethod):
+        methods = (method, *also)
+        if not all(isinstance(m, ProofMethod) for m in methods):
             raise ValidationError("method must be a ProofMethod", field="method")
         current = self.current(request)
         if (
@@ -410,14 +455,27 @@ class RequestBook:
             and current.identity.status is IdentityStatus.VERIFIED
         ):
             return current
-        identity = IdentityCheck(status=IdentityStatus.VERIFIED, method=method, at=now)
+        role = current.requester.role
+        accepted = REQUIRED_PROOFS[role]
+        if role is RequesterRole.SUBJECT and self.death_of(current.learner_id) is not None:
+            accepted = (IDENTITY_PROOFS | {ProofMethod.DEATH_CERTIFICATE_SIGHTED},)
+        missing = [group for group in accepted if not group & set(methods)]
+        if missing:
+            needed = " and ".join(" or ".join(sorted(m.value for m in group)) for group in missing)
+            raise PolicyError(f"a request by the {role.value} needs proof: {needed}")
+        identity = IdentityCheck(
+            status=IdentityStatus.VERIFIED, method=method, at=now, also=tuple(also)
+        )
+        detail = {"method": method.value}
+        if also:
+            detail["also"] = ",".join(m.value for m in also)
         return self._move(
             current,
             now=now,
             event="identity_verified",
             target=RequestState.IN_PROGRESS,
             identity=identity,
-            detail={"method": method.value},
+            detail=detail,
         )
 
     def identity_not_established(
@@ -637,16 +695,29 @@ class RequestBook:
             recorded_at=fact.at,
         )
 
-    def put_death(self, learner_id: str, *, died_at: dt.datetime, now: dt.datetime) -> None:
-        """Store the death fact (the executor's ``record_death`` applies directives)."""
+    def put_death(
+        self,
+        learner_id: str,
+        *,
+        died_at: dt.datetime,
+        now: dt.datetime,
+        proof: ProofMethod = ProofMethod.DEATH_CERTIFICATE_SIGHTED,
+    ) -> None:
+        """Store the death fact (the executor's ``record_death`` applies directives).
+
+        A death is recorded only on a death certificate sighted (``proof``); any other
+        proof raises ``PolicyError``.
+        """
         require_aware(died_at, "at")
+        if proof is not ProofMethod.DEATH_CERTIFICATE_SIGHTED:
+            raise PolicyError("a death is recorded only on a death certificate sighted")
         self._put_fact(
             Fact(
                 learner_id=learner_id,
                 kind=DEATH,
                 key="death",
                 at=require_aware(now, "now"),
-                data={"died_at": died_at.isoformat()},
+                data={"died_at": died_at.isoformat(), "proof": proof.value},
             )
         )
 
@@ -797,3 +868,8 @@ def _scheduled(fact: Fact) -> ScheduledErasure:
         request_id=fact.key,
         done_at=dt.datetime.fromisoformat(done) if done else None,
     )
+
+
+def _plans(names: set[str]) -> set[str]:
+    """The plan steps among ``names``: they record intentions, not work done."""
+    return {name for name in names if name.startswith(PLAN_PREFIX)}

@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from learnprivacy.errors import ValidationError
-from learnprivacy.requests._deadlines import Extension
+from learnprivacy.requests._deadlines import Extension, HolidayCalendar
 from learnprivacy.requests._model import (
     Failure,
     IdentityCheck,
@@ -38,6 +39,22 @@ def _parse_time(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value) if value is not None else None
 
 
+def _zone(value: dt.datetime) -> str | None:
+    """The IANA name of ``value``'s time zone, when it has one."""
+    return value.tzinfo.key if isinstance(value.tzinfo, ZoneInfo) else None
+
+
+def _in_zone(value: dt.datetime, zone: str | None) -> dt.datetime:
+    if zone is None:
+        return value
+    try:
+        return value.astimezone(ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            "stored request has an unknown time zone", field="received_zone"
+        ) from None
+
+
 def request_to_dict(request: SubjectRequest) -> dict[str, Any]:
     """The JSON-ready form of ``request``."""
     return {
@@ -46,6 +63,10 @@ def request_to_dict(request: SubjectRequest) -> dict[str, Any]:
         "type": request.type.value,
         "learner_id": request.learner_id,
         "received_at": request.received_at.isoformat(),
+        # A named zone (Europe/Paris) survives storage: an offset alone would move an
+        # end-of-day deadline by an hour across a change of daylight saving time.
+        "received_zone": _zone(request.received_at),
+        "calendar": request.calendar.value,
         "channel": request.channel.value,
         "requester": request.requester.to_dict(),
         "identity": request.identity.to_dict(),
@@ -72,7 +93,9 @@ def request_from_dict(data: Mapping[str, Any]) -> SubjectRequest:
             id=data["id"],
             type=RequestType(data["type"]),
             learner_id=data["learner_id"],
-            received_at=dt.datetime.fromisoformat(data["received_at"]),
+            received_at=_in_zone(
+                dt.datetime.fromisoformat(data["received_at"]), data.get("received_zone")
+            ),
             channel=Channel(data["channel"]),
             requester=Requester.from_dict(data["requester"]),
             identity=IdentityCheck.from_dict(data["identity"]),
@@ -87,6 +110,7 @@ def request_from_dict(data: Mapping[str, Any]) -> SubjectRequest:
             steps=tuple(StepResult.from_dict(s) for s in data["steps"]),
             retry_of=data["retry_of"],
             closed_at=_parse_time(data["closed_at"]),
+            calendar=HolidayCalendar(data.get("calendar", HolidayCalendar.FR.value)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, ValidationError):

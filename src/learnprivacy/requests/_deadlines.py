@@ -1,15 +1,24 @@
-"""Response deadlines (GDPR Art. 12(3)): one calendar month, extensible once by two more.
+"""Response deadlines (GDPR Art. 12(3)): one month, extensible once by two more, computed
+as Regulation (EEC, Euratom) No 1182/71 computes periods.
 
-The month is a calendar month counted from receipt, with the day clamped to the end of a
-shorter month (received 31 January, due 28 or 29 February), as
-:meth:`learnprivacy.retention.Period.add_to` computes it. An extension is counted from the
-first deadline, never from receipt: on clamped dates that is the earlier, safer end
-(31 January + 1 month = 29 February 2024, + 2 months = 29 April, not 30 April).
+- Art. 3(2)(c): a period of months ends with the last hour of the day that, in the last
+  month, falls on the same date as the day of receipt; when that month has no such date,
+  with the last hour of its last day (received 31 January, due at the end of 29 February).
+  Deadlines are therefore the last instant of a day, in the time zone of receipt.
+- Art. 3(4): a period whose last day is a Saturday, a Sunday or a public holiday ends
+  with the last hour of the next working day. :class:`HolidayCalendar` gives the French
+  and Belgian public holidays.
+- An extension prolongs the original period: it counts from the original deadline's
+  month-day reckoning, not from a deadline already moved off a weekend or clamped to a
+  short month. Received 31 January 2024, extended by two months: the period is three
+  months from receipt and ends on 30 April, not 29 April.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
+import functools
 from typing import Any
 
 import attrs
@@ -23,6 +32,7 @@ __all__ = [
     "MAX_EXTENSION_MONTHS",
     "RESPONSE_PERIOD",
     "Extension",
+    "HolidayCalendar",
     "extended_deadline",
     "first_deadline",
 ]
@@ -34,14 +44,93 @@ RESPONSE_PERIOD = Period(months=1)
 MAX_EXTENSION_MONTHS = 2
 
 
-def first_deadline(received_at: dt.datetime) -> dt.datetime:
-    """One calendar month after ``received_at``, in its time zone."""
-    return RESPONSE_PERIOD.add_to(require_aware(received_at, "received_at"))
+def _easter(year: int) -> dt.date:
+    """Easter Sunday of the Gregorian calendar (the anonymous algorithm, Meeus 1991)."""
+    a, b, c = year % 19, year // 100, year % 100
+    d, e = divmod(b, 4)
+    f = (b + 8) // 25
+    g = (b - f + 1) // 3
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = divmod(c, 4)
+    ell = (32 + 2 * e + 2 * i - h - k) % 7
+    m = (a + 11 * h + 22 * ell) // 451
+    month, day = divmod(h + ell - 7 * m + 114, 31)
+    return dt.date(year, month, day + 1)
 
 
-def extended_deadline(received_at: dt.datetime, months: int) -> dt.datetime:
-    """The deadline after an extension of ``months`` (1 or 2) beyond the first one."""
-    return Period(months=months).add_to(first_deadline(received_at))
+class HolidayCalendar(enum.Enum):
+    """The public holidays a deadline rolls over (Regulation 1182/71 Art. 3(4)).
+
+    ``FR``: the eleven national holidays of the French Labour Code (art. L3133-1);
+    ``BE``: the ten Belgian legal holidays; ``NONE``: weekends only.
+    """
+
+    FR = "FR"
+    BE = "BE"
+    NONE = "none"
+
+    def holidays(self, year: int) -> frozenset[dt.date]:
+        """The public holidays of ``year``."""
+        return _holidays(self, year)
+
+    def is_working_day(self, day: dt.date) -> bool:
+        """Neither a Saturday, a Sunday nor a public holiday."""
+        return day.weekday() < 5 and day not in self.holidays(day.year)
+
+    def next_working_day(self, day: dt.date) -> dt.date:
+        """``day`` itself when it is a working day, else the next one."""
+        while not self.is_working_day(day):
+            day += dt.timedelta(days=1)
+        return day
+
+
+@functools.cache
+def _holidays(calendar: HolidayCalendar, year: int) -> frozenset[dt.date]:
+    if calendar is HolidayCalendar.NONE:
+        return frozenset()
+    easter = _easter(year)
+    moving = {
+        easter + dt.timedelta(days=1),  # Easter Monday
+        easter + dt.timedelta(days=39),  # Ascension
+        easter + dt.timedelta(days=50),  # Whit Monday
+    }
+    fixed = [(1, 1), (5, 1), (8, 15), (11, 1), (11, 11), (12, 25)]
+    if calendar is HolidayCalendar.FR:
+        fixed += [(5, 8), (7, 14)]
+    else:
+        fixed += [(7, 21)]
+    return frozenset(moving | {dt.date(year, month, day) for month, day in fixed})
+
+
+def _calendar(value: HolidayCalendar | str) -> HolidayCalendar:
+    try:
+        return value if isinstance(value, HolidayCalendar) else HolidayCalendar(value)
+    except ValueError:
+        raise ValidationError("calendar must be FR, BE or none", field="calendar") from None
+
+
+def _period_end(received_at: dt.datetime, months: int, calendar: HolidayCalendar) -> dt.datetime:
+    """The last instant of the period of ``months`` from ``received_at`` (its zone)."""
+    received_at = require_aware(received_at, "received_at")
+    last = Period(months=months).add_to(received_at).date()
+    last = calendar.next_working_day(last)
+    return dt.datetime.combine(last, dt.time.max, tzinfo=received_at.tzinfo)
+
+
+def first_deadline(
+    received_at: dt.datetime, calendar: HolidayCalendar | str = HolidayCalendar.FR
+) -> dt.datetime:
+    """The end of the day one month after ``received_at``, moved past weekends and public
+    holidays, in the time zone of receipt."""
+    return _period_end(received_at, RESPONSE_PERIOD.months, _calendar(calendar))
+
+
+def extended_deadline(
+    received_at: dt.datetime, months: int, calendar: HolidayCalendar | str = HolidayCalendar.FR
+) -> dt.datetime:
+    """The deadline after an extension of ``months`` (1 or 2): the original period
+    prolonged, so counted from the original deadline's reckoning (receipt + 1 + months)."""
+    return _period_end(received_at, RESPONSE_PERIOD.months + months, _calendar(calendar))
 
 
 def _months(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:

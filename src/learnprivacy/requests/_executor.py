@@ -29,8 +29,10 @@ from learnprivacy._validators import require_aware
 from learnprivacy.errors import (
     ConfigurationError,
     LearnPrivacyError,
+    PolicyError,
     ProviderError,
     RequestStateError,
+    ValidationError,
 )
 from learnprivacy.records import MASK
 from learnprivacy.requests import _steps as steps
@@ -241,7 +243,7 @@ class RequestExecutor:
                 error, component = _describe(name, exc)
                 return self._fail(current, name, error, component, now)
             current = self.book.record_step(current, result, now=now)
-        return self.book.complete(current, now=now)
+        return self.book.complete(current, now=now, expected_steps=[name for name, _ in plan])
 
     def _fail(
         self,
@@ -294,17 +296,27 @@ class RequestExecutor:
             )
         return self.execute(request, now=at)
 
-    def record_death(self, learner_id: str, *, at: dt.datetime, now: dt.datetime) -> DeathReport:
-        """Record that ``learner_id`` died ``at``, and apply their directive.
+    def record_death(
+        self, learner_id: str, *, at: dt.datetime, now: dt.datetime, proof: ProofMethod
+    ) -> DeathReport:
+        """Record that ``learner_id`` died ``at``, on ``proof``, and apply their directive.
+
+        ``proof`` must be ``ProofMethod.DEATH_CERTIFICATE_SIGHTED`` (else ``PolicyError``,
+        nothing recorded): the erasure the directive triggers says a death certificate was
+        sighted, so one must have been.
 
         Idempotent: calling it again finishes what a first call left undone (a failed
         export or notification) and repeats nothing that succeeded.
         """
         require_aware(at, "at")
         require_aware(now, "now")
+        if not isinstance(proof, ProofMethod):
+            raise ValidationError("proof must be a ProofMethod", field="proof")
+        if proof is not ProofMethod.DEATH_CERTIFICATE_SIGHTED:
+            raise PolicyError("a death is recorded only on a death certificate sighted")
         death = self.book.death_of(learner_id)
         if death is None:
-            self.book.put_death(learner_id, died_at=at, now=now)
+            self.book.put_death(learner_id, died_at=at, now=now, proof=proof)
             death = self.book.death_of(learner_id)
         assert death is not None  # just written
         report = DeathReport(learner_id=learner_id, died_at=death.died_at)

@@ -376,14 +376,23 @@ def _completed_blocks(request: SubjectRequest, text: _Text) -> list[dict[str, An
         blocks.append(
             {
                 "kind": "list",
-                "entries": [
-                    text.say(
-                        "%(recipient)s: %(status)s",
-                        recipient=n.location,
-                        status=gettext(_NOTIFICATIONS[n.status.value]),
-                    )
-                    for n in notifications
-                ],
+                "entries": [_notified(text, gettext, n) for n in notifications],
             }
         )
     return blocks
+
+
+def _notified(text: _Text, gettext: Any, notification: Any) -> Any:
+    """One recipient's line; an LRS's says how many of its statements it withdrew."""
+    status = gettext(_NOTIFICATIONS[notification.status.value])
+    details = notification.details
+    if "voided" in details and "found" in details:
+        return text.say(
+            "%(recipient)s: %(status)s; %(voided)s of %(found)s learning records withdrawn "
+            "(xAPI statements voided)",
+            recipient=notification.location,
+            status=status,
+            voided=details["voided"],
+            found=details["found"],
+        )
+    return text.say("%(recipient)s: %(status)s", recipient=notification.location, status=status)

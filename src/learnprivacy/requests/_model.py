@@ -17,7 +17,12 @@ from learnprivacy import _validators as v
 from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import MASK
-from learnprivacy.requests._deadlines import Extension, extended_deadline, first_deadline
+from learnprivacy.requests._deadlines import (
+    Extension,
+    HolidayCalendar,
+    extended_deadline,
+    first_deadline,
+)
 from learnprivacy.requests._outcomes import NotificationOutcome, RecordOutcome, StepResult
 from learnprivacy.requests._params import (
     ObjectionParams,
@@ -84,6 +89,13 @@ class IdentityCheck:
     status: IdentityStatus = IdentityStatus.UNVERIFIED
     method: ProofMethod | None = None
     at: dt.datetime | None = attrs.field(default=None, validator=v.optional_aware_datetime)
+    #: Further proofs shown with ``method`` (an heir: death certificate and heirship).
+    also: tuple[ProofMethod, ...] = ()
+
+    @property
+    def methods(self) -> tuple[ProofMethod, ...]:
+        """Every proof method recorded, ``method`` first."""
+        return (self.method, *self.also) if self.method is not None else self.also
 
     def __attrs_post_init__(self) -> None:
         if self.status is IdentityStatus.VERIFIED and self.method is None:
@@ -97,6 +109,7 @@ class IdentityCheck:
             "status": self.status.value,
             "method": self.method.value if self.method else None,
             "at": self.at.isoformat() if self.at else None,
+            "also": [m.value for m in self.also],
         }
 
     @classmethod
@@ -106,6 +119,7 @@ class IdentityCheck:
             status=IdentityStatus(data["status"]),
             method=ProofMethod(data["method"]) if data["method"] else None,
             at=dt.datetime.fromisoformat(data["at"]) if data["at"] else None,
+            also=tuple(ProofMethod(m) for m in data.get("also", ())),
         )
 
 
@@ -176,7 +190,10 @@ class SubjectRequest:
 
     Build new requests with :meth:`RequestBook.receive`; every later version comes from
     the book. ``version`` counts the entries of the request's audit history.
-    ``due_at`` is one calendar month after receipt, or later after the one extension.
+    ``due_at`` is the end of the day one month after receipt (or later after the one
+    extension), moved past weekends and the public holidays of ``calendar``, in the time
+    zone of ``received_at`` (Regulation 1182/71 Art. 3). ``completed_late`` tells whether
+    the answer came after it.
     """
 
     id: str = attrs.field(validator=v.identifier)
@@ -197,6 +214,9 @@ class SubjectRequest:
     steps: tuple[StepResult, ...] = ()
     retry_of: str | None = None
     closed_at: dt.datetime | None = attrs.field(default=None, validator=v.optional_aware_datetime)
+    calendar: HolidayCalendar = attrs.field(
+        default=HolidayCalendar.FR, validator=attrs.validators.instance_of(HolidayCalendar)
+    )
 
     def __attrs_post_init__(self) -> None:
         expected = _PARAMS.get(self.type)
@@ -220,15 +240,20 @@ class SubjectRequest:
 
     @property
     def first_due_at(self) -> dt.datetime:
-        """One calendar month after receipt (Art. 12(3))."""
-        return first_deadline(self.received_at)
+        """The end of the day one month after receipt, on a working day (Art. 12(3))."""
+        return first_deadline(self.received_at, self.calendar)
 
     @property
     def due_at(self) -> dt.datetime:
         """When the answer is due: the first deadline, or the extended one."""
         if self.extension is None:
             return self.first_due_at
-        return extended_deadline(self.received_at, self.extension.months)
+        return extended_deadline(self.received_at, self.extension.months, self.calendar)
+
+    @property
+    def completed_late(self) -> bool:
+        """Whether the request was closed after its deadline (recorded, never hidden)."""
+        return self.closed_at is not None and self.closed_at > self.due_at
 
     @property
     def is_open(self) -> bool:

@@ -248,16 +248,21 @@ def erase_providers(env: Env, request: SubjectRequest, now: dt.datetime) -> Step
 
 
 def withdraw_consent(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
-    """End the consents given for the purpose: ``withdrawn_at`` set, the record kept."""
+    """End the consents given for the purpose: ``withdrawn_at`` set, the record kept.
+
+    The withdrawal takes effect when it was received, not when it is carried out: from
+    that instant no processing rests on the consent (Art. 7(3)).
+    """
     params = request.params
     assert isinstance(params, WithdrawConsentParams)
     outcomes = []
+    effective = request.received_at
     for record in env.store.records_of(request.learner_id, include_restricted=True):
         if not isinstance(record, Consent) or record.purpose != params.purpose:
             continue
-        if record.withdrawn_at is None and record.given_at <= now:
-            # No retroactive effect: processing before ``now`` stays lawful.
-            env.store.update(attrs.evolve(record, withdrawn_at=now), now=now)
+        if record.withdrawn_at is None and record.given_at <= effective:
+            # No retroactive effect: processing before receipt stays lawful.
+            env.store.update(attrs.evolve(record, withdrawn_at=effective), now=now)
         outcomes.append(
             RecordOutcome(
                 record_type="Consent",
@@ -270,12 +275,24 @@ def withdraw_consent(env: Env, request: SubjectRequest, now: dt.datetime) -> Ste
     return StepResult(name="withdraw_consent", completed_at=now, records=tuple(outcomes))
 
 
-def _consent_only(record: Any, purpose: str) -> bool:
-    return (
-        not isinstance(record, Consent)
-        and record.basis is LawfulBasis.CONSENT
-        and getattr(type(record), "processing_purpose", None) == purpose
-    )
+def _consent_only(record: Any, purpose: str, schedule: Any) -> bool:
+    """Whether ``record`` is processed for ``purpose`` on consent and on nothing else.
+
+    With a schedule, its rules say which purposes each record serves and on what basis
+    (a rule's basis, else the record's): the purpose is declared once, there. Without
+    one, the record's own basis and its class's purpose decide.
+    """
+    if isinstance(record, Consent):
+        return False
+    rules = schedule.applicable_rules(record) if schedule is not None else ()
+    if not rules:
+        return (
+            record.basis is LawfulBasis.CONSENT
+            and getattr(type(record), "processing_purpose", None) == purpose
+        )
+    served = [(rule.purpose, rule.basis or record.basis) for rule in rules]
+    # Another purpose, or this one on another basis, still holds the record.
+    return all(p == purpose and b is LawfulBasis.CONSENT for p, b in served)
 
 
 def plan_consent_erasure(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
@@ -283,9 +300,8 @@ def plan_consent_erasure(env: Env, request: SubjectRequest, now: dt.datetime) ->
     params = request.params
     assert isinstance(params, WithdrawConsentParams)
     records = env.store.records_of(request.learner_id, include_restricted=True)
-    return _plan_of(
-        "erase_consent_data", [r for r in records if _consent_only(r, params.purpose)], now
-    )
+    chosen = [r for r in records if _consent_only(r, params.purpose, env.schedule)]
+    return _plan_of("erase_consent_data", chosen, now)
 
 
 def erase_consent_data(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:

@@ -7,6 +7,8 @@ import enum
 from learnprivacy._vocabulary import Article
 
 __all__ = [
+    "IDENTITY_PROOFS",
+    "REQUIRED_PROOFS",
     "Channel",
     "IdentityStatus",
     "ProofMethod",
@@ -125,6 +127,36 @@ class ProofMethod(enum.Enum):
     KNOWLEDGE_CHECK = "knowledge_check"
     MANDATE_SIGHTED = "mandate_sighted"
     DEATH_CERTIFICATE_SIGHTED = "death_certificate_sighted"
+    #: A notarial deed or certificate of inheritance (acte de notoriété, certificat
+    #: d'hérédité) showing the requester is an heir.
+    HEIRSHIP_PROOF_SIGHTED = "heirship_proof_sighted"
+
+
+#: The proofs of a person's own identity (the subject asking for themselves).
+IDENTITY_PROOFS = frozenset(
+    {
+        ProofMethod.AUTHENTICATED_SESSION,
+        ProofMethod.EMAIL_CONFIRMATION,
+        ProofMethod.ID_DOCUMENT_SIGHTED,
+        ProofMethod.SIGNED_LETTER,
+        ProofMethod.IN_PERSON,
+        ProofMethod.KNOWLEDGE_CHECK,
+    }
+)
+
+#: What each requester must show: every set in the list is required, one method of each.
+#: The subject proves their identity; a representative shows the mandate; an heir the
+#: death certificate and the proof of heirship (Loi Informatique et Libertés art. 85 II);
+#: the person a post-mortem directive designates, the death certificate.
+REQUIRED_PROOFS: dict[RequesterRole, tuple[frozenset[ProofMethod], ...]] = {
+    RequesterRole.SUBJECT: (IDENTITY_PROOFS,),
+    RequesterRole.REPRESENTATIVE: (frozenset({ProofMethod.MANDATE_SIGHTED}),),
+    RequesterRole.HEIR: (
+        frozenset({ProofMethod.DEATH_CERTIFICATE_SIGHTED}),
+        frozenset({ProofMethod.HEIRSHIP_PROOF_SIGHTED}),
+    ),
+    RequesterRole.EXECUTOR: (frozenset({ProofMethod.DEATH_CERTIFICATE_SIGHTED}),),
+}
 
 
 class RefusalGrounds(enum.Enum):

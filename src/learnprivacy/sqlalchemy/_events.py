@@ -23,13 +23,15 @@ from learnprivacy.errors import DecryptionError, RestrictedRecordError, Validati
 if TYPE_CHECKING:
     from learnprivacy.sqlalchemy._privacy import LearnPrivacy
 
-__all__ = ["PLACEHOLDER", "install"]
+__all__ = ["DELETED", "PLACEHOLDER", "install"]
 
 #: What a personal column holds between the INSERT of a row whose key the database
 #: generates and the UPDATE, in the same flush, that writes its real tokens. It has the
 #: form of a token (so the column type lets it through) and never decrypts.
 PLACEHOLDER = "lp1.pending"
 _STASH = "learnprivacy.plain"
+#: Where a session keeps the rows its flush deleted, until they are audited.
+DELETED = "learnprivacy.deleted"
 
 
 def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
@@ -180,7 +182,16 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
 
     def before_delete(_mapper: Mapper[Any], connection: Connection, target: Any) -> None:
         identify(target, None)
-        refuse_restricted(connection, attributes.instance_state(target).dict, "deletion")
+        state = attributes.instance_state(target)
+        refuse_restricted(connection, state.dict, "deletion")
+        # The application's own deletions are audited too, in the same transaction: the
+        # session's after_flush hook writes what this flush deleted.
+        session = state.session
+        if session is not None:
+            subject = state.dict.get(spec.subject)
+            session.info.setdefault(DELETED, []).append(
+                (spec, state.dict.get(spec.primary_key), None if subject is None else str(subject))
+            )
 
     def after_write(_mapper: Mapper[Any], connection: Connection, target: Any) -> None:
         state = attributes.instance_state(target)

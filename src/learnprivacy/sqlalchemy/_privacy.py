@@ -162,7 +162,51 @@ class LearnPrivacy:
         from sqlalchemy import event
 
         event.listen(Session, "before_flush", self._before_flush)
+        event.listen(Session, "after_flush", self._after_flush)
         self._uninstall.append(lambda: event.remove(Session, "before_flush", self._before_flush))
+        self._uninstall.append(lambda: event.remove(Session, "after_flush", self._after_flush))
+
+    def _after_flush(self, session: Session, _context: Any) -> None:
+        """Audit the rows of declared tables the application deleted in this flush.
+
+        One entry per table, written in the flush's transaction: the deletion and its
+        entry commit or roll back together. The learners' keys are left alone (the
+        application may write new rows for them); an erasure request shreds them.
+        """
+        from learnprivacy.sqlalchemy._events import DELETED
+
+        deleted = session.info.get(DELETED)
+        if not deleted:
+            return
+        mine = [(spec, key, subject) for spec, key, subject in deleted if spec.model in self._specs]
+        if not mine:
+            return
+        # Rows of another binding's models are left for its own hook.
+        others = [row for row in deleted if row[0].model not in self._specs]
+        if others:
+            session.info[DELETED] = others
+        else:
+            session.info.pop(DELETED, None)
+        from learnprivacy._inplace._audit import rows_event
+
+        by_table: dict[str, list[tuple[ModelSpec, Any, str]]] = {}
+        for spec, key, subject in mine:
+            by_table.setdefault(spec.table, []).append((spec, key, subject or ""))
+        events = [
+            rows_event(
+                "erase",
+                self.subject_ref,
+                rows[0][0],
+                [key for _, key, _ in rows],
+                [subject for _, _, subject in rows if subject],
+                reason="deleted by the application",
+            )
+            for rows in by_table.values()
+        ]
+        connection = session.connection()
+        if id(connection.engine) not in self._ready:
+            self.side.ensure(connection)
+        self.audit(connection).append(connection, events, now=_aware(self._clock()))
 
     def _before_flush(self, session: Session, _context: Any, _instances: Any) -> None:
         """Create the data keys of the new learners of this flush in one go.
@@ -171,6 +215,8 @@ class LearnPrivacy:
         in the middle of the flush; here they are inserted with one statement, and the
         rows are then encrypted from the keyring's cache.
         """
+        # What an earlier, failed flush noted as deleted was rolled back with it.
+        session.info.pop("learnprivacy.deleted", None)
         wanted: dict[str, set[str]] = {}
         cache = self._keyring._cache.subjects
         plans = self._flush_plans
@@ -203,9 +249,12 @@ class LearnPrivacy:
         for spec in self._specs.values():
             if getattr(spec.model, "__learnprivacy_bound__", None) is self:
                 spec.model.__learnprivacy_bound__ = None
-        dispose = getattr(getattr(self._keyring.store, "_db", None), "dispose", None)
-        if callable(dispose):
-            dispose()
+        store = self._keyring.store
+        close = getattr(store, "close", None)
+        if not callable(close):
+            close = getattr(getattr(store, "_db", None), "dispose", None)
+        if callable(close):
+            close()
 
     def __repr__(self) -> str:
         return f"LearnPrivacy(component={self.component!r}, tables={sorted(self._tables)})"
@@ -883,19 +932,30 @@ def prepare_keys(keyring: Keyring, wanted: Mapping[str, set[str]]) -> None:
     and one insert on a SQL key store, one by one on any other."""
     from learnprivacy.store._keystore import KeyRace, SqlKeyStore
 
-    store = keyring.store
+    store: Any = keyring.store
     subjects = sorted({s for group in wanted.values() for s in group})
-    if not isinstance(store, SqlKeyStore):
+
+    def make() -> None:
         for scope, group in wanted.items():
             for subject in sorted(group):
                 keyring._sealer(subject, scope)
+
+    batch, flush = getattr(store, "batch", None), getattr(store, "flush", None)
+    if not callable(batch) or not callable(flush):
+        make()
         return
+    # A key database names subjects by key reference when the keyring computes them.
+    key_ref = getattr(keyring, "key_ref", None)
+    names = [key_ref(s) for s in subjects] if callable(key_ref) else subjects
     try:
-        with store._db.write() as connection, store.bound(connection), store.batch(subjects):
-            for scope, group in wanted.items():
-                for subject in sorted(group):
-                    keyring._sealer(subject, scope)
-            store.flush()
+        if isinstance(store, SqlKeyStore) and hasattr(store, "_db"):
+            with store._db.write() as connection, store.bound(connection), batch(names):
+                make()
+                flush()
+        else:
+            with batch(names):
+                make()
+                flush()
     except KeyRace:
         # Another process created some of these keys first: forget what this batch
         # cached and let each row find its key the ordinary way.

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, func, select, true
 from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import utc_if_naive
 from learnprivacy._vocabulary import RETENTION_ACTIONS
+from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import subject_of
 from learnprivacy.retention import Action, Hold, Schedule, Trigger
@@ -41,6 +42,7 @@ from learnprivacy.store._common import ids_detail
 from learnprivacy.store._reports import ReviewItem, SweepReport
 from learnprivacy.store._schema import ANONYMISED, RESTRICTED, RecordTable
 from learnprivacy.store._selection import Selection
+from learnprivacy.store._types import to_utc
 
 if TYPE_CHECKING:
     from learnprivacy.store._store import Store
@@ -65,6 +67,8 @@ class _Tally:
         # Rows of each learner this sweep erases or anonymises (a dry run changes nothing
         # in the database, so the account guard subtracts them itself).
         self.removed: dict[str, int] = {}
+        # In a dry run, the (type, id) of the rows it would erase or anonymise.
+        self.removed_ids: set[tuple[str, str]] = set()
         # Which trigger (or fallback) decided, per type: "erase: last_activity (records)".
         self.decided_by: dict[str, dict[str, int]] = {}
         # Record types holding at least one live row when the sweep started.
@@ -118,6 +122,7 @@ def sweep(
         _TypeSweep(store, schedule, rt, now, holds, dry_run, batch_size, tally, activity).run(
             progress
         )
+    _end_lapsed_consents(store, schedule, now, holds, dry_run, tally)
     if not dry_run:
         store.database.checkpoint()
     return SweepReport(
@@ -369,6 +374,8 @@ class _TypeSweep:
                 for record in groups[action]:
                     owner = record.learner_id
                     self.tally.removed[owner] = self.tally.removed.get(owner, 0) + 1
+                    if self.dry_run:
+                        self.tally.removed_ids.add((name, record.id))
         if self.dry_run:
             # Said by dry runs only: a decision per row is what real runs avoid allocating.
             for action in (Action.ERASE, Action.ANONYMISE, Action.RESTRICT, Action.REVIEW):
@@ -494,3 +501,96 @@ class _TypeSweep:
             now=self.now,
         )
         self.tally.shredded += shred_keys(store, connection, doomed, scope)
+
+
+def _consent_purposes(store: Store, schedule: Schedule) -> dict[str, list[Any]]:
+    """Record tables whose rules rest on consent, by the purpose consented to."""
+    found: dict[str, list[Any]] = {}
+    for rt in store.tables():
+        if not rt.has_learner or rt.name == "Consent":
+            continue
+        for rule in schedule.rules_for(rt.cls):
+            if rule.purpose and rule.basis is LawfulBasis.CONSENT:
+                found.setdefault(rule.purpose, []).append(rt)
+    return found
+
+
+def _lapsed(store: Store, purposes: set[str], now: dt.datetime) -> dict[str, set[str]]:
+    """For each purpose, the learners who consented to it and whose every consent has
+    ended at ``now`` (withdrawn or expired). A learner who never gave a consent record is
+    not in it: their processing may rest on a consent the store does not hold."""
+    table = store.table("Consent").table
+    columns = [table.c.learner_id, table.c.purpose, table.c.given_at]
+    columns += [table.c.withdrawn_at, table.c.expires_at]
+    active: dict[tuple[str, str], bool] = {}
+    naive = to_utc(now)
+    with store.reading() as connection:
+        query = select(*columns).where(
+            table.c[ANONYMISED].is_(None), table.c.purpose.in_(sorted(purposes))
+        )
+        for learner_id, purpose, given, withdrawn, expires in connection.execute(query):
+            running = (
+                given <= naive
+                and (withdrawn is None or withdrawn > naive)
+                and (expires is None or expires > naive)
+            )
+            key = (purpose, learner_id)
+            active[key] = active.get(key, False) or running
+    lapsed: dict[str, set[str]] = {}
+    for (purpose, learner_id), running in active.items():
+        if not running:
+            lapsed.setdefault(purpose, set()).add(learner_id)
+    return lapsed
+
+
+def _end_lapsed_consents(
+    store: Store,
+    schedule: Schedule,
+    now: dt.datetime,
+    holds: tuple[Hold, ...],
+    dry_run: bool,
+    tally: _Tally,
+) -> None:
+    """Erase what rested only on a consent that has expired or been withdrawn.
+
+    A rule whose basis is consent for a purpose holds a record only while the learner's
+    consent to that purpose stands (Art. 6(1)(a), 7(3)): a consent valid six months ends
+    the processing after six months, whatever the retention period says. Records another
+    purpose or basis also holds, learner accounts (their own rule decides, so no record
+    is left without its account) and what a legal minimum or hold protects are left as
+    they are.
+    """
+    by_purpose = _consent_purposes(store, schedule)
+    if not by_purpose:
+        return
+    lapsed = _lapsed(store, set(by_purpose), now)
+    for purpose, learners in lapsed.items():
+        for rt in dict.fromkeys(by_purpose[purpose]):
+            chosen: list[Any] = []
+            for learner_id in sorted(learners):
+                for record in store.iter_records_of(
+                    learner_id, include_restricted=True, record_types=[rt.cls]
+                ):
+                    served = [
+                        (rule.purpose, rule.basis or record.basis)
+                        for rule in schedule.applicable_rules(record)
+                    ]
+                    if (rt.name, record.id) in tally.removed_ids:
+                        continue  # a dry run already counted it under retention
+                    if served and all(p == purpose and b is LawfulBasis.CONSENT for p, b in served):
+                        chosen.append(record)
+            if not chosen:
+                continue
+            if dry_run:
+                erased = len(chosen)
+            else:
+                erased = store.erase_records(
+                    chosen,
+                    now=now,
+                    reason=f"consent to {purpose} ended (GDPR Art. 7(3))",
+                    schedule=schedule,
+                    holds=holds,
+                )
+            tally.add(rt.name, "erase", erased)
+            counts = tally.decided_by.setdefault(rt.name, {})
+            counts["erase: consent ended"] = counts.get("erase: consent ended", 0) + erased
