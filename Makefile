@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest docs bench clean
+.PHONY: demo test lint typecheck pytest docs bench clean catalogue cli-reference
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,13 +28,24 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy --strict src
 
+# Two worker processes (the machine has two cores), one test file per worker at a time:
+# each file keeps its module fixtures, and session servers start once per worker.
 pytest: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 docs: $(VENV)/.installed-dev
 	$(BIN)/mkdocs build --strict --site-dir .site
 
 test: lint typecheck pytest docs
+
+# After changing a document template's wording: re-extract the messages and merge them
+# into every language's catalogue (new messages arrive untranslated).
+catalogue: $(VENV)/.installed-dev
+	$(BIN)/python -m learnprivacy._documents.catalogue
+
+# After changing a command's options or help: regenerate docs/cli.md.
+cli-reference: $(VENV)/.installed-dev
+	$(BIN)/python -m learnprivacy.cli._reference > docs/cli.md
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks

@@ -25,14 +25,12 @@ from typing import Any
 
 from benchmarks._measure import compare, ratio_row
 from learnprivacy.crypto import Pseudonymiser
-from learnprivacy.export.xapi import (
+from learnprivacy.export._xapi import (
     ACTIVITY_TYPE_COURSE,
     ACTIVITY_TYPE_MODULE,
     STATEMENT_NAMESPACE,
-    XapiProfile,
-    send_statements,
-    statements_for,
 )
+from learnprivacy.export.xapi import XapiProfile, send_statements, statements_for
 from learnprivacy.records import Progress, ProgressStatus, Score
 
 UTC = dt.UTC

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -39,6 +40,28 @@ if TYPE_CHECKING:
 #: The fixtures (tests/conftest.py shares them); the helpers are imported by name.
 __all__ = ["empty_url", "keyring", "module_database", "store", "store_template", "store_url"]
 
+#: Key databases of the PostgreSQL test databases (one SQLite file per database name).
+_KEYS_DIR = Path(tempfile.mkdtemp(prefix="lp-test-keys-"))
+
+
+def keys_for(url: str) -> str:
+    """The key database of the store at ``url``: the SQLite default beside a SQLite file;
+    for a PostgreSQL test database, a SQLite file named after it (the threat-model tests
+    put keys in PostgreSQL too)."""
+    from learnprivacy.store._keydb import default_keys_url
+
+    if url.startswith("sqlite"):
+        return default_keys_url(url)
+    return f"sqlite:///{_KEYS_DIR / (url.rsplit('/', 1)[-1] + '.keys.db')}"
+
+
+def _forget_keys(url: str) -> None:
+    """Remove the key database of a PostgreSQL test database (it is being emptied)."""
+    path = Path(keys_for(url).removeprefix("sqlite:///"))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
 UTC = dt.UTC
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 MASTER_KEY = bytes(range(32))
@@ -68,16 +91,16 @@ def store_template(postgres_server: TemporaryPostgres) -> str:
     name = f"{_TEMPLATE}_{uuid.uuid4().hex[:8]}"
     url = postgres_server.create_database(name)
     # A throwaway keyring: the clone's keys are those of the test that opens it.
-    store = Store(url, keyring=Keyring.generate())
+    store = Store(url, keyring=Keyring.generate(), keys="sqlite://")
     store.close()
     # The template holds the check value of that keyring; drop it, keep the schema.
     import sqlalchemy as sa
 
     engine = sa.create_engine(url)
     with engine.begin() as connection:
-        for table in ("lp_keys", "lp_key_tombstones", "lp_audit", "lp_audit_head"):
+        for table in ("lp_key_outbox", "lp_audit", "lp_audit_head"):
             connection.execute(sa.text(f"DELETE FROM {table}"))
-        connection.execute(sa.text("DELETE FROM lp_meta WHERE key = 'store_id'"))
+        connection.execute(sa.text("DELETE FROM lp_meta WHERE key IN ('store_id', 'key_store_id')"))
     engine.dispose()
     return name
 
@@ -112,7 +135,7 @@ def _truncate(url: str) -> bool:
             connection.execute(
                 sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, names)))
             )
-            connection.execute("DELETE FROM lp_meta WHERE key = 'store_id'")
+            connection.execute("DELETE FROM lp_meta WHERE key IN ('store_id', 'key_store_id')")
     except psycopg.errors.LockNotAvailable:
         return False
     return True
@@ -130,6 +153,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     url = request.getfixturevalue("module_database")
     if _truncate(url):
+        _forget_keys(url)
         yield url
         return
     server = request.getfixturevalue("postgres_server")
@@ -168,7 +192,7 @@ def store(store_url: str, keyring: Keyring) -> Iterator[Store]:
     """An open store on ``store_url`` whose clock is pinned to NOW."""
     from learnprivacy.store import Store
 
-    opened = Store(store_url, keyring=keyring, clock=lambda: NOW)
+    opened = Store(store_url, keyring=keyring, keys=keys_for(store_url), clock=lambda: NOW)
     yield opened
     opened.close()
 

@@ -1,6 +1,6 @@
 """A sweep in its own process, for the crash and concurrency tests of the store.
 
-Usage: ``python -m tests.store_worker URL MASTER_KEY_HEX NOW_ISO BATCH_SIZE ACTOR``; prints
+Usage: ``python -m tests.store_worker URL KEYS_URL MASTER_KEY_HEX NOW_ISO BATCH_SIZE ACTOR``; prints
 the report's counts as JSON.
 """
 
@@ -17,8 +17,10 @@ def main(argv: list[str]) -> int:
     from learnprivacy.store import Store
     from tests.store_fixtures import retention_schedule
 
-    url, master, now, batch_size, actor = argv
-    store = Store(url, keyring=Keyring.from_master_key(bytes.fromhex(master)), actor=actor)
+    url, keys, master, now, batch_size, actor = argv
+    store = Store(
+        url, keys=keys, keyring=Keyring.from_master_key(bytes.fromhex(master)), actor=actor
+    )
     report = store.sweep(
         retention_schedule(), now=dt.datetime.fromisoformat(now), batch_size=int(batch_size)
     )

@@ -316,8 +316,13 @@ def test_copy_to_another_database(cli: Cli) -> None:
     data = cli.json("copy", "--to", f"sqlite:///{target}")
     assert data["tables"]
     assert data["audit_entries"] >= 1
-    other = Cli(cli.folder)
+    # The copy shares the original's key database: its configuration names it.
+    folder = cli.folder / "moved"
+    folder.mkdir()
+    keys = f"sqlite:///{cli.folder / 'lms.keys.db'}"
+    other = Cli(folder, config=CONFIG + f'\n[keys]\nurl = "{keys}"\n')
     other.db = target
+    other.key = cli.key
     assert other.json("audit", "verify")["verified"] is True
     assert cli("copy", "--to", f"sqlite:///{target}", code=3).stderr.startswith("error: ")
 

@@ -99,6 +99,10 @@ def test_store_url_comes_from_the_file_unless_overridden(tmp_path: Path) -> None
     assert settings.store_url == "sqlite:///from-file.db"
     assert settings.key_file == str(tmp_path / "conf" / "k.key")
     assert load_settings(config, db="sqlite:///cli.db").store_url == "sqlite:///cli.db"
+    config.write_text('[keys]\nmaster_key_file = "learnprivacy.key"\n', encoding="utf-8")
+    assert load_settings(config).key_file == str(tmp_path / "conf" / "learnprivacy.key")
+    config.write_text("", encoding="utf-8")
+    assert load_settings(config).key_file == "learnprivacy.key"  # the default: cwd
 
 
 def test_config_is_found_by_option_then_environment_then_cwd(
@@ -430,3 +434,14 @@ def test_cli_export_page_names_the_controller_and_states_every_retention(cli: Cl
     cli("export", "L1", "--out", str(english), "--now", "2026-06-15", "--language", "en")
     with zipfile.ZipFile(english) as archive:
         assert "Retention: not stated" not in archive.read("index.html").decode("utf-8")
+
+
+def test_progress_bar_takes_absolute_counts() -> None:
+    """set(done, total) serves callers that report absolute counts (migrate-encrypt)."""
+    env, sink = _env(terminal=True)
+    with progress(env, "Encrypting", unit="rows") as bar:
+        bar.describe("Encrypting users")
+        bar.set(7, 20)
+        bar.set(20, 20)
+    assert (bar.done, bar.total) == (20, 20)
+    assert "Encrypting users" in sink.getvalue()

@@ -15,7 +15,7 @@ PAGE = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 def test_cli_page_is_what_the_commands_say() -> None:
     """The committed page equals the generated one (regenerate it after changing a command)."""
     assert PAGE.read_text("utf-8") == render_reference(), (
-        "docs/cli.md is stale: run `python -m learnprivacy.cli._reference > docs/cli.md`"
+        "docs/cli.md is stale: run `make cli-reference`"
     )
 
 

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from learnprivacy.crypto import BlindIndex, FieldCipher, Keyring, normalise_text
+from learnprivacy.crypto import BlindIndex, FieldCipher, Keyring
+from learnprivacy.crypto._blind_index import normalise_text
 from learnprivacy.errors import ValidationError
 
 KEY = bytes(range(32, 64))

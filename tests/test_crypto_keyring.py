@@ -16,10 +16,10 @@ from learnprivacy.crypto import (
     FieldCipher,
     InMemoryKeyStore,
     Keyring,
-    KeyState,
     Pseudonymiser,
     _nonce,
 )
+from learnprivacy.crypto._keystore import KeyState
 from learnprivacy.crypto._master import MasterKey
 from learnprivacy.errors import (
     ConfigurationError,

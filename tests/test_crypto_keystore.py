@@ -11,7 +11,8 @@ from collections.abc import Callable
 import attrs
 import pytest
 
-from learnprivacy.crypto import InMemoryKeyStore, KeyEntry, KeyState, KeyStore
+from learnprivacy.crypto import InMemoryKeyStore, KeyStore
+from learnprivacy.crypto._keystore import KeyEntry, KeyState
 from learnprivacy.errors import KeyShreddedError
 
 MakeStore = Callable[[], KeyStore]

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from learnprivacy.crypto import InMemoryVaultStore, Pseudonymiser, TokenVault, VaultStore
+from learnprivacy.crypto import Pseudonymiser, TokenVault
+from learnprivacy.crypto._vault import InMemoryVaultStore, VaultStore
 from learnprivacy.errors import NotFoundError, ValidationError
 
 KEY = bytes(range(32))

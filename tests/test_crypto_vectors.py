@@ -31,12 +31,11 @@ from learnprivacy.crypto import (
     BlindIndex,
     FieldCipher,
     InMemoryKeyStore,
-    KeyEntry,
     Keyring,
-    KeyState,
     Pseudonymiser,
     _nonce,
 )
+from learnprivacy.crypto._keystore import KeyEntry, KeyState
 from learnprivacy.crypto._master import MasterKey
 
 VECTORS = Path(__file__).parent / "vectors" / "crypto_v1.json"

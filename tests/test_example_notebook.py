@@ -131,7 +131,7 @@ def test_notebook_produces_the_compliance_bundle_and_a_verified_export(
         "anonymised-progress.csv",
     } <= names
     # The fixed date and seed give the same requests every run.
-    assert "DSR-2026-006,access (GDPR Art. 15),2026-05-06,2026-06-06,in_progress,True" in requests
+    assert "DSR-2026-006,access (GDPR Art. 15),2026-05-06,2026-06-08,in_progress,True" in requests
     (export,) = out.glob("export-*.zip")
     package = read_package(export)
     assert package.scope == "access"

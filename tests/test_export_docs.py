@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from learnprivacy.export import DATA_SCHEMA, MANIFEST_SCHEMA_VERSION, PackageWriter
-from learnprivacy.export.xapi import STATEMENT_NAMESPACE
-from learnprivacy.records import Learner, fields_of, record_types
+from learnprivacy.export import PackageWriter
+from learnprivacy.export._outputs import DATA_SCHEMA, MANIFEST_SCHEMA_VERSION
+from learnprivacy.export._xapi import STATEMENT_NAMESPACE
+from learnprivacy.records import Learner, fields_of
+from learnprivacy.records._base import record_types
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "export-schemas.md"
 

@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings
 
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, IntegrityError, ProviderError
-from learnprivacy.export import PackageWriter, check_entry_name, read_package
+from learnprivacy.export import PackageWriter, read_package
+from learnprivacy.export._names import check_entry_name
 from learnprivacy.providers.writer import DataDescription
 from learnprivacy.records import (
     AccessEvent,

@@ -12,13 +12,8 @@ import pytest
 from examples.toy_lms import ForumProvider, ToyLMS
 
 from learnprivacy.crypto import Keyring, Pseudonymiser
-from learnprivacy.export import (
-    SUBJECT_REFERENCE_DOMAIN,
-    ExportPackage,
-    XapiProfile,
-    export_subject,
-    read_package,
-)
+from learnprivacy.export import ExportPackage, XapiProfile, export_subject, read_package
+from learnprivacy.export._subject import SUBJECT_REFERENCE_DOMAIN
 from learnprivacy.providers import PrivacyManager
 from learnprivacy.records import Certificate, Learner, Progress, ProgressStatus, Score
 from learnprivacy.store import Store

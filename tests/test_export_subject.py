@@ -21,13 +21,9 @@ from learnprivacy.errors import (
     ProviderError,
     ValidationError,
 )
-from learnprivacy.export import (
-    SUBJECT_REFERENCE_DOMAIN,
-    XapiProfile,
-    check_entry_name,
-    export_subject,
-    read_package,
-)
+from learnprivacy.export import XapiProfile, export_subject, read_package
+from learnprivacy.export._names import check_entry_name
+from learnprivacy.export._subject import SUBJECT_REFERENCE_DOMAIN
 from learnprivacy.providers import (
     ApprovedContextList,
     ContentWriter,
@@ -44,10 +40,9 @@ from learnprivacy.records import (
     Progress,
     ProgressStatus,
     Score,
-    default_basis,
     fields_of,
-    subject_of,
 )
+from learnprivacy.records._base import default_basis, subject_of
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 9, 1, 8, 0, tzinfo=UTC)

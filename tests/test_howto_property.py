@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from learnprivacy.records import Learner
 from learnprivacy.retention.presets import french_training_organisation
+from learnprivacy.testing._retention_strategies import instants
 from learnprivacy.testing.retention import (
     RetentionMachine,
     assert_schedule_invariants,
-    instants,
     learners_with_records,
 )
 

@@ -264,7 +264,7 @@ def test_column_headers_never_break_inside_a_word(store: Store, tmp_path: Path) 
 def test_message_template_is_current() -> None:
     """locale/messages.pot holds exactly what the templates and code ask to translate."""
     saved = (catalogue.LOCALE_DIR / "messages.pot").read_text("utf-8")
-    assert saved == catalogue.template_text(), "run: python -m learnprivacy._documents.catalogue"
+    assert saved == catalogue.template_text(), "run: make catalogue"
 
 
 def test_french_is_complete_and_dutch_and_german_are_ready() -> None:

@@ -15,14 +15,10 @@ import sqlalchemy as sa
 
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, MissingTableError, PolicyError
-from learnprivacy.moodle import (
-    MoodleDatabase,
-    MoodleProvider,
-    ScanIssues,
-    check_read_only,
-    tables_read,
-    to_unix,
-)
+from learnprivacy.moodle import MoodleDatabase, MoodleProvider, ScanIssues
+from learnprivacy.moodle._readonly import check_read_only
+from learnprivacy.moodle._sources import tables_read
+from learnprivacy.moodle._time import to_unix
 from learnprivacy.providers import ApprovedContextList, Context, MemoryWriter, UserList
 from learnprivacy.records import (
     AccessEvent,

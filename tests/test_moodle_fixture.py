@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from learnprivacy.errors import ValidationError
-from learnprivacy.moodle import MoodleDatabase, MoodleSchema, ScanIssues, from_unix, to_unix
+from learnprivacy.moodle import MoodleDatabase, MoodleSchema, ScanIssues
+from learnprivacy.moodle._time import from_unix, to_unix
 from learnprivacy.testing.moodle import FixtureSummary, create_schema, populate
 from tests.conftest import open_engine
 

@@ -1,4 +1,4 @@
-"""export_moodle_layout: a learner's Moodle data laid out as Moodle 4.5's own export."""
+"""MoodleProvider.export_layout: a learner's Moodle data laid out as Moodle 4.5's own export."""
 
 from __future__ import annotations
 
@@ -11,12 +11,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from learnprivacy.moodle import (
-    MoodleContextTree,
-    MoodleDatabase,
-    MoodleProvider,
-    export_moodle_layout,
-)
+from learnprivacy.moodle import MoodleDatabase, MoodleProvider
+from learnprivacy.moodle._layout import MoodleContextTree
 from learnprivacy.providers import Context
 from learnprivacy.testing.moodle import FixtureSummary, create_schema, populate
 from tests.conftest import open_engine
@@ -67,7 +63,7 @@ def test_layout_matches_moodles_for_the_same_kinds_of_data(
     """Course, activity, enrolment, grades, logs, user and policy files sit where Moodle's do."""
     with MoodleDatabase(site[0]) as db:
         learner = busy(db, site[1])
-        out = export_moodle_layout(MoodleProvider(db), learner, tmp_path / "export")
+        out = MoodleProvider(db).export_layout(learner, tmp_path / "export")
     ours = {str(p.relative_to(out)) for p in out.rglob("*.json")}
     shapes = {normalise(p) for p in ours}
     reference = reference_paths()
@@ -129,7 +125,7 @@ def test_folders_follow_moodles_context_ids_and_paths(
 def test_index_links_every_file(site: tuple[sa.Engine, FixtureSummary], tmp_path: Path) -> None:
     """index.html is a navigable tree: every data file is linked from it."""
     with MoodleDatabase(site[0]) as db:
-        out = export_moodle_layout(MoodleProvider(db), busy(db, site[1]), tmp_path / "e")
+        out = MoodleProvider(db).export_layout(busy(db, site[1]), tmp_path / "e")
     index = (out / "index.html").read_text()
     for path in out.rglob("*.json"):
         href = "/".join(path.relative_to(out).parts)

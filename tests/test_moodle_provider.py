@@ -22,9 +22,9 @@ from learnprivacy.providers import (
     MemoryWriter,
     MetadataCollection,
     PrivacyManager,
-    RequestStatus,
     UserList,
 )
+from learnprivacy.providers._results import RequestStatus
 from learnprivacy.store import Store
 from learnprivacy.testing.moodle import FixtureSummary, create_schema, populate
 from tests.conftest import open_engine

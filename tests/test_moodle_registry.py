@@ -11,15 +11,14 @@ import sqlalchemy as sa
 from learnprivacy import ContextLevel
 from learnprivacy.basis import LawfulBasis, SpecialCategoryCondition
 from learnprivacy.moodle import (
-    INHERIT,
     DataRegistry,
-    LevelAssignment,
     MoodleDatabase,
     Purpose,
     ScanIssues,
     insert_registry,
     registry_rows,
 )
+from learnprivacy.moodle._registry import INHERIT, LevelAssignment
 from learnprivacy.moodle._registry_read import parse_config_name
 from learnprivacy.records import Certificate, Learner, Progress, ProgressStatus
 from learnprivacy.retention import Action, Period, Trigger

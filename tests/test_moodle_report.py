@@ -12,13 +12,8 @@ from typing import Any
 import pytest
 
 from learnprivacy.errors import ValidationError
-from learnprivacy.moodle import (
-    MoodleDatabase,
-    MoodleReport,
-    moodle_report,
-    registry_rows,
-    to_unix,
-)
+from learnprivacy.moodle import MoodleDatabase, MoodleReport, moodle_report, registry_rows
+from learnprivacy.moodle._time import to_unix
 from learnprivacy.testing.moodle import create_schema, insert_rows, populate
 from tests.conftest import open_engine
 

@@ -9,7 +9,10 @@ import pytest
 import sqlalchemy as sa
 
 from learnprivacy.errors import ConfigurationError, PolicyError, ValidationError
-from learnprivacy.moodle import TABLE_NAMES, MoodleSchema, check_read_only, from_unix, to_unix
+from learnprivacy.moodle import MoodleSchema
+from learnprivacy.moodle._readonly import check_read_only
+from learnprivacy.moodle._schema import TABLE_NAMES
+from learnprivacy.moodle._time import from_unix, to_unix
 from learnprivacy.testing.moodle import create_schema, drop_schema
 from tests.conftest import open_engine
 

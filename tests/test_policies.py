@@ -33,11 +33,8 @@ from learnprivacy.records import (
     ProgressStatus,
 )
 from learnprivacy.retention import Action, Override, Schedule
-from learnprivacy.testing.retention import (
-    assert_schedule_invariants,
-    instants,
-    learners_with_records,
-)
+from learnprivacy.testing._retention_strategies import instants
+from learnprivacy.testing.retention import assert_schedule_invariants, learners_with_records
 
 UTC = dt.UTC
 MICRO = dt.timedelta(microseconds=1)

@@ -367,3 +367,49 @@ def test_centre_statistics_are_anonymous(tmp_path: Path) -> None:
     assert_not_reidentifiable(common, records, record_type=Progress, k=centre.STATISTICS_K)
     stats = k_anonymous_aggregate(rows, by=["course_id"], k=centre.STATISTICS_K)
     assert [(r["course_id"], r["learners"]) for r in stats.rows] == [("CACES", 6)]
+
+
+def test_saas_keeps_a_processor_register() -> None:
+    """Line 40: a processor on its clients' platforms keeps the Art. 30(2) record: its
+    name and contact, per client the processing and data, its security measures; without
+    a client or a measure the record says so in its gaps."""
+    from examples.policies import saas_lms_processor as saas
+
+    from learnprivacy.providers import ProcessorRegister
+
+    record = saas.processor_register(
+        [("Lycée Exemple", "dpo@lycee.example"), ("Centre Exemple", "rgpd@centre.example")],
+        as_of=dt.date(2026, 6, 15),
+    )
+    data = record.to_dict()
+    assert data["processor"]["name"] == "Onlineformapro SA"
+    assert [c["controller"] for c in data["clients"]] == ["Lycée Exemple", "Centre Exemple"]
+    assert "assessment" in data["clients"][0]["categories"]
+    assert data["security_measures"]
+    assert record.gaps == ()
+    bare = ProcessorRegister(
+        processor=attrs.evolve(saas.CONTROLLER, security_measures=()), clients=()
+    )
+    assert set(bare.gaps) == {
+        "no client controller declared",
+        "no security measure declared (Art. 30(2)(d), 32(1))",
+    }
+
+
+def test_register_sheets_carry_the_cnil_fields() -> None:
+    """Each activity of a generated register carries the CNIL sheet's fields: categories
+    of persons, transfers with safeguards, security measures, creation and update dates;
+    and the progress activity lists scores (assessment) among its data."""
+    from examples.policies import belgian_b2b_lms as lms
+
+    schedule = lms.make_schedule(
+        after_contract="P1Y", invoices="P10Y", security_logs="P1Y", consent_proof="P5Y"
+    )
+    built = lms.register(as_of=dt.date(2026, 6, 15), schedule=schedule)
+    activity = next(a for a in built.activities if a.purpose == "b2b-reporting")
+    sheet = activity.to_dict()
+    assert "assessment" in sheet["categories"]
+    assert sheet["data_subjects"] == list(lms.CONTROLLER.data_subjects)
+    assert sheet["transfers"][0]["safeguard"] == "adequacy_decision"
+    assert sheet["security_measures"]
+    assert sheet["updated_on"] == "2026-06-15"

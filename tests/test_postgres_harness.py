@@ -14,13 +14,8 @@ import pytest
 import sqlalchemy
 
 from learnprivacy.errors import ConfigurationError
-from learnprivacy.testing.postgres import (
-    BIN_DIR_ENV,
-    PostgresStartError,
-    PostgresUnavailable,
-    TemporaryPostgres,
-    find_postgres_bin,
-)
+from learnprivacy.testing._postgres_host import BIN_DIR_ENV, find_postgres_bin
+from learnprivacy.testing.postgres import PostgresStartError, PostgresUnavailable, TemporaryPostgres
 
 IS_ROOT = os.geteuid() == 0
 

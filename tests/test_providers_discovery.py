@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from learnprivacy.errors import ConfigurationError, ProviderError
-from learnprivacy.providers import ENTRY_POINT_GROUP, PrivacyManager, discover_providers
+from learnprivacy.providers import PrivacyManager
+from learnprivacy.providers._discovery import ENTRY_POINT_GROUP, discover_providers
 
 PLUGIN = """
 from learnprivacy.providers import ContextList

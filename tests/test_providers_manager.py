@@ -19,8 +19,8 @@ from learnprivacy.providers import (
     MemoryWriter,
     MetadataCollection,
     PrivacyManager,
-    RequestStatus,
 )
+from learnprivacy.providers._results import RequestStatus
 
 
 @pytest.fixture

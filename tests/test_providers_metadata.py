@@ -7,11 +7,11 @@ import pytest
 
 from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.errors import UnknownCodeError, ValidationError
-from learnprivacy.providers import (
+from learnprivacy.providers import MetadataCollection
+from learnprivacy.providers._items import (
     DatabaseTable,
     ExternalLocation,
     ItemKind,
-    MetadataCollection,
     SubsystemLink,
     UserPreference,
 )

@@ -11,12 +11,8 @@ from examples.toy_lms import ForumProvider, ToyLMS
 
 from learnprivacy import LawfulBasis
 from learnprivacy.crypto import Keyring
-from learnprivacy.providers import (
-    STORE_COMPONENT,
-    MemoryWriter,
-    PrivacyManager,
-    StoreProvider,
-)
+from learnprivacy.providers import MemoryWriter, PrivacyManager, StoreProvider
+from learnprivacy.providers._store import STORE_COMPONENT
 from learnprivacy.records import (
     AccessEvent,
     Certificate,
@@ -174,7 +170,7 @@ def test_invoices_are_restricted_not_erased_and_still_exported(store: Store) -> 
     assert manager.export_user_data("ana", writer).completed
     assert [r["id"] for r in writer.rows[(STORE_COMPONENT, "Invoice")]] == ["INV-ana"]
     # The invoice row and the data key that still decrypts it.
-    assert StoreProvider(store).raw_scan("ana") == {"lp_invoice": 1, "lp_keys": 1}
+    assert StoreProvider(store).raw_scan("ana") == {"lp_invoice": 1, "lpk_keys": 1}
 
     # A retry changes nothing: the invoice stays restricted and no audit entry is added.
     entries = len(store.audit)

@@ -5,16 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import learnprivacy.providers
-import learnprivacy.testing
-
-
-def test_all_names_exist() -> None:
-    """Every name in learnprivacy.providers.__all__ is importable."""
-    for name in learnprivacy.providers.__all__:
-        assert hasattr(learnprivacy.providers, name), name
-    assert callable(learnprivacy.testing.assert_provider_compliant)
-
 
 def test_import_does_not_load_sqlalchemy_or_hypothesis() -> None:
     """Importing the providers (even building a manager) loads neither SQLAlchemy nor hypothesis."""

@@ -33,13 +33,3 @@ def test_error_hierarchy() -> None:
     assert issubclass(errors.RetentionViolation, errors.LearnPrivacyError)
     assert issubclass(errors.AuditTampered, errors.LearnPrivacyError)
     assert lp.errors is errors
-
-
-def test_all_lists_only_existing_names() -> None:
-    """Every name in a public module's __all__ exists."""
-    import learnprivacy.basis
-    import learnprivacy.records
-
-    for module in (lp, learnprivacy.basis, learnprivacy.records, errors):
-        for name in module.__all__:
-            assert hasattr(module, name), f"{module.__name__}.{name}"

@@ -16,12 +16,8 @@ from hypothesis import strategies as st
 from learnprivacy.crypto import Pseudonymiser
 from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.export import to_dataframe, to_records
-from learnprivacy.export.reports import (
-    SUBJECT_COLUMN,
-    ReportProfile,
-    build_report,
-    k_anonymous_aggregate,
-)
+from learnprivacy.export._reports import SUBJECT_COLUMN
+from learnprivacy.export.reports import ReportProfile, build_report, k_anonymous_aggregate
 from learnprivacy.records import Certificate, Learner, Progress, ProgressStatus, Score
 from learnprivacy.synthetic import generate_organisation
 

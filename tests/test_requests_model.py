@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import learnprivacy.requests as requests_module
 from learnprivacy import Action
 from learnprivacy.errors import AuditTampered, RequestStateError, ValidationError
 from learnprivacy.requests import (
@@ -282,17 +281,3 @@ def test_history_chain_detects_reordering() -> None:
     with pytest.raises(AuditTampered) as info:
         verify_history([second, first])
     assert info.value.sequence == 1  # the chain breaks at its first position
-
-
-def test_public_surface() -> None:
-    """Every name in __all__ exists, and the main ones are there."""
-    for name in requests_module.__all__:
-        assert hasattr(requests_module, name), name
-    assert {
-        "SubjectRequest",
-        "RequestType",
-        "RequestBook",
-        "RequestExecutor",
-        "render_letter",
-        "Recipients",
-    } <= set(requests_module.__all__)

@@ -465,14 +465,20 @@ def test_withdrawal_erasure_uses_the_store_audit_and_replays_on_a_backup(
     [erase] = [e for e in world.store.audit if e.action == "erase"]
     assert erase.record_type == "Progress"
     assert erase.subject_ref == ref
-    assert erase.details["ids"] == ["L1-P2"]
+    # Record ids (which spell the learner id) are never in the log: references are.
+    assert erase.details["record_refs"] == [world.store.audit.record_ref("Progress", "L1-P2")]
+    assert "ids" not in erase.details
     assert erase.details["reason"] == "consent withdrawn (GDPR Art. 17(1)(b))"
     transitions = [e for e in world.store.audit if e.action == "subject_request"]
     assert transitions
     assert {e.subject_ref for e in transitions} == {ref}
     assert ("subject_request", "completed") in [(e.action, e.outcome) for e in transitions]
     master = world.store.keyring.export_master_key()
-    with Store(f"sqlite:///{backup}", keyring=Keyring.from_master_key(master)) as restored:
+    with Store(
+        f"sqlite:///{backup}",
+        keyring=Keyring.from_master_key(master),
+        keys=world.store.key_database,
+    ) as restored:
         assert restored.get(Progress, "L1-P2") is not None
         report = restored.replay_erasures(world.store.audit, now=T)
         assert report.erased == 1

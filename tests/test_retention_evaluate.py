@@ -32,13 +32,8 @@ from learnprivacy.retention import (
     Schedule,
     Trigger,
 )
-from learnprivacy.testing.retention import (
-    holds,
-    instants,
-    learners_with_records,
-    retention_rules,
-    schedules,
-)
+from learnprivacy.testing._retention_strategies import holds, instants
+from learnprivacy.testing.retention import learners_with_records, retention_rules, schedules
 
 UTC = dt.UTC
 MICRO = dt.timedelta(microseconds=1)

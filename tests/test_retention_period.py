@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.retention import FiscalYear, Period
-from learnprivacy.testing.retention import instants, periods
+from learnprivacy.testing._retention_strategies import instants, periods
 
 UTC = dt.UTC
 MICRO = dt.timedelta(microseconds=1)

@@ -17,10 +17,9 @@ from hypothesis import strategies as st
 from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.records import Invoice, Learner, Progress, ProgressStatus
 from learnprivacy.retention import Action, Hold, RetentionRule, Schedule, Trigger
+from learnprivacy.testing._retention_strategies import holds, instants
 from learnprivacy.testing.retention import (
     assert_schedule_invariants,
-    holds,
-    instants,
     learners_with_records,
     schedules,
 )

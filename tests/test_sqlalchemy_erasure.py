@@ -252,7 +252,9 @@ def test_sweep_applies_the_schedule_and_is_idempotent(app: SimpleNamespace) -> N
     assert report.by_type["Post"]["erased"] == 2
     assert report.shredded >= 1
     assert not app.privacy.keyring.is_shredded("u1", "contract")  # keys destroyed, no tombstone
-    entries = list(app.privacy.keyring.store.list_entries("u1", "contract"))
+    entries = list(
+        app.privacy.keyring.store.list_entries(app.privacy.keyring.key_ref("u1"), "contract")
+    )
     assert entries
     assert all(e.state.value == "shredded" for e in entries)
     with Session(app.engine) as s:
@@ -492,3 +494,32 @@ def test_the_applications_own_deletions_are_audited(app: SimpleNamespace) -> Non
     ]
     assert entries[0].subject_ref == app.privacy.subject_ref("u2")
     assert "Bob" not in json.dumps(entries[0].details)
+
+
+def test_an_erasure_in_a_rolled_back_savepoint_shreds_nothing(app: SimpleNamespace) -> None:
+    """Erased inside a savepoint that rolls back, then the outer commit: keys stay."""
+    populate(app.engine, app.m)
+    with Session(app.engine) as s:
+        savepoint = s.begin_nested()
+        app.privacy.erase_subject(s, "u1", now=NOW)
+        savepoint.rollback()
+        s.get(app.m.User, "u2").name = "Bob M."
+        s.commit()
+    assert not app.privacy.keyring.is_shredded("u1", "contract")
+    with Session(app.engine) as s:
+        assert s.get(app.m.User, "u1").email == "ana@example.org"
+        assert s.get(app.m.User, "u2").name == "Bob M."
+
+
+def test_a_later_savepoint_rollback_does_not_drop_the_shred(app: SimpleNamespace) -> None:
+    """Erase, then a savepoint that fails and rolls back: the commit still shreds."""
+    populate(app.engine, app.m)
+    with Session(app.engine) as s:
+        app.privacy.erase_subject(s, "u1", now=NOW)
+        savepoint = s.begin_nested()
+        s.get(app.m.User, "u2").name = "Bob M."
+        savepoint.rollback()
+        s.commit()
+    assert app.privacy.keyring.is_shredded("u1", "contract")
+    with Session(app.engine) as s:
+        assert s.scalar(text("SELECT count(*) FROM lp_pending_shreds")) == 0

@@ -111,3 +111,33 @@ def test_a_dump_before_erasure_reads_nothing_after(app: SimpleNamespace) -> None
             )
     with Session(app.engine) as s, pytest.raises(KeyShreddedError):
         s.get(m.User, "u1")
+
+
+def test_sqlmodel_models_on_postgres(postgres_server: TemporaryPostgres) -> None:
+    """SQLModel models on PostgreSQL: tokens at rest, lookups, erasure after commit."""
+    from sqlmodel import Session as SQLModelSession
+
+    from tests.inplace_models import sqlmodel_models
+
+    models = sqlmodel_models()
+    privacy = lps.LearnPrivacy(
+        models.Base, keyring=Keyring.generate(), keys=postgres_server.create_database()
+    )
+    engine = create_engine(postgres_server.create_database())
+    models.Base.metadata.create_all(engine)
+    try:
+        with SQLModelSession(engine) as s:
+            s.add(models.User(id="u1", email="ana@example.org", name="Ana"))
+            s.flush()
+            s.add(models.Post(author_id="u1", body="hello", posted_at=NOW))
+            s.commit()
+            assert s.execute(text("SELECT body FROM forum_posts")).scalar_one().startswith("lp1.")
+            assert [u.name for u in privacy.find(s, models.User.email, "ANA@example.org")] == [
+                "Ana"
+            ]
+            assert privacy.erase_subject(s, "u1", now=NOW).erased == 2
+            s.commit()
+        assert privacy.keyring.is_shredded("u1", "contract")
+    finally:
+        privacy.close()
+        engine.dispose()

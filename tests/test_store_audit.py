@@ -10,9 +10,10 @@ from sqlalchemy import delete, select, text, update
 
 from learnprivacy.errors import AuditTampered
 from learnprivacy.records import Progress
-from learnprivacy.store import AuditEntry, Store
+from learnprivacy.store import Store
+from learnprivacy.store._audit import AuditEntry
 from learnprivacy.store._tables import AUDIT, AUDIT_HEAD
-from tests.store_fixtures import NOW, learner, records_for, table_text
+from tests.store_fixtures import NOW, keys_for, learner, records_for, table_text
 
 
 def _fill(store: Store) -> None:
@@ -178,10 +179,10 @@ def test_log_continues_across_reopen(store_url: str, keyring: object) -> None:
     """A reopened store appends to the same chain and it still verifies."""
     from learnprivacy.crypto import Keyring
 
-    first = Store(store_url, keyring=Keyring.from_master_key(bytes(32)))
+    first = Store(store_url, keys=keys_for(store_url), keyring=Keyring.from_master_key(bytes(32)))
     first.add(learner("L1"))
     first.close()
-    second = Store(store_url, keyring=Keyring.from_master_key(bytes(32)))
+    second = Store(store_url, keys=keys_for(store_url), keyring=Keyring.from_master_key(bytes(32)))
     second.add(learner("L2"))
     assert [e.sequence for e in second.audit] == [1, 2]
     assert second.audit.verify()

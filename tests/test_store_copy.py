@@ -16,11 +16,14 @@ from learnprivacy.errors import (
     AuditTampered,
     ConfigurationError,
     IntegrityError,
+    KeyShreddedError,
     ValidationError,
     WrongMasterKeyError,
 )
 from learnprivacy.records import Learner, Progress
-from learnprivacy.store import CopyReport, Store, copy_store
+from learnprivacy.store import Store, copy_store
+from learnprivacy.store._copy import CopyReport
+from learnprivacy.store._keydb import default_keys_url
 from tests.store_fixtures import (
     MASTER_KEY,
     NOW,
@@ -40,6 +43,11 @@ LEARNERS = 40
 
 def _keyring() -> Keyring:
     return Keyring.from_master_key(MASTER_KEY)
+
+
+def _keys(source_url: str) -> str:
+    """The key database of a SQLite source, which its copies share."""
+    return default_keys_url(source_url)
 
 
 def _fill(url: str) -> list[str]:
@@ -67,6 +75,9 @@ def source_url(source_file: Path, tmp_path: Path) -> str:
     """A private copy of the filled SQLite store."""
     path = tmp_path / "lms.db"
     path.write_bytes(source_file.read_bytes())
+    # The key database travels with it: the records alone open nothing.
+    keys = source_file.with_name("template.keys.db")
+    (tmp_path / "lms.keys.db").write_bytes(keys.read_bytes())
     return f"sqlite:///{path}"
 
 
@@ -130,7 +141,7 @@ def test_the_copy_is_the_same_store(source_url: str, target_url: str) -> None:
     assert (report.source, report.target) == ("sqlite", target_url.split(":", 1)[0].split("+")[0])
     with (
         Store(source_url, keyring=_keyring()) as source,
-        Store(target_url, keyring=_keyring()) as copy,
+        Store(target_url, keyring=_keyring(), keys=_keys(source_url)) as copy,
     ):
         assert copy.store_id == source.store_id == report.store_id
         assert copy.audit.verify()
@@ -151,12 +162,16 @@ def test_sweeps_and_erasures_behave_the_same_after_the_copy(
     source_url: str, target_url: str
 ) -> None:
     """The same sweep, then the same erasure request, on the source and on the copy give
-    the same reports and leave the same state; both audit logs still verify."""
+    the same reports and leave the same state; both audit logs still verify. (Each runs
+    on its own copy of the key database, taken before either.)"""
     learners = [f"L{i:05d}" for i in range(LEARNERS)]
     copy_store(source_url, target_url, keyring=_keyring())
+    keys_file = Path(_keys(source_url).removeprefix("sqlite:///"))
+    twin = keys_file.with_name("twin.keys.db")
+    twin.write_bytes(keys_file.read_bytes())
     outcomes = []
-    for url in (source_url, target_url):
-        with Store(url, keyring=_keyring(), clock=lambda: NOW) as store:
+    for url, keys in ((source_url, _keys(source_url)), (target_url, f"sqlite:///{twin}")):
+        with Store(url, keyring=_keyring(), keys=keys, clock=lambda: NOW) as store:
             sweep = store.sweep(retention_schedule(), now=NOW, batch_size=5)
             assert sweep.changed > 0
             erasure = store.erase_subject("L00007", now=NOW)
@@ -169,18 +184,26 @@ def test_sweeps_and_erasures_behave_the_same_after_the_copy(
 def test_erasures_replay_from_the_source_log_onto_the_copy(
     source_url: str, target_url: str
 ) -> None:
-    """The copy shares the source's audit references: an erasure done on the source
-    after the copy is replayed onto the copy from the source's log."""
+    """The copy shares the source's key database, so an erasure done on the source after
+    the copy already makes the learner unreadable in the copy; replaying the source's
+    log then removes the rows too, thanks to the shared audit references."""
     copy_store(source_url, target_url, keyring=_keyring())
     with Store(source_url, keyring=_keyring()) as source:
         source.erase_subject("L00009", now=NOW)
-        with Store(target_url, keyring=_keyring()) as copy:
-            assert copy.records_of("L00009", include_restricted=True)
+        with Store(target_url, keyring=_keyring(), keys=_keys(source_url)) as copy:
+            with pytest.raises(KeyShreddedError):
+                copy.records_of("L00009", include_restricted=True)
             copy.replay_erasures(source.audit, now=NOW)
             assert copy.records_of("L00009", include_restricted=True) == source.records_of(
                 "L00009", include_restricted=True
             )
             assert copy.get(Learner, "L00009") is None
+            # One anchor per store id in the shared key database: it follows the source,
+            # whose log moved on, so the copy's diverging log is reported until the
+            # copy is deliberately made the live store.
+            with pytest.raises(AuditTampered, match="anchor"):
+                copy.audit.verify()
+            copy.audit.reanchor(now=NOW, reason="the copy takes over")
             assert copy.audit.verify()
 
 
@@ -189,7 +212,9 @@ def test_a_target_holding_a_store_is_refused_and_left_alone(
 ) -> None:
     """A target where a store was already opened (even an empty one) is refused with
     ConfigurationError, and not a row of it changes."""
-    with Store(target_url, keyring=_keyring(), clock=lambda: NOW) as existing:
+    with Store(
+        target_url, keyring=_keyring(), keys=_keys(source_url), clock=lambda: NOW
+    ) as existing:
         existing.add(learner("X1"))
     before = _tables(target_url)
     with pytest.raises(ConfigurationError, match="empty database"):
@@ -276,7 +301,7 @@ def test_bad_arguments_are_refused(source_url: str, tmp_path: Path) -> None:
     for options in ({"batch_size": 0}, {"batch_size": True}, {"samples": -1}):
         with pytest.raises(ValidationError):
             copy_store(source_url, target, keyring=_keyring(), **options)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["lms.db"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["lms.db", "lms.keys.db"]
 
 
 def test_a_copy_without_samples_still_checks_counts_and_the_log(
@@ -298,7 +323,10 @@ def test_records_keep_their_types_and_dates_on_postgresql(
     with Store(url, keyring=_keyring(), clock=lambda: NOW) as store:
         store.add_all([learner("L1"), *records_for("L1")])
     copy_store(url, postgres_url, keyring=_keyring())
-    with Store(url, keyring=_keyring()) as source, Store(postgres_url, keyring=_keyring()) as copy:
+    with (
+        Store(url, keyring=_keyring()) as source,
+        Store(postgres_url, keyring=_keyring(), keys=_keys(url)) as copy,
+    ):
         assert copy.records_of("L1") == source.records_of("L1")
         progress = copy.get(Progress, "L1-P1")
         assert progress is not None

@@ -7,11 +7,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from learnprivacy.crypto import KeyEntry, Keyring, KeyState, KeyStore
+from learnprivacy.crypto import Keyring, KeyStore
+from learnprivacy.crypto._keystore import KeyEntry, KeyState
 from learnprivacy.errors import DecryptionError, KeyShreddedError
 from learnprivacy.records import Invoice, Learner, fields_of
 from learnprivacy.store import Store
-from tests.store_fixtures import learner, personal_values, raw_bytes, records_for, table_text
+from tests.store_fixtures import (
+    keys_for,
+    learner,
+    personal_values,
+    raw_bytes,
+    records_for,
+    table_text,
+)
 
 
 def test_no_personal_value_is_stored_in_clear(store: Store, store_url: str) -> None:
@@ -64,7 +72,7 @@ def test_token_moved_to_another_row_does_not_decrypt(store: Store) -> None:
 def test_each_record_class_uses_its_key_scope(store: Store) -> None:
     """Tokens are made under the key of the class's scope (invoices under 'legal', ...)."""
     store.add_all([learner("L1"), *records_for("L1")])
-    scopes = {e.scope: e.key_id for e in store.key_store.list_entries("L1")}
+    scopes = {e.scope: e.key_id for e in store.key_store.list_entries(store.keyring.key_ref("L1"))}
     assert set(scopes) == {"contract", "legal", "consent", "security"}
     for rt in store.tables():
         encrypted = [f for f in rt.fields if f.encrypted]
@@ -99,13 +107,13 @@ def test_shredded_keys_make_tokens_unreadable(store: Store) -> None:
 
 def test_master_key_rotation_keeps_the_store_readable(store_url: str) -> None:
     """Rotating the master key rewraps the keys in SQL; the store reopens on the new key."""
-    first = Store(store_url, keyring=Keyring.generate())
+    first = Store(store_url, keys=keys_for(store_url), keyring=Keyring.generate())
     records = [learner("L1"), *records_for("L1")]
     first.add_all(records)
     new_key = bytes(reversed(range(32)))
     first.keyring.rotate(new_key)
     first.close()
-    second = Store(store_url, keyring=Keyring.from_master_key(new_key))
+    second = Store(store_url, keys=keys_for(store_url), keyring=Keyring.from_master_key(new_key))
     assert second.get(Learner, "L1") == records[0]
     assert second.find_learner(email=records[0].email) == records[0]
     assert second.audit.verify()
@@ -161,12 +169,16 @@ def test_sql_key_store_implements_the_protocol(store: Store) -> None:
 
 
 def test_shredded_wrapped_key_bytes_are_gone_from_the_file(tmp_path: Path) -> None:
-    """Shredding overwrites the wrapped key: its bytes are not left in the SQLite file."""
-    store_url = f"sqlite:///{tmp_path / 'keys.db'}"
-    store = Store(store_url, keyring=Keyring.generate())
+    """The wrapped key is never in the records file; in the key database's file, shredding
+    overwrites it: its bytes are not left there (nor in its write-ahead log)."""
+    store_url = f"sqlite:///{tmp_path / 'lms.db'}"
+    keys_url = f"sqlite:///{tmp_path / 'lms.keys.db'}"
+    store = Store(store_url, keys=keys_for(store_url), keyring=Keyring.generate())
     store.add(learner("L1"))
-    entry = next(store.key_store.list_entries("L1", "contract"))
-    assert entry.wrapped in raw_bytes(store_url)
+    entry = next(store.key_store.list_entries(store.keyring.key_ref("L1"), "contract"))
+    assert entry.wrapped not in raw_bytes(store_url)
+    assert entry.wrapped in raw_bytes(keys_url)
     store.keyring.shred("L1", "contract")
+    assert entry.wrapped not in raw_bytes(keys_url)
     assert entry.wrapped not in raw_bytes(store_url)
     store.close()

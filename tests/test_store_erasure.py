@@ -10,7 +10,12 @@ import pytest
 
 from learnprivacy import Action
 from learnprivacy.crypto import Keyring
-from learnprivacy.errors import KeyShreddedError, RestrictedRecordError, RetentionViolation
+from learnprivacy.errors import (
+    AuditTampered,
+    KeyShreddedError,
+    RestrictedRecordError,
+    RetentionViolation,
+)
 from learnprivacy.records import (
     AccessEvent,
     Certificate,
@@ -223,7 +228,10 @@ def test_a_restricted_invoice_is_erased_when_its_retention_ends(store: Store) ->
     report = store.sweep(schedule, now=later)
     assert report.by_type["Invoice"]["erase"] == 1
     assert store.records_of("L1", include_restricted=True) == []
-    assert all(e.state.value == "shredded" for e in store.key_store.list_entries("L1"))
+    assert all(
+        e.state.value == "shredded"
+        for e in store.key_store.list_entries(store.keyring.key_ref("L1"))
+    )
 
 
 def test_replay_after_restoring_a_backup(tmp_path: Path) -> None:
@@ -248,11 +256,19 @@ def test_replay_after_restoring_a_backup(tmp_path: Path) -> None:
     # The backup is restored (to a new place here, so both can be compared).
     restored_path = tmp_path / "restored.db"
     shutil.copyfile(backup, restored_path)
-    restored = Store(f"sqlite:///{restored_path}", keyring=Keyring.from_master_key(master))
-    assert restored.get(Learner, "L1") is not None  # resurrected, until the replay
+    restored = Store(
+        f"sqlite:///{restored_path}",
+        keyring=Keyring.from_master_key(master),
+        keys=f"sqlite:///{tmp_path / 'current.keys.db'}",
+    )
+    # The keys live apart from the records: the restored rows of L1 read nothing.
+    with pytest.raises(KeyShreddedError):
+        restored.get(Learner, "L1")
+    assert restored.get(Learner, "L2") == recent
     report = restored.replay_erasures(current.audit, now=NOW)
     assert report.erased >= 7
-    assert report.shredded >= 3
+    # Nothing left to shred: the key database already did it.
+    assert report.shredded == 0
     for kind in (Progress, Certificate, Consent, AccessEvent):
         assert restored.query(kind, learner_id="L1", include_restricted=True) == []
     assert restored.get(Learner, "L1") is None
@@ -279,6 +295,11 @@ def test_replay_after_restoring_a_backup(tmp_path: Path) -> None:
         assert secret.encode() not in data
     again = restored.replay_erasures(list(current.audit), now=NOW)
     assert (again.erased, again.anonymised, again.restricted, again.shredded) == (0, 0, 0, 0)
+    # The anchor in the key database follows the live log: the restored one is reported
+    # until it is deliberately made the live one.
+    with pytest.raises(AuditTampered, match="anchor"):
+        restored.audit.verify()
+    restored.audit.reanchor(now=NOW, reason="restore 2026-06 checked")
     assert restored.audit.verify()
     current.close()
     restored.close()
@@ -294,7 +315,9 @@ def test_erase_records_erases_exactly_those_records(store: Store) -> None:
     assert store.get(Certificate, certificate.id) is None
     assert store.get(Consent, consent.id) is None
     assert len(store.records_of("L1")) == 5
-    states = {e.scope: e.state.value for e in store.key_store.list_entries("L1")}
+    states = {
+        e.scope: e.state.value for e in store.key_store.list_entries(store.keyring.key_ref("L1"))
+    }
     assert states["consent"] == "shredded"  # no consent record left
     assert states["contract"] == "active"  # the learner's account still uses it
     assert store.erase_records([certificate], now=NOW) == 0
@@ -335,7 +358,7 @@ def test_erase_records_restricts_an_invoice_inside_its_legal_minimum(store: Stor
     assert store.get(Invoice, invoice.id, include_restricted=True) == invoice
     restricts = list(store.audit.entries(actions=["restrict"]))
     assert restricts
-    assert restricts[0].details["ids"] == [invoice.id]
+    assert restricts[0].details["record_refs"] == [store.audit.record_ref("Invoice", invoice.id)]
     assert store.audit.verify()
 
 

@@ -15,9 +15,10 @@ from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import RestrictedRecordError
 from learnprivacy.records import Learner, Progress, not_personal, personal, register_record_type
-from learnprivacy.store import Store, _migrate, head_revision
+from learnprivacy.store import Store, _migrate
+from learnprivacy.store._migrate import head_revision
 from learnprivacy.store._schema import METADATA
-from tests.store_fixtures import MASTER_KEY, NOW, by_key, learner, records_for
+from tests.store_fixtures import MASTER_KEY, NOW, by_key, keys_for, learner, records_for
 
 _empty_params = pytest.mark.parametrize("empty_url", ["sqlite", "postgresql"], indirect=True)
 
@@ -29,7 +30,7 @@ def _engine(url: str) -> sa.Engine:
 @_empty_params
 def test_first_open_creates_the_newest_schema(empty_url: str) -> None:
     """Opening an empty database migrates it to the head revision and records it in lp_meta."""
-    store = Store(empty_url, keyring=Keyring.from_master_key(MASTER_KEY))
+    store = Store(empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY))
     store.close()
     engine = _engine(empty_url)
     with engine.connect() as connection:
@@ -44,7 +45,7 @@ def test_first_open_creates_the_newest_schema(empty_url: str) -> None:
 @_empty_params
 def test_migrations_match_the_table_definitions(empty_url: str) -> None:
     """The migrated schema is exactly what the code declares (no drift between the two)."""
-    Store(empty_url, keyring=Keyring.from_master_key(MASTER_KEY)).close()
+    Store(empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY)).close()
     engine = _engine(empty_url)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
@@ -55,7 +56,7 @@ def test_migrations_match_the_table_definitions(empty_url: str) -> None:
 
 
 def _managed_tables() -> set[str]:
-    from learnprivacy.records import record_type
+    from learnprivacy.records._base import record_type
     from learnprivacy.store._schema import BUILTIN_TYPES, table_name
 
     fixed = {"lp_meta", "lp_keys", "lp_key_tombstones", "lp_audit", "lp_audit_head"}
@@ -79,7 +80,7 @@ def _table_of(diff: Any) -> str | None:
 @_empty_params
 def test_upgrade_from_the_previous_revision_keeps_data(empty_url: str) -> None:
     """Data written at revision N-1 reads back, intact, after the store upgrades to N."""
-    store = Store(empty_url, keyring=Keyring.from_master_key(MASTER_KEY))
+    store = Store(empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY))
     records = [learner("L1"), *records_for("L1")]
     store.add_all(records)
     store.restrict(Progress, "L1-P1", reason="accuracy contested", now=NOW)
@@ -93,7 +94,9 @@ def test_upgrade_from_the_previous_revision_keeps_data(empty_url: str) -> None:
         assert "lp_restriction_reason" not in columns
         assert connection.execute(sa.text("SELECT count(*) FROM lp_learner")).scalar_one() == 1
     engine.dispose()
-    reopened = Store(empty_url, keyring=Keyring.from_master_key(MASTER_KEY))
+    reopened = Store(
+        empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY)
+    )
     assert by_key(reopened.records_of("L1", include_restricted=True)) == by_key(records)
     with pytest.raises(RestrictedRecordError):  # the restriction itself survived
         reopened.get(Progress, "L1-P1")
@@ -130,7 +133,9 @@ def test_an_lms_alembic_version_table_is_left_untouched(empty_url: str, lms_revi
             sa.text("INSERT INTO alembic_version VALUES (:rev)"), {"rev": lms_revision}
         )
     for _ in range(2):
-        store = Store(empty_url, keyring=Keyring.from_master_key(MASTER_KEY))
+        store = Store(
+            empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY)
+        )
         store.add(learner(f"L{_}"))
         store.close()
     with engine.connect() as connection:
@@ -146,7 +151,7 @@ def test_a_store_with_the_legacy_version_table_moves_its_row(empty_url: str, lms
     """A store created when the store used alembic_version: on opening, its revision moves
     to the store's own table and the upgrade continues from there, data kept. The legacy
     table is dropped once empty; an LMS's row in it stays."""
-    store = Store(empty_url, keyring=Keyring.from_master_key(MASTER_KEY))
+    store = Store(empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY))
     records = [learner("L1"), *records_for("L1")]
     store.add_all(records)
     store.close()
@@ -159,7 +164,9 @@ def test_a_store_with_the_legacy_version_table_moves_its_row(empty_url: str, lms
         connection.execute(sa.text("INSERT INTO alembic_version VALUES ('0002')"))
         if lms_row:
             connection.execute(sa.text("INSERT INTO alembic_version VALUES ('lms42')"))
-    reopened = Store(empty_url, keyring=Keyring.from_master_key(MASTER_KEY))
+    reopened = Store(
+        empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY)
+    )
     with engine.connect() as connection:
         assert _versions(connection, _migrate.VERSION_TABLE) == {head_revision()}
         assert _versions(connection, "alembic_version") == ({"lms42"} if lms_row else None)
@@ -177,13 +184,13 @@ def test_unknown_schema_version_is_refused(tmp_path: Any) -> None:
     from learnprivacy.errors import ConfigurationError
 
     url = f"sqlite:///{tmp_path / 'future.db'}"
-    Store(url, keyring=Keyring.from_master_key(MASTER_KEY)).close()
+    Store(url, keys=keys_for(url), keyring=Keyring.from_master_key(MASTER_KEY)).close()
     engine = _engine(url)
     with engine.begin() as connection:
         connection.execute(sa.text(f"DROP TABLE {_migrate.VERSION_TABLE}"))
         connection.execute(sa.text("UPDATE lp_meta SET value = '99' WHERE key = 'schema_version'"))
     with pytest.raises(ConfigurationError):
-        Store(url, keyring=Keyring.from_master_key(MASTER_KEY))
+        Store(url, keys=keys_for(url), keyring=Keyring.from_master_key(MASTER_KEY))
     with engine.connect() as connection:
         assert _versions(connection, _migrate.VERSION_TABLE) is None
     engine.dispose()
@@ -196,7 +203,7 @@ def test_migration_scripts_ship_in_the_package() -> None:
     versions = files("learnprivacy.store") / "migrations" / "versions"
     names = sorted(p.name for p in versions.iterdir() if p.name.endswith(".py"))
     assert "0001_initial.py" in names
-    assert head_revision() == "0003"
+    assert head_revision() == "0004"
 
 
 def test_the_known_head_is_the_newest_script() -> None:
@@ -231,7 +238,7 @@ def test_opening_an_up_to_date_store_loads_no_alembic(tmp_path: Any) -> None:
 def test_upgrade_to_0003_replaces_the_learner_indexes(empty_url: str) -> None:
     """A store at revision 0002 gets (learner_id, id) indexes in place of (learner_id) ones,
     and pages through a learner's records afterwards."""
-    store = Store(empty_url, keyring=Keyring.from_master_key(MASTER_KEY))
+    store = Store(empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY))
     records = [learner("L1"), *records_for("L1")]
     store.add_all(records)
     store.close()
@@ -242,7 +249,9 @@ def test_upgrade_to_0003_replaces_the_learner_indexes(empty_url: str) -> None:
         names = {i["name"] for i in sa.inspect(connection).get_indexes("lp_progress")}
         assert "ix_lp_progress_learner_id" in names
         assert "ix_lp_progress_learner_id_id" not in names
-    reopened = Store(empty_url, keyring=Keyring.from_master_key(MASTER_KEY))
+    reopened = Store(
+        empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY)
+    )
     with engine.connect() as connection:
         indexes = {
             i["name"]: i["column_names"] for i in sa.inspect(connection).get_indexes("lp_progress")
@@ -312,7 +321,7 @@ def test_tables_of_user_defined_types_get_indexes_added_since(tmp_path: Any) -> 
     sticker = Sticker(id="S1", learner_id="L1", earned_at=NOW)
     url = f"sqlite:///{tmp_path / 'sticker.db'}"
     try:
-        store = Store(url, keyring=Keyring.from_master_key(MASTER_KEY))
+        store = Store(url, keys=keys_for(url), keyring=Keyring.from_master_key(MASTER_KEY))
         store.add_all([learner("L1"), sticker])
         store.close()
         engine = _engine(url)
@@ -321,7 +330,7 @@ def test_tables_of_user_defined_types_get_indexes_added_since(tmp_path: Any) -> 
             connection.exec_driver_sql(
                 "CREATE INDEX ix_lp_sticker_learner_id ON lp_sticker (learner_id)"
             )
-        reopened = Store(url, keyring=Keyring.from_master_key(MASTER_KEY))
+        reopened = Store(url, keys=keys_for(url), keyring=Keyring.from_master_key(MASTER_KEY))
         with engine.connect() as connection:
             indexes = {
                 i["name"]: i["column_names"]

@@ -21,6 +21,7 @@ from tests.store_fixtures import (
     MASTER_KEY,
     NOW,
     anonymised_facts,
+    keys_for,
     population,
     retention_schedule,
 )
@@ -36,6 +37,7 @@ def _worker(url: str, batch_size: int, actor: str) -> subprocess.Popen[str]:
             "-m",
             "tests.store_worker",
             url,
+            keys_for(url),
             MASTER_KEY.hex(),
             NOW.isoformat(),
             str(batch_size),
@@ -58,8 +60,10 @@ def _state(store: Store) -> dict[str, Any]:
             if not store.query(rt.cls, id=record.id):
                 restricted.add((rt.name, record.id))
     anonymised = {rt.name: anonymised_facts(store, rt.cls) for rt in store.tables()}
+    # The key database names subjects by key reference: map them back to learner ids.
+    names = {store.keyring.key_ref(f"L{i:05d}"): f"L{i:05d}" for i in range(1_000)}
     keys = collections.Counter(
-        (e.subject, e.scope, e.state.value)
+        (names.get(e.subject, e.subject), e.scope, e.state.value)
         for e in store.key_store.list_entries()
         if not e.subject.startswith("learnprivacy:")
     )
@@ -67,7 +71,7 @@ def _state(store: Store) -> dict[str, Any]:
 
 
 def _populated(url: str, size: int) -> Store:
-    store = Store(url, keyring=Keyring.from_master_key(MASTER_KEY))
+    store = Store(url, keys=keys_for(url), keyring=Keyring.from_master_key(MASTER_KEY))
     store.add_all(population(size))
     return store
 
@@ -123,7 +127,7 @@ def test_sweep_killed_mid_run_then_rerun_ends_like_an_uninterrupted_one(
     done = _destructive_entries(store_url)
     assert 0 < done < total, "the kill must land in the middle of the sweep"
 
-    store = Store(store_url, keyring=Keyring.from_master_key(MASTER_KEY))
+    store = Store(store_url, keys=keys_for(store_url), keyring=Keyring.from_master_key(MASTER_KEY))
     rerun = store.sweep(retention_schedule(), now=NOW, batch_size=4)
     assert 0 < rerun.erased + rerun.anonymised < clean.erased + clean.anonymised
     assert _state(store) == expected
@@ -153,12 +157,12 @@ def test_two_workers_never_process_the_same_rows(
     for worker, (_out, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err
 
-    store = Store(url, keyring=Keyring.from_master_key(MASTER_KEY))
+    store = Store(url, keys=keys_for(url), keyring=Keyring.from_master_key(MASTER_KEY))
     seen: collections.Counter[tuple[str, str]] = collections.Counter()
     actors: collections.Counter[str] = collections.Counter()
     for entry in store.audit.entries(actions=_DESTRUCTIVE):
         actors[entry.actor] += 1
-        for item in entry.details.get("ids", ()):
+        for item in entry.details.get("record_refs", ()):
             seen[entry.record_type, item] += 1
         for ref in entry.details.get("subject_refs", ()):
             seen[entry.record_type, ref] += 1

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from learnprivacy.crypto import KeyState
+from learnprivacy.crypto._keystore import KeyState
 from learnprivacy.errors import RestrictedRecordError
 from learnprivacy.records import (
     Certificate,
@@ -59,8 +59,10 @@ def _state(store: Store) -> dict[str, Any]:
         if not store.query(rt.cls, id=r.id)
     }
     anonymised = {rt.name: anonymised_facts(store, rt.cls) for rt in store.tables()}
+    # The key database names subjects by key reference: map them back to learner ids.
+    names = {store.keyring.key_ref(f"L{i:05d}"): f"L{i:05d}" for i in range(1_000)}
     keys = sorted(
-        (e.subject, e.scope, e.state.value)
+        (names.get(e.subject, e.subject), e.scope, e.state.value)
         for e in store.key_store.list_entries()
         if not e.subject.startswith("learnprivacy:")
     )
@@ -237,7 +239,10 @@ def test_keys_are_shredded_once_no_row_uses_the_scope(store: Store) -> None:
     report = store.sweep(schedule, now=NOW)
     assert report.erased == 3  # L1's consent, certificate, then their account
     assert report.shredded == 2
-    states = {(e.subject, e.scope): e.state for e in store.key_store.list_entries()}
+    names = {store.keyring.key_ref(s): s for s in ("L1", "L2")}
+    states = {
+        (names.get(e.subject, e.subject), e.scope): e.state for e in store.key_store.list_entries()
+    }
     assert states["L1", "consent"] is KeyState.SHREDDED
     assert states["L1", "contract"] is KeyState.SHREDDED
     assert states["L2", "contract"] is KeyState.ACTIVE
@@ -340,24 +345,25 @@ def test_audit_lists_every_erased_row(store: Store) -> None:
     logged: set[tuple[str, str]] = set()
     refs: set[str] = set()
     for entry in store.audit.entries(actions=["erase"]):
-        logged.update((entry.record_type, i) for i in entry.details.get("ids", ()))
+        logged.update((entry.record_type, i) for i in entry.details.get("record_refs", ()))
         refs.update(entry.details.get("subject_refs", ()))
     erased = {k for k, a in expected.items() if a is Action.ERASE}
-    assert {k for k in erased if k[0] != "Learner"} == logged
+    assert {
+        (k[0], store.audit.record_ref(k[0], k[1])) for k in erased if k[0] != "Learner"
+    } == logged
     assert {store.audit.subject_ref(i) for k, i in erased if k == "Learner"} == refs
 
 
 def _wipe(store: Store) -> None:
     """Delete every record and data key (not the keyring's own), for a fresh example."""
-    from sqlalchemy import delete
-
-    from learnprivacy.store._tables import KEYS, TOMBSTONES
+    from sqlalchemy import delete, text
 
     with store.database.write() as connection:
         for rt in store.tables():
             connection.execute(delete(rt.table))
-        connection.execute(delete(KEYS).where(~KEYS.c.subject.startswith("learnprivacy:")))
-        connection.execute(delete(TOMBSTONES))
+    with store.key_database.database.write() as connection:
+        connection.execute(text("DELETE FROM lpk_keys WHERE subject_ref NOT LIKE 'learnprivacy:%'"))
+        connection.execute(text("DELETE FROM lpk_tombstones"))
     store.keyring.clear_cache()
 
 

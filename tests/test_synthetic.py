@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import Learner, subject_of
+from learnprivacy.records import Learner
+from learnprivacy.records._base import subject_of
 from learnprivacy.synthetic import generate_organisation
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)

@@ -10,7 +10,8 @@ import pytest
 from examples.toy_lms import ForumProvider, ToyLMS
 
 from learnprivacy.crypto import Keyring
-from learnprivacy.providers import ApprovedContextList, PrivacyManager, RequestStatus
+from learnprivacy.providers import ApprovedContextList, PrivacyManager
+from learnprivacy.providers._results import RequestStatus
 from learnprivacy.providers._store import StoreProvider
 from learnprivacy.records import Invoice, Learner
 from learnprivacy.store import Store

@@ -236,3 +236,12 @@ def test_one_controller_serves_register_and_letters() -> None:
     assert Controller(name="Acme", contact="info@acme.example").reply_to == "info@acme.example"
     with pytest.raises(ValidationError):
         Controller(name=" ", contact="info@acme.example")
+
+
+def test_the_architecture_page_names_the_vocabulary() -> None:
+    """docs/architecture.md is in the site's navigation and names every shared word."""
+    root = SRC.parents[1]
+    page = (root / "docs" / "architecture.md").read_text()
+    assert "architecture.md" in (root / "mkdocs.yml").read_text()
+    for word in ("Action", "Article", "ContextLevel", "Controller", "subject"):
+        assert f"`{word}`" in page or f"**`{word}`**" in page, word

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from learnprivacy.errors import ConfigurationError, DeliveryError, ValidationError
-from learnprivacy.export.xapi import XapiProfile, check_statement, send_statements, statements_for
+from learnprivacy.export._xapi import check_statement
+from learnprivacy.export.xapi import XapiProfile, send_statements, statements_for
 from learnprivacy.records import Certificate, Progress, ProgressStatus, Score
 from learnprivacy.testing.lrs import TemporaryRalphLRS
 

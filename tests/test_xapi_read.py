@@ -14,13 +14,13 @@ import pytest
 
 from learnprivacy.crypto import Pseudonymiser
 from learnprivacy.errors import ValidationError
+from learnprivacy.export._lrs_recipient import voiding_statement
 from learnprivacy.export.xapi import (
     XapiProfile,
     progress_from_statements,
     read_statements,
     send_statements,
     statements_for,
-    voiding_statement,
 )
 from learnprivacy.records import Certificate, Progress, ProgressStatus, Score
 from learnprivacy.testing.lrs import TemporaryRalphLRS

@@ -14,11 +14,12 @@ provider is a processor (line 40); its promises:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from examples.policies._promise import Promise, build_register
-from learnprivacy import Controller, Hosting
+from learnprivacy import Controller, DataCategory, Hosting
 from learnprivacy.basis import LawfulBasis
-from learnprivacy.providers import Register
+from learnprivacy.providers import ClientProcessing, ProcessorRegister, Register
 from learnprivacy.records import (
     AccessEvent,
     Certificate,
@@ -34,9 +35,11 @@ __all__ = [
     "CONTROLLER",
     "INVOICES",
     "NEWSLETTER",
+    "PLATFORM_PROCESSING",
     "PROMISES",
     "SCHEDULE",
     "SEED",
+    "processor_register",
     "register",
 ]
 
@@ -117,6 +120,42 @@ def register(as_of: dt.date | None = None) -> Register:
     return build_register(CONTROLLER, SCHEDULE, as_of=as_of)
 
 
+#: Line 40: on its clients' platforms the provider runs « les traitements automatisés liés
+#: au bon fonctionnement des logiciels », nothing else.
+PLATFORM_PROCESSING = (
+    "Hosting and operating the client's LMS platform (SaaS)",
+    "Automated processing needed for the software to work",
+    "Destruction of the platform data at the end of the contract (line 46)",
+)
+
+
+def processor_register(
+    clients: Sequence[tuple[str, str]], as_of: dt.date | None = None
+) -> ProcessorRegister:
+    """The record the provider keeps as a processor (GDPR Art. 30(2)): one entry per
+    client platform, given as ``(client name, client contact)``."""
+    return ProcessorRegister(
+        processor=CONTROLLER,
+        clients=[
+            ClientProcessing(
+                controller=name,
+                contact=contact,
+                processing=PLATFORM_PROCESSING,
+                categories=(
+                    DataCategory.IDENTITY,
+                    DataCategory.CONTACT,
+                    DataCategory.ACCOUNT,
+                    DataCategory.LEARNING,
+                    DataCategory.ASSESSMENT,
+                    DataCategory.CERTIFICATION,
+                ),
+            )
+            for name, contact in clients
+        ],
+        as_of=as_of,
+    )
+
+
 _T = "tests/test_policies.py::"
 _C = "tests/test_policy_conformance.py::"
 _D = "tests/test_requests_deadlines.py::"
@@ -127,8 +166,8 @@ PROMISES = (
         seed=SEED,
         line=40,
         quote="agit en tant que prestataire technique",
-        enforced_by="AT_CONTRACT_END: the client contract governs the platform data",
-        test=_C + "test_saas_register_names_the_provider_and_its_host",
+        enforced_by="processor_register(): the Art. 30(2) record, one entry per client",
+        test=_C + "test_saas_keeps_a_processor_register",
     ),
     Promise(
         promise="Platform data destroyed at the end of the client contract",

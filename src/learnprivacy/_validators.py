@@ -29,12 +29,14 @@ __all__ = [
     "instance_of",
     "ip_address",
     "is_aware",
+    "learner_identifier",
     "non_empty_text",
     "optional",
     "optional_aware_datetime",
     "require_aware",
     "require_email",
     "require_identifier",
+    "require_learner_id",
     "require_text",
     "utc_if_naive",
 ]
@@ -121,6 +123,28 @@ def require_identifier(value: object, field: str) -> str:
     return text
 
 
+# Something@something.tld: loose on purpose, a learner id only has to not look like one.
+_EMAIL_LIKE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def require_learner_id(value: object, field: str) -> str:
+    """Return ``value`` if it is a learner id: an identifier (see
+    :func:`require_identifier`) that does not look like an e-mail address.
+
+    A learner id is an opaque reference, kept in clear because every record joins on it
+    and surviving in places erasure reaches late (logs, references held by others). An
+    e-mail address there would be personal data in clear: refused.
+    """
+    text = require_identifier(value, field)
+    if "@" in text and _EMAIL_LIKE.search(text):
+        raise ValidationError(
+            f"{field} looks like an e-mail address: use an opaque id (the address belongs "
+            "in the learner's email field, encrypted)",
+            field=field,
+        )
+    return text
+
+
 def require_email(value: object, field: str) -> str:
     """Return ``value`` if it is a syntactically valid e-mail address (``local@domain.tld``)."""
     text = require_text(value, field)
@@ -178,6 +202,11 @@ def non_empty_text(instance: object, attribute: attrs.Attribute[Any], value: obj
 def identifier(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """A record id: non-empty text, at most 255 characters, no control characters."""
     require_identifier(value, _name(instance, attribute))
+
+
+def learner_identifier(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A learner id: an identifier that does not look like an e-mail address."""
+    require_learner_id(value, _name(instance, attribute))
 
 
 def email_address(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:

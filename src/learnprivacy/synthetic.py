@@ -37,7 +37,7 @@ from learnprivacy.records import (
     Score,
 )
 
-__all__ = ["COURSES", "Organisation", "generate_organisation"]
+__all__ = ["generate_organisation"]
 
 _GIVEN = (
     "Ana Léa Hugo Inès Jules Louise Malik Nora Paul Sofia Tom Yasmine Lucas Emma Noah Chloé "

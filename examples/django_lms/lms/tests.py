@@ -110,6 +110,30 @@ class FieldTests(TestCase):
         values = Profile.objects.filter(pk=ana.pk).values("phone")[0]["phone"]
         assert "+33" not in repr(values)
 
+    def test_admin_shows_and_saves_plaintext(self) -> None:
+        """The admin's change form shows decrypted values and saves edits as tokens."""
+        ana = profile(learner("ana"))
+        admin = User.objects.create_superuser("admin", "admin@example.org", "pw-for-tests")
+        self.client.force_login(admin)
+        page = self.client.get(f"/admin/lms/profile/{ana.pk}/change/")
+        assert page.status_code == 200
+        assert "+33 6 12 34 56 78" in page.content.decode()
+        listing = self.client.get("/admin/lms/profile/")
+        assert "Paris" in listing.content.decode()
+        form = {
+            "user": ana.user_id,
+            "phone": "+33 7 00 00 00 00",
+            "city": "Lyon",
+            "birth_date": "1990-05-17",
+            "joined_0": "2020-01-01",
+            "joined_1": "00:00:00",
+        }
+        saved = self.client.post(f"/admin/lms/profile/{ana.pk}/change/", form)
+        assert saved.status_code == 302, saved.content.decode()[:500]
+        row = raw("SELECT city FROM lms_profile WHERE id = %s", [ana.pk])[0][0]
+        assert row.startswith("lp1.")
+        assert Profile.objects.get(pk=ana.pk).city == "Lyon"
+
     def test_blind_index_lookup(self) -> None:
         """lp_lookup finds rows by normalised value; plain lookups are refused."""
         ana = profile(learner("ana"), phone="+33 6 00 00 00 01")
@@ -138,6 +162,34 @@ class FieldTests(TestCase):
         write_raw("UPDATE lms_profile SET city = phone WHERE id = %s", [ana.pk])
         with self.assertRaises(DecryptionError):
             _ = Profile.objects.get(pk=ana.pk).city
+
+    def test_missing_key_is_a_typed_error(self) -> None:
+        """A key lost from the key store: reading raises DecryptionError, no value leaks."""
+        ana = profile(learner("ana"))
+        with connections["learnprivacy_keys"].cursor() as cursor:
+            cursor.execute("DELETE FROM lpdj_keys WHERE subject = %s", [str(ana.user_id)])
+        runtime().keyring.clear_cache()
+        loaded = Profile.objects.get(pk=ana.pk)
+        with self.assertRaises(DecryptionError) as caught:
+            _ = loaded.phone
+        assert "+33" not in str(caught.exception)
+
+    def test_missing_master_key_is_a_configuration_error(self) -> None:
+        """Without the master key in the environment, the keyring refuses to start and
+        names the variable only."""
+        from learnprivacy.django._settings import reset_runtime
+        from learnprivacy.errors import ConfigurationError
+
+        reset_runtime()
+        try:
+            with (
+                mock.patch.dict("os.environ", {"LEARNPRIVACY_MASTER_KEY": ""}),
+                self.assertRaises(ConfigurationError) as caught,
+            ):
+                runtime()
+            assert "LEARNPRIVACY_MASTER_KEY" in str(caught.exception)
+        finally:
+            reset_runtime()
 
     def test_plaintext_at_rest_is_refused(self) -> None:
         """A value written in clear behind the ORM raises PlaintextError on read."""
@@ -258,6 +310,9 @@ class ErasureTests(TransactionTestCase):
         with self.assertRaises(RestrictedRecordError):
             invoice.save()
         assert Invoice.objects.get(pk=self.invoice.pk).amount == Decimal("120")
+        with self.assertRaises(RestrictedRecordError):
+            invoice.delete()
+        assert Invoice.objects.filter(pk=self.invoice.pk).exists()
 
     def test_dry_run_changes_nothing(self) -> None:
         """A dry run reports and leaves rows, keys and the audit log alone."""

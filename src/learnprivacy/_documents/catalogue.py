@@ -78,7 +78,10 @@ def update() -> None:
         language = po.parent.parent.name
         with po.open("rb") as handle:
             catalog = read_po(handle, locale=language)
+        created = catalog.creation_date
         catalog.update(template, no_fuzzy_matching=True)
+        # Unchanged messages leave the file unchanged: no date churn in the diff.
+        catalog.creation_date = created
         out = io.BytesIO()
         write_po(out, catalog, sort_output=True, no_location=True, width=96, ignore_obsolete=True)
         po.write_bytes(out.getvalue())

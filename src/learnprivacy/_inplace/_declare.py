@@ -14,7 +14,7 @@ import attrs
 
 from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.errors import ConfigurationError
-from learnprivacy.records import FieldInfo
+from learnprivacy.records._fields import FieldInfo
 
 __all__ = ["INFO_KEY", "ColumnPrivacy", "Privacy", "default_scope"]
 

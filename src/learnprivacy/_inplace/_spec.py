@@ -24,7 +24,7 @@ import attrs
 from learnprivacy._inplace._declare import ColumnPrivacy, Privacy
 from learnprivacy._validators import is_aware
 from learnprivacy.errors import ConfigurationError
-from learnprivacy.records import FieldInfo
+from learnprivacy.records._fields import FieldInfo
 
 __all__ = ["INDEX_SUFFIX", "ColumnSpec", "ModelSpec", "RecordView", "build_spec"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import click
 
-from learnprivacy.cli._app import EXIT_CODES, Env, LearnPrivacyGroup
+from learnprivacy.cli._app import EXIT_CODES, Env, LazyCommand, LearnPrivacyGroup
 from learnprivacy.cli._settings import (
     CONFIG_ENV,
     CONFIG_FILE,
@@ -25,12 +25,68 @@ from learnprivacy.cli._settings import (
     load_settings,
 )
 
-__all__ = ["EXIT_CODES", "main"]
+# The command line is a program, not an API: ``main`` is its entry point
+# (``learnprivacy = "learnprivacy.cli:main"``), documented in docs/cli.md.
+__all__: list[str] = []
+
+_STORE = "learnprivacy.cli._store_commands"
+_REGISTER = "learnprivacy.cli._register_commands"
+
+#: The subcommands, imported only when they run (``--help`` shows these summaries; a test
+#: checks that each equals the command's own).
+COMMANDS: dict[str, LazyCommand] = {
+    "audit": LazyCommand(f"{_STORE}:audit", "The tamper-evident audit log."),
+    "copy": LazyCommand(
+        f"{_STORE}:copy_command",
+        "Copy the store to another database (e.g. SQLite to PostgreSQL), then verify it.",
+    ),
+    "demo": LazyCommand(
+        "learnprivacy.cli._demo:demo",
+        "Run the whole story on an embedded SQLite database (writes only to one folder).",
+    ),
+    "erase": LazyCommand(
+        f"{_STORE}:erase",
+        "Erase learners (GDPR Art. 17); records under a legal minimum are restricted.",
+    ),
+    "export": LazyCommand(
+        f"{_STORE}:export",
+        "Export a learner's data package (JSON, CSV, xAPI, HTML page, manifest).",
+    ),
+    "import": LazyCommand(
+        f"{_STORE}:import_",
+        "Import learners, progress, invoices... from a CSV or JSON file (all or nothing).",
+    ),
+    "init": LazyCommand(
+        f"{_STORE}:init",
+        "Write a commented learnprivacy.toml, a master key file (mode 0600) and the store.",
+    ),
+    "keys": LazyCommand(
+        "learnprivacy.cli._keys:keys",
+        "The key database and the master key: rotate, back up, status.",
+    ),
+    "migrate-encrypt": LazyCommand(
+        "learnprivacy.cli._migrate_encrypt:migrate_encrypt_command",
+        "Encrypt the plaintext personal columns of an application's tables, in place.",
+    ),
+    "moodle": LazyCommand(f"{_REGISTER}:moodle", "Work with a Moodle site's database (read-only)."),
+    "register": LazyCommand(
+        f"{_REGISTER}:register",
+        "Print the GDPR Art. 30 record of processing built from every provider's metadata.",
+    ),
+    "requests": LazyCommand(
+        "learnprivacy.cli._requests:requests_group",
+        "Data-subject requests: receive, verify identity, execute, answer.",
+    ),
+    "sweep": LazyCommand(
+        f"{_STORE}:sweep",
+        "Apply the retention schedule: erase, anonymise or restrict what has expired.",
+    ),
+}
 
 _EPILOG = "Exit codes:\n\n" + "\n\n".join(f"{code}  {text}" for text, code in EXIT_CODES.items())
 
 
-@click.group(cls=LearnPrivacyGroup, epilog=_EPILOG)
+@click.group(cls=LearnPrivacyGroup, epilog=_EPILOG, lazy=COMMANDS)
 @click.version_option(package_name="learnprivacy")
 @click.option(
     "--config",
@@ -71,20 +127,3 @@ def main(
     # `init` creates the file named by --config; every other command needs it to exist.
     found = find_config(config_path, must_exist=ctx.invoked_subcommand != "init")
     env.settings = load_settings(found, db=db, key_file=key_file)
-
-
-def _register_commands() -> None:
-    from learnprivacy.cli._demo import demo
-    from learnprivacy.cli._migrate_encrypt import migrate_encrypt_command
-    from learnprivacy.cli._register_commands import register_register_commands
-    from learnprivacy.cli._requests import requests_group
-    from learnprivacy.cli._store_commands import register_store_commands
-
-    main.add_command(demo)
-    main.add_command(migrate_encrypt_command)
-    main.add_command(requests_group)
-    register_store_commands(main)
-    register_register_commands(main)
-
-
-_register_commands()

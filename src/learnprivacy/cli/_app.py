@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import importlib
 import inspect
 import json
 import sys
@@ -26,6 +27,7 @@ __all__ = [
     "CommandFailed",
     "Env",
     "HelpGroup",
+    "LazyCommand",
     "LearnPrivacyGroup",
     "emit",
     "fail",
@@ -137,6 +139,84 @@ class HelpGroup(click.Group):
                 formatter.write_dl(rows)
 
 
+@attrs.frozen
+class LazyCommand:
+    """A subcommand known by name and summary, imported only when it runs.
+
+    ``target`` is ``"module:attribute"``; ``help`` is the summary shown by ``--help``
+    (a test checks that it equals the command's own).
+    """
+
+    target: str
+    help: str
+
+    def load(self) -> click.Command:
+        """Import the command's module and return the command."""
+        module, _, attribute = self.target.partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        if not isinstance(command, click.Command):  # pragma: no cover - a table typo
+            raise TypeError(f"{self.target} is not a click command")
+        return command
+
+
+class _LazyCommands(dict[str, click.Command]):
+    """``Group.commands`` that imports a lazy command's module on first access.
+
+    Iterating (or ``items()``) loads every command, so code walking ``group.commands``
+    sees them all; ``--help`` never iterates it (see :meth:`LearnPrivacyGroup.list_commands`).
+    """
+
+    def __init__(self, lazy: dict[str, LazyCommand]) -> None:
+        super().__init__()
+        self.lazy = lazy
+
+    def __missing__(self, name: str) -> click.Command:
+        command = self.lazy[name].load()
+        self[name] = command
+        return command
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if name in self.lazy and not super().__contains__(name):
+            return self[name]
+        return super().get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.lazy or super().__contains__(name)
+
+    def loaded(self, name: str) -> click.Command | None:
+        """The command if it was imported already, without importing it."""
+        return super().get(name)
+
+    def loaded_names(self) -> set[str]:
+        """The names of the commands imported (or added) so far."""
+        return set(super().keys())
+
+    def _load_all(self) -> None:
+        for name in self.lazy:
+            if not super().__contains__(name):
+                self[name] = self.lazy[name].load()
+
+    def __iter__(self) -> Any:
+        self._load_all()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._load_all()
+        return super().__len__()
+
+    def keys(self) -> Any:
+        self._load_all()
+        return super().keys()
+
+    def items(self) -> Any:
+        self._load_all()
+        return super().items()
+
+    def values(self) -> Any:
+        self._load_all()
+        return super().values()
+
+
 def report_error(env: Env | None, kind: str, message: str, code: int) -> None:
     """Write one error: a line on stderr, or a JSON object on stdout under ``--json``."""
     if env is not None and env.json:
@@ -156,7 +236,47 @@ class CommandFailed(click.ClickException):
 
 
 class LearnPrivacyGroup(HelpGroup):
-    """A click group that turns library errors into one clear line and an exit code."""
+    """A click group that turns library errors into one clear line and an exit code.
+
+    Its subcommands can be :class:`LazyCommand` entries (``lazy=``): their modules are
+    imported only when the command runs, so ``learnprivacy --help`` stays fast.
+    """
+
+    def __init__(self, *args: Any, lazy: dict[str, LazyCommand] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        commands = _LazyCommands(dict(lazy or {}))
+        commands.update(self.commands)
+        self.commands = commands
+
+    @property
+    def lazy(self) -> dict[str, LazyCommand]:
+        """The lazily imported subcommands, by name."""
+        commands = self.commands
+        return commands.lazy if isinstance(commands, _LazyCommands) else {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every subcommand name, without importing the lazy ones."""
+        commands = self.commands
+        if isinstance(commands, _LazyCommands):
+            return sorted(set(commands.lazy) | commands.loaded_names())
+        return sorted(commands)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List the subcommands; a lazy one not yet imported shows its table summary."""
+        rows = []
+        for name in self.list_commands(ctx):
+            commands = self.commands
+            loaded = commands.loaded(name) if isinstance(commands, _LazyCommands) else None
+            if loaded is None and name in self.lazy:
+                rows.append((name, self.lazy[name].help))
+                continue
+            command = self.get_command(ctx, name)
+            if command is None or command.hidden:
+                continue
+            rows.append((name, short_help(command)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; library errors become ``error: ...`` and a documented code.

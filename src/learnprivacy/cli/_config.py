@@ -7,10 +7,11 @@ import binascii
 import os
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from learnprivacy.cli._settings import DEFAULT_DB, DEFAULT_KEY_FILE
-from learnprivacy.crypto import ENV_VAR, Keyring
+from learnprivacy.crypto import Keyring
+from learnprivacy.crypto._keyring import ENV_VAR
 from learnprivacy.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ __all__ = [
     "load_keyring",
     "master_key_variable",
     "open_store",
+    "read_key_file",
     "write_key_file",
 ]
 
@@ -39,6 +41,11 @@ def write_key_file(path: Path, *, overwrite: bool = False) -> bytes:
         handle.write(base64.b64encode(key).decode("ascii") + "\n")
     os.chmod(path, 0o600)
     return key
+
+
+def read_key_file(path: Path) -> bytes:
+    """The 32-byte master key in ``path`` (base64, mode 0600), or ``ConfigurationError``."""
+    return _read_key_file(path)
 
 
 def _read_key_file(path: Path) -> bytes:
@@ -86,17 +93,9 @@ def open_store(
     keys_url: str | None = None,
     master_key_env: str | None = None,
 ) -> Store:
-    """Open the store at ``db`` with the configured master key (and key store)."""
-    import inspect
-
+    """Open the store at ``db`` with the configured master key and key database
+    (``[keys] url``; a SQLite store defaults to its sibling ``.keys.db``)."""
     from learnprivacy.store import Store
 
     keyring = load_keyring(key_file, master_key_env=master_key_env)
-    if keys_url is None:
-        return Store(db, keyring=keyring, actor="learnprivacy-cli")
-    if "keys" not in inspect.signature(Store).parameters:
-        raise ConfigurationError(
-            "[keys] url: this version keeps the key store in the records database"
-        )
-    extra: dict[str, Any] = {"keys": keys_url}
-    return Store(db, keyring=keyring, actor="learnprivacy-cli", **extra)
+    return Store(db, keyring=keyring, keys=keys_url, actor="learnprivacy-cli")

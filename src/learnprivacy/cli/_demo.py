@@ -16,12 +16,12 @@ from typing import Any
 
 import click
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from learnprivacy import Controller, Hosting, SubProcessor, Transfer
 from learnprivacy.cli._app import Env, pass_env
 from learnprivacy.cli._config import write_key_file
+from learnprivacy.cli._progress import progress
 from learnprivacy.cli._store_commands import AwareDateTime, print_sweep, sweep_data
 
 __all__ = ["demo", "example_controller"]
@@ -123,19 +123,12 @@ def demo(env: Env, folder: str | None, learners: int, seed: int, now: dt.datetim
     )
     with (
         store,
-        Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=console,
-            transient=True,
-        ) as bar,
+        progress(env, "Encrypting and storing", total=len(records), unit="records") as bar,
     ):
-        task = bar.add_task("encrypting and storing", total=len(records))
         for start in range(0, len(records), 2_000):
             chunk = records[start : start + 2_000]
             store.add_all(chunk)
-            bar.advance(task, len(chunk))
+            bar.advance(len(chunk))
     _counts_table(env, org.counts())
     sample = org.learners[0]
     raw = db_path.read_bytes()

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from learnprivacy.cli._progress import progress
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import Learner, from_json_dict, record_type
+from learnprivacy.records import Learner, from_json_dict
+from learnprivacy.records._base import record_type
 
 if TYPE_CHECKING:
     from learnprivacy.cli._app import Env

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from learnprivacy.cli._app import Env, emit, fail
+from learnprivacy.cli._progress import progress
 
 __all__ = ["migrate_encrypt_command"]
 
@@ -69,12 +70,17 @@ def migrate_encrypt_command(
     models = [privacy.spec(t).model for t in tables] if tables else None
     engine = create_engine(app_db)
 
-    def progress(table: str, done: int, total: int) -> None:
-        if not env.json:
-            env.err.print(f"{table}: {done}/{total} rows")
-
     try:
-        reports = migrate_encrypt(privacy, engine, models, batch_size=batch_size, progress=progress)
+        with progress(env, "Encrypting", unit="rows") as bar:
+
+            def report(table: str, done: int, total: int) -> None:
+                # One table after the other: the bar restarts for each.
+                bar.describe(f"Encrypting {table}")
+                bar.set(done, total)
+
+            reports = migrate_encrypt(
+                privacy, engine, models, batch_size=batch_size, progress=report
+            )
     finally:
         engine.dispose()
     data = [

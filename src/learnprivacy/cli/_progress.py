@@ -75,6 +75,12 @@ class ProgressBar:
         if self._bar is not None and self._task is not None:
             self._bar.advance(self._task, units)
 
+    def set(self, done: int, total: int | None) -> None:
+        """Jump to ``done`` of ``total`` (for callers that report absolute counts)."""
+        self.done, self.total = done, total
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, completed=done, total=total)
+
     def describe(self, description: str) -> None:
         """Change the text before the bar (the current step)."""
         if self._bar is not None and self._task is not None:

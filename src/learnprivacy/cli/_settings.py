@@ -391,7 +391,8 @@ def load_settings(
         recipients=_recipients(data),
         **_policy(data),
     )
-    if path is not None and settings.key_file != DEFAULT_KEY_FILE:
+    if "master_key_file" in keys:
+        # A key file named in the file is found next to it, wherever the command runs.
         settings = attrs.evolve(settings, key_file=settings._relative(settings.key_file))
     if db:
         settings = attrs.evolve(settings, store_url=db)

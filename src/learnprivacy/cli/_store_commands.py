@@ -1,4 +1,4 @@
-"""Commands over a store: init, import, sweep, erase, export, keys, audit."""
+"""Commands over a store: init, import, sweep, erase, export, audit, copy (keys: _keys.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from learnprivacy.cli._importer import import_file
 from learnprivacy.cli._progress import progress
 from learnprivacy.cli._schedules import load_schedule
 from learnprivacy.cli._settings import CONFIG_FILE, LANGUAGES, sample_config
-from learnprivacy.errors import ConfigurationError, NotFoundError, ValidationError
+from learnprivacy.errors import ConfigurationError, NotFoundError
 
 __all__ = ["register_store_commands"]
 
@@ -357,41 +357,6 @@ def export(
 
 
 @click.group()
-def keys() -> None:
-    """Master key management."""
-
-
-@keys.command("rotate")
-@pass_env
-def keys_rotate(env: Env) -> None:
-    """Rewrap every data key under a new master key, then replace the key file."""
-    import os
-
-    variable = master_key_variable(env.settings.master_key_env)
-    if variable is not None:
-        raise ValidationError(
-            f"the master key comes from {variable}: rotate it in your secret manager",
-            field=variable,
-        )
-    key_path = Path(env.key_file)
-    keyring_check = load_keyring(env.key_file)  # fails early on an unreadable key file
-    del keyring_check
-    new_path = key_path.with_name(key_path.name + ".new")
-    new_key = write_key_file(new_path, overwrite=True)
-    with env.open_store() as store, env.err.status("Rewrapping every data key..."):
-        key_id = store.keyring.rotate(new_key)
-    # The data keys are rewrapped: only now may the old master key file go.
-    os.replace(new_path, key_path)
-    emit(
-        env,
-        {"master_key_id": key_id, "key_file": str(key_path)},
-        lambda: env.console.print(
-            f"Master key rotated (new key id {key_id}); {key_path} replaced."
-        ),
-    )
-
-
-@click.group()
 def audit() -> None:
     """The tamper-evident audit log."""
 
@@ -423,6 +388,7 @@ def copy_command(env: Env, target: str, batch_size: int | None) -> None:
             env.db,
             target,
             keyring=load_keyring(env.key_file, master_key_env=env.settings.master_key_env),
+            keys=env.settings.keys_url,
             batch_size=batch_size,
         )
     data = {
@@ -444,5 +410,5 @@ def copy_command(env: Env, target: str, batch_size: int | None) -> None:
 
 def register_store_commands(group: click.Group) -> None:
     """Add the store commands to ``group``."""
-    for command in (init, import_, sweep, erase, export, keys, audit, copy_command):
+    for command in (init, import_, sweep, erase, export, audit, copy_command):
         group.add_command(command)

@@ -15,27 +15,19 @@ the trade-offs of blind indexes.
 
 from __future__ import annotations
 
-from learnprivacy.crypto._blind_index import BlindIndex, normalise_text
+from learnprivacy.crypto._blind_index import BlindIndex
 from learnprivacy.crypto._cipher import FieldCipher
-from learnprivacy.crypto._keyring import ENV_VAR, Keyring
-from learnprivacy.crypto._keystore import InMemoryKeyStore, KeyEntry, KeyState, KeyStore
+from learnprivacy.crypto._keyring import Keyring
+from learnprivacy.crypto._keystore import InMemoryKeyStore, KeyStore
 from learnprivacy.crypto._pseudonym import Pseudonymiser
-from learnprivacy.crypto._validate import DEFAULT_SCOPE
-from learnprivacy.crypto._vault import InMemoryVaultStore, TokenVault, VaultStore
+from learnprivacy.crypto._vault import TokenVault
 
 __all__ = [
-    "DEFAULT_SCOPE",
-    "ENV_VAR",
     "BlindIndex",
     "FieldCipher",
     "InMemoryKeyStore",
-    "InMemoryVaultStore",
-    "KeyEntry",
-    "KeyState",
     "KeyStore",
     "Keyring",
     "Pseudonymiser",
     "TokenVault",
-    "VaultStore",
-    "normalise_text",
 ]

@@ -9,6 +9,9 @@ their own retention ends.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 from collections.abc import Iterable, Mapping
 
@@ -16,6 +19,7 @@ import attrs
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from learnprivacy._progress import ProgressReporter
 from learnprivacy.crypto import _token
 from learnprivacy.crypto._blind_index import BlindIndex
 from learnprivacy.crypto._keycache import KeyCache, SubjectKeys
@@ -43,6 +47,8 @@ ENV_VAR = "LEARNPRIVACY_MASTER_KEY"
 
 _CHECK_SCOPE = "check"
 _BLIND_INDEX_SCOPE = "blind-index"
+_KEY_REF_LABEL = b"learnprivacy/v1/key-store-subject"
+_KEY_REF_PREFIX = "k1_"
 
 
 class Keyring:
@@ -73,6 +79,8 @@ class Keyring:
         "_index_key",
         "_master",
         "_previous",
+        "_pseudonymous",
+        "_ref_key",
         "_store",
         "_verified",
     )
@@ -95,9 +103,12 @@ class Keyring:
         self._master = MasterKey(master_key)
         self._previous = {key.key_id: key for key in map(MasterKey, previous_master_keys)}
         self._store: KeyStore = InMemoryKeyStore() if store is None else store
+        # A store that asks for it (a key database) never sees a subject in clear.
+        self._pseudonymous = bool(getattr(self._store, "pseudonymous_subjects", False))
         self._cache = KeyCache(cache_size)
         self._verified = False
         self._index_key: bytes | None = None
+        self._ref_key: bytes | None = None
 
     @classmethod
     def generate(cls, *, store: KeyStore | None = None) -> Keyring:
@@ -155,6 +166,38 @@ class Keyring:
         """The key store holding the wrapped data keys."""
         return self._store
 
+    @property
+    def previous_master_key_ids(self) -> tuple[str, ...]:
+        """Ids of the previous master keys this keyring still opens (a rotation to finish)."""
+        return tuple(self._previous)
+
+    def bound_to(self, store: KeyStore) -> Keyring:
+        """A keyring on the same master key (and previous master keys) over ``store``."""
+        keyring = Keyring(self._master.raw, store=store, cache_size=self._cache.size)
+        keyring._previous = dict(self._previous)
+        return keyring
+
+    def key_ref(self, subject: str) -> str:
+        """How the key store names ``subject``.
+
+        For a key store that asks for pseudonymous subjects (a
+        :class:`~learnprivacy.keys.KeyDatabase`): ``k1_`` and the URL-safe base64 of the
+        first 16 bytes of HMAC-SHA256 under a key derived (HKDF) from this keyring's
+        blind-index key, which lives wrapped in that store, never changes and is never
+        shredded. The reference is stable across master-key rotation; without the master
+        key it cannot be linked to the learner id. Other stores see the subject itself.
+        """
+        check_subject(subject)
+        if not self._pseudonymous:
+            return subject
+        key = self._ref_key
+        if key is None:
+            key = self._ref_key = hmac.new(
+                self._index_secret(), _KEY_REF_LABEL, hashlib.sha256
+            ).digest()
+        digest = hmac.new(key, subject.encode(), hashlib.sha256).digest()[:16]
+        return _KEY_REF_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
     def export_master_key(self) -> bytes:
         """The raw master key, to be saved in a secret manager. Handle with care."""
         return self._master.raw
@@ -208,16 +251,17 @@ class Keyring:
         Irreversible. Returns the number of keys destroyed; the (subject, scope) is
         remembered as shredded even when it had no key yet.
         """
-        check_subject(subject)
+        ref = self.key_ref(subject)
         if scope is not None:
             check_scope(scope)
-        count = self._store.mark_shredded(subject, scope)
+        count = self._store.mark_shredded(ref, scope)
         self._cache.forget(subject)
         return count
 
     def is_shredded(self, subject: str, scope: str = DEFAULT_SCOPE) -> bool:
         """Whether ``(subject, scope)`` was shredded and not revived since."""
-        return self._store.is_shredded(check_subject(subject), check_scope(scope))
+        ref = self.key_ref(subject)
+        return self._store.is_shredded(ref, check_scope(scope))
 
     def revive(self, subject: str, scope: str = DEFAULT_SCOPE) -> str:
         """Give a shredded ``(subject, scope)`` a fresh key and return its id.
@@ -225,9 +269,9 @@ class Keyring:
         Values encrypted before the shred stay unreadable. Use it only when new data is
         lawfully collected for the same subject.
         """
-        check_subject(subject)
+        ref = self.key_ref(subject)
         check_scope(scope)
-        entry, _key = self._create(subject, scope, revive=True)
+        entry, _key = self._create(ref, scope, revive=True)
         self._cache.forget(subject)
         return entry.key_id
 
@@ -237,10 +281,10 @@ class Keyring:
         The retired key still decrypts; the next encryption creates a new key. After
         re-encrypting old values, :meth:`destroy_key` removes the retired key for good.
         """
-        check_subject(subject)
+        ref = self.key_ref(subject)
         check_scope(scope)
         retired = 0
-        for entry in self._store.list_entries(subject, scope):
+        for entry in self._store.list_entries(ref, scope):
             if entry.state is KeyState.ACTIVE:
                 retired += self._store.update(attrs.evolve(entry, state=KeyState.RETIRED))
         self._cache.forget(subject)
@@ -248,46 +292,97 @@ class Keyring:
 
     def destroy_key(self, subject: str, key_id: str) -> bool:
         """Shred the single key ``key_id`` of ``subject``; ``False`` if it was not alive."""
-        check_subject(subject)
-        destroyed = self._store.mark_shredded(subject, key_id=key_id) > 0
+        ref = self.key_ref(subject)
+        destroyed = self._store.mark_shredded(ref, key_id=key_id) > 0
         self._cache.forget(subject)
         return destroyed
 
-    def rotate(self, new_master_key: bytes | None = None) -> str:
+    def rotate(
+        self,
+        new_master_key: bytes | None = None,
+        *,
+        progress: ProgressReporter | None = None,
+    ) -> str:
         """Switch to a new master key, rewrap every data key, return the new key's id.
 
         Save ``new_master_key`` *before* calling: once entries are rewrapped, only it opens
         them. Without an argument a random key is made; export it at once with
-        :meth:`export_master_key`. Encrypted values are untouched and stay readable. If
-        interrupted, open a keyring on the new key with ``previous_master_keys=[old]``
-        and call :meth:`rewrap`.
+        :meth:`export_master_key`. Encrypted values are untouched and stay readable.
+
+        **Interrupted?** Nothing is lost: every entry is wrapped under the old or the new
+        key, and names which. Open a keyring on the new key with
+        ``previous_master_keys=[old]`` (a store opens with it too) and call :meth:`rewrap`
+        (``learnprivacy keys rotate --resume``) to finish.
         """
         new = MasterKey(os.urandom(KEY_SIZE) if new_master_key is None else new_master_key)
         if new.key_id != self._master.key_id:
             self._previous[self._master.key_id] = self._master
             self._master = new
-        self.rewrap()
+        self.rewrap(progress=progress)
         return new.key_id
 
-    def rewrap(self) -> int:
+    def rewrap(self, *, progress: ProgressReporter | None = None, batch_size: int = 2_000) -> int:
         """Rewrap under the current master key every entry wrapped under a previous one.
 
-        Returns how many entries were rewrapped. The store's check value is rewrapped last,
-        so the store only reports the new master key once every key is under it.
+        Returns how many entries were rewrapped. Entries are read a page at a time and
+        written back ``batch_size`` per transaction (for stores that offer it), each
+        naming its new master key, so an interruption at any point leaves every entry
+        readable and a later call finishes the work. The store's check value is rewrapped
+        last: the store only reports the new master key once every key is under it.
+        ``progress`` (``expect``/``advance``) is told the number of entries, then each
+        entry examined.
         """
+        if type(batch_size) is not int or batch_size < 1:
+            raise ValidationError("batch_size must be a positive int", field="batch_size")
+        store = self._store
+        paged = getattr(store, "iter_entries", None)
+        update_many = getattr(store, "update_many", None)
+        if progress is not None:
+            counts = getattr(store, "counts", None)
+            total = (
+                sum(v for k, v in counts().items() if k in ("active", "retired", "shredded"))
+                if counts is not None
+                else sum(1 for _ in store.list_entries())
+            )
+            progress.expect(total)
+        entries = paged() if paged is not None else iter(list(store.list_entries()))
         count = 0
         deferred: list[KeyEntry] = []
-        for entry in list(self._store.list_entries()):
+        pending: list[KeyEntry] = []
+        for entry in entries:
             if entry.state is KeyState.SHREDDED or entry.master_key_id == self._master.key_id:
-                continue
-            if entry.subject == SYSTEM_SUBJECT and entry.scope == _CHECK_SCOPE:
+                pass
+            elif entry.subject == SYSTEM_SUBJECT and entry.scope == _CHECK_SCOPE:
                 deferred.append(entry)
-                continue
-            count += self._rewrap_entry(entry)
+            elif update_many is None:
+                count += self._rewrap_entry(entry)
+            else:
+                pending.append(self._rewrapped(entry))
+                if len(pending) >= batch_size:
+                    count += update_many(pending)
+                    pending = []
+            if progress is not None:
+                progress.advance(1)
+        if pending and update_many is not None:
+            count += update_many(pending)
         for entry in deferred:
             count += self._rewrap_entry(entry)
         self._previous.clear()
         return count
+
+    def rewrap_entry(self, entry: KeyEntry, *, subject: str) -> KeyEntry:
+        """``entry`` wrapped again under the current master key for store name ``subject``.
+
+        For moving keys between stores that name subjects differently (a store's old key
+        table to its key database). A shredded entry only gets the new name.
+        """
+        if entry.state is KeyState.SHREDDED:
+            return attrs.evolve(entry, subject=subject)
+        key = self._unwrap(entry)
+        wrapped = self._master.wrap(key, subject=subject, scope=entry.scope, key_id=entry.key_id)
+        return attrs.evolve(
+            entry, subject=subject, master_key_id=self._master.key_id, wrapped=wrapped
+        )
 
     def clear_cache(self, subject: str | None = None) -> None:
         """Forget unwrapped keys (of ``subject`` only, or all); they reload on demand."""
@@ -297,13 +392,13 @@ class Keyring:
 
     def _sealer(self, subject: str, scope: str) -> _token.Sealer:
         """What encrypting for ``(subject, scope)`` needs; creates the key if there is none."""
-        check_subject(subject)
+        ref = self.key_ref(subject)
         check_scope(scope)
         keys = self._cache.entry(subject)
-        entry = _active(self._store.list_entries(subject, scope))
+        entry = _active(self._store.list_entries(ref, scope))
         key = None
         if entry is None:
-            entry, key = self._create(subject, scope, revive=False)
+            entry, key = self._create(ref, scope, revive=False)
         sealer = _token.make_sealer(
             self._aead(keys, entry, key), bytes.fromhex(entry.key_id), subject
         )
@@ -315,9 +410,9 @@ class Keyring:
 
     def _opener(self, subject: str, head: bytes) -> _token.Opener:
         """What decrypting tokens with header ``head`` for ``subject`` needs."""
-        check_subject(subject)
+        ref = self.key_ref(subject)
         key_id = _token.parse_header(head).hex()
-        entry = self._store.get(subject, key_id)
+        entry = self._store.get(ref, key_id)
         if entry is None:
             raise _token.decryption_failed()
         if entry.state is KeyState.SHREDDED:
@@ -410,13 +505,15 @@ class Keyring:
                 return key
         return self._unwrap(entry)
 
-    def _rewrap_entry(self, entry: KeyEntry) -> int:
+    def _rewrapped(self, entry: KeyEntry) -> KeyEntry:
         key = self._unwrap(entry)
         wrapped = self._master.wrap(
             key, subject=entry.subject, scope=entry.scope, key_id=entry.key_id
         )
-        updated = attrs.evolve(entry, master_key_id=self._master.key_id, wrapped=wrapped)
-        return int(self._store.update(updated))
+        return attrs.evolve(entry, master_key_id=self._master.key_id, wrapped=wrapped)
+
+    def _rewrap_entry(self, entry: KeyEntry) -> int:
+        return int(self._store.update(self._rewrapped(entry)))
 
 
 def _active(entries: Iterable[KeyEntry]) -> KeyEntry | None:

@@ -26,23 +26,14 @@ Importing this package imports Django; ``import learnprivacy`` does not. See
 """
 
 from learnprivacy.django._bind import Privacy, declare
-from learnprivacy.django._privacy import (
-    DjangoPrivacy,
-    ErasureResult,
-    SweepResult,
-    get_privacy,
-    prepare_keys,
-)
+from learnprivacy.django._privacy import DjangoPrivacy, get_privacy, prepare_keys
 from learnprivacy.django._router import KeysRouter
-from learnprivacy.django.fields import Sealed, lp_lookup, not_personal, personal
+from learnprivacy.django.fields import lp_lookup, not_personal, personal
 
 __all__ = [
     "DjangoPrivacy",
-    "ErasureResult",
     "KeysRouter",
     "Privacy",
-    "Sealed",
-    "SweepResult",
     "declare",
     "get_privacy",
     "lp_lookup",

@@ -28,10 +28,12 @@ import attrs
 from learnprivacy._inplace import ColumnPrivacy, ModelSpec, build_spec
 from learnprivacy._inplace import Privacy as _CorePrivacy
 from learnprivacy.basis import DataCategory
+from learnprivacy.django import _settings
 from learnprivacy.django.fields import (
     ORIGIN,
     BlindIndexField,
     PersonalField,
+    Sealed,
     declaration_of,
 )
 from learnprivacy.errors import ConfigurationError, RestrictedRecordError
@@ -196,6 +198,7 @@ def _bind(model: Any, privacy: Privacy, foreign: Mapping[str, ColumnPrivacy] | N
         field.lp_table = meta.db_table
         field.lp_scope = spec.scope
         field.lp_subject = subject_attname
+        field.lp_pk = meta.pk.attname
     bound = Bound(
         model=model,
         spec=spec,
@@ -262,12 +265,35 @@ def _hook(model: Any, bound: Bound) -> None:
 
     original_from_db = model.from_db.__func__
 
+    table = bound.spec.table
+    personal = [(f.attname, f"/{f.column}", f.lp_text, f) for f in bound.encrypted]
+
     def from_db(cls: Any, db: str, field_names: Any, values: Any) -> Any:
+        # Tokens are opened here, in one loop, with the row's (key, subject): a value that
+        # does not open is kept Sealed, and reading it raises the typed error then.
         instance = original_from_db(cls, db, field_names, values)
         data = instance.__dict__
-        if subject_attname in data:
-            subject = data[subject_attname]
-            data[ORIGIN] = (data[pk_attname], None if subject is None else str(subject))
+        subject = data.get(subject_attname)
+        if subject is None:
+            for name, _suffix, _text, _field in personal:
+                token = data.get(name)
+                if type(token) is str:
+                    data[name] = Sealed(token)
+            return instance
+        subject = subject if type(subject) is str else str(subject)
+        key = data[pk_attname]
+        data[ORIGIN] = (key, subject)
+        decrypt = _settings.runtime().cipher.decrypt
+        prefix = f"{table}/{key}"
+        for name, suffix, text, field in personal:
+            token = data.get(name)
+            if type(token) is not str:
+                continue
+            try:
+                plain = decrypt(token, subject=subject, context=prefix + suffix)
+                data[name] = plain if text else field.to_python(plain)
+            except Exception:  # any failure waits for the read, which says why
+                data[name] = Sealed(token)
         return instance
 
     model.from_db = classmethod(from_db)
@@ -303,6 +329,17 @@ def _hook(model: Any, bound: Bound) -> None:
         return original_save_table(self, raw, cls, force_insert, force_update, using, update_fields)
 
     model._save_table = _save_table
+
+    from django.db.models.signals import pre_delete
+
+    def refuse_restricted_delete(sender: Any, instance: Any, using: str, **kwargs: Any) -> None:
+        # Rows a legal minimum or a hold keeps cannot be deleted behind the erasure rules.
+        if instance.pk is not None:
+            check_not_restricted(bound, instance.pk, using)
+
+    pre_delete.connect(
+        refuse_restricted_delete, sender=model, weak=False, dispatch_uid=f"lp-restrict-{table}"
+    )
 
     if auto:
         pk_field = meta.pk

@@ -247,10 +247,12 @@ class DjangoPrivacy:
         if bound.owned:
             from learnprivacy.django.models import Restriction
 
-            manager.filter(pk__in=list(keys)).delete()
+            # A restriction whose reason has ended goes first: deleting a row that is
+            # still listed as restricted is refused.
             Restriction.objects.using(self.using).filter(
                 table=bound.spec.table, row_key__in=[str(k) for k in keys]
             ).delete()
+            manager.filter(pk__in=list(keys)).delete()
         else:
             self._anonymise_rows(bound, keys)
 

@@ -5,8 +5,9 @@ field of the matching ``Personal*`` class below. Its column holds a
 :class:`~learnprivacy.crypto.FieldCipher` token under the learner's data key, bound to
 ``"<table>/<primary key>/<column>"``: a token copied to another row, column or learner
 fails to decrypt. Values are encrypted in ``pre_save`` (when the row's key is known) and
-decrypted the first time the attribute is read, so admin, forms and serializers see
-plaintext; ``QuerySet.values()`` returns :class:`Sealed` objects, never plaintext.
+decrypted when the row is loaded into an instance, so admin, forms and serializers see
+plaintext; a value that does not open stays :class:`Sealed` and reading it raises the
+typed error. ``QuerySet.values()`` returns the tokens, never plaintext.
 
 Only two ways write a personal column: saving an instance, and
 ``learnprivacy_encrypt_existing``. ``QuerySet.update()``, ``bulk_update()`` and raw
@@ -40,21 +41,7 @@ from learnprivacy.errors import (
 )
 
 __all__ = [
-    "BlindIndexField",
-    "LpLookup",
-    "PersonalBigIntegerField",
-    "PersonalBooleanField",
-    "PersonalCharField",
-    "PersonalDateField",
-    "PersonalDateTimeField",
-    "PersonalDecimalField",
-    "PersonalEmailField",
     "PersonalField",
-    "PersonalGenericIPAddressField",
-    "PersonalIntegerField",
-    "PersonalSlugField",
-    "PersonalTextField",
-    "PersonalURLField",
     "Sealed",
     "lp_lookup",
     "not_personal",
@@ -115,25 +102,32 @@ def lp_lookup(value: str) -> LpLookup:
 
 
 class PersonalAttribute(DeferredAttribute):
-    """Decrypts a personal attribute the first time it is read, then keeps plaintext."""
+    """Reads a personal attribute; a value left sealed at load raises its typed error."""
 
     field: PersonalField
+
+    def __init__(self, field: PersonalField) -> None:
+        super().__init__(field)
+        self.attname = field.attname
 
     def __get__(self, instance: Any, cls: Any = None) -> Any:
         if instance is None:
             return self
         data = instance.__dict__
-        name = self.field.attname
-        value = data[name] if name in data else super().__get__(instance, cls)
-        if type(value) is Sealed:
-            value = self.field.open(instance, value.token)
-            data[name] = value
+        try:
+            value = data[self.attname]
+        except KeyError:
+            value = super().__get__(instance, cls)
+        if type(value) is not Sealed:
+            return value
+        value = self.field.open(instance, value.token)
+        data[self.attname] = value
         return value
 
     def __set__(self, instance: Any, value: Any) -> None:
         # A data descriptor, so that reads come through __get__ even once the value is
         # in the instance's __dict__.
-        instance.__dict__[self.field.attname] = value
+        instance.__dict__[self.attname] = value
 
 
 class BlindIndexBadLookup(ValidationError):
@@ -148,6 +142,7 @@ class PersonalField(models.Field):
     lp_table: str = ""
     lp_scope: str = ""
     lp_subject: str = ""
+    lp_pk: str = ""
     lp_text: bool = True
     lp_index: bool = False
 
@@ -286,7 +281,7 @@ class PersonalField(models.Field):
         if not table:
             raise self._unbound()
         origin = instance.__dict__.get(ORIGIN)
-        key, subject = origin if origin is not None else self.binding(instance)
+        key, subject = self.binding(instance) if origin is None else origin
         try:
             text = _settings.runtime().cipher.decrypt(
                 token, subject=subject, context=f"{table}/{key}/{self.column}"
@@ -319,7 +314,12 @@ class PersonalField(models.Field):
             if self.lp_index:
                 setattr(model_instance, self.name + INDEX_SUFFIX, None)
             return None
-        key, subject = self.binding(model_instance)
+        key = data.get(self.lp_pk)
+        subject = data.get(self.lp_subject)
+        if key is None or subject is None or subject == "":
+            key, subject = self.binding(model_instance)
+        elif type(subject) is not str:
+            subject = str(subject)
         if type(value) is Sealed:
             if not add and data.get(ORIGIN) == (key, subject):
                 # Unchanged and still in its row: written back as it was read.
@@ -350,10 +350,6 @@ class PersonalField(models.Field):
             table=self.model._meta.db_table,
             column=self.column,
         )
-
-    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
-        """Tokens stay sealed until the attribute is read on an instance."""
-        return None if value is None else Sealed(value)
 
     def to_python(self, value: Any) -> Any:
         """Decrypted values only: a sealed token cannot be cleaned."""

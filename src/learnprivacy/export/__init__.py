@@ -13,28 +13,19 @@
 """
 
 from learnprivacy.export._frames import to_dataframe, to_records
-from learnprivacy.export._names import check_entry_name, safe_segment
-from learnprivacy.export._outputs import DATA_SCHEMA, MANIFEST_SCHEMA_VERSION
-from learnprivacy.export._package import ALL_FORMATS, PackageWriter
+from learnprivacy.export._package import PackageWriter
 from learnprivacy.export._read import ExportPackage, read_package
 from learnprivacy.export._scope import Scope
-from learnprivacy.export._subject import SUBJECT_REFERENCE_DOMAIN, ExportResult, export_subject
+from learnprivacy.export._subject import export_subject
 from learnprivacy.export._xapi import XapiProfile
 
 __all__ = [
-    "ALL_FORMATS",
-    "DATA_SCHEMA",
-    "MANIFEST_SCHEMA_VERSION",
-    "SUBJECT_REFERENCE_DOMAIN",
     "ExportPackage",
-    "ExportResult",
     "PackageWriter",
     "Scope",
     "XapiProfile",
-    "check_entry_name",
     "export_subject",
     "read_package",
-    "safe_segment",
     "to_dataframe",
     "to_records",
 ]

@@ -27,7 +27,8 @@ from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.export._cells import csv_cell, flatten, plain
 from learnprivacy.export._files import create_text as _create
 from learnprivacy.export._frames import to_dataframe
-from learnprivacy.records import parse_duration, to_json_dict
+from learnprivacy.records import to_json_dict
+from learnprivacy.records._serialise import parse_duration
 
 __all__ = ["AggregateReport", "k_anonymous_aggregate"]
 

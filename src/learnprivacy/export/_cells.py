@@ -13,7 +13,8 @@ from typing import Any
 from learnprivacy._validators import require_aware
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import Score, format_duration
+from learnprivacy.records import Score
+from learnprivacy.records._serialise import format_duration
 
 __all__ = ["csv_cell", "dumps_row", "flatten", "json_default", "neutralise_formula", "plain"]
 

@@ -16,7 +16,8 @@ import attrs
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import LearnPrivacyError
 from learnprivacy.providers.writer import DataDescription
-from learnprivacy.records import Score, default_basis, fields_of
+from learnprivacy.records import Score, fields_of
+from learnprivacy.records._base import default_basis
 
 __all__ = [
     "class_basis",

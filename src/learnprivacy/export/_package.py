@@ -31,15 +31,8 @@ from learnprivacy.export._outputs import PackageContent, StreamInfo, write_packa
 from learnprivacy.export._scope import Scope, basis_of_row
 from learnprivacy.export._xapi import XapiProfile, statement_for
 from learnprivacy.providers.writer import DataDescription
-from learnprivacy.records import (
-    Certificate,
-    Progress,
-    fields_of,
-    from_json_dict,
-    record_type,
-    subject_of,
-    to_json_dict,
-)
+from learnprivacy.records import Certificate, Progress, fields_of, from_json_dict, to_json_dict
+from learnprivacy.records._base import record_type, subject_of
 
 __all__ = ["ALL_FORMATS", "PackageWriter"]
 

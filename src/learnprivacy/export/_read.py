@@ -17,7 +17,7 @@ from learnprivacy.export._frames import to_dataframe, to_records
 from learnprivacy.export._names import check_entry_name
 from learnprivacy.export._outputs import DATA_SCHEMA
 from learnprivacy.records import from_json_dict
-from learnprivacy.records import record_type as lookup_record_type
+from learnprivacy.records._base import record_type as lookup_record_type
 
 __all__ = ["ExportPackage", "read_package"]
 

@@ -26,7 +26,8 @@ from learnprivacy.export._files import create_text as _create
 from learnprivacy.export._frames import to_dataframe
 from learnprivacy.export._names import SegmentNamer
 from learnprivacy.export._xapi import Pseudonyms
-from learnprivacy.records import Learner, fields_of, record_type, subject_of, to_json_dict
+from learnprivacy.records import Learner, fields_of, to_json_dict
+from learnprivacy.records._base import record_type, subject_of
 
 __all__ = ["SUBJECT_COLUMN", "Report", "ReportProfile", "build_report"]
 
@@ -80,7 +81,7 @@ def _freeze_fields(value: Mapping[str, Sequence[str]]) -> Mapping[str, tuple[str
 class ReportProfile:
     """What one recipient may receive.
 
-    Args:
+    Attributes:
         recipient: who receives the report (``"employer"``, ``"opco"``); names files.
         fields: for each record type name (``"Progress"``), the fields the recipient
             may see, in column order; a Score field may be narrowed to its parts

@@ -68,7 +68,7 @@ def _store_of(source: Any) -> Any:
     """The store behind ``source`` (a Store, or a PrivacyManager built with ``store=``),
     or ``None`` when there is none."""
     if callable(getattr(source, "export_user_data", None)):
-        from learnprivacy.providers import STORE_COMPONENT
+        from learnprivacy.providers._store import STORE_COMPONENT
 
         try:
             component = source.component(STORE_COMPONENT)

@@ -22,7 +22,8 @@ import attrs
 
 from learnprivacy._validators import require_aware
 from learnprivacy.errors import ConfigurationError, ValidationError
-from learnprivacy.records import Certificate, Progress, ProgressStatus, subject_of
+from learnprivacy.records import Certificate, Progress, ProgressStatus
+from learnprivacy.records._base import subject_of
 
 __all__ = [
     "ACTIVITY_TYPE_COURSE",

@@ -37,7 +37,8 @@ from learnprivacy.export._xapi import (
     VERB_VOIDED,
     XapiProfile,
 )
-from learnprivacy.records import Progress, ProgressStatus, Score, parse_duration
+from learnprivacy.records import Progress, ProgressStatus, Score
+from learnprivacy.records._serialise import parse_duration
 
 __all__ = ["ImportedProgress", "progress_from_statements", "read_statements"]
 

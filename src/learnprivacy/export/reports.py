@@ -27,10 +27,9 @@ Example::
 """
 
 from learnprivacy.export._aggregate import AggregateReport, k_anonymous_aggregate
-from learnprivacy.export._reports import SUBJECT_COLUMN, Report, ReportProfile, build_report
+from learnprivacy.export._reports import Report, ReportProfile, build_report
 
 __all__ = [
-    "SUBJECT_COLUMN",
     "AggregateReport",
     "Report",
     "ReportProfile",

@@ -28,24 +28,10 @@ from __future__ import annotations
 from typing import Any
 
 from learnprivacy.export._lrs import SendReport, send_statements
-from learnprivacy.export._lrs_recipient import LrsRecipient, voiding_statement
+from learnprivacy.export._lrs_recipient import LrsRecipient
 from learnprivacy.export._xapi import (
-    ACTIVITY_TYPE_COURSE,
-    ACTIVITY_TYPE_MODULE,
-    STATEMENT_NAMESPACE,
-    VERB_ATTEMPTED,
-    VERB_COMPLETED,
-    VERB_EARNED,
-    VERB_FAILED,
-    VERB_PASSED,
-    VERB_VOIDED,
-    XAPI_VERSIONS,
     Pseudonyms,
     XapiProfile,
-    check_statement,
-    format_xapi_duration,
-    statement_for,
-    statement_id,
     statements_for,
 )
 from learnprivacy.export._xapi_read import (
@@ -55,32 +41,15 @@ from learnprivacy.export._xapi_read import (
 )
 
 __all__ = [
-    "ACTIVITY_TYPE_COURSE",
-    "ACTIVITY_TYPE_MODULE",
-    "STATEMENT_NAMESPACE",
-    "VERB_ATTEMPTED",
-    "VERB_COMPLETED",
-    "VERB_EARNED",
-    "VERB_FAILED",
-    "VERB_PASSED",
-    "VERB_VOIDED",
-    "XAPI_VERSIONS",
     "ImportedProgress",
     "LrsRecipient",
-    "Pseudonyms",
     "SendReport",
     "XapiProfile",
-    "actor_pseudonyms",
-    "check_statement",
-    "format_xapi_duration",
     "learners_by_actor",
     "progress_from_statements",
     "read_statements",
     "send_statements",
-    "statement_for",
-    "statement_id",
     "statements_for",
-    "voiding_statement",
 ]
 
 

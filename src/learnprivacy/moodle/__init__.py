@@ -17,64 +17,24 @@ Importing this package loads SQLAlchemy (``import learnprivacy`` alone does not)
 """
 
 from learnprivacy.moodle._database import MoodleDatabase
-from learnprivacy.moodle._issues import ScanIssue, ScanIssues
-from learnprivacy.moodle._layout import MoodleContextTree, export_moodle_layout
-from learnprivacy.moodle._models import MoodleCourse, MoodleUser
-from learnprivacy.moodle._provider import (
-    ACCEPTANCE_TYPE,
-    ENROLMENT_TYPE,
-    GRADE_TYPE,
-    MOODLE_COMPONENT,
-    MoodleProvider,
-    context_of,
-)
-from learnprivacy.moodle._readonly import check_read_only
-from learnprivacy.moodle._registry import (
-    INHERIT,
-    NOT_SET,
-    Category,
-    DataRegistry,
-    InstanceAssignment,
-    LevelAssignment,
-    Purpose,
-)
-from learnprivacy.moodle._registry_write import REGISTRY_TABLES, insert_registry, registry_rows
-from learnprivacy.moodle._report import CourseFinding, MoodleReport, moodle_report
-from learnprivacy.moodle._schema import TABLE_NAMES, MoodleSchema
-from learnprivacy.moodle._sources import tables_read
-from learnprivacy.moodle._time import from_unix, to_unix
+from learnprivacy.moodle._issues import ScanIssues
+from learnprivacy.moodle._provider import MOODLE_COMPONENT, MoodleProvider
+from learnprivacy.moodle._registry import Category, DataRegistry, Purpose
+from learnprivacy.moodle._registry_write import insert_registry, registry_rows
+from learnprivacy.moodle._report import MoodleReport, moodle_report
+from learnprivacy.moodle._schema import MoodleSchema
 
 __all__ = [
-    "ACCEPTANCE_TYPE",
-    "ENROLMENT_TYPE",
-    "GRADE_TYPE",
-    "INHERIT",
     "MOODLE_COMPONENT",
-    "NOT_SET",
-    "REGISTRY_TABLES",
-    "TABLE_NAMES",
     "Category",
-    "CourseFinding",
     "DataRegistry",
-    "InstanceAssignment",
-    "LevelAssignment",
-    "MoodleContextTree",
-    "MoodleCourse",
     "MoodleDatabase",
     "MoodleProvider",
     "MoodleReport",
     "MoodleSchema",
-    "MoodleUser",
     "Purpose",
-    "ScanIssue",
     "ScanIssues",
-    "check_read_only",
-    "context_of",
-    "export_moodle_layout",
-    "from_unix",
     "insert_registry",
     "moodle_report",
     "registry_rows",
-    "tables_read",
-    "to_unix",
 ]

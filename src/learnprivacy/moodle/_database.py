@@ -31,6 +31,7 @@ from learnprivacy.moodle._sources import (
     GRADE_TABLES,
     RECORD_SOURCES,
     RecordSource,
+    tables_read,
 )
 from learnprivacy.moodle._time import from_unix_lenient
 from learnprivacy.records import AccessEvent, Certificate, Consent, Learner, Progress
@@ -118,6 +119,11 @@ class MoodleDatabase:
         """Release the connections (an engine passed in is left to its owner)."""
         if self._owned:
             self._engine.dispose()
+
+    @staticmethod
+    def tables_read() -> tuple[str, ...]:
+        """Every Moodle table the adapter reads (unprefixed), sorted: the grants a DBA gives."""
+        return tables_read()
 
     @property
     def engine(self) -> sa.Engine:

@@ -14,6 +14,7 @@ privacy tool), then run the request again.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, cast
 
 import attrs
@@ -25,7 +26,6 @@ from learnprivacy.moodle._database import MoodleDatabase
 from learnprivacy.moodle._registry import DataRegistry, Purpose
 from learnprivacy.moodle._sources import RECORD_SOURCES
 from learnprivacy.providers import (
-    DEFAULT_PURPOSES,
     ApprovedContextList,
     ApprovedUserList,
     ContentWriter,
@@ -36,14 +36,9 @@ from learnprivacy.providers import (
     MetadataCollection,
     UserList,
 )
-from learnprivacy.records import (
-    Certificate,
-    Consent,
-    Learner,
-    Progress,
-    default_basis,
-    fields_of,
-)
+from learnprivacy.providers._store import DEFAULT_PURPOSES
+from learnprivacy.records import Certificate, Consent, Learner, Progress, fields_of
+from learnprivacy.records._base import default_basis
 from learnprivacy.retention import Trigger
 
 __all__ = [
@@ -356,7 +351,7 @@ class MoodleProvider:
             _, row_fields, text, _, _ = _ROW_TYPES[record_type]
             fields = dict(row_fields)
         else:
-            from learnprivacy.records import record_type as lookup
+            from learnprivacy.records._base import record_type as lookup
 
             cls = lookup(record_type)
             fields = _exported_fields(record_type)
@@ -388,6 +383,24 @@ class MoodleProvider:
             ENROLMENT_TYPE: self.database.user_enrolments(user_id),
             GRADE_TYPE: [r for _, r in self.database.grades(user_ids=[user_id])],
         }
+
+    @staticmethod
+    def context_of(record: Any) -> Context:
+        """The Moodle context a record read from Moodle belongs to (see :func:`context_of`)."""
+        return context_of(record)
+
+    def export_layout(self, user_id: str, directory: str | Path) -> Path:
+        """Write one learner's data into ``directory`` as Moodle 4.5's privacy export does.
+
+        A folder per context named and nested after Moodle's context ids and paths
+        (``System _.1/Category Category 1 _.3/Course Excel _.24/``), a ``data.json`` per
+        folder, subcontexts as sub-folders (``Enrolments/manual.json``, ``Grades/``,
+        ``Logs/Standard log/``, ``User preferences/<component>.json``...) and a navigable
+        ``index.html``. Returns ``directory``.
+        """
+        from learnprivacy.moodle._layout import export_moodle_layout
+
+        return export_moodle_layout(self, user_id, directory)
 
     def get_contexts_for_userid(self, user_id: str) -> ContextList:
         """Every context where Moodle holds data about a live account.
@@ -491,19 +504,19 @@ def _in_user_context(record: Any) -> bool:
 
 
 def _exported_fields(record_type: str) -> dict[str, str]:
-    from learnprivacy.records import record_type as lookup
+    from learnprivacy.records._base import record_type as lookup
 
     return {f.name: f.description for f in fields_of(lookup(record_type)) if f.exported}
 
 
 def _default_basis(record_type: str) -> Any:
-    from learnprivacy.records import record_type as lookup
+    from learnprivacy.records._base import record_type as lookup
 
     return default_basis(lookup(record_type))
 
 
 def _categories(record_type: str) -> list[DataCategory]:
-    from learnprivacy.records import record_type as lookup
+    from learnprivacy.records._base import record_type as lookup
 
     infos = [f for f in fields_of(lookup(record_type)) if f.personal and f.exported]
     return list(dict.fromkeys(f.category for f in infos))

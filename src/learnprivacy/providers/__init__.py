@@ -20,7 +20,6 @@ Importing this package does not import SQLAlchemy.
 """
 
 from learnprivacy._vocabulary import ContextLevel
-from learnprivacy.providers._components import ComponentInfo
 from learnprivacy.providers._contexts import (
     ApprovedContextList,
     ApprovedUserList,
@@ -28,16 +27,7 @@ from learnprivacy.providers._contexts import (
     ContextList,
     UserList,
 )
-from learnprivacy.providers._discovery import ENTRY_POINT_GROUP, discover_providers
-from learnprivacy.providers._items import (
-    DatabaseTable,
-    ExternalLocation,
-    ItemKind,
-    MetadataItem,
-    SubsystemLink,
-    UserPreference,
-)
-from learnprivacy.providers._manager import DEFAULT_TIMEOUT, PrivacyManager
+from learnprivacy.providers._manager import PrivacyManager
 from learnprivacy.providers._metadata import MetadataCollection
 from learnprivacy.providers._protocols import (
     MetadataProvider,
@@ -46,45 +36,29 @@ from learnprivacy.providers._protocols import (
     UserListProvider,
     UserPreferenceProvider,
 )
-from learnprivacy.providers._register import ProcessingActivity, Register, RegisterEntry
-from learnprivacy.providers._results import ProviderOutcome, RequestResult, RequestStatus
-from learnprivacy.providers._store import DEFAULT_PURPOSES, STORE_COMPONENT, StoreProvider
+from learnprivacy.providers._register import ClientProcessing, ProcessorRegister, Register
+from learnprivacy.providers._store import StoreProvider
 from learnprivacy.providers.writer import ContentWriter, DataDescription, MemoryWriter
 
 __all__ = [
-    "DEFAULT_PURPOSES",
-    "DEFAULT_TIMEOUT",
-    "ENTRY_POINT_GROUP",
-    "STORE_COMPONENT",
     "ApprovedContextList",
     "ApprovedUserList",
-    "ComponentInfo",
+    "ClientProcessing",
     "ContentWriter",
     "Context",
     "ContextLevel",
     "ContextList",
     "DataDescription",
-    "DatabaseTable",
-    "ExternalLocation",
-    "ItemKind",
     "MemoryWriter",
     "MetadataCollection",
-    "MetadataItem",
     "MetadataProvider",
     "NullProvider",
     "PrivacyManager",
-    "ProcessingActivity",
-    "ProviderOutcome",
+    "ProcessorRegister",
     "Register",
-    "RegisterEntry",
     "RequestProvider",
-    "RequestResult",
-    "RequestStatus",
     "StoreProvider",
-    "SubsystemLink",
     "UserList",
     "UserListProvider",
-    "UserPreference",
     "UserPreferenceProvider",
-    "discover_providers",
 ]

@@ -15,12 +15,18 @@ from typing import Any
 
 import attrs
 
-from learnprivacy._controller import EEA_COUNTRIES, Controller, Safeguard
+from learnprivacy._controller import EEA_COUNTRIES, Controller, Safeguard, Transfer
 from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.providers._items import ExternalLocation, ItemKind, MetadataItem
 from learnprivacy.providers._metadata import MetadataCollection
 
-__all__ = ["ProcessingActivity", "Register", "RegisterEntry"]
+__all__ = [
+    "ClientProcessing",
+    "ProcessingActivity",
+    "ProcessorRegister",
+    "Register",
+    "RegisterEntry",
+]
 
 #: Purpose heading for items declared without one.
 UNDECLARED_PURPOSE = "(purpose not declared)"
@@ -55,10 +61,21 @@ class RegisterEntry:
 
 @attrs.frozen(kw_only=True)
 class ProcessingActivity:
-    """The items sharing one purpose, with their bases, categories and recipients."""
+    """The items sharing one purpose, with their bases, categories and recipients.
+
+    The CNIL template asks, per activity, for the categories of persons
+    (``data_subjects``), the transfers and their safeguards, the security measures and
+    the dates the sheet was created and last updated; :meth:`Register.build` fills them
+    from the controller, per purpose where told (``subjects_by_purpose``).
+    """
 
     purpose: str
     entries: tuple[RegisterEntry, ...]
+    data_subjects: tuple[str, ...] = ()
+    transfers: tuple[Transfer, ...] = ()
+    security_measures: tuple[str, ...] = ()
+    created_on: dt.date | None = None
+    updated_on: dt.date | None = None
 
     @property
     def bases(self) -> tuple[LawfulBasis, ...]:
@@ -97,6 +114,11 @@ class ProcessingActivity:
             "recipients": list(self.recipients),
             "retention": list(self.retention),
             "entries": [e.location for e in self.entries],
+            "data_subjects": list(self.data_subjects),
+            "transfers": [_transfer_dict(t) for t in self.transfers],
+            "security_measures": list(self.security_measures),
+            "created_on": self.created_on.isoformat() if self.created_on else None,
+            "updated_on": self.updated_on.isoformat() if self.updated_on else None,
         }
 
 
@@ -129,6 +151,16 @@ def _gaps(controller: Controller, entries: Iterable[RegisterEntry]) -> list[str]
         if t.safeguard is Safeguard.NONE
     )
     return gaps
+
+
+def _transfer_dict(transfer: Transfer) -> dict[str, Any]:
+    return {
+        "recipient": transfer.recipient,
+        "country": transfer.country,
+        "safeguard": transfer.safeguard.value,
+        "article": transfer.safeguard.article,
+        "details": transfer.details,
+    }
 
 
 def _controller_dict(controller: Controller) -> dict[str, Any]:
@@ -181,8 +213,17 @@ class Register:
         *,
         null_reasons: Mapping[str, str] | None = None,
         as_of: dt.date | None = None,
+        subjects_by_purpose: Mapping[str, Iterable[str]] | None = None,
+        created_on: dt.date | None = None,
+        updated_on: dt.date | None = None,
     ) -> Register:
-        """Build the register from metadata collections (a manager's ``get_metadata()``)."""
+        """Build the register from metadata collections (a manager's ``get_metadata()``).
+
+        Each activity lists the controller's data subjects unless ``subjects_by_purpose``
+        names those of its purpose, the controller's transfers and security measures, and
+        the sheet's ``created_on`` / ``updated_on`` dates (``updated_on`` defaults to
+        ``as_of``).
+        """
         collections = metadata.values() if isinstance(metadata, Mapping) else metadata
         entries = tuple(
             RegisterEntry(component=collection.component, item=item)
@@ -192,8 +233,17 @@ class Register:
         by_purpose: dict[str, list[RegisterEntry]] = {}
         for entry in entries:
             by_purpose.setdefault(entry.item.purpose or UNDECLARED_PURPOSE, []).append(entry)
+        subjects = {k: tuple(v) for k, v in (subjects_by_purpose or {}).items()}
         activities = tuple(
-            ProcessingActivity(purpose=purpose, entries=tuple(group))
+            ProcessingActivity(
+                purpose=purpose,
+                entries=tuple(group),
+                data_subjects=subjects.get(purpose, controller.data_subjects),
+                transfers=controller.transfers,
+                security_measures=controller.security_measures,
+                created_on=created_on,
+                updated_on=updated_on if updated_on is not None else as_of,
+            )
             for purpose, group in by_purpose.items()
         )
         return cls(
@@ -242,3 +292,81 @@ class Register:
         from learnprivacy.providers._render import render_csv
 
         return render_csv(self)
+
+
+@attrs.frozen(kw_only=True)
+class ClientProcessing:
+    """What a processor does for one controller (GDPR Art. 30(2)(a), (b)).
+
+    ``controller`` and ``contact`` name the client; ``processing`` the categories of
+    processing carried out for it (hosting the LMS, running its platform...);
+    ``categories`` the kinds of personal data involved.
+    """
+
+    controller: str = attrs.field(validator=attrs.validators.min_len(1))
+    contact: str = attrs.field(validator=attrs.validators.min_len(1))
+    processing: tuple[str, ...] = attrs.field(converter=tuple)
+    categories: tuple[DataCategory, ...] = attrs.field(default=(), converter=tuple)
+    representative: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {
+            "controller": self.controller,
+            "contact": self.contact,
+            "processing": list(self.processing),
+            "categories": [c.value for c in self.categories],
+            "representative": self.representative,
+        }
+
+
+@attrs.frozen(kw_only=True)
+class ProcessorRegister:
+    """The record a processor keeps of the processing it carries out for its clients
+    (GDPR Art. 30(2)): its own name and contact (and DPO), for each client controller the
+    categories of processing, transfers to third countries with their safeguards, and its
+    security measures (``processor`` is described once, as a :class:`Controller`).
+
+    ``gaps`` lists what the record leaves out (no client, no processing declared,
+    processing outside the EEA without a transfer).
+    """
+
+    processor: Controller
+    clients: tuple[ClientProcessing, ...] = attrs.field(converter=tuple)
+    as_of: dt.date | None = None
+
+    @property
+    def gaps(self) -> tuple[str, ...]:
+        """What the record leaves out."""
+        gaps: list[str] = []
+        if not self.clients:
+            gaps.append("no client controller declared")
+        gaps.extend(
+            f"client {c.controller}: no category of processing declared"
+            for c in self.clients
+            if not c.processing
+        )
+        covered = {t.country for t in self.processor.transfers}
+        places: list[tuple[str, str | None]] = []
+        if self.processor.hosting is not None:
+            places.append(("hosting", self.processor.hosting.country))
+        places += [(f"sub-processor {s.name}", s.country) for s in self.processor.sub_processors]
+        gaps.extend(
+            f"{where}: data processed in {country} without a declared transfer"
+            for where, country in places
+            if country and len(country) == 2 and country not in EEA_COUNTRIES | covered
+        )
+        if not self.processor.security_measures:
+            gaps.append("no security measure declared (Art. 30(2)(d), 32(1))")
+        return tuple(gaps)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (the processor as the controller register shows one)."""
+        return {
+            "processor": _controller_dict(self.processor),
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "clients": [c.to_dict() for c in self.clients],
+            "transfers": [_transfer_dict(t) for t in self.processor.transfers],
+            "security_measures": list(self.processor.security_measures),
+            "gaps": list(self.gaps),
+        }

@@ -33,7 +33,8 @@ from learnprivacy.providers._contexts import (
 )
 from learnprivacy.providers._metadata import MetadataCollection
 from learnprivacy.providers.writer import ContentWriter, DataDescription
-from learnprivacy.records import default_basis, fields_of, record_types
+from learnprivacy.records import fields_of
+from learnprivacy.records._base import default_basis, record_types
 
 if TYPE_CHECKING:
     from learnprivacy.retention import Hold, Schedule
@@ -242,14 +243,12 @@ class StoreProvider:
         """Count, table by table, the stored rows of ``user_id``, reading SQL directly.
 
         Restricted rows count (they are still held); so do the learner's data keys that
-        are not shredded (``lp_keys``). A shredded key's row, which keeps the learner id
-        but no key material, does not. Meant for the compliance kit: it bypasses the
-        store's record API, so a record the store forgot to erase cannot hide.
+        are not shredded (``lpk_keys``, in the key database, under the learner's key
+        reference). A shredded key's row, which keeps no key material, does not.
+        Meant for the compliance kit: it bypasses the store's record API, so a record
+        the store forgot to erase cannot hide.
         """
         from sqlalchemy import func, select
-
-        # The key table is the store's own; reading it here keeps the store's API small.
-        from learnprivacy.store._tables import KEYS
 
         store: Any = self.store
         found: dict[str, int] = {}
@@ -261,19 +260,17 @@ class StoreProvider:
                 )
                 for rt in store.tables()
             ]
-            # A shredded key keeps its row (subject id, no key material) as a tombstone.
-            queries.append(
-                (
-                    KEYS.name,
-                    select(func.count()).where(
-                        KEYS.c.subject == user_id, KEYS.c.state != "shredded"
-                    ),
-                )
-            )
             for name, query in queries:
                 count = connection.execute(query).scalar_one()
                 if count:
                     found[name] = int(count)
+        live = sum(
+            1
+            for entry in store.key_store.list_entries(store.keyring.key_ref(user_id))
+            if entry.state.value != "shredded"
+        )
+        if live:
+            found["lpk_keys"] = live
         return found
 
 

@@ -28,7 +28,7 @@ def subject_id_field(description: str) -> Any:
         description=description,
         encrypted=False,
         identifier=True,
-        validator=v.identifier,
+        validator=v.learner_identifier,
     )
 
 

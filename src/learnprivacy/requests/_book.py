@@ -29,7 +29,7 @@ from learnprivacy.errors import (
     RequestStateError,
     ValidationError,
 )
-from learnprivacy.records import MASK
+from learnprivacy.records._fields import MASK
 from learnprivacy.requests._backend import Fact, MemoryBackend, RequestBackend
 from learnprivacy.requests._deadlines import Extension, HolidayCalendar
 from learnprivacy.requests._history import HistoryEntry, next_entry, verify_history

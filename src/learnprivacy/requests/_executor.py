@@ -34,7 +34,7 @@ from learnprivacy.errors import (
     RequestStateError,
     ValidationError,
 )
-from learnprivacy.records import MASK
+from learnprivacy.records._fields import MASK
 from learnprivacy.requests import _steps as steps
 from learnprivacy.requests._book import RegisteredDirective, RequestBook, ScheduledErasure
 from learnprivacy.requests._model import Failure, SubjectRequest

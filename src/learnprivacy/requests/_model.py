@@ -16,7 +16,7 @@ import attrs
 from learnprivacy import _validators as v
 from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import MASK
+from learnprivacy.records._fields import MASK
 from learnprivacy.requests._deadlines import (
     Extension,
     HolidayCalendar,

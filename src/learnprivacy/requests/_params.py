@@ -18,7 +18,9 @@ import attrs
 from learnprivacy import _validators as v
 from learnprivacy._validators import require_aware
 from learnprivacy.errors import UnknownCodeError, ValidationError
-from learnprivacy.records import MASK, fields_of, record_type
+from learnprivacy.records import fields_of
+from learnprivacy.records._base import record_type
+from learnprivacy.records._fields import MASK
 from learnprivacy.requests._vocabulary import RestrictionGrounds
 
 __all__ = [

@@ -24,7 +24,8 @@ import attrs
 from learnprivacy._vocabulary import Action, Article
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import NotFoundError
-from learnprivacy.records import Consent, from_json_dict, record_type, subject_of, to_json_dict
+from learnprivacy.records import Consent, from_json_dict, to_json_dict
+from learnprivacy.records._base import record_type, subject_of
 from learnprivacy.requests._adapters import erase_records
 from learnprivacy.requests._model import PLAN_PREFIX, SubjectRequest
 from learnprivacy.requests._outcomes import (

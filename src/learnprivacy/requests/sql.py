@@ -56,7 +56,7 @@ from learnprivacy.requests._history import HistoryEntry
 from learnprivacy.requests._model import SubjectRequest
 from learnprivacy.requests._vocabulary import RequestState
 
-__all__ = ["FACTS", "HISTORY", "METADATA", "REQUESTS", "SQLBackend"]
+__all__ = ["SQLBackend"]
 
 #: The backend's own metadata (never the store's nor the application's).
 METADATA = MetaData()

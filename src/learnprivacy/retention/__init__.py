@@ -28,20 +28,17 @@ from learnprivacy.retention._decision import Decision
 from learnprivacy.retention._fiscal import FiscalYear
 from learnprivacy.retention._hold import Hold, Override
 from learnprivacy.retention._period import Period
-from learnprivacy.retention._plan import Plan
 from learnprivacy.retention._rule import RetentionRule
-from learnprivacy.retention._schedule import Cutoff, Schedule
+from learnprivacy.retention._schedule import Schedule
 from learnprivacy.retention._vocabulary import Action, RetentionMode, Trigger
 
 __all__ = [
     "Action",
-    "Cutoff",
     "Decision",
     "FiscalYear",
     "Hold",
     "Override",
     "Period",
-    "Plan",
     "RetentionMode",
     "RetentionRule",
     "Schedule",

@@ -7,7 +7,7 @@ from typing import Any
 import attrs
 
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import MASK
+from learnprivacy.records._fields import MASK
 
 __all__ = ["Hold", "Override", "type_matches"]
 

@@ -10,7 +10,7 @@ import attrs
 
 from learnprivacy._validators import require_aware
 from learnprivacy.errors import ConfigurationError, UnknownCodeError, ValidationError
-from learnprivacy.records import record_type as registered_type
+from learnprivacy.records._base import record_type as registered_type
 from learnprivacy.retention._decide import decide
 from learnprivacy.retention._hold import Hold, Override
 from learnprivacy.retention._rule import RetentionRule, check_subject, is_own_subject

@@ -20,24 +20,19 @@ tables with the store's guarantees. See ``docs/howto-integrate.md``.
 Importing this module imports SQLAlchemy; ``import learnprivacy`` alone does not.
 """
 
-from learnprivacy._inplace import ColumnPrivacy, ModelSpec, Privacy
+from learnprivacy._inplace import Privacy
 from learnprivacy.sqlalchemy._columns import (
-    TokenText,
     not_personal,
     not_personal_field,
     personal,
     personal_field,
 )
-from learnprivacy.sqlalchemy._migrate import EncryptionReport, migrate_encrypt
+from learnprivacy.sqlalchemy._migrate import migrate_encrypt
 from learnprivacy.sqlalchemy._privacy import LearnPrivacy
 
 __all__ = [
-    "ColumnPrivacy",
-    "EncryptionReport",
     "LearnPrivacy",
-    "ModelSpec",
     "Privacy",
-    "TokenText",
     "migrate_encrypt",
     "not_personal",
     "not_personal_field",

@@ -22,15 +22,10 @@ __all__ = ["open_key_store", "same_database"]
 def open_key_store(keys: object) -> tuple[KeyStore, URL | None]:
     """The key store ``keys`` names, and its URL when it is a database."""
     if isinstance(keys, str):
-        from learnprivacy.store._engine import Database
-        from learnprivacy.store._keystore import SqlKeyStore
-        from learnprivacy.store._schema import METADATA
-        from learnprivacy.store._tables import KEYS, TOMBSTONES
+        from learnprivacy.keys import KeyDatabase
 
-        db = Database(keys)
-        with db.write() as connection:
-            METADATA.create_all(connection, tables=[KEYS, TOMBSTONES], checkfirst=True)
-        return SqlKeyStore(db), db.engine.url
+        database = KeyDatabase(keys)
+        return database, database.engine.url
     if isinstance(keys, KeyStore):
         return keys, None
     raise ConfigurationError("keys= must be the URL of the key database or a KeyStore")

@@ -18,7 +18,8 @@ from learnprivacy._inplace._plan import check_holds, plan_erasure
 from learnprivacy._inplace._provider import DeclaredProvider
 from learnprivacy._validators import is_aware, require_aware
 from learnprivacy._vocabulary import Action
-from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser, normalise_text
+from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser
+from learnprivacy.crypto._blind_index import normalise_text
 from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.retention import Hold, Schedule
 from learnprivacy.sqlalchemy._columns import declaration_of
@@ -328,24 +329,34 @@ class LearnPrivacy:
         event.listen(session, "after_commit", self._after_commit)
         event.listen(session, "after_soft_rollback", self._after_rollback)
 
-    def _after_rollback(self, session: Session, _previous: Any) -> None:
-        # The pending rows were rolled back with the change: nothing to shred.
-        session.info.pop(_PENDING, None)
+    def _after_rollback(self, session: Session, previous: Any) -> None:
+        # The pending rows were rolled back with the change: nothing to shred. A savepoint
+        # rolled back inside the transaction is sorted out at commit (durable rows only).
+        if not getattr(previous, "nested", False):
+            session.info.pop(_PENDING, None)
 
     def _after_commit(self, session: Session) -> None:
         pending = session.info.pop(_PENDING, None)
         if not pending:
             return
         engine = pending["engine"]
+        table = self.side.pending
         try:
             with engine.connect() as connection:
-                done, destroyed = self._shred(connection, pending["rows"])
+                # Only what the commit made durable: a savepoint rolled back inside the
+                # transaction took its pending rows (and its erasure) with it.
+                noted = [row[0] for row in pending["rows"]]
+                durable = set(
+                    connection.execute(select(table.c.id).where(table.c.id.in_(noted))).scalars()
+                )
+                connection.rollback()
+                rows = [row for row in pending["rows"] if row[0] in durable]
+                done, destroyed = self._shred(connection, rows)
                 session.info["learnprivacy.shredded"] = (
                     session.info.get("learnprivacy.shredded", 0) + destroyed
                 )
                 with connection.begin():
                     if done:
-                        table = self.side.pending
                         connection.execute(delete(table).where(table.c.id.in_(done)))
         except Exception as exc:  # the commit happened; the next call reconciles
             _log.warning(
@@ -369,7 +380,8 @@ class LearnPrivacy:
                 destroyed += self._keyring.shred(subject, scope)
             elif not self._uses_scope(connection, subject, scope):
                 store = self._keyring.store
-                for entry in list(store.list_entries(subject, scope)):
+                # The key store names subjects by key reference (a KeyDatabase).
+                for entry in list(store.list_entries(self._keyring.key_ref(subject), scope)):
                     destroyed += int(self._keyring.destroy_key(subject, entry.key_id))
             done.append(row_id)
         return done, destroyed

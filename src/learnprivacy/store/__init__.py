@@ -11,32 +11,16 @@ Importing this package imports SQLAlchemy; ``import learnprivacy`` alone does no
 See ``docs/concepts-store.md``.
 """
 
-from learnprivacy.store._audit import AuditEntry, AuditLog
-from learnprivacy.store._copy import CopyReport, copy_store
-from learnprivacy.store._keystore import SqlKeyStore
-from learnprivacy.store._migrate import head_revision
-from learnprivacy.store._reports import (
-    ErasureOutcome,
-    ErasureReport,
-    ReplayReport,
-    ReviewItem,
-    SweepReport,
-)
-from learnprivacy.store._schema import table_name
+from learnprivacy.store._audit import AuditLog
+from learnprivacy.store._copy import copy_store
+from learnprivacy.store._reports import ErasureReport, ReplayReport, SweepReport
 from learnprivacy.store._store import Store
 
 __all__ = [
-    "AuditEntry",
     "AuditLog",
-    "CopyReport",
-    "ErasureOutcome",
     "ErasureReport",
     "ReplayReport",
-    "ReviewItem",
-    "SqlKeyStore",
     "Store",
     "SweepReport",
     "copy_store",
-    "head_revision",
-    "table_name",
 ]

@@ -13,12 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, delete, select, update
 
-from learnprivacy.crypto import KeyState
 from learnprivacy.records import Granularity, fields_of
 from learnprivacy.store._bulk import ids_in
 from learnprivacy.store._common import chunked
 from learnprivacy.store._schema import ANONYMISED, REASON, RESTRICTED, Kind, RecordTable
-from learnprivacy.store._tables import KEYS
 from learnprivacy.store._types import to_utc
 
 if TYPE_CHECKING:
@@ -183,39 +181,38 @@ def live_keys(
 ) -> list[tuple[str, str]]:
     """``(subject, key_id)`` of the keys of ``subjects`` in ``scope`` not yet shredded.
 
-    On PostgreSQL the key rows are locked until the transaction ends: a writer adding a
-    row that uses one of these keys waits, so the caller's check of the rows still using
-    the scope, made after this call, sees it.
+    On PostgreSQL the learners' rows are locked until the transaction ends: a writer
+    adding a row for one of them waits (it share-locks the learner's row), so the
+    caller's check of the rows still using the scope, made after this call, sees it;
+    and once the caller commits, the writer settles the shreds it sent to the outbox
+    before using any key (``SqlKeyStore.settle``).
     """
-    found: list[tuple[str, str]] = []
-    for chunk in chunked(sorted(set(subjects)), _CHUNK):
-        query = select(KEYS.c.subject, KEYS.c.key_id).where(
-            ids_in(KEYS.c.subject, chunk, connection.dialect.name),
-            KEYS.c.scope == scope,
-            KEYS.c.state != KeyState.SHREDDED.value,
-        )
-        if store.database.is_postgres:
-            query = query.with_for_update()
-        found.extend((str(s), str(k)) for s, k in connection.execute(query).all())
-    return found
+    wanted = sorted(set(subjects))
+    if store.database.is_postgres and wanted:
+        learners = store.table("Learner").table
+        for chunk in chunked(wanted, _CHUNK):
+            connection.execute(
+                select(learners.c.id)
+                .where(ids_in(learners.c.id, chunk, connection.dialect.name))
+                .order_by(learners.c.id)
+                .with_for_update()
+            ).all()
+    keyring = store.keyring
+    by_ref = {keyring.key_ref(s): s for s in wanted}
+    return [(by_ref[ref], key_id) for ref, key_id in store.key_database.live(by_ref, scope)]
 
 
 def shred_keys(store: Store, connection: Connection, subjects: Iterable[str], scope: str) -> int:
-    """Destroy the key material of ``subjects`` in ``scope`` (no tombstone: a learner whose
-    data expired may come back; an erasure request uses ``Keyring.shred`` instead).
+    """Destroy the key material of ``subjects`` in ``scope`` once the caller's transaction
+    commits (no tombstone: a learner whose data expired may come back; an erasure request
+    uses ``Keyring.shred`` instead). Returns how many keys that destroys.
     """
+    del connection  # the key store is bound to it: the shred goes to its outbox
     wanted = sorted(set(subjects))
-    count = 0
-    for chunk in chunked(wanted, _CHUNK):
-        count += connection.execute(
-            update(KEYS)
-            .where(
-                ids_in(KEYS.c.subject, chunk, connection.dialect.name),
-                KEYS.c.scope == scope,
-                KEYS.c.state != KeyState.SHREDDED.value,
-            )
-            .values(state=KeyState.SHREDDED.value, master_key_id="", wrapped=b"")
-        ).rowcount
+    keyring = store.keyring
+    count = store.key_store.shred_many(
+        [(keyring.key_ref(s), scope) for s in wanted], tombstone=False
+    )
     for subject in wanted:
-        store.keyring.clear_cache(subject)
+        keyring.clear_cache(subject)
     return count

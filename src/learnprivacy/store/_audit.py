@@ -12,6 +12,14 @@ A one-row head table holds the last sequence and hash, sealed with an HMAC under
 store's audit key: it catches entries cut off the end of the log, and appending forged
 entries needs that key. Writers lock the head row, so sequence numbers have no gaps even
 with concurrent writers.
+
+The head is also *anchored* outside the records database, in the key database: after
+each commit the store advances the anchor (sequence and hash; it never moves back).
+Whoever can write to the records database can drop or truncate the audit tables, or put
+back an older sealed head with the entries after it cut off; none of that reaches the
+anchor, so :meth:`AuditLog.verify` sees that the entry the anchor names is gone or
+different. The anchor may lag behind the head (a crash between the two commits), never
+run ahead of it, so a lagging anchor is never mistaken for tampering.
 """
 
 from __future__ import annotations
@@ -20,11 +28,13 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, inspect, select, update
+from sqlalchemy.exc import DBAPIError
 
 from learnprivacy._chain import GENESIS, canonical_json, chain_hash, verify_links
 from learnprivacy._validators import require_aware
@@ -84,17 +94,41 @@ class AuditEntry:
         return chain_hash(self.prev_hash, self.canonical())
 
 
+class Anchors(Protocol):
+    """Where the head of the chain is anchored (a :class:`~learnprivacy.keys.KeyDatabase`)."""
+
+    def read_anchor(self, name: str) -> tuple[int, str] | None:
+        """The anchored ``(sequence, hash)`` of log ``name``."""
+        ...
+
+    def advance_anchor(self, name: str, sequence: int, head_hash: str) -> None:
+        """Move the anchor of ``name`` forward (never back)."""
+        ...
+
+    def reset_anchor(self, name: str, sequence: int, head_hash: str) -> None:
+        """Set the anchor of ``name``, backwards too."""
+        ...
+
+
 class AuditLog:
     """The store's audit log (``store.audit``)."""
 
-    __slots__ = ("_db", "_pseudonymiser", "_seal_key", "actor")
+    __slots__ = ("_anchor", "_db", "_local", "_pseudonymiser", "_seal_key", "actor")
 
     def __init__(
-        self, db: Database, *, pseudonymiser: Pseudonymiser, seal_key: bytes, actor: str
+        self,
+        db: Database,
+        *,
+        pseudonymiser: Pseudonymiser,
+        seal_key: bytes,
+        actor: str,
+        anchor: tuple[Anchors, str] | None = None,
     ) -> None:
         self._db = db
         self._pseudonymiser = pseudonymiser
         self._seal_key = seal_key
+        self._anchor = anchor
+        self._local = threading.local()
         #: Who the store writes entries as (``Store(actor=...)``): a role or service name.
         self.actor = actor
 
@@ -105,9 +139,84 @@ class AuditLog:
         """The pseudonymous reference the log uses for ``learner_id``."""
         return self._pseudonymiser.pseudonym(learner_id)
 
+    def record_ref(self, record_type: str, record_id: str) -> str:
+        """The pseudonymous reference the log uses for a record (its type and id).
+
+        Record ids such as ``L00001-P1`` often spell the learner's id: the log never
+        holds them. A NUL separates the parts, which no id contains, so a record
+        reference is never a subject reference.
+        """
+        return self._pseudonymiser.pseudonym(f"\x00record\x00{record_type}\x00{record_id}")
+
     def _seal(self, sequence: int, head_hash: str) -> str:
         message = f"{sequence}:{head_hash}".encode("ascii")
         return hmac.new(self._seal_key, message, hashlib.sha256).hexdigest()
+
+    # -- the anchor in the key database -----------------------------------------------
+
+    def anchor_if_new(self) -> None:
+        """Anchor the current head if this log was never anchored (a new store, or one
+        created before anchors existed)."""
+        if self._anchor is None:
+            return
+        anchors, name = self._anchor
+        if anchors.read_anchor(name) is None:
+            sequence, head_hash = self._head()
+            anchors.advance_anchor(name, sequence, head_hash)
+
+    def publish_anchor(self) -> None:
+        """Advance the anchor to what this thread's committed transaction appended."""
+        pending = getattr(self._local, "pending", None)
+        self._local.pending = None
+        if pending is not None and self._anchor is not None:
+            anchors, name = self._anchor
+            anchors.advance_anchor(name, *pending)
+
+    def discard_anchor(self) -> None:
+        """Forget what this thread appended: its transaction rolled back."""
+        self._local.pending = None
+
+    def reanchor(self, *, now: dt.datetime, reason: str) -> AuditEntry:
+        """Accept the log as it now is after a deliberate restore of the records database.
+
+        A records database restored from a copy carries an older audit log than the
+        anchor in the key database, and :meth:`verify` rightly reports it. Once the
+        restore is checked (and erasures replayed), this records an entry naming the
+        anchor that is given up (sequence and hash) and ``reason`` (a ticket, never a
+        person), then anchors the log at that entry. The chain itself must verify.
+        """
+        if self._anchor is None:
+            raise AuditTampered("this audit log has no anchor to reset", sequence=None)
+        if not isinstance(reason, str) or not reason.strip():
+            from learnprivacy.errors import ValidationError
+
+            raise ValidationError("reason must be non-empty text", field="reason")
+        self._verify_chain()
+        anchors, name = self._anchor
+        old = anchors.read_anchor(name)
+        entry = self._append_own(
+            AuditEvent(
+                action="reanchor",
+                outcome="done",
+                details={
+                    "reason": reason,
+                    "previous_anchor": None
+                    if old is None
+                    else {"sequence": old[0], "hash": old[1]},
+                },
+            ),
+            now=now,
+        )
+        self._local.pending = None
+        anchors.reset_anchor(name, entry.sequence, entry.hash)
+        return entry
+
+    def _head(self) -> tuple[int, str]:
+        with self._db.read() as connection:
+            head = connection.execute(
+                select(AUDIT_HEAD.c.sequence, AUDIT_HEAD.c.hash).where(AUDIT_HEAD.c.id == 1)
+            ).first()
+        return (0, GENESIS) if head is None else (int(head[0]), str(head[1]))
 
     # -- writing -------------------------------------------------------------------------
 
@@ -177,6 +286,8 @@ class AuditLog:
             .where(AUDIT_HEAD.c.id == 1)
             .values(sequence=sequence, hash=prev, seal=self._seal(sequence, prev))
         )
+        # Anchored once the caller's transaction commits (publish_anchor).
+        self._local.pending = (sequence, prev)
         return entries
 
     def record(
@@ -201,8 +312,17 @@ class AuditLog:
             subject_ref=None if learner_id is None else self.subject_ref(learner_id),
             details=dict(details or {}),
         )
-        with self._db.write() as connection:
-            return self.append(connection, [event], now=now)[0]
+        entry = self._append_own(event, now=now)
+        self.publish_anchor()
+        return entry
+
+    def _append_own(self, event: AuditEvent, *, now: dt.datetime) -> AuditEntry:
+        try:
+            with self._db.write() as connection:
+                return self.append(connection, [event], now=now)[0]
+        except BaseException:
+            self._local.pending = None
+            raise
 
     # -- reading -------------------------------------------------------------------------
 
@@ -230,19 +350,57 @@ class AuditLog:
         """Return ``True`` if the chain is intact, else raise :class:`AuditTampered`.
 
         ``AuditTampered.sequence`` is the first entry that is missing, altered, out of
-        place or not covered by the sealed head.
+        place or not covered by the sealed head, or the anchored entry when the log was
+        cut back behind the anchor kept in the key database (tables dropped, truncated, or
+        an older sealed head written back).
         """
-        last, prev = verify_links(
-            ((e.sequence, e.prev_hash, e.hash, e.expected_hash()) for e in self.entries()),
-            label="audit log",
-        )
+        anchored = None
+        if self._anchor is not None:
+            # Read first: a writer committing meanwhile only moves the head further on.
+            anchors, name = self._anchor
+            anchored = anchors.read_anchor(name)
+        try:
+            last, hashes = self._verify_chain(want=None if anchored is None else anchored[0])
+        except DBAPIError:
+            raise AuditTampered("the audit tables cannot be read", sequence=1) from None
+        if anchored is not None:
+            sequence, head_hash = anchored
+            if sequence > last:
+                raise AuditTampered(
+                    f"audit log broken at entry {last + 1}: the key store's anchor is at "
+                    f"entry {sequence}, the log ends before it",
+                    sequence=last + 1,
+                )
+            if sequence > 0 and not hmac.compare_digest(hashes.get(sequence, ""), head_hash):
+                raise AuditTampered(
+                    f"audit log broken at entry {sequence}: it differs from the anchored one",
+                    sequence=sequence,
+                )
+        return True
+
+    def _verify_chain(self, want: int | None = None) -> tuple[int, dict[int, str]]:
+        """Check the chain and the sealed head; return the last sequence and the hash of
+        entry ``want`` (if reached)."""
+        with self._db.read() as connection:
+            names = set(inspect(connection).get_table_names())
+        if AUDIT.name not in names or AUDIT_HEAD.name not in names:
+            raise AuditTampered("the audit tables are missing", sequence=1)
+        hashes: dict[int, str] = {}
+
+        def links() -> Iterator[tuple[int, str, str, str]]:
+            for e in self.entries():
+                if e.sequence == want:
+                    hashes[want] = e.hash
+                yield e.sequence, e.prev_hash, e.hash, e.expected_hash()
+
+        last, prev = verify_links(links(), label="audit log")
         with self._db.read() as connection:
             head = connection.execute(
                 select(AUDIT_HEAD.c.sequence, AUDIT_HEAD.c.hash, AUDIT_HEAD.c.seal)
             ).first()
         if head is None:
             if last == 0:
-                return True
+                return last, hashes
             raise AuditTampered("audit log head is missing", sequence=1)
         sequence, head_hash, seal = int(head[0]), str(head[1]), str(head[2])
         if not hmac.compare_digest(self._seal(sequence, head_hash), seal):
@@ -259,7 +417,7 @@ class AuditLog:
             )
         if head_hash != prev:
             raise AuditTampered(f"audit log broken at entry {last}", sequence=last)
-        return True
+        return last, hashes
 
 
 def _from_row(row: Any) -> AuditEntry:

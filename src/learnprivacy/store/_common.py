@@ -31,15 +31,23 @@ def visible(table: Table, *, include_restricted: bool) -> list[ColumnElement[boo
 
 
 def ids_detail(
-    ref: Callable[[str], str] | Any, rt: RecordTable, ids: Sequence[str], subjects: Sequence[str]
+    audit: Any,
+    rt: RecordTable,
+    ids: Sequence[str],
+    subjects: Sequence[str],
+    *,
+    subject_ref: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
-    """How the audit log names rows: by id, or by subject reference where the id is
-    personal (a learner's account). Enough to find the rows again in a restored backup.
+    """How the audit log names rows: never by id. By record reference (a keyed
+    pseudonym of type and id, ``AuditLog.record_ref``), or by subject reference where
+    the id is the learner's own (their account). Enough to find the rows again in a
+    restored backup, which holds the ids to compute the references from.
 
-    ``ref`` maps a learner id to its reference (an ``AuditLog`` is accepted too).
+    ``audit`` is the store's ``AuditLog``; ``subject_ref`` a cached form of its
+    ``subject_ref`` (sweeps keep one).
     """
-    if hasattr(ref, "subject_ref"):
-        ref = ref.subject_ref
+    ref = audit.subject_ref if subject_ref is None else subject_ref
     if rt.id_personal:
         return {"subject_refs": sorted({ref(s) for s in set(subjects)})}
-    return {"ids": list(ids)}
+    record_ref = audit.record_ref
+    return {"record_refs": [record_ref(rt.name, i) for i in ids]}

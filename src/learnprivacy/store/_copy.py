@@ -31,16 +31,17 @@ from learnprivacy.crypto import Keyring
 from learnprivacy.errors import AuditTampered, ConfigurationError, IntegrityError, ValidationError
 from learnprivacy.store._bulk import bulk_insert
 from learnprivacy.store._engine import Database
+from learnprivacy.store._keydb import KeyDatabase, default_keys_url
 from learnprivacy.store._migrate import VERSION_TABLE
 from learnprivacy.store._open import migrate
 from learnprivacy.store._schema import ANONYMISED, RecordTable
 from learnprivacy.store._store import Store
-from learnprivacy.store._tables import AUDIT, AUDIT_HEAD, KEYS, META, TOMBSTONES
+from learnprivacy.store._tables import AUDIT, AUDIT_HEAD, KEY_OUTBOX, META
 
 __all__ = ["CopyReport", "copy_store"]
 
 #: The store's own tables, in the order they are copied (record tables come after).
-_OWN_TABLES = (META, KEYS, TOMBSTONES, AUDIT, AUDIT_HEAD)
+_OWN_TABLES = (META, KEY_OUTBOX, AUDIT, AUDIT_HEAD)
 
 
 @attrs.frozen(kw_only=True)
@@ -71,6 +72,7 @@ def copy_store(
     target_url: str,
     *,
     keyring: Keyring,
+    keys: str | KeyDatabase | None = None,
     batch_size: int | None = None,
     samples: int = 100,
 ) -> CopyReport:
@@ -79,6 +81,10 @@ def copy_store(
     For moving from SQLite to PostgreSQL (``docs/howto-move-to-postgres.md``)::
 
         copy_store("sqlite:///lms.db", "postgresql+psycopg://lms@db/lms", keyring=keyring)
+
+    The wrapped keys are not copied: they stay in the source's key database, ``keys``
+    (default: the SQLite source's sibling ``.keys.db``), which the copy uses too. Move
+    or back up the key database on its own (``learnprivacy keys backup``).
 
     ``keyring`` holds the source's master key (the target uses the same one). Rows are
     read and written ``batch_size`` at a time, in one transaction on each side. Stop the
@@ -112,6 +118,11 @@ def copy_store(
     if source_file is not None and not source_file.is_file():
         raise ConfigurationError("the source database file does not exist")
     _check_source(source_url)
+    if isinstance(keys, KeyDatabase):
+        key_db, owned_keys = keys, False
+    else:
+        key_db = KeyDatabase(default_keys_url(source_url) if keys is None else keys)
+        owned_keys = True
     # A SQLite target that does not exist yet is created by the first connection: if the
     # copy fails before committing, the empty file is removed again.
     created = target_file is not None and not target_file.exists()
@@ -120,12 +131,12 @@ def copy_store(
         with _database(target_url) as target_db:
             with target_db.read() as connection:
                 _refuse_non_empty(connection)
-            with Store(source_url, keyring=keyring) as source:
+            with Store(source_url, keyring=keyring, keys=key_db) as source:
                 source.audit.verify()
                 rows = source.batch_size if batch_size is None else batch_size
                 counts, picked = _copy(source, target_db, rows, samples)
                 committed = True
-                sampled = _verify(source, target_url, keyring, counts, picked)
+                sampled = _verify(source, target_url, keyring, key_db, counts, picked)
                 audit_entries = len(source.audit)
                 dialects = source.database.engine.dialect.name, target_db.engine.dialect.name
                 store_id = source.store_id
@@ -133,6 +144,9 @@ def copy_store(
         if created and not committed and target_file is not None:
             _remove_sqlite(target_file)
         raise
+    finally:
+        if owned_keys:
+            key_db.close()
     return CopyReport(
         store_id=store_id,
         source=dialects[0],
@@ -308,12 +322,13 @@ def _verify(
     source: Store,
     target_url: str,
     keyring: Keyring,
+    key_db: KeyDatabase,
     counts: Mapping[str, int],
     picked: Sequence[tuple[RecordTable, Sequence[Any]]],
 ) -> int:
     # Opening the copy as a store checks its master key and binds its audit keys, which
     # derive from the copied blind-index key and store id.
-    with Store(target_url, keyring=keyring) as target:
+    with Store(target_url, keyring=keyring, keys=key_db) as target:
         if target.store_id != source.store_id:
             raise IntegrityError("the copy has another store id than the source")
         try:

@@ -33,7 +33,11 @@ _WRITE = "learnprivacy_write"
 _RELAXED = "learnprivacy_relaxed"
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str | Engine) -> Engine:
+    if isinstance(url, Engine):
+        return _adopt_engine(url)
+    if not isinstance(url, str):
+        raise ConfigurationError("a database is given as a URL (str) or a SQLAlchemy Engine")
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -54,6 +58,22 @@ def _make_engine(url: str) -> Engine:
     if backend == "postgresql":
         return create_engine(parsed, pool_pre_ping=True)
     raise ConfigurationError("the store supports sqlite and postgresql URLs only")
+
+
+def _adopt_engine(engine: Engine) -> Engine:
+    """An engine made by the caller: SQLite ones get the store's connection settings for
+    every connection they open from now on."""
+    backend = engine.dialect.name
+    if backend == "sqlite":
+        if not event.contains(engine, "connect", _sqlite_connect):
+            event.listen(engine, "connect", _sqlite_connect)
+            event.listen(engine, "begin", _sqlite_begin)
+            # Connections pooled before the listeners were added lack the settings.
+            engine.dispose()
+        return engine
+    if backend == "postgresql":
+        return engine
+    raise ConfigurationError("the store supports sqlite and postgresql databases only")
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -88,19 +108,23 @@ def _sqlite_begin(connection: Connection) -> None:
 class Database:
     """An engine and the two kinds of transaction the store uses."""
 
-    __slots__ = ("engine", "is_postgres", "is_sqlite")
+    __slots__ = ("engine", "is_postgres", "is_sqlite", "owned")
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str | Engine) -> None:
         self._adopt(_make_engine(url))
+        #: Whether :meth:`dispose` closes the engine (not when the caller passed one).
+        self.owned = not isinstance(url, Engine)
 
     @classmethod
     def from_engine(cls, engine: Engine) -> Database:
         """A Database over an engine someone else made (an application's own engine).
 
-        The engine is used as it is: none of the store's connection settings are added.
+        The engine is used as it is: none of the store's connection settings are added,
+        and :meth:`dispose` leaves it open.
         """
         db = cls.__new__(cls)
         db._adopt(engine)
+        db.owned = False
         return db
 
     def _adopt(self, engine: Engine) -> None:
@@ -157,5 +181,6 @@ class Database:
             target.close()
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
-        self.engine.dispose()
+        """Close every pooled connection (of an engine this object made, not a caller's)."""
+        if self.owned:
+            self.engine.dispose()

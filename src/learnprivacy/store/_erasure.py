@@ -10,7 +10,8 @@ from sqlalchemy import Connection, select
 
 from learnprivacy._vocabulary import Article
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import Learner, subject_of
+from learnprivacy.records import Learner
+from learnprivacy.records._base import subject_of
 from learnprivacy.retention import Action, Hold, Override, Schedule
 from learnprivacy.store._actions import (
     anonymise_rows,
@@ -25,7 +26,6 @@ from learnprivacy.store._bulk import ids_in
 from learnprivacy.store._common import ids_detail
 from learnprivacy.store._reports import ErasureOutcome, ErasureReport, ReplayReport
 from learnprivacy.store._schema import ANONYMISED, RESTRICTED, RecordTable
-from learnprivacy.store._tables import KEYS
 
 if TYPE_CHECKING:
     from learnprivacy.store._store import Store
@@ -187,7 +187,7 @@ def _event(
         record_type=rt.name,
         subject_ref=ref,
         details={
-            **ids_detail(store.audit.subject_ref, rt, ids, subjects),
+            **ids_detail(store.audit, rt, ids, subjects),
             "count": len(ids),
             "reason": "erasure request",
         },
@@ -386,7 +386,7 @@ def _records_event(
         record_type=rt.name,
         subject_ref=audit.subject_ref(owners[0]) if len(set(owners)) == 1 else None,
         details={
-            **ids_detail(audit.subject_ref, rt, ids, owners),
+            **ids_detail(audit, rt, ids, owners),
             "count": len(ids),
             "reason": reason,
         },
@@ -403,7 +403,7 @@ def _subject_map(store: Store, connection: Connection, refs: set[str]) -> dict[s
     found: dict[str, str] = {}
     if not refs:
         return found
-    sources = [rt.table.c[rt.subject_column] for rt in store.tables()] + [KEYS.c.subject]
+    sources = [rt.table.c[rt.subject_column] for rt in store.tables()]
     for column in sources:
         for subject in connection.execute(select(column).distinct()).scalars():
             if subject in found.values():
@@ -411,6 +411,20 @@ def _subject_map(store: Store, connection: Connection, refs: set[str]) -> dict[s
             ref = store.audit.subject_ref(subject)
             if ref in refs:
                 found[ref] = subject
+    return found
+
+
+def _record_ids(store: Store, connection: Connection, rt: RecordTable, refs: set[str]) -> list[str]:
+    """Ids of the rows of ``rt`` whose audit record reference is in ``refs`` (every id of
+    the table is tried: replay is rare, the log names no id)."""
+    if not refs:
+        return []
+    record_ref = store.audit.record_ref
+    found = []
+    query = select(rt.table.c.id).execution_options(yield_per=5_000)
+    for record_id in connection.execute(query).scalars():
+        if record_ref(rt.name, record_id) in refs:
+            found.append(record_id)
     return found
 
 
@@ -468,7 +482,13 @@ def _replay_one(
     if entry.record_type is None:
         return
     rt = store.table(entry.record_type)
-    ids = list(details.get("ids", ())) if not rt.id_personal else named
+    if rt.id_personal:
+        ids = named
+    elif "record_refs" in details:
+        ids = _record_ids(store, connection, rt, set(details["record_refs"]))
+    else:
+        # Entries written before record references.
+        ids = list(details.get("ids", ()))
     if not ids:
         return
     if entry.action == "erase":

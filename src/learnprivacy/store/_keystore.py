@@ -1,13 +1,21 @@
-"""The crypto ``KeyStore`` protocol over the store's ``lp_keys`` table.
+"""The store's view of its key database: shreds that commit with the records.
 
-Each method is one transaction of its own, unless the store has *bound* a connection
-(see :meth:`SqlKeyStore.bound`): then it runs inside the store's current transaction,
-so that deleting a learner's rows and shredding their keys commit or roll back together.
+The wrapped data keys live in a :class:`~learnprivacy.keys.KeyDatabase` of their own, so
+deleting a learner's rows (records database) and destroying their keys (key database)
+cannot be one transaction. The order that loses nothing:
 
-For bulk writes the store also opens a *batch* (:meth:`SqlKeyStore.batch`): the entries
-of the subjects about to be written are read in one query, and new keys are buffered and
-inserted with one ``executemany`` by :meth:`SqlKeyStore.flush`, instead of two queries
-per new learner.
+* **New keys** are committed to the key database (:meth:`SqlKeyStore.flush`) *before*
+  the records that use them. A crash in between leaves an unused key, never a record
+  without its key.
+* **Shreds** asked for inside a store transaction (:meth:`SqlKeyStore.bound`) are written
+  to an outbox table, ``lp_key_outbox``, of the *records* database, in that same
+  transaction: the outbox row exists if and only if the erasure committed. Once it has,
+  :meth:`SqlKeyStore.apply_outbox` destroys the keys, then deletes the outbox rows. A
+  crash in between leaves outbox rows that the next open of the store, or the next
+  writer of the same learner (:meth:`SqlKeyStore.settle`), applies: shredding twice is
+  shredding once.
+
+The outbox names subjects by their key reference (``k1_...``), never by learner id.
 """
 
 from __future__ import annotations
@@ -15,365 +23,217 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, delete, insert, select
 
-from learnprivacy.crypto import KeyEntry, KeyState
-from learnprivacy.errors import KeyShreddedError
-from learnprivacy.store._bulk import bulk_insert, ids_in
+from learnprivacy.crypto._keystore import KeyEntry
+from learnprivacy.store._bulk import ids_in
 from learnprivacy.store._engine import Database
-from learnprivacy.store._tables import KEYS, TOMBSTONES
+from learnprivacy.store._keydb import KeyDatabase, KeyRace
+from learnprivacy.store._tables import KEY_OUTBOX
 
 __all__ = ["KeyRace", "SqlKeyStore"]
 
 _ALL = "*"
 _CHUNK = 5_000
-# Shredding builds one condition per (subject, scope): keep those statements small.
-_SHRED_CHUNK = 200
-
-
-class KeyRace(Exception):
-    """Another writer created a key for a subject of this batch first; retry the batch."""
-
-
-def _entry(row: Sequence[Any]) -> KeyEntry:
-    subject, scope, key_id, state, master_key_id, wrapped = row
-    return KeyEntry(
-        subject=subject,
-        scope=scope,
-        key_id=key_id,
-        state=KeyState(state),
-        master_key_id=master_key_id,
-        wrapped=bytes(wrapped),
-    )
-
-
-def _values(entry: KeyEntry) -> dict[str, object]:
-    return {
-        "subject": entry.subject,
-        "scope": entry.scope,
-        "key_id": entry.key_id,
-        "state": entry.state.value,
-        "master_key_id": entry.master_key_id,
-        "wrapped": entry.wrapped,
-    }
-
-
-_COLUMNS = (
-    KEYS.c.subject,
-    KEYS.c.scope,
-    KEYS.c.key_id,
-    KEYS.c.state,
-    KEYS.c.master_key_id,
-    KEYS.c.wrapped,
-)
-
-
-class _Batch:
-    """Entries and tombstones of a known set of subjects, and keys not yet inserted."""
-
-    __slots__ = ("entries", "pending", "tombstones")
-
-    def __init__(self) -> None:
-        self.entries: dict[str, list[KeyEntry]] = {}
-        self.tombstones: set[tuple[str, str]] = set()
-        self.pending: list[KeyEntry] = []
 
 
 class SqlKeyStore:
-    """A :class:`learnprivacy.crypto.KeyStore` kept in the store's database."""
+    """A :class:`learnprivacy.crypto.KeyStore` over a key database, for one store."""
 
-    __slots__ = ("_db", "_local")
+    #: Tells :class:`~learnprivacy.crypto.Keyring` to name subjects by key references.
+    pseudonymous_subjects = True
 
-    def __init__(self, db: Database) -> None:
+    __slots__ = ("_db", "_keys", "_local")
+
+    def __init__(self, keys: KeyDatabase, db: Database) -> None:
+        self._keys = keys
         self._db = db
         self._local = threading.local()
 
     def __repr__(self) -> str:
-        return f"SqlKeyStore({self._db.engine.dialect.name})"
+        return f"SqlKeyStore({self._keys!r})"
+
+    @property
+    def key_database(self) -> KeyDatabase:
+        """The key database holding the wrapped keys."""
+        return self._keys
 
     # -- binding to the store's transactions -------------------------------------------
 
     @contextmanager
     def bound(self, connection: Connection) -> Iterator[None]:
-        """Run every key operation of this thread inside ``connection``'s transaction."""
+        """Send shreds of this thread to the outbox of ``connection``'s transaction."""
         previous = getattr(self._local, "connection", None)
         self._local.connection = connection
         try:
             yield
         finally:
             self._local.connection = previous
-            self._local.batch = None
 
     @contextmanager
-    def batch(self, subjects: Iterable[str], *, lock: bool = False) -> Iterator[None]:
-        """Prefetch the keys of ``subjects`` and buffer new ones (needs :meth:`bound`).
+    def batch(self, refs: Iterable[str], *, lock: bool = False) -> Iterator[None]:
+        """Prefetch the keys of ``refs`` and buffer new ones (see ``KeyDatabase.batch``).
 
-        ``lock`` (for writers, PostgreSQL only) share-locks those key rows until the
-        transaction ends, so a concurrent shred waits and then sees the new rows that use
-        the keys instead of destroying a key that has just been used to encrypt.
+        ``lock`` is kept for callers; writers now serialise with erasers on the learner's
+        row in the records database (see :meth:`settle`).
         """
-        connection = self._connection()
-        if connection is None:
-            raise RuntimeError("SqlKeyStore.batch needs a bound connection")
-        batch = _Batch()
-        wanted = sorted(set(subjects))
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            for subject in chunk:
-                batch.entries[subject] = []
-            dialect = connection.dialect.name
-            query = select(*_COLUMNS).where(ids_in(KEYS.c.subject, chunk, dialect))
-            if lock and self._db.is_postgres:
-                query = query.with_for_update(read=True)
-            for row in connection.execute(query).all():
-                batch.entries[row[0]].append(_entry(row))
-            for subject, scope in connection.execute(
-                select(TOMBSTONES.c.subject, TOMBSTONES.c.scope).where(
-                    ids_in(TOMBSTONES.c.subject, chunk, dialect)
-                )
-            ).all():
-                batch.tombstones.add((subject, scope))
-        self._local.batch = batch
-        try:
+        del lock
+        with self._keys.batch(refs):
             yield
-        finally:
-            self._local.batch = None
 
     def flush(self) -> None:
-        """Insert the keys buffered by the current batch; :class:`KeyRace` on a conflict."""
-        batch: _Batch | None = getattr(self._local, "batch", None)
-        connection = self._connection()
-        if batch is None or connection is None or not batch.pending:
-            return
-        pending, batch.pending = batch.pending, []
-        try:
-            with connection.begin_nested():
-                bulk_insert(connection, KEYS, [_values(e) for e in pending])
-        except Exception as exc:
-            from sqlalchemy.exc import IntegrityError
-
-            if isinstance(exc, IntegrityError):
-                raise KeyRace("a key was created concurrently") from None
-            raise
+        """Commit the keys buffered by the current batch; :class:`KeyRace` on a conflict."""
+        self._keys.flush()
 
     def _connection(self) -> Connection | None:
         return getattr(self._local, "connection", None)
-
-    def _batch_for(self, subject: str | None) -> _Batch | None:
-        batch: _Batch | None = getattr(self._local, "batch", None)
-        if batch is None or subject is None or subject not in batch.entries:
-            return None
-        return batch
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        connection = self._connection()
-        if connection is not None:
-            yield connection
-        else:
-            with self._db.write() as own:
-                yield own
 
     # -- the KeyStore protocol ---------------------------------------------------------
 
     def get(self, subject: str, key_id: str) -> KeyEntry | None:
         """The entry of ``key_id`` for ``subject``, shredded or not; ``None`` if unknown."""
-        batch = self._batch_for(subject)
-        if batch is not None:
-            return next((e for e in batch.entries[subject] if e.key_id == key_id), None)
-        query = select(*_COLUMNS).where(KEYS.c.subject == subject, KEYS.c.key_id == key_id)
-        connection = self._connection()
-        if connection is not None:
-            row = connection.execute(query).first()
-        else:
-            with self._db.read() as own:
-                row = own.execute(query).first()
-        return None if row is None else _entry(row)
+        return self._keys.get(subject, key_id)
 
     def list_entries(
         self, subject: str | None = None, scope: str | None = None
     ) -> Iterator[KeyEntry]:
         """Entries of ``subject`` (optionally of one ``scope``), or every entry if ``None``."""
-        batch = self._batch_for(subject)
-        if batch is not None and subject is not None:
-            found = list(batch.entries[subject])
-            return iter([e for e in found if scope is None or e.scope == scope])
-        query = select(*_COLUMNS).order_by(KEYS.c.subject, KEYS.c.scope, KEYS.c.key_id)
-        if subject is not None:
-            query = query.where(KEYS.c.subject == subject)
-        if scope is not None:
-            query = query.where(KEYS.c.scope == scope)
-        connection = self._connection()
-        if connection is not None:
-            rows = connection.execute(query).all()
-        else:
-            with self._db.read() as own:
-                rows = own.execute(query).all()
-        return iter([_entry(row) for row in rows])
+        return self._keys.list_entries(subject, scope)
 
     def add(self, entry: KeyEntry, *, revive: bool = False) -> KeyEntry:
         """Insert an ACTIVE key unless one exists; refuse a shredded scope unless revived."""
-        batch = self._batch_for(entry.subject)
-        if batch is not None:
-            for existing in batch.entries[entry.subject]:
-                if existing.scope == entry.scope and existing.state is KeyState.ACTIVE:
-                    return existing
-            if not revive and _blocked(
-                batch.entries[entry.subject], batch.tombstones, entry.subject, entry.scope
-            ):
-                raise KeyShreddedError(
-                    f"the keys of this subject's scope {entry.scope!r} were shredded"
-                )
-            batch.entries[entry.subject].append(entry)
-            batch.pending.append(entry)
-            return entry
-        with self._transaction() as connection:
-            existing_row = connection.execute(
-                select(*_COLUMNS).where(
-                    KEYS.c.subject == entry.subject,
-                    KEYS.c.scope == entry.scope,
-                    KEYS.c.state == KeyState.ACTIVE.value,
-                )
-            ).first()
-            if existing_row is not None:
-                return _entry(existing_row)
-            if not revive and self._blocked_sql(connection, entry.subject, entry.scope):
-                raise KeyShreddedError(
-                    f"the keys of this subject's scope {entry.scope!r} were shredded"
-                )
-            try:
-                with connection.begin_nested():
-                    connection.execute(insert(KEYS), [_values(entry)])
-            except Exception as exc:
-                from sqlalchemy.exc import IntegrityError
-
-                if not isinstance(exc, IntegrityError):
-                    raise
-                # A concurrent writer created the active key first: use theirs.
-                row = connection.execute(
-                    select(*_COLUMNS).where(
-                        KEYS.c.subject == entry.subject,
-                        KEYS.c.scope == entry.scope,
-                        KEYS.c.state == KeyState.ACTIVE.value,
-                    )
-                ).first()
-                if row is None:
-                    raise
-                return _entry(row)
-            return entry
+        return self._keys.add(entry, revive=revive)
 
     def update(self, entry: KeyEntry) -> bool:
         """Replace a live entry; a missing or SHREDDED entry is left alone (``False``)."""
-        with self._transaction() as connection:
-            result = connection.execute(
-                update(KEYS)
-                .where(
-                    KEYS.c.subject == entry.subject,
-                    KEYS.c.key_id == entry.key_id,
-                    KEYS.c.state != KeyState.SHREDDED.value,
-                )
-                .values(
-                    scope=entry.scope,
-                    state=entry.state.value,
-                    master_key_id=entry.master_key_id,
-                    wrapped=entry.wrapped,
-                )
-            )
-            changed = result.rowcount > 0
-        batch = self._batch_for(entry.subject)
-        if changed and batch is not None:
-            batch.entries[entry.subject] = [
-                entry if e.key_id == entry.key_id else e for e in batch.entries[entry.subject]
-            ]
-        return changed
+        return self._keys.update(entry)
+
+    def iter_entries(self) -> Iterator[KeyEntry]:
+        """Every entry, streamed a page at a time (for rotation)."""
+        return self._keys.iter_entries()
+
+    def update_many(self, entries: Sequence[KeyEntry]) -> int:
+        """Replace many live entries in one transaction (for rotation)."""
+        return self._keys.update_many(entries)
+
+    def counts(self) -> dict[str, int]:
+        """Keys per state and tombstones (for progress and status)."""
+        return self._keys.counts()
+
+    def is_shredded(self, subject: str, scope: str) -> bool:
+        """True when ``(subject, scope)`` is tombstoned and none of its keys is alive."""
+        return self._keys.is_shredded(subject, scope)
 
     def mark_shredded(
         self, subject: str, scope: str | None = None, *, key_id: str | None = None
     ) -> int:
-        """Destroy key material of ``subject`` (one key, one scope or all) and count it."""
-        return self.shred_many([(subject, scope)], key_id=key_id)
+        """Destroy key material of ``subject`` (one key, one scope or all) and count it.
 
-    def shred_many(
-        self, pairs: Iterable[tuple[str, str | None]], *, key_id: str | None = None
-    ) -> int:
-        """:meth:`mark_shredded` for many ``(subject, scope)`` pairs in a few statements."""
+        Inside a store transaction the whole-scope shred goes to the outbox and happens
+        once the transaction commits; the count is of the keys it will destroy.
+        """
+        if key_id is not None:
+            return self._keys.mark_shredded(subject, scope, key_id=key_id)
+        return self.shred_many([(subject, scope)], tombstone=True)
+
+    def shred_many(self, pairs: Iterable[tuple[str, str | None]], *, tombstone: bool = True) -> int:
+        """Shred the keys of many ``(ref, scope)`` pairs: via the outbox inside a store
+        transaction, at once otherwise. Returns how many keys are (to be) destroyed."""
         wanted = list(dict.fromkeys(pairs))
         if not wanted:
             return 0
-        count = 0
-        own = self._connection() is None
-        with self._transaction() as connection:
-            for start in range(0, len(wanted), _SHRED_CHUNK):
-                chunk = wanted[start : start + _SHRED_CHUNK]
-                conditions = [
-                    and_(KEYS.c.subject == s, *(() if c is None else (KEYS.c.scope == c,)))
-                    for s, c in chunk
-                ]
-                statement = (
-                    update(KEYS)
-                    .where(or_(*conditions), KEYS.c.state != KeyState.SHREDDED.value)
-                    .values(state=KeyState.SHREDDED.value, master_key_id="", wrapped=b"")
-                )
-                if key_id is not None:
-                    statement = statement.where(KEYS.c.key_id == key_id)
-                count += connection.execute(statement).rowcount
-                if key_id is None:
-                    stones = [{"subject": s, "scope": _ALL if c is None else c} for s, c in chunk]
-                    existing = {
-                        (row[0], row[1])
-                        for row in connection.execute(
-                            select(TOMBSTONES.c.subject, TOMBSTONES.c.scope).where(
-                                TOMBSTONES.c.subject.in_({s for s, _ in chunk})
-                            )
-                        )
-                    }
-                    fresh = [t for t in stones if (t["subject"], t["scope"]) not in existing]
-                    if fresh:
-                        connection.execute(insert(TOMBSTONES), fresh)
-        for subject, _scope in wanted:
-            batch = self._batch_for(subject)
-            if batch is not None:
-                # Simplest correct answer: forget the prefetched state of that subject.
-                batch.entries.pop(subject, None)
-        if own:
-            # Inside a store transaction the store checkpoints once it commits.
-            self._db.checkpoint()
+        connection = self._connection()
+        if connection is None:
+            return self._keys.shred_many(wanted, tombstone=tombstone)
+        self._local.sent = True
+        connection.execute(
+            insert(KEY_OUTBOX),
+            [
+                {
+                    "subject_ref": ref,
+                    "scope": _ALL if scope is None else scope,
+                    "tombstone": tombstone,
+                }
+                for ref, scope in wanted
+            ],
+        )
+        return self._keys.count_live(wanted)
+
+    # -- the outbox ----------------------------------------------------------------------
+
+    def apply_sent(self) -> int:
+        """:meth:`apply_outbox` if this thread's last transaction wrote to the outbox."""
+        if not getattr(self._local, "sent", False):
+            return 0
+        self._local.sent = False
+        return self.apply_outbox()
+
+    def discard_sent(self) -> None:
+        """Forget that this thread wrote to the outbox (its transaction rolled back)."""
+        self._local.sent = False
+
+    def apply_outbox(self) -> int:
+        """Destroy the keys of every committed outbox row, then delete those rows.
+
+        Returns how many keys were destroyed. Safe to run at any time, by any process:
+        rows are read, applied (idempotent), then deleted by id.
+        """
+        with self._db.read() as connection:
+            rows = connection.execute(
+                select(
+                    KEY_OUTBOX.c.id,
+                    KEY_OUTBOX.c.subject_ref,
+                    KEY_OUTBOX.c.scope,
+                    KEY_OUTBOX.c.tombstone,
+                ).order_by(KEY_OUTBOX.c.id)
+            ).all()
+        if not rows:
+            return 0
+        count = self._apply(rows)
+        with self._db.write() as connection:
+            for start in range(0, len(rows), _CHUNK):
+                ids = [row[0] for row in rows[start : start + _CHUNK]]
+                connection.execute(delete(KEY_OUTBOX).where(KEY_OUTBOX.c.id.in_(ids)))
+        self._db.checkpoint()
         return count
 
-    def is_shredded(self, subject: str, scope: str) -> bool:
-        """True when ``(subject, scope)`` is tombstoned and none of its keys is alive."""
-        batch = self._batch_for(subject)
-        if batch is not None:
-            return _blocked(batch.entries[subject], batch.tombstones, subject, scope)
-        connection = self._connection()
-        if connection is not None:
-            return self._blocked_sql(connection, subject, scope)
-        with self._db.read() as own:
-            return self._blocked_sql(own, subject, scope)
+    def settle(self, connection: Connection, refs: Iterable[str]) -> int:
+        """Inside a writer's transaction: apply the outbox rows of ``refs`` first.
 
-    def _blocked_sql(self, connection: Connection, subject: str, scope: str) -> bool:
-        stone = connection.execute(
-            select(TOMBSTONES.c.scope).where(
-                TOMBSTONES.c.subject == subject, TOMBSTONES.c.scope.in_((scope, _ALL))
+        A writer about to use a learner's keys must not use one an erasure committed a
+        moment ago has yet to destroy. The writer holds the learner's row (on
+        PostgreSQL, ``FOR SHARE``; on SQLite, the write lock), so no erasure of that
+        learner commits meanwhile; rows settled here are deleted in its transaction.
+        """
+        wanted = sorted(set(refs))
+        found: list[tuple[object, ...]] = []
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            found.extend(
+                tuple(row)
+                for row in connection.execute(
+                    select(
+                        KEY_OUTBOX.c.id,
+                        KEY_OUTBOX.c.subject_ref,
+                        KEY_OUTBOX.c.scope,
+                        KEY_OUTBOX.c.tombstone,
+                    ).where(ids_in(KEY_OUTBOX.c.subject_ref, chunk, connection.dialect.name))
+                ).all()
             )
-        ).first()
-        if stone is None:
-            return False
-        alive = connection.execute(
-            select(KEYS.c.key_id).where(
-                KEYS.c.subject == subject,
-                KEYS.c.scope == scope,
-                KEYS.c.state != KeyState.SHREDDED.value,
-            )
-        ).first()
-        return alive is None
+        if not found:
+            return 0
+        count = self._apply(found)
+        connection.execute(delete(KEY_OUTBOX).where(KEY_OUTBOX.c.id.in_([r[0] for r in found])))
+        return count
 
-
-def _blocked(
-    entries: list[KeyEntry], tombstones: set[tuple[str, str]], subject: str, scope: str
-) -> bool:
-    if (subject, scope) not in tombstones and (subject, _ALL) not in tombstones:
-        return False
-    return all(e.state is KeyState.SHREDDED for e in entries if e.scope == scope)
+    def _apply(self, rows: Iterable[tuple[object, ...]]) -> int:
+        stones: list[tuple[str, str | None]] = []
+        plain: list[tuple[str, str | None]] = []
+        for _id, ref, scope, tombstone in rows:
+            pair = (str(ref), None if scope == _ALL else str(scope))
+            (stones if tombstone else plain).append(pair)
+        count = self._keys.shred_many(stones, tombstone=True) if stones else 0
+        if plain:
+            count += self._keys.shred_many(plain, tombstone=False)
+        return count

@@ -8,18 +8,27 @@ import hmac
 import os
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import Connection, MetaData, Table, insert, inspect, select, text
 
 from learnprivacy.crypto import InMemoryKeyStore, Keyring
+from learnprivacy.crypto._keystore import KeyEntry, KeyState
 from learnprivacy.errors import ConfigurationError
-from learnprivacy.records import record_types
+from learnprivacy.records._base import record_types
 from learnprivacy.store import _migrate
 from learnprivacy.store._engine import Database
 from learnprivacy.store._keystore import SqlKeyStore
 from learnprivacy.store._schema import BUILTIN_TYPES, METADATA, RecordTable
 from learnprivacy.store._tables import META
 
-__all__ = ["audit_keys", "bind_keyring", "ensure_table", "migrate", "read_meta"]
+__all__ = [
+    "audit_keys",
+    "bind_keyring",
+    "check_key_database",
+    "ensure_table",
+    "migrate",
+    "move_legacy_keys",
+    "read_meta",
+]
 
 # Any constant works: it only has to be the same in every process opening the store.
 _MIGRATION_LOCK = 0x6C70_7374_6F72  # "lpstor"
@@ -52,13 +61,31 @@ def ensure_table(connection: Connection, rt: RecordTable) -> None:
         index.create(connection, checkfirst=True)
 
 
+def check_key_database(connection: Connection, meta: dict[str, str], keys: Any) -> None:
+    """Bind the records database to its key database on first open; refuse another one.
+
+    Opened on the wrong key database (a fresh one, another store's), a store would make
+    new keys and read nothing of its records: refuse rather than start afresh.
+    """
+    found = keys.key_store_id
+    bound = meta.get("key_store_id")
+    if bound is None:
+        connection.execute(insert(META), [{"key": "key_store_id", "value": found}])
+        meta["key_store_id"] = found
+    elif bound != found:
+        raise ConfigurationError(
+            "this records database belongs to another key database: open it with the "
+            "keys= it was created with (or restore that key database)"
+        )
+
+
 def read_meta(connection: Connection) -> dict[str, str]:
     """Every row of ``lp_meta``."""
     return {str(k): str(v) for k, v in connection.execute(select(META.c.key, META.c.value))}
 
 
 def bind_keyring(keyring: Any, keys: SqlKeyStore) -> Keyring:
-    """A keyring on ``keyring``'s master key whose data keys live in the store's table.
+    """A keyring on ``keyring``'s master key whose data keys live in the key database.
 
     A keyring already bound to this store is used as is. One on an in-memory key store is
     rebuilt on the same master key (its in-memory keys, if any, are not the store's and
@@ -71,9 +98,11 @@ def bind_keyring(keyring: Any, keys: SqlKeyStore) -> Keyring:
     if isinstance(keyring.store, InMemoryKeyStore) and _holds_data_keys(keyring.store):
         raise ConfigurationError(
             "this keyring already holds data keys in memory; a store keeps its keys in its "
-            "own table: open the store with a fresh keyring on the same master key"
+            "key database: open the store with a fresh keyring on the same master key"
         )
-    return Keyring(keyring.export_master_key(), store=keys)
+    # The previous master keys come along: a store half-way through a rotation opens
+    # and the rotation can be finished (learnprivacy keys rotate --resume).
+    return keyring.bound_to(keys)
 
 
 def _holds_data_keys(store: InMemoryKeyStore) -> bool:
@@ -95,3 +124,81 @@ def audit_keys(keyring: Keyring, store_id: str) -> tuple[bytes, bytes]:
     pseudonym_key = hmac.new(root, b"audit/pseudonym", hashlib.sha256).digest()
     seal_key = hmac.new(root, b"audit/seal", hashlib.sha256).digest()
     return pseudonym_key, seal_key
+
+
+_LEGACY_KEYS = "lp_keys"
+_LEGACY_TOMBSTONES = "lp_key_tombstones"
+
+
+def move_legacy_keys(db: Database, keyring: Keyring) -> int:
+    """Move the wrapped keys a store created before 0.1 kept in its own database
+    (``lp_keys``, ``lp_key_tombstones``) to the keyring's key database, then drop them.
+
+    Each live key is unwrapped and wrapped again under its key reference (the key
+    database never sees a learner id); shredded keys and tombstones move as references.
+    The key database commits first, and inserting is idempotent, so a move interrupted
+    at any point is finished by the next open. Returns how many keys moved.
+    """
+    with db.read() as connection:
+        names = set(inspect(connection).get_table_names())
+        if _LEGACY_KEYS not in names:
+            return 0
+        legacy = MetaData()
+        keys_table = Table(_LEGACY_KEYS, legacy, autoload_with=connection)
+        rows = connection.execute(select(keys_table)).mappings().all()
+        stones: list[Any] = []
+        if _LEGACY_TOMBSTONES in names:
+            stones_table = Table(_LEGACY_TOMBSTONES, legacy, autoload_with=connection)
+            stones = list(connection.execute(select(stones_table)).mappings().all())
+    entries = [
+        KeyEntry(
+            subject=str(row["subject"]),
+            scope=str(row["scope"]),
+            key_id=str(row["key_id"]),
+            state=KeyState(row["state"]),
+            master_key_id=str(row["master_key_id"]),
+            wrapped=bytes(row["wrapped"]),
+        )
+        for row in rows
+    ]
+    store = keyring.store
+    # The keyring's own keys first: the key references derive from one of them.
+    system = [e for e in entries if e.subject.startswith("learnprivacy:")]
+    for entry in system:
+        if store.get(entry.subject, entry.key_id) is None:
+            _insert_raw(store, entry)
+    moved = 0
+    for entry in entries:
+        if entry.subject.startswith("learnprivacy:"):
+            continue
+        ref = keyring.key_ref(entry.subject)
+        if store.get(ref, entry.key_id) is not None:
+            continue
+        _insert_raw(store, keyring.rewrap_entry(entry, subject=ref))
+        moved += 1
+    for stone in stones:
+        subject, scope = str(stone["subject"]), str(stone["scope"])
+        if subject.startswith("learnprivacy:"):
+            continue
+        store.mark_shredded(keyring.key_ref(subject), None if scope == "*" else scope)
+    with db.write() as connection:
+        connection.execute(text(f"DROP TABLE {_LEGACY_TOMBSTONES}"))
+        connection.execute(text(f"DROP TABLE {_LEGACY_KEYS}"))
+    db.checkpoint()
+    if db.is_sqlite and rows:
+        # Rewrite the file: no page of the old key table may survive in it.
+        with db.engine.connect() as connection:
+            raw = connection.connection.driver_connection
+            assert raw is not None  # a live pooled connection
+            raw.execute("VACUUM")
+        db.checkpoint()
+    return moved
+
+
+def _insert_raw(store: Any, entry: KeyEntry) -> None:
+    """Insert ``entry`` as it is (any state) into a key database."""
+    from learnprivacy.store._keydb import KeyDatabase
+
+    database = store.key_database if hasattr(store, "key_database") else store
+    assert isinstance(database, KeyDatabase)
+    database.insert_entries([entry])

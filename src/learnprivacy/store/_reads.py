@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, func, select
 
-from learnprivacy.crypto import normalise_text
+from learnprivacy.crypto._blind_index import normalise_text
 from learnprivacy.errors import ValidationError
 from learnprivacy.store._codec import Codec, column_value
 from learnprivacy.store._common import visible
@@ -40,7 +40,8 @@ def decode_rows(store: Store, codec: Codec, rows: Sequence[Sequence[Any]]) -> li
     if not rows:
         return []
     at = codec.position(codec.rt.subject_column)
-    with store.key_store.batch({row[at] for row in rows}):
+    key_ref = store.keyring.key_ref
+    with store.key_store.batch({key_ref(row[at]) for row in rows}):
         return [codec.from_row(row) for row in rows]
 
 

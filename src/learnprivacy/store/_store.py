@@ -12,15 +12,25 @@ from sqlalchemy import Connection, Engine
 from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import require_aware
 from learnprivacy.crypto import FieldCipher, Keyring
-from learnprivacy.errors import RestrictedRecordError, ValidationError
-from learnprivacy.records import Granularity, Record, record_types
+from learnprivacy.errors import ConfigurationError, RestrictedRecordError, ValidationError
+from learnprivacy.records import Granularity, Record
+from learnprivacy.records._base import record_types
 from learnprivacy.retention import Hold, Override, Schedule
 from learnprivacy.store import _erasure, _reads, _sweep, _writes
 from learnprivacy.store._audit import AuditLog
 from learnprivacy.store._codec import Codec
 from learnprivacy.store._engine import Database
+from learnprivacy.store._keydb import KeyDatabase, default_keys_url
 from learnprivacy.store._keystore import SqlKeyStore
-from learnprivacy.store._open import audit_keys, bind_keyring, ensure_table, migrate, read_meta
+from learnprivacy.store._open import (
+    audit_keys,
+    bind_keyring,
+    check_key_database,
+    ensure_table,
+    migrate,
+    move_legacy_keys,
+    read_meta,
+)
 from learnprivacy.store._reports import ErasureReport, ReplayReport, SweepReport
 from learnprivacy.store._schema import BUILTIN_TYPES, RecordTable
 
@@ -38,6 +48,19 @@ def _system_clock() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _open_keys(url: str, keys: str | Engine | KeyDatabase | None) -> tuple[KeyDatabase, bool]:
+    """The key database of the store at ``url`` and whether the store opened it."""
+    if isinstance(keys, KeyDatabase):
+        return keys, False
+    if keys is None:
+        keys = default_keys_url(url)
+    elif isinstance(keys, str) and keys == url and not keys.rstrip("/").endswith(":"):
+        raise ConfigurationError(
+            "keys= names the records database itself: the data keys need a database of their own"
+        )
+    return KeyDatabase(keys), True
+
+
 class Store:
     """Persistence of learnprivacy records on SQLite or PostgreSQL.
 
@@ -49,6 +72,14 @@ class Store:
     learner, under the key scope of the record class. The schema is created (and
     migrated) on first use; a store opened with another master key than the one its keys
     were wrapped with raises :class:`~learnprivacy.errors.WrongMasterKeyError` at once.
+
+    **Keys apart from data.** The wrapped per-learner data keys live in a key database of
+    their own (``keys``: a URL, an Engine or a :class:`~learnprivacy.keys.KeyDatabase`),
+    never in the records database: a copy of the records database, whatever its age, plus
+    the master key reads nothing of a learner erased since. A SQLite store defaults to the
+    sibling file (``lms.db`` -> ``lms.keys.db``); a PostgreSQL store must name one
+    (``ConfigurationError`` otherwise), typically another database. Back the key database
+    up on its own schedule (docs/security.md).
 
     ``actor`` names who the audit log records as acting (a service or role, not a person's
     name). ``clock`` is the one clock of the store: every time-based method (adding,
@@ -67,6 +98,7 @@ class Store:
         url: str,
         *,
         keyring: Keyring,
+        keys: str | Engine | KeyDatabase | None = None,
         actor: str = "learnprivacy",
         clock: Callable[[], dt.datetime] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -84,7 +116,12 @@ class Store:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValidationError("batch_size must be a positive int", field="batch_size")
         self._db = Database(url)
-        self._keys = SqlKeyStore(self._db)
+        try:
+            self._key_db, self._owns_keys = _open_keys(url, keys)
+        except BaseException:
+            self._db.dispose()
+            raise
+        self._keys = SqlKeyStore(self._key_db, self._db)
         self._clock = clock or _system_clock
         self.batch_size = batch_size
         self._tables: dict[type[Any], RecordTable] = {}
@@ -93,9 +130,14 @@ class Store:
             with self._db.write() as connection:
                 migrate(self._db, connection)
                 meta = read_meta(connection)
+                check_key_database(connection, meta, self._key_db)
             self._keyring = bind_keyring(keyring, self._keys)
+            # A store from before the key database: its keys move out, then verify.
+            move_legacy_keys(self._db, self._keyring)
             # The master-key check: fails here, not on the first read.
             self._keyring.verify()
+            # Shreds an interrupted erasure committed but did not apply yet.
+            self._keys.apply_outbox()
             self._cipher = FieldCipher(self._keyring)
             self._index = self._keyring.blind_index()
             if self._keyring is not keyring:
@@ -111,11 +153,15 @@ class Store:
                 pseudonymiser=Pseudonymiser(pseudonym_key, domain="learnprivacy-audit"),
                 seal_key=seal_key,
                 actor=actor,
+                anchor=(self._key_db, f"audit:{meta['store_id']}"),
             )
             with self._db.write() as connection:
                 self.audit.ensure_head(connection)
+            self.audit.anchor_if_new()
         except BaseException:
             self._db.dispose()
+            if self._owns_keys:
+                self._key_db.close()
             raise
         self.store_id = meta["store_id"]
         for cls in record_types():
@@ -131,8 +177,10 @@ class Store:
         self.close()
 
     def close(self) -> None:
-        """Close the store's database connections."""
+        """Close the store's database connections (and its key database's, if it opened it)."""
         self._db.dispose()
+        if self._owns_keys:
+            self._key_db.close()
 
     # -- what other modules of the store use --------------------------------------------
 
@@ -159,8 +207,13 @@ class Store:
 
     @property
     def key_store(self) -> SqlKeyStore:
-        """The SQL key store holding this store's wrapped data keys."""
+        """The key store the keyring uses (the key database, seen from this store)."""
         return self._keys
+
+    @property
+    def key_database(self) -> KeyDatabase:
+        """The key database holding this store's wrapped data keys."""
+        return self._key_db
 
     def now(self, now: dt.datetime | None = None) -> dt.datetime:
         """``now`` if given (timezone-aware, else ``ValidationError``), else the clock."""
@@ -169,7 +222,7 @@ class Store:
     def table(self, record_type: type[Any] | str) -> RecordTable:
         """The table layout of a record class (or class name)."""
         if isinstance(record_type, str):
-            from learnprivacy.records import record_type as named
+            from learnprivacy.records._base import record_type as named
 
             record_type = named(record_type)
         return self._table(record_type)
@@ -210,7 +263,13 @@ class Store:
                 yield connection
         except BaseException:
             self._keyring.clear_cache()
+            self._keys.discard_sent()
+            self.audit.discard_anchor()
             raise
+        # Committed: destroy the keys the transaction's erasures sent to the outbox, and
+        # anchor the audit head in the key database.
+        self._keys.apply_sent()
+        self.audit.publish_anchor()
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
@@ -219,7 +278,9 @@ class Store:
             yield connection
 
     def backup(self, path: str) -> None:
-        """Write a consistent copy of a SQLite store to ``path`` (SQLite's backup API).
+        """Write a consistent copy of a SQLite store's records to ``path`` (SQLite's backup
+        API). The keys are not in it: they have their own backup
+        (``store.key_database.backup(path)``, ``learnprivacy keys backup``).
 
         Copying the file of an open store can miss recent commits, which live in its
         write-ahead log until a checkpoint. PostgreSQL stores raise ``ConfigurationError``.

@@ -26,7 +26,7 @@ from learnprivacy._validators import utc_if_naive
 from learnprivacy._vocabulary import RETENTION_ACTIONS
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import subject_of
+from learnprivacy.records._base import subject_of
 from learnprivacy.retention import Action, Hold, Schedule, Trigger
 from learnprivacy.store._actions import (
     anonymise_rows,
@@ -422,7 +422,7 @@ class _TypeSweep:
                     record_type=rt.name,
                     subject_ref=self._ref(owners[0]) if len(set(owners)) == 1 else None,
                     details={
-                        **ids_detail(self._ref, rt, ids, owners),
+                        **ids_detail(self.store.audit, rt, ids, owners, subject_ref=self._ref),
                         "count": len(items),
                         "rule": None if decision.rule is None else decision.rule.label,
                         "article": decision.article,
@@ -439,7 +439,13 @@ class _TypeSweep:
                     record_type=rt.name,
                     subject_ref=self._ref(owners[0]) if len(set(owners)) == 1 else None,
                     details={
-                        **ids_detail(self._ref, rt, [r.id for r in self.guarded], owners),
+                        **ids_detail(
+                            self.store.audit,
+                            rt,
+                            [r.id for r in self.guarded],
+                            owners,
+                            subject_ref=self._ref,
+                        ),
                         "count": len(self.guarded),
                         "rule": None,
                         "reason": "account kept while dependent records are kept",

@@ -1,15 +1,18 @@
-"""The store's own tables: metadata, wrapped data keys and the audit log.
+"""The store's own tables: metadata, the key outbox and the audit log.
+
+Wrapped data keys are not here: they live in a key database of their own
+(``store/_keydb.py``).
 
 Declared with SQLModel on a private registry, so that they join the store's metadata and
 never the application's global ``SQLModel.metadata``. Bulk work goes through SQLAlchemy
-Core on the same tables (see :data:`META`, :data:`KEYS`...).
+Core on the same tables (see :data:`META`, :data:`AUDIT`...).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, DateTime, Index, LargeBinary, String, Table, Text, text
+from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, Table, Text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -18,13 +21,11 @@ from learnprivacy.store._schema import METADATA
 __all__ = [
     "AUDIT",
     "AUDIT_HEAD",
-    "KEYS",
+    "KEY_OUTBOX",
     "META",
-    "TOMBSTONES",
     "AuditHeadRow",
     "AuditRow",
-    "KeyRow",
-    "KeyTombstoneRow",
+    "KeyOutboxRow",
     "MetaRow",
 ]
 
@@ -42,38 +43,23 @@ class MetaRow(_StoreModel, table=True):
     value: str = Field(sa_type=Text)
 
 
-class KeyRow(_StoreModel, table=True):
-    """A wrapped data key (never a key in clear): the SQL form of ``crypto.KeyEntry``."""
+class KeyOutboxRow(_StoreModel, table=True):
+    """A shred that committed with an erasure and awaits its turn in the key database.
 
-    __tablename__ = "lp_keys"
-    __table_args__ = (
-        Index("ix_lp_keys_subject_scope", "subject", "scope"),
-        # At most one active key per (subject, scope): concurrent writers converge on it.
-        Index(
-            "uq_lp_keys_active",
-            "subject",
-            "scope",
-            unique=True,
-            sqlite_where=text("state = 'active'"),
-            postgresql_where=text("state = 'active'"),
-        ),
+    Written in the erasure's own transaction, deleted once the keys are destroyed (see
+    ``store/_keystore.py``). ``subject_ref`` is the key reference, never a learner id;
+    ``scope`` ``*`` means every scope; ``tombstone`` whether the subject stays shredded.
+    """
+
+    __tablename__ = "lp_key_outbox"
+
+    # An INTEGER PRIMARY KEY on SQLite, where only that type autoincrements.
+    id: int | None = Field(
+        default=None, primary_key=True, sa_type=BigInteger().with_variant(Integer(), "sqlite")
     )
-
-    subject: str = Field(primary_key=True, sa_type=String(255))
-    key_id: str = Field(primary_key=True, sa_type=String(16))
+    subject_ref: str = Field(sa_type=String(64), index=True)
     scope: str = Field(sa_type=String(64))
-    state: str = Field(sa_type=String(16))
-    master_key_id: str = Field(sa_type=String(16))
-    wrapped: bytes = Field(sa_type=LargeBinary)
-
-
-class KeyTombstoneRow(_StoreModel, table=True):
-    """A shredded (subject, scope); ``scope`` ``*`` covers every scope of the subject."""
-
-    __tablename__ = "lp_key_tombstones"
-
-    subject: str = Field(primary_key=True, sa_type=String(255))
-    scope: str = Field(primary_key=True, sa_type=String(64))
+    tombstone: bool = Field(sa_type=Boolean)
 
 
 class AuditRow(_StoreModel, table=True):
@@ -111,7 +97,6 @@ class AuditHeadRow(_StoreModel, table=True):
 
 
 META: Table = METADATA.tables["lp_meta"]
-KEYS: Table = METADATA.tables["lp_keys"]
-TOMBSTONES: Table = METADATA.tables["lp_key_tombstones"]
+KEY_OUTBOX: Table = METADATA.tables["lp_key_outbox"]
 AUDIT: Table = METADATA.tables["lp_audit"]
 AUDIT_HEAD: Table = METADATA.tables["lp_audit_head"]

@@ -17,8 +17,8 @@ from learnprivacy.errors import (
     RestrictedRecordError,
     ValidationError,
 )
-from learnprivacy.records import record_type as named_type
-from learnprivacy.records import subject_of
+from learnprivacy.records._base import record_type as named_type
+from learnprivacy.records._base import subject_of
 from learnprivacy.store._audit import AuditEvent
 from learnprivacy.store._bulk import bulk_insert, ids_in
 from learnprivacy.store._common import chunked, ids_detail
@@ -53,6 +53,10 @@ def _check_learners(store: Store, connection: Connection, needed: set[str], kind
         query = select(table.c.id, table.c[RESTRICTED]).where(
             ids_in(table.c.id, chunk, connection.dialect.name), table.c[ANONYMISED].is_(None)
         )
+        if store.database.is_postgres:
+            # Held until commit: an erasure of one of these learners waits, then sees the
+            # new rows (see _actions.live_keys).
+            query = query.order_by(table.c.id).with_for_update(read=True)
         for learner_id, restricted_at in connection.execute(query).all():
             found[learner_id] = restricted_at is not None
     missing = len(needed) - len(found)
@@ -91,8 +95,12 @@ def add_all(store: Store, records: Iterable[Any], *, now: dt.datetime) -> int:
             for subject in subjects:
                 # Keys cached from an earlier transaction may have been shredded since.
                 keyring.clear_cache(subject)
+            refs = {keyring.key_ref(s) for s in subjects}
+            # An erasure of these learners may have committed a moment ago with its
+            # shreds still in the outbox: destroy those keys before using any.
+            keys.settle(connection, refs)
             rows: dict[type[Any], list[dict[str, Any]]] = {}
-            with keys.batch(subjects, lock=True):
+            with keys.batch(refs, lock=True):
                 for cls, items in by_type.items():
                     to_row = store.codec(cls).to_row
                     rows[cls] = [to_row(r) for r in items]
@@ -157,7 +165,9 @@ def rectify(store: Store, record: Any, *, now: dt.datetime) -> None:
         if row._mapping[rt.subject_column] != subject:
             raise IntegrityError(f"a {rt.name} record cannot move to another learner")
         store.keyring.clear_cache(subject)
-        with store.key_store.batch([subject], lock=True):
+        ref = store.keyring.key_ref(subject)
+        store.key_store.settle(connection, [ref])
+        with store.key_store.batch([ref], lock=True):
             try:
                 old = codec.from_row(row)
                 changed = [
@@ -168,7 +178,7 @@ def rectify(store: Store, record: Any, *, now: dt.datetime) -> None:
             values = codec.to_row(record)
             store.key_store.flush()
         values.pop("id")
-        detail = ids_detail(store.audit.subject_ref, rt, [record.id], [subject])
+        detail = ids_detail(store.audit, rt, [record.id], [subject])
         store.audit.append(
             connection,
             [
@@ -239,7 +249,7 @@ def set_restriction(
                         if len(owners) == 1
                         else None,
                         details={
-                            **ids_detail(store.audit.subject_ref, rt, ids, subjects),
+                            **ids_detail(store.audit, rt, ids, subjects),
                             "reason": reason,
                         },
                     )

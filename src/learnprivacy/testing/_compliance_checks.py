@@ -11,12 +11,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from learnprivacy.providers import (
-    ApprovedContextList,
-    ContextList,
-    DatabaseTable,
-    MemoryWriter,
-)
+from learnprivacy.providers import ApprovedContextList, ContextList, MemoryWriter
+from learnprivacy.providers._items import DatabaseTable
 
 __all__ = ["Created", "Kit", "Scan", "created_counts", "scanner"]
 

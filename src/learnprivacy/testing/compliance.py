@@ -45,13 +45,13 @@ from hypothesis import strategies as st
 from learnprivacy.providers import (
     ApprovedUserList,
     Context,
-    DatabaseTable,
     MetadataCollection,
     NullProvider,
     RequestProvider,
     UserList,
     UserListProvider,
 )
+from learnprivacy.providers._items import DatabaseTable
 from learnprivacy.testing._compliance_checks import (
     Created,
     Kit,
@@ -60,7 +60,7 @@ from learnprivacy.testing._compliance_checks import (
     scanner,
 )
 
-__all__ = ["Created", "Scan", "assert_provider_compliant", "default_user_ids"]
+__all__ = ["assert_provider_compliant"]
 
 
 _FRANKENSTYLE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")

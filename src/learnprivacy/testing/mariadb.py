@@ -54,11 +54,9 @@ from learnprivacy.testing._postgres_host import (
 )
 
 __all__ = [
-    "BIN_DIR_ENV",
     "MariaDBStartError",
     "MariaDBUnavailable",
     "TemporaryMariaDB",
-    "find_mariadb",
 ]
 
 BIN_DIR_ENV = "LEARNPRIVACY_MARIADB_BIN"

@@ -40,7 +40,6 @@ from typing import LiteralString, Self
 
 from learnprivacy.errors import ConfigurationError
 from learnprivacy.testing._postgres_host import (
-    BIN_DIR_ENV,
     PostgresStartError,
     PostgresUnavailable,
     Runner,
@@ -55,11 +54,9 @@ from learnprivacy.testing._postgres_host import (
 )
 
 __all__ = [
-    "BIN_DIR_ENV",
     "PostgresStartError",
     "PostgresUnavailable",
     "TemporaryPostgres",
-    "find_postgres_bin",
 ]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")

@@ -32,7 +32,7 @@ import attrs
 from learnprivacy.errors import ConfigurationError
 from learnprivacy.records import fields_of
 
-__all__ = ["ReidentificationRisk", "assert_not_reidentifiable", "reidentification_risks"]
+__all__ = ["assert_not_reidentifiable", "reidentification_risks"]
 
 _ID_FIELDS = ("id", "learner_id")
 # Shorter learner ids would be found inside unrelated strings by chance.

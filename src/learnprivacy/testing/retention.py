@@ -29,31 +29,17 @@ from __future__ import annotations
 from learnprivacy.testing._retention_checks import assert_schedule_invariants
 from learnprivacy.testing._retention_machine import RetentionMachine
 from learnprivacy.testing._retention_strategies import (
-    RECORD_TYPES,
-    applicable_triggers,
-    holds,
     instants,
-    learners,
     learners_with_records,
-    periods,
-    record_of,
     retention_rules,
     schedules,
 )
-from learnprivacy.testing.strategies import aware_datetimes
 
 __all__ = [
-    "RECORD_TYPES",
     "RetentionMachine",
-    "applicable_triggers",
     "assert_schedule_invariants",
-    "aware_datetimes",
-    "holds",
     "instants",
-    "learners",
     "learners_with_records",
-    "periods",
-    "record_of",
     "retention_rules",
     "schedules",
 ]

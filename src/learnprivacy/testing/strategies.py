@@ -37,17 +37,9 @@ from learnprivacy.records import (
 )
 
 __all__ = [
-    "access_events",
     "aware_datetimes",
-    "certificates",
-    "consents",
-    "fundings",
     "identifiers",
-    "invoices",
-    "learners",
-    "progress",
     "records_of_learner",
-    "scores",
 ]
 
 _MIN = dt.datetime(2000, 1, 1)

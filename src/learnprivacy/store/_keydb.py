@@ -1,0 +1,731 @@
+"""The key database: wrapped data keys, tombstones and the audit anchor, apart from the data.
+
+Per-learner data keys never live in the database that holds the records. A copy of the
+records database (a file copy, ``pg_dump``, ``store.backup()``, dead tuples, the WAL)
+holds tokens only; once the key of an erased learner is shredded here, no such copy can
+be read again, whatever else its holder has. Restoring such a copy keeps every other
+learner readable, as their keys are still here.
+
+Subjects are never stored in clear: each row names its subject by a keyed pseudonym (a
+*key reference*, ``k1_...``) that the :class:`~learnprivacy.crypto.Keyring` computes from
+a key it keeps wrapped in this same database. A copy of the key database therefore
+names no learner either.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import IntegrityError as SQLIntegrityError
+
+from learnprivacy.crypto._keystore import KeyEntry, KeyState
+from learnprivacy.errors import ConfigurationError, KeyShreddedError
+from learnprivacy.store._bulk import bulk_insert, ids_in
+from learnprivacy.store._engine import Database
+
+__all__ = ["KEY_METADATA", "KeyDatabase", "KeyRace", "default_keys_url"]
+
+#: The key database's own metadata: never mixed with the records database's tables.
+KEY_METADATA = MetaData()
+
+_KEYS = Table(
+    "lpk_keys",
+    KEY_METADATA,
+    # A key reference (keyed pseudonym of the subject), never a learner id.
+    Column("subject_ref", String(64), primary_key=True),
+    Column("key_id", String(16), primary_key=True),
+    Column("scope", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("master_key_id", String(16), nullable=False),
+    Column("wrapped", LargeBinary, nullable=False),
+    Index("ix_lpk_keys_subject_scope", "subject_ref", "scope"),
+    # At most one active key per (subject, scope): concurrent writers converge on it.
+    Index(
+        "uq_lpk_keys_active",
+        "subject_ref",
+        "scope",
+        unique=True,
+        sqlite_where=text("state = 'active'"),
+        postgresql_where=text("state = 'active'"),
+    ),
+)
+_TOMBSTONES = Table(
+    "lpk_tombstones",
+    KEY_METADATA,
+    Column("subject_ref", String(64), primary_key=True),
+    # ``*`` covers every scope of the subject.
+    Column("scope", String(64), primary_key=True),
+)
+_ANCHORS = Table(
+    "lpk_anchors",
+    KEY_METADATA,
+    # Which log: ``audit:<store id>``.
+    Column("name", String(96), primary_key=True),
+    Column("sequence", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+_META = Table(
+    "lpk_meta",
+    KEY_METADATA,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+_SCHEMA_VERSION = "1"
+_ALL = "*"
+_CHUNK = 5_000
+# Shredding builds one condition per (subject, scope): keep those statements small.
+_SHRED_CHUNK = 200
+# Any constant works: it only has to be the same in every process opening the database.
+_CREATE_LOCK = 0x6C70_6B65_7973  # "lpkeys"
+
+_COLUMNS = (
+    _KEYS.c.subject_ref,
+    _KEYS.c.scope,
+    _KEYS.c.key_id,
+    _KEYS.c.state,
+    _KEYS.c.master_key_id,
+    _KEYS.c.wrapped,
+)
+
+
+class KeyRace(Exception):
+    """Another writer created a key for a subject of this batch first; retry the batch."""
+
+
+def default_keys_url(records_url: str) -> str:
+    """The key database of a SQLite records database: ``lms.db`` -> ``lms.keys.db``.
+
+    An in-memory records database gets an in-memory key database of its own. Other
+    databases have no default: :class:`~learnprivacy.errors.ConfigurationError` says to
+    pass ``keys=``.
+    """
+    try:
+        parsed = make_url(records_url)
+    except ArgumentError:
+        raise ConfigurationError(
+            "not a database URL (sqlite:///file.db or postgresql+psycopg://...)"
+        ) from None
+    if parsed.get_backend_name() != "sqlite":
+        raise ConfigurationError(
+            "a PostgreSQL store needs keys=: the URL of a database of its own for the "
+            "wrapped data keys (e.g. postgresql+psycopg://host/lms_keys), never the "
+            "records database"
+        )
+    database = parsed.database
+    if database in (None, "", ":memory:"):
+        return "sqlite://"
+    name = database.removesuffix(".db").removesuffix(".sqlite").removesuffix(".sqlite3")
+    return parsed.set(database=name + ".keys.db").render_as_string(hide_password=False)
+
+
+def _entry(row: Sequence[Any]) -> KeyEntry:
+    subject, scope, key_id, state, master_key_id, wrapped = row
+    return KeyEntry(
+        subject=subject,
+        scope=scope,
+        key_id=key_id,
+        state=KeyState(state),
+        master_key_id=master_key_id,
+        wrapped=bytes(wrapped),
+    )
+
+
+def _values(entry: KeyEntry) -> dict[str, object]:
+    return {
+        "subject_ref": entry.subject,
+        "scope": entry.scope,
+        "key_id": entry.key_id,
+        "state": entry.state.value,
+        "master_key_id": entry.master_key_id,
+        "wrapped": entry.wrapped,
+    }
+
+
+class _Batch:
+    """Entries and tombstones of a known set of subjects, and keys not yet inserted."""
+
+    __slots__ = ("entries", "pending", "tombstones")
+
+    def __init__(self) -> None:
+        self.entries: dict[str, list[KeyEntry]] = {}
+        self.tombstones: set[tuple[str, str]] = set()
+        self.pending: list[KeyEntry] = []
+
+
+class KeyDatabase:
+    """Wrapped data keys, shredding tombstones and audit anchors, in a database of their own.
+
+    >>> from learnprivacy.crypto import Keyring
+    >>> from learnprivacy.keys import KeyDatabase
+    >>> keys = KeyDatabase("sqlite://")                 # or a SQLAlchemy Engine
+    >>> keyring = keys.keyring(Keyring.generate())      # data keys now live in ``keys``
+    >>> keyring.shred("L1")
+    0
+
+    It implements the :class:`~learnprivacy.crypto.KeyStore` protocol, so any
+    :class:`~learnprivacy.crypto.Keyring` can keep its keys here:
+    ``Keyring(master_key, store=KeyDatabase(url))``, or :meth:`keyring` to rebind an
+    existing keyring (its master key and previous master keys) to this database. The
+    :class:`~learnprivacy.store.Store`, ``learnprivacy.sqlalchemy`` and
+    ``learnprivacy.django`` all keep their keys in one of these.
+
+    **Where.** ``url`` is a SQLAlchemy URL (``sqlite:///lms.keys.db``,
+    ``postgresql+psycopg://host/lms_keys``) or an ``Engine`` the caller owns (then
+    :meth:`close` leaves it open). Use a database of its own, never the one holding the
+    records: that separation is what makes erasure survive backups of the records. Its
+    tables (``lpk_*``) are created on first use.
+
+    **What it holds.** Per key: a *key reference* naming the subject (``k1_`` and a
+    keyed HMAC of the learner id, computed by the keyring; never the id), the scope, the
+    key id, its state and the data key wrapped under the master key. Shredding empties
+    the wrapped key and keeps the row as a tombstone; on SQLite the freed bytes are
+    zeroed (``secure_delete``) and the write-ahead log truncated at once. One row per
+    audit log anchors the head of its hash chain (:meth:`read_anchor`).
+
+    **Transactions.** Each method is one transaction. :meth:`batch` prefetches the keys
+    of many subjects for a burst of reads or writes on this thread and buffers new keys
+    until :meth:`flush`, which inserts them in one statement.
+
+    Thread-safe; usable from several processes at once (the database arbitrates).
+    """
+
+    #: Tells :class:`~learnprivacy.crypto.Keyring` to name subjects by key references.
+    pseudonymous_subjects = True
+
+    __slots__ = ("_db", "_local")
+
+    def __init__(self, url: str | Engine) -> None:
+        """Open (creating its tables if needed) the key database at ``url``."""
+        self._db = Database(url)
+        self._local = threading.local()
+        try:
+            with self._db.write() as connection:
+                if self._db.is_postgres:
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK}
+                    )
+                KEY_METADATA.create_all(connection, checkfirst=True)
+                found = connection.execute(
+                    select(_META.c.value).where(_META.c.key == "schema_version")
+                ).scalar()
+                if found is None:
+                    connection.execute(
+                        insert(_META),
+                        [
+                            {"key": "schema_version", "value": _SCHEMA_VERSION},
+                            {"key": "key_store_id", "value": os.urandom(16).hex()},
+                        ],
+                    )
+                elif found != _SCHEMA_VERSION:
+                    raise ConfigurationError(
+                        "the key database was written by a newer learnprivacy: upgrade it"
+                    )
+        except BaseException:
+            self._db.dispose()
+            raise
+
+    def __repr__(self) -> str:
+        return f"KeyDatabase({self._db.engine.dialect.name})"
+
+    def __enter__(self) -> KeyDatabase:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections (of an engine this object made; a caller's stays open)."""
+        self._db.dispose()
+
+    @property
+    def key_store_id(self) -> str:
+        """Random id of this key database, fixed at creation; a store records it to
+        refuse being opened on another key database."""
+        with self._db.read() as connection:
+            found = connection.execute(
+                select(_META.c.value).where(_META.c.key == "key_store_id")
+            ).scalar()
+        return str(found)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine of the key database."""
+        return self._db.engine
+
+    @property
+    def database(self) -> Database:
+        """Engine and transactions, for tools and tests that inspect the tables."""
+        return self._db
+
+    def keyring(self, keyring: Any) -> Any:
+        """``keyring`` rebound to this database: same master key (and previous master keys,
+        so a half-finished rotation can complete), data keys kept here.
+
+        A keyring already bound here is returned as is.
+        """
+        from learnprivacy.crypto import Keyring
+
+        if not isinstance(keyring, Keyring):
+            raise ConfigurationError("keyring must be a learnprivacy.crypto.Keyring")
+        if keyring.store is self:
+            return keyring
+        return keyring.bound_to(self)
+
+    # -- bursts of work on one thread ----------------------------------------------------
+
+    @contextmanager
+    def batch(self, refs: Iterable[str]) -> Iterator[None]:
+        """Prefetch the entries of ``refs`` (key references) in a few queries, and buffer
+        keys added for them until :meth:`flush`, for the duration of the block.
+
+        Keys buffered and not flushed when the block ends are dropped: a caller that
+        encrypted with them must flush before it commits anything that uses them.
+        """
+        batch = _Batch()
+        wanted = sorted(set(refs))
+        with self._db.read() as connection:
+            dialect = connection.dialect.name
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                for ref in chunk:
+                    batch.entries[ref] = []
+                query = select(*_COLUMNS).where(ids_in(_KEYS.c.subject_ref, chunk, dialect))
+                for row in connection.execute(query).all():
+                    batch.entries[row[0]].append(_entry(row))
+                stones = select(_TOMBSTONES.c.subject_ref, _TOMBSTONES.c.scope).where(
+                    ids_in(_TOMBSTONES.c.subject_ref, chunk, dialect)
+                )
+                batch.tombstones.update((s, c) for s, c in connection.execute(stones).all())
+        previous = getattr(self._local, "batch", None)
+        self._local.batch = batch
+        try:
+            yield
+        finally:
+            self._local.batch = previous
+
+    def flush(self) -> None:
+        """Insert (and commit) the keys buffered by the current batch.
+
+        Raises :class:`KeyRace` if another writer created an active key for one of the
+        same (subject, scope) pairs first: the caller retries with fresh entries.
+        """
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is None or not batch.pending:
+            return
+        pending, batch.pending = batch.pending, []
+        try:
+            with self._db.write() as connection:
+                bulk_insert(connection, _KEYS, [_values(e) for e in pending])
+        except SQLIntegrityError:
+            for entry in pending:
+                batch.entries.pop(entry.subject, None)
+            raise KeyRace("a key was created concurrently") from None
+
+    def _batch_for(self, ref: str | None) -> _Batch | None:
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is None or ref is None or ref not in batch.entries:
+            return None
+        return batch
+
+    # -- the KeyStore protocol (subjects are key references) ----------------------------
+
+    def get(self, subject: str, key_id: str) -> KeyEntry | None:
+        """The entry of ``key_id`` for ``subject``, shredded or not; ``None`` if unknown."""
+        batch = self._batch_for(subject)
+        if batch is not None:
+            return next((e for e in batch.entries[subject] if e.key_id == key_id), None)
+        query = select(*_COLUMNS).where(_KEYS.c.subject_ref == subject, _KEYS.c.key_id == key_id)
+        with self._db.read() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else _entry(row)
+
+    def list_entries(
+        self, subject: str | None = None, scope: str | None = None
+    ) -> Iterator[KeyEntry]:
+        """Entries of ``subject`` (optionally of one ``scope``), or every entry if ``None``."""
+        batch = self._batch_for(subject)
+        if batch is not None and subject is not None:
+            found = list(batch.entries[subject])
+            return iter([e for e in found if scope is None or e.scope == scope])
+        query = select(*_COLUMNS).order_by(_KEYS.c.subject_ref, _KEYS.c.scope, _KEYS.c.key_id)
+        if subject is not None:
+            query = query.where(_KEYS.c.subject_ref == subject)
+        if scope is not None:
+            query = query.where(_KEYS.c.scope == scope)
+        with self._db.read() as connection:
+            rows = connection.execute(query).all()
+        return iter([_entry(row) for row in rows])
+
+    def iter_entries(self, *, page: int = 5_000) -> Iterator[KeyEntry]:
+        """Every entry, streamed a page at a time in key order (for rotation)."""
+        after: tuple[str, str] = ("", "")
+        while True:
+            query = (
+                select(*_COLUMNS)
+                .where(
+                    or_(
+                        _KEYS.c.subject_ref > after[0],
+                        and_(_KEYS.c.subject_ref == after[0], _KEYS.c.key_id > after[1]),
+                    )
+                )
+                .order_by(_KEYS.c.subject_ref, _KEYS.c.key_id)
+                .limit(page)
+            )
+            with self._db.read() as connection:
+                rows = connection.execute(query).all()
+            if not rows:
+                return
+            for row in rows:
+                yield _entry(row)
+            after = (rows[-1][0], rows[-1][2])
+
+    def add(self, entry: KeyEntry, *, revive: bool = False) -> KeyEntry:
+        """Insert an ACTIVE key unless one exists; refuse a shredded scope unless revived."""
+        batch = self._batch_for(entry.subject)
+        if batch is not None:
+            for existing in batch.entries[entry.subject]:
+                if existing.scope == entry.scope and existing.state is KeyState.ACTIVE:
+                    return existing
+            if not revive and _blocked(
+                batch.entries[entry.subject], batch.tombstones, entry.subject, entry.scope
+            ):
+                raise KeyShreddedError(
+                    f"the keys of this subject's scope {entry.scope!r} were shredded"
+                )
+            batch.entries[entry.subject].append(entry)
+            batch.pending.append(entry)
+            return entry
+        active = select(*_COLUMNS).where(
+            _KEYS.c.subject_ref == entry.subject,
+            _KEYS.c.scope == entry.scope,
+            _KEYS.c.state == KeyState.ACTIVE.value,
+        )
+        with self._db.write() as connection:
+            existing_row = connection.execute(active).first()
+            if existing_row is not None:
+                return _entry(existing_row)
+            if not revive and _blocked_sql(connection, entry.subject, entry.scope):
+                raise KeyShreddedError(
+                    f"the keys of this subject's scope {entry.scope!r} were shredded"
+                )
+            try:
+                with connection.begin_nested():
+                    connection.execute(insert(_KEYS), [_values(entry)])
+            except SQLIntegrityError:
+                # A concurrent writer created the active key first: use theirs.
+                row = connection.execute(active).first()
+                if row is None:
+                    raise
+                return _entry(row)
+            return entry
+
+    def insert_entries(self, entries: Sequence[KeyEntry]) -> int:
+        """Insert ``entries`` as they are (any state), skipping those already present.
+
+        For moving keys in from another store; normal writes go through :meth:`add`.
+        """
+        count = 0
+        with self._db.write() as connection:
+            for entry in entries:
+                exists = connection.execute(
+                    select(_KEYS.c.key_id).where(
+                        _KEYS.c.subject_ref == entry.subject, _KEYS.c.key_id == entry.key_id
+                    )
+                ).first()
+                if exists is None:
+                    connection.execute(insert(_KEYS), [_values(entry)])
+                    count += 1
+        return count
+
+    def live(self, refs: Iterable[str], scope: str) -> list[tuple[str, str]]:
+        """``(ref, key_id)`` of the keys of ``refs`` in ``scope`` not yet shredded."""
+        wanted = sorted(set(refs))
+        found: list[tuple[str, str]] = []
+        with self._db.read() as connection:
+            dialect = connection.dialect.name
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                query = select(_KEYS.c.subject_ref, _KEYS.c.key_id).where(
+                    ids_in(_KEYS.c.subject_ref, chunk, dialect),
+                    _KEYS.c.scope == scope,
+                    _KEYS.c.state != KeyState.SHREDDED.value,
+                )
+                found.extend((str(r), str(k)) for r, k in connection.execute(query).all())
+        return found
+
+    def update(self, entry: KeyEntry) -> bool:
+        """Replace a live entry; a missing or SHREDDED entry is left alone (``False``)."""
+        with self._db.write() as connection:
+            changed = self._update(connection, entry)
+        batch = self._batch_for(entry.subject)
+        if changed and batch is not None:
+            batch.entries[entry.subject] = [
+                entry if e.key_id == entry.key_id else e for e in batch.entries[entry.subject]
+            ]
+        return changed
+
+    def update_many(self, entries: Sequence[KeyEntry]) -> int:
+        """:meth:`update` for many entries in one transaction; returns how many changed."""
+        if not entries:
+            return 0
+        # One statement executed for every entry (executemany): rotation rewrites every
+        # key, and a statement built per row would cost more than the cryptography.
+        statement = (
+            update(_KEYS)
+            .where(
+                _KEYS.c.subject_ref == bindparam("b_ref"),
+                _KEYS.c.key_id == bindparam("b_key_id"),
+                _KEYS.c.state != KeyState.SHREDDED.value,
+            )
+            .values(
+                scope=bindparam("b_scope"),
+                state=bindparam("b_state"),
+                master_key_id=bindparam("b_master"),
+                wrapped=bindparam("b_wrapped"),
+            )
+        )
+        params = [
+            {
+                "b_ref": e.subject,
+                "b_key_id": e.key_id,
+                "b_scope": e.scope,
+                "b_state": e.state.value,
+                "b_master": e.master_key_id,
+                "b_wrapped": e.wrapped,
+            }
+            for e in entries
+        ]
+        with self._db.write() as connection:
+            return int(connection.execute(statement, params).rowcount)
+
+    @staticmethod
+    def _update(connection: Connection, entry: KeyEntry) -> bool:
+        result = connection.execute(
+            update(_KEYS)
+            .where(
+                _KEYS.c.subject_ref == entry.subject,
+                _KEYS.c.key_id == entry.key_id,
+                _KEYS.c.state != KeyState.SHREDDED.value,
+            )
+            .values(
+                scope=entry.scope,
+                state=entry.state.value,
+                master_key_id=entry.master_key_id,
+                wrapped=entry.wrapped,
+            )
+        )
+        return result.rowcount > 0
+
+    def mark_shredded(
+        self, subject: str, scope: str | None = None, *, key_id: str | None = None
+    ) -> int:
+        """Destroy key material of ``subject`` (one key, one scope or all) and count it."""
+        return self.shred_many([(subject, scope)], key_id=key_id)
+
+    def shred_many(
+        self,
+        pairs: Iterable[tuple[str, str | None]],
+        *,
+        key_id: str | None = None,
+        tombstone: bool = True,
+    ) -> int:
+        """Destroy the keys of many ``(ref, scope)`` pairs (scope ``None``: all) at once.
+
+        With ``tombstone`` (the default, as :meth:`mark_shredded`) each pair is remembered
+        as shredded, so no fresh key is created for it until revived; without, the keys
+        are destroyed but a later write may create new ones (expired data, not an erasure
+        request). Returns how many keys were newly shredded. On SQLite the write-ahead log
+        is truncated before this returns, so no image of the destroyed keys remains.
+        """
+        wanted = list(dict.fromkeys(pairs))
+        if not wanted:
+            return 0
+        count = 0
+        with self._db.write() as connection:
+            for start in range(0, len(wanted), _SHRED_CHUNK):
+                chunk = wanted[start : start + _SHRED_CHUNK]
+                conditions = [
+                    and_(_KEYS.c.subject_ref == s, *(() if c is None else (_KEYS.c.scope == c,)))
+                    for s, c in chunk
+                ]
+                statement = (
+                    update(_KEYS)
+                    .where(or_(*conditions), _KEYS.c.state != KeyState.SHREDDED.value)
+                    .values(state=KeyState.SHREDDED.value, master_key_id="", wrapped=b"")
+                )
+                if key_id is not None:
+                    statement = statement.where(_KEYS.c.key_id == key_id)
+                count += connection.execute(statement).rowcount
+                if key_id is None and tombstone:
+                    stones = {(s, _ALL if c is None else c) for s, c in chunk}
+                    existing = {
+                        (row[0], row[1])
+                        for row in connection.execute(
+                            select(_TOMBSTONES.c.subject_ref, _TOMBSTONES.c.scope).where(
+                                _TOMBSTONES.c.subject_ref.in_({s for s, _ in chunk})
+                            )
+                        )
+                    }
+                    fresh = [{"subject_ref": s, "scope": c} for s, c in sorted(stones - existing)]
+                    if fresh:
+                        connection.execute(insert(_TOMBSTONES), fresh)
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is not None:
+            for ref, _scope in wanted:
+                batch.entries.pop(ref, None)
+        self._db.checkpoint()
+        return count
+
+    def count_live(self, pairs: Iterable[tuple[str, str | None]]) -> int:
+        """How many keys of these ``(ref, scope)`` pairs are not shredded yet."""
+        wanted = list(dict.fromkeys(pairs))
+        count = 0
+        with self._db.read() as connection:
+            for start in range(0, len(wanted), _SHRED_CHUNK):
+                chunk = wanted[start : start + _SHRED_CHUNK]
+                conditions = [
+                    and_(_KEYS.c.subject_ref == s, *(() if c is None else (_KEYS.c.scope == c,)))
+                    for s, c in chunk
+                ]
+                rows = connection.execute(
+                    select(_KEYS.c.key_id).where(
+                        or_(*conditions), _KEYS.c.state != KeyState.SHREDDED.value
+                    )
+                ).all()
+                count += len(rows)
+        return count
+
+    def is_shredded(self, subject: str, scope: str) -> bool:
+        """True when ``(subject, scope)`` is tombstoned and none of its keys is alive."""
+        batch = self._batch_for(subject)
+        if batch is not None:
+            return _blocked(batch.entries[subject], batch.tombstones, subject, scope)
+        with self._db.read() as connection:
+            return _blocked_sql(connection, subject, scope)
+
+    # -- the audit anchor ---------------------------------------------------------------
+
+    def read_anchor(self, name: str) -> tuple[int, str] | None:
+        """The ``(sequence, hash)`` anchored for log ``name``, or ``None`` if never anchored."""
+        with self._db.read() as connection:
+            row = connection.execute(
+                select(_ANCHORS.c.sequence, _ANCHORS.c.hash).where(_ANCHORS.c.name == name)
+            ).first()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def advance_anchor(self, name: str, sequence: int, head_hash: str) -> None:
+        """Anchor log ``name`` at ``(sequence, head_hash)`` unless it is already further on.
+
+        Never moves an anchor backwards: writers committing out of order, or a records
+        database restored from an older copy, cannot pull it back (see
+        :meth:`reset_anchor` for the deliberate way).
+        """
+        with self._db.write(relaxed=True) as connection:
+            moved = connection.execute(
+                update(_ANCHORS)
+                .where(_ANCHORS.c.name == name, _ANCHORS.c.sequence < sequence)
+                .values(sequence=sequence, hash=head_hash)
+            ).rowcount
+            if not moved:
+                exists = connection.execute(
+                    select(_ANCHORS.c.sequence).where(_ANCHORS.c.name == name)
+                ).first()
+                if exists is None:
+                    connection.execute(
+                        insert(_ANCHORS),
+                        [{"name": name, "sequence": sequence, "hash": head_hash}],
+                    )
+
+    def reset_anchor(self, name: str, sequence: int, head_hash: str) -> None:
+        """Set the anchor of ``name`` to ``(sequence, head_hash)``, backwards too (after a
+        deliberate restore of the records database, recorded in its audit log)."""
+        with self._db.write() as connection:
+            moved = connection.execute(
+                update(_ANCHORS)
+                .where(_ANCHORS.c.name == name)
+                .values(sequence=sequence, hash=head_hash)
+            ).rowcount
+            if not moved:
+                connection.execute(
+                    insert(_ANCHORS), [{"name": name, "sequence": sequence, "hash": head_hash}]
+                )
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """How many keys per state, and tombstones: for status displays."""
+        from sqlalchemy import func
+
+        with self._db.read() as connection:
+            found = {
+                str(state): int(n)
+                for state, n in connection.execute(
+                    select(_KEYS.c.state, func.count()).group_by(_KEYS.c.state)
+                )
+            }
+            stones = connection.execute(select(func.count()).select_from(_TOMBSTONES)).scalar()
+        return {
+            **{state.value: found.get(state.value, 0) for state in KeyState},
+            "tombstones": int(stones or 0),
+        }
+
+    def backup(self, path: str) -> None:
+        """Write a consistent copy of a SQLite key database to ``path``.
+
+        Keep key-database backups short-lived (see docs/security.md): a backup taken
+        before an erasure still holds the erased learner's wrapped key.
+        PostgreSQL key databases raise ``ConfigurationError`` (use ``pg_dump``).
+        """
+        self._db.backup(str(path))
+
+
+def _blocked_sql(connection: Connection, subject: str, scope: str) -> bool:
+    stone = connection.execute(
+        select(_TOMBSTONES.c.scope).where(
+            _TOMBSTONES.c.subject_ref == subject, _TOMBSTONES.c.scope.in_((scope, _ALL))
+        )
+    ).first()
+    if stone is None:
+        return False
+    alive = connection.execute(
+        select(_KEYS.c.key_id).where(
+            _KEYS.c.subject_ref == subject,
+            _KEYS.c.scope == scope,
+            _KEYS.c.state != KeyState.SHREDDED.value,
+        )
+    ).first()
+    return alive is None
+
+
+def _blocked(
+    entries: list[KeyEntry], tombstones: set[tuple[str, str]], subject: str, scope: str
+) -> bool:
+    if (subject, scope) not in tombstones and (subject, _ALL) not in tombstones:
+        return False
+    return all(e.state is KeyState.SHREDDED for e in entries if e.scope == scope)

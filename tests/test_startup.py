@@ -1,0 +1,121 @@
+"""Start-up: the heavy modules ``learnprivacy --help`` and ``import learnprivacy.store`` load.
+
+Timing is measured by ``benchmarks/bench_startup.py`` (CPU time against a bare interpreter);
+these tests check the cause instead: the modules loaded, in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import click
+import pytest
+
+from learnprivacy.cli import COMMANDS, main
+from learnprivacy.cli._app import LearnPrivacyGroup, short_help
+
+_LOADED = "import json, sys; print(json.dumps(sorted(sys.modules)), file=sys.stderr)"
+
+
+def _modules_after(code: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``code``."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{_LOADED}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def _help_modules(*argv: str) -> tuple[set[str], str]:
+    code = (
+        "import sys, contextlib, io\n"
+        f"sys.argv = ['learnprivacy', *{list(argv)!r}]\n"
+        "from learnprivacy.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(out.getvalue().replace('\\n', ' '), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{_LOADED}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    lines = done.stderr.strip().splitlines()
+    return set(json.loads(lines[-1])), lines[-2]
+
+
+HEAVY = ("sqlalchemy", "sqlmodel", "pydantic", "alembic", "cryptography", "httpx", "jinja2")
+
+
+def _heavy(modules: set[str], names: tuple[str, ...]) -> set[str]:
+    return {m for m in modules if m.split(".")[0] in names}
+
+
+def test_help_loads_no_command_module_and_no_heavy_dependency() -> None:
+    """``learnprivacy --help`` lists every command without importing any of them."""
+    modules, text = _help_modules("--help")
+    assert _heavy(modules, HEAVY) == set()
+    assert not {m for m in modules if m.startswith("learnprivacy.cli._") and "store" in m}
+    assert "learnprivacy.cli._requests" not in modules
+    assert "learnprivacy.store" not in modules
+    assert "rich.markdown" not in modules
+    for name, entry in COMMANDS.items():
+        assert name in text
+        assert " ".join(entry.help.split()[:3]) in " ".join(text.split())
+
+
+def test_a_command_loads_its_module_when_it_runs() -> None:
+    """Attack on laziness going too far: ``audit --help`` really imports the command."""
+    modules, text = _help_modules("audit", "--help")
+    assert "learnprivacy.cli._store_commands" in modules
+    assert "verify" in text
+
+
+def test_the_table_summaries_are_the_commands_own() -> None:
+    """Each summary in the lazy table equals the loaded command's summary."""
+    for name, entry in COMMANDS.items():
+        assert entry.help == short_help(entry.load()), name
+
+
+def test_every_registered_command_is_in_the_table() -> None:
+    """Every command the modules register is in the table (a new one cannot be forgotten)."""
+    from learnprivacy.cli._register_commands import register_register_commands
+    from learnprivacy.cli._store_commands import register_store_commands
+
+    group = click.Group("all")
+    register_store_commands(group)
+    register_register_commands(group)
+    names = set(group.commands) | {"demo", "migrate-encrypt", "requests"}
+    assert names == set(COMMANDS)
+
+
+def test_walking_commands_loads_them_all() -> None:
+    """Code that walks ``main.commands`` (docs, completion) sees real commands."""
+    assert set(main.commands) == set(COMMANDS)
+    assert all(isinstance(c, click.Command) for c in main.commands.values())
+    assert "requests" in main.commands
+    assert main.commands.get("nope") is None
+
+
+def test_a_wrong_summary_is_what_help_would_show() -> None:
+    """Attack: the table is what ``--help`` prints, so a stale summary would be visible."""
+    from learnprivacy.cli._app import LazyCommand
+
+    group = LearnPrivacyGroup(
+        "g", lazy={"audit": LazyCommand("learnprivacy.cli._store_commands:audit", "Stale.")}
+    )
+    ctx = click.Context(group, info_name="g")
+    assert "Stale." in group.get_help(ctx)
+    with pytest.raises(AssertionError):
+        assert group.lazy["audit"].help == short_help(group.lazy["audit"].load())
