@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from learnprivacy.basis import LawfulBasis
-from learnprivacy.errors import ConfigurationError, MissingTableError, PolicyError
+from learnprivacy.errors import ConfigurationError, NotFoundError, PolicyError
 from learnprivacy.moodle import MoodleDatabase, MoodleProvider, ScanIssues
 from learnprivacy.moodle._readonly import check_read_only
 from learnprivacy.moodle._sources import tables_read
@@ -664,13 +664,13 @@ def _read_everything(db: MoodleDatabase) -> None:
 def test_a_missing_core_table_is_a_typed_error_naming_it(
     missing: str, new_database: Callable[[], str]
 ) -> None:
-    """A core table the adapter needs raises MissingTableError naming it, never a driver error."""
+    """A missing core table raises NotFoundError naming it, never a driver error."""
     engine = open_engine(new_database())
     schema = create_schema(engine)
     with engine.begin() as connection:
         schema[missing].drop(connection)
     try:
-        with MoodleDatabase(engine) as db, pytest.raises(MissingTableError) as caught:
+        with MoodleDatabase(engine) as db, pytest.raises(NotFoundError) as caught:
             _read_everything(db)
         assert caught.value.table == missing
         assert f"mdl_{missing}" in str(caught.value)

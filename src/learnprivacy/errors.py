@@ -21,7 +21,6 @@ __all__ = [
     "IntegrityError",
     "KeyShreddedError",
     "LearnPrivacyError",
-    "MissingTableError",
     "NotFoundError",
     "PlaintextError",
     "PolicyError",
@@ -84,24 +83,6 @@ class ProviderError(LearnPrivacyError):
 
 class NotFoundError(LearnPrivacyError, LookupError):
     """A record, subject or request that must exist does not."""
-
-
-class MissingTableError(ConfigurationError, LookupError):
-    """A database lacks a table that must be there (a Moodle core table, say).
-
-    ``table`` is the table's name as the caller knows it (``"course_modules"``) and
-    ``qualified`` its name in the database (``"mdl_course_modules"``): usually a wrong
-    table prefix or database, or an account without rights on it.
-    """
-
-    def __init__(self, table: str, qualified: str | None = None) -> None:
-        qualified = qualified or table
-        super().__init__(
-            f"table {qualified} is missing (or not readable): check the database, the table "
-            f"prefix and the account's SELECT rights"
-        )
-        self.table = table
-        self.qualified = qualified
 
 
 class IntegrityError(LearnPrivacyError):

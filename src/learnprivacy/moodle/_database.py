@@ -10,7 +10,7 @@ from typing import Any, TypedDict, TypeVar, Unpack
 
 import sqlalchemy as sa
 
-from learnprivacy.errors import ConfigurationError, MissingTableError
+from learnprivacy.errors import ConfigurationError
 from learnprivacy.moodle import _read_accounts as accounts
 from learnprivacy.moodle import _read_compliance as compliance
 from learnprivacy.moodle import _read_learning as learning
@@ -20,7 +20,7 @@ from learnprivacy.moodle._models import MoodleCourse, MoodleUser
 from learnprivacy.moodle._readonly import PG_WHOLE_RESULT, read_only_engine
 from learnprivacy.moodle._registry import DataRegistry
 from learnprivacy.moodle._registry_read import read_registry
-from learnprivacy.moodle._schema import MoodleSchema
+from learnprivacy.moodle._schema import MissingTableError, MoodleSchema
 from learnprivacy.moodle._sources import (
     ACCESS_EVENTS,
     ACTIVITY_PROGRESS,
@@ -203,7 +203,7 @@ class MoodleDatabase:
 
         Rows of deleted accounts are left out unless ``include_deleted``; rows that cannot
         become records are reported to ``issues`` (default :attr:`issues`). A missing core
-        table raises :class:`~learnprivacy.errors.MissingTableError` naming it; a plugin's
+        table raises :class:`~learnprivacy.errors.NotFoundError` naming it; a plugin's
         missing table yields nothing.
         """
         if not self._has_tables(source):
@@ -226,7 +226,7 @@ class MoodleDatabase:
         return not missing
 
     def require_tables(self, *names: str) -> None:
-        """Raise :class:`~learnprivacy.errors.MissingTableError` for the first table missing."""
+        """Raise :class:`~learnprivacy.errors.NotFoundError` naming the first table missing."""
         for name in names:
             if not self.has_table(name):
                 raise MissingTableError(name, self.schema[name].name)
