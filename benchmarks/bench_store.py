@@ -8,7 +8,13 @@
   key table, four fields encrypted with AES-GCM (random nonce, associated data binding
   learner and field) and base64-encoded, two keyed HMAC blind indexes, one
   ``executemany`` per table in one transaction, the same indexes as the store's learner
-  table, ``secure_delete`` on, and one audit row. Target: within 3x of the floor.
+  table, ``secure_delete`` on, and one audit row. Target: within 2x of the floor.
+* **read-back**: ``Store.query(Learner)`` of every learner (decrypted records) against a
+  ``sqlite3`` select that unwraps each learner's key and decrypts the four fields.
+  Target: within 2x of the floor (ingest too).
+* **peer**: the same ingest and read-back with SQLAlchemy ORM and sqlalchemy-utils
+  ``StringEncryptedType`` (AES-GCM engine, one application key, no blind index). Target:
+  the store at least twice as fast (time ratio at most 0.5).
 * **sweep**: ``Store.sweep`` of an 18-months-after-last-activity rule over those learners
   (about half of them expired), against one set-based ``DELETE``, the matching key
   ``UPDATE`` (key material overwritten) and an audit ``INSERT`` in one transaction. The
@@ -60,6 +66,10 @@ UTC = dt.UTC
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 MASTER = bytes(range(32))
 TARGET = 3.0
+#: Ingest and read-back against the hand-written floor (issue target: 2x).
+INGEST_TARGET = 2.0
+#: Against SQLAlchemy + sqlalchemy-utils: at least twice as fast (time ratio 0.5).
+PEER_TARGET = 0.5
 #: The sweep batch sizes measured; the default one is held to ``TARGET``.
 SWEEP_BATCHES = (1_000, 5_000, 10_000)
 DEFAULT_SWEEP_BATCH: int = inspect.signature(Store.sweep).parameters["batch_size"].default
@@ -193,6 +203,124 @@ def ingest_floor(path: Path, records: list[Learner]) -> float:
     elapsed = cpu_seconds() - started
     connection.close()
     return elapsed
+
+
+def _peer_model() -> tuple[type[Any], Any]:
+    """An ORM model of the learner with sqlalchemy-utils ``StringEncryptedType`` columns.
+
+    The AES-GCM engine with one application key for every value: no key per learner, no
+    binding of a value to its row and field, no blind index (the peer does less).
+    """
+    from sqlalchemy import DateTime, String
+    from sqlalchemy.orm import DeclarativeBase, mapped_column
+    from sqlalchemy_utils import StringEncryptedType
+    from sqlalchemy_utils.types.encrypted.encrypted_type import AesGcmEngine
+
+    key = base64.b64encode(MASTER).decode()
+
+    def encrypted() -> Any:
+        return mapped_column(StringEncryptedType(String, key, AesGcmEngine))
+
+    class Base(DeclarativeBase):
+        pass
+
+    class PeerLearner(Base):
+        __tablename__ = "learners"
+        id = mapped_column(String(64), primary_key=True)
+        username = encrypted()
+        email = encrypted()
+        given_name = encrypted()
+        family_name = encrypted()
+        created_at = mapped_column(DateTime(timezone=True))
+        last_activity_at = mapped_column(DateTime(timezone=True))
+        basis = mapped_column(String(32))
+
+    return PeerLearner, Base.metadata
+
+
+def ingest_peer(path: Path, records: list[Learner]) -> float:
+    """Seconds SQLAlchemy ORM + sqlalchemy-utils take to store the same learners."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    model, metadata = _peer_model()
+    engine = create_engine(f"sqlite:///{path}")
+    metadata.create_all(engine)
+    gc.collect()
+    started = cpu_seconds()
+    with Session(engine) as session:
+        session.add_all(
+            model(
+                id=r.id,
+                username=r.username,
+                email=r.email,
+                given_name=r.given_name,
+                family_name=r.family_name,
+                created_at=r.created_at,
+                last_activity_at=r.last_activity_at,
+                basis="contract",
+            )
+            for r in records
+        )
+        session.commit()
+    elapsed = cpu_seconds() - started
+    engine.dispose()
+    return elapsed
+
+
+def read_store(path: Path) -> tuple[float, int]:
+    """CPU seconds to read every learner back (decrypted records) from the store."""
+    store = Store(f"sqlite:///{path}", keyring=Keyring.from_master_key(MASTER), clock=lambda: NOW)
+    gc.collect()
+    started = cpu_seconds()
+    found = store.query(Learner)
+    elapsed = cpu_seconds() - started
+    count = sum(1 for r in found if r.email)
+    store.close()
+    return elapsed, count
+
+
+def read_floor(path: Path) -> tuple[float, int]:
+    """The floor: ``sqlite3`` select, unwrap each learner's key, decrypt four fields."""
+    connection = _floor_connect(path)
+    master = AESGCM(MASTER)
+    gc.collect()
+    started = cpu_seconds()
+    found = []
+    query = (
+        "SELECT l.id, k.wrapped, l.username_token, l.email_token, l.given_name_token, "
+        "l.family_name_token, l.created_at, l.last_activity_at, l.basis FROM learners l "
+        "JOIN keys k ON k.subject = l.id AND k.state = 'active'"
+    )
+    fields = ("username", "email", "given_name", "family_name")
+    for subject, wrapped, *tokens, created, last, basis in connection.execute(query):
+        aead = AESGCM(master.decrypt(wrapped[:12], wrapped[12:], subject.encode() + b"contract"))
+        values = []
+        for field, token in zip(fields, tokens, strict=True):
+            raw = base64.urlsafe_b64decode(token[4:])
+            context = f"Learner/{subject}/{field}".encode()
+            values.append(aead.decrypt(raw[8:20], raw[20:], context).decode())
+        found.append((subject, *values, created, last, basis))
+    elapsed = cpu_seconds() - started
+    connection.close()
+    return elapsed, sum(1 for row in found if row[2])
+
+
+def read_peer(path: Path) -> tuple[float, int]:
+    """SQLAlchemy ORM + sqlalchemy-utils: load every learner, values decrypted."""
+    from sqlalchemy import create_engine, select
+    from sqlalchemy.orm import Session
+
+    model, _ = _peer_model()
+    engine = create_engine(f"sqlite:///{path}")
+    gc.collect()
+    started = cpu_seconds()
+    with Session(engine) as session:
+        found = session.scalars(select(model)).all()
+        count = sum(1 for r in found if r.email)
+    elapsed = cpu_seconds() - started
+    engine.dispose()
+    return elapsed, count
 
 
 # -- sweep ----------------------------------------------------------------------------------
@@ -340,13 +468,16 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     records = learners(count)
     with tempfile.TemporaryDirectory(prefix="bench-store-") as name:
         tmp = Path(name)
-        store_times, floor_times = [], []
+        store_times, floor_times, peer_times = [], [], []
         for attempt in range(repeat):
             for path in (tmp / f"store{attempt}.db", tmp / f"floor{attempt}.db"):
                 path.unlink(missing_ok=True)
+            (tmp / f"peer{attempt}.db").unlink(missing_ok=True)
             floor_times.append(ingest_floor(tmp / f"floor{attempt}.db", records))
             store_times.append(ingest_store(tmp / f"store{attempt}.db", records))
+            peer_times.append(ingest_peer(tmp / f"peer{attempt}.db", records))
         store_time, floor_time = statistics.median(store_times), statistics.median(floor_times)
+        peer_time = statistics.median(peer_times)
         rows.append(
             _row(
                 f"store ingest, {count:,} learners (SQLite)",
@@ -354,6 +485,46 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 count / floor_time,
                 store_time / floor_time,
                 "learners/s",
+                target=INGEST_TARGET,
+            )
+        )
+        rows.append(
+            _row(
+                f"store ingest vs SQLAlchemy ORM + sqlalchemy-utils, {count:,} learners (SQLite)",
+                count / store_time,
+                count / peer_time,
+                store_time / peer_time,
+                "learners/s",
+                target=PEER_TARGET,
+            )
+        )
+        reads: dict[str, list[float]] = {"store": [], "floor": [], "peer": []}
+        readers = {"store": read_store, "floor": read_floor, "peer": read_peer}
+        for _ in range(repeat):
+            for kind, reader in readers.items():
+                elapsed, found = reader(tmp / f"{kind}0.db")
+                if found != count:
+                    raise AssertionError(f"{kind} read back {found} learners of {count}")
+                reads[kind].append(elapsed)
+        read = {kind: statistics.median(values) for kind, values in reads.items()}
+        rows.append(
+            _row(
+                f"store read-back, {count:,} learners (SQLite)",
+                count / read["store"],
+                count / read["floor"],
+                read["store"] / read["floor"],
+                "learners/s",
+                target=INGEST_TARGET,
+            )
+        )
+        rows.append(
+            _row(
+                f"store read-back vs SQLAlchemy ORM + sqlalchemy-utils, {count:,} learners",
+                count / read["store"],
+                count / read["peer"],
+                read["store"] / read["peer"],
+                "learners/s",
+                target=PEER_TARGET,
             )
         )
         source, floor_source = tmp / "store0.db", tmp / "floor0.db"

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, settings
 # The store fixtures (a store on SQLite and on PostgreSQL, its URL, keyring, template) live
 # in tests/store_fixtures.py with their helpers; importing them here shares them with
 # every test module, without star imports.
+from tests import NOW
 from tests.store_fixtures import (  # noqa: F401
     empty_url,
     keyring,
@@ -44,7 +45,7 @@ settings.load_profile("learnprivacy")
 @pytest.fixture
 def now() -> dt.datetime:
     """A fixed, timezone-aware 'now': tests never read the clock."""
-    return dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+    return NOW
 
 
 @pytest.fixture(scope="session")

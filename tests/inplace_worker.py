@@ -7,12 +7,11 @@ the test schedule in batches of one row and die at the second batch's commit.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import signal
 import sys
 
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
+from tests import NOW
 
 
 def _die(*_args: object, **_kwargs: object) -> None:

@@ -32,6 +32,7 @@ from learnprivacy.records import (
     ProgressStatus,
     Score,
 )
+from tests import NOW
 
 if TYPE_CHECKING:
     from learnprivacy.store import Store
@@ -63,7 +64,6 @@ def _forget_keys(url: str) -> None:
 
 
 UTC = dt.UTC
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 MASTER_KEY = bytes(range(32))
 
 _TEMPLATE = "lp_store_template"

@@ -16,8 +16,8 @@ from learnprivacy.records import Granularity, Learner, Progress, ProgressStatus,
 from learnprivacy.retention import Action, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
 from learnprivacy.testing import assert_not_reidentifiable, reidentification_risks
+from tests import NOW
 
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 ANONYMISE_PROGRESS = Schedule(
     {Progress: RetentionRule("P1Y", Trigger.CREATED, action=Action.ANONYMISE)}
 )

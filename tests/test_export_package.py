@@ -39,10 +39,10 @@ from learnprivacy.records import (
     Score,
 )
 from learnprivacy.testing.strategies import records_of_learner
+from tests import NOW
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
 
 def _writer(root: Path, subject: str = "L1", **options: Any) -> PackageWriter:

@@ -17,10 +17,10 @@ from learnprivacy.export._subject import SUBJECT_REFERENCE_DOMAIN
 from learnprivacy.providers import PrivacyManager
 from learnprivacy.records import Certificate, Learner, Progress, ProgressStatus, Score
 from learnprivacy.store import Store
+from tests import NOW
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 1, 8, 9, 0, tzinfo=UTC)
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
 
 def _records(learner_id: str) -> list[Any]:

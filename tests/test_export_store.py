@@ -40,10 +40,10 @@ from learnprivacy.records import (
 )
 from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
+from tests import NOW
 
 UTC = dt.UTC
 T0 = dt.datetime(2019, 9, 1, 8, 0, tzinfo=UTC)
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 KEY = bytes(range(32))
 
 

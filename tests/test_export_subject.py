@@ -43,10 +43,10 @@ from learnprivacy.records import (
     fields_of,
 )
 from learnprivacy.records._base import default_basis, subject_of
+from tests import NOW
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 9, 1, 8, 0, tzinfo=UTC)
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 KEY = bytes(range(32))
 LEARNER = "learner-7781"
 

@@ -457,3 +457,93 @@ def test_postgresql_key_database_names_no_learner(
     assert b"k1_" in pages
     assert ERASED.encode() not in pages
     assert KEPT.encode() not in pages
+
+
+@pytest.mark.postgres
+def test_rotation_on_a_postgresql_key_database(pg_urls: tuple[str, str]) -> None:
+    """A master-key rotation rewrites every key of a PostgreSQL key database in batches;
+    the store then opens with the new key alone and reads every learner."""
+    records_url, keys_url = pg_urls
+    new = bytes(range(1, 33))
+    with Store(records_url, keyring=_keyring(), keys=keys_url, clock=lambda: NOW) as store:
+        _fill(store)
+        kept = store.records_of(KEPT)
+        assert store.keyring.rewrap() == 0
+        store.keyring.rotate(new)
+    with Store(records_url, keyring=Keyring(new), keys=keys_url) as store:
+        assert store.records_of(KEPT) == kept
+        assert store.get(Learner, ERASED) == learner(ERASED)
+
+
+def test_an_erasure_interrupted_before_its_keys_are_destroyed_is_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies after the erasure committed and before the key database was
+    touched: the rows are gone, the keys still there, the outbox holds the shred. The
+    next open destroys the keys; a copy of the records taken before reads nothing."""
+    url = f"sqlite:///{tmp_path / 'lms.db'}"
+    store = Store(url, keyring=_keyring(), clock=lambda: NOW)
+    _fill(store)
+    store.backup(str(tmp_path / "before.db"))
+
+    class Killed(BaseException):
+        """Stands for SIGKILL between the two commits."""
+
+    def die(*_args: object, **_kwargs: object) -> int:
+        raise Killed
+
+    monkeypatch.setattr(type(store.key_store), "apply_sent", die)
+    with pytest.raises(Killed):
+        store.erase_subject(ERASED, now=NOW)
+    monkeypatch.undo()
+    store.close()
+    ref_keys = KeyDatabase(default_keys_url(url))
+    keyring = ref_keys.keyring(_keyring())
+    ref = keyring.key_ref(ERASED)
+    # Committed erasure, keys not yet destroyed: the outbox says what is owed.
+    assert any(e.wrapped for e in ref_keys.list_entries(ref) if e.scope == "contract")
+    with sa.create_engine(url).connect() as connection:
+        owed = connection.execute(sa.text("SELECT subject_ref FROM lp_key_outbox")).all()
+    assert {row[0] for row in owed} == {ref}
+    ref_keys.close()
+    with Store(url, keyring=_keyring(), clock=lambda: NOW) as reopened:
+        assert reopened.keyring.is_shredded(ERASED, "contract")
+        with reopened.database.read() as connection:
+            assert connection.execute(sa.text("SELECT count(*) FROM lp_key_outbox")).scalar() == 0
+    shutil.copyfile(tmp_path / "before.db", tmp_path / "restored.db")
+    restored = f"sqlite:///{tmp_path / 'restored.db'}"
+    with Store(restored, keyring=_keyring(), keys=default_keys_url(url)) as copy:
+        _erased_reads(copy)
+        assert copy.get(Learner, KEPT) == learner(KEPT)
+
+
+def test_a_writer_settles_a_pending_shred_before_using_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep erased a learner's consent rows and died before destroying the consent
+    key; a new consent of that learner must not be encrypted under the doomed key: the
+    writer settles the outbox first and gets a fresh key."""
+    from learnprivacy.records import Consent
+
+    url = f"sqlite:///{tmp_path / 'lms.db'}"
+    store = Store(url, keyring=_keyring(), clock=lambda: NOW)
+    _fill(store)
+    consents = [r for r in store.records_of(KEPT) if isinstance(r, Consent)]
+    ref = store.keyring.key_ref(KEPT)
+    before = {e.key_id for e in store.key_store.list_entries(ref, "consent")}
+
+    def skip(*_args: object, **_kwargs: object) -> int:
+        return 0
+
+    monkeypatch.setattr(type(store.key_store), "apply_sent", skip)
+    store.erase_records(consents, now=NOW, reason="retention test")
+    monkeypatch.undo()
+    # The doomed key is still alive in the key database...
+    assert any(e.wrapped for e in store.key_store.list_entries(ref, "consent"))
+    fresh = Consent(id=f"{KEPT}-K9", learner_id=KEPT, purpose="newsletter", given_at=NOW)
+    store.add(fresh)
+    # ...until the writer settled it: the new consent uses a new key.
+    entries = list(store.key_store.list_entries(ref, "consent"))
+    assert all(not e.wrapped for e in entries if e.key_id in before)
+    assert store.get(Consent, fresh.id) == fresh
+    store.close()

@@ -114,7 +114,9 @@ def test_rotation_killed_at_ten_random_points_then_resumed_reads_everything(
     killed_mid_way = 0
     new: bytes | None = None
     for attempt in range(10):
-        args = ("keys", "rotate", "--resume") if attempt else ("keys", "rotate")
+        # Small batches: many commits, so the kills land between and inside them.
+        args = ("keys", "rotate", "--batch-size", "150")
+        args += ("--resume",) if attempt else ()
         process = _cli(folder, *args)
         # Kill once a random share of the keys is under the new key (or at once).
         wait_until = rng.random()
@@ -146,7 +148,7 @@ def test_rotation_killed_at_ten_random_points_then_resumed_reads_everything(
                 assert _snapshot(store) == expected
     assert killed_mid_way >= 3, "the kills must land in the middle of the rotation"
     if (folder / "master.key.new").exists():
-        process = _cli(folder, "keys", "rotate", "--resume")
+        process = _cli(folder, "keys", "rotate", "--resume", "--batch-size", "150")
         _out, err = process.communicate(timeout=300)
         assert process.returncode == 0, err
     final = _read_key(folder / "master.key")

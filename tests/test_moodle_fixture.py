@@ -14,9 +14,8 @@ from learnprivacy.errors import ValidationError
 from learnprivacy.moodle import MoodleDatabase, MoodleSchema, ScanIssues
 from learnprivacy.moodle._time import from_unix, to_unix
 from learnprivacy.testing.moodle import FixtureSummary, create_schema, populate
+from tests import NOW
 from tests.conftest import open_engine
-
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 
 
 def build(url: str, **options: Any) -> tuple[sa.Engine, FixtureSummary]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,9 +26,9 @@ from learnprivacy.providers import (
 from learnprivacy.providers._results import RequestStatus
 from learnprivacy.store import Store
 from learnprivacy.testing.moodle import FixtureSummary, create_schema, populate
+from tests import NOW
 from tests.conftest import open_engine
 
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 #: What the provider exports as Moodle's own rows (no learnprivacy record type).
 MOODLE_ROWS = frozenset(
     {"Enrolment", "Grade", "PolicyAcceptance", "Profile", "Preference", "LogEntry"}

@@ -23,9 +23,8 @@ from learnprivacy.moodle._registry_read import parse_config_name
 from learnprivacy.records import Certificate, Learner, Progress, ProgressStatus
 from learnprivacy.retention import Action, Period, Trigger
 from learnprivacy.testing.moodle import create_schema, insert_rows, populate
+from tests import NOW
 from tests.conftest import open_engine
-
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 
 
 def new_engine(new_database: Callable[[], str]) -> sa.Engine:

@@ -15,9 +15,8 @@ from learnprivacy.errors import ValidationError
 from learnprivacy.moodle import MoodleDatabase, MoodleReport, moodle_report, registry_rows
 from learnprivacy.moodle._time import to_unix
 from learnprivacy.testing.moodle import create_schema, insert_rows, populate
+from tests import NOW
 from tests.conftest import open_engine
-
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 
 
 def ago(days: float) -> int:

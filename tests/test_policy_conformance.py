@@ -413,3 +413,19 @@ def test_register_sheets_carry_the_cnil_fields() -> None:
     assert sheet["transfers"][0]["safeguard"] == "adequacy_decision"
     assert sheet["security_measures"]
     assert sheet["updated_on"] == "2026-06-15"
+
+
+def test_hand_written_register_names_the_store_fields() -> None:
+    """The Job Access register example declared ``ip_address`` for the access log while
+    the record field is ``ip``: every field it lists for a store table is a real field."""
+    from examples.registers import job_access
+
+    from learnprivacy.records import fields_of
+    from learnprivacy.records._base import record_type
+
+    for collection in job_access.metadata():
+        if collection.component != "learnprivacy_store":
+            continue
+        for table in collection.database_tables:
+            names = {f.name for f in fields_of(record_type(table.name))}
+            assert set(table.fields) <= names, table.name

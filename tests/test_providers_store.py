@@ -27,8 +27,8 @@ from learnprivacy.records import (
 from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
 from learnprivacy.testing import assert_provider_compliant
+from tests import NOW
 
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 T0 = dt.datetime(2025, 9, 1, 9, 0, tzinfo=dt.UTC)
 
 SCHEDULE = Schedule(

@@ -20,8 +20,8 @@ from learnprivacy.export._reports import SUBJECT_COLUMN
 from learnprivacy.export.reports import ReportProfile, build_report, k_anonymous_aggregate
 from learnprivacy.records import Certificate, Learner, Progress, ProgressStatus, Score
 from learnprivacy.synthetic import generate_organisation
+from tests import NOW
 
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 KEY = bytes(range(32))
 
 EMPLOYER = ReportProfile(

@@ -130,7 +130,7 @@ def test_encrypted_rows_need_the_cipher(url: str) -> None:
     backend = SQLBackend(url, cipher=FieldCipher(Keyring.generate()))
     request_id = fill(RequestBook(backend))
     backend.engine.dispose()
-    plain = SQLBackend(url)
+    plain = SQLBackend(url, plaintext=True)
     with pytest.raises(ConfigurationError):
         plain.get_request(request_id)
     plain.engine.dispose()
@@ -172,7 +172,7 @@ def test_backend_accepts_engine_and_store(tmp_path: Path) -> None:
     from learnprivacy.store import Store
 
     engine = create_engine(f"sqlite:///{tmp_path / 'e.db'}")
-    SQLBackend(engine)
+    SQLBackend(engine, plaintext=True)
     assert "lp_dsr_requests" in inspect(engine).get_table_names()
     engine.dispose()
     store = Store(f"sqlite:///{tmp_path / 's.db'}", keyring=Keyring.generate())
@@ -182,9 +182,31 @@ def test_backend_accepts_engine_and_store(tmp_path: Path) -> None:
     assert {"lp_dsr_requests", "lp_dsr_history", "lp_dsr_facts", "lp_learner"} <= set(names)
     store.close()
     with pytest.raises(ConfigurationError):
-        SQLBackend(42)
+        SQLBackend(42, plaintext=True)
     with pytest.raises(ConfigurationError):
-        SQLBackend("not a url")
+        SQLBackend("not a url", plaintext=True)
+
+
+def test_the_book_is_encrypted_by_default(tmp_path: Path) -> None:
+    """SQLBackend(store), the form the docs show, encrypts requesters' identities with the
+    store's cipher; a backend with neither a cipher nor plaintext=True is refused."""
+    from learnprivacy.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 's.db'}", keyring=Keyring.generate())
+    book = RequestBook(SQLBackend(store))
+    book.receive(
+        RequestType.ACCESS,
+        learner_id="L1",
+        received_at=T,
+        channel=Channel.EMAIL,
+        requester=Requester.subject("Zoé Quintessence-Marchal"),
+    )
+    store.database.checkpoint()
+    store.close()
+    raw = (tmp_path / "s.db").read_bytes()
+    assert b"Quintessence" not in raw
+    with pytest.raises(ConfigurationError, match="plaintext=True"):
+        SQLBackend(f"sqlite:///{tmp_path / 'other.db'}")
 
 
 def test_importing_requests_does_not_import_sqlalchemy() -> None:
@@ -208,7 +230,8 @@ def test_a_named_time_zone_survives_the_store(url: str) -> None:
     from zoneinfo import ZoneInfo
 
     paris = ZoneInfo("Europe/Paris")
-    book = RequestBook(SQLBackend(url), calendar="BE")
+    keyring = Keyring.generate()
+    book = RequestBook(SQLBackend(url, cipher=FieldCipher(keyring)), calendar="BE")
     request = book.receive(
         RequestType.ACCESS,
         learner_id="L1",
@@ -218,7 +241,7 @@ def test_a_named_time_zone_survives_the_store(url: str) -> None:
         request_id="R-TZ",
     )
     book.backend.engine.dispose()  # type: ignore[attr-defined]
-    again = RequestBook(SQLBackend(url)).get("R-TZ")
+    again = RequestBook(SQLBackend(url, cipher=FieldCipher(keyring))).get("R-TZ")
     assert again.received_at.tzinfo == paris
     assert again.due_at == request.due_at == dt.datetime(2026, 4, 10, 23, 59, 59, 999_999, paris)
     assert again.due_at.utcoffset() == dt.timedelta(hours=2)

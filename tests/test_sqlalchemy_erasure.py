@@ -23,10 +23,10 @@ from learnprivacy.errors import KeyShreddedError, RestrictedRecordError
 from learnprivacy.export import read_package
 from learnprivacy.providers import MemoryWriter, PrivacyManager
 from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
+from tests import NOW
 from tests.inplace_models import declarative_models
 
 UTC = dt.UTC
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 LONG_AGO = dt.datetime(2023, 1, 10, 9, 0, tzinfo=UTC)
 MASTER = bytes(range(32))
 

@@ -24,10 +24,10 @@ from learnprivacy.errors import (
     RestrictedRecordError,
     ValidationError,
 )
+from tests import NOW
 from tests.inplace_models import declarative_models, sqlmodel_models
 
 UTC = dt.UTC
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 MASTER = bytes(range(32))
 
 
@@ -327,3 +327,20 @@ def test_invoice_amounts_stay_clear(app: SimpleNamespace) -> None:
     rows = _sqlite_rows(app.path / "app.db", "SELECT amount, billing_name FROM invoices")
     assert rows[0][0] == 120
     assert rows[0][1].startswith("lp1.")
+
+
+def test_a_key_database_object_in_the_apps_database_is_refused(tmp_path: Path) -> None:
+    """keys=KeyDatabase(...) on the application's own database is refused as well."""
+    from learnprivacy.keys import KeyDatabase
+
+    models = declarative_models()
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    privacy = lps.LearnPrivacy(models.Base, keyring=Keyring.generate(), keys=KeyDatabase(url))
+    engine = create_engine(url)
+    models.Base.metadata.create_all(engine)
+    try:
+        with Session(engine) as s, pytest.raises(ConfigurationError, match="keys must live apart"):
+            privacy.find(s, models.User.email, "ana@example.org")
+    finally:
+        privacy.close()
+        engine.dispose()

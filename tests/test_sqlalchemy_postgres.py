@@ -15,6 +15,7 @@ import learnprivacy.sqlalchemy as lps
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import DecryptionError, KeyShreddedError, PlaintextError
 from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
+from tests import NOW
 from tests.inplace_models import declarative_models
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.postgres
 
 UTC = dt.UTC
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 LONG_AGO = dt.datetime(2023, 1, 10, tzinfo=UTC)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import click
 import pytest
@@ -96,7 +97,7 @@ def test_every_registered_command_is_in_the_table() -> None:
     group = click.Group("all")
     register_store_commands(group)
     register_register_commands(group)
-    names = set(group.commands) | {"demo", "migrate-encrypt", "requests"}
+    names = set(group.commands) | {"demo", "keys", "migrate-encrypt", "requests"}
     assert names == set(COMMANDS)
 
 
@@ -119,3 +120,32 @@ def test_a_wrong_summary_is_what_help_would_show() -> None:
     assert "Stale." in group.get_help(ctx)
     with pytest.raises(AssertionError):
         assert group.lazy["audit"].help == short_help(group.lazy["audit"].load())
+
+
+def test_import_store_loads_no_orm_validation_or_migration_library() -> None:
+    """``import learnprivacy.store`` loads SQLAlchemy Core only: no ORM, SQLModel,
+    pydantic or Alembic (Alembic loads when a migration runs)."""
+    modules = _modules_after("import learnprivacy.store")
+    assert "sqlalchemy" in modules
+    assert _heavy(modules, ("sqlmodel", "pydantic", "pydantic_core", "alembic")) == set()
+    assert not {m for m in modules if m.startswith("sqlalchemy.orm")}
+
+
+def test_opening_a_store_stays_without_the_orm(tmp_path: Any) -> None:
+    """Attack: a store created, written and read back still loads no ORM or SQLModel."""
+    code = (
+        "import datetime as dt\n"
+        "from learnprivacy.crypto import Keyring\n"
+        "from learnprivacy.records import Learner\n"
+        "from learnprivacy.store import Store\n"
+        f"store = Store('sqlite:///{tmp_path}/s.db', keyring=Keyring.generate())\n"
+        "t = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)\n"
+        "store.add(Learner(id='L1', username='u', email='a@example.org', given_name='A',"
+        " family_name='B', created_at=t))\n"
+        "assert store.get(Learner, 'L1').given_name == 'A'\n"
+        "assert store.audit.verify()\n"
+        "store.close()\n"
+    )
+    modules = _modules_after(code)
+    assert _heavy(modules, ("sqlmodel", "pydantic", "pydantic_core")) == set()
+    assert not {m for m in modules if m.startswith("sqlalchemy.orm")}

@@ -16,9 +16,9 @@ from learnprivacy import Action, Article, ContextLevel, Controller
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import Learner, Progress, ProgressStatus
 from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
+from tests import NOW
 
 SRC = Path(learnprivacy.__file__).parent
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 
 
 def _configure_django() -> None:

@@ -135,7 +135,7 @@ def metadata() -> list[MetadataCollection]:
         )
         .add_database_table(
             "AccessEvent",
-            {"learner_id": "The user", "ip_address": "Network address", "kind": "Event"},
+            {"learner_id": "The user", "ip": "IP address", "kind": "Event"},
             "Technical and security logs, usage metadata",
             purpose=SECURITY,
             basis=LawfulBasis.LEGITIMATE_INTERESTS,

@@ -225,6 +225,17 @@ class FieldTests(TestCase):
         original.save()
         assert Profile.objects.get(pk=original.pk).phone == "+33 6 12 34 56 78"
 
+    def test_rolled_back_insert_then_more_inserts(self) -> None:
+        """Keys reserved in a rolled-back savepoint: later rows still get keys of their
+        own, and their values open in their rows."""
+        with self.assertRaises(RuntimeError), transaction.atomic():
+            profile(learner("ana"))
+            raise RuntimeError("rolled back")
+        rows = [profile(learner(f"r{i}"), phone=f"+33 6 0{i}") for i in range(3)]
+        assert len({r.pk for r in rows}) == 3
+        for i, row in enumerate(rows):
+            assert Profile.objects.get(pk=row.pk).phone == f"+33 6 0{i}"
+
     def test_bulk_create_binds_each_row(self) -> None:
         """bulk_create reserves keys first, so every row's tokens open in that row."""
         users = [learner(f"u{i}") for i in range(5)]

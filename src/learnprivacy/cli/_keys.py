@@ -53,8 +53,15 @@ def _open(env: Env, master: bytes, previous: list[bytes]) -> Store:
     is_flag=True,
     help="Finish a rotation that was interrupted (uses the key file's .new beside it).",
 )
+@click.option(
+    "--batch-size",
+    default=5_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Keys rewritten per transaction.",
+)
 @pass_env
-def keys_rotate(env: Env, resume: bool) -> None:
+def keys_rotate(env: Env, resume: bool, batch_size: int) -> None:
     """Rewrap every data key under a new master key, then replace the key file.
 
     The new key is written to KEY_FILE.new first and never overwritten; an interrupted
@@ -88,7 +95,7 @@ def keys_rotate(env: Env, resume: bool) -> None:
         _open(env, new_key, [old_key]) as store,
         progress(env, "Rewrapping data keys", unit="keys") as bar,
     ):
-        rewrapped = store.keyring.rewrap(progress=bar)
+        rewrapped = store.keyring.rewrap(progress=bar, batch_size=batch_size)
         key_id = store.keyring.master_key_id
     # Every data key is under the new key: only now may the old key file go.
     os.replace(new_path, key_path)

@@ -321,7 +321,7 @@ class Keyring:
         self.rewrap(progress=progress)
         return new.key_id
 
-    def rewrap(self, *, progress: ProgressReporter | None = None, batch_size: int = 2_000) -> int:
+    def rewrap(self, *, progress: ProgressReporter | None = None, batch_size: int = 5_000) -> int:
         """Rewrap under the current master key every entry wrapped under a previous one.
 
         Returns how many entries were rewrapped. Entries are read a page at a time and
@@ -510,7 +510,15 @@ class Keyring:
         wrapped = self._master.wrap(
             key, subject=entry.subject, scope=entry.scope, key_id=entry.key_id
         )
-        return attrs.evolve(entry, master_key_id=self._master.key_id, wrapped=wrapped)
+        # Built directly rather than with attrs.evolve: rotation makes one per key.
+        return KeyEntry(
+            subject=entry.subject,
+            scope=entry.scope,
+            key_id=entry.key_id,
+            state=entry.state,
+            master_key_id=self._master.key_id,
+            wrapped=wrapped,
+        )
 
     def _rewrap_entry(self, entry: KeyEntry) -> int:
         return int(self._store.update(self._rewrapped(entry)))

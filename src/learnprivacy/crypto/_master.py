@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import unicodedata
 from collections.abc import Mapping
 
 from cryptography.hazmat.primitives import hashes
@@ -99,17 +100,31 @@ def derive_master_key(passphrase: str, *, salt: bytes) -> bytes:
     """Derive a 32-byte master key from ``passphrase`` with scrypt (N=2**15, r=8, p=1).
 
     The salt is not secret but must be kept: the same passphrase and salt give the same
-    key. Passphrases shorter than 12 characters are refused.
+    key. The passphrase is normalised to Unicode NFC first, so "café" typed with a
+    precomposed "é" or with "e" and a combining accent gives one key. Passphrases shorter
+    than 12 characters, made only of spaces and control characters, or not encodable
+    (a lone surrogate) are refused.
     """
-    if type(passphrase) is not str or len(passphrase) < _PASSPHRASE_MIN:
+    if type(passphrase) is not str:
+        raise ValidationError("passphrase must be a str", field="passphrase")
+    text = unicodedata.normalize("NFC", passphrase)
+    if len(text) < _PASSPHRASE_MIN:
         raise ValidationError(
             f"passphrase must be a str of at least {_PASSPHRASE_MIN} characters",
             field="passphrase",
         )
+    if all(unicodedata.category(c)[0] in ("C", "Z") for c in text):
+        raise ValidationError(
+            "passphrase is blank: only spaces or control characters", field="passphrase"
+        )
+    try:
+        encoded = text.encode()
+    except UnicodeEncodeError:
+        raise ValidationError("passphrase is not valid Unicode text", field="passphrase") from None
     if not isinstance(salt, bytes) or len(salt) < _SALT_MIN:
         raise ValidationError(f"salt must be at least {_SALT_MIN} bytes", field="salt")
     kdf = Scrypt(salt=salt, length=KEY_SIZE, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
-    return kdf.derive(passphrase.encode())
+    return kdf.derive(encoded)
 
 
 def new_salt() -> bytes:

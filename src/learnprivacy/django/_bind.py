@@ -352,7 +352,7 @@ def _hook(model: Any, bound: Bound) -> None:
             if value is None:
                 from django.db import router
 
-                value = reserve_keys(model, router.db_for_write(model), 1)[0]
+                value = _pool.take(model, router.db_for_write(model))
             return value
 
         pk_field.get_pk_value_on_save = get_pk_value_on_save

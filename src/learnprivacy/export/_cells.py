@@ -71,12 +71,16 @@ def plain(value: Any) -> Any:
     return plain(json_default(value))
 
 
+# One encoder for every row: json.dumps with options builds a new one per call.
+_ROW_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, default=json_default, separators=(",", ":")
+).encode
+
+
 def dumps_row(row: Mapping[str, Any]) -> str:
     """One row as compact JSON on a single line (UTF-8 text, no NaN)."""
     try:
-        return json.dumps(
-            row, ensure_ascii=False, allow_nan=False, default=json_default, separators=(",", ":")
-        )
+        return _ROW_ENCODER(row)
     except ValueError as exc:
         if isinstance(exc, ValidationError):
             raise

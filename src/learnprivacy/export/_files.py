@@ -59,6 +59,12 @@ class HashingFile:
         self.size += len(data)
         return len(text)
 
+    def write_bytes(self, data: bytes) -> None:
+        """Append bytes already encoded as UTF-8."""
+        self._hash.update(data)
+        self._file.write(data)
+        self.size += len(data)
+
     def close(self, *, records: int | None, media_type: str) -> FileEntry:
         """Close the file and return its manifest entry."""
         self._file.close()

@@ -52,6 +52,9 @@ class StreamInfo:
     typed: bool
     columns: list[str]
     description: DataDescription | None
+    #: The CSV rows (no header), written while the rows were dicts, when the columns were
+    #: fixed from the start (a record class); else the CSV is built from ``staging``.
+    csv_rows: Path | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -70,6 +73,27 @@ class PackageContent:
     statement_count: int
     xapi_profile: XapiProfile
     page: PageOptions = attrs.field(factory=PageOptions)
+
+
+_CHUNK = 1 << 20
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as file:
+        while chunk := file.read(_CHUNK):
+            yield chunk
+
+
+def _copy_joined(out: HashingFile, staging: Path) -> None:
+    """Copy a staging file of JSON lines as ``line,\nline,\n...line`` (no copy per line)."""
+    pending = b""
+    for chunk in _chunks(staging):
+        # Every line ends with "\n": the last one's separator is dropped at the end.
+        out.write_bytes(pending.replace(b"\n", b",\n"))
+        pending = chunk
+    if pending.endswith(b"\n"):
+        pending = pending[:-1]
+    out.write_bytes(pending.replace(b"\n", b",\n"))
 
 
 def _lines(path: Path) -> Iterator[str]:
@@ -112,10 +136,7 @@ def _write_data_json(root: Path, path: str, stream: StreamInfo) -> FileEntry:
         # The header object is written without its closing brace, then the records one
         # per line: valid JSON that a line-oriented reader can also stream.
         out.write(json.dumps(header, ensure_ascii=False)[:-1] + ',"records":[\n')
-        first = True
-        for line in _lines(stream.staging):
-            out.write(line if first else ",\n" + line)
-            first = False
+        _copy_joined(out, stream.staging)
         out.write("\n]}\n")
     except BaseException:
         out.abandon()
@@ -131,6 +152,10 @@ def _write_csv(root: Path, path: str, stream: StreamInfo, *, bom: bool) -> FileE
         # RFC 4180: CRLF line ends, fields quoted when they hold a comma, quote or line end.
         writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
         writer.writerow([csv_cell(column) for column in stream.columns])
+        if stream.csv_rows is not None:
+            for chunk in _chunks(stream.csv_rows):
+                out.write_bytes(chunk)
+            return out.close(records=stream.records, media_type="text/csv")
         for line in _lines(stream.staging):
             flat = dict(flatten(json.loads(line)))
             writer.writerow([csv_cell(flat.get(column)) for column in stream.columns])
@@ -145,10 +170,7 @@ def _write_statements(root: Path, staging: Path | None, count: int) -> FileEntry
     try:
         out.write("[\n")
         if staging is not None:
-            first = True
-            for line in _lines(staging):
-                out.write(line if first else ",\n" + line)
-                first = False
+            _copy_joined(out, staging)
         out.write("\n]\n")
     except BaseException:
         out.abandon()

@@ -10,6 +10,7 @@ costs. :meth:`PackageWriter.finish` turns the staging files into the package fil
 from __future__ import annotations
 
 import collections
+import csv
 import datetime as dt
 import shutil
 import threading
@@ -24,7 +25,7 @@ from learnprivacy._validators import require_aware
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, ProviderError, UnknownCodeError
 from learnprivacy.errors import ValidationError as LPValidationError
-from learnprivacy.export._cells import dumps_row, flatten
+from learnprivacy.export._cells import csv_cell, dumps_row, flatten
 from learnprivacy.export._describe import class_columns, class_description, merge_descriptions
 from learnprivacy.export._html import PageOptions
 from learnprivacy.export._outputs import PackageContent, StreamInfo, write_package
@@ -58,6 +59,12 @@ class _Stream:
     #: Whether the CSV columns are discovered from the rows (provider rows) rather than
     #: fixed by a record class.
     tracking: bool = False
+    #: While the columns are fixed: the CSV rows, written as each row arrives (a dict), so
+    #: finishing copies them instead of parsing the staging file again.
+    csv_path: Path | None = None
+    csv_columns: tuple[str, ...] = ()
+    csv_handle: IO[str] | None = None
+    csv_writer: Any = None
 
 
 class PackageWriter:
@@ -232,7 +239,10 @@ class PackageWriter:
             self._check_subject(component, str(learner))
         stream = self._stream(component, record_type, None)
         stream.typed = False
-        stream.tracking = True
+        if not stream.tracking:
+            # Columns may grow from now on: the CSV is built from the staging file.
+            stream.tracking = True
+            stream.csv_path = None
         described = self._description(component, record_type)
         if not self.scope.includes(basis_of_row(row, described.basis if described else None)):
             stream.excluded += 1
@@ -272,6 +282,9 @@ class PackageWriter:
                 columns = dict.fromkeys(described.fields if described else (), False)
             path = self._staging / f"{len(self._streams)}.jsonl"
             stream = self._streams[key] = _Stream(component, record_type, path, columns)
+            if cls is not None and "csv" in self.formats:
+                stream.csv_path = path.with_suffix(".csv")
+                stream.csv_columns = tuple(c for c in columns if _keep_column(c, columns))
             if cls is not None and key not in self._descriptions:
                 self._descriptions[key] = class_description(component, cls)
                 self._merged.pop(key, None)
@@ -287,6 +300,12 @@ class PackageWriter:
                 if value is not None and not columns[column]:
                     columns[column] = True
         self._handle(stream).write(line + "\n")
+        if stream.csv_path is not None:
+            # The row is JSON-ready (a record's to_json_dict): the cells are what the
+            # staging line would give back.
+            flat = dict(flatten(row))
+            get = flat.get
+            stream.csv_writer.writerow([csv_cell(get(column)) for column in stream.csv_columns])
         stream.records += 1
 
     def _handle(self, stream: _Stream) -> IO[str]:
@@ -296,10 +315,15 @@ class PackageWriter:
             return stream.handle
         if len(self._open) >= _MAX_OPEN_FILES:
             _, oldest = self._open.popitem(last=False)
-            assert oldest.handle is not None  # only open streams are in the LRU
-            oldest.handle.close()
-            oldest.handle = None
+            _close_stream(oldest)
         stream.handle = stream.path.open("a", encoding="utf-8", newline="\n")
+        if stream.csv_path is not None:
+            # RFC 4180: CRLF line ends, fields quoted when they hold a comma, quote or
+            # line end (the same writer settings as the package's CSV files).
+            stream.csv_handle = stream.csv_path.open("a", encoding="utf-8", newline="")
+            stream.csv_writer = csv.writer(
+                stream.csv_handle, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL
+            )
         self._open[key] = stream
         return stream.handle
 
@@ -313,9 +337,7 @@ class PackageWriter:
 
     def _close_handles(self) -> None:
         for stream in self._open.values():
-            if stream.handle is not None:
-                stream.handle.close()
-                stream.handle = None
+            _close_stream(stream)
         self._open.clear()
         if self._statements is not None:
             self._statements.close()
@@ -352,6 +374,7 @@ class PackageWriter:
                         typed=s.typed,
                         columns=[c for c in s.columns if _keep_column(c, s.columns)],
                         description=self._description(s.component, s.record_type),
+                        csv_rows=s.csv_path if s.records else None,
                     )
                     for s in self._streams.values()
                 ],
@@ -388,6 +411,16 @@ class PackageWriter:
         with self._lock:
             self._finished = True
             self._close_handles()
+
+
+def _close_stream(stream: _Stream) -> None:
+    if stream.handle is not None:
+        stream.handle.close()
+        stream.handle = None
+    if stream.csv_handle is not None:
+        stream.csv_handle.close()
+        stream.csv_handle = None
+        stream.csv_writer = None
 
 
 def _keep_column(column: str, columns: Mapping[str, bool]) -> bool:

@@ -16,8 +16,9 @@ in one database:
     ``(learner_id, kind, key)``.
 
 ``body`` columns hold personal values (the requester's name, rectified values, the
-directive's instructions). Give the backend a :class:`~learnprivacy.crypto.FieldCipher`
-and they are encrypted. Each request and each fact is encrypted under a data key of its
+directive's instructions). They are encrypted with the backend's
+:class:`~learnprivacy.crypto.FieldCipher` (a Store's own by default); clear text only on
+``plaintext=True``. Each request and each fact is encrypted under a data key of its
 own (not the learner's), so erasing the learner, which shreds the learner's keys, leaves
 the proof of the request readable; shredding that key removes the request's personal
 parts when its own retention ends.
@@ -135,12 +136,31 @@ class SQLBackend:
     ``source`` is a database URL, a SQLAlchemy ``Engine``, or a
     :class:`~learnprivacy.store.Store` (whose engine is then shared). Tables are created when
     missing unless ``create=False``.
+
+    **Encrypted by default.** Requests carry requesters' names, e-mail addresses and free
+    text: they are stored encrypted with ``cipher``, or with the store's own cipher when
+    ``source`` is a Store. Without either, pass ``plaintext=True`` to store them in clear
+    (tests, throwaway books); otherwise ``ConfigurationError``.
     """
 
     def __init__(
-        self, source: object, *, cipher: FieldCipher | None = None, create: bool = True
+        self,
+        source: object,
+        *,
+        cipher: FieldCipher | None = None,
+        plaintext: bool = False,
+        create: bool = True,
     ) -> None:
         self._engine = _engine_of(source)
+        if cipher is None and not plaintext:
+            own = getattr(source, "cipher", None)
+            if not isinstance(own, FieldCipher):
+                raise ConfigurationError(
+                    "SQLBackend stores requesters' identities and free text: give "
+                    "cipher=FieldCipher(keyring) (a Store gives its own), or plaintext=True "
+                    "to keep them in clear"
+                )
+            cipher = own
         self._cipher = cipher
         if create:
             METADATA.create_all(self._engine)

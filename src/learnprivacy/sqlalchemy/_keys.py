@@ -1,6 +1,7 @@
 """The key store of an integration: a database of its own, never the application's.
 
-``keys=`` is the URL of that database (SQLite file or PostgreSQL), or a
+``keys=`` is the URL of that database (SQLite file or PostgreSQL), a
+:class:`~learnprivacy.keys.KeyDatabase`, or any
 :class:`~learnprivacy.crypto.KeyStore` object (``InMemoryKeyStore`` for tests). The
 per-learner data keys live there, wrapped by the master key; the application's
 database holds tokens, blind indexes and the audit log only, so a copy of it (backup,
@@ -27,7 +28,11 @@ def open_key_store(keys: object) -> tuple[KeyStore, URL | None]:
         database = KeyDatabase(keys)
         return database, database.engine.url
     if isinstance(keys, KeyStore):
-        return keys, None
+        # A KeyDatabase given as an object still says where it lives, for the check that
+        # it is not the application's own database.
+        engine = getattr(keys, "engine", None)
+        url = getattr(engine, "url", None)
+        return keys, url if isinstance(url, URL) else None
     raise ConfigurationError("keys= must be the URL of the key database or a KeyStore")
 
 

@@ -20,7 +20,7 @@ from learnprivacy.store._schema import ANONYMISED, REASON, RESTRICTED, Kind, Rec
 from learnprivacy.store._types import to_utc
 
 if TYPE_CHECKING:
-    from learnprivacy.store._store import Store
+    from learnprivacy.store._core import StoreCore as Store
 
 __all__ = [
     "anonymise_rows",

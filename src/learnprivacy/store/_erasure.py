@@ -28,7 +28,7 @@ from learnprivacy.store._reports import ErasureOutcome, ErasureReport, ReplayRep
 from learnprivacy.store._schema import ANONYMISED, RESTRICTED, RecordTable
 
 if TYPE_CHECKING:
-    from learnprivacy.store._store import Store
+    from learnprivacy.store._core import StoreCore as Store
 
 __all__ = ["erase_subject", "replay"]
 

@@ -32,7 +32,6 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    bindparam,
     insert,
     or_,
     select,
@@ -494,35 +493,23 @@ class KeyDatabase:
         """:meth:`update` for many entries in one transaction; returns how many changed."""
         if not entries:
             return 0
-        # One statement executed for every entry (executemany): rotation rewrites every
-        # key, and a statement built per row would cost more than the cryptography.
-        statement = (
-            update(_KEYS)
-            .where(
-                _KEYS.c.subject_ref == bindparam("b_ref"),
-                _KEYS.c.key_id == bindparam("b_key_id"),
-                _KEYS.c.state != KeyState.SHREDDED.value,
-            )
-            .values(
-                scope=bindparam("b_scope"),
-                state=bindparam("b_state"),
-                master_key_id=bindparam("b_master"),
-                wrapped=bindparam("b_wrapped"),
-            )
-        )
-        params = [
-            {
-                "b_ref": e.subject,
-                "b_key_id": e.key_id,
-                "b_scope": e.scope,
-                "b_state": e.state.value,
-                "b_master": e.master_key_id,
-                "b_wrapped": e.wrapped,
-            }
-            for e in entries
-        ]
+        # One statement executed for every entry, straight through the driver's
+        # executemany: rotation rewrites every key, and per-row parameter processing would
+        # cost more than the cryptography.
         with self._db.write() as connection:
-            return int(connection.execute(statement, params).rowcount)
+            # Only the driver's placeholder varies; every value is a bound parameter.
+            sql = (
+                "UPDATE lpk_keys SET scope = ?, state = ?, master_key_id = ?, wrapped = ? "
+                "WHERE subject_ref = ? AND key_id = ? AND state <> ?"
+            )
+            if connection.dialect.paramstyle != "qmark":
+                sql = sql.replace("?", "%s")
+            shredded = KeyState.SHREDDED.value
+            params = [
+                (e.scope, e.state.value, e.master_key_id, e.wrapped, e.subject, e.key_id, shredded)
+                for e in entries
+            ]
+            return int(connection.exec_driver_sql(sql, params).rowcount)
 
     @staticmethod
     def _update(connection: Connection, entry: KeyEntry) -> bool:

@@ -14,7 +14,7 @@ from learnprivacy.store._common import visible
 from learnprivacy.store._schema import ANONYMISED, Kind, RecordTable
 
 if TYPE_CHECKING:
-    from learnprivacy.store._store import Store
+    from learnprivacy.store._core import StoreCore as Store
 
 __all__ = [
     "anonymised",

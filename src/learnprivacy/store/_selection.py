@@ -21,7 +21,7 @@ from learnprivacy.store._schema import ANONYMISED, RESTRICTED, Kind, RecordTable
 from learnprivacy.store._types import to_utc
 
 if TYPE_CHECKING:
-    from learnprivacy.store._store import Store
+    from learnprivacy.store._core import StoreCore as Store
 
 __all__ = ["Selection"]
 

@@ -45,7 +45,7 @@ from learnprivacy.store._selection import Selection
 from learnprivacy.store._types import to_utc
 
 if TYPE_CHECKING:
-    from learnprivacy.store._store import Store
+    from learnprivacy.store._core import StoreCore as Store
 
 __all__ = ["sweep"]
 
