@@ -72,7 +72,7 @@ INGEST_TARGET = 2.0
 PEER_TARGET = 0.5
 #: The sweep batch sizes measured; the default one is held to ``TARGET``.
 SWEEP_BATCHES = (1_000, 5_000, 10_000)
-DEFAULT_SWEEP_BATCH: int = inspect.signature(Store.sweep).parameters["batch_size"].default
+DEFAULT_SWEEP_BATCH: int = inspect.signature(Store).parameters["batch_size"].default
 MEMORY_LIMIT_MB = 200.0
 ROOT = Path(__file__).resolve().parent.parent
 SCHEDULE = Schedule({Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
@@ -327,12 +327,18 @@ def read_peer(path: Path) -> tuple[float, int]:
 
 
 def _copy(source: Path, work: Path) -> None:
-    """Copy a closed database (its write-ahead log already folded in), dropping stale logs."""
+    """Copy a closed database (its write-ahead log already folded in), dropping stale logs.
+
+    A store's key database (``x.db`` -> ``x.keys.db``) is copied with it.
+    """
     for suffix in ("-wal", "-shm"):
         Path(f"{work}{suffix}").unlink(missing_ok=True)
         if Path(f"{source}{suffix}").exists():
             raise AssertionError("copy a database only once every connection is closed")
     shutil.copyfile(source, work)
+    keys = source.with_suffix(".keys.db")
+    if keys.exists():
+        _copy(keys, work.with_suffix(".keys.db"))
 
 
 def sweep_store(source: Path, work: Path, batch_size: int) -> tuple[float, int]:

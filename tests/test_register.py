@@ -248,3 +248,46 @@ def test_register_headings_in_french_values_as_declared() -> None:
     assert "<h2>Mesures de sécurité</h2>" in page
     assert "<b>Acme</b>" not in page
     assert register.to_markdown() != text  # English by default
+
+
+def test_each_activity_shows_its_own_people_and_sheet_dates() -> None:
+    """The CNIL sheet fields per activity: the people of that purpose (not the same list
+    everywhere) and the dates the sheet was created and updated, in Markdown and HTML."""
+    collection = MetadataCollection("lms")
+    collection.add_database_table(
+        "accounts",
+        {"email": "E-mail"},
+        "Accounts",
+        purpose="accounts",
+        basis="gdpr_art_6_1_b",
+        categories=["contact"],
+        retention="P18M",
+    )
+    collection.add_database_table(
+        "invoices",
+        {"name": "Billing name"},
+        "Invoices",
+        purpose="billing",
+        basis="gdpr_art_6_1_c",
+        categories=["billing"],
+        retention="P10Y",
+    )
+    register = Register.build(
+        controller(data_subjects=("learners",)),
+        [collection],
+        subjects_by_purpose={"billing": ["paying customers"]},
+        created_on=dt.date(2025, 1, 6),
+        updated_on=dt.date(2026, 6, 15),
+    )
+    text = register.to_markdown()
+    accounts, billing = text.split("### ")[1:3]
+    assert "- Data subjects: learners\n" in accounts
+    assert "- Data subjects: paying customers\n" in billing
+    for section in (accounts, billing):
+        assert "- Sheet created: 2025-01-06\n" in section
+        assert "- Sheet updated: 2026-06-15\n" in section
+    french = register.to_markdown(language="fr")
+    assert "Fiche mise à jour le : 2026-06-15" in french
+    page = register.to_html()
+    assert "paying customers" in page
+    assert "Sheet created: 2025-01-06" in page

@@ -130,6 +130,11 @@ def _view(register: Register, fmt: Renderer) -> dict[str, Any]:
                 "categories": ", ".join(c.value.replace("_", " ") for c in activity.categories),
                 "recipients": "; ".join(activity.recipients),
                 "retention": "; ".join(activity.retention),
+                # The CNIL sheet's per-activity fields: who the data is about, and when
+                # the sheet was created and last updated.
+                "data_subjects": ", ".join(activity.data_subjects or controller.data_subjects),
+                "created_on": activity.created_on.isoformat() if activity.created_on else None,
+                "updated_on": activity.updated_on.isoformat() if activity.updated_on else None,
                 "rows": [
                     (
                         e.component,

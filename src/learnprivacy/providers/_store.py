@@ -252,7 +252,7 @@ class StoreProvider:
 
         store: Any = self.store
         found: dict[str, int] = {}
-        with store.reading() as connection:
+        with store._reading() as connection:
             queries = [
                 (
                     rt.table.name,

@@ -344,7 +344,7 @@ def _verify(
                     raise IntegrityError(f"table {name}: the copy holds another number of rows")
         for rt, row in picked:
             record_id = row[list(rt.table.columns).index(rt.table.c.id)]
-            expected_record = _outcome(partial(source.codec(rt.cls).from_row, row))
+            expected_record = _outcome(partial(source._codec(rt.cls).from_row, row))
             copied_record = _outcome(
                 partial(target.get, rt.cls, record_id, include_restricted=True)
             )

@@ -59,7 +59,7 @@ def _rows_of(
         table = rt.table
         clear = [c for c in table.columns if not c.name.endswith(("_token", "_bidx"))]
         positions = {c.name: i for i, c in enumerate(clear)}
-        read = store.codec(rt.cls).skeleton_reader(positions)
+        read = store._codec(rt.cls).skeleton_reader(positions)
         query = select(*clear).where(
             table.c[rt.subject_column] == learner_id, table.c[ANONYMISED].is_(None)
         )
@@ -87,7 +87,7 @@ def erase_subject(
     audit = store.audit
     ref = audit.subject_ref(learner_id)
     outcomes: list[ErasureOutcome] = []
-    with store.writing() as connection:
+    with store._writing() as connection:
         rows = _rows_of(store, connection, learner_id)
         learner = next((rec for rt, rec, _ in rows if not rt.has_learner), None)
         plan: dict[str, tuple[RecordTable, list[str], list[str]]] = {}
@@ -291,7 +291,7 @@ def erase_records(
         return 0
     audit = store.audit
     erased = 0
-    with store.writing() as connection:
+    with store._writing() as connection:
         found = _live(store, connection, by_table)
         kept = _live(store, connection, kept_by_table)
         keys: dict[str, list[tuple[str, str]]] = {}
@@ -439,7 +439,7 @@ def replay(store: Store, from_log: AuditLog | Iterable[Any], *, now: dt.datetime
     for entry in entries:
         refs.update(entry.details.get("subject_refs", ()))
     counts = dict.fromkeys(("erased", "anonymised", "restricted", "lifted", "shredded"), 0)
-    with store.writing() as connection:
+    with store._writing() as connection:
         subjects = _subject_map(store, connection, refs)
         for entry in entries:
             _replay_one(store, connection, entry, subjects, counts)

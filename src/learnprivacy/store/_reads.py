@@ -78,15 +78,15 @@ def select_records(
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValidationError("limit must be a non-negative int", field="limit")
         query = query.limit(limit)
-    with store.reading() as connection:
+    with store._reading() as connection:
         rows = connection.execute(query).all()
-        return decode_rows(store, store.codec(cls), rows)
+        return decode_rows(store, store._codec(cls), rows)
 
 
 def records_of(store: Store, learner_id: str, *, include_restricted: bool) -> list[Any]:
     """Every record of ``learner_id``, the learner's own first, then by type and id."""
     out: list[Any] = []
-    with store.reading() as connection:
+    with store._reading() as connection:
         for rt in store.tables():
             table = rt.table
             query = (
@@ -98,7 +98,7 @@ def records_of(store: Store, learner_id: str, *, include_restricted: bool) -> li
                 .order_by(table.c.id)
             )
             rows = connection.execute(query).all()
-            out.extend(decode_rows(store, store.codec(rt.cls), rows))
+            out.extend(decode_rows(store, store._codec(rt.cls), rows))
     return out
 
 
@@ -138,7 +138,7 @@ def _pages(
     # seen by the later pages, as any reader after that commit would see them.
     for rt in tables:
         table = rt.table
-        codec = store.codec(rt.cls)
+        codec = store._codec(rt.cls)
         at_id = codec.position("id")
         base = select(table).where(
             table.c[rt.subject_column] == learner_id,
@@ -148,7 +148,7 @@ def _pages(
         size = FIRST_PAGE
         while True:
             query = base if last is None else base.where(table.c.id > last)
-            with store.reading() as connection:
+            with store._reading() as connection:
                 rows = connection.execute(query.order_by(table.c.id).limit(size)).all()
                 page = decode_rows(store, codec, rows)
             if not rows:
@@ -169,7 +169,7 @@ def find(
 ) -> list[R]:
     """Records whose blind-indexed fields match ``values`` (then checked after decrypting)."""
     rt = store.table(cls)
-    codec = store.codec(cls)
+    codec = store._codec(cls)
     table = rt.table
     specs = {f.name: f for f in rt.fields}
     conditions = visible(table, include_restricted=include_restricted)
@@ -180,7 +180,7 @@ def find(
         if not isinstance(value, str):
             raise ValidationError(f"{rt.name}.{name} lookups take text", field=f"{rt.name}.{name}")
         conditions.append(table.c[spec.index_column] == codec.blind_index(name, value))
-    with store.reading() as connection:
+    with store._reading() as connection:
         rows = connection.execute(select(table).where(*conditions).order_by(table.c.id)).all()
         found = decode_rows(store, codec, rows)
     # A truncated index can collide: keep only true matches.
@@ -194,7 +194,7 @@ def find(
 def subjects(store: Store, course_id: str | None, *, include_restricted: bool) -> list[str]:
     """Learner ids with data (with records in ``course_id`` when given)."""
     found: set[str] = set()
-    with store.reading() as connection:
+    with store._reading() as connection:
         for rt in store.tables():
             table = rt.table
             names = {f.name: f for f in rt.fields}
@@ -217,7 +217,7 @@ def count(store: Store, cls: type[Any], include_restricted: bool, only_anonymise
         conditions = [table.c[ANONYMISED].isnot(None)]
     else:
         conditions = visible(table, include_restricted=include_restricted)
-    with store.reading() as connection:
+    with store._reading() as connection:
         return int(
             connection.execute(
                 select(func.count()).select_from(table).where(*conditions)
@@ -228,7 +228,7 @@ def count(store: Store, cls: type[Any], include_restricted: bool, only_anonymise
 def anonymised(store: Store, cls: type[Any]) -> Iterator[dict[str, Any]]:
     """Non-personal fields of the anonymised rows of ``cls``, streamed, with the random
     person id that stands for the learner (``learner_id``, or ``id`` for accounts)."""
-    codec = store.codec(cls)
+    codec = store._codec(cls)
     rt = codec.rt
     table = rt.table
     query = select(table).where(table.c[ANONYMISED].isnot(None)).order_by(table.c.id)

@@ -243,7 +243,7 @@ class Store:
             self._table(cls)
         return sorted(self._tables.values(), key=lambda rt: rt.has_learner)
 
-    def codec(self, cls: type[Any]) -> Codec:
+    def _codec(self, cls: type[Any]) -> Codec:
         """The codec of a record class."""
         codec = self._codecs.get(cls)
         if codec is None:
@@ -251,7 +251,7 @@ class Store:
         return codec
 
     @contextmanager
-    def writing(self, *, relaxed: bool = False) -> Iterator[Connection]:
+    def _writing(self, *, relaxed: bool = False) -> Iterator[Connection]:
         """A write transaction with the key store bound to it (``relaxed``: see
         :meth:`Database.write`).
 
@@ -272,7 +272,7 @@ class Store:
         self.audit.publish_anchor()
 
     @contextmanager
-    def reading(self) -> Iterator[Connection]:
+    def _reading(self) -> Iterator[Connection]:
         """A read transaction with the key store bound to it."""
         with self._db.read() as connection, self._keys.bound(connection):
             yield connection

@@ -113,7 +113,7 @@ def sweep(
         for rule in schedule.rules_for(rt.cls)
     )
     activity = latest_activity(store) if reads_activity else {}
-    with store.reading() as connection:
+    with store._reading() as connection:
         for rt in tables:
             live = select(rt.table.c.id).where(rt.table.c[ANONYMISED].is_(None)).limit(1)
             if connection.execute(live).first() is not None:
@@ -150,7 +150,7 @@ def latest_activity(store: Store) -> dict[str, dt.datetime]:
     latest of the two.
     """
     found: dict[str, dt.datetime] = {}
-    with store.reading() as connection:
+    with store._reading() as connection:
         for rt in store.tables():
             field = getattr(rt.cls, "activity_field", None)
             if not rt.has_learner or not isinstance(field, str):
@@ -207,7 +207,7 @@ class _TypeSweep:
 
     def run(self, progress: ProgressReporter | None = None) -> None:
         name = self.rt.name
-        with self.store.reading() as connection:
+        with self.store._reading() as connection:
             total = int(
                 connection.execute(
                     select(func.count())
@@ -221,11 +221,11 @@ class _TypeSweep:
             progress.expect(total)
         selection = self.selection
         columns, positions, subject_positions = selection.columns()
-        read = self.store.codec(self.rt.cls).skeleton_reader(positions)
+        read = self.store._codec(self.rt.cls).skeleton_reader(positions)
         read_subject = None
         if selection.join:
             assert selection.learner_rt is not None  # set whenever join is
-            learner_codec = self.store.codec(selection.learner_rt.cls)
+            learner_codec = self.store._codec(selection.learner_rt.cls)
             read_subject = learner_codec.skeleton_reader(subject_positions)
         condition = selection.candidates() if self.rules else true()
         base = selection.query(columns, condition)
@@ -239,7 +239,9 @@ class _TypeSweep:
             # Pages commit without waiting for the disk; the checkpoint ending the sweep
             # makes them durable, and a page lost to a power failure is redone by the next
             # (idempotent) sweep.
-            transaction = self.store.reading() if self.dry_run else self.store.writing(relaxed=True)
+            transaction = (
+                self.store._reading() if self.dry_run else self.store._writing(relaxed=True)
+            )
             with transaction as connection:
                 query = base if last is None else base.where(table.c.id > last)
                 query = query.order_by(table.c.id).limit(self.batch_size)
@@ -530,7 +532,7 @@ def _lapsed(store: Store, purposes: set[str], now: dt.datetime) -> dict[str, set
     columns += [table.c.withdrawn_at, table.c.expires_at]
     active: dict[tuple[str, str], bool] = {}
     naive = to_utc(now)
-    with store.reading() as connection:
+    with store._reading() as connection:
         query = select(*columns).where(
             table.c[ANONYMISED].is_(None), table.c.purpose.in_(sorted(purposes))
         )

@@ -76,7 +76,7 @@ def add_all(store: Store, records: Iterable[Any], *, now: dt.datetime) -> int:
     subjects_by_type: dict[str, set[str]] = {}
     keys = store.key_store
     keyring = store.keyring
-    with store.writing() as connection:
+    with store._writing() as connection:
         for chunk in chunked(records, store.batch_size):
             by_type: dict[type[Any], list[Any]] = {}
             for record in chunk:
@@ -102,7 +102,7 @@ def add_all(store: Store, records: Iterable[Any], *, now: dt.datetime) -> int:
             rows: dict[type[Any], list[dict[str, Any]]] = {}
             with keys.batch(refs, lock=True):
                 for cls, items in by_type.items():
-                    to_row = store.codec(cls).to_row
+                    to_row = store._codec(cls).to_row
                     rows[cls] = [to_row(r) for r in items]
                 try:
                     keys.flush()
@@ -148,10 +148,10 @@ def rectify(store: Store, record: Any, *, now: dt.datetime) -> None:
     """Rectify ``record`` in place; see :meth:`Store.update`."""
     cls = _record_class(record)
     rt = store.table(cls)
-    codec = store.codec(cls)
+    codec = store._codec(cls)
     table = rt.table
     subject = subject_of(record)
-    with store.writing() as connection:
+    with store._writing() as connection:
         query = select(table).where(table.c.id == record.id, table.c[ANONYMISED].is_(None))
         if store.database.is_postgres:
             query = query.with_for_update()
@@ -218,7 +218,7 @@ def set_restriction(
     tables = [store.table(record_type)] if record_type is not None else store.tables()
     restrict = reason is not None
     total = 0
-    with store.writing() as connection:
+    with store._writing() as connection:
         for rt in tables:
             table = rt.table
             target = (
