@@ -13,6 +13,10 @@ Rows:
 * **rotation of N keys** (N = 100,000 learners, one data key each): keys per CPU second of
   ``Keyring.rotate``, against a hand-written re-wrap loop over the same key database
   (unwrap with the old key-encryption key, wrap with the new one, ``executemany``).
+* **compaction of N keys** (same key database): keys per CPU second of the first key
+  compaction (``learnprivacy.store._epochs.compact``: every live key re-wrapped under a new
+  epoch key, the vault file written twice and synced), against the same hand-written
+  re-wrap loop (target <= 2x).
 
 Each child process reports the CPU time of the measured section only (``process_time``),
 so interpreter start-up is not counted; rounds are interleaved, medians of at least five.
@@ -278,6 +282,26 @@ def rotate_floor(path: Path, new: bytes) -> float:
     return time.process_time() - began
 
 
+def compact(path: Path) -> float:
+    """CPU seconds of a key compaction over the key database at ``path`` (vault beside)."""
+    import datetime as _dt
+
+    from learnprivacy.crypto import Keyring
+    from learnprivacy.keys import KeyDatabase
+    from learnprivacy.store._epochs import FileVault
+    from learnprivacy.store._epochs import compact as compact_keys
+
+    vault = path.with_name(path.name + ".vault")
+    vault.unlink(missing_ok=True)
+    keys = KeyDatabase(f"sqlite:///{path}")
+    keyring = keys.keyring(Keyring(MASTER))
+    began = time.process_time()
+    compact_keys(keyring, keys, FileVault(vault), now=_dt.datetime.now(UTC))
+    elapsed = time.process_time() - began
+    keys.close()
+    return elapsed
+
+
 # -- the runner ----------------------------------------------------------------------------
 
 
@@ -347,6 +371,28 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 unit="keys/s",
             )
         )
+        compactions: dict[str, list[float]] = {"store": [], "floor": []}
+        for round_ in range(rounds):
+            for label, args in (
+                ("store", ["--compact"]),
+                ("floor", ["--rotate-floor"]),
+            ):
+                work = tmp / "compact-work.keys.db"
+                shutil.copyfile(keys, work)
+                extra = [bytes([round_ + 7]) * 32] if label == "floor" else []
+                compactions[label].append(
+                    float(_child([*args, str(work), *(e.hex() for e in extra)]))
+                )
+        rows.append(
+            ratio_row(
+                f"key compaction of {keys_count:,} keys (SQLite), keys/s",
+                _sample(compactions["store"]),
+                _sample(compactions["floor"]),
+                target=1 / ROTATE_TARGET,
+                work=keys_count,
+                unit="keys/s",
+            )
+        )
     return rows
 
 
@@ -366,6 +412,9 @@ def main(argv: list[str]) -> int:
         return 0
     if argv[:1] == ["--rotate"]:
         print(rotate(Path(argv[1]), bytes.fromhex(argv[2])))
+        return 0
+    if argv[:1] == ["--compact"]:
+        print(compact(Path(argv[1])))
         return 0
     if argv[:1] == ["--rotate-floor"]:
         print(rotate_floor(Path(argv[1]), bytes.fromhex(argv[2])))
