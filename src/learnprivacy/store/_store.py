@@ -115,6 +115,8 @@ class Store:
             raise ValidationError("actor must be non-empty text", field="actor")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValidationError("batch_size must be a positive int", field="batch_size")
+        if keys is None and isinstance(url, str):
+            default_keys_url(url)  # a missing keys= is named before any connection is tried
         self._db = Database(url)
         try:
             self._key_db, self._owns_keys = _open_keys(url, keys)
