@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -12,10 +14,12 @@ import pytest
 import sqlalchemy as sa
 
 from learnprivacy.basis import LawfulBasis
-from learnprivacy.errors import ConfigurationError, PolicyError
-from learnprivacy.moodle import MoodleDatabase, ScanIssues
+from learnprivacy.errors import ConfigurationError, NotFoundError, PolicyError
+from learnprivacy.moodle import MoodleDatabase, MoodleProvider, ScanIssues
 from learnprivacy.moodle._readonly import check_read_only
+from learnprivacy.moodle._sources import tables_read
 from learnprivacy.moodle._time import to_unix
+from learnprivacy.providers import ApprovedContextList, Context, MemoryWriter, UserList
 from learnprivacy.records import (
     AccessEvent,
     AccessKind,
@@ -625,3 +629,294 @@ def test_other_prefix(tmp_path: Path) -> None:
     with MoodleDatabase(engine, prefix="m45_") as db:
         assert [learner.id for learner in db.learners()] == ["5"]
         assert db.guest_id is None  # no siteguest setting: the username rule alone
+
+
+def test_site_administrators_are_not_learners(new_database: Callable[[], str]) -> None:
+    """Accounts in $CFG->siteadmins are not learners; their own records stay readable."""
+    engine = open_engine(new_database())
+    create_schema(engine)
+    insert_rows(engine, "config", [
+        {"name": "siteguest", "value": "1"}, {"name": "siteadmins", "value": "2, 7"},
+    ])  # fmt: skip
+    insert_rows(engine, "user", [
+        {"id": uid, "username": f"u{uid}", "email": f"u{uid}@example.org", "firstname": "F",
+         "lastname": "L", "timecreated": ts(0)}
+        for uid in (1, 2, 5, 7)
+    ])  # fmt: skip
+    try:
+        with MoodleDatabase(engine) as db:
+            assert db.admin_ids == {2, 7}
+            assert [learner.id for learner in db.learners()] == ["5"]
+            assert [r.id for r in db.learners(include_admins=True)] == ["2", "5", "7"]
+            assert [type(r).__name__ for r in db.records_of(7)] == ["Learner"]
+    finally:
+        engine.dispose()
+
+
+def _read_everything(db: MoodleDatabase) -> None:
+    """Learners (which reads the settings) and every record source."""
+    list(db.learners())
+    list(db.progress())
+    list(db.access_events())
+
+
+@pytest.mark.parametrize("missing", ["course_modules", "modules", "config", "course_completions"])
+def test_a_missing_core_table_is_a_typed_error_naming_it(
+    missing: str, new_database: Callable[[], str]
+) -> None:
+    """A missing core table raises NotFoundError naming it, never a driver error."""
+    engine = open_engine(new_database())
+    schema = create_schema(engine)
+    with engine.begin() as connection:
+        schema[missing].drop(connection)
+    try:
+        with MoodleDatabase(engine) as db, pytest.raises(NotFoundError) as caught:
+            _read_everything(db)
+        assert caught.value.table == missing
+        assert f"mdl_{missing}" in str(caught.value)
+    finally:
+        engine.dispose()
+
+
+def test_a_missing_plugin_table_yields_nothing(tmp_path: Path) -> None:
+    """Without mod_customcert or tool_policy tables, those sources are simply empty."""
+    engine = open_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    schema = create_schema(engine)
+    with engine.begin() as connection:
+        schema["customcert"].drop(connection)
+        schema["tool_policy_versions"].drop(connection)
+    with MoodleDatabase(engine) as db:
+        assert list(db.certificates()) == []
+        assert list(db.consents()) == []
+
+
+def test_docs_list_every_table_read() -> None:
+    """The how-to's list of tables a DBA must grant is the adapter's own list."""
+    text = (Path(__file__).parents[1] / "docs" / "howto-moodle.md").read_text()
+    start = text.index("<!-- tables-read -->")
+    end = text.index("<!-- /tables-read -->")
+    listed = re.findall(r"`([a-z_]+)`", text[start:end])
+    assert listed == list(tables_read())
+
+
+def test_grades_keep_scale_items_feedback_and_course_totals(
+    new_database: Callable[[], str],
+) -> None:
+    """A forum rated on a 3-item scale is "Fair", never 2/3; feedback and totals are kept.
+
+    Before, a scale grade became a numeric Score (changing "best score"), and course totals
+    of courses without completion tracking and teachers' feedback were never read.
+    """
+    engine = open_engine(new_database())
+    create_schema(engine)
+    insert_rows(engine, "config", [{"name": "siteguest", "value": "1"}])
+    insert_rows(engine, "user", [
+        {"id": 10, "username": "ana", "email": "ana@example.org", "firstname": "Ana",
+         "lastname": "Silva", "timecreated": ts(0)},
+    ])  # fmt: skip
+    insert_rows(engine, "course", [{"id": 2, "category": 1, "fullname": "C", "shortname": "C"}])
+    insert_rows(engine, "modules", [{"id": 9, "name": "forum"}])
+    insert_rows(engine, "course_modules", [{"id": 50, "course": 2, "module": 9, "instance": 4}])
+    insert_rows(engine, "scale", [
+        {"id": 1, "name": "Participation", "scale": "Poor, Fair,Good", "description": ""},
+    ])  # fmt: skip
+    insert_rows(engine, "grade_items", [
+        {"id": 1, "courseid": 2, "itemtype": "course", "grademax": Decimal(20)},
+        {"id": 2, "courseid": 2, "itemtype": "mod", "itemmodule": "forum", "iteminstance": 4,
+         "itemname": "Debate", "gradetype": 2, "scaleid": 1, "grademin": Decimal(1),
+         "grademax": Decimal(3)},
+    ])  # fmt: skip
+    insert_rows(engine, "grade_grades", [
+        {"id": 1, "itemid": 1, "userid": 10, "finalgrade": Decimal("12.5"),
+         "feedback": "Keep going", "timemodified": ts(9)},
+        {"id": 2, "itemid": 2, "userid": 10, "finalgrade": Decimal(2), "timemodified": ts(8)},
+    ])  # fmt: skip
+    try:
+        with MoodleDatabase(engine) as db:
+            (progress,) = db.grade_progress()
+            assert progress.activity_id == "50"
+            assert progress.score is None  # a scale position is not a measure
+            grades = [row for _, row in db.grades(user_ids=["10"])]
+            provider = MoodleProvider(db)
+            contexts = set(provider.get_contexts_for_userid("10"))
+            writer = MemoryWriter()
+            provider.export_user_data(
+                ApprovedContextList("10", [Context.course(2), Context.module(50)]), writer
+            )
+        by_item = {row["item"]: row for row in grades}
+        assert by_item["Course total"]["grade"] == "12.5"
+        assert by_item["Course total"]["feedback"] == "Keep going"
+        assert by_item["Course total"]["scale"] is None
+        assert by_item["Debate"]["grade"] == "Fair"
+        assert by_item["Debate"]["scale"] == "Participation"
+        assert by_item["Debate"]["activity_id"] == "50"
+        assert {Context.course(2), Context.module(50)} <= contexts
+        exported = {row["item"]: row["grade"] for row in writer.rows[("moodle", "Grade")]}
+        assert exported == {"Course total": "12.5", "Debate": "Fair"}
+    finally:
+        engine.dispose()
+
+
+def test_declined_and_withdrawn_policies_are_exported(moodle: MoodleDatabase) -> None:
+    """A declined policy is exported as declined, not dropped as consents() drops it."""
+    rows = {uid: [] for uid in (10, 11, 14)}  # type: dict[int, list[dict[str, Any]]]
+    for uid, row in moodle.policy_acceptances():
+        rows.setdefault(uid, []).append(row)
+    assert [(r["policy"], r["status"]) for r in rows[10]] == [
+        ("Site policy", "agreed"),
+        ("Newsletter", "withdrawn"),
+    ]
+    assert [(r["policy"], r["status"]) for r in rows[14]] == [("Newsletter", "declined")]
+    assert [r["status"] for r in rows[11]] == ["unanswered"]
+    assert not [c for c in moodle.consents() if c.learner_id == "14"]  # no consent, still there
+    writer = MemoryWriter()
+    MoodleProvider(moodle).export_user_data(ApprovedContextList("14", [Context.user(14)]), writer)
+    exported = writer.rows[("moodle", "PolicyAcceptance")]
+    assert [(r["policy"], r["status"], r["optional"]) for r in exported] == [
+        ("Newsletter", "declined", True)
+    ]
+
+
+def test_never_started_enrolment_keeps_its_completion_row(
+    new_database: Callable[[], str],
+) -> None:
+    """A completion row with no date at all takes its enrolment's date instead of vanishing."""
+    engine = open_engine(new_database())
+    create_schema(engine)
+    insert_rows(engine, "config", [{"name": "siteguest", "value": "1"}])
+    insert_rows(engine, "user", [
+        {"id": uid, "username": f"u{uid}", "email": f"u{uid}@example.org", "firstname": "F",
+         "lastname": "L", "timecreated": ts(0)}
+        for uid in (10, 11)
+    ])  # fmt: skip
+    insert_rows(engine, "course", [{"id": 2, "category": 1, "fullname": "C", "shortname": "C"}])
+    insert_rows(engine, "enrol", [{"id": 1, "enrol": "manual", "courseid": 2}])
+    insert_rows(engine, "user_enrolments", [
+        {"id": 1, "enrolid": 1, "userid": 10, "timecreated": ts(3), "timemodified": ts(3)},
+    ])  # fmt: skip
+    insert_rows(engine, "course_completions", [
+        {"id": 1, "userid": 10, "course": 2},  # enrolled, never started, no date
+        {"id": 2, "userid": 11, "course": 2},  # no date and no enrolment: reported
+    ])  # fmt: skip
+    issues = ScanIssues()
+    try:
+        with MoodleDatabase(engine) as db:
+            progress = list(db.course_progress(issues=issues))
+        assert [(p.learner_id, p.status, p.recorded_at) for p in progress] == [
+            ("10", ProgressStatus.NOT_STARTED, at(3))
+        ]
+        assert issues.counts() == {"course_completions: Progress.recorded_at: no date at all": 1}
+    finally:
+        engine.dispose()
+
+
+def test_profile_preferences_and_the_full_log(new_database: Callable[[], str]) -> None:
+    """The whole profile, every preference and every log row, "logged in as" ones included.
+
+    Before, only log-ins, log-outs and failed log-ins were read (a few percent of a user's
+    log), realuserid was ignored, and the profile beyond names and address was not read.
+    """
+    engine = open_engine(new_database())
+    create_schema(engine)
+    insert_rows(engine, "config", [{"name": "siteguest", "value": "1"}])
+    insert_rows(engine, "user", [
+        {"id": 2, "username": "admin", "email": "admin@example.org", "firstname": "A",
+         "lastname": "D", "timecreated": ts(0)},
+        {"id": 10, "username": "ana", "email": "ana@example.org", "firstname": "Ana",
+         "lastname": "Silva", "timecreated": ts(0), "city": "Lyon", "country": "FR",
+         "institution": "ACME", "phone1": "+33 1 23 45 67 89", "lastip": "203.0.113.9",
+         "lastaccess": ts(5)},
+    ])  # fmt: skip
+    insert_rows(engine, "user_preferences", [
+        {"userid": 10, "name": "assign_quickgrading", "value": "0"},
+        {"userid": 10, "name": "maildigest", "value": "1"},
+        {"userid": 2, "name": "maildigest", "value": "0"},
+    ])  # fmt: skip
+    base = _log(0, "", 0, 0, "")
+    insert_rows(engine, "logstore_standard_log", [
+        {**base, "id": 1, "eventname": "\\core\\event\\course_viewed", "userid": 10,
+         "contextlevel": 50, "contextinstanceid": 2, "courseid": 2, "timecreated": ts(1),
+         "ip": "203.0.113.9"},
+        # The admin, logged in as Ana, viewed her profile: Ana is author, admin the real user.
+        {**base, "id": 2, "eventname": "\\core\\event\\user_profile_viewed", "userid": 10,
+         "realuserid": 2, "relateduserid": 10, "contextlevel": 30, "contextinstanceid": 10,
+         "timecreated": ts(2), "ip": "198.51.100.4"},
+        # The admin edited Ana's account: about her, not by her (the IP is the admin's).
+        {**base, "id": 3, "eventname": "\\core\\event\\user_updated", "userid": 2,
+         "relateduserid": 10, "contextlevel": 30, "contextinstanceid": 10,
+         "timecreated": ts(3), "ip": "198.51.100.4"},
+        {**base, "id": 4, "eventname": "\\core\\event\\course_viewed", "userid": 2,
+         "contextlevel": 50, "contextinstanceid": 2, "timecreated": ts(4)},
+    ])  # fmt: skip
+    try:
+        with MoodleDatabase(engine) as db:
+            account = db.profile(10)
+            preferences = db.preferences(10)
+            logs = db.log_entries(10)
+            provider = MoodleProvider(db)
+            contexts = set(provider.get_contexts_for_userid("10"))
+            writer = MemoryWriter()
+            provider.export_user_data(ApprovedContextList("10", [Context.course(2)]), writer)
+            in_user_context = UserList(Context.user(10), "moodle")
+            provider.get_users_in_context(in_user_context)
+        assert account is not None
+        assert (account["city"], account["country"], account["institution"]) == (
+            "Lyon", "FR", "ACME",
+        )  # fmt: skip
+        assert account["lastip"] == "203.0.113.9"
+        assert account["lastaccess"] == at(5).isoformat()
+        assert [(p["component"], p["name"]) for p in preferences] == [
+            ("mod_assign", "assign_quickgrading"),
+            ("mod_forum", "maildigest"),
+        ]
+        assert [row["log_id"] for row in logs] == [1, 2, 3]
+        viewed, as_admin, updated = logs
+        assert as_admin["logged_in_as"]
+        assert as_admin["author_was_you"]
+        assert not as_admin["real_user_was_you"]
+        assert updated["related_user_was_you"]
+        assert not updated["author_was_you"]
+        assert updated["ip"] is None  # the admin's address is not Ana's data
+        assert viewed["ip"] == "203.0.113.9"
+        assert {Context.course(2), Context.user(10)} <= contexts
+        assert [r["log_id"] for r in writer.rows[("moodle", "LogEntry")]] == [1]
+        assert ("moodle", "Profile") not in writer.rows  # the user context was not approved
+        assert set(in_user_context.user_ids) == {"2", "10"}  # the admin acted there too
+    finally:
+        engine.dispose()
+
+
+def test_data_requests_are_exported_in_the_user_context(
+    new_database: Callable[[], str],
+) -> None:
+    """Export and deletion requests about the learner are theirs to see, DPO notes are not."""
+    engine = open_engine(new_database())
+    create_schema(engine)
+    insert_rows(engine, "config", [{"name": "siteguest", "value": "1"}])
+    insert_rows(engine, "user", [
+        {"id": 10, "username": "ana", "email": "ana@example.org", "firstname": "Ana",
+         "lastname": "Silva", "timecreated": ts(0)},
+    ])  # fmt: skip
+    insert_rows(engine, "tool_dataprivacy_request", [
+        {"id": 1, "type": 1, "status": 4, "userid": 10, "requestedby": 10,
+         "comments": "My data please", "dpocomment": "internal note", "timecreated": ts(1),
+         "timemodified": ts(2)},
+        {"id": 2, "type": 2, "status": 0, "userid": 10, "requestedby": 2,
+         "timecreated": ts(3), "timemodified": ts(3)},
+        {"id": 3, "type": 1, "status": 0, "userid": 11, "requestedby": 11,
+         "timecreated": ts(3), "timemodified": ts(3)},
+    ])  # fmt: skip
+    try:
+        with MoodleDatabase(engine) as db:
+            writer = MemoryWriter()
+            MoodleProvider(db).export_user_data(
+                ApprovedContextList("10", [Context.user(10)]), writer
+            )
+        rows = writer.rows[("moodle", "DataRequest")]
+        assert [(r["type"], r["status"], r["requested_by_you"]) for r in rows] == [
+            ("export", "complete", True),
+            ("delete", "pending", False),
+        ]
+        assert "internal note" not in json.dumps(rows)
+    finally:
+        engine.dispose()

@@ -17,6 +17,7 @@ from learnprivacy.moodle import MoodleDatabase, MoodleProvider
 from learnprivacy.providers import (
     ApprovedContextList,
     Context,
+    ContextLevel,
     MemoryWriter,
     MetadataCollection,
     PrivacyManager,
@@ -28,6 +29,10 @@ from learnprivacy.testing.moodle import FixtureSummary, create_schema, populate
 from tests import NOW
 from tests.conftest import open_engine
 
+#: What the provider exports as Moodle's own rows (no learnprivacy record type).
+MOODLE_ROWS = frozenset(
+    {"Enrolment", "Grade", "PolicyAcceptance", "Profile", "Preference", "LogEntry"}
+)
 KEY = bytes(range(32))
 
 
@@ -86,20 +91,28 @@ def test_same_records_as_the_store(
     store = Store("sqlite://", keyring=Keyring.generate())
     store.add_all(moodle.records_of(learner))
     export_subject(store, learner, tmp_path / "store", now=NOW, pseudonym_key=KEY)
-    ours = sorted((tmp_path / "moodle" / "data").rglob("*.json"))
+    # Enrolments, grades, acceptances: Moodle's own rows, no store record type.
+    ours = sorted(
+        p for p in (tmp_path / "moodle" / "data").rglob("*.json") if p.stem not in MOODLE_ROWS
+    )
     theirs = sorted((tmp_path / "store" / "data").rglob("*.json"))
     assert [p.relative_to(tmp_path / "moodle") for p in ours] == [
         p.relative_to(tmp_path / "store") for p in theirs
     ]
     for mine, other in zip(ours, theirs, strict=True):
         a, b = json.loads(mine.read_text()), json.loads(other.read_text())
-        assert sorted(a["records"], key=lambda r: r["id"]) == sorted(
-            b["records"], key=lambda r: r["id"]
-        )
-        for key in ("schema", "component", "record_type", "typed", "fields", "lawful_basis"):
+
+        def without_basis(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return sorted(({**r, "basis": None} for r in records), key=lambda r: r["id"])
+
+        assert without_basis(a["records"]) == without_basis(b["records"])
+        for key in ("schema", "component", "record_type", "typed", "fields"):
             assert a[key] == b[key]
-        # Only the descriptions differ: they come from the site's registry.
+        # The descriptions and the bases come from the site's registry.
         assert a["purpose"] in {p.name for p in provider.registry.purposes}
+        assert {r["basis"] for r in a["records"]} <= {
+            b.name.lower() for p in provider.registry.purposes for b in p.lawful_bases
+        } | {"consent", "contract"}
 
 
 def test_unknown_learner_is_not_found(moodle: MoodleDatabase, tmp_path: Path) -> None:
@@ -124,6 +137,34 @@ def test_deletion_is_refused_and_changes_nothing(
     assert len(moodle.records_of(learner)) == before
 
 
+def test_metadata_is_what_the_export_says(
+    moodle: MoodleDatabase, site: tuple[sa.Engine, FixtureSummary]
+) -> None:
+    """No declared field left unexported, none exported undeclared, the same basis.
+
+    Before, the metadata declared the last IP, grade feedback and acceptance notes (none
+    exported) and legal obligation where the export said contract.
+    """
+    provider = MoodleProvider(moodle)
+    tables = {t.name: t for t in provider.get_metadata(MetadataCollection("moodle"))}
+    learner = busy_learner(moodle, site[1])
+    writer = MemoryWriter()
+    contexts = provider.get_contexts_for_userid(learner)
+    provider.export_user_data(ApprovedContextList.approve(learner, contexts), writer)
+    assert writer.descriptions
+    for (_, record_type), description in writer.descriptions.items():
+        declared = [t for t in tables.values() if f" {record_type} " in t.summary]
+        assert declared, record_type
+        for table in declared:
+            assert set(table.fields) == set(description.fields), (table.name, record_type)
+            assert table.basis == description.basis, (table.name, record_type)
+            assert table.purpose == description.purpose, (table.name, record_type)
+        for row in writer.rows[("moodle", record_type)]:
+            assert set(row) - {"id", "basis", "schema", "type"} <= set(description.fields)
+            if record_type != "Consent" and record_type not in MOODLE_ROWS:
+                assert row["basis"] == description.basis.name.lower()  # type: ignore[union-attr]
+
+
 def test_metadata_names_moodle_tables_and_registry_purposes(moodle: MoodleDatabase) -> None:
     """The metadata lists the Moodle tables read, with the registry's purposes and periods."""
     collection = MoodleProvider(moodle).get_metadata(MetadataCollection("moodle"))
@@ -137,21 +178,87 @@ def test_metadata_names_moodle_tables_and_registry_purposes(moodle: MoodleDataba
 def test_users_in_a_course_context(
     moodle: MoodleDatabase, site: tuple[sa.Engine, FixtureSummary]
 ) -> None:
-    """A course context lists its enrolled users; a user context its live account only."""
+    """A course context lists its enrolled live users; a user context its live account only."""
     provider = MoodleProvider(moodle)
     course = min(site[1].course_ids)
     userlist = UserList(Context.course(course), "moodle")
     provider.get_users_in_context(userlist)
-    expected = {str(u) for u, c in moodle.enrolments() if c == course}
-    assert set(userlist.user_ids) == expected
+    enrolled = {str(u) for u, c in moodle.enrolments() if c == course}
+    live = {str(u.id) for u in moodle.users() if not (u.deleted or u.guest)}
+    assert set(userlist.user_ids) >= enrolled & live
+    assert not set(userlist.user_ids) - live
     deleted = UserList(Context.user(min(site[1].deleted_user_ids)), "moodle")
     provider.get_users_in_context(deleted)
     assert len(deleted) == 0
 
 
-def test_export_writes_only_approved_user_context(moodle: MoodleDatabase) -> None:
-    """Without the user's own context approved, nothing is written."""
-    writer = MemoryWriter()
+def test_export_writes_only_approved_contexts(
+    moodle: MoodleDatabase, site: tuple[sa.Engine, FixtureSummary]
+) -> None:
+    """Each approved context exports exactly its own data: a course alone, that course's."""
+    learner = busy_learner(moodle, site[1])
     provider = MoodleProvider(moodle)
-    provider.export_user_data(ApprovedContextList("3", [Context.course(2)]), writer)
-    assert writer.rows == {}
+    contexts = provider.get_contexts_for_userid(learner)
+    courses = [c for c in contexts if c.level is ContextLevel.COURSE]
+    assert courses
+    course = courses[0]
+    writer = MemoryWriter()
+    provider.export_user_data(ApprovedContextList(learner, [course]), writer)
+    progress = writer.rows.get(("moodle", "Progress"), [])
+    assert progress
+    assert all(r["course_id"] == course.instance_id for r in progress)
+    assert all(r["activity_id"] is None for r in progress)  # activities are their own contexts
+    enrolments = writer.rows[("moodle", "Enrolment")]
+    assert {r["course_id"] for r in enrolments} == {course.instance_id}
+    assert ("moodle", "Learner") not in writer.rows  # the user context was not approved
+    assert ("moodle", "AccessEvent") not in writer.rows
+    # Everything approved: every record of the learner, each exactly once.
+    everything = MemoryWriter()
+    provider.export_user_data(ApprovedContextList.approve(learner, contexts), everything)
+    written = sum(
+        len(v)
+        for k, v in everything.rows.items()
+        if k[1] in {"Learner", "Progress", "Consent", "AccessEvent", "Certificate"}
+    )
+    assert written == len(moodle.records_of(learner))
+
+
+def test_contexts_of_a_learner(
+    moodle: MoodleDatabase, site: tuple[sa.Engine, FixtureSummary]
+) -> None:
+    """User, system, courses and activities: every context where the learner has data."""
+    learner = busy_learner(moodle, site[1])
+    contexts = list(MoodleProvider(moodle).get_contexts_for_userid(learner))
+    levels = {c.level for c in contexts}
+    assert levels == {
+        ContextLevel.USER,
+        ContextLevel.SYSTEM,
+        ContextLevel.COURSE,
+        ContextLevel.MODULE,
+    }
+    assert contexts[0] == Context.user(learner)
+    enrolled = {str(c) for u, c in moodle.enrolments() if str(u) == learner}
+    assert enrolled <= {c.instance_id for c in contexts if c.level is ContextLevel.COURSE}
+    deleted = str(min(site[1].deleted_user_ids))
+    assert list(MoodleProvider(moodle).get_contexts_for_userid(deleted)) == []
+
+
+def test_users_in_context_and_export_agree(
+    moodle: MoodleDatabase, site: tuple[sa.Engine, FixtureSummary]
+) -> None:
+    """A user is listed in a context exactly when exporting that context writes their data."""
+    provider = MoodleProvider(moodle)
+    learner = busy_learner(moodle, site[1])
+    contexts = list(provider.get_contexts_for_userid(learner))
+    course = next(c for c in contexts if c.level is ContextLevel.COURSE)
+    module = next(c for c in contexts if c.level is ContextLevel.MODULE)
+    candidates = sorted(site[1].learner_ids | site[1].deleted_user_ids | {1, 2})[:40]
+    for context in (course, module, Context.system()):
+        userlist = UserList(context, "moodle")
+        provider.get_users_in_context(userlist)
+        listed = set(userlist.user_ids)
+        assert learner in listed
+        for uid in map(str, candidates):
+            writer = MemoryWriter()
+            provider.export_user_data(ApprovedContextList(uid, [context]), writer)
+            assert (uid in listed) == bool(writer.rows), (context, uid)

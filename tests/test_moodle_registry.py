@@ -221,11 +221,46 @@ def test_renumbered_import_keeps_references(
     with MoodleDatabase(target) as db:
         copy = db.registry()
     assert [p.id for p in copy.purposes] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [p.name for p in copy.purposes][:3] == ["existing 0", "existing 1", "existing 2"]
     assert copy.level_purpose(ContextLevel.USER) is not None
     assert copy.level_purpose(ContextLevel.USER).name == "Gestion du compte"  # type: ignore[union-attr]
     assert copy.level_purpose(ContextLevel.COURSE).name == "Suivi de formation"  # type: ignore[union-attr]
     assert copy.level_purpose(ContextLevel.MODULE) == copy.level_purpose(ContextLevel.COURSE)
     target.dispose()
+
+
+def test_copy_into_a_site_with_its_own_registry(
+    registry: DataRegistry, source: sa.Engine, new_database: Callable[[], str]
+) -> None:
+    """A site with a registry of its own takes the copy: renumbered, its defaults replaced.
+
+    Copying the fixture's registry into a copy of itself sets every level default and
+    setting twice; before, the unique keys of tool_dataprivacy_ctxlevel and config_plugins
+    refused that (and the transaction rolled back).
+    """
+    target = new_engine(new_database)
+    try:
+        insert_registry(target, registry, now=NOW, keep_ids=False)
+        counts = insert_registry(target, registry, now=NOW, keep_ids=False)
+        assert counts["tool_dataprivacy_purpose"] == len(registry.purposes)
+        with MoodleDatabase(target) as db:
+            copy = db.registry()
+        n = len(registry.purposes)
+        assert [p.id for p in copy.purposes] == list(range(1, 2 * n + 1))
+        user = copy.level_purpose(ContextLevel.USER)
+        assert user is not None
+        assert user.id > n  # the second copy's purpose, not the first's
+        assert user.name == "Gestion du compte"
+        with target.connect() as connection:
+            names = [
+                row[0]
+                for row in connection.execute(
+                    sa.text("SELECT name FROM mdl_config_plugins ORDER BY name")
+                )
+            ]
+        assert len(names) == len(set(names))
+    finally:
+        target.dispose()
 
 
 def test_rows_are_in_moodle_format(registry: DataRegistry) -> None:
@@ -242,8 +277,10 @@ def test_rows_are_in_moodle_format(registry: DataRegistry) -> None:
     assert health["sensitivedatareasons"] == "gdpr_art_9_2_a"
     assert {r["contextlevel"] for r in rows["tool_dataprivacy_ctxlevel"]} == {10, 30}
     config = {r["name"]: r["value"] for r in rows["config_plugins"]}
-    assert config["core\\context\\course_purpose"] == "3"
-    assert config["core\\context\\module_purpose"] == str(INHERIT)
+    # The names Moodle 4.5's data registry reads back (not the namespaced 4.2+ form).
+    assert config["context_course_purpose"] == "3"
+    assert config["context_module_purpose"] == str(INHERIT)
+    assert not any(name.startswith("core\\") for name in config)
     assert rows["tool_dataprivacy_ctxinstance"] == []  # only for the same site
 
 

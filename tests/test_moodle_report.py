@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from learnprivacy.errors import ValidationError
-from learnprivacy.moodle import MoodleDatabase, MoodleReport, moodle_report
+from learnprivacy.moodle import MoodleDatabase, MoodleReport, moodle_report, registry_rows
 from learnprivacy.moodle._time import to_unix
 from learnprivacy.testing.moodle import create_schema, insert_rows, populate
 from tests import NOW
@@ -216,3 +216,49 @@ def test_cli_report_counts_accounts_on_its_progress_bar_and_honours_no_sweep(
     quick = CliRunner().invoke(main, [*args, "--now", NOW.isoformat(), "--no-sweep"])
     assert full["sweep"]
     assert json.loads(quick.stdout)["sweep"] == {}
+
+
+def test_activity_type_defaults_and_deleted_contexts(new_database: Callable[[], str]) -> None:
+    """A forum default of 3 months flags forums Moodle would expire now; quizzes wait.
+
+    Before, per-activity-type defaults (context_module_forum_purpose) were not read, so
+    the report said nothing expires while Moodle's own task flags those forums.
+    """
+    url = build_site(new_database())
+    engine = open_engine(url)
+    insert_rows(engine, "tool_dataprivacy_purpose", [
+        {"id": 2, "name": "forums", "lawfulbases": "gdpr_art_6_1_b", "retentionperiod": "P3M",
+         "usermodified": 2, "timecreated": 1, "timemodified": 1},
+    ])  # fmt: skip
+    insert_rows(engine, "config_plugins", [
+        {"plugin": "tool_dataprivacy", "name": "context_module_forum_purpose", "value": "2"},
+    ])  # fmt: skip
+    insert_rows(engine, "modules", [{"id": 1, "name": "forum"}, {"id": 2, "name": "quiz"}])
+    insert_rows(engine, "course_modules", [
+        {"id": 40, "course": 4, "module": 1, "instance": 1},  # ended 180 days ago
+        {"id": 41, "course": 4, "module": 2, "instance": 1},
+        {"id": 42, "course": 2, "module": 1, "instance": 2},  # no end date
+    ])  # fmt: skip
+    insert_rows(engine, "context", [
+        {"id": 1, "contextlevel": 10, "instanceid": 0, "path": "/1", "depth": 1},
+        {"id": 2, "contextlevel": 30, "instanceid": 15, "path": "/1/2", "depth": 2},
+    ])  # fmt: skip
+    engine.dispose()
+    with MoodleDatabase(url) as db:
+        registry = db.registry()
+        assert registry.module_purpose("forum").name == "forums"  # type: ignore[union-attr]
+        assert registry.module_purpose("quiz").name == "one year"  # type: ignore[union-attr]
+        written = {
+            r["name"]: r["value"] for r in registry_rows(registry, now=NOW)["config_plugins"]
+        }
+        assert written["context_module_forum_purpose"] == "2"  # written back as Moodle reads it
+        report = moodle_report(db, now=NOW, sweep=False)
+    assert report.activities == {
+        "forum": {"expired": 1, "no_end_date": 1},
+        "quiz": {"retention_running": 1},
+    }
+    assert report.deleted_awaiting_deletion == 1
+    text = report.to_text()
+    assert "forum: expired 1" in text
+    assert "NOT Moodle's" not in text  # no sweep asked for
+    assert "NOT Moodle's" in moodle_report(url, now=NOW).to_text()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import sqlalchemy as sa
 
@@ -14,17 +14,46 @@ from learnprivacy.errors import ConfigurationError
 from learnprivacy.moodle import _read_accounts as accounts
 from learnprivacy.moodle import _read_compliance as compliance
 from learnprivacy.moodle import _read_learning as learning
+from learnprivacy.moodle import _read_profile as profile
 from learnprivacy.moodle._issues import ScanIssues
 from learnprivacy.moodle._models import MoodleCourse, MoodleUser
 from learnprivacy.moodle._readonly import PG_WHOLE_RESULT, read_only_engine
 from learnprivacy.moodle._registry import DataRegistry
 from learnprivacy.moodle._registry_read import read_registry
-from learnprivacy.moodle._schema import MoodleSchema
+from learnprivacy.moodle._schema import MissingTableError, MoodleSchema
+from learnprivacy.moodle._sources import (
+    ACCESS_EVENTS,
+    ACTIVITY_PROGRESS,
+    CERTIFICATES,
+    CONSENTS,
+    COURSE_PROGRESS,
+    GRADE_PROGRESS,
+    GRADE_TABLES,
+    RECORD_SOURCES,
+    RecordSource,
+    tables_read,
+)
+from learnprivacy.moodle._time import from_unix_lenient
 from learnprivacy.records import AccessEvent, Certificate, Consent, Learner, Progress
 
 __all__ = ["MoodleDatabase"]
 
 T = TypeVar("T")
+
+
+class ReadOptions(TypedDict, total=False):
+    """Keyword options of every reading method.
+
+    ``user_ids``: only these accounts (ints or learner ids such as ``"42"``);
+    ``include_deleted``: also rows of deleted accounts; ``issues``: where to report rows
+    that cannot become records (default :attr:`MoodleDatabase.issues`).
+    """
+
+    user_ids: Iterable[int | str] | None
+    include_deleted: bool
+    issues: ScanIssues | None
+
+
 _REGISTRY_SOURCES = (
     "tool_dataprivacy_purpose",
     "tool_dataprivacy_category",
@@ -32,7 +61,6 @@ _REGISTRY_SOURCES = (
     "tool_dataprivacy_ctxinstance",
     "config_plugins",
 )
-_Statement = Callable[[MoodleSchema, list[int] | None, bool], sa.Select[Any]]
 
 
 class MoodleDatabase:
@@ -92,6 +120,11 @@ class MoodleDatabase:
         if self._owned:
             self._engine.dispose()
 
+    @staticmethod
+    def tables_read() -> tuple[str, ...]:
+        """Every Moodle table the adapter reads (unprefixed), sorted: the grants a DBA gives."""
+        return tables_read()
+
     @property
     def engine(self) -> sa.Engine:
         """The guarded, read-only engine (for custom ``SELECT`` queries)."""
@@ -143,161 +176,93 @@ class MoodleDatabase:
         *,
         user_ids: Iterable[int | str] | None = None,
         issues: ScanIssues | None = None,
+        include_admins: bool = False,
     ) -> Iterator[Learner]:
-        """Live accounts (not deleted, not the guest) as Learners, in id order."""
+        """Live accounts as Learners, in id order.
+
+        Not the deleted accounts, not the guest, and not the site administrators
+        (``$CFG->siteadmins``) unless ``include_admins``: they run the site, they do not
+        learn on it, and Moodle never expires their accounts.
+        """
         sink = self.issues if issues is None else issues
+        excluded = set() if include_admins else set(self.admin_ids)
+        if self.guest_id is not None:
+            excluded.add(self.guest_id)
         statement = accounts.learner_statement(
-            self.schema, _ids(user_ids), self.guest_username, self.guest_id
+            self.schema, _ids(user_ids), self.guest_username, sorted(excluded)
         )
         for row in self.stream(statement):
             learner = accounts.map_learner(row, sink)
             if learner is not None:
                 yield learner
 
-    # -- learning records -------------------------------------------------------------
+    # -- records, one method per source (see _sources.py) -------------------------------
 
-    def _records(
-        self,
-        table: str,
-        statement: _Statement,
-        mapper: Callable[[Any, ScanIssues], T | None],
-        user_ids: Iterable[int | str] | None,
-        include_deleted: bool,
-        issues: ScanIssues | None,
-    ) -> Iterator[T]:
-        if not self.has_table(table):
+    def read(self, source: RecordSource[T], **options: Unpack[ReadOptions]) -> Iterator[T]:
+        """The records of ``source``, for every account or those of ``user_ids``.
+
+        Rows of deleted accounts are left out unless ``include_deleted``; rows that cannot
+        become records are reported to ``issues`` (default :attr:`issues`). A missing core
+        table raises :class:`~learnprivacy.errors.NotFoundError` naming it; a plugin's
+        missing table yields nothing.
+        """
+        if not self._has_tables(source):
             return
-        sink = self.issues if issues is None else issues
-        for row in self.stream(statement(self.schema, _ids(user_ids), include_deleted)):
+        given = options.get("issues")
+        sink = self.issues if given is None else given
+        statement = source.statement(
+            self.schema, _ids(options.get("user_ids")), options.get("include_deleted", False)
+        )
+        mapper = source.mapper
+        for row in self.stream(statement):
             record = mapper(row, sink)
             if record is not None:
                 yield record
 
-    def course_progress(
-        self,
-        *,
-        user_ids: Iterable[int | str] | None = None,
-        include_deleted: bool = False,
-        issues: ScanIssues | None = None,
-    ) -> Iterator[Progress]:
+    def _has_tables(self, source: RecordSource[Any]) -> bool:
+        missing = [name for name in source.reads if not self.has_table(name)]
+        if missing and not source.optional:
+            self.require_tables(*missing)
+        return not missing
+
+    def require_tables(self, *names: str) -> None:
+        """Raise :class:`~learnprivacy.errors.NotFoundError` naming the first table missing."""
+        for name in names:
+            if not self.has_table(name):
+                raise MissingTableError(name, self.schema[name].name)
+
+    def course_progress(self, **options: Unpack[ReadOptions]) -> Iterator[Progress]:
         """Course completions (with the course total grade) as course-level Progress."""
-        return self._records(
-            "course_completions",
-            learning.course_progress_statement,
-            learning.map_course_progress,
-            user_ids,
-            include_deleted,
-            issues,
-        )
+        return self.read(COURSE_PROGRESS, **options)
 
-    def grade_progress(
-        self,
-        *,
-        user_ids: Iterable[int | str] | None = None,
-        include_deleted: bool = False,
-        issues: ScanIssues | None = None,
-    ) -> Iterator[Progress]:
+    def grade_progress(self, **options: Unpack[ReadOptions]) -> Iterator[Progress]:
         """Final grades of activities as activity-level Progress with a Score."""
-        return self._records(
-            "grade_grades",
-            learning.grade_statement,
-            learning.map_grade,
-            user_ids,
-            include_deleted,
-            issues,
-        )
+        return self.read(GRADE_PROGRESS, **options)
 
-    def activity_progress(
-        self,
-        *,
-        user_ids: Iterable[int | str] | None = None,
-        include_deleted: bool = False,
-        issues: ScanIssues | None = None,
-    ) -> Iterator[Progress]:
+    def activity_progress(self, **options: Unpack[ReadOptions]) -> Iterator[Progress]:
         """Activity completion states as activity-level Progress."""
-        return self._records(
-            "course_modules_completion",
-            learning.activity_statement,
-            learning.map_activity,
-            user_ids,
-            include_deleted,
-            issues,
-        )
+        return self.read(ACTIVITY_PROGRESS, **options)
 
-    def progress(
-        self,
-        *,
-        user_ids: Iterable[int | str] | None = None,
-        include_deleted: bool = False,
-        issues: ScanIssues | None = None,
-    ) -> Iterator[Progress]:
+    def progress(self, **options: Unpack[ReadOptions]) -> Iterator[Progress]:
         """Course progress, then grades, then activity completions."""
-        ids = None if user_ids is None else list(user_ids)
-        options: dict[str, Any] = {
-            "user_ids": ids,
-            "include_deleted": include_deleted,
-            "issues": issues,
-        }
-        return itertools.chain(
-            self.course_progress(**options),
-            self.grade_progress(**options),
-            self.activity_progress(**options),
+        if options.get("user_ids") is not None:
+            options["user_ids"] = list(options["user_ids"] or ())
+        return itertools.chain.from_iterable(
+            self.read(source, **options)
+            for source in (COURSE_PROGRESS, GRADE_PROGRESS, ACTIVITY_PROGRESS)
         )
 
-    # -- compliance records -----------------------------------------------------------
-
-    def access_events(
-        self,
-        *,
-        user_ids: Iterable[int | str] | None = None,
-        include_deleted: bool = False,
-        issues: ScanIssues | None = None,
-    ) -> Iterator[AccessEvent]:
+    def access_events(self, **options: Unpack[ReadOptions]) -> Iterator[AccessEvent]:
         """Log-ins, log-outs and failed log-ins from the standard log store."""
-        return self._records(
-            "logstore_standard_log",
-            compliance.access_statement,
-            compliance.map_access,
-            user_ids,
-            include_deleted,
-            issues,
-        )
+        return self.read(ACCESS_EVENTS, **options)
 
-    def consents(
-        self,
-        *,
-        user_ids: Iterable[int | str] | None = None,
-        include_deleted: bool = False,
-        issues: ScanIssues | None = None,
-    ) -> Iterator[Consent]:
-        """Site policy acceptances (tool_policy) as Consents."""
-        return self._records(
-            "tool_policy_acceptances",
-            compliance.consent_statement,
-            compliance.map_consent,
-            user_ids,
-            include_deleted,
-            issues,
-        )
+    def consents(self, **options: Unpack[ReadOptions]) -> Iterator[Consent]:
+        """Site policy acceptances (tool_policy) as Consents (nothing without tool_policy)."""
+        return self.read(CONSENTS, **options)
 
-    def certificates(
-        self,
-        *,
-        user_ids: Iterable[int | str] | None = None,
-        include_deleted: bool = False,
-        issues: ScanIssues | None = None,
-    ) -> Iterator[Certificate]:
+    def certificates(self, **options: Unpack[ReadOptions]) -> Iterator[Certificate]:
         """Certificates issued by mod_customcert (nothing when the plugin is absent)."""
-        if not self.has_table("customcert"):
-            return iter(())
-        return self._records(
-            "customcert_issues",
-            compliance.certificate_statement,
-            compliance.map_certificate,
-            user_ids,
-            include_deleted,
-            issues,
-        )
+        return self.read(CERTIFICATES, **options)
 
     # -- data registry -----------------------------------------------------------------
 
@@ -311,8 +276,7 @@ class MoodleDatabase:
 
     def site_setting(self, name: str) -> str | None:
         """A core setting (``$CFG->name``) from Moodle's ``config`` table, or None."""
-        if not self.has_table("config"):
-            return None
+        self.require_tables("config")
         t = self.schema["config"]
         with self.connect() as connection:
             value = connection.execute(sa.select(t.c.value).where(t.c.name == name)).scalar()
@@ -348,6 +312,136 @@ class MoodleDatabase:
         for row in self.stream(statement):
             yield int(row[0]), int(row[1])
 
+    def grades(
+        self, *, user_ids: Iterable[int | str] | None = None
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Every grade of live accounts as ``(user id, row)``, as Moodle's export shows them.
+
+        All grade items (activities, course totals, categories, manual items), with the
+        teacher's feedback; a scale grade is the scale's item (``"Good"``) with the scale's
+        name, never a number. Rows: ``course_id``, ``activity_id``, ``item``,
+        ``item_type``, ``grade``, ``scale``, ``feedback``, ``created_at``, ``modified_at``.
+        """
+        self.require_tables(*GRADE_TABLES)
+        statement = learning.grade_rows_statement(self.schema, _ids(user_ids))
+        for row in self.stream(statement):
+            yield learning.grade_row(row)
+
+    def policy_acceptances(
+        self, *, user_ids: Iterable[int | str] | None = None
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Every site policy acceptance of live accounts as ``(user id, row)`` (tool_policy).
+
+        Declined and unanswered policies are there too (``status``), where :meth:`consents`
+        only has what was consented to. Nothing when tool_policy is not installed.
+        """
+        if not all(self.has_table(t) for t in ("tool_policy_acceptances", "tool_policy_versions")):
+            return
+        statement = compliance.acceptance_rows_statement(self.schema, _ids(user_ids))
+        for row in self.stream(statement):
+            yield compliance.acceptance_row(row)
+
+    def profile(self, user_id: int | str) -> dict[str, Any] | None:
+        """The whole profile of a live account (``user``), None for an unknown or deleted one.
+
+        Address, phones, institution, department, city, country, language, timezone,
+        description, last IP and the access dates, with Moodle's column names.
+        """
+        ids = _ids([user_id])
+        if not ids:
+            return None
+        u = self.schema["user"]
+        columns = [u.c[name] for name in profile.PROFILE_FIELDS]
+        statement = sa.select(*columns).where(u.c.id == ids[0], u.c.deleted == 0)
+        with self.connect() as connection:
+            row = connection.execute(statement).first()
+        return None if row is None else profile.profile_row(row)
+
+    def preferences(self, user_id: int | str) -> list[dict[str, Any]]:
+        """Every preference of one account (``user_preferences``), by name."""
+        ids = _ids([user_id])
+        if not ids or not self.has_table("user_preferences"):
+            return []
+        t = self.schema["user_preferences"]
+        statement = sa.select(t.c.name, t.c.value).where(t.c.userid == ids[0]).order_by(t.c.name)
+        return [profile.preference_row(name, value) for name, value in self.stream(statement)]
+
+    def log_entries(self, user_id: int | str) -> list[dict[str, Any]]:
+        """The full standard log of one account: what it did, underwent, or did as another.
+
+        Rows where the account is the author (``userid``), the subject (``relateduserid``)
+        or the real user behind a "logged in as" session (``realuserid``), each with the
+        Moodle context it happened in (``context_level``, ``context_instance``).
+        """
+        ids = _ids([user_id])
+        if not ids or not self.has_table("logstore_standard_log"):
+            return []
+        statement = profile.log_statement(self.schema, ids[0])
+        return [profile.log_row(row, ids[0]) for row in self.stream(statement)]
+
+    def data_requests(self, user_id: int | str) -> list[dict[str, Any]]:
+        """The data requests (export, deletion) about one account (``tool_dataprivacy``)."""
+        ids = _ids([user_id])
+        if not ids or not self.has_table("tool_dataprivacy_request"):
+            return []
+        statement = profile.request_statement(self.schema, ids[0])
+        return [profile.request_row(row, ids[0]) for row in self.stream(statement)]
+
+    def log_users_in(self, level: int, instance: int) -> set[int]:
+        """Accounts with log rows (as author, subject or real user) in one context."""
+        if not self.has_table("logstore_standard_log"):
+            return set()
+        log = self.schema["logstore_standard_log"]
+        found: set[int] = set()
+        statement = sa.select(log.c.userid, log.c.relateduserid, log.c.realuserid).where(
+            log.c.contextlevel == level, log.c.contextinstanceid == instance
+        )
+        for row in self.stream(statement):
+            found.update(int(v) for v in row if v)
+        return found
+
+    def user_enrolments(self, user_id: int | str) -> list[dict[str, Any]]:
+        """One account's enrolments, as Moodle's privacy export shows them, in course order.
+
+        Every enrolment is there, active or suspended, started or not: ``course_id``,
+        ``method`` (the enrolment plugin: ``manual``, ``self``...), ``status`` (``active`` or
+        ``suspended``), ``created_at``, ``modified_at``, ``starts_at`` and ``ends_at`` (ISO
+        8601 UTC, None for Moodle's "never").
+        """
+        ids = _ids([user_id])
+        if not ids or not (self.has_table("user_enrolments") and self.has_table("enrol")):
+            return []
+        ue, e = self.schema["user_enrolments"], self.schema["enrol"]
+        statement = (
+            sa.select(
+                e.c.courseid,
+                e.c.enrol,
+                ue.c.status,
+                ue.c.timecreated,
+                ue.c.timemodified,
+                ue.c.timestart,
+                ue.c.timeend,
+            )
+            .select_from(ue.join(e, e.c.id == ue.c.enrolid))
+            .where(ue.c.userid == ids[0])
+            .order_by(e.c.courseid, ue.c.id)
+        )
+        rows = []
+        for course, method, status, created, modified, start, end in self.stream(statement):
+            rows.append(
+                {
+                    "course_id": str(course),
+                    "method": method,
+                    "status": "active" if not status else "suspended",
+                    "created_at": _iso(created),
+                    "modified_at": _iso(modified),
+                    "starts_at": _iso(start),
+                    # 2147483647 is the column's default: no end.
+                    "ends_at": None if end == _NO_END else _iso(end),
+                }
+            )
+        return rows
+
     def plugin_setting(self, plugin: str, name: str) -> str | None:
         """A plugin setting from ``config_plugins`` (``get_config(plugin, name)``), or None."""
         if not self.has_table("config_plugins"):
@@ -369,13 +463,18 @@ class MoodleDatabase:
         accounts_found = list(self.users(user_ids=ids)) if ids else []
         if not accounts_found or accounts_found[0].deleted or accounts_found[0].guest:
             return []
-        return [
-            *self.learners(user_ids=ids, issues=issues),
-            *self.progress(user_ids=ids, issues=issues),
-            *self.certificates(user_ids=ids, issues=issues),
-            *self.consents(user_ids=ids, issues=issues),
-            *self.access_events(user_ids=ids, issues=issues),
-        ]
+        records: list[Any] = list(self.learners(user_ids=ids, issues=issues, include_admins=True))
+        for source in RECORD_SOURCES:
+            records.extend(self.read(source, user_ids=ids, issues=issues))
+        return records
+
+
+_NO_END = 2_147_483_647
+
+
+def _iso(stamp: Any) -> str | None:
+    at = from_unix_lenient(stamp)
+    return None if at is None else at.isoformat()
 
 
 def _ids(user_ids: Iterable[int | str] | None) -> list[int] | None:

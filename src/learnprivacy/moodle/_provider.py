@@ -14,12 +14,17 @@ privacy tool), then run the request again.
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
-from learnprivacy.basis import DataCategory
-from learnprivacy.errors import PolicyError
+import attrs
+
+from learnprivacy.basis import DataCategory, LawfulBasis
+from learnprivacy.errors import PolicyError, ValidationError
+from learnprivacy.moodle import _read_profile as profile
 from learnprivacy.moodle._database import MoodleDatabase
 from learnprivacy.moodle._registry import DataRegistry, Purpose
+from learnprivacy.moodle._sources import RECORD_SOURCES
 from learnprivacy.providers import (
     ApprovedContextList,
     ApprovedUserList,
@@ -32,68 +37,222 @@ from learnprivacy.providers import (
     UserList,
 )
 from learnprivacy.providers._store import DEFAULT_PURPOSES
-from learnprivacy.records import fields_of
+from learnprivacy.records import Certificate, Consent, Learner, Progress, fields_of
 from learnprivacy.records._base import default_basis
 from learnprivacy.retention import Trigger
 
-__all__ = ["MOODLE_COMPONENT", "MoodleProvider"]
+__all__ = [
+    "ACCEPTANCE_TYPE",
+    "ENROLMENT_TYPE",
+    "GRADE_TYPE",
+    "LOG_TYPE",
+    "MOODLE_COMPONENT",
+    "PREFERENCE_TYPE",
+    "PROFILE_TYPE",
+    "REQUEST_TYPE",
+    "MoodleProvider",
+    "context_of",
+    "row_context",
+]
 
 #: The default component name of :class:`MoodleProvider`.
 MOODLE_COMPONENT = "moodle"
 
-# Moodle table -> (record type, context level of its purpose, trigger, personal fields).
-_TABLES: dict[str, tuple[str, ContextLevel, Trigger, dict[str, str]]] = {
-    "user": (
-        "Learner",
-        ContextLevel.USER,
-        Trigger.LAST_ACTIVITY,
-        {
-            "username": "Login name",
-            "email": "E-mail address",
-            "firstname": "Given name",
-            "lastname": "Family name",
-            "lastaccess": "Last access to the site",
-            "lastip": "IP address of the last log-in",
-        },
+# Moodle table -> (record type, context level of its purpose, trigger). The fields each
+# table is declared with are the fields exported (see _exported_fields), never a second list.
+_TABLES: dict[str, tuple[str, ContextLevel, Trigger]] = {
+    "user": ("Learner", ContextLevel.USER, Trigger.LAST_ACTIVITY),
+    "course_completions": ("Progress", ContextLevel.COURSE, Trigger.CREATED),
+    "grade_grades": ("Progress", ContextLevel.COURSE, Trigger.CREATED),
+    "course_modules_completion": ("Progress", ContextLevel.COURSE, Trigger.CREATED),
+    "customcert_issues": ("Certificate", ContextLevel.COURSE, Trigger.ISSUED),
+    "tool_policy_acceptances": ("Consent", ContextLevel.USER, Trigger.LAST_ACTIVITY),
+    "logstore_standard_log": ("AccessEvent", ContextLevel.SYSTEM, Trigger.CREATED),
+}
+_LEVEL_OF_TYPE = {record_type: level for record_type, level, _ in _TABLES.values()}
+
+#: Enrolments are exported as rows (no learnprivacy record type holds them).
+ENROLMENT_TYPE = "Enrolment"
+_ENROLMENT_FIELDS = {
+    "course_id": "Course the account is enrolled in",
+    "method": "Enrolment method (manual, self, cohort...)",
+    "status": "Whether the enrolment is active or suspended",
+    "created_at": "When the enrolment was created",
+    "modified_at": "When the enrolment was last changed",
+    "starts_at": "When the enrolment starts",
+    "ends_at": "When the enrolment ends",
+}
+
+#: Grades as Moodle shows them (scale items, feedback, every item type), exported as rows.
+GRADE_TYPE = "Grade"
+_GRADE_FIELDS = {
+    "course_id": "Course of the grade item",
+    "activity_id": "Activity of the grade item, for an activity's grade",
+    "item": "Grade item (activity, course total, category total, manual item)",
+    "item_type": "Kind of grade item",
+    "grade": "Grade obtained: a number, or the scale's item for a scale",
+    "scale": "Name of the scale the grade is on, if any",
+    "feedback": "The teacher's feedback",
+    "created_at": "When the grade was first recorded",
+    "modified_at": "When the grade was last changed",
+}
+#: Site policy acceptances as tool_policy exports them, declined ones included.
+ACCEPTANCE_TYPE = "PolicyAcceptance"
+_ACCEPTANCE_FIELDS = {
+    "policy": "Site policy",
+    "version": "Version of the policy",
+    "optional": "Whether accepting the policy is optional",
+    "status": "Agreed, declined, withdrawn or unanswered",
+    "on_behalf": "Whether someone else answered on the user's behalf",
+    "note": "Note recorded with the answer",
+    "created_at": "When the policy was first answered",
+    "modified_at": "When the answer last changed",
+}
+#: The rest of the account: the whole profile, preferences and the full standard log.
+PROFILE_TYPE = "Profile"
+PREFERENCE_TYPE = "Preference"
+LOG_TYPE = "LogEntry"
+_PROFILE_FIELDS = {
+    name: f"Profile field {name} (Moodle's user.{name})" for name in profile.PROFILE_FIELDS
+}
+_PREFERENCE_FIELDS = {
+    "component": "Component the preference belongs to",
+    "name": "Preference name",
+    "value": "Preference value",
+}
+_LOG_FIELDS = {
+    "event": "Moodle event",
+    "component": "Component that logged it",
+    "action": "Action",
+    "target": "What the action was on",
+    "crud": "Create, read, update or delete",
+    "context_level": "Level of the Moodle context it happened in",
+    "context_instance": "Instance of that context",
+    "course_id": "Course it happened in, if any",
+    "time": "When it happened",
+    "origin": "Where it came from (web, cli, ws...)",
+    "ip": "IP address, for the user's own actions",
+    "other": "Event details Moodle stored",
+    "author_was_you": "Whether the user did it",
+    "related_user_was_you": "Whether it was about the user",
+    "logged_in_as": "Whether it was done by someone logged in as another user",
+    "real_user_was_you": "Whether the user was the one logged in as another",
+    "log_id": "Id of the log row",
+}
+REQUEST_TYPE = "DataRequest"
+_REQUEST_FIELDS = {
+    "type": "Kind of request (export, delete, other)",
+    "status": "Where the request stands",
+    "requested_by_you": "Whether the user made the request (or someone on their behalf)",
+    "comments": "The request's comments",
+    "created_at": "When the request was made",
+    "modified_at": "When it last changed",
+}
+_ROW_TYPES = {
+    REQUEST_TYPE: (
+        "tool_dataprivacy_request",
+        _REQUEST_FIELDS,
+        "Data requests (export, deletion) made by or for the user",
+        "Moodle's tool_dataprivacy_request table, exported as DataRequest rows",
+        DataCategory.ACCOUNT,
     ),
-    "course_completions": (
-        "Progress",
-        ContextLevel.COURSE,
-        Trigger.CREATED,
-        {"userid": "Learner", "course": "Course", "timecompleted": "When the course was completed"},
+    PROFILE_TYPE: (
+        "user (whole profile)",
+        _PROFILE_FIELDS,
+        "The whole profile Moodle holds",
+        "Moodle's user table (whole profile), exported as Profile rows",
+        DataCategory.IDENTITY,
     ),
-    "grade_grades": (
-        "Progress",
-        ContextLevel.COURSE,
-        Trigger.CREATED,
-        {"userid": "Learner", "finalgrade": "Grade obtained", "feedback": "Teacher's feedback"},
+    PREFERENCE_TYPE: (
+        "user_preferences",
+        _PREFERENCE_FIELDS,
+        "User preferences",
+        "Moodle's user_preferences table, exported as Preference rows",
+        DataCategory.PREFERENCE,
     ),
-    "course_modules_completion": (
-        "Progress",
-        ContextLevel.COURSE,
-        Trigger.CREATED,
-        {"userid": "Learner", "completionstate": "Whether the activity was completed"},
+    LOG_TYPE: (
+        "logstore_standard_log (every event)",
+        _LOG_FIELDS,
+        "The full standard log: what the user did, underwent, or did logged in as another",
+        "Moodle's logstore_standard_log (every event), exported as LogEntry rows",
+        DataCategory.TECHNICAL_LOG,
     ),
-    "customcert_issues": (
-        "Certificate",
-        ContextLevel.COURSE,
-        Trigger.ISSUED,
-        {"userid": "Learner", "code": "Verification code of the certificate"},
+    ENROLMENT_TYPE: (
+        "user_enrolments",
+        _ENROLMENT_FIELDS,
+        "Enrolments in courses, whatever their state",
+        "Moodle's user_enrolments and enrol tables, exported as Enrolment rows",
+        DataCategory.LEARNING,
     ),
-    "tool_policy_acceptances": (
-        "Consent",
-        ContextLevel.USER,
-        Trigger.LAST_ACTIVITY,
-        {"userid": "Learner", "status": "Accepted or declined", "note": "Note on the decision"},
+    ACCEPTANCE_TYPE: (
+        "tool_policy_versions",
+        _ACCEPTANCE_FIELDS,
+        "Site policies agreed to, declined or withdrawn",
+        "Moodle's tool_policy_acceptances (and _versions), exported as PolicyAcceptance rows",
+        DataCategory.CONSENT,
     ),
-    "logstore_standard_log": (
-        "AccessEvent",
-        ContextLevel.SYSTEM,
-        Trigger.CREATED,
-        {"userid": "Learner", "ip": "IP address", "timecreated": "When it happened"},
+    GRADE_TYPE: (
+        "grade_items",
+        _GRADE_FIELDS,
+        "Grades, scale items and teacher feedback, for every grade item",
+        "Moodle's grade_grades, grade_items and scale tables, exported as Grade rows",
+        DataCategory.ASSESSMENT,
     ),
 }
-_LEVEL_OF_TYPE = {record_type: level for record_type, level, _, _ in _TABLES.values()}
+
+
+# The level whose registry purpose applies to each kind of row.
+_ROW_LEVELS = {
+    PROFILE_TYPE: ContextLevel.USER,
+    PREFERENCE_TYPE: ContextLevel.USER,
+    REQUEST_TYPE: ContextLevel.USER,
+    ACCEPTANCE_TYPE: ContextLevel.USER,
+    LOG_TYPE: ContextLevel.SYSTEM,
+    ENROLMENT_TYPE: ContextLevel.COURSE,
+    GRADE_TYPE: ContextLevel.COURSE,
+}
+
+
+def row_context(row: dict[str, Any], user_id: str | None = None) -> Context:
+    """The context of an exported row.
+
+    A log row: the context it happened in. A profile, preference or policy answer: the
+    user's. Otherwise (grades, enrolments) the activity's, else the course's.
+    """
+    if "event" in row and "context_level" in row:
+        return _log_context(row["context_level"], row["context_instance"])
+    personal = ("policy", "username", "value", "requested_by_you")
+    if any(key in row for key in personal) and user_id is not None:
+        return Context.user(user_id)
+    if row.get("activity_id"):
+        return Context.module(row["activity_id"])
+    return Context.course(row["course_id"])
+
+
+def _log_context(level: int, instance: str) -> Context:
+    try:
+        return Context(ContextLevel(level), "0" if level == ContextLevel.SYSTEM else instance)
+    except (ValueError, ValidationError):
+        # A level Moodle no longer has, or a broken row: the site-wide context holds it.
+        return Context.system()
+
+
+def context_of(record: Any) -> Context:
+    """The Moodle context a record read from Moodle belongs to.
+
+    Accounts and policy acceptances live in the user's context, log-ins in the system
+    context (where Moodle logs them), course completions and certificates in the course's,
+    activity grades and completions in the activity module's.
+    """
+    if isinstance(record, Learner):
+        return Context.user(record.id)
+    if isinstance(record, Consent):
+        return Context.user(record.learner_id)
+    if isinstance(record, Progress) and record.activity_id is not None:
+        return Context.module(record.activity_id)
+    if isinstance(record, Progress | Certificate):
+        return Context.course(record.course_id)
+    return Context.system()
 
 
 class MoodleProvider:
@@ -126,69 +285,200 @@ class MoodleProvider:
         return self._registry
 
     def _purpose(self, record_type: str) -> Purpose | None:
-        level = _LEVEL_OF_TYPE.get(record_type)
+        level = (
+            ContextLevel.COURSE if record_type in _ROW_TYPES else _LEVEL_OF_TYPE.get(record_type)
+        )
         return None if level is None else self.registry.level_purpose(level)
 
     # -- metadata ---------------------------------------------------------------------
 
     def get_metadata(self, collection: MetadataCollection) -> MetadataCollection:
-        """One item per Moodle table read, with the registry's purpose and retention."""
-        for table, (record_type, level, trigger, fields) in _TABLES.items():
+        """One item per Moodle table read, declared with exactly what its export holds.
+
+        Fields are the exported fields of the record type the table is read as, and the
+        purpose, lawful basis and retention are those the export's descriptions give
+        (:meth:`describe`): the registry's purpose for the level, when the site sets one.
+        """
+        for table, (record_type, level, trigger) in _TABLES.items():
             purpose = self.registry.level_purpose(level)
             collection.add_database_table(
                 table,
-                fields,
+                _exported_fields(record_type),
                 f"Moodle's {table} table, read as {record_type} records",
-                purpose=purpose.name if purpose else DEFAULT_PURPOSES.get(record_type),
-                basis=(purpose.basis if purpose else None) or _default_basis(record_type),
+                purpose=self._purpose_name(record_type),
+                basis=self._basis(record_type),
                 categories=_categories(record_type),
                 retention=purpose.retention if purpose else None,
                 retention_from=trigger if purpose and purpose.retention else None,
             )
+        for row_type, (table, fields, _, summary, category) in _ROW_TYPES.items():
+            purpose = self._purpose(row_type)
+            collection.add_database_table(
+                table,
+                dict(fields),
+                summary,
+                purpose=self._purpose_name(row_type),
+                basis=self._basis(row_type),
+                categories=[category],
+                retention=purpose.retention if purpose else None,
+                retention_from=Trigger.CREATED if purpose and purpose.retention else None,
+            )
         return collection
+
+    def _basis(self, record_type: str) -> LawfulBasis:
+        """The basis declared and exported: the registry's, else the record type's default.
+
+        Policy acceptances keep their own (consent for an optional policy): the user-level
+        purpose is the account's, not the policies'.
+        """
+        purpose = self._purpose(record_type)
+        if record_type != "Consent" and purpose is not None and purpose.basis is not None:
+            return purpose.basis
+        if record_type in _ROW_TYPES:
+            return LawfulBasis.CONTRACT
+        return cast(LawfulBasis, _default_basis(record_type))
+
+    def _purpose_name(self, record_type: str) -> str:
+        purpose = self._purpose(record_type)
+        if purpose is not None:
+            return purpose.name
+        return DEFAULT_PURPOSES.get(record_type, DEFAULT_PURPOSES.get("Progress", record_type))
+
+    def describe(self, record_type: str) -> DataDescription:
+        """What the export says about ``record_type``: the same as :meth:`get_metadata`."""
+        purpose = self._purpose(record_type)
+        if record_type in _ROW_TYPES:
+            _, row_fields, text, _, _ = _ROW_TYPES[record_type]
+            fields = dict(row_fields)
+        else:
+            from learnprivacy.records._base import record_type as lookup
+
+            cls = lookup(record_type)
+            fields = _exported_fields(record_type)
+            text = (cls.__doc__ or record_type).strip().splitlines()[0]
+        return DataDescription(
+            component=self.component,
+            record_type=record_type,
+            description=text,
+            purpose=self._purpose_name(record_type),
+            basis=self._basis(record_type),
+            retention=str(purpose.retention) if purpose and purpose.retention else None,
+            fields=fields,
+        )
 
     # -- requests ---------------------------------------------------------------------
 
+    def _live_records(self, user_id: str) -> list[Any]:
+        return self.database.records_of(user_id)
+
+    def _rows_of(self, user_id: str) -> dict[str, list[dict[str, Any]]]:
+        """The learner's Enrolment and Grade rows (read only for a live account)."""
+        account = self.database.profile(user_id)
+        return {
+            PROFILE_TYPE: [] if account is None else [account],
+            PREFERENCE_TYPE: self.database.preferences(user_id),
+            REQUEST_TYPE: self.database.data_requests(user_id),
+            LOG_TYPE: self.database.log_entries(user_id),
+            ACCEPTANCE_TYPE: [r for _, r in self.database.policy_acceptances(user_ids=[user_id])],
+            ENROLMENT_TYPE: self.database.user_enrolments(user_id),
+            GRADE_TYPE: [r for _, r in self.database.grades(user_ids=[user_id])],
+        }
+
+    @staticmethod
+    def context_of(record: Any) -> Context:
+        """The Moodle context a record read from Moodle belongs to (see :func:`context_of`)."""
+        return context_of(record)
+
+    def export_layout(self, user_id: str, directory: str | Path) -> Path:
+        """Write one learner's data into ``directory`` as Moodle 4.5's privacy export does.
+
+        A folder per context named and nested after Moodle's context ids and paths
+        (``System _.1/Category Category 1 _.3/Course Excel _.24/``), a ``data.json`` per
+        folder, subcontexts as sub-folders (``Enrolments/manual.json``, ``Grades/``,
+        ``Logs/Standard log/``, ``User preferences/<component>.json``...) and a navigable
+        ``index.html``. Returns ``directory``.
+        """
+        from learnprivacy.moodle._layout import export_moodle_layout
+
+        return export_moodle_layout(self, user_id, directory)
+
     def get_contexts_for_userid(self, user_id: str) -> ContextList:
-        """The user's context, when Moodle holds a live account with that id."""
+        """Every context where Moodle holds data about a live account.
+
+        The user context (account, policy acceptances), the system context (log-ins), each
+        course (completions, certificates, enrolments) and each activity (grades,
+        completions), in that order.
+        """
         contexts = ContextList(component=self.component)
-        if self.database.records_of(user_id):
-            contexts.add_user_context(user_id)
+        records = self._live_records(user_id)
+        if not records:
+            return contexts
+        contexts.add_user_context(user_id)
+        contexts.add_all(context_of(r) for r in records if not _in_user_context(r))
+        for rows in self._rows_of(user_id).values():
+            contexts.add_all(row_context(row, user_id) for row in rows)
         return contexts
 
     def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
-        """Write every record of the learner, grouped by record type."""
-        if Context.user(approved.user_id) not in approved:
+        """Write the learner's data in the approved contexts, grouped by record type.
+
+        Only records whose context (:func:`context_of`) is approved are written, so an
+        approved course context alone exports that course's completions, grades of its
+        activities approved too, certificates and enrolment.
+        """
+        records = self._live_records(approved.user_id)
+        if not records:
             return
-        by_type: dict[type[Any], list[Any]] = {}
-        for record in self.database.records_of(approved.user_id):
-            by_type.setdefault(type(record), []).append(record)
-        for cls, records in by_type.items():
-            name = cls.__name__
-            purpose = self._purpose(name)
-            writer.describe(
-                DataDescription(
-                    component=self.component,
-                    record_type=name,
-                    description=(cls.__doc__ or name).strip().splitlines()[0],
-                    purpose=purpose.name if purpose else DEFAULT_PURPOSES.get(name, name),
-                    basis=default_basis(cls),
-                    retention=str(purpose.retention) if purpose and purpose.retention else None,
-                    fields={f.name: f.description for f in fields_of(cls) if f.exported},
-                )
-            )
-            writer.write_records(self.component, records)
+        wanted = set(approved)
+        by_type: dict[str, list[Any]] = {}
+        for record in records:
+            if context_of(record) in wanted:
+                by_type.setdefault(type(record).__name__, []).append(record)
+        for name, chosen in by_type.items():
+            writer.describe(self.describe(name))
+            basis = self._basis(name)
+            if name != "Consent":
+                # The basis each record carries is the one declared for its kind.
+                chosen = [attrs.evolve(r, basis=basis) for r in chosen]
+            writer.write_records(self.component, chosen)
+        for row_type, rows in self._rows_of(approved.user_id).items():
+            chosen_rows = [row for row in rows if row_context(row, approved.user_id) in wanted]
+            if chosen_rows:
+                writer.describe(self.describe(row_type))
+                writer.write_rows(self.component, row_type, chosen_rows)
 
     def get_users_in_context(self, userlist: UserList) -> None:
-        """The live account of a user context, or the learners enrolled in a course."""
+        """The live accounts with data in a context, as :meth:`export_user_data` sees them.
+
+        A user context: its account. A course: the accounts enrolled in it or with
+        records in it. An activity: the accounts with a grade or completion of it. The
+        system context: the accounts with log-in events.
+        """
         context = userlist.context
+        found: set[str] = set()
+        if context.instance_id.isdigit():
+            level = int(context.level)
+            instance = int(context.instance_id)
+            found.update(str(u) for u in self.database.log_users_in(level, instance))
         if context.level is ContextLevel.USER:
-            if self.database.records_of(context.instance_id):
-                userlist.add_user(context.instance_id)
-        elif context.level is ContextLevel.COURSE and context.instance_id.isdigit():
+            if self._live_records(context.instance_id):
+                found.add(context.instance_id)
+            accounts = self.database.users(user_ids=sorted(found, key=int))
+            userlist.add_users([str(u.id) for u in accounts if not (u.deleted or u.guest)])
+            return
+        if context.level is ContextLevel.COURSE and context.instance_id.isdigit():
             course = int(context.instance_id)
-            users = {str(u) for u, c in self.database.enrolments() if c == course}
-            userlist.add_users(sorted(users, key=int))
+            found.update(str(u) for u, c in self.database.enrolments() if c == course)
+        for source in RECORD_SOURCES:
+            for record in self.database.read(source):
+                if context_of(record) == context:
+                    found.add(record.learner_id)
+        if context.level in (ContextLevel.COURSE, ContextLevel.MODULE):
+            for uid, row in self.database.grades():
+                if row_context(row) == context:
+                    found.add(str(uid))
+        accounts = self.database.users(user_ids=sorted(found, key=int))
+        userlist.add_users([str(u.id) for u in accounts if not (u.deleted or u.guest)])
 
     def delete_data_for_user(self, approved: ApprovedContextList) -> None:
         """Refused: the Moodle adapter is read-only."""
@@ -207,6 +497,16 @@ def _read_only() -> PolicyError:
     return PolicyError(
         "the Moodle adapter is read-only: erase the data in Moodle (tool_dataprivacy)"
     )
+
+
+def _in_user_context(record: Any) -> bool:
+    return isinstance(record, Learner | Consent)
+
+
+def _exported_fields(record_type: str) -> dict[str, str]:
+    from learnprivacy.records._base import record_type as lookup
+
+    return {f.name: f.description for f in fields_of(lookup(record_type)) if f.exported}
 
 
 def _default_basis(record_type: str) -> Any:

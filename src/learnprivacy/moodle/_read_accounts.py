@@ -70,9 +70,9 @@ def map_user(row: Any, guest_username: str, guest_id: int | None) -> MoodleUser:
 
 
 def learner_statement(
-    schema: MoodleSchema, user_ids: list[int] | None, guest_username: str, guest_id: int | None
+    schema: MoodleSchema, user_ids: list[int] | None, guest_username: str, excluded: list[int]
 ) -> sa.Select[Any]:
-    """Accounts that are learners: not deleted, not the guest account."""
+    """Accounts that are learners: not deleted, not the guest account, not ``excluded``."""
     u, la = schema["user"], _course_access(schema)
     statement = (
         sa.select(
@@ -90,8 +90,8 @@ def learner_statement(
         .where(u.c.deleted == 0, u.c.username != guest_username)
         .order_by(u.c.id)
     )
-    if guest_id is not None:
-        statement = statement.where(u.c.id != guest_id)
+    if excluded:
+        statement = statement.where(u.c.id.not_in(excluded))
     if user_ids is not None:
         statement = statement.where(u.c.id.in_(user_ids))
     return statement

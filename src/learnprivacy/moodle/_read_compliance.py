@@ -21,11 +21,13 @@ from learnprivacy.basis import LawfulBasis
 from learnprivacy.moodle._issues import ScanIssues, reporting
 from learnprivacy.moodle._query import restrict_to_users
 from learnprivacy.moodle._schema import MoodleSchema
-from learnprivacy.moodle._time import from_unix
+from learnprivacy.moodle._time import from_unix, from_unix_lenient
 from learnprivacy.records import AccessEvent, AccessKind, Certificate, Consent
 
 __all__ = [
     "ACCESS_EVENTS",
+    "acceptance_row",
+    "acceptance_rows_statement",
     "access_statement",
     "certificate_statement",
     "consent_statement",
@@ -127,6 +129,57 @@ def map_consent(row: Any, issues: ScanIssues) -> Consent | None:
         proof=f"tool_policy_versions/{versionid}",
         basis=LawfulBasis.CONSENT if optional else LawfulBasis.CONTRACT,
     )
+
+
+def acceptance_rows_statement(schema: MoodleSchema, user_ids: list[int] | None) -> sa.Select[Any]:
+    """Every policy acceptance row of live accounts: agreed, declined or not answered."""
+    a, v = schema["tool_policy_acceptances"], schema["tool_policy_versions"]
+    statement = (
+        sa.select(
+            a.c.userid,
+            v.c.name,
+            v.c.revision,
+            v.c.optional,
+            a.c.status,
+            a.c.usermodified,
+            a.c.note,
+            a.c.timecreated,
+            a.c.timemodified,
+        )
+        .select_from(a)
+        .join(v, v.c.id == a.c.policyversionid)
+        .order_by(a.c.userid, a.c.id)
+    )
+    return restrict_to_users(statement, a.c.userid, schema, user_ids, False)
+
+
+def acceptance_row(row: Any) -> tuple[int, dict[str, Any]]:
+    """``(user id, row)``: one policy acceptance as Moodle's tool_policy export shows it.
+
+    A declined policy is there, as not agreed: an export must not drop it. ``status`` is
+    ``agreed``, ``declined`` (never accepted), ``withdrawn`` (accepted, then declined) or
+    ``unanswered``; ``on_behalf`` says someone else (a parent, a manager) answered.
+    """
+    uid, name, revision, optional, status, modifier, note, created, modified = row
+    if status is None:
+        state = "unanswered"
+    elif status:
+        state = "agreed"
+    elif modified and created and modified > created:
+        state = "withdrawn"
+    else:
+        state = "declined"
+    created_at, modified_at = from_unix_lenient(created), from_unix_lenient(modified)
+    return int(uid), {
+        "policy": name,
+        "version": revision,
+        "optional": bool(optional),
+        "status": state,
+        "on_behalf": bool(modifier) and modifier != uid,
+        "note": note or None,
+        "created_at": None if created_at is None else created_at.isoformat(),
+        "modified_at": None if modified_at is None else modified_at.isoformat(),
+    }
 
 
 def certificate_statement(

@@ -7,7 +7,11 @@ their id prefix (the source table) and by ``activity_id``:
 - ``grade_grades`` of activity grade items (activity level), with the final grade;
 - ``course_modules_completion`` (activity level), the activity completion state.
 
-A final grade is on its grade item's scale (``grade_items.grademin``..``grademax``; the
+A scale grade (a forum rating "Good" on a 3-item scale) is the position of an item, not a
+measure: it gives no Score; :func:`grade_row` keeps it as the scale's item, with the
+teacher's feedback, for every grade item (course totals and manual items included).
+
+A final grade is on its grade item's range (``grade_items.grademin``..``grademax``; the
 ``grade_grades.rawgrademin``..``rawgrademax`` bounds apply to ``rawgrade`` before Moodle
 rescales it), so the score uses the item's bounds. Where the item has a pass mark
 (``gradepass > 0``) a graded status is PASSED or FAILED.
@@ -25,12 +29,14 @@ import sqlalchemy as sa
 from learnprivacy.moodle._issues import ScanIssues, reporting
 from learnprivacy.moodle._query import restrict_to_users
 from learnprivacy.moodle._schema import MoodleSchema
-from learnprivacy.moodle._time import from_unix
+from learnprivacy.moodle._time import from_unix, from_unix_lenient
 from learnprivacy.records import Progress, ProgressStatus, Score
 
 __all__ = [
     "activity_statement",
     "course_progress_statement",
+    "grade_row",
+    "grade_rows_statement",
     "grade_statement",
     "map_activity",
     "map_course_progress",
@@ -45,8 +51,12 @@ _ACTIVITY_STATUS = {
     3: ProgressStatus.FAILED,  # COMPLETION_COMPLETE_FAIL
     4: ProgressStatus.FAILED,  # COMPLETION_COMPLETE_FAIL_HIDDEN
 }
-# grade_items.gradetype: 1 = value, 2 = scale; 0 (none) and 3 (text) carry no number.
-_NUMERIC_GRADES = (1, 2)
+# grade_items.gradetype: 1 = value, 2 = scale; 0 (none) and 3 (text) carry no number. A
+# scale grade is the position of an item ("Good") on the scale, not a measure: it never
+# becomes a Score (the Grade rows keep it as the scale's item).
+_NUMERIC_GRADES = (1,)
+_SCALE = 2
+_ITEM_NAMES = {"course": "Course total", "category": "Category total"}
 
 
 def _number(value: Any) -> int | Decimal:
@@ -93,8 +103,25 @@ def _graded(done: ProgressStatus, final: Any, gradepass: Any) -> ProgressStatus:
 def course_progress_statement(
     schema: MoodleSchema, user_ids: list[int] | None, include_deleted: bool
 ) -> sa.Select[Any]:
-    """Course completions with the course total grade, when there is one."""
+    """Course completions with the course total grade, when there is one.
+
+    A row with no date at all (enrolled, never started: Moodle often leaves
+    ``timeenrolled`` at 0) takes the date its enrolment was created, so that the learner's
+    export still shows it; the lookup only runs for such rows.
+    """
     cc, gi, gg = schema["course_completions"], schema["grade_items"], schema["grade_grades"]
+    ue, e = schema["user_enrolments"], schema["enrol"]
+    enrolment_created = (
+        sa.select(sa.func.min(ue.c.timecreated))
+        .select_from(ue.join(e, e.c.id == ue.c.enrolid))
+        .where(ue.c.userid == cc.c.userid, e.c.courseid == cc.c.course, ue.c.timecreated > 0)
+        .scalar_subquery()
+    )
+    undated = sa.and_(
+        cc.c.timeenrolled == 0,
+        cc.c.timestarted == 0,
+        sa.func.coalesce(cc.c.timecompleted, 0) == 0,
+    )
     statement = (
         sa.select(
             cc.c.id,
@@ -108,6 +135,7 @@ def course_progress_statement(
             gi.c.grademax,
             gi.c.gradepass,
             gg.c.finalgrade,
+            sa.case((undated, enrolment_created), else_=None),
         )
         .select_from(cc)
         .outerjoin(gi, sa.and_(gi.c.courseid == cc.c.course, gi.c.itemtype == "course"))
@@ -120,13 +148,13 @@ def course_progress_statement(
 @reporting("course_completions", "Progress")
 def map_course_progress(row: Any, issues: ScanIssues) -> Progress | None:
     """A course completion row as a course-level Progress (None, with an issue, if undated)."""
-    rid, uid, course, enrolled, started, completed, gtype, low, high, gpass, final = row
+    rid, uid, course, enrolled, started, completed, gtype, low, high, gpass, final, joined = row
     if completed:
         status, stamp = _graded(ProgressStatus.COMPLETED, final, gpass), completed
     elif started:
         status, stamp = ProgressStatus.IN_PROGRESS, started
     else:
-        status, stamp = ProgressStatus.NOT_STARTED, enrolled
+        status, stamp = ProgressStatus.NOT_STARTED, enrolled or joined
     at = from_unix(stamp)
     if at is None:
         issues.report("course_completions", rid, "Progress.recorded_at", "no date at all")
@@ -238,6 +266,72 @@ def map_activity(row: Any, issues: ScanIssues) -> Progress | None:
         status=status,
         recorded_at=at,
     )
+
+
+def grade_rows_statement(schema: MoodleSchema, user_ids: list[int] | None) -> sa.Select[Any]:
+    """Every grade of live accounts, any item type, with its scale and activity when any."""
+    gg, gi, sc = schema["grade_grades"], schema["grade_items"], schema["scale"]
+    m, cm = schema["modules"], schema["course_modules"]
+    statement = (
+        sa.select(
+            gg.c.userid,
+            gi.c.courseid,
+            cm.c.id,
+            gi.c.itemtype,
+            gi.c.itemname,
+            gi.c.gradetype,
+            gg.c.finalgrade,
+            sc.c.name,
+            sc.c.scale,
+            gg.c.feedback,
+            gg.c.timecreated,
+            gg.c.timemodified,
+        )
+        .select_from(gg)
+        .join(gi, gi.c.id == gg.c.itemid)
+        .outerjoin(sc, sa.and_(gi.c.gradetype == _SCALE, sc.c.id == gi.c.scaleid))
+        .outerjoin(m, sa.and_(gi.c.itemtype == "mod", m.c.name == gi.c.itemmodule))
+        .outerjoin(
+            cm,
+            sa.and_(
+                cm.c.module == m.c.id,
+                cm.c.instance == gi.c.iteminstance,
+                cm.c.course == gi.c.courseid,
+            ),
+        )
+        .where(sa.or_(gg.c.finalgrade.is_not(None), sa.func.length(gg.c.feedback) > 0))
+        .order_by(gg.c.userid, gi.c.courseid, gi.c.sortorder, gg.c.id)
+    )
+    return restrict_to_users(statement, gg.c.userid, schema, user_ids, False)
+
+
+def grade_row(row: Any) -> tuple[int, dict[str, Any]]:
+    """``(user id, row)``: a grade as Moodle's export shows it, a scale grade as its item.
+
+    ``grade`` is the number as text (``"14.5"``) or, on a scale, the scale's item
+    (``"Good"``, with ``scale`` naming the scale); ``feedback`` is the teacher's.
+    """
+    uid, course, cmid, itemtype, name, gtype, final, scale_name, items, feedback, c, m = row
+    grade: str | None = None
+    if final is not None:
+        if gtype == _SCALE:
+            choices = [item.strip() for item in (items or "").split(",")]
+            position = int(final)
+            grade = choices[position - 1] if 1 <= position <= len(choices) else None
+        else:
+            grade = str(_number(final))
+    created, modified = from_unix_lenient(c), from_unix_lenient(m)
+    return int(uid), {
+        "course_id": None if course is None else str(course),
+        "activity_id": None if cmid is None else str(cmid),
+        "item": name or _ITEM_NAMES.get(itemtype, itemtype),
+        "item_type": itemtype,
+        "grade": grade,
+        "scale": scale_name if gtype == _SCALE else None,
+        "feedback": feedback or None,
+        "created_at": None if created is None else created.isoformat(),
+        "modified_at": None if modified is None else modified.isoformat(),
+    }
 
 
 #: Row mappers by record source, for callers that iterate them generically.

@@ -112,6 +112,8 @@ class LevelAssignment:
     source: str = "ctxlevel"
     created_at: dt.datetime | None = None
     modified_at: dt.datetime | None = None
+    #: For a default of one activity type (``context_module_forum_purpose``): ``"forum"``.
+    module: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -152,9 +154,34 @@ class DataRegistry:
         # The ctxlevel table wins over the config defaults (Moodle syncs them anyway).
         for source in ("ctxlevel", "config"):
             for item in self.levels:
-                if item.level is level and item.source == source and item.purpose_id > 0:
+                if (
+                    item.level is level
+                    and item.module is None
+                    and item.source == source
+                    and item.purpose_id > 0
+                ):
                     return item.purpose_id
         return None
+
+    def module_purpose(self, module: str) -> Purpose | None:
+        """The purpose in effect for activities of one type (``"forum"``).
+
+        Moodle's per-activity-type default (``context_module_forum_purpose``) when set,
+        else the activity level's (module, then course, category, system).
+        """
+        for item in self.levels:
+            if item.module == module and item.purpose_id > 0:
+                return self.purpose(item.purpose_id)
+        return self.level_purpose(ContextLevel.MODULE)
+
+    def module_defaults(self) -> dict[str, Purpose]:
+        """Activity types with a default purpose of their own, by module name."""
+        out: dict[str, Purpose] = {}
+        for item in self.levels:
+            found = self.purpose(item.purpose_id) if item.purpose_id > 0 else None
+            if item.module is not None and found is not None:
+                out[item.module] = found
+        return out
 
     def level_purpose(self, level: ContextLevel | int) -> Purpose | None:
         """The purpose in effect for a context level, following Moodle's inheritance."""

@@ -23,7 +23,7 @@ from learnprivacy.moodle._schema import MoodleSchema
 from learnprivacy.moodle._time import from_unix_lenient as from_unix
 from learnprivacy.retention import Period
 
-__all__ = ["config_name", "parse_config_name", "read_registry"]
+__all__ = ["config_name", "parse_config_name", "parse_module_config_name", "read_registry"]
 
 _LEVEL_NAMES = {
     "system": ContextLevel.SYSTEM,
@@ -36,18 +36,25 @@ _LEVEL_NAMES = {
 _SUFFIXES = ("_purpose", "_category")
 
 
-def config_name(level: ContextLevel, element: str) -> str:
-    """The ``config_plugins`` name of a level default (Moodle 4.2+ context class names)."""
+def config_name(level: ContextLevel, element: str, module: str | None = None) -> str:
+    """The ``config_plugins`` name Moodle 4.5 reads for a level (or activity type) default.
+
+    ``context_course_purpose``, ``context_module_forum_category``: Moodle's data registry
+    still builds these names from the legacy context class names, so they are the ones
+    a site reads back, even though Moodle 4.2+ may write the namespaced form too.
+    """
     name = next(k for k, v in _LEVEL_NAMES.items() if v is level)
-    return f"core\\context\\{name}_{element}"
+    middle = f"_{module}" if module else ""
+    return f"context_{name}{middle}_{element}"
 
 
 def parse_config_name(name: str) -> tuple[ContextLevel, str] | None:
     """``(level, "purpose" | "category")`` for a level default's config name, else None.
 
-    Moodle names these after the context class: ``context_course_purpose`` before 4.2,
-    ``core\\context\\course_purpose`` since. Defaults for one activity module
-    (``..._module_forum_purpose``) are not level defaults and give None.
+    Moodle names these after the context class: ``context_course_purpose`` (what Moodle
+    4.5 reads) or ``core\\context\\course_purpose``. Defaults for one activity type
+    (``context_module_forum_purpose``) are not level defaults and give None: see
+    :func:`parse_module_config_name`.
     """
     suffix = next((s for s in _SUFFIXES if name.endswith(s)), None)
     if suffix is None:
@@ -55,6 +62,22 @@ def parse_config_name(name: str) -> tuple[ContextLevel, str] | None:
     stem = name[: -len(suffix)].rsplit("\\", 1)[-1].removeprefix("context_")
     level = _LEVEL_NAMES.get(stem)
     return None if level is None else (level, suffix[1:])
+
+
+def parse_module_config_name(name: str) -> tuple[str, str] | None:
+    """``(module, "purpose" | "category")`` for an activity type default, else None.
+
+    >>> parse_module_config_name("context_module_forum_purpose")
+    ('forum', 'purpose')
+    """
+    suffix = next((s for s in _SUFFIXES if name.endswith(s)), None)
+    if suffix is None:
+        return None
+    stem = name[: -len(suffix)].rsplit("\\", 1)[-1].removeprefix("context_")
+    module = stem.removeprefix("module_")
+    if module == stem or not module.isidentifier():
+        return None
+    return module, suffix[1:]
 
 
 def _codes(
@@ -157,16 +180,30 @@ def _levels(
 def _defaults(connection: sa.Connection, schema: MoodleSchema) -> Iterator[LevelAssignment]:
     t = schema["config_plugins"]
     found: dict[ContextLevel, dict[str, int]] = {}
+    modules: dict[str, dict[str, int]] = {}
     statement = sa.select(t.c.name, t.c.value).where(t.c.plugin == "tool_dataprivacy")
     for name, value in connection.execute(statement):
         parsed = parse_config_name(name)
-        if parsed is None:
+        module = None if parsed is not None else parse_module_config_name(name)
+        if parsed is None and module is None:
             continue
         try:
             number = int(str(value).strip())
         except ValueError:
             continue
-        found.setdefault(parsed[0], {})[parsed[1]] = number
+        if parsed is not None:
+            found.setdefault(parsed[0], {})[parsed[1]] = number
+        elif module is not None:
+            modules.setdefault(module[0], {})[module[1]] = number
+    for name in sorted(modules):
+        values = modules[name]
+        yield LevelAssignment(
+            level=ContextLevel.MODULE,
+            purpose_id=values.get("purpose", NOT_SET),
+            category_id=values.get("category", NOT_SET),
+            source="config",
+            module=name,
+        )
     for level in sorted(found):
         values = found[level]
         yield LevelAssignment(

@@ -88,7 +88,7 @@ def _config(item: LevelAssignment) -> list[dict[str, Any]]:
     return [
         {
             "plugin": "tool_dataprivacy",
-            "name": config_name(item.level, element),
+            "name": config_name(item.level, element, item.module),
             "value": str(value),
         }
         for element, value in (("purpose", item.purpose_id), ("category", item.category_id))
@@ -145,6 +145,31 @@ def _remap(row: dict[str, Any], purposes: dict[int, int], categories: dict[int, 
         row["categoryid"] = categories.get(row["categoryid"], row["categoryid"])
 
 
+def _replace_existing(
+    connection: sa.Connection, schema: MoodleSchema, rows: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Drop the target's own defaults the copy sets, in the same transaction.
+
+    A site has one default per level (``tool_dataprivacy_ctxlevel.contextlevel``, unique)
+    and per setting (``config_plugins`` (plugin, name), unique): the copied registry's
+    assignments replace the site's, as copying means. Purposes and categories are kept.
+    """
+    level = schema["tool_dataprivacy_ctxlevel"]
+    levels = [row["contextlevel"] for row in rows["tool_dataprivacy_ctxlevel"]]
+    if levels:
+        connection.execute(level.delete().where(level.c.contextlevel.in_(levels)))
+    config = schema["config_plugins"]
+    names = [row["name"] for row in rows["config_plugins"]]
+    if names:
+        connection.execute(
+            config.delete().where(config.c.plugin == "tool_dataprivacy", config.c.name.in_(names))
+        )
+    instance = schema["tool_dataprivacy_ctxinstance"]
+    contexts = [row["contextid"] for row in rows["tool_dataprivacy_ctxinstance"]]
+    if contexts:
+        connection.execute(instance.delete().where(instance.c.contextid.in_(contexts)))
+
+
 def insert_registry(
     target: sa.Engine | sa.Connection,
     registry: DataRegistry,
@@ -158,8 +183,11 @@ def insert_registry(
     """Insert the registry into ``target`` (a database with Moodle's tables), in one transaction.
 
     With ``keep_ids=False`` purposes and categories get the target's next ids and every
-    reference to them is renumbered, so the registry can join a site that has its own.
-    Returns the number of rows inserted per table.
+    reference to them is renumbered, so the registry can join a site that has its own:
+    the site's purposes and categories stay, and its level defaults (and, with
+    ``include_instances``, the assignments of the same contexts) are replaced by the
+    copy's. Level defaults are written under the names Moodle 4.5 reads
+    (``context_course_purpose``). Returns the number of rows inserted per table.
     """
     schema = MoodleSchema(prefix)
     rows = registry_rows(
@@ -202,6 +230,7 @@ def _insert(
             else "tool_dataprivacy_category"
         ]
         row["value"] = str(mapping.get(number, number)) if number > 0 else row["value"]
+    _replace_existing(connection, schema, rows)
     for name in ("tool_dataprivacy_ctxlevel", "config_plugins", "tool_dataprivacy_ctxinstance"):
         if rows[name]:
             connection.execute(schema[name].insert(), rows[name])

@@ -92,6 +92,13 @@ class MoodleReport:
     sweep: dict[str, dict[str, int]]
     deleted_leftovers: dict[str, int]
     issues: dict[str, int]
+    #: Moodle's expiry view of activity contexts, per activity type and status (the
+    #: course's end date plus the activity type's purpose, its own default when the
+    #: registry sets one: ``context_module_forum_purpose``).
+    activities: dict[str, dict[str, int]] = attrs.field(factory=dict)
+    #: Deleted accounts whose user context still exists: Moodle's task has yet to delete
+    #: what remains in it.
+    deleted_awaiting_deletion: int = 0
 
     def blocking_courses(self, limit: int = 10) -> list[CourseFinding]:
         """Courses without end date that hold expired accounts, most accounts first."""
@@ -196,7 +203,7 @@ def _leftovers(db: MoodleDatabase) -> dict[str, int]:
 def _sweep(
     db: MoodleDatabase, schedule: Schedule, now: dt.datetime, issues: ScanIssues
 ) -> dict[str, dict[str, int]]:
-    learners = {learner.id: learner for learner in db.learners(issues=issues)}
+    learners = {r.id: r for r in db.learners(issues=issues, include_admins=True)}
     sources: dict[str, Iterable[Any]] = {
         "Learner": list(learners.values()),
         "Progress": db.progress(issues=issues),
@@ -297,4 +304,53 @@ def _report(
         sweep=_sweep(db, registry.schedule(), now, issues) if sweep else {},
         deleted_leftovers=_leftovers(db),
         issues=issues.counts(),
+        activities=_activities(db, registry, findings, now),
+        deleted_awaiting_deletion=_awaiting_deletion(db),
     )
+
+
+def _activities(
+    db: MoodleDatabase,
+    registry: DataRegistry,
+    findings: dict[int, CourseFinding],
+    now: dt.datetime,
+) -> dict[str, dict[str, int]]:
+    """Activity contexts under Moodle's expiry rules, counted per activity type."""
+    db.require_tables("course_modules", "modules", "course")
+    cm, m = db.schema["course_modules"], db.schema["modules"]
+    statement = (
+        sa.select(cm.c.course, m.c.name)
+        .select_from(cm.join(m, m.c.id == cm.c.module))
+        .order_by(cm.c.id)
+    )
+    ends = {f.id: f.end_at for f in findings.values()}
+    out: dict[str, Counter[str]] = defaultdict(Counter)
+    for course, module in db.stream(statement):
+        purpose = registry.module_purpose(module)
+        end = ends.get(int(course))
+        if int(course) not in ends:
+            continue  # the front page and missing courses: no course to end
+        if purpose is None or purpose.retention is None:
+            status = "no_purpose"
+        elif end is None:
+            status = "no_end_date"
+        elif end > now:
+            status = "not_ended"
+        else:
+            ends_at = purpose.retention.add_to(end)
+            status = "expired" if now >= ends_at else "retention_running"
+        out[module][status] += 1
+    return {name: dict(sorted(counts.items())) for name, counts in sorted(out.items())}
+
+
+def _awaiting_deletion(db: MoodleDatabase) -> int:
+    if not db.has_table("context"):
+        return 0
+    u, ctx = db.schema["user"], db.schema["context"]
+    statement = (
+        sa.select(sa.func.count())
+        .select_from(ctx.join(u, u.c.id == ctx.c.instanceid))
+        .where(ctx.c.contextlevel == int(ContextLevel.USER), u.c.deleted == 1)
+    )
+    with db.connect() as connection:
+        return int(connection.execute(statement).scalar() or 0)

@@ -63,8 +63,25 @@ def render_text(report: MoodleReport) -> str:
     if blocking:
         out.append("  courses without end date holding expired accounts back:")
         out += [f"    {c.shortname} (id {c.id}): {c.holding_users} accounts" for c in blocking]
+    if report.activities:
+        out += ["", "Activities under Moodle's expiry rules (course end date + type's purpose):"]
+        for module, counts in report.activities.items():
+            shown = ", ".join(
+                f"{_COURSE_LABELS.get(k, k).split(' (')[0]} {n}" for k, n in counts.items()
+            )
+            out.append(f"  {module}: {shown}")
+    if report.deleted_awaiting_deletion:
+        out += [
+            "",
+            "Deleted accounts whose user context Moodle's expiry task still has to delete: "
+            f"{report.deleted_awaiting_deletion}",
+        ]
     if report.sweep:
-        out += ["", "learnprivacy sweep with the registry's schedule (dry run):"]
+        out += [
+            "",
+            "learnprivacy's own view, NOT Moodle's: its sweep with the registry's "
+            "schedule (dry run):",
+        ]
         for name, counts in report.sweep.items():
             shown = ", ".join(f"{action} {n}" for action, n in sorted(counts.items())) or "none"
             out.append(f"  {name}: {shown}")

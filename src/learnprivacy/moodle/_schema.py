@@ -6,17 +6,43 @@ import re
 
 import sqlalchemy as sa
 
-from learnprivacy.errors import ConfigurationError
+from learnprivacy.errors import ConfigurationError, NotFoundError
 from learnprivacy.moodle._schema_core import core_tables
 from learnprivacy.moodle._schema_plugins import plugin_tables
 
-__all__ = ["PLUGIN_TABLES", "TABLE_NAMES", "MoodleSchema", "check_prefix", "reset_sequences"]
+__all__ = [
+    "PLUGIN_TABLES",
+    "TABLE_NAMES",
+    "MissingTableError",
+    "MoodleSchema",
+    "check_prefix",
+    "reset_sequences",
+]
 
 # Moodle's installer accepts a short alphanumeric prefix ending, by convention, in "_".
 _PREFIX = re.compile(r"[a-z][a-z0-9_]{0,9}")
 
 #: Tables of optional plugins: a site may not have them, the adapter then reads nothing.
 PLUGIN_TABLES = frozenset({"customcert", "customcert_issues"})
+
+
+class MissingTableError(NotFoundError):
+    """A Moodle core table the adapter needs is missing (or not readable).
+
+    A :class:`~learnprivacy.errors.NotFoundError`: catch that. ``table`` is Moodle's name
+    (``"course_modules"``), ``qualified`` the name in the database
+    (``"mdl_course_modules"``): usually a wrong table prefix or database, or an account
+    without ``SELECT`` on it.
+    """
+
+    def __init__(self, table: str, qualified: str | None = None) -> None:
+        qualified = qualified or table
+        super().__init__(
+            f"table {qualified} is missing (or not readable): check the database, the table "
+            f"prefix and the account's SELECT rights"
+        )
+        self.table = table
+        self.qualified = qualified
 
 
 class MoodleSchema:

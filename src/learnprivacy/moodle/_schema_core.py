@@ -93,6 +93,18 @@ def _user_lastaccess(md: sa.MetaData, p: str) -> None:
     )
 
 
+def _user_preferences(md: sa.MetaData, p: str) -> None:
+    sa.Table(
+        f"{p}user_preferences",
+        md,
+        sequence_id(),
+        integer("userid", 10, default=0),
+        char("name", 255),
+        char("value", 1333),
+        index(p, "user_preferences", "userid, name", unique=True),
+    )
+
+
 def _course(md: sa.MetaData, p: str) -> None:
     sa.Table(
         f"{p}course",
@@ -234,6 +246,24 @@ def _context(md: sa.MetaData, p: str) -> None:
     )
 
 
+def _scale(md: sa.MetaData, p: str) -> None:
+    # lib/db/install.xml: a scale's items are one comma-separated text, a grade on it is
+    # the 1-based position of its item.
+    sa.Table(
+        f"{p}scale",
+        md,
+        sequence_id(),
+        integer("courseid", 10, default=0),
+        integer("userid", 10, default=0),
+        char("name", 255),
+        text("scale", notnull=True),
+        text("description", notnull=True),
+        integer("descriptionformat", 2, default=0),
+        integer("timemodified", 10, default=0),
+        index(p, "scale", "courseid"),
+    )
+
+
 def _grade_items(md: sa.MetaData, p: str) -> None:
     sa.Table(
         f"{p}grade_items",
@@ -318,12 +348,14 @@ def core_tables(md: sa.MetaData, prefix: str) -> None:
     for build in (
         _user,
         _user_lastaccess,
+        _user_preferences,
         _course,
         _course_completions,
         _modules,
         _course_modules,
         _course_modules_completion,
         _context,
+        _scale,
         _grade_items,
         _grade_grades,
     ):

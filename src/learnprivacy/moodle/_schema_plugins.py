@@ -153,6 +153,28 @@ def _tool_dataprivacy(md: sa.MetaData, p: str) -> None:
         index(p, "tool_dataprivacy_ctxlevel", "categoryid"),
         index(p, "tool_dataprivacy_ctxlevel", "purposeid"),
     )
+    # admin/tool/dataprivacy/db/install.xml: data requests (export, deletion, other).
+    sa.Table(
+        f"{p}tool_dataprivacy_request",
+        md,
+        sequence_id(),
+        integer("type", 2, default=0),
+        text("comments"),
+        integer("commentsformat", 2, default=0),
+        integer("userid", 10, default=0),
+        integer("requestedby", 10, default=0),
+        integer("status", 2, default=0),
+        integer("dpo", 10, notnull=False, default=0),
+        text("dpocomment"),
+        integer("dpocommentformat", 2, default=0),
+        integer("systemapproval", 1, default=0),
+        integer("usermodified", 10, default=0),
+        integer("timecreated", 10, default=0),
+        integer("timemodified", 10, default=0),
+        integer("creationmethod", 10, default=0),
+        index(p, "tool_dataprivacy_request", "userid"),
+        index(p, "tool_dataprivacy_request", "requestedby"),
+    )
 
 
 def _customcert(md: sa.MetaData, p: str) -> None:

@@ -41,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from learnprivacy.crypto._keystore import KeyEntry, KeyState
 from learnprivacy.errors import ConfigurationError, KeyShreddedError
@@ -557,13 +558,12 @@ class KeyDatabase:
         with self._db.write() as connection:
             for start in range(0, len(wanted), _SHRED_CHUNK):
                 chunk = wanted[start : start + _SHRED_CHUNK]
-                conditions = [
-                    and_(_KEYS.c.subject_ref == s, *(() if c is None else (_KEYS.c.scope == c,)))
-                    for s, c in chunk
-                ]
                 statement = (
                     update(_KEYS)
-                    .where(or_(*conditions), _KEYS.c.state != KeyState.SHREDDED.value)
+                    .where(
+                        _pairs_condition(chunk, connection.dialect.name),
+                        _KEYS.c.state != KeyState.SHREDDED.value,
+                    )
                     .values(state=KeyState.SHREDDED.value, master_key_id="", wrapped=b"")
                 )
                 if key_id is not None:
@@ -596,13 +596,10 @@ class KeyDatabase:
         with self._db.read() as connection:
             for start in range(0, len(wanted), _SHRED_CHUNK):
                 chunk = wanted[start : start + _SHRED_CHUNK]
-                conditions = [
-                    and_(_KEYS.c.subject_ref == s, *(() if c is None else (_KEYS.c.scope == c,)))
-                    for s, c in chunk
-                ]
                 rows = connection.execute(
                     select(_KEYS.c.key_id).where(
-                        or_(*conditions), _KEYS.c.state != KeyState.SHREDDED.value
+                        _pairs_condition(chunk, connection.dialect.name),
+                        _KEYS.c.state != KeyState.SHREDDED.value,
                     )
                 ).all()
                 count += len(rows)
@@ -716,3 +713,23 @@ def _blocked(
     if (subject, scope) not in tombstones and (subject, _ALL) not in tombstones:
         return False
     return all(e.state is KeyState.SHREDDED for e in entries if e.scope == scope)
+
+
+def _pairs_condition(pairs: Sequence[tuple[str, str | None]], dialect: str) -> ColumnElement[bool]:
+    """The keys of these ``(ref, scope)`` pairs (scope ``None``: every scope).
+
+    Grouped by scope into one ``IN`` each (a single bound array, see :func:`ids_in`): a
+    sweep's thousands of learners share one or two scopes, and one expression per learner
+    made building the statement cost far more than running it.
+    """
+    by_scope: dict[str | None, list[str]] = {}
+    for ref, scope in pairs:
+        by_scope.setdefault(scope, []).append(ref)
+    return or_(
+        *(
+            ids_in(_KEYS.c.subject_ref, refs, dialect)
+            if scope is None
+            else and_(_KEYS.c.scope == scope, ids_in(_KEYS.c.subject_ref, refs, dialect))
+            for scope, refs in by_scope.items()
+        )
+    )

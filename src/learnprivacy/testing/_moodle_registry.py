@@ -83,7 +83,7 @@ def _config(state: SiteState, stem: str, purpose: int, category: int) -> None:
             "config_plugins",
             {
                 "plugin": "tool_dataprivacy",
-                "name": f"core\\context\\{stem}_{element}",
+                "name": f"context_{stem}_{element}",
                 "value": str(value),
             },
         )

@@ -1,0 +1,146 @@
+"""Where each kind of record comes from: one declaration per source, read by one loop.
+
+A :class:`RecordSource` names the table whose rows become records, every table its query
+reads (so a missing one is named before any SQL runs, and the documentation's list of
+tables is this module's), the statement and the row mapper. ``MoodleDatabase`` has one
+reading method per source, each a line long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import attrs
+import sqlalchemy as sa
+
+from learnprivacy.moodle import _read_compliance as compliance
+from learnprivacy.moodle import _read_learning as learning
+from learnprivacy.moodle._issues import ScanIssues
+from learnprivacy.moodle._schema import MoodleSchema
+from learnprivacy.records import AccessEvent, Certificate, Consent, Progress
+
+__all__ = [
+    "ACCESS_EVENTS",
+    "ACCOUNT_TABLES",
+    "ACTIVITY_PROGRESS",
+    "CERTIFICATES",
+    "CONSENTS",
+    "COURSE_PROGRESS",
+    "GRADE_PROGRESS",
+    "GRADE_TABLES",
+    "RECORD_SOURCES",
+    "REGISTRY_TABLES_READ",
+    "SITE_TABLES",
+    "RecordSource",
+    "tables_read",
+]
+
+T = TypeVar("T")
+Statement = Callable[[MoodleSchema, list[int] | None, bool], sa.Select[Any]]
+
+
+@attrs.frozen(kw_only=True)
+class RecordSource(Generic[T]):
+    """One kind of record read from Moodle.
+
+    ``table`` holds the rows that become records (their ids name it); ``reads`` is every
+    table the statement touches, ``table`` first. ``optional`` sources belong to plugins a
+    site may not have: when one of their tables is missing they yield nothing, where a
+    missing core table is an error naming it.
+    """
+
+    table: str
+    reads: tuple[str, ...]
+    statement: Statement
+    mapper: Callable[[Any, ScanIssues], T | None]
+    description: str
+    optional: bool = False
+
+
+COURSE_PROGRESS: RecordSource[Progress] = RecordSource(
+    table="course_completions",
+    reads=("course_completions", "grade_items", "grade_grades", "user_enrolments", "enrol", "user"),
+    statement=learning.course_progress_statement,
+    mapper=learning.map_course_progress,
+    description="Progress (course level), with the course total grade",
+)
+GRADE_PROGRESS: RecordSource[Progress] = RecordSource(
+    table="grade_grades",
+    reads=("grade_grades", "grade_items", "modules", "course_modules", "user"),
+    statement=learning.grade_statement,
+    mapper=learning.map_grade,
+    description="Progress with Score (activity level): final grades of activities",
+)
+ACTIVITY_PROGRESS: RecordSource[Progress] = RecordSource(
+    table="course_modules_completion",
+    reads=("course_modules_completion", "course_modules", "user"),
+    statement=learning.activity_statement,
+    mapper=learning.map_activity,
+    description="Progress (activity level): activity completion states",
+)
+ACCESS_EVENTS: RecordSource[AccessEvent] = RecordSource(
+    table="logstore_standard_log",
+    reads=("logstore_standard_log", "user"),
+    statement=compliance.access_statement,
+    mapper=compliance.map_access,
+    description="AccessEvent: log-ins, log-outs and failed log-ins",
+    # logstore_standard is a plugin: a site may have uninstalled it.
+    optional=True,
+)
+CONSENTS: RecordSource[Consent] = RecordSource(
+    table="tool_policy_acceptances",
+    reads=("tool_policy_acceptances", "tool_policy_versions", "user"),
+    statement=compliance.consent_statement,
+    mapper=compliance.map_consent,
+    description="Consent: site policy acceptances (tool_policy)",
+    optional=True,
+)
+CERTIFICATES: RecordSource[Certificate] = RecordSource(
+    table="customcert_issues",
+    reads=("customcert_issues", "customcert", "user"),
+    statement=compliance.certificate_statement,
+    mapper=compliance.map_certificate,
+    description="Certificate: certificates issued by mod_customcert",
+    optional=True,
+)
+
+#: Every record source, in the order ``records_of`` reads them.
+RECORD_SOURCES: tuple[RecordSource[Any], ...] = (
+    COURSE_PROGRESS,
+    GRADE_PROGRESS,
+    ACTIVITY_PROGRESS,
+    CERTIFICATES,
+    CONSENTS,
+    ACCESS_EVENTS,
+)
+#: Grades as Moodle shows them (``grades``), scale items included.
+GRADE_TABLES = ("grade_grades", "grade_items", "scale", "modules", "course_modules", "user")
+#: Accounts and courses (``learners``, ``users``, ``courses``, ``enrolments``).
+ACCOUNT_TABLES = (
+    "user",
+    "user_lastaccess",
+    "user_preferences",
+    "course",
+    "enrol",
+    "user_enrolments",
+)
+#: Site settings (guest and administrator accounts, registry defaults).
+SITE_TABLES = ("config", "config_plugins")
+#: The data registry (``registry()``); absent tables leave it empty.
+REGISTRY_TABLES_READ = (
+    "tool_dataprivacy_purpose",
+    "tool_dataprivacy_category",
+    "tool_dataprivacy_ctxlevel",
+    "tool_dataprivacy_ctxinstance",
+    "tool_dataprivacy_request",
+    "context",
+)
+
+
+def tables_read() -> tuple[str, ...]:
+    """Every Moodle table the adapter reads (unprefixed), sorted: the grants a DBA gives."""
+    names = {*ACCOUNT_TABLES, *SITE_TABLES, *REGISTRY_TABLES_READ, *GRADE_TABLES}
+    for source in RECORD_SOURCES:
+        names.update(source.reads)
+    return tuple(sorted(names))

@@ -1,0 +1,132 @@
+"""MoodleProvider.export_layout: a learner's Moodle data laid out as Moodle 4.5's own export."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from learnprivacy.moodle import MoodleDatabase, MoodleProvider
+from learnprivacy.moodle._layout import MoodleContextTree
+from learnprivacy.providers import Context
+from learnprivacy.testing.moodle import FixtureSummary, create_schema, populate
+from tests.conftest import open_engine
+
+NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
+REFERENCE = Path(__file__).parent / "vectors" / "moodle45_export_layout.txt"
+
+
+def normalise(path: str) -> str:
+    """A path with ids and names replaced, so two sites' exports compare by shape."""
+    parts = []
+    for part in path.split("/"):
+        part = re.sub(r" _\.\d+$", " _.N", part)
+        part = re.sub(r"^(Category|Course|User) .+ _\.N$", r"\1 * _.N", part)
+        part = re.sub(r"^([A-Z][A-Za-z ]*?) \1( \d+)? _\.N$", r"Activity * _.N", part)
+        part = re.sub(r"^Policy .+$", "Policy *", part)
+        parts.append(part)
+    return "/".join(parts)
+
+
+def reference_paths() -> set[str]:
+    lines = REFERENCE.read_text(encoding="utf-8").splitlines()
+    return {normalise(line) for line in lines if line and not line.startswith("#")}
+
+
+@pytest.fixture(scope="module")
+def site(new_database: Callable[[], str]) -> Iterator[tuple[sa.Engine, FixtureSummary]]:
+    """A small synthetic site on each engine."""
+    engine = open_engine(new_database())
+    create_schema(engine)
+    summary = populate(engine, now=NOW, users=40, courses=5)
+    yield engine, summary
+    engine.dispose()
+
+
+def busy(db: MoodleDatabase, summary: FixtureSummary) -> str:
+    """A learner with a policy answer, log-ins, a course and an activity."""
+    for uid in sorted(summary.learner_ids - summary.invalid_email_user_ids):
+        kinds = {type(r).__name__ for r in db.records_of(uid)}
+        if {"Consent", "AccessEvent", "Progress"} <= kinds:
+            return str(uid)
+    raise AssertionError("no busy learner in the fixture")
+
+
+def test_layout_matches_moodles_for_the_same_kinds_of_data(
+    site: tuple[sa.Engine, FixtureSummary], tmp_path: Path
+) -> None:
+    """Course, activity, enrolment, grades, logs, user and policy files sit where Moodle's do."""
+    with MoodleDatabase(site[0]) as db:
+        learner = busy(db, site[1])
+        out = MoodleProvider(db).export_layout(learner, tmp_path / "export")
+    ours = {str(p.relative_to(out)) for p in out.rglob("*.json")}
+    shapes = {normalise(p) for p in ours}
+    reference = reference_paths()
+    # The kinds of data both exports hold are in the same places, named the same way.
+    for expected in (
+        "System _.N/data.json",
+        "System _.N/Logs/Standard log/data.json",
+        "System _.N/User * _.N/data.json",
+        "System _.N/User * _.N/Privacy and policies/User agreements/Policy */data.json",
+        "System _.N/Category * _.N/Course * _.N/data.json",
+        "System _.N/Category * _.N/Course * _.N/Enrolments/manual.json",
+        "System _.N/Category * _.N/Course * _.N/Grades/data.json",
+        "System _.N/Category * _.N/Course * _.N/Activity * _.N/data.json",
+    ):
+        assert expected in reference, expected  # the normalisation reads Moodle's names
+        assert expected in shapes, expected
+    # What Moodle has no place for is ours alone, and named as such.
+    extra = shapes - reference
+    assert all(
+        re.search(
+            r"/(Completion|Certificates|Consents|Grades|Learner|Access events)/data\.json$", s
+        )
+        for s in extra
+    ), sorted(extra)
+    # The same top-level keys where Moodle's file and ours hold the same data.
+    logs = json.loads(
+        (out / next(p for p in ours if p.endswith("Standard log/data.json"))).read_text()
+    )
+    assert set(logs) == {"logs"}
+    grades = next(p for p in ours if re.search(r"Course [^/]+/Grades/data\.json$", p))
+    assert set(json.loads((out / grades).read_text())) == {"grades"}
+    enrolment = json.loads((out / next(p for p in ours if p.endswith("manual.json"))).read_text())
+    assert set(enrolment) == {"0"}
+
+
+def test_folders_follow_moodles_context_ids_and_paths(
+    site: tuple[sa.Engine, FixtureSummary],
+) -> None:
+    """Each folder ends with its context id and nests along the context's path."""
+    engine = site[0]
+    with MoodleDatabase(engine) as db:
+        tree = MoodleContextTree(MoodleProvider(db))
+        ctx = db.schema["context"]
+        with db.connect() as connection:
+            rows = connection.execute(
+                sa.select(ctx.c.id, ctx.c.path).where(ctx.c.contextlevel == 70)
+            ).all()
+            cmid = connection.execute(
+                sa.select(ctx.c.instanceid).where(ctx.c.id == rows[0][0])
+            ).scalar()
+    folder = tree.folder(Context.module(int(cmid)))
+    ids = [int(part.rsplit(" _.", 1)[1]) for part in folder.parts]
+    assert ids == [int(p) for p in rows[0][1].split("/") if p]
+    assert folder.parts[0].startswith("System ")
+    assert folder.parts[1].startswith("Category ")
+    assert folder.parts[2].startswith("Course ")
+
+
+def test_index_links_every_file(site: tuple[sa.Engine, FixtureSummary], tmp_path: Path) -> None:
+    """index.html is a navigable tree: every data file is linked from it."""
+    with MoodleDatabase(site[0]) as db:
+        out = MoodleProvider(db).export_layout(busy(db, site[1]), tmp_path / "e")
+    index = (out / "index.html").read_text()
+    for path in out.rglob("*.json"):
+        href = "/".join(path.relative_to(out).parts)
+        assert f'href="{href.replace("&", "&amp;")}"' in index or href in index
