@@ -34,7 +34,7 @@ from learnprivacy.records import (
     ProgressStatus,
     Score,
 )
-from learnprivacy.requests import Requester
+from learnprivacy.requests import Channel, Requester, RequesterRole, RequestType, SubjectRequest
 from learnprivacy.retention import Hold, Period, RetentionRule, Trigger
 from learnprivacy.store import Store
 
@@ -245,7 +245,28 @@ def _requests_cases() -> list[tuple[str, Callable[[], object]]]:
         ("Requester.subject:surrogate", lambda: Requester.subject(f"{PLANT}\ud800")),
         ("Requester.subject:int", lambda: Requester.subject(7731)),  # type: ignore[arg-type]
         ("Requester.subject:email-nul", lambda: Requester.subject("Ana", f"{PLANT}\x00")),
+        ("Requester:role-text", lambda: Requester(role=PLANT, name="Ana")),  # type: ignore[arg-type]
+        ("Requester:positional", lambda: Requester(RequesterRole.SUBJECT, PLANT)),  # type: ignore[misc]
+        ("Requester:unknown", lambda: Requester(role=RequesterRole.SUBJECT, name="A", x=PLANT)),  # type: ignore[call-arg]
+        ("SubjectRequest:type", lambda: _request(type=PLANT)),
+        ("SubjectRequest:channel", lambda: _request(channel=PLANT)),
+        ("SubjectRequest:requester", lambda: _request(requester=PLANT)),
+        ("SubjectRequest:learner_id-nul", lambda: _request(learner_id=f"{PLANT}\x00")),
+        ("SubjectRequest:received_at-naive", lambda: _request(received_at=NAIVE)),
+        ("SubjectRequest:missing", lambda: SubjectRequest(id="R1")),  # type: ignore[call-arg]
     ]
+
+
+def _request(**changes: Any) -> SubjectRequest:
+    values: dict[str, Any] = {
+        "id": "R1",
+        "type": RequestType.ACCESS,
+        "learner_id": "L1",
+        "received_at": T0,
+        "channel": Channel.EMAIL,
+        "requester": Requester.subject("Ana"),
+    }
+    return SubjectRequest(**{**values, **changes})
 
 
 CASES = _record_cases() + _retention_cases() + _crypto_cases() + _requests_cases()
