@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser
 from learnprivacy.errors import ConfigurationError, LearnPrivacyError, ValidationError
-from learnprivacy.export import read_package
+from learnprivacy.export import export_subject, read_package
 from learnprivacy.records import (
     AccessEvent,
     AccessKind,
@@ -398,11 +398,29 @@ def test_store_arguments(store: Any, tmp_path: Path) -> None:
         lambda: store.add(learner, now=NAIVE),
         lambda: store.add_all([learner, PLANT]),
         lambda: store.get(PLANT, "L1"),
+        lambda: list(store.query(None)),
+        lambda: store.count(None),
+        lambda: export_subject(store, "L1", None),
+        lambda: export_subject(store, f"{PLANT}\x00", tmp_path / "out.zip"),
         lambda: store.erase_subject(f"{PLANT}\x00"),
     ):
         with pytest.raises(LearnPrivacyError) as caught:
             call()
         _check(caught.value)
+
+
+def test_backup_to_no_path_writes_nothing(
+    store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """store.backup(None) used to copy the records to a file called 'None' in the
+    working directory."""
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for value in (None, 7731):
+        with pytest.raises(ValidationError) as caught:
+            store.backup(value)
+        assert isinstance(caught.value, TypeError)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_failed_add_all_writes_nothing(store: Any) -> None:
