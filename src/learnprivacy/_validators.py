@@ -92,18 +92,28 @@ def require_aware(value: object, field: str) -> dt.datetime:
     raise ValidationError(f"{field} must be timezone-aware (naive datetime refused)", field=field)
 
 
+# NUL ends a string in C (drivers, file names, logs) and a lone surrogate cannot be
+# encoded as UTF-8: neither is text, both would fail or be cut later, far from here.
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
 def require_text(value: object, field: str) -> str:
-    """Return ``value`` if it is a ``str`` with a non-blank character, else raise."""
-    if type(value) is str and value and not value.isspace():
+    """Return ``value`` if it is a ``str`` with a non-blank character and neither NUL nor
+    a lone surrogate, else raise."""
+    if type(value) is str and value and not value.isspace() and _NOT_TEXT.search(value) is None:
         return value
     if not isinstance(value, str):
         raise ValidationError(f"{field} must be str, got {type(value).__name__}", field=field)
     if not value.strip():
         raise ValidationError(f"{field} must not be empty", field=field)
+    if _NOT_TEXT.search(value):
+        raise ValidationError(
+            f"{field} must not contain NUL or a lone surrogate (not encodable text)", field=field
+        )
     return value
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def require_identifier(value: object, field: str) -> str:
@@ -119,7 +129,11 @@ def require_identifier(value: object, field: str) -> str:
         return value
     text = require_text(value, field)
     if len(text) > 255 or _CONTROL.search(text):
-        raise ValidationError(f"{field} must be at most 255 printable characters", field=field)
+        raise ValidationError(
+            f"{field} must be at most 255 printable characters (no control character or lone "
+            "surrogate)",
+            field=field,
+        )
     return text
 
 
@@ -193,8 +207,8 @@ optional_aware_datetime = optional(aware_datetime)
 
 
 def non_empty_text(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    """A ``str`` with at least one non-blank character."""
-    if type(value) is str and value and not value.isspace():
+    """A ``str`` with at least one non-blank character, no NUL, no lone surrogate."""
+    if type(value) is str and value and not value.isspace() and _NOT_TEXT.search(value) is None:
         return
     require_text(value, _name(instance, attribute))
 
@@ -214,8 +228,17 @@ def email_address(instance: object, attribute: attrs.Attribute[Any], value: obje
     require_email(value, _name(instance, attribute))
 
 
+#: Largest magnitude a number field accepts: beyond it a score or an amount is a unit or
+#: parsing error, not data (and past 2**53 a float no longer holds every integer).
+MAX_MAGNITUDE = 10**15
+#: Finest step of money: a millionth of the unit (1e-1000 is a parsing error, not a price).
+_MONEY_STEP = Decimal("1e-6")
+
+
 def finite_decimal(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    """A finite ``Decimal``: floats are refused, money must not be rounded silently."""
+    """A finite ``Decimal`` of sane size: floats are refused, money must not be rounded
+    silently. Its magnitude stays below ``10**15`` and it has at most six decimals;
+    negative amounts (credit notes) are valid."""
     if not isinstance(value, Decimal):
         raise ValidationError(
             f"{_name(instance, attribute)} must be a Decimal, got {type(value).__name__}",
@@ -224,6 +247,16 @@ def finite_decimal(instance: object, attribute: attrs.Attribute[Any], value: obj
     if not value.is_finite():
         raise ValidationError(
             f"{_name(instance, attribute)} must be finite", field=_name(instance, attribute)
+        )
+    if abs(value) >= MAX_MAGNITUDE:
+        raise ValidationError(
+            f"{_name(instance, attribute)} must be below 10**15 in magnitude",
+            field=_name(instance, attribute),
+        )
+    if value and value.as_tuple().exponent < -6 and value != value.quantize(_MONEY_STEP):  # type: ignore[operator]
+        raise ValidationError(
+            f"{_name(instance, attribute)} must have at most six decimals",
+            field=_name(instance, attribute),
         )
 
 
@@ -237,7 +270,8 @@ def currency_code(instance: object, attribute: attrs.Attribute[Any], value: obje
 
 
 def finite_number(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    """An int, float or Decimal that is finite (no NaN, no infinity, no bool)."""
+    """An int, float or Decimal that is finite (no NaN, no infinity, no bool) and below
+    ``10**15`` in magnitude."""
     instance_of(int, float, Decimal)(instance, attribute, value)
     if isinstance(value, float) and not math.isfinite(value):
         raise ValidationError(
@@ -246,6 +280,11 @@ def finite_number(instance: object, attribute: attrs.Attribute[Any], value: obje
     if isinstance(value, Decimal) and not value.is_finite():
         raise ValidationError(
             f"{_name(instance, attribute)} must be finite", field=_name(instance, attribute)
+        )
+    if abs(value) >= MAX_MAGNITUDE:  # type: ignore[arg-type]
+        raise ValidationError(
+            f"{_name(instance, attribute)} must be below 10**15 in magnitude",
+            field=_name(instance, attribute),
         )
 
 

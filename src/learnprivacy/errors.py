@@ -49,6 +49,16 @@ class ValidationError(LearnPrivacyError, ValueError):
         self.field = field
 
 
+class ArgumentError(ValidationError, TypeError):
+    """A record or function was called with arguments it does not take (positional
+    arguments to a keyword-only record, an unknown or missing field name, ``None`` where
+    a path is required). The message names the argument, never a value.
+
+    A refinement of :class:`ValidationError` (catch that), and a ``TypeError`` as Python
+    itself would raise; not a name of its own in the public surface.
+    """
+
+
 class UnknownCodeError(ValidationError, LookupError):
     """A vocabulary code (Moodle lawful-basis code, category name...) is not known."""
 

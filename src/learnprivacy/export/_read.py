@@ -7,12 +7,13 @@ import datetime as dt
 import hashlib
 import io
 import json
+import os
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from learnprivacy.errors import IntegrityError, NotFoundError, UnknownCodeError
+from learnprivacy.errors import ArgumentError, IntegrityError, NotFoundError, UnknownCodeError
 from learnprivacy.export._frames import to_dataframe, to_records
 from learnprivacy.export._names import check_entry_name
 from learnprivacy.export._outputs import DATA_SCHEMA
@@ -193,7 +194,12 @@ def read_package(path: str | Path) -> ExportPackage:
         NotFoundError: nothing at ``path``.
         IntegrityError: a missing, altered, unlisted or unsafely named file, or a
             manifest that cannot be read.
+        ArgumentError: ``path`` is not a path (``None``, a number...).
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentError(
+            f"read_package takes a path (str or os.PathLike), got {type(path).__name__}"
+        )
     path = Path(path)
     if not path.exists():
         raise NotFoundError("no export package at the given path")

@@ -25,7 +25,7 @@ from learnprivacy._documents import check_timezone
 from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import require_aware, require_identifier
 from learnprivacy.basis import LawfulBasis
-from learnprivacy.errors import ConfigurationError, ValidationError
+from learnprivacy.errors import ArgumentError, ConfigurationError, ValidationError
 from learnprivacy.export._describe import descriptions_from_metadata
 from learnprivacy.export._html import PageOptions
 from learnprivacy.export._names import check_entry_name
@@ -190,6 +190,8 @@ def export_subject(
         language=_language(language),
         timezone=check_timezone(timezone),
     )
+    if not isinstance(out, (str, os.PathLike)):
+        raise ArgumentError(f"out must be a path (str or os.PathLike), got {type(out).__name__}")
     target = Path(out)
     as_zip = target.suffix.lower() == ".zip"
     if not target.parent.is_dir():

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 
 from learnprivacy.basis import LawfulBasis
-from learnprivacy.errors import UnknownCodeError
+from learnprivacy.errors import ArgumentError, UnknownCodeError
 
 __all__ = [
     "Record",
@@ -49,8 +50,39 @@ def register_record_type(cls: type[Any]) -> type[Any]:
     for name in ("processing_purpose", "key_scope", "date_field"):
         if not isinstance(getattr(cls, name, None), str):
             raise TypeError(f"{cls.__name__} must define ClassVar {name}: str")
+    _keyword_only_init(cls)
     _REGISTRY[cls.__name__] = cls
     return cls
+
+
+def _keyword_only_init(cls: type[Any]) -> None:
+    """Make the record's ``__init__`` raise :class:`ArgumentError` (a ``TypeError`` too)
+    for positional, unknown or missing arguments, naming them but never a value."""
+    init = cls.__init__
+    if getattr(init, "__learnprivacy_keyword_only__", False):
+        return
+    name = cls.__name__
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if args:
+            raise ArgumentError(f"{name} takes keyword arguments only (field=value)")
+        try:
+            init(self, **kwargs)
+        except TypeError as error:
+            fields = {a.alias: a for a in attrs.fields(cls) if a.init}
+            unknown = sorted(k for k in kwargs if k not in fields)
+            missing = sorted(
+                k for k, a in fields.items() if a.default is attrs.NOTHING and k not in kwargs
+            )
+            if unknown:
+                raise ArgumentError(f"{name} has no field {', '.join(unknown)}") from None
+            if missing:
+                raise ArgumentError(f"{name} is missing field {', '.join(missing)}") from None
+            raise error
+
+    __init__.__learnprivacy_keyword_only__ = True  # type: ignore[attr-defined]
+    cls.__init__ = __init__
 
 
 def record_type(name: str) -> type[Any]:

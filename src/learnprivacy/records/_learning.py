@@ -11,7 +11,7 @@ import attrs
 from learnprivacy import _validators as v
 from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.errors import ValidationError
-from learnprivacy.records._base import register_record_type
+from learnprivacy.records._base import _keyword_only_init, register_record_type
 from learnprivacy.records._fields import not_personal, personal
 from learnprivacy.records._kinds import CertificateKind, ProgressStatus
 
@@ -115,6 +115,9 @@ class Score:
     def scaled(self) -> float:
         """``(raw - min) / (max - min)``: 17 out of 0..20 is 0.85."""
         return float((self.raw - self.min) / (self.max - self.min))  # type: ignore[operator]
+
+
+_keyword_only_init(Score)
 
 
 def _time_spent(instance: object, attribute: Any, value: object) -> None:

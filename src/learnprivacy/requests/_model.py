@@ -16,6 +16,7 @@ import attrs
 from learnprivacy import _validators as v
 from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
+from learnprivacy.records._base import _keyword_only_init
 from learnprivacy.records._fields import MASK
 from learnprivacy.requests._deadlines import (
     Extension,
@@ -61,7 +62,7 @@ class Requester:
     ``DEATH_CERTIFICATE_SIGHTED``).
     """
 
-    role: RequesterRole = attrs.field(validator=attrs.validators.instance_of(RequesterRole))
+    role: RequesterRole = attrs.field(validator=v.instance_of(RequesterRole))
     name: str = attrs.field(repr=_mask, validator=v.non_empty_text)
     email: str | None = attrs.field(
         default=None, repr=_mask, validator=v.optional(v.non_empty_text)
@@ -127,7 +128,7 @@ class IdentityCheck:
 class Refusal:
     """Why the request is not acted on (Art. 12(5)); the reason goes to the subject."""
 
-    grounds: RefusalGrounds = attrs.field(validator=attrs.validators.instance_of(RefusalGrounds))
+    grounds: RefusalGrounds = attrs.field(validator=v.instance_of(RefusalGrounds))
     reason: str = attrs.field(validator=v.non_empty_text)
     at: dt.datetime = attrs.field(validator=v.aware_datetime)
 
@@ -197,11 +198,11 @@ class SubjectRequest:
     """
 
     id: str = attrs.field(validator=v.identifier)
-    type: RequestType = attrs.field(validator=attrs.validators.instance_of(RequestType))
+    type: RequestType = attrs.field(validator=v.instance_of(RequestType))
     learner_id: str = attrs.field(repr=_mask, validator=v.identifier)
     received_at: dt.datetime = attrs.field(validator=v.aware_datetime)
-    channel: Channel = attrs.field(validator=attrs.validators.instance_of(Channel))
-    requester: Requester = attrs.field(validator=attrs.validators.instance_of(Requester))
+    channel: Channel = attrs.field(validator=v.instance_of(Channel))
+    requester: Requester = attrs.field(validator=v.instance_of(Requester))
     identity: IdentityCheck = attrs.field(factory=IdentityCheck)
     params: Params | None = None
     state: RequestState = RequestState.RECEIVED
@@ -215,7 +216,7 @@ class SubjectRequest:
     retry_of: str | None = None
     closed_at: dt.datetime | None = attrs.field(default=None, validator=v.optional_aware_datetime)
     calendar: HolidayCalendar = attrs.field(
-        default=HolidayCalendar.FR, validator=attrs.validators.instance_of(HolidayCalendar)
+        default=HolidayCalendar.FR, validator=v.instance_of(HolidayCalendar)
     )
 
     def __attrs_post_init__(self) -> None:
@@ -290,3 +291,8 @@ class SubjectRequest:
     def notifications(self) -> tuple[NotificationOutcome, ...]:
         """Every Art. 19 notification outcome, in step order."""
         return tuple(n for step in self.steps for n in step.notifications)
+
+
+# Positional, unknown or missing arguments: ArgumentError (a ValidationError and a TypeError).
+_keyword_only_init(Requester)
+_keyword_only_init(SubjectRequest)

@@ -204,9 +204,7 @@ class RestrictionParams:
 
     kind: ClassVar[str] = "restriction"
 
-    grounds: RestrictionGrounds = attrs.field(
-        validator=attrs.validators.instance_of(RestrictionGrounds)
-    )
+    grounds: RestrictionGrounds = attrs.field(validator=v.instance_of(RestrictionGrounds))
     record_types: tuple[str, ...] = attrs.field(default=(), converter=_record_types)
 
     def to_dict(self) -> dict[str, Any]:
@@ -270,7 +268,7 @@ class PostMortemDirective:
 
     kind: ClassVar[str] = "post_mortem_directive"
 
-    on_death: DeathAction = attrs.field(validator=attrs.validators.instance_of(DeathAction))
+    on_death: DeathAction = attrs.field(validator=v.instance_of(DeathAction))
     keep_for: str | None = attrs.field(default=None, converter=_keep_for)
     communicate_export: bool = attrs.field(default=False)
     notify_executor: bool = attrs.field(default=True)

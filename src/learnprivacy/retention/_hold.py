@@ -6,6 +6,7 @@ from typing import Any
 
 import attrs
 
+from learnprivacy._validators import require_text
 from learnprivacy.errors import ValidationError
 from learnprivacy.records._fields import MASK
 
@@ -20,6 +21,7 @@ def _text(instance: object, attribute: attrs.Attribute[Any], value: object) -> N
     name = f"{type(instance).__name__}.{attribute.name}"
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(f"{name} must be non-empty text", field=name)
+    require_text(value, name)  # no NUL, no lone surrogate
 
 
 def _optional_text(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:

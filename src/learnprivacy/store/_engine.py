@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from learnprivacy.errors import ConfigurationError
@@ -46,18 +46,60 @@ def _make_engine(url: str | Engine) -> Engine:
         ) from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
+        _refuse_sqlite_options(parsed.query)
         memory = parsed.database in (None, "", ":memory:")
         kwargs: dict[str, Any] = {"connect_args": {"timeout": 60, "check_same_thread": False}}
         if memory:
             # One shared connection, or every checkout would see a new empty database.
             kwargs["poolclass"] = StaticPool
-        engine = create_engine(parsed, **kwargs)
+        engine = _create(parsed, **kwargs)
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if backend == "postgresql":
-        return create_engine(parsed, pool_pre_ping=True)
+        return _create(parsed, pool_pre_ping=True)
     raise ConfigurationError("the store supports sqlite and postgresql URLs only")
+
+
+def _create(parsed: Any, **kwargs: Any) -> Engine:
+    try:
+        return create_engine(parsed, **kwargs)
+    except ArgumentError:
+        # NoSuchModuleError (an unknown driver) and bad URL options land here.
+        raise ConfigurationError(
+            f"the {parsed.get_backend_name()} URL names an unknown driver or a bad option"
+        ) from None
+
+
+# What the store cannot honour: it writes its schema, audit and keys on open, so a
+# read-only or immutable database would fail later, half-way, instead of now.
+_SQLITE_REFUSED = ("mode", "immutable", "uri", "vfs", "nolock")
+
+
+def _refuse_sqlite_options(query: Any) -> None:
+    refused = sorted(name for name in query if name in _SQLITE_REFUSED)
+    if refused:
+        raise ConfigurationError(
+            f"SQLite URL option(s) {', '.join(refused)} not supported: the store writes its "
+            "schema, audit log and keys when it opens, so it needs a read-write database "
+            "(for a read-only copy, open a backup made with store.backup())"
+        )
+
+
+def _connect_error(url: Any, error: DBAPIError) -> ConfigurationError:
+    """A ConfigurationError for a database that cannot be reached, naming the backend,
+    the URL without its password and the driver's reason with any password cut out."""
+    reason = str(error.orig).strip().splitlines()[0] if error.orig is not None else ""
+    password = url.password
+    if password:
+        reason = reason.replace(str(password), "***")
+    where = url.render_as_string(hide_password=True)
+    if password:
+        where = where.replace(str(password), "***")
+    return ConfigurationError(
+        f"cannot open the {url.get_backend_name()} database {where}: "
+        f"{reason or type(error.orig).__name__}"
+    )
 
 
 def _adopt_engine(engine: Engine) -> Engine:
@@ -111,7 +153,17 @@ class Database:
     __slots__ = ("engine", "is_postgres", "is_sqlite", "owned")
 
     def __init__(self, url: str | Engine) -> None:
-        self._adopt(_make_engine(url))
+        engine = _make_engine(url)
+        if not isinstance(url, Engine):
+            # Connect now: a bad path, host or password is a configuration error named
+            # here, not a driver error raised from the first query.
+            try:
+                with engine.connect():
+                    pass
+            except DBAPIError as error:
+                engine.dispose()
+                raise _connect_error(engine.url, error) from None
+        self._adopt(engine)
         #: Whether :meth:`dispose` closes the engine (not when the caller passed one).
         self.owned = not isinstance(url, Engine)
 

@@ -13,7 +13,12 @@ from sqlalchemy import Connection, Engine
 from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import require_aware
 from learnprivacy.crypto import FieldCipher, Keyring
-from learnprivacy.errors import ConfigurationError, RestrictedRecordError, ValidationError
+from learnprivacy.errors import (
+    ArgumentError,
+    ConfigurationError,
+    RestrictedRecordError,
+    ValidationError,
+)
 from learnprivacy.records import Granularity, Record
 from learnprivacy.records._base import record_types
 from learnprivacy.retention import Hold, Override, Schedule
@@ -125,6 +130,8 @@ class Store:
             raise ValidationError("actor must be non-empty text", field="actor")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValidationError("batch_size must be a positive int", field="batch_size")
+        if keys is None and isinstance(url, str):
+            default_keys_url(url)  # a missing keys= is named before any connection is tried
         self._db = Database(url)
         try:
             self._key_db, self._owns_keys = _open_keys(url, keys)
@@ -295,6 +302,11 @@ class Store:
     def _table(self, cls: type[Any]) -> RecordTable:
         rt = self._tables.get(cls)
         if rt is None:
+            if not isinstance(cls, type):
+                raise ValidationError(
+                    f"a record type is a record class, got {type(cls).__name__}",
+                    field="record_type",
+                )
             rt = RecordTable(cls)
             if cls.__name__ not in BUILTIN_TYPES:
                 with self._db.write() as connection:
@@ -348,9 +360,14 @@ class Store:
         (``store.key_database.backup(path)``, ``learnprivacy keys backup``).
 
         Copying the file of an open store can miss recent commits, which live in its
-        write-ahead log until a checkpoint. PostgreSQL stores raise ``ConfigurationError``.
+        write-ahead log until a checkpoint. PostgreSQL stores raise ``ConfigurationError``;
+        a ``path`` that is not a path (``None``...) raises ``ArgumentError``.
         """
-        self._db.backup(str(path))
+        if not isinstance(path, (str, os.PathLike)):
+            raise ArgumentError(
+                f"backup takes a path (str or os.PathLike), got {type(path).__name__}"
+            )
+        self._db.backup(os.fspath(path))
 
     # -- writing records ----------------------------------------------------------------
 
