@@ -445,3 +445,49 @@ def test_progress_bar_takes_absolute_counts() -> None:
         bar.set(20, 20)
     assert (bar.done, bar.total) == (20, 20)
     assert "Encrypting users" in sink.getvalue()
+
+
+def test_xapi_section_names_the_lms_in_exported_statements(tmp_path: Path) -> None:
+    """[xapi] home_page and platform reach the statements of a CLI export: actors are
+    accounts of the configured LMS, and context.platform names it (not the library)."""
+    from tests.test_cli import CONFIG
+
+    config = CONFIG + '\n[xapi]\nhome_page = "https://lms.acme.test"\nplatform = "Acme LMS"\n'
+    tool = Cli(tmp_path, config=config)
+    tool("init")
+    records = dict(LEARNERS)
+    records["Progress"] = [
+        {
+            "id": "P1",
+            "learner_id": "L2",
+            "course_id": "C1",
+            "status": "passed",
+            "recorded_at": "2026-05-01T09:00:00+02:00",
+        }
+    ]
+    data = tmp_path / "records.json"
+    data.write_text(json.dumps(records), encoding="utf-8")
+    tool("import", str(data))
+    out = tmp_path / "bob.zip"
+    tool("export", "L2", "--out", str(out), "--now", "2026-06-15")
+    with zipfile.ZipFile(out) as archive:
+        statements = json.loads(archive.read("xapi/statements.json"))
+    assert statements
+    for statement in statements:
+        assert statement["actor"]["account"]["homePage"] == "https://lms.acme.test"
+        assert statement["context"]["platform"] == "Acme LMS"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[xapi]\nhome_page = 'lms.acme.test'\n", "http"),
+        ("[xapi]\nplatfrom = 'typo'\n", "unknown keys: platfrom"),
+    ],
+)
+def test_bad_xapi_section_is_refused(tmp_path: Path, text: str, message: str) -> None:
+    """A home page that is not an address, or a misspelt key, is a ConfigurationError."""
+    path = tmp_path / "learnprivacy.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings(path)

@@ -133,17 +133,15 @@ def _holds_statements(path: Path) -> bool:
     )
 
 
-def _read_statements(store: Any, path: Path, home_page: str | None) -> tuple[list[Any], int]:
+def _read_statements(store: Any, path: Path, profile: Any) -> tuple[list[Any], int]:
     """Progress records from the statements of ``path``; and how many were skipped."""
     from learnprivacy.export.xapi import (
-        XapiProfile,
         learners_by_actor,
         progress_from_statements,
         read_statements,
     )
     from learnprivacy.records import Progress
 
-    profile = XapiProfile(home_page=home_page) if home_page else XapiProfile()
     imported = progress_from_statements(
         read_statements(path), learner_of=learners_by_actor(store, profile), profile=profile
     )
@@ -169,7 +167,8 @@ def import_file(
     """
     if _holds_statements(path):
         with progress(env, f"Reading xAPI statements from {path.name}", unit="records"):
-            fresh, skipped = _read_statements(store, path, xapi_home_page)
+            profile = env.settings.xapi_profile(home_page=xapi_home_page)
+            fresh, skipped = _read_statements(store, path, profile)
         with progress(env, "Encrypting and storing", total=len(fresh), unit="records") as bar:
             store.add_all(bar.track(fresh))
         return {"Progress": len(fresh), "skipped statements": skipped}

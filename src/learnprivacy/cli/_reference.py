@@ -67,6 +67,10 @@ kind = "lrs"
 url = "https://lrs.formation-exemple.fr/xAPI/statements"   # erasures void its statements
 username = "learnprivacy"
 password_env = "LRS_PASSWORD"
+
+[xapi]                                   # statements exported, sent, voided and imported
+home_page = "https://lms.formation-exemple.fr"   # the accounts of statement actors
+platform = "Formation Exemple LMS"       # context.platform
 ```
 
 Precedence: command-line options, then their environment variables (`LEARNPRIVACY_DB`,

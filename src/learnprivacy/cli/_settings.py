@@ -53,7 +53,7 @@ LANGUAGES = ("fr", "en", "nl", "de")
 #: Kinds of ``[[recipients]]``: an xAPI learning record store (notified on erasure), or
 #: another recipient (employer, funder) told by other means.
 _RECIPIENT_KINDS = ("lrs", "other")
-_SECTIONS = {"store", "keys", "controller", "dpo", "policy", "recipients"}
+_SECTIONS = {"store", "keys", "controller", "dpo", "policy", "recipients", "xapi"}
 _KEYS: dict[str, set[str]] = {
     "store": {"url"},
     "keys": {"url", "master_key_file", "master_key_env"},
@@ -61,6 +61,7 @@ _KEYS: dict[str, set[str]] = {
     "dpo": {"name", "email"},
     "policy": {"schedule", "module", "languages", "timezone"},
     "recipients": {"name", "kind", "url", "username", "password_env", "fields"},
+    "xapi": {"home_page", "platform"},
 }
 
 
@@ -110,6 +111,10 @@ class Settings:
     languages: tuple[str, ...] = ("en",)
     timezone: str = "UTC"
     recipients: tuple[RecipientSettings, ...] = ()
+    #: ``[xapi]``: the LMS's home page (the accounts of statement actors) and its name
+    #: (``context.platform``); ``None`` leaves the profile's defaults.
+    xapi_home_page: str | None = None
+    xapi_platform: str | None = None
 
     @property
     def language(self) -> str:
@@ -140,8 +145,22 @@ class Settings:
                     )
                 auth = (recipient.username, os.environ[recipient.password_env])
             assert recipient.url is not None  # checked when the file is read
-            notifiers[recipient.name] = LrsRecipient(recipient.url, auth=auth)
+            notifiers[recipient.name] = LrsRecipient(
+                recipient.url, auth=auth, profile=self.xapi_profile()
+            )
         return Recipients(notifiers=notifiers)
+
+    def xapi_profile(self, *, home_page: str | None = None) -> Any:
+        """The :class:`~learnprivacy.export.xapi.XapiProfile` of ``[xapi]``: statements
+        exported, sent and voided by every command name the same actors and platform.
+        ``home_page`` (a command-line option) takes precedence over the file."""
+        from learnprivacy.export.xapi import XapiProfile
+
+        chosen = home_page or self.xapi_home_page
+        options: dict[str, Any] = {"platform": self.xapi_platform}
+        if chosen is not None:
+            options["home_page"] = chosen
+        return XapiProfile(**options)
 
     def _where(self) -> str:
         return str(self.path) if self.path is not None else CONFIG_FILE
@@ -330,6 +349,17 @@ def _recipients(data: Mapping[str, Any]) -> tuple[RecipientSettings, ...]:
     return tuple(out)
 
 
+def _xapi(data: Mapping[str, Any]) -> dict[str, Any]:
+    table = _table(data, "xapi") or {}
+    home_page = _text("xapi", table, "home_page", required=False)
+    if home_page is not None and not home_page.startswith(("https://", "http://")):
+        raise ConfigurationError("[xapi] home_page must be the LMS's http(s) address")
+    return {
+        "xapi_home_page": home_page,
+        "xapi_platform": _text("xapi", table, "platform", required=False),
+    }
+
+
 def _policy(data: Mapping[str, Any]) -> dict[str, Any]:
     from learnprivacy._documents import check_timezone
 
@@ -390,6 +420,7 @@ def load_settings(
         dpo=_dpo(data),
         recipients=_recipients(data),
         **_policy(data),
+        **_xapi(data),
     )
     if "master_key_file" in keys:
         # A key file named in the file is found next to it, wherever the command runs.

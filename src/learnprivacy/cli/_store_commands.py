@@ -342,6 +342,7 @@ def export(
             controller=controller,
             language=language or settings.language,
             timezone=check_timezone(timezone) if timezone else settings.timezone,
+            xapi_profile=settings.xapi_profile(),
             progress=bar,
         )
     files = result.manifest.get("files", [])
