@@ -398,6 +398,8 @@ def test_store_arguments(store: Any, tmp_path: Path) -> None:
         lambda: store.add(learner, now=NAIVE),
         lambda: store.add_all([learner, PLANT]),
         lambda: store.get(PLANT, "L1"),
+        lambda: store.get(Learner, None),
+        lambda: store.get(Learner, 7731),
         lambda: list(store.query(None)),
         lambda: store.count(None),
         lambda: export_subject(store, "L1", None),
