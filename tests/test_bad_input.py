@@ -398,6 +398,8 @@ def test_store_arguments(store: Any, tmp_path: Path) -> None:
         lambda: store.add(learner, now=NAIVE),
         lambda: store.add_all([learner, PLANT]),
         lambda: store.get(PLANT, "L1"),
+        lambda: store.get(Learner, None),
+        lambda: store.get(Learner, 7731),
         lambda: list(store.query(None)),
         lambda: store.count(None),
         lambda: export_subject(store, "L1", None),
@@ -450,3 +452,35 @@ def test_read_package_refuses_non_paths(tmp_path: Path) -> None:
     with pytest.raises(LearnPrivacyError) as caught:
         read_package(junk)
     _check(caught.value)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    size=st.integers(min_value=1, max_value=6),
+    where=st.integers(min_value=0, max_value=6),
+    bad=st.sampled_from(["not a record", "duplicate", "unknown learner"]),
+)
+def test_any_failed_batch_leaves_the_store_unchanged(size: int, where: int, bad: str) -> None:
+    """Wherever the bad item sits in a batch, nothing of the batch is stored or audited."""
+    store = Store("sqlite://", keyring=Keyring.generate())
+    try:
+        store.add(Learner(**VALID[Learner]))
+        before = (list(store.query(Learner)), store.count(Progress), len(store.audit))
+        batch: list[Any] = [
+            Learner(**{**VALID[Learner], "id": f"L{i}", "given_name": PLANT})
+            for i in range(2, 2 + size)
+        ]
+        batch.append(Progress(**{**VALID[Progress], "learner_id": "L2"}))
+        item: Any = {
+            "not a record": PLANT,
+            "duplicate": Learner(**{**VALID[Learner], "given_name": PLANT}),
+            "unknown learner": Progress(**{**VALID[Progress], "id": "P9", "learner_id": "L999"}),
+        }[bad]
+        batch.insert(min(where, len(batch)), item)
+        with pytest.raises(LearnPrivacyError) as caught:
+            store.add_all(batch)
+        _check(caught.value)
+        assert (list(store.query(Learner)), store.count(Progress), len(store.audit)) == before
+        assert store.audit.verify()
+    finally:
+        store.close()

@@ -260,6 +260,8 @@ def test_sweep_applies_the_schedule_and_is_idempotent(app: SimpleNamespace) -> N
     with Session(app.engine) as s:
         assert s.get(app.m.User, "u1") is None
         assert s.get(app.m.User, "u2").email == "bob@example.org"
+        # Shredded at commit, not left pending for the next call to reconcile.
+        assert s.scalar(text("SELECT count(*) FROM lp_pending_shreds")) == 0
     entries = audit_actions(app)
     after = snapshot(app.engine)
     with Session(app.engine) as s:

@@ -355,6 +355,9 @@ class LearnPrivacy:
                 session.info["learnprivacy.shredded"] = (
                     session.info.get("learnprivacy.shredded", 0) + destroyed
                 )
+                # _shred's reads began a transaction of their own (autobegin): end it, so
+                # the pending rows are cleared now rather than by the next call.
+                connection.rollback()
                 with connection.begin():
                     if done:
                         connection.execute(delete(table).where(table.c.id.in_(done)))

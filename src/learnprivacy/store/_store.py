@@ -429,8 +429,13 @@ class Store:
         ``include_restricted=True``: the caller learns that it exists and must not be
         processed, instead of mistaking it for an absent one. Reads of many records
         (:meth:`records_of`, :meth:`query`, :meth:`find`...) leave restricted ones out
-        unless ``include_restricted=True``.
+        unless ``include_restricted=True``. A ``record_id`` that is not a ``str`` raises
+        ``ValidationError`` (``None`` would otherwise read as "no such record").
         """
+        if type(record_id) is not str:
+            raise ValidationError(
+                f"record_id must be str, got {type(record_id).__name__}", field="record_id"
+            )
         found = _reads.select_records(
             self, record_type, {"id": record_id}, limit=1, include_restricted=True
         )
