@@ -205,7 +205,12 @@ def export_subject(
     else:
         reference = _pseudonyms(pseudonym_key, SUBJECT_REFERENCE_DOMAIN)
         actor = _pseudonyms(pseudonym_key, profile.pseudonym_domain)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    remove_stale_staging(target)
+    work = Path(
+        tempfile.mkdtemp(
+            prefix=f".{target.name}.{os.getpid()}.", suffix=_STAGING_SUFFIX, dir=target.parent
+        )
+    )
     try:
         writer = PackageWriter(
             work / "package",
@@ -235,6 +240,54 @@ def export_subject(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return ExportResult(path=target, scope=scope, manifest=manifest)
+
+
+_STAGING_SUFFIX = ".partial"
+
+
+def remove_stale_staging(target: Path) -> int:
+    """Remove what killed exports to ``target`` left behind; return how many were removed.
+
+    An export builds its package in a hidden folder beside the target,
+    ``.<name>.<pid>.<random>.partial``, and removes it when it ends, however it ends, but
+    a process killed outright (SIGKILL, power loss) cannot. That folder holds the learner's
+    decrypted records, so the next export to the same target removes every such folder
+    whose process is gone. A folder of a process still running (a concurrent export) is
+    left alone.
+    """
+    prefix = f".{target.name}."
+    removed = 0
+    try:
+        entries = list(target.parent.iterdir())
+    except OSError:
+        return 0
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(_STAGING_SUFFIX)):
+            continue
+        owner = name[len(prefix) :].split(".", 1)[0]
+        if not owner.isdigit() or _process_alive(int(owner)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed += not entry.exists()
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive, and not ours to judge
+        return True
+    except (OverflowError, OSError):
+        return False
+    return True
 
 
 def _language(language: str) -> str:
