@@ -26,12 +26,11 @@ Importing this package imports Django; ``import learnprivacy`` does not. See
 """
 
 from learnprivacy.django._bind import Privacy, declare
-from learnprivacy.django._privacy import DjangoPrivacy, get_privacy, prepare_keys
+from learnprivacy.django._privacy import get_privacy, prepare_keys
 from learnprivacy.django._router import KeysRouter
 from learnprivacy.django.fields import lp_lookup, not_personal, personal
 
 __all__ = [
-    "DjangoPrivacy",
     "KeysRouter",
     "Privacy",
     "declare",

@@ -18,14 +18,13 @@ Importing this package loads SQLAlchemy (``import learnprivacy`` alone does not)
 
 from learnprivacy.moodle._database import MoodleDatabase
 from learnprivacy.moodle._issues import ScanIssues
-from learnprivacy.moodle._provider import MOODLE_COMPONENT, MoodleProvider
+from learnprivacy.moodle._provider import MoodleProvider
 from learnprivacy.moodle._registry import Category, DataRegistry, Purpose
 from learnprivacy.moodle._registry_write import insert_registry, registry_rows
 from learnprivacy.moodle._report import MoodleReport, moodle_report
 from learnprivacy.moodle._schema import MoodleSchema
 
 __all__ = [
-    "MOODLE_COMPONENT",
     "Category",
     "DataRegistry",
     "MoodleDatabase",

@@ -13,7 +13,7 @@ See ``docs/concepts-store.md``.
 
 from learnprivacy.store._audit import AuditLog
 from learnprivacy.store._copy import copy_store
-from learnprivacy.store._epochs import FileVault, MemoryVault, Vault
+from learnprivacy.store._epochs import Vault
 from learnprivacy.store._pkcs11 import Pkcs11Vault
 from learnprivacy.store._reports import ErasureReport, ReplayReport, SweepReport
 from learnprivacy.store._store import Store
@@ -21,8 +21,6 @@ from learnprivacy.store._store import Store
 __all__ = [
     "AuditLog",
     "ErasureReport",
-    "FileVault",
-    "MemoryVault",
     "Pkcs11Vault",
     "ReplayReport",
     "Store",
