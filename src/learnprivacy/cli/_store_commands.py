@@ -158,9 +158,12 @@ def import_(env: Env, path: str, record_type: str | None, xapi_home_page: str | 
 )
 @click.option(
     "--compact/--no-compact",
-    default=True,
+    # Off by default: a process still writing with the previous epoch key would lose the
+    # keys it creates after the compaction (see docs/security.md).
+    default=False,
     show_default=True,
-    help="After erasing anything, compact the data keys (learnprivacy keys compact).",
+    help="After erasing anything, compact the data keys (learnprivacy keys compact); "
+    "stop or restart the application's writers around it.",
 )
 @now_option()
 @pass_env
