@@ -16,13 +16,11 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import attrs
-
 from learnprivacy._chain import GENESIS, canonical_json
 from learnprivacy._validators import require_aware, utc_if_naive
 from learnprivacy.crypto import Keyring, Pseudonymiser
 from learnprivacy.errors import AuditTampered
-from learnprivacy.store._audit import AuditEntry, AuditEvent
+from learnprivacy.store._audit import AuditEntry, AuditEvent, chain_entries
 
 __all__ = ["AuditEntry", "AuditEvent", "DjangoAuditLog"]
 
@@ -76,25 +74,14 @@ class DjangoAuditLog:
                 head = AuditHead(id=1, sequence=0, hash=GENESIS, seal=self._seal(0, GENESIS))
                 head.save(using=self._using, force_insert=True)
             sequence, prev = int(head.sequence), str(head.hash)
-            at = now.astimezone(dt.UTC)
-            entries: list[AuditEntry] = []
-            for event in events:
-                sequence += 1
-                details = json.loads(canonical_json(dict(event.details)))
-                draft = AuditEntry(
-                    sequence=sequence,
-                    at=at,
-                    action=event.action,
-                    record_type=event.record_type,
-                    subject_ref=event.subject_ref,
-                    actor=self.actor,
-                    outcome=event.outcome,
-                    details=details,
-                    prev_hash=prev,
-                    hash="",
-                )
-                prev = draft.expected_hash()
-                entries.append(attrs.evolve(draft, hash=prev))
+            entries = chain_entries(
+                events,
+                sequence=sequence,
+                prev_hash=prev,
+                at=now.astimezone(dt.UTC),
+                actor=self.actor,
+            )
+            sequence, prev = entries[-1].sequence, entries[-1].hash
             Row.objects.using(self._using).bulk_create(
                 [
                     Row(

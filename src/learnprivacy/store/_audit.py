@@ -244,25 +244,10 @@ class AuditLog:
             sequence, prev = 0, GENESIS
         else:
             sequence, prev = int(head[0]), str(head[1])
-        at = now.astimezone(UTC)
-        entries: list[AuditEntry] = []
-        for event in events:
-            sequence += 1
-            details = json.loads(canonical_json(dict(event.details)))
-            draft = AuditEntry(
-                sequence=sequence,
-                at=at,
-                action=event.action,
-                record_type=event.record_type,
-                subject_ref=event.subject_ref,
-                actor=self.actor,
-                outcome=event.outcome,
-                details=details,
-                prev_hash=prev,
-                hash="",
-            )
-            prev = draft.expected_hash()
-            entries.append(attrs.evolve(draft, hash=prev))
+        entries = chain_entries(
+            events, sequence=sequence, prev_hash=prev, at=now.astimezone(UTC), actor=self.actor
+        )
+        sequence, prev = entries[-1].sequence, entries[-1].hash
         connection.execute(
             insert(AUDIT),
             [
@@ -418,6 +403,40 @@ class AuditLog:
         if head_hash != prev:
             raise AuditTampered(f"audit log broken at entry {last}", sequence=last)
         return last, hashes
+
+
+def chain_entries(
+    events: Iterable[AuditEvent],
+    *,
+    sequence: int,
+    prev_hash: str,
+    at: dt.datetime,
+    actor: str,
+) -> list[AuditEntry]:
+    """The entries of ``events``, chained after the head ``(sequence, prev_hash)``.
+
+    One place for the chaining rule, shared by every audit log (the store's, and those
+    the integrations keep in the application's database).
+    """
+    entries: list[AuditEntry] = []
+    prev = prev_hash
+    for event in events:
+        sequence += 1
+        draft = AuditEntry(
+            sequence=sequence,
+            at=at,
+            action=event.action,
+            record_type=event.record_type,
+            subject_ref=event.subject_ref,
+            actor=actor,
+            outcome=event.outcome,
+            details=json.loads(canonical_json(dict(event.details))),
+            prev_hash=prev,
+            hash="",
+        )
+        prev = draft.expected_hash()
+        entries.append(attrs.evolve(draft, hash=prev))
+    return entries
 
 
 def _from_row(row: Any) -> AuditEntry:
