@@ -99,8 +99,8 @@ _META = Table(
 _SCHEMA_VERSION = "1"
 _ALL = "*"
 _CHUNK = 5_000
-# Shredding builds one condition per (subject, scope): keep those statements small.
-_SHRED_CHUNK = 200
+# One bound array per scope (see _pairs_condition): chunks as large as any other.
+_SHRED_CHUNK = _CHUNK
 # Any constant works: it only has to be the same in every process opening the database.
 _CREATE_LOCK = 0x6C70_6B65_7973  # "lpkeys"
 
