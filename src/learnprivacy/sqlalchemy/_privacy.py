@@ -166,6 +166,13 @@ class LearnPrivacy:
         event.listen(Session, "after_flush", self._after_flush)
         self._uninstall.append(lambda: event.remove(Session, "before_flush", self._before_flush))
         self._uninstall.append(lambda: event.remove(Session, "after_flush", self._after_flush))
+        # Ordinary queries leave restricted rows out and decrypt personal columns selected
+        # on their own (see _queries).
+        from learnprivacy.sqlalchemy._queries import query_listener
+
+        on_execute = query_listener(self)
+        event.listen(Session, "do_orm_execute", on_execute)
+        self._uninstall.append(lambda: event.remove(Session, "do_orm_execute", on_execute))
 
     def _after_flush(self, session: Session, _context: Any) -> None:
         """Audit the rows of declared tables the application deleted in this flush.
@@ -474,17 +481,12 @@ class LearnPrivacy:
             )
         self._open(session)
         index = self.rows.index(spec, column, value)
-        found = session.scalars(select(model).where(getattr(model, name + "_bidx") == index)).all()
+        query = select(model).where(getattr(model, name + "_bidx") == index)
+        found = session.scalars(
+            query.execution_options(include_restricted=bool(include_restricted))
+        ).all()
         wanted = normalise_text(value)
-        matches = [obj for obj in found if normalise_text(getattr(obj, name) or "") == wanted]
-        if include_restricted or not matches:
-            return matches
-        restricted = self._states(
-            session.connection(), spec, [getattr(o, spec.primary_key) for o in matches]
-        )
-        return [
-            o for o in matches if restricted.get(str(getattr(o, spec.primary_key))) != RESTRICTED
-        ]
+        return [obj for obj in found if normalise_text(getattr(obj, name) or "") == wanted]
 
     def _states(
         self, connection: Connection, spec: ModelSpec, keys: Iterable[Any]
@@ -812,6 +814,7 @@ class LearnPrivacy:
                 select(model)
                 .where(table.c[spec.subject_column] == _typed(spec, learner))
                 .order_by(table.c[spec.primary_key_column])
+                .execution_options(include_restricted=True)
             )
             objects = session.scalars(query).all()
             states = self._states(connection, spec, [getattr(o, spec.primary_key) for o in objects])
