@@ -45,6 +45,7 @@ def _misused(method: str, misplaced: tuple[object, ...], subject: object, contex
     if missing:
         raise ArgumentError(f"FieldCipher.{method} is missing argument {', '.join(missing)}")
 
+
 _PREFIX = _token.PREFIX
 _ENCODE = _token.ENCODE_TABLE
 _DECODE = _token.DECODE_TABLE
