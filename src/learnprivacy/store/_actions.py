@@ -58,6 +58,7 @@ def anonymise_rows(
     *,
     granularity: Granularity = Granularity.MONTH,
     persons: dict[str, str] | None = None,
+    new_ids: list[str] | None = None,
 ) -> int:
     """Anonymise rows ``ids``: tokens and blind indexes emptied, other personal values
     emptied, the row's id replaced by a fresh random one, date quasi-identifiers
@@ -66,7 +67,9 @@ def anonymise_rows(
     The learner id becomes a random person id, the same for every row of that learner
     anonymised with the same ``persons`` map (one sweep, one call), so statistics can
     count people rather than rows; nothing derives it from the learner id, and the map
-    lives in memory only. Other identifiers get a random value per row.
+    lives in memory only. Other identifiers get a random value per row. ``new_ids``,
+    when given, receives the rows' new ids (in memory, for the caller's re-check: they
+    are never written next to the old ones).
     """
     if not ids:
         return 0
@@ -122,6 +125,8 @@ def anonymise_rows(
                 value = row[position]
                 one[f"gen_{spec.name}"] = None if value is None else granularity.generalise(value)
             params.append(one)
+            if new_ids is not None:
+                new_ids.append(one["new_id"])
         if params:
             # executemany with a WHERE on a bound parameter: one statement, many rows.
             count += connection.execute(statement, params).rowcount

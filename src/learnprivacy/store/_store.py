@@ -22,7 +22,7 @@ from learnprivacy.errors import (
 from learnprivacy.records import Granularity, Record
 from learnprivacy.records._base import record_types
 from learnprivacy.retention import Hold, Override, Schedule
-from learnprivacy.store import _erasure, _reads, _sweep, _writes
+from learnprivacy.store import _anonymisation, _erasure, _reads, _sweep, _writes
 from learnprivacy.store._audit import AuditLog
 from learnprivacy.store._codec import Codec
 from learnprivacy.store._engine import Database
@@ -624,6 +624,73 @@ class Store:
             schedule=schedule,
             holds=tuple(holds),
             override=override,
+        )
+
+    def anonymise_records(
+        self,
+        records: Iterable[Record],
+        *,
+        now: dt.datetime | None = None,
+        reason: str = "anonymisation",
+        schedule: Schedule | None = None,
+        holds: Sequence[Hold] = (),
+        override: Override | None = None,
+    ) -> int:
+        """Anonymise exactly ``records``, in one transaction, audited first; return how
+        many rows were anonymised. Then check them (:meth:`verify_anonymised`).
+
+        The rows lose every personal value (ciphertexts, blind indexes, clear ones) and
+        get fresh random ids; the learner id becomes a random person id, one per learner
+        for the call, so statistics (:meth:`anonymised`) still count people; dates that
+        are quasi-identifiers are generalised (``anonymise_dates_to``). What a legal
+        minimum or hold protects is restricted instead, as in :meth:`erase_records`
+        (``schedule``, ``holds`` and ``override`` work the same way), and keys no
+        remaining row of the learner uses are shredded.
+
+        After the commit the rows written are read again, column by column: one that
+        still identifies someone of ``records`` raises ``IntegrityError`` naming the
+        field and the defect. Idempotent: records already anonymised or gone are
+        skipped. The audit entry (``anonymise``) is replayed by :meth:`replay_erasures`.
+        """
+        return _erasure.anonymise_records(
+            self,
+            list(records),
+            now=self.now(now),
+            reason=reason,
+            schedule=schedule,
+            holds=tuple(holds),
+            override=override,
+        )
+
+    def verify_anonymised(
+        self,
+        known: Iterable[Record],
+        *,
+        since: dt.datetime | None = None,
+        learner_ids: Iterable[str] = (),
+        record_ids: Iterable[tuple[str, str]] = (),
+    ) -> int:
+        """Check that the anonymised rows no longer identify anyone of ``known``; return
+        how many rows were read.
+
+        ``known`` is identified data (the records as they were before anonymisation);
+        the anonymised rows of their record types (those anonymised at or after
+        ``since``, else all) are read column by column. A row that keeps a ciphertext or
+        personal value, carries an id, learner id or personal value of ``known`` in any
+        column, or keeps a quasi-identifier date more precise than ``anonymise_dates_to``
+        raises ``IntegrityError``, which counts rows per field and defect (never a value).
+
+        ``learner_ids`` and ``record_ids`` (pairs of record type name and id) name people
+        and records that can no longer be passed in ``known`` (anonymised by an earlier,
+        interrupted run): their record types are read too, and their ids must not
+        reappear.
+        """
+        return _anonymisation.check_anonymised(
+            self,
+            list(known),
+            since=since,
+            learner_ids=list(learner_ids),
+            record_ids=list(record_ids),
         )
 
     def replay_erasures(

@@ -574,31 +574,36 @@ def _end_lapsed_consents(
     lapsed = _lapsed(store, set(by_purpose), now)
     for purpose, learners in lapsed.items():
         for rt in dict.fromkeys(by_purpose[purpose]):
-            chosen: list[Any] = []
+            chosen: dict[Action, list[Any]] = {}
             for learner_id in sorted(learners):
                 for record in store.iter_records_of(
                     learner_id, include_restricted=True, record_types=[rt.cls]
                 ):
-                    served = [
-                        (rule.purpose, rule.basis or record.basis)
-                        for rule in schedule.applicable_rules(record)
-                    ]
                     if (rt.name, record.id) in tally.removed_ids:
                         continue  # a dry run already counted it under retention
-                    if served and all(p == purpose and b is LawfulBasis.CONSENT for p, b in served):
-                        chosen.append(record)
-            if not chosen:
-                continue
-            if dry_run:
-                erased = len(chosen)
-            else:
-                erased = store.erase_records(
-                    chosen,
-                    now=now,
-                    reason=f"consent to {purpose} ended (GDPR Art. 7(3))",
-                    schedule=schedule,
-                    holds=holds,
-                )
-            tally.add(rt.name, "erase", erased)
-            counts = tally.decided_by.setdefault(rt.name, {})
-            counts["erase: consent ended"] = counts.get("erase: consent ended", 0) + erased
+                    # The rule's own action: erase, or anonymise where the policy keeps
+                    # anonymous statistics.
+                    action = schedule.on_consent_end(record, purpose)
+                    if action is not None:
+                        chosen.setdefault(action, []).append(record)
+            reason = f"consent to {purpose} ended (GDPR Art. 7(3))"
+            for action, records in chosen.items():
+                if dry_run:
+                    count = len(records)
+                elif action is Action.ERASE:
+                    count = store.erase_records(
+                        records, now=now, reason=reason, schedule=schedule, holds=holds
+                    )
+                elif action is Action.ANONYMISE:
+                    count = store.anonymise_records(
+                        records, now=now, reason=reason, schedule=schedule, holds=holds
+                    )
+                else:
+                    count = 0
+                    for record in records:
+                        count += store.restrict(rt.cls, record.id, reason=reason, now=now)
+                verb = _VERB[action]
+                tally.add(rt.name, verb, count)
+                counts = tally.decided_by.setdefault(rt.name, {})
+                key = f"{verb}: consent ended"
+                counts[key] = counts.get(key, 0) + count
