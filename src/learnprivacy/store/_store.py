@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from learnprivacy._arguments import checked_arguments
 from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import require_aware
 from learnprivacy.crypto import FieldCipher, Keyring
@@ -107,6 +108,7 @@ class Store:
     ``include_restricted=True``.
     """
 
+    @checked_arguments
     def __init__(
         self,
         url: str,
@@ -235,6 +237,7 @@ class Store:
         """The vault holding the epoch key the data keys are wrapped under."""
         return self._vault
 
+    @checked_arguments
     def compact_keys(
         self,
         *,
@@ -387,6 +390,7 @@ class Store:
         """
         _writes.rectify(self, record, now=self.now(now))
 
+    @checked_arguments
     def restrict(
         self,
         record_type: type[Any] | str | None = None,
@@ -406,6 +410,7 @@ class Store:
             self, record_type, record_id, learner_id, reason=reason, now=self.now(now)
         )
 
+    @checked_arguments
     def lift_restriction(
         self,
         record_type: type[Any] | str | None = None,
@@ -531,6 +536,7 @@ class Store:
 
     # -- retention and erasure ----------------------------------------------------------
 
+    @checked_arguments
     def sweep(
         self,
         schedule: Schedule,
@@ -571,6 +577,7 @@ class Store:
             self.compact_keys(now=at)
         return report
 
+    @checked_arguments
     def erase_subject(
         self,
         learner_id: str,
@@ -591,6 +598,7 @@ class Store:
             self, learner_id, now=self.now(now), holds=tuple(holds), schedule=schedule
         )
 
+    @checked_arguments
     def erase_records(
         self,
         records: Iterable[Record],
@@ -626,6 +634,7 @@ class Store:
             override=override,
         )
 
+    @checked_arguments
     def anonymise_records(
         self,
         records: Iterable[Record],
@@ -693,6 +702,7 @@ class Store:
             record_ids=list(record_ids),
         )
 
+    @checked_arguments
     def replay_erasures(
         self, from_log: AuditLog | Iterable[Any], *, now: dt.datetime | None = None
     ) -> ReplayReport:
