@@ -43,7 +43,7 @@ from sqlalchemy.dialects import postgresql
 from learnprivacy.crypto._keystore import KeyEntry
 from learnprivacy.store._bulk import ids_in
 from learnprivacy.store._engine import Database
-from learnprivacy.store._keydb import KeyDatabase, KeyRace
+from learnprivacy.store._keydb import EpochRewrap, KeyDatabase, KeyRace
 from learnprivacy.store._tables import KEY_OUTBOX
 
 __all__ = ["KeyRace", "SqlKeyStore"]
@@ -58,6 +58,9 @@ class SqlKeyStore:
 
     #: Tells :class:`~learnprivacy.crypto.Keyring` to name subjects by key references.
     pseudonymous_subjects = True
+    #: Tells :class:`~learnprivacy.crypto.Keyring` that writes check the current epoch
+    #: (and to pass ``rewrap=``).
+    checks_epochs = True
 
     __slots__ = ("_db", "_keys", "_local")
 
@@ -116,21 +119,24 @@ class SqlKeyStore:
         """Entries of ``subject`` (optionally of one ``scope``), or every entry if ``None``."""
         return self._keys.list_entries(subject, scope)
 
-    def add(self, entry: KeyEntry, *, revive: bool = False) -> KeyEntry:
-        """Insert an ACTIVE key unless one exists; refuse a shredded scope unless revived."""
-        return self._keys.add(entry, revive=revive)
+    def add(
+        self, entry: KeyEntry, *, revive: bool = False, rewrap: EpochRewrap | None = None
+    ) -> KeyEntry:
+        """Insert an ACTIVE key unless one exists; refuse a shredded scope unless revived
+        (under the current epoch key: see ``KeyDatabase.add``)."""
+        return self._keys.add(entry, revive=revive, rewrap=rewrap)
 
-    def update(self, entry: KeyEntry) -> bool:
+    def update(self, entry: KeyEntry, *, rewrap: EpochRewrap | None = None) -> bool:
         """Replace a live entry; a missing or SHREDDED entry is left alone (``False``)."""
-        return self._keys.update(entry)
+        return self._keys.update(entry, rewrap=rewrap)
 
     def iter_entries(self) -> Iterator[KeyEntry]:
         """Every entry, streamed a page at a time (for rotation)."""
         return self._keys.iter_entries()
 
-    def update_many(self, entries: Sequence[KeyEntry]) -> int:
+    def update_many(self, entries: Sequence[KeyEntry], *, rewrap: EpochRewrap | None = None) -> int:
         """Replace many live entries in one transaction (for rotation)."""
-        return self._keys.update_many(entries)
+        return self._keys.update_many(entries, rewrap=rewrap)
 
     def counts(self) -> dict[str, int]:
         """Keys per state and tombstones (for progress and status)."""
