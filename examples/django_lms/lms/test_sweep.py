@@ -62,7 +62,8 @@ class ActivityTests(TransactionTestCase):
         assert Profile.objects.filter(user=self.active).exists()
         assert Enrolment.objects.filter(user=self.active).exists()
         kept = User.objects.get(pk=self.active.pk)
-        assert kept.is_active and kept.username == "active"
+        assert kept.is_active
+        assert kept.username == "active"
         assert not Profile.objects.filter(user=self.gone).exists()
         assert not Enrolment.objects.filter(user=self.gone).exists()
         assert not User.objects.get(pk=self.gone.pk).is_active
