@@ -76,6 +76,16 @@ class Enrolment(models.Model):
         category=DataCategory.ASSESSMENT,
         description="Final grade",
     )
+    tutor = not_personal(
+        models.ForeignKey(
+            settings.AUTH_USER_MODEL,
+            null=True,
+            blank=True,
+            on_delete=models.SET_NULL,
+            related_name="tutored_enrolments",
+        ),
+        description="Tutor's account",
+    )
 
     privacy = Privacy(
         subject="user",

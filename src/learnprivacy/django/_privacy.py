@@ -261,6 +261,12 @@ class DjangoPrivacy:
         model = bound.model
         manager = model._base_manager.using(self.using)
         if bound.owned:
+            from learnprivacy.django.models import Restriction
+
+            # As for erasure: a restriction whose reason has ended goes first.
+            Restriction.objects.using(self.using).filter(
+                table=bound.spec.table, row_key__in=[str(k) for k in keys]
+            ).delete()
             fields = bound.encrypted
             subject = model._meta.get_field(bound.spec.subject)
             blocking = [f.name for f in fields if not f.null]

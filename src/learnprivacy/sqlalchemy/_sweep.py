@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from learnprivacy._inplace import ModelSpec
 from learnprivacy._inplace._audit import rows_event, shred_event
-from learnprivacy._inplace._plan import decide_routine
+from learnprivacy._inplace._plan import decide_routine, with_activity
 from learnprivacy._vocabulary import Action
 from learnprivacy.retention import Hold, Schedule, Trigger
 from learnprivacy.sqlalchemy._tables import ANONYMISED, RESTRICTED
@@ -102,6 +102,13 @@ def sweep(
     session.info[SHREDDED] = 0
     account = next((s for s in privacy.specs if s.is_subject_table), None)
     removed: dict[tuple[str, str], int] = {}
+    # Activity counts from every declared activity column of the learner's rows, not
+    # only the account's (the store's sweep reads the learner's records the same way).
+    reads_activity = any(
+        Trigger.LAST_ACTIVITY in rule.triggers
+        for spec in privacy.specs
+        for rule in schedule.rules_for(spec.model)
+    )
     for spec in privacy.specs:
         if not schedule.rules_for(spec.model):
             continue
@@ -134,6 +141,12 @@ def sweep(
             values = [dict(zip(names, row, strict=True)) for row in rows]
             subjects = {str(v[spec.subject]) for v in values if v[spec.subject] is not None}
             accounts = _accounts(privacy, connection, account, spec, subjects)
+            activity = _latest_activity(privacy, connection, subjects) if reads_activity else {}
+            if activity and not spec.is_subject_table:
+                accounts = {
+                    s: with_activity(accounts.get(s), activity.get(s), s)
+                    for s in subjects | set(accounts)
+                }
             held_by_rows = (
                 _with_other_rows(privacy, connection, spec, subjects, removed)
                 if spec.is_subject_table
@@ -148,6 +161,8 @@ def sweep(
                 key = value[spec.primary_key]
                 subject = None if value[spec.subject] is None else str(value[spec.subject])
                 view = spec.view(value)
+                if spec.is_subject_table and subject in activity:
+                    view = with_activity(view, activity[subject], subject)
                 decision = decide_routine(
                     spec,
                     view,
@@ -299,4 +314,51 @@ def _with_other_rows(
             for value, count in connection.execute(query):
                 if count > removed.get((other.table, str(value)), 0):
                     found.add(str(value))
+    return found
+
+
+def _latest_activity(
+    privacy: LearnPrivacy, connection: Any, subjects: set[str]
+) -> dict[str, dt.datetime]:
+    """Each learner's latest activity over the ``Privacy(activity=...)`` columns of every
+    declared table (UTC), by learner id; anonymised rows are no longer theirs."""
+    from sqlalchemy import func
+
+    from learnprivacy.sqlalchemy._privacy import _typed
+
+    found: dict[str, dt.datetime] = {}
+    wanted = sorted(subjects)
+    states = privacy.side.states
+    for spec in privacy.specs:
+        name = spec.privacy.activity
+        if name is None:
+            continue
+        table = spec.model.__table__
+        subject = table.c[spec.subject_column]
+        column = table.c[spec.column(name).column]
+        key = table.c[spec.primary_key_column]
+        anonymised = exists(
+            select(states.c.row_key).where(
+                states.c.table_name == spec.table,
+                states.c.row_key == cast(key, String),
+                states.c.state == ANONYMISED,
+            )
+        )
+        for start in range(0, len(wanted), 500):
+            chunk = [_typed(spec, s) for s in wanted[start : start + 500]]
+            query = (
+                select(subject, func.max(column))
+                .where(subject.in_(chunk), ~anonymised)
+                .group_by(subject)
+            )
+            for learner, latest in connection.execute(query):
+                if latest is None:
+                    continue
+                if isinstance(latest, dt.datetime) and latest.tzinfo is None:
+                    latest = latest.replace(tzinfo=dt.UTC)
+                if not isinstance(latest, dt.datetime):
+                    continue
+                current = found.get(str(learner))
+                if current is None or latest > current:
+                    found[str(learner)] = latest
     return found
