@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from learnprivacy._arguments import checked_arguments
 from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import require_aware
 from learnprivacy.crypto import FieldCipher, Keyring
@@ -107,6 +108,7 @@ class Store:
     ``include_restricted=True``.
     """
 
+    @checked_arguments
     def __init__(
         self,
         url: str,
@@ -235,6 +237,7 @@ class Store:
         """The vault holding the epoch key the data keys are wrapped under."""
         return self._vault
 
+    @checked_arguments
     def compact_keys(
         self,
         *,
@@ -251,8 +254,9 @@ class Store:
         it to epochs (copies taken before that one stay open to the master key: see
         docs/security.md). Interrupted at any point, nothing is lost and calling it again
         finishes. ``progress`` is told the number of keys, then each key examined. The
-        audit log records the counts. Other processes holding this store open must be
-        reopened after a compaction (they still wrap new keys under the old epoch).
+        audit log records the counts. Other processes holding this store open go on
+        writing during and after it: each key they write is checked, in its own
+        transaction, to be wrapped under the current epoch, and re-wrapped first if not.
         """
         at = self.now(now)
         report = compact(
@@ -386,6 +390,7 @@ class Store:
         """
         _writes.rectify(self, record, now=self.now(now))
 
+    @checked_arguments
     def restrict(
         self,
         record_type: type[Any] | str | None = None,
@@ -405,6 +410,7 @@ class Store:
             self, record_type, record_id, learner_id, reason=reason, now=self.now(now)
         )
 
+    @checked_arguments
     def lift_restriction(
         self,
         record_type: type[Any] | str | None = None,
@@ -530,6 +536,7 @@ class Store:
 
     # -- retention and erasure ----------------------------------------------------------
 
+    @checked_arguments
     def sweep(
         self,
         schedule: Schedule,
@@ -570,6 +577,7 @@ class Store:
             self.compact_keys(now=at)
         return report
 
+    @checked_arguments
     def erase_subject(
         self,
         learner_id: str,
@@ -590,6 +598,7 @@ class Store:
             self, learner_id, now=self.now(now), holds=tuple(holds), schedule=schedule
         )
 
+    @checked_arguments
     def erase_records(
         self,
         records: Iterable[Record],
@@ -625,6 +634,7 @@ class Store:
             override=override,
         )
 
+    @checked_arguments
     def anonymise_records(
         self,
         records: Iterable[Record],
@@ -692,6 +702,7 @@ class Store:
             record_ids=list(record_ids),
         )
 
+    @checked_arguments
     def replay_erasures(
         self, from_log: AuditLog | Iterable[Any], *, now: dt.datetime | None = None
     ) -> ReplayReport:
