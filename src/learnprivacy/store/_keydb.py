@@ -44,7 +44,10 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
+from learnprivacy.crypto._keystore import ALL_SCOPES as _ALL
 from learnprivacy.crypto._keystore import KeyEntry, KeyState
+from learnprivacy.crypto._keystore import entry_from_row as _entry
+from learnprivacy.crypto._keystore import scope_blocked as _blocked
 from learnprivacy.errors import ConfigurationError, KeyShreddedError
 from learnprivacy.store._bulk import bulk_insert, ids_in
 from learnprivacy.store._engine import Database
@@ -105,7 +108,6 @@ _META = Table(
 )
 
 _SCHEMA_VERSION = "1"
-_ALL = "*"
 _CHUNK = 5_000
 # One bound array per scope (see _pairs_condition): chunks as large as any other.
 _SHRED_CHUNK = _CHUNK
@@ -218,18 +220,6 @@ def default_keys_url(records_url: str) -> str:
         return "sqlite://"
     name = database.removesuffix(".db").removesuffix(".sqlite").removesuffix(".sqlite3")
     return parsed.set(database=name + ".keys.db").render_as_string(hide_password=False)
-
-
-def _entry(row: Sequence[Any]) -> KeyEntry:
-    subject, scope, key_id, state, master_key_id, wrapped = row
-    return KeyEntry(
-        subject=subject,
-        scope=scope,
-        key_id=key_id,
-        state=KeyState(state),
-        master_key_id=master_key_id,
-        wrapped=bytes(wrapped),
-    )
 
 
 def _values(entry: KeyEntry) -> dict[str, object]:
@@ -878,14 +868,6 @@ def _blocked_sql(connection: Connection, subject: str, scope: str) -> bool:
         )
     ).first()
     return alive is None
-
-
-def _blocked(
-    entries: list[KeyEntry], tombstones: set[tuple[str, str]], subject: str, scope: str
-) -> bool:
-    if (subject, scope) not in tombstones and (subject, _ALL) not in tombstones:
-        return False
-    return all(e.state is KeyState.SHREDDED for e in entries if e.scope == scope)
 
 
 def _pairs_condition(pairs: Sequence[tuple[str, str | None]], dialect: str) -> ColumnElement[bool]:
