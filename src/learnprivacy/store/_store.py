@@ -254,8 +254,9 @@ class Store:
         it to epochs (copies taken before that one stay open to the master key: see
         docs/security.md). Interrupted at any point, nothing is lost and calling it again
         finishes. ``progress`` is told the number of keys, then each key examined. The
-        audit log records the counts. Other processes holding this store open must be
-        reopened after a compaction (they still wrap new keys under the old epoch).
+        audit log records the counts. Other processes holding this store open go on
+        writing during and after it: each key they write is checked, in its own
+        transaction, to be wrapped under the current epoch, and re-wrapped first if not.
         """
         at = self.now(now)
         report = compact(
