@@ -74,9 +74,13 @@ def _number(value: Any) -> str | None:
 
 
 def _course_module(schema: MoodleSchema, modname: str, instance: sa.ColumnElement[Any]) -> Any:
-    """The ``course_modules`` join condition for an activity of type ``modname``."""
+    """``course_modules`` and ``modules`` with the join conditions for a ``modname`` activity.
+
+    Returns ``(cm, m, cm_on, m_on)``: join ``cm`` on ``cm_on``, then ``m`` on ``m_on``
+    (PostgreSQL refuses a join condition naming a table not joined yet).
+    """
     cm, m = schema["course_modules"], schema["modules"]
-    return cm, m, sa.and_(cm.c.instance == instance, cm.c.module == m.c.id, m.c.name == modname)
+    return cm, m, cm.c.instance == instance, sa.and_(m.c.id == cm.c.module, m.c.name == modname)
 
 
 def _in_module(
@@ -86,7 +90,7 @@ def _in_module(
     if level is not ContextLevel.MODULE:
         return None
     cm, m = schema["course_modules"], schema["modules"]
-    return cm, m, sa.and_(cm.c.id == instance, cm.c.module == m.c.id, m.c.name == modname)
+    return cm, m, sa.and_(cm.c.id == instance, m.c.id == cm.c.module, m.c.name == modname)
 
 
 # -- mod_forum ------------------------------------------------------------------------
@@ -94,13 +98,13 @@ def _in_module(
 
 def _discussion_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
     d, f = schema["forum_discussions"], schema["forum"]
-    cm, m, on = _course_module(schema, "forum", f.c.id)
+    cm, m, cm_on, m_on = _course_module(schema, "forum", f.c.id)
     return (
         sa.select(
             cm.c.id, d.c.id, d.c.name, d.c.pinned, d.c.timemodified, d.c.usermodified,
             d.c.timestart, d.c.timeend, d.c.timelocked,
         )
-        .select_from(d.join(f, f.c.id == d.c.forum).join(cm, on).join(m, m.c.id == cm.c.module))
+        .select_from(d.join(f, f.c.id == d.c.forum).join(cm, cm_on).join(m, m_on))
         .where(d.c.userid == user_id)
         .order_by(d.c.id)
     )  # fmt: skip
@@ -138,7 +142,7 @@ def _discussion_users(schema: MoodleSchema, level: ContextLevel, instance: int) 
 
 def _post_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
     p, d, f = schema["forum_posts"], schema["forum_discussions"], schema["forum"]
-    cm, m, on = _course_module(schema, "forum", f.c.id)
+    cm, m, cm_on, m_on = _course_module(schema, "forum", f.c.id)
     return (
         sa.select(
             cm.c.id, d.c.id, d.c.name, p.c.id, p.c.parent, p.c.subject, p.c.message,
@@ -147,8 +151,8 @@ def _post_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
         .select_from(
             p.join(d, d.c.id == p.c.discussion)
             .join(f, f.c.id == d.c.forum)
-            .join(cm, on)
-            .join(m, m.c.id == cm.c.module)
+            .join(cm, cm_on)
+            .join(m, m_on)
         )
         .where(p.c.userid == user_id)
         .order_by(p.c.id)
@@ -198,7 +202,7 @@ _SUBMISSION_STATUSES = frozenset({"new", "draft", "submitted", "reopened"})
 def _submission_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
     s, a = schema["assign_submission"], schema["assign"]
     text = schema["assignsubmission_onlinetext"]
-    cm, m, on = _course_module(schema, "assign", a.c.id)
+    cm, m, cm_on, m_on = _course_module(schema, "assign", a.c.id)
     return (
         sa.select(
             cm.c.id, s.c.attemptnumber, s.c.status, s.c.latest, s.c.timecreated,
@@ -206,8 +210,8 @@ def _submission_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
         )
         .select_from(
             s.join(a, a.c.id == s.c.assignment)
-            .join(cm, on)
-            .join(m, m.c.id == cm.c.module)
+            .join(cm, cm_on)
+            .join(m, m_on)
             .outerjoin(text, text.c.submission == s.c.id)
         )
         .where(s.c.userid == user_id)
@@ -247,7 +251,7 @@ def _submission_users(schema: MoodleSchema, level: ContextLevel, instance: int) 
 def _assign_grade_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
     g, a = schema["assign_grades"], schema["assign"]
     comments = schema["assignfeedback_comments"]
-    cm, m, on = _course_module(schema, "assign", a.c.id)
+    cm, m, cm_on, m_on = _course_module(schema, "assign", a.c.id)
     return (
         sa.select(
             cm.c.id, g.c.attemptnumber, g.c.grade, a.c.grade, g.c.timecreated, g.c.timemodified,
@@ -255,8 +259,8 @@ def _assign_grade_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any
         )
         .select_from(
             g.join(a, a.c.id == g.c.assignment)
-            .join(cm, on)
-            .join(m, m.c.id == cm.c.module)
+            .join(cm, cm_on)
+            .join(m, m_on)
             .outerjoin(comments, comments.c.grade == g.c.id)
         )
         .where(g.c.userid == user_id)
@@ -298,13 +302,13 @@ def _assign_grade_users(schema: MoodleSchema, level: ContextLevel, instance: int
 
 def _attempt_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
     t, q = schema["quiz_attempts"], schema["quiz"]
-    cm, m, on = _course_module(schema, "quiz", q.c.id)
+    cm, m, cm_on, m_on = _course_module(schema, "quiz", q.c.id)
     return (
         sa.select(
             cm.c.id, t.c.attempt, t.c.state, t.c.preview, t.c.timestart, t.c.timefinish,
             t.c.timemodified, t.c.sumgrades, q.c.sumgrades, q.c.grade,
         )
-        .select_from(t.join(q, q.c.id == t.c.quiz).join(cm, on).join(m, m.c.id == cm.c.module))
+        .select_from(t.join(q, q.c.id == t.c.quiz).join(cm, cm_on).join(m, m_on))
         .where(t.c.userid == user_id)
         .order_by(t.c.quiz, t.c.attempt, t.c.id)
     )  # fmt: skip
@@ -347,10 +351,10 @@ def _attempt_users(schema: MoodleSchema, level: ContextLevel, instance: int) -> 
 
 def _quiz_grade_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
     g, q = schema["quiz_grades"], schema["quiz"]
-    cm, m, on = _course_module(schema, "quiz", q.c.id)
+    cm, m, cm_on, m_on = _course_module(schema, "quiz", q.c.id)
     return (
         sa.select(cm.c.id, g.c.grade, q.c.grade, g.c.timemodified)
-        .select_from(g.join(q, q.c.id == g.c.quiz).join(cm, on).join(m, m.c.id == cm.c.module))
+        .select_from(g.join(q, q.c.id == g.c.quiz).join(cm, cm_on).join(m, m_on))
         .where(g.c.userid == user_id)
         .order_by(g.c.quiz, g.c.id)
     )
