@@ -2,8 +2,8 @@
 
 Usage: python -m tests.epoch_worker RECORDS_URL POINT
 POINT: ``progress:N`` (at the Nth key examined), ``vault:W:S`` (during vault write W,
-after slot write S: 0 torn half-way, 1 after the first slot), ``meta`` (after the vault
-dropped the old epoch, before the key database records the compaction).
+after slot write S: 0 torn half-way, 1 after the first slot), ``meta`` (after the key
+database switched to the new epoch, before the vault dropped the old one).
 """
 
 from __future__ import annotations
@@ -62,14 +62,11 @@ def main() -> None:
 
         _epochs.FileVault._write_slots = write_slots  # type: ignore[method-assign]
     elif point == "meta":
-        original_meta = _epochs._write_meta
+        # The key database switched to the new epoch; the vault still holds both.
+        def trim(*_args: Any) -> None:
+            _die()
 
-        def write_meta(keys: Any, values: dict[str, str]) -> None:
-            if "epoch_number" in values:
-                _die()
-            original_meta(keys, values)
-
-        _epochs._write_meta = write_meta
+        _epochs._trim_vault = trim  # type: ignore[assignment]
     store = Store(url, keyring=Keyring.from_master_key(MASTER_KEY), clock=lambda: NOW)
     store.compact_keys(now=NOW, progress=progress, batch_size=40)
     sys.exit(3)  # the kill point was never reached

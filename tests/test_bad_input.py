@@ -230,6 +230,13 @@ def _crypto_cases() -> list[tuple[str, Callable[[], object]]]:
         ("decrypt:wrong-subject", lambda: cipher.decrypt(token, subject="L2", context="c")),
         ("decrypt:truncated", lambda: cipher.decrypt(token[:-4], subject="L1", context="c")),
         ("decrypt:int", lambda: cipher.decrypt(7731, subject="L1", context="c")),  # type: ignore[arg-type]
+        ("encrypt:positional", lambda: cipher.encrypt(PLANT, "L1", "c")),  # type: ignore[arg-type]
+        ("encrypt:positional-too", lambda: cipher.encrypt(PLANT, PLANT, subject="L1", context="c")),  # type: ignore[arg-type]
+        ("encrypt:no-subject", lambda: cipher.encrypt(PLANT, context="c")),
+        ("encrypt:no-context", lambda: cipher.encrypt(PLANT, subject="L1")),
+        ("decrypt:positional", lambda: cipher.decrypt(token, "L1", "c")),  # type: ignore[arg-type]
+        ("decrypt:no-subject", lambda: cipher.decrypt(token, context="c")),
+        ("decrypt:no-context", lambda: cipher.decrypt(token, subject="L1")),
         ("Pseudonymiser:short-key", lambda: Pseudonymiser(b"k" * 8, domain="d")),
         ("Pseudonymiser:int-domain", lambda: Pseudonymiser(b"k" * 32, domain=7731)),  # type: ignore[arg-type]
         ("Pseudonymiser:size", lambda: Pseudonymiser(b"k" * 32, domain="d", size=0)),
@@ -379,6 +386,70 @@ def test_bad_store_urls_are_configuration_errors(tmp_path: Path, url: str) -> No
     if "://" in url and "@" in url:  # the password is PLANT; the path may name it
         assert PLANT not in text
     assert caught.value.__cause__ is None or isinstance(caught.value.__cause__, LearnPrivacyError)
+
+
+_STORE_MISUSES: dict[str, Callable[[str, Keyring], object]] = {
+    "positional keyring": lambda url, keyring: Store(url, keyring),  # type: ignore[misc]
+    "unknown keyword": lambda url, keyring: Store(url, keyring=keyring, colour=PLANT),  # type: ignore[call-arg]
+    "misspelt keyword": lambda url, keyring: Store(url, keyring=keyring, key=url),  # type: ignore[call-arg]
+    "missing keyring": lambda url, keyring: Store(url),  # type: ignore[call-arg]
+    "url twice": lambda url, keyring: Store(url, url=url, keyring=keyring),  # type: ignore[misc]
+    "no url": lambda url, keyring: Store(keyring=keyring),  # type: ignore[call-arg]
+}
+
+
+@pytest.mark.parametrize("misuse", sorted(_STORE_MISUSES))
+def test_store_misused_arguments_are_typed_and_open_nothing(tmp_path: Path, misuse: str) -> None:
+    """Store(url, keyring), an unknown or missing keyword: an ArgumentError (both a
+    ValidationError and a TypeError) naming the parameter, never the URL (a path or a
+    password may name a person), and no database file created. These raised Python's
+    bare TypeError before."""
+    url = f"sqlite:///{tmp_path / PLANT}.db"
+    with pytest.raises(ValidationError) as caught:
+        _STORE_MISUSES[misuse](url, Keyring.generate())
+    assert isinstance(caught.value, TypeError)
+    assert "Store" in str(caught.value)
+    _check(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_store_methods_refuse_positional_options(store: Any) -> None:
+    """store.erase_subject("L1", now) used to raise a bare TypeError: the options of the
+    destructive methods are keyword-only, and misuse erases nothing."""
+    store.add(Learner(**VALID[Learner]))
+    schedule = None
+    for call in (
+        lambda: store.erase_subject("L1", T0),
+        lambda: store.erase_subject("L1", when=T0),
+        lambda: store.erase_records(store.records_of("L1"), T0),
+        lambda: store.sweep(schedule, T0),
+        lambda: store.restrict(Learner, "L1", PLANT),
+        lambda: store.compact_keys(T0),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            call()
+        assert isinstance(caught.value, TypeError)
+        _check(caught.value)
+    assert [r.id for r in store.records_of("L1")] == ["L1"]
+    assert store.audit.verify()
+
+
+def test_cipher_misuse_is_typed_even_with_a_warm_cache() -> None:
+    """Positional subject/context is refused whether or not the subject's key is cached
+    (the fast path must not skip the check), and a well-formed call still works."""
+    cipher = FieldCipher(Keyring.generate())
+    token = cipher.encrypt("x", subject="L1", context="c")  # the key is now cached
+    for call in (
+        lambda: cipher.encrypt(PLANT, "L1", "c"),  # type: ignore[arg-type]
+        lambda: cipher.encrypt(PLANT, "L1", subject="L1", context="c"),  # type: ignore[arg-type]
+        lambda: cipher.decrypt(token, "L1", subject="L1", context="c"),  # type: ignore[arg-type]
+        lambda: cipher.decrypt(token, subject="L1"),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            call()
+        assert isinstance(caught.value, TypeError)
+        _check(caught.value)
+    assert cipher.decrypt(token, subject="L1", context="c") == "x"
 
 
 def test_read_only_sqlite_url_is_refused_not_ignored(tmp_path: Path) -> None:

@@ -92,13 +92,29 @@ def test_an_hsm_vault_closes_old_key_copies_and_destroys_the_epoch_object(
     assert not (tmp_path / "lms.keys.vault").exists()
     shutil.copyfile(tmp_path / "records-before.db", tmp_path / "r.db")
     shutil.copyfile(tmp_path / "keys-before.db", tmp_path / "k.db")
-    with pytest.raises(WrongMasterKeyError):
-        Store(
+
+    def attack() -> Learner | None:
+        with Store(
             f"sqlite:///{tmp_path / 'r.db'}",
             keyring=Keyring.from_master_key(MASTER_KEY),
             keys=f"sqlite:///{tmp_path / 'k.db'}",
             vault=vault,
-        )
+        ) as old:
+            return old.get(Learner, ERASED)
+
+    # The old copy names an epoch the token no longer holds: refused at open...
+    with pytest.raises(ConfigurationError, match="epoch"):
+        attack()
+    # ...and edited to name the current epoch, its wrapped keys still open nothing.
+    state = vault.read()
+    assert state is not None
+    from learnprivacy.keys import KeyDatabase
+
+    copy = KeyDatabase(f"sqlite:///{tmp_path / 'k.db'}")
+    with copy, copy.epoch_transaction() as (connection, _current, _next):
+        copy.set_epochs(connection, state["current"], "")
+    with pytest.raises(WrongMasterKeyError):
+        attack()
     with Store(url, keyring=Keyring.from_master_key(MASTER_KEY), vault=vault) as store:
         assert store.get(Learner, KEPT) == learner(KEPT)
         assert store.get(Learner, ERASED) is None

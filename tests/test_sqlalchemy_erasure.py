@@ -193,7 +193,9 @@ def test_legal_minimums_and_holds_restrict(app: SimpleNamespace) -> None:
     assert set(report.kept_scopes) == {"contract", "legal"}
     assert report.shredded_scopes == ()
     with Session(app.engine) as s:
-        invoice = s.get(app.m.Invoice, "F-1")
+        # Kept, restricted: ordinary queries no longer see it, an explicit opt-in does.
+        assert s.get(app.m.Invoice, "F-1") is None
+        invoice = s.get(app.m.Invoice, "F-1", execution_options={"include_restricted": True})
         assert invoice.billing_name == "Ana Silva"
         invoice.billing_name = "Someone else"
         with pytest.raises(RestrictedRecordError, match="invoices"):
@@ -216,10 +218,10 @@ def test_a_hold_restricts_instead_of_erasing(app: SimpleNamespace) -> None:
         s.commit()
     assert {o.action for o in report.outcomes if o.record_type == "Post"} == {Action.RESTRICT}
     with Session(app.engine) as s:
-        bodies = sorted(
-            p.body for p in s.scalars(select(app.m.Post).where(app.m.Post.author_id == "u1"))
-        )
-        assert bodies == ["Ana again", "Ana's first post"]
+        query = select(app.m.Post).where(app.m.Post.author_id == "u1")
+        assert s.scalars(query).all() == []
+        restricted = s.scalars(query.execution_options(include_restricted=True))
+        assert sorted(p.body for p in restricted) == ["Ana again", "Ana's first post"]
 
 
 def schedule(m: SimpleNamespace) -> Schedule:

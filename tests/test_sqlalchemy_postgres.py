@@ -141,3 +141,23 @@ def test_sqlmodel_models_on_postgres(postgres_server: TemporaryPostgres) -> None
     finally:
         privacy.close()
         engine.dispose()
+
+
+def test_queries_skip_restricted_rows_and_decrypt_columns_on_postgres(
+    app: SimpleNamespace,
+) -> None:
+    """Integer keys (compared as text) are left out once restricted; columns come back clear."""
+    m = app.m
+    with Session(app.engine) as s:
+        s.add(m.User(id="u1", email="ana@example.org", name="Ana", last_login_at=NOW))
+        s.flush()
+        s.add_all([m.Post(author_id="u1", body=f"post {i}", posted_at=NOW) for i in range(3)])
+        s.commit()
+        first = s.scalars(select(m.Post).order_by(m.Post.id)).first()
+        assert app.privacy.restrict(s, first, reason="dispute", now=NOW)
+        s.commit()
+    with Session(app.engine) as s:
+        assert s.scalars(select(m.Post.body).order_by(m.Post.id)).all() == ["post 1", "post 2"]
+        everything = select(m.Post.body).execution_options(include_restricted=True)
+        assert sorted(s.scalars(everything)) == ["post 0", "post 1", "post 2"]
+        assert s.scalars(select(m.User.email)).all() == ["ana@example.org"]

@@ -42,12 +42,17 @@ class Promise:
 
 @attrs.frozen(kw_only=True)
 class Disclosure:
-    """A recipient the policy names, the widest report it may receive, and why."""
+    """A recipient the policy names, the widest report it may receive, and why.
+
+    ``internal`` marks a recipient inside the controller (its trainers, a department):
+    no third party, so a purpose shared internally only may have it.
+    """
 
     profile: ReportProfile
     purpose: str
     basis: LawfulBasis
     categories: tuple[DataCategory, ...]
+    internal: bool = False
 
 
 def build_register(
@@ -57,11 +62,18 @@ def build_register(
     disclosures: Mapping[str, Disclosure] | None = None,
     extra: Iterable[MetadataCollection] = (),
     as_of: dt.date | None = None,
+    internal_only: Iterable[str] = (),
+    null_reasons: Mapping[str, str] | None = None,
+    purposes: Mapping[str, str] | None = None,
 ) -> Register:
     """The Art. 30 register of a seed module: the store's records under its schedule
     (purposes, bases, retention, every exported field), each recipient with the fields
-    the policy lets it receive, and any extra collections (cookies, newsletter)."""
-    store = store_metadata(MetadataCollection("learnprivacy_store"), schedule)
+    the policy lets it receive, and any extra collections (cookies, newsletter).
+    ``internal_only``: the purposes the policy promises to share with no third party
+    (an external recipient for one of them is listed in the register's gaps);
+    ``null_reasons``: components that keep no personal data, and why; ``purposes``: the
+    purpose of each record type (by class name) that no rule of ``schedule`` names."""
+    store = store_metadata(MetadataCollection("learnprivacy_store"), schedule, dict(purposes or {}))
     shared = MetadataCollection("policy_recipients")
     for name, disclosure in (disclosures or {}).items():
         profile = disclosure.profile
@@ -78,5 +90,12 @@ def build_register(
             basis=disclosure.basis,
             categories=disclosure.categories,
             recipient=name,
+            internal=disclosure.internal,
         )
-    return Register.build(controller, [store, shared, *extra], as_of=as_of)
+    return Register.build(
+        controller,
+        [store, shared, *extra],
+        as_of=as_of,
+        internal_only=internal_only,
+        null_reasons=null_reasons,
+    )

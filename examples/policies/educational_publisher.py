@@ -20,6 +20,7 @@ the learning path too), the hosting (line 19: OVH), and the promises with their 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 from examples.policies._promise import Disclosure, Promise, build_register
 from learnprivacy import Controller, DataCategory, Hosting
@@ -42,6 +43,7 @@ __all__ = [
     "AFTER_LAST_ACTIVITY",
     "CONTROLLER",
     "DISCLOSURES",
+    "INTERNAL_ONLY",
     "INVOICES",
     "OPCO_FILES",
     "PROMISES",
@@ -160,9 +162,23 @@ DISCLOSURES = {
 }
 
 
-def register(as_of: dt.date | None = None) -> Register:
-    """The publisher's Art. 30 register, generated from this module."""
-    return build_register(CONTROLLER, SCHEDULE, disclosures=DISCLOSURES, as_of=as_of)
+#: Line 11: « les données collectées ne font pas l'objet de transmission à des tiers »
+#: for contracts paid online: billing data stay with the publisher.
+INTERNAL_ONLY = ("billing",)
+
+
+def register(
+    as_of: dt.date | None = None, disclosures: Mapping[str, Disclosure] | None = None
+) -> Register:
+    """The publisher's Art. 30 register, generated from this module (``disclosures``
+    replaces :data:`DISCLOSURES`, to check what another set of recipients would do)."""
+    return build_register(
+        CONTROLLER,
+        SCHEDULE,
+        disclosures=DISCLOSURES if disclosures is None else disclosures,
+        as_of=as_of,
+        internal_only=INTERNAL_ONLY,
+    )
 
 
 _T = "tests/test_policies.py::"
@@ -223,8 +239,8 @@ PROMISES = (
         seed=SEED,
         line=11,
         quote="ne font pas l’objet de transmission à des tiers",
-        enforced_by="DISCLOSURES names no recipient for online payments",
-        test=_C + "test_publisher_register_lists_recipients_and_hosting",
+        enforced_by="INTERNAL_ONLY (billing): an external recipient of billing is a gap",
+        test=_C + "test_publisher_billing_is_shared_with_no_third_party",
     ),
     Promise(
         promise="Hosted by OVH",

@@ -33,6 +33,7 @@ from learnprivacy.retention import Action, RetentionMode, RetentionRule, Schedul
 __all__ = [
     "AT_CONTRACT_END",
     "CONTROLLER",
+    "INTERNAL_ONLY",
     "INVOICES",
     "NEWSLETTER",
     "PLATFORM_PROCESSING",
@@ -115,9 +116,14 @@ CONTROLLER = Controller(
 )
 
 
+#: Line 27: the data « sont accessibles uniquement aux salariés dûment habilités »: no
+#: purpose of the provider shares them outside.
+INTERNAL_ONLY = ("client-platform", "billing", "newsletter")
+
+
 def register(as_of: dt.date | None = None) -> Register:
     """The provider's Art. 30 register, generated from this module."""
-    return build_register(CONTROLLER, SCHEDULE, as_of=as_of)
+    return build_register(CONTROLLER, SCHEDULE, as_of=as_of, internal_only=INTERNAL_ONLY)
 
 
 #: Line 40: on its clients' platforms the provider runs « les traitements automatisés liés
@@ -192,6 +198,14 @@ PROMISES = (
         quote="d’une désinscription d’une lettre d’information",
         enforced_by="NEWSLETTER (WITHDRAWN trigger)",
         test=_T + "test_saas_newsletter_data_go_2_years_after_unsubscription",
+    ),
+    Promise(
+        promise="Data accessible only to authorised employees: shared with no third party",
+        seed=SEED,
+        line=27,
+        quote="accessibles uniquement aux salariés dûment habilités",
+        enforced_by="INTERNAL_ONLY (every purpose): an external recipient is a register gap",
+        test=_C + "test_saas_shares_nothing_outside",
     ),
     Promise(
         promise="Hosted by OVH",

@@ -30,6 +30,7 @@ __all__ = [
     "decide_routine",
     "hold_for",
     "plan_erasure",
+    "with_activity",
 ]
 
 
@@ -67,6 +68,25 @@ def subject_of(spec: ModelSpec, view: RecordView) -> str | None:
     """The learner id of the row ``view``."""
     values = view.__dict__
     return values.get("id") if spec.is_subject_table else values.get("learner_id")
+
+
+def with_activity(view: RecordView | None, latest: dt.datetime | None, subject: str) -> Any:
+    """The learner's view with ``last_activity_at`` the latest their rows show.
+
+    ``latest`` is the latest value of the ``Privacy(activity=...)`` columns over every
+    declared table of the learner (progress recorded, posts, logins), as the store's
+    sweep counts activity from the learner's records: an account whose own login date
+    lags behind recent progress is still active. Without an account row (``view`` is
+    ``None``) the learner is seen through their rows alone.
+    """
+    if latest is None:
+        return view
+    if view is None:
+        return RecordView({"id": subject, "last_activity_at": latest})
+    own = view.__dict__.get("last_activity_at")
+    if own is not None and own >= latest:
+        return view
+    return type(view)({**view.__dict__, "last_activity_at": latest})
 
 
 def _rules(spec: ModelSpec, schedule: Schedule, view: RecordView) -> tuple[Any, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from binascii import a2b_base64, b2a_base64
 from collections.abc import Sequence
+from typing import Any, Never
 
 from cryptography.exceptions import InvalidTag
 
@@ -12,9 +13,38 @@ from learnprivacy.crypto._keyring import Keyring
 from learnprivacy.crypto._nonce import random_nonce
 from learnprivacy.crypto._nonce import take as _take_nonce
 from learnprivacy.crypto._validate import DEFAULT_SCOPE, check_context, check_scope, check_subject
-from learnprivacy.errors import ValidationError
+from learnprivacy.errors import ArgumentError, ValidationError
 
 __all__ = ["FieldCipher"]
+
+
+class _Required:
+    """The default of ``subject`` and ``context``: they must be given, by keyword.
+
+    Python itself would refuse ``encrypt(value, "L1", "ctx")`` with a bare ``TypeError``
+    before the method runs; a default that no call may leave in place lets the method see
+    the misuse and raise :class:`~learnprivacy.errors.ArgumentError` instead, at no cost
+    to a well-formed call (a wrapper around the hot path would cost a sixth of it).
+    """
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+_REQUIRED: Any = _Required()
+
+
+def _misused(method: str, misplaced: tuple[object, ...], subject: object, context: object) -> None:
+    """Raise the ArgumentError for a call with positional or missing arguments, if any."""
+    if misplaced:
+        raise ArgumentError(
+            f"FieldCipher.{method} takes one positional argument; "
+            "pass subject= and context= by keyword"
+        )
+    missing = [name for name, v in (("subject", subject), ("context", context)) if v is _REQUIRED]
+    if missing:
+        raise ArgumentError(f"FieldCipher.{method} is missing argument {', '.join(missing)}")
+
 
 _PREFIX = _token.PREFIX
 _ENCODE = _token.ENCODE_TABLE
@@ -76,13 +106,22 @@ class FieldCipher:
         return self._keyring
 
     def encrypt(
-        self, value: str | bytes, *, subject: str, context: str, scope: str = DEFAULT_SCOPE
+        self,
+        value: str | bytes,
+        *misplaced: Never,
+        subject: str = _REQUIRED,
+        context: str = _REQUIRED,
+        scope: str = DEFAULT_SCOPE,
     ) -> str:
         """Encrypt ``value`` for ``subject`` at ``context``, under the key of ``scope``.
 
+        ``subject`` and ``context`` are required, by keyword: anything else (given by
+        position, or left out) raises :class:`~learnprivacy.errors.ArgumentError`.
         Raises :class:`~learnprivacy.errors.KeyShreddedError` if ``(subject, scope)`` was
         shredded (see :meth:`Keyring.revive`).
         """
+        if misplaced:
+            _misused("encrypt", misplaced, subject, context)
         if type(value) is str:
             text = True
             try:
@@ -93,6 +132,7 @@ class FieldCipher:
             text = False
             data = _as_bytes(value)
         if type(context) is not str or not context:
+            _misused("encrypt", misplaced, subject, context)
             check_context(context)
         try:
             # Only validated subjects and scopes ever enter the cache, so a hit needs no
@@ -105,6 +145,7 @@ class FieldCipher:
         except (KeyError, TypeError):
             sealer = None
         if sealer is None:
+            _misused("encrypt", misplaced, subject, context)
             sealer = self._keyring._sealer(subject, scope)
         try:
             place = context.encode()
@@ -124,11 +165,21 @@ class FieldCipher:
         sealed = b2a_base64(nonce + sealer[0].encrypt(nonce, data, associated), newline=False)
         return header + sealed.translate(_ENCODE).decode("ascii")
 
-    def decrypt(self, token: str, *, subject: str, context: str) -> str:
+    def decrypt(
+        self,
+        token: str,
+        *misplaced: Never,
+        subject: str = _REQUIRED,
+        context: str = _REQUIRED,
+    ) -> str:
         """The ``str`` value of ``token``, encrypted for ``subject`` at ``context``.
 
-        A token made from ``bytes`` raises ``ValidationError``: use :meth:`decrypt_bytes`.
+        ``subject`` and ``context`` are required, by keyword (``ArgumentError``
+        otherwise). A token made from ``bytes`` raises ``ValidationError``: use
+        :meth:`decrypt_bytes`.
         """
+        if misplaced:
+            _misused("decrypt", misplaced, subject, context)
         # Optimistic path for the common case: a well-formed token whose key is cached.
         # The cache is keyed by the token's first 20 characters (prefix and header), so a
         # hit also vouches for them. Anything unusual (bad argument, cache miss, failed
@@ -300,6 +351,7 @@ class FieldCipher:
         if type(token) is not str:
             raise ValidationError("token must be a str", field="token")
         if type(subject) is not str or type(context) is not str or not context:
+            _misused("decrypt", (), subject, context)
             _check_arguments(subject, context, DEFAULT_SCOPE)
         raw = _token.decode(token)
         head = raw[:_HEADER]

@@ -13,7 +13,7 @@ import base64
 import hashlib
 import hmac
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import attrs
 from cryptography.exceptions import InvalidTag
@@ -30,6 +30,7 @@ from learnprivacy.crypto._master import (
     master_key_from_env,
     new_salt,
 )
+from learnprivacy.crypto._prekeyed import PrekeyedHmac
 from learnprivacy.crypto._pseudonym import Pseudonymiser, domain_key
 from learnprivacy.crypto._validate import (
     DEFAULT_SCOPE,
@@ -38,7 +39,12 @@ from learnprivacy.crypto._validate import (
     check_scope,
     check_subject,
 )
-from learnprivacy.errors import KeyShreddedError, ValidationError, WrongMasterKeyError
+from learnprivacy.errors import (
+    ConfigurationError,
+    KeyShreddedError,
+    ValidationError,
+    WrongMasterKeyError,
+)
 
 __all__ = ["ENV_VAR", "Keyring"]
 
@@ -76,6 +82,7 @@ class Keyring:
 
     __slots__ = (
         "_cache",
+        "_epoch_loader",
         "_index_key",
         "_master",
         "_previous",
@@ -105,13 +112,16 @@ class Keyring:
         self._previous = {key.key_id: key for key in map(MasterKey, previous_master_keys)}
         # The key new data keys are wrapped under: the master key, or an epoch key.
         self._wrap_key = self._master
+        # Reads an epoch key by id from the vault (set by use_epoch): a compaction in
+        # another process may have moved the key store to an epoch this one never saw.
+        self._epoch_loader: Callable[[str], bytes | None] | None = None
         self._store: KeyStore = InMemoryKeyStore() if store is None else store
         # A store that asks for it (a key database) never sees a subject in clear.
         self._pseudonymous = bool(getattr(self._store, "pseudonymous_subjects", False))
         self._cache = KeyCache(cache_size)
         self._verified = False
         self._index_key: bytes | None = None
-        self._ref_key: bytes | None = None
+        self._ref_key: PrekeyedHmac | None = None
 
     @classmethod
     def generate(cls, *, store: KeyStore | None = None) -> Keyring:
@@ -180,6 +190,7 @@ class Keyring:
         keyring._previous = dict(self._previous)
         if self._wrap_key is not self._master:
             keyring._wrap_key = self._wrap_key
+        keyring._epoch_loader = self._epoch_loader
         return keyring
 
     @property
@@ -188,17 +199,28 @@ class Keyring:
         epoch key's once a vault holds one (see :meth:`use_epoch`)."""
         return self._wrap_key.key_id
 
-    def use_epoch(self, epoch_key: bytes | None, *, others: Iterable[bytes] = ()) -> None:
+    def use_epoch(
+        self,
+        epoch_key: bytes | None,
+        *,
+        others: Iterable[bytes] = (),
+        loader: Callable[[str], bytes | None] | None = None,
+    ) -> None:
         """Wrap new data keys under ``epoch_key`` (32 bytes; ``None``: the master key).
 
         ``others`` are further epoch keys that still open data keys (a compaction under
-        way). Epoch keys are kept by a vault, itself protected by the master key; a
+        way). ``loader`` reads an epoch key by id from the vault, for when another
+        process compacts: a key store that names a newer current epoch makes this
+        keyring load it, re-wrap the keys it was about to write, and wrap under it from
+        then on. Epoch keys are kept by a vault, itself protected by the master key; a
         :class:`~learnprivacy.store.Store` calls this when it opens its vault.
         """
         self._wrap_key = self._master if epoch_key is None else MasterKey(epoch_key)
         for raw in others:
             key = MasterKey(raw)
             self._previous[key.key_id] = key
+        if loader is not None:
+            self._epoch_loader = loader
 
     def key_ref(self, subject: str) -> str:
         """How the key store names ``subject``.
@@ -213,13 +235,29 @@ class Keyring:
         check_subject(subject)
         if not self._pseudonymous:
             return subject
-        key = self._ref_key
-        if key is None:
-            key = self._ref_key = hmac.new(
-                self._index_secret(), _KEY_REF_LABEL, hashlib.sha256
-            ).digest()
-        digest = hmac.new(key, subject.encode(), hashlib.sha256).digest()[:16]
+        digest = self._ref_mac().digest(subject.encode())[:16]
         return _KEY_REF_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def _key_refs(self, subjects: Iterable[str]) -> dict[str, str]:
+        """:meth:`key_ref` of many subjects, by subject (a sweep names thousands)."""
+        subjects = [check_subject(subject) for subject in subjects]
+        if not self._pseudonymous:
+            return {subject: subject for subject in subjects}
+        digest = self._ref_mac().digest
+        encode = base64.urlsafe_b64encode
+        prefix = _KEY_REF_PREFIX
+        return {
+            subject: prefix + encode(digest(subject.encode())[:16]).decode().rstrip("=")
+            for subject in subjects
+        }
+
+    def _ref_mac(self) -> PrekeyedHmac:
+        mac = self._ref_key
+        if mac is None:
+            # The HMAC key is derived once, and its pads absorbed once.
+            key = hmac.new(self._index_secret(), _KEY_REF_LABEL, hashlib.sha256).digest()
+            mac = self._ref_key = PrekeyedHmac(key, b"")
+        return mac
 
     def export_master_key(self) -> bytes:
         """The raw master key, to be saved in a secret manager. Handle with care."""
@@ -384,12 +422,12 @@ class Keyring:
             else:
                 pending.append(self._rewrapped(entry))
                 if len(pending) >= batch_size:
-                    count += update_many(pending)
+                    count += update_many(pending, **self._epoch_rewrap())
                     pending = []
             if progress is not None:
                 progress.advance(1)
         if pending and update_many is not None:
-            count += update_many(pending)
+            count += update_many(pending, **self._epoch_rewrap())
         for entry in deferred:
             count += self._rewrap_entry(entry)
         self._previous.clear()
@@ -412,6 +450,10 @@ class Keyring:
     def clear_cache(self, subject: str | None = None) -> None:
         """Forget unwrapped keys (of ``subject`` only, or all); they reload on demand."""
         self._cache.forget(subject)
+
+    def _forget_many(self, subjects: Iterable[str]) -> None:
+        """:meth:`clear_cache` for many subjects at once (after a sweep's shreds)."""
+        self._cache.forget_many(subjects)
 
     # -- used by FieldCipher -------------------------------------------------------------
 
@@ -459,12 +501,52 @@ class Keyring:
             aead = keys.aeads[entry.key_id] = AESGCM(raw)
         return aead
 
-    def _master_for(self, entry: KeyEntry) -> MasterKey:
-        if entry.master_key_id == self._wrap_key.key_id:
+    def _known_key(self, key_id: str) -> MasterKey | None:
+        if key_id == self._wrap_key.key_id:
             return self._wrap_key
-        if entry.master_key_id == self._master.key_id:
+        if key_id == self._master.key_id:
             return self._master
-        previous = self._previous.get(entry.master_key_id)
+        found = self._previous.get(key_id)
+        if found is None and self._epoch_loader is not None:
+            raw = self._epoch_loader(key_id)
+            if raw is not None:
+                found = self._previous[key_id] = MasterKey(raw)
+        return found
+
+    def _rewrap_for_epoch(self, epoch_id: str, entries: Sequence[KeyEntry]) -> list[KeyEntry]:
+        """``entries`` wrapped under epoch key ``epoch_id``, which wraps new keys from now
+        on: the key store names it current, a compaction elsewhere having destroyed the
+        epoch key this keyring was using (kept in memory here to unwrap ``entries``).
+
+        Raises :class:`~learnprivacy.errors.ConfigurationError` when that epoch key
+        cannot be loaded from the vault: the caller writes nothing.
+        """
+        if self._wrap_key.key_id != epoch_id:
+            target = self._known_key(epoch_id)
+            if target is None:
+                raise ConfigurationError(
+                    "the key database's current epoch key is not in this store's vault: "
+                    "another process compacted the keys with another vault, or the vault "
+                    "cannot be read; nothing was written"
+                )
+            if self._wrap_key is not self._master:
+                self._previous[self._wrap_key.key_id] = self._wrap_key
+            self._wrap_key = target
+        return [
+            entry
+            if entry.state is KeyState.SHREDDED or entry.master_key_id == epoch_id
+            else self._rewrapped(entry)
+            for entry in entries
+        ]
+
+    def _epoch_rewrap(self) -> dict[str, Callable[[str, Sequence[KeyEntry]], list[KeyEntry]]]:
+        """The ``rewrap=`` keyword for key stores that check epochs on each write."""
+        if getattr(self._store, "checks_epochs", False):
+            return {"rewrap": self._rewrap_for_epoch}
+        return {}
+
+    def _master_for(self, entry: KeyEntry) -> MasterKey:
+        previous = self._known_key(entry.master_key_id)
         if previous is None:
             raise WrongMasterKeyError(
                 f"a key in the store is wrapped under master key {entry.master_key_id!r}, "
@@ -500,7 +582,7 @@ class Keyring:
             master_key_id=self._wrap_key.key_id,
             wrapped=self._wrap_key.wrap(key, subject=subject, scope=scope, key_id=key_id),
         )
-        stored = self._store.add(entry, revive=revive)
+        stored = self._store.add(entry, revive=revive, **self._epoch_rewrap())
         return stored, (key if stored.key_id == key_id else None)
 
     def _create(self, subject: str, scope: str, *, revive: bool) -> tuple[KeyEntry, bytes | None]:
@@ -548,7 +630,7 @@ class Keyring:
         )
 
     def _rewrap_entry(self, entry: KeyEntry) -> int:
-        return int(self._store.update(self._rewrapped(entry)))
+        return int(self._store.update(self._rewrapped(entry), **self._epoch_rewrap()))
 
 
 def _active(entries: Iterable[KeyEntry]) -> KeyEntry | None:

@@ -20,7 +20,8 @@ A declaration that fails its check is not bound: ``manage.py check`` reports it
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
@@ -30,6 +31,7 @@ from learnprivacy._inplace import Privacy as _CorePrivacy
 from learnprivacy.basis import DataCategory
 from learnprivacy.django import _settings
 from learnprivacy.django.fields import (
+    INDEX_SUFFIX,
     ORIGIN,
     BlindIndexField,
     PersonalField,
@@ -207,6 +209,7 @@ def _bind(model: Any, privacy: Privacy, foreign: Mapping[str, ColumnPrivacy] | N
         subject_lookup=subject_lookup,
         subject_attname=subject_attname,
     )
+    _guard_restricted(model, bound)
     if encrypted:
         _hook(model, bound)
     return bound
@@ -222,6 +225,7 @@ def bind_all() -> None:
             _declared[apps.get_model(label)] = (privacy, fields)
         except LookupError:
             raise ConfigurationError(f"declare(): no model {label!r} is installed") from None
+    _install_queryset_hooks()
     for model, (privacy, foreign) in _declared.items():
         if model in _bound:
             continue
@@ -320,26 +324,22 @@ def _hook(model: Any, bound: Bound) -> None:
         ):
             setattr(self, pk_attname, _pool.take(model, using or "default"))
             force_insert = True
-        elif not state.adding and getattr(self, pk_attname) is not None:
-            check_not_restricted(bound, self.pk, using or "default")
         if update_fields and indexed:
             extra = [indexed[name] for name in update_fields if name in indexed]
             if extra:
                 update_fields = frozenset(update_fields) | frozenset(extra)
-        return original_save_table(self, raw, cls, force_insert, force_update, using, update_fields)
+        if not raw:
+            return original_save_table(
+                self, raw, cls, force_insert, force_update, using, update_fields
+            )
+        # A raw save (loaddata) skips pre_save, which encrypts: the values are bound to
+        # their row here, and the instance gets its plaintext back afterwards.
+        with _tokens_in_place([self], bound.encrypted, add=state.adding):
+            return original_save_table(
+                self, raw, cls, force_insert, force_update, using, update_fields
+            )
 
     model._save_table = _save_table
-
-    from django.db.models.signals import pre_delete
-
-    def refuse_restricted_delete(sender: Any, instance: Any, using: str, **kwargs: Any) -> None:
-        # Rows a legal minimum or a hold keeps cannot be deleted behind the erasure rules.
-        if instance.pk is not None:
-            check_not_restricted(bound, instance.pk, using)
-
-    pre_delete.connect(
-        refuse_restricted_delete, sender=model, weak=False, dispatch_uid=f"lp-restrict-{table}"
-    )
 
     if auto:
         pk_field = meta.pk
@@ -356,6 +356,191 @@ def _hook(model: Any, bound: Bound) -> None:
             return value
 
         pk_field.get_pk_value_on_save = get_pk_value_on_save
+
+
+# -- restricted rows: no write, no delete, no cascade ------------------------------------
+
+
+def _guard_restricted(model: Any, bound: Bound) -> None:
+    """Refuse every ORM write to a restricted row of ``model``, whatever reaches it.
+
+    * ``save()`` of a row that may exist (an update, or an insert with an explicit key
+      that Django may turn into an update, ``loaddata`` included);
+    * ``delete()`` of the row, and deletes that cascade into it from any other model:
+      Django sends ``pre_delete`` for every collected row before it deletes anything,
+      inside the delete's transaction, so the refusal rolls the whole delete back;
+    * ``on_delete=SET_NULL`` / ``SET_DEFAULT`` / ``SET(...)`` changes the row when the
+      row it points to is deleted: that delete is refused too;
+    * ``QuerySet.update()`` and ``bulk_update()`` (see :func:`_install_queryset_hooks`).
+    """
+    from django.db import models
+    from django.db.models.signals import pre_delete
+
+    table = bound.spec.table
+    original_save_table = model._save_table
+
+    def _save_table(
+        self: Any,
+        raw: bool = False,
+        cls: Any = None,
+        force_insert: Any = False,
+        force_update: bool = False,
+        using: str | None = None,
+        update_fields: Any = None,
+    ) -> Any:
+        if not force_insert and self.pk is not None:
+            check_not_restricted(bound, self.pk, using or "default")
+        return original_save_table(self, raw, cls, force_insert, force_update, using, update_fields)
+
+    model._save_table = _save_table
+
+    def refuse_restricted_delete(sender: Any, instance: Any, using: str, **kwargs: Any) -> None:
+        # Rows a legal minimum or a hold keeps cannot be deleted behind the erasure rules.
+        if instance.pk is not None:
+            check_not_restricted(bound, instance.pk, using)
+
+    pre_delete.connect(
+        refuse_restricted_delete, sender=model, weak=False, dispatch_uid=f"lp-restrict-{table}"
+    )
+
+    keeping = (models.CASCADE, models.PROTECT, models.RESTRICT, models.DO_NOTHING)
+    for field in model._meta.concrete_fields:
+        remote = getattr(field, "remote_field", None)
+        if remote is None or (not field.many_to_one and not field.one_to_one):
+            continue
+        if remote.on_delete in keeping:
+            continue
+        _guard_set_on_delete(bound, field)
+
+
+def _guard_set_on_delete(bound: Bound, field: Any) -> None:
+    """Refuse deleting a row that restricted rows of ``bound`` point to through
+    ``field``, whose ``on_delete`` would change them."""
+    from django.db.models.signals import pre_delete
+
+    model = bound.model
+    target = field.remote_field.model
+
+    def refuse(sender: Any, instance: Any, using: str, **kwargs: Any) -> None:
+        if instance.pk is None:
+            return
+        keys = list(
+            model._base_manager.using(using)
+            .filter(**{field.name: instance})
+            .values_list("pk", flat=True)
+        )
+        if keys and restricted_keys(bound, keys, using):
+            raise RestrictedRecordError(
+                f"{bound.spec.table}: deleting this row would change restricted rows "
+                f"through {field.name} (on_delete); they are kept, not processed"
+            )
+
+    pre_delete.connect(
+        refuse,
+        sender=target,
+        weak=False,
+        dispatch_uid=f"lp-restrict-{bound.spec.table}-{field.name}",
+    )
+
+
+_queryset_hooks = False
+
+
+def _install_queryset_hooks() -> None:
+    """``QuerySet.update()`` refuses restricted rows; ``bulk_update()`` binds personal
+    values to their rows (and refuses restricted rows). Other models are untouched."""
+    global _queryset_hooks
+    if _queryset_hooks:
+        return
+    _queryset_hooks = True
+    from django.db.models.query import QuerySet
+
+    original_update = QuerySet.update
+    original_bulk_update = QuerySet.bulk_update
+
+    def update(self: Any, **kwargs: Any) -> Any:
+        bound = _bound.get(self.model._meta.concrete_model)
+        if bound is not None and _any_restricted(bound, self.db):
+            keys = list(self.values_list("pk", flat=True))
+            if restricted_keys(bound, keys, self.db):
+                raise RestrictedRecordError(
+                    f"{bound.spec.table}: the update reaches restricted rows (GDPR Art. 18); "
+                    "they are kept, not processed, and cannot be changed"
+                )
+        return original_update(self, **kwargs)
+
+    def bulk_update(self: Any, objs: Any, fields: Any, batch_size: int | None = None) -> Any:
+        bound = _bound.get(self.model._meta.concrete_model)
+        if bound is None:
+            return original_bulk_update(self, objs, fields, batch_size)
+        objs = tuple(objs)
+        names = list(fields)
+        keys = [obj.pk for obj in objs if obj.pk is not None]
+        if keys and restricted_keys(bound, keys, self.db):
+            raise RestrictedRecordError(
+                f"{bound.spec.table}: bulk_update reaches restricted rows (GDPR Art. 18); "
+                "they are kept, not processed, and cannot be changed"
+            )
+        personal = [f for f in bound.encrypted if f.name in names or f.attname in names]
+        if not personal or any(obj.pk is None for obj in objs):
+            # Without a primary key Django refuses the call itself.
+            return original_bulk_update(self, objs, fields, batch_size)
+        indexes = [f.name + INDEX_SUFFIX for f in personal if f.lp_index]
+        with _tokens_in_place(objs, personal, add=False):
+            return original_bulk_update(
+                self, objs, names + [n for n in indexes if n not in names], batch_size
+            )
+
+    QuerySet.update = update
+    QuerySet.bulk_update = bulk_update
+
+
+@contextmanager
+def _tokens_in_place(objs: Sequence[Any], fields: Sequence[PersonalField], *, add: bool) -> Any:
+    """Put in each instance's personal attributes the token of its value, bound to its
+    row (as ``pre_save`` makes it), for writes that skip ``pre_save``; put the values
+    back afterwards."""
+    saved: list[tuple[Any, str, Any]] = []
+    try:
+        for obj in objs:
+            data = obj.__dict__
+            for field in fields:
+                token = field.pre_save(obj, add)
+                saved.append((obj, field.attname, data.get(field.attname)))
+                data[field.attname] = token
+        yield
+    finally:
+        for obj, attname, value in reversed(saved):
+            obj.__dict__[attname] = value
+
+
+def _any_restricted(bound: Bound, using: str) -> bool:
+    from django.db import connections
+
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            'SELECT 1 FROM lpdj_restrictions WHERE "table" = %s LIMIT 1', [bound.spec.table]
+        )
+        return cursor.fetchone() is not None
+
+
+def restricted_keys(bound: Bound, keys: Sequence[Any], using: str) -> set[str]:
+    """Which of the rows ``keys`` of ``bound`` are restricted (as text keys)."""
+    from django.db import connections
+
+    wanted = sorted({str(k) for k in keys})
+    found: set[str] = set()
+    with connections[using].cursor() as cursor:
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(
+                f'SELECT row_key FROM lpdj_restrictions WHERE "table" = %s '
+                f"AND row_key IN ({marks})",
+                [bound.spec.table, *chunk],
+            )
+            found.update(str(row[0]) for row in cursor.fetchall())
+    return found
 
 
 class _KeyPool:

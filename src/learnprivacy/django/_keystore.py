@@ -13,27 +13,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from learnprivacy.crypto._keystore import ALL_SCOPES as _ALL
 from learnprivacy.crypto._keystore import KeyEntry, KeyState
+from learnprivacy.crypto._keystore import entry_from_row as _entry
+from learnprivacy.crypto._keystore import scope_blocked as _blocked
 from learnprivacy.errors import ConfigurationError, KeyShreddedError
 
 __all__ = ["DjangoKeyStore"]
 
-_ALL = "*"
 _COLUMNS = "subject, scope, key_id, state, master_key_id, wrapped"
 _KEYS = "lpdj_keys"
 _TOMBSTONES = "lpdj_key_tombstones"
-
-
-def _entry(row: Sequence[Any]) -> KeyEntry:
-    subject, scope, key_id, state, master_key_id, wrapped = row
-    return KeyEntry(
-        subject=subject,
-        scope=scope,
-        key_id=key_id,
-        state=KeyState(state),
-        master_key_id=master_key_id,
-        wrapped=bytes(wrapped),
-    )
+_META = "lpdj_key_meta"
 
 
 class _Batch:
@@ -308,6 +299,115 @@ class DjangoKeyStore:
                         )
         return count
 
+    # -- rotation and maintenance -------------------------------------------------------
+
+    def iter_entries(self, *, page: int = 5_000) -> Iterator[KeyEntry]:
+        """Every entry, streamed a page at a time in insertion order (for rotation)."""
+        after = 0
+        while True:
+            rows = self._rows(
+                f"SELECT id, {_COLUMNS} FROM {_KEYS} WHERE id > %s ORDER BY id LIMIT %s",
+                [after, page],
+            )
+            if not rows:
+                return
+            for row in rows:
+                yield _entry(row[1:])
+            after = int(rows[-1][0])
+
+    def update_many(self, entries: Sequence[KeyEntry]) -> int:
+        """:meth:`update` for many entries in one transaction; returns how many changed.
+
+        One statement run for every entry through the driver's ``executemany``: a
+        rotation rewrites every key, and one round trip each would cost more than the
+        cryptography. The batch commits whole or not at all, so a rotation killed
+        half-way leaves each entry wrapped under the old key or the new one, never lost.
+        """
+        from django.db import connections, transaction
+
+        if not entries:
+            return 0
+        shredded = KeyState.SHREDDED.value
+        params = [
+            [e.scope, e.state.value, e.master_key_id, e.wrapped, e.subject, e.key_id, shredded]
+            for e in entries
+        ]
+        with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {_KEYS} SET scope = %s, state = %s, master_key_id = %s, wrapped = %s "
+                "WHERE subject = %s AND key_id = %s AND state <> %s",
+                params,
+            )
+            changed = cursor.rowcount
+        # Some drivers report -1 for executemany: the entries were live when read.
+        return len(entries) if changed is None or changed < 0 else int(changed)
+
+    def counts(self) -> dict[str, int]:
+        """How many keys per state, and tombstones: for status displays and progress."""
+        found = {
+            str(state): int(n)
+            for state, n in self._rows(f"SELECT state, count(*) FROM {_KEYS} GROUP BY state", [])
+        }
+        stones = self._rows(f"SELECT count(*) FROM {_TOMBSTONES}", [])[0][0]
+        return {
+            **{state.value: found.get(state.value, 0) for state in KeyState},
+            "tombstones": int(stones or 0),
+        }
+
+    def wrapping_counts(self) -> dict[str, int]:
+        """How many live (not shredded) keys each wrapping key id wraps."""
+        return {
+            str(key_id): int(n)
+            for key_id, n in self._rows(
+                f"SELECT master_key_id, count(*) FROM {_KEYS} WHERE state <> %s "
+                "GROUP BY master_key_id",
+                [KeyState.SHREDDED.value],
+            )
+        }
+
+    def read_meta(self) -> dict[str, str]:
+        """The key store's own state (``lpdj_key_meta``): rotation, epochs."""
+        return {str(k): str(v) for k, v in self._rows('SELECT "key", value FROM ' + _META, [])}
+
+    def write_meta(self, values: dict[str, str | None]) -> None:
+        """Set (or, for ``None``, remove) entries of the key store's state, in one
+        transaction."""
+        from django.db import connections, transaction
+
+        with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
+            for key, value in values.items():
+                cursor.execute(f'DELETE FROM {_META} WHERE "key" = %s', [key])
+                if value is not None:
+                    cursor.execute(
+                        f'INSERT INTO {_META} ("key", value) VALUES (%s, %s)', [key, value]
+                    )
+
+    def backup(self, path: str) -> None:
+        """Write a consistent copy of a SQLite key store to ``path`` (a new file).
+
+        A PostgreSQL key store raises ``ConfigurationError``: back it up with
+        ``pg_dump --table 'lpdj_key*'``. Keep key backups short-lived: a backup taken
+        before an erasure still holds the erased learner's wrapped key until the next
+        compaction (see docs/security.md).
+        """
+        import sqlite3
+
+        from django.db import connections
+
+        connection = connections[self._alias]
+        if connection.vendor != "sqlite":
+            raise ConfigurationError(
+                f"the key store is on {connection.vendor}: back it up with pg_dump "
+                "(--table 'lpdj_key*'), not learnprivacy_keys backup"
+            )
+        connection.ensure_connection()
+        source = connection.connection
+        target = sqlite3.connect(path)
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+
     def is_shredded(self, subject: str, scope: str) -> bool:
         """True when ``(subject, scope)`` is tombstoned and none of its keys is alive."""
         from django.db import connections
@@ -331,11 +431,3 @@ class DjangoKeyStore:
             [subject, scope, KeyState.SHREDDED.value],
         )
         return cursor.fetchone() is None
-
-
-def _blocked(
-    entries: list[KeyEntry], tombstones: set[tuple[str, str]], subject: str, scope: str
-) -> bool:
-    if (subject, scope) not in tombstones and (subject, _ALL) not in tombstones:
-        return False
-    return all(e.state is KeyState.SHREDDED for e in entries if e.scope == scope)

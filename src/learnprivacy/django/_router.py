@@ -8,7 +8,7 @@ __all__ = ["KEY_MODELS", "KeysRouter"]
 
 APP_LABEL = "learnprivacy"
 #: The models (lower-case names) that live in the key store's database.
-KEY_MODELS = frozenset({"keyentry", "keytombstone"})
+KEY_MODELS = frozenset({"keyentry", "keytombstone", "keymeta"})
 
 
 def _is_key_model(app_label: str, model_name: str | None) -> bool:

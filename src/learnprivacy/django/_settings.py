@@ -4,9 +4,13 @@
 
     LEARNPRIVACY = {
         "MASTER_KEY_ENV": "LEARNPRIVACY_MASTER_KEY",   # base64 of 32 bytes, never in settings
+        # Optional: previous master keys (base64, comma-separated) that still open data
+        # keys while ``manage.py learnprivacy_keys rotate`` rewraps them under the new one.
+        "PREVIOUS_MASTER_KEYS_ENV": "LEARNPRIVACY_PREVIOUS_MASTER_KEYS",
         "KEYS": "learnprivacy_keys",                   # the DATABASES alias of the key store
         "SCHEDULE": "lms.privacy.SCHEDULE",            # optional: dotted path to a Schedule
         "HOLDS": "lms.privacy.HOLDS",                  # optional: dotted path to Holds
+        "CONSENTS": "lms.Consent",                     # optional: the consent model
         "CONTROLLER": "lms.privacy.CONTROLLER",        # optional: for learnprivacy_register
         "KEY_CACHE_SIZE": 50_000,                      # learners whose keys stay unwrapped
         "ACTOR": "django",                             # who audit entries name
@@ -29,9 +33,11 @@ __all__ = ["Runtime", "keys_alias", "runtime", "setting"]
 
 _DEFAULTS: Mapping[str, Any] = {
     "MASTER_KEY_ENV": "LEARNPRIVACY_MASTER_KEY",
+    "PREVIOUS_MASTER_KEYS_ENV": "LEARNPRIVACY_PREVIOUS_MASTER_KEYS",
     "KEYS": "learnprivacy_keys",
     "SCHEDULE": None,
     "HOLDS": None,
+    "CONSENTS": None,
     "CONTROLLER": None,
     "KEY_CACHE_SIZE": 50_000,
     "ACTOR": "django",
@@ -105,6 +111,7 @@ def runtime() -> Runtime:
             keyring = Keyring(
                 _master_key(setting("MASTER_KEY_ENV")),
                 store=DjangoKeyStore(keys_alias()),
+                previous_master_keys=previous_master_keys(),
                 cache_size=size,
             )
             _runtime = Runtime(keyring)
@@ -115,6 +122,27 @@ def _master_key(env: str) -> bytes:
     from learnprivacy.crypto._master import master_key_from_env
 
     return master_key_from_env(env, None)
+
+
+def previous_master_keys() -> list[bytes]:
+    """The previous master keys named by ``PREVIOUS_MASTER_KEYS_ENV`` (none when unset).
+
+    The variable holds base64 keys separated by commas. They only open data keys still
+    wrapped under them (a rotation under way); new keys are always wrapped under the
+    master key. Errors name the variable, never its value.
+    """
+    import os
+
+    from learnprivacy.crypto._master import master_key_from_env
+
+    name = setting("PREVIOUS_MASTER_KEYS_ENV")
+    if not name:
+        return []
+    if not isinstance(name, str):
+        raise ConfigurationError('LEARNPRIVACY["PREVIOUS_MASTER_KEYS_ENV"] must be a str')
+    value = os.environ.get(name, "")
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    return [master_key_from_env(name, {name: part}) for part in parts]
 
 
 def reset_runtime() -> None:

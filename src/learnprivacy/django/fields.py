@@ -9,9 +9,9 @@ decrypted when the row is loaded into an instance, so admin, forms and serialize
 plaintext; a value that does not open stays :class:`Sealed` and reading it raises the
 typed error. ``QuerySet.values()`` returns the tokens, never plaintext.
 
-Only two ways write a personal column: saving an instance, and
-``learnprivacy_encrypt_existing``. ``QuerySet.update()``, ``bulk_update()`` and raw
-values cannot bind a value to its row and raise
+Personal columns are written by saving an instance, ``bulk_create``, ``bulk_update``,
+``loaddata`` (each value bound to its row) and ``learnprivacy_encrypt_existing``.
+``QuerySet.update()`` and raw values cannot bind a value to its row and raise
 :class:`~learnprivacy.errors.PlaintextError`. Lookups go through the blind index:
 ``Profile.objects.filter(phone=lp_lookup("+33 6 12 34 56 78"))`` (declare
 ``blind_index=True``); other lookups on a personal field raise ``ValidationError``.
@@ -341,12 +341,20 @@ class PersonalField(models.Field):
         return _Bound(token)
 
     def get_db_prep_save(self, value: Any, connection: Any) -> Any:
-        """Only tokens made by :meth:`pre_save` reach the database."""
+        """Only tokens made by :meth:`pre_save` reach the database.
+
+        An expression passes only when every value it can write is such a token: the
+        ``CASE WHEN pk = ... THEN <token>`` that ``bulk_update`` builds from tokens bound
+        to each row.
+        """
         if value is None or type(value) is _Bound:
             return value if value is None else str(value)
+        if hasattr(value, "as_sql") and _only_tokens(value):
+            return value
         raise PlaintextError(
-            f"{self.where}: personal values are written by saving a model instance; "
-            "QuerySet.update(), bulk_update() and raw values cannot bind them to their row",
+            f"{self.where}: personal values are written by saving a model instance "
+            "(or bulk_create, bulk_update, loaddata); QuerySet.update() and raw values "
+            "cannot bind them to their row",
             table=self.model._meta.db_table,
             column=self.column,
         )
@@ -381,6 +389,20 @@ class PersonalField(models.Field):
                 field=self.where,
             )
         return None
+
+
+def _only_tokens(expression: Any) -> bool:
+    """Whether every value ``expression`` can produce is a bound token (or NULL)."""
+    from django.db.models import Case, Value, When
+    from django.db.models.functions import Cast
+
+    if isinstance(expression, Value):
+        return expression.value is None or type(expression.value) is _Bound
+    if isinstance(expression, When):
+        return _only_tokens(expression.result)
+    if isinstance(expression, Case | Cast):
+        return all(_only_tokens(e) for e in expression.get_source_expressions())
+    return False
 
 
 class BlindExact(Exact):

@@ -1,6 +1,6 @@
 """The app's own tables: the key store, the audit log, the request book, pending work.
 
-``KeyEntry`` and ``KeyTombstone`` live in the key store's database (``LEARNPRIVACY
+``KeyEntry``, ``KeyTombstone`` and ``KeyMeta`` live in the key store's database (``LEARNPRIVACY
 ["KEYS"]``, routed by :class:`~learnprivacy.django.KeysRouter`); every other model lives
 with the application's data, so that its rows commit in the application's transaction.
 Code reads and writes them through learnprivacy's own modules, mostly in plain SQL on
@@ -16,6 +16,7 @@ __all__ = [
     "AuditHead",
     "EncryptProgress",
     "KeyEntry",
+    "KeyMeta",
     "KeyTombstone",
     "PendingShred",
     "RequestFact",
@@ -63,6 +64,17 @@ class KeyTombstone(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["subject", "scope"], name="lpdj_tombstones_pair")
         ]
+
+
+class KeyMeta(models.Model):
+    """State of the key store itself (a rotation or compaction under way, the epoch),
+    in the key store's database; never a key in clear."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    value = models.TextField()
+
+    class Meta:
+        db_table = "lpdj_key_meta"
 
 
 class AuditEntry(models.Model):

@@ -7,8 +7,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 
+from learnprivacy._arguments import argument_error
 from learnprivacy.basis import LawfulBasis
-from learnprivacy.errors import ArgumentError, UnknownCodeError
+from learnprivacy.errors import UnknownCodeError
 
 __all__ = [
     "Record",
@@ -65,21 +66,26 @@ def _keyword_only_init(cls: type[Any]) -> None:
 
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        if args:
-            raise ArgumentError(f"{name} takes keyword arguments only (field=value)")
-        try:
-            init(self, **kwargs)
-        except TypeError as error:
-            fields = {a.alias: a for a in attrs.fields(cls) if a.init}
-            unknown = sorted(k for k in kwargs if k not in fields)
-            missing = sorted(
-                k for k, a in fields.items() if a.default is attrs.NOTHING and k not in kwargs
-            )
-            if unknown:
-                raise ArgumentError(f"{name} has no field {', '.join(unknown)}") from None
-            if missing:
-                raise ArgumentError(f"{name} is missing field {', '.join(missing)}") from None
+        failure: TypeError | None = None
+        if not args:
+            try:
+                init(self, **kwargs)
+                return
+            except TypeError as raised:
+                failure = raised  # told apart below, outside the handler (nothing chained)
+        fields = {a.alias: a for a in attrs.fields(cls) if a.init}
+        error = argument_error(
+            name,
+            positional=(),
+            keywords=fields,
+            required=[k for k, a in fields.items() if a.default is attrs.NOTHING],
+            args=args,
+            kwargs=kwargs,
+        )
+        if error is not None:
             raise error
+        assert failure is not None  # keyword arguments that fit: the body's own TypeError
+        raise failure
 
     __init__.__learnprivacy_keyword_only__ = True  # type: ignore[attr-defined]
     cls.__init__ = __init__

@@ -23,10 +23,10 @@ import attrs
 
 from learnprivacy._vocabulary import Action, Article
 from learnprivacy.basis import LawfulBasis
-from learnprivacy.errors import NotFoundError
-from learnprivacy.records import Consent, from_json_dict, to_json_dict
+from learnprivacy.errors import IntegrityError, NotFoundError
+from learnprivacy.records import Consent, Learner, from_json_dict, to_json_dict
 from learnprivacy.records._base import record_type, subject_of
-from learnprivacy.requests._adapters import erase_records
+from learnprivacy.requests._adapters import anonymise_records, erase_records
 from learnprivacy.requests._model import PLAN_PREFIX, SubjectRequest
 from learnprivacy.requests._outcomes import (
     NotificationOutcome,
@@ -245,6 +245,36 @@ def erase_providers(env: Env, request: SubjectRequest, now: dt.datetime) -> Step
     return StepResult(name="erase_providers", completed_at=now, records=records)
 
 
+def verify_request_book(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """Check that the request book keeps nothing of the erased learner in clear.
+
+    The book keeps the learner's requests as proof that they were answered, sealed under
+    keys of their own; what it stores in clear must show neither the learner id nor a
+    requester's name (or a word of it) or e-mail address. A backend that stores nothing
+    (in memory) has nothing to check; one that cannot say raises.
+    """
+    find = getattr(env.book.backend, "find_in_clear", None)
+    if find is None:
+        return StepResult(name="verify_request_book", completed_at=now, facts={"stored": "no"})
+    values: set[str] = set()
+    for filed in env.book.requests(learner_id=request.learner_id):
+        for value in (filed.requester.name, filed.requester.email):
+            if value:
+                values.add(value)
+                values.update(value.split())
+    places = find(request.learner_id, sorted(values))
+    if places:
+        raise StepFailed(
+            "the request book still shows the erased learner in clear in " + ", ".join(places),
+            component="request_book",
+        )
+    return StepResult(
+        name="verify_request_book",
+        completed_at=now,
+        facts={"stored": "yes", "checked_values": str(len(values) + 1)},
+    )
+
+
 # -- consent withdrawal ------------------------------------------------------------------
 
 
@@ -252,14 +282,31 @@ def withdraw_consent(env: Env, request: SubjectRequest, now: dt.datetime) -> Ste
     """End the consents given for the purpose: ``withdrawn_at`` set, the record kept.
 
     The withdrawal takes effect when it was received, not when it is carried out: from
-    that instant no processing rests on the consent (Art. 7(3)).
+    that instant no processing rests on the consent (Art. 7(3)). A restricted consent
+    record (Art. 18) is left untouched and reported as restricted: writing to it is
+    processing the restriction forbids, and the withdrawal cannot be recorded on it.
     """
     params = request.params
     assert isinstance(params, WithdrawConsentParams)
     outcomes = []
     effective = request.received_at
-    for record in env.store.records_of(request.learner_id, include_restricted=True):
-        if not isinstance(record, Consent) or record.purpose != params.purpose:
+    consents = [
+        r
+        for r in env.store.records_of(request.learner_id, include_restricted=True)
+        if isinstance(r, Consent) and r.purpose == params.purpose
+    ]
+    open_ids = {r.id for r in _visible(env, request.learner_id) if isinstance(r, Consent)}
+    for record in consents:
+        if record.id not in open_ids:
+            outcomes.append(
+                RecordOutcome(
+                    record_type="Consent",
+                    record_id=record.id,
+                    action=Action.RESTRICT,
+                    article=Article.ART_18,
+                    reason="restricted: left untouched, withdrawal not written on it",
+                )
+            )
             continue
         if record.withdrawn_at is None and record.given_at <= effective:
             # No retroactive effect: processing before receipt stays lawful.
@@ -276,50 +323,203 @@ def withdraw_consent(env: Env, request: SubjectRequest, now: dt.datetime) -> Ste
     return StepResult(name="withdraw_consent", completed_at=now, records=tuple(outcomes))
 
 
-def _consent_only(record: Any, purpose: str, schedule: Any) -> bool:
-    """Whether ``record`` is processed for ``purpose`` on consent and on nothing else.
+def _visible(env: Env, learner_id: str) -> list[Any]:
+    """The learner's records that are not restricted."""
+    return list(env.store.records_of(learner_id))
 
-    With a schedule, its rules say which purposes each record serves and on what basis
-    (a rule's basis, else the record's): the purpose is declared once, there. Without
-    one, the record's own basis and its class's purpose decide.
+
+def _on_consent_end(record: Any, purpose: str, schedule: Any) -> Action | None:
+    """What the end of the consent to ``purpose`` does to ``record``, or ``None`` when
+    something else holds it (another purpose, or another basis).
+
+    With a schedule, its rules say which purposes each record serves, on what basis and
+    what happens at their end (``Schedule.on_consent_end``: erase or anonymise, as the
+    policy says). Without one, a record whose own basis is consent and whose class's
+    purpose is the withdrawn one is erased. Consent records stay, as proof.
     """
     if isinstance(record, Consent):
-        return False
-    rules = schedule.applicable_rules(record) if schedule is not None else ()
-    if not rules:
-        return (
-            record.basis is LawfulBasis.CONSENT
-            and getattr(type(record), "processing_purpose", None) == purpose
-        )
-    served = [(rule.purpose, rule.basis or record.basis) for rule in rules]
-    # Another purpose, or this one on another basis, still holds the record.
-    return all(p == purpose and b is LawfulBasis.CONSENT for p, b in served)
+        return None
+    if schedule is not None and schedule.applicable_rules(record):
+        action: Action | None = schedule.on_consent_end(record, purpose)
+        return action
+    if (
+        record.basis is LawfulBasis.CONSENT
+        and getattr(type(record), "processing_purpose", None) == purpose
+    ):
+        return Action.ERASE
+    return None
+
+
+_ACCOUNT_KEPT = "account kept while dependent records are kept"
+_STOPPED = "consent withdrawn: processing stopped, kept for review"
 
 
 def plan_consent_erasure(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
-    """Persist the records only the withdrawn consent justified."""
+    """Persist the records only the withdrawn consent justified, each with what its
+    rule does at the end of the consent (erase, anonymise or restrict).
+
+    The learner's account is never removed while other records of theirs stay (the
+    consents kept as proof, an invoice kept by law): it is restricted instead, as a
+    sweep does, so no record is left pointing at an account that is gone.
+    """
     params = request.params
     assert isinstance(params, WithdrawConsentParams)
     records = env.store.records_of(request.learner_id, include_restricted=True)
-    chosen = [r for r in records if _consent_only(r, params.purpose, env.schedule)]
-    return _plan_of("erase_consent_data", chosen, now)
+    chosen = [(r, _on_consent_end(r, params.purpose, env.schedule)) for r in records]
+    removed = {
+        (type(r).__name__, r.id)
+        for r, action in chosen
+        if action in (Action.ERASE, Action.ANONYMISE)
+    }
+    staying = any(
+        (type(r).__name__, r.id) not in removed for r in records if not isinstance(r, Learner)
+    )
+    planned = []
+    for record, action in chosen:
+        if action is None:
+            continue
+        reason = _STOPPED if action is Action.RESTRICT else "planned"
+        if isinstance(record, Learner) and action is not Action.RESTRICT and staying:
+            action, reason = Action.RESTRICT, _ACCOUNT_KEPT
+        planned.append(
+            RecordOutcome(
+                record_type=type(record).__name__,
+                record_id=record.id,
+                action=action,
+                article="",
+                reason=reason,
+            )
+        )
+    return StepResult(
+        name=PLAN_PREFIX + "erase_consent_data", completed_at=now, records=tuple(planned)
+    )
+
+
+def _kept_by_law(env: Env, record: Any, learner: Any, now: dt.datetime) -> bool:
+    """Whether a legal minimum or a hold keeps ``record`` from erasure or anonymisation:
+    computed here again, not taken from the store, to check what the store did."""
+    if any(hold.matches(record) for hold in env.holds):
+        return True
+    if env.schedule is not None and env.schedule.applicable_rules(record):
+        decision = env.schedule.evaluate(
+            record, now=now, learner=learner, holds=env.holds, erasure_requested=True
+        )
+        return bool(decision.action is not Action.ERASE)
+    basis = getattr(record, "basis", None)
+    return basis is not None and not basis.erasable_on_request
 
 
 def erase_consent_data(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
-    """Erase the planned records (Art. 17(1)(b)): no other lawful basis holds them."""
-    planned = _planned(request, "erase_consent_data")
-    wanted = {(p.record_type, p.record_id) for p in planned}
-    present = [
-        r
+    """Erase or anonymise the planned records, as their rules say (Art. 17(1)(b): no
+    other lawful basis holds them), then check that it happened.
+
+    The check reads the store again: a record planned for erasure or anonymisation must
+    be gone from the learner's records, unless a legal minimum or hold keeps it (it is
+    then restricted, and reported so); the anonymised rows must no longer identify the
+    learner (``Store.verify_anonymised``, against the records as they were). Anything
+    else fails the step, naming the store: the request cannot end COMPLETED on an
+    anonymisation that left the learner's name, id or dates behind.
+    """
+    plan = request.step(PLAN_PREFIX + "erase_consent_data")
+    planned = plan.records if plan is not None else ()
+    known = env.store.records_of(request.learner_id, include_restricted=True)
+    by_key = {(type(r).__name__, r.id): r for r in known}
+    todo: dict[Action, list[Any]] = {Action.ERASE: [], Action.ANONYMISE: [], Action.RESTRICT: []}
+    for item in planned:
+        record = by_key.get((item.record_type, item.record_id))
+        if record is not None:
+            todo[item.action].append(record)
+    reason = "consent withdrawn (GDPR Art. 17(1)(b))"
+    if todo[Action.ERASE]:
+        erase_records(
+            env.store,
+            todo[Action.ERASE],
+            now=now,
+            reason=reason,
+            schedule=env.schedule,
+            holds=env.holds,
+        )
+    if todo[Action.ANONYMISE]:
+        anonymise_records(
+            env.store,
+            todo[Action.ANONYMISE],
+            now=now,
+            reason=reason,
+            schedule=env.schedule,
+            holds=env.holds,
+        )
+    reasons = {(p.record_type, p.record_id): p.reason for p in planned}
+    for record in todo[Action.RESTRICT]:
+        why = reasons[(type(record).__name__, record.id)]
+        env.store.restrict(type(record), record.id, reason=f"{reason}: {why}", now=now)
+    # Nothing the plan lists was anonymised before the plan was made.
+    since = plan.completed_at if plan is not None else now
+    return _checked_outcomes(env, request, planned, known, since, now)
+
+
+def _checked_outcomes(
+    env: Env,
+    request: SubjectRequest,
+    planned: Sequence[RecordOutcome],
+    known: Sequence[Any],
+    since: dt.datetime,
+    now: dt.datetime,
+) -> StepResult:
+    after = {(type(r).__name__, r.id) for r in env.store.records_of(request.learner_id)}
+    after_all = {
+        (type(r).__name__, r.id): r
         for r in env.store.records_of(request.learner_id, include_restricted=True)
-        if (type(r).__name__, r.id) in wanted
-    ]
-    erase_records(env.store, present, now=now, reason="consent withdrawn (GDPR Art. 17(1)(b))")
-    records = tuple(
-        attrs.evolve(p, action=Action.ERASE, article=Article.ART_17_1_B, reason="consent withdrawn")
-        for p in planned
-    )
-    return StepResult(name="erase_consent_data", completed_at=now, records=records)
+    }
+    learner = next((r for r in known if isinstance(r, Learner)), None)
+    remaining: dict[str, int] = {}
+    outcomes = []
+    for item in planned:
+        key = (item.record_type, item.record_id)
+        present = after_all.get(key)
+        if item.action is Action.RESTRICT:
+            if present is None or key in after:
+                remaining[item.record_type] = remaining.get(item.record_type, 0) + 1
+                continue
+            outcomes.append(attrs.evolve(item, article=Article.ART_18))
+            continue
+        if present is None:
+            outcomes.append(
+                attrs.evolve(
+                    item,
+                    article=Article.ART_17_1_B,
+                    reason="consent withdrawn"
+                    if item.action is Action.ERASE
+                    else "consent withdrawn: only anonymous statistics remain",
+                )
+            )
+        elif key not in after and _kept_by_law(env, present, learner, now):
+            outcomes.append(
+                attrs.evolve(
+                    item,
+                    action=Action.RESTRICT,
+                    article=Article.ART_17_3_B,
+                    reason="kept by a legal minimum or hold, restricted",
+                )
+            )
+        else:
+            remaining[item.record_type] = remaining.get(item.record_type, 0) + 1
+    if remaining:
+        counts = ", ".join(f"{name}={count}" for name, count in sorted(remaining.items()))
+        raise StepFailed(
+            f"records of the learner remain after the withdrawal ({counts})",
+            component=_STORE_COMPONENT,
+        )
+    if any(item.action is Action.ANONYMISE for item in planned):
+        try:
+            env.store.verify_anonymised(
+                known,
+                since=since,
+                learner_ids=[request.learner_id],
+                record_ids=[(p.record_type, p.record_id) for p in planned],
+            )
+        except IntegrityError as exc:
+            raise StepFailed(str(exc), component=_STORE_COMPONENT) from None
+    return StepResult(name="erase_consent_data", completed_at=now, records=tuple(outcomes))
 
 
 # -- Art. 19 notifications ---------------------------------------------------------------

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from learnprivacy._validators import require_aware
+from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, UnknownCodeError, ValidationError
 from learnprivacy.records._base import record_type as registered_type
 from learnprivacy.retention._decide import decide
 from learnprivacy.retention._hold import Hold, Override
 from learnprivacy.retention._rule import RetentionRule, check_subject, is_own_subject
-from learnprivacy.retention._vocabulary import Trigger
+from learnprivacy.retention._vocabulary import Action, Trigger
 
 if TYPE_CHECKING:
     from learnprivacy.retention._decision import Decision
@@ -134,6 +135,35 @@ class Schedule:
     def applicable_rules(self, record: object) -> tuple[RetentionRule, ...]:
         """The rules of ``record``'s type whose ``where`` selects it."""
         return tuple(rule for rule in self.rules_for(type(record)) if rule.applies_to(record))
+
+    def on_consent_end(self, record: object, purpose: str) -> Action | None:
+        """What ends ``record``'s processing when the consent to ``purpose`` ends
+        (withdrawn, or expired), or ``None`` when something else still holds it.
+
+        The record's applicable rules say which purposes it serves and on what basis (a
+        rule's basis, else the record's). Only a record every one of whose rules is
+        ``purpose`` on consent is let go (Art. 17(1)(b)); another purpose, or this one
+        on another basis, keeps it. It then gets the rules' own action, as at the end of
+        their period: ``ERASE`` if any rule erases, else ``ANONYMISE`` if any anonymises
+        (only anonymous statistics remain, as the policy says), else ``RESTRICT``:
+        processing stops and the data waits for the review or keeping the rule asks for.
+        A record no rule covers is not the schedule's to decide: ``None``.
+        """
+        rules = self.applicable_rules(record)
+        if not rules:
+            return None
+        basis = getattr(record, "basis", None)
+        if not all(
+            rule.purpose == purpose and (rule.basis or basis) is LawfulBasis.CONSENT
+            for rule in rules
+        ):
+            return None
+        actions = {rule.action for rule in rules}
+        if Action.ERASE in actions:
+            return Action.ERASE
+        if Action.ANONYMISE in actions:
+            return Action.ANONYMISE
+        return Action.RESTRICT
 
     def evaluate(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, delete, insert, inspect, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, scoped_session
@@ -16,6 +16,7 @@ from learnprivacy._inplace._audit import erasure_events
 from learnprivacy._inplace._binding import ERASED
 from learnprivacy._inplace._plan import check_holds, plan_erasure
 from learnprivacy._inplace._provider import DeclaredProvider
+from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import is_aware, require_aware
 from learnprivacy._vocabulary import Action
 from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser
@@ -25,8 +26,17 @@ from learnprivacy.retention import Hold, Schedule
 from learnprivacy.sqlalchemy._columns import declaration_of
 from learnprivacy.sqlalchemy._keys import open_key_store, same_database
 from learnprivacy.sqlalchemy._tables import ANONYMISED, RESTRICTED, SideTables, side_tables
-from learnprivacy.store._audit import AuditLog
+from learnprivacy.store._audit import AuditEvent, AuditLog
 from learnprivacy.store._engine import Database
+from learnprivacy.store._epochs import (
+    CompactionReport,
+    Vault,
+    as_vault,
+    compact,
+    epoch_status,
+    open_epochs,
+)
+from learnprivacy.store._keydb import KeyDatabase
 from learnprivacy.store._open import audit_keys
 from learnprivacy.store._reports import ErasureOutcome, ErasureReport, SweepReport
 
@@ -85,6 +95,9 @@ class LearnPrivacy:
     ``schedule`` and ``holds`` are what the provider's erasures and metadata use.
     ``cache_size`` is how many learners' unwrapped keys stay in memory (size it to the
     learners active at once: a key not cached costs a read of the key database).
+    ``vault`` (a path or a vault object such as ``Pkcs11Vault``) holds the epoch key the
+    data keys are wrapped under, as ``Store(..., vault=)``: by default ``<keys>.vault``
+    beside a SQLite key database; see :meth:`compact_keys`.
 
     The integration's tables (audit log, row states, pending shreds) are added to the
     base's ``MetaData``, so ``create_all`` and Alembic create them with the models'.
@@ -103,6 +116,7 @@ class LearnPrivacy:
         holds: Sequence[Hold] = (),
         clock: Callable[[], dt.datetime] | None = None,
         cache_size: int = 10_000,
+        vault: object = None,
     ) -> None:
         if not isinstance(keyring, Keyring):
             raise ConfigurationError("LearnPrivacy needs keyring=Keyring(...)")
@@ -121,6 +135,18 @@ class LearnPrivacy:
             if keyring.store is store
             else Keyring(keyring.export_master_key(), store=store, cache_size=cache_size)
         )
+        # The epoch keys the data keys are wrapped under (none before a compaction), the
+        # store's machinery unchanged: a key database on epochs refuses to open without
+        # its vault.
+        self._key_db: KeyDatabase | None = store if isinstance(store, KeyDatabase) else None
+        self._vault: Vault | None = None
+        if self._key_db is not None:
+            self._vault = as_vault(cast(Any, vault), self._key_db)
+            open_epochs(self._keyring, self._key_db, self._vault)
+        elif vault is not None:
+            raise ConfigurationError(
+                "vault= needs keys= to be a key database (its URL or a KeyDatabase)"
+            )
         self._keyring.verify()
         self.rows = RowCipher(FieldCipher(self._keyring), self._keyring.blind_index())
         pseudonym_key, self._seal_key = audit_keys(
@@ -166,6 +192,13 @@ class LearnPrivacy:
         event.listen(Session, "after_flush", self._after_flush)
         self._uninstall.append(lambda: event.remove(Session, "before_flush", self._before_flush))
         self._uninstall.append(lambda: event.remove(Session, "after_flush", self._after_flush))
+        # Ordinary queries leave restricted rows out and decrypt personal columns selected
+        # on their own (see _queries).
+        from learnprivacy.sqlalchemy._queries import query_listener
+
+        on_execute = query_listener(self)
+        event.listen(Session, "do_orm_execute", on_execute)
+        self._uninstall.append(lambda: event.remove(Session, "do_orm_execute", on_execute))
 
     def _after_flush(self, session: Session, _context: Any) -> None:
         """Audit the rows of declared tables the application deleted in this flush.
@@ -282,6 +315,67 @@ class LearnPrivacy:
             name = model if isinstance(model, str) else model.__name__
             raise ConfigurationError(f"{name} is not a declared model of this LearnPrivacy")
         return found
+
+    @property
+    def vault(self) -> Vault | None:
+        """The vault of the epoch keys (``None`` when ``keys=`` is not a key database)."""
+        return self._vault
+
+    def compact_keys(
+        self,
+        session: Session,
+        *,
+        now: dt.datetime,
+        progress: ProgressReporter | None = None,
+        batch_size: int = 5_000,
+    ) -> CompactionReport:
+        """Wrap every live data key under a new epoch key and destroy the previous one.
+
+        As ``Store.compact_keys``: afterwards a copy of the key database taken before
+        (file copy, ``pg_dump``, dead tuples, WAL), even with the master key and the
+        current vault, opens no key of a learner erased before this call, and every live
+        learner stays readable. Keys that erasures committed but did not shred yet are
+        shredded first. Interrupted, nothing is lost and calling it again finishes. The
+        audit entry (counts only) is committed with ``session``. Other processes bound to
+        the same key database must be restarted after a compaction.
+        """
+        now = _aware(now)
+        if self._key_db is None or self._vault is None:
+            raise ConfigurationError(
+                "key compaction needs keys= to be a key database (its URL or a KeyDatabase)"
+            )
+        # Shreds an earlier erasure left pending are done before the keys are compacted.
+        self._open(session)
+        session.commit()
+        report = compact(
+            self._keyring,
+            self._key_db,
+            self._vault,
+            now=now,
+            progress=progress,
+            batch_size=batch_size,
+        )
+        connection = self._open(session)
+        event = AuditEvent(
+            action="compact_keys",
+            outcome="done",
+            details={
+                "epoch": report["epoch"],
+                "rewrapped": report["rewrapped"],
+                "live_keys": report["live"],
+                "erased_subjects": report["erased_subjects"],
+                "resumed": report["resumed"],
+            },
+        )
+        self.audit(connection).append(connection, [event], now=now)
+        session.commit()
+        return report
+
+    def key_epoch_status(self) -> dict[str, Any]:
+        """Epoch number, last compaction, learners erased since, the vault in use."""
+        if self._key_db is None or self._vault is None:
+            raise ConfigurationError("keys= is not a key database: it has no epochs")
+        return epoch_status(self._key_db, self._vault)
 
     def subject_ref(self, subject: str) -> str:
         """The pseudonymous reference the audit log uses for ``subject``."""
@@ -474,17 +568,12 @@ class LearnPrivacy:
             )
         self._open(session)
         index = self.rows.index(spec, column, value)
-        found = session.scalars(select(model).where(getattr(model, name + "_bidx") == index)).all()
+        query = select(model).where(getattr(model, name + "_bidx") == index)
+        found = session.scalars(
+            query.execution_options(include_restricted=bool(include_restricted))
+        ).all()
         wanted = normalise_text(value)
-        matches = [obj for obj in found if normalise_text(getattr(obj, name) or "") == wanted]
-        if include_restricted or not matches:
-            return matches
-        restricted = self._states(
-            session.connection(), spec, [getattr(o, spec.primary_key) for o in matches]
-        )
-        return [
-            o for o in matches if restricted.get(str(getattr(o, spec.primary_key))) != RESTRICTED
-        ]
+        return [obj for obj in found if normalise_text(getattr(obj, name) or "") == wanted]
 
     def _states(
         self, connection: Connection, spec: ModelSpec, keys: Iterable[Any]
@@ -768,6 +857,7 @@ class LearnPrivacy:
         dry_run: bool = False,
         batch_size: int = 1_000,
         review_limit: int = 1_000,
+        compact: bool = False,
     ) -> SweepReport:
         """Apply ``schedule`` (rules keyed by model class or name) to the declared tables.
 
@@ -777,7 +867,8 @@ class LearnPrivacy:
         ``session.commit()``), and keys no remaining row uses are shredded after each
         commit: an interrupted sweep is simply run again, and a second run changes nothing.
         A learner's account row is not erased while other rows of theirs remain (listed
-        for review instead). Tables without a rule are left alone.
+        for review instead). Tables without a rule are left alone. With ``compact``, a
+        sweep that erased anything ends with :meth:`compact_keys`.
         """
         from learnprivacy.sqlalchemy._sweep import sweep
 
@@ -785,7 +876,7 @@ class LearnPrivacy:
             raise ConfigurationError("sweep needs a Schedule")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValidationError("batch_size must be a positive int", field="batch_size")
-        return sweep(
+        report = sweep(
             self,
             session,
             schedule,
@@ -795,6 +886,9 @@ class LearnPrivacy:
             batch_size=batch_size,
             review_limit=review_limit,
         )
+        if compact and not dry_run and (report.erased or report.anonymised):
+            self.compact_keys(session, now=now)
+        return report
 
     # -- exports, providers, the register ------------------------------------------------
 
@@ -812,6 +906,7 @@ class LearnPrivacy:
                 select(model)
                 .where(table.c[spec.subject_column] == _typed(spec, learner))
                 .order_by(table.c[spec.primary_key_column])
+                .execution_options(include_restricted=True)
             )
             objects = session.scalars(query).all()
             states = self._states(connection, spec, [getattr(o, spec.primary_key) for o in objects])

@@ -84,3 +84,24 @@ class StoreCore(Protocol):
         holds: Sequence[Hold] = (),
         override: Override | None = None,
     ) -> int: ...
+
+    def anonymise_records(
+        self,
+        records: Iterable[Record],
+        *,
+        now: dt.datetime | None = None,
+        reason: str = "anonymisation",
+        schedule: Schedule | None = None,
+        holds: Sequence[Hold] = (),
+        override: Override | None = None,
+    ) -> int: ...
+
+    def restrict(
+        self,
+        record_type: type[Any] | str | None = None,
+        record_id: str | None = None,
+        *,
+        learner_id: str | None = None,
+        reason: str,
+        now: dt.datetime | None = None,
+    ) -> int: ...

@@ -17,9 +17,19 @@ intact on disk). Copy-on-write file systems and SSD wear levelling may still kee
 blocks: see docs/security.md.
 
 **Crash safety.** The vault holds the old and the new epoch key from the moment a
-compaction starts until every data key is wrapped under the new one; only then is the
-old one dropped. Killed at any point, a store opens (every data key names the epoch it
-is wrapped under, and both are in the vault) and running the compaction again finishes.
+compaction starts until every data key is wrapped under the new one and the key
+database names it current; only then is the old one dropped. Killed at any point, a
+store opens (every data key names the epoch it is wrapped under, and the vault holds it)
+and running the compaction again finishes.
+
+**Writers in other processes.** The key database records which epoch is current (and,
+during a compaction, which is next) in one row of ``lpk_meta``. Every transaction that
+writes a wrapped data key reads that row locked and checks that the key is wrapped
+under the current (or next) epoch; a process that loaded an epoch key a compaction has
+destroyed since re-wraps its keys under the current one (read from the vault) before
+inserting them, or raises ``ConfigurationError`` and inserts nothing. The last re-wrap
+pass of a compaction and the switch of the current epoch are one transaction holding
+that row, so no key is written under the old epoch after the switch.
 """
 
 from __future__ import annotations
@@ -31,11 +41,12 @@ import json
 import os
 import struct
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from learnprivacy._progress import ProgressReporter
 from learnprivacy.crypto._master import MasterKey
@@ -304,70 +315,113 @@ def _masters(keyring: Keyring) -> list[MasterKey]:
     return [current, *keyring._previous.values()]
 
 
+def _loader(keyring: Keyring, vault: Vault) -> Callable[[str], bytes | None]:
+    """Reads one epoch key by id from ``vault`` (``None`` if it holds no such key)."""
+
+    def load(epoch_id: str) -> bytes | None:
+        state = vault.read()
+        if state is None or epoch_id not in state.get("epochs", {}):
+            return None
+        return _unwrap_epochs(state, _masters(keyring))[0].get(epoch_id)
+
+    return load
+
+
 def open_epochs(keyring: Keyring, keys: KeyDatabase, vault: Vault) -> dict[str, Any] | None:
     """Give ``keyring`` the epoch keys of ``vault``; the vault state (``None``: no epoch
     yet, data keys wrapped directly under the master key).
 
-    A vault whose epoch keys are wrapped under a previous master key (a master-key
-    rotation under way) is rewritten under the current one. A key database that moved
-    to epochs refuses to open without its vault.
+    New data keys are wrapped under the epoch the key database names as current (the
+    vault may still hold the previous one, if a compaction was interrupted before it
+    dropped it). The keyring also learns to read epoch keys from the vault later, when
+    a compaction in another process moves the key database to a new epoch. A vault
+    whose epoch keys are wrapped under a previous master key (a master-key rotation under
+    way) is rewritten under the current one. A key database that moved to epochs refuses
+    to open without its vault.
     """
+    loader = _loader(keyring, vault)
     state = vault.read()
+    current, _nxt = keys.epochs()
     if state is None:
-        if _read_meta(keys).get(_META_EPOCHS):
+        if current or _read_meta(keys).get(_META_EPOCHS):
             raise ConfigurationError(
                 f"the key database's data keys are wrapped under epoch keys, and its vault "
                 f"({vault.describe()}) is missing: open the store with vault= pointing at it"
             )
+        keyring.use_epoch(None, loader=loader)
         return None
     epochs, stale = _unwrap_epochs(state, _masters(keyring))
-    if stale:
-        master = MasterKey(keyring.export_master_key())
-        extra = {k: v for k, v in state.items() if k in ("compacted_at", "number")}
-        state = _state(master, epochs, state.get("current"), state.get("next"), **extra)
-        vault.write(state)
-    current = state.get("current")
+    if stale or (not current and state.get("current")):
+        with keys.epoch_transaction() as (connection, current, nxt):
+            state = vault.read()
+            if state is None:
+                raise ConfigurationError(f"the vault ({vault.describe()}) disappeared")
+            epochs, stale = _unwrap_epochs(state, _masters(keyring))
+            if not current and state.get("current"):
+                # A key database compacted before it recorded its epochs: the vault says.
+                if not _meta_in(connection).get(_META_EPOCHS):
+                    raise ConfigurationError(
+                        f"the vault ({vault.describe()}) holds epoch keys but this key "
+                        "database was never compacted: is it the vault of another store?"
+                    )
+                current, nxt = str(state["current"]), str(state.get("next") or "")
+                keys.set_epochs(connection, current, nxt)
+            if stale:
+                master = MasterKey(keyring.export_master_key())
+                extra = {k: v for k, v in state.items() if k in ("compacted_at", "number")}
+                state = _state(master, epochs, state.get("current"), state.get("next"), **extra)
+                vault.write(state)
+    wrap = epochs.get(current) if current else None
+    if current and wrap is None:
+        raise ConfigurationError(
+            f"the vault ({vault.describe()}) does not hold the key database's current epoch "
+            "key: is it the vault of this key database?"
+        )
     keyring.use_epoch(
-        None if current is None else epochs[current],
-        others=[raw for eid, raw in epochs.items() if eid != current],
+        wrap, others=[raw for eid, raw in epochs.items() if eid != current], loader=loader
     )
     return state
 
 
 def _read_meta(keys: KeyDatabase) -> dict[str, str]:
     with keys.database.read() as connection:
-        return {str(k): str(v) for k, v in connection.execute(select(_META.c.key, _META.c.value))}
+        return _meta_in(connection)
 
 
-def _write_meta(keys: KeyDatabase, values: dict[str, str]) -> None:
-    with keys.database.write() as connection:
-        existing = {
-            str(k)
-            for (k,) in connection.execute(select(_META.c.key).where(_META.c.key.in_(values)))
-        }
-        for key, value in values.items():
-            if key in existing:
-                connection.execute(update(_META).where(_META.c.key == key).values(value=value))
-            else:
-                connection.execute(insert(_META), [{"key": key, "value": value}])
+def _meta_in(connection: Connection) -> dict[str, str]:
+    return {str(k): str(v) for k, v in connection.execute(select(_META.c.key, _META.c.value))}
+
+
+def _put_meta(connection: Connection, values: dict[str, str]) -> None:
+    existing = {
+        str(k) for (k,) in connection.execute(select(_META.c.key).where(_META.c.key.in_(values)))
+    }
+    for key, value in values.items():
+        if key in existing:
+            connection.execute(update(_META).where(_META.c.key == key).values(value=value))
+        else:
+            connection.execute(insert(_META), [{"key": key, "value": value}])
+
+
+def _erased_in(connection: Connection) -> int:
+    found = connection.execute(
+        select(func.count(func.distinct(_KEYS.c.subject_ref))).where(_KEYS.c.state == "shredded")
+    ).scalar()
+    return int(found or 0)
 
 
 def erased_subjects(keys: KeyDatabase) -> int:
     """How many subjects have a shredded key (learners erased, in part or all, by an
     erasure request or by retention)."""
     with keys.database.read() as connection:
-        found = connection.execute(
-            select(func.count(func.distinct(_KEYS.c.subject_ref))).where(
-                _KEYS.c.state == "shredded"
-            )
-        ).scalar()
-    return int(found or 0)
+        return _erased_in(connection)
 
 
 def epoch_status(keys: KeyDatabase, vault: Vault) -> dict[str, Any]:
     """Epoch number, last compaction, subjects erased since it, and the vault in use."""
     meta = _read_meta(keys)
     erased = erased_subjects(keys)
+    _current, nxt = keys.epochs()
     state = vault.read()
     return {
         "epoch": int(meta.get(_META_EPOCH_NUMBER, "0")),
@@ -376,7 +430,7 @@ def epoch_status(keys: KeyDatabase, vault: Vault) -> dict[str, Any]:
             0, erased - int(meta.get(_META_ERASED_AT_COMPACTION, "0"))
         ),
         "vault": vault.describe(),
-        "compaction_under_way": bool(state and state.get("next")),
+        "compaction_under_way": bool(nxt or (state and state.get("next"))),
     }
 
 
@@ -396,52 +450,136 @@ def compact(
 ) -> CompactionReport:
     """Wrap every live data key under a new epoch key, then destroy the previous one.
 
-    Resumes a compaction that was interrupted (the vault names the epoch it was moving
-    to). See the module docstring for the order of the steps.
+    1. *Start*, in one key-database transaction holding the epoch row: a new epoch key
+       is written to the vault beside the current one, then the key database names it
+       as the next epoch. Writers may wrap new keys under the current or the next one.
+    2. *Bulk*: live keys are re-wrapped under the next epoch, ``batch_size`` per
+       transaction, while writers go on.
+    3. *Switch*, in one transaction holding the epoch row (so no writer inserts a key
+       meanwhile): the last keys not under the next epoch are re-wrapped, and the next
+       epoch becomes the current one. From then on every writer checks, in the
+       transaction of each key it writes, that it wraps under this epoch, and re-wraps
+       under it first if not.
+    4. *Trim*: the vault is rewritten, under the epoch row again, to hold only the
+       epochs the key database names: the previous epoch key is destroyed.
+
+    Killed at any point, every key opens with a key the vault still holds, and calling
+    again finishes (a compaction stopped before its switch carries on with the same next
+    epoch; one stopped after it only trims the vault).
     """
     master = MasterKey(keyring.export_master_key())
-    state = vault.read()
-    epochs: dict[str, bytes] = {}
-    current: str | None = None
-    nxt: str | None = None
-    number = 0
-    if state is not None:
-        epochs, _stale = _unwrap_epochs(state, _masters(keyring))
-        current, nxt = state.get("current"), state.get("next")
-        number = int(state.get("number", 0))
-    resumed = nxt is not None
-    if nxt is None:
-        raw = os.urandom(KEY_SIZE)
-        nxt = MasterKey(raw).key_id
-        epochs[nxt] = raw
-        # Old and new epoch are both in the vault before any data key moves.
-        vault.write(_state(master, epochs, current, nxt, number=number))
-    # From here on the key database cannot be opened without the vault.
-    _write_meta(keys, {_META_EPOCHS: "1"})
-    keyring.use_epoch(epochs[nxt], others=[raw for eid, raw in epochs.items() if eid != nxt])
-    rewrapped = keyring.rewrap(progress=progress, batch_size=batch_size)
-    # Keys another process wrapped under the old epoch meanwhile: until none is left.
-    while _count_not_under(keys, nxt):
+    masters = _masters(keyring)
+    trim_only = False
+    with keys.epoch_transaction() as (connection, current, nxt):
+        state = vault.read()
+        epochs = _unwrap_epochs(state, masters)[0] if state is not None else {}
+        for needed in (current, nxt):
+            if needed and needed not in epochs:
+                raise ConfigurationError(
+                    f"the vault ({vault.describe()}) does not hold an epoch key the key "
+                    "database names: is it the vault of this key database?"
+                )
+        resumed = bool(nxt)
+        if not nxt and current and state is not None and state.get("next") == current:
+            # Killed after its switch: only the vault trim is left.
+            trim_only = resumed = True
+        elif not nxt:
+            raw = os.urandom(KEY_SIZE)
+            nxt = MasterKey(raw).key_id
+            epochs = {**({current: epochs[current]} if current else {}), nxt: raw}
+            # Old and new epoch keys are both in the vault before any data key moves.
+            vault.write(_state(master, epochs, current or None, nxt, number=_number(state)))
+            keys.set_epochs(connection, current, nxt)
+        # From here on the key database cannot be opened without the vault.
+        _put_meta(connection, {_META_EPOCHS: "1"})
+    rewrapped = 0
+    if not trim_only:
         keyring.use_epoch(epochs[nxt], others=[raw for eid, raw in epochs.items() if eid != nxt])
-        rewrapped += keyring.rewrap(batch_size=batch_size)
-    erased = erased_subjects(keys)
-    number += 1
-    at = now.astimezone(dt.UTC).isoformat()
-    # Every live data key is under the new epoch: the old one may now go.
-    vault.write(_state(master, {nxt: epochs[nxt]}, nxt, None, number=number, compacted_at=at))
-    keyring.use_epoch(epochs[nxt])
-    _write_meta(
-        keys,
-        {
-            _META_EPOCH_NUMBER: str(number),
-            _META_COMPACTED_AT: at,
-            _META_ERASED_AT_COMPACTION: str(erased),
-        },
-    )
+        rewrapped = keyring.rewrap(progress=progress, batch_size=batch_size)
+        # Keys written under the current epoch meanwhile: few enough to be re-wrapped
+        # in the switch's transaction, which blocks every writer of a key.
+        while _count_not_under(keys, nxt) > batch_size:
+            keyring.use_epoch(
+                epochs[nxt], others=[raw for eid, raw in epochs.items() if eid != nxt]
+            )
+            rewrapped += keyring.rewrap(batch_size=batch_size)
+        keyring.use_epoch(epochs[nxt], others=[raw for eid, raw in epochs.items() if eid != nxt])
+        rewrapped += _switch(keyring, keys, nxt, at=now.astimezone(dt.UTC).isoformat())
+    state = _trim_vault(keyring, keys, vault)
+    for eid in epochs:
+        if eid not in state["epochs"]:
+            keyring._previous.pop(eid, None)
+    meta = _read_meta(keys)
     live = sum(v for k, v in keys.counts().items() if k in ("active", "retired"))
     return CompactionReport(
-        epoch=number, rewrapped=rewrapped, live=live, erased_subjects=erased, resumed=resumed
+        epoch=int(meta.get(_META_EPOCH_NUMBER, "0")),
+        rewrapped=rewrapped,
+        live=live,
+        erased_subjects=int(meta.get(_META_ERASED_AT_COMPACTION, "0")),
+        resumed=resumed,
     )
+
+
+def _number(state: dict[str, Any] | None) -> int:
+    return 0 if state is None else int(state.get("number", 0))
+
+
+def _switch(keyring: Keyring, keys: KeyDatabase, nxt: str, *, at: str) -> int:
+    """The last re-wrap pass and the switch of the current epoch, one transaction."""
+    with keys.epoch_transaction() as (connection, current, pending):
+        if current == nxt:
+            return 0  # a concurrent compaction to the same epoch switched first
+        if pending != nxt:
+            raise ConfigurationError(
+                "another compaction moved the key database to another epoch meanwhile: "
+                "run the compaction again"
+            )
+        count = keys.rewrap_all_in(
+            connection, nxt, lambda entries: keyring._rewrap_for_epoch(nxt, entries)
+        )
+        keys.set_epochs(connection, nxt, "")
+        number = int(_meta_in(connection).get(_META_EPOCH_NUMBER, "0")) + 1
+        _put_meta(
+            connection,
+            {
+                _META_EPOCH_NUMBER: str(number),
+                _META_COMPACTED_AT: at,
+                _META_ERASED_AT_COMPACTION: str(_erased_in(connection)),
+            },
+        )
+    return count
+
+
+def _trim_vault(keyring: Keyring, keys: KeyDatabase, vault: Vault) -> dict[str, Any]:
+    """Rewrite the vault to hold exactly the epochs the key database names (under the
+    epoch row, so that no compaction starts meanwhile): the previous epoch key goes."""
+    master = MasterKey(keyring.export_master_key())
+    with keys.epoch_transaction() as (connection, current, nxt):
+        state = vault.read()
+        epochs = _unwrap_epochs(state, _masters(keyring))[0] if state is not None else {}
+        keep = {eid: epochs[eid] for eid in (current, nxt) if eid and eid in epochs}
+        if len(keep) != len({current, nxt} - {""}):
+            raise ConfigurationError(
+                f"the vault ({vault.describe()}) does not hold an epoch key the key "
+                "database names: is it the vault of this key database?"
+            )
+        meta = _meta_in(connection)
+        fresh = _state(
+            master,
+            keep,
+            current or None,
+            nxt or None,
+            number=int(meta.get(_META_EPOCH_NUMBER, "0")),
+            compacted_at=meta.get(_META_COMPACTED_AT),
+        )
+        wanted = (set(keep), fresh["current"], fresh["next"])
+        if state is None or (set(state["epochs"]), state.get("current"), state.get("next")) != (
+            wanted
+        ):
+            vault.write(fresh)
+            state = fresh
+    keyring.use_epoch(keep.get(current))
+    return state
 
 
 def _count_not_under(keys: KeyDatabase, epoch_id: str) -> int:

@@ -21,6 +21,7 @@ from learnprivacy.store._actions import (
     scopes_in_use,
     shred_keys,
 )
+from learnprivacy.store._anonymisation import check_anonymised
 from learnprivacy.store._audit import AuditEntry, AuditEvent, AuditLog
 from learnprivacy.store._bulk import ids_in
 from learnprivacy.store._common import ids_detail
@@ -30,9 +31,12 @@ from learnprivacy.store._schema import ANONYMISED, RESTRICTED, RecordTable
 if TYPE_CHECKING:
     from learnprivacy.store._core import StoreCore as Store
 
-__all__ = ["erase_subject", "replay"]
+__all__ = ["anonymise_records", "erase_records", "erase_subject", "replay"]
 
 # The article strings the retention engine uses, for the default policy below.
+
+
+_NOUN = {Action.ERASE: "erasure", Action.ANONYMISE: "anonymisation"}
 
 
 def _default_decision(record: Any, holds: tuple[Hold, ...]) -> tuple[Action, str, str]:
@@ -239,12 +243,68 @@ def erase_records(
     override: Override | None = None,
 ) -> int:
     """See :meth:`Store.erase_records`."""
+    return _end_records(
+        store,
+        records,
+        Action.ERASE,
+        now=now,
+        reason=reason,
+        schedule=schedule,
+        holds=holds,
+        override=override,
+    )
+
+
+def anonymise_records(
+    store: Store,
+    records: list[Any],
+    *,
+    now: dt.datetime,
+    reason: str,
+    schedule: Schedule | None = None,
+    holds: tuple[Hold, ...] = (),
+    override: Override | None = None,
+) -> int:
+    """See :meth:`Store.anonymise_records`."""
+    new_ids: dict[str, list[str]] = {}
+    count = _end_records(
+        store,
+        records,
+        Action.ANONYMISE,
+        now=now,
+        reason=reason,
+        schedule=schedule,
+        holds=holds,
+        override=override,
+        new_ids=new_ids,
+    )
+    # Re-read what was written, row by row: the rows must no longer identify anyone of
+    # ``records`` (an anonymisation reported is an anonymisation checked).
+    check_anonymised(store, records, ids=new_ids)
+    return count
+
+
+def _end_records(
+    store: Store,
+    records: list[Any],
+    action: Action,
+    *,
+    now: dt.datetime,
+    reason: str,
+    schedule: Schedule | None,
+    holds: tuple[Hold, ...],
+    override: Override | None,
+    new_ids: dict[str, list[str]] | None = None,
+) -> int:
+    """Erase or anonymise exactly ``records``, restricting what a legal minimum or hold
+    protects; audited first, in one transaction; keys no remaining row uses shredded."""
     if not isinstance(reason, str) or not reason.strip():
         raise ValidationError("reason must be non-empty text", field="reason")
     if override is not None and not isinstance(override, Override):
         raise ValidationError("override must be an Override", field="override")
     if not all(isinstance(h, Hold) for h in holds):
         raise ValidationError("holds must be Hold objects", field="holds")
+    verb = "erase" if action is Action.ERASE else "anonymise"
     subjects: dict[str, Any] = {}
 
     def subject(record: Any) -> Any:
@@ -263,7 +323,8 @@ def erase_records(
     for record in records:
         rt = store.table(type(record))
         # Decided before anything is written: a COMPLIANCE minimum that an override tries
-        # to shorten raises here, with nothing erased.
+        # to shorten raises here, with nothing changed. Anonymising destroys the personal
+        # data as erasing does, so the same minimums and holds protect from it.
         protected, _article = _protected(
             record,
             now=now,
@@ -290,7 +351,8 @@ def erase_records(
     if not by_table and not kept_by_table:
         return 0
     audit = store.audit
-    erased = 0
+    changed = 0
+    persons: dict[str, str] = {}
     with store._writing() as connection:
         found = _live(store, connection, by_table)
         kept = _live(store, connection, kept_by_table)
@@ -317,7 +379,7 @@ def erase_records(
                 )
             )
         for rt, ids, owners in found.values():
-            events.append(_records_event("erase", rt, ids, owners, reason, store))
+            events.append(_records_event(verb, rt, ids, owners, reason, store))
         for rt, ids, owners in kept.values():
             events.append(
                 _records_event(
@@ -326,10 +388,27 @@ def erase_records(
             )
         audit.append(connection, events, now=now)
         for rt, ids, _owners in found.values():
-            erased += erase_rows(connection, rt, ids)
+            if action is Action.ERASE:
+                changed += erase_rows(connection, rt, ids)
+            else:
+                # One person id per learner for the whole call, so the rows of one
+                # learner still count as one person in statistics.
+                changed += anonymise_rows(
+                    connection,
+                    rt,
+                    ids,
+                    now,
+                    granularity=store.anonymise_dates_to,
+                    persons=persons,
+                    new_ids=None if new_ids is None else new_ids.setdefault(rt.name, []),
+                )
         for rt, ids, _owners in kept.values():
             restrict_rows(
-                connection, rt, ids, now=now, reason="erasure: kept by a legal minimum or hold"
+                connection,
+                rt,
+                ids,
+                now=now,
+                reason=f"{_NOUN[action]}: kept by a legal minimum or hold",
             )
         for scope, live in keys.items():
             subjects_of_scope = {s for s, _ in live}
@@ -352,7 +431,7 @@ def erase_records(
                 )
                 shred_keys(store, connection, unused, scope)
     store.database.checkpoint()
-    return erased
+    return changed
 
 
 def _live(

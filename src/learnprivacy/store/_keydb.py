@@ -14,9 +14,10 @@ names no learner either.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -43,12 +44,22 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
+from learnprivacy.crypto._keystore import ALL_SCOPES as _ALL
 from learnprivacy.crypto._keystore import KeyEntry, KeyState
+from learnprivacy.crypto._keystore import entry_from_row as _entry
+from learnprivacy.crypto._keystore import scope_blocked as _blocked
 from learnprivacy.errors import ConfigurationError, KeyShreddedError
 from learnprivacy.store._bulk import bulk_insert, ids_in
 from learnprivacy.store._engine import Database
 
-__all__ = ["KEY_METADATA", "KeyDatabase", "KeyRace", "default_keys_url"]
+__all__ = [
+    "KEY_METADATA",
+    "EpochRewrap",
+    "KeyDatabase",
+    "KeyEpochError",
+    "KeyRace",
+    "default_keys_url",
+]
 
 #: The key database's own metadata: never mixed with the records database's tables.
 KEY_METADATA = MetaData()
@@ -64,16 +75,31 @@ _KEYS = Table(
     Column("master_key_id", String(16), nullable=False),
     Column("wrapped", LargeBinary, nullable=False),
     Index("ix_lpk_keys_subject_scope", "subject_ref", "scope"),
-    # At most one active key per (subject, scope): concurrent writers converge on it.
-    Index(
-        "uq_lpk_keys_active",
-        "subject_ref",
-        "scope",
-        unique=True,
-        sqlite_where=text("state = 'active'"),
-        postgresql_where=text("state = 'active'"),
-    ),
+    # uq_lpk_keys_active: see _add_active_index.
 )
+_ACTIVE_INDEX_LOCK = threading.Lock()
+
+
+def _add_active_index() -> None:
+    """At most one active key per (subject, scope): concurrent writers converge on it.
+
+    Added to ``lpk_keys`` when a key database first opens, not at import: its dialect
+    options make SQLAlchemy import its SQLite and PostgreSQL dialects, a third of the
+    time ``import learnprivacy.store`` would otherwise take.
+    """
+    with _ACTIVE_INDEX_LOCK:
+        if any(index.name == "uq_lpk_keys_active" for index in _KEYS.indexes):
+            return
+        Index(
+            "uq_lpk_keys_active",
+            _KEYS.c.subject_ref,
+            _KEYS.c.scope,
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        )
+
+
 _TOMBSTONES = Table(
     "lpk_tombstones",
     KEY_METADATA,
@@ -97,12 +123,15 @@ _META = Table(
 )
 
 _SCHEMA_VERSION = "1"
-_ALL = "*"
 _CHUNK = 5_000
-# Shredding builds one condition per (subject, scope): keep those statements small.
-_SHRED_CHUNK = 200
+# One bound array per scope (see _pairs_condition): chunks as large as any other.
+_SHRED_CHUNK = _CHUNK
 # Any constant works: it only has to be the same in every process opening the database.
 _CREATE_LOCK = 0x6C70_6B65_7973  # "lpkeys"
+# The lpk_meta row naming the epoch keys data keys may be wrapped under:
+# {"current": id, "next": id}, "" for none. Every write of a wrapped key reads it locked
+# (FOR SHARE) in its own transaction; compaction changes it under FOR UPDATE.
+_EPOCH_ROW = "wrapping_epochs"
 
 _COLUMNS = (
     _KEYS.c.subject_ref,
@@ -116,6 +145,70 @@ _COLUMNS = (
 
 class KeyRace(Exception):
     """Another writer created a key for a subject of this batch first; retry the batch."""
+
+
+class KeyEpochError(ConfigurationError):
+    """A data key is wrapped under an epoch key the key database no longer names as
+    current, and it cannot be re-wrapped (the current epoch key is not in the vault at
+    hand). Nothing was written."""
+
+
+#: Given the current epoch id and entries, the same entries wrapped under that epoch key
+#: (a keyring's ``_rewrap_for_epoch``); raises if it cannot load that key.
+EpochRewrap = Callable[[str, Sequence[KeyEntry]], list[KeyEntry]]
+
+
+def _read_epochs(connection: Connection, *, lock: str | None = None) -> tuple[str, str]:
+    """``(current, next)`` epoch ids of the key database ("" for none), the row locked
+    ``share`` (writers of wrapped keys) or ``update`` (compaction) on PostgreSQL; SQLite
+    write transactions hold the database lock already."""
+    query = select(_META.c.value).where(_META.c.key == _EPOCH_ROW)
+    if lock is not None:
+        query = query.with_for_update(read=lock == "share")
+    found = connection.execute(query).scalar()
+    if found is None:
+        return "", ""
+    state = json.loads(found)
+    return str(state.get("current") or ""), str(state.get("next") or "")
+
+
+def _write_epochs(connection: Connection, current: str, nxt: str) -> None:
+    value = json.dumps({"current": current, "next": nxt}, sort_keys=True)
+    moved = connection.execute(
+        update(_META).where(_META.c.key == _EPOCH_ROW).values(value=value)
+    ).rowcount
+    if not moved:
+        connection.execute(insert(_META), [{"key": _EPOCH_ROW, "value": value}])
+
+
+def _guard_epoch(
+    connection: Connection, entries: Sequence[KeyEntry], rewrap: EpochRewrap | None
+) -> Sequence[KeyEntry]:
+    """``entries`` as they may be written in this transaction: wrapped under the current
+    (or, during a compaction, the next) epoch key recorded in the key database.
+
+    Entries wrapped under another key (an epoch key a compaction destroyed since this
+    process loaded it) are re-wrapped by ``rewrap`` first; without it, or if it cannot,
+    :class:`KeyEpochError` is raised and the transaction writes nothing. The epoch row is
+    read locked, so no compaction switches epochs until this transaction ends.
+    """
+    current, nxt = _read_epochs(connection, lock="share")
+    if not current:
+        # No epoch yet: data keys are wrapped under the master key, which no compaction
+        # destroys (the first compaction re-wraps whatever was written meanwhile).
+        return entries
+    allowed = {current, nxt} - {""}
+    if all(e.state is KeyState.SHREDDED or e.master_key_id in allowed for e in entries):
+        return entries
+    if rewrap is None:
+        raise KeyEpochError(
+            "a data key is wrapped under an epoch key that is no longer current: "
+            "reopen the store with its vault"
+        )
+    fresh = rewrap(current, entries)
+    if not all(e.state is KeyState.SHREDDED or e.master_key_id in allowed for e in fresh):
+        raise KeyEpochError("a data key could not be re-wrapped under the current epoch key")
+    return fresh
 
 
 def default_keys_url(records_url: str) -> str:
@@ -144,18 +237,6 @@ def default_keys_url(records_url: str) -> str:
     return parsed.set(database=name + ".keys.db").render_as_string(hide_password=False)
 
 
-def _entry(row: Sequence[Any]) -> KeyEntry:
-    subject, scope, key_id, state, master_key_id, wrapped = row
-    return KeyEntry(
-        subject=subject,
-        scope=scope,
-        key_id=key_id,
-        state=KeyState(state),
-        master_key_id=master_key_id,
-        wrapped=bytes(wrapped),
-    )
-
-
 def _values(entry: KeyEntry) -> dict[str, object]:
     return {
         "subject_ref": entry.subject,
@@ -170,12 +251,14 @@ def _values(entry: KeyEntry) -> dict[str, object]:
 class _Batch:
     """Entries and tombstones of a known set of subjects, and keys not yet inserted."""
 
-    __slots__ = ("entries", "pending", "tombstones")
+    __slots__ = ("entries", "pending", "rewrap", "tombstones")
 
     def __init__(self) -> None:
         self.entries: dict[str, list[KeyEntry]] = {}
         self.tombstones: set[tuple[str, str]] = set()
         self.pending: list[KeyEntry] = []
+        # How the keyring that buffered the pending keys re-wraps them (see add()).
+        self.rewrap: EpochRewrap | None = None
 
 
 class KeyDatabase:
@@ -217,6 +300,9 @@ class KeyDatabase:
 
     #: Tells :class:`~learnprivacy.crypto.Keyring` to name subjects by key references.
     pseudonymous_subjects = True
+    #: Tells :class:`~learnprivacy.crypto.Keyring` that writes check the current epoch
+    #: (and to pass ``rewrap=``).
+    checks_epochs = True
 
     __slots__ = ("_db", "_local")
 
@@ -224,6 +310,7 @@ class KeyDatabase:
         """Open (creating its tables if needed) the key database at ``url``."""
         self._db = Database(url)
         self._local = threading.local()
+        _add_active_index()
         try:
             with self._db.write() as connection:
                 if self._db.is_postgres:
@@ -246,6 +333,12 @@ class KeyDatabase:
                     raise ConfigurationError(
                         "the key database was written by a newer learnprivacy: upgrade it"
                     )
+                if (
+                    connection.execute(select(_META.c.key).where(_META.c.key == _EPOCH_ROW)).first()
+                    is None
+                ):
+                    # Present from the start, so that every writer has a row to lock.
+                    _write_epochs(connection, "", "")
         except BaseException:
             self._db.dispose()
             raise
@@ -329,23 +422,35 @@ class KeyDatabase:
         finally:
             self._local.batch = previous
 
-    def flush(self) -> None:
+    def flush(self, *, rewrap: EpochRewrap | None = None) -> None:
         """Insert (and commit) the keys buffered by the current batch.
 
         Raises :class:`KeyRace` if another writer created an active key for one of the
-        same (subject, scope) pairs first: the caller retries with fresh entries.
+        same (subject, scope) pairs first: the caller retries with fresh entries. Keys
+        wrapped under an epoch key that is no longer current are re-wrapped first by
+        ``rewrap`` (or the one :meth:`add` was given); :class:`KeyEpochError` if that
+        cannot be done, and then nothing is inserted and the keys stay buffered.
         """
         batch: _Batch | None = getattr(self._local, "batch", None)
         if batch is None or not batch.pending:
             return
-        pending, batch.pending = batch.pending, []
+        pending = batch.pending
         try:
             with self._db.write() as connection:
-                bulk_insert(connection, _KEYS, [_values(e) for e in pending])
+                written = _guard_epoch(connection, pending, rewrap or batch.rewrap)
+                bulk_insert(connection, _KEYS, [_values(e) for e in written])
         except SQLIntegrityError:
+            batch.pending = []
             for entry in pending:
                 batch.entries.pop(entry.subject, None)
             raise KeyRace("a key was created concurrently") from None
+        batch.pending = []
+        if written is not pending:
+            moved = {(e.subject, e.key_id): e for e in written}
+            for subject in {e.subject for e in written}:
+                batch.entries[subject] = [
+                    moved.get((e.subject, e.key_id), e) for e in batch.entries[subject]
+                ]
 
     def _batch_for(self, ref: str | None) -> _Batch | None:
         batch: _Batch | None = getattr(self._local, "batch", None)
@@ -405,8 +510,15 @@ class KeyDatabase:
                 yield _entry(row)
             after = (rows[-1][0], rows[-1][2])
 
-    def add(self, entry: KeyEntry, *, revive: bool = False) -> KeyEntry:
-        """Insert an ACTIVE key unless one exists; refuse a shredded scope unless revived."""
+    def add(
+        self, entry: KeyEntry, *, revive: bool = False, rewrap: EpochRewrap | None = None
+    ) -> KeyEntry:
+        """Insert an ACTIVE key unless one exists; refuse a shredded scope unless revived.
+
+        The insert checks, in its transaction, that ``entry`` is wrapped under the epoch
+        key the database names as current; if not, ``rewrap`` re-wraps it first (see
+        :meth:`flush`) and the entry returned is the one stored.
+        """
         batch = self._batch_for(entry.subject)
         if batch is not None:
             for existing in batch.entries[entry.subject]:
@@ -420,6 +532,8 @@ class KeyDatabase:
                 )
             batch.entries[entry.subject].append(entry)
             batch.pending.append(entry)
+            if rewrap is not None:
+                batch.rewrap = rewrap
             return entry
         active = select(*_COLUMNS).where(
             _KEYS.c.subject_ref == entry.subject,
@@ -434,6 +548,7 @@ class KeyDatabase:
                 raise KeyShreddedError(
                     f"the keys of this subject's scope {entry.scope!r} were shredded"
                 )
+            (entry,) = _guard_epoch(connection, [entry], rewrap)
             try:
                 with connection.begin_nested():
                     connection.execute(insert(_KEYS), [_values(entry)])
@@ -445,14 +560,17 @@ class KeyDatabase:
                 return _entry(row)
             return entry
 
-    def insert_entries(self, entries: Sequence[KeyEntry]) -> int:
+    def insert_entries(
+        self, entries: Sequence[KeyEntry], *, rewrap: EpochRewrap | None = None
+    ) -> int:
         """Insert ``entries`` as they are (any state), skipping those already present.
 
         For moving keys in from another store; normal writes go through :meth:`add`.
+        Entries must be wrapped under the current epoch key (``rewrap``: see :meth:`add`).
         """
         count = 0
         with self._db.write() as connection:
-            for entry in entries:
+            for entry in _guard_epoch(connection, entries, rewrap):
                 exists = connection.execute(
                     select(_KEYS.c.key_id).where(
                         _KEYS.c.subject_ref == entry.subject, _KEYS.c.key_id == entry.key_id
@@ -479,9 +597,13 @@ class KeyDatabase:
                 found.extend((str(r), str(k)) for r, k in connection.execute(query).all())
         return found
 
-    def update(self, entry: KeyEntry) -> bool:
-        """Replace a live entry; a missing or SHREDDED entry is left alone (``False``)."""
+    def update(self, entry: KeyEntry, *, rewrap: EpochRewrap | None = None) -> bool:
+        """Replace a live entry; a missing or SHREDDED entry is left alone (``False``).
+
+        The entry must be wrapped under the current epoch key (``rewrap``: see :meth:`add`).
+        """
         with self._db.write() as connection:
+            (entry,) = _guard_epoch(connection, [entry], rewrap)
             changed = self._update(connection, entry)
         batch = self._batch_for(entry.subject)
         if changed and batch is not None:
@@ -490,27 +612,63 @@ class KeyDatabase:
             ]
         return changed
 
-    def update_many(self, entries: Sequence[KeyEntry]) -> int:
+    def update_many(self, entries: Sequence[KeyEntry], *, rewrap: EpochRewrap | None = None) -> int:
         """:meth:`update` for many entries in one transaction; returns how many changed."""
         if not entries:
             return 0
-        # One statement executed for every entry, straight through the driver's
-        # executemany: rotation rewrites every key, and per-row parameter processing would
-        # cost more than the cryptography.
         with self._db.write() as connection:
-            # Only the driver's placeholder varies; every value is a bound parameter.
-            sql = (
-                "UPDATE lpk_keys SET scope = ?, state = ?, master_key_id = ?, wrapped = ? "
-                "WHERE subject_ref = ? AND key_id = ? AND state <> ?"
-            )
-            if connection.dialect.paramstyle != "qmark":
-                sql = sql.replace("?", "%s")
-            shredded = KeyState.SHREDDED.value
-            params = [
-                (e.scope, e.state.value, e.master_key_id, e.wrapped, e.subject, e.key_id, shredded)
-                for e in entries
-            ]
-            return int(connection.exec_driver_sql(sql, params).rowcount)
+            return _rewrite(connection, _guard_epoch(connection, entries, rewrap))
+
+    # -- epochs (used by learnprivacy.store._epochs) --------------------------------------
+
+    def epochs(self) -> tuple[str, str]:
+        """``(current, next)`` epoch key ids recorded here ("" for none)."""
+        with self._db.read() as connection:
+            return _read_epochs(connection)
+
+    @contextmanager
+    def epoch_transaction(self) -> Iterator[tuple[Connection, str, str]]:
+        """A write transaction holding the epoch row exclusively: ``(connection, current,
+        next)``. No wrapped key is written by anyone until it ends."""
+        with self._db.write() as connection:
+            current, nxt = _read_epochs(connection, lock="update")
+            yield connection, current, nxt
+
+    @staticmethod
+    def set_epochs(connection: Connection, current: str, nxt: str) -> None:
+        """Record ``(current, next)`` inside :meth:`epoch_transaction`."""
+        _write_epochs(connection, current, nxt)
+
+    @staticmethod
+    def rewrap_all_in(
+        connection: Connection,
+        target: str,
+        rewrap: Callable[[Sequence[KeyEntry]], list[KeyEntry]],
+        *,
+        page: int = 5_000,
+    ) -> int:
+        """Inside :meth:`epoch_transaction`: re-wrap under ``target`` every live entry
+        that is not under it yet (``rewrap`` does the cryptography); how many."""
+        count = 0
+        after: tuple[str, str] = ("", "")
+        while True:
+            rows = connection.execute(
+                select(*_COLUMNS)
+                .where(
+                    _KEYS.c.state != KeyState.SHREDDED.value,
+                    _KEYS.c.master_key_id != target,
+                    or_(
+                        _KEYS.c.subject_ref > after[0],
+                        and_(_KEYS.c.subject_ref == after[0], _KEYS.c.key_id > after[1]),
+                    ),
+                )
+                .order_by(_KEYS.c.subject_ref, _KEYS.c.key_id)
+                .limit(page)
+            ).all()
+            if not rows:
+                return count
+            count += _rewrite(connection, rewrap([_entry(row) for row in rows]))
+            after = (rows[-1][0], rows[-1][2])
 
     @staticmethod
     def _update(connection: Connection, entry: KeyEntry) -> bool:
@@ -689,6 +847,27 @@ class KeyDatabase:
         self._db.backup(str(path))
 
 
+def _rewrite(connection: Connection, entries: Sequence[KeyEntry]) -> int:
+    """Write ``entries`` over their live rows: one statement executed for every entry,
+    straight through the driver's executemany (rotation and compaction rewrite every key,
+    and per-row parameter processing would cost more than the cryptography)."""
+    if not entries:
+        return 0
+    # Only the driver's placeholder varies; every value is a bound parameter.
+    sql = (
+        "UPDATE lpk_keys SET scope = ?, state = ?, master_key_id = ?, wrapped = ? "
+        "WHERE subject_ref = ? AND key_id = ? AND state <> ?"
+    )
+    if connection.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    shredded = KeyState.SHREDDED.value
+    params = [
+        (e.scope, e.state.value, e.master_key_id, e.wrapped, e.subject, e.key_id, shredded)
+        for e in entries
+    ]
+    return int(connection.exec_driver_sql(sql, params).rowcount)
+
+
 def _blocked_sql(connection: Connection, subject: str, scope: str) -> bool:
     stone = connection.execute(
         select(_TOMBSTONES.c.scope).where(
@@ -705,14 +884,6 @@ def _blocked_sql(connection: Connection, subject: str, scope: str) -> bool:
         )
     ).first()
     return alive is None
-
-
-def _blocked(
-    entries: list[KeyEntry], tombstones: set[tuple[str, str]], subject: str, scope: str
-) -> bool:
-    if (subject, scope) not in tombstones and (subject, _ALL) not in tombstones:
-        return False
-    return all(e.state is KeyState.SHREDDED for e in entries if e.scope == scope)
 
 
 def _pairs_condition(pairs: Sequence[tuple[str, str | None]], dialect: str) -> ColumnElement[bool]:

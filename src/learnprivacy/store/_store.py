@@ -6,10 +6,11 @@ import datetime as dt
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from learnprivacy._arguments import checked_arguments
 from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import require_aware
 from learnprivacy.crypto import FieldCipher, Keyring
@@ -21,8 +22,7 @@ from learnprivacy.errors import (
 )
 from learnprivacy.records import Granularity, Record
 from learnprivacy.records._base import record_types
-from learnprivacy.retention import Hold, Override, Schedule
-from learnprivacy.store import _erasure, _reads, _sweep, _writes
+from learnprivacy.store import _reads, _writes
 from learnprivacy.store._audit import AuditLog
 from learnprivacy.store._codec import Codec
 from learnprivacy.store._engine import Database
@@ -47,6 +47,10 @@ from learnprivacy.store._open import (
 )
 from learnprivacy.store._reports import ErasureReport, ReplayReport, SweepReport
 from learnprivacy.store._schema import BUILTIN_TYPES, RecordTable
+
+if TYPE_CHECKING:
+    # Annotations only: the retention engine loads with the first sweep or erasure.
+    from learnprivacy.retention import Hold, Override, Schedule
 
 __all__ = ["Store"]
 
@@ -107,6 +111,7 @@ class Store:
     ``include_restricted=True``.
     """
 
+    @checked_arguments
     def __init__(
         self,
         url: str,
@@ -235,6 +240,7 @@ class Store:
         """The vault holding the epoch key the data keys are wrapped under."""
         return self._vault
 
+    @checked_arguments
     def compact_keys(
         self,
         *,
@@ -251,8 +257,9 @@ class Store:
         it to epochs (copies taken before that one stay open to the master key: see
         docs/security.md). Interrupted at any point, nothing is lost and calling it again
         finishes. ``progress`` is told the number of keys, then each key examined. The
-        audit log records the counts. Other processes holding this store open must be
-        reopened after a compaction (they still wrap new keys under the old epoch).
+        audit log records the counts. Other processes holding this store open go on
+        writing during and after it: each key they write is checked, in its own
+        transaction, to be wrapped under the current epoch, and re-wrapped first if not.
         """
         at = self.now(now)
         report = compact(
@@ -386,6 +393,7 @@ class Store:
         """
         _writes.rectify(self, record, now=self.now(now))
 
+    @checked_arguments
     def restrict(
         self,
         record_type: type[Any] | str | None = None,
@@ -405,6 +413,7 @@ class Store:
             self, record_type, record_id, learner_id, reason=reason, now=self.now(now)
         )
 
+    @checked_arguments
     def lift_restriction(
         self,
         record_type: type[Any] | str | None = None,
@@ -530,6 +539,7 @@ class Store:
 
     # -- retention and erasure ----------------------------------------------------------
 
+    @checked_arguments
     def sweep(
         self,
         schedule: Schedule,
@@ -556,6 +566,8 @@ class Store:
         key-database copies taken before it open nothing of what it erased.
         """
         at = self.now(now)
+        from learnprivacy.store import _sweep  # loaded when first used
+
         report = _sweep.sweep(
             self,
             schedule,
@@ -570,6 +582,7 @@ class Store:
             self.compact_keys(now=at)
         return report
 
+    @checked_arguments
     def erase_subject(
         self,
         learner_id: str,
@@ -586,10 +599,13 @@ class Store:
         others erased (Art. 17(1)); with one, the schedule decides with
         ``erasure_requested=True``.
         """
+        from learnprivacy.store import _erasure  # loaded when first used
+
         return _erasure.erase_subject(
             self, learner_id, now=self.now(now), holds=tuple(holds), schedule=schedule
         )
 
+    @checked_arguments
     def erase_records(
         self,
         records: Iterable[Record],
@@ -615,6 +631,8 @@ class Store:
         uses any more are shredded (without tombstone, as sweeps do). ``reason`` names a
         rule or a request, never a person.
         """
+        from learnprivacy.store import _erasure  # loaded when first used
+
         return _erasure.erase_records(
             self,
             list(records),
@@ -625,6 +643,79 @@ class Store:
             override=override,
         )
 
+    @checked_arguments
+    def anonymise_records(
+        self,
+        records: Iterable[Record],
+        *,
+        now: dt.datetime | None = None,
+        reason: str = "anonymisation",
+        schedule: Schedule | None = None,
+        holds: Sequence[Hold] = (),
+        override: Override | None = None,
+    ) -> int:
+        """Anonymise exactly ``records``, in one transaction, audited first; return how
+        many rows were anonymised. Then check them (:meth:`verify_anonymised`).
+
+        The rows lose every personal value (ciphertexts, blind indexes, clear ones) and
+        get fresh random ids; the learner id becomes a random person id, one per learner
+        for the call, so statistics (:meth:`anonymised`) still count people; dates that
+        are quasi-identifiers are generalised (``anonymise_dates_to``). What a legal
+        minimum or hold protects is restricted instead, as in :meth:`erase_records`
+        (``schedule``, ``holds`` and ``override`` work the same way), and keys no
+        remaining row of the learner uses are shredded.
+
+        After the commit the rows written are read again, column by column: one that
+        still identifies someone of ``records`` raises ``IntegrityError`` naming the
+        field and the defect. Idempotent: records already anonymised or gone are
+        skipped. The audit entry (``anonymise``) is replayed by :meth:`replay_erasures`.
+        """
+        from learnprivacy.store import _erasure  # loaded when first used
+
+        return _erasure.anonymise_records(
+            self,
+            list(records),
+            now=self.now(now),
+            reason=reason,
+            schedule=schedule,
+            holds=tuple(holds),
+            override=override,
+        )
+
+    def verify_anonymised(
+        self,
+        known: Iterable[Record],
+        *,
+        since: dt.datetime | None = None,
+        learner_ids: Iterable[str] = (),
+        record_ids: Iterable[tuple[str, str]] = (),
+    ) -> int:
+        """Check that the anonymised rows no longer identify anyone of ``known``; return
+        how many rows were read.
+
+        ``known`` is identified data (the records as they were before anonymisation);
+        the anonymised rows of their record types (those anonymised at or after
+        ``since``, else all) are read column by column. A row that keeps a ciphertext or
+        personal value, carries an id, learner id or personal value of ``known`` in any
+        column, or keeps a quasi-identifier date more precise than ``anonymise_dates_to``
+        raises ``IntegrityError``, which counts rows per field and defect (never a value).
+
+        ``learner_ids`` and ``record_ids`` (pairs of record type name and id) name people
+        and records that can no longer be passed in ``known`` (anonymised by an earlier,
+        interrupted run): their record types are read too, and their ids must not
+        reappear.
+        """
+        from learnprivacy.store import _anonymisation  # loaded when first used
+
+        return _anonymisation.check_anonymised(
+            self,
+            list(known),
+            since=since,
+            learner_ids=list(learner_ids),
+            record_ids=list(record_ids),
+        )
+
+    @checked_arguments
     def replay_erasures(
         self, from_log: AuditLog | Iterable[Any], *, now: dt.datetime | None = None
     ) -> ReplayReport:
@@ -634,4 +725,6 @@ class Store:
         live store: erased rows are deleted again, anonymised ones anonymised, shredded
         keys shredded, so the restore does not bring erased learners back.
         """
+        from learnprivacy.store import _erasure  # loaded when first used
+
         return _erasure.replay(self, from_log, now=self.now(now))

@@ -457,9 +457,11 @@ class _TypeSweep:
             )
         gone = work[Action.ERASE] + work[Action.ANONYMISE]
         keys: list[tuple[str, str]] = []
+        refs: dict[str, str] = {}
         if gone and any(f.encrypted for f in rt.fields):
             # Lock order on PostgreSQL, the same in every writer: rows, keys, audit head.
-            keys = live_keys(self.store, connection, {subject_of(r) for r in gone}, rt.scope)
+            learners = {subject_of(r) for r in gone}
+            keys = live_keys(self.store, connection, learners, rt.scope, refs=refs)
         # The log first: the entries and the changes commit together or not at all.
         audit.append(connection, events, now=self.now)
         erase_rows(connection, rt, [r.id for r in work[Action.ERASE]])
@@ -486,9 +488,11 @@ class _TypeSweep:
                 connection, rt, [r.id for r in work[Action.RESTRICT]], now=self.now, reason=reason
             )
         if keys:
-            self._shred_unused(connection, keys)
+            self._shred_unused(connection, keys, refs)
 
-    def _shred_unused(self, connection: Connection, keys: list[tuple[str, str]]) -> None:
+    def _shred_unused(
+        self, connection: Connection, keys: list[tuple[str, str]], key_refs: dict[str, str]
+    ) -> None:
         store, scope = self.store, self.rt.scope
         used = scopes_in_use(store, connection, {s for s, _ in keys}, scope)
         doomed = sorted({s for s, _ in keys if s not in used})
@@ -508,7 +512,9 @@ class _TypeSweep:
             ],
             now=self.now,
         )
-        self.tally.shredded += shred_keys(store, connection, doomed, scope)
+        self.tally.shredded += shred_keys(
+            store, connection, doomed, scope, live=keys, refs=key_refs
+        )
 
 
 def _consent_purposes(store: Store, schedule: Schedule) -> dict[str, list[Any]]:
@@ -574,31 +580,36 @@ def _end_lapsed_consents(
     lapsed = _lapsed(store, set(by_purpose), now)
     for purpose, learners in lapsed.items():
         for rt in dict.fromkeys(by_purpose[purpose]):
-            chosen: list[Any] = []
+            chosen: dict[Action, list[Any]] = {}
             for learner_id in sorted(learners):
                 for record in store.iter_records_of(
                     learner_id, include_restricted=True, record_types=[rt.cls]
                 ):
-                    served = [
-                        (rule.purpose, rule.basis or record.basis)
-                        for rule in schedule.applicable_rules(record)
-                    ]
                     if (rt.name, record.id) in tally.removed_ids:
                         continue  # a dry run already counted it under retention
-                    if served and all(p == purpose and b is LawfulBasis.CONSENT for p, b in served):
-                        chosen.append(record)
-            if not chosen:
-                continue
-            if dry_run:
-                erased = len(chosen)
-            else:
-                erased = store.erase_records(
-                    chosen,
-                    now=now,
-                    reason=f"consent to {purpose} ended (GDPR Art. 7(3))",
-                    schedule=schedule,
-                    holds=holds,
-                )
-            tally.add(rt.name, "erase", erased)
-            counts = tally.decided_by.setdefault(rt.name, {})
-            counts["erase: consent ended"] = counts.get("erase: consent ended", 0) + erased
+                    # The rule's own action: erase, or anonymise where the policy keeps
+                    # anonymous statistics.
+                    action = schedule.on_consent_end(record, purpose)
+                    if action is not None:
+                        chosen.setdefault(action, []).append(record)
+            reason = f"consent to {purpose} ended (GDPR Art. 7(3))"
+            for action, records in chosen.items():
+                if dry_run:
+                    count = len(records)
+                elif action is Action.ERASE:
+                    count = store.erase_records(
+                        records, now=now, reason=reason, schedule=schedule, holds=holds
+                    )
+                elif action is Action.ANONYMISE:
+                    count = store.anonymise_records(
+                        records, now=now, reason=reason, schedule=schedule, holds=holds
+                    )
+                else:
+                    count = 0
+                    for record in records:
+                        count += store.restrict(rt.cls, record.id, reason=reason, now=now)
+                verb = _VERB[action]
+                tally.add(rt.name, verb, count)
+                counts = tally.decided_by.setdefault(rt.name, {})
+                key = f"{verb}: consent ended"
+                counts[key] = counts.get(key, 0) + count

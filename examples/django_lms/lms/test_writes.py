@@ -1,0 +1,303 @@
+"""Writes that skip ``save()``: ``bulk_update``, ``loaddata``, ``QuerySet.update`` and
+deletes that cascade, on the example LMS.
+
+``bulk_update`` and ``loaddata`` of personal fields store tokens bound to each row under
+its learner's key; a fixture holding a token instead of a value is refused whole. A
+restricted row (GDPR Art. 18) is never changed nor deleted by any of them: not by an
+update, a bulk update, a fixture over its key, a delete cascading from its learner or
+its course, nor an ``on_delete=SET_NULL`` from a deleted tutor. Each refusal raises
+``RestrictedRecordError`` and leaves every row as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.db import connections
+from django.test import TransactionTestCase
+
+from learnprivacy.django import lp_lookup
+from learnprivacy.django._settings import runtime
+from learnprivacy.django.models import Restriction
+from learnprivacy.errors import DecryptionError, PlaintextError, RestrictedRecordError
+from lms.models import Course, Enrolment, ForumPost, Invoice, Profile
+
+NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
+
+
+def raw(sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
+    """Rows read behind the ORM."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute(sql, params or [])
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def restrict(model: type, key: object) -> None:
+    """List a row as restricted, as an erasure or a sweep does for a kept row."""
+    Restriction.objects.create(
+        table=model._meta.db_table,
+        row_key=str(key),
+        subject_ref="p1_test",
+        reason="legal hold",
+        created_at=NOW,
+    )
+
+
+def everything() -> dict[str, list[tuple[object, ...]]]:
+    """Every row of the example's tables, raw, to compare before and after a refusal."""
+    tables = ["auth_user", "lms_profile", "lms_course", "lms_enrolment", "lms_forumpost"]
+    return {t: raw(f"SELECT * FROM {t} ORDER BY id") for t in tables}
+
+
+class BulkUpdateTests(TransactionTestCase):
+    """``bulk_update`` of personal fields binds each value to its own row."""
+
+    databases = {"default", "learnprivacy_keys"}
+
+    def setUp(self) -> None:
+        runtime().keyring.clear_cache()
+        self.profiles = []
+        for i in range(3):
+            user = User.objects.create(username=f"b{i}", last_login=NOW)
+            self.profiles.append(
+                Profile.objects.create(user=user, phone=f"+33 1 0{i}", city="Metz", joined=NOW)
+            )
+
+    def test_bulk_update_stores_tokens_bound_to_each_row(self) -> None:
+        """New values are tokens at rest, read back as set, found by blind index; a
+        token written for one row does not open in another."""
+        loaded = list(Profile.objects.order_by("pk"))
+        for i, item in enumerate(loaded):
+            item.phone = f"+33 7 7{i}"
+            item.city = f"Brest {i}"
+        Profile.objects.bulk_update(loaded, ["phone", "city"], batch_size=2)
+        stored = raw("SELECT id, phone, city FROM lms_profile ORDER BY id")
+        for (_key, phone, city), i in zip(stored, range(3), strict=True):
+            assert phone.startswith("lp1") or not phone.startswith("+33"), phone
+            assert f"7{i}" not in phone
+            assert "Brest" not in city
+        runtime().keyring.clear_cache()
+        again = list(Profile.objects.order_by("pk"))
+        assert [p.phone for p in again] == ["+33 7 70", "+33 7 71", "+33 7 72"]
+        assert [p.city for p in again] == ["Brest 0", "Brest 1", "Brest 2"]
+        assert Profile.objects.get(phone=lp_lookup("+33 7 71")).pk == again[1].pk
+        assert not Profile.objects.filter(phone=lp_lookup("+33 1 01")).exists()
+        # The instances keep their plaintext after the call.
+        assert loaded[0].phone == "+33 7 70"
+        # A token moved to another row does not open there.
+        first, second = stored[0], stored[1]
+        with connections["default"].cursor() as cursor:
+            cursor.execute("UPDATE lms_profile SET phone = %s WHERE id = %s", [first[1], second[0]])
+        with self.assertRaises(DecryptionError):
+            _ = Profile.objects.get(pk=second[0]).phone
+
+    def test_expressions_carrying_plaintext_are_still_refused(self) -> None:
+        """Only the CASE of bound tokens bulk_update builds passes: an update() with
+        plaintext wrapped in Value, Case or Cast, or a copy of another column, is
+        refused and writes nothing."""
+        from django.db.models import Case, F, TextField, Value, When
+        from django.db.models.functions import Cast
+
+        key = self.profiles[0].pk
+        before = raw("SELECT id, phone, city FROM lms_profile ORDER BY id")
+        attempts = [
+            Value("+33 0 00"),
+            Case(When(pk=key, then=Value("+33 0 00")), default=Value(None)),
+            Cast(Value("+33 0 00"), output_field=TextField()),
+            F("city"),
+        ]
+        for attempt in attempts:
+            with self.assertRaises(PlaintextError):
+                Profile.objects.filter(pk=key).update(phone=attempt)
+        assert raw("SELECT id, phone, city FROM lms_profile ORDER BY id") == before
+
+    def test_bulk_update_of_a_restricted_row_changes_nothing(self) -> None:
+        """One restricted row in the batch: RestrictedRecordError, no row changed."""
+        restrict(Profile, self.profiles[1].pk)
+        before = raw("SELECT id, phone, city FROM lms_profile ORDER BY id")
+        loaded = list(Profile.objects.order_by("pk"))
+        for item in loaded:
+            item.city = "Changed"
+        with self.assertRaises(RestrictedRecordError):
+            Profile.objects.bulk_update(loaded, ["city"])
+        assert raw("SELECT id, phone, city FROM lms_profile ORDER BY id") == before
+
+    def test_queryset_update_of_restricted_rows_is_refused(self) -> None:
+        """``update()`` of a non-personal column reaching a restricted row is refused."""
+        user = self.profiles[0].user
+        invoice = Invoice.objects.create(
+            user=user, billing_name="B Zero", amount=Decimal("10"), issued_at=NOW
+        )
+        other = Invoice.objects.create(
+            user=user, billing_name="B Zero", amount=Decimal("20"), issued_at=NOW
+        )
+        restrict(Invoice, invoice.pk)
+        with self.assertRaises(RestrictedRecordError):
+            Invoice.objects.filter(user=user).update(amount=Decimal("0"))
+        assert Invoice.objects.get(pk=invoice.pk).amount == Decimal("10")
+        assert Invoice.objects.get(pk=other.pk).amount == Decimal("20")
+        # Rows that are not restricted still update.
+        assert Invoice.objects.filter(pk=other.pk).update(amount=Decimal("21")) == 1
+
+
+class LoaddataTests(TransactionTestCase):
+    """Fixtures with plaintext personal values are encrypted as they load."""
+
+    databases = {"default", "learnprivacy_keys"}
+
+    def setUp(self) -> None:
+        runtime().keyring.clear_cache()
+
+    def load(self, objects: list[dict[str, object]]) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "fixture.json"
+            path.write_text(json.dumps(objects), encoding="utf-8")
+            call_command("loaddata", str(path), verbosity=0)
+
+    @staticmethod
+    def fixture(user: int, profile: int, phone: str) -> list[dict[str, object]]:
+        return [
+            {
+                "model": "auth.user",
+                "pk": user,
+                "fields": {
+                    "username": f"fx{user}",
+                    "password": "!",
+                    "date_joined": "2026-01-01T00:00:00Z",
+                },
+            },
+            {
+                "model": "lms.profile",
+                "pk": profile,
+                "fields": {
+                    "user": user,
+                    "phone": phone,
+                    "city": "Dijon",
+                    "birth_date": "1999-02-03",
+                    "joined": "2026-01-01T00:00:00Z",
+                },
+            },
+        ]
+
+    def test_plaintext_fixture_is_encrypted_on_load(self) -> None:
+        """Tokens at rest, plaintext on load, blind index filled, bound to the row."""
+        self.load(self.fixture(500, 900, "+33 3 80 00 00 00"))
+        phone, city, birth = raw("SELECT phone, city, birth_date FROM lms_profile WHERE id = 900")[
+            0
+        ]
+        for stored in (phone, city, birth):
+            assert "+33" not in str(stored)
+            assert "Dijon" not in str(stored)
+            assert "1999" not in str(stored)
+        runtime().keyring.clear_cache()
+        loaded = Profile.objects.get(pk=900)
+        assert (loaded.phone, loaded.city, loaded.birth_date) == (
+            "+33 3 80 00 00 00",
+            "Dijon",
+            dt.date(1999, 2, 3),
+        )
+        assert Profile.objects.get(phone=lp_lookup("+33 3 80 00 00 00")).pk == 900
+        # dumpdata gives plaintext (serializers see plaintext), and loads back the same.
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "dump.json"
+            call_command("dumpdata", "lms.profile", output=str(path), verbosity=0)
+            dumped = json.loads(path.read_text(encoding="utf-8"))
+        assert dumped[0]["fields"]["phone"] == "+33 3 80 00 00 00"
+        Profile.objects.filter(pk=900).delete()
+        self.load(dumped)
+        runtime().keyring.clear_cache()
+        assert Profile.objects.get(pk=900).city == "Dijon"
+
+    def test_fixture_holding_a_token_is_refused_whole(self) -> None:
+        """A token where a value is expected: PlaintextError, and nothing of the
+        fixture is loaded (the user row before it either)."""
+        source = Profile.objects.create(
+            user=User.objects.create(username="src", last_login=NOW),
+            phone="+33 9",
+            city="Caen",
+            joined=NOW,
+        )
+        token = raw("SELECT phone FROM lms_profile WHERE id = %s", [source.pk])[0][0]
+        with self.assertRaises(PlaintextError):
+            self.load(self.fixture(501, 901, token))
+        assert not User.objects.filter(pk=501).exists()
+        assert not Profile.objects.filter(pk=901).exists()
+
+    def test_fixture_over_a_restricted_row_is_refused(self) -> None:
+        """A fixture whose key names a restricted row does not overwrite it."""
+        self.load(self.fixture(502, 902, "+33 2 00"))
+        restrict(Profile, 902)
+        before = everything()
+        with self.assertRaises(RestrictedRecordError):
+            self.load(self.fixture(502, 902, "+33 2 99"))
+        assert everything() == before
+
+
+class CascadeTests(TransactionTestCase):
+    """Deletes that cascade (or SET_NULL) into a restricted row are refused whole."""
+
+    databases = {"default", "learnprivacy_keys"}
+
+    def setUp(self) -> None:
+        runtime().keyring.clear_cache()
+        self.ana = User.objects.create(username="ana", last_login=NOW)
+        self.tutor = User.objects.create(username="tutor", last_login=NOW)
+        Profile.objects.create(user=self.ana, phone="+33 4", city="Lyon", joined=NOW)
+        self.course = Course.objects.create(code="C1", title="Course")
+        self.enrolment = Enrolment.objects.create(
+            user=self.ana, course=self.course, enrolled_at=NOW, grade=15, tutor=self.tutor
+        )
+        ForumPost.objects.create(author=self.ana, course=self.course, body="Hi", posted_at=NOW)
+        restrict(Enrolment, self.enrolment.pk)
+
+    def test_deleting_the_learner_cascading_into_a_restricted_row_deletes_nothing(self) -> None:
+        """user.delete() and a queryset delete of users: refused, every row stays."""
+        before = everything()
+        with self.assertRaises(RestrictedRecordError):
+            self.ana.delete()
+        assert everything() == before
+        with self.assertRaises(RestrictedRecordError):
+            User.objects.filter(username__in=["ana", "tutor"]).delete()
+        assert everything() == before
+
+    def test_deleting_the_course_is_refused(self) -> None:
+        """A model that is not declared cascades into the restricted row: refused."""
+        before = everything()
+        with self.assertRaises(RestrictedRecordError):
+            self.course.delete()
+        assert everything() == before
+
+    def test_set_null_into_a_restricted_row_is_refused(self) -> None:
+        """Deleting the tutor would null the restricted enrolment's tutor: refused."""
+        before = everything()
+        with self.assertRaises(RestrictedRecordError):
+            self.tutor.delete()
+        assert everything() == before
+        assert Enrolment.objects.get(pk=self.enrolment.pk).tutor_id == self.tutor.pk
+
+    def test_restricted_account_row_cannot_be_deleted_nor_saved(self) -> None:
+        """auth.User is declared through declare() (no encrypted field): its restricted
+        rows are guarded too."""
+        restrict(User, self.ana.pk)
+        before = everything()
+        with self.assertRaises(RestrictedRecordError):
+            User.objects.get(pk=self.ana.pk).delete()
+        account = User.objects.get(pk=self.ana.pk)
+        account.first_name = "Changed"
+        with self.assertRaises(RestrictedRecordError):
+            account.save()
+        assert everything() == before
+
+    def test_unrestricted_rows_still_cascade(self) -> None:
+        """Once the restriction ends, the same delete goes through."""
+        Restriction.objects.all().delete()
+        self.ana.delete()
+        assert not Enrolment.objects.exists()
+        assert not Profile.objects.exists()
+        assert not ForumPost.objects.exists()

@@ -1,0 +1,151 @@
+"""What the application's own ORM queries see: no restricted row, clear values only.
+
+One ``do_orm_execute`` listener on every :class:`~sqlalchemy.orm.Session` does two things
+to the ORM ``SELECT`` statements that involve a bound model:
+
+- it adds, with ``with_loader_criteria``, a condition that leaves out the rows whose
+  processing is restricted (GDPR Art. 18): an ordinary query, a ``Session.get``, a
+  relationship load or a join no longer returns them. A statement (or a session call)
+  run with ``execution_options(include_restricted=True)`` sees them, as
+  ``LearnPrivacy.find(..., include_restricted=True)`` does;
+- a statement that selects personal columns on their own (``select(User.email)``, no
+  whole object) would return tokens, since the load event only decrypts objects. The
+  listener adds the row's key and subject to the statement, decrypts each personal
+  value with them and gives back the columns that were asked for, in their order.
+
+Refreshing the attributes of an object already in hand is left alone (the object was
+read before, restricted or not); so are statements a listener cannot rewrite safely
+(``GROUP BY``, set operations), which return tokens as stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Select, String, cast, exists, inspect
+from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
+from sqlalchemy.orm import ORMExecuteState, with_loader_criteria
+
+from learnprivacy._inplace import ColumnSpec, ModelSpec
+from learnprivacy.sqlalchemy._tables import RESTRICTED
+
+if TYPE_CHECKING:
+    from learnprivacy.sqlalchemy._privacy import LearnPrivacy
+
+__all__ = ["INCLUDE_RESTRICTED", "query_listener"]
+
+#: The execution option that lets a statement see restricted rows.
+INCLUDE_RESTRICTED = "include_restricted"
+
+
+def _not_restricted(privacy: LearnPrivacy, spec: ModelSpec) -> Any:
+    """The condition a row of ``spec``'s table meets unless it is restricted."""
+    states = privacy.side.states
+    table = spec.model.__table__
+    key = table.c[spec.primary_key_column]
+    try:
+        textual = key.type.python_type is str
+    except NotImplementedError:
+        textual = False
+    row_key = key if textual else cast(key, String)
+    return ~exists().where(
+        states.c.table_name == spec.table,
+        states.c.row_key == row_key,
+        states.c.state == RESTRICTED,
+    )
+
+
+def query_listener(privacy: LearnPrivacy) -> Callable[[ORMExecuteState], Any]:
+    """The ``do_orm_execute`` listener of ``privacy``'s bound models."""
+    # Every ORM SELECT gets every bound model's condition: an entity may be reached
+    # through select_from, a join or a subquery without appearing among the columns, and
+    # a condition on an entity the statement does not use costs nothing.
+    criteria = [
+        with_loader_criteria(spec.model, _not_restricted(privacy, spec), include_aliases=True)
+        for spec in privacy.specs
+    ]
+    by_mapper = {inspect(spec.model): spec for spec in privacy.specs}
+    personal = {
+        spec.model: {c.attribute: c for c in spec.personal}
+        for spec in privacy.specs
+        if spec.personal
+    }
+
+    def on_execute(state: ORMExecuteState) -> Any:
+        if not state.is_select or state.is_column_load:
+            return None
+        statement = state.statement
+        if not state.execution_options.get(INCLUDE_RESTRICTED, False):
+            statement = statement.options(*criteria)
+            state.statement = statement
+        if state.is_relationship_load or not isinstance(statement, Select):
+            return None
+        if not any(m in by_mapper for m in state.all_mappers):
+            return None
+        return _decrypt_columns(privacy, state, statement, personal)
+
+    return on_execute
+
+
+def _decrypt_columns(
+    privacy: LearnPrivacy,
+    state: ORMExecuteState,
+    statement: Select[Any],
+    personal: dict[type[Any], dict[str, ColumnSpec]],
+) -> Any:
+    """Run a statement selecting personal columns alone and give back clear values."""
+    wanted: list[tuple[int, ModelSpec, ColumnSpec, Any]] = []
+    for position, description in enumerate(statement.column_descriptions):
+        entity = description.get("entity")
+        expression = description.get("expr")
+        if entity is None or expression is entity:
+            continue
+        found = inspect(entity, raiseerr=False)
+        mapper = getattr(found, "mapper", None)
+        if mapper is None:
+            continue
+        columns = personal.get(mapper.class_)
+        name = getattr(expression, "key", None)
+        if columns is None or name not in columns:
+            continue
+        wanted.append((position, privacy.spec(mapper.class_), columns[name], entity))
+    if not wanted:
+        return None
+    if statement._group_by_clauses:
+        # Adding the row's key would change the groups: the tokens go back as stored.
+        return None
+    width = len(statement.selected_columns)
+    extra: list[Any] = []
+    slots: dict[int, tuple[int, int]] = {}
+    entities: dict[int, tuple[int, int]] = {}
+    for position, spec, _column, entity in wanted:
+        if id(entity) not in entities:
+            key_at = width + len(extra)
+            extra.append(getattr(entity, spec.primary_key).label(f"lp_key_{len(extra)}"))
+            subject_at = width + len(extra)
+            extra.append(getattr(entity, spec.subject).label(f"lp_subject_{len(extra)}"))
+            entities[id(entity)] = (key_at, subject_at)
+        slots[position] = entities[id(entity)]
+    result = state.invoke_statement(statement=statement.add_columns(*extra))
+    keys = list(result.keys())[:width]
+    rows = privacy.rows
+    plan = [(position, spec, column, *slots[position]) for position, spec, column, _ in wanted]
+
+    def clear_rows() -> Iterator[Sequence[Any]]:
+        try:
+            for row in result:
+                values = list(row[:width])
+                for position, spec, column, key_at, subject_at in plan:
+                    token = values[position]
+                    if token is None:
+                        continue
+                    subject = row[subject_at]
+                    values[position] = rows.decrypt(
+                        spec, column, row[key_at], "" if subject is None else str(subject), token
+                    )
+                yield tuple(values)
+        finally:
+            result.close()
+
+    return IteratorResult(SimpleResultMetaData(keys), clear_rows())

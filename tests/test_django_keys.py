@@ -1,0 +1,163 @@
+"""``manage.py learnprivacy_keys rotate`` killed half-way loses nothing (SQLite and a
+real PostgreSQL).
+
+The example LMS is seeded with a few hundred learners, then its master key is rotated
+the documented way (new key in ``LEARNPRIVACY_MASTER_KEY``, old key in
+``LEARNPRIVACY_PREVIOUS_MASTER_KEYS``). The rotation is SIGKILLed as soon as it reports
+progress; then a plain ``rotate`` is refused, ``rotate --resume`` finishes, and the new
+key alone reads every value as it was.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from learnprivacy.crypto import Keyring
+from learnprivacy.testing.postgres import TemporaryPostgres
+from tests.test_django_lms import MASTER_KEY, PROJECT, manage
+
+pytest.importorskip("django")
+
+NEW_KEY = base64.b64encode(bytes(range(64, 96))).decode()
+LEARNERS = 400
+
+SEED = f"""
+import datetime as dt
+from django.contrib.auth.models import User
+from learnprivacy.django import prepare_keys
+from learnprivacy.django._privacy import get_privacy
+from lms.models import Profile
+now = dt.datetime(2026, 6, 15, tzinfo=dt.UTC)
+users = User.objects.bulk_create(
+    [User(username=f"k{{i}}", last_login=now) for i in range({LEARNERS})]
+)
+prepare_keys([u.pk for u in users])
+Profile.objects.bulk_create(
+    [Profile(user=u, phone=f"+33 6 {{u.pk:08d}}", city=f"City {{u.pk}}", joined=now)
+     for u in users]
+)
+get_privacy().erase_subject(users[0].pk, now=now)
+"""
+
+READ = """
+import json
+from lms.models import Profile
+print(json.dumps([[p.user_id, p.phone, p.city] for p in Profile.objects.order_by("user_id")]))
+"""
+
+COUNT = """
+import json
+from django.db import connections
+with connections["learnprivacy_keys"].cursor() as cursor:
+    cursor.execute("SELECT master_key_id, count(*) FROM lpdj_keys WHERE state <> 'shredded' "
+                   "GROUP BY master_key_id")
+    print(json.dumps(dict(cursor.fetchall())))
+"""
+
+
+def _env(base: dict[str, str], master: str, previous: str = "") -> dict[str, str]:
+    return {
+        **base,
+        "LEARNPRIVACY_MASTER_KEY": master,
+        "LEARNPRIVACY_PREVIOUS_MASTER_KEYS": previous,
+    }
+
+
+def _shell(code: str, env: dict[str, str]) -> str:
+    """Run ``code`` in ``manage.py shell``; its last line of output."""
+    done = manage("shell", "--no-imports", "-c", code, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def _kill_mid_rotation(env: dict[str, str], *args: str) -> None:
+    """Start ``learnprivacy_keys rotate ARGS`` and SIGKILL it at its first progress line."""
+    full = {"PATH": os.environ.get("PATH", ""), "HOME": str(PROJECT), **env}
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "learnprivacy_keys", "rotate", *args],
+        cwd=PROJECT,
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.startswith("keys: "):
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=120)
+    assert process.returncode == -signal.SIGKILL
+
+
+def _rotation_killed_then_resumed(base: dict[str, str]) -> None:
+    old_env = _env(base, MASTER_KEY)
+    assert manage("migrate", "-v", "0", env=old_env).returncode == 0
+    done = manage("migrate", "--database", "learnprivacy_keys", "-v", "0", env=old_env)
+    assert done.returncode == 0, done.stderr
+    _shell(SEED, old_env)
+    expected = json.loads(_shell(READ, old_env))
+    assert len(expected) == LEARNERS - 1
+    new_id = Keyring(base64.b64decode(NEW_KEY)).master_key_id
+    live = sum(json.loads(_shell(COUNT, old_env)).values())
+
+    rotating = _env(base, NEW_KEY, MASTER_KEY)
+    _kill_mid_rotation(rotating, "--batch-size", "10")
+    counts = json.loads(_shell(COUNT, rotating))
+    assert 0 < counts.get(new_id, 0) < live, "the kill must land in the middle"
+    assert sum(counts.values()) == live
+    # Half-way, the application (new key, old key as previous) reads everything.
+    assert json.loads(_shell(READ, rotating)) == expected
+
+    refused = manage("learnprivacy_keys", "rotate", env=rotating)
+    assert refused.returncode != 0
+    assert "--resume" in refused.stderr
+    resumed = manage("learnprivacy_keys", "rotate", "--resume", "--json", env=rotating)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    report = json.loads(resumed.stdout)
+    assert report["resumed"] is True
+    assert 0 < report["rewrapped"] < live
+    assert json.loads(_shell(COUNT, rotating)) == {new_id: live}
+
+    # The old key is no longer needed: the new key alone reads every value.
+    alone = _env(base, NEW_KEY)
+    assert json.loads(_shell(READ, alone)) == expected
+    assert manage("learnprivacy_keys", "verify", env=alone).returncode == 0
+    # And the old key alone reads nothing any more: it is refused, typed.
+    stale = manage("shell", "--no-imports", "-c", READ, env=old_env)
+    assert stale.returncode != 0
+    assert "+33 6" not in stale.stdout + stale.stderr
+
+
+@pytest.mark.slow
+def test_rotation_killed_on_sqlite_resumes_and_reads_everything(tmp_path: Path) -> None:
+    """SQLite files: killed rotation, refused rerun, resumed, every value reads."""
+    _rotation_killed_then_resumed({"LMS_DATA_DIR": str(tmp_path)})
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_rotation_killed_on_postgres_resumes_and_reads_everything(
+    postgres_server: TemporaryPostgres,
+) -> None:
+    """The same on a real PostgreSQL server (data and keys in two databases)."""
+    data = postgres_server.create_database()
+    keys = postgres_server.create_database()
+    _rotation_killed_then_resumed(
+        {
+            "LMS_PG_HOST": postgres_server.host,
+            "LMS_PG_PORT": str(postgres_server.port),
+            "LMS_PG_USER": postgres_server.user,
+            "LMS_PG_DB": data.rsplit("/", 1)[-1],
+            "LMS_PG_KEYS_DB": keys.rsplit("/", 1)[-1],
+        }
+    )
