@@ -44,6 +44,7 @@ from learnprivacy.requests import (
     RequestType,
     SubjectRequest,
     WithdrawConsentParams,
+    render_letter,
 )
 from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
@@ -261,6 +262,12 @@ def test_withdrawing_prepa_jobs_statistics_consent_anonymises_progress(store: St
     consent = store.get(Consent, "L0001-STATS")
     assert consent is not None
     assert consent.withdrawn_at == RECEIVED
+    # The letter says so (it used to say every such record was erased).
+    letter = render_letter(done, centre.CONTROLLER, now=T, language="en")
+    assert "anonymised where our policy keeps anonymous statistics" in letter
+    assert "We have erased the data" not in letter
+    french = render_letter(done, centre.CONTROLLER, now=T, language="fr")
+    assert "anonymisées lorsque notre politique" in french
 
 
 def test_withdrawing_prepa_jobs_training_consent_erases_and_keeps_the_account(
