@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     ColumnElement,
     Connection,
@@ -38,7 +39,6 @@ from sqlalchemy import (
     literal_column,
     select,
 )
-from sqlalchemy.dialects import postgresql
 
 from learnprivacy.crypto._keystore import KeyEntry
 from learnprivacy.store._bulk import ids_in
@@ -273,7 +273,7 @@ def _ids_in(connection: Connection, ids: list[int]) -> ColumnElement[bool]:
     parameter per row, thousands after a sweep)."""
     dialect = connection.dialect.name
     if dialect == "postgresql":
-        param = bindparam("ids", ids, type_=postgresql.ARRAY(BigInteger()), unique=True)
+        param = bindparam("ids", ids, type_=ARRAY(BigInteger()), unique=True)
         return KEY_OUTBOX.c.id == any_(param)
     if dialect == "sqlite":
         array = bindparam("ids", json.dumps(ids), type_=String(), unique=True)
