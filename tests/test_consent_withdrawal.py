@@ -178,7 +178,7 @@ def test_anonymise_records_leaves_rows_that_identify_nobody(store: Store, tmp_pa
     with Store(
         f"sqlite:///{backup}",
         keyring=Keyring.from_master_key(store.keyring.export_master_key()),
-        keys=store.key_database,
+        keys=store._key_db,
     ) as restored:
         assert restored.replay_erasures(store.audit, now=T).anonymised == 2
         assert restored.count(Progress, anonymised=True) == 2
