@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import attrs
 
@@ -19,9 +20,11 @@ from learnprivacy import Controller, DataCategory, LawfulBasis
 from learnprivacy.export.reports import ReportProfile
 from learnprivacy.providers import MetadataCollection, Register
 from learnprivacy.providers._store import store_metadata
+from learnprivacy.requests import ProofMethod, RequestBook
+from learnprivacy.requests._vocabulary import IDENTITY_PROOFS
 from learnprivacy.retention import Schedule
 
-__all__ = ["Disclosure", "Promise", "build_register"]
+__all__ = ["Disclosure", "Promise", "Rights", "build_register"]
 
 
 @attrs.frozen(kw_only=True)
@@ -53,6 +56,23 @@ class Disclosure:
     basis: LawfulBasis
     categories: tuple[DataCategory, ...]
     internal: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class Rights:
+    """How the policy has data-subject requests handled: which proofs of identity it
+    asks of a learner asking for themselves, and whose public holidays its one-month
+    deadlines roll over. :meth:`book` is the request book that keeps to it."""
+
+    identity_proofs: frozenset[ProofMethod] = IDENTITY_PROOFS
+    #: "FR" or "BE": the country's public holidays.
+    calendar: str = "FR"
+
+    def book(self, backend: Any = None, **options: Any) -> RequestBook:
+        """A :class:`RequestBook` with this policy's identity proofs and calendar."""
+        return RequestBook(
+            backend, calendar=self.calendar, identity_proofs=self.identity_proofs, **options
+        )
 
 
 def build_register(

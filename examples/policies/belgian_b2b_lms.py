@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from examples.policies._promise import Disclosure, Promise, build_register
+from examples.policies._promise import Disclosure, Promise, Rights, build_register
 from learnprivacy import (
     APD_GBA,
     Controller,
@@ -50,6 +50,7 @@ __all__ = [
     "NULL_COMPONENTS",
     "PROMISES",
     "PURPOSES",
+    "RIGHTS",
     "SEED",
     "component_metadata",
     "make_schedule",
@@ -343,8 +344,15 @@ def register(as_of: dt.date | None = None, schedule: Schedule | None = None) -> 
     )
 
 
+#: Line 63: « une vérification d'identité pourra être requise »: no request is carried
+#: out before an identity proof; « dans les délais légaux »: the month of Art. 12(3),
+#: over Belgian public holidays.
+RIGHTS = Rights(calendar="BE")
+
+
 _T = "tests/test_policies.py::"
 _C = "tests/test_policy_conformance.py::"
+_R = "tests/test_policy_rights.py::"
 
 PROMISES = (
     Promise(
@@ -410,5 +418,69 @@ PROMISES = (
         quote="rapports de progression, d’analyse de datas, kpis et ratios",
         enforced_by="B2B_CLIENT allow-list (no identity, no contact)",
         test=_C + "test_belgian_lms_client_profile_refuses_contact_details",
+    ),
+    Promise(
+        promise="Right of access",
+        seed=SEED,
+        line=61,
+        quote="Vous disposez des droits d’accès",
+        enforced_by="RequestType.ACCESS: export_subject package (manifest checked)",
+        test=_R + "test_right_of_access",
+    ),
+    Promise(
+        promise="Right to rectification",
+        seed=SEED,
+        line=61,
+        quote="de rectification, d’effacement",
+        enforced_by="RequestType.RECTIFICATION: Store.update, re-encrypted",
+        test=_R + "test_right_to_rectification",
+    ),
+    Promise(
+        promise="Right to erasure",
+        seed=SEED,
+        line=61,
+        quote="d’effacement, de limitation du traitement",
+        enforced_by="RequestType.ERASURE: Store.erase_subject under the schedule, verified",
+        test=_R + "test_right_to_erasure",
+    ),
+    Promise(
+        promise="Right to restriction",
+        seed=SEED,
+        line=61,
+        quote="de limitation du traitement",
+        enforced_by="RequestType.RESTRICTION: Store.restrict",
+        test=_R + "test_right_to_restriction",
+    ),
+    Promise(
+        promise="Right to object",
+        seed=SEED,
+        line=61,
+        quote="d’opposition, ainsi que du droit à la portabilité",
+        enforced_by="RequestType.OBJECTION: processing on legitimate interests restricted",
+        test=_R + "test_right_to_object",
+    ),
+    Promise(
+        promise="Right to portability",
+        seed=SEED,
+        line=61,
+        quote="du droit à la portabilité des données",
+        enforced_by="RequestType.PORTABILITY: JSON and CSV package",
+        test=_R + "test_right_to_portability",
+    ),
+    Promise(
+        promise="Identity verified before a request is handled",
+        seed=SEED,
+        line=63,
+        quote="une vérification d’identité pourra être requise",
+        enforced_by="RequestBook.verify_identity; RequestExecutor refuses an unverified request",
+        test=_R + "test_identity_is_proven_as_the_policy_says",
+    ),
+    Promise(
+        promise="Answer within the legal time (one month)",
+        seed=SEED,
+        line=63,
+        quote="une réponse vous sera apportée dans les délais légaux",
+        enforced_by="RequestBook deadlines (Art. 12(3)), Belgian holidays",
+        test=_R + "test_answer_within_one_month",
     ),
 )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from examples.policies._promise import Disclosure, Promise, build_register
+from examples.policies._promise import Disclosure, Promise, Rights, build_register
 from learnprivacy import Controller, DataCategory, Hosting
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.export.reports import ReportProfile
@@ -37,6 +37,7 @@ from learnprivacy.records import (
     Learner,
     Progress,
 )
+from learnprivacy.requests import ProofMethod
 from learnprivacy.retention import Action, RetentionMode, RetentionRule, Schedule, Trigger
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "INVOICES",
     "OPCO_FILES",
     "PROMISES",
+    "RIGHTS",
     "SCHEDULE",
     "SEED",
     "register",
@@ -181,8 +183,15 @@ def register(
     )
 
 
+#: Line 19: the data are « à disposition des utilisateurs selon les modalités
+#: d'authentification établies par la loi »: a learner asks from their authenticated
+#: session; an e-mail confirmation alone is refused.
+RIGHTS = Rights(identity_proofs=frozenset({ProofMethod.AUTHENTICATED_SESSION}), calendar="FR")
+
+
 _T = "tests/test_policies.py::"
 _C = "tests/test_policy_conformance.py::"
+_R = "tests/test_policy_rights.py::"
 
 #: Every promise of the policy, where it is written and which test breaks with it.
 PROMISES = (
@@ -257,5 +266,21 @@ PROMISES = (
         quote="cliquant sur le lien de désinscription",
         enforced_by="Consent withdrawal (purpose newsletter) ends the consent at receipt",
         test=_C + "test_publisher_newsletter_withdrawal_is_effective_at_receipt",
+    ),
+    Promise(
+        promise="Users have access to their data",
+        seed=SEED,
+        line=19,
+        quote="sont à disposition des utilisateurs",
+        enforced_by="RequestType.ACCESS: export_subject package (manifest checked)",
+        test=_R + "test_right_of_access",
+    ),
+    Promise(
+        promise="Access after the authentication the law sets",
+        seed=SEED,
+        line=19,
+        quote="selon les modalités d’authentification établies par la loi",
+        enforced_by="RIGHTS.identity_proofs = {AUTHENTICATED_SESSION}; RequestBook.verify_identity",
+        test=_R + "test_identity_is_proven_as_the_policy_says",
     ),
 )
