@@ -87,7 +87,15 @@ def _ours(engine: sa.Engine) -> int:
 
 def _measure(label: str, engine: sa.Engine, users: int) -> dict[str, Any]:
     create_schema(engine)
-    populate(engine, now=NOW, users=users, courses=40, activities=0, log_events_per_user=0)
+    populate(
+        engine,
+        now=NOW,
+        users=users,
+        courses=40,
+        activities=0,
+        log_events_per_user=0,
+        content=False,
+    )
     _ours(engine)  # warm caches (pages, compiled statements) for both sides alike
     rows, records = _floor(engine), _ours(engine)
     samples = compare({"library": lambda: _ours(engine), "floor": lambda: _floor(engine)})

@@ -7,11 +7,12 @@ cloned from a migrated template, which is much faster than migrating each one.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -312,6 +313,60 @@ def raw_bytes(url: str) -> bytes:
     for suffix in ("", "-journal", "-wal"):
         if os.path.exists(path + suffix):
             data += Path(path + suffix).read_bytes()
+    return data
+
+
+def psql(server: TemporaryPostgres, database: str, sql: str) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(server.dsn_for(database), autocommit=True) as connection:
+        cursor = connection.execute(sql)
+        return list(cursor.fetchall()) if cursor.description else []
+
+
+def relation_files(server: TemporaryPostgres, database: str) -> bytes:
+    """Every relation file of ``database`` after a CHECKPOINT."""
+    psql(server, database, "CHECKPOINT")
+    oid = psql(server, database, f"SELECT oid FROM pg_database WHERE datname = '{database}'")
+    return _read_all((server.data_dir / "base" / str(oid[0][0])).iterdir())
+
+
+def wal_files(server: TemporaryPostgres) -> bytes:
+    """The server's pg_wal (every database of the server writes there)."""
+    return _read_all(p for p in (server.data_dir / "pg_wal").iterdir() if p.is_file())
+
+
+def database_files(server: TemporaryPostgres, database: str) -> bytes:
+    """Every relation file of ``database`` after a CHECKPOINT, and the server's pg_wal."""
+    return relation_files(server, database) + wal_files(server)
+
+
+def _read_all(paths: Iterable[Path]) -> bytes:
+    data = b""
+    for path in paths:
+        # The server may remove a file meanwhile (pg_internal.init, a recycled segment).
+        with contextlib.suppress(FileNotFoundError):
+            data += path.read_bytes()
+    return data
+
+
+def dead_tuples(server: TemporaryPostgres, database: str) -> bytes:
+    """The raw pages of every table and index of ``database`` (pageinspect), dead tuples
+    included."""
+    psql(server, database, "CREATE EXTENSION IF NOT EXISTS pageinspect")
+    relations = psql(
+        server,
+        database,
+        "SELECT c.oid::regclass::text, "
+        "pg_relation_size(c.oid) / current_setting('block_size')::int "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i', 't')",
+    )
+    data = b""
+    for name, blocks in relations:
+        for block in range(int(blocks)):
+            page = psql(server, database, f"SELECT get_raw_page('{name}', {block})")
+            data += bytes(page[0][0])
     return data
 
 

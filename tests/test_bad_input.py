@@ -323,6 +323,15 @@ def test_what_stays_valid() -> None:
     Score(raw=Decimal("17.5"), min=0, max=20)
 
 
+def test_last_activity_before_creation_stays_valid() -> None:
+    """Decided, not overlooked: an account migrated from an older LMS is created on the
+    migration day and keeps its earlier activity, which retention counts from (the
+    contract's data has such a learner). The date is kept as given, not clamped."""
+    before = T0 - dt.timedelta(days=400)
+    learner = Learner(**{**VALID[Learner], "last_activity_at": before})
+    assert learner.last_activity_at == before < learner.created_at
+
+
 _NOT_TEXT = st.one_of(
     st.text(min_size=0, max_size=5).map(lambda s: f"{PLANT}{s}\x00"),
     st.sampled_from([chr(c) for c in range(0xD800, 0xE000, 97)]).map(lambda c: f"{PLANT}{c}"),

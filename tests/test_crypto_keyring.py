@@ -543,3 +543,23 @@ def test_a_forked_child_does_not_reuse_the_parents_nonces() -> None:
     assert len(child) == 12
     assert child not in upcoming
     assert sys.platform != "win32"
+
+
+def test_key_references_follow_their_definition() -> None:
+    """``k1_`` + URL-safe base64 (unpadded) of HMAC-SHA256(HMAC-SHA256(index key, label),
+    subject)[:16]: key databases written by any version name learners this way, so a
+    faster computation must give the same text."""
+    import hashlib
+    import hmac
+
+    from learnprivacy.keys import KeyDatabase
+
+    keys = KeyDatabase("sqlite://")
+    keyring = keys.keyring(Keyring.generate())
+    index_key = keyring._index_secret()
+    ref_key = hmac.new(index_key, b"learnprivacy/v1/key-store-subject", hashlib.sha256).digest()
+    for subject in ("L1", "learner-é", "x" * 255, "L2"):
+        digest = hmac.new(ref_key, subject.encode(), hashlib.sha256).digest()[:16]
+        expected = "k1_" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        assert keyring.key_ref(subject) == expected
+    keys.close()

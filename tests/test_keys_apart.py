@@ -8,14 +8,13 @@ since the copy, and restoring the copy must keep every other learner readable.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
@@ -29,8 +28,11 @@ from learnprivacy.store._keydb import default_keys_url
 from tests.store_fixtures import (
     MASTER_KEY,
     NOW,
+    database_files,
+    dead_tuples,
     learner,
     personal_values,
+    psql,
     raw_bytes,
     records_for,
 )
@@ -309,48 +311,6 @@ def pg_urls(
     keys_server.drop_database(name + "_keys")
 
 
-def _psql(server: TemporaryPostgres, database: str, sql: str) -> list[tuple[Any, ...]]:
-    import psycopg
-
-    with psycopg.connect(server.dsn_for(database), autocommit=True) as connection:
-        cursor = connection.execute(sql)
-        return list(cursor.fetchall()) if cursor.description else []
-
-
-def _database_files(server: TemporaryPostgres, database: str) -> bytes:
-    """Every relation file of ``database`` after a CHECKPOINT, and the server's pg_wal."""
-    _psql(server, database, "CHECKPOINT")
-    oid = _psql(server, database, f"SELECT oid FROM pg_database WHERE datname = '{database}'")
-    data = b""
-    paths = [*(server.data_dir / "base" / str(oid[0][0])).iterdir()]
-    paths += [p for p in (server.data_dir / "pg_wal").iterdir() if p.is_file()]
-    for path in paths:
-        # The server may remove a file meanwhile (pg_internal.init, a recycled segment).
-        with contextlib.suppress(FileNotFoundError):
-            data += path.read_bytes()
-    return data
-
-
-def _dead_tuples(server: TemporaryPostgres, database: str) -> bytes:
-    """The raw pages of every table and index of ``database`` (pageinspect), dead tuples
-    included."""
-    _psql(server, database, "CREATE EXTENSION IF NOT EXISTS pageinspect")
-    relations = _psql(
-        server,
-        database,
-        "SELECT c.oid::regclass::text, "
-        "pg_relation_size(c.oid) / current_setting('block_size')::int "
-        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i', 't')",
-    )
-    data = b""
-    for name, blocks in relations:
-        for block in range(int(blocks)):
-            page = _psql(server, database, f"SELECT get_raw_page('{name}', {block})")
-            data += bytes(page[0][0])
-    return data
-
-
 @pytest.mark.postgres
 def test_postgresql_records_hold_no_wrapped_key_in_pages_files_or_wal(
     pg_urls: tuple[str, str], postgres_server: TemporaryPostgres
@@ -368,9 +328,9 @@ def test_postgresql_records_hold_no_wrapped_key_in_pages_files_or_wal(
         store.sweep(retention_schedule(), now=NOW)
         assert store.get(Learner, ERASED) is None
     database = records_url.rsplit("/", 1)[-1]
-    _psql(postgres_server, database, "VACUUM")
-    pages = _dead_tuples(postgres_server, database)
-    files = _database_files(postgres_server, database)
+    psql(postgres_server, database, "VACUUM")
+    pages = dead_tuples(postgres_server, database)
+    files = database_files(postgres_server, database)
     assert len(pages) > 0
     assert len(files) > 0
     for key in wrapped:
@@ -453,7 +413,7 @@ def test_postgresql_key_database_names_no_learner(
     with Store(records_url, keyring=_keyring(), keys=keys_url, clock=lambda: NOW) as store:
         _fill(store)
         _erase(store)
-    pages = _dead_tuples(keys_server, keys_url.rsplit("/", 1)[-1])
+    pages = dead_tuples(keys_server, keys_url.rsplit("/", 1)[-1])
     assert b"k1_" in pages
     assert ERASED.encode() not in pages
     assert KEPT.encode() not in pages

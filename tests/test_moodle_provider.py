@@ -14,6 +14,7 @@ from learnprivacy.crypto import Keyring
 from learnprivacy.errors import NotFoundError
 from learnprivacy.export import export_subject, read_package
 from learnprivacy.moodle import MoodleDatabase, MoodleProvider
+from learnprivacy.moodle._provider import CONTENT_TYPES
 from learnprivacy.providers import (
     ApprovedContextList,
     Context,
@@ -31,7 +32,16 @@ from tests.conftest import open_engine
 
 #: What the provider exports as Moodle's own rows (no learnprivacy record type).
 MOODLE_ROWS = frozenset(
-    {"Enrolment", "Grade", "PolicyAcceptance", "Profile", "Preference", "LogEntry"}
+    {
+        "Enrolment",
+        "Grade",
+        "PolicyAcceptance",
+        "Profile",
+        "Preference",
+        "LogEntry",
+        "DataRequest",
+        *CONTENT_TYPES,
+    }
 )
 KEY = bytes(range(32))
 

@@ -168,7 +168,7 @@ def test_bad_prefix_is_refused(prefix: str) -> None:
 def test_unknown_table_is_a_configuration_error() -> None:
     """Asking for a table the schema does not model names the known ones."""
     with pytest.raises(ConfigurationError, match="unknown Moodle table"):
-        MoodleSchema()["forum_posts"]
+        MoodleSchema()["wiki_pages"]
 
 
 @pytest.fixture

@@ -231,6 +231,43 @@ def test_publisher_register_lists_recipients_and_hosting() -> None:
     assert register.gaps == ()
 
 
+def test_publisher_billing_is_shared_with_no_third_party() -> None:
+    """Line 11: online payments transmit nothing to third parties. The register says
+    "internal only" for billing, and lists no gap; declaring an external recipient of
+    billing data (a collection agency) breaks the promise and the register says so in
+    its gaps; an internal one (the accounting department) does not."""
+    from examples.policies._promise import Disclosure
+
+    from learnprivacy import DataCategory, LawfulBasis
+
+    register = sejer.register()
+    billing = next(a for a in register.activities if a.purpose == "billing")
+    assert billing.internal_only
+    assert billing.recipients == ()
+    assert "- Recipients: internal only" in register.to_markdown()
+    assert register.gaps == ()
+
+    def billed_to(*, internal: bool) -> Any:
+        profile = ReportProfile(
+            recipient="collections",
+            fields={"Invoice": ("amount", "issued_at")},
+            pseudonym_domain="sejer-collections",
+        )
+        disclosure = Disclosure(
+            profile=profile,
+            purpose="billing",
+            basis=LawfulBasis.LEGAL_OBLIGATION,
+            categories=(DataCategory.BILLING,),
+            internal=internal,
+        )
+        return sejer.register(disclosures={**sejer.DISCLOSURES, "collections": disclosure})
+
+    assert billed_to(internal=False).gaps == (
+        "billing: promised to be shared internally only, but collections is an external recipient",
+    )
+    assert billed_to(internal=True).gaps == ()
+
+
 def test_publisher_newsletter_withdrawal_is_effective_at_receipt() -> None:
     """A consent withdrawn on receipt (March 2) no longer covers March 3, whenever the
     request is executed."""
@@ -252,7 +289,8 @@ def test_publisher_newsletter_withdrawal_is_effective_at_receipt() -> None:
 
 def test_belgian_lms_register_names_controller_hosting_and_client() -> None:
     """Line 9's controller, line 13's Swiss hosting under adequacy, the Belgian authority,
-    and line 93's B2B client as the only recipient of reports."""
+    line 93's B2B client as the only recipient of reports, and line 47's technical
+    providers as the recipients of the other purposes."""
     from examples.policies import belgian_b2b_lms as lms
 
     from learnprivacy import Safeguard
@@ -264,7 +302,16 @@ def test_belgian_lms_register_names_controller_hosting_and_client() -> None:
     assert register.controller.hosting.country == "CH"
     assert {t.safeguard for t in register.controller.transfers} == {Safeguard.ADEQUACY_DECISION}
     assert not [g for g in register.gaps if "without a declared transfer" in g]
-    assert {r for a in register.activities for r in a.recipients} == {"b2b-client"}
+    recipients = {a.purpose: set(a.recipients) for a in register.activities}
+    assert recipients["b2b-reporting"] == {"b2b-client"}
+    assert {r for rs in recipients.values() for r in rs} == {
+        "b2b-client",
+        "Support provider",
+        "Video-conferencing provider",
+        "Payment provider",
+        "E-mailing provider",
+        "Analytics provider",
+    }
 
 
 def test_belgian_lms_client_profile_refuses_contact_details() -> None:
@@ -301,6 +348,41 @@ def test_school_register_names_the_dpo_and_funders() -> None:
 
 
 # -- SaaS LMS processor (Onlineformapro) --------------------------------------------------
+
+
+def test_saas_shares_nothing_outside() -> None:
+    """Line 27: the data are accessible only to authorised employees. Every purpose of
+    the provider is declared internal only, and the register shows it with no recipient
+    gap; a provider component sending newsletter addresses to an outside mailer is a
+    gap."""
+    from examples.policies import saas_lms_processor as saas
+    from examples.policies._promise import build_register
+
+    from learnprivacy.providers import MetadataCollection
+
+    register = saas.register()
+    internal = {a.purpose for a in register.activities if a.internal_only}
+    assert internal == set(saas.INTERNAL_ONLY)
+    # Funding files, which the schedule does not cover, are not said internal: a gap.
+    assert [g.partition(":")[0] for g in register.gaps if "recipient" in g] == [
+        "Training funding files (employer, OPCO)"
+    ]
+    mailer = MetadataCollection("tool_newsletter").add_external_location_link(
+        "mailer",
+        {"email": "E-mail address"},
+        "Newsletter sent by an outside mailer",
+        purpose="newsletter",
+        basis="gdpr_art_6_1_a",
+        categories=["contact"],
+        recipient="Mailer SAS",
+    )
+    leaking = build_register(
+        saas.CONTROLLER, saas.SCHEDULE, extra=[mailer], internal_only=saas.INTERNAL_ONLY
+    )
+    assert set(leaking.gaps) - set(register.gaps) == {
+        "newsletter: promised to be shared internally only, but Mailer SAS is an "
+        "external recipient",
+    }
 
 
 def test_saas_register_names_the_provider_and_its_host() -> None:
@@ -415,17 +497,19 @@ def test_register_sheets_carry_the_cnil_fields() -> None:
     assert sheet["updated_on"] == "2026-06-15"
 
 
-def test_hand_written_register_names_the_store_fields() -> None:
+def test_belgian_register_is_generated_not_hand_written() -> None:
     """The Job Access register example declared ``ip_address`` for the access log while
-    the record field is ``ip``: every field it lists for a store table is a real field."""
-    from examples.registers import job_access
+    the record field is ``ip``, and "Retention: not declared" beside a schedule: it is
+    now generated from the policy module, whose components never declare the store's
+    tables themselves (those come from the record classes)."""
+    from examples.policies import belgian_b2b_lms as lms
 
-    from learnprivacy.records import fields_of
-    from learnprivacy.records._base import record_type
-
-    for collection in job_access.metadata():
-        if collection.component != "learnprivacy_store":
-            continue
-        for table in collection.database_tables:
-            names = {f.name for f in fields_of(record_type(table.name))}
-            assert set(table.fields) <= names, table.name
+    assert not [c for c in lms.component_metadata() if c.component == "learnprivacy_store"]
+    schedule = lms.make_schedule(
+        after_contract="P3M", invoices="P10Y", security_logs="P1Y", consent_proof="P5Y"
+    )
+    built = lms.register(schedule=schedule)
+    progress = next(e for e in built.entries if e.item.name == "Progress")
+    assert progress.item.purpose == "b2b-reporting"
+    assert progress.retention_text == "P3M after contract_end"
+    assert "score" in progress.item.fields

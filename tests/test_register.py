@@ -10,12 +10,15 @@ import json
 from pathlib import Path
 
 import pytest
+from examples.policies import belgian_b2b_lms
 from examples.registers import job_access
 from examples.toy_lms import ThemeProvider, ToyLMS, VideoConferenceProvider
 
 from learnprivacy import Controller, Hosting, LawfulBasis, Safeguard, SubProcessor, Transfer
 from learnprivacy.errors import ValidationError
 from learnprivacy.providers import MetadataCollection, PrivacyManager, Register
+from learnprivacy.records import fields_of
+from learnprivacy.records._base import record_type
 
 GOLDEN = Path(job_access.__file__).with_name("job_access.md")
 
@@ -59,27 +62,59 @@ def test_job_access_register_matches_the_golden_file() -> None:
 
 
 def test_job_access_register_states_the_policy() -> None:
-    """Hosting, transfer ground, purposes and bases are those the policy lists."""
+    """Hosting, transfer ground, purposes and bases are those the policy lists; the
+    policy states no period, so every table's retention is a gap, and the purposes with
+    no recipient say so (instead of "internal only")."""
     register = job_access.register()
     text = register.to_markdown()
     assert "Infomaniak Network SA (CH)" in text
     assert "| Infomaniak Network SA | CH | adequacy decision (Art. 45) |" in text
     bases = {a.purpose: a.bases for a in register.activities}
-    assert bases == {
-        job_access.SERVICES: (LawfulBasis.CONTRACT,),
-        job_access.BILLING: (LawfulBasis.LEGAL_OBLIGATION,),
-        job_access.SECURITY: (LawfulBasis.LEGITIMATE_INTERESTS,),
-        job_access.PROSPECTING: (LawfulBasis.CONSENT, LawfulBasis.LEGITIMATE_INTERESTS),
-        job_access.ANALYTICS: (LawfulBasis.CONSENT,),
-    }
-    services = next(a for a in register.activities if a.purpose == job_access.SERVICES)
-    assert any(r.startswith("B2B client (employer)") for r in services.recipients)
-    # Switzerland is covered by the adequacy decision: no transfer gap, only retention gaps.
+    assert bases["b2b-training"] == (LawfulBasis.CONTRACT,)
+    assert bases["b2b-reporting"] == (LawfulBasis.CONTRACT,)
+    assert bases["billing"] == (LawfulBasis.LEGAL_OBLIGATION,)
+    assert bases["security"] == (LawfulBasis.LEGITIMATE_INTERESTS,)
+    assert bases["prospecting"] == (LawfulBasis.CONSENT, LawfulBasis.LEGITIMATE_INTERESTS)
+    assert bases["analytics"] == (LawfulBasis.CONSENT,)
+    reporting = next(a for a in register.activities if a.purpose == "b2b-reporting")
+    assert reporting.recipients == ("b2b-client",)
+    # Switzerland is covered by the adequacy decision: no transfer gap.
     assert register.gaps
-    assert all("no retention period" in g for g in register.gaps)
+    assert all("no retention period" in g or "no recipient declared" in g for g in register.gaps)
+    assert "Recipients: internal only" not in text
     assert register.null_components == (
-        ("theme_jobaccess", job_access.NULL_COMPONENTS["theme_jobaccess"]),
+        ("theme_jobaccess", belgian_b2b_lms.NULL_COMPONENTS["theme_jobaccess"]),
     )
+
+
+def test_job_access_register_is_generated_from_the_policy_module() -> None:
+    """The example declares nothing of its own: its register is the Belgian policy
+    module's, so the two cannot drift. The store's tables list the record classes' real
+    fields (the hand-written one said ``ip_address`` for ``ip``), and once the operator
+    sets its periods the register states them instead of listing gaps."""
+    assert (
+        job_access.register().to_dict()
+        == belgian_b2b_lms.register(as_of=job_access.AS_OF).to_dict()
+    )
+    assert not [name for name in vars(job_access) if name in ("metadata", "CONTROLLER")]
+    register = job_access.register()
+    access = next(e for e in register.entries if e.item.name == "AccessEvent")
+    assert "ip" in access.item.fields
+    assert "ip_address" not in access.item.fields
+    for entry in register.entries:
+        if entry.component == "learnprivacy_store":
+            names = {f.name for f in fields_of(record_type(entry.item.name))}
+            assert set(entry.item.fields) <= names, entry.item.name
+    schedule = belgian_b2b_lms.make_schedule(
+        after_contract="P3M", invoices="P10Y", security_logs="P1Y", consent_proof="P5Y"
+    )
+    chosen = belgian_b2b_lms.register(schedule=schedule)
+    # The policy names no funding files: only their table is left without a period.
+    assert [g for g in chosen.gaps if g.startswith("learnprivacy_store/")] == [
+        "learnprivacy_store/Funding: no retention period declared"
+    ]
+    logs = next(e for e in chosen.entries if e.item.name == "AccessEvent")
+    assert logs.retention_text == "P1Y after created"
 
 
 def test_job_access_register_writes_four_formats(tmp_path: Path) -> None:
@@ -126,6 +161,8 @@ def test_incomplete_declarations_are_gaps() -> None:
         "mod_x/t: no lawful basis declared",
         "mod_x/t: no retention period declared",
         "mod_x/t: no data category declared",
+        "(purpose not declared): no recipient declared (declare the recipients, or that "
+        "the data is shared internally only)",
     )
     assert register.activities[0].purpose == "(purpose not declared)"
 
@@ -291,3 +328,69 @@ def test_each_activity_shows_its_own_people_and_sheet_dates() -> None:
     page = register.to_html()
     assert "paying customers" in page
     assert "Sheet created: 2025-01-06" in page
+
+
+def test_internal_only_is_stated_only_when_declared_and_checked() -> None:
+    """ "Internal only" is a promise, not a default: a purpose declared so may have an
+    internal recipient (no gap, shown as internal), never an external one (a gap); a
+    purpose with no recipient and no such promise shows "not declared" and is a gap
+    (the register used to print "internal only" for it and list no gap)."""
+
+    def build(*, internal: bool, internal_only: tuple[str, ...]) -> Register:
+        collection = MetadataCollection("mod_billing")
+        collection.add_database_table(
+            "invoices",
+            {"billing_name": "Name on the invoice"},
+            "Invoices",
+            purpose="billing",
+            basis="gdpr_art_6_1_c",
+            categories=["billing"],
+            retention="P10Y",
+        )
+        collection.add_external_location_link(
+            "accounting",
+            {"billing_name": "Name on the invoice"},
+            "Invoices sent for bookkeeping",
+            purpose="billing",
+            basis="gdpr_art_6_1_c",
+            categories=["billing"],
+            recipient="Accounting",
+            internal=internal,
+        )
+        collection.add_database_table(
+            "logs",
+            {"ip": "IP address"},
+            "Logs",
+            purpose="security",
+            basis="gdpr_art_6_1_f",
+            categories=["technical_log"],
+            retention="P1Y",
+        )
+        return Register.build(controller(), [collection], internal_only=internal_only)
+
+    external = build(internal=False, internal_only=("billing", "security"))
+    assert external.gaps == (
+        "billing: promised to be shared internally only, but Accounting is an external recipient",
+    )
+    internal = build(internal=True, internal_only=("billing", "security"))
+    assert internal.gaps == ()
+    text = internal.to_markdown()
+    assert "- Recipients: Accounting (internal)" in text
+    assert "- Recipients: internal only" in text
+    assert "Accounting (interne)" in internal.to_markdown(language="fr")
+    billing = next(a for a in internal.activities if a.purpose == "billing")
+    assert billing.internal_recipients == ("Accounting",)
+    assert billing.external_recipients == ()
+    assert billing.to_dict()["internal_only"] is True
+    undeclared = build(internal=True, internal_only=())
+    assert undeclared.gaps == (
+        "security: no recipient declared (declare the recipients, or that the data is "
+        "shared internally only)",
+    )
+    assert "- Recipients: not declared" in undeclared.to_markdown()
+    assert "internal only" not in undeclared.to_markdown()
+    assert build(internal=True, internal_only=("billing", "security", "hr")).gaps == (
+        "hr: declared shared internally only, but no activity has that purpose",
+    )
+    with pytest.raises(ValidationError):
+        Register.build(controller(), [], internal_only="billing")

@@ -18,6 +18,7 @@ from learnprivacy import Action
 from learnprivacy.crypto import FieldCipher, Keyring
 from learnprivacy.errors import (
     AuditTampered,
+    ConfigurationError,
     IntegrityError,
     NotFoundError,
     PolicyError,
@@ -519,3 +520,26 @@ def test_a_death_is_recorded_only_on_a_death_certificate(book: RequestBook) -> N
     assert book.death_of("L1") is None
     book.put_death("L1", died_at=T0, now=T0, proof=ProofMethod.DEATH_CERTIFICATE_SIGHTED)
     assert book.death_of("L1") is not None
+
+
+def test_a_book_accepts_only_the_identity_proofs_its_policy_names() -> None:
+    """``identity_proofs`` narrows what a subject may prove their identity with (a policy
+    asking for an identity document refuses an e-mail confirmation, and the request stays
+    RECEIVED); it must be a non-empty set of identity proofs, else ConfigurationError."""
+    book = RequestBook(identity_proofs={ProofMethod.ID_DOCUMENT_SIGHTED})
+    received = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    request = book.receive(
+        RequestType.ACCESS,
+        learner_id="L1",
+        received_at=received,
+        channel=Channel.EMAIL,
+        requester=Requester.subject("Ana"),
+    )
+    with pytest.raises(PolicyError):
+        book.verify_identity(request, method=ProofMethod.EMAIL_CONFIRMATION, now=received)
+    assert book.current(request).state is RequestState.RECEIVED
+    verified = book.verify_identity(request, method=ProofMethod.ID_DOCUMENT_SIGHTED, now=received)
+    assert verified.state is RequestState.IN_PROGRESS
+    for bad in (set(), {ProofMethod.MANDATE_SIGHTED}, "id_document_sighted"):
+        with pytest.raises(ConfigurationError):
+            RequestBook(identity_proofs=bad)  # type: ignore[arg-type]

@@ -126,11 +126,14 @@ def test_shredding_the_learner_leaves_requests_readable(url: str) -> None:
 
 
 def test_encrypted_rows_need_the_cipher(url: str) -> None:
-    """Reading encrypted rows without a cipher is a configuration error, not garbage."""
+    """Opening or reading encrypted rows without a cipher is a configuration error, not
+    garbage: the book names learners by keyed reference, so it is refused at once."""
     backend = SQLBackend(url, cipher=FieldCipher(Keyring.generate()))
     request_id = fill(RequestBook(backend))
     backend.engine.dispose()
-    plain = SQLBackend(url, plaintext=True)
+    with pytest.raises(ConfigurationError, match="cipher"):
+        SQLBackend(url, plaintext=True)
+    plain = SQLBackend(url, plaintext=True, create=False)
     with pytest.raises(ConfigurationError):
         plain.get_request(request_id)
     plain.engine.dispose()

@@ -343,6 +343,7 @@ def test_failing_provider_fails_the_request_and_a_retry_finishes(world: World) -
         "plan:erase",
         "erase_store",
         "erase_providers",
+        "verify_request_book",
         "notify:employer_feed/employer",
     ]
     assert outcomes(finished)["L1-I1"][0] is Action.RESTRICT

@@ -19,7 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 import learnprivacy.sqlalchemy as lps
 from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.crypto import Keyring
-from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
+from learnprivacy.retention import Action, Hold, Period, RetentionRule, Schedule, Trigger
 from tests import NOW
 
 UTC = dt.UTC
@@ -145,3 +145,204 @@ def test_a_hold_still_wins_over_old_activity(app: SimpleNamespace) -> None:
     assert report.erased == 0
     with app.engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM progress")).scalar_one() == 1
+
+
+def _consent_models() -> SimpleNamespace:
+    class Base(DeclarativeBase):
+        pass
+
+    class User(Base):
+        __tablename__ = "users"
+        __privacy__ = lps.Privacy(
+            subject="id", purpose="accounts", basis=LawfulBasis.CONTRACT, activity="last_login_at"
+        )
+        id: Mapped[str] = mapped_column(primary_key=True)
+        name: Mapped[str] = lps.personal(DataCategory.IDENTITY, "Name")
+        last_login_at: Mapped[dt.datetime | None] = lps.not_personal("Last login", nullable=True)
+
+    class Agreement(Base):
+        """The consents, under the application's own column names."""
+
+        __tablename__ = "agreements"
+        __privacy__ = lps.Privacy(
+            subject="user_id",
+            purpose="consent-management",
+            basis=LawfulBasis.LEGAL_OBLIGATION,
+            consents={"purpose": "topic", "given_at": "agreed_at", "expires_at": "valid_until"},
+        )
+        id: Mapped[int] = mapped_column(primary_key=True)
+        user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+        topic: Mapped[str] = lps.not_personal("Purpose consented to")
+        agreed_at: Mapped[dt.datetime] = lps.not_personal("When")
+        withdrawn_at: Mapped[dt.datetime | None] = lps.not_personal("Withdrawn", nullable=True)
+        valid_until: Mapped[dt.datetime | None] = lps.not_personal("Lapses", nullable=True)
+
+    class Interest(Base):
+        """Newsletter topics: held on consent only."""
+
+        __tablename__ = "interests"
+        __privacy__ = lps.Privacy(
+            subject="user_id", purpose="newsletter", basis=LawfulBasis.CONSENT, created="at"
+        )
+        id: Mapped[int] = mapped_column(primary_key=True)
+        user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+        topic: Mapped[str] = lps.personal(DataCategory.PREFERENCE, "Topic of interest")
+        at: Mapped[dt.datetime] = lps.not_personal("Since")
+
+    class Visit(Base):
+        """Analytics visits: anonymised (statistics kept) when the consent ends."""
+
+        __tablename__ = "visits"
+        __privacy__ = lps.Privacy(
+            subject="user_id", purpose="analytics", basis=LawfulBasis.CONSENT, created="at"
+        )
+        id: Mapped[int] = mapped_column(primary_key=True)
+        user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+        page: Mapped[str] = lps.personal(DataCategory.TECHNICAL_LOG, "Page seen")
+        at: Mapped[dt.datetime] = lps.not_personal("When")
+
+    return SimpleNamespace(
+        Base=Base, User=User, Agreement=Agreement, Interest=Interest, Visit=Visit
+    )
+
+
+def _consent_schedule(m: SimpleNamespace) -> Schedule:
+    three_years = Period.parse("P3Y")
+    return Schedule(
+        {
+            m.User: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+            m.Interest: RetentionRule(
+                three_years, Trigger.CREATED, purpose="newsletter", basis=LawfulBasis.CONSENT
+            ),
+            m.Visit: RetentionRule(
+                three_years,
+                Trigger.CREATED,
+                purpose="analytics",
+                basis=LawfulBasis.CONSENT,
+                action=Action.ANONYMISE,
+            ),
+        }
+    )
+
+
+@pytest.fixture
+def consent_app(tmp_path: Path) -> Iterator[SimpleNamespace]:
+    m = _consent_models()
+    privacy = lps.LearnPrivacy(
+        m.Base, keyring=Keyring.generate(), keys=f"sqlite:///{tmp_path / 'keys.db'}"
+    )
+    engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    m.Base.metadata.create_all(engine)
+    month_ago = NOW - dt.timedelta(days=30)
+    with Session(engine) as s:
+        for who in ("expired", "withdrawn", "current", "never"):
+            s.add(m.User(id=who, name=who.title(), last_login_at=NOW))
+        s.flush()
+        s.add(
+            m.Agreement(
+                user_id="expired", topic="newsletter", agreed_at=LONG_AGO, valid_until=month_ago
+            )
+        )
+        s.add(
+            m.Agreement(
+                user_id="withdrawn", topic="newsletter", agreed_at=LONG_AGO, withdrawn_at=month_ago
+            )
+        )
+        s.add(m.Agreement(user_id="withdrawn", topic="analytics", agreed_at=LONG_AGO))
+        # Renewed: the old consent expired, the new one stands.
+        s.add(
+            m.Agreement(
+                user_id="current", topic="newsletter", agreed_at=LONG_AGO, valid_until=month_ago
+            )
+        )
+        s.add(m.Agreement(user_id="current", topic="newsletter", agreed_at=month_ago))
+        s.add(
+            m.Agreement(
+                user_id="current", topic="analytics", agreed_at=LONG_AGO, valid_until=RECENT
+            )
+        )
+        for who in ("expired", "withdrawn", "current", "never"):
+            s.add(m.Interest(user_id=who, topic=f"{who} likes maths", at=RECENT))
+            s.add(m.Visit(user_id=who, page=f"/{who}/page", at=RECENT))
+        s.commit()
+    yield SimpleNamespace(m=m, privacy=privacy, engine=engine)
+    privacy.close()
+    engine.dispose()
+
+
+def test_what_rests_on_an_ended_consent_goes_within_its_period(
+    consent_app: SimpleNamespace,
+) -> None:
+    """Attack: rows well within their three years, on a consent that expired or was
+    withdrawn, are ended by the sweep with the rule's action; a renewed consent, another
+    purpose and a learner with no consent row keep theirs; accounts stay."""
+    app, m = consent_app, consent_app.m
+    schedule = _consent_schedule(m)
+    with Session(app.engine) as s:
+        dry = app.privacy.sweep(s, schedule, now=NOW, dry_run=True)
+        report = app.privacy.sweep(s, schedule, now=NOW)
+    assert (dry.erased, dry.anonymised) == (report.erased, report.anonymised) == (2, 1)
+    assert report.by_type["Interest"]["erased"] == 2
+    assert report.by_type["Visit"]["anonymised"] == 1
+    with Session(app.engine) as s:
+        interests = sorted(s.scalars(select(m.Interest.user_id)))
+        assert interests == ["current", "never"]
+        owners = sorted(str(v) for v in s.scalars(select(m.Visit.user_id)))
+        # The current learner's analytics consent lapsed last week too.
+        assert owners == ["None", "expired", "never", "withdrawn"]
+        assert len(s.scalars(select(m.User.id)).all()) == 4
+        pages = s.execute(text("SELECT page FROM visits WHERE user_id IS NULL")).scalars().all()
+        assert all(p is None or not p.startswith("/") for p in pages)
+        actions = [e.action for e in app.privacy.audit(s).entries()]
+        assert "erase" in actions
+        assert "anonymise" in actions
+        reasons = {e.details.get("reason") for e in app.privacy.audit(s).entries()}
+        assert "consent to newsletter ended (GDPR Art. 7(3))" in reasons
+        again = app.privacy.sweep(s, schedule, now=NOW)
+    assert (again.erased, again.anonymised) == (0, 0)
+
+
+def test_a_hold_restricts_what_an_ended_consent_would_erase(
+    consent_app: SimpleNamespace,
+) -> None:
+    """Holds win over consent expiry: the row is restricted, not erased."""
+    app, m = consent_app, consent_app.m
+    hold = Hold("complaint 2026-7", subject="expired", record_type=m.Interest)
+    with Session(app.engine) as s:
+        report = app.privacy.sweep(s, _consent_schedule(m), now=NOW, holds=[hold])
+        assert report.by_type["Interest"]["erased"] == 1
+        assert report.by_type["Interest"]["restricted"] == 1
+        kept = select(m.Interest.topic).where(m.Interest.user_id == "expired")
+        assert s.scalars(kept).all() == []
+        assert s.scalars(kept.execution_options(include_restricted=True)).all() == [
+            "expired likes maths"
+        ]
+
+
+def test_consent_declarations_are_checked(tmp_path: Path) -> None:
+    """A consents mapping naming a missing or personal column is refused at binding."""
+    from learnprivacy.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="consents"):
+        lps.Privacy(subject="u", purpose="p", basis=LawfulBasis.CONSENT, consents={"reason": "x"})
+    with pytest.raises(ConfigurationError, match="given_at"):
+        lps.Privacy(
+            subject="u", purpose="p", basis=LawfulBasis.CONSENT, consents={"given_at": None}
+        )
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Agreement(Base):
+        __tablename__ = "agreements"
+        __privacy__ = lps.Privacy(
+            subject="user_id", purpose="consents", basis=LawfulBasis.CONSENT, consents=True
+        )
+        id: Mapped[int] = mapped_column(primary_key=True)
+        user_id: Mapped[str]
+        purpose: Mapped[str] = lps.personal(DataCategory.CONSENT, "Purpose")
+        given_at: Mapped[dt.datetime] = lps.not_personal("Given")
+        withdrawn_at: Mapped[dt.datetime | None] = lps.not_personal("Withdrawn", nullable=True)
+
+    with pytest.raises(ConfigurationError, match=r"expires_at|agreements\.purpose"):
+        lps.LearnPrivacy(Base, keyring=Keyring.generate(), keys=f"sqlite:///{tmp_path / 'k.db'}")

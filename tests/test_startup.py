@@ -131,6 +131,42 @@ def test_import_store_loads_no_orm_validation_or_migration_library() -> None:
     assert not {m for m in modules if m.startswith("sqlalchemy.orm")}
 
 
+def test_import_store_defers_dialects_and_the_retention_engine() -> None:
+    """``import learnprivacy.store`` loads no SQL dialect (the engine that connects loads
+    its own), nor the retention engine, sweep or erasure code (loaded with the first
+    sweep or erasure): together a third of its start-up."""
+    modules = _modules_after("import learnprivacy.store")
+    assert not {m for m in modules if m.startswith("sqlalchemy.dialects.")}
+    deferred = {
+        "learnprivacy.retention",
+        "learnprivacy.store._sweep",
+        "learnprivacy.store._erasure",
+    }
+    assert not deferred & modules
+
+
+def test_a_key_database_keeps_one_active_key_per_scope_with_the_deferred_index() -> None:
+    """Attack on the deferral: the partial unique index is still created, so a second
+    active key for the same reference and scope is refused by the database."""
+    import sqlalchemy as sa
+
+    from learnprivacy.keys import KeyDatabase
+
+    keys = KeyDatabase("sqlite://")
+    with keys._db.engine.begin() as connection:
+        found = connection.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'uq_lpk_keys_active'"
+        ).scalar()
+        assert found is not None
+        assert "WHERE state = 'active'" in found
+        row = "INSERT INTO lpk_keys VALUES ('k1_x', ?, 'contract', ?, 'm', x'00')"
+        connection.exec_driver_sql(row, ("a", "active"))
+        connection.exec_driver_sql(row, ("b", "retired"))
+        with pytest.raises(sa.exc.IntegrityError):
+            connection.exec_driver_sql(row, ("c", "active"))
+    keys.close()
+
+
 def test_opening_a_store_stays_without_the_orm(tmp_path: Any) -> None:
     """Attack: a store created, written and read back still loads no ORM or SQLModel."""
     code = (

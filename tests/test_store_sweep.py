@@ -480,3 +480,37 @@ def test_a_lapsed_consent_ends_the_processing_it_held(store: Store) -> None:
         )
     )
     assert store.sweep(contract, now=NOW).erased == 0
+
+
+def test_a_sweep_counts_and_destroys_exactly_the_keys_no_row_uses(store: Store) -> None:
+    """Many learners in one page: the shred count is the keys actually destroyed, those of
+    learners whose other rows keep a scope stay, and the outbox is empty afterwards."""
+    from learnprivacy.store._tables import KEY_OUTBOX
+
+    old, recent = day(2020, 1, 1), day(2026, 1, 1)
+    expired = [learner(f"E{i:02d}", last_activity_at=old) for i in range(12)]
+    kept = [learner(f"K{i:02d}", last_activity_at=recent) for i in range(5)]
+    store.add_all([*expired, *kept])
+    # Four expired learners keep a certificate that no rule reaches: their account stays
+    # (restricted) with its key.
+    certificates = [r for e in expired[:4] for r in records_for(e.id) if isinstance(r, Certificate)]
+    store.add_all(certificates)
+    schedule = Schedule({Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
+    before = {
+        (e.subject, e.scope, e.key_id)
+        for e in store.key_store.list_entries()
+        if e.state is not KeyState.SHREDDED
+    }
+    report = store.sweep(schedule, now=NOW, batch_size=100)
+    after = {
+        (e.subject, e.scope, e.key_id)
+        for e in store.key_store.list_entries()
+        if e.state is not KeyState.SHREDDED
+    }
+    refs = {store.keyring.key_ref(x.id): x.id for x in (*expired, *kept)}
+    destroyed = {refs.get(s, s) for s, _scope, _key in before - after}
+    assert report.erased == 8
+    assert destroyed == {e.id for e in expired[4:]}
+    assert report.shredded == len(before - after) == 8
+    with store.database.read() as connection:
+        assert connection.execute(select(KEY_OUTBOX.c.id)).first() is None

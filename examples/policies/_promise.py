@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import attrs
 
@@ -19,9 +20,11 @@ from learnprivacy import Controller, DataCategory, LawfulBasis
 from learnprivacy.export.reports import ReportProfile
 from learnprivacy.providers import MetadataCollection, Register
 from learnprivacy.providers._store import store_metadata
+from learnprivacy.requests import ProofMethod, RequestBook
+from learnprivacy.requests._vocabulary import IDENTITY_PROOFS
 from learnprivacy.retention import Schedule
 
-__all__ = ["Disclosure", "Promise", "build_register"]
+__all__ = ["Disclosure", "Promise", "Rights", "build_register"]
 
 
 @attrs.frozen(kw_only=True)
@@ -42,12 +45,34 @@ class Promise:
 
 @attrs.frozen(kw_only=True)
 class Disclosure:
-    """A recipient the policy names, the widest report it may receive, and why."""
+    """A recipient the policy names, the widest report it may receive, and why.
+
+    ``internal`` marks a recipient inside the controller (its trainers, a department):
+    no third party, so a purpose shared internally only may have it.
+    """
 
     profile: ReportProfile
     purpose: str
     basis: LawfulBasis
     categories: tuple[DataCategory, ...]
+    internal: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class Rights:
+    """How the policy has data-subject requests handled: which proofs of identity it
+    asks of a learner asking for themselves, and whose public holidays its one-month
+    deadlines roll over. :meth:`book` is the request book that keeps to it."""
+
+    identity_proofs: frozenset[ProofMethod] = IDENTITY_PROOFS
+    #: "FR" or "BE": the country's public holidays.
+    calendar: str = "FR"
+
+    def book(self, backend: Any = None, **options: Any) -> RequestBook:
+        """A :class:`RequestBook` with this policy's identity proofs and calendar."""
+        return RequestBook(
+            backend, calendar=self.calendar, identity_proofs=self.identity_proofs, **options
+        )
 
 
 def build_register(
@@ -57,11 +82,18 @@ def build_register(
     disclosures: Mapping[str, Disclosure] | None = None,
     extra: Iterable[MetadataCollection] = (),
     as_of: dt.date | None = None,
+    internal_only: Iterable[str] = (),
+    null_reasons: Mapping[str, str] | None = None,
+    purposes: Mapping[str, str] | None = None,
 ) -> Register:
     """The Art. 30 register of a seed module: the store's records under its schedule
     (purposes, bases, retention, every exported field), each recipient with the fields
-    the policy lets it receive, and any extra collections (cookies, newsletter)."""
-    store = store_metadata(MetadataCollection("learnprivacy_store"), schedule)
+    the policy lets it receive, and any extra collections (cookies, newsletter).
+    ``internal_only``: the purposes the policy promises to share with no third party
+    (an external recipient for one of them is listed in the register's gaps);
+    ``null_reasons``: components that keep no personal data, and why; ``purposes``: the
+    purpose of each record type (by class name) that no rule of ``schedule`` names."""
+    store = store_metadata(MetadataCollection("learnprivacy_store"), schedule, dict(purposes or {}))
     shared = MetadataCollection("policy_recipients")
     for name, disclosure in (disclosures or {}).items():
         profile = disclosure.profile
@@ -78,5 +110,12 @@ def build_register(
             basis=disclosure.basis,
             categories=disclosure.categories,
             recipient=name,
+            internal=disclosure.internal,
         )
-    return Register.build(controller, [store, shared, *extra], as_of=as_of)
+    return Register.build(
+        controller,
+        [store, shared, *extra],
+        as_of=as_of,
+        internal_only=internal_only,
+        null_reasons=null_reasons,
+    )

@@ -21,14 +21,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-import attrs
-
-from examples.policies._promise import Disclosure, Promise, build_register
-from examples.registers import job_access as _job_access
-from learnprivacy import APD_GBA, DataCategory
+from examples.policies._promise import Disclosure, Promise, Rights, build_register
+from learnprivacy import (
+    APD_GBA,
+    Controller,
+    DataCategory,
+    Hosting,
+    Safeguard,
+    SubProcessor,
+    Transfer,
+)
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.export.reports import ReportProfile
-from learnprivacy.providers import Register
+from learnprivacy.providers import MetadataCollection, Register
 from learnprivacy.records import (
     AccessEvent,
     Certificate,
@@ -39,7 +44,32 @@ from learnprivacy.records import (
 )
 from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
 
-__all__ = ["CONTROLLER", "DISCLOSURES", "PROMISES", "SEED", "make_schedule", "register"]
+__all__ = [
+    "CONTROLLER",
+    "DISCLOSURES",
+    "NULL_COMPONENTS",
+    "PROMISES",
+    "PURPOSES",
+    "RIGHTS",
+    "SEED",
+    "component_metadata",
+    "make_schedule",
+    "register",
+]
+
+
+#: The purpose of each record type, as the policy names them: accounts and certificates
+#: for the training (line 27), progress for the reports shared with the client (line 93),
+#: invoices for billing (line 31), logs for security (line 35), consents as proof (lines
+#: 39, 43). :func:`make_schedule` and :func:`register` both read them.
+PURPOSES = {
+    "Learner": "b2b-training",
+    "Certificate": "b2b-training",
+    "Progress": "b2b-reporting",
+    "Invoice": "billing",
+    "AccessEvent": "security",
+    "Consent": "consent-proof",
+}
 
 
 def make_schedule(
@@ -65,7 +95,7 @@ def make_schedule(
         after_contract,
         Trigger.CONTRACT_END,
         on_missing_anchor=Action.KEEP,
-        purpose="b2b-training",
+        purpose=PURPOSES["Learner"],
         basis=LawfulBasis.CONTRACT,
     )
     # Line 57 « anonymisées » and line 93 « rapports de progression, d'analyse de datas,
@@ -75,7 +105,7 @@ def make_schedule(
         Trigger.CONTRACT_END,
         on_missing_anchor=Action.KEEP,
         action=Action.ANONYMISE,
-        purpose="b2b-reporting",
+        purpose=PURPOSES["Progress"],
         basis=LawfulBasis.CONTRACT,
     )
     # Line 31: « se conformer aux obligations légales et fiscales »; line 57 « archivées
@@ -84,14 +114,14 @@ def make_schedule(
         invoices,
         Trigger.FISCAL_YEAR_END,
         minimum=True,
-        purpose="billing",
+        purpose=PURPOSES["Invoice"],
         basis=LawfulBasis.LEGAL_OBLIGATION,
     )
     # Line 35: « intérêt légitime [...] limité à ce qui est nécessaire et proportionné ».
     security = RetentionRule(
         security_logs,
         Trigger.CREATED,
-        purpose="security",
+        purpose=PURPOSES["AccessEvent"],
         basis=LawfulBasis.LEGITIMATE_INTERESTS,
     )
     # Line 39: consent « révocable sans effet rétroactif »; line 43: withdrawal « sans
@@ -102,7 +132,7 @@ def make_schedule(
         consent_proof,
         Trigger.WITHDRAWN,
         on_missing_anchor=Action.KEEP,
-        purpose="consent-proof",
+        purpose=PURPOSES["Consent"],
         basis=LawfulBasis.CONSENT,
     )
     return Schedule(
@@ -121,11 +151,158 @@ def make_schedule(
 #: The seed file this module implements.
 SEED = "000_1c49f1355f48d45f.txt"
 
-# Line 9 names the controller and its privacy contact; line 13 the Swiss hosting and its
-# adequacy decision; lines 47 and 69-85 the processors and security measures. The
-# register example already declares them: one declaration, reused. Belgian law: the
-# complaint goes to the Belgian authority.
-CONTROLLER = attrs.evolve(_job_access.CONTROLLER, authority=APD_GBA)
+INFOMANIAK = "Infomaniak Network SA"
+
+# Line 9: « Responsable: Job Access solutions SRL, Clos Chanmurly 13, 4000 Liège,
+# Belgique; contact vie privée: info@job-access.be »; no data protection officer is named.
+# Line 13: hosting by Infomaniak in Switzerland, covered by an adequacy decision; line 51:
+# other third countries only under standard contractual clauses. Line 47: the technical
+# providers. Lines 69-85: the security measures. Belgian law: complaints go to the
+# Belgian authority.
+CONTROLLER = Controller(
+    name="Job Access solutions SRL",
+    address="Clos Chanmurly 13, 4000 Liège, Belgium",
+    contact="info@job-access.be",
+    hosting=Hosting(
+        provider=INFOMANIAK,
+        country="CH",
+        details="data centres exclusively in Switzerland; processor under the GDPR and the "
+        "Swiss FADP",
+    ),
+    sub_processors=[
+        SubProcessor(name=INFOMANIAK, service="Hosting", country="CH"),
+        SubProcessor(name="E-mailing provider", service="E-mailing"),
+        SubProcessor(name="Analytics provider", service="Audience measurement"),
+        SubProcessor(name="Payment provider", service="Payment"),
+        SubProcessor(name="Video-conferencing provider", service="Virtual classrooms"),
+        SubProcessor(name="Support provider", service="Customer support"),
+    ],
+    transfers=[
+        Transfer(
+            recipient=INFOMANIAK,
+            country="CH",
+            safeguard=Safeguard.ADEQUACY_DECISION,
+            details="Switzerland is covered by an adequacy decision of the European "
+            "Commission; other third countries only under SCCs and supplementary measures",
+        )
+    ],
+    data_subjects=["visitors", "learners", "B2B clients' staff", "prospects"],
+    security_measures=[
+        "Role-based access control with traceable, revocable authorisations",
+        "Encryption of data in transit; secure session management",
+        "Regular backups with integrity checks and incident recovery procedures",
+        "Logging and continuous monitoring of security events",
+        "Periodic security tests, including penetration tests",
+        "Breach notification to the authority and, when required, to the users",
+    ],
+    authority=APD_GBA,
+)
+
+#: Components declaring they keep no personal data, with the reason.
+NULL_COMPONENTS = {"theme_jobaccess": "The theme stores site-wide settings only."}
+
+
+def component_metadata() -> list[MetadataCollection]:
+    """What the LMS's components other than the learnprivacy store declare, under the
+    purposes of :func:`make_schedule` and the two the policy adds (prospecting, line 39;
+    analytics, line 43), with line 47's providers as recipients. The store's own records
+    are not declared here: ``build_register`` reads them from the record classes."""
+    contract = LawfulBasis.CONTRACT
+    # Line 27: « gérer le service client et l'assistance technique »; line 47: support
+    # and video-conferencing providers.
+    support = (
+        MetadataCollection("tool_helpdesk")
+        .add_database_table(
+            "tickets",
+            {"user_id": "Who asked", "message": "The request and the answers"},
+            "Customer service and technical assistance",
+            purpose="b2b-training",
+            basis=contract,
+            categories=[DataCategory.COMMUNICATION],
+        )
+        .add_external_location_link(
+            "support_provider",
+            {"user_id": "Who asked", "message": "The request and the answers"},
+            "Tickets handled with the support provider",
+            purpose="b2b-training",
+            basis=contract,
+            categories=[DataCategory.COMMUNICATION],
+            recipient="Support provider",
+        )
+        .add_external_location_link(
+            "videoconference",
+            {"name": "Display name", "email": "E-mail address"},
+            "Participants of virtual classrooms",
+            purpose="b2b-training",
+            basis=contract,
+            categories=[DataCategory.IDENTITY, DataCategory.CONTACT],
+            recipient="Video-conferencing provider",
+        )
+    )
+    # Line 31 (billing) and line 47: the payment provider.
+    payment = MetadataCollection("tool_payment").add_external_location_link(
+        "payment",
+        {"billing_name": "Name of the payer", "amount": "Amount paid"},
+        "Online payments",
+        purpose="billing",
+        basis=LawfulBasis.LEGAL_OBLIGATION,
+        categories=[DataCategory.IDENTITY, DataCategory.BILLING],
+        recipient="Payment provider",
+    )
+    # Line 39: professionals on legitimate interest (objection at any time), individuals
+    # on consent; line 47: the e-mailing provider.
+    marketing = (
+        MetadataCollection("tool_marketing")
+        .add_database_table(
+            "b2b_contacts",
+            {"email": "Professional e-mail", "company": "Company", "optout": "Objection"},
+            "Professional contacts and existing clients (objection possible at any time)",
+            purpose="prospecting",
+            basis=LawfulBasis.LEGITIMATE_INTERESTS,
+            categories=[DataCategory.CONTACT],
+        )
+        .add_database_table(
+            "newsletter_subscribers",
+            {"email": "E-mail", "consented_at": "When consent was given"},
+            "Newsletter to individuals, after explicit prior consent",
+            purpose="prospecting",
+            basis=LawfulBasis.CONSENT,
+            categories=[DataCategory.CONTACT, DataCategory.CONSENT],
+        )
+        .add_external_location_link(
+            "mailing",
+            {"email": "E-mail address"},
+            "Campaigns sent through the e-mailing provider",
+            purpose="prospecting",
+            basis=LawfulBasis.CONSENT,
+            categories=[DataCategory.CONTACT],
+            recipient="E-mailing provider",
+        )
+    )
+    # Line 43: audience measurement only after consent in the banner; line 97: the banner
+    # proves the choice; line 47: the analytics provider.
+    cookies = (
+        MetadataCollection("tool_cookieconsent")
+        .add_database_table(
+            "cookie_consents",
+            {"visitor": "Browser identifier", "categories": "Categories accepted"},
+            "Proof of the choices made in the consent banner",
+            purpose="analytics",
+            basis=LawfulBasis.CONSENT,
+            categories=[DataCategory.CONSENT],
+        )
+        .add_external_location_link(
+            "analytics",
+            {"visitor": "Pseudonymous identifier", "pages": "Pages visited"},
+            "Audience measurement, only after consent",
+            purpose="analytics",
+            basis=LawfulBasis.CONSENT,
+            categories=[DataCategory.TECHNICAL_LOG],
+            recipient="Analytics provider",
+        )
+    )
+    return [support, payment, marketing, cookies]
+
 
 #: Line 93: « des rapports de progression, d'analyse de datas, kpis et ratios peuvent être
 #: partagés avec ce client »: the B2B client receives progress and certificates under its
@@ -160,12 +337,22 @@ def register(as_of: dt.date | None = None, schedule: Schedule | None = None) -> 
         CONTROLLER,
         schedule if schedule is not None else Schedule({}),
         disclosures=DISCLOSURES,
+        extra=component_metadata(),
         as_of=as_of,
+        null_reasons=NULL_COMPONENTS,
+        purposes=PURPOSES,
     )
+
+
+#: Line 63: « une vérification d'identité pourra être requise »: no request is carried
+#: out before an identity proof; « dans les délais légaux »: the month of Art. 12(3),
+#: over Belgian public holidays.
+RIGHTS = Rights(calendar="BE")
 
 
 _T = "tests/test_policies.py::"
 _C = "tests/test_policy_conformance.py::"
+_R = "tests/test_policy_rights.py::"
 
 PROMISES = (
     Promise(
@@ -231,5 +418,69 @@ PROMISES = (
         quote="rapports de progression, d’analyse de datas, kpis et ratios",
         enforced_by="B2B_CLIENT allow-list (no identity, no contact)",
         test=_C + "test_belgian_lms_client_profile_refuses_contact_details",
+    ),
+    Promise(
+        promise="Right of access",
+        seed=SEED,
+        line=61,
+        quote="Vous disposez des droits d’accès",
+        enforced_by="RequestType.ACCESS: export_subject package (manifest checked)",
+        test=_R + "test_right_of_access",
+    ),
+    Promise(
+        promise="Right to rectification",
+        seed=SEED,
+        line=61,
+        quote="de rectification, d’effacement",
+        enforced_by="RequestType.RECTIFICATION: Store.update, re-encrypted",
+        test=_R + "test_right_to_rectification",
+    ),
+    Promise(
+        promise="Right to erasure",
+        seed=SEED,
+        line=61,
+        quote="d’effacement, de limitation du traitement",
+        enforced_by="RequestType.ERASURE: Store.erase_subject under the schedule, verified",
+        test=_R + "test_right_to_erasure",
+    ),
+    Promise(
+        promise="Right to restriction",
+        seed=SEED,
+        line=61,
+        quote="de limitation du traitement",
+        enforced_by="RequestType.RESTRICTION: Store.restrict",
+        test=_R + "test_right_to_restriction",
+    ),
+    Promise(
+        promise="Right to object",
+        seed=SEED,
+        line=61,
+        quote="d’opposition, ainsi que du droit à la portabilité",
+        enforced_by="RequestType.OBJECTION: processing on legitimate interests restricted",
+        test=_R + "test_right_to_object",
+    ),
+    Promise(
+        promise="Right to portability",
+        seed=SEED,
+        line=61,
+        quote="du droit à la portabilité des données",
+        enforced_by="RequestType.PORTABILITY: JSON and CSV package",
+        test=_R + "test_right_to_portability",
+    ),
+    Promise(
+        promise="Identity verified before a request is handled",
+        seed=SEED,
+        line=63,
+        quote="une vérification d’identité pourra être requise",
+        enforced_by="RequestBook.verify_identity; RequestExecutor refuses an unverified request",
+        test=_R + "test_identity_is_proven_as_the_policy_says",
+    ),
+    Promise(
+        promise="Answer within the legal time (one month)",
+        seed=SEED,
+        line=63,
+        quote="une réponse vous sera apportée dans les délais légaux",
+        enforced_by="RequestBook deadlines (Art. 12(3)), Belgian holidays",
+        test=_R + "test_answer_within_one_month",
     ),
 )

@@ -20,8 +20,9 @@ the learning path too), the hosting (line 19: OVH), and the promises with their 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
-from examples.policies._promise import Disclosure, Promise, build_register
+from examples.policies._promise import Disclosure, Promise, Rights, build_register
 from learnprivacy import Controller, DataCategory, Hosting
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.export.reports import ReportProfile
@@ -36,15 +37,18 @@ from learnprivacy.records import (
     Learner,
     Progress,
 )
+from learnprivacy.requests import ProofMethod
 from learnprivacy.retention import Action, RetentionMode, RetentionRule, Schedule, Trigger
 
 __all__ = [
     "AFTER_LAST_ACTIVITY",
     "CONTROLLER",
     "DISCLOSURES",
+    "INTERNAL_ONLY",
     "INVOICES",
     "OPCO_FILES",
     "PROMISES",
+    "RIGHTS",
     "SCHEDULE",
     "SEED",
     "register",
@@ -160,13 +164,34 @@ DISCLOSURES = {
 }
 
 
-def register(as_of: dt.date | None = None) -> Register:
-    """The publisher's Art. 30 register, generated from this module."""
-    return build_register(CONTROLLER, SCHEDULE, disclosures=DISCLOSURES, as_of=as_of)
+#: Line 11: « les données collectées ne font pas l'objet de transmission à des tiers »
+#: for contracts paid online: billing data stay with the publisher.
+INTERNAL_ONLY = ("billing",)
+
+
+def register(
+    as_of: dt.date | None = None, disclosures: Mapping[str, Disclosure] | None = None
+) -> Register:
+    """The publisher's Art. 30 register, generated from this module (``disclosures``
+    replaces :data:`DISCLOSURES`, to check what another set of recipients would do)."""
+    return build_register(
+        CONTROLLER,
+        SCHEDULE,
+        disclosures=DISCLOSURES if disclosures is None else disclosures,
+        as_of=as_of,
+        internal_only=INTERNAL_ONLY,
+    )
+
+
+#: Line 19: the data are « à disposition des utilisateurs selon les modalités
+#: d'authentification établies par la loi »: a learner asks from their authenticated
+#: session; an e-mail confirmation alone is refused.
+RIGHTS = Rights(identity_proofs=frozenset({ProofMethod.AUTHENTICATED_SESSION}), calendar="FR")
 
 
 _T = "tests/test_policies.py::"
 _C = "tests/test_policy_conformance.py::"
+_R = "tests/test_policy_rights.py::"
 
 #: Every promise of the policy, where it is written and which test breaks with it.
 PROMISES = (
@@ -223,8 +248,8 @@ PROMISES = (
         seed=SEED,
         line=11,
         quote="ne font pas l’objet de transmission à des tiers",
-        enforced_by="DISCLOSURES names no recipient for online payments",
-        test=_C + "test_publisher_register_lists_recipients_and_hosting",
+        enforced_by="INTERNAL_ONLY (billing): an external recipient of billing is a gap",
+        test=_C + "test_publisher_billing_is_shared_with_no_third_party",
     ),
     Promise(
         promise="Hosted by OVH",
@@ -241,5 +266,21 @@ PROMISES = (
         quote="cliquant sur le lien de désinscription",
         enforced_by="Consent withdrawal (purpose newsletter) ends the consent at receipt",
         test=_C + "test_publisher_newsletter_withdrawal_is_effective_at_receipt",
+    ),
+    Promise(
+        promise="Users have access to their data",
+        seed=SEED,
+        line=19,
+        quote="sont à disposition des utilisateurs",
+        enforced_by="RequestType.ACCESS: export_subject package (manifest checked)",
+        test=_R + "test_right_of_access",
+    ),
+    Promise(
+        promise="Access after the authentication the law sets",
+        seed=SEED,
+        line=19,
+        quote="selon les modalités d’authentification établies par la loi",
+        enforced_by="RIGHTS.identity_proofs = {AUTHENTICATED_SESSION}; RequestBook.verify_identity",
+        test=_R + "test_identity_is_proven_as_the_policy_says",
     ),
 )

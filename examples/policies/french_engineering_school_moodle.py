@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from examples.policies._promise import Disclosure, Promise, build_register
+from examples.policies._promise import Disclosure, Promise, Rights, build_register
 from learnprivacy import Controller, DataCategory
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.export.reports import ReportProfile
@@ -27,6 +27,7 @@ from learnprivacy.records import (
     Learner,
     Progress,
 )
+from learnprivacy.requests import ProofMethod
 from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "DISCLOSURES",
     "MOODLE_RETENTION_PERIOD",
     "PROMISES",
+    "RIGHTS",
     "SCHEDULE",
     "SEED",
     "consent_needs_renewal",
@@ -158,8 +160,16 @@ def register(as_of: dt.date | None = None) -> Register:
     return build_register(CONTROLLER, SCHEDULE, disclosures=DISCLOSURES, as_of=as_of)
 
 
+#: Line 72: a request is handled once the person proves their identity « par la
+#: production d'un scan de votre titre d'identité valide ou d'une photocopie signée »:
+#: an identity document, nothing weaker (an e-mail confirmation is refused). Line 76:
+#: one month from receipt, over French public holidays.
+RIGHTS = Rights(identity_proofs=frozenset({ProofMethod.ID_DOCUMENT_SIGHTED}), calendar="FR")
+
+
 _T = "tests/test_policies.py::"
 _C = "tests/test_policy_conformance.py::"
+_R = "tests/test_policy_rights.py::"
 
 PROMISES = (
     Promise(
@@ -209,5 +219,69 @@ PROMISES = (
         quote="OPCO, Région, établissement employeur, service public de l’emploi",
         enforced_by="FUNDERS allow-list; ReportProfile.check_within",
         test=_C + "test_school_register_names_the_dpo_and_funders",
+    ),
+    Promise(
+        promise="Right of access",
+        seed=SEED,
+        line=57,
+        quote="la faculté d’accéder aux données personnelles vous concernant",
+        enforced_by="RequestType.ACCESS: export_subject package (manifest checked)",
+        test=_R + "test_right_of_access",
+    ),
+    Promise(
+        promise="Right to rectification",
+        seed=SEED,
+        line=58,
+        quote="vous pouvez demander la rectification, la mise à jour",
+        enforced_by="RequestType.RECTIFICATION: Store.update, re-encrypted",
+        test=_R + "test_right_to_rectification",
+    ),
+    Promise(
+        promise="Right to erasure",
+        seed=SEED,
+        line=59,
+        quote="vous pouvez demander l’effacement des données personnelles",
+        enforced_by="RequestType.ERASURE: Store.erase_subject under SCHEDULE, verified",
+        test=_R + "test_right_to_erasure",
+    ),
+    Promise(
+        promise="Right to restriction",
+        seed=SEED,
+        line=60,
+        quote="vous pouvez demander la limitation des données personnelles",
+        enforced_by="RequestType.RESTRICTION: Store.restrict",
+        test=_R + "test_right_to_restriction",
+    ),
+    Promise(
+        promise="Right to portability, in a machine-readable format",
+        seed=SEED,
+        line=62,
+        quote="dans un format structuré, couramment utilisé et lisible par machine",
+        enforced_by="RequestType.PORTABILITY: JSON and CSV package",
+        test=_R + "test_right_to_portability",
+    ),
+    Promise(
+        promise="Right to object",
+        seed=SEED,
+        line=63,
+        quote="vous opposer au traitement des Données personnelles vous concernant",
+        enforced_by="RequestType.OBJECTION: processing on legitimate interests restricted",
+        test=_R + "test_right_to_object",
+    ),
+    Promise(
+        promise="Identity proven by an identity document before a request is handled",
+        seed=SEED,
+        line=72,
+        quote="sous réserve que vous apportiez la preuve de votre identité",
+        enforced_by="RIGHTS.identity_proofs = {ID_DOCUMENT_SIGHTED}; RequestBook.verify_identity",
+        test=_R + "test_identity_is_proven_as_the_policy_says",
+    ),
+    Promise(
+        promise="Answer within one month of receipt",
+        seed=SEED,
+        line=76,
+        quote="ne saurait dépasser 1 mois à compter de la réception de votre demande",
+        enforced_by="RequestBook deadlines (Art. 12(3)), French holidays",
+        test=_R + "test_answer_within_one_month",
     ),
 )

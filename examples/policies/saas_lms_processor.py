@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from examples.policies._promise import Promise, build_register
+from examples.policies._promise import Promise, Rights, build_register
 from learnprivacy import Controller, DataCategory, Hosting
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.providers import ClientProcessing, ProcessorRegister, Register
@@ -33,10 +33,12 @@ from learnprivacy.retention import Action, RetentionMode, RetentionRule, Schedul
 __all__ = [
     "AT_CONTRACT_END",
     "CONTROLLER",
+    "INTERNAL_ONLY",
     "INVOICES",
     "NEWSLETTER",
     "PLATFORM_PROCESSING",
     "PROMISES",
+    "RIGHTS",
     "SCHEDULE",
     "SEED",
     "processor_register",
@@ -115,9 +117,14 @@ CONTROLLER = Controller(
 )
 
 
+#: Line 27: the data « sont accessibles uniquement aux salariés dûment habilités »: no
+#: purpose of the provider shares them outside.
+INTERNAL_ONLY = ("client-platform", "billing", "newsletter")
+
+
 def register(as_of: dt.date | None = None) -> Register:
     """The provider's Art. 30 register, generated from this module."""
-    return build_register(CONTROLLER, SCHEDULE, as_of=as_of)
+    return build_register(CONTROLLER, SCHEDULE, as_of=as_of, internal_only=INTERNAL_ONLY)
 
 
 #: Line 40: on its clients' platforms the provider runs « les traitements automatisés liés
@@ -156,8 +163,14 @@ def processor_register(
     )
 
 
+#: The policy asks no particular proof of identity: any the library accepts; line 61's
+#: one month runs over French public holidays.
+RIGHTS = Rights(calendar="FR")
+
+
 _T = "tests/test_policies.py::"
 _C = "tests/test_policy_conformance.py::"
+_R = "tests/test_policy_rights.py::"
 _D = "tests/test_requests_deadlines.py::"
 
 PROMISES = (
@@ -194,6 +207,14 @@ PROMISES = (
         test=_T + "test_saas_newsletter_data_go_2_years_after_unsubscription",
     ),
     Promise(
+        promise="Data accessible only to authorised employees: shared with no third party",
+        seed=SEED,
+        line=27,
+        quote="accessibles uniquement aux salariés dûment habilités",
+        enforced_by="INTERNAL_ONLY (every purpose): an external recipient is a register gap",
+        test=_C + "test_saas_shares_nothing_outside",
+    ),
+    Promise(
         promise="Hosted by OVH",
         seed=SEED,
         line=53,
@@ -208,5 +229,37 @@ PROMISES = (
         quote="ne saurait dépasser 1 mois à compter de la réception de votre demande",
         enforced_by="learnprivacy.requests deadlines (Art. 12(3))",
         test=_D + "test_first_deadline_is_one_calendar_month",
+    ),
+    Promise(
+        promise="Right to consult (access) one's data",
+        seed=SEED,
+        line=59,
+        quote="droit de consultation, de rectification et de suppression",
+        enforced_by="RequestType.ACCESS: export_subject package (manifest checked)",
+        test=_R + "test_right_of_access",
+    ),
+    Promise(
+        promise="Right to rectification",
+        seed=SEED,
+        line=59,
+        quote="de rectification et de suppression de leurs données",
+        enforced_by="RequestType.RECTIFICATION: Store.update, re-encrypted",
+        test=_R + "test_right_to_rectification",
+    ),
+    Promise(
+        promise="Right to erasure",
+        seed=SEED,
+        line=59,
+        quote="de suppression de leurs données",
+        enforced_by="RequestType.ERASURE: Store.erase_subject under SCHEDULE, verified",
+        test=_R + "test_right_to_erasure",
+    ),
+    Promise(
+        promise="Right to object, answered within the month",
+        seed=SEED,
+        line=61,
+        quote="demande d’accès, de rectification ou d’opposition",
+        enforced_by="RequestType.OBJECTION: processing on legitimate interests restricted",
+        test=_R + "test_right_to_object",
     ),
 )

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from examples.policies._promise import Promise, build_register
+from examples.policies._promise import Promise, Rights, build_register
 from learnprivacy import Controller
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.providers import Register
@@ -38,6 +38,7 @@ __all__ = [
     "CONTROLLER",
     "INVOICES",
     "PROMISES",
+    "RIGHTS",
     "SEED",
     "STATISTICS_K",
     "make_schedule",
@@ -131,8 +132,15 @@ def register(as_of: dt.date | None = None, schedule: Schedule | None = None) -> 
     return build_register(CONTROLLER, chosen, as_of=as_of)
 
 
+#: Line 90: « il se peut que nous ayons besoin de vérifier votre identité »: no request
+#: is carried out before an identity proof; « en temps opportun »: within the month of
+#: Art. 12(3), over French public holidays.
+RIGHTS = Rights(calendar="FR")
+
+
 _T = "tests/test_policies.py::"
 _C = "tests/test_policy_conformance.py::"
+_R = "tests/test_policy_rights.py::"
 
 PROMISES = (
     Promise(
@@ -166,5 +174,37 @@ PROMISES = (
         quote="jmalherbe@prepajobs.fr",
         enforced_by="CONTROLLER (contact, dpo)",
         test=_C + "test_centre_register_names_the_person_in_charge",
+    ),
+    Promise(
+        promise="Right to ask for access to one's data",
+        seed=SEED,
+        line=88,
+        quote="Vous avez le droit de demander accès à vos renseignements personnels",
+        enforced_by="RequestType.ACCESS: export_subject package (manifest checked)",
+        test=_R + "test_right_of_access",
+    ),
+    Promise(
+        promise="Right to have inaccurate data corrected",
+        seed=SEED,
+        line=88,
+        quote="demander une correction si ces derniers sont inexacts",
+        enforced_by="RequestType.RECTIFICATION: Store.update, re-encrypted",
+        test=_R + "test_right_to_rectification",
+    ),
+    Promise(
+        promise="Identity verified before access",
+        seed=SEED,
+        line=90,
+        quote="il se peut que nous ayons besoin de vérifier votre identité",
+        enforced_by="RequestBook.verify_identity; RequestExecutor refuses an unverified request",
+        test=_R + "test_identity_is_proven_as_the_policy_says",
+    ),
+    Promise(
+        promise="Access given in good time (within one month)",
+        seed=SEED,
+        line=90,
+        quote="nous vous fournirons un accès en temps opportun",
+        enforced_by="RequestBook deadlines (Art. 12(3)), French holidays",
+        test=_R + "test_answer_within_one_month",
     ),
 )

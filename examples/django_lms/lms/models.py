@@ -76,6 +76,9 @@ class Enrolment(models.Model):
         category=DataCategory.ASSESSMENT,
         description="Final grade",
     )
+    progressed_at = not_personal(
+        models.DateTimeField(null=True, blank=True), description="Last progress recorded"
+    )
     tutor = not_personal(
         models.ForeignKey(
             settings.AUTH_USER_MODEL,
@@ -87,11 +90,13 @@ class Enrolment(models.Model):
         description="Tutor's account",
     )
 
+    # The learner's progress counts as activity: a sweep takes the latest of every
+    # declared activity date of the learner's rows (here, and the account's last login).
     privacy = Privacy(
         subject="user",
         purpose="learning",
         basis=LawfulBasis.CONTRACT,
-        activity="user__last_login",
+        activity="progressed_at",
         created="enrolled_at",
     )
 
@@ -125,4 +130,40 @@ class Invoice(models.Model):
 
     privacy = Privacy(
         subject="user", purpose="billing", basis=LawfulBasis.LEGAL_OBLIGATION, created="issued_at"
+    )
+
+
+class Consent(models.Model):
+    """A learner's consent to one purpose: given, possibly withdrawn, possibly expiring.
+
+    Named by ``LEARNPRIVACY["CONSENTS"]``: sweeps end what rested on a consent that ended.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    purpose = not_personal(models.CharField(max_length=64), description="Purpose consented to")
+    given_at = not_personal(models.DateTimeField(), description="Given on")
+    withdrawn_at = not_personal(
+        models.DateTimeField(null=True, blank=True), description="Withdrawn on"
+    )
+    expires_at = not_personal(models.DateTimeField(null=True, blank=True), description="Expires on")
+
+    privacy = Privacy(
+        subject="user",
+        purpose="consent-management",
+        basis=LawfulBasis.LEGAL_OBLIGATION,
+        created="given_at",
+    )
+
+
+class NewsletterSubscription(models.Model):
+    """A subscription to the newsletter, on the learner's consent."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    address = personal(
+        models.EmailField(), category=DataCategory.CONTACT, description="Newsletter address"
+    )
+    subscribed_at = not_personal(models.DateTimeField(), description="Subscribed on")
+
+    privacy = Privacy(
+        subject="user", purpose="newsletter", basis=LawfulBasis.CONSENT, created="subscribed_at"
     )

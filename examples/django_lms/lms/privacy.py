@@ -2,9 +2,9 @@
 
 from django.contrib.auth.models import User
 
-from learnprivacy import Controller
+from learnprivacy import Controller, LawfulBasis
 from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
-from lms.models import Enrolment, ForumPost, Invoice, Profile
+from lms.models import Consent, Enrolment, ForumPost, Invoice, NewsletterSubscription, Profile
 
 SCHEDULE = Schedule(
     {
@@ -13,6 +13,16 @@ SCHEDULE = Schedule(
         Enrolment: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
         ForumPost: RetentionRule(Period.parse("P2Y"), Trigger.CREATED),
         Invoice: RetentionRule(Period.parse("P10Y"), Trigger.CREATED, minimum=True),
+        # Kept while the consent stands (the sweep ends it when the consent ends), and
+        # three years at most.
+        NewsletterSubscription: RetentionRule(
+            Period.parse("P3Y"),
+            Trigger.CREATED,
+            purpose="newsletter",
+            basis=LawfulBasis.CONSENT,
+        ),
+        # The proof of consent, five years after it was given.
+        Consent: RetentionRule(Period.parse("P5Y"), Trigger.CREATED),
     }
 )
 

@@ -350,11 +350,13 @@ class ErasureTests(TransactionTestCase):
         with mock.patch.object(DjangoPrivacy, "reconcile", return_value=0):
             result = get_privacy().erase_subject(self.ana.pk, now=NOW)
         assert result.pending
-        assert PendingShred.objects.count() == 1
+        # One pending shred per key scope the erasure frees (contract, consent).
+        assert "contract" in result.shred_scopes
+        assert PendingShred.objects.count() == len(result.shred_scopes)
         assert not runtime().keyring.is_shredded(str(self.ana.pk), "contract")
         out = io.StringIO()
         call_command("learnprivacy_keys", "reconcile", "--json", stdout=out)
-        assert json.loads(out.getvalue())["shredded"] == 1
+        assert json.loads(out.getvalue())["shredded"] == len(result.shred_scopes)
         assert runtime().keyring.is_shredded(str(self.ana.pk), "contract")
         assert not PendingShred.objects.exists()
 

@@ -83,6 +83,7 @@ LEARNPRIVACY = {
     "MASTER_KEY_ENV": "LEARNPRIVACY_MASTER_KEY",
     "KEYS": os.environ.get("LMS_KEYS_ALIAS", "learnprivacy_keys"),
     "SCHEDULE": "lms.privacy.SCHEDULE",
+    "CONSENTS": "lms.Consent",
     "CONTROLLER": "lms.privacy.CONTROLLER",
 }
 

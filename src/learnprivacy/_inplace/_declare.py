@@ -8,7 +8,8 @@ These declarations are ORM-independent. ``learnprivacy.sqlalchemy`` and
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 import attrs
 
@@ -54,6 +55,31 @@ def _basis(instance: object, attribute: attrs.Attribute[Any], value: object) -> 
         raise ConfigurationError("Privacy.basis must be a LawfulBasis")
 
 
+#: What a consent table holds, named as :class:`~learnprivacy.records.Consent` names it.
+CONSENT_FIELDS = ("purpose", "given_at", "withdrawn_at", "expires_at")
+
+
+def _consents(value: object) -> tuple[tuple[str, str | None], ...] | None:
+    """``Privacy(consents=...)`` as ``((field, attribute or None), ...)``."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return tuple((name, name) for name in CONSENT_FIELDS)
+    if not isinstance(value, Mapping) or set(value) - set(CONSENT_FIELDS):
+        raise ConfigurationError(
+            "Privacy.consents is True or a mapping of purpose, given_at, withdrawn_at and "
+            "expires_at to the model's attributes"
+        )
+    merged: dict[str, object] = {name: name for name in CONSENT_FIELDS}
+    merged.update(value)
+    for name, attribute in merged.items():
+        required = name in ("purpose", "given_at")
+        named = isinstance(attribute, str) and attribute.isidentifier()
+        if (attribute is None and required) or (attribute is not None and not named):
+            raise ConfigurationError(f"Privacy.consents[{name!r}] must name a column attribute")
+    return tuple((name, cast(str | None, merged[name])) for name in CONSENT_FIELDS)
+
+
 @attrs.frozen(kw_only=True)
 class Privacy:
     """The privacy declaration of one table: whose data it holds, why, on what basis.
@@ -66,6 +92,12 @@ class Privacy:
     scope its personal values are encrypted under (by default one per lawful basis:
     ``contract``, ``consent``, ``legal``...). ``description`` is the table's summary in
     exports and in the Art. 30 register (the purpose by default).
+
+    ``consents`` marks the table where the learners' consents are kept: ``True`` when
+    its columns are named as :class:`~learnprivacy.records.Consent`'s (``purpose``,
+    ``given_at``, ``withdrawn_at``, ``expires_at``), or a mapping from those names to
+    the model's attributes (``None`` for a column the table lacks). Sweeps end what rests
+    only on a consent once it is withdrawn or has expired, as the store's sweep does.
     """
 
     subject: str = attrs.field(validator=_name)
@@ -76,6 +108,9 @@ class Privacy:
     contract_end: str | None = attrs.field(default=None, validator=_name)
     scope: str | None = attrs.field(default=None)
     description: str | None = attrs.field(default=None)
+    consents: tuple[tuple[str, str | None], ...] | None = attrs.field(
+        default=None, converter=_consents
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.scope is not None:

@@ -235,6 +235,19 @@ def build_spec(
                 f"{table}.{attribute}: the {role} date is read by retention sweeps in SQL, "
                 "it must be declared not_personal"
             )
+    for field, named in privacy.consents or ():
+        if named is None:
+            continue
+        if named not in by_attribute:
+            raise ConfigurationError(
+                f"{table}: the consents column {field} ({named!r}) does not exist"
+            )
+        declared = by_attribute[named]
+        if declared is not None and declared.personal:
+            raise ConfigurationError(
+                f"{table}.{named}: consent {field} is read by sweeps in SQL, "
+                "it must be declared not_personal"
+            )
     subject_column = next(
         (column for attribute, column, _ in columns if attribute == privacy.subject),
         key_column,

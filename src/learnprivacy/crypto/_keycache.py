@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -91,6 +91,13 @@ class KeyCache:
                 self.subjects.clear()
             else:
                 self.subjects.pop(subject, None)
+
+    def forget_many(self, subjects: Iterable[str]) -> None:
+        """Drop the keys of every subject of ``subjects`` (one lock for all)."""
+        with self._lock:
+            pop = self.subjects.pop
+            for subject in subjects:
+                pop(subject, None)
 
     def _make_room(self) -> None:
         # Second chance ("clock"): the oldest entry goes, unless it was used since

@@ -30,6 +30,7 @@ from learnprivacy.crypto._master import (
     master_key_from_env,
     new_salt,
 )
+from learnprivacy.crypto._prekeyed import PrekeyedHmac
 from learnprivacy.crypto._pseudonym import Pseudonymiser, domain_key
 from learnprivacy.crypto._validate import (
     DEFAULT_SCOPE,
@@ -120,7 +121,7 @@ class Keyring:
         self._cache = KeyCache(cache_size)
         self._verified = False
         self._index_key: bytes | None = None
-        self._ref_key: bytes | None = None
+        self._ref_key: PrekeyedHmac | None = None
 
     @classmethod
     def generate(cls, *, store: KeyStore | None = None) -> Keyring:
@@ -234,13 +235,29 @@ class Keyring:
         check_subject(subject)
         if not self._pseudonymous:
             return subject
-        key = self._ref_key
-        if key is None:
-            key = self._ref_key = hmac.new(
-                self._index_secret(), _KEY_REF_LABEL, hashlib.sha256
-            ).digest()
-        digest = hmac.new(key, subject.encode(), hashlib.sha256).digest()[:16]
+        digest = self._ref_mac().digest(subject.encode())[:16]
         return _KEY_REF_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def _key_refs(self, subjects: Iterable[str]) -> dict[str, str]:
+        """:meth:`key_ref` of many subjects, by subject (a sweep names thousands)."""
+        subjects = [check_subject(subject) for subject in subjects]
+        if not self._pseudonymous:
+            return {subject: subject for subject in subjects}
+        digest = self._ref_mac().digest
+        encode = base64.urlsafe_b64encode
+        prefix = _KEY_REF_PREFIX
+        return {
+            subject: prefix + encode(digest(subject.encode())[:16]).decode().rstrip("=")
+            for subject in subjects
+        }
+
+    def _ref_mac(self) -> PrekeyedHmac:
+        mac = self._ref_key
+        if mac is None:
+            # The HMAC key is derived once, and its pads absorbed once.
+            key = hmac.new(self._index_secret(), _KEY_REF_LABEL, hashlib.sha256).digest()
+            mac = self._ref_key = PrekeyedHmac(key, b"")
+        return mac
 
     def export_master_key(self) -> bytes:
         """The raw master key, to be saved in a secret manager. Handle with care."""
@@ -433,6 +450,10 @@ class Keyring:
     def clear_cache(self, subject: str | None = None) -> None:
         """Forget unwrapped keys (of ``subject`` only, or all); they reload on demand."""
         self._cache.forget(subject)
+
+    def _forget_many(self, subjects: Iterable[str]) -> None:
+        """:meth:`clear_cache` for many subjects at once (after a sweep's shreds)."""
+        self._cache.forget_many(subjects)
 
     # -- used by FieldCipher -------------------------------------------------------------
 

@@ -18,14 +18,25 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Iterator
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
 from learnprivacy.errors import KeyShreddedError
 
-__all__ = ["InMemoryKeyStore", "KeyEntry", "KeyState", "KeyStore"]
+__all__ = [
+    "ALL_SCOPES",
+    "InMemoryKeyStore",
+    "KeyEntry",
+    "KeyState",
+    "KeyStore",
+    "entry_from_row",
+    "scope_blocked",
+]
+
+#: The tombstone scope that covers every scope of a subject.
+ALL_SCOPES = "*"
 
 
 class KeyState(enum.Enum):
@@ -57,6 +68,31 @@ class KeyEntry:
     master_key_id: str
     #: nonce (12 bytes) + AES-256-GCM ciphertext of the key (32 bytes) + tag (16 bytes).
     wrapped: bytes = attrs.field(repr=lambda value: f"<{len(value)} bytes>")
+
+
+def entry_from_row(row: Sequence[Any]) -> KeyEntry:
+    """A :class:`KeyEntry` from a SQL row ``(subject, scope, key_id, state,
+    master_key_id, wrapped)``, as the SQL key stores select them."""
+    subject, scope, key_id, state, master_key_id, wrapped = row
+    return KeyEntry(
+        subject=subject,
+        scope=scope,
+        key_id=key_id,
+        state=KeyState(state),
+        master_key_id=master_key_id,
+        wrapped=bytes(wrapped),
+    )
+
+
+def scope_blocked(
+    entries: Iterable[KeyEntry], tombstones: set[tuple[str, str]], subject: str, scope: str
+) -> bool:
+    """Whether ``(subject, scope)`` is shredded and not revived, from the subject's
+    ``entries`` and the ``tombstones`` known for it (the rule every key store applies:
+    a tombstone of the scope or of every scope, and no live key of the scope since)."""
+    if (subject, scope) not in tombstones and (subject, ALL_SCOPES) not in tombstones:
+        return False
+    return all(e.state is KeyState.SHREDDED for e in entries if e.scope == scope)
 
 
 @runtime_checkable

@@ -13,28 +13,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from learnprivacy.crypto._keystore import ALL_SCOPES as _ALL
 from learnprivacy.crypto._keystore import KeyEntry, KeyState
+from learnprivacy.crypto._keystore import entry_from_row as _entry
+from learnprivacy.crypto._keystore import scope_blocked as _blocked
 from learnprivacy.errors import ConfigurationError, KeyShreddedError
 
 __all__ = ["DjangoKeyStore"]
 
-_ALL = "*"
 _COLUMNS = "subject, scope, key_id, state, master_key_id, wrapped"
 _KEYS = "lpdj_keys"
 _TOMBSTONES = "lpdj_key_tombstones"
 _META = "lpdj_key_meta"
-
-
-def _entry(row: Sequence[Any]) -> KeyEntry:
-    subject, scope, key_id, state, master_key_id, wrapped = row
-    return KeyEntry(
-        subject=subject,
-        scope=scope,
-        key_id=key_id,
-        state=KeyState(state),
-        master_key_id=master_key_id,
-        wrapped=bytes(wrapped),
-    )
 
 
 class _Batch:
@@ -441,11 +431,3 @@ class DjangoKeyStore:
             [subject, scope, KeyState.SHREDDED.value],
         )
         return cursor.fetchone() is None
-
-
-def _blocked(
-    entries: list[KeyEntry], tombstones: set[tuple[str, str]], subject: str, scope: str
-) -> bool:
-    if (subject, scope) not in tombstones and (subject, _ALL) not in tombstones:
-        return False
-    return all(e.state is KeyState.SHREDDED for e in entries if e.scope == scope)

@@ -30,15 +30,20 @@ from learnprivacy._inplace._plan import (
     RowDecision,
     check_holds,
     decide_routine,
+    hold_for,
     plan_erasure,
+    subject_of,
+    with_activity,
 )
 from learnprivacy._inplace._provider import DeclaredProvider
 from learnprivacy._validators import require_aware
+from learnprivacy._vocabulary import Article
+from learnprivacy.basis import LawfulBasis
 from learnprivacy.django._audit import DjangoAuditLog
 from learnprivacy.django._bind import Bound, bound_models
 from learnprivacy.django._settings import load, runtime, setting
 from learnprivacy.errors import ConfigurationError, ValidationError
-from learnprivacy.retention import Action, Hold, Schedule
+from learnprivacy.retention import Action, Decision, Hold, Schedule, Trigger
 
 __all__ = [
     "COMPONENT",
@@ -258,15 +263,16 @@ class DjangoPrivacy:
 
     def _anonymise_rows(self, bound: Bound, keys: Sequence[Any]) -> None:
         """Blank the personal values of rows kept for their links (user accounts)."""
+        from learnprivacy.django.models import Restriction
+
         model = bound.model
         manager = model._base_manager.using(self.using)
+        # As for erasure: a restriction whose reason has ended goes first (writes to a
+        # row still listed as restricted are refused).
+        Restriction.objects.using(self.using).filter(
+            table=bound.spec.table, row_key__in=[str(k) for k in keys]
+        ).delete()
         if bound.owned:
-            from learnprivacy.django.models import Restriction
-
-            # As for erasure: a restriction whose reason has ended goes first.
-            Restriction.objects.using(self.using).filter(
-                table=bound.spec.table, row_key__in=[str(k) for k in keys]
-            ).delete()
             fields = bound.encrypted
             subject = model._meta.get_field(bound.spec.subject)
             blocking = [f.name for f in fields if not f.null]
@@ -460,6 +466,9 @@ class DjangoPrivacy:
         self.reconcile()
         totals = dict.fromkeys(("erased", "anonymised", "restricted", "review", "kept"), 0)
         shredded_subjects = 0
+        # In a dry run nothing is removed: rows the retention pass already counted are
+        # not counted again by the consent pass.
+        decided: set[tuple[str, str]] = set()
         for bound in self.bound:
             if not schedule.rules_for(bound.model):
                 continue
@@ -477,6 +486,12 @@ class DjangoPrivacy:
                 last = rows[-1][bound.spec.primary_key]
                 seen += len(rows)
                 decisions = self._decide_batch(bound, rows, schedule, now)
+                if dry_run:
+                    decided.update(
+                        (bound.spec.table, str(d.key))
+                        for d in decisions
+                        if d.decision.action in (Action.ERASE, Action.ANONYMISE, Action.RESTRICT)
+                    )
                 with transaction.atomic(using=self.using):
                     counts, shreds = self._apply(bound, decisions, now, dry_run=dry_run)
                     if not dry_run:
@@ -486,7 +501,175 @@ class DjangoPrivacy:
                 shredded_subjects += len({s for s, _ in shreds})
                 if progress is not None:
                     progress(bound.spec.table, seen, total)
+        counts, shredded = self._end_lapsed_consents(
+            schedule, now, dry_run=dry_run, skip=decided, batch_size=batch_size
+        )
+        for name, value in counts.items():
+            totals[name] += value
+        shredded_subjects += shredded
         return SweepResult(**totals, shredded_subjects=shredded_subjects, dry_run=dry_run)
+
+    # -- consent -------------------------------------------------------------------------
+
+    def _consent_model(self) -> Bound | None:
+        """The declared consent model named by ``LEARNPRIVACY["CONSENTS"]``, if any.
+
+        Its rows need a clear ``purpose`` and the dates ``given_at``, ``withdrawn_at``
+        and ``expires_at`` (the last two nullable), as the store's ``Consent`` record.
+        """
+        from django.apps import apps
+
+        from learnprivacy.django._bind import spec_of
+        from learnprivacy.django.fields import PersonalField
+
+        label = setting("CONSENTS")
+        if label is None:
+            return None
+        if isinstance(label, str):
+            try:
+                model = apps.get_model(label)
+            except (LookupError, ValueError):
+                raise ConfigurationError(
+                    f'LEARNPRIVACY["CONSENTS"] names {label!r}, which is not an installed model'
+                ) from None
+        else:
+            model = label
+        bound = spec_of(model)
+        for name in ("purpose", "given_at", "withdrawn_at", "expires_at"):
+            try:
+                field = model._meta.get_field(name)
+            except Exception:
+                raise ConfigurationError(
+                    f"{bound.spec.table}: a consent model needs a field {name!r}"
+                ) from None
+            if isinstance(field, PersonalField):
+                raise ConfigurationError(
+                    f"{bound.spec.table}.{name}: a consent model's {name} must be stored "
+                    "in clear (not_personal): sweeps compare it"
+                )
+        return bound
+
+    def _lapsed(self, consents: Bound, purposes: set[str], now: dt.datetime) -> dict[str, set[str]]:
+        """For each purpose, the learners who consented to it and whose every consent
+        has ended at ``now`` (withdrawn or expired). A learner with no consent row is
+        not in it: their processing may rest on a consent recorded elsewhere."""
+        manager = consents.model._base_manager.using(self.using)
+        rows = manager.filter(purpose__in=sorted(purposes)).values_list(
+            consents.subject_attname, "purpose", "given_at", "withdrawn_at", "expires_at"
+        )
+        running: dict[tuple[str, str], bool] = {}
+        for learner, purpose, given, withdrawn, expires in rows.iterator(chunk_size=2_000):
+            if learner is None:
+                continue  # anonymised: no longer anyone's consent
+            alive = (
+                given is not None
+                and given <= now
+                and (withdrawn is None or withdrawn > now)
+                and (expires is None or expires > now)
+            )
+            key = (str(purpose), str(learner))
+            running[key] = running.get(key, False) or alive
+        lapsed: dict[str, set[str]] = {}
+        for (purpose, learner), alive in running.items():
+            if not alive:
+                lapsed.setdefault(purpose, set()).add(learner)
+        return lapsed
+
+    def _end_lapsed_consents(
+        self,
+        schedule: Schedule,
+        now: dt.datetime,
+        *,
+        dry_run: bool,
+        skip: set[tuple[str, str]],
+        batch_size: int,
+    ) -> tuple[dict[str, int], int]:
+        """Erase (or anonymise, or restrict, as the rules say) the rows that rested only
+        on a consent that has expired or been withdrawn, as the store's sweep does.
+
+        A row rests on consent when every schedule rule applying to it is for the
+        consented purpose on the consent basis (the rule's, else the model's
+        ``Privacy(basis=...)``); rows another purpose or basis holds, rows a hold
+        covers and rows already restricted are left as they are.
+        """
+        from django.db import transaction
+
+        from learnprivacy.django._bind import restricted_keys
+
+        counts = dict.fromkeys(("erased", "anonymised", "restricted", "review", "kept"), 0)
+        consents = self._consent_model()
+        if consents is None:
+            return counts, 0
+        by_purpose: dict[str, list[Bound]] = {}
+        for bound in self.bound:
+            if bound.model is consents.model:
+                continue
+            for rule in schedule.rules_for(bound.model):
+                basis = rule.basis or bound.spec.privacy.basis
+                if rule.purpose and basis is LawfulBasis.CONSENT:
+                    found = by_purpose.setdefault(rule.purpose, [])
+                    if bound not in found:
+                        found.append(bound)
+        if not by_purpose:
+            return counts, 0
+        shredded = 0
+        proxies: dict[type, Schedule] = {}
+        for purpose, learners in sorted(self._lapsed(consents, set(by_purpose), now).items()):
+            reason = f"consent to {purpose} ended ({Article.ART_7_3})"
+            wanted = sorted(learners)
+            for bound in by_purpose.get(purpose, []):
+                manager = bound.model._base_manager.using(self.using)
+                lookup = f"{bound.subject_lookup}__in"
+                for start in range(0, len(wanted), batch_size):
+                    chunk = wanted[start : start + batch_size]
+                    rows = list(
+                        manager.filter(**{lookup: chunk}).order_by("pk").values(*self._names(bound))
+                    )
+                    if not rows:
+                        continue
+                    spec = bound.spec
+                    held = restricted_keys(bound, [r[spec.primary_key] for r in rows], self.using)
+                    decisions: list[RowDecision] = []
+                    for row in rows:
+                        key = row[spec.primary_key]
+                        if str(key) in held or (spec.table, str(key)) in skip:
+                            continue
+                        view = spec.view(row)
+                        if hold_for(spec, view, self.holds) is not None:
+                            continue
+                        # The schedule's own rule on consents, over the model's rules (the
+                        # schedule names the model; the row is seen through its view).
+                        views = proxies.get(type(view))
+                        if views is None:
+                            views = proxies[type(view)] = Schedule(
+                                {type(view): schedule.rules_for(bound.model)}
+                            )
+                        action = views.on_consent_end(view, purpose)
+                        if action is None:
+                            continue
+                        learner = subject_of(spec, view)
+                        if learner is None:
+                            continue
+                        decision = Decision(
+                            action=action,
+                            due_at=now,
+                            rule=None,
+                            reason=reason,
+                            article=Article.ART_7_3,
+                        )
+                        decisions.append(
+                            RowDecision(spec=spec, key=key, subject=learner, decision=decision)
+                        )
+                    if not decisions:
+                        continue
+                    with transaction.atomic(using=self.using):
+                        done, shreds = self._apply(bound, decisions, now, dry_run=dry_run)
+                        if not dry_run:
+                            self._queue_shreds(shreds, mode="keys", now=now)
+                    for name, value in done.items():
+                        counts[name] += value
+                    shredded += len({s for s, _ in shreds})
+        return counts, shredded
 
     def _decide_batch(
         self, bound: Bound, rows: Sequence[Mapping[str, Any]], schedule: Schedule, now: dt.datetime
@@ -499,6 +682,13 @@ class DjangoPrivacy:
             else []
         )
         accounts = self._accounts(subjects) if subjects else {}
+        # Activity counts from every declared activity date of the learner's rows, not
+        # only the account's (the store's sweep reads the learner's records the same
+        # way): an old login with recent progress is an active learner.
+        activity: dict[str, dt.datetime] = {}
+        if self._reads_activity(schedule):
+            learners = subjects or sorted({str(row[spec.primary_key]) for row in rows})
+            activity = self._latest_activity(learners)
         decided = []
         for key, view in views:
             values = view.__dict__
@@ -506,19 +696,66 @@ class DjangoPrivacy:
             if learner is None:
                 continue
             account = None
-            if not spec.is_subject_table:
-                account = accounts.get(learner) or RecordView(
-                    {
-                        "id": learner,
-                        "last_activity_at": values.get("last_activity_at"),
-                        "contract_end_at": values.get("contract_end_at"),
-                    }
+            if spec.is_subject_table:
+                view = with_activity(view, activity.get(learner), learner)
+            else:
+                account = with_activity(
+                    accounts.get(learner)
+                    or RecordView(
+                        {
+                            "id": learner,
+                            "last_activity_at": values.get("last_activity_at"),
+                            "contract_end_at": values.get("contract_end_at"),
+                        }
+                    ),
+                    activity.get(learner),
+                    learner,
                 )
             decision = decide_routine(
                 spec, view, subject=account, now=now, holds=self.holds, schedule=schedule
             )
             decided.append(RowDecision(spec=spec, key=key, subject=learner, decision=decision))
         return decided
+
+    def _reads_activity(self, schedule: Schedule) -> bool:
+        return any(
+            Trigger.LAST_ACTIVITY in rule.triggers
+            for bound in self.bound
+            for rule in schedule.rules_for(bound.model)
+        )
+
+    def _latest_activity(self, learners: Sequence[str]) -> dict[str, dt.datetime]:
+        """Each learner's latest date over the ``Privacy(activity=...)`` fields of every
+        declared model (a path across a relation too), by learner id. Rows anonymised
+        (their learner removed) are no longer anyone's."""
+        from django.db.models import Max
+
+        found: dict[str, dt.datetime] = {}
+        for bound in self.bound:
+            path = bound.spec.privacy.activity
+            if path is None:
+                continue
+            manager = bound.model._base_manager.using(self.using)
+            lookup = bound.subject_lookup
+            for start in range(0, len(learners), 500):
+                chunk = list(learners[start : start + 500])
+                query = (
+                    manager.filter(**{f"{lookup}__in": chunk})
+                    .values(lookup)
+                    .annotate(latest=Max(path))
+                    .order_by()
+                )
+                for row in query:
+                    latest = row["latest"]
+                    if not isinstance(latest, dt.datetime):
+                        continue
+                    if latest.tzinfo is None:
+                        latest = latest.replace(tzinfo=dt.UTC)
+                    learner = str(row[lookup])
+                    current = found.get(learner)
+                    if current is None or latest > current:
+                        found[learner] = latest
+        return found
 
     def _apply(
         self, bound: Bound, decisions: Sequence[RowDecision], now: dt.datetime, *, dry_run: bool

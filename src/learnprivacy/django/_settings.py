@@ -10,6 +10,7 @@
         "KEYS": "learnprivacy_keys",                   # the DATABASES alias of the key store
         "SCHEDULE": "lms.privacy.SCHEDULE",            # optional: dotted path to a Schedule
         "HOLDS": "lms.privacy.HOLDS",                  # optional: dotted path to Holds
+        "CONSENTS": "lms.Consent",                     # optional: the consent model
         "CONTROLLER": "lms.privacy.CONTROLLER",        # optional: for learnprivacy_register
         "KEY_CACHE_SIZE": 50_000,                      # learners whose keys stay unwrapped
         "ACTOR": "django",                             # who audit entries name
@@ -36,6 +37,7 @@ _DEFAULTS: Mapping[str, Any] = {
     "KEYS": "learnprivacy_keys",
     "SCHEDULE": None,
     "HOLDS": None,
+    "CONSENTS": None,
     "CONTROLLER": None,
     "KEY_CACHE_SIZE": 50_000,
     "ACTOR": "django",

@@ -10,6 +10,7 @@ from typing import Any, TypedDict, TypeVar, Unpack
 
 import sqlalchemy as sa
 
+from learnprivacy._vocabulary import ContextLevel
 from learnprivacy.errors import ConfigurationError
 from learnprivacy.moodle import _read_accounts as accounts
 from learnprivacy.moodle import _read_compliance as compliance
@@ -17,6 +18,7 @@ from learnprivacy.moodle import _read_learning as learning
 from learnprivacy.moodle import _read_profile as profile
 from learnprivacy.moodle._issues import ScanIssues
 from learnprivacy.moodle._models import MoodleCourse, MoodleUser
+from learnprivacy.moodle._read_content import CONTENT_SOURCES, ContentSource
 from learnprivacy.moodle._readonly import PG_WHOLE_RESULT, read_only_engine
 from learnprivacy.moodle._registry import DataRegistry
 from learnprivacy.moodle._registry_read import read_registry
@@ -386,6 +388,35 @@ class MoodleDatabase:
             return []
         statement = profile.request_statement(self.schema, ids[0])
         return [profile.request_row(row, ids[0]) for row in self.stream(statement)]
+
+    def content(self, source: ContentSource, user_id: int | str) -> list[dict[str, Any]]:
+        """One account's rows of a content source (forum posts, messages, files...).
+
+        An activity module's missing tables give no rows; a missing core table raises
+        :class:`~learnprivacy.errors.NotFoundError` naming it.
+        """
+        ids = _ids([user_id])
+        if not ids or not self._has_content_tables(source):
+            return []
+        mapper = source.mapper
+        return [mapper(row, ids[0]) for row in self.stream(source.statement(self.schema, ids[0]))]
+
+    def content_users_in(self, level: int, instance: int) -> set[int]:
+        """Accounts with content rows (posts, submissions, files...) in one context."""
+        found: set[int] = set()
+        for source in CONTENT_SOURCES:
+            if not self._has_content_tables(source):
+                continue
+            statement = source.users_in(self.schema, ContextLevel(level), instance)
+            if statement is not None:
+                found.update(int(row[0]) for row in self.stream(statement) if row[0])
+        return found
+
+    def _has_content_tables(self, source: ContentSource) -> bool:
+        missing = [name for name in source.reads if not self.has_table(name)]
+        if missing and not source.optional:
+            self.require_tables(*missing)
+        return not missing
 
     def log_users_in(self, level: int, instance: int) -> set[int]:
         """Accounts with log rows (as author, subject or real user) in one context."""

@@ -69,6 +69,17 @@ _MODULE_LABELS = {
     "wiki": "Wiki",
     "workshop": "Workshop",
 }
+# Activity types whose instance table (and so whose activities' names) the adapter reads.
+_INSTANCE_TABLES = ("assign", "forum", "quiz", "customcert")
+# Moodle's names of the custom profile field types (each plugin's "pluginname").
+_PROFILE_FIELD_LABELS = {
+    "checkbox": "Checkbox",
+    "datetime": "Date/Time",
+    "menu": "Drop-down menu",
+    "social": "Social",
+    "text": "Text input",
+    "textarea": "Text area",
+}
 # Characters Moodle's writer (clean_param PARAM_PATH) would not keep in a folder name.
 _UNSAFE = re.compile(r"[\\/:*?\"<>|\x00-\x1f]+")
 
@@ -99,13 +110,25 @@ class MoodleContextTree:
             course = schema["course"]
             for cid, fullname in connection.execute(sa.select(course.c.id, course.c.fullname)):
                 self._names[(int(ContextLevel.COURSE), int(cid))] = fullname or str(cid)
+            self._modules: dict[int, tuple[str, str | None]] = {}
             if db.has_table("course_modules") and db.has_table("modules"):
                 cm, m = schema["course_modules"], schema["modules"]
                 statement = sa.select(cm.c.id, m.c.name).select_from(
                     cm.join(m, m.c.id == cm.c.module)
                 )
                 for cmid, name in connection.execute(statement):
-                    self._names[(int(ContextLevel.MODULE), int(cmid))] = str(name)
+                    self._modules[int(cmid)] = (str(name), None)
+                for modname in _INSTANCE_TABLES:
+                    if not db.has_table(modname):
+                        continue
+                    instance = schema[modname]
+                    statement = sa.select(cm.c.id, instance.c.name).select_from(
+                        cm.join(m, sa.and_(m.c.id == cm.c.module, m.c.name == modname)).join(
+                            instance, instance.c.id == cm.c.instance
+                        )
+                    )
+                    for cmid, name in connection.execute(statement):
+                        self._modules[int(cmid)] = (modname, name or None)
         self._db = db
 
     def _name(self, level: int, instance: int) -> str:
@@ -113,12 +136,11 @@ class MoodleContextTree:
         if level == ContextLevel.SYSTEM:
             return "System"
         if level == ContextLevel.MODULE:
-            module = known or "activity"
+            module, name = self._modules.get(instance, ("activity", None))
             label = _MODULE_LABELS.get(module, module.capitalize())
-            # The activity's own name lives in its module's table (forum.name...), which
-            # the adapter does not read: its type names it ("Forum Forum", as Moodle's
-            # test sites name theirs).
-            return f"{label} {label}"
+            # Moodle names the folder after the activity's own name (forum.name...); an
+            # activity whose module table the adapter does not read is named by its type.
+            return f"{label} {name or label}"
         if level == ContextLevel.USER:
             return self._user_name(instance)
         label = _LABELS.get(ContextLevel(level), "Context")
@@ -132,6 +154,10 @@ class MoodleContextTree:
             ).first()
         given, family = (row or ("", ""))[:2]
         return f"User {given} {family}".strip()
+
+    def activity_name(self, cmid: int) -> str | None:
+        """The activity's own name (``forum.name``...), None when its table is not read."""
+        return self._modules.get(cmid, ("", None))[1]
 
     def context_id(self, context: Context) -> int | None:
         """Moodle's ``context.id`` for ``context``, None when the site has no such row."""
@@ -247,6 +273,7 @@ def export_moodle_layout(provider: MoodleProvider, user_id: str, directory: str 
     for grade in rows.get(GRADE_TYPE, []):
         place = Context.module(grade["activity_id"]) if grade.get("activity_id") else None
         merge(place or Context.course(grade["course_id"]), "Grades/data.json", "grades", [grade])
+    _place_content(rows, put, merge, files, tree, user_id)
     by_method: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for enrolment in rows.get(ENROLMENT_TYPE, []):
         by_method.setdefault((enrolment["course_id"], enrolment["method"]), []).append(enrolment)
@@ -264,6 +291,70 @@ def export_moodle_layout(provider: MoodleProvider, user_id: str, directory: str 
         _write_json(root / path, data)
     _write_index(root, sorted(files))
     return root
+
+
+def _place_content(
+    rows: dict[str, list[dict[str, Any]]],
+    put: Any,
+    merge: Any,
+    files: dict[Path, Any],
+    tree: MoodleContextTree,
+    user_id: str,
+) -> None:
+    """Forum, assignment and quiz work, messages, files, badges, notes and profile fields.
+
+    Each goes where Moodle's own provider writes it: ``Discussions/<id>-<name>/`` (a post
+    in ``<created>-<subject>-<id>/`` inside it), ``attempt <n>/`` with ``Submission Text/``
+    and ``grade/`` for an assignment, ``Attempts/<n>/`` for a quiz, ``Messages/``,
+    ``Badges/<name>/`` and the profile field type's folder in the user context, ``Notes/``
+    in the course. File metadata goes in ``Files/`` of the file's context: the content
+    stays in Moodle's file store, which a database reader cannot open.
+    """
+    me = Context.user(user_id)
+    for discussion in rows.get("ForumDiscussion", []):
+        module = Context.module(discussion["activity_id"])
+        area = _safe(f"{discussion['discussion_id']}-{discussion['name']}")
+        put(module, f"Discussions/{area}/data.json", discussion)
+    for post in rows.get("ForumPost", []):
+        module = Context.module(post["activity_id"])
+        area = _safe(f"{post['discussion_id']}-{post['discussion']}")
+        created = post["created_at"] or ""
+        name = _safe(f"{created[:10]}-{post['subject'] or 'post'}-{post['post_id']}")
+        put(module, f"Discussions/{area}/{name}/data.json", post)
+    for submission in rows.get("AssignSubmission", []):
+        module = Context.module(submission["activity_id"])
+        folder = f"attempt {submission['attempt']}"
+        text = submission.get("online_text")
+        put(
+            module,
+            f"{folder}/data.json",
+            {k: v for k, v in submission.items() if k != "online_text"},
+        )
+        if text:
+            put(module, f"{folder}/Submission Text/data.json", {"text": text})
+    for grade in rows.get("AssignGrade", []):
+        module = Context.module(grade["activity_id"])
+        put(module, f"attempt {grade['attempt']}/grade/data.json", grade)
+    for quiz_attempt in rows.get("QuizAttempt", []):
+        module = Context.module(quiz_attempt["activity_id"])
+        put(module, f"Attempts/{quiz_attempt['attempt']}/data.json", quiz_attempt)
+    for grade in rows.get("QuizGrade", []):
+        path = tree.folder(Context.module(grade["activity_id"])) / "data.json"
+        files.setdefault(path, {})["grade"] = grade
+    for message in rows.get("Message", []):
+        label = message["conversation"] or f"Conversation {message['conversation_id']}"
+        merge(me, f"Messages/{_safe(label)}/data.json", "messages", [message])
+    for badge in rows.get("Badge", []):
+        put(me, f"Badges/{_safe(badge['badge'])}/data.json", badge)
+    for field in rows.get("ProfileField", []):
+        label = _PROFILE_FIELD_LABELS.get(field["type"], field["type"])
+        path = tree.folder(me) / _safe(label) / "data.json"
+        files.setdefault(path, {})[field["field"]] = field
+    for note in rows.get("Note", []):
+        merge(Context.course(note["course_id"]), "Notes/data.json", "notes", [note])
+    for entry in rows.get("File", []):
+        context = row_context(entry, user_id)
+        merge(context, "Files/data.json", "files", [entry])
 
 
 def _write_index(root: Path, paths: list[Path]) -> None:

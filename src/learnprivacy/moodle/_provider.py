@@ -23,6 +23,7 @@ from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.errors import PolicyError, ValidationError
 from learnprivacy.moodle import _read_profile as profile
 from learnprivacy.moodle._database import MoodleDatabase
+from learnprivacy.moodle._read_content import CONTENT_SOURCES
 from learnprivacy.moodle._registry import DataRegistry, Purpose
 from learnprivacy.moodle._sources import RECORD_SOURCES
 from learnprivacy.providers import (
@@ -43,6 +44,7 @@ from learnprivacy.retention import Trigger
 
 __all__ = [
     "ACCEPTANCE_TYPE",
+    "CONTENT_TYPES",
     "ENROLMENT_TYPE",
     "GRADE_TYPE",
     "LOG_TYPE",
@@ -200,9 +202,34 @@ _ROW_TYPES = {
     ),
 }
 
+# The category each content source's rows are declared under.
+_CONTENT_CATEGORIES = {
+    "ForumDiscussion": DataCategory.COMMUNICATION,
+    "ForumPost": DataCategory.COMMUNICATION,
+    "AssignSubmission": DataCategory.LEARNING,
+    "AssignGrade": DataCategory.ASSESSMENT,
+    "QuizAttempt": DataCategory.ASSESSMENT,
+    "QuizGrade": DataCategory.ASSESSMENT,
+    "Message": DataCategory.COMMUNICATION,
+    "File": DataCategory.LEARNING,
+    "Badge": DataCategory.CERTIFICATION,
+    "Note": DataCategory.LEARNING,
+    "ProfileField": DataCategory.IDENTITY,
+}
+#: Row types read by the content sources (forum posts, submissions, messages...).
+CONTENT_TYPES = tuple(source.name for source in CONTENT_SOURCES)
+for _source in CONTENT_SOURCES:
+    _ROW_TYPES[_source.name] = (
+        _source.table,
+        _source.fields,
+        _source.description,
+        _source.summary,
+        _CONTENT_CATEGORIES[_source.name],
+    )
 
 # The level whose registry purpose applies to each kind of row.
 _ROW_LEVELS = {
+    **{source.name: source.level for source in CONTENT_SOURCES},
     PROFILE_TYPE: ContextLevel.USER,
     PREFERENCE_TYPE: ContextLevel.USER,
     REQUEST_TYPE: ContextLevel.USER,
@@ -216,12 +243,17 @@ _ROW_LEVELS = {
 def row_context(row: dict[str, Any], user_id: str | None = None) -> Context:
     """The context of an exported row.
 
-    A log row: the context it happened in. A profile, preference or policy answer: the
-    user's. Otherwise (grades, enrolments) the activity's, else the course's.
+    A log row or a file: the context it happened in, or is in. A profile, preference,
+    policy answer, message, badge or custom profile field: the user's. Otherwise (grades,
+    enrolments, forum posts, submissions, quiz attempts, notes) the activity's, else the
+    course's.
     """
-    if "event" in row and "context_level" in row:
+    if "context_level" in row and "context_instance" in row:
         return _log_context(row["context_level"], row["context_instance"])
-    personal = ("policy", "username", "value", "requested_by_you")
+    personal = (
+        "policy", "username", "value", "requested_by_you", "conversation_id", "badge",
+        "field",
+    )  # fmt: skip
     if any(key in row for key in personal) and user_id is not None:
         return Context.user(user_id)
     if row.get("activity_id"):
@@ -371,6 +403,13 @@ class MoodleProvider:
     def _live_records(self, user_id: str) -> list[Any]:
         return self.database.records_of(user_id)
 
+    def _is_live(self, user_id: str) -> bool:
+        """A live account (not deleted, not the guest) even without any record."""
+        if not (user_id.isascii() and user_id.isdigit()):
+            return False
+        found = list(self.database.users(user_ids=[user_id]))
+        return bool(found) and not (found[0].deleted or found[0].guest)
+
     def _rows_of(self, user_id: str) -> dict[str, list[dict[str, Any]]]:
         """The learner's Enrolment and Grade rows (read only for a live account)."""
         account = self.database.profile(user_id)
@@ -382,6 +421,7 @@ class MoodleProvider:
             ACCEPTANCE_TYPE: [r for _, r in self.database.policy_acceptances(user_ids=[user_id])],
             ENROLMENT_TYPE: self.database.user_enrolments(user_id),
             GRADE_TYPE: [r for _, r in self.database.grades(user_ids=[user_id])],
+            **{source.name: self.database.content(source, user_id) for source in CONTENT_SOURCES},
         }
 
     @staticmethod
@@ -411,7 +451,7 @@ class MoodleProvider:
         """
         contexts = ContextList(component=self.component)
         records = self._live_records(user_id)
-        if not records:
+        if not records and not self._is_live(user_id):
             return contexts
         contexts.add_user_context(user_id)
         contexts.add_all(context_of(r) for r in records if not _in_user_context(r))
@@ -427,7 +467,7 @@ class MoodleProvider:
         activities approved too, certificates and enrolment.
         """
         records = self._live_records(approved.user_id)
-        if not records:
+        if not records and not self._is_live(approved.user_id):
             return
         wanted = set(approved)
         by_type: dict[str, list[Any]] = {}
@@ -460,6 +500,7 @@ class MoodleProvider:
             level = int(context.level)
             instance = int(context.instance_id)
             found.update(str(u) for u in self.database.log_users_in(level, instance))
+            found.update(str(u) for u in self.database.content_users_in(level, instance))
         if context.level is ContextLevel.USER:
             if self._live_records(context.instance_id):
                 found.add(context.instance_id)

@@ -7,7 +7,9 @@ import re
 import sqlalchemy as sa
 
 from learnprivacy.errors import ConfigurationError, NotFoundError
+from learnprivacy.moodle._schema_activities import activity_tables
 from learnprivacy.moodle._schema_core import core_tables
+from learnprivacy.moodle._schema_people import people_tables
 from learnprivacy.moodle._schema_plugins import plugin_tables
 
 __all__ = [
@@ -57,6 +59,8 @@ class MoodleSchema:
         self.prefix = check_prefix(prefix)
         self.metadata = sa.MetaData()
         core_tables(self.metadata, self.prefix)
+        people_tables(self.metadata, self.prefix)
+        activity_tables(self.metadata, self.prefix)
         plugin_tables(self.metadata, self.prefix)
 
     def __getitem__(self, name: str) -> sa.Table:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from learnprivacy.moodle import _read_compliance as compliance
 from learnprivacy.moodle import _read_learning as learning
 from learnprivacy.moodle._issues import ScanIssues
+from learnprivacy.moodle._read_content import CONTENT_SOURCES
 from learnprivacy.moodle._schema import MoodleSchema
 from learnprivacy.records import AccessEvent, Certificate, Consent, Progress
 
@@ -143,4 +144,6 @@ def tables_read() -> tuple[str, ...]:
     names = {*ACCOUNT_TABLES, *SITE_TABLES, *REGISTRY_TABLES_READ, *GRADE_TABLES}
     for source in RECORD_SOURCES:
         names.update(source.reads)
+    for content in CONTENT_SOURCES:
+        names.update(content.reads)
     return tuple(sorted(names))

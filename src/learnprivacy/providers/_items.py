@@ -223,11 +223,15 @@ class ExternalLocation(_WithFields):
 
     ``recipient`` names who receives it (for the register's recipients column) and
     ``country`` where it is processed (ISO 3166 alpha-2 code, upper-cased, or a name),
-    when known.
+    when known. ``internal`` marks a recipient inside the controller (its authorised
+    staff, another of its departments): data leaves the LMS but reaches no third party,
+    so a purpose the policy shares internally only may have it (the register's gaps
+    list an external one).
     """
 
     recipient: str | None = None
     country: str | None = attrs.field(default=None, converter=country_code)
+    internal: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
     @property
     def kind(self) -> ItemKind:
@@ -239,6 +243,7 @@ class ExternalLocation(_WithFields):
         data = super().to_dict()
         data["recipient"] = self.recipient
         data["country"] = self.country
+        data["internal"] = self.internal
         return data
 
 

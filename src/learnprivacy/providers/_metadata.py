@@ -131,8 +131,10 @@ class MetadataCollection:
         country: str | None = None,
         summary_id: str | None = None,
         field_ids: Mapping[str, str] | None = None,
+        internal: bool = False,
     ) -> MetadataCollection:
-        """Declare data sent outside: an employer, a funder, an LRS, a video service."""
+        """Declare data sent outside: an employer, a funder, an LRS, a video service
+        (``internal=True``: a recipient inside the controller, such as its trainers)."""
         return self.add_item(
             ExternalLocation(
                 name=name,
@@ -147,6 +149,7 @@ class MetadataCollection:
                 country=country,
                 summary_id=summary_id,
                 field_ids=field_ids or {},
+                internal=internal,
             )
         )
 

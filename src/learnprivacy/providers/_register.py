@@ -17,6 +17,7 @@ import attrs
 
 from learnprivacy._controller import EEA_COUNTRIES, Controller, Safeguard, Transfer
 from learnprivacy.basis import DataCategory, LawfulBasis
+from learnprivacy.errors import ValidationError
 from learnprivacy.providers._items import ExternalLocation, ItemKind, MetadataItem
 from learnprivacy.providers._metadata import MetadataCollection
 
@@ -64,13 +65,16 @@ class ProcessingActivity:
     """The items sharing one purpose, with their bases, categories and recipients.
 
     The CNIL template asks, per activity, for the categories of persons
-    (``data_subjects``), the transfers and their safeguards, the security measures and
-    the dates the sheet was created and last updated; :meth:`Register.build` fills them
-    from the controller, per purpose where told (``subjects_by_purpose``).
+    (``data_subjects``), the recipients (internal and external), the transfers and their
+    safeguards, the security measures and the dates the sheet was created and last
+    updated; :meth:`Register.build` fills them from the controller, per purpose where
+    told (``subjects_by_purpose``). ``internal_only`` says the policy promises to share
+    this purpose's data with nobody outside the controller.
     """
 
     purpose: str
     entries: tuple[RegisterEntry, ...]
+    internal_only: bool = False
     data_subjects: tuple[str, ...] = ()
     transfers: tuple[Transfer, ...] = ()
     security_measures: tuple[str, ...] = ()
@@ -101,6 +105,24 @@ class ProcessingActivity:
         return tuple(seen)
 
     @property
+    def internal_recipients(self) -> tuple[str, ...]:
+        """The recipients inside the controller (``ExternalLocation.internal``)."""
+        return self._recipients(internal=True)
+
+    @property
+    def external_recipients(self) -> tuple[str, ...]:
+        """The recipients outside the controller: third parties."""
+        return self._recipients(internal=False)
+
+    def _recipients(self, *, internal: bool) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for entry in self.entries:
+            item = entry.item
+            if isinstance(item, ExternalLocation) and item.internal is internal:
+                seen[item.recipient or item.name] = None
+        return tuple(seen)
+
+    @property
     def retention(self) -> tuple[str, ...]:
         """The distinct retention statements of the entries."""
         return tuple(dict.fromkeys(e.retention_text for e in self.entries if e.retention_text))
@@ -112,6 +134,8 @@ class ProcessingActivity:
             "bases": [b.moodle_code for b in self.bases],
             "categories": [c.value for c in self.categories],
             "recipients": list(self.recipients),
+            "internal_recipients": list(self.internal_recipients),
+            "internal_only": self.internal_only,
             "retention": list(self.retention),
             "entries": [e.location for e in self.entries],
             "data_subjects": list(self.data_subjects),
@@ -120,6 +144,37 @@ class ProcessingActivity:
             "created_on": self.created_on.isoformat() if self.created_on else None,
             "updated_on": self.updated_on.isoformat() if self.updated_on else None,
         }
+
+
+def _recipient_gaps(
+    activities: Iterable[ProcessingActivity], internal_only: Iterable[str]
+) -> list[str]:
+    """What the register cannot state truthfully about recipients.
+
+    A purpose the policy shares internally only may have internal recipients, never an
+    external one; a purpose with no recipient at all and no such promise leaves the
+    recipients undeclared (the register says "not declared", not "internal only").
+    """
+    gaps: list[str] = []
+    purposes = {a.purpose for a in activities}
+    for activity in activities:
+        if activity.internal_only:
+            gaps.extend(
+                f"{activity.purpose}: promised to be shared internally only, but "
+                f"{recipient} is an external recipient"
+                for recipient in activity.external_recipients
+            )
+        elif not activity.recipients:
+            gaps.append(
+                f"{activity.purpose}: no recipient declared "
+                "(declare the recipients, or that the data is shared internally only)"
+            )
+    gaps.extend(
+        f"{purpose}: declared shared internally only, but no activity has that purpose"
+        for purpose in internal_only
+        if purpose not in purposes
+    )
+    return gaps
 
 
 def _gaps(controller: Controller, entries: Iterable[RegisterEntry]) -> list[str]:
@@ -216,14 +271,23 @@ class Register:
         subjects_by_purpose: Mapping[str, Iterable[str]] | None = None,
         created_on: dt.date | None = None,
         updated_on: dt.date | None = None,
+        internal_only: Iterable[str] = (),
     ) -> Register:
         """Build the register from metadata collections (a manager's ``get_metadata()``).
 
         Each activity lists the controller's data subjects unless ``subjects_by_purpose``
         names those of its purpose, the controller's transfers and security measures, and
         the sheet's ``created_on`` / ``updated_on`` dates (``updated_on`` defaults to
-        ``as_of``).
+        ``as_of``). ``internal_only`` names the purposes whose data the policy promises
+        to share with nobody outside the controller: an external recipient declared for
+        one of them is a gap, an internal one is not. A purpose with no recipient and no
+        such promise is a gap too: the register does not say "internal only" for it.
         """
+        internal = () if isinstance(internal_only, str) else tuple(dict.fromkeys(internal_only))
+        if isinstance(internal_only, str) or not all(isinstance(p, str) and p for p in internal):
+            raise ValidationError(
+                "internal_only must be purpose names (a list of str)", field="internal_only"
+            )
         collections = metadata.values() if isinstance(metadata, Mapping) else metadata
         entries = tuple(
             RegisterEntry(component=collection.component, item=item)
@@ -238,6 +302,7 @@ class Register:
             ProcessingActivity(
                 purpose=purpose,
                 entries=tuple(group),
+                internal_only=purpose in internal,
                 data_subjects=subjects.get(purpose, controller.data_subjects),
                 transfers=controller.transfers,
                 security_measures=controller.security_measures,
@@ -251,7 +316,7 @@ class Register:
             activities=activities,
             entries=entries,
             null_components=tuple(sorted((null_reasons or {}).items())),
-            gaps=tuple(_gaps(controller, entries)),
+            gaps=tuple(_gaps(controller, entries) + _recipient_gaps(activities, internal)),
             as_of=as_of,
         )
 

@@ -128,7 +128,14 @@ def _view(register: Register, fmt: Renderer) -> dict[str, Any]:
                     f"{basis_label(b)} ({b.moodle_code})" for b in activity.bases
                 ),
                 "categories": ", ".join(c.value.replace("_", " ") for c in activity.categories),
-                "recipients": "; ".join(activity.recipients),
+                # Internal recipients are marked so: they are no third party.
+                "recipients": "; ".join(
+                    fmt.gettext("%(name)s (internal)") % {"name": name}
+                    if name in activity.internal_recipients
+                    else name
+                    for name in activity.recipients
+                ),
+                "internal_only": activity.internal_only,
                 "retention": "; ".join(activity.retention),
                 # The CNIL sheet's per-activity fields: who the data is about, and when
                 # the sheet was created and last updated.

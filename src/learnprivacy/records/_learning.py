@@ -35,7 +35,13 @@ def subject_id_field(description: str) -> Any:
 @register_record_type
 @attrs.frozen(kw_only=True)
 class Learner:
-    """A learner account: identity, contact and the dates retention counts from."""
+    """A learner account: identity, contact and the dates retention counts from.
+
+    ``last_activity_at`` may precede ``created_at``, on purpose: an account migrated from
+    an older LMS is created here on the day of the migration but keeps the activity it
+    had there, and retention must count from that activity, not from the migration. The
+    two dates are therefore not checked against each other.
+    """
 
     processing_purpose: ClassVar[str] = "account"
     key_scope: ClassVar[str] = "contract"

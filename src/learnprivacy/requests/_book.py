@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -23,6 +23,7 @@ import attrs
 from learnprivacy._validators import require_aware, require_text
 from learnprivacy.errors import (
     AuditTampered,
+    ConfigurationError,
     IntegrityError,
     NotFoundError,
     PolicyError,
@@ -156,11 +157,21 @@ class RequestBook:
         *,
         audit_sink: AuditSink | None = None,
         calendar: HolidayCalendar | str = HolidayCalendar.FR,
+        identity_proofs: Collection[ProofMethod] = IDENTITY_PROOFS,
     ) -> None:
         self._backend: RequestBackend = backend if backend is not None else MemoryBackend()
         self._sink = audit_sink
         #: The public holidays deadlines roll over (the controller's country).
         self.calendar = HolidayCalendar(calendar)
+        proofs = frozenset(identity_proofs)
+        if not proofs or not proofs <= IDENTITY_PROOFS:
+            raise ConfigurationError(
+                "identity_proofs must be a non-empty set of identity proofs "
+                "(ProofMethod members of IDENTITY_PROOFS)"
+            )
+        #: The proofs of identity this controller accepts from a subject asking for
+        #: themselves (its policy may ask for more than any proof, e.g. an ID document).
+        self.identity_proofs = proofs
 
     def __repr__(self) -> str:
         return f"RequestBook({self._backend!r})"
@@ -439,7 +450,8 @@ class RequestBook:
         """Record that identity (or authority) is established: -> IN_PROGRESS.
 
         The proofs must be those the requester's role needs (:data:`REQUIRED_PROOFS`):
-        the subject an identity proof; a representative the mandate; an heir the death
+        the subject an identity proof the book accepts (``identity_proofs``, all of
+        them by default); a representative the mandate; an heir the death
         certificate *and* the proof of heirship (``also=``); the person a directive
         designates, the death certificate. A death certificate stands for the subject
         only once their death is recorded (a directive carried out). Anything else
@@ -457,8 +469,10 @@ class RequestBook:
             return current
         role = current.requester.role
         accepted = REQUIRED_PROOFS[role]
-        if role is RequesterRole.SUBJECT and self.death_of(current.learner_id) is not None:
-            accepted = (IDENTITY_PROOFS | {ProofMethod.DEATH_CERTIFICATE_SIGHTED},)
+        if role is RequesterRole.SUBJECT:
+            accepted = (self.identity_proofs,)
+            if self.death_of(current.learner_id) is not None:
+                accepted = (self.identity_proofs | {ProofMethod.DEATH_CERTIFICATE_SIGHTED},)
         missing = [group for group in accepted if not group & set(methods)]
         if missing:
             needed = " and ".join(" or ".join(sorted(m.value for m in group)) for group in missing)

@@ -194,6 +194,7 @@ class RequestExecutor:
                 plan += [("plan:erase", steps.plan_erasure), ("erase_store", steps.erase_store)]
             if env.manager is not None:
                 plan.append(("erase_providers", steps.erase_providers))
+            plan.append(("verify_request_book", steps.verify_request_book))
         elif kind is RequestType.RESTRICTION:
             plan.append(("restrict", steps.restrict))
         elif kind is RequestType.OBJECTION:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from learnprivacy._controller import Controller
 from learnprivacy._documents import escape_markdown
 from learnprivacy._validators import require_aware
-from learnprivacy._vocabulary import Article
+from learnprivacy._vocabulary import Action, Article
 from learnprivacy.errors import ValidationError
 from learnprivacy.requests._model import SubjectRequest
 from learnprivacy.requests._params import (
@@ -317,12 +317,23 @@ def _completed_blocks(request: SubjectRequest, text: _Text) -> list[dict[str, An
             )
     elif request.type is RequestType.WITHDRAW_CONSENT:
         assert isinstance(params, WithdrawConsentParams)  # guaranteed by the request type
-        opening = text.say(
-            'Your consent for "%(purpose)s" is withdrawn. The withdrawal does not affect the '
-            "lawfulness of processing carried out before it. We have erased the data that only "
-            "this consent allowed us to keep; the outcome for each record is listed below.",
-            purpose=params.purpose,
-        )
+        # Say what was done: erased, or anonymised where the policy keeps statistics.
+        if any(o.action is Action.ANONYMISE for o in request.record_outcomes):
+            opening = text.say(
+                'Your consent for "%(purpose)s" is withdrawn. The withdrawal does not affect '
+                "the lawfulness of processing carried out before it. The data that only this "
+                "consent allowed us to keep are erased, or anonymised where our policy keeps "
+                "anonymous statistics only; the outcome for each record is listed below.",
+                purpose=params.purpose,
+            )
+        else:
+            opening = text.say(
+                'Your consent for "%(purpose)s" is withdrawn. The withdrawal does not affect '
+                "the lawfulness of processing carried out before it. We have erased the data "
+                "that only this consent allowed us to keep; the outcome for each record is "
+                "listed below.",
+                purpose=params.purpose,
+            )
     elif request.type is RequestType.POST_MORTEM_DIRECTIVE:
         assert isinstance(params, PostMortemDirective)  # guaranteed by the request type
         message = (

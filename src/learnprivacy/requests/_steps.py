@@ -245,6 +245,36 @@ def erase_providers(env: Env, request: SubjectRequest, now: dt.datetime) -> Step
     return StepResult(name="erase_providers", completed_at=now, records=records)
 
 
+def verify_request_book(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """Check that the request book keeps nothing of the erased learner in clear.
+
+    The book keeps the learner's requests as proof that they were answered, sealed under
+    keys of their own; what it stores in clear must show neither the learner id nor a
+    requester's name (or a word of it) or e-mail address. A backend that stores nothing
+    (in memory) has nothing to check; one that cannot say raises.
+    """
+    find = getattr(env.book.backend, "find_in_clear", None)
+    if find is None:
+        return StepResult(name="verify_request_book", completed_at=now, facts={"stored": "no"})
+    values: set[str] = set()
+    for filed in env.book.requests(learner_id=request.learner_id):
+        for value in (filed.requester.name, filed.requester.email):
+            if value:
+                values.add(value)
+                values.update(value.split())
+    places = find(request.learner_id, sorted(values))
+    if places:
+        raise StepFailed(
+            "the request book still shows the erased learner in clear in " + ", ".join(places),
+            component="request_book",
+        )
+    return StepResult(
+        name="verify_request_book",
+        completed_at=now,
+        facts={"stored": "yes", "checked_values": str(len(values) + 1)},
+    )
+
+
 # -- consent withdrawal ------------------------------------------------------------------
 
 

@@ -13,7 +13,17 @@ in one database:
     the hash-chained entries, primary key ``(request_id, sequence)``, never personal;
 ``lp_dsr_facts``
     objections, directives, deaths and scheduled erasures, keyed by
-    ``(learner_id, kind, key)``.
+    ``(learner_id, kind, key)``;
+``lp_dsr_meta``
+    how the ``learner_id`` columns name learners (``keyed`` or ``clear``).
+
+**No learner id in clear.** With a cipher, the ``learner_id`` columns hold a keyed
+pseudonym of the learner id (``p1_...``, the keyring's ``learnprivacy-requests`` domain),
+never the id itself; the id is inside the encrypted body. A book written in clear (by
+``plaintext=True`` or an earlier version) is converted when opened with a cipher.
+:meth:`SQLBackend.find_in_clear` reads every stored cell back and names those that still
+show a learner's id, name or e-mail address in clear: an erasure request runs it before it
+is reported completed.
 
 ``body`` columns hold personal values (the requester's name, rectified values, the
 directive's instructions). They are encrypted with the backend's
@@ -29,11 +39,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Collection, Mapping
+import re
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import (
     Column,
+    Connection,
     DateTime,
     Engine,
     Integer,
@@ -43,6 +55,7 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    delete,
     insert,
     select,
     update,
@@ -99,8 +112,20 @@ FACTS = Table(
     PrimaryKeyConstraint("learner_id", "kind", "key"),
 )
 
+META = Table(
+    "lp_dsr_meta",
+    METADATA,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+)
+
 _OPEN = [s.value for s in RequestState if not s.terminal]
 _SEALED_MARK = "lp1."
+#: The pseudonym domain of learner references in the request book.
+_REF_DOMAIN = "learnprivacy-requests"
+_LEARNER_COLUMN = "learner_column"
+# Cells that are opaque by construction: sealed tokens, keyed pseudonyms, hex digests.
+_OPAQUE = re.compile(r"lp1\.[A-Za-z0-9_-]+=*|p1_[A-Za-z0-9_-]+|[0-9a-f]{64}")
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -162,8 +187,15 @@ class SQLBackend:
                 )
             cipher = own
         self._cipher = cipher
+        self._refs = None if cipher is None else cipher.keyring.pseudonymiser(_REF_DOMAIN)
         if create:
-            METADATA.create_all(self._engine)
+            try:
+                METADATA.create_all(self._engine)
+                self._convert_learner_columns()
+            except BaseException:
+                if isinstance(source, str):
+                    self._engine.dispose()  # ours: no connection left open
+                raise
 
     def __repr__(self) -> str:
         return f"SQLBackend(dialect={self._engine.dialect.name!r})"
@@ -172,6 +204,69 @@ class SQLBackend:
     def engine(self) -> Engine:
         """The engine written through."""
         return self._engine
+
+    # -- learner references --------------------------------------------------------------
+
+    def _ref(self, learner_id: str) -> str:
+        """What the ``learner_id`` columns hold for ``learner_id``: its keyed pseudonym,
+        or the id itself in a plaintext book."""
+        return learner_id if self._refs is None else self._refs.pseudonym(learner_id)
+
+    def _convert_learner_columns(self) -> None:
+        """Replace the clear learner ids of a book written in clear by their pseudonyms
+        (and re-seal its facts under keys named after them), once, in one transaction."""
+        wanted = "clear" if self._refs is None else "keyed"
+        with self._engine.begin() as connection:
+            found = connection.execute(
+                select(META.c.value).where(META.c.name == _LEARNER_COLUMN)
+            ).scalar()
+            if found == wanted or (found is None and wanted == "clear"):
+                if found is None:
+                    connection.execute(insert(META), [{"name": _LEARNER_COLUMN, "value": wanted}])
+                return
+            if found is None and not self._has_rows(connection):
+                connection.execute(insert(META), [{"name": _LEARNER_COLUMN, "value": wanted}])
+                return
+            if wanted == "clear":
+                raise ConfigurationError(
+                    "the request book names learners by keyed reference: give it the cipher "
+                    "it was written with"
+                )
+            if connection.dialect.name == "sqlite":
+                # The clear ids must not stay behind in freed pages.
+                connection.exec_driver_sql("PRAGMA secure_delete = ON")
+            for row in connection.execute(select(REQUESTS.c.id, REQUESTS.c.learner_id)).all():
+                connection.execute(
+                    update(REQUESTS)
+                    .where(REQUESTS.c.id == row.id)
+                    .values(learner_id=self._ref(row.learner_id))
+                )
+            for row in connection.execute(select(FACTS)).all():
+                data = self._open(row.body, *_old_fact_context(row.learner_id, row.kind, row.key))
+                fact = Fact(
+                    learner_id=row.learner_id,
+                    kind=row.kind,
+                    key=row.key,
+                    at=dt.datetime.fromisoformat(data["at"]),
+                    data=data["data"],
+                )
+                connection.execute(
+                    delete(FACTS).where(
+                        (FACTS.c.learner_id == row.learner_id)
+                        & (FACTS.c.kind == row.kind)
+                        & (FACTS.c.key == row.key)
+                    )
+                )
+                connection.execute(insert(FACTS), [self._fact_row(fact)])
+            connection.execute(delete(META).where(META.c.name == _LEARNER_COLUMN))
+            connection.execute(insert(META), [{"name": _LEARNER_COLUMN, "value": wanted}])
+
+    @staticmethod
+    def _has_rows(connection: Connection) -> bool:
+        return any(
+            connection.execute(select(table).limit(1)).first() is not None
+            for table in (REQUESTS, FACTS)
+        )
 
     # -- bodies --------------------------------------------------------------------------
 
@@ -199,11 +294,10 @@ class SQLBackend:
         data = self._open(body, _key_subject("request", request_id), f"SubjectRequest/{request_id}")
         return request_from_dict(data)
 
-    @staticmethod
-    def _row(request: SubjectRequest, body: str) -> dict[str, Any]:
+    def _row(self, request: SubjectRequest, body: str) -> dict[str, Any]:
         return {
             "id": request.id,
-            "learner_id": request.learner_id,
+            "learner_id": self._ref(request.learner_id),
             "type": request.type.value,
             "state": request.state.value,
             "received_at": _utc(request.received_at),
@@ -275,7 +369,7 @@ class SQLBackend:
             REQUESTS.c.received_at, REQUESTS.c.id
         )
         if learner_id is not None:
-            query = query.where(REQUESTS.c.learner_id == learner_id)
+            query = query.where(REQUESTS.c.learner_id == self._ref(learner_id))
         if open_only:
             query = query.where(REQUESTS.c.state.in_(_OPEN))
         if due_before is not None:
@@ -299,23 +393,26 @@ class SQLBackend:
 
     # -- facts ---------------------------------------------------------------------------
 
-    def _fact_context(self, learner_id: str, kind: str, key: str) -> tuple[str, str]:
-        return _key_subject("fact", learner_id, kind, key), f"Fact/{kind}/{key}"
+    def _fact_context(self, ref: str, kind: str, key: str) -> tuple[str, str]:
+        # Named after the learner's reference (what the row holds), not the learner id.
+        return _key_subject("fact", ref, kind, key), f"Fact/{kind}/{key}"
 
-    def put_fact(self, fact: Fact) -> None:
-        """Store or replace a fact."""
-        subject, context = self._fact_context(fact.learner_id, fact.kind, fact.key)
-        row = {
-            "learner_id": fact.learner_id,
+    def _fact_row(self, fact: Fact) -> dict[str, Any]:
+        ref = self._ref(fact.learner_id)
+        data = {"at": fact.at.isoformat(), "data": dict(fact.data), "learner_id": fact.learner_id}
+        return {
+            "learner_id": ref,
             "kind": fact.kind,
             "key": fact.key,
             "at": _utc(fact.at),
-            "body": self._seal(
-                {"at": fact.at.isoformat(), "data": dict(fact.data)}, subject, context
-            ),
+            "body": self._seal(data, *self._fact_context(ref, fact.kind, fact.key)),
         }
+
+    def put_fact(self, fact: Fact) -> None:
+        """Store or replace a fact."""
+        row = self._fact_row(fact)
         where = (
-            (FACTS.c.learner_id == fact.learner_id)
+            (FACTS.c.learner_id == row["learner_id"])
             & (FACTS.c.kind == fact.kind)
             & (FACTS.c.key == fact.key)
         )
@@ -324,11 +421,11 @@ class SQLBackend:
             if changed == 0:
                 connection.execute(insert(FACTS), [row])
 
-    def _fact(self, learner_id: str, kind: str, key: str, body: str) -> Fact:
-        subject, context = self._fact_context(learner_id, kind, key)
-        data = self._open(body, subject, context)
+    def _fact(self, ref: str, kind: str, key: str, body: str) -> Fact:
+        data = self._open(body, *self._fact_context(ref, kind, key))
         return Fact(
-            learner_id=learner_id,
+            # Facts converted from a book written in clear carry the id in their body too.
+            learner_id=data.get("learner_id", ref),
             kind=kind,
             key=key,
             at=dt.datetime.fromisoformat(data["at"]),
@@ -337,22 +434,84 @@ class SQLBackend:
 
     def get_fact(self, learner_id: str, kind: str, key: str) -> Fact | None:
         """One fact, or ``None``."""
+        ref = self._ref(learner_id)
         query = select(FACTS.c.body).where(
-            (FACTS.c.learner_id == learner_id) & (FACTS.c.kind == kind) & (FACTS.c.key == key)
+            (FACTS.c.learner_id == ref) & (FACTS.c.kind == kind) & (FACTS.c.key == key)
         )
         with self._engine.connect() as connection:
             body = connection.execute(query).scalar()
-        return None if body is None else self._fact(learner_id, kind, key, body)
+        return None if body is None else self._fact(ref, kind, key, body)
 
     def list_facts(self, kind: str, *, learner_id: str | None = None) -> tuple[Fact, ...]:
         """Facts of one kind, ordered by learner then key."""
-        query = (
-            select(FACTS.c.learner_id, FACTS.c.key, FACTS.c.body)
-            .where(FACTS.c.kind == kind)
-            .order_by(FACTS.c.learner_id, FACTS.c.key)
-        )
+        query = select(FACTS.c.learner_id, FACTS.c.key, FACTS.c.body).where(FACTS.c.kind == kind)
         if learner_id is not None:
-            query = query.where(FACTS.c.learner_id == learner_id)
+            query = query.where(FACTS.c.learner_id == self._ref(learner_id))
         with self._engine.connect() as connection:
             rows = connection.execute(query).all()
-        return tuple(self._fact(row.learner_id, kind, row.key, row.body) for row in rows)
+        facts = (self._fact(row.learner_id, kind, row.key, row.body) for row in rows)
+        # Ordered here: the column holds references, whose order is not the ids'.
+        return tuple(sorted(facts, key=lambda f: (f.learner_id, f.key)))
+
+    # -- checking what is stored ---------------------------------------------------------
+
+    def find_in_clear(self, learner_id: str, values: Collection[str] = ()) -> tuple[str, ...]:
+        """Where the stored book still shows ``learner_id`` or ``values`` in clear.
+
+        Every cell of the book's tables is read back as stored (not through this
+        backend's decoding): sealed tokens, keyed pseudonyms and digests are opaque; any
+        other text is searched for each of ``values`` (names, e-mail addresses) as a whole
+        word, whatever its case (values under three characters are too short to search), and,
+        in the ``learner_id`` columns and as a whole JSON string, for the learner id. In
+        a book with a cipher, a body that is not a sealed token is reported whatever it
+        holds. Returns ``table.column`` names, never a value; empty when nothing shows.
+        """
+        wanted = [
+            re.compile(rf"(?<!\w){re.escape(v.strip())}(?!\w)", re.IGNORECASE)
+            for v in values
+            if isinstance(v, str) and len(v.strip()) >= 3
+        ]
+        found: set[str] = set()
+        with self._engine.connect() as connection:
+            for table in (REQUESTS, HISTORY, FACTS):
+                for row in connection.execute(select(table)):
+                    for column, cell in zip(table.columns, row, strict=True):
+                        if not isinstance(cell, str) or _OPAQUE.fullmatch(cell):
+                            continue
+                        if self._shows(table, column.name, cell, learner_id, wanted):
+                            found.add(f"{table.name}.{column.name}")
+        return tuple(sorted(found))
+
+    def _shows(
+        self, table: Table, column: str, cell: str, learner_id: str, wanted: list[re.Pattern[str]]
+    ) -> bool:
+        """Whether a stored (not opaque) cell shows the learner or one of ``wanted``."""
+        if column == "body" and table is not HISTORY and self._cipher is not None:
+            return True  # must be sealed, whatever it says
+        if column == "learner_id" and cell == learner_id:
+            return True
+        return any(v.search(cell) for v in wanted) or learner_id in _json_strings(cell)
+
+
+def _json_strings(cell: str) -> Iterator[str]:
+    """Every string inside ``cell`` read as JSON (nothing when it is not JSON)."""
+    if not cell.startswith(("{", "[", '"')):
+        return
+    try:
+        stack: list[Any] = [json.loads(cell)]
+    except ValueError:
+        return
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _old_fact_context(learner_id: str, kind: str, key: str) -> tuple[str, str]:
+    # Facts written before learner references were sealed under a key named after the id.
+    return _key_subject("fact", learner_id, kind, key), f"Fact/{kind}/{key}"

@@ -6,7 +6,19 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, DateTime, String, and_, cast, exists, false, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    String,
+    and_,
+    cast,
+    exists,
+    false,
+    null,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.orm import Session
 
 from learnprivacy._inplace import ModelSpec
@@ -102,6 +114,8 @@ def sweep(
     session.info[SHREDDED] = 0
     account = next((s for s in privacy.specs if s.is_subject_table), None)
     removed: dict[tuple[str, str], int] = {}
+    # (table, key) of the rows a dry run decided to erase or anonymise.
+    gone_keys: set[tuple[str, str]] = set()
     # Activity counts from every declared activity column of the learner's rows, not
     # only the account's (the store's sweep reads the learner's records the same way).
     reads_activity = any(
@@ -206,44 +220,27 @@ def sweep(
             if dry_run:
                 for owner in owners["erase"] + owners["anonymise"]:
                     removed[(spec.table, owner)] = removed.get((spec.table, owner), 0) + 1
+                gone_keys.update((spec.table, str(k)) for k in erase + hide)
                 continue
-            if not (erase or hide or restrict):
-                continue
-            events = []
-            for action_name, keys in (
-                ("erase", erase),
-                ("anonymise", hide),
-                ("restrict", restrict),
-            ):
-                if keys:
-                    events.append(
-                        rows_event(
-                            action_name,
-                            privacy.subject_ref,
-                            spec,
-                            keys,
-                            list(owners[action_name]),
-                            reason="retention sweep",
-                        )
-                    )
-            gone = sorted({o for o in owners["erase"] + owners["anonymise"] if o})
-            if gone and spec.personal:
-                events.append(shred_event(privacy.subject_ref, gone, [spec.scope], mode="keys"))
-            privacy.audit(connection).append(connection, events, now=now)
-            privacy._apply(
+            _carry_out(
+                privacy,
                 session,
-                connection,
-                erase={spec.table: erase},
-                restrict={spec.table: restrict},
-                anonymise={spec.table: hide},
+                spec,
+                {"erase": erase, "anonymise": hide, "restrict": restrict},
+                owners,
+                reason="retention sweep",
                 now=now,
-                reason="retention rule: restricted",
             )
-            if gone and spec.personal:
-                privacy._queue_shreds(
-                    session, connection, [(s, spec.scope) for s in gone], "keys", now
-                )
-            session.commit()
+    for spec, outcome, count in _end_lapsed_consents(
+        privacy, session, schedule, now=now, holds=holds, dry_run=dry_run, skip=gone_keys
+    ):
+        counts = by_type.setdefault(spec.name, dict.fromkeys(_COUNTS, 0))
+        counts[outcome] += count
+        totals[outcome] += count
+        # Rows a consent let go were counted as kept by the retention pass.
+        kept = min(count, counts["kept"])
+        counts["kept"] -= kept
+        totals["kept"] -= kept
     shredded = int(session.info.pop(SHREDDED, 0))
     return SweepReport(
         erased=totals["erased"],
@@ -362,3 +359,163 @@ def _latest_activity(
                 if current is None or latest > current:
                     found[str(learner)] = latest
     return found
+
+
+def _carry_out(
+    privacy: LearnPrivacy,
+    session: Session,
+    spec: ModelSpec,
+    keys: dict[str, list[Any]],
+    owners: dict[str, list[str]],
+    *,
+    reason: str,
+    now: dt.datetime,
+) -> None:
+    """Audit, then erase, anonymise and restrict rows of one table, queue the keys no
+    remaining row needs, and commit (one transaction)."""
+    if not any(keys.values()):
+        return
+    connection = privacy._open(session)
+    events = [
+        rows_event(action, privacy.subject_ref, spec, rows, list(owners[action]), reason=reason)
+        for action, rows in keys.items()
+        if rows
+    ]
+    gone = sorted({o for o in owners["erase"] + owners["anonymise"] if o})
+    if gone and spec.personal:
+        events.append(shred_event(privacy.subject_ref, gone, [spec.scope], mode="keys"))
+    privacy._record(session, connection, events, now)
+    privacy._apply(
+        session,
+        connection,
+        erase={spec.table: keys["erase"]},
+        restrict={spec.table: keys["restrict"]},
+        anonymise={spec.table: keys["anonymise"]},
+        now=now,
+        reason=f"{reason}: restricted",
+    )
+    if gone and spec.personal:
+        privacy._queue_shreds(session, connection, [(s, spec.scope) for s in gone], "keys", now)
+    session.commit()
+
+
+def _consent_table(privacy: LearnPrivacy) -> ModelSpec | None:
+    return next((s for s in privacy.specs if s.privacy.consents is not None), None)
+
+
+def _lapsed(
+    privacy: LearnPrivacy, connection: Any, consents: ModelSpec, purposes: set[str], now: Any
+) -> dict[str, set[str]]:
+    """For each purpose, the learners who consented to it and whose every consent has
+    ended at ``now`` (withdrawn or expired), as the store's sweep reads its consents. A
+    learner with no consent row is not in it (their consent may be held elsewhere)."""
+    from learnprivacy._inplace._spec import _aware
+
+    names = dict(consents.privacy.consents or ())
+    table = consents.model.__table__
+    attributes = [names["purpose"], names["given_at"]]
+    attributes += [names.get("withdrawn_at"), names.get("expires_at")]
+    columns = [table.c[consents.subject_column]]
+    columns += [table.c[consents.column(a).column] if a is not None else null() for a in attributes]
+    running: dict[tuple[str, str], bool] = {}
+    query = select(*columns).where(columns[1].in_(sorted(purposes)))
+    for learner, purpose, given, withdrawn, expires in connection.execute(query):
+        if learner is None:
+            continue
+        given, withdrawn, expires = _aware(given), _aware(withdrawn), _aware(expires)
+        stands = (
+            given is not None
+            and given <= now
+            and (withdrawn is None or withdrawn > now)
+            and (expires is None or expires > now)
+        )
+        pair = (str(purpose), str(learner))
+        running[pair] = running.get(pair, False) or stands
+    lapsed: dict[str, set[str]] = {}
+    for (purpose, learner), stands in running.items():
+        if not stands:
+            lapsed.setdefault(purpose, set()).add(learner)
+    return lapsed
+
+
+def _end_lapsed_consents(
+    privacy: LearnPrivacy,
+    session: Session,
+    schedule: Schedule,
+    *,
+    now: dt.datetime,
+    holds: Sequence[Hold],
+    dry_run: bool,
+    skip: set[tuple[str, str]],
+) -> list[tuple[ModelSpec, str, int]]:
+    """End what rested only on a consent that has been withdrawn or has expired.
+
+    The store's rule (``Schedule.on_consent_end``): a row every one of whose rules is a
+    purpose on consent is let go once the learner's consent to that purpose has ended,
+    whatever its retention period says, with the rules' own action (erase, else
+    anonymise, else restrict). What a legal minimum or a hold protects is restricted
+    instead; learners' own accounts (their own rule decides), rows already restricted and
+    the consent rows themselves are left as they are. Returns ``(spec, outcome, count)``.
+    """
+    from learnprivacy._inplace._plan import decide_on_request
+    from learnprivacy.basis import LawfulBasis
+
+    consents = _consent_table(privacy)
+    if consents is None:
+        return []
+    by_purpose: dict[str, list[ModelSpec]] = {}
+    for spec in privacy.specs:
+        if spec.is_subject_table or spec is consents:
+            continue
+        for rule in schedule.rules_for(spec.model):
+            if rule.purpose and rule.basis is LawfulBasis.CONSENT:
+                by_purpose.setdefault(rule.purpose, [])
+                if spec not in by_purpose[rule.purpose]:
+                    by_purpose[rule.purpose].append(spec)
+    if not by_purpose:
+        return []
+    connection = privacy._open(session)
+    lapsed = _lapsed(privacy, connection, consents, set(by_purpose), now)
+    account = next((s for s in privacy.specs if s.is_subject_table), None)
+    done: list[tuple[ModelSpec, str, int]] = []
+    for purpose, learners in sorted(lapsed.items()):
+        reason = f"consent to {purpose} ended (GDPR Art. 7(3))"
+        for spec in by_purpose.get(purpose, ()):
+            connection = privacy._open(session)
+            rows: list[tuple[Any, str, Any]] = []
+            for learner in sorted(learners):
+                for key, values in privacy._clear_rows(connection, spec, learner):
+                    rows.append((key, learner, spec.view(values)))
+            states = privacy._states(connection, spec, [key for key, _, _ in rows])
+            accounts = _accounts(privacy, connection, account, spec, set(learners))
+            # The schedule's own rule, on the rows' views (which stand for the model).
+            rules = Schedule({spec.view_class: schedule.rules_for(spec.model)})
+            keys: dict[str, list[Any]] = {"erase": [], "anonymise": [], "restrict": []}
+            owners: dict[str, list[str]] = {"erase": [], "anonymise": [], "restrict": []}
+            for key, learner, view in rows:
+                if states.get(str(key)) is not None or (spec.table, str(key)) in skip:
+                    continue
+                action = rules.on_consent_end(view, purpose)
+                if action is None:
+                    continue
+                protected = decide_on_request(
+                    spec,
+                    view,
+                    subject=accounts.get(learner),
+                    now=now,
+                    holds=holds,
+                    schedule=schedule,
+                ).action
+                if protected is not Action.ERASE:
+                    action = Action.RESTRICT
+                name = {Action.ERASE: "erase", Action.ANONYMISE: "anonymise"}.get(
+                    action, "restrict"
+                )
+                keys[name].append(key)
+                owners[name].append(learner)
+            for name, found in keys.items():
+                if found:
+                    done.append((spec, Action(name).done, len(found)))
+            if not dry_run:
+                _carry_out(privacy, session, spec, keys, owners, reason=reason, now=now)
+    return done

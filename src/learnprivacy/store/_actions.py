@@ -182,9 +182,17 @@ def scopes_in_use(
 
 
 def live_keys(
-    store: Store, connection: Connection, subjects: Iterable[str], scope: str
+    store: Store,
+    connection: Connection,
+    subjects: Iterable[str],
+    scope: str,
+    *,
+    refs: dict[str, str] | None = None,
 ) -> list[tuple[str, str]]:
     """``(subject, key_id)`` of the keys of ``subjects`` in ``scope`` not yet shredded.
+
+    ``refs``, when given, is filled with each subject's key reference, for a following
+    :func:`shred_keys` (a sweep names thousands of subjects: one HMAC each is enough).
 
     On PostgreSQL the learners' rows are locked until the transaction ends: a writer
     adding a row for one of them waits (it share-locks the learner's row), so the
@@ -202,22 +210,39 @@ def live_keys(
                 .order_by(learners.c.id)
                 .with_for_update()
             ).all()
-    keyring = store.keyring
-    by_ref = {keyring.key_ref(s): s for s in wanted}
+    named = store.keyring._key_refs(wanted)
+    by_ref = {ref: s for s, ref in named.items()}
+    if refs is not None:
+        refs.update(named)
     return [(by_ref[ref], key_id) for ref, key_id in store.key_database.live(by_ref, scope)]
 
 
-def shred_keys(store: Store, connection: Connection, subjects: Iterable[str], scope: str) -> int:
+def shred_keys(
+    store: Store,
+    connection: Connection,
+    subjects: Iterable[str],
+    scope: str,
+    *,
+    live: Sequence[tuple[str, str]] | None = None,
+    refs: dict[str, str] | None = None,
+) -> int:
     """Destroy the key material of ``subjects`` in ``scope`` once the caller's transaction
     commits (no tombstone: a learner whose data expired may come back; an erasure request
     uses ``Keyring.shred`` instead). Returns how many keys that destroys.
+
+    ``live`` and ``refs`` are what :func:`live_keys` found and filled in this transaction:
+    with them the references are not computed, nor the live keys counted, a second time.
     """
     del connection  # the key store is bound to it: the shred goes to its outbox
     wanted = sorted(set(subjects))
     keyring = store.keyring
-    count = store.key_store.shred_many(
-        [(keyring.key_ref(s), scope) for s in wanted], tombstone=False
-    )
-    for subject in wanted:
-        keyring.clear_cache(subject)
+    known = {} if refs is None else refs
+    pairs = [(known.get(s) or keyring.key_ref(s), scope) for s in wanted]
+    if live is None:
+        count = store.key_store.shred_many(pairs, tombstone=False)
+    else:
+        doomed = set(wanted)
+        count = sum(1 for subject, _key_id in live if subject in doomed)
+        store.key_store.shred_many(pairs, tombstone=False, counted=True)
+    keyring._forget_many(wanted)
     return count

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     Boolean,
     ColumnElement,
     Connection,
@@ -31,7 +32,6 @@ from sqlalchemy import (
     literal_column,
     select,
 )
-from sqlalchemy.dialects import postgresql
 
 from learnprivacy.store._types import ExactDecimal
 
@@ -111,7 +111,7 @@ def ids_in(column: ColumnElement[Any], values: Sequence[str], dialect: str) -> C
     statement text never changes and stays in SQLAlchemy's and the database's caches.
     """
     if dialect == "postgresql":
-        param = bindparam("ids", list(values), type_=postgresql.ARRAY(String()), unique=True)
+        param = bindparam("ids", list(values), type_=ARRAY(String()), unique=True)
         return column == any_(param)
     if dialect == "sqlite":
         array = json.dumps(list(values))

@@ -20,11 +20,25 @@ The outbox names subjects by their key reference (``k1_...``), never by learner 
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    Connection,
+    String,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+)
 
 from learnprivacy.crypto._keystore import KeyEntry
 from learnprivacy.store._bulk import ids_in
@@ -35,6 +49,7 @@ from learnprivacy.store._tables import KEY_OUTBOX
 __all__ = ["KeyRace", "SqlKeyStore"]
 
 _ALL = "*"
+_OUTBOX_INSERT = "INSERT INTO lp_key_outbox (subject_ref, scope, tombstone) VALUES (?, ?, ?)"
 _CHUNK = 5_000
 
 
@@ -143,9 +158,16 @@ class SqlKeyStore:
             return self._keys.mark_shredded(subject, scope, key_id=key_id)
         return self.shred_many([(subject, scope)], tombstone=True)
 
-    def shred_many(self, pairs: Iterable[tuple[str, str | None]], *, tombstone: bool = True) -> int:
+    def shred_many(
+        self,
+        pairs: Iterable[tuple[str, str | None]],
+        *,
+        tombstone: bool = True,
+        counted: bool = False,
+    ) -> int:
         """Shred the keys of many ``(ref, scope)`` pairs: via the outbox inside a store
-        transaction, at once otherwise. Returns how many keys are (to be) destroyed."""
+        transaction, at once otherwise. Returns how many keys are (to be) destroyed;
+        ``counted``: the caller has counted them already, and 0 is returned."""
         wanted = list(dict.fromkeys(pairs))
         if not wanted:
             return 0
@@ -153,18 +175,15 @@ class SqlKeyStore:
         if connection is None:
             return self._keys.shred_many(wanted, tombstone=tombstone)
         self._local.sent = True
-        connection.execute(
-            insert(KEY_OUTBOX),
-            [
-                {
-                    "subject_ref": ref,
-                    "scope": _ALL if scope is None else scope,
-                    "tombstone": tombstone,
-                }
-                for ref, scope in wanted
-            ],
-        )
-        return self._keys.count_live(wanted)
+        rows = [(ref, _ALL if scope is None else scope, tombstone) for ref, scope in wanted]
+        if connection.dialect.name == "sqlite":
+            # Straight to the driver: a sweep sends thousands of rows.
+            connection.exec_driver_sql(_OUTBOX_INSERT, rows)
+        else:
+            names = ("subject_ref", "scope", "tombstone")
+            values = [dict(zip(names, row, strict=True)) for row in rows]
+            connection.execute(insert(KEY_OUTBOX), values)
+        return 0 if counted else self._keys.count_live(wanted)
 
     # -- the outbox ----------------------------------------------------------------------
 
@@ -199,8 +218,8 @@ class SqlKeyStore:
         count = self._apply(rows)
         with self._db.write() as connection:
             for start in range(0, len(rows), _CHUNK):
-                ids = [row[0] for row in rows[start : start + _CHUNK]]
-                connection.execute(delete(KEY_OUTBOX).where(KEY_OUTBOX.c.id.in_(ids)))
+                ids = [int(row[0]) for row in rows[start : start + _CHUNK]]
+                connection.execute(delete(KEY_OUTBOX).where(_ids_in(connection, ids)))
         self._db.checkpoint()
         return count
 
@@ -230,7 +249,11 @@ class SqlKeyStore:
         if not found:
             return 0
         count = self._apply(found)
-        connection.execute(delete(KEY_OUTBOX).where(KEY_OUTBOX.c.id.in_([r[0] for r in found])))
+        ids = [int(str(r[0])) for r in found]
+        for start in range(0, len(ids), _CHUNK):
+            connection.execute(
+                delete(KEY_OUTBOX).where(_ids_in(connection, ids[start : start + _CHUNK]))
+            )
         return count
 
     def _apply(self, rows: Iterable[tuple[object, ...]]) -> int:
@@ -243,3 +266,18 @@ class SqlKeyStore:
         if plain:
             count += self._keys.shred_many(plain, tombstone=False)
         return count
+
+
+def _ids_in(connection: Connection, ids: list[int]) -> ColumnElement[bool]:
+    """``KEY_OUTBOX.id IN ids`` as one bound value (an expanding ``IN`` would process one
+    parameter per row, thousands after a sweep)."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        param = bindparam("ids", ids, type_=ARRAY(BigInteger()), unique=True)
+        return KEY_OUTBOX.c.id == any_(param)
+    if dialect == "sqlite":
+        array = bindparam("ids", json.dumps(ids), type_=String(), unique=True)
+        return KEY_OUTBOX.c.id.in_(
+            select(literal_column("value")).select_from(func.json_each(array))
+        )
+    return KEY_OUTBOX.c.id.in_(ids)

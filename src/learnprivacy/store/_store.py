@@ -6,7 +6,7 @@ import datetime as dt
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -22,8 +22,7 @@ from learnprivacy.errors import (
 )
 from learnprivacy.records import Granularity, Record
 from learnprivacy.records._base import record_types
-from learnprivacy.retention import Hold, Override, Schedule
-from learnprivacy.store import _anonymisation, _erasure, _reads, _sweep, _writes
+from learnprivacy.store import _reads, _writes
 from learnprivacy.store._audit import AuditLog
 from learnprivacy.store._codec import Codec
 from learnprivacy.store._engine import Database
@@ -48,6 +47,10 @@ from learnprivacy.store._open import (
 )
 from learnprivacy.store._reports import ErasureReport, ReplayReport, SweepReport
 from learnprivacy.store._schema import BUILTIN_TYPES, RecordTable
+
+if TYPE_CHECKING:
+    # Annotations only: the retention engine loads with the first sweep or erasure.
+    from learnprivacy.retention import Hold, Override, Schedule
 
 __all__ = ["Store"]
 
@@ -564,6 +567,8 @@ class Store:
         what it erased; writers elsewhere may keep running.
         """
         at = self.now(now)
+        from learnprivacy.store import _sweep  # loaded when first used
+
         report = _sweep.sweep(
             self,
             schedule,
@@ -595,6 +600,8 @@ class Store:
         others erased (Art. 17(1)); with one, the schedule decides with
         ``erasure_requested=True``.
         """
+        from learnprivacy.store import _erasure  # loaded when first used
+
         return _erasure.erase_subject(
             self, learner_id, now=self.now(now), holds=tuple(holds), schedule=schedule
         )
@@ -625,6 +632,8 @@ class Store:
         uses any more are shredded (without tombstone, as sweeps do). ``reason`` names a
         rule or a request, never a person.
         """
+        from learnprivacy.store import _erasure  # loaded when first used
+
         return _erasure.erase_records(
             self,
             list(records),
@@ -662,6 +671,8 @@ class Store:
         field and the defect. Idempotent: records already anonymised or gone are
         skipped. The audit entry (``anonymise``) is replayed by :meth:`replay_erasures`.
         """
+        from learnprivacy.store import _erasure  # loaded when first used
+
         return _erasure.anonymise_records(
             self,
             list(records),
@@ -695,6 +706,8 @@ class Store:
         interrupted run): their record types are read too, and their ids must not
         reappear.
         """
+        from learnprivacy.store import _anonymisation  # loaded when first used
+
         return _anonymisation.check_anonymised(
             self,
             list(known),
@@ -713,4 +726,6 @@ class Store:
         live store: erased rows are deleted again, anonymised ones anonymised, shredded
         keys shredded, so the restore does not bring erased learners back.
         """
+        from learnprivacy.store import _erasure  # loaded when first used
+
         return _erasure.replay(self, from_log, now=self.now(now))

@@ -457,9 +457,11 @@ class _TypeSweep:
             )
         gone = work[Action.ERASE] + work[Action.ANONYMISE]
         keys: list[tuple[str, str]] = []
+        refs: dict[str, str] = {}
         if gone and any(f.encrypted for f in rt.fields):
             # Lock order on PostgreSQL, the same in every writer: rows, keys, audit head.
-            keys = live_keys(self.store, connection, {subject_of(r) for r in gone}, rt.scope)
+            learners = {subject_of(r) for r in gone}
+            keys = live_keys(self.store, connection, learners, rt.scope, refs=refs)
         # The log first: the entries and the changes commit together or not at all.
         audit.append(connection, events, now=self.now)
         erase_rows(connection, rt, [r.id for r in work[Action.ERASE]])
@@ -486,9 +488,11 @@ class _TypeSweep:
                 connection, rt, [r.id for r in work[Action.RESTRICT]], now=self.now, reason=reason
             )
         if keys:
-            self._shred_unused(connection, keys)
+            self._shred_unused(connection, keys, refs)
 
-    def _shred_unused(self, connection: Connection, keys: list[tuple[str, str]]) -> None:
+    def _shred_unused(
+        self, connection: Connection, keys: list[tuple[str, str]], key_refs: dict[str, str]
+    ) -> None:
         store, scope = self.store, self.rt.scope
         used = scopes_in_use(store, connection, {s for s, _ in keys}, scope)
         doomed = sorted({s for s, _ in keys if s not in used})
@@ -508,7 +512,9 @@ class _TypeSweep:
             ],
             now=self.now,
         )
-        self.tally.shredded += shred_keys(store, connection, doomed, scope)
+        self.tally.shredded += shred_keys(
+            store, connection, doomed, scope, live=keys, refs=key_refs
+        )
 
 
 def _consent_purposes(store: Store, schedule: Schedule) -> dict[str, list[Any]]:

@@ -21,9 +21,15 @@ _CATALOGUE = (
 )
 # Module ids as a fresh install numbers them are arbitrary; names are Moodle's.
 _MODULES = {"assign": 1, "customcert": 2, "forum": 3, "page": 4, "quiz": 5, "scorm": 6}
-_ACTIVITIES = ("quiz", "assign", "page", "scorm", "forum")
+_ACTIVITIES = ("quiz", "assign", "page", "forum", "scorm")
 _GRADED = {"quiz": Decimal(20), "assign": Decimal(100)}
 _CODE = string.ascii_letters + string.digits
+# Names of the activities whose instance tables the fixture fills.
+_INSTANCE_NAMES = {
+    "forum": "Forum des apprenants",
+    "assign": "Étude de cas",
+    "quiz": "Quiz de validation",
+}
 _SITE_COURSE = 1
 _SYSTEM_CONTEXT = 1
 
@@ -117,8 +123,11 @@ def _course_content(
                 "customcert",
                 {"course": cid, "name": "Attestation de fin de formation", "protection": ""},
             )
+        elif name in _INSTANCE_NAMES:
+            # The activity's own row, whose name Moodle's export folders show.
+            instance = state.add(name, _instance_row(name, cid, section, start))
         else:
-            # The module's own table (quiz, assign...) is not part of the fixture.
+            # The module's own table (page, scorm) is not part of the fixture.
             instance = state.reserve(name)
         cmid = state.add(
             "course_modules",
@@ -151,6 +160,20 @@ def _course_content(
             )
         modules.append((cmid, name, item, instance))
     state.course_modules[cid] = modules
+
+
+def _instance_row(name: str, cid: int, section: int, start: int) -> dict[str, object]:
+    row: dict[str, object] = {
+        "course": cid,
+        "name": f"{_INSTANCE_NAMES[name]} {section}",
+        "intro": "",
+        "timemodified": start,
+    }
+    if name == "quiz":
+        row.update(sumgrades=Decimal(10), grade=_GRADED["quiz"], timecreated=start)
+    elif name == "assign":
+        row.update(grade=int(_GRADED["assign"]))
+    return row
 
 
 def _grade(state: SiteState, item: int, uid: int, high: Decimal, at: int) -> None:

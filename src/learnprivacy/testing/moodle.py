@@ -5,7 +5,9 @@ column names, types and indexes of Moodle's ``install.xml`` files, on any SQLAlc
 engine. :func:`populate` fills it with a seeded, reproducible synthetic site: the guest and
 admin accounts, learners (some deleted, suspended, never logged in, with an address Moodle
 never validated), courses with and without end date, activities, completions, grades,
-log-ins, policy acceptances, certificates (mod_customcert) and a data registry::
+log-ins, policy acceptances, certificates (mod_customcert), forum posts, assignment
+submissions, quiz attempts, messages, files, badges, notes, custom profile fields and a
+data registry::
 
     import datetime as dt
     import sqlalchemy as sa
@@ -34,6 +36,7 @@ from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
 from learnprivacy.moodle._schema import MoodleSchema, reset_sequences
 from learnprivacy.moodle._time import to_unix
+from learnprivacy.testing._moodle_content import add_content
 from learnprivacy.testing._moodle_courses import add_courses, add_enrolments
 from learnprivacy.testing._moodle_people import add_logs, add_policies, add_users
 from learnprivacy.testing._moodle_registry import add_registry
@@ -139,6 +142,7 @@ def populate(
     activities: int = 4,
     log_events_per_user: float = 4.0,
     years: int = 6,
+    content: bool = True,
 ) -> FixtureSummary:
     """Fill the tables of :func:`create_schema` with a synthetic site, in one transaction.
 
@@ -146,7 +150,10 @@ def populate(
     the front page), ``activities`` activities per course, about ``log_events_per_user``
     log-ins per account that ever logged in, over ``years`` years before ``now``. Set
     ``activities=0`` and ``log_events_per_user=0`` for a lean site (accounts, courses,
-    completions and course grades only). The tables should be empty.
+    completions and course grades only). With ``content`` (the default) learners also
+    have forum posts, assignment submissions and grades, quiz attempts, messages, files,
+    badges, notes and custom profile fields, drawn from a random source of their own so
+    that the other tables hold the same rows either way. The tables should be empty.
     """
     require_aware(now, "now")
     for name, value in (("users", users), ("courses", courses), ("activities", activities)):
@@ -166,6 +173,8 @@ def populate(
     add_policies(state)
     protected = 3 if courses >= 2 else None
     add_registry(state, protected)
+    if content:
+        add_content(state, seed)
     with engine.begin() as connection:
         for table in schema.tables():
             rows = state.rows.get(table.name[len(prefix) :])

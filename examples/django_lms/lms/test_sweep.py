@@ -1,0 +1,166 @@
+"""Sweeps that read the learner's records: activity from every declared activity date,
+and consents that ended (expired or withdrawn), as the store's sweep does.
+
+Attacks: an account whose login is old but whose progress is recent must not be swept
+(it was, when only the account's date counted); a subscription whose consent expired
+or was withdrawn must go even though its retention period runs on; one a running or
+renewed consent holds, or no consent row at all, or a restriction, stays.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.test import TransactionTestCase
+
+from learnprivacy.django._privacy import get_privacy
+from learnprivacy.django._settings import runtime
+from learnprivacy.django.models import AuditEntry, Restriction
+from lms.models import Consent, Course, Enrolment, NewsletterSubscription, Profile
+
+NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
+LONG_AGO = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+LAST_YEAR = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+
+
+class ActivityTests(TransactionTestCase):
+    """A learner's last activity is the latest activity date over all their rows."""
+
+    databases = {"default", "learnprivacy_keys"}
+
+    def setUp(self) -> None:
+        runtime().keyring.clear_cache()
+        course = Course.objects.create(code="A1", title="Course")
+        self.active = User.objects.create(username="active", last_login=LONG_AGO)
+        self.gone = User.objects.create(username="gone", last_login=LONG_AGO)
+        for user, progressed in ((self.active, NOW - dt.timedelta(days=14)), (self.gone, None)):
+            Profile.objects.create(user=user, phone="+33 5", city="Pau", joined=LONG_AGO)
+            Enrolment.objects.create(
+                user=user, course=course, enrolled_at=LONG_AGO, progressed_at=progressed
+            )
+
+    def test_recent_progress_keeps_a_learner_whose_login_is_old(self) -> None:
+        """The learner with recent progress keeps account, profile and enrolment; the
+        other one, as old but without progress, is swept."""
+        out = io.StringIO()
+        call_command(
+            "learnprivacy_sweep",
+            "--dry-run",
+            "--json",
+            f"--now={NOW.isoformat()}",
+            stdout=out,
+            stderr=io.StringIO(),
+        )
+        dry = json.loads(out.getvalue())
+        assert (dry["erased"], dry["anonymised"]) == (2, 1)
+        result = get_privacy().sweep(now=NOW)
+        assert (result.erased, result.anonymised) == (2, 1)
+        assert Profile.objects.filter(user=self.active).exists()
+        assert Enrolment.objects.filter(user=self.active).exists()
+        kept = User.objects.get(pk=self.active.pk)
+        assert kept.is_active
+        assert kept.username == "active"
+        assert not Profile.objects.filter(user=self.gone).exists()
+        assert not Enrolment.objects.filter(user=self.gone).exists()
+        assert not User.objects.get(pk=self.gone.pk).is_active
+        assert runtime().keyring.is_shredded(str(self.gone.pk), "contract")
+        assert not runtime().keyring.is_shredded(str(self.active.pk), "contract")
+
+    def test_an_ended_restriction_does_not_stop_the_sweep(self) -> None:
+        """An account restricted earlier (a hold since released) that the schedule now
+        anonymises: the restriction ends and the account is anonymised (the guard on
+        restricted rows does not block the sweep itself)."""
+        Restriction.objects.create(
+            table="auth_user",
+            row_key=str(self.gone.pk),
+            subject_ref="p1_test",
+            reason="legal hold",
+            created_at=LONG_AGO,
+        )
+        result = get_privacy().sweep(now=NOW)
+        assert result.anonymised == 1
+        assert not User.objects.get(pk=self.gone.pk).is_active
+        assert not Restriction.objects.filter(table="auth_user").exists()
+
+    def test_progress_too_old_as_well_is_swept(self) -> None:
+        """Control: when the progress is old too, the learner is swept."""
+        Enrolment.objects.filter(user=self.active).update(progressed_at=LONG_AGO)
+        result = get_privacy().sweep(now=NOW)
+        assert result.anonymised == 2
+        assert not Profile.objects.exists()
+
+
+class ConsentTests(TransactionTestCase):
+    """What rests on consent ends with the consent."""
+
+    databases = {"default", "learnprivacy_keys"}
+
+    def setUp(self) -> None:
+        runtime().keyring.clear_cache()
+        self.users = {}
+        for name in ("expired", "withdrawn", "running", "renewed", "unrecorded", "restricted"):
+            user = User.objects.create(username=name, last_login=NOW)
+            NewsletterSubscription.objects.create(
+                user=user, address=f"{name}@example.org", subscribed_at=LAST_YEAR
+            )
+            self.users[name] = user
+
+        def consent(name: str, **dates: dt.datetime) -> None:
+            Consent.objects.create(
+                user=self.users[name], purpose="newsletter", given_at=LAST_YEAR, **dates
+            )
+
+        consent("expired", expires_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+        consent("withdrawn", withdrawn_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
+        consent("running")
+        consent("renewed", expires_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+        Consent.objects.create(
+            user=self.users["renewed"],
+            purpose="newsletter",
+            given_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+            expires_at=dt.datetime(2027, 1, 1, tzinfo=dt.UTC),
+        )
+        consent("restricted", withdrawn_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
+        kept = NewsletterSubscription.objects.get(user=self.users["restricted"])
+        Restriction.objects.create(
+            table="lms_newslettersubscription",
+            row_key=str(kept.pk),
+            subject_ref="p1_test",
+            reason="legal hold",
+            created_at=NOW,
+        )
+
+    def remaining(self) -> set[str]:
+        return set(NewsletterSubscription.objects.values_list("user__username", flat=True))
+
+    def test_expired_and_withdrawn_consents_end_their_subscriptions(self) -> None:
+        """Expired and withdrawn: erased and their consent key shredded; running,
+        renewed, unrecorded and restricted: kept. A second sweep changes nothing."""
+        dry = get_privacy().sweep(now=NOW, dry_run=True)
+        assert dry.erased == 2
+        assert len(self.remaining()) == 6
+        result = get_privacy().sweep(now=NOW)
+        assert result.erased == 2
+        assert self.remaining() == {"running", "renewed", "unrecorded", "restricted"}
+        keyring = runtime().keyring
+        assert keyring.is_shredded(str(self.users["expired"].pk), "consent")
+        assert keyring.is_shredded(str(self.users["withdrawn"].pk), "consent")
+        assert not keyring.is_shredded(str(self.users["running"].pk), "consent")
+        got = NewsletterSubscription.objects.get(user=self.users["renewed"])
+        assert got.address == "renewed@example.org"
+        reasons = " ".join(AuditEntry.objects.values_list("details", flat=True))
+        assert "consent to newsletter ended" in reasons
+        assert "@example.org" not in reasons
+        again = get_privacy().sweep(now=NOW)
+        assert (again.erased, again.anonymised, again.restricted) == (0, 0, 0)
+        assert get_privacy().audit.verify()
+
+    def test_before_the_consent_ends_nothing_goes(self) -> None:
+        """Control: a sweep before the expiry and the withdrawal keeps everything."""
+        result = get_privacy().sweep(now=dt.datetime(2025, 6, 1, tzinfo=dt.UTC))
+        assert result.erased == 0
+        assert len(self.remaining()) == 6
