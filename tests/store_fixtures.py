@@ -62,6 +62,8 @@ def _forget_keys(url: str) -> None:
     path = Path(keys_for(url).removeprefix("sqlite:///"))
     for suffix in ("", "-wal", "-shm", "-journal"):
         path.with_name(path.name + suffix).unlink(missing_ok=True)
+    # And its vault (a sweep compacts the keys under an epoch key kept there).
+    path.with_name(path.name.removesuffix(".db") + ".vault").unlink(missing_ok=True)
 
 
 UTC = dt.UTC

@@ -303,28 +303,28 @@ def _pg_copy(server: TemporaryPostgres, source: str, target: str) -> str:
     return server.url_for(target)
 
 
-def test_a_sweep_that_erased_compacts_when_asked(tmp_path: Path) -> None:
-    """sweep(compact=True) ends with a compaction when it erased something; not otherwise,
-    and never without compact=True."""
+def test_a_sweep_that_erased_compacts_unless_told_not_to(tmp_path: Path) -> None:
+    """sweep() ends with a compaction when it erased something; not after a dry run, not
+    when it erased nothing, never with compact=False."""
     from tests.store_fixtures import population, retention_schedule
 
     url = f"sqlite:///{tmp_path / 'lms.db'}"
     with Store(url, keyring=_keyring(), clock=lambda: NOW) as store:
         store.add_all(population(25))
-        dry = store.sweep(retention_schedule(), now=NOW, dry_run=True, compact=True)
+        dry = store.sweep(retention_schedule(), now=NOW, dry_run=True)
         assert dry.erased > 0
         assert store.key_epoch_status()["epoch"] == 0
-        report = store.sweep(retention_schedule(), now=NOW, compact=True)
+        report = store.sweep(retention_schedule(), now=NOW)
         assert report.erased > 0
         status = store.key_epoch_status()
         assert status["epoch"] == 1
         assert status["erased_awaiting_compaction"] == 0
-        again = store.sweep(retention_schedule(), now=NOW, compact=True)
+        again = store.sweep(retention_schedule(), now=NOW)
         assert again.erased == 0
         assert store.key_epoch_status()["epoch"] == 1
     other = f"sqlite:///{tmp_path / 'other.db'}"
     with Store(other, keyring=_keyring(), clock=lambda: NOW) as store:
         store.add_all(population(25))
-        assert store.sweep(retention_schedule(), now=NOW).erased > 0
+        assert store.sweep(retention_schedule(), now=NOW, compact=False).erased > 0
         assert store.key_epoch_status()["epoch"] == 0
         assert store.key_epoch_status()["erased_awaiting_compaction"] > 0

@@ -532,7 +532,7 @@ class Store:
         holds: Sequence[Hold] = (),
         review_limit: int = 10_000,
         progress: ProgressReporter | None = None,
-        compact: bool = False,
+        compact: bool = True,
     ) -> SweepReport:
         """Apply ``schedule`` to every row: erase, anonymise, restrict, or list for review.
 
@@ -543,9 +543,10 @@ class Store:
         one has locked. Smaller batches hold the write lock for less time and cost more
         in all (docs/concepts-store.md). ``progress`` (``expect(n)``/``advance(n)``) is
         told each record type's row count, then the rows decided page by page.
-        ``batch_size`` defaults to the store's; ``now`` to the store's clock. With
-        ``compact``, a sweep that erased anything ends with :meth:`compact_keys`, so that
-        key-database copies taken before it open nothing of what it erased.
+        ``batch_size`` defaults to the store's; ``now`` to the store's clock. A sweep that
+        erased anything ends with :meth:`compact_keys` (``compact=False`` to leave that to
+        a separate schedule), so that key-database copies taken before it open nothing of
+        what it erased; writers elsewhere may keep running.
         """
         at = self.now(now)
         from learnprivacy.store import _sweep  # loaded when first used
