@@ -298,7 +298,7 @@ def table_text(store: Store) -> str:
     import sqlalchemy as sa
 
     chunks = []
-    with store.database.engine.connect() as connection:
+    with store._db.engine.connect() as connection:
         names = sa.inspect(connection).get_table_names()
         for name in names:
             for row in connection.execute(sa.text(f"SELECT * FROM {name}")):

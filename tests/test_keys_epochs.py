@@ -82,7 +82,7 @@ def test_an_old_key_database_copy_opens_nothing_of_a_learner_erased_before_compa
         assert vault.exists()
         kept = store.records_of(KEPT)
         store.backup(str(tmp_path / "records-before.db"))
-        store.key_database.backup(str(tmp_path / "keys-before.db"))
+        store._key_db.backup(str(tmp_path / "keys-before.db"))
         store.erase_subject(ERASED, now=NOW)
         assert store.key_epoch_status()["erased_awaiting_compaction"] == 1
         # Control: before compaction the old copies, the master key and the vault
@@ -131,10 +131,10 @@ def test_a_store_with_keys_under_the_master_key_moves_to_epochs(tmp_path: Path) 
     with Store(url, keyring=_keyring()) as store:
         _fill(store, extra=20)
         master_id = store.keyring.master_key_id
-        assert {e.master_key_id for e in store.key_store.list_entries() if e.wrapped} == {master_id}
+        assert {e.master_key_id for e in store._keys.list_entries() if e.wrapped} == {master_id}
         assert not (tmp_path / "lms.keys.vault").exists()
         store.compact_keys(now=NOW)
-        wrappers = {e.master_key_id for e in store.key_store.list_entries() if e.wrapped}
+        wrappers = {e.master_key_id for e in store._keys.list_entries() if e.wrapped}
         assert wrappers == {store.keyring.wrapping_key_id} != {master_id}
     with Store(url, keyring=_keyring()) as store:
         assert store.get(Learner, "bulk-3") == learner("bulk-3")
@@ -211,7 +211,7 @@ def test_a_compaction_killed_at_any_point_loses_nothing(tmp_path: Path, point: s
         assert state is not None
         assert len(state["epochs"]) == 1
         assert state["next"] is None
-        wrappers = {e.master_key_id for e in store.key_store.list_entries() if e.wrapped}
+        wrappers = {e.master_key_id for e in store._keys.list_entries() if e.wrapped}
         assert wrappers == {state["current"]}
 
 

@@ -123,9 +123,9 @@ def _state(store: Store, learners: list[str]) -> dict[str, Any]:
     return {
         "records": {lid: store.records_of(lid, include_restricted=True) for lid in learners},
         "visible": {lid: store.records_of(lid) for lid in learners},
-        "anonymised": {rt.name: anonymised_facts(store, rt.cls) for rt in store.tables()},
+        "anonymised": {rt.name: anonymised_facts(store, rt.cls) for rt in store._record_tables()},
         "keys": sorted(
-            (e.subject, e.scope, e.key_id, e.state.value) for e in store.key_store.list_entries()
+            (e.subject, e.scope, e.key_id, e.state.value) for e in store._keys.list_entries()
         ),
     }
 

@@ -105,7 +105,7 @@ def sweep(
     if not all(isinstance(h, Hold) for h in holds):
         raise ValidationError("holds must be Hold objects", field="holds")
     tally = _Tally(review_limit)
-    tables = store.tables()
+    tables = store._record_tables()
     ordered = [rt for rt in tables if rt.has_learner] + [rt for rt in tables if not rt.has_learner]
     reads_activity = any(
         Trigger.LAST_ACTIVITY in rule.triggers
@@ -124,7 +124,7 @@ def sweep(
         )
     _end_lapsed_consents(store, schedule, now, holds, dry_run, tally)
     if not dry_run:
-        store.database.checkpoint()
+        store._db.checkpoint()
     return SweepReport(
         erased=tally.total("erase"),
         anonymised=tally.total("anonymise"),
@@ -151,7 +151,7 @@ def latest_activity(store: Store) -> dict[str, dt.datetime]:
     """
     found: dict[str, dt.datetime] = {}
     with store._reading() as connection:
-        for rt in store.tables():
+        for rt in store._record_tables():
             field = getattr(rt.cls, "activity_field", None)
             if not rt.has_learner or not isinstance(field, str):
                 continue
@@ -245,7 +245,7 @@ class _TypeSweep:
             with transaction as connection:
                 query = base if last is None else base.where(table.c.id > last)
                 query = query.order_by(table.c.id).limit(self.batch_size)
-                if self.store.database.is_postgres and not self.dry_run:
+                if self.store._db.is_postgres and not self.dry_run:
                     query = query.with_for_update(skip_locked=True, of=table)
                 rows = connection.execute(query).all()
                 if not rows:
@@ -321,7 +321,7 @@ class _TypeSweep:
     def _dependents(self, connection: Connection, learner_ids: list[str]) -> dict[str, int]:
         """How many rows of other types each learner still has after this sweep."""
         counts: dict[str, int] = {}
-        for rt in self.store.tables():
+        for rt in self.store._record_tables():
             if not rt.has_learner or rt.name not in self.tally.populated:
                 continue
             table = rt.table
@@ -520,7 +520,7 @@ class _TypeSweep:
 def _consent_purposes(store: Store, schedule: Schedule) -> dict[str, list[Any]]:
     """Record tables whose rules rest on consent, by the purpose consented to."""
     found: dict[str, list[Any]] = {}
-    for rt in store.tables():
+    for rt in store._record_tables():
         if not rt.has_learner or rt.name == "Consent":
             continue
         for rule in schedule.rules_for(rt.cls):
@@ -533,7 +533,7 @@ def _lapsed(store: Store, purposes: set[str], now: dt.datetime) -> dict[str, set
     """For each purpose, the learners who consented to it and whose every consent has
     ended at ``now`` (withdrawn or expired). A learner who never gave a consent record is
     not in it: their processing may rest on a consent the store does not hold."""
-    table = store.table("Consent").table
+    table = store._table("Consent").table
     columns = [table.c.learner_id, table.c.purpose, table.c.given_at]
     columns += [table.c.withdrawn_at, table.c.expires_at]
     active: dict[tuple[str, str], bool] = {}
