@@ -293,9 +293,14 @@ def keys_server() -> Iterator[TemporaryPostgres]:
 
 @pytest.fixture
 def pg_urls(
-    postgres_server: TemporaryPostgres, keys_server: TemporaryPostgres
+    postgres_server: TemporaryPostgres,
+    keys_server: TemporaryPostgres,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[str, str]]:
-    """A fresh records database and a fresh key database (on the other server)."""
+    """A fresh records database and a fresh key database (on the other server); the
+    working directory is a temporary one, where the default vault goes."""
+    monkeypatch.chdir(tmp_path)
     name = f"apart_{uuid.uuid4().hex[:12]}"
     records = postgres_server.create_database(name)
     keys = keys_server.create_database(name + "_keys")
