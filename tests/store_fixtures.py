@@ -62,6 +62,8 @@ def _forget_keys(url: str) -> None:
     path = Path(keys_for(url).removeprefix("sqlite:///"))
     for suffix in ("", "-wal", "-shm", "-journal"):
         path.with_name(path.name + suffix).unlink(missing_ok=True)
+    # And its vault (a sweep compacts the keys under an epoch key kept there).
+    path.with_name(path.name.removesuffix(".db") + ".vault").unlink(missing_ok=True)
 
 
 UTC = dt.UTC
@@ -296,7 +298,7 @@ def table_text(store: Store) -> str:
     import sqlalchemy as sa
 
     chunks = []
-    with store.database.engine.connect() as connection:
+    with store._db.engine.connect() as connection:
         names = sa.inspect(connection).get_table_names()
         for name in names:
             for row in connection.execute(sa.text(f"SELECT * FROM {name}")):

@@ -32,7 +32,7 @@ def _history(store: Store) -> dict[str, Any]:
     store.add_all([learner("L1"), *records_for("L1")])
     store.add_all([learner("L2"), *records_for("L2")])
     store.restrict(Progress, "L1-P1", reason="accuracy contested")
-    with store.database.read() as connection:
+    with store._db.read() as connection:
         older_head = dict(connection.execute(select(AUDIT_HEAD)).mappings().one())
     store.erase_subject("L2", now=NOW)
     store.lift_restriction(Progress, "L1-P1")
@@ -185,7 +185,7 @@ def test_every_tampering_is_caught(store: Store, kind: str) -> None:
     """verify() raises AuditTampered after each kind of tampering (never returns)."""
     history = _history(store)
     assert store.audit.verify() is True
-    with store.database.write() as connection:
+    with store._db.write() as connection:
         TAMPERINGS[kind](connection, history)
     with pytest.raises(AuditTampered) as caught:
         store.audit.verify()
@@ -195,7 +195,7 @@ def test_every_tampering_is_caught(store: Store, kind: str) -> None:
         # The PostgreSQL database is shared by the module's tests: put the tables back.
         from learnprivacy.store._schema import METADATA
 
-        with store.database.write() as connection:
+        with store._db.write() as connection:
             METADATA.create_all(connection, tables=[AUDIT, AUDIT_HEAD])
 
 
@@ -204,7 +204,7 @@ def test_the_last_three_are_caught_after_reopening(store_url: str, keyring: obje
     empty head) does not launder the tampering: the anchor still names the lost entries."""
     opened = Store(store_url, keys=keys_for(store_url), keyring=keyring)  # type: ignore[arg-type]
     history = _history(opened)
-    with opened.database.write() as connection:
+    with opened._db.write() as connection:
         _delete_log_and_head(connection, history)
     opened.close()
     reopened = Store(store_url, keys=keys_for(store_url), keyring=keyring)  # type: ignore[arg-type]
@@ -221,7 +221,7 @@ def test_the_anchor_follows_every_commit_and_never_moves_back(store: Store) -> N
     """After each write the key database's anchor equals the sealed head; a stale
     advance (a writer committing late) does not pull it back."""
     _history(store)
-    anchors = store.key_database
+    anchors = store._key_db
     name = f"audit:{store.store_id}"
     last = list(store.audit)[-1]
     assert anchors.read_anchor(name) == (last.sequence, last.hash)
@@ -236,5 +236,5 @@ def test_an_anchor_lagging_behind_the_head_is_not_tampering(store: Store) -> Non
     _history(store)
     entries = list(store.audit)
     middle = entries[len(entries) // 2]
-    store.key_database.reset_anchor(f"audit:{store.store_id}", middle.sequence, middle.hash)
+    store._key_db.reset_anchor(f"audit:{store.store_id}", middle.sequence, middle.hash)
     assert store.audit.verify()

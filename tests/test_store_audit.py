@@ -47,7 +47,7 @@ def test_entries_are_chained(store: Store) -> None:
 def test_no_learner_id_or_personal_value_in_the_log(store: Store) -> None:
     """Subjects appear only as keyed pseudonyms; no id of a learner, no personal value."""
     _fill(store)
-    with store.database.read() as connection:
+    with store._db.read() as connection:
         rows = "\n".join(repr(tuple(r)) for r in connection.execute(select(AUDIT)))
     for secret in ("'L1'", "'L2'", '"L1"', '"L2"', "secret@example.org", "GivenL1Zq", "BillingL2"):
         assert secret not in rows
@@ -58,7 +58,7 @@ def test_no_learner_id_or_personal_value_in_the_log(store: Store) -> None:
 
 
 def _tamper(store: Store, statement: object) -> None:
-    with store.database.write() as connection:
+    with store._db.write() as connection:
         connection.execute(statement)  # type: ignore[call-overload]
 
 
