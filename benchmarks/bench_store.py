@@ -329,7 +329,7 @@ def read_peer(path: Path) -> tuple[float, int]:
 def _copy(source: Path, work: Path) -> None:
     """Copy a closed database (its write-ahead log already folded in), dropping stale logs.
 
-    A store's key database (``x.db`` -> ``x.keys.db``) is copied with it.
+    A store's key database (``x.db`` -> ``x.keys.db``) and its vault are copied with it.
     """
     for suffix in ("-wal", "-shm"):
         Path(f"{work}{suffix}").unlink(missing_ok=True)
@@ -339,6 +339,13 @@ def _copy(source: Path, work: Path) -> None:
     keys = source.with_suffix(".keys.db")
     if keys.exists():
         _copy(keys, work.with_suffix(".keys.db"))
+        # The key database's vault goes with it; a vault left by an earlier round's copy
+        # would name epochs this copy never had (and the store refuses to open).
+        vault, copied = source.with_suffix(".keys.vault"), work.with_suffix(".keys.vault")
+        if vault.exists():
+            shutil.copyfile(vault, copied)
+        else:
+            copied.unlink(missing_ok=True)
 
 
 def sweep_store(source: Path, work: Path, batch_size: int) -> tuple[float, int]:
