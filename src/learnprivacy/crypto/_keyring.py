@@ -58,6 +58,8 @@ _CHECK_SCOPE = "check"
 _BLIND_INDEX_SCOPE = "blind-index"
 _KEY_REF_LABEL = b"learnprivacy/v1/key-store-subject"
 _KEY_REF_PREFIX = "k1_"
+#: At most this many key references are remembered (see Keyring._refs).
+_REFS_KEPT = 20_000
 
 
 class Keyring:
@@ -91,6 +93,7 @@ class Keyring:
         "_previous",
         "_pseudonymous",
         "_ref_key",
+        "_refs",
         "_store",
         "_verified",
         "_wrap_key",
@@ -125,6 +128,9 @@ class Keyring:
         self._verified = False
         self._index_key: bytes | None = None
         self._ref_key: PrekeyedHmac | None = None
+        # Key references computed lately, by subject: a read names each learner when it
+        # fetches their keys, then again when it opens them. Bounded (_REFS_KEPT).
+        self._refs: dict[str, str] = {}
 
     @classmethod
     def generate(cls, *, store: KeyStore | None = None) -> Keyring:
@@ -238,8 +244,12 @@ class Keyring:
         check_subject(subject)
         if not self._pseudonymous:
             return subject
-        digest = self._ref_mac().digest(subject.encode())[:16]
-        return _KEY_REF_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        ref = self._refs.get(subject)
+        if ref is None:
+            digest = self._ref_mac().digest(subject.encode())[:16]
+            ref = _KEY_REF_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+            self._remember_refs({subject: ref})
+        return ref
 
     def _key_refs(self, subjects: Iterable[str]) -> dict[str, str]:
         """:meth:`key_ref` of many subjects, by subject (a sweep names thousands)."""
@@ -249,10 +259,21 @@ class Keyring:
         digest = self._ref_mac().digest
         encode = base64.urlsafe_b64encode
         prefix = _KEY_REF_PREFIX
-        return {
-            subject: prefix + encode(digest(subject.encode())[:16]).decode().rstrip("=")
+        known = self._refs
+        refs = {
+            subject: known.get(subject)
+            or prefix + encode(digest(subject.encode())[:16]).decode().rstrip("=")
             for subject in subjects
         }
+        self._remember_refs(refs)
+        return refs
+
+    def _remember_refs(self, refs: dict[str, str]) -> None:
+        known = self._refs
+        if len(known) + len(refs) > _REFS_KEPT:
+            known.clear()
+        if len(refs) <= _REFS_KEPT:
+            known.update(refs)
 
     def _ref_mac(self) -> PrekeyedHmac:
         mac = self._ref_key
@@ -308,6 +329,8 @@ class Keyring:
         """
         if isinstance(self._store, InMemoryKeyStore) and bound is not self:
             self._index_key = bound._index_secret()
+            self._ref_key = None
+            self._refs.clear()
 
     def shred(self, subject: str, scope: str | None = None) -> int:
         """Destroy the data keys of ``subject`` in ``scope`` (all scopes when ``None``).
