@@ -50,6 +50,7 @@ from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
 from learnprivacy.testing import reidentification_risks
+from tests.store_fixtures import keys_for
 
 UTC = dt.UTC
 T = dt.datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
@@ -114,10 +115,10 @@ def learner_records(learner: str) -> list[Any]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    """A SQLite file store holding learners L0001 and L0002."""
+def store(store_url: str) -> Iterator[Store]:
+    """A store holding learners L0001 and L0002: a SQLite file, then PostgreSQL."""
     with Store(
-        f"sqlite:///{tmp_path / 'lms.db'}", keyring=Keyring.generate(), clock=lambda: T
+        store_url, keyring=Keyring.generate(), keys=keys_for(store_url), clock=lambda: T
     ) as opened:
         opened.add_all(learner_records("L0001") + learner_records("L0002"), now=T)
         yield opened
@@ -159,9 +160,11 @@ def linking_risks(rows: Sequence[dict[str, Any]], known: Sequence[Any]) -> list[
 def test_anonymise_records_leaves_rows_that_identify_nobody(store: Store, tmp_path: Path) -> None:
     """Store.anonymise_records: the rows leave the learner's records, keep their
     statistics under fresh ids and one person id, dates generalised to the month; the
-    re-identification check finds no link; the audit entry replays on a backup."""
+    re-identification check finds no link; the audit entry replays on a backup (of a
+    SQLite store)."""
     backup = tmp_path / "before.db"
-    store.backup(str(backup))
+    if not store._db.is_postgres:
+        store.backup(str(backup))
     known = store.records_of("L0001")
     progress = [r for r in known if isinstance(r, Progress)]
     assert store.anonymise_records(progress, now=T, reason="test") == 2
@@ -176,10 +179,12 @@ def test_anonymise_records_leaves_rows_that_identify_nobody(store: Store, tmp_pa
     assert store.anonymise_records(progress, now=T, reason="test") == 0
     [entry] = [e for e in store.audit if e.action == "anonymise"]
     assert entry.details["count"] == 2
+    if store._db.is_postgres:
+        return
     with Store(
         f"sqlite:///{backup}",
         keyring=Keyring.from_master_key(store.keyring.export_master_key()),
-        keys=store.key_database,
+        keys=store._key_db,
     ) as restored:
         assert restored.replay_erasures(store.audit, now=T).anonymised == 2
         assert restored.count(Progress, anonymised=True) == 2
@@ -235,6 +240,33 @@ def test_verify_anonymised_catches_rows_that_still_identify(
         store.verify_anonymised(known, since=T)
     assert "192.0.2.44" not in str(caught.value)
     assert "L0001" not in str(caught.value)
+
+
+def test_anonymise_records_rechecks_what_it_wrote(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack on the store's own path: the row writer "forgets" to empty a ciphertext.
+    anonymise_records reads the rows it wrote again and raises IntegrityError naming the
+    field, instead of returning a count as if all went well."""
+    from sqlalchemy import update
+
+    from learnprivacy.store import _erasure
+
+    real = _erasure.anonymise_rows
+
+    def forgetful(connection: Any, rt: Any, ids: Any, now: Any, **kwargs: Any) -> int:
+        count = real(connection, rt, ids, now, **kwargs)
+        written = kwargs.get("new_ids") or []
+        if rt.name == "AccessEvent" and written:
+            connection.execute(
+                update(rt.table).where(rt.table.c.id.in_(written)).values(ip_token="v1.left")
+            )
+        return count
+
+    monkeypatch.setattr(_erasure, "anonymise_rows", forgetful)
+    [event] = [r for r in store.records_of("L0001") if isinstance(r, AccessEvent)]
+    with pytest.raises(IntegrityError, match=r"AccessEvent\.ip keeps its ciphertext"):
+        store.anonymise_records([event], now=T, reason="test")
 
 
 # -- withdrawal with the seed policies ---------------------------------------------------

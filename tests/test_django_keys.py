@@ -111,7 +111,9 @@ def _rotation_killed_then_resumed(base: dict[str, str]) -> None:
     live = sum(json.loads(_shell(COUNT, old_env)).values())
 
     rotating = _env(base, NEW_KEY, MASTER_KEY)
-    _kill_mid_rotation(rotating, "--batch-size", "10")
+    # One key per transaction: the rotation lasts long enough for the kill to land in it,
+    # even on a loaded machine.
+    _kill_mid_rotation(rotating, "--batch-size", "1")
     counts = json.loads(_shell(COUNT, rotating))
     assert 0 < counts.get(new_id, 0) < live, "the kill must land in the middle"
     assert sum(counts.values()) == live

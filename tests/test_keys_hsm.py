@@ -80,7 +80,7 @@ def test_an_hsm_vault_closes_old_key_copies_and_destroys_the_epoch_object(
         store.compact_keys(now=NOW)
         (first,) = _objects(vault)
         store.backup(str(tmp_path / "records-before.db"))
-        store.key_database.backup(str(tmp_path / "keys-before.db"))
+        store._key_db.backup(str(tmp_path / "keys-before.db"))
         store.erase_subject(ERASED, now=NOW)
         report = store.compact_keys(now=NOW)
         assert report["epoch"] == 2

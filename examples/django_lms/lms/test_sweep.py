@@ -70,6 +70,22 @@ class ActivityTests(TransactionTestCase):
         assert runtime().keyring.is_shredded(str(self.gone.pk), "contract")
         assert not runtime().keyring.is_shredded(str(self.active.pk), "contract")
 
+    def test_an_ended_restriction_does_not_stop_the_sweep(self) -> None:
+        """An account restricted earlier (a hold since released) that the schedule now
+        anonymises: the restriction ends and the account is anonymised (the guard on
+        restricted rows does not block the sweep itself)."""
+        Restriction.objects.create(
+            table="auth_user",
+            row_key=str(self.gone.pk),
+            subject_ref="p1_test",
+            reason="legal hold",
+            created_at=LONG_AGO,
+        )
+        result = get_privacy().sweep(now=NOW)
+        assert result.anonymised == 1
+        assert not User.objects.get(pk=self.gone.pk).is_active
+        assert not Restriction.objects.filter(table="auth_user").exists()
+
     def test_progress_too_old_as_well_is_swept(self) -> None:
         """Control: when the progress is old too, the learner is swept."""
         Enrolment.objects.filter(user=self.active).update(progressed_at=LONG_AGO)

@@ -263,15 +263,16 @@ class DjangoPrivacy:
 
     def _anonymise_rows(self, bound: Bound, keys: Sequence[Any]) -> None:
         """Blank the personal values of rows kept for their links (user accounts)."""
+        from learnprivacy.django.models import Restriction
+
         model = bound.model
         manager = model._base_manager.using(self.using)
+        # As for erasure: a restriction whose reason has ended goes first (writes to a
+        # row still listed as restricted are refused).
+        Restriction.objects.using(self.using).filter(
+            table=bound.spec.table, row_key__in=[str(k) for k in keys]
+        ).delete()
         if bound.owned:
-            from learnprivacy.django.models import Restriction
-
-            # As for erasure: a restriction whose reason has ended goes first.
-            Restriction.objects.using(self.using).filter(
-                table=bound.spec.table, row_key__in=[str(k) for k in keys]
-            ).delete()
             fields = bound.encrypted
             subject = model._meta.get_field(bound.spec.subject)
             blocking = [f.name for f in fields if not f.null]

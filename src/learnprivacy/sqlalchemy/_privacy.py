@@ -23,6 +23,7 @@ from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser
 from learnprivacy.crypto._blind_index import normalise_text
 from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.retention import Hold, Schedule
+from learnprivacy.sqlalchemy._auditdb import AuditDatabase
 from learnprivacy.sqlalchemy._columns import declaration_of
 from learnprivacy.sqlalchemy._keys import open_key_store, same_database
 from learnprivacy.sqlalchemy._tables import ANONYMISED, RESTRICTED, SideTables, side_tables
@@ -46,6 +47,7 @@ _log = logging.getLogger("learnprivacy.sqlalchemy")
 
 _PENDING = "learnprivacy.pending_shreds"
 _HOOKED = "learnprivacy.after_commit"
+_AUDIT_PENDING = "learnprivacy.audit_outbox"
 
 SessionSource = Session | scoped_session[Any] | Callable[[], Session]
 
@@ -117,6 +119,7 @@ class LearnPrivacy:
         clock: Callable[[], dt.datetime] | None = None,
         cache_size: int = 10_000,
         vault: object = None,
+        audit: str | Engine | None = None,
     ) -> None:
         if not isinstance(keyring, Keyring):
             raise ConfigurationError("LearnPrivacy needs keyring=Keyring(...)")
@@ -162,7 +165,13 @@ class LearnPrivacy:
         self.schedule = schedule
         self.holds = check_holds(holds)
         self._clock = clock or _system_clock
-        self.side: SideTables = side_tables(metadata)
+        if audit is not None and not isinstance(audit, str | Engine):
+            raise ConfigurationError("audit= must be a database URL or an Engine")
+        self.side: SideTables = side_tables(metadata, audit_here=audit is None)
+        self._audit_db: AuditDatabase | None = None
+        if audit is not None:
+            assert self.side.outbox is not None
+            self._audit_db = AuditDatabase(audit, self.side.outbox, self._audit_log)
         self._specs: dict[type[Any], ModelSpec] = {}
         self._tables: dict[str, ModelSpec] = {}
         self._ready: set[int] = set()
@@ -240,7 +249,7 @@ class LearnPrivacy:
         connection = session.connection()
         if id(connection.engine) not in self._ready:
             self.side.ensure(connection)
-        self.audit(connection).append(connection, events, now=_aware(self._clock()))
+        self._record(session, connection, events, _aware(self._clock()))
 
     def _before_flush(self, session: Session, _context: Any, _instances: Any) -> None:
         """Create the data keys of the new learners of this flush in one go.
@@ -289,6 +298,8 @@ class LearnPrivacy:
             close = getattr(getattr(store, "_db", None), "dispose", None)
         if callable(close):
             close()
+        if self._audit_db is not None:
+            self._audit_db.close()
 
     def __repr__(self) -> str:
         return f"LearnPrivacy(component={self.component!r}, tables={sorted(self._tables)})"
@@ -367,7 +378,7 @@ class LearnPrivacy:
                 "resumed": report["resumed"],
             },
         )
-        self.audit(connection).append(connection, [event], now=now)
+        self._record(session, connection, [event], now)
         session.commit()
         return report
 
@@ -382,14 +393,43 @@ class LearnPrivacy:
         return self._audit_names.pseudonym(subject)
 
     def audit(self, bind: Session | Engine | Connection) -> AuditLog:
-        """The audit log in the database of ``bind`` (``.verify()``, ``.entries()``)."""
-        engine = _engine_of(bind)
+        """The audit log (``.verify()``, ``.entries()``): in the database of ``bind``, or
+        in the one named by ``LearnPrivacy(..., audit=)`` (entries the application's
+        committed transactions staged are moved there first)."""
+        if self._audit_db is not None:
+            if isinstance(bind, Session):
+                self._open(bind)
+            elif isinstance(bind, Connection):
+                self._audit_db.drain(bind)
+            else:
+                self._audit_db.drain(_engine_of(bind))
+            return self._audit_db.log()
+        return self._audit_log(Database.from_engine(_engine_of(bind)))
+
+    def _audit_log(self, database: Database) -> AuditLog:
         return AuditLog(
-            Database.from_engine(engine),
+            database,
             pseudonymiser=self._audit_names,
             seal_key=self._seal_key,
             actor=self.actor,
         )
+
+    def _record(
+        self,
+        session: Session,
+        connection: Connection,
+        events: Sequence[AuditEvent],
+        now: dt.datetime,
+    ) -> None:
+        """Record ``events`` in the caller's transaction: in the audit log when it lives in
+        the application's database, else in the outbox that feeds it after the commit."""
+        if self._audit_db is None:
+            self.audit(connection).append(connection, events, now=now)
+            return
+        if events:
+            staged = session.info.setdefault(_AUDIT_PENDING, set())
+            staged.add(self._audit_db.stage(connection, events, now))
+            self._hook(session)
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -407,11 +447,15 @@ class LearnPrivacy:
                     "data they protect (give the key store a database of its own)"
                 )
             self.side.ensure(connection)
-            with_head = connection.execute(select(self.side.audit_head.c.id)).first()
-            if with_head is None:
+            head = self.side.audit_head
+            if head is not None and connection.execute(select(head.c.id)).first() is None:
                 self.audit(connection).ensure_head(connection)
             self._ready.add(id(engine))
         self._reconcile(session, connection)
+        if self._audit_db is not None:
+            # Entries a crash left in the outbox after their transaction committed (this
+            # transaction's own wait for its commit).
+            self._audit_db.drain(connection, exclude=session.info.get(_AUDIT_PENDING, ()))
         return connection
 
     def _hook(self, session: Session) -> None:
@@ -428,8 +472,22 @@ class LearnPrivacy:
         # rolled back inside the transaction is sorted out at commit (durable rows only).
         if not getattr(previous, "nested", False):
             session.info.pop(_PENDING, None)
+            session.info.pop(_AUDIT_PENDING, None)
+
+    def _drain(self, session: Session) -> None:
+        if self._audit_db is None:
+            return
+        try:
+            self._audit_db.drain(_engine_of(session))
+        except Exception as exc:  # the change is committed; the next call moves them
+            _log.warning(
+                "audit entries not moved to the audit database (%s); retried on next call",
+                type(exc).__name__,
+            )
 
     def _after_commit(self, session: Session) -> None:
+        if session.info.pop(_AUDIT_PENDING, None):
+            self._drain(session)
         pending = session.info.pop(_PENDING, None)
         if not pending:
             return
@@ -702,7 +760,7 @@ class LearnPrivacy:
             kept_scopes=plan.kept_scopes,
         )
         events = erasure_events(self.subject_ref, effective, self._tables)
-        self.audit(connection).append(connection, events, now=now)
+        self._record(session, connection, events, now)
         self._apply(
             session,
             connection,
@@ -831,7 +889,7 @@ class LearnPrivacy:
             [subject],
             reason=reason or "restriction lifted",
         )
-        self.audit(connection).append(connection, [event], now=now)
+        self._record(session, connection, [event], now)
         states = self.side.states
         if reason is None:
             connection.execute(

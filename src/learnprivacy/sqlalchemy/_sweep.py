@@ -384,7 +384,7 @@ def _carry_out(
     gone = sorted({o for o in owners["erase"] + owners["anonymise"] if o})
     if gone and spec.personal:
         events.append(shred_event(privacy.subject_ref, gone, [spec.scope], mode="keys"))
-    privacy.audit(connection).append(connection, events, now=now)
+    privacy._record(session, connection, events, now)
     privacy._apply(
         session,
         connection,

@@ -4,7 +4,9 @@
   entries commit in the same transaction as the change they record;
 - ``lp_row_states``: rows restricted (GDPR Art. 18) or anonymised, by table and key;
 - ``lp_pending_shreds``: keys to shred once the transaction that removed their last
-  rows has committed; what a crash leaves here is shredded on the next call.
+  rows has committed; what a crash leaves here is shredded on the next call;
+- ``lp_audit_outbox`` instead of the audit tables when the audit log lives in a database
+  the caller names (``LearnPrivacy(..., audit=)``, see ``_auditdb``).
 
 They are added to the application's ``MetaData`` when :class:`LearnPrivacy` binds, so
 ``metadata.create_all`` and Alembic's autogenerate see them; they are also created on
@@ -38,11 +40,17 @@ ANONYMISED = "anonymised"
 class SideTables:
     """The integration's tables, as they sit in one ``MetaData``."""
 
-    __slots__ = ("audit", "audit_head", "pending", "states")
+    __slots__ = ("audit", "audit_head", "outbox", "pending", "states")
 
-    def __init__(self, metadata: MetaData) -> None:
-        self.audit = _copy(AUDIT, metadata)
-        self.audit_head = _copy(AUDIT_HEAD, metadata)
+    def __init__(self, metadata: MetaData, *, audit_here: bool = True) -> None:
+        # The audit log lives here, or in a database of its own fed by an outbox here.
+        self.audit: Table | None = _copy(AUDIT, metadata) if audit_here else None
+        self.audit_head: Table | None = _copy(AUDIT_HEAD, metadata) if audit_here else None
+        self.outbox: Table | None = None
+        if not audit_here:
+            from learnprivacy.sqlalchemy._auditdb import outbox_table
+
+            self.outbox = outbox_table(metadata)
         if ROW_STATES in metadata.tables:
             self.states = metadata.tables[ROW_STATES]
         else:
@@ -71,7 +79,8 @@ class SideTables:
     @property
     def all(self) -> list[Table]:
         """Every table, in creation order."""
-        return [self.audit, self.audit_head, self.states, self.pending]
+        found = [self.audit, self.audit_head, self.outbox, self.states, self.pending]
+        return [t for t in found if t is not None]
 
     def ensure(self, connection: Connection) -> None:
         """Create the tables missing in ``connection``'s database (in its transaction)."""
@@ -88,6 +97,7 @@ def _copy(table: Table, metadata: MetaData) -> Table:
     return table.to_metadata(metadata)
 
 
-def side_tables(metadata: MetaData) -> SideTables:
-    """The integration's tables in ``metadata`` (added if absent)."""
-    return SideTables(metadata)
+def side_tables(metadata: MetaData, *, audit_here: bool = True) -> SideTables:
+    """The integration's tables in ``metadata`` (added if absent); without the audit
+    log's when it lives in another database (``lp_audit_outbox`` instead)."""
+    return SideTables(metadata, audit_here=audit_here)
