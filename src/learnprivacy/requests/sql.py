@@ -214,7 +214,17 @@ class SQLBackend:
 
     def _convert_learner_columns(self) -> None:
         """Replace the clear learner ids of a book written in clear by their pseudonyms
-        (and re-seal its facts under keys named after them), once, in one transaction."""
+        (and re-seal its facts under keys named after them), once, in one transaction.
+
+        Two processes opening a new book at once may both try to write the marker: the
+        loser's transaction fails on the primary key and is run again, finding it.
+        """
+        try:
+            self._convert_once()
+        except sa_exc.IntegrityError:
+            self._convert_once()
+
+    def _convert_once(self) -> None:
         wanted = "clear" if self._refs is None else "keyed"
         with self._engine.begin() as connection:
             found = connection.execute(
