@@ -306,3 +306,12 @@ def test_a_marker_written_meanwhile_by_another_opener_is_no_error(
             "keyed"
         ]
     backend.engine.dispose()
+
+
+def test_a_numeric_learner_id_is_not_mistaken_for_a_count(sqlite_store: Store) -> None:
+    """Moodle's learner ids are numbers; the history's counts ("records": "1") are not the
+    learner: the erasure of learner "1" completes."""
+    person = Person()
+    person.id = "1"
+    _, erased = _file_and_erase(sqlite_store, person)
+    assert erased.state is RequestState.COMPLETED, erased.failure
