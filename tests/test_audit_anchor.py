@@ -21,7 +21,7 @@ from learnprivacy.records import Progress
 from learnprivacy.store import Store
 from learnprivacy.store._audit import AuditEntry
 from learnprivacy.store._tables import AUDIT, AUDIT_HEAD
-from tests.store_fixtures import NOW, keys_for, learner, records_for
+from tests.store_fixtures import NOW, forged_audit_row, keys_for, learner, records_for
 
 Tampering = Callable[[Connection, dict[str, Any]], None]
 
@@ -63,30 +63,7 @@ def _reorder(connection: Connection, _history: dict[str, Any]) -> None:
 
 
 def _forged_row(last: AuditEntry) -> dict[str, Any]:
-    forged = AuditEntry(
-        sequence=last.sequence + 1,
-        at=last.at,
-        action="lift_restriction",
-        record_type="Progress",
-        subject_ref=None,
-        actor="intruder",
-        outcome="done",
-        details={"count": 1},
-        prev_hash=last.hash,
-        hash="",
-    )
-    return {
-        "sequence": forged.sequence,
-        "at": last.at.replace(tzinfo=None),
-        "action": forged.action,
-        "record_type": forged.record_type,
-        "subject_ref": None,
-        "actor": forged.actor,
-        "outcome": forged.outcome,
-        "details": json.dumps(forged.details),
-        "prev_hash": forged.prev_hash,
-        "hash": forged.expected_hash(),
-    }
+    return forged_audit_row(last, action="lift_restriction", details={"count": 1})
 
 
 def _append_forged(connection: Connection, history: dict[str, Any]) -> None:

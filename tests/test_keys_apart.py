@@ -25,6 +25,7 @@ from learnprivacy.keys import KeyDatabase
 from learnprivacy.records import Certificate, Learner
 from learnprivacy.store import Store
 from learnprivacy.store._keydb import default_keys_url
+from tests import serve_or_skip
 from tests.store_fixtures import (
     MASTER_KEY,
     NOW,
@@ -287,13 +288,7 @@ def keys_server() -> Iterator[TemporaryPostgres]:
     files then hold nothing of the keys, which is the deployment docs/security.md advises."""
     from learnprivacy.testing.postgres import PostgresUnavailable, TemporaryPostgres
 
-    server = TemporaryPostgres(database="keys")
-    try:
-        server.start()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"PostgreSQL unavailable: {exc}")
-    yield server
-    server.stop()
+    yield from serve_or_skip(TemporaryPostgres(database="keys"), PostgresUnavailable)
 
 
 @pytest.fixture

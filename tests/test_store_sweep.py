@@ -514,3 +514,50 @@ def test_a_sweep_counts_and_destroys_exactly_the_keys_no_row_uses(store: Store) 
     assert report.shredded == len(before - after) == 8
     with store._db.read() as connection:
         assert connection.execute(select(KEY_OUTBOX.c.id)).first() is None
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_a_sweep_page_does_not_hold_the_audit_head_while_it_deletes(
+    store: Store, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: while a sweep deletes a page, another writer of the audit log (a second
+    sweep worker, a request) goes ahead; the sweep locks the head row only to append its
+    entries, just before it commits. The chain stays whole and verifiable."""
+    import threading
+
+    from learnprivacy.crypto import Keyring
+    from learnprivacy.store import _sweep as sweep_module
+    from tests.store_fixtures import MASTER_KEY, keys_for
+
+    store.add_all([learner(f"E{i:02d}", last_activity_at=day(2020, 1, 1)) for i in range(20)])
+    schedule = Schedule({Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
+    deleting, release = threading.Event(), threading.Event()
+    real_erase = sweep_module.erase_rows
+
+    def paused_erase(*args: Any, **kwargs: Any) -> int:
+        deleting.set()
+        release.wait(60)
+        return real_erase(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "erase_rows", paused_erase)
+    reports: list[Any] = []
+    sweeper = threading.Thread(target=lambda: reports.append(store.sweep(schedule, now=NOW)))
+    sweeper.start()
+    other = Store(store_url, keyring=Keyring.from_master_key(MASTER_KEY), keys=keys_for(store_url))
+    try:
+        assert deleting.wait(60)
+        writer = threading.Thread(target=lambda: other.audit.record("note", "done", now=NOW))
+        writer.start()
+        writer.join(20)
+        blocked = writer.is_alive()
+        release.set()
+        sweeper.join(60)
+        writer.join(60)
+    finally:
+        release.set()
+        other.close()
+    assert not blocked, "the audit head was held while the sweep deleted its page"
+    assert reports[0].erased == 20
+    assert store.audit.verify()
+    actions = [e.action for e in store.audit.entries()]
+    assert actions.index("note") < actions.index("erase")

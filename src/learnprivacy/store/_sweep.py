@@ -462,8 +462,6 @@ class _TypeSweep:
             # Lock order on PostgreSQL, the same in every writer: rows, keys, audit head.
             learners = {subject_of(r) for r in gone}
             keys = live_keys(self.store, connection, learners, rt.scope, refs=refs)
-        # The log first: the entries and the changes commit together or not at all.
-        audit.append(connection, events, now=self.now)
         erase_rows(connection, rt, [r.id for r in work[Action.ERASE]])
         anonymise_rows(
             connection,
@@ -488,33 +486,35 @@ class _TypeSweep:
                 connection, rt, [r.id for r in work[Action.RESTRICT]], now=self.now, reason=reason
             )
         if keys:
-            self._shred_unused(connection, keys, refs)
+            events.extend(self._shred_unused(connection, keys, refs))
+        # The log last, in the same transaction: the entries and the changes commit
+        # together or not at all, and on PostgreSQL the audit head, the one row every
+        # writer locks, is held only from here to the commit, not while the page's rows
+        # are deleted (concurrent sweeps would wait on each other's whole page).
+        audit.append(connection, events, now=self.now)
 
     def _shred_unused(
         self, connection: Connection, keys: list[tuple[str, str]], key_refs: dict[str, str]
-    ) -> None:
+    ) -> list[AuditEvent]:
+        """Send the keys no remaining row uses to the outbox; the audit event saying so."""
         store, scope = self.store, self.rt.scope
         used = scopes_in_use(store, connection, {s for s, _ in keys}, scope)
         doomed = sorted({s for s, _ in keys if s not in used})
         if not doomed:
-            return
+            return []
         refs = sorted(self._ref(s) for s in doomed)
-        store.audit.append(
-            connection,
-            [
-                AuditEvent(
-                    action="shred",
-                    outcome="done",
-                    record_type=None,
-                    subject_ref=refs[0] if len(refs) == 1 else None,
-                    details={"scope": scope, "subject_refs": refs, "mode": "keys", "sweep": True},
-                )
-            ],
-            now=self.now,
-        )
         self.tally.shredded += shred_keys(
             store, connection, doomed, scope, live=keys, refs=key_refs
         )
+        return [
+            AuditEvent(
+                action="shred",
+                outcome="done",
+                record_type=None,
+                subject_ref=refs[0] if len(refs) == 1 else None,
+                details={"scope": scope, "subject_refs": refs, "mode": "keys", "sweep": True},
+            )
+        ]
 
 
 def _consent_purposes(store: Store, schedule: Schedule) -> dict[str, list[Any]]:
