@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 # The store fixtures (a store on SQLite and on PostgreSQL, its URL, keyring, template) live
 # in tests/store_fixtures.py with their helpers; importing them here shares them with
 # every test module, without star imports.
-from tests import NOW
+from tests import NOW, serve_or_skip
 from tests.store_fixtures import (  # noqa: F401
     empty_url,
     keyring,
@@ -53,13 +53,7 @@ def postgres_server() -> Iterator[TemporaryPostgres]:
     """One real PostgreSQL server for the session; each user creates its own database."""
     from learnprivacy.testing.postgres import PostgresUnavailable, TemporaryPostgres
 
-    server = TemporaryPostgres()
-    try:
-        server.start()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"PostgreSQL unavailable: {exc}")
-    yield server
-    server.stop()
+    yield from serve_or_skip(TemporaryPostgres(), PostgresUnavailable)
 
 
 @pytest.fixture(scope="session")
@@ -67,13 +61,7 @@ def mariadb_server() -> Iterator[TemporaryMariaDB]:
     """One real MariaDB server for the session; each user creates its own database."""
     from learnprivacy.testing.mariadb import MariaDBUnavailable, TemporaryMariaDB
 
-    server = TemporaryMariaDB()
-    try:
-        server.start()
-    except MariaDBUnavailable as exc:
-        pytest.skip(f"MariaDB unavailable: {exc}")
-    yield server
-    server.stop()
+    yield from serve_or_skip(TemporaryMariaDB(), MariaDBUnavailable)
 
 
 @pytest.fixture(scope="session")
@@ -81,13 +69,7 @@ def ralph_lrs() -> Iterator[TemporaryRalphLRS]:
     """One real Ralph LRS on 127.0.0.1 for the session (filesystem backend)."""
     from learnprivacy.testing.lrs import LRSUnavailable, TemporaryRalphLRS
 
-    server = TemporaryRalphLRS()
-    try:
-        server.start()
-    except LRSUnavailable as exc:
-        pytest.skip(f"Ralph LRS unavailable: {exc}")
-    yield server
-    server.stop()
+    yield from serve_or_skip(TemporaryRalphLRS(), LRSUnavailable)
 
 
 #: The engines every Moodle test runs on: Moodle sites run on all three.

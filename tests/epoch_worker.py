@@ -1,6 +1,6 @@
 """Run a key compaction and SIGKILL itself at a chosen point (tests/test_keys_epochs.py).
 
-Usage: python -m tests.epoch_worker RECORDS_URL POINT
+Usage: python -m tests.epoch_worker RECORDS_URL POINT [BATCH_SIZE]
 POINT: ``progress:N`` (at the Nth key examined), ``vault:W:S`` (during vault write W,
 after slot write S: 0 torn half-way, 1 after the first slot), ``meta`` (after the key
 database switched to the new epoch, before the vault dropped the old one).
@@ -68,7 +68,8 @@ def main() -> None:
 
         _epochs._trim_vault = trim  # type: ignore[assignment]
     store = Store(url, keyring=Keyring.from_master_key(MASTER_KEY), clock=lambda: NOW)
-    store.compact_keys(now=NOW, progress=progress, batch_size=40)
+    batch_size = int(sys.argv[3]) if len(sys.argv) > 3 else 40
+    store.compact_keys(now=NOW, progress=progress, batch_size=batch_size)
     sys.exit(3)  # the kill point was never reached
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import tempfile
 import uuid
@@ -62,6 +63,8 @@ def _forget_keys(url: str) -> None:
     path = Path(keys_for(url).removeprefix("sqlite:///"))
     for suffix in ("", "-wal", "-shm", "-journal"):
         path.with_name(path.name + suffix).unlink(missing_ok=True)
+    # And its vault (a sweep compacts the keys under an epoch key kept there).
+    path.with_name(path.name.removesuffix(".db") + ".vault").unlink(missing_ok=True)
 
 
 UTC = dt.UTC
@@ -296,7 +299,7 @@ def table_text(store: Store) -> str:
     import sqlalchemy as sa
 
     chunks = []
-    with store.database.engine.connect() as connection:
+    with store._db.engine.connect() as connection:
         names = sa.inspect(connection).get_table_names()
         for name in names:
             for row in connection.execute(sa.text(f"SELECT * FROM {name}")):
@@ -366,6 +369,37 @@ def dead_tuples(server: TemporaryPostgres, database: str) -> bytes:
             page = psql(server, database, f"SELECT get_raw_page('{name}', {block})")
             data += bytes(page[0][0])
     return data
+
+
+def forged_audit_row(last: Any, *, action: str, details: dict[str, Any]) -> dict[str, Any]:
+    """An ``lp_audit`` row chained after ``last`` (an ``AuditEntry``) with a correct hash,
+    as an intruder able to write SQL would forge it."""
+    from learnprivacy.store._audit import AuditEntry
+
+    forged = AuditEntry(
+        sequence=last.sequence + 1,
+        at=last.at,
+        action=action,
+        record_type="Progress",
+        subject_ref=None,
+        actor="intruder",
+        outcome="done",
+        details=details,
+        prev_hash=last.hash,
+        hash="",
+    )
+    return {
+        "sequence": forged.sequence,
+        "at": last.at.replace(tzinfo=None),
+        "action": forged.action,
+        "record_type": forged.record_type,
+        "subject_ref": None,
+        "actor": forged.actor,
+        "outcome": forged.outcome,
+        "details": json.dumps(forged.details),
+        "prev_hash": forged.prev_hash,
+        "hash": forged.expected_hash(),
+    }
 
 
 def population(count: int, *, seed: int = 7) -> list[Any]:

@@ -21,7 +21,7 @@ from learnprivacy.records import Progress
 from learnprivacy.store import Store
 from learnprivacy.store._audit import AuditEntry
 from learnprivacy.store._tables import AUDIT, AUDIT_HEAD
-from tests.store_fixtures import NOW, keys_for, learner, records_for
+from tests.store_fixtures import NOW, forged_audit_row, keys_for, learner, records_for
 
 Tampering = Callable[[Connection, dict[str, Any]], None]
 
@@ -32,7 +32,7 @@ def _history(store: Store) -> dict[str, Any]:
     store.add_all([learner("L1"), *records_for("L1")])
     store.add_all([learner("L2"), *records_for("L2")])
     store.restrict(Progress, "L1-P1", reason="accuracy contested")
-    with store.database.read() as connection:
+    with store._db.read() as connection:
         older_head = dict(connection.execute(select(AUDIT_HEAD)).mappings().one())
     store.erase_subject("L2", now=NOW)
     store.lift_restriction(Progress, "L1-P1")
@@ -63,30 +63,7 @@ def _reorder(connection: Connection, _history: dict[str, Any]) -> None:
 
 
 def _forged_row(last: AuditEntry) -> dict[str, Any]:
-    forged = AuditEntry(
-        sequence=last.sequence + 1,
-        at=last.at,
-        action="lift_restriction",
-        record_type="Progress",
-        subject_ref=None,
-        actor="intruder",
-        outcome="done",
-        details={"count": 1},
-        prev_hash=last.hash,
-        hash="",
-    )
-    return {
-        "sequence": forged.sequence,
-        "at": last.at.replace(tzinfo=None),
-        "action": forged.action,
-        "record_type": forged.record_type,
-        "subject_ref": None,
-        "actor": forged.actor,
-        "outcome": forged.outcome,
-        "details": json.dumps(forged.details),
-        "prev_hash": forged.prev_hash,
-        "hash": forged.expected_hash(),
-    }
+    return forged_audit_row(last, action="lift_restriction", details={"count": 1})
 
 
 def _append_forged(connection: Connection, history: dict[str, Any]) -> None:
@@ -185,7 +162,7 @@ def test_every_tampering_is_caught(store: Store, kind: str) -> None:
     """verify() raises AuditTampered after each kind of tampering (never returns)."""
     history = _history(store)
     assert store.audit.verify() is True
-    with store.database.write() as connection:
+    with store._db.write() as connection:
         TAMPERINGS[kind](connection, history)
     with pytest.raises(AuditTampered) as caught:
         store.audit.verify()
@@ -195,7 +172,7 @@ def test_every_tampering_is_caught(store: Store, kind: str) -> None:
         # The PostgreSQL database is shared by the module's tests: put the tables back.
         from learnprivacy.store._schema import METADATA
 
-        with store.database.write() as connection:
+        with store._db.write() as connection:
             METADATA.create_all(connection, tables=[AUDIT, AUDIT_HEAD])
 
 
@@ -204,7 +181,7 @@ def test_the_last_three_are_caught_after_reopening(store_url: str, keyring: obje
     empty head) does not launder the tampering: the anchor still names the lost entries."""
     opened = Store(store_url, keys=keys_for(store_url), keyring=keyring)  # type: ignore[arg-type]
     history = _history(opened)
-    with opened.database.write() as connection:
+    with opened._db.write() as connection:
         _delete_log_and_head(connection, history)
     opened.close()
     reopened = Store(store_url, keys=keys_for(store_url), keyring=keyring)  # type: ignore[arg-type]
@@ -221,7 +198,7 @@ def test_the_anchor_follows_every_commit_and_never_moves_back(store: Store) -> N
     """After each write the key database's anchor equals the sealed head; a stale
     advance (a writer committing late) does not pull it back."""
     _history(store)
-    anchors = store.key_database
+    anchors = store._key_db
     name = f"audit:{store.store_id}"
     last = list(store.audit)[-1]
     assert anchors.read_anchor(name) == (last.sequence, last.hash)
@@ -236,5 +213,5 @@ def test_an_anchor_lagging_behind_the_head_is_not_tampering(store: Store) -> Non
     _history(store)
     entries = list(store.audit)
     middle = entries[len(entries) // 2]
-    store.key_database.reset_anchor(f"audit:{store.store_id}", middle.sequence, middle.hash)
+    store._key_db.reset_anchor(f"audit:{store.store_id}", middle.sequence, middle.hash)
     assert store.audit.verify()

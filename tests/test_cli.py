@@ -413,17 +413,20 @@ def test_import_reads_xapi_statement_files(cli: Cli, tmp_path: Path) -> None:
     assert imported[0]["score"]["raw"] in ("15", 15)
 
 
-def test_sweep_compacts_only_when_asked(cli: Cli) -> None:
-    """A scheduled sweep must not compact behind the application's back (a writer holding
-    the previous epoch key would lose the keys it makes afterwards): epoch 0 after an
-    erasing sweep, a new epoch only with --compact."""
+def test_sweep_compacts_by_default(cli: Cli) -> None:
+    """An erasing sweep ends with a compaction: a new epoch, nothing awaiting one."""
     swept = cli.json("sweep", "--now", "2030-01-01")
     assert swept["erased"] >= 1
-    assert cli.json("keys", "status")["epoch"] == 0
+    assert swept["key_epoch"] == 1
+    status = cli.json("keys", "status")
+    assert status["epoch"] == 1
+    assert status["erased_awaiting_compaction"] == 0
 
 
-def test_sweep_with_compact_moves_to_a_new_epoch(cli: Cli) -> None:
-    """--compact ends an erasing sweep with a compaction."""
-    swept = cli.json("sweep", "--now", "2030-01-01", "--compact")
+def test_sweep_with_no_compact_leaves_the_keys_alone(cli: Cli) -> None:
+    """--no-compact: the sweep erases, the epoch stays, the erased learners await one."""
+    swept = cli.json("sweep", "--now", "2030-01-01", "--no-compact")
     assert swept["erased"] >= 1
-    assert cli.json("keys", "status")["epoch"] == 1
+    status = cli.json("keys", "status")
+    assert status["epoch"] == 0
+    assert status["erased_awaiting_compaction"] >= 1

@@ -163,7 +163,7 @@ def test_anonymise_records_leaves_rows_that_identify_nobody(store: Store, tmp_pa
     re-identification check finds no link; the audit entry replays on a backup (of a
     SQLite store)."""
     backup = tmp_path / "before.db"
-    if not store.database.is_postgres:
+    if not store._db.is_postgres:
         store.backup(str(backup))
     known = store.records_of("L0001")
     progress = [r for r in known if isinstance(r, Progress)]
@@ -179,12 +179,12 @@ def test_anonymise_records_leaves_rows_that_identify_nobody(store: Store, tmp_pa
     assert store.anonymise_records(progress, now=T, reason="test") == 0
     [entry] = [e for e in store.audit if e.action == "anonymise"]
     assert entry.details["count"] == 2
-    if store.database.is_postgres:
+    if store._db.is_postgres:
         return
     with Store(
         f"sqlite:///{backup}",
         keyring=Keyring.from_master_key(store.keyring.export_master_key()),
-        keys=store.key_database,
+        keys=store._key_db,
     ) as restored:
         assert restored.replay_erasures(store.audit, now=T).anonymised == 2
         assert restored.count(Progress, anonymised=True) == 2

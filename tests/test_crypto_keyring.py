@@ -563,3 +563,32 @@ def test_key_references_follow_their_definition() -> None:
         expected = "k1_" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
         assert keyring.key_ref(subject) == expected
     keys.close()
+
+
+def test_remembered_key_references_are_bounded_and_exact() -> None:
+    """References remembered between a read's key fetch and its decryption are the
+    computed ones, and no more than a bounded number stay in memory."""
+    import hashlib
+    import hmac
+
+    from learnprivacy.crypto import _keyring as keyring_module
+    from learnprivacy.keys import KeyDatabase
+
+    keys = KeyDatabase("sqlite://")
+    keyring = keys.keyring(Keyring.generate())
+    ref_key = hmac.new(
+        keyring._index_secret(), b"learnprivacy/v1/key-store-subject", hashlib.sha256
+    ).digest()
+
+    def expected(subject: str) -> str:
+        digest = hmac.new(ref_key, subject.encode(), hashlib.sha256).digest()[:16]
+        return "k1_" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    many = [f"L{i}" for i in range(keyring_module._REFS_KEPT + 10)]
+    assert keyring._key_refs(many[:50]) == {s: expected(s) for s in many[:50]}
+    for subject in many:
+        assert keyring.key_ref(subject) == expected(subject)
+        assert len(keyring._refs) <= keyring_module._REFS_KEPT
+    assert keyring._key_refs(many) == {s: expected(s) for s in many}
+    assert len(keyring._refs) <= keyring_module._REFS_KEPT
+    keys.close()

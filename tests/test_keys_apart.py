@@ -25,6 +25,7 @@ from learnprivacy.keys import KeyDatabase
 from learnprivacy.records import Certificate, Learner
 from learnprivacy.store import Store
 from learnprivacy.store._keydb import default_keys_url
+from tests import serve_or_skip
 from tests.store_fixtures import (
     MASTER_KEY,
     NOW,
@@ -57,9 +58,7 @@ def _wrapped_keys(store: Store, subject: str, *, but: tuple[str, ...] = ()) -> l
     """The wrapped data keys of ``subject`` as the key database holds them now (those of
     the scopes in ``but`` left out)."""
     ref = store.keyring.key_ref(subject)
-    return [
-        e.wrapped for e in store.key_store.list_entries(ref) if e.wrapped and e.scope not in but
-    ]
+    return [e.wrapped for e in store._keys.list_entries(ref) if e.wrapped and e.scope not in but]
 
 
 def _erased_reads(store: Store) -> None:
@@ -115,7 +114,7 @@ def test_a_records_copy_taken_before_erasure_reads_nothing_of_the_erased(
         if how == "backup":
             store.backup(str(copy))
         else:
-            store.database.checkpoint()
+            store._db.checkpoint()
             shutil.copyfile(tmp_path / "lms.db", copy)
         # The invoice is kept by law (restricted): its "legal" key stays alive.
         erased_keys = _wrapped_keys(store, ERASED, but=("legal",))
@@ -141,7 +140,7 @@ def test_after_erasure_no_learner_id_is_left_in_either_file(tmp_path: Path) -> N
     with Store(url, keyring=_keyring(), clock=lambda: NOW) as store:
         _fill(store)
         store.erase_subject(ERASED, now=NOW)
-        store.database.checkpoint()
+        store._db.checkpoint()
     records = raw_bytes(url)
     keys = raw_bytes(default_keys_url(url))
     kept_by_law = {f"{ERASED}-INV1", f"{ERASED}-F1"}
@@ -219,7 +218,7 @@ def test_a_store_from_before_the_key_database_moves_its_keys_out(tmp_path: Path)
         _fill(store)
         store.erase_subject(ERASED, now=NOW)
         expected = store.records_of(KEPT)
-        entries = list(store.key_store.list_entries())
+        entries = list(store._keys.list_entries())
         to_id = {store.keyring.key_ref(s): s for s in (ERASED, KEPT)}
     # Rebuild the old layout: keys (wrapped for the learner id) back in the records file.
     keyring = _keyring()
@@ -273,7 +272,7 @@ def test_a_store_from_before_the_key_database_moves_its_keys_out(tmp_path: Path)
         assert store.get(Learner, ERASED) is None
         assert store.keyring.is_shredded(ERASED, "contract")
         assert not store.keyring.is_shredded(KEPT, "contract")
-        store.database.checkpoint()
+        store._db.checkpoint()
     data = raw_bytes(url)
     for key in old_wrapped:
         assert key not in data
@@ -289,20 +288,19 @@ def keys_server() -> Iterator[TemporaryPostgres]:
     files then hold nothing of the keys, which is the deployment docs/security.md advises."""
     from learnprivacy.testing.postgres import PostgresUnavailable, TemporaryPostgres
 
-    server = TemporaryPostgres(database="keys")
-    try:
-        server.start()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"PostgreSQL unavailable: {exc}")
-    yield server
-    server.stop()
+    yield from serve_or_skip(TemporaryPostgres(database="keys"), PostgresUnavailable)
 
 
 @pytest.fixture
 def pg_urls(
-    postgres_server: TemporaryPostgres, keys_server: TemporaryPostgres
+    postgres_server: TemporaryPostgres,
+    keys_server: TemporaryPostgres,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[str, str]]:
-    """A fresh records database and a fresh key database (on the other server)."""
+    """A fresh records database and a fresh key database (on the other server); the
+    working directory is a temporary one, where the default vault goes."""
+    monkeypatch.chdir(tmp_path)
     name = f"apart_{uuid.uuid4().hex[:12]}"
     records = postgres_server.create_database(name)
     keys = keys_server.create_database(name + "_keys")
@@ -452,7 +450,7 @@ def test_an_erasure_interrupted_before_its_keys_are_destroyed_is_finished(
     def die(*_args: object, **_kwargs: object) -> int:
         raise Killed
 
-    monkeypatch.setattr(type(store.key_store), "apply_sent", die)
+    monkeypatch.setattr(type(store._keys), "apply_sent", die)
     with pytest.raises(Killed):
         store.erase_subject(ERASED, now=NOW)
     monkeypatch.undo()
@@ -468,7 +466,7 @@ def test_an_erasure_interrupted_before_its_keys_are_destroyed_is_finished(
     ref_keys.close()
     with Store(url, keyring=_keyring(), clock=lambda: NOW) as reopened:
         assert reopened.keyring.is_shredded(ERASED, "contract")
-        with reopened.database.read() as connection:
+        with reopened._db.read() as connection:
             assert connection.execute(sa.text("SELECT count(*) FROM lp_key_outbox")).scalar() == 0
     shutil.copyfile(tmp_path / "before.db", tmp_path / "restored.db")
     restored = f"sqlite:///{tmp_path / 'restored.db'}"
@@ -490,20 +488,20 @@ def test_a_writer_settles_a_pending_shred_before_using_the_key(
     _fill(store)
     consents = [r for r in store.records_of(KEPT) if isinstance(r, Consent)]
     ref = store.keyring.key_ref(KEPT)
-    before = {e.key_id for e in store.key_store.list_entries(ref, "consent")}
+    before = {e.key_id for e in store._keys.list_entries(ref, "consent")}
 
     def skip(*_args: object, **_kwargs: object) -> int:
         return 0
 
-    monkeypatch.setattr(type(store.key_store), "apply_sent", skip)
+    monkeypatch.setattr(type(store._keys), "apply_sent", skip)
     store.erase_records(consents, now=NOW, reason="retention test")
     monkeypatch.undo()
     # The doomed key is still alive in the key database...
-    assert any(e.wrapped for e in store.key_store.list_entries(ref, "consent"))
+    assert any(e.wrapped for e in store._keys.list_entries(ref, "consent"))
     fresh = Consent(id=f"{KEPT}-K9", learner_id=KEPT, purpose="newsletter", given_at=NOW)
     store.add(fresh)
     # ...until the writer settled it: the new consent uses a new key.
-    entries = list(store.key_store.list_entries(ref, "consent"))
+    entries = list(store._keys.list_entries(ref, "consent"))
     assert all(not e.wrapped for e in entries if e.key_id in before)
     assert store.get(Consent, fresh.id) == fresh
     store.close()

@@ -96,7 +96,7 @@ def _check_all_readable(place: _Place, names: list[str]) -> None:
         state = FileVault(place.vault).read()
         assert state is not None
         assert set(state["epochs"]) == {state["current"]}
-        wrappers = {e.master_key_id for e in store.key_store.list_entries() if e.wrapped}
+        wrappers = {e.master_key_id for e in store._keys.list_entries() if e.wrapped}
         assert wrappers == {state["current"]}
 
 
@@ -163,13 +163,13 @@ def test_a_writer_that_cannot_load_the_new_epoch_key_gets_a_typed_error_and_lose
     try:
         with place.open() as second:
             second.compact_keys(now=NOW)
-        keys_before = first.key_database.counts()
+        keys_before = first._key_db.counts()
         place.vault.rename(tmp_path / "moved.vault")
         with pytest.raises(ConfigurationError, match="epoch"):
             first.add(learner("new-0"))
         with pytest.raises(ConfigurationError, match="epoch"):
             first.add_all([learner(f"new-{i}") for i in range(1, 4)])
-        assert first.key_database.counts() == keys_before
+        assert first._key_db.counts() == keys_before
         (tmp_path / "moved.vault").rename(place.vault)
         for i in range(4):
             assert first.get(Learner, f"new-{i}") is None

@@ -82,7 +82,7 @@ def test_an_old_key_database_copy_opens_nothing_of_a_learner_erased_before_compa
         assert vault.exists()
         kept = store.records_of(KEPT)
         store.backup(str(tmp_path / "records-before.db"))
-        store.key_database.backup(str(tmp_path / "keys-before.db"))
+        store._key_db.backup(str(tmp_path / "keys-before.db"))
         store.erase_subject(ERASED, now=NOW)
         assert store.key_epoch_status()["erased_awaiting_compaction"] == 1
         # Control: before compaction the old copies, the master key and the vault
@@ -131,10 +131,10 @@ def test_a_store_with_keys_under_the_master_key_moves_to_epochs(tmp_path: Path) 
     with Store(url, keyring=_keyring()) as store:
         _fill(store, extra=20)
         master_id = store.keyring.master_key_id
-        assert {e.master_key_id for e in store.key_store.list_entries() if e.wrapped} == {master_id}
+        assert {e.master_key_id for e in store._keys.list_entries() if e.wrapped} == {master_id}
         assert not (tmp_path / "lms.keys.vault").exists()
         store.compact_keys(now=NOW)
-        wrappers = {e.master_key_id for e in store.key_store.list_entries() if e.wrapped}
+        wrappers = {e.master_key_id for e in store._keys.list_entries() if e.wrapped}
         assert wrappers == {store.keyring.wrapping_key_id} != {master_id}
     with Store(url, keyring=_keyring()) as store:
         assert store.get(Learner, "bulk-3") == learner("bulk-3")
@@ -211,7 +211,7 @@ def test_a_compaction_killed_at_any_point_loses_nothing(tmp_path: Path, point: s
         assert state is not None
         assert len(state["epochs"]) == 1
         assert state["next"] is None
-        wrappers = {e.master_key_id for e in store.key_store.list_entries() if e.wrapped}
+        wrappers = {e.master_key_id for e in store._keys.list_entries() if e.wrapped}
         assert wrappers == {state["current"]}
 
 
@@ -303,28 +303,28 @@ def _pg_copy(server: TemporaryPostgres, source: str, target: str) -> str:
     return server.url_for(target)
 
 
-def test_a_sweep_that_erased_compacts_when_asked(tmp_path: Path) -> None:
-    """sweep(compact=True) ends with a compaction when it erased something; not otherwise,
-    and never without compact=True."""
+def test_a_sweep_that_erased_compacts_unless_told_not_to(tmp_path: Path) -> None:
+    """sweep() ends with a compaction when it erased something; not after a dry run, not
+    when it erased nothing, never with compact=False."""
     from tests.store_fixtures import population, retention_schedule
 
     url = f"sqlite:///{tmp_path / 'lms.db'}"
     with Store(url, keyring=_keyring(), clock=lambda: NOW) as store:
         store.add_all(population(25))
-        dry = store.sweep(retention_schedule(), now=NOW, dry_run=True, compact=True)
+        dry = store.sweep(retention_schedule(), now=NOW, dry_run=True)
         assert dry.erased > 0
         assert store.key_epoch_status()["epoch"] == 0
-        report = store.sweep(retention_schedule(), now=NOW, compact=True)
+        report = store.sweep(retention_schedule(), now=NOW)
         assert report.erased > 0
         status = store.key_epoch_status()
         assert status["epoch"] == 1
         assert status["erased_awaiting_compaction"] == 0
-        again = store.sweep(retention_schedule(), now=NOW, compact=True)
+        again = store.sweep(retention_schedule(), now=NOW)
         assert again.erased == 0
         assert store.key_epoch_status()["epoch"] == 1
     other = f"sqlite:///{tmp_path / 'other.db'}"
     with Store(other, keyring=_keyring(), clock=lambda: NOW) as store:
         store.add_all(population(25))
-        assert store.sweep(retention_schedule(), now=NOW).erased > 0
+        assert store.sweep(retention_schedule(), now=NOW, compact=False).erased > 0
         assert store.key_epoch_status()["epoch"] == 0
         assert store.key_epoch_status()["erased_awaiting_compaction"] > 0

@@ -72,7 +72,7 @@ def _under(folder: Path, master: bytes) -> tuple[int, int]:
 
 
 def _snapshot(store: Store) -> dict[str, list[Any]]:
-    return {rt.name: store.query(rt.cls, include_restricted=True) for rt in store.tables()}
+    return {rt.name: store.query(rt.cls, include_restricted=True) for rt in store._record_tables()}
 
 
 @pytest.fixture
@@ -172,11 +172,9 @@ def test_a_half_rotated_store_opens_with_previous_keys_and_finishes(tmp_path: Pa
         for i in range(6):
             store.add_all([learner(f"L{i}"), *records_for(f"L{i}")])
         expected = _snapshot(store)
-        entries = [e for e in store.key_store.list_entries() if e.wrapped]
+        entries = [e for e in store._keys.list_entries() if e.wrapped]
     # Rewrap half the entries (the check value last of all, as rotation does).
-    half = Keyring(new, previous_master_keys=[old]).bound_to(
-        Store(url, keyring=Keyring(old)).key_store
-    )
+    half = Keyring(new, previous_master_keys=[old]).bound_to(Store(url, keyring=Keyring(old))._keys)
     data_entries = [e for e in entries if not e.subject.startswith("learnprivacy:")]
     for entry in data_entries[: len(data_entries) // 2]:
         half.store.update(half._rewrapped(entry))
@@ -197,7 +195,7 @@ def test_the_key_database_has_its_own_backup(tmp_path: Path) -> None:
     write_key_file(tmp_path / "master.key")
     with Store(url, keyring=Keyring(_read_key(tmp_path / "master.key"))) as store:
         store.add_all([learner("L1"), *records_for("L1")])
-        wrapped = [e.wrapped for e in store.key_store.list_entries() if e.wrapped]
+        wrapped = [e.wrapped for e in store._keys.list_entries() if e.wrapped]
     process = _cli(tmp_path, "--json", "keys", "backup", str(tmp_path / "keys.bak"))
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err

@@ -16,6 +16,7 @@ import sqlalchemy
 from learnprivacy.errors import ConfigurationError
 from learnprivacy.testing._postgres_host import BIN_DIR_ENV, find_postgres_bin
 from learnprivacy.testing.postgres import PostgresStartError, PostgresUnavailable, TemporaryPostgres
+from tests import serve_or_skip
 
 IS_ROOT = os.geteuid() == 0
 
@@ -30,12 +31,7 @@ def _require_binaries() -> None:
 @pytest.fixture(scope="module")
 def server() -> Iterator[TemporaryPostgres]:
     """One server for the read-only checks of this module."""
-    try:
-        server = TemporaryPostgres().start()
-    except PostgresUnavailable as exc:
-        pytest.skip(str(exc))
-    yield server
-    server.stop()
+    yield from serve_or_skip(TemporaryPostgres(), PostgresUnavailable)
 
 
 @pytest.fixture

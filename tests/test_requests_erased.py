@@ -75,19 +75,24 @@ def _book(store: Store, backend: SQLBackend | None = None) -> RequestBook:
     return RequestBook(backend or SQLBackend(store), audit_sink=store_audit_sink(store))
 
 
-def _file_and_erase(store: Store, person: Person, backend: SQLBackend | None = None) -> Any:
-    """The person asks for access, registers a directive, then asks for erasure."""
-    store.add(person.learner(), now=NOW)
-    book = _book(store, backend)
-    requester = Requester.subject(person.name, person.email)
-    access = book.receive(
-        RequestType.ACCESS,
+def _receive(book: RequestBook, kind: RequestType, person: Person) -> Any:
+    """A request filed by the person, identity checked."""
+    request = book.receive(
+        kind,
         learner_id=person.id,
         received_at=NOW,
         channel=Channel.EMAIL,
-        requester=requester,
+        requester=Requester.subject(person.name, person.email),
     )
-    book.verify_identity(access, method=ProofMethod.AUTHENTICATED_SESSION, now=NOW)
+    return book.verify_identity(request, method=ProofMethod.AUTHENTICATED_SESSION, now=NOW)
+
+
+def _file(store: Store, person: Person, backend: SQLBackend | None = None) -> Any:
+    """The person asks for access, registers a directive, then asks for erasure; returns
+    the book and the erasure request, not run yet."""
+    store.add(person.learner(), now=NOW)
+    book = _book(store, backend)
+    _receive(book, RequestType.ACCESS, person)
     book.register_directive(
         person.id,
         PostMortemDirective(
@@ -96,14 +101,12 @@ def _file_and_erase(store: Store, person: Person, backend: SQLBackend | None = N
         request_id=f"D-{person.id[3:]}",
         now=NOW,
     )
-    erasure = book.receive(
-        RequestType.ERASURE,
-        learner_id=person.id,
-        received_at=NOW,
-        channel=Channel.EMAIL,
-        requester=requester,
-    )
-    book.verify_identity(erasure, method=ProofMethod.AUTHENTICATED_SESSION, now=NOW)
+    return book, _receive(book, RequestType.ERASURE, person)
+
+
+def _file_and_erase(store: Store, person: Person, backend: SQLBackend | None = None) -> Any:
+    """:func:`_file`, then the erasure runs; returns the book and the request."""
+    book, erasure = _file(store, person, backend)
     return book, RequestExecutor(book, store=store).execute(erasure, now=NOW)
 
 
@@ -192,30 +195,7 @@ def test_a_requester_written_back_in_clear_fails_the_erasure(
     the erasure request FAILS at its check, naming where (never the value), instead of
     being reported completed. Before the check existed it completed."""
     person = Person()
-    sqlite_store.add(person.learner(), now=NOW)
-    book = _book(sqlite_store)
-    requester = Requester.subject(person.name, person.email)
-    book.receive(
-        RequestType.ACCESS,
-        learner_id=person.id,
-        received_at=NOW,
-        channel=Channel.EMAIL,
-        requester=requester,
-    )
-    book.register_directive(
-        person.id,
-        PostMortemDirective(on_death=DeathAction.ERASE, instructions="x"),
-        request_id="D-1",
-        now=NOW,
-    )
-    erasure = book.receive(
-        RequestType.ERASURE,
-        learner_id=person.id,
-        received_at=NOW,
-        channel=Channel.EMAIL,
-        requester=requester,
-    )
-    book.verify_identity(erasure, method=ProofMethod.AUTHENTICATED_SESSION, now=NOW)
+    book, erasure = _file(sqlite_store, person)
     statement = tamper
     for key, value in {
         "email": person.email,
@@ -298,3 +278,40 @@ def test_a_book_written_in_clear_is_converted_when_opened_with_a_cipher(
     assert columns
     assert all(c.startswith("p1_") for c in columns)
     engine.dispose()
+
+
+def test_a_marker_written_meanwhile_by_another_opener_is_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes opening a new book at once both find no marker and both write it:
+    the loser's insert hits the primary key. Simulated by writing the marker between the
+    read and the insert; the open must succeed (it raised IntegrityError before)."""
+    url = f"sqlite:///{tmp_path / 'book.db'}"
+    calls: list[int] = []
+    original = SQLBackend._has_rows
+
+    def raced(connection: sa.Connection) -> bool:
+        if not calls:
+            calls.append(1)
+            connection.execute(
+                sa.text("INSERT INTO lp_dsr_meta (name, value) VALUES ('learner_column', 'keyed')")
+            )
+        return original(connection)
+
+    monkeypatch.setattr(SQLBackend, "_has_rows", staticmethod(raced))
+    backend = SQLBackend(url, cipher=FieldCipher(Keyring.generate()))
+    assert calls == [1]
+    with backend.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT value FROM lp_dsr_meta")).scalars().all() == [
+            "keyed"
+        ]
+    backend.engine.dispose()
+
+
+def test_a_numeric_learner_id_is_not_mistaken_for_a_count(sqlite_store: Store) -> None:
+    """Moodle's learner ids are numbers; the history's counts ("records": "1") are not the
+    learner: the erasure of learner "1" completes."""
+    person = Person()
+    person.id = "1"
+    _, erased = _file_and_erase(sqlite_store, person)
+    assert erased.state is RequestState.COMPLETED, erased.failure

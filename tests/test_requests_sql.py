@@ -180,8 +180,8 @@ def test_backend_accepts_engine_and_store(tmp_path: Path) -> None:
     engine.dispose()
     store = Store(f"sqlite:///{tmp_path / 's.db'}", keyring=Keyring.generate())
     backend = SQLBackend(store)
-    assert backend.engine is store.database.engine
-    names = inspect(store.database.engine).get_table_names()
+    assert backend.engine is store._db.engine
+    names = inspect(store._db.engine).get_table_names()
     assert {"lp_dsr_requests", "lp_dsr_history", "lp_dsr_facts", "lp_learner"} <= set(names)
     store.close()
     with pytest.raises(ConfigurationError):
@@ -204,7 +204,7 @@ def test_the_book_is_encrypted_by_default(tmp_path: Path) -> None:
         channel=Channel.EMAIL,
         requester=Requester.subject("Zoé Quintessence-Marchal"),
     )
-    store.database.checkpoint()
+    store._db.checkpoint()
     store.close()
     raw = (tmp_path / "s.db").read_bytes()
     assert b"Quintessence" not in raw

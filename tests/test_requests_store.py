@@ -478,7 +478,7 @@ def test_withdrawal_erasure_uses_the_store_audit_and_replays_on_a_backup(
     with Store(
         f"sqlite:///{backup}",
         keyring=Keyring.from_master_key(master),
-        keys=world.store.key_database,
+        keys=world.store._key_db,
     ) as restored:
         assert restored.get(Progress, "L1-P2") is not None
         report = restored.replay_erasures(world.store.audit, now=T)
@@ -491,7 +491,7 @@ def test_sql_backend_shares_the_store_engine(world: World) -> None:
     """SQLBackend(store) writes through the store's public engine, next to its tables."""
     backend = SQLBackend(world.store)
     assert backend.engine is world.store.engine
-    assert backend.engine is world.store.database.engine
+    assert backend.engine is world.store._db.engine
 
 
 # -- rectification -----------------------------------------------------------------------
@@ -499,7 +499,7 @@ def test_sql_backend_shares_the_store_engine(world: World) -> None:
 
 def test_rectification_reencrypts_and_notifies_field_names(world: World) -> None:
     """RECTIFICATION updates the value (new token), lookups follow, employer told."""
-    with world.store.database.engine.connect() as connection:
+    with world.store._db.engine.connect() as connection:
         before = connection.execute(
             text("SELECT email_token FROM lp_learner WHERE id = 'L1'")
         ).scalar_one()
@@ -518,7 +518,7 @@ def test_rectification_reencrypts_and_notifies_field_names(world: World) -> None
     found = world.store.find_learner(email="ana.new@example.org")
     assert found is not None
     assert found.id == "L1"
-    with world.store.database.engine.connect() as connection:
+    with world.store._db.engine.connect() as connection:
         after = connection.execute(
             text("SELECT email_token FROM lp_learner WHERE id = 'L1'")
         ).scalar_one()

@@ -13,7 +13,7 @@ from learnprivacy.records import Progress
 from learnprivacy.store import Store
 from learnprivacy.store._audit import AuditEntry
 from learnprivacy.store._tables import AUDIT, AUDIT_HEAD
-from tests.store_fixtures import NOW, keys_for, learner, records_for, table_text
+from tests.store_fixtures import NOW, forged_audit_row, keys_for, learner, records_for, table_text
 
 
 def _fill(store: Store) -> None:
@@ -47,7 +47,7 @@ def test_entries_are_chained(store: Store) -> None:
 def test_no_learner_id_or_personal_value_in_the_log(store: Store) -> None:
     """Subjects appear only as keyed pseudonyms; no id of a learner, no personal value."""
     _fill(store)
-    with store.database.read() as connection:
+    with store._db.read() as connection:
         rows = "\n".join(repr(tuple(r)) for r in connection.execute(select(AUDIT)))
     for secret in ("'L1'", "'L2'", '"L1"', '"L2"', "secret@example.org", "GivenL1Zq", "BillingL2"):
         assert secret not in rows
@@ -58,7 +58,7 @@ def test_no_learner_id_or_personal_value_in_the_log(store: Store) -> None:
 
 
 def _tamper(store: Store, statement: object) -> None:
-    with store.database.write() as connection:
+    with store._db.write() as connection:
         connection.execute(statement)  # type: ignore[call-overload]
 
 
@@ -115,32 +115,9 @@ def test_inserted_entry_is_named(store: Store) -> None:
     _fill(store)
     entries = list(store.audit)
     last = entries[-1]
-    forged = AuditEntry(
-        sequence=last.sequence + 1,
-        at=last.at,
-        action="erase",
-        record_type="Progress",
-        subject_ref=None,
-        actor="intruder",
-        outcome="done",
-        details={"ids": ["L1-P1"]},
-        prev_hash=last.hash,
-        hash="",
-    )
-    row = {
-        "sequence": forged.sequence,
-        "at": last.at.replace(tzinfo=None),
-        "action": forged.action,
-        "record_type": forged.record_type,
-        "subject_ref": None,
-        "actor": forged.actor,
-        "outcome": forged.outcome,
-        "details": json.dumps(forged.details),
-        "prev_hash": forged.prev_hash,
-        "hash": forged.expected_hash(),
-    }
+    row = forged_audit_row(last, action="erase", details={"ids": ["L1-P1"]})
     _tamper(store, AUDIT.insert().values(**row))
-    assert _bad_sequence(store) == forged.sequence
+    assert _bad_sequence(store) == row["sequence"]
 
 
 def test_inserted_entry_in_the_middle_is_named(store: Store) -> None:

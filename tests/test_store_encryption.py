@@ -40,11 +40,11 @@ def test_no_personal_value_is_stored_in_clear(store: Store, store_url: str) -> N
 def test_encrypted_columns_hold_tokens_only(store: Store) -> None:
     """Every token column holds a versioned FieldCipher token (lp1.) or NULL."""
     store.add_all([learner("L1"), *records_for("L1")])
-    for rt in store.tables():
+    for rt in store._record_tables():
         for spec in rt.fields:
             if not spec.encrypted:
                 continue
-            with store.database.read() as connection:
+            with store._db.read() as connection:
                 values = connection.execute(select(rt.table.c[spec.token_column])).scalars()
                 assert all(v is None or v.startswith("lp1.") for v in values)
 
@@ -52,15 +52,15 @@ def test_encrypted_columns_hold_tokens_only(store: Store) -> None:
 def test_token_moved_to_another_row_does_not_decrypt(store: Store) -> None:
     """A token copied to another learner's row fails: it is bound to Type/id/field and subject."""
     store.add_all([learner("L1"), learner("L2")])
-    table = store.table(Learner).table
-    with store.database.write() as connection:
+    table = store._table(Learner).table
+    with store._db.write() as connection:
         token = connection.execute(
             select(table.c.email_token).where(table.c.id == "L1")
         ).scalar_one()
         connection.execute(update(table).where(table.c.id == "L2").values(email_token=token))
     with pytest.raises(DecryptionError):
         store.get(Learner, "L2")
-    with store.database.write() as connection:
+    with store._db.write() as connection:
         family = connection.execute(
             select(table.c.family_name_token).where(table.c.id == "L1")
         ).scalar_one()
@@ -72,13 +72,13 @@ def test_token_moved_to_another_row_does_not_decrypt(store: Store) -> None:
 def test_each_record_class_uses_its_key_scope(store: Store) -> None:
     """Tokens are made under the key of the class's scope (invoices under 'legal', ...)."""
     store.add_all([learner("L1"), *records_for("L1")])
-    scopes = {e.scope: e.key_id for e in store.key_store.list_entries(store.keyring.key_ref("L1"))}
+    scopes = {e.scope: e.key_id for e in store._keys.list_entries(store.keyring.key_ref("L1"))}
     assert set(scopes) == {"contract", "legal", "consent", "security"}
-    for rt in store.tables():
+    for rt in store._record_tables():
         encrypted = [f for f in rt.fields if f.encrypted]
         if not encrypted:
             continue
-        with store.database.read() as connection:
+        with store._db.read() as connection:
             row = connection.execute(select(rt.table)).first()
         assert row is not None
         token = row._mapping[encrypted[0].token_column]
@@ -87,13 +87,13 @@ def test_each_record_class_uses_its_key_scope(store: Store) -> None:
 
 def test_blind_index_columns_only_for_declared_fields(store: Store) -> None:
     """Blind-index columns exist for fields declared blind_index=True and no other."""
-    for rt in store.tables():
+    for rt in store._record_tables():
         declared = {f.name for f in fields_of(rt.cls) if f.blind_index and f.encrypted}
         columns = {
             c.name.removesuffix("_bidx") for c in rt.table.columns if c.name.endswith("_bidx")
         }
         assert columns == declared, rt.name
-    assert {c.name for c in store.table(Learner).table.columns} >= {"email_bidx", "username_bidx"}
+    assert {c.name for c in store._table(Learner).table.columns} >= {"email_bidx", "username_bidx"}
 
 
 def test_shredded_keys_make_tokens_unreadable(store: Store) -> None:
@@ -136,7 +136,7 @@ def _entry(subject: str, scope: str, key_id: str, state: KeyState = KeyState.ACT
 
 def test_sql_key_store_implements_the_protocol(store: Store) -> None:
     """SqlKeyStore is a KeyStore: add, get, list, update, shred, tombstones, revive."""
-    keys = store.key_store
+    keys = store._keys
     assert isinstance(keys, KeyStore)
     first = keys.add(_entry("S1", "contract", "aaaaaaaaaaaaaaaa"))
     # A second active key for the same (subject, scope) is not stored: the first wins.
@@ -175,7 +175,7 @@ def test_shredded_wrapped_key_bytes_are_gone_from_the_file(tmp_path: Path) -> No
     keys_url = f"sqlite:///{tmp_path / 'lms.keys.db'}"
     store = Store(store_url, keys=keys_for(store_url), keyring=Keyring.generate())
     store.add(learner("L1"))
-    entry = next(store.key_store.list_entries(store.keyring.key_ref("L1"), "contract"))
+    entry = next(store._keys.list_entries(store.keyring.key_ref("L1"), "contract"))
     assert entry.wrapped not in raw_bytes(store_url)
     assert entry.wrapped in raw_bytes(keys_url)
     store.keyring.shred("L1", "contract")

@@ -129,8 +129,8 @@ def _tokens(store: Store, learner_id: str) -> dict[tuple[str, str, str], str]:
     from sqlalchemy import select
 
     out = {}
-    with store.database.read() as connection:
-        for rt in store.tables():
+    with store._db.read() as connection:
+        for rt in store._record_tables():
             for row in connection.execute(
                 select(rt.table).where(rt.table.c[rt.subject_column] == learner_id)
             ):
@@ -229,8 +229,7 @@ def test_a_restricted_invoice_is_erased_when_its_retention_ends(store: Store) ->
     assert report.by_type["Invoice"]["erase"] == 1
     assert store.records_of("L1", include_restricted=True) == []
     assert all(
-        e.state.value == "shredded"
-        for e in store.key_store.list_entries(store.keyring.key_ref("L1"))
+        e.state.value == "shredded" for e in store._keys.list_entries(store.keyring.key_ref("L1"))
     )
 
 
@@ -282,7 +281,7 @@ def test_replay_after_restoring_a_backup(tmp_path: Path) -> None:
     assert restored.keyring.is_shredded("L1", "contract")
     assert restored.get(Learner, "L2") == recent
     # The restored store now holds what the current one holds.
-    for rt in restored.tables():
+    for rt in restored._record_tables():
         mine = {r.id for r in restored.query(rt.cls, include_restricted=True)}
         theirs = {r.id for r in current.query(rt.cls, include_restricted=True)}
         assert mine == theirs, rt.name
@@ -315,9 +314,7 @@ def test_erase_records_erases_exactly_those_records(store: Store) -> None:
     assert store.get(Certificate, certificate.id) is None
     assert store.get(Consent, consent.id) is None
     assert len(store.records_of("L1")) == 5
-    states = {
-        e.scope: e.state.value for e in store.key_store.list_entries(store.keyring.key_ref("L1"))
-    }
+    states = {e.scope: e.state.value for e in store._keys.list_entries(store.keyring.key_ref("L1"))}
     assert states["consent"] == "shredded"  # no consent record left
     assert states["contract"] == "active"  # the learner's account still uses it
     assert store.erase_records([certificate], now=NOW) == 0

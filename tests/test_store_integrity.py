@@ -42,7 +42,7 @@ def test_duplicate_id_in_a_batch_rolls_everything_back(store: Store) -> None:
     assert store.count(Learner) == 0
     store.add(learner("L2"))
     assert store.get(Learner, "L2") == learner("L2")
-    assert len(list(store.key_store.list_entries(store.keyring.key_ref("L2")))) == 1
+    assert len(list(store._keys.list_entries(store.keyring.key_ref("L2")))) == 1
 
 
 def test_duplicate_of_a_stored_id_is_refused(store: Store) -> None:

@@ -54,17 +54,17 @@ def _state(store: Store) -> dict[str, Any]:
     """What a sweep changes, without the random ids anonymisation draws."""
     visible = set()
     restricted = set()
-    for rt in store.tables():
+    for rt in store._record_tables():
         for record in store.query(rt.cls, include_restricted=True):
             visible.add((rt.name, record.id))
             if not store.query(rt.cls, id=record.id):
                 restricted.add((rt.name, record.id))
-    anonymised = {rt.name: anonymised_facts(store, rt.cls) for rt in store.tables()}
+    anonymised = {rt.name: anonymised_facts(store, rt.cls) for rt in store._record_tables()}
     # The key database names subjects by key reference: map them back to learner ids.
     names = {store.keyring.key_ref(f"L{i:05d}"): f"L{i:05d}" for i in range(1_000)}
     keys = collections.Counter(
         (names.get(e.subject, e.subject), e.scope, e.state.value)
-        for e in store.key_store.list_entries()
+        for e in store._keys.list_entries()
         if not e.subject.startswith("learnprivacy:")
     )
     return {"visible": visible, "restricted": restricted, "anonymised": anonymised, "keys": keys}

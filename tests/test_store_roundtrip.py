@@ -153,15 +153,15 @@ def test_update_rectifies_and_re_encrypts(store: Store) -> None:
 
     original = learner("L1")
     store.add(original)
-    table = store.table(Learner).table
-    with store.database.read() as connection:
+    table = store._table(Learner).table
+    with store._db.read() as connection:
         before = connection.execute(select(table.c.family_name_token)).scalar_one()
     fixed = learner("L1", family_name="Corrected", email="new@example.org")
     store.update(fixed)
     assert store.get(Learner, "L1") == fixed
     assert store.find_learner(email="new@example.org") == fixed
     assert store.find_learner(email=original.email) is None
-    with store.database.read() as connection:
+    with store._db.read() as connection:
         after = connection.execute(select(table.c.family_name_token)).scalar_one()
     assert after != before
     last = list(store.audit)[-1]

@@ -83,7 +83,7 @@ def test_bad_arguments_fail_at_the_call(store: Store) -> None:
 
 def _no_open_transaction(store: Store, url: str) -> None:
     """Fail if any transaction of ``store`` is open on its database."""
-    if store.database.is_sqlite:
+    if store._db.is_sqlite:
         # A reader holding a WAL snapshot makes a TRUNCATE checkpoint report busy.
         raw = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=0)
         try:

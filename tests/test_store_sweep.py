@@ -49,21 +49,21 @@ def _state(store: Store) -> dict[str, Any]:
     """Everything a sweep can change, independent of random anonymisation ids."""
     visible = {
         (type(r).__name__, r.id)
-        for rt in store.tables()
+        for rt in store._record_tables()
         for r in store.query(rt.cls, include_restricted=True)
     }
     restricted = {
         (rt.name, r.id)
-        for rt in store.tables()
+        for rt in store._record_tables()
         for r in store.query(rt.cls, include_restricted=True)
         if not store.query(rt.cls, id=r.id)
     }
-    anonymised = {rt.name: anonymised_facts(store, rt.cls) for rt in store.tables()}
+    anonymised = {rt.name: anonymised_facts(store, rt.cls) for rt in store._record_tables()}
     # The key database names subjects by key reference: map them back to learner ids.
     names = {store.keyring.key_ref(f"L{i:05d}"): f"L{i:05d}" for i in range(1_000)}
     keys = sorted(
         (names.get(e.subject, e.subject), e.scope, e.state.value)
-        for e in store.key_store.list_entries()
+        for e in store._keys.list_entries()
         if not e.subject.startswith("learnprivacy:")
     )
     return {"visible": visible, "restricted": restricted, "anonymised": anonymised, "keys": keys}
@@ -84,7 +84,7 @@ def test_sweep_matches_the_engine_on_every_record(store: Store) -> None:
     assert report.kept == counts["kept"]
     assert min(report.erased, report.anonymised, report.restricted, report.review) > 0
     for (kind, record_id), action in expected.items():
-        cls = store.table(kind).cls
+        cls = store._table(kind).cls
         present = store.get(cls, record_id, include_restricted=True)
         if action in (Action.ERASE, Action.ANONYMISE):
             assert present is None, (kind, record_id)
@@ -189,8 +189,8 @@ def test_anonymised_rows_lose_every_personal_value(store: Store) -> None:
     assert facts["organisation_id"] == "ORG1"
     assert "email" not in facts
     assert facts["id"].startswith("anon-")
-    table = store.table(Learner).table
-    with store.database.read() as connection:
+    table = store._table(Learner).table
+    with store._db.read() as connection:
         row = connection.execute(select(table)).first()
     assert row is not None
     values = row._mapping
@@ -216,8 +216,8 @@ def test_progress_anonymisation_keeps_statistics(store: Store) -> None:
     assert all(f["score"].scaled == 0.85 for f in facts)
     assert {f["learner_id"] for f in facts}.isdisjoint({"L1", "L2"})
     assert store.query(Progress) == []
-    table = store.table(Progress).table
-    with store.database.read() as connection:
+    table = store._table(Progress).table
+    with store._db.read() as connection:
         owners = set(connection.execute(select(table.c.learner_id)).scalars())
     assert not owners & {"L1", "L2"}
     assert len(owners) == 2
@@ -241,7 +241,7 @@ def test_keys_are_shredded_once_no_row_uses_the_scope(store: Store) -> None:
     assert report.shredded == 2
     names = {store.keyring.key_ref(s): s for s in ("L1", "L2")}
     states = {
-        (names.get(e.subject, e.subject), e.scope): e.state for e in store.key_store.list_entries()
+        (names.get(e.subject, e.subject), e.scope): e.state for e in store._keys.list_entries()
     }
     assert states["L1", "consent"] is KeyState.SHREDDED
     assert states["L1", "contract"] is KeyState.SHREDDED
@@ -358,10 +358,10 @@ def _wipe(store: Store) -> None:
     """Delete every record and data key (not the keyring's own), for a fresh example."""
     from sqlalchemy import delete, text
 
-    with store.database.write() as connection:
-        for rt in store.tables():
+    with store._db.write() as connection:
+        for rt in store._record_tables():
             connection.execute(delete(rt.table))
-    with store.key_database.database.write() as connection:
+    with store._key_db.database.write() as connection:
         connection.execute(text("DELETE FROM lpk_keys WHERE subject_ref NOT LIKE 'learnprivacy:%'"))
         connection.execute(text("DELETE FROM lpk_tombstones"))
     store.keyring.clear_cache()
@@ -407,11 +407,11 @@ def test_candidates_are_selected_in_sql(store: Store) -> None:
     store.add_all(records)
     schedule = retention_schedule()
     expected = expected_actions(records, schedule, NOW)
-    for rt in store.tables():
+    for rt in store._record_tables():
         selection = Selection(store, rt, schedule.rules_for(rt.cls), NOW)
         columns, _, _ = selection.columns()
         query = selection.query(columns, selection.candidates()).subquery()
-        with store.database.read() as connection:
+        with store._db.read() as connection:
             selected = connection.execute(select(func.count()).select_from(query)).scalar_one()
         not_kept = sum(
             1 for (kind, _), a in expected.items() if kind == rt.name and a is not Action.KEEP
@@ -498,13 +498,13 @@ def test_a_sweep_counts_and_destroys_exactly_the_keys_no_row_uses(store: Store) 
     schedule = Schedule({Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
     before = {
         (e.subject, e.scope, e.key_id)
-        for e in store.key_store.list_entries()
+        for e in store._keys.list_entries()
         if e.state is not KeyState.SHREDDED
     }
     report = store.sweep(schedule, now=NOW, batch_size=100)
     after = {
         (e.subject, e.scope, e.key_id)
-        for e in store.key_store.list_entries()
+        for e in store._keys.list_entries()
         if e.state is not KeyState.SHREDDED
     }
     refs = {store.keyring.key_ref(x.id): x.id for x in (*expired, *kept)}
@@ -512,5 +512,52 @@ def test_a_sweep_counts_and_destroys_exactly_the_keys_no_row_uses(store: Store) 
     assert report.erased == 8
     assert destroyed == {e.id for e in expired[4:]}
     assert report.shredded == len(before - after) == 8
-    with store.database.read() as connection:
+    with store._db.read() as connection:
         assert connection.execute(select(KEY_OUTBOX.c.id)).first() is None
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_a_sweep_page_does_not_hold_the_audit_head_while_it_deletes(
+    store: Store, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: while a sweep deletes a page, another writer of the audit log (a second
+    sweep worker, a request) goes ahead; the sweep locks the head row only to append its
+    entries, just before it commits. The chain stays whole and verifiable."""
+    import threading
+
+    from learnprivacy.crypto import Keyring
+    from learnprivacy.store import _sweep as sweep_module
+    from tests.store_fixtures import MASTER_KEY, keys_for
+
+    store.add_all([learner(f"E{i:02d}", last_activity_at=day(2020, 1, 1)) for i in range(20)])
+    schedule = Schedule({Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
+    deleting, release = threading.Event(), threading.Event()
+    real_erase = sweep_module.erase_rows
+
+    def paused_erase(*args: Any, **kwargs: Any) -> int:
+        deleting.set()
+        release.wait(60)
+        return real_erase(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "erase_rows", paused_erase)
+    reports: list[Any] = []
+    sweeper = threading.Thread(target=lambda: reports.append(store.sweep(schedule, now=NOW)))
+    sweeper.start()
+    other = Store(store_url, keyring=Keyring.from_master_key(MASTER_KEY), keys=keys_for(store_url))
+    try:
+        assert deleting.wait(60)
+        writer = threading.Thread(target=lambda: other.audit.record("note", "done", now=NOW))
+        writer.start()
+        writer.join(20)
+        blocked = writer.is_alive()
+        release.set()
+        sweeper.join(60)
+        writer.join(60)
+    finally:
+        release.set()
+        other.close()
+    assert not blocked, "the audit head was held while the sweep deleted its page"
+    assert reports[0].erased == 20
+    assert store.audit.verify()
+    actions = [e.action for e in store.audit.entries()]
+    assert actions.index("note") < actions.index("erase")

@@ -123,8 +123,8 @@ def keys_backup(env: Env, path: str) -> None:
     if target.exists():
         raise ConfigurationError(f"{target} exists; refusing to overwrite it")
     with env.open_store() as store:
-        store.key_database.backup(str(target))
-        counts = store.key_database.counts()
+        store._key_db.backup(str(target))
+        counts = store._key_db.counts()
     emit(
         env,
         {"path": str(target), **counts},
@@ -173,11 +173,11 @@ def keys_compact(env: Env, batch_size: int) -> None:
 def keys_status(env: Env) -> None:
     """Keys per state, tombstones, the key epoch and the master key id (never a key)."""
     with env.open_store() as store:
-        counts = store.key_database.counts()
+        counts = store._key_db.counts()
         epoch = store.key_epoch_status()
         data = {
             "master_key_id": store.keyring.master_key_id,
-            "key_database": store.key_database.engine.dialect.name,
+            "key_database": store._key_db.engine.dialect.name,
             **counts,
             **epoch,
         }

@@ -158,12 +158,11 @@ def import_(env: Env, path: str, record_type: str | None, xapi_home_page: str | 
 )
 @click.option(
     "--compact/--no-compact",
-    # Off by default: a process still writing with the previous epoch key would lose the
-    # keys it creates after the compaction (see docs/security.md).
-    default=False,
+    default=True,
     show_default=True,
-    help="After erasing anything, compact the data keys (learnprivacy keys compact); "
-    "stop or restart the application's writers around it.",
+    help="After erasing anything, compact the data keys (learnprivacy keys compact), so "
+    "that key-database backups taken before open nothing of what was erased; the "
+    "application may keep writing meanwhile.",
 )
 @now_option()
 @pass_env

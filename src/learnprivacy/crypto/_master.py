@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import struct
 import unicodedata
 from collections.abc import Mapping
 
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 _KEK_LABEL = b"learnprivacy/v1/key-wrap"
+_KEK_PART = length_prefixed(_KEK_LABEL)
+_length = struct.Struct(">I").pack
 _ID_LABEL = b"learnprivacy/v1/master-key-id"
 _WRAP_NONCE_SIZE = 12
 
@@ -51,8 +54,15 @@ def _hkdf(master: bytes, label: bytes, length: int) -> bytes:
 
 
 def wrap_associated_data(subject: str, scope: str, key_id: str) -> bytes:
-    """Associated data of a wrapped key: binds it to its subject, scope and key id."""
-    return length_prefixed(_KEK_LABEL, subject.encode(), scope.encode(), key_id.encode())
+    """Associated data of a wrapped key: binds it to its subject, scope and key id.
+
+    ``length_prefixed(_KEK_LABEL, subject, scope, key_id)`` (UTF-8), with the label's part
+    made once: every key read is unwrapped with it.
+    """
+    who, where, which = subject.encode(), scope.encode(), key_id.encode()
+    return b"".join(
+        (_KEK_PART, _length(len(who)), who, _length(len(where)), where, _length(len(which)), which)
+    )
 
 
 class MasterKey:

@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -100,6 +100,44 @@ def flatten(row: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any
             yield from flatten(value, f"{name}.")
         else:
             yield name, value
+
+
+def cells_reader(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], list[str]]:
+    """The CSV cells of a row for ``columns``: what ``csv_cell(dict(flatten(row)).get(c))``
+    gives for each column, reading the nested values directly (no flat copy per row).
+
+    For columns of at most two segments (``score.raw``), which is every column of a record
+    class; deeper ones take the flat copy.
+    """
+    paths = [tuple(column.split(".")) for column in columns]
+    if any(len(path) > 2 for path in paths):
+
+        def flat_cells(row: Mapping[str, Any]) -> list[str]:
+            get = dict(flatten(row)).get
+            return [csv_cell(get(column)) for column in columns]
+
+        return flat_cells
+
+    def leaf(value: Any) -> Any:
+        # flatten() names a non-empty mapping by its keys, never by its own column.
+        return None if isinstance(value, Mapping) and value else value
+
+    def cells(row: Mapping[str, Any]) -> list[str]:
+        out = []
+        get = row.get
+        for path in paths:
+            value = get(path[0])
+            if type(value) in _SCALARS:
+                if len(path) > 1:
+                    value = None
+            elif len(path) > 1:
+                value = leaf(value.get(path[1])) if isinstance(value, Mapping) else None
+            else:
+                value = leaf(value)
+            out.append(csv_cell(value))
+        return out
+
+    return cells
 
 
 def neutralise_formula(text: str) -> str:

@@ -14,7 +14,7 @@ import csv
 import datetime as dt
 import shutil
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,7 +25,7 @@ from learnprivacy._validators import require_aware
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, ProviderError, UnknownCodeError
 from learnprivacy.errors import ValidationError as LPValidationError
-from learnprivacy.export._cells import csv_cell, dumps_row, flatten
+from learnprivacy.export._cells import cells_reader, dumps_row, flatten
 from learnprivacy.export._describe import class_columns, class_description, merge_descriptions
 from learnprivacy.export._html import PageOptions
 from learnprivacy.export._outputs import PackageContent, StreamInfo, write_package
@@ -65,6 +65,7 @@ class _Stream:
     csv_columns: tuple[str, ...] = ()
     csv_handle: IO[str] | None = None
     csv_writer: Any = None
+    csv_cells: Callable[[Mapping[str, Any]], list[str]] | None = None
 
 
 class PackageWriter:
@@ -285,6 +286,7 @@ class PackageWriter:
             if cls is not None and "csv" in self.formats:
                 stream.csv_path = path.with_suffix(".csv")
                 stream.csv_columns = tuple(c for c in columns if _keep_column(c, columns))
+                stream.csv_cells = cells_reader(stream.csv_columns)
             if cls is not None and key not in self._descriptions:
                 self._descriptions[key] = class_description(component, cls)
                 self._merged.pop(key, None)
@@ -300,12 +302,10 @@ class PackageWriter:
                 if value is not None and not columns[column]:
                     columns[column] = True
         self._handle(stream).write(line + "\n")
-        if stream.csv_path is not None:
+        if stream.csv_path is not None and stream.csv_cells is not None:
             # The row is JSON-ready (a record's to_json_dict): the cells are what the
             # staging line would give back.
-            flat = dict(flatten(row))
-            get = flat.get
-            stream.csv_writer.writerow([csv_cell(get(column)) for column in stream.csv_columns])
+            stream.csv_writer.writerow(stream.csv_cells(row))
         stream.records += 1
 
     def _handle(self, stream: _Stream) -> IO[str]:

@@ -258,7 +258,7 @@ class StoreProvider:
                     rt.table.name,
                     select(func.count()).where(rt.table.c[rt.subject_column] == user_id),
                 )
-                for rt in store.tables()
+                for rt in store._record_tables()
             ]
             for name, query in queries:
                 count = connection.execute(query).scalar_one()
@@ -266,7 +266,7 @@ class StoreProvider:
                     found[name] = int(count)
         live = sum(
             1
-            for entry in store.key_store.list_entries(store.keyring.key_ref(user_id))
+            for entry in store._keys.list_entries(store.keyring.key_ref(user_id))
             if entry.state.value != "shredded"
         )
         if live:

@@ -88,12 +88,65 @@ def _dump(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+def _score(value: Score) -> dict[str, Any]:
+    return {
+        "raw": _dump(value.raw),
+        "min": _dump(value.min),
+        "max": _dump(value.max),
+        "scaled": round(value.scaled, 6),
+    }
+
+
+def _lawful_basis(value: LawfulBasis) -> str:
+    return value.name.lower()
+
+
+def _enum_value(value: enum.Enum) -> Any:
+    return value.value
+
+
+#: How values of one exact type are dumped (``None``: as they are), filled as types are
+#: met. The same order of checks as :func:`_dump`, decided once per type, not per value.
+_BY_TYPE: dict[type, Any] = {type(None): None}
+#: The field names of each record class, in declaration order.
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _dumper(kind: type) -> Any:
+    if issubclass(kind, bool | str | int | float):
+        dumper: Any = None
+    elif issubclass(kind, LawfulBasis):
+        dumper = _lawful_basis
+    elif issubclass(kind, enum.Enum):
+        dumper = _enum_value
+    elif issubclass(kind, dt.datetime):
+        dumper = dt.datetime.isoformat
+    elif issubclass(kind, dt.timedelta):
+        dumper = format_duration
+    elif issubclass(kind, Decimal):
+        dumper = str
+    elif issubclass(kind, Score):
+        dumper = _score
+    else:
+        raise TypeError(f"cannot serialise {kind.__name__}")
+    _BY_TYPE[kind] = dumper
+    return dumper
+
+
 def to_json_dict(record: object) -> dict[str, Any]:
     """The JSON-ready dict of a record: every field, in declaration order."""
-    return {
-        a.name: _dump(getattr(record, a.name))
-        for a in attrs.fields(type(record))  # type: ignore[arg-type]
-    }
+    cls = type(record)
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(a.name for a in attrs.fields(cls))  # type: ignore[arg-type]
+    by_type = _BY_TYPE
+    out: dict[str, Any] = {}
+    for name in names:
+        value = getattr(record, name)
+        kind = type(value)
+        dumper = by_type[kind] if kind in by_type else _dumper(kind)
+        out[name] = value if dumper is None else dumper(value)
+    return out
 
 
 def _strip_optional(tp: Any) -> tuple[Any, bool]:

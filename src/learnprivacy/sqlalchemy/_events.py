@@ -30,6 +30,8 @@ __all__ = ["DELETED", "PLACEHOLDER", "install"]
 #: form of a token (so the column type lets it through) and never decrypts.
 PLACEHOLDER = "lp1.pending"
 _STASH = "learnprivacy.plain"
+#: Where an insert's plaintext waits, on the object itself, between its two events.
+_PLAIN = "_learnprivacy_plain"
 #: Where a session keeps the rows its flush deleted, until they are audited.
 DELETED = "learnprivacy.deleted"
 
@@ -130,8 +132,10 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
                 f"{what} is refused until the restriction is lifted"
             )
 
-    def before_insert(_mapper: Mapper[Any], _connection: Connection, target: Any) -> None:
-        state_dict = target.__dict__
+    # The hot listeners (insert, load) are registered ``raw``: they receive the
+    # InstanceState itself, which spares the ORM a wrapper call per object.
+    def before_insert(_mapper: Mapper[Any], _connection: Connection, state: Any) -> None:
+        state_dict = state.dict
         key = state_dict.get(key_name)
         subject = state_dict.get(subject_name)
         if key is None or subject is None:
@@ -139,7 +143,7 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
             # the tokens after the INSERT, or raises naming the column.
             names = [c.attribute for c in personal if state_dict.get(c.attribute) is not None]
             if names:
-                encrypt(target, state_dict, names, set_attr=False)
+                encrypt(state.obj(), state_dict, names, set_attr=False)
             return
         subject = str(subject)
         base = f"{spec.table}/{key}/"
@@ -160,7 +164,9 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
             if indexed:
                 state_dict[index_name] = rows.index(spec, column, value)
         if stash:
-            target._sa_instance_state.info[_STASH] = (False, stash)
+            # Kept on the object itself until after_insert (a state.info dict and a tuple
+            # per row would be two more containers for the garbage collector to scan).
+            state_dict[_PLAIN] = stash
 
     def before_update(_mapper: Mapper[Any], connection: Connection, target: Any) -> None:
         state = attributes.instance_state(target)
@@ -193,6 +199,26 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
                 (spec, state.dict.get(spec.primary_key), None if subject is None else str(subject))
             )
 
+    def after_insert(mapper: Mapper[Any], connection: Connection, state: Any) -> None:
+        state_dict = state.dict
+        plain = state_dict.pop(_PLAIN, None)
+        if plain is not None:
+            # An insert with its key: the flush commits the object's dict right after
+            # this event, so the values go back in place without history.
+            state_dict.update(plain)
+            return
+        info = state.__dict__.get("info")
+        stashed = None if info is None else info.get(_STASH)
+        if stashed is None:
+            return
+        if not stashed[0]:
+            # An insert with its key: the flush commits the object's dict right after
+            # this event, so the values go back in place without history.
+            del info[_STASH]
+            state.dict.update(stashed[1])
+            return
+        after_write(mapper, connection, state.obj())
+
     def after_write(_mapper: Mapper[Any], connection: Connection, target: Any) -> None:
         state = attributes.instance_state(target)
         stashed = state.info.pop(_STASH, None)
@@ -219,12 +245,11 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
                     attributes.set_committed_value(
                         target, column.attribute + INDEX_SUFFIX, values.get(index_key)
                     )
-        if pending or state.key is None:
+        if pending:
             for name, value in plain.items():
                 attributes.set_committed_value(target, name, value)
         else:
-            # An insert: the flush commits the object's dict right after this event, so
-            # the values can go back in place without history.
+            # An update: the flush commits the changed attributes right after this event.
             state_dict.update(plain)
 
     def decrypt(target: Any, names: Any) -> None:
@@ -242,8 +267,8 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
                 subject = subject_of(state_dict)
             state_dict[name] = rows.decrypt_text(spec, column, key, subject, token)
 
-    def on_load(target: Any, _context: Any) -> None:
-        state_dict = target.__dict__
+    def on_load(state: Any, _context: Any) -> None:
+        state_dict = state.dict
         base: str | None = None
         subject = ""
         for column, name, column_name, _indexed, _index_name in plan:
@@ -253,7 +278,7 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
             if base is None:
                 found = state_dict.get(subject_name)
                 if found is None:
-                    decrypt(target, None)  # raises, naming the subject column
+                    decrypt(state.obj(), None)  # raises, naming the subject column
                     return
                 subject = str(found)
                 base = f"{spec.table}/{state_dict.get(key_name)}/"
@@ -271,20 +296,20 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
     def on_refresh(target: Any, _context: Any, names: Any) -> None:
         decrypt(target, None if names is None else set(names))
 
-    listeners: list[tuple[str, Callable[..., None]]] = [
-        ("before_insert", before_insert),
-        ("before_update", before_update),
-        ("before_delete", before_delete),
-        ("after_insert", after_write),
-        ("after_update", after_write),
-        ("load", on_load),
-        ("refresh", on_refresh),
+    listeners: list[tuple[str, Callable[..., None], bool]] = [
+        ("before_insert", before_insert, True),
+        ("before_update", before_update, False),
+        ("before_delete", before_delete, False),
+        ("after_insert", after_insert, True),
+        ("after_update", after_write, False),
+        ("load", on_load, True),
+        ("refresh", on_refresh, False),
     ]
-    for name, function in listeners:
-        event.listen(model, name, function, propagate=True)
+    for name, function, raw in listeners:
+        event.listen(model, name, function, propagate=True, raw=raw)
 
     def uninstall() -> None:
-        for name, function in listeners:
+        for name, function, _raw in listeners:
             event.remove(model, name, function)
 
     return uninstall

@@ -169,7 +169,7 @@ def scopes_in_use(
     """Which of ``subjects`` still have a row whose encrypted fields use ``scope``."""
     wanted = sorted(set(subjects))
     used: set[str] = set()
-    for rt in store.tables():
+    for rt in store._record_tables():
         if rt.scope != scope or not any(f.encrypted for f in rt.fields):
             continue
         column = rt.table.c[rt.subject_column]
@@ -201,8 +201,8 @@ def live_keys(
     before using any key (``SqlKeyStore.settle``).
     """
     wanted = sorted(set(subjects))
-    if store.database.is_postgres and wanted:
-        learners = store.table("Learner").table
+    if store._db.is_postgres and wanted:
+        learners = store._table("Learner").table
         for chunk in chunked(wanted, _CHUNK):
             connection.execute(
                 select(learners.c.id)
@@ -214,7 +214,7 @@ def live_keys(
     by_ref = {ref: s for s, ref in named.items()}
     if refs is not None:
         refs.update(named)
-    return [(by_ref[ref], key_id) for ref, key_id in store.key_database.live(by_ref, scope)]
+    return [(by_ref[ref], key_id) for ref, key_id in store._key_db.live(by_ref, scope)]
 
 
 def shred_keys(
@@ -239,10 +239,10 @@ def shred_keys(
     known = {} if refs is None else refs
     pairs = [(known.get(s) or keyring.key_ref(s), scope) for s in wanted]
     if live is None:
-        count = store.key_store.shred_many(pairs, tombstone=False)
+        count = store._keys.shred_many(pairs, tombstone=False)
     else:
         doomed = set(wanted)
         count = sum(1 for subject, _key_id in live if subject in doomed)
-        store.key_store.shred_many(pairs, tombstone=False, counted=True)
+        store._keys.shred_many(pairs, tombstone=False, counted=True)
     keyring._forget_many(wanted)
     return count

@@ -119,7 +119,7 @@ def check_anonymised(
     granularity = store.anonymise_dates_to
     with store._reading() as connection:
         for name, cls in sorted(facts.types.items()):
-            rt = store.table(cls)
+            rt = store._table(cls)
             table = rt.table
             quasi = {f.name for f in fields_of(cls) if f.quasi_identifier}
             conditions: list[ColumnElement[bool]] = [table.c[ANONYMISED].isnot(None)]

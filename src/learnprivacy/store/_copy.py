@@ -138,7 +138,7 @@ def copy_store(
                 committed = True
                 sampled = _verify(source, target_url, keyring, key_db, counts, picked)
                 audit_entries = len(source.audit)
-                dialects = source.database.engine.dialect.name, target_db.engine.dialect.name
+                dialects = source._db.engine.dialect.name, target_db.engine.dialect.name
                 store_id = source.store_id
     except BaseException:
         if created and not committed and target_file is not None:
@@ -207,7 +207,7 @@ def _check_source(url: str) -> None:
 
 
 def _tables(source: Store, connection: Connection) -> list[tuple[Table, RecordTable | None]]:
-    record_tables = source.tables()
+    record_tables = source._record_tables()
     known = {table.name for table in _OWN_TABLES} | {rt.table.name for rt in record_tables}
     for name in sorted(inspect(connection).get_table_names()):
         if name.startswith("lp_") and name not in known:
@@ -259,7 +259,7 @@ def _copy(
 ) -> tuple[dict[str, int], list[tuple[RecordTable, Sequence[Any]]]]:
     counts: dict[str, int] = {}
     picked: list[tuple[RecordTable, Sequence[Any]]] = []
-    with _snapshot(source.database) as reader, target_db.write() as writer:
+    with _snapshot(source._db) as reader, target_db.write() as writer:
         # Checked again inside the write transaction, which on SQLite holds the lock
         # and on PostgreSQL is serialised with other openers by migrate()'s lock.
         _refuse_non_empty(writer)
@@ -336,8 +336,8 @@ def _verify(
         except AuditTampered as exc:
             raise IntegrityError("the copy's audit log does not verify") from exc
         tables = {table.name: table for table in _OWN_TABLES}
-        tables.update((rt.table.name, rt.table) for rt in target.tables())
-        with target.database.read() as connection:
+        tables.update((rt.table.name, rt.table) for rt in target._record_tables())
+        with target._db.read() as connection:
             for name, expected in counts.items():
                 found = connection.execute(select(func.count()).select_from(tables[name]))
                 if found.scalar_one() != expected:

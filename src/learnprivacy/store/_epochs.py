@@ -495,15 +495,14 @@ def compact(
     rewrapped = 0
     if not trim_only:
         keyring.use_epoch(epochs[nxt], others=[raw for eid, raw in epochs.items() if eid != nxt])
-        rewrapped = keyring.rewrap(progress=progress, batch_size=batch_size)
+        rewrapper = keyring._rewrapper(nxt)
+        if progress is not None:
+            progress.expect(keys.count_not_under(nxt))
+        rewrapped = keys.rewrap_live(nxt, rewrapper, batch_size=batch_size, progress=progress)
         # Keys written under the current epoch meanwhile: few enough to be re-wrapped
         # in the switch's transaction, which blocks every writer of a key.
-        while _count_not_under(keys, nxt) > batch_size:
-            keyring.use_epoch(
-                epochs[nxt], others=[raw for eid, raw in epochs.items() if eid != nxt]
-            )
-            rewrapped += keyring.rewrap(batch_size=batch_size)
-        keyring.use_epoch(epochs[nxt], others=[raw for eid, raw in epochs.items() if eid != nxt])
+        while keys.count_not_under(nxt) > batch_size:
+            rewrapped += keys.rewrap_live(nxt, rewrapper, batch_size=batch_size)
         rewrapped += _switch(keyring, keys, nxt, at=now.astimezone(dt.UTC).isoformat())
     state = _trim_vault(keyring, keys, vault)
     for eid in epochs:
@@ -580,13 +579,3 @@ def _trim_vault(keyring: Keyring, keys: KeyDatabase, vault: Vault) -> dict[str, 
             state = fresh
     keyring.use_epoch(keep.get(current))
     return state
-
-
-def _count_not_under(keys: KeyDatabase, epoch_id: str) -> int:
-    with keys.database.read() as connection:
-        found = connection.execute(
-            select(func.count())
-            .select_from(_KEYS)
-            .where(_KEYS.c.state != "shredded", _KEYS.c.master_key_id != epoch_id)
-        ).scalar()
-    return int(found or 0)

@@ -59,7 +59,7 @@ def _rows_of(
 ) -> list[tuple[RecordTable, Any, bool]]:
     """``(table, skeleton record, restricted?)`` of every live row of the learner."""
     found = []
-    for rt in store.tables():
+    for rt in store._record_tables():
         table = rt.table
         clear = [c for c in table.columns if not c.name.endswith(("_token", "_bidx"))]
         positions = {c.name: i for i, c in enumerate(clear)}
@@ -67,7 +67,7 @@ def _rows_of(
         query = select(*clear).where(
             table.c[rt.subject_column] == learner_id, table.c[ANONYMISED].is_(None)
         )
-        if store.database.is_postgres:
+        if store._db.is_postgres:
             query = query.with_for_update()
         for row in connection.execute(query.order_by(table.c.id)):
             found.append((rt, read(row), row[positions[RESTRICTED]] is not None))
@@ -126,7 +126,7 @@ def erase_subject(
             )
         erased_count = sum(len(e[1]) for e in plan.values())
         kept_scopes = sorted({rt.scope for rt, _, kept in plan.values() if kept and _encrypts(rt)})
-        all_scopes = sorted({rt.scope for rt in store.tables() if _encrypts(rt)})
+        all_scopes = sorted({rt.scope for rt in store._record_tables() if _encrypts(rt)})
         shredded = [s for s in all_scopes if s not in kept_scopes]
         events = [
             AuditEvent(
@@ -167,7 +167,7 @@ def erase_subject(
             )
         for scope in shredded:
             store.keyring.shred(learner_id, scope)
-    store.database.checkpoint()
+    store._db.checkpoint()
     return ErasureReport(
         erased=erased_count,
         restricted=len(outcomes) - erased_count,
@@ -321,7 +321,7 @@ def _end_records(
     kept_by_table: dict[str, tuple[RecordTable, list[str], list[str]]] = {}
     overridden: dict[str, int] = {}
     for record in records:
-        rt = store.table(type(record))
+        rt = store._table(type(record))
         # Decided before anything is written: a COMPLIANCE minimum that an override tries
         # to shorten raises here, with nothing changed. Anonymising destroys the personal
         # data as erasing does, so the same minimums and holds protect from it.
@@ -430,7 +430,7 @@ def _end_records(
                     now=now,
                 )
                 shred_keys(store, connection, unused, scope)
-    store.database.checkpoint()
+    store._db.checkpoint()
     return changed
 
 
@@ -447,7 +447,7 @@ def _live(
             ids_in(table.c.id, ids, connection.dialect.name),
             table.c[ANONYMISED].is_(None),
         )
-        if store.database.is_postgres:
+        if store._db.is_postgres:
             query = query.with_for_update()
         rows = connection.execute(query).all()
         if rows:
@@ -482,7 +482,7 @@ def _subject_map(store: Store, connection: Connection, refs: set[str]) -> dict[s
     found: dict[str, str] = {}
     if not refs:
         return found
-    sources = [rt.table.c[rt.subject_column] for rt in store.tables()]
+    sources = [rt.table.c[rt.subject_column] for rt in store._record_tables()]
     for column in sources:
         for subject in connection.execute(select(column).distinct()).scalars():
             if subject in found.values():
@@ -533,7 +533,7 @@ def replay(store: Store, from_log: AuditLog | Iterable[Any], *, now: dt.datetime
             ],
             now=now,
         )
-    store.database.checkpoint()
+    store._db.checkpoint()
     return ReplayReport(entries=len(entries), **counts)
 
 
@@ -560,7 +560,7 @@ def _replay_one(
         return
     if entry.record_type is None:
         return
-    rt = store.table(entry.record_type)
+    rt = store._table(entry.record_type)
     if rt.id_personal:
         ids = named
     elif "record_refs" in details:

@@ -41,7 +41,7 @@ def decode_rows(store: Store, codec: Codec, rows: Sequence[Sequence[Any]]) -> li
         return []
     at = codec.position(codec.rt.subject_column)
     key_ref = store.keyring.key_ref
-    with store.key_store.batch({key_ref(row[at]) for row in rows}):
+    with store._keys.batch({key_ref(row[at]) for row in rows}):
         return [codec.from_row(row) for row in rows]
 
 
@@ -54,7 +54,7 @@ def select_records(
     include_restricted: bool,
 ) -> list[R]:
     """Records of ``cls`` whose clear fields equal ``filters``, ordered by id."""
-    rt = store.table(cls)
+    rt = store._table(cls)
     table = rt.table
     specs = {f.name: f for f in rt.fields}
     conditions = visible(table, include_restricted=include_restricted)
@@ -87,7 +87,7 @@ def records_of(store: Store, learner_id: str, *, include_restricted: bool) -> li
     """Every record of ``learner_id``, the learner's own first, then by type and id."""
     out: list[Any] = []
     with store._reading() as connection:
-        for rt in store.tables():
+        for rt in store._record_tables():
             table = rt.table
             query = (
                 select(table)
@@ -115,13 +115,13 @@ def iter_records_of(
     """
     if not isinstance(learner_id, str) or not learner_id:
         raise ValidationError("learner_id must be a non-empty str", field="learner_id")
-    tables = store.tables()
+    tables = store._record_tables()
     if record_types is not None:
         if isinstance(record_types, str | type):
             raise ValidationError(
                 "record_types must be a collection of record types", field="record_types"
             )
-        wanted = {store.table(t).name for t in record_types}
+        wanted = {store._table(t).name for t in record_types}
         tables = [rt for rt in tables if rt.name in wanted]
     return _pages(store, tables, learner_id, include_restricted)
 
@@ -168,7 +168,7 @@ def find(
     store: Store, cls: type[R], values: Mapping[str, str], *, include_restricted: bool
 ) -> list[R]:
     """Records whose blind-indexed fields match ``values`` (then checked after decrypting)."""
-    rt = store.table(cls)
+    rt = store._table(cls)
     codec = store._codec(cls)
     table = rt.table
     specs = {f.name: f for f in rt.fields}
@@ -195,7 +195,7 @@ def subjects(store: Store, course_id: str | None, *, include_restricted: bool) -
     """Learner ids with data (with records in ``course_id`` when given)."""
     found: set[str] = set()
     with store._reading() as connection:
-        for rt in store.tables():
+        for rt in store._record_tables():
             table = rt.table
             names = {f.name: f for f in rt.fields}
             conditions = visible(table, include_restricted=include_restricted)
@@ -211,7 +211,7 @@ def subjects(store: Store, course_id: str | None, *, include_restricted: bool) -
 
 def count(store: Store, cls: type[Any], include_restricted: bool, only_anonymised: bool) -> int:
     """How many rows of ``cls``."""
-    table = store.table(cls).table
+    table = store._table(cls).table
     conditions: list[ColumnElement[bool]]
     if only_anonymised:
         conditions = [table.c[ANONYMISED].isnot(None)]
@@ -232,7 +232,7 @@ def anonymised(store: Store, cls: type[Any]) -> Iterator[dict[str, Any]]:
     rt = codec.rt
     table = rt.table
     query = select(table).where(table.c[ANONYMISED].isnot(None)).order_by(table.c.id)
-    with store.database.engine.connect() as connection:
+    with store._db.engine.connect() as connection:
         for row in _stream(connection, query):
             facts = codec.facts(row)
             facts[rt.subject_column] = row._mapping[rt.subject_column]

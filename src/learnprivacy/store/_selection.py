@@ -37,7 +37,7 @@ class Selection:
         self, store: Store, rt: RecordTable, rules: tuple[RetentionRule, ...], now: dt.datetime
     ) -> None:
         self.rt, self.rules, self.now = rt, rules, now
-        self.learner_rt = store.table("Learner") if rt.has_learner else None
+        self.learner_rt = store._table("Learner") if rt.has_learner else None
         self.subject_alias = None if self.learner_rt is None else self.learner_rt.table.alias("s")
         self.join = rt.has_learner and any(
             t.on_subject for rule in self.rules for t in rule.triggers

@@ -146,7 +146,7 @@ class Store:
         self._keys = SqlKeyStore(self._key_db, self._db)
         self._clock = clock or _system_clock
         self.batch_size = batch_size
-        self._tables: dict[type[Any], RecordTable] = {}
+        self._table_cache: dict[type[Any], RecordTable] = {}
         self._codecs: dict[type[Any], Codec] = {}
         try:
             with self._db.write() as connection:
@@ -226,16 +226,6 @@ class Store:
         return self._db.engine
 
     @property
-    def database(self) -> Database:
-        """The engine and transactions (for tests and tools that inspect the tables)."""
-        return self._db
-
-    @property
-    def key_store(self) -> SqlKeyStore:
-        """The key store the keyring uses (the key database, seen from this store)."""
-        return self._keys
-
-    @property
     def vault(self) -> Vault:
         """The vault holding the epoch key the data keys are wrapped under."""
         return self._vault
@@ -289,43 +279,35 @@ class Store:
         (``erased_awaiting_compaction``), whether a compaction is under way, the vault."""
         return epoch_status(self._key_db, self._vault)
 
-    @property
-    def key_database(self) -> KeyDatabase:
-        """The key database holding this store's wrapped data keys."""
-        return self._key_db
-
     def now(self, now: dt.datetime | None = None) -> dt.datetime:
         """``now`` if given (timezone-aware, else ``ValidationError``), else the clock."""
         return require_aware(self._clock() if now is None else now, "now")
 
-    def table(self, record_type: type[Any] | str) -> RecordTable:
-        """The table layout of a record class (or class name)."""
+    def _table(self, record_type: type[Any] | str) -> RecordTable:
+        """The table layout of a record class (or class name), created when missing."""
         if isinstance(record_type, str):
             from learnprivacy.records._base import record_type as named
 
             record_type = named(record_type)
-        return self._table(record_type)
-
-    def _table(self, cls: type[Any]) -> RecordTable:
-        rt = self._tables.get(cls)
+        if not isinstance(record_type, type):
+            raise ValidationError(
+                f"a record type is a record class, got {type(record_type).__name__}",
+                field="record_type",
+            )
+        rt = self._table_cache.get(record_type)
         if rt is None:
-            if not isinstance(cls, type):
-                raise ValidationError(
-                    f"a record type is a record class, got {type(cls).__name__}",
-                    field="record_type",
-                )
-            rt = RecordTable(cls)
-            if cls.__name__ not in BUILTIN_TYPES:
+            rt = RecordTable(record_type)
+            if record_type.__name__ not in BUILTIN_TYPES:
                 with self._db.write() as connection:
                     ensure_table(connection, rt)
-            self._tables[cls] = rt
+            self._table_cache[record_type] = rt
         return rt
 
-    def tables(self) -> list[RecordTable]:
+    def _record_tables(self) -> list[RecordTable]:
         """Every record table, the learner's own first."""
         for cls in record_types():
             self._table(cls)
-        return sorted(self._tables.values(), key=lambda rt: rt.has_learner)
+        return sorted(self._table_cache.values(), key=lambda rt: rt.has_learner)
 
     def _codec(self, cls: type[Any]) -> Codec:
         """The codec of a record class."""
@@ -364,7 +346,7 @@ class Store:
     def backup(self, path: str) -> None:
         """Write a consistent copy of a SQLite store's records to ``path`` (SQLite's backup
         API). The keys are not in it: they have their own backup
-        (``store.key_database.backup(path)``, ``learnprivacy keys backup``).
+        (``learnprivacy.keys.KeyDatabase(KEYS_URL).backup(path)``, ``learnprivacy keys backup``).
 
         Copying the file of an open store can miss recent commits, which live in its
         write-ahead log until a checkpoint. PostgreSQL stores raise ``ConfigurationError``;
@@ -550,7 +532,7 @@ class Store:
         holds: Sequence[Hold] = (),
         review_limit: int = 10_000,
         progress: ProgressReporter | None = None,
-        compact: bool = False,
+        compact: bool = True,
     ) -> SweepReport:
         """Apply ``schedule`` to every row: erase, anonymise, restrict, or list for review.
 
@@ -561,9 +543,10 @@ class Store:
         one has locked. Smaller batches hold the write lock for less time and cost more
         in all (docs/concepts-store.md). ``progress`` (``expect(n)``/``advance(n)``) is
         told each record type's row count, then the rows decided page by page.
-        ``batch_size`` defaults to the store's; ``now`` to the store's clock. With
-        ``compact``, a sweep that erased anything ends with :meth:`compact_keys`, so that
-        key-database copies taken before it open nothing of what it erased.
+        ``batch_size`` defaults to the store's; ``now`` to the store's clock. A sweep that
+        erased anything ends with :meth:`compact_keys` (``compact=False`` to leave that to
+        a separate schedule), so that key-database copies taken before it open nothing of
+        what it erased; writers elsewhere may keep running.
         """
         at = self.now(now)
         from learnprivacy.store import _sweep  # loaded when first used

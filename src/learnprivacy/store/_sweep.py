@@ -105,7 +105,7 @@ def sweep(
     if not all(isinstance(h, Hold) for h in holds):
         raise ValidationError("holds must be Hold objects", field="holds")
     tally = _Tally(review_limit)
-    tables = store.tables()
+    tables = store._record_tables()
     ordered = [rt for rt in tables if rt.has_learner] + [rt for rt in tables if not rt.has_learner]
     reads_activity = any(
         Trigger.LAST_ACTIVITY in rule.triggers
@@ -124,7 +124,7 @@ def sweep(
         )
     _end_lapsed_consents(store, schedule, now, holds, dry_run, tally)
     if not dry_run:
-        store.database.checkpoint()
+        store._db.checkpoint()
     return SweepReport(
         erased=tally.total("erase"),
         anonymised=tally.total("anonymise"),
@@ -151,7 +151,7 @@ def latest_activity(store: Store) -> dict[str, dt.datetime]:
     """
     found: dict[str, dt.datetime] = {}
     with store._reading() as connection:
-        for rt in store.tables():
+        for rt in store._record_tables():
             field = getattr(rt.cls, "activity_field", None)
             if not rt.has_learner or not isinstance(field, str):
                 continue
@@ -245,7 +245,7 @@ class _TypeSweep:
             with transaction as connection:
                 query = base if last is None else base.where(table.c.id > last)
                 query = query.order_by(table.c.id).limit(self.batch_size)
-                if self.store.database.is_postgres and not self.dry_run:
+                if self.store._db.is_postgres and not self.dry_run:
                     query = query.with_for_update(skip_locked=True, of=table)
                 rows = connection.execute(query).all()
                 if not rows:
@@ -321,7 +321,7 @@ class _TypeSweep:
     def _dependents(self, connection: Connection, learner_ids: list[str]) -> dict[str, int]:
         """How many rows of other types each learner still has after this sweep."""
         counts: dict[str, int] = {}
-        for rt in self.store.tables():
+        for rt in self.store._record_tables():
             if not rt.has_learner or rt.name not in self.tally.populated:
                 continue
             table = rt.table
@@ -462,8 +462,6 @@ class _TypeSweep:
             # Lock order on PostgreSQL, the same in every writer: rows, keys, audit head.
             learners = {subject_of(r) for r in gone}
             keys = live_keys(self.store, connection, learners, rt.scope, refs=refs)
-        # The log first: the entries and the changes commit together or not at all.
-        audit.append(connection, events, now=self.now)
         erase_rows(connection, rt, [r.id for r in work[Action.ERASE]])
         anonymise_rows(
             connection,
@@ -488,39 +486,41 @@ class _TypeSweep:
                 connection, rt, [r.id for r in work[Action.RESTRICT]], now=self.now, reason=reason
             )
         if keys:
-            self._shred_unused(connection, keys, refs)
+            events.extend(self._shred_unused(connection, keys, refs))
+        # The log last, in the same transaction: the entries and the changes commit
+        # together or not at all, and on PostgreSQL the audit head, the one row every
+        # writer locks, is held only from here to the commit, not while the page's rows
+        # are deleted (concurrent sweeps would wait on each other's whole page).
+        audit.append(connection, events, now=self.now)
 
     def _shred_unused(
         self, connection: Connection, keys: list[tuple[str, str]], key_refs: dict[str, str]
-    ) -> None:
+    ) -> list[AuditEvent]:
+        """Send the keys no remaining row uses to the outbox; the audit event saying so."""
         store, scope = self.store, self.rt.scope
         used = scopes_in_use(store, connection, {s for s, _ in keys}, scope)
         doomed = sorted({s for s, _ in keys if s not in used})
         if not doomed:
-            return
+            return []
         refs = sorted(self._ref(s) for s in doomed)
-        store.audit.append(
-            connection,
-            [
-                AuditEvent(
-                    action="shred",
-                    outcome="done",
-                    record_type=None,
-                    subject_ref=refs[0] if len(refs) == 1 else None,
-                    details={"scope": scope, "subject_refs": refs, "mode": "keys", "sweep": True},
-                )
-            ],
-            now=self.now,
-        )
         self.tally.shredded += shred_keys(
             store, connection, doomed, scope, live=keys, refs=key_refs
         )
+        return [
+            AuditEvent(
+                action="shred",
+                outcome="done",
+                record_type=None,
+                subject_ref=refs[0] if len(refs) == 1 else None,
+                details={"scope": scope, "subject_refs": refs, "mode": "keys", "sweep": True},
+            )
+        ]
 
 
 def _consent_purposes(store: Store, schedule: Schedule) -> dict[str, list[Any]]:
     """Record tables whose rules rest on consent, by the purpose consented to."""
     found: dict[str, list[Any]] = {}
-    for rt in store.tables():
+    for rt in store._record_tables():
         if not rt.has_learner or rt.name == "Consent":
             continue
         for rule in schedule.rules_for(rt.cls):
@@ -533,7 +533,7 @@ def _lapsed(store: Store, purposes: set[str], now: dt.datetime) -> dict[str, set
     """For each purpose, the learners who consented to it and whose every consent has
     ended at ``now`` (withdrawn or expired). A learner who never gave a consent record is
     not in it: their processing may rest on a consent the store does not hold."""
-    table = store.table("Consent").table
+    table = store._table("Consent").table
     columns = [table.c.learner_id, table.c.purpose, table.c.given_at]
     columns += [table.c.withdrawn_at, table.c.expires_at]
     active: dict[tuple[str, str], bool] = {}

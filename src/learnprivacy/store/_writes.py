@@ -45,7 +45,7 @@ def _check_learners(store: Store, connection: Connection, needed: set[str], kind
     """Every id in ``needed`` is a stored, unrestricted learner, else a typed error."""
     if not needed:
         return
-    table = store.table("Learner").table
+    table = store._table("Learner").table
     found: dict[str, bool] = {}
     wanted = sorted(needed)
     for start in range(0, len(wanted), _CHECK_CHUNK):
@@ -53,7 +53,7 @@ def _check_learners(store: Store, connection: Connection, needed: set[str], kind
         query = select(table.c.id, table.c[RESTRICTED]).where(
             ids_in(table.c.id, chunk, connection.dialect.name), table.c[ANONYMISED].is_(None)
         )
-        if store.database.is_postgres:
+        if store._db.is_postgres:
             # Held until commit: an erasure of one of these learners waits, then sees the
             # new rows (see _actions.live_keys).
             query = query.order_by(table.c.id).with_for_update(read=True)
@@ -74,14 +74,14 @@ def add_all(store: Store, records: Iterable[Any], *, now: dt.datetime) -> int:
     """Insert ``records`` in one transaction, in batches; see :meth:`Store.add_all`."""
     counts: dict[str, int] = {}
     subjects_by_type: dict[str, set[str]] = {}
-    keys = store.key_store
+    keys = store._keys
     keyring = store.keyring
     with store._writing() as connection:
         for chunk in chunked(records, store.batch_size):
             by_type: dict[type[Any], list[Any]] = {}
             for record in chunk:
                 by_type.setdefault(_record_class(record), []).append(record)
-            tables = {cls: store.table(cls) for cls in by_type}
+            tables = {cls: store._table(cls) for cls in by_type}
             new_learners = {
                 r.id for cls, rs in by_type.items() if cls.__name__ == "Learner" for r in rs
             }
@@ -147,13 +147,13 @@ def _insert(connection: Connection, rt: RecordTable, rows: list[dict[str, Any]])
 def rectify(store: Store, record: Any, *, now: dt.datetime) -> None:
     """Rectify ``record`` in place; see :meth:`Store.update`."""
     cls = _record_class(record)
-    rt = store.table(cls)
+    rt = store._table(cls)
     codec = store._codec(cls)
     table = rt.table
     subject = subject_of(record)
     with store._writing() as connection:
         query = select(table).where(table.c.id == record.id, table.c[ANONYMISED].is_(None))
-        if store.database.is_postgres:
+        if store._db.is_postgres:
             query = query.with_for_update()
         row = connection.execute(query).first()
         if row is None:
@@ -166,8 +166,8 @@ def rectify(store: Store, record: Any, *, now: dt.datetime) -> None:
             raise IntegrityError(f"a {rt.name} record cannot move to another learner")
         store.keyring.clear_cache(subject)
         ref = store.keyring.key_ref(subject)
-        store.key_store.settle(connection, [ref])
-        with store.key_store.batch([ref], lock=True):
+        store._keys.settle(connection, [ref])
+        with store._keys.batch([ref], lock=True):
             try:
                 old = codec.from_row(row)
                 changed = [
@@ -176,7 +176,7 @@ def rectify(store: Store, record: Any, *, now: dt.datetime) -> None:
             except DecryptionError:
                 changed = [f.name for f in rt.fields if f.personal]
             values = codec.to_row(record)
-            store.key_store.flush()
+            store._keys.flush()
         values.pop("id")
         detail = ids_detail(store.audit, rt, [record.id], [subject])
         store.audit.append(
@@ -194,7 +194,7 @@ def rectify(store: Store, record: Any, *, now: dt.datetime) -> None:
         )
         connection.execute(update(table).where(table.c.id == record.id).values(**values))
     # The previous tokens may linger in the write-ahead log until it is checkpointed.
-    store.database.checkpoint()
+    store._db.checkpoint()
 
 
 def set_restriction(
@@ -215,7 +215,7 @@ def set_restriction(
         raise ValidationError("reason must be non-empty text", field="reason")
     if isinstance(record_type, str):
         record_type = named_type(record_type)
-    tables = [store.table(record_type)] if record_type is not None else store.tables()
+    tables = [store._table(record_type)] if record_type is not None else store._record_tables()
     restrict = reason is not None
     total = 0
     with store._writing() as connection:
@@ -229,7 +229,7 @@ def set_restriction(
             state = table.c[RESTRICTED].is_(None) if restrict else table.c[RESTRICTED].isnot(None)
             where = and_(target, state, table.c[ANONYMISED].is_(None))
             query = select(table.c.id, table.c[rt.subject_column]).where(where)
-            if store.database.is_postgres:
+            if store._db.is_postgres:
                 # Rows before the audit head: the lock order every writer follows.
                 query = query.with_for_update()
             found = connection.execute(query).all()

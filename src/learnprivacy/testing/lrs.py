@@ -42,13 +42,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from learnprivacy.errors import ConfigurationError, LearnPrivacyError
+from learnprivacy.testing._server import ThrowawayServer
 
 __all__ = ["LRSStartError", "LRSUnavailable", "TemporaryRalphLRS"]
 
@@ -149,7 +147,7 @@ class _Server:
     directory: Path
 
 
-class TemporaryRalphLRS:
+class TemporaryRalphLRS(ThrowawayServer):
     """A real Ralph LRS on a free loopback port, storing into a temporary directory.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop` (for a pytest
@@ -183,7 +181,6 @@ class TemporaryRalphLRS:
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
         self._base_dir = None if base_dir is None else Path(base_dir)
-        self._finalizer: weakref.finalize[..., TemporaryRalphLRS] | None = None
         self._server: _Server | None = None
         self._directory: Path | None = None
         self._username = ""
@@ -197,73 +194,39 @@ class TemporaryRalphLRS:
         state = f"port={server.port}" if server is not None and self.running else "stopped"
         return f"<TemporaryRalphLRS {state}>"
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- lifecycle ------------------------------------------------------------------------
 
-    @property
-    def running(self) -> bool:
-        """True between a successful :meth:`start` and :meth:`stop`, while the process lives."""
-        return (
-            self._server is not None
-            and self._server.process.poll() is None
-            and self._finalizer is not None
-            and self._finalizer.alive
-        )
+    start_error = LRSStartError
 
-    def start(self) -> Self:
+    def _launch(self) -> None:
         """Write the configuration, start the server and wait until it answers.
 
-        Raises:
-            LRSUnavailable: a package Ralph's LRS needs is not installed.
-            LRSStartError: the server exited, or did not answer within ``start_timeout``.
-            ConfigurationError: the instance is already started.
+        ``LRSUnavailable`` when a package Ralph's LRS needs is not installed;
+        ``LRSStartError`` when the server exited, or did not answer within
+        ``start_timeout``.
         """
-        if self._finalizer is not None and self._finalizer.alive:
-            raise ConfigurationError("TemporaryRalphLRS is already started")
         _check_installed()
         directory = Path(tempfile.mkdtemp(prefix="lp-lrs-", dir=self._base_dir))
         self._directory = directory
         self._username = f"lrs-{secrets.token_hex(4)}"
         self._password = secrets.token_urlsafe(24)
-        # Registered before anything can fail, so a failed start still cleans up, and a
-        # forgotten stop() still happens at interpreter exit.
         processes: list[subprocess.Popen[bytes]] = []
-        self._finalizer = weakref.finalize(
-            self, _shutdown, processes, directory, self._stop_timeout
-        )
-        try:
-            _write_auth_file(directory / "auth.json", self._username, self._password)
-            began = time.monotonic()
-            process, port = _launch(directory)
-            processes.append(process)
-            server = _Server(process=process, port=port, directory=directory)
-            self._wait_until_ready(server)
-            self.startup_seconds = time.monotonic() - began
-            self._server = server
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        self._clean_up_with(_shutdown, processes, directory, self._stop_timeout)
+        _write_auth_file(directory / "auth.json", self._username, self._password)
+        began = time.monotonic()
+        process, port = _launch(directory)
+        processes.append(process)
+        server = _Server(process=process, port=port, directory=directory)
+        self._wait_until_ready(server)
+        self.startup_seconds = time.monotonic() - began
+        self._server = server
 
-    def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL) and delete its directory.
+    def _up(self) -> bool:
+        # The process may have died since: then the server is not running.
+        return self._server is not None and self._server.process.poll() is None
 
-        Does nothing when not running, so it is safe in ``finally`` blocks and fixtures.
-        """
+    def _forget(self) -> None:
         self._server = None
-        if self._finalizer is not None:
-            self._finalizer()
 
     def _wait_until_ready(self, server: _Server) -> None:
         # Asking /whoami with the generated credentials proves at once that the server

@@ -37,11 +37,8 @@ import signal
 import socket
 import subprocess
 import time
-import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from learnprivacy.errors import ConfigurationError, LearnPrivacyError
 from learnprivacy.testing._postgres_host import (
@@ -52,6 +49,7 @@ from learnprivacy.testing._postgres_host import (
     tail,
     unprivileged_account,
 )
+from learnprivacy.testing._server import LoopbackDatabaseServer
 
 __all__ = [
     "MariaDBStartError",
@@ -138,7 +136,7 @@ def _first_program(names: tuple[str, ...], directories: list[Path]) -> Path | No
     return None
 
 
-class TemporaryMariaDB:
+class TemporaryMariaDB(LoopbackDatabaseServer):
     """A throwaway MariaDB server in a temporary directory, on a free loopback port.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop` (for a pytest
@@ -180,7 +178,6 @@ class TemporaryMariaDB:
         self._os_user = os_user
         self._options = {**_DEFAULT_OPTIONS, **(options or {})}
         self._start_timeout = start_timeout
-        self._finalizer: weakref.finalize[..., TemporaryMariaDB] | None = None
         self._directory: Path | None = None
         self._port: int | None = None
         self._server: Path | None = None
@@ -190,29 +187,12 @@ class TemporaryMariaDB:
         state = f"port={self._port}" if self.running else "stopped"
         return f"<TemporaryMariaDB {self.database} {state}>"
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- lifecycle ---------------------------------------------------------------------
 
-    @property
-    def running(self) -> bool:
-        """True between a successful :meth:`start` and :meth:`stop`."""
-        return self._port is not None and self._finalizer is not None and self._finalizer.alive
+    start_error = MariaDBStartError
 
-    def start(self) -> Self:
+    def _launch(self) -> None:
         """Install a data directory, start the server, wait until ready, create the database."""
-        if self._finalizer is not None and self._finalizer.alive:
-            raise ConfigurationError("TemporaryMariaDB is already started")
         environ = dict(os.environ)
         if self._bin_dir is not None:
             environ[BIN_DIR_ENV] = str(self._bin_dir)
@@ -227,31 +207,11 @@ class TemporaryMariaDB:
         env.update(LC_ALL="C", LANG="C")
         runner = Runner(uid=uid, gid=gid, cwd=directory, env=env)
         self._directory, self._server = directory, server
-        # Registered before anything can fail, so a failed start still cleans up, and a
-        # forgotten stop() still happens at interpreter exit.
         self._process = _ServerProcess(os.getpid())
-        self._finalizer = weakref.finalize(self, _shutdown, self._process, directory)
-        try:
-            self._install(installer, directory, runner)
-            self._port = self._start_server(server, directory, runner)
-            self.create_database(self.database)
-        except subprocess.TimeoutExpired as exc:
-            log = self._log_tail()
-            self.stop()
-            raise MariaDBStartError(
-                f"{Path(str(exc.cmd[0])).name} did not finish within {exc.timeout:.0f}s\n"
-                f"--- server log tail ---\n{log}"
-            ) from exc
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        """Stop the server and delete its directory. Does nothing when not running."""
-        self._port = None
-        if self._finalizer is not None:
-            self._finalizer()
+        self._clean_up_with(_shutdown, self._process, directory)
+        self._install(installer, directory, runner)
+        self._port = self._start_server(server, directory, runner)
+        self.create_database(self.database)
 
     def _install(self, installer: Path, directory: Path, runner: Runner) -> None:
         result = runner.run(
@@ -328,24 +288,7 @@ class TemporaryMariaDB:
             delay = min(delay * 2, 0.5)
         return False
 
-    def _log_tail(self) -> str:
-        if self._directory is None:
-            return "(no log)"
-        return tail(read_from(self._directory / "server.log", 0))
-
     # -- connection details ---------------------------------------------------------------
-
-    @property
-    def host(self) -> str:
-        """Always ``127.0.0.1``: the server listens on loopback only."""
-        return "127.0.0.1"
-
-    @property
-    def port(self) -> int:
-        """The TCP port the server listens on."""
-        if self._port is None or not self.running:
-            raise ConfigurationError("TemporaryMariaDB is not running: call start() first")
-        return self._port
 
     @property
     def url(self) -> str:
@@ -355,18 +298,6 @@ class TemporaryMariaDB:
     def url_for(self, database: str) -> str:
         """SQLAlchemy URL of another database of this server (``utf8mb4`` connections)."""
         return f"mysql+pymysql://{self.user}@{self.host}:{self.port}/{database}?charset=utf8mb4"
-
-    @property
-    def directory(self) -> Path:
-        """The temporary directory (data directory, socket, log); deleted by :meth:`stop`."""
-        if self._directory is None or not self.running:
-            raise ConfigurationError("TemporaryMariaDB is not running: call start() first")
-        return self._directory
-
-    @property
-    def log_path(self) -> Path:
-        """The server log file."""
-        return self.directory / "server.log"
 
     @property
     def server_program(self) -> Path | None:
@@ -399,7 +330,7 @@ class TemporaryMariaDB:
         if not _IDENTIFIER.fullmatch(name):
             raise ConfigurationError("database names must be plain identifiers")
         if self._port is None:
-            raise ConfigurationError("TemporaryMariaDB is not running: call start() first")
+            raise self._not_running()
         try:
             import pymysql  # Optional dependency (the ``moodle`` extra).
         except ImportError:

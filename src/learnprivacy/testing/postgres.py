@@ -30,13 +30,10 @@ from __future__ import annotations
 import os
 import re
 import socket
-import subprocess
 import time
-import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import LiteralString, Self
+from typing import LiteralString
 
 from learnprivacy.errors import ConfigurationError
 from learnprivacy.testing._postgres_host import (
@@ -52,6 +49,7 @@ from learnprivacy.testing._postgres_host import (
     tail,
     unprivileged_account,
 )
+from learnprivacy.testing._server import LoopbackDatabaseServer
 
 __all__ = [
     "PostgresStartError",
@@ -77,7 +75,7 @@ _DEFAULT_SETTINGS = {
 }
 
 
-class TemporaryPostgres:
+class TemporaryPostgres(LoopbackDatabaseServer):
     """A throwaway PostgreSQL server in a temporary directory, on a free loopback port.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop` (for a pytest
@@ -126,7 +124,6 @@ class TemporaryPostgres:
         self._settings = {**_DEFAULT_SETTINGS, **(settings or {})}
         self._start_timeout = start_timeout
         self._stop_mode = stop_mode
-        self._finalizer: weakref.finalize[..., TemporaryPostgres] | None = None
         self._directory: Path | None = None
         self._port: int | None = None
         self._runner: Runner | None = None
@@ -135,29 +132,12 @@ class TemporaryPostgres:
         state = f"port={self._port}" if self.running else "stopped"
         return f"<TemporaryPostgres {self.database} {state}>"
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- lifecycle ---------------------------------------------------------------------
 
-    @property
-    def running(self) -> bool:
-        """True between a successful :meth:`start` and :meth:`stop`."""
-        return self._port is not None and self._finalizer is not None and self._finalizer.alive
+    start_error = PostgresStartError
 
-    def start(self) -> Self:
+    def _launch(self) -> None:
         """Create the cluster, start the server, wait until ready, create the database."""
-        if self._finalizer is not None and self._finalizer.alive:
-            raise ConfigurationError("TemporaryPostgres is already started")
         bin_dir = self._bin_dir or find_postgres_bin()
         missing = missing_binaries(bin_dir)
         if missing:
@@ -169,34 +149,14 @@ class TemporaryPostgres:
         env.update(LC_ALL="C", LANG="C")
         runner = Runner(uid=uid, gid=gid, cwd=directory, env=env)
         self._directory, self._runner, self._bin_dir = directory, runner, bin_dir
-        # Registered before anything can fail, so a failed start still cleans up, and a
-        # forgotten stop() still happens at interpreter exit.
-        self._finalizer = weakref.finalize(
-            self, shutdown, runner, bin_dir / "pg_ctl", directory, self._stop_mode, os.getpid()
+        self._clean_up_with(
+            shutdown, runner, bin_dir / "pg_ctl", directory, self._stop_mode, os.getpid()
         )
-        try:
-            self._initdb(bin_dir, directory, runner)
-            self._port = self._start_server(bin_dir, directory, runner)
-            self._wait_until_ready()
-            if self.database != "postgres":
-                self.create_database(self.database)
-        except subprocess.TimeoutExpired as exc:
-            tail_text = self._log_tail()
-            self.stop()
-            raise PostgresStartError(
-                f"{Path(str(exc.cmd[0])).name} did not finish within {exc.timeout:.0f}s\n"
-                f"--- server log tail ---\n{tail_text}"
-            ) from exc
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        """Stop the server and delete its directory. Does nothing when not running."""
-        self._port = None
-        if self._finalizer is not None:
-            self._finalizer()
+        self._initdb(bin_dir, directory, runner)
+        self._port = self._start_server(bin_dir, directory, runner)
+        self._wait_until_ready()
+        if self.database != "postgres":
+            self.create_database(self.database)
 
     def _initdb(self, bin_dir: Path, directory: Path, runner: Runner) -> None:
         data_dir = directory / "data"
@@ -268,25 +228,7 @@ class TemporaryPostgres:
             else:
                 return
 
-    def _log_tail(self) -> str:
-        # Usable while starting, before the properties that need a running server are.
-        if self._directory is None:
-            return "(no log)"
-        return tail(read_from(self._directory / "server.log", 0))
-
     # -- connection details ---------------------------------------------------------------
-
-    @property
-    def host(self) -> str:
-        """Always ``127.0.0.1``: the server listens on loopback only."""
-        return "127.0.0.1"
-
-    @property
-    def port(self) -> int:
-        """The TCP port the server listens on."""
-        if self._port is None or not self.running:
-            raise ConfigurationError("TemporaryPostgres is not running: call start() first")
-        return self._port
 
     @property
     def url(self) -> str:
@@ -307,21 +249,9 @@ class TemporaryPostgres:
         return f"host={self.host} port={self.port} user={self.user} dbname={database}"
 
     @property
-    def directory(self) -> Path:
-        """The temporary directory (data directory, socket, log); deleted by :meth:`stop`."""
-        if self._directory is None or not self.running:
-            raise ConfigurationError("TemporaryPostgres is not running: call start() first")
-        return self._directory
-
-    @property
     def data_dir(self) -> Path:
         """The cluster's data directory (``PGDATA``)."""
         return self.directory / "data"
-
-    @property
-    def log_path(self) -> Path:
-        """The server log file."""
-        return self.directory / "server.log"
 
     @property
     def bin_dir(self) -> Path | None:
@@ -359,7 +289,7 @@ class TemporaryPostgres:
     def _run_client(self, program: str, name: str) -> None:
         """Run ``createdb``/``dropdb``, found next to the server binaries."""
         if self._bin_dir is None or self._runner is None:
-            raise ConfigurationError("TemporaryPostgres is not running: call start() first")
+            raise self._not_running()
         pg_ctl = self._bin_dir / "pg_ctl"
         found = [d / program for d in (self._bin_dir, Path(os.path.realpath(pg_ctl)).parent)]
         executable = next((path for path in found if path.is_file()), None)
