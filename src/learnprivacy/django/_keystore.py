@@ -4,12 +4,17 @@ Each method is one transaction on ``LEARNPRIVACY["KEYS"]``, in plain SQL through
 Django's connection (the keyring calls it on every first use of a learner's key, so the
 ORM's per-query cost would show). The tables are ``learnprivacy.django.models.KeyEntry``
 and ``KeyTombstone``, created by ``manage.py migrate --database <KEYS alias>``.
+
+Learners are never named in clear here: the keyring names each by its key reference
+(``k1_`` and a keyed HMAC of the id, :meth:`~learnprivacy.crypto.Keyring.key_ref`), as
+in the store's key database. :func:`convert_clear_subjects` converts the rows of key
+stores written before (migration ``0004_key_refs_convert``).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,9 +24,9 @@ from learnprivacy.crypto._keystore import entry_from_row as _entry
 from learnprivacy.crypto._keystore import scope_blocked as _blocked
 from learnprivacy.errors import ConfigurationError, KeyShreddedError
 
-__all__ = ["DjangoKeyStore"]
+__all__ = ["DjangoKeyStore", "convert_clear_subjects", "unconverted_rows"]
 
-_COLUMNS = "subject, scope, key_id, state, master_key_id, wrapped"
+_COLUMNS = "subject_ref, scope, key_id, state, master_key_id, wrapped"
 _KEYS = "lpdj_keys"
 _TOMBSTONES = "lpdj_key_tombstones"
 _META = "lpdj_key_meta"
@@ -45,6 +50,9 @@ class DjangoKeyStore:
     and their new keys inserted in one transaction when the batch ends (see
     :func:`learnprivacy.django.prepare_keys`).
     """
+
+    #: Tells :class:`~learnprivacy.crypto.Keyring` to name subjects by key references.
+    pseudonymous_subjects = True
 
     __slots__ = ("_alias", "_local")
 
@@ -90,11 +98,12 @@ class DjangoKeyStore:
                 batch.entries[subject] = []
             marks = ", ".join(["%s"] * len(chunk))
             for row in self._rows(
-                f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject IN ({marks}) ORDER BY id", chunk
+                f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject_ref IN ({marks}) ORDER BY id", chunk
             ):
                 batch.entries[row[0]].append(_entry(row))
             for subject, scope in self._rows(
-                f"SELECT subject, scope FROM {_TOMBSTONES} WHERE subject IN ({marks})", chunk
+                f"SELECT subject_ref, scope FROM {_TOMBSTONES} WHERE subject_ref IN ({marks})",
+                chunk,
             ):
                 batch.tombstones.add((subject, scope))
         self._local.batch = batch
@@ -138,7 +147,7 @@ class DjangoKeyStore:
         if batch is not None:
             return next((e for e in batch.entries[subject] if e.key_id == key_id), None)
         rows = self._rows(
-            f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject = %s AND key_id = %s",
+            f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject_ref = %s AND key_id = %s",
             [subject, key_id],
         )
         return _entry(rows[0]) if rows else None
@@ -154,14 +163,14 @@ class DjangoKeyStore:
         where: list[str] = []
         params: list[str] = []
         if subject is not None:
-            where.append("subject = %s")
+            where.append("subject_ref = %s")
             params.append(subject)
         if scope is not None:
             where.append("scope = %s")
             params.append(scope)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = self._rows(
-            f"SELECT {_COLUMNS} FROM {_KEYS}{clause} ORDER BY subject, scope, id", params
+            f"SELECT {_COLUMNS} FROM {_KEYS}{clause} ORDER BY subject_ref, scope, id", params
         )
         return iter([_entry(row) for row in rows])
 
@@ -200,7 +209,7 @@ class DjangoKeyStore:
         if not revive:
             insert += (
                 f" WHERE NOT EXISTS (SELECT 1 FROM {_TOMBSTONES} "
-                "WHERE subject = %s AND scope IN (%s, %s))"
+                "WHERE subject_ref = %s AND scope IN (%s, %s))"
             )
             values += [entry.subject, entry.scope, _ALL]
         try:
@@ -220,7 +229,8 @@ class DjangoKeyStore:
             return entry
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject = %s AND scope = %s AND state = %s",
+                f"SELECT {_COLUMNS} FROM {_KEYS} "
+                "WHERE subject_ref = %s AND scope = %s AND state = %s",
                 [entry.subject, entry.scope, KeyState.ACTIVE.value],
             )
             row = cursor.fetchone()
@@ -239,7 +249,7 @@ class DjangoKeyStore:
         with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
             cursor.execute(
                 f"UPDATE {_KEYS} SET scope = %s, state = %s, master_key_id = %s, wrapped = %s "
-                "WHERE subject = %s AND key_id = %s AND state <> %s",
+                "WHERE subject_ref = %s AND key_id = %s AND state <> %s",
                 [
                     entry.scope,
                     entry.state.value,
@@ -275,7 +285,7 @@ class DjangoKeyStore:
             for subject, scope in wanted:
                 sql = (
                     f"UPDATE {_KEYS} SET state = %s, master_key_id = '', wrapped = %s "
-                    "WHERE subject = %s AND state <> %s"
+                    "WHERE subject_ref = %s AND state <> %s"
                 )
                 params: list[Any] = [KeyState.SHREDDED.value, b"", subject, KeyState.SHREDDED.value]
                 if scope is not None:
@@ -289,12 +299,12 @@ class DjangoKeyStore:
                 if key_id is None:
                     stone = _ALL if scope is None else scope
                     cursor.execute(
-                        f"SELECT 1 FROM {_TOMBSTONES} WHERE subject = %s AND scope = %s",
+                        f"SELECT 1 FROM {_TOMBSTONES} WHERE subject_ref = %s AND scope = %s",
                         [subject, stone],
                     )
                     if cursor.fetchone() is None:
                         cursor.execute(
-                            f"INSERT INTO {_TOMBSTONES} (subject, scope) VALUES (%s, %s)",
+                            f"INSERT INTO {_TOMBSTONES} (subject_ref, scope) VALUES (%s, %s)",
                             [subject, stone],
                         )
         return count
@@ -335,7 +345,7 @@ class DjangoKeyStore:
         with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
             cursor.executemany(
                 f"UPDATE {_KEYS} SET scope = %s, state = %s, master_key_id = %s, wrapped = %s "
-                "WHERE subject = %s AND key_id = %s AND state <> %s",
+                "WHERE subject_ref = %s AND key_id = %s AND state <> %s",
                 params,
             )
             changed = cursor.rowcount
@@ -421,13 +431,150 @@ class DjangoKeyStore:
     @staticmethod
     def _blocked(cursor: Any, subject: str, scope: str) -> bool:
         cursor.execute(
-            f"SELECT 1 FROM {_TOMBSTONES} WHERE subject = %s AND scope IN (%s, %s)",
+            f"SELECT 1 FROM {_TOMBSTONES} WHERE subject_ref = %s AND scope IN (%s, %s)",
             [subject, scope, _ALL],
         )
         if cursor.fetchone() is None:
             return False
         cursor.execute(
-            f"SELECT 1 FROM {_KEYS} WHERE subject = %s AND scope = %s AND state <> %s",
+            f"SELECT 1 FROM {_KEYS} WHERE subject_ref = %s AND scope = %s AND state <> %s",
             [subject, scope, KeyState.SHREDDED.value],
         )
         return cursor.fetchone() is None
+
+
+# -- key stores written before key references --------------------------------------------
+
+
+def unconverted_rows(alias: str) -> int:
+    """How many key and tombstone rows still name their learner in clear (migration
+    ``0004_key_refs_convert`` has not finished); 0 once the clear column is gone."""
+    from django.db import connections
+
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        columns = {c.name for c in connection.introspection.get_table_description(cursor, _KEYS)}
+        if "subject" not in columns:
+            return 0
+        total = 0
+        for table in (_KEYS, _TOMBSTONES):
+            cursor.execute(f"SELECT count(*) FROM {table} WHERE subject_ref IS NULL")
+            total += int(cursor.fetchone()[0])
+    return total
+
+
+def _conversion_keyring(alias: str) -> Any:
+    """A keyring that computes key references and re-wraps keys for them, its system
+    keys (the reference key among them) read from the key store at ``alias``.
+
+    The system keys keep their reserved name; a key store holding none yet (keys made
+    before the first key reference) gets them written here, so the references computed
+    now are the ones the application computes later.
+    """
+    from django.db import connections, transaction
+
+    from learnprivacy.crypto import Keyring
+    from learnprivacy.crypto._keystore import InMemoryKeyStore
+    from learnprivacy.crypto._validate import SYSTEM_SUBJECT
+    from learnprivacy.django._settings import _master_key, previous_master_keys, setting
+
+    class _SystemKeys(InMemoryKeyStore):
+        pseudonymous_subjects = True
+
+    system = _SystemKeys()
+    known: set[str] = set()
+    with connections[alias].cursor() as cursor:
+        cursor.execute(
+            "SELECT subject_ref, scope, key_id, state, master_key_id, wrapped "
+            f"FROM {_KEYS} WHERE subject = %s OR subject_ref = %s ORDER BY id",
+            [SYSTEM_SUBJECT, SYSTEM_SUBJECT],
+        )
+        for row in cursor.fetchall():
+            entry = _entry([SYSTEM_SUBJECT, *row[1:]])
+            system.add(entry, revive=True)
+            known.add(entry.key_id)
+    keyring = Keyring(
+        _master_key(setting("MASTER_KEY_ENV")),
+        store=system,
+        previous_master_keys=previous_master_keys(),
+    )
+    keyring.verify()
+    keyring.key_ref("x")  # loads (or creates) the reference key
+    made = [e for e in system.list_entries(SYSTEM_SUBJECT) if e.key_id not in known]
+    if made:
+        with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+            for e in made:
+                cursor.execute(
+                    f"INSERT INTO {_KEYS} (subject_ref, scope, key_id, state, master_key_id, "
+                    "wrapped) VALUES (%s, %s, %s, %s, %s, %s)",
+                    [e.subject, e.scope, e.key_id, e.state.value, e.master_key_id, e.wrapped],
+                )
+    return keyring
+
+
+def convert_clear_subjects(
+    alias: str,
+    *,
+    batch_size: int = 500,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Give every row of the key store at ``alias`` that names its learner in clear the
+    learner's key reference instead; returns how many rows were converted.
+
+    A data key's wrapping binds the name its row carries, so each key is re-wrapped for
+    the reference (under the same master key). ``batch_size`` rows per transaction: a
+    conversion killed at any point leaves each row converted or intact, and calling
+    again carries on. The clear name is emptied in the same update; on PostgreSQL the
+    tables are then rewritten (``VACUUM FULL``) so that no dead row version keeps it, on
+    SQLite the write-ahead log is truncated (``secure_delete`` zeroes freed space).
+    ``progress(done, total)`` is called after each committed batch.
+    """
+    from django.db import connections, transaction
+
+    from learnprivacy.crypto._validate import SYSTEM_SUBJECT
+
+    total = unconverted_rows(alias)
+    if not total:
+        return 0
+    keyring = _conversion_keyring(alias)
+    connection = connections[alias]
+    done = 0
+    for table, keys in ((_KEYS, True), (_TOMBSTONES, False)):
+        columns = f"id, subject, {_COLUMNS[len('subject_ref, ') :]}" if keys else "id, subject"
+        while True:
+            with transaction.atomic(using=alias), connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT {columns} FROM {table} WHERE subject_ref IS NULL ORDER BY id LIMIT %s",
+                    [batch_size],
+                )
+                rows = cursor.fetchall()
+                if not rows:
+                    break
+                for row in rows:
+                    subject = str(row[1])
+                    ref = subject if subject == SYSTEM_SUBJECT else keyring.key_ref(subject)
+                    if not keys:
+                        cursor.execute(
+                            f"UPDATE {table} SET subject_ref = %s, subject = NULL WHERE id = %s",
+                            [ref, row[0]],
+                        )
+                        continue
+                    entry = _entry(row[1:])
+                    if subject != SYSTEM_SUBJECT:
+                        entry = keyring.rewrap_entry(entry, subject=ref)
+                    cursor.execute(
+                        f"UPDATE {table} SET subject_ref = %s, subject = NULL, "
+                        "master_key_id = %s, wrapped = %s WHERE id = %s",
+                        [ref, entry.master_key_id, entry.wrapped, row[0]],
+                    )
+            done += len(rows)
+            if progress is not None:
+                progress(done, total)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"VACUUM FULL {_KEYS}")
+            cursor.execute(f"VACUUM FULL {_TOMBSTONES}")
+            cursor.execute("CHECKPOINT")
+        elif connection.vendor == "sqlite":
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return done
