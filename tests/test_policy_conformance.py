@@ -411,6 +411,37 @@ def test_centre_register_names_the_person_in_charge() -> None:
     assert register.controller.address.startswith("78 quater Boulevard Thiers")
 
 
+def test_centre_shares_nothing_outside() -> None:
+    """Line 98: nothing is shared with anyone outside the centre. Every purpose of its
+    register (with or without the periods it chose) is internal only, with no recipient
+    gap; a component sending learners' e-mail addresses to an outside mailer, for any
+    purpose, is listed as a gap naming the recipient."""
+    from examples.policies import training_preparation_centre as centre
+
+    from learnprivacy.providers import MetadataCollection
+
+    chosen = centre.make_schedule(learner_data="P3Y", statistics="P1Y", security_logs="P6M")
+    for register in (centre.register(), centre.register(schedule=chosen)):
+        assert register.activities
+        assert all(a.internal_only for a in register.activities)
+        assert [g for g in register.gaps if "recipient" in g] == []
+    for purpose in ("training", "billing"):
+        mailer = MetadataCollection("tool_mailing").add_external_location_link(
+            "mailer",
+            {"email": "E-mail address"},
+            "Messages sent by an outside mailer",
+            purpose=purpose,
+            basis="gdpr_art_6_1_a",
+            categories=["contact"],
+            recipient="Mailer SAS",
+        )
+        leaking = centre.register(schedule=chosen, extra=[mailer])
+        assert (
+            f"{purpose}: promised to be shared internally only, but Mailer SAS is an "
+            "external recipient"
+        ) in leaking.gaps
+
+
 def test_centre_statistics_are_anonymous(tmp_path: Path) -> None:
     """Line 116: past the period only anonymised statistics remain: the progress rows are
     anonymised by the sweep, pass the re-identification check, and a course taken by

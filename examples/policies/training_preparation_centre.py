@@ -19,11 +19,12 @@ years from the close of the fiscal year, Code de commerce art. L123-22), which l
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from examples.policies._promise import Promise, Rights, build_register
 from learnprivacy import Controller
 from learnprivacy.basis import LawfulBasis
-from learnprivacy.providers import Register
+from learnprivacy.providers import MetadataCollection, Register
 from learnprivacy.records import AccessEvent, Certificate, Consent, Invoice, Learner, Progress
 from learnprivacy.retention import (
     Action,
@@ -125,11 +126,25 @@ CONTROLLER = Controller(
 STATISTICS_K = 5
 
 
-def register(as_of: dt.date | None = None, schedule: Schedule | None = None) -> Register:
+def register(
+    as_of: dt.date | None = None,
+    schedule: Schedule | None = None,
+    extra: Iterable[MetadataCollection] = (),
+) -> Register:
     """The centre's Art. 30 register, generated from this module (with the periods the
-    centre chose: ``make_schedule(...)``; without them the register lists the gaps)."""
+    centre chose: ``make_schedule(...)``; without them the register lists the gaps).
+
+    Line 98: « Nous ne partageons pas vos renseignements personnels avec des entreprises,
+    des organisations, ni des personnes extérieures à Prépa job's »: every purpose of the
+    register is shared internally only, so a recipient outside the centre declared for
+    any of them (``extra``: the centre's other components) is listed as a gap."""
     chosen = schedule if schedule is not None else Schedule({Invoice: INVOICES})
-    return build_register(CONTROLLER, chosen, as_of=as_of)
+    components = tuple(extra)
+    draft = build_register(CONTROLLER, chosen, as_of=as_of, extra=components)
+    every_purpose = sorted({activity.purpose for activity in draft.activities})
+    return build_register(
+        CONTROLLER, chosen, as_of=as_of, extra=components, internal_only=every_purpose
+    )
 
 
 #: Line 90: « il se peut que nous ayons besoin de vérifier votre identité »: no request
@@ -223,5 +238,14 @@ PROMISES = (
         "RefusalGrounds.RIGHTS_OF_OTHERS (Art. 15(4)) and LEGAL_RESTRICTION (Art. 23(1)); "
         "render_letter states grounds, article and reason",
         test=_R + "test_refusal_states_its_reasons",
+    ),
+    Promise(
+        promise="Personal data shared with no company, organisation or person outside the centre",
+        seed=SEED,
+        line=98,
+        quote="personnes extérieures à Prépa job’s",
+        enforced_by="register(): every purpose internal only; an external recipient "
+        "declared for any of them is a register gap",
+        test=_C + "test_centre_shares_nothing_outside",
     ),
 )
