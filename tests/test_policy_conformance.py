@@ -69,6 +69,24 @@ def test_every_promise_names_an_existing_test(module: str, promise: Any) -> None
     assert f"def {name}(" in source, (module, promise.test)
 
 
+def _gaps() -> list[tuple[str, Any]]:
+    return [(name, g) for name in MODULES for g in _module(name).GAPS]
+
+
+@pytest.mark.parametrize(("module", "gap"), _gaps(), ids=lambda v: str(v)[:40])
+def test_every_gap_quotes_its_seed_line(module: str, gap: Any) -> None:
+    """A promise listed as beyond code is quoted from its seed line, like a kept one,
+    and is not also claimed as kept (no line and quote both in PROMISES and GAPS)."""
+    assert gap.seed == _module(module).SEED
+    if not SEEDS.is_dir():
+        pytest.skip("the seed policies (../shared/seeds) are not beside this checkout")
+    lines = (SEEDS / gap.seed).read_text(encoding="utf-8").splitlines()
+    assert gap.quote in lines[gap.line - 1], (module, gap.promise)
+    assert gap.why.strip()
+    kept = {(p.line, p.quote) for p in _module(module).PROMISES}
+    assert (gap.line, gap.quote) not in kept
+
+
 def test_every_module_declares_promises_and_a_register() -> None:
     """Each seed module has its seed, promises, a controller and a generated register."""
     for name in MODULES:
