@@ -347,6 +347,16 @@ def register(as_of: dt.date | None = None, schedule: Schedule | None = None) -> 
 #: Line 63: « une vérification d'identité pourra être requise »: no request is carried
 #: out before an identity proof; « dans les délais légaux »: the month of Art. 12(3),
 #: over Belgian public holidays.
+#:
+#: Identity proof, exactly as the text says: the learner writes to info@job-access.be
+#: « en précisant [...] l'adresse e-mail liée à votre compte », and a verification « pourra
+#: être requise ». The text names no kind of proof, so every proof of identity the library
+#: accepts is accepted (``IDENTITY_PROOFS``: the platform's session, a confirmation sent to
+#: that address, a document, in person); never a mandate, which proves no identity. The
+#: library always requires one before a request runs: stricter than « pourra », never
+#: weaker. That the e-mail named in the request is the account's is for the person
+#: handling it to check: no field of the request book holds it apart from the requester's
+#: address (listed as a gap in docs/policies.md).
 RIGHTS = Rights(calendar="BE")
 
 

@@ -163,8 +163,11 @@ def processor_register(
     )
 
 
-#: The policy asks no particular proof of identity: any the library accepts; line 61's
-#: one month runs over French public holidays.
+#: Identity proof: the text says nothing of it (line 59 gives rgpd@onlineformapro.com,
+#: line 61 the month to answer). Nothing is invented: every proof of identity the library
+#: accepts is accepted (``IDENTITY_PROOFS``), never a mandate, and the library's own rule
+#: stands (no request runs before one). Requests about the clients' platforms go to the
+#: client, the controller (line 40). Line 61's one month runs over French public holidays.
 RIGHTS = Rights(calendar="FR")
 
 

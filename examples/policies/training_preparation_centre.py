@@ -135,6 +135,12 @@ def register(as_of: dt.date | None = None, schedule: Schedule | None = None) -> 
 #: Line 90: « il se peut que nous ayons besoin de vérifier votre identité »: no request
 #: is carried out before an identity proof; « en temps opportun »: within the month of
 #: Art. 12(3), over French public holidays.
+#:
+#: Identity proof, exactly as the text says: « il se peut » names no kind of proof, so
+#: every proof of identity the library accepts is accepted (``IDENTITY_PROOFS``), never a
+#: mandate; the library always asks for one (stricter than « il se peut », never weaker).
+#: Line 38 lets an « représentant autorisé » give consent; a request made by one goes
+#: through the library's representative rule (a mandate sighted).
 RIGHTS = Rights(calendar="FR")
 
 
@@ -206,5 +212,16 @@ PROMISES = (
         quote="nous vous fournirons un accès en temps opportun",
         enforced_by="RequestBook deadlines (Art. 12(3)), French holidays",
         test=_R + "test_answer_within_one_month",
+    ),
+    Promise(
+        promise="An access refused (another person's data, a legal restriction) is "
+        "answered with the reason",
+        seed=SEED,
+        line=92,
+        quote="nous vous aviserons de la raison",
+        enforced_by="RequestBook.refuse: reason required (ValidationError), "
+        "RefusalGrounds.RIGHTS_OF_OTHERS (Art. 15(4)) and LEGAL_RESTRICTION (Art. 23(1)); "
+        "render_letter states grounds, article and reason",
+        test=_R + "test_refusal_states_its_reasons",
     ),
 )

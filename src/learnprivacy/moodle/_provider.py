@@ -218,6 +218,7 @@ _CONTENT_CATEGORIES = {
 }
 #: Row types read by the content sources (forum posts, submissions, messages...).
 CONTENT_TYPES = tuple(source.name for source in CONTENT_SOURCES)
+_CONTENT_BY_NAME = {source.name: source for source in CONTENT_SOURCES}
 for _source in CONTENT_SOURCES:
     _ROW_TYPES[_source.name] = (
         _source.table,
@@ -317,6 +318,12 @@ class MoodleProvider:
         return self._registry
 
     def _purpose(self, record_type: str) -> Purpose | None:
+        """The registry's purpose for ``record_type``: its activity type's, else its level's."""
+        source = _CONTENT_BY_NAME.get(record_type)
+        if source is not None:
+            if source.module is not None:
+                return self.registry.module_purpose(source.module)
+            return self.registry.level_purpose(source.level)
         level = (
             ContextLevel.COURSE if record_type in _ROW_TYPES else _LEVEL_OF_TYPE.get(record_type)
         )
