@@ -15,6 +15,7 @@ import hmac
 import os
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 from cryptography.exceptions import InvalidTag
@@ -81,6 +82,33 @@ class Keyring:
     dropped. :meth:`shred` clears this process's cache for the subject; another process
     sharing the same key store keeps its cache until :meth:`clear_cache`, so run erasure
     where the keys are used or clear caches after it.
+
+    **Opening one, and its vault.** The master key comes from one of:
+
+    * a file (mode ``0600``, 32 raw bytes): ``Keyring.from_master_key(path.read_bytes())``
+      (the CLI's ``[keys] master_key_file``);
+    * the environment: ``Keyring.from_env()`` reads base64 from
+      ``LEARNPRIVACY_MASTER_KEY`` (or the variable named);
+    * a passphrase and its salt: ``Keyring.from_passphrase(text, salt=salt)``;
+    * a PKCS#11 token (an HSM; SoftHSM2 in tests):
+      ``Keyring.from_vault(Pkcs11Vault.from_env())``, the module path, token label and
+      PIN read from ``LEARNPRIVACY_PKCS11_MODULE``, ``LEARNPRIVACY_PKCS11_TOKEN`` and
+      ``LEARNPRIVACY_PKCS11_PIN``, after the key was put there once with
+      ``Pkcs11Vault.write_master_key``.
+
+    The epoch keys the data keys are wrapped under live in a *vault*, which
+    :class:`~learnprivacy.store.Store` opens with ``vault=``:
+
+    * omitted: a file beside a SQLite key database (``lms.keys.vault``), or
+      ``<keys database>.vault`` in the working directory for a PostgreSQL one;
+    * a path: ``Store(url, keyring=keyring, vault="/srv/vault/lms.vault")``, a file of two
+      checksummed slots overwritten in place;
+    * a token: ``vault=Pkcs11Vault(module, token=label, pin=pin)`` or
+      ``Pkcs11Vault.from_env()`` (the same object may also give the master key, as
+      above: ``vault = Pkcs11Vault.from_env(); Store(url,
+      keyring=Keyring.from_vault(vault), vault=vault)``).
+
+    See docs/security.md for where each should live and how long its backups may.
 
     The repr shows the master key id only, and a keyring cannot be pickled.
     """
@@ -156,6 +184,21 @@ class Keyring:
         32 bytes of base64; the message names the variable, never its value.
         """
         return cls(master_key_from_env(name, environ), store=store)
+
+    @classmethod
+    def from_vault(cls, vault: Any, *, store: KeyStore | None = None) -> Keyring:
+        """A keyring on the master key a vault keeps: a
+        :class:`~learnprivacy.store.Pkcs11Vault` after
+        :meth:`~learnprivacy.store.Pkcs11Vault.write_master_key` (the token then holds
+        both the master key and the epoch keys; no file or variable holds either).
+
+        Raises :class:`~learnprivacy.errors.ConfigurationError` for a vault that keeps no
+        master key.
+        """
+        read = getattr(vault, "read_master_key", None)
+        if read is None:
+            raise ConfigurationError("this vault keeps no master key (a Pkcs11Vault does)")
+        return cls(read(), store=store)
 
     @classmethod
     def from_passphrase(

@@ -133,7 +133,8 @@ def prepare_keys(subjects: Iterable[object], scopes: Iterable[str] | None = None
     if not isinstance(store, DjangoKeyStore):
         raise ConfigurationError("prepare_keys needs the Django key store")
     current.keyring.verify()
-    with store.batch(wanted):
+    # The key store names learners by key reference only.
+    with store.batch(current.keyring._key_refs(wanted).values()):
         for subject in wanted:
             for scope in scopes:
                 try:
