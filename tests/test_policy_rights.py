@@ -44,6 +44,7 @@ from learnprivacy.requests import (
     RefusalGrounds,
     RequestBook,
     Requester,
+    RequesterRole,
     RequestExecutor,
     RequestState,
     RequestType,
@@ -417,3 +418,81 @@ def test_identity_proofs_are_what_the_text_says(name: str) -> None:
     book = _module(name).RIGHTS.book()
     assert book.identity_proofs == PROOFS_OF[name]
     assert ProofMethod.MANDATE_SIGHTED not in book.identity_proofs
+
+
+@pytest.mark.parametrize(
+    "world", citing("test_abusive_requests_are_refused_with_reasons"), indirect=True
+)
+def test_abusive_requests_are_refused_with_reasons(world: World) -> None:
+    """A manifestly abusive request (repeated, systematic) may be refused under
+    Art. 12(5), only with the controller's reason, which the letter states with the
+    article; a blank reason is a ``ValidationError`` and the request stays open."""
+    request = world.receive(RequestType.ACCESS)
+    with pytest.raises(ValidationError):
+        world.book.refuse(request, grounds=RefusalGrounds.EXCESSIVE, reason=" ", now=T)
+    assert world.book.current(request).state is RequestState.RECEIVED
+    reason = "Douze demandes identiques en un mois"
+    refused = world.book.refuse(request, grounds=RefusalGrounds.EXCESSIVE, reason=reason, now=T)
+    assert refused.state is RequestState.REFUSED
+    letter = render_letter(refused, world.module.CONTROLLER, now=T)
+    assert reason in letter
+    assert "12(5)" in letter
+    assert "excessive" in letter
+
+
+@pytest.mark.parametrize(
+    "world", citing("test_every_answer_names_the_supervisory_authority"), indirect=True
+)
+def test_every_answer_names_the_supervisory_authority(world: World) -> None:
+    """The answer to a request, completed or refused, tells the learner they may
+    complain to the supervisory authority of the controller's country (the CNIL for a
+    French school), with its address for complaints."""
+    done = world.run(RequestType.ACCESS)
+    refused = world.book.refuse(
+        world.receive(RequestType.ACCESS),
+        grounds=RefusalGrounds.EXCESSIVE,
+        reason="Demande répétée",
+        now=T,
+    )
+    for request in (done, refused):
+        letter = render_letter(request, world.module.CONTROLLER, now=T)
+        assert "CNIL" in letter
+        assert "cnil.fr" in letter
+
+
+@pytest.mark.parametrize(
+    "world", citing("test_heirs_have_the_death_taken_into_account"), indirect=True
+)
+def test_heirs_have_the_death_taken_into_account(world: World) -> None:
+    """An heir may have the learner's death taken into account (the account erased):
+    only on a death certificate and a proof of heirship; the dead learner's own
+    session, or the certificate alone, is refused and nothing is erased. The other
+    learner is untouched."""
+    heir = Requester(role=RequesterRole.HEIR, name="Marta Silva", email="marta@example.org")
+    request = world.book.receive(
+        RequestType.ERASURE,
+        learner_id="L1",
+        received_at=T,
+        channel=Channel.POST,
+        requester=heir,
+    )
+    for method, also in (
+        (ProofMethod.AUTHENTICATED_SESSION, ()),
+        (ProofMethod.DEATH_CERTIFICATE_SIGHTED, ()),
+        (ProofMethod.HEIRSHIP_PROOF_SIGHTED, ()),
+    ):
+        with pytest.raises(PolicyError):
+            world.book.verify_identity(request, method=method, also=also, now=T)
+    assert world.book.current(request).state is RequestState.RECEIVED
+    assert len(world.store.records_of("L1")) == 5
+    verified = world.book.verify_identity(
+        request,
+        method=ProofMethod.DEATH_CERTIFICATE_SIGHTED,
+        also=[ProofMethod.HEIRSHIP_PROOF_SIGHTED],
+        now=T,
+    )
+    done = world.executor.execute(verified, now=T)
+    assert done.state is RequestState.COMPLETED
+    left = world.store.records_of("L1", include_restricted=True)
+    assert not [r for r in left if isinstance(r, Progress | Certificate | AccessEvent)]
+    assert len(world.store.records_of("L2")) == 5

@@ -285,6 +285,38 @@ PROMISES = (
         enforced_by="RequestBook deadlines (Art. 12(3)), French holidays",
         test=_R + "test_answer_within_one_month",
     ),
+    Promise(
+        promise="Consent may be withdrawn; what it alone allowed is erased",
+        seed=SEED,
+        line=61,
+        quote="Droit de retirer votre consentement",
+        enforced_by="RequestType.WITHDRAW_CONSENT: SCHEDULE.on_consent_end, verified",
+        test="tests/test_consent_withdrawal.py::test_withdrawing_junias_training_consent_erases",
+    ),
+    Promise(
+        promise="Right to complain to the CNIL, named in every answer",
+        seed=SEED,
+        line=64,
+        quote="la CNIL pour la France",
+        enforced_by="render_letter: the controller's supervisory authority (CNIL)",
+        test=_R + "test_every_answer_names_the_supervisory_authority",
+    ),
+    Promise(
+        promise="Heirs may have the death taken into account",
+        seed=SEED,
+        line=66,
+        quote="les héritiers d’une personne décédée peuvent exiger",
+        enforced_by="REQUIRED_PROOFS[HEIR]: death certificate and proof of heirship",
+        test=_R + "test_heirs_have_the_death_taken_into_account",
+    ),
+    Promise(
+        promise="Manifestly abusive requests may be refused, with reasons",
+        seed=SEED,
+        line=74,
+        quote="demandes manifestement abusives",
+        enforced_by="RequestBook.refuse(EXCESSIVE / MANIFESTLY_UNFOUNDED): reason required",
+        test=_R + "test_abusive_requests_are_refused_with_reasons",
+    ),
 )
 
 #: What the policy promises that no code of the library can keep or check: listed in

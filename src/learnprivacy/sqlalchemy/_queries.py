@@ -1,7 +1,7 @@
 """What the application's own ORM queries see: no restricted row, clear values only.
 
-One ``do_orm_execute`` listener on every :class:`~sqlalchemy.orm.Session` does two things
-to the ORM ``SELECT`` statements that involve a bound model:
+The process-wide ``do_orm_execute`` listener (``_scope``) hands the ORM ``SELECT``
+statements that involve a binding's models to that binding, which does two things:
 
 - it adds, with ``with_loader_criteria``, a condition that leaves out the rows whose
   processing is restricted (GDPR Art. 18): an ordinary query, a ``Session.get``, a
@@ -56,9 +56,13 @@ def _not_restricted(privacy: LearnPrivacy, spec: ModelSpec) -> Any:
     )
 
 
-def query_listener(privacy: LearnPrivacy) -> Callable[[ORMExecuteState], Any]:
-    """The ``do_orm_execute`` listener of ``privacy``'s bound models."""
-    # Every ORM SELECT gets every bound model's condition: an entity may be reached
+def query_listener(
+    privacy: LearnPrivacy,
+) -> tuple[Callable[[ORMExecuteState], None], Callable[[ORMExecuteState], Any]]:
+    """The two ``do_orm_execute`` steps of ``privacy``'s bound models, for a statement
+    that involves them (see ``_scope``): leave restricted rows out, then decrypt the
+    personal columns selected on their own (a result, or ``None`` to run as is)."""
+    # The statement gets every bound model's condition: an entity may be reached
     # through select_from, a join or a subquery without appearing among the columns, and
     # a condition on an entity the statement does not use costs nothing.
     criteria = [
@@ -72,20 +76,19 @@ def query_listener(privacy: LearnPrivacy) -> Callable[[ORMExecuteState], Any]:
         if spec.personal
     }
 
-    def on_execute(state: ORMExecuteState) -> Any:
-        if not state.is_select or state.is_column_load:
-            return None
-        statement = state.statement
+    def restrict(state: ORMExecuteState) -> None:
         if not state.execution_options.get(INCLUDE_RESTRICTED, False):
-            statement = statement.options(*criteria)
-            state.statement = statement
+            state.statement = state.statement.options(*criteria)
+
+    def decrypt(state: ORMExecuteState) -> Any:
+        statement = state.statement
         if state.is_relationship_load or not isinstance(statement, Select):
             return None
         if not any(m in by_mapper for m in state.all_mappers):
             return None
         return _decrypt_columns(privacy, state, statement, personal)
 
-    return on_execute
+    return restrict, decrypt
 
 
 def _decrypt_columns(
