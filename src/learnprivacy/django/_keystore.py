@@ -23,6 +23,7 @@ from learnprivacy.crypto._keystore import KeyEntry, KeyState
 from learnprivacy.crypto._keystore import entry_from_row as _entry
 from learnprivacy.crypto._keystore import scope_blocked as _blocked
 from learnprivacy.errors import ConfigurationError, KeyShreddedError
+from learnprivacy.store._keydb import EpochRewrap, KeyEpochError, epoch_guarded
 
 __all__ = ["DjangoKeyStore", "convert_clear_subjects", "unconverted_rows"]
 
@@ -30,17 +31,23 @@ _COLUMNS = "subject_ref, scope, key_id, state, master_key_id, wrapped"
 _KEYS = "lpdj_keys"
 _TOMBSTONES = "lpdj_key_tombstones"
 _META = "lpdj_key_meta"
+# The lpdj_key_meta row naming the epoch keys data keys may be wrapped under, as
+# ``|current|next|`` ("" for none). Every transaction writing a wrapped key reads it
+# locked; compaction changes it holding it exclusively (see learnprivacy.store._epochs).
+_EPOCH_ROW = "wrapping_epochs"
 
 
 class _Batch:
     """Entries and tombstones of a known set of subjects, and keys not yet inserted."""
 
-    __slots__ = ("entries", "pending", "tombstones")
+    __slots__ = ("entries", "pending", "rewrap", "tombstones")
 
     def __init__(self) -> None:
         self.entries: dict[str, list[KeyEntry]] = {}
         self.tombstones: set[tuple[str, str]] = set()
         self.pending: list[KeyEntry] = []
+        # How the keyring that buffered the pending keys re-wraps them (see add()).
+        self.rewrap: EpochRewrap | None = None
 
 
 class DjangoKeyStore:
@@ -53,6 +60,9 @@ class DjangoKeyStore:
 
     #: Tells :class:`~learnprivacy.crypto.Keyring` to name subjects by key references.
     pseudonymous_subjects = True
+    #: Tells :class:`~learnprivacy.crypto.Keyring` that writes check the current epoch
+    #: (and to pass ``rewrap=``).
+    checks_epochs = True
 
     __slots__ = ("_alias", "_local")
 
@@ -118,12 +128,14 @@ class DjangoKeyStore:
 
         if not batch.pending:
             return
-        rows = [
-            [e.subject, e.scope, e.key_id, e.state.value, e.master_key_id, e.wrapped]
-            for e in batch.pending
-        ]
+        pending = batch.pending
         # Multi-row INSERTs of a few hundred keys: one round trip each, on every backend.
         with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
+            written = epoch_guarded(*self._lock_epochs(cursor), pending, batch.rewrap)
+            rows = [
+                [e.subject, e.scope, e.key_id, e.state.value, e.master_key_id, e.wrapped]
+                for e in written
+            ]
             for start in range(0, len(rows), 200):
                 chunk = rows[start : start + 200]
                 marks = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
@@ -132,6 +144,12 @@ class DjangoKeyStore:
                     [value for row in chunk for value in row],
                 )
         batch.pending = []
+        if written is not pending:
+            moved = {(e.subject, e.key_id): e for e in written}
+            for subject in {e.subject for e in written}:
+                batch.entries[subject] = [
+                    moved.get((e.subject, e.key_id), e) for e in batch.entries[subject]
+                ]
 
     def _batch_for(self, subject: str | None) -> _Batch | None:
         batch: _Batch | None = getattr(self._local, "batch", None)
@@ -174,12 +192,16 @@ class DjangoKeyStore:
         )
         return iter([_entry(row) for row in rows])
 
-    def add(self, entry: KeyEntry, *, revive: bool = False) -> KeyEntry:
+    def add(
+        self, entry: KeyEntry, *, revive: bool = False, rewrap: EpochRewrap | None = None
+    ) -> KeyEntry:
         """Insert an ACTIVE key unless one exists; refuse a shredded scope unless revived.
 
-        One statement in the common case: the INSERT itself checks the tombstones, and
-        the unique index on active keys turns a concurrent writer's key into an
-        ``IntegrityError``, after which theirs is used.
+        One transaction: the epoch row read locked (the key must be wrapped under the
+        current epoch key; ``rewrap`` re-wraps it first if a compaction elsewhere moved
+        the epoch, and the entry returned is the one stored), then one INSERT that checks
+        the tombstones itself; the unique index on active keys turns a concurrent
+        writer's key into an ``IntegrityError``, after which theirs is used.
         """
         from django.db import IntegrityError, connections, transaction
 
@@ -195,34 +217,23 @@ class DjangoKeyStore:
                 )
             known.append(entry)
             batch.pending.append(entry)
+            if rewrap is not None:
+                batch.rewrap = rewrap
             return entry
         connection = connections[self._alias]
-        values = [
-            entry.subject,
-            entry.scope,
-            entry.key_id,
-            entry.state.value,
-            entry.master_key_id,
-            entry.wrapped,
-        ]
         insert = f"INSERT INTO {_KEYS} ({_COLUMNS}) SELECT %s, %s, %s, %s, %s, %s"
         if not revive:
             insert += (
                 f" WHERE NOT EXISTS (SELECT 1 FROM {_TOMBSTONES} "
                 "WHERE subject_ref = %s AND scope IN (%s, %s))"
             )
-            values += [entry.subject, entry.scope, _ALL]
         try:
-            # Inside a transaction (tests, callers' atomic blocks) a failed INSERT must
-            # not abort it: a savepoint then. In autocommit the statement is atomic alone.
-            if connection.in_atomic_block:
-                with transaction.atomic(using=self._alias), connection.cursor() as cursor:
-                    cursor.execute(insert, values)
-                    inserted = cursor.rowcount
-            else:
-                with connection.cursor() as cursor:
-                    cursor.execute(insert, values)
-                    inserted = cursor.rowcount
+            # A transaction of its own, or a savepoint inside the caller's: a failed
+            # INSERT must not abort it.
+            with transaction.atomic(using=self._alias), connection.cursor() as cursor:
+                (entry,) = epoch_guarded(*self._lock_epochs(cursor), [entry], rewrap)
+                cursor.execute(insert, self._insert_values(entry, revive))
+                inserted = cursor.rowcount
         except IntegrityError:
             inserted = 0
         if inserted == 1:
@@ -239,14 +250,32 @@ class DjangoKeyStore:
                 return _entry(row)
             if revive or not self._blocked(cursor, entry.subject, entry.scope):
                 # Tombstoned but revived since (a live key exists): insert without the check.
-                return self.add(entry, revive=True)
+                return self.add(entry, revive=True, rewrap=rewrap)
         raise KeyShreddedError(f"the keys of this subject's scope {entry.scope!r} were shredded")
 
-    def update(self, entry: KeyEntry) -> bool:
-        """Replace a live entry; a missing or SHREDDED entry is left alone (``False``)."""
+    @staticmethod
+    def _insert_values(entry: KeyEntry, revive: bool) -> list[Any]:
+        values: list[Any] = [
+            entry.subject,
+            entry.scope,
+            entry.key_id,
+            entry.state.value,
+            entry.master_key_id,
+            entry.wrapped,
+        ]
+        if not revive:
+            values += [entry.subject, entry.scope, _ALL]
+        return values
+
+    def update(self, entry: KeyEntry, *, rewrap: EpochRewrap | None = None) -> bool:
+        """Replace a live entry; a missing or SHREDDED entry is left alone (``False``).
+
+        The entry must be wrapped under the current epoch key (``rewrap``: see :meth:`add`).
+        """
         from django.db import connections, transaction
 
         with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
+            (entry,) = epoch_guarded(*self._lock_epochs(cursor), [entry], rewrap)
             cursor.execute(
                 f"UPDATE {_KEYS} SET scope = %s, state = %s, master_key_id = %s, wrapped = %s "
                 "WHERE subject_ref = %s AND key_id = %s AND state <> %s",
@@ -325,7 +354,7 @@ class DjangoKeyStore:
                 yield _entry(row[1:])
             after = int(rows[-1][0])
 
-    def update_many(self, entries: Sequence[KeyEntry]) -> int:
+    def update_many(self, entries: Sequence[KeyEntry], *, rewrap: EpochRewrap | None = None) -> int:
         """:meth:`update` for many entries in one transaction; returns how many changed.
 
         One statement run for every entry through the driver's ``executemany``: a
@@ -338,11 +367,12 @@ class DjangoKeyStore:
         if not entries:
             return 0
         shredded = KeyState.SHREDDED.value
-        params = [
-            [e.scope, e.state.value, e.master_key_id, e.wrapped, e.subject, e.key_id, shredded]
-            for e in entries
-        ]
         with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
+            entries = epoch_guarded(*self._lock_epochs(cursor), entries, rewrap)
+            params = [
+                [e.scope, e.state.value, e.master_key_id, e.wrapped, e.subject, e.key_id, shredded]
+                for e in entries
+            ]
             cursor.executemany(
                 f"UPDATE {_KEYS} SET scope = %s, state = %s, master_key_id = %s, wrapped = %s "
                 "WHERE subject_ref = %s AND key_id = %s AND state <> %s",
@@ -391,6 +421,174 @@ class DjangoKeyStore:
                     cursor.execute(
                         f'INSERT INTO {_META} ("key", value) VALUES (%s, %s)', [key, value]
                     )
+
+    # -- epochs (learnprivacy.store._epochs.EpochKeys) -----------------------------------
+
+    def _vendor(self) -> str:
+        from django.db import connections
+
+        return str(connections[self._alias].vendor)
+
+    def _lock_epochs(self, cursor: Any, *, exclusive: bool = False) -> tuple[str, str]:
+        """``(current, next)`` epoch ids, read locked until the transaction ends: shared
+        by writers of wrapped keys, exclusive for compaction. SQLite has one writer at a
+        time: the row is touched first, which takes the write lock before it is read."""
+        query = f'SELECT value FROM {_META} WHERE "key" = %s'
+        if self._vendor() == "sqlite":
+            cursor.execute(f'UPDATE {_META} SET value = value WHERE "key" = %s', [_EPOCH_ROW])
+        else:
+            query += " FOR UPDATE" if exclusive else " FOR SHARE"
+        cursor.execute(query, [_EPOCH_ROW])
+        row = cursor.fetchone()
+        if row is None:
+            if exclusive:
+                # Created once, by the first compaction; no epoch before it, so writers
+                # that found no row wrapped under the master key, which no compaction
+                # destroys.
+                cursor.execute(
+                    f'INSERT INTO {_META} ("key", value) VALUES (%s, %s)', [_EPOCH_ROW, "||"]
+                )
+            return "", ""
+        _, current, nxt, _ = str(row[0]).split("|")
+        return current, nxt
+
+    def epochs(self) -> tuple[str, str]:
+        """``(current, next)`` epoch key ids recorded here ("" for none)."""
+        value = self.read_meta().get(_EPOCH_ROW)
+        if value is None:
+            return "", ""
+        _, current, nxt, _ = value.split("|")
+        return current, nxt
+
+    @contextmanager
+    def epoch_transaction(self) -> Iterator[tuple[Any, str, str]]:
+        """A transaction holding the epoch row exclusively: ``(cursor, current, next)``.
+        No wrapped key is written by anyone until it ends."""
+        from django.db import connections, transaction
+
+        with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
+            current, nxt = self._lock_epochs(cursor, exclusive=True)
+            yield cursor, current, nxt
+
+    def set_epochs(self, cursor: Any, current: str, nxt: str) -> None:
+        """Record ``(current, next)`` inside :meth:`epoch_transaction`."""
+        cursor.execute(
+            f'UPDATE {_META} SET value = %s WHERE "key" = %s', [f"|{current}|{nxt}|", _EPOCH_ROW]
+        )
+
+    def meta_in(self, cursor: Any) -> dict[str, str]:
+        """The key store's state entries, inside a transaction."""
+        cursor.execute(f'SELECT "key", value FROM {_META}')
+        return {str(k): str(v) for k, v in cursor.fetchall()}
+
+    def put_meta(self, cursor: Any, values: dict[str, str]) -> None:
+        """Set state entries inside :meth:`epoch_transaction`."""
+        for key, value in values.items():
+            cursor.execute(f'DELETE FROM {_META} WHERE "key" = %s', [key])
+            cursor.execute(f'INSERT INTO {_META} ("key", value) VALUES (%s, %s)', [key, value])
+
+    def erased_in(self, cursor: Any) -> int:
+        """How many subjects have a shredded key, inside a transaction."""
+        cursor.execute(
+            f"SELECT count(DISTINCT subject_ref) FROM {_KEYS} WHERE state = %s",
+            [KeyState.SHREDDED.value],
+        )
+        return int(cursor.fetchone()[0] or 0)
+
+    def erased_subjects(self) -> int:
+        """How many subjects have a shredded key."""
+        from django.db import connections
+
+        with connections[self._alias].cursor() as cursor:
+            return self.erased_in(cursor)
+
+    def count_not_under(self, target: str) -> int:
+        """How many live keys are not wrapped under ``target``."""
+        rows = self._rows(
+            f"SELECT count(*) FROM {_KEYS} WHERE state <> %s AND master_key_id <> %s",
+            [KeyState.SHREDDED.value, target],
+        )
+        return int(rows[0][0] or 0)
+
+    def rewrap_all_in(
+        self,
+        cursor: Any,
+        target: str,
+        rewrap: Callable[[Sequence[KeyEntry]], list[KeyEntry]],
+        *,
+        page: int = 5_000,
+    ) -> int:
+        """Inside :meth:`epoch_transaction`: re-wrap under ``target`` every live entry not
+        under it yet (``rewrap`` does the cryptography); how many."""
+        count = 0
+        after = 0
+        shredded = KeyState.SHREDDED.value
+        while True:
+            cursor.execute(
+                f"SELECT id, {_COLUMNS} FROM {_KEYS} WHERE id > %s AND state <> %s "
+                "AND master_key_id <> %s ORDER BY id LIMIT %s",
+                [after, shredded, target, page],
+            )
+            rows = cursor.fetchall()
+            if not rows:
+                return count
+            fresh = rewrap([_entry(row[1:]) for row in rows])
+            cursor.executemany(
+                f"UPDATE {_KEYS} SET master_key_id = %s, wrapped = %s "
+                "WHERE subject_ref = %s AND key_id = %s AND state <> %s",
+                [[e.master_key_id, e.wrapped, e.subject, e.key_id, shredded] for e in fresh],
+            )
+            count += len(fresh)
+            after = int(rows[-1][0])
+
+    def rewrap_live(
+        self,
+        target: str,
+        rewrap: Callable[[str, str, str, str, bytes], bytes],
+        *,
+        batch_size: int = 5_000,
+        progress: Any = None,
+    ) -> int:
+        """Re-wrap under epoch ``target`` every live key not under it yet, ``batch_size``
+        per transaction (compaction's bulk pass); how many. Each update applies only if
+        the row is still wrapped as it was read, and each batch checks under the epoch
+        row that ``target`` is still the current or next epoch."""
+        from django.db import connections, transaction
+
+        shredded = KeyState.SHREDDED.value
+        count = 0
+        after = 0
+        while True:
+            rows = self._rows(
+                f"SELECT id, subject_ref, scope, key_id, master_key_id, wrapped FROM {_KEYS} "
+                "WHERE id > %s AND state <> %s AND master_key_id <> %s ORDER BY id LIMIT %s",
+                [after, shredded, target, batch_size],
+            )
+            if not rows:
+                return count
+            updates = [
+                [target, rewrap(ref, scope, key_id, wrapping, bytes(wrapped)), row_id, wrapping]
+                for row_id, ref, scope, key_id, wrapping, wrapped in rows
+            ]
+            with (
+                transaction.atomic(using=self._alias),
+                connections[self._alias].cursor() as cursor,
+            ):
+                current, nxt = self._lock_epochs(cursor)
+                if current and target not in (current, nxt):
+                    raise KeyEpochError(
+                        "another compaction moved the key store to another epoch "
+                        "meanwhile: run the compaction again"
+                    )
+                cursor.executemany(
+                    f"UPDATE {_KEYS} SET master_key_id = %s, wrapped = %s "
+                    f"WHERE id = %s AND master_key_id = %s AND state <> '{shredded}'",
+                    updates,
+                )
+            count += len(updates)
+            if progress is not None:
+                progress.advance(len(rows))
+            after = int(rows[-1][0])
 
     def backup(self, path: str) -> None:
         """Write a consistent copy of a SQLite key store to ``path`` (a new file).

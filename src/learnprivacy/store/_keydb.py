@@ -60,6 +60,7 @@ __all__ = [
     "KeyEpochError",
     "KeyRace",
     "default_keys_url",
+    "epoch_guarded",
 ]
 
 #: The key database's own metadata: never mixed with the records database's tables.
@@ -194,6 +195,16 @@ def _guard_epoch(
     read locked, so no compaction switches epochs until this transaction ends.
     """
     current, nxt = _read_epochs(connection, lock="share")
+    return epoch_guarded(current, nxt, entries, rewrap)
+
+
+def epoch_guarded(
+    current: str, nxt: str, entries: Sequence[KeyEntry], rewrap: EpochRewrap | None
+) -> Sequence[KeyEntry]:
+    """``entries`` as they may be written while the key store names epochs ``current``
+    and ``nxt`` (read locked in the writing transaction): re-wrapped by ``rewrap`` if
+    under another key, :class:`KeyEpochError` if that cannot be done. Shared by every
+    key store that checks epochs (this one, ``learnprivacy.django``'s)."""
     if not current:
         # No epoch yet: data keys are wrapped under the master key, which no compaction
         # destroys (the first compaction re-wraps whatever was written meanwhile).
@@ -639,6 +650,44 @@ class KeyDatabase:
     def set_epochs(connection: Connection, current: str, nxt: str) -> None:
         """Record ``(current, next)`` inside :meth:`epoch_transaction`."""
         _write_epochs(connection, current, nxt)
+
+    @staticmethod
+    def meta_in(connection: Connection) -> dict[str, str]:
+        """The key database's state entries (``lpk_meta``), inside a transaction."""
+        return {str(k): str(v) for k, v in connection.execute(select(_META.c.key, _META.c.value))}
+
+    @staticmethod
+    def put_meta(connection: Connection, values: dict[str, str]) -> None:
+        """Set state entries inside :meth:`epoch_transaction`."""
+        existing = {
+            str(k)
+            for (k,) in connection.execute(select(_META.c.key).where(_META.c.key.in_(values)))
+        }
+        for key, value in values.items():
+            if key in existing:
+                connection.execute(update(_META).where(_META.c.key == key).values(value=value))
+            else:
+                connection.execute(insert(_META), [{"key": key, "value": value}])
+
+    @staticmethod
+    def erased_in(connection: Connection) -> int:
+        """How many subjects have a shredded key, inside a transaction."""
+        found = connection.execute(
+            select(func.count(func.distinct(_KEYS.c.subject_ref))).where(
+                _KEYS.c.state == KeyState.SHREDDED.value
+            )
+        ).scalar()
+        return int(found or 0)
+
+    def read_meta(self) -> dict[str, str]:
+        """The key database's state entries (``lpk_meta``)."""
+        with self._db.read() as connection:
+            return self.meta_in(connection)
+
+    def erased_subjects(self) -> int:
+        """How many subjects have a shredded key."""
+        with self._db.read() as connection:
+            return self.erased_in(connection)
 
     def rewrap_live(
         self,
