@@ -416,6 +416,11 @@ class ErasureTests(TransactionTestCase):
         text = out.getvalue()
         for table in ("lms_profile", "lms_forumpost", "lms_invoice", "auth_user"):
             assert table in text
+        # The LMS shares nothing outside (CONTROLLER.internal_only): every purpose says
+        # so, and no recipient gap shows, not even "no activity has that purpose".
+        register = json.loads(text)
+        assert all(a["internal_only"] for a in register["activities"])
+        assert [g for g in register["gaps"] if "recipient" in g or "internal" in g] == []
 
 
 class RequestWorkflowTests(TransactionTestCase):

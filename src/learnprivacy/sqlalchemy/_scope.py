@@ -24,10 +24,12 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.selectable import TableClause
 
+from learnprivacy.sqlalchemy._queries import PersonalColumns, decrypt_columns
+
 if TYPE_CHECKING:
     from learnprivacy.sqlalchemy._privacy import LearnPrivacy
 
-__all__ = ["attach", "detach", "live_bindings", "touches"]
+__all__ = ["attach", "detach", "live_bindings", "owners_of"]
 
 _lock = threading.Lock()
 #: The live bindings, in the order they were made: id -> weak reference.
@@ -73,17 +75,47 @@ def detach(binding: LearnPrivacy) -> None:
             del _bindings[id(binding)]
 
 
-def touches(state: ORMExecuteState, registry: Any, tables: frozenset[TableClause]) -> bool:
-    """Whether the statement of ``state`` involves one of ``tables`` (of ``registry``)."""
-    for mapper in state.all_mappers:
-        if mapper.registry is registry:
-            return True
-    for element in visitors.iterate(cast(Any, state.statement)):
+#: Statement shape (its cache key, which the ORM computes and keeps on the statement in
+#: any case) -> the tables it involves. Bounded: cleared when full.
+_shapes: dict[Any, frozenset[Any]] = {}
+_SHAPES = 2_000
+
+
+def _tables_of(statement: Any) -> frozenset[Any]:
+    """Every table a statement involves: its entities, joins, froms, subqueries."""
+    found = set()
+    for element in visitors.iterate(statement):
         if isinstance(element, TableClause):
-            original = element._deannotate() if element._annotations else element
-            if original in tables:
-                return True
-    return False
+            found.add(element._deannotate() if element._annotations else element)
+    return frozenset(found)
+
+
+def owners_of(state: ORMExecuteState, bindings: list[LearnPrivacy]) -> list[LearnPrivacy]:
+    """The bindings whose tables the statement of ``state`` involves, in order."""
+    # The statement's first entity (cheap to read); the others are found among its
+    # tables, whose set is remembered per statement shape.
+    subject = state.statement._propagate_attrs.get("plugin_subject")
+    registry_of_subject = getattr(getattr(subject, "mapper", None), "registry", None)
+    owners: list[LearnPrivacy] = []
+    tables: frozenset[Any] | None = None
+    for binding in bindings:
+        if registry_of_subject is binding._registry:
+            owners.append(binding)
+            continue
+        if tables is None:
+            statement = cast(Any, state.statement)
+            cache_key = statement._generate_cache_key()
+            shape = None if cache_key is None else cache_key.key
+            tables = None if shape is None else _shapes.get(shape)
+            if tables is None:
+                tables = _tables_of(statement)
+                if shape is not None:
+                    if len(_shapes) >= _SHAPES:
+                        _shapes.clear()
+                    _shapes[shape] = tables
+        if not tables.isdisjoint(binding._table_set):
+            owners.append(binding)
+    return owners
 
 
 def _before_flush(session: Session, context: Any, instances: Any) -> None:
@@ -99,17 +131,19 @@ def _after_flush(session: Session, context: Any) -> None:
 def _do_orm_execute(state: ORMExecuteState) -> Any:
     if not state.is_select or state.is_column_load:
         return None
-    owners = [
-        binding
-        for binding in live_bindings()
-        if touches(state, binding._registry, binding._table_set)
-    ]
-    # Every owner's conditions first (a join may reach two bindings' models); then the
-    # first owner that rewrites the statement to decrypt columns gives the result.
+    bindings = live_bindings()
+    if not bindings:
+        return None
+    owners = owners_of(state, bindings)
+    # Every owner's conditions, then one rewrite that decrypts the personal columns
+    # selected on their own, each by its binding (a join may reach two bindings' models).
+    if not owners:
+        return None
     for binding in owners:
         binding._query_hooks[0](state)
+    if len(owners) == 1:
+        return decrypt_columns(state, owners[0]._query_hooks[1])
+    personal: PersonalColumns = {}
     for binding in owners:
-        result = binding._query_hooks[1](state)
-        if result is not None:
-            return result
-    return None
+        personal.update(binding._query_hooks[1])
+    return decrypt_columns(state, personal)
