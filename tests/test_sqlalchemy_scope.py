@@ -19,6 +19,7 @@ from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, mapped_column
 
 import learnprivacy.sqlalchemy as lps
+from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import PlaintextError
 from tests import NOW
@@ -239,3 +240,54 @@ def test_many_bindings_made_and_dropped_leave_no_listener_behind(tmp_path: Path)
         del app
     gc.collect()
     assert listeners() == before
+
+
+def test_one_statement_over_two_bindings_models_decrypts_each_by_its_own(
+    tmp_path: Path,
+) -> None:
+    """A join of two bindings' models in one database: both personal columns in clear,
+    both bindings' restrictions applied."""
+    first = _app(tmp_path, "shared")
+
+    class Other(DeclarativeBase):
+        pass
+
+    class Badge(Other):
+        __tablename__ = "badges"
+        __privacy__ = lps.Privacy(subject="holder", purpose="badges", basis=LawfulBasis.CONTRACT)
+        id: Mapped[int] = mapped_column(primary_key=True)
+        holder: Mapped[str]
+        motto: Mapped[str] = lps.personal(DataCategory.COMMUNICATION, "Badge motto")
+
+    second = lps.LearnPrivacy(
+        Other, keyring=Keyring.generate(), keys=f"sqlite:///{tmp_path / 'badges-keys.db'}"
+    )
+    try:
+        Other.metadata.create_all(first.engine)
+        with Session(first.engine) as s:
+            s.add_all(
+                [Badge(id=1, holder="u1", motto="Ana's"), Badge(id=2, holder="u2", motto="Bob's")]
+            )
+            s.commit()
+        with Session(first.engine) as s:
+            assert second.restrict(s, s.get(Badge, 1), reason="dispute", now=NOW)
+            s.commit()
+        User = first.m.User
+        both = select(User.email, Badge.motto).join(Badge, Badge.holder == User.id)
+        with Session(first.engine) as s:
+            assert s.execute(both).all() == [("bob@shared.example", "Bob's")]
+            with_restricted = both.order_by(Badge.id).execution_options(include_restricted=True)
+            assert [tuple(r) for r in s.execute(with_restricted)] == [
+                ("ana@shared.example", "Ana's"),
+                ("bob@shared.example", "Bob's"),
+            ]
+        with first.engine.connect() as c:
+            assert (
+                c.execute(text("SELECT motto FROM badges WHERE id = 2"))
+                .scalar_one()
+                .startswith("lp1.")
+            )
+    finally:
+        second.close()
+        first.privacy.close()
+        first.engine.dispose()

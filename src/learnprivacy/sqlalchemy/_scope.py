@@ -24,6 +24,8 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.selectable import TableClause
 
+from learnprivacy.sqlalchemy._queries import PersonalColumns, decrypt_columns
+
 if TYPE_CHECKING:
     from learnprivacy.sqlalchemy._privacy import LearnPrivacy
 
@@ -133,12 +135,15 @@ def _do_orm_execute(state: ORMExecuteState) -> Any:
     if not bindings:
         return None
     owners = owners_of(state, bindings)
-    # Every owner's conditions first (a join may reach two bindings' models); then the
-    # first owner that rewrites the statement to decrypt columns gives the result.
+    # Every owner's conditions, then one rewrite that decrypts the personal columns
+    # selected on their own, each by its binding (a join may reach two bindings' models).
+    if not owners:
+        return None
     for binding in owners:
         binding._query_hooks[0](state)
+    if len(owners) == 1:
+        return decrypt_columns(state, owners[0]._query_hooks[1])
+    personal: PersonalColumns = {}
     for binding in owners:
-        result = binding._query_hooks[1](state)
-        if result is not None:
-            return result
-    return None
+        personal.update(binding._query_hooks[1])
+    return decrypt_columns(state, personal)
