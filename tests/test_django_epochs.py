@@ -128,11 +128,11 @@ class Site:
         assert done.returncode == 0, done.stderr
 
 
-def _sqlite_site(tmp_path: Path) -> Site:
+def _sqlite_site(tmp_path: Path, vault_env: dict[str, str] | None = None) -> Site:
     live = tmp_path / "live"
     live.mkdir()
-    vault = str(tmp_path / "lms.vault")
-    env = {"LMS_DATA_DIR": str(live), "LMS_VAULT": vault}
+    vault = vault_env or {"LMS_VAULT": str(tmp_path / "lms.vault")}
+    env = {"LMS_DATA_DIR": str(live), **vault}
     copies = tmp_path / "copies"
     copies.mkdir()
     count = [0]
@@ -155,7 +155,7 @@ def _sqlite_site(tmp_path: Path) -> Site:
         target.mkdir()
         for db in ("lms.sqlite3", "lms.keys.sqlite3"):
             shutil.copyfile(copies / f"{name}-{db}", target / db)
-        return {"LMS_DATA_DIR": str(target), "LMS_VAULT": vault}
+        return {"LMS_DATA_DIR": str(target), **vault}
 
     return Site(env, snapshot, restored)
 
@@ -365,3 +365,76 @@ def test_postgres_compaction_killed_and_rerun_loses_nothing(
 ) -> None:
     """The same on a real PostgreSQL."""
     _compaction_killed_then_rerun(_pg_site(postgres_server, tmp_path))
+
+
+HSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+HSM_PIN = "4711-django-pin"
+
+
+@pytest.fixture
+def hsm_env(tmp_path: Path) -> dict[str, str]:
+    """A fresh SoftHSM2 token, and the environment naming it as the project's vault."""
+    pytest.importorskip("pkcs11")
+    if not Path(HSM_MODULE).exists() or shutil.which("softhsm2-util") is None:
+        pytest.skip("SoftHSM2 is not installed")
+    folder = tmp_path / "softhsm"
+    (folder / "tokens").mkdir(parents=True)
+    conf = folder / "softhsm2.conf"
+    conf.write_text(
+        f"directories.tokendir = {folder / 'tokens'}\nobjectstore.backend = file\n"
+        "log.level = ERROR\n",
+        encoding="utf-8",
+    )
+    subprocess.run(
+        [
+            *("softhsm2-util", "--init-token", "--free", "--label", "lp-django"),
+            *("--pin", HSM_PIN, "--so-pin", "so-" + HSM_PIN),
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "SOFTHSM2_CONF": str(conf)},
+    )
+    return {
+        "LMS_VAULT": "pkcs11:django-lms",
+        "LEARNPRIVACY_PKCS11_MODULE": HSM_MODULE,
+        "LEARNPRIVACY_PKCS11_TOKEN": "lp-django",
+        "LEARNPRIVACY_PKCS11_PIN": HSM_PIN,
+        "SOFTHSM2_CONF": str(conf),
+    }
+
+
+TOKEN_OBJECTS = """
+import hashlib, json
+from pkcs11 import Attribute, ObjectClass
+from learnprivacy.django._settings import vault
+with vault("learnprivacy_keys")._session() as session:
+    data = session.get_objects({Attribute.CLASS: ObjectClass.DATA})
+    found = [bytes(o[Attribute.VALUE]) for o in data]
+print(json.dumps(sorted(hashlib.sha256(v).hexdigest() for v in found)))
+"""
+
+
+@pytest.mark.slow
+def test_hsm_vault_epoch_object_destroyed_and_old_copy_reads_nothing(
+    tmp_path: Path, hsm_env: dict[str, str]
+) -> None:
+    """``LEARNPRIVACY["VAULT"] = "pkcs11:<label>"``: the epoch key in a SoftHSM2 token;
+    after erase + compact the previous epoch's token object is gone and the pre-erasure
+    copies open nothing; the live databases read every other learner."""
+    site = _sqlite_site(tmp_path, hsm_env)
+    site.setup()
+    _shell(SEED, site.env)
+    assert _compact(site.env)["epoch"] == 1
+    (first,) = json.loads(_shell(TOKEN_OBJECTS, site.env))
+    site.snapshot("before")
+    _shell(ERASE, site.env)
+    assert json.loads(_shell(READ, site.restored("before")))[str(ERASED)].startswith("+33")
+    assert _compact(site.env)["epoch"] == 2
+    objects = json.loads(_shell(TOKEN_OBJECTS, site.env))
+    assert len(objects) == 1
+    assert first not in objects
+    status = json.loads(manage("learnprivacy_keys", "status", "--json", env=site.env).stdout)
+    assert status["epoch_vault"] == "pkcs11:lp-django/django-lms"
+    assert not list((tmp_path / "live").glob("*.vault"))
+    assert json.loads(_shell(READ, site.restored("before"))) == {"open": "ConfigurationError"}
+    assert json.loads(_shell(READ, site.env)) == _expected(range(FIRST_ID + 1, FIRST_ID + LEARNERS))
