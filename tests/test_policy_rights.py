@@ -496,3 +496,23 @@ def test_heirs_have_the_death_taken_into_account(world: World) -> None:
     left = world.store.records_of("L1", include_restricted=True)
     assert not [r for r in left if isinstance(r, Progress | Certificate | AccessEvent)]
     assert len(world.store.records_of("L2")) == 5
+
+
+@pytest.mark.parametrize(
+    "world", citing("test_objection_to_prospecting_is_absolute"), indirect=True
+)
+def test_objection_to_prospecting_is_absolute(world: World) -> None:
+    """An objection to prospecting (direct marketing) is simple and always upheld
+    (Art. 21(3)): no compelling grounds can be recorded against it (``PolicyError``),
+    and once executed the LMS is told to stop (``is_objected``); the other learner is not
+    concerned."""
+    params = ObjectionParams(purpose="prospecting", direct_marketing=True)
+    request = world.receive(RequestType.OBJECTION, params)
+    with pytest.raises(PolicyError):
+        world.book.record_compelling_grounds(request, reasons="Commercial interest", now=T)
+    assert not world.book.is_objected("L1", "prospecting")
+    verified = world.book.verify_identity(request, method=world.proof, now=T)
+    done = world.executor.execute(verified, now=T)
+    assert done.state is RequestState.COMPLETED
+    assert world.book.is_objected("L1", "prospecting")
+    assert not world.book.is_objected("L2", "prospecting")

@@ -494,6 +494,15 @@ PROMISES = (
         enforced_by="RequestBook deadlines (Art. 12(3)), Belgian holidays",
         test=_R + "test_answer_within_one_month",
     ),
+    Promise(
+        promise="Prospecting: a simple objection at any time, always upheld",
+        seed=SEED,
+        line=39,
+        quote="avec possibilité d’opposition simple à tout moment",
+        enforced_by="RequestType.OBJECTION with direct_marketing: no compelling grounds "
+        "(Art. 21(3)); RequestBook.is_objected",
+        test=_R + "test_objection_to_prospecting_is_absolute",
+    ),
 )
 
 #: What the policy promises that no code of the library can keep or check: listed in

@@ -266,6 +266,15 @@ PROMISES = (
         enforced_by="RequestType.OBJECTION: processing on legitimate interests restricted",
         test=_R + "test_right_to_object",
     ),
+    Promise(
+        promise="Direct marketing: a way to unsubscribe is offered, and it is final",
+        seed=SEED,
+        line=33,
+        quote="la proposition d’une possibilité de désinscription",
+        enforced_by="RequestType.OBJECTION with direct_marketing: no compelling grounds "
+        "(Art. 21(3)); RequestBook.is_objected",
+        test=_R + "test_objection_to_prospecting_is_absolute",
+    ),
 )
 
 #: What the policy promises that no code of the library can keep or check: listed in

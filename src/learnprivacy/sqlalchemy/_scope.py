@@ -40,7 +40,8 @@ _listening = False
 def live_bindings() -> list[LearnPrivacy]:
     """The bindings still alive and not closed, oldest first."""
     found = []
-    for ref in list(_bindings.values()):
+    # A copy (atomic): another thread may attach, or the collector forget, meanwhile.
+    for ref in _bindings.copy().values():
         binding = ref()
         if binding is not None:
             found.append(binding)
