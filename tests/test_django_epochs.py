@@ -293,6 +293,8 @@ def _writer_opened_before_compaction(site: Site, tmp_path: Path) -> None:
     }
     assert json.loads(_shell(READ, site.env)) == expected
     assert _shell(NOT_UNDER_CURRENT, site.env) == "0"
+    live, opened = json.loads(_shell(ALL_KEYS_OPEN, site.env))
+    assert live == opened > 0
 
 
 @pytest.mark.slow
@@ -310,10 +312,38 @@ def test_postgres_writer_opened_before_a_compaction_loses_nothing(
     _writer_opened_before_compaction(_pg_site(postgres_server, tmp_path), tmp_path)
 
 
+# Keys of many more learners (keys only, no rows), so that a compaction one key per
+# transaction lasts long enough for the kill to land in it on a loaded machine.
+MORE_KEYS = """
+from learnprivacy.django import prepare_keys
+prepare_keys(range(1_900_000_000, 1_900_002_000))
+"""
+
+# Unwraps every live data key with the keyring of a freshly started process.
+ALL_KEYS_OPEN = """
+import json
+from learnprivacy.crypto._keystore import KeyState
+from learnprivacy.django._keys import key_store
+from learnprivacy.django._settings import runtime
+keyring = runtime().keyring
+live = opened = 0
+for entry in key_store().iter_entries():
+    if entry.state is KeyState.SHREDDED:
+        continue
+    live += 1
+    keyring._unwrap(entry)
+    opened += 1
+print(json.dumps([live, opened]))
+"""
+
+
 def _compaction_killed_then_rerun(site: Site) -> None:
     site.setup()
     _shell(SEED, site.env)
+    _shell(MORE_KEYS, site.env)
     _compact(site.env)
+    live, opened = json.loads(_shell(ALL_KEYS_OPEN, site.env))
+    assert live == opened > 6_000
     full = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(PROJECT),
@@ -348,6 +378,7 @@ def _compaction_killed_then_rerun(site: Site) -> None:
     assert rerun["epoch"] == 2
     assert json.loads(_shell(READ, site.env)) == everyone
     assert _shell(NOT_UNDER_CURRENT, site.env) == "0"
+    assert json.loads(_shell(ALL_KEYS_OPEN, site.env)) == [live, live]
     status = json.loads(manage("learnprivacy_keys", "status", "--json", env=site.env).stdout)
     assert status["compaction_under_way"] is False
 
