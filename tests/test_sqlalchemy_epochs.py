@@ -193,7 +193,7 @@ def test_a_binding_opened_before_another_compacts_keeps_writing_keys_that_open(
     engine = create_engine(app_url)
     with Session(engine) as s:
         writer.compact_keys(s, now=NOW)  # the key database moves to epochs
-    compactor_models, compactor = _bind(keys_url, vault=vault)
+    _compactor_models, compactor = _bind(keys_url, vault=vault)
     names = {}
     for epoch in (2, 3):
         with Session(engine) as s:
