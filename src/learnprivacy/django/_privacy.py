@@ -36,7 +36,7 @@ from learnprivacy._inplace._plan import (
     with_activity,
 )
 from learnprivacy._inplace._provider import DeclaredProvider
-from learnprivacy._validators import require_aware
+from learnprivacy._validators import require_aware, utc_if_naive
 from learnprivacy._vocabulary import Article
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.django._audit import DjangoAuditLog
@@ -750,8 +750,7 @@ class DjangoPrivacy:
                     latest = row["latest"]
                     if not isinstance(latest, dt.datetime):
                         continue
-                    if latest.tzinfo is None:
-                        latest = latest.replace(tzinfo=dt.UTC)
+                    latest = utc_if_naive(latest)
                     learner = str(row[lookup])
                     current = found.get(learner)
                     if current is None or latest > current:

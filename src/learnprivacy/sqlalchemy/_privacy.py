@@ -373,7 +373,8 @@ class LearnPrivacy:
         learner stays readable. Keys that erasures committed but did not shred yet are
         shredded first. Interrupted, nothing is lost and calling it again finishes. The
         audit entry (counts only) is committed with ``session``. Other processes bound to
-        the same key database must be restarted after a compaction.
+        the same key database keep running: each key they write afterwards is checked
+        against the key database's current epoch and wrapped under it.
         """
         now = _aware(now)
         if self._key_db is None or self._vault is None:
