@@ -55,9 +55,10 @@ def test_example_suite_on_sqlite(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_example_suite_on_postgres(postgres_server: TemporaryPostgres) -> None:
+def test_example_suite_on_postgres(postgres_server: TemporaryPostgres, tmp_path: Path) -> None:
     """The same tests pass on the real PostgreSQL server (two databases on it)."""
     env = {
+        "LMS_VAULT": str(tmp_path / "lms_django_keys.vault"),
         "LMS_PG_HOST": postgres_server.host,
         "LMS_PG_PORT": str(postgres_server.port),
         "LMS_PG_USER": postgres_server.user,

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from examples.fastapi_lms import create_app
+from examples.fastapi_lms.policy import INTERNAL_ONLY
 from fastapi.testclient import TestClient
 
 from learnprivacy.crypto import Keyring
@@ -312,6 +313,11 @@ def test_register_is_an_html_page_of_the_declared_processing(client: TestClient)
     assert response.headers["content-type"].startswith("text/html")
     assert "Mini LMS Formation SAS" in response.text
     assert "P10Y" in response.text
+    # The purposes it keeps data for go to nobody outside: no recipient gap for them.
+    # The store's record types the LMS does not use stay listed as gaps, as they are.
+    for purpose in INTERNAL_ONLY:
+        assert f"{purpose}: no recipient declared" not in response.text
+    assert "Training funding files (employer, OPCO): no recipient declared" in response.text
 
 
 def test_a_tampered_audit_log_is_reported(client: TestClient, db: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 flask = pytest.importorskip("flask")
 
 from examples.flask_lms import create_app  # noqa: E402
+from examples.flask_lms.app import INTERNAL_ONLY  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 if TYPE_CHECKING:
@@ -127,6 +128,10 @@ def test_the_lms_keeps_its_tables_encrypted_and_answers_requests(
 
     register = lms.get("/admin/register", headers=ADMIN).get_json()
     assert "forum_posts" in json.dumps(register)
+    # The LMS shares nothing outside: every purpose says so, and no recipient gap shows.
+    assert {a["purpose"] for a in register["activities"]} == set(INTERNAL_ONLY)
+    assert all(a["internal_only"] for a in register["activities"])
+    assert [g for g in register["gaps"] if "recipient" in g] == []
 
 
 def test_retention_sweep_of_the_lms_tables(lms: Any) -> None:

@@ -309,6 +309,21 @@ def pg_urls(
     keys_server.drop_database(name + "_keys")
 
 
+def _client(server: TemporaryPostgres, program: str, *args: str) -> None:
+    """Run a PostgreSQL client program of the server's installation against it."""
+    assert server.bin_dir is not None
+    subprocess.run(
+        [
+            str(server.bin_dir / program),
+            *("-h", server.host, "-p", str(server.port), "-U", server.user),
+            *args,
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PGHOST": server.host},
+    )
+
+
 @pytest.mark.postgres
 def test_postgresql_records_hold_no_wrapped_key_in_pages_files_or_wal(
     pg_urls: tuple[str, str], postgres_server: TemporaryPostgres
@@ -352,48 +367,14 @@ def test_pg_dump_before_erasure_restores_nothing_of_the_erased(
         wrapped = _wrapped_keys(store, ERASED)
         database = records_url.rsplit("/", 1)[-1]
         dump = tmp_path / "records.sql"
-        bin_dir = postgres_server.bin_dir
-        assert bin_dir is not None
-        environment = {**os.environ, "PGHOST": postgres_server.host}
-        subprocess.run(
-            [
-                str(bin_dir / "pg_dump"),
-                "-h",
-                postgres_server.host,
-                "-p",
-                str(postgres_server.port),
-                "-U",
-                postgres_server.user,
-                "-f",
-                str(dump),
-                database,
-            ],
-            check=True,
-            env=environment,
-        )
+        _client(postgres_server, "pg_dump", "-f", str(dump), database)
         _erase(store)
     for key in wrapped:
         assert key not in dump.read_bytes()
     restored = f"restored_{uuid.uuid4().hex[:8]}"
     restored_url = postgres_server.create_database(restored)
     try:
-        subprocess.run(
-            [
-                str(bin_dir / "psql"),
-                "-q",
-                "-h",
-                postgres_server.host,
-                "-p",
-                str(postgres_server.port),
-                "-U",
-                postgres_server.user,
-                "-f",
-                str(dump),
-                restored,
-            ],
-            check=True,
-            capture_output=True,
-        )
+        _client(postgres_server, "psql", "-q", "-f", str(dump), restored)
         with Store(restored_url, keyring=_keyring(), keys=keys_url) as store:
             _erased_reads(store)
             assert store.records_of(KEPT) == kept

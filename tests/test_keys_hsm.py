@@ -17,6 +17,7 @@ from learnprivacy.crypto import Keyring
 from learnprivacy.errors import ConfigurationError, WrongMasterKeyError
 from learnprivacy.records import Learner
 from learnprivacy.store import Store
+from learnprivacy.store._epochs import FileVault
 from learnprivacy.store._pkcs11 import Pkcs11Vault
 from tests.store_fixtures import MASTER_KEY, NOW, learner, records_for
 
@@ -132,3 +133,45 @@ def test_an_hsm_vault_from_the_environment(token: str) -> None:
         Pkcs11Vault.from_env({k: v for k, v in env.items() if not k.endswith("PIN")})
     with pytest.raises(ConfigurationError, match="cannot open"):
         Pkcs11Vault(MODULE, token=token, pin="wrong-pin", label="x").read()
+
+
+def test_the_master_key_kept_in_the_token_opens_the_store(token: str, tmp_path: Path) -> None:
+    """The token keeps both the master key and the epoch keys: the store opens, writes,
+    compacts and reopens with nothing but the token (module, label, PIN); no file in the
+    store's folder holds the master key. It is written once, never overwritten."""
+    vault = Pkcs11Vault(MODULE, token=token, pin=PIN, label="store-master")
+    with pytest.raises(ConfigurationError, match="no master key"):
+        Keyring.from_vault(vault)
+    master = os.urandom(32)
+    vault.write_master_key(master)
+    with pytest.raises(ConfigurationError, match="never overwritten"):
+        vault.write_master_key(os.urandom(32))
+    with pytest.raises(ConfigurationError, match="32 bytes"):
+        vault.write_master_key(b"short")
+    keyring = Keyring.from_vault(vault)
+    assert keyring.master_key_id == Keyring.from_master_key(master).master_key_id
+    url = f"sqlite:///{tmp_path / 'lms.db'}"
+    with Store(url, keyring=keyring, vault=vault, clock=lambda: NOW) as store:
+        store.add_all([learner(KEPT), *records_for(KEPT), learner(ERASED)])
+        store.erase_subject(ERASED, now=NOW)
+        store.compact_keys(now=NOW)
+    # The epoch keys and the master key are separate objects; compaction left the master.
+    env = {
+        "LEARNPRIVACY_PKCS11_MODULE": MODULE,
+        "LEARNPRIVACY_PKCS11_TOKEN": token,
+        "LEARNPRIVACY_PKCS11_PIN": PIN,
+    }
+    again = Pkcs11Vault.from_env(env, label="store-master")
+    with Store(url, keyring=Keyring.from_vault(again), vault=again) as store:
+        assert store.get(Learner, KEPT) == learner(KEPT)
+        assert store.get(Learner, ERASED) is None
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert master not in path.read_bytes(), path.name
+    # A wrong PIN opens nothing, and says so without key material.
+    with pytest.raises(ConfigurationError, match="cannot open") as info:
+        Keyring.from_vault(Pkcs11Vault(MODULE, token=token, pin="wrong-pin", label="store-master"))
+    assert master.hex() not in str(info.value)
+    # A store whose files are copied elsewhere does not open without the token's keys.
+    with pytest.raises(ConfigurationError):
+        Keyring.from_vault(FileVault(tmp_path / "nothing.vault"))

@@ -376,3 +376,33 @@ def test_missing_tables(new_database: Callable[[], str]) -> None:
             db.content(SOURCES["File"], 5)
         assert raised.value.table == "files"  # type: ignore[attr-defined]
     engine.dispose()
+
+
+def test_deletion_plan_counts_what_moodle_would_remove(
+    moodle: MoodleDatabase, site: tuple[sa.Engine, FixtureSummary, dict[str, int]]
+) -> None:
+    """Per approved context, the rows Moodle's providers would delete or blank; none goes."""
+    provider = MoodleProvider(moodle)
+    learner = _rich_learner(moodle, site[1])
+    contexts = provider.get_contexts_for_userid(learner)
+    before = _count(moodle, "forum_posts")
+    plan = provider.deletion_plan(ApprovedContextList.approve(learner, contexts))
+    posts = moodle.content(SOURCES["ForumPost"], learner)
+    assert plan["ForumPost"] == {
+        "table": "forum_posts",
+        "action": "replace text",
+        "rows": len(posts),
+    }
+    assert plan["QuizAttempt"]["action"] == "delete"
+    assert plan["QuizAttempt"]["rows"] == len(moodle.content(SOURCES["QuizAttempt"], learner))
+    assert "Message" not in plan  # Moodle's handling depends on the other members
+    # One forum approved: only that forum's posts, nothing of the quizzes.
+    forum = Context.module(posts[0]["activity_id"])
+    one = provider.deletion_plan(ApprovedContextList(learner, [forum]))
+    assert one["ForumPost"]["rows"] == sum(
+        1 for p in posts if Context.module(p["activity_id"]) == forum
+    )
+    assert "QuizAttempt" not in one
+    assert _count(moodle, "forum_posts") == before  # read-only: nothing changed
+    deleted = str(min(site[1].deleted_user_ids))
+    assert provider.deletion_plan(ApprovedContextList(deleted, [forum])) == {}

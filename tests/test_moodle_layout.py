@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from learnprivacy.errors import ValidationError
 from learnprivacy.moodle import MoodleDatabase, MoodleProvider
 from learnprivacy.moodle._layout import MoodleContextTree
-from learnprivacy.providers import Context
+from learnprivacy.moodle._writer import MoodleContentWriter
+from learnprivacy.providers import Context, ContextLevel
 from learnprivacy.testing.moodle import FixtureSummary, create_schema, populate
 from tests.conftest import open_engine
 
@@ -95,6 +97,10 @@ def test_layout_matches_moodles_for_the_same_kinds_of_data(
         or re.search(r"/Activity \* _\.N/(attempt \d+|Attempts/\d+|Discussions/\*/[^/]+)/", s)
         or re.search(r"/User \* _\.N/(Messages|Badges)/[^/]+/data\.json$", s)
         or re.search(r"/User \* _\.N/(Text input|Drop-down menu)/data\.json$", s)
+        # Moodle's writer operations: export_metadata, and the files of an area (whose
+        # content a database reader cannot copy: their metadata stands in for them).
+        or re.search(r"(^|/)metadata\.json$", s)
+        or re.search(r"/_files/[a-z_]+/files\.json$", s)
         for s in extra
     ), sorted(extra)
     # The same top-level keys where Moodle's file and ours hold the same data.
@@ -139,3 +145,64 @@ def test_index_links_every_file(site: tuple[sa.Engine, FixtureSummary], tmp_path
     for path in out.rglob("*.json"):
         href = "/".join(path.relative_to(out).parts)
         assert f'href="{href.replace("&", "&amp;")}"' in index or href in index
+
+
+def test_writer_operations_match_moodles_files(
+    site: tuple[sa.Engine, FixtureSummary], tmp_path: Path
+) -> None:
+    """Preferences, metadata, related data and file references, as Moodle writes them."""
+    with MoodleDatabase(site[0]) as db:
+        provider = MoodleProvider(db)
+        writer = MoodleContentWriter(MoodleContextTree(provider))
+        course = writer.with_context(Context.course(min(site[1].course_ids)))
+        course.export_data(["Discussions", "7-Question 1/2"], {"name": "Question 1/2"})
+        course.export_metadata([], "purpose", "Formation", "Purpose")
+        course.export_related_data(["Enrolments"], "manual", {"0": {"status": "active"}})
+        course.export_file_references([], "attachment", [{"filename": "a.pdf"}])
+        writer.export_user_preference("mod_forum", "maildigest", "0", "Digest type")
+        with pytest.raises(ValidationError):
+            course.export_data("Discussions", {})  # a string is not a list of names
+        out = writer.finalise(tmp_path / "ops")
+    paths = {str(p.relative_to(out)) for p in out.rglob("*.json")}
+    folder = next(p for p in paths if p.endswith("metadata.json")).rsplit("/", 1)[0]
+    # A "/" in a name never makes a folder of its own.
+    assert f"{folder}/Discussions/7-Question 1_2/data.json" in paths
+    assert f"{folder}/Enrolments/manual.json" in paths
+    assert f"{folder}/_files/attachment/files.json" in paths
+    prefs = json.loads((out / "System _.1/User preferences/mod_forum.json").read_text())
+    assert prefs == {"maildigest": {"value": "0", "description": "Digest type"}}
+    meta = json.loads((out / folder / "metadata.json").read_text())
+    assert meta == {"purpose": {"value": "Formation", "description": "Purpose"}}
+    assert (out / "index.html").read_text().count("<a href=") == len(paths)
+
+
+def test_registry_purpose_shown_where_it_applies(
+    site: tuple[sa.Engine, FixtureSummary], tmp_path: Path
+) -> None:
+    """A course with a purpose of its own shows it; the others show the course level's."""
+    engine, summary = site
+    with MoodleDatabase(engine) as db:
+        provider = MoodleProvider(db)
+        registry = provider.registry
+        protected = summary.protected_course_id
+        assert protected is not None
+        own = registry.instance_purpose(ContextLevel.COURSE, protected)
+        level = registry.level_purpose(ContextLevel.COURSE)
+        assert own is not None
+        assert level is not None
+        assert own != level
+        learner = next(
+            str(u)
+            for u, c in db.enrolments()
+            if c == protected and u in summary.learner_ids - summary.invalid_email_user_ids
+        )
+        out = provider.export_layout(learner, tmp_path / "purposes")
+        tree = MoodleContextTree(provider)
+    meta = json.loads((out / tree.folder(Context.course(protected)) / "metadata.json").read_text())
+    assert meta["purpose"]["value"] == own.name
+    assert meta["retention"]["value"] == str(own.retention)
+    prefs = list((out / "System _.1" / "User preferences").glob("*.json"))
+    for path in prefs:
+        assert all(
+            set(v) == {"value", "description"} for v in json.loads(path.read_text()).values()
+        )

@@ -12,8 +12,16 @@ from typing import Any
 import pytest
 
 from learnprivacy.errors import ValidationError
-from learnprivacy.moodle import MoodleDatabase, MoodleReport, moodle_report, registry_rows
+from learnprivacy.moodle import (
+    MoodleDatabase,
+    MoodleProvider,
+    MoodleReport,
+    moodle_report,
+    registry_rows,
+)
 from learnprivacy.moodle._time import to_unix
+from learnprivacy.records import Progress, ProgressStatus
+from learnprivacy.retention import Action
 from learnprivacy.testing.moodle import create_schema, insert_rows, populate
 from tests import NOW
 from tests.conftest import open_engine
@@ -262,3 +270,46 @@ def test_activity_type_defaults_and_deleted_contexts(new_database: Callable[[], 
     assert "forum: expired 1" in text
     assert "NOT Moodle's" not in text  # no sweep asked for
     assert "NOT Moodle's" in moodle_report(url, now=NOW).to_text()
+
+
+def test_activity_type_purposes_in_the_schedule(new_database: Callable[[], str]) -> None:
+    """A forum default of ten years keeps forum progress the course level would erase.
+
+    Before, the schedule applied the course level's purpose to every activity, whatever
+    the registry set for its type.
+    """
+    url = build_site(new_database())
+    engine = open_engine(url)
+    insert_rows(engine, "tool_dataprivacy_purpose", [
+        {"id": 2, "name": "forum archive", "lawfulbases": "gdpr_art_6_1_f",
+         "retentionperiod": "P10Y", "usermodified": 2, "timecreated": 1, "timemodified": 1},
+    ])  # fmt: skip
+    insert_rows(engine, "config_plugins", [
+        {"plugin": "tool_dataprivacy", "name": "context_module_forum_purpose", "value": "2"},
+    ])  # fmt: skip
+    insert_rows(engine, "modules", [{"id": 1, "name": "forum"}, {"id": 2, "name": "quiz"}])
+    insert_rows(engine, "course_modules", [
+        {"id": 40, "course": 4, "module": 1, "instance": 1},
+        {"id": 41, "course": 4, "module": 2, "instance": 1},
+    ])  # fmt: skip
+    engine.dispose()
+    recorded = NOW - dt.timedelta(days=800)
+
+    def progress(activity: str) -> Progress:
+        return Progress(id=f"p{activity}", learner_id="15", course_id="4", activity_id=activity,
+                        status=ProgressStatus.COMPLETED, recorded_at=recorded)  # fmt: skip
+
+    with MoodleDatabase(url) as db:
+        assert db.activity_types() == {40: "forum", 41: "quiz"}
+        schedule = db.schedule()
+        plain = db.registry().schedule()
+        # Forum posts are described under the forum type's purpose, quiz attempts not.
+        provider = MoodleProvider(db)
+        assert provider.describe("ForumPost").purpose == "forum archive"
+        assert provider.describe("ForumPost").retention == "P10Y"
+        assert provider.describe("QuizAttempt").purpose != "forum archive"
+    forum, quiz = progress("40"), progress("41")
+    assert schedule.evaluate(forum, now=NOW, subject="15").action is Action.KEEP
+    assert schedule.evaluate(quiz, now=NOW, subject="15").action is Action.ERASE
+    # Without the activity types, the forum's progress goes with the course level's.
+    assert plain.evaluate(forum, now=NOW, subject="15").action is Action.ERASE

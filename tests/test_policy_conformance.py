@@ -69,6 +69,24 @@ def test_every_promise_names_an_existing_test(module: str, promise: Any) -> None
     assert f"def {name}(" in source, (module, promise.test)
 
 
+def _gaps() -> list[tuple[str, Any]]:
+    return [(name, g) for name in MODULES for g in _module(name).GAPS]
+
+
+@pytest.mark.parametrize(("module", "gap"), _gaps(), ids=lambda v: str(v)[:40])
+def test_every_gap_quotes_its_seed_line(module: str, gap: Any) -> None:
+    """A promise listed as beyond code is quoted from its seed line, like a kept one,
+    and is not also claimed as kept (no line and quote both in PROMISES and GAPS)."""
+    assert gap.seed == _module(module).SEED
+    if not SEEDS.is_dir():
+        pytest.skip("the seed policies (../shared/seeds) are not beside this checkout")
+    lines = (SEEDS / gap.seed).read_text(encoding="utf-8").splitlines()
+    assert gap.quote in lines[gap.line - 1], (module, gap.promise)
+    assert gap.why.strip()
+    kept = {(p.line, p.quote) for p in _module(module).PROMISES}
+    assert (gap.line, gap.quote) not in kept
+
+
 def test_every_module_declares_promises_and_a_register() -> None:
     """Each seed module has its seed, promises, a controller and a generated register."""
     for name in MODULES:
@@ -409,6 +427,37 @@ def test_centre_register_names_the_person_in_charge() -> None:
     register = centre.register()
     assert register.controller.reply_to.endswith("<jmalherbe@prepajobs.fr>")
     assert register.controller.address.startswith("78 quater Boulevard Thiers")
+
+
+def test_centre_shares_nothing_outside() -> None:
+    """Line 98: nothing is shared with anyone outside the centre. Every purpose of its
+    register (with or without the periods it chose) is internal only, with no recipient
+    gap; a component sending learners' e-mail addresses to an outside mailer, for any
+    purpose, is listed as a gap naming the recipient."""
+    from examples.policies import training_preparation_centre as centre
+
+    from learnprivacy.providers import MetadataCollection
+
+    chosen = centre.make_schedule(learner_data="P3Y", statistics="P1Y", security_logs="P6M")
+    for register in (centre.register(), centre.register(schedule=chosen)):
+        assert register.activities
+        assert all(a.internal_only for a in register.activities)
+        assert [g for g in register.gaps if "recipient" in g] == []
+    for purpose in ("training", "billing"):
+        mailer = MetadataCollection("tool_mailing").add_external_location_link(
+            "mailer",
+            {"email": "E-mail address"},
+            "Messages sent by an outside mailer",
+            purpose=purpose,
+            basis="gdpr_art_6_1_a",
+            categories=["contact"],
+            recipient="Mailer SAS",
+        )
+        leaking = centre.register(schedule=chosen, extra=[mailer])
+        assert (
+            f"{purpose}: promised to be shared internally only, but Mailer SAS is an "
+            "external recipient"
+        ) in leaking.gaps
 
 
 def test_centre_statistics_are_anonymous(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import attrs
 import pytest
 
 from learnprivacy.crypto import Keyring
-from learnprivacy.errors import PolicyError, RequestStateError
+from learnprivacy.errors import PolicyError, RequestStateError, ValidationError
 from learnprivacy.export import read_package
 from learnprivacy.records import (
     AccessEvent,
@@ -41,12 +41,15 @@ from learnprivacy.requests import (
     ObjectionParams,
     ProofMethod,
     RectificationParams,
+    RefusalGrounds,
     RequestBook,
     Requester,
+    RequesterRole,
     RequestExecutor,
     RequestState,
     RequestType,
     SubjectRequest,
+    render_letter,
 )
 from learnprivacy.requests._vocabulary import IDENTITY_PROOFS
 from learnprivacy.requests.sql import SQLBackend
@@ -344,3 +347,172 @@ def test_answer_within_one_month(world: World) -> None:
     late = world.book.verify_identity(late, method=world.proof, now=received)
     after = dt.datetime.combine(due + dt.timedelta(days=1), dt.time(9), tzinfo=UTC)
     assert world.executor.execute(late, now=after).completed_late
+
+
+#: Line 92's two cases and the reason the centre writes for each (free text, French).
+REFUSALS = (
+    (
+        RefusalGrounds.RIGHTS_OF_OTHERS,
+        "Le dossier contient l'évaluation d'un autre stagiaire, qui refuse sa divulgation",
+        "divulguerait des données personnelles d’une autre personne",
+    ),
+    (
+        RefusalGrounds.LEGAL_RESTRICTION,
+        "Une enquête judiciaire en cours interdit cette communication",
+        "une restriction prévue par la loi",
+    ),
+)
+
+
+@pytest.mark.parametrize("world", citing("test_refusal_states_its_reasons"), indirect=True)
+@pytest.mark.parametrize(("grounds", "reason", "grounds_text"), REFUSALS)
+def test_refusal_states_its_reasons(
+    world: World, grounds: RefusalGrounds, reason: str, grounds_text: str
+) -> None:
+    """An access the centre cannot give (another person's data, a legal restriction) is
+    refused with its reasons: the refusal carries them, and the letter to the learner
+    states the grounds, the article and the centre's own reason. Refusing without a
+    reason is a ``ValidationError`` that leaves the request open; the rights of others
+    cannot be invoked against an erasure (``PolicyError``); nothing is exported."""
+    request = world.receive(RequestType.ACCESS)
+    for blank in ("", "   "):
+        with pytest.raises(ValidationError):
+            world.book.refuse(request, grounds=grounds, reason=blank, now=T)
+    assert world.book.current(request).state is RequestState.RECEIVED
+    assert world.book.current(request).refusal is None
+    refused = world.book.refuse(request, grounds=grounds, reason=reason, now=T)
+    assert refused.state is RequestState.REFUSED
+    assert refused.refusal is not None
+    assert refused.refusal.reason == reason
+    letter = render_letter(refused, world.module.CONTROLLER, now=T)
+    assert reason in letter
+    assert grounds_text in letter
+    assert grounds.article.removeprefix("GDPR Art. ") in letter
+    assert world.book.get(refused.id) == refused
+    assert not list((world.executor.env.export_dir or Path()).iterdir())
+    erasure = world.receive(RequestType.ERASURE)
+    if grounds is RefusalGrounds.RIGHTS_OF_OTHERS:
+        with pytest.raises(PolicyError):
+            world.book.refuse(erasure, grounds=grounds, reason=reason, now=T)
+        assert world.book.current(erasure).state is RequestState.RECEIVED
+
+
+#: The identity proofs each text asks for: JUNIA a copy of an identity document (001
+#: line 72), SEJER its platform's authentication; the other three name no kind of proof
+#: (Job Access « pourra être requise », Prépa Job's « il se peut », Onlineformapro
+#: nothing), so every proof of identity the library accepts, and nothing else.
+PROOFS_OF = {
+    "belgian_b2b_lms": IDENTITY_PROOFS,
+    "educational_publisher": frozenset({ProofMethod.AUTHENTICATED_SESSION}),
+    "french_engineering_school_moodle": frozenset({ProofMethod.ID_DOCUMENT_SIGHTED}),
+    "saas_lms_processor": IDENTITY_PROOFS,
+    "training_preparation_centre": IDENTITY_PROOFS,
+}
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_identity_proofs_are_what_the_text_says(name: str) -> None:
+    """Each policy's request book accepts exactly the proofs its text names (or, where
+    it names none, the library's proofs of identity) and never a mandate for a learner
+    asking for themselves."""
+    book = _module(name).RIGHTS.book()
+    assert book.identity_proofs == PROOFS_OF[name]
+    assert ProofMethod.MANDATE_SIGHTED not in book.identity_proofs
+
+
+@pytest.mark.parametrize(
+    "world", citing("test_abusive_requests_are_refused_with_reasons"), indirect=True
+)
+def test_abusive_requests_are_refused_with_reasons(world: World) -> None:
+    """A manifestly abusive request (repeated, systematic) may be refused under
+    Art. 12(5), only with the controller's reason, which the letter states with the
+    article; a blank reason is a ``ValidationError`` and the request stays open."""
+    request = world.receive(RequestType.ACCESS)
+    with pytest.raises(ValidationError):
+        world.book.refuse(request, grounds=RefusalGrounds.EXCESSIVE, reason=" ", now=T)
+    assert world.book.current(request).state is RequestState.RECEIVED
+    reason = "Douze demandes identiques en un mois"
+    refused = world.book.refuse(request, grounds=RefusalGrounds.EXCESSIVE, reason=reason, now=T)
+    assert refused.state is RequestState.REFUSED
+    letter = render_letter(refused, world.module.CONTROLLER, now=T)
+    assert reason in letter
+    assert "12(5)" in letter
+    assert "excessive" in letter
+
+
+@pytest.mark.parametrize(
+    "world", citing("test_every_answer_names_the_supervisory_authority"), indirect=True
+)
+def test_every_answer_names_the_supervisory_authority(world: World) -> None:
+    """The answer to a request, completed or refused, tells the learner they may
+    complain to the supervisory authority of the controller's country (the CNIL for a
+    French school), with its address for complaints."""
+    done = world.run(RequestType.ACCESS)
+    refused = world.book.refuse(
+        world.receive(RequestType.ACCESS),
+        grounds=RefusalGrounds.EXCESSIVE,
+        reason="Demande répétée",
+        now=T,
+    )
+    for request in (done, refused):
+        letter = render_letter(request, world.module.CONTROLLER, now=T)
+        assert "CNIL" in letter
+        assert "cnil.fr" in letter
+
+
+@pytest.mark.parametrize(
+    "world", citing("test_heirs_have_the_death_taken_into_account"), indirect=True
+)
+def test_heirs_have_the_death_taken_into_account(world: World) -> None:
+    """An heir may have the learner's death taken into account (the account erased):
+    only on a death certificate and a proof of heirship; the dead learner's own
+    session, or the certificate alone, is refused and nothing is erased. The other
+    learner is untouched."""
+    heir = Requester(role=RequesterRole.HEIR, name="Marta Silva", email="marta@example.org")
+    request = world.book.receive(
+        RequestType.ERASURE,
+        learner_id="L1",
+        received_at=T,
+        channel=Channel.POST,
+        requester=heir,
+    )
+    for method, also in (
+        (ProofMethod.AUTHENTICATED_SESSION, ()),
+        (ProofMethod.DEATH_CERTIFICATE_SIGHTED, ()),
+        (ProofMethod.HEIRSHIP_PROOF_SIGHTED, ()),
+    ):
+        with pytest.raises(PolicyError):
+            world.book.verify_identity(request, method=method, also=also, now=T)
+    assert world.book.current(request).state is RequestState.RECEIVED
+    assert len(world.store.records_of("L1")) == 5
+    verified = world.book.verify_identity(
+        request,
+        method=ProofMethod.DEATH_CERTIFICATE_SIGHTED,
+        also=[ProofMethod.HEIRSHIP_PROOF_SIGHTED],
+        now=T,
+    )
+    done = world.executor.execute(verified, now=T)
+    assert done.state is RequestState.COMPLETED
+    left = world.store.records_of("L1", include_restricted=True)
+    assert not [r for r in left if isinstance(r, Progress | Certificate | AccessEvent)]
+    assert len(world.store.records_of("L2")) == 5
+
+
+@pytest.mark.parametrize(
+    "world", citing("test_objection_to_prospecting_is_absolute"), indirect=True
+)
+def test_objection_to_prospecting_is_absolute(world: World) -> None:
+    """An objection to prospecting (direct marketing) is simple and always upheld
+    (Art. 21(3)): no compelling grounds can be recorded against it (``PolicyError``),
+    and once executed the LMS is told to stop (``is_objected``); the other learner is not
+    concerned."""
+    params = ObjectionParams(purpose="prospecting", direct_marketing=True)
+    request = world.receive(RequestType.OBJECTION, params)
+    with pytest.raises(PolicyError):
+        world.book.record_compelling_grounds(request, reasons="Commercial interest", now=T)
+    assert not world.book.is_objected("L1", "prospecting")
+    verified = world.book.verify_identity(request, method=world.proof, now=T)
+    done = world.executor.execute(verified, now=T)
+    assert done.state is RequestState.COMPLETED
+    assert world.book.is_objected("L1", "prospecting")
+    assert not world.book.is_objected("L2", "prospecting")

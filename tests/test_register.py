@@ -9,6 +9,7 @@ import io
 import json
 from pathlib import Path
 
+import attrs
 import pytest
 from examples.policies import belgian_b2b_lms
 from examples.registers import job_access
@@ -394,3 +395,44 @@ def test_internal_only_is_stated_only_when_declared_and_checked() -> None:
     )
     with pytest.raises(ValidationError):
         Register.build(controller(), [], internal_only="billing")
+
+
+def test_the_controller_declares_its_internal_purposes() -> None:
+    """``Controller(internal_only=...)`` is the same promise, for integrations that build
+    the register from the controller alone (Django, SQLAlchemy): declared there, the
+    purpose shows internal only with no gap; an external recipient for it is a gap; a
+    purpose no activity has is a gap; a blank name is refused."""
+    collection = MetadataCollection("mod_billing")
+    collection.add_database_table(
+        "invoices",
+        {"billing_name": "Name on the invoice"},
+        "Invoices",
+        purpose="billing",
+        basis="gdpr_art_6_1_c",
+        categories=["billing"],
+        retention="P10Y",
+    )
+    plain = Register.build(controller(), [collection])
+    assert [g.partition(":")[0] for g in plain.gaps] == ["billing"]
+    inside = attrs.evolve(controller(), internal_only=("billing",))
+    assert Register.build(inside, [collection]).gaps == ()
+    assert Register.build(inside, [collection]).activities[0].internal_only
+    collection.add_external_location_link(
+        "accounting",
+        {"billing_name": "Name on the invoice"},
+        "Invoices sent for bookkeeping",
+        purpose="billing",
+        basis="gdpr_art_6_1_c",
+        categories=["billing"],
+        recipient="Accounting firm",
+    )
+    assert Register.build(inside, [collection]).gaps == (
+        "billing: promised to be shared internally only, but Accounting firm is an "
+        "external recipient",
+    )
+    typo = attrs.evolve(controller(), internal_only=("biling",))
+    assert "biling: declared shared internally only, but no activity has that purpose" in (
+        Register.build(typo, [collection]).gaps
+    )
+    with pytest.raises(ValidationError):
+        attrs.evolve(controller(), internal_only=("billing", " "))

@@ -78,6 +78,14 @@ def worked(book: RequestBook, request: Any, now: dt.datetime = T0) -> Any:
     return book.record_step(request, StepResult(name="answer_sent", completed_at=now), now=now)
 
 
+def completed(book: RequestBook, request_id: str) -> SubjectRequest:
+    """A request received, verified in person, worked on and completed at T0."""
+    verified = book.verify_identity(
+        receive(book, request_id=request_id), method=ProofMethod.IN_PERSON, now=T0
+    )
+    return book.complete(worked(book, verified), now=T0)
+
+
 def test_receive_starts_received_with_deadline_and_history(book: RequestBook) -> None:
     """A received request is RECEIVED, due one month later, with one history entry."""
     request = book.receive(
@@ -277,15 +285,7 @@ def test_retry_keeps_deadline_identity_and_done_steps(book: RequestBook) -> None
 def test_overdue_lists_open_and_unretried_failures(book: RequestBook) -> None:
     """Overdue: open past the deadline, or failed and never retried; not closed ones."""
     late_open = receive(book, request_id="open")
-    done = book.complete(
-        worked(
-            book,
-            book.verify_identity(
-                receive(book, request_id="done"), method=ProofMethod.IN_PERSON, now=T0
-            ),
-        ),
-        now=T0,
-    )
+    done = completed(book, "done")
     failed = book.fail(
         book.verify_identity(
             receive(book, request_id="failed"), method=ProofMethod.IN_PERSON, now=T0
@@ -316,15 +316,7 @@ def test_time_cannot_go_backwards(book: RequestBook) -> None:
 
 def test_tampered_history_is_detected(book: RequestBook) -> None:
     """Editing, dropping or truncating history entries breaks verification."""
-    request = book.complete(
-        worked(
-            book,
-            book.verify_identity(
-                receive(book, request_id="R9"), method=ProofMethod.IN_PERSON, now=T0
-            ),
-        ),
-        now=T0,
-    )
+    request = completed(book, "R9")
     backend = book.backend
     if isinstance(backend, MemoryBackend):
         entries = backend._history["R9"]
@@ -348,15 +340,7 @@ def test_tampered_history_is_detected(book: RequestBook) -> None:
 
 def test_truncated_history_is_detected(book: RequestBook) -> None:
     """Removing the last entry leaves a chain shorter than the stored version."""
-    request = book.complete(
-        worked(
-            book,
-            book.verify_identity(
-                receive(book, request_id="R8"), method=ProofMethod.IN_PERSON, now=T0
-            ),
-        ),
-        now=T0,
-    )
+    request = completed(book, "R8")
     backend = book.backend
     if isinstance(backend, MemoryBackend):
         backend._history["R8"].pop()

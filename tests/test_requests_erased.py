@@ -278,3 +278,40 @@ def test_a_book_written_in_clear_is_converted_when_opened_with_a_cipher(
     assert columns
     assert all(c.startswith("p1_") for c in columns)
     engine.dispose()
+
+
+def test_a_marker_written_meanwhile_by_another_opener_is_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes opening a new book at once both find no marker and both write it:
+    the loser's insert hits the primary key. Simulated by writing the marker between the
+    read and the insert; the open must succeed (it raised IntegrityError before)."""
+    url = f"sqlite:///{tmp_path / 'book.db'}"
+    calls: list[int] = []
+    original = SQLBackend._has_rows
+
+    def raced(connection: sa.Connection) -> bool:
+        if not calls:
+            calls.append(1)
+            connection.execute(
+                sa.text("INSERT INTO lp_dsr_meta (name, value) VALUES ('learner_column', 'keyed')")
+            )
+        return original(connection)
+
+    monkeypatch.setattr(SQLBackend, "_has_rows", staticmethod(raced))
+    backend = SQLBackend(url, cipher=FieldCipher(Keyring.generate()))
+    assert calls == [1]
+    with backend.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT value FROM lp_dsr_meta")).scalars().all() == [
+            "keyed"
+        ]
+    backend.engine.dispose()
+
+
+def test_a_numeric_learner_id_is_not_mistaken_for_a_count(sqlite_store: Store) -> None:
+    """Moodle's learner ids are numbers; the history's counts ("records": "1") are not the
+    learner: the erasure of learner "1" completes."""
+    person = Person()
+    person.id = "1"
+    _, erased = _file_and_erase(sqlite_store, person)
+    assert erased.state is RequestState.COMPLETED, erased.failure

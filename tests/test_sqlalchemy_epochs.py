@@ -178,6 +178,46 @@ def test_new_learners_after_a_compaction_are_readable_after_reopening(tmp_path: 
     assert _read(app_url, keys_url, tmp_path / "keys.vault", "u1") == "Ana Silva"
 
 
+def test_a_binding_opened_before_another_compacts_keeps_writing_keys_that_open(
+    tmp_path: Path,
+) -> None:
+    """Two processes' bindings on one key database: one compacts twice while the other,
+    bound before, keeps making learners' keys. Nothing needs restarting: after each
+    compaction the writer wraps its new keys under the current epoch, so a fresh binding
+    (a restart) reads every learner, and none is wrapped under a destroyed epoch key."""
+    keys_url = f"sqlite:///{tmp_path / 'keys.db'}"
+    app_url = f"sqlite:///{tmp_path / 'app.db'}"
+    vault = tmp_path / "keys.vault"
+    writer_models, writer = _bind(keys_url)
+    _fill(app_url, writer_models)
+    engine = create_engine(app_url)
+    with Session(engine) as s:
+        writer.compact_keys(s, now=NOW)  # the key database moves to epochs
+    _compactor_models, compactor = _bind(keys_url, vault=vault)
+    names = {}
+    for epoch in (2, 3):
+        with Session(engine) as s:
+            assert compactor.compact_keys(s, now=NOW)["epoch"] == epoch
+        subject = f"n{epoch}"
+        names[subject] = f"New learner {epoch}"
+        with Session(engine) as s:  # the writer still holds the epoch key it began with
+            s.add(
+                writer_models.User(
+                    id=subject,
+                    email=f"{subject}@example.org",
+                    name=names[subject],
+                    last_login_at=NOW,
+                )
+            )
+            s.commit()
+    writer.close()
+    compactor.close()
+    engine.dispose()
+    assert _read(app_url, keys_url, vault, "u1") == "Ana Silva"
+    for subject, name in names.items():
+        assert _read(app_url, keys_url, vault, subject) == name
+
+
 def test_a_key_database_on_epochs_refuses_to_bind_without_its_vault(tmp_path: Path) -> None:
     """Once on epochs, binding with the vault elsewhere is a clear configuration error."""
     keys_url = f"sqlite:///{tmp_path / 'keys.db'}"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import create_engine, select, text
@@ -161,3 +162,90 @@ def test_queries_skip_restricted_rows_and_decrypt_columns_on_postgres(
         everything = select(m.Post.body).execution_options(include_restricted=True)
         assert sorted(s.scalars(everything)) == ["post 0", "post 1", "post 2"]
         assert s.scalars(select(m.User.email)).all() == ["ana@example.org"]
+
+
+def test_audit_log_in_the_key_database_and_epochs_on_postgres(
+    postgres_server: TemporaryPostgres, tmp_path: Path
+) -> None:
+    """audit= the PostgreSQL key database: entries land there once committed; a
+    compaction ends what a pg_dump-free copy of the keys (taken as rows) could open."""
+    app_url = postgres_server.create_database()
+    keys_url = postgres_server.create_database()
+    m = declarative_models()
+    privacy = lps.LearnPrivacy(
+        m.Base,
+        keyring=Keyring.from_master_key(bytes(range(32))),
+        keys=keys_url,
+        audit=keys_url,
+        vault=tmp_path / "keys.vault",
+    )
+    engine = create_engine(app_url)
+    m.Base.metadata.create_all(engine)
+    keys_engine = create_engine(keys_url)
+    try:
+        with Session(engine) as s:
+            s.add(m.User(id="u1", email="ana@example.org", name="Ana", last_login_at=NOW))
+            s.add(m.User(id="u2", email="bob@example.org", name="Bob", last_login_at=NOW))
+            s.commit()
+            privacy.compact_keys(s, now=NOW)
+            with keys_engine.connect() as c:
+                before = c.execute(text("SELECT * FROM lpk_keys")).all()
+            privacy.erase_subject(s, "u1", now=NOW)
+            s.rollback()
+            privacy.erase_subject(s, "u1", now=NOW)
+            s.commit()
+            report = privacy.compact_keys(s, now=NOW)
+            assert report["epoch"] == 2
+            assert privacy.audit(s).verify()
+            actions = [e.action for e in privacy.audit(s).entries()]
+        assert actions == ["compact_keys", "erasure_request", "erase", "shred", "compact_keys"]
+        with keys_engine.connect() as c:
+            assert c.execute(text("SELECT count(*) FROM lp_audit")).scalar_one() == 5
+        with engine.connect() as c:
+            assert c.execute(text("SELECT count(*) FROM lp_audit_outbox")).scalar_one() == 0
+        # The key rows copied before the erasure: none unwraps under what is held now.
+        from cryptography.exceptions import InvalidTag
+
+        from learnprivacy.crypto._master import MasterKey
+        from learnprivacy.store._epochs import FileVault
+
+        state = FileVault(tmp_path / "keys.vault").read()
+        assert state is not None
+        ((epoch_id, wrapped),) = state["epochs"].items()
+        import base64
+
+        epoch = MasterKey(bytes(range(32))).unwrap(
+            base64.b64decode(wrapped), subject="learnprivacy:vault", scope="epoch", key_id=epoch_id
+        )
+
+        def opened(rows: list[Any]) -> int:
+            count = 0
+            for row in rows:
+                values = row._mapping
+                if not values["wrapped"]:
+                    continue
+                for wrapping in (MasterKey(bytes(range(32))), MasterKey(epoch)):
+                    try:
+                        wrapping.unwrap(
+                            bytes(values["wrapped"]),
+                            subject=values["subject_ref"],
+                            scope=values["scope"],
+                            key_id=values["key_id"],
+                        )
+                    except (InvalidTag, ValueError):  # a key that does not open
+                        continue
+                    count += 1
+            return count
+
+        with keys_engine.connect() as c:
+            now_rows = c.execute(text("SELECT * FROM lpk_keys WHERE state <> 'shredded'")).all()
+        # Control: today's live keys open with the vault's epoch key, the same way.
+        assert opened(now_rows) == len(now_rows) > 0
+        assert before
+        assert opened(before) == 0
+        with Session(engine) as s:
+            assert s.scalars(select(m.User.name)).all() == ["Bob"]
+    finally:
+        privacy.close()
+        engine.dispose()
+        keys_engine.dispose()

@@ -365,3 +365,20 @@ def test_tables_of_other_applications_in_the_target_are_left_alone(
         versions = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
         assert versions.scalars().all() == ["lms0042"]
     engine.dispose()
+
+
+def test_a_store_with_its_vault_elsewhere_is_copied_with_vault(
+    source_url: str, tmp_path: Path
+) -> None:
+    """A source whose vault is not beside its key database: without vault= the copy is
+    refused before anything is written; with it, the copy opens and verifies."""
+    moved = tmp_path / "elsewhere.vault"
+    (tmp_path / "lms.keys.vault").rename(moved)
+    target = f"sqlite:///{tmp_path / 'copy.db'}"
+    with pytest.raises(ConfigurationError, match="vault"):
+        copy_store(source_url, target, keyring=_keyring())
+    assert not (tmp_path / "copy.db").exists()
+    report = copy_store(source_url, target, keyring=_keyring(), vault=moved)
+    assert report.rows > 0
+    with Store(target, keyring=_keyring(), keys=_keys(source_url), vault=moved) as copy:
+        assert copy.get(Learner, "L00001") is not None

@@ -203,7 +203,7 @@ def test_migration_scripts_ship_in_the_package() -> None:
     versions = files("learnprivacy.store") / "migrations" / "versions"
     names = sorted(p.name for p in versions.iterdir() if p.name.endswith(".py"))
     assert "0001_initial.py" in names
-    assert head_revision() == "0004"
+    assert head_revision() == "0005"
 
 
 def test_the_known_head_is_the_newest_script() -> None:
@@ -344,3 +344,72 @@ def test_tables_of_user_defined_types_get_indexes_added_since(tmp_path: Any) -> 
         from learnprivacy.records import _base
 
         _base._REGISTRY.pop("Sticker", None)
+
+
+@_empty_params
+def test_upgrade_to_0005_indexes_when_rows_were_anonymised(empty_url: str) -> None:
+    """A store at revision 0004 gets an ``lp_anonymised_at`` index on every record table,
+    keeps its anonymised rows, and its re-check of them still reads them all."""
+    store = Store(empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY))
+    records = [learner("L1"), *records_for("L1")]
+    store.add_all(records)
+    progress = [r for r in records if isinstance(r, Progress)]
+    assert store.anonymise_records(progress, now=NOW) == len(progress)
+    store.close()
+    engine = _engine(empty_url)
+    with engine.begin() as connection:
+        _migrate.downgrade(connection, "0004")
+    with engine.connect() as connection:
+        names = {i["name"] for i in sa.inspect(connection).get_indexes("lp_progress")}
+        assert "ix_lp_progress_lp_anonymised_at" not in names
+    reopened = Store(
+        empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY)
+    )
+    with engine.connect() as connection:
+        inspector = sa.inspect(connection)
+        for name in _migrate_record_tables():
+            indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes(name)}
+            assert indexes[f"ix_{name}_lp_anonymised_at"] == ["lp_anonymised_at"], name
+    engine.dispose()
+    assert reopened.verify_anonymised(progress, since=NOW) == len(progress)
+    reopened.close()
+
+
+def _migrate_record_tables() -> list[str]:
+    from learnprivacy.records._base import record_type
+    from learnprivacy.store._schema import BUILTIN_TYPES, table_name
+
+    return sorted(table_name(record_type(n)) for n in BUILTIN_TYPES)
+
+
+def test_the_anonymisation_recheck_reads_the_index_not_the_table(tmp_path: Any) -> None:
+    """The re-check after an anonymisation (``verify_anonymised(since=...)``) selects
+    through the ``lp_anonymised_at`` index: SQLite's plan of every statement it runs
+    names the index and never scans a record table whole."""
+    url = f"sqlite:///{tmp_path / 'lms.db'}"
+    store = Store(url, keyring=Keyring.generate())
+    records = [learner("L1"), *records_for("L1"), learner("L2"), *records_for("L2")]
+    store.add_all(records)
+    progress = [r for r in records if isinstance(r, Progress) and r.learner_id == "L1"]
+    store.anonymise_records(progress, now=NOW)
+    statements: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "lp_anonymised_at" in statement and statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    sa.event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        assert store.verify_anonymised(progress, since=NOW) == len(progress)
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", capture)
+    assert statements
+    with store.engine.connect() as connection:
+        for statement, parameters in statements:
+            plan = " | ".join(
+                str(row[-1])
+                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            )
+            assert "ix_lp_progress_lp_anonymised_at" in plan, plan
+            assert "SCAN lp_progress" not in plan, plan
+    store.close()

@@ -13,7 +13,7 @@ from decimal import Decimal
 from learnprivacy import Controller, Hosting
 from learnprivacy.retention import Action, RetentionMode, RetentionRule, Schedule, Trigger
 
-__all__ = ["CATALOGUE", "CONTROLLER", "SCHEDULE"]
+__all__ = ["CATALOGUE", "CONTROLLER", "INTERNAL_ONLY", "SCHEDULE"]
 
 #: Course ids the LMS sells, with their price in euros.
 CATALOGUE: dict[str, Decimal] = {
@@ -50,4 +50,15 @@ CONTROLLER = Controller(
         "administration behind a bearer token",
         "tamper-evident audit log",
     ),
+)
+
+#: The mini-LMS sends no learner's data to anyone outside the company (no funder, no
+#: employer, no LRS): the purposes of the records it keeps are shared internally only.
+#: The store's other record types (funding files, consents, access logs) are not used
+#: here and have no rule: the register still lists them as gaps, which they are.
+INTERNAL_ONLY = (
+    "Learner accounts and access to the courses",
+    "Training follow-up: progress and scores",
+    "Issuing and verifying certificates",
+    "Billing and tax obligations",
 )

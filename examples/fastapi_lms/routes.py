@@ -24,7 +24,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import AwareDatetime
 from starlette.background import BackgroundTask
 
-from examples.fastapi_lms.policy import CATALOGUE, CONTROLLER, SCHEDULE
+from examples.fastapi_lms.policy import CATALOGUE, CONTROLLER, INTERNAL_ONLY, SCHEDULE
 from examples.fastapi_lms.schemas import CertificateIn, Enrolment, ProgressIn, RequestIn
 from learnprivacy import Action
 from learnprivacy.errors import ValidationError
@@ -247,4 +247,5 @@ def verify_audit(lms: LMSDep) -> dict[str, Any]:
 @admin.get("/register", response_class=HTMLResponse)
 def register(lms: LMSDep) -> str:
     """The GDPR Art. 30 record of processing, built from the declared metadata."""
-    return lms.manager.register(CONTROLLER, as_of=lms.clock().date()).to_html()
+    built = lms.manager.register(CONTROLLER, as_of=lms.clock().date(), internal_only=INTERNAL_ONLY)
+    return built.to_html()

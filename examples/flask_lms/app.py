@@ -47,6 +47,15 @@ CONTROLLER = Controller(
     contact="dpo@formations.example",
 )
 
+#: The LMS sends nothing to anyone outside the organisation: accounts, follow-up and
+#: forums stay with its trainers and learners. Declared, the register shows these purposes
+#: as shared internally only; an outside recipient added for one of them becomes a gap.
+INTERNAL_ONLY = (
+    "Learner accounts and access to the courses",
+    "Training follow-up",
+    "Course forums",
+)
+
 
 def _session() -> Session:
     """The request's session, from the app in context (Flask's ``g``)."""
@@ -213,7 +222,9 @@ def create_app(
     @app.get("/admin/register")
     def register() -> Response:
         admin()
-        return Response(privacy.register(CONTROLLER).to_json(), mimetype="application/json")
+        manager = PrivacyManager([privacy.provider], discover=False)
+        built = manager.register(CONTROLLER, internal_only=INTERNAL_ONLY)
+        return Response(built.to_json(), mimetype="application/json")
 
     @app.get("/admin/audit")
     def audit() -> Response:

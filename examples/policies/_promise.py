@@ -24,7 +24,7 @@ from learnprivacy.requests import ProofMethod, RequestBook
 from learnprivacy.requests._vocabulary import IDENTITY_PROOFS
 from learnprivacy.retention import Schedule
 
-__all__ = ["Disclosure", "Promise", "Rights", "build_register"]
+__all__ = ["Disclosure", "Gap", "Promise", "Rights", "build_register"]
 
 
 @attrs.frozen(kw_only=True)
@@ -41,6 +41,20 @@ class Promise:
     quote: str
     enforced_by: str
     test: str
+
+
+@attrs.frozen(kw_only=True)
+class Gap:
+    """A promise of a policy that no code of the library can keep or check: what it is,
+    where it is written (``quote`` on ``line``, checked like a :class:`Promise`'s) and
+    why it stays with the people running the platform. ``docs/policies.md`` lists them
+    under each policy, so none is left out silently."""
+
+    promise: str
+    seed: str
+    line: int
+    quote: str
+    why: str
 
 
 @attrs.frozen(kw_only=True)

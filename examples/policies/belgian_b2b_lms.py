@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from examples.policies._promise import Disclosure, Promise, Rights, build_register
+from examples.policies._promise import Disclosure, Gap, Promise, Rights, build_register
 from learnprivacy import (
     APD_GBA,
     Controller,
@@ -47,6 +47,7 @@ from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trig
 __all__ = [
     "CONTROLLER",
     "DISCLOSURES",
+    "GAPS",
     "NULL_COMPONENTS",
     "PROMISES",
     "PURPOSES",
@@ -347,6 +348,16 @@ def register(as_of: dt.date | None = None, schedule: Schedule | None = None) -> 
 #: Line 63: « une vérification d'identité pourra être requise »: no request is carried
 #: out before an identity proof; « dans les délais légaux »: the month of Art. 12(3),
 #: over Belgian public holidays.
+#:
+#: Identity proof, exactly as the text says: the learner writes to info@job-access.be
+#: « en précisant [...] l'adresse e-mail liée à votre compte », and a verification « pourra
+#: être requise ». The text names no kind of proof, so every proof of identity the library
+#: accepts is accepted (``IDENTITY_PROOFS``: the platform's session, a confirmation sent to
+#: that address, a document, in person); never a mandate, which proves no identity. The
+#: library always requires one before a request runs: stricter than « pourra », never
+#: weaker. That the e-mail named in the request is the account's is for the person
+#: handling it to check: no field of the request book holds it apart from the requester's
+#: address (listed as a gap in docs/policies.md).
 RIGHTS = Rights(calendar="BE")
 
 
@@ -482,5 +493,66 @@ PROMISES = (
         quote="une réponse vous sera apportée dans les délais légaux",
         enforced_by="RequestBook deadlines (Art. 12(3)), Belgian holidays",
         test=_R + "test_answer_within_one_month",
+    ),
+    Promise(
+        promise="Prospecting: a simple objection at any time, always upheld",
+        seed=SEED,
+        line=39,
+        quote="avec possibilité d’opposition simple à tout moment",
+        enforced_by="RequestType.OBJECTION with direct_marketing: no compelling grounds "
+        "(Art. 21(3)); RequestBook.is_objected",
+        test=_R + "test_objection_to_prospecting_is_absolute",
+    ),
+)
+
+#: What the policy promises that no code of the library can keep or check: listed in
+#: docs/policies.md, for the people running the platform.
+GAPS = (
+    Gap(
+        promise="Technical providers reach only the data they need",
+        seed=SEED,
+        line=47,
+        quote="n’accèdent qu’aux données nécessaires",
+        why="what a host, mailer or payment provider reads happens on their side, under "
+        "their contracts; the register names them, the library cannot see their access",
+    ),
+    Gap(
+        promise="The request names the e-mail address linked to the account",
+        seed=SEED,
+        line=63,
+        quote="liée à votre compte",
+        why="the request book keeps the requester's address, not a separate account "
+        "address to compare; the person handling the request checks it",
+    ),
+    Gap(
+        promise="Role-based access, encryption in transit, backups, security tests",
+        seed=SEED,
+        line=69,
+        quote="le chiffrement des données en transit",
+        why="the platform's operations (TLS, backups, penetration tests); declared in "
+        "CONTROLLER.security_measures for the register, not enforced by the library",
+    ),
+    Gap(
+        promise="Personal data breaches notified to the authority and the users",
+        seed=SEED,
+        line=85,
+        quote="une notification sera effectuée auprès de l’autorité compétente",
+        why="breach detection and notification are an organisational procedure",
+    ),
+    Gap(
+        promise="No decision with legal effects based solely on automated processing",
+        seed=SEED,
+        line=89,
+        quote="Aucune décision produisant des effets juridiques",
+        why="the library takes no decision about learners; what the LMS does with scores "
+        "is outside it",
+    ),
+    Gap(
+        promise="The cookie banner proves and withdraws cookie consent",
+        seed=SEED,
+        line=97,
+        quote="Un bandeau de consentement permet de gérer les catégories de cookies",
+        why="the banner is the site's front end; its consent table is declared "
+        "(tool_cookieconsent) but has no retention period, listed in the register's gaps",
     ),
 )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from examples.policies._promise import Disclosure, Promise, Rights, build_register
+from examples.policies._promise import Disclosure, Gap, Promise, Rights, build_register
 from learnprivacy import Controller, DataCategory, Hosting
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.export.reports import ReportProfile
@@ -44,6 +44,7 @@ __all__ = [
     "AFTER_LAST_ACTIVITY",
     "CONTROLLER",
     "DISCLOSURES",
+    "GAPS",
     "INTERNAL_ONLY",
     "INVOICES",
     "OPCO_FILES",
@@ -284,3 +285,7 @@ PROMISES = (
         test=_R + "test_identity_is_proven_as_the_policy_says",
     ),
 )
+
+#: What the policy promises that no code of the library can keep or check. Read line by
+#: line (lines 1-19), no promise of SEJER's text was found that code cannot keep.
+GAPS: tuple[Gap, ...] = ()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from examples.policies._promise import Disclosure, Promise, Rights, build_register
+from examples.policies._promise import Disclosure, Gap, Promise, Rights, build_register
 from learnprivacy import Controller, DataCategory
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.export.reports import ReportProfile
@@ -37,6 +37,7 @@ __all__ = [
     "COOKIE_LIFETIME",
     "COOKIE_PURPOSES",
     "DISCLOSURES",
+    "GAPS",
     "MOODLE_RETENTION_PERIOD",
     "PROMISES",
     "RIGHTS",
@@ -283,5 +284,73 @@ PROMISES = (
         quote="ne saurait dépasser 1 mois à compter de la réception de votre demande",
         enforced_by="RequestBook deadlines (Art. 12(3)), French holidays",
         test=_R + "test_answer_within_one_month",
+    ),
+    Promise(
+        promise="Consent may be withdrawn; what it alone allowed is erased",
+        seed=SEED,
+        line=61,
+        quote="Droit de retirer votre consentement",
+        enforced_by="RequestType.WITHDRAW_CONSENT: SCHEDULE.on_consent_end, verified",
+        test="tests/test_consent_withdrawal.py::test_withdrawing_junias_training_consent_erases",
+    ),
+    Promise(
+        promise="Right to complain to the CNIL, named in every answer",
+        seed=SEED,
+        line=64,
+        quote="la CNIL pour la France",
+        enforced_by="render_letter: the controller's supervisory authority (CNIL)",
+        test=_R + "test_every_answer_names_the_supervisory_authority",
+    ),
+    Promise(
+        promise="Heirs may have the death taken into account",
+        seed=SEED,
+        line=66,
+        quote="les héritiers d’une personne décédée peuvent exiger",
+        enforced_by="REQUIRED_PROOFS[HEIR]: death certificate and proof of heirship",
+        test=_R + "test_heirs_have_the_death_taken_into_account",
+    ),
+    Promise(
+        promise="Manifestly abusive requests may be refused, with reasons",
+        seed=SEED,
+        line=74,
+        quote="demandes manifestement abusives",
+        enforced_by="RequestBook.refuse(EXCESSIVE / MANIFESTLY_UNFOUNDED): reason required",
+        test=_R + "test_abusive_requests_are_refused_with_reasons",
+    ),
+)
+
+#: What the policy promises that no code of the library can keep or check: listed in
+#: docs/policies.md, for the people running the platform.
+GAPS = (
+    Gap(
+        promise="Only the data needed are collected",
+        seed=SEED,
+        line=38,
+        quote="ne récolter que les données personnelles et suffisantes",
+        why="data minimisation is decided by the forms of the platform; the register "
+        "lists every field kept, for the DPO to judge",
+    ),
+    Gap(
+        promise="Sub-processors are located in the European Union",
+        seed=SEED,
+        line=43,
+        quote="Ces prestataires sont situés dans l’Union Européenne",
+        why="where a sub-processor works is a contract fact; the register lists the "
+        "declared hosting and transfers, and flags a declared country outside the EEA",
+    ),
+    Gap(
+        promise="Personal data never sold to third parties for commercial purposes",
+        seed=SEED,
+        line=45,
+        quote="en aucun cas cédées à un tiers à des fins commerciales",
+        why="the funders' allow-lists (DISCLOSURES) bound what the library sends; a sale "
+        "by other means is outside it",
+    ),
+    Gap(
+        promise="Audience cookies measure visits completely anonymously",
+        seed=SEED,
+        line=112,
+        quote="de manière totalement anonyme",
+        why="the audience tool runs in the browser, outside the library",
     ),
 )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from examples.policies._promise import Promise, Rights, build_register
+from examples.policies._promise import Gap, Promise, Rights, build_register
 from learnprivacy import Controller, DataCategory, Hosting
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.providers import ClientProcessing, ProcessorRegister, Register
@@ -33,6 +33,7 @@ from learnprivacy.retention import Action, RetentionMode, RetentionRule, Schedul
 __all__ = [
     "AT_CONTRACT_END",
     "CONTROLLER",
+    "GAPS",
     "INTERNAL_ONLY",
     "INVOICES",
     "NEWSLETTER",
@@ -163,8 +164,11 @@ def processor_register(
     )
 
 
-#: The policy asks no particular proof of identity: any the library accepts; line 61's
-#: one month runs over French public holidays.
+#: Identity proof: the text says nothing of it (line 59 gives rgpd@onlineformapro.com,
+#: line 61 the month to answer). Nothing is invented: every proof of identity the library
+#: accepts is accepted (``IDENTITY_PROOFS``), never a mandate, and the library's own rule
+#: stands (no request runs before one). Requests about the clients' platforms go to the
+#: client, the controller (line 40). Line 61's one month runs over French public holidays.
 RIGHTS = Rights(calendar="FR")
 
 
@@ -261,5 +265,44 @@ PROMISES = (
         quote="demande d’accès, de rectification ou d’opposition",
         enforced_by="RequestType.OBJECTION: processing on legitimate interests restricted",
         test=_R + "test_right_to_object",
+    ),
+    Promise(
+        promise="Direct marketing: a way to unsubscribe is offered, and it is final",
+        seed=SEED,
+        line=33,
+        quote="la proposition d’une possibilité de désinscription",
+        enforced_by="RequestType.OBJECTION with direct_marketing: no compelling grounds "
+        "(Art. 21(3)); RequestBook.is_objected",
+        test=_R + "test_objection_to_prospecting_is_absolute",
+    ),
+)
+
+#: What the policy promises that no code of the library can keep or check: listed in
+#: docs/policies.md, for the people running the platform.
+GAPS = (
+    Gap(
+        promise="Navigation on the platforms is followed with Liveperson",
+        seed=SEED,
+        line=19,
+        quote="utilise l’outil Liveperson",
+        why="Liveperson is an outside company receiving navigation data of the platforms, "
+        "which line 27 and INTERNAL_ONLY say stay inside: the module declares no "
+        "component for it, so the register cannot show the contradiction; to be settled "
+        "by the provider (declare Liveperson as a sub-processor and recipient)",
+    ),
+    Gap(
+        promise="Google Analytics only on the institutional site",
+        seed=SEED,
+        line=17,
+        quote="uniquement sur son site institutionnel",
+        why="which pages load the analytics tag is the website's business",
+    ),
+    Gap(
+        promise="Strong passwords, encryption, authorisation procedures",
+        seed=SEED,
+        line=51,
+        quote="politique de mots de passe suffisamment complexes",
+        why="the library encrypts the personal fields it stores; password rules and staff "
+        "authorisations belong to the platforms",
     ),
 )

@@ -19,11 +19,12 @@ years from the close of the fiscal year, Code de commerce art. L123-22), which l
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
-from examples.policies._promise import Promise, Rights, build_register
+from examples.policies._promise import Gap, Promise, Rights, build_register
 from learnprivacy import Controller
 from learnprivacy.basis import LawfulBasis
-from learnprivacy.providers import Register
+from learnprivacy.providers import MetadataCollection, Register
 from learnprivacy.records import AccessEvent, Certificate, Consent, Invoice, Learner, Progress
 from learnprivacy.retention import (
     Action,
@@ -36,6 +37,7 @@ from learnprivacy.retention import (
 
 __all__ = [
     "CONTROLLER",
+    "GAPS",
     "INVOICES",
     "PROMISES",
     "RIGHTS",
@@ -125,16 +127,36 @@ CONTROLLER = Controller(
 STATISTICS_K = 5
 
 
-def register(as_of: dt.date | None = None, schedule: Schedule | None = None) -> Register:
+def register(
+    as_of: dt.date | None = None,
+    schedule: Schedule | None = None,
+    extra: Iterable[MetadataCollection] = (),
+) -> Register:
     """The centre's Art. 30 register, generated from this module (with the periods the
-    centre chose: ``make_schedule(...)``; without them the register lists the gaps)."""
+    centre chose: ``make_schedule(...)``; without them the register lists the gaps).
+
+    Line 98: « Nous ne partageons pas vos renseignements personnels avec des entreprises,
+    des organisations, ni des personnes extérieures à Prépa job's »: every purpose of the
+    register is shared internally only, so a recipient outside the centre declared for
+    any of them (``extra``: the centre's other components) is listed as a gap."""
     chosen = schedule if schedule is not None else Schedule({Invoice: INVOICES})
-    return build_register(CONTROLLER, chosen, as_of=as_of)
+    components = tuple(extra)
+    draft = build_register(CONTROLLER, chosen, as_of=as_of, extra=components)
+    every_purpose = sorted({activity.purpose for activity in draft.activities})
+    return build_register(
+        CONTROLLER, chosen, as_of=as_of, extra=components, internal_only=every_purpose
+    )
 
 
 #: Line 90: « il se peut que nous ayons besoin de vérifier votre identité »: no request
 #: is carried out before an identity proof; « en temps opportun »: within the month of
 #: Art. 12(3), over French public holidays.
+#:
+#: Identity proof, exactly as the text says: « il se peut » names no kind of proof, so
+#: every proof of identity the library accepts is accepted (``IDENTITY_PROOFS``), never a
+#: mandate; the library always asks for one (stricter than « il se peut », never weaker).
+#: Line 38 lets an « représentant autorisé » give consent; a request made by one goes
+#: through the library's representative rule (a mandate sighted).
 RIGHTS = Rights(calendar="FR")
 
 
@@ -206,5 +228,79 @@ PROMISES = (
         quote="nous vous fournirons un accès en temps opportun",
         enforced_by="RequestBook deadlines (Art. 12(3)), French holidays",
         test=_R + "test_answer_within_one_month",
+    ),
+    Promise(
+        promise="An access refused (another person's data, a legal restriction) is "
+        "answered with the reason",
+        seed=SEED,
+        line=92,
+        quote="nous vous aviserons de la raison",
+        enforced_by="RequestBook.refuse: reason required (ValidationError), "
+        "RefusalGrounds.RIGHTS_OF_OTHERS (Art. 15(4)) and LEGAL_RESTRICTION (Art. 23(1)); "
+        "render_letter states grounds, article and reason",
+        test=_R + "test_refusal_states_its_reasons",
+    ),
+    Promise(
+        promise="Personal data shared with no company, organisation or person outside the centre",
+        seed=SEED,
+        line=98,
+        quote="personnes extérieures à Prépa job’s",
+        enforced_by="register(): every purpose internal only; an external recipient "
+        "declared for any of them is a register gap",
+        test=_C + "test_centre_shares_nothing_outside",
+    ),
+)
+
+#: What the policy promises that no code of the library can keep or check: listed in
+#: docs/policies.md, for the people running the platform.
+GAPS = (
+    Gap(
+        promise="A new purpose needs a new consent",
+        seed=SEED,
+        line=42,
+        quote="demanderons à nouveau le consentement",
+        why="a new purpose is a decision of the centre; the schedule names each purpose "
+        "and its basis, and consent records name their purpose, but nothing can tell "
+        "that a processing outside the library started",
+    ),
+    Gap(
+        promise="Security to industry standards",
+        seed=SEED,
+        line=82,
+        quote="suivant les normes et standards de l’industrie",
+        why="an organisational commitment; the library's own measures are field "
+        "encryption, keyed references and the tamper-evident audit log",
+    ),
+    Gap(
+        promise="Data may be stored outside the learner's country",
+        seed=SEED,
+        line=114,
+        quote="peuvent être conservés à l’extérieur du pays",
+        why="the policy names no host or country: CONTROLLER declares no hosting and no "
+        "transfer, and the register says so",
+    ),
+    Gap(
+        promise="No decrease of rights without explicit consent",
+        seed=SEED,
+        line=122,
+        quote="sans votre consentement explicite",
+        why="changes to the policy text are an editorial procedure",
+    ),
+    Gap(
+        promise="Cookies only after prior consent, for statistics only",
+        seed=SEED,
+        line=170,
+        quote="soumis au consentement préalable de l’utilisateur",
+        why="cookies are set by the website; this module declares no cookie component",
+    ),
+    Gap(
+        promise="Cookie data not handed to third parties, yet Google Analytics is used",
+        seed=SEED,
+        line=176,
+        quote="L’outil Google Analytics que nous utilisons",
+        why="Google receives the browsing data (line 174 says the data are not given to "
+        "third parties; line 98 says nothing is shared outside): the module declares no "
+        "analytics component, so the register cannot show it; declared with "
+        "register(extra=...), Google appears as an external recipient, a gap",
     ),
 )

@@ -168,7 +168,8 @@ class Controller:
     shows. Letters are answered at :attr:`reply_to`: the DPO when one is declared,
     otherwise ``contact``. ``authority`` is where a subject may complain (the CNIL unless
     told otherwise); ``judicial_remedy`` overrides the letters' default sentence on going
-    to court (for instance to name the competent court).
+    to court (for instance to name the competent court). ``internal_only`` names the
+    purposes the controller shares with no third party.
     """
 
     name: str = attrs.field(validator=_text)
@@ -185,6 +186,12 @@ class Controller:
         default=CNIL, validator=attrs.validators.instance_of(SupervisoryAuthority)
     )
     judicial_remedy: str | None = None
+    #: The purposes whose data go to nobody outside the controller (its own staff and
+    #: users only). The register shows them as shared internally only; an external
+    #: recipient declared for one is listed in its gaps (``Register.build``).
+    internal_only: tuple[str, ...] = attrs.field(
+        default=(), converter=_texts, validator=attrs.validators.deep_iterable(_text)
+    )
 
     @property
     def reply_to(self) -> str:

@@ -124,6 +124,8 @@ class Article(enum.StrEnum):
     ART_12_5 = "GDPR Art. 12(5)"
     #: Right of access.
     ART_15 = "GDPR Art. 15"
+    #: A copy of the data must not adversely affect the rights and freedoms of others.
+    ART_15_4 = "GDPR Art. 15(4)"
     #: Right to rectification.
     ART_16 = "GDPR Art. 16"
     #: Right to erasure.
@@ -150,6 +152,8 @@ class Article(enum.StrEnum):
     ART_21_1 = "GDPR Art. 21(1)"
     #: Objection to direct marketing: always upheld.
     ART_21_3 = "GDPR Art. 21(3)"
+    #: A restriction of the rights by Union or Member State law.
+    ART_23_1 = "GDPR Art. 23(1)"
     #: Records of processing activities.
     ART_30 = "GDPR Art. 30"
     #: The register states the envisaged time limits for erasure.

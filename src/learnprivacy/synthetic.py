@@ -39,11 +39,14 @@ from learnprivacy.records import (
 
 __all__ = ["generate_organisation"]
 
-_GIVEN = (
+#: First names of the generated people (French and Belgian, mixed); shared with the
+#: Moodle fixture generator of ``learnprivacy.testing``.
+GIVEN_NAMES = (
     "Ana Léa Hugo Inès Jules Louise Malik Nora Paul Sofia Tom Yasmine Lucas Emma Noah Chloé "
     "Adam Jade Gabriel Lina Arthur Rose Louis Zoé Maël Alice Sacha Mila Nathan Anaïs"
 ).split()
-_FAMILY = (
+#: Family names of the generated people.
+FAMILY_NAMES = (
     "Martin Bernard Dubois Thomas Robert Richard Petit Durand Leroy Moreau Simon Laurent "
     "Lefebvre Michel Garcia David Bertrand Roux Vincent Fournier Morel Girard Andre Mercier "
     "Dupont Lambert Bonnet Francois Martinez Peeters Janssens Maes Jacobs Mertens Willems"
@@ -140,7 +143,7 @@ def _learner(
     courses: list[str],
 ) -> None:
     lid = f"L{n:05d}"
-    given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
+    given, family = rng.choice(GIVEN_NAMES), rng.choice(FAMILY_NAMES)
     created = _moment(rng, start, now - dt.timedelta(days=7))
     # A third of the accounts went quiet long ago: they are what retention is about.
     quiet = rng.random() < 0.35

@@ -30,4 +30,15 @@ CONTROLLER = Controller(
     name="Example Learning SAS",
     address="1 rue de l'Exemple, 75001 Paris",
     contact="privacy@example.org",
+    # The example LMS sends nothing to anyone outside the company: no mailer, funder or
+    # LRS is wired in. Declared, the register says so for each purpose; a recipient
+    # outside added for one of them would be listed in its gaps.
+    internal_only=(
+        "accounts",
+        "learning",
+        "forum",
+        "billing",
+        "consent-management",
+        "newsletter",
+    ),
 )

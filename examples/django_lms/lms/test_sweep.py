@@ -12,13 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import TransactionTestCase
 
 from learnprivacy.django._privacy import get_privacy
-from learnprivacy.django._settings import runtime
+from learnprivacy.django._settings import reset_runtime, runtime
 from learnprivacy.django.models import AuditEntry, Restriction
 from lms.models import Consent, Course, Enrolment, NewsletterSubscription, Profile
 
@@ -69,6 +70,51 @@ class ActivityTests(TransactionTestCase):
         assert not User.objects.get(pk=self.gone.pk).is_active
         assert runtime().keyring.is_shredded(str(self.gone.pk), "contract")
         assert not runtime().keyring.is_shredded(str(self.active.pk), "contract")
+
+    def test_the_sweep_command_compacts_the_keys_when_it_shredded(self) -> None:
+        """``learnprivacy_sweep`` that shredded a learner's keys ends with a key
+        compaction (epoch 1, audited); ``--no-compact`` leaves it to later."""
+        from learnprivacy.django import _settings
+        from learnprivacy.django._keys import epoch_status
+
+        def sweep(*extra: str) -> dict[str, Any]:
+            out = io.StringIO()
+            call_command(
+                "learnprivacy_sweep",
+                "--json",
+                f"--now={NOW.isoformat()}",
+                *extra,
+                stdout=out,
+                stderr=io.StringIO(),
+            )
+            found: dict[str, Any] = json.loads(out.getvalue())
+            return found
+
+        vault = runtime().vault
+        try:
+            skipped = sweep("--no-compact")
+            assert skipped["shredded_subjects"] == 1
+            assert "compaction" not in skipped
+            assert epoch_status()["epoch"] == 0
+            assert epoch_status()["erased_awaiting_compaction"] == 1
+            # Nothing left to shred: a second sweep does not compact either.
+            assert "compaction" not in sweep()
+            other = User.objects.create(username="other", last_login=LONG_AGO)
+            Profile.objects.create(user=other, phone="+33 6", city="Dax", joined=LONG_AGO)
+            done = sweep()
+            assert done["shredded_subjects"] == 1
+            assert done["compaction"]["epoch"] == 1
+            assert epoch_status()["erased_awaiting_compaction"] == 0
+            actions = [e.action for e in get_privacy().audit.entries()]
+            assert actions[-1] == "compact_keys"
+            assert Profile.objects.get(user=self.active).phone == "+33 5"
+        finally:
+            # The test databases are emptied between tests; so must their vault be.
+            _settings._memory_vaults.clear()
+            path = getattr(vault, "path", None)
+            if path is not None:
+                path.unlink(missing_ok=True)
+            reset_runtime()
 
     def test_an_ended_restriction_does_not_stop_the_sweep(self) -> None:
         """An account restricted earlier (a hold since released) that the schedule now

@@ -167,7 +167,10 @@ class FieldTests(TestCase):
         """A key lost from the key store: reading raises DecryptionError, no value leaks."""
         ana = profile(learner("ana"))
         with connections["learnprivacy_keys"].cursor() as cursor:
-            cursor.execute("DELETE FROM lpdj_keys WHERE subject = %s", [str(ana.user_id)])
+            cursor.execute(
+                "DELETE FROM lpdj_keys WHERE subject_ref = %s",
+                [runtime().keyring.key_ref(str(ana.user_id))],
+            )
         runtime().keyring.clear_cache()
         loaded = Profile.objects.get(pk=ana.pk)
         with self.assertRaises(DecryptionError) as caught:
@@ -261,7 +264,8 @@ class FieldTests(TestCase):
         users = [learner(f"p{i}") for i in range(20)]
         assert prepare_keys([u.pk for u in users]) == 20
         keys = KeyEntry.objects.using("learnprivacy_keys").filter(state="active")
-        assert keys.filter(subject__in=[str(u.pk) for u in users]).count() >= 20
+        refs = [runtime().keyring.key_ref(str(u.pk)) for u in users]
+        assert keys.filter(subject_ref__in=refs).count() >= 20
         for u in users:
             profile(u)
         assert Profile.objects.filter(user__in=users).count() == 20
@@ -412,6 +416,11 @@ class ErasureTests(TransactionTestCase):
         text = out.getvalue()
         for table in ("lms_profile", "lms_forumpost", "lms_invoice", "auth_user"):
             assert table in text
+        # The LMS shares nothing outside (CONTROLLER.internal_only): every purpose says
+        # so, and no recipient gap shows, not even "no activity has that purpose".
+        register = json.loads(text)
+        assert all(a["internal_only"] for a in register["activities"])
+        assert [g for g in register["gaps"] if "recipient" in g or "internal" in g] == []
 
 
 class RequestWorkflowTests(TransactionTestCase):

@@ -82,6 +82,9 @@ DATABASE_ROUTERS = ["learnprivacy.django.KeysRouter"]
 LEARNPRIVACY = {
     "MASTER_KEY_ENV": "LEARNPRIVACY_MASTER_KEY",
     "KEYS": os.environ.get("LMS_KEYS_ALIAS", "learnprivacy_keys"),
+    # The vault of the epoch key: by default beside the SQLite key store (lms.keys.vault)
+    # or <keys database>.vault in the working directory for PostgreSQL.
+    "VAULT": os.environ.get("LMS_VAULT") or None,
     "SCHEDULE": "lms.privacy.SCHEDULE",
     "CONSENTS": "lms.Consent",
     "CONTROLLER": "lms.privacy.CONTROLLER",

@@ -1,4 +1,15 @@
-"""Key store maintenance for ``manage.py learnprivacy_keys``: rotation and backups.
+"""Key store maintenance for ``manage.py learnprivacy_keys``: rotation, compaction and
+backups.
+
+**Compaction.** Data keys are wrapped under an epoch key kept in the vault
+(``LEARNPRIVACY["VAULT"]``), itself wrapped under the master key.
+:func:`compact_keys` re-wraps every live data key under a new epoch key and destroys the
+previous one in the vault (``learnprivacy.store._epochs.compact``, the same procedure
+as the store's): a copy of the key store taken before (file copy, ``pg_dump``, dead
+tuples, WAL), with the master key and the current vault, no longer opens the keys of
+learners erased before it. Killed at any point, calling it again finishes. Every process
+writing keys checks the current epoch in the transaction of each key it writes, so
+processes that opened the key store before a compaction lose nothing.
 
 **Rotation.** The master key comes from the environment (``MASTER_KEY_ENV``), never
 from a file this code could write, so a rotation is done the way Django rotates
@@ -31,7 +42,14 @@ import attrs
 from learnprivacy._progress import ProgressReporter
 from learnprivacy.errors import ConfigurationError, WrongMasterKeyError
 
-__all__ = ["RotationReport", "backup_keys", "key_store", "rotate_master_key"]
+__all__ = [
+    "RotationReport",
+    "backup_keys",
+    "compact_keys",
+    "epoch_status",
+    "key_store",
+    "rotate_master_key",
+]
 
 #: The key store's state entry naming a rotation under way.
 ROTATION = "rotation"
@@ -170,3 +188,64 @@ def backup_keys(path: str | Path, *, dry_run: bool = False) -> dict[str, Any]:
     if not dry_run:
         store.backup(str(target))
     return {"path": str(target), "dry_run": dry_run, **counts}
+
+
+def epoch_status() -> dict[str, Any]:
+    """Epoch number, last compaction, learners erased since, the vault in use."""
+    from learnprivacy.django._settings import runtime
+    from learnprivacy.store._epochs import epoch_status as status
+
+    vault = runtime().vault
+    if vault is None:
+        raise ConfigurationError("the keyring does not use the Django key store")
+    return status(key_store(), vault)
+
+
+def compact_keys(
+    *,
+    now: dt.datetime,
+    dry_run: bool = False,
+    batch_size: int = 5_000,
+    progress: ProgressReporter | None = None,
+) -> dict[str, Any]:
+    """Re-wrap every live data key under a new epoch key, then destroy the previous one.
+
+    Returns counts (``epoch``, ``rewrapped``, ``live``, ``erased_subjects``,
+    ``resumed``); ``dry_run`` returns the epoch status and how many keys would be
+    re-wrapped, changing nothing. The audit log records the counts.
+    """
+    from learnprivacy.django._privacy import get_privacy
+    from learnprivacy.django._settings import runtime
+    from learnprivacy.store._audit import AuditEvent
+    from learnprivacy.store._epochs import compact
+
+    current = runtime()
+    store = key_store()
+    if current.vault is None:
+        raise ConfigurationError("the keyring does not use the Django key store")
+    if dry_run:
+        counts = store.counts()
+        return {
+            **epoch_status(),
+            "to_rewrap": counts["active"] + counts["retired"],
+            "dry_run": True,
+        }
+    report = compact(
+        current.keyring,
+        store,
+        current.vault,
+        now=now,
+        progress=progress,
+        batch_size=batch_size,
+    )
+    details = {
+        "epoch": report["epoch"],
+        "rewrapped": report["rewrapped"],
+        "live_keys": report["live"],
+        "erased_subjects": report["erased_subjects"],
+        "resumed": report["resumed"],
+    }
+    get_privacy().audit.append(
+        [AuditEvent(action="compact_keys", outcome="done", details=details)], now=now
+    )
+    return {**dict(report), "dry_run": False}

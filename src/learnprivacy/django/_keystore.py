@@ -4,12 +4,17 @@ Each method is one transaction on ``LEARNPRIVACY["KEYS"]``, in plain SQL through
 Django's connection (the keyring calls it on every first use of a learner's key, so the
 ORM's per-query cost would show). The tables are ``learnprivacy.django.models.KeyEntry``
 and ``KeyTombstone``, created by ``manage.py migrate --database <KEYS alias>``.
+
+Learners are never named in clear here: the keyring names each by its key reference
+(``k1_`` and a keyed HMAC of the id, :meth:`~learnprivacy.crypto.Keyring.key_ref`), as
+in the store's key database. :func:`convert_clear_subjects` converts the rows of key
+stores written before (migration ``0004_key_refs_convert``).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,24 +23,31 @@ from learnprivacy.crypto._keystore import KeyEntry, KeyState
 from learnprivacy.crypto._keystore import entry_from_row as _entry
 from learnprivacy.crypto._keystore import scope_blocked as _blocked
 from learnprivacy.errors import ConfigurationError, KeyShreddedError
+from learnprivacy.store._keydb import EpochRewrap, KeyEpochError, epoch_guarded
 
-__all__ = ["DjangoKeyStore"]
+__all__ = ["DjangoKeyStore", "convert_clear_subjects", "unconverted_rows"]
 
-_COLUMNS = "subject, scope, key_id, state, master_key_id, wrapped"
+_COLUMNS = "subject_ref, scope, key_id, state, master_key_id, wrapped"
 _KEYS = "lpdj_keys"
 _TOMBSTONES = "lpdj_key_tombstones"
 _META = "lpdj_key_meta"
+# The lpdj_key_meta row naming the epoch keys data keys may be wrapped under, as
+# ``|current|next|`` ("" for none). Every transaction writing a wrapped key reads it
+# locked; compaction changes it holding it exclusively (see learnprivacy.store._epochs).
+_EPOCH_ROW = "wrapping_epochs"
 
 
 class _Batch:
     """Entries and tombstones of a known set of subjects, and keys not yet inserted."""
 
-    __slots__ = ("entries", "pending", "tombstones")
+    __slots__ = ("entries", "pending", "rewrap", "tombstones")
 
     def __init__(self) -> None:
         self.entries: dict[str, list[KeyEntry]] = {}
         self.tombstones: set[tuple[str, str]] = set()
         self.pending: list[KeyEntry] = []
+        # How the keyring that buffered the pending keys re-wraps them (see add()).
+        self.rewrap: EpochRewrap | None = None
 
 
 class DjangoKeyStore:
@@ -45,6 +57,12 @@ class DjangoKeyStore:
     and their new keys inserted in one transaction when the batch ends (see
     :func:`learnprivacy.django.prepare_keys`).
     """
+
+    #: Tells :class:`~learnprivacy.crypto.Keyring` to name subjects by key references.
+    pseudonymous_subjects = True
+    #: Tells :class:`~learnprivacy.crypto.Keyring` that writes check the current epoch
+    #: (and to pass ``rewrap=``).
+    checks_epochs = True
 
     __slots__ = ("_alias", "_local")
 
@@ -90,11 +108,12 @@ class DjangoKeyStore:
                 batch.entries[subject] = []
             marks = ", ".join(["%s"] * len(chunk))
             for row in self._rows(
-                f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject IN ({marks}) ORDER BY id", chunk
+                f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject_ref IN ({marks}) ORDER BY id", chunk
             ):
                 batch.entries[row[0]].append(_entry(row))
             for subject, scope in self._rows(
-                f"SELECT subject, scope FROM {_TOMBSTONES} WHERE subject IN ({marks})", chunk
+                f"SELECT subject_ref, scope FROM {_TOMBSTONES} WHERE subject_ref IN ({marks})",
+                chunk,
             ):
                 batch.tombstones.add((subject, scope))
         self._local.batch = batch
@@ -109,12 +128,14 @@ class DjangoKeyStore:
 
         if not batch.pending:
             return
-        rows = [
-            [e.subject, e.scope, e.key_id, e.state.value, e.master_key_id, e.wrapped]
-            for e in batch.pending
-        ]
+        pending = batch.pending
         # Multi-row INSERTs of a few hundred keys: one round trip each, on every backend.
         with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
+            written = epoch_guarded(*self._lock_epochs(cursor), pending, batch.rewrap)
+            rows = [
+                [e.subject, e.scope, e.key_id, e.state.value, e.master_key_id, e.wrapped]
+                for e in written
+            ]
             for start in range(0, len(rows), 200):
                 chunk = rows[start : start + 200]
                 marks = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
@@ -123,6 +144,12 @@ class DjangoKeyStore:
                     [value for row in chunk for value in row],
                 )
         batch.pending = []
+        if written is not pending:
+            moved = {(e.subject, e.key_id): e for e in written}
+            for subject in {e.subject for e in written}:
+                batch.entries[subject] = [
+                    moved.get((e.subject, e.key_id), e) for e in batch.entries[subject]
+                ]
 
     def _batch_for(self, subject: str | None) -> _Batch | None:
         batch: _Batch | None = getattr(self._local, "batch", None)
@@ -138,7 +165,7 @@ class DjangoKeyStore:
         if batch is not None:
             return next((e for e in batch.entries[subject] if e.key_id == key_id), None)
         rows = self._rows(
-            f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject = %s AND key_id = %s",
+            f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject_ref = %s AND key_id = %s",
             [subject, key_id],
         )
         return _entry(rows[0]) if rows else None
@@ -154,23 +181,27 @@ class DjangoKeyStore:
         where: list[str] = []
         params: list[str] = []
         if subject is not None:
-            where.append("subject = %s")
+            where.append("subject_ref = %s")
             params.append(subject)
         if scope is not None:
             where.append("scope = %s")
             params.append(scope)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = self._rows(
-            f"SELECT {_COLUMNS} FROM {_KEYS}{clause} ORDER BY subject, scope, id", params
+            f"SELECT {_COLUMNS} FROM {_KEYS}{clause} ORDER BY subject_ref, scope, id", params
         )
         return iter([_entry(row) for row in rows])
 
-    def add(self, entry: KeyEntry, *, revive: bool = False) -> KeyEntry:
+    def add(
+        self, entry: KeyEntry, *, revive: bool = False, rewrap: EpochRewrap | None = None
+    ) -> KeyEntry:
         """Insert an ACTIVE key unless one exists; refuse a shredded scope unless revived.
 
-        One statement in the common case: the INSERT itself checks the tombstones, and
-        the unique index on active keys turns a concurrent writer's key into an
-        ``IntegrityError``, after which theirs is used.
+        One transaction: the epoch row read locked (the key must be wrapped under the
+        current epoch key; ``rewrap`` re-wraps it first if a compaction elsewhere moved
+        the epoch, and the entry returned is the one stored), then one INSERT that checks
+        the tombstones itself; the unique index on active keys turns a concurrent
+        writer's key into an ``IntegrityError``, after which theirs is used.
         """
         from django.db import IntegrityError, connections, transaction
 
@@ -186,41 +217,31 @@ class DjangoKeyStore:
                 )
             known.append(entry)
             batch.pending.append(entry)
+            if rewrap is not None:
+                batch.rewrap = rewrap
             return entry
         connection = connections[self._alias]
-        values = [
-            entry.subject,
-            entry.scope,
-            entry.key_id,
-            entry.state.value,
-            entry.master_key_id,
-            entry.wrapped,
-        ]
         insert = f"INSERT INTO {_KEYS} ({_COLUMNS}) SELECT %s, %s, %s, %s, %s, %s"
         if not revive:
             insert += (
                 f" WHERE NOT EXISTS (SELECT 1 FROM {_TOMBSTONES} "
-                "WHERE subject = %s AND scope IN (%s, %s))"
+                "WHERE subject_ref = %s AND scope IN (%s, %s))"
             )
-            values += [entry.subject, entry.scope, _ALL]
         try:
-            # Inside a transaction (tests, callers' atomic blocks) a failed INSERT must
-            # not abort it: a savepoint then. In autocommit the statement is atomic alone.
-            if connection.in_atomic_block:
-                with transaction.atomic(using=self._alias), connection.cursor() as cursor:
-                    cursor.execute(insert, values)
-                    inserted = cursor.rowcount
-            else:
-                with connection.cursor() as cursor:
-                    cursor.execute(insert, values)
-                    inserted = cursor.rowcount
+            # A transaction of its own, or a savepoint inside the caller's: a failed
+            # INSERT must not abort it.
+            with transaction.atomic(using=self._alias), connection.cursor() as cursor:
+                (entry,) = epoch_guarded(*self._lock_epochs(cursor), [entry], rewrap)
+                cursor.execute(insert, self._insert_values(entry, revive))
+                inserted = cursor.rowcount
         except IntegrityError:
             inserted = 0
         if inserted == 1:
             return entry
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject = %s AND scope = %s AND state = %s",
+                f"SELECT {_COLUMNS} FROM {_KEYS} "
+                "WHERE subject_ref = %s AND scope = %s AND state = %s",
                 [entry.subject, entry.scope, KeyState.ACTIVE.value],
             )
             row = cursor.fetchone()
@@ -229,17 +250,35 @@ class DjangoKeyStore:
                 return _entry(row)
             if revive or not self._blocked(cursor, entry.subject, entry.scope):
                 # Tombstoned but revived since (a live key exists): insert without the check.
-                return self.add(entry, revive=True)
+                return self.add(entry, revive=True, rewrap=rewrap)
         raise KeyShreddedError(f"the keys of this subject's scope {entry.scope!r} were shredded")
 
-    def update(self, entry: KeyEntry) -> bool:
-        """Replace a live entry; a missing or SHREDDED entry is left alone (``False``)."""
+    @staticmethod
+    def _insert_values(entry: KeyEntry, revive: bool) -> list[Any]:
+        values: list[Any] = [
+            entry.subject,
+            entry.scope,
+            entry.key_id,
+            entry.state.value,
+            entry.master_key_id,
+            entry.wrapped,
+        ]
+        if not revive:
+            values += [entry.subject, entry.scope, _ALL]
+        return values
+
+    def update(self, entry: KeyEntry, *, rewrap: EpochRewrap | None = None) -> bool:
+        """Replace a live entry; a missing or SHREDDED entry is left alone (``False``).
+
+        The entry must be wrapped under the current epoch key (``rewrap``: see :meth:`add`).
+        """
         from django.db import connections, transaction
 
         with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
+            (entry,) = epoch_guarded(*self._lock_epochs(cursor), [entry], rewrap)
             cursor.execute(
                 f"UPDATE {_KEYS} SET scope = %s, state = %s, master_key_id = %s, wrapped = %s "
-                "WHERE subject = %s AND key_id = %s AND state <> %s",
+                "WHERE subject_ref = %s AND key_id = %s AND state <> %s",
                 [
                     entry.scope,
                     entry.state.value,
@@ -275,7 +314,7 @@ class DjangoKeyStore:
             for subject, scope in wanted:
                 sql = (
                     f"UPDATE {_KEYS} SET state = %s, master_key_id = '', wrapped = %s "
-                    "WHERE subject = %s AND state <> %s"
+                    "WHERE subject_ref = %s AND state <> %s"
                 )
                 params: list[Any] = [KeyState.SHREDDED.value, b"", subject, KeyState.SHREDDED.value]
                 if scope is not None:
@@ -289,12 +328,12 @@ class DjangoKeyStore:
                 if key_id is None:
                     stone = _ALL if scope is None else scope
                     cursor.execute(
-                        f"SELECT 1 FROM {_TOMBSTONES} WHERE subject = %s AND scope = %s",
+                        f"SELECT 1 FROM {_TOMBSTONES} WHERE subject_ref = %s AND scope = %s",
                         [subject, stone],
                     )
                     if cursor.fetchone() is None:
                         cursor.execute(
-                            f"INSERT INTO {_TOMBSTONES} (subject, scope) VALUES (%s, %s)",
+                            f"INSERT INTO {_TOMBSTONES} (subject_ref, scope) VALUES (%s, %s)",
                             [subject, stone],
                         )
         return count
@@ -315,7 +354,7 @@ class DjangoKeyStore:
                 yield _entry(row[1:])
             after = int(rows[-1][0])
 
-    def update_many(self, entries: Sequence[KeyEntry]) -> int:
+    def update_many(self, entries: Sequence[KeyEntry], *, rewrap: EpochRewrap | None = None) -> int:
         """:meth:`update` for many entries in one transaction; returns how many changed.
 
         One statement run for every entry through the driver's ``executemany``: a
@@ -328,14 +367,15 @@ class DjangoKeyStore:
         if not entries:
             return 0
         shredded = KeyState.SHREDDED.value
-        params = [
-            [e.scope, e.state.value, e.master_key_id, e.wrapped, e.subject, e.key_id, shredded]
-            for e in entries
-        ]
         with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
+            entries = epoch_guarded(*self._lock_epochs(cursor), entries, rewrap)
+            params = [
+                [e.scope, e.state.value, e.master_key_id, e.wrapped, e.subject, e.key_id, shredded]
+                for e in entries
+            ]
             cursor.executemany(
                 f"UPDATE {_KEYS} SET scope = %s, state = %s, master_key_id = %s, wrapped = %s "
-                "WHERE subject = %s AND key_id = %s AND state <> %s",
+                "WHERE subject_ref = %s AND key_id = %s AND state <> %s",
                 params,
             )
             changed = cursor.rowcount
@@ -382,6 +422,174 @@ class DjangoKeyStore:
                         f'INSERT INTO {_META} ("key", value) VALUES (%s, %s)', [key, value]
                     )
 
+    # -- epochs (learnprivacy.store._epochs.EpochKeys) -----------------------------------
+
+    def _vendor(self) -> str:
+        from django.db import connections
+
+        return str(connections[self._alias].vendor)
+
+    def _lock_epochs(self, cursor: Any, *, exclusive: bool = False) -> tuple[str, str]:
+        """``(current, next)`` epoch ids, read locked until the transaction ends: shared
+        by writers of wrapped keys, exclusive for compaction. SQLite has one writer at a
+        time: the row is touched first, which takes the write lock before it is read."""
+        query = f'SELECT value FROM {_META} WHERE "key" = %s'
+        if self._vendor() == "sqlite":
+            cursor.execute(f'UPDATE {_META} SET value = value WHERE "key" = %s', [_EPOCH_ROW])
+        else:
+            query += " FOR UPDATE" if exclusive else " FOR SHARE"
+        cursor.execute(query, [_EPOCH_ROW])
+        row = cursor.fetchone()
+        if row is None:
+            if exclusive:
+                # Created once, by the first compaction; no epoch before it, so writers
+                # that found no row wrapped under the master key, which no compaction
+                # destroys.
+                cursor.execute(
+                    f'INSERT INTO {_META} ("key", value) VALUES (%s, %s)', [_EPOCH_ROW, "||"]
+                )
+            return "", ""
+        _, current, nxt, _ = str(row[0]).split("|")
+        return current, nxt
+
+    def epochs(self) -> tuple[str, str]:
+        """``(current, next)`` epoch key ids recorded here ("" for none)."""
+        value = self.read_meta().get(_EPOCH_ROW)
+        if value is None:
+            return "", ""
+        _, current, nxt, _ = value.split("|")
+        return current, nxt
+
+    @contextmanager
+    def epoch_transaction(self) -> Iterator[tuple[Any, str, str]]:
+        """A transaction holding the epoch row exclusively: ``(cursor, current, next)``.
+        No wrapped key is written by anyone until it ends."""
+        from django.db import connections, transaction
+
+        with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
+            current, nxt = self._lock_epochs(cursor, exclusive=True)
+            yield cursor, current, nxt
+
+    def set_epochs(self, cursor: Any, current: str, nxt: str) -> None:
+        """Record ``(current, next)`` inside :meth:`epoch_transaction`."""
+        cursor.execute(
+            f'UPDATE {_META} SET value = %s WHERE "key" = %s', [f"|{current}|{nxt}|", _EPOCH_ROW]
+        )
+
+    def meta_in(self, cursor: Any) -> dict[str, str]:
+        """The key store's state entries, inside a transaction."""
+        cursor.execute(f'SELECT "key", value FROM {_META}')
+        return {str(k): str(v) for k, v in cursor.fetchall()}
+
+    def put_meta(self, cursor: Any, values: dict[str, str]) -> None:
+        """Set state entries inside :meth:`epoch_transaction`."""
+        for key, value in values.items():
+            cursor.execute(f'DELETE FROM {_META} WHERE "key" = %s', [key])
+            cursor.execute(f'INSERT INTO {_META} ("key", value) VALUES (%s, %s)', [key, value])
+
+    def erased_in(self, cursor: Any) -> int:
+        """How many subjects have a shredded key, inside a transaction."""
+        cursor.execute(
+            f"SELECT count(DISTINCT subject_ref) FROM {_KEYS} WHERE state = %s",
+            [KeyState.SHREDDED.value],
+        )
+        return int(cursor.fetchone()[0] or 0)
+
+    def erased_subjects(self) -> int:
+        """How many subjects have a shredded key."""
+        from django.db import connections
+
+        with connections[self._alias].cursor() as cursor:
+            return self.erased_in(cursor)
+
+    def count_not_under(self, target: str) -> int:
+        """How many live keys are not wrapped under ``target``."""
+        rows = self._rows(
+            f"SELECT count(*) FROM {_KEYS} WHERE state <> %s AND master_key_id <> %s",
+            [KeyState.SHREDDED.value, target],
+        )
+        return int(rows[0][0] or 0)
+
+    def rewrap_all_in(
+        self,
+        cursor: Any,
+        target: str,
+        rewrap: Callable[[Sequence[KeyEntry]], list[KeyEntry]],
+        *,
+        page: int = 5_000,
+    ) -> int:
+        """Inside :meth:`epoch_transaction`: re-wrap under ``target`` every live entry not
+        under it yet (``rewrap`` does the cryptography); how many."""
+        count = 0
+        after = 0
+        shredded = KeyState.SHREDDED.value
+        while True:
+            cursor.execute(
+                f"SELECT id, {_COLUMNS} FROM {_KEYS} WHERE id > %s AND state <> %s "
+                "AND master_key_id <> %s ORDER BY id LIMIT %s",
+                [after, shredded, target, page],
+            )
+            rows = cursor.fetchall()
+            if not rows:
+                return count
+            fresh = rewrap([_entry(row[1:]) for row in rows])
+            cursor.executemany(
+                f"UPDATE {_KEYS} SET master_key_id = %s, wrapped = %s "
+                "WHERE subject_ref = %s AND key_id = %s AND state <> %s",
+                [[e.master_key_id, e.wrapped, e.subject, e.key_id, shredded] for e in fresh],
+            )
+            count += len(fresh)
+            after = int(rows[-1][0])
+
+    def rewrap_live(
+        self,
+        target: str,
+        rewrap: Callable[[str, str, str, str, bytes], bytes],
+        *,
+        batch_size: int = 5_000,
+        progress: Any = None,
+    ) -> int:
+        """Re-wrap under epoch ``target`` every live key not under it yet, ``batch_size``
+        per transaction (compaction's bulk pass); how many. Each update applies only if
+        the row is still wrapped as it was read, and each batch checks under the epoch
+        row that ``target`` is still the current or next epoch."""
+        from django.db import connections, transaction
+
+        shredded = KeyState.SHREDDED.value
+        count = 0
+        after = 0
+        while True:
+            rows = self._rows(
+                f"SELECT id, subject_ref, scope, key_id, master_key_id, wrapped FROM {_KEYS} "
+                "WHERE id > %s AND state <> %s AND master_key_id <> %s ORDER BY id LIMIT %s",
+                [after, shredded, target, batch_size],
+            )
+            if not rows:
+                return count
+            updates = [
+                [target, rewrap(ref, scope, key_id, wrapping, bytes(wrapped)), row_id, wrapping]
+                for row_id, ref, scope, key_id, wrapping, wrapped in rows
+            ]
+            with (
+                transaction.atomic(using=self._alias),
+                connections[self._alias].cursor() as cursor,
+            ):
+                current, nxt = self._lock_epochs(cursor)
+                if current and target not in (current, nxt):
+                    raise KeyEpochError(
+                        "another compaction moved the key store to another epoch "
+                        "meanwhile: run the compaction again"
+                    )
+                cursor.executemany(
+                    f"UPDATE {_KEYS} SET master_key_id = %s, wrapped = %s "
+                    f"WHERE id = %s AND master_key_id = %s AND state <> '{shredded}'",
+                    updates,
+                )
+            count += len(updates)
+            if progress is not None:
+                progress.advance(len(rows))
+            after = int(rows[-1][0])
+
     def backup(self, path: str) -> None:
         """Write a consistent copy of a SQLite key store to ``path`` (a new file).
 
@@ -421,13 +629,150 @@ class DjangoKeyStore:
     @staticmethod
     def _blocked(cursor: Any, subject: str, scope: str) -> bool:
         cursor.execute(
-            f"SELECT 1 FROM {_TOMBSTONES} WHERE subject = %s AND scope IN (%s, %s)",
+            f"SELECT 1 FROM {_TOMBSTONES} WHERE subject_ref = %s AND scope IN (%s, %s)",
             [subject, scope, _ALL],
         )
         if cursor.fetchone() is None:
             return False
         cursor.execute(
-            f"SELECT 1 FROM {_KEYS} WHERE subject = %s AND scope = %s AND state <> %s",
+            f"SELECT 1 FROM {_KEYS} WHERE subject_ref = %s AND scope = %s AND state <> %s",
             [subject, scope, KeyState.SHREDDED.value],
         )
         return cursor.fetchone() is None
+
+
+# -- key stores written before key references --------------------------------------------
+
+
+def unconverted_rows(alias: str) -> int:
+    """How many key and tombstone rows still name their learner in clear (migration
+    ``0004_key_refs_convert`` has not finished); 0 once the clear column is gone."""
+    from django.db import connections
+
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        columns = {c.name for c in connection.introspection.get_table_description(cursor, _KEYS)}
+        if "subject" not in columns:
+            return 0
+        total = 0
+        for table in (_KEYS, _TOMBSTONES):
+            cursor.execute(f"SELECT count(*) FROM {table} WHERE subject_ref IS NULL")
+            total += int(cursor.fetchone()[0])
+    return total
+
+
+def _conversion_keyring(alias: str) -> Any:
+    """A keyring that computes key references and re-wraps keys for them, its system
+    keys (the reference key among them) read from the key store at ``alias``.
+
+    The system keys keep their reserved name; a key store holding none yet (keys made
+    before the first key reference) gets them written here, so the references computed
+    now are the ones the application computes later.
+    """
+    from django.db import connections, transaction
+
+    from learnprivacy.crypto import Keyring
+    from learnprivacy.crypto._keystore import InMemoryKeyStore
+    from learnprivacy.crypto._validate import SYSTEM_SUBJECT
+    from learnprivacy.django._settings import _master_key, previous_master_keys, setting
+
+    class _SystemKeys(InMemoryKeyStore):
+        pseudonymous_subjects = True
+
+    system = _SystemKeys()
+    known: set[str] = set()
+    with connections[alias].cursor() as cursor:
+        cursor.execute(
+            "SELECT subject_ref, scope, key_id, state, master_key_id, wrapped "
+            f"FROM {_KEYS} WHERE subject = %s OR subject_ref = %s ORDER BY id",
+            [SYSTEM_SUBJECT, SYSTEM_SUBJECT],
+        )
+        for row in cursor.fetchall():
+            entry = _entry([SYSTEM_SUBJECT, *row[1:]])
+            system.add(entry, revive=True)
+            known.add(entry.key_id)
+    keyring = Keyring(
+        _master_key(setting("MASTER_KEY_ENV")),
+        store=system,
+        previous_master_keys=previous_master_keys(),
+    )
+    keyring.verify()
+    keyring.key_ref("x")  # loads (or creates) the reference key
+    made = [e for e in system.list_entries(SYSTEM_SUBJECT) if e.key_id not in known]
+    if made:
+        with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+            for e in made:
+                cursor.execute(
+                    f"INSERT INTO {_KEYS} (subject_ref, scope, key_id, state, master_key_id, "
+                    "wrapped) VALUES (%s, %s, %s, %s, %s, %s)",
+                    [e.subject, e.scope, e.key_id, e.state.value, e.master_key_id, e.wrapped],
+                )
+    return keyring
+
+
+def convert_clear_subjects(
+    alias: str,
+    *,
+    batch_size: int = 500,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Give every row of the key store at ``alias`` that names its learner in clear the
+    learner's key reference instead; returns how many rows were converted.
+
+    A data key's wrapping binds the name its row carries, so each key is re-wrapped for
+    the reference (under the same master key). ``batch_size`` rows per transaction: a
+    conversion killed at any point leaves each row converted or intact, and calling
+    again carries on. The clear name is emptied in the same update; on PostgreSQL the
+    tables are then rewritten (``VACUUM FULL``) so that no dead row version keeps it, on
+    SQLite the write-ahead log is truncated (``secure_delete`` zeroes freed space).
+    ``progress(done, total)`` is called after each committed batch.
+    """
+    from django.db import connections, transaction
+
+    from learnprivacy.crypto._validate import SYSTEM_SUBJECT
+
+    total = unconverted_rows(alias)
+    if not total:
+        return 0
+    keyring = _conversion_keyring(alias)
+    connection = connections[alias]
+    done = 0
+    for table, keys in ((_KEYS, True), (_TOMBSTONES, False)):
+        columns = f"id, subject, {_COLUMNS[len('subject_ref, ') :]}" if keys else "id, subject"
+        while True:
+            with transaction.atomic(using=alias), connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT {columns} FROM {table} WHERE subject_ref IS NULL ORDER BY id LIMIT %s",
+                    [batch_size],
+                )
+                rows = cursor.fetchall()
+                if not rows:
+                    break
+                for row in rows:
+                    subject = str(row[1])
+                    ref = subject if subject == SYSTEM_SUBJECT else keyring.key_ref(subject)
+                    if not keys:
+                        cursor.execute(
+                            f"UPDATE {table} SET subject_ref = %s, subject = NULL WHERE id = %s",
+                            [ref, row[0]],
+                        )
+                        continue
+                    entry = _entry(row[1:])
+                    if subject != SYSTEM_SUBJECT:
+                        entry = keyring.rewrap_entry(entry, subject=ref)
+                    cursor.execute(
+                        f"UPDATE {table} SET subject_ref = %s, subject = NULL, "
+                        "master_key_id = %s, wrapped = %s WHERE id = %s",
+                        [ref, entry.master_key_id, entry.wrapped, row[0]],
+                    )
+            done += len(rows)
+            if progress is not None:
+                progress(done, total)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"VACUUM FULL {_KEYS}")
+            cursor.execute(f"VACUUM FULL {_TOMBSTONES}")
+            cursor.execute("CHECKPOINT")
+        elif connection.vendor == "sqlite":
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return done

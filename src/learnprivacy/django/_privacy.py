@@ -36,7 +36,7 @@ from learnprivacy._inplace._plan import (
     with_activity,
 )
 from learnprivacy._inplace._provider import DeclaredProvider
-from learnprivacy._validators import require_aware
+from learnprivacy._validators import require_aware, utc_if_naive
 from learnprivacy._vocabulary import Article
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.django._audit import DjangoAuditLog
@@ -133,7 +133,8 @@ def prepare_keys(subjects: Iterable[object], scopes: Iterable[str] | None = None
     if not isinstance(store, DjangoKeyStore):
         raise ConfigurationError("prepare_keys needs the Django key store")
     current.keyring.verify()
-    with store.batch(wanted):
+    # The key store names learners by key reference only.
+    with store.batch(current.keyring._key_refs(wanted).values()):
         for subject in wanted:
             for scope in scopes:
                 try:
@@ -749,8 +750,7 @@ class DjangoPrivacy:
                     latest = row["latest"]
                     if not isinstance(latest, dt.datetime):
                         continue
-                    if latest.tzinfo is None:
-                        latest = latest.replace(tzinfo=dt.UTC)
+                    latest = utc_if_naive(latest)
                     learner = str(row[lookup])
                     current = found.get(learner)
                     if current is None or latest > current:

@@ -14,6 +14,12 @@
         "CONTROLLER": "lms.privacy.CONTROLLER",        # optional: for learnprivacy_register
         "KEY_CACHE_SIZE": 50_000,                      # learners whose keys stay unwrapped
         "ACTOR": "django",                             # who audit entries name
+        # Optional: where the epoch key lives (see "Key epochs" in the Django guide):
+        # None = a file beside a SQLite key store (lms.keys.sqlite3 -> lms.keys.vault),
+        # or <database name>.vault in the working directory; a path; "pkcs11" (or
+        # "pkcs11:<object label>") for a PKCS#11 token named by LEARNPRIVACY_PKCS11_MODULE,
+        # _TOKEN and _PIN; or a vault object.
+        "VAULT": None,
     }
 
 Nothing here reads the master key before it is needed: importing models, running
@@ -24,12 +30,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from learnprivacy.crypto import BlindIndex, FieldCipher, Keyring
 from learnprivacy.errors import ConfigurationError
 
-__all__ = ["Runtime", "keys_alias", "runtime", "setting"]
+if TYPE_CHECKING:
+    from learnprivacy.store._epochs import Vault
+
+__all__ = ["Runtime", "keys_alias", "runtime", "setting", "vault"]
 
 _DEFAULTS: Mapping[str, Any] = {
     "MASTER_KEY_ENV": "LEARNPRIVACY_MASTER_KEY",
@@ -41,6 +50,7 @@ _DEFAULTS: Mapping[str, Any] = {
     "CONTROLLER": None,
     "KEY_CACHE_SIZE": 50_000,
     "ACTOR": "django",
+    "VAULT": None,
 }
 
 
@@ -80,12 +90,14 @@ def load(path: object, what: str) -> Any:
 
 
 class Runtime:
-    """The keyring of the project, its field cipher and blind index, made once."""
+    """The keyring of the project, its field cipher and blind index, made once, and the
+    vault of its epoch keys (``None`` for a keyring that is not on the Django key store)."""
 
-    __slots__ = ("cipher", "index", "keyring")
+    __slots__ = ("cipher", "index", "keyring", "vault")
 
-    def __init__(self, keyring: Keyring) -> None:
+    def __init__(self, keyring: Keyring, vault: Vault | None = None) -> None:
         self.keyring = keyring
+        self.vault = vault
         self.cipher = FieldCipher(keyring)
         self.index: BlindIndex = keyring.blind_index()
 
@@ -106,15 +118,21 @@ def runtime() -> Runtime:
     with _lock:
         if _runtime is None:
             from learnprivacy.django._keystore import DjangoKeyStore
+            from learnprivacy.store._epochs import open_epochs
 
             size = setting("KEY_CACHE_SIZE")
+            store = DjangoKeyStore(keys_alias())
             keyring = Keyring(
                 _master_key(setting("MASTER_KEY_ENV")),
-                store=DjangoKeyStore(keys_alias()),
+                store=store,
                 previous_master_keys=previous_master_keys(),
                 cache_size=size,
             )
-            _runtime = Runtime(keyring)
+            # The epoch keys the data keys are wrapped under (none before a compaction);
+            # a key store on epochs refuses to open without its vault.
+            found = vault(store.alias)
+            open_epochs(keyring, store, found)
+            _runtime = Runtime(keyring, found)
         return _runtime
 
 
@@ -150,3 +168,47 @@ def reset_runtime() -> None:
     global _runtime
     with _lock:
         _runtime = None
+
+
+# In-memory key stores (Django's SQLite test databases) keep their vault in memory too,
+# one per database, for the life of the process (a runtime reset must not lose it).
+_memory_vaults: dict[str, Vault] = {}
+
+
+def vault(alias: str) -> Vault:
+    """The vault of the key store at ``alias``, as ``LEARNPRIVACY["VAULT"]`` says."""
+    import os
+    from pathlib import Path
+
+    from django.db import connections
+
+    from learnprivacy.store._epochs import FileVault, MemoryVault
+
+    configured = setting("VAULT")
+    if configured is None:
+        connection = connections[alias]
+        name = str(connection.settings_dict.get("NAME") or "")
+        if connection.vendor == "sqlite":
+            if name in ("", ":memory:") or "mode=memory" in name:
+                return _memory_vaults.setdefault(name or alias, MemoryVault())
+            path = Path(name)
+            stem = path.name
+            for suffix in (".sqlite3", ".sqlite", ".db"):
+                stem = stem.removesuffix(suffix)
+            return FileVault(path.with_name(stem + ".vault"))
+        if not name:
+            raise ConfigurationError(f"DATABASES[{alias!r}] names no database: set VAULT")
+        return FileVault(Path.cwd() / f"{name}.vault")
+    if isinstance(configured, str) and configured.split(":", 1)[0] == "pkcs11":
+        from learnprivacy.store._pkcs11 import Pkcs11Vault
+
+        label = configured.partition(":")[2] or "learnprivacy-vault"
+        return Pkcs11Vault.from_env(label=label)
+    if isinstance(configured, str | os.PathLike):
+        return FileVault(configured)
+    if all(hasattr(configured, name) for name in ("read", "write", "describe")):
+        found: Vault = configured
+        return found
+    raise ConfigurationError(
+        'LEARNPRIVACY["VAULT"] must be a path, "pkcs11[:label]" or a vault object'
+    )

@@ -27,9 +27,14 @@ __all__ = [
 
 
 class KeyEntry(models.Model):
-    """A wrapped data key (never a key in clear), in the key store's database."""
+    """A wrapped data key (never a key in clear), in the key store's database.
 
-    subject = models.CharField(max_length=255)
+    ``subject_ref`` names the learner by a keyed pseudonym (``k1_...``, see
+    :meth:`learnprivacy.crypto.Keyring.key_ref`), never by id: a copy of the key store
+    names no learner.
+    """
+
+    subject_ref = models.CharField(max_length=64)
     scope = models.CharField(max_length=64)
     key_id = models.CharField(max_length=16)
     state = models.CharField(max_length=16)
@@ -39,30 +44,33 @@ class KeyEntry(models.Model):
     class Meta:
         db_table = "lpdj_keys"
         constraints = [
-            models.UniqueConstraint(fields=["subject", "key_id"], name="lpdj_keys_id"),
+            models.UniqueConstraint(fields=["subject_ref", "key_id"], name="lpdj_keys_ref_id"),
             # At most one active key per (subject, scope): concurrent writers converge.
             models.UniqueConstraint(
-                fields=["subject", "scope"],
+                fields=["subject_ref", "scope"],
                 condition=models.Q(state="active"),
-                name="lpdj_keys_one_active",
+                name="lpdj_keys_ref_one_active",
             ),
         ]
-        indexes = [models.Index(fields=["subject", "scope"], name="lpdj_keys_subject_scope")]
+        indexes = [models.Index(fields=["subject_ref", "scope"], name="lpdj_keys_ref_scope")]
 
     def __str__(self) -> str:
         return f"key {self.key_id} ({self.state})"
 
 
 class KeyTombstone(models.Model):
-    """A (subject, scope) shredded as a whole; scope ``*`` covers every scope."""
+    """A (subject, scope) shredded as a whole; scope ``*`` covers every scope.
 
-    subject = models.CharField(max_length=255)
+    The subject is named by its keyed pseudonym, as in :class:`KeyEntry`.
+    """
+
+    subject_ref = models.CharField(max_length=64)
     scope = models.CharField(max_length=64)
 
     class Meta:
         db_table = "lpdj_key_tombstones"
         constraints = [
-            models.UniqueConstraint(fields=["subject", "scope"], name="lpdj_tombstones_pair")
+            models.UniqueConstraint(fields=["subject_ref", "scope"], name="lpdj_tombstones_ref")
         ]
 
 

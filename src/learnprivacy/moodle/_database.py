@@ -37,6 +37,7 @@ from learnprivacy.moodle._sources import (
 )
 from learnprivacy.moodle._time import from_unix_lenient
 from learnprivacy.records import AccessEvent, Certificate, Consent, Learner, Progress
+from learnprivacy.retention import Schedule
 
 __all__ = ["MoodleDatabase"]
 
@@ -301,6 +302,23 @@ class MoodleDatabase:
             self._settings["admins"] = frozenset(ids)
         return self._settings["admins"]
 
+    def activity_types(self) -> dict[int, str]:
+        """Every activity's type, by course module id (``{40: "forum"}``)."""
+        self.require_tables("course_modules", "modules")
+        cm, m = self.schema["course_modules"], self.schema["modules"]
+        statement = sa.select(cm.c.id, m.c.name).select_from(cm.join(m, m.c.id == cm.c.module))
+        return {int(cmid): str(name) for cmid, name in self.stream(statement)}
+
+    def schedule(self, *, registry: DataRegistry | None = None, **options: Any) -> Schedule:
+        """The site's registry as a learnprivacy Schedule, activity types applied.
+
+        :meth:`DataRegistry.schedule` with this site's ``activity_types``; ``options`` are
+        passed on (``never_logged_in``, ``course_overrides``).
+        """
+        found = self.registry() if registry is None else registry
+        types = self.activity_types() if found.module_defaults() or _has_module_level(found) else {}
+        return found.schedule(activity_types=types, **options)
+
     def enrolments(self) -> Iterator[tuple[int, int]]:
         """Every enrolment as ``(user id, course id)``, whatever its status or dates."""
         if not (self.has_table("user_enrolments") and self.has_table("enrol")):
@@ -501,6 +519,13 @@ class MoodleDatabase:
 
 
 _NO_END = 2_147_483_647
+
+
+def _has_module_level(registry: DataRegistry) -> bool:
+    """Whether the activity level's purpose differs from the course level's."""
+    return registry.level_purpose(ContextLevel.MODULE) is not registry.level_purpose(
+        ContextLevel.COURSE
+    )
 
 
 def _iso(stamp: Any) -> str | None:

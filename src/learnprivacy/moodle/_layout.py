@@ -16,9 +16,6 @@ is placed directly under the system context with its level and instance.
 
 from __future__ import annotations
 
-import html
-import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -36,6 +33,7 @@ from learnprivacy.moodle._provider import (
     MoodleProvider,
     row_context,
 )
+from learnprivacy.moodle._writer import MoodleContentWriter, safe_name
 from learnprivacy.providers import ApprovedContextList, Context, MemoryWriter
 
 __all__ = ["MoodleContextTree", "export_moodle_layout"]
@@ -80,8 +78,6 @@ _PROFILE_FIELD_LABELS = {
     "text": "Text input",
     "textarea": "Text area",
 }
-# Characters Moodle's writer (clean_param PARAM_PATH) would not keep in a folder name.
-_UNSAFE = re.compile(r"[\\/:*?\"<>|\x00-\x1f]+")
 
 
 class MoodleContextTree:
@@ -155,6 +151,11 @@ class MoodleContextTree:
         given, family = (row or ("", ""))[:2]
         return f"User {given} {family}".strip()
 
+    def activity_type(self, cmid: int) -> str | None:
+        """The activity's type (``"forum"``), None for an unknown course module."""
+        found = self._modules.get(cmid)
+        return None if found is None else found[0]
+
     def activity_name(self, cmid: int) -> str | None:
         """The activity's own name (``forum.name``...), None when its table is not read."""
         return self._modules.get(cmid, ("", None))[1]
@@ -181,14 +182,7 @@ class MoodleContextTree:
 
 
 def _safe(name: str) -> str:
-    return _UNSAFE.sub("_", name).strip() or "_"
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=4, ensure_ascii=False, default=str)
-    path.write_text(text, encoding="utf-8")
-    # Moodle's bundled index.html loads data.js twins; ours links the JSON files directly.
+    return safe_name(name)
 
 
 def _numbered(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -200,186 +194,154 @@ def export_moodle_layout(provider: MoodleProvider, user_id: str, directory: str 
 
     Every context :meth:`MoodleProvider.get_contexts_for_userid` returns is approved and
     exported; each record or row goes to its context's folder (:func:`context_of`), in the
-    subcontext Moodle uses for it. Returns ``directory``; its ``index.html`` is a tree of
-    the contexts linking each ``data.json``.
+    subcontext Moodle uses for it, through Moodle's writer operations
+    (:class:`~learnprivacy.moodle._writer.MoodleContentWriter`). Returns ``directory``;
+    its ``index.html`` is a tree of the contexts linking each file.
     """
-    root = Path(directory)
     contexts = provider.get_contexts_for_userid(user_id)
-    writer = MemoryWriter()
-    provider.export_user_data(ApprovedContextList.approve(user_id, contexts), writer)
+    memory = MemoryWriter()
+    provider.export_user_data(ApprovedContextList.approve(user_id, contexts), memory)
     tree = MoodleContextTree(provider)
-    files: dict[Path, Any] = {}
-
-    def put(context: Context, subpath: str, data: Any) -> None:
-        files[tree.folder(context) / subpath] = data
-
-    def merge(context: Context, subpath: str, key: str, items: list[dict[str, Any]]) -> None:
-        path = tree.folder(context) / subpath
-        files.setdefault(path, {}).setdefault(key, []).extend(items)
-
+    writer = MoodleContentWriter(tree)
     component = provider.component
-    rows = {name: list(found) for (comp, name), found in writer.rows.items() if comp == component}
-    for learner in rows.get("Learner", []):
-        put(Context.user(user_id), "data.json", learner)
-    user_file = tree.folder(Context.user(user_id)) / "data.json"
+    rows = {name: list(found) for (comp, name), found in memory.rows.items() if comp == component}
+    me = writer.with_context(Context.user(user_id))
+    system = writer.with_context(Context.system())
     for account in rows.get(PROFILE_TYPE, []):
         # Moodle's user data.json is the profile itself; the Learner record sits beside it.
-        if user_file in files:
-            put(Context.user(user_id), "Learner/data.json", files[user_file])
-        put(Context.user(user_id), "data.json", account)
+        me.export_data([], account)
+    for learner in rows.get("Learner", []):
+        me.export_data(["Learner"] if rows.get(PROFILE_TYPE) else [], learner)
     for event in rows.get("AccessEvent", []):
-        merge(Context.system(), "Logs/Access events/data.json", "events", [event])
+        system.add_to_data(["Logs", "Access events"], "events", [event])
     for entry in rows.get(LOG_TYPE, []):
-        merge(row_context(entry, user_id), "Logs/Standard log/data.json", "logs", [entry])
-    by_component: dict[str, dict[str, Any]] = {}
+        place = writer.with_context(row_context(entry, user_id))
+        place.add_to_data(["Logs", "Standard log"], "logs", [entry])
     for preference in rows.get(PREFERENCE_TYPE, []):
-        by_component.setdefault(preference["component"], {})[preference["name"]] = {
-            "value": preference["value"]
-        }
-    for component, values in by_component.items():
-        put(Context.system(), f"User preferences/{_safe(component)}.json", values)
+        writer.export_user_preference(
+            preference["component"],
+            preference["name"],
+            preference["value"],
+            f"The user's preference {preference['name']!r} ({preference['component']})",
+        )
     for answer in rows.get(ACCEPTANCE_TYPE, []):
         name = f"Policy {answer['policy']} (version {answer['version']})"
-        put(
-            Context.user(user_id),
-            f"Privacy and policies/User agreements/{_safe(name)}/data.json",
-            answer,
-        )
+        me.export_data(["Privacy and policies", "User agreements", name], answer)
     for consent in rows.get("Consent", []):
-        merge(
-            Context.user(user_id), "Privacy and policies/Consents/data.json", "consents", [consent]
-        )
+        me.add_to_data(["Privacy and policies", "Consents"], "consents", [consent])
     for progress in rows.get("Progress", []):
         if progress.get("activity_id"):
-            module = Context.module(progress["activity_id"])
+            module = writer.with_context(Context.module(progress["activity_id"]))
             if progress["id"].startswith("course_modules_completion/"):
-                files.setdefault(tree.folder(module) / "data.json", {})["completion"] = progress
+                module.set_in_data([], "completion", progress)
             else:
-                merge(module, "Grades/data.json", "scores", [progress])
+                module.add_to_data(["Grades"], "scores", [progress])
         else:
-            merge(
-                Context.course(progress["course_id"]),
-                "Completion/data.json",
-                "completions",
-                [progress],
-            )
+            course = writer.with_context(Context.course(progress["course_id"]))
+            course.add_to_data(["Completion"], "completions", [progress])
     for certificate in rows.get("Certificate", []):
-        merge(
-            Context.course(certificate["course_id"]),
-            "Certificates/data.json",
-            "certificates",
-            [certificate],
-        )
+        course = writer.with_context(Context.course(certificate["course_id"]))
+        course.add_to_data(["Certificates"], "certificates", [certificate])
     for grade in rows.get(GRADE_TYPE, []):
-        place = Context.module(grade["activity_id"]) if grade.get("activity_id") else None
-        merge(place or Context.course(grade["course_id"]), "Grades/data.json", "grades", [grade])
-    _place_content(rows, put, merge, files, tree, user_id)
+        place_of = Context.module(grade["activity_id"]) if grade.get("activity_id") else None
+        place = writer.with_context(place_of or Context.course(grade["course_id"]))
+        place.add_to_data(["Grades"], "grades", [grade])
+    _place_content(rows, writer, user_id)
     by_method: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for enrolment in rows.get(ENROLMENT_TYPE, []):
         by_method.setdefault((enrolment["course_id"], enrolment["method"]), []).append(enrolment)
-    for (course, method), found in by_method.items():
-        put(Context.course(course), f"Enrolments/{_safe(method)}.json", _numbered(found))
-    # Every context folder holds a data.json, as Moodle's does (its own description).
+    for (course_id, method), found in by_method.items():
+        course = writer.with_context(Context.course(course_id))
+        course.export_related_data(["Enrolments"], method, _numbered(found))
     for context in contexts:
-        folder = tree.folder(context)
-        files.setdefault(
-            folder / "data.json",
-            {"context": context.level.name.lower(), "context_id": tree.context_id(context)},
-        )
-    root.mkdir(parents=True, exist_ok=True)
-    for path, data in sorted(files.items()):
-        _write_json(root / path, data)
-    _write_index(root, sorted(files))
-    return root
+        place = writer.with_context(context)
+        # Every context folder holds a data.json, as Moodle's does (its own description).
+        if not place.has_data():
+            place.export_data(
+                [], {"context": context.level.name.lower(), "context_id": tree.context_id(context)}
+            )
+        _export_purpose(provider, tree, place)
+    return writer.finalise(directory)
+
+
+def _export_purpose(provider: MoodleProvider, tree: MoodleContextTree, place: Any) -> None:
+    """The registry's purpose where it applies: a course's own, an activity type's."""
+    context = place.context
+    registry = provider.registry
+    if context.level is ContextLevel.COURSE:
+        purpose = registry.instance_purpose(ContextLevel.COURSE, int(context.instance_id))
+    elif context.level is ContextLevel.MODULE:
+        module = tree.activity_type(int(context.instance_id))
+        purpose = registry.module_purpose(module) if module else None
+    else:
+        purpose = registry.level_purpose(context.level)
+    if purpose is None:
+        return
+    place.export_metadata([], "purpose", purpose.name, "Purpose of the processing (data registry)")
+    basis = purpose.basis
+    place.export_metadata(
+        [],
+        "lawful_basis",
+        None if basis is None else basis.moodle_code,
+        "Lawful basis of the processing (GDPR Art. 6(1))",
+    )
+    place.export_metadata(
+        [],
+        "retention",
+        None if purpose.retention is None else str(purpose.retention),
+        "How long Moodle keeps the data after the context expires (ISO 8601)",
+    )
 
 
 def _place_content(
-    rows: dict[str, list[dict[str, Any]]],
-    put: Any,
-    merge: Any,
-    files: dict[Path, Any],
-    tree: MoodleContextTree,
-    user_id: str,
+    rows: dict[str, list[dict[str, Any]]], writer: MoodleContentWriter, user_id: str
 ) -> None:
     """Forum, assignment and quiz work, messages, files, badges, notes and profile fields.
 
     Each goes where Moodle's own provider writes it: ``Discussions/<id>-<name>/`` (a post
-    in ``<created>-<subject>-<id>/`` inside it), ``attempt <n>/`` with ``Submission Text/``
+    in ``<date>-<subject>-<id>/`` inside it), ``attempt <n>/`` with ``Submission Text/``
     and ``grade/`` for an assignment, ``Attempts/<n>/`` for a quiz, ``Messages/``,
     ``Badges/<name>/`` and the profile field type's folder in the user context, ``Notes/``
-    in the course. File metadata goes in ``Files/`` of the file's context: the content
-    stays in Moodle's file store, which a database reader cannot open.
+    in the course. File metadata goes in ``_files/<filearea>/files.json`` of the file's
+    context: the content stays in Moodle's file store, which a database reader cannot open.
     """
-    me = Context.user(user_id)
+    me = writer.with_context(Context.user(user_id))
     for discussion in rows.get("ForumDiscussion", []):
-        module = Context.module(discussion["activity_id"])
-        area = _safe(f"{discussion['discussion_id']}-{discussion['name']}")
-        put(module, f"Discussions/{area}/data.json", discussion)
+        module = writer.with_context(Context.module(discussion["activity_id"]))
+        area = f"{discussion['discussion_id']}-{discussion['name']}"
+        module.export_data(["Discussions", area], discussion)
     for post in rows.get("ForumPost", []):
-        module = Context.module(post["activity_id"])
-        area = _safe(f"{post['discussion_id']}-{post['discussion']}")
+        module = writer.with_context(Context.module(post["activity_id"]))
+        area = f"{post['discussion_id']}-{post['discussion']}"
         created = post["created_at"] or ""
-        name = _safe(f"{created[:10]}-{post['subject'] or 'post'}-{post['post_id']}")
-        put(module, f"Discussions/{area}/{name}/data.json", post)
+        name = f"{created[:10]}-{post['subject'] or 'post'}-{post['post_id']}"
+        module.export_data(["Discussions", area, name], post)
     for submission in rows.get("AssignSubmission", []):
-        module = Context.module(submission["activity_id"])
+        module = writer.with_context(Context.module(submission["activity_id"]))
         folder = f"attempt {submission['attempt']}"
         text = submission.get("online_text")
-        put(
-            module,
-            f"{folder}/data.json",
-            {k: v for k, v in submission.items() if k != "online_text"},
-        )
+        module.export_data([folder], {k: v for k, v in submission.items() if k != "online_text"})
         if text:
-            put(module, f"{folder}/Submission Text/data.json", {"text": text})
+            module.export_data([folder, "Submission Text"], {"text": text})
     for grade in rows.get("AssignGrade", []):
-        module = Context.module(grade["activity_id"])
-        put(module, f"attempt {grade['attempt']}/grade/data.json", grade)
+        module = writer.with_context(Context.module(grade["activity_id"]))
+        module.export_data([f"attempt {grade['attempt']}", "grade"], grade)
     for quiz_attempt in rows.get("QuizAttempt", []):
-        module = Context.module(quiz_attempt["activity_id"])
-        put(module, f"Attempts/{quiz_attempt['attempt']}/data.json", quiz_attempt)
+        module = writer.with_context(Context.module(quiz_attempt["activity_id"]))
+        module.export_data(["Attempts", str(quiz_attempt["attempt"])], quiz_attempt)
     for grade in rows.get("QuizGrade", []):
-        path = tree.folder(Context.module(grade["activity_id"])) / "data.json"
-        files.setdefault(path, {})["grade"] = grade
+        writer.with_context(Context.module(grade["activity_id"])).set_in_data([], "grade", grade)
     for message in rows.get("Message", []):
         label = message["conversation"] or f"Conversation {message['conversation_id']}"
-        merge(me, f"Messages/{_safe(label)}/data.json", "messages", [message])
+        me.add_to_data(["Messages", label], "messages", [message])
     for badge in rows.get("Badge", []):
-        put(me, f"Badges/{_safe(badge['badge'])}/data.json", badge)
+        me.export_data(["Badges", badge["badge"]], badge)
     for field in rows.get("ProfileField", []):
         label = _PROFILE_FIELD_LABELS.get(field["type"], field["type"])
-        path = tree.folder(me) / _safe(label) / "data.json"
-        files.setdefault(path, {})[field["field"]] = field
+        me.set_in_data([label], field["field"], field)
     for note in rows.get("Note", []):
-        merge(Context.course(note["course_id"]), "Notes/data.json", "notes", [note])
+        course = writer.with_context(Context.course(note["course_id"]))
+        course.add_to_data(["Notes"], "notes", [note])
     for entry in rows.get("File", []):
-        context = row_context(entry, user_id)
-        merge(context, "Files/data.json", "files", [entry])
-
-
-def _write_index(root: Path, paths: list[Path]) -> None:
-    """A navigable tree of the folders, each file linked (no script needed)."""
-    tree: dict[str, Any] = {}
-    for path in paths:
-        node = tree
-        for part in path.parts[:-1]:
-            node = node.setdefault(part, {})
-        node.setdefault("__files__", []).append(path)
-
-    def render(node: dict[str, Any]) -> str:
-        items = []
-        for name in sorted(k for k in node if k != "__files__"):
-            items.append(f"<li><details open><summary>{html.escape(name)}</summary>")
-            items.append(render(node[name]) + "</details></li>")
-        for path in node.get("__files__", []):
-            href = "/".join(path.parts)
-            items.append(f'<li><a href="{html.escape(href)}">{html.escape(path.name)}</a></li>')
-        return "<ul>" + "".join(items) + "</ul>"
-
-    body = render(tree)
-    (root / "index.html").write_text(
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        "<title>Data export</title></head><body><h1>Data export</h1>"
-        f"<nav>{body}</nav></body></html>\n",
-        encoding="utf-8",
-    )
+        place = writer.with_context(row_context(entry, user_id))
+        place.export_file_references([], entry["filearea"], [entry])

@@ -218,6 +218,7 @@ _CONTENT_CATEGORIES = {
 }
 #: Row types read by the content sources (forum posts, submissions, messages...).
 CONTENT_TYPES = tuple(source.name for source in CONTENT_SOURCES)
+_CONTENT_BY_NAME = {source.name: source for source in CONTENT_SOURCES}
 for _source in CONTENT_SOURCES:
     _ROW_TYPES[_source.name] = (
         _source.table,
@@ -317,6 +318,12 @@ class MoodleProvider:
         return self._registry
 
     def _purpose(self, record_type: str) -> Purpose | None:
+        """The registry's purpose for ``record_type``: its activity type's, else its level's."""
+        source = _CONTENT_BY_NAME.get(record_type)
+        if source is not None:
+            if source.module is not None:
+                return self.registry.module_purpose(source.module)
+            return self.registry.level_purpose(source.level)
         level = (
             ContextLevel.COURSE if record_type in _ROW_TYPES else _LEVEL_OF_TYPE.get(record_type)
         )
@@ -521,6 +528,32 @@ class MoodleProvider:
         accounts = self.database.users(user_ids=sorted(found, key=int))
         userlist.add_users([str(u.id) for u in accounts if not (u.deleted or u.guest)])
 
+    def deletion_plan(self, approved: ApprovedContextList) -> dict[str, dict[str, Any]]:
+        """What Moodle's own providers would do with the learner's content in ``approved``.
+
+        Read-only: nothing is changed (erase in Moodle, with its data privacy tool). Per
+        content kind with rows in the approved contexts: the ``table``, Moodle's
+        ``action`` and the number of ``rows``. mod_forum keeps a deleted post's and
+        discussion's row (the thread stays readable) and replaces its text
+        (``"replace text"``); mod_assign, mod_quiz, core_badges and the custom profile
+        fields delete the rows (``"delete"``). Messages, notes and files are left out:
+        what Moodle does with them depends on the other people involved (the other
+        members of a conversation, a note's author, the component owning a file area).
+        """
+        if not self._is_live(approved.user_id):
+            return {}
+        wanted = set(approved)
+        rows = self._rows_of(approved.user_id)
+        plan: dict[str, dict[str, Any]] = {}
+        for source in CONTENT_SOURCES:
+            action = _MOODLE_DELETION.get(source.name)
+            if action is None:
+                continue
+            chosen = [r for r in rows[source.name] if row_context(r, approved.user_id) in wanted]
+            if chosen:
+                plan[source.name] = {"table": source.table, "action": action, "rows": len(chosen)}
+        return plan
+
     def delete_data_for_user(self, approved: ApprovedContextList) -> None:
         """Refused: the Moodle adapter is read-only."""
         raise _read_only()
@@ -532,6 +565,19 @@ class MoodleProvider:
     def delete_data_for_users(self, approved: ApprovedUserList) -> None:
         """Refused: the Moodle adapter is read-only."""
         raise _read_only()
+
+
+# What Moodle 4.5's providers do on deletion, per content kind (see deletion_plan).
+_MOODLE_DELETION = {
+    "ForumDiscussion": "replace text",
+    "ForumPost": "replace text",
+    "AssignSubmission": "delete",
+    "AssignGrade": "delete",
+    "QuizAttempt": "delete",
+    "QuizGrade": "delete",
+    "Badge": "delete",
+    "ProfileField": "delete",
+}
 
 
 def _read_only() -> PolicyError:

@@ -11,6 +11,7 @@ from learnprivacy.moodle._issues import ScanIssues, rule_of
 from learnprivacy.moodle._models import MoodleCourse, MoodleUser
 from learnprivacy.moodle._schema import MoodleSchema
 from learnprivacy.moodle._time import from_unix, from_unix_lenient
+from learnprivacy.moodle._trusted import builder
 from learnprivacy.records import Learner
 
 __all__ = [
@@ -97,6 +98,9 @@ def learner_statement(
     return statement
 
 
+_learner = builder(Learner, checked=frozenset({"username", "email", "given_name", "family_name"}))
+
+
 def map_learner(row: Any, issues: ScanIssues) -> Learner | None:
     """A ``learner_statement`` row as a Learner, or None (with an issue) when it cannot be."""
     uid, username, email, given, family, created, first, last, course_access = row
@@ -107,7 +111,9 @@ def map_learner(row: Any, issues: ScanIssues) -> Learner | None:
         if created_at is None:
             issues.report("user", uid, "Learner.created_at", "no creation or first access date")
             return None
-        return Learner(
+        # The id and dates are valid by construction; the texts are checked as the
+        # constructor checks them.
+        return _learner(
             id=str(uid),
             username=username,
             email=email,

@@ -44,8 +44,9 @@ class ContentSource:
 
     ``reads`` is every table the statements touch; ``optional`` sources belong to
     activity modules a site may lack (nothing then), where a missing core table is an
-    error naming it. ``users_in`` gives the statement selecting the user ids with such
-    rows in a context (None when the kind has no rows at that level).
+    error naming it. ``module`` names the activity type whose registry purpose applies.
+    ``users_in`` gives the statement selecting the user ids with such rows in a context
+    (None when the kind has no rows at that level).
     """
 
     name: str
@@ -58,6 +59,7 @@ class ContentSource:
     description: str
     summary: str
     level: ContextLevel
+    module: str | None = None
     optional: bool = False
 
 
@@ -626,6 +628,7 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         description="Forum discussions the user started",
         summary="Moodle's forum_discussions table, exported as ForumDiscussion rows",
         level=ContextLevel.MODULE,
+        module="forum",
         optional=True,
     ),
     ContentSource(
@@ -653,6 +656,7 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         description="Forum posts the user wrote",
         summary="Moodle's forum_posts table, exported as ForumPost rows",
         level=ContextLevel.MODULE,
+        module="forum",
         optional=True,
     ),
     ContentSource(
@@ -676,6 +680,7 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         summary="Moodle's assign_submission and assignsubmission_onlinetext tables, "
         "exported as AssignSubmission rows",
         level=ContextLevel.MODULE,
+        module="assign",
         optional=True,
     ),
     ContentSource(
@@ -698,6 +703,7 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         summary="Moodle's assign_grades and assignfeedback_comments tables, "
         "exported as AssignGrade rows",
         level=ContextLevel.MODULE,
+        module="assign",
         optional=True,
     ),
     ContentSource(
@@ -723,6 +729,7 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         description="Quiz attempts (summaries: state, dates, marks, grade)",
         summary="Moodle's quiz_attempts table, exported as QuizAttempt rows",
         level=ContextLevel.MODULE,
+        module="quiz",
         optional=True,
     ),
     ContentSource(
@@ -741,6 +748,7 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         description="Final quiz grades",
         summary="Moodle's quiz_grades table, exported as QuizGrade rows",
         level=ContextLevel.MODULE,
+        module="quiz",
         optional=True,
     ),
     ContentSource(

@@ -10,6 +10,8 @@ purpose that applies where, and builds a learnprivacy :class:`~learnprivacy.rete
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -220,6 +222,7 @@ class DataRegistry:
         *,
         never_logged_in: Trigger | None = Trigger.CREATED,
         course_overrides: bool = True,
+        activity_types: Mapping[Any, str] | None = None,
     ) -> Schedule:
         """The registry's retention as a learnprivacy Schedule.
 
@@ -235,6 +238,15 @@ class DataRegistry:
           the level's and the course's retention have ended, so an override can lengthen
           retention, never shorten it;
         - ``AccessEvent`` (system context): the system level's purpose, from the event.
+
+        ``activity_types`` maps course module ids to their activity type (``{40:
+        "forum"}``, what :meth:`MoodleDatabase.activity_types
+        <learnprivacy.moodle.MoodleDatabase.activity_types>` reads): an activity whose type
+        has a purpose other than the course level's (Moodle's per-type default,
+        ``context_module_forum_purpose``, else the activity level's) adds a rule for its
+        ``Progress`` (``where={"activity_id": ...}``). Like a course override, it lengthens
+        retention, never shortens it: a record is kept until every purpose it serves has
+        ended (``moodle_report`` shows where Moodle's own task would expire it sooner).
 
         A level without purpose, or whose purpose has no readable period, gets no rule.
         """
@@ -257,4 +269,23 @@ class DataRegistry:
                     if extra is not None and own is not purpose:
                         where = {"course_id": str(course_id)}
                         rules.setdefault(name, []).append(attrs.evolve(extra, where=where))
+        for activity, rule in self._activity_rules(activity_types or {}):
+            rules.setdefault("Progress", []).append(attrs.evolve(rule, where=activity))
         return Schedule(rules, name="moodle-data-registry")
+
+    def _activity_rules(
+        self, activity_types: Mapping[Any, str]
+    ) -> list[tuple[dict[str, str], RetentionRule]]:
+        """Rules for activities whose type's purpose is not the course level's."""
+        course = self.level_purpose(ContextLevel.COURSE)
+        by_type: dict[str, RetentionRule | None] = {}
+        out = []
+        for cmid, module in sorted(activity_types.items(), key=lambda item: int(item[0])):
+            if module not in by_type:
+                own = self.module_purpose(module)
+                differs = own is not None and own is not course
+                by_type[module] = own.rule(Trigger.CREATED) if own and differs else None
+            rule = by_type[module]
+            if rule is not None:
+                out.append(({"activity_id": str(cmid)}, rule))
+        return out

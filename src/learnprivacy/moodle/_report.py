@@ -301,7 +301,7 @@ def _report(
         active_elsewhere=active_elsewhere,
         courses={k: sum(1 for f in course_findings if f.status == k) for k in COURSE_STATUSES},
         course_findings=course_findings,
-        sweep=_sweep(db, registry.schedule(), now, issues) if sweep else {},
+        sweep=_sweep(db, db.schedule(registry=registry), now, issues) if sweep else {},
         deleted_leftovers=_leftovers(db),
         issues=issues.counts(),
         activities=_activities(db, registry, findings, now),

@@ -212,12 +212,27 @@ class PrivacyManager:
         """Why each null provider stores no personal data, by component."""
         return {i.component: i.null_reason for i in self._infos.values() if i.null_reason}
 
-    def register(self, controller: Controller, *, as_of: dt.date | None = None) -> Register:
-        """The GDPR Art. 30 record of processing built from every provider's metadata."""
+    def register(
+        self,
+        controller: Controller,
+        *,
+        as_of: dt.date | None = None,
+        internal_only: Iterable[str] = (),
+    ) -> Register:
+        """The GDPR Art. 30 record of processing built from every provider's metadata.
+
+        ``internal_only`` names the purposes whose data go to nobody outside the
+        controller (``Register.build``): declared, they show no "no recipient declared"
+        gap, and an external recipient for one of them is listed as a gap instead.
+        """
         from learnprivacy.providers._register import Register
 
         return Register.build(
-            controller, self.get_metadata(), null_reasons=self.get_null_reasons(), as_of=as_of
+            controller,
+            self.get_metadata(),
+            null_reasons=self.get_null_reasons(),
+            as_of=as_of,
+            internal_only=internal_only,
         )
 
     # -- running turns ----------------------------------------------------------------

@@ -280,14 +280,18 @@ class Register:
         the sheet's ``created_on`` / ``updated_on`` dates (``updated_on`` defaults to
         ``as_of``). ``internal_only`` names the purposes whose data the policy promises
         to share with nobody outside the controller: an external recipient declared for
-        one of them is a gap, an internal one is not. A purpose with no recipient and no
-        such promise is a gap too: the register does not say "internal only" for it.
+        one of them is a gap, an internal one is not; ``controller.internal_only`` is
+        added to it. A purpose with no recipient and no such promise is a gap too: the
+        register does not say "internal only" for it.
         """
         internal = () if isinstance(internal_only, str) else tuple(dict.fromkeys(internal_only))
         if isinstance(internal_only, str) or not all(isinstance(p, str) and p for p in internal):
             raise ValidationError(
                 "internal_only must be purpose names (a list of str)", field="internal_only"
             )
+        # The controller's own declaration counts too (integrations build the register
+        # from the controller alone).
+        internal = tuple(dict.fromkeys((*internal, *controller.internal_only)))
         collections = metadata.values() if isinstance(metadata, Mapping) else metadata
         entries = tuple(
             RegisterEntry(component=collection.component, item=item)

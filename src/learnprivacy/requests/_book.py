@@ -589,11 +589,24 @@ class RequestBook:
     ) -> SubjectRequest:
         """Refuse to act (Art. 12(5)): the reason is recorded and goes into the letter.
 
-        A request on which steps were already executed cannot be refused any more.
+        ``reason`` is the controller's own explanation for the subject and is required:
+        blank text raises ``ValidationError``. ``RefusalGrounds.RIGHTS_OF_OTHERS``
+        (Art. 15(4)) answers only a request for a copy (access, portability); any other
+        request refused on it raises ``PolicyError``. A request on which steps were
+        already executed cannot be refused any more.
         """
         if not isinstance(grounds, RefusalGrounds):
             raise ValidationError("grounds must be RefusalGrounds", field="grounds")
+        require_text(reason, "reason")
         current = self.current(request)
+        if grounds is RefusalGrounds.RIGHTS_OF_OTHERS and current.type not in (
+            RequestType.ACCESS,
+            RequestType.PORTABILITY,
+        ):
+            raise PolicyError(
+                "the rights of others (Art. 15(4)) limit only a copy of the data: "
+                f"a {current.type.value} request cannot be refused on them"
+            )
         refusal = Refusal(grounds=grounds, reason=reason, at=now)
         previous = current.refusal
         same = previous is not None and (previous.grounds, previous.reason) == (grounds, reason)

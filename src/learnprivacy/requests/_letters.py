@@ -85,6 +85,11 @@ _GROUNDS = {
         "we could not establish that the request comes from the data subject or from a "
         "person entitled to act for them"
     ),
+    "rights_of_others": N_(
+        "giving you access would disclose personal data of another person, who does not "
+        "consent to it"
+    ),
+    "legal_restriction": N_("a restriction provided by law applies to your request"),
 }
 _COMPLETED = {
     "access": N_(

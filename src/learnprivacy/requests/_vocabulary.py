@@ -165,12 +165,21 @@ class RefusalGrounds(enum.Enum):
     MANIFESTLY_UNFOUNDED = "manifestly_unfounded"
     EXCESSIVE = "excessive"
     IDENTITY_NOT_ESTABLISHED = "identity_not_established"
+    #: A copy would disclose another person's data against their will (access and
+    #: portability only).
+    RIGHTS_OF_OTHERS = "rights_of_others"
+    #: A restriction by law applies (Union or Member State law under Art. 23).
+    LEGAL_RESTRICTION = "legal_restriction"
 
     @property
     def article(self) -> str:
         """The legal reference (``"GDPR Art. 12(5)"``)."""
         if self is RefusalGrounds.IDENTITY_NOT_ESTABLISHED:
             return Article.ART_11_2_12_2
+        if self is RefusalGrounds.RIGHTS_OF_OTHERS:
+            return Article.ART_15_4
+        if self is RefusalGrounds.LEGAL_RESTRICTION:
+            return Article.ART_23_1
         return Article.ART_12_5
 
 

@@ -214,7 +214,17 @@ class SQLBackend:
 
     def _convert_learner_columns(self) -> None:
         """Replace the clear learner ids of a book written in clear by their pseudonyms
-        (and re-seal its facts under keys named after them), once, in one transaction."""
+        (and re-seal its facts under keys named after them), once, in one transaction.
+
+        Two processes opening a new book at once may both try to write the marker: the
+        loser's transaction fails on the primary key and is run again, finding it.
+        """
+        try:
+            self._convert_once()
+        except sa_exc.IntegrityError:
+            self._convert_once()
+
+    def _convert_once(self) -> None:
         wanted = "clear" if self._refs is None else "keyed"
         with self._engine.begin() as connection:
             found = connection.execute(
@@ -462,7 +472,8 @@ class SQLBackend:
         backend's decoding): sealed tokens, keyed pseudonyms and digests are opaque; any
         other text is searched for each of ``values`` (names, e-mail addresses) as a whole
         word, whatever its case (values under three characters are too short to search), and,
-        in the ``learner_id`` columns and as a whole JSON string, for the learner id. In
+        in the ``learner_id`` columns and as a whole JSON string outside the hash-chained
+        history, for the learner id. In
         a book with a cipher, a body that is not a sealed token is reported whatever it
         holds. Returns ``table.column`` names, never a value; empty when nothing shows.
         """
@@ -490,7 +501,11 @@ class SQLBackend:
             return True  # must be sealed, whatever it says
         if column == "learner_id" and cell == learner_id:
             return True
-        return any(v.search(cell) for v in wanted) or learner_id in _json_strings(cell)
+        if any(v.search(cell) for v in wanted):
+            return True
+        # History entries hold counts ("records": "1") a numeric learner id would match;
+        # they are hash-chained, so an id written into one breaks verify() instead.
+        return table is not HISTORY and learner_id in _json_strings(cell)
 
 
 def _json_strings(cell: str) -> Iterator[str]:

@@ -11,6 +11,7 @@ same flush.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,9 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
     """Listen to ``spec.model``'s flush and load events (subclasses included); return the
     function that stops listening."""
     model = spec.model
+    # Weakly: a binding dropped without close() stops acting once collected (its models'
+    # personal columns then refuse plaintext writes and load as tokens).
+    alive = weakref.ref(privacy)
     rows = privacy.rows
     personal = spec.personal
     table = spec.model.__table__
@@ -135,6 +139,8 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
     # The hot listeners (insert, load) are registered ``raw``: they receive the
     # InstanceState itself, which spares the ORM a wrapper call per object.
     def before_insert(_mapper: Mapper[Any], _connection: Connection, state: Any) -> None:
+        if alive() is None:
+            return
         state_dict = state.dict
         key = state_dict.get(key_name)
         subject = state_dict.get(subject_name)
@@ -169,6 +175,8 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
             state_dict[_PLAIN] = stash
 
     def before_update(_mapper: Mapper[Any], connection: Connection, target: Any) -> None:
+        if alive() is None:
+            return
         state = attributes.instance_state(target)
         changed = [c.attribute for c in personal if state.attrs[c.attribute].history.added]
         moved = (
@@ -187,6 +195,8 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
             encrypt(target, state.dict, changed, set_attr=True)
 
     def before_delete(_mapper: Mapper[Any], connection: Connection, target: Any) -> None:
+        if alive() is None:
+            return
         identify(target, None)
         state = attributes.instance_state(target)
         refuse_restricted(connection, state.dict, "deletion")
@@ -200,6 +210,8 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
             )
 
     def after_insert(mapper: Mapper[Any], connection: Connection, state: Any) -> None:
+        if alive() is None:
+            return
         state_dict = state.dict
         plain = state_dict.pop(_PLAIN, None)
         if plain is not None:
@@ -220,6 +232,8 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
         after_write(mapper, connection, state.obj())
 
     def after_write(_mapper: Mapper[Any], connection: Connection, target: Any) -> None:
+        if alive() is None:
+            return
         state = attributes.instance_state(target)
         stashed = state.info.pop(_STASH, None)
         if stashed is None:
@@ -268,6 +282,8 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
             state_dict[name] = rows.decrypt_text(spec, column, key, subject, token)
 
     def on_load(state: Any, _context: Any) -> None:
+        if alive() is None:
+            return
         state_dict = state.dict
         base: str | None = None
         subject = ""
@@ -294,6 +310,8 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
                 )
 
     def on_refresh(target: Any, _context: Any, names: Any) -> None:
+        if alive() is None:
+            return
         decrypt(target, None if names is None else set(names))
 
     listeners: list[tuple[str, Callable[..., None], bool]] = [

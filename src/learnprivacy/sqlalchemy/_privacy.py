@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
@@ -49,6 +50,19 @@ _PENDING = "learnprivacy.pending_shreds"
 _HOOKED = "learnprivacy.after_commit"
 _AUDIT_PENDING = "learnprivacy.audit_outbox"
 
+
+def _once(function: Callable[[], None]) -> Callable[[], None]:
+    """``function``, run at most once however often it is called."""
+    done: list[bool] = []
+
+    def run() -> None:
+        if not done:
+            done.append(True)
+            function()
+
+    return run
+
+
 SessionSource = Session | scoped_session[Any] | Callable[[], Session]
 
 
@@ -66,8 +80,8 @@ def _subject_text(subject: object) -> str:
     return str(subject)
 
 
-def _mappers_of(base: Any) -> tuple[Any, list[Any]]:
-    """The MetaData and mappers of a declarative base, a registry or SQLModel."""
+def _mappers_of(base: Any) -> tuple[Any, Any, list[Any]]:
+    """The registry, MetaData and mappers of a declarative base, a registry or SQLModel."""
     registry = getattr(base, "registry", None)
     if registry is None:
         registry = getattr(base, "_sa_registry", None)
@@ -75,7 +89,7 @@ def _mappers_of(base: Any) -> tuple[Any, list[Any]]:
         registry = base
     if registry is None or not hasattr(registry, "mappers"):
         raise ConfigurationError("LearnPrivacy binds to a declarative base, a registry or SQLModel")
-    return registry.metadata, list(registry.mappers)
+    return registry, registry.metadata, list(registry.mappers)
 
 
 class LearnPrivacy:
@@ -129,7 +143,7 @@ class LearnPrivacy:
             raise ValidationError("actor must be non-empty text", field="actor")
         if schedule is not None and not isinstance(schedule, Schedule):
             raise ConfigurationError("schedule must be a Schedule")
-        metadata, mappers = _mappers_of(base)
+        self._registry, metadata, mappers = _mappers_of(base)
         # Declarations first: a model that fails its checks must not touch the key store.
         specs = [spec for spec in map(_spec_of, mappers) if spec is not None]
         store, self._keys_url = open_key_store(keys)
@@ -181,33 +195,39 @@ class LearnPrivacy:
         from learnprivacy.sqlalchemy._events import install
 
         for spec in self._specs.values():
-            if getattr(spec.model, "__learnprivacy_bound__", None) is not None:
+            bound = getattr(spec.model, "__learnprivacy_bound__", None)
+            if bound is not None and bound() is not None:
                 raise ConfigurationError(
                     f"{spec.table} is already bound to a LearnPrivacy (close() it first)"
                 )
+        for spec in self._specs.values():
+            # A binding dropped without close(): its listeners went inert when it was
+            # collected; they are removed now, outside any event.
+            stale = spec.model.__dict__.get("__learnprivacy_unbind__")
+            if stale is not None:
+                stale()
         self._uninstall: list[Callable[[], None]] = []
         for spec in self._specs.values():
-            spec.model.__learnprivacy_bound__ = self
-            self._uninstall.append(install(self, spec))
+            uninstall = install(self, spec)
+            # Weakly: the model must not keep a dropped binding alive.
+            spec.model.__learnprivacy_bound__ = weakref.ref(self)
+            spec.model.__learnprivacy_unbind__ = _once(uninstall)
+            self._uninstall.append(spec.model.__learnprivacy_unbind__)
         # What the flush hook reads per new object: subject attribute, scope, personal names.
         self._flush_plans = {
             spec.model: (spec.subject, spec.scope, tuple(c.attribute for c in spec.personal))
             for spec in self._specs.values()
             if spec.personal
         }
-        from sqlalchemy import event
-
-        event.listen(Session, "before_flush", self._before_flush)
-        event.listen(Session, "after_flush", self._after_flush)
-        self._uninstall.append(lambda: event.remove(Session, "before_flush", self._before_flush))
-        self._uninstall.append(lambda: event.remove(Session, "after_flush", self._after_flush))
         # Ordinary queries leave restricted rows out and decrypt personal columns selected
-        # on their own (see _queries).
+        # on their own (see _queries). The session-wide hooks reach this binding through
+        # _scope, weakly, and only for statements on its own tables.
         from learnprivacy.sqlalchemy._queries import query_listener
+        from learnprivacy.sqlalchemy._scope import attach
 
-        on_execute = query_listener(self)
-        event.listen(Session, "do_orm_execute", on_execute)
-        self._uninstall.append(lambda: event.remove(Session, "do_orm_execute", on_execute))
+        self._table_set = frozenset(spec.model.__table__ for spec in self._specs.values())
+        self._query_hooks = query_listener(self)
+        attach(self)
 
     def _after_flush(self, session: Session, _context: Any) -> None:
         """Audit the rows of declared tables the application deleted in this flush.
@@ -286,12 +306,17 @@ class LearnPrivacy:
 
         The key database's connections are closed too. Idempotent.
         """
+        from learnprivacy.sqlalchemy._scope import detach
+
+        detach(self)
         for uninstall in self._uninstall:
             uninstall()
         self._uninstall = []
         for spec in self._specs.values():
-            if getattr(spec.model, "__learnprivacy_bound__", None) is self:
+            bound = getattr(spec.model, "__learnprivacy_bound__", None)
+            if bound is not None and bound() is self:
                 spec.model.__learnprivacy_bound__ = None
+                spec.model.__learnprivacy_unbind__ = None
         store = self._keyring.store
         close = getattr(store, "close", None)
         if not callable(close):
@@ -348,7 +373,8 @@ class LearnPrivacy:
         learner stays readable. Keys that erasures committed but did not shred yet are
         shredded first. Interrupted, nothing is lost and calling it again finishes. The
         audit entry (counts only) is committed with ``session``. Other processes bound to
-        the same key database must be restarted after a compaction.
+        the same key database keep running: each key they write afterwards is checked
+        against the key database's current epoch and wrapped under it.
         """
         now = _aware(now)
         if self._key_db is None or self._vault is None:

@@ -1,7 +1,7 @@
 """What the application's own ORM queries see: no restricted row, clear values only.
 
-One ``do_orm_execute`` listener on every :class:`~sqlalchemy.orm.Session` does two things
-to the ORM ``SELECT`` statements that involve a bound model:
+The process-wide ``do_orm_execute`` listener (``_scope``) hands the ORM ``SELECT``
+statements that involve a binding's models to that binding, which does two things:
 
 - it adds, with ``with_loader_criteria``, a condition that leaves out the rows whose
   processing is restricted (GDPR Art. 18): an ordinary query, a ``Session.get``, a
@@ -33,7 +33,7 @@ from learnprivacy.sqlalchemy._tables import RESTRICTED
 if TYPE_CHECKING:
     from learnprivacy.sqlalchemy._privacy import LearnPrivacy
 
-__all__ = ["INCLUDE_RESTRICTED", "query_listener"]
+__all__ = ["INCLUDE_RESTRICTED", "PersonalColumns", "decrypt_columns", "query_listener"]
 
 #: The execution option that lets a statement see restricted rows.
 INCLUDE_RESTRICTED = "include_restricted"
@@ -56,46 +56,46 @@ def _not_restricted(privacy: LearnPrivacy, spec: ModelSpec) -> Any:
     )
 
 
-def query_listener(privacy: LearnPrivacy) -> Callable[[ORMExecuteState], Any]:
-    """The ``do_orm_execute`` listener of ``privacy``'s bound models."""
-    # Every ORM SELECT gets every bound model's condition: an entity may be reached
+#: A binding's personal columns, as the column decryption reads them:
+#: model -> attribute -> (the binding's row cipher, the model's spec, the column's spec).
+PersonalColumns = dict[type[Any], dict[str, tuple[Any, ModelSpec, ColumnSpec]]]
+
+
+def query_listener(
+    privacy: LearnPrivacy,
+) -> tuple[Callable[[ORMExecuteState], None], PersonalColumns]:
+    """What ``do_orm_execute`` does for ``privacy``'s bound models, for a statement that
+    involves them (see ``_scope``): the step that leaves restricted rows out, and the
+    personal columns that :func:`decrypt_columns` gives back in clear."""
+    # The statement gets every bound model's condition: an entity may be reached
     # through select_from, a join or a subquery without appearing among the columns, and
     # a condition on an entity the statement does not use costs nothing.
     criteria = [
         with_loader_criteria(spec.model, _not_restricted(privacy, spec), include_aliases=True)
         for spec in privacy.specs
     ]
-    by_mapper = {inspect(spec.model): spec for spec in privacy.specs}
-    personal = {
-        spec.model: {c.attribute: c for c in spec.personal}
+    rows = privacy.rows
+    personal: PersonalColumns = {
+        spec.model: {c.attribute: (rows, spec, c) for c in spec.personal}
         for spec in privacy.specs
         if spec.personal
     }
 
-    def on_execute(state: ORMExecuteState) -> Any:
-        if not state.is_select or state.is_column_load:
-            return None
-        statement = state.statement
+    def restrict(state: ORMExecuteState) -> None:
         if not state.execution_options.get(INCLUDE_RESTRICTED, False):
-            statement = statement.options(*criteria)
-            state.statement = statement
-        if state.is_relationship_load or not isinstance(statement, Select):
-            return None
-        if not any(m in by_mapper for m in state.all_mappers):
-            return None
-        return _decrypt_columns(privacy, state, statement, personal)
+            state.statement = state.statement.options(*criteria)
 
-    return on_execute
+    return restrict, personal
 
 
-def _decrypt_columns(
-    privacy: LearnPrivacy,
-    state: ORMExecuteState,
-    statement: Select[Any],
-    personal: dict[type[Any], dict[str, ColumnSpec]],
-) -> Any:
-    """Run a statement selecting personal columns alone and give back clear values."""
-    wanted: list[tuple[int, ModelSpec, ColumnSpec, Any]] = []
+def decrypt_columns(state: ORMExecuteState, personal: PersonalColumns) -> Any:
+    """Run a statement selecting personal columns alone and give back clear values
+    (``None``: the statement runs as it is). ``personal`` may hold the columns of several
+    bindings: each value is decrypted by its own."""
+    statement = state.statement
+    if state.is_relationship_load or not isinstance(statement, Select) or not personal:
+        return None
+    wanted: list[tuple[int, Any, ModelSpec, ColumnSpec, Any]] = []
     for position, description in enumerate(statement.column_descriptions):
         entity = description.get("entity")
         expression = description.get("expr")
@@ -109,7 +109,8 @@ def _decrypt_columns(
         name = getattr(expression, "key", None)
         if columns is None or name not in columns:
             continue
-        wanted.append((position, privacy.spec(mapper.class_), columns[name], entity))
+        cipher, spec, column = columns[name]
+        wanted.append((position, cipher, spec, column, entity))
     if not wanted:
         return None
     if statement._group_by_clauses:
@@ -119,7 +120,7 @@ def _decrypt_columns(
     extra: list[Any] = []
     slots: dict[int, tuple[int, int]] = {}
     entities: dict[int, tuple[int, int]] = {}
-    for position, spec, _column, entity in wanted:
+    for position, _cipher, spec, _column, entity in wanted:
         if id(entity) not in entities:
             key_at = width + len(extra)
             extra.append(getattr(entity, spec.primary_key).label(f"lp_key_{len(extra)}"))
@@ -129,19 +130,21 @@ def _decrypt_columns(
         slots[position] = entities[id(entity)]
     result = state.invoke_statement(statement=statement.add_columns(*extra))
     keys = list(result.keys())[:width]
-    rows = privacy.rows
-    plan = [(position, spec, column, *slots[position]) for position, spec, column, _ in wanted]
+    plan = [
+        (position, cipher, spec, column, *slots[position])
+        for position, cipher, spec, column, _ in wanted
+    ]
 
     def clear_rows() -> Iterator[Sequence[Any]]:
         try:
             for row in result:
                 values = list(row[:width])
-                for position, spec, column, key_at, subject_at in plan:
+                for position, cipher, spec, column, key_at, subject_at in plan:
                     token = values[position]
                     if token is None:
                         continue
                     subject = row[subject_at]
-                    values[position] = rows.decrypt(
+                    values[position] = cipher.decrypt(
                         spec, column, row[key_at], "" if subject is None else str(subject), token
                     )
                 yield tuple(values)

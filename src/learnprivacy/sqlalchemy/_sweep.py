@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from learnprivacy._inplace import ModelSpec
 from learnprivacy._inplace._audit import rows_event, shred_event
 from learnprivacy._inplace._plan import decide_routine, with_activity
+from learnprivacy._validators import utc_if_naive
 from learnprivacy._vocabulary import Action
 from learnprivacy.retention import Hold, Schedule, Trigger
 from learnprivacy.sqlalchemy._tables import ANONYMISED, RESTRICTED
@@ -351,10 +352,9 @@ def _latest_activity(
             for learner, latest in connection.execute(query):
                 if latest is None:
                     continue
-                if isinstance(latest, dt.datetime) and latest.tzinfo is None:
-                    latest = latest.replace(tzinfo=dt.UTC)
                 if not isinstance(latest, dt.datetime):
                     continue
+                latest = utc_if_naive(latest)
                 current = found.get(str(learner))
                 if current is None or latest > current:
                     found[str(learner)] = latest

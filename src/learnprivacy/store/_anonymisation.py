@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, select
 
-from learnprivacy.errors import IntegrityError, ValidationError
+from learnprivacy._validators import require_aware
+from learnprivacy.errors import IntegrityError
 from learnprivacy.records import fields_of
 from learnprivacy.records._base import record_type, subject_of
 from learnprivacy.store._bulk import ids_in
@@ -111,8 +112,8 @@ def check_anonymised(
     personal value of ``known`` in any column, a quasi-identifier date not generalised
     to the store's granularity. ``learner_ids`` and ``record_ids`` (type name, id) name
     people and records no longer in ``known``. Names fields and counts, never values."""
-    if since is not None and (not isinstance(since, dt.datetime) or since.tzinfo is None):
-        raise ValidationError("since must be a timezone-aware datetime", field="since")
+    if since is not None:
+        require_aware(since, "since")
     facts = _Known(known, learner_ids, record_ids)
     problems: dict[str, int] = {}
     read = 0

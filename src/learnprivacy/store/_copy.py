@@ -31,6 +31,7 @@ from learnprivacy.crypto import Keyring
 from learnprivacy.errors import AuditTampered, ConfigurationError, IntegrityError, ValidationError
 from learnprivacy.store._bulk import bulk_insert
 from learnprivacy.store._engine import Database
+from learnprivacy.store._epochs import Vault
 from learnprivacy.store._keydb import KeyDatabase, default_keys_url
 from learnprivacy.store._migrate import VERSION_TABLE
 from learnprivacy.store._open import migrate
@@ -73,6 +74,7 @@ def copy_store(
     *,
     keyring: Keyring,
     keys: str | KeyDatabase | None = None,
+    vault: Vault | str | os.PathLike[str] | None = None,
     batch_size: int | None = None,
     samples: int = 100,
 ) -> CopyReport:
@@ -84,7 +86,9 @@ def copy_store(
 
     The wrapped keys are not copied: they stay in the source's key database, ``keys``
     (default: the SQLite source's sibling ``.keys.db``), which the copy uses too. Move
-    or back up the key database on its own (``learnprivacy keys backup``).
+    or back up the key database on its own (``learnprivacy keys backup``). ``vault`` is
+    the source's vault (as ``Store(..., vault=)``; default: the key database's), which
+    the copy shares with it.
 
     ``keyring`` holds the source's master key (the target uses the same one). Rows are
     read and written ``batch_size`` at a time, in one transaction on each side. Stop the
@@ -131,12 +135,12 @@ def copy_store(
         with _database(target_url) as target_db:
             with target_db.read() as connection:
                 _refuse_non_empty(connection)
-            with Store(source_url, keyring=keyring, keys=key_db) as source:
+            with Store(source_url, keyring=keyring, keys=key_db, vault=vault) as source:
                 source.audit.verify()
                 rows = source.batch_size if batch_size is None else batch_size
                 counts, picked = _copy(source, target_db, rows, samples)
                 committed = True
-                sampled = _verify(source, target_url, keyring, key_db, counts, picked)
+                sampled = _verify(source, target_url, keyring, key_db, vault, counts, picked)
                 audit_entries = len(source.audit)
                 dialects = source._db.engine.dialect.name, target_db.engine.dialect.name
                 store_id = source.store_id
@@ -323,12 +327,13 @@ def _verify(
     target_url: str,
     keyring: Keyring,
     key_db: KeyDatabase,
+    vault: Vault | str | os.PathLike[str] | None,
     counts: Mapping[str, int],
     picked: Sequence[tuple[RecordTable, Sequence[Any]]],
 ) -> int:
     # Opening the copy as a store checks its master key and binds its audit keys, which
     # derive from the copied blind-index key and store id.
-    with Store(target_url, keyring=keyring, keys=key_db) as target:
+    with Store(target_url, keyring=keyring, keys=key_db, vault=vault) as target:
         if target.store_id != source.store_id:
             raise IntegrityError("the copy has another store id than the source")
         try:

@@ -41,24 +41,26 @@ import json
 import os
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import Connection, func, insert, select, update
 
 from learnprivacy._progress import ProgressReporter
 from learnprivacy.crypto._master import MasterKey
 from learnprivacy.crypto._validate import KEY_SIZE
 from learnprivacy.errors import ConfigurationError, WrongMasterKeyError
-from learnprivacy.store._keydb import _KEYS, _META, KeyDatabase
+from learnprivacy.store._keydb import KeyDatabase
 
 if TYPE_CHECKING:
     from learnprivacy.crypto import Keyring
+    from learnprivacy.crypto._keystore import KeyEntry
 
 __all__ = [
     "CompactionReport",
+    "EpochKeys",
     "FileVault",
     "MemoryVault",
     "Vault",
@@ -78,6 +80,38 @@ _META_EPOCHS = "epochs"
 _META_COMPACTED_AT = "compacted_at"
 _META_EPOCH_NUMBER = "epoch_number"
 _META_ERASED_AT_COMPACTION = "erased_at_compaction"
+
+
+class EpochKeys(Protocol):
+    """What compaction needs of a key store: the store's :class:`KeyDatabase` and
+    ``learnprivacy.django``'s key store both provide it. ``connection`` is whatever
+    :meth:`epoch_transaction` yields (a SQLAlchemy connection, a Django cursor): one
+    transaction holding the key store's epoch row exclusively."""
+
+    def epochs(self) -> tuple[str, str]: ...
+    def epoch_transaction(self) -> AbstractContextManager[tuple[Any, str, str]]: ...
+    def set_epochs(self, connection: Any, current: str, nxt: str) -> None: ...
+    def meta_in(self, connection: Any) -> dict[str, str]: ...
+    def put_meta(self, connection: Any, values: dict[str, str]) -> None: ...
+    def erased_in(self, connection: Any) -> int: ...
+    def read_meta(self) -> dict[str, str]: ...
+    def erased_subjects(self) -> int: ...
+    def counts(self) -> dict[str, int]: ...
+    def count_not_under(self, target: str) -> int: ...
+    def rewrap_all_in(
+        self,
+        connection: Any,
+        target: str,
+        rewrap: Callable[[Sequence[KeyEntry]], list[KeyEntry]],
+    ) -> int: ...
+    def rewrap_live(
+        self,
+        target: str,
+        rewrap: Callable[[str, str, str, str, bytes], bytes],
+        *,
+        batch_size: int = ...,
+        progress: Any = ...,
+    ) -> int: ...
 
 
 class Vault(Protocol):
@@ -327,7 +361,7 @@ def _loader(keyring: Keyring, vault: Vault) -> Callable[[str], bytes | None]:
     return load
 
 
-def open_epochs(keyring: Keyring, keys: KeyDatabase, vault: Vault) -> dict[str, Any] | None:
+def open_epochs(keyring: Keyring, keys: EpochKeys, vault: Vault) -> dict[str, Any] | None:
     """Give ``keyring`` the epoch keys of ``vault``; the vault state (``None``: no epoch
     yet, data keys wrapped directly under the master key).
 
@@ -359,7 +393,7 @@ def open_epochs(keyring: Keyring, keys: KeyDatabase, vault: Vault) -> dict[str, 
             epochs, stale = _unwrap_epochs(state, _masters(keyring))
             if not current and state.get("current"):
                 # A key database compacted before it recorded its epochs: the vault says.
-                if not _meta_in(connection).get(_META_EPOCHS):
+                if not keys.meta_in(connection).get(_META_EPOCHS):
                     raise ConfigurationError(
                         f"the vault ({vault.describe()}) holds epoch keys but this key "
                         "database was never compacted: is it the vault of another store?"
@@ -383,41 +417,17 @@ def open_epochs(keyring: Keyring, keys: KeyDatabase, vault: Vault) -> dict[str, 
     return state
 
 
-def _read_meta(keys: KeyDatabase) -> dict[str, str]:
-    with keys.database.read() as connection:
-        return _meta_in(connection)
+def _read_meta(keys: EpochKeys) -> dict[str, str]:
+    return keys.read_meta()
 
 
-def _meta_in(connection: Connection) -> dict[str, str]:
-    return {str(k): str(v) for k, v in connection.execute(select(_META.c.key, _META.c.value))}
-
-
-def _put_meta(connection: Connection, values: dict[str, str]) -> None:
-    existing = {
-        str(k) for (k,) in connection.execute(select(_META.c.key).where(_META.c.key.in_(values)))
-    }
-    for key, value in values.items():
-        if key in existing:
-            connection.execute(update(_META).where(_META.c.key == key).values(value=value))
-        else:
-            connection.execute(insert(_META), [{"key": key, "value": value}])
-
-
-def _erased_in(connection: Connection) -> int:
-    found = connection.execute(
-        select(func.count(func.distinct(_KEYS.c.subject_ref))).where(_KEYS.c.state == "shredded")
-    ).scalar()
-    return int(found or 0)
-
-
-def erased_subjects(keys: KeyDatabase) -> int:
+def erased_subjects(keys: EpochKeys) -> int:
     """How many subjects have a shredded key (learners erased, in part or all, by an
     erasure request or by retention)."""
-    with keys.database.read() as connection:
-        return _erased_in(connection)
+    return keys.erased_subjects()
 
 
-def epoch_status(keys: KeyDatabase, vault: Vault) -> dict[str, Any]:
+def epoch_status(keys: EpochKeys, vault: Vault) -> dict[str, Any]:
     """Epoch number, last compaction, subjects erased since it, and the vault in use."""
     meta = _read_meta(keys)
     erased = erased_subjects(keys)
@@ -441,7 +451,7 @@ class CompactionReport(dict[str, Any]):
 
 def compact(
     keyring: Keyring,
-    keys: KeyDatabase,
+    keys: EpochKeys,
     vault: Vault,
     *,
     now: dt.datetime,
@@ -491,19 +501,18 @@ def compact(
             vault.write(_state(master, epochs, current or None, nxt, number=_number(state)))
             keys.set_epochs(connection, current, nxt)
         # From here on the key database cannot be opened without the vault.
-        _put_meta(connection, {_META_EPOCHS: "1"})
+        keys.put_meta(connection, {_META_EPOCHS: "1"})
     rewrapped = 0
     if not trim_only:
         keyring.use_epoch(epochs[nxt], others=[raw for eid, raw in epochs.items() if eid != nxt])
-        rewrapped = keyring.rewrap(progress=progress, batch_size=batch_size)
+        rewrapper = keyring._rewrapper(nxt)
+        if progress is not None:
+            progress.expect(keys.count_not_under(nxt))
+        rewrapped = keys.rewrap_live(nxt, rewrapper, batch_size=batch_size, progress=progress)
         # Keys written under the current epoch meanwhile: few enough to be re-wrapped
         # in the switch's transaction, which blocks every writer of a key.
-        while _count_not_under(keys, nxt) > batch_size:
-            keyring.use_epoch(
-                epochs[nxt], others=[raw for eid, raw in epochs.items() if eid != nxt]
-            )
-            rewrapped += keyring.rewrap(batch_size=batch_size)
-        keyring.use_epoch(epochs[nxt], others=[raw for eid, raw in epochs.items() if eid != nxt])
+        while keys.count_not_under(nxt) > batch_size:
+            rewrapped += keys.rewrap_live(nxt, rewrapper, batch_size=batch_size)
         rewrapped += _switch(keyring, keys, nxt, at=now.astimezone(dt.UTC).isoformat())
     state = _trim_vault(keyring, keys, vault)
     for eid in epochs:
@@ -524,7 +533,7 @@ def _number(state: dict[str, Any] | None) -> int:
     return 0 if state is None else int(state.get("number", 0))
 
 
-def _switch(keyring: Keyring, keys: KeyDatabase, nxt: str, *, at: str) -> int:
+def _switch(keyring: Keyring, keys: EpochKeys, nxt: str, *, at: str) -> int:
     """The last re-wrap pass and the switch of the current epoch, one transaction."""
     with keys.epoch_transaction() as (connection, current, pending):
         if current == nxt:
@@ -538,19 +547,19 @@ def _switch(keyring: Keyring, keys: KeyDatabase, nxt: str, *, at: str) -> int:
             connection, nxt, lambda entries: keyring._rewrap_for_epoch(nxt, entries)
         )
         keys.set_epochs(connection, nxt, "")
-        number = int(_meta_in(connection).get(_META_EPOCH_NUMBER, "0")) + 1
-        _put_meta(
+        number = int(keys.meta_in(connection).get(_META_EPOCH_NUMBER, "0")) + 1
+        keys.put_meta(
             connection,
             {
                 _META_EPOCH_NUMBER: str(number),
                 _META_COMPACTED_AT: at,
-                _META_ERASED_AT_COMPACTION: str(_erased_in(connection)),
+                _META_ERASED_AT_COMPACTION: str(keys.erased_in(connection)),
             },
         )
     return count
 
 
-def _trim_vault(keyring: Keyring, keys: KeyDatabase, vault: Vault) -> dict[str, Any]:
+def _trim_vault(keyring: Keyring, keys: EpochKeys, vault: Vault) -> dict[str, Any]:
     """Rewrite the vault to hold exactly the epochs the key database names (under the
     epoch row, so that no compaction starts meanwhile): the previous epoch key goes."""
     master = MasterKey(keyring.export_master_key())
@@ -563,7 +572,7 @@ def _trim_vault(keyring: Keyring, keys: KeyDatabase, vault: Vault) -> dict[str, 
                 f"the vault ({vault.describe()}) does not hold an epoch key the key "
                 "database names: is it the vault of this key database?"
             )
-        meta = _meta_in(connection)
+        meta = keys.meta_in(connection)
         fresh = _state(
             master,
             keep,
@@ -580,13 +589,3 @@ def _trim_vault(keyring: Keyring, keys: KeyDatabase, vault: Vault) -> dict[str, 
             state = fresh
     keyring.use_epoch(keep.get(current))
     return state
-
-
-def _count_not_under(keys: KeyDatabase, epoch_id: str) -> int:
-    with keys.database.read() as connection:
-        found = connection.execute(
-            select(func.count())
-            .select_from(_KEYS)
-            .where(_KEYS.c.state != "shredded", _KEYS.c.master_key_id != epoch_id)
-        ).scalar()
-    return int(found or 0)

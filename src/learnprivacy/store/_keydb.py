@@ -33,6 +33,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    func,
     insert,
     or_,
     select,
@@ -59,6 +60,7 @@ __all__ = [
     "KeyEpochError",
     "KeyRace",
     "default_keys_url",
+    "epoch_guarded",
 ]
 
 #: The key database's own metadata: never mixed with the records database's tables.
@@ -193,6 +195,16 @@ def _guard_epoch(
     read locked, so no compaction switches epochs until this transaction ends.
     """
     current, nxt = _read_epochs(connection, lock="share")
+    return epoch_guarded(current, nxt, entries, rewrap)
+
+
+def epoch_guarded(
+    current: str, nxt: str, entries: Sequence[KeyEntry], rewrap: EpochRewrap | None
+) -> Sequence[KeyEntry]:
+    """``entries`` as they may be written while the key store names epochs ``current``
+    and ``nxt`` (read locked in the writing transaction): re-wrapped by ``rewrap`` if
+    under another key, :class:`KeyEpochError` if that cannot be done. Shared by every
+    key store that checks epochs (this one, ``learnprivacy.django``'s)."""
     if not current:
         # No epoch yet: data keys are wrapped under the master key, which no compaction
         # destroys (the first compaction re-wraps whatever was written meanwhile).
@@ -638,6 +650,116 @@ class KeyDatabase:
     def set_epochs(connection: Connection, current: str, nxt: str) -> None:
         """Record ``(current, next)`` inside :meth:`epoch_transaction`."""
         _write_epochs(connection, current, nxt)
+
+    @staticmethod
+    def meta_in(connection: Connection) -> dict[str, str]:
+        """The key database's state entries (``lpk_meta``), inside a transaction."""
+        return {str(k): str(v) for k, v in connection.execute(select(_META.c.key, _META.c.value))}
+
+    @staticmethod
+    def put_meta(connection: Connection, values: dict[str, str]) -> None:
+        """Set state entries inside :meth:`epoch_transaction`."""
+        existing = {
+            str(k)
+            for (k,) in connection.execute(select(_META.c.key).where(_META.c.key.in_(values)))
+        }
+        for key, value in values.items():
+            if key in existing:
+                connection.execute(update(_META).where(_META.c.key == key).values(value=value))
+            else:
+                connection.execute(insert(_META), [{"key": key, "value": value}])
+
+    @staticmethod
+    def erased_in(connection: Connection) -> int:
+        """How many subjects have a shredded key, inside a transaction."""
+        found = connection.execute(
+            select(func.count(func.distinct(_KEYS.c.subject_ref))).where(
+                _KEYS.c.state == KeyState.SHREDDED.value
+            )
+        ).scalar()
+        return int(found or 0)
+
+    def read_meta(self) -> dict[str, str]:
+        """The key database's state entries (``lpk_meta``)."""
+        with self._db.read() as connection:
+            return self.meta_in(connection)
+
+    def erased_subjects(self) -> int:
+        """How many subjects have a shredded key."""
+        with self._db.read() as connection:
+            return self.erased_in(connection)
+
+    def rewrap_live(
+        self,
+        target: str,
+        rewrap: Callable[[str, str, str, str, bytes], bytes],
+        *,
+        batch_size: int = 5_000,
+        progress: Any = None,
+    ) -> int:
+        """Re-wrap under epoch ``target`` every live key not under it yet, ``batch_size``
+        per transaction; how many. ``rewrap(subject, scope, key_id, wrapping_id,
+        wrapped)`` returns the key wrapped under ``target``.
+
+        For compaction's bulk pass: rows are read and written as plain tuples, and each
+        update applies only if the row is still wrapped as it was read (a concurrent
+        writer's change wins). Each batch checks, under the epoch row, that ``target`` is
+        still the current or next epoch. Batches commit without waiting for the disk on
+        SQLite: the switch that ends a compaction commits durably, and with it every
+        batch before it; a batch lost to a power cut leaves keys under the old epoch,
+        which the vault still holds until that switch.
+        """
+        select_sql = (
+            "SELECT subject_ref, scope, key_id, master_key_id, wrapped FROM lpk_keys "
+            "WHERE (subject_ref, key_id) > (?, ?) AND state <> ? AND master_key_id <> ? "
+            "ORDER BY subject_ref, key_id LIMIT ?"
+        )
+        update_sql = (
+            "UPDATE lpk_keys SET master_key_id = ?, wrapped = ? "
+            "WHERE subject_ref = ? AND key_id = ? AND master_key_id = ? AND state <> ?"
+        )
+        if self._db.engine.dialect.paramstyle != "qmark":
+            select_sql = select_sql.replace("?", "%s")
+            update_sql = update_sql.replace("?", "%s")
+        shredded = KeyState.SHREDDED.value
+        count = 0
+        after = ("", "")
+        while True:
+            with self._db.read() as connection:
+                rows = connection.exec_driver_sql(
+                    select_sql, (after[0], after[1], shredded, target, batch_size)
+                ).fetchall()
+            if not rows:
+                return count
+            updates = [
+                (
+                    target,
+                    rewrap(ref, scope, key_id, wrapping, bytes(wrapped)),
+                    *(ref, key_id, wrapping, shredded),
+                )
+                for ref, scope, key_id, wrapping, wrapped in rows
+            ]
+            with self._db.write(relaxed=True) as connection:
+                current, nxt = _read_epochs(connection, lock="share")
+                if current and target not in (current, nxt):
+                    raise KeyEpochError(
+                        "another compaction moved the key database to another epoch "
+                        "meanwhile: run the compaction again"
+                    )
+                count += int(connection.exec_driver_sql(update_sql, updates).rowcount)
+            if progress is not None:
+                progress.advance(len(rows))
+            after = (rows[-1][0], rows[-1][2])
+
+    def count_not_under(self, target: str) -> int:
+        """How many live keys are not wrapped under ``target``."""
+        with self._db.read() as connection:
+            found = connection.execute(
+                select(func.count())
+                .select_from(_KEYS)
+                .where(_KEYS.c.state != KeyState.SHREDDED.value, _KEYS.c.master_key_id != target)
+            ).scalar()
+        return int(found or 0)
 
     @staticmethod
     def rewrap_all_in(

@@ -5,6 +5,10 @@ object of class ``CKO_DATA``; each write creates a new object and then destroys 
 previous ones, so after a compaction the object that held the destroyed epoch key is
 gone from the token. Killed between the two steps, the token holds both; the newest
 (highest sequence) wins and the next write destroys the other.
+
+Optionally the token keeps the master key too (:meth:`Pkcs11Vault.write_master_key`,
+read back by ``Keyring.from_vault``): one more private, read-only data object, written
+once and never overwritten, so that no file or environment variable holds it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ __all__ = ["Pkcs11Vault"]
 _LIBS: dict[str, Any] = {}
 _LOCK = threading.Lock()
 _APPLICATION = "learnprivacy"
+_MASTER_SIZE = 32
 
 
 def _lib(module: str) -> Any:
@@ -114,6 +119,62 @@ class Pkcs11Vault:
         with self._session() as session:
             found = self._objects(session)
         return found[-1][1] if found else None
+
+    @property
+    def _master_label(self) -> str:
+        return f"{self.label}-master-key"
+
+    def read_master_key(self) -> bytes:
+        """The master key kept in the token by :meth:`write_master_key`.
+
+        Raises :class:`~learnprivacy.errors.ConfigurationError` if the token holds none
+        (or the PIN or token is wrong); the message never holds key material.
+        """
+        from pkcs11 import Attribute, ObjectClass
+
+        with self._session() as session:
+            found = [
+                bytes(obj[Attribute.VALUE])
+                for obj in session.get_objects(
+                    {Attribute.CLASS: ObjectClass.DATA, Attribute.LABEL: self._master_label}
+                )
+            ]
+        if len(found) != 1 or len(found[0]) != _MASTER_SIZE:
+            raise ConfigurationError(
+                f"PKCS#11 token {self.token!r} holds no master key under label "
+                f"{self._master_label!r}: write it once with Pkcs11Vault.write_master_key"
+            )
+        return found[0]
+
+    def write_master_key(self, master_key: bytes) -> None:
+        """Keep ``master_key`` (32 bytes) in the token, as a private, read-only object.
+
+        Written once: a token that already holds a master key under this vault's label is
+        left alone (:class:`~learnprivacy.errors.ConfigurationError`), as overwriting it
+        would lose every key it protects. Keep a copy offline, as for any master key.
+        """
+        from pkcs11 import Attribute, ObjectClass
+
+        if not isinstance(master_key, bytes) or len(master_key) != _MASTER_SIZE:
+            raise ConfigurationError(f"the master key must be {_MASTER_SIZE} bytes")
+        with self._session() as session:
+            query = {Attribute.CLASS: ObjectClass.DATA, Attribute.LABEL: self._master_label}
+            if any(True for _ in session.get_objects(query)):
+                raise ConfigurationError(
+                    f"PKCS#11 token {self.token!r} already holds a master key under label "
+                    f"{self._master_label!r}; it is never overwritten"
+                )
+            session.create_object(
+                {
+                    Attribute.CLASS: ObjectClass.DATA,
+                    Attribute.TOKEN: True,
+                    Attribute.PRIVATE: True,
+                    Attribute.MODIFIABLE: False,
+                    Attribute.LABEL: self._master_label,
+                    Attribute.APPLICATION: _APPLICATION,
+                    Attribute.VALUE: master_key,
+                }
+            )
 
     def write(self, state: dict[str, Any]) -> None:
         """Create the object of the new state, then destroy every older one."""

@@ -282,6 +282,9 @@ class RecordTable:
         columns.append(Column(RESTRICTED, DateTime(), nullable=True))
         columns.append(Column(REASON, Text(), nullable=True))
         columns.append(Column(ANONYMISED, DateTime(), nullable=True))
+        # The re-check after an anonymisation reads the rows anonymised since a moment
+        # (``lp_anonymised_at >= since``): an index, not a scan of the whole table.
+        indexes.append(Index(f"ix_{tname}_{ANONYMISED}", ANONYMISED))
         return Table(tname, METADATA, *columns, *indexes)
 
     def __repr__(self) -> str:

@@ -10,19 +10,11 @@ import hashlib
 import json
 import unicodedata
 
+from learnprivacy.synthetic import FAMILY_NAMES, GIVEN_NAMES
 from learnprivacy.testing._moodle_state import DAY, SiteState
 
 __all__ = ["add_logs", "add_policies", "add_users"]
 
-_GIVEN = (
-    "Ana Léa Hugo Inès Jules Louise Malik Nora Paul Sofia Tom Yasmine Lucas Emma Noah Chloé "
-    "Adam Jade Gabriel Lina Arthur Rose Louis Zoé Maël Alice Sacha Mila Nathan Anaïs"
-).split()
-_FAMILY = (
-    "Martin Bernard Dubois Thomas Robert Richard Petit Durand Leroy Moreau Simon Laurent "
-    "Lefebvre Michel Garcia David Bertrand Roux Vincent Fournier Morel Girard Andre Mercier "
-    "Dupont Lambert Bonnet Francois Martinez Peeters Janssens Maes Jacobs Mertens Willems"
-).split()
 _DOMAINS = ("example.org", "example.net", "example.com")
 # Addresses typed into Moodle before validation was enforced, or by imports.
 _BAD_EMAILS = ("{u}@", "{u}", "{u} @example.org", "{u}@entreprise", "{u}@@example.org")
@@ -106,7 +98,7 @@ def add_users(state: SiteState, count: int) -> None:
     _builtin_accounts(state)
     for n in range(count):
         uid = 3 + n
-        given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
+        given, family = rng.choice(GIVEN_NAMES), rng.choice(FAMILY_NAMES)
         username = _ascii(f"{given}.{family}{uid}")
         email = f"{username}@{rng.choice(_DOMAINS)}"
         created = state.moment(state.start, state.now - 7 * DAY)

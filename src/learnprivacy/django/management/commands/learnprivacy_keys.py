@@ -1,5 +1,5 @@
 """``manage.py learnprivacy_keys``: the key store's status, checks, reconciliation,
-master-key rotation and backups."""
+master-key rotation, key compaction and backups."""
 
 from __future__ import annotations
 
@@ -34,17 +34,20 @@ class _Progress:
 
 
 class Command(PrivacyCommand):
-    """``status``, ``verify``, ``reconcile``, ``rotate`` (``--resume``), ``backup PATH``."""
+    """``status``, ``verify``, ``reconcile``, ``rotate`` (``--resume``), ``compact``,
+    ``backup PATH``."""
 
     help = (
         "Key store status, verification, shredding left pending by a crash, master-key "
-        "rotation (resumable) and backups of a SQLite key store."
+        "rotation (resumable), key compaction (resumable) and backups of a SQLite key store."
     )
     changes_data = True
 
     def add_arguments(self, parser: Any) -> None:
         """The action and its options."""
-        parser.add_argument("action", choices=["status", "verify", "reconcile", "rotate", "backup"])
+        parser.add_argument(
+            "action", choices=["status", "verify", "reconcile", "rotate", "compact", "backup"]
+        )
         parser.add_argument("path", nargs="?", help="backup: the file to write (must not exist)")
         parser.add_argument(
             "--resume",
@@ -55,7 +58,7 @@ class Command(PrivacyCommand):
             "--batch-size",
             type=int,
             default=5_000,
-            help="rotate: keys rewritten per transaction",
+            help="rotate, compact: keys rewritten per transaction",
         )
         super().add_arguments(parser)
 
@@ -68,6 +71,8 @@ class Command(PrivacyCommand):
             raise CommandError(f"{action} takes no path")
         if action == "rotate":
             self._rotate(options)
+        elif action == "compact":
+            self._compact(options)
         elif action == "backup":
             self._backup(options)
         elif action == "verify":
@@ -100,6 +105,34 @@ class Command(PrivacyCommand):
                 "PREVIOUS_MASTER_KEYS_ENV may now be removed"
             )
         self.emit(options, report.to_dict(), text)
+
+    def _compact(self, options: dict[str, Any]) -> None:
+        from django.core.management.base import CommandError
+
+        from learnprivacy.django._keys import compact_keys
+
+        if options["batch_size"] < 1:
+            raise CommandError("--batch-size must be at least 1")
+        data = compact_keys(
+            now=self.now(options),
+            dry_run=options["dry_run"],
+            batch_size=options["batch_size"],
+            progress=_Progress(options.get("verbosity", 1) == 0 or options["json"]),
+        )
+        if data["dry_run"]:
+            text = (
+                f"{data['to_rewrap']} keys would be re-wrapped under a new epoch key; "
+                f"epoch {data['epoch']}, {data['erased_awaiting_compaction']} erased learners "
+                f"awaiting compaction, vault {data['vault']}"
+            )
+        else:
+            text = (
+                f"epoch {data['epoch']}: {data['rewrapped']} keys re-wrapped"
+                f"{' (resumed)' if data['resumed'] else ''}; the previous epoch key is "
+                "destroyed: key-store copies taken before open nothing of the learners "
+                "erased before now"
+            )
+        self.emit(options, data, text)
 
     def _backup(self, options: dict[str, Any]) -> None:
         from django.core.management.base import CommandError
@@ -140,7 +173,7 @@ class Command(PrivacyCommand):
         )
 
     def _status(self, options: dict[str, Any]) -> None:
-        from learnprivacy.django._keys import key_store, rotation_under_way
+        from learnprivacy.django._keys import epoch_status, key_store, rotation_under_way
         from learnprivacy.django.models import PendingShred
 
         privacy = get_privacy()
@@ -152,6 +185,7 @@ class Command(PrivacyCommand):
             **counts,
             "pending_shreds": PendingShred.objects.using(privacy.using).count(),
             "rotation_under_way": rotation_under_way(),
+            **{f"epoch_{k}" if k == "vault" else k: v for k, v in epoch_status().items()},
         }
         self.emit(
             options,
