@@ -15,7 +15,10 @@ workers: the extra CPU that two workers cost), the spread of the rounds, and the
 average when each round started (the reference machine has 2 cores, and the PostgreSQL
 server's backends run on the same cores as the workers). Every round checks afterwards
 that the workers together erased exactly the expired learners and that no expired
-learner is left in the database.
+learner is left in the database. While the workers run, the server's backends for the
+store are sampled every 10 ms (``pg_stat_activity``): the share of samples waiting on a
+``Lock`` (a row, tuple or transaction lock another worker holds) shows whether anything
+still serialises the workers. One untimed pair of rounds warms the server first.
 
 Usage: ``python -m benchmarks.bench_sweep_scale [--full] [--rounds N]``: the default size
 (20,000 learners, pages of 1,000) takes seconds; ``--full`` is the issue's 200,000
@@ -34,8 +37,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +153,23 @@ class Bench:
         assert row is not None
         return int(row[0])
 
-    def round(self, workers: int, erasable: int) -> dict[str, float]:
+    def _sample_waits(self, name: str, stop: threading.Event, seen: Counter[str]) -> None:
+        """Count what the workers' server backends are doing, every 10 ms, until ``stop``
+        (autovacuum, which the deletions start, is not counted):
+        ``Lock:transactionid`` or ``Lock:tuple`` means one worker waits for another."""
+        import psycopg
+
+        with psycopg.connect(self.server.dsn_for("postgres"), autocommit=True) as connection:
+            while not stop.wait(0.01):
+                for event_type, event in connection.execute(
+                    "SELECT wait_event_type, wait_event FROM pg_stat_activity "
+                    "WHERE datname = %s AND state = 'active' "
+                    "AND backend_type = 'client backend'",
+                    (name,),
+                ):
+                    seen[f"{event_type}:{event}" if event_type else "running"] += 1
+
+    def round(self, workers: int, erasable: int) -> dict[str, Any]:
         """One sweep of a fresh clone by ``workers`` processes."""
         records, keys = self._clone(self.template), self._clone(self.keys_template)
         vault = self.work / f"{records}.vault"
@@ -178,6 +199,9 @@ class Bench:
                 if proc.stdout.readline().strip() != "ready":
                     raise RuntimeError(f"a sweep worker failed to start (exit {proc.wait()})")
             load = os.getloadavg()[0]
+            stop, waits = threading.Event(), Counter[str]()
+            sampler = threading.Thread(target=self._sample_waits, args=(records, stop, waits))
+            sampler.start()
             began = time.perf_counter()
             for proc in procs:
                 assert proc.stdin is not None
@@ -188,6 +212,8 @@ class Bench:
                 assert proc.stdout is not None
                 results.append(json.loads(proc.stdout.readline()))
             wall = time.perf_counter() - began
+            stop.set()
+            sampler.join()
             for proc in procs:
                 if proc.wait() != 0:
                     raise RuntimeError("a sweep worker failed")
@@ -202,6 +228,7 @@ class Bench:
                 "cpu": sum(float(r["cpu"]) for r in results),
                 "load": load,
                 "busiest": max(int(r["erased"]) for r in results) / erased,
+                "waits": waits,
             }
         finally:
             self.server.drop_database(records)
@@ -209,7 +236,7 @@ class Bench:
             vault.unlink(missing_ok=True)
 
 
-def measure(count: int, batch: int, rounds: int) -> dict[int, list[dict[str, float]]]:
+def measure(count: int, batch: int, rounds: int) -> dict[int, list[dict[str, Any]]]:
     """``rounds`` interleaved rounds of 1 then 2 workers on the same store contents."""
     from learnprivacy.testing.postgres import TemporaryPostgres
 
@@ -218,10 +245,13 @@ def measure(count: int, batch: int, rounds: int) -> dict[int, list[dict[str, flo
     erasable = expired(count)
     work = Path(tempfile.mkdtemp(prefix="lp-sweep-scale-"))
     try:
-        with TemporaryPostgres(settings={"max_connections": "50"}) as server:
+        with TemporaryPostgres(settings={"shared_buffers": "128MB"}) as server:
             bench = Bench(server, work, count, batch)
             bench.build()
-            found: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+            # One untimed pair first: the first clones meet a cold server cache.
+            for workers in (1, 2):
+                bench.round(workers, erasable)
+            found: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
             for _ in range(rounds):
                 for workers in (1, 2):
                     found[workers].append(bench.round(workers, erasable))
@@ -230,7 +260,7 @@ def measure(count: int, batch: int, rounds: int) -> dict[int, list[dict[str, flo
         shutil.rmtree(work, ignore_errors=True)
 
 
-def rows(count: int, batch: int, found: dict[int, list[dict[str, float]]]) -> list[dict[str, Any]]:
+def rows(count: int, batch: int, found: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """The speed-up row and the CPU row, with spreads and load averages."""
     one, two = found[1], found[2]
     speedups = [a["wall"] / b["wall"] for a, b in zip(one, two, strict=True)]
@@ -239,6 +269,10 @@ def rows(count: int, batch: int, found: dict[int, list[dict[str, float]]]) -> li
     cpu1 = statistics.median(r["cpu"] for r in one)
     cpu2 = statistics.median(r["cpu"] for r in two)
     loads = [r["load"] for r in one + two]
+    waits: Counter[str] = sum((r["waits"] for r in two), Counter())
+    lock_share = sum(v for k, v in waits.items() if k.startswith("Lock:")) / max(
+        1, sum(waits.values())
+    )
     busiest = statistics.median(r["busiest"] for r in two)
     label = f"{count:,} learners, {expired(count):,} erased, pages of {batch:,} (PostgreSQL)"
     speedup = wall1 / wall2
@@ -265,6 +299,17 @@ def rows(count: int, batch: int, found: dict[int, list[dict[str, float]]]) -> li
             "ok": True,
             "unit": "s",
         },
+        {
+            "name": "sweep, 2 workers: share of the server backends' samples spent waiting "
+            "on a lock another worker holds (row, tuple or transaction lock; 10 ms samples)",
+            "value": lock_share,
+            "floor": 0.0,
+            "ratio": round(lock_share, 3),
+            "spread": "",
+            "target": "reference",
+            "ok": True,
+            "unit": "",
+        },
     ]
 
 
@@ -278,13 +323,17 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_sweep_scale")
     parser.add_argument("--full", action="store_true", help="200,000 learners")
     parser.add_argument("--rounds", type=int, default=MIN_ROUNDS)
+    parser.add_argument("--learners", type=int, help="another size")
+    parser.add_argument("--batch", type=int, help="another page size")
     parser.add_argument("--worker", nargs=4, metavar=("URL", "KEYS", "VAULT", "BATCH"))
     args = parser.parse_args(argv)
     if args.worker:
         url, keys, vault, batch = args.worker
         worker(url, keys, vault, int(batch))
         return 0
-    size = FULL if args.full else QUICK
+    size = dict(FULL if args.full else QUICK)
+    size["learners"] = args.learners or size["learners"]
+    size["batch"] = args.batch or size["batch"]
     found = measure(size["learners"], size["batch"], args.rounds)
     from benchmarks.__main__ import render
 
@@ -296,6 +345,12 @@ def main(argv: list[str]) -> int:
             + ", ".join(
                 f"{r['wall']:.2f}s wall/{r['cpu']:.2f}s CPU/load {r['load']:.1f}" for r in results
             )
+        )
+        waits: Counter[str] = sum((r["waits"] for r in results), Counter())
+        total = sum(waits.values()) or 1
+        print(
+            f"{workers} worker(s), server backends sampled every 10 ms: "
+            + ", ".join(f"{k} {v / total:.0%}" for k, v in waits.most_common(6))
         )
     return 0 if all(row["ok"] for row in table) else 1
 
