@@ -10,15 +10,17 @@ What is timed, and why wall time is legitimate here: the figure is how much soon
 workers finish the same work, which only the wall clock shows. Each worker opens its
 store, says it is ready and waits; the clock starts when every worker is told to go and
 stops when the last one has reported. Beside it the benchmark prints what a reader needs
-to judge the noise: the CPU seconds the workers spent in ``Store.sweep`` (summed over the
-workers: the extra CPU that two workers cost), the spread of the rounds, and the load
-average when each round started (the reference machine has 2 cores, and the PostgreSQL
-server's backends run on the same cores as the workers). Every round checks afterwards
-that the workers together erased exactly the expired learners and that no expired
-learner is left in the database. While the workers run, the server's backends for the
-store are sampled every 10 ms (``pg_stat_activity``): the share of samples waiting on a
-``Lock`` (a row, tuple or transaction lock another worker holds) shows whether anything
-still serialises the workers. One untimed pair of rounds warms the server first.
+to judge the noise: the CPU seconds the workers spent in ``Store.sweep`` (summed over
+the workers: the extra CPU that two workers cost), the server's CPU seconds in the round
+(the postmaster's own and its reaped children's, from ``/proc``: Linux only), the spread
+of the rounds, and the load average when each round started (the reference machine has 2
+cores, and the PostgreSQL server's backends run on the same cores as the workers). Every
+round checks afterwards that the workers together erased exactly the expired learners
+and that no expired learner is left in the database. While the workers run, the server's
+backends for the store are sampled every 10 ms (``pg_stat_activity``): the share of
+samples waiting on a ``Lock`` (a row, tuple or transaction lock another worker holds)
+shows whether anything still serialises the workers. One untimed pair of rounds warms
+the server first.
 
 Usage: ``python -m benchmarks.bench_sweep_scale [--full] [--rounds N]``: the default size
 (20,000 learners, pages of 1,000) takes seconds; ``--full`` is the issue's 200,000
@@ -169,6 +171,30 @@ class Bench:
                 ):
                     seen[f"{event_type}:{event}" if event_type else "running"] += 1
 
+    def server_cpu(self) -> float:
+        """CPU seconds of the server so far: the postmaster and every child it reaped
+        (the backends of workers that disconnected, autovacuum workers)."""
+        pid = (self.server.data_dir / "postmaster.pid").read_text().split()[0]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # utime, stime, cutime, cstime: fields 14-17 of proc(5), 12-15 after the name.
+        return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+    def _wait_disconnected(self, name: str) -> None:
+        """Until the workers' backends have exited (so their CPU time is reaped)."""
+        import psycopg
+
+        with psycopg.connect(self.server.dsn_for("postgres"), autocommit=True) as connection:
+            for _ in range(500):
+                row = connection.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+                    "AND backend_type = 'client backend'",
+                    (name,),
+                ).fetchone()
+                if row is not None and row[0] == 0:
+                    break
+                time.sleep(0.01)
+        time.sleep(0.05)
+
     def round(self, workers: int, erasable: int) -> dict[str, Any]:
         """One sweep of a fresh clone by ``workers`` processes."""
         records, keys = self._clone(self.template), self._clone(self.keys_template)
@@ -199,6 +225,7 @@ class Bench:
                 if proc.stdout.readline().strip() != "ready":
                     raise RuntimeError(f"a sweep worker failed to start (exit {proc.wait()})")
             load = os.getloadavg()[0]
+            server_before = self.server_cpu()
             stop, waits = threading.Event(), Counter[str]()
             sampler = threading.Thread(target=self._sample_waits, args=(records, stop, waits))
             sampler.start()
@@ -217,6 +244,8 @@ class Bench:
             for proc in procs:
                 if proc.wait() != 0:
                     raise RuntimeError("a sweep worker failed")
+            self._wait_disconnected(records)
+            server = self.server_cpu() - server_before
             erased = sum(int(r["erased"]) for r in results)
             # Verified after the fact: every expired learner erased, once, and none left.
             if erased != erasable or self._remaining_expired(records) != 0:
@@ -227,6 +256,7 @@ class Bench:
                 "wall": wall,
                 "cpu": sum(float(r["cpu"]) for r in results),
                 "load": load,
+                "server": server,
                 "busiest": max(int(r["erased"]) for r in results) / erased,
                 "waits": waits,
             }
@@ -269,6 +299,10 @@ def rows(count: int, batch: int, found: dict[int, list[dict[str, Any]]]) -> list
     cpu1 = statistics.median(r["cpu"] for r in one)
     cpu2 = statistics.median(r["cpu"] for r in two)
     loads = [r["load"] for r in one + two]
+    server1 = statistics.median(r["server"] for r in one)
+    server2 = statistics.median(r["server"] for r in two)
+    busy1 = statistics.median((r["cpu"] + r["server"]) / r["wall"] for r in one)
+    busy2 = statistics.median((r["cpu"] + r["server"]) / r["wall"] for r in two)
     waits: Counter[str] = sum((r["waits"] for r in two), Counter())
     lock_share = sum(v for k, v in waits.items() if k.startswith("Lock:")) / max(
         1, sum(waits.values())
@@ -295,6 +329,18 @@ def rows(count: int, batch: int, found: dict[int, list[dict[str, Any]]]) -> list
             "floor": cpu1,
             "ratio": round(cpu2 / cpu1, 3),
             "spread": f"{min(r['cpu'] for r in two):.3g}–{max(r['cpu'] for r in two):.3g}",
+            "target": "reference",
+            "ok": True,
+            "unit": "s",
+        },
+        {
+            "name": f"sweep, server CPU (postmaster and reaped backends) with 2 workers vs 1, "
+            f"{label}; CPU per wall second, workers and server together: 1 worker "
+            f"{busy1:.2f}, 2 workers {busy2:.2f} (of 2 cores, shared with the load)",
+            "value": server2,
+            "floor": server1,
+            "ratio": round(server2 / server1, 3),
+            "spread": f"{min(r['server'] for r in two):.3g}–{max(r['server'] for r in two):.3g}",
             "target": "reference",
             "ok": True,
             "unit": "s",
@@ -343,7 +389,9 @@ def main(argv: list[str]) -> int:
         print(
             f"{workers} worker(s), per round: "
             + ", ".join(
-                f"{r['wall']:.2f}s wall/{r['cpu']:.2f}s CPU/load {r['load']:.1f}" for r in results
+                f"{r['wall']:.2f}s wall/{r['cpu']:.2f}s CPU/{r['server']:.2f}s server CPU/"
+                f"load {r['load']:.1f}"
+                for r in results
             )
         )
         waits: Counter[str] = sum((r["waits"] for r in results), Counter())
