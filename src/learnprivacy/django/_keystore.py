@@ -132,14 +132,11 @@ class DjangoKeyStore:
                 )
         batch.flushed(pending, written)
 
-    def _batch_for(self, subject: str | None) -> KeyBatch | None:
-        return batch_for(self._local, subject)
-
     # -- the KeyStore protocol ---------------------------------------------------------
 
     def get(self, subject: str, key_id: str) -> KeyEntry | None:
         """The entry of ``key_id`` for ``subject``, shredded or not; ``None`` if unknown."""
-        batch = self._batch_for(subject)
+        batch = batch_for(self._local, subject)
         if batch is not None:
             return batch.get(subject, key_id)
         rows = self._rows(
@@ -152,7 +149,7 @@ class DjangoKeyStore:
         self, subject: str | None = None, scope: str | None = None
     ) -> Iterator[KeyEntry]:
         """Entries of ``subject`` (optionally of one ``scope``), or every entry if ``None``."""
-        batch = self._batch_for(subject)
+        batch = batch_for(self._local, subject)
         if batch is not None and subject is not None:
             return iter(batch.select(subject, scope))
         where: list[str] = []
@@ -182,7 +179,7 @@ class DjangoKeyStore:
         """
         from django.db import IntegrityError, connections, transaction
 
-        batch = self._batch_for(entry.subject)
+        batch = batch_for(self._local, entry.subject)
         if batch is not None:
             return batch.add(entry, revive=revive, rewrap=rewrap)
         connection = connections[self._alias]
@@ -584,7 +581,7 @@ class DjangoKeyStore:
         """True when ``(subject, scope)`` is tombstoned and none of its keys is alive."""
         from django.db import connections
 
-        batch = self._batch_for(subject)
+        batch = batch_for(self._local, subject)
         if batch is not None:
             return batch.is_shredded(subject, scope)
         with connections[self._alias].cursor() as cursor:

@@ -439,14 +439,11 @@ class KeyDatabase:
             raise KeyRace("a key was created concurrently") from None
         batch.flushed(pending, written)
 
-    def _batch_for(self, ref: str | None) -> KeyBatch | None:
-        return batch_for(self._local, ref)
-
     # -- the KeyStore protocol (subjects are key references) ----------------------------
 
     def get(self, subject: str, key_id: str) -> KeyEntry | None:
         """The entry of ``key_id`` for ``subject``, shredded or not; ``None`` if unknown."""
-        batch = self._batch_for(subject)
+        batch = batch_for(self._local, subject)
         if batch is not None:
             return batch.get(subject, key_id)
         query = select(*_COLUMNS).where(_KEYS.c.subject_ref == subject, _KEYS.c.key_id == key_id)
@@ -458,7 +455,7 @@ class KeyDatabase:
         self, subject: str | None = None, scope: str | None = None
     ) -> Iterator[KeyEntry]:
         """Entries of ``subject`` (optionally of one ``scope``), or every entry if ``None``."""
-        batch = self._batch_for(subject)
+        batch = batch_for(self._local, subject)
         if batch is not None and subject is not None:
             return iter(batch.select(subject, scope))
         query = select(*_COLUMNS).order_by(_KEYS.c.subject_ref, _KEYS.c.scope, _KEYS.c.key_id)
@@ -502,7 +499,7 @@ class KeyDatabase:
         key the database names as current; if not, ``rewrap`` re-wraps it first (see
         :meth:`flush`) and the entry returned is the one stored.
         """
-        batch = self._batch_for(entry.subject)
+        batch = batch_for(self._local, entry.subject)
         if batch is not None:
             return batch.add(entry, revive=revive, rewrap=rewrap)
         active = select(*_COLUMNS).where(
@@ -575,7 +572,7 @@ class KeyDatabase:
         with self._db.write() as connection:
             (entry,) = _guard_epoch(connection, [entry], rewrap)
             changed = self._update(connection, entry)
-        batch = self._batch_for(entry.subject)
+        batch = batch_for(self._local, entry.subject)
         if changed and batch is not None:
             batch.entries[entry.subject] = [
                 entry if e.key_id == entry.key_id else e for e in batch.entries[entry.subject]
@@ -844,7 +841,7 @@ class KeyDatabase:
 
     def is_shredded(self, subject: str, scope: str) -> bool:
         """True when ``(subject, scope)`` is tombstoned and none of its keys is alive."""
-        batch = self._batch_for(subject)
+        batch = batch_for(self._local, subject)
         if batch is not None:
             return batch.is_shredded(subject, scope)
         with self._db.read() as connection:
