@@ -897,9 +897,26 @@ class DjangoPrivacy:
 
         return export_subject(self.manager(), str(subject), out, now=now, **options)
 
-    def register(self, controller: Any) -> Any:
-        """The GDPR Art. 30 register built from the declarations."""
-        return self.manager().register(controller)
+    def register(
+        self,
+        controller: Any,
+        *,
+        as_of: dt.date | None = None,
+        internal_only: Iterable[str] = (),
+        providers: Iterable[object] = (),
+    ) -> Any:
+        """The GDPR Art. 30 register built from the declarations.
+
+        ``internal_only`` names the purposes whose data go to nobody outside the
+        controller (``PrivacyManager.register``; ``controller.internal_only`` counts
+        too): an external recipient declared under one of them is a gap, an internal
+        one is not. ``providers`` adds the project's other components (a mailer, an
+        LRS...) so that their recipients appear in the same register.
+        """
+        from learnprivacy.providers import PrivacyManager
+
+        manager = PrivacyManager([self.provider, *providers], discover=False)
+        return manager.register(controller, as_of=as_of, internal_only=internal_only)
 
     def request_book(self) -> Any:
         """The request book in the application's database (bodies encrypted)."""

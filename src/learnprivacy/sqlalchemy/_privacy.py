@@ -1063,11 +1063,26 @@ class LearnPrivacy:
         options.setdefault("pseudonym_key", self._export_key)
         return export_subject(manager, _subject_text(subject), out, now=_aware(now), **options)
 
-    def register(self, controller: Any, *, as_of: dt.date | None = None) -> Any:
-        """The GDPR Art. 30 register built from the declarations (and the schedule)."""
+    def register(
+        self,
+        controller: Any,
+        *,
+        as_of: dt.date | None = None,
+        internal_only: Iterable[str] = (),
+        providers: Iterable[object] = (),
+    ) -> Any:
+        """The GDPR Art. 30 register built from the declarations (and the schedule).
+
+        ``internal_only`` names the purposes whose data go to nobody outside the
+        controller (``PrivacyManager.register``; ``controller.internal_only`` counts
+        too): an external recipient declared under one of them is a gap, an internal
+        one is not. ``providers`` adds the application's other components (a mailer, an
+        LRS...) so that their recipients appear in the same register.
+        """
         from learnprivacy.providers import PrivacyManager
 
-        return PrivacyManager([self.provider], discover=False).register(controller, as_of=as_of)
+        manager = PrivacyManager([self.provider, *providers], discover=False)
+        return manager.register(controller, as_of=as_of, internal_only=internal_only)
 
 
 class _Backend:

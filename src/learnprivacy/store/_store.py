@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Connection, Engine
 
 from learnprivacy._arguments import checked_arguments
+from learnprivacy._lazy import LazyModule
 from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import require_aware
 from learnprivacy.crypto import FieldCipher, Keyring
@@ -49,8 +50,11 @@ from learnprivacy.store._reports import ErasureReport, ReplayReport, SweepReport
 from learnprivacy.store._schema import BUILTIN_TYPES, RecordTable
 
 if TYPE_CHECKING:
-    # Annotations only: the retention engine loads with the first sweep or erasure.
-    from learnprivacy.retention import Hold, Override, Schedule
+    from learnprivacy import retention
+else:
+    # Annotations only: the retention engine loads with the first sweep or erasure, or
+    # when typing.get_type_hints evaluates these annotations.
+    retention = LazyModule("learnprivacy.retention")
 
 __all__ = ["Store"]
 
@@ -524,12 +528,12 @@ class Store:
     @checked_arguments
     def sweep(
         self,
-        schedule: Schedule,
+        schedule: retention.Schedule,
         *,
         now: dt.datetime | None = None,
         dry_run: bool = False,
         batch_size: int | None = None,
-        holds: Sequence[Hold] = (),
+        holds: Sequence[retention.Hold] = (),
         review_limit: int = 10_000,
         progress: ProgressReporter | None = None,
         compact: bool = True,
@@ -571,8 +575,8 @@ class Store:
         learner_id: str,
         *,
         now: dt.datetime | None = None,
-        holds: Sequence[Hold] = (),
-        schedule: Schedule | None = None,
+        holds: Sequence[retention.Hold] = (),
+        schedule: retention.Schedule | None = None,
     ) -> ErasureReport:
         """The right to erasure (GDPR Art. 17) for one learner, in one transaction.
 
@@ -595,9 +599,9 @@ class Store:
         *,
         now: dt.datetime | None = None,
         reason: str = "erasure",
-        schedule: Schedule | None = None,
-        holds: Sequence[Hold] = (),
-        override: Override | None = None,
+        schedule: retention.Schedule | None = None,
+        holds: Sequence[retention.Hold] = (),
+        override: retention.Override | None = None,
     ) -> int:
         """Erase exactly ``records`` (e.g. what one provider context holds), in one
         transaction, audited first; return how many rows were deleted.
@@ -633,9 +637,9 @@ class Store:
         *,
         now: dt.datetime | None = None,
         reason: str = "anonymisation",
-        schedule: Schedule | None = None,
-        holds: Sequence[Hold] = (),
-        override: Override | None = None,
+        schedule: retention.Schedule | None = None,
+        holds: Sequence[retention.Hold] = (),
+        override: retention.Override | None = None,
     ) -> int:
         """Anonymise exactly ``records``, in one transaction, audited first; return how
         many rows were anonymised. Then check them (:meth:`verify_anonymised`).
