@@ -395,7 +395,16 @@ def test_deletion_plan_counts_what_moodle_would_remove(
     }
     assert plan["QuizAttempt"]["action"] == "delete"
     assert plan["QuizAttempt"]["rows"] == len(moodle.content(SOURCES["QuizAttempt"], learner))
-    assert "Message" not in plan  # Moodle's handling depends on the other members
+    # The fixture's conversations have no context: the learner's sent messages go, the
+    # other members' stay (the planted conversation without the learner: in neither).
+    messages = moodle.content(SOURCES["Message"], learner)
+    sent = sum(1 for m in messages if m["sent_by_you"])
+    assert plan["Message"] == {
+        "table": "messages",
+        "action": "delete",
+        "rows": sent,
+        "kept": len(messages) - sent,
+    }
     # One forum approved: only that forum's posts, nothing of the quizzes.
     forum = Context.module(posts[0]["activity_id"])
     one = provider.deletion_plan(ApprovedContextList(learner, [forum]))

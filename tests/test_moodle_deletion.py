@@ -1,0 +1,238 @@
+"""The deletion plan for messages and notes: what Moodle 4.5's providers would remove.
+
+core_message deletes, in the user's own context, the messages the user sent in their
+context-less conversations and the user's memberships, and keeps the other members'
+messages; core_group does the same for a course's group conversations in the course
+context; core_notes deletes, per course, the notes the user wrote and keeps the notes
+others wrote about them. On SQLite, PostgreSQL and MariaDB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from learnprivacy.moodle import MoodleDatabase, MoodleProvider
+from learnprivacy.moodle._read_content import CONTENT_SOURCES
+from learnprivacy.moodle._schema import MoodleSchema
+from learnprivacy.moodle._time import to_unix
+from learnprivacy.providers import ApprovedContextList, Context
+from learnprivacy.testing.moodle import FixtureSummary, create_schema, insert_rows, populate
+from tests import NOW
+from tests.conftest import open_engine
+
+SOURCES = {source.name: source for source in CONTENT_SOURCES}
+TEACHER = 2
+
+
+def _insert(connection: sa.Connection, table: str, **values: Any) -> int:
+    key = connection.execute(MoodleSchema()[table].insert().values(**values)).inserted_primary_key
+    return int(key[0])
+
+
+def _plant(engine: sa.Engine, summary: FixtureSummary) -> dict[str, int]:
+    """Conversations and notes whose counts are known, around one learner."""
+    learners = sorted(summary.learner_ids - summary.invalid_email_user_ids - {1, TEACHER})
+    learner, friend, stranger, third = learners[:4]
+    course = min(summary.course_ids)
+    stamp = to_unix(NOW)
+    with engine.begin() as c:
+        ctx = MoodleSchema()["context"]
+        course_context = c.execute(
+            sa.select(ctx.c.id).where(ctx.c.contextlevel == 50, ctx.c.instanceid == course)
+        ).scalar_one()
+        # A conversation without the learner: none of it is theirs.
+        others = _insert(c, "message_conversations", type=1, enabled=1, timecreated=stamp)
+        insert_rows(
+            c,
+            "message_conversation_members",
+            [
+                {"conversationid": others, "userid": u, "timecreated": stamp}
+                for u in (friend, third)
+            ],
+        )
+        for sender in (friend, third, friend):
+            _insert(c, "messages", useridfrom=sender, conversationid=others, timecreated=stamp)
+        # A course group conversation: core_group's, in the course context.
+        group = _insert(
+            c,
+            "message_conversations",
+            type=2,
+            name="Groupe A",
+            component="core_group",
+            itemtype="groups",
+            itemid=1,
+            contextid=course_context,
+            enabled=1,
+            timecreated=stamp,
+        )
+        insert_rows(
+            c,
+            "message_conversation_members",
+            [
+                {"conversationid": group, "userid": u, "timecreated": stamp}
+                for u in (learner, stranger)
+            ],
+        )
+        for sender in (learner, stranger, stranger):
+            _insert(c, "messages", useridfrom=sender, conversationid=group, timecreated=stamp)
+        # Notes: one the learner wrote about a classmate, the teacher's personal note and a
+        # shared note about the learner.
+        note = {"module": "notes", "courseid": course, "created": stamp, "lastmodified": stamp}
+        insert_rows(
+            c,
+            "post",
+            [
+                {**note, "userid": friend, "usermodified": learner, "publishstate": "public",
+                 "content": "Aide ses camarades."},
+                {**note, "userid": learner, "usermodified": TEACHER, "publishstate": "draft",
+                 "content": "Note personnelle de l'enseignant"},
+                {**note, "userid": learner, "usermodified": TEACHER, "publishstate": "public",
+                 "content": "Assidu."},
+            ],
+        )  # fmt: skip
+    return {"learner": learner, "friend": friend, "stranger": stranger, "course": course}
+
+
+@pytest.fixture(scope="module")
+def site(new_database: Callable[[], str]) -> Iterator[tuple[sa.Engine, dict[str, int]]]:
+    """A small synthetic site with content and planted conversations and notes."""
+    engine = open_engine(new_database())
+    create_schema(engine)
+    summary = populate(engine, now=NOW, users=40, courses=4)
+    planted = _plant(engine, summary)
+    yield engine, planted
+    engine.dispose()
+
+
+@pytest.fixture
+def provider(site: tuple[sa.Engine, dict[str, int]]) -> Iterator[MoodleProvider]:
+    """The provider over the site."""
+    with MoodleDatabase(site[0]) as db:
+        yield MoodleProvider(db)
+
+
+def _count(db: MoodleDatabase, table: str, where: Any = None) -> int:
+    statement = sa.select(sa.func.count()).select_from(db.schema[table])
+    if where is not None:
+        statement = statement.where(where)
+    with db.connect() as connection:
+        return int(connection.execute(statement).scalar_one())
+
+
+def _plan(provider: MoodleProvider, user: int, *contexts: Context) -> dict[str, Any]:
+    return provider.deletion_plan(ApprovedContextList(str(user), list(contexts)))
+
+
+def test_own_context_counts_only_messages_the_user_sent(
+    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
+) -> None:
+    """User context: the learner's sent messages go, the other members' stay."""
+    learner = site[1]["learner"]
+    db = provider.database
+    # Every conversation but the planted course group has no context.
+    rows = db.content(SOURCES["Message"], learner)
+    private = [r for r in rows if r["conversation"] != "Groupe A"]
+    sent = sum(1 for r in private if r["sent_by_you"])
+    plan = _plan(provider, learner, Context.user(str(learner)))
+    assert plan["Message"] == {
+        "table": "messages",
+        "action": "delete",
+        "rows": sent,
+        "kept": len(private) - sent,
+    }
+    conv, member = db.schema["message_conversations"], db.schema["message_conversation_members"]
+    memberships = _count(
+        db,
+        "message_conversation_members",
+        sa.and_(
+            member.c.userid == learner,
+            member.c.conversationid.in_(sa.select(conv.c.id).where(conv.c.contextid.is_(None))),
+        ),
+    )
+    assert plan["ConversationMember"]["rows"] == memberships
+    assert "Note" not in plan  # notes live in course contexts
+
+
+def test_group_conversation_counts_in_its_course_context(
+    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
+) -> None:
+    """core_group's conversation: counted with the course approved, not with the user."""
+    learner, course = site[1]["learner"], site[1]["course"]
+    alone = _plan(provider, learner, Context.course(str(course)))
+    assert alone["Message"] == {"table": "messages", "action": "delete", "rows": 1, "kept": 2}
+    assert alone["ConversationMember"]["rows"] == 1
+    both = _plan(provider, learner, Context.user(str(learner)), Context.course(str(course)))
+    own = _plan(provider, learner, Context.user(str(learner)))
+    assert both["Message"]["rows"] == own["Message"]["rows"] + 1
+    assert both["Message"]["kept"] == own["Message"]["kept"] + 2
+
+
+def test_another_users_messages_are_never_counted(
+    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
+) -> None:
+    """Attack: another user's context, or a conversation without the learner, counts nothing."""
+    learner, friend = site[1]["learner"], site[1]["friend"]
+    db = provider.database
+    msg = db.schema["messages"]
+    # Moodle acts only in the user's own context: approving the friend's does nothing.
+    assert _plan(provider, learner, Context.user(str(friend))) == {}
+    # The friend sent messages the learner never saw; none appears in the learner's plan,
+    # every one of them in the friend's.
+    friend_plan = _plan(provider, friend, Context.user(str(friend)))
+    friend_sent = _count(db, "messages", msg.c.useridfrom == friend)
+    assert friend_plan["Message"]["rows"] == friend_sent
+    learner_plan = _plan(provider, learner, Context.user(str(learner)))
+    learner_sent = _count(db, "messages", msg.c.useridfrom == learner) - 1  # minus the group's
+    assert learner_plan["Message"]["rows"] == learner_sent
+
+
+def test_notes_counts_only_what_the_user_wrote(
+    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
+) -> None:
+    """Attack: the teacher's personal note and shared note about the learner are kept."""
+    learner, course = site[1]["learner"], site[1]["course"]
+    db = provider.database
+    post = db.schema["post"]
+    about = _count(
+        db,
+        "post",
+        sa.and_(
+            post.c.module == "notes",
+            post.c.courseid == course,
+            post.c.userid == learner,
+            post.c.publishstate.in_(("public", "site")),
+        ),
+    )
+    plan = _plan(provider, learner, Context.course(str(course)))
+    assert plan["Note"] == {"table": "post", "action": "delete", "rows": 1, "kept": about}
+    # The teacher's own notes, personal ones included, are the teacher's to lose.
+    teacher = _plan(provider, TEACHER, Context.course(str(course)))
+    written = _count(
+        db,
+        "post",
+        sa.and_(post.c.module == "notes", post.c.courseid == course, post.c.usermodified == 2),
+    )
+    assert written >= 2
+    assert teacher["Note"]["rows"] == written
+    # Another course approved: none of this course's notes.
+    other = _plan(provider, learner, Context.course(str(course + 10_000)))
+    assert "Note" not in other
+
+
+def test_plan_changes_nothing(
+    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
+) -> None:
+    """Read-only: messages, memberships and notes are all still there afterwards."""
+    learner, course = site[1]["learner"], site[1]["course"]
+    db = provider.database
+    tables = ("messages", "message_conversation_members", "post")
+    before = {t: _count(db, t) for t in tables}
+    contexts = provider.get_contexts_for_userid(str(learner))
+    plan = provider.deletion_plan(ApprovedContextList.approve(str(learner), contexts))
+    assert Context.course(str(course)) in set(contexts)
+    assert {"Message", "ConversationMember", "Note"} <= set(plan)
+    assert {t: _count(db, t) for t in tables} == before
