@@ -16,7 +16,7 @@ from learnprivacy._inplace import ModelSpec, RowCipher, build_spec
 from learnprivacy._inplace._audit import erasure_events
 from learnprivacy._inplace._binding import ERASED
 from learnprivacy._inplace._plan import check_holds, plan_erasure
-from learnprivacy._inplace._provider import DeclaredProvider
+from learnprivacy._inplace._provider import DeclaredProvider, register_of
 from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import is_aware, require_aware
 from learnprivacy._vocabulary import Action
@@ -1071,18 +1071,17 @@ class LearnPrivacy:
         internal_only: Iterable[str] = (),
         providers: Iterable[object] = (),
     ) -> Any:
-        """The GDPR Art. 30 register built from the declarations (and the schedule).
+        """The GDPR Art. 30 register built from the declarations and the schedule.
 
-        ``internal_only`` names the purposes whose data go to nobody outside the
-        controller (``PrivacyManager.register``; ``controller.internal_only`` counts
-        too): an external recipient declared under one of them is a gap, an internal
-        one is not. ``providers`` adds the application's other components (a mailer, an
-        LRS...) so that their recipients appear in the same register.
+        ``providers`` adds the application's other components (a mailer, an LRS...),
+        whose recipients then appear in the same register. ``internal_only`` names the
+        purposes whose data go to nobody outside the controller (as
+        ``PrivacyManager.register``; ``controller.internal_only`` counts too): there an
+        external recipient is a gap, an internal one is not.
         """
-        from learnprivacy.providers import PrivacyManager
-
-        manager = PrivacyManager([self.provider, *providers], discover=False)
-        return manager.register(controller, as_of=as_of, internal_only=internal_only)
+        return register_of(
+            self.provider, controller, as_of=as_of, internal_only=internal_only, providers=providers
+        )
 
 
 class _Backend:
