@@ -94,6 +94,45 @@ def _plant(engine: sa.Engine, summary: FixtureSummary) -> dict[str, int]:
                  "content": "Assidu."},
             ],
         )  # fmt: skip
+
+        # Files: the learner's private file, a picture an administrator put in the
+        # learner's context, the learner's forum attachment in the course, the friend's
+        # private file.
+        def user_context(uid: int) -> int:
+            return int(
+                c.execute(
+                    sa.select(ctx.c.id).where(ctx.c.contextlevel == 30, ctx.c.instanceid == uid)
+                ).scalar_one()
+            )
+
+        placed = [
+            (user_context(learner), "user", "private", learner, "cv.pdf"),
+            (user_context(learner), "user", "icon", TEACHER, "f1.png"),
+            (course_context, "mod_forum", "attachment", learner, "notes.pdf"),
+            (user_context(friend), "user", "private", friend, "secret.pdf"),
+        ]
+        for n, (context, component, area, uid, name) in enumerate(placed):
+            for filename in (".", name):
+                insert_rows(
+                    c,
+                    "files",
+                    [
+                        {
+                            "contenthash": f"{n:040d}",
+                            "pathnamehash": f"planted{n}{filename}".ljust(40, "x"),
+                            "contextid": context,
+                            "component": component,
+                            "filearea": area,
+                            "itemid": 0,
+                            "filepath": "/",
+                            "filename": filename,
+                            "userid": uid,
+                            "filesize": 10,
+                            "timecreated": stamp,
+                            "timemodified": stamp,
+                        }
+                    ],
+                )
     return {"learner": learner, "friend": friend, "stranger": stranger, "course": course}
 
 
@@ -229,10 +268,44 @@ def test_plan_changes_nothing(
     """Read-only: messages, memberships and notes are all still there afterwards."""
     learner, course = site[1]["learner"], site[1]["course"]
     db = provider.database
-    tables = ("messages", "message_conversation_members", "post")
+    tables = ("messages", "message_conversation_members", "post", "files")
     before = {t: _count(db, t) for t in tables}
     contexts = provider.get_contexts_for_userid(str(learner))
     plan = provider.deletion_plan(ApprovedContextList.approve(str(learner), contexts))
     assert Context.course(str(course)) in set(contexts)
-    assert {"Message", "ConversationMember", "Note"} <= set(plan)
+    assert {"Message", "ConversationMember", "Note", "File"} <= set(plan)
     assert {t: _count(db, t) for t in tables} == before
+
+
+def _user_area_files(db: MoodleDatabase, uid: int) -> int:
+    f, ctx = db.schema["files"], db.schema["context"]
+    own = sa.select(ctx.c.id).where(ctx.c.contextlevel == 30, ctx.c.instanceid == uid)
+    return _count(db, "files", sa.and_(f.c.contextid.in_(own), f.c.component == "user"))
+
+
+def test_files_counts_the_user_area_of_the_own_context(
+    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
+) -> None:
+    """core_user: every ``user`` file of the own context, whoever uploaded it.
+
+    Attack: the learner's forum attachment (mod_forum's to decide) and the friend's private
+    file are not counted; counting by uploader instead would differ.
+    """
+    learner, friend = site[1]["learner"], site[1]["friend"]
+    db = provider.database
+    f = db.schema["files"]
+    expected = _user_area_files(db, learner)
+    assert expected >= 4  # the planted private file and picture, with their "." entries
+    plan = _plan(provider, learner, Context.user(str(learner)))
+    assert plan["File"] == {
+        "table": "files",
+        "action": "delete",
+        "rows": expected,
+        "component": "user",
+    }
+    by_uploader = _count(db, "files", f.c.userid == learner)
+    assert by_uploader != expected
+    assert "File" not in _plan(provider, learner, Context.course(str(site[1]["course"])))
+    friend_plan = _plan(provider, friend, Context.user(str(friend)))
+    assert friend_plan["File"]["rows"] == _user_area_files(db, friend)
+    assert "File" not in _plan(provider, learner, Context.user(str(friend)))

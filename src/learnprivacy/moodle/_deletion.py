@@ -9,6 +9,10 @@ Counted, never done: the adapter is read-only. The semantics follow Moodle's pro
   course's group conversations (component ``core_group``, item type ``groups``).
 - core_notes, in a course context: the notes the user wrote in that course are deleted;
   notes others wrote about the user stay (they are the author's).
+- core_user, in the user's own context: every file of component ``user`` in that context
+  (private files, drafts, profile picture and description files, directory entries
+  included), whoever uploaded it. Files in other components' areas are their providers'
+  and not counted here.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ import sqlalchemy as sa
 from learnprivacy.moodle._schema import MoodleSchema
 from learnprivacy.providers import Context, ContextLevel
 
-__all__ = ["MESSAGE_TABLES", "NOTE_TABLES", "message_plan", "note_plan"]
+__all__ = ["FILE_TABLES", "MESSAGE_TABLES", "NOTE_TABLES", "file_plan", "message_plan", "note_plan"]
 
 MESSAGE_TABLES = ("messages", "message_conversations", "message_conversation_members", "context")
 NOTE_TABLES = ("post",)
+FILE_TABLES = ("files", "context")
 
 
 def _own(user_id: int, approved: set[Context]) -> bool:
@@ -106,4 +111,21 @@ def note_plan(schema: MoodleSchema, user_id: int, approved: set[Context]) -> dic
             post.c.usermodified != user_id,
             post.c.publishstate.in_(("public", "site")),
         ),
+    }
+
+
+def file_plan(schema: MoodleSchema, user_id: int, approved: set[Context]) -> dict[str, Any] | None:
+    """Count statement for the files core_user deletes from the user's own context."""
+    if not _own(user_id, approved):
+        return None
+    f, ctx = schema["files"], schema["context"]
+    own = (
+        sa.select(ctx.c.id)
+        .where(ctx.c.contextlevel == int(ContextLevel.USER))
+        .where(ctx.c.instanceid == user_id)
+    )
+    return {
+        "user_files": sa.select(sa.func.count()).where(
+            f.c.contextid.in_(own), f.c.component == "user"
+        )
     }

@@ -541,8 +541,10 @@ class MoodleProvider:
         conversations) act on, the messages the user sent are deleted and the other
         members' stay (``kept``); ``ConversationMember``: the user's memberships of them,
         deleted. ``Note``: core_notes deletes, per approved course, the notes the user
-        wrote; the notes others wrote about the user stay (``kept``). Files are left out:
-        each component owning a file area decides.
+        wrote; the notes others wrote about the user stay (``kept``). ``File``: core_user
+        deletes every ``files`` row of component ``user`` in the user's own context
+        (private files, drafts, pictures, directory entries), whoever uploaded it; files
+        in activities' areas are left to their components and not counted.
         """
         if not self._is_live(approved.user_id):
             return {}
@@ -566,10 +568,11 @@ class MoodleProvider:
 
         db = self.database
         counts: dict[str, int] = {}
-        db.require_tables(*_deletion.MESSAGE_TABLES, *_deletion.NOTE_TABLES)
+        db.require_tables(*_deletion.MESSAGE_TABLES, *_deletion.NOTE_TABLES, *_deletion.FILE_TABLES)
         statements = {
             **(_deletion.message_plan(db.schema, user_id, wanted) or {}),
             **(_deletion.note_plan(db.schema, user_id, wanted) or {}),
+            **(_deletion.file_plan(db.schema, user_id, wanted) or {}),
         }
         with db.connect() as connection:
             for name, statement in statements.items():
@@ -587,6 +590,13 @@ class MoodleProvider:
                 "table": "message_conversation_members",
                 "action": "delete",
                 "rows": counts["members"],
+            }
+        if counts.get("user_files"):
+            plan["File"] = {
+                "table": "files",
+                "action": "delete",
+                "rows": counts["user_files"],
+                "component": "user",
             }
         if counts.get("written") or counts.get("about"):
             plan["Note"] = {
