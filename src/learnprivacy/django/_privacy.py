@@ -405,16 +405,20 @@ class DjangoPrivacy:
                 schedule=self.schedule,
             )
             anonymised = sum(len(k) for t, k in plan.erase.items() if not by_table[t].owned)
-            if dry_run:
+
+            def result(shredded: tuple[str, ...]) -> ErasureResult:
                 return ErasureResult(
                     subject_ref=self.audit.subject_ref(learner),
                     erased=plan.erased - anonymised,
                     anonymised=anonymised,
                     restricted=plan.restricted,
                     shred_scopes=plan.shred_scopes,
-                    shredded=(),
-                    dry_run=True,
+                    shredded=shredded,
+                    dry_run=dry_run,
                 )
+
+            if dry_run:
+                return result(())
             for table, keys in plan.erase.items():
                 self._erase_rows(by_table[table], keys)
             for table, keys in plan.restrict.items():
@@ -427,16 +431,7 @@ class DjangoPrivacy:
             )
             self._queue_shreds([(learner, s) for s in plan.shred_scopes], mode="tombstone", now=now)
         keyring = runtime().keyring
-        shredded = tuple(s for s in plan.shred_scopes if keyring.is_shredded(learner, s))
-        return ErasureResult(
-            subject_ref=self.audit.subject_ref(learner),
-            erased=plan.erased - anonymised,
-            anonymised=anonymised,
-            restricted=plan.restricted,
-            shred_scopes=plan.shred_scopes,
-            shredded=shredded,
-            dry_run=False,
-        )
+        return result(tuple(s for s in plan.shred_scopes if keyring.is_shredded(learner, s)))
 
     # -- retention sweeps ----------------------------------------------------------------
 
