@@ -394,6 +394,12 @@ def test_deletion_plan_counts_what_moodle_would_remove(
         "action": "replace text",
         "rows": len(posts),
     }
+    # mod_forum blanks the posts and leaves the discussions (their names) as they are.
+    assert plan["ForumDiscussion"] == {
+        "table": "forum_discussions",
+        "action": "keep",
+        "rows": len(moodle.content(SOURCES["ForumDiscussion"], learner)),
+    }
     assert plan["QuizAttempt"]["action"] == "delete"
     assert plan["QuizAttempt"]["rows"] == len(moodle.content(SOURCES["QuizAttempt"], learner))
     # The fixture's conversations have no context: the learner's sent messages go, the

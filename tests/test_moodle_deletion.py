@@ -133,7 +133,62 @@ def _plant(engine: sa.Engine, summary: FixtureSummary) -> dict[str, int]:
                         }
                     ],
                 )
-    return {"learner": learner, "friend": friend, "stranger": stranger, "course": course}
+        # Forum files: two on a post of one author, one that author uploaded onto
+        # another user's post in the same forum.
+        schema = MoodleSchema()
+        fp, fd = schema["forum_posts"], schema["forum_discussions"]
+        cm, mod = schema["course_modules"], schema["modules"]
+        posts = c.execute(
+            sa.select(fp.c.id, fp.c.userid, cm.c.id)
+            .select_from(
+                fp.join(fd, fd.c.id == fp.c.discussion)
+                .join(cm, cm.c.instance == fd.c.forum)
+                .join(mod, sa.and_(mod.c.id == cm.c.module, mod.c.name == "forum"))
+            )
+            .order_by(fp.c.id)
+        ).all()
+        first = posts[0]
+        other = next(p for p in posts if p[2] == first[2] and p[1] != first[1])
+        forum_context = c.execute(
+            sa.select(ctx.c.id).where(ctx.c.contextlevel == 70, ctx.c.instanceid == first[2])
+        ).scalar_one()
+        forum_files = [
+            ("post", first[0], "image.png"),
+            ("attachment", first[0], "annexe.pdf"),
+            ("attachment", other[0], "sur-autre.pdf"),
+        ]
+        for n, (area, item, name) in enumerate(forum_files):
+            for filename in (".", name):
+                insert_rows(
+                    c,
+                    "files",
+                    [
+                        {
+                            "contenthash": f"f{n:039d}",
+                            "pathnamehash": f"forum{n}{area}{filename}".ljust(40, "x"),
+                            "contextid": forum_context,
+                            "component": "mod_forum",
+                            "filearea": area,
+                            "itemid": item,
+                            "filepath": "/planted/",
+                            "filename": filename,
+                            "userid": first[1],
+                            "filesize": 10,
+                            "timecreated": stamp,
+                            "timemodified": stamp,
+                        }
+                    ],
+                )
+    return {
+        "learner": learner,
+        "friend": friend,
+        "stranger": stranger,
+        "course": course,
+        "poster": int(first[1]),
+        "other_poster": int(other[1]),
+        "forum": int(first[2]),
+        "forum_context": int(forum_context),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -309,3 +364,62 @@ def test_files_counts_the_user_area_of_the_own_context(
     friend_plan = _plan(provider, friend, Context.user(str(friend)))
     assert friend_plan["File"]["rows"] == _user_area_files(db, friend)
     assert "File" not in _plan(provider, learner, Context.user(str(friend)))
+
+
+def _post_files(db: MoodleDatabase, site: dict[str, int], author: int) -> int:
+    """Files of the forum's post and attachment areas on one of ``author``'s posts."""
+    fp, fd, cm = (
+        db.schema["forum_posts"],
+        db.schema["forum_discussions"],
+        db.schema["course_modules"],
+    )
+    with db.connect() as connection:
+        ids = set(
+            connection.execute(
+                sa.select(fp.c.id)
+                .select_from(fp.join(fd, fd.c.id == fp.c.discussion))
+                .join(cm, cm.c.instance == fd.c.forum)
+                .where(fp.c.userid == author, cm.c.id == site["forum"])
+            ).scalars()
+        )
+    f = db.schema["files"]
+    with db.connect() as connection:
+        rows = connection.execute(
+            sa.select(f.c.itemid).where(
+                f.c.contextid == site["forum_context"],
+                f.c.component == "mod_forum",
+                f.c.filearea.in_(("post", "attachment")),
+            )
+        ).scalars()
+        return sum(1 for item in rows if item in ids)
+
+
+def test_forum_files_of_the_users_posts_only(
+    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
+) -> None:
+    """mod_forum: the files of the user's posts in the approved forum go.
+
+    Attack: a file the author uploaded onto another user's post is not counted for the
+    author (it goes with that other user's posts), and no forum file is counted without
+    the forum's context approved.
+    """
+    planted = site[1]
+    db = provider.database
+    poster, other = planted["poster"], planted["other_poster"]
+    forum = Context.module(str(planted["forum"]))
+    expected = _post_files(db, planted, poster)
+    assert expected >= 4
+    plan = _plan(provider, poster, forum)
+    assert plan["ForumFile"] == {
+        "table": "files",
+        "action": "delete",
+        "rows": expected,
+        "component": "mod_forum",
+    }
+    f = db.schema["files"]
+    uploaded = _count(
+        db, "files", sa.and_(f.c.contextid == planted["forum_context"], f.c.userid == poster)
+    )
+    assert uploaded == expected + 2  # the file on the other post (and its "." entry)
+    assert _plan(provider, other, forum)["ForumFile"]["rows"] == _post_files(db, planted, other)
+    assert "ForumFile" not in _plan(provider, poster, Context.user(str(poster)))

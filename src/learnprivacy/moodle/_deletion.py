@@ -11,8 +11,12 @@ Counted, never done: the adapter is read-only. The semantics follow Moodle's pro
   notes others wrote about the user stay (they are the author's).
 - core_user, in the user's own context: every file of component ``user`` in that context
   (private files, drafts, profile picture and description files, directory entries
-  included), whoever uploaded it. Files in other components' areas are their providers'
-  and not counted here.
+  included), whoever uploaded it.
+- mod_forum, in a forum's context: the files of the ``post`` and ``attachment`` areas
+  whose item is one of the user's posts there (the posts' rows stay, their text blanked);
+  files on other people's posts stay, whoever uploaded them.
+
+Files in other components' areas are their providers' and not counted here.
 """
 
 from __future__ import annotations
@@ -24,11 +28,28 @@ import sqlalchemy as sa
 from learnprivacy.moodle._schema import MoodleSchema
 from learnprivacy.providers import Context, ContextLevel
 
-__all__ = ["FILE_TABLES", "MESSAGE_TABLES", "NOTE_TABLES", "file_plan", "message_plan", "note_plan"]
+__all__ = [
+    "FILE_TABLES",
+    "FORUM_FILE_TABLES",
+    "MESSAGE_TABLES",
+    "NOTE_TABLES",
+    "file_plan",
+    "forum_file_plan",
+    "message_plan",
+    "note_plan",
+]
 
 MESSAGE_TABLES = ("messages", "message_conversations", "message_conversation_members", "context")
 NOTE_TABLES = ("post",)
 FILE_TABLES = ("files", "context")
+FORUM_FILE_TABLES = (
+    "files",
+    "context",
+    "forum_posts",
+    "forum_discussions",
+    "course_modules",
+    "modules",
+)
 
 
 def _own(user_id: int, approved: set[Context]) -> bool:
@@ -127,5 +148,42 @@ def file_plan(schema: MoodleSchema, user_id: int, approved: set[Context]) -> dic
     return {
         "user_files": sa.select(sa.func.count()).where(
             f.c.contextid.in_(own), f.c.component == "user"
+        )
+    }
+
+
+def forum_file_plan(
+    schema: MoodleSchema, user_id: int, approved: set[Context]
+) -> dict[str, Any] | None:
+    """Count statement for the files of the user's posts in the approved forums."""
+    modules = sorted(
+        int(c.instance_id)
+        for c in approved
+        if c.level is ContextLevel.MODULE and c.instance_id.isdigit()
+    )
+    if not modules:
+        return None
+    f, ctx = schema["files"], schema["context"]
+    p, d = schema["forum_posts"], schema["forum_discussions"]
+    cm, m = schema["course_modules"], schema["modules"]
+    own_post = (
+        sa.select(p.c.id)
+        .select_from(
+            p.join(d, d.c.id == p.c.discussion)
+            .join(cm, cm.c.instance == d.c.forum)
+            .join(m, sa.and_(m.c.id == cm.c.module, m.c.name == "forum"))
+        )
+        .where(p.c.id == f.c.itemid, p.c.userid == user_id, cm.c.id == ctx.c.instanceid)
+        .exists()
+    )
+    return {
+        "forum_files": sa.select(sa.func.count())
+        .select_from(f.join(ctx, ctx.c.id == f.c.contextid))
+        .where(
+            ctx.c.contextlevel == int(ContextLevel.MODULE),
+            ctx.c.instanceid.in_(modules),
+            f.c.component == "mod_forum",
+            f.c.filearea.in_(("post", "attachment")),
+            own_post,
         )
     }

@@ -533,10 +533,10 @@ class MoodleProvider:
 
         Read-only: nothing is changed (erase in Moodle, with its data privacy tool). Per
         content kind with rows in the approved contexts: the ``table``, Moodle's
-        ``action`` and the number of ``rows``. mod_forum keeps a deleted post's and
-        discussion's row (the thread stays readable) and replaces its text
-        (``"replace text"``); mod_assign, mod_quiz, core_badges and the custom profile
-        fields delete the rows (``"delete"``). ``Message``: in the conversations
+        ``action`` and the number of ``rows``. mod_forum keeps a deleted post's row (the
+        thread stays readable) and replaces its subject and text (``"replace text"``);
+        mod_assign, mod_quiz, core_badges and the custom profile fields delete the rows
+        (``"delete"``). ``Message``: in the conversations
         core_message (own user context) and core_group (course contexts, group
         conversations) act on, the messages the user sent are deleted and the other
         members' stay (``kept``); ``ConversationMember``: the user's memberships of them,
@@ -544,7 +544,11 @@ class MoodleProvider:
         wrote; the notes others wrote about the user stay (``kept``). ``File``: core_user
         deletes every ``files`` row of component ``user`` in the user's own context
         (private files, drafts, pictures, directory entries), whoever uploaded it; files
-        in activities' areas are left to their components and not counted.
+        in other activities' areas are left to their components and not counted.
+        ``ForumFile``: mod_forum deletes the ``post`` and ``attachment`` files of the
+        user's posts in an approved forum (files on others' posts stay). ``ForumDiscussion``
+        rows are kept as they are (``"keep"``): mod_forum blanks the posts, not the
+        discussions' names.
         """
         if not self._is_live(approved.user_id):
             return {}
@@ -574,6 +578,8 @@ class MoodleProvider:
             **(_deletion.note_plan(db.schema, user_id, wanted) or {}),
             **(_deletion.file_plan(db.schema, user_id, wanted) or {}),
         }
+        if all(db.has_table(name) for name in _deletion.FORUM_FILE_TABLES):
+            statements.update(_deletion.forum_file_plan(db.schema, user_id, wanted) or {})
         with db.connect() as connection:
             for name, statement in statements.items():
                 counts[name] = int(connection.execute(statement).scalar_one())
@@ -597,6 +603,13 @@ class MoodleProvider:
                 "action": "delete",
                 "rows": counts["user_files"],
                 "component": "user",
+            }
+        if counts.get("forum_files"):
+            plan["ForumFile"] = {
+                "table": "files",
+                "action": "delete",
+                "rows": counts["forum_files"],
+                "component": "mod_forum",
             }
         if counts.get("written") or counts.get("about"):
             plan["Note"] = {
@@ -622,7 +635,8 @@ class MoodleProvider:
 
 # What Moodle 4.5's providers do on deletion, per content kind (see deletion_plan).
 _MOODLE_DELETION = {
-    "ForumDiscussion": "replace text",
+    # mod_forum leaves forum_discussions untouched (it blanks the posts only).
+    "ForumDiscussion": "keep",
     "ForumPost": "replace text",
     "AssignSubmission": "delete",
     "AssignGrade": "delete",
