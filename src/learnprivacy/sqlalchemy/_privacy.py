@@ -35,6 +35,7 @@ from learnprivacy.store._epochs import (
     Vault,
     as_vault,
     compact,
+    compaction_details,
     epoch_status,
     open_epochs,
 )
@@ -396,13 +397,7 @@ class LearnPrivacy:
         event = AuditEvent(
             action="compact_keys",
             outcome="done",
-            details={
-                "epoch": report["epoch"],
-                "rewrapped": report["rewrapped"],
-                "live_keys": report["live"],
-                "erased_subjects": report["erased_subjects"],
-                "resumed": report["resumed"],
-            },
+            details=compaction_details(report),
         )
         self._record(session, connection, [event], now)
         session.commit()
