@@ -314,10 +314,12 @@ def test_register_is_an_html_page_of_the_declared_processing(client: TestClient)
     assert "Mini LMS Formation SAS" in response.text
     assert "P10Y" in response.text
     # The purposes it keeps data for go to nobody outside: no recipient gap for them.
-    # The store's record types the LMS does not use stay listed as gaps, as they are.
     for purpose in INTERNAL_ONLY:
         assert f"{purpose}: no recipient declared" not in response.text
-    assert "Training funding files (employer, OPCO): no recipient declared" in response.text
+    # The store's record types the LMS does not keep (funder files, consents, access
+    # logs) are not described at all: no entry, no gap.
+    for unused in ("Funding", "Consent", "AccessEvent", "Training funding files"):
+        assert unused not in response.text
 
 
 def test_a_tampered_audit_log_is_reported(client: TestClient, db: Path) -> None:

@@ -21,6 +21,7 @@ from learnprivacy.moodle._provider import CONTENT_TYPES
 from learnprivacy.moodle._read_content import CONTENT_SOURCES
 from learnprivacy.moodle._schema import MoodleSchema
 from learnprivacy.moodle._time import to_unix
+from learnprivacy.moodle._writer import safe_name
 from learnprivacy.providers import (
     ApprovedContextList,
     Context,
@@ -393,9 +394,24 @@ def test_deletion_plan_counts_what_moodle_would_remove(
         "action": "replace text",
         "rows": len(posts),
     }
+    # mod_forum blanks the posts and leaves the discussions (their names) as they are.
+    assert plan["ForumDiscussion"] == {
+        "table": "forum_discussions",
+        "action": "keep",
+        "rows": len(moodle.content(SOURCES["ForumDiscussion"], learner)),
+    }
     assert plan["QuizAttempt"]["action"] == "delete"
     assert plan["QuizAttempt"]["rows"] == len(moodle.content(SOURCES["QuizAttempt"], learner))
-    assert "Message" not in plan  # Moodle's handling depends on the other members
+    # The fixture's conversations have no context: the learner's sent messages go, the
+    # other members' stay (the planted conversation without the learner: in neither).
+    messages = moodle.content(SOURCES["Message"], learner)
+    sent = sum(1 for m in messages if m["sent_by_you"])
+    assert plan["Message"] == {
+        "table": "messages",
+        "action": "delete",
+        "rows": sent,
+        "kept": len(messages) - sent,
+    }
     # One forum approved: only that forum's posts, nothing of the quizzes.
     forum = Context.module(posts[0]["activity_id"])
     one = provider.deletion_plan(ApprovedContextList(learner, [forum]))
@@ -406,3 +422,48 @@ def test_deletion_plan_counts_what_moodle_would_remove(
     assert _count(moodle, "forum_posts") == before  # read-only: nothing changed
     deleted = str(min(site[1].deleted_user_ids))
     assert provider.deletion_plan(ApprovedContextList(deleted, [forum])) == {}
+
+
+def test_forum_replies_nest_under_their_parent_named_in_unix_time(
+    moodle: MoodleDatabase, site: tuple[sa.Engine, FixtureSummary, dict[str, int]], tmp_path: Path
+) -> None:
+    """A reply sits in its parent post's folder, each ``<created>-<subject>-<id>`` (Unix time).
+
+    Attack: the parent post is another user's; its folder is there (Moodle's nesting) but
+    none of its text is written into the learner's export.
+    """
+    p = moodle.schema["forum_posts"]
+    with moodle.connect() as connection:
+        posts = {
+            row.id: row
+            for row in connection.execute(
+                sa.select(p.c.id, p.c.parent, p.c.userid, p.c.created, p.c.subject, p.c.message)
+            )
+        }
+    reply = next(
+        r for r in posts.values() if r.parent and posts[r.parent].userid != r.userid and r.userid
+    )
+    parent = posts[reply.parent]
+    out = MoodleProvider(moodle).export_layout(str(reply.userid), tmp_path / "layout")
+    written = [f for f in out.rglob("*.json") if f.parent.name.endswith(f"-{reply.id}")]
+    assert len(written) == 1
+    folder = written[0].parent
+    expected = [f"{parent.created}-{parent.subject}-{parent.id}", f"{reply.created}-"]
+    assert folder.parent.name == safe_name(expected[0])
+    assert folder.name.startswith(expected[1])
+    # The discussion's folder holds the first post's folder, each reply below its parent.
+    chain = []
+    current = parent
+    while current.parent:
+        current = posts[current.parent]
+        chain.append(current.id)
+    above = folder.parent
+    for ancestor in chain:  # the parent's ancestors, nearest first
+        above = above.parent
+        assert above.name.endswith(f"-{ancestor}")
+    assert above.parent.parent.name == "Discussions"
+    assert json.loads(written[0].read_text())["post_id"] == str(reply.id)
+    if parent.userid != reply.userid and parent.message:
+        assert not (folder.parent / "data.json").exists()
+        texts = "".join(f.read_text() for f in out.rglob("*.json"))
+        assert json.dumps(parent.message)[1:-1] not in texts

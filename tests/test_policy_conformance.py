@@ -332,6 +332,23 @@ def test_belgian_lms_register_names_controller_hosting_and_client() -> None:
     }
 
 
+def test_belgian_lms_register_describes_only_the_types_it_keeps() -> None:
+    """Line 17 lists the data processed: no funder files. The store's Funding type is
+    not in the register (no entry, no gap); the types it keeps are, with their gaps
+    (no period without the operator's schedule); a rule for Funding brings it back."""
+    from examples.policies import belgian_b2b_lms as lms
+
+    from learnprivacy.retention import RetentionRule, Schedule, Trigger
+
+    register = lms.register()
+    kept = {e.item.name for e in register.entries if e.component == "learnprivacy_store"}
+    assert kept == set(lms.PURPOSES)
+    assert not [g for g in register.gaps if "Funding" in g or "funding" in g]
+    assert "learnprivacy_store/Progress: no retention period declared" in register.gaps
+    ruled = lms.register(schedule=Schedule({Funding: RetentionRule("P6Y", Trigger.CLOSED)}))
+    assert "Funding" in {e.item.name for e in ruled.entries}
+
+
 def test_belgian_lms_client_profile_refuses_contact_details() -> None:
     """The B2B client gets progress and KPIs, never the learners' e-mail or names."""
     from examples.policies import belgian_b2b_lms as lms

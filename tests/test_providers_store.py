@@ -9,14 +9,16 @@ from pathlib import Path
 import pytest
 from examples.toy_lms import ForumProvider, ToyLMS
 
-from learnprivacy import LawfulBasis
+from learnprivacy import Controller, LawfulBasis
 from learnprivacy.crypto import Keyring
-from learnprivacy.providers import MemoryWriter, PrivacyManager, StoreProvider
+from learnprivacy.errors import ValidationError
+from learnprivacy.providers import MemoryWriter, PrivacyManager, Register, StoreProvider
 from learnprivacy.providers._store import STORE_COMPONENT
 from learnprivacy.records import (
     AccessEvent,
     Certificate,
     Consent,
+    Funder,
     Funding,
     Invoice,
     Learner,
@@ -178,3 +180,81 @@ def test_invoices_are_restricted_not_erased_and_still_exported(store: Store) -> 
     assert [type(r) for r in store.records_of("ana", include_restricted=True)] == [Invoice]
     assert len(store.audit) == entries
     assert store.audit.verify()
+
+
+USED_SCHEDULE = Schedule(
+    {
+        Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+        Progress: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+    }
+)
+
+
+def _register_of(provider: StoreProvider, internal: tuple[str, ...] = ()) -> Register:
+    controller = Controller(name="Formations SA", address="1 rue de Paris", contact="dpo@x.org")
+    return PrivacyManager([provider], discover=False).register(controller, internal_only=internal)
+
+
+def test_record_types_leave_unused_types_out_of_the_register(store: Store) -> None:
+    """``StoreProvider(record_types=...)``: a record type the controller does not keep
+    (funder files here) is not in the register, and shows no gap; without the argument
+    it is listed, with its "no recipient declared" and "no retention" gaps."""
+    everything = _register_of(StoreProvider(store, schedule=USED_SCHEDULE))
+    assert "Funding" in [e.item.name for e in everything.entries]
+    assert any("Funding" in g for g in everything.gaps)
+    assert any(g.startswith("Training funding files") for g in everything.gaps)
+
+    used = StoreProvider(store, schedule=USED_SCHEDULE, record_types=["Learner", Progress])
+    register = _register_of(used)
+    assert sorted({e.item.name for e in register.entries}) == ["Learner", "Progress"]
+    assert not any("Funding" in g or "funding" in g for g in register.gaps)
+
+
+def test_record_types_never_hide_a_used_type(store: Store) -> None:
+    """A type left out of ``record_types`` but held in the store is described anyway,
+    with its gaps; so is one the schedule has a rule for; a declared type without
+    recipients is still a "no recipient declared" gap."""
+    used = StoreProvider(store, schedule=USED_SCHEDULE, record_types=["Learner", "Progress"])
+    register = _register_of(used)
+    # A used type without recipients and no internal-only promise: still a gap.
+    assert any(
+        g.startswith("Training follow-up: progress and scores: no recipient declared")
+        for g in register.gaps
+    )
+    store.add(learner_records("L1")[0])
+    store.add(
+        Funding(
+            id="L1-F1",
+            learner_id="L1",
+            funder=Funder.OPCO,
+            dossier_reference="OPCO-L1-DOSSIER",
+            opened_at=T0,
+            amount=Decimal("900.00"),
+        )
+    )
+    held = _register_of(used)
+    assert "Funding" in [e.item.name for e in held.entries]
+    assert any(g == "learnprivacy_store/Funding: no retention period declared" for g in held.gaps)
+    assert any(g.startswith("Training funding files") for g in held.gaps)
+    # Restricted rows are still held.
+    store.restrict(Funding, "L1-F1", reason="legal claim", now=NOW)
+    assert "Funding" in [e.item.name for e in _register_of(used).entries]
+
+    ruled = Schedule(
+        {
+            **{cls: USED_SCHEDULE.rules_for(cls)[0] for cls in (Learner, Progress)},
+            Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
+        }
+    )
+    with_rule = StoreProvider(store, schedule=ruled, record_types=["Learner"])
+    assert "Invoice" in [e.item.name for e in _register_of(with_rule).entries]
+
+
+def test_record_types_refuses_unknown_names(store: Store) -> None:
+    """A name that is no record type, or a bare string, is a typed error."""
+    with pytest.raises(ValidationError):
+        StoreProvider(store, record_types=["Fundings"])
+    with pytest.raises(ValidationError):
+        StoreProvider(store, record_types="Funding")
+    with pytest.raises(ValidationError):
+        StoreProvider(store, record_types=[dict])

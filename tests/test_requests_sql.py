@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from learnprivacy.crypto import FieldCipher, Keyring
-from learnprivacy.errors import ConfigurationError, RequestStateError
+from learnprivacy.errors import ConfigurationError, DecryptionError, RequestStateError
 from learnprivacy.requests import (
     Channel,
     DeathAction,
@@ -249,3 +249,34 @@ def test_a_named_time_zone_survives_the_store(url: str) -> None:
     assert again.due_at == request.due_at == dt.datetime(2026, 4, 10, 23, 59, 59, 999_999, paris)
     assert again.due_at.utcoffset() == dt.timedelta(hours=2)
     assert again.calendar.value == "BE"
+
+
+def test_stored_bodies_keep_their_key_subjects(tmp_path: Path) -> None:
+    """Bodies are sealed under ``dsr-request/…`` and ``dsr-fact/…`` key subjects derived
+    from the request id (or the fact's row): books written before stay readable, and a
+    change of derivation, which would strand them, fails here."""
+    import hashlib
+    import json
+
+    keyring = Keyring.generate()
+    cipher = FieldCipher(keyring)
+    backend = SQLBackend(f"sqlite:///{tmp_path / 'requests.db'}", cipher=cipher)
+    fill(RequestBook(backend))
+    with backend.engine.connect() as connection:
+        body = connection.execute(text("SELECT body FROM lp_dsr_requests WHERE id = 'R-1'")).one()
+        facts = connection.execute(text("SELECT learner_id, kind, key, body FROM lp_dsr_facts"))
+        fact_rows = facts.all()
+    backend.engine.dispose()
+    subject = "dsr-request/aee554ed8db7f7e64d5d97ad17b52c51471982f7"  # sha256("R-1")[:40]
+    opened = json.loads(cipher.decrypt(body[0], subject=subject, context="SubjectRequest/R-1"))
+    assert opened["id"] == "R-1"
+    with pytest.raises(DecryptionError):
+        cipher.decrypt(body[0], subject=subject, context="SubjectRequest/R-0")
+    assert fact_rows
+    for ref, kind, key, sealed in fact_rows:
+        digest = hashlib.sha256("\x00".join((ref, kind, key)).encode()).hexdigest()[:40]
+        data = json.loads(
+            cipher.decrypt(sealed, subject=f"dsr-fact/{digest}", context=f"Fact/{kind}/{key}")
+        )
+        assert data["learner_id"] == "L1"
+        assert dt.datetime.fromisoformat(data["at"]) == T

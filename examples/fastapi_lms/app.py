@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from examples.fastapi_lms.policy import SCHEDULE
+from examples.fastapi_lms.policy import RECORD_TYPES, SCHEDULE
 from examples.fastapi_lms.routes import LMS, admin, router
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import (
@@ -60,7 +60,8 @@ def create_app(
     now = clock or (lambda: dt.datetime.now(dt.UTC))
     store = Store(store_url, keyring=keyring, actor="mini-lms", clock=now)
     # Add the LMS's own providers (forum, video service...) to this list.
-    manager = PrivacyManager([StoreProvider(store, schedule=SCHEDULE)], discover=False)
+    provider = StoreProvider(store, schedule=SCHEDULE, record_types=RECORD_TYPES)
+    manager = PrivacyManager([provider], discover=False)
     # Requests live in the store's database; each transition is copied to its audit log.
     book = RequestBook(SQLBackend(store, cipher=store.cipher), audit_sink=store_audit_sink(store))
     exports = Path(export_dir) if export_dir else Path(tempfile.mkdtemp(prefix="lms-requests-"))

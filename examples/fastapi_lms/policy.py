@@ -13,7 +13,7 @@ from decimal import Decimal
 from learnprivacy import Controller, Hosting
 from learnprivacy.retention import Action, RetentionMode, RetentionRule, Schedule, Trigger
 
-__all__ = ["CATALOGUE", "CONTROLLER", "INTERNAL_ONLY", "SCHEDULE"]
+__all__ = ["CATALOGUE", "CONTROLLER", "INTERNAL_ONLY", "RECORD_TYPES", "SCHEDULE"]
 
 #: Course ids the LMS sells, with their price in euros.
 CATALOGUE: dict[str, Decimal] = {
@@ -52,10 +52,13 @@ CONTROLLER = Controller(
     ),
 )
 
+#: The store's record types the mini-LMS keeps. Its register describes these only: it
+#: keeps no funder files, consents or access logs (were the store to hold a row of one,
+#: the register would list it again, with its gaps).
+RECORD_TYPES = ("Learner", "Progress", "Certificate", "Invoice")
+
 #: The mini-LMS sends no learner's data to anyone outside the company (no funder, no
 #: employer, no LRS): the purposes of the records it keeps are shared internally only.
-#: The store's other record types (funding files, consents, access logs) are not used
-#: here and have no rule: the register still lists them as gaps, which they are.
 INTERNAL_ONLY = (
     "Learner accounts and access to the courses",
     "Training follow-up: progress and scores",

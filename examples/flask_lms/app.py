@@ -222,8 +222,7 @@ def create_app(
     @app.get("/admin/register")
     def register() -> Response:
         admin()
-        manager = PrivacyManager([privacy.provider], discover=False)
-        built = manager.register(CONTROLLER, internal_only=INTERNAL_ONLY)
+        built = privacy.register(CONTROLLER, internal_only=INTERNAL_ONLY)
         return Response(built.to_json(), mimetype="application/json")
 
     @app.get("/admin/audit")

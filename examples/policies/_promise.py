@@ -20,6 +20,7 @@ from learnprivacy import Controller, DataCategory, LawfulBasis
 from learnprivacy.export.reports import ReportProfile
 from learnprivacy.providers import MetadataCollection, Register
 from learnprivacy.providers._store import store_metadata
+from learnprivacy.records._base import record_types as all_record_types
 from learnprivacy.requests import ProofMethod, RequestBook
 from learnprivacy.requests._vocabulary import IDENTITY_PROOFS
 from learnprivacy.retention import Schedule
@@ -99,6 +100,7 @@ def build_register(
     internal_only: Iterable[str] = (),
     null_reasons: Mapping[str, str] | None = None,
     purposes: Mapping[str, str] | None = None,
+    record_types: Iterable[str] | None = None,
 ) -> Register:
     """The Art. 30 register of a seed module: the store's records under its schedule
     (purposes, bases, retention, every exported field), each recipient with the fields
@@ -106,8 +108,19 @@ def build_register(
     ``internal_only``: the purposes the policy promises to share with no third party
     (an external recipient for one of them is listed in the register's gaps);
     ``null_reasons``: components that keep no personal data, and why; ``purposes``: the
-    purpose of each record type (by class name) that no rule of ``schedule`` names."""
-    store = store_metadata(MetadataCollection("learnprivacy_store"), schedule, dict(purposes or {}))
+    purpose of each record type (by class name) that no rule of ``schedule`` names;
+    ``record_types``: the store's record types the controller keeps (all by default),
+    the others left out of the register; a type the schedule has a rule for stays in."""
+    kept = None
+    if record_types is not None:
+        ruled = [cls.__name__ for cls in all_record_types() if schedule.rules_for(cls)]
+        kept = [*record_types, *ruled]
+    store = store_metadata(
+        MetadataCollection("learnprivacy_store"),
+        schedule,
+        dict(purposes or {}),
+        record_types=kept,
+    )
     shared = MetadataCollection("policy_recipients")
     for name, disclosure in (disclosures or {}).items():
         profile = disclosure.profile

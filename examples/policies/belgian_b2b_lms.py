@@ -342,6 +342,9 @@ def register(as_of: dt.date | None = None, schedule: Schedule | None = None) -> 
         as_of=as_of,
         null_reasons=NULL_COMPONENTS,
         purposes=PURPOSES,
+        # Line 17 lists the data it processes: no funder files; the store's Funding
+        # type is not described (a rule for it in ``schedule`` would bring it back).
+        record_types=tuple(PURPOSES),
     )
 
 

@@ -12,7 +12,7 @@ request-scoped session) keep working inside it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -31,7 +31,14 @@ from learnprivacy.providers import (
 from learnprivacy.providers.writer import ContentWriter
 from learnprivacy.retention import Hold, Schedule
 
-__all__ = ["DeclaredProvider", "ProviderBackend", "describe", "explain", "metadata_of"]
+__all__ = [
+    "DeclaredProvider",
+    "ProviderBackend",
+    "describe",
+    "explain",
+    "metadata_of",
+    "register_of",
+]
 
 _MESSAGE_LIMIT = 200
 
@@ -230,3 +237,20 @@ class DeclaredProvider:
         if context.level is ContextLevel.USER and context.instance_id in approved:
             with _reported(self.component):
                 self.backend.erase(context.instance_id, now=self._clock())
+
+
+def register_of(
+    provider: object,
+    controller: Any,
+    *,
+    as_of: dt.date | None,
+    internal_only: Iterable[str],
+    providers: Iterable[object],
+) -> Any:
+    """The GDPR Art. 30 register of an integration's ``provider`` and the application's
+    other ``providers`` (a mailer, an LRS...), whose recipients appear in the same
+    register; ``internal_only`` as in ``PrivacyManager.register``."""
+    from learnprivacy.providers import PrivacyManager
+
+    manager = PrivacyManager([provider, *providers], discover=False)
+    return manager.register(controller, as_of=as_of, internal_only=internal_only)

@@ -217,7 +217,7 @@ def compact_keys(
     from learnprivacy.django._privacy import get_privacy
     from learnprivacy.django._settings import runtime
     from learnprivacy.store._audit import AuditEvent
-    from learnprivacy.store._epochs import compact
+    from learnprivacy.store._epochs import compact, compaction_details
 
     current = runtime()
     store = key_store()
@@ -238,13 +238,7 @@ def compact_keys(
         progress=progress,
         batch_size=batch_size,
     )
-    details = {
-        "epoch": report["epoch"],
-        "rewrapped": report["rewrapped"],
-        "live_keys": report["live"],
-        "erased_subjects": report["erased_subjects"],
-        "resumed": report["resumed"],
-    }
+    details = compaction_details(report)
     get_privacy().audit.append(
         [AuditEvent(action="compact_keys", outcome="done", details=details)], now=now
     )

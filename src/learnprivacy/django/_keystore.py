@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from learnprivacy.crypto._keybatch import KeyBatch, batch_for, current_batch
 from learnprivacy.crypto._keystore import ALL_SCOPES as _ALL
 from learnprivacy.crypto._keystore import KeyEntry, KeyState
 from learnprivacy.crypto._keystore import entry_from_row as _entry
-from learnprivacy.crypto._keystore import scope_blocked as _blocked
 from learnprivacy.errors import ConfigurationError, KeyShreddedError
 from learnprivacy.store._keydb import EpochRewrap, KeyEpochError, epoch_guarded
 
@@ -35,19 +35,6 @@ _META = "lpdj_key_meta"
 # ``|current|next|`` ("" for none). Every transaction writing a wrapped key reads it
 # locked; compaction changes it holding it exclusively (see learnprivacy.store._epochs).
 _EPOCH_ROW = "wrapping_epochs"
-
-
-class _Batch:
-    """Entries and tombstones of a known set of subjects, and keys not yet inserted."""
-
-    __slots__ = ("entries", "pending", "rewrap", "tombstones")
-
-    def __init__(self) -> None:
-        self.entries: dict[str, list[KeyEntry]] = {}
-        self.tombstones: set[tuple[str, str]] = set()
-        self.pending: list[KeyEntry] = []
-        # How the keyring that buffered the pending keys re-wraps them (see add()).
-        self.rewrap: EpochRewrap | None = None
 
 
 class DjangoKeyStore:
@@ -100,7 +87,7 @@ class DjangoKeyStore:
         The new keys are committed to the key store when the block ends, in one
         transaction: end the batch *before* committing data encrypted under them.
         """
-        batch = _Batch()
+        batch = KeyBatch()
         wanted = sorted(set(subjects))
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
@@ -123,7 +110,7 @@ class DjangoKeyStore:
         finally:
             self._local.batch = None
 
-    def _flush(self, batch: _Batch) -> None:
+    def _flush(self, batch: KeyBatch) -> None:
         from django.db import connections, transaction
 
         if not batch.pending:
@@ -143,27 +130,15 @@ class DjangoKeyStore:
                     f"INSERT INTO {_KEYS} ({_COLUMNS}) VALUES {marks}",
                     [value for row in chunk for value in row],
                 )
-        batch.pending = []
-        if written is not pending:
-            moved = {(e.subject, e.key_id): e for e in written}
-            for subject in {e.subject for e in written}:
-                batch.entries[subject] = [
-                    moved.get((e.subject, e.key_id), e) for e in batch.entries[subject]
-                ]
-
-    def _batch_for(self, subject: str | None) -> _Batch | None:
-        batch: _Batch | None = getattr(self._local, "batch", None)
-        if batch is None or subject is None or subject not in batch.entries:
-            return None
-        return batch
+        batch.flushed(pending, written)
 
     # -- the KeyStore protocol ---------------------------------------------------------
 
     def get(self, subject: str, key_id: str) -> KeyEntry | None:
         """The entry of ``key_id`` for ``subject``, shredded or not; ``None`` if unknown."""
-        batch = self._batch_for(subject)
+        batch = batch_for(self._local, subject)
         if batch is not None:
-            return next((e for e in batch.entries[subject] if e.key_id == key_id), None)
+            return batch.get(subject, key_id)
         rows = self._rows(
             f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject_ref = %s AND key_id = %s",
             [subject, key_id],
@@ -174,10 +149,9 @@ class DjangoKeyStore:
         self, subject: str | None = None, scope: str | None = None
     ) -> Iterator[KeyEntry]:
         """Entries of ``subject`` (optionally of one ``scope``), or every entry if ``None``."""
-        batch = self._batch_for(subject)
+        batch = batch_for(self._local, subject)
         if batch is not None and subject is not None:
-            found = batch.entries[subject]
-            return iter([e for e in found if scope is None or e.scope == scope])
+            return iter(batch.select(subject, scope))
         where: list[str] = []
         params: list[str] = []
         if subject is not None:
@@ -205,21 +179,9 @@ class DjangoKeyStore:
         """
         from django.db import IntegrityError, connections, transaction
 
-        batch = self._batch_for(entry.subject)
+        batch = batch_for(self._local, entry.subject)
         if batch is not None:
-            known = batch.entries[entry.subject]
-            for existing in known:
-                if existing.scope == entry.scope and existing.state is KeyState.ACTIVE:
-                    return existing
-            if not revive and _blocked(known, batch.tombstones, entry.subject, entry.scope):
-                raise KeyShreddedError(
-                    f"the keys of this subject's scope {entry.scope!r} were shredded"
-                )
-            known.append(entry)
-            batch.pending.append(entry)
-            if rewrap is not None:
-                batch.rewrap = rewrap
-            return entry
+            return batch.add(entry, revive=revive, rewrap=rewrap)
         connection = connections[self._alias]
         insert = f"INSERT INTO {_KEYS} ({_COLUMNS}) SELECT %s, %s, %s, %s, %s, %s"
         if not revive:
@@ -304,11 +266,10 @@ class DjangoKeyStore:
         from django.db import connections, transaction
 
         wanted = list(dict.fromkeys(pairs))
-        batch: _Batch | None = getattr(self._local, "batch", None)
+        batch = current_batch(self._local)
         if batch is not None:
             # Simplest correct answer: the batch forgets what it knew of these subjects.
-            for subject, _scope in wanted:
-                batch.entries.pop(subject, None)
+            batch.forget(subject for subject, _scope in wanted)
         count = 0
         with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
             for subject, scope in wanted:
@@ -620,9 +581,9 @@ class DjangoKeyStore:
         """True when ``(subject, scope)`` is tombstoned and none of its keys is alive."""
         from django.db import connections
 
-        batch = self._batch_for(subject)
+        batch = batch_for(self._local, subject)
         if batch is not None:
-            return _blocked(batch.entries[subject], batch.tombstones, subject, scope)
+            return batch.is_shredded(subject, scope)
         with connections[self._alias].cursor() as cursor:
             return self._blocked(cursor, subject, scope)
 

@@ -35,7 +35,7 @@ from learnprivacy._inplace._plan import (
     subject_of,
     with_activity,
 )
-from learnprivacy._inplace._provider import DeclaredProvider
+from learnprivacy._inplace._provider import DeclaredProvider, register_of
 from learnprivacy._validators import require_aware, utc_if_naive
 from learnprivacy._vocabulary import Article
 from learnprivacy.basis import LawfulBasis
@@ -405,16 +405,20 @@ class DjangoPrivacy:
                 schedule=self.schedule,
             )
             anonymised = sum(len(k) for t, k in plan.erase.items() if not by_table[t].owned)
-            if dry_run:
+
+            def result(shredded: tuple[str, ...]) -> ErasureResult:
                 return ErasureResult(
                     subject_ref=self.audit.subject_ref(learner),
                     erased=plan.erased - anonymised,
                     anonymised=anonymised,
                     restricted=plan.restricted,
                     shred_scopes=plan.shred_scopes,
-                    shredded=(),
-                    dry_run=True,
+                    shredded=shredded,
+                    dry_run=dry_run,
                 )
+
+            if dry_run:
+                return result(())
             for table, keys in plan.erase.items():
                 self._erase_rows(by_table[table], keys)
             for table, keys in plan.restrict.items():
@@ -427,16 +431,7 @@ class DjangoPrivacy:
             )
             self._queue_shreds([(learner, s) for s in plan.shred_scopes], mode="tombstone", now=now)
         keyring = runtime().keyring
-        shredded = tuple(s for s in plan.shred_scopes if keyring.is_shredded(learner, s))
-        return ErasureResult(
-            subject_ref=self.audit.subject_ref(learner),
-            erased=plan.erased - anonymised,
-            anonymised=anonymised,
-            restricted=plan.restricted,
-            shred_scopes=plan.shred_scopes,
-            shredded=shredded,
-            dry_run=False,
-        )
+        return result(tuple(s for s in plan.shred_scopes if keyring.is_shredded(learner, s)))
 
     # -- retention sweeps ----------------------------------------------------------------
 
@@ -456,7 +451,6 @@ class DjangoPrivacy:
         with no row under a key scope are shredded. Killed half-way and run again, it
         ends in the same state; run twice, the second run changes nothing.
         """
-        from django.db import transaction
 
         require_aware(now, "now")
         schedule = schedule if schedule is not None else self.schedule
@@ -493,13 +487,9 @@ class DjangoPrivacy:
                         for d in decisions
                         if d.decision.action in (Action.ERASE, Action.ANONYMISE, Action.RESTRICT)
                     )
-                with transaction.atomic(using=self.using):
-                    counts, shreds = self._apply(bound, decisions, now, dry_run=dry_run)
-                    if not dry_run:
-                        self._queue_shreds(shreds, mode="keys", now=now)
-                for name, value in counts.items():
-                    totals[name] += value
-                shredded_subjects += len({s for s, _ in shreds})
+                shredded_subjects += self._apply_batch(
+                    bound, decisions, now, dry_run=dry_run, totals=totals
+                )
                 if progress is not None:
                     progress(bound.spec.table, seen, total)
         counts, shredded = self._end_lapsed_consents(
@@ -593,7 +583,6 @@ class DjangoPrivacy:
         ``Privacy(basis=...)``); rows another purpose or basis holds, rows a hold
         covers and rows already restricted are left as they are.
         """
-        from django.db import transaction
 
         from learnprivacy.django._bind import restricted_keys
 
@@ -663,13 +652,9 @@ class DjangoPrivacy:
                         )
                     if not decisions:
                         continue
-                    with transaction.atomic(using=self.using):
-                        done, shreds = self._apply(bound, decisions, now, dry_run=dry_run)
-                        if not dry_run:
-                            self._queue_shreds(shreds, mode="keys", now=now)
-                    for name, value in done.items():
-                        counts[name] += value
-                    shredded += len({s for s, _ in shreds})
+                    shredded += self._apply_batch(
+                        bound, decisions, now, dry_run=dry_run, totals=counts
+                    )
         return counts, shredded
 
     def _decide_batch(
@@ -757,6 +742,28 @@ class DjangoPrivacy:
                         found[learner] = latest
         return found
 
+    def _apply_batch(
+        self,
+        bound: Bound,
+        decisions: Sequence[RowDecision],
+        now: dt.datetime,
+        *,
+        dry_run: bool,
+        totals: dict[str, int],
+    ) -> int:
+        """Apply one batch of a sweep's ``decisions`` in a transaction that also queues the
+        key shreds they call for; add its counts to ``totals``; how many subjects lost
+        keys."""
+        from django.db import transaction
+
+        with transaction.atomic(using=self.using):
+            counts, shreds = self._apply(bound, decisions, now, dry_run=dry_run)
+            if not dry_run:
+                self._queue_shreds(shreds, mode="keys", now=now)
+        for name, value in counts.items():
+            totals[name] += value
+        return len({s for s, _ in shreds})
+
     def _apply(
         self, bound: Bound, decisions: Sequence[RowDecision], now: dt.datetime, *, dry_run: bool
     ) -> tuple[dict[str, int], list[tuple[str, str]]]:
@@ -786,43 +793,22 @@ class DjangoPrivacy:
             return counts, []
         ref = self.audit.subject_ref
         events = []
+
+        def event(action: str, rows: list[RowDecision]) -> None:
+            keys, subjects = [r.key for r in rows], [r.subject for r in rows]
+            reason = rows[0].decision.reason
+            events.append(rows_event(action, ref, bound.spec, keys, subjects, reason=reason))
+
         if erase:
             self._erase_rows(bound, [r.key for r in erase])
-            events.append(
-                rows_event(
-                    "erase" if bound.owned else "anonymise",
-                    ref,
-                    bound.spec,
-                    [r.key for r in erase],
-                    [r.subject for r in erase],
-                    reason=erase[0].decision.reason,
-                )
-            )
+            event("erase" if bound.owned else "anonymise", erase)
         if anonymise:
             self._anonymise_rows(bound, [r.key for r in anonymise])
-            events.append(
-                rows_event(
-                    "anonymise",
-                    ref,
-                    bound.spec,
-                    [r.key for r in anonymise],
-                    [r.subject for r in anonymise],
-                    reason=anonymise[0].decision.reason,
-                )
-            )
+            event("anonymise", anonymise)
         for row in restrict:
             self._restrict_rows(bound, [row.key], row.subject, row.decision.reason, now)
         if restrict:
-            events.append(
-                rows_event(
-                    "restrict",
-                    ref,
-                    bound.spec,
-                    [r.key for r in restrict],
-                    [r.subject for r in restrict],
-                    reason=restrict[0].decision.reason,
-                )
-            )
+            event("restrict", restrict)
         shreds: list[tuple[str, str]] = []
         gone = sorted({r.subject for r in erase + anonymise})
         if gone and bound.encrypted:
@@ -897,9 +883,29 @@ class DjangoPrivacy:
 
         return export_subject(self.manager(), str(subject), out, now=now, **options)
 
-    def register(self, controller: Any) -> Any:
-        """The GDPR Art. 30 register built from the declarations."""
-        return self.manager().register(controller)
+    def register(
+        self,
+        controller: Any,
+        *,
+        as_of: dt.date | None = None,
+        internal_only: Iterable[str] = (),
+        providers: Iterable[object] = (),
+    ) -> Any:
+        """The GDPR Art. 30 register built from the declarations.
+
+        ``internal_only`` names the purposes whose data go to nobody outside the
+        controller (``PrivacyManager.register``; ``controller.internal_only`` counts
+        too): an external recipient declared under one of them is a gap, an internal
+        one is not. ``providers`` adds the project's other components (a mailer, an
+        LRS...) so that their recipients appear in the same register.
+        """
+        return register_of(
+            self.provider,
+            controller,
+            as_of=as_of,
+            internal_only=internal_only,
+            providers=providers,
+        )
 
     def request_book(self) -> Any:
         """The request book in the application's database (bodies encrypted)."""

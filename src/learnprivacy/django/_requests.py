@@ -11,7 +11,6 @@ outlives the learner's data and its own retention can shred it.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -20,24 +19,20 @@ from learnprivacy.crypto import FieldCipher
 from learnprivacy.errors import IntegrityError, RequestStateError
 from learnprivacy.requests import RequestState
 from learnprivacy.requests._backend import Fact
-from learnprivacy.requests._codec import request_from_dict, request_to_dict
+from learnprivacy.requests._bodies import (
+    canonical_json,
+    fact_context,
+    fact_data,
+    fact_from_data,
+    open_request,
+    seal_request,
+)
 from learnprivacy.requests._history import HistoryEntry
 from learnprivacy.requests._model import SubjectRequest
 
 __all__ = ["DjangoRequestBackend"]
 
 _OPEN = [s.value for s in RequestState if not s.terminal]
-
-
-def _key_subject(kind: str, *parts: str) -> str:
-    # A key subject of its own per request or fact, short and derived: never the
-    # learner's, so that erasing the learner leaves the request's proof readable.
-    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
-    return f"dsr-{kind}/{digest}"
-
-
-def _json(data: Mapping[str, Any]) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
 class DjangoRequestBackend:
@@ -54,21 +49,16 @@ class DjangoRequestBackend:
     # -- bodies --------------------------------------------------------------------------
 
     def _seal(self, data: Mapping[str, Any], subject: str, context: str) -> str:
-        return self._cipher.encrypt(_json(data), subject=subject, context=context)
+        return self._cipher.encrypt(canonical_json(data), subject=subject, context=context)
 
     def _open(self, body: str, subject: str, context: str) -> Any:
         return json.loads(self._cipher.decrypt(body, subject=subject, context=context))
 
     def _request_body(self, request: SubjectRequest) -> str:
-        return self._seal(
-            request_to_dict(request),
-            _key_subject("request", request.id),
-            f"SubjectRequest/{request.id}",
-        )
+        return seal_request(self._seal, request)
 
     def _request(self, request_id: str, body: str) -> SubjectRequest:
-        data = self._open(body, _key_subject("request", request_id), f"SubjectRequest/{request_id}")
-        return request_from_dict(data)
+        return open_request(self._open, request_id, body)
 
     def _fields(self, request: SubjectRequest) -> dict[str, Any]:
         return {
@@ -92,7 +82,7 @@ class DjangoRequestBackend:
             at=entry.at.astimezone(dt.UTC),
             event=entry.event,
             hash=entry.hash,
-            body=_json(entry.to_dict()),
+            body=canonical_json(entry.to_dict()),
         )
 
     # -- requests ------------------------------------------------------------------------
@@ -176,16 +166,11 @@ class DjangoRequestBackend:
 
     # -- facts ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _fact_context(learner_id: str, kind: str, key: str) -> tuple[str, str]:
-        return _key_subject("fact", learner_id, kind, key), f"Fact/{kind}/{key}"
-
     def put_fact(self, fact: Fact) -> None:
         """Store or replace a fact."""
         from learnprivacy.django.models import RequestFact
 
-        subject, context = self._fact_context(fact.learner_id, fact.kind, fact.key)
-        body = self._seal({"at": fact.at.isoformat(), "data": dict(fact.data)}, subject, context)
+        body = self._seal(fact_data(fact), *fact_context(fact.learner_id, fact.kind, fact.key))
         RequestFact.objects.using(self._using).update_or_create(
             learner_id=fact.learner_id,
             kind=fact.kind,
@@ -194,15 +179,8 @@ class DjangoRequestBackend:
         )
 
     def _fact(self, learner_id: str, kind: str, key: str, body: str) -> Fact:
-        subject, context = self._fact_context(learner_id, kind, key)
-        data = self._open(body, subject, context)
-        return Fact(
-            learner_id=learner_id,
-            kind=kind,
-            key=key,
-            at=dt.datetime.fromisoformat(data["at"]),
-            data=data["data"],
-        )
+        data = self._open(body, *fact_context(learner_id, kind, key))
+        return fact_from_data(learner_id, kind, key, data)
 
     def get_fact(self, learner_id: str, kind: str, key: str) -> Fact | None:
         """One fact, or ``None``."""

@@ -419,6 +419,29 @@ class MoodleDatabase:
         mapper = source.mapper
         return [mapper(row, ids[0]) for row in self.stream(source.statement(self.schema, ids[0]))]
 
+    def forum_post_tree(
+        self, discussion_ids: Iterable[int | str]
+    ) -> dict[str, tuple[str, int, str]]:
+        """Every post of some discussions: ``{post id: (parent id, created, subject)}``.
+
+        The parent id is ``"0"`` for a discussion's first post and ``created`` is Moodle's
+        Unix time; the export names a post's folder from them and nests a reply in its
+        parent's folder, as Moodle's forum provider does.
+        """
+        ids = sorted({int(d) for d in discussion_ids})
+        if not ids or not self.has_table("forum_posts"):
+            return {}
+        p = self.schema["forum_posts"]
+        statement = (
+            sa.select(p.c.id, p.c.parent, p.c.created, p.c.subject)
+            .where(p.c.discussion.in_(ids))
+            .order_by(p.c.id)
+        )
+        return {
+            str(pid): (str(parent or 0), int(created or 0), subject or "")
+            for pid, parent, created, subject in self.stream(statement)
+        }
+
     def content_users_in(self, level: int, instance: int) -> set[int]:
         """Accounts with content rows (posts, submissions, files...) in one context."""
         found: set[int] = set()

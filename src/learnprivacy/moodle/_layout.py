@@ -16,6 +16,7 @@ is placed directly under the system context with its level and instance.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from learnprivacy.moodle._provider import (
     MoodleProvider,
     row_context,
 )
+from learnprivacy.moodle._time import to_unix
 from learnprivacy.moodle._writer import MoodleContentWriter, safe_name
 from learnprivacy.providers import ApprovedContextList, Context, MemoryWriter
 
@@ -246,7 +248,8 @@ def export_moodle_layout(provider: MoodleProvider, user_id: str, directory: str 
         place_of = Context.module(grade["activity_id"]) if grade.get("activity_id") else None
         place = writer.with_context(place_of or Context.course(grade["course_id"]))
         place.add_to_data(["Grades"], "grades", [grade])
-    _place_content(rows, writer, user_id)
+    discussions = {post["discussion_id"] for post in rows.get("ForumPost", [])}
+    _place_content(rows, writer, user_id, provider.database.forum_post_tree(discussions))
     by_method: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for enrolment in rows.get(ENROLMENT_TYPE, []):
         by_method.setdefault((enrolment["course_id"], enrolment["method"]), []).append(enrolment)
@@ -293,13 +296,38 @@ def _export_purpose(provider: MoodleProvider, tree: MoodleContextTree, place: An
     )
 
 
+def _unix(iso: str | None) -> int:
+    return to_unix(dt.datetime.fromisoformat(iso)) if iso else 0
+
+
+def _post_folders(post_id: str, tree: dict[str, tuple[str, int, str]]) -> list[str]:
+    """The nested folders of a post: its ancestors' first, each ``<created>-<subject>-<id>``.
+
+    ``created`` is Moodle's Unix time, as in Moodle's export. A loop in broken parent
+    links stops at the first post seen twice.
+    """
+    chain: list[str] = []
+    seen: set[str] = set()
+    current = post_id
+    while current in tree and current not in seen:
+        seen.add(current)
+        parent, created, subject = tree[current]
+        chain.append(f"{created}-{subject}-{current}")
+        current = parent
+    return list(reversed(chain))
+
+
 def _place_content(
-    rows: dict[str, list[dict[str, Any]]], writer: MoodleContentWriter, user_id: str
+    rows: dict[str, list[dict[str, Any]]],
+    writer: MoodleContentWriter,
+    user_id: str,
+    post_tree: dict[str, tuple[str, int, str]],
 ) -> None:
     """Forum, assignment and quiz work, messages, files, badges, notes and profile fields.
 
     Each goes where Moodle's own provider writes it: ``Discussions/<id>-<name>/`` (a post
-    in ``<date>-<subject>-<id>/`` inside it), ``attempt <n>/`` with ``Submission Text/``
+    in ``<created>-<subject>-<id>/`` inside it, ``created`` in Unix time, a reply inside
+    its parent's folder), ``attempt <n>/`` with ``Submission Text/``
     and ``grade/`` for an assignment, ``Attempts/<n>/`` for a quiz, ``Messages/``,
     ``Badges/<name>/`` and the profile field type's folder in the user context, ``Notes/``
     in the course. File metadata goes in ``_files/<filearea>/files.json`` of the file's
@@ -313,9 +341,10 @@ def _place_content(
     for post in rows.get("ForumPost", []):
         module = writer.with_context(Context.module(post["activity_id"]))
         area = f"{post['discussion_id']}-{post['discussion']}"
-        created = post["created_at"] or ""
-        name = f"{created[:10]}-{post['subject'] or 'post'}-{post['post_id']}"
-        module.export_data(["Discussions", area, name], post)
+        folders = _post_folders(post["post_id"], post_tree) or [
+            f"{_unix(post['created_at'])}-{post['subject']}-{post['post_id']}"
+        ]
+        module.export_data(["Discussions", area, *folders], post)
     for submission in rows.get("AssignSubmission", []):
         module = writer.with_context(Context.module(submission["activity_id"]))
         folder = f"attempt {submission['attempt']}"

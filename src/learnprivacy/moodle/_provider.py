@@ -533,12 +533,22 @@ class MoodleProvider:
 
         Read-only: nothing is changed (erase in Moodle, with its data privacy tool). Per
         content kind with rows in the approved contexts: the ``table``, Moodle's
-        ``action`` and the number of ``rows``. mod_forum keeps a deleted post's and
-        discussion's row (the thread stays readable) and replaces its text
-        (``"replace text"``); mod_assign, mod_quiz, core_badges and the custom profile
-        fields delete the rows (``"delete"``). Messages, notes and files are left out:
-        what Moodle does with them depends on the other people involved (the other
-        members of a conversation, a note's author, the component owning a file area).
+        ``action`` and the number of ``rows``. mod_forum keeps a deleted post's row (the
+        thread stays readable) and replaces its subject and text (``"replace text"``);
+        mod_assign, mod_quiz, core_badges and the custom profile fields delete the rows
+        (``"delete"``). ``Message``: in the conversations
+        core_message (own user context) and core_group (course contexts, group
+        conversations) act on, the messages the user sent are deleted and the other
+        members' stay (``kept``); ``ConversationMember``: the user's memberships of them,
+        deleted. ``Note``: core_notes deletes, per approved course, the notes the user
+        wrote; the notes others wrote about the user stay (``kept``). ``File``: core_user
+        deletes every ``files`` row of component ``user`` in the user's own context
+        (private files, drafts, pictures, directory entries), whoever uploaded it; files
+        in other activities' areas are left to their components and not counted.
+        ``ForumFile``: mod_forum deletes the ``post`` and ``attachment`` files of the
+        user's posts in an approved forum (files on others' posts stay). ``ForumDiscussion``
+        rows are kept as they are (``"keep"``): mod_forum blanks the posts, not the
+        discussions' names.
         """
         if not self._is_live(approved.user_id):
             return {}
@@ -552,6 +562,62 @@ class MoodleProvider:
             chosen = [r for r in rows[source.name] if row_context(r, approved.user_id) in wanted]
             if chosen:
                 plan[source.name] = {"table": source.table, "action": action, "rows": len(chosen)}
+        plan.update(self._message_and_note_plan(int(approved.user_id), wanted))
+        return plan
+
+    def _message_and_note_plan(
+        self, user_id: int, wanted: set[Context]
+    ) -> dict[str, dict[str, Any]]:
+        from learnprivacy.moodle import _deletion
+
+        db = self.database
+        counts: dict[str, int] = {}
+        db.require_tables(*_deletion.MESSAGE_TABLES, *_deletion.NOTE_TABLES, *_deletion.FILE_TABLES)
+        statements = {
+            **(_deletion.message_plan(db.schema, user_id, wanted) or {}),
+            **(_deletion.note_plan(db.schema, user_id, wanted) or {}),
+            **(_deletion.file_plan(db.schema, user_id, wanted) or {}),
+        }
+        if all(db.has_table(name) for name in _deletion.FORUM_FILE_TABLES):
+            statements.update(_deletion.forum_file_plan(db.schema, user_id, wanted) or {})
+        with db.connect() as connection:
+            for name, statement in statements.items():
+                counts[name] = int(connection.execute(statement).scalar_one())
+        plan: dict[str, dict[str, Any]] = {}
+        if counts.get("sent") or counts.get("others") or counts.get("members"):
+            plan["Message"] = {
+                "table": "messages",
+                "action": "delete",
+                "rows": counts["sent"],
+                "kept": counts["others"],
+            }
+        if counts.get("members"):
+            plan["ConversationMember"] = {
+                "table": "message_conversation_members",
+                "action": "delete",
+                "rows": counts["members"],
+            }
+        if counts.get("user_files"):
+            plan["File"] = {
+                "table": "files",
+                "action": "delete",
+                "rows": counts["user_files"],
+                "component": "user",
+            }
+        if counts.get("forum_files"):
+            plan["ForumFile"] = {
+                "table": "files",
+                "action": "delete",
+                "rows": counts["forum_files"],
+                "component": "mod_forum",
+            }
+        if counts.get("written") or counts.get("about"):
+            plan["Note"] = {
+                "table": "post",
+                "action": "delete",
+                "rows": counts["written"],
+                "kept": counts["about"],
+            }
         return plan
 
     def delete_data_for_user(self, approved: ApprovedContextList) -> None:
@@ -569,7 +635,8 @@ class MoodleProvider:
 
 # What Moodle 4.5's providers do on deletion, per content kind (see deletion_plan).
 _MOODLE_DELETION = {
-    "ForumDiscussion": "replace text",
+    # mod_forum leaves forum_discussions untouched (it blanks the posts only).
+    "ForumDiscussion": "keep",
     "ForumPost": "replace text",
     "AssignSubmission": "delete",
     "AssignGrade": "delete",

@@ -315,6 +315,30 @@ class PrivacyManager:
         contextlist = as_contextlist(provider.get_contexts_for_userid(user_id), turn.component)
         return ApprovedContextList(user_id, contextlist.contexts, component=turn.component)
 
+    def _each_request_provider(
+        self,
+        operation: str,
+        step: Callable[[Turn, RequestProvider, GatedWriter | None], int],
+        writer: ContentWriter | None = None,
+    ) -> RequestResult:
+        """Run ``step`` in a turn of every request provider (with its own gate on
+        ``writer`` if given); a null provider completes at once. One outcome each."""
+        outcomes: list[ProviderOutcome] = []
+        for info in self._infos.values():
+            if not info.handles_requests:
+                outcomes.append(self._null_outcome(info))
+                continue
+            provider: RequestProvider = info.provider  # type: ignore[assignment]
+            gate = None if writer is None else GatedWriter(writer, info.component)
+
+            def body(
+                turn: Turn, provider: RequestProvider = provider, gate: GatedWriter | None = gate
+            ) -> int:
+                return step(turn, provider, gate)
+
+            outcomes.append(self._run(info, body, gate))
+        return RequestResult(operation=operation, outcomes=tuple(outcomes))
+
     # -- requests ---------------------------------------------------------------------
 
     def get_contexts_for_userid(self, user_id: str | int) -> dict[str, ContextList]:
@@ -373,28 +397,19 @@ class PrivacyManager:
         A FAILED result means the export is incomplete: do not hand it to the subject.
         """
         subject = normalise_user_id(user_id)
-        outcomes: list[ProviderOutcome] = []
-        for info in self._infos.values():
-            if not info.handles_requests:
-                outcomes.append(self._null_outcome(info))
-                continue
-            provider: RequestProvider = info.provider  # type: ignore[assignment]
-            gate = GatedWriter(writer, info.component)
 
-            def body(
-                turn: Turn, provider: RequestProvider = provider, gate: GatedWriter = gate
-            ) -> int:
-                approved = self._approved(turn, provider, subject)
-                if len(approved):
-                    turn.step = "export_user_data"
-                    provider.export_user_data(approved, gate)
-                if isinstance(provider, UserPreferenceProvider):
-                    turn.step = "export_user_preferences"
-                    provider.export_user_preferences(subject, gate)
-                return len(approved)
+        def step(turn: Turn, provider: RequestProvider, gate: GatedWriter | None) -> int:
+            assert gate is not None  # given a writer, every provider gets its gate
+            approved = self._approved(turn, provider, subject)
+            if len(approved):
+                turn.step = "export_user_data"
+                provider.export_user_data(approved, gate)
+            if isinstance(provider, UserPreferenceProvider):
+                turn.step = "export_user_preferences"
+                provider.export_user_preferences(subject, gate)
+            return len(approved)
 
-            outcomes.append(self._run(info, body, gate))
-        return RequestResult(operation="export_user_data", outcomes=tuple(outcomes))
+        return self._each_request_provider("export_user_data", step, writer)
 
     def delete_data_for_user(self, user_id: str | int) -> RequestResult:
         """Delete everything every provider holds about ``user_id``, and check it is gone.
@@ -409,45 +424,29 @@ class PrivacyManager:
         after a failure it finishes what is left.
         """
         subject = normalise_user_id(user_id)
-        outcomes: list[ProviderOutcome] = []
-        for info in self._infos.values():
-            if not info.handles_requests:
-                outcomes.append(self._null_outcome(info))
-                continue
-            provider: RequestProvider = info.provider  # type: ignore[assignment]
 
-            def body(turn: Turn, provider: RequestProvider = provider) -> int:
-                approved = self._approved(turn, provider, subject)
-                if len(approved):
-                    turn.step = "delete_data_for_user"
-                    provider.delete_data_for_user(approved)
-                # Asked again even when nothing was found to delete: a provider whose
-                # contexts miss data must not pass for one that erased it.
-                turn.step = "verify_erasure"
-                _verify_erased(provider, subject, turn.component)
-                return len(approved)
+        def step(turn: Turn, provider: RequestProvider, _gate: GatedWriter | None) -> int:
+            approved = self._approved(turn, provider, subject)
+            if len(approved):
+                turn.step = "delete_data_for_user"
+                provider.delete_data_for_user(approved)
+            # Asked again even when nothing was found to delete: a provider whose
+            # contexts miss data must not pass for one that erased it.
+            turn.step = "verify_erasure"
+            _verify_erased(provider, subject, turn.component)
+            return len(approved)
 
-            outcomes.append(self._run(info, body))
-        return RequestResult(operation="delete_data_for_user", outcomes=tuple(outcomes))
+        return self._each_request_provider("delete_data_for_user", step)
 
     def delete_data_for_all_users_in_context(self, context: Context) -> RequestResult:
         """Delete every user's data in ``context`` from every provider."""
-        outcomes: list[ProviderOutcome] = []
-        for info in self._infos.values():
-            if not info.handles_requests:
-                outcomes.append(self._null_outcome(info))
-                continue
-            provider: RequestProvider = info.provider  # type: ignore[assignment]
 
-            def body(turn: Turn, provider: RequestProvider = provider) -> int:
-                turn.step = "delete_data_for_all_users_in_context"
-                provider.delete_data_for_all_users_in_context(context)
-                return 1
+        def step(turn: Turn, provider: RequestProvider, _gate: GatedWriter | None) -> int:
+            turn.step = "delete_data_for_all_users_in_context"
+            provider.delete_data_for_all_users_in_context(context)
+            return 1
 
-            outcomes.append(self._run(info, body))
-        return RequestResult(
-            operation="delete_data_for_all_users_in_context", outcomes=tuple(outcomes)
-        )
+        return self._each_request_provider("delete_data_for_all_users_in_context", step)
 
     def delete_data_for_users(
         self, context: Context, user_ids: Iterable[str | int]

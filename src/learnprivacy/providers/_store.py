@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from learnprivacy._vocabulary import ContextLevel
 from learnprivacy.basis import DataCategory
+from learnprivacy.errors import ValidationError
 from learnprivacy.providers._contexts import (
     ApprovedContextList,
     ApprovedUserList,
@@ -79,6 +80,10 @@ class _StoreLike(Protocol):
 
     def now(self, now: dt.datetime | None = None) -> dt.datetime: ...
 
+    def count(
+        self, record_type: type[Any], *, include_restricted: bool = True, anonymised: bool = False
+    ) -> int: ...
+
 
 class StoreProvider:
     """The privacy provider of a :class:`learnprivacy.store.Store`.
@@ -87,6 +92,12 @@ class StoreProvider:
     ``schedule`` (retention and purposes in the metadata, and the erasure decisions),
     ``holds``, ``purposes`` (record type name to purpose) or a ``clock`` (defaults to the
     store's own).
+
+    ``record_types`` names the record types (classes or names) the controller keeps in
+    this store; the metadata, and so the register, describes those only. A type left out
+    that the store nevertheless holds rows of (restricted ones too) is described anyway,
+    as is a type the schedule has a rule for: leaving a type out never hides what is
+    processed. Without it every record type is described.
     """
 
     component = STORE_COMPONENT
@@ -99,7 +110,9 @@ class StoreProvider:
         holds: Sequence[Hold] = (),
         purposes: dict[str, str] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
+        record_types: Iterable[type[Any] | str] | None = None,
     ) -> None:
+        self.record_types = None if record_types is None else _resolve_types(record_types)
         self.store = store
         self.schedule = schedule
         self.holds = tuple(holds)
@@ -119,9 +132,20 @@ class StoreProvider:
 
         Every exported field is declared, personal or not: a progress row's course, dates
         and score are the learner's data through the row's link to them, and the register
-        lists their categories (scores included).
+        lists their categories (scores included). With ``record_types``, the types the
+        store holds no row of and the schedule has no rule for are left out.
         """
-        return store_metadata(collection, self.schedule, self.purposes)
+        used: tuple[type[Any], ...] | None = None
+        if self.record_types is not None:
+            declared = set(self.record_types)
+            used = tuple(
+                cls
+                for cls in record_types()
+                if cls in declared
+                or (self.schedule is not None and self.schedule.rules_for(cls))
+                or self.store.count(cls, include_restricted=True) > 0
+            )
+        return store_metadata(collection, self.schedule, self.purposes, record_types=used)
 
     # -- requests ---------------------------------------------------------------------
 
@@ -283,15 +307,47 @@ def _summary(cls: type[Any]) -> str:
     return (cls.__doc__ or cls.__name__).strip().splitlines()[0]
 
 
+def _all_types() -> tuple[type[Any], ...]:
+    return record_types()
+
+
+def _resolve_types(types: Iterable[type[Any] | str]) -> tuple[type[Any], ...]:
+    """Record classes from classes or their names; anything else is a typed error."""
+    known = {cls.__name__: cls for cls in record_types()}
+    if isinstance(types, str):
+        raise ValidationError(
+            "record_types must be record types or their names (a list)", field="record_types"
+        )
+    resolved: list[type[Any]] = []
+    for item in types:
+        cls = known.get(item) if isinstance(item, str) else item
+        if cls is None or cls not in known.values():
+            raise ValidationError(
+                "record_types names a type that is not a record type of the store",
+                field="record_types",
+            )
+        resolved.append(cls)
+    return tuple(dict.fromkeys(resolved))
+
+
 def store_metadata(
     collection: MetadataCollection,
     schedule: Schedule | None = None,
     purposes: dict[str, str] | None = None,
+    *,
+    record_types: Iterable[type[Any] | str] | None = None,
 ) -> MetadataCollection:
     """The store's metadata under ``schedule``, without a store: what
-    :meth:`StoreProvider.get_metadata` declares (a policy's register is built from it)."""
+    :meth:`StoreProvider.get_metadata` declares (a policy's register is built from it).
+
+    ``record_types`` limits it to the record types the controller keeps (classes or
+    names; all of them by default).
+    """
     purposes = {**DEFAULT_PURPOSES, **(purposes or {})}
-    for cls in record_types():
+    chosen = None if record_types is None else set(_resolve_types(record_types))
+    for cls in _all_types():
+        if chosen is not None and cls not in chosen:
+            continue
         infos = [f for f in fields_of(cls) if f.exported]
         if not any(f.personal for f in infos):
             continue

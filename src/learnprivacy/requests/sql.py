@@ -37,7 +37,6 @@ parts when its own retention ends.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import re
 from collections.abc import Collection, Iterator, Mapping
@@ -65,7 +64,14 @@ from sqlalchemy import exc as sa_exc
 from learnprivacy.crypto import FieldCipher
 from learnprivacy.errors import ConfigurationError, IntegrityError, RequestStateError
 from learnprivacy.requests._backend import Fact
-from learnprivacy.requests._codec import request_from_dict, request_to_dict
+from learnprivacy.requests._bodies import (
+    canonical_json,
+    fact_context,
+    fact_data,
+    fact_from_data,
+    open_request,
+    seal_request,
+)
 from learnprivacy.requests._history import HistoryEntry
 from learnprivacy.requests._model import SubjectRequest
 from learnprivacy.requests._vocabulary import RequestState
@@ -131,13 +137,6 @@ _OPAQUE = re.compile(r"lp1\.[A-Za-z0-9_-]+=*|p1_[A-Za-z0-9_-]+|[0-9a-f]{64}")
 def _utc(value: dt.datetime) -> dt.datetime:
     # Columns hold naive UTC, as the store's do, so comparisons are exact across offsets.
     return value.astimezone(dt.UTC).replace(tzinfo=None)
-
-
-def _key_subject(kind: str, *parts: str) -> str:
-    # A key subject of its own per request or fact, derived and short (the keyring caps
-    # subjects at 255 characters): never the learner's, which erasure shreds.
-    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
-    return f"dsr-{kind}/{digest}"
 
 
 def _engine_of(source: object) -> Engine:
@@ -252,14 +251,9 @@ class SQLBackend:
                     .values(learner_id=self._ref(row.learner_id))
                 )
             for row in connection.execute(select(FACTS)).all():
-                data = self._open(row.body, *_old_fact_context(row.learner_id, row.kind, row.key))
-                fact = Fact(
-                    learner_id=row.learner_id,
-                    kind=row.kind,
-                    key=row.key,
-                    at=dt.datetime.fromisoformat(data["at"]),
-                    data=data["data"],
-                )
+                # Facts written before learner references were sealed under the id.
+                data = self._open(row.body, *fact_context(row.learner_id, row.kind, row.key))
+                fact = fact_from_data(row.learner_id, row.kind, row.key, data)
                 connection.execute(
                     delete(FACTS).where(
                         (FACTS.c.learner_id == row.learner_id)
@@ -281,7 +275,7 @@ class SQLBackend:
     # -- bodies --------------------------------------------------------------------------
 
     def _seal(self, data: Mapping[str, Any], subject: str, context: str) -> str:
-        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        text = canonical_json(data)
         if self._cipher is None:
             return text
         return self._cipher.encrypt(text, subject=subject, context=context)
@@ -294,15 +288,10 @@ class SQLBackend:
         return json.loads(body)
 
     def _request_body(self, request: SubjectRequest) -> str:
-        return self._seal(
-            request_to_dict(request),
-            _key_subject("request", request.id),
-            f"SubjectRequest/{request.id}",
-        )
+        return seal_request(self._seal, request)
 
     def _request(self, request_id: str, body: str) -> SubjectRequest:
-        data = self._open(body, _key_subject("request", request_id), f"SubjectRequest/{request_id}")
-        return request_from_dict(data)
+        return open_request(self._open, request_id, body)
 
     def _row(self, request: SubjectRequest, body: str) -> dict[str, Any]:
         return {
@@ -325,7 +314,7 @@ class SQLBackend:
             "at": _utc(entry.at),
             "event": entry.event,
             "hash": entry.hash,
-            "body": json.dumps(entry.to_dict(), sort_keys=True, separators=(",", ":")),
+            "body": canonical_json(entry.to_dict()),
         }
 
     # -- requests ------------------------------------------------------------------------
@@ -403,19 +392,16 @@ class SQLBackend:
 
     # -- facts ---------------------------------------------------------------------------
 
-    def _fact_context(self, ref: str, kind: str, key: str) -> tuple[str, str]:
-        # Named after the learner's reference (what the row holds), not the learner id.
-        return _key_subject("fact", ref, kind, key), f"Fact/{kind}/{key}"
-
     def _fact_row(self, fact: Fact) -> dict[str, Any]:
         ref = self._ref(fact.learner_id)
-        data = {"at": fact.at.isoformat(), "data": dict(fact.data), "learner_id": fact.learner_id}
+        data = {**fact_data(fact), "learner_id": fact.learner_id}
         return {
             "learner_id": ref,
             "kind": fact.kind,
             "key": fact.key,
             "at": _utc(fact.at),
-            "body": self._seal(data, *self._fact_context(ref, fact.kind, fact.key)),
+            # Sealed under the learner's reference (what the row holds), not the learner id.
+            "body": self._seal(data, *fact_context(ref, fact.kind, fact.key)),
         }
 
     def put_fact(self, fact: Fact) -> None:
@@ -432,15 +418,9 @@ class SQLBackend:
                 connection.execute(insert(FACTS), [row])
 
     def _fact(self, ref: str, kind: str, key: str, body: str) -> Fact:
-        data = self._open(body, *self._fact_context(ref, kind, key))
-        return Fact(
-            # Facts converted from a book written in clear carry the id in their body too.
-            learner_id=data.get("learner_id", ref),
-            kind=kind,
-            key=key,
-            at=dt.datetime.fromisoformat(data["at"]),
-            data=data["data"],
-        )
+        data = self._open(body, *fact_context(ref, kind, key))
+        # Facts converted from a book written in clear carry the id in their body too.
+        return fact_from_data(data.get("learner_id", ref), kind, key, data)
 
     def get_fact(self, learner_id: str, kind: str, key: str) -> Fact | None:
         """One fact, or ``None``."""
@@ -525,8 +505,3 @@ def _json_strings(cell: str) -> Iterator[str]:
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-
-
-def _old_fact_context(learner_id: str, kind: str, key: str) -> tuple[str, str]:
-    # Facts written before learner references were sealed under a key named after the id.
-    return _key_subject("fact", learner_id, kind, key), f"Fact/{kind}/{key}"

@@ -82,6 +82,20 @@ def _info(declaration: ColumnPrivacy, info: dict[str, Any] | None) -> dict[str, 
     return merged
 
 
+def _personal(
+    category: DataCategory, description: str, blind_index: bool, exported: bool, identifier: bool
+) -> ColumnPrivacy:
+    """The declaration of a personal column, for :func:`personal` and :func:`personal_field`."""
+    return ColumnPrivacy(
+        personal=True,
+        category=category,
+        description=description,
+        blind_index=blind_index,
+        exported=exported,
+        identifier=identifier,
+    )
+
+
 def personal(
     category: DataCategory,
     description: str,
@@ -100,14 +114,7 @@ def personal(
     arguments go to ``mapped_column`` (a type given there is replaced: the column stores
     tokens).
     """
-    declaration = ColumnPrivacy(
-        personal=True,
-        category=category,
-        description=description,
-        blind_index=blind_index,
-        exported=exported,
-        identifier=identifier,
-    )
+    declaration = _personal(category, description, blind_index, exported, identifier)
     if nullable is not None:
         kwargs["nullable"] = nullable
     return mapped_column(TokenText(), info=_info(declaration, info), **kwargs)
@@ -144,14 +151,7 @@ def personal_field(
     """:func:`personal` for SQLModel models (a ``sqlmodel.Field``)."""
     from sqlmodel import Field
 
-    declaration = ColumnPrivacy(
-        personal=True,
-        category=category,
-        description=description,
-        blind_index=blind_index,
-        exported=exported,
-        identifier=identifier,
-    )
+    declaration = _personal(category, description, blind_index, exported, identifier)
     column_kwargs = dict(kwargs.pop("sa_column_kwargs", None) or {})
     column_kwargs["info"] = _info(declaration, column_kwargs.get("info"))
     if nullable and "default" not in kwargs:

@@ -11,11 +11,11 @@ the table is read back and decrypted under its row's binding; the report says
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from sqlalchemy import Engine, func, inspect, select, update
+from sqlalchemy import Connection, Engine, func, inspect, select, update
 
 from learnprivacy._inplace import INDEX_SUFFIX, ModelSpec, is_token
 from learnprivacy.errors import ConfigurationError, CryptoError, IntegrityError
@@ -103,10 +103,7 @@ def _encrypt_table(
     last: Any = None
     while True:
         with engine.begin() as connection:
-            query = select(*columns).order_by(key_column).limit(batch_size)
-            if last is not None:
-                query = query.where(key_column > last)
-            page = connection.execute(query).all()
+            page = _page_after(connection, columns, key_column, last, batch_size)
             if not page:
                 break
             last = page[-1][0]
@@ -137,6 +134,16 @@ def _encrypt_table(
     )
 
 
+def _page_after(
+    connection: Connection, columns: Sequence[Any], key_column: Any, last: Any, size: int
+) -> Sequence[Any]:
+    """The next ``size`` rows in key order after key ``last`` (from the first if ``None``)."""
+    query = select(*columns).order_by(key_column).limit(size)
+    if last is not None:
+        query = query.where(key_column > last)
+    return connection.execute(query).all()
+
+
 def _verify(privacy: LearnPrivacy, engine: Engine, spec: ModelSpec, batch_size: int) -> None:
     """Decrypt every personal value of the table under its binding; raise on any failure."""
     table = spec.model.__table__
@@ -148,10 +155,7 @@ def _verify(privacy: LearnPrivacy, engine: Engine, spec: ModelSpec, batch_size: 
     last: Any = None
     with engine.connect() as connection:
         while True:
-            query = select(*columns).order_by(key_column).limit(batch_size)
-            if last is not None:
-                query = query.where(key_column > last)
-            page = connection.execute(query).all()
+            page = _page_after(connection, columns, key_column, last, batch_size)
             if not page:
                 break
             last = page[-1][0]

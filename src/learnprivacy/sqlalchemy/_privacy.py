@@ -16,7 +16,7 @@ from learnprivacy._inplace import ModelSpec, RowCipher, build_spec
 from learnprivacy._inplace._audit import erasure_events
 from learnprivacy._inplace._binding import ERASED
 from learnprivacy._inplace._plan import check_holds, plan_erasure
-from learnprivacy._inplace._provider import DeclaredProvider
+from learnprivacy._inplace._provider import DeclaredProvider, register_of
 from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import is_aware, require_aware
 from learnprivacy._vocabulary import Action
@@ -35,6 +35,7 @@ from learnprivacy.store._epochs import (
     Vault,
     as_vault,
     compact,
+    compaction_details,
     epoch_status,
     open_epochs,
 )
@@ -396,13 +397,7 @@ class LearnPrivacy:
         event = AuditEvent(
             action="compact_keys",
             outcome="done",
-            details={
-                "epoch": report["epoch"],
-                "rewrapped": report["rewrapped"],
-                "live_keys": report["live"],
-                "erased_subjects": report["erased_subjects"],
-                "resumed": report["resumed"],
-            },
+            details=compaction_details(report),
         )
         self._record(session, connection, [event], now)
         session.commit()
@@ -1063,11 +1058,25 @@ class LearnPrivacy:
         options.setdefault("pseudonym_key", self._export_key)
         return export_subject(manager, _subject_text(subject), out, now=_aware(now), **options)
 
-    def register(self, controller: Any, *, as_of: dt.date | None = None) -> Any:
-        """The GDPR Art. 30 register built from the declarations (and the schedule)."""
-        from learnprivacy.providers import PrivacyManager
+    def register(
+        self,
+        controller: Any,
+        *,
+        as_of: dt.date | None = None,
+        internal_only: Iterable[str] = (),
+        providers: Iterable[object] = (),
+    ) -> Any:
+        """The GDPR Art. 30 register built from the declarations and the schedule.
 
-        return PrivacyManager([self.provider], discover=False).register(controller, as_of=as_of)
+        ``providers`` adds the application's other components (a mailer, an LRS...),
+        whose recipients then appear in the same register. ``internal_only`` names the
+        purposes whose data go to nobody outside the controller (as
+        ``PrivacyManager.register``; ``controller.internal_only`` counts too): there an
+        external recipient is a gap, an internal one is not.
+        """
+        return register_of(
+            self.provider, controller, as_of=as_of, internal_only=internal_only, providers=providers
+        )
 
 
 class _Backend:

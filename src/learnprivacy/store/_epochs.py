@@ -65,6 +65,7 @@ __all__ = [
     "MemoryVault",
     "Vault",
     "compact",
+    "compaction_details",
     "default_vault",
     "open_epochs",
 ]
@@ -447,6 +448,17 @@ def epoch_status(keys: EpochKeys, vault: Vault) -> dict[str, Any]:
 class CompactionReport(dict[str, Any]):
     """What a compaction did, in counts: ``epoch``, ``rewrapped``, ``live``,
     ``erased_subjects``, ``resumed``."""
+
+
+def compaction_details(report: CompactionReport) -> dict[str, Any]:
+    """What the audit entry of a compaction records: its counts, never a key or a subject."""
+    return {
+        "epoch": report["epoch"],
+        "rewrapped": report["rewrapped"],
+        "live_keys": report["live"],
+        "erased_subjects": report["erased_subjects"],
+        "resumed": report["resumed"],
+    }
 
 
 def compact(

@@ -45,10 +45,10 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
+from learnprivacy.crypto._keybatch import EpochRewrap, KeyBatch, batch_for, current_batch
 from learnprivacy.crypto._keystore import ALL_SCOPES as _ALL
 from learnprivacy.crypto._keystore import KeyEntry, KeyState
 from learnprivacy.crypto._keystore import entry_from_row as _entry
-from learnprivacy.crypto._keystore import scope_blocked as _blocked
 from learnprivacy.errors import ConfigurationError, KeyShreddedError
 from learnprivacy.store._bulk import bulk_insert, ids_in
 from learnprivacy.store._engine import Database
@@ -155,11 +155,6 @@ class KeyEpochError(ConfigurationError):
     hand). Nothing was written."""
 
 
-#: Given the current epoch id and entries, the same entries wrapped under that epoch key
-#: (a keyring's ``_rewrap_for_epoch``); raises if it cannot load that key.
-EpochRewrap = Callable[[str, Sequence[KeyEntry]], list[KeyEntry]]
-
-
 def _read_epochs(connection: Connection, *, lock: str | None = None) -> tuple[str, str]:
     """``(current, next)`` epoch ids of the key database ("" for none), the row locked
     ``share`` (writers of wrapped keys) or ``update`` (compaction) on PostgreSQL; SQLite
@@ -258,19 +253,6 @@ def _values(entry: KeyEntry) -> dict[str, object]:
         "master_key_id": entry.master_key_id,
         "wrapped": entry.wrapped,
     }
-
-
-class _Batch:
-    """Entries and tombstones of a known set of subjects, and keys not yet inserted."""
-
-    __slots__ = ("entries", "pending", "rewrap", "tombstones")
-
-    def __init__(self) -> None:
-        self.entries: dict[str, list[KeyEntry]] = {}
-        self.tombstones: set[tuple[str, str]] = set()
-        self.pending: list[KeyEntry] = []
-        # How the keyring that buffered the pending keys re-wraps them (see add()).
-        self.rewrap: EpochRewrap | None = None
 
 
 class KeyDatabase:
@@ -412,7 +394,7 @@ class KeyDatabase:
         Keys buffered and not flushed when the block ends are dropped: a caller that
         encrypted with them must flush before it commits anything that uses them.
         """
-        batch = _Batch()
+        batch = KeyBatch()
         wanted = sorted(set(refs))
         with self._db.read() as connection:
             dialect = connection.dialect.name
@@ -443,7 +425,7 @@ class KeyDatabase:
         ``rewrap`` (or the one :meth:`add` was given); :class:`KeyEpochError` if that
         cannot be done, and then nothing is inserted and the keys stay buffered.
         """
-        batch: _Batch | None = getattr(self._local, "batch", None)
+        batch = current_batch(self._local)
         if batch is None or not batch.pending:
             return
         pending = batch.pending
@@ -453,30 +435,17 @@ class KeyDatabase:
                 bulk_insert(connection, _KEYS, [_values(e) for e in written])
         except SQLIntegrityError:
             batch.pending = []
-            for entry in pending:
-                batch.entries.pop(entry.subject, None)
+            batch.forget(entry.subject for entry in pending)
             raise KeyRace("a key was created concurrently") from None
-        batch.pending = []
-        if written is not pending:
-            moved = {(e.subject, e.key_id): e for e in written}
-            for subject in {e.subject for e in written}:
-                batch.entries[subject] = [
-                    moved.get((e.subject, e.key_id), e) for e in batch.entries[subject]
-                ]
-
-    def _batch_for(self, ref: str | None) -> _Batch | None:
-        batch: _Batch | None = getattr(self._local, "batch", None)
-        if batch is None or ref is None or ref not in batch.entries:
-            return None
-        return batch
+        batch.flushed(pending, written)
 
     # -- the KeyStore protocol (subjects are key references) ----------------------------
 
     def get(self, subject: str, key_id: str) -> KeyEntry | None:
         """The entry of ``key_id`` for ``subject``, shredded or not; ``None`` if unknown."""
-        batch = self._batch_for(subject)
+        batch = batch_for(self._local, subject)
         if batch is not None:
-            return next((e for e in batch.entries[subject] if e.key_id == key_id), None)
+            return batch.get(subject, key_id)
         query = select(*_COLUMNS).where(_KEYS.c.subject_ref == subject, _KEYS.c.key_id == key_id)
         with self._db.read() as connection:
             row = connection.execute(query).first()
@@ -486,10 +455,9 @@ class KeyDatabase:
         self, subject: str | None = None, scope: str | None = None
     ) -> Iterator[KeyEntry]:
         """Entries of ``subject`` (optionally of one ``scope``), or every entry if ``None``."""
-        batch = self._batch_for(subject)
+        batch = batch_for(self._local, subject)
         if batch is not None and subject is not None:
-            found = list(batch.entries[subject])
-            return iter([e for e in found if scope is None or e.scope == scope])
+            return iter(batch.select(subject, scope))
         query = select(*_COLUMNS).order_by(_KEYS.c.subject_ref, _KEYS.c.scope, _KEYS.c.key_id)
         if subject is not None:
             query = query.where(_KEYS.c.subject_ref == subject)
@@ -531,22 +499,9 @@ class KeyDatabase:
         key the database names as current; if not, ``rewrap`` re-wraps it first (see
         :meth:`flush`) and the entry returned is the one stored.
         """
-        batch = self._batch_for(entry.subject)
+        batch = batch_for(self._local, entry.subject)
         if batch is not None:
-            for existing in batch.entries[entry.subject]:
-                if existing.scope == entry.scope and existing.state is KeyState.ACTIVE:
-                    return existing
-            if not revive and _blocked(
-                batch.entries[entry.subject], batch.tombstones, entry.subject, entry.scope
-            ):
-                raise KeyShreddedError(
-                    f"the keys of this subject's scope {entry.scope!r} were shredded"
-                )
-            batch.entries[entry.subject].append(entry)
-            batch.pending.append(entry)
-            if rewrap is not None:
-                batch.rewrap = rewrap
-            return entry
+            return batch.add(entry, revive=revive, rewrap=rewrap)
         active = select(*_COLUMNS).where(
             _KEYS.c.subject_ref == entry.subject,
             _KEYS.c.scope == entry.scope,
@@ -617,7 +572,7 @@ class KeyDatabase:
         with self._db.write() as connection:
             (entry,) = _guard_epoch(connection, [entry], rewrap)
             changed = self._update(connection, entry)
-        batch = self._batch_for(entry.subject)
+        batch = batch_for(self._local, entry.subject)
         if changed and batch is not None:
             batch.entries[entry.subject] = [
                 entry if e.key_id == entry.key_id else e for e in batch.entries[entry.subject]
@@ -862,10 +817,9 @@ class KeyDatabase:
                     fresh = [{"subject_ref": s, "scope": c} for s, c in sorted(stones - existing)]
                     if fresh:
                         connection.execute(insert(_TOMBSTONES), fresh)
-        batch: _Batch | None = getattr(self._local, "batch", None)
+        batch = current_batch(self._local)
         if batch is not None:
-            for ref, _scope in wanted:
-                batch.entries.pop(ref, None)
+            batch.forget(ref for ref, _scope in wanted)
         self._db.checkpoint()
         return count
 
@@ -887,9 +841,9 @@ class KeyDatabase:
 
     def is_shredded(self, subject: str, scope: str) -> bool:
         """True when ``(subject, scope)`` is tombstoned and none of its keys is alive."""
-        batch = self._batch_for(subject)
+        batch = batch_for(self._local, subject)
         if batch is not None:
-            return _blocked(batch.entries[subject], batch.tombstones, subject, scope)
+            return batch.is_shredded(subject, scope)
         with self._db.read() as connection:
             return _blocked_sql(connection, subject, scope)
 

@@ -32,6 +32,7 @@ from learnprivacy.store._epochs import (
     Vault,
     as_vault,
     compact,
+    compaction_details,
     epoch_status,
     open_epochs,
 )
@@ -268,13 +269,7 @@ class Store:
             "compact_keys",
             "done",
             now=at,
-            details={
-                "epoch": report["epoch"],
-                "rewrapped": report["rewrapped"],
-                "live_keys": report["live"],
-                "erased_subjects": report["erased_subjects"],
-                "resumed": report["resumed"],
-            },
+            details=compaction_details(report),
         )
         return report
 

@@ -1,0 +1,88 @@
+"""How a persistent request book seals what it stores: one rule for every backend.
+
+A request's JSON form and each fact's body are sealed under a key subject of their own
+(derived and short, never the learner's, so that erasing the learner leaves the proof
+of the request readable) and an encryption context naming what they are. The SQL and
+Django backends differ in their tables and in whether a cipher is optional; the key
+subjects, contexts and JSON forms are these.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from learnprivacy.requests._backend import Fact
+from learnprivacy.requests._codec import request_from_dict, request_to_dict
+from learnprivacy.requests._model import SubjectRequest
+
+#: ``seal(data, subject, context)``: the stored text of ``data``.
+Seal = Callable[[Mapping[str, Any], str, str], str]
+#: ``open(body, subject, context)``: the data a sealed body holds.
+Open = Callable[[str, str, str], Any]
+
+
+def key_subject(kind: str, *parts: str) -> str:
+    """A key subject of its own per request or fact, derived and short (the keyring caps
+    subjects at 255 characters): never the learner's, which erasure shreds."""
+    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
+    return f"dsr-{kind}/{digest}"
+
+
+def canonical_json(data: Mapping[str, Any]) -> str:
+    """``data`` as JSON, keys sorted and without spaces (stable across runs)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def request_context(request_id: str) -> tuple[str, str]:
+    """The key subject and encryption context of a request's body."""
+    return key_subject("request", request_id), f"SubjectRequest/{request_id}"
+
+
+def fact_context(owner: str, kind: str, key: str) -> tuple[str, str]:
+    """The key subject and encryption context of a fact's body; ``owner`` is what the
+    row names the learner by (their id, or their reference where the book keeps one)."""
+    return key_subject("fact", owner, kind, key), f"Fact/{kind}/{key}"
+
+
+def seal_request(seal: Seal, request: SubjectRequest) -> str:
+    """The stored body of ``request``."""
+    return seal(request_to_dict(request), *request_context(request.id))
+
+
+def open_request(open_: Open, request_id: str, body: str) -> SubjectRequest:
+    """The request a stored body holds."""
+    return request_from_dict(open_(body, *request_context(request_id)))
+
+
+def fact_data(fact: Fact) -> dict[str, Any]:
+    """What a fact's body holds besides its row's columns."""
+    return {"at": fact.at.isoformat(), "data": dict(fact.data)}
+
+
+def fact_from_data(learner_id: str, kind: str, key: str, data: Mapping[str, Any]) -> Fact:
+    """The fact of ``learner_id`` whose opened body is ``data``."""
+    return Fact(
+        learner_id=learner_id,
+        kind=kind,
+        key=key,
+        at=dt.datetime.fromisoformat(data["at"]),
+        data=data["data"],
+    )
+
+
+__all__ = [
+    "Open",
+    "Seal",
+    "canonical_json",
+    "fact_context",
+    "fact_data",
+    "fact_from_data",
+    "key_subject",
+    "open_request",
+    "request_context",
+    "seal_request",
+]
