@@ -163,3 +163,14 @@ def test_rotation_killed_on_postgres_resumes_and_reads_everything(
             "LMS_PG_KEYS_DB": keys.rsplit("/", 1)[-1],
         }
     )
+
+
+@pytest.mark.parametrize("action", ["rotate", "compact"])
+def test_key_rewrites_refuse_an_empty_batch(tmp_path: Path, action: str) -> None:
+    """``--batch-size 0`` is refused before any key is read or written."""
+    done = manage(
+        "learnprivacy_keys", action, "--batch-size", "0", env={"LMS_DATA_DIR": str(tmp_path)}
+    )
+    assert done.returncode != 0
+    assert "--batch-size must be at least 1" in done.stderr
+    assert not list(tmp_path.iterdir())

@@ -709,3 +709,17 @@ def test_withdrawal_follows_the_purposes_of_the_schedule_and_counts_from_receipt
         assert world.store.get(kind, record_id, include_restricted=True) is None, record_id
     assert world.store.get(Invoice, "L1-I1", include_restricted=True) is not None
     assert world.store.get(Progress, "L2-P1") is not None
+
+
+def test_consent_records_are_only_erased_or_anonymised() -> None:
+    """The workflow's one way into ``Store.erase_records``/``anonymise_records`` takes
+    no other action (a RESTRICT passed there would end records the law keeps), and an
+    empty list touches no store at all."""
+    from learnprivacy.errors import ValidationError
+    from learnprivacy.requests._adapters import end_records
+
+    for action in (Action.RESTRICT, Action.KEEP, Action.REVIEW):
+        with pytest.raises(ValidationError):
+            end_records(object(), action, [object()], now=T, reason="consent withdrawn")
+    for action in (Action.ERASE, Action.ANONYMISE):
+        assert end_records(object(), action, [], now=T, reason="consent withdrawn") == 0

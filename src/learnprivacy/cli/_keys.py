@@ -47,19 +47,23 @@ def _open(env: Env, master: bytes, previous: list[bytes]) -> Store:
     return Store(env.db, keyring=keyring, keys=env.settings.keys_url, actor="learnprivacy-cli")
 
 
-@keys.command("rotate")
-@click.option(
-    "--resume",
-    is_flag=True,
-    help="Finish a rotation that was interrupted (uses the key file's .new beside it).",
-)
-@click.option(
+#: ``--batch-size`` of the commands that rewrite every key.
+_BATCH_SIZE = click.option(
     "--batch-size",
     default=5_000,
     show_default=True,
     type=click.IntRange(min=1),
     help="Keys rewritten per transaction.",
 )
+
+
+@keys.command("rotate")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Finish a rotation that was interrupted (uses the key file's .new beside it).",
+)
+@_BATCH_SIZE
 @pass_env
 def keys_rotate(env: Env, resume: bool, batch_size: int) -> None:
     """Rewrap every data key under a new master key, then replace the key file.
@@ -135,13 +139,7 @@ def keys_backup(env: Env, path: str) -> None:
 
 
 @keys.command("compact")
-@click.option(
-    "--batch-size",
-    default=5_000,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Keys rewritten per transaction.",
-)
+@_BATCH_SIZE
 @pass_env
 def keys_compact(env: Env, batch_size: int) -> None:
     """Rewrap every live data key under a new epoch key and destroy the old one.

@@ -1,10 +1,10 @@
 """The places the request workflow writes into a store, through its public API.
 
 * Erasing or anonymising *some* records of a learner (the data only a withdrawn consent
-  justified), where ``Store.erase_subject`` erases them all: :func:`erase_records` and
-  :func:`anonymise_records` call ``Store.erase_records`` and
-  ``Store.anonymise_records``, which write the ``erase`` and ``anonymise`` audit events
-  ``replay_erasures`` replays, and shred keys no remaining record of the learner uses.
+  justified), where ``Store.erase_subject`` erases them all: :func:`end_records` calls
+  ``Store.erase_records`` or ``Store.anonymise_records``, which write the ``erase`` and
+  ``anonymise`` audit events ``replay_erasures`` replays, and shred keys no remaining
+  record of the learner uses.
 * Mirroring request transitions into the store's audit log: :func:`store_audit_sink`
   calls ``AuditLog.record``.
 
@@ -17,17 +17,20 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from learnprivacy._vocabulary import Action
+from learnprivacy.errors import ValidationError
 from learnprivacy.requests._history import HistoryEntry
 from learnprivacy.requests._model import SubjectRequest
 
-__all__ = ["anonymise_records", "erase_records", "store_audit_sink"]
+__all__ = ["end_records", "store_audit_sink"]
 
 #: The store audit log's column width for actions and outcomes.
 _AUDIT_WORD = 32
 
 
-def erase_records(
+def end_records(
     store: Any,
+    action: Action,
     records: Sequence[Any],
     *,
     now: dt.datetime,
@@ -35,36 +38,21 @@ def erase_records(
     schedule: Any = None,
     holds: Sequence[Any] = (),
 ) -> int:
-    """Erase exactly ``records`` (all of one learner) from ``store``; return how many.
+    """Erase (``Action.ERASE``) or anonymise (``Action.ANONYMISE``) exactly ``records``
+    (all of one learner) through ``Store.erase_records`` or ``Store.anonymise_records``;
+    return how many.
 
-    Idempotent: records already gone are skipped. The erasure is audited first, in the
-    same transaction (``Store.erase_records``); what a legal minimum of ``schedule`` or
-    one of ``holds`` protects is restricted instead.
+    Idempotent: records already gone are skipped. Audited first, in the same
+    transaction; what a legal minimum of ``schedule`` or one of ``holds`` protects is
+    restricted instead. After an anonymisation the caller still checks the result
+    (``Store.verify_anonymised``).
     """
+    if action not in (Action.ERASE, Action.ANONYMISE):
+        raise ValidationError(f"records are erased or anonymised, not {action.value}")
     if not records:
         return 0
-    return int(store.erase_records(records, now=now, reason=reason, schedule=schedule, holds=holds))
-
-
-def anonymise_records(
-    store: Any,
-    records: Sequence[Any],
-    *,
-    now: dt.datetime,
-    reason: str,
-    schedule: Any = None,
-    holds: Sequence[Any] = (),
-) -> int:
-    """Anonymise exactly ``records`` (``Store.anonymise_records``); return how many.
-
-    Audited first, protected records restricted, as :func:`erase_records`; the caller
-    still checks the result (``Store.verify_anonymised``).
-    """
-    if not records:
-        return 0
-    return int(
-        store.anonymise_records(records, now=now, reason=reason, schedule=schedule, holds=holds)
-    )
+    end = store.erase_records if action is Action.ERASE else store.anonymise_records
+    return int(end(records, now=now, reason=reason, schedule=schedule, holds=holds))
 
 
 def store_audit_sink(store: Any) -> Callable[[SubjectRequest, HistoryEntry], None]:

@@ -26,7 +26,7 @@ from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import IntegrityError, NotFoundError
 from learnprivacy.records import Consent, Learner, from_json_dict, to_json_dict
 from learnprivacy.records._base import record_type, subject_of
-from learnprivacy.requests._adapters import anonymise_records, erase_records
+from learnprivacy.requests._adapters import end_records
 from learnprivacy.requests._model import PLAN_PREFIX, SubjectRequest
 from learnprivacy.requests._outcomes import (
     NotificationOutcome,
@@ -430,19 +430,11 @@ def erase_consent_data(env: Env, request: SubjectRequest, now: dt.datetime) -> S
         if record is not None:
             todo[item.action].append(record)
     reason = "consent withdrawn (GDPR Art. 17(1)(b))"
-    if todo[Action.ERASE]:
-        erase_records(
+    for action in (Action.ERASE, Action.ANONYMISE):
+        end_records(
             env.store,
-            todo[Action.ERASE],
-            now=now,
-            reason=reason,
-            schedule=env.schedule,
-            holds=env.holds,
-        )
-    if todo[Action.ANONYMISE]:
-        anonymise_records(
-            env.store,
-            todo[Action.ANONYMISE],
+            action,
+            todo[action],
             now=now,
             reason=reason,
             schedule=env.schedule,

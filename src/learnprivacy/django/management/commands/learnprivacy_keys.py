@@ -82,20 +82,23 @@ class Command(PrivacyCommand):
         else:
             self._status(options)
 
-    def _rotate(self, options: dict[str, Any]) -> None:
+    def _rewriting(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The arguments of the actions that rewrite every key (``--batch-size`` checked)."""
         from django.core.management.base import CommandError
-
-        from learnprivacy.django._keys import rotate_master_key
 
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1")
-        report = rotate_master_key(
-            now=self.now(options),
-            resume=options["resume"],
-            dry_run=options["dry_run"],
-            batch_size=options["batch_size"],
-            progress=_Progress(options.get("verbosity", 1) == 0 or options["json"]),
-        )
+        return {
+            "now": self.now(options),
+            "dry_run": options["dry_run"],
+            "batch_size": options["batch_size"],
+            "progress": _Progress(options.get("verbosity", 1) == 0 or options["json"]),
+        }
+
+    def _rotate(self, options: dict[str, Any]) -> None:
+        from learnprivacy.django._keys import rotate_master_key
+
+        report = rotate_master_key(resume=options["resume"], **self._rewriting(options))
         if report.dry_run:
             text = f"{report.to_rewrap} keys would be rewrapped under {report.master_key_id}"
         else:
@@ -107,18 +110,9 @@ class Command(PrivacyCommand):
         self.emit(options, report.to_dict(), text)
 
     def _compact(self, options: dict[str, Any]) -> None:
-        from django.core.management.base import CommandError
-
         from learnprivacy.django._keys import compact_keys
 
-        if options["batch_size"] < 1:
-            raise CommandError("--batch-size must be at least 1")
-        data = compact_keys(
-            now=self.now(options),
-            dry_run=options["dry_run"],
-            batch_size=options["batch_size"],
-            progress=_Progress(options.get("verbosity", 1) == 0 or options["json"]),
-        )
+        data = compact_keys(**self._rewriting(options))
         if data["dry_run"]:
             text = (
                 f"{data['to_rewrap']} keys would be re-wrapped under a new epoch key; "
