@@ -388,6 +388,18 @@ class Keyring:
         self._cache.forget(subject)
         return count
 
+    def shred_ref(self, ref: str, scope: str | None = None) -> int:
+        """:meth:`shred` for the subject that :meth:`key_ref` names ``ref``.
+
+        For work queued in a table that must not name the learner (the subject is not
+        known here, so every cached key is forgotten; they reload on demand).
+        """
+        if scope is not None:
+            check_scope(scope)
+        count = self._store.mark_shredded(check_subject(ref), scope)
+        self._cache.forget(None)
+        return count
+
     def is_shredded(self, subject: str, scope: str = DEFAULT_SCOPE) -> bool:
         """Whether ``(subject, scope)`` was shredded and not revived since."""
         ref = self.key_ref(subject)

@@ -340,7 +340,12 @@ class DjangoPrivacy:
 
         from learnprivacy.django.models import PendingShred
 
-        rows = [PendingShred(subject=s, scope=c, mode=mode, created_at=now) for s, c in pairs]
+        keyring = runtime().keyring
+        # Named by key reference, as the key store names them: never the learner id.
+        rows = [
+            PendingShred(subject=keyring.key_ref(s), scope=c, mode=mode, created_at=now)
+            for s, c in pairs
+        ]
         if rows:
             PendingShred.objects.using(self.using).bulk_create(rows)
             transaction.on_commit(self.reconcile, using=self.using)
@@ -364,7 +369,7 @@ class DjangoPrivacy:
         done = 0
         pending = list(PendingShred.objects.using(self.using).order_by("id"))
         for row in pending:
-            keyring.shred(row.subject, row.scope)
+            keyring.shred_ref(row.subject, row.scope)
             PendingShred.objects.using(self.using).filter(id=row.id).delete()
             done += 1
         if pending:

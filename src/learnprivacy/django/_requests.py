@@ -6,13 +6,19 @@ steps commit with the application's own changes. Bodies hold the requester's ide
 and free text: they are encrypted, each request and each fact under a data key of its
 own (never the learner's, which erasure shreds), so the proof of an erasure request
 outlives the learner's data and its own retention can shred it.
+
+**No learner id in clear.** As in the SQL book, the ``learner_id`` columns hold the
+learner's keyed pseudonym (``p1_...``, :func:`learnprivacy.requests._bodies.learner_refs`),
+the id itself only inside encrypted bodies; migration ``0006`` converts books written
+before. :meth:`DjangoRequestBackend.find_in_clear` reads the stored cells back, so an
+erasure request's ``verify_request_book`` step covers this book.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from learnprivacy.crypto import FieldCipher
@@ -20,12 +26,16 @@ from learnprivacy.errors import IntegrityError, RequestStateError
 from learnprivacy.requests import RequestState
 from learnprivacy.requests._backend import Fact
 from learnprivacy.requests._bodies import (
+    OPAQUE,
     canonical_json,
     fact_context,
     fact_data,
     fact_from_data,
+    json_strings,
+    learner_refs,
     open_request,
     seal_request,
+    value_patterns,
 )
 from learnprivacy.requests._history import HistoryEntry
 from learnprivacy.requests._model import SubjectRequest
@@ -42,9 +52,14 @@ class DjangoRequestBackend:
     def __init__(self, cipher: FieldCipher, *, using: str = "default") -> None:
         self._cipher = cipher
         self._using = using
+        self._refs = learner_refs(cipher.keyring)
 
     def __repr__(self) -> str:
         return f"DjangoRequestBackend(using={self._using!r})"
+
+    def _ref(self, learner_id: str) -> str:
+        """What the ``learner_id`` columns hold for ``learner_id``: its keyed pseudonym."""
+        return self._refs.pseudonym(learner_id)
 
     # -- bodies --------------------------------------------------------------------------
 
@@ -62,7 +77,7 @@ class DjangoRequestBackend:
 
     def _fields(self, request: SubjectRequest) -> dict[str, Any]:
         return {
-            "learner_id": request.learner_id,
+            "learner_id": self._ref(request.learner_id),
             "type": request.type.value,
             "state": request.state.value,
             "received_at": request.received_at.astimezone(dt.UTC),
@@ -143,7 +158,7 @@ class DjangoRequestBackend:
 
         query = RequestRow.objects.using(self._using).order_by("received_at", "id")
         if learner_id is not None:
-            query = query.filter(learner_id=learner_id)
+            query = query.filter(learner_id=self._ref(learner_id))
         if open_only:
             query = query.filter(state__in=_OPEN)
         if due_before is not None:
@@ -166,32 +181,40 @@ class DjangoRequestBackend:
 
     # -- facts ---------------------------------------------------------------------------
 
+    def sealed_fact_body(self, fact: Fact) -> tuple[str, str]:
+        """The row's learner reference and sealed body of ``fact`` (sealed under the
+        reference, the id inside the body), as the SQL book stores them."""
+        ref = self._ref(fact.learner_id)
+        data = {**fact_data(fact), "learner_id": fact.learner_id}
+        return ref, self._seal(data, *fact_context(ref, fact.kind, fact.key))
+
     def put_fact(self, fact: Fact) -> None:
         """Store or replace a fact."""
         from learnprivacy.django.models import RequestFact
 
-        body = self._seal(fact_data(fact), *fact_context(fact.learner_id, fact.kind, fact.key))
+        ref, body = self.sealed_fact_body(fact)
         RequestFact.objects.using(self._using).update_or_create(
-            learner_id=fact.learner_id,
+            learner_id=ref,
             kind=fact.kind,
             key=fact.key,
             defaults={"at": fact.at.astimezone(dt.UTC), "body": body},
         )
 
-    def _fact(self, learner_id: str, kind: str, key: str, body: str) -> Fact:
-        data = self._open(body, *fact_context(learner_id, kind, key))
-        return fact_from_data(learner_id, kind, key, data)
+    def _fact(self, ref: str, kind: str, key: str, body: str) -> Fact:
+        data = self._open(body, *fact_context(ref, kind, key))
+        return fact_from_data(data["learner_id"], kind, key, data)
 
     def get_fact(self, learner_id: str, kind: str, key: str) -> Fact | None:
         """One fact, or ``None``."""
         from learnprivacy.django.models import RequestFact
 
+        ref = self._ref(learner_id)
         row = (
             RequestFact.objects.using(self._using)
-            .filter(learner_id=learner_id, kind=kind, key=key)
+            .filter(learner_id=ref, kind=kind, key=key)
             .first()
         )
-        return None if row is None else self._fact(learner_id, kind, key, row.body)
+        return None if row is None else self._fact(ref, kind, key, row.body)
 
     def list_facts(self, kind: str, *, learner_id: str | None = None) -> tuple[Fact, ...]:
         """Facts of one kind, ordered by learner then key."""
@@ -199,6 +222,47 @@ class DjangoRequestBackend:
 
         query = RequestFact.objects.using(self._using).filter(kind=kind)
         if learner_id is not None:
-            query = query.filter(learner_id=learner_id)
-        rows = query.order_by("learner_id", "key").values_list("learner_id", "key", "body")
-        return tuple(self._fact(learner, kind, key, body) for learner, key, body in rows)
+            query = query.filter(learner_id=self._ref(learner_id))
+        rows = query.values_list("learner_id", "key", "body")
+        facts = (self._fact(ref, kind, key, body) for ref, key, body in rows)
+        # Ordered here: the column holds references, whose order is not the ids'.
+        return tuple(sorted(facts, key=lambda f: (f.learner_id, f.key)))
+
+    # -- checking what is stored ---------------------------------------------------------
+
+    def find_in_clear(self, learner_id: str, values: Collection[str] = ()) -> tuple[str, ...]:
+        """Where the stored book still shows ``learner_id`` or ``values`` in clear.
+
+        The same check as :meth:`learnprivacy.requests.sql.SQLBackend.find_in_clear`, on
+        every cell of ``lpdj_dsr_requests``, ``lpdj_dsr_history`` and ``lpdj_dsr_facts``
+        as stored: sealed tokens, pseudonyms and digests are opaque; a body that is not
+        sealed is reported; other text is searched for ``values`` as whole words and for
+        the learner id. Returns ``table.column`` names, never a value.
+        """
+        wanted = value_patterns(values)
+        found: set[str] = set()
+        for table, column, cell in self._stored_cells():
+            if not isinstance(cell, str) or OPAQUE.fullmatch(cell):
+                continue
+            history = table == "lpdj_dsr_history"
+            shows = (
+                (column == "body" and not history)
+                or (column == "learner_id" and cell == learner_id)
+                or any(v.search(cell) for v in wanted)
+                # History entries hold counts a numeric id would match; they are
+                # hash-chained, so an id written into one breaks verify() instead.
+                or (not history and learner_id in json_strings(cell))
+            )
+            if shows:
+                found.add(f"{table}.{column}")
+        return tuple(sorted(found))
+
+    def _stored_cells(self) -> Iterator[tuple[str, str, object]]:
+        from learnprivacy.django.models import RequestFact, RequestHistory, RequestRow
+
+        for model in (RequestRow, RequestHistory, RequestFact):
+            names = [f.column for f in model._meta.concrete_fields]
+            table = model._meta.db_table
+            for row in model.objects.using(self._using).values_list(*names).iterator():
+                for column, cell in zip(names, row, strict=True):
+                    yield table, column, cell

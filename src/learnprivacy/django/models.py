@@ -122,7 +122,8 @@ class PendingShred(models.Model):
 
     Written in that transaction; removed once the keys are shredded. A row left behind
     (the process died between the commit and the shred) is finished by the next erasure,
-    sweep or ``learnprivacy_keys --reconcile``.
+    sweep or ``learnprivacy_keys --reconcile``. ``subject`` holds the learner's key
+    reference (``k1_...``, as the key store names them), never the learner id.
     """
 
     subject = models.CharField(max_length=255)
@@ -163,7 +164,8 @@ class EncryptProgress(models.Model):
 
 
 class RequestRow(models.Model):
-    """A data-subject request of the request book (its body encrypted)."""
+    """A data-subject request of the request book (its body encrypted; ``learner_id``
+    holds the learner's keyed pseudonym, ``p1_...``, not the id)."""
 
     id = models.CharField(max_length=255, primary_key=True)
     learner_id = models.CharField(max_length=255, db_index=True)

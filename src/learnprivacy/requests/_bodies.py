@@ -4,7 +4,8 @@ A request's JSON form and each fact's body are sealed under a key subject of the
 (derived and short, never the learner's, so that erasing the learner leaves the proof
 of the request readable) and an encryption context naming what they are. The SQL and
 Django backends differ in their tables and in whether a cipher is optional; the key
-subjects, contexts and JSON forms are these.
+subjects, contexts and JSON forms are these, and so are the keyed references that name
+learners in their ``learner_id`` columns and the check that nothing shows in clear.
 """
 
 from __future__ import annotations
@@ -12,12 +13,22 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Mapping
-from typing import Any
+import re
+from collections.abc import Callable, Collection, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from learnprivacy.requests._backend import Fact
 from learnprivacy.requests._codec import request_from_dict, request_to_dict
 from learnprivacy.requests._model import SubjectRequest
+
+if TYPE_CHECKING:
+    from learnprivacy.crypto import Keyring
+    from learnprivacy.crypto._pseudonym import Pseudonymiser
+
+#: The pseudonym domain of learner references in a request book.
+REF_DOMAIN = "learnprivacy-requests"
+#: Stored cells that are opaque by construction: sealed tokens, keyed pseudonyms, digests.
+OPAQUE = re.compile(r"lp1\.[A-Za-z0-9_-]+=*|p1_[A-Za-z0-9_-]+|[0-9a-f]{64}")
 
 #: ``seal(data, subject, context)``: the stored text of ``data``.
 Seal = Callable[[Mapping[str, Any], str, str], str]
@@ -30,6 +41,41 @@ def key_subject(kind: str, *parts: str) -> str:
     subjects at 255 characters): never the learner's, which erasure shreds."""
     digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
     return f"dsr-{kind}/{digest}"
+
+
+def learner_refs(keyring: Keyring) -> Pseudonymiser:
+    """What names learners in a book's ``learner_id`` columns: a keyed pseudonym
+    (``p1_...``) in the keyring's ``learnprivacy-requests`` domain, never the id."""
+    return keyring.pseudonymiser(REF_DOMAIN)
+
+
+def value_patterns(values: Collection[str]) -> list[re.Pattern[str]]:
+    """``values`` (names, e-mail addresses) as whole-word, case-blind patterns; values
+    under three characters are too short to search."""
+    return [
+        re.compile(rf"(?<!\w){re.escape(v.strip())}(?!\w)", re.IGNORECASE)
+        for v in values
+        if isinstance(v, str) and len(v.strip()) >= 3
+    ]
+
+
+def json_strings(cell: str) -> Iterator[str]:
+    """Every string inside ``cell`` read as JSON (nothing when it is not JSON)."""
+    if not cell.startswith(("{", "[", '"')):
+        return
+    try:
+        stack: list[Any] = [json.loads(cell)]
+    except ValueError:
+        return
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def canonical_json(data: Mapping[str, Any]) -> str:
@@ -75,14 +121,19 @@ def fact_from_data(learner_id: str, kind: str, key: str, data: Mapping[str, Any]
 
 
 __all__ = [
+    "OPAQUE",
+    "REF_DOMAIN",
     "Open",
     "Seal",
     "canonical_json",
     "fact_context",
     "fact_data",
     "fact_from_data",
+    "json_strings",
     "key_subject",
+    "learner_refs",
     "open_request",
     "request_context",
     "seal_request",
+    "value_patterns",
 ]

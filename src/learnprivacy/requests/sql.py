@@ -39,7 +39,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -65,12 +65,16 @@ from learnprivacy.crypto import FieldCipher
 from learnprivacy.errors import ConfigurationError, IntegrityError, RequestStateError
 from learnprivacy.requests._backend import Fact
 from learnprivacy.requests._bodies import (
+    OPAQUE,
     canonical_json,
     fact_context,
     fact_data,
     fact_from_data,
+    json_strings,
+    learner_refs,
     open_request,
     seal_request,
+    value_patterns,
 )
 from learnprivacy.requests._history import HistoryEntry
 from learnprivacy.requests._model import SubjectRequest
@@ -127,11 +131,7 @@ META = Table(
 
 _OPEN = [s.value for s in RequestState if not s.terminal]
 _SEALED_MARK = "lp1."
-#: The pseudonym domain of learner references in the request book.
-_REF_DOMAIN = "learnprivacy-requests"
 _LEARNER_COLUMN = "learner_column"
-# Cells that are opaque by construction: sealed tokens, keyed pseudonyms, hex digests.
-_OPAQUE = re.compile(r"lp1\.[A-Za-z0-9_-]+=*|p1_[A-Za-z0-9_-]+|[0-9a-f]{64}")
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -186,7 +186,7 @@ class SQLBackend:
                 )
             cipher = own
         self._cipher = cipher
-        self._refs = None if cipher is None else cipher.keyring.pseudonymiser(_REF_DOMAIN)
+        self._refs = None if cipher is None else learner_refs(cipher.keyring)
         if create:
             try:
                 METADATA.create_all(self._engine)
@@ -457,17 +457,13 @@ class SQLBackend:
         a book with a cipher, a body that is not a sealed token is reported whatever it
         holds. Returns ``table.column`` names, never a value; empty when nothing shows.
         """
-        wanted = [
-            re.compile(rf"(?<!\w){re.escape(v.strip())}(?!\w)", re.IGNORECASE)
-            for v in values
-            if isinstance(v, str) and len(v.strip()) >= 3
-        ]
+        wanted = value_patterns(values)
         found: set[str] = set()
         with self._engine.connect() as connection:
             for table in (REQUESTS, HISTORY, FACTS):
                 for row in connection.execute(select(table)):
                     for column, cell in zip(table.columns, row, strict=True):
-                        if not isinstance(cell, str) or _OPAQUE.fullmatch(cell):
+                        if not isinstance(cell, str) or OPAQUE.fullmatch(cell):
                             continue
                         if self._shows(table, column.name, cell, learner_id, wanted):
                             found.add(f"{table.name}.{column.name}")
@@ -485,23 +481,4 @@ class SQLBackend:
             return True
         # History entries hold counts ("records": "1") a numeric learner id would match;
         # they are hash-chained, so an id written into one breaks verify() instead.
-        return table is not HISTORY and learner_id in _json_strings(cell)
-
-
-def _json_strings(cell: str) -> Iterator[str]:
-    """Every string inside ``cell`` read as JSON (nothing when it is not JSON)."""
-    if not cell.startswith(("{", "[", '"')):
-        return
-    try:
-        stack: list[Any] = [json.loads(cell)]
-    except ValueError:
-        return
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+        return table is not HISTORY and learner_id in json_strings(cell)
