@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from learnprivacy.crypto import Pseudonymiser, TokenVault
 from learnprivacy.crypto._vault import InMemoryVaultStore, VaultStore
 from learnprivacy.errors import NotFoundError, ValidationError
+from tests import names
 
 KEY = bytes(range(32))
 PSEUDONYM = re.compile(r"p1_[A-Za-z0-9_-]{22}")
@@ -150,7 +151,7 @@ def test_vaults_of_different_domains_do_not_share_mappings() -> None:
     with pytest.raises(NotFoundError):
         funder.reidentify(pseudonym, purpose="x")
     assert isinstance(store, VaultStore)
-    assert "L1" not in repr(employer) + repr(store)
+    assert not names(repr(employer) + repr(store), "L1")
 
 
 def test_vault_needs_a_pseudonymiser() -> None:
