@@ -95,6 +95,30 @@ def _in_module(
     return cm, m, sa.and_(cm.c.id == instance, m.c.id == cm.c.module, m.c.name == modname)
 
 
+def _module_users(
+    modname: str, table: str, activity: str, link: str, *, authored_only: bool = False
+) -> UsersIn:
+    """``users_in`` for rows of ``table`` that name their ``activity`` instance (the
+    ``modname`` module's own table) in ``link``: the users of one course module.
+    ``authored_only`` leaves out rows no user wrote (``userid`` 0: group submissions)."""
+
+    def users_in(schema: MoodleSchema, level: ContextLevel, instance: int) -> Any:
+        join = _in_module(schema, modname, level, instance)
+        if join is None:
+            return None
+        rows, parent = schema[table], schema[activity]
+        cm, m, on = join
+        statement = (
+            sa.select(rows.c.userid)
+            .select_from(rows.join(parent, parent.c.id == rows.c[link]))
+            .join(cm, cm.c.instance == parent.c.id)
+            .join(m, on)
+        )
+        return statement.where(rows.c.userid > 0) if authored_only else statement
+
+    return users_in
+
+
 # -- mod_forum ------------------------------------------------------------------------
 
 
@@ -126,20 +150,6 @@ def _discussion_row(row: Any, user_id: int) -> dict[str, Any]:
         "shown_until": _iso(end),
         "locked_at": _iso(locked),
     }
-
-
-def _discussion_users(schema: MoodleSchema, level: ContextLevel, instance: int) -> Any:
-    join = _in_module(schema, "forum", level, instance)
-    if join is None:
-        return None
-    d, f = schema["forum_discussions"], schema["forum"]
-    cm, m, on = join
-    return (
-        sa.select(d.c.userid)
-        .select_from(d.join(f, f.c.id == d.c.forum))
-        .join(cm, cm.c.instance == f.c.id)
-        .join(m, on)
-    )
 
 
 def _post_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
@@ -235,21 +245,6 @@ def _submission_row(row: Any, user_id: int) -> dict[str, Any]:
     }
 
 
-def _submission_users(schema: MoodleSchema, level: ContextLevel, instance: int) -> Any:
-    join = _in_module(schema, "assign", level, instance)
-    if join is None:
-        return None
-    s, a = schema["assign_submission"], schema["assign"]
-    cm, m, on = join
-    return (
-        sa.select(s.c.userid)
-        .select_from(s.join(a, a.c.id == s.c.assignment))
-        .join(cm, cm.c.instance == a.c.id)
-        .join(m, on)
-        .where(s.c.userid > 0)
-    )
-
-
 def _assign_grade_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
     g, a = schema["assign_grades"], schema["assign"]
     comments = schema["assignfeedback_comments"]
@@ -283,20 +278,6 @@ def _assign_grade_row(row: Any, user_id: int) -> dict[str, Any]:
         "modified_at": _iso(modified),
         "feedback": feedback or None,
     }
-
-
-def _assign_grade_users(schema: MoodleSchema, level: ContextLevel, instance: int) -> Any:
-    join = _in_module(schema, "assign", level, instance)
-    if join is None:
-        return None
-    g, a = schema["assign_grades"], schema["assign"]
-    cm, m, on = join
-    return (
-        sa.select(g.c.userid)
-        .select_from(g.join(a, a.c.id == g.c.assignment))
-        .join(cm, cm.c.instance == a.c.id)
-        .join(m, on)
-    )
 
 
 # -- mod_quiz -------------------------------------------------------------------------
@@ -337,20 +318,6 @@ def _attempt_row(row: Any, user_id: int) -> dict[str, Any]:
     }
 
 
-def _attempt_users(schema: MoodleSchema, level: ContextLevel, instance: int) -> Any:
-    join = _in_module(schema, "quiz", level, instance)
-    if join is None:
-        return None
-    t, q = schema["quiz_attempts"], schema["quiz"]
-    cm, m, on = join
-    return (
-        sa.select(t.c.userid)
-        .select_from(t.join(q, q.c.id == t.c.quiz))
-        .join(cm, cm.c.instance == q.c.id)
-        .join(m, on)
-    )
-
-
 def _quiz_grade_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
     g, q = schema["quiz_grades"], schema["quiz"]
     cm, m, cm_on, m_on = _course_module(schema, "quiz", q.c.id)
@@ -370,20 +337,6 @@ def _quiz_grade_row(row: Any, user_id: int) -> dict[str, Any]:
         "max_grade": _number(maximum),
         "modified_at": _iso(modified),
     }
-
-
-def _quiz_grade_users(schema: MoodleSchema, level: ContextLevel, instance: int) -> Any:
-    join = _in_module(schema, "quiz", level, instance)
-    if join is None:
-        return None
-    g, q = schema["quiz_grades"], schema["quiz"]
-    cm, m, on = join
-    return (
-        sa.select(g.c.userid)
-        .select_from(g.join(q, q.c.id == g.c.quiz))
-        .join(cm, cm.c.instance == q.c.id)
-        .join(m, on)
-    )
 
 
 # -- core_message ---------------------------------------------------------------------
@@ -612,7 +565,7 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         reads=("forum_discussions", "forum", *_ACTIVITY),
         statement=_discussion_statement,
         mapper=_discussion_row,
-        users_in=_discussion_users,
+        users_in=_module_users("forum", "forum_discussions", "forum", "forum"),
         fields={
             "activity_id": "Forum (course module) of the discussion",
             "discussion_id": "Id of the discussion",
@@ -665,7 +618,9 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         reads=("assign_submission", "assign", "assignsubmission_onlinetext", *_ACTIVITY),
         statement=_submission_statement,
         mapper=_submission_row,
-        users_in=_submission_users,
+        users_in=_module_users(
+            "assign", "assign_submission", "assign", "assignment", authored_only=True
+        ),
         fields={
             "activity_id": "Assignment (course module)",
             "attempt": "Attempt number (from 1)",
@@ -689,7 +644,7 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         reads=("assign_grades", "assign", "assignfeedback_comments", *_ACTIVITY),
         statement=_assign_grade_statement,
         mapper=_assign_grade_row,
-        users_in=_assign_grade_users,
+        users_in=_module_users("assign", "assign_grades", "assign", "assignment"),
         fields={
             "activity_id": "Assignment (course module)",
             "attempt": "Attempt number (from 1)",
@@ -712,7 +667,7 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         reads=("quiz_attempts", "quiz", *_ACTIVITY),
         statement=_attempt_statement,
         mapper=_attempt_row,
-        users_in=_attempt_users,
+        users_in=_module_users("quiz", "quiz_attempts", "quiz", "quiz"),
         fields={
             "activity_id": "Quiz (course module)",
             "attempt": "Attempt number",
@@ -738,7 +693,7 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         reads=("quiz_grades", "quiz", *_ACTIVITY),
         statement=_quiz_grade_statement,
         mapper=_quiz_grade_row,
-        users_in=_quiz_grade_users,
+        users_in=_module_users("quiz", "quiz_grades", "quiz", "quiz"),
         fields={
             "activity_id": "Quiz (course module)",
             "grade": "Final grade of the quiz",
