@@ -179,3 +179,28 @@ def test_two_workers_on_parts_share_one_verifiable_chain(store: Store, store_url
                 update(AUDIT).where(AUDIT.c.sequence == sequence).values(outcome=original)
             )
         assert store.audit.verify()
+
+
+def test_a_sweep_applies_only_the_shreds_it_sent(store: Store) -> None:
+    """A shred another process committed to the outbox and has yet to apply is left to it
+    (or to the next store opening): a sweep destroys the keys it sent, so two workers
+    never update the same key rows at once (they deadlocked on PostgreSQL when each
+    applied the whole outbox)."""
+    from learnprivacy.store._tables import KEY_OUTBOX
+
+    people = _learners(10)
+    store.add_all(people)
+    other = store.keyring.key_ref("W0001")
+    with store._db.write() as connection:
+        connection.execute(
+            KEY_OUTBOX.insert().values(subject_ref=other, scope="contract", tombstone=False)
+        )
+    report = store.sweep(ACTIVITY, now=NOW, compact=False)
+    assert report.erased == report.shredded == 5
+    with store._db.read() as connection:
+        left = connection.execute(select(KEY_OUTBOX.c.subject_ref)).scalars().all()
+    assert left == [other]
+    # The key it names is still alive until that shred is applied, then destroyed.
+    assert store._key_db.live([other], "contract")
+    assert store._keys.apply_outbox() == 1
+    assert not store._key_db.live([other], "contract")
