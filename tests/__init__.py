@@ -1,8 +1,11 @@
 """The test suite."""
 
 import datetime as dt
+import json
 import re
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -33,3 +36,35 @@ def serve_or_skip(server: S, unavailable: type[Exception]) -> Iterator[S]:
         yield server
     finally:
         started.stop()
+
+
+#: Appended to the code a fresh interpreter runs: the modules loaded so far, on stderr.
+_LOADED = "import json, sys; print(json.dumps(sorted(sys.modules)), file=sys.stderr)"
+
+
+def fresh_stderr(*steps: str) -> list[str]:
+    """Run ``steps`` in order in one fresh interpreter, the modules loaded so far printed
+    after each, as one JSON line on stderr; the lines it printed on stderr."""
+    code = "".join(f"{step}\n{_LOADED}\n" for step in steps)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    return done.stderr.strip().splitlines()
+
+
+def modules_after(*steps: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``steps`` (several steps:
+    the modules of the last; :func:`loaded_after` gives each step's)."""
+    return loaded_after(*steps)[-1]
+
+
+def loaded_after(*steps: str) -> list[set[str]]:
+    """The modules a fresh interpreter has loaded after each of ``steps``, run in order."""
+    return [set(json.loads(line)) for line in fresh_stderr(*steps)[-len(steps) :]]
+
+
+def packages_in(modules: Iterable[str], packages: Iterable[str]) -> set[str]:
+    """The ``modules`` that belong to one of the top-level ``packages`` (what an import
+    must not load: ``packages_in(modules_after("import x"), ("sqlalchemy",)) == set()``)."""
+    tops = set(packages)
+    return {m for m in modules if m.split(".")[0] in tops}

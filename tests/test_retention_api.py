@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import doctest
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -16,6 +14,7 @@ import learnprivacy.testing.retention
 from learnprivacy.records import Learner
 from learnprivacy.retention import Action, Decision, Hold, RetentionRule, Schedule, Trigger
 from learnprivacy.testing.retention import RetentionMachine, assert_schedule_invariants
+from tests import modules_after, packages_in
 
 UTC = dt.UTC
 
@@ -51,15 +50,8 @@ def test_docstring_examples_run(module: Any) -> None:
 
 def test_retention_import_is_light() -> None:
     """Importing the engine loads neither SQLAlchemy nor hypothesis."""
-    code = (
-        "import sys, learnprivacy.retention;"
-        "print(','.join(m for m in sys.modules "
-        "if m.split('.')[0] in ('sqlalchemy', 'sqlmodel', 'hypothesis')))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert out == ""
+    modules = modules_after("import learnprivacy.retention")
+    assert packages_in(modules, ("sqlalchemy", "sqlmodel", "hypothesis")) == set()
 
 
 class _IgnoresHolds(Schedule):
