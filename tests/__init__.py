@@ -6,15 +6,53 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import pytest
+
+from learnprivacy.records import Invoice, Learner, Progress, ProgressStatus
 
 #: The one "now" of the test suite: tests never read the clock (the ``now`` fixture of
 #: tests/conftest.py returns it too).
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 
 S = TypeVar("S")
+R = TypeVar("R")
+
+#: Ana Silva (learner ``L1``), her invoice and her progress in course ``C1``: the values a
+#: test does not care about. :func:`sample` builds them, with the values a test does.
+SAMPLES: dict[type, dict[str, Any]] = {
+    Learner: {
+        "id": "L1",
+        "username": "ana",
+        "email": "ana@example.org",
+        "given_name": "Ana",
+        "family_name": "Silva",
+        "created_at": dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+    },
+    Invoice: {
+        "id": "INV-1",
+        "learner_id": "L1",
+        "billing_name": "Ana Silva",
+        "billing_address": "1 rue de la Paix",
+        "amount": Decimal("390.00"),
+        "issued_at": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+    },
+    Progress: {
+        "id": "P1",
+        "learner_id": "L1",
+        "course_id": "C1",
+        "status": ProgressStatus.PASSED,
+        "recorded_at": NOW,
+    },
+}
+
+
+def sample(record_type: type[R], **values: Any) -> R:
+    """A ``record_type`` record of :data:`SAMPLES` with ``values`` instead of its own
+    (``sample(Learner, id="7")`` is Ana with another id)."""
+    return record_type(**{**SAMPLES[record_type], **values})
 
 
 def names(text: str, value: str) -> bool:
