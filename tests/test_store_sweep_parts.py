@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -47,8 +48,9 @@ def test_parts_cover_every_learner_once(store: Store) -> None:
     store.add_all(_learners(30))
     parts = store.sweep_parts(3)
     assert len(parts) == 3
-    assert parts[0].start is None and parts[-1].stop is None
-    for before, after in zip(parts, parts[1:], strict=False):
+    assert parts[0].start is None
+    assert parts[-1].stop is None
+    for before, after in pairwise(parts):
         assert before.stop == after.start
     for learner_id in [*_live_ids(store), "", "A", "zzzz", "W9999", "W0000-later"]:
         assert sum(learner_id in part for part in parts) == 1
