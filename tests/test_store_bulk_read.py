@@ -19,7 +19,7 @@ from learnprivacy.errors import DecryptionError, KeyShreddedError, WrongMasterKe
 from learnprivacy.records import Learner
 from learnprivacy.store import Store, _reads
 from learnprivacy.store._keydb import _KEYS
-from tests.store_fixtures import keys_for, learner
+from tests.store_fixtures import copy_token, keys_for, learner
 
 _COUNT = 23
 
@@ -94,11 +94,6 @@ def test_a_token_moved_between_learners_of_one_page_does_not_decrypt(
     """Attack: a token copied to another learner of the same page, where both learners'
     keys are at hand, still fails: it is bound to its learner and field."""
     store.add_all(_learners())
-    table = store._table(Learner).table
-    with store._db.write() as connection:
-        token = connection.execute(
-            select(table.c.email_token).where(table.c.id == "L01")
-        ).scalar_one()
-        connection.execute(update(table).where(table.c.id == "L02").values(email_token=token))
+    copy_token(store, "L01", "L02", column="email_token")
     with pytest.raises(DecryptionError):
         store.query(Learner)
