@@ -1,6 +1,7 @@
-"""Store throughput and memory against hand-written SQL doing the same work, in the same run.
+"""Store throughput against hand-written SQL doing the same work, in the same run.
 
-``python benchmarks/bench_store.py`` (``--quick`` for a short run) measures three things:
+``python benchmarks/bench_store.py`` (``--quick`` for a short run) measures three things
+(the retention sweep and its memory are ``bench_sweep``):
 
 * **ingest**: ``Store.add_all`` of N learners (100,000; 10,000 with ``--quick``) into a
   new SQLite file, against a hand-written ``sqlite3`` floor doing the same work: per
@@ -15,24 +16,7 @@
 * **peer**: the same ingest and read-back with SQLAlchemy ORM and sqlalchemy-utils
   ``StringEncryptedType`` (AES-GCM engine, one application key, no blind index). Target:
   the store at least twice as fast (time ratio at most 0.5).
-* **sweep**: ``Store.sweep`` of an 18-months-after-last-activity rule over those learners
-  (about half of them expired), against one set-based ``DELETE``, the matching key
-  ``UPDATE`` (key material overwritten) and an audit ``INSERT`` in one transaction. The
-  store selects candidates in SQL, confirms each with the retention engine, writes audit
-  entries naming every row, and commits per batch. Measured with batches of 1,000,
-  5,000 and 10,000 rows, without the key compaction that ``Store.sweep`` runs by default
-  after erasing (``compact=False``: the floor re-wraps no key); target: within 3x of the
-  floor with the default batch size (``Store.sweep``'s ``batch_size``), the other sizes
-  are reported to show the trade-off, and so is the default call with its compaction.
-  Smaller batches commit more often, and each commit rewrites most pages of the
-  randomly ordered blind-index indexes.
-* **memory**: peak resident memory of a process sweeping 1,000,000 progress rows
-  (100,000 with ``--quick``), with the default batch size, whose rule reads the
-  learner's last activity through a join. The floor column is the same process's
-  memory just before the sweep (interpreter, libraries, open store). Target: peak under
-  200 MB.
-
-``value``/``floor`` are records per second (megabytes for memory); ``ratio`` is the
+``value``/``floor`` are records per second; ``ratio`` is the
 time ratio, store over floor. Each timing is the median CPU time of five interleaved rounds.
 """
 
@@ -43,14 +27,10 @@ import datetime as dt
 import gc
 import hashlib
 import hmac
-import inspect
 import json
 import os
-import resource
-import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -60,8 +40,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from benchmarks._measure import MIN_ROUNDS, cpu_seconds
 from learnprivacy.crypto import Keyring
-from learnprivacy.records import Learner, Progress, ProgressStatus, Score
-from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
+from learnprivacy.records import Learner
 from learnprivacy.store import Store
 
 UTC = dt.UTC
@@ -72,12 +51,6 @@ TARGET = 3.0
 INGEST_TARGET = 2.0
 #: Against SQLAlchemy + sqlalchemy-utils: at least twice as fast (time ratio 0.5).
 PEER_TARGET = 0.5
-#: The sweep batch sizes measured; the default one is held to ``TARGET``.
-SWEEP_BATCHES = (1_000, 5_000, 10_000)
-DEFAULT_SWEEP_BATCH: int = inspect.signature(Store).parameters["batch_size"].default
-MEMORY_LIMIT_MB = 200.0
-ROOT = Path(__file__).resolve().parent.parent
-SCHEDULE = Schedule({Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
 
 
 def learners(count: int) -> list[Learner]:
@@ -325,143 +298,6 @@ def read_peer(path: Path) -> tuple[float, int]:
     return elapsed, count
 
 
-# -- sweep ----------------------------------------------------------------------------------
-
-
-def _copy(source: Path, work: Path) -> None:
-    """Copy a closed database (its write-ahead log already folded in), dropping stale logs.
-
-    A store's key database (``x.db`` -> ``x.keys.db``) and its vault are copied with it.
-    """
-    for suffix in ("-wal", "-shm"):
-        Path(f"{work}{suffix}").unlink(missing_ok=True)
-        if Path(f"{source}{suffix}").exists():
-            raise AssertionError("copy a database only once every connection is closed")
-    shutil.copyfile(source, work)
-    keys = source.with_suffix(".keys.db")
-    if keys.exists():
-        _copy(keys, work.with_suffix(".keys.db"))
-        # The key database's vault goes with it; a vault left by an earlier round's copy
-        # would name epochs this copy never had (and the store refuses to open).
-        vault, copied = source.with_suffix(".keys.vault"), work.with_suffix(".keys.vault")
-        if vault.exists():
-            shutil.copyfile(vault, copied)
-        else:
-            copied.unlink(missing_ok=True)
-
-
-def sweep_store(
-    source: Path, work: Path, batch_size: int, *, compact: bool = False
-) -> tuple[float, int]:
-    """Seconds and rows erased by ``Store.sweep`` on a copy of the store at ``source``.
-
-    ``compact``: also compact the data keys at the end (``Store.sweep``'s default), which
-    re-wraps every live key under a new epoch key: work the floor does not do.
-    """
-    _copy(source, work)
-    store = Store(f"sqlite:///{work}", keyring=Keyring.from_master_key(MASTER))
-    gc.collect()
-    started = cpu_seconds()
-    report = store.sweep(SCHEDULE, now=NOW, batch_size=batch_size, compact=compact)
-    elapsed = cpu_seconds() - started
-    store.close()
-    return elapsed, report.erased
-
-
-def sweep_floor(source: Path, work: Path) -> tuple[float, int]:
-    """Seconds and rows deleted by set-based SQL: DELETE, key UPDATE, audit INSERT."""
-    _copy(source, work)
-    cutoff = SCHEDULE.rules_for(Learner)[0].cutoff(NOW)
-    assert cutoff is not None
-    connection = _floor_connect(work)
-    gc.collect()
-    started = cpu_seconds()
-    connection.execute("BEGIN IMMEDIATE")
-    expired = "SELECT id FROM learners WHERE last_activity_at <= ?"
-    connection.execute(
-        "UPDATE keys SET state = 'shredded', wrapped = x'', master_key_id = '' "
-        f"WHERE scope = 'contract' AND subject IN ({expired})",
-        (_stamp(cutoff),),
-    )
-    deleted = connection.execute(
-        "DELETE FROM learners WHERE last_activity_at <= ?", (_stamp(cutoff),)
-    ).rowcount
-    connection.execute(
-        "INSERT INTO audit (at, action, details) VALUES (?, 'erase', ?)",
-        (_stamp(NOW), json.dumps({"count": deleted})),
-    )
-    connection.execute("COMMIT")
-    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    elapsed = cpu_seconds() - started
-    connection.close()
-    return elapsed, deleted
-
-
-# -- memory ---------------------------------------------------------------------------------
-
-
-def build_progress(path: Path, rows: int) -> None:
-    """A store with ``rows`` progress records over ``rows // 100`` learners."""
-    store = Store(f"sqlite:///{path}", keyring=Keyring.from_master_key(MASTER), clock=lambda: NOW)
-    count = max(1, rows // 100)
-    people = learners(count)
-    store.add_all(people)
-
-    def progress() -> Any:
-        for i in range(rows):
-            owner = people[i % count]
-            yield Progress(
-                id=f"P{i:08d}",
-                learner_id=owner.id,
-                course_id=f"C{i % 40}",
-                status=ProgressStatus.PASSED if i % 3 else ProgressStatus.IN_PROGRESS,
-                # Recorded before the owner's last activity, so the records do not move it
-                # (a sweep counts from the latest of the account and its records).
-                recorded_at=owner.created_at
-                + min(dt.timedelta(days=i % 900), owner.last_activity_at - owner.created_at),
-                score=Score(raw=i % 21, min=0, max=20),
-                time_spent=dt.timedelta(minutes=i % 600),
-            )
-
-    store.add_all(progress())
-    store.close()
-
-
-def _peak_mb() -> float:
-    """Peak resident memory of this process in MB.
-
-    ``VmHWM`` belongs to the process's own address space, so unlike ``ru_maxrss`` (which
-    Linux carries over from the parent across fork and exec) it starts fresh in a child.
-    """
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def sweep_memory(path: Path) -> dict[str, float]:
-    """Peak resident memory (MB) of sweeping the progress store at ``path``, in-process."""
-    schedule = Schedule({Progress: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
-    store = Store(f"sqlite:///{path}", keyring=Keyring.from_master_key(MASTER))
-    store.count(Progress)
-    before = _peak_mb()
-    report = store.sweep(schedule, now=NOW)
-    return {"before": before, "peak": _peak_mb(), "erased": float(report.erased)}
-
-
-def _subprocess(*args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_store", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout
-
-
 # -- the runner -----------------------------------------------------------------------------
 
 
@@ -480,10 +316,8 @@ def _row(
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    """Measure ingest, sweep and sweep memory; one row each (one per batch size for the
-    sweep)."""
+    """Measure ingest and read-back, against the floor and the peer: one row each."""
     count = 10_000 if quick else 100_000
-    progress_rows = 100_000 if quick else 1_000_000
     repeat = MIN_ROUNDS
     rows: list[dict[str, Any]] = []
     records = learners(count)
@@ -548,78 +382,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 target=PEER_TARGET,
             )
         )
-        source, floor_source = tmp / "store0.db", tmp / "floor0.db"
-        # Interleaved: each round runs the floor and every batch size once, so that a
-        # busy moment of the machine does not fall on one configuration only.
-        times: dict[int, list[float]] = {batch_size: [] for batch_size in SWEEP_BATCHES}
-        compacting: list[float] = []
-        floor_sweeps: list[float] = []
-        erased, deleted = 0, 0
-        for _ in range(repeat):
-            for batch_size in SWEEP_BATCHES:
-                floor_elapsed, deleted = sweep_floor(floor_source, tmp / "floor-sweep.db")
-                elapsed, erased = sweep_store(source, tmp / "store-sweep.db", batch_size)
-                if erased != deleted:
-                    raise AssertionError(f"the store erased {erased} rows, the floor {deleted}")
-                times[batch_size].append(elapsed)
-                floor_sweeps.append(floor_elapsed)
-            elapsed, _ = sweep_store(
-                source, tmp / "store-sweep.db", DEFAULT_SWEEP_BATCH, compact=True
-            )
-            compacting.append(elapsed)
-        best = {batch_size: statistics.median(values) for batch_size, values in times.items()}
-        best_floor = statistics.median(floor_sweeps)
-        for batch_size in SWEEP_BATCHES:
-            default = batch_size == DEFAULT_SWEEP_BATCH
-            row = _row(
-                f"store sweep, {count:,} learners, {erased:,} erased, "
-                f"batches of {batch_size:,}{' (default)' if default else ''} (SQLite)",
-                count / best[batch_size],
-                count / best_floor,
-                best[batch_size] / best_floor,
-                "learners/s",
-            )
-            if not default:
-                row.update(target="none (trade-off)", ok=True)
-            rows.append(row)
-        with_compaction = statistics.median(compacting)
-        row = _row(
-            f"store sweep, {count:,} learners, {erased:,} erased, default batches, then key "
-            "compaction (Store.sweep's default compact=True) (SQLite)",
-            count / with_compaction,
-            count / best_floor,
-            with_compaction / best_floor,
-            "learners/s",
-        )
-        row.update(target="none (the floor re-wraps no key)", ok=True)
-        rows.append(row)
-        del records
-        progress_path = tmp / "progress.db"
-        _subprocess("--build-progress", str(progress_path), str(progress_rows))
-        memory = json.loads(_subprocess("--sweep-memory", str(progress_path)))
-        rows.append(
-            {
-                "name": f"store sweep peak memory, {progress_rows:,} progress rows "
-                f"({int(memory['erased']):,} erased)",
-                "value": round(memory["peak"], 1),
-                "floor": round(memory["before"], 1),
-                "ratio": round(memory["peak"] / MEMORY_LIMIT_MB, 3),
-                "target": f"< {MEMORY_LIMIT_MB:g} MB",
-                "ok": memory["peak"] < MEMORY_LIMIT_MB,
-                "unit": "MB",
-            }
-        )
     return rows
 
 
 def main(argv: list[str]) -> int:
     """Run the benchmark, or one of its subprocess steps."""
-    if argv[:1] == ["--build-progress"]:
-        build_progress(Path(argv[1]), int(argv[2]))
-        return 0
-    if argv[:1] == ["--sweep-memory"]:
-        print(json.dumps(sweep_memory(Path(argv[1]))))
-        return 0
     for row in run(quick="--quick" in argv):
         print(
             f"{row['name']}: {row['value']:,.1f} {row['unit']}, floor {row['floor']:,.1f}, "
