@@ -50,11 +50,9 @@ def build_site(url: str) -> str:
         _purpose(1, "five years", "P5Y"), _purpose(2, "forums", "P1Y"),
         _purpose(3, "quiz archive", "P10Y"), _purpose(4, "six months", "P6M"),
     ])  # fmt: skip
-    insert_rows(engine, "tool_dataprivacy_ctxlevel", [
-        {"contextlevel": level, "purposeid": 1, "categoryid": 0, "usermodified": 2,
-         "timecreated": 1, "timemodified": 1}
-        for level in (10, 30)
-    ])  # fmt: skip
+    # The system and user levels under five years (the user level is not read here).
+    levels = [{"contextlevel": level, "purposeid": 1} for level in (10, 30)]
+    insert_rows(engine, "tool_dataprivacy_ctxlevel", levels)
     insert_rows(engine, "config_plugins", [
         {"plugin": "tool_dataprivacy", "name": "context_course_purpose", "value": "1"},
         {"plugin": "tool_dataprivacy", "name": "context_module_forum_purpose", "value": "2"},
