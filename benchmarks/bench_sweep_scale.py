@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._measure import MIN_ROUNDS
+from benchmarks.bench_store import learners
 from learnprivacy.crypto import Keyring
 from learnprivacy.records import Learner
 from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
@@ -60,23 +61,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1.8
 QUICK = {"learners": 20_000, "batch": 1_000}
 FULL = {"learners": 200_000, "batch": 5_000}
-
-
-def learners(count: int) -> list[Learner]:
-    """``count`` learners; last activity spread so that about half are expired at NOW."""
-    start = dt.datetime(2023, 6, 1, tzinfo=UTC)
-    return [
-        Learner(
-            id=f"L{i:07d}",
-            username=f"user{i}",
-            email=f"user{i}@example.org",
-            given_name=f"Given{i % 997}",
-            family_name=f"Family{i % 991}",
-            created_at=start,
-            last_activity_at=start + dt.timedelta(days=i % 1_100, seconds=i % 86_400),
-        )
-        for i in range(count)
-    ]
 
 
 def expired(count: int) -> int:

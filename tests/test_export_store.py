@@ -40,7 +40,7 @@ from learnprivacy.records import (
 )
 from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
-from tests import NOW
+from tests import NOW, sample
 
 UTC = dt.UTC
 T0 = dt.datetime(2019, 9, 1, 8, 0, tzinfo=UTC)
@@ -268,13 +268,7 @@ def test_store_export_streams_the_learner_history(store: Store, tmp_path: Path) 
 
     count = _reads.FIRST_PAGE + 2 * _reads.PAGE + 1
     store.add_all(
-        Progress(
-            id=f"L1-S{i:06d}",
-            learner_id="L1",
-            course_id="C1",
-            status=ProgressStatus.PASSED,
-            recorded_at=T0 + dt.timedelta(minutes=i),
-        )
+        sample(Progress, id=f"L1-S{i:06d}", recorded_at=T0 + dt.timedelta(minutes=i))
         for i in range(count)
     )
     writer = _ReleaseCheckingWriter(tmp_path / "package", after=_reads.FIRST_PAGE + _reads.PAGE)

@@ -43,7 +43,7 @@ from learnprivacy.records import (
     fields_of,
 )
 from learnprivacy.records._base import default_basis, subject_of
-from tests import NOW
+from tests import NOW, sample
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 9, 1, 8, 0, tzinfo=UTC)
@@ -103,14 +103,7 @@ class CrashingProvider(RecordsProvider):
 
 def _records(learner_id: str = LEARNER) -> list[Any]:
     records: list[Any] = [
-        Learner(
-            id=learner_id,
-            username="ana",
-            email="ana@example.org",
-            given_name="Ana",
-            family_name="Martin",
-            created_at=T0,
-        ),
+        sample(Learner, id=learner_id, family_name="Martin", created_at=T0),
         Consent(id="CONS1", learner_id=learner_id, purpose="newsletter", given_at=T0),
         Certificate(
             id="CERT1", learner_id=learner_id, course_id="C1", issued_at=T0, verification_code="Z9"

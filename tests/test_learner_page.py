@@ -27,6 +27,7 @@ from learnprivacy.providers import PrivacyManager, StoreProvider
 from learnprivacy.records import Invoice, Learner, Progress, ProgressStatus, Score
 from learnprivacy.retention.presets import french_training_organisation
 from learnprivacy.store import Store
+from tests import sample
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 6, 15, 9, 0, 0, 123456, tzinfo=UTC)
@@ -87,11 +88,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
                     created_at=dt.datetime(2025, 1, 6, 8, 30, 15, 654321, tzinfo=UTC),
                     last_activity_at=dt.datetime(2026, 5, 2, 21, 45, tzinfo=UTC),
                 ),
-                Progress(
-                    id="P1",
-                    learner_id="L1",
-                    course_id="C1",
-                    status=ProgressStatus.PASSED,
+                sample(
+                    Progress,
                     recorded_at=dt.datetime(2026, 3, 1, 23, 30, tzinfo=UTC),
                     score=Score(raw=17, min=0, max=20),
                 ),

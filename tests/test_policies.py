@@ -35,6 +35,7 @@ from learnprivacy.records import (
 from learnprivacy.retention import Action, Override, Schedule
 from learnprivacy.testing._retention_strategies import instants
 from learnprivacy.testing.retention import assert_schedule_invariants, learners_with_records
+from tests import sample
 
 UTC = dt.UTC
 MICRO = dt.timedelta(microseconds=1)
@@ -75,10 +76,8 @@ def progress(**changes: Any) -> Progress:
 
 
 def invoice(issued_at: dt.datetime) -> Invoice:
-    return Invoice(
-        id="INV-1",
-        learner_id="L1",
-        billing_name="Ana Silva",
+    return sample(
+        Invoice,
         billing_address="1 rue de la Paix, Paris",
         amount=Decimal("450.00"),
         issued_at=issued_at,

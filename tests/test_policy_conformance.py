@@ -29,6 +29,7 @@ from learnprivacy.records import (
 )
 from learnprivacy.retention import Override
 from learnprivacy.store import Store
+from tests import sample
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT.parent / "shared" / "seeds"
@@ -205,14 +206,7 @@ def test_publisher_employer_report_carries_no_identity() -> None:
     learner = _learner(last_activity_at=NOW, organisation_id="ACME")
     records = [
         learner,
-        Progress(
-            id="P1",
-            learner_id="L1",
-            course_id="FLE-B2",
-            status=ProgressStatus.PASSED,
-            recorded_at=NOW,
-            score=Score(raw=15, min=0, max=20),
-        ),
+        sample(Progress, course_id="FLE-B2", recorded_at=NOW, score=Score(raw=15, min=0, max=20)),
         Certificate(
             id="C1",
             learner_id="L1",

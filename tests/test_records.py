@@ -34,6 +34,7 @@ from learnprivacy.records import (
 )
 from learnprivacy.records._base import record_types, subject_of
 from learnprivacy.testing.strategies import records_of_learner
+from tests import sample
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 9, 2, 8, 30, tzinfo=UTC)
@@ -314,11 +315,8 @@ def test_from_type_is_registered(learner: Learner, invoice: Invoice, progress: P
 
 def test_json_form_is_stable() -> None:
     """Dates are ISO 8601 with offset, Decimal a string, durations ISO 8601, enums values."""
-    progress = Progress(
-        id="P1",
-        learner_id="L1",
-        course_id="C1",
-        status=ProgressStatus.PASSED,
+    progress = sample(
+        Progress,
         recorded_at=T0,
         score=Score(raw=17, min=0, max=20),
         time_spent=dt.timedelta(hours=1, minutes=2, seconds=3, microseconds=500000),

@@ -20,7 +20,7 @@ from learnprivacy.export._reports import SUBJECT_COLUMN
 from learnprivacy.export.reports import ReportProfile, build_report, k_anonymous_aggregate
 from learnprivacy.records import Certificate, Learner, Progress, ProgressStatus, Score
 from learnprivacy.synthetic import generate_organisation
-from tests import NOW
+from tests import NOW, sample
 
 KEY = bytes(range(32))
 
@@ -139,14 +139,7 @@ def test_score_expands_to_its_parts() -> None:
         "score.max",
         "score.scaled",
     )
-    record = Progress(
-        id="P1",
-        learner_id="L1",
-        course_id="C",
-        status=ProgressStatus.PASSED,
-        recorded_at=NOW,
-        score=Score(raw=15, min=0, max=20),
-    )
+    record = sample(Progress, course_id="C", score=Score(raw=15, min=0, max=20))
     report = build_report(profile, [record], pseudonyms=_pseudonyms(profile), groups={"L1": "g"})
     (row,) = report.rows("g", "Progress")
     assert row["score.scaled"] == 0.75

@@ -31,6 +31,7 @@ from learnprivacy.retention import (
     Schedule,
     Trigger,
 )
+from tests import sample
 
 UTC = dt.UTC
 
@@ -68,10 +69,8 @@ ISSUED = dt.datetime(2024, 3, 15, tzinfo=UTC)
 
 
 def invoice(issued_at: dt.datetime = ISSUED) -> Invoice:
-    return Invoice(
-        id="INV-1",
-        learner_id="L1",
-        billing_name="Ana Silva",
+    return sample(
+        Invoice,
         billing_address="1 rue de la Paix, Paris",
         amount=Decimal("450.00"),
         issued_at=issued_at,

@@ -14,9 +14,9 @@ import pytest
 import learnprivacy
 from learnprivacy import Action, Article, ContextLevel, Controller
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import Learner, Progress, ProgressStatus
+from learnprivacy.records import Learner, Progress
 from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
-from tests import NOW
+from tests import NOW, sample
 
 SRC = Path(learnprivacy.__file__).parent
 
@@ -171,25 +171,11 @@ def test_a_retention_rule_only_takes_retention_actions() -> None:
 
 
 def _ana() -> Learner:
-    return Learner(
-        id="L1",
-        username="ana",
-        email="ana@example.org",
-        given_name="Ana",
-        family_name="Silva",
-        created_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
-        last_activity_at=dt.datetime(2024, 1, 31, tzinfo=dt.UTC),
-    )
+    return sample(Learner, last_activity_at=dt.datetime(2024, 1, 31, tzinfo=dt.UTC))
 
 
 def _progress() -> Progress:
-    return Progress(
-        id="P1",
-        learner_id="L1",
-        course_id="C1",
-        status=ProgressStatus.PASSED,
-        recorded_at=dt.datetime(2024, 1, 31, tzinfo=dt.UTC),
-    )
+    return sample(Progress, recorded_at=dt.datetime(2024, 1, 31, tzinfo=dt.UTC))
 
 
 SCHEDULE = Schedule({Progress: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})

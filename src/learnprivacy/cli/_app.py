@@ -196,25 +196,23 @@ class _LazyCommands(dict[str, click.Command]):
             if not super().__contains__(name):
                 self[name] = self.lazy[name].load()
 
-    def __iter__(self) -> Any:
-        self._load_all()
-        return super().__iter__()
 
-    def __len__(self) -> int:
-        self._load_all()
-        return super().__len__()
+def _loading_all(name: str) -> Any:
+    """The ``dict`` method ``name``, after loading every lazy command."""
+    method = getattr(dict, name)
 
-    def keys(self) -> Any:
+    def loading(self: _LazyCommands) -> Any:
         self._load_all()
-        return super().keys()
+        return method(self)
 
-    def items(self) -> Any:
-        self._load_all()
-        return super().items()
+    loading.__name__ = name
+    return loading
 
-    def values(self) -> Any:
-        self._load_all()
-        return super().values()
+
+# Every way of walking the whole mapping sees every command.
+for _name in ("__iter__", "__len__", "keys", "items", "values"):
+    setattr(_LazyCommands, _name, _loading_all(_name))
+del _name
 
 
 def report_error(env: Env | None, kind: str, message: str, code: int) -> None:

@@ -25,6 +25,7 @@ from learnprivacy._inplace._plan import decide_routine, with_activity
 from learnprivacy._validators import utc_if_naive
 from learnprivacy._vocabulary import Action
 from learnprivacy.retention import Hold, Schedule, Trigger
+from learnprivacy.retention._consents import lapsed_consents
 from learnprivacy.sqlalchemy._rowkeys import key_after, key_columns, key_text
 from learnprivacy.sqlalchemy._tables import ANONYMISED, RESTRICTED
 from learnprivacy.store._reports import ReviewItem, SweepReport
@@ -410,25 +411,8 @@ def _lapsed(
     attributes += [names.get("withdrawn_at"), names.get("expires_at")]
     columns = [table.c[consents.subject_column]]
     columns += [table.c[consents.column(a).column] if a is not None else null() for a in attributes]
-    running: dict[tuple[str, str], bool] = {}
     query = select(*columns).where(columns[1].in_(sorted(purposes)))
-    for learner, purpose, given, withdrawn, expires in connection.execute(query):
-        if learner is None:
-            continue
-        given, withdrawn, expires = _aware(given), _aware(withdrawn), _aware(expires)
-        stands = (
-            given is not None
-            and given <= now
-            and (withdrawn is None or withdrawn > now)
-            and (expires is None or expires > now)
-        )
-        pair = (str(purpose), str(learner))
-        running[pair] = running.get(pair, False) or stands
-    lapsed: dict[str, set[str]] = {}
-    for (purpose, learner), stands in running.items():
-        if not stands:
-            lapsed.setdefault(purpose, set()).add(learner)
-    return lapsed
+    return lapsed_consents(connection.execute(query), now, dates=_aware)
 
 
 def _end_lapsed_consents(

@@ -64,20 +64,56 @@ def _number_in(value: Decimal, kind: str) -> int | float | Decimal:
     return value
 
 
-def _to_column(spec: FieldSpec) -> Callable[[Any], Any]:
-    """Python value -> column value for a typed (clear) field; None passes through."""
-    kind = spec.kind
-    if kind is Kind.DATETIME:
-        return to_utc
-    if kind is Kind.TIMEDELTA:
-        return _micros
-    if kind is Kind.ENUM:
-        return _enum_out
-    return lambda value: value
+def _same(value: Any) -> Any:
+    return value
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=UTC)
+
+
+def _bool_text(value: bool) -> str:
+    return "1" if value else "0"
+
+
+# How each kind of field converts, one table per direction: Python value -> column value
+# (typed clear fields), column value -> Python, Python -> encrypted text, text -> Python.
+# ENUM reads need the field's enum type (see _enum_in); unlisted kinds pass through.
+_TO_COLUMN: dict[Kind, Callable[[Any], Any]] = {
+    Kind.DATETIME: to_utc,
+    Kind.TIMEDELTA: _micros,
+    Kind.ENUM: _enum_out,
+}
+_FROM_COLUMN: dict[Kind, Callable[[Any], Any]] = {
+    Kind.DATETIME: _aware,
+    Kind.TIMEDELTA: lambda value: dt.timedelta(microseconds=value),
+    Kind.FLOAT: float,
+    Kind.INT: int,
+    Kind.BOOL: bool,
+}
+_TO_TEXT: dict[Kind, Callable[[Any], str]] = {
+    Kind.TEXT: _same,
+    Kind.DATETIME: lambda value: value.isoformat(),
+    Kind.DATE: lambda value: value.isoformat(),
+    Kind.TIMEDELTA: lambda value: str(_micros(value)),
+    Kind.ENUM: _enum_out,
+    Kind.BOOL: _bool_text,
+    Kind.FLOAT: repr,
+}
+_FROM_TEXT: dict[Kind, Callable[[str], Any]] = {
+    Kind.DATETIME: dt.datetime.fromisoformat,
+    Kind.DATE: dt.date.fromisoformat,
+    Kind.TIMEDELTA: lambda text: dt.timedelta(microseconds=int(text)),
+    Kind.BOOL: lambda text: text == "1",
+    Kind.FLOAT: float,
+    Kind.INT: int,
+    Kind.DECIMAL: Decimal,
+}
+
+
+def _to_column(spec: FieldSpec) -> Callable[[Any], Any]:
+    """Python value -> column value for a typed (clear) field; None passes through."""
+    return _TO_COLUMN.get(spec.kind, _same)
 
 
 def column_value(spec: FieldSpec, value: Any) -> Any:
@@ -85,64 +121,24 @@ def column_value(spec: FieldSpec, value: Any) -> Any:
     return None if value is None else _to_column(spec)(value)
 
 
-def _from_column(spec: FieldSpec) -> Callable[[Any], Any]:
-    kind = spec.kind
-    if kind is Kind.DATETIME:
-        return _aware
-    if kind is Kind.TIMEDELTA:
-        return lambda value: dt.timedelta(microseconds=value)
-    if kind is Kind.ENUM:
+def _reader(spec: FieldSpec, table: dict[Kind, Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    if spec.kind is Kind.ENUM:
         assert spec.enum_type is not None  # set for every ENUM spec
         return _enum_in(spec.enum_type)
-    if kind is Kind.FLOAT:
-        return float
-    if kind is Kind.INT:
-        return int
-    if kind is Kind.BOOL:
-        return bool
-    return lambda value: value
+    return table.get(spec.kind, _same)
+
+
+def _from_column(spec: FieldSpec) -> Callable[[Any], Any]:
+    return _reader(spec, _FROM_COLUMN)
 
 
 def _to_text(spec: FieldSpec) -> Callable[[Any], str]:
     """Python value -> the text that is encrypted, for an encrypted field."""
-    kind = spec.kind
-    if kind is Kind.TEXT:
-        return lambda value: value
-    if kind is Kind.DATETIME:
-        return lambda value: value.isoformat()
-    if kind is Kind.DATE:
-        return lambda value: value.isoformat()
-    if kind is Kind.TIMEDELTA:
-        return lambda value: str(_micros(value))
-    if kind is Kind.ENUM:
-        return _enum_out
-    if kind is Kind.BOOL:
-        return lambda value: "1" if value else "0"
-    if kind is Kind.FLOAT:
-        return repr
-    return str
+    return _TO_TEXT.get(spec.kind, str)
 
 
 def _from_text(spec: FieldSpec) -> Callable[[str], Any]:
-    kind = spec.kind
-    if kind is Kind.DATETIME:
-        return dt.datetime.fromisoformat
-    if kind is Kind.DATE:
-        return dt.date.fromisoformat
-    if kind is Kind.TIMEDELTA:
-        return lambda text: dt.timedelta(microseconds=int(text))
-    if kind is Kind.ENUM:
-        assert spec.enum_type is not None  # set for every ENUM spec
-        return _enum_in(spec.enum_type)
-    if kind is Kind.BOOL:
-        return lambda text: text == "1"
-    if kind is Kind.FLOAT:
-        return float
-    if kind is Kind.INT:
-        return int
-    if kind is Kind.DECIMAL:
-        return Decimal
-    return lambda text: text
+    return _reader(spec, _FROM_TEXT)
 
 
 class Codec:

@@ -28,6 +28,7 @@ from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ValidationError
 from learnprivacy.records._base import subject_of
 from learnprivacy.retention import Action, Hold, Schedule, Trigger
+from learnprivacy.retention._consents import lapsed_consents
 from learnprivacy.store._actions import (
     anonymise_rows,
     erase_rows,
@@ -536,25 +537,11 @@ def _lapsed(store: Store, purposes: set[str], now: dt.datetime) -> dict[str, set
     table = store._table("Consent").table
     columns = [table.c.learner_id, table.c.purpose, table.c.given_at]
     columns += [table.c.withdrawn_at, table.c.expires_at]
-    active: dict[tuple[str, str], bool] = {}
-    naive = to_utc(now)
     with store._reading() as connection:
         query = select(*columns).where(
             table.c[ANONYMISED].is_(None), table.c.purpose.in_(sorted(purposes))
         )
-        for learner_id, purpose, given, withdrawn, expires in connection.execute(query):
-            running = (
-                given <= naive
-                and (withdrawn is None or withdrawn > naive)
-                and (expires is None or expires > naive)
-            )
-            key = (purpose, learner_id)
-            active[key] = active.get(key, False) or running
-    lapsed: dict[str, set[str]] = {}
-    for (purpose, learner_id), running in active.items():
-        if not running:
-            lapsed.setdefault(purpose, set()).add(learner_id)
-    return lapsed
+        return lapsed_consents(connection.execute(query), to_utc(now))
 
 
 def _end_lapsed_consents(
