@@ -104,9 +104,9 @@ def registry_of(models: SimpleNamespace) -> Any:
     return models.Base
 
 
-def composite_models() -> SimpleNamespace:
-    """Users, enrolments keyed ``(user_id, course_id)`` and submissions keyed
-    ``(course_id, slot)`` whose learner is a column outside the key."""
+def accounts() -> tuple[Any, Any]:
+    """A new declarative base and its learners' accounts: ``users`` (id, a personal name,
+    the last login as activity)."""
 
     class Base(DeclarativeBase):
         pass
@@ -117,8 +117,17 @@ def composite_models() -> SimpleNamespace:
             subject="id", purpose="accounts", basis=LawfulBasis.CONTRACT, activity="last_login_at"
         )
         id: Mapped[str] = mapped_column(primary_key=True)
-        name: Mapped[str] = lps.personal(DataCategory.IDENTITY, "Display name")
+        name: Mapped[str] = lps.personal(DataCategory.IDENTITY, "Name")
         last_login_at: Mapped[dt.datetime | None] = lps.not_personal("Last login", nullable=True)
+
+    return Base, User
+
+
+def composite_models() -> SimpleNamespace:
+    """Users, enrolments keyed ``(user_id, course_id)`` and submissions keyed
+    ``(course_id, slot)`` whose learner is a column outside the key."""
+
+    Base, User = accounts()
 
     class Enrolment(Base):
         __tablename__ = "enrolments"
