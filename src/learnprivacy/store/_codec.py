@@ -14,6 +14,7 @@ from typing import Any
 
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.crypto import BlindIndex, FieldCipher
+from learnprivacy.crypto._token import Opener
 from learnprivacy.records import Score
 from learnprivacy.store._schema import FieldSpec, Kind, RecordTable
 from learnprivacy.store._types import UTC, to_utc
@@ -147,13 +148,14 @@ class Codec:
     __slots__ = (
         "_cipher",
         "_columns",
-        "_decoders",
+        "_composite",
         "_encoders",
         "_facts",
         "_index",
         "_opened",
         "_sealed",
         "_skeleton",
+        "_steps",
         "rt",
     )
 
@@ -168,9 +170,9 @@ class Codec:
         self._encoders = [
             (spec.name, self._encoder(spec)) for spec in rt.fields if not spec.encrypted
         ]
-        self._decoders = [
-            self._decoder(spec, positions) for spec in rt.fields if not spec.encrypted
-        ]
+        self._steps, self._composite = self._readers(
+            [spec for spec in rt.fields if not spec.encrypted], positions
+        )
         self._sealed = [
             (
                 spec.name,
@@ -293,15 +295,51 @@ class Codec:
 
         return name, decode
 
+    def _readers(
+        self, specs: list[FieldSpec], positions: dict[str, int]
+    ) -> tuple[
+        list[tuple[str, int, Callable[[Any], Any] | None]],
+        list[tuple[str, Callable[[Sequence[Any], str, str], Any]]],
+    ]:
+        """How to read the clear fields ``specs`` from rows whose columns sit at
+        ``positions``: ``(name, position, conversion)`` steps, read inline on the hot
+        paths (position -1: not selected, ``None``; conversion ``None``: the column's
+        value as it is), and the decoders of Score fields, spread over several columns.
+        """
+        steps: list[tuple[str, int, Callable[[Any], Any] | None]] = []
+        composite: list[tuple[str, Callable[[Sequence[Any], str, str], Any]]] = []
+        for spec in specs:
+            if spec.columns[0] not in positions:
+                steps.append((spec.name, -1, None))
+            elif spec.kind is Kind.SCORE:
+                composite.append((spec.name, self._decoder(spec, positions)[1]))
+            else:
+                convert = _from_column(spec)
+                plain = spec.kind in (Kind.TEXT, Kind.DATE, Kind.DECIMAL)
+                steps.append((spec.name, positions[spec.name], None if plain else convert))
+        return steps, composite
+
     def _ids(self, row: Sequence[Any]) -> tuple[str, str]:
         record_id = row[self._columns["id"]]
         subject = row[self._columns[self.rt.subject_column]]
         return record_id, subject
 
-    def from_row(self, row: Sequence[Any]) -> Any:
-        """The record of ``row``, its personal fields decrypted and every field validated."""
+    def from_row(
+        self, row: Sequence[Any], openers: dict[str, dict[str, Opener]] | None = None
+    ) -> Any:
+        """The record of ``row``, its personal fields decrypted and every field validated.
+
+        ``openers``: the keyring's openers of the subjects of the rows being read (see
+        :func:`learnprivacy.store._reads.decode_rows`); without them, or for a subject
+        they leave out, the cipher finds the keys itself.
+        """
         record_id, subject = self._ids(row)
-        kwargs = {name: decode(row, record_id, subject) for name, decode in self._decoders}
+        kwargs: dict[str, Any] = {}
+        for name, at, convert in self._steps:
+            value = row[at]
+            kwargs[name] = value if value is None or convert is None else convert(value)
+        for name, decode in self._composite:
+            kwargs[name] = decode(row, record_id, subject)
         if self._opened:
             tokens: list[str] = []
             contexts: list[str] = []
@@ -315,7 +353,10 @@ class Codec:
                 tokens.append(token)
                 contexts.append(context.format(record_id))
                 present.append(item)
-            texts = self._cipher.decrypt_many(tokens, subject=subject, contexts=contexts)
+            if openers is None:
+                texts = self._cipher.decrypt_many(tokens, subject=subject, contexts=contexts)
+            else:
+                texts = self._cipher._decrypt_with(openers.get(subject), tokens, subject, contexts)
             for (name, _, _, from_text), text in zip(present, texts, strict=True):
                 kwargs[name] = from_text(text)
         return self.rt.cls(**kwargs)
@@ -342,17 +383,9 @@ class Codec:
         """
         # Plain columns are read by position and converted inline (the hot path of sweeps);
         # Score fields, spread over several columns, go through their decoder.
-        steps: list[tuple[str, int, Callable[[Any], Any] | None]] = []
-        composite: list[tuple[str, Callable[[Sequence[Any], str, str], Any]]] = []
-        for spec in self.rt.fields:
-            if spec.encrypted or spec.columns[0] not in positions:
-                steps.append((spec.name, -1, None))
-            elif spec.kind is Kind.SCORE:
-                composite.append((spec.name, self._decoder(spec, positions)[1]))
-            else:
-                convert = _from_column(spec)
-                plain = spec.kind in (Kind.TEXT, Kind.DATE, Kind.DECIMAL)
-                steps.append((spec.name, positions[spec.name], None if plain else convert))
+        clear = {spec.name: spec for spec in self.rt.fields if not spec.encrypted}
+        steps, composite = self._readers(list(clear.values()), positions)
+        steps += [(spec.name, -1, None) for spec in self.rt.fields if spec.encrypted]
         cls = self.rt.cls
         new = object.__new__
         assign = object.__setattr__
