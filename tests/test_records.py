@@ -42,16 +42,7 @@ ALL_TYPES = [Learner, Progress, Certificate, Invoice, Consent, Funding, AccessEv
 
 
 def make_learner(**changes: Any) -> Learner:
-    values: dict[str, Any] = {
-        "id": "L1",
-        "username": "ana.silva",
-        "email": "ana@example.org",
-        "given_name": "Ana",
-        "family_name": "Silva",
-        "created_at": T0,
-    }
-    values.update(changes)
-    return Learner(**values)
+    return sample(Learner, **{"username": "ana.silva", "created_at": T0, **changes})
 
 
 def test_contract_constructors() -> None:

@@ -35,7 +35,7 @@ from learnprivacy.retention import (
     Trigger,
 )
 from learnprivacy.store import Store
-from tests import names
+from tests import names, sample
 from tests.store_fixtures import (
     NOW,
     day,
@@ -178,9 +178,9 @@ def test_holds_turn_erasure_into_restriction(store: Store) -> None:
 
 def test_erasure_with_a_schedule_uses_legal_minimums(store: Store) -> None:
     """With a schedule, a running legal minimum restricts (with its end); an ended one erases."""
-    old_invoice = Invoice(
+    old_invoice = sample(
+        Invoice,
         id="L1-OLD",
-        learner_id="L1",
         billing_name="Old Name",
         billing_address="Old Street",
         amount=records_for("L1")[2].amount,
