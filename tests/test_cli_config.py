@@ -20,7 +20,7 @@ from learnprivacy.cli._progress import progress
 from learnprivacy.cli._settings import Settings, find_config, load_settings
 from learnprivacy.errors import ConfigurationError
 from tests import sample
-from tests.test_cli import CONFIG, LEARNERS, Cli
+from tests.test_cli import CONFIG, LEARNERS, Cli, initialised
 
 BARE = '[policy]\nlanguages = ["en"]\n'
 
@@ -28,22 +28,12 @@ BARE = '[policy]\nlanguages = ["en"]\n'
 @pytest.fixture
 def bare(tmp_path: Path) -> Cli:
     """A store configured without [controller]."""
-    tool = Cli(tmp_path, config=BARE)
-    tool("init")
-    data = tmp_path / "records.json"
-    data.write_text(json.dumps(LEARNERS), encoding="utf-8")
-    tool("import", str(data))
-    return tool
+    return initialised(tmp_path, config=BARE)
 
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    tool = Cli(tmp_path)
-    tool("init")
-    data = tmp_path / "records.json"
-    data.write_text(json.dumps(LEARNERS), encoding="utf-8")
-    tool("import", str(data))
-    return tool
+    return initialised(tmp_path)
 
 
 # -- one configuration file ------------------------------------------------------------

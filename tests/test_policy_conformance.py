@@ -33,6 +33,7 @@ from tests import sample
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT.parent / "shared" / "seeds"
+#: The five policy modules (one a seed policy), named here so that none drops out unseen.
 MODULES = (
     "belgian_b2b_lms",
     "educational_publisher",

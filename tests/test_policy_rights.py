@@ -55,18 +55,12 @@ from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.retention import Schedule
 from learnprivacy.store import Store
 from tests import sample
+from tests.test_policy_conformance import MODULES
 
 UTC = dt.UTC
 T = dt.datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 EMAIL = "ana.silva@example.org"
 OTHER_EMAIL = "bob.martin@example.org"
-MODULES = (
-    "belgian_b2b_lms",
-    "educational_publisher",
-    "french_engineering_school_moodle",
-    "saas_lms_processor",
-    "training_preparation_centre",
-)
 
 
 def _module(name: str) -> ModuleType:
