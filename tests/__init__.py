@@ -7,11 +7,13 @@ import subprocess
 import sys
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from learnprivacy.records import Invoice, Learner, Progress, ProgressStatus
+from learnprivacy.requests import Channel, RequestBook, Requester, RequestType, SubjectRequest
 
 #: The one "now" of the test suite: tests never read the clock (the ``now`` fixture of
 #: tests/conftest.py returns it too).
@@ -106,3 +108,27 @@ def packages_in(modules: Iterable[str], packages: Iterable[str]) -> set[str]:
     must not load: ``packages_in(modules_after("import x"), ("sqlalchemy",)) == set()``)."""
     tops = set(packages)
     return {m for m in modules if m.split(".")[0] in tops}
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (Linux): a zombie left for a non-reaping init counts as
+    dead, it runs no code."""
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return status.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def receive_request(
+    book: RequestBook, kind: RequestType = RequestType.ACCESS, **arguments: Any
+) -> SubjectRequest:
+    """A ``kind`` request received by ``book``: from Ana (learner ``L1``), by e-mail, at
+    :data:`NOW`, unless ``arguments`` (those of ``RequestBook.receive``) say otherwise."""
+    defaults = {
+        "learner_id": "L1",
+        "received_at": NOW,
+        "channel": Channel.EMAIL,
+        "requester": Requester.subject("Ana"),
+    }
+    return book.receive(kind, **{**defaults, **arguments})
