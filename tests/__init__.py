@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -106,3 +107,13 @@ def packages_in(modules: Iterable[str], packages: Iterable[str]) -> set[str]:
     must not load: ``packages_in(modules_after("import x"), ("sqlalchemy",)) == set()``)."""
     tops = set(packages)
     return {m for m in modules if m.split(".")[0] in tops}
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (Linux): a zombie left for a non-reaping init counts as
+    dead, it runs no code."""
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return status.rsplit(")", 1)[1].split()[0] not in ("Z", "X")

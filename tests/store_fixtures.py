@@ -307,6 +307,18 @@ def table_text(store: Store) -> str:
     return "\n".join(chunks)
 
 
+def assert_not_stored(store: Store, url: str, secrets: Iterable[str]) -> None:
+    """None of ``secrets`` is in any row of ``store`` (at ``url``) nor, on SQLite, anywhere
+    in the database file's bytes."""
+    text = table_text(store)
+    for secret in secrets:
+        assert secret not in text
+    if url.startswith("sqlite"):
+        data = raw_bytes(url)
+        for secret in secrets:
+            assert secret.encode() not in data
+
+
 def raw_bytes(url: str) -> bytes:
     """The bytes of a SQLite database file and any journal beside it."""
     path = url.removeprefix("sqlite:///")

@@ -59,11 +59,11 @@ def _learner_records(learner_id: str, *, organisation: str = "ACME") -> list[Any
             last_activity_at=T0 + dt.timedelta(days=30),
             organisation_id=organisation,
         ),
-        Progress(
+        sample(
+            Progress,
             id=f"{learner_id}-P1",
             learner_id=learner_id,
             course_id="SST-2024",
-            status=ProgressStatus.PASSED,
             recorded_at=T0 + dt.timedelta(days=3),
             score=Score(raw=Decimal("16.5"), min=0, max=20),
             time_spent=dt.timedelta(hours=7),
@@ -82,12 +82,12 @@ def _learner_records(learner_id: str, *, organisation: str = "ACME") -> list[Any
             issued_at=T0 + dt.timedelta(days=4),
             verification_code="K7Q2M9XP",
         ),
-        Invoice(
+        sample(
+            Invoice,
             id=f"{learner_id}-INV",
             learner_id=learner_id,
             billing_name="Léa Dupont",
             billing_address="3 quai Ouest, 69003 Lyon",
-            amount=Decimal("390.00"),
             issued_at=T0 + dt.timedelta(days=1),
             funder=Funder.OPCO,
         ),

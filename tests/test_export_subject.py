@@ -7,7 +7,6 @@ import hashlib
 import json
 import zipfile
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -108,14 +107,7 @@ def _records(learner_id: str = LEARNER) -> list[Any]:
         Certificate(
             id="CERT1", learner_id=learner_id, course_id="C1", issued_at=T0, verification_code="Z9"
         ),
-        Invoice(
-            id="INV1",
-            learner_id=learner_id,
-            billing_name="Ana Martin",
-            billing_address="1 rue de la Paix",
-            amount=Decimal("390.00"),
-            issued_at=T0,
-        ),
+        sample(Invoice, id="INV1", learner_id=learner_id, billing_name="Ana Martin", issued_at=T0),
     ]
     records += [
         Progress(

@@ -30,7 +30,6 @@ from learnprivacy.records import (
     Invoice,
     Learner,
     Progress,
-    ProgressStatus,
 )
 from learnprivacy.retention import Action, Override, Schedule
 from learnprivacy.testing._retention_strategies import instants
@@ -51,28 +50,11 @@ def end_of_day(year: int, month: int, day: int) -> dt.datetime:
 
 
 def learner(**changes: Any) -> Learner:
-    values: dict[str, Any] = {
-        "id": "L1",
-        "username": "ana",
-        "email": "ana@example.org",
-        "given_name": "Ana",
-        "family_name": "Silva",
-        "created_at": at(2022, 9, 1),
-    }
-    values.update(changes)
-    return Learner(**values)
+    return sample(Learner, **{"created_at": at(2022, 9, 1), **changes})
 
 
 def progress(**changes: Any) -> Progress:
-    values: dict[str, Any] = {
-        "id": "P1",
-        "learner_id": "L1",
-        "course_id": "RGPD-101",
-        "status": ProgressStatus.PASSED,
-        "recorded_at": at(2023, 5, 2),
-    }
-    values.update(changes)
-    return Progress(**values)
+    return sample(Progress, **{"course_id": "RGPD-101", "recorded_at": at(2023, 5, 2), **changes})
 
 
 def invoice(issued_at: dt.datetime) -> Invoice:

@@ -34,12 +34,11 @@ def at(*args: int) -> dt.datetime:
 
 
 def learner(number: int, last: dt.datetime | None) -> Learner:
-    return Learner(
+    return sample(
+        Learner,
         id=f"L{number}",
         username=f"user{number}",
         email=f"user{number}@example.org",
-        given_name="Ana",
-        family_name="Silva",
         created_at=at(2020, 1, 1),
         last_activity_at=last,
     )

@@ -22,7 +22,7 @@ from learnprivacy.records import (
 )
 from learnprivacy.store import Store
 from learnprivacy.testing.strategies import records_of_learner
-from tests import loaded_after
+from tests import loaded_after, sample
 from tests.store_fixtures import by_key, day, keys_for, learner, records_for
 
 
@@ -54,10 +54,9 @@ def test_values_come_back_typed_and_in_utc(store: Store) -> None:
 def test_score_number_types_are_kept(store: Store) -> None:
     """A float or Decimal score part comes back as the same type and value."""
     store.add(learner("L1"))
-    progress = Progress(
+    progress = sample(
+        Progress,
         id="P9",
-        learner_id="L1",
-        course_id="C1",
         status=ProgressStatus.COMPLETED,
         recorded_at=day(2024, 2, 1),
         score=Score(raw=0.1, min=Decimal("0.05"), max=1),

@@ -142,6 +142,27 @@ def test_one_timezone_check() -> None:
     assert functions == [Path("_validators.py")]
 
 
+def _files_saying(text: str) -> list[str]:
+    """The modules with a string (or a piece of an f-string) containing ``text``."""
+    return sorted(
+        {
+            str(path.relative_to(SRC))
+            for path, tree in _sources()
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and text in node.value
+        }
+    )
+
+
+def test_one_hash_chain() -> None:
+    """Every audit log and request history walks its links with the one chain code, and
+    every audit log checks its sealed head with one head check: each refusal is worded
+    in one place (a second walk or check, as Django's audit log once had, words it again)."""
+    assert _files_saying("missing or out of order") == ["_chain.py"]
+    assert _files_saying("head seal is invalid") == ["store/_audit.py"]
+    assert _files_saying("content altered") == ["_chain.py"]
+
+
 def test_action_is_what_retention_store_and_requests_report() -> None:
     """Decisions, erasure outcomes and request outcomes all carry the one Action enum."""
     from learnprivacy.requests._outcomes import RecordOutcome
