@@ -25,6 +25,7 @@ from learnprivacy.providers import ApprovedContextList, Context
 from learnprivacy.testing.moodle import create_schema, insert_rows, populate
 from tests import NOW
 from tests.conftest import open_engine
+from tests.test_moodle_deletion import forum_posts
 
 SCHEMA = MoodleSchema()
 STAMP = to_unix(NOW)
@@ -41,17 +42,8 @@ def _one(c: sa.Connection, statement: Any) -> Any:
 
 def _forum_pair(c: sa.Connection) -> dict[str, int]:
     """A forum with posts by two authors, another forum, and their ids and contexts."""
-    fp, fd = SCHEMA["forum_posts"], SCHEMA["forum_discussions"]
-    cm, mod, ctx = SCHEMA["course_modules"], SCHEMA["modules"], SCHEMA["context"]
-    rows = c.execute(
-        sa.select(fp.c.id, fp.c.userid, cm.c.id, fd.c.forum, fd.c.id)
-        .select_from(
-            fp.join(fd, fd.c.id == fp.c.discussion)
-            .join(cm, cm.c.instance == fd.c.forum)
-            .join(mod, sa.and_(mod.c.id == cm.c.module, mod.c.name == "forum"))
-        )
-        .order_by(fp.c.id)
-    ).all()
+    ctx = SCHEMA["context"]
+    rows = forum_posts(c)
     first = rows[0]
     other = next(r for r in rows if r[2] == first[2] and r[1] != first[1])
     elsewhere = next(r for r in rows if r[2] != first[2])
@@ -337,13 +329,13 @@ def test_assignment_files_of_own_submissions_and_grades(
     expected = sum(1 for c, a, item in files if (c, a) in areas and item in mine[areas[(c, a)]])
     assert expected >= 6  # the planted ones: two files, a feedback file, their "." entries
     assert expected < len(files)  # the other learner's and the misfiled one are there
-    plan = _plan(provider, author, Context.module(str(cm)))
-    assert plan["AssignFile"] == {
-        "table": "files",
-        "action": "delete",
-        "rows": expected,
-        "component": "mod_assign",
-    }
+    entry = _plan(provider, author, Context.module(str(cm)))["AssignFile"]
+    assert (entry["table"], entry["action"], entry["component"]) == (
+        "files",
+        "delete",
+        "mod_assign",
+    )
+    assert entry["rows"] == expected
     assert "AssignFile" not in _plan(provider, author, Context.user(str(author)))
 
 

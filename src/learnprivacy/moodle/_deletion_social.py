@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 from learnprivacy.moodle._deletion import conversations_for
 from learnprivacy.moodle._schema import MoodleSchema
+from learnprivacy.moodle._schema_social import FORUM_FOLLOW_TABLES
 from learnprivacy.providers import Context, ContextLevel
 
 __all__ = ["KINDS", "PLAN_TABLES", "SOCIAL_PLANS", "plan_entries", "social_plan"]
@@ -255,19 +256,7 @@ SOCIAL_PLANS: tuple[tuple[Plan, tuple[str, ...]], ...] = (
             "notifications",
         ),
     ),
-    (
-        forum_extras,
-        (
-            "forum_subscriptions",
-            "forum_discussion_subs",
-            "forum_digests",
-            "forum_track_prefs",
-            "forum_read",
-            "forum_queue",
-            "rating",
-            "tag_instance",
-        ),
-    ),
+    (forum_extras, (*FORUM_FOLLOW_TABLES, "rating", "tag_instance")),
     (assign_files, ("assign_submission", "assign_grades", "files")),
     (created_tags, ("tag",)),
 )

@@ -137,16 +137,19 @@ def _rating_and_tags(md: sa.MetaData, p: str) -> None:
     )
 
 
-def _forum_follow(md: sa.MetaData, p: str) -> None:
+def _ids_table(md: sa.MetaData, p: str, name: str, columns: str, *indexes: str) -> None:
+    """A table of id columns that default to 0 (``int(10)``), with its indexes."""
     sa.Table(
-        f"{p}forum_subscriptions",
+        f"{p}{name}",
         md,
         sequence_id(),
-        integer("userid", 10, default=0),
-        integer("forum", 10, default=0),
-        index(p, "forum_subscriptions", "userid"),
-        index(p, "forum_subscriptions", "forum"),
+        *(integer(column.strip(), 10, default=0) for column in columns.split(",")),
+        *(index(p, name, fields) for fields in indexes),
     )
+
+
+def _forum_follow(md: sa.MetaData, p: str) -> None:
+    _ids_table(md, p, "forum_subscriptions", "userid, forum", "userid", "forum")
     sa.Table(
         f"{p}forum_discussion_subs",
         md,
@@ -167,38 +170,23 @@ def _forum_follow(md: sa.MetaData, p: str) -> None:
         integer("maildigest", 1, default=-1),
         index(p, "forum_digests", "forum, userid, maildigest", unique=True),
     )
-    sa.Table(
-        f"{p}forum_track_prefs",
+    _ids_table(md, p, "forum_track_prefs", "userid, forumid", "userid, forumid")
+    _ids_table(
         md,
-        sequence_id(),
-        integer("userid", 10, default=0),
-        integer("forumid", 10, default=0),
-        index(p, "forum_track_prefs", "userid, forumid"),
+        p,
+        "forum_read",
+        "userid, forumid, discussionid, postid, firstread, lastread",
+        "userid, forumid",
+        "userid, discussionid",
+        "postid, userid",
     )
-    sa.Table(
-        f"{p}forum_read",
+    _ids_table(
         md,
-        sequence_id(),
-        integer("userid", 10, default=0),
-        integer("forumid", 10, default=0),
-        integer("discussionid", 10, default=0),
-        integer("postid", 10, default=0),
-        integer("firstread", 10, default=0),
-        integer("lastread", 10, default=0),
-        index(p, "forum_read", "userid, forumid"),
-        index(p, "forum_read", "userid, discussionid"),
-        index(p, "forum_read", "postid, userid"),
-    )
-    sa.Table(
-        f"{p}forum_queue",
-        md,
-        sequence_id(),
-        integer("userid", 10, default=0),
-        integer("discussionid", 10, default=0),
-        integer("postid", 10, default=0),
-        integer("timemodified", 10, default=0),
-        index(p, "forum_queue", "userid"),
-        index(p, "forum_queue", "discussionid"),
+        p,
+        "forum_queue",
+        "userid, discussionid, postid, timemodified",
+        "userid",
+        "discussionid",
     )
 
 
