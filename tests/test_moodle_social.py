@@ -9,7 +9,7 @@ writes them (forum and discussion metadata, a post's ``postread`` metadata, its
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,23 +25,13 @@ from learnprivacy.providers import (
     MetadataCollection,
     UserList,
 )
-from learnprivacy.testing.moodle import create_schema, populate
-from tests import NOW
-from tests.conftest import open_engine
-from tests.test_moodle_deletion_social import _plant
+from tests import test_moodle_deletion_social as planted
 
 SOURCES = {source.name: source for source in SOCIAL_SOURCES}
 
 
-@pytest.fixture(scope="module")
-def site(new_database: Callable[[], str]) -> Iterator[tuple[sa.Engine, dict[str, int]]]:
-    """A generated site with subscriptions, read marks, ratings and tags around a poster."""
-    engine = open_engine(new_database())
-    create_schema(engine)
-    summary = populate(engine, now=NOW, users=30, courses=3)
-    learners = sorted(summary.learner_ids - summary.invalid_email_user_ids - {1, 2})
-    yield engine, _plant(engine, learners)
-    engine.dispose()
+# The deletion plan's site: subscriptions, read marks, ratings and tags around a poster.
+site = planted.site
 
 
 @pytest.fixture

@@ -161,19 +161,6 @@ def _rating_row(row: Any, user_id: int) -> dict[str, Any]:
     }
 
 
-def _rating_users(schema: MoodleSchema, level: ContextLevel, instance: int) -> Any:
-    """The raters of posts in one forum (the posts' authors come with their posts)."""
-    if level is not ContextLevel.MODULE:
-        return None
-    r = schema["rating"]
-    joined, p, _, cm, ctx = _post_of(schema)
-    return (
-        sa.select(r.c.userid)
-        .select_from(r.join(joined, sa.and_(p.c.id == r.c.itemid, ctx.c.id == r.c.contextid)))
-        .where(r.c.component == "mod_forum", r.c.ratingarea == "post", cm.c.id == instance)
-    )
-
-
 def _tag_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
     ti, tag = schema["tag_instance"], schema["tag"]
     joined, p, d, cm, ctx = _post_of(schema)
@@ -200,16 +187,24 @@ def _tag_row(row: Any, user_id: int) -> dict[str, Any]:
     }
 
 
-def _tag_users(schema: MoodleSchema, level: ContextLevel, instance: int) -> Any:
-    if level is not ContextLevel.MODULE:
-        return None
-    ti = schema["tag_instance"]
-    joined, p, _, cm, ctx = _post_of(schema)
-    return (
-        sa.select(p.c.userid)
-        .select_from(ti.join(joined, sa.and_(p.c.id == ti.c.itemid, ctx.c.id == ti.c.contextid)))
-        .where(ti.c.component == "mod_forum", ti.c.itemtype == "forum_posts", cm.c.id == instance)
-    )
+def _post_users(table: str, item: str, column: str, **where: str) -> Any:
+    """``users_in``: ``column`` (``rating.userid``: the raters; ``forum_posts.userid``: the
+    authors) of the ``table`` rows whose ``item`` is a post of one forum, in its context."""
+
+    def users_in(schema: MoodleSchema, level: ContextLevel, instance: int) -> Any:
+        if level is not ContextLevel.MODULE:
+            return None
+        t = schema[table]
+        joined, p, _, cm, ctx = _post_of(schema)
+        source = t if column == "rater" else p
+        on = sa.and_(p.c.id == t.c[item], ctx.c.id == t.c.contextid)
+        return (
+            sa.select(source.c.userid)
+            .select_from(t.join(joined, on))
+            .where(cm.c.id == instance, *(t.c[k] == v for k, v in where.items()))
+        )
+
+    return users_in
 
 
 _POST = {
@@ -234,43 +229,49 @@ def _forum_source(name: str, table: str, **values: Any) -> ContentSource:
     )
 
 
+def _forum_table_source(
+    name: str,
+    read: tuple[str, ...],
+    mapper: Any,
+    field: tuple[str, str],
+    description: str,
+) -> ContentSource:
+    """A source of one forum-wide row per forum: ``read`` is (table, forum column, columns)."""
+    table, link, *columns = read
+    return _forum_source(
+        name,
+        table,
+        reads=(table, "forum", *_ACTIVITY),
+        statement=_forum_rows(table, link, *columns),
+        mapper=mapper,
+        users_in=_module_users("forum", table, "forum", link),
+        fields={"activity_id": "Forum (course module)", field[0]: field[1]},
+        description=description,
+    )
+
+
 #: The sources of this module, in export order (appended to the content sources).
 SOCIAL_SOURCES: tuple[ContentSource, ...] = (
-    _forum_source(
+    _forum_table_source(
         "ForumSubscription",
-        "forum_subscriptions",
-        reads=("forum_subscriptions", "forum", *_ACTIVITY),
-        statement=_forum_rows("forum_subscriptions", "forum"),
-        mapper=_subscription_row,
-        users_in=_module_users("forum", "forum_subscriptions", "forum", "forum"),
-        fields={"activity_id": "Forum (course module)", "subscribed": "Subscribed to the forum"},
-        description="Forums the user is subscribed to",
+        ("forum_subscriptions", "forum"),
+        _subscription_row,
+        ("subscribed", "Subscribed to the forum"),
+        "Forums the user is subscribed to",
     ),
-    _forum_source(
+    _forum_table_source(
         "ForumDigest",
-        "forum_digests",
-        reads=("forum_digests", "forum", *_ACTIVITY),
-        statement=_forum_rows("forum_digests", "forum", "maildigest"),
-        mapper=_digest_row,
-        users_in=_module_users("forum", "forum_digests", "forum", "forum"),
-        fields={
-            "activity_id": "Forum (course module)",
-            "digest": "Mail digest chosen for the forum (none, complete, subjects, default)",
-        },
-        description="The user's mail digest choice per forum",
+        ("forum_digests", "forum", "maildigest"),
+        _digest_row,
+        ("digest", "Mail digest chosen for the forum (none, complete, subjects, default)"),
+        "The user's mail digest choice per forum",
     ),
-    _forum_source(
+    _forum_table_source(
         "ForumTrackingPreference",
-        "forum_track_prefs",
-        reads=("forum_track_prefs", "forum", *_ACTIVITY),
-        statement=_forum_rows("forum_track_prefs", "forumid"),
-        mapper=_tracking_row,
-        users_in=_module_users("forum", "forum_track_prefs", "forum", "forumid"),
-        fields={
-            "activity_id": "Forum (course module)",
-            "tracking": "Whether unread posts are tracked (false: the user turned it off)",
-        },
-        description="Forums where the user turned read tracking off",
+        ("forum_track_prefs", "forumid"),
+        _tracking_row,
+        ("tracking", "Whether unread posts are tracked (false: the user turned it off)"),
+        "Forums where the user turned read tracking off",
     ),
     _forum_source(
         "ForumDiscussionSubscription",
@@ -308,7 +309,7 @@ SOCIAL_SOURCES: tuple[ContentSource, ...] = (
         reads=("rating", *_POST_READS),
         statement=_rating_statement,
         mapper=_rating_row,
-        users_in=_rating_users,
+        users_in=_post_users("rating", "itemid", "rater", component="mod_forum", ratingarea="post"),
         fields={
             **_POST,
             "rating": "Rating given (a scale item's number, or points)",
@@ -326,7 +327,9 @@ SOCIAL_SOURCES: tuple[ContentSource, ...] = (
         reads=("tag_instance", "tag", *_POST_READS),
         statement=_tag_statement,
         mapper=_tag_row,
-        users_in=_tag_users,
+        users_in=_post_users(
+            "tag_instance", "itemid", "author", component="mod_forum", itemtype="forum_posts"
+        ),
         fields={**_POST, "tag": "Tag of the post"},
         description="Tags of the user's forum posts",
     ),
