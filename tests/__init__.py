@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import pytest
 
 from learnprivacy.records import Invoice, Learner, Progress, ProgressStatus
+from learnprivacy.requests import Channel, RequestBook, Requester, RequestType, SubjectRequest
 
 #: The one "now" of the test suite: tests never read the clock (the ``now`` fixture of
 #: tests/conftest.py returns it too).
@@ -117,3 +118,17 @@ def process_alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return status.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def receive_request(
+    book: RequestBook, kind: RequestType = RequestType.ACCESS, **arguments: Any
+) -> SubjectRequest:
+    """A ``kind`` request received by ``book``: from Ana (learner ``L1``), by e-mail, at
+    :data:`NOW`, unless ``arguments`` (those of ``RequestBook.receive``) say otherwise."""
+    defaults = {
+        "learner_id": "L1",
+        "received_at": NOW,
+        "channel": Channel.EMAIL,
+        "requester": Requester.subject("Ana"),
+    }
+    return book.receive(kind, **{**defaults, **arguments})

@@ -50,7 +50,7 @@ from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
 from learnprivacy.testing import reidentification_risks
-from tests import sample
+from tests import receive_request, sample
 from tests.store_fixtures import keys_for
 
 UTC = dt.UTC
@@ -131,7 +131,8 @@ def withdraw(
     """A withdrawal for ``purpose`` received March 2 and executed March 4."""
     book = RequestBook(SQLBackend(store, cipher=store.cipher))
     executor = RequestExecutor(book, store=store, schedule=schedule, holds=holds)
-    request = book.receive(
+    request = receive_request(
+        book,
         RequestType.WITHDRAW_CONSENT,
         learner_id="L0001",
         received_at=RECEIVED,

@@ -110,13 +110,10 @@ def _learner_records(learner_id: str, *, organisation: str = "ACME") -> list[Any
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
+def store(sqlite_store: Store) -> Store:
     """A real SQLite store with two learners' records, personal fields encrypted."""
-    with Store(
-        f"sqlite:///{tmp_path / 'lms.db'}", keyring=Keyring.generate(), clock=lambda: NOW
-    ) as opened:
-        opened.add_all(_learner_records("L1") + _learner_records("L2"))
-        yield opened
+    sqlite_store.add_all(_learner_records("L1") + _learner_records("L2"))
+    return sqlite_store
 
 
 @pytest.fixture

@@ -118,11 +118,8 @@ def _learner(**changes: Any) -> Learner:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Any:
-    with Store(
-        f"sqlite:///{tmp_path / 'sejer.db'}", keyring=Keyring.generate(), clock=lambda: NOW
-    ) as opened:
-        yield opened
+def store(sqlite_store: Store) -> Store:
+    return sqlite_store
 
 
 def test_publisher_counts_activity_from_records(store: Store) -> None:

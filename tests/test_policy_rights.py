@@ -54,7 +54,7 @@ from learnprivacy.requests._vocabulary import IDENTITY_PROOFS
 from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.retention import Schedule
 from learnprivacy.store import Store
-from tests import sample
+from tests import receive_request, sample
 from tests.test_policy_conformance import MODULES
 
 UTC = dt.UTC
@@ -149,11 +149,10 @@ class World:
 
     def receive(self, kind: RequestType, params: Any = None, at: dt.datetime = T) -> Any:
         """A request of L1, received at ``at``."""
-        return self.book.receive(
+        return receive_request(
+            self.book,
             kind,
-            learner_id="L1",
             received_at=at,
-            channel=Channel.EMAIL,
             requester=Requester.subject("Ana Silva", EMAIL),
             params=params,
         )
@@ -462,12 +461,8 @@ def test_heirs_have_the_death_taken_into_account(world: World) -> None:
     session, or the certificate alone, is refused and nothing is erased. The other
     learner is untouched."""
     heir = Requester(role=RequesterRole.HEIR, name="Marta Silva", email="marta@example.org")
-    request = world.book.receive(
-        RequestType.ERASURE,
-        learner_id="L1",
-        received_at=T,
-        channel=Channel.POST,
-        requester=heir,
+    request = receive_request(
+        world.book, RequestType.ERASURE, received_at=T, channel=Channel.POST, requester=heir
     )
     for method, also in (
         (ProofMethod.AUTHENTICATED_SESSION, ()),

@@ -10,7 +10,6 @@ import pytest
 from examples.toy_lms import ForumProvider, ToyLMS
 
 from learnprivacy import Controller, LawfulBasis
-from learnprivacy.crypto import Keyring
 from learnprivacy.errors import ValidationError
 from learnprivacy.providers import MemoryWriter, PrivacyManager, Register, StoreProvider
 from learnprivacy.providers._store import STORE_COMPONENT
@@ -52,9 +51,9 @@ SCHEDULE = Schedule(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
+def store(sqlite_store: Store) -> Store:
     """A real SQLite store with a fixed clock."""
-    return Store(f"sqlite:///{tmp_path / 'lp.db'}", keyring=Keyring.generate(), clock=lambda: NOW)
+    return sqlite_store
 
 
 def learner_records(user_id: str) -> list[object]:

@@ -543,6 +543,18 @@ class Keyring:
         """What encrypting for ``(subject, scope)`` needs; creates the key if there is none."""
         ref = self.key_ref(subject)
         check_scope(scope)
+        return self._sealer_of(subject, ref, scope)
+
+    def _sealers(self, subjects: Iterable[str], scope: str) -> None:
+        """:meth:`_sealer` for many subjects of one scope (a flush's new learners, inside
+        the store's ``batch``): references computed in one pass, checks done once."""
+        check_scope(scope)
+        if not self._verified:
+            self.verify()
+        for subject, ref in self._key_refs(subjects).items():
+            self._sealer_of(subject, ref, scope)
+
+    def _sealer_of(self, subject: str, ref: str, scope: str) -> _token.Sealer:
         keys = self._cache.entry(subject)
         entry = _active(self._store.list_entries(ref, scope))
         key = None
