@@ -623,9 +623,7 @@ class Keyring:
             if unwrap is None or subject is None:
                 continue
             try:
-                raw = unwrap(
-                    wrapped[:12], wrapped[12:], wrap_associated_data(ref, scope, key_id)
-                )
+                raw = unwrap(wrapped[:12], wrapped[12:], wrap_associated_data(ref, scope, key_id))
                 head = _token.header(text, bytes.fromhex(key_id))
                 aead = AESGCM(raw)
             except (InvalidTag, ValueError):
