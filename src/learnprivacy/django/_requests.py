@@ -26,16 +26,14 @@ from learnprivacy.errors import IntegrityError, RequestStateError
 from learnprivacy.requests import RequestState
 from learnprivacy.requests._backend import Fact
 from learnprivacy.requests._bodies import (
-    OPAQUE,
     canonical_json,
+    cells_in_clear,
     fact_context,
     fact_data,
     fact_from_data,
-    json_strings,
     learner_refs,
     open_request,
     seal_request,
-    value_patterns,
 )
 from learnprivacy.requests._history import HistoryEntry
 from learnprivacy.requests._model import SubjectRequest
@@ -239,23 +237,13 @@ class DjangoRequestBackend:
         sealed is reported; other text is searched for ``values`` as whole words and for
         the learner id. Returns ``table.column`` names, never a value.
         """
-        wanted = value_patterns(values)
-        found: set[str] = set()
-        for table, column, cell in self._stored_cells():
-            if not isinstance(cell, str) or OPAQUE.fullmatch(cell):
-                continue
-            history = table == "lpdj_dsr_history"
-            shows = (
-                (column == "body" and not history)
-                or (column == "learner_id" and cell == learner_id)
-                or any(v.search(cell) for v in wanted)
-                # History entries hold counts a numeric id would match; they are
-                # hash-chained, so an id written into one breaks verify() instead.
-                or (not history and learner_id in json_strings(cell))
-            )
-            if shows:
-                found.add(f"{table}.{column}")
-        return tuple(sorted(found))
+        return cells_in_clear(
+            self._stored_cells(),
+            learner_id,
+            values,
+            history="lpdj_dsr_history",
+            sealed_bodies=True,
+        )
 
     def _stored_cells(self) -> Iterator[tuple[str, str, object]]:
         from learnprivacy.django.models import RequestFact, RequestHistory, RequestRow

@@ -14,7 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from learnprivacy.requests._backend import Fact
@@ -120,12 +120,48 @@ def fact_from_data(learner_id: str, kind: str, key: str, data: Mapping[str, Any]
     )
 
 
+def cells_in_clear(
+    cells: Iterable[tuple[str, str, object]],
+    learner_id: str,
+    values: Collection[str],
+    *,
+    history: str,
+    sealed_bodies: bool,
+) -> tuple[str, ...]:
+    """The ``table.column`` names of a stored book's ``(table, column, cell)`` that show
+    ``learner_id`` or ``values`` in clear: the one rule of every request book's
+    ``find_in_clear``.
+
+    Sealed tokens, keyed pseudonyms and digests are opaque. Any other text is searched
+    for each of ``values`` as a whole word, and for the learner id in the ``learner_id``
+    columns and as a whole JSON string outside the ``history`` table (whose entries hold
+    counts a numeric id would match; they are hash-chained, so an id written into one
+    breaks ``verify()`` instead). With ``sealed_bodies``, a request or fact body that is
+    not a sealed token is reported whatever it holds.
+    """
+    wanted = value_patterns(values)
+    found: set[str] = set()
+    for table, column, cell in cells:
+        if not isinstance(cell, str) or OPAQUE.fullmatch(cell):
+            continue
+        outside_history = table != history
+        if (
+            (column == "body" and outside_history and sealed_bodies)
+            or (column == "learner_id" and cell == learner_id)
+            or any(v.search(cell) for v in wanted)
+            or (outside_history and learner_id in json_strings(cell))
+        ):
+            found.add(f"{table}.{column}")
+    return tuple(sorted(found))
+
+
 __all__ = [
     "OPAQUE",
     "REF_DOMAIN",
     "Open",
     "Seal",
     "canonical_json",
+    "cells_in_clear",
     "fact_context",
     "fact_data",
     "fact_from_data",

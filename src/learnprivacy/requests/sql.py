@@ -38,8 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -65,16 +64,14 @@ from learnprivacy.crypto import FieldCipher
 from learnprivacy.errors import ConfigurationError, IntegrityError, RequestStateError
 from learnprivacy.requests._backend import Fact
 from learnprivacy.requests._bodies import (
-    OPAQUE,
     canonical_json,
+    cells_in_clear,
     fact_context,
     fact_data,
     fact_from_data,
-    json_strings,
     learner_refs,
     open_request,
     seal_request,
-    value_patterns,
 )
 from learnprivacy.requests._history import HistoryEntry
 from learnprivacy.requests._model import SubjectRequest
@@ -457,28 +454,17 @@ class SQLBackend:
         a book with a cipher, a body that is not a sealed token is reported whatever it
         holds. Returns ``table.column`` names, never a value; empty when nothing shows.
         """
-        wanted = value_patterns(values)
-        found: set[str] = set()
+        return cells_in_clear(
+            self._stored_cells(),
+            learner_id,
+            values,
+            history=HISTORY.name,
+            sealed_bodies=self._cipher is not None,
+        )
+
+    def _stored_cells(self) -> Iterator[tuple[str, str, object]]:
         with self._engine.connect() as connection:
             for table in (REQUESTS, HISTORY, FACTS):
                 for row in connection.execute(select(table)):
                     for column, cell in zip(table.columns, row, strict=True):
-                        if not isinstance(cell, str) or OPAQUE.fullmatch(cell):
-                            continue
-                        if self._shows(table, column.name, cell, learner_id, wanted):
-                            found.add(f"{table.name}.{column.name}")
-        return tuple(sorted(found))
-
-    def _shows(
-        self, table: Table, column: str, cell: str, learner_id: str, wanted: list[re.Pattern[str]]
-    ) -> bool:
-        """Whether a stored (not opaque) cell shows the learner or one of ``wanted``."""
-        if column == "body" and table is not HISTORY and self._cipher is not None:
-            return True  # must be sealed, whatever it says
-        if column == "learner_id" and cell == learner_id:
-            return True
-        if any(v.search(cell) for v in wanted):
-            return True
-        # History entries hold counts ("records": "1") a numeric learner id would match;
-        # they are hash-chained, so an id written into one breaks verify() instead.
-        return table is not HISTORY and learner_id in json_strings(cell)
+                        yield table.name, column.name, cell
