@@ -413,6 +413,10 @@ def _place_content(
     for quiz_attempt in rows.get("QuizAttempt", []):
         module = writer.with_context(Context.module(quiz_attempt["activity_id"]))
         module.export_data(["Attempts", str(quiz_attempt["attempt"])], quiz_attempt)
+    for question in rows.get("QuizQuestion", []):
+        module = writer.with_context(Context.module(question["activity_id"]))
+        folders = ["Attempts", str(question["attempt"]), "Questions", str(question["slot"])]
+        module.export_data(folders, question)
     for grade in rows.get("QuizGrade", []):
         writer.with_context(Context.module(grade["activity_id"])).set_in_data([], "grade", grade)
     for message in rows.get("Message", []):
