@@ -23,7 +23,7 @@ from learnprivacy.errors import RestrictedRecordError
 from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
 from learnprivacy.sqlalchemy._states import convert
 from tests import NOW
-from tests.inplace_models import composite_models, declarative_models
+from tests.inplace_models import bound_composite, declarative_models
 
 MASTER = bytes(range(32))
 LEARNER = "zq7-learner-4401"
@@ -33,17 +33,13 @@ LONG_AGO = dt.datetime(2023, 1, 10, tzinfo=dt.UTC)
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SimpleNamespace]:
     """Composite-key models of one learner (and a second) on SQLite or PostgreSQL."""
-    server = None
-    if request.param == "postgres":
-        server = request.getfixturevalue("postgres_server")
-        app_url, keys_url = server.create_database(), server.create_database()
-    else:
-        app_url = f"sqlite:///{tmp_path / 'app.db'}"
-        keys_url = f"sqlite:///{tmp_path / 'keys.db'}"
-    m = composite_models()
-    privacy = lps.LearnPrivacy(m.Base, keyring=Keyring.from_master_key(MASTER), keys=keys_url)
-    engine = create_engine(app_url)
-    m.Base.metadata.create_all(engine)
+    for app in bound_composite(request, tmp_path, MASTER):
+        _learners(app)
+        yield app
+
+
+def _learners(app: SimpleNamespace) -> None:
+    m, engine = app.m, app.engine
     with Session(engine) as s:
         s.add(m.User(id=LEARNER, name="Ana", last_login_at=NOW))
         s.add(m.User(id="u2", name="Bob", last_login_at=NOW))
@@ -52,11 +48,6 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SimpleNamesp
         s.add(m.Enrolment(user_id=LEARNER, course_id="c2", note="old", enrolled_at=LONG_AGO))
         s.add(m.Enrolment(user_id="u2", course_id="c1", note="keen", enrolled_at=NOW))
         s.commit()
-    yield SimpleNamespace(
-        m=m, privacy=privacy, engine=engine, path=tmp_path, server=server, url=app_url
-    )
-    privacy.close()
-    engine.dispose()
 
 
 def _restrict_and_anonymise(app: SimpleNamespace) -> None:
