@@ -30,6 +30,11 @@ from learnprivacy._inplace import ColumnPrivacy, ModelSpec, build_spec
 from learnprivacy._inplace import Privacy as _CorePrivacy
 from learnprivacy.basis import DataCategory
 from learnprivacy.django import _settings
+from learnprivacy.django._restrictions import (
+    any_restricted,
+    check_not_restricted,
+    restricted_keys,
+)
 from learnprivacy.django.fields import (
     INDEX_SUFFIX,
     ORIGIN,
@@ -460,7 +465,7 @@ def _install_queryset_hooks() -> None:
 
     def update(self: Any, **kwargs: Any) -> Any:
         bound = _bound.get(self.model._meta.concrete_model)
-        if bound is not None and _any_restricted(bound, self.db):
+        if bound is not None and any_restricted(bound, self.db):
             keys = list(self.values_list("pk", flat=True))
             if restricted_keys(bound, keys, self.db):
                 raise RestrictedRecordError(
@@ -512,35 +517,6 @@ def _tokens_in_place(objs: Sequence[Any], fields: Sequence[PersonalField], *, ad
     finally:
         for obj, attname, value in reversed(saved):
             obj.__dict__[attname] = value
-
-
-def _any_restricted(bound: Bound, using: str) -> bool:
-    from django.db import connections
-
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            'SELECT 1 FROM lpdj_restrictions WHERE "table" = %s LIMIT 1', [bound.spec.table]
-        )
-        return cursor.fetchone() is not None
-
-
-def restricted_keys(bound: Bound, keys: Sequence[Any], using: str) -> set[str]:
-    """Which of the rows ``keys`` of ``bound`` are restricted (as text keys)."""
-    from django.db import connections
-
-    wanted = sorted({str(k) for k in keys})
-    found: set[str] = set()
-    with connections[using].cursor() as cursor:
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ", ".join(["%s"] * len(chunk))
-            cursor.execute(
-                f'SELECT row_key FROM lpdj_restrictions WHERE "table" = %s '
-                f"AND row_key IN ({marks})",
-                [bound.spec.table, *chunk],
-            )
-            found.update(str(row[0]) for row in cursor.fetchall())
-    return found
 
 
 class _KeyPool:
@@ -618,19 +594,3 @@ def reserve_keys(model: Any, using: str, count: int) -> list[int]:
         f"{table}: auto-increment keys are reserved on PostgreSQL and SQLite only; "
         f"on {connection.vendor} give the model a UUID or text primary key"
     )
-
-
-def check_not_restricted(bound: Bound, key: Any, using: str) -> None:
-    """Raise ``RestrictedRecordError`` when the row ``key`` of ``bound`` is restricted."""
-    from django.db import connections
-
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            'SELECT 1 FROM lpdj_restrictions WHERE "table" = %s AND row_key = %s',
-            [bound.spec.table, str(key)],
-        )
-        if cursor.fetchone() is not None:
-            raise RestrictedRecordError(
-                f"{bound.spec.table}: the row is restricted (GDPR Art. 18); "
-                "it is kept, not processed, and cannot be changed"
-            )

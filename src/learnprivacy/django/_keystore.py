@@ -729,11 +729,25 @@ def convert_clear_subjects(
             done += len(rows)
             if progress is not None:
                 progress(done, total)
+    scrub_tables(alias, (_KEYS, _TOMBSTONES))
+    return done
+
+
+def scrub_tables(alias: str, tables: Sequence[str]) -> None:
+    """Leave no old row version of ``tables`` in the database files at ``alias``.
+
+    After values were overwritten or emptied: PostgreSQL rewrites the tables (``VACUUM
+    FULL``: dead tuples keep old values until then) and checkpoints; SQLite truncates
+    its write-ahead log (``secure_delete`` has zeroed the freed space). Outside a
+    transaction only (``VACUUM`` cannot run in one).
+    """
+    from django.db import connections
+
+    connection = connections[alias]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(f"VACUUM FULL {_KEYS}")
-            cursor.execute(f"VACUUM FULL {_TOMBSTONES}")
+            for table in tables:
+                cursor.execute(f"VACUUM FULL {connection.ops.quote_name(table)}")
             cursor.execute("CHECKPOINT")
         elif connection.vendor == "sqlite":
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return done
