@@ -5,8 +5,6 @@ on a SQLite file and on a real PostgreSQL server.
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +30,7 @@ from learnprivacy.requests import (
 )
 from learnprivacy.requests._history import next_entry
 from learnprivacy.requests.sql import SQLBackend
+from tests import loaded_after, packages_in
 
 if TYPE_CHECKING:
     from learnprivacy.testing.postgres import TemporaryPostgres
@@ -214,16 +213,9 @@ def test_the_book_is_encrypted_by_default(tmp_path: Path) -> None:
 
 def test_importing_requests_does_not_import_sqlalchemy() -> None:
     """`import learnprivacy.requests` stays free of SQLAlchemy; the SQL module loads it."""
-    code = (
-        "import sys, learnprivacy.requests;"
-        "print(any(m.split('.')[0] == 'sqlalchemy' for m in sys.modules));"
-        "import learnprivacy.requests.sql;"
-        "print(any(m.split('.')[0] == 'sqlalchemy' for m in sys.modules))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.split()
-    assert out == ["False", "True"]
+    light, sql = loaded_after("import learnprivacy.requests", "import learnprivacy.requests.sql")
+    assert packages_in(light, ("sqlalchemy",)) == set()
+    assert "sqlalchemy" in sql
 
 
 def test_a_named_time_zone_survives_the_store(url: str) -> None:
