@@ -28,7 +28,7 @@ import pytest
 
 from learnprivacy.testing.postgres import TemporaryPostgres
 from tests.store_fixtures import psql
-from tests.test_django_lms import MASTER_KEY, PROJECT, manage
+from tests.test_django_lms import MASTER_KEY, PROJECT, manage, pg_env
 
 pytest.importorskip("django")
 
@@ -161,15 +161,8 @@ def _sqlite_site(tmp_path: Path, vault_env: dict[str, str] | None = None) -> Sit
 
 
 def _pg_site(server: TemporaryPostgres, tmp_path: Path) -> Site:
-    data = server.create_database().rsplit("/", 1)[-1]
-    keys = server.create_database().rsplit("/", 1)[-1]
-    base = {
-        "LMS_PG_HOST": server.host,
-        "LMS_PG_PORT": str(server.port),
-        "LMS_PG_USER": server.user,
-        "LMS_VAULT": str(tmp_path / "lms.vault"),
-    }
-    env = {**base, "LMS_PG_DB": data, "LMS_PG_KEYS_DB": keys}
+    env, data, keys = pg_env(server, tmp_path / "lms.vault")
+    base = {k: v for k, v in env.items() if k not in ("LMS_PG_DB", "LMS_PG_KEYS_DB")}
     count = [0]
 
     def snapshot(name: str) -> None:

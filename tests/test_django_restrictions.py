@@ -29,7 +29,7 @@ from tests.test_django_dsr_refs import (
     SEED_OLD,
 )
 from tests.test_django_dsr_refs import _shell as shell
-from tests.test_django_lms import manage
+from tests.test_django_lms import manage, pg_env
 
 pytest.importorskip("django")
 
@@ -139,20 +139,6 @@ def test_sqlite_register_conversion_killed_then_resumed(tmp_path: Path) -> None:
     assert ID not in _sqlite_bytes(tmp_path)
 
 
-def _pg_env(server: TemporaryPostgres, tmp_path: Path) -> tuple[dict[str, str], str]:
-    data = server.create_database().rsplit("/", 1)[-1]
-    keys = server.create_database().rsplit("/", 1)[-1]
-    env = {
-        "LMS_PG_HOST": server.host,
-        "LMS_PG_PORT": str(server.port),
-        "LMS_PG_USER": server.user,
-        "LMS_PG_DB": data,
-        "LMS_PG_KEYS_DB": keys,
-        "LMS_VAULT": str(tmp_path / "lms.vault"),
-    }
-    return env, data
-
-
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_postgres_register_conversion_killed_then_resumed(
@@ -160,7 +146,7 @@ def test_postgres_register_conversion_killed_then_resumed(
 ) -> None:
     """PostgreSQL: the same conversion, killed and resumed; the relation files hold
     no learner id after a CHECKPOINT (the table is rewritten: no dead tuple keeps it)."""
-    env, database = _pg_env(postgres_server, tmp_path)
+    env, database, _keys = pg_env(postgres_server, tmp_path / "lms.vault")
     _keys_then_old_register(env)
     assert ID in relation_files(postgres_server, database)  # control
     _migrate(env, "learnprivacy", "0007")
@@ -179,7 +165,7 @@ def test_postgres_request_book_conversion(
     """PostgreSQL: a request book and a pending shred written in clear (before 0006)
     are converted by ``migrate``; everything reads as before and the relation files
     hold no learner id after a CHECKPOINT."""
-    env, database = _pg_env(postgres_server, tmp_path)
+    env, database, _keys = pg_env(postgres_server, tmp_path / "lms.vault")
     _migrate(env, "--database", "learnprivacy_keys")
     _migrate(env, "learnprivacy", "0005")
     assert shell(SEED_OLD, env) == "seeded"
