@@ -534,24 +534,29 @@ class _KeyPool:
         self._local = threading.local()
 
     def take(self, model: Any, using: str) -> int:
-        from django.db import connections
+        local = self._local
+        try:
+            connection, pools = local.aliases[using]
+        except (AttributeError, KeyError):
+            # Django keeps one connection object per thread and alias for the thread's
+            # life (closing it does not replace it): looked up once, not per insert.
+            from django.db import connections
 
-        connection = connections[using]
+            connection, pools = connections[using], {}
+            if not hasattr(local, "aliases"):
+                local.aliases = {}
+            local.aliases[using] = (connection, pools)
         if not connection.in_atomic_block:
             return reserve_keys(model, using, 1)[0]
         block = connection.atomic_blocks[0]
-        pools: dict[tuple[Any, str], tuple[Any, list[int], int]] = getattr(self._local, "pools", {})
-        self._local.pools = pools
-        owner, keys, size = pools.get((model, using), (None, [], 4))
-        if owner is not block:
-            keys, size = [], 4
+        run = pools.get(model)
+        if run is None or run[0] is not block:
+            run = pools[model] = [block, [], 4]
+        keys: list[int] = run[1]
         if not keys:
-            size = min(size * 2, 256)
-            keys = reserve_keys(model, using, size)
-            keys.reverse()
-        value = keys.pop()
-        pools[(model, using)] = (block, keys, size)
-        return value
+            run[2] = size = min(run[2] * 2, 256)
+            keys.extend(reversed(reserve_keys(model, using, size)))
+        return keys.pop()
 
 
 _pool = _KeyPool()
