@@ -59,11 +59,8 @@ def _cohort() -> list[Any]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Any:
-    with Store(
-        f"sqlite:///{tmp_path / 'anon.db'}", keyring=Keyring.generate(), clock=lambda: NOW
-    ) as opened:
-        yield opened
+def store(sqlite_store: Store) -> Store:
+    return sqlite_store
 
 
 def test_anonymised_rows_get_fresh_ids_and_month_dates(store: Store) -> None:

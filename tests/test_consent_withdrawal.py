@@ -26,7 +26,6 @@ from learnprivacy.crypto import Keyring
 from learnprivacy.errors import IntegrityError, ValidationError
 from learnprivacy.records import (
     AccessEvent,
-    AccessKind,
     Certificate,
     Consent,
     Invoice,
@@ -50,7 +49,7 @@ from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
 from learnprivacy.testing import reidentification_risks
-from tests import sample
+from tests import receive_request, sample
 from tests.store_fixtures import keys_for
 
 UTC = dt.UTC
@@ -93,10 +92,10 @@ def learner_records(learner: str) -> list[Any]:
             issued_at=dt.datetime(2026, 2, 4, 8, tzinfo=UTC),
             verification_code="VERIF-7781",
         ),
-        AccessEvent(
+        sample(
+            AccessEvent,
             id=f"{learner}-A1",
             learner_id=learner,
-            kind=AccessKind.LOGIN,
             at=T - dt.timedelta(days=2),
             ip="192.0.2.44",
         ),
@@ -131,7 +130,8 @@ def withdraw(
     """A withdrawal for ``purpose`` received March 2 and executed March 4."""
     book = RequestBook(SQLBackend(store, cipher=store.cipher))
     executor = RequestExecutor(book, store=store, schedule=schedule, holds=holds)
-    request = book.receive(
+    request = receive_request(
+        book,
         RequestType.WITHDRAW_CONSENT,
         learner_id="L0001",
         received_at=RECEIVED,

@@ -27,7 +27,6 @@ from learnprivacy.errors import PolicyError, RequestStateError, ValidationError
 from learnprivacy.export import read_package
 from learnprivacy.records import (
     AccessEvent,
-    AccessKind,
     Certificate,
     Invoice,
     Learner,
@@ -54,7 +53,7 @@ from learnprivacy.requests._vocabulary import IDENTITY_PROOFS
 from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.retention import Schedule
 from learnprivacy.store import Store
-from tests import sample
+from tests import receive_request, sample
 from tests.test_policy_conformance import MODULES
 
 UTC = dt.UTC
@@ -119,10 +118,10 @@ def learner(learner_id: str, email: str) -> list[Any]:
             amount=Decimal("490.00"),
             issued_at=T - dt.timedelta(days=20),
         ),
-        AccessEvent(
+        sample(
+            AccessEvent,
             id=f"{learner_id}-A1",
             learner_id=learner_id,
-            kind=AccessKind.LOGIN,
             at=T - dt.timedelta(days=1),
             ip="192.0.2.7",
         ),
@@ -149,11 +148,10 @@ class World:
 
     def receive(self, kind: RequestType, params: Any = None, at: dt.datetime = T) -> Any:
         """A request of L1, received at ``at``."""
-        return self.book.receive(
+        return receive_request(
+            self.book,
             kind,
-            learner_id="L1",
             received_at=at,
-            channel=Channel.EMAIL,
             requester=Requester.subject("Ana Silva", EMAIL),
             params=params,
         )
@@ -462,12 +460,8 @@ def test_heirs_have_the_death_taken_into_account(world: World) -> None:
     session, or the certificate alone, is refused and nothing is erased. The other
     learner is untouched."""
     heir = Requester(role=RequesterRole.HEIR, name="Marta Silva", email="marta@example.org")
-    request = world.book.receive(
-        RequestType.ERASURE,
-        learner_id="L1",
-        received_at=T,
-        channel=Channel.POST,
-        requester=heir,
+    request = receive_request(
+        world.book, RequestType.ERASURE, received_at=T, channel=Channel.POST, requester=heir
     )
     for method, also in (
         (ProofMethod.AUTHENTICATED_SESSION, ()),

@@ -30,7 +30,7 @@ from learnprivacy.requests import (
 )
 from learnprivacy.requests._history import next_entry
 from learnprivacy.requests.sql import SQLBackend
-from tests import loaded_after, packages_in
+from tests import loaded_after, packages_in, receive_request
 
 if TYPE_CHECKING:
     from learnprivacy.testing.postgres import TemporaryPostgres
@@ -56,9 +56,9 @@ def fill(book: RequestBook) -> str:
     change = FieldChange(
         record_type="Learner", record_id="L1", field="email", value="ana.new@example.org"
     )
-    request = book.receive(
+    request = receive_request(
+        book,
         RequestType.RECTIFICATION,
-        learner_id="L1",
         received_at=T,
         channel=Channel.POST,
         requester=Requester.subject("Ana Silva", "ana@example.org"),
@@ -143,7 +143,8 @@ def test_stale_version_is_refused(url: str) -> None:
     keyring = Keyring.generate()
     one = RequestBook(SQLBackend(url, cipher=FieldCipher(keyring)))
     two = RequestBook(SQLBackend(url, cipher=FieldCipher(keyring), create=False))
-    request = one.receive(
+    request = receive_request(
+        one,
         RequestType.ACCESS,
         learner_id="L9",
         received_at=T,
@@ -196,11 +197,10 @@ def test_the_book_is_encrypted_by_default(tmp_path: Path) -> None:
 
     store = Store(f"sqlite:///{tmp_path / 's.db'}", keyring=Keyring.generate())
     book = RequestBook(SQLBackend(store))
-    book.receive(
+    receive_request(
+        book,
         RequestType.ACCESS,
-        learner_id="L1",
         received_at=T,
-        channel=Channel.EMAIL,
         requester=Requester.subject("Zoé Quintessence-Marchal"),
     )
     store._db.checkpoint()
@@ -227,11 +227,10 @@ def test_a_named_time_zone_survives_the_store(url: str) -> None:
     paris = ZoneInfo("Europe/Paris")
     keyring = Keyring.generate()
     book = RequestBook(SQLBackend(url, cipher=FieldCipher(keyring)), calendar="BE")
-    request = book.receive(
+    request = receive_request(
+        book,
         RequestType.ACCESS,
-        learner_id="L1",
         received_at=dt.datetime(2026, 3, 10, 10, tzinfo=paris),
-        channel=Channel.EMAIL,
         requester=Requester.subject("Ana Silva"),
         request_id="R-TZ",
     )

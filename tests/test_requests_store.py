@@ -30,7 +30,6 @@ from learnprivacy.providers import (
 from learnprivacy.providers.writer import ContentWriter
 from learnprivacy.records import (
     AccessEvent,
-    AccessKind,
     Consent,
     Invoice,
     Learner,
@@ -64,7 +63,7 @@ from learnprivacy.requests._executor import ExecutorNotice
 from learnprivacy.requests._outcomes import NotificationStatus
 from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.store import Store
-from tests import names, sample
+from tests import names, receive_request, sample
 
 UTC = dt.UTC
 T = dt.datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
@@ -115,7 +114,8 @@ class World:
 
     def request(self, kind: RequestType, params: Any = None, learner: str = "L1") -> SubjectRequest:
         """A request received at T from a logged-in learner."""
-        request = self.book.receive(
+        request = receive_request(
+            self.book,
             kind,
             learner_id=learner,
             received_at=T,
@@ -165,10 +165,10 @@ def records(learner: str, email: str) -> list[Any]:
             purpose="learning-tracking",
             given_at=T - dt.timedelta(days=60),
         ),
-        AccessEvent(
+        sample(
+            AccessEvent,
             id=f"{learner}-A1",
             learner_id=learner,
-            kind=AccessKind.LOGIN,
             at=T - dt.timedelta(days=1),
             ip="192.0.2.7",
         ),
@@ -675,18 +675,13 @@ def test_withdrawal_follows_the_purposes_of_the_schedule_and_counts_from_receipt
     received = dt.datetime(2026, 3, 2, 9, tzinfo=UTC)
     executed = dt.datetime(2026, 3, 4, 9, tzinfo=UTC)
     world.store.add(
-        Consent(
-            id="L1-TRAINING",
-            learner_id="L1",
-            purpose="training",
-            given_at=T - dt.timedelta(days=90),
-        ),
+        sample(Consent, id="L1-TRAINING", purpose="training", given_at=T - dt.timedelta(days=90)),
         now=T,
     )
     executor = RequestExecutor(world.book, store=world.store, schedule=junia.SCHEDULE)
-    request = world.book.receive(
+    request = receive_request(
+        world.book,
         RequestType.WITHDRAW_CONSENT,
-        learner_id="L1",
         received_at=received,
         channel=Channel.WEB_FORM,
         requester=Requester.subject("Ana Silva", EMAIL),

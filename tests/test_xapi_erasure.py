@@ -46,7 +46,7 @@ from learnprivacy.requests import (
 )
 from learnprivacy.store import Store
 from learnprivacy.testing.lrs import TemporaryRalphLRS
-from tests import sample
+from tests import receive_request, sample
 from tests.test_xapi_delivery import Server, forward
 from tests.test_xapi_delivery import servers as servers  # the fixture
 
@@ -75,7 +75,8 @@ class World:
         )
 
     def request(self, kind: RequestType, params: Any = None) -> SubjectRequest:
-        request = self.book.receive(
+        request = receive_request(
+            self.book,
             kind,
             learner_id=self.ana,
             received_at=T,

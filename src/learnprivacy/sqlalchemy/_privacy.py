@@ -1143,16 +1143,14 @@ def prepare_keys(keyring: Keyring, wanted: Mapping[str, set[str]]) -> None:
 
     def make() -> None:
         for scope, group in wanted.items():
-            for subject in sorted(group):
-                keyring._sealer(subject, scope)
+            keyring._sealers(sorted(group), scope)
 
     batch, flush = getattr(store, "batch", None), getattr(store, "flush", None)
     if not callable(batch) or not callable(flush):
         make()
         return
-    # A key database names subjects by key reference when the keyring computes them.
-    key_ref = getattr(keyring, "key_ref", None)
-    names = [key_ref(s) for s in subjects] if callable(key_ref) else subjects
+    # A key database names subjects by key reference.
+    names = list(keyring._key_refs(subjects).values())
     try:
         if isinstance(store, SqlKeyStore) and hasattr(store, "_db"):
             with store._db.write() as connection, store.bound(connection), batch(names):
