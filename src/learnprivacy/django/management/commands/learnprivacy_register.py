@@ -58,12 +58,9 @@ class Command(PrivacyCommand):
         register = get_privacy().register(controller, internal_only=purposes)
         fmt = "json" if options["json"] else options["format"]
         language = options["language"]
-        text = {
-            "markdown": lambda: register.to_markdown(language=language),
-            "html": lambda: register.to_html(language=language),
-            "csv": register.to_csv,
-            "json": register.to_json,
-        }[fmt]()
+        # to_markdown, to_html (with headings in ``language``), to_csv, to_json.
+        render = getattr(register, f"to_{fmt}")
+        text = render(language=language) if fmt in ("markdown", "html") else render()
         out = options.get("out")
         if out:
             Path(out).write_text(text, encoding="utf-8")
