@@ -760,6 +760,24 @@ def convert_clear_subjects(
     return done
 
 
+def _wait_for_quiet(cursor: Any, wait: float) -> None:
+    """Wait up to ``wait`` seconds until no other backend of this database holds a
+    snapshot or a transaction (a killed client's backend not yet ended, an automatic
+    ANALYZE): ``VACUUM FULL`` keeps every row version such a snapshot may still see."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() "
+            "AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL)"
+        )
+        if not cursor.fetchone()[0] or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
+
+
 def _epochs_of(value: str) -> tuple[str, str]:
     """``(current, next)`` from the epoch row's value (``""``: no row, no epoch)."""
     if not value:
@@ -768,13 +786,18 @@ def _epochs_of(value: str) -> tuple[str, str]:
     return current, nxt
 
 
-def scrub_tables(alias: str, tables: Sequence[str]) -> None:
+def scrub_tables(alias: str, tables: Sequence[str], *, wait: float = 60.0) -> None:
     """Leave no old row version of ``tables`` in the database files at ``alias``.
 
     After values were overwritten or emptied: PostgreSQL rewrites the tables (``VACUUM
     FULL``: dead tuples keep old values until then) and checkpoints; SQLite truncates
     its write-ahead log (``secure_delete`` has zeroed the freed space). Outside a
     transaction only (``VACUUM`` cannot run in one).
+
+    ``VACUUM FULL`` copies the old row versions a snapshot still open may see: on
+    PostgreSQL each table waits first (up to ``wait`` seconds) until no other backend of
+    the database holds one, such as the backend of a conversion killed a moment ago
+    (the server ends it once it notices its client is gone) or an automatic ANALYZE.
     """
     from django.db import connections
 
@@ -782,6 +805,7 @@ def scrub_tables(alias: str, tables: Sequence[str]) -> None:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             for table in tables:
+                _wait_for_quiet(cursor, wait)
                 cursor.execute(f"VACUUM FULL {connection.ops.quote_name(table)}")
             cursor.execute("CHECKPOINT")
         elif connection.vendor == "sqlite":
