@@ -142,27 +142,6 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         except unavailable as exc:
             print(f"bench_moodle: {label} skipped ({exc})", file=sys.stderr)
     return rows
-    try:
-        with TemporaryPostgres(database="moodle_bench") as server:
-            engine = sa.create_engine(server.url)
-            try:
-                rows.append(_measure("PostgreSQL", engine, users))
-            finally:
-                engine.dispose()
-    except PostgresUnavailable as exc:
-        print(f"bench_moodle: PostgreSQL skipped ({exc})", file=sys.stderr)
-    from learnprivacy.testing.mariadb import MariaDBUnavailable, TemporaryMariaDB
-
-    try:
-        with TemporaryMariaDB(database="moodle_bench") as maria:
-            engine = sa.create_engine(maria.url)
-            try:
-                rows.append(_measure("MariaDB", engine, users))
-            finally:
-                engine.dispose()
-    except MariaDBUnavailable as exc:
-        print(f"bench_moodle: MariaDB skipped ({exc})", file=sys.stderr)
-    return rows
 
 
 if __name__ == "__main__":

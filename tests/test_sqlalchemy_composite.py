@@ -486,3 +486,19 @@ def test_key_part_generated_by_the_database(postgres_server: Any) -> None:
     finally:
         privacy.close()
         engine.dispose()
+
+
+def test_hold_on_one_composite_row(app: SimpleNamespace) -> None:
+    """``Hold(record_id="2:u1,2:c1")`` keeps exactly the enrolment ``("u1", "c1")``."""
+    from learnprivacy.retention import Hold
+
+    _fill(app)
+    hold = Hold("appeal 2026-7", record_type=app.m.Enrolment, record_id=row_key(("u1", "c1")))
+    with Session(app.engine) as s:
+        report = app.privacy.erase_subject(s, "u1", now=NOW, holds=[hold])
+        s.commit()
+    kept = {(o.record_type, o.record_id): o.action.value for o in report.outcomes}
+    assert kept[("Enrolment", "2:u1,2:c1")] == "restrict"
+    assert kept[("Enrolment", "2:u1,2:c2")] == "erase"
+    rows = _raw(app, "SELECT user_id, course_id FROM enrolments ORDER BY user_id, course_id")
+    assert rows == [("u1", "c1"), ("u2", "c1")]

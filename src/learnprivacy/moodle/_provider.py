@@ -210,11 +210,24 @@ _CONTENT_CATEGORIES = {
     "AssignGrade": DataCategory.ASSESSMENT,
     "QuizAttempt": DataCategory.ASSESSMENT,
     "QuizGrade": DataCategory.ASSESSMENT,
+    "QuizQuestion": DataCategory.ASSESSMENT,
     "Message": DataCategory.COMMUNICATION,
     "File": DataCategory.LEARNING,
     "Badge": DataCategory.CERTIFICATION,
     "Note": DataCategory.LEARNING,
     "ProfileField": DataCategory.IDENTITY,
+    **dict.fromkeys(
+        (
+            "ForumSubscription",
+            "ForumDigest",
+            "ForumTrackingPreference",
+            "ForumDiscussionSubscription",
+            "ForumRead",
+            "Rating",
+            "PostTag",
+        ),
+        DataCategory.COMMUNICATION,
+    ),
 }
 #: Row types read by the content sources (forum posts, submissions, messages...).
 CONTENT_TYPES = tuple(source.name for source in CONTENT_SOURCES)
@@ -644,6 +657,8 @@ _MOODLE_DELETION = {
     "AssignGrade": "delete",
     "QuizAttempt": "delete",
     "QuizGrade": "delete",
+    # mod_quiz deletes an attempt's question usage with it (core_question's rows).
+    "QuizQuestion": "delete",
     "Badge": "delete",
     "ProfileField": "delete",
 }
