@@ -591,3 +591,44 @@ def test_a_shred_settled_before_the_sweep_applies_it_spares_the_new_key(
     assert alive == {"E03"}
     with store._db.read() as connection:
         assert connection.execute(select(KEY_OUTBOX.c.id)).first() is None
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_sweep_gives_the_garbage_collector_back_as_it_found_it(
+    store: Store, monkeypatch: pytest.MonkeyPatch, enabled: bool
+) -> None:
+    """A sweep page pauses the cyclic collector; afterwards, and after a page that
+    failed, the collector is on exactly when it was on before, and it was off while the
+    page's rows were deleted."""
+    import gc
+
+    from learnprivacy.store import _sweep
+
+    old = day(2020, 1, 1)
+    store.add_all([learner(f"G{i:02d}", last_activity_at=old) for i in range(4)])
+    schedule = Schedule({Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
+    during: list[bool] = []
+    original = _sweep.erase_rows
+
+    def watching(*args: Any, **kwargs: Any) -> None:
+        during.append(gc.isenabled())
+        original(*args, **kwargs)
+
+    def failing(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("page failed")
+
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        monkeypatch.setattr(_sweep, "erase_rows", failing)
+        with pytest.raises(RuntimeError):
+            store.sweep(schedule, now=NOW, compact=False)
+        assert gc.isenabled() is enabled
+        assert store.count(Learner) == 4  # the failed page rolled back
+        monkeypatch.setattr(_sweep, "erase_rows", watching)
+        report = store.sweep(schedule, now=NOW, compact=False)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()
+    assert during == [False]
+    assert report.erased == 4
