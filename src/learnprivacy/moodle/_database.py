@@ -22,6 +22,7 @@ from learnprivacy.moodle._read_content import CONTENT_SOURCES, ContentSource
 from learnprivacy.moodle._readonly import PG_WHOLE_RESULT, read_only_engine
 from learnprivacy.moodle._registry import DataRegistry
 from learnprivacy.moodle._registry_read import read_registry
+from learnprivacy.moodle._rows import row_converter
 from learnprivacy.moodle._schema import MissingTableError, MoodleSchema
 from learnprivacy.moodle._sources import (
     ACCESS_EVENTS,
@@ -152,6 +153,35 @@ class MoodleDatabase:
             self._tables[name] = found
         return self._tables[name]
 
+    def batches(self, statement: sa.Select[Any]) -> Iterator[list[tuple[Any, ...]]]:
+        """Rows of ``statement`` as plain tuples, ``chunk_size`` rows per list.
+
+        The statement goes through SQLAlchemy (compiled once and cached, checked by the
+        read-only guard), but rows come straight from the driver's cursor: no result row
+        object per row. Columns whose type converts the driver's value (a ``NUMERIC`` read
+        from SQLite as a float becomes the same ``Decimal`` as through SQLAlchemy) are
+        converted as SQLAlchemy would convert them.
+        """
+        with self.connect() as connection:
+            dialect = connection.dialect
+            if dialect.name == "postgresql":
+                connection.exec_driver_sql(PG_WHOLE_RESULT)
+            # A server-side cursor keeps memory constant on PostgreSQL and MySQL; SQLite's
+            # cursor already steps through the result lazily.
+            streamed = connection.execution_options(stream_results=dialect.name != "sqlite")
+            result = streamed.execute(statement)
+            try:
+                cursor = result.cursor
+                convert = row_converter(statement, dialect, cursor.description)
+                # The result's own fetch strategy hands out the driver's rows as they are
+                # (including any it fetched ahead), and wraps driver errors as SQLAlchemy
+                # does; no row object is built.
+                fetch, size = result.cursor_strategy.fetchmany, self.chunk_size
+                while rows := fetch(result, cursor, size):
+                    yield rows if convert is None else list(map(convert, rows))
+            finally:
+                result.close()
+
     def stream(self, statement: sa.Select[Any]) -> Iterator[Any]:
         """Rows of ``statement``, fetched ``chunk_size`` at a time."""
         with self.connect() as connection:
@@ -194,10 +224,11 @@ class MoodleDatabase:
         statement = accounts.learner_statement(
             self.schema, _ids(user_ids), self.guest_username, sorted(excluded)
         )
-        for row in self.stream(statement):
-            learner = accounts.map_learner(row, sink)
-            if learner is not None:
-                yield learner
+        for rows in self.batches(statement):
+            for row in rows:
+                learner = accounts.map_learner(row, sink)
+                if learner is not None:
+                    yield learner
 
     # -- records, one method per source (see _sources.py) -------------------------------
 
@@ -217,10 +248,11 @@ class MoodleDatabase:
             self.schema, _ids(options.get("user_ids")), options.get("include_deleted", False)
         )
         mapper = source.mapper
-        for row in self.stream(statement):
-            record = mapper(row, sink)
-            if record is not None:
-                yield record
+        for rows in self.batches(statement):
+            for row in rows:
+                record = mapper(row, sink)
+                if record is not None:
+                    yield record
 
     def _has_tables(self, source: RecordSource[Any]) -> bool:
         missing = [name for name in source.reads if not self.has_table(name)]
