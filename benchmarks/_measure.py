@@ -128,3 +128,19 @@ def ratio_row(
         "ok": ok,
         "unit": unit,
     }
+
+
+def bench_main(
+    run: Callable[..., list[dict[str, Any]]], prog: str, argv: list[str] | None = None
+) -> int:
+    """The command line of a benchmark module whose ``run(quick=)`` gives its rows:
+    ``--quick`` for a short run; prints each row and returns 1 when a target is missed."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    rows = run(quick=args.quick)
+    for row in rows:
+        print(row)
+    return 0 if all(row["ok"] for row in rows) else 1

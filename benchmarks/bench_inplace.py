@@ -22,7 +22,6 @@ users (medians of at least five rounds).
 
 from __future__ import annotations
 
-import argparse
 import base64
 import datetime as dt
 import os
@@ -37,7 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Column, DateTime, MetaData, String, Table, create_engine, insert, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from benchmarks._measure import compare, ratio_row
+from benchmarks._measure import bench_main, compare, ratio_row
 
 USERS = 20_000
 QUICK_USERS = 2_000
@@ -280,13 +279,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the rows; exit 1 when a target is missed."""
-    parser = argparse.ArgumentParser(prog="bench_inplace")
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    rows = run(quick=args.quick)
-    for row in rows:
-        print(row)
-    return 0 if all(row["ok"] for row in rows) else 1
+    return bench_main(run, "bench_inplace", argv)
 
 
 if __name__ == "__main__":

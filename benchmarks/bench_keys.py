@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -253,31 +254,45 @@ def rotate(path: Path, new: bytes) -> float:
     return elapsed
 
 
-def rotate_floor(path: Path, new: bytes) -> float:
-    """A hand-written re-wrap of every live key of the same database."""
+#: The live keys the hand-written re-wrap loops read.
+_LIVE_KEYS = "SELECT subject_ref, scope, key_id, wrapped FROM lpk_keys WHERE state <> 'shredded'"
+
+
+def _rewrapper(new: bytes) -> Callable[[list[Any]], list[tuple[Any, ...]]]:
+    """The hand-written re-wrap from the master key to ``new`` (both keys opened before the
+    clock starts): key rows (subject, scope, key id, wrapped) in, the UPDATE parameters
+    (master key id, wrapped, subject, key id) out."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     from learnprivacy.crypto._master import MasterKey, wrap_associated_data
 
     old_key, new_key = MasterKey(MASTER), MasterKey(new)
-    began = time.process_time()
-    old_kek: AESGCM = old_key._kek
-    connection = sqlite3.connect(path, isolation_level=None)
-    rows = connection.execute(
-        "SELECT subject_ref, scope, key_id, wrapped FROM lpk_keys WHERE state <> 'shredded'"
-    ).fetchall()
-    updates = []
-    for subject, scope, key_id, wrapped in rows:
-        aad = wrap_associated_data(subject, scope, key_id)
-        raw = old_kek.decrypt(wrapped[:12], wrapped[12:], aad)
-        updates.append(
-            (
-                new_key.key_id,
-                new_key.wrap(raw, subject=subject, scope=scope, key_id=key_id),
-                subject,
-                key_id,
+
+    def rewrapped(rows: list[Any]) -> list[tuple[Any, ...]]:
+        old_kek: AESGCM = old_key._kek
+        updates = []
+        for subject, scope, key_id, wrapped in rows:
+            aad = wrap_associated_data(subject, scope, key_id)
+            raw = old_kek.decrypt(wrapped[:12], wrapped[12:], aad)
+            updates.append(
+                (
+                    new_key.key_id,
+                    new_key.wrap(raw, subject=subject, scope=scope, key_id=key_id),
+                    subject,
+                    key_id,
+                )
             )
-        )
+        return updates
+
+    return rewrapped
+
+
+def rotate_floor(path: Path, new: bytes) -> float:
+    """A hand-written re-wrap of every live key of the same database."""
+    rewrapped = _rewrapper(new)
+    began = time.process_time()
+    connection = sqlite3.connect(path, isolation_level=None)
+    updates = rewrapped(connection.execute(_LIVE_KEYS).fetchall())
     connection.execute("BEGIN IMMEDIATE")
     connection.executemany(
         "UPDATE lpk_keys SET master_key_id = ?, wrapped = ? WHERE subject_ref = ? AND key_id = ?",
@@ -351,29 +366,11 @@ def rewrap_floor_url(url: str, new: bytes) -> float:
     if url.startswith("sqlite"):
         return rotate_floor(Path(url.removeprefix("sqlite:///")), new)
     import psycopg
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    from learnprivacy.crypto._master import MasterKey, wrap_associated_data
-
-    old_key, new_key = MasterKey(MASTER), MasterKey(new)
+    rewrapped = _rewrapper(new)
     began = time.process_time()
-    old_kek: AESGCM = old_key._kek
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as connection:
-        rows = connection.execute(
-            "SELECT subject_ref, scope, key_id, wrapped FROM lpk_keys WHERE state <> 'shredded'"
-        ).fetchall()
-        updates = []
-        for subject, scope, key_id, wrapped in rows:
-            aad = wrap_associated_data(subject, scope, key_id)
-            raw = old_kek.decrypt(wrapped[:12], wrapped[12:], aad)
-            updates.append(
-                (
-                    new_key.key_id,
-                    new_key.wrap(raw, subject=subject, scope=scope, key_id=key_id),
-                    subject,
-                    key_id,
-                )
-            )
+        updates = rewrapped(connection.execute(_LIVE_KEYS).fetchall())
         with connection.cursor() as cursor:
             cursor.executemany(
                 "UPDATE lpk_keys SET master_key_id = %s, wrapped = %s "

@@ -15,7 +15,6 @@ Row: bound against floor, CPU seconds of the whole run (target: at most 1.15x).
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from typing import Any
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from benchmarks._measure import compare, ratio_row
+from benchmarks._measure import bench_main, compare, ratio_row
 
 QUERIES = 5_000
 QUICK_QUERIES = 1_000
@@ -96,13 +95,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the rows; exit 1 when a target is missed."""
-    parser = argparse.ArgumentParser(prog="bench_scope")
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    rows = run(quick=args.quick)
-    for row in rows:
-        print(row)
-    return 0 if all(row["ok"] for row in rows) else 1
+    return bench_main(run, "bench_scope", argv)
 
 
 if __name__ == "__main__":

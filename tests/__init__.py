@@ -1,17 +1,60 @@
 """The test suite."""
 
 import datetime as dt
+import json
 import re
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+
+from learnprivacy.records import Invoice, Learner, Progress, ProgressStatus
+from learnprivacy.requests import Channel, RequestBook, Requester, RequestType, SubjectRequest
 
 #: The one "now" of the test suite: tests never read the clock (the ``now`` fixture of
 #: tests/conftest.py returns it too).
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 
 S = TypeVar("S")
+R = TypeVar("R")
+
+#: Ana Silva (learner ``L1``), her invoice and her progress in course ``C1``: the values a
+#: test does not care about. :func:`sample` builds them, with the values a test does.
+SAMPLES: dict[type, dict[str, Any]] = {
+    Learner: {
+        "id": "L1",
+        "username": "ana",
+        "email": "ana@example.org",
+        "given_name": "Ana",
+        "family_name": "Silva",
+        "created_at": dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+    },
+    Invoice: {
+        "id": "INV-1",
+        "learner_id": "L1",
+        "billing_name": "Ana Silva",
+        "billing_address": "1 rue de la Paix",
+        "amount": Decimal("390.00"),
+        "issued_at": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+    },
+    Progress: {
+        "id": "P1",
+        "learner_id": "L1",
+        "course_id": "C1",
+        "status": ProgressStatus.PASSED,
+        "recorded_at": NOW,
+    },
+}
+
+
+def sample(record_type: type[R], **values: Any) -> R:
+    """A ``record_type`` record of :data:`SAMPLES` with ``values`` instead of its own
+    (``sample(Learner, id="7")`` is Ana with another id)."""
+    return record_type(**{**SAMPLES[record_type], **values})
 
 
 def names(text: str, value: str) -> bool:
@@ -33,3 +76,59 @@ def serve_or_skip(server: S, unavailable: type[Exception]) -> Iterator[S]:
         yield server
     finally:
         started.stop()
+
+
+#: Appended to the code a fresh interpreter runs: the modules loaded so far, on stderr.
+_LOADED = "import json, sys; print(json.dumps(sorted(sys.modules)), file=sys.stderr)"
+
+
+def fresh_stderr(*steps: str) -> list[str]:
+    """Run ``steps`` in order in one fresh interpreter, the modules loaded so far printed
+    after each, as one JSON line on stderr; the lines it printed on stderr."""
+    code = "".join(f"{step}\n{_LOADED}\n" for step in steps)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    return done.stderr.strip().splitlines()
+
+
+def modules_after(*steps: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``steps`` (several steps:
+    the modules of the last; :func:`loaded_after` gives each step's)."""
+    return loaded_after(*steps)[-1]
+
+
+def loaded_after(*steps: str) -> list[set[str]]:
+    """The modules a fresh interpreter has loaded after each of ``steps``, run in order."""
+    return [set(json.loads(line)) for line in fresh_stderr(*steps)[-len(steps) :]]
+
+
+def packages_in(modules: Iterable[str], packages: Iterable[str]) -> set[str]:
+    """The ``modules`` that belong to one of the top-level ``packages`` (what an import
+    must not load: ``packages_in(modules_after("import x"), ("sqlalchemy",)) == set()``)."""
+    tops = set(packages)
+    return {m for m in modules if m.split(".")[0] in tops}
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (Linux): a zombie left for a non-reaping init counts as
+    dead, it runs no code."""
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return status.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def receive_request(
+    book: RequestBook, kind: RequestType = RequestType.ACCESS, **arguments: Any
+) -> SubjectRequest:
+    """A ``kind`` request received by ``book``: from Ana (learner ``L1``), by e-mail, at
+    :data:`NOW`, unless ``arguments`` (those of ``RequestBook.receive``) say otherwise."""
+    defaults = {
+        "learner_id": "L1",
+        "received_at": NOW,
+        "channel": Channel.EMAIL,
+        "requester": Requester.subject("Ana"),
+    }
+    return book.receive(kind, **{**defaults, **arguments})

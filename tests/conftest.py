@@ -24,6 +24,9 @@ from tests.store_fixtures import (  # noqa: F401
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from learnprivacy.store import Store
     from learnprivacy.testing.lrs import TemporaryRalphLRS
     from learnprivacy.testing.mariadb import TemporaryMariaDB
     from learnprivacy.testing.postgres import TemporaryPostgres
@@ -46,6 +49,19 @@ settings.load_profile("learnprivacy")
 def now() -> dt.datetime:
     """A fixed, timezone-aware 'now': tests never read the clock."""
     return NOW
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    """A store in a fresh SQLite file (``lms.db`` in ``tmp_path``, a new keyring) whose
+    clock says :data:`tests.NOW`."""
+    from learnprivacy.crypto import Keyring
+    from learnprivacy.store import Store
+
+    with Store(
+        f"sqlite:///{tmp_path / 'lms.db'}", keyring=Keyring.generate(), clock=lambda: NOW
+    ) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="session")

@@ -102,3 +102,52 @@ def sqlmodel_models() -> SimpleNamespace:
 def registry_of(models: SimpleNamespace) -> Any:
     """What LearnPrivacy binds to for these models."""
     return models.Base
+
+
+def accounts() -> tuple[Any, Any]:
+    """A new declarative base and its learners' accounts: ``users`` (id, a personal name,
+    the last login as activity)."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    class User(Base):
+        __tablename__ = "users"
+        __privacy__ = lps.Privacy(
+            subject="id", purpose="accounts", basis=LawfulBasis.CONTRACT, activity="last_login_at"
+        )
+        id: Mapped[str] = mapped_column(primary_key=True)
+        name: Mapped[str] = lps.personal(DataCategory.IDENTITY, "Name")
+        last_login_at: Mapped[dt.datetime | None] = lps.not_personal("Last login", nullable=True)
+
+    return Base, User
+
+
+def composite_models() -> SimpleNamespace:
+    """Users, enrolments keyed ``(user_id, course_id)`` and submissions keyed
+    ``(course_id, slot)`` whose learner is a column outside the key."""
+
+    Base, User = accounts()
+
+    class Enrolment(Base):
+        __tablename__ = "enrolments"
+        __privacy__ = lps.Privacy(
+            subject="user_id", purpose="teaching", basis=LawfulBasis.CONTRACT, created="enrolled_at"
+        )
+        user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+        course_id: Mapped[str] = mapped_column(primary_key=True)
+        note: Mapped[str] = lps.personal(DataCategory.LEARNING, "Tutor's note", blind_index=True)
+        motto: Mapped[str | None] = lps.personal(DataCategory.LEARNING, "Motto", nullable=True)
+        enrolled_at: Mapped[dt.datetime | None] = lps.not_personal("Enrolled", nullable=True)
+
+    class Submission(Base):
+        __tablename__ = "submissions"
+        __privacy__ = lps.Privacy(
+            subject="learner_id", purpose="teaching", basis=LawfulBasis.CONTRACT
+        )
+        course_id: Mapped[str] = mapped_column(primary_key=True)
+        slot: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+        learner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+        answer: Mapped[str] = lps.personal(DataCategory.ASSESSMENT, "Answer")
+
+    return SimpleNamespace(Base=Base, User=User, Enrolment=Enrolment, Submission=Submission)

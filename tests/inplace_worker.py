@@ -12,9 +12,28 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 from tests import NOW
+
+
+def run_killed(mode: str, app: Any, *audit: str) -> None:
+    """Run ``mode`` in a worker process on ``app`` (the in-place test app: its ``path``
+    holds app.db, its ``keys`` URL the keys; ``audit`` the audit database's URL, if any)
+    after closing the app's own connections, and check that the worker was killed."""
+    app.engine.dispose()
+    database = f"sqlite:///{app.path / 'app.db'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.inplace_worker", mode, database, app.keys, *audit],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
 
 
 def _die(*_args: object, **_kwargs: object) -> None:

@@ -307,6 +307,18 @@ def table_text(store: Store) -> str:
     return "\n".join(chunks)
 
 
+def assert_not_stored(store: Store, url: str, secrets: Iterable[str]) -> None:
+    """None of ``secrets`` is in any row of ``store`` (at ``url``) nor, on SQLite, anywhere
+    in the database file's bytes."""
+    text = table_text(store)
+    for secret in secrets:
+        assert secret not in text
+    if url.startswith("sqlite"):
+        data = raw_bytes(url)
+        for secret in secrets:
+            assert secret.encode() not in data
+
+
 def raw_bytes(url: str) -> bytes:
     """The bytes of a SQLite database file and any journal beside it."""
     path = url.removeprefix("sqlite:///")
@@ -513,3 +525,20 @@ def anonymised_facts(store: Store, record_type: type[Any]) -> list[str]:
         repr({k: v for k, v in facts.items() if k not in random})
         for facts in store.anonymised(record_type)
     )
+
+
+def copy_token(
+    store: Store, source_id: str, target_id: str, *, column: str, target_column: str | None = None
+) -> None:
+    """Attack helper: write learner ``source_id``'s token from ``column`` into learner
+    ``target_id``'s ``target_column`` (the same column by default), straight in SQL."""
+    from sqlalchemy import select, update
+
+    table = store._table(Learner).table
+    with store._db.write() as connection:
+        token = connection.execute(
+            select(table.c[column]).where(table.c.id == source_id)
+        ).scalar_one()
+        connection.execute(
+            update(table).where(table.c.id == target_id).values({target_column or column: token})
+        )

@@ -12,11 +12,11 @@ import pytest
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import ConfigurationError
 from learnprivacy.export.reports import k_anonymous_aggregate
-from learnprivacy.records import Granularity, Learner, Progress, ProgressStatus, Score
+from learnprivacy.records import Granularity, Learner, Progress, Score
 from learnprivacy.retention import Action, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
 from learnprivacy.testing import assert_not_reidentifiable, reidentification_risks
-from tests import NOW
+from tests import NOW, sample
 
 ANONYMISE_PROGRESS = Schedule(
     {Progress: RetentionRule("P1Y", Trigger.CREATED, action=Action.ANONYMISE)}
@@ -24,22 +24,22 @@ ANONYMISE_PROGRESS = Schedule(
 
 
 def _learner(n: int) -> Learner:
-    return Learner(
+    return sample(
+        Learner,
         id=f"L{n:05d}",
         username=f"user{n}",
         email=f"user{n}@example.org",
-        given_name="Ana",
         family_name=f"Family{n}",
         created_at=dt.datetime(2023, 9, 1, 8, n % 60, 7, tzinfo=dt.UTC),
     )
 
 
 def _progress(n: int, index: int, course: str, raw: int) -> Progress:
-    return Progress(
+    return sample(
+        Progress,
         id=f"L{n:05d}-P{index}",
         learner_id=f"L{n:05d}",
         course_id=course,
-        status=ProgressStatus.PASSED,
         # Distinct, exact instants: each one alone would point at its learner.
         recorded_at=dt.datetime(2024, 3, 1 + n % 20, 9, 15 + index, 31, tzinfo=dt.UTC),
         score=Score(raw=raw, min=0, max=20),
@@ -59,11 +59,8 @@ def _cohort() -> list[Any]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Any:
-    with Store(
-        f"sqlite:///{tmp_path / 'anon.db'}", keyring=Keyring.generate(), clock=lambda: NOW
-    ) as opened:
-        yield opened
+def store(sqlite_store: Store) -> Store:
+    return sqlite_store
 
 
 def test_anonymised_rows_get_fresh_ids_and_month_dates(store: Store) -> None:

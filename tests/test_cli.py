@@ -102,14 +102,20 @@ LEARNERS = {
 }
 
 
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    tool = Cli(tmp_path)
+def initialised(folder: Path, config: str = CONFIG) -> Cli:
+    """The command on a store in ``folder`` that ``init`` created and ``import`` filled
+    with :data:`LEARNERS`."""
+    tool = Cli(folder, config=config)
     tool("init")
-    data = tmp_path / "records.json"
+    data = folder / "records.json"
     data.write_text(json.dumps(LEARNERS), encoding="utf-8")
     tool("import", str(data))
     return tool
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return initialised(tmp_path)
 
 
 def test_init_writes_a_private_key_and_refuses_to_overwrite_it(tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ from learnprivacy.cli._app import Env
 from learnprivacy.cli._progress import progress
 from learnprivacy.cli._settings import Settings, find_config, load_settings
 from learnprivacy.errors import ConfigurationError
-from tests.test_cli import CONFIG, LEARNERS, Cli
+from tests import sample
+from tests.test_cli import CONFIG, LEARNERS, Cli, initialised
 
 BARE = '[policy]\nlanguages = ["en"]\n'
 
@@ -27,22 +28,12 @@ BARE = '[policy]\nlanguages = ["en"]\n'
 @pytest.fixture
 def bare(tmp_path: Path) -> Cli:
     """A store configured without [controller]."""
-    tool = Cli(tmp_path, config=BARE)
-    tool("init")
-    data = tmp_path / "records.json"
-    data.write_text(json.dumps(LEARNERS), encoding="utf-8")
-    tool("import", str(data))
-    return tool
+    return initialised(tmp_path, config=BARE)
 
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    tool = Cli(tmp_path)
-    tool("init")
-    data = tmp_path / "records.json"
-    data.write_text(json.dumps(LEARNERS), encoding="utf-8")
-    tool("import", str(data))
-    return tool
+    return initialised(tmp_path)
 
 
 # -- one configuration file ------------------------------------------------------------
@@ -371,7 +362,7 @@ def test_an_erasure_request_voids_the_learners_statements_in_the_configured_lrs(
         send_statements,
         statements_for,
     )
-    from learnprivacy.records import Progress, ProgressStatus, Score
+    from learnprivacy.records import Progress, Score
     from learnprivacy.store import Store
 
     username, password = ralph_lrs.auth
@@ -389,11 +380,10 @@ def test_an_erasure_request_voids_the_learners_statements_in_the_configured_lrs(
     keyring = load_keyring(str(tool.key))
     with Store(f"sqlite:///{tool.db}", keyring=keyring) as store:
         pseudonyms = actor_pseudonyms(store)
-        progress_row = Progress(
+        progress_row = sample(
+            Progress,
             id="P-L2",
             learner_id="L2",
-            course_id="C1",
-            status=ProgressStatus.PASSED,
             recorded_at=dt.datetime(2026, 5, 2, 9, 0, tzinfo=dt.UTC),
             score=Score(raw=15, min=0, max=20),
         )

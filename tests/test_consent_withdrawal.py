@@ -50,6 +50,7 @@ from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
 from learnprivacy.testing import reidentification_risks
+from tests import receive_request, sample
 from tests.store_fixtures import keys_for
 
 UTC = dt.UTC
@@ -62,20 +63,20 @@ def learner_records(learner: str) -> list[Any]:
     """An account, two progress rows (exact times), a certificate, a login, a consent to
     the statistics and one to training."""
     return [
-        Learner(
+        sample(
+            Learner,
             id=learner,
             username=f"user-{learner}",
             email=f"{learner.lower()}@example.org",
-            given_name="Ana",
             family_name="Silvestre",
             created_at=T - dt.timedelta(days=400),
             last_activity_at=T - dt.timedelta(days=2),
         ),
-        Progress(
+        sample(
+            Progress,
             id=f"{learner}-P1",
             learner_id=learner,
             course_id="CACES",
-            status=ProgressStatus.PASSED,
             recorded_at=dt.datetime(2026, 2, 3, 10, 17, 41, tzinfo=UTC),
         ),
         Progress(
@@ -130,7 +131,8 @@ def withdraw(
     """A withdrawal for ``purpose`` received March 2 and executed March 4."""
     book = RequestBook(SQLBackend(store, cipher=store.cipher))
     executor = RequestExecutor(book, store=store, schedule=schedule, holds=holds)
-    request = book.receive(
+    request = receive_request(
+        book,
         RequestType.WITHDRAW_CONSENT,
         learner_id="L0001",
         received_at=RECEIVED,

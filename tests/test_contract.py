@@ -30,6 +30,7 @@ from learnprivacy.records import (
     Score,
     fields_of,
 )
+from learnprivacy.records._base import subject_of
 from learnprivacy.retention import Action, Hold, Period, RetentionRule, Schedule, Trigger
 
 UTC = dt.UTC
@@ -77,8 +78,9 @@ def test_error_tree() -> None:
 
 
 def test_records_as_written() -> None:
-    """Keyword-only constructors, ids, bases, aware datetimes, masked repr."""
-    learner = _learner()
+    """Keyword-only constructors, ids, bases, defaults, subjects, aware datetimes, masked
+    repr."""
+    learner = _learner(organisation_id="ORG1", contract_end_at=NOW)
     progress = Progress(
         id="P1",
         learner_id="L1",
@@ -104,9 +106,12 @@ def test_records_as_written() -> None:
     )
     consent = Consent(id="CO1", learner_id="L1", purpose="newsletter", given_at=NOW)
     assert invoice.basis is lp.LawfulBasis.LEGAL_OBLIGATION
+    assert learner.basis is lp.LawfulBasis.CONTRACT
+    assert consent.withdrawn_at is None
     for record in (learner, progress, certificate, invoice, consent):
         assert isinstance(record.basis, lp.LawfulBasis)
         assert record.id
+        assert subject_of(record) == "L1"
     for record in (progress, certificate, invoice, consent):
         assert record.learner_id == "L1"
     for shown in (repr(learner), str(learner), repr(invoice)):

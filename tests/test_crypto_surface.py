@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import doctest
 import importlib
-import subprocess
-import sys
 
 import pytest
 
 import learnprivacy.crypto as crypto
 from learnprivacy.errors import DecryptionError, KeyShreddedError
+from tests import modules_after, packages_in
 
 
 def test_public_classes_and_functions_have_docstrings() -> None:
@@ -62,11 +61,5 @@ def test_docstring_examples_run(module: str) -> None:
 
 def test_importing_crypto_stays_light() -> None:
     """learnprivacy.crypto does not pull in SQLAlchemy or SQLModel."""
-    code = (
-        "import sys, learnprivacy.crypto; "
-        "print(any(m.split('.')[0] in {'sqlalchemy', 'sqlmodel'} for m in sys.modules))"
-    )
-    output = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert output.strip() == "False"
+    modules = modules_after("import learnprivacy.crypto")
+    assert packages_in(modules, ("sqlalchemy", "sqlmodel")) == set()

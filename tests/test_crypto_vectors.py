@@ -129,27 +129,9 @@ def test_vector_file_has_provenance_and_all_sections() -> None:
 @pytest.mark.parametrize("vector", _load()["field_tokens"], ids=lambda v: v["name"])
 def test_field_token_vectors_match_the_reference(vector: dict[str, Any]) -> None:
     """Master key id, wrapped key and token equal the bare-primitive computation."""
-    master = bytes.fromhex(vector["master_key"])
-    data_key = bytes.fromhex(vector["data_key"])
-    assert ref_master_key_id(master) == vector["master_key_id"]
-    wrapped = ref_wrap(
-        master,
-        data_key,
-        vector["subject"],
-        vector["scope"],
-        vector["key_id"],
-        bytes.fromhex(vector["wrap_nonce"]),
-    )
-    assert wrapped.hex() == vector["wrapped"]
-    token = ref_token(
-        data_key,
-        vector["key_id"],
-        vector["subject"],
-        vector["context"],
-        bytes.fromhex(vector["nonce"]),
-        _plain_bytes(vector),
-        vector["kind"],
-    )
+    master_key_id, wrapped, token = _reference(vector)
+    assert master_key_id == vector["master_key_id"]
+    assert wrapped == vector["wrapped"]
     assert token == vector["token"]
 
 
@@ -280,30 +262,36 @@ _INPUTS: dict[str, list[dict[str, Any]]] = {
 }
 
 
+def _reference(vector: dict[str, Any]) -> tuple[str, str, str]:
+    """The master key id, wrapped data key (hex) and token of a field-token ``vector``'s
+    inputs, computed from the bare primitives."""
+    master = bytes.fromhex(vector["master_key"])
+    data_key = bytes.fromhex(vector["data_key"])
+    wrapped = ref_wrap(
+        master,
+        data_key,
+        vector["subject"],
+        vector["scope"],
+        vector["key_id"],
+        bytes.fromhex(vector["wrap_nonce"]),
+    )
+    token = ref_token(
+        data_key,
+        vector["key_id"],
+        vector["subject"],
+        vector["context"],
+        bytes.fromhex(vector["nonce"]),
+        _plain_bytes(vector),
+        vector["kind"],
+    )
+    return ref_master_key_id(master), wrapped.hex(), token
+
+
 def _generate() -> dict[str, Any]:
     tokens = []
     for given in _INPUTS["field_tokens"]:
         vector = dict(given)
-        master = bytes.fromhex(vector["master_key"])
-        data_key = bytes.fromhex(vector["data_key"])
-        vector["master_key_id"] = ref_master_key_id(master)
-        vector["wrapped"] = ref_wrap(
-            master,
-            data_key,
-            vector["subject"],
-            vector["scope"],
-            vector["key_id"],
-            bytes.fromhex(vector["wrap_nonce"]),
-        ).hex()
-        vector["token"] = ref_token(
-            data_key,
-            vector["key_id"],
-            vector["subject"],
-            vector["context"],
-            bytes.fromhex(vector["nonce"]),
-            _plain_bytes(vector),
-            vector["kind"],
-        )
+        vector["master_key_id"], vector["wrapped"], vector["token"] = _reference(vector)
         tokens.append(vector)
     pseudonyms = []
     for given in _INPUTS["pseudonyms"]:

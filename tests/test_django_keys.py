@@ -174,3 +174,36 @@ def test_key_rewrites_refuse_an_empty_batch(tmp_path: Path, action: str) -> None
     assert done.returncode != 0
     assert "--batch-size must be at least 1" in done.stderr
     assert not list(tmp_path.iterdir())
+
+
+BATCH_UPDATE = """
+import json
+from learnprivacy.crypto._keystore import KeyEntry, KeyState
+from learnprivacy.django._keystore import DjangoKeyStore
+store = DjangoKeyStore("learnprivacy_keys")
+entry = store.add(KeyEntry(subject="k1_batch", scope="default", key_id="01" * 8,
+                           state=KeyState.ACTIVE, master_key_id="ab" * 8, wrapped=b"w" * 60))
+seen = {}
+with store.batch(["k1_batch"]):
+    retired = KeyEntry(subject="k1_batch", scope="default", key_id="01" * 8,
+                       state=KeyState.RETIRED, master_key_id="cd" * 8, wrapped=b"v" * 60)
+    assert store.update(retired)
+    got = store.get("k1_batch", "01" * 8)
+    seen["get"] = [got.state.value, got.master_key_id]
+    seen["list"] = [[e.state.value, e.master_key_id] for e in store.list_entries("k1_batch")]
+got = store.get("k1_batch", "01" * 8)
+seen["after"] = [got.state.value, got.master_key_id]
+print(json.dumps(seen))
+"""
+
+
+def test_update_inside_a_batch_is_read_back_from_the_batch(tmp_path: Path) -> None:
+    """A key updated while a batch holds its subject reads back as updated, inside the
+    batch as after it (as ``KeyDatabase.update`` does); the batch used to keep the old
+    entry, so a rotation inside a batch read the key it had just replaced."""
+    env = _env({"LMS_DATA_DIR": str(tmp_path)}, MASTER_KEY)
+    done = manage("migrate", "--database", "learnprivacy_keys", "-v", "0", env=env)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(_shell(BATCH_UPDATE, env))
+    updated = ["retired", "cd" * 8]
+    assert seen == {"get": updated, "list": [updated], "after": updated}

@@ -13,6 +13,7 @@ from learnprivacy.export._outputs import DATA_SCHEMA, MANIFEST_SCHEMA_VERSION
 from learnprivacy.export._xapi import STATEMENT_NAMESPACE
 from learnprivacy.records import Learner, fields_of
 from learnprivacy.records._base import record_types
+from tests import sample
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "export-schemas.md"
 
@@ -53,8 +54,8 @@ def test_every_manifest_key_is_documented(doc: str, tmp_path: Path) -> None:
     writer.write_records(
         "core",
         [
-            Learner(
-                id="L1",
+            sample(
+                Learner,
                 username="u",
                 email="u@example.org",
                 given_name="A",

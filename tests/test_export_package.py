@@ -12,7 +12,6 @@ import json
 import weakref
 import zipfile
 from collections.abc import Iterator
-from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from learnprivacy.records import (
     Score,
 )
 from learnprivacy.testing.strategies import records_of_learner
-from tests import NOW
+from tests import NOW, sample
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
@@ -88,12 +87,12 @@ def _everything(learner_id: str = "L1") -> list[Any]:
             issued_at=T0,
             verification_code="ABCD2345",
         ),
-        Invoice(
+        sample(
+            Invoice,
             id="INV1",
             learner_id=learner_id,
             billing_name="Ana Martin",
             billing_address="1 rue de la Paix, 75002 Paris",
-            amount=Decimal("390.00"),
             issued_at=T0,
         ),
         Funding(

@@ -15,9 +15,9 @@ from learnprivacy.crypto import Keyring, Pseudonymiser
 from learnprivacy.export import ExportPackage, XapiProfile, export_subject, read_package
 from learnprivacy.export._subject import SUBJECT_REFERENCE_DOMAIN
 from learnprivacy.providers import PrivacyManager
-from learnprivacy.records import Certificate, Learner, Progress, ProgressStatus, Score
+from learnprivacy.records import Certificate, Learner, Progress, Score
 from learnprivacy.store import Store
-from tests import NOW
+from tests import NOW, sample
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 1, 8, 9, 0, tzinfo=UTC)
@@ -33,11 +33,11 @@ def _records(learner_id: str) -> list[Any]:
             family_name="Dupont",
             created_at=T0,
         ),
-        Progress(
+        sample(
+            Progress,
             id=f"{learner_id}-P1",
             learner_id=learner_id,
             course_id="SST-2024",
-            status=ProgressStatus.PASSED,
             recorded_at=T0 + dt.timedelta(days=3),
             score=Score(raw=17, min=0, max=20),
         ),

@@ -22,6 +22,7 @@ from learnprivacy.providers import (
     PrivacyManager,
 )
 from learnprivacy.records import Learner
+from tests import sample
 
 EMAIL = "stale.secret@example.org"
 
@@ -81,14 +82,7 @@ class Accounts:
         return ContextList([Context.user(user_id)], component=self.component)
 
     def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
-        learner = Learner(
-            id="L1",
-            username="ana",
-            email="ana@example.org",
-            given_name="Ana",
-            family_name="Silva",
-            created_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
-        )
+        learner = sample(Learner, created_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
         writer.write_records(self.component, [learner])
 
     def delete_data_for_user(self, approved: ApprovedContextList) -> None:

@@ -40,7 +40,7 @@ from learnprivacy.records import (
 )
 from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
-from tests import NOW
+from tests import NOW, sample
 
 UTC = dt.UTC
 T0 = dt.datetime(2019, 9, 1, 8, 0, tzinfo=UTC)
@@ -59,11 +59,11 @@ def _learner_records(learner_id: str, *, organisation: str = "ACME") -> list[Any
             last_activity_at=T0 + dt.timedelta(days=30),
             organisation_id=organisation,
         ),
-        Progress(
+        sample(
+            Progress,
             id=f"{learner_id}-P1",
             learner_id=learner_id,
             course_id="SST-2024",
-            status=ProgressStatus.PASSED,
             recorded_at=T0 + dt.timedelta(days=3),
             score=Score(raw=Decimal("16.5"), min=0, max=20),
             time_spent=dt.timedelta(hours=7),
@@ -82,12 +82,12 @@ def _learner_records(learner_id: str, *, organisation: str = "ACME") -> list[Any
             issued_at=T0 + dt.timedelta(days=4),
             verification_code="K7Q2M9XP",
         ),
-        Invoice(
+        sample(
+            Invoice,
             id=f"{learner_id}-INV",
             learner_id=learner_id,
             billing_name="Léa Dupont",
             billing_address="3 quai Ouest, 69003 Lyon",
-            amount=Decimal("390.00"),
             issued_at=T0 + dt.timedelta(days=1),
             funder=Funder.OPCO,
         ),
@@ -110,13 +110,10 @@ def _learner_records(learner_id: str, *, organisation: str = "ACME") -> list[Any
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
+def store(sqlite_store: Store) -> Store:
     """A real SQLite store with two learners' records, personal fields encrypted."""
-    with Store(
-        f"sqlite:///{tmp_path / 'lms.db'}", keyring=Keyring.generate(), clock=lambda: NOW
-    ) as opened:
-        opened.add_all(_learner_records("L1") + _learner_records("L2"))
-        yield opened
+    sqlite_store.add_all(_learner_records("L1") + _learner_records("L2"))
+    return sqlite_store
 
 
 @pytest.fixture
@@ -268,13 +265,7 @@ def test_store_export_streams_the_learner_history(store: Store, tmp_path: Path) 
 
     count = _reads.FIRST_PAGE + 2 * _reads.PAGE + 1
     store.add_all(
-        Progress(
-            id=f"L1-S{i:06d}",
-            learner_id="L1",
-            course_id="C1",
-            status=ProgressStatus.PASSED,
-            recorded_at=T0 + dt.timedelta(minutes=i),
-        )
+        sample(Progress, id=f"L1-S{i:06d}", recorded_at=T0 + dt.timedelta(minutes=i))
         for i in range(count)
     )
     writer = _ReleaseCheckingWriter(tmp_path / "package", after=_reads.FIRST_PAGE + _reads.PAGE)

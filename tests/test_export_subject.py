@@ -7,7 +7,6 @@ import hashlib
 import json
 import zipfile
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,7 @@ from learnprivacy.records import (
     fields_of,
 )
 from learnprivacy.records._base import default_basis, subject_of
-from tests import NOW
+from tests import NOW, sample
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 9, 1, 8, 0, tzinfo=UTC)
@@ -103,26 +102,12 @@ class CrashingProvider(RecordsProvider):
 
 def _records(learner_id: str = LEARNER) -> list[Any]:
     records: list[Any] = [
-        Learner(
-            id=learner_id,
-            username="ana",
-            email="ana@example.org",
-            given_name="Ana",
-            family_name="Martin",
-            created_at=T0,
-        ),
+        sample(Learner, id=learner_id, family_name="Martin", created_at=T0),
         Consent(id="CONS1", learner_id=learner_id, purpose="newsletter", given_at=T0),
         Certificate(
             id="CERT1", learner_id=learner_id, course_id="C1", issued_at=T0, verification_code="Z9"
         ),
-        Invoice(
-            id="INV1",
-            learner_id=learner_id,
-            billing_name="Ana Martin",
-            billing_address="1 rue de la Paix",
-            amount=Decimal("390.00"),
-            issued_at=T0,
-        ),
+        sample(Invoice, id="INV1", learner_id=learner_id, billing_name="Ana Martin", issued_at=T0),
     ]
     records += [
         Progress(

@@ -12,21 +12,15 @@ from decimal import Decimal
 import pytest
 
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import Certificate, Consent, Invoice, Learner, Progress, ProgressStatus
+from learnprivacy.records import Certificate, Consent, Invoice, Learner, Progress
+from tests import sample
 
 AT = dt.datetime(2024, 1, 5, tzinfo=dt.UTC)
 EMAIL_IDS = ["ana@example.org", "Ana.Silva@Example.ORG", " ana@mail.example.fr", "a+b@x.io"]
 
 
 def _learner(learner_id: str) -> Learner:
-    return Learner(
-        id=learner_id,
-        username="ana",
-        email="ana@example.org",
-        given_name="Ana",
-        family_name="Silva",
-        created_at=AT,
-    )
+    return sample(Learner, id=learner_id, created_at=AT)
 
 
 @pytest.mark.parametrize("learner_id", EMAIL_IDS)
@@ -37,13 +31,7 @@ def test_an_email_is_refused_as_learner_id(learner_id: str) -> None:
         _learner(learner_id)
     assert learner_id.strip() not in str(caught.value)
     makers = [
-        lambda: Progress(
-            id="P1",
-            learner_id=learner_id,
-            course_id="C1",
-            status=ProgressStatus.PASSED,
-            recorded_at=AT,
-        ),
+        lambda: sample(Progress, learner_id=learner_id, recorded_at=AT),
         lambda: Certificate(
             id="C1", learner_id=learner_id, course_id="C1", issued_at=AT, verification_code="V1"
         ),

@@ -24,9 +24,10 @@ from learnprivacy._documents import catalogue
 from learnprivacy.crypto import Keyring
 from learnprivacy.export import export_subject
 from learnprivacy.providers import PrivacyManager, StoreProvider
-from learnprivacy.records import Invoice, Learner, Progress, ProgressStatus, Score
+from learnprivacy.records import Invoice, Learner, Progress, Score
 from learnprivacy.retention.presets import french_training_organisation
 from learnprivacy.store import Store
+from tests import sample
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 6, 15, 9, 0, 0, 123456, tzinfo=UTC)
@@ -78,8 +79,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
     with Store(f"sqlite:///{tmp_path / 'lms.db'}", keyring=Keyring.generate()) as opened:
         opened.add_all(
             [
-                Learner(
-                    id="L1",
+                sample(
+                    Learner,
                     username="lea.dupont",
                     email="lea@example.org",
                     given_name="Léa",
@@ -87,25 +88,20 @@ def store(tmp_path: Path) -> Iterator[Store]:
                     created_at=dt.datetime(2025, 1, 6, 8, 30, 15, 654321, tzinfo=UTC),
                     last_activity_at=dt.datetime(2026, 5, 2, 21, 45, tzinfo=UTC),
                 ),
-                Progress(
-                    id="P1",
-                    learner_id="L1",
-                    course_id="C1",
-                    status=ProgressStatus.PASSED,
+                sample(
+                    Progress,
                     recorded_at=dt.datetime(2026, 3, 1, 23, 30, tzinfo=UTC),
                     score=Score(raw=17, min=0, max=20),
                 ),
-                Progress(
+                sample(
+                    Progress,
                     id="P2",
-                    learner_id="L1",
                     course_id="C2",
-                    status=ProgressStatus.PASSED,
                     recorded_at=dt.datetime(2026, 4, 1, 8, 0, tzinfo=UTC),
                     score=Score(raw=12, min=0, max=20),
                 ),
-                Invoice(
-                    id="INV-1",
-                    learner_id="L1",
+                sample(
+                    Invoice,
                     billing_name="Léa Dupont",
                     billing_address="1 rue de la Paix, Paris",
                     amount=Decimal("1450.00"),

@@ -17,6 +17,7 @@ from learnprivacy.testing.mariadb import (
     TemporaryMariaDB,
     find_mariadb,
 )
+from tests import process_alive
 
 pytestmark = pytest.mark.mariadb
 
@@ -26,15 +27,6 @@ def _require_programs() -> None:
         find_mariadb()
     except MariaDBUnavailable as exc:
         pytest.skip(str(exc))
-
-
-def _alive(pid: int) -> bool:
-    # A zombie left for a non-reaping init counts as dead: it runs no code.
-    try:
-        status = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return status.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def test_override_directory_without_programs_is_unavailable(tmp_path: Path) -> None:
@@ -82,7 +74,7 @@ def test_server_runs_unprivileged_and_leaves_nothing_behind() -> None:
     finally:
         server.stop()
     assert not directory.exists()
-    assert not _alive(pid)
+    assert not process_alive(pid)
     server.stop()  # idempotent
     with pytest.raises(ConfigurationError):
         _ = server.url
@@ -96,7 +88,7 @@ def test_killed_server_is_still_cleaned_up() -> None:
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
+    while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     server.stop()
     assert not directory.exists()

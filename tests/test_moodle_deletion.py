@@ -33,6 +33,24 @@ def _insert(connection: sa.Connection, table: str, **values: Any) -> int:
     return int(key[0])
 
 
+def forum_posts(c: sa.Connection) -> list[Any]:
+    """Every forum post as ``(post id, author, course module, forum, discussion)``."""
+    schema = MoodleSchema()
+    fp, fd = schema["forum_posts"], schema["forum_discussions"]
+    cm, mod = schema["course_modules"], schema["modules"]
+    return list(
+        c.execute(
+            sa.select(fp.c.id, fp.c.userid, cm.c.id, fd.c.forum, fd.c.id)
+            .select_from(
+                fp.join(fd, fd.c.id == fp.c.discussion)
+                .join(cm, cm.c.instance == fd.c.forum)
+                .join(mod, sa.and_(mod.c.id == cm.c.module, mod.c.name == "forum"))
+            )
+            .order_by(fp.c.id)
+        ).all()
+    )
+
+
 def _plant(engine: sa.Engine, summary: FixtureSummary) -> dict[str, int]:
     """Conversations and notes whose counts are known, around one learner."""
     learners = sorted(summary.learner_ids - summary.invalid_email_user_ids - {1, TEACHER})
@@ -135,18 +153,7 @@ def _plant(engine: sa.Engine, summary: FixtureSummary) -> dict[str, int]:
                 )
         # Forum files: two on a post of one author, one that author uploaded onto
         # another user's post in the same forum.
-        schema = MoodleSchema()
-        fp, fd = schema["forum_posts"], schema["forum_discussions"]
-        cm, mod = schema["course_modules"], schema["modules"]
-        posts = c.execute(
-            sa.select(fp.c.id, fp.c.userid, cm.c.id)
-            .select_from(
-                fp.join(fd, fd.c.id == fp.c.discussion)
-                .join(cm, cm.c.instance == fd.c.forum)
-                .join(mod, sa.and_(mod.c.id == cm.c.module, mod.c.name == "forum"))
-            )
-            .order_by(fp.c.id)
-        ).all()
+        posts = forum_posts(c)
         first = posts[0]
         other = next(p for p in posts if p[2] == first[2] and p[1] != first[1])
         forum_context = c.execute(

@@ -23,7 +23,7 @@ from learnprivacy.moodle._registry_read import parse_config_name
 from learnprivacy.records import Certificate, Learner, Progress, ProgressStatus
 from learnprivacy.retention import Action, Period, Trigger
 from learnprivacy.testing.moodle import create_schema, insert_rows, populate
-from tests import NOW
+from tests import NOW, sample
 from tests.conftest import open_engine
 
 
@@ -116,15 +116,7 @@ def test_schedule_from_registry() -> None:
     )
     assert rule.purpose == "account"
     assert not rule.minimum
-    ana = Learner(
-        id="7",
-        username="ana",
-        email="ana@example.org",
-        given_name="Ana",
-        family_name="Silva",
-        created_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
-        last_activity_at=dt.datetime(2024, 12, 15, 12, 0, tzinfo=dt.UTC),
-    )
+    ana = sample(Learner, id="7", last_activity_at=dt.datetime(2024, 12, 15, 12, 0, tzinfo=dt.UTC))
     assert schedule.evaluate(ana, now=NOW).action is Action.ERASE  # 18 months: 2026-06-15
     early = NOW - dt.timedelta(seconds=1)
     assert schedule.evaluate(ana, now=early).action is Action.KEEP

@@ -121,6 +121,7 @@ def test_moodle_view_of_accounts_and_courses(new_database: Callable[[], str]) ->
     assert report.require_all_end_dates  # Moodle's default when the setting is absent
     assert report.courses == {
         "expired": 1,
+        "held_by_activity": 0,
         "retention_running": 1,
         "not_ended": 1,
         "no_end_date": 1,

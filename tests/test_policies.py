@@ -30,11 +30,11 @@ from learnprivacy.records import (
     Invoice,
     Learner,
     Progress,
-    ProgressStatus,
 )
 from learnprivacy.retention import Action, Override, Schedule
 from learnprivacy.testing._retention_strategies import instants
 from learnprivacy.testing.retention import assert_schedule_invariants, learners_with_records
+from tests import sample
 
 UTC = dt.UTC
 MICRO = dt.timedelta(microseconds=1)
@@ -50,35 +50,16 @@ def end_of_day(year: int, month: int, day: int) -> dt.datetime:
 
 
 def learner(**changes: Any) -> Learner:
-    values: dict[str, Any] = {
-        "id": "L1",
-        "username": "ana",
-        "email": "ana@example.org",
-        "given_name": "Ana",
-        "family_name": "Silva",
-        "created_at": at(2022, 9, 1),
-    }
-    values.update(changes)
-    return Learner(**values)
+    return sample(Learner, **{"created_at": at(2022, 9, 1), **changes})
 
 
 def progress(**changes: Any) -> Progress:
-    values: dict[str, Any] = {
-        "id": "P1",
-        "learner_id": "L1",
-        "course_id": "RGPD-101",
-        "status": ProgressStatus.PASSED,
-        "recorded_at": at(2023, 5, 2),
-    }
-    values.update(changes)
-    return Progress(**values)
+    return sample(Progress, **{"course_id": "RGPD-101", "recorded_at": at(2023, 5, 2), **changes})
 
 
 def invoice(issued_at: dt.datetime) -> Invoice:
-    return Invoice(
-        id="INV-1",
-        learner_id="L1",
-        billing_name="Ana Silva",
+    return sample(
+        Invoice,
         billing_address="1 rue de la Paix, Paris",
         amount=Decimal("450.00"),
         issued_at=issued_at,

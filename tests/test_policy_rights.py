@@ -32,7 +32,6 @@ from learnprivacy.records import (
     Invoice,
     Learner,
     Progress,
-    ProgressStatus,
     Score,
 )
 from learnprivacy.requests import (
@@ -55,18 +54,13 @@ from learnprivacy.requests._vocabulary import IDENTITY_PROOFS
 from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.retention import Schedule
 from learnprivacy.store import Store
+from tests import receive_request, sample
+from tests.test_policy_conformance import MODULES
 
 UTC = dt.UTC
 T = dt.datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 EMAIL = "ana.silva@example.org"
 OTHER_EMAIL = "bob.martin@example.org"
-MODULES = (
-    "belgian_b2b_lms",
-    "educational_publisher",
-    "french_engineering_school_moodle",
-    "saas_lms_processor",
-    "training_preparation_centre",
-)
 
 
 def _module(name: str) -> ModuleType:
@@ -94,20 +88,19 @@ def schedule_of(module: ModuleType) -> Schedule:
 def learner(learner_id: str, email: str) -> list[Any]:
     """An account, a scored progress row, a certificate, an invoice and a login."""
     return [
-        Learner(
+        sample(
+            Learner,
             id=learner_id,
             username=f"user-{learner_id}",
             email=email,
-            given_name="Ana",
-            family_name="Silva",
             created_at=T - dt.timedelta(days=200),
             last_activity_at=T - dt.timedelta(days=1),
         ),
-        Progress(
+        sample(
+            Progress,
             id=f"{learner_id}-P1",
             learner_id=learner_id,
             course_id="SST-2026",
-            status=ProgressStatus.PASSED,
             recorded_at=T - dt.timedelta(days=3),
             score=Score(raw=17, min=0, max=20),
         ),
@@ -118,10 +111,10 @@ def learner(learner_id: str, email: str) -> list[Any]:
             issued_at=T - dt.timedelta(days=2),
             verification_code=f"VERIF-{learner_id}",
         ),
-        Invoice(
+        sample(
+            Invoice,
             id=f"{learner_id}-I1",
             learner_id=learner_id,
-            billing_name="Ana Silva",
             billing_address="1 rue de la Paix, Paris",
             amount=Decimal("490.00"),
             issued_at=T - dt.timedelta(days=20),
@@ -156,11 +149,10 @@ class World:
 
     def receive(self, kind: RequestType, params: Any = None, at: dt.datetime = T) -> Any:
         """A request of L1, received at ``at``."""
-        return self.book.receive(
+        return receive_request(
+            self.book,
             kind,
-            learner_id="L1",
             received_at=at,
-            channel=Channel.EMAIL,
             requester=Requester.subject("Ana Silva", EMAIL),
             params=params,
         )
@@ -469,12 +461,8 @@ def test_heirs_have_the_death_taken_into_account(world: World) -> None:
     session, or the certificate alone, is refused and nothing is erased. The other
     learner is untouched."""
     heir = Requester(role=RequesterRole.HEIR, name="Marta Silva", email="marta@example.org")
-    request = world.book.receive(
-        RequestType.ERASURE,
-        learner_id="L1",
-        received_at=T,
-        channel=Channel.POST,
-        requester=heir,
+    request = receive_request(
+        world.book, RequestType.ERASURE, received_at=T, channel=Channel.POST, requester=heir
     )
     for method, also in (
         (ProofMethod.AUTHENTICATED_SESSION, ()),

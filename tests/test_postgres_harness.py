@@ -16,7 +16,7 @@ import sqlalchemy
 from learnprivacy.errors import ConfigurationError
 from learnprivacy.testing._postgres_host import BIN_DIR_ENV, find_postgres_bin
 from learnprivacy.testing.postgres import PostgresStartError, PostgresUnavailable, TemporaryPostgres
-from tests import serve_or_skip
+from tests import process_alive, serve_or_skip
 
 IS_ROOT = os.geteuid() == 0
 
@@ -53,15 +53,6 @@ def _server_account_uid() -> int:
 
 def _postmaster_pid(server: TemporaryPostgres) -> int:
     return int((server.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
-
-
-def _process_alive(pid: int) -> bool:
-    # A zombie left for a non-reaping init counts as dead: it runs no code.
-    try:
-        status = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return status.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def _make_bin_dir(
@@ -240,7 +231,7 @@ def test_stop_cleans_up_even_when_the_body_raises(server: TemporaryPostgres) -> 
         raise RuntimeError("body failed")
     assert not scratch.running
     assert not directory.exists()
-    assert not _process_alive(pid)
+    assert not process_alive(pid)
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(dsn, connect_timeout=2)
     scratch.stop()  # A second stop is harmless.

@@ -8,17 +8,14 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from learnprivacy.records import Invoice, Learner, Progress, ProgressStatus
+from learnprivacy.records import Invoice, Learner, Progress
 from learnprivacy.retention import Action, Hold, Period
 from learnprivacy.retention.presets import french_training_organisation
+from tests import sample
 
 UTC = dt.UTC
-LEARNER = Learner(
-    id="L1",
-    username="ana",
-    email="ana@example.org",
-    given_name="Ana",
-    family_name="Silva",
+LEARNER = sample(
+    Learner,
     created_at=dt.datetime(2020, 1, 6, tzinfo=UTC),
     last_activity_at=dt.datetime(2024, 3, 31, 10, 0, tzinfo=UTC),
 )
@@ -38,13 +35,7 @@ def test_learner_erased_exactly_18_months_after_last_activity() -> None:
 
 def test_progress_is_anonymised_not_erased() -> None:
     """Learning records are anonymised so statistics survive the learner."""
-    progress = Progress(
-        id="P1",
-        learner_id="L1",
-        course_id="C1",
-        status=ProgressStatus.PASSED,
-        recorded_at=dt.datetime(2024, 3, 1, tzinfo=UTC),
-    )
+    progress = sample(Progress, recorded_at=dt.datetime(2024, 3, 1, tzinfo=UTC))
     decision = french_training_organisation().evaluate(
         progress, now=dt.datetime(2026, 1, 1, tzinfo=UTC), subject=LEARNER
     )
@@ -53,10 +44,9 @@ def test_progress_is_anonymised_not_erased() -> None:
 
 def test_invoice_is_a_ten_year_minimum_from_fiscal_year_close() -> None:
     """An invoice cannot be erased on request before 10 years after its fiscal year closed."""
-    invoice = Invoice(
+    invoice = sample(
+        Invoice,
         id="I1",
-        learner_id="L1",
-        billing_name="Ana Silva",
         billing_address="Paris",
         amount=Decimal("450.00"),
         issued_at=dt.datetime(2020, 2, 1, tzinfo=UTC),

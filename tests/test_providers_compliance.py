@@ -123,50 +123,46 @@ def test_kit_catches_a_table_forgotten_in_delete(lms: ToyLMS) -> None:
     assert "forum_posts" not in message
 
 
-def test_kit_catches_deleting_other_users(lms: ToyLMS) -> None:
-    """Deleting a whole forum for one user's request fails the isolation check."""
-    broken = DeletesEveryone(lms)
-    with pytest.raises(AssertionError, match=r"toy_forum: isolation check failed: .*another user"):
-        assert_provider_compliant(broken, broken.make_user_data, max_examples=3)
+#: Broken providers and the check that must name their fault.
+BROKEN = [
+    # Deleting a whole forum for one user's request fails the isolation check.
+    pytest.param(
+        DeletesEveryone,
+        r"toy_forum: isolation check failed: .*another user",
+        id="deleting-other-users",
+    ),
+    # A declared field left out of the export fails the export check, naming the field.
+    pytest.param(
+        ExportsTooLittle,
+        r"toy_forum: export check failed: field forum_posts\.subject is declared",
+        id="a-field-missing-from-the-export",
+    ),
+    # A second delete that raises fails the idempotence check.
+    pytest.param(
+        FailsOnSecondDelete,
+        r"idempotence check failed: .*LookupError",
+        id="a-delete-that-is-not-idempotent",
+    ),
+    # Data created in a table get_metadata does not declare fails the declaration check.
+    pytest.param(
+        UndeclaredTable,
+        r"declaration check failed: .*'forum_subscriptions', which get_metadata",
+        id="an-undeclared-table",
+    ),
+    # A context missing from get_contexts_for_userid shows as rows missing from the export.
+    pytest.param(
+        LeaksOneContext,
+        r"toy_forum: export check failed: table 'forum_posts': 2 row\(s\) created, 1 exported",
+        id="contexts-the-provider-does-not-find",
+    ),
+]
 
 
-def test_kit_catches_a_field_missing_from_the_export(lms: ToyLMS) -> None:
-    """A declared field left out of the export fails the export check, naming the field."""
-    broken = ExportsTooLittle(lms)
-    with pytest.raises(
-        AssertionError,
-        match=r"toy_forum: export check failed: field forum_posts\.subject is declared",
-    ):
-        assert_provider_compliant(broken, broken.make_user_data, max_examples=3)
-
-
-def test_kit_catches_a_delete_that_is_not_idempotent(lms: ToyLMS) -> None:
-    """A second delete that raises fails the idempotence check."""
-    broken = FailsOnSecondDelete(lms)
-    with pytest.raises(AssertionError, match=r"idempotence check failed: .*LookupError"):
-        assert_provider_compliant(broken, broken.make_user_data, max_examples=3)
-
-
-def test_kit_catches_an_undeclared_table(lms: ToyLMS) -> None:
-    """Data created in a table get_metadata does not declare fails the declaration check."""
-    broken = UndeclaredTable(lms)
-    with pytest.raises(
-        AssertionError,
-        match=r"declaration check failed: .*'forum_subscriptions', which get_metadata",
-    ):
-        assert_provider_compliant(broken, broken.make_user_data, max_examples=3)
-
-
-def test_kit_catches_contexts_the_provider_does_not_find(lms: ToyLMS) -> None:
-    """A context missing from get_contexts_for_userid shows as rows missing from the export."""
-    broken = LeaksOneContext(lms)
-    with pytest.raises(
-        AssertionError,
-        match=(
-            r"toy_forum: export check failed: "
-            r"table 'forum_posts': 2 row\(s\) created, 1 exported"
-        ),
-    ):
+@pytest.mark.parametrize(("provider", "fault"), BROKEN)
+def test_kit_catches(lms: ToyLMS, provider: type[ForumProvider], fault: str) -> None:
+    """Each broken provider fails the kit, with the message of the check it breaks."""
+    broken = provider(lms)
+    with pytest.raises(AssertionError, match=fault):
         assert_provider_compliant(broken, broken.make_user_data, max_examples=3)
 
 

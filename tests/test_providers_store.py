@@ -10,7 +10,6 @@ import pytest
 from examples.toy_lms import ForumProvider, ToyLMS
 
 from learnprivacy import Controller, LawfulBasis
-from learnprivacy.crypto import Keyring
 from learnprivacy.errors import ValidationError
 from learnprivacy.providers import MemoryWriter, PrivacyManager, Register, StoreProvider
 from learnprivacy.providers._store import STORE_COMPONENT
@@ -23,13 +22,12 @@ from learnprivacy.records import (
     Invoice,
     Learner,
     Progress,
-    ProgressStatus,
     Score,
 )
 from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
 from learnprivacy.testing import assert_provider_compliant
-from tests import NOW
+from tests import NOW, sample
 
 T0 = dt.datetime(2025, 9, 1, 9, 0, tzinfo=dt.UTC)
 
@@ -53,28 +51,26 @@ SCHEDULE = Schedule(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
+def store(sqlite_store: Store) -> Store:
     """A real SQLite store with a fixed clock."""
-    return Store(f"sqlite:///{tmp_path / 'lp.db'}", keyring=Keyring.generate(), clock=lambda: NOW)
+    return sqlite_store
 
 
 def learner_records(user_id: str) -> list[object]:
     """An account, a progress, a certificate and a consent: all erasable on request."""
     return [
-        Learner(
+        sample(
+            Learner,
             id=user_id,
             username=f"user-{user_id}",
             email=f"{user_id}@example.org",
-            given_name="Ana",
-            family_name="Silva",
             created_at=T0,
             last_activity_at=T0,
         ),
-        Progress(
+        sample(
+            Progress,
             id=f"{user_id}-p1",
             learner_id=user_id,
-            course_id="C1",
-            status=ProgressStatus.PASSED,
             recorded_at=T0,
             score=Score(raw=17, min=0, max=20),
         ),
@@ -91,13 +87,8 @@ def learner_records(user_id: str) -> list[object]:
 
 def invoice(user_id: str) -> Invoice:
     """An invoice: kept under legal obligation even when erasure is asked."""
-    return Invoice(
-        id=f"INV-{user_id}",
-        learner_id=user_id,
-        billing_name="Ana Silva",
-        billing_address="1 rue de la Paix",
-        amount=Decimal("120.00"),
-        issued_at=T0,
+    return sample(
+        Invoice, id=f"INV-{user_id}", learner_id=user_id, amount=Decimal("120.00"), issued_at=T0
     )
 
 

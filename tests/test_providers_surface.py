@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from tests import modules_after, packages_in
 
 
 def test_import_does_not_load_sqlalchemy_or_hypothesis() -> None:
     """Importing the providers (even building a manager) loads neither SQLAlchemy nor hypothesis."""
-    code = (
-        "import sys; from learnprivacy.providers import PrivacyManager;"
-        "PrivacyManager(discover=True);"
-        "heavy = ('sqlalchemy', 'sqlmodel', 'hypothesis');"
-        "bad = [m for m in sys.modules if m.split('.')[0] in heavy];"
-        "print(','.join(bad))"
+    modules = modules_after(
+        "from learnprivacy.providers import PrivacyManager; PrivacyManager(discover=True)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert out == ""
+    assert packages_in(modules, ("sqlalchemy", "sqlmodel", "hypothesis")) == set()

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import learnprivacy as lp
 from learnprivacy import errors
+from tests import modules_after, packages_in
 
 
 def test_import_does_not_load_sqlalchemy() -> None:
     """`import learnprivacy` (and its records) must not import SQLAlchemy/SQLModel."""
-    code = (
-        "import sys, learnprivacy, learnprivacy.records, learnprivacy.basis;"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'sqlmodel')];"
-        "print(','.join(bad))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert out == ""
+    modules = modules_after("import learnprivacy, learnprivacy.records, learnprivacy.basis")
+    assert packages_in(modules, ("sqlalchemy", "sqlmodel")) == set()
 
 
 def test_error_hierarchy() -> None:

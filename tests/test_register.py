@@ -8,6 +8,7 @@ import html.parser
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -36,6 +37,32 @@ def controller(**changes: object) -> Controller:
     }
     fields.update(changes)
     return Controller(**fields)  # type: ignore[arg-type]
+
+
+def invoicing() -> MetadataCollection:
+    """A component keeping invoices: billing, legal obligation, ten years."""
+    return MetadataCollection("mod_billing").add_database_table(
+        "invoices",
+        {"billing_name": "Name on the invoice"},
+        "Invoices",
+        purpose="billing",
+        basis="gdpr_art_6_1_c",
+        categories=["billing"],
+        retention="P10Y",
+    )
+
+
+def sent_for_bookkeeping(collection: MetadataCollection, **recipient: Any) -> None:
+    """``collection``'s invoices are also sent to a ``recipient=`` (``internal=`` or not)."""
+    collection.add_external_location_link(
+        "accounting",
+        {"billing_name": "Name on the invoice"},
+        "Invoices sent for bookkeeping",
+        purpose="billing",
+        basis="gdpr_art_6_1_c",
+        categories=["billing"],
+        **recipient,
+    )
 
 
 def hostile_metadata() -> list[MetadataCollection]:
@@ -338,26 +365,8 @@ def test_internal_only_is_stated_only_when_declared_and_checked() -> None:
     (the register used to print "internal only" for it and list no gap)."""
 
     def build(*, internal: bool, internal_only: tuple[str, ...]) -> Register:
-        collection = MetadataCollection("mod_billing")
-        collection.add_database_table(
-            "invoices",
-            {"billing_name": "Name on the invoice"},
-            "Invoices",
-            purpose="billing",
-            basis="gdpr_art_6_1_c",
-            categories=["billing"],
-            retention="P10Y",
-        )
-        collection.add_external_location_link(
-            "accounting",
-            {"billing_name": "Name on the invoice"},
-            "Invoices sent for bookkeeping",
-            purpose="billing",
-            basis="gdpr_art_6_1_c",
-            categories=["billing"],
-            recipient="Accounting",
-            internal=internal,
-        )
+        collection = invoicing()
+        sent_for_bookkeeping(collection, recipient="Accounting", internal=internal)
         collection.add_database_table(
             "logs",
             {"ip": "IP address"},
@@ -402,30 +411,13 @@ def test_the_controller_declares_its_internal_purposes() -> None:
     the register from the controller alone (Django, SQLAlchemy): declared there, the
     purpose shows internal only with no gap; an external recipient for it is a gap; a
     purpose no activity has is a gap; a blank name is refused."""
-    collection = MetadataCollection("mod_billing")
-    collection.add_database_table(
-        "invoices",
-        {"billing_name": "Name on the invoice"},
-        "Invoices",
-        purpose="billing",
-        basis="gdpr_art_6_1_c",
-        categories=["billing"],
-        retention="P10Y",
-    )
+    collection = invoicing()
     plain = Register.build(controller(), [collection])
     assert [g.partition(":")[0] for g in plain.gaps] == ["billing"]
     inside = attrs.evolve(controller(), internal_only=("billing",))
     assert Register.build(inside, [collection]).gaps == ()
     assert Register.build(inside, [collection]).activities[0].internal_only
-    collection.add_external_location_link(
-        "accounting",
-        {"billing_name": "Name on the invoice"},
-        "Invoices sent for bookkeeping",
-        purpose="billing",
-        basis="gdpr_art_6_1_c",
-        categories=["billing"],
-        recipient="Accounting firm",
-    )
+    sent_for_bookkeeping(collection, recipient="Accounting firm")
     assert Register.build(inside, [collection]).gaps == (
         "billing: promised to be shared internally only, but Accounting firm is an "
         "external recipient",

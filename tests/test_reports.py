@@ -18,9 +18,9 @@ from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.export import to_dataframe, to_records
 from learnprivacy.export._reports import SUBJECT_COLUMN
 from learnprivacy.export.reports import ReportProfile, build_report, k_anonymous_aggregate
-from learnprivacy.records import Certificate, Learner, Progress, ProgressStatus, Score
+from learnprivacy.records import Certificate, Learner, Progress, Score
 from learnprivacy.synthetic import generate_organisation
-from tests import NOW
+from tests import NOW, sample
 
 KEY = bytes(range(32))
 
@@ -107,13 +107,7 @@ def test_explicit_groups_and_hostile_group_names(tmp_path: Path) -> None:
     """A mapping (or function) chooses the groups; group names become safe folders."""
     t0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     records = [
-        Progress(
-            id=f"P{i}",
-            learner_id=f"L{i}",
-            course_id="C",
-            status=ProgressStatus.PASSED,
-            recorded_at=t0,
-        )
+        sample(Progress, id=f"P{i}", learner_id=f"L{i}", course_id="C", recorded_at=t0)
         for i in range(3)
     ]
     groups = {"L0": "../../outside", "L1": "=cmd|x", "L2": None}
@@ -139,14 +133,7 @@ def test_score_expands_to_its_parts() -> None:
         "score.max",
         "score.scaled",
     )
-    record = Progress(
-        id="P1",
-        learner_id="L1",
-        course_id="C",
-        status=ProgressStatus.PASSED,
-        recorded_at=NOW,
-        score=Score(raw=15, min=0, max=20),
-    )
+    record = sample(Progress, course_id="C", score=Score(raw=15, min=0, max=20))
     report = build_report(profile, [record], pseudonyms=_pseudonyms(profile), groups={"L1": "g"})
     (row,) = report.rows("g", "Progress")
     assert row["score.scaled"] == 0.75
@@ -296,8 +283,8 @@ def test_to_records_flattens_records_and_rows() -> None:
 
 def test_to_dataframe_with_or_without_pandas() -> None:
     """With pandas a DataFrame; without it a ConfigurationError naming the extra."""
-    learner = Learner(
-        id="L1",
+    learner = sample(
+        Learner,
         username="u",
         email="u@example.org",
         given_name="A",

@@ -43,6 +43,7 @@ from learnprivacy.requests._model import Failure
 from learnprivacy.requests._outcomes import RecordOutcome, StepResult
 from learnprivacy.requests._vocabulary import IdentityStatus
 from learnprivacy.requests.sql import SQLBackend
+from tests import receive_request
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -63,14 +64,8 @@ def receive(
     book: RequestBook, kind: RequestType = RequestType.ACCESS, **kw: object
 ) -> SubjectRequest:
     """Receive a request of ``kind`` from Ana at T0."""
-    args: dict[str, object] = {
-        "learner_id": "L1",
-        "received_at": T0,
-        "channel": Channel.EMAIL,
-        "requester": Requester.subject("Ana Silva", "ana@example.org"),
-    }
-    args.update(kw)
-    return book.receive(kind, **args)  # type: ignore[arg-type]
+    ana = Requester.subject("Ana Silva", "ana@example.org")
+    return receive_request(book, kind, **{"received_at": T0, "requester": ana, **kw})
 
 
 def worked(book: RequestBook, request: Any, now: dt.datetime = T0) -> Any:
@@ -88,13 +83,7 @@ def completed(book: RequestBook, request_id: str) -> SubjectRequest:
 
 def test_receive_starts_received_with_deadline_and_history(book: RequestBook) -> None:
     """A received request is RECEIVED, due one month later, with one history entry."""
-    request = book.receive(
-        RequestType.ERASURE,
-        learner_id="L1",
-        received_at=T0,
-        channel=Channel.WEB_FORM,
-        requester=Requester.subject("Ana"),
-    )
+    request = receive_request(book, RequestType.ERASURE, received_at=T0, channel=Channel.WEB_FORM)
     assert request.state is RequestState.RECEIVED
     assert request.due_at == dt.datetime(2026, 4, 2, 23, 59, 59, 999_999, tzinfo=UTC)
     assert request.identity.status is IdentityStatus.UNVERIFIED
@@ -453,11 +442,10 @@ def test_late_completion_is_recorded_as_late(book: RequestBook) -> None:
 
 
 def _by(book: RequestBook, role: RequesterRole, request_id: str) -> Any:
-    return book.receive(
+    return receive_request(
+        book,
         RequestType.ACCESS,
-        learner_id="L1",
         received_at=T0,
-        channel=Channel.EMAIL,
         requester=Requester(role=role, name="Someone"),
         request_id=request_id,
     )
@@ -512,13 +500,7 @@ def test_a_book_accepts_only_the_identity_proofs_its_policy_names() -> None:
     RECEIVED); it must be a non-empty set of identity proofs, else ConfigurationError."""
     book = RequestBook(identity_proofs={ProofMethod.ID_DOCUMENT_SIGHTED})
     received = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
-    request = book.receive(
-        RequestType.ACCESS,
-        learner_id="L1",
-        received_at=received,
-        channel=Channel.EMAIL,
-        requester=Requester.subject("Ana"),
-    )
+    request = receive_request(book, RequestType.ACCESS, received_at=received)
     with pytest.raises(PolicyError):
         book.verify_identity(request, method=ProofMethod.EMAIL_CONFIRMATION, now=received)
     assert book.current(request).state is RequestState.RECEIVED

@@ -10,13 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from learnprivacy.errors import PolicyError, RequestStateError, ValidationError
-from learnprivacy.requests import Channel, RequestBook, Requester, RequestType, SubjectRequest
+from learnprivacy.requests import RequestBook, RequestType, SubjectRequest
 from learnprivacy.requests._deadlines import (
     Extension,
     HolidayCalendar,
     extended_deadline,
     first_deadline,
 )
+from tests import receive_request
 
 UTC = dt.UTC
 #: Where a clamped month end lands (see Period.add_to).
@@ -131,13 +132,7 @@ T0 = dt.datetime(2026, 1, 31, 9, tzinfo=UTC)
 
 def received(book: RequestBook) -> SubjectRequest:
     """An access request received at T0 (due 28 February)."""
-    return book.receive(
-        RequestType.ACCESS,
-        learner_id="L1",
-        received_at=T0,
-        channel=Channel.EMAIL,
-        requester=Requester.subject("Ana"),
-    )
+    return receive_request(book, RequestType.ACCESS, received_at=T0)
 
 
 def test_extension_before_the_deadline_moves_it() -> None:

@@ -22,7 +22,6 @@ import sqlalchemy as sa
 from learnprivacy.crypto import FieldCipher, Keyring
 from learnprivacy.records import Learner
 from learnprivacy.requests import (
-    Channel,
     DeathAction,
     Executor,
     PostMortemDirective,
@@ -36,6 +35,7 @@ from learnprivacy.requests import (
 )
 from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.store import Store
+from tests import receive_request
 from tests.store_fixtures import NOW, dead_tuples, psql, raw_bytes, relation_files, wal_files
 
 if TYPE_CHECKING:
@@ -77,11 +77,11 @@ def _book(store: Store, backend: SQLBackend | None = None) -> RequestBook:
 
 def _receive(book: RequestBook, kind: RequestType, person: Person) -> Any:
     """A request filed by the person, identity checked."""
-    request = book.receive(
+    request = receive_request(
+        book,
         kind,
         learner_id=person.id,
         received_at=NOW,
-        channel=Channel.EMAIL,
         requester=Requester.subject(person.name, person.email),
     )
     return book.verify_identity(request, method=ProofMethod.AUTHENTICATED_SESSION, now=NOW)
@@ -244,11 +244,11 @@ def test_a_book_written_in_clear_is_converted_when_opened_with_a_cipher(
     url = f"sqlite:///{tmp_path / 'book.db'}"
     person = Person()
     plain = RequestBook(SQLBackend(url, plaintext=True))
-    plain.receive(
+    receive_request(
+        plain,
         RequestType.ACCESS,
         learner_id=person.id,
         received_at=NOW,
-        channel=Channel.EMAIL,
         requester=Requester.subject(person.name, person.email),
         request_id="R-1",
     )

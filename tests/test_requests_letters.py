@@ -29,6 +29,7 @@ from learnprivacy.requests._outcomes import (
     RecordOutcome,
     StepResult,
 )
+from tests import receive_request
 
 UTC = dt.UTC
 T = dt.datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
@@ -39,14 +40,8 @@ def started(
     book: RequestBook, kind: RequestType = RequestType.ERASURE, **kw: object
 ) -> SubjectRequest:
     """A request in progress from Ana."""
-    args: dict[str, object] = {
-        "learner_id": "L1",
-        "received_at": T,
-        "channel": Channel.EMAIL,
-        "requester": Requester.subject("Ana Silva"),
-    }
-    args.update(kw)
-    request = book.receive(kind, **args)  # type: ignore[arg-type]
+    ana = Requester.subject("Ana Silva")
+    request = receive_request(book, kind, **{"received_at": T, "requester": ana, **kw})
     return book.verify_identity(request, method=ProofMethod.AUTHENTICATED_SESSION, now=T)
 
 
@@ -142,9 +137,9 @@ def test_english_html_letter_is_well_formed() -> None:
 def test_refusal_letter_gives_reason_and_complaint_route() -> None:
     """A refusal states the grounds, the article, the reason, and where to complain."""
     book = RequestBook()
-    request = book.receive(
+    request = receive_request(
+        book,
         RequestType.ACCESS,
-        learner_id="L1",
         received_at=T,
         channel=Channel.POST,
         requester=Requester.subject("Ana Silva"),
@@ -169,13 +164,7 @@ def test_extension_and_open_states() -> None:
     """Acknowledgements give the (extended) due date and the extension's reasons."""
     book = RequestBook()
     request = book.request_identity(
-        book.receive(
-            RequestType.PORTABILITY,
-            learner_id="L1",
-            received_at=T,
-            channel=Channel.EMAIL,
-            requester=Requester.subject("Ana"),
-        ),
+        receive_request(book, RequestType.PORTABILITY, received_at=T),
         now=T,
     )
     waiting = render_letter(request, ACME, now=T)

@@ -37,7 +37,6 @@ from learnprivacy.providers import (
 )
 from learnprivacy.providers.writer import ContentWriter
 from learnprivacy.requests import (
-    Channel,
     DeathAction,
     Notification,
     ObjectionParams,
@@ -46,13 +45,13 @@ from learnprivacy.requests import (
     Recipients,
     RefusalGrounds,
     RequestBook,
-    Requester,
     RequestExecutor,
     RequestState,
     RequestType,
     SubjectRequest,
 )
 from learnprivacy.requests._machine import is_allowed
+from tests import receive_request
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 12, 31, 9, 0, tzinfo=UTC)
@@ -184,12 +183,11 @@ class RequestMachine(RuleBasedStateMachine):
         """A new request arrives now; the learner has forum posts."""
         self.counter += 1
         self.forum.posts[learner] = ["hello"]
-        request = self.book.receive(
+        request = receive_request(
+            self.book,
             kind,
             learner_id=learner,
             received_at=self.now,
-            channel=Channel.EMAIL,
-            requester=Requester.subject("Ana"),
             params=params_for(kind),
             request_id=f"R{self.counter}",
         )

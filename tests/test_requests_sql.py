@@ -5,8 +5,6 @@ on a SQLite file and on a real PostgreSQL server.
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +30,7 @@ from learnprivacy.requests import (
 )
 from learnprivacy.requests._history import next_entry
 from learnprivacy.requests.sql import SQLBackend
+from tests import loaded_after, packages_in, receive_request
 
 if TYPE_CHECKING:
     from learnprivacy.testing.postgres import TemporaryPostgres
@@ -57,9 +56,9 @@ def fill(book: RequestBook) -> str:
     change = FieldChange(
         record_type="Learner", record_id="L1", field="email", value="ana.new@example.org"
     )
-    request = book.receive(
+    request = receive_request(
+        book,
         RequestType.RECTIFICATION,
-        learner_id="L1",
         received_at=T,
         channel=Channel.POST,
         requester=Requester.subject("Ana Silva", "ana@example.org"),
@@ -144,7 +143,8 @@ def test_stale_version_is_refused(url: str) -> None:
     keyring = Keyring.generate()
     one = RequestBook(SQLBackend(url, cipher=FieldCipher(keyring)))
     two = RequestBook(SQLBackend(url, cipher=FieldCipher(keyring), create=False))
-    request = one.receive(
+    request = receive_request(
+        one,
         RequestType.ACCESS,
         learner_id="L9",
         received_at=T,
@@ -197,11 +197,10 @@ def test_the_book_is_encrypted_by_default(tmp_path: Path) -> None:
 
     store = Store(f"sqlite:///{tmp_path / 's.db'}", keyring=Keyring.generate())
     book = RequestBook(SQLBackend(store))
-    book.receive(
+    receive_request(
+        book,
         RequestType.ACCESS,
-        learner_id="L1",
         received_at=T,
-        channel=Channel.EMAIL,
         requester=Requester.subject("Zoé Quintessence-Marchal"),
     )
     store._db.checkpoint()
@@ -214,16 +213,9 @@ def test_the_book_is_encrypted_by_default(tmp_path: Path) -> None:
 
 def test_importing_requests_does_not_import_sqlalchemy() -> None:
     """`import learnprivacy.requests` stays free of SQLAlchemy; the SQL module loads it."""
-    code = (
-        "import sys, learnprivacy.requests;"
-        "print(any(m.split('.')[0] == 'sqlalchemy' for m in sys.modules));"
-        "import learnprivacy.requests.sql;"
-        "print(any(m.split('.')[0] == 'sqlalchemy' for m in sys.modules))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.split()
-    assert out == ["False", "True"]
+    light, sql = loaded_after("import learnprivacy.requests", "import learnprivacy.requests.sql")
+    assert packages_in(light, ("sqlalchemy",)) == set()
+    assert "sqlalchemy" in sql
 
 
 def test_a_named_time_zone_survives_the_store(url: str) -> None:
@@ -235,11 +227,10 @@ def test_a_named_time_zone_survives_the_store(url: str) -> None:
     paris = ZoneInfo("Europe/Paris")
     keyring = Keyring.generate()
     book = RequestBook(SQLBackend(url, cipher=FieldCipher(keyring)), calendar="BE")
-    request = book.receive(
+    request = receive_request(
+        book,
         RequestType.ACCESS,
-        learner_id="L1",
         received_at=dt.datetime(2026, 3, 10, 10, tzinfo=paris),
-        channel=Channel.EMAIL,
         requester=Requester.subject("Ana Silva"),
         request_id="R-TZ",
     )

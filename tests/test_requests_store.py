@@ -64,7 +64,7 @@ from learnprivacy.requests._executor import ExecutorNotice
 from learnprivacy.requests._outcomes import NotificationStatus
 from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.store import Store
-from tests import names
+from tests import names, receive_request, sample
 
 UTC = dt.UTC
 T = dt.datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
@@ -115,7 +115,8 @@ class World:
 
     def request(self, kind: RequestType, params: Any = None, learner: str = "L1") -> SubjectRequest:
         """A request received at T from a logged-in learner."""
-        request = self.book.receive(
+        request = receive_request(
+            self.book,
             kind,
             learner_id=learner,
             received_at=T,
@@ -133,20 +134,15 @@ class World:
 def records(learner: str, email: str) -> list[Any]:
     """A learner with progress (contract and consent), an invoice, a consent, a login."""
     return [
-        Learner(
+        sample(
+            Learner,
             id=learner,
             username=f"user-{learner}",
             email=email,
-            given_name="Ana",
-            family_name="Silva",
             created_at=T - dt.timedelta(days=400),
         ),
-        Progress(
-            id=f"{learner}-P1",
-            learner_id=learner,
-            course_id="C1",
-            status=ProgressStatus.PASSED,
-            recorded_at=T - dt.timedelta(days=30),
+        sample(
+            Progress, id=f"{learner}-P1", learner_id=learner, recorded_at=T - dt.timedelta(days=30)
         ),
         Progress(
             id=f"{learner}-P2",
@@ -156,10 +152,10 @@ def records(learner: str, email: str) -> list[Any]:
             recorded_at=T - dt.timedelta(days=5),
             basis=LawfulBasis.CONSENT,
         ),
-        Invoice(
+        sample(
+            Invoice,
             id=f"{learner}-I1",
             learner_id=learner,
-            billing_name="Ana Silva",
             billing_address="1 rue de la Paix, Paris",
             amount=Decimal("490.00"),
             issued_at=T - dt.timedelta(days=20),
@@ -689,9 +685,9 @@ def test_withdrawal_follows_the_purposes_of_the_schedule_and_counts_from_receipt
         now=T,
     )
     executor = RequestExecutor(world.book, store=world.store, schedule=junia.SCHEDULE)
-    request = world.book.receive(
+    request = receive_request(
+        world.book,
         RequestType.WITHDRAW_CONSENT,
-        learner_id="L1",
         received_at=received,
         channel=Channel.WEB_FORM,
         requester=Requester.subject("Ana Silva", EMAIL),

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import doctest
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -16,6 +14,7 @@ import learnprivacy.testing.retention
 from learnprivacy.records import Learner
 from learnprivacy.retention import Action, Decision, Hold, RetentionRule, Schedule, Trigger
 from learnprivacy.testing.retention import RetentionMachine, assert_schedule_invariants
+from tests import modules_after, packages_in, sample
 
 UTC = dt.UTC
 
@@ -51,15 +50,8 @@ def test_docstring_examples_run(module: Any) -> None:
 
 def test_retention_import_is_light() -> None:
     """Importing the engine loads neither SQLAlchemy nor hypothesis."""
-    code = (
-        "import sys, learnprivacy.retention;"
-        "print(','.join(m for m in sys.modules "
-        "if m.split('.')[0] in ('sqlalchemy', 'sqlmodel', 'hypothesis')))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert out == ""
+    modules = modules_after("import learnprivacy.retention")
+    assert packages_in(modules, ("sqlalchemy", "sqlmodel", "hypothesis")) == set()
 
 
 class _IgnoresHolds(Schedule):
@@ -75,15 +67,7 @@ class _IgnoresHolds(Schedule):
 def test_the_invariant_checker_catches_a_schedule_that_ignores_holds() -> None:
     """assert_schedule_invariants fails for a schedule that would erase a held record."""
     rules = {Learner: RetentionRule("P18M", Trigger.LAST_ACTIVITY)}
-    ana = Learner(
-        id="L1",
-        username="ana",
-        email="ana@example.org",
-        given_name="Ana",
-        family_name="Silva",
-        created_at=dt.datetime(2020, 1, 1, tzinfo=UTC),
-        last_activity_at=dt.datetime(2021, 1, 1, tzinfo=UTC),
-    )
+    ana = sample(Learner, last_activity_at=dt.datetime(2021, 1, 1, tzinfo=UTC))
     now = dt.datetime(2026, 1, 1, tzinfo=UTC)
     hold = [Hold("litigation file 2026-04", subject="L1")]
     assert_schedule_invariants(Schedule(rules), [ana], now=now, holds=hold)

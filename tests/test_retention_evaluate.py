@@ -20,7 +20,6 @@ from learnprivacy.records import (
     Invoice,
     Learner,
     Progress,
-    ProgressStatus,
 )
 from learnprivacy.retention import (
     Action,
@@ -34,6 +33,7 @@ from learnprivacy.retention import (
 )
 from learnprivacy.testing._retention_strategies import holds, instants
 from learnprivacy.testing.retention import learners_with_records, retention_rules, schedules
+from tests import sample
 
 UTC = dt.UTC
 MICRO = dt.timedelta(microseconds=1)
@@ -43,30 +43,16 @@ def at(*args: int) -> dt.datetime:
     return dt.datetime(*args, tzinfo=UTC)  # type: ignore[misc]
 
 
-ANA = Learner(
-    id="L1",
-    username="ana.silva",
-    email="ana@example.org",
-    given_name="Ana",
-    family_name="Silva",
-    created_at=at(2022, 9, 1),
-    last_activity_at=at(2024, 1, 31, 10),
+ANA = sample(
+    Learner, username="ana.silva", created_at=at(2022, 9, 1), last_activity_at=at(2024, 1, 31, 10)
 )
-INVOICE = Invoice(
-    id="INV-1",
-    learner_id="L1",
-    billing_name="Ana Silva",
+INVOICE = sample(
+    Invoice,
     billing_address="1 rue de la Paix, Paris",
     amount=Decimal("450.00"),
     issued_at=at(2024, 3, 15),
 )
-PROGRESS = Progress(
-    id="P1",
-    learner_id="L1",
-    course_id="RGPD-101",
-    status=ProgressStatus.PASSED,
-    recorded_at=at(2023, 5, 2),
-)
+PROGRESS = sample(Progress, course_id="RGPD-101", recorded_at=at(2023, 5, 2))
 CONTRACT = Schedule(
     {
         Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),

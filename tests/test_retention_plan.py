@@ -23,6 +23,7 @@ from learnprivacy.testing.retention import (
     learners_with_records,
     schedules,
 )
+from tests import sample
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 6, 15, tzinfo=UTC)
@@ -33,12 +34,11 @@ def at(*args: int) -> dt.datetime:
 
 
 def learner(number: int, last: dt.datetime | None) -> Learner:
-    return Learner(
+    return sample(
+        Learner,
         id=f"L{number}",
         username=f"user{number}",
         email=f"user{number}@example.org",
-        given_name="Ana",
-        family_name="Silva",
         created_at=at(2020, 1, 1),
         last_activity_at=last,
     )
@@ -113,10 +113,8 @@ def test_holds_turn_erasure_into_keep_in_a_sweep() -> None:
 
 def test_erasure_requested_sweep() -> None:
     """With erasure_requested, learners go now and invoices inside their minimum are restricted."""
-    invoice = Invoice(
-        id="INV-1",
-        learner_id="L1",
-        billing_name="Ana Silva",
+    invoice = sample(
+        Invoice,
         billing_address="1 rue de la Paix, Paris",
         amount=Decimal("450.00"),
         issued_at=at(2025, 1, 1),

@@ -18,7 +18,6 @@ from learnprivacy.records import (
     Invoice,
     Learner,
     Progress,
-    ProgressStatus,
 )
 from learnprivacy.retention import (
     Action,
@@ -31,6 +30,7 @@ from learnprivacy.retention import (
     Schedule,
     Trigger,
 )
+from tests import sample
 
 UTC = dt.UTC
 
@@ -40,38 +40,24 @@ def at(*args: int) -> dt.datetime:
 
 
 def learner(**changes: object) -> Learner:
-    values: dict[str, object] = {
-        "id": "L1",
-        "username": "ana",
-        "email": "ana@example.org",
-        "given_name": "Ana",
-        "family_name": "Silva",
+    dates = {
         "created_at": at(2022, 9, 1),
         "last_activity_at": at(2024, 1, 31),
         "contract_end_at": at(2025, 6, 30),
     }
-    values.update(changes)
-    return Learner(**values)  # type: ignore[arg-type]
+    return sample(Learner, **{**dates, **changes})
 
 
 def progress(learner_id: str = "L1") -> Progress:
-    return Progress(
-        id="P1",
-        learner_id=learner_id,
-        course_id="RGPD-101",
-        status=ProgressStatus.PASSED,
-        recorded_at=at(2023, 5, 2),
-    )
+    return sample(Progress, learner_id=learner_id, course_id="RGPD-101", recorded_at=at(2023, 5, 2))
 
 
 ISSUED = dt.datetime(2024, 3, 15, tzinfo=UTC)
 
 
 def invoice(issued_at: dt.datetime = ISSUED) -> Invoice:
-    return Invoice(
-        id="INV-1",
-        learner_id="L1",
-        billing_name="Ana Silva",
+    return sample(
+        Invoice,
         billing_address="1 rue de la Paix, Paris",
         amount=Decimal("450.00"),
         issued_at=issued_at,

@@ -7,8 +7,6 @@ commit and the move loses no entry and writes none twice.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,9 +19,9 @@ import learnprivacy.sqlalchemy as lps
 from learnprivacy.crypto import Keyring
 from tests import NOW
 from tests.inplace_models import declarative_models
+from tests.inplace_worker import run_killed
 from tests.test_sqlalchemy_erasure import populate
 
-ROOT = Path(__file__).resolve().parent.parent
 MASTER = bytes(range(32))
 
 
@@ -103,23 +101,7 @@ def test_a_process_killed_before_or_during_the_move_loses_and_repeats_nothing(
 ) -> None:
     """SIGKILL after the commit, before the entries reach the audit database or before
     the outbox row is removed: the next call completes the log, each entry once."""
-    app.engine.dispose()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.inplace_worker",
-            mode,
-            f"sqlite:///{app.path / 'app.db'}",
-            app.keys,
-            app.keys,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    run_killed(mode, app, app.keys)
     assert _outbox(app) == 1
     expected = ["erasure_request", "erase", "erase", "shred"]
     assert _audit_rows(app) == (expected if mode == "audit-after-append" else [])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import sys
 import zipfile
 from collections.abc import Iterator
 from decimal import Decimal
@@ -32,6 +31,7 @@ from learnprivacy.providers import (
 from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
 from tests import NOW, names
 from tests.inplace_models import declarative_models
+from tests.inplace_worker import run_killed
 
 UTC = dt.UTC
 LONG_AGO = dt.datetime(2023, 1, 10, 9, 0, tzinfo=UTC)
@@ -425,32 +425,10 @@ def test_flask_app_context_works_inside_the_provider(app: SimpleNamespace) -> No
     assert app.privacy.keyring.is_shredded("u1", "contract")
 
 
-def _killed(mode: str, app: SimpleNamespace) -> None:
-    import subprocess
-
-    root = Path(__file__).resolve().parent.parent
-    app.engine.dispose()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.inplace_worker",
-            mode,
-            f"sqlite:///{app.path / 'app.db'}",
-            app.keys,
-        ],
-        cwd=root,
-        capture_output=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == -9, done.stderr.decode()[-2000:]
-
-
 def test_a_process_killed_after_commit_is_reconciled(app: SimpleNamespace) -> None:
     """SIGKILL between the erasure's commit and the shred: the next call shreds."""
     populate(app.engine, app.m)
-    _killed("erase", app)
+    run_killed("erase", app)
     assert not app.privacy.keyring.is_shredded("u1", "contract")
     with Session(app.engine) as s:
         assert s.get(app.m.User, "u1") is None
@@ -470,7 +448,7 @@ def test_a_sweep_process_killed_half_way_ends_like_a_clean_one(
     app.engine.dispose()
     clean_db = tmp_path / "clean.db"
     shutil.copyfile(app.path / "app.db", clean_db)
-    _killed("sweep", app)
+    run_killed("sweep", app)
     with Session(app.engine) as s:
         app.privacy.sweep(s, schedule(app.m), now=NOW, batch_size=1)
     other = declarative_models()

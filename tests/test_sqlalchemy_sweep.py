@@ -21,6 +21,7 @@ from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.crypto import Keyring
 from learnprivacy.retention import Action, Hold, Period, RetentionRule, Schedule, Trigger
 from tests import NOW
+from tests.inplace_models import accounts
 
 UTC = dt.UTC
 LONG_AGO = dt.datetime(2023, 1, 10, tzinfo=UTC)
@@ -28,17 +29,7 @@ RECENT = NOW - dt.timedelta(days=20)
 
 
 def _models() -> SimpleNamespace:
-    class Base(DeclarativeBase):
-        pass
-
-    class User(Base):
-        __tablename__ = "users"
-        __privacy__ = lps.Privacy(
-            subject="id", purpose="accounts", basis=LawfulBasis.CONTRACT, activity="last_login_at"
-        )
-        id: Mapped[str] = mapped_column(primary_key=True)
-        name: Mapped[str] = lps.personal(DataCategory.IDENTITY, "Name")
-        last_login_at: Mapped[dt.datetime | None] = lps.not_personal("Last login", nullable=True)
+    Base, User = accounts()
 
     class Progress(Base):
         __tablename__ = "progress"
@@ -148,17 +139,7 @@ def test_a_hold_still_wins_over_old_activity(app: SimpleNamespace) -> None:
 
 
 def _consent_models() -> SimpleNamespace:
-    class Base(DeclarativeBase):
-        pass
-
-    class User(Base):
-        __tablename__ = "users"
-        __privacy__ = lps.Privacy(
-            subject="id", purpose="accounts", basis=LawfulBasis.CONTRACT, activity="last_login_at"
-        )
-        id: Mapped[str] = mapped_column(primary_key=True)
-        name: Mapped[str] = lps.personal(DataCategory.IDENTITY, "Name")
-        last_login_at: Mapped[dt.datetime | None] = lps.not_personal("Last login", nullable=True)
+    Base, User = accounts()
 
     class Agreement(Base):
         """The consents, under the application's own column names."""

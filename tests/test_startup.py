@@ -7,8 +7,6 @@ these tests check the cause instead: the modules loaded, in a fresh interpreter.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import Any
 
 import click
@@ -16,20 +14,7 @@ import pytest
 
 from learnprivacy.cli import COMMANDS, main
 from learnprivacy.cli._app import LearnPrivacyGroup, short_help
-
-_LOADED = "import json, sys; print(json.dumps(sorted(sys.modules)), file=sys.stderr)"
-
-
-def _modules_after(code: str) -> set[str]:
-    """The modules a fresh interpreter has loaded after running ``code``."""
-    done = subprocess.run(
-        [sys.executable, "-c", f"{code}\n{_LOADED}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+from tests import fresh_stderr, modules_after, packages_in
 
 
 def _help_modules(*argv: str) -> tuple[set[str], str]:
@@ -45,28 +30,17 @@ def _help_modules(*argv: str) -> tuple[set[str], str]:
         "        pass\n"
         "print(out.getvalue().replace('\\n', ' '), file=sys.stderr)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", f"{code}\n{_LOADED}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    lines = done.stderr.strip().splitlines()
+    lines = fresh_stderr(code)
     return set(json.loads(lines[-1])), lines[-2]
 
 
 HEAVY = ("sqlalchemy", "sqlmodel", "pydantic", "alembic", "cryptography", "httpx", "jinja2")
 
 
-def _heavy(modules: set[str], names: tuple[str, ...]) -> set[str]:
-    return {m for m in modules if m.split(".")[0] in names}
-
-
 def test_help_loads_no_command_module_and_no_heavy_dependency() -> None:
     """``learnprivacy --help`` lists every command without importing any of them."""
     modules, text = _help_modules("--help")
-    assert _heavy(modules, HEAVY) == set()
+    assert packages_in(modules, HEAVY) == set()
     assert not {m for m in modules if m.startswith("learnprivacy.cli._") and "store" in m}
     assert "learnprivacy.cli._requests" not in modules
     assert "learnprivacy.store" not in modules
@@ -125,9 +99,9 @@ def test_a_wrong_summary_is_what_help_would_show() -> None:
 def test_import_store_loads_no_orm_validation_or_migration_library() -> None:
     """``import learnprivacy.store`` loads SQLAlchemy Core only: no ORM, SQLModel,
     pydantic or Alembic (Alembic loads when a migration runs)."""
-    modules = _modules_after("import learnprivacy.store")
+    modules = modules_after("import learnprivacy.store")
     assert "sqlalchemy" in modules
-    assert _heavy(modules, ("sqlmodel", "pydantic", "pydantic_core", "alembic")) == set()
+    assert packages_in(modules, ("sqlmodel", "pydantic", "pydantic_core", "alembic")) == set()
     assert not {m for m in modules if m.startswith("sqlalchemy.orm")}
 
 
@@ -135,7 +109,7 @@ def test_import_store_defers_dialects_and_the_retention_engine() -> None:
     """``import learnprivacy.store`` loads no SQL dialect (the engine that connects loads
     its own), nor the retention engine, sweep or erasure code (loaded with the first
     sweep or erasure): together a third of its start-up."""
-    modules = _modules_after("import learnprivacy.store")
+    modules = modules_after("import learnprivacy.store")
     assert not {m for m in modules if m.startswith("sqlalchemy.dialects.")}
     deferred = {
         "learnprivacy.retention",
@@ -182,6 +156,6 @@ def test_opening_a_store_stays_without_the_orm(tmp_path: Any) -> None:
         "assert store.audit.verify()\n"
         "store.close()\n"
     )
-    modules = _modules_after(code)
-    assert _heavy(modules, ("sqlmodel", "pydantic", "pydantic_core")) == set()
+    modules = modules_after(code)
+    assert packages_in(modules, ("sqlmodel", "pydantic", "pydantic_core")) == set()
     assert not {m for m in modules if m.startswith("sqlalchemy.orm")}

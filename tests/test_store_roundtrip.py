@@ -22,6 +22,7 @@ from learnprivacy.records import (
 )
 from learnprivacy.store import Store
 from learnprivacy.testing.strategies import records_of_learner
+from tests import loaded_after, sample
 from tests.store_fixtures import by_key, day, keys_for, learner, records_for
 
 
@@ -53,10 +54,9 @@ def test_values_come_back_typed_and_in_utc(store: Store) -> None:
 def test_score_number_types_are_kept(store: Store) -> None:
     """A float or Decimal score part comes back as the same type and value."""
     store.add(learner("L1"))
-    progress = Progress(
+    progress = sample(
+        Progress,
         id="P9",
-        learner_id="L1",
-        course_id="C1",
         status=ProgressStatus.COMPLETED,
         recorded_at=day(2024, 2, 1),
         score=Score(raw=0.1, min=Decimal("0.05"), max=1),
@@ -237,16 +237,14 @@ def test_anonymised_accessor_is_empty_without_anonymisation(store: Store) -> Non
 
 def test_core_import_stays_light() -> None:
     """``import learnprivacy`` (records, crypto, retention) does not import SQLAlchemy."""
-    import subprocess
-    import sys
 
-    code = (
-        "import sys, learnprivacy, learnprivacy.records, learnprivacy.crypto, "
-        "learnprivacy.retention; assert 'sqlalchemy' not in sys.modules; "
-        "assert 'sqlmodel' not in sys.modules; import learnprivacy.store; "
-        "assert 'sqlalchemy' in sys.modules"
+    light, store = loaded_after(
+        "import learnprivacy, learnprivacy.records, learnprivacy.crypto, learnprivacy.retention",
+        "import learnprivacy.store",
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    assert "sqlalchemy" not in light
+    assert "sqlmodel" not in light
+    assert "sqlalchemy" in store
 
 
 def test_public_surface_is_documented() -> None:

@@ -15,9 +15,10 @@ from learnprivacy.crypto import Keyring
 from learnprivacy.errors import NotFoundError, RestrictedRecordError
 from learnprivacy.export import export_subject
 from learnprivacy.records import Learner, Progress, Record
-from learnprivacy.requests import Channel, RequestBook, Requester, RequestType
+from learnprivacy.requests import RequestBook, RequestType
 from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
+from tests import receive_request
 from tests.store_fixtures import NOW, learner, records_for
 
 #: A clock far from NOW and from the system clock, so whichever was read shows.
@@ -45,13 +46,7 @@ def test_request_book_get_follows_the_same_rule() -> None:
     """RequestBook.get is None when absent, as Store.get; acting on an unknown id raises."""
     book = RequestBook()
     assert book.get("unknown") is None
-    request = book.receive(
-        RequestType.ACCESS,
-        learner_id="L1",
-        received_at=NOW,
-        channel=Channel.EMAIL,
-        requester=Requester.subject("Ana"),
-    )
+    request = receive_request(book, RequestType.ACCESS, received_at=NOW)
     assert book.get(request.id) == request
     with pytest.raises(NotFoundError):
         book.current("unknown")

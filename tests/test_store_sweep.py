@@ -24,6 +24,7 @@ from learnprivacy.records import (
 )
 from learnprivacy.retention import Action, Hold, Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
+from tests import sample
 from tests.store_fixtures import (
     NOW,
     anonymised_facts,
@@ -443,15 +444,7 @@ def test_a_lapsed_consent_ends_the_processing_it_held(store: Store) -> None:
                 expires_at=Period.parse("P6M").add_to(consented),
             )
         )
-        store.add(
-            Progress(
-                id=f"{owner}-P",
-                learner_id=owner,
-                course_id="C1",
-                status=ProgressStatus.PASSED,
-                recorded_at=day(2026, 1, 5),
-            )
-        )
+        store.add(sample(Progress, id=f"{owner}-P", learner_id=owner, recorded_at=day(2026, 1, 5)))
     schedule = Schedule(
         {
             Progress: RetentionRule(
@@ -470,15 +463,7 @@ def test_a_lapsed_consent_ends_the_processing_it_held(store: Store) -> None:
     assert store.get(Consent, "L1-AN") is not None  # the proof of the past consent stays
     assert store.sweep(schedule, now=NOW).erased == 0
     contract = Schedule({Progress: RetentionRule("P5Y", Trigger.CREATED, purpose="training")})
-    store.add(
-        Progress(
-            id="L1-Q",
-            learner_id="L1",
-            course_id="C2",
-            status=ProgressStatus.PASSED,
-            recorded_at=day(2026, 1, 5),
-        )
-    )
+    store.add(sample(Progress, id="L1-Q", course_id="C2", recorded_at=day(2026, 1, 5)))
     assert store.sweep(contract, now=NOW).erased == 0
 
 

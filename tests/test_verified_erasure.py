@@ -4,18 +4,16 @@ and a deletion is COMPLETED only when nothing remains beyond what the law keeps.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from examples.toy_lms import ForumProvider, ToyLMS
 
-from learnprivacy.crypto import Keyring
 from learnprivacy.providers import ApprovedContextList, PrivacyManager
 from learnprivacy.providers._results import RequestStatus
 from learnprivacy.providers._store import StoreProvider
 from learnprivacy.records import Invoice, Learner
 from learnprivacy.store import Store
-from tests.store_fixtures import NOW, learner, records_for
+from tests.store_fixtures import learner, records_for
 
 
 class DeletesNothing(ForumProvider):
@@ -33,13 +31,10 @@ class StoreThatForgets(StoreProvider):
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Any:
-    with Store(
-        f"sqlite:///{tmp_path / 'lms.db'}", keyring=Keyring.generate(), clock=lambda: NOW
-    ) as opened:
-        opened.add_all([learner("L1"), *records_for("L1")])
-        opened.add_all([learner("L2"), *records_for("L2")])
-        yield opened
+def store(sqlite_store: Store) -> Store:
+    sqlite_store.add_all([learner("L1"), *records_for("L1")])
+    sqlite_store.add_all([learner("L2"), *records_for("L2")])
+    return sqlite_store
 
 
 def test_a_delete_that_does_nothing_fails_naming_what_remains(tmp_path: Path) -> None:

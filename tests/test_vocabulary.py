@@ -14,9 +14,9 @@ import pytest
 import learnprivacy
 from learnprivacy import Action, Article, ContextLevel, Controller
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import Learner, Progress, ProgressStatus
+from learnprivacy.records import Learner, Progress
 from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
-from tests import NOW
+from tests import NOW, sample
 
 SRC = Path(learnprivacy.__file__).parent
 
@@ -142,6 +142,27 @@ def test_one_timezone_check() -> None:
     assert functions == [Path("_validators.py")]
 
 
+def _files_saying(text: str) -> list[str]:
+    """The modules with a string (or a piece of an f-string) containing ``text``."""
+    return sorted(
+        {
+            str(path.relative_to(SRC))
+            for path, tree in _sources()
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and text in node.value
+        }
+    )
+
+
+def test_one_hash_chain() -> None:
+    """Every audit log and request history walks its links with the one chain code, and
+    every audit log checks its sealed head with one head check: each refusal is worded
+    in one place (a second walk or check, as Django's audit log once had, words it again)."""
+    assert _files_saying("missing or out of order") == ["_chain.py"]
+    assert _files_saying("head seal is invalid") == ["store/_audit.py"]
+    assert _files_saying("content altered") == ["_chain.py"]
+
+
 def test_action_is_what_retention_store_and_requests_report() -> None:
     """Decisions, erasure outcomes and request outcomes all carry the one Action enum."""
     from learnprivacy.requests._outcomes import RecordOutcome
@@ -171,25 +192,11 @@ def test_a_retention_rule_only_takes_retention_actions() -> None:
 
 
 def _ana() -> Learner:
-    return Learner(
-        id="L1",
-        username="ana",
-        email="ana@example.org",
-        given_name="Ana",
-        family_name="Silva",
-        created_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
-        last_activity_at=dt.datetime(2024, 1, 31, tzinfo=dt.UTC),
-    )
+    return sample(Learner, last_activity_at=dt.datetime(2024, 1, 31, tzinfo=dt.UTC))
 
 
 def _progress() -> Progress:
-    return Progress(
-        id="P1",
-        learner_id="L1",
-        course_id="C1",
-        status=ProgressStatus.PASSED,
-        recorded_at=dt.datetime(2024, 1, 31, tzinfo=dt.UTC),
-    )
+    return sample(Progress, recorded_at=dt.datetime(2024, 1, 31, tzinfo=dt.UTC))
 
 
 SCHEDULE = Schedule({Progress: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})

@@ -32,6 +32,7 @@ from learnprivacy.export._xapi import (
 from learnprivacy.export.xapi import XapiProfile, statements_for
 from learnprivacy.records import Certificate, Learner, Progress, ProgressStatus, Score
 from learnprivacy.testing.strategies import certificates, progress
+from tests import sample
 
 statements_module = pytest.importorskip("ralph.models.xapi.base.statements")
 BaseXapiStatement = statements_module.BaseXapiStatement
@@ -363,14 +364,7 @@ def test_profile_options_are_checked() -> None:
 
 def test_actor_is_a_pseudonym_never_the_learner_id() -> None:
     """statements_for names the actor by pseudonym, one per learner, stable across calls."""
-    learner = Learner(
-        id=SECRET_ID,
-        username="ana",
-        email="ana@example.org",
-        given_name="Ana",
-        family_name="Martin",
-        created_at=T0,
-    )
+    learner = sample(Learner, id=SECRET_ID, family_name="Martin", created_at=T0)
     records = [learner, _progress(ProgressStatus.PASSED), _progress(ProgressStatus.FAILED)]
     statements = list(statements_for(records, pseudonyms=_Pseudonyms(), profile=PROFILE))
     assert len(statements) == 2  # the learner record itself has no statement

@@ -46,6 +46,7 @@ from learnprivacy.requests import (
 )
 from learnprivacy.store import Store
 from learnprivacy.testing.lrs import TemporaryRalphLRS
+from tests import receive_request, sample
 from tests.test_xapi_delivery import Server, forward
 from tests.test_xapi_delivery import servers as servers  # the fixture
 
@@ -74,7 +75,8 @@ class World:
         )
 
     def request(self, kind: RequestType, params: Any = None) -> SubjectRequest:
-        request = self.book.receive(
+        request = receive_request(
+            self.book,
             kind,
             learner_id=self.ana,
             received_at=T,
@@ -96,12 +98,11 @@ class World:
 
 def _records(learner: str) -> list[Any]:
     return [
-        Learner(
+        sample(
+            Learner,
             id=learner,
             username=f"u-{learner}",
             email=f"{learner}@example.org",
-            given_name="Ana",
-            family_name="Silva",
             created_at=T - dt.timedelta(days=300),
         ),
         *(

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DOCUMENT_LANGUAGES",
+    "N_",
     "TRANSLATED",
     "Renderer",
     "check_timezone",
@@ -41,6 +42,11 @@ DOCUMENT_LANGUAGES = ("fr", "en", "nl", "de")
 #: Languages whose catalogue is complete (the others fall back to English).
 TRANSLATED = ("fr", "en")
 _LOCALES = {"fr": "fr_FR", "en": "en_GB", "nl": "nl_BE", "de": "de_DE"}
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for the catalogue; it is translated where it is shown."""
+    return message
 
 
 def check_timezone(name: str) -> str:

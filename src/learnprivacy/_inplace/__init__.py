@@ -19,7 +19,14 @@ imports no ORM. What lives here, each in its module:
 
 from learnprivacy._inplace._binding import RowCipher, binding_context, index_field, is_token
 from learnprivacy._inplace._declare import INFO_KEY, ColumnPrivacy, Privacy, default_scope
-from learnprivacy._inplace._spec import INDEX_SUFFIX, ColumnSpec, ModelSpec, RecordView, build_spec
+from learnprivacy._inplace._spec import (
+    INDEX_SUFFIX,
+    ColumnSpec,
+    ModelSpec,
+    RecordView,
+    build_spec,
+    row_key,
+)
 
 __all__ = [
     "INDEX_SUFFIX",
@@ -35,4 +42,5 @@ __all__ = [
     "default_scope",
     "index_field",
     "is_token",
+    "row_key",
 ]

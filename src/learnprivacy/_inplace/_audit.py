@@ -4,7 +4,9 @@ The entries have the same form and hash chain as the store's (``learnprivacy.sto
 ``AuditLog``): an integration appends them in the application's own transaction, so
 the change and its entry commit together or not at all. This module only builds the
 events; it never holds a personal value: rows of the learners' own table (whose key is
-the learner id) are named by the learner's pseudonymous reference, other rows by key.
+the learner id) are named by the learner's pseudonymous reference, other rows by key
+(a key of several columns as the list of its parts, the learner id among them replaced
+by the learner's reference).
 """
 
 from __future__ import annotations
@@ -33,7 +35,21 @@ def rows_detail(
     learner id. Enough to find them again in a restored backup."""
     if spec.is_subject_table:
         return {"subject_refs": sorted({ref(s) for s in subjects})}
-    return {"ids": [k if isinstance(k, int) else str(k) for k in keys]}
+    if spec.composite:
+        # A key part that is the learner id is named by the learner's reference.
+        return {"ids": [_key_parts(ref, spec, key) for key in keys]}
+    return {"ids": [_id(k) for k in keys]}
+
+
+def _id(part: Any) -> Any:
+    return part if isinstance(part, int) and not isinstance(part, bool) else str(part)
+
+
+def _key_parts(ref: Ref, spec: ModelSpec, key: Any) -> list[Any]:
+    return [
+        ref(str(part)) if name == spec.subject else _id(part)
+        for name, part in zip(spec.key_attributes, key, strict=True)
+    ]
 
 
 def rows_event(

@@ -5,7 +5,10 @@ Every personal value of an application's table is stored as a
 binding context ``"<table>/<primary key>/<column>"``: a token copied to another row, to
 another column or to another learner's row fails to decrypt. Table and column names
 never contain ``/`` (checked when binding), so the first and last slashes split the
-context whatever the key holds.
+context whatever the key holds. A key of several columns is bound as a whole, written
+by :func:`~learnprivacy._inplace._spec.row_key` (each part length-prefixed): a token
+of the row ``("u1", "c1")`` does not open in ``("u1", "c2")``, and no choice of parts
+makes two keys write the same text.
 
 :class:`RowCipher` is the one object the integrations call to encrypt a row, decrypt a
 column and compute blind indexes; its errors name the table and the column only.
@@ -16,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from learnprivacy._inplace._spec import ColumnSpec, ModelSpec
+from learnprivacy._inplace._spec import ColumnSpec, ModelSpec, row_key
 from learnprivacy.crypto import BlindIndex, FieldCipher
 from learnprivacy.crypto._token import PREFIX
 from learnprivacy.errors import (
@@ -34,8 +37,12 @@ ERASED = PREFIX + "erased"
 
 
 def binding_context(table: str, key: object, column: str) -> str:
-    """The context a token of ``table``'s row ``key``, column ``column`` is bound to."""
-    return f"{table}/{key}/{column}"
+    """The context a token of ``table``'s row ``key``, column ``column`` is bound to.
+
+    ``key`` is the row's key value, or the tuple of its values for a key of several
+    columns (see :func:`~learnprivacy._inplace._spec.row_key`).
+    """
+    return f"{table}/{row_key(key)}/{column}"
 
 
 def index_field(table: str, column: str) -> str:

@@ -20,7 +20,7 @@ from learnprivacy._inplace._spec import ModelSpec, RecordView
 from learnprivacy._vocabulary import Action, Article
 from learnprivacy.errors import ValidationError
 from learnprivacy.retention import Decision, Hold, Schedule
-from learnprivacy.retention._decide import decide
+from learnprivacy.retention._decide import decide, unscheduled_erasure
 
 __all__ = [
     "ErasurePlan",
@@ -111,31 +111,14 @@ def decide_on_request(
     """
     hold = hold_for(spec, view, holds)
     if schedule is None:
-        if hold is not None:
-            return Decision(
-                action=Action.RESTRICT,
-                due_at=None,
-                rule=None,
-                reason=f"a legal hold covers the record ({Article.ART_17_3_E})",
-                article=Article.ART_17_3_E,
-                hold=hold,
-            )
-        basis = spec.privacy.basis
-        if not basis.erasable_on_request:
-            return Decision(
-                action=Action.RESTRICT,
-                due_at=None,
-                rule=None,
-                reason=f"processed under {basis.article}: kept for the legal obligation, "
-                f"restricted ({Article.ART_17_3_B})",
-                article=Article.ART_17_3_B,
-            )
+        action, article, reason = unscheduled_erasure(spec.privacy.basis, hold)
         return Decision(
-            action=Action.ERASE,
-            due_at=now,
+            action=action,
+            due_at=now if action is Action.ERASE else None,
             rule=None,
-            reason=f"erasure requested and no legal minimum or hold applies ({Article.ART_17_1})",
-            article=Article.ART_17_1,
+            reason=f"{reason} ({article})",
+            article=article,
+            hold=hold,
         )
     return decide(
         view,

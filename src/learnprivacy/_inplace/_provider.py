@@ -101,7 +101,11 @@ def describe(spec: ModelSpec, component: str, schedule: Schedule | None) -> Data
         basis=spec.privacy.basis,
         retention=_retention_text(spec, schedule),
         fields={
-            spec.primary_key: "Record identifier",
+            **{
+                name: "Record identifier"
+                for name in spec.key_attributes
+                if name != spec.subject or spec.is_subject_table
+            },
             **({} if spec.is_subject_table else {spec.subject: "Learner identifier"}),
             **{c.attribute: c.privacy.description for c in spec.columns if c.privacy.exported},
         },

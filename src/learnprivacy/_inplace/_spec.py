@@ -26,7 +26,7 @@ from learnprivacy._validators import is_aware
 from learnprivacy.errors import ConfigurationError
 from learnprivacy.records._fields import FieldInfo
 
-__all__ = ["INDEX_SUFFIX", "ColumnSpec", "ModelSpec", "RecordView", "build_spec"]
+__all__ = ["INDEX_SUFFIX", "ColumnSpec", "ModelSpec", "RecordView", "build_spec", "row_key"]
 
 #: The suffix of a blind-index column's name: ``email`` is indexed in ``email_bidx``.
 INDEX_SUFFIX = "_bidx"
@@ -86,6 +86,12 @@ class ModelSpec:
     the audit log); ``table`` the table name (the file stem of exports and the first part
     of every token's binding context); ``primary_key`` and ``subject`` the attributes of
     the row's key and of its learner id.
+
+    A key of several columns (an enrolment keyed ``(user_id, course_id)``) is listed in
+    ``key_attributes``/``key_columns``; ``primary_key``/``primary_key_column`` then name
+    its first column only. Code that handles rows by key goes through :meth:`key_of` (a
+    row's key: the value itself for one column, a tuple for several) and
+    :func:`row_key` (its text, the same in binding contexts and row states).
     """
 
     model: type[Any]
@@ -98,11 +104,36 @@ class ModelSpec:
     privacy: Privacy
     columns: tuple[ColumnSpec, ...]
     view_class: type[RecordView]
+    key_attributes: tuple[str, ...] = attrs.field(
+        default=attrs.Factory(lambda self: (self.primary_key,), takes_self=True)
+    )
+    key_columns: tuple[str, ...] = attrs.field(
+        default=attrs.Factory(lambda self: (self.primary_key_column,), takes_self=True)
+    )
+
+    @property
+    def composite(self) -> bool:
+        """Whether the table's primary key has several columns."""
+        return len(self.key_attributes) > 1
 
     @property
     def is_subject_table(self) -> bool:
         """Whether each row is a learner's own account (its key is the learner id)."""
-        return self.subject == self.primary_key
+        return not self.composite and self.subject == self.primary_key
+
+    def key_of(self, row: Mapping[str, Any]) -> Any:
+        """The key of a row given as ``{attribute: value}``: its one value, or the tuple of
+        its values for a key of several columns; ``None`` while any part is unknown."""
+        if not self.composite:
+            return row.get(self.primary_key)
+        parts = tuple(row.get(name) for name in self.key_attributes)
+        return None if any(part is None for part in parts) else parts
+
+    def key_values(self, key: Any) -> dict[str, Any]:
+        """``{attribute: value}`` of the key ``key`` (as :meth:`key_of` returns it)."""
+        if not self.composite:
+            return {self.primary_key: key}
+        return dict(zip(self.key_attributes, key, strict=True))
 
     @property
     def scope(self) -> str:
@@ -148,7 +179,7 @@ class ModelSpec:
         values: dict[str, Any] = {
             c.attribute: _aware(row.get(c.attribute)) for c in self.clear if c.attribute in row
         }
-        values["id"] = str(row[self.primary_key])
+        values["id"] = row_key(self.key_of(row))
         if not self.is_subject_table:
             subject = row.get(self.subject)
             values["learner_id"] = None if subject is None else str(subject)
@@ -162,6 +193,21 @@ class ModelSpec:
             if attribute is not None:
                 values[standard] = _aware(row.get(attribute))
         return self.view_class(values)
+
+
+def row_key(key: object) -> str:
+    """The text of a row's key: ``str(key)`` for one column (as tokens have always been
+    bound), an unambiguous encoding of the parts for several.
+
+    Each part is written ``<length>:<text>`` and the parts are joined by ``,``: the
+    lengths decide where a part ends, so a part holding ``,``, ``:`` or ``/`` cannot be
+    read as two parts or merged with its neighbour (``("a,1:b", "c")`` and
+    ``("a", "b,1:c")`` have different texts). The same text is computed in SQL by the
+    integrations (length, cast and concatenation), for conditions on row states.
+    """
+    if type(key) is not tuple:
+        return str(key)
+    return ",".join(f"{len(text)}:{text}" for text in map(str, key))
 
 
 def _aware(value: Any) -> Any:
@@ -187,31 +233,32 @@ def build_spec(
 ) -> ModelSpec:
     """Check the declarations of ``model`` and return its :class:`ModelSpec`.
 
-    ``primary_key`` lists ``(attribute, column)`` of the key (exactly one is supported);
+    ``primary_key`` lists ``(attribute, column)`` of the key's columns (one or several);
     ``columns`` lists ``(attribute, column, declaration or None)`` of every other mapped
     column, blind-index columns excluded. Raises
     :class:`~learnprivacy.errors.ConfigurationError` naming the table and the column for
     an undeclared column, a missing or personal subject, a missing or personal date
-    column, a personal or composite primary key.
+    column, a personal primary key.
     """
     if not isinstance(privacy, Privacy):
         raise ConfigurationError(f"{table}: __privacy__ must be a Privacy(...) declaration")
     _check_name("table", table, table)
-    if len(primary_key) != 1:
-        raise ConfigurationError(f"{table}: a declared table needs a single-column primary key")
+    if not primary_key:
+        raise ConfigurationError(f"{table}: a declared table needs a primary key")
     key_attribute, key_column = primary_key[0]
+    key_attributes = tuple(attribute for attribute, _ in primary_key)
     specs: list[ColumnSpec] = []
-    by_attribute: dict[str, ColumnPrivacy | None] = {key_attribute: None}
+    by_attribute: dict[str, ColumnPrivacy | None] = dict.fromkeys(key_attributes)
     for attribute, column, declared in columns:
         _check_name("column", table, column)
         by_attribute[attribute] = declared
         if declared is None:
-            if attribute in (privacy.subject, key_attribute):
+            if attribute == privacy.subject or attribute in key_attributes:
                 continue
             raise ConfigurationError(
                 f"{table}.{column} is not declared: use personal(...) or not_personal(...)"
             )
-        if attribute == key_attribute:
+        if attribute in key_attributes:
             if declared.personal:
                 raise ConfigurationError(f"{table}.{column}: a primary key cannot be encrypted")
             continue
@@ -250,7 +297,7 @@ def build_spec(
             )
     subject_column = next(
         (column for attribute, column, _ in columns if attribute == privacy.subject),
-        key_column,
+        next((column for attribute, column in primary_key if attribute == privacy.subject), ""),
     )
     name = model.__name__
     view_class = type(
@@ -273,4 +320,6 @@ def build_spec(
         privacy=privacy,
         columns=tuple(specs),
         view_class=view_class,
+        key_attributes=key_attributes,
+        key_columns=tuple(column for _, column in primary_key),
     )

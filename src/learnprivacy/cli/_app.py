@@ -130,13 +130,19 @@ class HelpGroup(click.Group):
         """List the subcommands with :func:`short_help`, never cut."""
         rows = []
         for name in self.list_commands(ctx):
-            command = self.get_command(ctx, name)
-            if command is None or command.hidden:
-                continue
-            rows.append((name, short_help(command)))
+            summary = self._summary(ctx, name)
+            if summary is not None:
+                rows.append((name, summary))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+    def _summary(self, ctx: click.Context, name: str) -> str | None:
+        """The summary of subcommand ``name`` in the list; ``None`` leaves it out."""
+        command = self.get_command(ctx, name)
+        if command is None or command.hidden:
+            return None
+        return short_help(command)
 
 
 @attrs.frozen
@@ -196,25 +202,23 @@ class _LazyCommands(dict[str, click.Command]):
             if not super().__contains__(name):
                 self[name] = self.lazy[name].load()
 
-    def __iter__(self) -> Any:
-        self._load_all()
-        return super().__iter__()
 
-    def __len__(self) -> int:
-        self._load_all()
-        return super().__len__()
+def _loading_all(name: str) -> Any:
+    """The ``dict`` method ``name``, after loading every lazy command."""
+    method = getattr(dict, name)
 
-    def keys(self) -> Any:
+    def loading(self: _LazyCommands) -> Any:
         self._load_all()
-        return super().keys()
+        return method(self)
 
-    def items(self) -> Any:
-        self._load_all()
-        return super().items()
+    loading.__name__ = name
+    return loading
 
-    def values(self) -> Any:
-        self._load_all()
-        return super().values()
+
+# Every way of walking the whole mapping sees every command.
+for _name in ("__iter__", "__len__", "keys", "items", "values"):
+    setattr(_LazyCommands, _name, _loading_all(_name))
+del _name
 
 
 def report_error(env: Env | None, kind: str, message: str, code: int) -> None:
@@ -261,22 +265,13 @@ class LearnPrivacyGroup(HelpGroup):
             return sorted(set(commands.lazy) | commands.loaded_names())
         return sorted(commands)
 
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """List the subcommands; a lazy one not yet imported shows its table summary."""
-        rows = []
-        for name in self.list_commands(ctx):
-            commands = self.commands
-            loaded = commands.loaded(name) if isinstance(commands, _LazyCommands) else None
-            if loaded is None and name in self.lazy:
-                rows.append((name, self.lazy[name].help))
-                continue
-            command = self.get_command(ctx, name)
-            if command is None or command.hidden:
-                continue
-            rows.append((name, short_help(command)))
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
+    def _summary(self, ctx: click.Context, name: str) -> str | None:
+        """A lazy subcommand not yet imported shows its table summary."""
+        commands = self.commands
+        loaded = commands.loaded(name) if isinstance(commands, _LazyCommands) else None
+        if loaded is None and name in self.lazy:
+            return self.lazy[name].help
+        return super()._summary(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; library errors become ``error: ...`` and a documented code.

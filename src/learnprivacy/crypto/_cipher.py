@@ -262,20 +262,32 @@ class FieldCipher:
         """
         if len(tokens) != len(contexts):
             raise ValidationError("tokens and contexts must have the same length", field="contexts")
-        cache, decrypt = self._cache, self.decrypt
+        keys = self._cache.get(subject) if type(subject) is str else None
+        if keys is not None:
+            keys.used = True
+            return self._decrypt_with(keys.openers, tokens, subject, contexts)
+        return self._decrypt_with(None, tokens, subject, contexts)
+
+    def _decrypt_with(
+        self,
+        openers: dict[str, _token.Opener] | None,
+        tokens: Sequence[str],
+        subject: str,
+        contexts: Sequence[str],
+    ) -> list[str]:
+        """:meth:`decrypt_many` with ``openers`` (the subject's, by header text) at hand.
+
+        The caller vouches that ``openers`` were made for ``subject`` by the keyring
+        (:meth:`Keyring._openers_of_subjects`, or the cache). A token they do not open,
+        or that fails any check, goes through :meth:`decrypt`, which checks everything
+        in order and raises the right error: this path never accepts what it refuses.
+        """
+        decrypt = self.decrypt
         values: list[str] = []
         append = values.append
-        openers: dict[str, _token.Opener] | None = None
         for token, context in zip(tokens, contexts, strict=True):
-            if openers is None:
-                # Looked up until found: a cold subject's first token goes through decrypt(),
-                # which loads its key into the cache for the rest of the batch.
-                keys = cache.get(subject) if type(subject) is str else None
-                if keys is not None:
-                    keys.used = True
-                    openers = keys.openers
             if openers is not None:
-                # The fast path of decrypt(), inlined; anything unusual takes decrypt().
+                # The fast path of decrypt(), inlined.
                 try:
                     aead, prefix, kind = openers[token[:_HEADER_TEXT]]
                     rest = a2b_base64(
@@ -294,6 +306,12 @@ class FieldCipher:
                         pass
             # Outside the handler, so its errors do not chain the fast path's exception.
             append(decrypt(token, subject=subject, context=context))
+            if openers is None:
+                # A cold subject's first token went through decrypt(), which loaded its
+                # key into the cache for the rest of the batch.
+                keys = self._cache.get(subject)
+                if keys is not None:
+                    openers = keys.openers
         return values
 
     def decrypt_bytes(self, token: str, *, subject: str, context: str) -> bytes:

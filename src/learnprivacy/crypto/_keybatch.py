@@ -74,6 +74,12 @@ class KeyBatch:
                 moved.get((e.subject, e.key_id), e) for e in self.entries[subject]
             ]
 
+    def updated(self, entry: KeyEntry) -> None:
+        """Record that the store replaced ``entry`` (same subject and key id)."""
+        self.entries[entry.subject] = [
+            entry if e.key_id == entry.key_id else e for e in self.entries[entry.subject]
+        ]
+
     def forget(self, subjects: Iterable[str]) -> None:
         """Drop what the batch knew of ``subjects``: reads of them go to the database."""
         for subject in subjects:

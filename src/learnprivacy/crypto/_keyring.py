@@ -32,6 +32,7 @@ from learnprivacy.crypto._master import (
     derive_master_key,
     master_key_from_env,
     new_salt,
+    wrap_associated_data,
 )
 from learnprivacy.crypto._prekeyed import PrekeyedHmac
 from learnprivacy.crypto._pseudonym import Pseudonymiser, domain_key
@@ -542,6 +543,18 @@ class Keyring:
         """What encrypting for ``(subject, scope)`` needs; creates the key if there is none."""
         ref = self.key_ref(subject)
         check_scope(scope)
+        return self._sealer_of(subject, ref, scope)
+
+    def _sealers(self, subjects: Iterable[str], scope: str) -> None:
+        """:meth:`_sealer` for many subjects of one scope (a flush's new learners, inside
+        the store's ``batch``): references computed in one pass, checks done once."""
+        check_scope(scope)
+        if not self._verified:
+            self.verify()
+        for subject, ref in self._key_refs(subjects).items():
+            self._sealer_of(subject, ref, scope)
+
+    def _sealer_of(self, subject: str, ref: str, scope: str) -> _token.Sealer:
         keys = self._cache.entry(subject)
         entry = _active(self._store.list_entries(ref, scope))
         key = None
@@ -569,6 +582,54 @@ class Keyring:
         opener = _token.make_opener(self._aead(keys, entry), head, subject)
         keys.openers[_token.header_text(head)] = opener
         return opener
+
+    def _openers_of_subjects(self, refs: Mapping[str, str]) -> dict[str, dict[str, _token.Opener]]:
+        """Openers of the live data keys of each subject of ``refs`` (subject -> its
+        :meth:`key_ref`), by subject, then by token header text: what a page of rows
+        read together needs, unwrapped in one pass from the key store (its open batch).
+
+        Only keys that :meth:`_opener` would open are here. A shredded key, a key wrapped
+        under a master key this keyring does not hold, or a wrapped key that does not
+        open is left out, so that its tokens take the one-token path and meet the error
+        they always met (``KeyShreddedError``, ``WrongMasterKeyError``); a token naming
+        an unknown key finds no opener either (``DecryptionError``). The keys are not
+        put in the cache: a page may hold more subjects than the cache does.
+        """
+        entries_of = self._store.list_entries
+        unwrappers: dict[str, Callable[[bytes, bytes, bytes], bytes] | None] = {}
+        shredded, text = KeyState.SHREDDED, _token.KIND_TEXT
+        found: dict[str, dict[str, _token.Opener]] = {}
+        for subject, ref in refs.items():
+            openers: dict[str, _token.Opener] = {}
+            found[subject] = openers
+            part = b""
+            for entry in entries_of(ref):
+                if entry.state is shredded:
+                    continue
+                wrapping = entry.master_key_id
+                try:
+                    unwrap = unwrappers[wrapping]
+                except KeyError:
+                    master = self._known_key(wrapping)
+                    unwrap = unwrappers[wrapping] = None if master is None else master._kek.decrypt
+                if unwrap is None:
+                    continue
+                wrapped, key_id = entry.wrapped, entry.key_id
+                try:
+                    raw = unwrap(
+                        wrapped[:12],
+                        wrapped[12:],
+                        wrap_associated_data(entry.subject, entry.scope, key_id),
+                    )
+                    head = _token.header(text, bytes.fromhex(key_id))
+                    aead = AESGCM(raw)
+                except (InvalidTag, ValueError):
+                    continue
+                # The store writes text tokens only: a token of the other kind finds no
+                # opener here and is refused by the one-token path, as ever.
+                part = part or _token.subject_part(subject)
+                openers[_token.header_text(head)] = (aead, head + part, text)
+        return found
 
     # -- internals -----------------------------------------------------------------------
 

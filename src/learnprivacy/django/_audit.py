@@ -10,17 +10,20 @@ default database, so both commit or neither does.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from learnprivacy._chain import GENESIS, canonical_json
+from learnprivacy._chain import GENESIS, canonical_json, verify_links
 from learnprivacy._validators import require_aware, utc_if_naive
 from learnprivacy.crypto import Keyring, Pseudonymiser
-from learnprivacy.errors import AuditTampered
-from learnprivacy.store._audit import AuditEntry, AuditEvent, chain_entries
+from learnprivacy.store._audit import (
+    AuditEntry,
+    AuditEvent,
+    chain_entries,
+    check_head,
+    seal_head,
+)
 
 __all__ = ["AuditEntry", "AuditEvent", "DjangoAuditLog"]
 
@@ -54,8 +57,7 @@ class DjangoAuditLog:
         return self._pseudonymiser.pseudonym(str(learner_id))
 
     def _seal(self, sequence: int, head_hash: str) -> str:
-        message = f"{sequence}:{head_hash}".encode("ascii")
-        return hmac.new(self._seal_key, message, hashlib.sha256).hexdigest()
+        return seal_head(self._seal_key, sequence, head_hash)
 
     def append(self, events: Sequence[AuditEvent], *, now: dt.datetime) -> list[AuditEntry]:
         """Write ``events`` in the current transaction, after locking the head row."""
@@ -125,34 +127,13 @@ class DjangoAuditLog:
         """``True`` when the chain is intact; :class:`AuditTampered` otherwise."""
         from learnprivacy.django.models import AuditHead
 
-        expected, prev = 1, GENESIS
-        for entry in self.entries():
-            if entry.sequence != expected or entry.prev_hash != prev:
-                raise AuditTampered(
-                    f"audit log broken at entry {expected}: missing or out of order",
-                    sequence=expected,
-                )
-            if not hmac.compare_digest(entry.expected_hash(), entry.hash):
-                raise AuditTampered(
-                    f"audit log broken at entry {expected}: content altered", sequence=expected
-                )
-            prev = entry.hash
-            expected += 1
-        last = expected - 1
+        last, prev = verify_links(
+            ((e.sequence, e.prev_hash, e.hash, e.expected_hash()) for e in self.entries()),
+            label="audit log",
+        )
         head = AuditHead.objects.using(self._using).filter(id=1).first()
-        if head is None:
-            if last == 0:
-                return True
-            raise AuditTampered("audit log head is missing", sequence=1)
-        sequence, head_hash = int(head.sequence), str(head.hash)
-        if not hmac.compare_digest(self._seal(sequence, head_hash), str(head.seal)):
-            raise AuditTampered("audit log head seal is invalid", sequence=max(sequence, 1))
-        if sequence != last or head_hash != prev:
-            broken = min(sequence, last) + 1 if sequence != last else last
-            raise AuditTampered(
-                f"audit log broken at entry {broken}: entries removed or not covered by the head",
-                sequence=broken,
-            )
+        row = None if head is None else (head.sequence, head.hash, head.seal)
+        check_head(self._seal_key, last, prev, row)
         return True
 
 

@@ -251,7 +251,11 @@ class DjangoKeyStore:
                     KeyState.SHREDDED.value,
                 ],
             )
-            return bool(cursor.rowcount > 0)
+            changed = bool(cursor.rowcount > 0)
+        batch = batch_for(self._local, entry.subject)
+        if changed and batch is not None:
+            batch.updated(entry)
+        return changed
 
     def mark_shredded(
         self, subject: str, scope: str | None = None, *, key_id: str | None = None

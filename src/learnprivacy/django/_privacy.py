@@ -44,6 +44,7 @@ from learnprivacy.django._bind import Bound, bound_models
 from learnprivacy.django._settings import load, runtime, setting
 from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.retention import Action, Decision, Hold, Schedule, Trigger
+from learnprivacy.retention._consents import lapsed_consents
 
 __all__ = [
     "COMPONENT",
@@ -553,23 +554,7 @@ class DjangoPrivacy:
         rows = manager.filter(purpose__in=sorted(purposes)).values_list(
             consents.subject_attname, "purpose", "given_at", "withdrawn_at", "expires_at"
         )
-        running: dict[tuple[str, str], bool] = {}
-        for learner, purpose, given, withdrawn, expires in rows.iterator(chunk_size=2_000):
-            if learner is None:
-                continue  # anonymised: no longer anyone's consent
-            alive = (
-                given is not None
-                and given <= now
-                and (withdrawn is None or withdrawn > now)
-                and (expires is None or expires > now)
-            )
-            key = (str(purpose), str(learner))
-            running[key] = running.get(key, False) or alive
-        lapsed: dict[str, set[str]] = {}
-        for (purpose, learner), alive in running.items():
-            if not alive:
-                lapsed.setdefault(purpose, set()).add(learner)
-        return lapsed
+        return lapsed_consents(rows.iterator(chunk_size=2_000), now)
 
     def _end_lapsed_consents(
         self,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from learnprivacy._documents import N_
 from learnprivacy.export._scope import Scope
 from learnprivacy.providers.writer import DataDescription
 
@@ -79,11 +80,6 @@ def _basis(fmt: Renderer, description: DataDescription | None) -> str:
         basis=fmt.gettext(_BASIS_LABELS[basis.name]),
         article=basis.article,
     )
-
-
-def N_(message: str) -> str:
-    """Mark ``message`` for the catalogue; it is translated where it is shown."""
-    return message
 
 
 _BASIS_LABELS = {

@@ -69,8 +69,9 @@ class PackageContent:
     csv_bom: bool
     streams: list[StreamInfo]
     described_only: list[DataDescription]
-    statements: Path | None
-    statement_count: int
+    #: The statements file, written (and hashed) while the statements arrived
+    #: (:func:`open_statements`); ``None`` when there was none.
+    statements: FileEntry | None
     xapi_profile: XapiProfile
     page: PageOptions = attrs.field(factory=PageOptions)
 
@@ -165,17 +166,31 @@ def _write_csv(root: Path, path: str, stream: StreamInfo, *, bom: bool) -> FileE
     return out.close(records=stream.records, media_type="text/csv")
 
 
-def _write_statements(root: Path, staging: Path | None, count: int) -> FileEntry:
-    out = HashingFile(root, "xapi/statements.json")
+STATEMENTS_PATH = "xapi/statements.json"
+
+
+def open_statements(root: Path) -> HashingFile:
+    """The package's statements file, opened: statements follow, separated by ``,\n``."""
+    out = HashingFile(root, STATEMENTS_PATH)
+    out.write("[\n")
+    return out
+
+
+def close_statements(out: HashingFile, count: int) -> FileEntry:
+    """End the statements array and close the file; its manifest entry."""
+    out.write("\n]\n")
+    return out.close(records=count, media_type="application/json")
+
+
+def _write_statements(root: Path, written: FileEntry | None) -> FileEntry:
+    if written is not None:
+        return written
+    out = open_statements(root)
     try:
-        out.write("[\n")
-        if staging is not None:
-            _copy_joined(out, staging)
-        out.write("\n]\n")
+        return close_statements(out, 0)
     except BaseException:
         out.abandon()
         raise
-    return out.close(records=count, media_type="application/json")
 
 
 def _preview(stream: StreamInfo) -> list[dict[str, Any]]:
@@ -228,7 +243,7 @@ def write_package(content: PackageContent) -> dict[str, Any]:
             )
         )
     if "xapi" in content.formats:
-        entries.append(_write_statements(root, content.statements, content.statement_count))
+        entries.append(_write_statements(root, content.statements))
     if "html" in content.formats:
         entries.append(_write_index(content, summaries, entries))
     manifest = _manifest(content, entries, summaries)

@@ -2,9 +2,11 @@
 
 Providers call :meth:`PackageWriter.write_rows` / :meth:`~PackageWriter.write_records`
 with iterables; each row is filtered by scope, serialised to one JSON line in a staging
-file and forgotten, and xAPI statements are appended the same way. Only counters, column
-names and descriptions stay in memory, so exporting 100,000 rows costs what one row
-costs. :meth:`PackageWriter.finish` turns the staging files into the package files.
+file (the data file's header, known only at the end, comes first) and to its CSV row,
+and forgotten; xAPI statements go straight into the package's statements file, hashed as
+they are written. Only counters, column names and descriptions stay in memory, so
+exporting 100,000 rows costs what one row costs. :meth:`PackageWriter.finish` turns the
+staging files into the package files.
 """
 
 from __future__ import annotations
@@ -27,8 +29,15 @@ from learnprivacy.errors import ConfigurationError, ProviderError, UnknownCodeEr
 from learnprivacy.errors import ValidationError as LPValidationError
 from learnprivacy.export._cells import cells_reader, dumps_row, flatten
 from learnprivacy.export._describe import class_columns, class_description, merge_descriptions
+from learnprivacy.export._files import HashingFile
 from learnprivacy.export._html import PageOptions
-from learnprivacy.export._outputs import PackageContent, StreamInfo, write_package
+from learnprivacy.export._outputs import (
+    PackageContent,
+    StreamInfo,
+    close_statements,
+    open_statements,
+    write_package,
+)
 from learnprivacy.export._scope import Scope, basis_of_row
 from learnprivacy.export._xapi import XapiProfile, statement_for
 from learnprivacy.providers.writer import DataDescription
@@ -132,7 +141,8 @@ class PackageWriter:
         self._merged: dict[tuple[str, str], DataDescription | None] = {}
         self._classes: dict[type[Any], tuple[tuple[str, ...], bool]] = {}
         self._open: collections.OrderedDict[tuple[str, str], _Stream] = collections.OrderedDict()
-        self._statements: IO[str] | None = None
+        # The statements go straight into the package file, hashed as they are written.
+        self._statements: HashingFile | None = None
         self._statement_count = 0
         self._seen = 0
         self._progress = progress
@@ -328,20 +338,18 @@ class PackageWriter:
         return stream.handle
 
     def _append_statement(self, statement: Mapping[str, Any]) -> None:
+        line = dumps_row(statement)
         if self._statements is None:
-            self._statements = (self._staging / "statements.jsonl").open(
-                "a", encoding="utf-8", newline="\n"
-            )
-        self._statements.write(dumps_row(statement) + "\n")
+            self._statements = open_statements(self.root)
+            self._statements.write(line)
+        else:
+            self._statements.write(",\n" + line)
         self._statement_count += 1
 
     def _close_handles(self) -> None:
         for stream in self._open.values():
             _close_stream(stream)
         self._open.clear()
-        if self._statements is not None:
-            self._statements.close()
-            self._statements = None
 
     # -- finishing --------------------------------------------------------------------
 
@@ -357,6 +365,10 @@ class PackageWriter:
             self._finished = True
             self._close_handles()
         try:
+            statements = None
+            if self._statements is not None:
+                out, self._statements = self._statements, None
+                statements = close_statements(out, self._statement_count)
             content = PackageContent(
                 root=self.root,
                 generated_at=now,
@@ -383,8 +395,7 @@ class PackageWriter:
                     for key, d in self._descriptions.items()
                     if key not in self._streams
                 ],
-                statements=self._staging / "statements.jsonl" if self._statement_count else None,
-                statement_count=self._statement_count,
+                statements=statements,
                 xapi_profile=self._profile,
                 page=page or PageOptions(),
             )
@@ -411,6 +422,9 @@ class PackageWriter:
         with self._lock:
             self._finished = True
             self._close_handles()
+            if self._statements is not None:
+                self._statements.abandon()
+                self._statements = None
 
 
 def _close_stream(stream: _Stream) -> None:

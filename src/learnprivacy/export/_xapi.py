@@ -222,8 +222,10 @@ def _number(value: int | float | Decimal) -> int | float:
 
 def _instant(value: dt.datetime) -> dt.datetime:
     """``value`` in UTC, truncated to the millisecond (what an LRS keeps)."""
-    utc = require_aware(value, "timestamp").astimezone(_UTC)
-    return utc.replace(microsecond=utc.microsecond - utc.microsecond % 1000)
+    # Records hold UTC datetimes: those need neither the awareness check nor a conversion.
+    utc = value if value.tzinfo is _UTC else require_aware(value, "timestamp").astimezone(_UTC)
+    extra = utc.microsecond % 1000
+    return utc.replace(microsecond=utc.microsecond - extra) if extra else utc
 
 
 def _timestamp(instant: dt.datetime) -> str:
@@ -235,7 +237,11 @@ def format_xapi_duration(value: dt.timedelta) -> str:
 
     Hours are not folded into days, so every value reads the same way.
     """
-    centis = round(value / dt.timedelta(milliseconds=10))
+    # value / timedelta(milliseconds=10) without the intermediate objects: the same
+    # correctly rounded quotient of whole microseconds.
+    centis = round(
+        ((value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds) / 10_000
+    )
     if centis < 0:
         raise ValidationError("a duration must not be negative", field="duration")
     hours, rest = divmod(centis, 360_000)
@@ -274,7 +280,8 @@ def statement_id(
     re-export): the same event is one statement. A rectified score, course or time is
     another statement, so the corrected one can follow the voided one.
     """
-    return _id(home_page, record_type, record_id, verb, _instant(at), object_id, score, duration)
+    stamp = _timestamp(_instant(at))
+    return _id(home_page, record_type, record_id, verb, stamp, object_id, score, duration)
 
 
 def _id(
@@ -282,7 +289,7 @@ def _id(
     record_type: str,
     record_id: str,
     verb: str,
-    instant: dt.datetime,
+    stamp: str,
     object_id: str,
     score: Mapping[str, Any] | None,
     duration: str | None,
@@ -294,7 +301,7 @@ def _id(
             record_type,
             record_id,
             verb,
-            _timestamp(instant),
+            stamp,
             object_id,
             scored,
             duration or "",
@@ -303,13 +310,29 @@ def _id(
     return str(uuid.uuid5(STATEMENT_NAMESPACE, name))
 
 
+_REGISTRATION: dict[type[Any], bool] = {}
+
+
+def _has_registration(cls: type[Any]) -> bool:
+    # Looking up an attribute a slotted record class lacks raises inside getattr: costly
+    # for every statement. Known once per class; instances with a __dict__ may hold one
+    # the class does not show, so those are always asked.
+    known = _REGISTRATION.get(cls)
+    if known is None:
+        known = hasattr(cls, "registration") or getattr(cls, "__dictoffset__", 1) != 0
+        _REGISTRATION[cls] = known
+    return known
+
+
 def _context(profile: XapiProfile, parent: dict[str, Any] | None, record: object) -> dict[str, Any]:
     context: dict[str, Any] = {}
     if profile.platform is not None:
         context["platform"] = profile.platform
     if profile.language is not None:
         context["language"] = profile.language
-    registration = getattr(record, "registration", None)
+    registration = (
+        getattr(record, "registration", None) if _has_registration(type(record)) else None
+    )
     if registration is not None:
         try:
             context["registration"] = str(uuid.UUID(str(registration)))
@@ -361,13 +384,14 @@ def _progress(
         }
     if progress.time_spent is not None:
         result["duration"] = format_xapi_duration(progress.time_spent)
+    stamp = _timestamp(instant)
     statement: dict[str, Any] = {
         "id": _id(
             profile.home_page,
             "Progress",
             progress.id,
             verb_id,
-            instant,
+            stamp,
             target["id"],
             result.get("score"),
             result.get("duration"),
@@ -380,7 +404,7 @@ def _progress(
     context = _context(profile, parent, progress)
     if context:
         statement["context"] = context
-    statement["timestamp"] = _timestamp(instant)
+    statement["timestamp"] = stamp
     return statement
 
 
@@ -392,13 +416,14 @@ def _certificate(
     instant = _instant(certificate.issued_at)
     _check_past(instant, now)
     course = profile.course(certificate.course_id)
+    stamp = _timestamp(instant)
     statement: dict[str, Any] = {
         "id": _id(
             profile.home_page,
             "Certificate",
             certificate.id,
             VERB_EARNED,
-            instant,
+            stamp,
             course["id"],
             None,
             None,
@@ -411,7 +436,7 @@ def _certificate(
     context = _context(profile, None, certificate)
     if context:
         statement["context"] = context
-    statement["timestamp"] = _timestamp(instant)
+    statement["timestamp"] = stamp
     return statement
 
 

@@ -34,14 +34,9 @@ from learnprivacy.export._xapi import (
     XapiProfile,
     statements_for,
 )
-from learnprivacy.export._xapi_read import (
-    ImportedProgress,
-    progress_from_statements,
-    read_statements,
-)
+from learnprivacy.export._xapi_read import progress_from_statements, read_statements
 
 __all__ = [
-    "ImportedProgress",
     "LrsRecipient",
     "SendReport",
     "XapiProfile",

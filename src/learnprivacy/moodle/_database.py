@@ -336,20 +336,34 @@ class MoodleDatabase:
 
     def activity_types(self) -> dict[int, str]:
         """Every activity's type, by course module id (``{40: "forum"}``)."""
+        return {cmid: module for cmid, _, module in self.activities()}
+
+    def activities(self) -> Iterator[tuple[int, int, str]]:
+        """Every activity as ``(course module id, course id, type)``, in id order."""
         self.require_tables("course_modules", "modules")
         cm, m = self.schema["course_modules"], self.schema["modules"]
-        statement = sa.select(cm.c.id, m.c.name).select_from(cm.join(m, m.c.id == cm.c.module))
-        return {int(cmid): str(name) for cmid, name in self.stream(statement)}
+        statement = (
+            sa.select(cm.c.id, cm.c.course, m.c.name)
+            .select_from(cm.join(m, m.c.id == cm.c.module))
+            .order_by(cm.c.id)
+        )
+        for cmid, course, name in self.stream(statement):
+            yield int(cmid), int(course), str(name)
 
     def schedule(self, *, registry: DataRegistry | None = None, **options: Any) -> Schedule:
-        """The site's registry as a learnprivacy Schedule, activity types applied.
+        """The site's registry as a learnprivacy Schedule, activity purposes applied.
 
-        :meth:`DataRegistry.schedule` with this site's ``activity_types``; ``options`` are
-        passed on (``never_logged_in``, ``course_overrides``).
+        :meth:`DataRegistry.schedule` with this site's activities (types and courses):
+        an activity whose purpose is not the course level's is governed by its own, shorter
+        or longer. ``options`` are passed on (``never_logged_in``, ``course_overrides``).
         """
         found = self.registry() if registry is None else registry
-        types = self.activity_types() if found.module_defaults() or _has_module_level(found) else {}
-        return found.schedule(activity_types=types, **options)
+        types: dict[int, str] = {}
+        courses: dict[int, int] = {}
+        if found.has_activity_purposes():
+            for cmid, course, module in self.activities():
+                types[cmid], courses[cmid] = module, course
+        return found.schedule(activity_types=types, activity_courses=courses, **options)
 
     def enrolments(self) -> Iterator[tuple[int, int]]:
         """Every enrolment as ``(user id, course id)``, whatever its status or dates."""
@@ -574,13 +588,6 @@ class MoodleDatabase:
 
 
 _NO_END = 2_147_483_647
-
-
-def _has_module_level(registry: DataRegistry) -> bool:
-    """Whether the activity level's purpose differs from the course level's."""
-    return registry.level_purpose(ContextLevel.MODULE) is not registry.level_purpose(
-        ContextLevel.COURSE
-    )
 
 
 def _iso(stamp: Any) -> str | None:

@@ -33,6 +33,7 @@ __all__ = [
     "FORUM_FILE_TABLES",
     "MESSAGE_TABLES",
     "NOTE_TABLES",
+    "conversations_for",
     "file_plan",
     "forum_file_plan",
     "message_plan",
@@ -64,7 +65,7 @@ def _courses(approved: set[Context]) -> list[int]:
     )
 
 
-def _conversations(schema: MoodleSchema, user_id: int, approved: set[Context]) -> Any:
+def conversations_for(schema: MoodleSchema, user_id: int, approved: set[Context]) -> Any:
     """Ids of the conversations Moodle's providers act on for ``user_id``, or None."""
     conv, member = schema["message_conversations"], schema["message_conversation_members"]
     ctx = schema["context"]
@@ -98,7 +99,7 @@ def message_plan(
     schema: MoodleSchema, user_id: int, approved: set[Context]
 ) -> dict[str, Any] | None:
     """Count statements for messages deleted, messages kept and memberships deleted."""
-    chosen = _conversations(schema, user_id, approved)
+    chosen = conversations_for(schema, user_id, approved)
     if chosen is None:
         return None
     msg, member = schema["messages"], schema["message_conversation_members"]

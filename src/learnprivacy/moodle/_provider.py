@@ -568,7 +568,7 @@ class MoodleProvider:
     def _message_and_note_plan(
         self, user_id: int, wanted: set[Context]
     ) -> dict[str, dict[str, Any]]:
-        from learnprivacy.moodle import _deletion
+        from learnprivacy.moodle import _deletion, _deletion_social
 
         db = self.database
         counts: dict[str, int] = {}
@@ -580,6 +580,7 @@ class MoodleProvider:
         }
         if all(db.has_table(name) for name in _deletion.FORUM_FILE_TABLES):
             statements.update(_deletion.forum_file_plan(db.schema, user_id, wanted) or {})
+        statements.update(_deletion_social.social_plan(db.schema, user_id, wanted, db.has_table))
         with db.connect() as connection:
             for name, statement in statements.items():
                 counts[name] = int(connection.execute(statement).scalar_one())
@@ -618,6 +619,7 @@ class MoodleProvider:
                 "rows": counts["written"],
                 "kept": counts["about"],
             }
+        plan.update(_deletion_social.plan_entries(counts))
         return plan
 
     def delete_data_for_user(self, approved: ApprovedContextList) -> None:

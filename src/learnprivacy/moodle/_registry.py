@@ -10,7 +10,7 @@ purpose that applies where, and builds a learnprivacy :class:`~learnprivacy.rete
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -22,6 +22,7 @@ from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trig
 __all__ = [
     "INHERIT",
     "NOT_SET",
+    "ActivitySet",
     "Category",
     "DataRegistry",
     "InstanceAssignment",
@@ -166,7 +167,7 @@ class DataRegistry:
         return None
 
     def module_purpose(self, module: str) -> Purpose | None:
-        """The purpose in effect for activities of one type (``"forum"``).
+        """The default purpose of activities of one type (``"forum"``), as Moodle resolves it.
 
         Moodle's per-activity-type default (``context_module_forum_purpose``) when set,
         else the activity level's (module, then course, category, system).
@@ -175,6 +176,34 @@ class DataRegistry:
             if item.module == module and item.purpose_id > 0:
                 return self.purpose(item.purpose_id)
         return self.level_purpose(ContextLevel.MODULE)
+
+    def activity_purpose(
+        self, activity_id: int | str, module: str, course_id: int | str | None = None
+    ) -> Purpose | None:
+        """The purpose in effect for one activity context, as Moodle's expiry task reads it.
+
+        The activity context's own purpose (``tool_dataprivacy_ctxinstance``) wins; one set
+        to "inherit" takes its course context's (``course_id``); otherwise the activity
+        type's default (:meth:`module_purpose`). A course's own purpose does not reach its
+        activities unless they inherit it.
+        """
+        for item in self.instances:
+            if item.level is ContextLevel.MODULE and item.instance_id == int(activity_id):
+                if item.purpose_id > 0:
+                    return self.purpose(item.purpose_id)
+                if item.purpose_id == INHERIT and course_id is not None:
+                    return self.instance_purpose(ContextLevel.COURSE, int(course_id))
+                break
+        return self.module_purpose(module)
+
+    def has_activity_purposes(self) -> bool:
+        """Whether any activity may have a purpose other than the course level's."""
+        course = self.level_purpose(ContextLevel.COURSE)
+        return (
+            any(item.module is not None for item in self.levels)
+            or self.level_purpose(ContextLevel.MODULE) is not course
+            or any(item.level is ContextLevel.MODULE for item in self.instances)
+        )
 
     def module_defaults(self) -> dict[str, Purpose]:
         """Activity types with a default purpose of their own, by module name."""
@@ -223,6 +252,7 @@ class DataRegistry:
         never_logged_in: Trigger | None = Trigger.CREATED,
         course_overrides: bool = True,
         activity_types: Mapping[Any, str] | None = None,
+        activity_courses: Mapping[Any, int] | None = None,
     ) -> Schedule:
         """The registry's retention as a learnprivacy Schedule.
 
@@ -241,15 +271,19 @@ class DataRegistry:
 
         ``activity_types`` maps course module ids to their activity type (``{40:
         "forum"}``, what :meth:`MoodleDatabase.activity_types
-        <learnprivacy.moodle.MoodleDatabase.activity_types>` reads): an activity whose type
-        has a purpose other than the course level's (Moodle's per-type default,
-        ``context_module_forum_purpose``, else the activity level's) adds a rule for its
-        ``Progress`` (``where={"activity_id": ...}``). Like a course override, it lengthens
-        retention, never shortens it: a record is kept until every purpose it serves has
-        ended (``moodle_report`` shows where Moodle's own task would expire it sooner).
+        <learnprivacy.moodle.MoodleDatabase.activity_types>` reads) and
+        ``activity_courses`` their course ids. An activity context whose purpose
+        (:meth:`activity_purpose`: its own, else its type's default such as
+        ``context_module_forum_purpose``, else the activity level's) is not the course
+        level's is governed by that purpose alone, as Moodle's expiry task governs each
+        activity context by its own: a forum default of one year erases forum progress
+        after a year even when the course level keeps progress five years, and a longer
+        one keeps it longer. Its ``Progress`` gets the rule of its purpose
+        (``where={"activity_id": ActivitySet(...)}``) and none of the course level's.
 
         A level without purpose, or whose purpose has no readable period, gets no rule.
         """
+        own_rules, apart = self._activity_rules(activity_types or {}, activity_courses or {})
         plan: list[tuple[str, ContextLevel, Trigger, Trigger | None]] = [
             ("Learner", ContextLevel.USER, Trigger.LAST_ACTIVITY, never_logged_in),
             ("Consent", ContextLevel.USER, Trigger.LAST_ACTIVITY, None),
@@ -259,33 +293,89 @@ class DataRegistry:
         ]
         rules: dict[type | str, list[RetentionRule]] = {}
         for name, level, trigger, fallback in plan:
+            # Progress of activities governed by their own purpose escapes the course's rules.
+            outside = {"activity_id": apart} if apart is not None and name == "Progress" else {}
             purpose = self.level_purpose(level)
             rule = None if purpose is None else purpose.rule(trigger, fallback=fallback)
             if rule is not None:
-                rules[name] = [rule]
+                rules[name] = [attrs.evolve(rule, where=outside) if outside else rule]
             if course_overrides and level is ContextLevel.COURSE:
                 for course_id, own in sorted(self.course_overrides().items()):
                     extra = own.rule(trigger)
                     if extra is not None and own is not purpose:
-                        where = {"course_id": str(course_id)}
+                        where = {"course_id": str(course_id), **outside}
                         rules.setdefault(name, []).append(attrs.evolve(extra, where=where))
-        for activity, rule in self._activity_rules(activity_types or {}):
-            rules.setdefault("Progress", []).append(attrs.evolve(rule, where=activity))
+        if own_rules:
+            rules.setdefault("Progress", []).extend(own_rules)
         return Schedule(rules, name="moodle-data-registry")
 
     def _activity_rules(
-        self, activity_types: Mapping[Any, str]
-    ) -> list[tuple[dict[str, str], RetentionRule]]:
-        """Rules for activities whose type's purpose is not the course level's."""
+        self, activity_types: Mapping[Any, str], activity_courses: Mapping[Any, int]
+    ) -> tuple[list[RetentionRule], ActivitySet | None]:
+        """Rules for activities whose purpose is not the course level's, and their ids.
+
+        One rule per purpose, selecting its activities through an :class:`ActivitySet`;
+        the second item selects every activity *not* governed by the course level (None
+        when there is none).
+        """
         course = self.level_purpose(ContextLevel.COURSE)
-        by_type: dict[str, RetentionRule | None] = {}
-        out = []
-        for cmid, module in sorted(activity_types.items(), key=lambda item: int(item[0])):
-            if module not in by_type:
-                own = self.module_purpose(module)
-                differs = own is not None and own is not course
-                by_type[module] = own.rule(Trigger.CREATED) if own and differs else None
-            rule = by_type[module]
+        groups: dict[int, tuple[Purpose, set[str]]] = {}
+        unruled: set[str] = set()
+        courses = {str(k): v for k, v in activity_courses.items()}
+        for cmid, module in activity_types.items():
+            key = str(cmid)
+            own = self.activity_purpose(key, module, courses.get(key))
+            if own is None or own is course:
+                continue
+            if own.retention is None:
+                unruled.add(key)  # no readable period: no rule, a person reviews it
+                continue
+            groups.setdefault(own.id, (own, set()))[1].add(key)
+        out: list[RetentionRule] = []
+        apart: set[str] = set(unruled)
+        for own, ids in sorted(groups.values(), key=lambda item: item[0].id):
+            rule = own.rule(Trigger.CREATED)
             if rule is not None:
-                out.append(({"activity_id": str(cmid)}, rule))
-        return out
+                label = f"activities under {own.name!r}"
+                out.append(attrs.evolve(rule, where={"activity_id": ActivitySet(ids, label)}))
+            apart |= ids
+        if not apart:
+            return out, None
+        return out, ActivitySet(apart, "activities with a purpose of their own", negated=True)
+
+
+class ActivitySet:
+    """A ``where`` value selecting activities by id: equal to each id it holds.
+
+    ``RetentionRule.where`` compares a record's field to a value with ``==``; an
+    ``ActivitySet`` compares equal to any activity id in ``ids`` (or, ``negated``, to any
+    other value, ``None`` included), so one rule covers every activity of a purpose in a
+    constant-time look-up. Its text names how many activities it holds, never which.
+    """
+
+    __slots__ = ("_key", "ids", "label", "negated")
+
+    def __init__(self, ids: Iterable[str], label: str, *, negated: bool = False) -> None:
+        self.ids = frozenset(str(i) for i in ids)
+        self.label = label
+        self.negated = negated
+        ordered = sorted(self.ids, key=lambda i: (len(i), i))
+        # Disjoint sets never share their smallest id: the text tells rules apart.
+        self._key = f"{'not ' if negated else ''}{len(self.ids)} {label}" + (
+            f" from {ordered[0]}" if ordered else ""
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ActivitySet):
+            return (self.ids, self.negated) == (other.ids, other.negated)
+        found = isinstance(other, str) and other in self.ids
+        return found != self.negated
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash((self.ids, self.negated))
+
+    def __repr__(self) -> str:
+        return self._key

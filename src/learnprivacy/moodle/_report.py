@@ -37,7 +37,14 @@ from learnprivacy.retention import Hold, Schedule
 __all__ = ["CourseFinding", "MoodleReport", "moodle_report"]
 
 #: Moodle-side status of a course, in report order.
-COURSE_STATUSES = ("expired", "retention_running", "not_ended", "no_end_date", "no_purpose")
+COURSE_STATUSES = (
+    "expired",
+    "held_by_activity",
+    "retention_running",
+    "not_ended",
+    "no_end_date",
+    "no_purpose",
+)
 #: Moodle-side status of a live account, in report order.
 USER_STATUSES = (
     "expired",
@@ -262,6 +269,11 @@ def _report(
         )
         for c in db.courses()
     }
+    activities, held_courses = _activities(db, registry, findings, now)
+    for course_id in held_courses:
+        if findings.get(course_id) and findings[course_id].status == "expired":
+            # Moodle flags a course context only once every activity in it has expired.
+            findings[course_id] = attrs.evolve(findings[course_id], status="held_by_activity")
     user_purpose = registry.level_purpose(ContextLevel.USER)
     accounts: Counter[str] = Counter()
     users: Counter[str] = Counter()
@@ -304,9 +316,20 @@ def _report(
         sweep=_sweep(db, db.schedule(registry=registry), now, issues) if sweep else {},
         deleted_leftovers=_leftovers(db),
         issues=issues.counts(),
-        activities=_activities(db, registry, findings, now),
+        activities=activities,
         deleted_awaiting_deletion=_awaiting_deletion(db),
     )
+
+
+def _activity_status(purpose: Purpose | None, end: dt.datetime | None, now: dt.datetime) -> str:
+    """Moodle's verdict for one activity context: its course's end date + its purpose."""
+    if purpose is None or purpose.retention is None:
+        return "no_purpose"
+    if end is None:
+        return "no_end_date"
+    if end > now:
+        return "not_ended"
+    return "expired" if now >= purpose.retention.add_to(end) else "retention_running"
 
 
 def _activities(
@@ -314,33 +337,28 @@ def _activities(
     registry: DataRegistry,
     findings: dict[int, CourseFinding],
     now: dt.datetime,
-) -> dict[str, dict[str, int]]:
-    """Activity contexts under Moodle's expiry rules, counted per activity type."""
+) -> tuple[dict[str, dict[str, int]], set[int]]:
+    """Activity contexts under Moodle's expiry rules, per activity type and status.
+
+    Each activity context is judged by its own purpose (:meth:`DataRegistry.activity_purpose`)
+    from its course's end date, as ``expired_contexts_manager`` does. Also returns the
+    courses holding an activity that has not expired: Moodle flags such a course's
+    context only once every activity in it has.
+    """
     db.require_tables("course_modules", "modules", "course")
-    cm, m = db.schema["course_modules"], db.schema["modules"]
-    statement = (
-        sa.select(cm.c.course, m.c.name)
-        .select_from(cm.join(m, m.c.id == cm.c.module))
-        .order_by(cm.c.id)
-    )
     ends = {f.id: f.end_at for f in findings.values()}
     out: dict[str, Counter[str]] = defaultdict(Counter)
-    for course, module in db.stream(statement):
-        purpose = registry.module_purpose(module)
-        end = ends.get(int(course))
-        if int(course) not in ends:
+    holding: set[int] = set()
+    for cmid, course, module in db.activities():
+        if course not in ends:
             continue  # the front page and missing courses: no course to end
-        if purpose is None or purpose.retention is None:
-            status = "no_purpose"
-        elif end is None:
-            status = "no_end_date"
-        elif end > now:
-            status = "not_ended"
-        else:
-            ends_at = purpose.retention.add_to(end)
-            status = "expired" if now >= ends_at else "retention_running"
+        purpose = registry.activity_purpose(cmid, module, course)
+        status = _activity_status(purpose, ends[course], now)
+        if status != "expired":
+            holding.add(course)
         out[module][status] += 1
-    return {name: dict(sorted(counts.items())) for name, counts in sorted(out.items())}
+    counts = {name: dict(sorted(c.items())) for name, c in sorted(out.items())}
+    return counts, holding
 
 
 def _awaiting_deletion(db: MoodleDatabase) -> int:

@@ -20,6 +20,7 @@ _USER_LABELS = {
 }
 _COURSE_LABELS = {
     "expired": "expired (end date + retention passed)",
+    "held_by_activity": "course expired, held back by an activity not yet expired",
     "retention_running": "ended, retention still running",
     "not_ended": "not ended yet",
     "no_end_date": "no end date (never expire in Moodle)",
@@ -64,7 +65,11 @@ def render_text(report: MoodleReport) -> str:
         out.append("  courses without end date holding expired accounts back:")
         out += [f"    {c.shortname} (id {c.id}): {c.holding_users} accounts" for c in blocking]
     if report.activities:
-        out += ["", "Activities under Moodle's expiry rules (course end date + type's purpose):"]
+        out += [
+            "",
+            "Activities under Moodle's expiry rules (Moodle's view: the course's end date "
+            "+ the activity's own purpose, else its type's):",
+        ]
         for module, counts in report.activities.items():
             shown = ", ".join(
                 f"{_COURSE_LABELS.get(k, k).split(' (')[0]} {n}" for k, n in counts.items()
@@ -80,7 +85,8 @@ def render_text(report: MoodleReport) -> str:
         out += [
             "",
             "learnprivacy's own view, NOT Moodle's: its sweep with the registry's "
-            "schedule (dry run):",
+            "schedule (dry run; each activity under its own purpose, counted from the "
+            "record's date):",
         ]
         for name, counts in report.sweep.items():
             shown = ", ".join(f"{action} {n}" for action, n in sorted(counts.items())) or "none"

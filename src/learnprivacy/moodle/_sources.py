@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from learnprivacy.moodle import _read_compliance as compliance
 from learnprivacy.moodle import _read_learning as learning
+from learnprivacy.moodle._deletion_social import PLAN_TABLES
 from learnprivacy.moodle._issues import ScanIssues
 from learnprivacy.moodle._read_content import CONTENT_SOURCES
 from learnprivacy.moodle._schema import MoodleSchema
@@ -141,7 +142,7 @@ REGISTRY_TABLES_READ = (
 
 def tables_read() -> tuple[str, ...]:
     """Every Moodle table the adapter reads (unprefixed), sorted: the grants a DBA gives."""
-    names = {*ACCOUNT_TABLES, *SITE_TABLES, *REGISTRY_TABLES_READ, *GRADE_TABLES}
+    names = {*ACCOUNT_TABLES, *SITE_TABLES, *REGISTRY_TABLES_READ, *GRADE_TABLES, *PLAN_TABLES}
     for source in RECORD_SOURCES:
         names.update(source.reads)
     for content in CONTENT_SOURCES:

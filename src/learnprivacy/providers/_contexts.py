@@ -11,8 +11,8 @@ have data in one context.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Collection, Iterable, Iterator
+from typing import Any, Generic, TypeVar
 
 import attrs
 
@@ -114,24 +114,43 @@ def _contexts(values: Iterable[Context]) -> tuple[Context, ...]:
     return tuple(result)
 
 
-class ContextList:
+_T = TypeVar("_T")
+
+
+class Ordered(Generic[_T]):
+    """What a mutable, ordered collection of a provider API answers: iteration (over a
+    snapshot, so adding while iterating is safe), length and membership of ``_held``."""
+
+    _held: Collection[_T]
+
+    def __iter__(self) -> Iterator[_T]:
+        return iter(tuple(self._held))
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._held
+
+
+class ContextList(Ordered[Context]):
     """The contexts where a provider holds data about one user (mutable, de-duplicated).
 
     Order is kept (first added first), duplicates are dropped, as Moodle's ``contextlist``.
     """
 
     def __init__(self, contexts: Iterable[Context] = (), *, component: str | None = None) -> None:
-        self._contexts: dict[Context, None] = dict.fromkeys(_contexts(contexts))
+        self._held: dict[Context, None] = dict.fromkeys(_contexts(contexts))
         self.component = component
 
     def add(self, context: Context) -> ContextList:
         """Add one context; returns the list for chaining."""
-        self._contexts.update(dict.fromkeys(_contexts((context,))))
+        self._held.update(dict.fromkeys(_contexts((context,))))
         return self
 
     def add_all(self, contexts: Iterable[Context]) -> ContextList:
         """Add several contexts; returns the list for chaining."""
-        self._contexts.update(dict.fromkeys(_contexts(contexts)))
+        self._held.update(dict.fromkeys(_contexts(contexts)))
         return self
 
     def add_system_context(self) -> ContextList:
@@ -145,19 +164,10 @@ class ContextList:
     @property
     def contexts(self) -> tuple[Context, ...]:
         """The contexts, in the order they were added."""
-        return tuple(self._contexts)
-
-    def __iter__(self) -> Iterator[Context]:
-        return iter(tuple(self._contexts))
-
-    def __len__(self) -> int:
-        return len(self._contexts)
-
-    def __contains__(self, context: object) -> bool:
-        return context in self._contexts
+        return tuple(self._held)
 
     def __repr__(self) -> str:
-        return f"ContextList(component={self.component!r}, contexts={len(self._contexts)})"
+        return f"ContextList(component={self.component!r}, contexts={len(self._held)})"
 
 
 def normalise_user_id(value: object) -> str:
@@ -198,7 +208,7 @@ def _users(values: Iterable[str | int]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(normalise_user_id(v) for v in values))
 
 
-class UserList:
+class UserList(Ordered[str]):
     """The users who have data in one context for one component (mutable, de-duplicated).
 
     A :class:`UserListProvider` fills it in ``get_users_in_context``.
@@ -209,34 +219,28 @@ class UserList:
             raise ValidationError("a user list belongs to a Context", field="context")
         self.context = context
         self.component = component
-        self._user_ids: dict[str, None] = {}
+        self._held: dict[str, None] = {}
 
     def add_user(self, user_id: str | int) -> UserList:
         """Add one user id; returns the list for chaining."""
-        self._user_ids[normalise_user_id(user_id)] = None
+        self._held[normalise_user_id(user_id)] = None
         return self
 
     def add_users(self, user_ids: Iterable[str | int]) -> UserList:
         """Add several user ids; returns the list for chaining."""
-        self._user_ids.update(dict.fromkeys(_users(user_ids)))
+        self._held.update(dict.fromkeys(_users(user_ids)))
         return self
 
     @property
     def user_ids(self) -> tuple[str, ...]:
         """The user ids, in the order they were added."""
-        return tuple(self._user_ids)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(tuple(self._user_ids))
-
-    def __len__(self) -> int:
-        return len(self._user_ids)
+        return tuple(self._held)
 
     def __contains__(self, user_id: object) -> bool:
-        return str(user_id) in self._user_ids
+        return str(user_id) in self._held
 
     def __repr__(self) -> str:
-        return f"UserList({self.context!r}, {self.component!r}, users={len(self._user_ids)})"
+        return f"UserList({self.context!r}, {self.component!r}, users={len(self._held)})"
 
 
 @attrs.frozen

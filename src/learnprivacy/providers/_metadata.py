@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.errors import ValidationError
+from learnprivacy.providers._contexts import Ordered
 from learnprivacy.providers._items import (
     DatabaseTable,
     ExternalLocation,
@@ -21,7 +22,7 @@ __all__ = ["MetadataCollection"]
 _Item = TypeVar("_Item", bound=MetadataItem)
 
 
-class MetadataCollection:
+class MetadataCollection(Ordered[MetadataItem]):
     """The items a component declares, in declaration order (Moodle's ``collection``).
 
     A provider's ``get_metadata(collection)`` adds its items and returns the collection;
@@ -46,7 +47,7 @@ class MetadataCollection:
         if not isinstance(component, str) or not component:
             raise ValidationError("a collection needs a component name", field="component")
         self._component = component
-        self._items: list[MetadataItem] = []
+        self._held: list[MetadataItem] = []
 
     @property
     def component(self) -> str:
@@ -56,22 +57,16 @@ class MetadataCollection:
     @property
     def items(self) -> tuple[MetadataItem, ...]:
         """Every item, in declaration order."""
-        return tuple(self._items)
-
-    def __iter__(self) -> Iterator[MetadataItem]:
-        return iter(tuple(self._items))
-
-    def __len__(self) -> int:
-        return len(self._items)
+        return tuple(self._held)
 
     def __repr__(self) -> str:
-        return f"MetadataCollection({self._component!r}, items={len(self._items)})"
+        return f"MetadataCollection({self._component!r}, items={len(self._held)})"
 
     def add_item(self, item: MetadataItem) -> MetadataCollection:
         """Add an item built elsewhere; the same kind, name and purpose twice is refused."""
         if not isinstance(item, MetadataItem):
             raise ValidationError("only metadata items can be added", field="item")
-        for existing in self._items:
+        for existing in self._held:
             # One table may serve several purposes (one item each), never one purpose twice.
             if (existing.kind, existing.name, existing.purpose) == (
                 item.kind,
@@ -83,7 +78,7 @@ class MetadataCollection:
                     "for the same purpose",
                     field=item.name,
                 )
-        self._items.append(item)
+        self._held.append(item)
         return self
 
     def add_database_table(
@@ -209,7 +204,7 @@ class MetadataCollection:
 
     def of_type(self, kind: type[_Item]) -> tuple[_Item, ...]:
         """The items of one type, e.g. ``collection.of_type(DatabaseTable)``."""
-        return tuple(item for item in self._items if isinstance(item, kind))
+        return tuple(item for item in self._held if isinstance(item, kind))
 
     @property
     def database_tables(self) -> tuple[DatabaseTable, ...]:
@@ -233,4 +228,4 @@ class MetadataCollection:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form: the component and its items."""
-        return {"component": self._component, "items": [i.to_dict() for i in self._items]}
+        return {"component": self._component, "items": [i.to_dict() for i in self._held]}

@@ -14,6 +14,7 @@ import io
 import json
 from typing import TYPE_CHECKING, Any
 
+from learnprivacy._documents import N_
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.providers._items import ExternalLocation
 
@@ -23,11 +24,6 @@ if TYPE_CHECKING:
     from learnprivacy.providers._register import Register, RegisterEntry
 
 __all__ = ["csv_safe", "render_csv", "render_html", "render_json", "render_markdown"]
-
-
-def N_(message: str) -> str:
-    """Mark ``message`` for the catalogue; it is translated where it is shown."""
-    return message
 
 
 TITLE = N_("Record of processing activities (GDPR Art. 30)")

@@ -12,7 +12,7 @@ from learnprivacy import _validators as v
 from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.errors import ValidationError
 from learnprivacy.records._base import register_record_type
-from learnprivacy.records._fields import not_personal, personal
+from learnprivacy.records._fields import dated, not_personal, personal, record_id
 from learnprivacy.records._kinds import Funder
 from learnprivacy.records._learning import subject_id_field
 
@@ -30,7 +30,7 @@ class Invoice:
     key_scope: ClassVar[str] = "legal"
     date_field: ClassVar[str] = "issued_at"
 
-    id: str = not_personal(description="Invoice number", validator=v.identifier)
+    id: str = record_id("Invoice number")
     learner_id: str = subject_id_field("Learner billed or trained")
     billing_name: str = personal(
         category=DataCategory.BILLING, description="Name on the invoice", validator=v.non_empty_text
@@ -46,12 +46,7 @@ class Invoice:
         description="Amount including taxes",
         validator=v.finite_decimal,
     )
-    issued_at: dt.datetime = not_personal(
-        quasi_identifier=True,
-        category=DataCategory.BILLING,
-        description="Date of issue",
-        validator=v.aware_datetime,
-    )
+    issued_at: dt.datetime = dated(DataCategory.BILLING, "Date of issue")
     currency: str = not_personal(
         category=DataCategory.BILLING,
         description="ISO 4217 currency code",
@@ -80,7 +75,7 @@ class Funding:
     key_scope: ClassVar[str] = "legal"
     date_field: ClassVar[str] = "opened_at"
 
-    id: str = not_personal(description="Funding file identifier", validator=v.identifier)
+    id: str = record_id("Funding file identifier")
     learner_id: str = subject_id_field("Learner whose training is funded")
     funder: Funder = not_personal(
         category=DataCategory.FUNDING, description="Funder", validator=v.instance_of(Funder)
@@ -90,18 +85,9 @@ class Funding:
         description="The funder's file reference",
         validator=v.non_empty_text,
     )
-    opened_at: dt.datetime = not_personal(
-        quasi_identifier=True,
-        category=DataCategory.FUNDING,
-        description="When the file was opened",
-        validator=v.aware_datetime,
-    )
-    closed_at: dt.datetime | None = not_personal(
-        quasi_identifier=True,
-        category=DataCategory.FUNDING,
-        description="When the file was closed (retention counts from it)",
-        default=None,
-        validator=v.optional_aware_datetime,
+    opened_at: dt.datetime = dated(DataCategory.FUNDING, "When the file was opened")
+    closed_at: dt.datetime | None = dated(
+        DataCategory.FUNDING, "When the file was closed (retention counts from it)", optional=True
     )
     amount: Decimal | None = not_personal(
         quasi_identifier=True,

@@ -12,7 +12,7 @@ from learnprivacy._validators import require_aware
 from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.errors import ValidationError
 from learnprivacy.records._base import register_record_type
-from learnprivacy.records._fields import not_personal, personal
+from learnprivacy.records._fields import dated, not_personal, personal, record_id
 from learnprivacy.records._kinds import AccessKind
 from learnprivacy.records._learning import subject_id_field
 
@@ -30,32 +30,19 @@ class Consent:
     key_scope: ClassVar[str] = "consent"
     date_field: ClassVar[str] = "given_at"
 
-    id: str = not_personal(description="Consent identifier", validator=v.identifier)
+    id: str = record_id("Consent identifier")
     learner_id: str = subject_id_field("Learner who consented")
     purpose: str = not_personal(
         category=DataCategory.CONSENT,
         description="Purpose consented to (e.g. newsletter, analytics-cookies)",
         validator=v.identifier,
     )
-    given_at: dt.datetime = not_personal(
-        quasi_identifier=True,
-        category=DataCategory.CONSENT,
-        description="When consent was given",
-        validator=v.aware_datetime,
+    given_at: dt.datetime = dated(DataCategory.CONSENT, "When consent was given")
+    withdrawn_at: dt.datetime | None = dated(
+        DataCategory.CONSENT, "When consent was withdrawn", optional=True
     )
-    withdrawn_at: dt.datetime | None = not_personal(
-        quasi_identifier=True,
-        category=DataCategory.CONSENT,
-        description="When consent was withdrawn",
-        default=None,
-        validator=v.optional_aware_datetime,
-    )
-    expires_at: dt.datetime | None = not_personal(
-        quasi_identifier=True,
-        category=DataCategory.CONSENT,
-        description="When consent lapses unless renewed",
-        default=None,
-        validator=v.optional_aware_datetime,
+    expires_at: dt.datetime | None = dated(
+        DataCategory.CONSENT, "When consent lapses unless renewed", optional=True
     )
     proof: str | None = personal(
         category=DataCategory.CONSENT,
@@ -98,19 +85,14 @@ class AccessEvent:
     #: The date that shows the learner was active: their last activity counts from it.
     activity_field: ClassVar[str] = "at"
 
-    id: str = not_personal(description="Event identifier", validator=v.identifier)
+    id: str = record_id("Event identifier")
     learner_id: str = subject_id_field("Learner whose account was accessed")
     kind: AccessKind = not_personal(
         category=DataCategory.TECHNICAL_LOG,
         description="Kind of event",
         validator=v.instance_of(AccessKind),
     )
-    at: dt.datetime = not_personal(
-        quasi_identifier=True,
-        category=DataCategory.TECHNICAL_LOG,
-        description="When it happened",
-        validator=v.aware_datetime,
-    )
+    at: dt.datetime = dated(DataCategory.TECHNICAL_LOG, "When it happened")
     ip: str | None = personal(
         category=DataCategory.TECHNICAL_LOG,
         description="IP address",

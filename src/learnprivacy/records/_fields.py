@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from learnprivacy import _validators as v
 from learnprivacy.basis import DataCategory
 from learnprivacy.errors import ValidationError
 
@@ -105,6 +106,30 @@ def not_personal(
         "quasi_identifier": quasi_identifier,
     }
     return attrs.field(default=default, validator=validator, metadata={METADATA_KEY: info})
+
+
+def record_id(description: str) -> Any:
+    """Declare a record's own identifier: not personal, a valid id."""
+    return not_personal(description=description, validator=v.identifier)
+
+
+def dated(category: DataCategory, description: str, *, optional: bool = False) -> Any:
+    """Declare an aware date of a record (a quasi-identifier, generalised on anonymisation);
+    ``optional``: it may be ``None``, its default."""
+    if optional:
+        return not_personal(
+            quasi_identifier=True,
+            category=category,
+            description=description,
+            default=None,
+            validator=v.optional_aware_datetime,
+        )
+    return not_personal(
+        quasi_identifier=True,
+        category=category,
+        description=description,
+        validator=v.aware_datetime,
+    )
 
 
 _CACHE: dict[type, tuple[FieldInfo, ...]] = {}

@@ -12,7 +12,7 @@ from learnprivacy import _validators as v
 from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.errors import ValidationError
 from learnprivacy.records._base import _keyword_only_init, register_record_type
-from learnprivacy.records._fields import not_personal, personal
+from learnprivacy.records._fields import dated, not_personal, personal, record_id
 from learnprivacy.records._kinds import CertificateKind, ProgressStatus
 
 __all__ = ["Certificate", "Learner", "Progress", "Score", "subject_id_field"]
@@ -66,18 +66,11 @@ class Learner:
     family_name: str = personal(
         category=DataCategory.IDENTITY, description="Family name", validator=v.non_empty_text
     )
-    created_at: dt.datetime = not_personal(
-        quasi_identifier=True,
-        category=DataCategory.ACCOUNT,
-        description="When the account was created",
-        validator=v.aware_datetime,
-    )
-    last_activity_at: dt.datetime | None = not_personal(
-        quasi_identifier=True,
-        category=DataCategory.ACCOUNT,
-        description="Last activity on the platform (retention counts from it)",
-        default=None,
-        validator=v.optional_aware_datetime,
+    created_at: dt.datetime = dated(DataCategory.ACCOUNT, "When the account was created")
+    last_activity_at: dt.datetime | None = dated(
+        DataCategory.ACCOUNT,
+        "Last activity on the platform (retention counts from it)",
+        optional=True,
     )
     organisation_id: str | None = not_personal(
         quasi_identifier=True,
@@ -86,12 +79,8 @@ class Learner:
         default=None,
         validator=v.optional(v.identifier),
     )
-    contract_end_at: dt.datetime | None = not_personal(
-        quasi_identifier=True,
-        category=DataCategory.ACCOUNT,
-        description="End of the client contract covering this account",
-        default=None,
-        validator=v.optional_aware_datetime,
+    contract_end_at: dt.datetime | None = dated(
+        DataCategory.ACCOUNT, "End of the client contract covering this account", optional=True
     )
     basis: LawfulBasis = not_personal(
         description="Lawful basis of the processing", default=LawfulBasis.CONTRACT, validator=_BASIS
@@ -148,7 +137,7 @@ class Progress:
     #: The date that shows the learner was active: their last activity counts from it.
     activity_field: ClassVar[str] = "recorded_at"
 
-    id: str = not_personal(description="Progress record identifier", validator=v.identifier)
+    id: str = record_id("Progress record identifier")
     learner_id: str = subject_id_field("Learner the progress belongs to")
     course_id: str = not_personal(
         quasi_identifier=True,
@@ -161,12 +150,7 @@ class Progress:
         description="Status in the course",
         validator=v.instance_of(ProgressStatus),
     )
-    recorded_at: dt.datetime = not_personal(
-        quasi_identifier=True,
-        category=DataCategory.LEARNING,
-        description="When the status was recorded",
-        validator=v.aware_datetime,
-    )
+    recorded_at: dt.datetime = dated(DataCategory.LEARNING, "When the status was recorded")
     score: Score | None = not_personal(
         quasi_identifier=True,
         category=DataCategory.ASSESSMENT,
@@ -204,7 +188,7 @@ class Certificate:
     #: The date that shows the learner was active: their last activity counts from it.
     activity_field: ClassVar[str] = "issued_at"
 
-    id: str = not_personal(description="Certificate identifier", validator=v.identifier)
+    id: str = record_id("Certificate identifier")
     learner_id: str = subject_id_field("Learner the certificate was issued to")
     course_id: str = not_personal(
         quasi_identifier=True,
@@ -212,12 +196,7 @@ class Certificate:
         description="Course certified",
         validator=v.identifier,
     )
-    issued_at: dt.datetime = not_personal(
-        quasi_identifier=True,
-        category=DataCategory.CERTIFICATION,
-        description="Date of issue",
-        validator=v.aware_datetime,
-    )
+    issued_at: dt.datetime = dated(DataCategory.CERTIFICATION, "Date of issue")
     verification_code: str = personal(
         category=DataCategory.CERTIFICATION,
         description="Code a third party uses to verify the certificate",

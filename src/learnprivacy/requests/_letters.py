@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from learnprivacy._controller import Controller
-from learnprivacy._documents import escape_markdown
+from learnprivacy._documents import N_, escape_markdown
 from learnprivacy._validators import require_aware
 from learnprivacy._vocabulary import Action, Article
 from learnprivacy.errors import ValidationError
@@ -41,11 +41,6 @@ LANGUAGES = ("fr", "en")
 
 Language = Literal["fr", "en"]
 Format = Literal["md", "html"]
-
-
-def N_(message: str) -> str:
-    """Mark ``message`` for the catalogue; it is translated where it is used."""
-    return message
 
 
 _TYPES = {

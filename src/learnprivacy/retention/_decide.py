@@ -51,6 +51,22 @@ def _decision(*, reason: str, article: str, **fields: Any) -> Decision:
     return Decision(reason=reason, article=article, **fields)
 
 
+def unscheduled_erasure(basis: LawfulBasis | None, hold: Hold | None) -> tuple[Action, str, str]:
+    """``(action, article, reason)`` for an erasure request on a record no schedule rules:
+    a hold restricts it (Art. 17(3)(e)), as does processing under a basis that erasure
+    does not reach, such as a legal obligation (Art. 17(3)(b)); anything else is erased
+    (Art. 17(1))."""
+    if hold is not None:
+        return Action.RESTRICT, Article.ART_17_3_E, "a legal hold covers the record"
+    if basis is not None and not basis.erasable_on_request:
+        return (
+            Action.RESTRICT,
+            Article.ART_17_3_B,
+            f"processed under {basis.article}: kept for the legal obligation, restricted",
+        )
+    return Action.ERASE, Article.ART_17_1, "erasure requested and no legal minimum or hold applies"
+
+
 def expiry_action(rules: Sequence[RetentionRule]) -> Action:
     """The action once every rule has ended: the most protective of their actions."""
     return min((rule.action for rule in rules), key=PROTECTIVE_ORDER.__getitem__)

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, and_, event, select, update
 from sqlalchemy.orm import Mapper, attributes
 
-from learnprivacy._inplace import INDEX_SUFFIX, ModelSpec
+from learnprivacy._inplace import INDEX_SUFFIX, ModelSpec, row_key
 from learnprivacy.errors import DecryptionError, RestrictedRecordError, ValidationError
+from learnprivacy.sqlalchemy._rowkeys import key_is
 
 if TYPE_CHECKING:
     from learnprivacy.sqlalchemy._privacy import LearnPrivacy
@@ -47,8 +48,9 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
     rows = privacy.rows
     personal = spec.personal
     table = spec.model.__table__
-    key_column = table.c[spec.primary_key_column]
     states = privacy.side.states
+    composite = spec.composite
+    key_of = spec.key_of
 
     subject_column = table.c[spec.subject_column]
     # The hot paths (insert and load) read these locals, not the specs.
@@ -70,12 +72,14 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
         """Put an expired object's key and subject back in its dict, read from the row."""
         state = attributes.instance_state(target)
         state_dict = state.dict
-        if state_dict.get(spec.primary_key) is None and state.key is not None:
-            attributes.set_committed_value(target, spec.primary_key, state.key[1][0])
-        key = state_dict.get(spec.primary_key)
+        if state.key is not None:
+            for name, part in zip(spec.key_attributes, state.key[1], strict=True):
+                if state_dict.get(name) is None:
+                    attributes.set_committed_value(target, name, part)
+        key = key_of(state_dict)
         if spec.subject not in state_dict and key is not None and connection is not None:
             found = connection.execute(
-                select(subject_column).where(key_column == key)
+                select(subject_column).where(key_is(spec, key))
             ).scalar_one_or_none()
             attributes.set_committed_value(target, spec.subject, found)
 
@@ -91,7 +95,7 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
 
     def encrypt(target: Any, state_dict: dict[str, Any], names: list[str], set_attr: bool) -> None:
         subject = subject_of(state_dict)
-        key = state_dict.get(spec.primary_key)
+        key = key_of(state_dict)
         stash: dict[str, Any] = {}
         for column in personal:
             name = column.attribute
@@ -118,14 +122,14 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
             attributes.instance_state(target).info[_STASH] = (key is None, stash)
 
     def refuse_restricted(connection: Connection, state_dict: dict[str, Any], what: str) -> None:
-        key = state_dict.get(spec.primary_key)
+        key = key_of(state_dict)
         if key is None:
             return
         found = connection.execute(
             select(states.c.state).where(
                 and_(
                     states.c.table_name == spec.table,
-                    states.c.row_key == str(key),
+                    states.c.row_key == row_key(key),
                     states.c.state == "restricted",
                 )
             )
@@ -142,7 +146,7 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
         if alive() is None:
             return
         state_dict = state.dict
-        key = state_dict.get(key_name)
+        key = key_of(state_dict) if composite else state_dict.get(key_name)
         subject = state_dict.get(subject_name)
         if key is None or subject is None:
             # A key the database will generate, or no subject: the general path places
@@ -152,7 +156,7 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
                 encrypt(state.obj(), state_dict, names, set_attr=False)
             return
         subject = str(subject)
-        base = f"{spec.table}/{key}/"
+        base = f"{spec.table}/{row_key(key) if composite else key}/"
         stash: dict[str, Any] = {}
         for column, name, column_name, indexed, index_name in plan:
             value = state_dict.get(name)
@@ -179,9 +183,8 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
             return
         state = attributes.instance_state(target)
         changed = [c.attribute for c in personal if state.attrs[c.attribute].history.added]
-        moved = (
-            state.attrs[spec.primary_key].history.deleted
-            or state.attrs[spec.subject].history.deleted
+        moved = any(
+            state.attrs[name].history.deleted for name in (*spec.key_attributes, spec.subject)
         )
         if moved and personal:
             raise ValidationError(
@@ -206,7 +209,7 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
         if session is not None:
             subject = state.dict.get(spec.subject)
             session.info.setdefault(DELETED, []).append(
-                (spec, state.dict.get(spec.primary_key), None if subject is None else str(subject))
+                (spec, key_of(state.dict), None if subject is None else str(subject))
             )
 
     def after_insert(mapper: Mapper[Any], connection: Connection, state: Any) -> None:
@@ -241,7 +244,7 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
         pending, plain = stashed
         state_dict = state.dict
         if pending:
-            key = state_dict.get(spec.primary_key)
+            key = key_of(state_dict)
             subject = subject_of(state_dict)
             values: dict[str, Any] = {}
             for column in personal:
@@ -252,7 +255,7 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
                 if column.privacy.blind_index:
                     values[column.column + INDEX_SUFFIX] = rows.index(spec, column, value)
             if values:
-                connection.execute(update(table).where(key_column == key).values(values))
+                connection.execute(update(table).where(key_is(spec, key)).values(values))
             for column in personal:
                 if column.privacy.blind_index and column.attribute in plain:
                     index_key = column.column + INDEX_SUFFIX
@@ -268,7 +271,7 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
 
     def decrypt(target: Any, names: Any) -> None:
         state_dict = target.__dict__
-        key = state_dict.get(spec.primary_key)
+        key = key_of(state_dict)
         subject = None
         for column in personal:
             name = column.attribute
@@ -297,7 +300,8 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
                     decrypt(state.obj(), None)  # raises, naming the subject column
                     return
                 subject = str(found)
-                base = f"{spec.table}/{state_dict.get(key_name)}/"
+                key = key_of(state_dict) if composite else state_dict.get(key_name)
+                base = f"{spec.table}/{row_key(key) if composite else key}/"
             try:
                 state_dict[name] = cipher.decrypt(
                     token, subject=subject, context=base + column_name
@@ -305,9 +309,7 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
             except (DecryptionError, ValidationError):
                 # Bytes, the anonymised marker, plaintext, a moved token: the checked path
                 # returns the value or raises the error that names the column.
-                state_dict[name] = rows.decrypt(
-                    spec, column, state_dict.get(key_name), subject, token
-                )
+                state_dict[name] = rows.decrypt(spec, column, key_of(state_dict), subject, token)
 
     def on_refresh(target: Any, _context: Any, names: Any) -> None:
         if alive() is None:

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, func, inspect, select, update
 
 from learnprivacy._inplace import INDEX_SUFFIX, ModelSpec, is_token
 from learnprivacy.errors import ConfigurationError, CryptoError, IntegrityError
+from learnprivacy.sqlalchemy._rowkeys import key_after, key_columns, key_is
 
 if TYPE_CHECKING:
     from learnprivacy.sqlalchemy._privacy import LearnPrivacy
@@ -92,8 +93,8 @@ def _encrypt_table(
                 f"{table.name}.{name} does not exist yet: add the blind-index column "
                 "(Alembic: op.add_column) before encrypting"
             )
-    key_column = table.c[spec.primary_key_column]
-    columns = [key_column, table.c[spec.subject_column]] + [
+    width = len(spec.key_columns)
+    columns = [*key_columns(spec), table.c[spec.subject_column]] + [
         table.c[c.column] for c in spec.personal
     ]
     with engine.connect() as connection:
@@ -103,14 +104,14 @@ def _encrypt_table(
     last: Any = None
     while True:
         with engine.begin() as connection:
-            page = _page_after(connection, columns, key_column, last, batch_size)
+            page = _page_after(connection, spec, columns, last, batch_size)
             if not page:
                 break
-            last = page[-1][0]
+            last = _key(spec, page[-1])
             for row in page:
-                key, subject = row[0], row[1]
+                key, subject = _key(spec, row), row[width]
                 values: dict[str, Any] = {}
-                for column, value in zip(spec.personal, row[2:], strict=True):
+                for column, value in zip(spec.personal, row[width + 1 :], strict=True):
                     if value is None or is_token(value):
                         continue
                     if subject is None:
@@ -122,7 +123,7 @@ def _encrypt_table(
                     if column.privacy.blind_index:
                         values[column.column + INDEX_SUFFIX] = rows.index(spec, column, value)
                 if values:
-                    connection.execute(update(table).where(key_column == key).values(values))
+                    connection.execute(update(table).where(key_is(spec, key)).values(values))
                     encrypted += len([k for k in values if not k.endswith(INDEX_SUFFIX)])
             batches += 1
             done += len(page)
@@ -134,37 +135,43 @@ def _encrypt_table(
     )
 
 
+def _key(spec: ModelSpec, row: Sequence[Any]) -> Any:
+    """The key of a row whose first columns are the key's."""
+    return tuple(row[: len(spec.key_columns)]) if spec.composite else row[0]
+
+
 def _page_after(
-    connection: Connection, columns: Sequence[Any], key_column: Any, last: Any, size: int
+    connection: Connection, spec: ModelSpec, columns: Sequence[Any], last: Any, size: int
 ) -> Sequence[Any]:
     """The next ``size`` rows in key order after key ``last`` (from the first if ``None``)."""
-    query = select(*columns).order_by(key_column).limit(size)
+    query = select(*columns).order_by(*key_columns(spec)).limit(size)
     if last is not None:
-        query = query.where(key_column > last)
+        query = query.where(key_after(spec, last))
     return connection.execute(query).all()
 
 
 def _verify(privacy: LearnPrivacy, engine: Engine, spec: ModelSpec, batch_size: int) -> None:
     """Decrypt every personal value of the table under its binding; raise on any failure."""
     table = spec.model.__table__
-    key_column = table.c[spec.primary_key_column]
-    columns = [key_column, table.c[spec.subject_column]] + [
+    width = len(spec.key_columns)
+    columns = [*key_columns(spec), table.c[spec.subject_column]] + [
         table.c[c.column] for c in spec.personal
     ]
     failures: dict[str, int] = {}
     last: Any = None
     with engine.connect() as connection:
         while True:
-            page = _page_after(connection, columns, key_column, last, batch_size)
+            page = _page_after(connection, spec, columns, last, batch_size)
             if not page:
                 break
-            last = page[-1][0]
+            last = _key(spec, page[-1])
             for row in page:
-                for column, value in zip(spec.personal, row[2:], strict=True):
+                key, subject = _key(spec, row), str(row[width])
+                for column, value in zip(spec.personal, row[width + 1 :], strict=True):
                     if value is None:
                         continue
                     try:
-                        privacy.rows.decrypt(spec, column, row[0], str(row[1]), value)
+                        privacy.rows.decrypt(spec, column, key, subject, value)
                     except CryptoError:
                         failures[column.column] = failures.get(column.column, 0) + 1
     if failures:

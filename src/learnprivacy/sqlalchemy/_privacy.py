@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, delete, insert, inspect, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, scoped_session
 from sqlalchemy.orm.attributes import instance_state
 
-from learnprivacy._inplace import ModelSpec, RowCipher, build_spec
+from learnprivacy._inplace import ModelSpec, RowCipher, build_spec, row_key
 from learnprivacy._inplace._audit import erasure_events
 from learnprivacy._inplace._binding import ERASED
 from learnprivacy._inplace._plan import check_holds, plan_erasure
@@ -27,6 +27,7 @@ from learnprivacy.retention import Hold, Schedule
 from learnprivacy.sqlalchemy._auditdb import AuditDatabase
 from learnprivacy.sqlalchemy._columns import declaration_of
 from learnprivacy.sqlalchemy._keys import open_key_store, same_database
+from learnprivacy.sqlalchemy._rowkeys import check_key_types, identity, key_columns, key_in
 from learnprivacy.sqlalchemy._tables import ANONYMISED, RESTRICTED, SideTables, side_tables
 from learnprivacy.store._audit import AuditEvent, AuditLog
 from learnprivacy.store._engine import Database
@@ -657,7 +658,7 @@ class LearnPrivacy:
     def _states(
         self, connection: Connection, spec: ModelSpec, keys: Iterable[Any]
     ) -> dict[str, str]:
-        wanted = [str(k) for k in keys]
+        wanted = [row_key(k) for k in keys]
         if not wanted:
             return {}
         table = self.side.states
@@ -675,8 +676,8 @@ class LearnPrivacy:
     def is_restricted(self, session: Session, obj: Any) -> bool:
         """Whether ``obj``'s row is restricted (GDPR Art. 18)."""
         spec = self.spec(type(obj))
-        key = getattr(obj, spec.primary_key)
-        return self._states(self._open(session), spec, [key]).get(str(key)) == RESTRICTED
+        key = _key_of_object(spec, obj)
+        return self._states(self._open(session), spec, [key]).get(row_key(key)) == RESTRICTED
 
     # -- reading a learner's rows ---------------------------------------------------------
 
@@ -684,9 +685,9 @@ class LearnPrivacy:
         self, connection: Connection, spec: ModelSpec, subject: str
     ) -> list[tuple[Any, Mapping[str, Any]]]:
         table = spec.model.__table__
-        columns = [table.c[spec.primary_key_column]]
-        names = [spec.primary_key]
-        if not spec.is_subject_table:
+        columns = key_columns(spec)
+        names = list(spec.key_attributes)
+        if not spec.is_subject_table and spec.subject not in spec.key_attributes:
             columns.append(table.c[spec.subject_column])
             names.append(spec.subject)
         for column in spec.clear:
@@ -695,10 +696,11 @@ class LearnPrivacy:
         query = select(*columns).where(table.c[spec.subject_column] == _typed(spec, subject))
         if connection.dialect.name == "postgresql":
             query = query.with_for_update()
-        return [
-            (row[0], dict(zip(names, row, strict=True)))
-            for row in connection.execute(query.order_by(columns[0]))
-        ]
+        found: list[tuple[Any, Mapping[str, Any]]] = []
+        for row in connection.execute(query.order_by(*key_columns(spec))):
+            values = dict(zip(names, row, strict=True))
+            found.append((spec.key_of(values), values))
+        return found
 
     # -- erasure -------------------------------------------------------------------------
 
@@ -733,24 +735,24 @@ class LearnPrivacy:
             rows = self._clear_rows(connection, spec, learner)
             states = self._states(connection, spec, [key for key, _ in rows])
             for key, row in rows:
-                state = states.get(str(key))
+                state = states.get(row_key(key))
                 if state == ANONYMISED:
                     continue
                 if state == RESTRICTED:
-                    already.add((spec.table, str(key)))
+                    already.add((spec.table, row_key(key)))
                 found.append((spec, key, spec.view(row)))
         plan = plan_erasure(
             learner, found, specs=self.specs, now=now, holds=holds, schedule=schedule
         )
         restrict_new = {
-            table: tuple(k for k in keys if (table, str(k)) not in already)
+            table: tuple(k for k in keys if (table, row_key(k)) not in already)
             for table, keys in plan.restrict.items()
         }
         restrict_new = {t: k for t, k in restrict_new.items() if k}
         outcomes = tuple(
             ErasureOutcome(
                 record_type=row.spec.name,
-                record_id=str(row.key),
+                record_id=row_key(row.key),
                 action=row.decision.action
                 if row.decision.action in (Action.ERASE, Action.REVIEW)
                 else Action.RESTRICT,
@@ -810,15 +812,14 @@ class LearnPrivacy:
         states = self.side.states
         for spec in self.specs:
             table = spec.model.__table__
-            key_column = table.c[spec.primary_key_column]
             keys = list(erase.get(spec.table, ()))
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
-                connection.execute(delete(table).where(key_column.in_(chunk)))
+                connection.execute(delete(table).where(key_in(spec, chunk)))
                 connection.execute(
                     delete(states).where(
                         states.c.table_name == spec.table,
-                        states.c.row_key.in_([str(k) for k in chunk]),
+                        states.c.row_key.in_([row_key(k) for k in chunk]),
                     )
                 )
             for key in keys:
@@ -838,13 +839,11 @@ class LearnPrivacy:
                 for start in range(0, len(hidden), 500):
                     chunk = hidden[start : start + 500]
                     if values:
-                        connection.execute(
-                            update(table).where(key_column.in_(chunk)).values(values)
-                        )
+                        connection.execute(update(table).where(key_in(spec, chunk)).values(values))
                     connection.execute(
                         delete(states).where(
                             states.c.table_name == spec.table,
-                            states.c.row_key.in_([str(k) for k in chunk]),
+                            states.c.row_key.in_([row_key(k) for k in chunk]),
                         )
                     )
                     connection.execute(
@@ -852,7 +851,7 @@ class LearnPrivacy:
                         [
                             {
                                 "table_name": spec.table,
-                                "row_key": str(k),
+                                "row_key": row_key(k),
                                 "state": ANONYMISED,
                                 "reason": "retention ended: anonymised",
                                 "at": _naive(now),
@@ -869,7 +868,7 @@ class LearnPrivacy:
                     [
                         {
                             "table_name": spec.table,
-                            "row_key": str(k),
+                            "row_key": row_key(k),
                             "state": RESTRICTED,
                             "reason": reason,
                             "at": _naive(now),
@@ -894,10 +893,10 @@ class LearnPrivacy:
         if reason is not None and (not isinstance(reason, str) or not reason.strip()):
             raise ValidationError("reason must be non-empty text", field="reason")
         spec = self.spec(type(obj))
-        key = getattr(obj, spec.primary_key)
+        key = _key_of_object(spec, obj)
         subject = str(getattr(obj, spec.subject))
         connection = self._open(session)
-        current = self._states(connection, spec, [key]).get(str(key))
+        current = self._states(connection, spec, [key]).get(row_key(key))
         if (reason is not None) == (current == RESTRICTED):
             return False
         from learnprivacy._inplace._audit import rows_event
@@ -915,7 +914,7 @@ class LearnPrivacy:
         if reason is None:
             connection.execute(
                 delete(states).where(
-                    states.c.table_name == spec.table, states.c.row_key == str(key)
+                    states.c.table_name == spec.table, states.c.row_key == row_key(key)
                 )
             )
         else:
@@ -984,23 +983,27 @@ class LearnPrivacy:
             query = (
                 select(model)
                 .where(table.c[spec.subject_column] == _typed(spec, learner))
-                .order_by(table.c[spec.primary_key_column])
+                .order_by(*key_columns(spec))
                 .execution_options(include_restricted=True)
             )
             objects = session.scalars(query).all()
-            states = self._states(connection, spec, [getattr(o, spec.primary_key) for o in objects])
-            for obj in objects:
-                key = getattr(obj, spec.primary_key)
-                if states.get(str(key)) == ANONYMISED:
+            keys = [_key_of_object(spec, o) for o in objects]
+            states = self._states(connection, spec, keys)
+            for obj, key in zip(objects, keys, strict=True):
+                state = states.get(row_key(key))
+                if state == ANONYMISED:
                     continue
-                row: dict[str, Any] = {spec.primary_key: _json(key), "learner_id": learner}
+                row: dict[str, Any] = {
+                    name: _json(value) for name, value in spec.key_values(key).items()
+                }
+                row["learner_id"] = learner
                 if not spec.is_subject_table:
                     row[spec.subject] = _json(getattr(obj, spec.subject))
                 for column in spec.columns:
                     if column.privacy.exported:
                         row[column.attribute] = _json(getattr(obj, column.attribute))
                 row["basis"] = spec.privacy.basis.moodle_code
-                if states.get(str(key)) == RESTRICTED:
+                if state == RESTRICTED:
                     row["restricted"] = True
                 yield spec, row
 
@@ -1140,16 +1143,14 @@ def prepare_keys(keyring: Keyring, wanted: Mapping[str, set[str]]) -> None:
 
     def make() -> None:
         for scope, group in wanted.items():
-            for subject in sorted(group):
-                keyring._sealer(subject, scope)
+            keyring._sealers(sorted(group), scope)
 
     batch, flush = getattr(store, "batch", None), getattr(store, "flush", None)
     if not callable(batch) or not callable(flush):
         make()
         return
-    # A key database names subjects by key reference when the keyring computes them.
-    key_ref = getattr(keyring, "key_ref", None)
-    names = [key_ref(s) for s in subjects] if callable(key_ref) else subjects
+    # A key database names subjects by key reference.
+    names = list(keyring._key_refs(subjects).values())
     try:
         if isinstance(store, SqlKeyStore) and hasattr(store, "_db"):
             with store._db.write() as connection, store.bound(connection), batch(names):
@@ -1187,6 +1188,9 @@ def _spec_of(mapper: Any) -> ModelSpec | None:
         declaration = declaration_of(column)
         declared_any = declared_any or declaration is not None
         if column.name in key_columns:
+            if declaration is not None and declaration.personal:
+                where = f"{mapper.local_table.name}.{prop.key}"
+                raise ConfigurationError(f"{where}: a primary key cannot be encrypted")
             continue
         columns.append((prop.key, column.name, declaration))
     if privacy is None:
@@ -1200,7 +1204,14 @@ def _spec_of(mapper: Any) -> ModelSpec | None:
         (next(p.key for p in mapper.column_attrs if c in p.columns), c.name)
         for c in mapper.primary_key
     ]
-    return build_spec(cls, table=table.name, primary_key=primary, columns=columns, privacy=privacy)
+    spec = build_spec(cls, table=table.name, primary_key=primary, columns=columns, privacy=privacy)
+    check_key_types(spec)
+    return spec
+
+
+def _key_of_object(spec: ModelSpec, obj: Any) -> Any:
+    """The key of a mapped object (its value, or the tuple of its values)."""
+    return spec.key_of({name: getattr(obj, name) for name in spec.key_attributes})
 
 
 def _engine_of(bind: Session | Engine | Connection) -> Engine:
@@ -1254,7 +1265,7 @@ def _json(value: Any) -> Any:
 def _forget(session: Session, spec: ModelSpec, key: Any) -> None:
     """Drop the session's object of a row that is gone or changed behind the ORM."""
     mapper = inspect(spec.model)
-    obj = session.identity_map.get(mapper.identity_key_from_primary_key((key,)))
+    obj = session.identity_map.get(mapper.identity_key_from_primary_key(identity(spec, key)))
     if obj is not None:
         state = instance_state(obj)
         if state.persistent:

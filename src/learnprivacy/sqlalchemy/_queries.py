@@ -23,11 +23,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, String, cast, exists, inspect
+from sqlalchemy import Select, exists, inspect
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.orm import ORMExecuteState, with_loader_criteria
 
 from learnprivacy._inplace import ColumnSpec, ModelSpec
+from learnprivacy.sqlalchemy._rowkeys import key_text
 from learnprivacy.sqlalchemy._tables import RESTRICTED
 
 if TYPE_CHECKING:
@@ -42,16 +43,9 @@ INCLUDE_RESTRICTED = "include_restricted"
 def _not_restricted(privacy: LearnPrivacy, spec: ModelSpec) -> Any:
     """The condition a row of ``spec``'s table meets unless it is restricted."""
     states = privacy.side.states
-    table = spec.model.__table__
-    key = table.c[spec.primary_key_column]
-    try:
-        textual = key.type.python_type is str
-    except NotImplementedError:
-        textual = False
-    row_key = key if textual else cast(key, String)
     return ~exists().where(
         states.c.table_name == spec.table,
-        states.c.row_key == row_key,
+        states.c.row_key == key_text(spec),
         states.c.state == RESTRICTED,
     )
 
@@ -118,12 +112,14 @@ def decrypt_columns(state: ORMExecuteState, personal: PersonalColumns) -> Any:
         return None
     width = len(statement.selected_columns)
     extra: list[Any] = []
-    slots: dict[int, tuple[int, int]] = {}
-    entities: dict[int, tuple[int, int]] = {}
+    slots: dict[int, tuple[slice, int]] = {}
+    entities: dict[int, tuple[slice, int]] = {}
     for position, _cipher, spec, _column, entity in wanted:
         if id(entity) not in entities:
-            key_at = width + len(extra)
-            extra.append(getattr(entity, spec.primary_key).label(f"lp_key_{len(extra)}"))
+            start = width + len(extra)
+            for name in spec.key_attributes:
+                extra.append(getattr(entity, name).label(f"lp_key_{len(extra)}"))
+            key_at = slice(start, width + len(extra))
             subject_at = width + len(extra)
             extra.append(getattr(entity, spec.subject).label(f"lp_subject_{len(extra)}"))
             entities[id(entity)] = (key_at, subject_at)
@@ -144,8 +140,10 @@ def decrypt_columns(state: ORMExecuteState, personal: PersonalColumns) -> Any:
                     if token is None:
                         continue
                     subject = row[subject_at]
+                    parts = row[key_at]
+                    key = tuple(parts) if spec.composite else parts[0]
                     values[position] = cipher.decrypt(
-                        spec, column, row[key_at], "" if subject is None else str(subject), token
+                        spec, column, key, "" if subject is None else str(subject), token
                     )
                 yield tuple(values)
         finally:

@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import (
     ColumnElement,
     DateTime,
-    String,
     and_,
-    cast,
     exists,
     false,
     null,
@@ -21,12 +19,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from learnprivacy._inplace import ModelSpec
+from learnprivacy._inplace import ModelSpec, row_key
 from learnprivacy._inplace._audit import rows_event, shred_event
 from learnprivacy._inplace._plan import decide_routine, with_activity
 from learnprivacy._validators import utc_if_naive
 from learnprivacy._vocabulary import Action
 from learnprivacy.retention import Hold, Schedule, Trigger
+from learnprivacy.retention._consents import lapsed_consents
+from learnprivacy.sqlalchemy._rowkeys import key_after, key_columns, key_text
 from learnprivacy.sqlalchemy._tables import ANONYMISED, RESTRICTED
 from learnprivacy.store._reports import ReviewItem, SweepReport
 
@@ -129,31 +129,21 @@ def sweep(
             continue
         counts = by_type.setdefault(spec.name, dict.fromkeys(_COUNTS, 0))
         table = spec.model.__table__
-        key_column = table.c[spec.primary_key_column]
-        states = privacy.side.states
-        anonymised = exists(
-            select(states.c.row_key).where(
-                states.c.table_name == spec.table,
-                states.c.row_key == cast(key_column, String),
-                states.c.state == ANONYMISED,
-            )
-        )
-        condition = and_(_candidates(spec, account, schedule, now), ~anonymised)
-        names = [spec.primary_key, spec.subject] + [c.attribute for c in spec.clear]
-        columns = [key_column, table.c[spec.subject_column]] + [
-            table.c[c.column] for c in spec.clear
-        ]
+        ordered = key_columns(spec)
+        condition = and_(_candidates(spec, account, schedule, now), ~_anonymised(privacy, spec))
+        names = [*spec.key_attributes, spec.subject] + [c.attribute for c in spec.clear]
+        columns = [*ordered, table.c[spec.subject_column]] + [table.c[c.column] for c in spec.clear]
         last: Any = None
         while True:
             connection = privacy._open(session)
             query = select(*columns).where(condition)
             if last is not None:
-                query = query.where(key_column > last)
-            rows = connection.execute(query.order_by(key_column).limit(batch_size)).all()
+                query = query.where(key_after(spec, last))
+            rows = connection.execute(query.order_by(*ordered).limit(batch_size)).all()
             if not rows:
                 break
-            last = rows[-1][0]
             values = [dict(zip(names, row, strict=True)) for row in rows]
+            last = spec.key_of(values[-1])
             subjects = {str(v[spec.subject]) for v in values if v[spec.subject] is not None}
             accounts = _accounts(privacy, connection, account, spec, subjects)
             activity = _latest_activity(privacy, connection, subjects) if reads_activity else {}
@@ -167,13 +157,13 @@ def sweep(
                 if spec.is_subject_table
                 else set()
             )
-            known = privacy._states(connection, spec, [v[spec.primary_key] for v in values])
+            known = privacy._states(connection, spec, [spec.key_of(v) for v in values])
             erase: list[Any] = []
             hide: list[Any] = []
             restrict: list[Any] = []
             owners: dict[str, list[str]] = {"erase": [], "anonymise": [], "restrict": []}
             for value in values:
-                key = value[spec.primary_key]
+                key = spec.key_of(value)
                 subject = None if value[spec.subject] is None else str(value[spec.subject])
                 view = spec.view(value)
                 if spec.is_subject_table and subject in activity:
@@ -194,7 +184,7 @@ def sweep(
                     )
                 else:
                     reason = decision.reason
-                if action is Action.RESTRICT and known.get(str(key)) == RESTRICTED:
+                if action is Action.RESTRICT and known.get(row_key(key)) == RESTRICTED:
                     action = Action.KEEP
                 if action is Action.ERASE:
                     erase.append(key)
@@ -212,7 +202,7 @@ def sweep(
                     outcome = "review"
                     if len(reviews) < review_limit:
                         reviews.append(
-                            ReviewItem(record_type=spec.name, record_id=str(key), reason=reason)
+                            ReviewItem(record_type=spec.name, record_id=row_key(key), reason=reason)
                         )
                 else:
                     outcome = "kept"
@@ -221,7 +211,7 @@ def sweep(
             if dry_run:
                 for owner in owners["erase"] + owners["anonymise"]:
                     removed[(spec.table, owner)] = removed.get((spec.table, owner), 0) + 1
-                gone_keys.update((spec.table, str(k)) for k in erase + hide)
+                gone_keys.update((spec.table, row_key(k)) for k in erase + hide)
                 continue
             _carry_out(
                 privacy,
@@ -255,6 +245,18 @@ def sweep(
         by_type=by_type,
         review_items=tuple(reviews),
         review_truncated=totals["review"] > len(reviews),
+    )
+
+
+def _anonymised(privacy: LearnPrivacy, spec: ModelSpec) -> ColumnElement[bool]:
+    """Rows of ``spec``'s table anonymised by an earlier run (no longer the learner's)."""
+    states = privacy.side.states
+    return exists(
+        select(states.c.row_key).where(
+            states.c.table_name == spec.table,
+            states.c.row_key == key_text(spec),
+            states.c.state == ANONYMISED,
+        )
     )
 
 
@@ -326,7 +328,6 @@ def _latest_activity(
 
     found: dict[str, dt.datetime] = {}
     wanted = sorted(subjects)
-    states = privacy.side.states
     for spec in privacy.specs:
         name = spec.privacy.activity
         if name is None:
@@ -334,14 +335,7 @@ def _latest_activity(
         table = spec.model.__table__
         subject = table.c[spec.subject_column]
         column = table.c[spec.column(name).column]
-        key = table.c[spec.primary_key_column]
-        anonymised = exists(
-            select(states.c.row_key).where(
-                states.c.table_name == spec.table,
-                states.c.row_key == cast(key, String),
-                states.c.state == ANONYMISED,
-            )
-        )
+        anonymised = _anonymised(privacy, spec)
         for start in range(0, len(wanted), 500):
             chunk = [_typed(spec, s) for s in wanted[start : start + 500]]
             query = (
@@ -417,25 +411,8 @@ def _lapsed(
     attributes += [names.get("withdrawn_at"), names.get("expires_at")]
     columns = [table.c[consents.subject_column]]
     columns += [table.c[consents.column(a).column] if a is not None else null() for a in attributes]
-    running: dict[tuple[str, str], bool] = {}
     query = select(*columns).where(columns[1].in_(sorted(purposes)))
-    for learner, purpose, given, withdrawn, expires in connection.execute(query):
-        if learner is None:
-            continue
-        given, withdrawn, expires = _aware(given), _aware(withdrawn), _aware(expires)
-        stands = (
-            given is not None
-            and given <= now
-            and (withdrawn is None or withdrawn > now)
-            and (expires is None or expires > now)
-        )
-        pair = (str(purpose), str(learner))
-        running[pair] = running.get(pair, False) or stands
-    lapsed: dict[str, set[str]] = {}
-    for (purpose, learner), stands in running.items():
-        if not stands:
-            lapsed.setdefault(purpose, set()).add(learner)
-    return lapsed
+    return lapsed_consents(connection.execute(query), now, dates=_aware)
 
 
 def _end_lapsed_consents(
@@ -493,7 +470,7 @@ def _end_lapsed_consents(
             keys: dict[str, list[Any]] = {"erase": [], "anonymise": [], "restrict": []}
             owners: dict[str, list[str]] = {"erase": [], "anonymise": [], "restrict": []}
             for key, learner, view in rows:
-                if states.get(str(key)) is not None or (spec.table, str(key)) in skip:
+                if states.get(row_key(key)) is not None or (spec.table, row_key(key)) in skip:
                     continue
                 action = rules.on_consent_end(view, purpose)
                 if action is None:

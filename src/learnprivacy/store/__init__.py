@@ -14,6 +14,7 @@ See ``docs/concepts-store.md``.
 from learnprivacy.store._audit import AuditLog
 from learnprivacy.store._copy import copy_store
 from learnprivacy.store._epochs import Vault
+from learnprivacy.store._parts import SweepPart
 from learnprivacy.store._pkcs11 import Pkcs11Vault
 from learnprivacy.store._reports import ErasureReport, ReplayReport, SweepReport
 from learnprivacy.store._store import Store
@@ -24,6 +25,7 @@ __all__ = [
     "Pkcs11Vault",
     "ReplayReport",
     "Store",
+    "SweepPart",
     "SweepReport",
     "Vault",
     "copy_store",

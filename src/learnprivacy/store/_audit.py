@@ -149,8 +149,7 @@ class AuditLog:
         return self._pseudonymiser.pseudonym(f"\x00record\x00{record_type}\x00{record_id}")
 
     def _seal(self, sequence: int, head_hash: str) -> str:
-        message = f"{sequence}:{head_hash}".encode("ascii")
-        return hmac.new(self._seal_key, message, hashlib.sha256).hexdigest()
+        return seal_head(self._seal_key, sequence, head_hash)
 
     # -- the anchor in the key database -----------------------------------------------
 
@@ -383,26 +382,38 @@ class AuditLog:
             head = connection.execute(
                 select(AUDIT_HEAD.c.sequence, AUDIT_HEAD.c.hash, AUDIT_HEAD.c.seal)
             ).first()
-        if head is None:
-            if last == 0:
-                return last, hashes
-            raise AuditTampered("audit log head is missing", sequence=1)
-        sequence, head_hash, seal = int(head[0]), str(head[1]), str(head[2])
-        if not hmac.compare_digest(self._seal(sequence, head_hash), seal):
-            raise AuditTampered("audit log head seal is invalid", sequence=max(sequence, 1))
-        if sequence > last:
-            raise AuditTampered(
-                f"audit log broken at entry {last + 1}: entries removed from the end",
-                sequence=last + 1,
-            )
-        if sequence < last:
-            raise AuditTampered(
-                f"audit log broken at entry {sequence + 1}: entries not covered by the head",
-                sequence=sequence + 1,
-            )
-        if head_hash != prev:
-            raise AuditTampered(f"audit log broken at entry {last}", sequence=last)
+        check_head(self._seal_key, last, prev, None if head is None else tuple(head))
         return last, hashes
+
+
+def seal_head(seal_key: bytes, sequence: int, head_hash: str) -> str:
+    """The HMAC sealing an audit log's head row ``(sequence, head_hash)``."""
+    message = f"{sequence}:{head_hash}".encode("ascii")
+    return hmac.new(seal_key, message, hashlib.sha256).hexdigest()
+
+
+def check_head(seal_key: bytes, last: int, prev: str, head: tuple[Any, ...] | None) -> None:
+    """Check an audit log's sealed head ``(sequence, hash, seal)`` against its verified
+    chain, which ends at entry ``last`` of hash ``prev``; raise :class:`AuditTampered`."""
+    if head is None:
+        if last == 0:
+            return
+        raise AuditTampered("audit log head is missing", sequence=1)
+    sequence, head_hash, seal = int(head[0]), str(head[1]), str(head[2])
+    if not hmac.compare_digest(seal_head(seal_key, sequence, head_hash), seal):
+        raise AuditTampered("audit log head seal is invalid", sequence=max(sequence, 1))
+    if sequence > last:
+        raise AuditTampered(
+            f"audit log broken at entry {last + 1}: entries removed from the end",
+            sequence=last + 1,
+        )
+    if sequence < last:
+        raise AuditTampered(
+            f"audit log broken at entry {sequence + 1}: entries not covered by the head",
+            sequence=sequence + 1,
+        )
+    if head_hash != prev:
+        raise AuditTampered(f"audit log broken at entry {last}", sequence=last)
 
 
 def chain_entries(

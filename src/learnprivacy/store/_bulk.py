@@ -41,11 +41,12 @@ _Convert = Callable[[Any], Any]
 
 
 def _sqlite_datetime(value: dt.datetime) -> str:
-    # SQLAlchemy's SQLite DATETIME storage format, so both paths read back alike.
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
-        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
-    )
+    # SQLAlchemy's SQLite DATETIME storage format (the wall time, any offset left out),
+    # so both paths read back alike: isoformat gives it at a fifth of the cost of
+    # formatting each part. The store writes naive UTC datetimes, whose isoformat is
+    # exactly these 26 characters (the slice returns the same string); an aware one
+    # would add its offset after them.
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 def _sqlite_decimal(value: Decimal) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.crypto import BlindIndex, FieldCipher
+from learnprivacy.crypto._token import Opener
 from learnprivacy.records import Score
 from learnprivacy.store._schema import FieldSpec, Kind, RecordTable
 from learnprivacy.store._types import UTC, to_utc
@@ -64,20 +65,56 @@ def _number_in(value: Decimal, kind: str) -> int | float | Decimal:
     return value
 
 
-def _to_column(spec: FieldSpec) -> Callable[[Any], Any]:
-    """Python value -> column value for a typed (clear) field; None passes through."""
-    kind = spec.kind
-    if kind is Kind.DATETIME:
-        return to_utc
-    if kind is Kind.TIMEDELTA:
-        return _micros
-    if kind is Kind.ENUM:
-        return _enum_out
-    return lambda value: value
+def _same(value: Any) -> Any:
+    return value
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=UTC)
+
+
+def _bool_text(value: bool) -> str:
+    return "1" if value else "0"
+
+
+# How each kind of field converts, one table per direction: Python value -> column value
+# (typed clear fields), column value -> Python, Python -> encrypted text, text -> Python.
+# ENUM reads need the field's enum type (see _enum_in); unlisted kinds pass through.
+_TO_COLUMN: dict[Kind, Callable[[Any], Any]] = {
+    Kind.DATETIME: to_utc,
+    Kind.TIMEDELTA: _micros,
+    Kind.ENUM: _enum_out,
+}
+_FROM_COLUMN: dict[Kind, Callable[[Any], Any]] = {
+    Kind.DATETIME: _aware,
+    Kind.TIMEDELTA: lambda value: dt.timedelta(microseconds=value),
+    Kind.FLOAT: float,
+    Kind.INT: int,
+    Kind.BOOL: bool,
+}
+_TO_TEXT: dict[Kind, Callable[[Any], str]] = {
+    Kind.TEXT: _same,
+    Kind.DATETIME: lambda value: value.isoformat(),
+    Kind.DATE: lambda value: value.isoformat(),
+    Kind.TIMEDELTA: lambda value: str(_micros(value)),
+    Kind.ENUM: _enum_out,
+    Kind.BOOL: _bool_text,
+    Kind.FLOAT: repr,
+}
+_FROM_TEXT: dict[Kind, Callable[[str], Any]] = {
+    Kind.DATETIME: dt.datetime.fromisoformat,
+    Kind.DATE: dt.date.fromisoformat,
+    Kind.TIMEDELTA: lambda text: dt.timedelta(microseconds=int(text)),
+    Kind.BOOL: lambda text: text == "1",
+    Kind.FLOAT: float,
+    Kind.INT: int,
+    Kind.DECIMAL: Decimal,
+}
+
+
+def _to_column(spec: FieldSpec) -> Callable[[Any], Any]:
+    """Python value -> column value for a typed (clear) field; None passes through."""
+    return _TO_COLUMN.get(spec.kind, _same)
 
 
 def column_value(spec: FieldSpec, value: Any) -> Any:
@@ -85,64 +122,24 @@ def column_value(spec: FieldSpec, value: Any) -> Any:
     return None if value is None else _to_column(spec)(value)
 
 
-def _from_column(spec: FieldSpec) -> Callable[[Any], Any]:
-    kind = spec.kind
-    if kind is Kind.DATETIME:
-        return _aware
-    if kind is Kind.TIMEDELTA:
-        return lambda value: dt.timedelta(microseconds=value)
-    if kind is Kind.ENUM:
+def _reader(spec: FieldSpec, table: dict[Kind, Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    if spec.kind is Kind.ENUM:
         assert spec.enum_type is not None  # set for every ENUM spec
         return _enum_in(spec.enum_type)
-    if kind is Kind.FLOAT:
-        return float
-    if kind is Kind.INT:
-        return int
-    if kind is Kind.BOOL:
-        return bool
-    return lambda value: value
+    return table.get(spec.kind, _same)
+
+
+def _from_column(spec: FieldSpec) -> Callable[[Any], Any]:
+    return _reader(spec, _FROM_COLUMN)
 
 
 def _to_text(spec: FieldSpec) -> Callable[[Any], str]:
     """Python value -> the text that is encrypted, for an encrypted field."""
-    kind = spec.kind
-    if kind is Kind.TEXT:
-        return lambda value: value
-    if kind is Kind.DATETIME:
-        return lambda value: value.isoformat()
-    if kind is Kind.DATE:
-        return lambda value: value.isoformat()
-    if kind is Kind.TIMEDELTA:
-        return lambda value: str(_micros(value))
-    if kind is Kind.ENUM:
-        return _enum_out
-    if kind is Kind.BOOL:
-        return lambda value: "1" if value else "0"
-    if kind is Kind.FLOAT:
-        return repr
-    return str
+    return _TO_TEXT.get(spec.kind, str)
 
 
 def _from_text(spec: FieldSpec) -> Callable[[str], Any]:
-    kind = spec.kind
-    if kind is Kind.DATETIME:
-        return dt.datetime.fromisoformat
-    if kind is Kind.DATE:
-        return dt.date.fromisoformat
-    if kind is Kind.TIMEDELTA:
-        return lambda text: dt.timedelta(microseconds=int(text))
-    if kind is Kind.ENUM:
-        assert spec.enum_type is not None  # set for every ENUM spec
-        return _enum_in(spec.enum_type)
-    if kind is Kind.BOOL:
-        return lambda text: text == "1"
-    if kind is Kind.FLOAT:
-        return float
-    if kind is Kind.INT:
-        return int
-    if kind is Kind.DECIMAL:
-        return Decimal
-    return lambda text: text
+    return _reader(spec, _FROM_TEXT)
 
 
 class Codec:
@@ -151,13 +148,14 @@ class Codec:
     __slots__ = (
         "_cipher",
         "_columns",
-        "_decoders",
+        "_composite",
         "_encoders",
         "_facts",
         "_index",
         "_opened",
         "_sealed",
         "_skeleton",
+        "_steps",
         "rt",
     )
 
@@ -172,9 +170,9 @@ class Codec:
         self._encoders = [
             (spec.name, self._encoder(spec)) for spec in rt.fields if not spec.encrypted
         ]
-        self._decoders = [
-            self._decoder(spec, positions) for spec in rt.fields if not spec.encrypted
-        ]
+        self._steps, self._composite = self._readers(
+            [spec for spec in rt.fields if not spec.encrypted], positions
+        )
         self._sealed = [
             (
                 spec.name,
@@ -297,15 +295,51 @@ class Codec:
 
         return name, decode
 
+    def _readers(
+        self, specs: list[FieldSpec], positions: dict[str, int]
+    ) -> tuple[
+        list[tuple[str, int, Callable[[Any], Any] | None]],
+        list[tuple[str, Callable[[Sequence[Any], str, str], Any]]],
+    ]:
+        """How to read the clear fields ``specs`` from rows whose columns sit at
+        ``positions``: ``(name, position, conversion)`` steps, read inline on the hot
+        paths (position -1: not selected, ``None``; conversion ``None``: the column's
+        value as it is), and the decoders of Score fields, spread over several columns.
+        """
+        steps: list[tuple[str, int, Callable[[Any], Any] | None]] = []
+        composite: list[tuple[str, Callable[[Sequence[Any], str, str], Any]]] = []
+        for spec in specs:
+            if spec.columns[0] not in positions:
+                steps.append((spec.name, -1, None))
+            elif spec.kind is Kind.SCORE:
+                composite.append((spec.name, self._decoder(spec, positions)[1]))
+            else:
+                convert = _from_column(spec)
+                plain = spec.kind in (Kind.TEXT, Kind.DATE, Kind.DECIMAL)
+                steps.append((spec.name, positions[spec.name], None if plain else convert))
+        return steps, composite
+
     def _ids(self, row: Sequence[Any]) -> tuple[str, str]:
         record_id = row[self._columns["id"]]
         subject = row[self._columns[self.rt.subject_column]]
         return record_id, subject
 
-    def from_row(self, row: Sequence[Any]) -> Any:
-        """The record of ``row``, its personal fields decrypted and every field validated."""
+    def from_row(
+        self, row: Sequence[Any], openers: dict[str, dict[str, Opener]] | None = None
+    ) -> Any:
+        """The record of ``row``, its personal fields decrypted and every field validated.
+
+        ``openers``: the keyring's openers of the subjects of the rows being read (see
+        :func:`learnprivacy.store._reads.decode_rows`); without them, or for a subject
+        they leave out, the cipher finds the keys itself.
+        """
         record_id, subject = self._ids(row)
-        kwargs = {name: decode(row, record_id, subject) for name, decode in self._decoders}
+        kwargs: dict[str, Any] = {}
+        for name, at, convert in self._steps:
+            value = row[at]
+            kwargs[name] = value if value is None or convert is None else convert(value)
+        for name, decode in self._composite:
+            kwargs[name] = decode(row, record_id, subject)
         if self._opened:
             tokens: list[str] = []
             contexts: list[str] = []
@@ -319,7 +353,10 @@ class Codec:
                 tokens.append(token)
                 contexts.append(context.format(record_id))
                 present.append(item)
-            texts = self._cipher.decrypt_many(tokens, subject=subject, contexts=contexts)
+            if openers is None:
+                texts = self._cipher.decrypt_many(tokens, subject=subject, contexts=contexts)
+            else:
+                texts = self._cipher._decrypt_with(openers.get(subject), tokens, subject, contexts)
             for (name, _, _, from_text), text in zip(present, texts, strict=True):
                 kwargs[name] = from_text(text)
         return self.rt.cls(**kwargs)
@@ -346,17 +383,9 @@ class Codec:
         """
         # Plain columns are read by position and converted inline (the hot path of sweeps);
         # Score fields, spread over several columns, go through their decoder.
-        steps: list[tuple[str, int, Callable[[Any], Any] | None]] = []
-        composite: list[tuple[str, Callable[[Sequence[Any], str, str], Any]]] = []
-        for spec in self.rt.fields:
-            if spec.encrypted or spec.columns[0] not in positions:
-                steps.append((spec.name, -1, None))
-            elif spec.kind is Kind.SCORE:
-                composite.append((spec.name, self._decoder(spec, positions)[1]))
-            else:
-                convert = _from_column(spec)
-                plain = spec.kind in (Kind.TEXT, Kind.DATE, Kind.DECIMAL)
-                steps.append((spec.name, positions[spec.name], None if plain else convert))
+        clear = {spec.name: spec for spec in self.rt.fields if not spec.encrypted}
+        steps, composite = self._readers(list(clear.values()), positions)
+        steps += [(spec.name, -1, None) for spec in self.rt.fields if spec.encrypted]
         cls = self.rt.cls
         new = object.__new__
         assign = object.__setattr__

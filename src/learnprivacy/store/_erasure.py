@@ -13,6 +13,7 @@ from learnprivacy.errors import ValidationError
 from learnprivacy.records import Learner
 from learnprivacy.records._base import subject_of
 from learnprivacy.retention import Action, Hold, Override, Schedule
+from learnprivacy.retention._decide import unscheduled_erasure
 from learnprivacy.store._actions import (
     anonymise_rows,
     erase_rows,
@@ -42,16 +43,7 @@ _NOUN = {Action.ERASE: "erasure", Action.ANONYMISE: "anonymisation"}
 def _default_decision(record: Any, holds: tuple[Hold, ...]) -> tuple[Action, str, str]:
     """Without a schedule: holds and legal obligations restrict, everything else goes."""
     hold = next((h for h in holds if h.matches(record)), None)
-    if hold is not None:
-        return Action.RESTRICT, Article.ART_17_3_E, "a legal hold covers the record"
-    basis = getattr(record, "basis", None)
-    if basis is not None and not basis.erasable_on_request:
-        return (
-            Action.RESTRICT,
-            Article.ART_17_3_B,
-            f"processed under {basis.article}: kept for the legal obligation, restricted",
-        )
-    return Action.ERASE, Article.ART_17_1, "erasure requested and no legal minimum or hold applies"
+    return unscheduled_erasure(getattr(record, "basis", None), hold)
 
 
 def _rows_of(

@@ -574,9 +574,7 @@ class KeyDatabase:
             changed = self._update(connection, entry)
         batch = batch_for(self._local, entry.subject)
         if changed and batch is not None:
-            batch.entries[entry.subject] = [
-                entry if e.key_id == entry.key_id else e for e in batch.entries[entry.subject]
-            ]
+            batch.updated(entry)
         return changed
 
     def update_many(self, entries: Sequence[KeyEntry], *, rewrap: EpochRewrap | None = None) -> int:

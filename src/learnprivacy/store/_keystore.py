@@ -10,9 +10,11 @@ cannot be one transaction. The order that loses nothing:
 * **Shreds** asked for inside a store transaction (:meth:`SqlKeyStore.bound`) are written
   to an outbox table, ``lp_key_outbox``, of the *records* database, in that same
   transaction: the outbox row exists if and only if the erasure committed. Once it has,
-  :meth:`SqlKeyStore.apply_outbox` destroys the keys, then deletes the outbox rows. A
-  crash in between leaves outbox rows that the next open of the store, or the next
-  writer of the same learner (:meth:`SqlKeyStore.settle`), applies: shredding twice is
+  the writer destroys the keys it sent (:meth:`SqlKeyStore.apply_sent`; those only, so
+  concurrent sweeps never update the same key rows), then deletes its outbox rows. A
+  crash in between leaves outbox rows that the next open of the store
+  (:meth:`SqlKeyStore.apply_outbox`), or the next writer of the same learner
+  (:meth:`SqlKeyStore.settle`), applies: shredding twice is
   shredding once.
 
 The outbox names subjects by their key reference (``k1_...``), never by learner id.
@@ -174,7 +176,10 @@ class SqlKeyStore:
         connection = self._connection()
         if connection is None:
             return self._keys.shred_many(wanted, tombstone=tombstone)
-        self._local.sent = True
+        sent = getattr(self._local, "sent", None)
+        if not isinstance(sent, set):
+            sent = self._local.sent = set()
+        sent.update(ref for ref, _scope in wanted)
         rows = [(ref, _ALL if scope is None else scope, tombstone) for ref, scope in wanted]
         if connection.dialect.name == "sqlite":
             # Straight to the driver: a sweep sends thousands of rows.
@@ -188,15 +193,31 @@ class SqlKeyStore:
     # -- the outbox ----------------------------------------------------------------------
 
     def apply_sent(self) -> int:
-        """:meth:`apply_outbox` if this thread's last transaction wrote to the outbox."""
-        if not getattr(self._local, "sent", False):
+        """Apply the outbox rows this thread's committed transaction sent.
+
+        Only those (found by key reference): concurrent sweeps, each applying its own
+        shreds, then never update the same key rows, in whatever order, at the same time
+        (two workers each applying the whole outbox deadlocked on PostgreSQL). Rows
+        another process left behind are applied by :meth:`apply_outbox` (store opening)
+        or by whoever sent them.
+        """
+        sent = getattr(self._local, "sent", None)
+        self._local.sent = None
+        if not sent:
             return 0
-        self._local.sent = False
-        return self.apply_outbox()
+        with self._db.read() as connection:
+            rows = _outbox_rows(connection, sorted(sent))
+        if not rows:
+            return 0
+        count = self._apply(rows)
+        with self._db.write() as connection:
+            _delete_outbox(connection, [int(str(row[0])) for row in rows])
+        self._db.checkpoint()
+        return count
 
     def discard_sent(self) -> None:
         """Forget that this thread wrote to the outbox (its transaction rolled back)."""
-        self._local.sent = False
+        self._local.sent = None
 
     def apply_outbox(self) -> int:
         """Destroy the keys of every committed outbox row, then delete those rows.
@@ -217,9 +238,7 @@ class SqlKeyStore:
             return 0
         count = self._apply(rows)
         with self._db.write() as connection:
-            for start in range(0, len(rows), _CHUNK):
-                ids = [int(row[0]) for row in rows[start : start + _CHUNK]]
-                connection.execute(delete(KEY_OUTBOX).where(_ids_in(connection, ids)))
+            _delete_outbox(connection, [int(row[0]) for row in rows])
         self._db.checkpoint()
         return count
 
@@ -231,29 +250,11 @@ class SqlKeyStore:
         PostgreSQL, ``FOR SHARE``; on SQLite, the write lock), so no erasure of that
         learner commits meanwhile; rows settled here are deleted in its transaction.
         """
-        wanted = sorted(set(refs))
-        found: list[tuple[object, ...]] = []
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            found.extend(
-                tuple(row)
-                for row in connection.execute(
-                    select(
-                        KEY_OUTBOX.c.id,
-                        KEY_OUTBOX.c.subject_ref,
-                        KEY_OUTBOX.c.scope,
-                        KEY_OUTBOX.c.tombstone,
-                    ).where(ids_in(KEY_OUTBOX.c.subject_ref, chunk, connection.dialect.name))
-                ).all()
-            )
+        found = _outbox_rows(connection, sorted(set(refs)))
         if not found:
             return 0
         count = self._apply(found)
-        ids = [int(str(r[0])) for r in found]
-        for start in range(0, len(ids), _CHUNK):
-            connection.execute(
-                delete(KEY_OUTBOX).where(_ids_in(connection, ids[start : start + _CHUNK]))
-            )
+        _delete_outbox(connection, [int(str(r[0])) for r in found])
         return count
 
     def _apply(self, rows: Iterable[tuple[object, ...]]) -> int:
@@ -266,6 +267,30 @@ class SqlKeyStore:
         if plain:
             count += self._keys.shred_many(plain, tombstone=False)
         return count
+
+
+def _outbox_rows(connection: Connection, refs: list[str]) -> list[tuple[object, ...]]:
+    """The outbox rows ``(id, ref, scope, tombstone)`` of these key references."""
+    found: list[tuple[object, ...]] = []
+    columns = (KEY_OUTBOX.c.id, KEY_OUTBOX.c.subject_ref, KEY_OUTBOX.c.scope)
+    for start in range(0, len(refs), _CHUNK):
+        chunk = refs[start : start + _CHUNK]
+        found.extend(
+            tuple(row)
+            for row in connection.execute(
+                select(*columns, KEY_OUTBOX.c.tombstone).where(
+                    ids_in(KEY_OUTBOX.c.subject_ref, chunk, connection.dialect.name)
+                )
+            ).all()
+        )
+    return found
+
+
+def _delete_outbox(connection: Connection, ids: list[int]) -> None:
+    for start in range(0, len(ids), _CHUNK):
+        connection.execute(
+            delete(KEY_OUTBOX).where(_ids_in(connection, ids[start : start + _CHUNK]))
+        )
 
 
 def _ids_in(connection: Connection, ids: list[int]) -> ColumnElement[bool]:

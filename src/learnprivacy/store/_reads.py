@@ -33,16 +33,31 @@ R = TypeVar("R")
 #: asks whether a learner holds any record decrypts a few rows, not a thousand.
 FIRST_PAGE = 100
 PAGE = 1_000
+#: Rows whose keys :func:`decode_rows` fetches and unwraps together.
+KEY_PAGE = 5_000
 
 
 def decode_rows(store: Store, codec: Codec, rows: Sequence[Sequence[Any]]) -> list[Any]:
-    """Records of ``rows`` (inside :meth:`Store.reading`), fetching their keys at once."""
+    """Records of ``rows`` (inside :meth:`Store.reading`), fetching their keys at once.
+
+    Rows go in slices of :data:`KEY_PAGE`: the keys of a slice's learners are fetched in
+    one query and unwrapped in one pass, used for that slice, then dropped, so a read of
+    many learners neither holds every key at once nor churns the keyring's cache.
+    """
     if not rows:
         return []
     at = codec.position(codec.rt.subject_column)
-    key_ref = store.keyring.key_ref
-    with store._keys.batch({key_ref(row[at]) for row in rows}):
-        return [codec.from_row(row) for row in rows]
+    keyring = store.keyring
+    from_row = codec.from_row
+    records: list[Any] = []
+    for start in range(0, len(rows), KEY_PAGE):
+        page = rows[start : start + KEY_PAGE]
+        refs = keyring._key_refs({row[at] for row in page})
+        with store._keys.batch(refs.values()):
+            openers = keyring._openers_of_subjects(refs)
+        records.extend([from_row(row, openers) for row in page])
+        del openers
+    return records
 
 
 def select_records(

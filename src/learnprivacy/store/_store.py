@@ -47,6 +47,7 @@ from learnprivacy.store._open import (
     move_legacy_keys,
     read_meta,
 )
+from learnprivacy.store._parts import SweepPart, sweep_parts
 from learnprivacy.store._reports import ErasureReport, ReplayReport, SweepReport
 from learnprivacy.store._schema import BUILTIN_TYPES, RecordTable
 
@@ -532,6 +533,7 @@ class Store:
         review_limit: int = 10_000,
         progress: ProgressReporter | None = None,
         compact: bool = True,
+        part: SweepPart | None = None,
     ) -> SweepReport:
         """Apply ``schedule`` to every row: erase, anonymise, restrict, or list for review.
 
@@ -546,6 +548,11 @@ class Store:
         erased anything ends with :meth:`compact_keys` (``compact=False`` to leave that to
         a separate schedule), so that key-database copies taken before it open nothing of
         what it erased; writers elsewhere may keep running.
+
+        ``part`` (one of :meth:`sweep_parts`) sweeps only the records of the learners in
+        that range: several workers, one part each, share a sweep without walking over
+        each other's rows. Workers sweeping parts pass ``compact=False`` and one of them
+        (or a scheduler) calls :meth:`compact_keys` once they are all done.
         """
         at = self.now(now)
         from learnprivacy.store import _sweep  # loaded when first used
@@ -559,10 +566,23 @@ class Store:
             holds=tuple(holds),
             review_limit=review_limit,
             progress=progress,
+            part=part,
         )
         if compact and not dry_run and report.erased:
             self.compact_keys(now=at)
         return report
+
+    @checked_arguments
+    def sweep_parts(self, count: int) -> tuple[SweepPart, ...]:
+        """Split the learners into at most ``count`` contiguous ranges of about equal size,
+        one per sweep worker (``sweep(..., part=...)``).
+
+        Computed once by whoever starts the workers, and handed to each
+        (:meth:`SweepPart.to_json`): together the parts cover every learner id, including
+        ids written after the split, so no record falls between two workers. Fewer parts
+        come back when there are fewer distinct learners than ``count``.
+        """
+        return sweep_parts(self, count)
 
     @checked_arguments
     def erase_subject(

@@ -28,6 +28,7 @@ from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ValidationError
 from learnprivacy.records._base import subject_of
 from learnprivacy.retention import Action, Hold, Schedule, Trigger
+from learnprivacy.retention._consents import lapsed_consents
 from learnprivacy.store._actions import (
     anonymise_rows,
     erase_rows,
@@ -39,6 +40,7 @@ from learnprivacy.store._actions import (
 from learnprivacy.store._audit import AuditEvent
 from learnprivacy.store._bulk import ids_in
 from learnprivacy.store._common import ids_detail
+from learnprivacy.store._parts import SweepPart
 from learnprivacy.store._reports import ReviewItem, SweepReport
 from learnprivacy.store._schema import ANONYMISED, RESTRICTED, RecordTable
 from learnprivacy.store._selection import Selection
@@ -95,6 +97,7 @@ def sweep(
     holds: tuple[Hold, ...],
     review_limit: int,
     progress: ProgressReporter | None = None,
+    part: SweepPart | None = None,
 ) -> SweepReport:
     """See :meth:`Store.sweep`."""
     if not isinstance(schedule, Schedule):
@@ -104,6 +107,8 @@ def sweep(
         raise ValidationError("batch_size must be a positive int", field="batch_size")
     if not all(isinstance(h, Hold) for h in holds):
         raise ValidationError("holds must be Hold objects", field="holds")
+    if part is not None and not isinstance(part, SweepPart):
+        raise ValidationError("part must be a SweepPart", field="part")
     tally = _Tally(review_limit)
     tables = store._record_tables()
     ordered = [rt for rt in tables if rt.has_learner] + [rt for rt in tables if not rt.has_learner]
@@ -112,17 +117,17 @@ def sweep(
         for rt in tables
         for rule in schedule.rules_for(rt.cls)
     )
-    activity = latest_activity(store) if reads_activity else {}
+    activity = latest_activity(store, part) if reads_activity else {}
     with store._reading() as connection:
         for rt in tables:
             live = select(rt.table.c.id).where(rt.table.c[ANONYMISED].is_(None)).limit(1)
             if connection.execute(live).first() is not None:
                 tally.populated.add(rt.name)
     for rt in ordered:
-        _TypeSweep(store, schedule, rt, now, holds, dry_run, batch_size, tally, activity).run(
+        _TypeSweep(store, schedule, rt, now, holds, dry_run, batch_size, tally, activity, part).run(
             progress
         )
-    _end_lapsed_consents(store, schedule, now, holds, dry_run, tally)
+    _end_lapsed_consents(store, schedule, now, holds, dry_run, tally, part)
     if not dry_run:
         store._db.checkpoint()
     return SweepReport(
@@ -141,13 +146,13 @@ def sweep(
     )
 
 
-def latest_activity(store: Store) -> dict[str, dt.datetime]:
+def latest_activity(store: Store, part: SweepPart | None = None) -> dict[str, dt.datetime]:
     """Each learner's latest activity shown by their records (UTC), by learner id.
 
     A record type shows activity when its class names an ``activity_field`` (progress
     recorded, a login, a certificate issued). The account's own ``last_activity_at`` may
     lag behind them (an LMS that updates it on login only): the sweep counts from the
-    latest of the two.
+    latest of the two. With ``part``, only the learners in that part.
     """
     found: dict[str, dt.datetime] = {}
     with store._reading() as connection:
@@ -162,6 +167,8 @@ def latest_activity(store: Store) -> dict[str, dt.datetime]:
                 .where(table.c[ANONYMISED].is_(None))
                 .group_by(subject)
             )
+            if part is not None:
+                query = query.where(part.condition(subject))
             for learner_id, latest in connection.execute(query):
                 if latest is None:
                     continue
@@ -185,8 +192,10 @@ class _TypeSweep:
         batch_size: int,
         tally: _Tally,
         activity: dict[str, dt.datetime],
+        part: SweepPart | None = None,
     ) -> None:
         self.store, self.schedule, self.rt, self.now = store, schedule, rt, now
+        self.part = part
         self.holds, self.dry_run, self.batch_size, self.tally = holds, dry_run, batch_size, tally
         self.activity = activity
         # Learners whose last activity comes from their records, not their account.
@@ -207,12 +216,15 @@ class _TypeSweep:
 
     def run(self, progress: ProgressReporter | None = None) -> None:
         name = self.rt.name
+        table = self.rt.table
+        # In a part, only the rows of its learners: another worker sweeps the others.
+        mine = true() if self.part is None else self.part.condition(table.c[self.rt.subject_column])
         with self.store._reading() as connection:
             total = int(
                 connection.execute(
                     select(func.count())
-                    .select_from(self.rt.table)
-                    .where(self.rt.table.c[ANONYMISED].is_(None))
+                    .select_from(table)
+                    .where(table.c[ANONYMISED].is_(None), mine)
                 ).scalar_one()
             )
         if not total:
@@ -228,8 +240,7 @@ class _TypeSweep:
             learner_codec = self.store._codec(selection.learner_rt.cls)
             read_subject = learner_codec.skeleton_reader(subject_positions)
         condition = selection.candidates() if self.rules else true()
-        base = selection.query(columns, condition)
-        table = self.rt.table
+        base = selection.query(columns, condition).where(mine)
         at_id, at_restricted = positions["id"], positions[RESTRICTED]
         at_subject_id = subject_positions.get("id")
         last: str | None = None
@@ -536,25 +547,11 @@ def _lapsed(store: Store, purposes: set[str], now: dt.datetime) -> dict[str, set
     table = store._table("Consent").table
     columns = [table.c.learner_id, table.c.purpose, table.c.given_at]
     columns += [table.c.withdrawn_at, table.c.expires_at]
-    active: dict[tuple[str, str], bool] = {}
-    naive = to_utc(now)
     with store._reading() as connection:
         query = select(*columns).where(
             table.c[ANONYMISED].is_(None), table.c.purpose.in_(sorted(purposes))
         )
-        for learner_id, purpose, given, withdrawn, expires in connection.execute(query):
-            running = (
-                given <= naive
-                and (withdrawn is None or withdrawn > naive)
-                and (expires is None or expires > naive)
-            )
-            key = (purpose, learner_id)
-            active[key] = active.get(key, False) or running
-    lapsed: dict[str, set[str]] = {}
-    for (purpose, learner_id), running in active.items():
-        if not running:
-            lapsed.setdefault(purpose, set()).add(learner_id)
-    return lapsed
+        return lapsed_consents(connection.execute(query), to_utc(now))
 
 
 def _end_lapsed_consents(
@@ -564,6 +561,7 @@ def _end_lapsed_consents(
     holds: tuple[Hold, ...],
     dry_run: bool,
     tally: _Tally,
+    part: SweepPart | None = None,
 ) -> None:
     """Erase what rested only on a consent that has expired or been withdrawn.
 
@@ -579,6 +577,8 @@ def _end_lapsed_consents(
         return
     lapsed = _lapsed(store, set(by_purpose), now)
     for purpose, learners in lapsed.items():
+        if part is not None:
+            learners = {learner_id for learner_id in learners if learner_id in part}
         for rt in dict.fromkeys(by_purpose[purpose]):
             chosen: dict[Action, list[Any]] = {}
             for learner_id in sorted(learners):

@@ -92,10 +92,9 @@ def add_all(store: Store, records: Iterable[Any], *, now: dt.datetime) -> int:
             _check_learners(store, connection, needed - new_learners, kinds)
             secret = [cls for cls in by_type if any(f.encrypted for f in tables[cls].fields)]
             subjects = {subject_of(r) for cls in secret for r in by_type[cls]}
-            for subject in subjects:
-                # Keys cached from an earlier transaction may have been shredded since.
-                keyring.clear_cache(subject)
-            refs = {keyring.key_ref(s) for s in subjects}
+            # Keys cached from an earlier transaction may have been shredded since.
+            keyring._forget_many(subjects)
+            refs = set(keyring._key_refs(subjects).values())
             # An erasure of these learners may have committed a moment ago with its
             # shreds still in the outbox: destroy those keys before using any.
             keys.settle(connection, refs)

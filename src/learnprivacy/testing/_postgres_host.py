@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from learnprivacy.errors import ConfigurationError, LearnPrivacyError
 
@@ -122,22 +123,28 @@ class Runner:
     cwd: Path
     env: Mapping[str, str]
 
+    def _options(self) -> dict[str, Any]:
+        """Where and as whom every program runs: the directory and environment, no
+        terminal input, the unprivileged account, and a session of its own (so a Ctrl-C
+        in the terminal does not stop the server under the tests; stop() does that)."""
+        return {
+            "cwd": self.cwd,
+            "env": dict(self.env),
+            "stdin": subprocess.DEVNULL,
+            "user": self.uid,
+            "group": self.gid,
+            "extra_groups": None if self.uid is None else [],
+            "start_new_session": True,
+        }
+
     def run(self, args: Sequence[str | Path], timeout: float) -> subprocess.CompletedProcess[str]:
         return subprocess.run(  # noqa: S603 - fixed programs from the PostgreSQL bin directory
             [str(arg) for arg in args],
-            cwd=self.cwd,
-            env=dict(self.env),
-            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=timeout,
             check=False,
-            user=self.uid,
-            group=self.gid,
-            extra_groups=None if self.uid is None else [],
-            # Its own session, so a Ctrl-C in the terminal does not stop the server under
-            # the tests; stop() does that.
-            start_new_session=True,
+            **self._options(),
         )
 
     def spawn(self, args: Sequence[str | Path], output: Path) -> subprocess.Popen[bytes]:
@@ -145,15 +152,10 @@ class Runner:
         with output.open("ab") as sink:
             return subprocess.Popen(  # noqa: S603 - fixed server program found by the harness
                 [str(arg) for arg in args],
-                cwd=self.cwd,
-                env=dict(self.env),
-                stdin=subprocess.DEVNULL,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
-                user=self.uid,
-                group=self.gid,
-                extra_groups=None if self.uid is None else [],
-                start_new_session=True,
+                text=False,
+                **self._options(),
             )
 
 

@@ -10,6 +10,7 @@ server, what "up" means, where its log is) is the subclass's.
 from __future__ import annotations
 
 import subprocess
+import time
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -32,6 +33,7 @@ class ThrowawayServer(ABC):
     #: The error a start that ran out of time is reported as (with the log's tail).
     start_error: ClassVar[type[Exception]]
     _finalizer: weakref.finalize[..., Any] | None = None
+    _start_timeout: float
 
     def __enter__(self) -> Self:
         self.start()
@@ -83,6 +85,27 @@ class ThrowawayServer(ABC):
         """Register what stops the server and removes its directory (call it before
         anything in :meth:`_launch` can fail)."""
         self._finalizer = weakref.finalize(self, function, *args)
+
+    def _poll(self, ready: Callable[[], object], *, failing: str, longest: float) -> None:
+        """Call ``ready`` until it no longer raises ``OSError``, waiting 20 ms, then twice
+        as long each time up to ``longest`` seconds; past the start timeout, raise
+        :attr:`start_error`: "``failing`` within N s", the error's type and the log's tail.
+        Any other error of ``ready`` ends the wait at once."""
+        deadline = time.monotonic() + self._start_timeout
+        delay = 0.02
+        while True:
+            try:
+                ready()
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise self.start_error(
+                        f"{failing} within {self._start_timeout}s ({type(exc).__name__})"
+                        f"\n--- server log tail ---\n{self._log_tail()}"
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, longest)
+            else:
+                return
 
     @abstractmethod
     def _launch(self) -> None:

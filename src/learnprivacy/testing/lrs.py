@@ -239,9 +239,8 @@ class TemporaryRalphLRS(ThrowawayServer):
             f"http://127.0.0.1:{server.port}/whoami",
             headers={"Authorization": f"Basic {token}", "X-Experience-API-Version": "1.0.3"},
         )
-        deadline = time.monotonic() + self._start_timeout
-        delay = 0.02
-        while True:
+
+        def answers() -> None:
             if server.process.poll() is not None:
                 raise LRSStartError(
                     f"Ralph LRS exited with code {server.process.returncode} while starting"
@@ -250,20 +249,13 @@ class TemporaryRalphLRS(ThrowawayServer):
             try:
                 with opener.open(request, timeout=5) as response:
                     response.read()
-                return
             except urllib.error.HTTPError as exc:
                 raise LRSStartError(
                     f"Ralph LRS answered {exc.code} to the generated credentials on /whoami"
                     f"\n--- server log tail ---\n{self._log_tail()}"
                 ) from None
-            except OSError as exc:
-                if time.monotonic() > deadline:
-                    raise LRSStartError(
-                        f"Ralph LRS did not answer within {self._start_timeout}s "
-                        f"({type(exc).__name__})\n--- server log tail ---\n{self._log_tail()}"
-                    ) from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 0.25)
+
+        self._poll(answers, failing="Ralph LRS did not answer", longest=0.25)
 
     def _log_tail(self, lines: int = 30) -> str:
         try:

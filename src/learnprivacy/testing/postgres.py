@@ -30,7 +30,6 @@ from __future__ import annotations
 import os
 import re
 import socket
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import LiteralString
@@ -212,21 +211,11 @@ class TemporaryPostgres(LoopbackDatabaseServer):
     def _wait_until_ready(self) -> None:
         # pg_ctl -w already waited for the "ready" state; this also proves that the TCP
         # listener and authentication work before a test relies on them.
-        deadline = time.monotonic() + self._start_timeout
-        delay = 0.02
-        while True:
-            try:
-                _probe(self.dsn_for("postgres"), self.port)
-            except OSError as exc:
-                if time.monotonic() > deadline:
-                    raise PostgresStartError(
-                        f"PostgreSQL did not accept connections within {self._start_timeout}s "
-                        f"({type(exc).__name__})\n--- server log tail ---\n{self._log_tail()}"
-                    ) from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
-            else:
-                return
+        self._poll(
+            lambda: _probe(self.dsn_for("postgres"), self.port),
+            failing="PostgreSQL did not accept connections",
+            longest=0.5,
+        )
 
     # -- connection details ---------------------------------------------------------------
 
