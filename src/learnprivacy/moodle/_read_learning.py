@@ -25,6 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from learnprivacy._vocabulary import ContextLevel
 from learnprivacy.moodle._issues import ScanIssues, reporting
 from learnprivacy.moodle._query import restrict_to_users
 from learnprivacy.moodle._schema import MoodleSchema
@@ -35,6 +36,7 @@ from learnprivacy.records import Progress, ProgressStatus, Score
 __all__ = [
     "activity_statement",
     "course_progress_statement",
+    "grade_in_context",
     "grade_row",
     "grade_rows_statement",
     "grade_statement",
@@ -184,7 +186,8 @@ def map_course_progress(row: Any, issues: ScanIssues) -> Progress | None:
     try:
         at = utc(stamp, UTC)  # from_unix, inlined: this runs once per completion
     except OUT_OF_RANGE:
-        at = from_unix(stamp)  # raises the ValidationError reported for the row
+        from_unix(stamp)  # raises the ValidationError reported for the row
+        raise
     # Every value is valid by construction (integer ids, an enum member, an aware UTC
     # date, a checked Score): built without checking them twice.
     return _progress(
@@ -232,6 +235,21 @@ def grade_statement(
         .order_by(gg.c.id)
     )
     return restrict_to_users(statement, gg.c.userid, schema, user_ids, include_deleted)
+
+
+def grade_in_context(
+    schema: MoodleSchema, level: ContextLevel, instance: int
+) -> sa.ColumnElement[bool] | None:
+    """Rows of ``grade_statement`` (and ``grade_rows_statement``) in one context.
+
+    A grade belongs to its course module, or to its course when the module is not found.
+    """
+    cm, gi = schema["course_modules"], schema["grade_items"]
+    if level is ContextLevel.MODULE:
+        return cm.c.id == instance
+    if level is ContextLevel.COURSE:
+        return sa.and_(cm.c.id.is_(None), gi.c.courseid == instance)
+    return None
 
 
 @reporting("grade_grades", "Progress")

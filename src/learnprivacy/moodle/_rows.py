@@ -55,9 +55,10 @@ def row_converter(
     processors: list[Processor | None] = []
     for index, column in enumerate(columns):
         code = codes[index] if index < len(codes) else None
-        processor = column.type.dialect_impl(dialect).result_processor(dialect, code)
-        if processor is not None and isinstance(column.type, sa.Numeric):
-            processor = _memoised(processor)
+        found = column.type.dialect_impl(dialect).result_processor(dialect, code)
+        processor: Processor | None = found
+        if found is not None and isinstance(column.type, sa.Numeric):
+            processor = _memoised(found)
         processors.append(processor)
     if all(p is None for p in processors):
         return None
