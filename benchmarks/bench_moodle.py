@@ -111,40 +111,36 @@ def _measure(label: str, engine: sa.Engine, users: int) -> dict[str, Any]:
     }
 
 
+def _measure_at(label: str, url: str, users: int) -> dict[str, Any]:
+    engine = sa.create_engine(url)
+    try:
+        return _measure(label, engine, users)
+    finally:
+        engine.dispose()
+
+
 def run(quick: bool = False) -> list[dict[str, Any]]:
     """Benchmark rows: SQLite always, PostgreSQL and MariaDB when a throwaway server starts."""
     users = 10_000 if quick else 100_000
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as directory:
-        engine = sa.create_engine(f"sqlite:///{Path(directory) / 'moodle.db'}")
-        try:
-            rows.append(_measure("SQLite", engine, users))
-        finally:
-            engine.dispose()
+        rows.append(_measure_at("SQLite", f"sqlite:///{Path(directory) / 'moodle.db'}", users))
     try:
         from learnprivacy.testing.postgres import PostgresUnavailable, TemporaryPostgres
     except ImportError:  # pragma: no cover - psycopg missing
         return rows
-    try:
-        with TemporaryPostgres(database="moodle_bench") as server:
-            engine = sa.create_engine(server.url)
-            try:
-                rows.append(_measure("PostgreSQL", engine, users))
-            finally:
-                engine.dispose()
-    except PostgresUnavailable as exc:
-        print(f"bench_moodle: PostgreSQL skipped ({exc})", file=sys.stderr)
     from learnprivacy.testing.mariadb import MariaDBUnavailable, TemporaryMariaDB
 
-    try:
-        with TemporaryMariaDB(database="moodle_bench") as maria:
-            engine = sa.create_engine(maria.url)
-            try:
-                rows.append(_measure("MariaDB", engine, users))
-            finally:
-                engine.dispose()
-    except MariaDBUnavailable as exc:
-        print(f"bench_moodle: MariaDB skipped ({exc})", file=sys.stderr)
+    servers: list[tuple[str, Any, type[Exception]]] = [
+        ("PostgreSQL", TemporaryPostgres, PostgresUnavailable),
+        ("MariaDB", TemporaryMariaDB, MariaDBUnavailable),
+    ]
+    for label, server_type, unavailable in servers:
+        try:
+            with server_type(database="moodle_bench") as server:
+                rows.append(_measure_at(label, server.url, users))
+        except unavailable as exc:
+            print(f"bench_moodle: {label} skipped ({exc})", file=sys.stderr)
     return rows
 
 

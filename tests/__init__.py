@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from learnprivacy.records import Invoice, Learner, Progress, ProgressStatus
+from learnprivacy import records
 from learnprivacy.requests import Channel, RequestBook, Requester, RequestType, SubjectRequest
 
 #: The one "now" of the test suite: tests never read the clock (the ``now`` fixture of
@@ -22,10 +22,11 @@ NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 S = TypeVar("S")
 R = TypeVar("R")
 
-#: Ana Silva (learner ``L1``), her invoice and her progress in course ``C1``: the values a
-#: test does not care about. :func:`sample` builds them, with the values a test does.
+#: Ana Silva (learner ``L1``) and one record of each kind of hers (course ``C1``): the
+#: values a test does not care about. :func:`sample` builds them, with the values a test
+#: does.
 SAMPLES: dict[type, dict[str, Any]] = {
-    Learner: {
+    records.Learner: {
         "id": "L1",
         "username": "ana",
         "email": "ana@example.org",
@@ -33,7 +34,7 @@ SAMPLES: dict[type, dict[str, Any]] = {
         "family_name": "Silva",
         "created_at": dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
     },
-    Invoice: {
+    records.Invoice: {
         "id": "INV-1",
         "learner_id": "L1",
         "billing_name": "Ana Silva",
@@ -41,12 +42,33 @@ SAMPLES: dict[type, dict[str, Any]] = {
         "amount": Decimal("390.00"),
         "issued_at": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
     },
-    Progress: {
+    records.Progress: {
         "id": "P1",
         "learner_id": "L1",
         "course_id": "C1",
-        "status": ProgressStatus.PASSED,
+        "status": records.ProgressStatus.PASSED,
         "recorded_at": NOW,
+    },
+    records.Certificate: {
+        "id": "CERT1",
+        "learner_id": "L1",
+        "course_id": "C1",
+        "issued_at": NOW,
+        "verification_code": "K7Q2M9XP",
+    },
+    records.Consent: {"id": "CONS1", "learner_id": "L1", "purpose": "newsletter", "given_at": NOW},
+    records.AccessEvent: {
+        "id": "E1",
+        "learner_id": "L1",
+        "kind": records.AccessKind.LOGIN,
+        "at": NOW,
+    },
+    records.Funding: {
+        "id": "F1",
+        "learner_id": "L1",
+        "funder": records.Funder.OPCO,
+        "dossier_reference": "OPCO-2024-17",
+        "opened_at": NOW,
     },
 }
 

@@ -26,7 +26,6 @@ from learnprivacy.crypto import Keyring
 from learnprivacy.errors import IntegrityError, ValidationError
 from learnprivacy.records import (
     AccessEvent,
-    AccessKind,
     Certificate,
     Consent,
     Invoice,
@@ -93,10 +92,10 @@ def learner_records(learner: str) -> list[Any]:
             issued_at=dt.datetime(2026, 2, 4, 8, tzinfo=UTC),
             verification_code="VERIF-7781",
         ),
-        AccessEvent(
+        sample(
+            AccessEvent,
             id=f"{learner}-A1",
             learner_id=learner,
-            kind=AccessKind.LOGIN,
             at=T - dt.timedelta(days=2),
             ip="192.0.2.44",
         ),

@@ -26,10 +26,8 @@ from learnprivacy.export._names import check_entry_name
 from learnprivacy.providers.writer import DataDescription
 from learnprivacy.records import (
     AccessEvent,
-    AccessKind,
     Certificate,
     Consent,
-    Funder,
     Funding,
     Invoice,
     Learner,
@@ -80,13 +78,7 @@ def _everything(learner_id: str = "L1") -> list[Any]:
     return [
         _learner(learner_id),
         _progress(1, learner_id),
-        Certificate(
-            id="CERT1",
-            learner_id=learner_id,
-            course_id="C1",
-            issued_at=T0,
-            verification_code="ABCD2345",
-        ),
+        sample(Certificate, learner_id=learner_id, issued_at=T0, verification_code="ABCD2345"),
         sample(
             Invoice,
             id="INV1",
@@ -95,15 +87,9 @@ def _everything(learner_id: str = "L1") -> list[Any]:
             billing_address="1 rue de la Paix, 75002 Paris",
             issued_at=T0,
         ),
-        Funding(
-            id="F1",
-            learner_id=learner_id,
-            funder=Funder.OPCO,
-            dossier_reference="OPCO-2025-17",
-            opened_at=T0,
-        ),
-        Consent(id="CONS1", learner_id=learner_id, purpose="newsletter", given_at=T0),
-        AccessEvent(id="E1", learner_id=learner_id, kind=AccessKind.LOGIN, at=T0, ip="192.0.2.7"),
+        sample(Funding, learner_id=learner_id, dossier_reference="OPCO-2025-17", opened_at=T0),
+        sample(Consent, learner_id=learner_id, given_at=T0),
+        sample(AccessEvent, learner_id=learner_id, at=T0, ip="192.0.2.7"),
     ]
 
 

@@ -41,12 +41,12 @@ def _records(learner_id: str) -> list[Any]:
             recorded_at=T0 + dt.timedelta(days=3),
             score=Score(raw=17, min=0, max=20),
         ),
-        Certificate(
+        sample(
+            Certificate,
             id=f"{learner_id}-CERT",
             learner_id=learner_id,
             course_id="SST-2024",
             issued_at=T0 + dt.timedelta(days=4),
-            verification_code="K7Q2M9XP",
         ),
     ]
 

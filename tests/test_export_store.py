@@ -27,7 +27,6 @@ from learnprivacy.providers import (
 )
 from learnprivacy.records import (
     AccessEvent,
-    AccessKind,
     Certificate,
     Consent,
     Funder,
@@ -75,12 +74,12 @@ def _learner_records(learner_id: str, *, organisation: str = "ACME") -> list[Any
             status=ProgressStatus.IN_PROGRESS,
             recorded_at=T0 + dt.timedelta(days=9),
         ),
-        Certificate(
+        sample(
+            Certificate,
             id=f"{learner_id}-CERT",
             learner_id=learner_id,
             course_id="SST-2024",
             issued_at=T0 + dt.timedelta(days=4),
-            verification_code="K7Q2M9XP",
         ),
         sample(
             Invoice,
@@ -91,21 +90,15 @@ def _learner_records(learner_id: str, *, organisation: str = "ACME") -> list[Any
             issued_at=T0 + dt.timedelta(days=1),
             funder=Funder.OPCO,
         ),
-        Funding(
+        sample(
+            Funding,
             id=f"{learner_id}-F",
             learner_id=learner_id,
-            funder=Funder.OPCO,
             dossier_reference="OPCO-2019-0042",
             opened_at=T0,
         ),
-        Consent(id=f"{learner_id}-C", learner_id=learner_id, purpose="newsletter", given_at=T0),
-        AccessEvent(
-            id=f"{learner_id}-E",
-            learner_id=learner_id,
-            kind=AccessKind.LOGIN,
-            at=T0,
-            ip="192.0.2.9",
-        ),
+        sample(Consent, id=f"{learner_id}-C", learner_id=learner_id, given_at=T0),
+        sample(AccessEvent, id=f"{learner_id}-E", learner_id=learner_id, at=T0, ip="192.0.2.9"),
     ]
 
 

@@ -103,10 +103,8 @@ class CrashingProvider(RecordsProvider):
 def _records(learner_id: str = LEARNER) -> list[Any]:
     records: list[Any] = [
         sample(Learner, id=learner_id, family_name="Martin", created_at=T0),
-        Consent(id="CONS1", learner_id=learner_id, purpose="newsletter", given_at=T0),
-        Certificate(
-            id="CERT1", learner_id=learner_id, course_id="C1", issued_at=T0, verification_code="Z9"
-        ),
+        sample(Consent, learner_id=learner_id, given_at=T0),
+        sample(Certificate, learner_id=learner_id, issued_at=T0, verification_code="Z9"),
         sample(Invoice, id="INV1", learner_id=learner_id, billing_name="Ana Martin", issued_at=T0),
     ]
     records += [

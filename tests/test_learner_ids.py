@@ -32,10 +32,10 @@ def test_an_email_is_refused_as_learner_id(learner_id: str) -> None:
     assert learner_id.strip() not in str(caught.value)
     makers = [
         lambda: sample(Progress, learner_id=learner_id, recorded_at=AT),
-        lambda: Certificate(
-            id="C1", learner_id=learner_id, course_id="C1", issued_at=AT, verification_code="V1"
+        lambda: sample(
+            Certificate, id="C1", learner_id=learner_id, issued_at=AT, verification_code="V1"
         ),
-        lambda: Consent(id="K1", learner_id=learner_id, purpose="newsletter", given_at=AT),
+        lambda: sample(Consent, id="K1", learner_id=learner_id, given_at=AT),
         lambda: Invoice(
             id="I1",
             learner_id=learner_id,

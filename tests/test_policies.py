@@ -22,7 +22,6 @@ from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import RetentionViolation, ValidationError
 from learnprivacy.records import (
     AccessEvent,
-    AccessKind,
     Certificate,
     Consent,
     Funder,
@@ -72,9 +71,8 @@ OPENED = dt.datetime(2023, 1, 10, tzinfo=UTC)
 def funding(
     funder: Funder, closed_at: dt.datetime | None, opened_at: dt.datetime = OPENED
 ) -> Funding:
-    return Funding(
-        id="F1",
-        learner_id="L1",
+    return sample(
+        Funding,
         funder=funder,
         dossier_reference="DOSSIER-2024-17",
         opened_at=opened_at,
@@ -83,17 +81,11 @@ def funding(
 
 
 def consent(purpose: str, given_at: dt.datetime, withdrawn_at: dt.datetime | None) -> Consent:
-    return Consent(
-        id="C1",
-        learner_id="L1",
-        purpose=purpose,
-        given_at=given_at,
-        withdrawn_at=withdrawn_at,
-    )
+    return sample(Consent, id="C1", purpose=purpose, given_at=given_at, withdrawn_at=withdrawn_at)
 
 
 def access(at_: dt.datetime) -> AccessEvent:
-    return AccessEvent(id="E1", learner_id="L1", kind=AccessKind.LOGIN, at=at_)
+    return sample(AccessEvent, at=at_)
 
 
 def decide(schedule: Schedule, record: object, now: dt.datetime, **kw: Any) -> Any:
@@ -298,13 +290,7 @@ def test_centre_destroys_personal_data_and_keeps_only_anonymised_statistics() ->
     ana = learner(last_activity_at=at(2023, 6, 1))
     now = at(2026, 6, 1)
     assert decide(CENTRE, ana, now).action is Action.ERASE
-    cert = Certificate(
-        id="CERT1",
-        learner_id="L1",
-        course_id="RGPD-101",
-        issued_at=at(2023, 5, 2),
-        verification_code="K7Q2M9XP",
-    )
+    cert = sample(Certificate, course_id="RGPD-101", issued_at=at(2023, 5, 2))
     assert decide(CENTRE, cert, now, subject=ana).action is Action.ERASE
     assert decide(CENTRE, progress(), now, subject=ana).action is Action.ANONYMISE
     assert decide(CENTRE, progress(), now - MICRO, subject=ana).action is Action.KEEP

@@ -195,20 +195,10 @@ def test_publisher_employer_report_carries_no_identity() -> None:
     records = [
         learner,
         sample(Progress, course_id="FLE-B2", recorded_at=NOW, score=Score(raw=15, min=0, max=20)),
-        Certificate(
-            id="C1",
-            learner_id="L1",
-            course_id="FLE-B2",
-            issued_at=NOW,
-            verification_code="VERIFY-1",
+        sample(
+            Certificate, id="C1", course_id="FLE-B2", issued_at=NOW, verification_code="VERIFY-1"
         ),
-        Funding(
-            id="F1",
-            learner_id="L1",
-            funder=Funder.EMPLOYER,
-            dossier_reference="PLAN-2026-1",
-            opened_at=NOW,
-        ),
+        sample(Funding, funder=Funder.EMPLOYER, dossier_reference="PLAN-2026-1", opened_at=NOW),
     ]
     pseudonyms = Pseudonymiser(bytes(range(32)), domain=sejer.EMPLOYER.pseudonym_domain)
     report = build_report(sejer.EMPLOYER, records, pseudonyms=pseudonyms)
@@ -272,12 +262,8 @@ def test_publisher_newsletter_withdrawal_is_effective_at_receipt() -> None:
     """A consent withdrawn on receipt (March 2) no longer covers March 3, whenever the
     request is executed."""
     received = dt.datetime(2026, 3, 2, 9, tzinfo=UTC)
-    consent = Consent(
-        id="N1",
-        learner_id="L1",
-        purpose="newsletter",
-        given_at=dt.datetime(2025, 1, 1, tzinfo=UTC),
-        withdrawn_at=received,
+    consent = sample(
+        Consent, id="N1", given_at=dt.datetime(2025, 1, 1, tzinfo=UTC), withdrawn_at=received
     )
     assert not consent.is_active(dt.datetime(2026, 3, 3, tzinfo=UTC))
     assert consent.is_active(received - dt.timedelta(seconds=1))

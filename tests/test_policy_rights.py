@@ -27,7 +27,6 @@ from learnprivacy.errors import PolicyError, RequestStateError, ValidationError
 from learnprivacy.export import read_package
 from learnprivacy.records import (
     AccessEvent,
-    AccessKind,
     Certificate,
     Invoice,
     Learner,
@@ -119,10 +118,10 @@ def learner(learner_id: str, email: str) -> list[Any]:
             amount=Decimal("490.00"),
             issued_at=T - dt.timedelta(days=20),
         ),
-        AccessEvent(
+        sample(
+            AccessEvent,
             id=f"{learner_id}-A1",
             learner_id=learner_id,
-            kind=AccessKind.LOGIN,
             at=T - dt.timedelta(days=1),
             ip="192.0.2.7",
         ),

@@ -17,7 +17,6 @@ from learnprivacy.records import (
     AccessEvent,
     Certificate,
     Consent,
-    Funder,
     Funding,
     Invoice,
     Learner,
@@ -74,14 +73,14 @@ def learner_records(user_id: str) -> list[object]:
             recorded_at=T0,
             score=Score(raw=17, min=0, max=20),
         ),
-        Certificate(
+        sample(
+            Certificate,
             id=f"{user_id}-c1",
             learner_id=user_id,
-            course_id="C1",
             issued_at=T0,
             verification_code=f"V-{user_id}",
         ),
-        Consent(id=f"{user_id}-k1", learner_id=user_id, purpose="newsletter", given_at=T0),
+        sample(Consent, id=f"{user_id}-k1", learner_id=user_id, given_at=T0),
     ]
 
 
@@ -214,10 +213,9 @@ def test_record_types_never_hide_a_used_type(store: Store) -> None:
     )
     store.add(learner_records("L1")[0])
     store.add(
-        Funding(
+        sample(
+            Funding,
             id="L1-F1",
-            learner_id="L1",
-            funder=Funder.OPCO,
             dossier_reference="OPCO-L1-DOSSIER",
             opened_at=T0,
             amount=Decimal("900.00"),

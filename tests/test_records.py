@@ -17,7 +17,6 @@ from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import (
     AccessEvent,
-    AccessKind,
     Certificate,
     Consent,
     Funder,
@@ -131,24 +130,24 @@ def test_other_invariants() -> None:
     with pytest.raises(ValidationError, match="withdrawn_at"):
         Consent(id="C", learner_id="L", purpose="x", given_at=T0, withdrawn_at=T0 - dt.timedelta(1))
     with pytest.raises(ValidationError, match="closed_at"):
-        Funding(
+        sample(
+            Funding,
             id="F",
             learner_id="L",
-            funder=Funder.OPCO,
             dossier_reference="OPCO-1",
             opened_at=T0,
             closed_at=T0 - dt.timedelta(days=1),
         )
     with pytest.raises(ValidationError, match=r"AccessEvent\.ip"):
-        AccessEvent(id="E", learner_id="L", kind=AccessKind.LOGIN, at=T0, ip="999.1.1.1")
+        sample(AccessEvent, id="E", learner_id="L", at=T0, ip="999.1.1.1")
 
 
 def test_consent_activity_window() -> None:
     """A consent covers [given_at, min(withdrawn_at, expires_at)); withdrawal is not retroactive."""
-    consent = Consent(
+    consent = sample(
+        Consent,
         id="C",
         learner_id="L",
-        purpose="newsletter",
         given_at=T0,
         withdrawn_at=T0 + dt.timedelta(days=30),
         expires_at=T0 + dt.timedelta(days=180),
@@ -282,9 +281,9 @@ def test_json_form_is_stable() -> None:
     assert data["status"] == "passed"
     assert data["basis"] == "contract"
     assert data["score"] == {"raw": 17, "min": 0, "max": 20, "scaled": 0.85}
-    invoice = Invoice(
+    invoice = sample(
+        Invoice,
         id="I",
-        learner_id="L1",
         billing_name="A",
         billing_address="B",
         amount=Decimal("10.50"),

@@ -30,7 +30,6 @@ from learnprivacy.providers import (
 from learnprivacy.providers.writer import ContentWriter
 from learnprivacy.records import (
     AccessEvent,
-    AccessKind,
     Consent,
     Invoice,
     Learner,
@@ -166,10 +165,10 @@ def records(learner: str, email: str) -> list[Any]:
             purpose="learning-tracking",
             given_at=T - dt.timedelta(days=60),
         ),
-        AccessEvent(
+        sample(
+            AccessEvent,
             id=f"{learner}-A1",
             learner_id=learner,
-            kind=AccessKind.LOGIN,
             at=T - dt.timedelta(days=1),
             ip="192.0.2.7",
         ),
@@ -676,12 +675,7 @@ def test_withdrawal_follows_the_purposes_of_the_schedule_and_counts_from_receipt
     received = dt.datetime(2026, 3, 2, 9, tzinfo=UTC)
     executed = dt.datetime(2026, 3, 4, 9, tzinfo=UTC)
     world.store.add(
-        Consent(
-            id="L1-TRAINING",
-            learner_id="L1",
-            purpose="training",
-            given_at=T - dt.timedelta(days=90),
-        ),
+        sample(Consent, id="L1-TRAINING", purpose="training", given_at=T - dt.timedelta(days=90)),
         now=T,
     )
     executor = RequestExecutor(world.book, store=world.store, schedule=junia.SCHEDULE)

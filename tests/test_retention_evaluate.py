@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from learnprivacy.errors import RetentionViolation, ValidationError
 from learnprivacy.records import (
     Consent,
-    Funder,
     Funding,
     Invoice,
     Learner,
@@ -105,7 +104,7 @@ def test_missing_anchor_reviews_unless_told_the_clock_has_not_started() -> None:
 
 def test_no_rule_means_review_citing_the_register() -> None:
     """A record type the schedule does not cover is REVIEW, never ERASE."""
-    consent = Consent(id="C1", learner_id="L1", purpose="newsletter", given_at=at(2020, 1, 1))
+    consent = sample(Consent, id="C1", given_at=at(2020, 1, 1))
     decision = CONTRACT.evaluate(consent, now=at(2040, 1, 1), erasure_requested=False)
     assert (decision.action, decision.rule) == (Action.REVIEW, None)
     assert decision.article == "GDPR Art. 30(1)(f)"
@@ -389,21 +388,8 @@ def test_cutoff_agrees_with_due_dates(data: st.DataObject, now: dt.datetime) -> 
 
 def test_funding_and_consent_triggers() -> None:
     """CLOSED reads funding files, WITHDRAWN and CONSENT_GIVEN read consents."""
-    funding = Funding(
-        id="F1",
-        learner_id="L1",
-        funder=Funder.OPCO,
-        dossier_reference="OPCO-2024-17",
-        opened_at=at(2023, 1, 10),
-        closed_at=at(2024, 6, 30),
-    )
-    consent = Consent(
-        id="C1",
-        learner_id="L1",
-        purpose="newsletter",
-        given_at=at(2024, 1, 31),
-        withdrawn_at=at(2024, 8, 31),
-    )
+    funding = sample(Funding, opened_at=at(2023, 1, 10), closed_at=at(2024, 6, 30))
+    consent = sample(Consent, id="C1", given_at=at(2024, 1, 31), withdrawn_at=at(2024, 8, 31))
     schedule = Schedule(
         {
             Funding: RetentionRule("P72M", Trigger.CLOSED, minimum=True),

@@ -152,13 +152,7 @@ def test_due_at_is_none_beyond_the_calendar() -> None:
 def test_where_selects_records_by_field_value() -> None:
     """A rule with where= applies only to records whose fields match."""
     opco = RetentionRule("P72M", Trigger.CLOSED, where={"funder": Funder.OPCO})
-    funding = Funding(
-        id="F1",
-        learner_id="L1",
-        funder=Funder.OPCO,
-        dossier_reference="OPCO-2024-17",
-        opened_at=at(2024, 1, 1),
-    )
+    funding = sample(Funding, opened_at=at(2024, 1, 1))
     assert opco.applies_to(funding)
     assert not opco.applies_to(attrs.evolve(funding, funder=Funder.CPF))
     assert opco.where == (("funder", Funder.OPCO),)

@@ -14,6 +14,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -354,20 +355,30 @@ _KILLED_RUN = textwrap.dedent(
 )
 
 
-def test_migrate_encrypt_killed_half_way_resumes(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def urls(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """An application database and a key database, empty, on SQLite or PostgreSQL."""
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        return server.create_database(), server.create_database()
+    return f"sqlite:///{tmp_path / 'app.db'}", f"sqlite:///{tmp_path / 'keys.db'}"
+
+
+def test_migrate_encrypt_killed_half_way_resumes(urls: tuple[str, str], tmp_path: Path) -> None:
     """Attack: a plaintext enrolments table (key parts holding ``,`` ``:`` ``/``) is
     encrypted by a process SIGKILLed after a few batches; the rerun finishes in key order,
     skips what was done, and every value verifies under its full key."""
-    app_db, keys_db = f"sqlite:///{tmp_path / 'app.db'}", f"sqlite:///{tmp_path / 'keys.db'}"
+    app_db, keys_db = urls
     engine = create_engine(app_db)
+    stamp = "DATETIME" if engine.dialect.name == "sqlite" else "TIMESTAMP"
     with engine.begin() as c:
         c.execute(
-            text("CREATE TABLE users (id VARCHAR PRIMARY KEY, name TEXT, last_login_at DATETIME)")
+            text(f"CREATE TABLE users (id VARCHAR PRIMARY KEY, name TEXT, last_login_at {stamp})")
         )
         c.execute(
             text(
                 "CREATE TABLE enrolments (user_id VARCHAR, course_id VARCHAR, note TEXT NOT NULL,"
-                " note_bidx VARCHAR(48), motto TEXT, enrolled_at DATETIME,"
+                f" note_bidx VARCHAR(48), motto TEXT, enrolled_at {stamp},"
                 " PRIMARY KEY (user_id, course_id))"
             )
         )
@@ -402,8 +413,12 @@ def test_migrate_encrypt_killed_half_way_resumes(tmp_path: Path) -> None:
             assert row.note == "note 1-1-0"
             found = privacy.find(s, models.Enrolment.note, "note 2-2-1")
             assert [(e.user_id, e.course_id) for e in found] == [("u2", "c/y1")]
+        with engine.connect() as c:
+            stored = c.execute(text("SELECT note FROM enrolments")).scalars().all()
+        assert all(str(v).startswith("lp1.") for v in stored)
         engine.dispose()
-        assert b"note 1-1-0" not in (tmp_path / "app.db").read_bytes()
+        if app_db.startswith("sqlite"):
+            assert b"note 1-1-0" not in (tmp_path / "app.db").read_bytes()
     finally:
         privacy.close()
 
@@ -428,3 +443,62 @@ def test_composite_restriction_condition_matches_row_key_in_sql(app: SimpleNames
         s.commit()
     assert report.erased == 3
     assert privacy.keyring.is_shredded("é,1:ü", "contract")
+
+
+@pytest.mark.postgres
+def test_key_part_generated_by_the_database(postgres_server: Any) -> None:
+    """A key ``(course_id, id)`` whose ``id`` PostgreSQL generates: the row is inserted,
+    then its tokens are written bound to the full key in the same flush."""
+    from sqlalchemy import Identity, Integer
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Message(Base):
+        __tablename__ = "messages"
+        __privacy__ = lps.Privacy(subject="learner_id", purpose="p", basis=LawfulBasis.CONTRACT)
+        course_id: Mapped[str] = mapped_column(primary_key=True)
+        id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+        learner_id: Mapped[str]
+        body: Mapped[str] = lps.personal(DataCategory.COMMUNICATION, "Message")
+
+    privacy = lps.LearnPrivacy(
+        Base, keyring=Keyring.from_master_key(MASTER), keys=postgres_server.create_database()
+    )
+    engine = create_engine(postgres_server.create_database())
+    Base.metadata.create_all(engine)
+    try:
+        with Session(engine) as s:
+            s.add_all([Message(course_id="c1", learner_id="u1", body=f"hi {i}") for i in range(3)])
+            s.commit()
+        with engine.connect() as c:
+            rows = c.execute(text("SELECT course_id, id, body FROM messages ORDER BY id")).all()
+        assert all(str(body).startswith("lp1.A") for _, _, body in rows)
+        with Session(engine) as s:
+            assert s.get(Message, ("c1", rows[2][1])).body == "hi 2"
+        with engine.begin() as c:
+            c.execute(
+                text("UPDATE messages SET body = :b WHERE id = :i"),
+                {"b": rows[0][2], "i": rows[1][1]},
+            )
+        with Session(engine) as s, pytest.raises(DecryptionError, match="messages"):
+            s.get(Message, ("c1", rows[1][1]))
+    finally:
+        privacy.close()
+        engine.dispose()
+
+
+def test_hold_on_one_composite_row(app: SimpleNamespace) -> None:
+    """``Hold(record_id="2:u1,2:c1")`` keeps exactly the enrolment ``("u1", "c1")``."""
+    from learnprivacy.retention import Hold
+
+    _fill(app)
+    hold = Hold("appeal 2026-7", record_type=app.m.Enrolment, record_id=row_key(("u1", "c1")))
+    with Session(app.engine) as s:
+        report = app.privacy.erase_subject(s, "u1", now=NOW, holds=[hold])
+        s.commit()
+    kept = {(o.record_type, o.record_id): o.action.value for o in report.outcomes}
+    assert kept[("Enrolment", "2:u1,2:c1")] == "restrict"
+    assert kept[("Enrolment", "2:u1,2:c2")] == "erase"
+    rows = _raw(app, "SELECT user_id, course_id FROM enrolments ORDER BY user_id, course_id")
+    assert rows == [("u1", "c1"), ("u2", "c1")]

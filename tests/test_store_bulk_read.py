@@ -14,7 +14,7 @@ import os
 import pytest
 from sqlalchemy import select, update
 
-from learnprivacy.crypto import Keyring
+from learnprivacy.crypto import FieldCipher, Keyring
 from learnprivacy.errors import DecryptionError, KeyShreddedError, WrongMasterKeyError
 from learnprivacy.records import Learner
 from learnprivacy.store import Store, _reads
@@ -97,3 +97,24 @@ def test_a_token_moved_between_learners_of_one_page_does_not_decrypt(
     copy_token(store, "L01", "L02", column="email_token")
     with pytest.raises(DecryptionError):
         store.query(Learner)
+
+
+def test_openers_from_any_key_store_match_the_one_token_path() -> None:
+    """A key store without ``live_entries`` (the in-memory one) gives the same openers,
+    asked subject by subject: retired keys open, shredded ones are left out (their
+    tokens then raise KeyShreddedError through the one-token path)."""
+    keyring = Keyring.generate()
+    cipher = FieldCipher(keyring)
+    old = cipher.encrypt("before", subject="A", context="c")
+    keyring.retire("A")
+    new = cipher.encrypt("after", subject="A", context="c")
+    gone = cipher.encrypt("erased", subject="B", context="c")
+    keyring.shred("B")
+    openers = keyring._openers_of_subjects(keyring._key_refs(["A", "B"]))
+    assert len(openers["A"]) == 2
+    assert openers["B"] == {}
+    assert cipher._decrypt_with(openers["A"], [old, new], "A", ["c", "c"]) == ["before", "after"]
+    with pytest.raises(KeyShreddedError):
+        cipher._decrypt_with(openers["B"], [gone], "B", ["c"])
+    with pytest.raises(DecryptionError):
+        cipher._decrypt_with(openers["A"], [new], "A", ["elsewhere"])

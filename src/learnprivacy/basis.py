@@ -7,6 +7,7 @@ Pure: no I/O. The Moodle codes are the ones Moodle's data registry stores
 from __future__ import annotations
 
 import enum
+import re
 
 from learnprivacy._vocabulary import Article
 from learnprivacy.errors import UnknownCodeError
@@ -15,15 +16,20 @@ __all__ = ["DataCategory", "LawfulBasis", "SpecialCategoryCondition"]
 
 
 class _Coded(enum.Enum):
-    """An enum whose members carry a Moodle code and a GDPR article reference."""
+    """An enum whose members carry a Moodle code and a GDPR article reference.
 
-    @classmethod
-    def _code_prefix(cls) -> str:
-        raise NotImplementedError
+    Each subclass names its article once (see :data:`_ARTICLES`); a member's value is its
+    point letter, and the article reference and Moodle code both follow from the two:
+    ``Art. 6(1)`` and ``"b"`` give ``"Art. 6(1)(b)"`` and ``"gdpr_art_6_1_b"``.
+    """
 
     @classmethod
     def _article_base(cls) -> str:
-        raise NotImplementedError
+        return _ARTICLES[cls.__name__].short
+
+    @classmethod
+    def _code_prefix(cls) -> str:
+        return _CODE_PREFIXES[cls.__name__]
 
     @property
     def letter(self) -> str:
@@ -63,14 +69,6 @@ class LawfulBasis(_Coded):
     True
     """
 
-    @classmethod
-    def _code_prefix(cls) -> str:
-        return "gdpr_art_6_1_"
-
-    @classmethod
-    def _article_base(cls) -> str:
-        return Article.ART_6_1.short
-
     CONSENT = "a"
     CONTRACT = "b"
     LEGAL_OBLIGATION = "c"
@@ -104,14 +102,6 @@ class LawfulBasis(_Coded):
 class SpecialCategoryCondition(_Coded):
     """GDPR Art. 9(2) conditions for processing special categories of data."""
 
-    @classmethod
-    def _code_prefix(cls) -> str:
-        return "gdpr_art_9_2_"
-
-    @classmethod
-    def _article_base(cls) -> str:
-        return Article.ART_9_2.short
-
     EXPLICIT_CONSENT = "a"
     EMPLOYMENT_SOCIAL_SECURITY = "b"
     VITAL_INTERESTS = "c"
@@ -129,6 +119,15 @@ class SpecialCategoryCondition(_Coded):
         member = cls._from_code(code)
         assert isinstance(member, SpecialCategoryCondition)  # narrows the type for mypy
         return member
+
+
+#: The article whose points each coded enum lists.
+_ARTICLES = {"LawfulBasis": Article.ART_6_1, "SpecialCategoryCondition": Article.ART_9_2}
+#: Moodle's code prefix of each: "Art. 6(1)" -> "gdpr_art_6_1_".
+_CODE_PREFIXES = {
+    name: "gdpr_art_" + "".join(f"{number}_" for number in re.findall(r"\d+", article.short))
+    for name, article in _ARTICLES.items()
+}
 
 
 class DataCategory(enum.Enum):

@@ -124,10 +124,11 @@ class ModelSpec:
     def key_of(self, row: Mapping[str, Any]) -> Any:
         """The key of a row given as ``{attribute: value}``: its one value, or the tuple of
         its values for a key of several columns; ``None`` while any part is unknown."""
-        if not self.composite:
+        names = self.key_attributes
+        if len(names) == 1:
             return row.get(self.primary_key)
-        parts = tuple(row.get(name) for name in self.key_attributes)
-        return None if any(part is None for part in parts) else parts
+        parts = tuple([row.get(name) for name in names])
+        return None if None in parts else parts
 
     def key_values(self, key: Any) -> dict[str, Any]:
         """``{attribute: value}`` of the key ``key`` (as :meth:`key_of` returns it)."""
@@ -207,7 +208,7 @@ def row_key(key: object) -> str:
     """
     if type(key) is not tuple:
         return str(key)
-    return ",".join(f"{len(text)}:{text}" for text in map(str, key))
+    return ",".join([f"{len(text)}:{text}" for text in map(str, key)])
 
 
 def _aware(value: Any) -> Any:

@@ -586,49 +586,54 @@ class Keyring:
     def _openers_of_subjects(self, refs: Mapping[str, str]) -> dict[str, dict[str, _token.Opener]]:
         """Openers of the live data keys of each subject of ``refs`` (subject -> its
         :meth:`key_ref`), by subject, then by token header text: what a page of rows
-        read together needs, unwrapped in one pass from the key store (its open batch).
+        read together needs, fetched and unwrapped in one pass.
 
-        Only keys that :meth:`_opener` would open are here. A shredded key, a key wrapped
-        under a master key this keyring does not hold, or a wrapped key that does not
-        open is left out, so that its tokens take the one-token path and meet the error
-        they always met (``KeyShreddedError``, ``WrongMasterKeyError``); a token naming
-        an unknown key finds no opener either (``DecryptionError``). The keys are not
-        put in the cache: a page may hold more subjects than the cache does.
+        A key store with ``live_entries(refs)`` (the key database) answers in a few
+        queries; any other is asked subject by subject. Only keys that :meth:`_opener`
+        would open are here. A shredded key, a key wrapped under a master key this
+        keyring does not hold, or a wrapped key that does not open is left out, so that
+        its tokens take the one-token path and meet the error they always met
+        (``KeyShreddedError``, ``WrongMasterKeyError``); a token naming an unknown key
+        finds no opener either (``DecryptionError``). The keys are not put in the cache:
+        a page may hold more subjects than the cache does.
         """
-        entries_of = self._store.list_entries
+        subjects = {ref: subject for subject, ref in refs.items()}
+        bulk = getattr(self._store, "live_entries", None)
+        live: Iterable[tuple[str, str, str, str, bytes]]
+        if bulk is not None:
+            live = bulk(list(subjects))
+        else:
+            live = [
+                (ref, e.scope, e.key_id, e.master_key_id, e.wrapped)
+                for ref in subjects
+                for e in self._store.list_entries(ref)
+                if e.state is not KeyState.SHREDDED
+            ]
         unwrappers: dict[str, Callable[[bytes, bytes, bytes], bytes] | None] = {}
-        shredded, text = KeyState.SHREDDED, _token.KIND_TEXT
-        found: dict[str, dict[str, _token.Opener]] = {}
-        for subject, ref in refs.items():
-            openers: dict[str, _token.Opener] = {}
-            found[subject] = openers
-            part = b""
-            for entry in entries_of(ref):
-                if entry.state is shredded:
-                    continue
-                wrapping = entry.master_key_id
-                try:
-                    unwrap = unwrappers[wrapping]
-                except KeyError:
-                    master = self._known_key(wrapping)
-                    unwrap = unwrappers[wrapping] = None if master is None else master._kek.decrypt
-                if unwrap is None:
-                    continue
-                wrapped, key_id = entry.wrapped, entry.key_id
-                try:
-                    raw = unwrap(
-                        wrapped[:12],
-                        wrapped[12:],
-                        wrap_associated_data(entry.subject, entry.scope, key_id),
-                    )
-                    head = _token.header(text, bytes.fromhex(key_id))
-                    aead = AESGCM(raw)
-                except (InvalidTag, ValueError):
-                    continue
-                # The store writes text tokens only: a token of the other kind finds no
-                # opener here and is refused by the one-token path, as ever.
-                part = part or _token.subject_part(subject)
-                openers[_token.header_text(head)] = (aead, head + part, text)
+        text = _token.KIND_TEXT
+        found: dict[str, dict[str, _token.Opener]] = {subject: {} for subject in refs}
+        parts: dict[str, bytes] = {}
+        for ref, scope, key_id, wrapping, wrapped in live:
+            try:
+                unwrap = unwrappers[wrapping]
+            except KeyError:
+                master = self._known_key(wrapping)
+                unwrap = unwrappers[wrapping] = None if master is None else master._kek.decrypt
+            subject = subjects.get(ref)
+            if unwrap is None or subject is None:
+                continue
+            try:
+                raw = unwrap(wrapped[:12], wrapped[12:], wrap_associated_data(ref, scope, key_id))
+                head = _token.header(text, bytes.fromhex(key_id))
+                aead = AESGCM(raw)
+            except (InvalidTag, ValueError):
+                continue
+            part = parts.get(subject)
+            if part is None:
+                part = parts[subject] = _token.subject_part(subject)
+            # The store writes text tokens only: a token of the other kind finds no
+            # opener here and is refused by the one-token path, as ever.
+            found[subject][_token.header_text(head)] = (aead, head + part, text)
         return found
 
     # -- internals -----------------------------------------------------------------------

@@ -26,16 +26,12 @@ from learnprivacy.errors import IntegrityError, RequestStateError
 from learnprivacy.requests import RequestState
 from learnprivacy.requests._backend import Fact
 from learnprivacy.requests._bodies import (
-    OPAQUE,
+    SealedBook,
     canonical_json,
     fact_context,
     fact_data,
     fact_from_data,
-    json_strings,
     learner_refs,
-    open_request,
-    seal_request,
-    value_patterns,
 )
 from learnprivacy.requests._history import HistoryEntry
 from learnprivacy.requests._model import SubjectRequest
@@ -45,9 +41,12 @@ __all__ = ["DjangoRequestBackend"]
 _OPEN = [s.value for s in RequestState if not s.terminal]
 
 
-class DjangoRequestBackend:
+class DjangoRequestBackend(SealedBook):
     """A :class:`~learnprivacy.requests.RequestBackend` over ``learnprivacy.django``'s
     models (``lpdj_dsr_requests``, ``lpdj_dsr_history``, ``lpdj_dsr_facts``)."""
+
+    _history_table = "lpdj_dsr_history"
+    _cipher: FieldCipher  # always: the Django book is never kept in clear
 
     def __init__(self, cipher: FieldCipher, *, using: str = "default") -> None:
         self._cipher = cipher
@@ -57,10 +56,6 @@ class DjangoRequestBackend:
     def __repr__(self) -> str:
         return f"DjangoRequestBackend(using={self._using!r})"
 
-    def _ref(self, learner_id: str) -> str:
-        """What the ``learner_id`` columns hold for ``learner_id``: its keyed pseudonym."""
-        return self._refs.pseudonym(learner_id)
-
     # -- bodies --------------------------------------------------------------------------
 
     def _seal(self, data: Mapping[str, Any], subject: str, context: str) -> str:
@@ -68,12 +63,6 @@ class DjangoRequestBackend:
 
     def _open(self, body: str, subject: str, context: str) -> Any:
         return json.loads(self._cipher.decrypt(body, subject=subject, context=context))
-
-    def _request_body(self, request: SubjectRequest) -> str:
-        return seal_request(self._seal, request)
-
-    def _request(self, request_id: str, body: str) -> SubjectRequest:
-        return open_request(self._open, request_id, body)
 
     def _fields(self, request: SubjectRequest) -> dict[str, Any]:
         return {
@@ -229,33 +218,6 @@ class DjangoRequestBackend:
         return tuple(sorted(facts, key=lambda f: (f.learner_id, f.key)))
 
     # -- checking what is stored ---------------------------------------------------------
-
-    def find_in_clear(self, learner_id: str, values: Collection[str] = ()) -> tuple[str, ...]:
-        """Where the stored book still shows ``learner_id`` or ``values`` in clear.
-
-        The same check as :meth:`learnprivacy.requests.sql.SQLBackend.find_in_clear`, on
-        every cell of ``lpdj_dsr_requests``, ``lpdj_dsr_history`` and ``lpdj_dsr_facts``
-        as stored: sealed tokens, pseudonyms and digests are opaque; a body that is not
-        sealed is reported; other text is searched for ``values`` as whole words and for
-        the learner id. Returns ``table.column`` names, never a value.
-        """
-        wanted = value_patterns(values)
-        found: set[str] = set()
-        for table, column, cell in self._stored_cells():
-            if not isinstance(cell, str) or OPAQUE.fullmatch(cell):
-                continue
-            history = table == "lpdj_dsr_history"
-            shows = (
-                (column == "body" and not history)
-                or (column == "learner_id" and cell == learner_id)
-                or any(v.search(cell) for v in wanted)
-                # History entries hold counts a numeric id would match; they are
-                # hash-chained, so an id written into one breaks verify() instead.
-                or (not history and learner_id in json_strings(cell))
-            )
-            if shows:
-                found.add(f"{table}.{column}")
-        return tuple(sorted(found))
 
     def _stored_cells(self) -> Iterator[tuple[str, str, object]]:
         from learnprivacy.django.models import RequestFact, RequestHistory, RequestRow

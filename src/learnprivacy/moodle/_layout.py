@@ -248,8 +248,12 @@ def export_moodle_layout(provider: MoodleProvider, user_id: str, directory: str 
         place_of = Context.module(grade["activity_id"]) if grade.get("activity_id") else None
         place = writer.with_context(place_of or Context.course(grade["course_id"]))
         place.add_to_data(["Grades"], "grades", [grade])
-    discussions = {post["discussion_id"] for post in rows.get("ForumPost", [])}
-    _place_content(rows, writer, user_id, provider.database.forum_post_tree(discussions))
+    discussions = {
+        row["discussion_id"] for name in ("ForumPost", *_POST_KINDS) for row in rows.get(name, [])
+    }
+    post_tree = provider.database.forum_post_tree(discussions)
+    _place_content(rows, writer, user_id, post_tree)
+    _place_forum_following(rows, writer, post_tree)
     by_method: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for enrolment in rows.get(ENROLMENT_TYPE, []):
         by_method.setdefault((enrolment["course_id"], enrolment["method"]), []).append(enrolment)
@@ -265,6 +269,57 @@ def export_moodle_layout(provider: MoodleProvider, user_id: str, directory: str 
             )
         _export_purpose(provider, tree, place)
     return writer.finalise(directory)
+
+
+#: Rows about one forum post (read marks, ratings, tags), written in the post's folder.
+_POST_KINDS = ("ForumRead", "Rating", "PostTag")
+#: Forum-wide preferences and the metadata key Moodle's forum provider writes each under.
+_FORUM_PREFERENCES = {
+    "ForumSubscription": ("subscriptionpreference", "subscribed", "Subscribed to the forum"),
+    "ForumDigest": ("digestpreference", "digest", "Mail digest chosen for the forum"),
+    "ForumTrackingPreference": (
+        "trackreadpreference",
+        "tracking",
+        "Read tracking of the forum (off: the user turned it off)",
+    ),
+}
+
+
+def _place_forum_following(
+    rows: dict[str, list[dict[str, Any]]],
+    writer: MoodleContentWriter,
+    post_tree: dict[str, tuple[str, int, str]],
+) -> None:
+    """Subscriptions, digest, tracking, read marks, ratings and tags, as mod_forum writes them.
+
+    Forum preferences are the forum folder's metadata (``subscriptionpreference``,
+    ``digestpreference``, ``trackreadpreference``); a discussion subscription is its
+    discussion folder's ``preference``; in a post's folder, a read mark is the ``postread``
+    metadata, ratings the ``rating.json`` related data (core_rating) and tags ``tags.json``
+    (core_tag).
+    """
+    for kind, (key, field, description) in _FORUM_PREFERENCES.items():
+        for row in rows.get(kind, []):
+            module = writer.with_context(Context.module(row["activity_id"]))
+            module.export_metadata([], key, row[field], description)
+    for row in rows.get("ForumDiscussionSubscription", []):
+        module = writer.with_context(Context.module(row["activity_id"]))
+        area = ["Discussions", f"{row['discussion_id']}-{row['discussion']}"]
+        module.export_metadata(area, "preference", row, "The user's subscription to it")
+    related: dict[tuple[str, tuple[str, ...], str], list[dict[str, Any]]] = {}
+    for kind in _POST_KINDS:
+        for row in rows.get(kind, []):
+            area = ["Discussions", f"{row['discussion_id']}-{row['discussion']}"]
+            folders = (*area, *_post_folders(row["post_id"], post_tree))
+            if kind == "ForumRead":
+                module = writer.with_context(Context.module(row["activity_id"]))
+                module.export_metadata(folders, "postread", row, "When the user read the post")
+            else:
+                name = "rating" if kind == "Rating" else "tags"
+                related.setdefault((row["activity_id"], folders, name), []).append(row)
+    for (activity, folders, name), found in related.items():
+        data = _numbered(found) if name == "rating" else [row["tag"] for row in found]
+        writer.with_context(Context.module(activity)).export_related_data(folders, name, data)
 
 
 def _export_purpose(provider: MoodleProvider, tree: MoodleContextTree, place: Any) -> None:

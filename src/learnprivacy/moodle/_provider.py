@@ -215,6 +215,18 @@ _CONTENT_CATEGORIES = {
     "Badge": DataCategory.CERTIFICATION,
     "Note": DataCategory.LEARNING,
     "ProfileField": DataCategory.IDENTITY,
+    **dict.fromkeys(
+        (
+            "ForumSubscription",
+            "ForumDigest",
+            "ForumTrackingPreference",
+            "ForumDiscussionSubscription",
+            "ForumRead",
+            "Rating",
+            "PostTag",
+        ),
+        DataCategory.COMMUNICATION,
+    ),
 }
 #: Row types read by the content sources (forum posts, submissions, messages...).
 CONTENT_TYPES = tuple(source.name for source in CONTENT_SOURCES)

@@ -814,3 +814,8 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         level=ContextLevel.USER,
     ),
 )
+
+# Forum following, read marks, ratings and tags (mod_forum, core_rating, core_tag).
+from learnprivacy.moodle._read_social import SOCIAL_SOURCES  # noqa: E402
+
+CONTENT_SOURCES = (*CONTENT_SOURCES, *SOCIAL_SOURCES)

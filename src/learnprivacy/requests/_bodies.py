@@ -14,15 +14,16 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from learnprivacy.requests._backend import Fact
 from learnprivacy.requests._codec import request_from_dict, request_to_dict
 from learnprivacy.requests._model import SubjectRequest
 
 if TYPE_CHECKING:
-    from learnprivacy.crypto import Keyring
+    from learnprivacy.crypto import FieldCipher, Keyring
     from learnprivacy.crypto._pseudonym import Pseudonymiser
 
 #: The pseudonym domain of learner references in a request book.
@@ -120,12 +121,106 @@ def fact_from_data(learner_id: str, kind: str, key: str, data: Mapping[str, Any]
     )
 
 
+def cells_in_clear(
+    cells: Iterable[tuple[str, str, object]],
+    learner_id: str,
+    values: Collection[str],
+    *,
+    history: str,
+    sealed_bodies: bool,
+) -> tuple[str, ...]:
+    """The ``table.column`` names of a stored book's ``(table, column, cell)`` that show
+    ``learner_id`` or ``values`` in clear: the one rule of every request book's
+    ``find_in_clear``.
+
+    Sealed tokens, keyed pseudonyms and digests are opaque. Any other text is searched
+    for each of ``values`` as a whole word, and for the learner id in the ``learner_id``
+    columns and as a whole JSON string outside the ``history`` table (whose entries hold
+    counts a numeric id would match; they are hash-chained, so an id written into one
+    breaks ``verify()`` instead). With ``sealed_bodies``, a request or fact body that is
+    not a sealed token is reported whatever it holds.
+    """
+    wanted = value_patterns(values)
+    found: set[str] = set()
+    for table, column, cell in cells:
+        if not isinstance(cell, str) or OPAQUE.fullmatch(cell):
+            continue
+        outside_history = table != history
+        if (
+            (column == "body" and outside_history and sealed_bodies)
+            or (column == "learner_id" and cell == learner_id)
+            or any(v.search(cell) for v in wanted)
+            or (outside_history and learner_id in json_strings(cell))
+        ):
+            found.add(f"{table}.{column}")
+    return tuple(sorted(found))
+
+
+class SealedBook(ABC):
+    """What the SQL and Django request books share: learner references, request bodies
+    sealed and opened, and the check of what the stored book shows in clear.
+
+    A book sets ``_cipher`` and ``_refs`` (both ``None`` for a book kept in clear), names
+    its history table, and says how it seals, opens and reads back its cells.
+    """
+
+    _cipher: FieldCipher | None
+    _refs: Pseudonymiser | None
+    #: The name of the book's hash-chained history table.
+    _history_table: ClassVar[str]
+
+    @abstractmethod
+    def _seal(self, data: Mapping[str, Any], subject: str, context: str) -> str:
+        """The stored text of ``data``."""
+
+    @abstractmethod
+    def _open(self, body: str, subject: str, context: str) -> Any:
+        """The data of a stored text."""
+
+    @abstractmethod
+    def _stored_cells(self) -> Iterator[tuple[str, str, object]]:
+        """Every ``(table, column, cell)`` of the book, as stored."""
+
+    def _ref(self, learner_id: str) -> str:
+        """What the ``learner_id`` columns hold for ``learner_id``: its keyed pseudonym,
+        or the id itself in a book kept in clear."""
+        return learner_id if self._refs is None else self._refs.pseudonym(learner_id)
+
+    def _request_body(self, request: SubjectRequest) -> str:
+        return seal_request(self._seal, request)
+
+    def _request(self, request_id: str, body: str) -> SubjectRequest:
+        return open_request(self._open, request_id, body)
+
+    def find_in_clear(self, learner_id: str, values: Collection[str] = ()) -> tuple[str, ...]:
+        """Where the stored book still shows ``learner_id`` or ``values`` in clear.
+
+        Every cell of the book's tables is read back as stored (not through the book's
+        decoding): sealed tokens, keyed pseudonyms and digests are opaque; any other text
+        is searched for each of ``values`` (names, e-mail addresses) as a whole word,
+        whatever its case (values under three characters are too short to search), and,
+        in the ``learner_id`` columns and as a whole JSON string outside the hash-chained
+        history, for the learner id. In a book with a cipher, a body that is not a sealed
+        token is reported whatever it holds. Returns ``table.column`` names, never a
+        value; empty when nothing shows.
+        """
+        return cells_in_clear(
+            self._stored_cells(),
+            learner_id,
+            values,
+            history=self._history_table,
+            sealed_bodies=self._cipher is not None,
+        )
+
+
 __all__ = [
     "OPAQUE",
     "REF_DOMAIN",
     "Open",
     "Seal",
+    "SealedBook",
     "canonical_json",
+    "cells_in_clear",
     "fact_context",
     "fact_data",
     "fact_from_data",

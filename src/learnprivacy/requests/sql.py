@@ -38,8 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -65,16 +64,12 @@ from learnprivacy.crypto import FieldCipher
 from learnprivacy.errors import ConfigurationError, IntegrityError, RequestStateError
 from learnprivacy.requests._backend import Fact
 from learnprivacy.requests._bodies import (
-    OPAQUE,
+    SealedBook,
     canonical_json,
     fact_context,
     fact_data,
     fact_from_data,
-    json_strings,
     learner_refs,
-    open_request,
-    seal_request,
-    value_patterns,
 )
 from learnprivacy.requests._history import HistoryEntry
 from learnprivacy.requests._model import SubjectRequest
@@ -154,7 +149,7 @@ def _engine_of(source: object) -> Engine:
     raise ConfigurationError("SQLBackend needs a database URL, an Engine or a Store")
 
 
-class SQLBackend:
+class SQLBackend(SealedBook):
     """A :class:`~learnprivacy.requests.RequestBackend` in SQL tables.
 
     ``source`` is a database URL, a SQLAlchemy ``Engine``, or a
@@ -166,6 +161,8 @@ class SQLBackend:
     ``source`` is a Store. Without either, pass ``plaintext=True`` to store them in clear
     (tests, throwaway books); otherwise ``ConfigurationError``.
     """
+
+    _history_table = HISTORY.name
 
     def __init__(
         self,
@@ -205,11 +202,6 @@ class SQLBackend:
         return self._engine
 
     # -- learner references --------------------------------------------------------------
-
-    def _ref(self, learner_id: str) -> str:
-        """What the ``learner_id`` columns hold for ``learner_id``: its keyed pseudonym,
-        or the id itself in a plaintext book."""
-        return learner_id if self._refs is None else self._refs.pseudonym(learner_id)
 
     def _convert_learner_columns(self) -> None:
         """Replace the clear learner ids of a book written in clear by their pseudonyms
@@ -286,12 +278,6 @@ class SQLBackend:
                 raise ConfigurationError("stored requests are encrypted: give the backend a cipher")
             body = self._cipher.decrypt(body, subject=subject, context=context)
         return json.loads(body)
-
-    def _request_body(self, request: SubjectRequest) -> str:
-        return seal_request(self._seal, request)
-
-    def _request(self, request_id: str, body: str) -> SubjectRequest:
-        return open_request(self._open, request_id, body)
 
     def _row(self, request: SubjectRequest, body: str) -> dict[str, Any]:
         return {
@@ -445,40 +431,9 @@ class SQLBackend:
 
     # -- checking what is stored ---------------------------------------------------------
 
-    def find_in_clear(self, learner_id: str, values: Collection[str] = ()) -> tuple[str, ...]:
-        """Where the stored book still shows ``learner_id`` or ``values`` in clear.
-
-        Every cell of the book's tables is read back as stored (not through this
-        backend's decoding): sealed tokens, keyed pseudonyms and digests are opaque; any
-        other text is searched for each of ``values`` (names, e-mail addresses) as a whole
-        word, whatever its case (values under three characters are too short to search), and,
-        in the ``learner_id`` columns and as a whole JSON string outside the hash-chained
-        history, for the learner id. In
-        a book with a cipher, a body that is not a sealed token is reported whatever it
-        holds. Returns ``table.column`` names, never a value; empty when nothing shows.
-        """
-        wanted = value_patterns(values)
-        found: set[str] = set()
+    def _stored_cells(self) -> Iterator[tuple[str, str, object]]:
         with self._engine.connect() as connection:
             for table in (REQUESTS, HISTORY, FACTS):
                 for row in connection.execute(select(table)):
                     for column, cell in zip(table.columns, row, strict=True):
-                        if not isinstance(cell, str) or OPAQUE.fullmatch(cell):
-                            continue
-                        if self._shows(table, column.name, cell, learner_id, wanted):
-                            found.add(f"{table.name}.{column.name}")
-        return tuple(sorted(found))
-
-    def _shows(
-        self, table: Table, column: str, cell: str, learner_id: str, wanted: list[re.Pattern[str]]
-    ) -> bool:
-        """Whether a stored (not opaque) cell shows the learner or one of ``wanted``."""
-        if column == "body" and table is not HISTORY and self._cipher is not None:
-            return True  # must be sealed, whatever it says
-        if column == "learner_id" and cell == learner_id:
-            return True
-        if any(v.search(cell) for v in wanted):
-            return True
-        # History entries hold counts ("records": "1") a numeric learner id would match;
-        # they are hash-chained, so an id written into one breaks verify() instead.
-        return table is not HISTORY and learner_id in json_strings(cell)
+                        yield table.name, column.name, cell

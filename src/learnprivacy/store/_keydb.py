@@ -451,6 +451,27 @@ class KeyDatabase:
             row = connection.execute(query).first()
         return None if row is None else _entry(row)
 
+    def live_entries(self, refs: Sequence[str]) -> list[tuple[str, str, str, str, bytes]]:
+        """``(ref, scope, key_id, master_key_id, wrapped)`` of every live (active or
+        retired) key of ``refs``, in one query per few thousand references: what a read
+        of many records unwraps (see ``Keyring._openers_of_subjects``)."""
+        found: list[tuple[str, str, str, str, bytes]] = []
+        wanted = sorted(set(refs))
+        live = _KEYS.c.state != KeyState.SHREDDED.value
+        columns = (_KEYS.c.subject_ref, _KEYS.c.scope, _KEYS.c.key_id, _KEYS.c.master_key_id)
+        with self._db.read() as connection:
+            dialect = connection.dialect.name
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                query = select(*columns, _KEYS.c.wrapped).where(
+                    ids_in(_KEYS.c.subject_ref, chunk, dialect), live
+                )
+                found.extend(
+                    (ref, scope, key_id, wrapping, bytes(wrapped))
+                    for ref, scope, key_id, wrapping, wrapped in connection.execute(query).all()
+                )
+        return found
+
     def list_entries(
         self, subject: str | None = None, scope: str | None = None
     ) -> Iterator[KeyEntry]:

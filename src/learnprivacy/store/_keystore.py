@@ -121,6 +121,10 @@ class SqlKeyStore:
         """Entries of ``subject`` (optionally of one ``scope``), or every entry if ``None``."""
         return self._keys.list_entries(subject, scope)
 
+    def live_entries(self, refs: Sequence[str]) -> list[tuple[str, str, str, str, bytes]]:
+        """The live keys of ``refs``, fetched together (see ``KeyDatabase.live_entries``)."""
+        return self._keys.live_entries(refs)
+
     def add(
         self, entry: KeyEntry, *, revive: bool = False, rewrap: EpochRewrap | None = None
     ) -> KeyEntry:

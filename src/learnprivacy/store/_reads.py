@@ -52,9 +52,7 @@ def decode_rows(store: Store, codec: Codec, rows: Sequence[Sequence[Any]]) -> li
     records: list[Any] = []
     for start in range(0, len(rows), KEY_PAGE):
         page = rows[start : start + KEY_PAGE]
-        refs = keyring._key_refs({row[at] for row in page})
-        with store._keys.batch(refs.values()):
-            openers = keyring._openers_of_subjects(refs)
+        openers = keyring._openers_of_subjects(keyring._key_refs({row[at] for row in page}))
         records.extend([from_row(row, openers) for row in page])
         del openers
     return records
