@@ -22,7 +22,7 @@ from learnprivacy.moodle._read_content import CONTENT_SOURCES, ContentSource
 from learnprivacy.moodle._readonly import PG_WHOLE_RESULT, read_only_engine
 from learnprivacy.moodle._registry import DataRegistry
 from learnprivacy.moodle._registry_read import read_registry
-from learnprivacy.moodle._rows import row_converter
+from learnprivacy.moodle._rows import NUMERIC_AS_TEXT, numeric_as_text, row_converter
 from learnprivacy.moodle._schema import MissingTableError, MoodleSchema
 from learnprivacy.moodle._sources import (
     ACCESS_EVENTS,
@@ -106,6 +106,7 @@ class MoodleDatabase:
         self.guest_username = guest_username
         self.issues = ScanIssues()
         self._engine, self._owned = read_only_engine(url_or_engine)
+        self._numeric_text = numeric_as_text(self._engine)
         self._tables: dict[str, bool] = {}
         self._settings: dict[str, frozenset[int]] = {}
 
@@ -172,11 +173,15 @@ class MoodleDatabase:
                 connection.exec_driver_sql(PG_WHOLE_RESULT)
             # A server-side cursor keeps memory constant on PostgreSQL and MySQL; SQLite's
             # cursor already steps through the result lazily.
-            streamed = connection.execution_options(stream_results=dialect.name != "sqlite")
-            result = streamed.execute(statement)
+            options = {"stream_results": dialect.name != "sqlite"}
+            if self._numeric_text:
+                options[NUMERIC_AS_TEXT] = True
+            result = connection.execution_options(**options).execute(statement)
             try:
                 cursor = result.cursor
-                convert = row_converter(statement, dialect, cursor.description)
+                convert = row_converter(
+                    statement, dialect, cursor.description, numeric_text=self._numeric_text
+                )
                 # The result's own fetch strategy hands out the driver's rows as they are
                 # (including any it fetched ahead), and wraps driver errors as SQLAlchemy
                 # does; no row object is built.

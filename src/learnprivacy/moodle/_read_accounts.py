@@ -33,25 +33,24 @@ def _course_access(schema: MoodleSchema) -> sa.Subquery:
     )
 
 
-def user_statement(schema: MoodleSchema, user_ids: list[int] | None) -> sa.Select[Any]:
-    """Every account (deleted ones too) with the dates retention needs."""
+def _accounts(schema: MoodleSchema, columns: tuple[str, ...], user_ids: list[int] | None) -> Any:
+    """``user`` columns then the latest course access, in id order (of ``user_ids`` only)."""
     u, la = schema["user"], _course_access(schema)
     statement = (
-        sa.select(
-            u.c.id,
-            u.c.deleted,
-            u.c.suspended,
-            u.c.username,
-            u.c.timecreated,
-            u.c.firstaccess,
-            u.c.lastaccess,
-            la.c.timeaccess,
-        )
+        sa.select(*(u.c[name] for name in columns), la.c.timeaccess)
         .select_from(u.outerjoin(la, la.c.userid == u.c.id))
         .order_by(u.c.id)
     )
-    if user_ids is not None:
-        statement = statement.where(u.c.id.in_(user_ids))
+    return statement if user_ids is None else statement.where(u.c.id.in_(user_ids))
+
+
+_DATES = ("timecreated", "firstaccess", "lastaccess")
+
+
+def user_statement(schema: MoodleSchema, user_ids: list[int] | None) -> sa.Select[Any]:
+    """Every account (deleted ones too) with the dates retention needs."""
+    columns = ("id", "deleted", "suspended", "username", *_DATES)
+    statement: sa.Select[Any] = _accounts(schema, columns, user_ids)
     return statement
 
 
@@ -74,28 +73,12 @@ def learner_statement(
     schema: MoodleSchema, user_ids: list[int] | None, guest_username: str, excluded: list[int]
 ) -> sa.Select[Any]:
     """Accounts that are learners: not deleted, not the guest account, not ``excluded``."""
-    u, la = schema["user"], _course_access(schema)
-    statement = (
-        sa.select(
-            u.c.id,
-            u.c.username,
-            u.c.email,
-            u.c.firstname,
-            u.c.lastname,
-            u.c.timecreated,
-            u.c.firstaccess,
-            u.c.lastaccess,
-            la.c.timeaccess,
-        )
-        .select_from(u.outerjoin(la, la.c.userid == u.c.id))
-        .where(u.c.deleted == 0, u.c.username != guest_username)
-        .order_by(u.c.id)
+    u = schema["user"]
+    columns = ("id", "username", "email", "firstname", "lastname", *_DATES)
+    statement: sa.Select[Any] = _accounts(schema, columns, user_ids).where(
+        u.c.deleted == 0, u.c.username != guest_username
     )
-    if excluded:
-        statement = statement.where(u.c.id.not_in(excluded))
-    if user_ids is not None:
-        statement = statement.where(u.c.id.in_(user_ids))
-    return statement
+    return statement.where(u.c.id.not_in(excluded)) if excluded else statement
 
 
 _learner = builder(Learner, checked=frozenset({"username", "email", "given_name", "family_name"}))
