@@ -650,6 +650,11 @@ def _row(
     }
 
 
+def _rates(count: int, seconds: list[float]) -> str:
+    """The slowest and fastest round as rates (items per CPU second)."""
+    return f"{count / max(seconds):,.0f}–{count / min(seconds):,.0f}"
+
+
 def run(quick: bool = False, *, sweep: bool = True) -> list[dict[str, Any]]:
     """Measure ingest and read-back (SQLite and PostgreSQL), sweep and sweep memory.
 
@@ -707,20 +712,21 @@ def run(quick: bool = False, *, sweep: bool = True) -> list[dict[str, Any]]:
             )
             if not default:
                 row.update(target="none (trade-off)", ok=True)
+            row["spread"] = _rates(count, times[batch_size])
             rows.append(row)
         with_compaction = statistics.median(compacting)
         rewrap_floor = statistics.median(rewrap_floors)
-        rows.append(
-            _row(
-                f"store sweep, {count:,} learners, {erased:,} erased, default batches, then "
-                "key compaction (Store.sweep's default compact=True), against the floor "
-                "followed by a hand-written re-wrap of every live key (SQLite)",
-                count / with_compaction,
-                count / rewrap_floor,
-                with_compaction / rewrap_floor,
-                "learners/s",
-            )
+        row = _row(
+            f"store sweep, {count:,} learners, {erased:,} erased, default batches, then "
+            "key compaction (Store.sweep's default compact=True), against the floor "
+            "followed by a hand-written re-wrap of every live key (SQLite)",
+            count / with_compaction,
+            count / rewrap_floor,
+            with_compaction / rewrap_floor,
+            "learners/s",
         )
+        row["spread"] = _rates(count, compacting)
+        rows.append(row)
         del records
         progress_path = tmp / "progress.db"
         _subprocess("--build-progress", str(progress_path), str(progress_rows))

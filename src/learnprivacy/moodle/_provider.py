@@ -210,6 +210,7 @@ _CONTENT_CATEGORIES = {
     "AssignGrade": DataCategory.ASSESSMENT,
     "QuizAttempt": DataCategory.ASSESSMENT,
     "QuizGrade": DataCategory.ASSESSMENT,
+    "QuizQuestion": DataCategory.ASSESSMENT,
     "Message": DataCategory.COMMUNICATION,
     "File": DataCategory.LEARNING,
     "Badge": DataCategory.CERTIFICATION,
@@ -661,6 +662,8 @@ _MOODLE_DELETION = {
     "AssignGrade": "delete",
     "QuizAttempt": "delete",
     "QuizGrade": "delete",
+    # mod_quiz deletes an attempt's question usage with it (core_question's rows).
+    "QuizQuestion": "delete",
     "Badge": "delete",
     "ProfileField": "delete",
 }

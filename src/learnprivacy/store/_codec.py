@@ -185,12 +185,13 @@ class Codec:
             for spec in rt.fields
             if spec.encrypted
         ]
+        # The text of a TEXT field is its value: no conversion to call (None).
         self._opened = [
             (
                 spec.name,
                 f"{rt.name}/{{}}/{spec.name}",
                 positions[spec.token_column],
-                _from_text(spec),
+                None if _from_text(spec) is _same else _from_text(spec),
             )
             for spec in rt.fields
             if spec.encrypted
@@ -358,7 +359,7 @@ class Codec:
             else:
                 texts = self._cipher._decrypt_with(openers.get(subject), tokens, subject, contexts)
             for (name, _, _, from_text), text in zip(present, texts, strict=True):
-                kwargs[name] = from_text(text)
+                kwargs[name] = text if from_text is None else from_text(text)
         return self.rt.cls(**kwargs)
 
     def skeleton(self, row: Sequence[Any]) -> Any:

@@ -210,7 +210,10 @@ class SqlKeyStore:
         if not sent:
             return 0
         with self._db.read() as connection:
-            rows = _outbox_rows(connection, sorted(sent))
+            # The whole outbox is this transaction's rows, but for other writers' rows in
+            # flight and a crash's leftovers: reading it all and keeping ours costs less
+            # than looking thousands of references up.
+            rows = [row for row in _all_outbox_rows(connection) if row[1] in sent]
         if not rows:
             return 0
         count = self._apply(rows)
@@ -230,19 +233,12 @@ class SqlKeyStore:
         rows are read, applied (idempotent), then deleted by id.
         """
         with self._db.read() as connection:
-            rows = connection.execute(
-                select(
-                    KEY_OUTBOX.c.id,
-                    KEY_OUTBOX.c.subject_ref,
-                    KEY_OUTBOX.c.scope,
-                    KEY_OUTBOX.c.tombstone,
-                ).order_by(KEY_OUTBOX.c.id)
-            ).all()
+            rows = _all_outbox_rows(connection)
         if not rows:
             return 0
         count = self._apply(rows)
         with self._db.write() as connection:
-            _delete_outbox(connection, [int(row[0]) for row in rows])
+            _delete_outbox(connection, [int(str(row[0])) for row in rows])
         self._db.checkpoint()
         return count
 
@@ -271,6 +267,13 @@ class SqlKeyStore:
         if plain:
             count += self._keys.shred_many(plain, tombstone=False)
         return count
+
+
+def _all_outbox_rows(connection: Connection) -> list[tuple[object, ...]]:
+    """Every outbox row ``(id, ref, scope, tombstone)``, oldest first."""
+    columns = (KEY_OUTBOX.c.id, KEY_OUTBOX.c.subject_ref, KEY_OUTBOX.c.scope)
+    query = select(*columns, KEY_OUTBOX.c.tombstone).order_by(KEY_OUTBOX.c.id)
+    return [tuple(row) for row in connection.execute(query).all()]
 
 
 def _outbox_rows(connection: Connection, refs: list[str]) -> list[tuple[object, ...]]:
