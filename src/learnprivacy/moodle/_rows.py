@@ -55,14 +55,9 @@ def _memoised(processor: Processor) -> Processor:
     return convert
 
 
-def _text_numeric(
-    conn: sa.Connection,
-    cursor: Any,
-    statement: str,
-    parameters: Any,
-    context: Any,
-    executemany: bool,
-) -> None:
+def _text_numeric(conn: sa.Connection, cursor: Any, *event: Any) -> None:
+    # before_cursor_execute; event is (statement, parameters, context, executemany).
+    context = event[2]
     if context is not None and context.execution_options.get(NUMERIC_AS_TEXT):
         from psycopg.types.string import TextLoader
 
