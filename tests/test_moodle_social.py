@@ -25,6 +25,7 @@ from learnprivacy.providers import (
     MetadataCollection,
     UserList,
 )
+from learnprivacy.testing.moodle import insert_rows
 from tests import test_moodle_deletion_social as planted
 
 SOURCES = {source.name: source for source in SOCIAL_SOURCES}
@@ -173,3 +174,35 @@ def test_layout_writes_them_where_the_forum_provider_does(
         and name.endswith("metadata.json")
     ]  # fmt: skip
     assert [row["subscribed"] for row in subscribed] == [True]
+
+
+def test_an_activity_purpose_of_its_own_is_shown_in_its_folder(
+    site: tuple[sa.Engine, dict[str, int]], tmp_path: Path
+) -> None:
+    """A forum whose context has a purpose of its own shows it in its ``metadata.json``;
+    another forum shows the type's.
+
+    Attack: before, every forum's folder showed its type's purpose, whatever the registry
+    set on the forum itself.
+    """
+    ids = site[1]
+    insert_rows(site[0], "tool_dataprivacy_purpose", [
+        {"id": 900, "name": "forum archive", "lawfulbases": "gdpr_art_6_1_f",
+         "retentionperiod": "P7Y", "usermodified": 2, "timecreated": 1, "timemodified": 1},
+    ])  # fmt: skip
+    insert_rows(site[0], "tool_dataprivacy_ctxinstance", [
+        {"contextid": ids["context"], "purposeid": 900, "categoryid": 0, "usermodified": 2,
+         "timecreated": 1, "timemodified": 1},
+    ])  # fmt: skip
+    with MoodleDatabase(site[0]) as db:
+        out = MoodleProvider(db).export_layout(str(ids["poster"]), tmp_path / "layout")
+    metadata = {str(p.relative_to(out)): p for p in out.rglob("metadata.json")}
+
+    def purpose_of(context: int) -> Any:
+        path = next(
+            p for name, p in metadata.items() if name.endswith(f"_.{context}/metadata.json")
+        )
+        return json.loads(path.read_text()).get("purpose", {}).get("value")
+
+    assert purpose_of(ids["context"]) == "forum archive"
+    assert purpose_of(ids["context2"]) != "forum archive"

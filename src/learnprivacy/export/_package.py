@@ -139,7 +139,7 @@ class PackageWriter:
         self._descriptions: dict[tuple[str, str], DataDescription] = {}
         self._defaults = {(d.component, d.record_type): d for d in defaults}
         self._merged: dict[tuple[str, str], DataDescription | None] = {}
-        self._classes: dict[type[Any], tuple[tuple[str, ...], bool]] = {}
+        self._classes: dict[type[Any], tuple[tuple[str, ...], bool, bool]] = {}
         self._open: collections.OrderedDict[tuple[str, str], _Stream] = collections.OrderedDict()
         # The statements go straight into the package file, hashed as they are written.
         self._statements: HashingFile | None = None
@@ -208,10 +208,13 @@ class PackageWriter:
 
     def _write_record_locked(self, component: str, record: Any) -> int:
         cls = type(record)
-        if not attrs.has(cls):
-            raise ProviderError(f"{component} wrote a non-record object", component=component)
+        facts = self._classes.get(cls)
+        if facts is None:
+            if not attrs.has(cls):
+                raise ProviderError(f"{component} wrote a non-record object", component=component)
+            facts = self._class_facts(cls)
         self._check_subject(component, subject_of(record))
-        hidden, registered = self._class_facts(cls)
+        hidden, registered, states = facts
         stream = self._stream(component, cls.__name__, cls)
         basis = getattr(record, "basis", None)
         if not self.scope.includes(basis if isinstance(basis, LawfulBasis) else None):
@@ -223,7 +226,7 @@ class PackageWriter:
         if hidden or not registered:
             stream.typed = False
         self._append(stream, row)
-        if "xapi" in self.formats and isinstance(record, Progress | Certificate):
+        if states:
             try:
                 statement = statement_for(
                     record, actor_name=self._xapi_actor, profile=self._profile, now=self._now
@@ -261,12 +264,14 @@ class PackageWriter:
         self._append(stream, row)
         return 1
 
-    def _class_facts(self, cls: type[Any]) -> tuple[tuple[str, ...], bool]:
-        """The fields a record class keeps out of exports, and whether it is registered."""
+    def _class_facts(self, cls: type[Any]) -> tuple[tuple[str, ...], bool, bool]:
+        """The fields a record class keeps out of exports, whether it is registered, and
+        whether its records state xAPI statements in this package (known once a class)."""
         facts = self._classes.get(cls)
         if facts is None:
             hidden = tuple(info.name for info in fields_of(cls) if not info.exported)
-            facts = self._classes[cls] = (hidden, cls is _registered(cls.__name__))
+            states = "xapi" in self.formats and issubclass(cls, Progress | Certificate)
+            facts = self._classes[cls] = (hidden, cls is _registered(cls.__name__), states)
         return facts
 
     def _check_subject(self, component: str, subject: str) -> None:

@@ -158,6 +158,15 @@ class MoodleContextTree:
         found = self._modules.get(cmid)
         return None if found is None else found[0]
 
+    def course_of(self, cmid: int) -> int | None:
+        """The course an activity's context sits in (from its context path), or None."""
+        found = self._ids.get((int(ContextLevel.MODULE), cmid))
+        for cid in [] if found is None else found[1]:
+            level, instance = self._levels.get(cid, (0, 0))
+            if level == ContextLevel.COURSE:
+                return instance
+        return None
+
     def activity_name(self, cmid: int) -> str | None:
         """The activity's own name (``forum.name``...), None when its table is not read."""
         return self._modules.get(cmid, ("", None))[1]
@@ -323,14 +332,16 @@ def _place_forum_following(
 
 
 def _export_purpose(provider: MoodleProvider, tree: MoodleContextTree, place: Any) -> None:
-    """The registry's purpose where it applies: a course's own, an activity type's."""
+    """The registry's purpose where it applies: a course's own, an activity's own or its type's."""
     context = place.context
     registry = provider.registry
     if context.level is ContextLevel.COURSE:
         purpose = registry.instance_purpose(ContextLevel.COURSE, int(context.instance_id))
     elif context.level is ContextLevel.MODULE:
-        module = tree.activity_type(int(context.instance_id))
-        purpose = registry.module_purpose(module) if module else None
+        cmid = int(context.instance_id)
+        module = tree.activity_type(cmid)
+        # The activity context's own purpose, its course's when inheriting, else its type's.
+        purpose = registry.activity_purpose(cmid, module, tree.course_of(cmid)) if module else None
     else:
         purpose = registry.level_purpose(context.level)
     if purpose is None:
@@ -413,6 +424,10 @@ def _place_content(
     for quiz_attempt in rows.get("QuizAttempt", []):
         module = writer.with_context(Context.module(quiz_attempt["activity_id"]))
         module.export_data(["Attempts", str(quiz_attempt["attempt"])], quiz_attempt)
+    for question in rows.get("QuizQuestion", []):
+        module = writer.with_context(Context.module(question["activity_id"]))
+        folders = ["Attempts", str(question["attempt"]), "Questions", str(question["slot"])]
+        module.export_data(folders, question)
     for grade in rows.get("QuizGrade", []):
         writer.with_context(Context.module(grade["activity_id"])).set_in_data([], "grade", grade)
     for message in rows.get("Message", []):

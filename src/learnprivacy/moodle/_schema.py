@@ -12,6 +12,7 @@ from learnprivacy.moodle._schema_activities import activity_tables
 from learnprivacy.moodle._schema_core import core_tables
 from learnprivacy.moodle._schema_people import people_tables
 from learnprivacy.moodle._schema_plugins import plugin_tables
+from learnprivacy.moodle._schema_questions import question_tables
 from learnprivacy.moodle._schema_social import social_tables
 
 __all__ = [
@@ -92,6 +93,7 @@ def _metadata(prefix: str) -> sa.MetaData:
     activity_tables(metadata, prefix)
     plugin_tables(metadata, prefix)
     social_tables(metadata, prefix)
+    question_tables(metadata, prefix)
     return metadata
 
 
