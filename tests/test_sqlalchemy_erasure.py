@@ -177,8 +177,8 @@ def test_a_backup_taken_before_erasure_reads_nothing_afterwards(app: SimpleNames
     engine.dispose()
 
 
-def test_legal_minimums_and_holds_restrict(app: SimpleNamespace) -> None:
-    """Invoices under legal obligation are kept restricted, with the account they refer to."""
+def with_invoice(app: SimpleNamespace) -> None:
+    """The test app's learners, and an invoice of u1's inside its legal minimum."""
     populate(app.engine, app.m)
     with Session(app.engine) as s:
         s.add(
@@ -191,6 +191,12 @@ def test_legal_minimums_and_holds_restrict(app: SimpleNamespace) -> None:
             )
         )
         s.commit()
+
+
+def test_legal_minimums_and_holds_restrict(app: SimpleNamespace) -> None:
+    """Invoices under legal obligation are kept restricted, with the account they refer to."""
+    with_invoice(app)
+    with Session(app.engine) as s:
         report = app.privacy.erase_subject(s, "u1", now=NOW)
         s.commit()
     outcomes = {(o.record_type, o.action) for o in report.outcomes}
@@ -379,6 +385,36 @@ def test_provider_runs_in_the_callers_thread_next_to_others(app: SimpleNamespace
     assert app.privacy.keyring.is_shredded("u1", "contract")
     # Idempotent: nothing left, nothing done.
     assert manager.delete_data_for_user("u1").completed
+
+
+def test_manager_deletion_accepts_and_reports_what_the_law_keeps(app: SimpleNamespace) -> None:
+    """Through a PrivacyManager, an invoice under its legal minimum (and the account it
+    refers to) stay restricted: the deletion completes and its outcome counts them as
+    kept (it FAILED, "invoices (1), users (1)" remaining, before the provider said what
+    the law keeps). Attack: a row written after the erasure, unrestricted, still fails
+    the check and is not passed off as kept."""
+    with_invoice(app)
+    manager = PrivacyManager([app.privacy.provider_for(sessionmaker(app.engine))], discover=False)
+    result = manager.delete_data_for_user("u1")
+    assert result.completed, result.outcomes
+    assert dict(result.outcomes[0].kept) == {"invoices": 1, "users": 1}
+    assert result.outcomes[0].to_dict()["kept"] == {"invoices": 1, "users": 1}
+    with Session(app.engine) as s:
+        assert app.privacy.kept_by_law(s, "u1") == {"invoices": 1, "users": 1}
+        assert app.privacy.kept_by_law(s, "u2") == {}
+        s.add(app.m.Post(id=99, author_id="u1", body="written after", posted_at=NOW))
+        s.commit()
+    # A provider whose deletion does nothing leaves the new post unrestricted: the
+    # check fails on it and does not count it among what the law keeps.
+    lazy = app.privacy.provider_for(sessionmaker(app.engine))
+    lazy.delete_data_for_user = lambda approved: None  # type: ignore[method-assign]
+    outcome = PrivacyManager([lazy], discover=False).delete_data_for_user("u1").outcomes[0]
+    assert not outcome.completed
+    assert dict(outcome.remaining) == {"forum_posts": 1}
+    assert dict(outcome.kept) == {}
+    again = manager.delete_data_for_user("u1")
+    assert again.completed, again.outcomes
+    assert dict(again.outcomes[0].kept) == {"invoices": 1, "users": 1}
 
 
 def test_provider_errors_name_the_component_and_the_message(app: SimpleNamespace) -> None:

@@ -50,6 +50,11 @@ class AccountErasureTests(TransactionTestCase):
         LogEntry.objects.create(user=self.ana, action_flag=1, object_repr="x")
         book, request_id, state = erasure_request(get_privacy(), self.ana)
         assert state == "completed", list(book.history(request_id))[-2:]
+        step = book.get(request_id).step("erase_providers")
+        assert step is not None
+        assert [(o.action.value, o.reason) for o in step.records] == [
+            ("erase", "all data of the component")
+        ]
         assert not User.objects.filter(pk=self.ana.pk).exists()
         assert not Profile.objects.exists()
         assert not Enrolment.objects.exists()
@@ -91,6 +96,13 @@ class AccountErasureTests(TransactionTestCase):
         book, request_id, state = erasure_request(get_privacy(), self.ana)
         assert state == "completed", list(book.history(request_id))[-2:]
         assert get_privacy().kept_by_law(str(self.ana.pk)) == {"lms_invoice": 1, "auth_user": 1}
+        # The request says what is kept, not "all data of the component" (it did).
+        step = book.get(request_id).step("erase_providers")
+        assert step is not None
+        said = {(o.record_id, o.action.value): o.reason for o in step.records}
+        assert set(said) == {("", "erase"), ("lms_invoice", "restrict"), ("auth_user", "restrict")}
+        assert said[("", "erase")] == "the rest of the component's data"
+        assert said[("lms_invoice", "restrict")].startswith("1 row(s) kept restricted")
         assert "Ana" not in " ".join(AuditEntry.objects.values_list("details", flat=True))
 
     def test_attack_an_account_left_without_a_reason_fails(self) -> None:

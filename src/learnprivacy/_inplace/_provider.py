@@ -85,6 +85,12 @@ class ProviderBackend(Protocol):
         """Carry out an erasure request for ``subject`` and commit it."""
         ...
 
+    def kept_by_law(self, subject: str) -> dict[str, int]:
+        """How many rows of ``subject`` each table keeps restricted (a legal minimum, a
+        hold, a review, or kept rows that refer to them). Rows merely left behind are
+        not counted."""
+        ...
+
 
 def _retention_text(spec: ModelSpec, schedule: Schedule | None) -> str | None:
     rules = schedule.rules_for(spec.model) if schedule is not None else ()
@@ -219,6 +225,12 @@ class DeclaredProvider:
         if Context.user(approved.user_id) in approved:
             with _reported(self.component):
                 self.backend.erase(approved.user_id, now=self._clock())
+
+    def kept_by_law(self, user_id: str) -> dict[str, int]:
+        """Rows of the learner kept restricted after an erasure, by table: what the
+        manager's check after a deletion accepts, and what a request reports as kept."""
+        with _reported(self.component):
+            return self.backend.kept_by_law(str(user_id))
 
     def delete_data_for_all_users_in_context(self, context: Context) -> None:
         """Erase the learner of a user context; other contexts hold no declared rows."""

@@ -1069,7 +1069,7 @@ class DjangoPrivacy:
     @property
     def provider(self) -> DeclaredProvider:
         """A privacy provider of the declared models, for a ``PrivacyManager``."""
-        return DjangoProvider(
+        return DeclaredProvider(
             self.component, self.specs, self, schedule=self.schedule, holds=self.holds
         )
 
@@ -1147,16 +1147,6 @@ class DjangoPrivacy:
             schedule=self.schedule,
             holds=self.holds,
         )
-
-
-class DjangoProvider(DeclaredProvider):
-    """:class:`DeclaredProvider` that also says what the law keeps after an erasure."""
-
-    def kept_by_law(self, user_id: str) -> dict[str, int]:
-        """Rows of the learner kept restricted, by table (see the manager's check)."""
-        backend = self.backend
-        assert isinstance(backend, DjangoPrivacy)
-        return backend.kept_by_law(str(user_id))
 
 
 def _checkpoint_keys() -> None:

@@ -31,6 +31,8 @@ class Turn:
     def __init__(self, component: str) -> None:
         self.component = component
         self.step = "start"
+        #: What a deletion left because the law keeps it, counted by kind.
+        self.kept: dict[str, int] = {}
 
 
 class _Outcome(Generic[_T]):

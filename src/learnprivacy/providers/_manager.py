@@ -78,12 +78,13 @@ class _CountingWriter:
         return count
 
 
-def _verify_erased(provider: RequestProvider, subject: str, component: str) -> None:
+def _verify_erased(provider: RequestProvider, subject: str, component: str) -> dict[str, int]:
     """Ask the provider again what it holds of ``subject``; raise unless nothing remains
-    beyond what it declares the law keeps (its optional ``kept_by_law(user_id)``)."""
+    beyond what it declares the law keeps (its optional ``kept_by_law(user_id)``).
+    Return what remains because the law keeps it, counted by kind."""
     contexts = as_contextlist(provider.get_contexts_for_userid(subject), component)
     if not len(contexts):
-        return
+        return {}
     writer = _CountingWriter()
     provider.export_user_data(
         ApprovedContextList(subject, contexts.contexts, component=component), writer
@@ -102,6 +103,11 @@ def _verify_erased(provider: RequestProvider, subject: str, component: str) -> N
             component=component,
             remaining=excess,
         )
+    return {
+        kind: min(count, int(kept.get(kind, 0)))
+        for kind, count in sorted(writer.counts.items())
+        if kept.get(kind)
+    }
 
 
 class PrivacyManager:
@@ -275,6 +281,7 @@ class PrivacyManager:
             status=RequestStatus.COMPLETED,
             duration=self._elapsed(started),
             contexts=contexts,
+            kept=turn.kept,
         )
 
     def _elapsed(self, started: float) -> dt.timedelta:
@@ -433,7 +440,7 @@ class PrivacyManager:
             # Asked again even when nothing was found to delete: a provider whose
             # contexts miss data must not pass for one that erased it.
             turn.step = "verify_erasure"
-            _verify_erased(provider, subject, turn.component)
+            turn.kept = _verify_erased(provider, subject, turn.component)
             return len(approved)
 
         return self._each_request_provider("delete_data_for_user", step)

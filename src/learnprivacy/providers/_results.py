@@ -49,6 +49,9 @@ class ProviderOutcome:
     null_provider: bool = False
     #: What a deletion left of the user beyond what the law keeps: count per kind.
     remaining: Mapping[str, int] = attrs.field(factory=dict)
+    #: What a completed deletion left because the law keeps it (the provider's
+    #: ``kept_by_law``, restricted): count per kind.
+    kept: Mapping[str, int] = attrs.field(factory=dict)
     exception: BaseException | None = attrs.field(default=None, repr=False, eq=False)
 
     @property
@@ -68,6 +71,7 @@ class ProviderOutcome:
             "timed_out": self.timed_out,
             "null_provider": self.null_provider,
             "remaining": dict(self.remaining),
+            "kept": dict(self.kept),
         }
 
 

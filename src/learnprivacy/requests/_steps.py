@@ -231,18 +231,34 @@ def erase_providers(env: Env, request: SubjectRequest, now: dt.datetime) -> Step
             component=failed,
         )
     skip = _STORE_COMPONENT if env.store is not None else None
-    records = tuple(
-        RecordOutcome(
-            record_type=o.component,
-            record_id="",
-            action=Action.ERASE,
-            article=Article.ART_17_1,
-            reason="all data of the component",
+    records: list[RecordOutcome] = []
+    for o in result.outcomes:
+        if o.null_provider or not o.contexts or o.component == skip:
+            continue
+        # What the provider still keeps (restricted: a legal minimum, a hold) is said
+        # per kind; "all data" is claimed only when the check found nothing kept.
+        records.append(
+            RecordOutcome(
+                record_type=o.component,
+                record_id="",
+                action=Action.ERASE,
+                article=Article.ART_17_1,
+                reason="the rest of the component's data"
+                if o.kept
+                else "all data of the component",
+            )
         )
-        for o in result.outcomes
-        if not o.null_provider and o.contexts and o.component != skip
-    )
-    return StepResult(name="erase_providers", completed_at=now, records=records)
+        records.extend(
+            RecordOutcome(
+                record_type=o.component,
+                record_id=kind,
+                action=Action.RESTRICT,
+                article=Article.ART_18,
+                reason=f"{count} row(s) kept restricted: the law or a hold keeps them",
+            )
+            for kind, count in o.kept.items()
+        )
+    return StepResult(name="erase_providers", completed_at=now, records=tuple(records))
 
 
 def verify_request_book(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:

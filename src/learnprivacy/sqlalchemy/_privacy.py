@@ -724,6 +724,31 @@ class LearnPrivacy:
             found.append((spec.key_of(values), values))
         return found
 
+    def kept_by_law(self, session: Session, subject: str) -> dict[str, int]:
+        """How many rows of ``subject`` each declared table keeps restricted (a legal
+        minimum, a hold, a review, or kept rows that refer to them), by table name: what
+        a :class:`~learnprivacy.providers.PrivacyManager`'s check after an erasure
+        accepts. Rows merely left behind, and anonymised rows, are not counted."""
+        learner = _subject_text(subject)
+        connection = self._open(session)
+        kept: dict[str, int] = {}
+        for spec in self.specs:
+            table = spec.model.__table__
+            query = select(*key_columns(spec)).where(
+                table.c[spec.subject_column] == _typed(spec, learner)
+            )
+            names = list(spec.key_attributes)
+            keys = [
+                spec.key_of(dict(zip(names, row, strict=True))) for row in connection.execute(query)
+            ]
+            if not keys:
+                continue
+            states = self._states(connection, spec, keys)
+            count = sum(1 for key in keys if states.get(row_key(key)) == RESTRICTED)
+            if count:
+                kept[spec.table] = count
+        return kept
+
     # -- erasure -------------------------------------------------------------------------
 
     def erase_subject(
@@ -1137,6 +1162,14 @@ class _Backend:
         session, own = self._session()
         try:
             yield from self.privacy.iter_rows(session, subject)
+        finally:
+            if own:
+                session.close()
+
+    def kept_by_law(self, subject: str) -> dict[str, int]:
+        session, own = self._session()
+        try:
+            return self.privacy.kept_by_law(session, subject)
         finally:
             if own:
                 session.close()
