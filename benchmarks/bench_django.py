@@ -21,6 +21,13 @@ Targets: learnprivacy save+load within 1.5x of plain fields once the learners' k
 exist; with new learners, whose keys are made and stored in the key store's database
 too, no slower than either package (which use one application key for everything).
 Times are CPU seconds (process time), medians of interleaved rounds.
+
+``--compaction`` (also part of the full run) times ``learnprivacy_keys compact`` on a
+Django key store of N learners' keys (SQLite; 20,000 learners, 5,000 with ``--quick``):
+every live key re-wrapped under a new epoch key, against the same hand-written re-wrap
+loop ``bench_keys`` uses as its floor (read every live key, unwrap, wrap under a new key,
+one ``executemany``), each round on a fresh copy of the same key store, interleaved.
+Target: at least half the floor's rate (as the store's compaction).
 """
 
 from __future__ import annotations
@@ -252,12 +259,14 @@ def _rows(
 
 
 def run(quick: bool = False) -> list[dict[str, object]]:
-    """Rows for ``python -m benchmarks``: SQLite, then PostgreSQL when it can start."""
+    """Rows for ``python -m benchmarks``: SQLite and its compaction row, then PostgreSQL
+    when it can start."""
     count = QUICK_ROWS if quick else ROWS
     rounds = 3 if quick else 5
     rows = _rows(_measure_in_subprocess(count, rounds, None), count, "SQLite")
     from learnprivacy.testing.postgres import PostgresUnavailable, TemporaryPostgres
 
+    rows += run_compaction(quick)
     try:
         server = TemporaryPostgres().start()
     except PostgresUnavailable as exc:
@@ -273,22 +282,146 @@ def run(quick: bool = False) -> list[dict[str, object]]:
     return rows
 
 
+# -- key compaction of a Django key store ----------------------------------------------
+
+COMPACTION_LEARNERS = 20_000
+QUICK_COMPACTION_LEARNERS = 5_000
+COMPACTION_TARGET = 0.5
+
+
+def build_key_store(folder: Path, learners: int) -> int:
+    """A Django project's databases in ``folder`` whose key store holds the keys of
+    ``learners`` learners (made by ``prepare_keys``, wrapped under the master key);
+    returns how many live keys it holds."""
+    _setup(folder)
+    from learnprivacy.django._keys import key_store
+    from learnprivacy.django._privacy import prepare_keys
+
+    for start in range(0, learners, 5_000):
+        prepare_keys(range(start, min(learners, start + 5_000)))
+    counts = key_store().counts()
+    return int(counts["active"] + counts["retired"])
+
+
+def compact_folder(folder: Path) -> float:
+    """CPU seconds of ``learnprivacy_keys compact`` on the project in ``folder``."""
+    import datetime as dt
+
+    _setup(folder)
+    from learnprivacy.django._keys import compact_keys
+
+    began = time.process_time()
+    report = compact_keys(now=dt.datetime.now(dt.UTC))
+    elapsed = time.process_time() - began
+    if report["rewrapped"] < report["live"]:
+        raise AssertionError("the compaction left keys behind")
+    return elapsed
+
+
+def rewrap_floor(folder: Path, new: bytes) -> float:
+    """The hand-written re-wrap of every live key of the same key store (sqlite3)."""
+    import sqlite3
+
+    from benchmarks.bench_keys import _rewrapper
+
+    rewrapped = _rewrapper(new)
+    began = time.process_time()
+    connection = sqlite3.connect(folder / "keys.sqlite3", isolation_level=None)
+    rows = connection.execute(
+        "SELECT subject_ref, scope, key_id, wrapped FROM lpdj_keys WHERE state <> 'shredded'"
+    ).fetchall()
+    updates = rewrapped(rows)
+    connection.execute("BEGIN IMMEDIATE")
+    connection.executemany(
+        "UPDATE lpdj_keys SET master_key_id = ?, wrapped = ? WHERE subject_ref = ? AND key_id = ?",
+        updates,
+    )
+    connection.execute("COMMIT")
+    connection.close()
+    return time.process_time() - began
+
+
+def _child(*args: str) -> str:
+    from benchmarks.bench_keys import MASTER
+
+    env = {**os.environ, "LEARNPRIVACY_MASTER_KEY": base64.b64encode(MASTER).decode()}
+    command = [sys.executable, str(Path(__file__).resolve()), *args]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"the Django compaction benchmark failed:\n{done.stderr[-3000:]}")
+    return done.stdout.strip().splitlines()[-1]
+
+
+def run_compaction(quick: bool = False) -> list[dict[str, object]]:
+    """The compaction row: ``learnprivacy_keys compact`` against the hand-written loop."""
+    import shutil
+
+    from benchmarks._measure import MIN_ROUNDS, Sample, ratio_row
+
+    learners = QUICK_COMPACTION_LEARNERS if quick else COMPACTION_LEARNERS
+    with tempfile.TemporaryDirectory() as tmp:
+        built = Path(tmp) / "built"
+        built.mkdir()
+        live = int(_child("--build-keys", str(built), str(learners)))
+        work = Path(tmp) / "work"
+        times: dict[str, list[float]] = {"compact": [], "floor": []}
+        for round_ in range(MIN_ROUNDS):
+            for name in ("compact", "floor"):
+                shutil.rmtree(work, ignore_errors=True)
+                shutil.copytree(built, work)
+                if name == "compact":
+                    times[name].append(float(_child("--compact", str(work))))
+                else:
+                    new = (bytes([round_ + 11]) * 32).hex()
+                    times[name].append(float(_child("--rewrap-floor", str(work), new)))
+    return [
+        ratio_row(
+            f"django learnprivacy_keys compact of {live:,} keys ({learners:,} learners, "
+            "SQLite key store), keys/s, against a hand-written re-wrap loop",
+            Sample(tuple(times["compact"])),
+            Sample(tuple(times["floor"])),
+            target=COMPACTION_TARGET,
+            work=live,
+            unit="keys/s",
+        )
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the rows; exit 1 when a target is missed."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--emit", nargs=2, type=int, metavar=("ROWS", "ROUNDS"))
     parser.add_argument("--postgres", help="host:port:user of a running server")
+    parser.add_argument("--compaction", action="store_true", help="the compaction row only")
+    parser.add_argument("--build-keys", nargs=2, metavar=("FOLDER", "LEARNERS"))
+    parser.add_argument("--compact", metavar="FOLDER")
+    parser.add_argument("--rewrap-floor", nargs=2, metavar=("FOLDER", "NEW_KEY_HEX"))
     args = parser.parse_args(argv)
     if args.emit:
         print(json.dumps(measure(args.emit[0], args.emit[1], args.postgres)))
         return 0
-    rows = run(quick=args.quick)
+    if args.build_keys:
+        print(build_key_store(Path(args.build_keys[0]), int(args.build_keys[1])))
+        return 0
+    if args.compact:
+        print(compact_folder(Path(args.compact)))
+        return 0
+    if args.rewrap_floor:
+        print(rewrap_floor(Path(args.rewrap_floor[0]), bytes.fromhex(args.rewrap_floor[1])))
+        return 0
+    rows = run_compaction(quick=args.quick) if args.compaction else run(quick=args.quick)
     for row in rows:
-        print(
-            f"{row['name']}: {row['value']} s vs plain {row['floor']} s "
-            f"= {row['ratio']}x (target {row['target']}) {'ok' if row['ok'] else 'MISSED'}"
-        )
+        if row["unit"] == "s":
+            print(
+                f"{row['name']}: {row['value']} s vs plain {row['floor']} s "
+                f"= {row['ratio']}x (target {row['target']}) {'ok' if row['ok'] else 'MISSED'}"
+            )
+        else:
+            print(
+                f"{row['name']}: {row['value']:,.0f} vs {row['floor']:,.0f} {row['unit']} "
+                f"= {row['ratio']} (target {row['target']}) {'ok' if row['ok'] else 'MISSED'}"
+            )
     return 0 if all(row["ok"] for row in rows) else 1
 
 

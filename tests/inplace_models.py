@@ -7,6 +7,7 @@ classes (a new declarative base, or new SQLModel classes on a new registry).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -151,3 +152,29 @@ def composite_models() -> SimpleNamespace:
         answer: Mapped[str] = lps.personal(DataCategory.ASSESSMENT, "Answer")
 
     return SimpleNamespace(Base=Base, User=User, Enrolment=Enrolment, Submission=Submission)
+
+
+def urls_of(request: Any, tmp_path: Any) -> tuple[str, str, Any]:
+    """The application's and the key store's database URLs for a test parametrised on
+    ``"sqlite"`` or ``"postgres"``, and the PostgreSQL server (``None`` on SQLite)."""
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        return server.create_database(), server.create_database(), server
+    return f"sqlite:///{tmp_path / 'app.db'}", f"sqlite:///{tmp_path / 'keys.db'}", None
+
+
+def bound_composite(request: Any, tmp_path: Any, master: bytes) -> Iterator[SimpleNamespace]:
+    """:func:`composite_models` bound on SQLite or a real PostgreSQL (``request.param``),
+    tables created; closed after the test."""
+    from sqlalchemy import create_engine
+
+    from learnprivacy.crypto import Keyring
+
+    app_url, keys_url, server = urls_of(request, tmp_path)
+    models = composite_models()
+    privacy = lps.LearnPrivacy(models.Base, keyring=Keyring.from_master_key(master), keys=keys_url)
+    engine = create_engine(app_url)
+    models.Base.metadata.create_all(engine)
+    yield SimpleNamespace(m=models, privacy=privacy, engine=engine, path=tmp_path, server=server)
+    privacy.close()
+    engine.dispose()

@@ -28,7 +28,7 @@ import pytest
 
 from learnprivacy.testing.postgres import TemporaryPostgres
 from tests.store_fixtures import psql
-from tests.test_django_lms import MASTER_KEY, PROJECT, manage
+from tests.test_django_lms import MASTER_KEY, PROJECT, manage, pg_env
 
 pytest.importorskip("django")
 
@@ -161,15 +161,8 @@ def _sqlite_site(tmp_path: Path, vault_env: dict[str, str] | None = None) -> Sit
 
 
 def _pg_site(server: TemporaryPostgres, tmp_path: Path) -> Site:
-    data = server.create_database().rsplit("/", 1)[-1]
-    keys = server.create_database().rsplit("/", 1)[-1]
-    base = {
-        "LMS_PG_HOST": server.host,
-        "LMS_PG_PORT": str(server.port),
-        "LMS_PG_USER": server.user,
-        "LMS_VAULT": str(tmp_path / "lms.vault"),
-    }
-    env = {**base, "LMS_PG_DB": data, "LMS_PG_KEYS_DB": keys}
+    env, data, keys = pg_env(server, tmp_path / "lms.vault")
+    base = {k: v for k, v in env.items() if k not in ("LMS_PG_DB", "LMS_PG_KEYS_DB")}
     count = [0]
 
     def snapshot(name: str) -> None:
@@ -244,6 +237,11 @@ from django.contrib.auth.models import User
 from lms.models import Profile
 now = dt.datetime(2026, 6, 15, tzinfo=dt.UTC)
 print(Profile.objects.get(user_id={FIRST_ID + 1}).phone, flush=True)  # opened, epoch loaded
+# One new learner's key written now: the writer remembers the epoch row as it was, and
+# its next inserts (after the compaction) try the one-statement insert under that stale
+# epoch first.
+u = User.objects.create(id={FIRST_ID + 999}, username="w-first", last_login=now)
+Profile.objects.create(user=u, phone=f"+33 6 {{u.pk:010d}}", city="W", joined=now)
 sys.stderr.write("opened\\n"); sys.stderr.flush()
 go = os.environ["LMS_GO_FILE"]
 while not os.path.exists(go):
@@ -289,7 +287,7 @@ def _writer_opened_before_compaction(site: Site, tmp_path: Path) -> None:
     # After a restart everything opens: the writer's keys were re-wrapped before insert.
     expected = {
         **_expected(range(FIRST_ID, FIRST_ID + LEARNERS)),
-        **_expected(range(FIRST_ID + 1000, FIRST_ID + 1010)),
+        **_expected(range(FIRST_ID + 999, FIRST_ID + 1010)),
     }
     assert json.loads(_shell(READ, site.env)) == expected
     assert _shell(NOT_UNDER_CURRENT, site.env) == "0"

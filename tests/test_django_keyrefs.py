@@ -22,7 +22,7 @@ import pytest
 
 from learnprivacy.testing.postgres import TemporaryPostgres
 from tests.store_fixtures import psql, relation_files
-from tests.test_django_lms import MASTER_KEY, PROJECT, manage
+from tests.test_django_lms import MASTER_KEY, PROJECT, manage, pg_env
 
 pytest.importorskip("django")
 
@@ -147,15 +147,7 @@ def _sqlite_key_bytes(directory: Path) -> bytes:
 
 
 def _pg_env(server: TemporaryPostgres) -> tuple[dict[str, str], str]:
-    data = server.create_database().rsplit("/", 1)[-1]
-    keys = server.create_database().rsplit("/", 1)[-1]
-    env = {
-        "LMS_PG_HOST": server.host,
-        "LMS_PG_PORT": str(server.port),
-        "LMS_PG_USER": server.user,
-        "LMS_PG_DB": data,
-        "LMS_PG_KEYS_DB": keys,
-    }
+    env, _data, keys = pg_env(server)
     return env, keys
 
 

@@ -45,6 +45,23 @@ def manage(
     )
 
 
+def pg_env(server: TemporaryPostgres, vault: Path | None = None) -> tuple[dict[str, str], str, str]:
+    """The example's environment on two fresh databases of ``server`` (records, keys),
+    and their names; ``vault`` is where the epoch keys' vault file goes."""
+    data = server.create_database().rsplit("/", 1)[-1]
+    keys = server.create_database().rsplit("/", 1)[-1]
+    env = {
+        "LMS_PG_HOST": server.host,
+        "LMS_PG_PORT": str(server.port),
+        "LMS_PG_USER": server.user,
+        "LMS_PG_DB": data,
+        "LMS_PG_KEYS_DB": keys,
+    }
+    if vault is not None:
+        env["LMS_VAULT"] = str(vault)
+    return env, data, keys
+
+
 @pytest.mark.slow
 def test_example_suite_on_sqlite(tmp_path: Path) -> None:
     """The example's Django tests pass on SQLite (data and keys in two databases)."""

@@ -33,7 +33,7 @@ from learnprivacy.errors import (
 )
 from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
 from tests import NOW
-from tests.inplace_models import composite_models, declarative_models
+from tests.inplace_models import bound_composite, composite_models, declarative_models
 
 MASTER = bytes(range(32))
 LONG_AGO = dt.datetime(2023, 1, 10, tzinfo=dt.UTC)
@@ -43,19 +43,7 @@ VECTORS = Path(__file__).parent / "vectors"
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SimpleNamespace]:
     """The composite-key models bound on SQLite or on a real PostgreSQL."""
-    if request.param == "postgres":
-        server = request.getfixturevalue("postgres_server")
-        app_url, keys_url = server.create_database(), server.create_database()
-    else:
-        app_url = f"sqlite:///{tmp_path / 'app.db'}"
-        keys_url = f"sqlite:///{tmp_path / 'keys.db'}"
-    models = composite_models()
-    privacy = lps.LearnPrivacy(models.Base, keyring=Keyring.from_master_key(MASTER), keys=keys_url)
-    engine = create_engine(app_url)
-    models.Base.metadata.create_all(engine)
-    yield SimpleNamespace(m=models, privacy=privacy, engine=engine, path=tmp_path)
-    privacy.close()
-    engine.dispose()
+    yield from bound_composite(request, tmp_path, MASTER)
 
 
 def _fill(app: SimpleNamespace) -> None:

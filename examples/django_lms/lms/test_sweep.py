@@ -19,6 +19,7 @@ from django.core.management import call_command
 from django.test import TransactionTestCase
 
 from learnprivacy.django._privacy import get_privacy
+from learnprivacy.django._restrictions import restrict
 from learnprivacy.django._settings import reset_runtime, runtime
 from learnprivacy.django.models import AuditEntry, Restriction
 from lms.models import Consent, Course, Enrolment, NewsletterSubscription, Profile
@@ -57,9 +58,10 @@ class ActivityTests(TransactionTestCase):
             stderr=io.StringIO(),
         )
         dry = json.loads(out.getvalue())
-        assert (dry["erased"], dry["anonymised"]) == (2, 1)
+        # Profile, enrolment and, once nothing refers to it, the account itself.
+        assert (dry["erased"], dry["anonymised"]) == (3, 0)
         result = get_privacy().sweep(now=NOW)
-        assert (result.erased, result.anonymised) == (2, 1)
+        assert (result.erased, result.anonymised) == (3, 0)
         assert Profile.objects.filter(user=self.active).exists()
         assert Enrolment.objects.filter(user=self.active).exists()
         kept = User.objects.get(pk=self.active.pk)
@@ -67,7 +69,7 @@ class ActivityTests(TransactionTestCase):
         assert kept.username == "active"
         assert not Profile.objects.filter(user=self.gone).exists()
         assert not Enrolment.objects.filter(user=self.gone).exists()
-        assert not User.objects.get(pk=self.gone.pk).is_active
+        assert not User.objects.filter(pk=self.gone.pk).exists()
         assert runtime().keyring.is_shredded(str(self.gone.pk), "contract")
         assert not runtime().keyring.is_shredded(str(self.active.pk), "contract")
 
@@ -118,26 +120,23 @@ class ActivityTests(TransactionTestCase):
 
     def test_an_ended_restriction_does_not_stop_the_sweep(self) -> None:
         """An account restricted earlier (a hold since released) that the schedule now
-        anonymises: the restriction ends and the account is anonymised (the guard on
-        restricted rows does not block the sweep itself)."""
-        Restriction.objects.create(
-            table="auth_user",
-            row_key=str(self.gone.pk),
-            subject_ref="p1_test",
-            reason="legal hold",
-            created_at=LONG_AGO,
+        erases: the restriction ends and the account is deleted (the guard on restricted
+        rows does not block the sweep itself)."""
+        restrict(
+            "auth_user", [(self.gone.pk, "p1_test", "legal hold")], now=LONG_AGO, using="default"
         )
         result = get_privacy().sweep(now=NOW)
-        assert result.anonymised == 1
-        assert not User.objects.get(pk=self.gone.pk).is_active
+        assert (result.erased, result.anonymised) == (3, 0)
+        assert not User.objects.filter(pk=self.gone.pk).exists()
         assert not Restriction.objects.filter(table="auth_user").exists()
 
     def test_progress_too_old_as_well_is_swept(self) -> None:
         """Control: when the progress is old too, the learner is swept."""
         Enrolment.objects.filter(user=self.active).update(progressed_at=LONG_AGO)
         result = get_privacy().sweep(now=NOW)
-        assert result.anonymised == 2
+        assert (result.erased, result.anonymised) == (6, 0)
         assert not Profile.objects.exists()
+        assert not User.objects.exists()
 
 
 class ConsentTests(TransactionTestCase):
@@ -172,13 +171,8 @@ class ConsentTests(TransactionTestCase):
         )
         consent("restricted", withdrawn_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
         kept = NewsletterSubscription.objects.get(user=self.users["restricted"])
-        Restriction.objects.create(
-            table="lms_newslettersubscription",
-            row_key=str(kept.pk),
-            subject_ref="p1_test",
-            reason="legal hold",
-            created_at=NOW,
-        )
+        listed = [(kept.pk, "p1_test", "legal hold")]
+        restrict("lms_newslettersubscription", listed, now=NOW, using="default")
 
     def remaining(self) -> set[str]:
         return set(NewsletterSubscription.objects.values_list("user__username", flat=True))

@@ -23,6 +23,7 @@ from django.db import connections
 from django.test import TransactionTestCase
 
 from learnprivacy.django import lp_lookup
+from learnprivacy.django._restrictions import restrict as restrict_rows
 from learnprivacy.django._settings import runtime
 from learnprivacy.django.models import Restriction
 from learnprivacy.errors import DecryptionError, PlaintextError, RestrictedRecordError
@@ -40,13 +41,8 @@ def raw(sql: str, params: list[object] | None = None) -> list[tuple[object, ...]
 
 def restrict(model: type, key: object) -> None:
     """List a row as restricted, as an erasure or a sweep does for a kept row."""
-    Restriction.objects.create(
-        table=model._meta.db_table,
-        row_key=str(key),
-        subject_ref="p1_test",
-        reason="legal hold",
-        created_at=NOW,
-    )
+    listed = [(key, "p1_test", "legal hold")]
+    restrict_rows(model._meta.db_table, listed, now=NOW, using="default")
 
 
 def everything() -> dict[str, list[tuple[object, ...]]]:

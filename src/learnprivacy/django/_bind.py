@@ -30,6 +30,11 @@ from learnprivacy._inplace import ColumnPrivacy, ModelSpec, build_spec
 from learnprivacy._inplace import Privacy as _CorePrivacy
 from learnprivacy.basis import DataCategory
 from learnprivacy.django import _settings
+from learnprivacy.django._restrictions import (
+    any_restricted,
+    check_not_restricted,
+    restricted_keys,
+)
 from learnprivacy.django.fields import (
     INDEX_SUFFIX,
     ORIGIN,
@@ -460,7 +465,7 @@ def _install_queryset_hooks() -> None:
 
     def update(self: Any, **kwargs: Any) -> Any:
         bound = _bound.get(self.model._meta.concrete_model)
-        if bound is not None and _any_restricted(bound, self.db):
+        if bound is not None and any_restricted(bound, self.db):
             keys = list(self.values_list("pk", flat=True))
             if restricted_keys(bound, keys, self.db):
                 raise RestrictedRecordError(
@@ -514,35 +519,6 @@ def _tokens_in_place(objs: Sequence[Any], fields: Sequence[PersonalField], *, ad
             obj.__dict__[attname] = value
 
 
-def _any_restricted(bound: Bound, using: str) -> bool:
-    from django.db import connections
-
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            'SELECT 1 FROM lpdj_restrictions WHERE "table" = %s LIMIT 1', [bound.spec.table]
-        )
-        return cursor.fetchone() is not None
-
-
-def restricted_keys(bound: Bound, keys: Sequence[Any], using: str) -> set[str]:
-    """Which of the rows ``keys`` of ``bound`` are restricted (as text keys)."""
-    from django.db import connections
-
-    wanted = sorted({str(k) for k in keys})
-    found: set[str] = set()
-    with connections[using].cursor() as cursor:
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ", ".join(["%s"] * len(chunk))
-            cursor.execute(
-                f'SELECT row_key FROM lpdj_restrictions WHERE "table" = %s '
-                f"AND row_key IN ({marks})",
-                [bound.spec.table, *chunk],
-            )
-            found.update(str(row[0]) for row in cursor.fetchall())
-    return found
-
-
 class _KeyPool:
     """Primary keys reserved ahead, handed out within one transaction.
 
@@ -558,24 +534,29 @@ class _KeyPool:
         self._local = threading.local()
 
     def take(self, model: Any, using: str) -> int:
-        from django.db import connections
+        local = self._local
+        try:
+            connection, pools = local.aliases[using]
+        except (AttributeError, KeyError):
+            # Django keeps one connection object per thread and alias for the thread's
+            # life (closing it does not replace it): looked up once, not per insert.
+            from django.db import connections
 
-        connection = connections[using]
+            connection, pools = connections[using], {}
+            if not hasattr(local, "aliases"):
+                local.aliases = {}
+            local.aliases[using] = (connection, pools)
         if not connection.in_atomic_block:
             return reserve_keys(model, using, 1)[0]
         block = connection.atomic_blocks[0]
-        pools: dict[tuple[Any, str], tuple[Any, list[int], int]] = getattr(self._local, "pools", {})
-        self._local.pools = pools
-        owner, keys, size = pools.get((model, using), (None, [], 4))
-        if owner is not block:
-            keys, size = [], 4
+        run = pools.get(model)
+        if run is None or run[0] is not block:
+            run = pools[model] = [block, [], 4]
+        keys: list[int] = run[1]
         if not keys:
-            size = min(size * 2, 256)
-            keys = reserve_keys(model, using, size)
-            keys.reverse()
-        value = keys.pop()
-        pools[(model, using)] = (block, keys, size)
-        return value
+            run[2] = size = min(run[2] * 2, 256)
+            keys.extend(reversed(reserve_keys(model, using, size)))
+        return keys.pop()
 
 
 _pool = _KeyPool()
@@ -618,19 +599,3 @@ def reserve_keys(model: Any, using: str, count: int) -> list[int]:
         f"{table}: auto-increment keys are reserved on PostgreSQL and SQLite only; "
         f"on {connection.vendor} give the model a UUID or text primary key"
     )
-
-
-def check_not_restricted(bound: Bound, key: Any, using: str) -> None:
-    """Raise ``RestrictedRecordError`` when the row ``key`` of ``bound`` is restricted."""
-    from django.db import connections
-
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            'SELECT 1 FROM lpdj_restrictions WHERE "table" = %s AND row_key = %s',
-            [bound.spec.table, str(key)],
-        )
-        if cursor.fetchone() is not None:
-            raise RestrictedRecordError(
-                f"{bound.spec.table}: the row is restricted (GDPR Art. 18); "
-                "it is kept, not processed, and cannot be changed"
-            )

@@ -51,7 +51,7 @@ class DjangoKeyStore:
     #: (and to pass ``rewrap=``).
     checks_epochs = True
 
-    __slots__ = ("_alias", "_local")
+    __slots__ = ("_alias", "_epoch_seen", "_local")
 
     def __init__(self, alias: str) -> None:
         from django.conf import settings
@@ -62,6 +62,9 @@ class DjangoKeyStore:
             )
         self._alias = alias
         self._local = threading.local()
+        # The epoch row's value as last read locked ("" for no row; None: unknown), for
+        # the one-statement insert of add() (see there).
+        self._epoch_seen: str | None = None
 
     def __repr__(self) -> str:
         return f"DjangoKeyStore({self._alias!r})"
@@ -183,19 +186,38 @@ class DjangoKeyStore:
         if batch is not None:
             return batch.add(entry, revive=revive, rewrap=rewrap)
         connection = connections[self._alias]
-        insert = f"INSERT INTO {_KEYS} ({_COLUMNS}) SELECT %s, %s, %s, %s, %s, %s"
+        insert = f"INSERT INTO {_KEYS} ({_COLUMNS}) SELECT %s, %s, %s, %s, %s, %s WHERE 1 = 1"
         if not revive:
             insert += (
-                f" WHERE NOT EXISTS (SELECT 1 FROM {_TOMBSTONES} "
+                f" AND NOT EXISTS (SELECT 1 FROM {_TOMBSTONES} "
                 "WHERE subject_ref = %s AND scope IN (%s, %s))"
             )
+        seen = self._epoch_seen
         try:
             # A transaction of its own, or a savepoint inside the caller's: a failed
             # INSERT must not abort it.
             with transaction.atomic(using=self._alias), connection.cursor() as cursor:
-                (entry,) = epoch_guarded(*self._lock_epochs(cursor), [entry], rewrap)
-                cursor.execute(insert, self._insert_values(entry, revive))
-                inserted = cursor.rowcount
+                inserted = 0
+                if seen is not None:
+                    # One statement instead of three: the key wrapped for the epochs last
+                    # read, inserted only if the epoch row still says so, read in the
+                    # INSERT itself (locked as _lock_epochs locks it: the statement takes
+                    # SQLite's write lock; FOR SHARE on PostgreSQL, held to the commit).
+                    # Anything else (a compaction since, a tombstone, a concurrent key)
+                    # inserts nothing and takes the checked path below.
+                    (fast,) = epoch_guarded(*_epochs_of(seen), [entry], rewrap)
+                    lock = "" if connection.vendor == "sqlite" else " FOR SHARE"
+                    cursor.execute(
+                        f"{insert} AND coalesce((SELECT value FROM {_META} "
+                        f'WHERE "key" = %s{lock}), %s) = %s',
+                        [*self._insert_values(fast, revive), _EPOCH_ROW, "", seen],
+                    )
+                    inserted = cursor.rowcount
+                    entry = fast if inserted == 1 else entry
+                if inserted != 1:
+                    (entry,) = epoch_guarded(*self._lock_epochs(cursor), [entry], rewrap)
+                    cursor.execute(insert, self._insert_values(entry, revive))
+                    inserted = cursor.rowcount
         except IntegrityError:
             inserted = 0
         if inserted == 1:
@@ -405,6 +427,8 @@ class DjangoKeyStore:
             query += " FOR UPDATE" if exclusive else " FOR SHARE"
         cursor.execute(query, [_EPOCH_ROW])
         row = cursor.fetchone()
+        # A compaction (exclusive) is about to change the row: nothing is remembered.
+        self._epoch_seen = None if exclusive else ("" if row is None else str(row[0]))
         if row is None:
             if exclusive:
                 # Created once, by the first compaction; no epoch before it, so writers
@@ -414,8 +438,7 @@ class DjangoKeyStore:
                     f'INSERT INTO {_META} ("key", value) VALUES (%s, %s)', [_EPOCH_ROW, "||"]
                 )
             return "", ""
-        _, current, nxt, _ = str(row[0]).split("|")
-        return current, nxt
+        return _epochs_of(str(row[0]))
 
     def epochs(self) -> tuple[str, str]:
         """``(current, next)`` epoch key ids recorded here ("" for none)."""
@@ -733,11 +756,57 @@ def convert_clear_subjects(
             done += len(rows)
             if progress is not None:
                 progress(done, total)
+    scrub_tables(alias, (_KEYS, _TOMBSTONES))
+    return done
+
+
+def _wait_for_quiet(cursor: Any, wait: float) -> None:
+    """Wait up to ``wait`` seconds until no other backend of this database holds a
+    snapshot or a transaction (a killed client's backend not yet ended, an automatic
+    ANALYZE): ``VACUUM FULL`` keeps every row version such a snapshot may still see."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() "
+            "AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL)"
+        )
+        if not cursor.fetchone()[0] or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
+
+
+def _epochs_of(value: str) -> tuple[str, str]:
+    """``(current, next)`` from the epoch row's value (``""``: no row, no epoch)."""
+    if not value:
+        return "", ""
+    _, current, nxt, _ = value.split("|")
+    return current, nxt
+
+
+def scrub_tables(alias: str, tables: Sequence[str], *, wait: float = 60.0) -> None:
+    """Leave no old row version of ``tables`` in the database files at ``alias``.
+
+    After values were overwritten or emptied: PostgreSQL rewrites the tables (``VACUUM
+    FULL``: dead tuples keep old values until then) and checkpoints; SQLite truncates
+    its write-ahead log (``secure_delete`` has zeroed the freed space). Outside a
+    transaction only (``VACUUM`` cannot run in one).
+
+    ``VACUUM FULL`` copies the old row versions a snapshot still open may see: on
+    PostgreSQL each table waits first (up to ``wait`` seconds) until no other backend of
+    the database holds one, such as the backend of a conversion killed a moment ago
+    (the server ends it once it notices its client is gone) or an automatic ANALYZE.
+    """
+    from django.db import connections
+
+    connection = connections[alias]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(f"VACUUM FULL {_KEYS}")
-            cursor.execute(f"VACUUM FULL {_TOMBSTONES}")
+            for table in tables:
+                _wait_for_quiet(cursor, wait)
+                cursor.execute(f"VACUUM FULL {connection.ops.quote_name(table)}")
             cursor.execute("CHECKPOINT")
         elif connection.vendor == "sqlite":
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return done

@@ -29,6 +29,7 @@ from learnprivacy._inplace._audit import erasure_events, rows_event, shred_event
 from learnprivacy._inplace._plan import (
     RowDecision,
     check_holds,
+    decide_on_request,
     decide_routine,
     hold_for,
     plan_erasure,
@@ -41,8 +42,15 @@ from learnprivacy._vocabulary import Article
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.django._audit import DjangoAuditLog
 from learnprivacy.django._bind import Bound, bound_models
+from learnprivacy.django._restrictions import (
+    count_restricted,
+    lift,
+    reasons_of,
+    restrict,
+    restricted_keys,
+)
 from learnprivacy.django._settings import load, runtime, setting
-from learnprivacy.errors import ConfigurationError, ValidationError
+from learnprivacy.errors import ConfigurationError, RestrictedRecordError, ValidationError
 from learnprivacy.retention import Action, Decision, Hold, Schedule, Trigger
 from learnprivacy.retention._consents import lapsed_consents
 
@@ -50,6 +58,7 @@ __all__ = [
     "COMPONENT",
     "DjangoPrivacy",
     "ErasureResult",
+    "KeptRows",
     "SweepResult",
     "get_privacy",
     "prepare_keys",
@@ -62,9 +71,30 @@ Progress = Callable[[str, int, int], None]
 
 
 @attrs.frozen(kw_only=True)
+class KeptRows:
+    """Rows of one table an erasure left in place, and why (never a personal value).
+
+    ``anonymised``: their personal values were blanked before they were kept (an account
+    that kept rows refer to); otherwise they are kept as they are (a legal minimum, a
+    hold, a review). ``reason`` names what keeps them: the rule and its lawful basis,
+    the retention's end, or the rows that refer to them.
+    """
+
+    table: str
+    rows: int
+    anonymised: bool
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
 class ErasureResult:
     """What an erasure request did (or, with ``dry_run``, would do) to one learner.
 
+    ``erased`` rows were deleted; ``restricted`` rows are kept as they are and
+    ``anonymised`` rows kept with their personal values blanked, both listed in ``kept``
+    with their reason and restricted (GDPR Art. 18), which the manager's check after an
+    erasure accepts. ``left`` lists rows that remain without such a reason (a table the
+    project did not declare refuses their deletion): the check fails on them, truthfully.
     ``shredded`` lists the key scopes verified shredded after the commit; it is empty
     when the caller's own transaction has not committed yet (``pending``).
     """
@@ -76,6 +106,8 @@ class ErasureResult:
     shred_scopes: tuple[str, ...]
     shredded: tuple[str, ...]
     dry_run: bool
+    kept: tuple[KeptRows, ...] = ()
+    left: tuple[KeptRows, ...] = ()
 
     @property
     def pending(self) -> bool:
@@ -178,6 +210,9 @@ class DjangoPrivacy:
         self.using = using
         self.component = component
         self.audit = DjangoAuditLog(runtime().keyring, using=using, actor=actor)
+        # Rows a dry-run sweep counts as erased or anonymised, by (table, text key): they
+        # no longer keep an account when the sweep reaches it (nothing was removed).
+        self._dry_gone: set[tuple[str, str]] = set()
 
     def __repr__(self) -> str:
         return f"DjangoPrivacy(using={self.using!r}, models={len(self.bound)})"
@@ -250,30 +285,21 @@ class DjangoPrivacy:
     # -- writing decisions ---------------------------------------------------------------
 
     def _erase_rows(self, bound: Bound, keys: Sequence[Any]) -> None:
-        manager = bound.model._base_manager.using(self.using)
-        if bound.owned:
-            from learnprivacy.django.models import Restriction
-
-            # A restriction whose reason has ended goes first: deleting a row that is
-            # still listed as restricted is refused.
-            Restriction.objects.using(self.using).filter(
-                table=bound.spec.table, row_key__in=[str(k) for k in keys]
-            ).delete()
-            manager.filter(pk__in=list(keys)).delete()
-        else:
-            self._anonymise_rows(bound, keys)
+        """Delete rows of a model the project owns, as Django deletes them."""
+        # A restriction whose reason has ended goes first: deleting a row that is
+        # still listed as restricted is refused.
+        lift(bound.spec.table, keys, using=self.using)
+        bound.model._base_manager.using(self.using).filter(pk__in=list(keys)).delete()
 
     def _anonymise_rows(self, bound: Bound, keys: Sequence[Any]) -> None:
-        """Blank the personal values of rows kept for their links (user accounts)."""
-        from learnprivacy.django.models import Restriction
-
+        """Blank the personal values of rows kept in place: an owned row loses its
+        learner and its encrypted values; a row of a model the project does not own (an
+        account) its declared personal values, its password and its activity."""
         model = bound.model
         manager = model._base_manager.using(self.using)
         # As for erasure: a restriction whose reason has ended goes first (writes to a
         # row still listed as restricted are refused).
-        Restriction.objects.using(self.using).filter(
-            table=bound.spec.table, row_key__in=[str(k) for k in keys]
-        ).delete()
+        lift(bound.spec.table, keys, using=self.using)
         if bound.owned:
             fields = bound.encrypted
             subject = model._meta.get_field(bound.spec.subject)
@@ -309,30 +335,168 @@ class DjangoPrivacy:
             instance.save(using=self.using, update_fields=changed)
 
     def _restrict_rows(
-        self, bound: Bound, keys: Sequence[Any], subject: str, reason: str, now: dt.datetime
+        self, bound: Bound, rows: Sequence[tuple[Any, str, str]], now: dt.datetime
     ) -> int:
-        from learnprivacy.django.models import Restriction
+        """List the rows ``(key, learner, reason)`` as restricted; how many were new."""
+        ref = self.audit.subject_ref
+        listed = [(key, ref(learner), reason) for key, learner, reason in rows]
+        return len(restrict(bound.spec.table, listed, now=now, using=self.using))
+
+    def _keepers(self, bound: Bound, learners: Sequence[str]) -> dict[str, str]:
+        """Why each learner's account (a row of ``bound``, keyed by learner id) must stay:
+        rows of the learner in other declared tables still refer to it, kept restricted
+        (a legal minimum, a hold, a review: their own reason is quoted) or still running
+        their own retention. Learners with no such row are not in the result."""
+        found: dict[str, tuple[int, str]] = {}
+        for other in self.bound:
+            if other.model is bound.model or not learners:
+                continue
+            manager = other.model._base_manager.using(self.using)
+            rows = manager.filter(**{f"{other.subject_lookup}__in": list(learners)}).values_list(
+                other.subject_lookup, "pk"
+            )
+            by_learner: dict[str, list[Any]] = {}
+            gone = self._dry_gone
+            for learner, key in rows:
+                if (other.spec.table, str(key)) not in gone:
+                    by_learner.setdefault(str(learner), []).append(key)
+            if not by_learner:
+                continue
+            table = other.spec.table
+            keys = [k for found_keys in by_learner.values() for k in found_keys]
+            why = reasons_of(table, keys, using=self.using)
+            for learner, mine in by_learner.items():
+                held = [k for k in mine if str(k) in why]
+                if held:
+                    rank, text = (
+                        0,
+                        (
+                            f"{KEPT_ANONYMISED}{len(held)} {table} row(s) of the learner kept "
+                            f"restricted refer to it ({why[str(held[0])]})"
+                        ),
+                    )
+                else:
+                    rank, text = (
+                        1,
+                        (
+                            f"{KEPT_ANONYMISED}{len(mine)} {table} row(s) of the learner, kept "
+                            "under their own retention, refer to it"
+                        ),
+                    )
+                if learner not in found or rank < found[learner][0]:
+                    found[learner] = (rank, text[:255])
+        return {learner: text for learner, (_rank, text) in found.items()}
+
+    def _remove_unowned(
+        self,
+        bound: Bound,
+        rows: Sequence[tuple[Any, str]],
+        *,
+        now: dt.datetime,
+        dry_run: bool = False,
+    ) -> _Removal:
+        """Carry out the erasure decided for rows ``(key, learner)`` of a model the
+        project does not own (``auth.User``, declared with :func:`declare`).
+
+        * A row nothing keeps is deleted as Django deletes it (``on_delete``: cascades,
+          ``SET_NULL``...), in a savepoint of the caller's transaction.
+        * A row something lawfully keeps is anonymised in place and kept, restricted,
+          its reason naming what keeps it: rows of the learner still kept that refer to
+          it, or restricted rows its deletion would change or that protect it.
+        * A row that a table the project did not declare protects (``PROTECT``,
+          ``RESTRICT``) is anonymised and *left*, not restricted: nothing declared says
+          it may stay, so the manager's check after the erasure reports it.
+
+        Rows already kept, anonymised, for a reason that still holds are not touched
+        again (a sweep run twice changes nothing).
+        """
+        table = bound.spec.table
+        learners = sorted({learner for _key, learner in rows})
+        keepers = self._keepers(bound, learners) if bound.spec.is_subject_table else {}
+        removal = _Removal()
+        free: list[tuple[Any, str]] = []
+        for key, learner in rows:
+            if learner in keepers:
+                removal.kept.append((key, learner, keepers[learner]))
+            else:
+                free.append((key, learner))
+        if dry_run:
+            removal.deleted = [key for key, _learner in free]
+            return removal
+        blocked = self._delete_unowned(bound, free)
+        for key, learner in free:
+            why = blocked.get(str(key))
+            if why is None:
+                removal.deleted.append(key)
+            elif why.startswith(KEPT_ANONYMISED):
+                removal.kept.append((key, learner, why))
+            else:
+                removal.left.append((key, learner, why))
+        before = reasons_of(table, [key for key, _l, _w in removal.kept], using=self.using)
+        removal.already = [
+            row for row in removal.kept if before.get(str(row[0]), "").startswith(KEPT_ANONYMISED)
+        ]
+        fresh = [row for row in removal.kept if row not in removal.already]
+        touched = fresh + removal.left
+        if touched:
+            self._anonymise_rows(bound, [key for key, _l, _w in touched])
+        if fresh:
+            self._restrict_rows(bound, fresh, now)
+        return removal
+
+    def _delete_unowned(self, bound: Bound, rows: Sequence[tuple[Any, str]]) -> dict[str, str]:
+        """Delete ``rows`` of ``bound`` as Django does; the rows it refused, by text key,
+        with the reason (``KEPT_ANONYMISED...`` when restricted rows refuse it)."""
+        from django.db import transaction
+        from django.db.models.deletion import ProtectedError, RestrictedError
 
         table = bound.spec.table
-        wanted = [str(k) for k in keys]
-        existing = set(
-            Restriction.objects.using(self.using)
-            .filter(table=table, row_key__in=wanted)
-            .values_list("row_key", flat=True)
+        manager = bound.model._base_manager.using(self.using)
+        refused: dict[str, str] = {}
+
+        def attempt(keys: list[Any]) -> str | None:
+            try:
+                # A savepoint: a refused delete undoes itself only, not the erasure.
+                with transaction.atomic(using=self.using):
+                    lift(table, keys, using=self.using)
+                    manager.filter(pk__in=keys).delete()
+            except RestrictedRecordError as exc:
+                return f"{KEPT_ANONYMISED}deleting it is refused: {exc}"[:255]
+            except (ProtectedError, RestrictedError) as exc:
+                return self._protected_reason(exc)
+            return None
+
+        keys = [key for key, _learner in rows]
+        if not keys or attempt(keys) is None:
+            return refused
+        # Some row of the batch is held: find which, one by one.
+        for key in keys:
+            why = attempt([key])
+            if why is not None:
+                refused[str(key)] = why
+        return refused
+
+    def _protected_reason(self, exc: Exception) -> str:
+        """Why a delete that ``PROTECT``/``RESTRICT`` refused leaves the row: kept when
+        every protecting row is a restricted row of a declared model, left otherwise."""
+        found = getattr(exc, "protected_objects", None) or getattr(exc, "restricted_objects", None)
+        objects: list[Any] = list(found or ())
+        by_model: dict[Any, list[Any]] = {}
+        for obj in objects:
+            by_model.setdefault(type(obj)._meta.concrete_model, []).append(obj.pk)
+        declared = {b.model: b for b in self.bound}
+        tables = sorted(model._meta.db_table for model in by_model)
+        lawful = bool(by_model) and all(
+            model in declared
+            and len(restricted_keys(declared[model], keys, self.using)) == len(set(keys))
+            for model, keys in by_model.items()
         )
-        fresh = [
-            Restriction(
-                table=table,
-                row_key=key,
-                subject_ref=self.audit.subject_ref(subject),
-                reason=reason[:255],
-                created_at=now,
-            )
-            for key in wanted
-            if key not in existing
-        ]
-        Restriction.objects.using(self.using).bulk_create(fresh)
-        return len(fresh)
+        if lawful:
+            return f"{KEPT_ANONYMISED}restricted rows of {', '.join(tables)} protect it"[:255]
+        return (
+            f"left, anonymised: rows of {', '.join(tables)} protect it (on_delete) and no "
+            "declared retention keeps them: declare the model or change its on_delete"
+        )[:255]
 
     def _queue_shreds(
         self, pairs: Iterable[tuple[str, str]], *, mode: str, now: dt.datetime
@@ -385,9 +549,13 @@ class DjangoPrivacy:
         """Carry out an erasure request for ``subject`` on every declared model.
 
         Rows are erased, or restricted where a legal minimum, a hold or a review keeps
-        them; audit entries are written in the same transaction; the keys no kept row
-        needs are shredded once it commits. Runs in the caller's transaction when there
-        is one (then the keys wait for its commit). ``dry_run`` changes nothing.
+        them, each with its reason. Rows of a model the project does not own (the
+        account, declared with :func:`declare`) are deleted as Django deletes them when
+        nothing keeps them, and otherwise anonymised in place and kept with the reason
+        (see :class:`ErasureResult`). Audit entries are written in the same transaction;
+        the keys no kept row needs are shredded once it commits. Runs in the caller's
+        transaction when there is one (then the keys wait for its commit). ``dry_run``
+        changes nothing.
         """
         from django.db import transaction
 
@@ -410,34 +578,90 @@ class DjangoPrivacy:
                 holds=self.holds,
                 schedule=self.schedule,
             )
-            anonymised = sum(len(k) for t, k in plan.erase.items() if not by_table[t].owned)
-
-            def result(shredded: tuple[str, ...]) -> ErasureResult:
-                return ErasureResult(
-                    subject_ref=self.audit.subject_ref(learner),
-                    erased=plan.erased - anonymised,
-                    anonymised=anonymised,
-                    restricted=plan.restricted,
-                    shred_scopes=plan.shred_scopes,
-                    shredded=shredded,
-                    dry_run=dry_run,
-                )
-
-            if dry_run:
-                return result(())
-            for table, keys in plan.erase.items():
-                self._erase_rows(by_table[table], keys)
-            for table, keys in plan.restrict.items():
-                self._restrict_rows(by_table[table], keys, learner, "erasure request", now)
-            self.audit.append(
-                erasure_events(
-                    self.audit.subject_ref, plan, {t: b.spec for t, b in by_table.items()}
-                ),
-                now=now,
+            account = next((view for spec, _key, view in found if spec.is_subject_table), None)
+            erase: dict[str, list[Any]] = {}
+            restrict_rows: dict[str, list[tuple[Any, str, str]]] = {}
+            unowned: dict[str, list[tuple[Any, str]]] = {}
+            for (spec, _key, view), decided in zip(found, plan.rows, strict=True):
+                decision = decided.decision
+                if not by_table[spec.table].owned:
+                    # The plan keeps an account while kept rows refer to it; rows of a
+                    # model the project does not own follow their own decision, and
+                    # _remove_unowned keeps (anonymised) what still needs keeping.
+                    decision = decide_on_request(
+                        spec,
+                        view,
+                        subject=account,
+                        now=now,
+                        holds=self.holds,
+                        schedule=self.schedule,
+                    )
+                    if decision.action is Action.ERASE:
+                        unowned.setdefault(spec.table, []).append((decided.key, learner))
+                        continue
+                if decision.action is Action.ERASE:
+                    erase.setdefault(spec.table, []).append(decided.key)
+                else:
+                    reason = kept_reason(spec, decision)
+                    restrict_rows.setdefault(spec.table, []).append((decided.key, learner, reason))
+            if not dry_run:
+                for table, keys in erase.items():
+                    self._erase_rows(by_table[table], keys)
+                for table, listed in restrict_rows.items():
+                    self._restrict_rows(by_table[table], listed, now)
+            removals: dict[str, _Removal] = {}
+            for table, pairs in unowned.items():
+                if dry_run:
+                    held = f"{KEPT_ANONYMISED}kept rows refer to it"
+                    removals[table] = _Removal(
+                        deleted=[] if restrict_rows else [k for k, _l in pairs],
+                        kept=[(k, lr, held) for k, lr in pairs] if restrict_rows else [],
+                    )
+                    continue
+                removals[table] = self._remove_unowned(by_table[table], pairs, now=now)
+            for table, removal in removals.items():
+                if removal.deleted:
+                    erase.setdefault(table, []).extend(removal.deleted)
+            result = ErasureResult(
+                subject_ref=self.audit.subject_ref(learner),
+                erased=sum(len(keys) for keys in erase.values()),
+                anonymised=sum(len(r.kept) + len(r.left) for r in removals.values()),
+                restricted=sum(len(rows) for rows in restrict_rows.values()),
+                shred_scopes=plan.shred_scopes,
+                shredded=(),
+                dry_run=dry_run,
+                kept=_summary(restrict_rows, anonymised=False)
+                + _summary({t: r.kept for t, r in removals.items()}, anonymised=True),
+                left=_summary({t: r.left for t, r in removals.items()}, anonymised=True),
             )
+            if dry_run:
+                return result
+            done = attrs.evolve(
+                plan,
+                erase={t: tuple(keys) for t, keys in erase.items()},
+                restrict={t: tuple(k for k, _l, _r in rows) for t, rows in restrict_rows.items()},
+            )
+            specs = {t: b.spec for t, b in by_table.items()}
+            events = erasure_events(self.audit.subject_ref, done, specs)
+            for table, removal in removals.items():
+                for kept_rows in (removal.kept, removal.left):
+                    if kept_rows:
+                        keys = [key for key, _l, _w in kept_rows]
+                        events.append(
+                            rows_event(
+                                "anonymise",
+                                self.audit.subject_ref,
+                                specs[table],
+                                keys,
+                                [learner] * len(keys),
+                                reason=kept_rows[0][2],
+                            )
+                        )
+            self.audit.append(events, now=now)
             self._queue_shreds([(learner, s) for s in plan.shred_scopes], mode="tombstone", now=now)
         keyring = runtime().keyring
-        return result(tuple(s for s in plan.shred_scopes if keyring.is_shredded(learner, s)))
+        shredded = tuple(s for s in plan.shred_scopes if keyring.is_shredded(learner, s))
+        return attrs.evolve(result, shredded=shredded)
 
     # -- retention sweeps ----------------------------------------------------------------
 
@@ -470,7 +694,10 @@ class DjangoPrivacy:
         # In a dry run nothing is removed: rows the retention pass already counted are
         # not counted again by the consent pass.
         decided: set[tuple[str, str]] = set()
-        for bound in self.bound:
+        self._dry_gone = set()
+        # Models the project owns first: an account is deleted only once the rows that
+        # refer to it have had their turn (_remove_unowned keeps it while some remain).
+        for bound in sorted(self.bound, key=lambda b: not b.owned):
             if not schedule.rules_for(bound.model):
                 continue
             manager = bound.model._base_manager.using(self.using)
@@ -492,6 +719,11 @@ class DjangoPrivacy:
                         (bound.spec.table, str(d.key))
                         for d in decisions
                         if d.decision.action in (Action.ERASE, Action.ANONYMISE, Action.RESTRICT)
+                    )
+                    self._dry_gone.update(
+                        (bound.spec.table, str(d.key))
+                        for d in decisions
+                        if d.decision.action in (Action.ERASE, Action.ANONYMISE)
                     )
                 shredded_subjects += self._apply_batch(
                     bound, decisions, now, dry_run=dry_run, totals=totals
@@ -573,8 +805,6 @@ class DjangoPrivacy:
         ``Privacy(basis=...)``); rows another purpose or basis holds, rows a hold
         covers and rows already restricted are left as they are.
         """
-
-        from learnprivacy.django._bind import restricted_keys
 
         counts = dict.fromkeys(("erased", "anonymised", "restricted", "review", "kept"), 0)
         consents = self._consent_model()
@@ -757,8 +987,6 @@ class DjangoPrivacy:
     def _apply(
         self, bound: Bound, decisions: Sequence[RowDecision], now: dt.datetime, *, dry_run: bool
     ) -> tuple[dict[str, int], list[tuple[str, str]]]:
-        from learnprivacy.django.models import Restriction
-
         counts = dict.fromkeys(("erased", "anonymised", "restricted", "review", "kept"), 0)
         groups: dict[Action, list[RowDecision]] = {}
         for row in decisions:
@@ -769,35 +997,46 @@ class DjangoPrivacy:
         anonymise = groups.get(Action.ANONYMISE, [])
         restrict = groups.get(Action.RESTRICT, [])
         if restrict:
-            keys = [str(r.key) for r in restrict]
-            already = set(
-                Restriction.objects.using(self.using)
-                .filter(table=bound.spec.table, row_key__in=keys)
-                .values_list("row_key", flat=True)
-            )
+            already = restricted_keys(bound, [r.key for r in restrict], self.using)
             restrict = [r for r in restrict if str(r.key) not in already]
-        counts["erased"] = len(erase) if bound.owned else 0
-        counts["anonymised"] = len(anonymise) + (0 if bound.owned else len(erase))
+        removal: _Removal | None = None
+        if erase and not bound.owned:
+            removal = self._remove_unowned(
+                bound, [(r.key, r.subject) for r in erase], now=now, dry_run=dry_run
+            )
+            counts["erased"] = len(removal.deleted)
+            counts["anonymised"] = len(anonymise) + len(removal.kept) - len(removal.already)
+            counts["anonymised"] += len(removal.left)
+        else:
+            counts["erased"] = len(erase)
+            counts["anonymised"] = len(anonymise)
         counts["restricted"] = len(restrict)
         if dry_run:
             return counts, []
         ref = self.audit.subject_ref
         events = []
 
-        def event(action: str, rows: list[RowDecision]) -> None:
+        def event(action: str, rows: Sequence[RowDecision], reason: str | None = None) -> None:
             keys, subjects = [r.key for r in rows], [r.subject for r in rows]
-            reason = rows[0].decision.reason
-            events.append(rows_event(action, ref, bound.spec, keys, subjects, reason=reason))
+            why = reason or rows[0].decision.reason
+            events.append(rows_event(action, ref, bound.spec, keys, subjects, reason=why))
 
-        if erase:
+        if removal is not None:
+            by_key = {str(r.key): r for r in erase}
+            if removal.deleted:
+                event("erase", [by_key[str(k)] for k in removal.deleted])
+            for rows in ([r for r in removal.kept if r not in removal.already], removal.left):
+                if rows:
+                    event("anonymise", [by_key[str(k)] for k, _l, _w in rows], rows[0][2])
+        elif erase:
             self._erase_rows(bound, [r.key for r in erase])
-            event("erase" if bound.owned else "anonymise", erase)
+            event("erase", erase)
         if anonymise:
             self._anonymise_rows(bound, [r.key for r in anonymise])
             event("anonymise", anonymise)
-        for row in restrict:
-            self._restrict_rows(bound, [row.key], row.subject, row.decision.reason, now)
         if restrict:
+            listed = [(r.key, r.subject, kept_reason(bound.spec, r.decision)) for r in restrict]
+            self._restrict_rows(bound, listed, now)
             event("restrict", restrict)
         shreds: list[tuple[str, str]] = []
         gone = sorted({r.subject for r in erase + anonymise})
@@ -835,25 +1074,17 @@ class DjangoPrivacy:
         )
 
     def kept_by_law(self, subject: str) -> dict[str, int]:
-        """How many rows of ``subject`` each table keeps restricted (legal minimum, hold
-        or review): what a manager's check after an erasure may still find."""
-        from learnprivacy.django.models import Restriction
-
+        """How many rows of ``subject`` each table keeps restricted (a legal minimum, a
+        hold, a review, or kept rows that refer to them): what a manager's check after
+        an erasure accepts. Rows merely left behind are not counted."""
         kept: dict[str, int] = {}
         for bound in self.bound:
-            keys = [
-                str(k)
-                for k in bound.model._base_manager.using(self.using)
+            keys = list(
+                bound.model._base_manager.using(self.using)
                 .filter(**{bound.subject_lookup: subject})
                 .values_list("pk", flat=True)
-            ]
-            if not keys:
-                continue
-            count = (
-                Restriction.objects.using(self.using)
-                .filter(table=bound.spec.table, row_key__in=keys)
-                .count()
             )
+            count = count_restricted(bound.spec.table, keys, self.using) if keys else 0
             if count:
                 kept[bound.spec.table] = count
         return kept
@@ -938,3 +1169,49 @@ def _checkpoint_keys() -> None:
     if connection.vendor == "sqlite" and not connection.in_atomic_block:
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+#: How the reason of a row kept, anonymised, because something still needs it begins.
+KEPT_ANONYMISED = "kept, anonymised: "
+
+
+@attrs.define
+class _Removal:
+    """What :meth:`DjangoPrivacy._remove_unowned` did: rows deleted, kept (anonymised,
+    restricted; ``already`` those kept so before) and left (anonymised, unrestricted),
+    each kept or left row as ``(key, learner, reason)``."""
+
+    deleted: list[Any] = attrs.Factory(list)
+    kept: list[tuple[Any, str, str]] = attrs.Factory(list)
+    already: list[tuple[Any, str, str]] = attrs.Factory(list)
+    left: list[tuple[Any, str, str]] = attrs.Factory(list)
+
+
+def kept_reason(spec: ModelSpec, decision: Decision) -> str:
+    """Why a row is kept: the decision's reason, the lawful basis it is processed under
+    and, when known, the retention's end (at most 255 characters, no personal value)."""
+    rule = decision.rule
+    basis = (rule.basis if rule is not None else None) or spec.privacy.basis
+    # What matters first (the register's column is 255 characters): the basis and
+    # how long, then the decision's own sentence.
+    parts = [f"processed under {basis.article}"]
+    if decision.due_at is not None:
+        parts.append(f"kept until {decision.due_at.date().isoformat()}")
+    if rule is not None:
+        parts.append(f"rule {rule.period} after {rule.trigger.value}")
+    parts.append(decision.reason)
+    return "; ".join(parts)[:255]
+
+
+def _summary(
+    rows: Mapping[str, Sequence[tuple[Any, str, str]]], *, anonymised: bool
+) -> tuple[KeptRows, ...]:
+    """Rows kept or left, grouped by table and reason."""
+    counts: dict[tuple[str, str], int] = {}
+    for table, listed in rows.items():
+        for _key, _learner, reason in listed:
+            counts[(table, reason)] = counts.get((table, reason), 0) + 1
+    return tuple(
+        KeptRows(table=table, rows=count, anonymised=anonymised, reason=reason)
+        for (table, reason), count in counts.items()
+    )

@@ -32,7 +32,7 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from learnprivacy.crypto import BlindIndex, FieldCipher, Keyring
+from learnprivacy.crypto import BlindIndex, FieldCipher, Keyring, Pseudonymiser
 from learnprivacy.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -93,13 +93,23 @@ class Runtime:
     """The keyring of the project, its field cipher and blind index, made once, and the
     vault of its epoch keys (``None`` for a keyring that is not on the Django key store)."""
 
-    __slots__ = ("cipher", "index", "keyring", "vault")
+    __slots__ = ("_row_refs", "cipher", "index", "keyring", "vault")
 
     def __init__(self, keyring: Keyring, vault: Vault | None = None) -> None:
         self.keyring = keyring
         self.vault = vault
         self.cipher = FieldCipher(keyring)
         self.index: BlindIndex = keyring.blind_index()
+        self._row_refs: Pseudonymiser | None = None
+
+    @property
+    def row_refs(self) -> Pseudonymiser:
+        """What names rows in the register of restricted rows (``lpdj_restrictions``):
+        the keyring's pseudonyms in the ``learnprivacy-restrictions`` domain."""
+        found = self._row_refs
+        if found is None:
+            found = self._row_refs = self.keyring.pseudonymiser("learnprivacy-restrictions")
+        return found
 
     def __repr__(self) -> str:
         return f"Runtime({self.keyring!r})"

@@ -136,10 +136,16 @@ class PendingShred(models.Model):
 
 
 class Restriction(models.Model):
-    """A row of a declared model whose processing is restricted (GDPR Art. 18)."""
+    """A row of a declared model whose processing is restricted (GDPR Art. 18).
+
+    ``row_ref`` names the row by a keyed reference of its table and primary key
+    (``p1_...``, :func:`learnprivacy.django._restrictions.row_ref`), never the key itself,
+    which for a learner's account is the learner id; ``reason`` says why it is kept
+    (the legal minimum, hold or kept rows that refer to it), never a personal value.
+    """
 
     table = models.CharField(max_length=128)
-    row_key = models.CharField(max_length=255)
+    row_ref = models.CharField(max_length=64)
     subject_ref = models.CharField(max_length=64)
     reason = models.CharField(max_length=255)
     created_at = models.DateTimeField()
@@ -147,7 +153,7 @@ class Restriction(models.Model):
     class Meta:
         db_table = "lpdj_restrictions"
         constraints = [
-            models.UniqueConstraint(fields=["table", "row_key"], name="lpdj_restriction_row")
+            models.UniqueConstraint(fields=["table", "row_ref"], name="lpdj_restriction_ref")
         ]
 
 

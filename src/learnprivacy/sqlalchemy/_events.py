@@ -49,6 +49,7 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
     personal = spec.personal
     table = spec.model.__table__
     states = privacy.side.states
+    refs = privacy.row_refs
     composite = spec.composite
     key_of = spec.key_of
 
@@ -129,7 +130,8 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
             select(states.c.state).where(
                 and_(
                     states.c.table_name == spec.table,
-                    states.c.row_key == row_key(key),
+                    # By reference, or in clear in a table not converted yet.
+                    states.c.row_key.in_((refs.ref(spec.table, key), row_key(key))),
                     states.c.state == "restricted",
                 )
             )

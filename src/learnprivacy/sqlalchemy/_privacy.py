@@ -17,6 +17,7 @@ from learnprivacy._inplace._audit import erasure_events
 from learnprivacy._inplace._binding import ERASED
 from learnprivacy._inplace._plan import check_holds, plan_erasure
 from learnprivacy._inplace._provider import DeclaredProvider, register_of
+from learnprivacy._inplace._refs import RowRefs
 from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import is_aware, require_aware
 from learnprivacy._vocabulary import Action
@@ -28,6 +29,7 @@ from learnprivacy.sqlalchemy._auditdb import AuditDatabase
 from learnprivacy.sqlalchemy._columns import declaration_of
 from learnprivacy.sqlalchemy._keys import open_key_store, same_database
 from learnprivacy.sqlalchemy._rowkeys import check_key_types, identity, key_columns, key_in
+from learnprivacy.sqlalchemy._states import convert, prepare
 from learnprivacy.sqlalchemy._tables import ANONYMISED, RESTRICTED, SideTables, side_tables
 from learnprivacy.store._audit import AuditEvent, AuditLog
 from learnprivacy.store._engine import Database
@@ -168,6 +170,8 @@ class LearnPrivacy:
             )
         self._keyring.verify()
         self.rows = RowCipher(FieldCipher(self._keyring), self._keyring.blind_index())
+        #: How the row states name rows: by keyed reference, never by a key in clear.
+        self.row_refs = RowRefs.of_keyring(self._keyring)
         pseudonym_key, self._seal_key = audit_keys(
             self._keyring, f"learnprivacy.sqlalchemy/{component}"
         )
@@ -191,6 +195,7 @@ class LearnPrivacy:
         self._specs: dict[type[Any], ModelSpec] = {}
         self._tables: dict[str, ModelSpec] = {}
         self._ready: set[int] = set()
+        self._converted: set[int] = set()
         for spec in specs:
             self._specs[spec.model] = spec
             self._tables[spec.table] = spec
@@ -461,6 +466,7 @@ class LearnPrivacy:
             raise ConfigurationError("pass an ORM Session")
         session.flush()
         connection = session.connection()
+        prepare(connection)
         engine = connection.engine
         if id(engine) not in self._ready:
             if self._keys_url is not None and same_database(engine.url, self._keys_url):
@@ -473,12 +479,25 @@ class LearnPrivacy:
             if head is not None and connection.execute(select(head.c.id)).first() is None:
                 self.audit(connection).ensure_head(connection)
             self._ready.add(id(engine))
+        if id(engine) not in self._converted:
+            self._convert(session, connection)
         self._reconcile(session, connection)
         if self._audit_db is not None:
             # Entries a crash left in the outbox after their transaction committed (this
             # transaction's own wait for its commit).
             self._audit_db.drain(connection, exclude=session.info.get(_AUDIT_PENDING, ()))
         return connection
+
+    def _convert(self, session: Session, connection: Connection) -> None:
+        """Convert row states written before references (keys in clear), in the caller's
+        transaction: done once it commits, done again by the next call if rolled back."""
+        engine = id(connection.engine)
+        if not convert(connection, self.side.states, self.row_refs):
+            self._converted.add(engine)
+            return
+        from sqlalchemy import event
+
+        event.listen(session, "after_commit", lambda _s: self._converted.add(engine), once=True)
 
     def _hook(self, session: Session) -> None:
         if session.info.get(_HOOKED) is self:
@@ -658,19 +677,22 @@ class LearnPrivacy:
     def _states(
         self, connection: Connection, spec: ModelSpec, keys: Iterable[Any]
     ) -> dict[str, str]:
-        wanted = [row_key(k) for k in keys]
+        """The states of the rows of ``keys`` that have one, by row key text."""
+        texts = {row_key(k) for k in keys}
+        wanted = {self.row_refs.of_text(spec.table, text): text for text in texts}
         if not wanted:
             return {}
         table = self.side.states
+        refs = list(wanted)
         found: dict[str, str] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            for key, state in connection.execute(
+        for start in range(0, len(refs), 500):
+            chunk = refs[start : start + 500]
+            for ref, state in connection.execute(
                 select(table.c.row_key, table.c.state).where(
                     table.c.table_name == spec.table, table.c.row_key.in_(chunk)
                 )
             ):
-                found[str(key)] = str(state)
+                found[wanted[str(ref)]] = str(state)
         return found
 
     def is_restricted(self, session: Session, obj: Any) -> bool:
@@ -810,6 +832,7 @@ class LearnPrivacy:
     ) -> None:
         """Carry out the changes (audit entries already written), children first."""
         states = self.side.states
+        ref = self.row_refs.ref
         for spec in self.specs:
             table = spec.model.__table__
             keys = list(erase.get(spec.table, ()))
@@ -819,7 +842,7 @@ class LearnPrivacy:
                 connection.execute(
                     delete(states).where(
                         states.c.table_name == spec.table,
-                        states.c.row_key.in_([row_key(k) for k in chunk]),
+                        states.c.row_key.in_([ref(spec.table, k) for k in chunk]),
                     )
                 )
             for key in keys:
@@ -843,7 +866,7 @@ class LearnPrivacy:
                     connection.execute(
                         delete(states).where(
                             states.c.table_name == spec.table,
-                            states.c.row_key.in_([row_key(k) for k in chunk]),
+                            states.c.row_key.in_([ref(spec.table, k) for k in chunk]),
                         )
                     )
                     connection.execute(
@@ -851,7 +874,7 @@ class LearnPrivacy:
                         [
                             {
                                 "table_name": spec.table,
-                                "row_key": row_key(k),
+                                "row_key": ref(spec.table, k),
                                 "state": ANONYMISED,
                                 "reason": "retention ended: anonymised",
                                 "at": _naive(now),
@@ -868,7 +891,7 @@ class LearnPrivacy:
                     [
                         {
                             "table_name": spec.table,
-                            "row_key": row_key(k),
+                            "row_key": ref(spec.table, k),
                             "state": RESTRICTED,
                             "reason": reason,
                             "at": _naive(now),
@@ -914,7 +937,8 @@ class LearnPrivacy:
         if reason is None:
             connection.execute(
                 delete(states).where(
-                    states.c.table_name == spec.table, states.c.row_key == row_key(key)
+                    states.c.table_name == spec.table,
+                    states.c.row_key == self.row_refs.ref(spec.table, key),
                 )
             )
         else:

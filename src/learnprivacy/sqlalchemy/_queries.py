@@ -28,7 +28,7 @@ from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.orm import ORMExecuteState, with_loader_criteria
 
 from learnprivacy._inplace import ColumnSpec, ModelSpec
-from learnprivacy.sqlalchemy._rowkeys import key_text
+from learnprivacy.sqlalchemy._states import names_row
 from learnprivacy.sqlalchemy._tables import RESTRICTED
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def _not_restricted(privacy: LearnPrivacy, spec: ModelSpec) -> Any:
     states = privacy.side.states
     return ~exists().where(
         states.c.table_name == spec.table,
-        states.c.row_key == key_text(spec),
+        names_row(states, privacy.row_refs, spec),
         states.c.state == RESTRICTED,
     )
 

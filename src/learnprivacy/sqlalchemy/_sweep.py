@@ -26,7 +26,8 @@ from learnprivacy._validators import utc_if_naive
 from learnprivacy._vocabulary import Action
 from learnprivacy.retention import Hold, Schedule, Trigger
 from learnprivacy.retention._consents import lapsed_consents
-from learnprivacy.sqlalchemy._rowkeys import key_after, key_columns, key_text
+from learnprivacy.sqlalchemy._rowkeys import key_after, key_columns
+from learnprivacy.sqlalchemy._states import names_row
 from learnprivacy.sqlalchemy._tables import ANONYMISED, RESTRICTED
 from learnprivacy.store._reports import ReviewItem, SweepReport
 
@@ -254,7 +255,7 @@ def _anonymised(privacy: LearnPrivacy, spec: ModelSpec) -> ColumnElement[bool]:
     return exists(
         select(states.c.row_key).where(
             states.c.table_name == spec.table,
-            states.c.row_key == key_text(spec),
+            names_row(states, privacy.row_refs, spec),
             states.c.state == ANONYMISED,
         )
     )

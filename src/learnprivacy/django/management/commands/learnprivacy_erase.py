@@ -28,10 +28,11 @@ class Command(PrivacyCommand):
             options["subject"], now=self.now(options), dry_run=options["dry_run"]
         )
         verb = "would be" if result.dry_run else "were"
-        self.emit(
-            options,
-            result.to_dict(),
+        lines = [
             f"{result.erased} rows {verb} erased, {result.anonymised} anonymised, "
             f"{result.restricted} restricted; keys shredded: "
-            f"{', '.join(result.shredded) or '(none)'}",
-        )
+            f"{', '.join(result.shredded) or '(none)'}"
+        ]
+        lines += [f"kept: {k.rows} {k.table} row(s): {k.reason}" for k in result.kept]
+        lines += [f"LEFT: {k.rows} {k.table} row(s): {k.reason}" for k in result.left]
+        self.emit(options, result.to_dict(), "\n".join(lines))

@@ -1,7 +1,16 @@
-"""``manage.py learnprivacy_register``: the GDPR Art. 30 register from the declarations."""
+"""``manage.py learnprivacy_register``: the GDPR Art. 30 register from the declarations.
+
+Options as ``learnprivacy register``: ``--format`` (markdown, html, csv, json; ``--json``
+is json), ``--out`` and ``--language``; and ``--internal-only PURPOSE`` (repeat it, or
+separate purposes with commas): purposes whose data the policy promises to share with
+nobody outside the controller, added to the controller's own ``internal_only``. An
+external recipient declared under such a purpose is listed in the register's gaps, an
+internal one is not; a purpose no activity has is a gap too.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandError
@@ -14,15 +23,48 @@ from learnprivacy.django._settings import load, setting
 class Command(PrivacyCommand):
     """Print the record of processing activities of the declared models."""
 
-    help = "Print the Art. 30 register built from the declared models (markdown or --json)."
+    help = "Print the Art. 30 register built from the declared models."
+
+    def add_arguments(self, parser: Any) -> None:
+        """Format, output, language and the purposes shared internally only."""
+        parser.add_argument(
+            "--internal-only",
+            action="append",
+            default=[],
+            metavar="PURPOSE",
+            help="a purpose whose data go to nobody outside the controller "
+            "(repeat, or separate with commas)",
+        )
+        parser.add_argument(
+            "--format", choices=["markdown", "html", "csv", "json"], default="markdown"
+        )
+        parser.add_argument("--out", help="write the register to this file")
+        parser.add_argument(
+            "--language", choices=["en", "fr"], default="en", help="language of the headings"
+        )
+        super().add_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Build the register for LEARNPRIVACY['CONTROLLER']."""
         controller = load(setting("CONTROLLER"), "CONTROLLER")
         if controller is None:
             raise CommandError('LEARNPRIVACY["CONTROLLER"] must name a Controller')
-        register = get_privacy().register(controller)
-        if options["json"]:
-            self.stdout.write(register.to_json())
+        purposes = []
+        for item in options["internal_only"]:
+            named = [p.strip() for p in item.split(",")]
+            if not all(named):
+                raise CommandError("--internal-only needs purpose names (comma-separated)")
+            purposes += named
+        register = get_privacy().register(controller, internal_only=purposes)
+        fmt = "json" if options["json"] else options["format"]
+        language = options["language"]
+        # to_markdown, to_html (with headings in ``language``), to_csv, to_json.
+        render = getattr(register, f"to_{fmt}")
+        text = render(language=language) if fmt in ("markdown", "html") else render()
+        out = options.get("out")
+        if out:
+            Path(out).write_text(text, encoding="utf-8")
+            if options.get("verbosity", 1) > 0:
+                self.stderr.write(f"Register written to {out}.\n")
         else:
-            self.stdout.write(register.to_markdown())
+            self.stdout.write(text)

@@ -1,0 +1,187 @@
+"""Erasure of the account row, a model the project does not own (``auth.User``).
+
+When nothing keeps it, the account is deleted as Django deletes it and the request
+completes; when kept rows refer to it, it is anonymised in place, kept restricted, and
+the outcome says what keeps it; a hold keeps it untouched.
+
+Attacks: the account left behind without a lawful reason (a table nobody declared
+protects it) must still fail the manager's check; a held account is never deleted, by
+the erasure, a sweep, or a delete; a second sweep must not anonymise or audit again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from unittest import mock
+
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import User
+from django.db.models.deletion import Collector, ProtectedError
+from django.test import TransactionTestCase
+
+from learnprivacy.django._privacy import get_privacy
+from learnprivacy.django._restrictions import reasons_of, restrict
+from learnprivacy.django._settings import runtime
+from learnprivacy.django.models import AuditEntry, Restriction
+from learnprivacy.errors import RestrictedRecordError
+from learnprivacy.retention import Hold
+from lms.models import Course, Enrolment, ForumPost, Invoice, Profile
+from lms.tests import LONG_AGO, NOW, erasure_request, learner, profile
+
+
+class AccountErasureTests(TransactionTestCase):
+    """What an erasure does to the learner's account."""
+
+    databases = {"default", "learnprivacy_keys"}
+
+    def setUp(self) -> None:
+        runtime().keyring.clear_cache()
+        self.ana = learner("ana")
+        profile(self.ana)
+        self.course = Course.objects.create(code="RGPD", title="GDPR 101")
+        Enrolment.objects.create(user=self.ana, course=self.course, enrolled_at=LONG_AGO)
+        ForumPost.objects.create(author=self.ana, course=self.course, body="Hi", posted_at=NOW)
+
+    def test_nothing_kept_the_account_is_deleted_and_the_request_completes(self) -> None:
+        """No invoice: every row goes, the account too (as Django deletes it), nothing
+        is listed as restricted, and the request is COMPLETED (it was FAILED at
+        ``erase_providers``: the account stayed, anonymised, under the learner id)."""
+        LogEntry.objects.create(user=self.ana, action_flag=1, object_repr="x")
+        book, request_id, state = erasure_request(get_privacy(), self.ana)
+        assert state == "completed", list(book.history(request_id))[-2:]
+        assert not User.objects.filter(pk=self.ana.pk).exists()
+        assert not Profile.objects.exists()
+        assert not Enrolment.objects.exists()
+        # Django's on_delete: the admin log's CASCADE went with the account.
+        assert not LogEntry.objects.exists()
+        assert not Restriction.objects.exists()
+        erased = [e for e in AuditEntry.objects.filter(action="erase") if e.record_type == "User"]
+        assert len(erased) == 1
+        assert get_privacy().audit.verify()
+
+    def test_an_invoice_keeps_the_account_anonymised_and_says_why(self) -> None:
+        """With an invoice under its legal minimum: the invoice stays as it is, the
+        account it refers to stays anonymised and restricted, and the outcome names
+        the invoice, its basis and how long; the request completes."""
+        Invoice.objects.create(
+            user=self.ana, billing_name="Ana Silva", amount=Decimal("120"), issued_at=NOW
+        )
+        result = get_privacy().erase_subject(self.ana.pk, now=NOW)
+        assert (result.erased, result.restricted, result.anonymised) == (3, 1, 1)
+        assert result.left == ()
+        kept = {k.table: k for k in result.kept}
+        assert set(kept) == {"lms_invoice", "auth_user"}
+        assert not kept["lms_invoice"].anonymised
+        assert "Art. 6(1)(c)" in kept["lms_invoice"].reason
+        assert "kept until 2036-06-15" in kept["lms_invoice"].reason
+        account = kept["auth_user"]
+        assert account.anonymised
+        assert account.rows == 1
+        assert account.reason.startswith("kept, anonymised: 1 lms_invoice row(s)")
+        assert "Art. 6(1)(c)" in account.reason
+        row = User.objects.get(pk=self.ana.pk)
+        assert (row.email, row.first_name, row.is_active) == ("", "", False)
+        assert "ana" not in row.username
+        assert not row.has_usable_password()
+        assert reasons_of("auth_user", [self.ana.pk], using="default") == {
+            str(self.ana.pk): account.reason
+        }
+        # The manager's check accepts what is kept with a reason: the request completes.
+        book, request_id, state = erasure_request(get_privacy(), self.ana)
+        assert state == "completed", list(book.history(request_id))[-2:]
+        assert get_privacy().kept_by_law(str(self.ana.pk)) == {"lms_invoice": 1, "auth_user": 1}
+        assert "Ana" not in " ".join(AuditEntry.objects.values_list("details", flat=True))
+
+    def test_attack_an_account_left_without_a_reason_fails(self) -> None:
+        """A table the project did not declare protects the account (``on_delete=
+        PROTECT``): the account is anonymised but nothing lawful keeps it, so it is
+        reported as left, not restricted, and the request FAILS truthfully."""
+        log = LogEntry.objects.create(user=self.ana, action_flag=1, object_repr="x")
+        original = Collector.collect
+
+        def protected(collector: Collector, objs: object, *args: object, **kwargs: object) -> None:
+            found = list(objs)  # type: ignore[call-overload]
+            if found and isinstance(found[0], User):
+                raise ProtectedError("protected by an undeclared table", {log})
+            original(collector, found, *args, **kwargs)
+
+        with mock.patch.object(Collector, "collect", protected):
+            result = get_privacy().erase_subject(self.ana.pk, now=NOW)
+            assert result.kept == ()
+            assert [(k.table, k.rows) for k in result.left] == [("auth_user", 1)]
+            assert "django_admin_log" in result.left[0].reason
+            assert not Restriction.objects.filter(table="auth_user").exists()
+            row = User.objects.get(pk=self.ana.pk)
+            assert (row.email, row.is_active) == ("", False)
+            book, request_id, state = erasure_request(get_privacy(), self.ana)
+        assert state == "failed"
+        assert list(book.history(request_id))[-1].to_dict()["detail"]["step"] == "erase_providers"
+
+    def test_attack_a_held_account_is_never_deleted(self) -> None:
+        """A hold on the learner: the account is kept as it is (not even anonymised),
+        restricted; deleting it, by hand or through a sweep, is refused."""
+        hold = Hold(reason="litigation", subject=str(self.ana.pk))
+        privacy = get_privacy(holds=[hold])
+        result = privacy.erase_subject(self.ana.pk, now=NOW)
+        assert result.erased == 0
+        assert {k.table for k in result.kept} >= {"auth_user", "lms_profile"}
+        assert not any(k.anonymised for k in result.kept)
+        row = User.objects.get(pk=self.ana.pk)
+        assert (row.username, row.email, row.is_active) == ("ana", "ana@example.org", True)
+        with self.assertRaises(RestrictedRecordError):
+            row.delete()
+        privacy.sweep(now=NOW + dt.timedelta(days=3650))
+        assert User.objects.get(pk=self.ana.pk).username == "ana"
+        assert Profile.objects.filter(user=self.ana).exists()
+
+    def test_restricted_rows_of_another_learner_keep_the_account(self) -> None:
+        """Bob's enrolment, restricted, names Ana as tutor (``SET_NULL``): deleting Ana's
+        account would change it, so the account is kept, anonymised, with that reason,
+        and Bob's row is untouched."""
+        bob = learner("bob")
+        enrolment = Enrolment.objects.create(
+            user=bob, course=self.course, enrolled_at=LONG_AGO, tutor=self.ana
+        )
+        restrict(
+            "lms_enrolment", [(enrolment.pk, "p1_bob", "legal hold")], now=NOW, using="default"
+        )
+        result = get_privacy().erase_subject(self.ana.pk, now=NOW)
+        [account] = [k for k in result.kept if k.table == "auth_user"]
+        assert account.anonymised
+        assert "lms_enrolment" in account.reason
+        assert Enrolment.objects.get(pk=enrolment.pk).tutor_id == self.ana.pk
+        assert User.objects.get(pk=self.ana.pk).email == ""
+        book, request_id, state = erasure_request(get_privacy(), self.ana)
+        assert state == "completed", list(book.history(request_id))[-2:]
+
+
+class AccountSweepTests(TransactionTestCase):
+    """Sweeps reach accounts last, and keep what kept rows need."""
+
+    databases = {"default", "learnprivacy_keys"}
+
+    def test_an_invoice_keeps_a_swept_account_and_a_second_sweep_changes_nothing(self) -> None:
+        """An inactive learner with a recent invoice: the profile goes, the account is
+        kept anonymised (the invoice runs its own retention), and running the sweep
+        again neither anonymises nor audits anything more."""
+        runtime().keyring.clear_cache()
+        later = NOW + dt.timedelta(days=6 * 365)
+        ana = learner("ana")
+        profile(ana)
+        Invoice.objects.create(user=ana, billing_name="Ana Silva", amount=1, issued_at=NOW)
+        first = get_privacy().sweep(now=later)
+        assert (first.erased, first.anonymised) == (1, 1)
+        row = User.objects.get(pk=ana.pk)
+        assert (row.email, row.is_active) == ("", False)
+        [reason] = reasons_of("auth_user", [ana.pk], using="default").values()
+        assert reason.startswith("kept, anonymised: 1 lms_invoice row(s)")
+        entries = AuditEntry.objects.count()
+        second = get_privacy().sweep(now=later)
+        assert (second.erased, second.anonymised, second.restricted) == (0, 0, 0)
+        assert AuditEntry.objects.count() == entries
+        # Once the invoice's ten years have passed, both go.
+        third = get_privacy().sweep(now=NOW + dt.timedelta(days=3660 + 30))
+        assert third.erased == 2
+        assert not User.objects.filter(pk=ana.pk).exists()
+        assert not Restriction.objects.exists()
