@@ -18,11 +18,11 @@ import sqlalchemy as sa
 
 from learnprivacy._vocabulary import ContextLevel
 from learnprivacy.moodle._read_content import ContentSource, _iso, _module_users
+from learnprivacy.moodle._read_social import RATING_FIELDS, in_module_context, rating_values
 from learnprivacy.moodle._schema import MoodleSchema
 
 __all__ = ["GLOSSARY_SOURCES"]
 
-_MODULE_LEVEL = 70
 _ENTRY_READS = ("glossary_entries", "glossary", "context", "course_modules", "modules")
 _ENTRY = {
     "activity_id": "Glossary (course module)",
@@ -33,14 +33,8 @@ _ENTRY = {
 
 def _entry_of(schema: MoodleSchema) -> tuple[Any, Any, Any, Any]:
     """Entries joined to their glossary, course module and module context."""
-    e, g = schema["glossary_entries"], schema["glossary"]
-    cm, m, ctx = schema["course_modules"], schema["modules"], schema["context"]
-    joined = (
-        e.join(g, g.c.id == e.c.glossaryid)
-        .join(cm, cm.c.instance == g.c.id)
-        .join(m, sa.and_(m.c.id == cm.c.module, m.c.name == "glossary"))
-        .join(ctx, sa.and_(ctx.c.instanceid == cm.c.id, ctx.c.contextlevel == _MODULE_LEVEL))
-    )
+    e = schema["glossary_entries"]
+    joined, cm, ctx = in_module_context(schema, e, "glossary", e.c.glossaryid)
     return joined, e, cm, ctx
 
 
@@ -127,16 +121,12 @@ def _rating_statement(given: bool) -> Any:
 
 
 def _rating_row(row: Any, user_id: int) -> dict[str, Any]:
-    cmid, eid, concept, value, scale, created, modified, rater, author = row
+    cmid, eid, concept, *rating, author = row
     return {
         "activity_id": str(cmid),
         "entry_id": str(eid),
         "concept": concept,
-        "rating": int(value),
-        "scale_id": int(scale),
-        "created_at": _iso(created),
-        "modified_at": _iso(modified),
-        "author_was_you": rater == user_id,
+        **rating_values(tuple(rating), user_id),
         "on_your_entry": author == user_id,
     }
 
@@ -174,15 +164,6 @@ def _raters_in(schema: MoodleSchema, level: ContextLevel, instance: int) -> Any:
 
 
 _AUTHORS = _module_users("glossary", "glossary_entries", "glossary", "glossaryid")
-_RATING_FIELDS = {
-    **_ENTRY,
-    "rating": "Rating given (a scale item's number, or points)",
-    "scale_id": "Scale rated on (negative: a custom scale's id)",
-    "created_at": "When the rating was given",
-    "modified_at": "When it last changed",
-    "author_was_you": "Whether the user gave the rating",
-    "on_your_entry": "Whether the rated entry is the user's",
-}
 
 
 def _glossary_source(name: str, table: str, reads: tuple[str, ...], **values: Any) -> ContentSource:
@@ -196,6 +177,43 @@ def _glossary_source(name: str, table: str, reads: tuple[str, ...], **values: An
         optional=True,
         summary=f"Moodle's {table} table, exported as {name} rows",
         **values,
+    )
+
+
+def _rating_source(name: str, given: bool, users_in: Any, description: str) -> ContentSource:
+    """Ratings of the user's entries (``given`` False) or the user's of others' entries."""
+    label = "given on glossary entries" if given else "glossary entries"
+    return _glossary_source(
+        name,
+        f"rating ({label})",
+        ("rating",),
+        statement=_rating_statement(given),
+        mapper=_rating_row,
+        users_in=users_in,
+        fields={
+            **_ENTRY,
+            **RATING_FIELDS,
+            "on_your_entry": "Whether the rated entry is the user's",
+        },
+        description=description,
+    )
+
+
+def _attached_source(
+    names: tuple[str, ...], statement: Any, field: tuple[str, str], description: str
+) -> ContentSource:
+    """A source of one value attached to each of the user's entries: ``names`` is the
+    source's name, its table and the tables its statement reads beside the entries."""
+    name, table, *reads = names
+    return _glossary_source(
+        name,
+        table,
+        tuple(reads),
+        statement=statement,
+        mapper=_attached_row(field[0]),
+        users_in=_AUTHORS,
+        fields={**_ENTRY, field[0]: field[1]},
+        description=description,
     )
 
 
@@ -217,54 +235,31 @@ GLOSSARY_SOURCES: tuple[ContentSource, ...] = (
         },
         description="Glossary entries the user wrote",
     ),
-    _glossary_source(
-        "GlossaryAlias",
-        "glossary_alias",
-        ("glossary_alias",),
-        statement=_attached_statement("glossary_alias", "alias"),
-        mapper=_attached_row("alias"),
-        users_in=_AUTHORS,
-        fields={**_ENTRY, "alias": "Other word the entry is linked from"},
-        description="Aliases of the user's glossary entries",
+    _attached_source(
+        ("GlossaryAlias", "glossary_alias", "glossary_alias"),
+        _attached_statement("glossary_alias", "alias"),
+        ("alias", "Other word the entry is linked from"),
+        "Aliases of the user's glossary entries",
     ),
-    _glossary_source(
-        "GlossaryEntryCategory",
-        "glossary_entries_categories",
-        ("glossary_entries_categories", "glossary_categories"),
-        statement=_attached_statement("glossary_entries_categories", "name"),
-        mapper=_attached_row("category"),
-        users_in=_AUTHORS,
-        fields={**_ENTRY, "category": "Category the entry is filed in"},
-        description="Categories of the user's glossary entries",
+    _attached_source(
+        ("GlossaryEntryCategory", "glossary_entries_categories", "glossary_categories"),
+        _attached_statement("glossary_entries_categories", "name"),
+        ("category", "Category the entry is filed in"),
+        "Categories of the user's glossary entries",
     ),
-    _glossary_source(
-        "GlossaryRating",
-        "rating (glossary entries)",
-        ("rating",),
-        statement=_rating_statement(given=False),
-        mapper=_rating_row,
-        users_in=_AUTHORS,
-        fields=_RATING_FIELDS,
-        description="Every rating of the user's glossary entries",
+    _rating_source(
+        "GlossaryRating", False, _AUTHORS, "Every rating of the user's glossary entries"
     ),
-    _glossary_source(
+    _rating_source(
         "GlossaryRatingGiven",
-        "rating (given on glossary entries)",
-        ("rating",),
-        statement=_rating_statement(given=True),
-        mapper=_rating_row,
-        users_in=_raters_in,
-        fields=_RATING_FIELDS,
-        description="Ratings the user gave on others' glossary entries",
+        True,
+        _raters_in,
+        "Ratings the user gave on others' glossary entries",
     ),
-    _glossary_source(
-        "GlossaryTag",
-        "tag_instance (glossary entries)",
-        ("tag_instance", "tag"),
-        statement=_tag_statement,
-        mapper=_attached_row("tag"),
-        users_in=_AUTHORS,
-        fields={**_ENTRY, "tag": "Tag of the entry"},
-        description="Tags of the user's glossary entries",
+    _attached_source(
+        ("GlossaryTag", "tag_instance (glossary entries)", "tag_instance", "tag"),
+        _tag_statement,
+        ("tag", "Tag of the entry"),
+        "Tags of the user's glossary entries",
     ),
 )
