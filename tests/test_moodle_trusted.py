@@ -59,3 +59,41 @@ def test_classes_with_joint_invariants_are_refused() -> None:
         builder(Score)
     with pytest.raises(TypeError):
         builder(Progress, checked=frozenset({"no_such_field"}))
+
+
+_TEXTS = [
+    "ana", " ana ", "Ana Silva", "", " ", "\t\n", "a\x00b", "a\ud800", "é", "a\nb",
+    "ana@example.org", "ana@example.org\n", "ana@", "@example.org", "ana@example",
+    "ana@@example.org", "a b@example.org", "ana@exa_mple.org", "ana@example.org ",
+    "x" * 64 + "@example.org", "x" * 65 + "@example.org", "ana@" + "a" * 250 + ".org",
+    "ana@-example.org", "Ana.Silva+tag@sub.example.co.uk", "ana@example.org\x00",
+]  # fmt: skip
+
+
+class _Text(str):
+    """A str subclass: the inline tests decline it, the validators decide."""
+
+
+@pytest.mark.parametrize("field", ["username", "email", "given_name", "family_name"])
+def test_inline_checks_accept_exactly_what_the_validators_accept(field: str) -> None:
+    """A checked field built fast accepts and refuses the same values as the constructor."""
+    build = builder(Learner, checked=frozenset({"username", "email", "given_name", "family_name"}))
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    good = {"username": "ana", "email": "ana@example.org", "given_name": "Ana",
+            "family_name": "Silva"}  # fmt: skip
+    for value in [*_TEXTS, *(_Text(t) for t in _TEXTS), None, 42, b"ana"]:
+        values = {**good, field: value}
+        try:
+            Learner(id="1", created_at=at, **values)
+        except ValidationError:
+            expected = False
+        else:
+            expected = True
+        try:
+            built = build(id="1", created_at=at, **values)
+        except ValidationError:
+            accepted = False
+        else:
+            accepted = True
+            assert getattr(built, field) is value
+        assert accepted == expected, (field, repr(value)[:40])

@@ -99,13 +99,16 @@ def _database_bytes(app: SimpleNamespace) -> bytes:
     return found
 
 
-def test_reference_matches_its_sql_form() -> None:
-    """The reference computed from the pads (SQL's way) equals the HMAC's; it names the
-    table too, and is unrelated to the key's text."""
-    refs = RowRefs(bytes(32))
+def test_reference_matches_its_sql_form_and_the_django_register() -> None:
+    """The reference computed from the pads (SQL's way) equals the pseudonym; it is the
+    one Django's register of restrictions gives the same row; it names the table too."""
+    keyring = Keyring.from_master_key(MASTER)
+    refs = RowRefs.of_keyring(keyring)
     ref = refs.ref("enrolments", ("u1", "c1"))
     assert is_row_ref(ref)
-    assert pads_digest(refs.inner_pad, refs.outer_pad, "enrolments/" + row_key(("u1", "c1"))) == ref
+    assert pads_digest(refs.head("enrolments"), refs.outer_pad, row_key(("u1", "c1"))) == ref
+    django = keyring.pseudonymiser("learnprivacy-restrictions")
+    assert refs.ref("users", "u1") == django.pseudonym("users\x00u1")
     assert refs.ref("users", ("u1", "c1")) != ref
     assert "u1" not in ref
     assert not is_row_ref("u1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import threading
 from typing import Any
 
 import attrs
@@ -546,3 +547,88 @@ def test_a_sweep_page_does_not_hold_the_audit_head_while_it_deletes(
     assert store.audit.verify()
     actions = [e.action for e in store.audit.entries()]
     assert actions.index("note") < actions.index("erase")
+
+
+def test_a_shred_settled_before_the_sweep_applies_it_spares_the_new_key(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between a sweep page's commit and the destruction of the keys it sent to the
+    outbox, a writer in another thread signs one erased learner up again: it settles that
+    learner's shred and creates a fresh key. The sweep then destroys the others' keys, not
+    the fresh one, and leaves the outbox empty (the sent rows are read back, not
+    replayed from memory)."""
+    from learnprivacy.store._tables import KEY_OUTBOX
+
+    old = day(2020, 1, 1)
+    expired = [learner(f"E{i:02d}", last_activity_at=old) for i in range(6)]
+    store.add_all(expired)
+    back = learner("E03", last_activity_at=day(2026, 6, 1))
+    keys_type = type(store._keys)
+    original = keys_type.apply_sent
+    seen: list[int] = []
+
+    def interfering(self: Any) -> int:
+        monkeypatch.setattr(keys_type, "apply_sent", original)
+        with store._db.read() as connection:
+            seen.append(len(connection.execute(select(KEY_OUTBOX.c.id)).all()))
+        worker = threading.Thread(target=store.add, args=(back,))
+        worker.start()
+        worker.join()
+        return original(self)
+
+    monkeypatch.setattr(keys_type, "apply_sent", interfering)
+    schedule = Schedule({Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
+    report = store.sweep(schedule, now=NOW, compact=False)
+    assert seen == [6]  # the page committed six shreds, not yet applied
+    assert report.erased == 6
+    assert store.get(Learner, "E03") == back
+    refs = {store.keyring.key_ref(e.id): e.id for e in expired}
+    alive = {
+        refs[e.subject]
+        for e in store._keys.list_entries()
+        if e.subject in refs and e.state is not KeyState.SHREDDED
+    }
+    assert alive == {"E03"}
+    with store._db.read() as connection:
+        assert connection.execute(select(KEY_OUTBOX.c.id)).first() is None
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_sweep_gives_the_garbage_collector_back_as_it_found_it(
+    store: Store, monkeypatch: pytest.MonkeyPatch, enabled: bool
+) -> None:
+    """A sweep page pauses the cyclic collector; afterwards, and after a page that
+    failed, the collector is on exactly when it was on before, and it was off while the
+    page's rows were deleted."""
+    import gc
+
+    from learnprivacy.store import _sweep
+
+    old = day(2020, 1, 1)
+    store.add_all([learner(f"G{i:02d}", last_activity_at=old) for i in range(4)])
+    schedule = Schedule({Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
+    during: list[bool] = []
+    original = _sweep.erase_rows
+
+    def watching(*args: Any, **kwargs: Any) -> None:
+        during.append(gc.isenabled())
+        original(*args, **kwargs)
+
+    def failing(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("page failed")
+
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        monkeypatch.setattr(_sweep, "erase_rows", failing)
+        with pytest.raises(RuntimeError):
+            store.sweep(schedule, now=NOW, compact=False)
+        assert gc.isenabled() is enabled
+        assert store.count(Learner) == 4  # the failed page rolled back
+        monkeypatch.setattr(_sweep, "erase_rows", watching)
+        report = store.sweep(schedule, now=NOW, compact=False)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()
+    assert during == [False]
+    assert report.erased == 4

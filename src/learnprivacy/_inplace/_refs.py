@@ -1,57 +1,77 @@
-"""Keyed references of row keys: how the integrations' row states name a row.
+"""Keyed references of row keys: how both integrations' row states name a row.
 
 A row restricted (GDPR Art. 18) or anonymised is marked in a table of the integration
 (``lp_row_states`` for SQLAlchemy, ``lpdj_restrictions`` for Django). Its key may be a
-learner id (the learners' own table) or hold one (a key of several columns): the mark
-names the row by ``r1_`` and the hex HMAC-SHA256 of ``"<table>/<row key text>"`` under
-a key derived from the keyring's blind-index key for the ``learnprivacy-row-states``
-domain (the derivation of the request book's ``p1_`` pseudonyms, one domain of its
-own). Without the key store the reference cannot be linked to a learner; the table is
-part of the message, so a mark copied to another table's row names nothing there.
+learner id (the learners' own table) or hold one (a key of several columns), so the
+mark names the row by the keyring's pseudonym (``p1_...``: HMAC-SHA256 under a key
+derived from the blind-index key, the derivation of the request book's names and of
+the key store's ``k1_``) of ``"<table>\\0<row key text>"`` in the
+``learnprivacy-restrictions`` domain: stable across master-key rotation, unlinkable to
+the learner without the key store, and different for equal keys of two tables.
 
-The integrations compute the same reference in SQL (a correlated condition on each
-query), from the HMAC's two pads: ``sha256(outer || sha256(inner || message))``.
+:class:`RowRefs` also gives what SQL needs to compute the same reference (a correlated
+condition on each query): the HMAC's inner state before the key text (the key's inner
+pad, the pseudonym label and domain, the table) and its outer pad.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from binascii import b2a_base64
 from typing import Any
 
 from learnprivacy._inplace._spec import row_key
-from learnprivacy.crypto._prekeyed import PrekeyedHmac
-from learnprivacy.crypto._pseudonym import domain_key
+from learnprivacy.crypto._pseudonym import _LABEL, Pseudonymiser, domain_key
+from learnprivacy.crypto._validate import length_prefixed
 
-__all__ = ["ROW_REF_DOMAIN", "ROW_REF_PREFIX", "RowRefs", "is_row_ref"]
+__all__ = [
+    "ROW_REF_DOMAIN",
+    "ROW_REF_LENGTH",
+    "RowRefs",
+    "is_row_ref",
+    "pads_digest",
+    "row_ref_text",
+]
 
-ROW_REF_DOMAIN = "learnprivacy-row-states"
-ROW_REF_PREFIX = "r1_"
-ROW_REF_LENGTH = len(ROW_REF_PREFIX) + 64
+#: The pseudonym domain of row references (shared by both integrations).
+ROW_REF_DOMAIN = "learnprivacy-restrictions"
+#: ``p1_`` and 22 characters (16 bytes, URL-safe base64 without padding).
+ROW_REF_LENGTH = 25
+_SIZE = 16
 _BLOCK = 64
-_SHAPE = re.compile(r"r1_[0-9a-f]{64}")
+_SHAPE = re.compile(r"p1_[A-Za-z0-9_-]{22}")
+_ENCODE = bytes.maketrans(b"+/", b"-_")
+
+
+def row_ref_text(table: str, key_text: str) -> str:
+    """What a row's reference is the pseudonym of: table and key text, NUL-separated."""
+    return f"{table}\x00{key_text}"
 
 
 def is_row_ref(text: str) -> bool:
-    """Whether ``text`` is a row reference (not a row key written in clear)."""
+    """Whether ``text`` has the shape of a row reference (not a key written in clear)."""
     return _SHAPE.fullmatch(text) is not None
 
 
 class RowRefs:
     """Row references under one deployment's key."""
 
-    __slots__ = ("_mac", "inner_pad", "outer_pad")
+    __slots__ = ("_names", "inner_pad", "outer_pad")
 
     def __init__(self, key: bytes) -> None:
+        self._names = Pseudonymiser(key, domain=ROW_REF_DOMAIN, size=_SIZE)
         padded = key.ljust(_BLOCK, b"\0")
-        #: The HMAC key XOR the inner and outer pads, for the SQL form of the reference.
-        self.inner_pad = bytes(b ^ 0x36 for b in padded)
+        #: The HMAC's inner input before the message, and its outer pad (for SQL).
+        self.inner_pad = bytes(b ^ 0x36 for b in padded) + length_prefixed(
+            _LABEL, ROW_REF_DOMAIN.encode()
+        )
         self.outer_pad = bytes(b ^ 0x5C for b in padded)
-        self._mac = PrekeyedHmac(key, b"")
 
     @classmethod
     def of_keyring(cls, keyring: Any) -> RowRefs:
-        """The references of ``keyring``'s deployment (stable for its key store's life)."""
+        """The references of ``keyring``'s deployment (the key of its pseudonymiser
+        in :data:`ROW_REF_DOMAIN`)."""
         return cls(domain_key(keyring._index_secret(), ROW_REF_DOMAIN))
 
     def __repr__(self) -> str:
@@ -62,14 +82,19 @@ class RowRefs:
 
     def of_text(self, table: str, key_text: str) -> str:
         """The reference of the row of ``table`` whose key text is ``key_text``."""
-        return ROW_REF_PREFIX + self._mac.digest(f"{table}/{key_text}".encode()).hex()
+        return self._names.pseudonym(row_ref_text(table, key_text))
 
     def ref(self, table: str, key: object) -> str:
         """The reference of the row of ``table`` whose key is ``key``."""
         return self.of_text(table, row_key(key))
 
+    def head(self, table: str) -> bytes:
+        """The HMAC's inner input before the key text of a row of ``table``."""
+        return self.inner_pad + row_ref_text(table, "").encode()
 
-def pads_digest(inner: bytes, outer: bytes, message: str) -> str:
-    """The reference from the two pads, as the SQL form computes it (SQLite's function)."""
-    first = hashlib.sha256(inner + message.encode()).digest()
-    return ROW_REF_PREFIX + hashlib.sha256(outer + first).hexdigest()
+
+def pads_digest(head: bytes, outer: bytes, key_text: str) -> str:
+    """The reference from :meth:`RowRefs.head` and the outer pad, as SQL computes it."""
+    inner = hashlib.sha256(head + key_text.encode()).digest()
+    digest = hashlib.sha256(outer + inner).digest()[:_SIZE]
+    return "p1_" + b2a_base64(digest, newline=False).translate(_ENCODE).rstrip(b"=").decode()

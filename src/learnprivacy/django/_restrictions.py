@@ -20,6 +20,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from learnprivacy._inplace._refs import ROW_REF_DOMAIN, row_ref_text
 from learnprivacy.django._settings import runtime
 from learnprivacy.errors import RestrictedRecordError
 
@@ -42,20 +43,20 @@ __all__ = [
 ]
 
 #: The pseudonym domain of row references.
-DOMAIN = "learnprivacy-restrictions"
+DOMAIN = ROW_REF_DOMAIN
 
 _CHUNK = 500
 
 
 def row_ref(table: str, key: object) -> str:
     """How the register names the row ``key`` of ``table``."""
-    return runtime().row_refs.pseudonym(f"{table}\x00{key}")
+    return runtime().row_refs.pseudonym(row_ref_text(table, str(key)))
 
 
 def row_refs(table: str, keys: Iterable[object]) -> dict[str, str]:
     """:func:`row_ref` of many rows, by text key."""
     pseudonym = runtime().row_refs.pseudonym
-    return {str(k): pseudonym(f"{table}\x00{k}") for k in keys}
+    return {str(k): pseudonym(row_ref_text(table, str(k))) for k in keys}
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:

@@ -108,7 +108,9 @@ class Runtime:
         the keyring's pseudonyms in the ``learnprivacy-restrictions`` domain."""
         found = self._row_refs
         if found is None:
-            found = self._row_refs = self.keyring.pseudonymiser("learnprivacy-restrictions")
+            from learnprivacy._inplace._refs import ROW_REF_DOMAIN
+
+            found = self._row_refs = self.keyring.pseudonymiser(ROW_REF_DOMAIN)
         return found
 
     def __repr__(self) -> str:

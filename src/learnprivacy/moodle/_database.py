@@ -22,6 +22,7 @@ from learnprivacy.moodle._read_content import CONTENT_SOURCES, ContentSource
 from learnprivacy.moodle._readonly import PG_WHOLE_RESULT, read_only_engine
 from learnprivacy.moodle._registry import DataRegistry
 from learnprivacy.moodle._registry_read import read_registry
+from learnprivacy.moodle._rows import NUMERIC_AS_TEXT, numeric_as_text, row_converter
 from learnprivacy.moodle._schema import MissingTableError, MoodleSchema
 from learnprivacy.moodle._sources import (
     ACCESS_EVENTS,
@@ -49,12 +50,16 @@ class ReadOptions(TypedDict, total=False):
 
     ``user_ids``: only these accounts (ints or learner ids such as ``"42"``);
     ``include_deleted``: also rows of deleted accounts; ``issues``: where to report rows
-    that cannot become records (default :attr:`MoodleDatabase.issues`).
+    that cannot become records (default :attr:`MoodleDatabase.issues`); ``context``: a
+    Moodle context ``(level, instance)``, for the rows of that context only, in SQL, where
+    the source says where its rows are (``RecordSource.in_context``; a source that does
+    not is read whole, so a caller still checks each record's context).
     """
 
     user_ids: Iterable[int | str] | None
     include_deleted: bool
     issues: ScanIssues | None
+    context: tuple[int, int] | None
 
 
 _REGISTRY_SOURCES = (
@@ -101,6 +106,7 @@ class MoodleDatabase:
         self.guest_username = guest_username
         self.issues = ScanIssues()
         self._engine, self._owned = read_only_engine(url_or_engine)
+        self._numeric_text = numeric_as_text(self._engine)
         self._tables: dict[str, bool] = {}
         self._settings: dict[str, frozenset[int]] = {}
 
@@ -152,6 +158,45 @@ class MoodleDatabase:
             self._tables[name] = found
         return self._tables[name]
 
+    def batches(self, statement: sa.Select[Any]) -> Iterator[list[tuple[Any, ...]]]:
+        """Rows of ``statement`` as plain tuples, ``chunk_size`` rows per list.
+
+        The statement goes through SQLAlchemy (compiled once and cached, checked by the
+        read-only guard), but rows come straight from the driver's cursor: no result row
+        object per row. Columns whose type converts the driver's value (a ``NUMERIC`` read
+        from SQLite as a float becomes the same ``Decimal`` as through SQLAlchemy) are
+        converted as SQLAlchemy would convert them.
+        """
+        with self.connect() as connection:
+            dialect = connection.dialect
+            if dialect.name == "postgresql":
+                connection.exec_driver_sql(PG_WHOLE_RESULT)
+            # A server-side cursor keeps memory constant on PostgreSQL and MySQL; SQLite's
+            # cursor already steps through the result lazily.
+            options = {"stream_results": dialect.name != "sqlite"}
+            if self._numeric_text:
+                options[NUMERIC_AS_TEXT] = True
+            result = connection.execution_options(**options).execute(statement)
+            try:
+                cursor = result.cursor
+                convert = row_converter(
+                    statement, dialect, cursor.description, numeric_text=self._numeric_text
+                )
+                # The result's own fetch strategy hands out the driver's rows as they are
+                # (including any it fetched ahead), and wraps driver errors as SQLAlchemy
+                # does; no row object is built.
+                fetch, size = result.cursor_strategy.fetchmany, self.chunk_size
+                while True:
+                    rows = fetch(result, cursor, size)
+                    if rows:
+                        yield rows if convert is None else list(map(convert, rows))
+                    # Fewer rows than asked for is the end (DB-API), and SQLAlchemy may
+                    # have closed the cursor already: asking again would fail.
+                    if len(rows) < size:
+                        break
+            finally:
+                result.close()
+
     def stream(self, statement: sa.Select[Any]) -> Iterator[Any]:
         """Rows of ``statement``, fetched ``chunk_size`` at a time."""
         with self.connect() as connection:
@@ -194,10 +239,9 @@ class MoodleDatabase:
         statement = accounts.learner_statement(
             self.schema, _ids(user_ids), self.guest_username, sorted(excluded)
         )
-        for row in self.stream(statement):
-            learner = accounts.map_learner(row, sink)
-            if learner is not None:
-                yield learner
+        mapper, sinks = accounts.map_learner, itertools.repeat(sink)
+        for rows in self.batches(statement):
+            yield from filter(None, map(mapper, rows, sinks))
 
     # -- records, one method per source (see _sources.py) -------------------------------
 
@@ -216,11 +260,16 @@ class MoodleDatabase:
         statement = source.statement(
             self.schema, _ids(options.get("user_ids")), options.get("include_deleted", False)
         )
-        mapper = source.mapper
-        for row in self.stream(statement):
-            record = mapper(row, sink)
-            if record is not None:
-                yield record
+        context = options.get("context")
+        if context is not None and source.in_context is not None:
+            condition = source.in_context(self.schema, ContextLevel(context[0]), context[1])
+            if condition is None:
+                return
+            statement = statement.where(condition)
+        mapper, sinks = source.mapper, itertools.repeat(sink)
+        for rows in self.batches(statement):
+            # A mapper returns a record (always true: no record type has a length) or None.
+            yield from filter(None, map(mapper, rows, sinks))
 
     def _has_tables(self, source: RecordSource[Any]) -> bool:
         missing = [name for name in source.reads if not self.has_table(name)]
@@ -333,8 +382,9 @@ class MoodleDatabase:
                 types[cmid], courses[cmid] = module, course
         return found.schedule(activity_types=types, activity_courses=courses, **options)
 
-    def enrolments(self) -> Iterator[tuple[int, int]]:
-        """Every enrolment as ``(user id, course id)``, whatever its status or dates."""
+    def enrolments(self, *, course_id: int | None = None) -> Iterator[tuple[int, int]]:
+        """Every enrolment as ``(user id, course id)``, whatever its status or dates
+        (those of one course with ``course_id``)."""
         if not (self.has_table("user_enrolments") and self.has_table("enrol")):
             return
         ue, e = self.schema["user_enrolments"], self.schema["enrol"]
@@ -343,11 +393,16 @@ class MoodleDatabase:
             .select_from(ue.join(e, e.c.id == ue.c.enrolid))
             .order_by(ue.c.userid, e.c.courseid)
         )
+        if course_id is not None:
+            statement = statement.where(e.c.courseid == course_id)
         for row in self.stream(statement):
             yield int(row[0]), int(row[1])
 
     def grades(
-        self, *, user_ids: Iterable[int | str] | None = None
+        self,
+        *,
+        user_ids: Iterable[int | str] | None = None,
+        context: tuple[int, int] | None = None,
     ) -> Iterator[tuple[int, dict[str, Any]]]:
         """Every grade of live accounts as ``(user id, row)``, as Moodle's export shows them.
 
@@ -355,9 +410,16 @@ class MoodleDatabase:
         teacher's feedback; a scale grade is the scale's item (``"Good"``) with the scale's
         name, never a number. Rows: ``course_id``, ``activity_id``, ``item``,
         ``item_type``, ``grade``, ``scale``, ``feedback``, ``created_at``, ``modified_at``.
+        ``context`` (``(level, instance)``) keeps the grades of one course (its course-level
+        items) or activity.
         """
         self.require_tables(*GRADE_TABLES)
         statement = learning.grade_rows_statement(self.schema, _ids(user_ids))
+        if context is not None:
+            condition = learning.grade_in_context(self.schema, ContextLevel(context[0]), context[1])
+            if condition is None:
+                return
+            statement = statement.where(condition)
         for row in self.stream(statement):
             yield learning.grade_row(row)
 

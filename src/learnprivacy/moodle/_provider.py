@@ -538,15 +538,20 @@ class MoodleProvider:
             accounts = self.database.users(user_ids=sorted(found, key=int))
             userlist.add_users([str(u.id) for u in accounts if not (u.deleted or u.guest)])
             return
-        if context.level is ContextLevel.COURSE and context.instance_id.isdigit():
-            course = int(context.instance_id)
-            found.update(str(u) for u, c in self.database.enrolments() if c == course)
+        # Only the rows of this context are read (in SQL, where a source says where its
+        # rows are); each record's own context is still checked, as the export checks it.
+        # An instance that is no Moodle id has no row: -1 matches none.
+        digits = context.instance_id.isascii() and context.instance_id.isdigit()
+        instance = int(context.instance_id) if digits else -1
+        where = (int(context.level), instance)
+        if context.level is ContextLevel.COURSE:
+            found.update(str(u) for u, _ in self.database.enrolments(course_id=where[1]))
         for source in RECORD_SOURCES:
-            for record in self.database.read(source):
+            for record in self.database.read(source, context=where):
                 if context_of(record) == context:
                     found.add(record.learner_id)
         if context.level in (ContextLevel.COURSE, ContextLevel.MODULE):
-            for uid, row in self.database.grades():
+            for uid, row in self.database.grades(context=where):
                 if row_context(row) == context:
                     found.add(str(uid))
         accounts = self.database.users(user_ids=sorted(found, key=int))

@@ -10,7 +10,7 @@ from learnprivacy.errors import ValidationError
 from learnprivacy.moodle._issues import ScanIssues, rule_of
 from learnprivacy.moodle._models import MoodleCourse, MoodleUser
 from learnprivacy.moodle._schema import MoodleSchema
-from learnprivacy.moodle._time import from_unix, from_unix_lenient
+from learnprivacy.moodle._time import OUT_OF_RANGE, UTC, from_unix, from_unix_lenient, utc
 from learnprivacy.moodle._trusted import builder
 from learnprivacy.records import Learner
 
@@ -33,25 +33,24 @@ def _course_access(schema: MoodleSchema) -> sa.Subquery:
     )
 
 
-def user_statement(schema: MoodleSchema, user_ids: list[int] | None) -> sa.Select[Any]:
-    """Every account (deleted ones too) with the dates retention needs."""
+def _accounts(schema: MoodleSchema, columns: tuple[str, ...], user_ids: list[int] | None) -> Any:
+    """``user`` columns then the latest course access, in id order (of ``user_ids`` only)."""
     u, la = schema["user"], _course_access(schema)
     statement = (
-        sa.select(
-            u.c.id,
-            u.c.deleted,
-            u.c.suspended,
-            u.c.username,
-            u.c.timecreated,
-            u.c.firstaccess,
-            u.c.lastaccess,
-            la.c.timeaccess,
-        )
+        sa.select(*(u.c[name] for name in columns), la.c.timeaccess)
         .select_from(u.outerjoin(la, la.c.userid == u.c.id))
         .order_by(u.c.id)
     )
-    if user_ids is not None:
-        statement = statement.where(u.c.id.in_(user_ids))
+    return statement if user_ids is None else statement.where(u.c.id.in_(user_ids))
+
+
+_DATES = ("timecreated", "firstaccess", "lastaccess")
+
+
+def user_statement(schema: MoodleSchema, user_ids: list[int] | None) -> sa.Select[Any]:
+    """Every account (deleted ones too) with the dates retention needs."""
+    columns = ("id", "deleted", "suspended", "username", *_DATES)
+    statement: sa.Select[Any] = _accounts(schema, columns, user_ids)
     return statement
 
 
@@ -74,28 +73,12 @@ def learner_statement(
     schema: MoodleSchema, user_ids: list[int] | None, guest_username: str, excluded: list[int]
 ) -> sa.Select[Any]:
     """Accounts that are learners: not deleted, not the guest account, not ``excluded``."""
-    u, la = schema["user"], _course_access(schema)
-    statement = (
-        sa.select(
-            u.c.id,
-            u.c.username,
-            u.c.email,
-            u.c.firstname,
-            u.c.lastname,
-            u.c.timecreated,
-            u.c.firstaccess,
-            u.c.lastaccess,
-            la.c.timeaccess,
-        )
-        .select_from(u.outerjoin(la, la.c.userid == u.c.id))
-        .where(u.c.deleted == 0, u.c.username != guest_username)
-        .order_by(u.c.id)
+    u = schema["user"]
+    columns = ("id", "username", "email", "firstname", "lastname", *_DATES)
+    statement: sa.Select[Any] = _accounts(schema, columns, user_ids).where(
+        u.c.deleted == 0, u.c.username != guest_username
     )
-    if excluded:
-        statement = statement.where(u.c.id.not_in(excluded))
-    if user_ids is not None:
-        statement = statement.where(u.c.id.in_(user_ids))
-    return statement
+    return statement.where(u.c.id.not_in(excluded)) if excluded else statement
 
 
 _learner = builder(Learner, checked=frozenset({"username", "email", "given_name", "family_name"}))
@@ -104,10 +87,21 @@ _learner = builder(Learner, checked=frozenset({"username", "email", "given_name"
 def map_learner(row: Any, issues: ScanIssues) -> Learner | None:
     """A ``learner_statement`` row as a Learner, or None (with an issue) when it cannot be."""
     uid, username, email, given, family, created, first, last, course_access = row
+    # The latest of the two access dates; Moodle's 0 (and NULL) mean never.
+    last = last or 0
+    if (course_access or 0) > last:
+        last = course_access
     try:
         # Accounts created by early installers or some imports have timecreated = 0; the
-        # first access is then the earliest date Moodle knows for them.
-        created_at = from_unix(created) or from_unix(first)
+        # first access is then the earliest date Moodle knows for them. from_unix is
+        # inlined (one call per account and date); a value out of range goes to it for
+        # its error.
+        try:
+            created_at = utc(created or first, UTC) if created or first else None
+            last_at = utc(last, UTC) if last else None
+        except OUT_OF_RANGE:
+            created_at = from_unix(created) or from_unix(first)
+            last_at = from_unix(last)
         if created_at is None:
             issues.report("user", uid, "Learner.created_at", "no creation or first access date")
             return None
@@ -120,7 +114,7 @@ def map_learner(row: Any, issues: ScanIssues) -> Learner | None:
             given_name=given,
             family_name=family,
             created_at=created_at,
-            last_activity_at=from_unix(max(last or 0, course_access or 0)),
+            last_activity_at=last_at,
         )
     except ValidationError as exc:
         issues.report("user", uid, exc.field or "Learner", rule_of(exc))

@@ -19,23 +19,24 @@ rescales it), so the score uses the item's bounds. Where the item has a pass mar
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
+from learnprivacy._vocabulary import ContextLevel
 from learnprivacy.moodle._issues import ScanIssues, reporting
 from learnprivacy.moodle._query import restrict_to_users
 from learnprivacy.moodle._schema import MoodleSchema
-from learnprivacy.moodle._time import from_unix, from_unix_lenient
+from learnprivacy.moodle._time import OUT_OF_RANGE, UTC, from_unix, from_unix_lenient, utc
 from learnprivacy.moodle._trusted import builder
 from learnprivacy.records import Progress, ProgressStatus, Score
 
 __all__ = [
     "activity_statement",
     "course_progress_statement",
+    "grade_in_context",
     "grade_row",
     "grade_rows_statement",
     "grade_statement",
@@ -59,6 +60,9 @@ _NUMERIC_GRADES = (1,)
 _SCALE = 2
 _ITEM_NAMES = {"course": "Course total", "category": "Category total"}
 _progress = builder(Progress)
+_COMPLETED = ProgressStatus.COMPLETED
+_IN_PROGRESS = ProgressStatus.IN_PROGRESS
+_NOT_STARTED = ProgressStatus.NOT_STARTED
 
 
 def _number(value: Any) -> int | Decimal:
@@ -69,10 +73,8 @@ def _number(value: Any) -> int | Decimal:
     return int(integral) if number == integral else number.normalize()
 
 
-@functools.lru_cache(maxsize=8_192)
-def _cached_score(final: Any, low: Any, high: Any) -> Score | str:
-    # Scores are immutable and a site has few distinct (grade, range) triples: building
-    # each once saves most of the per-row cost on big sites. A str is the rule broken.
+def _score_of(final: Any, low: Any, high: Any) -> Score | str:
+    """The Score of a final grade on its item's range, or the rule it breaks."""
     values = [v if isinstance(v, Decimal) else Decimal(str(v)) for v in (final, low, high)]
     if not all(v.is_finite() for v in values):
         return "grade is not a finite number"
@@ -84,22 +86,42 @@ def _cached_score(final: Any, low: Any, high: Any) -> Score | str:
     return Score(raw=raw, min=low, max=high)
 
 
-def _score(
-    row_id: int, final: Any, gradetype: Any, low: Any, high: Any, issues: ScanIssues, table: str
-) -> Score | None:
-    if final is None or gradetype not in _NUMERIC_GRADES or low is None or high is None:
-        return None
-    score = _cached_score(final, low, high)
-    if isinstance(score, str):
-        issues.report(table, row_id, "Progress.score", score, skipped=False)
-        return None
-    return score
-
-
 def _graded(done: ProgressStatus, final: Any, gradepass: Any) -> ProgressStatus:
     if final is None or gradepass is None or not gradepass > 0:
         return done
     return ProgressStatus.PASSED if final >= gradepass else ProgressStatus.FAILED
+
+
+Outcome = tuple[ProgressStatus, Score | str | None]
+# Outcomes by the text of the values they come from. A site has few distinct (grade,
+# item) combinations, and Scores are immutable: each is built once. The key is text, not
+# the Decimals themselves: hashing a Decimal costs more than building the whole record,
+# where its exact text (Decimal("85.00000") -> "85.00000") is cheap and says as much.
+_OUTCOMES: dict[tuple[Any, ...], Outcome] = {}
+_OUTCOMES_KEPT = 8_192
+
+
+def _outcome(final: Any, gradetype: Any, low: Any, high: Any, gradepass: Any) -> Outcome:
+    """(status of a completed item, its Score or the rule broken, None if no score) of a
+    final grade (not None) on its grade item."""
+    key = (gradetype, str(final), str(low), str(high), str(gradepass))
+    found = _OUTCOMES.get(key)
+    if found is None:
+        if len(_OUTCOMES) >= _OUTCOMES_KEPT:
+            _OUTCOMES.clear()
+        numeric = gradetype in _NUMERIC_GRADES and low is not None and high is not None
+        score = _score_of(final, low, high) if numeric else None
+        found = _OUTCOMES[key] = (_graded(_COMPLETED, final, gradepass), score)
+    return found
+
+
+def _scored(row_id: int, outcome: Outcome, issues: ScanIssues, table: str) -> Score | None:
+    """The outcome's Score; a broken rule is reported (the row is kept, without score)."""
+    score = outcome[1]
+    if isinstance(score, str):
+        issues.report(table, row_id, "Progress.score", score, skipped=False)
+        return None
+    return score
 
 
 def course_progress_statement(
@@ -151,16 +173,21 @@ def course_progress_statement(
 def map_course_progress(row: Any, issues: ScanIssues) -> Progress | None:
     """A course completion row as a course-level Progress (None, with an issue, if undated)."""
     rid, uid, course, enrolled, started, completed, gtype, low, high, gpass, final, joined = row
+    outcome = None if final is None else _outcome(final, gtype, low, high, gpass)
     if completed:
-        status, stamp = _graded(ProgressStatus.COMPLETED, final, gpass), completed
+        status, stamp = _COMPLETED if outcome is None else outcome[0], completed
     elif started:
-        status, stamp = ProgressStatus.IN_PROGRESS, started
+        status, stamp = _IN_PROGRESS, started
     else:
-        status, stamp = ProgressStatus.NOT_STARTED, enrolled or joined
-    at = from_unix(stamp)
-    if at is None:
-        issues.report("course_completions", rid, "Progress.recorded_at", "no date at all")
-        return None
+        status, stamp = _NOT_STARTED, enrolled or joined
+        if not stamp:
+            issues.report("course_completions", rid, "Progress.recorded_at", "no date at all")
+            return None
+    try:
+        at = utc(stamp, UTC)  # from_unix, inlined: this runs once per completion
+    except OUT_OF_RANGE:
+        from_unix(stamp)  # raises the ValidationError reported for the row
+        raise
     # Every value is valid by construction (integer ids, an enum member, an aware UTC
     # date, a checked Score): built without checking them twice.
     return _progress(
@@ -169,7 +196,7 @@ def map_course_progress(row: Any, issues: ScanIssues) -> Progress | None:
         course_id=str(course),
         status=status,
         recorded_at=at,
-        score=_score(rid, final, gtype, low, high, issues, "course_completions"),
+        score=None if outcome is None else _scored(rid, outcome, issues, "course_completions"),
     )
 
 
@@ -210,6 +237,21 @@ def grade_statement(
     return restrict_to_users(statement, gg.c.userid, schema, user_ids, include_deleted)
 
 
+def grade_in_context(
+    schema: MoodleSchema, level: ContextLevel, instance: int
+) -> sa.ColumnElement[bool] | None:
+    """Rows of ``grade_statement`` (and ``grade_rows_statement``) in one context.
+
+    A grade belongs to its course module, or to its course when the module is not found.
+    """
+    cm, gi = schema["course_modules"], schema["grade_items"]
+    if level is ContextLevel.MODULE:
+        return cm.c.id == instance
+    if level is ContextLevel.COURSE:
+        return sa.and_(cm.c.id.is_(None), gi.c.courseid == instance)
+    return None
+
+
 @reporting("grade_grades", "Progress")
 def map_grade(row: Any, issues: ScanIssues) -> Progress | None:
     """A final grade as an activity-level Progress with its score."""
@@ -219,14 +261,15 @@ def map_grade(row: Any, issues: ScanIssues) -> Progress | None:
         rule = "no date" if at is None else "no course"
         issues.report("grade_grades", rid, "Progress.recorded_at", rule)
         return None
+    outcome = _outcome(final, gtype, low, high, gpass)  # the statement reads no NULL grade
     return Progress(
         id=f"grade_grades/{rid}",
         learner_id=str(uid),
         course_id=str(course),
         activity_id=None if cmid is None else str(cmid),
-        status=_graded(ProgressStatus.COMPLETED, final, gpass),
+        status=outcome[0],
         recorded_at=at,
-        score=_score(rid, final, gtype, low, high, issues, "grade_grades"),
+        score=_scored(rid, outcome, issues, "grade_grades"),
     )
 
 

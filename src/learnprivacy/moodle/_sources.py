@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 import sqlalchemy as sa
 
+from learnprivacy._vocabulary import ContextLevel
 from learnprivacy.moodle import _read_compliance as compliance
 from learnprivacy.moodle import _read_learning as learning
 from learnprivacy.moodle._deletion_social import PLAN_TABLES
@@ -40,6 +41,9 @@ __all__ = [
 
 T = TypeVar("T")
 Statement = Callable[[MoodleSchema, list[int] | None, bool], sa.Select[Any]]
+#: The condition keeping a source's rows in one context (level, instance), or None when
+#: the source has no rows at that level.
+InContext = Callable[[MoodleSchema, ContextLevel, int], sa.ColumnElement[bool] | None]
 
 
 @attrs.frozen(kw_only=True)
@@ -50,6 +54,11 @@ class RecordSource(Generic[T]):
     table the statement touches, ``table`` first. ``optional`` sources belong to plugins a
     site may not have: when one of their tables is missing they yield nothing, where a
     missing core table is an error naming it.
+
+    ``in_context`` says, in SQL, which rows are in one Moodle context (the context
+    :func:`~learnprivacy.moodle._provider.context_of` gives their records), so that the
+    users of a course or activity are read from that context's rows only. A source
+    without it is read whole and its records filtered.
     """
 
     table: str
@@ -58,6 +67,21 @@ class RecordSource(Generic[T]):
     mapper: Callable[[Any, ScanIssues], T | None]
     description: str
     optional: bool = False
+    in_context: InContext | None = None
+
+
+def _column_is(level: ContextLevel, table: str = "", column: str = "") -> InContext:
+    """Rows in a ``level`` context are those whose ``table.column`` is its instance (every
+    row, without a column); no row is in a context of another level."""
+
+    def in_context(
+        schema: MoodleSchema, at: ContextLevel, instance: int
+    ) -> sa.ColumnElement[bool] | None:
+        if at is not level:
+            return None
+        return schema[table].c[column] == instance if table else sa.true()
+
+    return in_context
 
 
 COURSE_PROGRESS: RecordSource[Progress] = RecordSource(
@@ -66,6 +90,7 @@ COURSE_PROGRESS: RecordSource[Progress] = RecordSource(
     statement=learning.course_progress_statement,
     mapper=learning.map_course_progress,
     description="Progress (course level), with the course total grade",
+    in_context=_column_is(ContextLevel.COURSE, "course_completions", "course"),
 )
 GRADE_PROGRESS: RecordSource[Progress] = RecordSource(
     table="grade_grades",
@@ -73,6 +98,7 @@ GRADE_PROGRESS: RecordSource[Progress] = RecordSource(
     statement=learning.grade_statement,
     mapper=learning.map_grade,
     description="Progress with Score (activity level): final grades of activities",
+    in_context=learning.grade_in_context,
 )
 ACTIVITY_PROGRESS: RecordSource[Progress] = RecordSource(
     table="course_modules_completion",
@@ -80,6 +106,7 @@ ACTIVITY_PROGRESS: RecordSource[Progress] = RecordSource(
     statement=learning.activity_statement,
     mapper=learning.map_activity,
     description="Progress (activity level): activity completion states",
+    in_context=_column_is(ContextLevel.MODULE, "course_modules_completion", "coursemoduleid"),
 )
 ACCESS_EVENTS: RecordSource[AccessEvent] = RecordSource(
     table="logstore_standard_log",
@@ -89,6 +116,8 @@ ACCESS_EVENTS: RecordSource[AccessEvent] = RecordSource(
     description="AccessEvent: log-ins, log-outs and failed log-ins",
     # logstore_standard is a plugin: a site may have uninstalled it.
     optional=True,
+    # Log-ins are in the system context, whatever the row's own context says.
+    in_context=_column_is(ContextLevel.SYSTEM),
 )
 CONSENTS: RecordSource[Consent] = RecordSource(
     table="tool_policy_acceptances",
@@ -97,6 +126,7 @@ CONSENTS: RecordSource[Consent] = RecordSource(
     mapper=compliance.map_consent,
     description="Consent: site policy acceptances (tool_policy)",
     optional=True,
+    in_context=_column_is(ContextLevel.USER, "tool_policy_acceptances", "userid"),
 )
 CERTIFICATES: RecordSource[Certificate] = RecordSource(
     table="customcert_issues",
@@ -105,6 +135,7 @@ CERTIFICATES: RecordSource[Certificate] = RecordSource(
     mapper=compliance.map_certificate,
     description="Certificate: certificates issued by mod_customcert",
     optional=True,
+    in_context=_column_is(ContextLevel.COURSE, "customcert", "course"),
 )
 
 #: Every record source, in the order ``records_of`` reads them.

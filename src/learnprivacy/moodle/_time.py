@@ -7,12 +7,19 @@ import datetime as dt
 from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
 
-__all__ = ["from_unix", "from_unix_lenient", "to_unix"]
+__all__ = ["OUT_OF_RANGE", "UTC", "from_unix", "from_unix_lenient", "to_unix", "utc"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # The C constructor is several times faster than epoch arithmetic, which matters at one
 # call per timestamp column per row.
 _FROM_TIMESTAMP = dt.datetime.fromtimestamp
+_UTC = dt.UTC
+#: What ``datetime.fromtimestamp`` raises for a value no datetime can hold.
+OUT_OF_RANGE = (OverflowError, OSError, ValueError)
+#: ``datetime.fromtimestamp``, for row mappers that inline :func:`from_unix`: call it as
+#: ``at = utc(value, UTC) if value else None`` and let :data:`OUT_OF_RANGE` go to
+#: :func:`from_unix` for the same error.
+utc, UTC = _FROM_TIMESTAMP, _UTC
 
 
 def from_unix(value: int | None) -> dt.datetime | None:
@@ -28,8 +35,8 @@ def from_unix(value: int | None) -> dt.datetime | None:
     if not value:
         return None
     try:
-        return _FROM_TIMESTAMP(value, dt.UTC)
-    except (OverflowError, OSError, ValueError):
+        return _FROM_TIMESTAMP(value, _UTC)
+    except OUT_OF_RANGE:
         # A corrupt value must not stop a scan: callers report it as an issue.
         raise ValidationError(
             "Moodle timestamp out of the supported range", field="timestamp"

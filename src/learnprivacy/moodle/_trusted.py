@@ -10,6 +10,12 @@ field's own validator for the ``checked`` fields only (the personal texts: usern
 e-mail address, names) and setting the others as given; defaults are the class's own.
 It is only used where the values' validity follows from the code that computes them,
 and a test holds every record so built equal to one the checking constructor builds.
+
+A checked field whose validator has a known acceptance test (:data:`_ACCEPTS`) runs that
+test inline and calls the validator only when it fails: the validator then raises its
+own error, or accepts what the shorter test could not decide (a ``str`` subclass, say).
+Each test accepts a subset of what its validator accepts, never more; a test holds them
+to it.
 """
 
 from __future__ import annotations
@@ -19,10 +25,25 @@ from typing import Any, TypeVar
 
 import attrs
 
+from learnprivacy import _validators as v
+
 __all__ = ["builder"]
 
 T = TypeVar("T")
 _NOTHING = attrs.NOTHING
+
+# Inline acceptance tests, ``{}`` standing for the value: what the validator's own fast
+# path tests (non_empty_text), or a test that implies everything the validator checks (an
+# address matching _EMAIL is non-blank ASCII text of at most 319 characters, which is what
+# require_email asks of it besides the match itself).
+_ACCEPTS: dict[Any, str] = {
+    v.non_empty_text: "(type({0}) is str and {0} and not {0}.isspace() and _not_text({0}) is None)",
+    v.email_address: "(type({0}) is str and _email({0}) is not None)",
+}
+_HELPERS = {
+    "_not_text": v._NOT_TEXT.search,  # the validators' own patterns
+    "_email": v._EMAIL.match,
+}
 
 
 def builder(cls: type[T], *, checked: frozenset[str] = frozenset()) -> Callable[..., T]:
@@ -38,8 +59,9 @@ def builder(cls: type[T], *, checked: frozenset[str] = frozenset()) -> Callable[
     if not checked <= names:
         raise TypeError(f"{cls.__name__} has no field {sorted(checked - names)}")
     # Generated once per class, as attrs generates its own __init__: keyword-only
-    # parameters with the class's defaults, one assignment per field.
-    namespace: dict[str, Any] = {"_new": object.__new__, "_set": object.__setattr__, "_cls": cls}
+    # parameters with the class's defaults, one assignment per field (through the slot's
+    # own descriptor when the class has slots: a frozen class refuses setattr).
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, **_HELPERS}
     params, body = [], ["    record = _new(_cls)"]
     for n, field in enumerate(fields):
         if isinstance(field.default, attrs.Factory) or field.converter is not None:  # type: ignore[arg-type]
@@ -51,11 +73,26 @@ def builder(cls: type[T], *, checked: frozenset[str] = frozenset()) -> Callable[
             params.append(f"{field.name}=_d{n}")
         if field.name in checked:
             namespace[f"_v{n}"], namespace[f"_f{n}"] = field.validator, field
-            body.append(f"    _v{n}(record, _f{n}, {field.name})")
-        body.append(f"    _set(record, {field.name!r}, {field.name})")
+            call = f"_v{n}(record, _f{n}, {field.name})"
+            accepts = _ACCEPTS.get(field.validator)
+            if accepts is None:
+                body.append(f"    {call}")
+            else:
+                body.append(f"    if not {accepts.format(field.name)}:\n        {call}")
+        namespace[f"_s{n}"] = _setter(cls, field.name)
+        body.append(f"    _s{n}(record, {field.name})")
     source = (
         "def build(*, " + ", ".join(params) + "):\n" + "\n".join(body) + "\n    return record\n"
     )
     exec(compile(source, f"<trusted {cls.__name__}>", "exec"), namespace)  # noqa: S102
     built: Callable[..., T] = namespace["build"]
     return built
+
+
+def _setter(cls: type[Any], name: str) -> Callable[[Any, Any], None]:
+    """Set field ``name`` of a new ``cls`` instance: the slot's descriptor when it has one."""
+    slot = cls.__dict__.get(name)
+    if slot is not None and type(slot).__name__ == "member_descriptor":
+        setter: Callable[[Any, Any], None] = slot.__set__
+        return setter
+    return lambda record, value: object.__setattr__(record, name, value)

@@ -29,7 +29,7 @@ _FUNCTION = "lp_row_ref"
 
 
 class _RowRef(GenericFunction[str]):
-    """``lp_row_ref(inner_pad, outer_pad, message)``: a row reference in SQL (SQLite
+    """``lp_row_ref(head, outer_pad, key_text)``: a row reference in SQL (SQLite
     calls the function this module registers; PostgreSQL's form is below)."""
 
     type = String()
@@ -39,18 +39,18 @@ class _RowRef(GenericFunction[str]):
 
 @compiles(_RowRef, "postgresql")
 def _postgresql(element: _RowRef, compiler: Any, **kw: Any) -> str:
-    inner, outer, message = (compiler.process(c, **kw) for c in element.clauses)
-    return (
-        f"('r1_' || encode(sha256({outer} || sha256({inner} || "
-        f"convert_to({message}, 'UTF8'))), 'hex'))"
-    )
+    head, outer, key = (compiler.process(c, **kw) for c in element.clauses)
+    digest = f"sha256({outer} || sha256({head} || convert_to({key}, 'UTF8')))"
+    encoded = f"encode(substring({digest} from 1 for 16), 'base64')"
+    return f"('p1_' || rtrim(translate({encoded}, '+/', '-_'), '='))"
 
 
 def ref_sql(refs: RowRefs, spec: ModelSpec) -> Any:
     """The SQL expression of the reference of a row of ``spec``'s table."""
-    message = literal(spec.table + "/", String).concat(key_text(spec))
     return _RowRef(
-        literal(refs.inner_pad, LargeBinary), literal(refs.outer_pad, LargeBinary), message
+        literal(refs.head(spec.table), LargeBinary),
+        literal(refs.outer_pad, LargeBinary),
+        key_text(spec),
     )
 
 
@@ -66,10 +66,10 @@ def _add_function(dbapi_connection: Any) -> None:
         dbapi_connection.create_function(_FUNCTION, 3, _digest, deterministic=True)
 
 
-def _digest(inner: bytes, outer: bytes, message: object) -> str | None:
-    if message is None:
+def _digest(head: bytes, outer: bytes, key: object) -> str | None:
+    if key is None:
         return None
-    return pads_digest(bytes(inner), bytes(outer), str(message))
+    return pads_digest(bytes(head), bytes(outer), str(key))
 
 
 @event.listens_for(Pool, "connect")
@@ -91,7 +91,7 @@ def convert(connection: Connection, states: Any, refs: RowRefs, *, batch_size: i
     reference; how many were converted. A state already there by reference wins."""
     done = 0
     column = states.c.row_key
-    clear = ~column.like("r1\\_%", escape="\\") | (func.length(column) != ROW_REF_LENGTH)
+    clear = ~column.like("p1\\_%", escape="\\") | (func.length(column) != ROW_REF_LENGTH)
     while True:
         rows = connection.execute(select(states).where(clear).limit(batch_size)).all()
         if not rows:

@@ -575,6 +575,13 @@ class KeyDatabase:
         found: list[tuple[str, str]] = []
         with self._db.read() as connection:
             dialect = connection.dialect.name
+            if dialect == "sqlite":
+                # One statement straight to the driver, whatever the count: nothing to
+                # compile, rows as plain tuples.
+                rows = connection.exec_driver_sql(
+                    _LIVE_SQL, (json.dumps(wanted), scope, KeyState.SHREDDED.value)
+                ).fetchall()
+                return [(str(r), str(k)) for r, k in rows]
             for start in range(0, len(wanted), _CHUNK):
                 chunk = wanted[start : start + _CHUNK]
                 query = select(_KEYS.c.subject_ref, _KEYS.c.key_id).where(
@@ -812,17 +819,21 @@ class KeyDatabase:
         with self._db.write() as connection:
             for start in range(0, len(wanted), _SHRED_CHUNK):
                 chunk = wanted[start : start + _SHRED_CHUNK]
-                statement = (
-                    update(_KEYS)
-                    .where(
-                        _pairs_condition(chunk, connection.dialect.name),
-                        _KEYS.c.state != KeyState.SHREDDED.value,
+                if key_id is None and connection.dialect.name == "sqlite":
+                    # A sweep's thousands of keys: straight to the driver, nothing to compile.
+                    count += _shred_sqlite(connection, chunk)
+                else:
+                    statement = (
+                        update(_KEYS)
+                        .where(
+                            _pairs_condition(chunk, connection.dialect.name),
+                            _KEYS.c.state != KeyState.SHREDDED.value,
+                        )
+                        .values(state=KeyState.SHREDDED.value, master_key_id="", wrapped=b"")
                     )
-                    .values(state=KeyState.SHREDDED.value, master_key_id="", wrapped=b"")
-                )
-                if key_id is not None:
-                    statement = statement.where(_KEYS.c.key_id == key_id)
-                count += connection.execute(statement).rowcount
+                    if key_id is not None:
+                        statement = statement.where(_KEYS.c.key_id == key_id)
+                    count += connection.execute(statement).rowcount
                 if key_id is None and tombstone:
                     stones = {(s, _ALL if c is None else c) for s, c in chunk}
                     existing = {
@@ -988,14 +999,44 @@ def _pairs_condition(pairs: Sequence[tuple[str, str | None]], dialect: str) -> C
     sweep's thousands of learners share one or two scopes, and one expression per learner
     made building the statement cost far more than running it.
     """
-    by_scope: dict[str | None, list[str]] = {}
-    for ref, scope in pairs:
-        by_scope.setdefault(scope, []).append(ref)
     return or_(
         *(
             ids_in(_KEYS.c.subject_ref, refs, dialect)
             if scope is None
             else and_(_KEYS.c.scope == scope, ids_in(_KEYS.c.subject_ref, refs, dialect))
-            for scope, refs in by_scope.items()
+            for scope, refs in _by_scope(pairs).items()
         )
     )
+
+
+def _by_scope(pairs: Sequence[tuple[str, str | None]]) -> dict[str | None, list[str]]:
+    """The references of ``(ref, scope)`` pairs grouped by scope."""
+    by_scope: dict[str | None, list[str]] = {}
+    for ref, scope in pairs:
+        by_scope.setdefault(scope, []).append(ref)
+    return by_scope
+
+
+_LIVE_SQL = (
+    "SELECT subject_ref, key_id FROM lpk_keys "
+    "WHERE subject_ref IN (SELECT value FROM json_each(?)) AND scope = ? AND state != ?"
+)
+_SHRED_SQL = (
+    "UPDATE lpk_keys SET state = ?, master_key_id = '', wrapped = ? "
+    "WHERE subject_ref IN (SELECT value FROM json_each(?)) AND state != ?"
+)
+
+
+def _shred_sqlite(connection: Connection, pairs: Sequence[tuple[str, str | None]]) -> int:
+    """Shred the live keys of ``(ref, scope)`` pairs on SQLite: one ``UPDATE`` per scope
+    (the same rows as :func:`_pairs_condition` selects), sent straight to the driver."""
+    shredded = KeyState.SHREDDED.value
+    count = 0
+    for scope, refs in _by_scope(pairs).items():
+        params: tuple[object, ...] = (shredded, b"", json.dumps(refs), shredded)
+        statement = _SHRED_SQL
+        if scope is not None:
+            statement += " AND scope = ?"
+            params += (scope,)
+        count += connection.exec_driver_sql(statement, params).rowcount
+    return count

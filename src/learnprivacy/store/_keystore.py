@@ -186,8 +186,15 @@ class SqlKeyStore:
         sent.update(ref for ref, _scope in wanted)
         rows = [(ref, _ALL if scope is None else scope, tombstone) for ref, scope in wanted]
         if connection.dialect.name == "sqlite":
-            # Straight to the driver: a sweep sends thousands of rows.
+            # Straight to the driver: a sweep sends thousands of rows. The transaction
+            # holds SQLite's write lock, so the rows take the ids just below the last one:
+            # remembered, they are read back after the commit by range (see apply_sent).
             connection.exec_driver_sql(_OUTBOX_INSERT, rows)
+            last = int(connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+            ranges = getattr(self._local, "ranges", None)
+            if not isinstance(ranges, list):
+                ranges = self._local.ranges = []
+            ranges.append((last - len(rows) + 1, last))
         else:
             names = ("subject_ref", "scope", "tombstone")
             values = [dict(zip(names, row, strict=True)) for row in rows]
@@ -206,14 +213,12 @@ class SqlKeyStore:
         or by whoever sent them.
         """
         sent = getattr(self._local, "sent", None)
-        self._local.sent = None
+        ranges = getattr(self._local, "ranges", None)
+        self._local.sent = self._local.ranges = None
         if not sent:
             return 0
         with self._db.read() as connection:
-            # The whole outbox is this transaction's rows, but for other writers' rows in
-            # flight and a crash's leftovers: reading it all and keeping ours costs less
-            # than looking thousands of references up.
-            rows = [row for row in _all_outbox_rows(connection) if row[1] in sent]
+            rows = _sent_rows(connection, sent, ranges or [])
         if not rows:
             return 0
         count = self._apply(rows)
@@ -224,7 +229,7 @@ class SqlKeyStore:
 
     def discard_sent(self) -> None:
         """Forget that this thread wrote to the outbox (its transaction rolled back)."""
-        self._local.sent = None
+        self._local.sent = self._local.ranges = None
 
     def apply_outbox(self) -> int:
         """Destroy the keys of every committed outbox row, then delete those rows.
@@ -269,6 +274,40 @@ class SqlKeyStore:
         return count
 
 
+_RANGE_SELECT = (
+    "SELECT id, subject_ref, scope, tombstone FROM lp_key_outbox "
+    "WHERE id BETWEEN ? AND ? ORDER BY id"
+)
+_DELETE_SQLITE = "DELETE FROM lp_key_outbox WHERE id IN (SELECT value FROM json_each(?))"
+
+
+def _sent_rows(
+    connection: Connection, sent: set[str], ranges: list[tuple[int, int]]
+) -> list[tuple[object, ...]]:
+    """The committed outbox rows ``(id, ref, scope, tombstone)`` of the references in
+    ``sent``, oldest first.
+
+    On SQLite, ``ranges`` are the ids the sending transaction gave its rows: read by
+    primary-key range, they cost one index walk each. Only rows still there and naming a
+    sent reference are kept; if fewer than were sent remain (another writer settled some,
+    or SQLite picked ids out of sequence), the whole outbox is read as on other databases
+    (the same rows a range would have found, plus any a range missed).
+    """
+    if ranges and connection.dialect.name == "sqlite":
+        rows = [
+            tuple(row)
+            for lo, hi in ranges
+            for row in connection.exec_driver_sql(_RANGE_SELECT, (lo, hi)).fetchall()
+            if row[1] in sent
+        ]
+        if len(rows) == sum(hi - lo + 1 for lo, hi in ranges):
+            return rows
+    # The whole outbox is this transaction's rows, but for other writers' rows in flight
+    # and a crash's leftovers: reading it all and keeping ours costs less than looking
+    # thousands of references up.
+    return [row for row in _all_outbox_rows(connection) if row[1] in sent]
+
+
 def _all_outbox_rows(connection: Connection) -> list[tuple[object, ...]]:
     """Every outbox row ``(id, ref, scope, tombstone)``, oldest first."""
     columns = (KEY_OUTBOX.c.id, KEY_OUTBOX.c.subject_ref, KEY_OUTBOX.c.scope)
@@ -294,6 +333,10 @@ def _outbox_rows(connection: Connection, refs: list[str]) -> list[tuple[object, 
 
 
 def _delete_outbox(connection: Connection, ids: list[int]) -> None:
+    if connection.dialect.name == "sqlite":
+        # One statement straight to the driver (nothing to compile), whatever the count.
+        connection.exec_driver_sql(_DELETE_SQLITE, (json.dumps(ids),))
+        return
     for start in range(0, len(ids), _CHUNK):
         connection.execute(
             delete(KEY_OUTBOX).where(_ids_in(connection, ids[start : start + _CHUNK]))
