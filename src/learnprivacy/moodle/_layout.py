@@ -263,6 +263,7 @@ def export_moodle_layout(provider: MoodleProvider, user_id: str, directory: str 
     post_tree = provider.database.forum_post_tree(discussions)
     _place_content(rows, writer, user_id, post_tree)
     _place_forum_following(rows, writer, post_tree)
+    _place_glossary(rows, writer)
     by_method: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for enrolment in rows.get(ENROLMENT_TYPE, []):
         by_method.setdefault((enrolment["course_id"], enrolment["method"]), []).append(enrolment)
@@ -328,6 +329,38 @@ def _place_forum_following(
                 related.setdefault((row["activity_id"], folders, name), []).append(row)
     for (activity, folders, name), found in related.items():
         data = _numbered(found) if name == "rating" else [row["tag"] for row in found]
+        writer.with_context(Context.module(activity)).export_related_data(folders, name, data)
+
+
+#: Rows about one glossary entry and the related-data file each is written in.
+_ENTRY_KINDS = {
+    "GlossaryTag": "tags",
+    "GlossaryRating": "rating",
+    "GlossaryRatingGiven": "rating",
+    "GlossaryAlias": "aliases",
+    "GlossaryEntryCategory": "categories",
+}
+
+
+def _place_glossary(rows: dict[str, list[dict[str, Any]]], writer: MoodleContentWriter) -> None:
+    """Glossary entries as mod_glossary writes them.
+
+    The user's entries go in the ``entries`` list of the glossary's ``data.json``; in
+    ``Entries/<concept> (<id>)/``, tags (``tags.json``, core_tag) and ratings
+    (``rating.json``, core_rating), with the entry's aliases and categories beside them.
+    """
+    for entry in rows.get("GlossaryEntry", []):
+        module = writer.with_context(Context.module(entry["activity_id"]))
+        module.add_to_data([], "entries", [entry])
+    related: dict[tuple[str, tuple[str, ...], str], list[dict[str, Any]]] = {}
+    for kind, name in _ENTRY_KINDS.items():
+        for row in rows.get(kind, []):
+            place = ("Entries", f"{row['concept']} ({row['entry_id']})")
+            related.setdefault((row["activity_id"], place, name), []).append(row)
+    for (activity, folders, name), found in related.items():
+        data: Any = _numbered(found) if name == "rating" else found
+        if name == "tags":
+            data = [row["tag"] for row in found]
         writer.with_context(Context.module(activity)).export_related_data(folders, name, data)
 
 

@@ -211,6 +211,17 @@ _CONTENT_CATEGORIES = {
     "QuizAttempt": DataCategory.ASSESSMENT,
     "QuizGrade": DataCategory.ASSESSMENT,
     "QuizQuestion": DataCategory.ASSESSMENT,
+    **dict.fromkeys(
+        (
+            "GlossaryEntry",
+            "GlossaryAlias",
+            "GlossaryEntryCategory",
+            "GlossaryRating",
+            "GlossaryRatingGiven",
+            "GlossaryTag",
+        ),
+        DataCategory.LEARNING,
+    ),
     "Message": DataCategory.COMMUNICATION,
     "File": DataCategory.LEARNING,
     "Badge": DataCategory.CERTIFICATION,
@@ -664,6 +675,14 @@ _MOODLE_DELETION = {
     "QuizGrade": "delete",
     # mod_quiz deletes an attempt's question usage with it (core_question's rows).
     "QuizQuestion": "delete",
+    # mod_glossary deletes the user's entries with their aliases, category links, tags and
+    # every rating of them; the ratings the user gave on others' entries stay.
+    "GlossaryEntry": "delete",
+    "GlossaryAlias": "delete",
+    "GlossaryEntryCategory": "delete",
+    "GlossaryRating": "delete",
+    "GlossaryTag": "delete",
+    "GlossaryRatingGiven": "keep",
     "Badge": "delete",
     "ProfileField": "delete",
 }

@@ -816,8 +816,9 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
 )
 
 # Forum following, read marks, ratings and tags (mod_forum, core_rating, core_tag), and the
-# questions of quiz attempts (core_question).
+# questions of quiz attempts (core_question), and glossary entries (mod_glossary).
+from learnprivacy.moodle._read_glossary import GLOSSARY_SOURCES  # noqa: E402
 from learnprivacy.moodle._read_questions import QUESTION_SOURCES  # noqa: E402
 from learnprivacy.moodle._read_social import SOCIAL_SOURCES  # noqa: E402
 
-CONTENT_SOURCES = (*CONTENT_SOURCES, *SOCIAL_SOURCES, *QUESTION_SOURCES)
+CONTENT_SOURCES = (*CONTENT_SOURCES, *SOCIAL_SOURCES, *QUESTION_SOURCES, *GLOSSARY_SOURCES)

@@ -24,7 +24,7 @@ from learnprivacy._vocabulary import ContextLevel
 from learnprivacy.moodle._read_content import ContentSource, _iso, _module_users
 from learnprivacy.moodle._schema import MoodleSchema
 
-__all__ = ["SOCIAL_SOURCES"]
+__all__ = ["RATING_FIELDS", "SOCIAL_SOURCES", "in_module_context", "rating_values"]
 
 _ACTIVITY = ("course_modules", "modules")
 
@@ -68,15 +68,25 @@ def _tracking_row(row: Any, user_id: int) -> dict[str, Any]:
     return {"activity_id": str(row[0]), "tracking": False}
 
 
+def in_module_context(
+    schema: MoodleSchema, items: Any, modname: str, instance: Any
+) -> tuple[Any, Any, Any]:
+    """``items`` (naming their ``modname`` activity in ``instance``) joined to the course
+    module and its context: ``(joined, cm, ctx)``."""
+    cm, m, ctx = schema["course_modules"], schema["modules"], schema["context"]
+    joined = (
+        items.join(cm, cm.c.instance == instance)
+        .join(m, sa.and_(m.c.id == cm.c.module, m.c.name == modname))
+        .join(ctx, sa.and_(ctx.c.instanceid == cm.c.id, ctx.c.contextlevel == 70))
+    )
+    return joined, cm, ctx
+
+
 def _post_of(schema: MoodleSchema) -> tuple[Any, Any, Any, Any, Any]:
     """Posts joined to their discussion, forum, course module and module context."""
     p, d = schema["forum_posts"], schema["forum_discussions"]
-    cm, m, ctx = schema["course_modules"], schema["modules"], schema["context"]
-    joined = (
-        p.join(d, d.c.id == p.c.discussion)
-        .join(cm, cm.c.instance == d.c.forum)
-        .join(m, sa.and_(m.c.id == cm.c.module, m.c.name == "forum"))
-        .join(ctx, sa.and_(ctx.c.instanceid == cm.c.id, ctx.c.contextlevel == 70))
+    joined, cm, ctx = in_module_context(
+        schema, p.join(d, d.c.id == p.c.discussion), "forum", d.c.forum
     )
     return joined, p, d, cm, ctx
 
@@ -145,18 +155,37 @@ def _rating_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
     )  # fmt: skip
 
 
-def _rating_row(row: Any, user_id: int) -> dict[str, Any]:
-    cmid, did, name, pid, value, scale, created, modified, rater, author = row
+def rating_values(rating: tuple[Any, ...], user_id: int) -> dict[str, Any]:
+    """A ``rating`` row's ``(rating, scaleid, timecreated, timemodified, userid)`` as
+    exported (core_rating), the rater told only by ``author_was_you``."""
+    value, scale, created, modified, rater = rating
     return {
-        "activity_id": str(cmid),
-        "discussion_id": str(did),
-        "discussion": name,
-        "post_id": str(pid),
         "rating": int(value),
         "scale_id": int(scale),
         "created_at": _iso(created),
         "modified_at": _iso(modified),
         "author_was_you": rater == user_id,
+    }
+
+
+#: The fields :func:`rating_values` gives.
+RATING_FIELDS = {
+    "rating": "Rating given (a scale item's number, or points)",
+    "scale_id": "Scale rated on (negative: a custom scale's id)",
+    "created_at": "When the rating was given",
+    "modified_at": "When it last changed",
+    "author_was_you": "Whether the user gave the rating",
+}
+
+
+def _rating_row(row: Any, user_id: int) -> dict[str, Any]:
+    cmid, did, name, pid, *rating, author = row
+    return {
+        "activity_id": str(cmid),
+        "discussion_id": str(did),
+        "discussion": name,
+        "post_id": str(pid),
+        **rating_values(tuple(rating), user_id),
         "on_your_post": author == user_id,
     }
 
@@ -312,11 +341,7 @@ SOCIAL_SOURCES: tuple[ContentSource, ...] = (
         users_in=_post_users("rating", "itemid", "rater", component="mod_forum", ratingarea="post"),
         fields={
             **_POST,
-            "rating": "Rating given (a scale item's number, or points)",
-            "scale_id": "Scale rated on (negative: a custom scale's id)",
-            "created_at": "When the rating was given",
-            "modified_at": "When it last changed",
-            "author_was_you": "Whether the user gave the rating",
+            **RATING_FIELDS,
             "on_your_post": "Whether the rated post is the user's",
         },
         description="Ratings the user gave on forum posts, and every rating of their posts",

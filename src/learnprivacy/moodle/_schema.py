@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from learnprivacy.errors import ConfigurationError, NotFoundError
 from learnprivacy.moodle._schema_activities import activity_tables
 from learnprivacy.moodle._schema_core import core_tables
+from learnprivacy.moodle._schema_glossary import glossary_tables
 from learnprivacy.moodle._schema_people import people_tables
 from learnprivacy.moodle._schema_plugins import plugin_tables
 from learnprivacy.moodle._schema_questions import question_tables
@@ -94,6 +95,7 @@ def _metadata(prefix: str) -> sa.MetaData:
     plugin_tables(metadata, prefix)
     social_tables(metadata, prefix)
     question_tables(metadata, prefix)
+    glossary_tables(metadata, prefix)
     return metadata
 
 

@@ -38,6 +38,7 @@ from learnprivacy.moodle._schema import MoodleSchema, reset_sequences
 from learnprivacy.moodle._time import to_unix
 from learnprivacy.testing._moodle_content import add_content
 from learnprivacy.testing._moodle_courses import add_courses, add_enrolments
+from learnprivacy.testing._moodle_glossary import add_glossaries
 from learnprivacy.testing._moodle_people import add_logs, add_policies, add_users
 from learnprivacy.testing._moodle_registry import add_registry
 from learnprivacy.testing._moodle_state import FixtureSummary, SiteState
@@ -143,6 +144,7 @@ def populate(
     log_events_per_user: float = 4.0,
     years: int = 6,
     content: bool = True,
+    glossaries: bool = False,
 ) -> FixtureSummary:
     """Fill the tables of :func:`create_schema` with a synthetic site, in one transaction.
 
@@ -153,7 +155,9 @@ def populate(
     completions and course grades only). With ``content`` (the default) learners also
     have forum posts, assignment submissions and grades, quiz attempts, messages, files,
     badges, notes and custom profile fields, drawn from a random source of their own so
-    that the other tables hold the same rows either way. The tables should be empty.
+    that the other tables hold the same rows either way. With ``glossaries``, each course
+    with activities also has a glossary, with entries by some of its learners (aliases,
+    categories, tags, ratings by other learners), added last. The tables should be empty.
     """
     require_aware(now, "now")
     for name, value in (("users", users), ("courses", courses), ("activities", activities)):
@@ -175,6 +179,8 @@ def populate(
     add_registry(state, protected)
     if content:
         add_content(state, seed)
+    if glossaries:
+        add_glossaries(state, seed)
     with engine.begin() as connection:
         for table in schema.tables():
             rows = state.rows.get(table.name[len(prefix) :])
