@@ -207,13 +207,17 @@ def _kill_mid_conversion(env: dict[str, str]) -> None:
     assert process.returncode == -signal.SIGKILL
 
 
-def _old_key_store_converted(env: dict[str, str], key_bytes: object) -> None:
+def _old_key_store_converted(
+    env: dict[str, str], key_bytes: object, analyse: object = None
+) -> None:
     assert manage("migrate", "-v", "0", env=env).returncode == 0
     _migrate(env, "learnprivacy", "0002")
     expected = json.loads(_shell(SEED_OLD, env))
     assert len(expected) == LEARNERS - 1
     # Control: the old key store names its learners in clear.
     assert len(_ids_found(key_bytes())) == LEARNERS  # type: ignore[operator]
+    if analyse is not None:
+        analyse()  # type: ignore[operator]
 
     _migrate(env, "learnprivacy", "0003")
     total = int(_shell(CLEAR_LEFT, env))
@@ -257,9 +261,15 @@ def test_postgres_old_key_store_converted_after_a_kill(
     postgres_server: TemporaryPostgres,
 ) -> None:
     """The same on a real PostgreSQL: the key database's relation files keep no clear id
-    (the conversion rewrites its tables, dead row versions included)."""
+    (the conversion rewrites its tables, dead row versions included). Attack: the old
+    table was analysed first (as autovacuum does on its own), so ``pg_statistic`` held
+    up to a hundred learner ids as histogram bounds; the scrub replaces them."""
     env, keys = _pg_env(postgres_server)
-    _old_key_store_converted(env, lambda: relation_files(postgres_server, keys))
+    _old_key_store_converted(
+        env,
+        lambda: relation_files(postgres_server, keys),
+        lambda: psql(postgres_server, keys, "ANALYZE lpdj_keys"),
+    )
     # Control that the scan sees the key rows at all: their references are there.
     refs = psql(postgres_server, keys, "SELECT subject_ref FROM lpdj_keys LIMIT 1")
     assert refs[0][0].encode() in relation_files(postgres_server, keys)

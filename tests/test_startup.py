@@ -159,3 +159,41 @@ def test_opening_a_store_stays_without_the_orm(tmp_path: Any) -> None:
     modules = modules_after(code)
     assert packages_in(modules, ("sqlmodel", "pydantic", "pydantic_core")) == set()
     assert not {m for m in modules if m.startswith("sqlalchemy.orm")}
+
+
+def test_a_sqlite_key_database_loads_no_postgresql_dialect() -> None:
+    """Opening a SQLite key database loads SQLite's dialect only (the partial index's
+    PostgreSQL option cost a fresh process about 40 ms of its first open)."""
+    modules = modules_after(
+        "from learnprivacy.keys import KeyDatabase; KeyDatabase('sqlite://').close()"
+    )
+    assert "sqlalchemy.dialects.sqlite" in modules
+    assert not {m for m in modules if m.startswith("sqlalchemy.dialects.postgresql")}
+
+
+@pytest.mark.slow
+def test_a_postgresql_key_database_opened_after_a_sqlite_one_has_the_partial_index(
+    postgres_server: Any,
+) -> None:
+    """Attack on opening dialects one by one: a process that opened a SQLite key
+    database first still gives a PostgreSQL one the partial unique index (a plain
+    unique index there would refuse a retired key beside the active one)."""
+    import sqlalchemy as sa
+
+    from learnprivacy.keys import KeyDatabase
+
+    KeyDatabase("sqlite://").close()
+    keys = KeyDatabase(postgres_server.create_database())
+    with keys._db.engine.begin() as connection:
+        found = connection.exec_driver_sql(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'uq_lpk_keys_active'"
+        ).scalar()
+        assert found is not None
+        assert "WHERE" in found
+        assert "active" in found
+        row = "INSERT INTO lpk_keys VALUES ('k1_x', %s, 'contract', %s, 'm', '\\x00')"
+        connection.exec_driver_sql(row, ("a", "active"))
+        connection.exec_driver_sql(row, ("b", "retired"))
+        with pytest.raises(sa.exc.IntegrityError):
+            connection.exec_driver_sql(row, ("c", "active"))
+    keys.close()

@@ -790,7 +790,10 @@ def scrub_tables(alias: str, tables: Sequence[str], *, wait: float = 60.0) -> No
     """Leave no old row version of ``tables`` in the database files at ``alias``.
 
     After values were overwritten or emptied: PostgreSQL rewrites the tables (``VACUUM
-    FULL``: dead tuples keep old values until then) and checkpoints; SQLite truncates
+    FULL``: dead tuples keep old values until then), replaces their statistics and
+    rewrites ``pg_statistic`` (histogram bounds and most common values are old values
+    too; a role that neither owns the database nor is superuser gets a warning there,
+    not an error) and checkpoints; SQLite truncates
     its write-ahead log (``secure_delete`` has zeroed the freed space). Outside a
     transaction only (``VACUUM`` cannot run in one).
 
@@ -806,7 +809,12 @@ def scrub_tables(alias: str, tables: Sequence[str], *, wait: float = 60.0) -> No
         if connection.vendor == "postgresql":
             for table in tables:
                 _wait_for_quiet(cursor, wait)
-                cursor.execute(f"VACUUM FULL {connection.ops.quote_name(table)}")
+                # ANALYZE too: the planner's statistics of the old rows (most common
+                # values, histogram bounds) are old values, kept in pg_statistic.
+                cursor.execute(f"VACUUM (FULL, ANALYZE) {connection.ops.quote_name(table)}")
+            # ...and the replaced statistics rows are dead versions in pg_statistic.
+            _wait_for_quiet(cursor, wait)
+            cursor.execute("VACUUM FULL pg_statistic")
             cursor.execute("CHECKPOINT")
         elif connection.vendor == "sqlite":
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
