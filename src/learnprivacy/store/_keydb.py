@@ -90,22 +90,13 @@ def _add_active_index(dialect: str) -> None:
     SQLAlchemy import that dialect (PostgreSQL's costs about 40 ms), which a process that
     only opens SQLite key databases never needs.
     """
-    option = f"{dialect}_where"
-    if dialect not in ("sqlite", "postgresql"):
-        option = ""
-    where: dict[str, Any] = {option: text("state = 'active'")} if option else {}
+    partial = dialect in ("sqlite", "postgresql")
     with _ACTIVE_INDEX_LOCK:
-        found = [index for index in _KEYS.indexes if index.name == "uq_lpk_keys_active"]
-        if not found:
-            Index(
-                "uq_lpk_keys_active",
-                _KEYS.c.subject_ref,
-                _KEYS.c.scope,
-                unique=True,
-                **where,
-            )
-        elif option and found[0].dialect_options[dialect]["where"] is None:
-            found[0].dialect_options[dialect]["where"] = text("state = 'active'")
+        index = next((i for i in _KEYS.indexes if i.name == "uq_lpk_keys_active"), None)
+        if index is None:
+            index = Index("uq_lpk_keys_active", _KEYS.c.subject_ref, _KEYS.c.scope, unique=True)
+        if partial and index.dialect_options[dialect]["where"] is None:
+            index.dialect_options[dialect]["where"] = text("state = 'active'")
 
 
 _TOMBSTONES = Table(
