@@ -43,6 +43,7 @@ from learnprivacy.store._open import (
     bind_keyring,
     check_key_database,
     ensure_table,
+    forget_clear_id_statistics,
     migrate,
     move_legacy_keys,
     read_meta,
@@ -156,9 +157,11 @@ class Store:
         self._codecs: dict[type[Any], Codec] = {}
         try:
             with self._db.write() as connection:
-                migrate(self._db, connection)
+                dropped_statistics = migrate(self._db, connection)
                 meta = read_meta(connection)
                 check_key_database(connection, meta, self._key_db)
+            if dropped_statistics:
+                forget_clear_id_statistics(self._db)
             self._keyring = bind_keyring(keyring, self._keys)
             # The epoch keys the data keys are wrapped under (none before a compaction).
             self._vault = as_vault(vault, self._key_db)
@@ -299,7 +302,9 @@ class Store:
             rt = RecordTable(record_type)
             if record_type.__name__ not in BUILTIN_TYPES:
                 with self._db.write() as connection:
-                    ensure_table(connection, rt)
+                    dropped_statistics = ensure_table(connection, rt)
+                if dropped_statistics:
+                    forget_clear_id_statistics(self._db)
             self._table_cache[record_type] = rt
         return rt
 
