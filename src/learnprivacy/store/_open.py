@@ -101,9 +101,10 @@ def keep_clear_ids_out_of_statistics(connection: Connection, tables: list[Record
     who may read the table (the ``pg_stats`` view), and an erasure does not remove them:
     they stay until the next ``ANALYZE`` of the table, which may come months later.
     Statistics are turned off for these columns (``SET STATISTICS 0``; lookups by
-    learner or record id go through their indexes whatever the estimate), and statistics an earlier version let
-    PostgreSQL collect are dropped (an ``ALTER COLUMN ... TYPE`` to the column's own type
-    drops them, without rewriting the table). Returns True when some were dropped.
+    learner or record id go through their indexes whatever the estimate), and statistics
+    an earlier version let PostgreSQL collect are dropped (an ``ALTER COLUMN ... TYPE``
+    to the column's own type drops them, without rewriting the table). Returns True when
+    some were dropped.
     """
     if connection.dialect.name != "postgresql":
         return False
