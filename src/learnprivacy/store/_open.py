@@ -18,6 +18,7 @@ from learnprivacy.store import _migrate
 from learnprivacy.store._engine import Database
 from learnprivacy.store._keystore import SqlKeyStore
 from learnprivacy.store._schema import BUILTIN_TYPES, METADATA, RecordTable
+from learnprivacy.store._statistics import unsample_ids
 from learnprivacy.store._tables import META
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
     "bind_keyring",
     "check_key_database",
     "ensure_table",
-    "forget_clear_id_statistics",
     "migrate",
     "move_legacy_keys",
     "read_meta",
@@ -38,9 +38,9 @@ _MIGRATION_LOCK = 0x6C70_7374_6F72  # "lpstor"
 def migrate(db: Database, connection: Connection) -> bool:
     """Bring the schema to the newest revision and create missing record tables.
 
-    True when PostgreSQL statistics on learner ids were dropped (see
-    :func:`keep_clear_ids_out_of_statistics`): ``pg_statistic`` then still holds them in
-    dead rows until :func:`forget_clear_id_statistics` rewrites it, after the commit.
+    True when PostgreSQL statistics on record ids were dropped
+    (:func:`learnprivacy.store._statistics.unsample_ids`): ``pg_statistic`` then wants
+    rewriting after the commit.
     """
     if db.is_postgres:
         # Two processes opening a fresh database at once must not both create the schema.
@@ -59,7 +59,7 @@ def migrate(db: Database, connection: Connection) -> bool:
             METADATA.create_all(connection, tables=[rt.table], checkfirst=True)
             for index in rt.table.indexes:
                 index.create(connection, checkfirst=True)
-    return keep_clear_ids_out_of_statistics(connection, tables)
+    return unsample_ids(connection, tables)
 
 
 def ensure_table(connection: Connection, rt: RecordTable) -> bool:
@@ -69,71 +69,7 @@ def ensure_table(connection: Connection, rt: RecordTable) -> bool:
     METADATA.create_all(connection, tables=[rt.table], checkfirst=True)
     for index in rt.table.indexes:
         index.create(connection, checkfirst=True)
-    return keep_clear_ids_out_of_statistics(connection, [rt])
-
-
-def clear_id_columns(rt: RecordTable) -> list[str]:
-    """The columns of ``rt`` that hold or may hold a learner id in clear: the learner id
-    (``learner_id``, a learner's own ``id``) and the record id, which an application may
-    build from the learner id (``"<learner>-P1"``)."""
-    return ["id", *(f.name for f in rt.fields if f.personal and not f.encrypted and f.name != "id")]
-
-
-# Which learner-id columns PostgreSQL may sample into pg_statistic, and which it has.
-_STATISTICS = text(
-    "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), "
-    "a.attstattarget <> 0, "
-    "EXISTS (SELECT 1 FROM pg_stats s WHERE s.schemaname = n.nspname "
-    "AND s.tablename = c.relname AND s.attname = a.attname) "
-    "FROM unnest(CAST(:tables AS text[]), CAST(:columns AS text[])) AS wanted(tab, col) "
-    "JOIN pg_class c ON c.oid = to_regclass(wanted.tab) "
-    "JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = wanted.col"
-)
-
-
-def keep_clear_ids_out_of_statistics(connection: Connection, tables: list[RecordTable]) -> bool:
-    """On PostgreSQL, never let ``ANALYZE`` copy learner ids into ``pg_statistic``.
-
-    The planner's statistics keep sampled values: a column's most common values and its
-    histogram bounds. For a learner-id column (or a record id made from one) those are
-    learner ids, readable by anyone
-    who may read the table (the ``pg_stats`` view), and an erasure does not remove them:
-    they stay until the next ``ANALYZE`` of the table, which may come months later.
-    Statistics are turned off for these columns (``SET STATISTICS 0``; lookups by
-    learner or record id go through their indexes whatever the estimate), and statistics
-    an earlier version let PostgreSQL collect are dropped (an ``ALTER COLUMN ... TYPE``
-    to the column's own type drops them, without rewriting the table). Returns True when
-    some were dropped.
-    """
-    if connection.dialect.name != "postgresql":
-        return False
-    wanted = [(rt.table.name, column) for rt in tables for column in clear_id_columns(rt)]
-    rows = connection.execute(
-        _STATISTICS,
-        {"tables": [t for t, _ in wanted], "columns": [c for _, c in wanted]},
-    ).all()
-    quote = connection.dialect.identifier_preparer.quote
-    dropped = False
-    for table, column, sql_type, collects, collected in rows:
-        target = f"ALTER TABLE {quote(table)} ALTER COLUMN {quote(column)}"
-        if collects:
-            connection.execute(text(f"{target} SET STATISTICS 0"))
-        if collected:
-            connection.execute(text(f"{target} TYPE {sql_type}"))
-            dropped = True
-    return dropped
-
-
-def forget_clear_id_statistics(db: Database) -> None:
-    """Rewrite ``pg_statistic`` after :func:`keep_clear_ids_out_of_statistics` dropped
-    statistics: the rows it deleted keep their learner ids in the catalog's pages until
-    then. Needs the database's owner (PostgreSQL skips it with a warning otherwise, and
-    the dead rows wait for autovacuum); runs outside any transaction."""
-    with db.engine.connect() as connection:
-        connection.execution_options(isolation_level="AUTOCOMMIT").execute(
-            text("VACUUM FULL pg_statistic")
-        )
+    return unsample_ids(connection, [rt])
 
 
 def check_key_database(connection: Connection, meta: dict[str, str], keys: Any) -> None:

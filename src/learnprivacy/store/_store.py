@@ -24,6 +24,7 @@ from learnprivacy.errors import (
 from learnprivacy.records import Granularity, Record
 from learnprivacy.records._base import record_types
 from learnprivacy.store import _reads, _writes
+from learnprivacy.store import _statistics as statistics
 from learnprivacy.store._audit import AuditLog
 from learnprivacy.store._codec import Codec
 from learnprivacy.store._engine import Database
@@ -43,7 +44,6 @@ from learnprivacy.store._open import (
     bind_keyring,
     check_key_database,
     ensure_table,
-    forget_clear_id_statistics,
     migrate,
     move_legacy_keys,
     read_meta,
@@ -161,7 +161,10 @@ class Store:
                 meta = read_meta(connection)
                 check_key_database(connection, meta, self._key_db)
             if dropped_statistics:
-                forget_clear_id_statistics(self._db)
+                statistics.rewrite_catalog(self._db)
+            if any(key.startswith(statistics.MARK) for key in meta):
+                # An erasure committed, its statistics not refreshed yet.
+                statistics.refresh_if_marked(self._db)
             self._keyring = bind_keyring(keyring, self._keys)
             # The epoch keys the data keys are wrapped under (none before a compaction).
             self._vault = as_vault(vault, self._key_db)
@@ -304,7 +307,7 @@ class Store:
                 with self._db.write() as connection:
                     dropped_statistics = ensure_table(connection, rt)
                 if dropped_statistics:
-                    forget_clear_id_statistics(self._db)
+                    statistics.rewrite_catalog(self._db)
             self._table_cache[record_type] = rt
         return rt
 
@@ -332,6 +335,7 @@ class Store:
         try:
             with self._db.write(relaxed=relaxed) as connection, self._keys.bound(connection):
                 yield connection
+                sampled = statistics.unsample_if_removed(connection)
         except BaseException:
             self._keyring.clear_cache()
             self._keys.discard_sent()
@@ -341,6 +345,8 @@ class Store:
         # anchor the audit head in the key database.
         self._keys.apply_sent()
         self.audit.publish_anchor()
+        if sampled:
+            statistics.refresh_if_marked(self._db)
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
