@@ -73,6 +73,7 @@ _T = TypeVar("_T")
 class _RolledBack(Exception):
     """Ends a dry run's trial savepoint, so that whatever it did is undone."""
 
+
 Progress = Callable[[str, int, int], None]
 
 
