@@ -5,6 +5,8 @@
 - ``lp_row_states``: rows restricted (GDPR Art. 18) or anonymised, by table and key;
 - ``lp_pending_shreds``: keys to shred once the transaction that removed their last
   rows has committed; what a crash leaves here is shredded on the next call;
+- ``lp_formats``: the format each of these tables is written in, marked explicitly
+  (``lp_row_states`` by reference once converted), never guessed from a value's shape;
 - ``lp_audit_outbox`` instead of the audit tables when the audit log lives in a database
   the caller names (``LearnPrivacy(..., audit=)``, see ``_auditdb``).
 
@@ -29,10 +31,11 @@ from sqlalchemy import (
 
 from learnprivacy.store._tables import AUDIT, AUDIT_HEAD
 
-__all__ = ["ROW_STATES", "SideTables", "side_tables"]
+__all__ = ["FORMATS", "ROW_STATES", "SideTables", "side_tables"]
 
 ROW_STATES = "lp_row_states"
 PENDING_SHREDS = "lp_pending_shreds"
+FORMATS = "lp_formats"
 RESTRICTED = "restricted"
 ANONYMISED = "anonymised"
 
@@ -40,7 +43,7 @@ ANONYMISED = "anonymised"
 class SideTables:
     """The integration's tables, as they sit in one ``MetaData``."""
 
-    __slots__ = ("audit", "audit_head", "outbox", "pending", "states")
+    __slots__ = ("audit", "audit_head", "formats", "outbox", "pending", "states")
 
     def __init__(self, metadata: MetaData, *, audit_here: bool = True) -> None:
         # The audit log lives here, or in a database of its own fed by an outbox here.
@@ -75,11 +78,20 @@ class SideTables:
                 Column("mode", String(16), nullable=False),
                 Column("at", DateTime, nullable=False),
             )
+        if FORMATS in metadata.tables:
+            self.formats = metadata.tables[FORMATS]
+        else:
+            self.formats = Table(
+                FORMATS,
+                metadata,
+                Column("name", String(64), primary_key=True),
+                Column("format", String(64), nullable=False),
+            )
 
     @property
     def all(self) -> list[Table]:
         """Every table, in creation order."""
-        found = [self.audit, self.audit_head, self.outbox, self.states, self.pending]
+        found = [self.audit, self.audit_head, self.outbox, self.states, self.pending, self.formats]
         return [t for t in found if t is not None]
 
     def ensure(self, connection: Connection) -> None:
