@@ -17,6 +17,8 @@ first use when missing. No key ever lives here: keys have a database of their ow
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     Column,
     Connection,
@@ -54,39 +56,30 @@ class SideTables:
             from learnprivacy.sqlalchemy._auditdb import outbox_table
 
             self.outbox = outbox_table(metadata)
-        if ROW_STATES in metadata.tables:
-            self.states = metadata.tables[ROW_STATES]
-        else:
-            self.states = Table(
-                ROW_STATES,
-                metadata,
-                Column("table_name", String(128), primary_key=True),
-                Column("row_key", String(255), primary_key=True),
-                Column("state", String(16), nullable=False),
-                Column("reason", Text, nullable=False),
-                Column("at", DateTime, nullable=False),
-            )
-        if PENDING_SHREDS in metadata.tables:
-            self.pending = metadata.tables[PENDING_SHREDS]
-        else:
-            self.pending = Table(
-                PENDING_SHREDS,
-                metadata,
-                Column("id", Integer, primary_key=True, autoincrement=True),
-                Column("subject", String(255), nullable=False),
-                Column("scope", String(64), nullable=False),
-                Column("mode", String(16), nullable=False),
-                Column("at", DateTime, nullable=False),
-            )
-        if FORMATS in metadata.tables:
-            self.formats = metadata.tables[FORMATS]
-        else:
-            self.formats = Table(
-                FORMATS,
-                metadata,
-                Column("name", String(64), primary_key=True),
-                Column("format", String(64), nullable=False),
-            )
+        self.states = _declared(
+            metadata,
+            ROW_STATES,
+            Column("table_name", String(128), primary_key=True),
+            Column("row_key", String(255), primary_key=True),
+            Column("state", String(16), nullable=False),
+            Column("reason", Text, nullable=False),
+            Column("at", DateTime, nullable=False),
+        )
+        self.pending = _declared(
+            metadata,
+            PENDING_SHREDS,
+            Column("id", Integer, primary_key=True, autoincrement=True),
+            Column("subject", String(255), nullable=False),
+            Column("scope", String(64), nullable=False),
+            Column("mode", String(16), nullable=False),
+            Column("at", DateTime, nullable=False),
+        )
+        self.formats = _declared(
+            metadata,
+            FORMATS,
+            Column("name", String(64), primary_key=True),
+            Column("format", String(64), nullable=False),
+        )
 
     @property
     def all(self) -> list[Table]:
@@ -100,6 +93,12 @@ class SideTables:
         missing = [t for t in self.all if t.name not in names]
         for table in missing:
             table.create(connection, checkfirst=True)
+
+
+def _declared(metadata: MetaData, name: str, *columns: Column[Any]) -> Table:
+    """``metadata``'s table ``name``, declared with ``columns`` unless it already is."""
+    existing = metadata.tables.get(name)
+    return existing if existing is not None else Table(name, metadata, *columns)
 
 
 def _copy(table: Table, metadata: MetaData) -> Table:
