@@ -352,10 +352,9 @@ def test_any_absurd_amount_or_score_is_refused(exponent: int, sign: int) -> None
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Any:
-    opened = Store(f"sqlite:///{tmp_path / 'lms.db'}", keyring=Keyring.generate())
-    yield opened
-    opened.close()
+def store(sqlite_store: Store) -> Store:
+    """Here, a store in a SQLite file only (conftest's ``sqlite_store``)."""
+    return sqlite_store
 
 
 @pytest.mark.parametrize(
