@@ -209,10 +209,10 @@ class FieldCipher:
         # Optimistic path for the common case: a well-formed token whose key is cached.
         # The token's first 20 characters (prefix and header, naming key and kind) either
         # start like the learner's last activated key's text tokens or are looked up among
-        # the cached openers, so a hit also vouches for them. Anything unusual (bad argument, cache miss, failed
-        # authentication, non-canonical text, bytes) falls through to _decrypt(), which
-        # checks everything in order and raises the right error: this path never accepts
-        # what _decrypt() would refuse.
+        # the cached openers, so a hit also vouches for them. Anything unusual (bad
+        # argument, cache miss, failed authentication, non-canonical text, bytes) falls
+        # through to _decrypt(), which checks everything in order and raises the right
+        # error: this path never accepts what _decrypt() would refuse.
         try:
             keys = self._cache[subject]
             keys.used = True
