@@ -47,4 +47,5 @@ def test_add_all_and_reads_restore_the_collector_also_after_a_failure(
     assert gc.isenabled() is enabled
     assert store.query(Learner) == [learner("L1"), learner("L2")]
     assert gc.isenabled() is enabled
-    assert during and not any(during)
+    assert during
+    assert not any(during)

@@ -108,6 +108,10 @@ def add_all(store: Store, records: Iterable[Any], *, now: dt.datetime) -> int:
                 rows: dict[type[Any], list[dict[str, Any]]] = {}
                 with keys.batch(refs, lock=True):
                     for cls, items in by_type.items():
+                        if cls in secret:
+                            # The keys of the batch's new learners made in one pass.
+                            owners = {subject_of(r) for r in items}
+                            keyring._sealers(owners, tables[cls].scope)
                         to_row = store._codec(cls).to_row
                         rows[cls] = [to_row(r) for r in items]
                     try:
