@@ -31,7 +31,7 @@ from learnprivacy.errors import (
     ValidationError,
 )
 from learnprivacy.records._fields import MASK
-from learnprivacy.requests._backend import Fact, MemoryBackend, RequestBackend
+from learnprivacy.requests._backend import Fact, MemoryBackend, RequestBackend, RequestQuery
 from learnprivacy.requests._deadlines import Extension, HolidayCalendar
 from learnprivacy.requests._history import HistoryEntry, next_entry, verify_history
 from learnprivacy.requests._machine import check_transition
@@ -134,6 +134,20 @@ class ScheduledErasure:
     done_at: dt.datetime | None = None
 
 
+#: Where each history event takes a request (``None``: the state stays, a fact is added).
+_EVENT_TARGETS: Mapping[str, RequestState | None] = {
+    "identity_requested": RequestState.AWAITING_IDENTITY,
+    "identity_verified": RequestState.IN_PROGRESS,
+    "step_completed": None,
+    "compelling_grounds_recorded": None,
+    "extended": None,
+    "completed": RequestState.COMPLETED,
+    "failed": RequestState.FAILED,
+    "refused": RequestState.REFUSED,
+    "cancelled": RequestState.CANCELLED,
+}
+
+
 class RequestBook:
     """The register of data-subject requests: receipt, identity, deadlines, closing.
 
@@ -203,7 +217,7 @@ class RequestBook:
         self, *, learner_id: str | None = None, open_only: bool = False
     ) -> tuple[SubjectRequest, ...]:
         """Requests, oldest receipt first, optionally one learner's or only open ones."""
-        return self._backend.list_requests(learner_id=learner_id, open_only=open_only)
+        return self._backend.list_requests(RequestQuery(learner_id=learner_id, open_only=open_only))
 
     def overdue(self, now: dt.datetime) -> tuple[SubjectRequest, ...]:
         """Requests still owed an answer whose deadline has passed at ``now``.
@@ -213,7 +227,7 @@ class RequestBook:
         require_aware(now, "now")
         owed = []
         unanswered = {s for s in RequestState if not s.terminal} | {RequestState.FAILED}
-        for request in self._backend.list_requests(due_before=now, states=unanswered):
+        for request in self._backend.list_requests(RequestQuery(due_before=now, states=unanswered)):
             if request.is_open or (
                 request.state is RequestState.FAILED and self.get(f"{request.id}-retry") is None
             ):
@@ -351,7 +365,6 @@ class RequestBook:
             current,
             now=now,
             event="completed",
-            target=RequestState.COMPLETED,
             detail={"steps": str(len(current.steps)), "late": "true" if late else "false"},
         )
 
@@ -363,14 +376,7 @@ class RequestBook:
         detail = {"step": failure.step}
         if failure.component:
             detail["component"] = failure.component
-        return self._move(
-            current,
-            now=now,
-            event="failed",
-            target=RequestState.FAILED,
-            failure=failure,
-            detail=detail,
-        )
+        return self._move(current, now=now, event="failed", failure=failure, detail=detail)
 
     def retry(self, request: RequestRef, *, now: dt.datetime) -> SubjectRequest:
         """Open a new request redoing a FAILED one; retrying again returns the same retry.
@@ -415,11 +421,7 @@ class RequestBook:
         self._emit(fresh, entry)
         if current.identity.status is IdentityStatus.VERIFIED:
             return self._move(
-                fresh,
-                now=now,
-                event="identity_verified",
-                target=RequestState.IN_PROGRESS,
-                detail={"carried_from": current.id},
+                fresh, now=now, event="identity_verified", detail={"carried_from": current.id}
             )
         return fresh
 
@@ -431,13 +433,7 @@ class RequestBook:
         if current.state is RequestState.AWAITING_IDENTITY:
             return current
         identity = IdentityCheck(status=IdentityStatus.REQUESTED, at=now)
-        return self._move(
-            current,
-            now=now,
-            event="identity_requested",
-            target=RequestState.AWAITING_IDENTITY,
-            identity=identity,
-        )
+        return self._move(current, now=now, event="identity_requested", identity=identity)
 
     def verify_identity(
         self,
@@ -484,12 +480,7 @@ class RequestBook:
         if also:
             detail["also"] = ",".join(m.value for m in also)
         return self._move(
-            current,
-            now=now,
-            event="identity_verified",
-            target=RequestState.IN_PROGRESS,
-            identity=identity,
-            detail=detail,
+            current, now=now, event="identity_verified", identity=identity, detail=detail
         )
 
     def identity_not_established(
@@ -504,7 +495,6 @@ class RequestBook:
             current,
             now=now,
             event="refused",
-            target=RequestState.REFUSED,
             identity=attrs.evolve(current.identity, status=IdentityStatus.FAILED, at=now),
             refusal=refusal,
             detail={"grounds": refusal.grounds.value, "article": refusal.grounds.article},
@@ -618,7 +608,6 @@ class RequestBook:
             current,
             now=now,
             event="refused",
-            target=RequestState.REFUSED,
             refusal=refusal,
             detail={"grounds": grounds.value, "article": grounds.article},
         )
@@ -628,7 +617,7 @@ class RequestBook:
         current = self.current(request)
         if current.state is RequestState.CANCELLED:
             return current
-        return self._move(current, now=now, event="cancelled", target=RequestState.CANCELLED)
+        return self._move(current, now=now, event="cancelled")
 
     # -- per-learner facts ---------------------------------------------------------------
 
@@ -814,11 +803,11 @@ class RequestBook:
         *,
         now: dt.datetime,
         event: str,
-        target: RequestState | None = None,
         detail: Mapping[str, str] | None = None,
         **changes: Any,
     ) -> SubjectRequest:
         require_aware(now, "now")
+        target = _EVENT_TARGETS[event]
         state = current.state if target is None else target
         if target is not None:
             check_transition(current.state, target)
