@@ -16,7 +16,15 @@ from learnprivacy.errors import ValidationError
 from learnprivacy.records import Score
 from learnprivacy.records._serialise import format_duration
 
-__all__ = ["csv_cell", "dumps_row", "flatten", "json_default", "neutralise_formula", "plain"]
+__all__ = [
+    "RowEncoder",
+    "csv_cell",
+    "dumps_row",
+    "flatten",
+    "json_default",
+    "neutralise_formula",
+    "plain",
+]
 
 # Characters that make Excel, LibreOffice or Google Sheets read a cell as a formula (or
 # that some of them strip before doing so): OWASP's CSV injection list.
@@ -77,16 +85,61 @@ _ROW_ENCODER = json.JSONEncoder(
 ).encode
 
 
+def _refused(exc: ValueError) -> ValidationError:
+    if isinstance(exc, ValidationError):
+        return exc
+    return ValidationError("export rows must not hold NaN or infinite numbers", field="export.row")
+
+
 def dumps_row(row: Mapping[str, Any]) -> str:
     """One row as compact JSON on a single line (UTF-8 text, no NaN)."""
     try:
         return _ROW_ENCODER(row)
     except ValueError as exc:
-        if isinstance(exc, ValidationError):
+        raise _refused(exc) from None
+
+
+class RowEncoder:
+    """:func:`dumps_row` for one writer, its C encoder made once instead of once a row.
+
+    Not to be shared between threads: the encoder's record of the containers it is inside
+    (what catches a row that contains itself) belongs to one encoding at a time, and the
+    package writer encodes under its lock. After a failed row that record may still name
+    the row's containers, so the encoder is made anew.
+    """
+
+    def __init__(self) -> None:
+        self._encode: Callable[[Any, int], Any] | None = None
+        self._make()
+
+    def _make(self) -> None:
+        make = getattr(json.encoder, "c_make_encoder", None)
+        if make is not None:
+            self._encode = make(
+                {},
+                json_default,
+                json.encoder.encode_basestring,
+                None,
+                ":",
+                ",",
+                False,
+                False,
+                False,
+            )
+
+    def __call__(self, row: Mapping[str, Any]) -> str:
+        """The row as :func:`dumps_row` writes it."""
+        encode = self._encode
+        if encode is None:
+            return dumps_row(row)
+        try:
+            return "".join(encode(row, 0))
+        except ValueError as exc:
+            self._make()
+            raise _refused(exc) from None
+        except BaseException:
+            self._make()
             raise
-        raise ValidationError(
-            "export rows must not hold NaN or infinite numbers", field="export.row"
-        ) from None
 
 
 def flatten(row: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -102,9 +155,10 @@ def flatten(row: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any
             yield name, value
 
 
-def cells_reader(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], list[str]]:
+def cells_reader(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], list[Any]]:
     """The CSV cells of a row for ``columns``: what ``csv_cell(dict(flatten(row)).get(c))``
     gives for each column, reading the nested values directly (no flat copy per row).
+    Integers and floats are left as numbers, which ``csv.writer`` writes as the same text.
 
     For columns of at most two segments (``score.raw``), which is every column of a record
     class; deeper ones take the flat copy.
@@ -118,26 +172,49 @@ def cells_reader(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], list[s
 
         return flat_cells
 
-    def leaf(value: Any) -> Any:
-        # flatten() names a non-empty mapping by its keys, never by its own column.
-        return None if isinstance(value, Mapping) and value else value
+    # Consecutive columns under one key ("score.raw", "score.min", ...) are read from one
+    # lookup of that key; a top-level column has no second segment (None).
+    plan: list[tuple[str, tuple[str, ...] | None]] = []
+    for path in paths:
+        if len(path) == 1:
+            plan.append((path[0], None))
+        elif plan and plan[-1][0] == path[0] and plan[-1][1] is not None:
+            plan[-1] = (path[0], (*plan[-1][1], path[1]))
+        else:
+            plan.append((path[0], (path[1],)))
+    absent = {len(under): (None,) * len(under) for _, under in plan if under is not None}
 
-    def cells(row: Mapping[str, Any]) -> list[str]:
-        out = []
+    def cells(row: Mapping[str, Any]) -> list[Any]:
+        values: list[Any] = []
         get = row.get
-        for path in paths:
-            value = get(path[0])
-            if type(value) in _SCALARS:
-                if len(path) > 1:
-                    value = None
-            elif len(path) > 1:
-                value = leaf(value.get(path[1])) if isinstance(value, Mapping) else None
+        for key, under in plan:
+            value = get(key)
+            if under is None:
+                values.append(value)
+            elif type(value) is dict:
+                values.extend(map(value.get, under))
+            elif isinstance(value, Mapping):
+                values.extend(value.get(name) for name in under)
             else:
-                value = leaf(value)
-            out.append(csv_cell(value))
-        return out
+                # A scalar or null where the columns expect an object: no value.
+                values.extend(absent[len(under)])
+        # Numbers and text that no spreadsheet reads as a formula are written as they
+        # are (csv writes an int or a float as str() does, which is csv_cell's text).
+        return [
+            value
+            if (kind := type(value)) is int
+            or kind is float
+            or (kind is str and not (value and value[0] in _FORMULA_CHARS))
+            else _leaf_cell(value)
+            for value in values
+        ]
 
     return cells
+
+
+def _leaf_cell(value: Any) -> str:
+    # flatten() names a non-empty mapping by its keys, never by its own column.
+    return "" if isinstance(value, Mapping) and value else csv_cell(value)
 
 
 def neutralise_formula(text: str) -> str:

@@ -18,7 +18,7 @@ import attrs
 
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ValidationError
-from learnprivacy.records._learning import Score
+from learnprivacy.records._types import Score
 
 __all__ = [
     "format_duration",
