@@ -385,7 +385,7 @@ def test_no_statement_parameter_or_log_line_carries_the_pads(app: SimpleNamespac
     if app.server is not None:
         name = make_url(app.engine.url).database
         with app.engine.connect() as c:
-            c.execute(text(f'ALTER DATABASE "{name}" SET log_statement = \'all\''))
+            c.execute(text(f"ALTER DATABASE \"{name}\" SET log_statement = 'all'"))
             c.execute(text(f'ALTER DATABASE "{name}" SET log_parameter_max_length = -1'))
             c.commit()
         app.engine.dispose()
@@ -412,7 +412,9 @@ def test_no_statement_parameter_or_log_line_carries_the_pads(app: SimpleNamespac
         assert (form.encode() if isinstance(form, str) else form) not in recorded
     if app.server is not None:
         log = (app.server.directory / "server.log").read_bytes()[log_from:]
-        assert b"lp_row_states" in log and b"parameters:" in log  # the server logged both
+        # The server logged the statements and their parameters.
+        assert b"lp_row_states" in log
+        assert b"parameters:" in log
         for form in forms:
             assert (form.encode() if isinstance(form, str) else form) not in log
 
