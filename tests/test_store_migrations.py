@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import attrs
@@ -264,8 +265,9 @@ def test_upgrade_to_0003_replaces_the_learner_indexes(empty_url: str) -> None:
     reopened.close()
 
 
-def test_user_defined_record_types_get_a_table(tmp_path: Any) -> None:
-    """A registered record class outside the built-ins gets its own table on first use."""
+@pytest.fixture
+def badge_type() -> Iterator[Any]:
+    """A record type the application defines (not a built-in), registered for one test."""
 
     @register_record_type
     @attrs.frozen(kw_only=True)
@@ -283,67 +285,48 @@ def test_user_defined_record_types_get_a_table(tmp_path: Any) -> None:
         earned_at: dt.datetime = not_personal(description="When")  # noqa: RUF009
         basis: LawfulBasis = not_personal(description="Basis", default=LawfulBasis.CONSENT)  # noqa: RUF009
 
-    try:
-        store = Store(f"sqlite:///{tmp_path / 'badge.db'}", keyring=Keyring.generate())
-        store.add(learner("L1"))
-        badge = Badge(id="B1", learner_id="L1", title="Secret Title", earned_at=NOW)
-        store.add(badge)
-        assert store.get(Badge, "B1") == badge
-        assert badge in store.records_of("L1")
-        store.erase_subject("L1", now=NOW)
-        assert store.get(Badge, "B1") is None
-        store.close()
-    finally:
-        from learnprivacy.records import _base
+    yield Badge
+    from learnprivacy.records import _base
 
-        _base._REGISTRY.pop("Badge", None)
+    _base._REGISTRY.pop("Badge", None)
 
 
-def test_tables_of_user_defined_types_get_indexes_added_since(tmp_path: Any) -> None:
+def test_user_defined_record_types_get_a_table(tmp_path: Any, badge_type: Any) -> None:
+    """A registered record class outside the built-ins gets its own table on first use."""
+    store = Store(f"sqlite:///{tmp_path / 'badge.db'}", keyring=Keyring.generate())
+    store.add(learner("L1"))
+    badge = badge_type(id="B1", learner_id="L1", title="Secret Title", earned_at=NOW)
+    store.add(badge)
+    assert store.get(badge_type, "B1") == badge
+    assert badge in store.records_of("L1")
+    store.erase_subject("L1", now=NOW)
+    assert store.get(badge_type, "B1") is None
+    store.close()
+
+
+def test_tables_of_user_defined_types_get_indexes_added_since(
+    tmp_path: Any, badge_type: Any
+) -> None:
     """A user-defined type's table created by an older version (learner index on one
     column) gets the (learner_id, id) index when a store opens; its rows are kept."""
-
-    @register_record_type
-    @attrs.frozen(kw_only=True)
-    class Sticker:
-        processing_purpose: ClassVar[str] = "gamification"
-        key_scope: ClassVar[str] = "contract"
-        date_field: ClassVar[str] = "earned_at"
-
-        id: str = not_personal(description="Sticker id")
-        learner_id: str = personal(
-            category=DataCategory.ACCOUNT, description="Learner", encrypted=False, identifier=True
-        )
-        # not_personal() returns an attrs field spec, not a shared default value.
-        earned_at: dt.datetime = not_personal(description="When")  # noqa: RUF009
-        basis: LawfulBasis = not_personal(description="Basis", default=LawfulBasis.CONSENT)  # noqa: RUF009
-
-    sticker = Sticker(id="S1", learner_id="L1", earned_at=NOW)
-    url = f"sqlite:///{tmp_path / 'sticker.db'}"
-    try:
-        store = Store(url, keys=keys_for(url), keyring=Keyring.from_master_key(MASTER_KEY))
-        store.add_all([learner("L1"), sticker])
-        store.close()
-        engine = _engine(url)
-        with engine.begin() as connection:
-            connection.exec_driver_sql("DROP INDEX ix_lp_sticker_learner_id_id")
-            connection.exec_driver_sql(
-                "CREATE INDEX ix_lp_sticker_learner_id ON lp_sticker (learner_id)"
-            )
-        reopened = Store(url, keys=keys_for(url), keyring=Keyring.from_master_key(MASTER_KEY))
-        with engine.connect() as connection:
-            indexes = {
-                i["name"]: i["column_names"]
-                for i in sa.inspect(connection).get_indexes("lp_sticker")
-            }
-        engine.dispose()
-        assert indexes["ix_lp_sticker_learner_id_id"] == ["learner_id", "id"]
-        assert list(reopened.iter_records_of("L1", record_types=[Sticker])) == [sticker]
-        reopened.close()
-    finally:
-        from learnprivacy.records import _base
-
-        _base._REGISTRY.pop("Sticker", None)
+    badge = badge_type(id="B1", learner_id="L1", title="Gold", earned_at=NOW)
+    url = f"sqlite:///{tmp_path / 'badge.db'}"
+    store = Store(url, keys=keys_for(url), keyring=Keyring.from_master_key(MASTER_KEY))
+    store.add_all([learner("L1"), badge])
+    store.close()
+    engine = _engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP INDEX ix_lp_badge_learner_id_id")
+        connection.exec_driver_sql("CREATE INDEX ix_lp_badge_learner_id ON lp_badge (learner_id)")
+    reopened = Store(url, keys=keys_for(url), keyring=Keyring.from_master_key(MASTER_KEY))
+    with engine.connect() as connection:
+        indexes = {
+            i["name"]: i["column_names"] for i in sa.inspect(connection).get_indexes("lp_badge")
+        }
+    engine.dispose()
+    assert indexes["ix_lp_badge_learner_id_id"] == ["learner_id", "id"]
+    assert list(reopened.iter_records_of("L1", record_types=[badge_type])) == [badge]
+    reopened.close()
 
 
 @_empty_params
