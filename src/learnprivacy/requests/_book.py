@@ -685,14 +685,12 @@ class RequestBook:
         now: dt.datetime,
     ) -> RegisteredDirective:
         """Register a directive; it replaces any earlier one (directives can be changed)."""
-        self._put_fact(
-            Fact(
-                learner_id=learner_id,
-                kind=DIRECTIVE,
-                key="particular",
-                at=require_aware(now, "now"),
-                data={"request_id": request_id, "directive": directive.to_dict()},
-            )
+        self._put_new_fact(
+            learner_id,
+            DIRECTIVE,
+            "particular",
+            now,
+            {"request_id": request_id, "directive": directive.to_dict()},
         )
         found = self.directive_of(learner_id)
         assert found is not None  # just written
@@ -727,14 +725,8 @@ class RequestBook:
         require_aware(died_at, "at")
         if proof is not ProofMethod.DEATH_CERTIFICATE_SIGHTED:
             raise PolicyError("a death is recorded only on a death certificate sighted")
-        self._put_fact(
-            Fact(
-                learner_id=learner_id,
-                kind=DEATH,
-                key="death",
-                at=require_aware(now, "now"),
-                data={"died_at": died_at.isoformat(), "proof": proof.value},
-            )
+        self._put_new_fact(
+            learner_id, DEATH, "death", now, {"died_at": died_at.isoformat(), "proof": proof.value}
         )
 
     def schedule_erasure(
@@ -743,14 +735,12 @@ class RequestBook:
         """Schedule a directive's erasure; scheduling it again changes nothing."""
         existing = self._get_fact(learner_id, SCHEDULED_ERASURE, request_id)
         if existing is None:
-            self._put_fact(
-                Fact(
-                    learner_id=learner_id,
-                    kind=SCHEDULED_ERASURE,
-                    key=request_id,
-                    at=require_aware(now, "now"),
-                    data={"due_at": require_aware(due_at, "due_at").isoformat(), "done_at": None},
-                )
+            self._put_new_fact(
+                learner_id,
+                SCHEDULED_ERASURE,
+                request_id,
+                now,
+                {"due_at": require_aware(due_at, "due_at").isoformat(), "done_at": None},
             )
             existing = self._get_fact(learner_id, SCHEDULED_ERASURE, request_id)
         assert existing is not None  # just written
@@ -779,15 +769,7 @@ class RequestBook:
         self, learner_id: str, request_id: str, *, status: NotificationStatus, now: dt.datetime
     ) -> None:
         """Record how telling the executor went (a failure is retried later)."""
-        self._put_fact(
-            Fact(
-                learner_id=learner_id,
-                kind=EXECUTOR_NOTICE,
-                key=request_id,
-                at=require_aware(now, "now"),
-                data={"status": status.value},
-            )
-        )
+        self._put_new_fact(learner_id, EXECUTOR_NOTICE, request_id, now, {"status": status.value})
 
     def mark_erasure_done(self, erasure: ScheduledErasure, *, now: dt.datetime) -> None:
         """Mark a scheduled erasure as carried out."""
@@ -846,6 +828,13 @@ class RequestBook:
 
     def _put_fact(self, fact: Fact) -> None:
         self._backend.put_fact(fact)
+
+    def _put_new_fact(
+        self, learner_id: str, kind: str, key: str, now: dt.datetime, data: Mapping[str, Any]
+    ) -> None:
+        self._put_fact(
+            Fact(learner_id=learner_id, kind=kind, key=key, at=require_aware(now, "now"), data=data)
+        )
 
     def _get_fact(self, learner_id: str, kind: str, key: str) -> Fact | None:
         return self._backend.get_fact(learner_id, kind, key)

@@ -6,22 +6,34 @@
 - :func:`prepare`: a connection the integration writes through gets that function and,
   on SQLite, ``secure_delete`` (a deleted row's bytes are zeroed, not left in free pages);
 - :func:`convert`: a row-states table written before references (row keys in clear) is
-  converted when the binding opens, in batches, each conversion idempotent.
+  converted when the binding opens, in the caller's transaction, and marked converted in
+  ``lp_formats`` (a converted table is told by that mark, never by a key's shape).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, LargeBinary, String, delete, event, func, insert, literal, select
+from sqlalchemy import (
+    Connection,
+    LargeBinary,
+    String,
+    delete,
+    event,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import Pool
 from sqlalchemy.sql.functions import GenericFunction
 
 from learnprivacy._inplace import ModelSpec
-from learnprivacy._inplace._refs import ROW_REF_LENGTH, RowRefs, pads_digest
-from learnprivacy.sqlalchemy._rowkeys import key_text
+from learnprivacy._inplace._refs import RowRefs, is_row_ref, pads_digest
+from learnprivacy.sqlalchemy._rowkeys import key_columns, key_text
 
 __all__ = ["convert", "names_row", "prepare", "ref_sql"]
 
@@ -86,26 +98,106 @@ def prepare(connection: Connection) -> None:
     connection.exec_driver_sql("PRAGMA secure_delete = ON")
 
 
-def convert(connection: Connection, states: Any, refs: RowRefs, *, batch_size: int = 500) -> int:
-    """Replace each row state naming its row by a clear key with one naming it by
-    reference; how many were converted. A state already there by reference wins."""
-    done = 0
+#: The mark, in ``lp_formats``, of a row-states table whose rows all name rows by
+#: reference (written by the conversion, or when the table is first used empty).
+BY_REFERENCE = "references"
+
+
+def _clear_but_shaped(connection: Connection, spec: ModelSpec | None, keys: list[str]) -> set[str]:
+    """Which of ``keys`` (shaped like references) are keys of rows of ``spec``'s table
+    written in clear: a one-column text key that is itself a ``p1_...`` string."""
+    if spec is None or spec.composite or not keys:
+        return set()
+    (column,) = key_columns(spec)
+    try:
+        textual = column.type.python_type is str
+    except NotImplementedError:
+        textual = False
+    if not textual:
+        return set()
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        found.update(str(k) for (k,) in connection.execute(select(column).where(column.in_(chunk))))
+    return found
+
+
+def convert(
+    connection: Connection,
+    side: Any,
+    refs: RowRefs,
+    specs: Mapping[str, ModelSpec],
+    *,
+    batch_size: int = 500,
+) -> int | None:
+    """Make ``side.states`` name every row by reference and mark it so in
+    ``side.formats``; how many row states were converted, None if it was marked.
+
+    The mark, not a value's shape, tells a converted table: before it, every key is
+    read as written in clear, except one shaped like a reference (``p1_`` and 22
+    characters) that is no key of a row of its table (``specs``, the bound tables by
+    name), which a version writing references without the mark wrote. A state already
+    there by reference wins over a converted one. All in the caller's transaction: a
+    process killed half-way leaves the table as it was."""
+    formats, states = side.formats, side.states
+    marked = connection.execute(
+        select(formats.c.format).where(formats.c.name == states.name)
+    ).scalar()
+    if marked == BY_REFERENCE:
+        return None
     column = states.c.row_key
-    clear = ~column.like("p1\\_%", escape="\\") | (func.length(column) != ROW_REF_LENGTH)
-    while True:
-        rows = connection.execute(select(states).where(clear).limit(batch_size)).all()
-        if not rows:
-            return done
-        for row in rows:
-            ref = refs.of_text(row.table_name, str(row.row_key))
-            connection.execute(
-                delete(states).where(states.c.table_name == row.table_name, column == row.row_key)
-            )
-            there = connection.execute(
-                select(column).where(states.c.table_name == row.table_name, column == ref)
-            ).first()
-            if there is None:
-                values = dict(row._mapping)
-                values["row_key"] = ref
-                connection.execute(insert(states).values(values))
-            done += 1
+    every = connection.execute(select(states.c.table_name, column)).all()
+    shaped: dict[str, list[str]] = {}
+    for table_name, key in every:
+        if is_row_ref(str(key)):
+            shaped.setdefault(str(table_name), []).append(str(key))
+    clear_shaped = {
+        table_name: _clear_but_shaped(connection, specs.get(table_name), keys)
+        for table_name, keys in shaped.items()
+    }
+    pending = {
+        (str(t), str(k))
+        for t, k in every
+        if not is_row_ref(str(k)) or str(k) in clear_shaped.get(str(t), ())
+    }
+    if pending:
+        _rewrite(connection, states, refs, pending, batch_size)
+    values = {"name": states.name, "format": BY_REFERENCE}
+    if marked is None:
+        connection.execute(insert(formats).values(values))
+    else:
+        connection.execute(update(formats).where(formats.c.name == states.name).values(values))
+    return len(pending)
+
+
+def _rewrite(
+    connection: Connection,
+    states: Any,
+    refs: RowRefs,
+    pending: set[tuple[str, str]],
+    batch_size: int,
+) -> None:
+    """Write the table again, every ``pending`` key by its reference. All its rows are
+    deleted first (on SQLite, ``secure_delete`` then zeroes every page the table and its
+    index had, with the bytes earlier page splits left behind), then inserted."""
+    rows = [dict(row._mapping) for row in connection.execute(select(states))]
+    by_ref = {
+        (r["table_name"], r["row_key"])
+        for r in rows
+        if (r["table_name"], r["row_key"]) not in pending
+    }
+    written: list[dict[str, Any]] = []
+    for row in rows:
+        place = (row["table_name"], row["row_key"])
+        if place in pending:
+            row["row_key"] = refs.of_text(*place)
+            if (row["table_name"], row["row_key"]) in by_ref:
+                continue  # a state already there by reference wins
+        written.append(row)
+    connection.execute(delete(states))
+    for start in range(0, len(written), batch_size):
+        _insert_batch(connection, states, written[start : start + batch_size])
+
+
+def _insert_batch(connection: Connection, states: Any, rows: list[dict[str, Any]]) -> None:
+    connection.execute(insert(states), rows)
