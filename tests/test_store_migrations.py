@@ -29,6 +29,12 @@ def _open(url: str) -> Store:
     return Store(url, keys=keys_for(url), keyring=Keyring.from_master_key(MASTER_KEY))
 
 
+def _indexes(engine: sa.Engine, table: str) -> dict[str, list[str]]:
+    """The indexes of ``table``: their columns by name."""
+    with engine.connect() as connection:
+        return {i["name"]: i["column_names"] for i in sa.inspect(connection).get_indexes(table)}
+
+
 def _engine(url: str) -> sa.Engine:
     return sa.create_engine(url)
 
@@ -245,15 +251,11 @@ def test_upgrade_to_0003_replaces_the_learner_indexes(empty_url: str) -> None:
     engine = _engine(empty_url)
     with engine.begin() as connection:
         _migrate.downgrade(connection, "0002")
-    with engine.connect() as connection:
-        names = {i["name"] for i in sa.inspect(connection).get_indexes("lp_progress")}
-        assert "ix_lp_progress_learner_id" in names
-        assert "ix_lp_progress_learner_id_id" not in names
+    names = _indexes(engine, "lp_progress")
+    assert "ix_lp_progress_learner_id" in names
+    assert "ix_lp_progress_learner_id_id" not in names
     reopened = _open(empty_url)
-    with engine.connect() as connection:
-        indexes = {
-            i["name"]: i["column_names"] for i in sa.inspect(connection).get_indexes("lp_progress")
-        }
+    indexes = _indexes(engine, "lp_progress")
     engine.dispose()
     assert indexes["ix_lp_progress_learner_id_id"] == ["learner_id", "id"]
     assert "ix_lp_progress_learner_id" not in indexes
@@ -316,10 +318,7 @@ def test_tables_of_user_defined_types_get_indexes_added_since(
         connection.exec_driver_sql("DROP INDEX ix_lp_badge_learner_id_id")
         connection.exec_driver_sql("CREATE INDEX ix_lp_badge_learner_id ON lp_badge (learner_id)")
     reopened = _open(url)
-    with engine.connect() as connection:
-        indexes = {
-            i["name"]: i["column_names"] for i in sa.inspect(connection).get_indexes("lp_badge")
-        }
+    indexes = _indexes(engine, "lp_badge")
     engine.dispose()
     assert indexes["ix_lp_badge_learner_id_id"] == ["learner_id", "id"]
     assert list(reopened.iter_records_of("L1", record_types=[badge_type])) == [badge]
