@@ -229,7 +229,6 @@ def end_records(
     store: Store,
     records: list[Any],
     action: Action,
-    *,
     now: dt.datetime,
     reason: str,
     schedule: Schedule | None,

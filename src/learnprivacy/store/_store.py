@@ -681,14 +681,7 @@ class Store:
         from learnprivacy.store import _erasure  # loaded when first used
 
         return _erasure.end_records(
-            self,
-            list(records),
-            action,
-            now=self.now(now),
-            reason=reason,
-            schedule=schedule,
-            holds=tuple(holds),
-            override=override,
+            self, list(records), action, self.now(now), reason, schedule, tuple(holds), override
         )
 
     def verify_anonymised(
