@@ -76,12 +76,12 @@ class Requester:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (personal: persist as such)."""
-        return {"role": self.role.value, "name": self.name, "email": self.email}
+        return to_json_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Requester:
         """Rebuild from :meth:`to_dict`."""
-        return cls(role=RequesterRole(data["role"]), name=data["name"], email=data["email"])
+        return from_json_dict(cls, dict(data))
 
 
 @attrs.frozen(kw_only=True)
