@@ -32,6 +32,7 @@ from learnprivacy.errors import ValidationError
 from learnprivacy.records._base import subject_of
 from learnprivacy.retention import Action, Hold, Schedule, Trigger
 from learnprivacy.retention._consents import lapsed_consents
+from learnprivacy.store import _statistics as statistics
 from learnprivacy.store._actions import (
     anonymise_rows,
     erase_rows,
@@ -502,6 +503,7 @@ class _TypeSweep:
             # Lock order on PostgreSQL, the same in every writer: rows, keys, audit head.
             learners = {subject_of(r) for r in gone}
             keys = live_keys(self.store, connection, learners, rt.scope, refs=refs)
+        statistics.removed(connection, {subject_of(r) for r in gone})
         erase_rows(connection, rt, [r.id for r in work[Action.ERASE]])
         anonymise_rows(
             connection,
