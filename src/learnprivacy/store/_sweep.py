@@ -17,13 +17,11 @@ of their records within the same sweep, and a dry run reports what a real run do
 from __future__ import annotations
 
 import datetime as dt
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select, true
 
+from learnprivacy._collector import collector_paused as _collector_paused
 from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import utc_if_naive
 from learnprivacy._vocabulary import RETENTION_ACTIONS
@@ -55,26 +53,6 @@ if TYPE_CHECKING:
 __all__ = ["sweep"]
 
 _VERB = {Action.ERASE: "erase", Action.ANONYMISE: "anonymise", Action.RESTRICT: "restrict"}
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for one sweep page, then restore it.
-
-    A page builds and drops thousands of short-lived objects (rows, record skeletons,
-    references) that reference counting frees; the allocations alone set off full
-    collections of the whole heap, a quarter of a sweep's CPU time at 20,000 learners.
-    The collector is turned back on when the page ends (commit and key shreds included,
-    or an error) only if it was on when the page began.
-    """
-    was_on = gc.isenabled()
-    if was_on:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if was_on:
-            gc.enable()
 
 
 class _Tally:
