@@ -93,8 +93,14 @@ def _score_of(final: Decimal, low: Decimal, high: Decimal) -> Score | str:
     return Score(raw=raw, min=low_, max=high_)
 
 
-def _graded(done: ProgressStatus, final: Any, gradepass: Any) -> ProgressStatus:
-    if final is None or gradepass is None or not gradepass > 0:
+def _graded(
+    done: ProgressStatus, final: Decimal | None, gradepass: Decimal | None
+) -> ProgressStatus:
+    # A grade or pass mark that is not a number (PostgreSQL's NUMERIC holds NaN) passes
+    # nothing and fails nothing: the score's own check reports it.
+    if final is None or gradepass is None or not (final.is_finite() and gradepass.is_finite()):
+        return done
+    if not gradepass > 0:
         return done
     return ProgressStatus.PASSED if final >= gradepass else ProgressStatus.FAILED
 
