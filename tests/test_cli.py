@@ -280,6 +280,40 @@ def test_register_formats(cli: Cli) -> None:
     assert data["activities"]
 
 
+def test_register_internal_only(cli: Cli) -> None:
+    """``--internal-only`` (repeatable, comma-separated) promises purposes internal: they
+    lose their "no recipient declared" gap, the others keep it."""
+    plain = cli.json("register")
+    assert not any(a["internal_only"] for a in plain["activities"])
+    named = cli.json(
+        "register",
+        "--internal-only",
+        "Proof of consent, Billing and tax obligations",
+        "--internal-only",
+        "Issuing and verifying certificates",
+    )
+    promised = {a["purpose"] for a in named["activities"] if a["internal_only"]}
+    assert promised == {
+        "Proof of consent",
+        "Billing and tax obligations",
+        "Issuing and verifying certificates",
+    }
+    assert not [g for g in named["gaps"] if g.startswith(tuple(promised))]
+    assert any(g.startswith("Proof of consent: no recipient") for g in plain["gaps"])
+    assert any(g.startswith("Security of the platform") for g in named["gaps"])
+
+
+def test_attack_register_internal_only_nobody_has_or_empty(cli: Cli) -> None:
+    """A promised purpose no activity has is a gap, not silence; an empty name
+    (``billing,``) is refused before anything is written."""
+    gaps = cli.json("register", "--internal-only", "Marketing")["gaps"]
+    assert "Marketing: declared shared internally only, but no activity has that purpose" in gaps
+    out = cli.folder / "register.md"
+    refused = cli("register", "--out", str(out), "--internal-only", "Proof of consent,", code=2)
+    assert "--internal-only needs purpose names" in refused.output
+    assert not out.exists()
+
+
 def test_requests_workflow(cli: Cli) -> None:
     """new -> advance (identity asked) -> advance --identity -> advance (executed)."""
     created = cli.json(

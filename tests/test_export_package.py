@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from learnprivacy.basis import LawfulBasis
-from learnprivacy.errors import ConfigurationError, IntegrityError, ProviderError
+from learnprivacy.errors import ConfigurationError, IntegrityError, ProviderError, ValidationError
 from learnprivacy.export import PackageWriter, read_package
 from learnprivacy.export._names import check_entry_name
 from learnprivacy.providers.writer import DataDescription
@@ -512,3 +512,16 @@ def test_package_rows_for_notebooks(tmp_path: Path) -> None:
     frame = package.to_dataframe()
     assert len(frame) == len(rows)
     assert set(frame["_record_type"]) == {type(r).__name__ for r in _everything()}
+
+
+def test_a_time_without_zone_is_refused_before_any_row(tmp_path: Path) -> None:
+    """A naive ``now`` is refused when the writer is made: it used to make every record
+    look undatable, so the package silently held no xAPI statement at all."""
+    with pytest.raises(ValidationError):
+        PackageWriter(
+            tmp_path / "p",
+            subject_id="L1",
+            subject_reference="p1_ref",
+            xapi_actor="p1_a",
+            now=dt.datetime(2026, 1, 1),
+        )

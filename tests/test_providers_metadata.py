@@ -61,8 +61,8 @@ def test_items_are_typed_and_in_order() -> None:
     assert [i.kind for i in collection.items] == list(ItemKind)
     assert collection.database_tables[0].name == "forum_posts"
     assert collection.external_locations[0].recipient == "OPCO Atlas"
-    assert collection.subsystem_links[0].summary == "Attachments of posts"
-    assert collection.user_preferences[0].name == "forum_digest"
+    assert collection.of_type(SubsystemLink)[0].summary == "Attachments of posts"
+    assert collection.of_type(UserPreference)[0].name == "forum_digest"
     assert len(collection) == 4
 
 

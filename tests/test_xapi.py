@@ -212,6 +212,29 @@ def test_statement_ids_are_deterministic_uuid5() -> None:
     )
 
 
+@settings(max_examples=300, deadline=None)
+@given(record_id=st.text(min_size=1, max_size=40), course=st.text(min_size=1, max_size=20))
+def test_statement_ids_are_those_of_the_uuid_module(record_id: str, course: str) -> None:
+    """The id, hashed without a UUID object, is ``uuid.uuid5`` of the same name: version 5,
+    the RFC 4122 variant, any text (non-ASCII, separators) hashed as UTF-8."""
+    stamp = "2025-01-01T00:00:00.000Z"
+    name = "\x1f".join(
+        ["https://lms.example.org", "Progress", record_id, VERB_PASSED, stamp, course, "", ""]
+    )
+    made = statement_id(
+        "https://lms.example.org",
+        "Progress",
+        record_id,
+        VERB_PASSED,
+        dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+        object_id=course,
+    )
+    assert made == str(uuid.uuid5(STATEMENT_NAMESPACE, name))
+    parsed = uuid.UUID(made)
+    assert parsed.version == 5
+    assert parsed.variant == uuid.RFC_4122
+
+
 def test_statement_ids_follow_the_event_not_its_wording() -> None:
     """The same event under another offset, language, platform, course name or version has
     the same id; another record, verb, instant, or a rectified score, course or time spent

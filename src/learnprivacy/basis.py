@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
+from typing import Self
 
 from learnprivacy._vocabulary import Article
 from learnprivacy.errors import UnknownCodeError
@@ -47,7 +48,9 @@ class _Coded(enum.Enum):
         return f"{self._article_base()}({self.value})"
 
     @classmethod
-    def _from_code(cls, code: str) -> _Coded:
+    def from_moodle(cls, code: str) -> Self:
+        """Return the member for a Moodle code (``"gdpr_art_6_1_b"``); unknown codes raise
+        ``UnknownCodeError``."""
         if isinstance(code, str):
             normalised = code.strip().lower()
             for member in cls:
@@ -75,13 +78,6 @@ class LawfulBasis(_Coded):
     VITAL_INTERESTS = "d"
     PUBLIC_TASK = "e"
     LEGITIMATE_INTERESTS = "f"
-
-    @classmethod
-    def from_moodle(cls, code: str) -> LawfulBasis:
-        """Return the basis for a Moodle code; unknown codes raise ``UnknownCodeError``."""
-        member = cls._from_code(code)
-        assert isinstance(member, LawfulBasis)  # narrows the type for mypy
-        return member
 
     @classmethod
     def parse_moodle_list(cls, codes: str) -> tuple[LawfulBasis, ...]:
@@ -112,13 +108,6 @@ class SpecialCategoryCondition(_Coded):
     HEALTH_OR_SOCIAL_CARE = "h"
     PUBLIC_HEALTH = "i"
     ARCHIVING_RESEARCH_STATISTICS = "j"
-
-    @classmethod
-    def from_moodle(cls, code: str) -> SpecialCategoryCondition:
-        """Return the condition for a Moodle code; unknown codes raise ``UnknownCodeError``."""
-        member = cls._from_code(code)
-        assert isinstance(member, SpecialCategoryCondition)  # narrows the type for mypy
-        return member
 
 
 #: The article whose points each coded enum lists.

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from unittest import mock
 
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import User
-from django.db.models.deletion import Collector, ProtectedError
 from django.test import TransactionTestCase
 
 from learnprivacy.django._privacy import get_privacy
@@ -27,7 +25,7 @@ from learnprivacy.django.models import AuditEntry, Restriction
 from learnprivacy.errors import RestrictedRecordError
 from learnprivacy.retention import Hold
 from lms.models import Course, Enrolment, ForumPost, Invoice, Profile
-from lms.tests import LONG_AGO, NOW, erasure_request, learner, profile
+from lms.tests import LONG_AGO, NOW, erasure_request, learner, profile, protected_account
 
 
 class AccountErasureTests(TransactionTestCase):
@@ -109,16 +107,7 @@ class AccountErasureTests(TransactionTestCase):
         """A table the project did not declare protects the account (``on_delete=
         PROTECT``): the account is anonymised but nothing lawful keeps it, so it is
         reported as left, not restricted, and the request FAILS truthfully."""
-        log = LogEntry.objects.create(user=self.ana, action_flag=1, object_repr="x")
-        original = Collector.collect
-
-        def protected(collector: Collector, objs: object, *args: object, **kwargs: object) -> None:
-            found = list(objs)  # type: ignore[call-overload]
-            if found and isinstance(found[0], User):
-                raise ProtectedError("protected by an undeclared table", {log})
-            original(collector, found, *args, **kwargs)
-
-        with mock.patch.object(Collector, "collect", protected):
+        with protected_account(self.ana):
             result = get_privacy().erase_subject(self.ana.pk, now=NOW)
             assert result.kept == ()
             assert [(k.table, k.rows) for k in result.left] == [("auth_user", 1)]
@@ -129,6 +118,38 @@ class AccountErasureTests(TransactionTestCase):
             book, request_id, state = erasure_request(get_privacy(), self.ana)
         assert state == "failed"
         assert list(book.history(request_id))[-1].to_dict()["detail"]["step"] == "erase_providers"
+
+    def test_attack_a_dry_run_says_a_protected_account_stays(self) -> None:
+        """The dry run tries the account's deletion (rolled back) instead of guessing:
+        a table the project did not declare protects it, so the dry run reports it left,
+        as the erasure then does, and changes nothing (it reported it deleted)."""
+        audited = AuditEntry.objects.count()
+        with protected_account(self.ana):
+            dry = get_privacy().erase_subject(self.ana.pk, now=NOW, dry_run=True)
+            assert dry.dry_run
+            assert [(k.table, k.rows) for k in dry.left] == [("auth_user", 1)]
+            assert "django_admin_log" in dry.left[0].reason
+            assert (dry.erased, dry.anonymised) == (3, 1)
+            row = User.objects.get(pk=self.ana.pk)
+            assert (row.username, row.email, row.is_active) == ("ana", "ana@example.org", True)
+            assert Profile.objects.filter(user=self.ana).exists()
+            assert Enrolment.objects.filter(user=self.ana).exists()
+            assert not Restriction.objects.exists()
+            assert AuditEntry.objects.count() == audited
+            done = get_privacy().erase_subject(self.ana.pk, now=NOW)
+        assert (done.erased, done.anonymised, done.left) == (dry.erased, dry.anonymised, dry.left)
+        assert not User.objects.get(pk=self.ana.pk).is_active
+
+    def test_a_dry_run_says_a_free_account_is_deleted(self) -> None:
+        """Control: nothing protects the account; the dry run counts it erased (profile,
+        enrolment, post and the account), deletes nothing, and the erasure agrees."""
+        dry = get_privacy().erase_subject(self.ana.pk, now=NOW, dry_run=True)
+        assert (dry.erased, dry.anonymised, dry.left, dry.kept) == (4, 0, (), ())
+        assert User.objects.filter(pk=self.ana.pk).exists()
+        assert ForumPost.objects.filter(author=self.ana).exists()
+        done = get_privacy().erase_subject(self.ana.pk, now=NOW)
+        assert (done.erased, done.anonymised) == (4, 0)
+        assert not User.objects.filter(pk=self.ana.pk).exists()
 
     def test_attack_a_held_account_is_never_deleted(self) -> None:
         """A hold on the learner: the account is kept as it is (not even anonymised),

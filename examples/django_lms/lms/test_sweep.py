@@ -23,6 +23,7 @@ from learnprivacy.django._restrictions import restrict
 from learnprivacy.django._settings import reset_runtime, runtime
 from learnprivacy.django.models import AuditEntry, Restriction
 from lms.models import Consent, Course, Enrolment, NewsletterSubscription, Profile
+from lms.tests import protected_account
 
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 LONG_AGO = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
@@ -72,6 +73,23 @@ class ActivityTests(TransactionTestCase):
         assert not User.objects.filter(pk=self.gone.pk).exists()
         assert runtime().keyring.is_shredded(str(self.gone.pk), "contract")
         assert not runtime().keyring.is_shredded(str(self.active.pk), "contract")
+
+    def test_attack_a_dry_sweep_says_a_protected_account_stays(self) -> None:
+        """A table the project did not declare protects the swept learner's account:
+        the dry sweep tries the deletion (after the learner's rows, as the sweep would)
+        and counts the account anonymised, not erased, as the sweep then does; the dry
+        sweep changes nothing (it counted the account erased)."""
+        with protected_account(self.gone):
+            dry = get_privacy().sweep(now=NOW, dry_run=True)
+            assert (dry.erased, dry.anonymised) == (2, 1)
+            assert Profile.objects.filter(user=self.gone).exists()
+            assert User.objects.get(pk=self.gone.pk).username == "gone"
+            assert not Restriction.objects.exists()
+            assert not AuditEntry.objects.exists()
+            result = get_privacy().sweep(now=NOW)
+        assert (result.erased, result.anonymised) == (2, 1)
+        assert not Profile.objects.filter(user=self.gone).exists()
+        assert User.objects.get(pk=self.gone.pk).username != "gone"
 
     def test_the_sweep_command_compacts_the_keys_when_it_shredded(self) -> None:
         """``learnprivacy_sweep`` that shredded a learner's keys ends with a key

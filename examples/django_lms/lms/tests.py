@@ -14,6 +14,8 @@ import json
 import re
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -87,6 +89,27 @@ def erasure_request(privacy: DjangoPrivacy, user: User) -> tuple[Any, str, str]:
     book.verify_identity(request, method=ProofMethod.AUTHENTICATED_SESSION, now=NOW)
     done = executor.execute(request.id, now=NOW)
     return book, request.id, done.state.value
+
+
+@contextmanager
+def protected_account(user: User) -> Iterator[Any]:
+    """Deleting ``user`` is refused as an ``on_delete=PROTECT`` foreign key of a table
+    the project did not declare refuses it (the admin log plays that table; yields its
+    protecting row); every other delete runs as Django runs it."""
+    from django.contrib.admin.models import LogEntry
+    from django.db.models.deletion import Collector, ProtectedError
+
+    log = LogEntry.objects.create(user=user, action_flag=1, object_repr="x")
+    original = Collector.collect
+
+    def protected(collector: Collector, objs: Any, *args: Any, **kwargs: Any) -> None:
+        found = list(objs)
+        if any(isinstance(o, User) and o.pk == user.pk for o in found):
+            raise ProtectedError("protected by an undeclared table", {log})
+        original(collector, found, *args, **kwargs)
+
+    with mock.patch.object(Collector, "collect", protected):
+        yield log
 
 
 class FieldTests(TestCase):

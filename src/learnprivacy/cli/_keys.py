@@ -30,15 +30,6 @@ def keys() -> None:
     """The key database and the master key: rotate, back up, status."""
 
 
-def _sync(path: Path) -> None:
-    """Flush ``path`` (a file or a directory) to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _open(env: Env, master: bytes, previous: list[bytes]) -> Store:
     from learnprivacy.crypto import Keyring
     from learnprivacy.store import Store
@@ -77,6 +68,8 @@ def keys_rotate(env: Env, resume: bool, batch_size: int) -> None:
             f"the master key comes from {variable}: rotate it in your secret manager",
             field=variable,
         )
+    from learnprivacy.store._epochs import sync_path
+
     key_path = Path(env.key_file)
     new_path = key_path.with_name(key_path.name + ".new")
     old_key = read_key_file(key_path)  # fails early on a missing or unreadable key file
@@ -93,8 +86,8 @@ def keys_rotate(env: Env, resume: bool, batch_size: int) -> None:
                 "key; run `learnprivacy keys rotate --resume`"
             )
         new_key = write_key_file(new_path)
-        _sync(new_path)
-        _sync(new_path.parent)
+        sync_path(new_path)
+        sync_path(new_path.parent)
     with (
         _open(env, new_key, [old_key]) as store,
         progress(env, "Rewrapping data keys", unit="keys") as bar,
@@ -103,7 +96,7 @@ def keys_rotate(env: Env, resume: bool, batch_size: int) -> None:
         key_id = store.keyring.master_key_id
     # Every data key is under the new key: only now may the old key file go.
     os.replace(new_path, key_path)
-    _sync(key_path.parent)
+    sync_path(key_path.parent)
     emit(
         env,
         {"master_key_id": key_id, "key_file": str(key_path), "rewrapped": rewrapped},

@@ -65,24 +65,46 @@ def controller_from_file(path: str) -> Controller:
     show_default=True,
     help="Language of the headings (Markdown and HTML).",
 )
+@click.option(
+    "--internal-only",
+    "internal_only",
+    multiple=True,
+    metavar="PURPOSE",
+    help="A purpose whose data go to nobody outside the controller "
+    "(repeat, or separate with commas).",
+)
 @pass_env
 def register(
-    env: Env, controller_path: str | None, fmt: str, out: str | None, language: str
+    env: Env,
+    controller_path: str | None,
+    fmt: str,
+    out: str | None,
+    language: str,
+    internal_only: tuple[str, ...],
 ) -> None:
     """Print the GDPR Art. 30 record of processing built from every provider's metadata.
 
     The controller is the configuration's [controller] and [dpo] (or --controller); the
-    retention comes from its [policy].
+    retention comes from its [policy]. --internal-only names purposes the policy promises
+    to share with nobody outside the controller, added to the controller's own: an
+    external recipient declared under one is listed in the register's gaps, an internal
+    one is not; a purpose no activity has is a gap too.
     """
+    from learnprivacy.errors import ValidationError
     from learnprivacy.providers import PrivacyManager, StoreProvider
+    from learnprivacy.providers._register import purposes_option
 
+    try:
+        purposes = purposes_option(internal_only)
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--internal-only") from None
     if controller_path:
         controller = controller_from_file(controller_path)
     else:
         controller = env.settings.require_controller()
     with env.open_store() as store:
         provider = StoreProvider(store, schedule=env.settings.schedule())
-        built = PrivacyManager(providers=[provider]).register(controller)
+        built = PrivacyManager(providers=[provider]).register(controller, internal_only=purposes)
     if env.json:
         fmt = "json"
     text = {

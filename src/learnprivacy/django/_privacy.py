@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -66,6 +66,13 @@ __all__ = [
 
 #: The provider component of the project's declared models.
 COMPONENT = "django_models"
+
+_T = TypeVar("_T")
+
+
+class _RolledBack(Exception):
+    """Ends a dry run's trial savepoint, so that whatever it did is undone."""
+
 
 Progress = Callable[[str, int, int], None]
 
@@ -210,9 +217,10 @@ class DjangoPrivacy:
         self.using = using
         self.component = component
         self.audit = DjangoAuditLog(runtime().keyring, using=using, actor=actor)
-        # Rows a dry-run sweep counts as erased or anonymised, by (table, text key): they
-        # no longer keep an account when the sweep reaches it (nothing was removed).
-        self._dry_gone: set[tuple[str, str]] = set()
+        # Rows a dry-run sweep counts as erased or anonymised, by (table, text key), with
+        # that action: they no longer keep an account when the sweep reaches it, and its
+        # trial removes them first (see _trial).
+        self._dry_gone: dict[tuple[str, str], Action] = {}
 
     def __repr__(self) -> str:
         return f"DjangoPrivacy(using={self.using!r}, models={len(self.bound)})"
@@ -388,12 +396,7 @@ class DjangoPrivacy:
         return {learner: text for learner, (_rank, text) in found.items()}
 
     def _remove_unowned(
-        self,
-        bound: Bound,
-        rows: Sequence[tuple[Any, str]],
-        *,
-        now: dt.datetime,
-        dry_run: bool = False,
+        self, bound: Bound, rows: Sequence[tuple[Any, str]], *, now: dt.datetime
     ) -> _Removal:
         """Carry out the erasure decided for rows ``(key, learner)`` of a model the
         project does not own (``auth.User``, declared with :func:`declare`).
@@ -420,9 +423,6 @@ class DjangoPrivacy:
                 removal.kept.append((key, learner, keepers[learner]))
             else:
                 free.append((key, learner))
-        if dry_run:
-            removal.deleted = [key for key, _learner in free]
-            return removal
         blocked = self._delete_unowned(bound, free)
         for key, learner in free:
             why = blocked.get(str(key))
@@ -443,6 +443,50 @@ class DjangoPrivacy:
         if fresh:
             self._restrict_rows(bound, fresh, now)
         return removal
+
+    def _trial(self, body: Callable[[], _T]) -> _T:
+        """``body()``'s result, with everything it wrote undone: it runs in a savepoint
+        of the application's database that is always rolled back.
+
+        A dry run answers what only trying can tell (whether Django deletes an account
+        or a ``PROTECT``/``RESTRICT`` foreign key, or a restricted row, refuses it) by
+        carrying the erasure out here. Nothing it writes survives, and the key shreds
+        it would queue wait for a commit that never comes (``on_commit`` callbacks of a
+        rolled-back savepoint are dropped). Django's delete signals do run: receivers
+        that act outside the database see the trial.
+        """
+        from django.db import transaction
+
+        done: list[_T] = []
+        try:
+            with transaction.atomic(using=self.using):
+                done.append(body())
+                raise _RolledBack
+        except _RolledBack:
+            pass
+        return done[0]
+
+    def _remove_dry_gone(self, learners: Sequence[str]) -> None:
+        """Inside a dry-run sweep's trial: erase or anonymise the rows of ``learners``
+        the sweep has counted so (``_dry_gone``), as the real sweep would have by the
+        time it reaches their accounts."""
+        for other in self.bound:
+            if not other.owned:
+                continue
+            table = other.spec.table
+            manager = other.model._base_manager.using(self.using)
+            keys = manager.filter(**{f"{other.subject_lookup}__in": list(learners)}).values_list(
+                "pk", flat=True
+            )
+            planned: dict[Action, list[Any]] = {}
+            for key in keys:
+                action = self._dry_gone.get((table, str(key)))
+                if action is not None:
+                    planned.setdefault(action, []).append(key)
+            if planned.get(Action.ERASE):
+                self._erase_rows(other, planned[Action.ERASE])
+            if planned.get(Action.ANONYMISE):
+                self._anonymise_rows(other, planned[Action.ANONYMISE])
 
     def _delete_unowned(self, bound: Bound, rows: Sequence[tuple[Any, str]]) -> dict[str, str]:
         """Delete ``rows`` of ``bound`` as Django does; the rows it refused, by text key,
@@ -604,21 +648,25 @@ class DjangoPrivacy:
                 else:
                     reason = kept_reason(spec, decision)
                     restrict_rows.setdefault(spec.table, []).append((decided.key, learner, reason))
-            if not dry_run:
+
+            def carry_out() -> dict[str, _Removal]:
                 for table, keys in erase.items():
                     self._erase_rows(by_table[table], keys)
                 for table, listed in restrict_rows.items():
                     self._restrict_rows(by_table[table], listed, now)
-            removals: dict[str, _Removal] = {}
-            for table, pairs in unowned.items():
-                if dry_run:
-                    held = f"{KEPT_ANONYMISED}kept rows refer to it"
-                    removals[table] = _Removal(
-                        deleted=[] if restrict_rows else [k for k, _l in pairs],
-                        kept=[(k, lr, held) for k, lr in pairs] if restrict_rows else [],
-                    )
-                    continue
-                removals[table] = self._remove_unowned(by_table[table], pairs, now=now)
+                return {
+                    table: self._remove_unowned(by_table[table], pairs, now=now)
+                    for table, pairs in unowned.items()
+                }
+
+            if not dry_run:
+                removals = carry_out()
+            elif unowned:
+                # Whether the account goes is only known by trying (PROTECT, RESTRICT,
+                # restricted rows its deletion would reach): tried, then rolled back.
+                removals = self._trial(carry_out)
+            else:
+                removals = {}
             for table, removal in removals.items():
                 if removal.deleted:
                     erase.setdefault(table, []).extend(removal.deleted)
@@ -694,7 +742,7 @@ class DjangoPrivacy:
         # In a dry run nothing is removed: rows the retention pass already counted are
         # not counted again by the consent pass.
         decided: set[tuple[str, str]] = set()
-        self._dry_gone = set()
+        self._dry_gone = {}
         # Models the project owns first: an account is deleted only once the rows that
         # refer to it have had their turn (_remove_unowned keeps it while some remain).
         for bound in sorted(self.bound, key=lambda b: not b.owned):
@@ -721,7 +769,7 @@ class DjangoPrivacy:
                         if d.decision.action in (Action.ERASE, Action.ANONYMISE, Action.RESTRICT)
                     )
                     self._dry_gone.update(
-                        (bound.spec.table, str(d.key))
+                        ((bound.spec.table, str(d.key)), d.decision.action)
                         for d in decisions
                         if d.decision.action in (Action.ERASE, Action.ANONYMISE)
                     )
@@ -1001,9 +1049,17 @@ class DjangoPrivacy:
             restrict = [r for r in restrict if str(r.key) not in already]
         removal: _Removal | None = None
         if erase and not bound.owned:
-            removal = self._remove_unowned(
-                bound, [(r.key, r.subject) for r in erase], now=now, dry_run=dry_run
-            )
+            pairs = [(r.key, r.subject) for r in erase]
+            if dry_run:
+                learners = sorted({r.subject for r in erase})
+
+                def tried() -> _Removal:
+                    self._remove_dry_gone(learners)
+                    return self._remove_unowned(bound, pairs, now=now)
+
+                removal = self._trial(tried)
+            else:
+                removal = self._remove_unowned(bound, pairs, now=now)
             counts["erased"] = len(removal.deleted)
             counts["anonymised"] = len(anonymise) + len(removal.kept) - len(removal.already)
             counts["anonymised"] += len(removal.left)

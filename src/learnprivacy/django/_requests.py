@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from learnprivacy.crypto import FieldCipher
 from learnprivacy.errors import IntegrityError, RequestStateError
-from learnprivacy.requests import RequestState
-from learnprivacy.requests._backend import Fact
+from learnprivacy.requests._backend import Fact, RequestQuery
 from learnprivacy.requests._bodies import (
     SealedBook,
     canonical_json,
@@ -37,8 +36,6 @@ from learnprivacy.requests._history import HistoryEntry
 from learnprivacy.requests._model import SubjectRequest
 
 __all__ = ["DjangoRequestBackend"]
-
-_OPEN = [s.value for s in RequestState if not s.terminal]
 
 
 class DjangoRequestBackend(SealedBook):
@@ -134,27 +131,19 @@ class DjangoRequestBackend(SealedBook):
         row = RequestRow.objects.using(self._using).filter(id=request_id).only("body").first()
         return None if row is None else self._request(request_id, row.body)
 
-    def list_requests(
-        self,
-        *,
-        learner_id: str | None = None,
-        open_only: bool = False,
-        due_before: dt.datetime | None = None,
-        states: Collection[RequestState] | None = None,
-    ) -> tuple[SubjectRequest, ...]:
-        """Requests, oldest receipt first (the filters run in SQL)."""
+    def list_requests(self, query: RequestQuery) -> tuple[SubjectRequest, ...]:
+        """The requests ``query`` selects, oldest receipt first (the filters run in SQL)."""
         from learnprivacy.django.models import RequestRow
 
-        query = RequestRow.objects.using(self._using).order_by("received_at", "id")
-        if learner_id is not None:
-            query = query.filter(learner_id=self._ref(learner_id))
-        if open_only:
-            query = query.filter(state__in=_OPEN)
-        if due_before is not None:
-            query = query.filter(due_at__lt=due_before)
+        rows = RequestRow.objects.using(self._using).order_by("received_at", "id")
+        if query.learner_id is not None:
+            rows = rows.filter(learner_id=self._ref(query.learner_id))
+        states = query.state_values()
         if states is not None:
-            query = query.filter(state__in=[s.value for s in states])
-        return tuple(self._request(i, body) for i, body in query.values_list("id", "body"))
+            rows = rows.filter(state__in=states)
+        if query.due_before is not None:
+            rows = rows.filter(due_at__lt=query.due_before)
+        return tuple(self._request(i, body) for i, body in rows.values_list("id", "body"))
 
     def history(self, request_id: str) -> tuple[HistoryEntry, ...]:
         """The entries in sequence order."""

@@ -102,9 +102,10 @@ def flatten(row: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any
             yield name, value
 
 
-def cells_reader(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], list[str]]:
+def cells_reader(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], list[Any]]:
     """The CSV cells of a row for ``columns``: what ``csv_cell(dict(flatten(row)).get(c))``
     gives for each column, reading the nested values directly (no flat copy per row).
+    Integers and floats are left as numbers, which ``csv.writer`` writes as the same text.
 
     For columns of at most two segments (``score.raw``), which is every column of a record
     class; deeper ones take the flat copy.
@@ -118,26 +119,49 @@ def cells_reader(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], list[s
 
         return flat_cells
 
-    def leaf(value: Any) -> Any:
-        # flatten() names a non-empty mapping by its keys, never by its own column.
-        return None if isinstance(value, Mapping) and value else value
+    # Consecutive columns under one key ("score.raw", "score.min", ...) are read from one
+    # lookup of that key; a top-level column has no second segment (None).
+    plan: list[tuple[str, tuple[str, ...] | None]] = []
+    for path in paths:
+        if len(path) == 1:
+            plan.append((path[0], None))
+        elif plan and plan[-1][0] == path[0] and plan[-1][1] is not None:
+            plan[-1] = (path[0], (*plan[-1][1], path[1]))
+        else:
+            plan.append((path[0], (path[1],)))
+    absent = {len(under): (None,) * len(under) for _, under in plan if under is not None}
 
-    def cells(row: Mapping[str, Any]) -> list[str]:
-        out = []
+    def cells(row: Mapping[str, Any]) -> list[Any]:
+        values: list[Any] = []
         get = row.get
-        for path in paths:
-            value = get(path[0])
-            if type(value) in _SCALARS:
-                if len(path) > 1:
-                    value = None
-            elif len(path) > 1:
-                value = leaf(value.get(path[1])) if isinstance(value, Mapping) else None
+        for key, under in plan:
+            value = get(key)
+            if under is None:
+                values.append(value)
+            elif type(value) is dict:
+                values.extend(map(value.get, under))
+            elif isinstance(value, Mapping):
+                values.extend(value.get(name) for name in under)
             else:
-                value = leaf(value)
-            out.append(csv_cell(value))
-        return out
+                # A scalar or null where the columns expect an object: no value.
+                values.extend(absent[len(under)])
+        # Numbers and text that no spreadsheet reads as a formula are written as they
+        # are (csv writes an int or a float as str() does, which is csv_cell's text).
+        return [
+            value
+            if (kind := type(value)) is int
+            or kind is float
+            or (kind is str and not (value and value[0] in _FORMULA_CHARS))
+            else _leaf_cell(value)
+            for value in values
+        ]
 
     return cells
+
+
+def _leaf_cell(value: Any) -> str:
+    # flatten() names a non-empty mapping by its keys, never by its own column.
+    return "" if isinstance(value, Mapping) and value else csv_cell(value)
 
 
 def neutralise_formula(text: str) -> str:

@@ -39,9 +39,9 @@ from learnprivacy.export._outputs import (
     write_package,
 )
 from learnprivacy.export._scope import Scope, basis_of_row
-from learnprivacy.export._xapi import XapiProfile, statement_for
+from learnprivacy.export._xapi import StatementBuilder, XapiProfile, statement_builder
 from learnprivacy.providers.writer import DataDescription
-from learnprivacy.records import Certificate, Progress, fields_of, from_json_dict, to_json_dict
+from learnprivacy.records import fields_of, from_json_dict, to_json_dict
 from learnprivacy.records._base import record_type, subject_of
 
 __all__ = ["ALL_FORMATS", "PackageWriter"]
@@ -134,12 +134,12 @@ class PackageWriter:
         self._csv_bom = csv_bom
         self._profile = xapi_profile or XapiProfile()
         # Statements never state events after this instant (read once when not given).
-        self._now = now if now is not None else dt.datetime.now(dt.UTC)
+        self._now = require_aware(now, "now") if now is not None else dt.datetime.now(dt.UTC)
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._descriptions: dict[tuple[str, str], DataDescription] = {}
         self._defaults = {(d.component, d.record_type): d for d in defaults}
         self._merged: dict[tuple[str, str], DataDescription | None] = {}
-        self._classes: dict[type[Any], tuple[tuple[str, ...], bool, bool]] = {}
+        self._classes: dict[type[Any], tuple[tuple[str, ...], bool, StatementBuilder | None]] = {}
         self._open: collections.OrderedDict[tuple[str, str], _Stream] = collections.OrderedDict()
         # The statements go straight into the package file, hashed as they are written.
         self._statements: HashingFile | None = None
@@ -214,7 +214,7 @@ class PackageWriter:
                 raise ProviderError(f"{component} wrote a non-record object", component=component)
             facts = self._class_facts(cls)
         self._check_subject(component, subject_of(record))
-        hidden, registered, states = facts
+        hidden, registered, build = facts
         stream = self._stream(component, cls.__name__, cls)
         basis = getattr(record, "basis", None)
         if not self.scope.includes(basis if isinstance(basis, LawfulBasis) else None):
@@ -226,11 +226,9 @@ class PackageWriter:
         if hidden or not registered:
             stream.typed = False
         self._append(stream, row)
-        if states:
+        if build is not None:
             try:
-                statement = statement_for(
-                    record, actor_name=self._xapi_actor, profile=self._profile, now=self._now
-                )
+                statement = build(record, self._xapi_actor, self._profile, self._now)
             except LPValidationError:
                 # A record dated after the export states nothing yet: its data is in
                 # the JSON and CSV files, and no statement claims it happened.
@@ -264,14 +262,15 @@ class PackageWriter:
         self._append(stream, row)
         return 1
 
-    def _class_facts(self, cls: type[Any]) -> tuple[tuple[str, ...], bool, bool]:
+    def _class_facts(self, cls: type[Any]) -> tuple[tuple[str, ...], bool, StatementBuilder | None]:
         """The fields a record class keeps out of exports, whether it is registered, and
-        whether its records state xAPI statements in this package (known once a class)."""
+        what builds its records' xAPI statements in this package, if they state any
+        (known once a class)."""
         facts = self._classes.get(cls)
         if facts is None:
             hidden = tuple(info.name for info in fields_of(cls) if not info.exported)
-            states = "xapi" in self.formats and issubclass(cls, Progress | Certificate)
-            facts = self._classes[cls] = (hidden, cls is _registered(cls.__name__), states)
+            build = statement_builder(cls) if "xapi" in self.formats else None
+            facts = self._classes[cls] = (hidden, cls is _registered(cls.__name__), build)
         return facts
 
     def _check_subject(self, component: str, subject: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -307,7 +308,21 @@ def _id(
             duration or "",
         )
     )
-    return str(uuid.uuid5(STATEMENT_NAMESPACE, name))
+    return _uuid5(name)
+
+
+# SHA-1 already fed the namespace: each id hashes only its name (RFC 4122 section 4.3).
+_NAMESPACE_HASH = hashlib.sha1(STATEMENT_NAMESPACE.bytes, usedforsecurity=False)
+_VARIANT = "89ab"
+
+
+def _uuid5(name: str) -> str:
+    """``str(uuid.uuid5(STATEMENT_NAMESPACE, name))``, without the UUID object."""
+    digest = _NAMESPACE_HASH.copy()
+    digest.update(name.encode("utf-8"))
+    x = digest.hexdigest()
+    # Version 5 in the 13th digit; the RFC 4122 variant (10xx) in the 17th.
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[int(x[16], 16) & 3]}{x[17:20]}-{x[20:32]}"
 
 
 _REGISTRATION: dict[type[Any], bool] = {}
@@ -447,6 +462,21 @@ def _now(now: dt.datetime | None) -> dt.datetime:
     return require_aware(now, "now")
 
 
+#: What builds the statement of a record: the record, the actor's name, the profile and
+#: the export's time (aware); ``None`` when a record of its kind states nothing.
+StatementBuilder = Callable[[Any, str, XapiProfile, dt.datetime], dict[str, Any] | None]
+
+
+def statement_builder(cls: type[Any]) -> StatementBuilder | None:
+    """The builder of the statements of records of ``cls`` (a subclass of a record type,
+    an LMS's own, builds as its base), or ``None`` when they state nothing."""
+    if issubclass(cls, Progress):
+        return _progress
+    if issubclass(cls, Certificate):
+        return _certificate
+    return None
+
+
 def statement_for(
     record: object,
     *,
@@ -467,11 +497,8 @@ def statement_for(
     """
     profile = profile or XapiProfile()
     moment = _now(now)
-    if isinstance(record, Progress):
-        return _progress(record, actor_name, profile, moment)
-    if isinstance(record, Certificate):
-        return _certificate(record, actor_name, profile, moment)
-    return None
+    build = statement_builder(type(record))
+    return None if build is None else build(record, actor_name, profile, moment)
 
 
 def statements_for(
@@ -494,20 +521,15 @@ def statements_for(
     profile = profile or XapiProfile()
     moment = _now(now)
     names: dict[str, str] = {}
-    builders: dict[type[Any], Callable[..., dict[str, Any] | None]] = {
-        Progress: _progress,
-        Certificate: _certificate,
-    }
+    builders: dict[type[Any], StatementBuilder | None] = {}
     for record in records:
-        build: Callable[..., dict[str, Any] | None] | None = builders.get(type(record))
+        kind = type(record)
+        if kind in builders:
+            build = builders[kind]
+        else:
+            build = builders[kind] = statement_builder(kind)
         if build is None:
-            # A subclass of a record type (an LMS's own) builds as its base.
-            if isinstance(record, Progress):
-                build = builders[Progress]
-            elif isinstance(record, Certificate):
-                build = builders[Certificate]
-            else:
-                continue
+            continue
         subject = subject_of(record)
         name = names.get(subject)
         if name is None:

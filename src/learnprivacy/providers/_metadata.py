@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.errors import ValidationError
@@ -20,6 +20,23 @@ from learnprivacy.retention import Period, Trigger
 __all__ = ["MetadataCollection"]
 
 _Item = TypeVar("_Item", bound=MetadataItem)
+
+
+class RegisterFacts(TypedDict, total=False):
+    """The register's facts every ``add_*`` method takes as keywords (see :class:`MetadataItem`).
+
+    ``purpose`` plain text; ``basis`` a :class:`~learnprivacy.LawfulBasis` or its Moodle
+    code; ``categories`` the :class:`~learnprivacy.DataCategory` members involved;
+    ``retention`` an ISO 8601 period counted from ``retention_from``; ``summary_id`` a
+    translation string identifier.
+    """
+
+    purpose: str | None
+    basis: LawfulBasis | str | None
+    categories: Iterable[DataCategory | str] | None
+    retention: Period | str | None
+    retention_from: Trigger | str | None
+    summary_id: str | None
 
 
 class MetadataCollection(Ordered[MetadataItem]):
@@ -87,27 +104,13 @@ class MetadataCollection(Ordered[MetadataItem]):
         fields: Mapping[str, str],
         summary: str = "",
         *,
-        purpose: str | None = None,
-        basis: LawfulBasis | str | None = None,
-        categories: Iterable[DataCategory | str] | None = None,
-        retention: Period | str | None = None,
-        retention_from: Trigger | str | None = None,
-        summary_id: str | None = None,
         field_ids: Mapping[str, str] | None = None,
+        **facts: Unpack[RegisterFacts],
     ) -> MetadataCollection:
         """Declare a table of the component's own storage and its personal fields."""
         return self.add_item(
             DatabaseTable(
-                name=name,
-                fields=fields,
-                summary=summary,
-                purpose=purpose,
-                basis=basis,
-                categories=categories,
-                retention=retention,
-                retention_from=retention_from,
-                summary_id=summary_id,
-                field_ids=field_ids or {},
+                name=name, fields=fields, summary=summary, field_ids=field_ids or {}, **facts
             )
         )
 
@@ -117,16 +120,11 @@ class MetadataCollection(Ordered[MetadataItem]):
         fields: Mapping[str, str],
         summary: str = "",
         *,
-        purpose: str | None = None,
-        basis: LawfulBasis | str | None = None,
-        categories: Iterable[DataCategory | str] | None = None,
-        retention: Period | str | None = None,
-        retention_from: Trigger | str | None = None,
         recipient: str | None = None,
         country: str | None = None,
-        summary_id: str | None = None,
         field_ids: Mapping[str, str] | None = None,
         internal: bool = False,
+        **facts: Unpack[RegisterFacts],
     ) -> MetadataCollection:
         """Declare data sent outside: an employer, a funder, an LRS, a video service
         (``internal=True``: a recipient inside the controller, such as its trainers)."""
@@ -135,16 +133,11 @@ class MetadataCollection(Ordered[MetadataItem]):
                 name=name,
                 fields=fields,
                 summary=summary,
-                purpose=purpose,
-                basis=basis,
-                categories=categories,
-                retention=retention,
-                retention_from=retention_from,
                 recipient=recipient,
                 country=country,
-                summary_id=summary_id,
                 field_ids=field_ids or {},
                 internal=internal,
+                **facts,
             )
         )
 
@@ -154,53 +147,18 @@ class MetadataCollection(Ordered[MetadataItem]):
         summary: str = "",
         *,
         fields: Mapping[str, str] | None = None,
-        purpose: str | None = None,
-        basis: LawfulBasis | str | None = None,
-        categories: Iterable[DataCategory | str] | None = None,
-        retention: Period | str | None = None,
-        retention_from: Trigger | str | None = None,
-        summary_id: str | None = None,
+        **facts: Unpack[RegisterFacts],
     ) -> MetadataCollection:
         """Declare that a subsystem stores data on the component's behalf."""
         return self.add_item(
-            SubsystemLink(
-                name=name,
-                fields=fields or {},
-                summary=summary,
-                purpose=purpose,
-                basis=basis,
-                categories=categories,
-                retention=retention,
-                retention_from=retention_from,
-                summary_id=summary_id,
-            )
+            SubsystemLink(name=name, fields=fields or {}, summary=summary, **facts)
         )
 
     def add_user_preference(
-        self,
-        name: str,
-        summary: str = "",
-        *,
-        purpose: str | None = None,
-        basis: LawfulBasis | str | None = None,
-        categories: Iterable[DataCategory | str] | None = None,
-        retention: Period | str | None = None,
-        retention_from: Trigger | str | None = None,
-        summary_id: str | None = None,
+        self, name: str, summary: str = "", **facts: Unpack[RegisterFacts]
     ) -> MetadataCollection:
         """Declare a user preference the component stores."""
-        return self.add_item(
-            UserPreference(
-                name=name,
-                summary=summary,
-                purpose=purpose,
-                basis=basis,
-                categories=categories,
-                retention=retention,
-                retention_from=retention_from,
-                summary_id=summary_id,
-            )
-        )
+        return self.add_item(UserPreference(name=name, summary=summary, **facts))
 
     def of_type(self, kind: type[_Item]) -> tuple[_Item, ...]:
         """The items of one type, e.g. ``collection.of_type(DatabaseTable)``."""
@@ -215,16 +173,6 @@ class MetadataCollection(Ordered[MetadataItem]):
     def external_locations(self) -> tuple[ExternalLocation, ...]:
         """The external locations declared, in order."""
         return self.of_type(ExternalLocation)
-
-    @property
-    def subsystem_links(self) -> tuple[SubsystemLink, ...]:
-        """The subsystem links declared, in order."""
-        return self.of_type(SubsystemLink)
-
-    @property
-    def user_preferences(self) -> tuple[UserPreference, ...]:
-        """The user preferences declared, in order."""
-        return self.of_type(UserPreference)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form: the component and its items."""

@@ -27,6 +27,7 @@ __all__ = [
     "ProcessorRegister",
     "Register",
     "RegisterEntry",
+    "purposes_option",
 ]
 
 #: Purpose heading for items declared without one.
@@ -144,6 +145,25 @@ class ProcessingActivity:
             "created_on": self.created_on.isoformat() if self.created_on else None,
             "updated_on": self.updated_on.isoformat() if self.updated_on else None,
         }
+
+
+def purposes_option(values: Iterable[str]) -> list[str]:
+    """The purposes named by a repeatable, comma-separated ``--internal-only`` option.
+
+    ``["billing, forum", "accounts"]`` gives ``["billing", "forum", "accounts"]``. An
+    empty name (``"billing,"``) is a typing error, not a promise about nothing: it raises
+    :class:`~learnprivacy.errors.ValidationError`. The command-line tool and the Django
+    command both read the option through this one rule.
+    """
+    purposes: list[str] = []
+    for item in values:
+        named = [p.strip() for p in item.split(",")]
+        if not all(named):
+            raise ValidationError(
+                "--internal-only needs purpose names (comma-separated)", field="internal_only"
+            )
+        purposes += named
+    return purposes
 
 
 def _recipient_gaps(

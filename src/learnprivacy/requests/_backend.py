@@ -27,7 +27,7 @@ from learnprivacy.requests._history import HistoryEntry
 from learnprivacy.requests._model import SubjectRequest
 from learnprivacy.requests._vocabulary import RequestState
 
-__all__ = ["Fact", "MemoryBackend", "RequestBackend"]
+__all__ = ["Fact", "MemoryBackend", "RequestBackend", "RequestQuery"]
 
 
 @attrs.frozen(kw_only=True)
@@ -43,6 +43,39 @@ class Fact:
     key: str
     at: dt.datetime
     data: Mapping[str, Any] = attrs.field(factory=dict, hash=False, repr=False)
+
+
+def _states(value: Collection[RequestState] | None) -> frozenset[RequestState] | None:
+    return None if value is None else frozenset(value)
+
+
+@attrs.frozen(kw_only=True)
+class RequestQuery:
+    """Which requests a backend lists (oldest receipt first): optionally one learner's,
+    only open ones, only those due strictly before ``due_before``, or only those in
+    ``states``."""
+
+    learner_id: str | None = attrs.field(default=None, repr=False)
+    open_only: bool = False
+    due_before: dt.datetime | None = None
+    states: frozenset[RequestState] | None = attrs.field(default=None, converter=_states)
+
+    def state_values(self) -> list[str] | None:
+        """The states a listed request may be in (their stored values), or ``None`` for
+        any: ``states``, narrowed to the open ones with ``open_only``."""
+        if self.states is None and not self.open_only:
+            return None
+        allowed = self.states if self.states is not None else frozenset(RequestState)
+        return sorted(s.value for s in allowed if not (self.open_only and s.terminal))
+
+    def matches(self, request: SubjectRequest) -> bool:
+        """Whether ``request`` is one this query lists."""
+        allowed = self.state_values()
+        return (
+            (self.learner_id is None or request.learner_id == self.learner_id)
+            and (allowed is None or request.state.value in allowed)
+            and (self.due_before is None or request.due_at < self.due_before)
+        )
 
 
 @runtime_checkable
@@ -65,17 +98,8 @@ class RequestBackend(Protocol):
         """The current version of a request, or ``None``."""
         ...
 
-    def list_requests(
-        self,
-        *,
-        learner_id: str | None = None,
-        open_only: bool = False,
-        due_before: dt.datetime | None = None,
-        states: Collection[RequestState] | None = None,
-    ) -> tuple[SubjectRequest, ...]:
-        """Requests, oldest receipt first; optionally one learner's, only open ones, only
-        those due strictly before ``due_before``, or only those in ``states``.
-        """
+    def list_requests(self, query: RequestQuery) -> tuple[SubjectRequest, ...]:
+        """The requests ``query`` selects, oldest receipt first."""
         ...
 
     def history(self, request_id: str) -> tuple[HistoryEntry, ...]:
@@ -132,24 +156,10 @@ class MemoryBackend:
         with self._lock:
             return self._requests.get(request_id)
 
-    def list_requests(
-        self,
-        *,
-        learner_id: str | None = None,
-        open_only: bool = False,
-        due_before: dt.datetime | None = None,
-        states: Collection[RequestState] | None = None,
-    ) -> tuple[SubjectRequest, ...]:
-        """Requests, oldest receipt first."""
+    def list_requests(self, query: RequestQuery) -> tuple[SubjectRequest, ...]:
+        """The requests ``query`` selects, oldest receipt first."""
         with self._lock:
-            found = [
-                r
-                for r in self._requests.values()
-                if (learner_id is None or r.learner_id == learner_id)
-                and (not open_only or r.is_open)
-                and (states is None or r.state in states)
-                and (due_before is None or r.due_at < due_before)
-            ]
+            found = [r for r in self._requests.values() if query.matches(r)]
         return tuple(sorted(found, key=lambda r: (r.received_at, r.id)))
 
     def history(self, request_id: str) -> tuple[HistoryEntry, ...]:

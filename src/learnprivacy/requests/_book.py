@@ -31,7 +31,7 @@ from learnprivacy.errors import (
     ValidationError,
 )
 from learnprivacy.records._fields import MASK
-from learnprivacy.requests._backend import Fact, MemoryBackend, RequestBackend
+from learnprivacy.requests._backend import Fact, MemoryBackend, RequestBackend, RequestQuery
 from learnprivacy.requests._deadlines import Extension, HolidayCalendar
 from learnprivacy.requests._history import HistoryEntry, next_entry, verify_history
 from learnprivacy.requests._machine import check_transition
@@ -203,7 +203,7 @@ class RequestBook:
         self, *, learner_id: str | None = None, open_only: bool = False
     ) -> tuple[SubjectRequest, ...]:
         """Requests, oldest receipt first, optionally one learner's or only open ones."""
-        return self._backend.list_requests(learner_id=learner_id, open_only=open_only)
+        return self._backend.list_requests(RequestQuery(learner_id=learner_id, open_only=open_only))
 
     def overdue(self, now: dt.datetime) -> tuple[SubjectRequest, ...]:
         """Requests still owed an answer whose deadline has passed at ``now``.
@@ -213,7 +213,7 @@ class RequestBook:
         require_aware(now, "now")
         owed = []
         unanswered = {s for s in RequestState if not s.terminal} | {RequestState.FAILED}
-        for request in self._backend.list_requests(due_before=now, states=unanswered):
+        for request in self._backend.list_requests(RequestQuery(due_before=now, states=unanswered)):
             if request.is_open or (
                 request.state is RequestState.FAILED and self.get(f"{request.id}-retry") is None
             ):

@@ -314,26 +314,27 @@ def withdraw_consent(env: Env, request: SubjectRequest, now: dt.datetime) -> Ste
     open_ids = {r.id for r in _visible(env, request.learner_id) if isinstance(r, Consent)}
     for record in consents:
         if record.id not in open_ids:
-            outcomes.append(
-                RecordOutcome(
-                    record_type="Consent",
-                    record_id=record.id,
-                    action=Action.RESTRICT,
-                    article=Article.ART_18,
-                    reason="restricted: left untouched, withdrawal not written on it",
-                )
+            action, article, reason = (
+                Action.RESTRICT,
+                Article.ART_18,
+                "restricted: left untouched, withdrawal not written on it",
             )
-            continue
-        if record.withdrawn_at is None and record.given_at <= effective:
-            # No retroactive effect: processing before receipt stays lawful.
-            env.store.update(attrs.evolve(record, withdrawn_at=effective), now=now)
+        else:
+            action, article, reason = (
+                Action.WITHDRAW_CONSENT,
+                Article.ART_7_3,
+                "kept as proof of consent",
+            )
+            if record.withdrawn_at is None and record.given_at <= effective:
+                # No retroactive effect: processing before receipt stays lawful.
+                env.store.update(attrs.evolve(record, withdrawn_at=effective), now=now)
         outcomes.append(
             RecordOutcome(
                 record_type="Consent",
                 record_id=record.id,
-                action=Action.WITHDRAW_CONSENT,
-                article=Article.ART_7_3,
-                reason="kept as proof of consent",
+                action=action,
+                article=article,
+                reason=reason,
             )
         )
     return StepResult(name="withdraw_consent", completed_at=now, records=tuple(outcomes))

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -62,7 +62,7 @@ from sqlalchemy import exc as sa_exc
 
 from learnprivacy.crypto import FieldCipher
 from learnprivacy.errors import ConfigurationError, IntegrityError, RequestStateError
-from learnprivacy.requests._backend import Fact
+from learnprivacy.requests._backend import Fact, RequestQuery
 from learnprivacy.requests._bodies import (
     SealedBook,
     canonical_json,
@@ -73,7 +73,6 @@ from learnprivacy.requests._bodies import (
 )
 from learnprivacy.requests._history import HistoryEntry
 from learnprivacy.requests._model import SubjectRequest
-from learnprivacy.requests._vocabulary import RequestState
 
 __all__ = ["SQLBackend"]
 
@@ -124,7 +123,6 @@ META = Table(
     Column("value", String(255), nullable=False),
 )
 
-_OPEN = [s.value for s in RequestState if not s.terminal]
 _SEALED_MARK = "lp1."
 _LEARNER_COLUMN = "learner_column"
 
@@ -341,28 +339,20 @@ class SQLBackend(SealedBook):
             ).scalar()
         return None if body is None else self._request(request_id, body)
 
-    def list_requests(
-        self,
-        *,
-        learner_id: str | None = None,
-        open_only: bool = False,
-        due_before: dt.datetime | None = None,
-        states: Collection[RequestState] | None = None,
-    ) -> tuple[SubjectRequest, ...]:
-        """Requests, oldest receipt first (the filters run in SQL)."""
-        query = select(REQUESTS.c.id, REQUESTS.c.body).order_by(
+    def list_requests(self, query: RequestQuery) -> tuple[SubjectRequest, ...]:
+        """The requests ``query`` selects, oldest receipt first (the filters run in SQL)."""
+        statement = select(REQUESTS.c.id, REQUESTS.c.body).order_by(
             REQUESTS.c.received_at, REQUESTS.c.id
         )
-        if learner_id is not None:
-            query = query.where(REQUESTS.c.learner_id == self._ref(learner_id))
-        if open_only:
-            query = query.where(REQUESTS.c.state.in_(_OPEN))
-        if due_before is not None:
-            query = query.where(REQUESTS.c.due_at < _utc(due_before))
+        if query.learner_id is not None:
+            statement = statement.where(REQUESTS.c.learner_id == self._ref(query.learner_id))
+        states = query.state_values()
         if states is not None:
-            query = query.where(REQUESTS.c.state.in_([s.value for s in states]))
+            statement = statement.where(REQUESTS.c.state.in_(states))
+        if query.due_before is not None:
+            statement = statement.where(REQUESTS.c.due_at < _utc(query.due_before))
         with self._engine.connect() as connection:
-            rows = connection.execute(query).all()
+            rows = connection.execute(statement).all()
         return tuple(self._request(row.id, row.body) for row in rows)
 
     def history(self, request_id: str) -> tuple[HistoryEntry, ...]:

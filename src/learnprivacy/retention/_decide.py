@@ -51,6 +51,11 @@ def _decision(*, reason: str, article: str, **fields: Any) -> Decision:
     return Decision(reason=reason, article=article, **fields)
 
 
+def _review(rule: RetentionRule | None, reason: str, article: str) -> Decision:
+    # A person decides: no date is due.
+    return _decision(action=Action.REVIEW, due_at=None, rule=rule, reason=reason, article=article)
+
+
 def unscheduled_erasure(basis: LawfulBasis | None, hold: Hold | None) -> tuple[Action, str, str]:
     """``(action, article, reason)`` for an erasure request on a record no schedule rules:
     a hold restricts it (Art. 17(3)(e)), as does processing under a basis that erasure
@@ -98,12 +103,10 @@ def decide(
     if not rules:
         if erasure_requested and hold is not None:
             return _held_on_request(None, None, hold)
-        return _decision(
-            action=Action.REVIEW,
-            due_at=None,
-            rule=None,
-            reason=f"no retention rule covers {kind}: a person must decide and declare one",
-            article=Article.ART_30_1_F,
+        return _review(
+            None,
+            f"no retention rule covers {kind}: a person must decide and declare one",
+            Article.ART_30_1_F,
         )
     states = []
     for rule in rules:
@@ -158,13 +161,11 @@ def _on_request(
     unknown = [s for s in running if s.anchor is None]
     if unknown:
         name = unknown[0].rule.label_for(purpose)
-        return _decision(
-            action=Action.REVIEW,
-            due_at=None,
-            rule=unknown[0].rule,
-            reason=f"erasure requested but rule '{name}' has no date to tell "
+        return _review(
+            unknown[0].rule,
+            f"erasure requested but rule '{name}' has no date to tell "
             "whether its legal minimum has ended: a person must decide",
-            article=Article.ART_17_3_B,
+            Article.ART_17_3_B,
         )
     if running:
         binding = _latest(running)
@@ -183,13 +184,11 @@ def _on_request(
         and not basis.erasable_on_request
         and not any(s.rule.minimum for s in states)
     ):
-        return _decision(
-            action=Action.REVIEW,
-            due_at=None,
-            rule=states[0].rule,
-            reason=f"erasure requested for a record processed under {basis.article} but no "
+        return _review(
+            states[0].rule,
+            f"erasure requested for a record processed under {basis.article} but no "
             "rule declares its legal minimum: a person must decide",
-            article=Article.ART_17_3_B,
+            Article.ART_17_3_B,
         )
     return _decision(
         action=Action.ERASE,

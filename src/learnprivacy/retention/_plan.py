@@ -54,13 +54,13 @@ class Plan(Generic[R]):
         self,
         schedule: Schedule,
         records: Iterable[R],
-        *,
         now: dt.datetime,
-        learners: Mapping[str, Any] | Iterable[Any] | None = None,
-        holds: Iterable[Hold] = (),
-        erasure_requested: bool = False,
-        batch_size: int = 4096,
+        learners: Mapping[str, Any] | Iterable[Any] | None,
+        holds: Iterable[Hold],
+        erasure_requested: bool,
+        batch_size: int,
     ) -> None:
+        # The arguments of Schedule.plan, which documents them.
         require_aware(now, "now")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValidationError("batch_size must be a positive whole number", field="batch_size")

@@ -231,15 +231,7 @@ class Schedule:
         """
         from learnprivacy.retention._plan import Plan
 
-        return Plan(
-            self,
-            records,
-            now=now,
-            learners=learners,
-            holds=holds,
-            erasure_requested=erasure_requested,
-            batch_size=batch_size,
-        )
+        return Plan(self, records, now, learners, holds, erasure_requested, batch_size)
 
     def cutoffs(self, now: dt.datetime) -> tuple[Cutoff, ...]:
         """The date comparisons a store needs to find expired rows at ``now``, in SQL.

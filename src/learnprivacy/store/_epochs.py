@@ -68,6 +68,7 @@ __all__ = [
     "compaction_details",
     "default_vault",
     "open_epochs",
+    "sync_path",
 ]
 
 _MAGIC = b"LPV1"
@@ -225,7 +226,7 @@ class FileVault:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            _sync_dir(self.path.parent)
+            sync_path(self.path.parent)
             sequence, first = 1, 0
         self._write_slots(sequence, payload, first=first)
 
@@ -259,7 +260,8 @@ def _parse_slot(raw: bytes) -> tuple[int, bytes] | None:
     return int(sequence), bytes(payload)
 
 
-def _sync_dir(path: Path) -> None:
+def sync_path(path: Path) -> None:
+    """Flush ``path`` (a file or a directory: a new entry in it) to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

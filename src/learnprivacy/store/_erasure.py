@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,7 @@ from learnprivacy.store._schema import ANONYMISED, RESTRICTED, RecordTable
 if TYPE_CHECKING:
     from learnprivacy.store._core import StoreCore as Store
 
-__all__ = ["anonymise_records", "erase_records", "erase_subject", "replay"]
+__all__ = ["end_records", "erase_subject", "replay"]
 
 # The article strings the retention engine uses, for the default policy below.
 
@@ -224,59 +225,7 @@ def _protected(
     return True, article
 
 
-def erase_records(
-    store: Store,
-    records: list[Any],
-    *,
-    now: dt.datetime,
-    reason: str,
-    schedule: Schedule | None = None,
-    holds: tuple[Hold, ...] = (),
-    override: Override | None = None,
-) -> int:
-    """See :meth:`Store.erase_records`."""
-    return _end_records(
-        store,
-        records,
-        Action.ERASE,
-        now=now,
-        reason=reason,
-        schedule=schedule,
-        holds=holds,
-        override=override,
-    )
-
-
-def anonymise_records(
-    store: Store,
-    records: list[Any],
-    *,
-    now: dt.datetime,
-    reason: str,
-    schedule: Schedule | None = None,
-    holds: tuple[Hold, ...] = (),
-    override: Override | None = None,
-) -> int:
-    """See :meth:`Store.anonymise_records`."""
-    new_ids: dict[str, list[str]] = {}
-    count = _end_records(
-        store,
-        records,
-        Action.ANONYMISE,
-        now=now,
-        reason=reason,
-        schedule=schedule,
-        holds=holds,
-        override=override,
-        new_ids=new_ids,
-    )
-    # Re-read what was written, row by row: the rows must no longer identify anyone of
-    # ``records`` (an anonymisation reported is an anonymisation checked).
-    check_anonymised(store, records, ids=new_ids)
-    return count
-
-
-def _end_records(
+def end_records(
     store: Store,
     records: list[Any],
     action: Action,
@@ -286,10 +235,12 @@ def _end_records(
     schedule: Schedule | None,
     holds: tuple[Hold, ...],
     override: Override | None,
-    new_ids: dict[str, list[str]] | None = None,
 ) -> int:
-    """Erase or anonymise exactly ``records``, restricting what a legal minimum or hold
-    protects; audited first, in one transaction; keys no remaining row uses shredded."""
+    """Erase or anonymise exactly ``records`` (see :meth:`Store.erase_records` and
+    :meth:`Store.anonymise_records`), restricting what a legal minimum or hold protects;
+    audited first, in one transaction; keys no remaining row uses shredded. The rows an
+    anonymisation wrote are read again afterwards (an anonymisation reported is an
+    anonymisation checked)."""
     if not isinstance(reason, str) or not reason.strip():
         raise ValidationError("reason must be non-empty text", field="reason")
     if override is not None and not isinstance(override, Override):
@@ -317,23 +268,12 @@ def _end_records(
         # Decided before anything is written: a COMPLIANCE minimum that an override tries
         # to shorten raises here, with nothing changed. Anonymising destroys the personal
         # data as erasing does, so the same minimums and holds protect from it.
-        protected, _article = _protected(
-            record,
-            now=now,
-            schedule=schedule,
-            holds=holds,
-            subject=subject(record),
-            override=None,
+        decide = functools.partial(
+            _protected, record, now=now, schedule=schedule, holds=holds, subject=subject(record)
         )
+        protected, _article = decide(override=None)
         if protected and override is not None:
-            protected, _article = _protected(
-                record,
-                now=now,
-                schedule=schedule,
-                holds=holds,
-                subject=subject(record),
-                override=override,
-            )
+            protected, _article = decide(override=override)
             if not protected:
                 overridden[rt.name] = overridden.get(rt.name, 0) + 1
         target = kept_by_table if protected else by_table
@@ -345,6 +285,7 @@ def _end_records(
     audit = store.audit
     changed = 0
     persons: dict[str, str] = {}
+    new_ids: dict[str, list[str]] = {}
     with store._writing() as connection:
         found = _live(store, connection, by_table)
         kept = _live(store, connection, kept_by_table)
@@ -392,7 +333,7 @@ def _end_records(
                     now,
                     granularity=store.anonymise_dates_to,
                     persons=persons,
-                    new_ids=None if new_ids is None else new_ids.setdefault(rt.name, []),
+                    new_ids=new_ids.setdefault(rt.name, []),
                 )
         for rt, ids, _owners in kept.values():
             restrict_rows(
@@ -423,6 +364,10 @@ def _end_records(
                 )
                 shred_keys(store, connection, unused, scope)
     store._db.checkpoint()
+    if action is Action.ANONYMISE:
+        # Re-read what was written, row by row: the rows must no longer identify anyone
+        # of ``records``.
+        check_anonymised(store, records, ids=new_ids)
     return changed
 
 

@@ -219,13 +219,7 @@ class SqlKeyStore:
             return 0
         with self._db.read() as connection:
             rows = _sent_rows(connection, sent, ranges or [])
-        if not rows:
-            return 0
-        count = self._apply(rows)
-        with self._db.write() as connection:
-            _delete_outbox(connection, [int(str(row[0])) for row in rows])
-        self._db.checkpoint()
-        return count
+        return self._apply_and_delete(rows)
 
     def discard_sent(self) -> None:
         """Forget that this thread wrote to the outbox (its transaction rolled back)."""
@@ -239,6 +233,10 @@ class SqlKeyStore:
         """
         with self._db.read() as connection:
             rows = _all_outbox_rows(connection)
+        return self._apply_and_delete(rows)
+
+    def _apply_and_delete(self, rows: Sequence[tuple[object, ...]]) -> int:
+        """Apply committed outbox ``rows`` (idempotent), then delete them by id."""
         if not rows:
             return 0
         count = self._apply(rows)

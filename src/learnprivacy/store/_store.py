@@ -633,16 +633,8 @@ class Store:
         uses any more are shredded (without tombstone, as sweeps do). ``reason`` names a
         rule or a request, never a person.
         """
-        from learnprivacy.store import _erasure  # loaded when first used
-
-        return _erasure.erase_records(
-            self,
-            list(records),
-            now=self.now(now),
-            reason=reason,
-            schedule=schedule,
-            holds=tuple(holds),
-            override=override,
+        return self._end_records(
+            records, retention.Action.ERASE, now, reason, schedule, holds, override
         )
 
     @checked_arguments
@@ -672,11 +664,26 @@ class Store:
         field and the defect. Idempotent: records already anonymised or gone are
         skipped. The audit entry (``anonymise``) is replayed by :meth:`replay_erasures`.
         """
+        return self._end_records(
+            records, retention.Action.ANONYMISE, now, reason, schedule, holds, override
+        )
+
+    def _end_records(
+        self,
+        records: Iterable[Record],
+        action: retention.Action,
+        now: dt.datetime | None,
+        reason: str,
+        schedule: retention.Schedule | None,
+        holds: Sequence[retention.Hold],
+        override: retention.Override | None,
+    ) -> int:
         from learnprivacy.store import _erasure  # loaded when first used
 
-        return _erasure.anonymise_records(
+        return _erasure.end_records(
             self,
             list(records),
+            action,
             now=self.now(now),
             reason=reason,
             schedule=schedule,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import attrs
 
@@ -81,6 +81,16 @@ def _instant(value: Any) -> Any:
     if isinstance(value, dt.date):
         return ("date", value)
     return None
+
+
+class RiskOptions(TypedDict, total=False):
+    """The keywords of :func:`reidentification_risks`, which
+    :func:`assert_not_reidentifiable` takes too."""
+
+    record_type: type[Any] | None
+    quasi_identifiers: Sequence[str] | None
+    k: int
+    person_field: str
 
 
 def reidentification_risks(
@@ -165,23 +175,11 @@ def reidentification_risks(
 
 
 def assert_not_reidentifiable(
-    anonymised: Iterable[Any],
-    known: Iterable[Any],
-    *,
-    record_type: type[Any] | None = None,
-    quasi_identifiers: Sequence[str] | None = None,
-    k: int = 2,
-    person_field: str = "learner_id",
+    anonymised: Iterable[Any], known: Iterable[Any], **options: Unpack[RiskOptions]
 ) -> None:
-    """Raise ``AssertionError`` listing every risk :func:`reidentification_risks` finds."""
-    risks = reidentification_risks(
-        anonymised,
-        known,
-        record_type=record_type,
-        quasi_identifiers=quasi_identifiers,
-        k=k,
-        person_field=person_field,
-    )
+    """Raise ``AssertionError`` listing every risk :func:`reidentification_risks` finds
+    (the same ``options``)."""
+    risks = reidentification_risks(anonymised, known, **options)
     if risks:
         raise AssertionError(
             "anonymised data can be re-identified: " + "; ".join(str(r) for r in risks)

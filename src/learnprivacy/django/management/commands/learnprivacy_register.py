@@ -18,6 +18,8 @@ from django.core.management.base import CommandError
 from learnprivacy.django._commands import PrivacyCommand
 from learnprivacy.django._privacy import get_privacy
 from learnprivacy.django._settings import load, setting
+from learnprivacy.errors import ValidationError
+from learnprivacy.providers._register import purposes_option
 
 
 class Command(PrivacyCommand):
@@ -49,12 +51,10 @@ class Command(PrivacyCommand):
         controller = load(setting("CONTROLLER"), "CONTROLLER")
         if controller is None:
             raise CommandError('LEARNPRIVACY["CONTROLLER"] must name a Controller')
-        purposes = []
-        for item in options["internal_only"]:
-            named = [p.strip() for p in item.split(",")]
-            if not all(named):
-                raise CommandError("--internal-only needs purpose names (comma-separated)")
-            purposes += named
+        try:
+            purposes = purposes_option(options["internal_only"])
+        except ValidationError as exc:
+            raise CommandError(str(exc)) from None
         register = get_privacy().register(controller, internal_only=purposes)
         fmt = "json" if options["json"] else options["format"]
         language = options["language"]
