@@ -81,23 +81,19 @@ def _tamper_users(engine: sa.Engine) -> list[int]:
     return tampered
 
 
+_TEXTS = ("username", "email", "given_name", "family_name")
+
+
 def _checked_learner(row: Any) -> Learner | None:
     """A learner row through the constructor, every field checked (None: refused)."""
-    uid, username, email, given, family, created, first, last, course_access = row
+    created, first, last, course_access = row[5:]
     try:
         created_at = from_unix(created) or from_unix(first)
         last_at = from_unix(max(last or 0, course_access or 0))
+        texts = dict(zip(_TEXTS, row[1:5], strict=True))
         if created_at is None:
             return None
-        return Learner(
-            id=str(uid),
-            username=username,
-            email=email,
-            given_name=given,
-            family_name=family,
-            created_at=created_at,
-            last_activity_at=last_at,
-        )
+        return Learner(id=str(row[0]), created_at=created_at, last_activity_at=last_at, **texts)
     except ValidationError:
         return None
 
