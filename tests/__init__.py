@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import pytest
 
 from learnprivacy import records
+from learnprivacy.providers import ApprovedContextList, Context, ContextList
 from learnprivacy.requests import Channel, RequestBook, Requester, RequestType, SubjectRequest
 
 #: The one "now" of the test suite: tests never read the clock (the ``now`` fixture of
@@ -73,10 +74,22 @@ SAMPLES: dict[type, dict[str, Any]] = {
 }
 
 
+def at(*fields: int) -> dt.datetime:
+    """The UTC instant of ``fields`` (year, month, day, then hour... as ``datetime`` takes
+    them): ``at(2024, 1, 31, 10)``."""
+    return dt.datetime(*fields, tzinfo=dt.UTC)  # type: ignore[misc]
+
+
 def sample(record_type: type[R], **values: Any) -> R:
     """A ``record_type`` record of :data:`SAMPLES` with ``values`` instead of its own
     (``sample(Learner, id="7")`` is Ana with another id)."""
     return record_type(**{**SAMPLES[record_type], **values})
+
+
+def record_of(learner_id: str, record_type: type[R], suffix: str, **values: Any) -> R:
+    """A :func:`sample` ``record_type`` record of learner ``learner_id``, its id
+    ``{learner_id}-{suffix}`` (``record_of("L2", Progress, "P1")`` is ``L2-P1``)."""
+    return sample(record_type, id=f"{learner_id}-{suffix}", learner_id=learner_id, **values)
 
 
 def names(text: str, value: str) -> bool:
@@ -154,3 +167,21 @@ def receive_request(
         "requester": Requester.subject("Ana"),
     }
     return book.receive(kind, **{**defaults, **arguments})
+
+
+class UserContextProvider:
+    """What most test providers share: their data sits in the learner's own context, and
+    deleting it has nothing to do (a subclass names its ``component``, declares its
+    metadata and exports; it overrides what it does differently)."""
+
+    component: str
+
+    def get_contexts_for_userid(self, user_id: str) -> ContextList:
+        """The learner's context, always."""
+        return ContextList([Context.user(user_id)], component=self.component)
+
+    def delete_data_for_user(self, approved: ApprovedContextList) -> None:
+        """Nothing to delete."""
+
+    def delete_data_for_all_users_in_context(self, context: Context) -> None:
+        """Nothing to delete."""

@@ -5,7 +5,8 @@ erase learner ``u1``, commit, and die between the commit and the shredding of th
 ``sweep``: run the test schedule in batches of one row and die at the second batch's
 commit. ``audit-before-move`` and ``audit-after-append`` (audit log in ``AUDIT_DB``):
 erase ``u1``, commit, and die before the staged entries reach the audit database, or
-once they have but before the outbox row is removed.
+once they have but before the outbox row is removed. ``convert``: open the binding on
+a row-states table written with keys in clear and die half-way through its conversion.
 """
 
 from __future__ import annotations
@@ -71,6 +72,21 @@ def main(argv: list[str]) -> int:
                 # row is removed.
                 engine.begin = _die  # type: ignore[method-assign]
             session.commit()
+        elif mode == "convert":
+            from learnprivacy.sqlalchemy import _states
+
+            real_batch = _states._insert_batch
+            batches = {"n": 0}
+
+            def dying_batch(*args: Any) -> None:
+                # The table emptied and its first batch written again, in the transaction.
+                batches["n"] += 1
+                if batches["n"] == 2:
+                    _die()
+                real_batch(*args)
+
+            _states._insert_batch = dying_batch  # type: ignore[assignment]
+            privacy.find(session, models.User.email, "ana@example.org")
         elif mode == "erase":
             privacy._shred = _die  # type: ignore[method-assign]
             privacy.erase_subject(session, "u1", now=NOW)

@@ -20,21 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from learnprivacy import records as rec
 from learnprivacy.crypto import Keyring
-from learnprivacy.records import (
-    AccessEvent,
-    AccessKind,
-    Certificate,
-    Consent,
-    Funder,
-    Funding,
-    Invoice,
-    Learner,
-    Progress,
-    ProgressStatus,
-    Score,
-)
-from tests import NOW
+from tests import NOW, record_of
 
 if TYPE_CHECKING:
     from learnprivacy.store import Store
@@ -206,7 +194,7 @@ def day(year: int, month: int, day_: int) -> dt.datetime:
     return dt.datetime(year, month, day_, tzinfo=UTC)
 
 
-def learner(learner_id: str = "L1", **changes: Any) -> Learner:
+def learner(learner_id: str = "L1", **changes: Any) -> rec.Learner:
     """A learner with recognisable personal values (to search for in raw bytes)."""
     values: dict[str, Any] = {
         "id": learner_id,
@@ -218,55 +206,55 @@ def learner(learner_id: str = "L1", **changes: Any) -> Learner:
         "last_activity_at": day(2024, 1, 31),
     }
     values.update(changes)
-    return Learner(**values)
+    return rec.Learner(**values)
 
 
 def records_for(learner_id: str = "L1") -> list[Any]:
     """One record of every built-in type for ``learner_id`` (ids prefixed with it)."""
     return [
-        Progress(
-            id=f"{learner_id}-P1",
-            learner_id=learner_id,
-            course_id="C1",
-            status=ProgressStatus.PASSED,
+        record_of(
+            learner_id,
+            rec.Progress,
+            "P1",
             recorded_at=dt.datetime(2024, 1, 5, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=2))),
-            score=Score(raw=17, min=0, max=20),
+            score=rec.Score(raw=17, min=0, max=20),
             time_spent=dt.timedelta(hours=2, microseconds=5),
         ),
-        Certificate(
-            id=f"{learner_id}-CERT1",
-            learner_id=learner_id,
-            course_id="C1",
+        record_of(
+            learner_id,
+            rec.Certificate,
+            "CERT1",
             issued_at=day(2024, 1, 6),
             verification_code=f"VERIFY{learner_id}CODE",
         ),
-        Invoice(
-            id=f"{learner_id}-INV1",
-            learner_id=learner_id,
+        record_of(
+            learner_id,
+            rec.Invoice,
+            "INV1",
             billing_name=f"Billing{learner_id}Name",
             billing_address=f"12 rue Secrete {learner_id}",
             amount=Decimal("1234.50"),
             issued_at=day(2023, 3, 1),
         ),
-        Consent(
-            id=f"{learner_id}-CONS1",
-            learner_id=learner_id,
-            purpose="newsletter",
+        record_of(
+            learner_id,
+            rec.Consent,
+            "CONS1",
             given_at=day(2023, 1, 1),
             proof=f"Proof{learner_id}Signed",
         ),
-        Funding(
-            id=f"{learner_id}-F1",
-            learner_id=learner_id,
-            funder=Funder.OPCO,
+        record_of(
+            learner_id,
+            rec.Funding,
+            "F1",
             dossier_reference=f"OPCO-{learner_id}-DOSSIER",
             opened_at=day(2023, 1, 2),
             amount=Decimal("900.00"),
         ),
-        AccessEvent(
-            id=f"{learner_id}-E1",
-            learner_id=learner_id,
-            kind=AccessKind.LOGIN,
+        record_of(
+            learner_id,
+            rec.AccessEvent,
+            "E1",
             at=day(2024, 1, 31),
             ip="203.0.113.7",
             user_agent=f"Agent{learner_id}Browser",
@@ -443,12 +431,12 @@ def _shift(record: Any, rng: Any, created: dt.datetime) -> Any:
     field = type(record).date_field
     when = created + dt.timedelta(days=rng.randrange(0, 2500), seconds=rng.randrange(86_400))
     changes: dict[str, Any] = {field: when}
-    if isinstance(record, Consent):
+    if isinstance(record, rec.Consent):
         withdrawn = rng.random() < 0.5
         changes["withdrawn_at"] = (
             when + dt.timedelta(days=rng.randrange(1, 400)) if withdrawn else None
         )
-    if isinstance(record, Funding):
+    if isinstance(record, rec.Funding):
         closed = rng.random() < 0.6
         changes["closed_at"] = when + dt.timedelta(days=rng.randrange(1, 700)) if closed else None
     return attrs.evolve(record, **changes)
@@ -460,17 +448,19 @@ def retention_schedule() -> Any:
 
     return Schedule(
         {
-            Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
-            Progress: RetentionRule(
+            rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+            rec.Progress: RetentionRule(
                 Period.parse("P18M"), Trigger.LAST_ACTIVITY, action=Action.ANONYMISE
             ),
-            Certificate: RetentionRule(Period.parse("P3Y"), Trigger.ISSUED, action=Action.RESTRICT),
-            Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
-            Consent: RetentionRule(
+            rec.Certificate: RetentionRule(
+                Period.parse("P3Y"), Trigger.ISSUED, action=Action.RESTRICT
+            ),
+            rec.Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
+            rec.Consent: RetentionRule(
                 Period.parse("P6M"), Trigger.WITHDRAWN, on_missing_anchor=Action.KEEP
             ),
-            Funding: RetentionRule(Period.parse("P6Y"), Trigger.CLOSED),
-            AccessEvent: RetentionRule(Period.parse("P1Y"), Trigger.CREATED),
+            rec.Funding: RetentionRule(Period.parse("P6Y"), Trigger.CLOSED),
+            rec.AccessEvent: RetentionRule(Period.parse("P1Y"), Trigger.CREATED),
         }
     )
 
@@ -489,7 +479,7 @@ def expected_actions(
 
     from learnprivacy.retention import Action
 
-    learners = {r.id: r for r in records if isinstance(r, Learner)}
+    learners = {r.id: r for r in records if isinstance(r, rec.Learner)}
     for record in records:
         field = getattr(type(record), "activity_field", None)
         owner = learners.get(getattr(record, "learner_id", ""))
@@ -500,7 +490,7 @@ def expected_actions(
             learners[owner.id] = owner = attrs.evolve(owner, last_activity_at=shown)
     out = {}
     for record in records:
-        if isinstance(record, Learner):
+        if isinstance(record, rec.Learner):
             record = learners[record.id]
         subject = learners.get(getattr(record, "learner_id", record.id))
         decision = schedule.evaluate(record, now=now, subject=subject, **kwargs)
@@ -534,7 +524,7 @@ def copy_token(
     ``target_id``'s ``target_column`` (the same column by default), straight in SQL."""
     from sqlalchemy import select, update
 
-    table = store._table(Learner).table
+    table = store._table(rec.Learner).table
     with store._db.write() as connection:
         token = connection.execute(
             select(table.c[column]).where(table.c.id == source_id)

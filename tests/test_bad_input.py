@@ -18,22 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from learnprivacy import records as rec
 from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser
 from learnprivacy.errors import ConfigurationError, LearnPrivacyError, ValidationError
 from learnprivacy.export import export_subject, read_package
-from learnprivacy.records import (
-    AccessEvent,
-    AccessKind,
-    Certificate,
-    Consent,
-    Funder,
-    Funding,
-    Invoice,
-    Learner,
-    Progress,
-    ProgressStatus,
-    Score,
-)
 from learnprivacy.requests import Channel, Requester, RequesterRole, RequestType, SubjectRequest
 from learnprivacy.retention import Hold, Period, RetentionRule, Trigger
 from learnprivacy.store import Store
@@ -44,7 +32,7 @@ T0 = dt.datetime(2024, 3, 1, tzinfo=UTC)
 PLANT = "Zorglub7731"
 
 VALID: dict[type, dict[str, Any]] = {
-    Learner: {
+    rec.Learner: {
         "id": "L1",
         "username": "ana",
         "email": "ana@example.org",
@@ -52,21 +40,21 @@ VALID: dict[type, dict[str, Any]] = {
         "family_name": "Martin",
         "created_at": T0,
     },
-    Progress: {
+    rec.Progress: {
         "id": "P1",
         "learner_id": "L1",
         "course_id": "C1",
-        "status": ProgressStatus.PASSED,
+        "status": rec.ProgressStatus.PASSED,
         "recorded_at": T0,
     },
-    Certificate: {
+    rec.Certificate: {
         "id": "CE1",
         "learner_id": "L1",
         "course_id": "C1",
         "issued_at": T0,
         "verification_code": "V-1",
     },
-    Invoice: {
+    rec.Invoice: {
         "id": "I1",
         "learner_id": "L1",
         "billing_name": "Ana Martin",
@@ -74,35 +62,35 @@ VALID: dict[type, dict[str, Any]] = {
         "amount": Decimal("120.00"),
         "issued_at": T0,
     },
-    Consent: {"id": "CO1", "learner_id": "L1", "purpose": "newsletter", "given_at": T0},
-    Funding: {
+    rec.Consent: {"id": "CO1", "learner_id": "L1", "purpose": "newsletter", "given_at": T0},
+    rec.Funding: {
         "id": "F1",
         "learner_id": "L1",
-        "funder": Funder.EMPLOYER,
+        "funder": rec.Funder.EMPLOYER,
         "dossier_reference": "D-1",
         "opened_at": T0,
     },
-    AccessEvent: {"id": "A1", "learner_id": "L1", "kind": AccessKind.LOGIN, "at": T0},
+    rec.AccessEvent: {"id": "A1", "learner_id": "L1", "kind": rec.AccessKind.LOGIN, "at": T0},
 }
 
 NAIVE = dt.datetime(2024, 3, 1)  # naive: the bad value under test
 TEXT_FIELDS = {
-    Learner: ["id", "username", "given_name", "family_name"],
-    Progress: ["id", "learner_id", "course_id"],
-    Certificate: ["id", "learner_id", "course_id", "verification_code"],
-    Invoice: ["id", "learner_id", "billing_name", "billing_address"],
-    Consent: ["id", "learner_id", "purpose"],
-    Funding: ["id", "learner_id", "dossier_reference"],
-    AccessEvent: ["id", "learner_id"],
+    rec.Learner: ["id", "username", "given_name", "family_name"],
+    rec.Progress: ["id", "learner_id", "course_id"],
+    rec.Certificate: ["id", "learner_id", "course_id", "verification_code"],
+    rec.Invoice: ["id", "learner_id", "billing_name", "billing_address"],
+    rec.Consent: ["id", "learner_id", "purpose"],
+    rec.Funding: ["id", "learner_id", "dossier_reference"],
+    rec.AccessEvent: ["id", "learner_id"],
 }
 DATE_FIELDS = {
-    Learner: ["created_at", "last_activity_at", "contract_end_at"],
-    Progress: ["recorded_at"],
-    Certificate: ["issued_at"],
-    Invoice: ["issued_at"],
-    Consent: ["given_at", "withdrawn_at", "expires_at"],
-    Funding: ["opened_at", "closed_at"],
-    AccessEvent: ["at"],
+    rec.Learner: ["created_at", "last_activity_at", "contract_end_at"],
+    rec.Progress: ["recorded_at"],
+    rec.Certificate: ["issued_at"],
+    rec.Invoice: ["issued_at"],
+    rec.Consent: ["given_at", "withdrawn_at", "expires_at"],
+    rec.Funding: ["opened_at", "closed_at"],
+    rec.AccessEvent: ["at"],
 }
 #: Bad text: NUL, a lone surrogate, blank, the wrong type; each carrying the planted value.
 BAD_TEXT: dict[str, Any] = {
@@ -140,48 +128,48 @@ def _record_cases() -> list[tuple[str, Callable[[], object]]]:
         cases.append((f"{name}:id-too-long", build(cls, id=PLANT * 30)))
         cases.append((f"{name}:id-control", build(cls, id=f"{PLANT}\n")))
     more: dict[str, Callable[[], object]] = {
-        "Learner.email:bad": build(Learner, email=PLANT),
-        "Learner.email:nul": build(Learner, email=f"{PLANT}@example.org\x00"),
-        "Learner.organisation_id:nul": build(Learner, organisation_id=f"{PLANT}\x00"),
-        "Progress.status:text": build(Progress, status="passed"),
-        "Progress.score:float": build(Progress, score=17.0),
-        "Progress.time_spent:negative": build(Progress, time_spent=dt.timedelta(seconds=-1)),
-        "Progress.activity_id:surrogate": build(Progress, activity_id=f"{PLANT}\udfff"),
-        "Score.raw:10**400": lambda: Score(raw=10**400, max=10**401),
-        "Score.raw:nan": lambda: Score(raw=math.nan),
-        "Score.raw:inf": lambda: Score(raw=math.inf),
-        "Score.raw:decimal-nan": lambda: Score(raw=Decimal("NaN")),
-        "Score.raw:1e300": lambda: Score(raw=1e300, max=1e301),
-        "Score.raw:bool": lambda: Score(raw=True),
-        "Score.raw:text": lambda: Score(raw=PLANT),
-        "Score.raw:outside": lambda: Score(raw=101),
-        "Score.min>max": lambda: Score(raw=1, min=5, max=2),
-        "Score:positional": lambda: Score(17),
-        "Invoice.amount:1e1000": build(Invoice, amount=Decimal("1e1000")),
-        "Invoice.amount:1e-1000": build(Invoice, amount=Decimal("1e-1000")),
-        "Invoice.amount:-1e1000": build(Invoice, amount=Decimal("-1e1000")),
-        "Invoice.amount:float": build(Invoice, amount=120.0),
-        "Invoice.amount:inf": build(Invoice, amount=Decimal("Infinity")),
-        "Invoice.amount:snan": build(Invoice, amount=Decimal("sNaN")),
-        "Invoice.amount:text": build(Invoice, amount=PLANT),
-        "Invoice.currency:lower": build(Invoice, currency="eur"),
-        "Invoice.currency:planted": build(Invoice, currency=PLANT),
-        "Invoice.funder:text": build(Invoice, funder=PLANT),
-        "Funding.amount:1e1000": build(Funding, amount=Decimal("1e1000")),
-        "Funding.funder:text": build(Funding, funder=PLANT),
-        "Certificate.kind:text": build(Certificate, kind=PLANT),
-        "AccessEvent.ip:planted": build(AccessEvent, ip=PLANT),
-        "AccessEvent.ip:nul": build(AccessEvent, ip="10.0.0.1\x00"),
-        "AccessEvent.user_agent:nul": build(AccessEvent, user_agent=f"{PLANT}\x00"),
-        "AccessEvent.kind:text": build(AccessEvent, kind=PLANT),
-        "Consent.proof:surrogate": build(Consent, proof=f"{PLANT}\ud834"),
+        "Learner.email:bad": build(rec.Learner, email=PLANT),
+        "Learner.email:nul": build(rec.Learner, email=f"{PLANT}@example.org\x00"),
+        "Learner.organisation_id:nul": build(rec.Learner, organisation_id=f"{PLANT}\x00"),
+        "Progress.status:text": build(rec.Progress, status="passed"),
+        "Progress.score:float": build(rec.Progress, score=17.0),
+        "Progress.time_spent:negative": build(rec.Progress, time_spent=dt.timedelta(seconds=-1)),
+        "Progress.activity_id:surrogate": build(rec.Progress, activity_id=f"{PLANT}\udfff"),
+        "Score.raw:10**400": lambda: rec.Score(raw=10**400, max=10**401),
+        "Score.raw:nan": lambda: rec.Score(raw=math.nan),
+        "Score.raw:inf": lambda: rec.Score(raw=math.inf),
+        "Score.raw:decimal-nan": lambda: rec.Score(raw=Decimal("NaN")),
+        "Score.raw:1e300": lambda: rec.Score(raw=1e300, max=1e301),
+        "Score.raw:bool": lambda: rec.Score(raw=True),
+        "Score.raw:text": lambda: rec.Score(raw=PLANT),
+        "Score.raw:outside": lambda: rec.Score(raw=101),
+        "Score.min>max": lambda: rec.Score(raw=1, min=5, max=2),
+        "Score:positional": lambda: rec.Score(17),
+        "Invoice.amount:1e1000": build(rec.Invoice, amount=Decimal("1e1000")),
+        "Invoice.amount:1e-1000": build(rec.Invoice, amount=Decimal("1e-1000")),
+        "Invoice.amount:-1e1000": build(rec.Invoice, amount=Decimal("-1e1000")),
+        "Invoice.amount:float": build(rec.Invoice, amount=120.0),
+        "Invoice.amount:inf": build(rec.Invoice, amount=Decimal("Infinity")),
+        "Invoice.amount:snan": build(rec.Invoice, amount=Decimal("sNaN")),
+        "Invoice.amount:text": build(rec.Invoice, amount=PLANT),
+        "Invoice.currency:lower": build(rec.Invoice, currency="eur"),
+        "Invoice.currency:planted": build(rec.Invoice, currency=PLANT),
+        "Invoice.funder:text": build(rec.Invoice, funder=PLANT),
+        "Funding.amount:1e1000": build(rec.Funding, amount=Decimal("1e1000")),
+        "Funding.funder:text": build(rec.Funding, funder=PLANT),
+        "Certificate.kind:text": build(rec.Certificate, kind=PLANT),
+        "AccessEvent.ip:planted": build(rec.AccessEvent, ip=PLANT),
+        "AccessEvent.ip:nul": build(rec.AccessEvent, ip="10.0.0.1\x00"),
+        "AccessEvent.user_agent:nul": build(rec.AccessEvent, user_agent=f"{PLANT}\x00"),
+        "AccessEvent.kind:text": build(rec.AccessEvent, kind=PLANT),
+        "Consent.proof:surrogate": build(rec.Consent, proof=f"{PLANT}\ud834"),
     }
     cases.extend(more.items())
     return cases
 
 
 def _learner_id(cls: type, value: str) -> dict[str, str]:
-    return {"id": value} if cls is Learner else {"learner_id": value}
+    return {"id": value} if cls is rec.Learner else {"learner_id": value}
 
 
 def _retention_cases() -> list[tuple[str, Callable[[], object]]]:
@@ -303,9 +291,9 @@ def test_record_argument_errors_are_also_type_errors() -> None:
     """Positional, unknown and missing arguments: a ValidationError and a TypeError, as
     Python would raise, so existing ``except TypeError`` keeps working."""
     for call in (
-        lambda: Learner("L1"),
-        lambda: Learner(**VALID[Learner], nickname="x"),
-        lambda: Learner(id="L1"),
+        lambda: rec.Learner("L1"),
+        lambda: rec.Learner(**VALID[rec.Learner], nickname="x"),
+        lambda: rec.Learner(id="L1"),
     ):
         with pytest.raises(ValidationError) as caught:
             call()
@@ -315,12 +303,12 @@ def test_record_argument_errors_are_also_type_errors() -> None:
 def test_what_stays_valid() -> None:
     """The refusals are narrow: a credit note, six decimals, a multi-line address, a
     tab in a name and a score up to 10**15 are still accepted."""
-    Invoice(**{**VALID[Invoice], "amount": Decimal("-120.50")})
-    Invoice(**{**VALID[Invoice], "amount": Decimal("0.123456")})
-    Invoice(**{**VALID[Invoice], "amount": Decimal("1.5000000000")})
-    Learner(**{**VALID[Learner], "given_name": "Anne\tMarie"})
-    Score(raw=10**15 - 1, max=10**15 - 1)
-    Score(raw=Decimal("17.5"), min=0, max=20)
+    rec.Invoice(**{**VALID[rec.Invoice], "amount": Decimal("-120.50")})
+    rec.Invoice(**{**VALID[rec.Invoice], "amount": Decimal("0.123456")})
+    rec.Invoice(**{**VALID[rec.Invoice], "amount": Decimal("1.5000000000")})
+    rec.Learner(**{**VALID[rec.Learner], "given_name": "Anne\tMarie"})
+    rec.Score(raw=10**15 - 1, max=10**15 - 1)
+    rec.Score(raw=Decimal("17.5"), min=0, max=20)
 
 
 def test_last_activity_before_creation_stays_valid() -> None:
@@ -328,7 +316,7 @@ def test_last_activity_before_creation_stays_valid() -> None:
     migration day and keeps its earlier activity, which retention counts from (the
     contract's data has such a learner). The date is kept as given, not clamped."""
     before = T0 - dt.timedelta(days=400)
-    learner = Learner(**{**VALID[Learner], "last_activity_at": before})
+    learner = rec.Learner(**{**VALID[rec.Learner], "last_activity_at": before})
     assert learner.last_activity_at == before < learner.created_at
 
 
@@ -340,11 +328,11 @@ _NOT_TEXT = st.one_of(
 
 
 @settings(max_examples=80, deadline=None)
-@given(field=st.sampled_from(TEXT_FIELDS[Learner]), value=_NOT_TEXT)
+@given(field=st.sampled_from(TEXT_FIELDS[rec.Learner]), value=_NOT_TEXT)
 def test_any_non_text_name_is_refused(field: str, value: str) -> None:
     """Any value with a NUL or a lone surrogate, or only blanks, is refused in any text field."""
     with pytest.raises(ValidationError) as caught:
-        Learner(**{**VALID[Learner], field: value})
+        rec.Learner(**{**VALID[rec.Learner], field: value})
     _check(caught.value)
 
 
@@ -353,21 +341,20 @@ def test_any_non_text_name_is_refused(field: str, value: str) -> None:
 def test_any_absurd_amount_or_score_is_refused(exponent: int, sign: int) -> None:
     """Magnitudes from 10**15 up, and steps finer than a millionth, are refused."""
     with pytest.raises(ValidationError):
-        Invoice(**{**VALID[Invoice], "amount": Decimal(sign) * Decimal(f"1e{exponent}")})
+        rec.Invoice(**{**VALID[rec.Invoice], "amount": Decimal(sign) * Decimal(f"1e{exponent}")})
     with pytest.raises(ValidationError):
-        Invoice(**{**VALID[Invoice], "amount": Decimal(sign) * Decimal(f"1e-{exponent}")})
+        rec.Invoice(**{**VALID[rec.Invoice], "amount": Decimal(sign) * Decimal(f"1e-{exponent}")})
     with pytest.raises(ValidationError):
-        Score(raw=sign * 10**exponent, min=-(10**exponent), max=10**exponent)
+        rec.Score(raw=sign * 10**exponent, min=-(10**exponent), max=10**exponent)
 
 
 # -- the store and export ----------------------------------------------------------------
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Any:
-    opened = Store(f"sqlite:///{tmp_path / 'lms.db'}", keyring=Keyring.generate())
-    yield opened
-    opened.close()
+def store(sqlite_store: Store) -> Store:
+    """Here, a store in a SQLite file only (conftest's ``sqlite_store``)."""
+    return sqlite_store
 
 
 @pytest.mark.parametrize(
@@ -425,14 +412,14 @@ def test_store_misused_arguments_are_typed_and_open_nothing(tmp_path: Path, misu
 def test_store_methods_refuse_positional_options(store: Any) -> None:
     """store.erase_subject("L1", now) used to raise a bare TypeError: the options of the
     destructive methods are keyword-only, and misuse erases nothing."""
-    store.add(Learner(**VALID[Learner]))
+    store.add(rec.Learner(**VALID[rec.Learner]))
     schedule = None
     for call in (
         lambda: store.erase_subject("L1", T0),
         lambda: store.erase_subject("L1", when=T0),
         lambda: store.erase_records(store.records_of("L1"), T0),
         lambda: store.sweep(schedule, T0),
-        lambda: store.restrict(Learner, "L1", PLANT),
+        lambda: store.restrict(rec.Learner, "L1", PLANT),
         lambda: store.compact_keys(T0),
     ):
         with pytest.raises(ValidationError) as caught:
@@ -471,15 +458,15 @@ def test_read_only_sqlite_url_is_refused_not_ignored(tmp_path: Path) -> None:
 
 def test_store_arguments(store: Any, tmp_path: Path) -> None:
     """Non-records, naive datetimes and None are typed errors at the store's door."""
-    learner = Learner(**VALID[Learner])
+    learner = rec.Learner(**VALID[rec.Learner])
     for call in (
         lambda: store.add(PLANT),
         lambda: store.add(None),
         lambda: store.add(learner, now=NAIVE),
         lambda: store.add_all([learner, PLANT]),
         lambda: store.get(PLANT, "L1"),
-        lambda: store.get(Learner, None),
-        lambda: store.get(Learner, 7731),
+        lambda: store.get(rec.Learner, None),
+        lambda: store.get(rec.Learner, 7731),
         lambda: list(store.query(None)),
         lambda: store.count(None),
         lambda: export_subject(store, "L1", None),
@@ -507,14 +494,14 @@ def test_backup_to_no_path_writes_nothing(
 
 def test_failed_add_all_writes_nothing(store: Any) -> None:
     """A batch whose last item is bad (or duplicates the first) leaves the store unchanged."""
-    store.add(Learner(**VALID[Learner]))
-    before = list(store.query(Learner))
-    fresh = [Learner(**{**VALID[Learner], "id": f"L{i}"}) for i in range(2, 6)]
+    store.add(rec.Learner(**VALID[rec.Learner]))
+    before = list(store.query(rec.Learner))
+    fresh = [rec.Learner(**{**VALID[rec.Learner], "id": f"L{i}"}) for i in range(2, 6)]
     for tail in ([PLANT], [fresh[0]]):
         with pytest.raises(LearnPrivacyError) as caught:
             store.add_all([*fresh, *tail])
         _check(caught.value)
-        assert list(store.query(Learner)) == before
+        assert list(store.query(rec.Learner)) == before
         assert store.audit.verify()
 
 
@@ -544,23 +531,29 @@ def test_any_failed_batch_leaves_the_store_unchanged(size: int, where: int, bad:
     """Wherever the bad item sits in a batch, nothing of the batch is stored or audited."""
     store = Store("sqlite://", keyring=Keyring.generate())
     try:
-        store.add(Learner(**VALID[Learner]))
-        before = (list(store.query(Learner)), store.count(Progress), len(store.audit))
+        store.add(rec.Learner(**VALID[rec.Learner]))
+        before = (list(store.query(rec.Learner)), store.count(rec.Progress), len(store.audit))
         batch: list[Any] = [
-            Learner(**{**VALID[Learner], "id": f"L{i}", "given_name": PLANT})
+            rec.Learner(**{**VALID[rec.Learner], "id": f"L{i}", "given_name": PLANT})
             for i in range(2, 2 + size)
         ]
-        batch.append(Progress(**{**VALID[Progress], "learner_id": "L2"}))
+        batch.append(rec.Progress(**{**VALID[rec.Progress], "learner_id": "L2"}))
         item: Any = {
             "not a record": PLANT,
-            "duplicate": Learner(**{**VALID[Learner], "given_name": PLANT}),
-            "unknown learner": Progress(**{**VALID[Progress], "id": "P9", "learner_id": "L999"}),
+            "duplicate": rec.Learner(**{**VALID[rec.Learner], "given_name": PLANT}),
+            "unknown learner": rec.Progress(
+                **{**VALID[rec.Progress], "id": "P9", "learner_id": "L999"}
+            ),
         }[bad]
         batch.insert(min(where, len(batch)), item)
         with pytest.raises(LearnPrivacyError) as caught:
             store.add_all(batch)
         _check(caught.value)
-        assert (list(store.query(Learner)), store.count(Progress), len(store.audit)) == before
+        assert (
+            list(store.query(rec.Learner)),
+            store.count(rec.Progress),
+            len(store.audit),
+        ) == before
         assert store.audit.verify()
     finally:
         store.close()

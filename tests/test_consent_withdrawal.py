@@ -21,35 +21,16 @@ from examples.policies import training_preparation_centre as centre
 from sqlalchemy import text
 
 from learnprivacy import Action
+from learnprivacy import records as rec
+from learnprivacy import requests as dsr
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import IntegrityError, ValidationError
-from learnprivacy.records import (
-    AccessEvent,
-    Certificate,
-    Consent,
-    Invoice,
-    Learner,
-    Progress,
-    ProgressStatus,
-)
-from learnprivacy.requests import (
-    Channel,
-    ProofMethod,
-    RequestBook,
-    Requester,
-    RequestExecutor,
-    RequestState,
-    RequestType,
-    SubjectRequest,
-    WithdrawConsentParams,
-    render_letter,
-)
 from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
 from learnprivacy.testing import reidentification_risks
-from tests import receive_request, sample
+from tests import receive_request, record_of, sample
 from tests.store_fixtures import keys_for
 
 UTC = dt.UTC
@@ -63,7 +44,7 @@ def learner_records(learner: str) -> list[Any]:
     the statistics and one to training."""
     return [
         sample(
-            Learner,
+            rec.Learner,
             id=learner,
             username=f"user-{learner}",
             email=f"{learner.lower()}@example.org",
@@ -71,43 +52,47 @@ def learner_records(learner: str) -> list[Any]:
             created_at=T - dt.timedelta(days=400),
             last_activity_at=T - dt.timedelta(days=2),
         ),
-        sample(
-            Progress,
-            id=f"{learner}-P1",
-            learner_id=learner,
+        record_of(
+            learner,
+            rec.Progress,
+            "P1",
             course_id="CACES",
             recorded_at=dt.datetime(2026, 2, 3, 10, 17, 41, tzinfo=UTC),
         ),
-        Progress(
-            id=f"{learner}-P2",
-            learner_id=learner,
+        record_of(
+            learner,
+            rec.Progress,
+            "P2",
             course_id="SST",
-            status=ProgressStatus.IN_PROGRESS,
+            status=rec.ProgressStatus.IN_PROGRESS,
             recorded_at=dt.datetime(2026, 2, 19, 15, 2, 9, tzinfo=UTC),
         ),
-        Certificate(
-            id=f"{learner}-CERT",
-            learner_id=learner,
+        record_of(
+            learner,
+            rec.Certificate,
+            "CERT",
             course_id="CACES",
             issued_at=dt.datetime(2026, 2, 4, 8, tzinfo=UTC),
             verification_code="VERIF-7781",
         ),
-        sample(
-            AccessEvent,
-            id=f"{learner}-A1",
-            learner_id=learner,
+        record_of(
+            learner,
+            rec.AccessEvent,
+            "A1",
             at=T - dt.timedelta(days=2),
             ip="192.0.2.44",
         ),
-        Consent(
-            id=f"{learner}-STATS",
-            learner_id=learner,
+        record_of(
+            learner,
+            rec.Consent,
+            "STATS",
             purpose="statistics",
             given_at=T - dt.timedelta(days=90),
         ),
-        Consent(
-            id=f"{learner}-TRAINING",
-            learner_id=learner,
+        record_of(
+            learner,
+            rec.Consent,
+            "TRAINING",
             purpose="training",
             given_at=T - dt.timedelta(days=90),
         ),
@@ -126,24 +111,24 @@ def store(store_url: str) -> Iterator[Store]:
 
 def withdraw(
     store: Store, schedule: Schedule | None, purpose: str, *, holds: Sequence[Hold] = ()
-) -> SubjectRequest:
+) -> dsr.SubjectRequest:
     """A withdrawal for ``purpose`` received March 2 and executed March 4."""
-    book = RequestBook(SQLBackend(store, cipher=store.cipher))
-    executor = RequestExecutor(book, store=store, schedule=schedule, holds=holds)
+    book = dsr.RequestBook(SQLBackend(store, cipher=store.cipher))
+    executor = dsr.RequestExecutor(book, store=store, schedule=schedule, holds=holds)
     request = receive_request(
         book,
-        RequestType.WITHDRAW_CONSENT,
+        dsr.RequestType.WITHDRAW_CONSENT,
         learner_id="L0001",
         received_at=RECEIVED,
-        channel=Channel.WEB_FORM,
-        requester=Requester.subject("Ana Silvestre", "l0001@example.org"),
-        params=WithdrawConsentParams(purpose=purpose),
+        channel=dsr.Channel.WEB_FORM,
+        requester=dsr.Requester.subject("Ana Silvestre", "l0001@example.org"),
+        params=dsr.WithdrawConsentParams(purpose=purpose),
     )
-    request = book.verify_identity(request, method=ProofMethod.AUTHENTICATED_SESSION, now=T)
+    request = book.verify_identity(request, method=dsr.ProofMethod.AUTHENTICATED_SESSION, now=T)
     return executor.execute(request, now=T)
 
 
-def outcomes(request: SubjectRequest) -> dict[str, tuple[Action, str]]:
+def outcomes(request: dsr.SubjectRequest) -> dict[str, tuple[Action, str]]:
     """Record id -> (action, article)."""
     return {o.record_id: (o.action, o.article) for o in request.record_outcomes}
 
@@ -151,7 +136,7 @@ def outcomes(request: SubjectRequest) -> dict[str, tuple[Action, str]]:
 def linking_risks(rows: Sequence[dict[str, Any]], known: Sequence[Any]) -> list[str]:
     """The id and exact-timestamp attacks of the re-identification check (a combination
     of one learner's rows is rare by construction here)."""
-    risks = reidentification_risks(rows, known, record_type=Progress)
+    risks = reidentification_risks(rows, known, record_type=rec.Progress)
     return [r.attack for r in risks if r.attack != "combination"]
 
 
@@ -167,10 +152,10 @@ def test_anonymise_records_leaves_rows_that_identify_nobody(store: Store, tmp_pa
     if not store._db.is_postgres:
         store.backup(str(backup))
     known = store.records_of("L0001")
-    progress = [r for r in known if isinstance(r, Progress)]
+    progress = [r for r in known if isinstance(r, rec.Progress)]
     assert store.anonymise_records(progress, now=T, reason="test") == 2
-    assert not [r for r in store.records_of("L0001") if isinstance(r, Progress)]
-    rows = list(store.anonymised(Progress))
+    assert not [r for r in store.records_of("L0001") if isinstance(r, rec.Progress)]
+    rows = list(store.anonymised(rec.Progress))
     assert len(rows) == 2
     assert len({r["learner_id"] for r in rows}) == 1
     assert {r["recorded_at"] for r in rows} == {dt.datetime(2026, 2, 1, tzinfo=UTC)}
@@ -188,26 +173,26 @@ def test_anonymise_records_leaves_rows_that_identify_nobody(store: Store, tmp_pa
         keys=store._key_db,
     ) as restored:
         assert restored.replay_erasures(store.audit, now=T).anonymised == 2
-        assert restored.count(Progress, anonymised=True) == 2
-        assert restored.get(Progress, "L0001-P1") is None
+        assert restored.count(rec.Progress, anonymised=True) == 2
+        assert restored.get(rec.Progress, "L0001-P1") is None
 
 
 def test_anonymise_records_restricts_what_a_hold_protects(store: Store) -> None:
     """A hold keeps a record from anonymisation as from erasure: it is restricted."""
-    [first, second] = [r for r in store.records_of("L0001") if isinstance(r, Progress)]
-    hold = Hold(reason="litigation 2026-17", record_type=Progress, record_id=first.id)
+    [first, second] = [r for r in store.records_of("L0001") if isinstance(r, rec.Progress)]
+    hold = Hold(reason="litigation 2026-17", record_type=rec.Progress, record_id=first.id)
     assert store.anonymise_records([first, second], now=T, reason="test", holds=[hold]) == 1
-    kept = store.get(Progress, first.id, include_restricted=True)
+    kept = store.get(rec.Progress, first.id, include_restricted=True)
     assert kept == first
-    assert store.count(Progress, anonymised=True) == 1
+    assert store.count(rec.Progress, anonymised=True) == 1
 
 
 def test_anonymise_records_refuses_an_empty_reason(store: Store) -> None:
     """Bad input: a typed error and nothing anonymised."""
-    progress = [r for r in store.records_of("L0001") if isinstance(r, Progress)]
+    progress = [r for r in store.records_of("L0001") if isinstance(r, rec.Progress)]
     with pytest.raises(ValidationError):
         store.anonymise_records(progress, now=T, reason=" ")
-    assert store.count(Progress, anonymised=True) == 0
+    assert store.count(rec.Progress, anonymised=True) == 0
 
 
 @pytest.mark.parametrize(
@@ -224,7 +209,7 @@ def test_verify_anonymised_catches_rows_that_still_identify(
     """Attack: after a correct anonymisation, a row gets its ciphertext, its learner id
     or its exact time back (a buggy anonymiser, a restore over it): the re-check raises
     IntegrityError naming the field, never the value."""
-    [event] = [r for r in store.records_of("L0001") if isinstance(r, AccessEvent)]
+    [event] = [r for r in store.records_of("L0001") if isinstance(r, rec.AccessEvent)]
     known = store.records_of("L0001")
     with store.engine.connect() as connection:
         token = connection.execute(
@@ -265,7 +250,7 @@ def test_anonymise_records_rechecks_what_it_wrote(
         return count
 
     monkeypatch.setattr(_erasure, "anonymise_rows", forgetful)
-    [event] = [r for r in store.records_of("L0001") if isinstance(r, AccessEvent)]
+    [event] = [r for r in store.records_of("L0001") if isinstance(r, rec.AccessEvent)]
     with pytest.raises(IntegrityError, match=r"AccessEvent\.ip keeps its ciphertext"):
         store.anonymise_records([event], now=T, reason="test")
 
@@ -280,7 +265,7 @@ def test_withdrawing_prepa_jobs_statistics_consent_anonymises_progress(store: St
     rows back to the learner; the account, certificate and training consent stay."""
     known = store.records_of("L0001")
     done = withdraw(store, CENTRE, "statistics")
-    assert done.state is RequestState.COMPLETED
+    assert done.state is dsr.RequestState.COMPLETED
     assert outcomes(done) == {
         "L0001-STATS": (Action.WITHDRAW_CONSENT, "GDPR Art. 7(3)"),
         "L0001-P1": (Action.ANONYMISE, "GDPR Art. 17(1)(b)"),
@@ -288,18 +273,18 @@ def test_withdrawing_prepa_jobs_statistics_consent_anonymises_progress(store: St
     }
     left = {r.id for r in store.records_of("L0001")}
     assert left == {"L0001", "L0001-CERT", "L0001-A1", "L0001-STATS", "L0001-TRAINING"}
-    assert store.count(Progress, anonymised=True) == 2
-    rows = list(store.anonymised(Progress))
+    assert store.count(rec.Progress, anonymised=True) == 2
+    rows = list(store.anonymised(rec.Progress))
     assert linking_risks(rows, known) == []
-    assert store.get(Progress, "L0002-P1") is not None
-    consent = store.get(Consent, "L0001-STATS")
+    assert store.get(rec.Progress, "L0002-P1") is not None
+    consent = store.get(rec.Consent, "L0001-STATS")
     assert consent is not None
     assert consent.withdrawn_at == RECEIVED
     # The letter says so (it used to say every such record was erased).
-    letter = render_letter(done, centre.CONTROLLER, now=T, language="en")
+    letter = dsr.render_letter(done, centre.CONTROLLER, now=T, language="en")
     assert "anonymised where our policy keeps anonymous statistics" in letter
     assert "We have erased the data" not in letter
-    french = render_letter(done, centre.CONTROLLER, now=T, language="fr")
+    french = dsr.render_letter(done, centre.CONTROLLER, now=T, language="fr")
     assert "anonymisées lorsque notre politique" in french
 
 
@@ -310,21 +295,21 @@ def test_withdrawing_prepa_jobs_training_consent_erases_and_keeps_the_account(
     goes; the account, which the consents kept as proof still point to, is restricted
     rather than erased, so no record is left without its account."""
     done = withdraw(store, CENTRE, "training")
-    assert done.state is RequestState.COMPLETED
+    assert done.state is dsr.RequestState.COMPLETED
     assert outcomes(done)["L0001-CERT"] == (Action.ERASE, "GDPR Art. 17(1)(b)")
     assert outcomes(done)["L0001"] == (Action.RESTRICT, "GDPR Art. 18")
-    assert store.get(Certificate, "L0001-CERT", include_restricted=True) is None
-    account = store.get(Learner, "L0001", include_restricted=True)
+    assert store.get(rec.Certificate, "L0001-CERT", include_restricted=True) is None
+    account = store.get(rec.Learner, "L0001", include_restricted=True)
     assert account is not None
     assert "L0001" not in {r.id for r in store.records_of("L0001")}
-    assert store.count(Progress, anonymised=True) == 0
+    assert store.count(rec.Progress, anonymised=True) == 0
 
 
 def test_withdrawing_junias_training_consent_erases(store: Store) -> None:
     """JUNIA's rule erases at its end (line 53): withdrawing "training" erases progress,
     certificate and logins, anonymises nothing, and keeps the invoice (legal obligation)."""
     store.add(
-        Invoice(
+        rec.Invoice(
             id="L0001-I1",
             learner_id="L0001",
             billing_name="Ana Silvestre",
@@ -335,34 +320,34 @@ def test_withdrawing_junias_training_consent_erases(store: Store) -> None:
         now=T,
     )
     done = withdraw(store, junia.SCHEDULE, "training")
-    assert done.state is RequestState.COMPLETED
+    assert done.state is dsr.RequestState.COMPLETED
     for record_id in ("L0001-P1", "L0001-P2", "L0001-CERT", "L0001-A1"):
         assert outcomes(done)[record_id] == (Action.ERASE, "GDPR Art. 17(1)(b)"), record_id
-    assert store.count(Progress, anonymised=True) == 0
-    assert store.get(Invoice, "L0001-I1") is not None
-    assert store.get(Progress, "L0001-P1", include_restricted=True) is None
+    assert store.count(rec.Progress, anonymised=True) == 0
+    assert store.get(rec.Invoice, "L0001-I1") is not None
+    assert store.get(rec.Progress, "L0001-P1", include_restricted=True) is None
 
 
 def test_a_restricted_consent_is_left_untouched_and_reported_restricted(store: Store) -> None:
     """A consent record under restriction (Art. 18) is not written to: the withdrawal
     reports it as restricted (the old step called Store.update on it, which refuses a
     restricted record, and the request FAILED); the data only the consent held still goes."""
-    store.restrict(Consent, "L0001-STATS", reason="accuracy contested (Art. 18(1)(a))", now=T)
+    store.restrict(rec.Consent, "L0001-STATS", reason="accuracy contested (Art. 18(1)(a))", now=T)
     done = withdraw(store, CENTRE, "statistics")
-    assert done.state is RequestState.COMPLETED
+    assert done.state is dsr.RequestState.COMPLETED
     assert outcomes(done)["L0001-STATS"] == (Action.RESTRICT, "GDPR Art. 18")
-    consent = store.get(Consent, "L0001-STATS", include_restricted=True)
+    consent = store.get(rec.Consent, "L0001-STATS", include_restricted=True)
     assert consent is not None
     assert consent.withdrawn_at is None
     assert "L0001-STATS" not in {r.id for r in store.records_of("L0001")}
-    assert store.count(Progress, anonymised=True) == 2
+    assert store.count(rec.Progress, anonymised=True) == 2
 
 
 def test_consent_expiry_in_a_sweep_anonymises_where_the_rule_says(store: Store) -> None:
     """The sweep's end of a lapsed consent follows the rule's action too: Prépa Job's
     progress is anonymised, not erased, when the statistics consent expired."""
     store.add(
-        Consent(
+        rec.Consent(
             id="L0002-EXPIRED",
             learner_id="L0002",
             purpose="statistics",
@@ -372,10 +357,10 @@ def test_consent_expiry_in_a_sweep_anonymises_where_the_rule_says(store: Store) 
         now=T,
     )
     # L0002's other statistics consent is withdrawn: every one has now ended.
-    stats = store.get(Consent, "L0002-STATS")
+    stats = store.get(rec.Consent, "L0002-STATS")
     assert stats is not None
     store.update(
-        Consent(
+        rec.Consent(
             id=stats.id,
             learner_id="L0002",
             purpose="statistics",
@@ -387,8 +372,8 @@ def test_consent_expiry_in_a_sweep_anonymises_where_the_rule_says(store: Store) 
     report = store.sweep(CENTRE, now=T)
     assert report.by_type["Progress"].get("anonymise") == 2
     assert report.decided_by["Progress"]["anonymise: consent ended"] == 2
-    assert store.count(Progress, anonymised=True) == 2
-    assert store.get(Progress, "L0001-P1") is not None
+    assert store.count(rec.Progress, anonymised=True) == 2
+    assert store.get(rec.Progress, "L0001-P1") is not None
 
 
 # -- attacks: stores that pretend --------------------------------------------------------
@@ -440,14 +425,14 @@ class IdKeepingStore(Store):
 # Statistics only: the account and its progress are kept anonymous once consent ends.
 STATISTICS_ONLY = Schedule(
     {
-        Learner: RetentionRule(
+        rec.Learner: RetentionRule(
             Period.parse("P3Y"),
             Trigger.LAST_ACTIVITY,
             action=Action.ANONYMISE,
             purpose="statistics",
             basis=LawfulBasis.CONSENT,
         ),
-        Progress: RetentionRule(
+        rec.Progress: RetentionRule(
             Period.parse("P3Y"),
             Trigger.LAST_ACTIVITY,
             action=Action.ANONYMISE,
@@ -469,7 +454,7 @@ def test_a_store_that_does_nothing_cannot_complete_the_withdrawal(tmp_path: Path
     the learner's records again and FAILS at erase_consent_data, naming the store."""
     with _open(IdleStore, tmp_path, learner_records("L0001")) as store:
         done = withdraw(store, CENTRE, "statistics")
-        assert done.state is RequestState.FAILED
+        assert done.state is dsr.RequestState.FAILED
         assert done.failure is not None
         assert done.failure.step == "erase_consent_data"
         assert done.failure.component == "learnprivacy_store"
@@ -480,30 +465,32 @@ def test_a_store_that_leaves_the_name_cannot_complete_the_withdrawal(tmp_path: P
     """Attack: the account is anonymised but keeps the learner's name (its ciphertexts).
     The request re-checks the anonymised rows and FAILS naming the field; a retry fails
     again while the name is there."""
-    records = [r for r in learner_records("L0001") if isinstance(r, Learner | Progress)]
+    records = [r for r in learner_records("L0001") if isinstance(r, rec.Learner | rec.Progress)]
     with _open(NameKeepingStore, tmp_path, records) as store:
         done = withdraw(store, STATISTICS_ONLY, "statistics")
-        assert done.state is RequestState.FAILED
+        assert done.state is dsr.RequestState.FAILED
         assert done.failure is not None
         assert done.failure.component == "learnprivacy_store"
         assert "Learner.family_name keeps its ciphertext" in done.failure.error
         assert "Silvestre" not in done.failure.error
-        book = RequestBook(SQLBackend(store, cipher=store.cipher))
+        book = dsr.RequestBook(SQLBackend(store, cipher=store.cipher))
         retry = book.retry(done.id, now=T)
-        again = RequestExecutor(book, store=store, schedule=STATISTICS_ONLY).execute(retry, now=T)
-        assert again.state is RequestState.FAILED
+        again = dsr.RequestExecutor(book, store=store, schedule=STATISTICS_ONLY).execute(
+            retry, now=T
+        )
+        assert again.state is dsr.RequestState.FAILED
 
 
 def test_the_same_withdrawal_on_an_honest_store_completes(tmp_path: Path) -> None:
     """The control for the attack above: the real store anonymises the account and
     progress, and the request completes."""
-    records = [r for r in learner_records("L0001") if isinstance(r, Learner | Progress)]
+    records = [r for r in learner_records("L0001") if isinstance(r, rec.Learner | rec.Progress)]
     with _open(Store, tmp_path, records) as store:
         done = withdraw(store, STATISTICS_ONLY, "statistics")
-        assert done.state is RequestState.COMPLETED
+        assert done.state is dsr.RequestState.COMPLETED
         assert outcomes(done)["L0001"] == (Action.ANONYMISE, "GDPR Art. 17(1)(b)")
-        assert store.count(Progress, anonymised=True) == 2
-        assert store.count(Learner, anonymised=True) == 1
+        assert store.count(rec.Progress, anonymised=True) == 2
+        assert store.count(rec.Learner, anonymised=True) == 1
         assert store.records_of("L0001") == []
 
 
@@ -513,6 +500,6 @@ def test_a_store_that_keeps_the_learner_id_cannot_complete_the_withdrawal(
     """Attack: the progress rows are anonymised but keep the learner id: FAILED."""
     with _open(IdKeepingStore, tmp_path, learner_records("L0001")) as store:
         done = withdraw(store, CENTRE, "statistics")
-        assert done.state is RequestState.FAILED
+        assert done.state is dsr.RequestState.FAILED
         assert done.failure is not None
         assert "Progress.learner_id names" in done.failure.error

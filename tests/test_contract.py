@@ -17,19 +17,8 @@ from pathlib import Path
 import pytest
 
 import learnprivacy as lp
+from learnprivacy import records as rec
 from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser
-from learnprivacy.records import (
-    AccessEvent,
-    Certificate,
-    Consent,
-    Funding,
-    Invoice,
-    Learner,
-    Progress,
-    ProgressStatus,
-    Score,
-    fields_of,
-)
 from learnprivacy.records._base import subject_of
 from learnprivacy.retention import Action, Hold, Period, RetentionRule, Schedule, Trigger
 
@@ -38,7 +27,7 @@ NOW = dt.datetime(2026, 6, 15, 12, tzinfo=UTC)
 EMAIL = "ana.martin@example.org"
 
 
-def _learner(**changes: object) -> Learner:
+def _learner(**changes: object) -> rec.Learner:
     values: dict[str, object] = {
         "id": "L1",
         "username": "ana",
@@ -49,7 +38,7 @@ def _learner(**changes: object) -> Learner:
         "last_activity_at": dt.datetime(2024, 1, 1, tzinfo=UTC),
     }
     values.update(changes)
-    return Learner(**values)  # type: ignore[arg-type]
+    return rec.Learner(**values)  # type: ignore[arg-type]
 
 
 def test_lawful_basis_speaks_moodle() -> None:
@@ -81,21 +70,21 @@ def test_records_as_written() -> None:
     """Keyword-only constructors, ids, bases, defaults, subjects, aware datetimes, masked
     repr."""
     learner = _learner(organisation_id="ORG1", contract_end_at=NOW)
-    progress = Progress(
+    progress = rec.Progress(
         id="P1",
         learner_id="L1",
         course_id="C1",
-        status=ProgressStatus.PASSED,
+        status=rec.ProgressStatus.PASSED,
         recorded_at=NOW,
-        score=Score(raw=17, min=0, max=20),
+        score=rec.Score(raw=17, min=0, max=20),
         time_spent=None,
     )
     assert progress.score is not None
     assert progress.score.scaled == 0.85
-    certificate = Certificate(
+    certificate = rec.Certificate(
         id="CE1", learner_id="L1", course_id="C1", issued_at=NOW, verification_code="X1Y2"
     )
-    invoice = Invoice(
+    invoice = rec.Invoice(
         id="I1",
         learner_id="L1",
         billing_name="Ana Martin",
@@ -104,7 +93,7 @@ def test_records_as_written() -> None:
         currency="EUR",
         issued_at=NOW,
     )
-    consent = Consent(id="CO1", learner_id="L1", purpose="newsletter", given_at=NOW)
+    consent = rec.Consent(id="CO1", learner_id="L1", purpose="newsletter", given_at=NOW)
     assert invoice.basis is lp.LawfulBasis.LEGAL_OBLIGATION
     assert learner.basis is lp.LawfulBasis.CONTRACT
     assert consent.withdrawn_at is None
@@ -120,14 +109,14 @@ def test_records_as_written() -> None:
     with pytest.raises(lp.errors.ValidationError):
         _learner(created_at=dt.datetime(2023, 1, 10))  # naive
     with pytest.raises((TypeError, lp.errors.ValidationError)):
-        Learner("L1", "ana", EMAIL, "Ana", "Martin", NOW)  # type: ignore[misc]
-    assert Funding is not None
-    assert AccessEvent is not None
+        rec.Learner("L1", "ana", EMAIL, "Ana", "Martin", NOW)  # type: ignore[misc]
+    assert rec.Funding is not None
+    assert rec.AccessEvent is not None
 
 
 def test_fields_of_describes_every_field() -> None:
     """fields_of gives name, category, personal, encrypted and exported per field."""
-    infos = {info.name: info for info in fields_of(Learner)}
+    infos = {info.name: info for info in rec.fields_of(rec.Learner)}
     assert {"id", "username", "email", "given_name", "family_name", "created_at"} <= set(infos)
     email = infos["email"]
     assert email.personal
@@ -152,7 +141,7 @@ def test_period_is_calendar_correct() -> None:
 def test_schedule_evaluate_as_written() -> None:
     """schedule.evaluate(record, now=, subject=learner, holds=, erasure_requested=)."""
     learner = _learner()
-    invoice = Invoice(
+    invoice = rec.Invoice(
         id="I1",
         learner_id="L1",
         billing_name="Ana Martin",
@@ -162,8 +151,8 @@ def test_schedule_evaluate_as_written() -> None:
     )
     schedule = Schedule(
         {
-            Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
-            Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
+            rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+            rec.Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
         }
     )
     decision = schedule.evaluate(
@@ -183,7 +172,7 @@ def test_schedule_evaluate_as_written() -> None:
     assert asked.action is Action.RESTRICT
     # No anchor date: REVIEW, never ERASE.
     anchorless = _learner(last_activity_at=None)
-    no_anchor = Schedule({Learner: RetentionRule(Period.parse("P18M"), Trigger.CONTRACT_END)})
+    no_anchor = Schedule({rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.CONTRACT_END)})
     assert no_anchor.evaluate(anchorless, now=NOW).action is Action.REVIEW
     assert {a.name for a in Action} >= {"KEEP", "ERASE", "ANONYMISE", "RESTRICT", "REVIEW"}
 
@@ -234,27 +223,27 @@ def test_store_sweep_erase_and_export_as_written(tmp_path: Path) -> None:
     store.add_all(
         [
             stale,
-            Progress(
+            rec.Progress(
                 id="P1",
                 learner_id="L1",
                 course_id="C1",
-                status=ProgressStatus.PASSED,
+                status=rec.ProgressStatus.PASSED,
                 recorded_at=dt.datetime(2026, 4, 1, tzinfo=UTC),
-                score=Score(raw=17, min=0, max=20),
+                score=rec.Score(raw=17, min=0, max=20),
             ),
         ]
     )
-    assert store.get(Learner, "L1") == learner
-    assert store.get(Learner, "nobody") is None
+    assert store.get(rec.Learner, "L1") == learner
+    assert store.get(rec.Learner, "nobody") is None
     assert {record.id for record in store.records_of("L1")} == {"L1", "P1"}
 
-    schedule = Schedule({Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
+    schedule = Schedule({rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
     dry = store.sweep(schedule, now=NOW, dry_run=True)
-    assert store.get(Learner, "L2") is not None
+    assert store.get(rec.Learner, "L2") is not None
     report = store.sweep(schedule, now=NOW, dry_run=False)
     assert report.erased >= 1
     assert dry.erased == report.erased
-    assert store.get(Learner, "L2") is None
+    assert store.get(rec.Learner, "L2") is None
     for attribute in ("erased", "anonymised", "restricted", "review", "kept"):
         assert hasattr(report, attribute)
 
@@ -273,7 +262,7 @@ def test_store_sweep_erase_and_export_as_written(tmp_path: Path) -> None:
     erasure = store.erase_subject("L1", now=NOW)
     assert erasure.erased
     assert hasattr(erasure, "restricted")
-    assert store.get(Learner, "L1") is None
+    assert store.get(rec.Learner, "L1") is None
     assert list(store.records_of("L1")) == []
     assert store.audit.verify() is True
     store.close()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ import pytest
 
 from learnprivacy.testing.postgres import TemporaryPostgres
 from tests.store_fixtures import psql
-from tests.test_django_lms import MASTER_KEY, PROJECT, manage, pg_env
+from tests.test_django_lms import MASTER_KEY, PROJECT, manage, manage_killed, pg_env
 
 pytest.importorskip("django")
 
@@ -342,27 +341,7 @@ def _compaction_killed_then_rerun(site: Site) -> None:
     _compact(site.env)
     live, opened = json.loads(_shell(ALL_KEYS_OPEN, site.env))
     assert live == opened > 6_000
-    full = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(PROJECT),
-        "LEARNPRIVACY_MASTER_KEY": MASTER_KEY,
-        **site.env,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "learnprivacy_keys", "compact", "--batch-size", "1"],
-        cwd=PROJECT,
-        env=full,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    for line in process.stderr:
-        if line.startswith("keys: "):
-            process.send_signal(signal.SIGKILL)
-            break
-    process.wait(timeout=120)
-    assert process.returncode == -signal.SIGKILL
+    manage_killed("learnprivacy_keys", "compact", "--batch-size", "1", at="keys: ", env=site.env)
     status = json.loads(manage("learnprivacy_keys", "status", "--json", env=site.env).stdout)
     assert status["compaction_under_way"] is True, "the kill must land in the middle"
     # Half-compacted, the application reads everything.

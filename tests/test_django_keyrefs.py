@@ -12,17 +12,13 @@ value reads as before, the erased learner stays erased, and no clear id is left.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from learnprivacy.testing.postgres import TemporaryPostgres
 from tests.store_fixtures import psql, relation_files
-from tests.test_django_lms import MASTER_KEY, PROJECT, manage, pg_env
+from tests.test_django_lms import manage, manage_killed, pg_env
 
 pytest.importorskip("django")
 
@@ -182,31 +178,6 @@ def test_postgres_key_database_names_no_learner_after_writes_and_erasure(
     _fresh_writes_name_no_learner(env, lambda: relation_files(postgres_server, keys))
 
 
-def _kill_mid_conversion(env: dict[str, str]) -> None:
-    """Run the conversion one row per transaction and SIGKILL it at its first report."""
-    full = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(PROJECT),
-        "LEARNPRIVACY_MASTER_KEY": MASTER_KEY,
-        **env,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "shell", "--no-imports", "-c", CONVERT],
-        cwd=PROJECT,
-        env=full,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    for line in process.stderr:
-        if line.startswith("converted: "):
-            process.send_signal(signal.SIGKILL)
-            break
-    process.wait(timeout=120)
-    assert process.returncode == -signal.SIGKILL
-
-
 def _old_key_store_converted(
     env: dict[str, str], key_bytes: object, analyse: object = None
 ) -> None:
@@ -221,7 +192,8 @@ def _old_key_store_converted(
 
     _migrate(env, "learnprivacy", "0003")
     total = int(_shell(CLEAR_LEFT, env))
-    _kill_mid_conversion(env)
+    # One row per transaction, killed at its first report.
+    manage_killed("shell", "--no-imports", "-c", CONVERT, at="converted: ", env=env)
     left = int(_shell(CLEAR_LEFT, env))
     assert 0 < left < total, "the kill must land in the middle"
     # Half-converted, then finished by migrate: every value reads as before.

@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from learnprivacy.crypto import Keyring
 from learnprivacy.testing.postgres import TemporaryPostgres
-from tests.test_django_lms import MASTER_KEY, PROJECT, manage
+from tests.test_django_lms import MASTER_KEY, manage, manage_killed
 
 pytest.importorskip("django")
 
@@ -79,26 +75,6 @@ def _shell(code: str, env: dict[str, str]) -> str:
     return lines[-1] if lines else ""
 
 
-def _kill_mid_rotation(env: dict[str, str], *args: str) -> None:
-    """Start ``learnprivacy_keys rotate ARGS`` and SIGKILL it at its first progress line."""
-    full = {"PATH": os.environ.get("PATH", ""), "HOME": str(PROJECT), **env}
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "learnprivacy_keys", "rotate", *args],
-        cwd=PROJECT,
-        env=full,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    for line in process.stderr:
-        if line.startswith("keys: "):
-            process.send_signal(signal.SIGKILL)
-            break
-    process.wait(timeout=120)
-    assert process.returncode == -signal.SIGKILL
-
-
 def _rotation_killed_then_resumed(base: dict[str, str]) -> None:
     old_env = _env(base, MASTER_KEY)
     assert manage("migrate", "-v", "0", env=old_env).returncode == 0
@@ -113,7 +89,7 @@ def _rotation_killed_then_resumed(base: dict[str, str]) -> None:
     rotating = _env(base, NEW_KEY, MASTER_KEY)
     # One key per transaction: the rotation lasts long enough for the kill to land in it,
     # even on a loaded machine.
-    _kill_mid_rotation(rotating, "--batch-size", "1")
+    manage_killed("learnprivacy_keys", "rotate", "--batch-size", "1", at="keys: ", env=rotating)
     counts = json.loads(_shell(COUNT, rotating))
     assert 0 < counts.get(new_id, 0) < live, "the kill must land in the middle"
     assert sum(counts.values()) == live

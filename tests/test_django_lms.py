@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,25 +25,49 @@ PROJECT = Path(__file__).resolve().parent.parent / "examples" / "django_lms"
 MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
 
 
-def manage(
-    *args: str, env: dict[str, str], timeout: float = 600
-) -> subprocess.CompletedProcess[str]:
-    """Run ``manage.py`` of the example with a clean, explicit environment."""
-    full = {
+def _environment(env: dict[str, str]) -> dict[str, str]:
+    """A clean, explicit environment for ``manage.py``: ``env`` over the defaults."""
+    return {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", str(PROJECT)),
         "LEARNPRIVACY_MASTER_KEY": MASTER_KEY,
         **env,
     }
+
+
+def manage(
+    *args: str, env: dict[str, str], timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run ``manage.py`` of the example with a clean, explicit environment."""
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=PROJECT,
-        env=full,
+        env=_environment(env),
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
+
+
+def manage_killed(*args: str, at: str, env: dict[str, str]) -> None:
+    """Start ``manage.py ARGS`` and SIGKILL it at its first line on stderr starting with
+    ``at``; check that it died of the kill (not earlier, nor by finishing)."""
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT,
+        env=_environment(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.startswith(at):
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=120)
+    assert process.returncode == -signal.SIGKILL
 
 
 def pg_env(server: TemporaryPostgres, vault: Path | None = None) -> tuple[dict[str, str], str, str]:

@@ -19,22 +19,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from learnprivacy import records as rec
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, IntegrityError, ProviderError, ValidationError
 from learnprivacy.export import PackageWriter, read_package
 from learnprivacy.export._names import check_entry_name
 from learnprivacy.providers.writer import DataDescription
-from learnprivacy.records import (
-    AccessEvent,
-    Certificate,
-    Consent,
-    Funding,
-    Invoice,
-    Learner,
-    Progress,
-    ProgressStatus,
-    Score,
-)
 from learnprivacy.testing.strategies import records_of_learner
 from tests import NOW, sample
 
@@ -48,7 +38,7 @@ def _writer(root: Path, subject: str = "L1", **options: Any) -> PackageWriter:
     )
 
 
-def _learner(learner_id: str = "L1", **overrides: Any) -> Learner:
+def _learner(learner_id: str = "L1", **overrides: Any) -> rec.Learner:
     values: dict[str, Any] = {
         "id": learner_id,
         "username": "ana",
@@ -58,38 +48,38 @@ def _learner(learner_id: str = "L1", **overrides: Any) -> Learner:
         "created_at": T0,
     }
     values.update(overrides)
-    return Learner(**values)
+    return rec.Learner(**values)
 
 
-def _progress(i: int, learner_id: str = "L1", **overrides: Any) -> Progress:
+def _progress(i: int, learner_id: str = "L1", **overrides: Any) -> rec.Progress:
     values: dict[str, Any] = {
         "id": f"P{i}",
         "learner_id": learner_id,
         "course_id": f"C{i % 7}",
-        "status": ProgressStatus.PASSED,
+        "status": rec.ProgressStatus.PASSED,
         "recorded_at": T0 + dt.timedelta(minutes=i),
-        "score": Score(raw=i % 21, min=0, max=20),
+        "score": rec.Score(raw=i % 21, min=0, max=20),
     }
     values.update(overrides)
-    return Progress(**values)
+    return rec.Progress(**values)
 
 
 def _everything(learner_id: str = "L1") -> list[Any]:
     return [
         _learner(learner_id),
         _progress(1, learner_id),
-        sample(Certificate, learner_id=learner_id, issued_at=T0, verification_code="ABCD2345"),
+        sample(rec.Certificate, learner_id=learner_id, issued_at=T0, verification_code="ABCD2345"),
         sample(
-            Invoice,
+            rec.Invoice,
             id="INV1",
             learner_id=learner_id,
             billing_name="Ana Martin",
             billing_address="1 rue de la Paix, 75002 Paris",
             issued_at=T0,
         ),
-        sample(Funding, learner_id=learner_id, dossier_reference="OPCO-2025-17", opened_at=T0),
-        sample(Consent, learner_id=learner_id, given_at=T0),
-        sample(AccessEvent, learner_id=learner_id, at=T0, ip="192.0.2.7"),
+        sample(rec.Funding, learner_id=learner_id, dossier_reference="OPCO-2025-17", opened_at=T0),
+        sample(rec.Consent, learner_id=learner_id, given_at=T0),
+        sample(rec.AccessEvent, learner_id=learner_id, at=T0, ip="192.0.2.7"),
     ]
 
 
@@ -142,7 +132,7 @@ def test_read_package_detects_an_altered_file(tmp_path: Path) -> None:
 )
 @given(records_of_learner(max_each=3))
 def test_json_round_trip_gives_equal_records(
-    tmp_path_factory: pytest.TempPathFactory, drawn: tuple[Learner, list[Any]]
+    tmp_path_factory: pytest.TempPathFactory, drawn: tuple[rec.Learner, list[Any]]
 ) -> None:
     """Reading the package back with from_json_dict yields records equal to those written."""
     learner, records = drawn
@@ -292,10 +282,10 @@ def test_rows_are_consumed_one_at_a_time_and_not_kept(tmp_path: Path) -> None:
     show that no written record is still alive afterwards (nothing accumulated).
     """
     writer = _writer(tmp_path / "pkg")
-    refs: list[weakref.ref[Progress]] = []
+    refs: list[weakref.ref[rec.Progress]] = []
     count = 2_000
 
-    def produce() -> Iterator[Progress]:
+    def produce() -> Iterator[rec.Progress]:
         for i in range(count):
             assert writer.seen == i
             record = _progress(i, time_spent=dt.timedelta(seconds=i))

@@ -16,13 +16,11 @@ from learnprivacy.export._subject import remove_stale_staging
 from learnprivacy.providers import (
     ApprovedContextList,
     ContentWriter,
-    Context,
-    ContextList,
     MetadataCollection,
     PrivacyManager,
 )
 from learnprivacy.records import Learner
-from tests import sample
+from tests import UserContextProvider, sample
 
 EMAIL = "stale.secret@example.org"
 
@@ -68,7 +66,7 @@ _KILLED_EXPORT = textwrap.dedent(
 )
 
 
-class Accounts:
+class Accounts(UserContextProvider):
     """The learner's account, nothing else."""
 
     component = "accounts"
@@ -78,18 +76,9 @@ class Accounts:
             "Learner", {"email": "E-mail"}, "Accounts", basis="gdpr_art_6_1_b"
         )
 
-    def get_contexts_for_userid(self, user_id: str) -> ContextList:
-        return ContextList([Context.user(user_id)], component=self.component)
-
     def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
         learner = sample(Learner, created_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
         writer.write_records(self.component, [learner])
-
-    def delete_data_for_user(self, approved: ApprovedContextList) -> None:
-        return None
-
-    def delete_data_for_all_users_in_context(self, context: Context) -> None:
-        return None
 
 
 def _staging(target: Path) -> list[Path]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from learnprivacy import records as rec
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import NotFoundError, ProviderError
 from learnprivacy.export import PackageWriter, export_subject, read_package
@@ -20,26 +21,12 @@ from learnprivacy.export.reports import k_anonymous_aggregate
 from learnprivacy.providers import (
     ApprovedContextList,
     ContentWriter,
-    Context,
-    ContextList,
     MetadataCollection,
     PrivacyManager,
 )
-from learnprivacy.records import (
-    AccessEvent,
-    Certificate,
-    Consent,
-    Funder,
-    Funding,
-    Invoice,
-    Learner,
-    Progress,
-    ProgressStatus,
-    Score,
-)
 from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
-from tests import NOW, sample
+from tests import NOW, UserContextProvider, record_of, sample
 
 UTC = dt.UTC
 T0 = dt.datetime(2019, 9, 1, 8, 0, tzinfo=UTC)
@@ -48,7 +35,7 @@ KEY = bytes(range(32))
 
 def _learner_records(learner_id: str, *, organisation: str = "ACME") -> list[Any]:
     return [
-        Learner(
+        rec.Learner(
             id=learner_id,
             username=f"user-{learner_id}",
             email=f"{learner_id.lower()}@example.org",
@@ -58,47 +45,48 @@ def _learner_records(learner_id: str, *, organisation: str = "ACME") -> list[Any
             last_activity_at=T0 + dt.timedelta(days=30),
             organisation_id=organisation,
         ),
-        sample(
-            Progress,
-            id=f"{learner_id}-P1",
-            learner_id=learner_id,
+        record_of(
+            learner_id,
+            rec.Progress,
+            "P1",
             course_id="SST-2024",
             recorded_at=T0 + dt.timedelta(days=3),
-            score=Score(raw=Decimal("16.5"), min=0, max=20),
+            score=rec.Score(raw=Decimal("16.5"), min=0, max=20),
             time_spent=dt.timedelta(hours=7),
         ),
-        Progress(
-            id=f"{learner_id}-P2",
-            learner_id=learner_id,
+        record_of(
+            learner_id,
+            rec.Progress,
+            "P2",
             course_id="RGPD-101",
-            status=ProgressStatus.IN_PROGRESS,
+            status=rec.ProgressStatus.IN_PROGRESS,
             recorded_at=T0 + dt.timedelta(days=9),
         ),
-        sample(
-            Certificate,
-            id=f"{learner_id}-CERT",
-            learner_id=learner_id,
+        record_of(
+            learner_id,
+            rec.Certificate,
+            "CERT",
             course_id="SST-2024",
             issued_at=T0 + dt.timedelta(days=4),
         ),
-        sample(
-            Invoice,
-            id=f"{learner_id}-INV",
-            learner_id=learner_id,
+        record_of(
+            learner_id,
+            rec.Invoice,
+            "INV",
             billing_name="Léa Dupont",
             billing_address="3 quai Ouest, 69003 Lyon",
             issued_at=T0 + dt.timedelta(days=1),
-            funder=Funder.OPCO,
+            funder=rec.Funder.OPCO,
         ),
-        sample(
-            Funding,
-            id=f"{learner_id}-F",
-            learner_id=learner_id,
+        record_of(
+            learner_id,
+            rec.Funding,
+            "F",
             dossier_reference="OPCO-2019-0042",
             opened_at=T0,
         ),
-        sample(Consent, id=f"{learner_id}-C", learner_id=learner_id, given_at=T0),
-        sample(AccessEvent, id=f"{learner_id}-E", learner_id=learner_id, at=T0, ip="192.0.2.9"),
+        record_of(learner_id, rec.Consent, "C", given_at=T0),
+        record_of(learner_id, rec.AccessEvent, "E", at=T0, ip="192.0.2.9"),
     ]
 
 
@@ -163,7 +151,7 @@ def test_unknown_learner_leaves_no_file(store: Store, out_dir: Path) -> None:
     assert list(out_dir.iterdir()) == []
 
 
-class _ExternalGradebook:
+class _ExternalGradebook(UserContextProvider):
     """A second component (an external gradebook) whose connection drops mid-export."""
 
     component = "ext_gradebook"
@@ -173,21 +161,12 @@ class _ExternalGradebook:
             "grades", {"grade": "A grade"}, "Grades", basis="gdpr_art_6_1_b"
         )
 
-    def get_contexts_for_userid(self, user_id: str) -> ContextList:
-        return ContextList([Context.user(user_id)], component=self.component)
-
     def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
         def rows() -> Iterator[dict[str, Any]]:
             yield {"grade": "B+"}
             raise ConnectionResetError("gradebook connection reset")
 
         writer.write_rows(self.component, "grades", rows())
-
-    def delete_data_for_user(self, approved: ApprovedContextList) -> None:
-        return None
-
-    def delete_data_for_all_users_in_context(self, context: Context) -> None:
-        return None
 
 
 def test_a_provider_failing_mid_export_leaves_no_file(store: Store, out_dir: Path) -> None:
@@ -203,7 +182,11 @@ def test_a_provider_failing_mid_export_leaves_no_file(store: Store, out_dir: Pat
 def test_anonymised_rows_feed_k_anonymous_statistics(tmp_path: Path) -> None:
     """After a sweep anonymises old progress, only groups of k learners are published."""
     schedule = Schedule(
-        {Progress: RetentionRule(Period.parse("P18M"), Trigger.CREATED, action=Action.ANONYMISE)}
+        {
+            rec.Progress: RetentionRule(
+                Period.parse("P18M"), Trigger.CREATED, action=Action.ANONYMISE
+            )
+        }
     )
     with Store(
         f"sqlite:///{tmp_path / 'stats.db'}", keyring=Keyring.generate(), clock=lambda: NOW
@@ -212,7 +195,7 @@ def test_anonymised_rows_feed_k_anonymous_statistics(tmp_path: Path) -> None:
             store.add_all(_learner_records(f"L{n}"))
         report = store.sweep(schedule, now=NOW)
         assert report.anonymised
-        rows = list(store.anonymised(Progress))
+        rows = list(store.anonymised(rec.Progress))
         assert len(rows) == 14
         assert all(row["learner_id"].startswith("anon-") for row in rows)
         stats = k_anonymous_aggregate(
@@ -240,7 +223,7 @@ class _ReleaseCheckingWriter(PackageWriter):
         def observed() -> Iterator[Any]:
             first: weakref.ref[Any] | None = None
             for n, record in enumerate(records):
-                if isinstance(record, Progress) and first is None:
+                if isinstance(record, rec.Progress) and first is None:
                     first = weakref.ref(record)
                 if first is not None and n == self.after:
                     gc.collect()
@@ -258,7 +241,7 @@ def test_store_export_streams_the_learner_history(store: Store, tmp_path: Path) 
 
     count = _reads.FIRST_PAGE + 2 * _reads.PAGE + 1
     store.add_all(
-        sample(Progress, id=f"L1-S{i:06d}", recorded_at=T0 + dt.timedelta(minutes=i))
+        sample(rec.Progress, id=f"L1-S{i:06d}", recorded_at=T0 + dt.timedelta(minutes=i))
         for i in range(count)
     )
     writer = _ReleaseCheckingWriter(tmp_path / "package", after=_reads.FIRST_PAGE + _reads.PAGE)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from examples.toy_lms import ForumProvider, ThemeProvider, ToyLMS, VideoConferenceProvider
 
+from learnprivacy import records as rec
 from learnprivacy.crypto import Pseudonymiser
 from learnprivacy.errors import (
     ConfigurationError,
@@ -30,16 +31,6 @@ from learnprivacy.providers import (
     ContextList,
     MetadataCollection,
     PrivacyManager,
-)
-from learnprivacy.records import (
-    Certificate,
-    Consent,
-    Invoice,
-    Learner,
-    Progress,
-    ProgressStatus,
-    Score,
-    fields_of,
 )
 from learnprivacy.records._base import default_basis, subject_of
 from tests import NOW, sample
@@ -61,7 +52,7 @@ class RecordsProvider:
         for cls in {type(r) for r in self.records}:
             collection.add_database_table(
                 cls.__name__,
-                {f.name: f.description for f in fields_of(cls) if f.personal},
+                {f.name: f.description for f in rec.fields_of(cls) if f.personal},
                 (cls.__doc__ or "").splitlines()[0],
                 purpose=cls.processing_purpose,
                 basis=default_basis(cls),
@@ -102,19 +93,21 @@ class CrashingProvider(RecordsProvider):
 
 def _records(learner_id: str = LEARNER) -> list[Any]:
     records: list[Any] = [
-        sample(Learner, id=learner_id, family_name="Martin", created_at=T0),
-        sample(Consent, learner_id=learner_id, given_at=T0),
-        sample(Certificate, learner_id=learner_id, issued_at=T0, verification_code="Z9"),
-        sample(Invoice, id="INV1", learner_id=learner_id, billing_name="Ana Martin", issued_at=T0),
+        sample(rec.Learner, id=learner_id, family_name="Martin", created_at=T0),
+        sample(rec.Consent, learner_id=learner_id, given_at=T0),
+        sample(rec.Certificate, learner_id=learner_id, issued_at=T0, verification_code="Z9"),
+        sample(
+            rec.Invoice, id="INV1", learner_id=learner_id, billing_name="Ana Martin", issued_at=T0
+        ),
     ]
     records += [
-        Progress(
+        rec.Progress(
             id=f"P{i}",
             learner_id=learner_id,
             course_id=f"C{i % 3}",
-            status=list(ProgressStatus)[i % 5],
+            status=list(rec.ProgressStatus)[i % 5],
             recorded_at=T0 + dt.timedelta(days=i),
-            score=Score(raw=i, min=0, max=20),
+            score=rec.Score(raw=i, min=0, max=20),
         )
         for i in range(8)
     ]
@@ -177,7 +170,9 @@ def test_zip_package_is_complete_and_verified(lms: ToyLMS, out_dir: Path) -> Non
     assert len(posts) == 2
     # Progress not started gives no statement; every other progress and the certificate do.
     started = sum(
-        1 for r in mine if isinstance(r, Progress) and r.status is not ProgressStatus.NOT_STARTED
+        1
+        for r in mine
+        if isinstance(r, rec.Progress) and r.status is not rec.ProgressStatus.NOT_STARTED
     )
     assert len(package.statements()) == started + 1
 

@@ -8,11 +8,11 @@ import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from learnprivacy import records as rec
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, NotFoundError, PolicyError
 from learnprivacy.moodle import MoodleDatabase, MoodleProvider, ScanIssues
@@ -20,16 +20,6 @@ from learnprivacy.moodle._readonly import check_read_only
 from learnprivacy.moodle._sources import tables_read
 from learnprivacy.moodle._time import to_unix
 from learnprivacy.providers import ApprovedContextList, Context, MemoryWriter, UserList
-from learnprivacy.records import (
-    AccessEvent,
-    AccessKind,
-    Certificate,
-    Consent,
-    Learner,
-    Progress,
-    ProgressStatus,
-    Score,
-)
 from learnprivacy.testing.moodle import create_schema, insert_rows
 from tests.conftest import open_engine
 
@@ -47,19 +37,34 @@ def at(days: float = 0) -> dt.datetime:
     return T0 + dt.timedelta(days=days)
 
 
+def _new_site(new_database: Callable[[], str]) -> sa.Engine:
+    """A fresh database on the module's engine holding Moodle's schema and its settings
+    (no guest user): a site with nobody yet."""
+    engine = open_engine(new_database())
+    create_schema(engine)
+    insert_rows(engine, "config", [{"name": "siteguest", "value": "1"}])
+    return engine
+
+
 @pytest.fixture(scope="module")
 def engine(new_database: Callable[[], str]) -> Iterator[sa.Engine]:
     """The hand-made site on each engine, built once per module (the tests only read it)."""
-    engine = open_engine(new_database())
-    create_schema(engine)
+    engine = _new_site(new_database)
     _site(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def blank(new_database: Callable[[], str]) -> Iterator[sa.Engine]:
+    """A site with nobody yet, for one test to fill."""
+    engine = _new_site(new_database)
     yield engine
     engine.dispose()
 
 
 def _site(engine: sa.Engine) -> None:
     """A tiny hand-made site whose every record is known in advance."""
-    insert_rows(engine, "config", [{"name": "siteguest", "value": "1"}])
     insert_rows(
         engine,
         "user",
@@ -297,7 +302,7 @@ def test_learners_map_moodle_users(moodle: MoodleDatabase) -> None:
     learners = {learner.id: learner for learner in moodle.learners()}
     assert sorted(learners) == ["10", "11", "14"]
     ana = learners["10"]
-    assert ana == Learner(
+    assert ana == rec.Learner(
         id="10",
         username="ana.silva",
         email="Ana.Silva@Example.org",  # as Moodle stores it, case kept
@@ -349,19 +354,19 @@ def test_course_progress_statuses_and_scores(moodle: MoodleDatabase) -> None:
     """Completions: completed/started/enrolled map to statuses; the course total is the score."""
     issues = ScanIssues()
     progress = {p.id: p for p in moodle.course_progress(issues=issues)}
-    assert progress["course_completions/1"] == Progress(
+    assert progress["course_completions/1"] == rec.Progress(
         id="course_completions/1",
         learner_id="10",
         course_id="2",
-        status=ProgressStatus.PASSED,  # 14.5 >= pass mark 10
+        status=rec.ProgressStatus.PASSED,  # 14.5 >= pass mark 10
         recorded_at=at(9),
-        score=Score(raw=Decimal("14.5"), min=0, max=20),
+        score=rec.Score(raw=Decimal("14.5"), min=0, max=20),
     )
     started = progress["course_completions/2"]
-    assert (started.status, started.recorded_at) == (ProgressStatus.IN_PROGRESS, at(3))
+    assert (started.status, started.recorded_at) == (rec.ProgressStatus.IN_PROGRESS, at(3))
     assert started.score is None  # 130 is outside 0..100: kept without score, reported
     enrolled = progress["course_completions/3"]
-    assert (enrolled.status, enrolled.recorded_at) == (ProgressStatus.NOT_STARTED, at(2))
+    assert (enrolled.status, enrolled.recorded_at) == (rec.ProgressStatus.NOT_STARTED, at(2))
     assert "course_completions/4" not in progress  # no date at all
     assert "course_completions/5" not in progress  # deleted account
     assert issues.counts() == {
@@ -376,20 +381,20 @@ def test_activity_grades_and_completions(moodle: MoodleDatabase) -> None:
     """Module grades and completion states become activity-level Progress."""
     grades = list(moodle.grade_progress())
     assert grades == [
-        Progress(
+        rec.Progress(
             id="grade_grades/3",
             learner_id="10",
             course_id="2",
             activity_id="40",  # the quiz's course module, found through modules
-            status=ProgressStatus.FAILED,  # 4 < pass mark 5
+            status=rec.ProgressStatus.FAILED,  # 4 < pass mark 5
             recorded_at=at(7),  # timemodified 0: timecreated instead
-            score=Score(raw=4, min=0, max=10),
+            score=rec.Score(raw=4, min=0, max=10),
         )
     ]
     states = {p.id: p.status for p in moodle.activity_progress()}
     assert states == {
-        "course_modules_completion/1": ProgressStatus.FAILED,
-        "course_modules_completion/2": ProgressStatus.COMPLETED,
+        "course_modules_completion/1": rec.ProgressStatus.FAILED,
+        "course_modules_completion/2": rec.ProgressStatus.COMPLETED,
     }  # state 9 is unknown: reported, skipped
     assert len(list(moodle.progress())) == 3 + 1 + 2
 
@@ -404,17 +409,17 @@ def test_access_events(moodle: MoodleDatabase) -> None:
         "logstore_standard_log/7",
         "logstore_standard_log/8",
     ]  # course views, userid 0 and the deleted account's log-in are not
-    assert events["logstore_standard_log/1"] == AccessEvent(
+    assert events["logstore_standard_log/1"] == rec.AccessEvent(
         id="logstore_standard_log/1",
         learner_id="10",
-        kind=AccessKind.LOGIN,
+        kind=rec.AccessKind.LOGIN,
         at=at(20),
         ip="203.0.113.7",
     )
-    assert events["logstore_standard_log/2"].kind is AccessKind.LOGOUT
+    assert events["logstore_standard_log/2"].kind is rec.AccessKind.LOGOUT
     assert events["logstore_standard_log/2"].ip == "2001:db8::1"
     failed = events["logstore_standard_log/3"]
-    assert (failed.kind, failed.ip) == (AccessKind.LOGIN_FAILED, None)
+    assert (failed.kind, failed.ip) == (rec.AccessKind.LOGIN_FAILED, None)
     deleted = {e.id for e in moodle.access_events(include_deleted=True)}
     assert "logstore_standard_log/6" in deleted
 
@@ -429,7 +434,7 @@ def test_policy_acceptances_become_consents(moodle: MoodleDatabase) -> None:
         LawfulBasis.CONTRACT,
         None,
     )
-    assert consents["tool_policy_acceptances/2"] == Consent(
+    assert consents["tool_policy_acceptances/2"] == rec.Consent(
         id="tool_policy_acceptances/2",
         learner_id="10",
         purpose="tool_policy/2",
@@ -444,7 +449,7 @@ def test_certificates_from_customcert(moodle: MoodleDatabase) -> None:
     """Issued certificates carry the verification code; an issue without code is reported."""
     issues = ScanIssues()
     assert list(moodle.certificates(issues=issues)) == [
-        Certificate(
+        rec.Certificate(
             id="customcert_issues/1",
             learner_id="10",
             course_id="2",
@@ -471,7 +476,7 @@ def test_missing_plugin_tables_read_as_empty(tmp_path: Path) -> None:
 def test_records_of_one_learner(moodle: MoodleDatabase) -> None:
     """records_of gathers one learner's records; deleted, guest and unknown ids give none."""
     records = moodle.records_of("10")
-    assert isinstance(records[0], Learner)
+    assert isinstance(records[0], rec.Learner)
     assert {type(r).__name__ for r in records} == {
         "Learner",
         "Progress",
@@ -487,7 +492,7 @@ def test_records_of_one_learner(moodle: MoodleDatabase) -> None:
     assert moodle.records_of("not-a-moodle-id") == []
     kept = moodle.records_of("12")  # the account row is unreadable, its data is not
     assert kept
-    assert not any(isinstance(r, Learner) for r in kept)
+    assert not any(isinstance(r, rec.Learner) for r in kept)
 
 
 def test_adapter_refuses_to_write(moodle: MoodleDatabase, engine: sa.Engine) -> None:
@@ -515,44 +520,31 @@ def test_adapter_refuses_to_write(moodle: MoodleDatabase, engine: sa.Engine) -> 
         connection.execute(user.update().where(user.c.id == 14).values(lang="fr"))
 
 
-@pytest.mark.postgres
-def test_postgres_itself_refuses_writes_the_guard_cannot_see(
-    postgres_server: object,
+#: A function whose body writes, per engine: the guard only sees "SELECT bump()".
+WRITING_FUNCTIONS = {
+    "postgres": "CREATE FUNCTION bump() RETURNS bigint LANGUAGE sql "
+    "AS $$ SELECT nextval('mdl_user_id_seq') $$",
+    "mariadb": "CREATE FUNCTION bump() RETURNS INT MODIFIES SQL DATA "
+    "BEGIN UPDATE mdl_config SET value = '2'; RETURN 1; END",
+}
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ],
+)
+def test_the_database_itself_refuses_writes_the_guard_cannot_see(
+    kind: str, request: pytest.FixtureRequest
 ) -> None:
-    """On PostgreSQL the transaction is READ ONLY: a SELECT with a side effect fails too."""
-    url = postgres_server.create_database()  # type: ignore[attr-defined]
-    engine = sa.create_engine(url)
-    create_schema(engine)
+    """On PostgreSQL and MariaDB every transaction is READ ONLY: a write the guard let
+    through (a SELECT with a side effect) fails there and changes nothing."""
+    url = request.getfixturevalue(f"{kind}_server").create_database()
+    engine = _new_site(lambda: url)
     with engine.begin() as connection:
-        # A function whose body writes: the guard only sees "SELECT bump()".
-        connection.exec_driver_sql(
-            "CREATE FUNCTION bump() RETURNS bigint LANGUAGE sql "
-            "AS $$ SELECT nextval('mdl_user_id_seq') $$"
-        )
-    try:
-        with (
-            MoodleDatabase(url) as db,
-            db.connect() as connection,
-            pytest.raises(PolicyError, match="database refused"),
-        ):
-            connection.execute(sa.text("SELECT bump()"))
-    finally:
-        engine.dispose()
-
-
-@pytest.mark.mariadb
-def test_mariadb_itself_refuses_writes_the_guard_cannot_see(mariadb_server: Any) -> None:
-    """On MariaDB every transaction is READ ONLY: a write the guard let through fails there."""
-    url = mariadb_server.create_database()
-    engine = sa.create_engine(url)
-    create_schema(engine)
-    insert_rows(engine, "config", [{"name": "siteguest", "value": "1"}])
-    with engine.begin() as connection:
-        # A function whose body writes: the guard only sees "SELECT bump()".
-        connection.exec_driver_sql(
-            "CREATE FUNCTION bump() RETURNS INT MODIFIES SQL DATA "
-            "BEGIN UPDATE mdl_config SET value = '2'; RETURN 1; END"
-        )
+        connection.exec_driver_sql(WRITING_FUNCTIONS[kind])
     try:
         with (
             MoodleDatabase(url) as db,
@@ -700,61 +692,55 @@ def test_docs_list_every_table_read() -> None:
 
 
 def test_grades_keep_scale_items_feedback_and_course_totals(
-    new_database: Callable[[], str],
+    blank: sa.Engine,
 ) -> None:
     """A forum rated on a 3-item scale is "Fair", never 2/3; feedback and totals are kept.
 
     Before, a scale grade became a numeric Score (changing "best score"), and course totals
     of courses without completion tracking and teachers' feedback were never read.
     """
-    engine = open_engine(new_database())
-    create_schema(engine)
-    insert_rows(engine, "config", [{"name": "siteguest", "value": "1"}])
-    insert_rows(engine, "user", [
+    insert_rows(blank, "user", [
         {"id": 10, "username": "ana", "email": "ana@example.org", "firstname": "Ana",
          "lastname": "Silva", "timecreated": ts(0)},
     ])  # fmt: skip
-    insert_rows(engine, "course", [{"id": 2, "category": 1, "fullname": "C", "shortname": "C"}])
-    insert_rows(engine, "modules", [{"id": 9, "name": "forum"}])
-    insert_rows(engine, "course_modules", [{"id": 50, "course": 2, "module": 9, "instance": 4}])
-    insert_rows(engine, "scale", [
+    insert_rows(blank, "course", [{"id": 2, "category": 1, "fullname": "C", "shortname": "C"}])
+    insert_rows(blank, "modules", [{"id": 9, "name": "forum"}])
+    insert_rows(blank, "course_modules", [{"id": 50, "course": 2, "module": 9, "instance": 4}])
+    insert_rows(blank, "scale", [
         {"id": 1, "name": "Participation", "scale": "Poor, Fair,Good", "description": ""},
     ])  # fmt: skip
-    insert_rows(engine, "grade_items", [
+    insert_rows(blank, "grade_items", [
         {"id": 1, "courseid": 2, "itemtype": "course", "grademax": Decimal(20)},
         {"id": 2, "courseid": 2, "itemtype": "mod", "itemmodule": "forum", "iteminstance": 4,
          "itemname": "Debate", "gradetype": 2, "scaleid": 1, "grademin": Decimal(1),
          "grademax": Decimal(3)},
     ])  # fmt: skip
-    insert_rows(engine, "grade_grades", [
+    insert_rows(blank, "grade_grades", [
         {"id": 1, "itemid": 1, "userid": 10, "finalgrade": Decimal("12.5"),
          "feedback": "Keep going", "timemodified": ts(9)},
         {"id": 2, "itemid": 2, "userid": 10, "finalgrade": Decimal(2), "timemodified": ts(8)},
     ])  # fmt: skip
-    try:
-        with MoodleDatabase(engine) as db:
-            (progress,) = db.grade_progress()
-            assert progress.activity_id == "50"
-            assert progress.score is None  # a scale position is not a measure
-            grades = [row for _, row in db.grades(user_ids=["10"])]
-            provider = MoodleProvider(db)
-            contexts = set(provider.get_contexts_for_userid("10"))
-            writer = MemoryWriter()
-            provider.export_user_data(
-                ApprovedContextList("10", [Context.course(2), Context.module(50)]), writer
-            )
-        by_item = {row["item"]: row for row in grades}
-        assert by_item["Course total"]["grade"] == "12.5"
-        assert by_item["Course total"]["feedback"] == "Keep going"
-        assert by_item["Course total"]["scale"] is None
-        assert by_item["Debate"]["grade"] == "Fair"
-        assert by_item["Debate"]["scale"] == "Participation"
-        assert by_item["Debate"]["activity_id"] == "50"
-        assert {Context.course(2), Context.module(50)} <= contexts
-        exported = {row["item"]: row["grade"] for row in writer.rows[("moodle", "Grade")]}
-        assert exported == {"Course total": "12.5", "Debate": "Fair"}
-    finally:
-        engine.dispose()
+    with MoodleDatabase(blank) as db:
+        (progress,) = db.grade_progress()
+        assert progress.activity_id == "50"
+        assert progress.score is None  # a scale position is not a measure
+        grades = [row for _, row in db.grades(user_ids=["10"])]
+        provider = MoodleProvider(db)
+        contexts = set(provider.get_contexts_for_userid("10"))
+        writer = MemoryWriter()
+        provider.export_user_data(
+            ApprovedContextList("10", [Context.course(2), Context.module(50)]), writer
+        )
+    by_item = {row["item"]: row for row in grades}
+    assert by_item["Course total"]["grade"] == "12.5"
+    assert by_item["Course total"]["feedback"] == "Keep going"
+    assert by_item["Course total"]["scale"] is None
+    assert by_item["Debate"]["grade"] == "Fair"
+    assert by_item["Debate"]["scale"] == "Participation"
+    assert by_item["Debate"]["activity_id"] == "50"
+    assert {Context.course(2), Context.module(50)} <= contexts
+    exported = {row["item"]: row["grade"] for row in writer.rows[("moodle", "Grade")]}
+    assert exported == {"Course total": "12.5", "Debate": "Fair"}
 
 
 def test_declined_and_withdrawn_policies_are_exported(moodle: MoodleDatabase) -> None:
@@ -778,48 +764,39 @@ def test_declined_and_withdrawn_policies_are_exported(moodle: MoodleDatabase) ->
 
 
 def test_never_started_enrolment_keeps_its_completion_row(
-    new_database: Callable[[], str],
+    blank: sa.Engine,
 ) -> None:
     """A completion row with no date at all takes its enrolment's date instead of vanishing."""
-    engine = open_engine(new_database())
-    create_schema(engine)
-    insert_rows(engine, "config", [{"name": "siteguest", "value": "1"}])
-    insert_rows(engine, "user", [
+    insert_rows(blank, "user", [
         {"id": uid, "username": f"u{uid}", "email": f"u{uid}@example.org", "firstname": "F",
          "lastname": "L", "timecreated": ts(0)}
         for uid in (10, 11)
     ])  # fmt: skip
-    insert_rows(engine, "course", [{"id": 2, "category": 1, "fullname": "C", "shortname": "C"}])
-    insert_rows(engine, "enrol", [{"id": 1, "enrol": "manual", "courseid": 2}])
-    insert_rows(engine, "user_enrolments", [
+    insert_rows(blank, "course", [{"id": 2, "category": 1, "fullname": "C", "shortname": "C"}])
+    insert_rows(blank, "enrol", [{"id": 1, "enrol": "manual", "courseid": 2}])
+    insert_rows(blank, "user_enrolments", [
         {"id": 1, "enrolid": 1, "userid": 10, "timecreated": ts(3), "timemodified": ts(3)},
     ])  # fmt: skip
-    insert_rows(engine, "course_completions", [
+    insert_rows(blank, "course_completions", [
         {"id": 1, "userid": 10, "course": 2},  # enrolled, never started, no date
         {"id": 2, "userid": 11, "course": 2},  # no date and no enrolment: reported
     ])  # fmt: skip
     issues = ScanIssues()
-    try:
-        with MoodleDatabase(engine) as db:
-            progress = list(db.course_progress(issues=issues))
-        assert [(p.learner_id, p.status, p.recorded_at) for p in progress] == [
-            ("10", ProgressStatus.NOT_STARTED, at(3))
-        ]
-        assert issues.counts() == {"course_completions: Progress.recorded_at: no date at all": 1}
-    finally:
-        engine.dispose()
+    with MoodleDatabase(blank) as db:
+        progress = list(db.course_progress(issues=issues))
+    assert [(p.learner_id, p.status, p.recorded_at) for p in progress] == [
+        ("10", rec.ProgressStatus.NOT_STARTED, at(3))
+    ]
+    assert issues.counts() == {"course_completions: Progress.recorded_at: no date at all": 1}
 
 
-def test_profile_preferences_and_the_full_log(new_database: Callable[[], str]) -> None:
+def test_profile_preferences_and_the_full_log(blank: sa.Engine) -> None:
     """The whole profile, every preference and every log row, "logged in as" ones included.
 
     Before, only log-ins, log-outs and failed log-ins were read (a few percent of a user's
     log), realuserid was ignored, and the profile beyond names and address was not read.
     """
-    engine = open_engine(new_database())
-    create_schema(engine)
-    insert_rows(engine, "config", [{"name": "siteguest", "value": "1"}])
-    insert_rows(engine, "user", [
+    insert_rows(blank, "user", [
         {"id": 2, "username": "admin", "email": "admin@example.org", "firstname": "A",
          "lastname": "D", "timecreated": ts(0)},
         {"id": 10, "username": "ana", "email": "ana@example.org", "firstname": "Ana",
@@ -827,13 +804,13 @@ def test_profile_preferences_and_the_full_log(new_database: Callable[[], str]) -
          "institution": "ACME", "phone1": "+33 1 23 45 67 89", "lastip": "203.0.113.9",
          "lastaccess": ts(5)},
     ])  # fmt: skip
-    insert_rows(engine, "user_preferences", [
+    insert_rows(blank, "user_preferences", [
         {"userid": 10, "name": "assign_quickgrading", "value": "0"},
         {"userid": 10, "name": "maildigest", "value": "1"},
         {"userid": 2, "name": "maildigest", "value": "0"},
     ])  # fmt: skip
     base = _log(0, "", 0, 0, "")
-    insert_rows(engine, "logstore_standard_log", [
+    insert_rows(blank, "logstore_standard_log", [
         {**base, "id": 1, "eventname": "\\core\\event\\course_viewed", "userid": 10,
          "contextlevel": 50, "contextinstanceid": 2, "courseid": 2, "timecreated": ts(1),
          "ip": "203.0.113.9"},
@@ -848,56 +825,50 @@ def test_profile_preferences_and_the_full_log(new_database: Callable[[], str]) -
         {**base, "id": 4, "eventname": "\\core\\event\\course_viewed", "userid": 2,
          "contextlevel": 50, "contextinstanceid": 2, "timecreated": ts(4)},
     ])  # fmt: skip
-    try:
-        with MoodleDatabase(engine) as db:
-            account = db.profile(10)
-            preferences = db.preferences(10)
-            logs = db.log_entries(10)
-            provider = MoodleProvider(db)
-            contexts = set(provider.get_contexts_for_userid("10"))
-            writer = MemoryWriter()
-            provider.export_user_data(ApprovedContextList("10", [Context.course(2)]), writer)
-            in_user_context = UserList(Context.user(10), "moodle")
-            provider.get_users_in_context(in_user_context)
-        assert account is not None
-        assert (account["city"], account["country"], account["institution"]) == (
-            "Lyon", "FR", "ACME",
-        )  # fmt: skip
-        assert account["lastip"] == "203.0.113.9"
-        assert account["lastaccess"] == at(5).isoformat()
-        assert [(p["component"], p["name"]) for p in preferences] == [
-            ("mod_assign", "assign_quickgrading"),
-            ("mod_forum", "maildigest"),
-        ]
-        assert [row["log_id"] for row in logs] == [1, 2, 3]
-        viewed, as_admin, updated = logs
-        assert as_admin["logged_in_as"]
-        assert as_admin["author_was_you"]
-        assert not as_admin["real_user_was_you"]
-        assert updated["related_user_was_you"]
-        assert not updated["author_was_you"]
-        assert updated["ip"] is None  # the admin's address is not Ana's data
-        assert viewed["ip"] == "203.0.113.9"
-        assert {Context.course(2), Context.user(10)} <= contexts
-        assert [r["log_id"] for r in writer.rows[("moodle", "LogEntry")]] == [1]
-        assert ("moodle", "Profile") not in writer.rows  # the user context was not approved
-        assert set(in_user_context.user_ids) == {"2", "10"}  # the admin acted there too
-    finally:
-        engine.dispose()
+    with MoodleDatabase(blank) as db:
+        account = db.profile(10)
+        preferences = db.preferences(10)
+        logs = db.log_entries(10)
+        provider = MoodleProvider(db)
+        contexts = set(provider.get_contexts_for_userid("10"))
+        writer = MemoryWriter()
+        provider.export_user_data(ApprovedContextList("10", [Context.course(2)]), writer)
+        in_user_context = UserList(Context.user(10), "moodle")
+        provider.get_users_in_context(in_user_context)
+    assert account is not None
+    assert (account["city"], account["country"], account["institution"]) == (
+        "Lyon", "FR", "ACME",
+    )  # fmt: skip
+    assert account["lastip"] == "203.0.113.9"
+    assert account["lastaccess"] == at(5).isoformat()
+    assert [(p["component"], p["name"]) for p in preferences] == [
+        ("mod_assign", "assign_quickgrading"),
+        ("mod_forum", "maildigest"),
+    ]
+    assert [row["log_id"] for row in logs] == [1, 2, 3]
+    viewed, as_admin, updated = logs
+    assert as_admin["logged_in_as"]
+    assert as_admin["author_was_you"]
+    assert not as_admin["real_user_was_you"]
+    assert updated["related_user_was_you"]
+    assert not updated["author_was_you"]
+    assert updated["ip"] is None  # the admin's address is not Ana's data
+    assert viewed["ip"] == "203.0.113.9"
+    assert {Context.course(2), Context.user(10)} <= contexts
+    assert [r["log_id"] for r in writer.rows[("moodle", "LogEntry")]] == [1]
+    assert ("moodle", "Profile") not in writer.rows  # the user context was not approved
+    assert set(in_user_context.user_ids) == {"2", "10"}  # the admin acted there too
 
 
 def test_data_requests_are_exported_in_the_user_context(
-    new_database: Callable[[], str],
+    blank: sa.Engine,
 ) -> None:
     """Export and deletion requests about the learner are theirs to see, DPO notes are not."""
-    engine = open_engine(new_database())
-    create_schema(engine)
-    insert_rows(engine, "config", [{"name": "siteguest", "value": "1"}])
-    insert_rows(engine, "user", [
+    insert_rows(blank, "user", [
         {"id": 10, "username": "ana", "email": "ana@example.org", "firstname": "Ana",
          "lastname": "Silva", "timecreated": ts(0)},
     ])  # fmt: skip
-    insert_rows(engine, "tool_dataprivacy_request", [
+    insert_rows(blank, "tool_dataprivacy_request", [
         {"id": 1, "type": 1, "status": 4, "userid": 10, "requestedby": 10,
          "comments": "My data please", "dpocomment": "internal note", "timecreated": ts(1),
          "timemodified": ts(2)},
@@ -906,17 +877,12 @@ def test_data_requests_are_exported_in_the_user_context(
         {"id": 3, "type": 1, "status": 0, "userid": 11, "requestedby": 11,
          "timecreated": ts(3), "timemodified": ts(3)},
     ])  # fmt: skip
-    try:
-        with MoodleDatabase(engine) as db:
-            writer = MemoryWriter()
-            MoodleProvider(db).export_user_data(
-                ApprovedContextList("10", [Context.user(10)]), writer
-            )
-        rows = writer.rows[("moodle", "DataRequest")]
-        assert [(r["type"], r["status"], r["requested_by_you"]) for r in rows] == [
-            ("export", "complete", True),
-            ("delete", "pending", False),
-        ]
-        assert "internal note" not in json.dumps(rows)
-    finally:
-        engine.dispose()
+    with MoodleDatabase(blank) as db:
+        writer = MemoryWriter()
+        MoodleProvider(db).export_user_data(ApprovedContextList("10", [Context.user(10)]), writer)
+    rows = writer.rows[("moodle", "DataRequest")]
+    assert [(r["type"], r["status"], r["requested_by_you"]) for r in rows] == [
+        ("export", "complete", True),
+        ("delete", "pending", False),
+    ]
+    assert "internal note" not in json.dumps(rows)

@@ -18,29 +18,16 @@ from examples.policies import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from learnprivacy import records as rec
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import RetentionViolation, ValidationError
-from learnprivacy.records import (
-    AccessEvent,
-    Certificate,
-    Consent,
-    Funder,
-    Funding,
-    Invoice,
-    Learner,
-    Progress,
-)
 from learnprivacy.retention import Action, Override, Schedule
 from learnprivacy.testing._retention_strategies import instants
 from learnprivacy.testing.retention import assert_schedule_invariants, learners_with_records
-from tests import sample
+from tests import at, sample
 
 UTC = dt.UTC
 MICRO = dt.timedelta(microseconds=1)
-
-
-def at(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=UTC)  # type: ignore[misc]
 
 
 def end_of_day(year: int, month: int, day: int) -> dt.datetime:
@@ -48,17 +35,19 @@ def end_of_day(year: int, month: int, day: int) -> dt.datetime:
     return at(year, month, day, 23, 59, 59, 999_999)
 
 
-def learner(**changes: Any) -> Learner:
-    return sample(Learner, **{"created_at": at(2022, 9, 1), **changes})
+def learner(**changes: Any) -> rec.Learner:
+    return sample(rec.Learner, **{"created_at": at(2022, 9, 1), **changes})
 
 
-def progress(**changes: Any) -> Progress:
-    return sample(Progress, **{"course_id": "RGPD-101", "recorded_at": at(2023, 5, 2), **changes})
-
-
-def invoice(issued_at: dt.datetime) -> Invoice:
+def progress(**changes: Any) -> rec.Progress:
     return sample(
-        Invoice,
+        rec.Progress, **{"course_id": "RGPD-101", "recorded_at": at(2023, 5, 2), **changes}
+    )
+
+
+def invoice(issued_at: dt.datetime) -> rec.Invoice:
+    return sample(
+        rec.Invoice,
         billing_address="1 rue de la Paix, Paris",
         amount=Decimal("450.00"),
         issued_at=issued_at,
@@ -69,10 +58,10 @@ OPENED = dt.datetime(2023, 1, 10, tzinfo=UTC)
 
 
 def funding(
-    funder: Funder, closed_at: dt.datetime | None, opened_at: dt.datetime = OPENED
-) -> Funding:
+    funder: rec.Funder, closed_at: dt.datetime | None, opened_at: dt.datetime = OPENED
+) -> rec.Funding:
     return sample(
-        Funding,
+        rec.Funding,
         funder=funder,
         dossier_reference="DOSSIER-2024-17",
         opened_at=opened_at,
@@ -80,12 +69,14 @@ def funding(
     )
 
 
-def consent(purpose: str, given_at: dt.datetime, withdrawn_at: dt.datetime | None) -> Consent:
-    return sample(Consent, id="C1", purpose=purpose, given_at=given_at, withdrawn_at=withdrawn_at)
+def consent(purpose: str, given_at: dt.datetime, withdrawn_at: dt.datetime | None) -> rec.Consent:
+    return sample(
+        rec.Consent, id="C1", purpose=purpose, given_at=given_at, withdrawn_at=withdrawn_at
+    )
 
 
-def access(at_: dt.datetime) -> AccessEvent:
-    return sample(AccessEvent, at=at_)
+def access(at_: dt.datetime) -> rec.AccessEvent:
+    return sample(rec.AccessEvent, at=at_)
 
 
 def decide(schedule: Schedule, record: object, now: dt.datetime, **kw: Any) -> Any:
@@ -137,13 +128,13 @@ def test_publisher_keeps_invoices_120_months_even_on_request() -> None:
 
 def test_publisher_keeps_opco_files_72_months_after_closing() -> None:
     """Line 258: OPCO files 72 months after closing; open files wait; other funders: REVIEW."""
-    closed = funding(Funder.OPCO, at(2024, 6, 30))
+    closed = funding(rec.Funder.OPCO, at(2024, 6, 30))
     assert decide(PUBLISHER, closed, at(2030, 6, 30) - MICRO).action is Action.KEEP
     assert decide(PUBLISHER, closed, at(2030, 6, 30)).action is Action.ERASE
     request = decide(PUBLISHER, closed, at(2026, 1, 1), erasure_requested=True)
     assert request.action is Action.RESTRICT
-    assert decide(PUBLISHER, funding(Funder.OPCO, None), at(2040, 1, 1)).action is Action.KEEP
-    cpf = decide(PUBLISHER, funding(Funder.CPF, at(2024, 6, 30)), at(2040, 1, 1))
+    assert decide(PUBLISHER, funding(rec.Funder.OPCO, None), at(2040, 1, 1)).action is Action.KEEP
+    cpf = decide(PUBLISHER, funding(rec.Funder.CPF, at(2024, 6, 30)), at(2040, 1, 1))
     assert (cpf.action, cpf.rule) == (Action.REVIEW, None)
 
 
@@ -154,8 +145,8 @@ def test_publisher_sweep_over_a_population() -> None:
         ana,
         progress(),
         invoice(at(2023, 3, 1)),
-        funding(Funder.OPCO, at(2023, 6, 30)),
-        funding(Funder.CPF, None),
+        funding(rec.Funder.OPCO, at(2023, 6, 30)),
+        funding(rec.Funder.CPF, None),
     ]
     groups = PUBLISHER.plan(records, now=at(2026, 1, 1), learners=[ana]).grouped()
     ids = {action: sorted(r.id for r in group) for action, group in groups.items()}
@@ -179,7 +170,7 @@ def test_school_keeps_data_5_years_after_last_connection() -> None:
     earlier = (
         progress(recorded_at=at(2021, 3, 1)),
         access(at(2021, 3, 15)),
-        funding(Funder.OPCO, None, opened_at=at(2020, 10, 1)),
+        funding(rec.Funder.OPCO, None, opened_at=at(2020, 10, 1)),
     )
     for record in earlier:
         assert decide(SCHOOL.SCHEDULE, record, at(2026, 3, 15, 17), subject=ana).action is (
@@ -290,7 +281,7 @@ def test_centre_destroys_personal_data_and_keeps_only_anonymised_statistics() ->
     ana = learner(last_activity_at=at(2023, 6, 1))
     now = at(2026, 6, 1)
     assert decide(CENTRE, ana, now).action is Action.ERASE
-    cert = sample(Certificate, course_id="RGPD-101", issued_at=at(2023, 5, 2))
+    cert = sample(rec.Certificate, course_id="RGPD-101", issued_at=at(2023, 5, 2))
     assert decide(CENTRE, cert, now, subject=ana).action is Action.ERASE
     assert decide(CENTRE, progress(), now, subject=ana).action is Action.ANONYMISE
     assert decide(CENTRE, progress(), now - MICRO, subject=ana).action is Action.KEEP
@@ -298,7 +289,7 @@ def test_centre_destroys_personal_data_and_keeps_only_anonymised_statistics() ->
 
 def test_centre_collects_on_consent_and_keeps_what_the_law_requires() -> None:
     """Line 86: consent for learner data; invoices kept as the law requires, even on request."""
-    assert CENTRE.rules_for(Learner)[0].basis is LawfulBasis.CONSENT
+    assert CENTRE.rules_for(rec.Learner)[0].basis is LawfulBasis.CONSENT
     bill = invoice(at(2024, 3, 15))
     request = decide(CENTRE, bill, at(2026, 1, 1), erasure_requested=True)
     assert (request.action, request.due_at) == (Action.RESTRICT, at(2035, 1, 1))
@@ -375,7 +366,7 @@ ALL_SCHEDULES = {
 @settings(max_examples=80, deadline=None)
 @given(st.sampled_from(sorted(ALL_SCHEDULES)), learners_with_records(), instants())
 def test_every_policy_satisfies_the_invariants(
-    name: str, data: tuple[Learner, list[Any]], now: dt.datetime
+    name: str, data: tuple[rec.Learner, list[Any]], now: dt.datetime
 ) -> None:
     """Holds, legal minimums, missing dates, boundaries, order and sweeps, for each policy."""
     learner_, records = data

@@ -13,20 +13,10 @@ import attrs
 import pytest
 from examples.policies import educational_publisher as sejer
 
+from learnprivacy import records as rec
 from learnprivacy.crypto import Keyring, Pseudonymiser
 from learnprivacy.errors import PolicyError, RetentionViolation
 from learnprivacy.export.reports import ReportProfile, build_report
-from learnprivacy.records import (
-    Certificate,
-    Consent,
-    Funder,
-    Funding,
-    Invoice,
-    Learner,
-    Progress,
-    ProgressStatus,
-    Score,
-)
 from learnprivacy.retention import Override
 from learnprivacy.store import Store
 from tests import sample
@@ -112,9 +102,9 @@ def test_docs_policies_tables_are_generated_from_the_promises() -> None:
 NOW = dt.datetime(2026, 6, 15, 12, tzinfo=UTC)
 
 
-def _learner(**changes: Any) -> Learner:
+def _learner(**changes: Any) -> rec.Learner:
     values = {"family_name": "Martin", "created_at": dt.datetime(2024, 1, 10, tzinfo=UTC)}
-    return sample(Learner, **{**values, **changes})
+    return sample(rec.Learner, **{**values, **changes})
 
 
 @pytest.fixture
@@ -126,23 +116,23 @@ def test_publisher_counts_activity_from_records(store: Store) -> None:
     """Line 15 counts from the last activity: progress of May 2026 keeps a 2024 account
     whose own last activity was never set."""
     progress = sample(
-        Progress,
+        rec.Progress,
         course_id="FLE-B2",
-        status=ProgressStatus.IN_PROGRESS,
+        status=rec.ProgressStatus.IN_PROGRESS,
         recorded_at=dt.datetime(2026, 5, 20, tzinfo=UTC),
     )
     store.add_all([_learner(), progress])
     report = store.sweep(sejer.SCHEDULE, now=NOW)
     assert report.erased == 0
-    assert store.get(Learner, "L1") is not None
-    assert store.get(Progress, "P1") is not None
+    assert store.get(rec.Learner, "L1") is not None
+    assert store.get(rec.Progress, "P1") is not None
 
 
 def test_publisher_invoice_survives_erase_records_and_override(store: Store) -> None:
     """An invoice 35 months into its 120: erase_records restricts it, and no override can
     shorten the COMPLIANCE minimum (breaks if INVOICES loses minimum or COMPLIANCE)."""
     invoice = sample(
-        Invoice,
+        rec.Invoice,
         billing_name="Ana Martin",
         billing_address="1 rue de Rennes, Paris",
         amount=Decimal("300.00"),
@@ -150,7 +140,7 @@ def test_publisher_invoice_survives_erase_records_and_override(store: Store) -> 
     )
     store.add_all([_learner(), invoice])
     assert store.erase_records([invoice], now=NOW, schedule=sejer.SCHEDULE) == 0
-    assert store.get(Invoice, "INV-1", include_restricted=True) == invoice
+    assert store.get(rec.Invoice, "INV-1", include_restricted=True) == invoice
     with pytest.raises(RetentionViolation):
         store.erase_records(
             [invoice],
@@ -158,7 +148,7 @@ def test_publisher_invoice_survives_erase_records_and_override(store: Store) -> 
             schedule=sejer.SCHEDULE,
             override=Override(reason="asked by the learner", actor="support"),
         )
-    assert store.get(Invoice, "INV-1", include_restricted=True) == invoice
+    assert store.get(rec.Invoice, "INV-1", include_restricted=True) == invoice
 
 
 def test_publisher_refuses_a_funder_profile_with_scores_and_contact() -> None:
@@ -194,11 +184,22 @@ def test_publisher_employer_report_carries_no_identity() -> None:
     learner = _learner(last_activity_at=NOW, organisation_id="ACME")
     records = [
         learner,
-        sample(Progress, course_id="FLE-B2", recorded_at=NOW, score=Score(raw=15, min=0, max=20)),
         sample(
-            Certificate, id="C1", course_id="FLE-B2", issued_at=NOW, verification_code="VERIFY-1"
+            rec.Progress,
+            course_id="FLE-B2",
+            recorded_at=NOW,
+            score=rec.Score(raw=15, min=0, max=20),
         ),
-        sample(Funding, funder=Funder.EMPLOYER, dossier_reference="PLAN-2026-1", opened_at=NOW),
+        sample(
+            rec.Certificate,
+            id="C1",
+            course_id="FLE-B2",
+            issued_at=NOW,
+            verification_code="VERIFY-1",
+        ),
+        sample(
+            rec.Funding, funder=rec.Funder.EMPLOYER, dossier_reference="PLAN-2026-1", opened_at=NOW
+        ),
     ]
     pseudonyms = Pseudonymiser(bytes(range(32)), domain=sejer.EMPLOYER.pseudonym_domain)
     report = build_report(sejer.EMPLOYER, records, pseudonyms=pseudonyms)
@@ -263,7 +264,7 @@ def test_publisher_newsletter_withdrawal_is_effective_at_receipt() -> None:
     request is executed."""
     received = dt.datetime(2026, 3, 2, 9, tzinfo=UTC)
     consent = sample(
-        Consent, id="N1", given_at=dt.datetime(2025, 1, 1, tzinfo=UTC), withdrawn_at=received
+        rec.Consent, id="N1", given_at=dt.datetime(2025, 1, 1, tzinfo=UTC), withdrawn_at=received
     )
     assert not consent.is_active(dt.datetime(2026, 3, 3, tzinfo=UTC))
     assert consent.is_active(received - dt.timedelta(seconds=1))
@@ -313,7 +314,7 @@ def test_belgian_lms_register_describes_only_the_types_it_keeps() -> None:
     assert kept == set(lms.PURPOSES)
     assert not [g for g in register.gaps if "Funding" in g or "funding" in g]
     assert "learnprivacy_store/Progress: no retention period declared" in register.gaps
-    ruled = lms.register(schedule=Schedule({Funding: RetentionRule("P6Y", Trigger.CLOSED)}))
+    ruled = lms.register(schedule=Schedule({rec.Funding: RetentionRule("P6Y", Trigger.CLOSED)}))
     assert "Funding" in {e.item.name for e in ruled.entries}
 
 
@@ -466,7 +467,7 @@ def test_centre_statistics_are_anonymous(tmp_path: Path) -> None:
         records += [
             learner,
             sample(
-                Progress,
+                rec.Progress,
                 id=f"L{n}-P",
                 learner_id=f"L{n}",
                 course_id=course,
@@ -478,9 +479,9 @@ def test_centre_statistics_are_anonymous(tmp_path: Path) -> None:
     ) as store:
         store.add_all(records)
         assert store.sweep(schedule, now=NOW).anonymised == 8
-        rows = list(store.anonymised(Progress))
+        rows = list(store.anonymised(rec.Progress))
     common = [r for r in rows if r["course_id"] == "CACES"]
-    assert_not_reidentifiable(common, records, record_type=Progress, k=centre.STATISTICS_K)
+    assert_not_reidentifiable(common, records, record_type=rec.Progress, k=centre.STATISTICS_K)
     stats = k_anonymous_aggregate(rows, by=["course_id"], k=centre.STATISTICS_K)
     assert [(r["course_id"], r["learners"]) for r in stats.rows] == [("CACES", 6)]
 

@@ -22,17 +22,10 @@ from typing import Any
 import attrs
 import pytest
 
+from learnprivacy import records as rec
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import PolicyError, RequestStateError, ValidationError
 from learnprivacy.export import read_package
-from learnprivacy.records import (
-    AccessEvent,
-    Certificate,
-    Invoice,
-    Learner,
-    Progress,
-    Score,
-)
 from learnprivacy.requests import (
     Channel,
     FieldChange,
@@ -53,7 +46,7 @@ from learnprivacy.requests._vocabulary import IDENTITY_PROOFS
 from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.retention import Schedule
 from learnprivacy.store import Store
-from tests import receive_request, sample
+from tests import receive_request, record_of, sample
 from tests.test_policy_conformance import MODULES
 
 UTC = dt.UTC
@@ -88,40 +81,41 @@ def learner(learner_id: str, email: str) -> list[Any]:
     """An account, a scored progress row, a certificate, an invoice and a login."""
     return [
         sample(
-            Learner,
+            rec.Learner,
             id=learner_id,
             username=f"user-{learner_id}",
             email=email,
             created_at=T - dt.timedelta(days=200),
             last_activity_at=T - dt.timedelta(days=1),
         ),
-        sample(
-            Progress,
-            id=f"{learner_id}-P1",
-            learner_id=learner_id,
+        record_of(
+            learner_id,
+            rec.Progress,
+            "P1",
             course_id="SST-2026",
             recorded_at=T - dt.timedelta(days=3),
-            score=Score(raw=17, min=0, max=20),
+            score=rec.Score(raw=17, min=0, max=20),
         ),
-        Certificate(
-            id=f"{learner_id}-C1",
-            learner_id=learner_id,
+        record_of(
+            learner_id,
+            rec.Certificate,
+            "C1",
             course_id="SST-2026",
             issued_at=T - dt.timedelta(days=2),
             verification_code=f"VERIF-{learner_id}",
         ),
-        sample(
-            Invoice,
-            id=f"{learner_id}-I1",
-            learner_id=learner_id,
+        record_of(
+            learner_id,
+            rec.Invoice,
+            "I1",
             billing_address="1 rue de la Paix, Paris",
             amount=Decimal("490.00"),
             issued_at=T - dt.timedelta(days=20),
         ),
-        sample(
-            AccessEvent,
-            id=f"{learner_id}-A1",
-            learner_id=learner_id,
+        record_of(
+            learner_id,
+            rec.AccessEvent,
+            "A1",
             at=T - dt.timedelta(days=1),
             ip="192.0.2.7",
         ),
@@ -207,10 +201,10 @@ def test_right_to_rectification(world: World) -> None:
     change = FieldChange(record_type="Learner", record_id="L1", field="family_name", value="Sá")
     done = world.run(RequestType.RECTIFICATION, RectificationParams(changes=[change]))
     assert done.state is RequestState.COMPLETED
-    account = world.store.get(Learner, "L1")
+    account = world.store.get(rec.Learner, "L1")
     assert account is not None
     assert account.family_name == "Sá"
-    other = world.store.get(Learner, "L2")
+    other = world.store.get(rec.Learner, "L2")
     assert other is not None
     assert other.family_name == "Silva"
 
@@ -223,7 +217,7 @@ def test_right_to_erasure(world: World) -> None:
     done = world.run(RequestType.ERASURE)
     assert done.state is RequestState.COMPLETED
     left = world.store.records_of("L1", include_restricted=True)
-    assert not [r for r in left if isinstance(r, Progress | Certificate | AccessEvent)]
+    assert not [r for r in left if isinstance(r, rec.Progress | rec.Certificate | rec.AccessEvent)]
     assert world.store.records_of("L1") == []
     assert len(world.store.records_of("L2")) == 5
 
@@ -267,7 +261,7 @@ def test_right_to_object(world: World) -> None:
     visible = {r.id for r in world.store.records_of("L1")}
     assert "L1-A1" not in visible
     assert "L1-P1" in visible
-    assert world.store.get(AccessEvent, "L1-A1", include_restricted=True) is not None
+    assert world.store.get(rec.AccessEvent, "L1-A1", include_restricted=True) is not None
 
 
 #: The policies that ask for a particular proof, and a proof they must refuse.
@@ -481,7 +475,7 @@ def test_heirs_have_the_death_taken_into_account(world: World) -> None:
     done = world.executor.execute(verified, now=T)
     assert done.state is RequestState.COMPLETED
     left = world.store.records_of("L1", include_restricted=True)
-    assert not [r for r in left if isinstance(r, Progress | Certificate | AccessEvent)]
+    assert not [r for r in left if isinstance(r, rec.Progress | rec.Certificate | rec.AccessEvent)]
     assert len(world.store.records_of("L2")) == 5
 
 

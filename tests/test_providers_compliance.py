@@ -86,6 +86,13 @@ class LeaksOneContext(ForumProvider):
         return ContextList(contexts[:1], component=self.component)
 
 
+def _kit_failure(broken: ForumProvider, *, max_examples: int) -> str:
+    """The message with which the kit fails ``broken`` (it must fail)."""
+    with pytest.raises(AssertionError) as caught:
+        assert_provider_compliant(broken, broken.make_user_data, max_examples=max_examples)
+    return str(caught.value)
+
+
 def test_forum_provider_is_compliant(lms: ToyLMS) -> None:
     """The forum provider (two tables, user lists) passes every check."""
     forum = ForumProvider(lms)
@@ -114,10 +121,7 @@ def test_fixture_gives_the_kit(provider_compliance: Callable[..., None], lms: To
 
 def test_kit_catches_a_table_forgotten_in_delete(lms: ToyLMS) -> None:
     """Forgetting a table in delete_data_for_user fails the erasure check, naming the table."""
-    broken = ForgetsSubscriptions(lms)
-    with pytest.raises(AssertionError) as caught:
-        assert_provider_compliant(broken, broken.make_user_data, max_examples=3)
-    message = str(caught.value)
+    message = _kit_failure(ForgetsSubscriptions(lms), max_examples=3)
     assert message.startswith("toy_forum: erasure check failed: after delete_data_for_user")
     assert "the raw scan still finds 1 row(s) of the user in 'forum_subscriptions'" in message
     assert "forum_posts" not in message
@@ -257,10 +261,7 @@ class ExportRaises(ForumProvider):
 def test_kit_catches_a_field_exported_but_not_declared(lms: ToyLMS) -> None:
     """A field in the export that the metadata does not declare fails the kit, naming the
     component, the table and the field (the register would under-declare it)."""
-    broken = ExportsAnUndeclaredField(lms)
-    with pytest.raises(AssertionError) as caught:
-        assert_provider_compliant(broken, broken.make_user_data, max_examples=2)
-    message = str(caught.value)
+    message = _kit_failure(ExportsAnUndeclaredField(lms), max_examples=2)
     assert message.startswith("toy_forum: declaration check failed")
     assert "'forum_posts'" in message
     assert "ip_address" in message

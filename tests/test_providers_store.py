@@ -10,19 +10,10 @@ import pytest
 from examples.toy_lms import ForumProvider, ToyLMS
 
 from learnprivacy import Controller, LawfulBasis
+from learnprivacy import records as rec
 from learnprivacy.errors import ValidationError
 from learnprivacy.providers import MemoryWriter, PrivacyManager, Register, StoreProvider
 from learnprivacy.providers._store import STORE_COMPONENT
-from learnprivacy.records import (
-    AccessEvent,
-    Certificate,
-    Consent,
-    Funding,
-    Invoice,
-    Learner,
-    Progress,
-    Score,
-)
 from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
 from learnprivacy.testing import assert_provider_compliant
@@ -32,13 +23,13 @@ T0 = dt.datetime(2025, 9, 1, 9, 0, tzinfo=dt.UTC)
 
 SCHEDULE = Schedule(
     {
-        Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY, purpose="Accounts"),
-        Progress: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
-        Certificate: RetentionRule(Period.parse("P5Y"), Trigger.ISSUED),
-        Consent: RetentionRule(Period.parse("P6M"), Trigger.WITHDRAWN),
-        AccessEvent: RetentionRule(Period.parse("P1Y"), Trigger.CREATED),
-        Funding: RetentionRule(Period.parse("P72M"), Trigger.CLOSED, minimum=True),
-        Invoice: RetentionRule(
+        rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY, purpose="Accounts"),
+        rec.Progress: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+        rec.Certificate: RetentionRule(Period.parse("P5Y"), Trigger.ISSUED),
+        rec.Consent: RetentionRule(Period.parse("P6M"), Trigger.WITHDRAWN),
+        rec.AccessEvent: RetentionRule(Period.parse("P1Y"), Trigger.CREATED),
+        rec.Funding: RetentionRule(Period.parse("P72M"), Trigger.CLOSED, minimum=True),
+        rec.Invoice: RetentionRule(
             Period.parse("P120M"),
             Trigger.ISSUED,
             minimum=True,
@@ -59,7 +50,7 @@ def learner_records(user_id: str) -> list[object]:
     """An account, a progress, a certificate and a consent: all erasable on request."""
     return [
         sample(
-            Learner,
+            rec.Learner,
             id=user_id,
             username=f"user-{user_id}",
             email=f"{user_id}@example.org",
@@ -67,27 +58,27 @@ def learner_records(user_id: str) -> list[object]:
             last_activity_at=T0,
         ),
         sample(
-            Progress,
+            rec.Progress,
             id=f"{user_id}-p1",
             learner_id=user_id,
             recorded_at=T0,
-            score=Score(raw=17, min=0, max=20),
+            score=rec.Score(raw=17, min=0, max=20),
         ),
         sample(
-            Certificate,
+            rec.Certificate,
             id=f"{user_id}-c1",
             learner_id=user_id,
             issued_at=T0,
             verification_code=f"V-{user_id}",
         ),
-        sample(Consent, id=f"{user_id}-k1", learner_id=user_id, given_at=T0),
+        sample(rec.Consent, id=f"{user_id}-k1", learner_id=user_id, given_at=T0),
     ]
 
 
-def invoice(user_id: str) -> Invoice:
+def invoice(user_id: str) -> rec.Invoice:
     """An invoice: kept under legal obligation even when erasure is asked."""
     return sample(
-        Invoice, id=f"INV-{user_id}", learner_id=user_id, amount=Decimal("120.00"), issued_at=T0
+        rec.Invoice, id=f"INV-{user_id}", learner_id=user_id, amount=Decimal("120.00"), issued_at=T0
     )
 
 
@@ -155,7 +146,7 @@ def test_invoices_are_restricted_not_erased_and_still_exported(store: Store) -> 
     first = manager.delete_data_for_user("ana")
     assert first.completed
     assert store.records_of("ana") == []
-    assert [type(r) for r in store.records_of("ana", include_restricted=True)] == [Invoice]
+    assert [type(r) for r in store.records_of("ana", include_restricted=True)] == [rec.Invoice]
     # The invoice is still held: the context stays listed and the export includes it.
     assert STORE_COMPONENT in manager.get_contexts_for_userid("ana")
     writer = MemoryWriter()
@@ -167,15 +158,15 @@ def test_invoices_are_restricted_not_erased_and_still_exported(store: Store) -> 
     # A retry changes nothing: the invoice stays restricted and no audit entry is added.
     entries = len(store.audit)
     assert manager.delete_data_for_user("ana").completed
-    assert [type(r) for r in store.records_of("ana", include_restricted=True)] == [Invoice]
+    assert [type(r) for r in store.records_of("ana", include_restricted=True)] == [rec.Invoice]
     assert len(store.audit) == entries
     assert store.audit.verify()
 
 
 USED_SCHEDULE = Schedule(
     {
-        Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
-        Progress: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+        rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+        rec.Progress: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
     }
 )
 
@@ -194,7 +185,7 @@ def test_record_types_leave_unused_types_out_of_the_register(store: Store) -> No
     assert any("Funding" in g for g in everything.gaps)
     assert any(g.startswith("Training funding files") for g in everything.gaps)
 
-    used = StoreProvider(store, schedule=USED_SCHEDULE, record_types=["Learner", Progress])
+    used = StoreProvider(store, schedule=USED_SCHEDULE, record_types=["Learner", rec.Progress])
     register = _register_of(used)
     assert sorted({e.item.name for e in register.entries}) == ["Learner", "Progress"]
     assert not any("Funding" in g or "funding" in g for g in register.gaps)
@@ -214,7 +205,7 @@ def test_record_types_never_hide_a_used_type(store: Store) -> None:
     store.add(learner_records("L1")[0])
     store.add(
         sample(
-            Funding,
+            rec.Funding,
             id="L1-F1",
             dossier_reference="OPCO-L1-DOSSIER",
             opened_at=T0,
@@ -226,13 +217,13 @@ def test_record_types_never_hide_a_used_type(store: Store) -> None:
     assert any(g == "learnprivacy_store/Funding: no retention period declared" for g in held.gaps)
     assert any(g.startswith("Training funding files") for g in held.gaps)
     # Restricted rows are still held.
-    store.restrict(Funding, "L1-F1", reason="legal claim", now=NOW)
+    store.restrict(rec.Funding, "L1-F1", reason="legal claim", now=NOW)
     assert "Funding" in [e.item.name for e in _register_of(used).entries]
 
     ruled = Schedule(
         {
-            **{cls: USED_SCHEDULE.rules_for(cls)[0] for cls in (Learner, Progress)},
-            Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
+            **{cls: USED_SCHEDULE.rules_for(cls)[0] for cls in (rec.Learner, rec.Progress)},
+            rec.Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
         }
     )
     with_rule = StoreProvider(store, schedule=ruled, record_types=["Learner"])

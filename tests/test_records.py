@@ -13,41 +13,34 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from learnprivacy import records as rec
 from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import (
-    AccessEvent,
-    Certificate,
-    Consent,
-    Funder,
-    Funding,
-    Invoice,
-    Learner,
-    Progress,
-    ProgressStatus,
-    Score,
-    fields_of,
-    from_json_dict,
-    not_personal,
-    to_json_dict,
-)
 from learnprivacy.records._base import record_types
 from learnprivacy.testing.strategies import records_of_learner
 from tests import sample
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 9, 2, 8, 30, tzinfo=UTC)
-ALL_TYPES = [Learner, Progress, Certificate, Invoice, Consent, Funding, AccessEvent]
+ALL_TYPES = [
+    rec.Learner,
+    rec.Progress,
+    rec.Certificate,
+    rec.Invoice,
+    rec.Consent,
+    rec.Funding,
+    rec.AccessEvent,
+]
 
 
-def make_learner(**changes: Any) -> Learner:
-    return sample(Learner, **{"username": "ana.silva", "created_at": T0, **changes})
+def make_learner(**changes: Any) -> rec.Learner:
+    return sample(rec.Learner, **{"username": "ana.silva", "created_at": T0, **changes})
 
 
 def test_constructors_are_keyword_only_and_frozen() -> None:
     """Positional arguments are refused and records cannot be mutated."""
     with pytest.raises(TypeError):
-        Learner("L1", "ana", "ana@example.org", "Ana", "Silva", T0)  # type: ignore[misc]
+        rec.Learner("L1", "ana", "ana@example.org", "Ana", "Silva", T0)  # type: ignore[misc]
     learner = make_learner()
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         learner.email = "other@example.org"  # type: ignore[misc]
@@ -96,12 +89,12 @@ def test_invoice_money_is_checked() -> None:
     }
     for amount in (12.5, 12, Decimal("NaN"), Decimal("Infinity"), "12.50"):
         with pytest.raises(ValidationError, match=r"Invoice\.amount"):
-            Invoice(amount=amount, **base)
+            rec.Invoice(amount=amount, **base)
     for currency in ("eur", "EURO", "XYZ", ""):
         with pytest.raises(ValidationError, match=r"Invoice\.currency"):
-            Invoice(amount=Decimal(1), currency=currency, **base)
+            rec.Invoice(amount=Decimal(1), currency=currency, **base)
     assert (
-        Invoice(amount=Decimal("1.10"), currency="CHF", funder=Funder.OPCO, **base).currency
+        rec.Invoice(amount=Decimal("1.10"), currency="CHF", funder=rec.Funder.OPCO, **base).currency
         == "CHF"
     )
 
@@ -113,25 +106,27 @@ def test_invoice_money_is_checked() -> None:
 def test_score_bounds(raw: Any, low: Any, high: Any) -> None:
     """raw must lie in [min, max], min < max, numbers finite and not booleans."""
     with pytest.raises(ValidationError):
-        Score(raw=raw, min=low, max=high)
+        rec.Score(raw=raw, min=low, max=high)
 
 
 def test_other_invariants() -> None:
     """Negative time, dates out of order and bad IPs are refused."""
     with pytest.raises(ValidationError, match="time_spent"):
-        Progress(
+        rec.Progress(
             id="P",
             learner_id="L",
             course_id="C",
-            status=ProgressStatus.FAILED,
+            status=rec.ProgressStatus.FAILED,
             recorded_at=T0,
             time_spent=dt.timedelta(seconds=-1),
         )
     with pytest.raises(ValidationError, match="withdrawn_at"):
-        Consent(id="C", learner_id="L", purpose="x", given_at=T0, withdrawn_at=T0 - dt.timedelta(1))
+        rec.Consent(
+            id="C", learner_id="L", purpose="x", given_at=T0, withdrawn_at=T0 - dt.timedelta(1)
+        )
     with pytest.raises(ValidationError, match="closed_at"):
         sample(
-            Funding,
+            rec.Funding,
             id="F",
             learner_id="L",
             dossier_reference="OPCO-1",
@@ -139,13 +134,13 @@ def test_other_invariants() -> None:
             closed_at=T0 - dt.timedelta(days=1),
         )
     with pytest.raises(ValidationError, match=r"AccessEvent\.ip"):
-        sample(AccessEvent, id="E", learner_id="L", at=T0, ip="999.1.1.1")
+        sample(rec.AccessEvent, id="E", learner_id="L", at=T0, ip="999.1.1.1")
 
 
 def test_consent_activity_window() -> None:
     """A consent covers [given_at, min(withdrawn_at, expires_at)); withdrawal is not retroactive."""
     consent = sample(
-        Consent,
+        rec.Consent,
         id="C",
         learner_id="L",
         given_at=T0,
@@ -163,14 +158,14 @@ def test_consent_activity_window() -> None:
 @pytest.mark.parametrize("cls", ALL_TYPES)
 def test_every_field_is_declared(cls: type) -> None:
     """Every field of every record says whether it is personal, with a category and text."""
-    infos = fields_of(cls)
+    infos = rec.fields_of(cls)
     assert [i.name for i in infos] == [a.name for a in attrs.fields(cls)]
     for info in infos:
         assert isinstance(info.category, DataCategory)
         assert info.description
         if info.encrypted:
             assert info.personal, f"{cls.__name__}.{info.name} encrypted but not personal"
-    assert fields_of(cls)[0].name == "id"
+    assert rec.fields_of(cls)[0].name == "id"
 
 
 def test_records_registered_and_carry_policy() -> None:
@@ -187,16 +182,18 @@ def test_undeclared_field_is_detected() -> None:
 
     @attrs.frozen(kw_only=True)
     class Sloppy:
-        id: str = not_personal(description="id")
+        id: str = rec.not_personal(description="id")
         shoe_size: int = 42
 
     with pytest.raises(ValidationError, match=r"Sloppy\.shoe_size has no privacy declaration"):
-        fields_of(Sloppy)
+        rec.fields_of(Sloppy)
 
 
 def test_expected_fields_are_encrypted() -> None:
     """Identity, contact, billing address, IP and similar values are encrypted at rest."""
-    encrypted = {cls.__name__: {i.name for i in fields_of(cls) if i.encrypted} for cls in ALL_TYPES}
+    encrypted = {
+        cls.__name__: {i.name for i in rec.fields_of(cls) if i.encrypted} for cls in ALL_TYPES
+    }
     assert encrypted["Learner"] == {"username", "email", "given_name", "family_name"}
     assert encrypted["Invoice"] == {"billing_name", "billing_address"}
     assert encrypted["AccessEvent"] == {"ip", "user_agent"}
@@ -213,7 +210,7 @@ def _planted(record: Any) -> tuple[Any, list[str]]:
     repr is a leak, never a coincidence ('Lawf' inside 'LawfulBasis')."""
     changes: dict[str, str] = {}
     planted: list[str] = []
-    for info in fields_of(record):
+    for info in rec.fields_of(record):
         if not info.personal or getattr(record, info.name) is None:
             continue
         bits = uuid.uuid4()
@@ -231,7 +228,7 @@ def _planted(record: Any) -> tuple[Any, list[str]]:
 
 @settings(max_examples=60)
 @given(records_of_learner())
-def test_redaction_holds_for_any_record(sample: tuple[Learner, list[Any]]) -> None:
+def test_redaction_holds_for_any_record(sample: tuple[rec.Learner, list[Any]]) -> None:
     """No personal value ever appears in repr() or str() of any generated record."""
     learner, records = sample
     for generated in [learner, *records]:
@@ -248,19 +245,21 @@ def test_redaction_holds_for_any_record(sample: tuple[Learner, list[Any]]) -> No
 
 @settings(max_examples=60)
 @given(records_of_learner())
-def test_records_round_trip(sample: tuple[Learner, list[Any]]) -> None:
+def test_records_round_trip(sample: tuple[rec.Learner, list[Any]]) -> None:
     """attrs.asdict -> constructor and to_json_dict -> from_json_dict give equal records."""
     learner, records = sample
     for record in [learner, *records]:
         cls = type(record)
         rebuilt = cls(**attrs.asdict(record, recurse=False))
         assert rebuilt == record
-        assert from_json_dict(cls, to_json_dict(record)) == record
+        assert rec.from_json_dict(cls, rec.to_json_dict(record)) == record
 
 
-@given(st.from_type(Learner), st.from_type(Invoice), st.from_type(Progress))
+@given(st.from_type(rec.Learner), st.from_type(rec.Invoice), st.from_type(rec.Progress))
 @settings(max_examples=25)
-def test_from_type_is_registered(learner: Learner, invoice: Invoice, progress: Progress) -> None:
+def test_from_type_is_registered(
+    learner: rec.Learner, invoice: rec.Invoice, progress: rec.Progress
+) -> None:
     """hypothesis' entry point makes st.from_type build valid, timezone-aware records."""
     assert learner.created_at.tzinfo is not None
     assert invoice.issued_at.tzinfo is not None
@@ -270,40 +269,40 @@ def test_from_type_is_registered(learner: Learner, invoice: Invoice, progress: P
 def test_json_form_is_stable() -> None:
     """Dates are ISO 8601 with offset, Decimal a string, durations ISO 8601, enums values."""
     progress = sample(
-        Progress,
+        rec.Progress,
         recorded_at=T0,
-        score=Score(raw=17, min=0, max=20),
+        score=rec.Score(raw=17, min=0, max=20),
         time_spent=dt.timedelta(hours=1, minutes=2, seconds=3, microseconds=500000),
     )
-    data = to_json_dict(progress)
+    data = rec.to_json_dict(progress)
     assert data["recorded_at"] == "2024-09-02T08:30:00+00:00"
     assert data["time_spent"] == "PT1H2M3.5S"
     assert data["status"] == "passed"
     assert data["basis"] == "contract"
     assert data["score"] == {"raw": 17, "min": 0, "max": 20, "scaled": 0.85}
     invoice = sample(
-        Invoice,
+        rec.Invoice,
         id="I",
         billing_name="A",
         billing_address="B",
         amount=Decimal("10.50"),
         issued_at=T0,
     )
-    assert to_json_dict(invoice)["amount"] == "10.50"
+    assert rec.to_json_dict(invoice)["amount"] == "10.50"
 
 
 def test_from_json_dict_rejects_bad_data() -> None:
     """Unknown keys, missing fields and malformed values raise ValidationError."""
-    good = to_json_dict(make_learner())
+    good = rec.to_json_dict(make_learner())
     with pytest.raises(ValidationError, match="no field"):
-        from_json_dict(Learner, {**good, "shoe_size": 42})
+        rec.from_json_dict(rec.Learner, {**good, "shoe_size": 42})
     missing = dict(good)
     del missing["email"]
     with pytest.raises(ValidationError):
-        from_json_dict(Learner, missing)
+        rec.from_json_dict(rec.Learner, missing)
     with pytest.raises(ValidationError):
-        from_json_dict(Learner, {**good, "created_at": "yesterday"})
+        rec.from_json_dict(rec.Learner, {**good, "created_at": "yesterday"})
     with pytest.raises(ValidationError):
-        from_json_dict(Learner, {**good, "created_at": "2024-01-01T00:00:00"})
+        rec.from_json_dict(rec.Learner, {**good, "created_at": "2024-01-01T00:00:00"})
     with pytest.raises(ValidationError):
-        from_json_dict(Learner, [])  # type: ignore[arg-type]
+        rec.from_json_dict(rec.Learner, [])  # type: ignore[arg-type]

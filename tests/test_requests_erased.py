@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -169,13 +168,6 @@ def test_postgresql_request_book_keeps_no_erased_requester_in_clear(
         assert value not in wal, value
     postgres_server.drop_database(name)
     postgres_server.drop_database(name + "_book")
-
-
-@pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(f"sqlite:///{tmp_path / 'lms.db'}", keyring=Keyring.generate())
-    yield store
-    store.close()
 
 
 @pytest.mark.parametrize(

@@ -17,25 +17,16 @@ import pytest
 from sqlalchemy import text
 
 from learnprivacy import Action, Controller, LawfulBasis
+from learnprivacy import records as rec
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import RestrictedRecordError
 from learnprivacy.export import read_package
 from learnprivacy.providers import (
     ApprovedContextList,
-    Context,
-    ContextList,
     MetadataCollection,
     PrivacyManager,
 )
 from learnprivacy.providers.writer import ContentWriter
-from learnprivacy.records import (
-    AccessEvent,
-    Consent,
-    Invoice,
-    Learner,
-    Progress,
-    ProgressStatus,
-)
 from learnprivacy.requests import (
     Channel,
     DeathAction,
@@ -63,7 +54,7 @@ from learnprivacy.requests._executor import ExecutorNotice
 from learnprivacy.requests._outcomes import NotificationStatus
 from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.store import Store
-from tests import names, receive_request, sample
+from tests import UserContextProvider, names, receive_request, record_of, sample
 
 UTC = dt.UTC
 T = dt.datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
@@ -71,7 +62,7 @@ DEATH_CERT = ProofMethod.DEATH_CERTIFICATE_SIGHTED
 EMAIL = "ana.silva@example.org"
 
 
-class EmployerFeed:
+class EmployerFeed(UserContextProvider):
     """A provider holding nothing itself but sending progress to the employer."""
 
     component = "employer_feed"
@@ -85,14 +76,7 @@ class EmployerFeed:
             "employer", {"progress": "Course progress"}, "Progress reports to the employer"
         )
 
-    def get_contexts_for_userid(self, user_id: str) -> ContextList:
-        """Always the user's context (the feed keeps a subscription per learner)."""
-        return ContextList([Context.user(user_id)], component=self.component)
-
     def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
-        """Nothing kept locally."""
-
-    def delete_data_for_all_users_in_context(self, context: Context) -> None:
         """Nothing kept locally."""
 
     def delete_data_for_user(self, approved: ApprovedContextList) -> None:
@@ -134,41 +118,46 @@ def records(learner: str, email: str) -> list[Any]:
     """A learner with progress (contract and consent), an invoice, a consent, a login."""
     return [
         sample(
-            Learner,
+            rec.Learner,
             id=learner,
             username=f"user-{learner}",
             email=email,
             created_at=T - dt.timedelta(days=400),
         ),
-        sample(
-            Progress, id=f"{learner}-P1", learner_id=learner, recorded_at=T - dt.timedelta(days=30)
+        record_of(
+            learner,
+            rec.Progress,
+            "P1",
+            recorded_at=T - dt.timedelta(days=30),
         ),
-        Progress(
-            id=f"{learner}-P2",
-            learner_id=learner,
+        record_of(
+            learner,
+            rec.Progress,
+            "P2",
             course_id="C2",
-            status=ProgressStatus.IN_PROGRESS,
+            status=rec.ProgressStatus.IN_PROGRESS,
             recorded_at=T - dt.timedelta(days=5),
             basis=LawfulBasis.CONSENT,
         ),
-        sample(
-            Invoice,
-            id=f"{learner}-I1",
-            learner_id=learner,
+        record_of(
+            learner,
+            rec.Invoice,
+            "I1",
             billing_address="1 rue de la Paix, Paris",
             amount=Decimal("490.00"),
             issued_at=T - dt.timedelta(days=20),
         ),
-        Consent(
-            id=f"{learner}-C1",
-            learner_id=learner,
+        record_of(
+            learner,
+            rec.Consent,
+            "C1",
             purpose="learning-tracking",
             given_at=T - dt.timedelta(days=60),
         ),
-        sample(
-            AccessEvent,
-            id=f"{learner}-A1",
-            learner_id=learner,
+        record_of(
+            learner,
+            rec.AccessEvent,
+            "A1",
             at=T - dt.timedelta(days=1),
             ip="192.0.2.7",
         ),
@@ -280,10 +269,10 @@ def test_erasure_erases_restricts_legal_records_and_notifies(world: World) -> No
     assert result["L1"] == (Action.ERASE, "GDPR Art. 17(1)")
     assert result["L1-P1"] == (Action.ERASE, "GDPR Art. 17(1)")
     assert result["L1-I1"] == (Action.RESTRICT, "GDPR Art. 17(3)(b)")
-    assert world.store.get(Learner, "L1") is None
+    assert world.store.get(rec.Learner, "L1") is None
     with pytest.raises(RestrictedRecordError):
-        world.store.get(Invoice, "L1-I1")
-    assert world.store.get(Invoice, "L1-I1", include_restricted=True) is not None
+        world.store.get(rec.Invoice, "L1-I1")
+    assert world.store.get(rec.Invoice, "L1-I1", include_restricted=True) is not None
     assert len(world.store.records_of("L2")) == 6
     [notification] = world.sent
     assert notification.operation == "erasure"
@@ -328,7 +317,7 @@ def test_failing_provider_fails_the_request_and_a_retry_finishes(world: World) -
     assert failed.failure.component == "employer_feed"
     assert failed.failure.step == "erase_providers"
     assert "feed database down" not in failed.failure.error
-    assert world.store.get(Learner, "L1") is None  # the store's part was done
+    assert world.store.get(rec.Learner, "L1") is None  # the store's part was done
     assert world.sent == []
     assert world.book.overdue(T + dt.timedelta(days=40)) == (failed,)
     world.feed.broken = False
@@ -383,9 +372,9 @@ def test_restriction_of_some_record_types(world: World) -> None:
         "L1-P1": (Action.RESTRICT, "GDPR Art. 18(1)(a)"),
         "L1-P2": (Action.RESTRICT, "GDPR Art. 18(1)(a)"),
     }
-    assert not world.store.query(Progress, id="L1-P1")
-    assert world.store.get(Learner, "L1") is not None
-    assert world.store.get(Progress, "L2-P1") is not None
+    assert not world.store.query(rec.Progress, id="L1-P1")
+    assert world.store.get(rec.Learner, "L1") is not None
+    assert world.store.get(rec.Progress, "L2-P1") is not None
     assert world.sent[0].operation == "restriction"
 
 
@@ -396,8 +385,8 @@ def test_objection_restricts_legitimate_interest_processing(world: World) -> Non
     assert world.book.is_objected("L1", "security-logging")
     assert not world.book.is_objected("L2", "security-logging")
     assert outcomes(request) == {"L1-A1": (Action.UPHOLD_OBJECTION, "GDPR Art. 21(1)")}
-    assert not world.store.query(AccessEvent, id="L1-A1")
-    assert world.store.get(AccessEvent, "L2-A1") is not None
+    assert not world.store.query(rec.AccessEvent, id="L1-A1")
+    assert world.store.get(rec.AccessEvent, "L2-A1") is not None
 
 
 def test_objection_overridden_by_compelling_grounds(world: World) -> None:
@@ -409,7 +398,7 @@ def test_objection_overridden_by_compelling_grounds(world: World) -> None:
     done = world.executor.execute(request, now=T)
     assert done.state is RequestState.COMPLETED
     assert not world.book.is_objected("L1", "security-logging")
-    assert world.store.get(AccessEvent, "L1-A1") is not None
+    assert world.store.get(rec.AccessEvent, "L1-A1") is not None
     letter = render_letter(done, Controller(name="Acme", contact="dpo@acme.example"), now=T)
     assert "motifs légitimes et impérieux" in letter
     assert "intrusion on the account is under investigation." in letter
@@ -424,14 +413,14 @@ def test_withdrawing_consent_keeps_proof_and_erases_consent_only_data(world: Wor
         RequestType.WITHDRAW_CONSENT, WithdrawConsentParams(purpose="learning-tracking")
     )
     assert request.state is RequestState.COMPLETED
-    consent = world.store.get(Consent, "L1-C1")
+    consent = world.store.get(rec.Consent, "L1-C1")
     assert consent is not None
     assert consent.withdrawn_at == T
     assert consent.is_active(T - dt.timedelta(days=1))
     assert not consent.is_active(T)
-    assert world.store.get(Progress, "L1-P2", include_restricted=True) is None
-    assert world.store.get(Progress, "L1-P1") is not None
-    assert world.store.get(Progress, "L2-P2") is not None
+    assert world.store.get(rec.Progress, "L1-P2", include_restricted=True) is None
+    assert world.store.get(rec.Progress, "L1-P1") is not None
+    assert world.store.get(rec.Progress, "L2-P2") is not None
     assert outcomes(request) == {
         "L1-C1": (Action.WITHDRAW_CONSENT, "GDPR Art. 7(3)"),
         "L1-P2": (Action.ERASE, "GDPR Art. 17(1)(b)"),
@@ -443,7 +432,7 @@ def test_withdrawing_consent_keeps_proof_and_erases_consent_only_data(world: Wor
         RequestType.WITHDRAW_CONSENT, WithdrawConsentParams(purpose="learning-tracking")
     )
     assert again.state is RequestState.COMPLETED
-    refreshed = world.store.get(Consent, "L1-C1")
+    refreshed = world.store.get(rec.Consent, "L1-C1")
     assert refreshed is not None
     assert refreshed.withdrawn_at == T
 
@@ -476,11 +465,11 @@ def test_withdrawal_erasure_uses_the_store_audit_and_replays_on_a_backup(
         keyring=Keyring.from_master_key(master),
         keys=world.store._key_db,
     ) as restored:
-        assert restored.get(Progress, "L1-P2") is not None
+        assert restored.get(rec.Progress, "L1-P2") is not None
         report = restored.replay_erasures(world.store.audit, now=T)
         assert report.erased == 1
-        assert restored.get(Progress, "L1-P2", include_restricted=True) is None
-        assert restored.get(Progress, "L1-P1") is not None
+        assert restored.get(rec.Progress, "L1-P2", include_restricted=True) is None
+        assert restored.get(rec.Progress, "L1-P1") is not None
 
 
 def test_sql_backend_shares_the_store_engine(world: World) -> None:
@@ -507,7 +496,7 @@ def test_rectification_reencrypts_and_notifies_field_names(world: World) -> None
     ]
     request = world.run(RequestType.RECTIFICATION, RectificationParams(changes=changes))
     assert request.state is RequestState.COMPLETED
-    learner = world.store.get(Learner, "L1")
+    learner = world.store.get(rec.Learner, "L1")
     assert learner is not None
     assert learner.email == "ana.new@example.org"
     assert learner.family_name == "Silva-Roux"
@@ -536,7 +525,7 @@ def test_invalid_rectification_fails_with_the_field_and_changes_nothing(world: W
     assert request.failure is not None
     assert "Learner.email" in request.failure.error
     assert "not-an-email" not in request.failure.error
-    learner = world.store.get(Learner, "L1")
+    learner = world.store.get(rec.Learner, "L1")
     assert learner is not None
     assert learner.given_name == "Ana"
     assert world.sent == []
@@ -549,7 +538,7 @@ def test_rectifying_another_learners_record_is_refused(world: World) -> None:
     assert request.state is RequestState.FAILED
     assert request.failure is not None
     assert "NotFoundError" in request.failure.error
-    bob = world.store.get(Learner, "L2")
+    bob = world.store.get(rec.Learner, "L2")
     assert bob is not None
     assert bob.given_name == "Ana"
 
@@ -593,8 +582,8 @@ def test_directive_erase_with_export_for_the_executor(world: World) -> None:
     package = report.export.steps[0].artifact
     assert package is not None
     assert {type(r).__name__ for r in read_package(package).records()} >= {"Learner", "Invoice"}
-    assert world.store.get(Learner, "L1") is None
-    assert world.store.get(Invoice, "L1-I1", include_restricted=True) is not None
+    assert world.store.get(rec.Learner, "L1") is None
+    assert world.store.get(rec.Invoice, "L1-I1", include_restricted=True) is not None
     [notice] = notices
     assert notice.executor == executor
     assert notice.package == package
@@ -623,11 +612,11 @@ def test_directive_keep_then_erase(world: World) -> None:
     # Aug 31 + 6 months: no Feb 31, so the end of Feb 28.
     assert report.scheduled.due_at == dt.datetime(2027, 2, 28, 23, 59, 59, 999_999, tzinfo=UTC)
     assert world.executor.run_scheduled_erasures(now=dt.datetime(2027, 2, 28, tzinfo=UTC)) == ()
-    assert world.store.get(Learner, "L1") is not None
+    assert world.store.get(rec.Learner, "L1") is not None
     [erasure] = world.executor.run_scheduled_erasures(now=dt.datetime(2027, 3, 1, tzinfo=UTC))
     assert erasure.state is RequestState.COMPLETED
     assert erasure.type is RequestType.ERASURE
-    assert world.store.get(Learner, "L1") is None
+    assert world.store.get(rec.Learner, "L1") is None
     assert world.book.scheduled_erasures() == ()
     assert world.executor.run_scheduled_erasures(now=dt.datetime(2027, 4, 1, tzinfo=UTC)) == ()
 
@@ -651,7 +640,7 @@ def test_failed_executor_notice_is_retried(world: World) -> None:
     assert not first.complete
     second = world.executor.record_death("L1", at=T, now=T, proof=DEATH_CERT)
     assert second.executor_notified is NotificationStatus.SENT
-    assert world.store.get(Learner, "L1") is not None
+    assert world.store.get(rec.Learner, "L1") is not None
 
 
 def test_death_without_directive_changes_nothing(world: World) -> None:
@@ -675,7 +664,9 @@ def test_withdrawal_follows_the_purposes_of_the_schedule_and_counts_from_receipt
     received = dt.datetime(2026, 3, 2, 9, tzinfo=UTC)
     executed = dt.datetime(2026, 3, 4, 9, tzinfo=UTC)
     world.store.add(
-        sample(Consent, id="L1-TRAINING", purpose="training", given_at=T - dt.timedelta(days=90)),
+        sample(
+            rec.Consent, id="L1-TRAINING", purpose="training", given_at=T - dt.timedelta(days=90)
+        ),
         now=T,
     )
     executor = RequestExecutor(world.book, store=world.store, schedule=junia.SCHEDULE)
@@ -692,14 +683,18 @@ def test_withdrawal_follows_the_purposes_of_the_schedule_and_counts_from_receipt
     )
     done = executor.execute(request, now=executed)
     assert done.state is RequestState.COMPLETED
-    consent = world.store.get(Consent, "L1-TRAINING")
+    consent = world.store.get(rec.Consent, "L1-TRAINING")
     assert consent is not None
     assert consent.withdrawn_at == received
     assert not consent.is_active(dt.datetime(2026, 3, 3, tzinfo=UTC))
-    for kind, record_id in ((Progress, "L1-P1"), (Progress, "L1-P2"), (AccessEvent, "L1-A1")):
+    for kind, record_id in (
+        (rec.Progress, "L1-P1"),
+        (rec.Progress, "L1-P2"),
+        (rec.AccessEvent, "L1-A1"),
+    ):
         assert world.store.get(kind, record_id, include_restricted=True) is None, record_id
-    assert world.store.get(Invoice, "L1-I1", include_restricted=True) is not None
-    assert world.store.get(Progress, "L2-P1") is not None
+    assert world.store.get(rec.Invoice, "L1-I1", include_restricted=True) is not None
+    assert world.store.get(rec.Progress, "L2-P1") is not None
 
 
 def test_consent_records_are_only_erased_or_anonymised() -> None:

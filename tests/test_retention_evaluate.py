@@ -12,14 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from learnprivacy import records as rec
 from learnprivacy.errors import RetentionViolation, ValidationError
-from learnprivacy.records import (
-    Consent,
-    Funding,
-    Invoice,
-    Learner,
-    Progress,
-)
 from learnprivacy.retention import (
     Action,
     Hold,
@@ -32,31 +26,30 @@ from learnprivacy.retention import (
 )
 from learnprivacy.testing._retention_strategies import holds, instants
 from learnprivacy.testing.retention import learners_with_records, retention_rules, schedules
-from tests import sample
+from tests import at, sample
 
 UTC = dt.UTC
 MICRO = dt.timedelta(microseconds=1)
 
 
-def at(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=UTC)  # type: ignore[misc]
-
-
 ANA = sample(
-    Learner, username="ana.silva", created_at=at(2022, 9, 1), last_activity_at=at(2024, 1, 31, 10)
+    rec.Learner,
+    username="ana.silva",
+    created_at=at(2022, 9, 1),
+    last_activity_at=at(2024, 1, 31, 10),
 )
 INVOICE = sample(
-    Invoice,
+    rec.Invoice,
     billing_address="1 rue de la Paix, Paris",
     amount=Decimal("450.00"),
     issued_at=at(2024, 3, 15),
 )
-PROGRESS = sample(Progress, course_id="RGPD-101", recorded_at=at(2023, 5, 2))
+PROGRESS = sample(rec.Progress, course_id="RGPD-101", recorded_at=at(2023, 5, 2))
 CONTRACT = Schedule(
     {
-        Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
-        Progress: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
-        Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
+        rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+        rec.Progress: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+        rec.Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
     }
 )
 
@@ -70,7 +63,7 @@ def test_keep_until_due_then_erase_at_the_exact_instant() -> None:
     assert before.article == "GDPR Art. 5(1)(e)"
     on_time = CONTRACT.evaluate(ANA, now=due)
     assert (on_time.action, on_time.due_at) == (Action.ERASE, due)
-    assert on_time.rule is CONTRACT.rules_for(Learner)[0]
+    assert on_time.rule is CONTRACT.rules_for(rec.Learner)[0]
     assert "GDPR Art. 5(1)(e)" in on_time.reason
     assert on_time.article == "GDPR Art. 17(1)(a)"
 
@@ -92,11 +85,11 @@ def test_missing_anchor_reviews_unless_told_the_clock_has_not_started() -> None:
     assert (review.action, review.due_at) == (Action.REVIEW, None)
     assert "no last_activity date" in review.reason
     pending = Schedule(
-        {Learner: RetentionRule("P0D", Trigger.CONTRACT_END, on_missing_anchor=Action.KEEP)}
+        {rec.Learner: RetentionRule("P0D", Trigger.CONTRACT_END, on_missing_anchor=Action.KEEP)}
     )
     assert pending.evaluate(idle, now=now).action is Action.KEEP
     fallback = Schedule(
-        {Learner: RetentionRule("P18M", Trigger.LAST_ACTIVITY, fallback=Trigger.CREATED)}
+        {rec.Learner: RetentionRule("P18M", Trigger.LAST_ACTIVITY, fallback=Trigger.CREATED)}
     )
     decision = fallback.evaluate(idle, now=now)
     assert (decision.action, decision.due_at) == (Action.ERASE, at(2024, 3, 1))
@@ -104,7 +97,7 @@ def test_missing_anchor_reviews_unless_told_the_clock_has_not_started() -> None:
 
 def test_no_rule_means_review_citing_the_register() -> None:
     """A record type the schedule does not cover is REVIEW, never ERASE."""
-    consent = sample(Consent, id="C1", given_at=at(2020, 1, 1))
+    consent = sample(rec.Consent, id="C1", given_at=at(2020, 1, 1))
     decision = CONTRACT.evaluate(consent, now=at(2040, 1, 1), erasure_requested=False)
     assert (decision.action, decision.rule) == (Action.REVIEW, None)
     assert decision.article == "GDPR Art. 30(1)(f)"
@@ -133,7 +126,7 @@ def test_erasure_request_inside_a_legal_minimum_restricts() -> None:
 
 def test_request_for_a_legal_obligation_record_without_a_declared_minimum_is_reviewed() -> None:
     """An invoice (legal obligation) whose rule is no minimum is not erased on request."""
-    loose = Schedule({Invoice: RetentionRule("P10Y", Trigger.ISSUED)})
+    loose = Schedule({rec.Invoice: RetentionRule("P10Y", Trigger.ISSUED)})
     decision = loose.evaluate(INVOICE, now=at(2026, 1, 1), erasure_requested=True)
     assert decision.action is Action.REVIEW
     assert decision.article == "GDPR Art. 17(3)(b)"
@@ -161,7 +154,7 @@ def test_governance_minimum_yields_only_to_an_audited_override() -> None:
     assert "override" in decision.reason
     locked = Schedule(
         {
-            Invoice: RetentionRule(
+            rec.Invoice: RetentionRule(
                 "P10Y", Trigger.ISSUED, minimum=True, mode=RetentionMode.COMPLIANCE
             )
         }
@@ -183,7 +176,7 @@ def test_several_purposes_keep_until_the_last_ends() -> None:
     """An invoice kept for billing (10 years) and marketing (18 months) waits for both."""
     schedule = Schedule(
         {
-            Invoice: [
+            rec.Invoice: [
                 RetentionRule("P18M", Trigger.ISSUED, purpose="marketing"),
                 RetentionRule("P10Y", Trigger.ISSUED, purpose="billing", minimum=True),
             ]
@@ -202,7 +195,7 @@ def test_the_most_protective_action_wins_when_purposes_end() -> None:
     """Erase for one purpose and anonymise for another: anonymise (statistics survive)."""
     schedule = Schedule(
         {
-            Progress: [
+            rec.Progress: [
                 RetentionRule("P18M", Trigger.LAST_ACTIVITY, purpose="tracking"),
                 RetentionRule(
                     "P1Y", Trigger.CREATED, purpose="statistics", action=Action.ANONYMISE
@@ -240,7 +233,7 @@ def test_decisions_never_show_personal_values() -> None:
 
 
 @st.composite
-def situations(draw: st.DrawFn) -> tuple[Schedule, Learner, list[Any], dt.datetime, list[Hold]]:
+def situations(draw: st.DrawFn) -> tuple[Schedule, rec.Learner, list[Any], dt.datetime, list[Hold]]:
     """A random schedule, a learner with records, an instant and some holds."""
     learner, records = draw(learners_with_records())
     ids = [learner.id] + [r.id for r in records]
@@ -388,12 +381,12 @@ def test_cutoff_agrees_with_due_dates(data: st.DataObject, now: dt.datetime) -> 
 
 def test_funding_and_consent_triggers() -> None:
     """CLOSED reads funding files, WITHDRAWN and CONSENT_GIVEN read consents."""
-    funding = sample(Funding, opened_at=at(2023, 1, 10), closed_at=at(2024, 6, 30))
-    consent = sample(Consent, id="C1", given_at=at(2024, 1, 31), withdrawn_at=at(2024, 8, 31))
+    funding = sample(rec.Funding, opened_at=at(2023, 1, 10), closed_at=at(2024, 6, 30))
+    consent = sample(rec.Consent, id="C1", given_at=at(2024, 1, 31), withdrawn_at=at(2024, 8, 31))
     schedule = Schedule(
         {
-            Funding: RetentionRule("P72M", Trigger.CLOSED, minimum=True),
-            Consent: [
+            rec.Funding: RetentionRule("P72M", Trigger.CLOSED, minimum=True),
+            rec.Consent: [
                 RetentionRule("P6M", Trigger.CONSENT_GIVEN, purpose="validity"),
                 RetentionRule("P5Y", Trigger.WITHDRAWN, purpose="proof"),
             ],

@@ -23,14 +23,10 @@ from learnprivacy.testing.retention import (
     learners_with_records,
     schedules,
 )
-from tests import sample
+from tests import at, sample
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 6, 15, tzinfo=UTC)
-
-
-def at(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=UTC)  # type: ignore[misc]
 
 
 def learner(number: int, last: dt.datetime | None) -> Learner:

@@ -9,16 +9,9 @@ from typing import ClassVar
 import attrs
 import pytest
 
+from learnprivacy import records as rec
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, ValidationError
-from learnprivacy.records import (
-    Consent,
-    Funder,
-    Funding,
-    Invoice,
-    Learner,
-    Progress,
-)
 from learnprivacy.retention import (
     Action,
     FiscalYear,
@@ -30,34 +23,32 @@ from learnprivacy.retention import (
     Schedule,
     Trigger,
 )
-from tests import sample
+from tests import at, sample
 
 UTC = dt.UTC
 
 
-def at(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=UTC)  # type: ignore[misc]
-
-
-def learner(**changes: object) -> Learner:
+def learner(**changes: object) -> rec.Learner:
     dates = {
         "created_at": at(2022, 9, 1),
         "last_activity_at": at(2024, 1, 31),
         "contract_end_at": at(2025, 6, 30),
     }
-    return sample(Learner, **{**dates, **changes})
+    return sample(rec.Learner, **{**dates, **changes})
 
 
-def progress(learner_id: str = "L1") -> Progress:
-    return sample(Progress, learner_id=learner_id, course_id="RGPD-101", recorded_at=at(2023, 5, 2))
+def progress(learner_id: str = "L1") -> rec.Progress:
+    return sample(
+        rec.Progress, learner_id=learner_id, course_id="RGPD-101", recorded_at=at(2023, 5, 2)
+    )
 
 
 ISSUED = dt.datetime(2024, 3, 15, tzinfo=UTC)
 
 
-def invoice(issued_at: dt.datetime = ISSUED) -> Invoice:
+def invoice(issued_at: dt.datetime = ISSUED) -> rec.Invoice:
     return sample(
-        Invoice,
+        rec.Invoice,
         billing_address="1 rue de la Paix, Paris",
         amount=Decimal("450.00"),
         issued_at=issued_at,
@@ -151,11 +142,11 @@ def test_due_at_is_none_beyond_the_calendar() -> None:
 
 def test_where_selects_records_by_field_value() -> None:
     """A rule with where= applies only to records whose fields match."""
-    opco = RetentionRule("P72M", Trigger.CLOSED, where={"funder": Funder.OPCO})
-    funding = sample(Funding, opened_at=at(2024, 1, 1))
+    opco = RetentionRule("P72M", Trigger.CLOSED, where={"funder": rec.Funder.OPCO})
+    funding = sample(rec.Funding, opened_at=at(2024, 1, 1))
     assert opco.applies_to(funding)
-    assert not opco.applies_to(attrs.evolve(funding, funder=Funder.CPF))
-    assert opco.where == (("funder", Funder.OPCO),)
+    assert not opco.applies_to(attrs.evolve(funding, funder=rec.Funder.CPF))
+    assert opco.where == (("funder", rec.Funder.OPCO),)
     assert "where funder=opco" in opco.label
 
 
@@ -174,9 +165,9 @@ def test_hold_matches_what_it_names() -> None:
     assert Hold("tax audit", subject="L1").matches(bill)
     assert Hold("tax audit", subject="L1").matches(learner())
     assert not Hold("tax audit", subject="L2").matches(bill)
-    assert Hold("tax audit", record_type=Invoice).matches(bill)
+    assert Hold("tax audit", record_type=rec.Invoice).matches(bill)
     assert Hold("tax audit", record_type="Invoice").matches(bill)
-    assert not Hold("tax audit", record_type=Learner).matches(bill)
+    assert not Hold("tax audit", record_type=rec.Learner).matches(bill)
     assert Hold("tax audit", record_id="INV-1").matches(bill)
     assert not Hold("tax audit", subject="L1", record_id="INV-2").matches(bill)
     everything = Hold("regulator freeze")
@@ -185,10 +176,10 @@ def test_hold_matches_what_it_names() -> None:
     assert everything.matches(learner())
 
     @attrs.frozen(kw_only=True)
-    class CreditNote(Invoice):
+    class CreditNote(rec.Invoice):
         kind: ClassVar[str] = "credit-note"
 
-    assert Hold("tax audit", record_type=Invoice).matches(
+    assert Hold("tax audit", record_type=rec.Invoice).matches(
         CreditNote(
             id="CN-1",
             learner_id="L1",
@@ -218,16 +209,16 @@ def test_schedule_matches_classes_subclasses_and_names() -> None:
     """Keys may be classes (subclasses match) or class names; the most specific wins."""
 
     @attrs.frozen(kw_only=True)
-    class Apprentice(Learner):
+    class Apprentice(rec.Learner):
         pass
 
     general = RetentionRule("P18M", Trigger.LAST_ACTIVITY)
     special = RetentionRule("P5Y", Trigger.LAST_ACTIVITY)
-    schedule = Schedule({Learner: general, "Apprentice": special, "Invoice": general})
-    assert schedule.rules_for(Learner) == (general,)
+    schedule = Schedule({rec.Learner: general, "Apprentice": special, "Invoice": general})
+    assert schedule.rules_for(rec.Learner) == (general,)
     assert schedule.rules_for(Apprentice) == (special,)
-    assert schedule.rules_for(Invoice) == (general,)
-    assert schedule.rules_for(Progress) == ()
+    assert schedule.rules_for(rec.Invoice) == (general,)
+    assert schedule.rules_for(rec.Progress) == ()
     assert "Learner: 1 rule(s)" in repr(schedule)
 
 
@@ -235,21 +226,21 @@ def test_schedule_refuses_ambiguous_or_impossible_rules() -> None:
     """Duplicate keys, empty or duplicate-purpose rule lists and missing dates are refused."""
     rule = RetentionRule("P18M", Trigger.LAST_ACTIVITY)
     with pytest.raises(ConfigurationError):
-        Schedule({Learner: rule, "Learner": rule})
+        Schedule({rec.Learner: rule, "Learner": rule})
     with pytest.raises(ConfigurationError):
-        Schedule({Learner: []})
+        Schedule({rec.Learner: []})
     with pytest.raises(ConfigurationError):
-        Schedule({Learner: [rule, RetentionRule("P2Y", Trigger.CREATED)]})
+        Schedule({rec.Learner: [rule, RetentionRule("P2Y", Trigger.CREATED)]})
     with pytest.raises(ConfigurationError):
-        Schedule({Learner: RetentionRule("P1Y", Trigger.ISSUED)})
+        Schedule({rec.Learner: RetentionRule("P1Y", Trigger.ISSUED)})
     with pytest.raises(ConfigurationError):
-        Schedule({Consent: RetentionRule("P1Y", Trigger.CLOSED)})
+        Schedule({rec.Consent: RetentionRule("P1Y", Trigger.CLOSED)})
     with pytest.raises(ConfigurationError):
-        Schedule({Consent: RetentionRule("P1Y", Trigger.CREATED, where={"funder": "opco"})})
+        Schedule({rec.Consent: RetentionRule("P1Y", Trigger.CREATED, where={"funder": "opco"})})
     with pytest.raises(ConfigurationError):
-        Schedule({Learner: "P18M"})  # type: ignore[dict-item]
+        Schedule({rec.Learner: "P18M"})  # type: ignore[dict-item]
     with pytest.raises(ConfigurationError):
-        Schedule([(Learner, rule)])  # type: ignore[arg-type]
+        Schedule([(rec.Learner, rule)])  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
         Schedule({3: rule})  # type: ignore[dict-item]
 
@@ -258,35 +249,35 @@ def test_rules_of_a_type_are_kept_in_canonical_order() -> None:
     """Several purposes are sorted by purpose, whatever order they were declared in."""
     billing = RetentionRule("P10Y", Trigger.ISSUED, purpose="billing", minimum=True)
     marketing = RetentionRule("P18M", Trigger.LAST_ACTIVITY, purpose="marketing")
-    one = Schedule({Invoice: [marketing, billing]})
-    other = Schedule({Invoice: [billing, marketing]})
-    assert one.rules_for(Invoice) == other.rules_for(Invoice) == (billing, marketing)
+    one = Schedule({rec.Invoice: [marketing, billing]})
+    other = Schedule({rec.Invoice: [billing, marketing]})
+    assert one.rules_for(rec.Invoice) == other.rules_for(rec.Invoice) == (billing, marketing)
 
 
 def test_cutoffs_tell_a_store_what_to_compare() -> None:
     """Schedule.cutoffs gives per rule and trigger the column, where it lives and the bound."""
     schedule = Schedule(
         {
-            Learner: RetentionRule(
+            rec.Learner: RetentionRule(
                 "P18M", Trigger.LAST_ACTIVITY, fallback=Trigger.CREATED, basis=LawfulBasis.CONTRACT
             ),
-            Progress: RetentionRule("P18M", Trigger.LAST_ACTIVITY),
+            rec.Progress: RetentionRule("P18M", Trigger.LAST_ACTIVITY),
             "Invoice": RetentionRule("P10Y", Trigger.FISCAL_YEAR_END, minimum=True),
         }
     )
     now = at(2026, 1, 1)
     rows = {(c.record_type, c.trigger): c for c in schedule.cutoffs(now)}
     assert set(rows) == {
-        (Learner, Trigger.LAST_ACTIVITY),
-        (Learner, Trigger.CREATED),
-        (Progress, Trigger.LAST_ACTIVITY),
+        (rec.Learner, Trigger.LAST_ACTIVITY),
+        (rec.Learner, Trigger.CREATED),
+        (rec.Progress, Trigger.LAST_ACTIVITY),
         ("Invoice", Trigger.FISCAL_YEAR_END),
     }
-    own = rows[(Learner, Trigger.LAST_ACTIVITY)]
+    own = rows[(rec.Learner, Trigger.LAST_ACTIVITY)]
     assert (own.field, own.on_subject, own.value) == ("last_activity_at", False, at(2024, 7, 1))
-    joined = rows[(Progress, Trigger.LAST_ACTIVITY)]
+    joined = rows[(rec.Progress, Trigger.LAST_ACTIVITY)]
     assert (joined.field, joined.on_subject) == ("last_activity_at", True)
-    created = rows[(Learner, Trigger.CREATED)]
+    created = rows[(rec.Learner, Trigger.CREATED)]
     assert created.field == "created_at"
     fiscal = rows[("Invoice", Trigger.FISCAL_YEAR_END)]
     # Invoices of fiscal year 2015 (closed 2016-01-01 00:00) have ended on 2026-01-01.

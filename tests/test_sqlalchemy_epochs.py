@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.orm import Session
 
 import learnprivacy.sqlalchemy as lps
@@ -53,6 +53,19 @@ def _fill(engine_url: str, m: SimpleNamespace) -> None:
     engine.dispose()
 
 
+def _filled(
+    tmp_path: Path, **options: object
+) -> tuple[str, str, SimpleNamespace, lps.LearnPrivacy, Engine]:
+    """An app bound to the key database ``keys.db`` in ``tmp_path`` (with ``options``),
+    its database ``app.db`` filled by :func:`_fill`: the two URLs, the models, the
+    binding and an engine on the app's database."""
+    keys_url = f"sqlite:///{tmp_path / 'keys.db'}"
+    app_url = f"sqlite:///{tmp_path / 'app.db'}"
+    m, privacy = _bind(keys_url, **options)
+    _fill(app_url, m)
+    return keys_url, app_url, m, privacy, create_engine(app_url)
+
+
 def _read(app_url: str, keys: str, vault: Path, subject: str) -> str | None:
     """The name of ``subject`` read from ``app_url`` with ``keys``, the master key and
     ``vault`` (a new binding each time, as an attacker with the copies would do)."""
@@ -77,12 +90,8 @@ def test_an_old_key_copy_reads_nothing_of_a_learner_erased_before_compaction(
 ) -> None:
     """Erase, compact, restore a pre-erasure key database copy: the erased learner is
     unreadable, the others read from the current databases."""
-    keys_url = f"sqlite:///{tmp_path / 'keys.db'}"
-    app_url = f"sqlite:///{tmp_path / 'app.db'}"
     vault = tmp_path / "keys.vault"
-    m, privacy = _bind(keys_url)
-    _fill(app_url, m)
-    engine = create_engine(app_url)
+    keys_url, app_url, _m, privacy, engine = _filled(tmp_path)
     with Session(engine) as s:
         first = privacy.compact_keys(s, now=NOW)  # the key database moves to epochs
     assert first["epoch"] == 1
@@ -163,11 +172,7 @@ def test_an_old_key_copy_reads_nothing_of_a_learner_erased_before_compaction(
 
 def test_new_learners_after_a_compaction_are_readable_after_reopening(tmp_path: Path) -> None:
     """Keys made after a compaction are wrapped under the new epoch and open again."""
-    keys_url = f"sqlite:///{tmp_path / 'keys.db'}"
-    app_url = f"sqlite:///{tmp_path / 'app.db'}"
-    m, privacy = _bind(keys_url)
-    _fill(app_url, m)
-    engine = create_engine(app_url)
+    keys_url, app_url, m, privacy, engine = _filled(tmp_path)
     with Session(engine) as s:
         privacy.compact_keys(s, now=NOW)
         s.add(m.User(id="u3", email="eve@example.org", name="Eve", last_login_at=NOW))
@@ -185,12 +190,8 @@ def test_a_binding_opened_before_another_compacts_keeps_writing_keys_that_open(
     bound before, keeps making learners' keys. Nothing needs restarting: after each
     compaction the writer wraps its new keys under the current epoch, so a fresh binding
     (a restart) reads every learner, and none is wrapped under a destroyed epoch key."""
-    keys_url = f"sqlite:///{tmp_path / 'keys.db'}"
-    app_url = f"sqlite:///{tmp_path / 'app.db'}"
     vault = tmp_path / "keys.vault"
-    writer_models, writer = _bind(keys_url)
-    _fill(app_url, writer_models)
-    engine = create_engine(app_url)
+    keys_url, app_url, writer_models, writer, engine = _filled(tmp_path)
     with Session(engine) as s:
         writer.compact_keys(s, now=NOW)  # the key database moves to epochs
     _compactor_models, compactor = _bind(keys_url, vault=vault)
@@ -220,11 +221,7 @@ def test_a_binding_opened_before_another_compacts_keeps_writing_keys_that_open(
 
 def test_a_key_database_on_epochs_refuses_to_bind_without_its_vault(tmp_path: Path) -> None:
     """Once on epochs, binding with the vault elsewhere is a clear configuration error."""
-    keys_url = f"sqlite:///{tmp_path / 'keys.db'}"
-    app_url = f"sqlite:///{tmp_path / 'app.db'}"
-    m, privacy = _bind(keys_url, vault=tmp_path / "elsewhere.vault")
-    _fill(app_url, m)
-    engine = create_engine(app_url)
+    keys_url, app_url, _m, privacy, engine = _filled(tmp_path, vault=tmp_path / "elsewhere.vault")
     with Session(engine) as s:
         privacy.compact_keys(s, now=NOW)
     privacy.close()
@@ -259,11 +256,7 @@ def test_vault_needs_a_key_database(tmp_path: Path) -> None:
 
 def test_a_sweep_can_end_with_a_compaction(tmp_path: Path) -> None:
     """sweep(compact=True) compacts once it erased something; a dry run never does."""
-    keys_url = f"sqlite:///{tmp_path / 'keys.db'}"
-    app_url = f"sqlite:///{tmp_path / 'app.db'}"
-    m, privacy = _bind(keys_url)
-    _fill(app_url, m)
-    engine = create_engine(app_url)
+    _keys_url, _app_url, m, privacy, engine = _filled(tmp_path)
     with engine.begin() as c:
         c.execute(text("DELETE FROM forum_posts WHERE author_id='u1'"))
         c.execute(text("UPDATE users SET last_login_at='2020-01-01 00:00:00' WHERE id='u1'"))

@@ -255,4 +255,173 @@ def test_old_format_table_is_converted_and_still_restricts(app: SimpleNamespace)
         s.commit()
     assert len(raw_keys()) == 1
     with app.engine.begin() as c:
-        assert convert(c, states, app.privacy.row_refs) == 0
+        assert convert(c, app.privacy.side, app.privacy.row_refs, {}) is None
+
+
+def _legacy_states(app: SimpleNamespace, rows: list[tuple[str, str, str]]) -> None:
+    """Row states as a version before references wrote them, the table not marked."""
+    states = app.privacy.side.states
+    at = NOW.replace(tzinfo=None)
+    with app.engine.begin() as c:
+        c.execute(app.privacy.side.formats.delete())
+        c.execute(
+            insert(states),
+            [
+                {"table_name": t, "row_key": k, "state": state, "reason": "old", "at": at}
+                for t, k, state in rows
+            ],
+        )
+
+
+def _raw_states(app: SimpleNamespace) -> list[str]:
+    with app.engine.connect() as c:
+        return sorted(r for (r,) in c.execute(text("SELECT row_key FROM lp_row_states")))
+
+
+def test_a_key_shaped_like_a_reference_is_converted(app: SimpleNamespace) -> None:
+    """Attack: a user whose id is itself a ``p1_...`` string, restricted in a table
+    written before references. The table is converted by its mark, not by shape: that id
+    is converted (not left in clear, as a shape test would leave it), the row stays
+    restricted, and a reference written without the mark is not converted twice."""
+    m, privacy = app.m, app.privacy
+    shaped = "p1_" + "Lq4" * 7 + "x"
+    assert is_row_ref(shaped)
+    with Session(app.engine) as s:
+        s.add(m.User(id=shaped, name="Cy", last_login_at=NOW))
+        s.commit()
+    u2_ref = privacy.row_refs.ref("users", "u2")
+    _legacy_states(app, [("users", shaped, "restricted"), ("users", u2_ref, "restricted")])
+    with Session(app.engine) as s:
+        cy = s.get(m.User, shaped, execution_options={"include_restricted": True})
+        assert privacy.is_restricted(s, cy)
+        s.commit()
+    raw = _raw_states(app)
+    assert shaped not in raw
+    assert raw == sorted([privacy.row_refs.ref("users", shaped), u2_ref])
+    with app.engine.connect() as c:
+        assert c.execute(text("SELECT format FROM lp_formats")).scalars().all() == ["references"]
+    with Session(app.engine) as s:
+        assert s.get(m.User, shaped) is None
+        assert s.get(m.User, "u2") is None
+        assert s.get(m.User, LEARNER) is not None
+        bob = s.get(m.User, "u2", execution_options={"include_restricted": True})
+        assert privacy.lift_restriction(s, bob, now=NOW)
+        s.commit()
+    assert _raw_states(app) == [privacy.row_refs.ref("users", shaped)]
+
+
+def test_conversion_killed_half_way_is_rerun_whole(tmp_path: Path) -> None:
+    """Attack: SIGKILL the process converting 1,201 row states once it has emptied the
+    table and written 500 of them again. The table is as it was (all in clear,
+    unmarked); the next call converts it all, the restricted learner stays hidden, and
+    no converted key is left anywhere in the database's bytes (file, journal, WAL), not
+    even where page splits of the old table had copied them."""
+    from tests.inplace_worker import run_killed
+    from tests.test_sqlalchemy_erasure import bind, populate
+
+    m = declarative_models()
+    keys = f"sqlite:///{tmp_path / 'keys.db'}"
+    engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    app = SimpleNamespace(m=m, privacy=bind(m, keys), engine=engine, path=tmp_path, keys=keys)
+    m.Base.metadata.create_all(engine)
+    try:
+        populate(app.engine, app.m)
+        gone = [f"gone-{n:04d}" for n in range(1200)]
+        _legacy_states(
+            app,
+            [("users", "u1", "restricted")] + [("users", g, "anonymised") for g in gone],
+        )
+        run_killed("convert", app)
+        raw = _raw_states(app)
+        assert len(raw) == 1201
+        assert not any(is_row_ref(k) for k in raw)
+        with app.engine.connect() as c:
+            assert c.execute(text("SELECT count(*) FROM lp_formats")).scalar() == 0
+        with Session(app.engine) as s:
+            assert s.get(app.m.User, "u1") is None
+            app.privacy.find(s, app.m.User.email, "bob@example.org")
+            s.commit()
+        raw = _raw_states(app)
+        assert len(raw) == 1201
+        assert all(is_row_ref(k) for k in raw)
+        refs = app.privacy.row_refs
+        assert set(raw) == {refs.ref("users", k) for k in ["u1", *gone]}
+        with Session(app.engine) as s:
+            assert s.get(app.m.User, "u1") is None
+            u1 = s.get(app.m.User, "u1", execution_options={"include_restricted": True})
+            assert app.privacy.is_restricted(s, u1)
+        app.engine.dispose()
+        with sqlite3.connect(tmp_path / "app.db") as c:
+            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        everything = _database_bytes(app)
+        assert b"u2" in everything  # the scan reads the real file
+        assert b"gone-" not in everything
+    finally:
+        app.privacy.close()
+        engine.dispose()
+
+
+def test_no_statement_parameter_or_log_line_carries_the_pads(app: SimpleNamespace) -> None:
+    """Attack: record every statement's parameters (a cursor listener) and, on
+    PostgreSQL, the server's own log with ``log_statement = all`` and parameters logged
+    in full, through restrictions, an anonymising sweep and queries that leave restricted
+    rows out. Neither holds the HMAC pads the references are computed from, in bytes,
+    hex or base64; the conditions still hide the restricted rows."""
+    from base64 import b64encode
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import make_url
+
+    refs = app.privacy.row_refs
+    secrets_ = [pad[:24] for pad in (refs.inner_pad, refs.outer_pad)]
+    forms = [f for pad in secrets_ for f in (pad.hex(), pad.hex().upper(), b64encode(pad)[:24])]
+    seen: list[object] = []
+
+    def record(_c: object, _cur: object, statement: str, params: object, *_a: object) -> None:
+        seen.append(statement)
+        seen.append(params)
+
+    log_from = 0
+    if app.server is not None:
+        name = make_url(app.engine.url).database
+        with app.engine.connect() as c:
+            c.execute(text(f"ALTER DATABASE \"{name}\" SET log_statement = 'all'"))
+            c.execute(text(f'ALTER DATABASE "{name}" SET log_parameter_max_length = -1'))
+            c.commit()
+        app.engine.dispose()
+        log_from = (app.server.directory / "server.log").stat().st_size
+    event.listen(app.engine, "before_cursor_execute", record)
+    try:
+        _restrict_and_anonymise(app)
+        with Session(app.engine) as s:
+            assert s.get(app.m.User, LEARNER) is None
+            assert s.get(app.m.User, "u2") is not None
+            seen_rows = s.scalars(select(app.m.Enrolment.course_id)).all()
+            assert sorted(seen_rows) == ["c1", "c2"]
+    finally:
+        event.remove(app.engine, "before_cursor_execute", record)
+    recorded = repr(seen).encode()
+    assert b"lp_row_states" in recorded  # the listener saw the statements
+    for pad in secrets_:
+        assert pad not in recorded
+        assert not any(
+            isinstance(p, bytes | bytearray | memoryview) and pad in bytes(p)
+            for p in _flatten(seen)
+        )
+    for form in forms:
+        assert (form.encode() if isinstance(form, str) else form) not in recorded
+    if app.server is not None:
+        log = (app.server.directory / "server.log").read_bytes()[log_from:]
+        # The server logged the statements and their parameters.
+        assert b"lp_row_states" in log
+        assert b"parameters:" in log
+        for form in forms:
+            assert (form.encode() if isinstance(form, str) else form) not in log
+
+
+def _flatten(values: object) -> list[object]:
+    if isinstance(values, list | tuple):
+        return [v for item in values for v in _flatten(item)]
+    if isinstance(values, dict):
+        return _flatten(list(values.values()))
+    return [values]

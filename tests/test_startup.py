@@ -122,18 +122,29 @@ def test_import_store_defers_dialects_and_the_retention_engine() -> None:
 def test_a_key_database_keeps_one_active_key_per_scope_with_the_deferred_index() -> None:
     """Attack on the deferral: the partial unique index is still created, so a second
     active key for the same reference and scope is refused by the database."""
-    import sqlalchemy as sa
 
     from learnprivacy.keys import KeyDatabase
 
-    keys = KeyDatabase("sqlite://")
+    _check_one_active_key_per_scope(
+        KeyDatabase("sqlite://"),
+        "SELECT sql FROM sqlite_master WHERE name = 'uq_lpk_keys_active'",
+        "INSERT INTO lpk_keys VALUES ('k1_x', ?, 'contract', ?, 'm', x'00')",
+        "WHERE state = 'active'",
+    )
+
+
+def _check_one_active_key_per_scope(keys: Any, index_query: str, row: str, *says: str) -> None:
+    """The partial unique index that ``index_query`` reads back exists and holds each of
+    ``says``; the database takes a retired key beside the active one but refuses a second
+    active key for the same reference and scope (``row`` inserts a key: its placeholders
+    are the reference and the state). Closes ``keys``."""
+    import sqlalchemy as sa
+
     with keys._db.engine.begin() as connection:
-        found = connection.exec_driver_sql(
-            "SELECT sql FROM sqlite_master WHERE name = 'uq_lpk_keys_active'"
-        ).scalar()
+        found = connection.exec_driver_sql(index_query).scalar()
         assert found is not None
-        assert "WHERE state = 'active'" in found
-        row = "INSERT INTO lpk_keys VALUES ('k1_x', ?, 'contract', ?, 'm', x'00')"
+        for part in says:
+            assert part in found
         connection.exec_driver_sql(row, ("a", "active"))
         connection.exec_driver_sql(row, ("b", "retired"))
         with pytest.raises(sa.exc.IntegrityError):
@@ -178,22 +189,14 @@ def test_a_postgresql_key_database_opened_after_a_sqlite_one_has_the_partial_ind
     """Attack on opening dialects one by one: a process that opened a SQLite key
     database first still gives a PostgreSQL one the partial unique index (a plain
     unique index there would refuse a retired key beside the active one)."""
-    import sqlalchemy as sa
 
     from learnprivacy.keys import KeyDatabase
 
     KeyDatabase("sqlite://").close()
-    keys = KeyDatabase(postgres_server.create_database())
-    with keys._db.engine.begin() as connection:
-        found = connection.exec_driver_sql(
-            "SELECT indexdef FROM pg_indexes WHERE indexname = 'uq_lpk_keys_active'"
-        ).scalar()
-        assert found is not None
-        assert "WHERE" in found
-        assert "active" in found
-        row = "INSERT INTO lpk_keys VALUES ('k1_x', %s, 'contract', %s, 'm', '\\x00')"
-        connection.exec_driver_sql(row, ("a", "active"))
-        connection.exec_driver_sql(row, ("b", "retired"))
-        with pytest.raises(sa.exc.IntegrityError):
-            connection.exec_driver_sql(row, ("c", "active"))
-    keys.close()
+    _check_one_active_key_per_scope(
+        KeyDatabase(postgres_server.create_database()),
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'uq_lpk_keys_active'",
+        "INSERT INTO lpk_keys VALUES ('k1_x', %s, 'contract', %s, 'm', '\\x00')",
+        "WHERE",
+        "active",
+    )

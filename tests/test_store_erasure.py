@@ -9,21 +9,13 @@ from typing import Any
 import pytest
 
 from learnprivacy import Action
+from learnprivacy import records as rec
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import (
     AuditTampered,
     KeyShreddedError,
     RestrictedRecordError,
     RetentionViolation,
-)
-from learnprivacy.records import (
-    AccessEvent,
-    Certificate,
-    Consent,
-    Funding,
-    Invoice,
-    Learner,
-    Progress,
 )
 from learnprivacy.retention import (
     Hold,
@@ -72,9 +64,9 @@ def test_erasure_erases_and_restricts_with_articles(store: Store) -> None:
     }
     assert store.records_of("L1") == []
     kept = store.records_of("L1", include_restricted=True)
-    assert {type(r) for r in kept} == {Invoice, Funding}
+    assert {type(r) for r in kept} == {rec.Invoice, rec.Funding}
     # Invoices stay readable to the controller until their own retention ends.
-    invoice = store.get(Invoice, "L1-INV1", include_restricted=True)
+    invoice = store.get(rec.Invoice, "L1-INV1", include_restricted=True)
     assert invoice is not None
     assert invoice.billing_name == "BillingL1Name"
     # Nobody else is touched.
@@ -102,8 +94,8 @@ def test_nothing_readable_remains_in_the_database(store: Store, store_url: str) 
     scope can be decrypted, whatever table it is found in."""
     records = _stored(store)
     _stored(store, "L2")
-    erased = [r for r in records if not isinstance(r, (Invoice, Funding))]
-    kept = [r for r in records if isinstance(r, (Invoice, Funding))]
+    erased = [r for r in records if not isinstance(r, (rec.Invoice, rec.Funding))]
+    kept = [r for r in records if isinstance(r, (rec.Invoice, rec.Funding))]
     # Capture L1's tokens before erasure, as a backup or a replica would hold them.
     before = _tokens(store, "L1")
     store.erase_subject("L1", now=NOW)
@@ -116,7 +108,7 @@ def test_nothing_readable_remains_in_the_database(store: Store, store_url: str) 
             store.cipher.decrypt(token, subject="L1", context=f"{kind}/{record_id}/{field}")
     # The restricted records remain decryptable, for the controller.
     assert personal_values(kept)[0] in repr(
-        [store.get(Invoice, "L1-INV1", include_restricted=True).billing_name]  # type: ignore[union-attr]
+        [store.get(rec.Invoice, "L1-INV1", include_restricted=True).billing_name]  # type: ignore[union-attr]
     )
 
 
@@ -158,22 +150,22 @@ def test_holds_turn_erasure_into_restriction(store: Store) -> None:
     """A legal hold on a record type keeps it, restricted and readable, under Art. 17(3)(e);
     the key scope it uses is kept."""
     _stored(store)
-    hold = Hold("case 42", record_type=Certificate)
+    hold = Hold("case 42", record_type=rec.Certificate)
     report = store.erase_subject("L1", now=NOW, holds=[hold])
     outcome = next(o for o in report.outcomes if o.record_type == "Certificate")
     assert outcome.action is Action.RESTRICT
     assert outcome.article == "GDPR Art. 17(3)(e)"
-    certificate = store.get(Certificate, "L1-CERT1", include_restricted=True)
+    certificate = store.get(rec.Certificate, "L1-CERT1", include_restricted=True)
     assert certificate is not None
     assert certificate.verification_code == "VERIFYL1CODE"
     assert "contract" in report.kept_scopes
-    assert store.get(Progress, "L1-P1", include_restricted=True) is None
+    assert store.get(rec.Progress, "L1-P1", include_restricted=True) is None
 
 
 def test_erasure_with_a_schedule_uses_legal_minimums(store: Store) -> None:
     """With a schedule, a running legal minimum restricts (with its end); an ended one erases."""
     old_invoice = sample(
-        Invoice,
+        rec.Invoice,
         id="L1-OLD",
         billing_name="Old Name",
         billing_address="Old Street",
@@ -183,13 +175,13 @@ def test_erasure_with_a_schedule_uses_legal_minimums(store: Store) -> None:
     store.add_all([learner("L1"), *records_for("L1"), old_invoice])
     schedule = Schedule(
         {
-            Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
-            Progress: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
-            Certificate: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
-            Consent: RetentionRule(Period.parse("P6M"), Trigger.CREATED),
-            AccessEvent: RetentionRule(Period.parse("P1Y"), Trigger.CREATED),
-            Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
-            Funding: RetentionRule(Period.parse("P6Y"), Trigger.CREATED, minimum=True),
+            rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+            rec.Progress: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+            rec.Certificate: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+            rec.Consent: RetentionRule(Period.parse("P6M"), Trigger.CREATED),
+            rec.AccessEvent: RetentionRule(Period.parse("P1Y"), Trigger.CREATED),
+            rec.Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
+            rec.Funding: RetentionRule(Period.parse("P6Y"), Trigger.CREATED, minimum=True),
         }
     )
     report = store.erase_subject("L1", now=NOW, schedule=schedule)
@@ -198,7 +190,7 @@ def test_erasure_with_a_schedule_uses_legal_minimums(store: Store) -> None:
     assert by_id["L1-INV1"].action is Action.RESTRICT
     assert by_id["L1-INV1"].article == "GDPR Art. 17(3)(b)"
     assert by_id["L1-INV1"].due_at == day(2033, 3, 1)
-    assert store.get(Invoice, "L1-OLD", include_restricted=True) is None
+    assert store.get(rec.Invoice, "L1-OLD", include_restricted=True) is None
 
 
 def test_erasing_an_unknown_learner_changes_nothing(store: Store) -> None:
@@ -215,8 +207,8 @@ def test_a_restricted_invoice_is_erased_when_its_retention_ends(store: Store) ->
     store.erase_subject("L1", now=NOW)
     schedule = Schedule(
         {
-            Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
-            Funding: RetentionRule(Period.parse("P6Y"), Trigger.CREATED, minimum=True),
+            rec.Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
+            rec.Funding: RetentionRule(Period.parse("P6Y"), Trigger.CREATED, minimum=True),
         }
     )
     later = day(2033, 3, 2)
@@ -242,8 +234,8 @@ def test_replay_after_restoring_a_backup(tmp_path: Path) -> None:
     current.erase_subject("L1", now=NOW)
     schedule = Schedule(
         {
-            Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
-            AccessEvent: RetentionRule(Period.parse("P1Y"), Trigger.CREATED),
+            rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+            rec.AccessEvent: RetentionRule(Period.parse("P1Y"), Trigger.CREATED),
         }
     )
     current.sweep(schedule, now=NOW)
@@ -257,24 +249,24 @@ def test_replay_after_restoring_a_backup(tmp_path: Path) -> None:
     )
     # The keys live apart from the records: the restored rows of L1 read nothing.
     with pytest.raises(KeyShreddedError):
-        restored.get(Learner, "L1")
-    assert restored.get(Learner, "L2") == recent
+        restored.get(rec.Learner, "L1")
+    assert restored.get(rec.Learner, "L2") == recent
     report = restored.replay_erasures(current.audit, now=NOW)
     assert report.erased >= 7
     # Nothing left to shred: the key database already did it.
     assert report.shredded == 0
-    for kind in (Progress, Certificate, Consent, AccessEvent):
+    for kind in (rec.Progress, rec.Certificate, rec.Consent, rec.AccessEvent):
         assert restored.query(kind, learner_id="L1", include_restricted=True) == []
-    assert restored.get(Learner, "L1") is None
-    assert not restored.query(Learner, id="L3")  # erased, or restricted while records stay
-    assert restored.get(AccessEvent, "L2-E1") is None
+    assert restored.get(rec.Learner, "L1") is None
+    assert not restored.query(rec.Learner, id="L3")  # erased, or restricted while records stay
+    assert restored.get(rec.AccessEvent, "L2-E1") is None
     assert {type(r) for r in restored.records_of("L1", include_restricted=True)} == {
-        Invoice,
-        Funding,
+        rec.Invoice,
+        rec.Funding,
     }
     assert restored.records_of("L1") == []
     assert restored.keyring.is_shredded("L1", "contract")
-    assert restored.get(Learner, "L2") == recent
+    assert restored.get(rec.Learner, "L2") == recent
     # The restored store now holds what the current one holds.
     for rt in restored._record_tables():
         mine = {r.id for r in restored.query(rt.cls, include_restricted=True)}
@@ -282,7 +274,9 @@ def test_replay_after_restoring_a_backup(tmp_path: Path) -> None:
         assert mine == theirs, rt.name
     # No plaintext of L1's erased values in the restored file either.
     erased = [
-        r for r in [learner("L1"), *records_for("L1")] if not isinstance(r, (Invoice, Funding))
+        r
+        for r in [learner("L1"), *records_for("L1")]
+        if not isinstance(r, (rec.Invoice, rec.Funding))
     ]
     data = raw_bytes(f"sqlite:///{restored_path}")
     for secret in personal_values(erased):
@@ -303,11 +297,11 @@ def test_erase_records_erases_exactly_those_records(store: Store) -> None:
     """erase_records deletes the given records only, audited, and shreds a scope's key
     only once no remaining record of the learner uses it."""
     records = _stored(store)
-    certificate = next(r for r in records if isinstance(r, Certificate))
-    consent = next(r for r in records if isinstance(r, Consent))
+    certificate = next(r for r in records if isinstance(r, rec.Certificate))
+    consent = next(r for r in records if isinstance(r, rec.Consent))
     assert store.erase_records([certificate, consent], now=NOW, reason="provider context") == 2
-    assert store.get(Certificate, certificate.id) is None
-    assert store.get(Consent, consent.id) is None
+    assert store.get(rec.Certificate, certificate.id) is None
+    assert store.get(rec.Consent, consent.id) is None
     assert len(store.records_of("L1")) == 5
     states = {e.scope: e.state.value for e in store._keys.list_entries(store.keyring.key_ref("L1"))}
     assert states["consent"] == "shredded"  # no consent record left
@@ -331,7 +325,7 @@ def test_audit_record_writes_one_entry(store: Store) -> None:
 
 def _invoice_schedule(mode: Any) -> Schedule:
     return Schedule(
-        {Invoice: RetentionRule("P120M", Trigger.ISSUED, minimum=True, mode=mode)},
+        {rec.Invoice: RetentionRule("P120M", Trigger.ISSUED, minimum=True, mode=mode)},
         name="invoices",
     )
 
@@ -340,14 +334,14 @@ def test_erase_records_restricts_an_invoice_inside_its_legal_minimum(store: Stor
     """erase_records on an invoice 39 months into its 120: restricted, not erased (Art.
     17(3)(b)), with or without a schedule; the old code deleted it."""
     records = _stored(store)
-    invoice = next(r for r in records if isinstance(r, Invoice))
+    invoice = next(r for r in records if isinstance(r, rec.Invoice))
     assert store.erase_records([invoice], now=NOW, reason="provider context") == 0
     with pytest.raises(RestrictedRecordError):  # restricted: not read without asking
-        store.get(Invoice, invoice.id)
-    assert store.get(Invoice, invoice.id, include_restricted=True) == invoice
+        store.get(rec.Invoice, invoice.id)
+    assert store.get(rec.Invoice, invoice.id, include_restricted=True) == invoice
     schedule = _invoice_schedule(RetentionMode.COMPLIANCE)
     assert store.erase_records([invoice], now=NOW, schedule=schedule) == 0
-    assert store.get(Invoice, invoice.id, include_restricted=True) == invoice
+    assert store.get(rec.Invoice, invoice.id, include_restricted=True) == invoice
     restricts = list(store.audit.entries(actions=["restrict"]))
     assert restricts
     assert restricts[0].details["record_refs"] == [store.audit.record_ref("Invoice", invoice.id)]
@@ -358,8 +352,8 @@ def test_erase_records_compliance_minimum_refuses_an_override(store: Store) -> N
     """An override cannot shorten a COMPLIANCE minimum: RetentionViolation, nothing erased,
     not even the other records of the same call."""
     records = _stored(store)
-    invoice = next(r for r in records if isinstance(r, Invoice))
-    certificate = next(r for r in records if isinstance(r, Certificate))
+    invoice = next(r for r in records if isinstance(r, rec.Invoice))
+    certificate = next(r for r in records if isinstance(r, rec.Certificate))
     override = Override(reason="DPO decision 2026-14", actor="dpo")
     with pytest.raises(RetentionViolation):
         store.erase_records(
@@ -368,8 +362,8 @@ def test_erase_records_compliance_minimum_refuses_an_override(store: Store) -> N
             schedule=_invoice_schedule(RetentionMode.COMPLIANCE),
             override=override,
         )
-    assert store.get(Invoice, invoice.id) == invoice
-    assert store.get(Certificate, certificate.id) == certificate
+    assert store.get(rec.Invoice, invoice.id) == invoice
+    assert store.get(rec.Certificate, certificate.id) == certificate
     assert list(store.audit.entries(actions=["erase", "override"])) == []
 
 
@@ -377,17 +371,17 @@ def test_erase_records_governance_override_is_audited_first(store: Store) -> Non
     """A GOVERNANCE minimum yields to an Override, whose reason and a reference to its
     actor (never the actor's name) are in the log; a hold still wins over an override."""
     records = _stored(store)
-    invoice = next(r for r in records if isinstance(r, Invoice))
+    invoice = next(r for r in records if isinstance(r, rec.Invoice))
     override = Override(reason="DPO decision 2026-14", actor="Jeanne Dpo")
     schedule = _invoice_schedule(RetentionMode.GOVERNANCE)
-    hold = Hold("tax audit 2026", record_type=Invoice)
+    hold = Hold("tax audit 2026", record_type=rec.Invoice)
     assert (
         store.erase_records([invoice], now=NOW, schedule=schedule, holds=[hold], override=override)
         == 0
     )
-    assert store.get(Invoice, invoice.id, include_restricted=True) == invoice
+    assert store.get(rec.Invoice, invoice.id, include_restricted=True) == invoice
     assert store.erase_records([invoice], now=NOW, schedule=schedule, override=override) == 1
-    assert store.get(Invoice, invoice.id, include_restricted=True) is None
+    assert store.get(rec.Invoice, invoice.id, include_restricted=True) is None
     entries = list(store.audit.entries(actions=["override", "erase"]))
     assert [e.action for e in entries] == ["override", "erase"]
     assert entries[0].details["reason"] == "DPO decision 2026-14"
@@ -399,10 +393,10 @@ def test_erase_records_governance_override_is_audited_first(store: Store) -> Non
 def test_erase_records_without_schedule_override_releases_basis_not_hold(store: Store) -> None:
     """Without a schedule an override releases a legal-obligation record, never a held one."""
     records = _stored(store)
-    invoice = next(r for r in records if isinstance(r, Invoice))
-    funding = next(r for r in records if isinstance(r, Funding))
+    invoice = next(r for r in records if isinstance(r, rec.Invoice))
+    funding = next(r for r in records if isinstance(r, rec.Funding))
     override = Override(reason="contract annulled", actor="dpo")
-    hold = Hold("funder audit", record_type=Funding)
+    hold = Hold("funder audit", record_type=rec.Funding)
     assert store.erase_records([invoice, funding], now=NOW, holds=[hold], override=override) == 1
-    assert store.get(Invoice, invoice.id, include_restricted=True) is None
-    assert store.get(Funding, funding.id, include_restricted=True) == funding
+    assert store.get(rec.Invoice, invoice.id, include_restricted=True) is None
+    assert store.get(rec.Funding, funding.id, include_restricted=True) == funding

@@ -10,16 +10,9 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from learnprivacy import records as rec
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import NotFoundError, RestrictedRecordError, ValidationError
-from learnprivacy.records import (
-    Certificate,
-    Invoice,
-    Learner,
-    Progress,
-    ProgressStatus,
-    Score,
-)
 from learnprivacy.store import Store
 from learnprivacy.testing.strategies import records_of_learner
 from tests import loaded_after, sample
@@ -38,14 +31,14 @@ def test_values_come_back_typed_and_in_utc(store: Store) -> None:
     """Datetimes come back aware in UTC (same instant); Decimal, Score, timedelta intact."""
     records = [learner("L1"), *records_for("L1")]
     store.add_all(records)
-    progress = store.get(Progress, "L1-P1")
+    progress = store.get(rec.Progress, "L1-P1")
     assert progress is not None
     assert progress.recorded_at.utcoffset() == dt.timedelta(0)
     assert progress.recorded_at == dt.datetime(2024, 1, 5, 7, 30, tzinfo=dt.UTC)
     assert progress.time_spent == dt.timedelta(hours=2, microseconds=5)
-    assert progress.score == Score(raw=17, min=0, max=20)
+    assert progress.score == rec.Score(raw=17, min=0, max=20)
     assert type(progress.score.raw) is int
-    invoice = store.get(Invoice, "L1-INV1")
+    invoice = store.get(rec.Invoice, "L1-INV1")
     assert invoice is not None
     assert invoice.amount == Decimal("1234.50")
     assert str(invoice.amount) == "1234.50"
@@ -55,14 +48,14 @@ def test_score_number_types_are_kept(store: Store) -> None:
     """A float or Decimal score part comes back as the same type and value."""
     store.add(learner("L1"))
     progress = sample(
-        Progress,
+        rec.Progress,
         id="P9",
-        status=ProgressStatus.COMPLETED,
+        status=rec.ProgressStatus.COMPLETED,
         recorded_at=day(2024, 2, 1),
-        score=Score(raw=0.1, min=Decimal("0.05"), max=1),
+        score=rec.Score(raw=0.1, min=Decimal("0.05"), max=1),
     )
     store.add(progress)
-    back = store.get(Progress, "P9")
+    back = store.get(rec.Progress, "P9")
     assert back == progress
     assert back is not None
     assert back.score is not None
@@ -73,7 +66,7 @@ def test_score_number_types_are_kept(store: Store) -> None:
 
 def test_get_returns_none_when_absent(store: Store) -> None:
     """get of an unknown id is None, not an error."""
-    assert store.get(Learner, "nobody") is None
+    assert store.get(rec.Learner, "nobody") is None
 
 
 def test_records_of_lists_every_record_of_the_subject(store: Store) -> None:
@@ -92,7 +85,7 @@ def test_records_of_lists_every_record_of_the_subject(store: Store) -> None:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=records_of_learner(max_each=2))
-def test_generated_records_round_trip(store: Store, data: tuple[Learner, list[object]]) -> None:
+def test_generated_records_round_trip(store: Store, data: tuple[rec.Learner, list[object]]) -> None:
     """Any valid learner and records of theirs come back equal through records_of and get."""
     subject, records = data
     # Each example gets fresh ids: the database is shared by the examples of one test.
@@ -111,19 +104,19 @@ def test_generated_records_round_trip(store: Store, data: tuple[Learner, list[ob
 def test_query_filters_on_clear_fields(store: Store) -> None:
     """query filters by equality on clear fields (enums, ids), limits, and orders by id."""
     store.add_all([learner("L1"), learner("L2"), *records_for("L1"), *records_for("L2")])
-    passed = store.query(Progress, status=ProgressStatus.PASSED, course_id="C1")
+    passed = store.query(rec.Progress, status=rec.ProgressStatus.PASSED, course_id="C1")
     assert [p.id for p in passed] == ["L1-P1", "L2-P1"]
-    assert [p.id for p in store.query(Progress, learner_id="L2")] == ["L2-P1"]
-    assert len(store.query(Progress, limit=1)) == 1
-    assert store.query(Learner, contract_end_at=None, limit=5)[0].id == "L1"
+    assert [p.id for p in store.query(rec.Progress, learner_id="L2")] == ["L2-P1"]
+    assert len(store.query(rec.Progress, limit=1)) == 1
+    assert store.query(rec.Learner, contract_end_at=None, limit=5)[0].id == "L1"
 
 
 def test_query_refuses_encrypted_fields(store: Store) -> None:
     """Filtering on an encrypted field is refused (its column holds ciphertext only)."""
     with pytest.raises(ValidationError, match=r"Learner\.email"):
-        store.query(Learner, email="l1.secret@example.org")
+        store.query(rec.Learner, email="l1.secret@example.org")
     with pytest.raises(ValidationError):
-        store.query(Learner, no_such_field=1)
+        store.query(rec.Learner, no_such_field=1)
 
 
 def test_find_learner_by_email_or_username(store: Store) -> None:
@@ -134,7 +127,7 @@ def test_find_learner_by_email_or_username(store: Store) -> None:
     assert store.find_learner(email=" ANA.SILVA@EXAMPLE.ORG ") == ana
     assert store.find_learner(username="ana") == ana
     assert store.find_learner(email="ana@example.org") is None
-    assert store.find(Certificate, verification_code="nothing") == []
+    assert store.find(rec.Certificate, verification_code="nothing") == []
     with pytest.raises(ValidationError):
         store.find_learner()
 
@@ -153,12 +146,12 @@ def test_update_rectifies_and_re_encrypts(store: Store) -> None:
 
     original = learner("L1")
     store.add(original)
-    table = store._table(Learner).table
+    table = store._table(rec.Learner).table
     with store._db.read() as connection:
         before = connection.execute(select(table.c.family_name_token)).scalar_one()
     fixed = learner("L1", family_name="Corrected", email="new@example.org")
     store.update(fixed)
-    assert store.get(Learner, "L1") == fixed
+    assert store.get(rec.Learner, "L1") == fixed
     assert store.find_learner(email="new@example.org") == fixed
     assert store.find_learner(email=original.email) is None
     with store._db.read() as connection:
@@ -179,17 +172,17 @@ def test_update_of_a_missing_record_raises(store: Store) -> None:
 def test_restricted_rows_are_hidden_and_read_only(store: Store) -> None:
     """A restricted record is left out of reads unless asked, and refuses updates."""
     store.add_all([learner("L1"), *records_for("L1")])
-    assert store.restrict(Progress, "L1-P1", reason="learner contests accuracy") == 1
+    assert store.restrict(rec.Progress, "L1-P1", reason="learner contests accuracy") == 1
     with pytest.raises(RestrictedRecordError):
-        store.get(Progress, "L1-P1")
-    assert store.get(Progress, "L1-P1", include_restricted=True) is not None
+        store.get(rec.Progress, "L1-P1")
+    assert store.get(rec.Progress, "L1-P1", include_restricted=True) is not None
     assert "L1-P1" not in [r.id for r in store.records_of("L1")]
     assert "L1-P1" in [r.id for r in store.records_of("L1", include_restricted=True)]
-    progress = store.get(Progress, "L1-P1", include_restricted=True)
+    progress = store.get(rec.Progress, "L1-P1", include_restricted=True)
     with pytest.raises(RestrictedRecordError):
         store.update(progress)
-    assert store.lift_restriction(Progress, "L1-P1") == 1
-    assert store.get(Progress, "L1-P1") == progress
+    assert store.lift_restriction(rec.Progress, "L1-P1") == 1
+    assert store.get(rec.Progress, "L1-P1") == progress
 
 
 def test_restrict_a_whole_learner(store: Store) -> None:
@@ -230,9 +223,9 @@ def test_store_reopens_with_same_master_key(store_url: str, keyring: Keyring) ->
 def test_anonymised_accessor_is_empty_without_anonymisation(store: Store) -> None:
     """No anonymised rows before any sweep; count() counts visible rows."""
     store.add_all([learner("L1"), *records_for("L1")])
-    assert list(store.anonymised(Progress)) == []
-    assert store.count(Progress) == 1
-    assert store.count(Progress, anonymised=True) == 0
+    assert list(store.anonymised(rec.Progress)) == []
+    assert store.count(rec.Progress) == 1
+    assert store.count(rec.Progress, anonymised=True) == 0
 
 
 def test_core_import_stays_light() -> None:

@@ -13,16 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from learnprivacy import records as rec
 from learnprivacy.crypto._keystore import KeyState
 from learnprivacy.errors import RestrictedRecordError
-from learnprivacy.records import (
-    Certificate,
-    Consent,
-    Invoice,
-    Learner,
-    Progress,
-    ProgressStatus,
-)
 from learnprivacy.retention import Action, Hold, Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
 from tests import sample
@@ -150,7 +143,7 @@ def test_learner_level_trigger_reads_the_learner_row(store: Store) -> None:
     store.add_all([learner("L2", last_activity_at=day(2026, 1, 1)), *records_for("L2")])
     schedule = Schedule(
         {
-            Progress: RetentionRule(
+            rec.Progress: RetentionRule(
                 Period.parse("P18M"), Trigger.LAST_ACTIVITY, action=Action.ANONYMISE
             )
         }
@@ -163,9 +156,9 @@ def test_learner_level_trigger_reads_the_learner_row(store: Store) -> None:
         "restrict": 0,
         "keep": 1,
     }
-    assert store.get(Progress, "L1-P1") is None
-    assert store.get(Progress, "L2-P1") is not None
-    [facts] = list(store.anonymised(Progress))
+    assert store.get(rec.Progress, "L1-P1") is None
+    assert store.get(rec.Progress, "L2-P1") is not None
+    [facts] = list(store.anonymised(rec.Progress))
     # A fresh random id: nothing links the anonymised row to L1 or to its old id.
     assert facts["id"].startswith("anon-")
     assert "L1" not in facts["id"]
@@ -178,20 +171,20 @@ def test_anonymised_rows_lose_every_personal_value(store: Store) -> None:
     store.add(old)
     schedule = Schedule(
         {
-            Learner: RetentionRule(
+            rec.Learner: RetentionRule(
                 Period.parse("P18M"), Trigger.LAST_ACTIVITY, action=Action.ANONYMISE
             )
         }
     )
     assert store.sweep(schedule, now=NOW).anonymised == 1
-    assert store.get(Learner, "L1") is None
+    assert store.get(rec.Learner, "L1") is None
     assert store.find_learner(email=old.email) is None
-    [facts] = list(store.anonymised(Learner))
+    [facts] = list(store.anonymised(rec.Learner))
     assert facts["created_at"] == day(2020, 1, 1)  # generalised to its month
     assert facts["organisation_id"] == "ORG1"
     assert "email" not in facts
     assert facts["id"].startswith("anon-")
-    table = store._table(Learner).table
+    table = store._table(rec.Learner).table
     with store._db.read() as connection:
         row = connection.execute(select(table)).first()
     assert row is not None
@@ -208,17 +201,17 @@ def test_progress_anonymisation_keeps_statistics(store: Store) -> None:
     store.add_all([learner("L1", last_activity_at=day(2020, 1, 1)), *records_for("L1")])
     store.add_all([learner("L2", last_activity_at=day(2020, 1, 1)), *records_for("L2")])
     schedule = Schedule(
-        {Progress: RetentionRule(Period.parse("P1Y"), Trigger.CREATED, action=Action.ANONYMISE)}
+        {rec.Progress: RetentionRule(Period.parse("P1Y"), Trigger.CREATED, action=Action.ANONYMISE)}
     )
     assert store.sweep(schedule, now=NOW).anonymised == 2
-    facts = list(store.anonymised(Progress))
+    facts = list(store.anonymised(rec.Progress))
     assert len(facts) == 2
-    assert {f["status"] for f in facts} == {ProgressStatus.PASSED}
+    assert {f["status"] for f in facts} == {rec.ProgressStatus.PASSED}
     assert {f["course_id"] for f in facts} == {"C1"}
     assert all(f["score"].scaled == 0.85 for f in facts)
     assert {f["learner_id"] for f in facts}.isdisjoint({"L1", "L2"})
-    assert store.query(Progress) == []
-    table = store._table(Progress).table
+    assert store.query(rec.Progress) == []
+    table = store._table(rec.Progress).table
     with store._db.read() as connection:
         owners = set(connection.execute(select(table.c.learner_id)).scalars())
     assert not owners & {"L1", "L2"}
@@ -228,14 +221,14 @@ def test_progress_anonymisation_keeps_statistics(store: Store) -> None:
 def test_keys_are_shredded_once_no_row_uses_the_scope(store: Store) -> None:
     """Erasing a learner's last consent-scope row shreds that key; other scopes stay."""
     records = records_for("L1")
-    kept = [r for r in records if isinstance(r, Certificate | Consent)]
+    kept = [r for r in records if isinstance(r, rec.Certificate | rec.Consent)]
     store.add_all([learner("L1", last_activity_at=day(2020, 1, 1)), *kept])
     store.add_all([learner("L2", last_activity_at=day(2026, 1, 1))])
     schedule = Schedule(
         {
-            Consent: RetentionRule(Period.parse("P1Y"), Trigger.CREATED),
-            Certificate: RetentionRule(Period.parse("P1Y"), Trigger.CREATED),
-            Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+            rec.Consent: RetentionRule(Period.parse("P1Y"), Trigger.CREATED),
+            rec.Certificate: RetentionRule(Period.parse("P1Y"), Trigger.CREATED),
+            rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
         }
     )
     report = store.sweep(schedule, now=NOW)
@@ -250,30 +243,30 @@ def test_keys_are_shredded_once_no_row_uses_the_scope(store: Store) -> None:
     assert states["L2", "contract"] is KeyState.ACTIVE
     # Shredding by a sweep leaves no tombstone: the learner may sign up again.
     store.add(learner("L1"))
-    assert store.get(Learner, "L1") == learner("L1")
+    assert store.get(rec.Learner, "L1") == learner("L1")
 
 
 def test_keys_stay_while_another_row_uses_the_scope(store: Store) -> None:
     """Erasing the certificate alone keeps the contract key: the account still needs it."""
-    certificate = next(r for r in records_for("L1") if isinstance(r, Certificate))
+    certificate = next(r for r in records_for("L1") if isinstance(r, rec.Certificate))
     store.add_all([learner("L1", last_activity_at=day(2026, 1, 1)), certificate])
-    schedule = Schedule({Certificate: RetentionRule(Period.parse("P1Y"), Trigger.CREATED)})
+    schedule = Schedule({rec.Certificate: RetentionRule(Period.parse("P1Y"), Trigger.CREATED)})
     report = store.sweep(schedule, now=NOW)
     assert report.erased == 1
     assert report.shredded == 0
-    assert store.get(Learner, "L1") is not None
+    assert store.get(rec.Learner, "L1") is not None
 
 
 def test_an_account_is_never_erased_while_its_records_stay(store: Store) -> None:
     """The account of a learner whose invoice stays (legal minimum) is restricted, not
     erased: erasing it would leave the invoice with a learner id and no account. Once the
     records are gone, the next sweep erases it."""
-    invoice = next(r for r in records_for("L1") if isinstance(r, Invoice))
+    invoice = next(r for r in records_for("L1") if isinstance(r, rec.Invoice))
     store.add_all([learner("L1", last_activity_at=day(2020, 1, 1)), invoice])
     schedule = Schedule(
         {
-            Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
-            Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
+            rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+            rec.Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
         }
     )
     dry = store.sweep(schedule, now=NOW, dry_run=True)
@@ -282,8 +275,8 @@ def test_an_account_is_never_erased_while_its_records_stay(store: Store) -> None
     report = store.sweep(schedule, now=NOW)
     assert report.erased == 0
     with pytest.raises(RestrictedRecordError):
-        store.get(Learner, "L1")
-    assert store.get(Learner, "L1", include_restricted=True) is not None
+        store.get(rec.Learner, "L1")
+    assert store.get(rec.Learner, "L1", include_restricted=True) is not None
     later = day(2034, 1, 1)
     assert store.sweep(schedule, now=later).erased == 2
     assert store.records_of("L1", include_restricted=True) == []
@@ -295,20 +288,20 @@ def test_activity_counts_from_every_record(store: Store) -> None:
     progress); the dry run says the decision came from the records."""
     account = learner("L1", created_at=day(2024, 1, 10), last_activity_at=None)
     progress = attrs.evolve(
-        next(r for r in records_for("L1") if isinstance(r, Progress)),
+        next(r for r in records_for("L1") if isinstance(r, rec.Progress)),
         recorded_at=day(2026, 5, 20),
     )
     other = learner("L2", created_at=day(2024, 1, 10), last_activity_at=None)
     store.add_all([account, progress, other])
     rule = RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY, fallback=Trigger.CREATED)
-    schedule = Schedule({Learner: rule, Progress: rule})
+    schedule = Schedule({rec.Learner: rule, rec.Progress: rule})
     dry = store.sweep(schedule, now=NOW, dry_run=True)
     assert dry.decided_by["Learner"] == {"erase: created (fallback)": 1}
     report = store.sweep(schedule, now=NOW)
     assert report.erased == 1
-    assert store.get(Learner, "L1") == account
-    assert store.get(Progress, progress.id) == progress
-    assert store.get(Learner, "L2") is None
+    assert store.get(rec.Learner, "L1") == account
+    assert store.get(rec.Progress, progress.id) == progress
+    assert store.get(rec.Learner, "L2") is None
     later = store.sweep(schedule, now=day(2027, 12, 1), dry_run=True)
     assert later.decided_by["Progress"] == {"erase: last_activity (records)": 1}
     assert later.decided_by["Learner"] == {"erase: last_activity (records)": 1}
@@ -318,17 +311,17 @@ def test_holds_block_erasure(store: Store) -> None:
     """A legal hold on a learner keeps their expired rows; others are erased."""
     store.add_all([learner("L1", last_activity_at=day(2020, 1, 1))])
     store.add_all([learner("L2", last_activity_at=day(2020, 1, 1))])
-    schedule = Schedule({Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
+    schedule = Schedule({rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
     report = store.sweep(schedule, now=NOW, holds=[Hold("litigation 2026-04", subject="L1")])
     assert report.erased == 1
-    assert store.get(Learner, "L1") is not None
-    assert store.get(Learner, "L2") is None
+    assert store.get(rec.Learner, "L1") is not None
+    assert store.get(rec.Learner, "L2") is None
 
 
 def test_types_without_rule_are_listed_for_review(store: Store) -> None:
     """Rows no rule covers are counted and listed for review, never erased."""
     store.add_all([learner("L1", last_activity_at=day(2026, 1, 1)), *records_for("L1")])
-    schedule = Schedule({Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
+    schedule = Schedule({rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
     report = store.sweep(schedule, now=NOW, review_limit=3)
     assert report.review == 6
     assert len(report.review_items) == 3
@@ -437,7 +430,7 @@ def test_a_lapsed_consent_ends_the_processing_it_held(store: Store) -> None:
     store.add_all([learner("L2", last_activity_at=day(2026, 6, 1))])
     for owner, consented in (("L1", day(2025, 6, 1)), ("L2", day(2026, 3, 1))):
         store.add(
-            Consent(
+            rec.Consent(
                 id=f"{owner}-AN",
                 learner_id=owner,
                 purpose="analytics",
@@ -445,26 +438,28 @@ def test_a_lapsed_consent_ends_the_processing_it_held(store: Store) -> None:
                 expires_at=Period.parse("P6M").add_to(consented),
             )
         )
-        store.add(sample(Progress, id=f"{owner}-P", learner_id=owner, recorded_at=day(2026, 1, 5)))
+        store.add(
+            sample(rec.Progress, id=f"{owner}-P", learner_id=owner, recorded_at=day(2026, 1, 5))
+        )
     schedule = Schedule(
         {
-            Progress: RetentionRule(
+            rec.Progress: RetentionRule(
                 "P5Y", Trigger.CREATED, purpose="analytics", basis=LawfulBasis.CONSENT
             ),
-            Learner: RetentionRule("P5Y", Trigger.LAST_ACTIVITY, purpose="account"),
+            rec.Learner: RetentionRule("P5Y", Trigger.LAST_ACTIVITY, purpose="account"),
         }
     )
     dry = store.sweep(schedule, now=NOW, dry_run=True)
     assert dry.decided_by["Progress"] == {"erase: consent ended": 1}
-    assert store.get(Progress, "L1-P") is not None
+    assert store.get(rec.Progress, "L1-P") is not None
     report = store.sweep(schedule, now=NOW)
     assert report.erased == dry.erased == 1
-    assert store.get(Progress, "L1-P", include_restricted=True) is None
-    assert store.get(Progress, "L2-P") is not None
-    assert store.get(Consent, "L1-AN") is not None  # the proof of the past consent stays
+    assert store.get(rec.Progress, "L1-P", include_restricted=True) is None
+    assert store.get(rec.Progress, "L2-P") is not None
+    assert store.get(rec.Consent, "L1-AN") is not None  # the proof of the past consent stays
     assert store.sweep(schedule, now=NOW).erased == 0
-    contract = Schedule({Progress: RetentionRule("P5Y", Trigger.CREATED, purpose="training")})
-    store.add(sample(Progress, id="L1-Q", course_id="C2", recorded_at=day(2026, 1, 5)))
+    contract = Schedule({rec.Progress: RetentionRule("P5Y", Trigger.CREATED, purpose="training")})
+    store.add(sample(rec.Progress, id="L1-Q", course_id="C2", recorded_at=day(2026, 1, 5)))
     assert store.sweep(contract, now=NOW).erased == 0
 
 
@@ -479,9 +474,11 @@ def test_a_sweep_counts_and_destroys_exactly_the_keys_no_row_uses(store: Store) 
     store.add_all([*expired, *kept])
     # Four expired learners keep a certificate that no rule reaches: their account stays
     # (restricted) with its key.
-    certificates = [r for e in expired[:4] for r in records_for(e.id) if isinstance(r, Certificate)]
+    certificates = [
+        r for e in expired[:4] for r in records_for(e.id) if isinstance(r, rec.Certificate)
+    ]
     store.add_all(certificates)
-    schedule = Schedule({Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
+    schedule = Schedule({rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
     before = {
         (e.subject, e.scope, e.key_id)
         for e in store._keys.list_entries()
@@ -516,7 +513,7 @@ def test_a_sweep_page_does_not_hold_the_audit_head_while_it_deletes(
     from tests.store_fixtures import MASTER_KEY, keys_for
 
     store.add_all([learner(f"E{i:02d}", last_activity_at=day(2020, 1, 1)) for i in range(20)])
-    schedule = Schedule({Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
+    schedule = Schedule({rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
     deleting, release = threading.Event(), threading.Event()
     real_erase = sweep_module.erase_rows
 
@@ -577,11 +574,11 @@ def test_a_shred_settled_before_the_sweep_applies_it_spares_the_new_key(
         return original(self)
 
     monkeypatch.setattr(keys_type, "apply_sent", interfering)
-    schedule = Schedule({Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
+    schedule = Schedule({rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
     report = store.sweep(schedule, now=NOW, compact=False)
     assert seen == [6]  # the page committed six shreds, not yet applied
     assert report.erased == 6
-    assert store.get(Learner, "E03") == back
+    assert store.get(rec.Learner, "E03") == back
     refs = {store.keyring.key_ref(e.id): e.id for e in expired}
     alive = {
         refs[e.subject]
@@ -606,7 +603,7 @@ def test_a_sweep_gives_the_garbage_collector_back_as_it_found_it(
 
     old = day(2020, 1, 1)
     store.add_all([learner(f"G{i:02d}", last_activity_at=old) for i in range(4)])
-    schedule = Schedule({Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
+    schedule = Schedule({rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
     during: list[bool] = []
     original = _sweep.erase_rows
 
@@ -624,7 +621,7 @@ def test_a_sweep_gives_the_garbage_collector_back_as_it_found_it(
         with pytest.raises(RuntimeError):
             store.sweep(schedule, now=NOW, compact=False)
         assert gc.isenabled() is enabled
-        assert store.count(Learner) == 4  # the failed page rolled back
+        assert store.count(rec.Learner) == 4  # the failed page rolled back
         monkeypatch.setattr(_sweep, "erase_rows", watching)
         report = store.sweep(schedule, now=NOW, compact=False)
         assert gc.isenabled() is enabled

@@ -30,18 +30,11 @@ from learnprivacy import (
     Safeguard,
     SubProcessor,
     Transfer,
+    records,
 )
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.export.reports import ReportProfile
 from learnprivacy.providers import MetadataCollection, Register
-from learnprivacy.records import (
-    AccessEvent,
-    Certificate,
-    Consent,
-    Invoice,
-    Learner,
-    Progress,
-)
 from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
 
 __all__ = [
@@ -138,12 +131,12 @@ def make_schedule(
     )
     return Schedule(
         {
-            Learner: account,
-            Certificate: account,
-            Progress: follow_up,
-            Invoice: billing,
-            AccessEvent: security,
-            Consent: proof,
+            records.Learner: account,
+            records.Certificate: account,
+            records.Progress: follow_up,
+            records.Invoice: billing,
+            records.AccessEvent: security,
+            records.Consent: proof,
         },
         name="belgian-b2b-lms",
     )

@@ -23,20 +23,10 @@ import datetime as dt
 from collections.abc import Mapping
 
 from examples.policies._promise import Disclosure, Gap, Promise, Rights, build_register
-from learnprivacy import Controller, DataCategory, Hosting
+from learnprivacy import Controller, DataCategory, Hosting, records
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.export.reports import ReportProfile
 from learnprivacy.providers import Register
-from learnprivacy.records import (
-    AccessEvent,
-    Certificate,
-    Consent,
-    Funder,
-    Funding,
-    Invoice,
-    Learner,
-    Progress,
-)
 from learnprivacy.requests import ProofMethod
 from learnprivacy.retention import Action, RetentionMode, RetentionRule, Schedule, Trigger
 
@@ -89,7 +79,7 @@ INVOICES = RetentionRule(
 OPCO_FILES = RetentionRule(
     "P72M",
     Trigger.CLOSED,
-    where={"funder": Funder.OPCO},
+    where={"funder": records.Funder.OPCO},
     minimum=True,
     on_missing_anchor=Action.KEEP,
     purpose="funding",
@@ -99,13 +89,13 @@ OPCO_FILES = RetentionRule(
 #: The publisher's retention schedule.
 SCHEDULE = Schedule(
     {
-        Learner: AFTER_LAST_ACTIVITY,
-        Progress: AFTER_LAST_ACTIVITY,
-        Certificate: AFTER_LAST_ACTIVITY,
-        AccessEvent: AFTER_LAST_ACTIVITY,
-        Consent: AFTER_LAST_ACTIVITY,
-        Invoice: INVOICES,
-        Funding: OPCO_FILES,
+        records.Learner: AFTER_LAST_ACTIVITY,
+        records.Progress: AFTER_LAST_ACTIVITY,
+        records.Certificate: AFTER_LAST_ACTIVITY,
+        records.AccessEvent: AFTER_LAST_ACTIVITY,
+        records.Consent: AFTER_LAST_ACTIVITY,
+        records.Invoice: INVOICES,
+        records.Funding: OPCO_FILES,
     },
     name="educational-publisher",
 )

@@ -15,18 +15,10 @@ from __future__ import annotations
 import datetime as dt
 
 from examples.policies._promise import Disclosure, Gap, Promise, Rights, build_register
-from learnprivacy import Controller, DataCategory
+from learnprivacy import Controller, DataCategory, records
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.export.reports import ReportProfile
 from learnprivacy.providers import Register
-from learnprivacy.records import (
-    AccessEvent,
-    Certificate,
-    Consent,
-    Funding,
-    Learner,
-    Progress,
-)
 from learnprivacy.requests import ProofMethod
 from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
 
@@ -90,12 +82,12 @@ def _cookie_rule(purpose: str) -> RetentionRule:
 #: OPCO, region, employer) and line 35 (logins) fall under the same 5-year ceiling.
 SCHEDULE = Schedule(
     {
-        Learner: AFTER_LAST_CONNECTION,
-        Progress: AFTER_LAST_CONNECTION,
-        Certificate: AFTER_LAST_CONNECTION,
-        AccessEvent: AFTER_LAST_CONNECTION,
-        Funding: AFTER_LAST_CONNECTION,
-        Consent: [_cookie_rule(purpose) for purpose in COOKIE_PURPOSES],
+        records.Learner: AFTER_LAST_CONNECTION,
+        records.Progress: AFTER_LAST_CONNECTION,
+        records.Certificate: AFTER_LAST_CONNECTION,
+        records.AccessEvent: AFTER_LAST_CONNECTION,
+        records.Funding: AFTER_LAST_CONNECTION,
+        records.Consent: [_cookie_rule(purpose) for purpose in COOKIE_PURPOSES],
     },
     name="engineering-school-moodle",
 )
@@ -103,9 +95,9 @@ SCHEDULE = Schedule(
 
 def cookie_consent(
     *, consent_id: str, learner_id: str, purpose: str, given_at: dt.datetime, proof: str
-) -> Consent:
+) -> records.Consent:
     """A cookie consent as the banner records it: valid 6 months from ``given_at``."""
-    return Consent(
+    return records.Consent(
         id=consent_id,
         learner_id=learner_id,
         purpose=purpose,
@@ -115,7 +107,7 @@ def cookie_consent(
     )
 
 
-def consent_needs_renewal(consent: Consent, now: dt.datetime) -> bool:
+def consent_needs_renewal(consent: records.Consent, now: dt.datetime) -> bool:
     """Whether the banner must ask again: the consent lapsed, or was withdrawn."""
     return not consent.is_active(now)
 

@@ -17,17 +17,9 @@ import datetime as dt
 from collections.abc import Sequence
 
 from examples.policies._promise import Gap, Promise, Rights, build_register
-from learnprivacy import Controller, DataCategory, Hosting
+from learnprivacy import Controller, DataCategory, Hosting, records
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.providers import ClientProcessing, ProcessorRegister, Register
-from learnprivacy.records import (
-    AccessEvent,
-    Certificate,
-    Consent,
-    Invoice,
-    Learner,
-    Progress,
-)
 from learnprivacy.retention import Action, RetentionMode, RetentionRule, Schedule, Trigger
 
 __all__ = [
@@ -87,12 +79,12 @@ NEWSLETTER = RetentionRule(
 #: client contract of its learner.
 SCHEDULE = Schedule(
     {
-        Learner: AT_CONTRACT_END,
-        Progress: AT_CONTRACT_END,
-        Certificate: AT_CONTRACT_END,
-        AccessEvent: AT_CONTRACT_END,
-        Consent: NEWSLETTER,
-        Invoice: INVOICES,
+        records.Learner: AT_CONTRACT_END,
+        records.Progress: AT_CONTRACT_END,
+        records.Certificate: AT_CONTRACT_END,
+        records.AccessEvent: AT_CONTRACT_END,
+        records.Consent: NEWSLETTER,
+        records.Invoice: INVOICES,
     },
     name="saas-lms-processor",
 )

@@ -12,6 +12,8 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from learnprivacy.providers import ApprovedContextList, ContextLevel
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS forum_posts (
     id INTEGER PRIMARY KEY,
@@ -44,6 +46,16 @@ MEETINGS = ("M1", "M2")
 
 #: A fixed instant: the toy site never reads the clock.
 EPOCH = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
+
+
+def activities(approved: ApprovedContextList) -> tuple[str, ...]:
+    """The activities (forums, meetings: module contexts) among ``approved``'s contexts."""
+    return tuple(c.instance_id for c in approved if c.level is ContextLevel.MODULE)
+
+
+def placeholders(values: Sequence[object]) -> str:
+    """One ``?`` placeholder per value, for ``IN (...)``: values stay bound parameters."""
+    return ",".join("?" * len(values))
 
 
 class ToyLMS:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from examples.toy_lms.database import FORUMS, ToyLMS
+from examples.toy_lms.database import FORUMS, ToyLMS, activities, placeholders
 from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.providers import (
     ApprovedContextList,
@@ -97,10 +97,10 @@ class ForumProvider:
 
     def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
         """Write the user's posts and subscriptions in the approved forums."""
-        forums = _forums(approved)
+        forums = activities(approved)
         if not forums:
             return
-        marks = ",".join("?" * len(forums))
+        marks = placeholders(forums)
         # Only "?" placeholders are interpolated; every value is a bound parameter.
         where = f"WHERE user_id = ? AND forum_id IN ({marks})"
         posts = self.lms.query(
@@ -143,7 +143,7 @@ class ForumProvider:
 
     def delete_data_for_user(self, approved: ApprovedContextList) -> None:
         """Delete the user's posts and subscriptions in the approved forums."""
-        self._delete(_forums(approved), (approved.user_id,))
+        self._delete(activities(approved), (approved.user_id,))
 
     def delete_data_for_users(self, approved: ApprovedUserList) -> None:
         """Delete the approved users' posts and subscriptions in one forum."""
@@ -164,8 +164,8 @@ class ForumProvider:
     def _delete(self, forums: Sequence[str], users: Sequence[str]) -> None:
         if not forums or not users:
             return
-        forum_marks = ",".join("?" * len(forums))
-        user_marks = ",".join("?" * len(users))
+        forum_marks = placeholders(forums)
+        user_marks = placeholders(users)
         # One transaction: either both tables lose the user's rows, or neither does.
         with self.lms.connect() as conn:
             for table in self.tables:
@@ -192,7 +192,3 @@ class ForumProvider:
             self.lms.post(forum, user_id, f"Question {n}", f"Message {n} in {forum}", n)
         self.lms.subscribe(forums[0], user_id, digest=True)
         return {"forum_posts": len(forums), "forum_subscriptions": 1}
-
-
-def _forums(approved: ApprovedContextList) -> tuple[str, ...]:
-    return tuple(c.instance_id for c in approved if c.level is ContextLevel.MODULE)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from examples.toy_lms.database import MEETINGS, ToyLMS
+from examples.toy_lms.database import MEETINGS, ToyLMS, activities, placeholders
 from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.providers import (
     ApprovedContextList,
@@ -78,10 +78,10 @@ class VideoConferenceProvider:
 
     def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
         """Write the user's attendance rows in the approved meetings."""
-        meetings = _meetings(approved)
+        meetings = activities(approved)
         if not meetings:
             return
-        marks = ",".join("?" * len(meetings))
+        marks = placeholders(meetings)
         # Only "?" placeholders are interpolated; every value is a bound parameter.
         where = f"WHERE user_id = ? AND meeting_id IN ({marks}) ORDER BY id"
         rows = self.lms.query(
@@ -110,10 +110,10 @@ class VideoConferenceProvider:
 
     def delete_data_for_user(self, approved: ApprovedContextList) -> None:
         """Delete the user's attendance in the approved meetings."""
-        meetings = _meetings(approved)
+        meetings = activities(approved)
         if not meetings:
             return
-        marks = ",".join("?" * len(meetings))
+        marks = placeholders(meetings)
         with self.lms.connect() as conn:
             conn.execute(
                 f"DELETE FROM videoconf_attendance WHERE user_id = ? AND meeting_id IN ({marks})",  # noqa: S608
@@ -139,7 +139,3 @@ class VideoConferenceProvider:
         for n, meeting in enumerate(MEETINGS[:count]):
             self.lms.attend(meeting, user_id, f"Learner {len(user_id)}-{n}", 30 + n)
         return {"videoconf_attendance": count}
-
-
-def _meetings(approved: ApprovedContextList) -> tuple[str, ...]:
-    return tuple(c.instance_id for c in approved if c.level is ContextLevel.MODULE)

@@ -157,13 +157,5 @@ class ColumnPrivacy:
 
     def field_info(self, name: str) -> FieldInfo:
         """The :class:`~learnprivacy.records.FieldInfo` of the column named ``name``."""
-        return FieldInfo(
-            name=name,
-            category=self.category,
-            personal=self.personal,
-            encrypted=self.personal,
-            exported=self.exported,
-            identifier=self.identifier,
-            blind_index=self.blind_index,
-            description=self.description,
-        )
+        # Every declared fact carries over; a personal column is stored encrypted.
+        return FieldInfo(name=name, encrypted=self.personal, **attrs.asdict(self, recurse=False))

@@ -17,18 +17,30 @@ from typing import Any
 import sqlalchemy as sa
 
 from learnprivacy._vocabulary import ContextLevel
-from learnprivacy.moodle._read_content import ContentSource, _iso, _module_users
-from learnprivacy.moodle._read_social import RATING_FIELDS, in_module_context, rating_values
+from learnprivacy.moodle._content import (
+    ACTIVITY,
+    ContentSource,
+    Field,
+    activity_source,
+    flag,
+    ident,
+    in_module_context,
+    module_users,
+    same,
+    when,
+    yours,
+)
+from learnprivacy.moodle._read_social import RATING
 from learnprivacy.moodle._schema import MoodleSchema
 
 __all__ = ["GLOSSARY_SOURCES"]
 
-_ENTRY_READS = ("glossary_entries", "glossary", "context", "course_modules", "modules")
-_ENTRY = {
-    "activity_id": "Glossary (course module)",
-    "entry_id": "Id of the entry",
-    "concept": "Concept the entry defines",
-}
+_ENTRY_READS = ("glossary_entries", "glossary", "context", *ACTIVITY)
+_ENTRY: tuple[Field, ...] = (
+    ("activity_id", ident("cm.id"), "Glossary (course module)"),
+    ("entry_id", ident("e.id"), "Id of the entry"),
+    ("concept", same("e.concept"), "Concept the entry defines"),
+)
 
 
 def _entry_of(schema: MoodleSchema) -> tuple[Any, Any, Any, Any]:
@@ -38,68 +50,40 @@ def _entry_of(schema: MoodleSchema) -> tuple[Any, Any, Any, Any]:
     return joined, e, cm, ctx
 
 
-def _entry_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
+def _entries(schema: MoodleSchema, user_id: int) -> Any:
     joined, e, cm, _ = _entry_of(schema)
-    return (
-        sa.select(
-            cm.c.id, e.c.id, e.c.concept, e.c.definition, e.c.approved, e.c.timecreated,
-            e.c.timemodified,
-        )
-        .select_from(joined)
-        .where(e.c.userid == user_id)
-        .order_by(e.c.id)
-    )  # fmt: skip
+    return {"cm": cm, "e": e}, (
+        sa.select().select_from(joined).where(e.c.userid == user_id).order_by(e.c.id)
+    )
 
 
-def _entry_row(row: Any, user_id: int) -> dict[str, Any]:
-    cmid, eid, concept, definition, approved, created, modified = row
-    return {
-        "activity_id": str(cmid),
-        "entry_id": str(eid),
-        "concept": concept,
-        "definition": definition,
-        "approved": bool(approved),
-        "created_at": _iso(created),
-        "modified_at": _iso(modified),
-    }
+def _attached(table: str) -> Any:
+    """Frame factory: ``table`` rows attached to the user's entries, their value in the
+    table called ``v`` (``glossary_alias``; ``glossary_categories`` through the link
+    table ``glossary_entries_categories``)."""
 
-
-def _attached_statement(table: str, value: str) -> Any:
-    """Statement factory: the ``value`` of ``table`` rows attached to the user's entries
-    (``glossary_alias.alias``; ``glossary_categories.name`` through the link table)."""
-
-    def statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
+    def frame(schema: MoodleSchema, user_id: int) -> Any:
         joined, e, cm, _ = _entry_of(schema)
         t = schema[table]
         source: sa.FromClause = t
+        value = t
         if table == "glossary_entries_categories":
-            c = schema["glossary_categories"]
-            source = t.join(c, c.c.id == t.c.categoryid)
-            column = c.c[value]
-        else:
-            column = t.c[value]
-        return (
-            sa.select(cm.c.id, e.c.id, e.c.concept, column)
+            value = schema["glossary_categories"]
+            source = t.join(value, value.c.id == t.c.categoryid)
+        return {"cm": cm, "e": e, "v": value}, (
+            sa.select()
             .select_from(source.join(joined, e.c.id == t.c.entryid))
             .where(e.c.userid == user_id)
             .order_by(t.c.id)
         )
 
-    return statement
+    return frame
 
 
-def _attached_row(key: str) -> Any:
-    def mapper(row: Any, user_id: int) -> dict[str, Any]:
-        cmid, eid, concept, value = row
-        return {"activity_id": str(cmid), "entry_id": str(eid), "concept": concept, key: value}
-
-    return mapper
-
-
-def _rating_statement(given: bool) -> Any:
+def _ratings(given: bool) -> Any:
     """Ratings of the user's own entries (by anyone), or those the user gave on others'."""
 
-    def statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
+    def frame(schema: MoodleSchema, user_id: int) -> Any:
         r = schema["rating"]
         joined, e, cm, ctx = _entry_of(schema)
         whose = (
@@ -107,40 +91,23 @@ def _rating_statement(given: bool) -> Any:
             if given
             else e.c.userid == user_id
         )
-        return (
-            sa.select(
-                cm.c.id, e.c.id, e.c.concept, r.c.rating, r.c.scaleid, r.c.timecreated,
-                r.c.timemodified, r.c.userid, e.c.userid,
-            )
+        return {"cm": cm, "e": e, "r": r}, (
+            sa.select()
             .select_from(r.join(joined, sa.and_(e.c.id == r.c.itemid, ctx.c.id == r.c.contextid)))
             .where(r.c.component == "mod_glossary", r.c.ratingarea == "entry", whose)
             .order_by(r.c.id)
-        )  # fmt: skip
+        )
 
-    return statement
-
-
-def _rating_row(row: Any, user_id: int) -> dict[str, Any]:
-    cmid, eid, concept, *rating, author = row
-    return {
-        "activity_id": str(cmid),
-        "entry_id": str(eid),
-        "concept": concept,
-        **rating_values(tuple(rating), user_id),
-        "on_your_entry": author == user_id,
-    }
+    return frame
 
 
-def _tag_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
+def _tags(schema: MoodleSchema, user_id: int) -> Any:
     ti, tag = schema["tag_instance"], schema["tag"]
     joined, e, cm, ctx = _entry_of(schema)
-    return (
-        sa.select(cm.c.id, e.c.id, e.c.concept, tag.c.rawname)
-        .select_from(
-            ti.join(tag, tag.c.id == ti.c.tagid).join(
-                joined, sa.and_(e.c.id == ti.c.itemid, ctx.c.id == ti.c.contextid)
-            )
-        )
+    on = sa.and_(e.c.id == ti.c.itemid, ctx.c.id == ti.c.contextid)
+    return {"cm": cm, "e": e, "tag": tag}, (
+        sa.select()
+        .select_from(ti.join(tag, tag.c.id == ti.c.tagid).join(joined, on))
         .where(
             ti.c.component == "mod_glossary",
             ti.c.itemtype == "glossary_entries",
@@ -163,18 +130,17 @@ def _raters_in(schema: MoodleSchema, level: ContextLevel, instance: int) -> Any:
     )
 
 
-_AUTHORS = _module_users("glossary", "glossary_entries", "glossary", "glossaryid")
+_AUTHORS = module_users("glossary", "glossary_entries", "glossary", "glossaryid")
 
 
 def _glossary_source(name: str, table: str, reads: tuple[str, ...], **values: Any) -> ContentSource:
-    """A mod_glossary source of rows in a glossary's context (module ``glossary``, optional)."""
-    return ContentSource(
-        name=name,
+    """A mod_glossary source of rows in a glossary's context, read from ``reads`` and the
+    entries' tables."""
+    return activity_source(
+        name,
+        "glossary",
         table=table,
         reads=(*reads, *_ENTRY_READS),
-        level=ContextLevel.MODULE,
-        module="glossary",
-        optional=True,
         summary=f"Moodle's {table} table, exported as {name} rows",
         **values,
     )
@@ -187,32 +153,30 @@ def _rating_source(name: str, given: bool, users_in: Any, description: str) -> C
         name,
         f"rating ({label})",
         ("rating",),
-        statement=_rating_statement(given),
-        mapper=_rating_row,
+        frame=_ratings(given),
+        columns=(
+            *_ENTRY,
+            *RATING,
+            ("on_your_entry", yours("e.userid"), "Whether the rated entry is the user's"),
+        ),
         users_in=users_in,
-        fields={
-            **_ENTRY,
-            **RATING_FIELDS,
-            "on_your_entry": "Whether the rated entry is the user's",
-        },
         description=description,
     )
 
 
 def _attached_source(
-    names: tuple[str, ...], statement: Any, field: tuple[str, str], description: str
+    names: tuple[str, ...], frame: Any, field: Field, description: str
 ) -> ContentSource:
     """A source of one value attached to each of the user's entries: ``names`` is the
-    source's name, its table and the tables its statement reads beside the entries."""
+    source's name, its table and the tables its frame reads beside the entries."""
     name, table, *reads = names
     return _glossary_source(
         name,
         table,
         tuple(reads),
-        statement=statement,
-        mapper=_attached_row(field[0]),
+        frame=frame,
+        columns=(*_ENTRY, field),
         users_in=_AUTHORS,
-        fields={**_ENTRY, field[0]: field[1]},
         description=description,
     )
 
@@ -223,28 +187,27 @@ GLOSSARY_SOURCES: tuple[ContentSource, ...] = (
         "GlossaryEntry",
         "glossary_entries",
         (),
-        statement=_entry_statement,
-        mapper=_entry_row,
+        frame=_entries,
+        columns=(
+            *_ENTRY,
+            ("definition", same("e.definition"), "Definition written by the user"),
+            ("approved", flag("e.approved"), "Whether a teacher approved the entry"),
+            ("created_at", when("e.timecreated"), "When the entry was written"),
+            ("modified_at", when("e.timemodified"), "When it last changed"),
+        ),
         users_in=_AUTHORS,
-        fields={
-            **_ENTRY,
-            "definition": "Definition written by the user",
-            "approved": "Whether a teacher approved the entry",
-            "created_at": "When the entry was written",
-            "modified_at": "When it last changed",
-        },
         description="Glossary entries the user wrote",
     ),
     _attached_source(
         ("GlossaryAlias", "glossary_alias", "glossary_alias"),
-        _attached_statement("glossary_alias", "alias"),
-        ("alias", "Other word the entry is linked from"),
+        _attached("glossary_alias"),
+        ("alias", same("v.alias"), "Other word the entry is linked from"),
         "Aliases of the user's glossary entries",
     ),
     _attached_source(
         ("GlossaryEntryCategory", "glossary_entries_categories", "glossary_categories"),
-        _attached_statement("glossary_entries_categories", "name"),
-        ("category", "Category the entry is filed in"),
+        _attached("glossary_entries_categories"),
+        ("category", same("v.name"), "Category the entry is filed in"),
         "Categories of the user's glossary entries",
     ),
     _rating_source(
@@ -258,8 +221,8 @@ GLOSSARY_SOURCES: tuple[ContentSource, ...] = (
     ),
     _attached_source(
         ("GlossaryTag", "tag_instance (glossary entries)", "tag_instance", "tag"),
-        _tag_statement,
-        ("tag", "Tag of the entry"),
+        _tags,
+        ("tag", same("tag.rawname"), "Tag of the entry"),
         "Tags of the user's glossary entries",
     ),
 )

@@ -16,21 +16,29 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from learnprivacy._vocabulary import ContextLevel
-from learnprivacy.moodle._read_content import (
+from learnprivacy.moodle._content import (
+    ACTIVITY,
     ContentSource,
-    _course_module,
-    _iso,
-    _module_users,
-    _number,
+    Field,
+    activity_rows,
+    activity_source,
+    decimal_text,
+    flag,
+    ident,
+    module_users,
+    number,
+    read,
+    same,
+    when,
+    whole,
 )
 from learnprivacy.moodle._schema import MoodleSchema
 
 __all__ = ["QUESTION_SOURCES"]
 
 
-def _question_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
-    t, q = schema["quiz_attempts"], schema["quiz"]
+def _questions(schema: MoodleSchema, user_id: int) -> Any:
+    joined, t, _, cm = activity_rows(schema, "quiz", "quiz_attempts", "quiz", "quiz")
     qa, step, question = (
         schema["question_attempts"],
         schema["question_attempt_steps"],
@@ -42,56 +50,50 @@ def _question_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
         .subquery("latest")
     )
     last = step.alias("last_step")
-    cm, m, cm_on, m_on = _course_module(schema, "quiz", q.c.id)
-    return (
-        sa.select(
-            cm.c.id, t.c.attempt, qa.c.slot, question.c.name, qa.c.questionsummary,
-            qa.c.responsesummary, qa.c.maxmark, qa.c.flagged, qa.c.timemodified, last.c.state,
-            last.c.fraction,
-        )
+    is_latest = sa.and_(last.c.questionattemptid == qa.c.id, last.c.sequencenumber == latest.c.last)
+    return {"cm": cm, "t": t, "qa": qa, "question": question, "last": last}, (
+        sa.select()
         .select_from(
-            t.join(q, q.c.id == t.c.quiz)
-            .join(cm, cm_on)
-            .join(m, m_on)
-            .join(qa, qa.c.questionusageid == t.c.uniqueid)
+            joined.join(qa, qa.c.questionusageid == t.c.uniqueid)
             .outerjoin(question, question.c.id == qa.c.questionid)
             .outerjoin(latest, latest.c.questionattemptid == qa.c.id)
-            .outerjoin(
-                last,
-                sa.and_(
-                    last.c.questionattemptid == qa.c.id, last.c.sequencenumber == latest.c.last
-                ),
-            )
+            .outerjoin(last, is_latest)
         )
         .where(t.c.userid == user_id)
         .order_by(t.c.quiz, t.c.attempt, qa.c.slot)
-    )  # fmt: skip
+    )
 
 
-def _question_row(row: Any, user_id: int) -> dict[str, Any]:
-    cmid, attempt, slot, name, summary, response, maxmark, flagged, modified, state, fraction = row
-    mark = None
-    if fraction is not None and maxmark is not None:
-        mark = _number(round(Decimal(fraction) * Decimal(maxmark), 7))
-    return {
-        "activity_id": str(cmid),
-        "attempt": int(attempt),
-        "slot": int(slot),
-        "name": name,
-        "question": summary,
-        "answer": response,
-        "mark": mark,
-        "max_mark": _number(maxmark),
-        "state": state,
-        "flagged": bool(flagged),
-        "modified_at": _iso(modified),
-    }
+def _mark(fraction: Any, maxmark: Any) -> str | None:
+    """The latest step's fraction times the question's maximum mark."""
+    if fraction is None or maxmark is None:
+        return None
+    return decimal_text(round(Decimal(fraction) * Decimal(maxmark), 7))
 
+
+_QUESTION: tuple[Field, ...] = (
+    ("activity_id", ident("cm.id"), "Quiz (course module)"),
+    ("attempt", whole("t.attempt"), "Attempt number"),
+    ("slot", whole("qa.slot"), "Place of the question in the attempt"),
+    ("name", same("question.name"), "Name of the question"),
+    ("question", same("qa.questionsummary"), "Summary of the question as it was asked"),
+    ("answer", same("qa.responsesummary"), "Summary of the user's response"),
+    ("mark", read(_mark, "last.fraction", "qa.maxmark"), "Mark obtained (None until graded)"),
+    ("max_mark", number("qa.maxmark"), "Marks available"),
+    (
+        "state",
+        same("last.state"),
+        "State of the question after its last step (gradedright, gaveup...)",
+    ),
+    ("flagged", flag("qa.flagged"), "Whether the user flagged the question"),
+    ("modified_at", when("qa.timemodified"), "When it last changed"),
+)
 
 #: The per-question source, appended to the content sources after the quiz attempts.
 QUESTION_SOURCES: tuple[ContentSource, ...] = (
-    ContentSource(
-        name="QuizQuestion",
+    activity_source(
+        "QuizQuestion",
+        "quiz",
         table="question_attempts",
         reads=(
             "question_attempts",
@@ -99,30 +101,13 @@ QUESTION_SOURCES: tuple[ContentSource, ...] = (
             "question",
             "quiz_attempts",
             "quiz",
-            "course_modules",
-            "modules",
+            *ACTIVITY,
         ),
-        statement=_question_statement,
-        mapper=_question_row,
-        users_in=_module_users("quiz", "quiz_attempts", "quiz", "quiz"),
-        fields={
-            "activity_id": "Quiz (course module)",
-            "attempt": "Attempt number",
-            "slot": "Place of the question in the attempt",
-            "name": "Name of the question",
-            "question": "Summary of the question as it was asked",
-            "answer": "Summary of the user's response",
-            "mark": "Mark obtained (None until graded)",
-            "max_mark": "Marks available",
-            "state": "State of the question after its last step (gradedright, gaveup...)",
-            "flagged": "Whether the user flagged the question",
-            "modified_at": "When it last changed",
-        },
+        frame=_questions,
+        columns=_QUESTION,
+        users_in=module_users("quiz", "quiz_attempts", "quiz", "quiz"),
         description="Each question of the user's quiz attempts: question, response, mark",
         summary="Moodle's question_attempts, question_attempt_steps and question tables, "
         "exported as QuizQuestion rows",
-        level=ContextLevel.MODULE,
-        module="quiz",
-        optional=True,
     ),
 )

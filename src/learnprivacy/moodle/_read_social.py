@@ -21,65 +21,48 @@ from typing import Any
 import sqlalchemy as sa
 
 from learnprivacy._vocabulary import ContextLevel
-from learnprivacy.moodle._read_content import ContentSource, _iso, _module_users
+from learnprivacy.moodle._content import (
+    ACTIVITY,
+    ContentSource,
+    Field,
+    activity_source,
+    always,
+    flag,
+    ident,
+    in_activity,
+    in_module_context,
+    iso,
+    module_users,
+    read,
+    same,
+    when,
+    whole,
+    yours,
+)
 from learnprivacy.moodle._schema import MoodleSchema
 
-__all__ = ["RATING_FIELDS", "SOCIAL_SOURCES", "in_module_context", "rating_values"]
-
-_ACTIVITY = ("course_modules", "modules")
+__all__ = ["RATING", "SOCIAL_SOURCES"]
 
 
-def _forum_cm(schema: MoodleSchema, forum_id: Any) -> tuple[Any, Any, Any, Any]:
-    cm, m = schema["course_modules"], schema["modules"]
-    return cm, m, cm.c.instance == forum_id, sa.and_(m.c.id == cm.c.module, m.c.name == "forum")
+def _forum_rows(table: str, link: str) -> Any:
+    """Frame factory: the user's rows of ``table`` (naming their forum in ``link``)."""
 
-
-def _forum_rows(table: str, link: str, *columns: str) -> Any:
-    """Statement factory: the user's rows of ``table`` (naming its forum in ``link``)."""
-
-    def statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
+    def frame(schema: MoodleSchema, user_id: int) -> Any:
         t = schema[table]
-        cm, m, cm_on, m_on = _forum_cm(schema, t.c[link])
-        return (
-            sa.select(cm.c.id, *(t.c[c] for c in columns))
-            .select_from(t.join(cm, cm_on).join(m, m_on))
-            .where(t.c.userid == user_id)
-            .order_by(t.c.id)
+        joined, cm = in_activity(schema, "forum", t, t.c[link])
+        return {"cm": cm, "t": t}, (
+            sa.select().select_from(joined).where(t.c.userid == user_id).order_by(t.c.id)
         )
 
-    return statement
-
-
-def _subscription_row(row: Any, user_id: int) -> dict[str, Any]:
-    return {"activity_id": str(row[0]), "subscribed": True}
+    return frame
 
 
 # forum_digests.maildigest: Moodle's digest types.
 _DIGESTS = {-1: "default", 0: "none", 1: "complete", 2: "subjects"}
 
 
-def _digest_row(row: Any, user_id: int) -> dict[str, Any]:
-    cmid, digest = row
-    return {"activity_id": str(cmid), "digest": _DIGESTS.get(int(digest), str(digest))}
-
-
-def _tracking_row(row: Any, user_id: int) -> dict[str, Any]:
-    # A forum_track_prefs row means the user turned read tracking off for that forum.
-    return {"activity_id": str(row[0]), "tracking": False}
-
-
-def in_module_context(
-    schema: MoodleSchema, items: Any, modname: str, instance: Any
-) -> tuple[Any, Any, Any]:
-    """``items`` (naming their ``modname`` activity in ``instance``) joined to the course
-    module and its context: ``(joined, cm, ctx)``."""
-    cm, m, ctx = schema["course_modules"], schema["modules"], schema["context"]
-    joined = (
-        items.join(cm, cm.c.instance == instance)
-        .join(m, sa.and_(m.c.id == cm.c.module, m.c.name == modname))
-        .join(ctx, sa.and_(ctx.c.instanceid == cm.c.id, ctx.c.contextlevel == 70))
-    )
-    return joined, cm, ctx
+def _digest(digest: Any) -> str:
+    return _DIGESTS.get(int(digest), str(digest))
 
 
 def _post_of(schema: MoodleSchema) -> tuple[Any, Any, Any, Any, Any]:
@@ -91,60 +74,35 @@ def _post_of(schema: MoodleSchema) -> tuple[Any, Any, Any, Any, Any]:
     return joined, p, d, cm, ctx
 
 
-def _discussion_sub_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
+def _discussion_subs(schema: MoodleSchema, user_id: int) -> Any:
     s, d = schema["forum_discussion_subs"], schema["forum_discussions"]
-    cm, m, cm_on, m_on = _forum_cm(schema, d.c.forum)
-    return (
-        sa.select(cm.c.id, d.c.id, d.c.name, s.c.preference)
-        .select_from(s.join(d, d.c.id == s.c.discussion).join(cm, cm_on).join(m, m_on))
-        .where(s.c.userid == user_id)
-        .order_by(s.c.id)
+    joined, cm = in_activity(schema, "forum", s.join(d, d.c.id == s.c.discussion), d.c.forum)
+    return {"cm": cm, "d": d, "s": s}, (
+        sa.select().select_from(joined).where(s.c.userid == user_id).order_by(s.c.id)
     )
 
 
-def _discussion_sub_row(row: Any, user_id: int) -> dict[str, Any]:
-    cmid, did, name, preference = row
-    return {
-        "activity_id": str(cmid),
-        "discussion_id": str(did),
-        "discussion": name,
-        # 0: unsubscribed from the discussion; otherwise the time of subscribing.
-        "subscribed": bool(preference),
-        "subscribed_at": _iso(preference) if preference and int(preference) > 1 else None,
-    }
+def _subscribed_at(preference: Any) -> str | None:
+    # 0: unsubscribed from the discussion; otherwise the time of subscribing.
+    return iso(preference) if preference and int(preference) > 1 else None
 
 
-def _read_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
+def _reads(schema: MoodleSchema, user_id: int) -> Any:
     r = schema["forum_read"]
     joined, p, d, cm, _ = _post_of(schema)
-    return (
-        sa.select(cm.c.id, d.c.id, d.c.name, p.c.id, r.c.firstread, r.c.lastread)
+    return {"cm": cm, "d": d, "p": p, "r": r}, (
+        sa.select()
         .select_from(r.join(joined, p.c.id == r.c.postid))
         .where(r.c.userid == user_id)
         .order_by(r.c.id)
     )
 
 
-def _read_row(row: Any, user_id: int) -> dict[str, Any]:
-    cmid, did, name, pid, first, last = row
-    return {
-        "activity_id": str(cmid),
-        "discussion_id": str(did),
-        "discussion": name,
-        "post_id": str(pid),
-        "first_read_at": _iso(first),
-        "last_read_at": _iso(last),
-    }
-
-
-def _rating_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
+def _ratings(schema: MoodleSchema, user_id: int) -> Any:
     r = schema["rating"]
     joined, p, d, cm, ctx = _post_of(schema)
-    return (
-        sa.select(
-            cm.c.id, d.c.id, d.c.name, p.c.id, r.c.rating, r.c.scaleid, r.c.timecreated,
-            r.c.timemodified, r.c.userid, p.c.userid,
-        )
+    return {"cm": cm, "d": d, "p": p, "r": r}, (
+        sa.select()
         .select_from(r.join(joined, sa.and_(p.c.id == r.c.itemid, ctx.c.id == r.c.contextid)))
         .where(
             r.c.component == "mod_forum",
@@ -152,68 +110,30 @@ def _rating_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
             sa.or_(r.c.userid == user_id, p.c.userid == user_id),
         )
         .order_by(r.c.id)
-    )  # fmt: skip
-
-
-def rating_values(rating: tuple[Any, ...], user_id: int) -> dict[str, Any]:
-    """A ``rating`` row's ``(rating, scaleid, timecreated, timemodified, userid)`` as
-    exported (core_rating), the rater told only by ``author_was_you``."""
-    value, scale, created, modified, rater = rating
-    return {
-        "rating": int(value),
-        "scale_id": int(scale),
-        "created_at": _iso(created),
-        "modified_at": _iso(modified),
-        "author_was_you": rater == user_id,
-    }
-
-
-#: The fields :func:`rating_values` gives.
-RATING_FIELDS = {
-    "rating": "Rating given (a scale item's number, or points)",
-    "scale_id": "Scale rated on (negative: a custom scale's id)",
-    "created_at": "When the rating was given",
-    "modified_at": "When it last changed",
-    "author_was_you": "Whether the user gave the rating",
-}
-
-
-def _rating_row(row: Any, user_id: int) -> dict[str, Any]:
-    cmid, did, name, pid, *rating, author = row
-    return {
-        "activity_id": str(cmid),
-        "discussion_id": str(did),
-        "discussion": name,
-        "post_id": str(pid),
-        **rating_values(tuple(rating), user_id),
-        "on_your_post": author == user_id,
-    }
-
-
-def _tag_statement(schema: MoodleSchema, user_id: int) -> sa.Select[Any]:
-    ti, tag = schema["tag_instance"], schema["tag"]
-    joined, p, d, cm, ctx = _post_of(schema)
-    return (
-        sa.select(cm.c.id, d.c.id, d.c.name, p.c.id, tag.c.rawname)
-        .select_from(
-            ti.join(tag, tag.c.id == ti.c.tagid).join(
-                joined, sa.and_(p.c.id == ti.c.itemid, ctx.c.id == ti.c.contextid)
-            )
-        )
-        .where(ti.c.component == "mod_forum", ti.c.itemtype == "forum_posts", p.c.userid == user_id)
-        .order_by(ti.c.id)
     )
 
 
-def _tag_row(row: Any, user_id: int) -> dict[str, Any]:
-    cmid, did, name, pid, tag = row
-    return {
-        "activity_id": str(cmid),
-        "discussion_id": str(did),
-        "discussion": name,
-        "post_id": str(pid),
-        "tag": tag,
-    }
+#: A ``rating`` row (the frame's ``r``) as exported (core_rating), the rater told only by
+#: ``author_was_you``.
+RATING: tuple[Field, ...] = (
+    ("rating", whole("r.rating"), "Rating given (a scale item's number, or points)"),
+    ("scale_id", whole("r.scaleid"), "Scale rated on (negative: a custom scale's id)"),
+    ("created_at", when("r.timecreated"), "When the rating was given"),
+    ("modified_at", when("r.timemodified"), "When it last changed"),
+    ("author_was_you", yours("r.userid"), "Whether the user gave the rating"),
+)
+
+
+def _tags(schema: MoodleSchema, user_id: int) -> Any:
+    ti, tag = schema["tag_instance"], schema["tag"]
+    joined, p, d, cm, ctx = _post_of(schema)
+    on = sa.and_(p.c.id == ti.c.itemid, ctx.c.id == ti.c.contextid)
+    return {"cm": cm, "d": d, "p": p, "tag": tag}, (
+        sa.select()
+        .select_from(ti.join(tag, tag.c.id == ti.c.tagid).join(joined, on))
+        .where(ti.c.component == "mod_forum", ti.c.itemtype == "forum_posts", p.c.userid == user_id)
+        .order_by(ti.c.id)
+    )
 
 
 def _post_users(table: str, item: str, column: str, **where: str) -> Any:
@@ -236,45 +156,39 @@ def _post_users(table: str, item: str, column: str, **where: str) -> Any:
     return users_in
 
 
-_POST = {
-    "activity_id": "Forum (course module)",
-    "discussion_id": "Id of the discussion",
-    "discussion": "Discussion name",
-    "post_id": "Id of the post",
-}
-_POST_READS = ("forum_posts", "forum_discussions", "forum", "context", *_ACTIVITY)
+_FORUM: Field = ("activity_id", ident("cm.id"), "Forum (course module)")
+_DISCUSSION: tuple[Field, ...] = (
+    _FORUM,
+    ("discussion_id", ident("d.id"), "Id of the discussion"),
+    ("discussion", same("d.name"), "Discussion name"),
+)
+_POST: tuple[Field, ...] = (*_DISCUSSION, ("post_id", ident("p.id"), "Id of the post"))
+_POST_READS = ("forum_posts", "forum_discussions", "forum", "context", *ACTIVITY)
 
 
-def _forum_source(name: str, table: str, **values: Any) -> ContentSource:
-    """A mod_forum source of rows in a forum's context (module ``forum``, optional)."""
-    return ContentSource(
-        name=name,
+def _forum_source(name: str, table: str, reads: tuple[str, ...], **values: Any) -> ContentSource:
+    """A mod_forum source of rows in a forum's context, read from ``table`` and ``reads``."""
+    return activity_source(
+        name,
+        "forum",
         table=table,
-        level=ContextLevel.MODULE,
-        module="forum",
-        optional=True,
+        reads=(table, *reads),
         summary=f"Moodle's {table} table, exported as {name} rows",
         **values,
     )
 
 
 def _forum_table_source(
-    name: str,
-    read: tuple[str, ...],
-    mapper: Any,
-    field: tuple[str, str],
-    description: str,
+    name: str, table: str, link: str, field: Field, description: str
 ) -> ContentSource:
-    """A source of one forum-wide row per forum: ``read`` is (table, forum column, columns)."""
-    table, link, *columns = read
+    """A source of one forum-wide row per forum, naming its forum in ``link``."""
     return _forum_source(
         name,
         table,
-        reads=(table, "forum", *_ACTIVITY),
-        statement=_forum_rows(table, link, *columns),
-        mapper=mapper,
-        users_in=_module_users("forum", table, "forum", link),
-        fields={"activity_id": "Forum (course module)", field[0]: field[1]},
+        ("forum", *ACTIVITY),
+        frame=_forum_rows(table, link),
+        columns=(_FORUM, field),
+        users_in=module_users("forum", table, "forum", link),
         description=description,
     )
 
@@ -283,79 +197,86 @@ def _forum_table_source(
 SOCIAL_SOURCES: tuple[ContentSource, ...] = (
     _forum_table_source(
         "ForumSubscription",
-        ("forum_subscriptions", "forum"),
-        _subscription_row,
-        ("subscribed", "Subscribed to the forum"),
+        "forum_subscriptions",
+        "forum",
+        ("subscribed", always(True), "Subscribed to the forum"),
         "Forums the user is subscribed to",
     ),
     _forum_table_source(
         "ForumDigest",
-        ("forum_digests", "forum", "maildigest"),
-        _digest_row,
-        ("digest", "Mail digest chosen for the forum (none, complete, subjects, default)"),
+        "forum_digests",
+        "forum",
+        (
+            "digest",
+            read(_digest, "t.maildigest"),
+            "Mail digest chosen for the forum (none, complete, subjects, default)",
+        ),
         "The user's mail digest choice per forum",
     ),
     _forum_table_source(
         "ForumTrackingPreference",
-        ("forum_track_prefs", "forumid"),
-        _tracking_row,
-        ("tracking", "Whether unread posts are tracked (false: the user turned it off)"),
+        "forum_track_prefs",
+        "forumid",
+        # A forum_track_prefs row means the user turned read tracking off for that forum.
+        (
+            "tracking",
+            always(False),
+            "Whether unread posts are tracked (false: the user turned it off)",
+        ),
         "Forums where the user turned read tracking off",
     ),
     _forum_source(
         "ForumDiscussionSubscription",
         "forum_discussion_subs",
-        reads=("forum_discussion_subs", "forum_discussions", "forum", *_ACTIVITY),
-        statement=_discussion_sub_statement,
-        mapper=_discussion_sub_row,
-        users_in=_module_users("forum", "forum_discussion_subs", "forum", "forum"),
-        fields={
-            "activity_id": "Forum (course module)",
-            "discussion_id": "Id of the discussion",
-            "discussion": "Discussion name",
-            "subscribed": "Subscribed to (true) or unsubscribed from (false) the discussion",
-            "subscribed_at": "When the user subscribed",
-        },
+        ("forum_discussions", "forum", *ACTIVITY),
+        frame=_discussion_subs,
+        columns=(
+            *_DISCUSSION,
+            (
+                "subscribed",
+                flag("s.preference"),
+                "Subscribed to (true) or unsubscribed from (false) the discussion",
+            ),
+            ("subscribed_at", read(_subscribed_at, "s.preference"), "When the user subscribed"),
+        ),
+        users_in=module_users("forum", "forum_discussion_subs", "forum", "forum"),
         description="Discussions the user subscribed to or unsubscribed from",
     ),
     _forum_source(
         "ForumRead",
         "forum_read",
-        reads=("forum_read", *_POST_READS),
-        statement=_read_statement,
-        mapper=_read_row,
-        users_in=_module_users("forum", "forum_read", "forum", "forumid"),
-        fields={
-            **_POST,
-            "first_read_at": "When the user first read the post",
-            "last_read_at": "When the user last read the post",
-        },
+        _POST_READS,
+        frame=_reads,
+        columns=(
+            *_POST,
+            ("first_read_at", when("r.firstread"), "When the user first read the post"),
+            ("last_read_at", when("r.lastread"), "When the user last read the post"),
+        ),
+        users_in=module_users("forum", "forum_read", "forum", "forumid"),
         description="Forum posts the user has read (read tracking)",
     ),
     _forum_source(
         "Rating",
         "rating",
-        reads=("rating", *_POST_READS),
-        statement=_rating_statement,
-        mapper=_rating_row,
+        _POST_READS,
+        frame=_ratings,
+        columns=(
+            *_POST,
+            *RATING,
+            ("on_your_post", yours("p.userid"), "Whether the rated post is the user's"),
+        ),
         users_in=_post_users("rating", "itemid", "rater", component="mod_forum", ratingarea="post"),
-        fields={
-            **_POST,
-            **RATING_FIELDS,
-            "on_your_post": "Whether the rated post is the user's",
-        },
         description="Ratings the user gave on forum posts, and every rating of their posts",
     ),
     _forum_source(
         "PostTag",
         "tag_instance",
-        reads=("tag_instance", "tag", *_POST_READS),
-        statement=_tag_statement,
-        mapper=_tag_row,
+        ("tag", *_POST_READS),
+        frame=_tags,
+        columns=(*_POST, ("tag", same("tag.rawname"), "Tag of the post")),
         users_in=_post_users(
             "tag_instance", "itemid", "author", component="mod_forum", itemtype="forum_posts"
         ),
-        fields={**_POST, "tag": "Tag of the post"},
         description="Tags of the user's forum posts",
     ),
 )

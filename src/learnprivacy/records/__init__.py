@@ -6,13 +6,20 @@ Personal values never appear in ``repr``/``str``.
 """
 
 from learnprivacy.records._base import Record, register_record_type
-from learnprivacy.records._billing import Funding, Invoice
-from learnprivacy.records._compliance import AccessEvent, Consent
 from learnprivacy.records._fields import fields_of, not_personal, personal
 from learnprivacy.records._generalise import Granularity
 from learnprivacy.records._kinds import AccessKind, CertificateKind, Funder, ProgressStatus
-from learnprivacy.records._learning import Certificate, Learner, Progress, Score
 from learnprivacy.records._serialise import from_json_dict, to_json_dict
+from learnprivacy.records._types import (
+    AccessEvent,
+    Certificate,
+    Consent,
+    Funding,
+    Invoice,
+    Learner,
+    Progress,
+    Score,
+)
 
 __all__ = [
     "AccessEvent",

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from learnprivacy import _validators as v
-from learnprivacy.basis import DataCategory
+from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.errors import ValidationError
 
 __all__ = ["MASK", "METADATA_KEY", "FieldInfo", "fields_of", "not_personal", "personal"]
@@ -111,6 +111,28 @@ def not_personal(
 def record_id(description: str) -> Any:
     """Declare a record's own identifier: not personal, a valid id."""
     return not_personal(description=description, validator=v.identifier)
+
+
+def subject_id_field(description: str) -> Any:
+    """Declare the learner id a record belongs to."""
+    # The learner id is a pseudonymous identifier: personal (it singles a person out) but
+    # kept in clear because every record joins on it. It is masked in repr all the same.
+    return personal(
+        category=DataCategory.ACCOUNT,
+        description=description,
+        encrypted=False,
+        identifier=True,
+        validator=v.learner_identifier,
+    )
+
+
+def lawful_basis(default: LawfulBasis) -> Any:
+    """Declare a record's lawful basis: ``default`` unless an instance says otherwise."""
+    return not_personal(
+        description="Lawful basis of the processing",
+        default=default,
+        validator=v.instance_of(LawfulBasis),
+    )
 
 
 def dated(category: DataCategory, description: str, *, optional: bool = False) -> Any:

@@ -134,6 +134,20 @@ class ScheduledErasure:
     done_at: dt.datetime | None = None
 
 
+#: Where each history event takes a request (``None``: the state stays, a fact is added).
+_EVENT_TARGETS: Mapping[str, RequestState | None] = {
+    "identity_requested": RequestState.AWAITING_IDENTITY,
+    "identity_verified": RequestState.IN_PROGRESS,
+    "step_completed": None,
+    "compelling_grounds_recorded": None,
+    "extended": None,
+    "completed": RequestState.COMPLETED,
+    "failed": RequestState.FAILED,
+    "refused": RequestState.REFUSED,
+    "cancelled": RequestState.CANCELLED,
+}
+
+
 class RequestBook:
     """The register of data-subject requests: receipt, identity, deadlines, closing.
 
@@ -351,7 +365,6 @@ class RequestBook:
             current,
             now=now,
             event="completed",
-            target=RequestState.COMPLETED,
             detail={"steps": str(len(current.steps)), "late": "true" if late else "false"},
         )
 
@@ -363,14 +376,7 @@ class RequestBook:
         detail = {"step": failure.step}
         if failure.component:
             detail["component"] = failure.component
-        return self._move(
-            current,
-            now=now,
-            event="failed",
-            target=RequestState.FAILED,
-            failure=failure,
-            detail=detail,
-        )
+        return self._move(current, now=now, event="failed", failure=failure, detail=detail)
 
     def retry(self, request: RequestRef, *, now: dt.datetime) -> SubjectRequest:
         """Open a new request redoing a FAILED one; retrying again returns the same retry.
@@ -415,11 +421,7 @@ class RequestBook:
         self._emit(fresh, entry)
         if current.identity.status is IdentityStatus.VERIFIED:
             return self._move(
-                fresh,
-                now=now,
-                event="identity_verified",
-                target=RequestState.IN_PROGRESS,
-                detail={"carried_from": current.id},
+                fresh, now=now, event="identity_verified", detail={"carried_from": current.id}
             )
         return fresh
 
@@ -431,13 +433,7 @@ class RequestBook:
         if current.state is RequestState.AWAITING_IDENTITY:
             return current
         identity = IdentityCheck(status=IdentityStatus.REQUESTED, at=now)
-        return self._move(
-            current,
-            now=now,
-            event="identity_requested",
-            target=RequestState.AWAITING_IDENTITY,
-            identity=identity,
-        )
+        return self._move(current, now=now, event="identity_requested", identity=identity)
 
     def verify_identity(
         self,
@@ -484,12 +480,7 @@ class RequestBook:
         if also:
             detail["also"] = ",".join(m.value for m in also)
         return self._move(
-            current,
-            now=now,
-            event="identity_verified",
-            target=RequestState.IN_PROGRESS,
-            identity=identity,
-            detail=detail,
+            current, now=now, event="identity_verified", identity=identity, detail=detail
         )
 
     def identity_not_established(
@@ -504,7 +495,6 @@ class RequestBook:
             current,
             now=now,
             event="refused",
-            target=RequestState.REFUSED,
             identity=attrs.evolve(current.identity, status=IdentityStatus.FAILED, at=now),
             refusal=refusal,
             detail={"grounds": refusal.grounds.value, "article": refusal.grounds.article},
@@ -618,7 +608,6 @@ class RequestBook:
             current,
             now=now,
             event="refused",
-            target=RequestState.REFUSED,
             refusal=refusal,
             detail={"grounds": grounds.value, "article": grounds.article},
         )
@@ -628,7 +617,7 @@ class RequestBook:
         current = self.current(request)
         if current.state is RequestState.CANCELLED:
             return current
-        return self._move(current, now=now, event="cancelled", target=RequestState.CANCELLED)
+        return self._move(current, now=now, event="cancelled")
 
     # -- per-learner facts ---------------------------------------------------------------
 
@@ -696,14 +685,12 @@ class RequestBook:
         now: dt.datetime,
     ) -> RegisteredDirective:
         """Register a directive; it replaces any earlier one (directives can be changed)."""
-        self._put_fact(
-            Fact(
-                learner_id=learner_id,
-                kind=DIRECTIVE,
-                key="particular",
-                at=require_aware(now, "now"),
-                data={"request_id": request_id, "directive": directive.to_dict()},
-            )
+        self._put_new_fact(
+            learner_id,
+            DIRECTIVE,
+            "particular",
+            now,
+            {"request_id": request_id, "directive": directive.to_dict()},
         )
         found = self.directive_of(learner_id)
         assert found is not None  # just written
@@ -738,14 +725,8 @@ class RequestBook:
         require_aware(died_at, "at")
         if proof is not ProofMethod.DEATH_CERTIFICATE_SIGHTED:
             raise PolicyError("a death is recorded only on a death certificate sighted")
-        self._put_fact(
-            Fact(
-                learner_id=learner_id,
-                kind=DEATH,
-                key="death",
-                at=require_aware(now, "now"),
-                data={"died_at": died_at.isoformat(), "proof": proof.value},
-            )
+        self._put_new_fact(
+            learner_id, DEATH, "death", now, {"died_at": died_at.isoformat(), "proof": proof.value}
         )
 
     def schedule_erasure(
@@ -754,14 +735,12 @@ class RequestBook:
         """Schedule a directive's erasure; scheduling it again changes nothing."""
         existing = self._get_fact(learner_id, SCHEDULED_ERASURE, request_id)
         if existing is None:
-            self._put_fact(
-                Fact(
-                    learner_id=learner_id,
-                    kind=SCHEDULED_ERASURE,
-                    key=request_id,
-                    at=require_aware(now, "now"),
-                    data={"due_at": require_aware(due_at, "due_at").isoformat(), "done_at": None},
-                )
+            self._put_new_fact(
+                learner_id,
+                SCHEDULED_ERASURE,
+                request_id,
+                now,
+                {"due_at": require_aware(due_at, "due_at").isoformat(), "done_at": None},
             )
             existing = self._get_fact(learner_id, SCHEDULED_ERASURE, request_id)
         assert existing is not None  # just written
@@ -790,15 +769,7 @@ class RequestBook:
         self, learner_id: str, request_id: str, *, status: NotificationStatus, now: dt.datetime
     ) -> None:
         """Record how telling the executor went (a failure is retried later)."""
-        self._put_fact(
-            Fact(
-                learner_id=learner_id,
-                kind=EXECUTOR_NOTICE,
-                key=request_id,
-                at=require_aware(now, "now"),
-                data={"status": status.value},
-            )
-        )
+        self._put_new_fact(learner_id, EXECUTOR_NOTICE, request_id, now, {"status": status.value})
 
     def mark_erasure_done(self, erasure: ScheduledErasure, *, now: dt.datetime) -> None:
         """Mark a scheduled erasure as carried out."""
@@ -814,11 +785,11 @@ class RequestBook:
         *,
         now: dt.datetime,
         event: str,
-        target: RequestState | None = None,
         detail: Mapping[str, str] | None = None,
         **changes: Any,
     ) -> SubjectRequest:
         require_aware(now, "now")
+        target = _EVENT_TARGETS[event]
         state = current.state if target is None else target
         if target is not None:
             check_transition(current.state, target)
@@ -857,6 +828,13 @@ class RequestBook:
 
     def _put_fact(self, fact: Fact) -> None:
         self._backend.put_fact(fact)
+
+    def _put_new_fact(
+        self, learner_id: str, kind: str, key: str, now: dt.datetime, data: Mapping[str, Any]
+    ) -> None:
+        self._put_fact(
+            Fact(learner_id=learner_id, kind=kind, key=key, at=require_aware(now, "now"), data=data)
+        )
 
     def _get_fact(self, learner_id: str, kind: str, key: str) -> Fact | None:
         return self._backend.get_fact(learner_id, kind, key)

@@ -489,15 +489,17 @@ class LearnPrivacy:
         return connection
 
     def _convert(self, session: Session, connection: Connection) -> None:
-        """Convert row states written before references (keys in clear), in the caller's
-        transaction: done once it commits, done again by the next call if rolled back."""
+        """Convert row states written before references (keys in clear) and mark the
+        table converted, in the caller's transaction: done once it commits, done again by
+        the next call if rolled back."""
         engine = id(connection.engine)
-        if not convert(connection, self.side.states, self.row_refs):
+        if convert(connection, self.side, self.row_refs, self._tables) is None:
             self._converted.add(engine)
             return
         from sqlalchemy import event
 
-        event.listen(session, "after_commit", lambda _s: self._converted.add(engine), once=True)
+        converted = self._converted  # not self: a session must not keep the binding alive
+        event.listen(session, "after_commit", lambda _s: converted.add(engine), once=True)
 
     def _hook(self, session: Session) -> None:
         if session.info.get(_HOOKED) is self:

@@ -1,36 +1,76 @@
 """Row states by keyed reference, in Python and in SQL (see ``_inplace._refs``).
 
 - :func:`ref_sql`: the SQL expression of a row's reference, equal to
-  :meth:`RowRefs.ref` of its key: PostgreSQL computes it with its own ``sha256``;
-  SQLite with ``lp_row_ref``, a function this module gives every SQLite connection;
+  :meth:`RowRefs.ref` of its key: PostgreSQL computes it with its own ``sha256`` and
+  pads its session holds (given once per session through ``COPY``, never in a statement
+  or parameter); SQLite with ``lp_row_ref``, a function this module gives every SQLite
+  connection; the statement names the key by a random id only;
 - :func:`prepare`: a connection the integration writes through gets that function and,
   on SQLite, ``secure_delete`` (a deleted row's bytes are zeroed, not left in free pages);
 - :func:`convert`: a row-states table written before references (row keys in clear) is
-  converted when the binding opens, in batches, each conversion idempotent.
+  converted when the binding opens, in the caller's transaction, and marked converted in
+  ``lp_formats`` (a converted table is told by that mark, never by a key's shape).
 """
 
 from __future__ import annotations
 
+import io
+import secrets
 import sqlite3
+import weakref
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, LargeBinary, String, delete, event, func, insert, literal, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    String,
+    delete,
+    event,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import Pool
 from sqlalchemy.sql.functions import GenericFunction
 
 from learnprivacy._inplace import ModelSpec
-from learnprivacy._inplace._refs import ROW_REF_LENGTH, RowRefs, pads_digest
-from learnprivacy.sqlalchemy._rowkeys import key_text
+from learnprivacy._inplace._refs import RowRefs, is_row_ref
+from learnprivacy.errors import ConfigurationError
+from learnprivacy.sqlalchemy._rowkeys import key_columns, key_text
 
-__all__ = ["convert", "names_row", "prepare", "ref_sql"]
+__all__ = ["convert", "names_row", "prepare", "ref_id", "ref_sql"]
 
 _FUNCTION = "lp_row_ref"
+#: Each live binding's references by a random id: SQL names the key by this id, never
+#: by a value derived from it.
+_LIVE: weakref.WeakValueDictionary[str, RowRefs] = weakref.WeakValueDictionary()
+_IDS: weakref.WeakKeyDictionary[RowRefs, str] = weakref.WeakKeyDictionary()
+#: ``Connection.info`` entries: the ids whose pads a PostgreSQL session holds
+#: (committed), and those written in its open transaction.
+_INSTALLED = "learnprivacy.row_ref_pads"
+_PENDING = "learnprivacy.row_ref_pads_pending"
+_PAD_FUNCTION = "pg_temp.lp_pad("
+
+
+def ref_id(refs: RowRefs) -> str:
+    """The random id SQL names ``refs``'s key by in this process."""
+    found = _IDS.get(refs)
+    if found is None:
+        found = secrets.token_hex(12)
+        _IDS[refs] = found
+        _LIVE[found] = refs
+    return found
 
 
 class _RowRef(GenericFunction[str]):
-    """``lp_row_ref(head, outer_pad, key_text)``: a row reference in SQL (SQLite
-    calls the function this module registers; PostgreSQL's form is below)."""
+    """``lp_row_ref(id, table, key_text)``: a row reference in SQL. SQLite calls the
+    function this module registers, which finds the key by id in this process;
+    PostgreSQL computes it with ``sha256`` and the pads its session holds in a
+    temporary table, filled through ``COPY`` (see :func:`_install`): no statement,
+    parameter or log line carries the key or a value derived from it."""
 
     type = String()
     name = _FUNCTION
@@ -39,19 +79,19 @@ class _RowRef(GenericFunction[str]):
 
 @compiles(_RowRef, "postgresql")
 def _postgresql(element: _RowRef, compiler: Any, **kw: Any) -> str:
-    head, outer, key = (compiler.process(c, **kw) for c in element.clauses)
-    digest = f"sha256({outer} || sha256({head} || convert_to({key}, 'UTF8')))"
+    ident, table, key = (compiler.process(c, **kw) for c in element.clauses)
+    # Uncorrelated scalar subqueries: each pad is read once per statement.
+    inner = f"(SELECT {_PAD_FUNCTION}{ident}, false))"
+    outer = f"(SELECT {_PAD_FUNCTION}{ident}, true))"
+    message = f"convert_to({table}, 'UTF8') || '\\x00'::bytea || convert_to({key}, 'UTF8')"
+    digest = f"sha256({outer} || sha256({inner} || {message}))"
     encoded = f"encode(substring({digest} from 1 for 16), 'base64')"
     return f"('p1_' || rtrim(translate({encoded}, '+/', '-_'), '='))"
 
 
 def ref_sql(refs: RowRefs, spec: ModelSpec) -> Any:
     """The SQL expression of the reference of a row of ``spec``'s table."""
-    return _RowRef(
-        literal(refs.head(spec.table), LargeBinary),
-        literal(refs.outer_pad, LargeBinary),
-        key_text(spec),
-    )
+    return _RowRef(literal(ref_id(refs), String), literal(spec.table, String), key_text(spec))
 
 
 def names_row(states: Any, refs: RowRefs, spec: ModelSpec) -> Any:
@@ -63,18 +103,82 @@ def names_row(states: Any, refs: RowRefs, spec: ModelSpec) -> Any:
 
 def _add_function(dbapi_connection: Any) -> None:
     if isinstance(dbapi_connection, sqlite3.Connection):
-        dbapi_connection.create_function(_FUNCTION, 3, _digest, deterministic=True)
+        dbapi_connection.create_function(_FUNCTION, 3, _reference, deterministic=True)
 
 
-def _digest(head: bytes, outer: bytes, key: object) -> str | None:
+def _reference(ident: str, table: str, key: object) -> str | None:
     if key is None:
         return None
-    return pads_digest(bytes(head), bytes(outer), str(key))
+    refs = _LIVE.get(ident)
+    if refs is None:
+        raise ConfigurationError("row references of a binding that is gone")
+    return refs.of_text(table, str(key))
 
 
 @event.listens_for(Pool, "connect")
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     _add_function(dbapi_connection)
+
+
+_SETUP = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS lp_pads "
+    "(id text PRIMARY KEY, ipad bytea NOT NULL, opad bytea NOT NULL)",
+    # A missing id raises (STRICT): a statement never runs with no pad, matching nothing.
+    "CREATE OR REPLACE FUNCTION pg_temp.lp_pad(wanted text, outer_pad boolean) "
+    "RETURNS bytea LANGUAGE plpgsql STABLE AS $$ DECLARE found bytea; BEGIN "
+    "SELECT CASE WHEN outer_pad THEN opad ELSE ipad END INTO STRICT found "
+    "FROM pg_temp.lp_pads WHERE id = wanted; RETURN found; END $$",
+)
+
+
+def _install(connection: Connection, cursor: Any) -> None:
+    """Give this PostgreSQL session the pads of every live binding it lacks, in its
+    current transaction (:func:`_settle` keeps them once it commits)."""
+    info = connection.info
+    have = info.setdefault(_INSTALLED, set()) | info.setdefault(_PENDING, set())
+    missing = [(i, r) for i, r in list(_LIVE.items()) if i not in have]
+    if not missing:
+        return
+    raw = cursor.connection.cursor()
+    try:
+        for statement in _SETUP:
+            raw.execute(statement)
+        for ident, refs in missing:
+            raw.execute("DELETE FROM pg_temp.lp_pads WHERE id = %s", (ident,))
+            # COPY data is neither a statement nor a parameter: no log records it.
+            row = f"{ident}\t\\\\x{refs.inner_pad.hex()}\t\\\\x{refs.outer_pad.hex()}\n"
+            copy = "COPY pg_temp.lp_pads (id, ipad, opad) FROM STDIN"
+            if hasattr(raw, "copy"):
+                with raw.copy(copy) as stream:
+                    stream.write(row)
+            else:
+                raw.copy_expert(copy, io.StringIO(row))
+    finally:
+        raw.close()
+    info[_PENDING].update(i for i, _r in missing)
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _before_execute(connection: Connection, cursor: Any, statement: str, *_args: Any) -> None:
+    if _PAD_FUNCTION in statement and connection.dialect.name == "postgresql":
+        _install(connection, cursor)
+
+
+@event.listens_for(Engine, "commit")
+def _settle(connection: Connection) -> None:
+    pending = connection.info.pop(_PENDING, None)
+    if pending:
+        connection.info.setdefault(_INSTALLED, set()).update(pending)
+
+
+@event.listens_for(Engine, "rollback")
+def _forget(connection: Connection) -> None:
+    connection.info.pop(_PENDING, None)
+
+
+@event.listens_for(Engine, "rollback_savepoint")
+def _forget_savepoint(connection: Connection, _name: str, _context: Any) -> None:
+    connection.info.pop(_PENDING, None)
 
 
 def prepare(connection: Connection) -> None:
@@ -86,26 +190,106 @@ def prepare(connection: Connection) -> None:
     connection.exec_driver_sql("PRAGMA secure_delete = ON")
 
 
-def convert(connection: Connection, states: Any, refs: RowRefs, *, batch_size: int = 500) -> int:
-    """Replace each row state naming its row by a clear key with one naming it by
-    reference; how many were converted. A state already there by reference wins."""
-    done = 0
+#: The mark, in ``lp_formats``, of a row-states table whose rows all name rows by
+#: reference (written by the conversion, or when the table is first used empty).
+BY_REFERENCE = "references"
+
+
+def _clear_but_shaped(connection: Connection, spec: ModelSpec | None, keys: list[str]) -> set[str]:
+    """Which of ``keys`` (shaped like references) are keys of rows of ``spec``'s table
+    written in clear: a one-column text key that is itself a ``p1_...`` string."""
+    if spec is None or spec.composite or not keys:
+        return set()
+    (column,) = key_columns(spec)
+    try:
+        textual = column.type.python_type is str
+    except NotImplementedError:
+        textual = False
+    if not textual:
+        return set()
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        found.update(str(k) for (k,) in connection.execute(select(column).where(column.in_(chunk))))
+    return found
+
+
+def convert(
+    connection: Connection,
+    side: Any,
+    refs: RowRefs,
+    specs: Mapping[str, ModelSpec],
+    *,
+    batch_size: int = 500,
+) -> int | None:
+    """Make ``side.states`` name every row by reference and mark it so in
+    ``side.formats``; how many row states were converted, None if it was marked.
+
+    The mark, not a value's shape, tells a converted table: before it, every key is
+    read as written in clear, except one shaped like a reference (``p1_`` and 22
+    characters) that is no key of a row of its table (``specs``, the bound tables by
+    name), which a version writing references without the mark wrote. A state already
+    there by reference wins over a converted one. All in the caller's transaction: a
+    process killed half-way leaves the table as it was."""
+    formats, states = side.formats, side.states
+    marked = connection.execute(
+        select(formats.c.format).where(formats.c.name == states.name)
+    ).scalar()
+    if marked == BY_REFERENCE:
+        return None
     column = states.c.row_key
-    clear = ~column.like("p1\\_%", escape="\\") | (func.length(column) != ROW_REF_LENGTH)
-    while True:
-        rows = connection.execute(select(states).where(clear).limit(batch_size)).all()
-        if not rows:
-            return done
-        for row in rows:
-            ref = refs.of_text(row.table_name, str(row.row_key))
-            connection.execute(
-                delete(states).where(states.c.table_name == row.table_name, column == row.row_key)
-            )
-            there = connection.execute(
-                select(column).where(states.c.table_name == row.table_name, column == ref)
-            ).first()
-            if there is None:
-                values = dict(row._mapping)
-                values["row_key"] = ref
-                connection.execute(insert(states).values(values))
-            done += 1
+    every = connection.execute(select(states.c.table_name, column)).all()
+    shaped: dict[str, list[str]] = {}
+    for table_name, key in every:
+        if is_row_ref(str(key)):
+            shaped.setdefault(str(table_name), []).append(str(key))
+    clear_shaped = {
+        table_name: _clear_but_shaped(connection, specs.get(table_name), keys)
+        for table_name, keys in shaped.items()
+    }
+    pending = {
+        (str(t), str(k))
+        for t, k in every
+        if not is_row_ref(str(k)) or str(k) in clear_shaped.get(str(t), ())
+    }
+    if pending:
+        _rewrite(connection, states, refs, pending, batch_size)
+    values = {"name": states.name, "format": BY_REFERENCE}
+    if marked is None:
+        connection.execute(insert(formats).values(values))
+    else:
+        connection.execute(update(formats).where(formats.c.name == states.name).values(values))
+    return len(pending)
+
+
+def _rewrite(
+    connection: Connection,
+    states: Any,
+    refs: RowRefs,
+    pending: set[tuple[str, str]],
+    batch_size: int,
+) -> None:
+    """Write the table again, every ``pending`` key by its reference. All its rows are
+    deleted first (on SQLite, ``secure_delete`` then zeroes every page the table and its
+    index had, with the bytes earlier page splits left behind), then inserted."""
+    rows = [dict(row._mapping) for row in connection.execute(select(states))]
+    by_ref = {
+        (r["table_name"], r["row_key"])
+        for r in rows
+        if (r["table_name"], r["row_key"]) not in pending
+    }
+    written: list[dict[str, Any]] = []
+    for row in rows:
+        place = (row["table_name"], row["row_key"])
+        if place in pending:
+            row["row_key"] = refs.of_text(*place)
+            if (row["table_name"], row["row_key"]) in by_ref:
+                continue  # a state already there by reference wins
+        written.append(row)
+    connection.execute(delete(states))
+    for start in range(0, len(written), batch_size):
+        _insert_batch(connection, states, written[start : start + batch_size])
+
+
+def _insert_batch(connection: Connection, states: Any, rows: list[dict[str, Any]]) -> None:
+    connection.execute(insert(states), rows)

@@ -5,6 +5,8 @@
 - ``lp_row_states``: rows restricted (GDPR Art. 18) or anonymised, by table and key;
 - ``lp_pending_shreds``: keys to shred once the transaction that removed their last
   rows has committed; what a crash leaves here is shredded on the next call;
+- ``lp_formats``: the format each of these tables is written in, marked explicitly
+  (``lp_row_states`` by reference once converted), never guessed from a value's shape;
 - ``lp_audit_outbox`` instead of the audit tables when the audit log lives in a database
   the caller names (``LearnPrivacy(..., audit=)``, see ``_auditdb``).
 
@@ -14,6 +16,8 @@ first use when missing. No key ever lives here: keys have a database of their ow
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -29,10 +33,11 @@ from sqlalchemy import (
 
 from learnprivacy.store._tables import AUDIT, AUDIT_HEAD
 
-__all__ = ["ROW_STATES", "SideTables", "side_tables"]
+__all__ = ["FORMATS", "ROW_STATES", "SideTables", "side_tables"]
 
 ROW_STATES = "lp_row_states"
 PENDING_SHREDS = "lp_pending_shreds"
+FORMATS = "lp_formats"
 RESTRICTED = "restricted"
 ANONYMISED = "anonymised"
 
@@ -40,7 +45,7 @@ ANONYMISED = "anonymised"
 class SideTables:
     """The integration's tables, as they sit in one ``MetaData``."""
 
-    __slots__ = ("audit", "audit_head", "outbox", "pending", "states")
+    __slots__ = ("audit", "audit_head", "formats", "outbox", "pending", "states")
 
     def __init__(self, metadata: MetaData, *, audit_here: bool = True) -> None:
         # The audit log lives here, or in a database of its own fed by an outbox here.
@@ -51,35 +56,35 @@ class SideTables:
             from learnprivacy.sqlalchemy._auditdb import outbox_table
 
             self.outbox = outbox_table(metadata)
-        if ROW_STATES in metadata.tables:
-            self.states = metadata.tables[ROW_STATES]
-        else:
-            self.states = Table(
-                ROW_STATES,
-                metadata,
-                Column("table_name", String(128), primary_key=True),
-                Column("row_key", String(255), primary_key=True),
-                Column("state", String(16), nullable=False),
-                Column("reason", Text, nullable=False),
-                Column("at", DateTime, nullable=False),
-            )
-        if PENDING_SHREDS in metadata.tables:
-            self.pending = metadata.tables[PENDING_SHREDS]
-        else:
-            self.pending = Table(
-                PENDING_SHREDS,
-                metadata,
-                Column("id", Integer, primary_key=True, autoincrement=True),
-                Column("subject", String(255), nullable=False),
-                Column("scope", String(64), nullable=False),
-                Column("mode", String(16), nullable=False),
-                Column("at", DateTime, nullable=False),
-            )
+        self.states = _declared(
+            metadata,
+            ROW_STATES,
+            Column("table_name", String(128), primary_key=True),
+            Column("row_key", String(255), primary_key=True),
+            Column("state", String(16), nullable=False),
+            Column("reason", Text, nullable=False),
+            Column("at", DateTime, nullable=False),
+        )
+        self.pending = _declared(
+            metadata,
+            PENDING_SHREDS,
+            Column("id", Integer, primary_key=True, autoincrement=True),
+            Column("subject", String(255), nullable=False),
+            Column("scope", String(64), nullable=False),
+            Column("mode", String(16), nullable=False),
+            Column("at", DateTime, nullable=False),
+        )
+        self.formats = _declared(
+            metadata,
+            FORMATS,
+            Column("name", String(64), primary_key=True),
+            Column("format", String(64), nullable=False),
+        )
 
     @property
     def all(self) -> list[Table]:
         """Every table, in creation order."""
-        found = [self.audit, self.audit_head, self.outbox, self.states, self.pending]
+        found = [self.audit, self.audit_head, self.outbox, self.states, self.pending, self.formats]
         return [t for t in found if t is not None]
 
     def ensure(self, connection: Connection) -> None:
@@ -88,6 +93,12 @@ class SideTables:
         missing = [t for t in self.all if t.name not in names]
         for table in missing:
             table.create(connection, checkfirst=True)
+
+
+def _declared(metadata: MetaData, name: str, *columns: Column[Any]) -> Table:
+    """``metadata``'s table ``name``, declared with ``columns`` unless it already is."""
+    existing = metadata.tables.get(name)
+    return existing if existing is not None else Table(name, metadata, *columns)
 
 
 def _copy(table: Table, metadata: MetaData) -> Table:

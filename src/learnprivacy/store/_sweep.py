@@ -30,6 +30,7 @@ from learnprivacy.errors import ValidationError
 from learnprivacy.records._base import subject_of
 from learnprivacy.retention import Action, Hold, Schedule, Trigger
 from learnprivacy.retention._consents import lapsed_consents
+from learnprivacy.store import _statistics as statistics
 from learnprivacy.store._actions import (
     anonymise_rows,
     erase_rows,
@@ -40,7 +41,7 @@ from learnprivacy.store._actions import (
 )
 from learnprivacy.store._audit import AuditEvent
 from learnprivacy.store._bulk import ids_in
-from learnprivacy.store._common import ids_detail
+from learnprivacy.store._common import collector_paused, ids_detail
 from learnprivacy.store._parts import SweepPart
 from learnprivacy.store._reports import ReviewItem, SweepReport
 from learnprivacy.store._schema import ANONYMISED, RESTRICTED, RecordTable
@@ -254,7 +255,7 @@ class _TypeSweep:
             transaction = (
                 self.store._reading() if self.dry_run else self.store._writing(relaxed=True)
             )
-            with _collector_paused(), transaction as connection:
+            with collector_paused(), transaction as connection:
                 query = base if last is None else base.where(table.c.id > last)
                 query = query.order_by(table.c.id).limit(self.batch_size)
                 if self.store._db.is_postgres and not self.dry_run:
@@ -474,6 +475,7 @@ class _TypeSweep:
             # Lock order on PostgreSQL, the same in every writer: rows, keys, audit head.
             learners = {subject_of(r) for r in gone}
             keys = live_keys(self.store, connection, learners, rt.scope, refs=refs)
+        statistics.removed(connection, {subject_of(r) for r in gone})
         erase_rows(connection, rt, [r.id for r in work[Action.ERASE]])
         anonymise_rows(
             connection,

@@ -34,20 +34,12 @@ def _hypothesis_setup_hook() -> None:
     """
     from hypothesis import strategies as st
 
+    from learnprivacy import records as r
     from learnprivacy.basis import LawfulBasis
-    from learnprivacy.records import (
-        AccessEvent,
-        Certificate,
-        Consent,
-        Funding,
-        Invoice,
-        Learner,
-        Progress,
-        Score,
-    )
     from learnprivacy.retention import Hold, Period
 
-    for cls in (Learner, Progress, Certificate, Invoice, Consent, Funding, AccessEvent, Score):
+    types = (r.Learner, r.Progress, r.Certificate, r.Invoice, r.Consent, r.Funding, r.AccessEvent)
+    for cls in (*types, r.Score):
         st.register_type_strategy(cls, st.deferred(_deferred_record(cls)))
     st.register_type_strategy(LawfulBasis, st.sampled_from(LawfulBasis))
     st.register_type_strategy(Period, st.deferred(lambda: _retention_strategy("periods")))
