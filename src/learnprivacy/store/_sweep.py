@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select, true
 
-from learnprivacy._collector import collector_paused as _collector_paused
 from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import utc_if_naive
 from learnprivacy._vocabulary import RETENTION_ACTIONS
