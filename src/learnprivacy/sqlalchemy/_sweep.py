@@ -386,6 +386,8 @@ def _carry_out(
     )
     if gone and spec.personal:
         privacy._queue_shreds(session, connection, [(s, spec.scope) for s in gone], "keys", now)
+    if gone:
+        privacy._removed(session, connection, [spec.table], gone)
     session.commit()
 
 
