@@ -25,11 +25,11 @@ from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser
 from learnprivacy.crypto._blind_index import normalise_text
 from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.retention import Hold, Schedule
+from learnprivacy.sqlalchemy import _statistics as statistics
 from learnprivacy.sqlalchemy._auditdb import AuditDatabase
 from learnprivacy.sqlalchemy._columns import declaration_of
 from learnprivacy.sqlalchemy._keys import open_key_store, same_database
 from learnprivacy.sqlalchemy._rowkeys import check_key_types, identity, key_columns, key_in
-from learnprivacy.sqlalchemy import _statistics as statistics
 from learnprivacy.sqlalchemy._states import convert, prepare
 from learnprivacy.sqlalchemy._tables import ANONYMISED, RESTRICTED, SideTables, side_tables
 from learnprivacy.store._audit import AuditEvent, AuditLog

@@ -58,7 +58,7 @@ def note_removed(
     tables of ``specs`` (PostgreSQL only)."""
     if connection.dialect.name != "postgresql":
         return
-    engine, targets, ids = session.info.setdefault(_REMOVED, (connection.engine, set(), set()))
+    _engine, targets, ids = session.info.setdefault(_REMOVED, (connection.engine, set(), set()))
     targets.update((escape_like(s.table), s.subject_column) for s in specs)
     ids.update(subjects)
 
@@ -103,4 +103,3 @@ def refresh(engine: Engine, marks: Marks) -> None:
             "planner statistics not refreshed after commit (%s); retried on next call",
             type(exc).__name__,
         )
-

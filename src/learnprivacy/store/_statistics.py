@@ -28,7 +28,6 @@ from collections.abc import Iterable
 from sqlalchemy import Connection, text
 
 from learnprivacy._pgstatistics import Marks, mark, refresh_marked, sampled, vacuum_catalog
-
 from learnprivacy.store._engine import Database
 from learnprivacy.store._schema import RecordTable
 from learnprivacy.store._tables import META
