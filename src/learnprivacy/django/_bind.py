@@ -509,7 +509,9 @@ def _install_queryset_hooks() -> None:
             for obj in objs
             if (subject := obj.__dict__.get(bound.subject_attname)) is not None and subject != ""
         }
-        if len(subjects) > 1:
+        from learnprivacy.django._keystore import DjangoKeyStore
+
+        if len(subjects) > 1 and isinstance(_settings.runtime().keyring.store, DjangoKeyStore):
             # One key-store transaction for every learner new to it, committed before
             # the rows (as each key made on first use is): not one per learner. A
             # learner whose keys were shredded gets none here, and its row is refused
