@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -26,6 +27,7 @@ import attrs
 from learnprivacy import _validators as v
 from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
+from learnprivacy.records import from_json_dict, to_json_dict
 from learnprivacy.retention import Period
 
 __all__ = [
@@ -166,19 +168,9 @@ class Extension:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
-        return {
-            "months": self.months,
-            "reasons": self.reasons,
-            "decided_at": self.decided_at.isoformat(),
-            "subject_informed_at": self.subject_informed_at.isoformat(),
-        }
+        return to_json_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Extension:
+    def from_dict(cls, data: Mapping[str, Any]) -> Extension:
         """Rebuild from :meth:`to_dict`."""
-        return cls(
-            months=data["months"],
-            reasons=data["reasons"],
-            decided_at=dt.datetime.fromisoformat(data["decided_at"]),
-            subject_informed_at=dt.datetime.fromisoformat(data["subject_informed_at"]),
-        )
+        return from_json_dict(cls, dict(data))

@@ -16,6 +16,7 @@ import attrs
 from learnprivacy import _validators as v
 from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
+from learnprivacy.records import from_json_dict, to_json_dict
 from learnprivacy.records._base import _keyword_only_init
 from learnprivacy.records._fields import MASK
 from learnprivacy.requests._deadlines import (
@@ -134,16 +135,12 @@ class Refusal:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
-        return {"grounds": self.grounds.value, "reason": self.reason, "at": self.at.isoformat()}
+        return to_json_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Refusal:
         """Rebuild from :meth:`to_dict`."""
-        return cls(
-            grounds=RefusalGrounds(data["grounds"]),
-            reason=data["reason"],
-            at=dt.datetime.fromisoformat(data["at"]),
-        )
+        return from_json_dict(cls, dict(data))
 
 
 @attrs.frozen(kw_only=True)
@@ -157,22 +154,12 @@ class Failure:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
-        return {
-            "step": self.step,
-            "error": self.error,
-            "at": self.at.isoformat(),
-            "component": self.component,
-        }
+        return to_json_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Failure:
         """Rebuild from :meth:`to_dict`."""
-        return cls(
-            step=data["step"],
-            error=data["error"],
-            at=dt.datetime.fromisoformat(data["at"]),
-            component=data.get("component"),
-        )
+        return from_json_dict(cls, dict(data))
 
 
 # Which parameter class each request type takes; ``None`` means "takes none".

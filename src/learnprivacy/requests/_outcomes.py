@@ -16,6 +16,7 @@ import attrs
 
 from learnprivacy._validators import aware_datetime
 from learnprivacy._vocabulary import Action
+from learnprivacy.records import from_json_dict, to_json_dict
 
 __all__ = [
     "NotificationOutcome",
@@ -42,24 +43,12 @@ class RecordOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
-        return {
-            "record_type": self.record_type,
-            "record_id": self.record_id,
-            "action": self.action.value,
-            "article": self.article,
-            "reason": self.reason,
-        }
+        return to_json_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RecordOutcome:
         """Rebuild from :meth:`to_dict`."""
-        return cls(
-            record_type=data["record_type"],
-            record_id=data["record_id"],
-            action=Action(data["action"]),
-            article=data["article"],
-            reason=data.get("reason"),
-        )
+        return from_json_dict(cls, dict(data))
 
 
 class NotificationStatus(enum.Enum):

@@ -17,9 +17,6 @@ of their records within the same sweep, and a dry run reports what a real run do
 from __future__ import annotations
 
 import datetime as dt
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select, true
@@ -32,6 +29,7 @@ from learnprivacy.errors import ValidationError
 from learnprivacy.records._base import subject_of
 from learnprivacy.retention import Action, Hold, Schedule, Trigger
 from learnprivacy.retention._consents import lapsed_consents
+from learnprivacy.store import _statistics as statistics
 from learnprivacy.store._actions import (
     anonymise_rows,
     erase_rows,
@@ -42,7 +40,7 @@ from learnprivacy.store._actions import (
 )
 from learnprivacy.store._audit import AuditEvent
 from learnprivacy.store._bulk import ids_in
-from learnprivacy.store._common import ids_detail
+from learnprivacy.store._common import collector_paused, ids_detail
 from learnprivacy.store._parts import SweepPart
 from learnprivacy.store._reports import ReviewItem, SweepReport
 from learnprivacy.store._schema import ANONYMISED, RESTRICTED, RecordTable
@@ -55,26 +53,6 @@ if TYPE_CHECKING:
 __all__ = ["sweep"]
 
 _VERB = {Action.ERASE: "erase", Action.ANONYMISE: "anonymise", Action.RESTRICT: "restrict"}
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for one sweep page, then restore it.
-
-    A page builds and drops thousands of short-lived objects (rows, record skeletons,
-    references) that reference counting frees; the allocations alone set off full
-    collections of the whole heap, a quarter of a sweep's CPU time at 20,000 learners.
-    The collector is turned back on when the page ends (commit and key shreds included,
-    or an error) only if it was on when the page began.
-    """
-    was_on = gc.isenabled()
-    if was_on:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if was_on:
-            gc.enable()
 
 
 class _Tally:
@@ -276,7 +254,7 @@ class _TypeSweep:
             transaction = (
                 self.store._reading() if self.dry_run else self.store._writing(relaxed=True)
             )
-            with _collector_paused(), transaction as connection:
+            with collector_paused(), transaction as connection:
                 query = base if last is None else base.where(table.c.id > last)
                 query = query.order_by(table.c.id).limit(self.batch_size)
                 if self.store._db.is_postgres and not self.dry_run:
@@ -496,6 +474,7 @@ class _TypeSweep:
             # Lock order on PostgreSQL, the same in every writer: rows, keys, audit head.
             learners = {subject_of(r) for r in gone}
             keys = live_keys(self.store, connection, learners, rt.scope, refs=refs)
+        statistics.removed(connection, {subject_of(r) for r in gone})
         erase_rows(connection, rt, [r.id for r in work[Action.ERASE]])
         anonymise_rows(
             connection,
