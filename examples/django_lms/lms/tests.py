@@ -9,6 +9,7 @@ shredding of keys, a copy of the data taken before an erasure, a tampered audit 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import io
 import json
 import re
@@ -354,6 +355,7 @@ class FieldTests(TestCase):
         """prepare_keys creates many learners' keys at once; saves then find them."""
         users = [learner(f"p{i}") for i in range(20)]
         assert prepare_keys([u.pk for u in users]) == 20
+        assert gc.isenabled()  # paused for the batch only
         keys = KeyEntry.objects.using("learnprivacy_keys").filter(state="active")
         refs = [runtime().keyring.key_ref(str(u.pk)) for u in users]
         assert keys.filter(subject_ref__in=refs).count() >= 20
