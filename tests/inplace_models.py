@@ -9,14 +9,30 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ForeignKey, Numeric
+from sqlalchemy import Engine, ForeignKey, Numeric, create_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import learnprivacy.sqlalchemy as lps
 from learnprivacy import DataCategory, LawfulBasis
+from learnprivacy.crypto import Keyring
+
+
+def bind(
+    tmp_path: Path, base: Any, *, keys: str = "keys.db", app: str = "app.db"
+) -> tuple[lps.LearnPrivacy, Engine]:
+    """The models of ``base`` bound (a new keyring) to a key database ``keys`` in
+    ``tmp_path``, and an engine on a new application database ``app`` beside it, with
+    their tables."""
+    privacy = lps.LearnPrivacy(
+        base, keyring=Keyring.generate(), keys=f"sqlite:///{tmp_path / keys}"
+    )
+    engine = create_engine(f"sqlite:///{tmp_path / app}")
+    base.metadata.create_all(engine)
+    return privacy, engine
 
 
 def declarative_models() -> SimpleNamespace:

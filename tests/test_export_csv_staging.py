@@ -9,12 +9,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from learnprivacy.errors import ValidationError
 from learnprivacy.export import PackageWriter, read_package
 from learnprivacy.export import _package as package_module
-from learnprivacy.export._cells import cells_reader, csv_cell, flatten
+from learnprivacy.export._cells import RowEncoder, cells_reader, csv_cell, dumps_row, flatten
 from learnprivacy.records import Progress, ProgressStatus, Score
 
 UTC = dt.UTC
@@ -156,3 +158,28 @@ def _line(cells: list[Any]) -> str:
     out = io.StringIO(newline="")
     csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL).writerow(cells)
     return out.getvalue()
+
+
+def test_a_row_encoder_recovers_after_a_refused_row() -> None:
+    """The writer's encoder is made once; a row it refuses (NaN, a value with no JSON form,
+    a row that contains itself) raises ValidationError and leaves no trace: the same nested
+    object encodes fine afterwards (it would read as circular otherwise), and every row
+    reads as dumps_row writes it."""
+    encoder = RowEncoder()
+    shared: dict[str, Any] = {"raw": 1, "when": T0}
+    for bad in (float("nan"), object()):
+        # Refused while inside the shared object.
+        shared["bad"] = bad
+        with pytest.raises(ValidationError):
+            encoder({"score": shared})
+        with pytest.raises(ValidationError):
+            dumps_row({"score": shared})
+        del shared["bad"]
+        assert encoder({"score": shared}) == dumps_row({"score": shared})
+    looped: dict[str, Any] = {"a": 1}
+    looped["self"] = looped
+    with pytest.raises(ValidationError):
+        encoder(looped)
+    row = {"score": shared, "list": [shared, shared], "é": "ü\n\u2028"}
+    assert encoder(row) == dumps_row(row)
+    assert json.loads(encoder(row))["score"] == {"raw": 1, "when": T0.isoformat()}

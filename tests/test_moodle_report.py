@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -25,6 +25,9 @@ from learnprivacy.retention import Action
 from learnprivacy.testing.moodle import create_schema, insert_rows, populate
 from tests import NOW
 from tests.conftest import open_engine
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 
 def ago(days: float) -> int:
@@ -227,6 +230,19 @@ def test_cli_report_counts_accounts_on_its_progress_bar_and_honours_no_sweep(
     assert json.loads(quick.stdout)["sweep"] == {}
 
 
+def _forum_purpose(engine: sa.Engine, name: str, basis: str, retention: str) -> None:
+    """Purpose 2 (``name``, ``basis``, ``retention``) made the forums' purpose, on a site
+    with two activity types: forum (1) and quiz (2)."""
+    insert_rows(engine, "tool_dataprivacy_purpose", [
+        {"id": 2, "name": name, "lawfulbases": basis, "retentionperiod": retention,
+         "usermodified": 2, "timecreated": 1, "timemodified": 1},
+    ])  # fmt: skip
+    insert_rows(engine, "config_plugins", [
+        {"plugin": "tool_dataprivacy", "name": "context_module_forum_purpose", "value": "2"},
+    ])  # fmt: skip
+    insert_rows(engine, "modules", [{"id": 1, "name": "forum"}, {"id": 2, "name": "quiz"}])
+
+
 def test_activity_type_defaults_and_deleted_contexts(new_database: Callable[[], str]) -> None:
     """A forum default of 3 months flags forums Moodle would expire now; quizzes wait.
 
@@ -235,14 +251,7 @@ def test_activity_type_defaults_and_deleted_contexts(new_database: Callable[[], 
     """
     url = build_site(new_database())
     engine = open_engine(url)
-    insert_rows(engine, "tool_dataprivacy_purpose", [
-        {"id": 2, "name": "forums", "lawfulbases": "gdpr_art_6_1_b", "retentionperiod": "P3M",
-         "usermodified": 2, "timecreated": 1, "timemodified": 1},
-    ])  # fmt: skip
-    insert_rows(engine, "config_plugins", [
-        {"plugin": "tool_dataprivacy", "name": "context_module_forum_purpose", "value": "2"},
-    ])  # fmt: skip
-    insert_rows(engine, "modules", [{"id": 1, "name": "forum"}, {"id": 2, "name": "quiz"}])
+    _forum_purpose(engine, "forums", "gdpr_art_6_1_b", "P3M")
     insert_rows(engine, "course_modules", [
         {"id": 40, "course": 4, "module": 1, "instance": 1},  # ended 180 days ago
         {"id": 41, "course": 4, "module": 2, "instance": 1},
@@ -281,14 +290,7 @@ def test_activity_type_purposes_in_the_schedule(new_database: Callable[[], str])
     """
     url = build_site(new_database())
     engine = open_engine(url)
-    insert_rows(engine, "tool_dataprivacy_purpose", [
-        {"id": 2, "name": "forum archive", "lawfulbases": "gdpr_art_6_1_f",
-         "retentionperiod": "P10Y", "usermodified": 2, "timecreated": 1, "timemodified": 1},
-    ])  # fmt: skip
-    insert_rows(engine, "config_plugins", [
-        {"plugin": "tool_dataprivacy", "name": "context_module_forum_purpose", "value": "2"},
-    ])  # fmt: skip
-    insert_rows(engine, "modules", [{"id": 1, "name": "forum"}, {"id": 2, "name": "quiz"}])
+    _forum_purpose(engine, "forum archive", "gdpr_art_6_1_f", "P10Y")
     insert_rows(engine, "course_modules", [
         {"id": 40, "course": 4, "module": 1, "instance": 1},
         {"id": 41, "course": 4, "module": 2, "instance": 1},

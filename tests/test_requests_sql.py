@@ -20,6 +20,7 @@ from learnprivacy.requests import (
     DeathAction,
     Executor,
     FieldChange,
+    MemoryBackend,
     PostMortemDirective,
     ProofMethod,
     RectificationParams,
@@ -28,6 +29,7 @@ from learnprivacy.requests import (
     RequestState,
     RequestType,
 )
+from learnprivacy.requests._backend import RequestQuery
 from learnprivacy.requests._history import next_entry
 from learnprivacy.requests.sql import SQLBackend
 from tests import loaded_after, packages_in, receive_request
@@ -95,6 +97,33 @@ def test_requests_survive_reopening(url: str) -> None:
     assert second.requests(learner_id="L2") == ()
     assert stored.received_at == T
     second.backend.engine.dispose()  # type: ignore[attr-defined]
+
+
+def test_backends_select_the_same_requests(url: str) -> None:
+    """The memory and SQL backends share one query rule: ``open_only`` narrows ``states``
+    (a cancelled request asked for by state is still not open), ``due_before`` is strict."""
+    sql = SQLBackend(url, cipher=FieldCipher(Keyring.generate()))
+    books = [RequestBook(MemoryBackend()), RequestBook(sql)]
+    for book in books:
+        for number, learner in enumerate(["L1", "L2", "L1"]):
+            received = T + dt.timedelta(days=number)
+            receive_request(
+                book, learner_id=learner, received_at=received, request_id=f"R-{number}"
+            )
+        book.cancel("R-1", now=T + dt.timedelta(days=3))
+    due = books[0].current("R-1").due_at
+    queries = {
+        RequestQuery(): ["R-0", "R-1", "R-2"],
+        RequestQuery(open_only=True): ["R-0", "R-2"],
+        RequestQuery(states={RequestState.CANCELLED, RequestState.RECEIVED}): ["R-0", "R-1", "R-2"],
+        RequestQuery(open_only=True, states={RequestState.CANCELLED}): [],
+        RequestQuery(learner_id="L1", states=[RequestState.RECEIVED]): ["R-0", "R-2"],
+        RequestQuery(due_before=due): ["R-0"],
+    }
+    for query, expected in queries.items():
+        for book in books:
+            assert [r.id for r in book.backend.list_requests(query)] == expected, query
+    sql.engine.dispose()
 
 
 def test_personal_parts_are_encrypted_at_rest(url: str) -> None:

@@ -25,7 +25,7 @@ from learnprivacy.errors import (
     ValidationError,
 )
 from tests import NOW, names
-from tests.inplace_models import declarative_models, sqlmodel_models
+from tests.inplace_models import bind, declarative_models, sqlmodel_models
 
 UTC = dt.UTC
 MASTER = bytes(range(32))
@@ -270,11 +270,7 @@ def test_sqlmodel_models_work_the_same(tmp_path: Path) -> None:
     from sqlmodel import Session as SQLModelSession
 
     models = sqlmodel_models()
-    privacy = lps.LearnPrivacy(
-        models.Base, keyring=Keyring.generate(), keys=f"sqlite:///{tmp_path / 'keys.db'}"
-    )
-    engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
-    models.Base.metadata.create_all(engine)
+    privacy, engine = bind(tmp_path, models.Base)
     with SQLModelSession(engine) as s:
         s.add(models.User(id="u1", email="ana@example.org", name="Ana"))
         s.add(models.Post(author_id="u1", body="hello", posted_at=NOW))

@@ -8,26 +8,21 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import ForeignKey, create_engine, func, select, text
+from sqlalchemy import ForeignKey, func, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column, relationship
 
 import learnprivacy.sqlalchemy as lps
 from learnprivacy import DataCategory, LawfulBasis
-from learnprivacy.crypto import Keyring
 from learnprivacy.errors import DecryptionError, KeyShreddedError
 from tests import NOW
-from tests.inplace_models import declarative_models, sqlmodel_models
+from tests.inplace_models import bind, declarative_models, sqlmodel_models
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[SimpleNamespace]:
     """Users and posts of two learners (Ana, u1; Bob, u2) on SQLite, keys apart."""
     models = declarative_models()
-    privacy = lps.LearnPrivacy(
-        models.Base, keyring=Keyring.generate(), keys=f"sqlite:///{tmp_path / 'keys.db'}"
-    )
-    engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
-    models.Base.metadata.create_all(engine)
+    privacy, engine = bind(tmp_path, models.Base)
     with Session(engine) as s:
         s.add(models.User(id="u1", email="ana@example.org", name="Ana Silva", created_at=NOW))
         s.add(models.User(id="u2", email="bob@example.org", name="Bob", created_at=NOW))
@@ -116,11 +111,7 @@ def test_a_relationship_load_leaves_restricted_rows_out(tmp_path: Path) -> None:
         learner_id: Mapped[str] = mapped_column(ForeignKey("learners.id"))
         text: Mapped[str] = lps.personal(DataCategory.COMMUNICATION, "Note")
 
-    privacy = lps.LearnPrivacy(
-        Base, keyring=Keyring.generate(), keys=f"sqlite:///{tmp_path / 'k.db'}"
-    )
-    engine = create_engine(f"sqlite:///{tmp_path / 'a.db'}")
-    Base.metadata.create_all(engine)
+    privacy, engine = bind(tmp_path, Base, keys="k.db", app="a.db")
     try:
         with Session(engine) as s:
             s.add(Learner(id="u1", name="Ana", notes=[Note(text="one"), Note(text="two")]))
@@ -205,11 +196,7 @@ def test_sqlmodel_column_selects_come_back_clear(tmp_path: Path) -> None:
     from sqlmodel import select as sqlmodel_select
 
     models = sqlmodel_models()
-    privacy = lps.LearnPrivacy(
-        models.Base, keyring=Keyring.generate(), keys=f"sqlite:///{tmp_path / 'keys.db'}"
-    )
-    engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
-    models.Base.metadata.create_all(engine)
+    privacy, engine = bind(tmp_path, models.Base)
     try:
         with SQLModelSession(engine) as s:
             s.add(models.User(id="u1", email="ana@example.org", name="Ana"))

@@ -359,3 +359,69 @@ def test_conversion_killed_half_way_is_rerun_whole(tmp_path: Path) -> None:
     finally:
         app.privacy.close()
         engine.dispose()
+
+
+def test_no_statement_parameter_or_log_line_carries_the_pads(app: SimpleNamespace) -> None:
+    """Attack: record every statement's parameters (a cursor listener) and, on
+    PostgreSQL, the server's own log with ``log_statement = all`` and parameters logged
+    in full, through restrictions, an anonymising sweep and queries that leave restricted
+    rows out. Neither holds the HMAC pads the references are computed from, in bytes,
+    hex or base64; the conditions still hide the restricted rows."""
+    from base64 import b64encode
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import make_url
+
+    refs = app.privacy.row_refs
+    secrets_ = [pad[:24] for pad in (refs.inner_pad, refs.outer_pad)]
+    forms = [f for pad in secrets_ for f in (pad.hex(), pad.hex().upper(), b64encode(pad)[:24])]
+    seen: list[object] = []
+
+    def record(_c: object, _cur: object, statement: str, params: object, *_a: object) -> None:
+        seen.append(statement)
+        seen.append(params)
+
+    log_from = 0
+    if app.server is not None:
+        name = make_url(app.engine.url).database
+        with app.engine.connect() as c:
+            c.execute(text(f"ALTER DATABASE \"{name}\" SET log_statement = 'all'"))
+            c.execute(text(f'ALTER DATABASE "{name}" SET log_parameter_max_length = -1'))
+            c.commit()
+        app.engine.dispose()
+        log_from = (app.server.directory / "server.log").stat().st_size
+    event.listen(app.engine, "before_cursor_execute", record)
+    try:
+        _restrict_and_anonymise(app)
+        with Session(app.engine) as s:
+            assert s.get(app.m.User, LEARNER) is None
+            assert s.get(app.m.User, "u2") is not None
+            seen_rows = s.scalars(select(app.m.Enrolment.course_id)).all()
+            assert sorted(seen_rows) == ["c1", "c2"]
+    finally:
+        event.remove(app.engine, "before_cursor_execute", record)
+    recorded = repr(seen).encode()
+    assert b"lp_row_states" in recorded  # the listener saw the statements
+    for pad in secrets_:
+        assert pad not in recorded
+        assert not any(
+            isinstance(p, bytes | bytearray | memoryview) and pad in bytes(p)
+            for p in _flatten(seen)
+        )
+    for form in forms:
+        assert (form.encode() if isinstance(form, str) else form) not in recorded
+    if app.server is not None:
+        log = (app.server.directory / "server.log").read_bytes()[log_from:]
+        # The server logged the statements and their parameters.
+        assert b"lp_row_states" in log
+        assert b"parameters:" in log
+        for form in forms:
+            assert (form.encode() if isinstance(form, str) else form) not in log
+
+
+def _flatten(values: object) -> list[object]:
+    if isinstance(values, list | tuple):
+        return [v for item in values for v in _flatten(item)]
+    if isinstance(values, dict):
+        return _flatten(list(values.values()))
+    return [values]

@@ -23,16 +23,12 @@ from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import PlaintextError
 from tests import NOW
-from tests.inplace_models import declarative_models
+from tests.inplace_models import bind, declarative_models
 
 
 def _app(tmp_path: Path, name: str) -> SimpleNamespace:
     models = declarative_models()
-    privacy = lps.LearnPrivacy(
-        models.Base, keyring=Keyring.generate(), keys=f"sqlite:///{tmp_path / f'{name}-keys.db'}"
-    )
-    engine = create_engine(f"sqlite:///{tmp_path / f'{name}.db'}")
-    models.Base.metadata.create_all(engine)
+    privacy, engine = bind(tmp_path, models.Base, keys=f"{name}-keys.db", app=f"{name}.db")
     with Session(engine) as s:
         s.add(models.User(id="u1", email=f"ana@{name}.example", name="Ana", created_at=NOW))
         s.add(models.User(id="u2", email=f"bob@{name}.example", name="Bob", created_at=NOW))

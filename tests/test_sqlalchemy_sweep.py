@@ -13,7 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import ForeignKey, create_engine, select, text
+from sqlalchemy import ForeignKey, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import learnprivacy.sqlalchemy as lps
@@ -21,7 +21,7 @@ from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.crypto import Keyring
 from learnprivacy.retention import Action, Hold, Period, RetentionRule, Schedule, Trigger
 from tests import NOW
-from tests.inplace_models import accounts
+from tests.inplace_models import accounts, bind
 
 UTC = dt.UTC
 LONG_AGO = dt.datetime(2023, 1, 10, tzinfo=UTC)
@@ -50,11 +50,7 @@ def _models() -> SimpleNamespace:
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[SimpleNamespace]:
     m = _models()
-    privacy = lps.LearnPrivacy(
-        m.Base, keyring=Keyring.generate(), keys=f"sqlite:///{tmp_path / 'keys.db'}"
-    )
-    engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
-    m.Base.metadata.create_all(engine)
+    privacy, engine = bind(tmp_path, m.Base)
     yield SimpleNamespace(m=m, privacy=privacy, engine=engine)
     privacy.close()
     engine.dispose()
@@ -103,11 +99,7 @@ def test_a_learner_without_an_account_row_is_seen_through_their_rows(tmp_path: P
         answer: Mapped[str] = lps.personal(DataCategory.ASSESSMENT, "Answer")
         at: Mapped[dt.datetime] = lps.not_personal("When")
 
-    privacy = lps.LearnPrivacy(
-        Base, keyring=Keyring.generate(), keys=f"sqlite:///{tmp_path / 'k.db'}"
-    )
-    engine = create_engine(f"sqlite:///{tmp_path / 'a.db'}")
-    Base.metadata.create_all(engine)
+    privacy, engine = bind(tmp_path, Base, keys="k.db", app="a.db")
     schedule = Schedule({Attempt: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
     try:
         with Session(engine) as s:
@@ -209,11 +201,7 @@ def _consent_schedule(m: SimpleNamespace) -> Schedule:
 @pytest.fixture
 def consent_app(tmp_path: Path) -> Iterator[SimpleNamespace]:
     m = _consent_models()
-    privacy = lps.LearnPrivacy(
-        m.Base, keyring=Keyring.generate(), keys=f"sqlite:///{tmp_path / 'keys.db'}"
-    )
-    engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
-    m.Base.metadata.create_all(engine)
+    privacy, engine = bind(tmp_path, m.Base)
     month_ago = NOW - dt.timedelta(days=30)
     with Session(engine) as s:
         for who in ("expired", "withdrawn", "current", "never"):

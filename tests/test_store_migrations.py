@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import attrs
@@ -23,6 +24,17 @@ from tests.store_fixtures import MASTER_KEY, NOW, by_key, keys_for, learner, rec
 _empty_params = pytest.mark.parametrize("empty_url", ["sqlite", "postgresql"], indirect=True)
 
 
+def _open(url: str) -> Store:
+    """The store at ``url`` under the test master key, with its own key database."""
+    return Store(url, keys=keys_for(url), keyring=Keyring.from_master_key(MASTER_KEY))
+
+
+def _indexes(engine: sa.Engine, table: str) -> dict[str, list[str]]:
+    """The indexes of ``table``: their columns by name."""
+    with engine.connect() as connection:
+        return {i["name"]: i["column_names"] for i in sa.inspect(connection).get_indexes(table)}
+
+
 def _engine(url: str) -> sa.Engine:
     return sa.create_engine(url)
 
@@ -30,7 +42,7 @@ def _engine(url: str) -> sa.Engine:
 @_empty_params
 def test_first_open_creates_the_newest_schema(empty_url: str) -> None:
     """Opening an empty database migrates it to the head revision and records it in lp_meta."""
-    store = Store(empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY))
+    store = _open(empty_url)
     store.close()
     engine = _engine(empty_url)
     with engine.connect() as connection:
@@ -45,7 +57,7 @@ def test_first_open_creates_the_newest_schema(empty_url: str) -> None:
 @_empty_params
 def test_migrations_match_the_table_definitions(empty_url: str) -> None:
     """The migrated schema is exactly what the code declares (no drift between the two)."""
-    Store(empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY)).close()
+    _open(empty_url).close()
     engine = _engine(empty_url)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
@@ -80,7 +92,7 @@ def _table_of(diff: Any) -> str | None:
 @_empty_params
 def test_upgrade_from_the_previous_revision_keeps_data(empty_url: str) -> None:
     """Data written at revision N-1 reads back, intact, after the store upgrades to N."""
-    store = Store(empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY))
+    store = _open(empty_url)
     records = [learner("L1"), *records_for("L1")]
     store.add_all(records)
     store.restrict(Progress, "L1-P1", reason="accuracy contested", now=NOW)
@@ -94,9 +106,7 @@ def test_upgrade_from_the_previous_revision_keeps_data(empty_url: str) -> None:
         assert "lp_restriction_reason" not in columns
         assert connection.execute(sa.text("SELECT count(*) FROM lp_learner")).scalar_one() == 1
     engine.dispose()
-    reopened = Store(
-        empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY)
-    )
+    reopened = _open(empty_url)
     assert by_key(reopened.records_of("L1", include_restricted=True)) == by_key(records)
     with pytest.raises(RestrictedRecordError):  # the restriction itself survived
         reopened.get(Progress, "L1-P1")
@@ -133,9 +143,7 @@ def test_an_lms_alembic_version_table_is_left_untouched(empty_url: str, lms_revi
             sa.text("INSERT INTO alembic_version VALUES (:rev)"), {"rev": lms_revision}
         )
     for _ in range(2):
-        store = Store(
-            empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY)
-        )
+        store = _open(empty_url)
         store.add(learner(f"L{_}"))
         store.close()
     with engine.connect() as connection:
@@ -151,7 +159,7 @@ def test_a_store_with_the_legacy_version_table_moves_its_row(empty_url: str, lms
     """A store created when the store used alembic_version: on opening, its revision moves
     to the store's own table and the upgrade continues from there, data kept. The legacy
     table is dropped once empty; an LMS's row in it stays."""
-    store = Store(empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY))
+    store = _open(empty_url)
     records = [learner("L1"), *records_for("L1")]
     store.add_all(records)
     store.close()
@@ -164,9 +172,7 @@ def test_a_store_with_the_legacy_version_table_moves_its_row(empty_url: str, lms
         connection.execute(sa.text("INSERT INTO alembic_version VALUES ('0002')"))
         if lms_row:
             connection.execute(sa.text("INSERT INTO alembic_version VALUES ('lms42')"))
-    reopened = Store(
-        empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY)
-    )
+    reopened = _open(empty_url)
     with engine.connect() as connection:
         assert _versions(connection, _migrate.VERSION_TABLE) == {head_revision()}
         assert _versions(connection, "alembic_version") == ({"lms42"} if lms_row else None)
@@ -184,13 +190,13 @@ def test_unknown_schema_version_is_refused(tmp_path: Any) -> None:
     from learnprivacy.errors import ConfigurationError
 
     url = f"sqlite:///{tmp_path / 'future.db'}"
-    Store(url, keys=keys_for(url), keyring=Keyring.from_master_key(MASTER_KEY)).close()
+    _open(url).close()
     engine = _engine(url)
     with engine.begin() as connection:
         connection.execute(sa.text(f"DROP TABLE {_migrate.VERSION_TABLE}"))
         connection.execute(sa.text("UPDATE lp_meta SET value = '99' WHERE key = 'schema_version'"))
     with pytest.raises(ConfigurationError):
-        Store(url, keys=keys_for(url), keyring=Keyring.from_master_key(MASTER_KEY))
+        _open(url)
     with engine.connect() as connection:
         assert _versions(connection, _migrate.VERSION_TABLE) is None
     engine.dispose()
@@ -238,24 +244,18 @@ def test_opening_an_up_to_date_store_loads_no_alembic(tmp_path: Any) -> None:
 def test_upgrade_to_0003_replaces_the_learner_indexes(empty_url: str) -> None:
     """A store at revision 0002 gets (learner_id, id) indexes in place of (learner_id) ones,
     and pages through a learner's records afterwards."""
-    store = Store(empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY))
+    store = _open(empty_url)
     records = [learner("L1"), *records_for("L1")]
     store.add_all(records)
     store.close()
     engine = _engine(empty_url)
     with engine.begin() as connection:
         _migrate.downgrade(connection, "0002")
-    with engine.connect() as connection:
-        names = {i["name"] for i in sa.inspect(connection).get_indexes("lp_progress")}
-        assert "ix_lp_progress_learner_id" in names
-        assert "ix_lp_progress_learner_id_id" not in names
-    reopened = Store(
-        empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY)
-    )
-    with engine.connect() as connection:
-        indexes = {
-            i["name"]: i["column_names"] for i in sa.inspect(connection).get_indexes("lp_progress")
-        }
+    names = _indexes(engine, "lp_progress")
+    assert "ix_lp_progress_learner_id" in names
+    assert "ix_lp_progress_learner_id_id" not in names
+    reopened = _open(empty_url)
+    indexes = _indexes(engine, "lp_progress")
     engine.dispose()
     assert indexes["ix_lp_progress_learner_id_id"] == ["learner_id", "id"]
     assert "ix_lp_progress_learner_id" not in indexes
@@ -264,8 +264,9 @@ def test_upgrade_to_0003_replaces_the_learner_indexes(empty_url: str) -> None:
     reopened.close()
 
 
-def test_user_defined_record_types_get_a_table(tmp_path: Any) -> None:
-    """A registered record class outside the built-ins gets its own table on first use."""
+@pytest.fixture
+def badge_type() -> Iterator[Any]:
+    """A record type the application defines (not a built-in), registered for one test."""
 
     @register_record_type
     @attrs.frozen(kw_only=True)
@@ -283,74 +284,52 @@ def test_user_defined_record_types_get_a_table(tmp_path: Any) -> None:
         earned_at: dt.datetime = not_personal(description="When")  # noqa: RUF009
         basis: LawfulBasis = not_personal(description="Basis", default=LawfulBasis.CONSENT)  # noqa: RUF009
 
-    try:
-        store = Store(f"sqlite:///{tmp_path / 'badge.db'}", keyring=Keyring.generate())
-        store.add(learner("L1"))
-        badge = Badge(id="B1", learner_id="L1", title="Secret Title", earned_at=NOW)
-        store.add(badge)
-        assert store.get(Badge, "B1") == badge
-        assert badge in store.records_of("L1")
-        store.erase_subject("L1", now=NOW)
-        assert store.get(Badge, "B1") is None
-        store.close()
-    finally:
-        from learnprivacy.records import _base
+    yield Badge
+    from learnprivacy.records import _base
 
-        _base._REGISTRY.pop("Badge", None)
+    _base._REGISTRY.pop("Badge", None)
 
 
-def test_tables_of_user_defined_types_get_indexes_added_since(tmp_path: Any) -> None:
+def test_user_defined_record_types_get_a_table(tmp_path: Any, badge_type: Any) -> None:
+    """A registered record class outside the built-ins gets its own table on first use."""
+    store = Store(f"sqlite:///{tmp_path / 'badge.db'}", keyring=Keyring.generate())
+    store.add(learner("L1"))
+    badge = badge_type(id="B1", learner_id="L1", title="Secret Title", earned_at=NOW)
+    store.add(badge)
+    assert store.get(badge_type, "B1") == badge
+    assert badge in store.records_of("L1")
+    store.erase_subject("L1", now=NOW)
+    assert store.get(badge_type, "B1") is None
+    store.close()
+
+
+def test_tables_of_user_defined_types_get_indexes_added_since(
+    tmp_path: Any, badge_type: Any
+) -> None:
     """A user-defined type's table created by an older version (learner index on one
     column) gets the (learner_id, id) index when a store opens; its rows are kept."""
-
-    @register_record_type
-    @attrs.frozen(kw_only=True)
-    class Sticker:
-        processing_purpose: ClassVar[str] = "gamification"
-        key_scope: ClassVar[str] = "contract"
-        date_field: ClassVar[str] = "earned_at"
-
-        id: str = not_personal(description="Sticker id")
-        learner_id: str = personal(
-            category=DataCategory.ACCOUNT, description="Learner", encrypted=False, identifier=True
-        )
-        # not_personal() returns an attrs field spec, not a shared default value.
-        earned_at: dt.datetime = not_personal(description="When")  # noqa: RUF009
-        basis: LawfulBasis = not_personal(description="Basis", default=LawfulBasis.CONSENT)  # noqa: RUF009
-
-    sticker = Sticker(id="S1", learner_id="L1", earned_at=NOW)
-    url = f"sqlite:///{tmp_path / 'sticker.db'}"
-    try:
-        store = Store(url, keys=keys_for(url), keyring=Keyring.from_master_key(MASTER_KEY))
-        store.add_all([learner("L1"), sticker])
-        store.close()
-        engine = _engine(url)
-        with engine.begin() as connection:
-            connection.exec_driver_sql("DROP INDEX ix_lp_sticker_learner_id_id")
-            connection.exec_driver_sql(
-                "CREATE INDEX ix_lp_sticker_learner_id ON lp_sticker (learner_id)"
-            )
-        reopened = Store(url, keys=keys_for(url), keyring=Keyring.from_master_key(MASTER_KEY))
-        with engine.connect() as connection:
-            indexes = {
-                i["name"]: i["column_names"]
-                for i in sa.inspect(connection).get_indexes("lp_sticker")
-            }
-        engine.dispose()
-        assert indexes["ix_lp_sticker_learner_id_id"] == ["learner_id", "id"]
-        assert list(reopened.iter_records_of("L1", record_types=[Sticker])) == [sticker]
-        reopened.close()
-    finally:
-        from learnprivacy.records import _base
-
-        _base._REGISTRY.pop("Sticker", None)
+    badge = badge_type(id="B1", learner_id="L1", title="Gold", earned_at=NOW)
+    url = f"sqlite:///{tmp_path / 'badge.db'}"
+    store = _open(url)
+    store.add_all([learner("L1"), badge])
+    store.close()
+    engine = _engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP INDEX ix_lp_badge_learner_id_id")
+        connection.exec_driver_sql("CREATE INDEX ix_lp_badge_learner_id ON lp_badge (learner_id)")
+    reopened = _open(url)
+    indexes = _indexes(engine, "lp_badge")
+    engine.dispose()
+    assert indexes["ix_lp_badge_learner_id_id"] == ["learner_id", "id"]
+    assert list(reopened.iter_records_of("L1", record_types=[badge_type])) == [badge]
+    reopened.close()
 
 
 @_empty_params
 def test_upgrade_to_0005_indexes_when_rows_were_anonymised(empty_url: str) -> None:
     """A store at revision 0004 gets an ``lp_anonymised_at`` index on every record table,
     keeps its anonymised rows, and its re-check of them still reads them all."""
-    store = Store(empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY))
+    store = _open(empty_url)
     records = [learner("L1"), *records_for("L1")]
     store.add_all(records)
     progress = [r for r in records if isinstance(r, Progress)]
@@ -362,9 +341,7 @@ def test_upgrade_to_0005_indexes_when_rows_were_anonymised(empty_url: str) -> No
     with engine.connect() as connection:
         names = {i["name"] for i in sa.inspect(connection).get_indexes("lp_progress")}
         assert "ix_lp_progress_lp_anonymised_at" not in names
-    reopened = Store(
-        empty_url, keys=keys_for(empty_url), keyring=Keyring.from_master_key(MASTER_KEY)
-    )
+    reopened = _open(empty_url)
     with engine.connect() as connection:
         inspector = sa.inspect(connection)
         for name in _migrate_record_tables():

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import io
 import json
 import os
 import sqlite3
@@ -20,7 +19,6 @@ from pathlib import Path
 from unittest import mock
 
 from django.contrib.auth.models import User
-from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections
 from django.test import TransactionTestCase
@@ -30,6 +28,7 @@ from learnprivacy.django._keys import ROTATION, key_store
 from learnprivacy.django._privacy import get_privacy
 from learnprivacy.django._settings import reset_runtime, runtime
 from lms.models import Profile
+from lms.tests import command_json
 
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 NEW_KEY = bytes(range(100, 132))
@@ -52,9 +51,8 @@ def keys(*, master: bytes, previous: list[bytes] | None = None) -> mock._patch_d
 
 
 def run(*args: str) -> dict[str, object]:
-    out = io.StringIO()
-    call_command("learnprivacy_keys", *args, "--json", stdout=out, stderr=io.StringIO())
-    result: dict[str, object] = json.loads(out.getvalue())
+    """What ``manage.py learnprivacy_keys ARGS --json`` reports."""
+    result: dict[str, object] = command_json("learnprivacy_keys", *args)
     return result
 
 

@@ -10,12 +10,9 @@ renewed consent holds, or no consent row at all, or a restriction, stays.
 from __future__ import annotations
 
 import datetime as dt
-import io
-import json
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.core.management import call_command
 from django.test import TransactionTestCase
 
 from learnprivacy.django._privacy import get_privacy
@@ -23,7 +20,7 @@ from learnprivacy.django._restrictions import restrict
 from learnprivacy.django._settings import reset_runtime, runtime
 from learnprivacy.django.models import AuditEntry, Restriction
 from lms.models import Consent, Course, Enrolment, NewsletterSubscription, Profile
-from lms.tests import protected_account
+from lms.tests import command_json, protected_account
 
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 LONG_AGO = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
@@ -49,16 +46,7 @@ class ActivityTests(TransactionTestCase):
     def test_recent_progress_keeps_a_learner_whose_login_is_old(self) -> None:
         """The learner with recent progress keeps account, profile and enrolment; the
         other one, as old but without progress, is swept."""
-        out = io.StringIO()
-        call_command(
-            "learnprivacy_sweep",
-            "--dry-run",
-            "--json",
-            f"--now={NOW.isoformat()}",
-            stdout=out,
-            stderr=io.StringIO(),
-        )
-        dry = json.loads(out.getvalue())
+        dry = command_json("learnprivacy_sweep", "--dry-run", f"--now={NOW.isoformat()}")
         # Profile, enrolment and, once nothing refers to it, the account itself.
         assert (dry["erased"], dry["anonymised"]) == (3, 0)
         result = get_privacy().sweep(now=NOW)
@@ -98,16 +86,9 @@ class ActivityTests(TransactionTestCase):
         from learnprivacy.django._keys import epoch_status
 
         def sweep(*extra: str) -> dict[str, Any]:
-            out = io.StringIO()
-            call_command(
-                "learnprivacy_sweep",
-                "--json",
-                f"--now={NOW.isoformat()}",
-                *extra,
-                stdout=out,
-                stderr=io.StringIO(),
+            found: dict[str, Any] = command_json(
+                "learnprivacy_sweep", f"--now={NOW.isoformat()}", *extra
             )
-            found: dict[str, Any] = json.loads(out.getvalue())
             return found
 
         vault = runtime().vault

@@ -60,6 +60,13 @@ def write_raw(sql: str, params: list[object]) -> None:
         cursor.execute(sql, params)
 
 
+def command_json(name: str, *args: str) -> Any:
+    """What ``manage.py NAME ARGS --json`` prints, parsed (what it says on stderr dropped)."""
+    out = io.StringIO()
+    call_command(name, *args, "--json", stdout=out, stderr=io.StringIO())
+    return json.loads(out.getvalue())
+
+
 def learner(name: str, *, last_login: dt.datetime = LONG_AGO) -> User:
     return User.objects.create(
         username=name, email=f"{name}@example.org", first_name=name.title(), last_login=last_login
@@ -405,9 +412,8 @@ class ErasureTests(TransactionTestCase):
         assert "contract" in result.shred_scopes
         assert PendingShred.objects.count() == len(result.shred_scopes)
         assert not runtime().keyring.is_shredded(str(self.ana.pk), "contract")
-        out = io.StringIO()
-        call_command("learnprivacy_keys", "reconcile", "--json", stdout=out)
-        assert json.loads(out.getvalue())["shredded"] == len(result.shred_scopes)
+        reconciled = command_json("learnprivacy_keys", "reconcile")
+        assert reconciled["shredded"] == len(result.shred_scopes)
         assert runtime().keyring.is_shredded(str(self.ana.pk), "contract")
         assert not PendingShred.objects.exists()
 
@@ -420,16 +426,7 @@ class ErasureTests(TransactionTestCase):
 
     def test_erase_command_json(self) -> None:
         """learnprivacy_erase --json reports by reference, never the learner id."""
-        out = io.StringIO()
-        call_command(
-            "learnprivacy_erase",
-            str(self.ana.pk),
-            "--json",
-            f"--now={NOW.isoformat()}",
-            stdout=out,
-            stderr=io.StringIO(),
-        )
-        data = json.loads(out.getvalue())
+        data = command_json("learnprivacy_erase", str(self.ana.pk), f"--now={NOW.isoformat()}")
         assert data["erased"] == 3
         assert data["subject_ref"].startswith("p1_")
 
@@ -437,17 +434,10 @@ class ErasureTests(TransactionTestCase):
         """The export zip has every declared table's rows in clear, for this learner only."""
         with tempfile.TemporaryDirectory() as folder:
             target = Path(folder) / "ana.zip"
-            out = io.StringIO()
-            call_command(
-                "learnprivacy_export",
-                str(self.ana.pk),
-                str(target),
-                "--json",
-                f"--now={NOW.isoformat()}",
-                stdout=out,
-                stderr=io.StringIO(),
+            exported = command_json(
+                "learnprivacy_export", str(self.ana.pk), str(target), f"--now={NOW.isoformat()}"
             )
-            assert json.loads(out.getvalue())["records"] == 5
+            assert exported["records"] == 5
             with zipfile.ZipFile(target) as archive:
                 names = archive.namelist()
                 profile_file = next(n for n in names if n.endswith("lms_profile.json"))
@@ -565,16 +555,10 @@ class SweepTests(TransactionTestCase):
         old = ForumPost.objects.create(author=ana, course=course, body="old", posted_at=LONG_AGO)
         new = ForumPost.objects.create(author=ana, course=course, body="new", posted_at=NOW)
         profile(ana)
-        out = io.StringIO()
-        call_command(
-            "learnprivacy_sweep",
-            "--dry-run",
-            "--json",
-            f"--now={NOW.isoformat()}",
-            stdout=out,
-            stderr=io.StringIO(),
+        assert (
+            command_json("learnprivacy_sweep", "--dry-run", f"--now={NOW.isoformat()}")["erased"]
+            == 1
         )
-        assert json.loads(out.getvalue())["erased"] == 1
         assert ForumPost.objects.filter(pk=old.pk).exists()
         first = get_privacy().sweep(now=NOW)
         assert first.erased == 1
@@ -616,15 +600,7 @@ class EncryptExistingTests(TransactionTestCase):
         assert first.encrypted == 6
         with self.assertRaises(PlaintextError):
             _ = Profile.objects.order_by("pk").last().phone
-        out = io.StringIO()
-        call_command(
-            "learnprivacy_encrypt_existing",
-            "--json",
-            "--batch-size=3",
-            stdout=out,
-            stderr=io.StringIO(),
-        )
-        report = json.loads(out.getvalue())["tables"][0]
+        report = command_json("learnprivacy_encrypt_existing", "--batch-size=3")["tables"][0]
         assert report["encrypted"] == 8
         assert report["verified"] == 14
         for i, user in enumerate(users):

@@ -57,7 +57,7 @@ def is_row_ref(text: str) -> bool:
 class RowRefs:
     """Row references under one deployment's key."""
 
-    __slots__ = ("_names", "inner_pad", "outer_pad")
+    __slots__ = ("__weakref__", "_names", "inner_pad", "outer_pad")
 
     def __init__(self, key: bytes) -> None:
         self._names = Pseudonymiser(key, domain=ROW_REF_DOMAIN, size=_SIZE)

@@ -120,6 +120,43 @@ class FieldCipher:
         Raises :class:`~learnprivacy.errors.KeyShreddedError` if ``(subject, scope)`` was
         shredded (see :meth:`Keyring.revive`).
         """
+        # The common case first: a str value, a context, and a cached key. Only validated
+        # subjects and scopes ever enter the cache, so a hit needs no further checks. Any
+        # failure here (a miss, an unhashable argument, an empty nonce pool, text that is
+        # not UTF-8) falls through to _encrypt(), which checks everything in order and
+        # raises the right error, outside this handler so that no error chains one whose
+        # message may quote the subject or the value.
+        if type(value) is str and type(context) is str and context and not misplaced:
+            try:
+                keys = self._cache[subject]
+                keys.used = True
+                sealer = keys.sealers[scope]
+                nonce = _take_nonce()
+                # The header is a whole number of base64 quanta, so its text is cached and
+                # only the nonce and ciphertext are encoded here.
+                return (
+                    sealer[1]
+                    + b2a_base64(
+                        nonce
+                        + sealer[0].encrypt(nonce, value.encode(), sealer[3] + context.encode()),
+                        newline=False,
+                    )
+                    .translate(_ENCODE)
+                    .decode()
+                )
+            except (KeyError, TypeError, IndexError, ValueError):
+                pass
+        return self._encrypt(value, misplaced, subject, context, scope)
+
+    def _encrypt(
+        self,
+        value: str | bytes,
+        misplaced: tuple[object, ...],
+        subject: str,
+        context: str,
+        scope: str,
+    ) -> str:
+        """:meth:`encrypt`, every check in order."""
         if misplaced:
             _misused("encrypt", misplaced, subject, context)
         if type(value) is str:
@@ -135,10 +172,6 @@ class FieldCipher:
             _misused("encrypt", misplaced, subject, context)
             check_context(context)
         try:
-            # Only validated subjects and scopes ever enter the cache, so a hit needs no
-            # further checks; a miss (or an unhashable argument) takes the checked path,
-            # outside the handler so that its errors do not chain the KeyError (which
-            # would quote the subject).
             keys = self._cache[subject]
             keys.used = True
             sealer: _token.Sealer | None = keys.sealers[scope]
@@ -156,12 +189,7 @@ class FieldCipher:
             header, associated = sealer[1], sealer[3] + place
         else:
             header, associated = sealer[2], sealer[4] + place
-        try:
-            nonce = _take_nonce()
-        except IndexError:
-            nonce = random_nonce()
-        # The header is a whole number of base64 quanta, so its text is cached and only
-        # the nonce and ciphertext are encoded here.
+        nonce = random_nonce()
         sealed = b2a_base64(nonce + sealer[0].encrypt(nonce, data, associated), newline=False)
         return header + sealed.translate(_ENCODE).decode("ascii")
 
@@ -178,28 +206,39 @@ class FieldCipher:
         otherwise). A token made from ``bytes`` raises ``ValidationError``: use
         :meth:`decrypt_bytes`.
         """
-        if misplaced:
-            _misused("decrypt", misplaced, subject, context)
         # Optimistic path for the common case: a well-formed token whose key is cached.
-        # The cache is keyed by the token's first 20 characters (prefix and header), so a
-        # hit also vouches for them. Anything unusual (bad argument, cache miss, failed
-        # authentication, non-canonical text) falls through to _open(), which checks
-        # everything in order and raises the right error: this path never accepts what
-        # _open() would refuse.
+        # The token's first 20 characters (prefix and header, naming key and kind) either
+        # start like the learner's last activated key's text tokens or are looked up among
+        # the cached openers, so a hit also vouches for them. Anything unusual (bad
+        # argument, cache miss, failed authentication, non-canonical text, bytes) falls
+        # through to _decrypt(), which checks everything in order and raises the right
+        # error: this path never accepts what _decrypt() would refuse.
         try:
             keys = self._cache[subject]
             keys.used = True
-            aead, prefix, kind = keys.openers[token[:_HEADER_TEXT]]
-            rest = a2b_base64(token.encode()[_HEADER_TEXT:].translate(_DECODE), strict_mode=True)
+            recent = keys.recent
+            if token.startswith(recent[0]):  # type: ignore[index]
+                # A text token of the key made active last (the header names key and kind).
+                aead, prefix, kind = recent[1], recent[2], 1  # type: ignore[index]
+            else:
+                aead, prefix, kind = keys.openers[token[:20]]
+            rest = a2b_base64(token.encode()[20:].translate(_DECODE), strict_mode=True)
             plain = aead.decrypt(rest[:12], rest[12:], prefix + context.encode())
+            if kind == 1 and not misplaced and (token[-1] != "=" or token[-3:] in _CANONICAL_TAILS):
+                return plain.decode()
         except (ValueError, KeyError, TypeError, AttributeError, InvalidTag):
-            opened = False
-        else:
-            opened = kind == 1 and (token[-1] != "=" or token[-3:] in _CANONICAL_TAILS)
-        if not opened:
-            # Outside the handler: the errors raised here must not chain the fast path's
-            # exception, whose message may quote the subject.
-            kind, plain = self._open(token, subject, context)
+            pass
+        # Outside the handler: the errors raised here must not chain the fast path's
+        # exception, whose message may quote the subject.
+        return self._decrypt(token, misplaced, subject, context)
+
+    def _decrypt(
+        self, token: str, misplaced: tuple[object, ...], subject: str, context: str
+    ) -> str:
+        """:meth:`decrypt`, every check in order."""
+        if misplaced:
+            _misused("decrypt", misplaced, subject, context)
+        kind, plain = self._open(token, subject, context)
         if kind != _KIND_TEXT:
             raise ValidationError("token holds bytes; use decrypt_bytes()", field="token")
         try:
@@ -262,11 +301,7 @@ class FieldCipher:
         """
         if len(tokens) != len(contexts):
             raise ValidationError("tokens and contexts must have the same length", field="contexts")
-        keys = self._cache.get(subject) if type(subject) is str else None
-        if keys is not None:
-            keys.used = True
-            return self._decrypt_with(keys.openers, tokens, subject, contexts)
-        return self._decrypt_with(None, tokens, subject, contexts)
+        return self._decrypt_with(self._openers_of(subject), tokens, subject, contexts)
 
     def _decrypt_with(
         self,
@@ -282,37 +317,48 @@ class FieldCipher:
         or that fails any check, goes through :meth:`decrypt`, which checks everything
         in order and raises the right error: this path never accepts what it refuses.
         """
-        decrypt = self.decrypt
+        open_text = self._open_text
         values: list[str] = []
         append = values.append
         for token, context in zip(tokens, contexts, strict=True):
-            if openers is not None:
-                # The fast path of decrypt(), inlined.
-                try:
-                    aead, prefix, kind = openers[token[:_HEADER_TEXT]]
-                    rest = a2b_base64(
-                        token.encode()[_HEADER_TEXT:].translate(_DECODE), strict_mode=True
-                    )
-                    plain = aead.decrypt(rest[:12], rest[12:], prefix + context.encode())
-                except (ValueError, KeyError, TypeError, AttributeError, InvalidTag):
-                    opened = False
-                else:
-                    opened = kind == 1 and (token[-1] != "=" or token[-3:] in _CANONICAL_TAILS)
-                if opened:
-                    try:
-                        append(plain.decode())
-                        continue
-                    except UnicodeDecodeError:
-                        pass
-            # Outside the handler, so its errors do not chain the fast path's exception.
-            append(decrypt(token, subject=subject, context=context))
+            append(open_text(openers, token, subject, context))
             if openers is None:
                 # A cold subject's first token went through decrypt(), which loaded its
                 # key into the cache for the rest of the batch.
-                keys = self._cache.get(subject)
-                if keys is not None:
-                    openers = keys.openers
+                openers = self._openers_of(subject)
         return values
+
+    def _open_text(
+        self,
+        openers: dict[str, _token.Opener] | None,
+        token: str,
+        subject: str,
+        context: str,
+    ) -> str:
+        """:meth:`decrypt` of one token, with ``openers`` (``subject``'s) at hand.
+
+        The caller vouches for ``openers`` as :meth:`_decrypt_with` says. A token they
+        do not open, or that fails any check, goes through :meth:`decrypt`, which checks
+        everything in order and raises the right error, outside this handler so that
+        nothing chains the fast path's exception.
+        """
+        try:
+            aead, prefix, kind = openers[token[:20]]  # type: ignore[index]
+            rest = a2b_base64(token.encode()[20:].translate(_DECODE), strict_mode=True)
+            plain = aead.decrypt(rest[:12], rest[12:], prefix + context.encode())
+            if kind == 1 and (token[-1] != "=" or token[-3:] in _CANONICAL_TAILS):
+                return plain.decode()
+        except (ValueError, KeyError, TypeError, AttributeError, InvalidTag):
+            pass
+        return self.decrypt(token, subject=subject, context=context)
+
+    def _openers_of(self, subject: str) -> dict[str, _token.Opener] | None:
+        """The cached openers of ``subject`` (marking them used), or ``None``."""
+        keys = self._cache.get(subject) if type(subject) is str else None
+        if keys is None:
+            return None
+        keys.used = True
+        return keys.openers
 
     def decrypt_bytes(self, token: str, *, subject: str, context: str) -> bytes:
         """The ``bytes`` value of ``token``; a token made from ``str`` raises

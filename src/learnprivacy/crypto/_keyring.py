@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import os
 import struct
+from binascii import b2a_base64
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -60,6 +61,9 @@ _CHECK_SCOPE = "check"
 _BLIND_INDEX_SCOPE = "blind-index"
 _KEY_REF_LABEL = b"learnprivacy/v1/key-store-subject"
 _KEY_REF_PREFIX = "k1_"
+#: Random bytes a new data key takes: the key, its id, the nonce that wraps it.
+_NONCE_AT = KEY_SIZE + _token.KEY_ID_SIZE
+_FRESH_SIZE = _NONCE_AT + 12
 #: At most this many key references are remembered (see Keyring._refs).
 _REFS_KEPT = 20_000
 
@@ -547,23 +551,45 @@ class Keyring:
 
     def _sealers(self, subjects: Iterable[str], scope: str) -> None:
         """:meth:`_sealer` for many subjects of one scope (a flush's new learners, inside
-        the store's ``batch``): references computed in one pass, checks done once."""
+        the store's ``batch``): references computed in one pass, checks done once, and the
+        random material of every new key (key, id, wrapping nonce) drawn in one call."""
         check_scope(scope)
         if not self._verified:
             self.verify()
-        for subject, ref in self._key_refs(subjects).items():
-            self._sealer_of(subject, ref, scope)
+        lister = self._store.list_entries
+        cached = self._cache.subjects
+        # A subject whose sealer of this scope is cached is left as it is: encryption
+        # would use that one without asking the store.
+        wanted = [s for s in subjects if s not in cached or scope not in cached[s].sealers]
+        new: list[tuple[str, str]] = []
+        for subject, ref in self._key_refs(wanted).items():
+            entry = _active(lister(ref, scope))
+            if entry is None:
+                new.append((subject, ref))
+            else:
+                self._seal(subject, scope, entry, None)
+        size = _FRESH_SIZE
+        material = os.urandom(size * len(new))
+        for at, (subject, ref) in enumerate(new):
+            fresh = material[at * size : (at + 1) * size]
+            self._seal(subject, scope, *self._add_new_key(ref, scope, fresh=fresh))
 
     def _sealer_of(self, subject: str, ref: str, scope: str) -> _token.Sealer:
-        keys = self._cache.entry(subject)
         entry = _active(self._store.list_entries(ref, scope))
         key = None
         if entry is None:
             entry, key = self._create(ref, scope, revive=False)
+        return self._seal(subject, scope, entry, key)
+
+    def _seal(self, subject: str, scope: str, entry: KeyEntry, key: bytes | None) -> _token.Sealer:
+        """Cache the sealer of ``entry``, the active key of ``(subject, scope)``; ``key``
+        is its raw key when it was just made (see :meth:`_aead`)."""
+        keys = self._cache.entry(subject)
         sealer = _token.make_sealer(
             self._aead(keys, entry, key), bytes.fromhex(entry.key_id), subject
         )
         keys.sealers[scope] = sealer
+        keys.recent = (sealer[1], sealer[0], sealer[3])
         # The openers of the active key share the sealer's header text and associated-data
         # prefix: a value read back soon after it was written finds them without a miss.
         keys.openers.update(_token.openers_of(sealer))
@@ -612,7 +638,10 @@ class Keyring:
         unwrappers: dict[str, Callable[[bytes, bytes, bytes], bytes] | None] = {}
         text = _token.KIND_TEXT
         found: dict[str, dict[str, _token.Opener]] = {subject: {} for subject in refs}
-        parts: dict[str, bytes] = {}
+        # The header of a text token is these four bytes and the key id; its token text
+        # is the prefix and the header's base64 (what _token.header_text computes).
+        head_start = _token.header(text, b"")
+        prefix, alphabet = _token.PREFIX, _token.ENCODE_TABLE
         for ref, scope, key_id, wrapping, wrapped in live:
             try:
                 unwrap = unwrappers[wrapping]
@@ -624,16 +653,14 @@ class Keyring:
                 continue
             try:
                 raw = unwrap(wrapped[:12], wrapped[12:], wrap_associated_data(ref, scope, key_id))
-                head = _token.header(text, bytes.fromhex(key_id))
+                head = head_start + bytes.fromhex(key_id)
                 aead = AESGCM(raw)
             except (InvalidTag, ValueError):
                 continue
-            part = parts.get(subject)
-            if part is None:
-                part = parts[subject] = _token.subject_part(subject)
             # The store writes text tokens only: a token of the other kind finds no
             # opener here and is refused by the one-token path, as ever.
-            found[subject][_token.header_text(head)] = (aead, head + part, text)
+            header_text = prefix + b2a_base64(head, newline=False).translate(alphabet).decode()
+            found[subject][header_text] = (aead, head + _token.subject_part(subject), text)
         return found
 
     # -- internals -----------------------------------------------------------------------
@@ -753,21 +780,28 @@ class Keyring:
             ) from None
 
     def _add_new_key(
-        self, subject: str, scope: str, *, revive: bool = False
+        self, subject: str, scope: str, *, revive: bool = False, fresh: bytes | None = None
     ) -> tuple[KeyEntry, bytes | None]:
         """Wrap a fresh random key, add it to the store; return the stored entry and,
         when that entry is the new key, its raw bytes (``None`` when a concurrent writer's
         key won, which must then be unwrapped).
+
+        ``fresh``: :data:`_FRESH_SIZE` bytes from ``os.urandom`` the caller drew for this
+        key alone (key, key id, wrapping nonce, in that order); drawn here if ``None``.
         """
-        key = os.urandom(KEY_SIZE)
-        key_id = os.urandom(_token.KEY_ID_SIZE).hex()
+        if fresh is None:
+            fresh = os.urandom(_FRESH_SIZE)
+        key = fresh[:KEY_SIZE]
+        key_id = fresh[KEY_SIZE:_NONCE_AT].hex()
         entry = KeyEntry(
             subject=subject,
             scope=scope,
             key_id=key_id,
             state=KeyState.ACTIVE,
             master_key_id=self._wrap_key.key_id,
-            wrapped=self._wrap_key.wrap(key, subject=subject, scope=scope, key_id=key_id),
+            wrapped=self._wrap_key.wrap(
+                key, subject=subject, scope=scope, key_id=key_id, nonce=fresh[_NONCE_AT:]
+            ),
         )
         stored = self._store.add(entry, revive=revive, **self._epoch_rewrap())
         return stored, (key if stored.key_id == key_id else None)

@@ -93,7 +93,9 @@ class MasterKey:
     ) -> bytes:
         """Encrypt ``data_key``: ``nonce + ciphertext + tag`` (60 bytes for a 32-byte key).
 
-        ``nonce`` is for test vectors only; normal calls draw a fresh random one.
+        ``nonce``: 12 bytes the caller drew from ``os.urandom`` for this wrap alone (the
+        keyring draws many keys' material at once), or a fixed one in test vectors;
+        drawn here if ``None``.
         """
         nonce = os.urandom(_WRAP_NONCE_SIZE) if nonce is None else nonce
         aad = wrap_associated_data(subject, scope, key_id)

@@ -1,7 +1,7 @@
 """Random 96-bit nonces, drawn from the operating system in blocks.
 
 ``os.urandom(12)`` costs a system call per value, about as much as the AES-GCM operation
-it serves. Drawing 256 nonces per call and handing them out one by one keeps every nonce
+it serves. Drawing 4,096 nonces per call and handing them out one by one keeps every nonce
 a fresh output of the operating system's CSPRNG (nonces are public, so holding a few in
 memory ahead of use reveals nothing), at a fraction of the cost.
 
@@ -20,7 +20,11 @@ from collections import deque
 __all__ = ["NONCE_SIZE", "inject", "random_nonce", "take"]
 
 NONCE_SIZE = 12
-_BATCH = 256
+_BATCH = 4096
+# The slices cutting one block into nonces, made once: ``map`` over them cuts a block at
+# about half the cost of a comprehension computing each bound. The first nonce of a
+# block is returned at once, so the cuts start at the second.
+_CUTS = tuple(slice(i, i + NONCE_SIZE) for i in range(NONCE_SIZE, NONCE_SIZE * _BATCH, NONCE_SIZE))
 
 _pool: deque[bytes] = deque()
 os.register_at_fork(after_in_child=_pool.clear)
@@ -36,9 +40,8 @@ def random_nonce() -> bytes:
         return _pool.popleft()
     except IndexError:
         block = os.urandom(NONCE_SIZE * _BATCH)
-        nonces = [block[i : i + NONCE_SIZE] for i in range(0, len(block), NONCE_SIZE)]
-        _pool.extend(nonces[1:])
-        return nonces[0]
+        _pool.extend(map(block.__getitem__, _CUTS))
+        return block[:NONCE_SIZE]
 
 
 def inject(nonce: bytes) -> None:

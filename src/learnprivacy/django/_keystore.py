@@ -92,18 +92,23 @@ class DjangoKeyStore:
         """
         batch = KeyBatch()
         wanted = sorted(set(subjects))
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
+        # PostgreSQL takes the whole list as one array parameter: Django's client-side
+        # binding splits a query's text at every placeholder, which cost more than the
+        # query itself with hundreds of them. SQLite takes chunks of placeholders.
+        array = self._vendor() == "postgresql"
+        size = 10_000 if array else 500
+        for start in range(0, len(wanted), size):
+            chunk = wanted[start : start + size]
             for subject in chunk:
                 batch.entries[subject] = []
-            marks = ", ".join(["%s"] * len(chunk))
+            where = "= ANY(%s)" if array else f"IN ({', '.join(['%s'] * len(chunk))})"
+            params: Sequence[Any] = [chunk] if array else chunk
             for row in self._rows(
-                f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject_ref IN ({marks}) ORDER BY id", chunk
+                f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject_ref {where} ORDER BY id", params
             ):
                 batch.entries[row[0]].append(_entry(row))
             for subject, scope in self._rows(
-                f"SELECT subject_ref, scope FROM {_TOMBSTONES} WHERE subject_ref IN ({marks})",
-                chunk,
+                f"SELECT subject_ref, scope FROM {_TOMBSTONES} WHERE subject_ref {where}", params
             ):
                 batch.tombstones.add((subject, scope))
         self._local.batch = batch
@@ -126,13 +131,21 @@ class DjangoKeyStore:
                 [e.subject, e.scope, e.key_id, e.state.value, e.master_key_id, e.wrapped]
                 for e in written
             ]
-            for start in range(0, len(rows), 200):
-                chunk = rows[start : start + 200]
-                marks = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
+            if connections[self._alias].vendor == "postgresql":
+                # One array parameter per column (see batch()).
                 cursor.execute(
-                    f"INSERT INTO {_KEYS} ({_COLUMNS}) VALUES {marks}",
-                    [value for row in chunk for value in row],
+                    f"INSERT INTO {_KEYS} ({_COLUMNS}) SELECT * FROM unnest("
+                    "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bytea[])",
+                    [list(column) for column in zip(*rows, strict=True)],
                 )
+            else:
+                for start in range(0, len(rows), 200):
+                    chunk = rows[start : start + 200]
+                    marks = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
+                    cursor.execute(
+                        f"INSERT INTO {_KEYS} ({_COLUMNS}) VALUES {marks}",
+                        [value for row in chunk for value in row],
+                    )
         batch.flushed(pending, written)
 
     # -- the KeyStore protocol ---------------------------------------------------------
@@ -180,11 +193,11 @@ class DjangoKeyStore:
         the tombstones itself; the unique index on active keys turns a concurrent
         writer's key into an ``IntegrityError``, after which theirs is used.
         """
-        from django.db import IntegrityError, connections, transaction
-
         batch = batch_for(self._local, entry.subject)
         if batch is not None:
             return batch.add(entry, revive=revive, rewrap=rewrap)
+        from django.db import IntegrityError, connections, transaction
+
         connection = connections[self._alias]
         insert = f"INSERT INTO {_KEYS} ({_COLUMNS}) SELECT %s, %s, %s, %s, %s, %s WHERE 1 = 1"
         if not revive:

@@ -161,6 +161,7 @@ def prepare_keys(subjects: Iterable[object], scopes: Iterable[str] | None = None
     inserted together, instead of one key-store round trip per learner on first save.
     Call it before the transaction that saves their rows. Returns how many learners.
     """
+    from learnprivacy.crypto._validate import check_scope
     from learnprivacy.django._keystore import DjangoKeyStore
     from learnprivacy.errors import KeyShreddedError
 
@@ -172,13 +173,22 @@ def prepare_keys(subjects: Iterable[object], scopes: Iterable[str] | None = None
     scopes = list(scopes)
     if not isinstance(store, DjangoKeyStore):
         raise ConfigurationError("prepare_keys needs the Django key store")
-    current.keyring.verify()
-    # The key store names learners by key reference only.
-    with store.batch(current.keyring._key_refs(wanted).values()):
-        for subject in wanted:
+    keyring = current.keyring
+    keyring.verify()
+    for scope in scopes:
+        check_scope(scope)
+    # The key store names learners by key reference only: computed once here, for the
+    # batch's reads and for each key made.
+    refs = keyring._key_refs(wanted)
+    cached = keyring._cache.subjects
+    with store.batch(refs.values()):
+        for subject, ref in refs.items():
+            keys = cached.get(subject)
             for scope in scopes:
+                if keys is not None and scope in keys.sealers:
+                    continue  # its key is at hand, as encrypt() would find it
                 try:
-                    current.cipher.encrypt("", subject=subject, context="prepare", scope=scope)
+                    keyring._sealer_of(subject, ref, scope)
                 except KeyShreddedError:
                     continue
     return len(wanted)

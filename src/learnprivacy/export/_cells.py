@@ -16,7 +16,15 @@ from learnprivacy.errors import ValidationError
 from learnprivacy.records import Score
 from learnprivacy.records._serialise import format_duration
 
-__all__ = ["csv_cell", "dumps_row", "flatten", "json_default", "neutralise_formula", "plain"]
+__all__ = [
+    "RowEncoder",
+    "csv_cell",
+    "dumps_row",
+    "flatten",
+    "json_default",
+    "neutralise_formula",
+    "plain",
+]
 
 # Characters that make Excel, LibreOffice or Google Sheets read a cell as a formula (or
 # that some of them strip before doing so): OWASP's CSV injection list.
@@ -77,16 +85,61 @@ _ROW_ENCODER = json.JSONEncoder(
 ).encode
 
 
+def _refused(exc: ValueError) -> ValidationError:
+    if isinstance(exc, ValidationError):
+        return exc
+    return ValidationError("export rows must not hold NaN or infinite numbers", field="export.row")
+
+
 def dumps_row(row: Mapping[str, Any]) -> str:
     """One row as compact JSON on a single line (UTF-8 text, no NaN)."""
     try:
         return _ROW_ENCODER(row)
     except ValueError as exc:
-        if isinstance(exc, ValidationError):
+        raise _refused(exc) from None
+
+
+class RowEncoder:
+    """:func:`dumps_row` for one writer, its C encoder made once instead of once a row.
+
+    Not to be shared between threads: the encoder's record of the containers it is inside
+    (what catches a row that contains itself) belongs to one encoding at a time, and the
+    package writer encodes under its lock. After a failed row that record may still name
+    the row's containers, so the encoder is made anew.
+    """
+
+    def __init__(self) -> None:
+        self._encode: Callable[[Any, int], Any] | None = None
+        self._make()
+
+    def _make(self) -> None:
+        make = getattr(json.encoder, "c_make_encoder", None)
+        if make is not None:
+            self._encode = make(
+                {},
+                json_default,
+                json.encoder.encode_basestring,
+                None,
+                ":",
+                ",",
+                False,
+                False,
+                False,
+            )
+
+    def __call__(self, row: Mapping[str, Any]) -> str:
+        """The row as :func:`dumps_row` writes it."""
+        encode = self._encode
+        if encode is None:
+            return dumps_row(row)
+        try:
+            return "".join(encode(row, 0))
+        except ValueError as exc:
+            self._make()
+            raise _refused(exc) from None
+        except BaseException:
+            self._make()
             raise
-        raise ValidationError(
-            "export rows must not hold NaN or infinite numbers", field="export.row"
-        ) from None
 
 
 def flatten(row: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:

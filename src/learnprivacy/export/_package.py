@@ -27,7 +27,7 @@ from learnprivacy._validators import require_aware
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, ProviderError, UnknownCodeError
 from learnprivacy.errors import ValidationError as LPValidationError
-from learnprivacy.export._cells import cells_reader, dumps_row, flatten
+from learnprivacy.export._cells import RowEncoder, cells_reader, flatten
 from learnprivacy.export._describe import class_columns, class_description, merge_descriptions
 from learnprivacy.export._files import HashingFile
 from learnprivacy.export._html import PageOptions
@@ -140,6 +140,12 @@ class PackageWriter:
         self._defaults = {(d.component, d.record_type): d for d in defaults}
         self._merged: dict[tuple[str, str], DataDescription | None] = {}
         self._classes: dict[type[Any], tuple[tuple[str, ...], bool, StatementBuilder | None]] = {}
+        self._record_streams: dict[
+            tuple[str, type[Any]],
+            tuple[_Stream, tuple[str, ...], bool, StatementBuilder | None],
+        ] = {}
+        # An access export keeps data of every basis: no record's basis needs reading.
+        self._includes_all = self.scope is Scope.ACCESS
         self._open: collections.OrderedDict[tuple[str, str], _Stream] = collections.OrderedDict()
         # The statements go straight into the package file, hashed as they are written.
         self._statements: HashingFile | None = None
@@ -147,6 +153,7 @@ class PackageWriter:
         self._seen = 0
         self._progress = progress
         self._finished = False
+        self._dumps = RowEncoder()
         # The PrivacyManager runs each provider in a worker thread, and a provider past
         # its deadline may still be writing when the next one starts: every write holds
         # this lock, so rows never interleave inside a staging file.
@@ -204,38 +211,44 @@ class PackageWriter:
             self._seen += 1
             if self._progress is not None:
                 self._progress.advance(1)
-            return self._write_record_locked(component, record)
+            cls = type(record)
+            known = self._record_streams.get((component, cls))
+            if known is None:
+                known = self._record_stream(component, cls)
+            stream, hidden, registered, build = known
+            self._check_subject(component, subject_of(record))
+            if not self._includes_all:
+                basis = getattr(record, "basis", None)
+                if not self.scope.includes(basis if isinstance(basis, LawfulBasis) else None):
+                    stream.excluded += 1
+                    return 0
+            row = to_json_dict(record)
+            for name in hidden:
+                del row[name]
+            if hidden or not registered:
+                stream.typed = False
+            self._append(stream, row)
+            if build is not None:
+                try:
+                    statement = build(record, self._xapi_actor, self._profile, self._now)
+                except LPValidationError:
+                    # A record dated after the export states nothing yet: its data is in
+                    # the JSON and CSV files, and no statement claims it happened.
+                    statement = None
+                if statement is not None:
+                    self._append_statement(statement)
+            return 1
 
-    def _write_record_locked(self, component: str, record: Any) -> int:
-        cls = type(record)
-        facts = self._classes.get(cls)
-        if facts is None:
-            if not attrs.has(cls):
-                raise ProviderError(f"{component} wrote a non-record object", component=component)
-            facts = self._class_facts(cls)
-        self._check_subject(component, subject_of(record))
-        hidden, registered, build = facts
-        stream = self._stream(component, cls.__name__, cls)
-        basis = getattr(record, "basis", None)
-        if not self.scope.includes(basis if isinstance(basis, LawfulBasis) else None):
-            stream.excluded += 1
-            return 0
-        row = to_json_dict(record)
-        for name in hidden:
-            del row[name]
-        if hidden or not registered:
-            stream.typed = False
-        self._append(stream, row)
-        if build is not None:
-            try:
-                statement = build(record, self._xapi_actor, self._profile, self._now)
-            except LPValidationError:
-                # A record dated after the export states nothing yet: its data is in
-                # the JSON and CSV files, and no statement claims it happened.
-                statement = None
-            if statement is not None:
-                self._append_statement(statement)
-        return 1
+    def _record_stream(
+        self, component: str, cls: type[Any]
+    ) -> tuple[_Stream, tuple[str, ...], bool, StatementBuilder | None]:
+        """The stream of a component's records of ``cls`` and the class's facts."""
+        if not attrs.has(cls):
+            raise ProviderError(f"{component} wrote a non-record object", component=component)
+        hidden, registered, build = self._class_facts(cls)
+        known = (self._stream(component, cls.__name__, cls), hidden, registered, build)
+        self._record_streams[(component, cls)] = known
+        return known
 
     def _write_row(self, component: str, record_type: str, row: Mapping[str, Any]) -> int:
         with self._lock:
@@ -307,7 +320,7 @@ class PackageWriter:
         return stream
 
     def _append(self, stream: _Stream, row: Mapping[str, Any]) -> None:
-        line = dumps_row(row)
+        line = self._dumps(row)
         if stream.tracking:
             columns = stream.columns
             for column, value in flatten(row):
@@ -315,7 +328,12 @@ class PackageWriter:
                     columns[column] = False
                 if value is not None and not columns[column]:
                     columns[column] = True
-        self._handle(stream).write(line + "\n")
+        handle = stream.handle
+        if handle is None:
+            handle = self._handle(stream)
+        elif len(self._open) > 1:
+            self._open.move_to_end((stream.component, stream.record_type))
+        handle.write(line + "\n")
         if stream.csv_path is not None and stream.csv_cells is not None:
             # The row is JSON-ready (a record's to_json_dict): the cells are what the
             # staging line would give back.
@@ -342,7 +360,7 @@ class PackageWriter:
         return stream.handle
 
     def _append_statement(self, statement: Mapping[str, Any]) -> None:
-        line = dumps_row(statement)
+        line = self._dumps(statement)
         if self._statements is None:
             self._statements = open_statements(self.root)
             self._statements.write(line)

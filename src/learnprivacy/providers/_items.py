@@ -10,8 +10,8 @@ from __future__ import annotations
 import enum
 import re
 import types
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import attrs
 
@@ -28,6 +28,8 @@ __all__ = [
     "SubsystemLink",
     "UserPreference",
 ]
+
+_T = TypeVar("_T")
 
 # Moodle string identifiers are lowercase words joined by ':' or '_' (PARAM_STRINGID).
 _STRING_ID = re.compile(r"[a-zA-Z0-9_:.\-]+")
@@ -84,12 +86,21 @@ def _optional_string_id(value: object) -> str | None:
     return value
 
 
-def _basis(value: object) -> LawfulBasis | None:
-    if value is None or isinstance(value, LawfulBasis):
+def _parsed(
+    value: object, kind: type[_T], parse: Callable[[str], _T], field: str, expected: str
+) -> _T | None:
+    """``value`` if already a ``kind`` (or ``None``), else ``parse`` of its text."""
+    if value is None or isinstance(value, kind):
         return value
     if isinstance(value, str):
-        return LawfulBasis.from_moodle(value)
-    raise ValidationError("basis must be a LawfulBasis or a Moodle code", field="basis")
+        return parse(value)
+    raise ValidationError(f"{field} must be {expected}", field=field)
+
+
+def _basis(value: object) -> LawfulBasis | None:
+    return _parsed(
+        value, LawfulBasis, LawfulBasis.from_moodle, "basis", "a LawfulBasis or a Moodle code"
+    )
 
 
 def _categories(value: object) -> tuple[DataCategory, ...]:
@@ -108,11 +119,7 @@ def _categories(value: object) -> tuple[DataCategory, ...]:
 
 
 def _retention(value: object) -> Period | None:
-    if value is None or isinstance(value, Period):
-        return value
-    if isinstance(value, str):
-        return Period.parse(value)
-    raise ValidationError("retention must be an ISO 8601 period or a Period", field="retention")
+    return _parsed(value, Period, Period.parse, "retention", "an ISO 8601 period or a Period")
 
 
 def _trigger(value: object) -> Trigger | None:

@@ -11,8 +11,9 @@ import enum
 import re
 import types
 import typing
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import attrs
 
@@ -21,6 +22,7 @@ from learnprivacy.errors import ValidationError
 from learnprivacy.records._types import Score
 
 __all__ = [
+    "JsonForm",
     "format_duration",
     "from_json_dict",
     "parse_duration",
@@ -66,26 +68,10 @@ def parse_duration(text: str) -> dt.timedelta:
 
 
 def _dump(value: Any) -> Any:
-    if value is None or isinstance(value, bool | str | int | float):
-        return value
-    if isinstance(value, LawfulBasis):
-        return value.name.lower()
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return format_duration(value)
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, Score):
-        return {
-            "raw": _dump(value.raw),
-            "min": _dump(value.min),
-            "max": _dump(value.max),
-            "scaled": round(value.scaled, 6),
-        }
-    raise TypeError(f"cannot serialise {type(value).__name__}")
+    """One value's JSON form, by its type's dumper (see :func:`_dumper`)."""
+    kind = type(value)
+    dumper = _BY_TYPE[kind] if kind in _BY_TYPE else _dumper(kind)
+    return value if dumper is None else dumper(value)
 
 
 def _score(value: Score) -> dict[str, Any]:
@@ -106,7 +92,7 @@ def _enum_value(value: enum.Enum) -> Any:
 
 
 #: How values of one exact type are dumped (``None``: as they are), filled as types are
-#: met. The same order of checks as :func:`_dump`, decided once per type, not per value.
+#: met: :func:`_dumper` decides once per type, not per value.
 _BY_TYPE: dict[type, Any] = {type(None): None}
 #: The field names of each record class, in declaration order.
 _NAMES: dict[type, tuple[str, ...]] = {}
@@ -142,6 +128,7 @@ def to_json_dict(record: object) -> dict[str, Any]:
     by_type = _BY_TYPE
     out: dict[str, Any] = {}
     for name in names:
+        # _dump, inlined: this runs for every field of every record exported.
         value = getattr(record, name)
         kind = type(value)
         dumper = by_type[kind] if kind in by_type else _dumper(kind)
@@ -223,3 +210,20 @@ def from_json_dict(cls: type[T], data: dict[str, Any]) -> T:
         raise ValidationError(
             f"{cls.__name__} data lacks a required field", field=cls.__name__
         ) from None
+
+
+class JsonForm:
+    """``to_dict`` and ``from_dict`` for a flat attrs class (texts, numbers, enums, dates),
+    in the records' JSON form: :func:`to_json_dict` and :func:`from_json_dict`."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return to_json_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Rebuild from :meth:`to_dict`; a missing, unknown or ill-typed key raises
+        ``ValidationError``."""
+        return from_json_dict(cls, dict(data))

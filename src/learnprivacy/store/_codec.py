@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
+import attrs
+
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.crypto import BlindIndex, FieldCipher
 from learnprivacy.crypto._token import Opener
@@ -142,10 +144,52 @@ def _from_text(spec: FieldSpec) -> Callable[[str], Any]:
     return _reader(spec, _FROM_TEXT)
 
 
+def _builder(cls: type[Any], authenticated: frozenset[str]) -> Callable[[dict[str, Any]], Any]:
+    """How a record of ``cls`` is made from the field values of a row that was read.
+
+    The values of the fields named in ``authenticated`` were decrypted: AES-GCM vouches
+    that each is the very text this library encrypted for this record, learner and field,
+    from a record whose validators accepted it when it was made. Their validators are
+    not run again; every other field (clear columns, which anyone with access to the
+    database could change) is validated as ``cls(**values)`` would, after all fields are
+    set, with the same errors. A class whose construction does more than set fields and
+    run validators (converters, ``__attrs_post_init__``, fields outside ``__init__``, or
+    fields the row does not give) is made by calling it.
+    """
+    fields = attrs.fields(cls)
+    names = tuple(a.name for a in fields)
+    plain = (
+        getattr(cls, "__attrs_post_init__", None) is None
+        and getattr(cls, "__attrs_pre_init__", None) is None
+        and all(a.init and a.converter is None and a.alias == a.name for a in fields)
+    )
+    if not plain:
+        return lambda values: cls(**values)
+    checks = tuple(
+        (a, a.name, a.validator)
+        for a in fields
+        if a.validator is not None and a.name not in authenticated
+    )
+    new, assign = object.__new__, object.__setattr__
+
+    def build(values: dict[str, Any]) -> Any:
+        if len(values) != len(names):
+            return cls(**values)
+        record = new(cls)
+        for name in names:
+            assign(record, name, values[name])
+        for attribute, name, check in checks:
+            check(record, attribute, values[name])
+        return record
+
+    return build
+
+
 class Codec:
     """Converts between records of one type and rows of its table."""
 
     __slots__ = (
+        "_build",
         "_cipher",
         "_columns",
         "_composite",
@@ -196,6 +240,7 @@ class Codec:
             for spec in rt.fields
             if spec.encrypted
         ]
+        self._build = _builder(rt.cls, frozenset(spec.name for spec in rt.fields if spec.encrypted))
         self._skeleton = [
             (spec.name, None if spec.encrypted else self._decoder(spec, positions)[1])
             for spec in rt.fields
@@ -342,25 +387,21 @@ class Codec:
         for name, decode in self._composite:
             kwargs[name] = decode(row, record_id, subject)
         if self._opened:
-            tokens: list[str] = []
-            contexts: list[str] = []
-            present = []
-            for item in self._opened:
-                name, context, at, _ = item
+            cipher = self._cipher
+            mine = cipher._openers_of(subject) if openers is None else openers.get(subject)
+            open_text = cipher._open_text
+            for name, context, at, from_text in self._opened:
                 token = row[at]
                 if token is None:
                     kwargs[name] = None
                     continue
-                tokens.append(token)
-                contexts.append(context.format(record_id))
-                present.append(item)
-            if openers is None:
-                texts = self._cipher.decrypt_many(tokens, subject=subject, contexts=contexts)
-            else:
-                texts = self._cipher._decrypt_with(openers.get(subject), tokens, subject, contexts)
-            for (name, _, _, from_text), text in zip(present, texts, strict=True):
+                text = open_text(mine, token, subject, context.format(record_id))
+                if mine is None:
+                    # The first token of a learner without openers at hand went through
+                    # decrypt(), which cached the learner's keys.
+                    mine = cipher._openers_of(subject)
                 kwargs[name] = text if from_text is None else from_text(text)
-        return self.rt.cls(**kwargs)
+        return self._build(kwargs)
 
     def skeleton(self, row: Sequence[Any]) -> Any:
         """A record of ``row`` without decrypting: encrypted fields are ``None``.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,7 +28,7 @@ from sqlalchemy.pool import StaticPool
 
 from learnprivacy.errors import ConfigurationError
 
-__all__ = ["Database"]
+__all__ = ["Database", "thread_bound"]
 
 _WRITE = "learnprivacy_write"
 _RELAXED = "learnprivacy_relaxed"
@@ -236,3 +237,15 @@ class Database:
         """Close every pooled connection (of an engine this object made, not a caller's)."""
         if self.owned:
             self.engine.dispose()
+
+
+@contextmanager
+def thread_bound(local: threading.local, name: str, value: object) -> Iterator[None]:
+    """Set ``local.<name>`` to ``value`` for this thread while the block runs, then put
+    back what was there (blocks nest)."""
+    previous = getattr(local, name, None)
+    setattr(local, name, value)
+    try:
+        yield
+    finally:
+        setattr(local, name, previous)

@@ -15,6 +15,7 @@ from learnprivacy.records import Learner
 from learnprivacy.records._base import subject_of
 from learnprivacy.retention import Action, Hold, Override, Schedule
 from learnprivacy.retention._decide import unscheduled_erasure
+from learnprivacy.store import _statistics as statistics
 from learnprivacy.store._actions import (
     anonymise_rows,
     erase_rows,
@@ -153,6 +154,8 @@ def erase_subject(
             live_keys(store, connection, [learner_id], scope)
         # The log first: the entries and the erasure commit together or not at all.
         audit.append(connection, events, now=now)
+        if erased_count:
+            statistics.removed(connection, [learner_id])
         for rt, erase_ids, keep_ids in plan.values():
             erase_rows(connection, rt, erase_ids)
             restrict_rows(
@@ -229,7 +232,6 @@ def end_records(
     store: Store,
     records: list[Any],
     action: Action,
-    *,
     now: dt.datetime,
     reason: str,
     schedule: Schedule | None,
@@ -320,7 +322,8 @@ def end_records(
                 )
             )
         audit.append(connection, events, now=now)
-        for rt, ids, _owners in found.values():
+        for rt, ids, owners in found.values():
+            statistics.removed(connection, owners)
             if action is Action.ERASE:
                 changed += erase_rows(connection, rt, ids)
             else:
@@ -507,6 +510,8 @@ def _replay_one(
         ids = list(details.get("ids", ()))
     if not ids:
         return
+    if entry.action in ("erase", "anonymise"):
+        statistics.removed(connection, named)
     if entry.action == "erase":
         counts["erased"] += erase_rows(connection, rt, ids)
     elif entry.action == "anonymise":

@@ -51,7 +51,7 @@ from learnprivacy.crypto._keystore import KeyEntry, KeyState
 from learnprivacy.crypto._keystore import entry_from_row as _entry
 from learnprivacy.errors import ConfigurationError, KeyShreddedError
 from learnprivacy.store._bulk import bulk_insert, ids_in
-from learnprivacy.store._engine import Database
+from learnprivacy.store._engine import Database, thread_bound
 
 __all__ = [
     "KEY_METADATA",
@@ -406,12 +406,8 @@ class KeyDatabase:
                     ids_in(_TOMBSTONES.c.subject_ref, chunk, dialect)
                 )
                 batch.tombstones.update((s, c) for s, c in connection.execute(stones).all())
-        previous = getattr(self._local, "batch", None)
-        self._local.batch = batch
-        try:
+        with thread_bound(self._local, "batch", batch):
             yield
-        finally:
-            self._local.batch = previous
 
     def flush(self, *, rewrap: EpochRewrap | None = None) -> None:
         """Insert (and commit) the keys buffered by the current batch.

@@ -44,7 +44,7 @@ from sqlalchemy import (
 
 from learnprivacy.crypto._keystore import KeyEntry
 from learnprivacy.store._bulk import ids_in
-from learnprivacy.store._engine import Database
+from learnprivacy.store._engine import Database, thread_bound
 from learnprivacy.store._keydb import EpochRewrap, KeyDatabase, KeyRace
 from learnprivacy.store._tables import KEY_OUTBOX
 
@@ -84,12 +84,8 @@ class SqlKeyStore:
     @contextmanager
     def bound(self, connection: Connection) -> Iterator[None]:
         """Send shreds of this thread to the outbox of ``connection``'s transaction."""
-        previous = getattr(self._local, "connection", None)
-        self._local.connection = connection
-        try:
+        with thread_bound(self._local, "connection", connection):
             yield
-        finally:
-            self._local.connection = previous
 
     @contextmanager
     def batch(self, refs: Iterable[str], *, lock: bool = False) -> Iterator[None]:

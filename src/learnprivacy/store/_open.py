@@ -18,6 +18,7 @@ from learnprivacy.store import _migrate
 from learnprivacy.store._engine import Database
 from learnprivacy.store._keystore import SqlKeyStore
 from learnprivacy.store._schema import BUILTIN_TYPES, METADATA, RecordTable
+from learnprivacy.store._statistics import unsample_ids
 from learnprivacy.store._tables import META
 
 __all__ = [
@@ -34,8 +35,13 @@ __all__ = [
 _MIGRATION_LOCK = 0x6C70_7374_6F72  # "lpstor"
 
 
-def migrate(db: Database, connection: Connection) -> None:
-    """Bring the schema to the newest revision and create missing record tables."""
+def migrate(db: Database, connection: Connection) -> bool:
+    """Bring the schema to the newest revision and create missing record tables.
+
+    True when PostgreSQL statistics on record ids were dropped
+    (:func:`learnprivacy.store._statistics.unsample_ids`): ``pg_statistic`` then wants
+    rewriting after the commit.
+    """
     if db.is_postgres:
         # Two processes opening a fresh database at once must not both create the schema.
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
@@ -47,18 +53,23 @@ def migrate(db: Database, connection: Connection) -> None:
         _migrate.upgrade(connection)
     if connection.execute(select(META.c.value).where(META.c.key == "store_id")).first() is None:
         connection.execute(insert(META), [{"key": "store_id", "value": os.urandom(16).hex()}])
-    for cls in record_types():
-        if cls.__name__ not in BUILTIN_TYPES:
-            ensure_table(connection, RecordTable(cls))
+    tables = [RecordTable(cls) for cls in record_types()]
+    for rt in tables:
+        if rt.name not in BUILTIN_TYPES:
+            METADATA.create_all(connection, tables=[rt.table], checkfirst=True)
+            for index in rt.table.indexes:
+                index.create(connection, checkfirst=True)
+    return unsample_ids(connection, tables)
 
 
-def ensure_table(connection: Connection, rt: RecordTable) -> None:
+def ensure_table(connection: Connection, rt: RecordTable) -> bool:
     """Create the table of a record type the migrations do not manage, if missing, and
     the indexes a table created by an older version lacks (the migrations only know the
-    built-in tables)."""
+    built-in tables). True as :func:`migrate` says it."""
     METADATA.create_all(connection, tables=[rt.table], checkfirst=True)
     for index in rt.table.indexes:
         index.create(connection, checkfirst=True)
+    return unsample_ids(connection, [rt])
 
 
 def check_key_database(connection: Connection, meta: dict[str, str], keys: Any) -> None:

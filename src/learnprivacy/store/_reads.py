@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Connection, func, select
 from learnprivacy.crypto._blind_index import normalise_text
 from learnprivacy.errors import ValidationError
 from learnprivacy.store._codec import Codec, column_value
-from learnprivacy.store._common import visible
+from learnprivacy.store._common import collector_paused, visible
 from learnprivacy.store._schema import ANONYMISED, Kind, RecordTable
 
 if TYPE_CHECKING:
@@ -42,7 +42,8 @@ def decode_rows(store: Store, codec: Codec, rows: Sequence[Sequence[Any]]) -> li
 
     Rows go in slices of :data:`KEY_PAGE`: the keys of a slice's learners are fetched in
     one query and unwrapped in one pass, used for that slice, then dropped, so a read of
-    many learners neither holds every key at once nor churns the keyring's cache.
+    many learners neither holds every key at once nor churns the keyring's cache. The
+    garbage collector is paused for each slice (see ``collector_paused``).
     """
     if not rows:
         return []
@@ -52,9 +53,10 @@ def decode_rows(store: Store, codec: Codec, rows: Sequence[Sequence[Any]]) -> li
     records: list[Any] = []
     for start in range(0, len(rows), KEY_PAGE):
         page = rows[start : start + KEY_PAGE]
-        openers = keyring._openers_of_subjects(keyring._key_refs({row[at] for row in page}))
-        records.extend([from_row(row, openers) for row in page])
-        del openers
+        with collector_paused():
+            openers = keyring._openers_of_subjects(keyring._key_refs({row[at] for row in page}))
+            records.extend([from_row(row, openers) for row in page])
+            del openers
     return records
 
 

@@ -24,6 +24,7 @@ from learnprivacy.errors import (
 from learnprivacy.records import Granularity, Record
 from learnprivacy.records._base import record_types
 from learnprivacy.store import _reads, _writes
+from learnprivacy.store import _statistics as statistics
 from learnprivacy.store._audit import AuditLog
 from learnprivacy.store._codec import Codec
 from learnprivacy.store._engine import Database
@@ -156,9 +157,14 @@ class Store:
         self._codecs: dict[type[Any], Codec] = {}
         try:
             with self._db.write() as connection:
-                migrate(self._db, connection)
+                dropped_statistics = migrate(self._db, connection)
                 meta = read_meta(connection)
                 check_key_database(connection, meta, self._key_db)
+            if dropped_statistics:
+                statistics.rewrite_catalog(self._db)
+            if any(key.startswith(statistics.MARK) for key in meta):
+                # An erasure committed, its statistics not refreshed yet.
+                statistics.refresh_if_marked(self._db)
             self._keyring = bind_keyring(keyring, self._keys)
             # The epoch keys the data keys are wrapped under (none before a compaction).
             self._vault = as_vault(vault, self._key_db)
@@ -299,7 +305,9 @@ class Store:
             rt = RecordTable(record_type)
             if record_type.__name__ not in BUILTIN_TYPES:
                 with self._db.write() as connection:
-                    ensure_table(connection, rt)
+                    dropped_statistics = ensure_table(connection, rt)
+                if dropped_statistics:
+                    statistics.rewrite_catalog(self._db)
             self._table_cache[record_type] = rt
         return rt
 
@@ -327,6 +335,7 @@ class Store:
         try:
             with self._db.write(relaxed=relaxed) as connection, self._keys.bound(connection):
                 yield connection
+                sampled = statistics.unsample_if_removed(connection)
         except BaseException:
             self._keyring.clear_cache()
             self._keys.discard_sent()
@@ -336,6 +345,8 @@ class Store:
         # anchor the audit head in the key database.
         self._keys.apply_sent()
         self.audit.publish_anchor()
+        if sampled:
+            statistics.refresh_if_marked(self._db)
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -681,14 +692,7 @@ class Store:
         from learnprivacy.store import _erasure  # loaded when first used
 
         return _erasure.end_records(
-            self,
-            list(records),
-            action,
-            now=self.now(now),
-            reason=reason,
-            schedule=schedule,
-            holds=tuple(holds),
-            override=override,
+            self, list(records), action, self.now(now), reason, schedule, tuple(holds), override
         )
 
     def verify_anonymised(

@@ -21,7 +21,7 @@ from learnprivacy.records._base import record_type as named_type
 from learnprivacy.records._base import subject_of
 from learnprivacy.store._audit import AuditEvent
 from learnprivacy.store._bulk import bulk_insert, ids_in
-from learnprivacy.store._common import chunked, ids_detail
+from learnprivacy.store._common import chunked, collector_paused, ids_detail
 from learnprivacy.store._keystore import KeyRace
 from learnprivacy.store._schema import ANONYMISED, REASON, RESTRICTED, RecordTable
 from learnprivacy.store._types import to_utc
@@ -78,44 +78,57 @@ def add_all(store: Store, records: Iterable[Any], *, now: dt.datetime) -> int:
     keyring = store.keyring
     with store._writing() as connection:
         for chunk in chunked(records, store.batch_size):
-            by_type: dict[type[Any], list[Any]] = {}
-            for record in chunk:
-                by_type.setdefault(_record_class(record), []).append(record)
-            tables = {cls: store._table(cls) for cls in by_type}
-            new_learners = {
-                r.id for cls, rs in by_type.items() if cls.__name__ == "Learner" for r in rs
-            }
-            needed = {
-                r.learner_id for cls, rs in by_type.items() if tables[cls].has_learner for r in rs
-            }
-            kinds = ", ".join(sorted(cls.__name__ for cls in by_type if tables[cls].has_learner))
-            _check_learners(store, connection, needed - new_learners, kinds)
-            secret = [cls for cls in by_type if any(f.encrypted for f in tables[cls].fields)]
-            subjects = {subject_of(r) for cls in secret for r in by_type[cls]}
-            # Keys cached from an earlier transaction may have been shredded since.
-            keyring._forget_many(subjects)
-            refs = set(keyring._key_refs(subjects).values())
-            # An erasure of these learners may have committed a moment ago with its
-            # shreds still in the outbox: destroy those keys before using any.
-            keys.settle(connection, refs)
-            rows: dict[type[Any], list[dict[str, Any]]] = {}
-            with keys.batch(refs, lock=True):
-                for cls, items in by_type.items():
-                    to_row = store._codec(cls).to_row
-                    rows[cls] = [to_row(r) for r in items]
-                try:
-                    keys.flush()
-                except KeyRace:
-                    raise IntegrityError(
-                        "a data key was created concurrently for a learner of this batch; "
-                        "retry the operation"
-                    ) from None
-            # The learner's own rows go in first, so a batch may add learners and records.
-            for cls in sorted(by_type, key=lambda c: tables[c].has_learner):
-                _insert(connection, tables[cls], rows[cls])
-                name = cls.__name__
-                counts[name] = counts.get(name, 0) + len(rows[cls])
-                subjects_by_type.setdefault(name, set()).update(subject_of(r) for r in by_type[cls])
+            # Paused per batch: see collector_paused.
+            with collector_paused():
+                by_type: dict[type[Any], list[Any]] = {}
+                for record in chunk:
+                    by_type.setdefault(_record_class(record), []).append(record)
+                tables = {cls: store._table(cls) for cls in by_type}
+                new_learners = {
+                    r.id for cls, rs in by_type.items() if cls.__name__ == "Learner" for r in rs
+                }
+                needed = {
+                    r.learner_id
+                    for cls, rs in by_type.items()
+                    if tables[cls].has_learner
+                    for r in rs
+                }
+                kinds = ", ".join(
+                    sorted(cls.__name__ for cls in by_type if tables[cls].has_learner)
+                )
+                _check_learners(store, connection, needed - new_learners, kinds)
+                secret = [cls for cls in by_type if any(f.encrypted for f in tables[cls].fields)]
+                subjects = {subject_of(r) for cls in secret for r in by_type[cls]}
+                # Keys cached from an earlier transaction may have been shredded since.
+                keyring._forget_many(subjects)
+                refs = set(keyring._key_refs(subjects).values())
+                # An erasure of these learners may have committed a moment ago with its
+                # shreds still in the outbox: destroy those keys before using any.
+                keys.settle(connection, refs)
+                rows: dict[type[Any], list[dict[str, Any]]] = {}
+                with keys.batch(refs, lock=True):
+                    for cls, items in by_type.items():
+                        if cls in secret:
+                            # The keys of the batch's new learners made in one pass.
+                            owners = {subject_of(r) for r in items}
+                            keyring._sealers(owners, tables[cls].scope)
+                        to_row = store._codec(cls).to_row
+                        rows[cls] = [to_row(r) for r in items]
+                    try:
+                        keys.flush()
+                    except KeyRace:
+                        raise IntegrityError(
+                            "a data key was created concurrently for a learner of this batch; "
+                            "retry the operation"
+                        ) from None
+                # The learner's own rows go in first, so a batch may add learners and records.
+                for cls in sorted(by_type, key=lambda c: tables[c].has_learner):
+                    _insert(connection, tables[cls], rows[cls])
+                    name = cls.__name__
+                    counts[name] = counts.get(name, 0) + len(rows[cls])
+                    subjects_by_type.setdefault(name, set()).update(
+                        subject_of(r) for r in by_type[cls]
+                    )
         events = []
         for name, count in counts.items():
             owners = subjects_by_type[name]
