@@ -34,7 +34,7 @@ from learnprivacy.providers import (
 )
 from learnprivacy.testing.moodle import FixtureSummary, create_schema, insert_rows, populate
 from tests import NOW
-from tests.conftest import open_engine
+from tests.conftest import open_engine, synthetic_site
 
 SOURCES = {source.name: source for source in CONTENT_SOURCES}
 # Planted by the module's site: text that must never reach the learner's export.
@@ -109,9 +109,7 @@ def site(
     new_database: Callable[[], str],
 ) -> Iterator[tuple[sa.Engine, FixtureSummary, dict[str, int]]]:
     """A small synthetic site with content, and planted rows, on each engine."""
-    engine = open_engine(new_database())
-    create_schema(engine)
-    summary = populate(engine, now=NOW, users=60, courses=6)
+    engine, summary = synthetic_site(new_database(), users=60, courses=6)
     planted = _plant(engine, summary)
     yield engine, summary, planted
     engine.dispose()
@@ -369,9 +367,7 @@ def test_activity_folders_follow_a_renamed_activity(
     new_database: Callable[[], str], tmp_path: Path
 ) -> None:
     """Rename a forum in Moodle: the export's folder takes the new name."""
-    engine = open_engine(new_database())
-    create_schema(engine)
-    summary = populate(engine, now=NOW, users=30, courses=3)
+    engine, summary = synthetic_site(new_database(), users=30, courses=3)
     forum = MoodleSchema()["forum"]
     with engine.begin() as connection:
         connection.execute(forum.update().values(name="Espace d'échange renommé"))
