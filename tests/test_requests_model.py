@@ -297,6 +297,7 @@ def test_parts_read_back_their_json_form_and_refuse_a_malformed_one() -> None:
         Failure(step="erase_providers", error="ProviderError", at=at, component="mod_forum"),
         Extension(months=2, reasons="many requests", decided_at=at, subject_informed_at=at),
         RecordOutcome(record_type="Consent", record_id="C1", action=Action.ERASE, article="x"),
+        Requester.subject("Ana Silva", "ana@example.org"),
     ]
     for part in parts:
         form = part.to_dict()

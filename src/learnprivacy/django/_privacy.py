@@ -161,10 +161,10 @@ def prepare_keys(subjects: Iterable[object], scopes: Iterable[str] | None = None
     inserted together, instead of one key-store round trip per learner on first save.
     Call it before the transaction that saves their rows. Returns how many learners.
     """
+    from learnprivacy._collector import collector_paused
     from learnprivacy.crypto._validate import check_scope
     from learnprivacy.django._keystore import DjangoKeyStore
     from learnprivacy.errors import KeyShreddedError
-    from learnprivacy.store._common import collector_paused
 
     current = runtime()
     store = current.keyring.store

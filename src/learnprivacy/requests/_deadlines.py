@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -27,7 +26,7 @@ import attrs
 from learnprivacy import _validators as v
 from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import from_json_dict, to_json_dict
+from learnprivacy.records._serialise import JsonForm
 from learnprivacy.retention import Period
 
 __all__ = [
@@ -153,7 +152,7 @@ def _reasons(_instance: object, _attribute: attrs.Attribute[Any], value: object)
 
 
 @attrs.frozen(kw_only=True)
-class Extension:
+class Extension(JsonForm):
     """The one extension a request may get: how long, why, and when the subject was told.
 
     ``reasons`` are written by the controller for the subject (the complexity or the
@@ -165,12 +164,3 @@ class Extension:
     reasons: str = attrs.field(validator=_reasons)
     decided_at: dt.datetime = attrs.field(validator=v.aware_datetime)
     subject_informed_at: dt.datetime = attrs.field(validator=v.aware_datetime)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return to_json_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Extension:
-        """Rebuild from :meth:`to_dict`."""
-        return from_json_dict(cls, dict(data))

@@ -16,9 +16,9 @@ import attrs
 from learnprivacy import _validators as v
 from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import from_json_dict, to_json_dict
 from learnprivacy.records._base import _keyword_only_init
 from learnprivacy.records._fields import MASK
+from learnprivacy.records._serialise import JsonForm
 from learnprivacy.requests._deadlines import (
     Extension,
     HolidayCalendar,
@@ -55,12 +55,13 @@ def _mask(_value: object) -> str:
 
 
 @attrs.frozen(kw_only=True)
-class Requester:
+class Requester(JsonForm):
     """Who sent the request. ``name`` and ``email`` are personal and masked in ``repr``.
 
     The letter is addressed to this person. For a representative or an heir, the
     authority to act is checked like an identity (``ProofMethod.MANDATE_SIGHTED``,
-    ``DEATH_CERTIFICATE_SIGHTED``).
+    ``DEATH_CERTIFICATE_SIGHTED``). Its ``to_dict`` form holds them: persist it as
+    personal data.
     """
 
     role: RequesterRole = attrs.field(validator=v.instance_of(RequesterRole))
@@ -73,15 +74,6 @@ class Requester:
     def subject(cls, name: str, email: str | None = None) -> Requester:
         """The data subject asking for themselves."""
         return cls(role=RequesterRole.SUBJECT, name=name, email=email)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form (personal: persist as such)."""
-        return {"role": self.role.value, "name": self.name, "email": self.email}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Requester:
-        """Rebuild from :meth:`to_dict`."""
-        return cls(role=RequesterRole(data["role"]), name=data["name"], email=data["email"])
 
 
 @attrs.frozen(kw_only=True)
@@ -126,40 +118,22 @@ class IdentityCheck:
 
 
 @attrs.frozen(kw_only=True)
-class Refusal:
+class Refusal(JsonForm):
     """Why the request is not acted on (Art. 12(5)); the reason goes to the subject."""
 
     grounds: RefusalGrounds = attrs.field(validator=v.instance_of(RefusalGrounds))
     reason: str = attrs.field(validator=v.non_empty_text)
     at: dt.datetime = attrs.field(validator=v.aware_datetime)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return to_json_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Refusal:
-        """Rebuild from :meth:`to_dict`."""
-        return from_json_dict(cls, dict(data))
-
 
 @attrs.frozen(kw_only=True)
-class Failure:
+class Failure(JsonForm):
     """Why execution stopped: the step, the component that failed, a non-personal error."""
 
     step: str = attrs.field(validator=v.non_empty_text)
     error: str = attrs.field(validator=v.non_empty_text)
     at: dt.datetime = attrs.field(validator=v.aware_datetime)
     component: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return to_json_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Failure:
-        """Rebuild from :meth:`to_dict`."""
-        return from_json_dict(cls, dict(data))
 
 
 # Which parameter class each request type takes; ``None`` means "takes none".

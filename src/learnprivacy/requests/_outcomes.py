@@ -16,7 +16,7 @@ import attrs
 
 from learnprivacy._validators import aware_datetime
 from learnprivacy._vocabulary import Action
-from learnprivacy.records import from_json_dict, to_json_dict
+from learnprivacy.records._serialise import JsonForm
 
 __all__ = [
     "NotificationOutcome",
@@ -27,7 +27,7 @@ __all__ = [
 
 
 @attrs.frozen(kw_only=True)
-class RecordOutcome:
+class RecordOutcome(JsonForm):
     """One record's outcome and the article that justifies it.
 
     ``reason`` is a short code-like explanation (``"legal minimum retention"``) written by
@@ -40,15 +40,6 @@ class RecordOutcome:
     action: Action
     article: str
     reason: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return to_json_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RecordOutcome:
-        """Rebuild from :meth:`to_dict`."""
-        return from_json_dict(cls, dict(data))
 
 
 class NotificationStatus(enum.Enum):

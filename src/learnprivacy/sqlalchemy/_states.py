@@ -25,8 +25,10 @@ from sqlalchemy import (
     Connection,
     Engine,
     String,
+    and_,
     delete,
     event,
+    exists,
     insert,
     literal,
     select,
@@ -41,7 +43,7 @@ from learnprivacy._inplace._refs import RowRefs, is_row_ref
 from learnprivacy.errors import ConfigurationError
 from learnprivacy.sqlalchemy._rowkeys import key_columns, key_text
 
-__all__ = ["convert", "names_row", "prepare", "ref_id", "ref_sql"]
+__all__ = ["convert", "in_state", "names_row", "prepare", "ref_id", "ref_sql"]
 
 _FUNCTION = "lp_row_ref"
 #: Each live binding's references by a random id: SQL names the key by this id, never
@@ -99,6 +101,26 @@ def names_row(states: Any, refs: RowRefs, spec: ModelSpec) -> Any:
     reference, or by its key in clear while a table written before references has not
     been converted yet (the first call through the binding converts it)."""
     return states.c.row_key.in_([ref_sql(refs, spec), key_text(spec)])
+
+
+def in_state(states: Any, refs: RowRefs, spec: ModelSpec, state: str) -> Any:
+    """The condition that the row of ``spec``'s table has row state ``state``.
+
+    The table's states are probed first by an uncorrelated subquery, run once per
+    statement: while the table has no row in that state (most tables, most of the time)
+    no row's reference is computed at all; once it has one, each row's is."""
+    any_row = (
+        select(states.c.row_key)
+        .where(states.c.table_name == spec.table, states.c.state == state)
+        .limit(1)
+        .scalar_subquery()
+    )
+    this_row = exists().where(
+        states.c.table_name == spec.table,
+        names_row(states, refs, spec),
+        states.c.state == state,
+    )
+    return and_(any_row.is_not(None), this_row)
 
 
 def _add_function(dbapi_connection: Any) -> None:
