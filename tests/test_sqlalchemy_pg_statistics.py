@@ -43,6 +43,7 @@ LEARNERS = [f"pgstat-learner-{n:04d}-Qz" for n in range(40)]
 ERASED = LEARNERS[8]
 #: The declared subject columns.
 SUBJECTS = {"users": "id", "forum_posts": "author_id"}
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -63,17 +64,10 @@ def app(postgres_server: TemporaryPostgres) -> Iterator[SimpleNamespace]:
             posted = LONG_AGO if n % 2 else NOW
             s.add(models.Post(author_id=lid, body="hello", posted_at=posted))
         s.commit()
-    database = app_url.rsplit("/", 1)[1]
-    psql(postgres_server, database, "ANALYZE")
-    yield SimpleNamespace(
-        m=models,
-        privacy=privacy,
-        engine=engine,
-        url=app_url,
-        keys=keys_url,
-        db=database,
-        server=postgres_server,
-    )
+    found = SimpleNamespace(m=models, privacy=privacy, engine=engine, url=app_url)
+    found.keys, found.server, found.db = keys_url, postgres_server, app_url.rsplit("/", 1)[1]
+    psql(postgres_server, found.db, "ANALYZE")
+    yield found
     privacy.close()
     engine.dispose()
 
@@ -201,13 +195,8 @@ def test_a_crash_before_the_refresh_is_finished_by_the_next_call(app: SimpleName
             s.commit()
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", worker],
-        cwd=Path(__file__).resolve().parent.parent,
-        capture_output=True,
-        check=False,
-        timeout=120,
-    )
+    command = [sys.executable, "-c", worker]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, check=False, timeout=120)
     assert done.returncode == 9, done.stderr.decode()[-2000:]
     assert _stale(app) == {"users": {ERASED}, "forum_posts": {ERASED}}
     assert _marks(app) == ["forum_posts", "users"]
