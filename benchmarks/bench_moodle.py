@@ -14,6 +14,7 @@ Runs on SQLite, and on PostgreSQL and MariaDB too when a server can be started
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -99,6 +100,7 @@ def _measure(label: str, engine: sa.Engine, users: int) -> dict[str, Any]:
     _ours(engine)  # warm caches (pages, compiled statements) for both sides alike
     rows, records = _floor(engine), _ours(engine)
     samples = compare({"library": lambda: _ours(engine), "floor": lambda: _floor(engine)})
+    low, high = samples["floor"].spread
     return {
         **ratio_row(
             f"moodle: {users:,} users + completions into records ({label})",
@@ -108,6 +110,8 @@ def _measure(label: str, engine: sa.Engine, users: int) -> dict[str, Any]:
         ),
         "rows": rows,
         "records": records,
+        "floor_spread": f"{low:.3g}–{high:.3g}",
+        "load": os.getloadavg()[0],
     }
 
 
@@ -148,6 +152,7 @@ if __name__ == "__main__":
     for row in run(quick="--quick" in sys.argv[1:]):
         print(
             f"{row['name']}: {row['value']:.3f}s CPU ({row['spread']}) "
-            f"vs floor {row['floor']:.3f}s "
-            f"= {row['ratio']:.2f}x (target {row['target']}) {'ok' if row['ok'] else 'MISSED'}"
+            f"vs floor {row['floor']:.3f}s ({row['floor_spread']}) "
+            f"= {row['ratio']:.2f}x (target {row['target']}) {'ok' if row['ok'] else 'MISSED'}, "
+            f"{row['records']:,} records of {row['rows']:,} rows, load {row['load']:.1f}"
         )

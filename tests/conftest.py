@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from learnprivacy.store import Store
     from learnprivacy.testing.lrs import TemporaryRalphLRS
     from learnprivacy.testing.mariadb import TemporaryMariaDB
+    from learnprivacy.testing.moodle import FixtureSummary
     from learnprivacy.testing.postgres import TemporaryPostgres
 
 UTC = dt.UTC
@@ -106,6 +107,16 @@ def open_engine(url: str) -> sa.Engine:
             dbapi_connection.execute("PRAGMA synchronous = OFF")
 
     return engine
+
+
+def synthetic_site(url: str, *, users: int, courses: int) -> tuple[sa.Engine, FixtureSummary]:
+    """An engine on ``url`` holding Moodle's schema and a site that ``populate`` generated
+    at :data:`tests.NOW` (``users`` accounts, ``courses`` courses), and its summary."""
+    from learnprivacy.testing.moodle import create_schema, populate
+
+    engine = open_engine(url)
+    create_schema(engine)
+    return engine, populate(engine, now=NOW, users=users, courses=courses)
 
 
 @pytest.fixture(scope="module", params=MOODLE_ENGINES)

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import pytest
 from sqlalchemy import Connection, delete, insert, select, text, update
 
@@ -79,18 +80,7 @@ def _rewrite_chain(connection: Connection, history: dict[str, Any]) -> None:
     prev = entries[0].hash
     for entry in entries[1:]:
         details = {**entry.details, "count": 0} if entry.sequence == 2 else entry.details
-        fixed = AuditEntry(
-            sequence=entry.sequence,
-            at=entry.at,
-            action=entry.action,
-            record_type=entry.record_type,
-            subject_ref=entry.subject_ref,
-            actor=entry.actor,
-            outcome=entry.outcome,
-            details=details,
-            prev_hash=prev,
-            hash="",
-        )
+        fixed = attrs.evolve(entry, details=details, prev_hash=prev, hash="")
         prev = fixed.expected_hash()
         connection.execute(
             update(AUDIT)

@@ -22,21 +22,10 @@ from sqlalchemy import text
 
 from learnprivacy import Action
 from learnprivacy import records as rec
+from learnprivacy import requests as dsr
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import IntegrityError, ValidationError
-from learnprivacy.requests import (
-    Channel,
-    ProofMethod,
-    RequestBook,
-    Requester,
-    RequestExecutor,
-    RequestState,
-    RequestType,
-    SubjectRequest,
-    WithdrawConsentParams,
-    render_letter,
-)
 from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
@@ -122,24 +111,24 @@ def store(store_url: str) -> Iterator[Store]:
 
 def withdraw(
     store: Store, schedule: Schedule | None, purpose: str, *, holds: Sequence[Hold] = ()
-) -> SubjectRequest:
+) -> dsr.SubjectRequest:
     """A withdrawal for ``purpose`` received March 2 and executed March 4."""
-    book = RequestBook(SQLBackend(store, cipher=store.cipher))
-    executor = RequestExecutor(book, store=store, schedule=schedule, holds=holds)
+    book = dsr.RequestBook(SQLBackend(store, cipher=store.cipher))
+    executor = dsr.RequestExecutor(book, store=store, schedule=schedule, holds=holds)
     request = receive_request(
         book,
-        RequestType.WITHDRAW_CONSENT,
+        dsr.RequestType.WITHDRAW_CONSENT,
         learner_id="L0001",
         received_at=RECEIVED,
-        channel=Channel.WEB_FORM,
-        requester=Requester.subject("Ana Silvestre", "l0001@example.org"),
-        params=WithdrawConsentParams(purpose=purpose),
+        channel=dsr.Channel.WEB_FORM,
+        requester=dsr.Requester.subject("Ana Silvestre", "l0001@example.org"),
+        params=dsr.WithdrawConsentParams(purpose=purpose),
     )
-    request = book.verify_identity(request, method=ProofMethod.AUTHENTICATED_SESSION, now=T)
+    request = book.verify_identity(request, method=dsr.ProofMethod.AUTHENTICATED_SESSION, now=T)
     return executor.execute(request, now=T)
 
 
-def outcomes(request: SubjectRequest) -> dict[str, tuple[Action, str]]:
+def outcomes(request: dsr.SubjectRequest) -> dict[str, tuple[Action, str]]:
     """Record id -> (action, article)."""
     return {o.record_id: (o.action, o.article) for o in request.record_outcomes}
 
@@ -276,7 +265,7 @@ def test_withdrawing_prepa_jobs_statistics_consent_anonymises_progress(store: St
     rows back to the learner; the account, certificate and training consent stay."""
     known = store.records_of("L0001")
     done = withdraw(store, CENTRE, "statistics")
-    assert done.state is RequestState.COMPLETED
+    assert done.state is dsr.RequestState.COMPLETED
     assert outcomes(done) == {
         "L0001-STATS": (Action.WITHDRAW_CONSENT, "GDPR Art. 7(3)"),
         "L0001-P1": (Action.ANONYMISE, "GDPR Art. 17(1)(b)"),
@@ -292,10 +281,10 @@ def test_withdrawing_prepa_jobs_statistics_consent_anonymises_progress(store: St
     assert consent is not None
     assert consent.withdrawn_at == RECEIVED
     # The letter says so (it used to say every such record was erased).
-    letter = render_letter(done, centre.CONTROLLER, now=T, language="en")
+    letter = dsr.render_letter(done, centre.CONTROLLER, now=T, language="en")
     assert "anonymised where our policy keeps anonymous statistics" in letter
     assert "We have erased the data" not in letter
-    french = render_letter(done, centre.CONTROLLER, now=T, language="fr")
+    french = dsr.render_letter(done, centre.CONTROLLER, now=T, language="fr")
     assert "anonymisées lorsque notre politique" in french
 
 
@@ -306,7 +295,7 @@ def test_withdrawing_prepa_jobs_training_consent_erases_and_keeps_the_account(
     goes; the account, which the consents kept as proof still point to, is restricted
     rather than erased, so no record is left without its account."""
     done = withdraw(store, CENTRE, "training")
-    assert done.state is RequestState.COMPLETED
+    assert done.state is dsr.RequestState.COMPLETED
     assert outcomes(done)["L0001-CERT"] == (Action.ERASE, "GDPR Art. 17(1)(b)")
     assert outcomes(done)["L0001"] == (Action.RESTRICT, "GDPR Art. 18")
     assert store.get(rec.Certificate, "L0001-CERT", include_restricted=True) is None
@@ -331,7 +320,7 @@ def test_withdrawing_junias_training_consent_erases(store: Store) -> None:
         now=T,
     )
     done = withdraw(store, junia.SCHEDULE, "training")
-    assert done.state is RequestState.COMPLETED
+    assert done.state is dsr.RequestState.COMPLETED
     for record_id in ("L0001-P1", "L0001-P2", "L0001-CERT", "L0001-A1"):
         assert outcomes(done)[record_id] == (Action.ERASE, "GDPR Art. 17(1)(b)"), record_id
     assert store.count(rec.Progress, anonymised=True) == 0
@@ -345,7 +334,7 @@ def test_a_restricted_consent_is_left_untouched_and_reported_restricted(store: S
     restricted record, and the request FAILED); the data only the consent held still goes."""
     store.restrict(rec.Consent, "L0001-STATS", reason="accuracy contested (Art. 18(1)(a))", now=T)
     done = withdraw(store, CENTRE, "statistics")
-    assert done.state is RequestState.COMPLETED
+    assert done.state is dsr.RequestState.COMPLETED
     assert outcomes(done)["L0001-STATS"] == (Action.RESTRICT, "GDPR Art. 18")
     consent = store.get(rec.Consent, "L0001-STATS", include_restricted=True)
     assert consent is not None
@@ -465,7 +454,7 @@ def test_a_store_that_does_nothing_cannot_complete_the_withdrawal(tmp_path: Path
     the learner's records again and FAILS at erase_consent_data, naming the store."""
     with _open(IdleStore, tmp_path, learner_records("L0001")) as store:
         done = withdraw(store, CENTRE, "statistics")
-        assert done.state is RequestState.FAILED
+        assert done.state is dsr.RequestState.FAILED
         assert done.failure is not None
         assert done.failure.step == "erase_consent_data"
         assert done.failure.component == "learnprivacy_store"
@@ -479,15 +468,17 @@ def test_a_store_that_leaves_the_name_cannot_complete_the_withdrawal(tmp_path: P
     records = [r for r in learner_records("L0001") if isinstance(r, rec.Learner | rec.Progress)]
     with _open(NameKeepingStore, tmp_path, records) as store:
         done = withdraw(store, STATISTICS_ONLY, "statistics")
-        assert done.state is RequestState.FAILED
+        assert done.state is dsr.RequestState.FAILED
         assert done.failure is not None
         assert done.failure.component == "learnprivacy_store"
         assert "Learner.family_name keeps its ciphertext" in done.failure.error
         assert "Silvestre" not in done.failure.error
-        book = RequestBook(SQLBackend(store, cipher=store.cipher))
+        book = dsr.RequestBook(SQLBackend(store, cipher=store.cipher))
         retry = book.retry(done.id, now=T)
-        again = RequestExecutor(book, store=store, schedule=STATISTICS_ONLY).execute(retry, now=T)
-        assert again.state is RequestState.FAILED
+        again = dsr.RequestExecutor(book, store=store, schedule=STATISTICS_ONLY).execute(
+            retry, now=T
+        )
+        assert again.state is dsr.RequestState.FAILED
 
 
 def test_the_same_withdrawal_on_an_honest_store_completes(tmp_path: Path) -> None:
@@ -496,7 +487,7 @@ def test_the_same_withdrawal_on_an_honest_store_completes(tmp_path: Path) -> Non
     records = [r for r in learner_records("L0001") if isinstance(r, rec.Learner | rec.Progress)]
     with _open(Store, tmp_path, records) as store:
         done = withdraw(store, STATISTICS_ONLY, "statistics")
-        assert done.state is RequestState.COMPLETED
+        assert done.state is dsr.RequestState.COMPLETED
         assert outcomes(done)["L0001"] == (Action.ANONYMISE, "GDPR Art. 17(1)(b)")
         assert store.count(rec.Progress, anonymised=True) == 2
         assert store.count(rec.Learner, anonymised=True) == 1
@@ -509,6 +500,6 @@ def test_a_store_that_keeps_the_learner_id_cannot_complete_the_withdrawal(
     """Attack: the progress rows are anonymised but keep the learner id: FAILED."""
     with _open(IdKeepingStore, tmp_path, learner_records("L0001")) as store:
         done = withdraw(store, CENTRE, "statistics")
-        assert done.state is RequestState.FAILED
+        assert done.state is dsr.RequestState.FAILED
         assert done.failure is not None
         assert "Progress.learner_id names" in done.failure.error

@@ -12,11 +12,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import sqlalchemy as sa
 
 from learnprivacy.errors import NotFoundError
 from learnprivacy.moodle import MoodleDatabase, MoodleProvider
+from learnprivacy.moodle._content import same
 from learnprivacy.moodle._provider import CONTENT_TYPES
 from learnprivacy.moodle._read_content import CONTENT_SOURCES
 from learnprivacy.moodle._schema import MoodleSchema
@@ -32,7 +34,7 @@ from learnprivacy.providers import (
 )
 from learnprivacy.testing.moodle import FixtureSummary, create_schema, insert_rows, populate
 from tests import NOW
-from tests.conftest import open_engine
+from tests.conftest import open_engine, synthetic_site
 
 SOURCES = {source.name: source for source in CONTENT_SOURCES}
 # Planted by the module's site: text that must never reach the learner's export.
@@ -107,9 +109,7 @@ def site(
     new_database: Callable[[], str],
 ) -> Iterator[tuple[sa.Engine, FixtureSummary, dict[str, int]]]:
     """A small synthetic site with content, and planted rows, on each engine."""
-    engine = open_engine(new_database())
-    create_schema(engine)
-    summary = populate(engine, now=NOW, users=60, courses=6)
+    engine, summary = synthetic_site(new_database(), users=60, courses=6)
     planted = _plant(engine, summary)
     yield engine, summary, planted
     engine.dispose()
@@ -308,6 +308,28 @@ def test_deleted_accounts_export_nothing(
         assert not _writer_for(provider, uid).rows
 
 
+def test_each_source_is_read_from_its_one_declaration() -> None:
+    """A source's SELECT names each column of its fields once; its rows have every
+    declared field, in the declared order (the order of the exported JSON).
+
+    Attack: a field naming a table its frame does not join is refused when the statement
+    is built, not read as nothing.
+    """
+    schema = MoodleSchema()
+    for source in CONTENT_SOURCES:
+        selected = [str(c) for c in source.statement(schema, 7).selected_columns]
+        assert len(selected) == len(set(selected)), source.name
+        wanted = {c for _, how, _ in source.columns for c in how.columns}
+        assert len(selected) == len(wanted), source.name
+        row = tuple(range(1, len(selected) + 1))
+        assert list(source.mapper(row, 7)) == list(source.fields), source.name
+    stray = attrs.evolve(
+        SOURCES["Badge"], columns=(*SOURCES["Badge"].columns, ("x", same("p.id"), "Stray"))
+    )
+    with pytest.raises(KeyError):
+        stray.statement(schema, 7)
+
+
 def test_metadata_declares_every_content_table(moodle: MoodleDatabase) -> None:
     """Each content kind is declared with the fields its rows carry."""
     collection = MoodleProvider(moodle).get_metadata(MetadataCollection("moodle"))
@@ -345,9 +367,7 @@ def test_activity_folders_follow_a_renamed_activity(
     new_database: Callable[[], str], tmp_path: Path
 ) -> None:
     """Rename a forum in Moodle: the export's folder takes the new name."""
-    engine = open_engine(new_database())
-    create_schema(engine)
-    summary = populate(engine, now=NOW, users=30, courses=3)
+    engine, summary = synthetic_site(new_database(), users=30, courses=3)
     forum = MoodleSchema()["forum"]
     with engine.begin() as connection:
         connection.execute(forum.update().values(name="Espace d'échange renommé"))

@@ -20,9 +20,9 @@ from learnprivacy.moodle._read_content import CONTENT_SOURCES
 from learnprivacy.moodle._schema import MoodleSchema
 from learnprivacy.moodle._time import to_unix
 from learnprivacy.providers import ApprovedContextList, Context
-from learnprivacy.testing.moodle import FixtureSummary, create_schema, insert_rows, populate
+from learnprivacy.testing.moodle import FixtureSummary, insert_rows
 from tests import NOW
-from tests.conftest import open_engine
+from tests.conftest import synthetic_site
 
 SOURCES = {source.name: source for source in CONTENT_SOURCES}
 TEACHER = 2
@@ -201,9 +201,7 @@ def _plant(engine: sa.Engine, summary: FixtureSummary) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def site(new_database: Callable[[], str]) -> Iterator[tuple[sa.Engine, dict[str, int]]]:
     """A small synthetic site with content and planted conversations and notes."""
-    engine = open_engine(new_database())
-    create_schema(engine)
-    summary = populate(engine, now=NOW, users=40, courses=4)
+    engine, summary = synthetic_site(new_database(), users=40, courses=4)
     planted = _plant(engine, summary)
     yield engine, planted
     engine.dispose()

@@ -22,9 +22,9 @@ from learnprivacy.moodle._schema import MoodleSchema
 from learnprivacy.moodle._schema_social import SOCIAL_TABLES
 from learnprivacy.moodle._time import to_unix
 from learnprivacy.providers import ApprovedContextList, Context
-from learnprivacy.testing.moodle import create_schema, insert_rows, populate
+from learnprivacy.testing.moodle import insert_rows
 from tests import NOW
-from tests.conftest import open_engine
+from tests.conftest import synthetic_site
 from tests.test_moodle_deletion import forum_posts
 
 SCHEMA = MoodleSchema()
@@ -189,9 +189,7 @@ def _assign_files(engine: sa.Engine) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def site(new_database: Callable[[], str]) -> Iterator[tuple[sa.Engine, dict[str, int]]]:
     """A generated site with the planted rows."""
-    engine = open_engine(new_database())
-    create_schema(engine)
-    summary = populate(engine, now=NOW, users=30, courses=3)
+    engine, summary = synthetic_site(new_database(), users=30, courses=3)
     learners = sorted(summary.learner_ids - summary.invalid_email_user_ids - {1, 2})
     planted = _plant(engine, learners)
     assigned = _assign_files(engine)

@@ -16,8 +16,8 @@ from learnprivacy.moodle import MoodleDatabase, MoodleProvider
 from learnprivacy.moodle._layout import MoodleContextTree
 from learnprivacy.moodle._writer import MoodleContentWriter
 from learnprivacy.providers import Context, ContextLevel
-from learnprivacy.testing.moodle import FixtureSummary, create_schema, populate
-from tests.conftest import open_engine
+from learnprivacy.testing.moodle import FixtureSummary
+from tests.conftest import synthetic_site
 
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 REFERENCE = Path(__file__).parent / "vectors" / "moodle45_export_layout.txt"
@@ -46,9 +46,7 @@ def reference_paths() -> set[str]:
 @pytest.fixture(scope="module")
 def site(new_database: Callable[[], str]) -> Iterator[tuple[sa.Engine, FixtureSummary]]:
     """A small synthetic site on each engine."""
-    engine = open_engine(new_database())
-    create_schema(engine)
-    summary = populate(engine, now=NOW, users=40, courses=5)
+    engine, summary = synthetic_site(new_database(), users=40, courses=5)
     yield engine, summary
     engine.dispose()
 

@@ -26,9 +26,9 @@ from learnprivacy.providers import (
 )
 from learnprivacy.providers._results import RequestStatus
 from learnprivacy.store import Store
-from learnprivacy.testing.moodle import FixtureSummary, create_schema, populate
+from learnprivacy.testing.moodle import FixtureSummary
 from tests import NOW
-from tests.conftest import open_engine
+from tests.conftest import synthetic_site
 
 #: What the provider exports as Moodle's own rows (no learnprivacy record type).
 MOODLE_ROWS = frozenset(
@@ -49,9 +49,7 @@ KEY = bytes(range(32))
 @pytest.fixture(scope="module")
 def site(new_database: Callable[[], str]) -> Iterator[tuple[sa.Engine, FixtureSummary]]:
     """A small synthetic site on each engine."""
-    engine = open_engine(new_database())
-    create_schema(engine)
-    summary = populate(engine, now=NOW, users=60, courses=6)
+    engine, summary = synthetic_site(new_database(), users=60, courses=6)
     yield engine, summary
     engine.dispose()
 

@@ -22,9 +22,9 @@ from learnprivacy.moodle import (
 from learnprivacy.moodle._time import to_unix
 from learnprivacy.records import Progress, ProgressStatus
 from learnprivacy.retention import Action
-from learnprivacy.testing.moodle import create_schema, insert_rows, populate
+from learnprivacy.testing.moodle import create_schema, insert_rows
 from tests import NOW
-from tests.conftest import open_engine
+from tests.conftest import open_engine, synthetic_site
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -182,9 +182,7 @@ def test_renderings(new_database: Callable[[], str]) -> None:
 
 def test_report_on_a_fixture_site(new_database: Callable[[], str]) -> None:
     """On a synthetic site every live account falls in exactly one status."""
-    engine = open_engine(new_database())
-    create_schema(engine)
-    summary = populate(engine, now=NOW, users=300, courses=8)
+    engine, summary = synthetic_site(new_database(), users=300, courses=8)
     report: MoodleReport = moodle_report(engine, now=NOW)
     assert sum(report.users.values()) == report.accounts["live"]
     assert report.accounts["deleted"] == len(summary.deleted_user_ids)

@@ -12,16 +12,12 @@ from learnprivacy.errors import ValidationError
 from learnprivacy.moodle import MoodleDatabase
 from learnprivacy.moodle._trusted import builder
 from learnprivacy.records import Learner, Progress, Score
-from learnprivacy.testing.moodle import create_schema, populate
-from tests import NOW
-from tests.conftest import open_engine
+from tests.conftest import synthetic_site
 
 
 def test_fast_records_equal_checked_ones(new_database: Callable[[], str]) -> None:
     """Every Learner and course Progress read equals the one its constructor builds."""
-    engine = open_engine(new_database())
-    create_schema(engine)
-    summary = populate(engine, now=NOW, users=80, courses=5)
+    engine, summary = synthetic_site(new_database(), users=80, courses=5)
     with MoodleDatabase(engine) as db:
         learners = list(db.learners())
         progress = list(db.course_progress())

@@ -12,9 +12,8 @@ from learnprivacy.moodle import MoodleDatabase, MoodleProvider
 from learnprivacy.moodle._provider import context_of, row_context
 from learnprivacy.moodle._sources import RECORD_SOURCES
 from learnprivacy.providers import Context, UserList
-from learnprivacy.testing.moodle import FixtureSummary, create_schema, populate
-from tests import NOW
-from tests.conftest import open_engine
+from learnprivacy.testing.moodle import FixtureSummary
+from tests.conftest import synthetic_site
 
 # A course no other row names: a completion there is read only by a read of every course.
 _ELSEWHERE = 987_654
@@ -23,9 +22,7 @@ _ELSEWHERE = 987_654
 @pytest.fixture(scope="module")
 def site(new_database: Callable[[], str]) -> Iterator[tuple[sa.Engine, FixtureSummary]]:
     """A small synthetic site with content, plus one undated completion in another course."""
-    engine = open_engine(new_database())
-    create_schema(engine)
-    summary = populate(engine, now=NOW, users=50, courses=5)
+    engine, summary = synthetic_site(new_database(), users=50, courses=5)
     cc = sa.table("mdl_course_completions", sa.column("userid"), sa.column("course"),
                   sa.column("timeenrolled"), sa.column("timestarted"))  # fmt: skip
     with engine.begin() as connection:

@@ -286,3 +286,35 @@ def test_history_chain_detects_reordering() -> None:
     with pytest.raises(AuditTampered) as info:
         verify_history([second, first])
     assert info.value.sequence == 1  # the chain breaks at its first position
+
+
+def test_parts_read_back_their_json_form_and_refuse_a_malformed_one() -> None:
+    """The request's parts keep one JSON form; a stored form with a missing, unknown or
+    ill-typed key is refused with a typed error, not read back as something else."""
+    at = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+    parts = [
+        Refusal(grounds=RefusalGrounds.MANIFESTLY_UNFOUNDED, reason="repeated", at=at),
+        Failure(step="erase_providers", error="ProviderError", at=at, component="mod_forum"),
+        Extension(months=2, reasons="many requests", decided_at=at, subject_informed_at=at),
+        RecordOutcome(record_type="Consent", record_id="C1", action=Action.ERASE, article="x"),
+        Requester.subject("Ana Silva", "ana@example.org"),
+    ]
+    for part in parts:
+        form = part.to_dict()
+        assert type(part).from_dict(form) == part
+        for broken in (
+            {k: v for k, v in form.items() if k != next(iter(form))},  # a key missing
+            {**form, "extra": 1},  # a key the part does not have
+        ):
+            with pytest.raises(ValidationError):
+                type(part).from_dict(broken)
+    assert parts[1].to_dict() == {
+        "step": "erase_providers",
+        "error": "ProviderError",
+        "at": "2026-03-02T09:00:00+00:00",
+        "component": "mod_forum",
+    }
+    with pytest.raises(ValidationError):
+        RecordOutcome.from_dict({**parts[3].to_dict(), "action": "obliterate"})
+    with pytest.raises(ValidationError):
+        Failure.from_dict({**parts[1].to_dict(), "at": 1767225600})

@@ -21,7 +21,7 @@ from learnprivacy._inplace._refs import RowRefs, is_row_ref, pads_digest
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import RestrictedRecordError
 from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
-from learnprivacy.sqlalchemy._states import convert
+from learnprivacy.sqlalchemy._states import convert, ref_id
 from tests import NOW
 from tests.inplace_models import bound_composite, declarative_models
 
@@ -424,6 +424,13 @@ def test_no_statement_parameter_or_log_line_carries_the_pads(app: SimpleNamespac
         assert b"parameters:" in log
         for form in forms:
             assert (form.encode() if isinstance(form, str) else form) not in log
+        # A session holds the pads of the bindings its statements name, no other's.
+        other = RowRefs.of_keyring(Keyring.generate())
+        assert ref_id(other) != ref_id(refs)
+        with Session(app.engine) as s:
+            assert s.get(app.m.User, LEARNER) is None
+            held = s.execute(text("SELECT id FROM pg_temp.lp_pads")).scalars().all()
+            assert held == [ref_id(refs)]
 
 
 def _flatten(values: object) -> list[object]:
@@ -432,3 +439,33 @@ def _flatten(values: object) -> list[object]:
     if isinstance(values, dict):
         return _flatten(list(values.values()))
     return [values]
+
+
+def test_a_table_without_restrictions_computes_no_reference(
+    app: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading a table none of whose rows is restricted computes no row's reference; once
+    one row is, each row's is, and that row is left out (in SQL on both databases: the
+    Python side is counted on SQLite, the result checked on both)."""
+    calls = {"n": 0}
+    real = RowRefs.of_text
+
+    def counted(self: RowRefs, table: str, key_text: str) -> str:
+        calls["n"] += 1
+        return real(self, table, key_text)
+
+    monkeypatch.setattr(RowRefs, "of_text", counted)
+    m = app.m
+    with Session(app.engine) as s:
+        assert len(s.scalars(select(m.Enrolment)).all()) == 3
+    assert calls["n"] == 0
+    with Session(app.engine) as s:
+        assert app.privacy.restrict(s, s.get(m.Enrolment, ("u2", "c1")), reason="d", now=NOW)
+        s.commit()
+    calls["n"] = 0
+    with Session(app.engine) as s:
+        seen = s.scalars(select(m.Enrolment)).all()
+        assert sorted((e.user_id, e.course_id) for e in seen) == [(LEARNER, "c1"), (LEARNER, "c2")]
+        assert len(s.scalars(select(m.User)).all()) == 2
+    if app.server is None:
+        assert calls["n"] >= 3

@@ -590,13 +590,17 @@ def test_a_shred_settled_before_the_sweep_applies_it_spares_the_new_key(
         assert connection.execute(select(KEY_OUTBOX.c.id)).first() is None
 
 
-@pytest.mark.parametrize("enabled", [True, False])
+@pytest.mark.parametrize(
+    ("enabled", "frozen_before"), [(True, False), (False, False), (True, True)]
+)
 def test_a_sweep_gives_the_garbage_collector_back_as_it_found_it(
-    store: Store, monkeypatch: pytest.MonkeyPatch, enabled: bool
+    store: Store, monkeypatch: pytest.MonkeyPatch, enabled: bool, frozen_before: bool
 ) -> None:
-    """A sweep page pauses the cyclic collector; afterwards, and after a page that
-    failed, the collector is on exactly when it was on before, and it was off while the
-    page's rows were deleted."""
+    """The collector is never switched off by a sweep (other threads keep collecting):
+    while the page's rows are deleted it is on exactly when it was on before, and the
+    heap older than the sweep is frozen out of its walks. Afterwards, and after a page
+    that failed, the collector and the frozen heap are as they were; a heap the
+    application froze itself stays frozen, no more and no less."""
     import gc
 
     from learnprivacy.store import _sweep
@@ -604,28 +608,35 @@ def test_a_sweep_gives_the_garbage_collector_back_as_it_found_it(
     old = day(2020, 1, 1)
     store.add_all([learner(f"G{i:02d}", last_activity_at=old) for i in range(4)])
     schedule = Schedule({rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
-    during: list[bool] = []
+    during: list[tuple[bool, bool]] = []
     original = _sweep.erase_rows
 
     def watching(*args: Any, **kwargs: Any) -> None:
-        during.append(gc.isenabled())
+        during.append((gc.isenabled(), gc.get_freeze_count() > 0))
         original(*args, **kwargs)
 
     def failing(*_args: Any, **_kwargs: Any) -> None:
+        during.append((gc.isenabled(), gc.get_freeze_count() > 0))
         raise RuntimeError("page failed")
 
     was = gc.isenabled()
     try:
         gc.enable() if enabled else gc.disable()
+        if frozen_before:
+            gc.freeze()
         monkeypatch.setattr(_sweep, "erase_rows", failing)
         with pytest.raises(RuntimeError):
             store.sweep(schedule, now=NOW, compact=False)
         assert gc.isenabled() is enabled
+        # (A frozen object may still be freed by reference counting: not a count.)
+        assert (gc.get_freeze_count() > 0) is frozen_before
         assert store.count(rec.Learner) == 4  # the failed page rolled back
         monkeypatch.setattr(_sweep, "erase_rows", watching)
         report = store.sweep(schedule, now=NOW, compact=False)
         assert gc.isenabled() is enabled
+        assert (gc.get_freeze_count() > 0) is frozen_before
     finally:
+        gc.unfreeze()
         gc.enable() if was else gc.disable()
-    assert during == [False]
+    assert during == [(enabled, True), (enabled, True)]
     assert report.erased == 4

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 import pytest
 
+from learnprivacy import requests as dsr
 from learnprivacy.crypto import Keyring
 from learnprivacy.export import export_subject
 from learnprivacy.export.xapi import (
@@ -29,21 +30,6 @@ from learnprivacy.export.xapi import (
     statements_for,
 )
 from learnprivacy.records import Certificate, Learner, Progress, ProgressStatus, Score
-from learnprivacy.requests import (
-    Channel,
-    FieldChange,
-    Notification,
-    ProofMethod,
-    Recipients,
-    RectificationParams,
-    RequestBook,
-    Requester,
-    RequestExecutor,
-    RequestState,
-    RequestType,
-    SubjectRequest,
-    store_audit_sink,
-)
 from learnprivacy.store import Store
 from learnprivacy.testing.lrs import TemporaryRalphLRS
 from tests import receive_request, sample
@@ -60,31 +46,33 @@ PROFILE = XapiProfile(home_page="https://campus.example.org", platform="Campus")
 class World:
     store: Store
     keyring: Keyring
-    book: RequestBook
+    book: dsr.RequestBook
     lrs: TemporaryRalphLRS
     ana: str
     bob: str
     export_dir: Path
 
-    def executor(self, recipient: Any) -> RequestExecutor:
-        return RequestExecutor(
+    def executor(self, recipient: Any) -> dsr.RequestExecutor:
+        return dsr.RequestExecutor(
             self.book,
             store=self.store,
-            recipients=Recipients(notifiers={"lrs": recipient}),
+            recipients=dsr.Recipients(notifiers={"lrs": recipient}),
             export_dir=self.export_dir,
         )
 
-    def request(self, kind: RequestType, params: Any = None) -> SubjectRequest:
+    def request(self, kind: dsr.RequestType, params: Any = None) -> dsr.SubjectRequest:
         request = receive_request(
             self.book,
             kind,
             learner_id=self.ana,
             received_at=T,
-            channel=Channel.WEB_FORM,
-            requester=Requester.subject("Ana Silva", "ana@example.org"),
+            channel=dsr.Channel.WEB_FORM,
+            requester=dsr.Requester.subject("Ana Silva", "ana@example.org"),
             params=params,
         )
-        return self.book.verify_identity(request, method=ProofMethod.AUTHENTICATED_SESSION, now=T)
+        return self.book.verify_identity(
+            request, method=dsr.ProofMethod.AUTHENTICATED_SESSION, now=T
+        )
 
     def listed(self, learner: str) -> list[dict[str, Any]]:
         """What the LRS lists with the learner's actor (as the live push named it)."""
@@ -147,7 +135,7 @@ def world(tmp_path: Path, ralph_lrs: TemporaryRalphLRS) -> Iterator[World]:
     )
     report = send_statements(pushed, ralph_lrs.endpoint, ralph_lrs.auth)
     assert (report.delivered, report.failed) == (10, 0)
-    book = RequestBook(audit_sink=store_audit_sink(store))
+    book = dsr.RequestBook(audit_sink=dsr.store_audit_sink(store))
     export_dir = tmp_path / "exports"
     export_dir.mkdir()
     yield World(store, keyring, book, ralph_lrs, ana, bob, export_dir)
@@ -175,8 +163,8 @@ def test_erasure_voids_the_learners_statements_and_reports_it(world: World) -> N
     before = world.listed(world.ana)
     assert len(before) == 5
     recipient = LrsRecipient(world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE)
-    done = world.executor(recipient).execute(world.request(RequestType.ERASURE), now=T)
-    assert done.state is RequestState.COMPLETED, done.failure
+    done = world.executor(recipient).execute(world.request(dsr.RequestType.ERASURE), now=T)
+    assert done.state is dsr.RequestState.COMPLETED, done.failure
     [outcome] = [n for s in done.steps for n in s.notifications]
     assert outcome.status.value == "sent"
     assert outcome.details["found"] == "5"
@@ -215,7 +203,7 @@ def test_erasure_voids_the_learners_statements_and_reports_it(world: World) -> N
     assert "5 of 5 learning records withdrawn" in english
     # Notifying again voids nothing twice.
     again = recipient(
-        Notification(
+        dsr.Notification(
             location="lrs",
             component="recipients",
             operation="erasure",
@@ -242,8 +230,8 @@ def test_an_lrs_that_refuses_voiding_fails_the_request_with_the_counts(
 
     servers.append(Server(read_only))
     broken = LrsRecipient(servers[0].url(), auth=lrs.auth, profile=PROFILE, retries=0)
-    failed = world.executor(broken).execute(world.request(RequestType.ERASURE), now=T)
-    assert failed.state is RequestState.FAILED
+    failed = world.executor(broken).execute(world.request(dsr.RequestType.ERASURE), now=T)
+    assert failed.state is dsr.RequestState.FAILED
     assert failed.failure is not None
     assert "not_voided=5" in failed.failure.error
     assert " voided=0" in failed.failure.error
@@ -252,10 +240,10 @@ def test_an_lrs_that_refuses_voiding_fails_the_request_with_the_counts(
     assert entries[-1].details["not_voided"] == "5"
     assert len(world.listed(world.ana)) == 5
     retry = world.book.retry(failed, now=T)
-    retry = world.book.verify_identity(retry, method=ProofMethod.AUTHENTICATED_SESSION, now=T)
+    retry = world.book.verify_identity(retry, method=dsr.ProofMethod.AUTHENTICATED_SESSION, now=T)
     good = LrsRecipient(lrs.endpoint, auth=lrs.auth, profile=PROFILE)
     done = world.executor(good).execute(retry, now=T)
-    assert done.state is RequestState.COMPLETED, done.failure
+    assert done.state is dsr.RequestState.COMPLETED, done.failure
     assert world.listed(world.ana) == []
 
 
@@ -266,20 +254,24 @@ def test_rectification_brings_the_lrs_in_line_with_the_store(world: World) -> No
     recipient = LrsRecipient(
         world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE, store=world.store
     )
-    email = RectificationParams(
+    email = dsr.RectificationParams(
         changes=(
-            FieldChange(record_type="Learner", record_id=world.ana, field="email", value="a@b.org"),
+            dsr.FieldChange(
+                record_type="Learner", record_id=world.ana, field="email", value="a@b.org"
+            ),
         )
     )
-    done = world.executor(recipient).execute(world.request(RequestType.RECTIFICATION, email), now=T)
-    assert done.state is RequestState.COMPLETED, done.failure
+    done = world.executor(recipient).execute(
+        world.request(dsr.RequestType.RECTIFICATION, email), now=T
+    )
+    assert done.state is dsr.RequestState.COMPLETED, done.failure
     [outcome] = [n for s in done.steps for n in s.notifications]
     assert outcome.details["found"] == "0"
     before = {s["id"]: s for s in world.listed(world.ana)}
     assert len(before) == 5
-    status = RectificationParams(
+    status = dsr.RectificationParams(
         changes=(
-            FieldChange(
+            dsr.FieldChange(
                 record_type="Progress",
                 record_id=f"{world.ana}-P0",
                 field="status",
@@ -288,9 +280,9 @@ def test_rectification_brings_the_lrs_in_line_with_the_store(world: World) -> No
         )
     )
     done = world.executor(recipient).execute(
-        world.request(RequestType.RECTIFICATION, status), now=T
+        world.request(dsr.RequestType.RECTIFICATION, status), now=T
     )
-    assert done.state is RequestState.COMPLETED, done.failure
+    assert done.state is dsr.RequestState.COMPLETED, done.failure
     [outcome] = [n for s in done.steps for n in s.notifications]
     assert (outcome.details["found"], outcome.details["voided"]) == ("1", "1")
     assert outcome.details["sent"] == "1"
@@ -307,9 +299,9 @@ def test_rectification_without_the_store_voids_the_record_types(world: World) ->
     """Without the store the recipient cannot tell stale from current: it voids every
     statement of the rectified record type (the certificate's stays) and sends nothing."""
     recipient = LrsRecipient(world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE)
-    score = RectificationParams(
+    score = dsr.RectificationParams(
         changes=(
-            FieldChange(
+            dsr.FieldChange(
                 record_type="Progress",
                 record_id=f"{world.ana}-P1",
                 field="status",
@@ -317,8 +309,10 @@ def test_rectification_without_the_store_voids_the_record_types(world: World) ->
             ),
         )
     )
-    done = world.executor(recipient).execute(world.request(RequestType.RECTIFICATION, score), now=T)
-    assert done.state is RequestState.COMPLETED, done.failure
+    done = world.executor(recipient).execute(
+        world.request(dsr.RequestType.RECTIFICATION, score), now=T
+    )
+    assert done.state is dsr.RequestState.COMPLETED, done.failure
     [outcome] = [n for s in done.steps for n in s.notifications]
     assert (outcome.details["voided"], outcome.details["sent"]) == ("4", "0")
     left = world.listed(world.ana)
@@ -328,8 +322,8 @@ def test_rectification_without_the_store_voids_the_record_types(world: World) ->
 def test_an_access_export_includes_what_the_lrs_holds(world: World) -> None:
     """The access package lists the statements the registered LRS holds about Ana."""
     recipient = LrsRecipient(world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE)
-    done = world.executor(recipient).execute(world.request(RequestType.ACCESS), now=T)
-    assert done.state is RequestState.COMPLETED, done.failure
+    done = world.executor(recipient).execute(world.request(dsr.RequestType.ACCESS), now=T)
+    assert done.state is dsr.RequestState.COMPLETED, done.failure
     [artifact] = [s.artifact for s in done.steps if s.artifact]
     with zipfile.ZipFile(str(artifact)) as archive:
         rows = json.loads(archive.read("data/lrs/LrsStatement.json"))
@@ -360,11 +354,11 @@ def test_an_executor_with_only_a_manager_names_the_learner_as_the_store_does(
 
     manager = PrivacyManager([], store=world.store, discover=False, timeout=None)
     recipient = LrsRecipient(world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE)
-    executor = RequestExecutor(
-        world.book, manager=manager, recipients=Recipients(notifiers={"lrs": recipient})
+    executor = dsr.RequestExecutor(
+        world.book, manager=manager, recipients=dsr.Recipients(notifiers={"lrs": recipient})
     )
-    done = executor.execute(world.request(RequestType.ERASURE), now=T)
-    assert done.state is RequestState.COMPLETED, done.failure
+    done = executor.execute(world.request(dsr.RequestType.ERASURE), now=T)
+    assert done.state is dsr.RequestState.COMPLETED, done.failure
     [outcome] = [n for s in done.steps for n in s.notifications]
     assert outcome.details["voided"] == "5"
     assert world.listed(world.ana) == []
@@ -382,8 +376,8 @@ def test_an_unreachable_lrs_fails_the_request_and_the_audit_log_says_so(world: W
     gone = LrsRecipient(
         f"http://127.0.0.1:{port}/xAPI/statements", auth=world.lrs.auth, profile=PROFILE, retries=0
     )
-    failed = world.executor(gone).execute(world.request(RequestType.ERASURE), now=T)
-    assert failed.state is RequestState.FAILED
+    failed = world.executor(gone).execute(world.request(dsr.RequestType.ERASURE), now=T)
+    assert failed.state is dsr.RequestState.FAILED
     assert failed.failure is not None
     assert "voided=0" in failed.failure.error
     entries = [e for e in world.store.audit if e.action == "notify_recipient"]

@@ -301,11 +301,7 @@ class FieldCipher:
         """
         if len(tokens) != len(contexts):
             raise ValidationError("tokens and contexts must have the same length", field="contexts")
-        keys = self._cache.get(subject) if type(subject) is str else None
-        if keys is not None:
-            keys.used = True
-            return self._decrypt_with(keys.openers, tokens, subject, contexts)
-        return self._decrypt_with(None, tokens, subject, contexts)
+        return self._decrypt_with(self._openers_of(subject), tokens, subject, contexts)
 
     def _decrypt_with(
         self,
@@ -321,37 +317,48 @@ class FieldCipher:
         or that fails any check, goes through :meth:`decrypt`, which checks everything
         in order and raises the right error: this path never accepts what it refuses.
         """
-        decrypt = self.decrypt
+        open_text = self._open_text
         values: list[str] = []
         append = values.append
         for token, context in zip(tokens, contexts, strict=True):
-            if openers is not None:
-                # The fast path of decrypt(), inlined.
-                try:
-                    aead, prefix, kind = openers[token[:_HEADER_TEXT]]
-                    rest = a2b_base64(
-                        token.encode()[_HEADER_TEXT:].translate(_DECODE), strict_mode=True
-                    )
-                    plain = aead.decrypt(rest[:12], rest[12:], prefix + context.encode())
-                except (ValueError, KeyError, TypeError, AttributeError, InvalidTag):
-                    opened = False
-                else:
-                    opened = kind == 1 and (token[-1] != "=" or token[-3:] in _CANONICAL_TAILS)
-                if opened:
-                    try:
-                        append(plain.decode())
-                        continue
-                    except UnicodeDecodeError:
-                        pass
-            # Outside the handler, so its errors do not chain the fast path's exception.
-            append(decrypt(token, subject=subject, context=context))
+            append(open_text(openers, token, subject, context))
             if openers is None:
                 # A cold subject's first token went through decrypt(), which loaded its
                 # key into the cache for the rest of the batch.
-                keys = self._cache.get(subject)
-                if keys is not None:
-                    openers = keys.openers
+                openers = self._openers_of(subject)
         return values
+
+    def _open_text(
+        self,
+        openers: dict[str, _token.Opener] | None,
+        token: str,
+        subject: str,
+        context: str,
+    ) -> str:
+        """:meth:`decrypt` of one token, with ``openers`` (``subject``'s) at hand.
+
+        The caller vouches for ``openers`` as :meth:`_decrypt_with` says. A token they
+        do not open, or that fails any check, goes through :meth:`decrypt`, which checks
+        everything in order and raises the right error, outside this handler so that
+        nothing chains the fast path's exception.
+        """
+        try:
+            aead, prefix, kind = openers[token[:20]]  # type: ignore[index]
+            rest = a2b_base64(token.encode()[20:].translate(_DECODE), strict_mode=True)
+            plain = aead.decrypt(rest[:12], rest[12:], prefix + context.encode())
+            if kind == 1 and (token[-1] != "=" or token[-3:] in _CANONICAL_TAILS):
+                return plain.decode()
+        except (ValueError, KeyError, TypeError, AttributeError, InvalidTag):
+            pass
+        return self.decrypt(token, subject=subject, context=context)
+
+    def _openers_of(self, subject: str) -> dict[str, _token.Opener] | None:
+        """The cached openers of ``subject`` (marking them used), or ``None``."""
+        keys = self._cache.get(subject) if type(subject) is str else None
+        if keys is None:
+            return None
+        keys.used = True
+        return keys.openers
 
     def decrypt_bytes(self, token: str, *, subject: str, context: str) -> bytes:
         """The ``bytes`` value of ``token``; a token made from ``str`` raises

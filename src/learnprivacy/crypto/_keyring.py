@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import os
 import struct
+from binascii import b2a_base64
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -637,7 +638,10 @@ class Keyring:
         unwrappers: dict[str, Callable[[bytes, bytes, bytes], bytes] | None] = {}
         text = _token.KIND_TEXT
         found: dict[str, dict[str, _token.Opener]] = {subject: {} for subject in refs}
-        parts: dict[str, bytes] = {}
+        # The header of a text token is these four bytes and the key id; its token text
+        # is the prefix and the header's base64 (what _token.header_text computes).
+        head_start = _token.header(text, b"")
+        prefix, alphabet = _token.PREFIX, _token.ENCODE_TABLE
         for ref, scope, key_id, wrapping, wrapped in live:
             try:
                 unwrap = unwrappers[wrapping]
@@ -649,16 +653,14 @@ class Keyring:
                 continue
             try:
                 raw = unwrap(wrapped[:12], wrapped[12:], wrap_associated_data(ref, scope, key_id))
-                head = _token.header(text, bytes.fromhex(key_id))
+                head = head_start + bytes.fromhex(key_id)
                 aead = AESGCM(raw)
             except (InvalidTag, ValueError):
                 continue
-            part = parts.get(subject)
-            if part is None:
-                part = parts[subject] = _token.subject_part(subject)
             # The store writes text tokens only: a token of the other kind finds no
             # opener here and is refused by the one-token path, as ever.
-            found[subject][_token.header_text(head)] = (aead, head + part, text)
+            header_text = prefix + b2a_base64(head, newline=False).translate(alphabet).decode()
+            found[subject][header_text] = (aead, head + _token.subject_part(subject), text)
         return found
 
     # -- internals -----------------------------------------------------------------------

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypedDict, TypeVar, Unpack
 
 import sqlalchemy as sa
 
+from learnprivacy._collector import collector_paused
 from learnprivacy._vocabulary import ContextLevel
 from learnprivacy.errors import ConfigurationError
 from learnprivacy.moodle import _read_accounts as accounts
@@ -96,7 +97,7 @@ class MoodleDatabase:
         url_or_engine: str | sa.URL | sa.Engine,
         *,
         prefix: str = "mdl_",
-        chunk_size: int = 2_000,
+        chunk_size: int = 10_000,
         guest_username: str = "guest",
     ) -> None:
         if not isinstance(chunk_size, int) or chunk_size < 1:
@@ -167,6 +168,42 @@ class MoodleDatabase:
         from SQLite as a float becomes the same ``Decimal`` as through SQLAlchemy) are
         converted as SQLAlchemy would convert them.
         """
+        return self._chunks(statement, list, raw_numeric=False)
+
+    def _mapped(
+        self,
+        statement: sa.Select[Any],
+        mapper: Callable[[Any, ScanIssues], T | None],
+        sink: ScanIssues,
+    ) -> Iterator[T]:
+        """The records ``mapper`` makes of the rows of ``statement`` (None: left out).
+
+        A mapper in :data:`~learnprivacy.moodle._read_learning.RAW_NUMERIC` is given
+        PostgreSQL's NUMERIC cells as their text and makes them Decimals itself.
+        """
+        sinks = itertools.repeat(sink)
+
+        def build(rows: list[tuple[Any, ...]]) -> list[T]:
+            # A mapper returns a record (always true: no record type has a length) or None.
+            return list(filter(None, map(mapper, rows, sinks)))
+
+        for records in self._chunks(statement, build, raw_numeric=mapper in learning.RAW_NUMERIC):
+            yield from records
+
+    def _chunks(
+        self,
+        statement: sa.Select[Any],
+        build: Callable[[list[tuple[Any, ...]]], list[Any]],
+        *,
+        raw_numeric: bool,
+    ) -> Iterator[list[Any]]:
+        """``build`` of each chunk of rows, fetched, converted and built in one go.
+
+        Each chunk is fetched and built with the cyclic garbage collector paused (and put
+        back as found, also after an error): thousands of rows and records would
+        otherwise set off collections of the whole heap, as often as every few chunks.
+        Nothing is yielded while the collector is paused.
+        """
         with self.connect() as connection:
             dialect = connection.dialect
             if dialect.name == "postgresql":
@@ -180,19 +217,27 @@ class MoodleDatabase:
             try:
                 cursor = result.cursor
                 convert = row_converter(
-                    statement, dialect, cursor.description, numeric_text=self._numeric_text
+                    statement,
+                    dialect,
+                    cursor.description,
+                    numeric_text=self._numeric_text,
+                    keep_numeric_text=raw_numeric,
                 )
                 # The result's own fetch strategy hands out the driver's rows as they are
                 # (including any it fetched ahead), and wraps driver errors as SQLAlchemy
                 # does; no row object is built.
                 fetch, size = result.cursor_strategy.fetchmany, self.chunk_size
                 while True:
-                    rows = fetch(result, cursor, size)
-                    if rows:
-                        yield rows if convert is None else list(map(convert, rows))
+                    with collector_paused():
+                        rows = fetch(result, cursor, size)
+                        count = len(rows)
+                        built = build(rows if convert is None else list(map(convert, rows)))
+                        del rows
+                    if count:
+                        yield built
                     # Fewer rows than asked for is the end (DB-API), and SQLAlchemy may
                     # have closed the cursor already: asking again would fail.
-                    if len(rows) < size:
+                    if count < size:
                         break
             finally:
                 result.close()
@@ -239,9 +284,7 @@ class MoodleDatabase:
         statement = accounts.learner_statement(
             self.schema, _ids(user_ids), self.guest_username, sorted(excluded)
         )
-        mapper, sinks = accounts.map_learner, itertools.repeat(sink)
-        for rows in self.batches(statement):
-            yield from filter(None, map(mapper, rows, sinks))
+        yield from self._mapped(statement, accounts.map_learner, sink)
 
     # -- records, one method per source (see _sources.py) -------------------------------
 
@@ -266,10 +309,7 @@ class MoodleDatabase:
             if condition is None:
                 return
             statement = statement.where(condition)
-        mapper, sinks = source.mapper, itertools.repeat(sink)
-        for rows in self.batches(statement):
-            # A mapper returns a record (always true: no record type has a length) or None.
-            yield from filter(None, map(mapper, rows, sinks))
+        yield from self._mapped(statement, source.mapper, sink)
 
     def _has_tables(self, source: RecordSource[Any]) -> bool:
         missing = [name for name in source.reads if not self.has_table(name)]

@@ -81,7 +81,11 @@ def learner_statement(
     return statement.where(u.c.id.not_in(excluded)) if excluded else statement
 
 
-_learner = builder(Learner, checked=frozenset({"username", "email", "given_name", "family_name"}))
+_learner = builder(
+    Learner,
+    checked=frozenset({"username", "email", "given_name", "family_name"}),
+    repeating=frozenset({"given_name", "family_name"}),
+)
 
 
 def map_learner(row: Any, issues: ScanIssues) -> Learner | None:

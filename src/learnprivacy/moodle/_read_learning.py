@@ -34,6 +34,7 @@ from learnprivacy.moodle._trusted import builder
 from learnprivacy.records import Progress, ProgressStatus, Score
 
 __all__ = [
+    "RAW_NUMERIC",
     "activity_statement",
     "course_progress_statement",
     "grade_in_context",
@@ -73,21 +74,33 @@ def _number(value: Any) -> int | Decimal:
     return int(integral) if number == integral else number.normalize()
 
 
-def _score_of(final: Any, low: Any, high: Any) -> Score | str:
+def _decimal(value: Any) -> Decimal | None:
+    """A NUMERIC cell as a Decimal: the driver's Decimal, or ``Decimal`` of its text."""
+    if value is None or isinstance(value, Decimal):
+        return value
+    return Decimal(str(value))
+
+
+def _score_of(final: Decimal, low: Decimal, high: Decimal) -> Score | str:
     """The Score of a final grade on its item's range, or the rule it breaks."""
-    values = [v if isinstance(v, Decimal) else Decimal(str(v)) for v in (final, low, high)]
-    if not all(v.is_finite() for v in values):
+    if not all(v.is_finite() for v in (final, low, high)):
         return "grade is not a finite number"
-    raw, low, high = (_number(v) for v in values)
-    if not low < high:
+    raw, low_, high_ = _number(final), _number(low), _number(high)
+    if not low_ < high_:
         return "empty grade range"
-    if not low <= raw <= high:
+    if not low_ <= raw <= high_:
         return "final grade outside its item's range"
-    return Score(raw=raw, min=low, max=high)
+    return Score(raw=raw, min=low_, max=high_)
 
 
-def _graded(done: ProgressStatus, final: Any, gradepass: Any) -> ProgressStatus:
-    if final is None or gradepass is None or not gradepass > 0:
+def _graded(
+    done: ProgressStatus, final: Decimal | None, gradepass: Decimal | None
+) -> ProgressStatus:
+    # A grade or pass mark that is not a number (PostgreSQL's NUMERIC holds NaN) passes
+    # nothing and fails nothing: the score's own check reports it.
+    if final is None or gradepass is None or not (final.is_finite() and gradepass.is_finite()):
+        return done
+    if not gradepass > 0:
         return done
     return ProgressStatus.PASSED if final >= gradepass else ProgressStatus.FAILED
 
@@ -96,21 +109,27 @@ Outcome = tuple[ProgressStatus, Score | str | None]
 # Outcomes by the text of the values they come from. A site has few distinct (grade,
 # item) combinations, and Scores are immutable: each is built once. The key is text, not
 # the Decimals themselves: hashing a Decimal costs more than building the whole record,
-# where its exact text (Decimal("85.00000") -> "85.00000") is cheap and says as much.
+# where its exact text (Decimal("85.00000") -> "85.00000") is cheap and says as much. On
+# PostgreSQL the cells are that text already (``RAW_NUMERIC``): the key is the row's own.
 _OUTCOMES: dict[tuple[Any, ...], Outcome] = {}
 _OUTCOMES_KEPT = 8_192
 
 
 def _outcome(final: Any, gradetype: Any, low: Any, high: Any, gradepass: Any) -> Outcome:
     """(status of a completed item, its Score or the rule broken, None if no score) of a
-    final grade (not None) on its grade item."""
-    key = (gradetype, str(final), str(low), str(high), str(gradepass))
+    final grade (not None) on its grade item; the numbers are Decimals or their text."""
+    if type(final) is str:
+        key: tuple[Any, ...] = (gradetype, final, low, high, gradepass)
+    else:
+        key = (gradetype, str(final), str(low), str(high), str(gradepass))
     found = _OUTCOMES.get(key)
     if found is None:
+        final, low, high, gradepass = (_decimal(v) for v in (final, low, high, gradepass))
         if len(_OUTCOMES) >= _OUTCOMES_KEPT:
             _OUTCOMES.clear()
-        numeric = gradetype in _NUMERIC_GRADES and low is not None and high is not None
-        score = _score_of(final, low, high) if numeric else None
+        score: Score | str | None = None
+        if gradetype in _NUMERIC_GRADES and low is not None and high is not None:
+            score = _score_of(final, low, high)
         found = _OUTCOMES[key] = (_graded(_COMPLETED, final, gradepass), score)
     return found
 
@@ -380,6 +399,9 @@ def grade_row(row: Any) -> tuple[int, dict[str, Any]]:
         "modified_at": None if modified is None else modified.isoformat(),
     }
 
+
+#: Mappers given PostgreSQL's NUMERIC cells as text (``row_converter(keep_numeric_text=)``).
+RAW_NUMERIC = frozenset({map_course_progress, map_grade})
 
 #: Row mappers by record source, for callers that iterate them generically.
 MAPPERS: dict[str, Callable[[Any, ScanIssues], Progress | None]] = {

@@ -85,12 +85,15 @@ def row_converter(
     description: Sequence[Sequence[Any]] | None,
     *,
     numeric_text: bool = False,
+    keep_numeric_text: bool = False,
 ) -> Callable[[tuple[Any, ...]], tuple[Any, ...]] | None:
     """A function converting one driver row as SQLAlchemy would, or None if none need it.
 
     ``description`` is the cursor's (its second item is the driver's type code, which
     some dialects' conversions depend on). ``numeric_text``: the statement ran with
-    :data:`NUMERIC_AS_TEXT`, its NUMERIC cells are text to make Decimals of first.
+    :data:`NUMERIC_AS_TEXT`, its NUMERIC cells are text to make Decimals of first, or to
+    leave as text with ``keep_numeric_text`` (for a row mapper that makes the Decimals of
+    the texts it needs itself, as ``Decimal(text)``).
     """
     columns = list(statement.selected_columns)
     codes = [None if description is None else item[1] for item in description or ()]
@@ -100,8 +103,9 @@ def row_converter(
         found = column.type.dialect_impl(dialect).result_processor(dialect, code)
         processor: Processor | None = found
         if numeric_text and code == _PG_NUMERIC:
-            # What psycopg's loader does with the text, once per distinct value.
-            processor = _memoised(_then(_decimal, found))
+            # What psycopg's loader does with the text, once per distinct value (or left
+            # to the mapper).
+            processor = None if keep_numeric_text else _memoised(_then(_decimal, found))
         elif found is not None and isinstance(column.type, sa.Numeric):
             processor = _memoised(found)
         processors.append(processor)

@@ -16,6 +16,11 @@ test inline and calls the validator only when it fails: the validator then raise
 own error, or accepts what the shorter test could not decide (a ``str`` subclass, say).
 Each test accepts a subset of what its validator accepts, never more; a test holds them
 to it.
+
+A checked field named in ``repeating`` (given and family names: a site has thousands of
+learners called Marie) remembers the exact ``str`` values that passed its check, up to
+:data:`REMEMBERED` of them, and checks each distinct value once: a value already
+remembered is one the validator accepted, and validity depends on the value alone.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ import attrs
 
 from learnprivacy import _validators as v
 
-__all__ = ["builder"]
+__all__ = ["REMEMBERED", "builder"]
 
 T = TypeVar("T")
 _NOTHING = attrs.NOTHING
+#: Distinct values a ``repeating`` field remembers before it starts afresh.
+REMEMBERED = 4_096
 
 # Inline acceptance tests, ``{}`` standing for the value: what the validator's own fast
 # path tests (non_empty_text), or a test that implies everything the validator checks (an
@@ -46,8 +53,15 @@ _HELPERS = {
 }
 
 
-def builder(cls: type[T], *, checked: frozenset[str] = frozenset()) -> Callable[..., T]:
+def builder(
+    cls: type[T],
+    *,
+    checked: frozenset[str] = frozenset(),
+    repeating: frozenset[str] = frozenset(),
+) -> Callable[..., T]:
     """A fast constructor of ``cls`` validating only the ``checked`` fields.
+
+    Values of the ``repeating`` fields (checked ones) are checked once per distinct value.
 
     Refused for classes with an ``__attrs_post_init__`` (their invariants span fields),
     for factories, converters and unknown field names: those need the real constructor.
@@ -58,6 +72,8 @@ def builder(cls: type[T], *, checked: frozenset[str] = frozenset()) -> Callable[
     names = {f.name for f in fields}
     if not checked <= names:
         raise TypeError(f"{cls.__name__} has no field {sorted(checked - names)}")
+    if not repeating <= checked:
+        raise TypeError(f"{cls.__name__}: {sorted(repeating - checked)} must be checked fields")
     # Generated once per class, as attrs generates its own __init__: keyword-only
     # parameters with the class's defaults, one assignment per field (through the slot's
     # own descriptor when the class has slots: a frozen class refuses setattr).
@@ -75,10 +91,21 @@ def builder(cls: type[T], *, checked: frozenset[str] = frozenset()) -> Callable[
             namespace[f"_v{n}"], namespace[f"_f{n}"] = field.validator, field
             call = f"_v{n}(record, _f{n}, {field.name})"
             accepts = _ACCEPTS.get(field.validator)
-            if accepts is None:
-                body.append(f"    {call}")
-            else:
-                body.append(f"    if not {accepts.format(field.name)}:\n        {call}")
+            check = [f"    {call}"] if accepts is None else [
+                f"    if not {accepts.format(field.name)}:", f"        {call}"
+            ]  # fmt: skip
+            if field.name in repeating:
+                # Only an exact str is remembered: a subclass may compare equal to one.
+                namespace[f"_k{n}"] = known = set[Any]()
+                namespace[f"_r{n}"] = _remember(known)
+                value = field.name
+                check = [
+                    f"    if type({value}) is not str or {value} not in _k{n}:",
+                    *(f"    {line}" for line in check),
+                    f"        if type({value}) is str:",
+                    f"            _r{n}({value})",
+                ]
+            body.extend(check)
         namespace[f"_s{n}"] = _setter(cls, field.name)
         body.append(f"    _s{n}(record, {field.name})")
     source = (
@@ -87,6 +114,17 @@ def builder(cls: type[T], *, checked: frozenset[str] = frozenset()) -> Callable[
     exec(compile(source, f"<trusted {cls.__name__}>", "exec"), namespace)  # noqa: S102
     built: Callable[..., T] = namespace["build"]
     return built
+
+
+def _remember(known: set[Any]) -> Callable[[Any], None]:
+    """Add a value that passed its check to ``known``, starting afresh when it is full."""
+
+    def remember(value: Any) -> None:
+        if len(known) >= REMEMBERED:
+            known.clear()
+        known.add(value)
+
+    return remember
 
 
 def _setter(cls: type[Any], name: str) -> Callable[[Any, Any], None]:

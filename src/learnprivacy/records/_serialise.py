@@ -11,8 +11,9 @@ import enum
 import re
 import types
 import typing
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import attrs
 
@@ -21,6 +22,7 @@ from learnprivacy.errors import ValidationError
 from learnprivacy.records._types import Score
 
 __all__ = [
+    "JsonForm",
     "format_duration",
     "from_json_dict",
     "parse_duration",
@@ -208,3 +210,20 @@ def from_json_dict(cls: type[T], data: dict[str, Any]) -> T:
         raise ValidationError(
             f"{cls.__name__} data lacks a required field", field=cls.__name__
         ) from None
+
+
+class JsonForm:
+    """``to_dict`` and ``from_dict`` for a flat attrs class (texts, numbers, enums, dates),
+    in the records' JSON form: :func:`to_json_dict` and :func:`from_json_dict`."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return to_json_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Rebuild from :meth:`to_dict`; a missing, unknown or ill-typed key raises
+        ``ValidationError``."""
+        return from_json_dict(cls, dict(data))

@@ -26,6 +26,7 @@ import attrs
 from learnprivacy import _validators as v
 from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
+from learnprivacy.records._serialise import JsonForm
 from learnprivacy.retention import Period
 
 __all__ = [
@@ -151,7 +152,7 @@ def _reasons(_instance: object, _attribute: attrs.Attribute[Any], value: object)
 
 
 @attrs.frozen(kw_only=True)
-class Extension:
+class Extension(JsonForm):
     """The one extension a request may get: how long, why, and when the subject was told.
 
     ``reasons`` are written by the controller for the subject (the complexity or the
@@ -163,22 +164,3 @@ class Extension:
     reasons: str = attrs.field(validator=_reasons)
     decided_at: dt.datetime = attrs.field(validator=v.aware_datetime)
     subject_informed_at: dt.datetime = attrs.field(validator=v.aware_datetime)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return {
-            "months": self.months,
-            "reasons": self.reasons,
-            "decided_at": self.decided_at.isoformat(),
-            "subject_informed_at": self.subject_informed_at.isoformat(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Extension:
-        """Rebuild from :meth:`to_dict`."""
-        return cls(
-            months=data["months"],
-            reasons=data["reasons"],
-            decided_at=dt.datetime.fromisoformat(data["decided_at"]),
-            subject_informed_at=dt.datetime.fromisoformat(data["subject_informed_at"]),
-        )

@@ -18,6 +18,7 @@ from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
 from learnprivacy.records._base import _keyword_only_init
 from learnprivacy.records._fields import MASK
+from learnprivacy.records._serialise import JsonForm
 from learnprivacy.requests._deadlines import (
     Extension,
     HolidayCalendar,
@@ -54,12 +55,13 @@ def _mask(_value: object) -> str:
 
 
 @attrs.frozen(kw_only=True)
-class Requester:
+class Requester(JsonForm):
     """Who sent the request. ``name`` and ``email`` are personal and masked in ``repr``.
 
     The letter is addressed to this person. For a representative or an heir, the
     authority to act is checked like an identity (``ProofMethod.MANDATE_SIGHTED``,
-    ``DEATH_CERTIFICATE_SIGHTED``).
+    ``DEATH_CERTIFICATE_SIGHTED``). Its ``to_dict`` form holds them: persist it as
+    personal data.
     """
 
     role: RequesterRole = attrs.field(validator=v.instance_of(RequesterRole))
@@ -72,15 +74,6 @@ class Requester:
     def subject(cls, name: str, email: str | None = None) -> Requester:
         """The data subject asking for themselves."""
         return cls(role=RequesterRole.SUBJECT, name=name, email=email)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form (personal: persist as such)."""
-        return {"role": self.role.value, "name": self.name, "email": self.email}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Requester:
-        """Rebuild from :meth:`to_dict`."""
-        return cls(role=RequesterRole(data["role"]), name=data["name"], email=data["email"])
 
 
 @attrs.frozen(kw_only=True)
@@ -125,54 +118,22 @@ class IdentityCheck:
 
 
 @attrs.frozen(kw_only=True)
-class Refusal:
+class Refusal(JsonForm):
     """Why the request is not acted on (Art. 12(5)); the reason goes to the subject."""
 
     grounds: RefusalGrounds = attrs.field(validator=v.instance_of(RefusalGrounds))
     reason: str = attrs.field(validator=v.non_empty_text)
     at: dt.datetime = attrs.field(validator=v.aware_datetime)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return {"grounds": self.grounds.value, "reason": self.reason, "at": self.at.isoformat()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Refusal:
-        """Rebuild from :meth:`to_dict`."""
-        return cls(
-            grounds=RefusalGrounds(data["grounds"]),
-            reason=data["reason"],
-            at=dt.datetime.fromisoformat(data["at"]),
-        )
-
 
 @attrs.frozen(kw_only=True)
-class Failure:
+class Failure(JsonForm):
     """Why execution stopped: the step, the component that failed, a non-personal error."""
 
     step: str = attrs.field(validator=v.non_empty_text)
     error: str = attrs.field(validator=v.non_empty_text)
     at: dt.datetime = attrs.field(validator=v.aware_datetime)
     component: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return {
-            "step": self.step,
-            "error": self.error,
-            "at": self.at.isoformat(),
-            "component": self.component,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Failure:
-        """Rebuild from :meth:`to_dict`."""
-        return cls(
-            step=data["step"],
-            error=data["error"],
-            at=dt.datetime.fromisoformat(data["at"]),
-            component=data.get("component"),
-        )
 
 
 # Which parameter class each request type takes; ``None`` means "takes none".

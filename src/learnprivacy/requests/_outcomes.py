@@ -16,6 +16,7 @@ import attrs
 
 from learnprivacy._validators import aware_datetime
 from learnprivacy._vocabulary import Action
+from learnprivacy.records._serialise import JsonForm
 
 __all__ = [
     "NotificationOutcome",
@@ -26,7 +27,7 @@ __all__ = [
 
 
 @attrs.frozen(kw_only=True)
-class RecordOutcome:
+class RecordOutcome(JsonForm):
     """One record's outcome and the article that justifies it.
 
     ``reason`` is a short code-like explanation (``"legal minimum retention"``) written by
@@ -39,27 +40,6 @@ class RecordOutcome:
     action: Action
     article: str
     reason: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return {
-            "record_type": self.record_type,
-            "record_id": self.record_id,
-            "action": self.action.value,
-            "article": self.article,
-            "reason": self.reason,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RecordOutcome:
-        """Rebuild from :meth:`to_dict`."""
-        return cls(
-            record_type=data["record_type"],
-            record_id=data["record_id"],
-            action=Action(data["action"]),
-            article=data["article"],
-            reason=data.get("reason"),
-        )
 
 
 class NotificationStatus(enum.Enum):

@@ -18,7 +18,7 @@ import attrs
 from learnprivacy import _validators as v
 from learnprivacy._validators import require_aware
 from learnprivacy.errors import UnknownCodeError, ValidationError
-from learnprivacy.records import fields_of
+from learnprivacy.records import fields_of, to_json_dict
 from learnprivacy.records._base import record_type
 from learnprivacy.records._fields import MASK
 from learnprivacy.requests._vocabulary import RestrictionGrounds
@@ -238,7 +238,7 @@ class Executor:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
-        return {"name": self.name, "email": self.email}
+        return to_json_dict(self)
 
 
 def _keep_for(value: object) -> str | None:

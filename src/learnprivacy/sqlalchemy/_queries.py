@@ -23,12 +23,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, exists, inspect
+from sqlalchemy import Select, inspect
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.orm import ORMExecuteState, with_loader_criteria
 
 from learnprivacy._inplace import ColumnSpec, ModelSpec
-from learnprivacy.sqlalchemy._states import names_row
+from learnprivacy.sqlalchemy._states import in_state
 from learnprivacy.sqlalchemy._tables import RESTRICTED
 
 if TYPE_CHECKING:
@@ -42,12 +42,7 @@ INCLUDE_RESTRICTED = "include_restricted"
 
 def _not_restricted(privacy: LearnPrivacy, spec: ModelSpec) -> Any:
     """The condition a row of ``spec``'s table meets unless it is restricted."""
-    states = privacy.side.states
-    return ~exists().where(
-        states.c.table_name == spec.table,
-        names_row(states, privacy.row_refs, spec),
-        states.c.state == RESTRICTED,
-    )
+    return ~in_state(privacy.side.states, privacy.row_refs, spec, RESTRICTED)
 
 
 #: A binding's personal columns, as the column decryption reads them:

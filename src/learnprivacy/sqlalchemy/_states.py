@@ -25,8 +25,10 @@ from sqlalchemy import (
     Connection,
     Engine,
     String,
+    and_,
     delete,
     event,
+    exists,
     insert,
     literal,
     select,
@@ -41,7 +43,7 @@ from learnprivacy._inplace._refs import RowRefs, is_row_ref
 from learnprivacy.errors import ConfigurationError
 from learnprivacy.sqlalchemy._rowkeys import key_columns, key_text
 
-__all__ = ["convert", "names_row", "prepare", "ref_id", "ref_sql"]
+__all__ = ["convert", "in_state", "names_row", "prepare", "ref_id", "ref_sql"]
 
 _FUNCTION = "lp_row_ref"
 #: Each live binding's references by a random id: SQL names the key by this id, never
@@ -101,6 +103,26 @@ def names_row(states: Any, refs: RowRefs, spec: ModelSpec) -> Any:
     return states.c.row_key.in_([ref_sql(refs, spec), key_text(spec)])
 
 
+def in_state(states: Any, refs: RowRefs, spec: ModelSpec, state: str) -> Any:
+    """The condition that the row of ``spec``'s table has row state ``state``.
+
+    The table's states are probed first by an uncorrelated subquery, run once per
+    statement: while the table has no row in that state (most tables, most of the time)
+    no row's reference is computed at all; once it has one, each row's is."""
+    any_row = (
+        select(states.c.row_key)
+        .where(states.c.table_name == spec.table, states.c.state == state)
+        .limit(1)
+        .scalar_subquery()
+    )
+    this_row = exists().where(
+        states.c.table_name == spec.table,
+        names_row(states, refs, spec),
+        states.c.state == state,
+    )
+    return and_(any_row.is_not(None), this_row)
+
+
 def _add_function(dbapi_connection: Any) -> None:
     if isinstance(dbapi_connection, sqlite3.Connection):
         dbapi_connection.create_function(_FUNCTION, 3, _reference, deterministic=True)
@@ -131,12 +153,24 @@ _SETUP = (
 )
 
 
-def _install(connection: Connection, cursor: Any) -> None:
-    """Give this PostgreSQL session the pads of every live binding it lacks, in its
-    current transaction (:func:`_settle` keeps them once it commits)."""
+def _named(parameters: Any) -> set[str]:
+    """The ids of live bindings among a statement's parameters (one set or many)."""
+    found: set[str] = set()
+    for group in parameters if isinstance(parameters, list | tuple) else [parameters]:
+        values = group.values() if isinstance(group, dict) else group
+        if isinstance(values, str):
+            values = [values]
+        found.update(v for v in values if isinstance(v, str) and v in _LIVE)
+    return found
+
+
+def _install(connection: Connection, cursor: Any, parameters: Any) -> None:
+    """Give this PostgreSQL session the pads of the bindings the statement names and it
+    lacks (no other binding's), in its current transaction (:func:`_settle` keeps them
+    once it commits)."""
     info = connection.info
     have = info.setdefault(_INSTALLED, set()) | info.setdefault(_PENDING, set())
-    missing = [(i, r) for i, r in list(_LIVE.items()) if i not in have]
+    missing = [(i, r) for i in _named(parameters) - have if (r := _LIVE.get(i)) is not None]
     if not missing:
         return
     raw = cursor.connection.cursor()
@@ -159,9 +193,11 @@ def _install(connection: Connection, cursor: Any) -> None:
 
 
 @event.listens_for(Engine, "before_cursor_execute")
-def _before_execute(connection: Connection, cursor: Any, statement: str, *_args: Any) -> None:
+def _before_execute(
+    connection: Connection, cursor: Any, statement: str, parameters: Any, *_args: Any
+) -> None:
     if _PAD_FUNCTION in statement and connection.dialect.name == "postgresql":
-        _install(connection, cursor)
+        _install(connection, cursor, parameters)
 
 
 @event.listens_for(Engine, "commit")

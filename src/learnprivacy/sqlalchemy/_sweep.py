@@ -10,7 +10,6 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     and_,
-    exists,
     false,
     null,
     or_,
@@ -27,7 +26,7 @@ from learnprivacy._vocabulary import Action
 from learnprivacy.retention import Hold, Schedule, Trigger
 from learnprivacy.retention._consents import lapsed_consents
 from learnprivacy.sqlalchemy._rowkeys import key_after, key_columns
-from learnprivacy.sqlalchemy._states import names_row
+from learnprivacy.sqlalchemy._states import in_state
 from learnprivacy.sqlalchemy._tables import ANONYMISED, RESTRICTED
 from learnprivacy.store._reports import ReviewItem, SweepReport
 
@@ -258,14 +257,10 @@ def sweep(
 
 def _anonymised(privacy: LearnPrivacy, spec: ModelSpec) -> ColumnElement[bool]:
     """Rows of ``spec``'s table anonymised by an earlier run (no longer the learner's)."""
-    states = privacy.side.states
-    return exists(
-        select(states.c.row_key).where(
-            states.c.table_name == spec.table,
-            names_row(states, privacy.row_refs, spec),
-            states.c.state == ANONYMISED,
-        )
+    condition: ColumnElement[bool] = in_state(
+        privacy.side.states, privacy.row_refs, spec, ANONYMISED
     )
+    return condition
 
 
 def _accounts(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from itertools import islice
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Table
 
+from learnprivacy._collector import collector_paused
 from learnprivacy.store._schema import ANONYMISED, RESTRICTED, RecordTable
 
 __all__ = ["chunked", "collector_paused", "ids_detail", "visible"]
@@ -22,28 +21,6 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for one page of work, then restore it.
-
-    A page (of a sweep, an ``add_all`` or a read) builds and drops thousands of
-    short-lived objects (rows, records, keys, references) that reference counting frees;
-    the allocations alone set off full collections of the whole heap, a quarter of a
-    sweep's CPU time at 20,000 learners and a seventh of an ingest's or a read's. The
-    collector is turned back on when the page ends (commit and key shreds included, or
-    an error) only if it was on when the page began. It is process-wide: other threads
-    of the process run without collection for that page.
-    """
-    was_on = gc.isenabled()
-    if was_on:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if was_on:
-            gc.enable()
 
 
 def visible(table: Table, *, include_restricted: bool) -> list[ColumnElement[bool]]:
