@@ -515,3 +515,30 @@ def test_a_time_without_zone_is_refused_before_any_row(tmp_path: Path) -> None:
             xapi_actor="p1_a",
             now=dt.datetime(2026, 1, 1),
         )
+
+
+def test_checks_still_run_for_every_record_once_its_stream_is_known(tmp_path: Path) -> None:
+    """A record's stream and class facts are looked up once, its checks are not: a later
+    record of another learner still fails the export, and in a portability export a later
+    record held under a legal obligation is still left out, each component in its own
+    stream."""
+    writer = _writer(tmp_path / "p")
+    writer.write_records("a", [_progress(1)])
+    writer.write_records("b", [_progress(2)])
+    with pytest.raises(ProviderError):
+        writer.write_records("a", [_progress(3), _progress(4, "L2")])
+    writer.abandon()
+
+    portable = _writer(tmp_path / "q", scope="portability")
+    kept = portable.write_records("a", [_progress(1), _progress(2)])
+    legal = _progress(3, basis=LawfulBasis.LEGAL_OBLIGATION)
+    assert portable.write_records("a", [legal, _progress(4)]) == 1
+    portable.write_records("b", [_progress(5)])
+    manifest = portable.finish(NOW)
+    counts = {(t["component"], t["record_type"]): t for t in manifest["record_types"]}
+    assert kept == 2
+    assert counts[("a", "Progress")]["records"] == 3
+    assert counts[("a", "Progress")]["excluded_by_scope"] == 1
+    assert counts[("b", "Progress")]["records"] == 1
+    data = json.loads((tmp_path / "q" / "data" / "a" / "Progress.json").read_text("utf-8"))
+    assert [row["id"] for row in data["records"]] == ["P1", "P2", "P4"]

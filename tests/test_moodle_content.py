@@ -12,11 +12,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import sqlalchemy as sa
 
 from learnprivacy.errors import NotFoundError
 from learnprivacy.moodle import MoodleDatabase, MoodleProvider
+from learnprivacy.moodle._content import same
 from learnprivacy.moodle._provider import CONTENT_TYPES
 from learnprivacy.moodle._read_content import CONTENT_SOURCES
 from learnprivacy.moodle._schema import MoodleSchema
@@ -304,6 +306,28 @@ def test_deleted_accounts_export_nothing(
     for uid in map(str, sorted(site[1].deleted_user_ids)[:5]):
         assert list(provider.get_contexts_for_userid(uid)) == []
         assert not _writer_for(provider, uid).rows
+
+
+def test_each_source_is_read_from_its_one_declaration() -> None:
+    """A source's SELECT names each column of its fields once; its rows have every
+    declared field, in the declared order (the order of the exported JSON).
+
+    Attack: a field naming a table its frame does not join is refused when the statement
+    is built, not read as nothing.
+    """
+    schema = MoodleSchema()
+    for source in CONTENT_SOURCES:
+        selected = [str(c) for c in source.statement(schema, 7).selected_columns]
+        assert len(selected) == len(set(selected)), source.name
+        wanted = {c for _, how, _ in source.columns for c in how.columns}
+        assert len(selected) == len(wanted), source.name
+        row = tuple(range(1, len(selected) + 1))
+        assert list(source.mapper(row, 7)) == list(source.fields), source.name
+    stray = attrs.evolve(
+        SOURCES["Badge"], columns=(*SOURCES["Badge"].columns, ("x", same("p.id"), "Stray"))
+    )
+    with pytest.raises(KeyError):
+        stray.statement(schema, 7)
 
 
 def test_metadata_declares_every_content_table(moodle: MoodleDatabase) -> None:

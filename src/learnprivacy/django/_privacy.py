@@ -161,6 +161,7 @@ def prepare_keys(subjects: Iterable[object], scopes: Iterable[str] | None = None
     inserted together, instead of one key-store round trip per learner on first save.
     Call it before the transaction that saves their rows. Returns how many learners.
     """
+    from learnprivacy._collector import collector_paused
     from learnprivacy.crypto._validate import check_scope
     from learnprivacy.django._keystore import DjangoKeyStore
     from learnprivacy.errors import KeyShreddedError
@@ -181,7 +182,9 @@ def prepare_keys(subjects: Iterable[object], scopes: Iterable[str] | None = None
     # batch's reads and for each key made.
     refs = keyring._key_refs(wanted)
     cached = keyring._cache.subjects
-    with store.batch(refs.values()):
+    # The keys made here live on in the keyring's cache: their allocations alone would
+    # set off full collections of the whole heap (see collector_paused).
+    with collector_paused(), store.batch(refs.values()):
         for subject, ref in refs.items():
             keys = cached.get(subject)
             for scope in scopes:

@@ -96,7 +96,8 @@ class PackageWriter:
         defaults: descriptions known beforehand (a component's metadata); what a
             provider passes to :meth:`describe` takes precedence, and its empty
             attributes are completed from these.
-        now: the export's time: records dated after it get no xAPI statement.
+        now: the export's time, timezone-aware (a naive one raises ValidationError):
+            records dated after it get no xAPI statement.
         progress: told ``advance(1)`` for every row or record received.
     """
 

@@ -151,6 +151,7 @@ class ContentSource:
     ``users_in`` gives the statement selecting the user ids with such rows in a context
     (None when the kind has no rows at that level). ``columns`` is the table of exported
     fields; ``fields`` (their descriptions), :meth:`statement` and :meth:`mapper` follow.
+    ``summary`` says where the rows come from (by default: ``table``).
     """
 
     name: str
@@ -160,15 +161,19 @@ class ContentSource:
     columns: tuple[Field, ...]
     users_in: UsersIn
     description: str
-    summary: str
     level: ContextLevel
     module: str | None = None
     optional: bool = False
+    summary: str = attrs.field()
     fields: dict[str, str] = attrs.field(init=False, eq=False, repr=False)
     _selected: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
     _readers: tuple[tuple[str, tuple[int, ...], Read], ...] = attrs.field(
         init=False, eq=False, repr=False
     )
+
+    @summary.default
+    def _one_table(self) -> str:
+        return f"Moodle's {self.table} table, exported as {self.name} rows"
 
     @fields.default
     def _descriptions(self) -> dict[str, str]:

@@ -615,39 +615,15 @@ class MoodleProvider:
                 counts[name] = int(connection.execute(statement).scalar_one())
         plan: dict[str, dict[str, Any]] = {}
         if counts.get("sent") or counts.get("others") or counts.get("members"):
-            plan["Message"] = {
-                "table": "messages",
-                "action": "delete",
-                "rows": counts["sent"],
-                "kept": counts["others"],
-            }
+            plan["Message"] = _deleted("messages", counts["sent"], kept=counts["others"])
         if counts.get("members"):
-            plan["ConversationMember"] = {
-                "table": "message_conversation_members",
-                "action": "delete",
-                "rows": counts["members"],
-            }
+            plan["ConversationMember"] = _deleted("message_conversation_members", counts["members"])
         if counts.get("user_files"):
-            plan["File"] = {
-                "table": "files",
-                "action": "delete",
-                "rows": counts["user_files"],
-                "component": "user",
-            }
+            plan["File"] = _deleted("files", counts["user_files"], component="user")
         if counts.get("forum_files"):
-            plan["ForumFile"] = {
-                "table": "files",
-                "action": "delete",
-                "rows": counts["forum_files"],
-                "component": "mod_forum",
-            }
+            plan["ForumFile"] = _deleted("files", counts["forum_files"], component="mod_forum")
         if counts.get("written") or counts.get("about"):
-            plan["Note"] = {
-                "table": "post",
-                "action": "delete",
-                "rows": counts["written"],
-                "kept": counts["about"],
-            }
+            plan["Note"] = _deleted("post", counts["written"], kept=counts["about"])
         plan.update(_deletion_social.plan_entries(counts))
         return plan
 
@@ -662,6 +638,12 @@ class MoodleProvider:
     def delete_data_for_users(self, approved: ApprovedUserList) -> None:
         """Refused: the Moodle adapter is read-only."""
         raise _read_only()
+
+
+def _deleted(table: str, rows: int, **more: Any) -> dict[str, Any]:
+    """A deletion plan entry: ``rows`` of ``table`` Moodle deletes (``kept``: those it
+    leaves; ``component``: whose files)."""
+    return {"table": table, "action": "delete", "rows": rows, **more}
 
 
 # What Moodle 4.5's providers do on deletion, per content kind (see deletion_plan).

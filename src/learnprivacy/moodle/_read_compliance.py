@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 from typing import Any
 
@@ -44,6 +45,14 @@ ACCESS_EVENTS = {
 }
 
 
+def _dated(stamp: Any, issues: ScanIssues, table: str, rid: Any, field: str) -> dt.datetime | None:
+    """The Unix time ``stamp`` as a date; None, reported against ``field``, without one."""
+    at = from_unix(stamp)
+    if at is None:
+        issues.report(table, rid, field, "no date")
+    return at
+
+
 def access_statement(
     schema: MoodleSchema, user_ids: list[int] | None, include_deleted: bool
 ) -> sa.Select[Any]:
@@ -61,9 +70,8 @@ def access_statement(
 def map_access(row: Any, issues: ScanIssues) -> AccessEvent | None:
     """A log row as an AccessEvent; an unreadable IP is dropped (and reported), not the event."""
     rid, uid, eventname, created, ip = row
-    at = from_unix(created)
+    at = _dated(created, issues, "logstore_standard_log", rid, "AccessEvent.at")
     if at is None:
-        issues.report("logstore_standard_log", rid, "AccessEvent.at", "no date")
         return None
     address = ip.strip() if ip else None
     if address:
@@ -111,9 +119,8 @@ def consent_statement(
 def map_consent(row: Any, issues: ScanIssues) -> Consent | None:
     """An acceptance as a Consent; a policy declined outright gives None (no issue)."""
     rid, uid, policyid, versionid, status, created, modified, optional = row
-    given_at = from_unix(created)
+    given_at = _dated(created, issues, "tool_policy_acceptances", rid, "Consent.given_at")
     if given_at is None:
-        issues.report("tool_policy_acceptances", rid, "Consent.given_at", "no date")
         return None
     withdrawn_at = None
     if not status:
@@ -200,9 +207,8 @@ def certificate_statement(
 def map_certificate(row: Any, issues: ScanIssues) -> Certificate | None:
     """An issued certificate as a Certificate (None, with an issue, without code or date)."""
     rid, uid, course, created, code = row
-    at = from_unix(created)
+    at = _dated(created, issues, "customcert_issues", rid, "Certificate.issued_at")
     if at is None:
-        issues.report("customcert_issues", rid, "Certificate.issued_at", "no date")
         return None
     return Certificate(
         id=f"customcert_issues/{rid}",

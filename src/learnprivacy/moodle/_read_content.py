@@ -461,7 +461,6 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         columns=_DISCUSSION,
         users_in=module_users("forum", "forum_discussions", "forum", "forum"),
         description="Forum discussions the user started",
-        summary="Moodle's forum_discussions table, exported as ForumDiscussion rows",
     ),
     activity_source(
         "ForumPost",
@@ -472,7 +471,6 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         columns=_POST,
         users_in=_post_users,
         description="Forum posts the user wrote",
-        summary="Moodle's forum_posts table, exported as ForumPost rows",
     ),
     activity_source(
         "AssignSubmission",
@@ -509,7 +507,6 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         columns=_ATTEMPT,
         users_in=module_users("quiz", "quiz_attempts", "quiz", "quiz"),
         description="Quiz attempts (summaries: state, dates, marks, grade)",
-        summary="Moodle's quiz_attempts table, exported as QuizAttempt rows",
     ),
     activity_source(
         "QuizGrade",
@@ -520,7 +517,6 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         columns=_QUIZ_GRADE,
         users_in=module_users("quiz", "quiz_grades", "quiz", "quiz"),
         description="Final quiz grades",
-        summary="Moodle's quiz_grades table, exported as QuizGrade rows",
     ),
     ContentSource(
         name="Message",

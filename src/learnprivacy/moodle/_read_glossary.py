@@ -141,7 +141,6 @@ def _glossary_source(name: str, table: str, reads: tuple[str, ...], **values: An
         "glossary",
         table=table,
         reads=(*reads, *_ENTRY_READS),
-        summary=f"Moodle's {table} table, exported as {name} rows",
         **values,
     )
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from learnprivacy.moodle._content import iso
 from learnprivacy.moodle._schema import MoodleSchema
-from learnprivacy.moodle._time import from_unix_lenient
 
 __all__ = [
     "PROFILE_FIELDS",
@@ -53,16 +53,11 @@ _PREFERENCE_COMPONENTS = (
 _FORUM_PREFERENCES = frozenset({"maildigest", "autosubscribe", "trackforums"})
 
 
-def _iso(value: Any) -> str | None:
-    at = from_unix_lenient(value)
-    return None if at is None else at.isoformat()
-
-
 def profile_row(row: Any) -> dict[str, Any]:
     """A ``user`` row as the profile Moodle exports (dates in ISO 8601, 0 as None)."""
     values = dict(zip(PROFILE_FIELDS, row, strict=True))
     for name in _DATES:
-        values[name] = _iso(values[name])
+        values[name] = iso(values[name])
     for name in ("confirmed", "policyagreed", "deleted", "suspended", "emailstop"):
         values[name] = bool(values[name])
     return values
@@ -133,7 +128,7 @@ def log_row(row: Any, user_id: int) -> dict[str, Any]:
         "context_level": int(level or 0),
         "context_instance": str(instance or 0),
         "course_id": None if not course else str(course),
-        "time": _iso(created),
+        "time": iso(created),
         "origin": origin,
         "ip": ip if mine else None,
         "other": other,
@@ -182,6 +177,6 @@ def request_row(row: Any, user_id: int) -> dict[str, Any]:
         "status": _REQUEST_STATUSES.get(int(status or 0), "unknown"),
         "requested_by_you": requested_by == user_id,
         "comments": comments or None,
-        "created_at": _iso(created),
-        "modified_at": _iso(modified),
+        "created_at": iso(created),
+        "modified_at": iso(modified),
     }

@@ -173,7 +173,6 @@ def _forum_source(name: str, table: str, reads: tuple[str, ...], **values: Any) 
         "forum",
         table=table,
         reads=(table, *reads),
-        summary=f"Moodle's {table} table, exported as {name} rows",
         **values,
     )
 

@@ -15,6 +15,7 @@ from learnprivacy.moodle._schema_people import people_tables
 from learnprivacy.moodle._schema_plugins import plugin_tables
 from learnprivacy.moodle._schema_questions import question_tables
 from learnprivacy.moodle._schema_social import social_tables
+from learnprivacy.moodle._table import MoodleTables
 
 __all__ = [
     "PLUGIN_TABLES",
@@ -88,15 +89,18 @@ def _metadata(prefix: str) -> sa.MetaData:
     (its cache is keyed on the Table objects), and spares rebuilding some sixty tables.
     The tables are never altered after this.
     """
-    metadata = sa.MetaData()
-    core_tables(metadata, prefix)
-    people_tables(metadata, prefix)
-    activity_tables(metadata, prefix)
-    plugin_tables(metadata, prefix)
-    social_tables(metadata, prefix)
-    question_tables(metadata, prefix)
-    glossary_tables(metadata, prefix)
-    return metadata
+    tables = MoodleTables(sa.MetaData(), prefix)
+    for add in (
+        core_tables,
+        people_tables,
+        activity_tables,
+        plugin_tables,
+        social_tables,
+        question_tables,
+        glossary_tables,
+    ):
+        add(tables)
+    return tables.metadata
 
 
 def check_prefix(prefix: str) -> str:

@@ -9,18 +9,15 @@ the adapter never reads are kept where the fixture needs the shape a real site h
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
-from learnprivacy.moodle._columns import char, index, integer, number, sequence_id, text
+from learnprivacy.moodle._columns import char, integer, number, text
+from learnprivacy.moodle._table import MoodleTables
 
 __all__ = ["ACTIVITY_TABLES", "activity_tables"]
 
 
-def _forum(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}forum",
-        md,
-        sequence_id(),
+def _forum(tables: MoodleTables) -> None:
+    tables.add(
+        "forum",
         integer("course", 10, default=0),
         char("type", 20, default="general"),
         char("name", 255),
@@ -35,12 +32,10 @@ def _forum(md: sa.MetaData, p: str) -> None:
         integer("forcesubscribe", 1, default=0),
         integer("trackingtype", 2, default=1),
         integer("timemodified", 10, default=0),
-        index(p, "forum", "course"),
+        indexes=("course",),
     )
-    sa.Table(
-        f"{p}forum_discussions",
-        md,
-        sequence_id(),
+    tables.add(
+        "forum_discussions",
         integer("course", 10, default=0),
         integer("forum", 10, default=0),
         char("name", 255),
@@ -54,14 +49,10 @@ def _forum(md: sa.MetaData, p: str) -> None:
         integer("timeend", 10, default=0),
         integer("pinned", 1, default=0),
         integer("timelocked", 10, default=0),
-        index(p, "forum_discussions", "userid"),
-        index(p, "forum_discussions", "course"),
-        index(p, "forum_discussions", "forum"),
+        indexes=("userid", "course", "forum"),
     )
-    sa.Table(
-        f"{p}forum_posts",
-        md,
-        sequence_id(),
+    tables.add(
+        "forum_posts",
         integer("discussion", 10, default=0),
         integer("parent", 10, default=0),
         integer("userid", 10, default=0),
@@ -79,18 +70,13 @@ def _forum(md: sa.MetaData, p: str) -> None:
         integer("privatereplyto", 10, default=0),
         integer("wordcount", 20, notnull=False),
         integer("charcount", 20, notnull=False),
-        index(p, "forum_posts", "userid"),
-        index(p, "forum_posts", "created"),
-        index(p, "forum_posts", "mailed"),
-        index(p, "forum_posts", "discussion"),
+        indexes=("userid", "created", "mailed", "discussion"),
     )
 
 
-def _assign(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}assign",
-        md,
-        sequence_id(),
+def _assign(tables: MoodleTables) -> None:
+    tables.add(
+        "assign",
         integer("course", 10, default=0),
         char("name", 255),
         text("intro", notnull=True),
@@ -105,12 +91,10 @@ def _assign(md: sa.MetaData, p: str) -> None:
         integer("teamsubmission", 2, default=0),
         integer("blindmarking", 2, default=0),
         integer("markingworkflow", 2, default=0),
-        index(p, "assign", "course"),
+        indexes=("course",),
     )
-    sa.Table(
-        f"{p}assign_submission",
-        md,
-        sequence_id(),
+    tables.add(
+        "assign_submission",
         integer("assignment", 10, default=0),
         integer("userid", 10, default=0),
         integer("timecreated", 10, default=0),
@@ -120,15 +104,11 @@ def _assign(md: sa.MetaData, p: str) -> None:
         integer("groupid", 10, default=0),
         integer("attemptnumber", 10, default=0),
         integer("latest", 2, default=0),
-        index(p, "assign_submission", "userid"),
-        index(p, "assign_submission", "attemptnumber"),
-        index(p, "assign_submission", "assignment, userid, groupid, attemptnumber", unique=True),
-        index(p, "assign_submission", "latest"),
+        indexes=("userid", "attemptnumber", "latest"),
+        unique=("assignment, userid, groupid, attemptnumber",),
     )
-    sa.Table(
-        f"{p}assign_grades",
-        md,
-        sequence_id(),
+    tables.add(
+        "assign_grades",
         integer("assignment", 10, default=0),
         integer("userid", 10, default=0),
         integer("timecreated", 10, default=0),
@@ -136,39 +116,30 @@ def _assign(md: sa.MetaData, p: str) -> None:
         integer("grader", 10, default=0),
         number("grade", 10, 5, notnull=False, default="0"),
         integer("attemptnumber", 10, default=0),
-        index(p, "assign_grades", "userid"),
-        index(p, "assign_grades", "attemptnumber"),
-        index(p, "assign_grades", "assignment, userid, attemptnumber", unique=True),
+        indexes=("userid", "attemptnumber"),
+        unique=("assignment, userid, attemptnumber",),
     )
-    sa.Table(
-        f"{p}assignsubmission_onlinetext",
-        md,
-        sequence_id(),
+    tables.add(
+        "assignsubmission_onlinetext",
         integer("assignment", 10, default=0),
         integer("submission", 10, default=0),
         text("onlinetext"),
         integer("onlineformat", 4, default=0),
-        index(p, "assignsubmission_onlinetext", "assignment"),
-        index(p, "assignsubmission_onlinetext", "submission"),
+        indexes=("assignment", "submission"),
     )
-    sa.Table(
-        f"{p}assignfeedback_comments",
-        md,
-        sequence_id(),
+    tables.add(
+        "assignfeedback_comments",
         integer("assignment", 10, default=0),
         integer("grade", 10, default=0),
         text("commenttext"),
         integer("commentformat", 2, default=0),
-        index(p, "assignfeedback_comments", "assignment"),
-        index(p, "assignfeedback_comments", "grade"),
+        indexes=("assignment", "grade"),
     )
 
 
-def _quiz(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}quiz",
-        md,
-        sequence_id(),
+def _quiz(tables: MoodleTables) -> None:
+    tables.add(
+        "quiz",
         integer("course", 10, default=0),
         char("name", 255),
         text("intro", notnull=True),
@@ -182,12 +153,10 @@ def _quiz(md: sa.MetaData, p: str) -> None:
         number("grade", 10, 5, default="0"),
         integer("timecreated", 10, default=0),
         integer("timemodified", 10, default=0),
-        index(p, "quiz", "course"),
+        indexes=("course",),
     )
-    sa.Table(
-        f"{p}quiz_attempts",
-        md,
-        sequence_id(),
+    tables.add(
+        "quiz_attempts",
         integer("quiz", 10, default=0),
         integer("userid", 10, default=0),
         integer("attempt", 6, default=0),
@@ -203,21 +172,16 @@ def _quiz(md: sa.MetaData, p: str) -> None:
         integer("timecheckstate", 10, notnull=False, default=0),
         number("sumgrades", 10, 5, notnull=False),
         integer("gradednotificationsenttime", 10, notnull=False),
-        index(p, "quiz_attempts", "quiz, userid, attempt", unique=True),
-        index(p, "quiz_attempts", "state, timecheckstate"),
-        index(p, "quiz_attempts", "userid"),
-        index(p, "quiz_attempts", "uniqueid", unique=True),
+        indexes=("state, timecheckstate", "userid"),
+        unique=("quiz, userid, attempt", "uniqueid"),
     )
-    sa.Table(
-        f"{p}quiz_grades",
-        md,
-        sequence_id(),
+    tables.add(
+        "quiz_grades",
         integer("quiz", 10, default=0),
         integer("userid", 10, default=0),
         number("grade", 10, 5, default="0"),
         integer("timemodified", 10, default=0),
-        index(p, "quiz_grades", "userid"),
-        index(p, "quiz_grades", "quiz"),
+        indexes=("userid", "quiz"),
     )
 
 
@@ -239,7 +203,7 @@ ACTIVITY_TABLES = frozenset(
 )
 
 
-def activity_tables(md: sa.MetaData, prefix: str) -> None:
-    """Add the forum, assignment and quiz tables to ``md`` with ``prefix``."""
+def activity_tables(tables: MoodleTables) -> None:
+    """Add the forum, assignment and quiz tables to ``tables``."""
     for build in (_forum, _assign, _quiz):
-        build(md, prefix)
+        build(tables)

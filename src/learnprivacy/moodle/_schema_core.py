@@ -8,19 +8,16 @@ a real site has.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
-from learnprivacy.moodle._columns import char, index, integer, number, sequence_id, text
+from learnprivacy.moodle._columns import char, integer, number, text
 from learnprivacy.moodle._schema_site import site_tables
+from learnprivacy.moodle._table import MoodleTables
 
 __all__ = ["core_tables"]
 
 
-def _user(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}user",
-        md,
-        sequence_id(),
+def _user(tables: MoodleTables) -> None:
+    tables.add(
+        "user",
         char("auth", 20, default="manual"),
         integer("confirmed", 1, default=0),
         integer("policyagreed", 1, default=0),
@@ -68,48 +65,38 @@ def _user(md: sa.MetaData, p: str) -> None:
         char("middlename", 255, notnull=False),
         char("alternatename", 255, notnull=False),
         char("moodlenetprofile", 255, notnull=False),
-        index(p, "user", "mnethostid, username", unique=True),
-        *(
-            index(p, "user", name)
-            for name in (
-                "deleted confirmed firstname lastname city country lastaccess email auth "
-                "idnumber firstnamephonetic lastnamephonetic middlename alternatename"
-            ).split()
-        ),
+        indexes=(
+            "deleted confirmed firstname lastname city country lastaccess email auth "
+            "idnumber firstnamephonetic lastnamephonetic middlename alternatename"
+        ).split(),
+        unique=("mnethostid, username",),
     )
 
 
-def _user_lastaccess(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}user_lastaccess",
-        md,
-        sequence_id(),
+def _user_lastaccess(tables: MoodleTables) -> None:
+    tables.add(
+        "user_lastaccess",
         integer("userid", 10, default=0),
         integer("courseid", 10, default=0),
         integer("timeaccess", 10, default=0),
-        index(p, "user_lastaccess", "userid, courseid", unique=True),
-        index(p, "user_lastaccess", "userid"),
-        index(p, "user_lastaccess", "courseid"),
+        indexes=("userid", "courseid"),
+        unique=("userid, courseid",),
     )
 
 
-def _user_preferences(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}user_preferences",
-        md,
-        sequence_id(),
+def _user_preferences(tables: MoodleTables) -> None:
+    tables.add(
+        "user_preferences",
         integer("userid", 10, default=0),
         char("name", 255),
         char("value", 1333),
-        index(p, "user_preferences", "userid, name", unique=True),
+        unique=("userid, name",),
     )
 
 
-def _course(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}course",
-        md,
-        sequence_id(),
+def _course(tables: MoodleTables) -> None:
+    tables.add(
+        "course",
         integer("category", 10, default=0),
         integer("sortorder", 10, default=0),
         char("fullname", 254),
@@ -146,46 +133,39 @@ def _course(md: sa.MetaData, p: str) -> None:
         integer("showactivitydates", 1, default=0),
         integer("showcompletionconditions", 1, notnull=False),
         char("pdfexportfont", 50, notnull=False),
-        *(index(p, "course", name) for name in ("category", "idnumber", "shortname", "sortorder")),
-        index(p, "course", "originalcourseid"),
+        indexes=("category", "idnumber", "shortname", "sortorder", "originalcourseid"),
     )
 
 
-def _course_completions(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}course_completions",
-        md,
-        sequence_id(),
+def _course_completions(tables: MoodleTables) -> None:
+    tables.add(
+        "course_completions",
         integer("userid", 10, default=0),
         integer("course", 10, default=0),
         integer("timeenrolled", 10, default=0),
         integer("timestarted", 10, default=0),
         integer("timecompleted", 10, notnull=False),
         integer("reaggregate", 10, default=0),
-        *(index(p, "course_completions", name) for name in ("userid", "course", "timecompleted")),
-        index(p, "course_completions", "userid, course", unique=True),
+        indexes=("userid", "course", "timecompleted"),
+        unique=("userid, course",),
     )
 
 
-def _modules(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}modules",
-        md,
-        sequence_id(),
+def _modules(tables: MoodleTables) -> None:
+    tables.add(
+        "modules",
         char("name", 20),
         integer("cron", 10, default=0),
         integer("lastcron", 10, default=0),
         char("search", 255),
         integer("visible", 1, default=1),
-        index(p, "modules", "name"),
+        indexes=("name",),
     )
 
 
-def _course_modules(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}course_modules",
-        md,
-        sequence_id(),
+def _course_modules(tables: MoodleTables) -> None:
+    tables.add(
+        "course_modules",
         integer("course", 10, default=0),
         integer("module", 10, default=0),
         integer("instance", 10, default=0),
@@ -209,50 +189,41 @@ def _course_modules(md: sa.MetaData, p: str) -> None:
         integer("deletioninprogress", 1, default=0),
         integer("downloadcontent", 1, notnull=False, default=1),
         char("lang", 30, notnull=False),
-        *(index(p, "course_modules", n) for n in ("visible", "course", "module", "instance")),
-        index(p, "course_modules", "idnumber, course"),
-        index(p, "course_modules", "groupingid"),
+        indexes=("visible", "course", "module", "instance", "idnumber, course", "groupingid"),
     )
 
 
-def _course_modules_completion(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}course_modules_completion",
-        md,
-        sequence_id(),
+def _course_modules_completion(tables: MoodleTables) -> None:
+    tables.add(
+        "course_modules_completion",
         integer("coursemoduleid", 10),
         integer("userid", 10),
         integer("completionstate", 1),
         integer("overrideby", 10, notnull=False),
         integer("timemodified", 10),
-        index(p, "course_modules_completion", "coursemoduleid"),
-        index(p, "course_modules_completion", "userid, coursemoduleid", unique=True),
+        indexes=("coursemoduleid",),
+        unique=("userid, coursemoduleid",),
     )
 
 
-def _context(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}context",
-        md,
-        sequence_id(),
+def _context(tables: MoodleTables) -> None:
+    tables.add(
+        "context",
         integer("contextlevel", 10, default=0),
         integer("instanceid", 10, default=0),
         char("path", 255, notnull=False),
         integer("depth", 2, default=0),
         integer("locked", 2, default=0),
-        index(p, "context", "contextlevel, instanceid", unique=True),
-        index(p, "context", "instanceid"),
-        index(p, "context", "path"),
+        indexes=("instanceid", "path"),
+        unique=("contextlevel, instanceid",),
     )
 
 
-def _scale(md: sa.MetaData, p: str) -> None:
+def _scale(tables: MoodleTables) -> None:
     # lib/db/install.xml: a scale's items are one comma-separated text, a grade on it is
     # the 1-based position of its item.
-    sa.Table(
-        f"{p}scale",
-        md,
-        sequence_id(),
+    tables.add(
+        "scale",
         integer("courseid", 10, default=0),
         integer("userid", 10, default=0),
         char("name", 255),
@@ -260,15 +231,13 @@ def _scale(md: sa.MetaData, p: str) -> None:
         text("description", notnull=True),
         integer("descriptionformat", 2, default=0),
         integer("timemodified", 10, default=0),
-        index(p, "scale", "courseid"),
+        indexes=("courseid",),
     )
 
 
-def _grade_items(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}grade_items",
-        md,
-        sequence_id(),
+def _grade_items(tables: MoodleTables) -> None:
+    tables.add(
+        "grade_items",
         integer("courseid", 10, notnull=False),
         integer("categoryid", 10, notnull=False),
         char("itemname", 255, notnull=False),
@@ -299,21 +268,24 @@ def _grade_items(md: sa.MetaData, p: str) -> None:
         integer("weightoverride", 1, default=0),
         integer("timecreated", 10, notnull=False),
         integer("timemodified", 10, notnull=False),
-        index(p, "grade_items", "locked, locktime"),
-        index(p, "grade_items", "itemtype, needsupdate"),
-        index(p, "grade_items", "gradetype"),
-        index(p, "grade_items", "idnumber, courseid"),
-        index(p, "grade_items", "itemtype, itemmodule, iteminstance, courseid"),
         # Moodle does not declare foreign keys to the database; it indexes their columns.
-        *(index(p, "grade_items", n) for n in ("courseid", "categoryid", "scaleid", "outcomeid")),
+        indexes=(
+            "locked, locktime",
+            "itemtype, needsupdate",
+            "gradetype",
+            "idnumber, courseid",
+            "itemtype, itemmodule, iteminstance, courseid",
+            "courseid",
+            "categoryid",
+            "scaleid",
+            "outcomeid",
+        ),
     )
 
 
-def _grade_grades(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}grade_grades",
-        md,
-        sequence_id(),
+def _grade_grades(tables: MoodleTables) -> None:
+    tables.add(
+        "grade_grades",
         integer("itemid", 10),
         integer("userid", 10),
         number("rawgrade", 10, 5, notnull=False),
@@ -336,15 +308,14 @@ def _grade_grades(md: sa.MetaData, p: str) -> None:
         integer("timemodified", 10, notnull=False),
         char("aggregationstatus", 10, default="unknown"),
         number("aggregationweight", 10, 5, notnull=False),
-        index(p, "grade_grades", "userid, itemid", unique=True),
-        index(p, "grade_grades", "locked, locktime"),
-        *(index(p, "grade_grades", n) for n in ("itemid", "userid", "rawscaleid", "usermodified")),
+        indexes=("locked, locktime", "itemid", "userid", "rawscaleid", "usermodified"),
+        unique=("userid, itemid",),
     )
 
 
-def core_tables(md: sa.MetaData, prefix: str) -> None:
-    """Add the core tables to ``md`` with ``prefix``."""
-    site_tables(md, prefix)
+def core_tables(tables: MoodleTables) -> None:
+    """Add the core tables to ``tables``."""
+    site_tables(tables)
     for build in (
         _user,
         _user_lastaccess,
@@ -359,4 +330,4 @@ def core_tables(md: sa.MetaData, prefix: str) -> None:
         _grade_items,
         _grade_grades,
     ):
-        build(md, prefix)
+        build(tables)

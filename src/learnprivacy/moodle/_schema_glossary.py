@@ -8,19 +8,16 @@ glossary's categories) and ``glossary_entries_categories`` (which entry is in wh
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
-from learnprivacy.moodle._columns import char, index, integer, sequence_id, text
+from learnprivacy.moodle._columns import char, integer, text
+from learnprivacy.moodle._table import MoodleTables
 
 __all__ = ["GLOSSARY_TABLES", "glossary_tables"]
 
 
-def glossary_tables(md: sa.MetaData, p: str) -> None:
-    """Add mod_glossary's tables to ``md``."""
-    sa.Table(
-        f"{p}glossary",
-        md,
-        sequence_id(),
+def glossary_tables(tables: MoodleTables) -> None:
+    """Add mod_glossary's tables to ``tables``."""
+    tables.add(
+        "glossary",
         integer("course", 10, default=0),
         char("name", 255),
         text("intro", notnull=True),
@@ -34,12 +31,10 @@ def glossary_tables(md: sa.MetaData, p: str) -> None:
         integer("scale", 10, default=0),
         integer("timecreated", 10, default=0),
         integer("timemodified", 10, default=0),
-        index(p, "glossary", "course"),
+        indexes=("course",),
     )
-    sa.Table(
-        f"{p}glossary_entries",
-        md,
-        sequence_id(),
+    tables.add(
+        "glossary_entries",
         integer("glossaryid", 10, default=0),
         integer("userid", 10, default=0),
         char("concept", 255),
@@ -55,35 +50,26 @@ def glossary_tables(md: sa.MetaData, p: str) -> None:
         integer("casesensitive", 2, default=0),
         integer("fullmatch", 2, default=1),
         integer("approved", 2, default=1),
-        index(p, "glossary_entries", "userid"),
-        index(p, "glossary_entries", "concept"),
-        index(p, "glossary_entries", "glossaryid"),
+        indexes=("userid", "concept", "glossaryid"),
     )
-    sa.Table(
-        f"{p}glossary_alias",
-        md,
-        sequence_id(),
+    tables.add(
+        "glossary_alias",
         integer("entryid", 10, default=0),
         char("alias", 255),
-        index(p, "glossary_alias", "entryid"),
+        indexes=("entryid",),
     )
-    sa.Table(
-        f"{p}glossary_categories",
-        md,
-        sequence_id(),
+    tables.add(
+        "glossary_categories",
         integer("glossaryid", 10, default=0),
         char("name", 255),
         integer("usedynalink", 2, default=1),
-        index(p, "glossary_categories", "glossaryid"),
+        indexes=("glossaryid",),
     )
-    sa.Table(
-        f"{p}glossary_entries_categories",
-        md,
-        sequence_id(),
+    tables.add(
+        "glossary_entries_categories",
         integer("categoryid", 10, default=0),
         integer("entryid", 10, default=0),
-        index(p, "glossary_entries_categories", "categoryid"),
-        index(p, "glossary_entries_categories", "entryid"),
+        indexes=("categoryid", "entryid"),
     )
 
 

@@ -9,18 +9,15 @@ pool's metadata; content lives in moodledata, not in the database), ``badge`` an
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
-from learnprivacy.moodle._columns import char, index, integer, sequence_id, text
+from learnprivacy.moodle._columns import char, integer, text
+from learnprivacy.moodle._table import MoodleTables
 
 __all__ = ["PEOPLE_TABLES", "people_tables"]
 
 
-def _messages(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}message_conversations",
-        md,
-        sequence_id(),
+def _messages(tables: MoodleTables) -> None:
+    tables.add(
+        "message_conversations",
         integer("type", 10, default=1),
         char("name", 255, notnull=False),
         char("convhash", 40, notnull=False),
@@ -31,24 +28,17 @@ def _messages(md: sa.MetaData, p: str) -> None:
         integer("enabled", 1, default=0),
         integer("timecreated", 10),
         integer("timemodified", 10, notnull=False),
-        index(p, "message_conversations", "type"),
-        index(p, "message_conversations", "convhash"),
-        index(p, "message_conversations", "contextid"),
+        indexes=("type", "convhash", "contextid"),
     )
-    sa.Table(
-        f"{p}message_conversation_members",
-        md,
-        sequence_id(),
+    tables.add(
+        "message_conversation_members",
         integer("conversationid", 10),
         integer("userid", 10),
         integer("timecreated", 10),
-        index(p, "message_conversation_members", "conversationid"),
-        index(p, "message_conversation_members", "userid"),
+        indexes=("conversationid", "userid"),
     )
-    sa.Table(
-        f"{p}messages",
-        md,
-        sequence_id(),
+    tables.add(
+        "messages",
         integer("useridfrom", 10),
         integer("conversationid", 10),
         text("subject"),
@@ -59,16 +49,13 @@ def _messages(md: sa.MetaData, p: str) -> None:
         integer("timecreated", 10),
         integer("fullmessagetrust", 2, default=0),
         text("customdata"),
-        index(p, "messages", "conversationid, timecreated"),
-        index(p, "messages", "useridfrom"),
+        indexes=("conversationid, timecreated", "useridfrom"),
     )
 
 
-def _files(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}files",
-        md,
-        sequence_id(),
+def _files(tables: MoodleTables) -> None:
+    tables.add(
+        "files",
         char("contenthash", 40),
         char("pathnamehash", 40),
         integer("contextid", 10),
@@ -88,19 +75,14 @@ def _files(md: sa.MetaData, p: str) -> None:
         integer("timemodified", 10),
         integer("sortorder", 10, default=0),
         integer("referencefileid", 10, notnull=False),
-        index(p, "files", "pathnamehash", unique=True),
-        index(p, "files", "component, filearea, contextid, itemid"),
-        index(p, "files", "contenthash"),
-        index(p, "files", "contextid"),
-        index(p, "files", "userid"),
+        indexes=("component, filearea, contextid, itemid", "contenthash", "contextid", "userid"),
+        unique=("pathnamehash",),
     )
 
 
-def _badges(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}badge",
-        md,
-        sequence_id(),
+def _badges(tables: MoodleTables) -> None:
+    tables.add(
+        "badge",
         char("name", 255),
         text("description"),
         integer("timecreated", 10, default=0),
@@ -122,13 +104,10 @@ def _badges(md: sa.MetaData, p: str) -> None:
         integer("nextcron", 10, notnull=False),
         char("version", 255, notnull=False),
         char("language", 255, notnull=False),
-        index(p, "badge", "type"),
-        index(p, "badge", "courseid"),
+        indexes=("type", "courseid"),
     )
-    sa.Table(
-        f"{p}badge_issued",
-        md,
-        sequence_id(),
+    tables.add(
+        "badge_issued",
         integer("badgeid", 10, default=0),
         integer("userid", 10, default=0),
         text("uniquehash", notnull=True),
@@ -136,16 +115,14 @@ def _badges(md: sa.MetaData, p: str) -> None:
         integer("dateexpire", 10, notnull=False),
         integer("visible", 1, default=0),
         integer("issuernotified", 10, notnull=False),
-        index(p, "badge_issued", "badgeid, userid", unique=True),
-        index(p, "badge_issued", "userid"),
+        indexes=("userid",),
+        unique=("badgeid, userid",),
     )
 
 
-def _post(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}post",
-        md,
-        sequence_id(),
+def _post(tables: MoodleTables) -> None:
+    tables.add(
+        "post",
         char("module", 20),
         integer("userid", 10, default=0),
         integer("courseid", 10, default=0),
@@ -164,20 +141,14 @@ def _post(md: sa.MetaData, p: str) -> None:
         integer("lastmodified", 10, default=0),
         integer("created", 10, default=0),
         integer("usermodified", 10, notnull=False),
-        index(p, "post", "id, userid", unique=True),
-        index(p, "post", "lastmodified"),
-        index(p, "post", "module"),
-        index(p, "post", "subject"),
-        index(p, "post", "userid"),
-        index(p, "post", "usermodified"),
+        indexes=("lastmodified", "module", "subject", "userid", "usermodified"),
+        unique=("id, userid",),
     )
 
 
-def _user_info(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}user_info_field",
-        md,
-        sequence_id(),
+def _user_info(tables: MoodleTables) -> None:
+    tables.add(
+        "user_info_field",
         char("shortname", 255, default="shortname"),
         text("name", notnull=True),
         char("datatype", 255),
@@ -198,15 +169,13 @@ def _user_info(md: sa.MetaData, p: str) -> None:
         text("param4"),
         text("param5"),
     )
-    sa.Table(
-        f"{p}user_info_data",
-        md,
-        sequence_id(),
+    tables.add(
+        "user_info_data",
         integer("userid", 10, default=0),
         integer("fieldid", 10, default=0),
         text("data", notnull=True),
         integer("dataformat", 2, default=0),
-        index(p, "user_info_data", "userid, fieldid", unique=True),
+        unique=("userid, fieldid",),
     )
 
 
@@ -226,7 +195,7 @@ PEOPLE_TABLES = frozenset(
 )
 
 
-def people_tables(md: sa.MetaData, prefix: str) -> None:
-    """Add the message, file, badge, note and profile field tables to ``md``."""
+def people_tables(tables: MoodleTables) -> None:
+    """Add the message, file, badge, note and profile field tables to ``tables``."""
     for build in (_messages, _files, _badges, _post, _user_info):
-        build(md, prefix)
+        build(tables)

@@ -8,19 +8,15 @@ certificate plugin ``mod_customcert`` (``db/install.xml`` of mdjnelson/moodle-mo
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
-from learnprivacy.moodle._columns import char, index, integer, sequence_id, text
+from learnprivacy.moodle._columns import char, integer, text
+from learnprivacy.moodle._table import MoodleTables, persistent_columns
 
 __all__ = ["plugin_tables"]
 
 
-def _logstore_standard_log(md: sa.MetaData, p: str) -> None:
-    t = "logstore_standard_log"
-    sa.Table(
-        f"{p}{t}",
-        md,
-        sequence_id(),
+def _logstore_standard_log(tables: MoodleTables) -> None:
+    tables.add(
+        "logstore_standard_log",
         char("eventname", 255),
         char("component", 100),
         char("action", 100),
@@ -41,34 +37,33 @@ def _logstore_standard_log(md: sa.MetaData, p: str) -> None:
         char("origin", 10, notnull=False),
         char("ip", 45, notnull=False),
         integer("realuserid", 10, notnull=False),
-        index(p, t, "timecreated"),
-        index(p, t, "courseid, anonymous, timecreated"),
-        index(p, t, "userid, contextlevel, contextinstanceid, crud, edulevel, timecreated"),
-        *(index(p, t, n) for n in ("contextid", "userid", "courseid", "realuserid")),
-        index(p, t, "relateduserid"),
+        indexes=(
+            "timecreated",
+            "courseid, anonymous, timecreated",
+            "userid, contextlevel, contextinstanceid, crud, edulevel, timecreated",
+            "contextid",
+            "userid",
+            "courseid",
+            "realuserid",
+            "relateduserid",
+        ),
     )
 
 
-def _tool_policy(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}tool_policy",
-        md,
-        sequence_id(),
+def _tool_policy(tables: MoodleTables) -> None:
+    tables.add(
+        "tool_policy",
         integer("sortorder", 5, default=999),
         integer("currentversionid", 10, notnull=False),
-        index(p, "tool_policy", "currentversionid"),
+        indexes=("currentversionid",),
     )
-    sa.Table(
-        f"{p}tool_policy_versions",
-        md,
-        sequence_id(),
+    tables.add(
+        "tool_policy_versions",
         char("name", 1333),
         integer("type", 3, default=0),
         integer("audience", 3, default=0),
         integer("archived", 3, default=0),
-        integer("usermodified", 10),
-        integer("timecreated", 10),
-        integer("timemodified", 10),
+        *persistent_columns(),
         integer("policyid", 10),
         integer("agreementstyle", 3, default=0),
         integer("optional", 3, default=0),
@@ -77,32 +72,24 @@ def _tool_policy(md: sa.MetaData, p: str) -> None:
         integer("summaryformat", 3),
         text("content", notnull=True),
         integer("contentformat", 3),
-        index(p, "tool_policy_versions", "usermodified"),
-        index(p, "tool_policy_versions", "policyid"),
+        indexes=("usermodified", "policyid"),
     )
-    sa.Table(
-        f"{p}tool_policy_acceptances",
-        md,
-        sequence_id(),
+    tables.add(
+        "tool_policy_acceptances",
         integer("policyversionid", 10),
         integer("userid", 10),
         integer("status", 1, notnull=False),
         char("lang", 30),
-        integer("usermodified", 10),
-        integer("timecreated", 10),
-        integer("timemodified", 10),
+        *persistent_columns(),
         text("note"),
-        index(p, "tool_policy_acceptances", "policyversionid, userid", unique=True),
-        index(p, "tool_policy_acceptances", "userid"),
-        index(p, "tool_policy_acceptances", "usermodified"),
+        indexes=("userid", "usermodified"),
+        unique=("policyversionid, userid",),
     )
 
 
-def _tool_dataprivacy(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}tool_dataprivacy_purpose",
-        md,
-        sequence_id(),
+def _tool_dataprivacy(tables: MoodleTables) -> None:
+    tables.add(
+        "tool_dataprivacy_purpose",
         char("name", 100),
         text("description"),
         integer("descriptionformat", 1, notnull=False),
@@ -110,54 +97,32 @@ def _tool_dataprivacy(md: sa.MetaData, p: str) -> None:
         text("sensitivedatareasons"),
         char("retentionperiod", 255),
         integer("protected", 1, notnull=False),
-        integer("usermodified", 10),
-        integer("timecreated", 10),
-        integer("timemodified", 10),
+        *persistent_columns(),
     )
-    sa.Table(
-        f"{p}tool_dataprivacy_category",
-        md,
-        sequence_id(),
+    tables.add(
+        "tool_dataprivacy_category",
         char("name", 100),
         text("description"),
         integer("descriptionformat", 1, notnull=False),
-        integer("usermodified", 10),
-        integer("timecreated", 10),
-        integer("timemodified", 10),
+        *persistent_columns(),
     )
-    sa.Table(
-        f"{p}tool_dataprivacy_ctxinstance",
-        md,
-        sequence_id(),
-        integer("contextid", 10),
-        integer("purposeid", 10, notnull=False),
-        integer("categoryid", 10, notnull=False),
-        integer("usermodified", 10),
-        integer("timecreated", 10),
-        integer("timemodified", 10),
-        index(p, "tool_dataprivacy_ctxinstance", "contextid", unique=True),
-        index(p, "tool_dataprivacy_ctxinstance", "purposeid"),
-        index(p, "tool_dataprivacy_ctxinstance", "categoryid"),
-    )
-    sa.Table(
-        f"{p}tool_dataprivacy_ctxlevel",
-        md,
-        sequence_id(),
-        integer("contextlevel", 3),
-        integer("purposeid", 10, notnull=False),
-        integer("categoryid", 10, notnull=False),
-        integer("usermodified", 10),
-        integer("timecreated", 10),
-        integer("timemodified", 10),
-        index(p, "tool_dataprivacy_ctxlevel", "contextlevel", unique=True),
-        index(p, "tool_dataprivacy_ctxlevel", "categoryid"),
-        index(p, "tool_dataprivacy_ctxlevel", "purposeid"),
-    )
+    # The purpose and category set on one context, or on every context of one level.
+    for name, context in (
+        ("tool_dataprivacy_ctxinstance", integer("contextid", 10)),
+        ("tool_dataprivacy_ctxlevel", integer("contextlevel", 3)),
+    ):
+        tables.add(
+            name,
+            context,
+            integer("purposeid", 10, notnull=False),
+            integer("categoryid", 10, notnull=False),
+            *persistent_columns(),
+            indexes=("purposeid", "categoryid"),
+            unique=(context.name,),
+        )
     # admin/tool/dataprivacy/db/install.xml: data requests (export, deletion, other).
-    sa.Table(
-        f"{p}tool_dataprivacy_request",
-        md,
-        sequence_id(),
+    tables.add(
+        "tool_dataprivacy_request",
         integer("type", 2, default=0),
         text("comments"),
         integer("commentsformat", 2, default=0),
@@ -172,16 +137,13 @@ def _tool_dataprivacy(md: sa.MetaData, p: str) -> None:
         integer("timecreated", 10, default=0),
         integer("timemodified", 10, default=0),
         integer("creationmethod", 10, default=0),
-        index(p, "tool_dataprivacy_request", "userid"),
-        index(p, "tool_dataprivacy_request", "requestedby"),
+        indexes=("userid", "requestedby"),
     )
 
 
-def _customcert(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}customcert",
-        md,
-        sequence_id(),
+def _customcert(tables: MoodleTables) -> None:
+    tables.add(
+        "customcert",
         integer("course", 10, default=0),
         integer("templateid", 10, default=0),
         char("name", 255),
@@ -199,25 +161,20 @@ def _customcert(md: sa.MetaData, p: str) -> None:
         char("language", 20, notnull=False),
         integer("timecreated", 10, default=0),
         integer("timemodified", 10, default=0),
-        index(p, "customcert", "templateid"),
+        indexes=("templateid",),
     )
-    sa.Table(
-        f"{p}customcert_issues",
-        md,
-        sequence_id(),
+    tables.add(
+        "customcert_issues",
         integer("userid", 10, default=0),
         integer("customcertid", 10, default=0),
         char("code", 40, notnull=False),
         integer("emailed", 1, default=0),
         integer("timecreated", 10, default=0),
-        index(p, "customcert_issues", "userid, customcertid"),
-        index(p, "customcert_issues", "code"),
-        index(p, "customcert_issues", "userid"),
-        index(p, "customcert_issues", "customcertid"),
+        indexes=("userid, customcertid", "code", "userid", "customcertid"),
     )
 
 
-def plugin_tables(md: sa.MetaData, prefix: str) -> None:
-    """Add the plugin tables to ``md`` with ``prefix``."""
+def plugin_tables(tables: MoodleTables) -> None:
+    """Add the plugin tables to ``tables``."""
     for build in (_logstore_standard_log, _tool_policy, _tool_dataprivacy, _customcert):
-        build(md, prefix)
+        build(tables)

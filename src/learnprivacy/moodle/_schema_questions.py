@@ -10,19 +10,16 @@ values of each step).
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
-from learnprivacy.moodle._columns import char, index, integer, number, sequence_id, text
+from learnprivacy.moodle._columns import char, integer, number, text
+from learnprivacy.moodle._table import MoodleTables
 
 __all__ = ["QUESTION_TABLES", "question_tables"]
 
 
-def question_tables(md: sa.MetaData, p: str) -> None:
-    """Add the question bank and question engine tables to ``md``."""
-    sa.Table(
-        f"{p}question",
-        md,
-        sequence_id(),
+def question_tables(tables: MoodleTables) -> None:
+    """Add the question bank and question engine tables to ``tables``."""
+    tables.add(
+        "question",
         integer("parent", 10, default=0),
         char("name", 255),
         text("questiontext", notnull=True),
@@ -38,21 +35,17 @@ def question_tables(md: sa.MetaData, p: str) -> None:
         integer("timemodified", 10, default=0),
         integer("createdby", 10, notnull=False),
         integer("modifiedby", 10, notnull=False),
-        index(p, "question", "qtype"),
+        indexes=("qtype",),
     )
-    sa.Table(
-        f"{p}question_usages",
-        md,
-        sequence_id(),
+    tables.add(
+        "question_usages",
         integer("contextid", 10),
         char("component", 255),
         char("preferredbehaviour", 32),
-        index(p, "question_usages", "contextid"),
+        indexes=("contextid",),
     )
-    sa.Table(
-        f"{p}question_attempts",
-        md,
-        sequence_id(),
+    tables.add(
+        "question_attempts",
         integer("questionusageid", 10),
         integer("slot", 10),
         char("behaviour", 32),
@@ -66,30 +59,26 @@ def question_tables(md: sa.MetaData, p: str) -> None:
         text("rightanswer"),
         text("responsesummary"),
         integer("timemodified", 10),
-        index(p, "question_attempts", "questionusageid, slot", unique=True),
-        index(p, "question_attempts", "questionid"),
+        indexes=("questionid",),
+        unique=("questionusageid, slot",),
     )
-    sa.Table(
-        f"{p}question_attempt_steps",
-        md,
-        sequence_id(),
+    tables.add(
+        "question_attempt_steps",
         integer("questionattemptid", 10),
         integer("sequencenumber", 10),
         char("state", 13),
         number("fraction", 12, 7, notnull=False),
         integer("timecreated", 10),
         integer("userid", 10, notnull=False),
-        index(p, "question_attempt_steps", "questionattemptid, sequencenumber", unique=True),
-        index(p, "question_attempt_steps", "userid"),
+        indexes=("userid",),
+        unique=("questionattemptid, sequencenumber",),
     )
-    sa.Table(
-        f"{p}question_attempt_step_data",
-        md,
-        sequence_id(),
+    tables.add(
+        "question_attempt_step_data",
         integer("attemptstepid", 10),
         char("name", 32),
         text("value"),
-        index(p, "question_attempt_step_data", "attemptstepid, name", unique=True),
+        unique=("attemptstepid, name",),
     )
 
 

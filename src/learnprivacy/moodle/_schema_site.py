@@ -6,41 +6,34 @@ Transcribed from Moodle 4.5/5.0 (XMLDB ``VERSION="20240923"``): ``config`` (``$C
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
-from learnprivacy.moodle._columns import char, index, integer, number, sequence_id, text
+from learnprivacy.moodle._columns import char, integer, number, text
+from learnprivacy.moodle._table import MoodleTables
 
 __all__ = ["site_tables"]
 
 
-def _config(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}config",
-        md,
-        sequence_id(),
+def _config(tables: MoodleTables) -> None:
+    tables.add(
+        "config",
         char("name", 255),
         text("value", notnull=True),
-        index(p, "config", "name", unique=True),
+        unique=("name",),
     )
 
 
-def _config_plugins(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}config_plugins",
-        md,
-        sequence_id(),
+def _config_plugins(tables: MoodleTables) -> None:
+    tables.add(
+        "config_plugins",
         char("plugin", 100, default="core"),
         char("name", 100),
         text("value", notnull=True),
-        index(p, "config_plugins", "plugin, name", unique=True),
+        unique=("plugin, name",),
     )
 
 
-def _enrol(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}enrol",
-        md,
-        sequence_id(),
+def _enrol(tables: MoodleTables) -> None:
+    tables.add(
+        "enrol",
         char("enrol", 20),
         integer("status", 10, default=0),
         integer("courseid", 10),
@@ -65,14 +58,10 @@ def _enrol(md: sa.MetaData, p: str) -> None:
         *(text(f"customtext{n}") for n in range(1, 5)),
         integer("timecreated", 10, default=0),
         integer("timemodified", 10, default=0),
-        index(p, "enrol", "enrol"),
-        index(p, "enrol", "courseid"),
-        index(p, "enrol", "roleid"),
+        indexes=("enrol", "courseid", "roleid"),
     )
-    sa.Table(
-        f"{p}user_enrolments",
-        md,
-        sequence_id(),
+    tables.add(
+        "user_enrolments",
         integer("status", 10, default=0),
         integer("enrolid", 10),
         integer("userid", 10),
@@ -81,12 +70,12 @@ def _enrol(md: sa.MetaData, p: str) -> None:
         integer("modifierid", 10, default=0),
         integer("timecreated", 10, default=0),
         integer("timemodified", 10, default=0),
-        index(p, "user_enrolments", "enrolid, userid", unique=True),
-        *(index(p, "user_enrolments", n) for n in ("enrolid", "userid", "modifierid")),
+        indexes=("enrolid", "userid", "modifierid"),
+        unique=("enrolid, userid",),
     )
 
 
-def site_tables(md: sa.MetaData, prefix: str) -> None:
-    """Add the configuration and enrolment tables to ``md`` with ``prefix``."""
+def site_tables(tables: MoodleTables) -> None:
+    """Add the configuration and enrolment tables to ``tables``."""
     for build in (_config, _config_plugins, _enrol):
-        build(md, prefix)
+        build(tables)

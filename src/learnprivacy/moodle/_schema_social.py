@@ -11,46 +11,38 @@ subscription, digest, tracking and read tables (``forum_subscriptions``,
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
-from learnprivacy.moodle._columns import char, index, integer, sequence_id, text
+from learnprivacy.moodle._columns import char, integer, text
+from learnprivacy.moodle._table import MoodleTables
 
 __all__ = ["FORUM_FOLLOW_TABLES", "SOCIAL_TABLES", "social_tables"]
 
 
-def _pair(md: sa.MetaData, p: str, name: str, other: str) -> None:
+def _pair(tables: MoodleTables, name: str, other: str) -> None:
     """A table linking a user to another user (contacts, requests, blocks)."""
-    sa.Table(
-        f"{p}{name}",
-        md,
-        sequence_id(),
+    tables.add(
+        name,
         integer("userid", 10),
         integer(other, 10),
         integer("timecreated", 10, notnull=False),
-        index(p, name, "userid"),
-        index(p, name, other),
+        indexes=("userid", other),
     )
 
 
-def _messaging(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}message_user_actions",
-        md,
-        sequence_id(),
+def _messaging(tables: MoodleTables) -> None:
+    tables.add(
+        "message_user_actions",
         integer("userid", 10),
         integer("messageid", 10),
         integer("action", 10),
         integer("timecreated", 10),
-        index(p, "message_user_actions", "userid, messageid, action", unique=True),
-        index(p, "message_user_actions", "messageid"),
+        indexes=("messageid",),
+        unique=("userid, messageid, action",),
     )
-    _pair(md, p, "message_contacts", "contactid")
-    _pair(md, p, "message_contact_requests", "requesteduserid")
-    _pair(md, p, "message_users_blocked", "blockeduserid")
-    sa.Table(
-        f"{p}notifications",
-        md,
-        sequence_id(),
+    _pair(tables, "message_contacts", "contactid")
+    _pair(tables, "message_contact_requests", "requesteduserid")
+    _pair(tables, "message_users_blocked", "blockeduserid")
+    tables.add(
+        "notifications",
         integer("useridfrom", 10),
         integer("useridto", 10),
         text("subject"),
@@ -65,13 +57,10 @@ def _messaging(md: sa.MetaData, p: str) -> None:
         integer("timeread", 10, notnull=False),
         integer("timecreated", 10),
         text("customdata"),
-        index(p, "notifications", "useridto"),
-        index(p, "notifications", "useridfrom"),
+        indexes=("useridto", "useridfrom"),
     )
-    sa.Table(
-        f"{p}favourite",
-        md,
-        sequence_id(),
+    tables.add(
+        "favourite",
         char("component", 100),
         char("itemtype", 100),
         integer("itemid", 10),
@@ -80,16 +69,14 @@ def _messaging(md: sa.MetaData, p: str) -> None:
         integer("ordering", 10, notnull=False),
         integer("timecreated", 10),
         integer("timemodified", 10),
-        index(p, "favourite", "component, itemtype, itemid, contextid, userid", unique=True),
-        index(p, "favourite", "userid"),
+        indexes=("userid",),
+        unique=("component, itemtype, itemid, contextid, userid",),
     )
 
 
-def _rating_and_tags(md: sa.MetaData, p: str) -> None:
-    sa.Table(
-        f"{p}rating",
-        md,
-        sequence_id(),
+def _rating_and_tags(tables: MoodleTables) -> None:
+    tables.add(
+        "rating",
         integer("contextid", 10),
         char("component", 100),
         char("ratingarea", 50),
@@ -99,13 +86,10 @@ def _rating_and_tags(md: sa.MetaData, p: str) -> None:
         integer("userid", 10),
         integer("timecreated", 10),
         integer("timemodified", 10),
-        index(p, "rating", "component, ratingarea, contextid, itemid"),
-        index(p, "rating", "userid"),
+        indexes=("component, ratingarea, contextid, itemid", "userid"),
     )
-    sa.Table(
-        f"{p}tag",
-        md,
-        sequence_id(),
+    tables.add(
+        "tag",
         integer("userid", 10),
         integer("tagcollid", 10),
         char("name", 255),
@@ -115,13 +99,11 @@ def _rating_and_tags(md: sa.MetaData, p: str) -> None:
         integer("descriptionformat", 2, default=0),
         integer("flag", 4, notnull=False, default=0),
         integer("timemodified", 10, notnull=False),
-        index(p, "tag", "tagcollid, name", unique=True),
-        index(p, "tag", "userid"),
+        indexes=("userid",),
+        unique=("tagcollid, name",),
     )
-    sa.Table(
-        f"{p}tag_instance",
-        md,
-        sequence_id(),
+    tables.add(
+        "tag_instance",
         integer("tagid", 10),
         char("component", 100),
         char("itemtype", 100),
@@ -131,49 +113,40 @@ def _rating_and_tags(md: sa.MetaData, p: str) -> None:
         integer("ordering", 10, notnull=False),
         integer("timecreated", 10, default=0),
         integer("timemodified", 10, default=0),
-        index(p, "tag_instance", "component, itemtype, itemid, contextid, tiuserid, tagid"),
-        index(p, "tag_instance", "tagid"),
-        index(p, "tag_instance", "contextid"),
+        indexes=("component, itemtype, itemid, contextid, tiuserid, tagid", "tagid", "contextid"),
     )
 
 
-def _ids_table(md: sa.MetaData, p: str, name: str, columns: str, *indexes: str) -> None:
+def _ids_table(tables: MoodleTables, name: str, columns: str, *indexes: str) -> None:
     """A table of id columns that default to 0 (``int(10)``), with its indexes."""
-    sa.Table(
-        f"{p}{name}",
-        md,
-        sequence_id(),
+    tables.add(
+        name,
         *(integer(column.strip(), 10, default=0) for column in columns.split(",")),
-        *(index(p, name, fields) for fields in indexes),
+        indexes=indexes,
     )
 
 
-def _forum_follow(md: sa.MetaData, p: str) -> None:
-    _ids_table(md, p, "forum_subscriptions", "userid, forum", "userid", "forum")
-    sa.Table(
-        f"{p}forum_discussion_subs",
-        md,
-        sequence_id(),
+def _forum_follow(tables: MoodleTables) -> None:
+    _ids_table(tables, "forum_subscriptions", "userid, forum", "userid", "forum")
+    tables.add(
+        "forum_discussion_subs",
         integer("forum", 10),
         integer("userid", 10),
         integer("discussion", 10),
         integer("preference", 10, default=1),
-        index(p, "forum_discussion_subs", "userid, discussion", unique=True),
-        index(p, "forum_discussion_subs", "forum"),
+        indexes=("forum",),
+        unique=("userid, discussion",),
     )
-    sa.Table(
-        f"{p}forum_digests",
-        md,
-        sequence_id(),
+    tables.add(
+        "forum_digests",
         integer("userid", 10),
         integer("forum", 10),
         integer("maildigest", 1, default=-1),
-        index(p, "forum_digests", "forum, userid, maildigest", unique=True),
+        unique=("forum, userid, maildigest",),
     )
-    _ids_table(md, p, "forum_track_prefs", "userid, forumid", "userid, forumid")
+    _ids_table(tables, "forum_track_prefs", "userid, forumid", "userid, forumid")
     _ids_table(
-        md,
-        p,
+        tables,
         "forum_read",
         "userid, forumid, discussionid, postid, firstread, lastread",
         "userid, forumid",
@@ -181,8 +154,7 @@ def _forum_follow(md: sa.MetaData, p: str) -> None:
         "postid, userid",
     )
     _ids_table(
-        md,
-        p,
+        tables,
         "forum_queue",
         "userid, discussionid, postid, timemodified",
         "userid",
@@ -217,7 +189,7 @@ SOCIAL_TABLES = frozenset(
 )
 
 
-def social_tables(md: sa.MetaData, prefix: str) -> None:
-    """Add the messaging, favourite, rating, tag and forum-following tables to ``md``."""
+def social_tables(tables: MoodleTables) -> None:
+    """Add the messaging, favourite, rating, tag and forum-following tables to ``tables``."""
     for build in (_messaging, _rating_and_tags, _forum_follow):
-        build(md, prefix)
+        build(tables)
