@@ -21,7 +21,7 @@ from learnprivacy._inplace._refs import RowRefs, is_row_ref, pads_digest
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import RestrictedRecordError
 from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
-from learnprivacy.sqlalchemy._states import convert
+from learnprivacy.sqlalchemy._states import convert, ref_id
 from tests import NOW
 from tests.inplace_models import bound_composite, declarative_models
 
@@ -417,6 +417,13 @@ def test_no_statement_parameter_or_log_line_carries_the_pads(app: SimpleNamespac
         assert b"parameters:" in log
         for form in forms:
             assert (form.encode() if isinstance(form, str) else form) not in log
+        # A session holds the pads of the bindings its statements name, no other's.
+        other = RowRefs.of_keyring(Keyring.generate())
+        assert ref_id(other) != ref_id(refs)
+        with Session(app.engine) as s:
+            assert s.get(app.m.User, LEARNER) is None
+            held = s.execute(text("SELECT id FROM pg_temp.lp_pads")).scalars().all()
+            assert held == [ref_id(refs)]
 
 
 def _flatten(values: object) -> list[object]:
