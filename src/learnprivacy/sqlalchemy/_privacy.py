@@ -917,8 +917,10 @@ class LearnPrivacy:
                     values[column.column] = None if nullable else ERASED
                     if column.privacy.blind_index:
                         values[column.column + "_bidx"] = None
-                if not spec.is_subject_table and table.c[spec.subject_column].nullable:
-                    values[spec.subject_column] = None
+                # Refused (ConfigurationError) where the learner id cannot leave the row.
+                values[spec.subject_column] = spec.anonymised_subject(
+                    nullable=bool(table.c[spec.subject_column].nullable)
+                )
                 for start in range(0, len(hidden), 500):
                     chunk = hidden[start : start + 500]
                     if values:
