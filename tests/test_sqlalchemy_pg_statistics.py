@@ -14,6 +14,7 @@ import datetime as dt
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -203,6 +204,46 @@ def test_a_crash_before_the_refresh_is_finished_by_the_next_call(app: SimpleName
     with Session(app.engine) as s:
         app.privacy.kept_by_law(s, LEARNERS[9])
         s.rollback()  # a read-only call: its transaction ends without a commit
+    assert _stale(app) == {}
+    assert _marks(app) == []
+    assert ERASED.encode() not in _statistic_pages(app)
+
+
+def test_a_reader_holding_the_table_delays_the_refresh_but_never_the_commit(
+    app: SimpleNamespace,
+) -> None:
+    """The last post goes: ANALYZE keeps the statistics of an empty table, so they must be
+    dropped (a lock on the table), while another transaction is reading it. The caller's
+    commit returns without waiting for that reader; the mark stays until a later call
+    once the reader is done."""
+    import psycopg
+
+    psql(app.server, app.db, f"DELETE FROM forum_posts WHERE author_id <> '{ERASED}'")
+    with Session(app.engine) as s:
+        s.add(app.m.Post(author_id=ERASED, body="again", posted_at=NOW))
+        s.commit()
+    psql(app.server, app.db, "ANALYZE forum_posts")
+    assert ERASED in _sampled(app)["forum_posts"]
+    reader = psycopg.connect(app.server.dsn_for(app.db))
+    reader.execute("SELECT count(*) FROM forum_posts").fetchall()  # its lock held until it ends
+
+    def erase() -> None:
+        with Session(app.engine) as s:
+            app.privacy.erase_subject(s, ERASED, now=NOW)
+            s.commit()
+
+    worker = threading.Thread(target=erase, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    try:
+        assert not worker.is_alive(), "the commit waited for the reader's transaction"
+        assert _marks(app) == ["forum_posts"]
+        assert _stale(app) == {"forum_posts": {ERASED}}
+    finally:
+        reader.close()
+    with Session(app.engine) as s:
+        app.privacy.kept_by_law(s, LEARNERS[9])
+        s.commit()
     assert _stale(app) == {}
     assert _marks(app) == []
     assert ERASED.encode() not in _statistic_pages(app)

@@ -21,12 +21,26 @@ the store and the integration import it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 from sqlalchemy import Connection, Engine, Table, delete, select, text
+from sqlalchemy.exc import OperationalError
 
-__all__ = ["Marks", "escape_like", "mark", "refresh_marked", "sampled", "vacuum_catalog"]
+__all__ = [
+    "LOCK_TIMEOUT",
+    "Marks",
+    "escape_like",
+    "mark",
+    "refresh_marked",
+    "sampled",
+    "vacuum_catalog",
+]
+
+#: How long the refresh waits for a lock before leaving the mark for a later call.
+LOCK_TIMEOUT = "2s"
+#: PostgreSQL's SQLSTATE for a lock not obtained within ``lock_timeout``.
+_LOCK_NOT_AVAILABLE = "55P03"
 
 # The (table, column) pairs among :tables LIKE / :columns whose statistics sample :ids.
 _SAMPLED = text(
@@ -120,7 +134,13 @@ def mark(connection: Connection, marks: Marks, targets: Sequence[tuple[str, str]
 def refresh_marked(engine: Engine, marks: Marks) -> bool:
     """Analyse again the tables marked in ``marks``, drop what their statistics still
     name that they no longer hold, rewrite ``pg_statistic``, then remove the marks
-    (outside any transaction: ``VACUUM`` cannot run in one). True when some were marked."""
+    (outside any transaction: ``VACUUM`` cannot run in one). True when some were marked.
+
+    Each lock is waited for :data:`LOCK_TIMEOUT` at most: a lock queued behind another
+    transaction's would stop every statement on that table (or, for ``pg_statistic``,
+    every query planned) until that transaction ends. What could not be done keeps its
+    mark and is done by a later call.
+    """
     with engine.connect() as connection:
         connection = connection.execution_options(isolation_level="AUTOCOMMIT")
         key, value = marks.table.c[marks.key], marks.table.c[marks.value]
@@ -129,29 +149,55 @@ def refresh_marked(engine: Engine, marks: Marks) -> bool:
         ).all()
         if not found:
             return False
-        quote = connection.dialect.identifier_preparer.quote
-        for name, column in sorted({marks.target(k, v) for k, v in found}):
-            sql_type = connection.execute(_TYPE, {"table": name, "column": column}).scalar()
-            if sql_type is None:
-                continue  # dropped since: its statistics went with it
-            table = quote(name)
-            connection.execute(text(f"ANALYZE {table} ({quote(column)})"))
-            # ANALYZE keeps the old statistics of a table it finds empty, and a sample
-            # taken while another writer's deletion was not committed may still hold its
-            # learners: whatever the statistics still name that the table no longer holds
-            # is dropped with the column's statistics (an ALTER COLUMN ... TYPE to its own
-            # type does that without rewriting the table; autovacuum samples it again).
-            stale = connection.execute(
-                text(_STALE.format(table=table, column=quote(column), type=sql_type)),
-                {"table": name, "column": column},
-            ).scalar_one()
-            if stale:
+        connection.execute(text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))
+        try:
+            done = [
+                target
+                for target in sorted({marks.target(k, v) for k, v in found})
+                if _waited(connection, _refresh_one, *target)
+            ]
+            if done and _waited(connection, vacuum_catalog):
                 connection.execute(
-                    text(f"ALTER TABLE {table} ALTER COLUMN {quote(column)} TYPE {sql_type}")
+                    delete(marks.table).where(
+                        key.in_([k for k, v in found if marks.target(k, v) in done])
+                    )
                 )
-        vacuum_catalog(connection)
-        connection.execute(delete(marks.table).where(key.in_([k for k, _ in found])))
+        finally:
+            connection.execute(text("RESET lock_timeout"))
     return True
+
+
+def _waited(connection: Connection, step: Callable[..., None], *args: str) -> bool:
+    """Run ``step``; False when it gave up waiting for a lock (``lock_timeout``)."""
+    try:
+        step(connection, *args)
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+            raise
+        return False
+    return True
+
+
+def _refresh_one(connection: Connection, name: str, column: str) -> None:
+    sql_type = connection.execute(_TYPE, {"table": name, "column": column}).scalar()
+    if sql_type is None:
+        return  # dropped since: its statistics went with it
+    quote = connection.dialect.identifier_preparer.quote
+    table = quote(name)
+    connection.execute(text(f"ANALYZE {table} ({quote(column)})"))
+    # ANALYZE keeps the old statistics of a table it finds empty, and a sample taken
+    # while another writer's deletion was not committed may still hold its learners:
+    # whatever the statistics still name that the table no longer holds is dropped with
+    # the column's statistics (an ALTER COLUMN ... TYPE to its own type does that without
+    # rewriting the table; autovacuum samples it again).
+    stale = connection.execute(
+        text(_STALE.format(table=table, column=quote(column), type=sql_type)),
+        {"table": name, "column": column},
+    ).scalar_one()
+    if stale:
+        connection.execute(
+            text(f"ALTER TABLE {table} ALTER COLUMN {quote(column)} TYPE {sql_type}")
+        )
 
 
 def vacuum_catalog(connection: Connection) -> None:
