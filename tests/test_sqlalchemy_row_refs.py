@@ -47,6 +47,11 @@ def _learners(app: SimpleNamespace) -> None:
         s.add(m.Enrolment(user_id=LEARNER, course_id="c1", note="keen", enrolled_at=NOW))
         s.add(m.Enrolment(user_id=LEARNER, course_id="c2", note="old", enrolled_at=LONG_AGO))
         s.add(m.Enrolment(user_id="u2", course_id="c1", note="keen", enrolled_at=NOW))
+        s.add(
+            m.Submission(
+                course_id="c2", slot=1, learner_id=LEARNER, answer="old", submitted_at=LONG_AGO
+            )
+        )
         s.commit()
 
 
@@ -57,7 +62,7 @@ def _restrict_and_anonymise(app: SimpleNamespace) -> None:
         assert privacy.restrict(s, s.get(m.Enrolment, (LEARNER, "c1")), reason="d", now=NOW)
         s.commit()
     schedule = Schedule(
-        {m.Enrolment: RetentionRule(Period.parse("P1Y"), Trigger.CREATED, action=Action.ANONYMISE)}
+        {m.Submission: RetentionRule(Period.parse("P1Y"), Trigger.CREATED, action=Action.ANONYMISE)}
     )
     with Session(app.engine) as s:
         assert privacy.sweep(s, schedule, now=NOW).anonymised == 1
@@ -131,7 +136,7 @@ def test_row_states_hold_no_learner_id(app: SimpleNamespace) -> None:
     with Session(app.engine) as s:
         assert s.get(m.User, LEARNER) is None
         seen = s.scalars(select(m.Enrolment.course_id).order_by(m.Enrolment.course_id)).all()
-        assert seen == ["c1", "c2"]  # u2's c1 and the learner's anonymised c2
+        assert seen == ["c1", "c2"]  # u2's c1 and the learner's c2
         row = s.get(m.Enrolment, (LEARNER, "c1"), execution_options={"include_restricted": True})
         assert app.privacy.is_restricted(s, row)
         row.note = "changed"
@@ -149,7 +154,9 @@ def test_no_learner_id_in_the_file_after_erasure(app: SimpleNamespace) -> None:
         assert privacy.restrict(s, s.get(m.Enrolment, (LEARNER, "c1")), reason="d", now=NOW)
         s.commit()
     with Session(app.engine) as s:
-        assert privacy.erase_subject(s, LEARNER, now=NOW).erased == 3
+        assert (
+            privacy.erase_subject(s, LEARNER, now=NOW).erased == 4
+        )  # account, 2 enrolments, 1 submission
         s.commit()
     app.engine.dispose()
     with sqlite3.connect(app.path / "app.db") as c:

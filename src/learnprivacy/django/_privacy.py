@@ -324,14 +324,16 @@ class DjangoPrivacy:
         if bound.owned:
             fields = bound.encrypted
             subject = model._meta.get_field(bound.spec.subject)
+            # Refused (ConfigurationError) where the learner id cannot leave the row.
+            placeholder = bound.spec.anonymised_subject(nullable=bool(subject.null))
             blocking = [f.name for f in fields if not f.null]
-            if not subject.null or blocking:
+            if blocking:
                 raise ConfigurationError(
-                    f"{bound.spec.table}: anonymising keeps the row without its learner; "
-                    "declare the subject and personal fields null=True, or erase instead"
+                    f"{bound.spec.table}: anonymising keeps the row without its personal "
+                    f"values; declare {', '.join(blocking)} null=True, or erase instead"
                 )
             manager.filter(pk__in=list(keys)).update(
-                **{subject.attname: None}, **{f.attname: None for f in fields}
+                **{subject.attname: placeholder}, **{f.attname: None for f in fields}
             )
             return
         for instance in manager.filter(pk__in=list(keys)):
