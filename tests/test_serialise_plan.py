@@ -19,24 +19,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from learnprivacy import records as rec
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import (
-    AccessEvent,
-    Certificate,
-    Consent,
-    Funding,
-    Invoice,
-    Learner,
-    Progress,
-    Score,
-    to_json_dict,
-)
+from learnprivacy.records import Score, to_json_dict
 from learnprivacy.records._serialise import JsonForm, format_duration
 from learnprivacy.requests._params import FieldChange, RectificationParams
 from learnprivacy.testing.strategies import aware_datetimes
+from tests import sample
 
-BUILT_IN = (Learner, Progress, Certificate, Invoice, Funding, Consent, AccessEvent)
+BUILT_IN = (
+    rec.Learner,
+    rec.Progress,
+    rec.Certificate,
+    rec.Invoice,
+    rec.Funding,
+    rec.Consent,
+    rec.AccessEvent,
+)
 
 
 def reference_value(value: Any) -> Any:
@@ -161,18 +161,12 @@ def test_record_with_every_optional_none(cls: type, data: st.DataObject) -> None
 def test_the_plan_is_built_once_per_class() -> None:
     from learnprivacy.records import _serialise
 
-    learner = Learner(
-        id="L1",
-        username="ana",
-        email="ana@example.org",
-        given_name="Ana",
-        family_name="Silva",
-        created_at=dt.datetime(2020, 1, 2, 3, 4, 5, 6, tzinfo=dt.timezone(dt.timedelta(hours=2))),
-    )
+    offset = dt.timezone(dt.timedelta(hours=2))
+    learner = sample(rec.Learner, created_at=dt.datetime(2020, 1, 2, 3, 4, 5, 6, tzinfo=offset))
     to_json_dict(learner)
-    plan = _serialise._PLANS[Learner]
+    plan = _serialise._PLANS[rec.Learner]
     to_json_dict(learner)
-    assert _serialise._PLANS[Learner] is plan
+    assert _serialise._PLANS[rec.Learner] is plan
     assert to_json_dict(learner)["created_at"] == "2020-01-02T03:04:05.000006+02:00"
 
 
@@ -196,8 +190,8 @@ def _forced(record: Any, **values: Any) -> Any:
     return copy
 
 
-@given(st.from_type(Progress))
-def test_values_not_of_the_declared_type_dump_by_their_own_type(record: Progress) -> None:
+@given(st.from_type(rec.Progress))
+def test_values_not_of_the_declared_type_dump_by_their_own_type(record: rec.Progress) -> None:
     """A plan decides by declared type but checks each value: a subclass, a mixin enum
     or another type altogether is dumped as before, never through the wrong converter."""
     utc = dt.datetime(2021, 5, 6, 7, 8, 9, 10, tzinfo=dt.UTC)
