@@ -8,7 +8,7 @@ Core SELECTs (same joins) into plain row tuples, in the same process. Target: wi
 
 Runs on SQLite, and on PostgreSQL and MariaDB too when a server can be started
 (``TemporaryPostgres``, ``TemporaryMariaDB``).
-``python benchmarks/bench_moodle.py [--quick]``.
+``python -m benchmarks.bench_moodle [--quick]`` (from the repository root).
 """
 
 from __future__ import annotations

@@ -142,7 +142,8 @@ def accounts() -> tuple[Any, Any]:
 
 def composite_models() -> SimpleNamespace:
     """Users, enrolments keyed ``(user_id, course_id)`` and submissions keyed
-    ``(course_id, slot)`` whose learner is a column outside the key."""
+    ``(course_id, slot)`` whose learner is a column outside the key (``NULL`` once
+    anonymised)."""
 
     Base, User = accounts()
 
@@ -160,12 +161,16 @@ def composite_models() -> SimpleNamespace:
     class Submission(Base):
         __tablename__ = "submissions"
         __privacy__ = lps.Privacy(
-            subject="learner_id", purpose="teaching", basis=LawfulBasis.CONTRACT
+            subject="learner_id",
+            purpose="teaching",
+            basis=LawfulBasis.CONTRACT,
+            created="submitted_at",
         )
         course_id: Mapped[str] = mapped_column(primary_key=True)
         slot: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-        learner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+        learner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
         answer: Mapped[str] = lps.personal(DataCategory.ASSESSMENT, "Answer")
+        submitted_at: Mapped[dt.datetime | None] = lps.not_personal("Submitted", nullable=True)
 
     return SimpleNamespace(Base=Base, User=User, Enrolment=Enrolment, Submission=Submission)
 

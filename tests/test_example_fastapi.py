@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 from examples.fastapi_lms import create_app
-from examples.fastapi_lms.policy import INTERNAL_ONLY
+from examples.fastapi_lms.policy import INTERNAL_ONLY, RECORD_TYPES, SCHEDULE
 from fastapi.testclient import TestClient
 
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import ConfigurationError, RestrictedRecordError, WrongMasterKeyError
 from learnprivacy.records import Invoice, Learner, Progress
+from learnprivacy.retention import Action, RetentionMode, Trigger
 from learnprivacy.store import Store
 
 KEY = bytes(range(32))
@@ -351,3 +352,25 @@ def test_master_key_comes_from_the_environment_and_a_wrong_one_fails_at_start(
         assert store.get(Learner, learner_id) is not None
     with pytest.raises(WrongMasterKeyError):
         create_app(url, bytes(32), export_dir=tmp_path)
+
+
+def test_schedule_is_the_policy_of_its_docstring_for_the_types_kept() -> None:
+    """The mini-LMS takes the French training organisation preset for the four record
+    types it keeps: 18 months for accounts (progress anonymised), five years for
+    certificates, ten years from the fiscal year's close for invoices, a compliance
+    minimum; nothing for types it does not keep."""
+    entries = SCHEDULE.entries
+    assert set(entries) == set(RECORD_TYPES)
+    (learner,) = entries["Learner"]
+    (progress,) = entries["Progress"]
+    (certificate,) = entries["Certificate"]
+    (invoice,) = entries["Invoice"]
+    assert (str(learner.period), learner.action) == ("P18M", Action.ERASE)
+    assert (str(progress.period), progress.action) == ("P18M", Action.ANONYMISE)
+    assert str(certificate.period) == "P5Y"
+    assert (str(invoice.period), invoice.trigger, invoice.minimum, invoice.mode) == (
+        "P10Y",
+        Trigger.FISCAL_YEAR_END,
+        True,
+        RetentionMode.COMPLIANCE,
+    )

@@ -35,7 +35,13 @@ from learnprivacy.requests._deadlines import Extension
 from learnprivacy.requests._history import next_entry
 from learnprivacy.requests._machine import TRANSITIONS, check_transition
 from learnprivacy.requests._model import Failure, IdentityCheck, Refusal
-from learnprivacy.requests._outcomes import RecordOutcome, StepResult
+from learnprivacy.requests._outcomes import (
+    NotificationOutcome,
+    NotificationStatus,
+    RecordOutcome,
+    StepResult,
+)
+from learnprivacy.requests._params import params_from_dict
 from learnprivacy.requests._vocabulary import IdentityStatus
 
 UTC = dt.UTC
@@ -318,3 +324,104 @@ def test_parts_read_back_their_json_form_and_refuse_a_malformed_one() -> None:
         RecordOutcome.from_dict({**parts[3].to_dict(), "action": "obliterate"})
     with pytest.raises(ValidationError):
         Failure.from_dict({**parts[1].to_dict(), "at": 1767225600})
+
+
+def test_nested_parts_keep_their_json_form_and_their_kind() -> None:
+    """Parameters, identity checks and step results are written by the one serialiser:
+    the stored form is the one earlier versions wrote (lists, objects, ``kind`` first),
+    it reads back equal, and a form of another kind or with an ill-typed list is refused."""
+    at = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+    step = StepResult(
+        name="erase_store",
+        completed_at=at,
+        records=(
+            RecordOutcome(record_type="Consent", record_id="C1", action=Action.ERASE, article="x"),
+        ),
+        notifications=(
+            NotificationOutcome(
+                location="lrs",
+                component="xapi",
+                status=NotificationStatus.SENT,
+                details={"voided": "2"},
+            ),
+        ),
+        facts={"count": "1"},
+    )
+    directive = PostMortemDirective(
+        on_death=DeathAction.KEEP_THEN_ERASE,
+        keep_for="P1Y",
+        communicate_export=True,
+        executor=Executor(name="Bea Silva"),
+    )
+    rectification = RectificationParams(
+        changes=(FieldChange(record_type="Learner", record_id="L1", field="email", value="a@b.c"),)
+    )
+    identity = IdentityCheck(
+        status=IdentityStatus.VERIFIED,
+        method=ProofMethod.ID_DOCUMENT_SIGHTED,
+        at=at,
+        also=(ProofMethod.SIGNED_LETTER,),
+    )
+    forms = {
+        step: {
+            "name": "erase_store",
+            "completed_at": "2026-03-02T09:00:00+00:00",
+            "records": [
+                {
+                    "record_type": "Consent",
+                    "record_id": "C1",
+                    "action": "erase",
+                    "article": "x",
+                    "reason": None,
+                }
+            ],
+            "notifications": [
+                {
+                    "location": "lrs",
+                    "component": "xapi",
+                    "status": "sent",
+                    "error": None,
+                    "details": {"voided": "2"},
+                }
+            ],
+            "facts": {"count": "1"},
+            "artifact": None,
+        },
+        directive: {
+            "kind": "post_mortem_directive",
+            "on_death": "keep_then_erase",
+            "keep_for": "P1Y",
+            "communicate_export": True,
+            "notify_executor": True,
+            "instructions": None,
+            "executor": {"name": "Bea Silva", "email": None},
+        },
+        rectification: {
+            "kind": "rectification",
+            "changes": [
+                {"record_type": "Learner", "record_id": "L1", "field": "email", "value": "a@b.c"}
+            ],
+        },
+        identity: {
+            "status": "verified",
+            "method": "id_document_sighted",
+            "at": "2026-03-02T09:00:00+00:00",
+            "also": ["signed_letter"],
+        },
+    }
+    for part, form in forms.items():
+        assert part.to_dict() == form
+        assert list(part.to_dict()) == list(form)  # the same key order as before
+        assert type(part).from_dict(form) == part
+    for params in (directive, rectification):
+        assert params_from_dict(params.to_dict()) == params
+    with pytest.raises(ValidationError):
+        RectificationParams.from_dict({**forms[directive], "kind": "rectification"})
+    with pytest.raises(ValidationError):
+        PostMortemDirective.from_dict(forms[rectification])
+    with pytest.raises(ValidationError):
+        params_from_dict({"kind": "obliterate"})
+    with pytest.raises(ValidationError):
+        StepResult.from_dict({**forms[step], "records": "C1"})
+    with pytest.raises(ValidationError):
+        StepResult.from_dict({**forms[step], "notifications": [["lrs"]]})

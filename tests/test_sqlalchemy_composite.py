@@ -271,35 +271,60 @@ def test_erasure_rolled_back_loses_nothing(app: SimpleNamespace) -> None:
         assert s.get(app.m.Enrolment, ("u1", "c2")).note == "absent"
 
 
-def test_sweep_anonymises_and_erases_composite_rows(app: SimpleNamespace) -> None:
-    """Retention on composite-key rows: old enrolments anonymised, a rerun changes
-    nothing, the anonymised row reads no value and leaves the export."""
+def _anonymise(model: type[Any]) -> Schedule:
+    return Schedule(
+        {model: RetentionRule(Period.parse("P1Y"), Trigger.CREATED, action=Action.ANONYMISE)}
+    )
+
+
+def test_sweep_anonymises_composite_rows_whose_learner_is_outside_the_key(
+    app: SimpleNamespace,
+) -> None:
+    """Retention on composite-key rows: an old submission loses its answer and its
+    learner, a rerun changes nothing, and it leaves the learner's rows."""
     _fill(app)
     m, privacy = app.m, app.privacy
-    schedule = Schedule(
-        {
-            m.Enrolment: RetentionRule(
-                Period.parse("P1Y"), Trigger.CREATED, action=Action.ANONYMISE
-            ),
-        }
-    )
     with Session(app.engine) as s:
-        report = privacy.sweep(s, schedule, now=NOW, batch_size=1)
+        s.get(m.Submission, ("a", 1)).submitted_at = LONG_AGO
+        s.get(m.Submission, ("a/b", 1)).submitted_at = NOW
+        s.commit()
+        report = privacy.sweep(s, _anonymise(m.Submission), now=NOW, batch_size=1)
     assert (report.anonymised, report.erased) == (1, 0)
-    raw = {(u, c): n for u, c, n in _raw(app, "SELECT user_id, course_id, note FROM enrolments")}
-    assert not str(raw[("u1", "c1")]).startswith("lp1.A")
-    assert str(raw[("u1", "c2")]).startswith("lp1.A")
+    sql = "SELECT course_id, slot, learner_id, answer FROM submissions"
+    raw = {(c, n): (who, a) for c, n, who, a in _raw(app, sql)}
+    assert raw[("a", 1)][0] is None
+    assert raw[("a/b", 1)][0] == "u1"
+    assert not str(raw[("a", 1)][1]).startswith("lp1.A")
     with Session(app.engine) as s:
-        assert privacy.sweep(s, schedule, now=NOW).anonymised == 0
-        rows = [row for spec, row in privacy.iter_rows(s, "u1") if spec.table == "enrolments"]
-    assert [(r["user_id"], r["course_id"]) for r in rows] == [("u1", "c2")]
-    erase_old = Schedule(
-        {m.Enrolment: RetentionRule(Period.parse("P1M"), Trigger.CREATED)},
-    )
+        assert privacy.sweep(s, _anonymise(m.Submission), now=NOW).anonymised == 0
+        rows = [row for spec, row in privacy.iter_rows(s, "u1") if spec.table == "submissions"]
+    assert [(r["course_id"], r["slot"]) for r in rows] == [("a/b", 1)]
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_sweep_refuses_to_anonymise_rows_keyed_by_their_learner(
+    app: SimpleNamespace, dry_run: bool
+) -> None:
+    """The attack: enrolments are keyed ``(user_id, course_id)``. The old code cleared
+    the note, kept ``u1`` in the key and reported the row anonymised. The sweep is now
+    refused before anything is written, naming table and column."""
+    _fill(app)
+    before = _raw(app, "SELECT * FROM enrolments ORDER BY user_id, course_id")
+    with Session(app.engine) as s, pytest.raises(ConfigurationError) as refused:
+        app.privacy.sweep(s, _anonymise(app.m.Enrolment), now=NOW, dry_run=dry_run)
+    assert "enrolments.user_id" in str(refused.value)
+    assert "part of the table's key" in str(refused.value)
+    assert _raw(app, "SELECT * FROM enrolments ORDER BY user_id, course_id") == before
+
+
+def test_sweep_erases_composite_rows(app: SimpleNamespace) -> None:
+    _fill(app)
+    erase_old = Schedule({app.m.Enrolment: RetentionRule(Period.parse("P1M"), Trigger.CREATED)})
     with Session(app.engine) as s:
-        erased = privacy.sweep(s, erase_old, now=NOW + dt.timedelta(days=90))
-    assert erased.erased == 2  # (u1, c2) and (u2, c1); the anonymised row is left alone
-    assert _raw(app, "SELECT user_id, course_id FROM enrolments") == [("u1", "c1")]
+        assert app.privacy.sweep(s, erase_old, now=NOW).erased == 1  # (u1, c1)
+        erased = app.privacy.sweep(s, erase_old, now=NOW + dt.timedelta(days=90))
+    assert erased.erased == 2  # (u1, c2) and (u2, c1)
+    assert _raw(app, "SELECT user_id, course_id FROM enrolments") == []
 
 
 def test_export_carries_every_key_column(app: SimpleNamespace) -> None:

@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 
+import attrs
 import pytest
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,7 +19,12 @@ from sqlalchemy.orm import Session, sessionmaker
 import learnprivacy.sqlalchemy as lps
 from learnprivacy import Action, Controller
 from learnprivacy.crypto import Keyring
-from learnprivacy.errors import KeyShreddedError, RestrictedRecordError, ValidationError
+from learnprivacy.errors import (
+    ConfigurationError,
+    KeyShreddedError,
+    RestrictedRecordError,
+    ValidationError,
+)
 from learnprivacy.export import read_package
 from learnprivacy.providers import (
     ApprovedContextList,
@@ -322,27 +328,63 @@ def test_a_sweep_killed_half_way_ends_like_a_clean_one(
     engine.dispose()
 
 
-def test_sweep_anonymises_when_the_rule_says_so(app: SimpleNamespace) -> None:
-    """ANONYMISE clears personal columns, keeps the rest, and is not repeated."""
-    populate(app.engine, app.m)
-    rules = Schedule(
-        {
-            app.m.Post: RetentionRule(
-                Period.parse("P1Y"), Trigger.CREATED, action=Action.ANONYMISE
-            ),
-        }
+def _anonymise_posts(m: SimpleNamespace) -> Schedule:
+    return Schedule(
+        {m.Post: RetentionRule(Period.parse("P1Y"), Trigger.CREATED, action=Action.ANONYMISE)}
     )
-    with Session(app.engine) as s:
-        report = app.privacy.sweep(s, rules, now=NOW)
+
+
+def test_sweep_anonymises_when_the_rule_says_so(tmp_path: Path) -> None:
+    """ANONYMISE clears personal columns, hands the row to the declared placeholder
+    account (its learner column cannot be NULL), keeps the rest, and is not repeated."""
+    m = declarative_models()
+    m.Post.__privacy__ = attrs.evolve(m.Post.__privacy__, anonymous="ghost")
+    engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    privacy = bind(m, f"sqlite:///{tmp_path / 'keys.db'}")
+    m.Base.metadata.create_all(engine)
+    populate(engine, m)
+    with Session(engine) as s:
+        s.add(m.User(id="ghost", email="ghost@example.invalid", name="Former learner"))
+        s.commit()
+    with engine.connect() as c:
+        posts = [r[0] for r in c.execute(text("SELECT id FROM forum_posts WHERE author_id='u1'"))]
+    with Session(engine) as s:
+        report = privacy.sweep(s, _anonymise_posts(m), now=NOW)
     assert report.anonymised == 2
-    with app.engine.connect() as c:
-        rows = c.execute(text("SELECT body, posted_at FROM forum_posts WHERE author_id='u1'")).all()
-        # body is NOT NULL: it holds the "erased" marker, which reads back as "".
-        assert all(r[0] == "lp1.erased" and r[1] is not None for r in rows)
-    with Session(app.engine) as s:
-        bodies = [p.body for p in s.scalars(select(app.m.Post).where(app.m.Post.author_id == "u1"))]
+    with engine.connect() as c:
+        rows = c.execute(
+            text("SELECT id, author_id, body, posted_at FROM forum_posts WHERE author_id <> 'u2'")
+        ).all()
+    # The learner is gone from the rows; body is NOT NULL: it holds the "erased" marker,
+    # which reads back as "".
+    assert sorted(r[0] for r in rows) == sorted(posts)
+    assert all(r[1:3] == ("ghost", "lp1.erased") and r[3] is not None for r in rows)
+    with Session(engine) as s:
+        bodies = [p.body for p in s.scalars(select(m.Post).where(m.Post.author_id == "ghost"))]
         assert bodies == ["", ""]
-        assert app.privacy.sweep(s, rules, now=NOW).anonymised == 0
+        assert [
+            row for spec, row in privacy.iter_rows(s, "u1") if spec.table == "forum_posts"
+        ] == []
+        assert privacy.sweep(s, _anonymise_posts(m), now=NOW).anonymised == 0
+    privacy.close()
+    engine.dispose()
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_anonymising_rows_that_would_keep_their_learner_is_refused(
+    app: SimpleNamespace, dry_run: bool
+) -> None:
+    """The attack: forum_posts.author_id cannot be NULL and no placeholder is declared.
+    The old code cleared the body, kept ``author_id='u1'`` and reported the rows
+    anonymised; now the sweep is refused before anything is written, naming table and
+    column, never a value."""
+    populate(app.engine, app.m)
+    before = snapshot(app.engine)
+    with Session(app.engine) as s, pytest.raises(ConfigurationError) as refused:
+        app.privacy.sweep(s, _anonymise_posts(app.m), now=NOW, dry_run=dry_run)
+    assert "forum_posts.author_id" in str(refused.value)
+    assert "u1" not in str(refused.value)
+    assert snapshot(app.engine) == before
 
 
 def test_export_is_the_store_package(app: SimpleNamespace) -> None:

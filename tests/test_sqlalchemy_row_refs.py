@@ -21,7 +21,7 @@ from learnprivacy._inplace._refs import RowRefs, is_row_ref, pads_digest
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import RestrictedRecordError
 from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
-from learnprivacy.sqlalchemy._states import convert
+from learnprivacy.sqlalchemy._states import convert, ref_id
 from tests import NOW
 from tests.inplace_models import bound_composite, declarative_models
 
@@ -47,6 +47,11 @@ def _learners(app: SimpleNamespace) -> None:
         s.add(m.Enrolment(user_id=LEARNER, course_id="c1", note="keen", enrolled_at=NOW))
         s.add(m.Enrolment(user_id=LEARNER, course_id="c2", note="old", enrolled_at=LONG_AGO))
         s.add(m.Enrolment(user_id="u2", course_id="c1", note="keen", enrolled_at=NOW))
+        s.add(
+            m.Submission(
+                course_id="c2", slot=1, learner_id=LEARNER, answer="old", submitted_at=LONG_AGO
+            )
+        )
         s.commit()
 
 
@@ -57,7 +62,7 @@ def _restrict_and_anonymise(app: SimpleNamespace) -> None:
         assert privacy.restrict(s, s.get(m.Enrolment, (LEARNER, "c1")), reason="d", now=NOW)
         s.commit()
     schedule = Schedule(
-        {m.Enrolment: RetentionRule(Period.parse("P1Y"), Trigger.CREATED, action=Action.ANONYMISE)}
+        {m.Submission: RetentionRule(Period.parse("P1Y"), Trigger.CREATED, action=Action.ANONYMISE)}
     )
     with Session(app.engine) as s:
         assert privacy.sweep(s, schedule, now=NOW).anonymised == 1
@@ -131,7 +136,7 @@ def test_row_states_hold_no_learner_id(app: SimpleNamespace) -> None:
     with Session(app.engine) as s:
         assert s.get(m.User, LEARNER) is None
         seen = s.scalars(select(m.Enrolment.course_id).order_by(m.Enrolment.course_id)).all()
-        assert seen == ["c1", "c2"]  # u2's c1 and the learner's anonymised c2
+        assert seen == ["c1", "c2"]  # u2's c1 and the learner's c2
         row = s.get(m.Enrolment, (LEARNER, "c1"), execution_options={"include_restricted": True})
         assert app.privacy.is_restricted(s, row)
         row.note = "changed"
@@ -149,7 +154,9 @@ def test_no_learner_id_in_the_file_after_erasure(app: SimpleNamespace) -> None:
         assert privacy.restrict(s, s.get(m.Enrolment, (LEARNER, "c1")), reason="d", now=NOW)
         s.commit()
     with Session(app.engine) as s:
-        assert privacy.erase_subject(s, LEARNER, now=NOW).erased == 3
+        assert (
+            privacy.erase_subject(s, LEARNER, now=NOW).erased == 4
+        )  # account, 2 enrolments, 1 submission
         s.commit()
     app.engine.dispose()
     with sqlite3.connect(app.path / "app.db") as c:
@@ -417,6 +424,13 @@ def test_no_statement_parameter_or_log_line_carries_the_pads(app: SimpleNamespac
         assert b"parameters:" in log
         for form in forms:
             assert (form.encode() if isinstance(form, str) else form) not in log
+        # A session holds the pads of the bindings its statements name, no other's.
+        other = RowRefs.of_keyring(Keyring.generate())
+        assert ref_id(other) != ref_id(refs)
+        with Session(app.engine) as s:
+            assert s.get(app.m.User, LEARNER) is None
+            held = s.execute(text("SELECT id FROM pg_temp.lp_pads")).scalars().all()
+            assert held == [ref_id(refs)]
 
 
 def _flatten(values: object) -> list[object]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from learnprivacy import Controller, Hosting
-from learnprivacy.retention import Action, RetentionMode, RetentionRule, Schedule, Trigger
+from learnprivacy.retention import Schedule
+from learnprivacy.retention.presets import french_training_organisation
 
 __all__ = ["CATALOGUE", "CONTROLLER", "INTERNAL_ONLY", "RECORD_TYPES", "SCHEDULE"]
 
@@ -22,18 +23,18 @@ CATALOGUE: dict[str, Decimal] = {
     "MANAGEMENT-1": Decimal("1290.00"),
 }
 
-#: How long each record type is kept, and what happens then.
+#: The store's record types the mini-LMS keeps. Its register describes these only: it
+#: keeps no funder files, consents or access logs (were the store to hold a row of one,
+#: the register would list it again, with its gaps).
+RECORD_TYPES = ("Learner", "Progress", "Certificate", "Invoice")
+
+#: How long each record type is kept, and what happens then: the library's preset for a
+#: French training organisation, for the record types the mini-LMS keeps.
 SCHEDULE = Schedule(
     {
-        "Learner": RetentionRule("P18M", Trigger.LAST_ACTIVITY, fallback=Trigger.CREATED),
-        # Learning records outlive the account as anonymised statistics only.
-        "Progress": RetentionRule(
-            "P18M", Trigger.LAST_ACTIVITY, action=Action.ANONYMISE, fallback=Trigger.CREATED
-        ),
-        "Certificate": RetentionRule("P5Y", Trigger.ISSUED),
-        "Invoice": RetentionRule(
-            "P10Y", Trigger.FISCAL_YEAR_END, minimum=True, mode=RetentionMode.COMPLIANCE
-        ),
+        record_type: rules
+        for record_type, rules in french_training_organisation().entries.items()
+        if record_type in RECORD_TYPES
     },
     name="mini-lms",
 )
@@ -51,11 +52,6 @@ CONTROLLER = Controller(
         "tamper-evident audit log",
     ),
 )
-
-#: The store's record types the mini-LMS keeps. Its register describes these only: it
-#: keeps no funder files, consents or access logs (were the store to hold a row of one,
-#: the register would list it again, with its gaps).
-RECORD_TYPES = ("Learner", "Progress", "Certificate", "Invoice")
 
 #: The mini-LMS sends no learner's data to anyone outside the company (no funder, no
 #: employer, no LRS): the purposes of the records it keeps are shared internally only.

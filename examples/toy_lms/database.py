@@ -84,6 +84,47 @@ class ToyLMS:
         with self.connect() as conn:
             return conn.execute(sql, params).fetchall()
 
+    def rows_in(
+        self,
+        table: str,
+        columns: str,
+        activity_column: str,
+        user_id: str,
+        activity_ids: Sequence[str],
+        order: str,
+    ) -> list[tuple[object, ...]]:
+        """``columns`` of ``user_id``'s rows of ``table`` in the activities ``activity_ids``."""
+        if not activity_ids:
+            return []
+        # Only names written in this package and "?" placeholders are interpolated; every
+        # value is a bound parameter.
+        return self.query(
+            f"SELECT {columns} FROM {table} WHERE user_id = ?"  # noqa: S608
+            f" AND {activity_column} IN ({placeholders(activity_ids)}) ORDER BY {order}",
+            (user_id, *activity_ids),
+        )
+
+    def delete_in(
+        self,
+        tables: Sequence[str],
+        activity_column: str,
+        activity_ids: Sequence[str],
+        user_ids: Sequence[str] | None = None,
+    ) -> None:
+        """Delete the rows of ``user_ids`` (of everyone when ``None``) in the activities
+        ``activity_ids``, from every table of ``tables`` in one transaction: either all
+        lose the rows, or none does."""
+        if not activity_ids or (user_ids is not None and not user_ids):
+            return
+        where = f"{activity_column} IN ({placeholders(activity_ids)})"
+        params: tuple[object, ...] = tuple(activity_ids)
+        if user_ids is not None:
+            where += f" AND user_id IN ({placeholders(user_ids)})"
+            params += tuple(user_ids)
+        with self.connect() as conn:
+            for table in tables:
+                conn.execute(f"DELETE FROM {table} WHERE {where}", params)  # noqa: S608
+
     # -- what the LMS does -------------------------------------------------------------
 
     def post(self, forum_id: str, user_id: str, subject: str, message: str, n: int) -> None:

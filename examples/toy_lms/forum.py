@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from examples.toy_lms.database import FORUMS, ToyLMS, activities, placeholders
+from examples.toy_lms.database import FORUMS, ToyLMS, activities
 from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.providers import (
     ApprovedContextList,
@@ -100,20 +100,21 @@ class ForumProvider:
         forums = activities(approved)
         if not forums:
             return
-        marks = placeholders(forums)
-        # Only "?" placeholders are interpolated; every value is a bound parameter.
-        where = f"WHERE user_id = ? AND forum_id IN ({marks})"
-        posts = self.lms.query(
-            "SELECT forum_id, user_id, subject, message, created_at FROM forum_posts "  # noqa: S608
-            + where
-            + " ORDER BY id",
-            (approved.user_id, *forums),
+        posts = self.lms.rows_in(
+            "forum_posts",
+            "forum_id, user_id, subject, message, created_at",
+            "forum_id",
+            approved.user_id,
+            forums,
+            order="id",
         )
-        subscriptions = self.lms.query(
-            "SELECT forum_id, user_id, digest FROM forum_subscriptions "  # noqa: S608
-            + where
-            + " ORDER BY forum_id",
-            (approved.user_id, *forums),
+        subscriptions = self.lms.rows_in(
+            "forum_subscriptions",
+            "forum_id, user_id, digest",
+            "forum_id",
+            approved.user_id,
+            forums,
+            order="forum_id",
         )
         writer.describe(
             DataDescription(
@@ -143,37 +144,18 @@ class ForumProvider:
 
     def delete_data_for_user(self, approved: ApprovedContextList) -> None:
         """Delete the user's posts and subscriptions in the approved forums."""
-        self._delete(activities(approved), (approved.user_id,))
+        self.lms.delete_in(self.tables, "forum_id", activities(approved), (approved.user_id,))
 
     def delete_data_for_users(self, approved: ApprovedUserList) -> None:
         """Delete the approved users' posts and subscriptions in one forum."""
         if approved.context.level is ContextLevel.MODULE:
-            self._delete((approved.context.instance_id,), approved.user_ids)
+            forum = (approved.context.instance_id,)
+            self.lms.delete_in(self.tables, "forum_id", forum, approved.user_ids)
 
     def delete_data_for_all_users_in_context(self, context: Context) -> None:
         """Delete every post and subscription of the forum."""
-        if context.level is not ContextLevel.MODULE:
-            return
-        with self.lms.connect() as conn:
-            for table in self.tables:
-                conn.execute(
-                    f"DELETE FROM {table} WHERE forum_id = ?",  # noqa: S608
-                    (context.instance_id,),
-                )
-
-    def _delete(self, forums: Sequence[str], users: Sequence[str]) -> None:
-        if not forums or not users:
-            return
-        forum_marks = placeholders(forums)
-        user_marks = placeholders(users)
-        # One transaction: either both tables lose the user's rows, or neither does.
-        with self.lms.connect() as conn:
-            for table in self.tables:
-                conn.execute(
-                    f"DELETE FROM {table} WHERE forum_id IN ({forum_marks})"  # noqa: S608
-                    f" AND user_id IN ({user_marks})",
-                    (*forums, *users),
-                )
+        if context.level is ContextLevel.MODULE:
+            self.lms.delete_in(self.tables, "forum_id", (context.instance_id,))
 
     def raw_scan(self, user_id: str) -> dict[str, int]:
         """Rows of the forum tables where any column equals ``user_id``."""

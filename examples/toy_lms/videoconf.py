@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from examples.toy_lms.database import MEETINGS, ToyLMS, activities, placeholders
+from examples.toy_lms.database import MEETINGS, ToyLMS, activities
 from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.providers import (
     ApprovedContextList,
@@ -81,13 +81,13 @@ class VideoConferenceProvider:
         meetings = activities(approved)
         if not meetings:
             return
-        marks = placeholders(meetings)
-        # Only "?" placeholders are interpolated; every value is a bound parameter.
-        where = f"WHERE user_id = ? AND meeting_id IN ({marks}) ORDER BY id"
-        rows = self.lms.query(
-            "SELECT meeting_id, user_id, display_name, joined_at, minutes "
-            "FROM videoconf_attendance " + where,
-            (approved.user_id, *meetings),
+        rows = self.lms.rows_in(
+            "videoconf_attendance",
+            "meeting_id, user_id, display_name, joined_at, minutes",
+            "meeting_id",
+            approved.user_id,
+            meetings,
+            order="id",
         )
         writer.describe(
             DataDescription(
@@ -110,24 +110,12 @@ class VideoConferenceProvider:
 
     def delete_data_for_user(self, approved: ApprovedContextList) -> None:
         """Delete the user's attendance in the approved meetings."""
-        meetings = activities(approved)
-        if not meetings:
-            return
-        marks = placeholders(meetings)
-        with self.lms.connect() as conn:
-            conn.execute(
-                f"DELETE FROM videoconf_attendance WHERE user_id = ? AND meeting_id IN ({marks})",  # noqa: S608
-                (approved.user_id, *meetings),
-            )
+        self.lms.delete_in(self.tables, "meeting_id", activities(approved), (approved.user_id,))
 
     def delete_data_for_all_users_in_context(self, context: Context) -> None:
         """Delete every attendance row of the meeting."""
         if context.level is ContextLevel.MODULE:
-            with self.lms.connect() as conn:
-                conn.execute(
-                    "DELETE FROM videoconf_attendance WHERE meeting_id = ?",
-                    (context.instance_id,),
-                )
+            self.lms.delete_in(self.tables, "meeting_id", (context.instance_id,))
 
     def raw_scan(self, user_id: str) -> dict[str, int]:
         """Rows of the attendance table where any column equals ``user_id``."""

@@ -9,6 +9,7 @@ shredding of keys, a copy of the data taken before an erasure, a tampered audit 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import io
 import json
 import re
@@ -27,6 +28,7 @@ from django.core.management import call_command
 from django.db import connections, transaction
 from django.forms import modelform_factory
 from django.test import TestCase, TransactionTestCase
+from django.test.utils import CaptureQueriesContext
 
 from learnprivacy.django import lp_lookup
 from learnprivacy.django._bind import spec_of
@@ -302,6 +304,45 @@ class FieldTests(TestCase):
         for i, item in enumerate(made):
             assert Profile.objects.get(pk=item.pk).phone == f"+33 6 {i}"
 
+    def test_bulk_create_makes_its_learners_keys_in_one_statement(self) -> None:
+        """bulk_create of six new learners' rows inserts their keys in one statement
+        of one key-store transaction (it took one transaction per learner), and every
+        row opens in its row."""
+        users = [learner(f"b{i}") for i in range(6)]
+        runtime().keyring.verify()  # the key store's own check key, made once
+        keys = connections["learnprivacy_keys"]
+        with CaptureQueriesContext(keys) as seen:
+            made = Profile.objects.bulk_create(
+                [
+                    Profile(user=u, phone=f"+33 6 {i}", city="Nice", joined=NOW)
+                    for i, u in enumerate(users)
+                ]
+            )
+        inserts = [q["sql"] for q in seen.captured_queries if "INSERT INTO" in q["sql"]]
+        assert len(inserts) == 1, inserts
+        runtime().keyring.clear_cache()
+        for i, item in enumerate(made):
+            assert Profile.objects.get(pk=item.pk).phone == f"+33 6 {i}"
+
+    def test_attack_bulk_create_does_not_revive_a_shredded_learner(self) -> None:
+        """A learner whose keys were shredded, among new ones: bulk_create is refused
+        with the typed error, no row is written, and no key is made for that learner."""
+        users = [learner(f"s{i}") for i in range(3)]
+        scope = spec_of(Profile).spec.scope
+        profile(users[0])
+        Profile.objects.filter(user=users[0]).delete()
+        keyring = runtime().keyring
+        keyring.shred(str(users[0].pk), scope)
+        with self.assertRaises(KeyShreddedError), transaction.atomic():
+            Profile.objects.bulk_create(
+                [Profile(user=u, phone="+33 6", city="Nice", joined=NOW) for u in users]
+            )
+        assert not Profile.objects.filter(user__in=users).exists()
+        assert keyring.is_shredded(str(users[0].pk), scope)
+        ref = keyring.key_ref(str(users[0].pk))
+        alive = KeyEntry.objects.using("learnprivacy_keys").filter(subject_ref=ref, scope=scope)
+        assert not alive.exclude(state="shredded").exists()
+
     def test_keys_live_in_the_keys_database_only(self) -> None:
         """Wrapped keys are in the key store's database; the data's database has none."""
         profile(learner("ana"))
@@ -314,6 +355,7 @@ class FieldTests(TestCase):
         """prepare_keys creates many learners' keys at once; saves then find them."""
         users = [learner(f"p{i}") for i in range(20)]
         assert prepare_keys([u.pk for u in users]) == 20
+        assert gc.isenabled()  # paused for the batch only
         keys = KeyEntry.objects.using("learnprivacy_keys").filter(state="active")
         refs = [runtime().keyring.key_ref(str(u.pk)) for u in users]
         assert keys.filter(subject_ref__in=refs).count() >= 20

@@ -98,6 +98,13 @@ class Privacy:
     ``given_at``, ``withdrawn_at``, ``expires_at``), or a mapping from those names to
     the model's attributes (``None`` for a column the table lacks). Sweeps end what rests
     only on a consent once it is withdrawn or has expired, as the store's sweep does.
+
+    ``anonymous`` is the learner id an anonymised row gets when its subject column cannot
+    be ``NULL`` (a foreign key to the accounts, say): the id of a placeholder account of
+    the application's (``"ghost"``), never a learner's. Without it, anonymising such a
+    row is refused (:class:`~learnprivacy.errors.ConfigurationError`): the row would still
+    name the learner. Rows whose learner id is their key, or part of it, cannot be
+    anonymised at all: erase them.
     """
 
     subject: str = attrs.field(validator=_name)
@@ -111,6 +118,7 @@ class Privacy:
     consents: tuple[tuple[str, str | None], ...] | None = attrs.field(
         default=None, converter=_consents
     )
+    anonymous: str | None = attrs.field(default=None)
 
     def __attrs_post_init__(self) -> None:
         if self.scope is not None:
@@ -124,6 +132,8 @@ class Privacy:
                 ) from None
         if self.description is not None and not isinstance(self.description, str):
             raise ConfigurationError("Privacy.description must be text")
+        if self.anonymous is not None:
+            _text(self, attrs.fields(Privacy).anonymous, self.anonymous)
 
     @property
     def key_scope(self) -> str:

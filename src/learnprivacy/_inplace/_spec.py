@@ -136,6 +136,30 @@ class ModelSpec:
             return {self.primary_key: key}
         return dict(zip(self.key_attributes, key, strict=True))
 
+    def anonymised_subject(self, *, nullable: bool) -> str | None:
+        """The learner id this table's anonymised rows get: ``NULL`` where the column
+        (``nullable``) allows it, else :attr:`Privacy.anonymous`.
+
+        Raises :class:`~learnprivacy.errors.ConfigurationError`, naming table and column,
+        where the learner id cannot leave the row: it is the row's key or part of it, or
+        it cannot be ``NULL`` and no placeholder is declared. An anonymised row that
+        still names its learner is not anonymised.
+        """
+        where = f"{self.table}.{self.subject_column}"
+        if self.subject in self.key_attributes:
+            raise ConfigurationError(
+                f"{where} is the learner id and part of the table's key: anonymising would "
+                "keep it; erase these rows instead"
+            )
+        if nullable:
+            return None
+        if self.privacy.anonymous is not None:
+            return self.privacy.anonymous
+        raise ConfigurationError(
+            f"{where} cannot be NULL: anonymising would keep the learner id; make it "
+            "nullable, declare Privacy(anonymous=<a placeholder account id>), or erase instead"
+        )
+
     @property
     def scope(self) -> str:
         """The key scope of the table's personal values."""

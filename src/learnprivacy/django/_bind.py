@@ -453,7 +453,9 @@ _queryset_hooks = False
 
 def _install_queryset_hooks() -> None:
     """``QuerySet.update()`` refuses restricted rows; ``bulk_update()`` binds personal
-    values to their rows (and refuses restricted rows). Other models are untouched."""
+    values to their rows (and refuses restricted rows); ``bulk_create()`` makes the
+    missing keys of its rows' learners in one key-store transaction first. Other models
+    are untouched."""
     global _queryset_hooks
     if _queryset_hooks:
         return
@@ -462,6 +464,7 @@ def _install_queryset_hooks() -> None:
 
     original_update = QuerySet.update
     original_bulk_update = QuerySet.bulk_update
+    original_bulk_create = QuerySet.bulk_create
 
     def update(self: Any, **kwargs: Any) -> Any:
         bound = _bound.get(self.model._meta.concrete_model)
@@ -496,8 +499,31 @@ def _install_queryset_hooks() -> None:
                 self, objs, names + [n for n in indexes if n not in names], batch_size
             )
 
+    def bulk_create(self: Any, objs: Any, *args: Any, **kwargs: Any) -> Any:
+        bound = _bound.get(self.model._meta.concrete_model)
+        if bound is None or not bound.encrypted:
+            return original_bulk_create(self, objs, *args, **kwargs)
+        objs = list(objs)
+        subjects = {
+            str(subject)
+            for obj in objs
+            if (subject := obj.__dict__.get(bound.subject_attname)) is not None and subject != ""
+        }
+        from learnprivacy.django._keystore import DjangoKeyStore
+
+        if len(subjects) > 1 and isinstance(_settings.runtime().keyring.store, DjangoKeyStore):
+            # One key-store transaction for every learner new to it, committed before
+            # the rows (as each key made on first use is): not one per learner. A
+            # learner whose keys were shredded gets none here, and its row is refused
+            # as before when its value is encrypted.
+            from learnprivacy.django._privacy import prepare_keys
+
+            prepare_keys(subjects, [bound.spec.scope])
+        return original_bulk_create(self, objs, *args, **kwargs)
+
     QuerySet.update = update
     QuerySet.bulk_update = bulk_update
+    QuerySet.bulk_create = bulk_create
 
 
 @contextmanager

@@ -161,6 +161,7 @@ def prepare_keys(subjects: Iterable[object], scopes: Iterable[str] | None = None
     inserted together, instead of one key-store round trip per learner on first save.
     Call it before the transaction that saves their rows. Returns how many learners.
     """
+    from learnprivacy._collector import collector_paused
     from learnprivacy.crypto._validate import check_scope
     from learnprivacy.django._keystore import DjangoKeyStore
     from learnprivacy.errors import KeyShreddedError
@@ -181,7 +182,9 @@ def prepare_keys(subjects: Iterable[object], scopes: Iterable[str] | None = None
     # batch's reads and for each key made.
     refs = keyring._key_refs(wanted)
     cached = keyring._cache.subjects
-    with store.batch(refs.values()):
+    # The keys made here live on in the keyring's cache: their allocations alone would
+    # set off full collections of the whole heap (see collector_paused).
+    with collector_paused(), store.batch(refs.values()):
         for subject, ref in refs.items():
             keys = cached.get(subject)
             for scope in scopes:
@@ -321,14 +324,16 @@ class DjangoPrivacy:
         if bound.owned:
             fields = bound.encrypted
             subject = model._meta.get_field(bound.spec.subject)
+            # Refused (ConfigurationError) where the learner id cannot leave the row.
+            placeholder = bound.spec.anonymised_subject(nullable=bool(subject.null))
             blocking = [f.name for f in fields if not f.null]
-            if not subject.null or blocking:
+            if blocking:
                 raise ConfigurationError(
-                    f"{bound.spec.table}: anonymising keeps the row without its learner; "
-                    "declare the subject and personal fields null=True, or erase instead"
+                    f"{bound.spec.table}: anonymising keeps the row without its personal "
+                    f"values; declare {', '.join(blocking)} null=True, or erase instead"
                 )
             manager.filter(pk__in=list(keys)).update(
-                **{subject.attname: None}, **{f.attname: None for f in fields}
+                **{subject.attname: placeholder}, **{f.attname: None for f in fields}
             )
             return
         for instance in manager.filter(pk__in=list(keys)):

@@ -91,6 +91,18 @@ def _enum_value(value: enum.Enum) -> Any:
     return value.value
 
 
+def _items(value: tuple[Any, ...] | list[Any]) -> list[Any]:
+    return [_dump(item) for item in value]
+
+
+def _mapping(value: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _dump(item) for key, item in value.items()}
+
+
+def _nested(value: JsonForm) -> dict[str, Any]:
+    return value.to_dict()
+
+
 #: How values of one exact type are dumped (``None``: as they are), filled as types are
 #: met: :func:`_dumper` decides once per type, not per value.
 _BY_TYPE: dict[type, Any] = {type(None): None}
@@ -113,6 +125,12 @@ def _dumper(kind: type) -> Any:
         dumper = str
     elif issubclass(kind, Score):
         dumper = _score
+    elif issubclass(kind, tuple | list):
+        dumper = _items
+    elif issubclass(kind, Mapping):
+        dumper = _mapping
+    elif issubclass(kind, JsonForm):
+        dumper = _nested
     else:
         raise TypeError(f"cannot serialise {kind.__name__}")
     _BY_TYPE[kind] = dumper
@@ -183,6 +201,20 @@ def _load(tp: Any, value: Any, field: str) -> Any:
             return Score(
                 raw=_number(value["raw"]), min=_number(value["min"]), max=_number(value["max"])
             )
+        if isinstance(tp, type) and issubclass(tp, JsonForm):
+            if not isinstance(value, Mapping):
+                raise ValidationError(f"{field} must be an object", field=field)
+            return tp.from_dict(value)
+        origin = typing.get_origin(tp)
+        if origin is tuple:
+            if not isinstance(value, list | tuple):
+                raise ValidationError(f"{field} must be a list", field=field)
+            item = typing.get_args(tp)[0]
+            return tuple(_load(item, each, f"{field}[]") for each in value)
+        if origin in (Mapping, dict):
+            if not isinstance(value, Mapping):
+                raise ValidationError(f"{field} must be an object", field=field)
+            return dict(value)
     except (KeyError, ValueError, TypeError, InvalidOperation) as exc:
         if isinstance(exc, ValidationError):
             raise
@@ -213,17 +245,30 @@ def from_json_dict(cls: type[T], data: dict[str, Any]) -> T:
 
 
 class JsonForm:
-    """``to_dict`` and ``from_dict`` for a flat attrs class (texts, numbers, enums, dates),
-    in the records' JSON form: :func:`to_json_dict` and :func:`from_json_dict`."""
+    """``to_dict`` and ``from_dict`` for an attrs class, in the records' JSON form
+    (:func:`to_json_dict` and :func:`from_json_dict`).
+
+    Fields may hold texts, numbers, enums, dates, durations, tuples (JSON lists), mappings
+    of texts and other ``JsonForm`` objects. A class whose ``kind`` is a class-level text
+    writes it first under ``"kind"`` and checks it when read back, so the type of a
+    parameter object survives the round trip.
+    """
 
     __slots__ = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
+        kind = getattr(type(self), "kind", None)
+        if isinstance(kind, str):
+            return {"kind": kind, **to_json_dict(self)}
         return to_json_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
         """Rebuild from :meth:`to_dict`; a missing, unknown or ill-typed key raises
         ``ValidationError``."""
-        return from_json_dict(cls, dict(data))
+        fields = dict(data)
+        kind = getattr(cls, "kind", None)
+        if isinstance(kind, str) and fields.pop("kind", None) != kind:
+            raise ValidationError(f"{cls.__name__} data is not of kind {kind}", field="kind")
+        return from_json_dict(cls, fields)

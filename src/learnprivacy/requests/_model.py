@@ -8,7 +8,6 @@ an entry of the request's hash-chained history, and hands it back.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -77,7 +76,7 @@ class Requester(JsonForm):
 
 
 @attrs.frozen(kw_only=True)
-class IdentityCheck:
+class IdentityCheck(JsonForm):
     """The identity check: status, the proof method, when. Never the proof's content."""
 
     status: IdentityStatus = IdentityStatus.UNVERIFIED
@@ -96,25 +95,6 @@ class IdentityCheck:
             raise ValidationError(
                 "a verified identity records its proof method", field="IdentityCheck.method"
             )
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return {
-            "status": self.status.value,
-            "method": self.method.value if self.method else None,
-            "at": self.at.isoformat() if self.at else None,
-            "also": [m.value for m in self.also],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> IdentityCheck:
-        """Rebuild from :meth:`to_dict`."""
-        return cls(
-            status=IdentityStatus(data["status"]),
-            method=ProofMethod(data["method"]) if data["method"] else None,
-            at=dt.datetime.fromisoformat(data["at"]) if data["at"] else None,
-            also=tuple(ProofMethod(m) for m in data.get("also", ())),
-        )
 
 
 @attrs.frozen(kw_only=True)

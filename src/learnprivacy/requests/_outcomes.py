@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Mapping
-from typing import Any
 
 import attrs
 
@@ -52,7 +51,7 @@ class NotificationStatus(enum.Enum):
 
 
 @attrs.frozen(kw_only=True)
-class NotificationOutcome:
+class NotificationOutcome(JsonForm):
     """How notifying one external location went; ``error`` is the exception's type name.
 
     ``details`` holds the non-personal counts the notifier reported (an LRS: ``found``,
@@ -65,30 +64,9 @@ class NotificationOutcome:
     error: str | None = None
     details: Mapping[str, str] = attrs.field(factory=dict, hash=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return {
-            "location": self.location,
-            "component": self.component,
-            "status": self.status.value,
-            "error": self.error,
-            "details": dict(self.details),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> NotificationOutcome:
-        """Rebuild from :meth:`to_dict`."""
-        return cls(
-            location=data["location"],
-            component=data["component"],
-            status=NotificationStatus(data["status"]),
-            error=data.get("error"),
-            details=dict(data.get("details") or {}),
-        )
-
 
 @attrs.frozen(kw_only=True)
-class StepResult:
+class StepResult(JsonForm):
     """A step of the execution that finished; persisted so a rerun skips it.
 
     ``facts`` holds short non-personal strings (a package's SHA-256, a count); the export
@@ -101,26 +79,3 @@ class StepResult:
     notifications: tuple[NotificationOutcome, ...] = ()
     facts: Mapping[str, str] = attrs.field(factory=dict, hash=False)
     artifact: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return {
-            "name": self.name,
-            "completed_at": self.completed_at.isoformat(),
-            "records": [r.to_dict() for r in self.records],
-            "notifications": [n.to_dict() for n in self.notifications],
-            "facts": dict(self.facts),
-            "artifact": self.artifact,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> StepResult:
-        """Rebuild from :meth:`to_dict`."""
-        return cls(
-            name=data["name"],
-            completed_at=dt.datetime.fromisoformat(data["completed_at"]),
-            records=tuple(RecordOutcome.from_dict(r) for r in data["records"]),
-            notifications=tuple(NotificationOutcome.from_dict(n) for n in data["notifications"]),
-            facts=dict(data["facts"]),
-            artifact=data.get("artifact"),
-        )

@@ -18,9 +18,10 @@ import attrs
 from learnprivacy import _validators as v
 from learnprivacy._validators import require_aware
 from learnprivacy.errors import UnknownCodeError, ValidationError
-from learnprivacy.records import fields_of, to_json_dict
+from learnprivacy.records import fields_of
 from learnprivacy.records._base import record_type
 from learnprivacy.records._fields import MASK
+from learnprivacy.records._serialise import JsonForm
 from learnprivacy.requests._vocabulary import RestrictionGrounds
 
 __all__ = [
@@ -64,7 +65,7 @@ def json_scalar(value: object, field: str) -> JsonScalar:
 
 
 @attrs.frozen(kw_only=True)
-class FieldChange:
+class FieldChange(JsonForm):
     """One field of one record to set to a new value (Art. 16).
 
     ``value`` is stored in its JSON-ready form (dates as ISO 8601 text) and masked in
@@ -99,15 +100,6 @@ class FieldChange:
             self, "value", json_scalar(self.value, f"{self.record_type}.{self.field}")
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form (holds the personal value: persist it as such)."""
-        return {
-            "record_type": self.record_type,
-            "record_id": self.record_id,
-            "field": self.field,
-            "value": self.value,
-        }
-
 
 def _changes(value: object) -> tuple[FieldChange, ...]:
     items = tuple(value) if isinstance(value, list | tuple) else ()
@@ -128,20 +120,16 @@ def _changes(value: object) -> tuple[FieldChange, ...]:
 
 
 @attrs.frozen(kw_only=True)
-class RectificationParams:
+class RectificationParams(JsonForm):
     """The field changes a rectification asks for (all applied, or none)."""
 
     kind: ClassVar[str] = "rectification"
 
     changes: tuple[FieldChange, ...] = attrs.field(converter=_changes)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return {"kind": self.kind, "changes": [c.to_dict() for c in self.changes]}
-
 
 @attrs.frozen(kw_only=True)
-class ObjectionParams:
+class ObjectionParams(JsonForm):
     """The purpose objected to (Art. 21).
 
     ``direct_marketing`` objections (Art. 21(2)) are absolute: no compelling grounds can
@@ -158,27 +146,14 @@ class ObjectionParams:
         validator=v.optional(v.non_empty_text),
     )
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return {
-            "kind": self.kind,
-            "purpose": self.purpose,
-            "direct_marketing": self.direct_marketing,
-            "particular_situation": self.particular_situation,
-        }
-
 
 @attrs.frozen(kw_only=True)
-class WithdrawConsentParams:
+class WithdrawConsentParams(JsonForm):
     """The purpose whose consent is withdrawn (Art. 7(3)), as ``Consent.purpose`` names it."""
 
     kind: ClassVar[str] = "withdraw_consent"
 
     purpose: str = attrs.field(validator=v.non_empty_text)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return {"kind": self.kind, "purpose": self.purpose}
 
 
 def _record_types(value: object) -> tuple[str, ...]:
@@ -199,21 +174,13 @@ def _record_types(value: object) -> tuple[str, ...]:
 
 
 @attrs.frozen(kw_only=True)
-class RestrictionParams:
+class RestrictionParams(JsonForm):
     """The Art. 18(1) case and, optionally, the record types to restrict (all when empty)."""
 
     kind: ClassVar[str] = "restriction"
 
     grounds: RestrictionGrounds = attrs.field(validator=v.instance_of(RestrictionGrounds))
     record_types: tuple[str, ...] = attrs.field(default=(), converter=_record_types)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return {
-            "kind": self.kind,
-            "grounds": self.grounds.value,
-            "record_types": list(self.record_types),
-        }
 
 
 class DeathAction(enum.Enum):
@@ -228,17 +195,13 @@ class DeathAction(enum.Enum):
 
 
 @attrs.frozen(kw_only=True)
-class Executor:
+class Executor(JsonForm):
     """The person the directives designate to carry them out (a third party's data)."""
 
     name: str = attrs.field(repr=_mask, validator=v.non_empty_text)
     email: str | None = attrs.field(
         default=None, repr=_mask, validator=v.optional(v.non_empty_text)
     )
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return to_json_dict(self)
 
 
 def _keep_for(value: object) -> str | None:
@@ -257,7 +220,7 @@ def _keep_for(value: object) -> str | None:
 
 
 @attrs.frozen(kw_only=True)
-class PostMortemDirective:
+class PostMortemDirective(JsonForm):
     """Particular directives on the fate of one's data after death (LIL art. 85 I).
 
     ``on_death`` says whether to erase at once, keep for ``keep_for`` (an ISO 8601 period
@@ -289,18 +252,6 @@ class PostMortemDirective:
                 field="PostMortemDirective.executor",
             )
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return {
-            "kind": self.kind,
-            "on_death": self.on_death.value,
-            "keep_for": self.keep_for,
-            "communicate_export": self.communicate_export,
-            "notify_executor": self.notify_executor,
-            "instructions": self.instructions,
-            "executor": self.executor.to_dict() if self.executor else None,
-        }
-
 
 Params = (
     RectificationParams
@@ -311,41 +262,25 @@ Params = (
 )
 
 
+#: Each parameter class by its ``kind``.
+_PARAMS: dict[str, type[Params]] = {
+    cls.kind: cls
+    for cls in (
+        RectificationParams,
+        ObjectionParams,
+        WithdrawConsentParams,
+        RestrictionParams,
+        PostMortemDirective,
+    )
+}
+
+
 def params_from_dict(data: Mapping[str, Any] | None) -> Params | None:
     """Rebuild parameters from their ``to_dict`` form (``None`` stays ``None``)."""
     if data is None:
         return None
-    kind = data.get("kind")
-    try:
-        if kind == RectificationParams.kind:
-            return RectificationParams(
-                changes=tuple(FieldChange(**c) for c in data["changes"]),
-            )
-        if kind == ObjectionParams.kind:
-            return ObjectionParams(
-                purpose=data["purpose"],
-                direct_marketing=bool(data["direct_marketing"]),
-                particular_situation=data["particular_situation"],
-            )
-        if kind == WithdrawConsentParams.kind:
-            return WithdrawConsentParams(purpose=data["purpose"])
-        if kind == RestrictionParams.kind:
-            return RestrictionParams(
-                grounds=RestrictionGrounds(data["grounds"]),
-                record_types=tuple(data["record_types"]),
-            )
-        if kind == PostMortemDirective.kind:
-            executor = data["executor"]
-            return PostMortemDirective(
-                on_death=DeathAction(data["on_death"]),
-                keep_for=data["keep_for"],
-                communicate_export=bool(data["communicate_export"]),
-                notify_executor=bool(data["notify_executor"]),
-                instructions=data["instructions"],
-                executor=Executor(**executor) if executor else None,
-            )
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, ValidationError):
-            raise
-        raise ValidationError("request parameters are malformed", field="params") from None
-    raise ValidationError("unknown request parameter kind", field="params.kind")
+    kind = data.get("kind") if isinstance(data, Mapping) else None
+    cls = _PARAMS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValidationError("unknown request parameter kind", field="params.kind")
+    return cls.from_dict(data)

@@ -25,6 +25,7 @@ from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser
 from learnprivacy.crypto._blind_index import normalise_text
 from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.retention import Hold, Schedule
+from learnprivacy.sqlalchemy import _statistics as statistics
 from learnprivacy.sqlalchemy._auditdb import AuditDatabase
 from learnprivacy.sqlalchemy._columns import declaration_of
 from learnprivacy.sqlalchemy._keys import open_key_store, same_database
@@ -188,6 +189,7 @@ class LearnPrivacy:
         if audit is not None and not isinstance(audit, str | Engine):
             raise ConfigurationError("audit= must be a database URL or an Engine")
         self.side: SideTables = side_tables(metadata, audit_here=audit is None)
+        self._marks = statistics.marks_of(self.side)
         self._audit_db: AuditDatabase | None = None
         if audit is not None:
             assert self.side.outbox is not None
@@ -482,6 +484,9 @@ class LearnPrivacy:
         if id(engine) not in self._converted:
             self._convert(session, connection)
         self._reconcile(session, connection)
+        statistics.leftover(session, connection, self._marks)
+        if statistics.REFRESH in session.info:
+            self._hook(session)
         if self._audit_db is not None:
             # Entries a crash left in the outbox after their transaction committed (this
             # transaction's own wait for its commit).
@@ -507,8 +512,24 @@ class LearnPrivacy:
         session.info[_HOOKED] = self
         from sqlalchemy import event
 
+        event.listen(session, "before_commit", self._before_commit)
         event.listen(session, "after_commit", self._after_commit)
         event.listen(session, "after_soft_rollback", self._after_rollback)
+
+    def _before_commit(self, session: Session) -> None:
+        statistics.before_commit(session, self._marks)
+
+    def _removed(
+        self,
+        session: Session,
+        connection: Connection,
+        tables: Iterable[str],
+        subjects: Iterable[str],
+    ) -> None:
+        """Note that this transaction removes the rows of ``subjects`` from ``tables``
+        (their planner statistics are checked before the commit)."""
+        statistics.note_removed(session, connection, [self._tables[t] for t in tables], subjects)
+        self._hook(session)
 
     def _after_rollback(self, session: Session, previous: Any) -> None:
         # The pending rows were rolled back with the change: nothing to shred. A savepoint
@@ -516,6 +537,10 @@ class LearnPrivacy:
         if not getattr(previous, "nested", False):
             session.info.pop(_PENDING, None)
             session.info.pop(_AUDIT_PENDING, None)
+            # What this transaction marked went with it; marks a crash left are refreshed.
+            engine = statistics.take(session, rolled_back=True)
+            if engine is not None:
+                statistics.refresh(engine, self._marks)
 
     def _drain(self, session: Session) -> None:
         if self._audit_db is None:
@@ -531,6 +556,13 @@ class LearnPrivacy:
     def _after_commit(self, session: Session) -> None:
         if session.info.pop(_AUDIT_PENDING, None):
             self._drain(session)
+        self._shred_committed(session)
+        # Then the planner statistics the transaction marked (or a crash left marked).
+        engine = statistics.take(session)
+        if engine is not None:
+            statistics.refresh(engine, self._marks)
+
+    def _shred_committed(self, session: Session) -> None:
         pending = session.info.pop(_PENDING, None)
         if not pending:
             return
@@ -844,6 +876,7 @@ class LearnPrivacy:
         self._queue_shreds(
             session, connection, [(learner, s) for s in plan.shred_scopes], "tombstone", now
         )
+        self._removed(session, connection, [t for t, keys in plan.erase.items() if keys], [learner])
         return report
 
     def _apply(
@@ -884,8 +917,10 @@ class LearnPrivacy:
                     values[column.column] = None if nullable else ERASED
                     if column.privacy.blind_index:
                         values[column.column + "_bidx"] = None
-                if not spec.is_subject_table and table.c[spec.subject_column].nullable:
-                    values[spec.subject_column] = None
+                # Refused (ConfigurationError) where the learner id cannot leave the row.
+                values[spec.subject_column] = spec.anonymised_subject(
+                    nullable=bool(table.c[spec.subject_column].nullable)
+                )
                 for start in range(0, len(hidden), 500):
                     chunk = hidden[start : start + 500]
                     if values:

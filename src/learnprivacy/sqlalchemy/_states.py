@@ -153,12 +153,24 @@ _SETUP = (
 )
 
 
-def _install(connection: Connection, cursor: Any) -> None:
-    """Give this PostgreSQL session the pads of every live binding it lacks, in its
-    current transaction (:func:`_settle` keeps them once it commits)."""
+def _named(parameters: Any) -> set[str]:
+    """The ids of live bindings among a statement's parameters (one set or many)."""
+    found: set[str] = set()
+    for group in parameters if isinstance(parameters, list | tuple) else [parameters]:
+        values = group.values() if isinstance(group, dict) else group
+        if isinstance(values, str):
+            values = [values]
+        found.update(v for v in values if isinstance(v, str) and v in _LIVE)
+    return found
+
+
+def _install(connection: Connection, cursor: Any, parameters: Any) -> None:
+    """Give this PostgreSQL session the pads of the bindings the statement names and it
+    lacks (no other binding's), in its current transaction (:func:`_settle` keeps them
+    once it commits)."""
     info = connection.info
     have = info.setdefault(_INSTALLED, set()) | info.setdefault(_PENDING, set())
-    missing = [(i, r) for i, r in list(_LIVE.items()) if i not in have]
+    missing = [(i, r) for i in _named(parameters) - have if (r := _LIVE.get(i)) is not None]
     if not missing:
         return
     raw = cursor.connection.cursor()
@@ -181,9 +193,11 @@ def _install(connection: Connection, cursor: Any) -> None:
 
 
 @event.listens_for(Engine, "before_cursor_execute")
-def _before_execute(connection: Connection, cursor: Any, statement: str, *_args: Any) -> None:
+def _before_execute(
+    connection: Connection, cursor: Any, statement: str, parameters: Any, *_args: Any
+) -> None:
     if _PAD_FUNCTION in statement and connection.dialect.name == "postgresql":
-        _install(connection, cursor)
+        _install(connection, cursor, parameters)
 
 
 @event.listens_for(Engine, "commit")

@@ -125,6 +125,13 @@ def sweep(
         for rule in schedule.rules_for(spec.model)
     )
     for spec in privacy.specs:
+        if any(rule.action is Action.ANONYMISE for rule in schedule.rules_for(spec.model)):
+            # Before anything is written, a dry run included: an anonymised row must not
+            # keep its learner id.
+            spec.anonymised_subject(
+                nullable=bool(spec.model.__table__.c[spec.subject_column].nullable)
+            )
+    for spec in privacy.specs:
         if not schedule.rules_for(spec.model):
             continue
         counts = by_type.setdefault(spec.name, dict.fromkeys(_COUNTS, 0))
@@ -386,6 +393,8 @@ def _carry_out(
     )
     if gone and spec.personal:
         privacy._queue_shreds(session, connection, [(s, spec.scope) for s in gone], "keys", now)
+    if gone:
+        privacy._removed(session, connection, [spec.table], gone)
     session.commit()
 
 

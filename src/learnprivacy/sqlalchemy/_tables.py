@@ -7,6 +7,9 @@
   rows has committed; what a crash leaves here is shredded on the next call;
 - ``lp_formats``: the format each of these tables is written in, marked explicitly
   (``lp_row_states`` by reference once converted), never guessed from a value's shape;
+- ``lp_stale_statistics``: on PostgreSQL, the (table, subject column) pairs whose planner
+  statistics sampled a learner id an erasure or sweep removed, until they are refreshed
+  after the commit (see ``_statistics``);
 - ``lp_audit_outbox`` instead of the audit tables when the audit log lives in a database
   the caller names (``LearnPrivacy(..., audit=)``, see ``_auditdb``).
 
@@ -38,6 +41,7 @@ __all__ = ["FORMATS", "ROW_STATES", "SideTables", "side_tables"]
 ROW_STATES = "lp_row_states"
 PENDING_SHREDS = "lp_pending_shreds"
 FORMATS = "lp_formats"
+STALE_STATISTICS = "lp_stale_statistics"
 RESTRICTED = "restricted"
 ANONYMISED = "anonymised"
 
@@ -45,7 +49,7 @@ ANONYMISED = "anonymised"
 class SideTables:
     """The integration's tables, as they sit in one ``MetaData``."""
 
-    __slots__ = ("audit", "audit_head", "formats", "outbox", "pending", "states")
+    __slots__ = ("audit", "audit_head", "formats", "outbox", "pending", "states", "statistics")
 
     def __init__(self, metadata: MetaData, *, audit_here: bool = True) -> None:
         # The audit log lives here, or in a database of its own fed by an outbox here.
@@ -80,11 +84,25 @@ class SideTables:
             Column("name", String(64), primary_key=True),
             Column("format", String(64), nullable=False),
         )
+        self.statistics = _declared(
+            metadata,
+            STALE_STATISTICS,
+            Column("table_name", String(128), primary_key=True),
+            Column("column_name", String(128), nullable=False),
+        )
 
     @property
     def all(self) -> list[Table]:
         """Every table, in creation order."""
-        found = [self.audit, self.audit_head, self.outbox, self.states, self.pending, self.formats]
+        found = [
+            self.audit,
+            self.audit_head,
+            self.outbox,
+            self.states,
+            self.pending,
+            self.formats,
+            self.statistics,
+        ]
         return [t for t in found if t is not None]
 
     def ensure(self, connection: Connection) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, func, select
@@ -11,7 +11,7 @@ from learnprivacy.crypto._blind_index import normalise_text
 from learnprivacy.errors import ValidationError
 from learnprivacy.store._codec import Codec, column_value
 from learnprivacy.store._common import collector_paused, visible
-from learnprivacy.store._schema import ANONYMISED, Kind, RecordTable
+from learnprivacy.store._schema import ANONYMISED, FieldSpec, Kind, RecordTable
 
 if TYPE_CHECKING:
     from learnprivacy.store._core import StoreCore as Store
@@ -60,6 +60,52 @@ def decode_rows(store: Store, codec: Codec, rows: Sequence[Sequence[Any]]) -> li
     return records
 
 
+def _matching(
+    store: Store,
+    cls: type[R],
+    values: Mapping[str, Any],
+    condition: Callable[[RecordTable, FieldSpec | None, str, Any], ColumnElement[bool]],
+    *,
+    limit: int | None = None,
+    include_restricted: bool,
+) -> list[R]:
+    """Visible records of ``cls`` meeting ``condition`` for each of ``values``, by id.
+
+    ``condition`` turns one (field, value) pair into a SQL condition, or raises
+    ``ValidationError`` for a field it cannot match on.
+    """
+    rt = store._table(cls)
+    table = rt.table
+    specs = {f.name: f for f in rt.fields}
+    conditions = visible(table, include_restricted=include_restricted)
+    conditions.extend(condition(rt, specs.get(name), name, value) for name, value in values.items())
+    query = select(table).where(*conditions).order_by(table.c.id)
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValidationError("limit must be a non-negative int", field="limit")
+        query = query.limit(limit)
+    with store._reading() as connection:
+        rows = connection.execute(query).all()
+        return decode_rows(store, store._codec(cls), rows)
+
+
+def _equals(rt: RecordTable, spec: FieldSpec | None, name: str, value: Any) -> ColumnElement[bool]:
+    """``name`` equals ``value`` in SQL: clear, single-column fields only."""
+    if spec is None:
+        raise ValidationError(f"{rt.name} has no field {name}", field=f"{rt.name}.{name}")
+    if spec.encrypted or spec.kind is Kind.SCORE:
+        raise ValidationError(
+            f"{rt.name}.{name} cannot be filtered on in SQL (encrypted or composite); "
+            "use find() for blind-indexed fields",
+            field=f"{rt.name}.{name}",
+        )
+    column = rt.table.c[name]
+    if value is None:
+        return column.is_(None)
+    condition: ColumnElement[bool] = column == column_value(spec, value)
+    return condition
+
+
 def select_records(
     store: Store,
     cls: type[R],
@@ -69,33 +115,9 @@ def select_records(
     include_restricted: bool,
 ) -> list[R]:
     """Records of ``cls`` whose clear fields equal ``filters``, ordered by id."""
-    rt = store._table(cls)
-    table = rt.table
-    specs = {f.name: f for f in rt.fields}
-    conditions = visible(table, include_restricted=include_restricted)
-    for name, value in filters.items():
-        spec = specs.get(name)
-        if spec is None:
-            raise ValidationError(f"{rt.name} has no field {name}", field=f"{rt.name}.{name}")
-        if spec.encrypted or spec.kind is Kind.SCORE:
-            raise ValidationError(
-                f"{rt.name}.{name} cannot be filtered on in SQL (encrypted or composite); "
-                "use find() for blind-indexed fields",
-                field=f"{rt.name}.{name}",
-            )
-        column = table.c[name]
-        if value is None:
-            conditions.append(column.is_(None))
-        else:
-            conditions.append(column == column_value(spec, value))
-    query = select(table).where(*conditions).order_by(table.c.id)
-    if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise ValidationError("limit must be a non-negative int", field="limit")
-        query = query.limit(limit)
-    with store._reading() as connection:
-        rows = connection.execute(query).all()
-        return decode_rows(store, store._codec(cls), rows)
+    return _matching(
+        store, cls, filters, _equals, limit=limit, include_restricted=include_restricted
+    )
 
 
 def records_of(store: Store, learner_id: str, *, include_restricted: bool) -> list[Any]:
@@ -183,21 +205,18 @@ def find(
     store: Store, cls: type[R], values: Mapping[str, str], *, include_restricted: bool
 ) -> list[R]:
     """Records whose blind-indexed fields match ``values`` (then checked after decrypting)."""
-    rt = store._table(cls)
     codec = store._codec(cls)
-    table = rt.table
-    specs = {f.name: f for f in rt.fields}
-    conditions = visible(table, include_restricted=include_restricted)
-    for name, value in values.items():
-        spec = specs.get(name)
+
+    def indexed(
+        rt: RecordTable, spec: FieldSpec | None, name: str, value: Any
+    ) -> ColumnElement[bool]:
         if spec is None or not spec.blind_index:
             raise ValidationError(f"{rt.name}.{name} has no blind index", field=f"{rt.name}.{name}")
         if not isinstance(value, str):
             raise ValidationError(f"{rt.name}.{name} lookups take text", field=f"{rt.name}.{name}")
-        conditions.append(table.c[spec.index_column] == codec.blind_index(name, value))
-    with store._reading() as connection:
-        rows = connection.execute(select(table).where(*conditions).order_by(table.c.id)).all()
-        found = decode_rows(store, codec, rows)
+        return rt.table.c[spec.index_column] == codec.blind_index(name, value)
+
+    found = _matching(store, cls, values, indexed, include_restricted=include_restricted)
     # A truncated index can collide: keep only true matches.
     return [
         r

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, delete, select, text
+from sqlalchemy import Connection, text
 
+from learnprivacy._pgstatistics import Marks, mark, refresh_marked, sampled, vacuum_catalog
 from learnprivacy.store._engine import Database
 from learnprivacy.store._schema import RecordTable
 from learnprivacy.store._tables import META
@@ -58,30 +59,8 @@ _TARGETS = text(
     "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'id'"
 )
 
-# The tables whose learner_id statistics sample one of :ids.
-_SAMPLED = text(
-    "SELECT DISTINCT s.tablename FROM pg_stats s "
-    "WHERE s.schemaname = current_schema() AND s.tablename LIKE 'lp\\_%' "
-    "AND s.attname = 'learner_id' "
-    "AND (CAST(CAST(s.most_common_vals AS text) AS text[]) && CAST(:ids AS text[]) "
-    "OR CAST(CAST(s.histogram_bounds AS text) AS text[]) && CAST(:ids AS text[]))"
-)
-
-
-# How many learner ids the statistics of :table's learner_id name that it no longer holds.
-_STALE = (
-    "SELECT count(*) FROM pg_stats s, LATERAL unnest("
-    "CAST(CAST(s.most_common_vals AS text) AS text[]) "
-    "|| CAST(CAST(s.histogram_bounds AS text) AS text[])) AS sampled(learner_id) "
-    "WHERE s.schemaname = current_schema() AND s.tablename = :table "
-    "AND s.attname = 'learner_id' AND NOT EXISTS (SELECT 1 FROM {table} t "
-    "WHERE t.learner_id = sampled.learner_id)"
-)
-
-_TYPE = text(
-    "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-    "WHERE a.attrelid = to_regclass(:table) AND a.attname = 'learner_id'"
-)
+#: Where the store keeps its marks, every one on a ``learner_id`` column.
+_MARKS = Marks(META, "key", "value", prefix=MARK, column="learner_id")
 
 
 def unsample_ids(connection: Connection, tables: list[RecordTable]) -> bool:
@@ -119,66 +98,22 @@ def unsample_if_removed(connection: Connection) -> bool:
     learner_ids = connection.info.pop(_REMOVED, None)
     if not learner_ids:
         return False
-    tables = connection.execute(_SAMPLED, {"ids": sorted(learner_ids)}).scalars().all()
-    if not tables:
-        return False
     # One row a table: concurrent writers marking different tables never wait on each
-    # other; a row already there is left as it is.
-    marked = set(
-        connection.execute(
-            select(META.c.key).where(META.c.key.in_([MARK + t for t in tables]))
-        ).scalars()
-    )
-    rows = [{"key": MARK + t, "value": t} for t in tables if MARK + t not in marked]
-    if rows:
-        from sqlalchemy.dialects.postgresql import insert
-
-        # Another writer may be marking the same table: its row is as good as ours.
-        connection.execute(insert(META).on_conflict_do_nothing(), rows)
-    return True
+    # other.
+    found = sampled(connection, [("lp\\_%", "learner_id")], learner_ids)
+    mark(connection, _MARKS, found)
+    return bool(found)
 
 
 def refresh_if_marked(db: Database) -> None:
     """Analyse again the tables marked by :func:`unsample_if_removed`, rewrite
     ``pg_statistic``, then remove the marks (outside any transaction: ``VACUUM`` cannot
     run in one)."""
-    if not db.is_postgres:
-        return
-    with db.engine.connect() as connection:
-        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        marks = connection.execute(
-            select(META.c.key, META.c.value).where(META.c.key.startswith(MARK))
-        ).all()
-        if not marks:
-            return
-        quote = connection.dialect.identifier_preparer.quote
-        for _key, table in marks:
-            connection.execute(text(f"ANALYZE {quote(table)}"))
-            # ANALYZE keeps the old statistics of a table it finds empty, and a sample
-            # taken while another writer's deletion was not committed may still hold its
-            # learners: whatever the statistics still name that the table no longer holds
-            # is dropped with the column's statistics (autovacuum samples it again).
-            stale = connection.execute(
-                text(_STALE.format(table=quote(table))), {"table": table}
-            ).scalar_one()
-            if stale:
-                sql_type = connection.execute(_TYPE, {"table": table}).scalar_one()
-                connection.execute(
-                    text(f"ALTER TABLE {quote(table)} ALTER COLUMN learner_id TYPE {sql_type}")
-                )
-        _vacuum_catalog(connection)
-        connection.execute(delete(META).where(META.c.key.in_([key for key, _ in marks])))
+    if db.is_postgres:
+        refresh_marked(db.engine, _MARKS)
 
 
 def rewrite_catalog(db: Database) -> None:
     """Rewrite ``pg_statistic`` (outside any transaction)."""
     with db.engine.connect() as connection:
-        _vacuum_catalog(connection.execution_options(isolation_level="AUTOCOMMIT"))
-
-
-def _vacuum_catalog(connection: Connection) -> None:
-    # The rows ANALYZE replaced keep their values in the catalog's pages until then. It
-    # needs the database's owner: otherwise PostgreSQL skips it with a warning and the
-    # dead rows wait for autovacuum. Row versions a transaction still open may see are
-    # copied, not dropped.
-    connection.execute(text("VACUUM FULL pg_statistic"))
+        vacuum_catalog(connection.execution_options(isolation_level="AUTOCOMMIT"))

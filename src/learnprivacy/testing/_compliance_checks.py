@@ -33,6 +33,9 @@ class Kit:
         self.tables: dict[str, dict[str, str]] = {}
         for table in tables:
             self.tables.setdefault(table.name, {}).update(table.fields)
+        #: The caller's ``make_user_data`` and raw scan, once it has them.
+        self.make_user_data: Callable[[str], Created] = _nothing_made
+        self.scan: Callable[[str], Counter[str]] = _nothing_found
 
     def fail(self, check: str, detail: str) -> AssertionError:
         return AssertionError(f"{self.component}: {check} check failed: {detail}")
@@ -75,7 +78,13 @@ class Kit:
             )
         return writer.rows
 
-    def snapshot(self, user_id: str, scan: Callable[[str], Counter[str]]) -> dict[str, Any]:
+    def make(self, user_id: str) -> dict[str, int] | None:
+        """Create ``user_id``'s data; what was created, checked against the declaration."""
+        created = created_counts(self.make_user_data(user_id))
+        self.check_created(created)
+        return created
+
+    def snapshot(self, user_id: str) -> dict[str, Any]:
         rows = self.export(user_id)
         return {
             "contexts": sorted(self.contexts(user_id).contexts),
@@ -85,7 +94,7 @@ class Kit:
                 )
                 for (component, record_type), bucket in rows.items()
             },
-            "scan": dict(scan(user_id)),
+            "scan": dict(self.scan(user_id)),
         }
 
     # -- the checks ------------------------------------------------------------------
@@ -155,9 +164,16 @@ class Kit:
                     "the register would under-declare them",
                 )
 
-    def check_erased(self, user_id: str, scan: Callable[[str], Counter[str]], after: str) -> None:
+    def check_erased_alone(
+        self, user_id: str, other: str, before: dict[str, Any], after: str
+    ) -> None:
+        """``user_id``'s data is gone and ``other``'s is as in ``before``."""
+        self.check_erased(user_id, after)
+        self.check_unchanged(before, self.snapshot(other), after)
+
+    def check_erased(self, user_id: str, after: str) -> None:
         problems: list[str] = []
-        remaining = scan(user_id)
+        remaining = self.scan(user_id)
         problems.extend(
             f"the raw scan still finds {count} row(s) of the user in {where!r}"
             for where, count in sorted(remaining.items())
@@ -197,6 +213,14 @@ class Kit:
                 tables = [k for k in keys if before[part].get(k) != now[part].get(k)]
                 details.append(f"their {part} of " + ", ".join(repr(t) for t in tables))
         raise self.fail("isolation", f"{after} changed another user's data: " + "; ".join(details))
+
+
+def _nothing_made(_user_id: str) -> Created:
+    return None
+
+
+def _nothing_found(_user_id: str) -> Counter[str]:
+    return Counter()
 
 
 def created_counts(value: object) -> dict[str, int] | None:

@@ -1,0 +1,208 @@
+"""learnprivacy.sqlalchemy on PostgreSQL: the planner statistics of the application's own
+tables never keep an erased learner's id.
+
+``ANALYZE`` copies sampled values of ``users.id`` and ``forum_posts.author_id`` (learner
+ids) into ``pg_statistic``. An erasure or sweep in the caller's transaction marks the
+tables that sample a removed learner before the caller commits; after the commit they are
+analysed again and the catalog rewritten; a rollback leaves nothing; a crash between the
+commit and the refresh is finished by the next call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+import learnprivacy.sqlalchemy as lps
+from learnprivacy.crypto import Keyring
+from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
+from tests import NOW
+from tests.inplace_models import declarative_models
+from tests.store_fixtures import psql
+
+if TYPE_CHECKING:
+    from learnprivacy.testing.postgres import TemporaryPostgres
+
+pytestmark = pytest.mark.postgres
+
+MASTER = bytes(range(32))
+LONG_AGO = dt.datetime(2023, 1, 10, tzinfo=dt.UTC)
+#: Few enough learners for ANALYZE to keep every id as a histogram bound, in arrays
+#: small enough to be stored uncompressed (so that a byte search finds them).
+LEARNERS = [f"pgstat-learner-{n:04d}-Qz" for n in range(40)]
+ERASED = LEARNERS[8]
+#: The declared subject columns.
+SUBJECTS = {"users": "id", "forum_posts": "author_id"}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def app(postgres_server: TemporaryPostgres) -> Iterator[SimpleNamespace]:
+    """Forty learners with a post each (the odd ones inactive since 2023), analysed."""
+    app_url = postgres_server.create_database()
+    keys_url = postgres_server.create_database()
+    models = declarative_models()
+    privacy = lps.LearnPrivacy(models.Base, keyring=Keyring.from_master_key(MASTER), keys=keys_url)
+    engine = create_engine(app_url)
+    models.Base.metadata.create_all(engine)
+    with Session(engine) as s:
+        for n, lid in enumerate(LEARNERS):
+            seen = LONG_AGO if n % 2 else NOW
+            s.add(models.User(id=lid, email=f"{lid}@example.org", name="A", last_login_at=seen))
+        s.flush()
+        for n, lid in enumerate(LEARNERS):
+            posted = LONG_AGO if n % 2 else NOW
+            s.add(models.Post(author_id=lid, body="hello", posted_at=posted))
+        s.commit()
+    found = SimpleNamespace(m=models, privacy=privacy, engine=engine, url=app_url)
+    found.keys, found.server, found.db = keys_url, postgres_server, app_url.rsplit("/", 1)[1]
+    psql(postgres_server, found.db, "ANALYZE")
+    yield found
+    privacy.close()
+    engine.dispose()
+
+
+def _sampled(app: SimpleNamespace) -> dict[str, set[str]]:
+    """The learner ids ``pg_stats`` shows for each declared subject column."""
+    found: dict[str, set[str]] = {}
+    for table, column in SUBJECTS.items():
+        rows = psql(
+            app.server,
+            app.db,
+            "SELECT most_common_vals::text, histogram_bounds::text FROM pg_stats "
+            f"WHERE tablename = '{table}' AND attname = '{column}'",
+        )
+        seen = " ".join(f"{a} {b}" for a, b in rows)
+        found[table] = {lid for lid in LEARNERS if lid in seen}
+    return found
+
+
+def _stale(app: SimpleNamespace) -> dict[str, set[str]]:
+    """Per table, the learner ids its statistics sample that it no longer holds."""
+    stale = {}
+    for table, sampled in _sampled(app).items():
+        rows = psql(app.server, app.db, f"SELECT DISTINCT {SUBJECTS[table]} FROM {table}")
+        gone = sampled - {row[0] for row in rows}
+        if gone:
+            stale[table] = gone
+    return stale
+
+
+def _statistic_pages(app: SimpleNamespace) -> bytes:
+    """The bytes of ``pg_statistic``'s files and its TOAST table's (dead rows included)."""
+    psql(app.server, app.db, "CHECKPOINT")
+    paths = psql(
+        app.server,
+        app.db,
+        "SELECT pg_relation_filepath(oid), pg_relation_filepath(reltoastrelid) "
+        "FROM pg_class WHERE oid = 'pg_statistic'::regclass",
+    )[0]
+    return b"".join((app.server.data_dir / path).read_bytes() for path in paths)
+
+
+def _marks(app: SimpleNamespace) -> list[str]:
+    rows = psql(app.server, app.db, "SELECT table_name FROM lp_stale_statistics")
+    return sorted(r[0] for r in rows)
+
+
+def _catalog_file(app: SimpleNamespace) -> int:
+    return int(psql(app.server, app.db, "SELECT pg_relation_filenode('pg_statistic')")[0][0])
+
+
+def test_an_erasure_leaves_its_learner_in_no_statistics(app: SimpleNamespace) -> None:
+    # The attack's premise: both subject columns sample the learner about to be erased.
+    assert all(ERASED in ids for ids in _sampled(app).values())
+    assert ERASED.encode() in _statistic_pages(app)
+    with Session(app.engine) as s:
+        report = app.privacy.erase_subject(s, ERASED, now=NOW)
+        assert report.erased == 2
+        s.commit()
+    assert _stale(app) == {}
+    assert ERASED.encode() not in _statistic_pages(app)
+    assert _marks(app) == []
+    # The planner keeps its statistics on the learners still there.
+    assert all(LEARNERS[9] in ids for ids in _sampled(app).values())
+
+
+def test_a_sweep_leaves_no_swept_learner_in_statistics(app: SimpleNamespace) -> None:
+    m = app.m
+    schedule = Schedule(
+        {
+            m.User: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+            m.Post: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
+        }
+    )
+    swept_ids = [lid for n, lid in enumerate(LEARNERS) if n % 2]
+    assert all(swept_ids[0] in ids for ids in _sampled(app).values())
+    with Session(app.engine) as s:
+        report = app.privacy.sweep(s, schedule, now=NOW)
+        s.commit()
+    assert report.erased == 2 * len(swept_ids)
+    assert _stale(app) == {}
+    assert _marks(app) == []
+    pages = _statistic_pages(app)
+    assert not [lid for lid in swept_ids if lid.encode() in pages]
+
+
+def test_a_rollback_leaves_no_mark_and_no_refresh(app: SimpleNamespace) -> None:
+    before = _catalog_file(app)
+    with Session(app.engine) as s:
+        app.privacy.erase_subject(s, ERASED, now=NOW)
+        s.flush()
+        s.rollback()
+    assert _marks(app) == []
+    # No ANALYZE, no rewrite of pg_statistic: the learner is still there, and sampled.
+    assert _catalog_file(app) == before
+    assert all(ERASED in ids for ids in _sampled(app).values())
+    assert _stale(app) == {}
+    # A commit that marked nothing (no sampled learner removed) refreshes nothing either.
+    with Session(app.engine) as s:
+        app.privacy.erase_subject(s, "pgstat-nobody", now=NOW)
+        s.commit()
+    assert _catalog_file(app) == before
+
+
+def test_a_crash_before_the_refresh_is_finished_by_the_next_call(app: SimpleNamespace) -> None:
+    """The erasure commits, then the process dies before the statistics are refreshed:
+    the tables stay marked, and the next call of the binding refreshes them."""
+    worker = textwrap.dedent(
+        f"""
+        import os
+        from sqlalchemy import create_engine
+        from sqlalchemy.orm import Session
+        import learnprivacy.sqlalchemy as lps
+        from learnprivacy.crypto import Keyring
+        from learnprivacy.sqlalchemy import _statistics
+        from tests import NOW
+        from tests.inplace_models import declarative_models
+
+        models = declarative_models()
+        privacy = lps.LearnPrivacy(models.Base, keyring=Keyring.from_master_key({MASTER!r}),
+                                   keys={app.keys!r})
+        _statistics.refresh = lambda engine, marks: os._exit(9)
+        with Session(create_engine({app.url!r})) as s:
+            privacy.erase_subject(s, {ERASED!r}, now=NOW)
+            s.commit()
+        """
+    )
+    command = [sys.executable, "-c", worker]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, check=False, timeout=120)
+    assert done.returncode == 9, done.stderr.decode()[-2000:]
+    assert _stale(app) == {"users": {ERASED}, "forum_posts": {ERASED}}
+    assert _marks(app) == ["forum_posts", "users"]
+    with Session(app.engine) as s:
+        app.privacy.kept_by_law(s, LEARNERS[9])
+        s.rollback()  # a read-only call: its transaction ends without a commit
+    assert _stale(app) == {}
+    assert _marks(app) == []
+    assert ERASED.encode() not in _statistic_pages(app)
