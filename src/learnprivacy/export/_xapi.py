@@ -256,6 +256,11 @@ def format_xapi_duration(value: dt.timedelta) -> str:
     return out
 
 
+#: :func:`format_xapi_duration` for statements: time spent repeats across records, each
+#: distinct duration is formatted once.
+_xapi_duration = functools.lru_cache(maxsize=4096)(format_xapi_duration)
+
+
 def statement_id(
     home_page: str,
     record_type: str,
@@ -398,7 +403,7 @@ def _progress(
             "scaled": round(score.scaled, 6),
         }
     if progress.time_spent is not None:
-        result["duration"] = format_xapi_duration(progress.time_spent)
+        result["duration"] = _xapi_duration(progress.time_spent)
     stamp = _timestamp(instant)
     statement: dict[str, Any] = {
         "id": _id(

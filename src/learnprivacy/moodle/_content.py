@@ -241,28 +241,26 @@ def in_module_context(
 
 
 def activity_rows(
-    schema: MoodleSchema, modname: str, table: str, activity: str, link: str
+    schema: MoodleSchema, module: str, table: str, link: str
 ) -> tuple[sa.FromClause, sa.Table, sa.Table, sa.Table]:
-    """Rows of ``table`` naming their ``activity`` instance (the ``modname`` module's own
-    table) in ``link``, joined to it and to its course module: ``(joined, rows, activity,
-    cm)``."""
-    rows, parent = schema[table], schema[activity]
+    """Rows of ``table`` naming their activity in ``link`` (an instance of the ``module``
+    activity: a row of the module's own table, named like it), joined to that instance
+    and to its course module: ``(joined, rows, instance, cm)``."""
+    rows, instance = schema[table], schema[module]
     joined, cm = in_activity(
-        schema, modname, rows.join(parent, parent.c.id == rows.c[link]), parent.c.id
+        schema, module, rows.join(instance, instance.c.id == rows.c[link]), instance.c.id
     )
-    return joined, rows, parent, cm
+    return joined, rows, instance, cm
 
 
-def module_users(
-    modname: str, table: str, activity: str, link: str, *, authored_only: bool = False
-) -> UsersIn:
+def module_users(module: str, table: str, link: str, *, authored_only: bool = False) -> UsersIn:
     """``users_in`` for the rows of :func:`activity_rows`: the users of one course module.
     ``authored_only`` leaves out rows no user wrote (``userid`` 0: group submissions)."""
 
     def users_in(schema: MoodleSchema, level: ContextLevel, instance: int) -> Any:
         if level is not ContextLevel.MODULE:
             return None
-        joined, rows, _, cm = activity_rows(schema, modname, table, activity, link)
+        joined, rows, _, cm = activity_rows(schema, module, table, link)
         statement = sa.select(rows.c.userid).select_from(joined).where(cm.c.id == instance)
         return statement.where(rows.c.userid > 0) if authored_only else statement
 

@@ -68,7 +68,7 @@ def _from_one(attempt: Any) -> int:
 
 
 def _discussions(schema: MoodleSchema, user_id: int) -> Any:
-    joined, d, _, cm = activity_rows(schema, "forum", "forum_discussions", "forum", "forum")
+    joined, d, _, cm = activity_rows(schema, "forum", "forum_discussions", "forum")
     return {"cm": cm, "d": d}, (
         sa.select().select_from(joined).where(d.c.userid == user_id).order_by(d.c.id)
     )
@@ -131,7 +131,7 @@ def _post_users(schema: MoodleSchema, level: ContextLevel, instance: int) -> Any
 
 
 def _submissions(schema: MoodleSchema, user_id: int) -> Any:
-    joined, s, _, cm = activity_rows(schema, "assign", "assign_submission", "assign", "assignment")
+    joined, s, _, cm = activity_rows(schema, "assign", "assign_submission", "assignment")
     text = schema["assignsubmission_onlinetext"]
     return {"cm": cm, "s": s, "text": text}, (
         sa.select()
@@ -154,7 +154,7 @@ _SUBMISSION: tuple[Field, ...] = (
 
 
 def _assign_grades(schema: MoodleSchema, user_id: int) -> Any:
-    joined, g, a, cm = activity_rows(schema, "assign", "assign_grades", "assign", "assignment")
+    joined, g, a, cm = activity_rows(schema, "assign", "assign_grades", "assignment")
     comments = schema["assignfeedback_comments"]
     return {"cm": cm, "g": g, "a": a, "comments": comments}, (
         sa.select()
@@ -189,7 +189,7 @@ _ASSIGN_GRADE: tuple[Field, ...] = (
 
 
 def _attempts(schema: MoodleSchema, user_id: int) -> Any:
-    joined, t, q, cm = activity_rows(schema, "quiz", "quiz_attempts", "quiz", "quiz")
+    joined, t, q, cm = activity_rows(schema, "quiz", "quiz_attempts", "quiz")
     return {"cm": cm, "t": t, "q": q}, (
         sa.select()
         .select_from(joined)
@@ -225,7 +225,7 @@ _ATTEMPT: tuple[Field, ...] = (
 
 
 def _quiz_grades(schema: MoodleSchema, user_id: int) -> Any:
-    joined, g, q, cm = activity_rows(schema, "quiz", "quiz_grades", "quiz", "quiz")
+    joined, g, q, cm = activity_rows(schema, "quiz", "quiz_grades", "quiz")
     return {"cm": cm, "g": g, "q": q}, (
         sa.select().select_from(joined).where(g.c.userid == user_id).order_by(g.c.quiz, g.c.id)
     )
@@ -459,7 +459,7 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         reads=("forum_discussions", "forum", *ACTIVITY),
         frame=_discussions,
         columns=_DISCUSSION,
-        users_in=module_users("forum", "forum_discussions", "forum", "forum"),
+        users_in=module_users("forum", "forum_discussions", "forum"),
         description="Forum discussions the user started",
     ),
     activity_source(
@@ -479,9 +479,7 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         reads=("assign_submission", "assign", "assignsubmission_onlinetext", *ACTIVITY),
         frame=_submissions,
         columns=_SUBMISSION,
-        users_in=module_users(
-            "assign", "assign_submission", "assign", "assignment", authored_only=True
-        ),
+        users_in=module_users("assign", "assign_submission", "assignment", authored_only=True),
         description="Assignment submissions, with the text submitted online",
         summary="Moodle's assign_submission and assignsubmission_onlinetext tables, "
         "exported as AssignSubmission rows",
@@ -493,7 +491,7 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         reads=("assign_grades", "assign", "assignfeedback_comments", *ACTIVITY),
         frame=_assign_grades,
         columns=_ASSIGN_GRADE,
-        users_in=module_users("assign", "assign_grades", "assign", "assignment"),
+        users_in=module_users("assign", "assign_grades", "assignment"),
         description="Assignment grades and feedback comments",
         summary="Moodle's assign_grades and assignfeedback_comments tables, "
         "exported as AssignGrade rows",
@@ -505,7 +503,7 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         reads=("quiz_attempts", "quiz", *ACTIVITY),
         frame=_attempts,
         columns=_ATTEMPT,
-        users_in=module_users("quiz", "quiz_attempts", "quiz", "quiz"),
+        users_in=module_users("quiz", "quiz_attempts", "quiz"),
         description="Quiz attempts (summaries: state, dates, marks, grade)",
     ),
     activity_source(
@@ -515,7 +513,7 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
         reads=("quiz_grades", "quiz", *ACTIVITY),
         frame=_quiz_grades,
         columns=_QUIZ_GRADE,
-        users_in=module_users("quiz", "quiz_grades", "quiz", "quiz"),
+        users_in=module_users("quiz", "quiz_grades", "quiz"),
         description="Final quiz grades",
     ),
     ContentSource(

@@ -130,7 +130,7 @@ def _raters_in(schema: MoodleSchema, level: ContextLevel, instance: int) -> Any:
     )
 
 
-_AUTHORS = module_users("glossary", "glossary_entries", "glossary", "glossaryid")
+_AUTHORS = module_users("glossary", "glossary_entries", "glossaryid")
 
 
 def _glossary_source(name: str, table: str, reads: tuple[str, ...], **values: Any) -> ContentSource:

@@ -38,7 +38,7 @@ __all__ = ["QUESTION_SOURCES"]
 
 
 def _questions(schema: MoodleSchema, user_id: int) -> Any:
-    joined, t, _, cm = activity_rows(schema, "quiz", "quiz_attempts", "quiz", "quiz")
+    joined, t, _, cm = activity_rows(schema, "quiz", "quiz_attempts", "quiz")
     qa, step, question = (
         schema["question_attempts"],
         schema["question_attempt_steps"],
@@ -105,7 +105,7 @@ QUESTION_SOURCES: tuple[ContentSource, ...] = (
         ),
         frame=_questions,
         columns=_QUESTION,
-        users_in=module_users("quiz", "quiz_attempts", "quiz", "quiz"),
+        users_in=module_users("quiz", "quiz_attempts", "quiz"),
         description="Each question of the user's quiz attempts: question, response, mark",
         summary="Moodle's question_attempts, question_attempt_steps and question tables, "
         "exported as QuizQuestion rows",

@@ -187,7 +187,7 @@ def _forum_table_source(
         ("forum", *ACTIVITY),
         frame=_forum_rows(table, link),
         columns=(_FORUM, field),
-        users_in=module_users("forum", table, "forum", link),
+        users_in=module_users("forum", table, link),
         description=description,
     )
 
@@ -238,7 +238,7 @@ SOCIAL_SOURCES: tuple[ContentSource, ...] = (
             ),
             ("subscribed_at", read(_subscribed_at, "s.preference"), "When the user subscribed"),
         ),
-        users_in=module_users("forum", "forum_discussion_subs", "forum", "forum"),
+        users_in=module_users("forum", "forum_discussion_subs", "forum"),
         description="Discussions the user subscribed to or unsubscribed from",
     ),
     _forum_source(
@@ -251,7 +251,7 @@ SOCIAL_SOURCES: tuple[ContentSource, ...] = (
             ("first_read_at", when("r.firstread"), "When the user first read the post"),
             ("last_read_at", when("r.lastread"), "When the user last read the post"),
         ),
-        users_in=module_users("forum", "forum_read", "forum", "forumid"),
+        users_in=module_users("forum", "forum_read", "forumid"),
         description="Forum posts the user has read (read tracking)",
     ),
     _forum_source(

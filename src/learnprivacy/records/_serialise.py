@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
+import keyword
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Self, TypeVar
 
@@ -54,6 +56,11 @@ def format_duration(value: dt.timedelta) -> str:
     return out if out != "P" else "PT0S"
 
 
+#: :func:`format_duration` for the field dumpers: durations repeat across records (a
+#: lesson's length, a session's), each distinct one is formatted once.
+_duration_text = functools.lru_cache(maxsize=4096)(format_duration)
+
+
 def parse_duration(text: str) -> dt.timedelta:
     """Parse what :func:`format_duration` writes (days, hours, minutes, seconds)."""
     match = _DURATION.match(text) if isinstance(text, str) else None
@@ -74,11 +81,17 @@ def _dump(value: Any) -> Any:
     return value if dumper is None else dumper(value)
 
 
+#: Number types a score part is written as it is (what :func:`_dumper` decides for them).
+_PLAIN_NUMBERS = frozenset({int, float})
+
+
 def _score(value: Score) -> dict[str, Any]:
+    raw, low, high = value.raw, value.min, value.max
+    plain = _PLAIN_NUMBERS
     return {
-        "raw": _dump(value.raw),
-        "min": _dump(value.min),
-        "max": _dump(value.max),
+        "raw": raw if type(raw) in plain else _dump(raw),
+        "min": low if type(low) in plain else _dump(low),
+        "max": high if type(high) in plain else _dump(high),
         "scaled": round(value.scaled, 6),
     }
 
@@ -120,7 +133,7 @@ def _dumper(kind: type) -> Any:
     elif issubclass(kind, dt.datetime):
         dumper = dt.datetime.isoformat
     elif issubclass(kind, dt.timedelta):
-        dumper = format_duration
+        dumper = _duration_text
     elif issubclass(kind, Decimal):
         dumper = str
     elif issubclass(kind, Score):
@@ -140,18 +153,74 @@ def _dumper(kind: type) -> Any:
 def to_json_dict(record: object) -> dict[str, Any]:
     """The JSON-ready dict of a record: every field, in declaration order."""
     cls = type(record)
-    names = _NAMES.get(cls)
-    if names is None:
-        names = _NAMES[cls] = tuple(a.name for a in attrs.fields(cls))  # type: ignore[arg-type]
-    by_type = _BY_TYPE
-    out: dict[str, Any] = {}
-    for name in names:
-        # _dump, inlined: this runs for every field of every record exported.
-        value = getattr(record, name)
-        kind = type(value)
-        dumper = by_type[kind] if kind in by_type else _dumper(kind)
-        out[name] = value if dumper is None else dumper(value)
-    return out
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = _plan(cls)
+    return plan(record)
+
+
+#: The compiled :func:`to_json_dict` of each record class (see :func:`_plan`).
+_PLANS: dict[type, Callable[[Any], dict[str, Any]]] = {}
+
+#: Dumpers written inline in a plan, as an expression of the value ``{v}``.
+_INLINE: dict[Any, str] = {
+    None: "{v}",
+    _enum_value: "{v}._value_",
+    _lawful_basis: "{v}._name_.lower()",
+    dt.datetime.isoformat: "{v}.isoformat()",
+}
+
+
+def _plan(cls: type) -> Callable[[Any], dict[str, Any]]:
+    """Compile ``cls``'s :func:`to_json_dict`, deciding each field's dumper once.
+
+    A field's dumper is the one :func:`_dumper` gives its declared type; it is used when
+    the value is exactly of that type (or ``None`` for an optional field) and anything
+    else goes through :func:`_dump`, so the output is the same as dumping by each
+    value's type.
+    """
+    try:
+        hints = typing.get_type_hints(cls)
+    except (NameError, TypeError, AttributeError):  # unresolvable: dump by value type
+        hints = {}
+    namespace: dict[str, Any] = {"_dump": _dump, "_getattr": getattr}
+    lines, items = [], []
+    for n, field in enumerate(attrs.fields(cls)):
+        name, value = field.name, f"v{n}"
+        read = f"record.{name}" if name.isidentifier() and not keyword.iskeyword(name) else (
+            f"_getattr(record, {name!r})"
+        )  # fmt: skip
+        lines.append(f"    {value} = {read}")
+        declared, optional = _strip_optional(hints.get(name, Any))
+        try:
+            exact = typing.get_origin(declared) is None and isinstance(declared, type)
+            dumper = _dumper(declared) if exact else _dump
+        except TypeError:
+            dumper = _dump
+        if dumper is _dump:
+            items.append(f"{name!r}: _dump({value})")
+            continue
+        namespace[f"_t{n}"] = declared
+        if dumper in _INLINE:
+            dumped = _INLINE[dumper].format(v=value)
+        else:
+            namespace[f"_d{n}"] = dumper
+            dumped = f"_d{n}({value})"
+        expression = f"{dumped} if type({value}) is _t{n} else _dump({value})"
+        if optional:
+            # _dump(None) is None too: this only spares the call.
+            expression = f"None if {value} is None else ({expression})"
+        items.append(f"{name!r}: {expression}")
+    source = (
+        "def to_json(record):\n"
+        + "".join(line + "\n" for line in lines)
+        + "    return {"
+        + ", ".join(items)
+        + "}\n"
+    )
+    exec(compile(source, f"<to_json_dict {cls.__name__}>", "exec"), namespace)  # noqa: S102
+    plan: Callable[[Any], dict[str, Any]] = namespace["to_json"]
+    return plan
 
 
 def _strip_optional(tp: Any) -> tuple[Any, bool]:
