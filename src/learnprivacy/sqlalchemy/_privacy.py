@@ -515,6 +515,7 @@ class LearnPrivacy:
         event.listen(session, "before_commit", self._before_commit)
         event.listen(session, "after_commit", self._after_commit)
         event.listen(session, "after_soft_rollback", self._after_rollback)
+        event.listen(session, "after_transaction_end", self._after_end)
 
     def _before_commit(self, session: Session) -> None:
         statistics.before_commit(session, self._marks)
@@ -537,10 +538,9 @@ class LearnPrivacy:
         if not getattr(previous, "nested", False):
             session.info.pop(_PENDING, None)
             session.info.pop(_AUDIT_PENDING, None)
-            # What this transaction marked went with it; marks a crash left are refreshed.
-            engine = statistics.take(session, rolled_back=True)
-            if engine is not None:
-                statistics.refresh(engine, self._marks)
+            # What this transaction marked went with it (marks a crash left are refreshed
+            # once it has ended, see _after_end).
+            statistics.forget(session)
 
     def _drain(self, session: Session) -> None:
         if self._audit_db is None:
@@ -557,10 +557,14 @@ class LearnPrivacy:
         if session.info.pop(_AUDIT_PENDING, None):
             self._drain(session)
         self._shred_committed(session)
-        # Then the planner statistics the transaction marked (or a crash left marked).
-        engine = statistics.take(session)
-        if engine is not None:
-            statistics.refresh(engine, self._marks)
+
+    def _after_end(self, session: Session, transaction: Any) -> None:
+        # Committed, rolled back or closed: the planner statistics the transaction marked,
+        # or a crash left marked, are refreshed now that it holds no lock.
+        if getattr(transaction, "parent", None) is None:
+            engine = statistics.take(session)
+            if engine is not None:
+                statistics.refresh(engine, self._marks)
 
     def _shred_committed(self, session: Session) -> None:
         pending = session.info.pop(_PENDING, None)

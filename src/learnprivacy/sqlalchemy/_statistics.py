@@ -16,7 +16,8 @@ application's schema; instead:
   analysed again, stale statistics dropped, ``pg_statistic`` rewritten and the marks
   removed (:func:`refresh`);
 - a mark a crash left between the commit and the refresh is found by the next call of the
-  binding (:func:`leftover`) and refreshed once that call's transaction ends.
+  binding (:func:`leftover`) and refreshed once that call's transaction ends (committed,
+  rolled back or closed).
 
 SQLite keeps no sampled values (``sqlite_stat1`` holds counts only): nothing happens there.
 """
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from learnprivacy._inplace import ModelSpec
     from learnprivacy.sqlalchemy._tables import SideTables
 
-__all__ = ["before_commit", "leftover", "marks_of", "note_removed", "refresh", "take"]
+__all__ = ["before_commit", "forget", "leftover", "marks_of", "note_removed", "refresh", "take"]
 
 _log = logging.getLogger("learnprivacy.sqlalchemy")
 
@@ -86,12 +87,15 @@ def leftover(session: Session, connection: Connection, marks: Marks) -> None:
         session.info[REFRESH] = connection.engine
 
 
-def take(session: Session, *, rolled_back: bool = False) -> Engine | None:
-    """The engine to refresh once the transaction has ended (and forget what was noted)."""
-    if rolled_back:
-        session.info.pop(_REMOVED, None)
+def take(session: Session) -> Engine | None:
+    """The engine whose marks to refresh, now that the transaction has ended."""
     engine: Engine | None = session.info.pop(REFRESH, None)
     return engine
+
+
+def forget(session: Session) -> None:
+    """The transaction was rolled back: what it removed is back."""
+    session.info.pop(_REMOVED, None)
 
 
 def refresh(engine: Engine, marks: Marks) -> None:
