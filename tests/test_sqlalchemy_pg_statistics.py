@@ -135,7 +135,21 @@ def test_an_erasure_leaves_its_learner_in_no_statistics(app: SimpleNamespace) ->
     assert all(LEARNERS[9] in ids for ids in _sampled(app).values())
 
 
-def test_a_sweep_leaves_no_swept_learner_in_statistics(app: SimpleNamespace) -> None:
+def test_a_sweep_leaves_no_swept_learner_in_statistics(
+    app: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of 5 rows, committed one by one, mark the tables; they are analysed
+    once, after the last batch, not once a batch."""
+    from learnprivacy.sqlalchemy import _statistics
+
+    refreshes = []
+    refresh = _statistics.refresh_marked
+
+    def counted(*args: object) -> None:
+        refreshes.append(args)
+        refresh(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_statistics, "refresh_marked", counted)
     m = app.m
     schedule = Schedule(
         {
@@ -146,9 +160,10 @@ def test_a_sweep_leaves_no_swept_learner_in_statistics(app: SimpleNamespace) -> 
     swept_ids = [lid for n, lid in enumerate(LEARNERS) if n % 2]
     assert all(swept_ids[0] in ids for ids in _sampled(app).values())
     with Session(app.engine) as s:
-        report = app.privacy.sweep(s, schedule, now=NOW)
+        report = app.privacy.sweep(s, schedule, now=NOW, batch_size=5)
         s.commit()
     assert report.erased == 2 * len(swept_ids)
+    assert len(refreshes) == 1
     assert _stale(app) == {}
     assert _marks(app) == []
     pages = _statistic_pages(app)

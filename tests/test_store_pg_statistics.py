@@ -176,14 +176,30 @@ def test_an_erasure_leaves_its_learner_in_no_statistics(
 
 
 def test_a_sweep_leaves_no_swept_learner_in_statistics(
-    store: Store, postgres_server: TemporaryPostgres, database: str
+    store: Store,
+    postgres_server: TemporaryPostgres,
+    database: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Pages of 7 rows, most of them removing sampled learners: the tables are marked
+    page after page and analysed once, when the sweep ends (not once a page)."""
+    from learnprivacy.store import _statistics
+
+    refreshes = []
+    refresh = _statistics.refresh_marked
+
+    def counted(*args: object) -> None:
+        refreshes.append(args)
+        refresh(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_statistics, "refresh_marked", counted)
     psql(postgres_server, database, "ANALYZE")
     report = store.sweep(retention_schedule(), now=NOW, batch_size=7)
     assert report.erased
     assert report.anonymised
     assert _stale(postgres_server, database) == {}
     assert _marks(postgres_server, database) == []
+    assert len(refreshes) == 1
 
 
 def test_anonymised_records_leave_their_learner_in_no_statistics(

@@ -1044,16 +1044,23 @@ class LearnPrivacy:
             raise ConfigurationError("sweep needs a Schedule")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValidationError("batch_size must be a positive int", field="batch_size")
-        report = sweep(
-            self,
-            session,
-            schedule,
-            now=_aware(now),
-            holds=check_holds(holds),
-            dry_run=bool(dry_run),
-            batch_size=batch_size,
-            review_limit=review_limit,
-        )
+        # Tables a batch marks (their statistics sampled a learner it removed) are
+        # refreshed once, after the last batch, not after each one.
+        with statistics.deferred(session):
+            report = sweep(
+                self,
+                session,
+                schedule,
+                now=_aware(now),
+                holds=check_holds(holds),
+                dry_run=bool(dry_run),
+                batch_size=batch_size,
+                review_limit=review_limit,
+            )
+        if not session.in_transaction():
+            engine = statistics.take(session)
+            if engine is not None:
+                statistics.refresh(engine, self._marks)
         if compact and not dry_run and (report.erased or report.anonymised):
             self.compact_keys(session, now=now)
         return report

@@ -25,7 +25,8 @@ SQLite keeps no sampled values (``sqlite_stat1`` holds counts only): nothing hap
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, select
@@ -37,7 +38,16 @@ if TYPE_CHECKING:
     from learnprivacy._inplace import ModelSpec
     from learnprivacy.sqlalchemy._tables import SideTables
 
-__all__ = ["before_commit", "forget", "leftover", "marks_of", "note_removed", "refresh", "take"]
+__all__ = [
+    "before_commit",
+    "deferred",
+    "forget",
+    "leftover",
+    "marks_of",
+    "note_removed",
+    "refresh",
+    "take",
+]
 
 _log = logging.getLogger("learnprivacy.sqlalchemy")
 
@@ -87,8 +97,28 @@ def leftover(session: Session, connection: Connection, marks: Marks) -> None:
         session.info[REFRESH] = connection.engine
 
 
+#: ``session.info`` key: set while a sweep runs, whose batches' marks are refreshed once,
+#: when it ends (:func:`deferred`).
+_DEFER = "learnprivacy.defer_statistics"
+
+
+@contextmanager
+def deferred(session: Session) -> Iterator[None]:
+    """Inside: a transaction's end refreshes nothing (a sweep's batches mark the tables
+    page after page). Once out, the marks are refreshed once, when no transaction of the
+    session holds locks (otherwise when it ends)."""
+    session.info[_DEFER] = True
+    try:
+        yield
+    finally:
+        session.info.pop(_DEFER, None)
+
+
 def take(session: Session) -> Engine | None:
-    """The engine whose marks to refresh, now that the transaction has ended."""
+    """The engine whose marks to refresh, now that the transaction has ended (``None``
+    while a sweep defers them)."""
+    if session.info.get(_DEFER):
+        return None
     engine: Engine | None = session.info.pop(REFRESH, None)
     return engine
 

@@ -325,9 +325,15 @@ class Store:
         return codec
 
     @contextmanager
-    def _writing(self, *, relaxed: bool = False) -> Iterator[Connection]:
+    def _writing(
+        self, *, relaxed: bool = False, refresh_statistics: bool = True
+    ) -> Iterator[Connection]:
         """A write transaction with the key store bound to it (``relaxed``: see
         :meth:`Database.write`).
+
+        On PostgreSQL, tables whose statistics sample a learner the transaction erased or
+        anonymised are marked before the commit and refreshed after it; with
+        ``refresh_statistics=False`` the caller refreshes them later (a sweep, once).
 
         On failure the keyring's cache is cleared: it may hold keys created in the
         transaction that was just rolled back.
@@ -345,7 +351,7 @@ class Store:
         # anchor the audit head in the key database.
         self._keys.apply_sent()
         self.audit.publish_anchor()
-        if sampled:
+        if sampled and refresh_statistics:
             statistics.refresh_if_marked(self._db)
 
     @contextmanager

@@ -160,6 +160,10 @@ def sweep(
         _end_lapsed_consents(store, schedule, now, holds, dry_run, tally, part)
         if not dry_run:
             store._db.checkpoint()
+            # The pages marked the tables whose statistics sampled a learner they removed:
+            # analysed once for the whole sweep, not once a page (the marks are durable:
+            # after a crash the next open refreshes them).
+            statistics.refresh_if_marked(store._db)
     return SweepReport(
         erased=tally.total("erase"),
         anonymised=tally.total("anonymise"),
@@ -281,7 +285,10 @@ class _TypeSweep:
             # makes them durable, and a page lost to a power failure is redone by the next
             # (idempotent) sweep.
             transaction = (
-                self.store._reading() if self.dry_run else self.store._writing(relaxed=True)
+                self.store._reading()
+                if self.dry_run
+                # Statistics marked by a page are refreshed once, when the sweep ends.
+                else self.store._writing(relaxed=True, refresh_statistics=False)
             )
             with transaction as connection:
                 query = base if last is None else base.where(table.c.id > last)
