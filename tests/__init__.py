@@ -185,3 +185,17 @@ class UserContextProvider:
 
     def delete_data_for_all_users_in_context(self, context: Context) -> None:
         """Nothing to delete."""
+
+
+def count_calls(monkeypatch: Any, owner: Any, name: str) -> list[tuple[Any, ...]]:
+    """Wrap ``owner.name`` for the test so that each call's arguments are appended to the
+    list returned, the call itself still made."""
+    original = getattr(owner, name)
+    calls: list[tuple[Any, ...]] = []
+
+    def counted(*args: Any) -> Any:
+        calls.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, settings
 # every test module, without star imports.
 from tests import NOW, serve_or_skip
 from tests.store_fixtures import (  # noqa: F401
+    badge_type,
     empty_url,
     keyring,
     module_database,

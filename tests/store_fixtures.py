@@ -16,12 +16,15 @@ import uuid
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import attrs
 import pytest
 
+from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy import records as rec
 from learnprivacy.crypto import Keyring
+from learnprivacy.records import not_personal, personal, register_record_type
 from tests import NOW, record_of
 
 if TYPE_CHECKING:
@@ -29,7 +32,15 @@ if TYPE_CHECKING:
     from learnprivacy.testing.postgres import TemporaryPostgres
 
 #: The fixtures (tests/conftest.py shares them); the helpers are imported by name.
-__all__ = ["empty_url", "keyring", "module_database", "store", "store_template", "store_url"]
+__all__ = [
+    "badge_type",
+    "empty_url",
+    "keyring",
+    "module_database",
+    "store",
+    "store_template",
+    "store_url",
+]
 
 #: Key databases of the PostgreSQL test databases (one SQLite file per database name).
 _KEYS_DIR = Path(tempfile.mkdtemp(prefix="lp-test-keys-"))
@@ -171,6 +182,32 @@ def _empty(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     url = server.create_database(name)
     yield url
     server.drop_database(name)
+
+
+@pytest.fixture
+def badge_type() -> Iterator[Any]:
+    """A record type the application defines (not a built-in), registered for one test."""
+
+    @register_record_type
+    @attrs.frozen(kw_only=True)
+    class Badge:
+        processing_purpose: ClassVar[str] = "gamification"
+        key_scope: ClassVar[str] = "contract"
+        date_field: ClassVar[str] = "earned_at"
+
+        id: str = not_personal(description="Badge id")
+        learner_id: str = personal(
+            category=DataCategory.ACCOUNT, description="Learner", encrypted=False, identifier=True
+        )
+        title: str = personal(category=DataCategory.LEARNING, description="Title")
+        # not_personal() returns an attrs field spec, not a shared default value.
+        earned_at: dt.datetime = not_personal(description="When")  # noqa: RUF009
+        basis: LawfulBasis = not_personal(description="Basis", default=LawfulBasis.CONSENT)  # noqa: RUF009
+
+    yield Badge
+    from learnprivacy.records import _base
+
+    _base._REGISTRY.pop("Badge", None)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 import learnprivacy.sqlalchemy as lps
 from learnprivacy.crypto import Keyring
 from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
-from tests import NOW
+from tests import NOW, count_calls
 from tests.inplace_models import declarative_models
 from tests.store_fixtures import psql
 
@@ -142,14 +142,7 @@ def test_a_sweep_leaves_no_swept_learner_in_statistics(
     once, after the last batch, not once a batch."""
     from learnprivacy.sqlalchemy import _statistics
 
-    refreshes = []
-    refresh = _statistics.refresh_marked
-
-    def counted(*args: object) -> None:
-        refreshes.append(args)
-        refresh(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(_statistics, "refresh_marked", counted)
+    refreshes = count_calls(monkeypatch, _statistics, "refresh_marked")
     m = app.m
     schedule = Schedule(
         {

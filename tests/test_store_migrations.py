@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any
 
-import attrs
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import RestrictedRecordError
-from learnprivacy.records import Learner, Progress, not_personal, personal, register_record_type
+from learnprivacy.records import Learner, Progress
 from learnprivacy.store import Store, _migrate
 from learnprivacy.store._migrate import head_revision
 from learnprivacy.store._schema import METADATA
@@ -262,32 +258,6 @@ def test_upgrade_to_0003_replaces_the_learner_indexes(empty_url: str) -> None:
     assert list(reopened.iter_records_of("L1")) == reopened.records_of("L1")
     assert by_key(reopened.records_of("L1")) == by_key(records)
     reopened.close()
-
-
-@pytest.fixture
-def badge_type() -> Iterator[Any]:
-    """A record type the application defines (not a built-in), registered for one test."""
-
-    @register_record_type
-    @attrs.frozen(kw_only=True)
-    class Badge:
-        processing_purpose: ClassVar[str] = "gamification"
-        key_scope: ClassVar[str] = "contract"
-        date_field: ClassVar[str] = "earned_at"
-
-        id: str = not_personal(description="Badge id")
-        learner_id: str = personal(
-            category=DataCategory.ACCOUNT, description="Learner", encrypted=False, identifier=True
-        )
-        title: str = personal(category=DataCategory.LEARNING, description="Title")
-        # not_personal() returns an attrs field spec, not a shared default value.
-        earned_at: dt.datetime = not_personal(description="When")  # noqa: RUF009
-        basis: LawfulBasis = not_personal(description="Basis", default=LawfulBasis.CONSENT)  # noqa: RUF009
-
-    yield Badge
-    from learnprivacy.records import _base
-
-    _base._REGISTRY.pop("Badge", None)
 
 
 def test_user_defined_record_types_get_a_table(tmp_path: Any, badge_type: Any) -> None:

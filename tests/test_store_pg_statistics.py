@@ -10,28 +10,23 @@ again and the catalog rewritten, and a crash in between is finished by the next 
 
 from __future__ import annotations
 
-import datetime as dt
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any
 
-import attrs
 import pytest
 
-from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.crypto import Keyring
 from learnprivacy.records import (
     Funding,
     Invoice,
     Progress,
-    not_personal,
-    personal,
-    register_record_type,
 )
 from learnprivacy.store import Store
+from tests import count_calls
 from tests.store_fixtures import (
     MASTER_KEY,
     NOW,
@@ -185,14 +180,7 @@ def test_a_sweep_leaves_no_swept_learner_in_statistics(
     page after page and analysed once, when the sweep ends (not once a page)."""
     from learnprivacy.store import _statistics
 
-    refreshes = []
-    refresh = _statistics.refresh_marked
-
-    def counted(*args: object) -> None:
-        refreshes.append(args)
-        refresh(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(_statistics, "refresh_marked", counted)
+    refreshes = count_calls(monkeypatch, _statistics, "refresh_marked")
     psql(postgres_server, database, "ANALYZE")
     report = store.sweep(retention_schedule(), now=NOW, batch_size=7)
     assert report.erased
@@ -266,31 +254,13 @@ def test_statistics_collected_before_on_record_ids_are_dropped_on_open(
 
 
 def test_a_record_type_registered_later_has_no_statistics_on_its_ids(
-    store: Store, postgres_server: TemporaryPostgres, database: str
+    store: Store, postgres_server: TemporaryPostgres, database: str, badge_type: Any
 ) -> None:
-    @register_record_type
-    @attrs.frozen(kw_only=True)
-    class Trophy:
-        processing_purpose: ClassVar[str] = "gamification"
-        key_scope: ClassVar[str] = "contract"
-        date_field: ClassVar[str] = "earned_at"
-
-        id: str = not_personal(description="Trophy id")
-        learner_id: str = personal(
-            category=DataCategory.ACCOUNT, description="Learner", encrypted=False, identifier=True
-        )
-        # not_personal() returns an attrs field spec, not a shared default value.
-        earned_at: dt.datetime = not_personal(description="When")  # noqa: RUF009
-        basis: LawfulBasis = not_personal(description="Basis", default=LawfulBasis.CONSENT)  # noqa: RUF009
-
-    try:
-        store.add_all(Trophy(id=f"{lid}-T", learner_id=lid, earned_at=NOW) for lid in LEARNERS)
-        psql(postgres_server, database, "ANALYZE lp_trophy")
-        assert not _sampled(postgres_server, database, "id").get("lp_trophy")
-        assert ERASED in _sampled(postgres_server, database, "learner_id")["lp_trophy"]
-        store.erase_subject(ERASED, now=NOW)
-        assert _stale(postgres_server, database) == {}
-    finally:
-        from learnprivacy.records import _base
-
-        _base._REGISTRY.pop("Trophy", None)
+    store.add_all(
+        badge_type(id=f"{lid}-B", learner_id=lid, title="Badge", earned_at=NOW) for lid in LEARNERS
+    )
+    psql(postgres_server, database, "ANALYZE lp_badge")
+    assert not _sampled(postgres_server, database, "id").get("lp_badge")
+    assert ERASED in _sampled(postgres_server, database, "learner_id")["lp_badge"]
+    store.erase_subject(ERASED, now=NOW)
+    assert _stale(postgres_server, database) == {}
