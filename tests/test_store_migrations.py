@@ -85,6 +85,46 @@ def _table_of(diff: Any) -> str | None:
     return None
 
 
+def _schema(connection: sa.Connection) -> dict[str, Any]:
+    """Every table's columns, primary key and indexes, and the recorded schema version."""
+    inspector = sa.inspect(connection)
+    tables = {
+        name: (
+            [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(name)],
+            inspector.get_pk_constraint(name),
+            sorted(
+                (i["name"], i["column_names"], i["unique"]) for i in inspector.get_indexes(name)
+            ),
+        )
+        for name in inspector.get_table_names()
+    }
+    if "lp_meta" in tables:
+        tables["version"] = connection.execute(sa.text("SELECT value FROM lp_meta")).scalar_one()
+    return tables
+
+
+@_empty_params
+def test_each_downgrade_gives_back_the_schema_of_the_revision_below(empty_url: str) -> None:
+    """Walking the revisions up one at a time and back down, each revision's schema is
+    the same both ways: every downgrade undoes exactly what its upgrade did."""
+    revisions = ["0001", "0002", "0003", "0004", "0005"]
+    engine = _engine(empty_url)
+    upward = {}
+    for revision in revisions:
+        with engine.begin() as connection:
+            _migrate.upgrade(connection, revision)
+        with engine.connect() as connection:
+            upward[revision] = _schema(connection)
+            assert upward[revision]["version"] == revision.lstrip("0")
+    assert revisions[-1] == head_revision()
+    for revision in reversed(revisions[:-1]):
+        with engine.begin() as connection:
+            _migrate.downgrade(connection, revision)
+        with engine.connect() as connection:
+            assert _schema(connection) == upward[revision]
+    engine.dispose()
+
+
 @_empty_params
 def test_upgrade_from_the_previous_revision_keeps_data(empty_url: str) -> None:
     """Data written at revision N-1 reads back, intact, after the store upgrades to N."""
