@@ -43,7 +43,7 @@ from learnprivacy.requests._model import Failure
 from learnprivacy.requests._outcomes import RecordOutcome, StepResult
 from learnprivacy.requests._vocabulary import IdentityStatus
 from learnprivacy.requests.sql import SQLBackend
-from tests import receive_request
+from tests import assert_stale_move_refused, receive_request
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -344,22 +344,11 @@ def test_truncated_history_is_detected(book: RequestBook) -> None:
 def test_concurrent_writer_is_refused(book: RequestBook) -> None:
     """Two writers moving the same version: the second is refused, nothing written."""
     request = receive(book)
-    from learnprivacy.requests._history import next_entry
-
     stale = attrs.evolve(request, version=2, state=RequestState.CANCELLED)
     book.request_identity(request, now=T0)
-    entry = next_entry(
-        book.history(request)[-1],
-        request_id=request.id,
-        at=T0,
-        event="cancelled",
-        state_before=RequestState.RECEIVED,
-        state_after=RequestState.CANCELLED,
-    )
-    with pytest.raises(RequestStateError):
-        book.backend.replace_request(stale, entry)
-    assert book.get(request).state is RequestState.AWAITING_IDENTITY
-    assert book.verify(request)
+    last = book.history(request)[-1]
+    state = assert_stale_move_refused(book, stale, last, event="cancelled", at=T0)
+    assert state is RequestState.AWAITING_IDENTITY
 
 
 def test_unknown_request(book: RequestBook) -> None:
