@@ -22,6 +22,8 @@ from learnprivacy.requests import (
     RequestType,
     SubjectRequest,
 )
+from learnprivacy.requests._outcomes import RecordOutcome, StepResult
+from learnprivacy.retention import Action
 
 #: The one "now" of the test suite: tests never read the clock (the ``now`` fixture of
 #: tests/conftest.py returns it too).
@@ -139,6 +141,18 @@ def assert_stale_move_refused(
         book.backend.replace_request(moved, entry)
     assert book.verify(moved)
     return book.get(moved).state
+
+
+#: Invoice ``I1`` kept under its legal minimum by an erasure, and restricted.
+INVOICE_KEPT = RecordOutcome(
+    record_type="Invoice", record_id="I1", action=Action.RESTRICT, article="GDPR Art. 17(3)(b)"
+)
+
+
+def erase_store_step(at: dt.datetime, *records: RecordOutcome, **parts: Any) -> StepResult:
+    """The store's erasure step of a request, done at ``at`` with the outcomes
+    ``records``; ``parts``: the step's other fields (``facts``, ``artifact``...)."""
+    return StepResult(name="erase_store", completed_at=at, records=records, **parts)
 
 
 def names(text: str, value: str) -> bool:
