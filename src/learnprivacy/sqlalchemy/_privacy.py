@@ -16,7 +16,7 @@ from learnprivacy._inplace import ModelSpec, RowCipher, build_spec, row_key
 from learnprivacy._inplace._audit import erasure_events
 from learnprivacy._inplace._binding import ERASED
 from learnprivacy._inplace._plan import check_holds, plan_erasure
-from learnprivacy._inplace._provider import DeclaredProvider, register_of
+from learnprivacy._inplace._provider import DeclaredProvider, DeclaredRegister
 from learnprivacy._inplace._refs import RowRefs
 from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import is_aware, require_aware
@@ -97,7 +97,7 @@ def _mappers_of(base: Any) -> tuple[Any, Any, list[Any]]:
     return registry, registry.metadata, list(registry.mappers)
 
 
-class LearnPrivacy:
+class LearnPrivacy(DeclaredRegister):
     """Privacy on the application's own models, in place.
 
     >>> privacy = LearnPrivacy(Base, keyring=keyring, keys="sqlite:///keys.db")  # doctest: +SKIP
@@ -1157,26 +1157,6 @@ class LearnPrivacy:
         manager = PrivacyManager([self.provider_for(session)], discover=False, timeout=None)
         options.setdefault("pseudonym_key", self._export_key)
         return export_subject(manager, _subject_text(subject), out, now=_aware(now), **options)
-
-    def register(
-        self,
-        controller: Any,
-        *,
-        as_of: dt.date | None = None,
-        internal_only: Iterable[str] = (),
-        providers: Iterable[object] = (),
-    ) -> Any:
-        """The GDPR Art. 30 register built from the declarations and the schedule.
-
-        ``providers`` adds the application's other components (a mailer, an LRS...),
-        whose recipients then appear in the same register. ``internal_only`` names the
-        purposes whose data go to nobody outside the controller (as
-        ``PrivacyManager.register``; ``controller.internal_only`` counts too): there an
-        external recipient is a gap, an internal one is not.
-        """
-        return register_of(
-            self.provider, controller, as_of=as_of, internal_only=internal_only, providers=providers
-        )
 
 
 class _Backend:
