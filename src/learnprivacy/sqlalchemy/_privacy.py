@@ -243,7 +243,9 @@ class LearnPrivacy(DeclaredRegister):
 
         One entry per table, written in the flush's transaction: the deletion and its
         entry commit or roll back together. The learners' keys are left alone (the
-        application may write new rows for them); an erasure request shreds them.
+        application may write new rows for them); an erasure request shreds them. On
+        PostgreSQL, a learner left with no row in a table is checked for in its planner
+        statistics before the commit, as after an erasure.
         """
         from learnprivacy.sqlalchemy._events import DELETED
 
@@ -279,6 +281,29 @@ class LearnPrivacy(DeclaredRegister):
         if id(connection.engine) not in self._ready:
             self.side.ensure(connection)
         self._record(session, connection, events, _aware(self._clock()))
+        if connection.dialect.name == "postgresql":
+            for rows in by_table.values():
+                self._note_gone(session, connection, rows[0][0], {s for _, _, s in rows if s})
+
+    def _note_gone(
+        self, session: Session, connection: Connection, spec: ModelSpec, subjects: set[str]
+    ) -> None:
+        """Note, for the planner statistics, the learners of ``subjects`` of whom the
+        application's deletions left no row in ``spec``'s table: PostgreSQL may sample
+        their ids there (a learner with rows left is still rightly there)."""
+        if not subjects:
+            return
+        column = spec.model.__table__.c[spec.subject_column]
+        left = {
+            str(found)
+            for found in connection.execute(
+                select(column).where(column.in_([_typed(spec, s) for s in subjects])).distinct()
+            ).scalars()
+        }
+        if subjects - left:
+            statistics.mark_removed(session, connection, self._marks, [spec], subjects - left)
+            if statistics.REFRESH in session.info:
+                self._hook(session)
 
     def _before_flush(self, session: Session, _context: Any, _instances: Any) -> None:
         """Create the data keys of the new learners of this flush in one go.
