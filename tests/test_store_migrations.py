@@ -382,23 +382,30 @@ def test_the_anonymisation_recheck_reads_the_index_not_the_table(tmp_path: Any) 
     store.add_all(records)
     progress = [r for r in records if isinstance(r, Progress) and r.learner_id == "L1"]
     store.anonymise_records(progress, now=NOW)
-    statements: list[tuple[str, Any]] = []
+    statements: list[str] = []
 
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+    def capture(statement: str) -> None:
         if "lp_anonymised_at" in statement and statement.lstrip().upper().startswith("SELECT"):
-            statements.append((statement, parameters))
+            statements.append(statement)
 
-    sa.event.listen(store.engine, "before_cursor_execute", capture)
+    # The re-check runs its statement on the driver's cursor: watch what SQLite itself
+    # executes (with the parameters in place) on every connection the pool opens.
+    def trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(capture)
+
+    store.engine.dispose()
+    sa.event.listen(store.engine, "connect", trace)
     try:
         assert store.verify_anonymised(progress, since=NOW) == len(progress)
     finally:
-        sa.event.remove(store.engine, "before_cursor_execute", capture)
+        sa.event.remove(store.engine, "connect", trace)
+        store.engine.dispose()
     assert statements
     with store.engine.connect() as connection:
-        for statement, parameters in statements:
+        for statement in statements:
             plan = " | ".join(
                 str(row[-1])
-                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}")
             )
             assert "ix_lp_progress_lp_anonymised_at" in plan, plan
             assert "SCAN lp_progress" not in plan, plan
