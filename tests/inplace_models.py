@@ -15,11 +15,12 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Engine, ForeignKey, Numeric, create_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import learnprivacy.sqlalchemy as lps
 from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.crypto import Keyring
+from tests import NOW
 
 
 def bind(
@@ -51,6 +52,17 @@ def bound(tmp_path: Path, base: Any, **names: Any) -> Iterator[tuple[lps.LearnPr
     finally:
         privacy.close()
         engine.dispose()
+
+
+def add_users(engine: Engine, m: SimpleNamespace, ana_writes: str) -> None:
+    """Two learners of :func:`declarative_models`, Ana (``u1``) and Bob (``u2``), each with
+    a forum post: Ana's says ``ana_writes``."""
+    with Session(engine) as s:
+        s.add(m.User(id="u1", email="ana@example.org", name="Ana Silva", created_at=NOW))
+        s.add(m.User(id="u2", email="bob@example.org", name="Bob", created_at=NOW))
+        s.add(m.Post(author_id="u1", body=ana_writes, posted_at=NOW))
+        s.add(m.Post(author_id="u2", body="Bob writes", posted_at=NOW))
+        s.commit()
 
 
 def declarative_models() -> SimpleNamespace:

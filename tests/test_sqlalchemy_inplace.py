@@ -25,7 +25,7 @@ from learnprivacy.errors import (
     ValidationError,
 )
 from tests import NOW, names
-from tests.inplace_models import bound, declarative_models, sqlmodel_models
+from tests.inplace_models import add_users, bound, declarative_models, sqlmodel_models
 
 UTC = dt.UTC
 MASTER = bytes(range(32))
@@ -41,12 +41,7 @@ def app(tmp_path: Path) -> Iterator[SimpleNamespace]:
 
 
 def add_ana(engine: Engine, m: SimpleNamespace) -> None:
-    with Session(engine) as s:
-        s.add(m.User(id="u1", email="ana@example.org", name="Ana Silva", created_at=NOW))
-        s.add(m.User(id="u2", email="bob@example.org", name="Bob", created_at=NOW))
-        s.add(m.Post(author_id="u1", body="My first post", posted_at=NOW))
-        s.add(m.Post(author_id="u2", body="Bob writes", posted_at=NOW))
-        s.commit()
+    add_users(engine, m, "My first post")
 
 
 def test_values_are_tokens_at_rest_and_clear_on_load(app: SimpleNamespace) -> None:

@@ -15,7 +15,7 @@ import learnprivacy.sqlalchemy as lps
 from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.errors import DecryptionError, KeyShreddedError
 from tests import NOW
-from tests.inplace_models import bound, declarative_models, sqlmodel_models
+from tests.inplace_models import add_users, bound, declarative_models, sqlmodel_models
 
 
 @pytest.fixture
@@ -23,12 +23,7 @@ def app(tmp_path: Path) -> Iterator[SimpleNamespace]:
     """Users and posts of two learners (Ana, u1; Bob, u2) on SQLite, keys apart."""
     models = declarative_models()
     with bound(tmp_path, models.Base) as (privacy, engine):
-        with Session(engine) as s:
-            s.add(models.User(id="u1", email="ana@example.org", name="Ana Silva", created_at=NOW))
-            s.add(models.User(id="u2", email="bob@example.org", name="Bob", created_at=NOW))
-            s.add(models.Post(author_id="u1", body="Ana writes", posted_at=NOW))
-            s.add(models.Post(author_id="u2", body="Bob writes", posted_at=NOW))
-            s.commit()
+        add_users(engine, models, "Ana writes")
         yield SimpleNamespace(m=models, privacy=privacy, engine=engine)
 
 
