@@ -34,10 +34,10 @@ class SubjectKeys:
         # ``startswith`` instead of slicing and hashing the header for ``openers``. Like
         # ``openers`` it is dropped only with the whole entry.
         self.recent: tuple[str, AESGCM, bytes] | None = None
-        # The AEAD, text-token header and associated-data prefix of the default scope's
-        # sealer, once FieldCipher has used it: what encrypting a str needs, unpacked in
-        # one step. Set only from ``sealers`` of this same entry, so it is dropped with it.
-        self.text: tuple[AESGCM, str, bytes] | None = None
+        # Like ``recent``, for the default scope's active key, once FieldCipher has used
+        # it: what encrypting a str needs, unpacked in one step. Set only from
+        # ``sealers`` of this same entry, so it is dropped with it.
+        self.text: tuple[str, AESGCM, bytes] | None = None
         # Set on every cache hit, cleared when eviction passes over the entry: the
         # "second chance" that keeps subjects in use cached (see KeyCache.entry).
         self.used = False
