@@ -2,10 +2,11 @@
 
 Options as ``learnprivacy register``: ``--format`` (markdown, html, csv, json; ``--json``
 is json), ``--out`` and ``--language``; and ``--internal-only PURPOSE`` (repeat it, or
-separate purposes with commas, a name with a comma in double quotes): purposes whose data the policy promises to share with
-nobody outside the controller, added to the controller's own ``internal_only``. An
-external recipient declared under such a purpose is listed in the register's gaps, an
-internal one is not; a purpose no activity has is a gap too.
+separate purposes with commas, a name with a comma in double quotes): purposes whose
+data the policy promises to share with nobody outside the controller, added to the
+controller's own ``internal_only``. An external recipient declared under such a purpose
+is listed in the register's gaps, an internal one is not; a purpose no activity has is a
+gap too.
 """
 
 from __future__ import annotations
