@@ -220,8 +220,8 @@ class AuditLog:
     # -- writing -------------------------------------------------------------------------
 
     def open_head(self) -> None:
-        """Create the head row of an empty log; only a log without one takes the write
-        lock for it (a store opening does not wait for, or hold up, writers)."""
+        """Create the head row of an empty log, in a write transaction of its own only
+        when the row is missing (a store opening reads it otherwise)."""
         with self._db.read() as connection:
             exists = connection.execute(select(AUDIT_HEAD.c.id).where(AUDIT_HEAD.c.id == 1)).first()
         if exists is None:

@@ -153,25 +153,11 @@ class SqlKeyStore:
         return self._keys.epochs()
 
     def rewrap_live(
-        self,
-        target: str,
-        rewrap: Callable[[str, str, str, str, bytes], bytes],
-        *,
-        batch_size: int = 5_000,
-        progress: Any = None,
-        skip: tuple[str, str] | None = None,
-        stop_at_epoch: bool = False,
+        self, target: str, rewrap: Callable[[str, str, str, str, bytes], bytes], **options: Any
     ) -> int:
         """:meth:`KeyDatabase.rewrap_live <learnprivacy.keys.KeyDatabase.rewrap_live>`
         (for rotation in bulk)."""
-        return self._keys.rewrap_live(
-            target,
-            rewrap,
-            batch_size=batch_size,
-            progress=progress,
-            skip=skip,
-            stop_at_epoch=stop_at_epoch,
-        )
+        return self._keys.rewrap_live(target, rewrap, **options)
 
     def is_shredded(self, subject: str, scope: str) -> bool:
         """True when ``(subject, scope)`` is tombstoned and none of its keys is alive."""
