@@ -92,6 +92,24 @@ def record_of(learner_id: str, record_type: type[R], suffix: str, **values: Any)
     return sample(record_type, id=f"{learner_id}-{suffix}", learner_id=learner_id, **values)
 
 
+def paid_and_logged_in(learner_id: str, now: dt.datetime) -> list[Any]:
+    """An invoice of ``learner_id`` issued 20 days before ``now`` (``I1``: 490.00 to 1 rue
+    de la Paix, Paris) and a login the day before (``A1``, from 192.0.2.7)."""
+    return [
+        record_of(
+            learner_id,
+            records.Invoice,
+            "I1",
+            billing_address="1 rue de la Paix, Paris",
+            amount=Decimal("490.00"),
+            issued_at=now - dt.timedelta(days=20),
+        ),
+        record_of(
+            learner_id, records.AccessEvent, "A1", at=now - dt.timedelta(days=1), ip="192.0.2.7"
+        ),
+    ]
+
+
 def names(text: str, value: str) -> bool:
     """Whether ``text`` holds ``value`` as a whole token (a learner id, a name), not as
     letters that a random keyed reference or hash (base64url, hex) happens to contain:

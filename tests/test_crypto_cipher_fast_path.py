@@ -153,3 +153,40 @@ def test_shredding_one_scope_spares_the_other_on_the_fast_path(cipher: FieldCiph
     assert cipher.decrypt(kept, subject="L1", context="c") == EMAIL
     with pytest.raises(KeyShreddedError):
         cipher.decrypt(gone, subject="L1", context="c")
+
+
+def test_the_default_scopes_unpacked_sealer_serves_that_scope_only(cipher: FieldCipher) -> None:
+    default = cipher.encrypt(EMAIL, subject="L1", context="c")
+    assert cipher._cache["L1"].text is not None  # the short path's entry is in place
+    other = cipher.encrypt(EMAIL, subject="L1", context="c", scope="billing")
+    assert cipher.key_id(other) != cipher.key_id(default)
+    again = cipher.encrypt(EMAIL, subject="L1", context="c")
+    assert cipher.key_id(again) == cipher.key_id(default)
+    # A scope equal to the default but another object takes the checked path: same key.
+    spelled = "".join(["def", "ault"])
+    same = cipher.encrypt(EMAIL, subject="L1", context="c", scope=spelled)
+    assert cipher.key_id(same) == cipher.key_id(default)
+    assert cipher.decrypt(other, subject="L1", context="c") == EMAIL
+
+
+def test_a_stale_sealer_is_never_remembered_for_the_short_path(cipher: FieldCipher) -> None:
+    cipher.encrypt(EMAIL, subject="L1", context="c")
+    stale = cipher._cache["L1"].sealers["default"]
+    old = cipher.encrypt(EMAIL, subject="L1", context="c")
+    cipher.keyring.retire("L1", "default")
+    fresh = cipher.encrypt(EMAIL, subject="L1", context="c")
+    keys = cipher._cache["L1"]
+    cipher._remember_text("L1", stale)  # as a thread that lost a race with retire() would
+    assert keys.text is not None
+    assert keys.text[1] == fresh[:20]
+    assert cipher.key_id(cipher.encrypt(EMAIL, subject="L1", context="c")) != cipher.key_id(old)
+
+
+def test_a_str_subclass_is_refused_cached_or_not(cipher: FieldCipher) -> None:
+    class Text(str):
+        pass
+
+    cold = FieldCipher(Keyring.generate())
+    for one in (cipher, cold):
+        with pytest.raises(ValidationError):
+            one.encrypt(Text(EMAIL), subject="L1", context="c")

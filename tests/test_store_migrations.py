@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -33,6 +34,24 @@ def _indexes(engine: sa.Engine, table: str) -> dict[str, list[str]]:
 
 def _engine(url: str) -> sa.Engine:
     return sa.create_engine(url)
+
+
+def _downgraded(
+    url: str, revision: str, change: Callable[[Store, list[Any]], object] | None = None
+) -> tuple[list[Any], sa.Engine]:
+    """L1's records written by the newest store (then ``change`` made on the open store),
+    the store closed and its schema taken back to ``revision``: the records written and
+    an engine on the database."""
+    store = _open(url)
+    records = [learner("L1"), *records_for("L1")]
+    store.add_all(records)
+    if change is not None:
+        change(store, records)
+    store.close()
+    engine = _engine(url)
+    with engine.begin() as connection:
+        _migrate.downgrade(connection, revision)
+    return records, engine
 
 
 @_empty_params
@@ -128,14 +147,11 @@ def test_each_downgrade_gives_back_the_schema_of_the_revision_below(empty_url: s
 @_empty_params
 def test_upgrade_from_the_previous_revision_keeps_data(empty_url: str) -> None:
     """Data written at revision N-1 reads back, intact, after the store upgrades to N."""
-    store = _open(empty_url)
-    records = [learner("L1"), *records_for("L1")]
-    store.add_all(records)
-    store.restrict(Progress, "L1-P1", reason="accuracy contested", now=NOW)
-    store.close()
-    engine = _engine(empty_url)
-    with engine.begin() as connection:
-        _migrate.downgrade(connection, "0001")
+    records, engine = _downgraded(
+        empty_url,
+        "0001",
+        lambda store, _: store.restrict(Progress, "L1-P1", reason="accuracy contested", now=NOW),
+    )
     with engine.connect() as connection:
         assert _migrate.current_revision(connection) == "0001"
         columns = {c["name"] for c in sa.inspect(connection).get_columns("lp_progress")}
@@ -195,13 +211,8 @@ def test_a_store_with_the_legacy_version_table_moves_its_row(empty_url: str, lms
     """A store created when the store used alembic_version: on opening, its revision moves
     to the store's own table and the upgrade continues from there, data kept. The legacy
     table is dropped once empty; an LMS's row in it stays."""
-    store = _open(empty_url)
-    records = [learner("L1"), *records_for("L1")]
-    store.add_all(records)
-    store.close()
-    engine = _engine(empty_url)
+    records, engine = _downgraded(empty_url, "0002")
     with engine.begin() as connection:
-        _migrate.downgrade(connection, "0002")
         # What a store created by an older version looks like.
         connection.execute(sa.text(f"DROP TABLE {_migrate.VERSION_TABLE}"))
         connection.execute(sa.text(_LMS_TABLE))
@@ -280,13 +291,7 @@ def test_opening_an_up_to_date_store_loads_no_alembic(tmp_path: Any) -> None:
 def test_upgrade_to_0003_replaces_the_learner_indexes(empty_url: str) -> None:
     """A store at revision 0002 gets (learner_id, id) indexes in place of (learner_id) ones,
     and pages through a learner's records afterwards."""
-    store = _open(empty_url)
-    records = [learner("L1"), *records_for("L1")]
-    store.add_all(records)
-    store.close()
-    engine = _engine(empty_url)
-    with engine.begin() as connection:
-        _migrate.downgrade(connection, "0002")
+    records, engine = _downgraded(empty_url, "0002")
     names = _indexes(engine, "lp_progress")
     assert "ix_lp_progress_learner_id" in names
     assert "ix_lp_progress_learner_id_id" not in names
@@ -339,15 +344,13 @@ def test_tables_of_user_defined_types_get_indexes_added_since(
 def test_upgrade_to_0005_indexes_when_rows_were_anonymised(empty_url: str) -> None:
     """A store at revision 0004 gets an ``lp_anonymised_at`` index on every record table,
     keeps its anonymised rows, and its re-check of them still reads them all."""
-    store = _open(empty_url)
-    records = [learner("L1"), *records_for("L1")]
-    store.add_all(records)
-    progress = [r for r in records if isinstance(r, Progress)]
-    assert store.anonymise_records(progress, now=NOW) == len(progress)
-    store.close()
-    engine = _engine(empty_url)
-    with engine.begin() as connection:
-        _migrate.downgrade(connection, "0004")
+    progress: list[Any] = []
+
+    def anonymise(store: Store, records: list[Any]) -> None:
+        progress.extend(r for r in records if isinstance(r, Progress))
+        assert store.anonymise_records(progress, now=NOW) == len(progress)
+
+    _, engine = _downgraded(empty_url, "0004", anonymise)
     with engine.connect() as connection:
         names = {i["name"] for i in sa.inspect(connection).get_indexes("lp_progress")}
         assert "ix_lp_progress_lp_anonymised_at" not in names

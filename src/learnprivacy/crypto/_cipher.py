@@ -55,6 +55,9 @@ _KIND_BYTES = _token.KIND_BYTES
 _HEADER = _token.HEADER_SIZE
 _HEADER_TEXT = _token.HEADER_TEXT_SIZE
 _BODY = _token.HEADER_SIZE + _token.NONCE_SIZE
+# The very object callers get as the default, so the hot path can compare by identity
+# (a scope equal to it but not identical takes the checked path, with the same result).
+_DEFAULT = DEFAULT_SCOPE
 
 
 class FieldCipher:
@@ -120,25 +123,24 @@ class FieldCipher:
         Raises :class:`~learnprivacy.errors.KeyShreddedError` if ``(subject, scope)`` was
         shredded (see :meth:`Keyring.revive`).
         """
-        # The common case first: a str value, a context, and a cached key. Only validated
-        # subjects and scopes ever enter the cache, so a hit needs no further checks. Any
-        # failure here (a miss, an unhashable argument, an empty nonce pool, text that is
-        # not UTF-8) falls through to _encrypt(), which checks everything in order and
-        # raises the right error, outside this handler so that no error chains one whose
-        # message may quote the subject or the value.
+        # The common case first: a str value, a context, the default scope and a cached
+        # key. Only validated subjects ever enter the cache, so a hit needs no further
+        # checks. Any failure here (a miss, an unhashable argument, an empty nonce pool,
+        # text that is not UTF-8) falls through to _encrypt(), which checks everything in
+        # order and raises the right error, outside this handler so that no error chains
+        # one whose message may quote the subject or the value.
         if type(value) is str and type(context) is str and context and not misplaced:
             try:
                 keys = self._cache[subject]
                 keys.used = True
-                sealer = keys.sealers[scope]
+                aead, head, prefix = keys.text if scope is _DEFAULT else None  # type: ignore[misc]
                 nonce = _take_nonce()
                 # The header is a whole number of base64 quanta, so its text is cached and
                 # only the nonce and ciphertext are encoded here.
                 return (
-                    sealer[1]
+                    head
                     + b2a_base64(
-                        nonce
-                        + sealer[0].encrypt(nonce, value.encode(), sealer[3] + context.encode()),
+                        nonce + aead.encrypt(nonce, value.encode(), prefix + context.encode()),
                         newline=False,
                     )
                     .translate(_ENCODE)
@@ -171,15 +173,11 @@ class FieldCipher:
         if type(context) is not str or not context:
             _misused("encrypt", misplaced, subject, context)
             check_context(context)
-        try:
-            keys = self._cache[subject]
-            keys.used = True
-            sealer: _token.Sealer | None = keys.sealers[scope]
-        except (KeyError, TypeError):
-            sealer = None
-        if sealer is None:
+        if subject is _REQUIRED:
             _misused("encrypt", misplaced, subject, context)
-            sealer = self._keyring._sealer(subject, scope)
+        sealer = self._sealer_of(subject, scope)
+        if text and scope == DEFAULT_SCOPE:
+            self._remember_text(subject, sealer)
         try:
             place = context.encode()
         except UnicodeEncodeError:
@@ -216,15 +214,17 @@ class FieldCipher:
         try:
             keys = self._cache[subject]
             keys.used = True
-            recent = keys.recent
-            if token.startswith(recent[0]):  # type: ignore[index]
-                # A text token of the key made active last (the header names key and kind).
-                aead, prefix, kind = recent[1], recent[2], 1  # type: ignore[index]
-            else:
-                aead, prefix, kind = keys.openers[token[:20]]
-            rest = a2b_base64(token.encode()[20:].translate(_DECODE), strict_mode=True)
-            plain = aead.decrypt(rest[:12], rest[12:], prefix + context.encode())
-            if kind == 1 and not misplaced and (token[-1] != "=" or token[-3:] in _CANONICAL_TAILS):
+            head, aead, prefix = keys.recent  # type: ignore[misc]
+            if not token.startswith(head):
+                # Not a text token of the key made active last: look its header up.
+                aead, prefix, kind = keys.openers[token[:_HEADER_TEXT]]
+                if kind != 1:
+                    raise KeyError
+            # The prefix and header are translated too, then cut off: it is the cheapest
+            # order, and what they say was just matched.
+            raw = a2b_base64(token.encode().translate(_DECODE)[_HEADER_TEXT:], strict_mode=True)
+            plain = aead.decrypt(raw[:12], raw[12:], prefix + context.encode())
+            if not misplaced and (token[-1] != "=" or token[-3:] in _CANONICAL_TAILS):
                 return plain.decode()
         except (ValueError, KeyError, TypeError, AttributeError, InvalidTag):
             pass
@@ -410,6 +410,13 @@ class FieldCipher:
         if sealer is None:
             sealer = self._keyring._sealer(subject, scope)
         return sealer
+
+    def _remember_text(self, subject: str, sealer: _token.Sealer) -> None:
+        """Give the cache entry of ``subject`` the unpacked default-scope sealer that
+        :meth:`encrypt`'s hot path uses, if ``sealer`` is still that entry's."""
+        keys = self._cache.get(subject)
+        if keys is not None and keys.sealers.get(DEFAULT_SCOPE) is sealer:
+            keys.text = (sealer[0], sealer[1], sealer[3])
 
     def _open(self, token: str, subject: str, context: str) -> tuple[int, bytes]:
         if type(token) is not str:
