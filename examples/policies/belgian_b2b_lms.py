@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 
 from examples.policies import _rules
-from examples.policies._promise import Disclosure, Gap, Promise, Rights, build_register
+from examples.policies._promise import Disclosure, Gap, Promise, Rights, build_register, reported
 from learnprivacy import (
     APD_GBA,
     Controller,
@@ -274,10 +274,7 @@ def component_metadata() -> list[MetadataCollection]:
 #: own pseudonyms, never the learners' contact details.
 B2B_CLIENT = ReportProfile(
     recipient="b2b-client",
-    fields={
-        "Progress": ("course_id", "status", "recorded_at", "score", "time_spent"),
-        "Certificate": ("course_id", "kind", "issued_at"),
-    },
+    fields=reported("Progress", "Certificate"),
     pseudonym_domain="job-access-b2b-client",
     description="Progress reports, KPIs and ratios for the employer (line 93)",
 )

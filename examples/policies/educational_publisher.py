@@ -23,7 +23,7 @@ import datetime as dt
 from collections.abc import Mapping
 
 from examples.policies import _rules
-from examples.policies._promise import Disclosure, Gap, Promise, Rights, build_register
+from examples.policies._promise import Disclosure, Gap, Promise, Rights, build_register, reported
 from learnprivacy import Controller, DataCategory, Hosting, records
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.export.reports import ReportProfile
@@ -102,10 +102,7 @@ CONTROLLER = Controller(
 #: administratifs »: the funding file and the attestation, no score, no contact.
 CPF_FUNDER = ReportProfile(
     recipient="cpf-funder",
-    fields={
-        "Funding": ("funder", "dossier_reference", "opened_at", "closed_at", "amount"),
-        "Certificate": ("course_id", "kind", "issued_at"),
-    },
+    fields=reported("Funding", "Certificate"),
     pseudonym_domain="sejer-cpf-funder",
     description="Administrative data of a funded training (line 12)",
 )
@@ -114,11 +111,7 @@ CPF_FUNDER = ReportProfile(
 #: learning path itself « outre les informations administratives ».
 EMPLOYER = ReportProfile(
     recipient="employer",
-    fields={
-        "Progress": ("course_id", "status", "recorded_at", "score", "time_spent"),
-        "Certificate": ("course_id", "kind", "issued_at"),
-        "Funding": ("funder", "dossier_reference", "opened_at", "closed_at", "amount"),
-    },
+    fields=reported("Progress", "Certificate", "Funding"),
     pseudonym_domain="sejer-employer",
     description="Learning path and administrative data of a training plan (line 13)",
 )

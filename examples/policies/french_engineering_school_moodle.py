@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 
 from examples.policies import _rules
-from examples.policies._promise import Disclosure, Gap, Promise, Rights, build_register
+from examples.policies._promise import Disclosure, Gap, Promise, Rights, build_register, reported
 from learnprivacy import Controller, DataCategory, records
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.export.reports import ReportProfile
@@ -127,10 +127,7 @@ CONTROLLER = Controller(
 #: attendance included, no scores.
 FUNDERS = ReportProfile(
     recipient="funders",
-    fields={
-        "Funding": ("funder", "dossier_reference", "opened_at", "closed_at", "amount"),
-        "Certificate": ("course_id", "kind", "issued_at"),
-    },
+    fields=reported("Funding", "Certificate"),
     pseudonym_domain="junia-funders",
     description="Attendance and funding documents (line 25)",
 )
