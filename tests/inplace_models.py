@@ -65,6 +65,24 @@ def add_users(engine: Engine, m: SimpleNamespace, ana_writes: str) -> None:
         s.commit()
 
 
+def add_invoice(
+    engine: Engine, m: SimpleNamespace, invoice_id: str, amount: str, issued_at: dt.datetime
+) -> None:
+    """An invoice of Ana's (``u1``, billed as Ana Silva) for ``amount``, issued at
+    ``issued_at``, in :func:`declarative_models`' ``invoices``."""
+    with Session(engine) as s:
+        s.add(
+            m.Invoice(
+                id=invoice_id,
+                user_id="u1",
+                billing_name="Ana Silva",
+                amount=Decimal(amount),
+                issued_at=issued_at,
+            )
+        )
+        s.commit()
+
+
 def declarative_models() -> SimpleNamespace:
     """Users, forum posts and invoices on a new SQLAlchemy 2 declarative base."""
 

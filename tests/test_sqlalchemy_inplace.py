@@ -6,7 +6,6 @@ import datetime as dt
 import re
 import sqlite3
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -26,7 +25,7 @@ from learnprivacy.errors import (
     ValidationError,
 )
 from tests import NOW, names
-from tests.inplace_models import add_users, bound, declarative_models, sqlmodel_models
+from tests.inplace_models import add_invoice, add_users, bound, declarative_models, sqlmodel_models
 
 UTC = dt.UTC
 MASTER = bytes(range(32))
@@ -309,17 +308,7 @@ def _sqlite_rows(path: Path, query: str) -> list[Any]:
 def test_invoice_amounts_stay_clear(app: SimpleNamespace) -> None:
     """Non-personal columns (amounts) are stored in clear and read as declared."""
     add_ana(app.engine, app.m)
-    with Session(app.engine) as s:
-        s.add(
-            app.m.Invoice(
-                id="F1",
-                user_id="u1",
-                billing_name="Ana Silva",
-                amount=Decimal("120.00"),
-                issued_at=NOW,
-            )
-        )
-        s.commit()
+    add_invoice(app.engine, app.m, "F1", "120.00", NOW)
     rows = _sqlite_rows(app.path / "app.db", "SELECT amount, billing_name FROM invoices")
     assert rows[0][0] == 120
     assert rows[0][1].startswith("lp1.")
