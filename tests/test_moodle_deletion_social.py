@@ -18,13 +18,12 @@ import sqlalchemy as sa
 
 from learnprivacy.errors import PolicyError
 from learnprivacy.moodle import MoodleDatabase, MoodleProvider
-from learnprivacy.moodle._schema import MoodleSchema
-from learnprivacy.moodle._schema_social import SOCIAL_TABLES
+from learnprivacy.moodle._schema import MoodleSchema, table_group
 from learnprivacy.moodle._time import to_unix
 from learnprivacy.providers import ApprovedContextList, Context
 from learnprivacy.testing.moodle import insert_rows
 from tests import NOW
-from tests.conftest import synthetic_site
+from tests.conftest import in_course_module, synthetic_site
 from tests.test_moodle_deletion import forum_posts
 
 SCHEMA = MoodleSchema()
@@ -154,13 +153,10 @@ def _plant(engine: sa.Engine, learners: list[int]) -> dict[str, int]:
 def _assign_files(engine: sa.Engine) -> dict[str, int]:
     """Files on one submission and one grade of an assignment, and on someone else's."""
     s = SCHEMA["assign_submission"]
-    cm, mod, ctx = SCHEMA["course_modules"], SCHEMA["modules"], SCHEMA["context"]
+    ctx = SCHEMA["context"]
+    in_module, cm = in_course_module(s, s.c.assignment, "assign")
     with engine.begin() as c:
-        joined = (
-            s.join(cm, cm.c.instance == s.c.assignment)
-            .join(mod, sa.and_(mod.c.id == cm.c.module, mod.c.name == "assign"))
-            .join(ctx, sa.and_(ctx.c.instanceid == cm.c.id, ctx.c.contextlevel == 70))
-        )
+        joined = in_module.join(ctx, sa.and_(ctx.c.instanceid == cm.c.id, ctx.c.contextlevel == 70))
         columns = (s.c.id, s.c.userid, s.c.assignment, cm.c.id, ctx.c.id)
         row = _one(c, sa.select(*columns).select_from(joined).order_by(s.c.id))
         submission, author, assignment, cmid, context = (int(v) for v in row)
@@ -353,7 +349,7 @@ def test_plan_writes_nothing_and_deletion_is_refused(
                         sa.select(sa.func.count()).select_from(db.schema[t])
                     ).scalar()
                 )
-                for t in sorted(SOCIAL_TABLES)
+                for t in sorted({*table_group("social"), *table_group("forum_follow")})
             }
 
     before = counts()
