@@ -544,24 +544,19 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 target=FLOOR_TARGET,
             )
         )
-        if baseline:
-            rows.append(
-                ratio_row(
-                    f"{name}, against the version that kept keys with the records",
-                    _sample(times["store"]),
-                    _sample(times["baseline"]),
-                    target=ERASE_TARGET,
+        for how, mine, theirs in (
+            (",", "store", "baseline"),
+            (" in a fresh process, imports counted,", "cold", "cold baseline"),
+        ):
+            if baseline:
+                rows.append(
+                    ratio_row(
+                        f"{name}{how} against the version that kept keys with the records",
+                        _sample(times[mine]),
+                        _sample(times[theirs]),
+                        target=ERASE_TARGET,
+                    )
                 )
-            )
-            rows.append(
-                ratio_row(
-                    f"{name} in a fresh process, imports counted, against the same "
-                    "version that kept keys with the records",
-                    _sample(times["cold"]),
-                    _sample(times["cold baseline"]),
-                    target=ERASE_TARGET,
-                )
-            )
         keys = tmp / "rotate.keys.db"
         _child(["--rotation-store", str(keys), str(count)])
         rotations: dict[str, list[float]] = {"store": [], "floor": []}
