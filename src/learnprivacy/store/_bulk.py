@@ -22,7 +22,9 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     Connection,
+    CursorResult,
     DateTime,
+    Executable,
     String,
     Table,
     any_,
@@ -35,7 +37,7 @@ from sqlalchemy import (
 
 from learnprivacy.store._types import ExactDecimal
 
-__all__ = ["bulk_insert", "ids_in"]
+__all__ = ["bulk_insert", "cursor_rows", "driver_rows", "ids_in"]
 
 _Convert = Callable[[Any], Any]
 
@@ -101,6 +103,24 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, A
             values.append(value)
         tuples.append(tuple(values))
     connection.exec_driver_sql(sql, tuples)
+
+
+def driver_rows(connection: Connection, query: Executable) -> list[Any]:
+    """The rows of ``query`` as the driver returns them (tuples): for columns whose
+    driver values are already what the caller wants (text, bytes), read in bulk."""
+    return cursor_rows(connection.execute(query))
+
+
+def cursor_rows(result: CursorResult[Any]) -> list[Any]:
+    """Every row of ``result`` taken from the driver's cursor, without SQLAlchemy's
+    ``Row`` objects or result processing; the result is closed.
+
+    SQLAlchemy still compiled (from its cache) and bound the statement.
+    """
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
 
 
 def ids_in(column: ColumnElement[Any], values: Sequence[str], dialect: str) -> ColumnElement[bool]:

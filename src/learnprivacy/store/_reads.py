@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, Connection, Select, func, select
 
 from learnprivacy.crypto._blind_index import normalise_text
 from learnprivacy.errors import ValidationError
+from learnprivacy.store._bulk import cursor_rows
 from learnprivacy.store._codec import Codec, RowReader, column_value
 from learnprivacy.store._common import collector_paused, visible
 from learnprivacy.store._schema import ANONYMISED, FieldSpec, Kind, RecordTable
@@ -80,15 +81,10 @@ def fetch(
     ``Row`` per row. Rows it cannot read that way are fetched through SQLAlchemy.
     """
     result = connection.execute(query)
-    cursor = result.cursor
-    read = None if cursor is None else codec.raw_reader(connection.dialect, cursor.description)
+    read = codec.raw_reader(connection.dialect, result.cursor.description)
     if read is None:
         return result.all(), codec.from_row
-    try:
-        rows = cursor.fetchall()
-    finally:
-        result.close()
-    return rows, read
+    return cursor_rows(result), read
 
 
 def _matching(
