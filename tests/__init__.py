@@ -14,7 +14,16 @@ import pytest
 
 from learnprivacy import records
 from learnprivacy.providers import ApprovedContextList, Context, ContextList
-from learnprivacy.requests import Channel, RequestBook, Requester, RequestType, SubjectRequest
+from learnprivacy.requests import (
+    Channel,
+    RequestBook,
+    Requester,
+    RequestState,
+    RequestType,
+    SubjectRequest,
+)
+from learnprivacy.requests._outcomes import RecordOutcome, StepResult
+from learnprivacy.retention import Action
 
 #: The one "now" of the test suite: tests never read the clock (the ``now`` fixture of
 #: tests/conftest.py returns it too).
@@ -90,6 +99,60 @@ def record_of(learner_id: str, record_type: type[R], suffix: str, **values: Any)
     """A :func:`sample` ``record_type`` record of learner ``learner_id``, its id
     ``{learner_id}-{suffix}`` (``record_of("L2", Progress, "P1")`` is ``L2-P1``)."""
     return sample(record_type, id=f"{learner_id}-{suffix}", learner_id=learner_id, **values)
+
+
+def paid_and_logged_in(learner_id: str, now: dt.datetime) -> list[Any]:
+    """An invoice of ``learner_id`` issued 20 days before ``now`` (``I1``: 490.00 to 1 rue
+    de la Paix, Paris) and a login the day before (``A1``, from 192.0.2.7)."""
+    return [
+        record_of(
+            learner_id,
+            records.Invoice,
+            "I1",
+            billing_address="1 rue de la Paix, Paris",
+            amount=Decimal("490.00"),
+            issued_at=now - dt.timedelta(days=20),
+        ),
+        record_of(
+            learner_id, records.AccessEvent, "A1", at=now - dt.timedelta(days=1), ip="192.0.2.7"
+        ),
+    ]
+
+
+def assert_stale_move_refused(
+    book: RequestBook, moved: SubjectRequest, previous: Any, *, event: str, at: dt.datetime
+) -> RequestState:
+    """Writing ``moved`` (a move by ``event`` from a version of the request someone else
+    has already moved past), chained after the history entry ``previous``, through
+    ``book``'s backend is refused and writes nothing: the history still verifies. The
+    state ``book`` reads afterwards is returned."""
+    from learnprivacy.errors import RequestStateError
+    from learnprivacy.requests._history import next_entry
+
+    entry = next_entry(
+        previous,
+        request_id=moved.id,
+        at=at,
+        event=event,
+        state_before=RequestState.RECEIVED,
+        state_after=moved.state,
+    )
+    with pytest.raises(RequestStateError):
+        book.backend.replace_request(moved, entry)
+    assert book.verify(moved)
+    return book.get(moved).state
+
+
+#: Invoice ``I1`` kept under its legal minimum by an erasure, and restricted.
+INVOICE_KEPT = RecordOutcome(
+    record_type="Invoice", record_id="I1", action=Action.RESTRICT, article="GDPR Art. 17(3)(b)"
+)
+
+
+def erase_store_step(at: dt.datetime, *records: RecordOutcome, **parts: Any) -> StepResult:
+    """The store's erasure step of a request, done at ``at`` with the outcomes
+    ``records``; ``parts``: the step's other fields (``facts``, ``artifact``...)."""
+    return StepResult(name="erase_store", completed_at=at, records=records, **parts)
 
 
 def names(text: str, value: str) -> bool:

@@ -110,6 +110,21 @@ def open_engine(url: str) -> sa.Engine:
     return engine
 
 
+def in_course_module(
+    source: sa.FromClause, instance: sa.ColumnElement[Any], module: str
+) -> tuple[sa.Join, sa.Table]:
+    """``source`` joined to the course module of the ``module`` activity (``"forum"``,
+    ``"quiz"``...) whose instance id is its column ``instance``; and ``course_modules``."""
+    from learnprivacy.moodle._schema import MoodleSchema
+
+    schema = MoodleSchema()
+    cm, mod = schema["course_modules"], schema["modules"]
+    joined = source.join(cm, cm.c.instance == instance).join(
+        mod, sa.and_(mod.c.id == cm.c.module, mod.c.name == module)
+    )
+    return joined, cm
+
+
 def synthetic_site(url: str, *, users: int, courses: int) -> tuple[sa.Engine, FixtureSummary]:
     """An engine on ``url`` holding Moodle's schema and a site that ``populate`` generated
     at :data:`tests.NOW` (``users`` accounts, ``courses`` courses), and its summary."""

@@ -153,3 +153,87 @@ def test_shredding_one_scope_spares_the_other_on_the_fast_path(cipher: FieldCiph
     assert cipher.decrypt(kept, subject="L1", context="c") == EMAIL
     with pytest.raises(KeyShreddedError):
         cipher.decrypt(gone, subject="L1", context="c")
+
+
+def test_the_default_scopes_unpacked_sealer_serves_that_scope_only(cipher: FieldCipher) -> None:
+    default = cipher.encrypt(EMAIL, subject="L1", context="c")
+    assert cipher._cache["L1"].text is not None  # the short path's entry is in place
+    other = cipher.encrypt(EMAIL, subject="L1", context="c", scope="billing")
+    assert cipher.key_id(other) != cipher.key_id(default)
+    again = cipher.encrypt(EMAIL, subject="L1", context="c")
+    assert cipher.key_id(again) == cipher.key_id(default)
+    # A scope equal to the default but another object takes the checked path: same key.
+    spelled = "".join(["def", "ault"])
+    same = cipher.encrypt(EMAIL, subject="L1", context="c", scope=spelled)
+    assert cipher.key_id(same) == cipher.key_id(default)
+    assert cipher.decrypt(other, subject="L1", context="c") == EMAIL
+
+
+def test_a_stale_sealer_is_never_remembered_for_the_short_path(cipher: FieldCipher) -> None:
+    cipher.encrypt(EMAIL, subject="L1", context="c")
+    stale = cipher._cache["L1"].sealers["default"]
+    old = cipher.encrypt(EMAIL, subject="L1", context="c")
+    cipher.keyring.retire("L1", "default")
+    fresh = cipher.encrypt(EMAIL, subject="L1", context="c")
+    keys = cipher._cache["L1"]
+    cipher._remember_text("L1", stale)  # as a thread that lost a race with retire() would
+    assert keys.text is not None
+    assert keys.text[0] == fresh[:20]
+    assert cipher.key_id(cipher.encrypt(EMAIL, subject="L1", context="c")) != cipher.key_id(old)
+
+
+def test_a_str_subclass_is_refused_cached_or_not(cipher: FieldCipher) -> None:
+    class Text(str):
+        pass
+
+    cold = FieldCipher(Keyring.generate())
+    for one in (cipher, cold):
+        with pytest.raises(ValidationError):
+            one.encrypt(Text(EMAIL), subject="L1", context="c")
+
+
+def test_the_canonical_tail_rule_is_the_set_of_allowed_tails_it_replaced() -> None:
+    """Every three-character ending (alphabet and "="), through the short paths' inline
+    rule and _token.canonical_tail, against the set of allowed tails they replaced."""
+    from learnprivacy.crypto import _token
+
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    allowed = {last + "==" for last in alphabet[::16]} | {
+        before + last + "=" for before in alphabet for last in alphabet[::4]
+    }
+    one, two = _token.BEFORE_ONE_PAD, _token.BEFORE_TWO_PADS
+    for a in alphabet:
+        for b in alphabet + "=":
+            for c in alphabet + "=":
+                tail = "AAAA" + a + b + c
+                if "=" in b and c != "=":
+                    continue  # "=" then a character: the strict decoder refuses it first
+                old = tail[-1] != "=" or tail[-3:] in allowed
+                inline = tail[-1] != "=" or (
+                    tail[-2] in one if tail[-2] != "=" else tail[-3] in two
+                )
+                assert inline == old == _token.canonical_tail(tail), tail
+
+
+@pytest.mark.parametrize("pads", ["=", "=="])
+def test_respelled_padding_fails_on_every_short_path(cipher: FieldCipher, pads: str) -> None:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    value, padded = next(
+        (EMAIL[:n], t)
+        for n in range(9)
+        for t in [cipher.encrypt(EMAIL[:n], subject="L1", context="c")]
+        if t.endswith(pads) and not t.endswith("=" + pads)
+    )
+    at = len(padded) - len(pads) - 1
+    spare = 1 if pads == "=" else 3  # the unused low bits of that character
+    for bits in range(1, spare + 1):
+        respelled = padded[:at] + alphabet[alphabet.index(padded[at]) | bits] + pads
+        assert respelled != padded
+        with pytest.raises(DecryptionError):
+            cipher.decrypt(respelled, subject="L1", context="c")
+        with pytest.raises(DecryptionError):
+            cipher.decrypt_many([padded, respelled], subject="L1", contexts=["c", "c"])
+        with pytest.raises(DecryptionError):
+            cipher._open_text(cipher._openers_of("L1"), respelled, "L1", "c")
+    assert cipher.decrypt_many([padded], subject="L1", contexts=["c"]) == [value]
+    assert cipher.decrypt(padded, subject="L1", context="c") == value

@@ -37,6 +37,7 @@ from learnprivacy.crypto import (
 )
 from learnprivacy.crypto._keystore import KeyEntry, KeyState
 from learnprivacy.crypto._master import MasterKey
+from learnprivacy.errors import DecryptionError, ValidationError
 
 VECTORS = Path(__file__).parent / "vectors" / "crypto_v1.json"
 
@@ -135,6 +136,22 @@ def test_field_token_vectors_match_the_reference(vector: dict[str, Any]) -> None
     assert token == vector["token"]
 
 
+def _keyring_of(vector: dict[str, Any]) -> Keyring:
+    """A keyring whose store holds the vector's wrapped data key, active."""
+    store = InMemoryKeyStore()
+    store.add(
+        KeyEntry(
+            subject=vector["subject"],
+            scope=vector["scope"],
+            key_id=vector["key_id"],
+            state=KeyState.ACTIVE,
+            master_key_id=vector["master_key_id"],
+            wrapped=bytes.fromhex(vector["wrapped"]),
+        )
+    )
+    return Keyring(bytes.fromhex(vector["master_key"]), store=store)
+
+
 @pytest.mark.parametrize("vector", _load()["field_tokens"], ids=lambda v: v["name"])
 def test_field_token_vectors_match_the_library(vector: dict[str, Any]) -> None:
     """learnprivacy wraps, encrypts (with the vector's nonce) and decrypts exactly so."""
@@ -148,18 +165,7 @@ def test_field_token_vectors_match_the_library(vector: dict[str, Any]) -> None:
         nonce=bytes.fromhex(vector["wrap_nonce"]),
     )
     assert wrapped.hex() == vector["wrapped"]
-    store = InMemoryKeyStore()
-    store.add(
-        KeyEntry(
-            subject=subject,
-            scope=scope,
-            key_id=vector["key_id"],
-            state=KeyState.ACTIVE,
-            master_key_id=vector["master_key_id"],
-            wrapped=wrapped,
-        )
-    )
-    keyring = Keyring(master, store=store)
+    keyring = _keyring_of(vector)
     assert keyring.master_key_id == vector["master_key_id"]
     cipher = FieldCipher(keyring)
     plaintext = _plaintext(vector)
@@ -327,3 +333,29 @@ if __name__ == "__main__" and "--regenerate" in sys.argv:
     VECTORS.write_text(
         json.dumps(_generate(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
+
+
+@pytest.mark.parametrize("vector", _load()["field_tokens"], ids=lambda v: v["name"])
+def test_field_token_vectors_through_the_warm_short_paths(vector: dict[str, Any]) -> None:
+    """With the key cached, encrypt and decrypt take their short paths: they must still
+    write the vector's exact token and open it (and refuse it elsewhere)."""
+    subject, scope, context = vector["subject"], vector["scope"], vector["context"]
+    cipher = FieldCipher(_keyring_of(vector))
+    plaintext = _plaintext(vector)
+    for _ in range(3):  # cold, then warm twice
+        _nonce.inject(bytes.fromhex(vector["nonce"]))
+        assert (
+            cipher.encrypt(plaintext, subject=subject, context=context, scope=scope)
+            == (vector["token"])
+        )
+        assert cipher.decrypt_value(vector["token"], subject=subject, context=context) == plaintext
+        if vector["kind"] == 1:
+            assert cipher.decrypt(vector["token"], subject=subject, context=context) == plaintext
+            assert cipher.decrypt_many([vector["token"]], subject=subject, contexts=[context]) == [
+                plaintext
+            ]
+            with pytest.raises(DecryptionError):
+                cipher.decrypt(vector["token"], subject=subject, context=context + "x")
+        else:
+            with pytest.raises(ValidationError):
+                cipher.decrypt(vector["token"], subject=subject, context=context)

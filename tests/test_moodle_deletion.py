@@ -22,7 +22,7 @@ from learnprivacy.moodle._time import to_unix
 from learnprivacy.providers import ApprovedContextList, Context
 from learnprivacy.testing.moodle import FixtureSummary, insert_rows
 from tests import NOW
-from tests.conftest import synthetic_site
+from tests.conftest import in_course_module, synthetic_site
 
 SOURCES = {source.name: source for source in CONTENT_SOURCES}
 TEACHER = 2
@@ -37,15 +37,11 @@ def forum_posts(c: sa.Connection) -> list[Any]:
     """Every forum post as ``(post id, author, course module, forum, discussion)``."""
     schema = MoodleSchema()
     fp, fd = schema["forum_posts"], schema["forum_discussions"]
-    cm, mod = schema["course_modules"], schema["modules"]
+    joined, cm = in_course_module(fp.join(fd, fd.c.id == fp.c.discussion), fd.c.forum, "forum")
     return list(
         c.execute(
             sa.select(fp.c.id, fp.c.userid, cm.c.id, fd.c.forum, fd.c.id)
-            .select_from(
-                fp.join(fd, fd.c.id == fp.c.discussion)
-                .join(cm, cm.c.instance == fd.c.forum)
-                .join(mod, sa.and_(mod.c.id == cm.c.module, mod.c.name == "forum"))
-            )
+            .select_from(joined)
             .order_by(fp.c.id)
         ).all()
     )

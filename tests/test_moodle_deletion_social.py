@@ -24,7 +24,7 @@ from learnprivacy.moodle._time import to_unix
 from learnprivacy.providers import ApprovedContextList, Context
 from learnprivacy.testing.moodle import insert_rows
 from tests import NOW
-from tests.conftest import synthetic_site
+from tests.conftest import in_course_module, synthetic_site
 from tests.test_moodle_deletion import forum_posts
 
 SCHEMA = MoodleSchema()
@@ -154,13 +154,10 @@ def _plant(engine: sa.Engine, learners: list[int]) -> dict[str, int]:
 def _assign_files(engine: sa.Engine) -> dict[str, int]:
     """Files on one submission and one grade of an assignment, and on someone else's."""
     s = SCHEMA["assign_submission"]
-    cm, mod, ctx = SCHEMA["course_modules"], SCHEMA["modules"], SCHEMA["context"]
+    ctx = SCHEMA["context"]
+    in_module, cm = in_course_module(s, s.c.assignment, "assign")
     with engine.begin() as c:
-        joined = (
-            s.join(cm, cm.c.instance == s.c.assignment)
-            .join(mod, sa.and_(mod.c.id == cm.c.module, mod.c.name == "assign"))
-            .join(ctx, sa.and_(ctx.c.instanceid == cm.c.id, ctx.c.contextlevel == 70))
-        )
+        joined = in_module.join(ctx, sa.and_(ctx.c.instanceid == cm.c.id, ctx.c.contextlevel == 70))
         columns = (s.c.id, s.c.userid, s.c.assignment, cm.c.id, ctx.c.id)
         row = _one(c, sa.select(*columns).select_from(joined).order_by(s.c.id))
         submission, author, assignment, cmid, context = (int(v) for v in row)

@@ -28,22 +28,19 @@ from learnprivacy.providers import (
 )
 from learnprivacy.testing.moodle import create_schema, populate
 from tests import NOW
-from tests.conftest import open_engine
+from tests.conftest import in_course_module, open_engine
 
 SOURCES = {source.name: source for source in GLOSSARY_SOURCES}
 
 
 def _entries(engine: sa.Engine) -> list[tuple[int, int, int, str]]:
     """(author, course module, entry id, concept) of every entry, in id order."""
-    schema = MoodleSchema()
-    e, cm, m = schema["glossary_entries"], schema["course_modules"], schema["modules"]
+    e = MoodleSchema()["glossary_entries"]
+    joined, cm = in_course_module(e, e.c.glossaryid, "glossary")
     with engine.connect() as c:
         rows = c.execute(
-            sa.select(e.c.userid, cm.c.id, e.c.id, e.c.concept)
-            .select_from(e.join(cm, cm.c.instance == e.c.glossaryid).join(
-                m, sa.and_(m.c.id == cm.c.module, m.c.name == "glossary")))
-            .order_by(e.c.id)
-        ).all()  # fmt: skip
+            sa.select(e.c.userid, cm.c.id, e.c.id, e.c.concept).select_from(joined).order_by(e.c.id)
+        ).all()
     return [(int(a), int(b), int(i), str(n)) for a, b, i, n in rows]
 
 

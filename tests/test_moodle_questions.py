@@ -28,7 +28,7 @@ from learnprivacy.providers import (
 )
 from learnprivacy.testing.moodle import create_schema, insert_rows, populate
 from tests import NOW
-from tests.conftest import open_engine
+from tests.conftest import in_course_module, open_engine
 
 SOURCE = QUESTION_SOURCES[0]
 STAMP = to_unix(NOW)
@@ -45,15 +45,14 @@ def _steps(attempt_id: int, *states: tuple[str, float | None]) -> list[dict[str,
 
 def _plant(engine: sa.Engine) -> dict[str, Any]:
     """Two questions answered in one learner's attempt, one in another learner's."""
-    schema = MoodleSchema()
-    t, cm, m = schema["quiz_attempts"], schema["course_modules"], schema["modules"]
+    t = MoodleSchema()["quiz_attempts"]
+    joined, cm = in_course_module(t, t.c.quiz, "quiz")
     with engine.begin() as c:
         attempts = c.execute(
             sa.select(t.c.userid, t.c.uniqueid, t.c.attempt, cm.c.id)
-            .select_from(t.join(cm, cm.c.instance == t.c.quiz).join(
-                m, sa.and_(m.c.id == cm.c.module, m.c.name == "quiz")))
+            .select_from(joined)
             .order_by(t.c.id)
-        ).all()  # fmt: skip
+        ).all()
         mine = attempts[0]
         theirs = next(a for a in attempts if a[0] != mine[0])
         insert_rows(c, "question", [

@@ -14,7 +14,6 @@ import importlib
 import json
 import zipfile
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -46,7 +45,7 @@ from learnprivacy.requests._vocabulary import IDENTITY_PROOFS
 from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.retention import Schedule
 from learnprivacy.store import Store
-from tests import receive_request, record_of, sample
+from tests import paid_and_logged_in, receive_request, record_of, sample
 from tests.test_policy_conformance import MODULES
 
 UTC = dt.UTC
@@ -104,21 +103,7 @@ def learner(learner_id: str, email: str) -> list[Any]:
             issued_at=T - dt.timedelta(days=2),
             verification_code=f"VERIF-{learner_id}",
         ),
-        record_of(
-            learner_id,
-            rec.Invoice,
-            "I1",
-            billing_address="1 rue de la Paix, Paris",
-            amount=Decimal("490.00"),
-            issued_at=T - dt.timedelta(days=20),
-        ),
-        record_of(
-            learner_id,
-            rec.AccessEvent,
-            "A1",
-            at=T - dt.timedelta(days=1),
-            ip="192.0.2.7",
-        ),
+        *paid_and_logged_in(learner_id, T),
     ]
 
 

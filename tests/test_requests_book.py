@@ -14,7 +14,6 @@ import attrs
 import pytest
 from sqlalchemy import text
 
-from learnprivacy import Action
 from learnprivacy.crypto import FieldCipher, Keyring
 from learnprivacy.errors import (
     AuditTampered,
@@ -40,10 +39,10 @@ from learnprivacy.requests import (
     WithdrawConsentParams,
 )
 from learnprivacy.requests._model import Failure
-from learnprivacy.requests._outcomes import RecordOutcome, StepResult
+from learnprivacy.requests._outcomes import StepResult
 from learnprivacy.requests._vocabulary import IdentityStatus
 from learnprivacy.requests.sql import SQLBackend
-from tests import receive_request
+from tests import INVOICE_KEPT, assert_stale_move_refused, erase_store_step, receive_request
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -231,19 +230,7 @@ def test_partly_executed_request_cannot_be_refused(book: RequestBook) -> None:
 def test_record_step_is_kept_once(book: RequestBook) -> None:
     """A step recorded twice is kept once; its outcomes round-trip through the backend."""
     request = book.verify_identity(receive(book), method=ProofMethod.IN_PERSON, now=T0)
-    step = StepResult(
-        name="erase_store",
-        completed_at=T0,
-        records=(
-            RecordOutcome(
-                record_type="Invoice",
-                record_id="I1",
-                action=Action.RESTRICT,
-                article="GDPR Art. 17(3)(b)",
-            ),
-        ),
-        facts={"erased": "3"},
-    )
+    step = erase_store_step(T0, INVOICE_KEPT, facts={"erased": "3"})
     once = book.record_step(request, step, now=T0)
     assert book.record_step(request, step, now=T0) == once
     assert book.get(request).steps == (step,)
@@ -344,22 +331,11 @@ def test_truncated_history_is_detected(book: RequestBook) -> None:
 def test_concurrent_writer_is_refused(book: RequestBook) -> None:
     """Two writers moving the same version: the second is refused, nothing written."""
     request = receive(book)
-    from learnprivacy.requests._history import next_entry
-
     stale = attrs.evolve(request, version=2, state=RequestState.CANCELLED)
     book.request_identity(request, now=T0)
-    entry = next_entry(
-        book.history(request)[-1],
-        request_id=request.id,
-        at=T0,
-        event="cancelled",
-        state_before=RequestState.RECEIVED,
-        state_after=RequestState.CANCELLED,
-    )
-    with pytest.raises(RequestStateError):
-        book.backend.replace_request(stale, entry)
-    assert book.get(request).state is RequestState.AWAITING_IDENTITY
-    assert book.verify(request)
+    last = book.history(request)[-1]
+    state = assert_stale_move_refused(book, stale, last, event="cancelled", at=T0)
+    assert state is RequestState.AWAITING_IDENTITY
 
 
 def test_unknown_request(book: RequestBook) -> None:

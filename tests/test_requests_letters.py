@@ -29,7 +29,7 @@ from learnprivacy.requests._outcomes import (
     RecordOutcome,
     StepResult,
 )
-from tests import receive_request
+from tests import INVOICE_KEPT, erase_store_step, receive_request
 
 UTC = dt.UTC
 T = dt.datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
@@ -72,23 +72,15 @@ def completed_erasure(book: RequestBook) -> SubjectRequest:
     request = started(book)
     request = book.record_step(
         request,
-        StepResult(
-            name="erase_store",
-            completed_at=T,
-            records=(
-                RecordOutcome(
-                    record_type="Progress",
-                    record_id="P1",
-                    action=Action.ERASE,
-                    article="GDPR Art. 17(1)",
-                ),
-                RecordOutcome(
-                    record_type="Invoice",
-                    record_id="I1",
-                    action=Action.RESTRICT,
-                    article="GDPR Art. 17(3)(b)",
-                ),
+        erase_store_step(
+            T,
+            RecordOutcome(
+                record_type="Progress",
+                record_id="P1",
+                action=Action.ERASE,
+                article="GDPR Art. 17(1)",
             ),
+            INVOICE_KEPT,
         ),
         now=T,
     )

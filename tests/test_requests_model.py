@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -43,6 +44,7 @@ from learnprivacy.requests._outcomes import (
 )
 from learnprivacy.requests._params import params_from_dict
 from learnprivacy.requests._vocabulary import IdentityStatus
+from tests import INVOICE_KEPT, erase_store_step
 
 UTC = dt.UTC
 T = dt.datetime(2026, 5, 4, 14, 0, tzinfo=UTC)
@@ -182,18 +184,9 @@ def test_repr_masks_personal_values() -> None:
 
 def full_request() -> SubjectRequest:
     """A request with every optional part filled."""
-    step = StepResult(
-        name="erase_store",
-        completed_at=T,
-        records=(
-            RecordOutcome(
-                record_type="Invoice",
-                record_id="I1",
-                action=Action.RESTRICT,
-                article="GDPR Art. 17(3)(b)",
-                reason="legal minimum",
-            ),
-        ),
+    step = erase_store_step(
+        T,
+        attrs.evolve(INVOICE_KEPT, reason="legal minimum"),
         facts={"erased": "2"},
         artifact="/tmp/x.zip",  # noqa: S108 - a path stored as text, never opened
     )

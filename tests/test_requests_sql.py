@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from learnprivacy.crypto import FieldCipher, Keyring
-from learnprivacy.errors import ConfigurationError, DecryptionError, RequestStateError
+from learnprivacy.errors import ConfigurationError, DecryptionError
 from learnprivacy.requests import (
     Channel,
     DeathAction,
@@ -30,9 +30,8 @@ from learnprivacy.requests import (
     RequestType,
 )
 from learnprivacy.requests._backend import RequestQuery
-from learnprivacy.requests._history import next_entry
 from learnprivacy.requests.sql import SQLBackend
-from tests import loaded_after, packages_in, receive_request
+from tests import assert_stale_move_refused, loaded_after, packages_in, receive_request
 
 if TYPE_CHECKING:
     from learnprivacy.testing.postgres import TemporaryPostgres
@@ -183,18 +182,9 @@ def test_stale_version_is_refused(url: str) -> None:
     stale = two.get(request.id)
     one.cancel(request, now=T)
     progressed = attrs.evolve(stale, version=2, state=RequestState.AWAITING_IDENTITY)
-    entry = next_entry(
-        two.history(request)[0],
-        request_id=request.id,
-        at=T,
-        event="identity_requested",
-        state_before=RequestState.RECEIVED,
-        state_after=RequestState.AWAITING_IDENTITY,
-    )
-    with pytest.raises(RequestStateError):
-        two.backend.replace_request(progressed, entry)
-    assert two.get(request).state is RequestState.CANCELLED
-    assert two.verify(request)
+    first = two.history(request)[0]
+    state = assert_stale_move_refused(two, progressed, first, event="identity_requested", at=T)
+    assert state is RequestState.CANCELLED
     one.backend.engine.dispose()  # type: ignore[attr-defined]
     two.backend.engine.dispose()  # type: ignore[attr-defined]
 

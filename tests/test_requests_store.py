@@ -8,7 +8,6 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,14 @@ from learnprivacy.requests._executor import ExecutorNotice
 from learnprivacy.requests._outcomes import NotificationStatus
 from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.store import Store
-from tests import UserContextProvider, names, receive_request, record_of, sample
+from tests import (
+    UserContextProvider,
+    names,
+    paid_and_logged_in,
+    receive_request,
+    record_of,
+    sample,
+)
 
 UTC = dt.UTC
 T = dt.datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
@@ -141,26 +147,12 @@ def records(learner: str, email: str) -> list[Any]:
         ),
         record_of(
             learner,
-            rec.Invoice,
-            "I1",
-            billing_address="1 rue de la Paix, Paris",
-            amount=Decimal("490.00"),
-            issued_at=T - dt.timedelta(days=20),
-        ),
-        record_of(
-            learner,
             rec.Consent,
             "C1",
             purpose="learning-tracking",
             given_at=T - dt.timedelta(days=60),
         ),
-        record_of(
-            learner,
-            rec.AccessEvent,
-            "A1",
-            at=T - dt.timedelta(days=1),
-            ip="192.0.2.7",
-        ),
+        *paid_and_logged_in(learner, T),
     ]
 
 

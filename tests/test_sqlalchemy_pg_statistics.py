@@ -21,7 +21,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 import learnprivacy.sqlalchemy as lps
@@ -255,3 +255,75 @@ def test_a_reader_holding_the_table_delays_the_refresh_but_never_the_commit(
     assert _stale(app) == {}
     assert _marks(app) == []
     assert ERASED.encode() not in _statistic_pages(app)
+
+
+def test_the_applications_own_deletions_leave_no_learner_in_statistics(
+    app: SimpleNamespace,
+) -> None:
+    """``session.delete()`` of a learner's last rows, by the application itself: the
+    learner's id leaves the statistics of both tables once the application commits."""
+    m = app.m
+    assert all(ERASED in ids for ids in _sampled(app).values())
+    assert ERASED.encode() in _statistic_pages(app)
+    with Session(app.engine) as s:
+        for post in s.scalars(select(m.Post).where(m.Post.author_id == ERASED)):
+            s.delete(post)
+        s.flush()
+        s.delete(s.get(m.User, ERASED))
+        s.commit()
+    assert _stale(app) == {}
+    assert ERASED.encode() not in _statistic_pages(app)
+    assert _marks(app) == []
+    assert all(LEARNERS[9] in ids for ids in _sampled(app).values())
+    with Session(app.engine) as s:
+        entries = list(app.privacy.audit(s).entries())[-2:]
+    assert [(e.record_type, e.details["reason"]) for e in entries] == [
+        ("Post", "deleted by the application"),
+        ("User", "deleted by the application"),
+    ]
+    assert {e.subject_ref for e in entries} == {app.privacy.subject_ref(ERASED)}
+
+
+def test_a_deletion_that_leaves_the_learner_rows_refreshes_nothing(app: SimpleNamespace) -> None:
+    """A learner with a post left is still rightly sampled: deleting their other post
+    neither marks the table nor rewrites the catalog."""
+    m = app.m
+    kept = LEARNERS[10]
+    with Session(app.engine) as s:
+        s.add(m.Post(author_id=kept, body="second", posted_at=NOW))
+        s.commit()
+    psql(app.server, app.db, "ANALYZE")
+    before = _catalog_file(app)
+    with Session(app.engine) as s:
+        first = s.scalars(
+            select(m.Post).where(m.Post.author_id == kept).order_by(m.Post.id)
+        ).first()
+        s.delete(first)
+        s.commit()
+    assert _marks(app) == []
+    assert _catalog_file(app) == before
+    assert kept in _sampled(app)["forum_posts"]
+
+
+def test_an_application_deletion_rolled_back_leaves_no_mark(app: SimpleNamespace) -> None:
+    """The mark of an application's deletion is written in its transaction: a rollback
+    takes it back with the deletion, and nothing is analysed or rewritten."""
+    m = app.m
+    before = _catalog_file(app)
+    with Session(app.engine) as s:
+        for post in s.scalars(select(m.Post).where(m.Post.author_id == ERASED)):
+            s.delete(post)
+        s.flush()
+        assert _marks_in(s) == ["forum_posts"]
+        s.rollback()
+    assert _marks(app) == []
+    assert _catalog_file(app) == before
+    assert ERASED in _sampled(app)["forum_posts"]
+
+
+def _marks_in(session: Session) -> list[str]:
+    """The marks ``session``'s own transaction sees."""
+    from sqlalchemy import text
+
+    rows = session.execute(text("SELECT table_name FROM lp_stale_statistics"))
+    return sorted(r[0] for r in rows)

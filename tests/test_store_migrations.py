@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -33,6 +34,24 @@ def _indexes(engine: sa.Engine, table: str) -> dict[str, list[str]]:
 
 def _engine(url: str) -> sa.Engine:
     return sa.create_engine(url)
+
+
+def _downgraded(
+    url: str, revision: str, change: Callable[[Store, list[Any]], object] | None = None
+) -> tuple[list[Any], sa.Engine]:
+    """L1's records written by the newest store (then ``change`` made on the open store),
+    the store closed and its schema taken back to ``revision``: the records written and
+    an engine on the database."""
+    store = _open(url)
+    records = [learner("L1"), *records_for("L1")]
+    store.add_all(records)
+    if change is not None:
+        change(store, records)
+    store.close()
+    engine = _engine(url)
+    with engine.begin() as connection:
+        _migrate.downgrade(connection, revision)
+    return records, engine
 
 
 @_empty_params
@@ -85,17 +104,54 @@ def _table_of(diff: Any) -> str | None:
     return None
 
 
+def _schema(connection: sa.Connection) -> dict[str, Any]:
+    """Every table's columns, primary key and indexes, and the recorded schema version."""
+    inspector = sa.inspect(connection)
+    tables = {
+        name: (
+            [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(name)],
+            inspector.get_pk_constraint(name),
+            sorted(
+                (i["name"], i["column_names"], i["unique"]) for i in inspector.get_indexes(name)
+            ),
+        )
+        for name in inspector.get_table_names()
+    }
+    if "lp_meta" in tables:
+        tables["version"] = connection.execute(sa.text("SELECT value FROM lp_meta")).scalar_one()
+    return tables
+
+
+@_empty_params
+def test_each_downgrade_gives_back_the_schema_of_the_revision_below(empty_url: str) -> None:
+    """Walking the revisions up one at a time and back down, each revision's schema is
+    the same both ways: every downgrade undoes exactly what its upgrade did."""
+    revisions = ["0001", "0002", "0003", "0004", "0005"]
+    engine = _engine(empty_url)
+    upward = {}
+    for revision in revisions:
+        with engine.begin() as connection:
+            _migrate.upgrade(connection, revision)
+        with engine.connect() as connection:
+            upward[revision] = _schema(connection)
+            assert upward[revision]["version"] == revision.lstrip("0")
+    assert revisions[-1] == head_revision()
+    for revision in reversed(revisions[:-1]):
+        with engine.begin() as connection:
+            _migrate.downgrade(connection, revision)
+        with engine.connect() as connection:
+            assert _schema(connection) == upward[revision]
+    engine.dispose()
+
+
 @_empty_params
 def test_upgrade_from_the_previous_revision_keeps_data(empty_url: str) -> None:
     """Data written at revision N-1 reads back, intact, after the store upgrades to N."""
-    store = _open(empty_url)
-    records = [learner("L1"), *records_for("L1")]
-    store.add_all(records)
-    store.restrict(Progress, "L1-P1", reason="accuracy contested", now=NOW)
-    store.close()
-    engine = _engine(empty_url)
-    with engine.begin() as connection:
-        _migrate.downgrade(connection, "0001")
+    records, engine = _downgraded(
+        empty_url,
+        "0001",
+        lambda store, _: store.restrict(Progress, "L1-P1", reason="accuracy contested", now=NOW),
+    )
     with engine.connect() as connection:
         assert _migrate.current_revision(connection) == "0001"
         columns = {c["name"] for c in sa.inspect(connection).get_columns("lp_progress")}
@@ -155,13 +211,8 @@ def test_a_store_with_the_legacy_version_table_moves_its_row(empty_url: str, lms
     """A store created when the store used alembic_version: on opening, its revision moves
     to the store's own table and the upgrade continues from there, data kept. The legacy
     table is dropped once empty; an LMS's row in it stays."""
-    store = _open(empty_url)
-    records = [learner("L1"), *records_for("L1")]
-    store.add_all(records)
-    store.close()
-    engine = _engine(empty_url)
+    records, engine = _downgraded(empty_url, "0002")
     with engine.begin() as connection:
-        _migrate.downgrade(connection, "0002")
         # What a store created by an older version looks like.
         connection.execute(sa.text(f"DROP TABLE {_migrate.VERSION_TABLE}"))
         connection.execute(sa.text(_LMS_TABLE))
@@ -240,13 +291,7 @@ def test_opening_an_up_to_date_store_loads_no_alembic(tmp_path: Any) -> None:
 def test_upgrade_to_0003_replaces_the_learner_indexes(empty_url: str) -> None:
     """A store at revision 0002 gets (learner_id, id) indexes in place of (learner_id) ones,
     and pages through a learner's records afterwards."""
-    store = _open(empty_url)
-    records = [learner("L1"), *records_for("L1")]
-    store.add_all(records)
-    store.close()
-    engine = _engine(empty_url)
-    with engine.begin() as connection:
-        _migrate.downgrade(connection, "0002")
+    records, engine = _downgraded(empty_url, "0002")
     names = _indexes(engine, "lp_progress")
     assert "ix_lp_progress_learner_id" in names
     assert "ix_lp_progress_learner_id_id" not in names
@@ -299,15 +344,13 @@ def test_tables_of_user_defined_types_get_indexes_added_since(
 def test_upgrade_to_0005_indexes_when_rows_were_anonymised(empty_url: str) -> None:
     """A store at revision 0004 gets an ``lp_anonymised_at`` index on every record table,
     keeps its anonymised rows, and its re-check of them still reads them all."""
-    store = _open(empty_url)
-    records = [learner("L1"), *records_for("L1")]
-    store.add_all(records)
-    progress = [r for r in records if isinstance(r, Progress)]
-    assert store.anonymise_records(progress, now=NOW) == len(progress)
-    store.close()
-    engine = _engine(empty_url)
-    with engine.begin() as connection:
-        _migrate.downgrade(connection, "0004")
+    progress: list[Any] = []
+
+    def anonymise(store: Store, records: list[Any]) -> None:
+        progress.extend(r for r in records if isinstance(r, Progress))
+        assert store.anonymise_records(progress, now=NOW) == len(progress)
+
+    _, engine = _downgraded(empty_url, "0004", anonymise)
     with engine.connect() as connection:
         names = {i["name"] for i in sa.inspect(connection).get_indexes("lp_progress")}
         assert "ix_lp_progress_lp_anonymised_at" not in names
@@ -339,23 +382,30 @@ def test_the_anonymisation_recheck_reads_the_index_not_the_table(tmp_path: Any) 
     store.add_all(records)
     progress = [r for r in records if isinstance(r, Progress) and r.learner_id == "L1"]
     store.anonymise_records(progress, now=NOW)
-    statements: list[tuple[str, Any]] = []
+    statements: list[str] = []
 
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+    def capture(statement: str) -> None:
         if "lp_anonymised_at" in statement and statement.lstrip().upper().startswith("SELECT"):
-            statements.append((statement, parameters))
+            statements.append(statement)
 
-    sa.event.listen(store.engine, "before_cursor_execute", capture)
+    # The re-check runs its statement on the driver's cursor: watch what SQLite itself
+    # executes (with the parameters in place) on every connection the pool opens.
+    def trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(capture)
+
+    store.engine.dispose()
+    sa.event.listen(store.engine, "connect", trace)
     try:
         assert store.verify_anonymised(progress, since=NOW) == len(progress)
     finally:
-        sa.event.remove(store.engine, "before_cursor_execute", capture)
+        sa.event.remove(store.engine, "connect", trace)
+        store.engine.dispose()
     assert statements
     with store.engine.connect() as connection:
-        for statement, parameters in statements:
+        for statement in statements:
             plan = " | ".join(
                 str(row[-1])
-                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}")
             )
             assert "ix_lp_progress_lp_anonymised_at" in plan, plan
             assert "SCAN lp_progress" not in plan, plan

@@ -74,6 +74,22 @@ class World:
             request, method=dsr.ProofMethod.AUTHENTICATED_SESSION, now=T
         )
 
+    def rectify(
+        self, recipient: Any, record_type: str, record_id: str, field: str, value: str
+    ) -> dict[str, str]:
+        """Rectify one field of Ana's and return what the LRS recipient reported; the
+        request must complete."""
+        change = dsr.FieldChange(
+            record_type=record_type, record_id=record_id, field=field, value=value
+        )
+        params = dsr.RectificationParams(changes=(change,))
+        done = self.executor(recipient).execute(
+            self.request(dsr.RequestType.RECTIFICATION, params), now=T
+        )
+        assert done.state is dsr.RequestState.COMPLETED, done.failure
+        [outcome] = [n for s in done.steps for n in s.notifications]
+        return dict(outcome.details)
+
     def listed(self, learner: str) -> list[dict[str, Any]]:
         """What the LRS lists with the learner's actor (as the live push named it)."""
         name = actor_pseudonyms(self.keyring, PROFILE).pseudonym(learner)
@@ -254,38 +270,13 @@ def test_rectification_brings_the_lrs_in_line_with_the_store(world: World) -> No
     recipient = LrsRecipient(
         world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE, store=world.store
     )
-    email = dsr.RectificationParams(
-        changes=(
-            dsr.FieldChange(
-                record_type="Learner", record_id=world.ana, field="email", value="a@b.org"
-            ),
-        )
-    )
-    done = world.executor(recipient).execute(
-        world.request(dsr.RequestType.RECTIFICATION, email), now=T
-    )
-    assert done.state is dsr.RequestState.COMPLETED, done.failure
-    [outcome] = [n for s in done.steps for n in s.notifications]
-    assert outcome.details["found"] == "0"
+    details = world.rectify(recipient, "Learner", world.ana, "email", "a@b.org")
+    assert details["found"] == "0"
     before = {s["id"]: s for s in world.listed(world.ana)}
     assert len(before) == 5
-    status = dsr.RectificationParams(
-        changes=(
-            dsr.FieldChange(
-                record_type="Progress",
-                record_id=f"{world.ana}-P0",
-                field="status",
-                value="failed",
-            ),
-        )
-    )
-    done = world.executor(recipient).execute(
-        world.request(dsr.RequestType.RECTIFICATION, status), now=T
-    )
-    assert done.state is dsr.RequestState.COMPLETED, done.failure
-    [outcome] = [n for s in done.steps for n in s.notifications]
-    assert (outcome.details["found"], outcome.details["voided"]) == ("1", "1")
-    assert outcome.details["sent"] == "1"
+    details = world.rectify(recipient, "Progress", f"{world.ana}-P0", "status", "failed")
+    assert (details["found"], details["voided"]) == ("1", "1")
+    assert details["sent"] == "1"
     after = {s["id"]: s for s in world.listed(world.ana)}
     assert len(after) == 5
     [gone] = set(before) - set(after)
@@ -299,22 +290,8 @@ def test_rectification_without_the_store_voids_the_record_types(world: World) ->
     """Without the store the recipient cannot tell stale from current: it voids every
     statement of the rectified record type (the certificate's stays) and sends nothing."""
     recipient = LrsRecipient(world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE)
-    score = dsr.RectificationParams(
-        changes=(
-            dsr.FieldChange(
-                record_type="Progress",
-                record_id=f"{world.ana}-P1",
-                field="status",
-                value="completed",
-            ),
-        )
-    )
-    done = world.executor(recipient).execute(
-        world.request(dsr.RequestType.RECTIFICATION, score), now=T
-    )
-    assert done.state is dsr.RequestState.COMPLETED, done.failure
-    [outcome] = [n for s in done.steps for n in s.notifications]
-    assert (outcome.details["voided"], outcome.details["sent"]) == ("4", "0")
+    details = world.rectify(recipient, "Progress", f"{world.ana}-P1", "status", "completed")
+    assert (details["voided"], details["sent"]) == ("4", "0")
     left = world.listed(world.ana)
     assert [s["verb"]["id"] for s in left] == ["http://id.tincanapi.com/verb/earned"]
 

@@ -25,7 +25,20 @@ from learnprivacy.requests import ProofMethod, RequestBook
 from learnprivacy.requests._vocabulary import IDENTITY_PROOFS
 from learnprivacy.retention import Schedule
 
-__all__ = ["Disclosure", "Gap", "Promise", "Rights", "build_register"]
+__all__ = ["REPORT_FIELDS", "Disclosure", "Gap", "Promise", "Rights", "build_register", "reported"]
+
+#: The fields of each record type a policy lets a recipient's report carry: what was
+#: learnt and certified, and the funding file; never a contact detail.
+REPORT_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "Progress": ("course_id", "status", "recorded_at", "score", "time_spent"),
+    "Certificate": ("course_id", "kind", "issued_at"),
+    "Funding": ("funder", "dossier_reference", "opened_at", "closed_at", "amount"),
+}
+
+
+def reported(*record_types: str) -> dict[str, tuple[str, ...]]:
+    """The report fields (:data:`REPORT_FIELDS`) of ``record_types``, in that order."""
+    return {name: REPORT_FIELDS[name] for name in record_types}
 
 
 @attrs.frozen(kw_only=True)

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from examples.policies._promise import Disclosure, Gap, Promise, Rights, build_register
+from examples.policies import _rules
+from examples.policies._promise import Disclosure, Gap, Promise, Rights, build_register, reported
 from learnprivacy import (
     APD_GBA,
     Controller,
@@ -35,7 +36,7 @@ from learnprivacy import (
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.export.reports import ReportProfile
 from learnprivacy.providers import MetadataCollection, Register
-from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
+from learnprivacy.retention import Action, Period, Schedule, Trigger
 
 __all__ = [
     "CONTROLLER",
@@ -85,50 +86,20 @@ def make_schedule(
     # employeur en B2B [...] exécution du contrat ». Line 57: « une fois la finalité
     # atteinte, les données sont supprimées ». A running contract has no end date: the
     # clock has not started (KEEP).
-    account = RetentionRule(
-        after_contract,
-        Trigger.CONTRACT_END,
-        on_missing_anchor=Action.KEEP,
-        purpose=PURPOSES["Learner"],
-        basis=LawfulBasis.CONTRACT,
-    )
+    account = _rules.after_contract(after_contract, PURPOSES["Learner"])
     # Line 57 « anonymisées » and line 93 « rapports de progression, d'analyse de datas,
     # kpis et ratios » shared with the client: progress outlives the contract anonymised.
-    follow_up = RetentionRule(
-        after_contract,
-        Trigger.CONTRACT_END,
-        on_missing_anchor=Action.KEEP,
-        action=Action.ANONYMISE,
-        purpose=PURPOSES["Progress"],
-        basis=LawfulBasis.CONTRACT,
-    )
+    follow_up = _rules.after_contract(after_contract, PURPOSES["Progress"], action=Action.ANONYMISE)
     # Line 31: « se conformer aux obligations légales et fiscales »; line 57 « archivées
     # selon le cadre légal applicable »: a legal minimum an erasure request cannot shorten.
-    billing = RetentionRule(
-        invoices,
-        Trigger.FISCAL_YEAR_END,
-        minimum=True,
-        purpose=PURPOSES["Invoice"],
-        basis=LawfulBasis.LEGAL_OBLIGATION,
-    )
+    billing = _rules.legal_minimum(invoices, Trigger.FISCAL_YEAR_END, PURPOSES["Invoice"])
     # Line 35: « intérêt légitime [...] limité à ce qui est nécessaire et proportionné ».
-    security = RetentionRule(
-        security_logs,
-        Trigger.CREATED,
-        purpose=PURPOSES["AccessEvent"],
-        basis=LawfulBasis.LEGITIMATE_INTERESTS,
-    )
+    security = _rules.logged(security_logs, PURPOSES["AccessEvent"])
     # Line 39: consent « révocable sans effet rétroactif »; line 43: withdrawal « sans
     # porter atteinte à la licéité du traitement antérieur ». The consent record is the
     # proof of that past lawfulness: kept for consent_proof after withdrawal, and kept
     # (KEEP) while the consent stands.
-    proof = RetentionRule(
-        consent_proof,
-        Trigger.WITHDRAWN,
-        on_missing_anchor=Action.KEEP,
-        purpose=PURPOSES["Consent"],
-        basis=LawfulBasis.CONSENT,
-    )
+    proof = _rules.after_withdrawal(consent_proof, PURPOSES["Consent"])
     return Schedule(
         {
             records.Learner: account,
@@ -303,10 +274,7 @@ def component_metadata() -> list[MetadataCollection]:
 #: own pseudonyms, never the learners' contact details.
 B2B_CLIENT = ReportProfile(
     recipient="b2b-client",
-    fields={
-        "Progress": ("course_id", "status", "recorded_at", "score", "time_spent"),
-        "Certificate": ("course_id", "kind", "issued_at"),
-    },
+    fields=reported("Progress", "Certificate"),
     pseudonym_domain="job-access-b2b-client",
     description="Progress reports, KPIs and ratios for the employer (line 93)",
 )

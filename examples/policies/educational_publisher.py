@@ -22,13 +22,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from examples.policies._promise import Disclosure, Gap, Promise, Rights, build_register
+from examples.policies import _rules
+from examples.policies._promise import Disclosure, Gap, Promise, Rights, build_register, reported
 from learnprivacy import Controller, DataCategory, Hosting, records
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.export.reports import ReportProfile
 from learnprivacy.providers import Register
 from learnprivacy.requests import ProofMethod
-from learnprivacy.retention import Action, RetentionMode, RetentionRule, Schedule, Trigger
+from learnprivacy.retention import Action, RetentionMode, Schedule, Trigger
 
 __all__ = [
     "AFTER_LAST_ACTIVITY",
@@ -52,38 +53,23 @@ SEED = "004_89d7073009e8f16c.txt"
 # Line 9 adds that the e-mail and the reference of the last contract are kept 18 months
 # for commercial communication with whoever paid for the training: the same 18 months.
 # An account never used has one activity, its creation: the fallback counts from it.
-AFTER_LAST_ACTIVITY = RetentionRule(
-    "P18M",
-    Trigger.LAST_ACTIVITY,
-    fallback=Trigger.CREATED,
-    purpose="learning-support",
-    basis=LawfulBasis.CONTRACT,
-)
+AFTER_LAST_ACTIVITY = _rules.after_last_activity("P18M", "learning-support", LawfulBasis.CONTRACT)
 
 # Line 16: « Les factures sont conservées 120 mois (incluant les données personnelles
 # associées). » Line 9 calls it a legal delay, so it is a legal minimum that no erasure
 # request and no override can cut short (COMPLIANCE).
-INVOICES = RetentionRule(
-    "P120M",
-    Trigger.ISSUED,
-    minimum=True,
-    mode=RetentionMode.COMPLIANCE,
-    purpose="billing",
-    basis=LawfulBasis.LEGAL_OBLIGATION,
-)
+INVOICES = _rules.legal_minimum("P120M", Trigger.ISSUED, "billing", mode=RetentionMode.COMPLIANCE)
 
 # Line 17: « Les données relatives aux OPCO sont conservées 72 mois (dans le cadre des
 # dossiers financés par les OPCO). » Counted from the closing of the file; while a file is
 # open its clock has not started (KEEP). The funder audits these files, so the period is
 # kept as a minimum; GOVERNANCE lets the DPO release a file early with an audited override.
-OPCO_FILES = RetentionRule(
+OPCO_FILES = _rules.legal_minimum(
     "P72M",
     Trigger.CLOSED,
+    "funding",
     where={"funder": records.Funder.OPCO},
-    minimum=True,
     on_missing_anchor=Action.KEEP,
-    purpose="funding",
-    basis=LawfulBasis.LEGAL_OBLIGATION,
 )
 
 #: The publisher's retention schedule.
@@ -116,10 +102,7 @@ CONTROLLER = Controller(
 #: administratifs »: the funding file and the attestation, no score, no contact.
 CPF_FUNDER = ReportProfile(
     recipient="cpf-funder",
-    fields={
-        "Funding": ("funder", "dossier_reference", "opened_at", "closed_at", "amount"),
-        "Certificate": ("course_id", "kind", "issued_at"),
-    },
+    fields=reported("Funding", "Certificate"),
     pseudonym_domain="sejer-cpf-funder",
     description="Administrative data of a funded training (line 12)",
 )
@@ -128,11 +111,7 @@ CPF_FUNDER = ReportProfile(
 #: learning path itself « outre les informations administratives ».
 EMPLOYER = ReportProfile(
     recipient="employer",
-    fields={
-        "Progress": ("course_id", "status", "recorded_at", "score", "time_spent"),
-        "Certificate": ("course_id", "kind", "issued_at"),
-        "Funding": ("funder", "dossier_reference", "opened_at", "closed_at", "amount"),
-    },
+    fields=reported("Progress", "Certificate", "Funding"),
     pseudonym_domain="sejer-employer",
     description="Learning path and administrative data of a training plan (line 13)",
 )

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from examples.policies._promise import Disclosure, Gap, Promise, Rights, build_register
+from examples.policies import _rules
+from examples.policies._promise import Disclosure, Gap, Promise, Rights, build_register, reported
 from learnprivacy import Controller, DataCategory, records
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.export.reports import ReportProfile
@@ -58,12 +59,8 @@ COOKIE_PURPOSES = ("service-cookies", "audience-cookies")
 # Line 21: the school collects data « sur la base légale de votre consentement ».
 # Moodle records a user who never logged in with lastaccess = 0, which the Moodle adapter
 # reads as "no last activity": such an account counts from its creation.
-AFTER_LAST_CONNECTION = RetentionRule(
-    Period.parse(MOODLE_RETENTION_PERIOD),
-    Trigger.LAST_ACTIVITY,
-    fallback=Trigger.CREATED,
-    purpose="training",
-    basis=LawfulBasis.CONSENT,
+AFTER_LAST_CONNECTION = _rules.after_last_activity(
+    Period.parse(MOODLE_RETENTION_PERIOD), "training", LawfulBasis.CONSENT
 )
 
 
@@ -130,10 +127,7 @@ CONTROLLER = Controller(
 #: attendance included, no scores.
 FUNDERS = ReportProfile(
     recipient="funders",
-    fields={
-        "Funding": ("funder", "dossier_reference", "opened_at", "closed_at", "amount"),
-        "Certificate": ("course_id", "kind", "issued_at"),
-    },
+    fields=reported("Funding", "Certificate"),
     pseudonym_domain="junia-funders",
     description="Attendance and funding documents (line 25)",
 )

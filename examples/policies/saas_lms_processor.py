@@ -16,11 +16,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+from examples.policies import _rules
 from examples.policies._promise import Gap, Promise, Rights, build_register
 from learnprivacy import Controller, DataCategory, Hosting, records
-from learnprivacy.basis import LawfulBasis
 from learnprivacy.providers import ClientProcessing, ProcessorRegister, Register
-from learnprivacy.retention import Action, RetentionMode, RetentionRule, Schedule, Trigger
+from learnprivacy.retention import RetentionMode, Schedule, Trigger
 
 __all__ = [
     "AT_CONTRACT_END",
@@ -42,38 +42,20 @@ __all__ = [
 # systématiquement détruites de nos serveurs, qu'il y ait ou non restitution au client. »
 # Zero period: due the instant the contract ends. A running contract has no end date yet:
 # the clock has not started, so the data are kept (KEEP), not flagged for review.
-AT_CONTRACT_END = RetentionRule(
-    "PT0S",
-    Trigger.CONTRACT_END,
-    on_missing_anchor=Action.KEEP,
-    purpose="client-platform",
-    basis=LawfulBasis.CONTRACT,
-)
+AT_CONTRACT_END = _rules.after_contract("PT0S", "client-platform")
 
 # Line 47: « les données ne sont pas conservées au-delà de deux ans, sauf si une durée de
 # conservation plus longue est nécessaire pour [...] honorer des obligations légales ou
 # administratives, fiscales par exemple. » French accounting documents: ten years from the
 # close of the fiscal year (Code de commerce, art. L123-22), not negotiable (COMPLIANCE).
-INVOICES = RetentionRule(
-    "P10Y",
-    Trigger.FISCAL_YEAR_END,
-    minimum=True,
-    mode=RetentionMode.COMPLIANCE,
-    purpose="billing",
-    basis=LawfulBasis.LEGAL_OBLIGATION,
+INVOICES = _rules.legal_minimum(
+    "P10Y", Trigger.FISCAL_YEAR_END, "billing", mode=RetentionMode.COMPLIANCE
 )
 
 # Line 44: retention « peut dépendre [...] d'une désinscription d'une lettre
 # d'information »; line 47 caps other data at two years: the consent record (the proof
 # of the past subscription) goes two years after the unsubscription.
-NEWSLETTER = RetentionRule(
-    "P2Y",
-    Trigger.WITHDRAWN,
-    where={"purpose": "newsletter"},
-    on_missing_anchor=Action.KEEP,
-    purpose="newsletter",
-    basis=LawfulBasis.CONSENT,
-)
+NEWSLETTER = _rules.after_withdrawal("P2Y", "newsletter", where={"purpose": "newsletter"})
 
 #: The provider's retention schedule. Everything on a client platform follows the
 #: client contract of its learner.

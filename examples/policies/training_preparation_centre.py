@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
+from examples.policies import _rules
 from examples.policies._promise import Gap, Promise, Rights, build_register
 from learnprivacy import Controller
 from learnprivacy.basis import LawfulBasis
@@ -30,7 +31,6 @@ from learnprivacy.retention import (
     Action,
     Period,
     RetentionMode,
-    RetentionRule,
     Schedule,
     Trigger,
 )
@@ -49,13 +49,8 @@ __all__ = [
 
 # Line 26 (« à moins que cela ne soit permis ou requis par la loi ») and the French
 # Commercial Code: a legal minimum nobody can shorten.
-INVOICES = RetentionRule(
-    "P10Y",
-    Trigger.FISCAL_YEAR_END,
-    minimum=True,
-    mode=RetentionMode.COMPLIANCE,
-    purpose="billing",
-    basis=LawfulBasis.LEGAL_OBLIGATION,
+INVOICES = _rules.legal_minimum(
+    "P10Y", Trigger.FISCAL_YEAR_END, "billing", mode=RetentionMode.COMPLIANCE
 )
 
 
@@ -73,30 +68,14 @@ def make_schedule(
     """
     # Line 116: « Une fois la période de conservation expirée, les renseignements
     # personnels sont détruits. » Line 26: collected on the basis of consent.
-    destroyed = RetentionRule(
-        learner_data,
-        Trigger.LAST_ACTIVITY,
-        fallback=Trigger.CREATED,
-        purpose="training",
-        basis=LawfulBasis.CONSENT,
-    )
+    destroyed = _rules.after_last_activity(learner_data, "training", LawfulBasis.CONSENT)
     # Line 116: « Seuls les statistiques ou rapports contenant des données dépersonnalisées
     # et anonymisées pourront être conservés pour des périodes de temps prolongées. »
     # Line 30: « nous anonymiserons, pseudonymiserons et/ou agrégerons ces derniers ».
-    anonymised = RetentionRule(
-        statistics,
-        Trigger.LAST_ACTIVITY,
-        fallback=Trigger.CREATED,
-        action=Action.ANONYMISE,
-        purpose="statistics",
-        basis=LawfulBasis.CONSENT,
+    anonymised = _rules.after_last_activity(
+        statistics, "statistics", LawfulBasis.CONSENT, action=Action.ANONYMISE
     )
-    logs = RetentionRule(
-        security_logs,
-        Trigger.CREATED,
-        purpose="security",
-        basis=LawfulBasis.LEGITIMATE_INTERESTS,
-    )
+    logs = _rules.logged(security_logs, "security")
     return Schedule(
         {
             Learner: destroyed,

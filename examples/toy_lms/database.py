@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from learnprivacy.providers import ApprovedContextList, ContextLevel
+from learnprivacy.providers import ApprovedContextList, Context, ContextLevel
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS forum_posts (
@@ -51,6 +51,41 @@ EPOCH = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 def activities(approved: ApprovedContextList) -> tuple[str, ...]:
     """The activities (forums, meetings: module contexts) among ``approved``'s contexts."""
     return tuple(c.instance_id for c in approved if c.level is ContextLevel.MODULE)
+
+
+class ActivityTables:
+    """What the toy activity providers share: tables of rows keyed by the activity (a
+    module context) in their column ``key``, read, erased and scanned the same way."""
+
+    component: str
+    #: The tables the provider owns, for deletion and the raw scan.
+    tables: Sequence[str]
+    #: The column naming the activity (forum, meeting) of a row.
+    key: str
+    lms: ToyLMS
+
+    def rows_of(
+        self, approved: ApprovedContextList, table: str, columns: Sequence[str], order: str
+    ) -> list[dict[str, object]]:
+        """``columns`` of the approved user's rows of ``table`` in the approved
+        activities, one mapping per row."""
+        rows = self.lms.rows_in(
+            table, ", ".join(columns), self.key, approved.user_id, activities(approved), order
+        )
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+
+    def delete_data_for_user(self, approved: ApprovedContextList) -> None:
+        """Delete the user's rows of every table in the approved activities."""
+        self.lms.delete_in(self.tables, self.key, activities(approved), (approved.user_id,))
+
+    def delete_data_for_all_users_in_context(self, context: Context) -> None:
+        """Delete every row of the activity of ``context``, whoever's."""
+        if context.level is ContextLevel.MODULE:
+            self.lms.delete_in(self.tables, self.key, (context.instance_id,))
+
+    def raw_scan(self, user_id: str) -> dict[str, int]:
+        """Rows of the provider's tables where any column equals ``user_id``."""
+        return self.lms.raw_scan(user_id, self.tables)
 
 
 def placeholders(values: Sequence[object]) -> str:

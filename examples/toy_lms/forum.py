@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from examples.toy_lms.database import FORUMS, ToyLMS, activities
+from examples.toy_lms.database import FORUMS, ActivityTables, ToyLMS, activities
 from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.providers import (
     ApprovedContextList,
@@ -26,12 +26,12 @@ PURPOSE = "Course discussions between learners and trainers"
 RETENTION = "P18M"
 
 
-class ForumProvider:
+class ForumProvider(ActivityTables):
     """Privacy provider of the toy forum (component ``toy_forum``)."""
 
     component = "toy_forum"
-    #: The tables this provider owns, for the raw scan.
     tables: Sequence[str] = ("forum_posts", "forum_subscriptions")
+    key = "forum_id"
 
     def __init__(self, lms: ToyLMS) -> None:
         self.lms = lms
@@ -97,24 +97,16 @@ class ForumProvider:
 
     def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
         """Write the user's posts and subscriptions in the approved forums."""
-        forums = activities(approved)
-        if not forums:
+        if not activities(approved):
             return
-        posts = self.lms.rows_in(
+        posts = self.rows_of(
+            approved,
             "forum_posts",
-            "forum_id, user_id, subject, message, created_at",
-            "forum_id",
-            approved.user_id,
-            forums,
+            ("forum_id", "user_id", "subject", "message", "created_at"),
             order="id",
         )
-        subscriptions = self.lms.rows_in(
-            "forum_subscriptions",
-            "forum_id, user_id, digest",
-            "forum_id",
-            approved.user_id,
-            forums,
-            order="forum_id",
+        subscriptions = self.rows_of(
+            approved, "forum_subscriptions", ("forum_id", "user_id", "digest"), order="forum_id"
         )
         writer.describe(
             DataDescription(
@@ -126,40 +118,20 @@ class ForumProvider:
                 retention=RETENTION,
             )
         )
-        writer.write_rows(
-            self.component,
-            "forum_posts",
-            (
-                {"forum_id": f, "user_id": u, "subject": s, "message": m, "created_at": c}
-                for f, u, s, m, c in posts
-            ),
-        )
+        writer.write_rows(self.component, "forum_posts", posts)
         writer.write_rows(
             self.component,
             "forum_subscriptions",
-            ({"forum_id": f, "user_id": u, "digest": bool(d)} for f, u, d in subscriptions),
+            ({**row, "digest": bool(row["digest"])} for row in subscriptions),
         )
 
     # -- deletion ---------------------------------------------------------------------
-
-    def delete_data_for_user(self, approved: ApprovedContextList) -> None:
-        """Delete the user's posts and subscriptions in the approved forums."""
-        self.lms.delete_in(self.tables, "forum_id", activities(approved), (approved.user_id,))
 
     def delete_data_for_users(self, approved: ApprovedUserList) -> None:
         """Delete the approved users' posts and subscriptions in one forum."""
         if approved.context.level is ContextLevel.MODULE:
             forum = (approved.context.instance_id,)
-            self.lms.delete_in(self.tables, "forum_id", forum, approved.user_ids)
-
-    def delete_data_for_all_users_in_context(self, context: Context) -> None:
-        """Delete every post and subscription of the forum."""
-        if context.level is ContextLevel.MODULE:
-            self.lms.delete_in(self.tables, "forum_id", (context.instance_id,))
-
-    def raw_scan(self, user_id: str) -> dict[str, int]:
-        """Rows of the forum tables where any column equals ``user_id``."""
-        return self.lms.raw_scan(user_id, self.tables)
+            self.lms.delete_in(self.tables, self.key, forum, approved.user_ids)
 
     # -- test data --------------------------------------------------------------------
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from examples.toy_lms.database import MEETINGS, ToyLMS, activities
+from examples.toy_lms.database import MEETINGS, ActivityTables, ToyLMS, activities
 from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.providers import (
     ApprovedContextList,
     ContentWriter,
     Context,
-    ContextLevel,
     ContextList,
     DataDescription,
     MetadataCollection,
@@ -24,11 +23,12 @@ from learnprivacy.providers import (
 PURPOSE = "Virtual classrooms and attendance follow-up"
 
 
-class VideoConferenceProvider:
+class VideoConferenceProvider(ActivityTables):
     """Privacy provider of the toy virtual classroom (component ``toy_videoconf``)."""
 
     component = "toy_videoconf"
     tables: Sequence[str] = ("videoconf_attendance",)
+    key = "meeting_id"
 
     def __init__(self, lms: ToyLMS, *, service: str = "Infomaniak kMeet", country: str = "CH"):
         self.lms = lms
@@ -78,15 +78,12 @@ class VideoConferenceProvider:
 
     def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
         """Write the user's attendance rows in the approved meetings."""
-        meetings = activities(approved)
-        if not meetings:
+        if not activities(approved):
             return
-        rows = self.lms.rows_in(
+        rows = self.rows_of(
+            approved,
             "videoconf_attendance",
-            "meeting_id, user_id, display_name, joined_at, minutes",
-            "meeting_id",
-            approved.user_id,
-            meetings,
+            ("meeting_id", "user_id", "display_name", "joined_at", "minutes"),
             order="id",
         )
         writer.describe(
@@ -99,27 +96,7 @@ class VideoConferenceProvider:
                 retention="P18M",
             )
         )
-        writer.write_rows(
-            self.component,
-            "videoconf_attendance",
-            (
-                {"meeting_id": m, "user_id": u, "display_name": d, "joined_at": j, "minutes": n}
-                for m, u, d, j, n in rows
-            ),
-        )
-
-    def delete_data_for_user(self, approved: ApprovedContextList) -> None:
-        """Delete the user's attendance in the approved meetings."""
-        self.lms.delete_in(self.tables, "meeting_id", activities(approved), (approved.user_id,))
-
-    def delete_data_for_all_users_in_context(self, context: Context) -> None:
-        """Delete every attendance row of the meeting."""
-        if context.level is ContextLevel.MODULE:
-            self.lms.delete_in(self.tables, "meeting_id", (context.instance_id,))
-
-    def raw_scan(self, user_id: str) -> dict[str, int]:
-        """Rows of the attendance table where any column equals ``user_id``."""
-        return self.lms.raw_scan(user_id, self.tables)
+        writer.write_rows(self.component, "videoconf_attendance", rows)
 
     def make_user_data(self, user_id: str) -> dict[str, int]:
         """Make ``user_id`` join one or two meetings; returns the rows created."""

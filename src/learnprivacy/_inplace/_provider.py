@@ -33,6 +33,7 @@ from learnprivacy.retention import Hold, Schedule
 
 __all__ = [
     "DeclaredProvider",
+    "DeclaredRegister",
     "ProviderBackend",
     "describe",
     "explain",
@@ -270,3 +271,32 @@ def register_of(
 
     manager = PrivacyManager([provider, *providers], discover=False)
     return manager.register(controller, as_of=as_of, internal_only=internal_only)
+
+
+class _HasProvider(Protocol):
+    @property
+    def provider(self) -> DeclaredProvider: ...
+
+
+class DeclaredRegister:
+    """``register``, for an integration whose ``provider`` is built from declarations."""
+
+    def register(
+        self: _HasProvider,
+        controller: Any,
+        *,
+        as_of: dt.date | None = None,
+        internal_only: Iterable[str] = (),
+        providers: Iterable[object] = (),
+    ) -> Any:
+        """The GDPR Art. 30 register built from the declarations and the schedule.
+
+        ``providers`` adds the application's other components (a mailer, an LRS...),
+        whose recipients then appear in the same register. ``internal_only`` names the
+        purposes whose data go to nobody outside the controller (as
+        ``PrivacyManager.register``; ``controller.internal_only`` counts too): there an
+        external recipient is a gap, an internal one is not.
+        """
+        return register_of(
+            self.provider, controller, as_of=as_of, internal_only=internal_only, providers=providers
+        )

@@ -49,12 +49,16 @@ def _misused(method: str, misplaced: tuple[object, ...], subject: object, contex
 _PREFIX = _token.PREFIX
 _ENCODE = _token.ENCODE_TABLE
 _DECODE = _token.DECODE_TABLE
-_CANONICAL_TAILS = _token.CANONICAL_TAILS
+_ONE_PAD = _token.BEFORE_ONE_PAD
+_TWO_PADS = _token.BEFORE_TWO_PADS
 _KIND_TEXT = _token.KIND_TEXT
 _KIND_BYTES = _token.KIND_BYTES
 _HEADER = _token.HEADER_SIZE
 _HEADER_TEXT = _token.HEADER_TEXT_SIZE
 _BODY = _token.HEADER_SIZE + _token.NONCE_SIZE
+# The very object callers get as the default, so the hot path can compare by identity
+# (a scope equal to it but not identical takes the checked path, with the same result).
+_DEFAULT = DEFAULT_SCOPE
 
 
 class FieldCipher:
@@ -120,25 +124,24 @@ class FieldCipher:
         Raises :class:`~learnprivacy.errors.KeyShreddedError` if ``(subject, scope)`` was
         shredded (see :meth:`Keyring.revive`).
         """
-        # The common case first: a str value, a context, and a cached key. Only validated
-        # subjects and scopes ever enter the cache, so a hit needs no further checks. Any
-        # failure here (a miss, an unhashable argument, an empty nonce pool, text that is
-        # not UTF-8) falls through to _encrypt(), which checks everything in order and
-        # raises the right error, outside this handler so that no error chains one whose
-        # message may quote the subject or the value.
+        # The common case first: a str value, a context, the default scope and a cached
+        # key. Only validated subjects ever enter the cache, so a hit needs no further
+        # checks. Any failure here (a miss, an unhashable argument, an empty nonce pool,
+        # text that is not UTF-8) falls through to _encrypt(), which checks everything in
+        # order and raises the right error, outside this handler so that no error chains
+        # one whose message may quote the subject or the value.
         if type(value) is str and type(context) is str and context and not misplaced:
             try:
                 keys = self._cache[subject]
                 keys.used = True
-                sealer = keys.sealers[scope]
+                head, aead, prefix = keys.text if scope is _DEFAULT else None  # type: ignore[misc]
                 nonce = _take_nonce()
                 # The header is a whole number of base64 quanta, so its text is cached and
                 # only the nonce and ciphertext are encoded here.
                 return (
-                    sealer[1]
+                    head
                     + b2a_base64(
-                        nonce
-                        + sealer[0].encrypt(nonce, value.encode(), sealer[3] + context.encode()),
+                        nonce + aead.encrypt(nonce, value.encode(), prefix + context.encode()),
                         newline=False,
                     )
                     .translate(_ENCODE)
@@ -171,15 +174,11 @@ class FieldCipher:
         if type(context) is not str or not context:
             _misused("encrypt", misplaced, subject, context)
             check_context(context)
-        try:
-            keys = self._cache[subject]
-            keys.used = True
-            sealer: _token.Sealer | None = keys.sealers[scope]
-        except (KeyError, TypeError):
-            sealer = None
-        if sealer is None:
+        if subject is _REQUIRED:
             _misused("encrypt", misplaced, subject, context)
-            sealer = self._keyring._sealer(subject, scope)
+        sealer = self._sealer_of(subject, scope)
+        if text and scope == DEFAULT_SCOPE:
+            self._remember_text(subject, sealer)
         try:
             place = context.encode()
         except UnicodeEncodeError:
@@ -216,15 +215,23 @@ class FieldCipher:
         try:
             keys = self._cache[subject]
             keys.used = True
-            recent = keys.recent
-            if token.startswith(recent[0]):  # type: ignore[index]
-                # A text token of the key made active last (the header names key and kind).
-                aead, prefix, kind = recent[1], recent[2], 1  # type: ignore[index]
-            else:
-                aead, prefix, kind = keys.openers[token[:20]]
-            rest = a2b_base64(token.encode()[20:].translate(_DECODE), strict_mode=True)
-            plain = aead.decrypt(rest[:12], rest[12:], prefix + context.encode())
-            if kind == 1 and not misplaced and (token[-1] != "=" or token[-3:] in _CANONICAL_TAILS):
+            # The default scope's text key if encryption has used it (its objects are then
+            # the ones just touched), else the key made active last.
+            head, aead, prefix = keys.text or keys.recent  # type: ignore[misc]
+            if not token.startswith(head):
+                # Not a text token of that key: look its header up.
+                aead, prefix, kind = keys.openers[token[:_HEADER_TEXT]]
+                if kind != 1:
+                    raise KeyError
+            # The prefix and header are translated too, then cut off: it is the cheapest
+            # order, and what they say was just matched.
+            raw = a2b_base64(token.encode().translate(_DECODE)[_HEADER_TEXT:], strict_mode=True)
+            plain = aead.decrypt(raw[:12], raw[12:], prefix + context.encode())
+            # The canonical spelling only (see _token.canonical_tail), inline.
+            if not misplaced and (
+                token[-1] != "="
+                or (token[-2] in _ONE_PAD if token[-2] != "=" else token[-3] in _TWO_PADS)
+            ):
                 return plain.decode()
         except (ValueError, KeyError, TypeError, AttributeError, InvalidTag):
             pass
@@ -268,8 +275,34 @@ class FieldCipher:
         if not values:
             return []
         sealer = self._sealer_of(subject, scope)
+        header, seal, prefix = sealer[1], sealer[0].encrypt, sealer[3]
+        # One expression per value, no call of ours: any value or context that is not a
+        # plain non-empty str stops the batch (_refused), as does an empty nonce pool or
+        # text that is not UTF-8, and the checked loop below starts it again from the top
+        # (nonces drawn so far are dropped, never reused) and raises the right error.
+        try:
+            return [
+                header
+                + b2a_base64(
+                    (nonce := _take_nonce())
+                    + seal(nonce, value.encode(), prefix + context.encode()),
+                    newline=False,
+                )
+                .translate(_ENCODE)
+                .decode()
+                if type(value) is str and type(context) is str and context
+                else _refused()
+                for value, context in zip(values, contexts, strict=True)
+            ]
+        except (_Refused, IndexError, ValueError):
+            pass
+        return self._encrypt_each(values, contexts, sealer)
+
+    def _encrypt_each(
+        self, values: Sequence[str], contexts: Sequence[str], sealer: _token.Sealer
+    ) -> list[str]:
+        """:meth:`encrypt_many` with ``sealer`` at hand, every value checked in turn."""
         aead, header, prefix = sealer[0], sealer[1], sealer[3]
-        seal, take = aead.encrypt, _take_nonce
         tokens: list[str] = []
         append = tokens.append
         for value, context in zip(values, contexts, strict=True):
@@ -277,12 +310,9 @@ class FieldCipher:
                 raise ValidationError("values must be str; use encrypt() for bytes", field="value")
             if type(context) is not str or not context:
                 check_context(context)
+            nonce = random_nonce()
             try:
-                nonce = take()
-            except IndexError:
-                nonce = random_nonce()
-            try:
-                sealed = seal(nonce, value.encode(), prefix + context.encode())
+                sealed = aead.encrypt(nonce, value.encode(), prefix + context.encode())
             except UnicodeEncodeError:
                 break
             append(header + b2a_base64(nonce + sealed, newline=False).translate(_ENCODE).decode())
@@ -301,6 +331,33 @@ class FieldCipher:
         """
         if len(tokens) != len(contexts):
             raise ValidationError("tokens and contexts must have the same length", field="contexts")
+        # As decrypt()'s short path, one expression per token: a token that is not a
+        # canonical text token of the subject's usual key (see decrypt()), or fails in
+        # any way, sends the whole batch to the loop below, which opens each token as
+        # decrypt() does and raises the right error.
+        try:
+            keys = self._cache[subject]
+            keys.used = True
+            head, aead, prefix = keys.text or keys.recent  # type: ignore[misc]
+            opens = aead.decrypt
+            return [
+                opens(
+                    (raw := a2b_base64(token.encode().translate(_DECODE)[20:], strict_mode=True))[
+                        :12
+                    ],
+                    raw[12:],
+                    prefix + context.encode(),
+                ).decode()
+                if token.startswith(head)
+                and (
+                    token[-1] != "="
+                    or (token[-2] in _ONE_PAD if token[-2] != "=" else token[-3] in _TWO_PADS)
+                )
+                else _refused()
+                for token, context in zip(tokens, contexts, strict=True)
+            ]
+        except (_Refused, ValueError, KeyError, TypeError, AttributeError, InvalidTag):
+            pass
         return self._decrypt_with(self._openers_of(subject), tokens, subject, contexts)
 
     def _decrypt_with(
@@ -344,9 +401,12 @@ class FieldCipher:
         """
         try:
             aead, prefix, kind = openers[token[:20]]  # type: ignore[index]
-            rest = a2b_base64(token.encode()[20:].translate(_DECODE), strict_mode=True)
+            rest = a2b_base64(token.encode().translate(_DECODE)[20:], strict_mode=True)
             plain = aead.decrypt(rest[:12], rest[12:], prefix + context.encode())
-            if kind == 1 and (token[-1] != "=" or token[-3:] in _CANONICAL_TAILS):
+            if kind == 1 and (
+                token[-1] != "="
+                or (token[-2] in _ONE_PAD if token[-2] != "=" else token[-3] in _TWO_PADS)
+            ):
                 return plain.decode()
         except (ValueError, KeyError, TypeError, AttributeError, InvalidTag):
             pass
@@ -411,6 +471,13 @@ class FieldCipher:
             sealer = self._keyring._sealer(subject, scope)
         return sealer
 
+    def _remember_text(self, subject: str, sealer: _token.Sealer) -> None:
+        """Give the cache entry of ``subject`` the unpacked default-scope sealer that
+        :meth:`encrypt`'s hot path uses, if ``sealer`` is still that entry's."""
+        keys = self._cache.get(subject)
+        if keys is not None and keys.sealers.get(DEFAULT_SCOPE) is sealer:
+            keys.text = (sealer[1], sealer[0], sealer[3])
+
     def _open(self, token: str, subject: str, context: str) -> tuple[int, bytes]:
         if type(token) is not str:
             raise ValidationError("token must be a str", field="token")
@@ -435,6 +502,14 @@ class FieldCipher:
             return kind, aead.decrypt(raw[_HEADER:_BODY], raw[_BODY:], associated)
         except InvalidTag:
             raise _token.decryption_failed() from None
+
+
+class _Refused(Exception):
+    """A batch's short path met an input it leaves to the checked path."""
+
+
+def _refused() -> Never:
+    raise _Refused
 
 
 def _check_arguments(subject: object, context: object, scope: object) -> None:

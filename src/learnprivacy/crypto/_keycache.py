@@ -22,7 +22,7 @@ __all__ = ["KeyCache", "SubjectKeys"]
 class SubjectKeys:
     """Unwrapped keys of one subject, ready to use; dropped as a whole on shred."""
 
-    __slots__ = ("aeads", "openers", "recent", "sealers", "used")
+    __slots__ = ("aeads", "openers", "recent", "sealers", "text", "used")
 
     def __init__(self) -> None:
         self.aeads: dict[str, AESGCM] = {}
@@ -34,6 +34,10 @@ class SubjectKeys:
         # ``startswith`` instead of slicing and hashing the header for ``openers``. Like
         # ``openers`` it is dropped only with the whole entry.
         self.recent: tuple[str, AESGCM, bytes] | None = None
+        # Like ``recent``, for the default scope's active key, once FieldCipher has used
+        # it: what encrypting a str needs, unpacked in one step. Set only from
+        # ``sealers`` of this same entry, so it is dropped with it.
+        self.text: tuple[str, AESGCM, bytes] | None = None
         # Set on every cache hit, cleared when eviction passes over the entry: the
         # "second chance" that keeps subjects in use cached (see KeyCache.entry).
         self.used = False

@@ -36,7 +36,7 @@ from learnprivacy._inplace._plan import (
     subject_of,
     with_activity,
 )
-from learnprivacy._inplace._provider import DeclaredProvider, register_of
+from learnprivacy._inplace._provider import DeclaredProvider, DeclaredRegister
 from learnprivacy._validators import require_aware, utc_if_naive
 from learnprivacy._vocabulary import Article
 from learnprivacy.basis import LawfulBasis
@@ -207,7 +207,7 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-class DjangoPrivacy:
+class DjangoPrivacy(DeclaredRegister):
     """Erasure, sweeps, exports and register entries over every declared model.
 
     ``using`` is the database alias of the application's data (and of the audit log,
@@ -1174,30 +1174,6 @@ class DjangoPrivacy:
         from learnprivacy.export import export_subject
 
         return export_subject(self.manager(), str(subject), out, now=now, **options)
-
-    def register(
-        self,
-        controller: Any,
-        *,
-        as_of: dt.date | None = None,
-        internal_only: Iterable[str] = (),
-        providers: Iterable[object] = (),
-    ) -> Any:
-        """The GDPR Art. 30 register built from the declarations.
-
-        ``internal_only`` names the purposes whose data go to nobody outside the
-        controller (``PrivacyManager.register``; ``controller.internal_only`` counts
-        too): an external recipient declared under one of them is a gap, an internal
-        one is not. ``providers`` adds the project's other components (a mailer, an
-        LRS...) so that their recipients appear in the same register.
-        """
-        return register_of(
-            self.provider,
-            controller,
-            as_of=as_of,
-            internal_only=internal_only,
-            providers=providers,
-        )
 
     def request_book(self) -> Any:
         """The request book in the application's database (bodies encrypted)."""

@@ -202,7 +202,9 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
     def before_delete(_mapper: Mapper[Any], connection: Connection, target: Any) -> None:
         if alive() is None:
             return
-        identify(target, None)
+        # The subject read from the row when not loaded: the audit entry names the
+        # learner, and the planner statistics are checked for them (see _after_flush).
+        identify(target, connection)
         state = attributes.instance_state(target)
         refuse_restricted(connection, state.dict, "deletion")
         # The application's own deletions are audited too, in the same transaction: the

@@ -16,7 +16,7 @@ from learnprivacy._inplace import ModelSpec, RowCipher, build_spec, row_key
 from learnprivacy._inplace._audit import erasure_events
 from learnprivacy._inplace._binding import ERASED
 from learnprivacy._inplace._plan import check_holds, plan_erasure
-from learnprivacy._inplace._provider import DeclaredProvider, register_of
+from learnprivacy._inplace._provider import DeclaredProvider, DeclaredRegister
 from learnprivacy._inplace._refs import RowRefs
 from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import is_aware, require_aware
@@ -97,7 +97,7 @@ def _mappers_of(base: Any) -> tuple[Any, Any, list[Any]]:
     return registry, registry.metadata, list(registry.mappers)
 
 
-class LearnPrivacy:
+class LearnPrivacy(DeclaredRegister):
     """Privacy on the application's own models, in place.
 
     >>> privacy = LearnPrivacy(Base, keyring=keyring, keys="sqlite:///keys.db")  # doctest: +SKIP
@@ -243,7 +243,9 @@ class LearnPrivacy:
 
         One entry per table, written in the flush's transaction: the deletion and its
         entry commit or roll back together. The learners' keys are left alone (the
-        application may write new rows for them); an erasure request shreds them.
+        application may write new rows for them); an erasure request shreds them. On
+        PostgreSQL, a learner left with no row in a table is checked for in its planner
+        statistics before the commit, as after an erasure.
         """
         from learnprivacy.sqlalchemy._events import DELETED
 
@@ -279,6 +281,29 @@ class LearnPrivacy:
         if id(connection.engine) not in self._ready:
             self.side.ensure(connection)
         self._record(session, connection, events, _aware(self._clock()))
+        if connection.dialect.name == "postgresql":
+            for rows in by_table.values():
+                self._note_gone(session, connection, rows[0][0], {s for _, _, s in rows if s})
+
+    def _note_gone(
+        self, session: Session, connection: Connection, spec: ModelSpec, subjects: set[str]
+    ) -> None:
+        """Note, for the planner statistics, the learners of ``subjects`` of whom the
+        application's deletions left no row in ``spec``'s table: PostgreSQL may sample
+        their ids there (a learner with rows left is still rightly there)."""
+        if not subjects:
+            return
+        column = spec.model.__table__.c[spec.subject_column]
+        left = {
+            str(found)
+            for found in connection.execute(
+                select(column).where(column.in_([_typed(spec, s) for s in subjects])).distinct()
+            ).scalars()
+        }
+        if subjects - left:
+            statistics.mark_removed(session, connection, self._marks, [spec], subjects - left)
+            if statistics.REFRESH in session.info:
+                self._hook(session)
 
     def _before_flush(self, session: Session, _context: Any, _instances: Any) -> None:
         """Create the data keys of the new learners of this flush in one go.
@@ -1157,26 +1182,6 @@ class LearnPrivacy:
         manager = PrivacyManager([self.provider_for(session)], discover=False, timeout=None)
         options.setdefault("pseudonym_key", self._export_key)
         return export_subject(manager, _subject_text(subject), out, now=_aware(now), **options)
-
-    def register(
-        self,
-        controller: Any,
-        *,
-        as_of: dt.date | None = None,
-        internal_only: Iterable[str] = (),
-        providers: Iterable[object] = (),
-    ) -> Any:
-        """The GDPR Art. 30 register built from the declarations and the schedule.
-
-        ``providers`` adds the application's other components (a mailer, an LRS...),
-        whose recipients then appear in the same register. ``internal_only`` names the
-        purposes whose data go to nobody outside the controller (as
-        ``PrivacyManager.register``; ``controller.internal_only`` counts too): there an
-        external recipient is a gap, an internal one is not.
-        """
-        return register_of(
-            self.provider, controller, as_of=as_of, internal_only=internal_only, providers=providers
-        )
 
 
 class _Backend:

@@ -9,6 +9,8 @@ application's schema; instead:
 
 - an erasure, sweep or anonymisation notes on the session the learners whose rows it
   removed and the tables it removed them from (:func:`note_removed`);
+- the application's own ``session.delete()`` of a learner's last row in a table is
+  checked at once, in the flush's transaction (:func:`mark_removed`);
 - before the caller commits, ``pg_stats`` is asked whether one of those ids is sampled in
   those tables' subject columns; if so the table is marked in ``lp_stale_statistics``, in
   the caller's transaction (:func:`before_commit`): a rollback leaves no mark;
@@ -43,6 +45,7 @@ __all__ = [
     "deferred",
     "forget",
     "leftover",
+    "mark_removed",
     "marks_of",
     "note_removed",
     "refresh",
@@ -81,11 +84,36 @@ def before_commit(session: Session, marks: Marks) -> None:
     if removed is None:
         return
     engine, targets, ids = removed
-    connection = session.connection(bind_arguments={"bind": engine})
+    _mark_sampled(session, session.connection(bind_arguments={"bind": engine}), marks, targets, ids)
+
+
+def mark_removed(
+    session: Session,
+    connection: Connection,
+    marks: Marks,
+    specs: Iterable[ModelSpec],
+    subjects: Iterable[str],
+) -> None:
+    """Mark now, in ``connection``'s transaction, the tables of ``specs`` whose subject
+    column's statistics sample one of ``subjects``: for removals noted during a flush,
+    which may run after ``before_commit`` (a commit flushes after that event)."""
+    if connection.dialect.name != "postgresql":
+        return
+    targets = {(escape_like(s.table), s.subject_column) for s in specs}
+    _mark_sampled(session, connection, marks, targets, set(subjects))
+
+
+def _mark_sampled(
+    session: Session,
+    connection: Connection,
+    marks: Marks,
+    targets: set[tuple[str, str]],
+    ids: set[str],
+) -> None:
     found = sampled(connection, targets, ids)
     if found:
         mark(connection, marks, found)
-        session.info[REFRESH] = engine
+        session.info[REFRESH] = connection.engine
 
 
 def leftover(session: Session, connection: Connection, marks: Marks) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -230,7 +230,7 @@ def sweep(
                 now=now,
             )
     for spec, outcome, count in _end_lapsed_consents(
-        privacy, session, schedule, now=now, holds=holds, dry_run=dry_run, skip=gone_keys
+        _Run(privacy, session, schedule, now, holds, dry_run), gone_keys
     ):
         counts = by_type.setdefault(spec.name, dict.fromkeys(_COUNTS, 0))
         counts[outcome] += count
@@ -420,16 +420,18 @@ def _lapsed(
     return lapsed_consents(connection.execute(query), now, dates=_aware)
 
 
-def _end_lapsed_consents(
-    privacy: LearnPrivacy,
-    session: Session,
-    schedule: Schedule,
-    *,
-    now: dt.datetime,
-    holds: Sequence[Hold],
-    dry_run: bool,
-    skip: set[tuple[str, str]],
-) -> list[tuple[ModelSpec, str, int]]:
+class _Run(NamedTuple):
+    """What one sweep was called with, handed to its steps as one."""
+
+    privacy: LearnPrivacy
+    session: Session
+    schedule: Schedule
+    now: dt.datetime
+    holds: Sequence[Hold]
+    dry_run: bool
+
+
+def _end_lapsed_consents(run: _Run, skip: set[tuple[str, str]]) -> list[tuple[ModelSpec, str, int]]:
     """End what rested only on a consent that has been withdrawn or has expired.
 
     The store's rule (``Schedule.on_consent_end``): a row every one of whose rules is a
@@ -442,6 +444,7 @@ def _end_lapsed_consents(
     from learnprivacy._inplace._plan import decide_on_request
     from learnprivacy.basis import LawfulBasis
 
+    privacy, session, schedule, now, holds, dry_run = run
     consents = _consent_table(privacy)
     if consents is None:
         return []

@@ -10,21 +10,12 @@ import sqlalchemy as sa
 from alembic import op
 
 from learnprivacy.store._types import ExactDecimal
+from learnprivacy.store.migrations._ops import RECORD_TABLES, create_index, create_record_table
 
 revision = "0001"
 down_revision: str | None = None
 branch_labels: str | None = None
 depends_on: str | None = None
-
-_RECORD_TABLES = (
-    "lp_learner",
-    "lp_progress",
-    "lp_certificate",
-    "lp_invoice",
-    "lp_consent",
-    "lp_funding",
-    "lp_access_event",
-)
 
 
 def upgrade() -> None:
@@ -45,7 +36,7 @@ def upgrade() -> None:
         sa.Column("wrapped", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("subject", "key_id", name="pk_lp_keys"),
     )
-    op.create_index("ix_lp_keys_subject_scope", "lp_keys", ["subject", "scope"])
+    create_index("lp_keys", "subject", "scope")
     op.create_index(
         "uq_lp_keys_active",
         "lp_keys",
@@ -82,9 +73,8 @@ def upgrade() -> None:
         sa.Column("seal", sa.String(64), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_lp_audit_head"),
     )
-    op.create_table(
+    create_record_table(
         "lp_learner",
-        sa.Column("id", sa.String(255), nullable=False),
         sa.Column("username_token", sa.Text(), nullable=True),
         sa.Column("username_bidx", sa.String(64), nullable=True),
         sa.Column("email_token", sa.Text(), nullable=True),
@@ -95,17 +85,10 @@ def upgrade() -> None:
         sa.Column("last_activity_at", sa.DateTime(), nullable=True),
         sa.Column("organisation_id", sa.String(255), nullable=True),
         sa.Column("contract_end_at", sa.DateTime(), nullable=True),
-        sa.Column("basis", sa.String(64), nullable=False),
-        sa.Column("lp_restricted_at", sa.DateTime(), nullable=True),
-        sa.Column("lp_anonymised_at", sa.DateTime(), nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_lp_learner"),
+        indexed=("email_bidx", "username_bidx"),
     )
-    op.create_index("ix_lp_learner_email_bidx", "lp_learner", ["email_bidx"])
-    op.create_index("ix_lp_learner_username_bidx", "lp_learner", ["username_bidx"])
-    op.create_table(
+    create_record_table(
         "lp_progress",
-        sa.Column("id", sa.String(255), nullable=False),
-        sa.Column("learner_id", sa.String(255), nullable=False),
         sa.Column("course_id", sa.String(255), nullable=False),
         sa.Column("status", sa.String(64), nullable=False),
         sa.Column("recorded_at", sa.DateTime(), nullable=False),
@@ -115,96 +98,54 @@ def upgrade() -> None:
         sa.Column("score_kinds", sa.String(3), nullable=True),
         sa.Column("time_spent", sa.BigInteger(), nullable=True),
         sa.Column("activity_id", sa.String(255), nullable=True),
-        sa.Column("basis", sa.String(64), nullable=False),
-        sa.Column("lp_restricted_at", sa.DateTime(), nullable=True),
-        sa.Column("lp_anonymised_at", sa.DateTime(), nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_lp_progress"),
     )
-    op.create_index("ix_lp_progress_learner_id", "lp_progress", ["learner_id"])
-    op.create_table(
+    create_record_table(
         "lp_certificate",
-        sa.Column("id", sa.String(255), nullable=False),
-        sa.Column("learner_id", sa.String(255), nullable=False),
         sa.Column("course_id", sa.String(255), nullable=False),
         sa.Column("issued_at", sa.DateTime(), nullable=False),
         sa.Column("verification_code_token", sa.Text(), nullable=True),
         sa.Column("verification_code_bidx", sa.String(64), nullable=True),
         sa.Column("kind", sa.String(64), nullable=False),
-        sa.Column("basis", sa.String(64), nullable=False),
-        sa.Column("lp_restricted_at", sa.DateTime(), nullable=True),
-        sa.Column("lp_anonymised_at", sa.DateTime(), nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_lp_certificate"),
+        indexed=("verification_code_bidx",),
     )
-    op.create_index("ix_lp_certificate_learner_id", "lp_certificate", ["learner_id"])
-    op.create_index(
-        "ix_lp_certificate_verification_code_bidx", "lp_certificate", ["verification_code_bidx"]
-    )
-    op.create_table(
+    create_record_table(
         "lp_invoice",
-        sa.Column("id", sa.String(255), nullable=False),
-        sa.Column("learner_id", sa.String(255), nullable=False),
         sa.Column("billing_name_token", sa.Text(), nullable=True),
         sa.Column("billing_address_token", sa.Text(), nullable=True),
         sa.Column("amount", ExactDecimal(), nullable=False),
         sa.Column("issued_at", sa.DateTime(), nullable=False),
         sa.Column("currency", sa.Text(), nullable=False),
         sa.Column("funder", sa.String(64), nullable=False),
-        sa.Column("basis", sa.String(64), nullable=False),
-        sa.Column("lp_restricted_at", sa.DateTime(), nullable=True),
-        sa.Column("lp_anonymised_at", sa.DateTime(), nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_lp_invoice"),
     )
-    op.create_index("ix_lp_invoice_learner_id", "lp_invoice", ["learner_id"])
-    op.create_table(
+    create_record_table(
         "lp_consent",
-        sa.Column("id", sa.String(255), nullable=False),
-        sa.Column("learner_id", sa.String(255), nullable=False),
         sa.Column("purpose", sa.Text(), nullable=False),
         sa.Column("given_at", sa.DateTime(), nullable=False),
         sa.Column("withdrawn_at", sa.DateTime(), nullable=True),
         sa.Column("expires_at", sa.DateTime(), nullable=True),
         sa.Column("proof_token", sa.Text(), nullable=True),
-        sa.Column("basis", sa.String(64), nullable=False),
-        sa.Column("lp_restricted_at", sa.DateTime(), nullable=True),
-        sa.Column("lp_anonymised_at", sa.DateTime(), nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_lp_consent"),
     )
-    op.create_index("ix_lp_consent_learner_id", "lp_consent", ["learner_id"])
-    op.create_table(
+    create_record_table(
         "lp_funding",
-        sa.Column("id", sa.String(255), nullable=False),
-        sa.Column("learner_id", sa.String(255), nullable=False),
         sa.Column("funder", sa.String(64), nullable=False),
         sa.Column("dossier_reference_token", sa.Text(), nullable=True),
         sa.Column("opened_at", sa.DateTime(), nullable=False),
         sa.Column("closed_at", sa.DateTime(), nullable=True),
         sa.Column("amount", ExactDecimal(), nullable=True),
-        sa.Column("basis", sa.String(64), nullable=False),
-        sa.Column("lp_restricted_at", sa.DateTime(), nullable=True),
-        sa.Column("lp_anonymised_at", sa.DateTime(), nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_lp_funding"),
     )
-    op.create_index("ix_lp_funding_learner_id", "lp_funding", ["learner_id"])
-    op.create_table(
+    create_record_table(
         "lp_access_event",
-        sa.Column("id", sa.String(255), nullable=False),
-        sa.Column("learner_id", sa.String(255), nullable=False),
         sa.Column("kind", sa.String(64), nullable=False),
         sa.Column("at", sa.DateTime(), nullable=False),
         sa.Column("ip_token", sa.Text(), nullable=True),
         sa.Column("user_agent_token", sa.Text(), nullable=True),
-        sa.Column("basis", sa.String(64), nullable=False),
-        sa.Column("lp_restricted_at", sa.DateTime(), nullable=True),
-        sa.Column("lp_anonymised_at", sa.DateTime(), nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_lp_access_event"),
     )
-    op.create_index("ix_lp_access_event_learner_id", "lp_access_event", ["learner_id"])
     op.execute(sa.text("INSERT INTO lp_meta (key, value) VALUES ('schema_version', '1')"))
 
 
 def downgrade() -> None:
     """Drop every table (and with it every record): only for an empty store."""
-    for name in (*_RECORD_TABLES, "lp_audit_head", "lp_audit", "lp_key_tombstones"):
+    for name in (*RECORD_TABLES, "lp_audit_head", "lp_audit", "lp_key_tombstones"):
         op.drop_table(name)
     op.drop_table("lp_keys")
     op.drop_table("lp_meta")

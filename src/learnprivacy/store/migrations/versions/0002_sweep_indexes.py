@@ -9,20 +9,17 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from learnprivacy.store.migrations._ops import (
+    RECORD_TABLES,
+    create_index,
+    drop_index,
+    set_schema_version,
+)
+
 revision = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | None = None
 depends_on: str | None = None
-
-_RECORD_TABLES = (
-    "lp_learner",
-    "lp_progress",
-    "lp_certificate",
-    "lp_invoice",
-    "lp_consent",
-    "lp_funding",
-    "lp_access_event",
-)
 
 # Every date a retention trigger can read: sweeps select rows with ``date <= cutoff``.
 _DATE_INDEXES = (
@@ -43,17 +40,17 @@ _DATE_INDEXES = (
 
 def upgrade() -> None:
     """Add the restriction reason column and the date indexes; existing rows are kept."""
-    for table in _RECORD_TABLES:
+    for table in RECORD_TABLES:
         op.add_column(table, sa.Column("lp_restriction_reason", sa.Text(), nullable=True))
     for table, column in _DATE_INDEXES:
-        op.create_index(f"ix_{table}_{column}", table, [column])
-    op.execute(sa.text("UPDATE lp_meta SET value = '2' WHERE key = 'schema_version'"))
+        create_index(table, column)
+    set_schema_version(2)
 
 
 def downgrade() -> None:
     """Back to version 1: restriction reasons are dropped, restrictions themselves kept."""
-    op.execute(sa.text("UPDATE lp_meta SET value = '1' WHERE key = 'schema_version'"))
+    set_schema_version(1)
     for table, column in _DATE_INDEXES:
-        op.drop_index(f"ix_{table}_{column}", table_name=table)
-    for table in _RECORD_TABLES:
+        drop_index(table, column)
+    for table in RECORD_TABLES:
         op.drop_column(table, "lp_restriction_reason")

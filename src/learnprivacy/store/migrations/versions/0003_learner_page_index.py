@@ -12,35 +12,30 @@ Revises: 0002
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from alembic import op
+from learnprivacy.store.migrations._ops import (
+    LEARNER_TABLES,
+    create_index,
+    drop_index,
+    set_schema_version,
+)
 
 revision = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-_LEARNER_TABLES = (
-    "lp_progress",
-    "lp_certificate",
-    "lp_invoice",
-    "lp_consent",
-    "lp_funding",
-    "lp_access_event",
-)
-
 
 def upgrade() -> None:
     """Replace each ``(learner_id)`` index with a ``(learner_id, id)`` one; rows are kept."""
-    for table in _LEARNER_TABLES:
-        op.create_index(f"ix_{table}_learner_id_id", table, ["learner_id", "id"])
-        op.drop_index(f"ix_{table}_learner_id", table_name=table)
-    op.execute(sa.text("UPDATE lp_meta SET value = '3' WHERE key = 'schema_version'"))
+    for table in LEARNER_TABLES:
+        create_index(table, "learner_id", "id")
+        drop_index(table, "learner_id")
+    set_schema_version(3)
 
 
 def downgrade() -> None:
     """Back to version 2: the single-column learner indexes."""
-    op.execute(sa.text("UPDATE lp_meta SET value = '2' WHERE key = 'schema_version'"))
-    for table in _LEARNER_TABLES:
-        op.create_index(f"ix_{table}_learner_id", table, ["learner_id"])
-        op.drop_index(f"ix_{table}_learner_id_id", table_name=table)
+    set_schema_version(2)
+    for table in LEARNER_TABLES:
+        create_index(table, "learner_id")
+        drop_index(table, "learner_id", "id")

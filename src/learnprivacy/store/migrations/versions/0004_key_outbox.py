@@ -16,6 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from learnprivacy.store.migrations._ops import create_index, drop_index, set_schema_version
+
 revision = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | None = None
@@ -37,12 +39,12 @@ def upgrade() -> None:
         sa.Column("tombstone", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_lp_key_outbox"),
     )
-    op.create_index("ix_lp_key_outbox_subject_ref", "lp_key_outbox", ["subject_ref"])
-    op.execute(sa.text("UPDATE lp_meta SET value = '4' WHERE key = 'schema_version'"))
+    create_index("lp_key_outbox", "subject_ref")
+    set_schema_version(4)
 
 
 def downgrade() -> None:
     """Back to version 3: the outbox goes (keys stay in their key database)."""
-    op.execute(sa.text("UPDATE lp_meta SET value = '3' WHERE key = 'schema_version'"))
-    op.drop_index("ix_lp_key_outbox_subject_ref", table_name="lp_key_outbox")
+    set_schema_version(3)
+    drop_index("lp_key_outbox", "subject_ref")
     op.drop_table("lp_key_outbox")

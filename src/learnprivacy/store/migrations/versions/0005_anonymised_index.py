@@ -12,34 +12,28 @@ Revises: 0004
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from alembic import op
+from learnprivacy.store.migrations._ops import (
+    RECORD_TABLES,
+    create_index,
+    drop_index,
+    set_schema_version,
+)
 
 revision = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-_RECORD_TABLES = (
-    "lp_learner",
-    "lp_progress",
-    "lp_certificate",
-    "lp_invoice",
-    "lp_consent",
-    "lp_funding",
-    "lp_access_event",
-)
-
 
 def upgrade() -> None:
     """Index ``lp_anonymised_at`` on every record table; rows are kept."""
-    for table in _RECORD_TABLES:
-        op.create_index(f"ix_{table}_lp_anonymised_at", table, ["lp_anonymised_at"])
-    op.execute(sa.text("UPDATE lp_meta SET value = '5' WHERE key = 'schema_version'"))
+    for table in RECORD_TABLES:
+        create_index(table, "lp_anonymised_at")
+    set_schema_version(5)
 
 
 def downgrade() -> None:
     """Back to version 4: the indexes go, the anonymised rows stay."""
-    op.execute(sa.text("UPDATE lp_meta SET value = '4' WHERE key = 'schema_version'"))
-    for table in _RECORD_TABLES:
-        op.drop_index(f"ix_{table}_lp_anonymised_at", table_name=table)
+    set_schema_version(4)
+    for table in RECORD_TABLES:
+        drop_index(table, "lp_anonymised_at")

@@ -1,0 +1,128 @@
+"""``Store.verify_anonymised(since=...)`` reads the rows on the driver's cursor with a
+statement compiled once per table: the same rows and the same verdicts as a read through
+SQLAlchemy, on SQLite and PostgreSQL, and every defect still found."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from learnprivacy import records as rec
+from learnprivacy.crypto import Keyring
+from learnprivacy.errors import IntegrityError
+from learnprivacy.store import Store
+from tests import record_of, sample
+from tests.store_fixtures import keys_for
+
+UTC = dt.UTC
+EARLIER = dt.datetime(2025, 3, 4, 9, 0, tzinfo=UTC)
+T = dt.datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
+# A learner id that a stored date spells ("2026-02-..."): only a check that reads the
+# date column as a date, as the store's column type makes it, tells them apart.
+LEARNER = "2026"
+
+
+def _records(learner: str) -> list[Any]:
+    return [
+        sample(rec.Learner, id=learner, username=f"user-{learner}", family_name="Silvestre"),
+        *(
+            record_of(
+                learner,
+                rec.Progress,
+                f"P{n}",
+                course_id=f"C{n}",
+                recorded_at=dt.datetime(2026, 2, 3 + n, 10, 17, 41, tzinfo=UTC),
+            )
+            for n in range(3)
+        ),
+        record_of(learner, rec.AccessEvent, "A1", at=T - dt.timedelta(days=2), ip="192.0.2.44"),
+    ]
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """Learner 2026 anonymised at T (3 progress rows, 1 access event), learner L0002's
+    progress a year earlier."""
+    with Store(
+        store_url, keyring=Keyring.generate(), keys=keys_for(store_url), clock=lambda: T
+    ) as opened:
+        now, old = _records(LEARNER), _records("L0002")
+        opened.add_all(now + old, now=EARLIER)
+        opened.anonymise_records(
+            [r for r in old if isinstance(r, rec.Progress)], now=EARLIER, reason="test"
+        )
+        opened.anonymise_records(
+            [r for r in now if isinstance(r, rec.Progress | rec.AccessEvent)],
+            now=T,
+            reason="test",
+        )
+        yield opened
+
+
+def test_the_recheck_since_reads_exactly_the_rows_anonymised_since(store: Store) -> None:
+    """Rows anonymised at T are read, of every record type of ``known``; the earlier
+    ones only when ``since`` reaches back to them; none identifies anyone."""
+    known = _records(LEARNER)
+    assert store.verify_anonymised(known, since=T) == 4
+    assert store.verify_anonymised(known, since=T + dt.timedelta(microseconds=1)) == 0
+    assert store.verify_anonymised(known, since=EARLIER) == 7
+    # Through SQLAlchemy (no ``since``): the same verdict over every anonymised row.
+    assert store.verify_anonymised(known) == 7
+    # The plan compiled for this dialect is reused: same answer a second time.
+    assert store.verify_anonymised(known, since=T) == 4
+
+
+@pytest.mark.parametrize(
+    ("tamper", "defect"),
+    [
+        ("UPDATE lp_progress SET course_id = 'course of 2026'", "Progress.course_id names"),
+        ("UPDATE lp_progress SET learner_id = '2026'", "Progress.learner_id names"),
+        ("UPDATE lp_progress SET id = '2026-P1'", "Progress.id names"),
+        ("UPDATE lp_progress SET recorded_at = :at", "Progress.recorded_at keeps an exact date"),
+    ],
+)
+def test_a_row_marked_anonymised_that_still_names_the_learner_is_reported(
+    store: Store, tamper: str, defect: str
+) -> None:
+    """Attack: one row anonymised at T is given back its learner id, its record id, the
+    learner id inside another column, or its exact time; the fast re-check raises
+    IntegrityError naming field and defect, not the value, and counts the one row."""
+    known = _records(LEARNER)
+    at = dt.datetime(2026, 2, 4, 10, 17, 41)
+    with store.engine.begin() as connection:
+        victim = connection.execute(
+            text("SELECT id FROM lp_progress WHERE lp_anonymised_at >= :t ORDER BY id LIMIT 1"),
+            {"t": T.replace(tzinfo=None)},
+        ).scalar_one()
+        connection.execute(text(tamper + " WHERE id = :victim"), {"victim": victim, "at": at})
+    with pytest.raises(IntegrityError, match=defect) as caught:
+        store.verify_anonymised(known, since=T)
+    assert "(1 row(s))" in str(caught.value)
+    assert "2026" not in str(caught.value).replace("2026-", "")
+    # Rows anonymised before ``since`` are not read: the earlier rows pass.
+    assert store.verify_anonymised(_records("L0002"), since=T + dt.timedelta(days=1)) == 0
+
+
+def test_a_ciphertext_left_in_an_anonymised_account_is_reported(store: Store) -> None:
+    """Attack: an account marked anonymised at T keeps its name's ciphertext."""
+    [account] = [r for r in _records(LEARNER) if isinstance(r, rec.Learner)]
+    with store.engine.begin() as connection:
+        token = connection.execute(
+            text("SELECT family_name_token FROM lp_learner WHERE id = :id"), {"id": LEARNER}
+        ).scalar_one()
+    store.anonymise_records([account], now=T, reason="test")
+    assert store.verify_anonymised([account], since=T) == 1
+    with store.engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE lp_learner SET family_name_token = :token "
+                "WHERE lp_anonymised_at IS NOT NULL"
+            ),
+            {"token": token},
+        )
+    with pytest.raises(IntegrityError, match=r"Learner\.family_name keeps its ciphertext"):
+        store.verify_anonymised([account], since=T)
