@@ -19,7 +19,7 @@ from learnprivacy.crypto import BlindIndex, FieldCipher
 from learnprivacy.crypto._token import Opener
 from learnprivacy.records import Score
 from learnprivacy.store._schema import FieldSpec, Kind, RecordTable
-from learnprivacy.store._types import UTC, to_utc
+from learnprivacy.store._types import from_utc, to_utc
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Dialect
@@ -74,10 +74,6 @@ def _same(value: Any) -> Any:
     return value
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=UTC)
-
-
 def _bool_text(value: bool) -> str:
     return "1" if value else "0"
 
@@ -91,7 +87,7 @@ _TO_COLUMN: dict[Kind, Callable[[Any], Any]] = {
     Kind.ENUM: _enum_out,
 }
 _FROM_COLUMN: dict[Kind, Callable[[Any], Any]] = {
-    Kind.DATETIME: _aware,
+    Kind.DATETIME: from_utc,
     Kind.TIMEDELTA: lambda value: dt.timedelta(microseconds=value),
     Kind.FLOAT: float,
     Kind.INT: int,
@@ -177,8 +173,12 @@ def _then(
     return both
 
 
-def _builder(cls: type[Any], authenticated: frozenset[str]) -> Callable[[dict[str, Any]], Any]:
-    """How a record of ``cls`` is made from the field values of a row that was read.
+_Check = tuple[Any, str, Callable[[Any, Any, Any], Any]]
+
+
+def _checks(cls: type[Any], authenticated: frozenset[str]) -> tuple[_Check, ...] | None:
+    """The validators a record of ``cls`` read back still runs, as ``(attribute, name,
+    validator)``; ``None`` for a class that must be made by calling it.
 
     The values of the fields named in ``authenticated`` were decrypted: AES-GCM vouches
     that each is the very text this library encrypted for this record, learner and field,
@@ -186,23 +186,32 @@ def _builder(cls: type[Any], authenticated: frozenset[str]) -> Callable[[dict[st
     not run again; every other field (clear columns, which anyone with access to the
     database could change) is validated as ``cls(**values)`` would, after all fields are
     set, with the same errors. A class whose construction does more than set fields and
-    run validators (converters, ``__attrs_post_init__``, fields outside ``__init__``, or
-    fields the row does not give) is made by calling it.
+    run validators (converters, ``__attrs_post_init__``, fields outside ``__init__``) is
+    made by calling it.
     """
     fields = attrs.fields(cls)
-    names = tuple(a.name for a in fields)
     plain = (
         getattr(cls, "__attrs_post_init__", None) is None
         and getattr(cls, "__attrs_pre_init__", None) is None
         and all(a.init and a.converter is None and a.alias == a.name for a in fields)
     )
     if not plain:
-        return lambda values: cls(**values)
-    checks = tuple(
+        return None
+    return tuple(
         (a, a.name, a.validator)
         for a in fields
         if a.validator is not None and a.name not in authenticated
     )
+
+
+def _builder(cls: type[Any], authenticated: frozenset[str]) -> Callable[[dict[str, Any]], Any]:
+    """How a record of ``cls`` is made from the field values of a row that was read
+    (see :func:`_checks`); a row that does not give every field is made by calling it.
+    """
+    names = tuple(a.name for a in attrs.fields(cls))
+    checks = _checks(cls, authenticated)
+    if checks is None:
+        return lambda values: cls(**values)
     new, assign = object.__new__, object.__setattr__
 
     def build(values: dict[str, Any]) -> Any:
@@ -222,7 +231,6 @@ class Codec:
     """Converts between records of one type and rows of its table."""
 
     __slots__ = (
-        "_build",
         "_cipher",
         "_columns",
         "_encoders",
@@ -271,7 +279,6 @@ class Codec:
             for spec in rt.fields
             if spec.encrypted
         ]
-        self._build = _builder(rt.cls, frozenset(spec.name for spec in rt.fields if spec.encrypted))
         self._read = self._reader(None)
         # Columns read as they come (ids and tokens); rows whose driver values for them
         # would need processing are read through SQLAlchemy (see raw_reader).
@@ -458,7 +465,12 @@ class Codec:
     def _reader(self, processors: Sequence[Callable[[Any], Any] | None] | None) -> RowReader:
         """How a row becomes a record: the body of :meth:`from_row`, its steps compiled
         for rows whose column values go through ``processors`` first (by position;
-        ``None``: rows SQLAlchemy processed already)."""
+        ``None``: rows SQLAlchemy processed already).
+
+        For a class that :func:`_checks` allows, the record is made and its fields set
+        as they are read, then the remaining validators run; any other class is called
+        with the values.
+        """
         positions = self._columns
         steps, composite = self._readers(
             [spec for spec in self.rt.fields if not spec.encrypted], positions, processors
@@ -466,32 +478,46 @@ class Codec:
         id_at, subject_at = positions["id"], positions[self.rt.subject_column]
         opened = self._opened
         cipher = self._cipher
-        build = self._build
+        cls = self.rt.cls
+        authenticated = frozenset(spec.name for spec in self.rt.fields if spec.encrypted)
+        checks = _checks(cls, authenticated)
+        build = _builder(cls, authenticated)
+        new, assign = object.__new__, object.__setattr__
 
         def read(row: Sequence[Any], openers: dict[str, dict[str, Opener]] | None = None) -> Any:
             record_id = row[id_at]
             subject = row[subject_at]
-            kwargs: dict[str, Any] = {}
+            if checks is None:
+                values: dict[str, Any] = {}
+                record = values
+                put: Callable[[Any, str, Any], Any] = dict.__setitem__
+            else:
+                record = new(cls)
+                put = assign
             for name, at, convert in steps:
                 value = row[at]
-                kwargs[name] = value if value is None or convert is None else convert(value)
+                put(record, name, value if value is None or convert is None else convert(value))
             for name, decode in composite:
-                kwargs[name] = decode(row, record_id, subject)
+                put(record, name, decode(row, record_id, subject))
             if opened:
                 mine = cipher._openers_of(subject) if openers is None else openers.get(subject)
                 open_text = cipher._open_text
                 for name, context, at, from_text in opened:
                     token = row[at]
                     if token is None:
-                        kwargs[name] = None
+                        put(record, name, None)
                         continue
                     text = open_text(mine, token, subject, context.format(record_id))
                     if mine is None:
                         # The first token of a learner without openers at hand went through
                         # decrypt(), which cached the learner's keys.
                         mine = cipher._openers_of(subject)
-                    kwargs[name] = text if from_text is None else from_text(text)
-            return build(kwargs)
+                    put(record, name, text if from_text is None else from_text(text))
+            if checks is None:
+                return build(values)
+            for attribute, name, check in checks:
+                check(record, attribute, getattr(record, name))
+            return record
 
         return read
 
