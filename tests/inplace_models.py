@@ -6,6 +6,7 @@ classes (a new declarative base, or new SQLModel classes on a new registry).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
@@ -14,25 +15,72 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Engine, ForeignKey, Numeric, create_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import learnprivacy.sqlalchemy as lps
 from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.crypto import Keyring
+from tests import NOW
 
 
 def bind(
-    tmp_path: Path, base: Any, *, keys: str = "keys.db", app: str = "app.db"
+    tmp_path: Path,
+    base: Any,
+    *,
+    keys: str = "keys.db",
+    app: str = "app.db",
+    keyring: Keyring | None = None,
 ) -> tuple[lps.LearnPrivacy, Engine]:
-    """The models of ``base`` bound (a new keyring) to a key database ``keys`` in
-    ``tmp_path``, and an engine on a new application database ``app`` beside it, with
-    their tables."""
+    """The models of ``base`` bound (``keyring``, a new one by default) to a key database
+    ``keys`` in ``tmp_path``, and an engine on a new application database ``app`` beside
+    it, with their tables."""
     privacy = lps.LearnPrivacy(
-        base, keyring=Keyring.generate(), keys=f"sqlite:///{tmp_path / keys}"
+        base, keyring=keyring or Keyring.generate(), keys=f"sqlite:///{tmp_path / keys}"
     )
     engine = create_engine(f"sqlite:///{tmp_path / app}")
     base.metadata.create_all(engine)
     return privacy, engine
+
+
+@contextlib.contextmanager
+def bound(tmp_path: Path, base: Any, **names: Any) -> Iterator[tuple[lps.LearnPrivacy, Engine]]:
+    """:func:`bind` (``names``: its keywords) for a ``with`` block: at its end the
+    binding is closed and the engine disposed, whatever happened in it."""
+    privacy, engine = bind(tmp_path, base, **names)
+    try:
+        yield privacy, engine
+    finally:
+        privacy.close()
+        engine.dispose()
+
+
+def add_users(engine: Engine, m: SimpleNamespace, ana_writes: str) -> None:
+    """Two learners of :func:`declarative_models`, Ana (``u1``) and Bob (``u2``), each with
+    a forum post: Ana's says ``ana_writes``."""
+    with Session(engine) as s:
+        s.add(m.User(id="u1", email="ana@example.org", name="Ana Silva", created_at=NOW))
+        s.add(m.User(id="u2", email="bob@example.org", name="Bob", created_at=NOW))
+        s.add(m.Post(author_id="u1", body=ana_writes, posted_at=NOW))
+        s.add(m.Post(author_id="u2", body="Bob writes", posted_at=NOW))
+        s.commit()
+
+
+def add_invoice(
+    engine: Engine, m: SimpleNamespace, invoice_id: str, amount: str, issued_at: dt.datetime
+) -> None:
+    """An invoice of Ana's (``u1``, billed as Ana Silva) for ``amount``, issued at
+    ``issued_at``, in :func:`declarative_models`' ``invoices``."""
+    with Session(engine) as s:
+        s.add(
+            m.Invoice(
+                id=invoice_id,
+                user_id="u1",
+                billing_name="Ana Silva",
+                amount=Decimal(amount),
+                issued_at=issued_at,
+            )
+        )
+        s.commit()
 
 
 def declarative_models() -> SimpleNamespace:

@@ -7,8 +7,10 @@ import os
 import threading
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from learnprivacy.crypto import FieldCipher, Keyring, KeyStore
+from learnprivacy.crypto._keycache import KeyCache
 from learnprivacy.crypto._keystore import KeyEntry
 from learnprivacy.errors import KeyShreddedError
 
@@ -62,6 +64,49 @@ def test_a_subject_in_constant_use_survives_a_stream_of_new_subjects() -> None:
         assert "hot" in keyring._cache
         assert cipher.decrypt(token, subject="hot", context=CONTEXT) == "value of hot"
     assert len(keyring._cache) == 8
+
+
+def test_an_entry_of_texts_stands_for_a_use_and_is_spent_by_the_second_chance() -> None:
+    """A subject whose unpacked text key is in ``texts`` was used (hits there set no
+    flag): eviction gives it a second chance and takes the entry; it goes next time
+    unless used again. A subject evicted leaves ``texts`` too."""
+    keyring = Keyring(os.urandom(32), cache_size=3)
+    cipher = FieldCipher(keyring)
+    for subject in ("A", "B", "C"):
+        _encrypt(cipher, subject)  # made: not in texts, not used
+    assert cipher._texts == {}
+    _encrypt(cipher, "A")  # a use: remembered
+    assert set(cipher._texts) == {"A"}
+    _encrypt(cipher, "D")
+    assert set(keyring._cache) == {"A", "C", "D"}
+    assert cipher._texts == {}
+    _encrypt(cipher, "E")
+    _encrypt(cipher, "F")
+    assert set(keyring._cache) == {"D", "E", "F"}
+    _encrypt(cipher, "F")
+    assert set(cipher._texts) == {"F"}
+    for subject in ("G", "H", "I", "J"):
+        _encrypt(cipher, subject)
+    assert set(cipher._texts) <= set(keyring._cache)
+    assert "F" not in cipher._texts
+
+
+def test_every_way_of_dropping_keys_drops_their_texts_entry() -> None:
+    cache = KeyCache(10)
+    text = ("lp1.header", AESGCM(os.urandom(32)), b"prefix")
+    for forget in (
+        lambda: cache.forget("a"),
+        lambda: cache.forget(None),
+        lambda: cache.forget_many(["b", "a"]),
+    ):
+        keys = cache.entry("a")
+        cache.remember_text("a", keys, text)
+        assert cache.texts == {"a": text}
+        forget()
+        assert cache.texts == {}
+        # Keys forgotten meanwhile (a race with a shred) are never remembered.
+        cache.remember_text("a", keys, text)
+        assert cache.texts == {}
 
 
 def test_the_cache_stays_at_its_size_through_many_evictions() -> None:

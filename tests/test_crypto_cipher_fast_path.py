@@ -27,7 +27,10 @@ EMAIL = "ana.martin@example.org"
 def cipher() -> FieldCipher:
     warm = FieldCipher(Keyring.generate())
     for subject in ("L1", "L2"):
+        # Twice: the first use makes the key, the second puts it in KeyCache.texts.
         warm.encrypt("warm", subject=subject, context="warm")
+        warm.encrypt("warm", subject=subject, context="warm")
+    assert set(warm._texts) == {"L1", "L2"}
     return warm
 
 
@@ -99,7 +102,9 @@ def test_a_retired_keys_tokens_still_open_beside_the_new_active_key(
 
 def test_a_shredded_learners_token_raises_key_shredded(cipher: FieldCipher) -> None:
     token = cipher.encrypt(EMAIL, subject="L1", context="c")
+    assert "L1" in cipher._texts
     cipher.keyring.shred("L1")
+    assert "L1" not in cipher._texts
     with pytest.raises(KeyShreddedError):
         cipher.decrypt(token, subject="L1", context="c")
     with pytest.raises(KeyShreddedError):
@@ -157,7 +162,7 @@ def test_shredding_one_scope_spares_the_other_on_the_fast_path(cipher: FieldCiph
 
 def test_the_default_scopes_unpacked_sealer_serves_that_scope_only(cipher: FieldCipher) -> None:
     default = cipher.encrypt(EMAIL, subject="L1", context="c")
-    assert cipher._cache["L1"].text is not None  # the short path's entry is in place
+    assert "L1" in cipher._texts  # the short path's entry is in place
     other = cipher.encrypt(EMAIL, subject="L1", context="c", scope="billing")
     assert cipher.key_id(other) != cipher.key_id(default)
     again = cipher.encrypt(EMAIL, subject="L1", context="c")
@@ -174,11 +179,11 @@ def test_a_stale_sealer_is_never_remembered_for_the_short_path(cipher: FieldCiph
     stale = cipher._cache["L1"].sealers["default"]
     old = cipher.encrypt(EMAIL, subject="L1", context="c")
     cipher.keyring.retire("L1", "default")
+    assert "L1" not in cipher._texts  # retire() dropped it with the cached keys
     fresh = cipher.encrypt(EMAIL, subject="L1", context="c")
-    keys = cipher._cache["L1"]
+    cipher.encrypt(EMAIL, subject="L1", context="c")  # a second use: now remembered
     cipher._remember_text("L1", stale)  # as a thread that lost a race with retire() would
-    assert keys.text is not None
-    assert keys.text[0] == fresh[:20]
+    assert cipher._texts["L1"][0] == fresh[:20]
     assert cipher.key_id(cipher.encrypt(EMAIL, subject="L1", context="c")) != cipher.key_id(old)
 
 

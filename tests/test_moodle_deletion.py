@@ -33,6 +33,26 @@ def _insert(connection: sa.Connection, table: str, **values: Any) -> int:
     return int(key[0])
 
 
+def _conversation(
+    c: sa.Connection,
+    stamp: int,
+    members: tuple[int, ...],
+    senders: tuple[int, ...],
+    **fields: Any,
+) -> int:
+    """A new enabled conversation (``fields``) of ``members``, with one message from each
+    of ``senders`` in turn; its id."""
+    conversation = _insert(c, "message_conversations", enabled=1, timecreated=stamp, **fields)
+    insert_rows(
+        c,
+        "message_conversation_members",
+        [{"conversationid": conversation, "userid": u, "timecreated": stamp} for u in members],
+    )
+    for sender in senders:
+        _insert(c, "messages", useridfrom=sender, conversationid=conversation, timecreated=stamp)
+    return conversation
+
+
 def forum_posts(c: sa.Connection) -> list[Any]:
     """Every forum post as ``(post id, author, course module, forum, discussion)``."""
     schema = MoodleSchema()
@@ -59,40 +79,20 @@ def _plant(engine: sa.Engine, summary: FixtureSummary) -> dict[str, int]:
             sa.select(ctx.c.id).where(ctx.c.contextlevel == 50, ctx.c.instanceid == course)
         ).scalar_one()
         # A conversation without the learner: none of it is theirs.
-        others = _insert(c, "message_conversations", type=1, enabled=1, timecreated=stamp)
-        insert_rows(
-            c,
-            "message_conversation_members",
-            [
-                {"conversationid": others, "userid": u, "timecreated": stamp}
-                for u in (friend, third)
-            ],
-        )
-        for sender in (friend, third, friend):
-            _insert(c, "messages", useridfrom=sender, conversationid=others, timecreated=stamp)
+        _conversation(c, stamp, (friend, third), (friend, third, friend), type=1)
         # A course group conversation: core_group's, in the course context.
-        group = _insert(
+        _conversation(
             c,
-            "message_conversations",
+            stamp,
+            (learner, stranger),
+            (learner, stranger, stranger),
             type=2,
             name="Groupe A",
             component="core_group",
             itemtype="groups",
             itemid=1,
             contextid=course_context,
-            enabled=1,
-            timecreated=stamp,
         )
-        insert_rows(
-            c,
-            "message_conversation_members",
-            [
-                {"conversationid": group, "userid": u, "timecreated": stamp}
-                for u in (learner, stranger)
-            ],
-        )
-        for sender in (learner, stranger, stranger):
-            _insert(c, "messages", useridfrom=sender, conversationid=group, timecreated=stamp)
         # Notes: one the learner wrote about a classmate, the teacher's personal note and a
         # shared note about the learner.
         note = {"module": "notes", "courseid": course, "created": stamp, "lastmodified": stamp}

@@ -7,7 +7,6 @@ import json
 import shutil
 import zipfile
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -36,7 +35,7 @@ from learnprivacy.providers import (
 )
 from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
 from tests import NOW, names
-from tests.inplace_models import declarative_models
+from tests.inplace_models import add_invoice, declarative_models
 from tests.inplace_worker import run_killed
 
 UTC = dt.UTC
@@ -186,17 +185,7 @@ def test_a_backup_taken_before_erasure_reads_nothing_afterwards(app: SimpleNames
 def with_invoice(app: SimpleNamespace) -> None:
     """The test app's learners, and an invoice of u1's inside its legal minimum."""
     populate(app.engine, app.m)
-    with Session(app.engine) as s:
-        s.add(
-            app.m.Invoice(
-                id="F-1",
-                user_id="u1",
-                billing_name="Ana Silva",
-                amount=Decimal("90.00"),
-                issued_at=LONG_AGO,
-            )
-        )
-        s.commit()
+    add_invoice(app.engine, app.m, "F-1", "90.00", LONG_AGO)
 
 
 def test_legal_minimums_and_holds_restrict(app: SimpleNamespace) -> None:

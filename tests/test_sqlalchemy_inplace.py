@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -25,7 +24,7 @@ from learnprivacy.errors import (
     ValidationError,
 )
 from tests import NOW, names
-from tests.inplace_models import bind, declarative_models, sqlmodel_models
+from tests.inplace_models import add_invoice, add_users, bound, declarative_models, sqlmodel_models
 
 UTC = dt.UTC
 MASTER = bytes(range(32))
@@ -35,25 +34,13 @@ MASTER = bytes(range(32))
 def app(tmp_path: Path) -> Iterator[SimpleNamespace]:
     """Fresh models bound to a LearnPrivacy, an app database and a key database (SQLite)."""
     models = declarative_models()
-    privacy = lps.LearnPrivacy(
-        models.Base,
-        keyring=Keyring.from_master_key(MASTER),
-        keys=f"sqlite:///{tmp_path / 'keys.db'}",
-    )
-    engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
-    models.Base.metadata.create_all(engine)
-    yield SimpleNamespace(m=models, privacy=privacy, engine=engine, path=tmp_path)
-    privacy.close()
-    engine.dispose()
+    keyring = Keyring.from_master_key(MASTER)
+    with bound(tmp_path, models.Base, keyring=keyring) as (privacy, engine):
+        yield SimpleNamespace(m=models, privacy=privacy, engine=engine, path=tmp_path)
 
 
 def add_ana(engine: Engine, m: SimpleNamespace) -> None:
-    with Session(engine) as s:
-        s.add(m.User(id="u1", email="ana@example.org", name="Ana Silva", created_at=NOW))
-        s.add(m.User(id="u2", email="bob@example.org", name="Bob", created_at=NOW))
-        s.add(m.Post(author_id="u1", body="My first post", posted_at=NOW))
-        s.add(m.Post(author_id="u2", body="Bob writes", posted_at=NOW))
-        s.commit()
+    add_users(engine, m, "My first post")
 
 
 def test_values_are_tokens_at_rest_and_clear_on_load(app: SimpleNamespace) -> None:
@@ -270,8 +257,7 @@ def test_sqlmodel_models_work_the_same(tmp_path: Path) -> None:
     from sqlmodel import Session as SQLModelSession
 
     models = sqlmodel_models()
-    privacy, engine = bind(tmp_path, models.Base)
-    with SQLModelSession(engine) as s:
+    with bound(tmp_path, models.Base) as (privacy, engine), SQLModelSession(engine) as s:
         s.add(models.User(id="u1", email="ana@example.org", name="Ana"))
         s.add(models.Post(author_id="u1", body="hello", posted_at=NOW))
         s.commit()
@@ -309,17 +295,7 @@ def _sqlite_rows(path: Path, query: str) -> list[Any]:
 def test_invoice_amounts_stay_clear(app: SimpleNamespace) -> None:
     """Non-personal columns (amounts) are stored in clear and read as declared."""
     add_ana(app.engine, app.m)
-    with Session(app.engine) as s:
-        s.add(
-            app.m.Invoice(
-                id="F1",
-                user_id="u1",
-                billing_name="Ana Silva",
-                amount=Decimal("120.00"),
-                issued_at=NOW,
-            )
-        )
-        s.commit()
+    add_invoice(app.engine, app.m, "F1", "120.00", NOW)
     rows = _sqlite_rows(app.path / "app.db", "SELECT amount, billing_name FROM invoices")
     assert rows[0][0] == 120
     assert rows[0][1].startswith("lp1.")

@@ -15,23 +15,16 @@ import learnprivacy.sqlalchemy as lps
 from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.errors import DecryptionError, KeyShreddedError
 from tests import NOW
-from tests.inplace_models import bind, declarative_models, sqlmodel_models
+from tests.inplace_models import add_users, bound, declarative_models, sqlmodel_models
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[SimpleNamespace]:
     """Users and posts of two learners (Ana, u1; Bob, u2) on SQLite, keys apart."""
     models = declarative_models()
-    privacy, engine = bind(tmp_path, models.Base)
-    with Session(engine) as s:
-        s.add(models.User(id="u1", email="ana@example.org", name="Ana Silva", created_at=NOW))
-        s.add(models.User(id="u2", email="bob@example.org", name="Bob", created_at=NOW))
-        s.add(models.Post(author_id="u1", body="Ana writes", posted_at=NOW))
-        s.add(models.Post(author_id="u2", body="Bob writes", posted_at=NOW))
-        s.commit()
-    yield SimpleNamespace(m=models, privacy=privacy, engine=engine)
-    privacy.close()
-    engine.dispose()
+    with bound(tmp_path, models.Base) as (privacy, engine):
+        add_users(engine, models, "Ana writes")
+        yield SimpleNamespace(m=models, privacy=privacy, engine=engine)
 
 
 def restrict_ana(app: SimpleNamespace) -> None:
@@ -111,8 +104,7 @@ def test_a_relationship_load_leaves_restricted_rows_out(tmp_path: Path) -> None:
         learner_id: Mapped[str] = mapped_column(ForeignKey("learners.id"))
         text: Mapped[str] = lps.personal(DataCategory.COMMUNICATION, "Note")
 
-    privacy, engine = bind(tmp_path, Base, keys="k.db", app="a.db")
-    try:
+    with bound(tmp_path, Base, keys="k.db", app="a.db") as (privacy, engine):
         with Session(engine) as s:
             s.add(Learner(id="u1", name="Ana", notes=[Note(text="one"), Note(text="two")]))
             s.commit()
@@ -127,9 +119,6 @@ def test_a_relationship_load_leaves_restricted_rows_out(tmp_path: Path) -> None:
         with Session(engine) as s:
             learner = s.scalars(select(Learner).options(selectinload(Learner.notes))).one()
             assert [n.text for n in learner.notes] == ["two"]
-    finally:
-        privacy.close()
-        engine.dispose()
 
 
 def test_personal_columns_selected_alone_come_back_clear(app: SimpleNamespace) -> None:
@@ -196,17 +185,12 @@ def test_sqlmodel_column_selects_come_back_clear(tmp_path: Path) -> None:
     from sqlmodel import select as sqlmodel_select
 
     models = sqlmodel_models()
-    privacy, engine = bind(tmp_path, models.Base)
-    try:
-        with SQLModelSession(engine) as s:
-            s.add(models.User(id="u1", email="ana@example.org", name="Ana"))
-            s.add(models.Post(author_id="u1", body="hello", posted_at=NOW))
-            s.commit()
-            assert s.exec(sqlmodel_select(models.User.email)).all() == ["ana@example.org"]
-            assert s.exec(sqlmodel_select(models.Post.body, models.Post.id)).one()[0] == "hello"
-    finally:
-        privacy.close()
-        engine.dispose()
+    with bound(tmp_path, models.Base) as (_, engine), SQLModelSession(engine) as s:
+        s.add(models.User(id="u1", email="ana@example.org", name="Ana"))
+        s.add(models.Post(author_id="u1", body="hello", posted_at=NOW))
+        s.commit()
+        assert s.exec(sqlmodel_select(models.User.email)).all() == ["ana@example.org"]
+        assert s.exec(sqlmodel_select(models.Post.body, models.Post.id)).one()[0] == "hello"
 
 
 def test_unused_dates_are_untouched(app: SimpleNamespace) -> None:

@@ -21,7 +21,7 @@ from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.crypto import Keyring
 from learnprivacy.retention import Action, Hold, Period, RetentionRule, Schedule, Trigger
 from tests import NOW
-from tests.inplace_models import accounts, bind
+from tests.inplace_models import accounts, bound
 
 UTC = dt.UTC
 LONG_AGO = dt.datetime(2023, 1, 10, tzinfo=UTC)
@@ -50,10 +50,8 @@ def _models() -> SimpleNamespace:
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[SimpleNamespace]:
     m = _models()
-    privacy, engine = bind(tmp_path, m.Base)
-    yield SimpleNamespace(m=m, privacy=privacy, engine=engine)
-    privacy.close()
-    engine.dispose()
+    with bound(tmp_path, m.Base) as (privacy, engine):
+        yield SimpleNamespace(m=m, privacy=privacy, engine=engine)
 
 
 def _activity_schedule(m: SimpleNamespace) -> Schedule:
@@ -99,20 +97,18 @@ def test_a_learner_without_an_account_row_is_seen_through_their_rows(tmp_path: P
         answer: Mapped[str] = lps.personal(DataCategory.ASSESSMENT, "Answer")
         at: Mapped[dt.datetime] = lps.not_personal("When")
 
-    privacy, engine = bind(tmp_path, Base, keys="k.db", app="a.db")
     schedule = Schedule({Attempt: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
-    try:
-        with Session(engine) as s:
-            s.add(Attempt(learner_id="a", answer="old", at=LONG_AGO))
-            s.add(Attempt(learner_id="a", answer="new", at=RECENT))
-            s.add(Attempt(learner_id="b", answer="only old", at=LONG_AGO))
-            s.commit()
-            report = privacy.sweep(s, schedule, now=NOW)
-            assert report.erased == 1
-            assert sorted(s.scalars(select(Attempt.answer))) == ["new", "old"]
-    finally:
-        privacy.close()
-        engine.dispose()
+    with (
+        bound(tmp_path, Base, keys="k.db", app="a.db") as (privacy, engine),
+        Session(engine) as s,
+    ):
+        s.add(Attempt(learner_id="a", answer="old", at=LONG_AGO))
+        s.add(Attempt(learner_id="a", answer="new", at=RECENT))
+        s.add(Attempt(learner_id="b", answer="only old", at=LONG_AGO))
+        s.commit()
+        report = privacy.sweep(s, schedule, now=NOW)
+        assert report.erased == 1
+        assert sorted(s.scalars(select(Attempt.answer))) == ["new", "old"]
 
 
 def test_a_hold_still_wins_over_old_activity(app: SimpleNamespace) -> None:
@@ -201,42 +197,43 @@ def _consent_schedule(m: SimpleNamespace) -> Schedule:
 @pytest.fixture
 def consent_app(tmp_path: Path) -> Iterator[SimpleNamespace]:
     m = _consent_models()
-    privacy, engine = bind(tmp_path, m.Base)
-    month_ago = NOW - dt.timedelta(days=30)
-    with Session(engine) as s:
-        for who in ("expired", "withdrawn", "current", "never"):
-            s.add(m.User(id=who, name=who.title(), last_login_at=NOW))
-        s.flush()
-        s.add(
-            m.Agreement(
-                user_id="expired", topic="newsletter", agreed_at=LONG_AGO, valid_until=month_ago
+    with bound(tmp_path, m.Base) as (privacy, engine):
+        month_ago = NOW - dt.timedelta(days=30)
+        with Session(engine) as s:
+            for who in ("expired", "withdrawn", "current", "never"):
+                s.add(m.User(id=who, name=who.title(), last_login_at=NOW))
+            s.flush()
+            s.add(
+                m.Agreement(
+                    user_id="expired", topic="newsletter", agreed_at=LONG_AGO, valid_until=month_ago
+                )
             )
-        )
-        s.add(
-            m.Agreement(
-                user_id="withdrawn", topic="newsletter", agreed_at=LONG_AGO, withdrawn_at=month_ago
+            s.add(
+                m.Agreement(
+                    user_id="withdrawn",
+                    topic="newsletter",
+                    agreed_at=LONG_AGO,
+                    withdrawn_at=month_ago,
+                )
             )
-        )
-        s.add(m.Agreement(user_id="withdrawn", topic="analytics", agreed_at=LONG_AGO))
-        # Renewed: the old consent expired, the new one stands.
-        s.add(
-            m.Agreement(
-                user_id="current", topic="newsletter", agreed_at=LONG_AGO, valid_until=month_ago
+            s.add(m.Agreement(user_id="withdrawn", topic="analytics", agreed_at=LONG_AGO))
+            # Renewed: the old consent expired, the new one stands.
+            s.add(
+                m.Agreement(
+                    user_id="current", topic="newsletter", agreed_at=LONG_AGO, valid_until=month_ago
+                )
             )
-        )
-        s.add(m.Agreement(user_id="current", topic="newsletter", agreed_at=month_ago))
-        s.add(
-            m.Agreement(
-                user_id="current", topic="analytics", agreed_at=LONG_AGO, valid_until=RECENT
+            s.add(m.Agreement(user_id="current", topic="newsletter", agreed_at=month_ago))
+            s.add(
+                m.Agreement(
+                    user_id="current", topic="analytics", agreed_at=LONG_AGO, valid_until=RECENT
+                )
             )
-        )
-        for who in ("expired", "withdrawn", "current", "never"):
-            s.add(m.Interest(user_id=who, topic=f"{who} likes maths", at=RECENT))
-            s.add(m.Visit(user_id=who, page=f"/{who}/page", at=RECENT))
-        s.commit()
-    yield SimpleNamespace(m=m, privacy=privacy, engine=engine)
-    privacy.close()
-    engine.dispose()
+            for who in ("expired", "withdrawn", "current", "never"):
+                s.add(m.Interest(user_id=who, topic=f"{who} likes maths", at=RECENT))
+                s.add(m.Visit(user_id=who, page=f"/{who}/page", at=RECENT))
+            s.commit()
+        yield SimpleNamespace(m=m, privacy=privacy, engine=engine)
 
 
 def test_what_rests_on_an_ended_consent_goes_within_its_period(

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Never
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from learnprivacy.crypto import _token
 from learnprivacy.crypto._keyring import Keyring
@@ -90,16 +91,19 @@ class FieldCipher:
     per data key; with one key per (subject, scope) that bound is far away.
     """
 
-    __slots__ = ("_cache", "_keyring")
+    __slots__ = ("_cache", "_keyring", "_keys", "_texts")
 
     def __init__(self, keyring: Keyring) -> None:
         """A cipher drawing its keys from ``keyring``."""
         if not isinstance(keyring, Keyring):
             raise ValidationError("keyring must be a Keyring", field="keyring")
         self._keyring = keyring
-        # The keyring's cached keys by subject, read directly on the hot path; the keyring
-        # only ever changes this mapping in place, so the reference stays valid.
+        # The keyring's cached keys by subject, and their default scope's text keys
+        # unpacked (KeyCache.texts), read directly on the hot path; the keyring only ever
+        # changes these mappings in place, so the references stay valid.
+        self._keys = keyring._cache
         self._cache = keyring._cache.subjects
+        self._texts = keyring._cache.texts
 
     def __repr__(self) -> str:
         return f"FieldCipher(keyring={self._keyring!r})"
@@ -132,9 +136,7 @@ class FieldCipher:
         # one whose message may quote the subject or the value.
         if type(value) is str and type(context) is str and context and not misplaced:
             try:
-                keys = self._cache[subject]
-                keys.used = True
-                head, aead, prefix = keys.text if scope is _DEFAULT else None  # type: ignore[misc]
+                head, aead, prefix = self._texts[subject] if scope is _DEFAULT else None  # type: ignore[misc]
                 nonce = _take_nonce()
                 # The header is a whole number of base64 quanta, so its text is cached and
                 # only the nonce and ciphertext are encoded here.
@@ -207,22 +209,19 @@ class FieldCipher:
         """
         # Optimistic path for the common case: a well-formed token whose key is cached.
         # The token's first 20 characters (prefix and header, naming key and kind) either
-        # start like the learner's last activated key's text tokens or are looked up among
-        # the cached openers, so a hit also vouches for them. Anything unusual (bad
-        # argument, cache miss, failed authentication, non-canonical text, bytes) falls
-        # through to _decrypt(), which checks everything in order and raises the right
-        # error: this path never accepts what _decrypt() would refuse.
+        # start like the text tokens of the learner's default-scope key (KeyCache.texts)
+        # or are looked up among the cached openers, so a hit also vouches for them.
+        # Anything unusual (bad argument, cache miss, failed authentication, non-canonical
+        # text, bytes) falls through to _decrypt(), which checks everything in order and
+        # raises the right error: this path never accepts what _decrypt() would refuse.
         try:
-            keys = self._cache[subject]
-            keys.used = True
-            # The default scope's text key if encryption has used it (its objects are then
-            # the ones just touched), else the key made active last.
-            head, aead, prefix = keys.text or keys.recent  # type: ignore[misc]
-            if not token.startswith(head):
-                # Not a text token of that key: look its header up.
-                aead, prefix, kind = keys.openers[token[:_HEADER_TEXT]]
-                if kind != 1:
-                    raise KeyError
+            usual = self._texts.get(subject)
+            if usual is not None and token.startswith(usual[0]):
+                # A text token of the default scope's active key (the header names key
+                # and kind), the one encryption uses.
+                aead, prefix = usual[1], usual[2]
+            else:
+                aead, prefix = self._text_opener(subject, token)
             # The prefix and header are translated too, then cut off: it is the cheapest
             # order, and what they say was just matched.
             raw = a2b_base64(token.encode().translate(_DECODE)[_HEADER_TEXT:], strict_mode=True)
@@ -275,6 +274,8 @@ class FieldCipher:
         if not values:
             return []
         sealer = self._sealer_of(subject, scope)
+        if subject not in self._texts and scope == DEFAULT_SCOPE:
+            self._remember_text(subject, sealer)  # for decrypt_many() and decrypt()
         header, seal, prefix = sealer[1], sealer[0].encrypt, sealer[3]
         # One expression per value, no call of ours: any value or context that is not a
         # plain non-empty str stops the batch (_refused), as does an empty nonce pool or
@@ -336,9 +337,7 @@ class FieldCipher:
         # any way, sends the whole batch to the loop below, which opens each token as
         # decrypt() does and raises the right error.
         try:
-            keys = self._cache[subject]
-            keys.used = True
-            head, aead, prefix = keys.text or keys.recent  # type: ignore[misc]
+            head, aead, prefix = self._texts[subject]
             opens = aead.decrypt
             return [
                 opens(
@@ -472,11 +471,24 @@ class FieldCipher:
         return sealer
 
     def _remember_text(self, subject: str, sealer: _token.Sealer) -> None:
-        """Give the cache entry of ``subject`` the unpacked default-scope sealer that
-        :meth:`encrypt`'s hot path uses, if ``sealer`` is still that entry's."""
+        """Put the default scope's ``sealer`` of ``subject`` in ``KeyCache.texts``, for
+        the short paths, if it is still the one cached for that subject and that entry
+        was used since eviction last passed over it: an entry of ``texts`` stands for
+        that use (see KeyCache), so a key just made does not enter on its first use."""
         keys = self._cache.get(subject)
-        if keys is not None and keys.sealers.get(DEFAULT_SCOPE) is sealer:
-            keys.text = (sealer[1], sealer[0], sealer[3])
+        if keys is not None and keys.used and keys.sealers.get(DEFAULT_SCOPE) is sealer:
+            self._keys.remember_text(subject, keys, (sealer[1], sealer[0], sealer[3]))
+
+    def _text_opener(self, subject: str, token: str) -> tuple[AESGCM, bytes]:
+        """The cached AEAD and associated-data prefix for ``token`` if it names a text
+        key of ``subject`` cached already; raises ``KeyError`` (or ``TypeError`` for an
+        unhashable argument) otherwise. The header is matched, not decoded."""
+        keys = self._cache[subject]
+        keys.used = True
+        aead, prefix, kind = keys.openers[token[:_HEADER_TEXT]]
+        if kind != _KIND_TEXT:
+            raise KeyError(kind)
+        return aead, prefix
 
     def _open(self, token: str, subject: str, context: str) -> tuple[int, bytes]:
         if type(token) is not str:

@@ -1,9 +1,9 @@
 """The keyring's cache of unwrapped keys: per subject, bounded, O(1) eviction.
 
-FieldCipher reads ``KeyCache.subjects`` directly on its hot path (``subjects[subject]``,
-then sets ``used``), so a hit costs one dictionary lookup and one attribute store.
-Everything that changes the mapping's content goes through :class:`KeyCache`'s methods,
-under its lock.
+FieldCipher reads ``KeyCache.texts`` directly on its hot path (``texts[subject]``: one
+dictionary lookup, then the tuple it needs), and ``KeyCache.subjects`` otherwise
+(``subjects[subject]``, then sets ``used``). Everything that changes either mapping's
+content goes through :class:`KeyCache`'s methods, under its lock.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ __all__ = ["KeyCache", "SubjectKeys"]
 class SubjectKeys:
     """Unwrapped keys of one subject, ready to use; dropped as a whole on shred."""
 
-    __slots__ = ("aeads", "openers", "recent", "sealers", "text", "used")
+    __slots__ = ("aeads", "openers", "recent", "sealers", "used")
 
     def __init__(self) -> None:
         self.aeads: dict[str, AESGCM] = {}
@@ -34,10 +34,6 @@ class SubjectKeys:
         # ``startswith`` instead of slicing and hashing the header for ``openers``. Like
         # ``openers`` it is dropped only with the whole entry.
         self.recent: tuple[str, AESGCM, bytes] | None = None
-        # Like ``recent``, for the default scope's active key, once FieldCipher has used
-        # it: what encrypting a str needs, unpacked in one step. Set only from
-        # ``sealers`` of this same entry, so it is dropped with it.
-        self.text: tuple[str, AESGCM, bytes] | None = None
         # Set on every cache hit, cleared when eviction passes over the entry: the
         # "second chance" that keeps subjects in use cached (see KeyCache.entry).
         self.used = False
@@ -55,10 +51,17 @@ class KeyCache:
     an eviction never races a shred; the mapping is only ever changed in place.
     """
 
-    __slots__ = ("_lock", "size", "subjects")
+    __slots__ = ("_lock", "size", "subjects", "texts")
 
     def __init__(self, size: int) -> None:
         self.subjects: OrderedDict[str, SubjectKeys] = OrderedDict()
+        # For some subjects of ``subjects``, the text-token header, AEAD and associated-
+        # data prefix of their default scope's active key (as ``SubjectKeys.recent``):
+        # what FieldCipher needs to encrypt a str or open its token, one lookup away. An
+        # entry is only added for a subject whose keys are cached (``remember_text``)
+        # and leaves with them. Its presence stands for ``used``: a hit here sets no
+        # flag, and eviction's second chance removes the entry (see _make_room).
+        self.texts: dict[str, tuple[str, AESGCM, bytes]] = {}
         self.size = size
         self._lock = threading.Lock()
 
@@ -93,19 +96,31 @@ class KeyCache:
                     keys = subjects[subject] = SubjectKeys()
         return keys
 
+    def remember_text(
+        self, subject: str, keys: SubjectKeys, text: tuple[str, AESGCM, bytes]
+    ) -> None:
+        """Put ``text`` in ``texts`` for ``subject`` if ``keys`` are still its cached keys
+        (they were not forgotten meanwhile): ``text`` must come from them."""
+        with self._lock:
+            if self.subjects.get(subject) is keys:
+                self.texts[subject] = text
+
     def forget(self, subject: str | None = None) -> None:
         """Drop the keys of ``subject``, or of every subject."""
         with self._lock:
             if subject is None:
+                self.texts.clear()
                 self.subjects.clear()
             else:
+                self.texts.pop(subject, None)
                 self.subjects.pop(subject, None)
 
     def forget_many(self, subjects: Iterable[str]) -> None:
         """Drop the keys of every subject of ``subjects`` (one lock for all)."""
         with self._lock:
-            pop = self.subjects.pop
+            pop, pop_text = self.subjects.pop, self.texts.pop
             for subject in subjects:
+                pop_text(subject, None)
                 pop(subject, None)
 
     def _make_room(self) -> None:
@@ -113,14 +128,18 @@ class KeyCache:
         # eviction last passed over it; then its flag is cleared and it moves to the end.
         # Each step is O(1) and each second chance was paid for by an earlier hit, so
         # eviction is O(1) amortised. Second chances are bounded per call, so hits racing
-        # in from other threads cannot keep the loop going.
-        subjects = self.subjects
+        # in from other threads cannot keep the loop going. An entry of ``texts`` counts
+        # as a use (its hits set no flag) and is spent by the second chance: the next
+        # use puts it back, through FieldCipher's checked path.
+        subjects, texts = self.subjects, self.texts
         chances = len(subjects)
         while subjects and len(subjects) >= self.size:
             subject, keys = next(iter(subjects.items()))
-            if keys.used and chances > 0:
+            if (keys.used or subject in texts) and chances > 0:
                 keys.used = False
+                texts.pop(subject, None)
                 chances -= 1
                 subjects.move_to_end(subject)
             else:
+                texts.pop(subject, None)
                 del subjects[subject]
