@@ -314,6 +314,56 @@ def test_attack_register_internal_only_nobody_has_or_empty(cli: Cli) -> None:
     assert not out.exists()
 
 
+def test_register_internal_only_names_a_purpose_with_a_comma(cli: Cli) -> None:
+    """A purpose whose name holds a comma is named in double quotes (CSV): it is one
+    purpose, named verbatim, next to the others of the same value."""
+    data = cli.json("register", "--internal-only", '"Marketing, partners", Proof of consent')
+    assert (
+        "Marketing, partners: declared shared internally only, but no activity has that "
+        "purpose" in data["gaps"]
+    )
+    assert not [g for g in data["gaps"] if g.startswith(("Marketing:", '"Marketing'))]
+    promised = {a["purpose"] for a in data["activities"] if a["internal_only"]}
+    assert promised == {"Proof of consent"}
+
+
+@pytest.mark.parametrize(
+    ("values", "purposes"),
+    [
+        (["billing, forum", "accounts"], ["billing", "forum", "accounts"]),
+        (['"billing, invoices", forum'], ["billing, invoices", "forum"]),
+        (['"the ""best"", we hope"'], ['the "best", we hope']),
+        (["billing, invoices"], ["billing", "invoices"]),
+    ],
+)
+def test_internal_only_option_rule(values: list[str], purposes: list[str]) -> None:
+    """Comma-separated as one CSV line: double quotes keep a comma in a name, a doubled
+    quote is a quote; without quotes a comma separates."""
+    from learnprivacy.providers._register import purposes_option
+
+    assert purposes_option(values) == purposes
+
+
+@pytest.mark.parametrize("value", ["billing,", '"billing, x', '"billing"x', "", " "])
+def test_attack_internal_only_option_refuses_a_typing_error(value: str) -> None:
+    """An empty name, a quote left open or text after a closing quote is refused with
+    the typed error."""
+    from learnprivacy.errors import ValidationError
+    from learnprivacy.providers._register import purposes_option
+
+    with pytest.raises(ValidationError, match="needs purpose names"):
+        purposes_option(["accounts", value])
+
+
+def test_attack_register_internal_only_refuses_an_open_quote(cli: Cli) -> None:
+    """A quote left open is a typing error: refused (exit 2), nothing written, rather
+    than a promise about a purpose named by accident."""
+    out = cli.folder / "register.md"
+    refused = cli("register", "--out", str(out), "--internal-only", '"Marketing, partners', code=2)
+    assert "--internal-only needs purpose names" in refused.output
+    assert not out.exists()
+
+
 def test_requests_workflow(cli: Cli) -> None:
     """new -> advance (identity asked) -> advance --identity -> advance (executed)."""
     created = cli.json(

@@ -72,6 +72,16 @@ class RegisterCommandTests(TestCase):
         with self.assertRaises(CommandError):
             register("--internal-only", "billing,")
 
+    def test_a_purpose_with_a_comma_is_named_in_double_quotes(self) -> None:
+        """``--internal-only '"marketing, partners", billing'`` names two purposes, the
+        first with its comma; an open quote is refused."""
+        named, gaps = self.activities("--internal-only", '"marketing, partners", billing')
+        assert named["billing"]["internal_only"]
+        assert any(g.startswith("marketing, partners: declared shared internally") for g in gaps)
+        assert not [g for g in gaps if g.startswith(("marketing:", '"marketing'))]
+        with self.assertRaises(CommandError):
+            register("--internal-only", '"marketing, partners')
+
     def test_formats_and_out(self) -> None:
         """``--format csv|html``, ``--language fr`` and ``--out`` (same text as stdout)."""
         assert "lms_invoice" in register("--format", "csv")

@@ -363,6 +363,51 @@ class FieldTests(TestCase):
             profile(u)
         assert Profile.objects.filter(user__in=users).count() == 20
 
+    def test_prepare_keys_keeps_its_whole_batch_cached(self) -> None:
+        """A batch prepared into a full cache of learners used earlier stays cached as a
+        whole: the older learners are evicted, not the batch's first learners (which
+        made their saves go back to the key store, one query each), and the saves then
+        ask the key store nothing."""
+        keyring = runtime().keyring
+        keyring.clear_cache()
+        size = keyring._cache.size
+        keyring._cache.size = 8
+        try:
+            for u in [learner(f"old{i}") for i in range(6)]:
+                profile(u)  # cached, then used: the second chance of a busy learner
+            users = [learner(f"batch{i}") for i in range(6)]
+            prepare_keys([u.pk for u in users])
+            assert {str(u.pk) for u in users} <= set(keyring._cache)
+            with CaptureQueriesContext(connections["learnprivacy_keys"]) as seen:
+                for u in users:
+                    profile(u)
+            assert seen.captured_queries == []
+        finally:
+            keyring._cache.size = size
+
+    def test_prepare_keys_skips_a_shredded_learner_and_makes_the_others(self) -> None:
+        """A learner whose keys were shredded, among new ones: prepare_keys makes the
+        new learners' keys in one insert, gives the shredded learner none (a save of
+        theirs is still refused with the typed error) and raises nothing."""
+        users = [learner(f"k{i}") for i in range(4)]
+        scope = spec_of(Profile).spec.scope
+        keyring = runtime().keyring
+        keyring.verify()
+        keyring.shred(str(users[0].pk), scope)
+        keyring.clear_cache()
+        with CaptureQueriesContext(connections["learnprivacy_keys"]) as seen:
+            assert prepare_keys([u.pk for u in users], [scope]) == 4
+        inserts = [q["sql"] for q in seen.captured_queries if "INSERT INTO" in q["sql"]]
+        assert len(inserts) == 1, inserts
+        assert keyring.is_shredded(str(users[0].pk), scope)
+        for u in users[1:]:
+            assert scope in keyring._cache.subjects[str(u.pk)].sealers
+        with self.assertRaises(KeyShreddedError), transaction.atomic():
+            profile(users[0])
+        for u in users[1:]:
+            profile(u)
+        assert Profile.objects.filter(user__in=users[1:]).count() == 3
+
 
 class ErasureTests(TransactionTestCase):
     """Erasure requests: rows, restrictions, audit, and keys shredded after commit."""

@@ -70,8 +70,9 @@ def controller_from_file(path: str) -> Controller:
     "internal_only",
     multiple=True,
     metavar="PURPOSE",
-    help="A purpose whose data go to nobody outside the controller "
-    "(repeat, or separate with commas).",
+    help="A purpose whose data go to nobody outside the controller. Repeat the option, or "
+    "separate purposes with commas; write a purpose whose name contains a comma in double "
+    "quotes, as in CSV: --internal-only '\"billing, invoices\", forum'.",
 )
 @pass_env
 def register(

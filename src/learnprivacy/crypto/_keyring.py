@@ -549,10 +549,12 @@ class Keyring:
         check_scope(scope)
         return self._sealer_of(subject, ref, scope)
 
-    def _sealers(self, subjects: Iterable[str], scope: str) -> None:
+    def _sealers(self, subjects: Iterable[str], scope: str, *, skip_shredded: bool = False) -> None:
         """:meth:`_sealer` for many subjects of one scope (a flush's new learners, inside
         the store's ``batch``): references computed in one pass, checks done once, and the
-        random material of every new key (key, id, wrapping nonce) drawn in one call."""
+        random material of every new key (key, id, wrapping nonce) drawn in one call.
+        A subject whose keys of ``scope`` were shredded raises ``KeyShreddedError``, or
+        is left without a key when ``skip_shredded`` (the others still get theirs)."""
         check_scope(scope)
         if not self._verified:
             self.verify()
@@ -572,7 +574,13 @@ class Keyring:
         material = os.urandom(size * len(new))
         for at, (subject, ref) in enumerate(new):
             fresh = material[at * size : (at + 1) * size]
-            self._seal(subject, scope, *self._add_new_key(ref, scope, fresh=fresh))
+            try:
+                made = self._add_new_key(ref, scope, fresh=fresh)
+            except KeyShreddedError:
+                if skip_shredded:
+                    continue
+                raise
+            self._seal(subject, scope, *made)
 
     def _sealer_of(self, subject: str, ref: str, scope: str) -> _token.Sealer:
         entry = _active(self._store.list_entries(ref, scope))

@@ -265,6 +265,26 @@ def spec_of(model: Any) -> Bound:
 # -- hooks on the model class ------------------------------------------------------------
 
 
+def _around_save_table(model: Any, step: Any) -> None:
+    """Wrap ``model._save_table`` (every save's write of the row, ``loaddata`` included):
+    ``step(instance, save, raw, cls, force_insert, force_update, using, update_fields)``
+    runs instead, ``save`` being the method it wraps, called with the same arguments."""
+    save = model._save_table
+
+    def _save_table(
+        self: Any,
+        raw: bool = False,
+        cls: Any = None,
+        force_insert: Any = False,
+        force_update: bool = False,
+        using: str | None = None,
+        update_fields: Any = None,
+    ) -> Any:
+        return step(self, save, raw, cls, force_insert, force_update, using, update_fields)
+
+    model._save_table = _save_table
+
+
 def _hook(model: Any, bound: Bound) -> None:
     meta = model._meta
     pk_attname = meta.pk.attname
@@ -307,16 +327,15 @@ def _hook(model: Any, bound: Bound) -> None:
 
     model.from_db = classmethod(from_db)
 
-    original_save_table = model._save_table
-
-    def _save_table(
+    def bind_new_row(
         self: Any,
-        raw: bool = False,
-        cls: Any = None,
-        force_insert: Any = False,
-        force_update: bool = False,
-        using: str | None = None,
-        update_fields: Any = None,
+        save: Any,
+        raw: bool,
+        cls: Any,
+        force_insert: Any,
+        force_update: bool,
+        using: str | None,
+        update_fields: Any,
     ) -> Any:
         state = self._state
         if (
@@ -334,17 +353,13 @@ def _hook(model: Any, bound: Bound) -> None:
             if extra:
                 update_fields = frozenset(update_fields) | frozenset(extra)
         if not raw:
-            return original_save_table(
-                self, raw, cls, force_insert, force_update, using, update_fields
-            )
+            return save(self, raw, cls, force_insert, force_update, using, update_fields)
         # A raw save (loaddata) skips pre_save, which encrypts: the values are bound to
         # their row here, and the instance gets its plaintext back afterwards.
         with _tokens_in_place([self], bound.encrypted, add=state.adding):
-            return original_save_table(
-                self, raw, cls, force_insert, force_update, using, update_fields
-            )
+            return save(self, raw, cls, force_insert, force_update, using, update_fields)
 
-    model._save_table = _save_table
+    _around_save_table(model, bind_new_row)
 
     if auto:
         pk_field = meta.pk
@@ -382,22 +397,15 @@ def _guard_restricted(model: Any, bound: Bound) -> None:
     from django.db.models.signals import pre_delete
 
     table = bound.spec.table
-    original_save_table = model._save_table
 
-    def _save_table(
-        self: Any,
-        raw: bool = False,
-        cls: Any = None,
-        force_insert: Any = False,
-        force_update: bool = False,
-        using: str | None = None,
-        update_fields: Any = None,
-    ) -> Any:
+    def refuse_restricted_save(self: Any, save: Any, *args: Any) -> Any:
+        # args: raw, cls, force_insert, force_update, using, update_fields.
+        force_insert, using = args[2], args[4]
         if not force_insert and self.pk is not None:
             check_not_restricted(bound, self.pk, using or "default")
-        return original_save_table(self, raw, cls, force_insert, force_update, using, update_fields)
+        return save(self, *args)
 
-    model._save_table = _save_table
+    _around_save_table(model, refuse_restricted_save)
 
     def refuse_restricted_delete(sender: Any, instance: Any, using: str, **kwargs: Any) -> None:
         # Rows a legal minimum or a hold keeps cannot be deleted behind the erasure rules.

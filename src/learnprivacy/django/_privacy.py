@@ -159,12 +159,13 @@ def prepare_keys(subjects: Iterable[object], scopes: Iterable[str] | None = None
 
     For bulk imports: the keys of many learners are read in a few queries and the new ones
     inserted together, instead of one key-store round trip per learner on first save.
-    Call it before the transaction that saves their rows. Returns how many learners.
+    Call it before the transaction that saves their rows. A learner whose keys were
+    shredded gets none (saving their personal values then raises
+    ``KeyShreddedError``). Returns how many learners.
     """
     from learnprivacy._collector import collector_paused
     from learnprivacy.crypto._validate import check_scope
     from learnprivacy.django._keystore import DjangoKeyStore
-    from learnprivacy.errors import KeyShreddedError
 
     current = runtime()
     store = current.keyring.store
@@ -179,21 +180,21 @@ def prepare_keys(subjects: Iterable[object], scopes: Iterable[str] | None = None
     for scope in scopes:
         check_scope(scope)
     # The key store names learners by key reference only: computed once here, for the
-    # batch's reads and for each key made.
+    # batch's reads (the keyring remembers them for the keys it makes).
     refs = keyring._key_refs(wanted)
-    cached = keyring._cache.subjects
     # The keys made here live on in the keyring's cache: their allocations alone would
     # set off full collections of the whole heap (see collector_paused).
-    with collector_paused(), store.batch(refs.values()):
-        for subject, ref in refs.items():
-            keys = cached.get(subject)
+    with collector_paused():
+        # The batch's learners are about to be written: their cache entries are marked
+        # in use before any key is made, so that making the keys of some never evicts
+        # the others (the cache evicts entries not used since it last passed over them,
+        # and a new entry would otherwise be the first to go).
+        entry = keyring._cache.entry
+        for subject in wanted:
+            entry(subject).used = True
+        with store.batch(refs.values()):
             for scope in scopes:
-                if keys is not None and scope in keys.sealers:
-                    continue  # its key is at hand, as encrypt() would find it
-                try:
-                    keyring._sealer_of(subject, ref, scope)
-                except KeyShreddedError:
-                    continue
+                keyring._sealers(wanted, scope, skip_shredded=True)
     return len(wanted)
 
 

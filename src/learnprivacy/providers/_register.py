@@ -147,20 +147,41 @@ class ProcessingActivity:
         }
 
 
+#: The help of the Django command's ``--internal-only`` (the command-line tool says the
+#: same, without importing this module at start-up).
+INTERNAL_ONLY_HELP = (
+    "A purpose whose data go to nobody outside the controller. Repeat the option, or "
+    "separate purposes with commas; write a purpose whose name contains a comma in "
+    "double quotes, as in CSV: --internal-only '\"billing, invoices\", forum'."
+)
+
+
 def purposes_option(values: Iterable[str]) -> list[str]:
     """The purposes named by a repeatable, comma-separated ``--internal-only`` option.
 
-    ``["billing, forum", "accounts"]`` gives ``["billing", "forum", "accounts"]``. An
-    empty name (``"billing,"``) is a typing error, not a promise about nothing: it raises
+    ``["billing, forum", "accounts"]`` gives ``["billing", "forum", "accounts"]``. Each
+    value is read as one line of CSV: a name that contains a comma is written in double
+    quotes (``'"billing, invoices", forum'`` gives ``["billing, invoices", "forum"]``),
+    and a double quote inside a quoted name is doubled. Spaces around each name are
+    dropped. An empty name (``"billing,"``) is a typing error, not a promise about
+    nothing, and so is a quote left open: both raise
     :class:`~learnprivacy.errors.ValidationError`. The command-line tool and the Django
     command both read the option through this one rule.
     """
+    import csv
+
     purposes: list[str] = []
     for item in values:
-        named = [p.strip() for p in item.split(",")]
-        if not all(named):
+        try:
+            rows = list(csv.reader([item], skipinitialspace=True, strict=True))
+        except csv.Error:
+            rows = []
+        named = [p.strip() for p in rows[0]] if len(rows) == 1 else []
+        if not named or not all(named):
             raise ValidationError(
-                "--internal-only needs purpose names (comma-separated)", field="internal_only"
+                "--internal-only needs purpose names (comma-separated; a name with a "
+                'comma in double quotes: "billing, invoices")',
+                field="internal_only",
             )
         purposes += named
     return purposes

@@ -36,10 +36,12 @@ from learnprivacy.store import _statistics as statistics
 from learnprivacy.store._actions import (
     anonymise_rows,
     erase_rows,
+    has_live_rows,
     live_keys,
     restrict_rows,
     scopes_in_use,
     shred_keys,
+    unanonymised,
 )
 from learnprivacy.store._audit import AuditEvent
 from learnprivacy.store._bulk import ids_in
@@ -150,8 +152,7 @@ def sweep(
         activity = latest_activity(store, part) if reads_activity else {}
         with store._reading() as connection:
             for rt in tables:
-                live = select(rt.table.c.id).where(rt.table.c[ANONYMISED].is_(None)).limit(1)
-                if connection.execute(live).first() is not None:
+                if has_live_rows(connection, rt):
                     tally.populated.add(rt.name)
         for rt in ordered:
             _TypeSweep(
@@ -377,7 +378,7 @@ class _TypeSweep:
             query = (
                 select(subject, func.count())
                 .where(ids_in(subject, learner_ids, connection.dialect.name))
-                .where(table.c[ANONYMISED].is_(None))
+                .where(unanonymised(table, connection.dialect.name))
                 .group_by(subject)
             )
             for learner_id, count in connection.execute(query):

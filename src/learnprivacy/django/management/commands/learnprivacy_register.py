@@ -2,10 +2,11 @@
 
 Options as ``learnprivacy register``: ``--format`` (markdown, html, csv, json; ``--json``
 is json), ``--out`` and ``--language``; and ``--internal-only PURPOSE`` (repeat it, or
-separate purposes with commas): purposes whose data the policy promises to share with
-nobody outside the controller, added to the controller's own ``internal_only``. An
-external recipient declared under such a purpose is listed in the register's gaps, an
-internal one is not; a purpose no activity has is a gap too.
+separate purposes with commas, a name with a comma in double quotes): purposes whose
+data the policy promises to share with nobody outside the controller, added to the
+controller's own ``internal_only``. An external recipient declared under such a purpose
+is listed in the register's gaps, an internal one is not; a purpose no activity has is a
+gap too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from learnprivacy.django._commands import PrivacyCommand
 from learnprivacy.django._privacy import get_privacy
 from learnprivacy.django._settings import load, setting
 from learnprivacy.errors import ValidationError
-from learnprivacy.providers._register import purposes_option
+from learnprivacy.providers._register import INTERNAL_ONLY_HELP, purposes_option
 
 
 class Command(PrivacyCommand):
@@ -34,8 +35,7 @@ class Command(PrivacyCommand):
             action="append",
             default=[],
             metavar="PURPOSE",
-            help="a purpose whose data go to nobody outside the controller "
-            "(repeat, or separate with commas)",
+            help=INTERNAL_ONLY_HELP,
         )
         parser.add_argument(
             "--format", choices=["markdown", "html", "csv", "json"], default="markdown"
