@@ -50,7 +50,7 @@ from learnprivacy.crypto._keystore import ALL_SCOPES as _ALL
 from learnprivacy.crypto._keystore import KeyEntry, KeyState
 from learnprivacy.crypto._keystore import entry_from_row as _entry
 from learnprivacy.errors import ConfigurationError, KeyShreddedError
-from learnprivacy.store._bulk import bulk_insert, ids_in
+from learnprivacy.store._bulk import bulk_insert, driver_rows, ids_in
 from learnprivacy.store._engine import Database, thread_bound
 
 __all__ = [
@@ -462,9 +462,10 @@ class KeyDatabase:
                 query = select(*columns, _KEYS.c.wrapped).where(
                     ids_in(_KEYS.c.subject_ref, chunk, dialect), live
                 )
+                # Text and bytes as the driver gives them: no SQLAlchemy row per key.
                 found.extend(
                     (ref, scope, key_id, wrapping, bytes(wrapped))
-                    for ref, scope, key_id, wrapping, wrapped in connection.execute(query).all()
+                    for ref, scope, key_id, wrapping, wrapped in driver_rows(connection, query)
                 )
         return found
 
