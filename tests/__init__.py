@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -153,6 +154,64 @@ def erase_store_step(at: dt.datetime, *records: RecordOutcome, **parts: Any) -> 
     """The store's erasure step of a request, done at ``at`` with the outcomes
     ``records``; ``parts``: the step's other fields (``facts``, ``artifact``...)."""
     return StepResult(name="erase_store", completed_at=at, records=records, **parts)
+
+
+class PageReader(HTMLParser):
+    """What a test reads of a generated HTML page (a letter, an export's index, a
+    register, the learner's page): its tags, attribute names, links and script tags; its
+    visible text (no style, no title), white space folded; and whether its tags balance
+    (the void elements :attr:`VOID` excepted)."""
+
+    VOID = frozenset({"meta", "br"})
+    HIDDEN = frozenset({"style", "title"})
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.tags: set[str] = set()
+        self.attributes: set[str] = set()
+        self.hrefs: list[str] = []
+        self.scripts = 0
+        #: Tags opened and not closed yet; closing tags that closed another one.
+        self.open: list[str] = []
+        self.mismatched: list[tuple[str, str | None]] = []
+        self._parts: list[str] = []
+        self._hidden = 0
+        self.feed(page)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        """Note the tag, its attributes and links; open it unless it is void."""
+        self.tags.add(tag)
+        self.scripts += tag == "script"
+        for name, value in attrs:
+            self.attributes.add(name)
+            if name == "href" and value is not None:
+                self.hrefs.append(value)
+        self._hidden += tag in self.HIDDEN
+        if tag not in self.VOID:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        """Close the last open tag, which must be ``tag``."""
+        self._hidden -= tag in self.HIDDEN
+        last = self.open.pop() if self.open else None
+        if last != tag:
+            self.mismatched.append((tag, last))
+
+    def handle_data(self, data: str) -> None:
+        """Keep visible text."""
+        if not self._hidden:
+            self._parts.append(data)
+
+    @property
+    def text(self) -> str:
+        """The visible text, one space between pieces."""
+        return " ".join(" ".join(self._parts).split())
+
+    @property
+    def balanced(self) -> bool:
+        """Whether every tag opened was closed, in order."""
+        return not self.open and not self.mismatched
 
 
 def names(text: str, value: str) -> bool:
