@@ -273,10 +273,14 @@ class FieldCipher:
             raise ValidationError("values and contexts must have the same length", field="contexts")
         if not values:
             return []
-        sealer = self._sealer_of(subject, scope)
-        if subject not in self._texts and scope == DEFAULT_SCOPE:
-            self._remember_text(subject, sealer)  # for decrypt_many() and decrypt()
-        header, seal, prefix = sealer[1], sealer[0].encrypt, sealer[3]
+        usual = self._texts.get(subject) if type(subject) is str and scope is _DEFAULT else None
+        if usual is None:
+            sealer = self._sealer_of(subject, scope)
+            if scope == DEFAULT_SCOPE:
+                self._remember_text(subject, sealer)  # for the short paths
+            usual = (sealer[1], sealer[0], sealer[3])
+        header, aead, prefix = usual
+        seal = aead.encrypt
         # One expression per value, no call of ours: any value or context that is not a
         # plain non-empty str stops the batch (_refused), as does an empty nonce pool or
         # text that is not UTF-8, and the checked loop below starts it again from the top
@@ -297,30 +301,7 @@ class FieldCipher:
             ]
         except (_Refused, IndexError, ValueError):
             pass
-        return self._encrypt_each(values, contexts, sealer)
-
-    def _encrypt_each(
-        self, values: Sequence[str], contexts: Sequence[str], sealer: _token.Sealer
-    ) -> list[str]:
-        """:meth:`encrypt_many` with ``sealer`` at hand, every value checked in turn."""
-        aead, header, prefix = sealer[0], sealer[1], sealer[3]
-        tokens: list[str] = []
-        append = tokens.append
-        for value, context in zip(values, contexts, strict=True):
-            if type(value) is not str:
-                raise ValidationError("values must be str; use encrypt() for bytes", field="value")
-            if type(context) is not str or not context:
-                check_context(context)
-            nonce = random_nonce()
-            try:
-                sealed = aead.encrypt(nonce, value.encode(), prefix + context.encode())
-            except UnicodeEncodeError:
-                break
-            append(header + b2a_base64(nonce + sealed, newline=False).translate(_ENCODE).decode())
-        else:
-            return tokens
-        # Outside the loop's handler: the codec's message would quote the value.
-        raise ValidationError("values and contexts must be encodable as UTF-8", field="value")
+        return _encrypt_each(values, contexts, header, aead, prefix)
 
     def decrypt_many(
         self, tokens: Sequence[str], *, subject: str, contexts: Sequence[str]
@@ -514,6 +495,29 @@ class FieldCipher:
             return kind, aead.decrypt(raw[_HEADER:_BODY], raw[_BODY:], associated)
         except InvalidTag:
             raise _token.decryption_failed() from None
+
+
+def _encrypt_each(
+    values: Sequence[str], contexts: Sequence[str], header: str, aead: AESGCM, prefix: bytes
+) -> list[str]:
+    """:meth:`FieldCipher.encrypt_many` with the key at hand, every value checked in turn."""
+    tokens: list[str] = []
+    append = tokens.append
+    for value, context in zip(values, contexts, strict=True):
+        if type(value) is not str:
+            raise ValidationError("values must be str; use encrypt() for bytes", field="value")
+        if type(context) is not str or not context:
+            check_context(context)
+        nonce = random_nonce()
+        try:
+            sealed = aead.encrypt(nonce, value.encode(), prefix + context.encode())
+        except UnicodeEncodeError:
+            break
+        append(header + b2a_base64(nonce + sealed, newline=False).translate(_ENCODE).decode())
+    else:
+        return tokens
+    # Outside the loop's handler: the codec's message would quote the value.
+    raise ValidationError("values and contexts must be encodable as UTF-8", field="value")
 
 
 class _Refused(Exception):
