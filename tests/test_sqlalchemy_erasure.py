@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import shutil
 import zipfile
@@ -606,3 +607,30 @@ def test_register_internal_only_purposes(app: SimpleNamespace) -> None:
     ]
     with pytest.raises(ValidationError):
         app.privacy.register(controller, internal_only="billing")
+
+
+@pytest.mark.parametrize("collector_on", [True, False])
+def test_a_flush_refused_for_a_shredded_learner_gives_the_collector_back(
+    app: SimpleNamespace, collector_on: bool
+) -> None:
+    """New learners' keys are made with the cyclic collector paused: a flush the key
+    store refuses (the learner's keys were shredded) leaves it as it found it, and
+    writes nothing."""
+    populate(app.engine, app.m)
+    with Session(app.engine) as s:
+        app.privacy.erase_subject(s, "u1", now=NOW)
+        s.commit()
+    was = gc.isenabled()
+    try:
+        if not collector_on:
+            gc.disable()
+        with Session(app.engine) as s:
+            s.add(app.m.User(id="u1", email="again@example.org", name="Ana"))
+            with pytest.raises(KeyShreddedError):
+                s.flush()
+        assert gc.isenabled() is collector_on
+    finally:
+        if was:
+            gc.enable()
+    with Session(app.engine) as s:
+        assert s.get(app.m.User, "u1") is None
