@@ -121,23 +121,16 @@ def paid_and_logged_in(learner_id: str, now: dt.datetime) -> list[Any]:
 
 
 def assert_stale_move_refused(
-    book: RequestBook, moved: SubjectRequest, previous: Any, *, event: str, at: dt.datetime
+    book: RequestBook, stale: SubjectRequest, previous: Any, *, event: str, at: dt.datetime
 ) -> RequestState:
-    """Writing ``moved`` (a move by ``event`` from a version of the request someone else
-    has already moved past), chained after the history entry ``previous``, through
-    ``book``'s backend is refused and writes nothing: the history still verifies. The
-    state ``book`` reads afterwards is returned."""
+    """Moving ``stale`` (a version of the request someone else has already moved past) by
+    ``event`` at ``at``, chained after the history entry ``previous`` as the book would
+    chain it, is refused by ``book``'s backend and writes nothing: the history still
+    verifies. The state ``book`` reads afterwards is returned."""
     from learnprivacy.errors import RequestStateError
-    from learnprivacy.requests._history import next_entry
+    from learnprivacy.requests._book import next_version
 
-    entry = next_entry(
-        previous,
-        request_id=moved.id,
-        at=at,
-        event=event,
-        state_before=RequestState.RECEIVED,
-        state_after=moved.state,
-    )
+    moved, entry = next_version(stale, previous, now=at, event=event)
     with pytest.raises(RequestStateError):
         book.backend.replace_request(moved, entry)
     assert book.verify(moved)
