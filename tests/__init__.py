@@ -3,6 +3,7 @@
 import datetime as dt
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
@@ -212,6 +213,13 @@ def names(text: str, value: str) -> bool:
     letters that a random keyed reference or hash (base64url, hex) happens to contain:
     ``'L1'`` and ``L1-P1`` name learner L1, ``k1_s3L1Xl0`` does not."""
     return re.search(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])", text) is not None
+
+
+def sqlite_copy(source: Path, target: Path) -> str:
+    """Copy the SQLite database file ``source`` to ``target`` (a backup put back); the
+    copy's URL."""
+    shutil.copyfile(source, target)
+    return f"sqlite:///{target}"
 
 
 def serve_or_skip(server: S, unavailable: type[Exception]) -> Iterator[S]:
