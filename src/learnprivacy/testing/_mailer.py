@@ -3,8 +3,8 @@
 An application promises that a purpose's data stays inside (``internal_only=``); a second
 component of the application that sends e-mail for that purpose to a recipient breaks
 the promise when the recipient is outside. :class:`Mailer` is that component: a provider
-declaring one external location (invoice e-mails, purpose ``billing``), its recipient
-internal or not as asked, and keeping no copy of what it sends.
+declaring one external location (e-mails sent for one purpose, ``billing`` unless told),
+its recipient internal or not as asked, and keeping no copy of what it sends.
 """
 
 from __future__ import annotations
@@ -18,36 +18,53 @@ from learnprivacy.providers import (
 
 __all__ = ["Mailer"]
 
-#: The recipient :class:`Mailer` declares when ``internal=True``, and when not.
+#: The recipient :class:`Mailer` declares by default when ``internal=True``, and when not.
 INTERNAL_RECIPIENT = "Accounts team"
 EXTERNAL_RECIPIENT = "Mailjet SAS"
 
 
 class Mailer:
-    """A component sending billing e-mails to an internal or an external recipient.
+    """A component sending e-mails for ``purpose`` to an internal or an external recipient.
 
     ``Mailer(internal=False)`` passed in ``providers=`` to a register whose ``billing``
-    purpose is internal only must show a gap naming :data:`EXTERNAL_RECIPIENT`;
-    ``Mailer(internal=True)`` must not.
+    purpose is internal only must show a gap naming its ``recipient`` (by default
+    :data:`EXTERNAL_RECIPIENT`); ``Mailer(internal=True)`` must not. ``purpose``,
+    ``basis`` and ``recipient`` change what it declares.
     """
 
     component = "mailer"
 
-    def __init__(self, *, internal: bool) -> None:
+    def __init__(
+        self,
+        *,
+        internal: bool,
+        purpose: str = "billing",
+        basis: str = "gdpr_art_6_1_c",
+        recipient: str | None = None,
+    ) -> None:
         self.internal = internal
+        self.purpose = purpose
+        self.basis = basis
+        if recipient is None:
+            recipient = INTERNAL_RECIPIENT if internal else EXTERNAL_RECIPIENT
+        self.recipient = recipient
 
     def get_metadata(self, collection: MetadataCollection) -> MetadataCollection:
-        """Declare the invoice e-mails sent to the recipient."""
+        """Declare the e-mails sent to the recipient."""
         return collection.add_external_location_link(
-            "invoice_mail",
-            {"email": "Address the invoice is sent to"},
-            "Invoices sent by e-mail",
-            purpose="billing",
-            basis="gdpr_art_6_1_c",
+            "mail",
+            {"email": "Address the e-mail is sent to"},
+            "E-mails sent for " + self.purpose,
+            purpose=self.purpose,
+            basis=self.basis,
             categories=["contact"],
-            recipient=INTERNAL_RECIPIENT if self.internal else EXTERNAL_RECIPIENT,
+            recipient=self.recipient,
             internal=self.internal,
         )
+
+    def metadata(self) -> MetadataCollection:
+        """What :meth:`get_metadata` declares, in a collection of its own."""
+        return self.get_metadata(MetadataCollection(self.component))
 
     # It keeps no copy of what it sends: nothing to find, export or delete.
     def get_contexts_for_userid(self, user_id: str) -> ContextList:
