@@ -3,10 +3,12 @@
 import datetime as dt
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -120,23 +122,16 @@ def paid_and_logged_in(learner_id: str, now: dt.datetime) -> list[Any]:
 
 
 def assert_stale_move_refused(
-    book: RequestBook, moved: SubjectRequest, previous: Any, *, event: str, at: dt.datetime
+    book: RequestBook, stale: SubjectRequest, previous: Any, *, event: str, at: dt.datetime
 ) -> RequestState:
-    """Writing ``moved`` (a move by ``event`` from a version of the request someone else
-    has already moved past), chained after the history entry ``previous``, through
-    ``book``'s backend is refused and writes nothing: the history still verifies. The
-    state ``book`` reads afterwards is returned."""
+    """Moving ``stale`` (a version of the request someone else has already moved past) by
+    ``event`` at ``at``, chained after the history entry ``previous`` as the book would
+    chain it, is refused by ``book``'s backend and writes nothing: the history still
+    verifies. The state ``book`` reads afterwards is returned."""
     from learnprivacy.errors import RequestStateError
-    from learnprivacy.requests._history import next_entry
+    from learnprivacy.requests._book import next_version
 
-    entry = next_entry(
-        previous,
-        request_id=moved.id,
-        at=at,
-        event=event,
-        state_before=RequestState.RECEIVED,
-        state_after=moved.state,
-    )
+    moved, entry = next_version(stale, previous, now=at, event=event)
     with pytest.raises(RequestStateError):
         book.backend.replace_request(moved, entry)
     assert book.verify(moved)
@@ -155,11 +150,76 @@ def erase_store_step(at: dt.datetime, *records: RecordOutcome, **parts: Any) -> 
     return StepResult(name="erase_store", completed_at=at, records=records, **parts)
 
 
+class PageReader(HTMLParser):
+    """What a test reads of a generated HTML page (a letter, an export's index, a
+    register, the learner's page): its tags, attribute names, links and script tags; its
+    visible text (no style, no title), white space folded; and whether its tags balance
+    (the void elements :attr:`VOID` excepted)."""
+
+    VOID = frozenset({"meta", "br"})
+    HIDDEN = frozenset({"style", "title"})
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.tags: set[str] = set()
+        self.attributes: set[str] = set()
+        self.hrefs: list[str] = []
+        self.scripts = 0
+        #: Tags opened and not closed yet; closing tags that closed another one.
+        self.open: list[str] = []
+        self.mismatched: list[tuple[str, str | None]] = []
+        self._parts: list[str] = []
+        self._hidden = 0
+        self.feed(page)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        """Note the tag, its attributes and links; open it unless it is void."""
+        self.tags.add(tag)
+        self.scripts += tag == "script"
+        for name, value in attrs:
+            self.attributes.add(name)
+            if name == "href" and value is not None:
+                self.hrefs.append(value)
+        self._hidden += tag in self.HIDDEN
+        if tag not in self.VOID:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        """Close the last open tag, which must be ``tag``."""
+        self._hidden -= tag in self.HIDDEN
+        last = self.open.pop() if self.open else None
+        if last != tag:
+            self.mismatched.append((tag, last))
+
+    def handle_data(self, data: str) -> None:
+        """Keep visible text."""
+        if not self._hidden:
+            self._parts.append(data)
+
+    @property
+    def text(self) -> str:
+        """The visible text, one space between pieces."""
+        return " ".join(" ".join(self._parts).split())
+
+    @property
+    def balanced(self) -> bool:
+        """Whether every tag opened was closed, in order."""
+        return not self.open and not self.mismatched
+
+
 def names(text: str, value: str) -> bool:
     """Whether ``text`` holds ``value`` as a whole token (a learner id, a name), not as
     letters that a random keyed reference or hash (base64url, hex) happens to contain:
     ``'L1'`` and ``L1-P1`` name learner L1, ``k1_s3L1Xl0`` does not."""
     return re.search(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])", text) is not None
+
+
+def sqlite_copy(source: Path, target: Path) -> str:
+    """Copy the SQLite database file ``source`` to ``target`` (a backup put back); the
+    copy's URL."""
+    shutil.copyfile(source, target)
+    return f"sqlite:///{target}"
 
 
 def serve_or_skip(server: S, unavailable: type[Exception]) -> Iterator[S]:

@@ -65,6 +65,14 @@ def add_users(engine: Engine, m: SimpleNamespace, ana_writes: str) -> None:
         s.commit()
 
 
+def restrict_user(app: SimpleNamespace, user_id: str = "u1") -> None:
+    """Restrict the account ``user_id`` of ``app`` (its ``m``, ``privacy`` and
+    ``engine``), disputed, and commit."""
+    with Session(app.engine) as s:
+        assert app.privacy.restrict(s, s.get(app.m.User, user_id), reason="dispute", now=NOW)
+        s.commit()
+
+
 def add_invoice(
     engine: Engine, m: SimpleNamespace, invoice_id: str, amount: str, issued_at: dt.datetime
 ) -> None:

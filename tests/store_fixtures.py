@@ -569,3 +569,41 @@ def copy_token(
         connection.execute(
             update(table).where(table.c.id == target_id).values({target_column or column: token})
         )
+
+
+@contextlib.contextmanager
+def sqlite_statements(store: Any, *starts: str) -> Iterator[list[str]]:
+    """The statements beginning with one of ``starts`` (``"SELECT"``...) that SQLite
+    itself runs, with their parameters in place, on every connection the store's pool
+    opens while the block runs (statements sent on the driver's own cursor included)."""
+    seen: list[str] = []
+    wanted = tuple(start.upper() for start in starts)
+
+    def capture(statement: str) -> None:
+        if statement.lstrip().upper().startswith(wanted):
+            seen.append(statement)
+
+    def trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(capture)
+
+    import sqlalchemy as sa
+
+    store.engine.dispose()
+    sa.event.listen(store.engine, "connect", trace)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(store.engine, "connect", trace)
+        store.engine.dispose()
+
+
+def sqlite_plans(store: Any, statements: Iterable[str]) -> dict[str, str]:
+    """SQLite's plan of each statement (as :func:`sqlite_statements` caught it), one line."""
+    with store.engine.connect() as connection:
+        return {
+            statement: " | ".join(
+                str(row[-1])
+                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}")
+            )
+            for statement in dict.fromkeys(statements)
+        }

@@ -105,3 +105,55 @@ def test_bad_batches_are_typed_errors_without_values(cipher: FieldCipher) -> Non
     with pytest.raises(ValidationError):
         cipher.encrypt_many(["v"], subject="", contexts=["C/1/x"])
     assert cipher.encrypt_many([], subject=SUBJECT, contexts=[]) == []
+
+
+def _warm(cipher: FieldCipher) -> FieldCipher:
+    """The subject's default-scope key cached and used: the batch short paths apply."""
+    for _ in range(2):
+        cipher.encrypt_many(VALUES, subject=SUBJECT, contexts=CONTEXTS)
+    assert SUBJECT in cipher._texts
+    return cipher
+
+
+def test_warm_batches_refuse_what_cold_ones_refuse(cipher: FieldCipher) -> None:
+    warm = _warm(cipher)
+    tokens = warm.encrypt_many(VALUES, subject=SUBJECT, contexts=CONTEXTS)
+    assert warm.decrypt_many(tokens, subject=SUBJECT, contexts=CONTEXTS) == VALUES
+    for subject in ([SUBJECT], 3, "", None):
+        with pytest.raises(ValidationError):
+            warm.encrypt_many(VALUES, subject=subject, contexts=CONTEXTS)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError) as caught:
+        warm.encrypt_many(["ok", "secret\ud800"], subject=SUBJECT, contexts=["C/1/x", "C/1/y"])
+    assert "secret" not in str(caught.value)
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None
+    with pytest.raises(ValidationError):
+        warm.encrypt_many(["v", "w"], subject=SUBJECT, contexts=["C/1/x", ""])
+    # A token of the batch moved to another field, or one character changed, fails.
+    with pytest.raises(DecryptionError):
+        warm.decrypt_many(tokens[::-1], subject=SUBJECT, contexts=CONTEXTS)
+    flipped = tokens[1][:-3] + ("A" if tokens[1][-3] != "A" else "B") + tokens[1][-2:]
+    with pytest.raises(DecryptionError):
+        warm.decrypt_many([tokens[0], flipped], subject=SUBJECT, contexts=CONTEXTS[:2])
+
+
+def test_a_warm_batch_under_another_scope_uses_that_scopes_key(cipher: FieldCipher) -> None:
+    warm = _warm(cipher)
+    default = warm.encrypt_many(["v"], subject=SUBJECT, contexts=["C/1/x"])[0]
+    other = warm.encrypt_many(["v"], subject=SUBJECT, contexts=["C/1/x"], scope="billing")[0]
+    assert warm.key_id(other) != warm.key_id(default)
+    assert warm.decrypt_many([other, default], subject=SUBJECT, contexts=["C/1/x"] * 2) == [
+        "v",
+        "v",
+    ]
+
+
+def test_a_warm_batch_after_a_shred_raises_key_shredded(cipher: FieldCipher) -> None:
+    warm = _warm(cipher)
+    tokens = warm.encrypt_many(VALUES, subject=SUBJECT, contexts=CONTEXTS)
+    warm.keyring.shred(SUBJECT)
+    assert SUBJECT not in warm._texts
+    with pytest.raises(KeyShreddedError):
+        warm.encrypt_many(VALUES, subject=SUBJECT, contexts=CONTEXTS)
+    with pytest.raises(KeyShreddedError):
+        warm.decrypt_many(tokens, subject=SUBJECT, contexts=CONTEXTS)

@@ -12,7 +12,6 @@ import json
 import weakref
 import zipfile
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from learnprivacy.export import PackageWriter, read_package
 from learnprivacy.export._names import check_entry_name
 from learnprivacy.providers.writer import DataDescription
 from learnprivacy.testing.strategies import records_of_learner
-from tests import NOW, sample
+from tests import NOW, PageReader, sample
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
@@ -406,27 +405,6 @@ def test_csv_header_covers_rows_with_differing_keys(tmp_path: Path) -> None:
 # -- HTML -----------------------------------------------------------------------------
 
 
-class _Tags(HTMLParser):
-    """Collects the tags, attribute names, links and text of a page."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: set[str] = set()
-        self.attributes: set[str] = set()
-        self.hrefs: list[str] = []
-        self.text = ""
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.add(tag)
-        for name, value in attrs:
-            self.attributes.add(name)
-            if name == "href" and value is not None:
-                self.hrefs.append(value)
-
-    def handle_data(self, data: str) -> None:
-        self.text += data
-
-
 def test_index_html_escapes_everything_and_loads_nothing(tmp_path: Path) -> None:
     """Provider text and values are escaped; the page has no script and no external URL."""
     root = tmp_path / "pkg"
@@ -446,8 +424,7 @@ def test_index_html_escapes_everything_and_loads_nothing(tmp_path: Path) -> None
     writer.write_records("core", _everything())
     writer.finish(NOW)
     page = (root / "index.html").read_text("utf-8")
-    parsed = _Tags()
-    parsed.feed(page)
+    parsed = PageReader(page)
     assert not parsed.tags & {"script", "img", "i", "b", "iframe", "link", "object"}
     assert not {name for name in parsed.attributes if name.startswith("on") or name == "src"}
     assert all(not h.startswith(("http:", "https:", "//", "/")) for h in parsed.hrefs)

@@ -14,7 +14,6 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from decimal import Decimal
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ from learnprivacy.providers import PrivacyManager, StoreProvider
 from learnprivacy.records import Invoice, Learner, Progress, Score
 from learnprivacy.retention.presets import french_training_organisation
 from learnprivacy.store import Store
-from tests import sample
+from tests import PageReader, sample
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 6, 15, 9, 0, 0, 123456, tzinfo=UTC)
@@ -43,35 +42,9 @@ CONTROLLER = Controller(
 )
 
 
-class _Text(HTMLParser):
-    """The visible text of a page (no tags), one space between pieces."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("style", "title"):
-            self._skip += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("style", "title"):
-            self._skip -= 1
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
-
-    @property
-    def text(self) -> str:
-        return " ".join(" ".join(self.parts).split())
-
-
-def _text(page: str) -> str:
-    parser = _Text()
-    parser.feed(page)
-    return parser.text
+def text_of(page: str) -> str:
+    """The visible text of ``page``."""
+    return PageReader(page).text
 
 
 @pytest.fixture
@@ -144,7 +117,7 @@ def test_french_page_names_the_controller_rights_complaint_route_and_retention(
 ) -> None:
     """In French: who holds the data, the DPO, every right, the CNIL, each retention."""
     html = _page(store, tmp_path, language="fr").read_text("utf-8")
-    text = _text(html)
+    text = text_of(html)
     assert '<html lang="fr">' in html
     assert "Vos données personnelles" in text
     assert "Formation Exemple SAS" in text
@@ -180,7 +153,7 @@ def test_dates_are_in_the_learners_time_zone_without_microseconds(
     store: Store, tmp_path: Path
 ) -> None:
     """09:00 UTC is 11:00 in Paris in June; stored microseconds never show."""
-    text = _text(_page(store, tmp_path, language="fr").read_text("utf-8"))
+    text = text_of(_page(store, tmp_path, language="fr").read_text("utf-8"))
     assert "15 juin 2026" in text
     assert "11:00" in text
     assert "Europe/Paris" in text
@@ -190,7 +163,7 @@ def test_dates_are_in_the_learners_time_zone_without_microseconds(
     assert "+00:00" not in text
     (tmp_path / "ca").mkdir()
     page = _page(store, tmp_path / "ca", language="fr", timezone="America/Montreal")
-    montreal = _text(page.read_text("utf-8"))
+    montreal = text_of(page.read_text("utf-8"))
     assert "05:00" in montreal  # 09:00 UTC in Montreal (UTC-4 in June)
 
 
@@ -203,7 +176,7 @@ def test_english_page_and_belgian_authority(store: Store, tmp_path: Path) -> Non
         dpo="dpo@campus.example.be",
         authority=APD_GBA,
     )
-    text = _text(_page(store, tmp_path, language="en", controller=belgian).read_text("utf-8"))
+    text = text_of(_page(store, tmp_path, language="en", controller=belgian).read_text("utf-8"))
     assert "Your personal data" in text
     assert "Campus Exemple SRL" in text
     assert "APD/GBA" in text
@@ -223,14 +196,14 @@ def test_dutch_and_german_fall_back_to_english_until_translated(
         (tmp_path / language).mkdir()
         html = _page(store, tmp_path / language, language=language).read_text("utf-8")
         assert f'<html lang="{language}">' in html
-        assert "Your rights" in _text(html)
+        assert "Your rights" in text_of(html)
 
 
 def test_without_a_controller_the_page_says_so_and_invents_nobody(
     store: Store, tmp_path: Path
 ) -> None:
     """No controller given: the page says it was not stated; no example company appears."""
-    text = _text(_page(store, tmp_path, language="en", controller=None).read_text("utf-8"))
+    text = text_of(_page(store, tmp_path, language="en", controller=None).read_text("utf-8"))
     assert "did not state its name" in text
     assert "Example" not in text
 
@@ -314,7 +287,7 @@ def test_page_renders_in_a_real_browser(store: Store, tmp_path: Path) -> None:
     """Chromium opens the French page offline: its DOM has the text; a screenshot is kept."""
     page = _page(store, tmp_path, language="fr")
     dom = _chromium("--dump-dom", page.as_uri(), profile=tmp_path / "profile-dom").stdout
-    text = _text(dom)
+    text = text_of(dom)
     assert "Vos données personnelles" in text
     assert "Formation Exemple SAS" in text
     assert "Vos droits" in text

@@ -18,8 +18,7 @@ import sqlalchemy as sa
 
 from learnprivacy.errors import PolicyError
 from learnprivacy.moodle import MoodleDatabase, MoodleProvider
-from learnprivacy.moodle._schema import MoodleSchema
-from learnprivacy.moodle._schema_social import SOCIAL_TABLES
+from learnprivacy.moodle._schema import MoodleSchema, table_group
 from learnprivacy.moodle._time import to_unix
 from learnprivacy.providers import ApprovedContextList, Context
 from learnprivacy.testing.moodle import insert_rows
@@ -350,7 +349,7 @@ def test_plan_writes_nothing_and_deletion_is_refused(
                         sa.select(sa.func.count()).select_from(db.schema[t])
                     ).scalar()
                 )
-                for t in sorted(SOCIAL_TABLES)
+                for t in sorted({*table_group("social"), *table_group("forum_follow")})
             }
 
     before = counts()

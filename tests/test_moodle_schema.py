@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from learnprivacy.errors import ConfigurationError, PolicyError, ValidationError
 from learnprivacy.moodle import MoodleSchema
 from learnprivacy.moodle._readonly import check_read_only
-from learnprivacy.moodle._schema import TABLE_NAMES
+from learnprivacy.moodle._schema import TABLE_NAMES, TableSpec, parse_tables, table_specs
 from learnprivacy.moodle._time import from_unix, to_unix
 from learnprivacy.testing.moodle import create_schema, drop_schema
 from tests.conftest import open_engine
@@ -147,6 +147,59 @@ def test_column_matches_install_xml(
 def test_table_has_every_install_xml_field_in_order(table: str) -> None:
     """A table keeps all of Moodle's fields, in install.xml order, not only those read."""
     assert [c.name for c in MoodleSchema()[table].columns] == XMLDB_TABLES[table].split()
+
+
+def test_tables_are_read_from_their_install_xml_transcription() -> None:
+    """Each line of ``tables.txt`` says one XMLDB fact: type, length, nullability, default."""
+    source = """
+    # a comment
+    group core
+    table user_lastaccess
+      userid int(10) default 0
+      note char(20) null
+      grade number(10,5) null default 1.0
+      info text
+      summary text notnull
+      index userid
+      unique userid, note
+    """
+    assert parse_tables(source) == (
+        TableSpec(
+            "core",
+            "user_lastaccess",
+            (
+                ("userid", "int", (10,), True, "0"),
+                ("note", "char", (20,), False, None),
+                ("grade", "number", (10, 5), False, "1.0"),
+                ("info", "text", (), False, None),
+                ("summary", "text", (), True, None),
+            ),
+            ("userid",),
+            ("userid, note",),
+        ),
+    )
+    assert len({spec.name for spec in table_specs()}) == len(table_specs()) == len(TABLE_NAMES)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "  info text default x",  # Moodle gives text columns no default
+        "  info text null",  # text is nullable already: the word says nothing
+        "  userid int",  # no length
+        "  userid int(10,2)",
+        "  grade number(10) null",
+        "  name char(20) notnull",  # NOT NULL is the default for char
+        "  userid integer(10)",
+        "tabel user",
+    ],
+)
+def test_a_line_out_of_form_in_the_table_list_is_refused(line: str) -> None:
+    """A transcription mistake is an error naming its line, not a silently different table."""
+    with pytest.raises(ConfigurationError, match="line 3"):
+        parse_tables(f"group core\ntable user\n{line}\n")
+    with pytest.raises(ConfigurationError, match="line 1"):  # a column before any table
+        parse_tables("  userid int(10)\n")
 
 
 def test_prefix_applies_to_tables_and_index_names() -> None:

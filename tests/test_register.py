@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import html.parser
 import io
 import json
 from pathlib import Path
@@ -21,6 +20,7 @@ from learnprivacy.errors import ValidationError
 from learnprivacy.providers import MetadataCollection, PrivacyManager, Register
 from learnprivacy.records import fields_of
 from learnprivacy.records._base import record_type
+from tests import PageReader
 
 GOLDEN = Path(job_access.__file__).with_name("job_access.md")
 
@@ -216,17 +216,7 @@ def test_html_is_escaped_and_self_contained() -> None:
     assert "src=" not in page
     assert "<script" not in page
 
-    class Tags(html.parser.HTMLParser):
-        def __init__(self) -> None:
-            super().__init__()
-            self.tags: set[str] = set()
-
-        def handle_starttag(self, tag: str, attrs: object) -> None:
-            self.tags.add(tag)
-
-    parser = Tags()
-    parser.feed(page)
-    assert parser.tags <= {
+    assert PageReader(page).tags <= {
         "html",
         "head",
         "meta",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from html.parser import HTMLParser
 
 import pytest
 
@@ -29,7 +28,7 @@ from learnprivacy.requests._outcomes import (
     RecordOutcome,
     StepResult,
 )
-from tests import INVOICE_KEPT, erase_store_step, receive_request
+from tests import INVOICE_KEPT, PageReader, erase_store_step, receive_request
 
 UTC = dt.UTC
 T = dt.datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
@@ -43,28 +42,6 @@ def started(
     ana = Requester.subject("Ana Silva")
     request = receive_request(book, kind, **{"received_at": T, "requester": ana, **kw})
     return book.verify_identity(request, method=ProofMethod.AUTHENTICATED_SESSION, now=T)
-
-
-class TagBalance(HTMLParser):
-    """Counts open tags (void elements excepted) and collects script tags."""
-
-    VOID = frozenset({"meta", "br"})
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stack: list[str] = []
-        self.scripts = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        """Push a container tag."""
-        if tag == "script":
-            self.scripts += 1
-        if tag not in self.VOID:
-            self.stack.append(tag)
-
-    def handle_endtag(self, tag: str) -> None:
-        """Pop its opening tag, which must match."""
-        assert self.stack.pop() == tag
 
 
 def completed_erasure(book: RequestBook) -> SubjectRequest:
@@ -119,9 +96,7 @@ def test_english_html_letter_is_well_formed() -> None:
     letter = render_letter(
         completed_erasure(RequestBook()), ACME, now=T, language="en", format="html"
     )
-    parser = TagBalance()
-    parser.feed(letter)
-    assert parser.stack == []
+    assert PageReader(letter).balanced
     assert "<td>Invoice I1</td><td>kept, processing restricted</td>" in letter
     assert 'lang="en"' in letter
 
@@ -189,9 +164,7 @@ def test_values_are_escaped() -> None:
     book = RequestBook()
     request = started(book, requester=Requester.subject("<script>alert(1)</script> *Ana* | # x"))
     html_letter = render_letter(request, ACME, now=T, format="html")
-    parser = TagBalance()
-    parser.feed(html_letter)
-    assert parser.scripts == 0
+    assert PageReader(html_letter).scripts == 0
     assert "&lt;script&gt;" in html_letter
     markdown = render_letter(request, ACME, now=T)
     assert "\\<script\\>" in markdown

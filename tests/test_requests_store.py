@@ -399,8 +399,9 @@ def test_objection_overridden_by_compelling_grounds(world: World) -> None:
 # -- consent withdrawal ------------------------------------------------------------------
 
 
-def test_withdrawing_consent_keeps_proof_and_erases_consent_only_data(world: World) -> None:
-    """WITHDRAW_CONSENT: withdrawn_at set (no retroactive effect), consent-based data erased."""
+def _withdraw_tracking(world: World) -> tuple[SubjectRequest, rec.Consent]:
+    """Ana withdraws her learning-tracking consent: the request, completed, and her
+    consent record afterwards, withdrawn at ``T``."""
     request = world.run(
         RequestType.WITHDRAW_CONSENT, WithdrawConsentParams(purpose="learning-tracking")
     )
@@ -408,6 +409,12 @@ def test_withdrawing_consent_keeps_proof_and_erases_consent_only_data(world: Wor
     consent = world.store.get(rec.Consent, "L1-C1")
     assert consent is not None
     assert consent.withdrawn_at == T
+    return request, consent
+
+
+def test_withdrawing_consent_keeps_proof_and_erases_consent_only_data(world: World) -> None:
+    """WITHDRAW_CONSENT: withdrawn_at set (no retroactive effect), consent-based data erased."""
+    request, consent = _withdraw_tracking(world)
     assert consent.is_active(T - dt.timedelta(days=1))
     assert not consent.is_active(T)
     assert world.store.get(rec.Progress, "L1-P2", include_restricted=True) is None
@@ -420,13 +427,7 @@ def test_withdrawing_consent_keeps_proof_and_erases_consent_only_data(world: Wor
     assert world.sent[0].record_types == ("Progress",)
     assert world.store.audit.verify()
     # Running it again changes nothing (the request is closed; a new one finds no data).
-    again = world.run(
-        RequestType.WITHDRAW_CONSENT, WithdrawConsentParams(purpose="learning-tracking")
-    )
-    assert again.state is RequestState.COMPLETED
-    refreshed = world.store.get(rec.Consent, "L1-C1")
-    assert refreshed is not None
-    assert refreshed.withdrawn_at == T
+    _withdraw_tracking(world)
 
 
 def test_withdrawal_erasure_uses_the_store_audit_and_replays_on_a_backup(

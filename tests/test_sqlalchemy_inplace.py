@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,6 +106,18 @@ def test_token_moved_to_another_row_or_column_fails(app: SimpleNamespace) -> Non
         c.execute(text("UPDATE users SET email=name WHERE id='u1'"))
     with Session(app.engine) as s, pytest.raises(DecryptionError, match=r"users\.email"):
         s.get(app.m.User, "u1")
+
+
+def test_tokens_swapped_between_columns_of_one_row_fail(app: SimpleNamespace) -> None:
+    """A row's tokens are opened together on load: two of them swapped (each still under
+    the right learner's key, in the right row) fail, naming a column, never a value."""
+    add_ana(app.engine, app.m)
+    with app.engine.begin() as c:
+        c.execute(text("UPDATE users SET email=name, name=email WHERE id='u1'"))
+    with Session(app.engine) as s, pytest.raises(DecryptionError) as caught:
+        s.get(app.m.User, "u1")
+    assert re.search(r"users\.(email|name)", str(caught.value))
+    assert "ana@example.org" not in str(caught.value)
 
 
 def test_plaintext_at_rest_is_refused_on_load(app: SimpleNamespace) -> None:

@@ -15,7 +15,13 @@ import learnprivacy.sqlalchemy as lps
 from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.errors import DecryptionError, KeyShreddedError
 from tests import NOW
-from tests.inplace_models import add_users, bound, declarative_models, sqlmodel_models
+from tests.inplace_models import (
+    add_users,
+    bound,
+    declarative_models,
+    restrict_user,
+    sqlmodel_models,
+)
 
 
 @pytest.fixture
@@ -28,8 +34,8 @@ def app(tmp_path: Path) -> Iterator[SimpleNamespace]:
 
 
 def restrict_ana(app: SimpleNamespace) -> None:
+    restrict_user(app)
     with Session(app.engine) as s:
-        assert app.privacy.restrict(s, s.get(app.m.User, "u1"), reason="dispute", now=NOW)
         post = s.scalars(select(app.m.Post).where(app.m.Post.author_id == "u1")).one()
         assert app.privacy.restrict(s, post, reason="dispute", now=NOW)
         s.commit()

@@ -23,7 +23,7 @@ from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import PlaintextError
 from tests import NOW
-from tests.inplace_models import bind, declarative_models
+from tests.inplace_models import bind, declarative_models, restrict_user
 
 
 def _app(tmp_path: Path, name: str) -> SimpleNamespace:
@@ -81,9 +81,7 @@ def test_two_bindings_in_one_process_each_see_only_their_own_effects(
 ) -> None:
     """The first app's restriction and conditions never reach the second app's queries."""
     first, second = two
-    with Session(first.engine) as s:
-        assert first.privacy.restrict(s, s.get(first.m.User, "u1"), reason="dispute", now=NOW)
-        s.commit()
+    restrict_user(first)
     seen.statements.clear()
     with Session(second.engine) as s:
         users = s.scalars(select(second.m.User).order_by(second.m.User.id)).all()
@@ -148,9 +146,8 @@ def test_a_join_into_bound_models_from_unrelated_ones_still_leaves_restricted_ro
 ) -> None:
     """Scoping is by the tables a statement involves, not only by its first entity."""
     first, _second = two
+    restrict_user(first)
     with Session(first.engine) as s:
-        assert first.privacy.restrict(s, s.get(first.m.User, "u1"), reason="dispute", now=NOW)
-        s.commit()
         s.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, text VARCHAR)"))
         s.execute(text("INSERT INTO notes VALUES (1, 'u1'), (2, 'u2')"))
         s.commit()
@@ -170,9 +167,7 @@ def test_a_binding_dropped_without_close_stops_acting_after_collection(
     """Nothing keeps it alive; its models then refuse plaintext and can be bound again."""
     app = _app(tmp_path, "dropped")
     m, engine = app.m, app.engine
-    with Session(engine) as s:
-        assert app.privacy.restrict(s, s.get(m.User, "u1"), reason="dispute", now=NOW)
-        s.commit()
+    restrict_user(app)
     gone = weakref.ref(app.privacy)
     del app
     gc.collect()

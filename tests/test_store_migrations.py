@@ -16,7 +16,16 @@ from learnprivacy.records import Learner, Progress
 from learnprivacy.store import Store, _migrate
 from learnprivacy.store._migrate import head_revision
 from learnprivacy.store._schema import METADATA
-from tests.store_fixtures import MASTER_KEY, NOW, by_key, keys_for, learner, records_for
+from tests.store_fixtures import (
+    MASTER_KEY,
+    NOW,
+    by_key,
+    keys_for,
+    learner,
+    records_for,
+    sqlite_plans,
+    sqlite_statements,
+)
 
 _empty_params = pytest.mark.parametrize("empty_url", ["sqlite", "postgresql"], indirect=True)
 
@@ -382,31 +391,12 @@ def test_the_anonymisation_recheck_reads_the_index_not_the_table(tmp_path: Any) 
     store.add_all(records)
     progress = [r for r in records if isinstance(r, Progress) and r.learner_id == "L1"]
     store.anonymise_records(progress, now=NOW)
-    statements: list[str] = []
-
-    def capture(statement: str) -> None:
-        if "lp_anonymised_at" in statement and statement.lstrip().upper().startswith("SELECT"):
-            statements.append(statement)
-
-    # The re-check runs its statement on the driver's cursor: watch what SQLite itself
-    # executes (with the parameters in place) on every connection the pool opens.
-    def trace(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.set_trace_callback(capture)
-
-    store.engine.dispose()
-    sa.event.listen(store.engine, "connect", trace)
-    try:
+    # The re-check runs its statement on the driver's cursor: what SQLite itself runs.
+    with sqlite_statements(store, "SELECT") as seen:
         assert store.verify_anonymised(progress, since=NOW) == len(progress)
-    finally:
-        sa.event.remove(store.engine, "connect", trace)
-        store.engine.dispose()
+    statements = [s for s in seen if "lp_anonymised_at" in s]
     assert statements
-    with store.engine.connect() as connection:
-        for statement in statements:
-            plan = " | ".join(
-                str(row[-1])
-                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}")
-            )
-            assert "ix_lp_progress_lp_anonymised_at" in plan, plan
-            assert "SCAN lp_progress" not in plan, plan
+    for plan in sqlite_plans(store, statements).values():
+        assert "ix_lp_progress_lp_anonymised_at" in plan, plan
+        assert "SCAN lp_progress" not in plan, plan
     store.close()

@@ -226,10 +226,14 @@ class FieldCipher:
             # order, and what they say was just matched.
             raw = a2b_base64(token.encode().translate(_DECODE)[_HEADER_TEXT:], strict_mode=True)
             plain = aead.decrypt(raw[:12], raw[12:], prefix + context.encode())
-            # The canonical spelling only (see _token.canonical_tail), inline.
+            # The canonical spelling only (see _token.canonical_tail and decode: padding
+            # only where the text is not a whole number of quanta), inline.
             if not misplaced and (
                 token[-1] != "="
-                or (token[-2] in _ONE_PAD if token[-2] != "=" else token[-3] in _TWO_PADS)
+                or (
+                    not len(token) & 3
+                    and (token[-2] in _ONE_PAD if token[-2] != "=" else token[-3] in _TWO_PADS)
+                )
             ):
                 return plain.decode()
         except (ValueError, KeyError, TypeError, AttributeError, InvalidTag):
@@ -273,10 +277,14 @@ class FieldCipher:
             raise ValidationError("values and contexts must have the same length", field="contexts")
         if not values:
             return []
-        sealer = self._sealer_of(subject, scope)
-        if subject not in self._texts and scope == DEFAULT_SCOPE:
-            self._remember_text(subject, sealer)  # for decrypt_many() and decrypt()
-        header, seal, prefix = sealer[1], sealer[0].encrypt, sealer[3]
+        usual = self._texts.get(subject) if type(subject) is str and scope is _DEFAULT else None
+        if usual is None:
+            sealer = self._sealer_of(subject, scope)
+            if scope == DEFAULT_SCOPE:
+                self._remember_text(subject, sealer)  # for the short paths
+            usual = (sealer[1], sealer[0], sealer[3])
+        header, aead, prefix = usual
+        seal = aead.encrypt
         # One expression per value, no call of ours: any value or context that is not a
         # plain non-empty str stops the batch (_refused), as does an empty nonce pool or
         # text that is not UTF-8, and the checked loop below starts it again from the top
@@ -297,30 +305,7 @@ class FieldCipher:
             ]
         except (_Refused, IndexError, ValueError):
             pass
-        return self._encrypt_each(values, contexts, sealer)
-
-    def _encrypt_each(
-        self, values: Sequence[str], contexts: Sequence[str], sealer: _token.Sealer
-    ) -> list[str]:
-        """:meth:`encrypt_many` with ``sealer`` at hand, every value checked in turn."""
-        aead, header, prefix = sealer[0], sealer[1], sealer[3]
-        tokens: list[str] = []
-        append = tokens.append
-        for value, context in zip(values, contexts, strict=True):
-            if type(value) is not str:
-                raise ValidationError("values must be str; use encrypt() for bytes", field="value")
-            if type(context) is not str or not context:
-                check_context(context)
-            nonce = random_nonce()
-            try:
-                sealed = aead.encrypt(nonce, value.encode(), prefix + context.encode())
-            except UnicodeEncodeError:
-                break
-            append(header + b2a_base64(nonce + sealed, newline=False).translate(_ENCODE).decode())
-        else:
-            return tokens
-        # Outside the loop's handler: the codec's message would quote the value.
-        raise ValidationError("values and contexts must be encodable as UTF-8", field="value")
+        return _encrypt_each(values, contexts, header, aead, prefix)
 
     def decrypt_many(
         self, tokens: Sequence[str], *, subject: str, contexts: Sequence[str]
@@ -350,7 +335,10 @@ class FieldCipher:
                 if token.startswith(head)
                 and (
                     token[-1] != "="
-                    or (token[-2] in _ONE_PAD if token[-2] != "=" else token[-3] in _TWO_PADS)
+                    or (
+                        not len(token) & 3
+                        and (token[-2] in _ONE_PAD if token[-2] != "=" else token[-3] in _TWO_PADS)
+                    )
                 )
                 else _refused()
                 for token, context in zip(tokens, contexts, strict=True)
@@ -404,7 +392,10 @@ class FieldCipher:
             plain = aead.decrypt(rest[:12], rest[12:], prefix + context.encode())
             if kind == 1 and (
                 token[-1] != "="
-                or (token[-2] in _ONE_PAD if token[-2] != "=" else token[-3] in _TWO_PADS)
+                or (
+                    not len(token) & 3
+                    and (token[-2] in _ONE_PAD if token[-2] != "=" else token[-3] in _TWO_PADS)
+                )
             ):
                 return plain.decode()
         except (ValueError, KeyError, TypeError, AttributeError, InvalidTag):
@@ -514,6 +505,29 @@ class FieldCipher:
             return kind, aead.decrypt(raw[_HEADER:_BODY], raw[_BODY:], associated)
         except InvalidTag:
             raise _token.decryption_failed() from None
+
+
+def _encrypt_each(
+    values: Sequence[str], contexts: Sequence[str], header: str, aead: AESGCM, prefix: bytes
+) -> list[str]:
+    """:meth:`FieldCipher.encrypt_many` with the key at hand, every value checked in turn."""
+    tokens: list[str] = []
+    append = tokens.append
+    for value, context in zip(values, contexts, strict=True):
+        if type(value) is not str:
+            raise ValidationError("values must be str; use encrypt() for bytes", field="value")
+        if type(context) is not str or not context:
+            check_context(context)
+        nonce = random_nonce()
+        try:
+            sealed = aead.encrypt(nonce, value.encode(), prefix + context.encode())
+        except UnicodeEncodeError:
+            break
+        append(header + b2a_base64(nonce + sealed, newline=False).translate(_ENCODE).decode())
+    else:
+        return tokens
+    # Outside the loop's handler: the codec's message would quote the value.
+    raise ValidationError("values and contexts must be encodable as UTF-8", field="value")
 
 
 class _Refused(Exception):

@@ -404,12 +404,41 @@ def _progress(
         }
     if progress.time_spent is not None:
         result["duration"] = _xapi_duration(progress.time_spent)
+    return _statement(profile, progress, verb_id, instant, target, actor_name, result, parent)
+
+
+def _certificate(
+    certificate: Certificate, actor_name: str, profile: XapiProfile, now: dt.datetime
+) -> dict[str, Any]:
+    # The learner earned the course's certificate: the object is the course (an ADL
+    # course activity); the verification code is personal and stays out.
+    instant = _instant(certificate.issued_at)
+    _check_past(instant, now)
+    course = profile.course(certificate.course_id)
+    return _statement(
+        profile, certificate, VERB_EARNED, instant, course, actor_name, {"completion": True}, None
+    )
+
+
+def _statement(
+    profile: XapiProfile,
+    record: Progress | Certificate,
+    verb_id: str,
+    instant: dt.datetime,
+    target: dict[str, Any],
+    actor_name: str,
+    result: dict[str, Any],
+    parent: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The statement that the actor did ``verb_id`` on ``target`` at ``instant``, with its
+    ``result``: its id derived from all of these, its context (``parent`` activity,
+    registration) when there is one, its keys in the order the LRS stores them."""
     stamp = _timestamp(instant)
     statement: dict[str, Any] = {
         "id": _id(
             profile.home_page,
-            "Progress",
-            progress.id,
+            "Progress" if isinstance(record, Progress) else "Certificate",
+            record.id,
             verb_id,
             stamp,
             target["id"],
@@ -421,39 +450,7 @@ def _progress(
         "object": target,
         "result": result,
     }
-    context = _context(profile, parent, progress)
-    if context:
-        statement["context"] = context
-    statement["timestamp"] = stamp
-    return statement
-
-
-def _certificate(
-    certificate: Certificate, actor_name: str, profile: XapiProfile, now: dt.datetime
-) -> dict[str, Any]:
-    # The learner earned the course's certificate: the object is the course (an ADL
-    # course activity); the verification code is personal and stays out.
-    instant = _instant(certificate.issued_at)
-    _check_past(instant, now)
-    course = profile.course(certificate.course_id)
-    stamp = _timestamp(instant)
-    statement: dict[str, Any] = {
-        "id": _id(
-            profile.home_page,
-            "Certificate",
-            certificate.id,
-            VERB_EARNED,
-            stamp,
-            course["id"],
-            None,
-            None,
-        ),
-        "actor": profile.actor(actor_name),
-        "verb": {"id": VERB_EARNED, "display": {_VERB_DISPLAY_LANGUAGE: "earned"}},
-        "object": course,
-        "result": {"completion": True},
-    }
-    context = _context(profile, None, certificate)
+    context = _context(profile, parent, record)
     if context:
         statement["context"] = context
     statement["timestamp"] = stamp

@@ -151,11 +151,11 @@ class ContentSource:
     ``users_in`` gives the statement selecting the user ids with such rows in a context
     (None when the kind has no rows at that level). ``columns`` is the table of exported
     fields; ``fields`` (their descriptions), :meth:`statement` and :meth:`mapper` follow.
-    ``summary`` says where the rows come from (by default: ``table``).
+    ``table`` names the rows exported (by default the first table of ``reads``),
+    ``summary`` says where they come from (by default: ``table``).
     """
 
     name: str
-    table: str
     reads: tuple[str, ...]
     frame: Frame
     columns: tuple[Field, ...]
@@ -164,12 +164,17 @@ class ContentSource:
     level: ContextLevel
     module: str | None = None
     optional: bool = False
+    table: str = attrs.field()
     summary: str = attrs.field()
     fields: dict[str, str] = attrs.field(init=False, eq=False, repr=False)
     _selected: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
     _readers: tuple[tuple[str, tuple[int, ...], Read], ...] = attrs.field(
         init=False, eq=False, repr=False
     )
+
+    @table.default
+    def _first_read(self) -> str:
+        return self.reads[0]
 
     @summary.default
     def _one_table(self) -> str:

@@ -17,6 +17,7 @@ from learnprivacy.moodle import _read_accounts as accounts
 from learnprivacy.moodle import _read_compliance as compliance
 from learnprivacy.moodle import _read_learning as learning
 from learnprivacy.moodle import _read_profile as profile
+from learnprivacy.moodle._content import iso
 from learnprivacy.moodle._issues import ScanIssues
 from learnprivacy.moodle._models import MoodleCourse, MoodleUser
 from learnprivacy.moodle._read_content import CONTENT_SOURCES, ContentSource
@@ -37,7 +38,6 @@ from learnprivacy.moodle._sources import (
     RecordSource,
     tables_read,
 )
-from learnprivacy.moodle._time import from_unix_lenient
 from learnprivacy.records import AccessEvent, Certificate, Consent, Learner, Progress
 from learnprivacy.retention import Schedule
 
@@ -311,7 +311,9 @@ class MoodleDatabase:
             statement = statement.where(condition)
         yield from self._mapped(statement, source.mapper, sink)
 
-    def _has_tables(self, source: RecordSource[Any]) -> bool:
+    def _has_tables(self, source: RecordSource[Any] | ContentSource) -> bool:
+        """Whether every table ``source`` reads is here; a missing core table (of a source
+        not ``optional``) raises :class:`~learnprivacy.errors.NotFoundError` naming it."""
         missing = [name for name in source.reads if not self.has_table(name)]
         if missing and not source.optional:
             self.require_tables(*missing)
@@ -530,7 +532,7 @@ class MoodleDatabase:
         :class:`~learnprivacy.errors.NotFoundError` naming it.
         """
         ids = _ids([user_id])
-        if not ids or not self._has_content_tables(source):
+        if not ids or not self._has_tables(source):
             return []
         mapper = source.mapper
         return [mapper(row, ids[0]) for row in self.stream(source.statement(self.schema, ids[0]))]
@@ -562,18 +564,12 @@ class MoodleDatabase:
         """Accounts with content rows (posts, submissions, files...) in one context."""
         found: set[int] = set()
         for source in CONTENT_SOURCES:
-            if not self._has_content_tables(source):
+            if not self._has_tables(source):
                 continue
             statement = source.users_in(self.schema, ContextLevel(level), instance)
             if statement is not None:
                 found.update(int(row[0]) for row in self.stream(statement) if row[0])
         return found
-
-    def _has_content_tables(self, source: ContentSource) -> bool:
-        missing = [name for name in source.reads if not self.has_table(name)]
-        if missing and not source.optional:
-            self.require_tables(*missing)
-        return not missing
 
     def log_users_in(self, level: int, instance: int) -> set[int]:
         """Accounts with log rows (as author, subject or real user) in one context."""
@@ -621,11 +617,11 @@ class MoodleDatabase:
                     "course_id": str(course),
                     "method": method,
                     "status": "active" if not status else "suspended",
-                    "created_at": _iso(created),
-                    "modified_at": _iso(modified),
-                    "starts_at": _iso(start),
+                    "created_at": iso(created),
+                    "modified_at": iso(modified),
+                    "starts_at": iso(start),
                     # 2147483647 is the column's default: no end.
-                    "ends_at": None if end == _NO_END else _iso(end),
+                    "ends_at": None if end == _NO_END else iso(end),
                 }
             )
         return rows
@@ -658,11 +654,6 @@ class MoodleDatabase:
 
 
 _NO_END = 2_147_483_647
-
-
-def _iso(stamp: Any) -> str | None:
-    at = from_unix_lenient(stamp)
-    return None if at is None else at.isoformat()
 
 
 def _ids(user_ids: Iterable[int | str] | None) -> list[int] | None:

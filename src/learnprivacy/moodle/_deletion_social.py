@@ -26,8 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from learnprivacy.moodle._deletion import conversations_for
-from learnprivacy.moodle._schema import MoodleSchema
-from learnprivacy.moodle._schema_social import FORUM_FOLLOW_TABLES
+from learnprivacy.moodle._schema import MoodleSchema, table_group
 from learnprivacy.providers import Context, ContextLevel
 
 __all__ = ["KINDS", "PLAN_TABLES", "SOCIAL_PLANS", "plan_entries", "social_plan"]
@@ -256,7 +255,7 @@ SOCIAL_PLANS: tuple[tuple[Plan, tuple[str, ...]], ...] = (
             "notifications",
         ),
     ),
-    (forum_extras, (*FORUM_FOLLOW_TABLES, "rating", "tag_instance")),
+    (forum_extras, (*table_group("forum_follow"), "rating", "tag_instance")),
     (assign_files, ("assign_submission", "assign_grades", "files")),
     (created_tags, ("tag",)),
 )

@@ -19,10 +19,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from learnprivacy.basis import LawfulBasis
+from learnprivacy.moodle._content import iso
 from learnprivacy.moodle._issues import ScanIssues, reporting
 from learnprivacy.moodle._query import restrict_to_users
 from learnprivacy.moodle._schema import MoodleSchema
-from learnprivacy.moodle._time import from_unix, from_unix_lenient
+from learnprivacy.moodle._time import from_unix
 from learnprivacy.records import AccessEvent, AccessKind, Certificate, Consent
 
 __all__ = [
@@ -176,7 +177,6 @@ def acceptance_row(row: Any) -> tuple[int, dict[str, Any]]:
         state = "withdrawn"
     else:
         state = "declined"
-    created_at, modified_at = from_unix_lenient(created), from_unix_lenient(modified)
     return int(uid), {
         "policy": name,
         "version": revision,
@@ -184,8 +184,8 @@ def acceptance_row(row: Any) -> tuple[int, dict[str, Any]]:
         "status": state,
         "on_behalf": bool(modifier) and modifier != uid,
         "note": note or None,
-        "created_at": None if created_at is None else created_at.isoformat(),
-        "modified_at": None if modified_at is None else modified_at.isoformat(),
+        "created_at": iso(created),
+        "modified_at": iso(modified),
     }
 
 

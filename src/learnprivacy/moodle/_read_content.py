@@ -455,7 +455,6 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
     activity_source(
         "ForumDiscussion",
         "forum",
-        table="forum_discussions",
         reads=("forum_discussions", "forum", *ACTIVITY),
         frame=_discussions,
         columns=_DISCUSSION,
@@ -465,7 +464,6 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
     activity_source(
         "ForumPost",
         "forum",
-        table="forum_posts",
         reads=("forum_posts", "forum_discussions", "forum", *ACTIVITY),
         frame=_posts,
         columns=_POST,
@@ -475,7 +473,6 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
     activity_source(
         "AssignSubmission",
         "assign",
-        table="assign_submission",
         reads=("assign_submission", "assign", "assignsubmission_onlinetext", *ACTIVITY),
         frame=_submissions,
         columns=_SUBMISSION,
@@ -487,7 +484,6 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
     activity_source(
         "AssignGrade",
         "assign",
-        table="assign_grades",
         reads=("assign_grades", "assign", "assignfeedback_comments", *ACTIVITY),
         frame=_assign_grades,
         columns=_ASSIGN_GRADE,
@@ -499,7 +495,6 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
     activity_source(
         "QuizAttempt",
         "quiz",
-        table="quiz_attempts",
         reads=("quiz_attempts", "quiz", *ACTIVITY),
         frame=_attempts,
         columns=_ATTEMPT,
@@ -509,7 +504,6 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
     activity_source(
         "QuizGrade",
         "quiz",
-        table="quiz_grades",
         reads=("quiz_grades", "quiz", *ACTIVITY),
         frame=_quiz_grades,
         columns=_QUIZ_GRADE,
@@ -518,7 +512,6 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
     ),
     ContentSource(
         name="Message",
-        table="messages",
         reads=("messages", "message_conversations", "message_conversation_members"),
         frame=_messages,
         columns=_MESSAGE,
@@ -530,7 +523,6 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
     ),
     ContentSource(
         name="File",
-        table="files",
         reads=("files", "context"),
         frame=_files,
         columns=_FILE,
@@ -541,7 +533,6 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
     ),
     ContentSource(
         name="Badge",
-        table="badge_issued",
         reads=("badge_issued", "badge"),
         frame=_badges,
         columns=_BADGE,
@@ -552,7 +543,6 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
     ),
     ContentSource(
         name="Note",
-        table="post",
         reads=("post",),
         frame=_notes,
         columns=_NOTE,
@@ -564,7 +554,6 @@ CONTENT_SOURCES: tuple[ContentSource, ...] = (
     ),
     ContentSource(
         name="ProfileField",
-        table="user_info_data",
         reads=("user_info_data", "user_info_field"),
         frame=_profile_fields,
         columns=_PROFILE_FIELD,

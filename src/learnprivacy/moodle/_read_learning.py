@@ -26,10 +26,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from learnprivacy._vocabulary import ContextLevel
+from learnprivacy.moodle._content import iso
 from learnprivacy.moodle._issues import ScanIssues, reporting
 from learnprivacy.moodle._query import restrict_to_users
 from learnprivacy.moodle._schema import MoodleSchema
-from learnprivacy.moodle._time import OUT_OF_RANGE, UTC, from_unix, from_unix_lenient, utc
+from learnprivacy.moodle._time import OUT_OF_RANGE, UTC, from_unix, utc
 from learnprivacy.moodle._trusted import builder
 from learnprivacy.records import Progress, ProgressStatus, Score
 
@@ -386,7 +387,6 @@ def grade_row(row: Any) -> tuple[int, dict[str, Any]]:
             grade = choices[position - 1] if 1 <= position <= len(choices) else None
         else:
             grade = str(_number(final))
-    created, modified = from_unix_lenient(c), from_unix_lenient(m)
     return int(uid), {
         "course_id": None if course is None else str(course),
         "activity_id": None if cmid is None else str(cmid),
@@ -395,8 +395,8 @@ def grade_row(row: Any) -> tuple[int, dict[str, Any]]:
         "grade": grade,
         "scale": scale_name if gtype == _SCALE else None,
         "feedback": feedback or None,
-        "created_at": None if created is None else created.isoformat(),
-        "modified_at": None if modified is None else modified.isoformat(),
+        "created_at": iso(c),
+        "modified_at": iso(m),
     }
 
 

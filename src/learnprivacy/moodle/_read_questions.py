@@ -94,7 +94,6 @@ QUESTION_SOURCES: tuple[ContentSource, ...] = (
     activity_source(
         "QuizQuestion",
         "quiz",
-        table="question_attempts",
         reads=(
             "question_attempts",
             "question_attempt_steps",

@@ -171,7 +171,6 @@ def _forum_source(name: str, table: str, reads: tuple[str, ...], **values: Any) 
     return activity_source(
         name,
         "forum",
-        table=table,
         reads=(table, *reads),
         **values,
     )

@@ -1,20 +1,21 @@
-"""The subset of Moodle's schema learnprivacy reads, as SQLAlchemy Core tables."""
+"""The subset of Moodle's schema learnprivacy reads, as SQLAlchemy Core tables.
+
+Moodle declares its tables as data (``db/install.xml``); ``tables.txt`` is that data,
+transcribed, and every table here (and the fixture's) is built from it, once per prefix.
+"""
 
 from __future__ import annotations
 
 import functools
 import re
+from importlib.resources import files
+from typing import Any
 
+import attrs
 import sqlalchemy as sa
 
 from learnprivacy.errors import ConfigurationError, NotFoundError
-from learnprivacy.moodle._schema_activities import activity_tables
-from learnprivacy.moodle._schema_core import core_tables
-from learnprivacy.moodle._schema_glossary import glossary_tables
-from learnprivacy.moodle._schema_people import people_tables
-from learnprivacy.moodle._schema_plugins import plugin_tables
-from learnprivacy.moodle._schema_questions import question_tables
-from learnprivacy.moodle._schema_social import social_tables
+from learnprivacy.moodle._columns import char, integer, number, text
 from learnprivacy.moodle._table import MoodleTables
 
 __all__ = [
@@ -22,8 +23,11 @@ __all__ = [
     "TABLE_NAMES",
     "MissingTableError",
     "MoodleSchema",
+    "TableSpec",
     "check_prefix",
     "reset_sequences",
+    "table_group",
+    "table_specs",
 ]
 
 # Moodle's installer accepts a short alphanumeric prefix ending, by convention, in "_".
@@ -90,17 +94,106 @@ def _metadata(prefix: str) -> sa.MetaData:
     The tables are never altered after this.
     """
     tables = MoodleTables(sa.MetaData(), prefix)
-    for add in (
-        core_tables,
-        people_tables,
-        activity_tables,
-        plugin_tables,
-        social_tables,
-        question_tables,
-        glossary_tables,
-    ):
-        add(tables)
+    for spec in table_specs():
+        tables.add(
+            spec.name,
+            *(_column(*column) for column in spec.columns),
+            indexes=spec.indexes,
+            unique=spec.unique,
+        )
     return tables.metadata
+
+
+@attrs.frozen
+class TableSpec:
+    """One table of ``tables.txt``: its group, its unprefixed name, its columns after
+    ``id`` (``(name, XMLDB type, its numbers, NOT NULL, default)``) and its indexes."""
+
+    group: str
+    name: str
+    columns: tuple[tuple[str, str, tuple[int, ...], bool, str | None], ...]
+    indexes: tuple[str, ...]
+    unique: tuple[str, ...]
+
+
+_COLUMN = re.compile(
+    r"(?P<name>\w+) (?P<type>int|number|char|text)(?:\((?P<numbers>\d+(?:,\d+)?)\))?"
+    r"(?: (?P<null>null|notnull))?(?: default (?P<default>.+))?"
+)
+# How many numbers each XMLDB type takes, the word marking a column that is not the
+# type's usual nullability, and whether it may have a default.
+_TYPES = {
+    "int": (1, "null", True),
+    "char": (1, "null", True),
+    "number": (2, "null", True),
+    "text": (0, "notnull", False),
+}
+
+
+@functools.cache
+def table_specs() -> tuple[TableSpec, ...]:
+    """Every Moodle table the adapter knows, from ``tables.txt``, in its order there."""
+    return parse_tables((files("learnprivacy.moodle") / "tables.txt").read_text(encoding="utf-8"))
+
+
+def parse_tables(source: str) -> tuple[TableSpec, ...]:
+    """The tables of a text in the form of ``tables.txt``; a line that is not in that
+    form raises :class:`~learnprivacy.errors.ConfigurationError` naming it."""
+    specs: list[TableSpec] = []
+    group = ""
+    for at, line in enumerate(source.splitlines(), start=1):
+        word, _, rest = line.strip().partition(" ")
+        if not word or word.startswith("#"):
+            continue
+        if word == "group":
+            group = rest
+        elif word == "table":
+            specs.append(TableSpec(group, rest, (), (), ()))
+        elif specs and word == "index":
+            specs[-1] = attrs.evolve(specs[-1], indexes=(*specs[-1].indexes, rest))
+        elif specs and word == "unique":
+            specs[-1] = attrs.evolve(specs[-1], unique=(*specs[-1].unique, rest))
+        elif specs and (column := _spec(line.strip())):
+            specs[-1] = attrs.evolve(specs[-1], columns=(*specs[-1].columns, column))
+        else:
+            raise ConfigurationError(f"tables.txt, line {at}: not a table, column or index")
+    return tuple(specs)
+
+
+def _spec(line: str) -> tuple[str, str, tuple[int, ...], bool, str | None] | None:
+    """A column line's ``(name, type, numbers, NOT NULL, default)``; None if it is not one."""
+    found = _COLUMN.fullmatch(line)
+    if found is None:
+        return None
+    kind, null, default = found["type"], found["null"], found["default"]
+    numbers = tuple(int(n) for n in found["numbers"].split(",")) if found["numbers"] else ()
+    count, unusual, defaults = _TYPES[kind]
+    if len(numbers) != count or null not in (None, unusual) or (default and not defaults):
+        return None
+    notnull = (null is None) != (kind == "text")
+    return found["name"], kind, numbers, notnull, default
+
+
+def _column(
+    name: str, kind: str, numbers: tuple[int, ...], notnull: bool, default: str | None
+) -> sa.Column[Any]:
+    """One column of a :class:`TableSpec`, typed as Moodle's DDL generators type it."""
+    if kind == "int":
+        return integer(name, *numbers, notnull=notnull, default=_integer(default))
+    if kind == "number":
+        return number(name, *numbers, notnull=notnull, default=default)
+    if kind == "char":
+        return char(name, *numbers, notnull=notnull, default=default)
+    return text(name, notnull=notnull)
+
+
+def _integer(default: str | None) -> int | None:
+    return None if default is None else int(default)
+
+
+def table_group(group: str) -> tuple[str, ...]:
+    """The unprefixed names of the tables of one group of ``tables.txt``, in order."""
+    return tuple(spec.name for spec in table_specs() if spec.group == group)
 
 
 def check_prefix(prefix: str) -> str:

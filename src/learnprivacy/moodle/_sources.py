@@ -50,8 +50,8 @@ InContext = Callable[[MoodleSchema, ContextLevel, int], sa.ColumnElement[bool] |
 class RecordSource(Generic[T]):
     """One kind of record read from Moodle.
 
-    ``table`` holds the rows that become records (their ids name it); ``reads`` is every
-    table the statement touches, ``table`` first. ``optional`` sources belong to plugins a
+    ``reads`` is every table the statement touches, first ``table``, the one holding the
+    rows that become records (their ids name it). ``optional`` sources belong to plugins a
     site may not have: when one of their tables is missing they yield nothing, where a
     missing core table is an error naming it.
 
@@ -61,13 +61,17 @@ class RecordSource(Generic[T]):
     without it is read whole and its records filtered.
     """
 
-    table: str
     reads: tuple[str, ...]
     statement: Statement
     mapper: Callable[[Any, ScanIssues], T | None]
     description: str
     optional: bool = False
     in_context: InContext | None = None
+
+    @property
+    def table(self) -> str:
+        """The table holding the rows that become records."""
+        return self.reads[0]
 
 
 def _column_is(level: ContextLevel, table: str = "", column: str = "") -> InContext:
@@ -85,7 +89,6 @@ def _column_is(level: ContextLevel, table: str = "", column: str = "") -> InCont
 
 
 COURSE_PROGRESS: RecordSource[Progress] = RecordSource(
-    table="course_completions",
     reads=("course_completions", "grade_items", "grade_grades", "user_enrolments", "enrol", "user"),
     statement=learning.course_progress_statement,
     mapper=learning.map_course_progress,
@@ -93,7 +96,6 @@ COURSE_PROGRESS: RecordSource[Progress] = RecordSource(
     in_context=_column_is(ContextLevel.COURSE, "course_completions", "course"),
 )
 GRADE_PROGRESS: RecordSource[Progress] = RecordSource(
-    table="grade_grades",
     reads=("grade_grades", "grade_items", "modules", "course_modules", "user"),
     statement=learning.grade_statement,
     mapper=learning.map_grade,
@@ -101,7 +103,6 @@ GRADE_PROGRESS: RecordSource[Progress] = RecordSource(
     in_context=learning.grade_in_context,
 )
 ACTIVITY_PROGRESS: RecordSource[Progress] = RecordSource(
-    table="course_modules_completion",
     reads=("course_modules_completion", "course_modules", "user"),
     statement=learning.activity_statement,
     mapper=learning.map_activity,
@@ -109,7 +110,6 @@ ACTIVITY_PROGRESS: RecordSource[Progress] = RecordSource(
     in_context=_column_is(ContextLevel.MODULE, "course_modules_completion", "coursemoduleid"),
 )
 ACCESS_EVENTS: RecordSource[AccessEvent] = RecordSource(
-    table="logstore_standard_log",
     reads=("logstore_standard_log", "user"),
     statement=compliance.access_statement,
     mapper=compliance.map_access,
@@ -120,7 +120,6 @@ ACCESS_EVENTS: RecordSource[AccessEvent] = RecordSource(
     in_context=_column_is(ContextLevel.SYSTEM),
 )
 CONSENTS: RecordSource[Consent] = RecordSource(
-    table="tool_policy_acceptances",
     reads=("tool_policy_acceptances", "tool_policy_versions", "user"),
     statement=compliance.consent_statement,
     mapper=compliance.map_consent,
@@ -129,7 +128,6 @@ CONSENTS: RecordSource[Consent] = RecordSource(
     in_context=_column_is(ContextLevel.USER, "tool_policy_acceptances", "userid"),
 )
 CERTIFICATES: RecordSource[Certificate] = RecordSource(
-    table="customcert_issues",
     reads=("customcert_issues", "customcert", "user"),
     statement=compliance.certificate_statement,
     mapper=compliance.map_certificate,

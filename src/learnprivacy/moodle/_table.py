@@ -8,9 +8,9 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 
-from learnprivacy.moodle._columns import index, integer, sequence_id
+from learnprivacy.moodle._columns import index, sequence_id
 
-__all__ = ["MoodleTables", "persistent_columns"]
+__all__ = ["MoodleTables"]
 
 
 @attrs.frozen
@@ -38,9 +38,3 @@ class MoodleTables:
             *(index(self.prefix, name, fields) for fields in indexes),
             *(index(self.prefix, name, fields, unique=True) for fields in unique),
         )
-
-
-def persistent_columns() -> tuple[sa.Column[int], ...]:
-    """``usermodified``, ``timecreated`` and ``timemodified``, as every table of a
-    ``core\\persistent`` class declares them (``int(10)``, NOT NULL, no default)."""
-    return integer("usermodified", 10), integer("timecreated", 10), integer("timemodified", 10)

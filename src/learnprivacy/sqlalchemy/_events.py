@@ -68,6 +68,8 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
         )
         for c in personal
     ]
+    attribute_names = [c.attribute for c in personal]
+    columns_of = {c.attribute: c.column for c in personal}
 
     def identify(target: Any, connection: Connection | None) -> None:
         """Put an expired object's key and subject back in its dict, read from the row."""
@@ -153,28 +155,35 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
         if key is None or subject is None:
             # A key the database will generate, or no subject: the general path places
             # the tokens after the INSERT, or raises naming the column.
-            names = [c.attribute for c in personal if state_dict.get(c.attribute) is not None]
-            if names:
-                encrypt(state.obj(), state_dict, names, set_attr=False)
+            given = [name for name in attribute_names if state_dict.get(name) is not None]
+            if given:
+                encrypt(state.obj(), state_dict, given, set_attr=False)
             return
         subject = str(subject)
         base = f"{spec.table}/{row_key(key) if composite else key}/"
         stash: dict[str, Any] = {}
+        # The row's text values are sealed together (the learner's key looked up once).
+        names: list[str] = []
+        values: list[str] = []
+        contexts: list[str] = []
         for column, name, column_name, indexed, index_name in plan:
             value = state_dict.get(name)
             if value is None:
                 continue
             if type(value) is str and not value.startswith("lp1."):
-                token = cipher.encrypt(
-                    value, subject=subject, context=base + column_name, scope=scope
-                )
+                names.append(name)
+                values.append(value)
+                contexts.append(base + column_name)
             else:
                 # bytes, a token, anything unusual: the checked path says what is wrong.
-                token = rows.encrypt(spec, column, key, subject, value)
+                state_dict[name] = rows.encrypt(spec, column, key, subject, value)
             stash[name] = value
-            state_dict[name] = token
             if indexed:
                 state_dict[index_name] = rows.index(spec, column, value)
+        if values:
+            tokens = cipher.encrypt_many(values, subject=subject, contexts=contexts, scope=scope)
+            for name, token in zip(names, tokens, strict=True):
+                state_dict[name] = token
         if stash:
             # Kept on the object itself until after_insert (a state.info dict and a tuple
             # per row would be two more containers for the garbage collector to scan).
@@ -292,20 +301,34 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
         if alive() is None:
             return
         state_dict = state.dict
-        base: str | None = None
-        subject = ""
+        names = [name for name in attribute_names if state_dict.get(name) is not None]
+        if not names:
+            return
+        found = state_dict.get(subject_name)
+        if found is None:
+            decrypt(state.obj(), None)  # raises, naming the subject column
+            return
+        subject = str(found)
+        key = key_of(state_dict) if composite else state_dict.get(key_name)
+        base = f"{spec.table}/{row_key(key) if composite else key}/"
+        # The row's tokens opened together (the learner's key looked up once); anything
+        # unusual takes the column-by-column path below, which names the column.
+        try:
+            plain = cipher.decrypt_many(
+                [state_dict[name] for name in names],
+                subject=subject,
+                contexts=[base + columns_of[name] for name in names],
+            )
+        except (DecryptionError, ValidationError):
+            pass
+        else:
+            for name, value in zip(names, plain, strict=True):
+                state_dict[name] = value
+            return
         for column, name, column_name, _indexed, _index_name in plan:
             token = state_dict.get(name)
             if token is None:
                 continue
-            if base is None:
-                found = state_dict.get(subject_name)
-                if found is None:
-                    decrypt(state.obj(), None)  # raises, naming the subject column
-                    return
-                subject = str(found)
-                key = key_of(state_dict) if composite else state_dict.get(key_name)
-                base = f"{spec.table}/{row_key(key) if composite else key}/"
             try:
                 state_dict[name] = cipher.decrypt(
                     token, subject=subject, context=base + column_name

@@ -5,8 +5,13 @@ processing for every value of every row, which costs more than the encryption of
 row. The statement is compiled once here and handed to the driver's ``executemany``
 with tuples, the values converted by precomputed per-column functions into exactly what
 SQLAlchemy itself would store (the same text form for timestamps and decimals), so rows
-written either way read back the same. PostgreSQL keeps SQLAlchemy's own path, whose
-"insertmanyvalues" batching is already what a hand-written bulk insert would do.
+written either way read back the same. On PostgreSQL (psycopg), the same: one
+positional statement for psycopg's pipelined ``executemany``, the values through
+SQLAlchemy's own bind processors, without SQLAlchemy building a parameter mapping per
+row. Tables with column defaults, and other drivers, keep SQLAlchemy's ``insert()``.
+
+Bulk reads, likewise, can take rows straight from the driver's cursor
+(:func:`cursor_rows`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     Connection,
+    CursorResult,
     DateTime,
+    Executable,
     String,
     Table,
     any_,
@@ -35,7 +42,7 @@ from sqlalchemy import (
 
 from learnprivacy.store._types import ExactDecimal
 
-__all__ = ["bulk_insert", "ids_in"]
+__all__ = ["bulk_insert", "cursor_rows", "driver_rows", "ids_in"]
 
 _Convert = Callable[[Any], Any]
 
@@ -67,17 +74,42 @@ def _converter(column_type: Any) -> _Convert | None:
     return None
 
 
-_PLANS: dict[tuple[int, str], tuple[str, list[str], list[_Convert | None]]] = {}
+_Plan = tuple[str, list[str], list[_Convert | None]]
+_PLANS: dict[tuple[int, str], _Plan | None] = {}
 
 
-def _plan(connection: Connection, table: Table) -> tuple[str, list[str], list[_Convert | None]]:
-    key = (id(table), connection.dialect.name)
-    plan = _PLANS.get(key)
-    if plan is None:
-        names = [c.name for c in table.columns]
-        compiled = insert(table).compile(dialect=connection.dialect, column_keys=names)
-        converters = [_converter(c.type) for c in table.columns]
-        plan = _PLANS[key] = (str(compiled), names, converters)
+def _plan(connection: Connection, table: Table) -> _Plan | None:
+    """The statement text, column names and per-column conversions of a bulk insert into
+    ``table``, or ``None`` where SQLAlchemy's own ``insert()`` is used instead."""
+    dialect = connection.dialect
+    key = (id(table), dialect.name)
+    if key in _PLANS:
+        return _PLANS[key]
+    names = [c.name for c in table.columns]
+    plan: _Plan | None = None
+    if dialect.name == "sqlite":
+        compiled = insert(table).compile(dialect=dialect, column_keys=names)
+        plan = (str(compiled), names, [_converter(c.type) for c in table.columns])
+    elif (
+        dialect.name == "postgresql"
+        and dialect.driver == "psycopg"
+        and table.autoincrement_column is None
+        and all(c.default is None and c.server_default is None for c in table.columns)
+    ):
+        # Positional parameters (psycopg's pipelined executemany takes tuples at less
+        # cost than mappings), each value through the bind processor SQLAlchemy itself
+        # would apply; every column is listed, a missing value being NULL, which is what
+        # SQLAlchemy's insert() leaves a column without a default.
+        quote = dialect.identifier_preparer
+        columns = ", ".join(quote.format_column(c) for c in table.columns)
+        marks = ", ".join(["%s"] * len(names))
+        # Identifiers quoted by the dialect, every value bound:
+        sql = f"INSERT INTO {quote.format_table(table)} ({columns}) VALUES ({marks})"  # noqa: S608
+        converters: list[_Convert | None] = [
+            c.type.dialect_impl(dialect).bind_processor(dialect) for c in table.columns
+        ]
+        plan = (sql, names, converters)
+    _PLANS[key] = plan
     return plan
 
 
@@ -85,10 +117,11 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, A
     """Insert ``rows`` (dicts keyed by column name; missing keys are NULL) into ``table``."""
     if not rows:
         return
-    if connection.dialect.name != "sqlite":
+    plan = _plan(connection, table)
+    if plan is None:
         connection.execute(insert(table), list(rows))
         return
-    sql, names, converters = _plan(connection, table)
+    sql, names, converters = plan
     pairs = list(zip(names, converters, strict=True))
     tuples = []
     for row in rows:
@@ -101,6 +134,24 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, A
             values.append(value)
         tuples.append(tuple(values))
     connection.exec_driver_sql(sql, tuples)
+
+
+def driver_rows(connection: Connection, query: Executable) -> list[Any]:
+    """The rows of ``query`` as the driver returns them (tuples): for columns whose
+    driver values are already what the caller wants (text, bytes), read in bulk."""
+    return cursor_rows(connection.execute(query))
+
+
+def cursor_rows(result: CursorResult[Any]) -> list[Any]:
+    """Every row of ``result`` taken from the driver's cursor, without SQLAlchemy's
+    ``Row`` objects or result processing; the result is closed.
+
+    SQLAlchemy still compiled (from its cache) and bound the statement.
+    """
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
 
 
 def ids_in(column: ColumnElement[Any], values: Sequence[str], dialect: str) -> ColumnElement[bool]:

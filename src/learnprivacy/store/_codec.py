@@ -10,7 +10,7 @@ import datetime as dt
 import enum
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -19,7 +19,10 @@ from learnprivacy.crypto import BlindIndex, FieldCipher
 from learnprivacy.crypto._token import Opener
 from learnprivacy.records import Score
 from learnprivacy.store._schema import FieldSpec, Kind, RecordTable
-from learnprivacy.store._types import UTC, to_utc
+from learnprivacy.store._types import from_utc, to_utc
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Dialect
 
 __all__ = ["Codec", "column_value"]
 
@@ -71,10 +74,6 @@ def _same(value: Any) -> Any:
     return value
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=UTC)
-
-
 def _bool_text(value: bool) -> str:
     return "1" if value else "0"
 
@@ -88,7 +87,7 @@ _TO_COLUMN: dict[Kind, Callable[[Any], Any]] = {
     Kind.ENUM: _enum_out,
 }
 _FROM_COLUMN: dict[Kind, Callable[[Any], Any]] = {
-    Kind.DATETIME: _aware,
+    Kind.DATETIME: from_utc,
     Kind.TIMEDELTA: lambda value: dt.timedelta(microseconds=value),
     Kind.FLOAT: float,
     Kind.INT: int,
@@ -144,8 +143,42 @@ def _from_text(spec: FieldSpec) -> Callable[[str], Any]:
     return _reader(spec, _FROM_TEXT)
 
 
-def _builder(cls: type[Any], authenticated: frozenset[str]) -> Callable[[dict[str, Any]], Any]:
-    """How a record of ``cls`` is made from the field values of a row that was read.
+#: Reads one row into a record, given the openers of the page's subjects (see from_row).
+RowReader = Callable[[Sequence[Any], dict[str, dict[str, Opener]] | None], Any]
+
+
+def _processor(
+    processors: Sequence[Callable[[Any], Any] | None] | None, at: int
+) -> Callable[[Any], Any] | None:
+    return None if processors is None else processors[at]
+
+
+def _processed(processor: Callable[[Any], Any] | None, value: Any) -> Any:
+    return value if value is None or processor is None else processor(value)
+
+
+def _then(
+    first: Callable[[Any], Any] | None, then: Callable[[Any], Any] | None
+) -> Callable[[Any], Any] | None:
+    """``then(first(value))`` in one call, either step optional (``None``: none at all)."""
+    if first is None:
+        return then
+    if then is None:
+        return first
+    after, before = then, first
+
+    def both(value: Any) -> Any:
+        return after(before(value))
+
+    return both
+
+
+_Check = tuple[Any, str, Callable[[Any, Any, Any], Any]]
+
+
+def _checks(cls: type[Any], authenticated: frozenset[str]) -> tuple[_Check, ...] | None:
+    """The validators a record of ``cls`` read back still runs, as ``(attribute, name,
+    validator)``; ``None`` for a class that must be made by calling it.
 
     The values of the fields named in ``authenticated`` were decrypted: AES-GCM vouches
     that each is the very text this library encrypted for this record, learner and field,
@@ -153,23 +186,32 @@ def _builder(cls: type[Any], authenticated: frozenset[str]) -> Callable[[dict[st
     not run again; every other field (clear columns, which anyone with access to the
     database could change) is validated as ``cls(**values)`` would, after all fields are
     set, with the same errors. A class whose construction does more than set fields and
-    run validators (converters, ``__attrs_post_init__``, fields outside ``__init__``, or
-    fields the row does not give) is made by calling it.
+    run validators (converters, ``__attrs_post_init__``, fields outside ``__init__``) is
+    made by calling it.
     """
     fields = attrs.fields(cls)
-    names = tuple(a.name for a in fields)
     plain = (
         getattr(cls, "__attrs_post_init__", None) is None
         and getattr(cls, "__attrs_pre_init__", None) is None
         and all(a.init and a.converter is None and a.alias == a.name for a in fields)
     )
     if not plain:
-        return lambda values: cls(**values)
-    checks = tuple(
+        return None
+    return tuple(
         (a, a.name, a.validator)
         for a in fields
         if a.validator is not None and a.name not in authenticated
     )
+
+
+def _builder(cls: type[Any], authenticated: frozenset[str]) -> Callable[[dict[str, Any]], Any]:
+    """How a record of ``cls`` is made from the field values of a row that was read
+    (see :func:`_checks`); a row that does not give every field is made by calling it.
+    """
+    names = tuple(a.name for a in attrs.fields(cls))
+    checks = _checks(cls, authenticated)
+    if checks is None:
+        return lambda values: cls(**values)
     new, assign = object.__new__, object.__setattr__
 
     def build(values: dict[str, Any]) -> Any:
@@ -189,17 +231,17 @@ class Codec:
     """Converts between records of one type and rows of its table."""
 
     __slots__ = (
-        "_build",
         "_cipher",
         "_columns",
-        "_composite",
         "_encoders",
         "_facts",
         "_index",
         "_opened",
+        "_plain_at",
+        "_raw",
+        "_read",
         "_sealed",
         "_skeleton",
-        "_steps",
         "rt",
     )
 
@@ -214,9 +256,6 @@ class Codec:
         self._encoders = [
             (spec.name, self._encoder(spec)) for spec in rt.fields if not spec.encrypted
         ]
-        self._steps, self._composite = self._readers(
-            [spec for spec in rt.fields if not spec.encrypted], positions
-        )
         self._sealed = [
             (
                 spec.name,
@@ -240,7 +279,12 @@ class Codec:
             for spec in rt.fields
             if spec.encrypted
         ]
-        self._build = _builder(rt.cls, frozenset(spec.name for spec in rt.fields if spec.encrypted))
+        self._read = self._reader(None)
+        # Columns read as they come (ids and tokens); rows whose driver values for them
+        # would need processing are read through SQLAlchemy (see raw_reader).
+        self._plain_at = [positions["id"], positions[rt.subject_column]]
+        self._plain_at += [at for _, _, at, _ in self._opened]
+        self._raw: dict[tuple[str, tuple[Any, ...]], RowReader] = {}
         self._skeleton = [
             (spec.name, None if spec.encrypted else self._decoder(spec, positions)[1])
             for spec in rt.fields
@@ -318,31 +362,41 @@ class Codec:
     # -- row -> record ---------------------------------------------------------------------
 
     def _decoder(
-        self, spec: FieldSpec, positions: dict[str, int]
+        self,
+        spec: FieldSpec,
+        positions: dict[str, int],
+        processors: Sequence[Callable[[Any], Any] | None] | None = None,
     ) -> tuple[str, Callable[[Sequence[Any], str, str], Any]]:
         name = spec.name
         if spec.kind is Kind.SCORE:
             at = positions[f"{name}_raw"]
+            parts = [_processor(processors, at + i) for i in range(4)]
 
             def decode_score(row: Sequence[Any], _id: str, _subject: str) -> Any:
                 kinds = row[at + 3]
                 if kinds is None:
                     return None
-                raw, low, high = (_number_in(row[at + i], kinds[i]) for i in range(3))
+                if parts[3] is not None:
+                    kinds = parts[3](kinds)
+                raw, low, high = (
+                    _number_in(_processed(parts[i], row[at + i]), kinds[i]) for i in range(3)
+                )
                 return Score(raw=raw, min=low, max=high)
 
             return name, decode_score
         at = positions[name]
-        convert = _from_column(spec)
+        convert = _then(_processor(processors, at), _from_column(spec))
 
         def decode(row: Sequence[Any], _id: str, _subject: str) -> Any:
-            value = row[at]
-            return None if value is None else convert(value)
+            return _processed(convert, row[at])
 
         return name, decode
 
     def _readers(
-        self, specs: list[FieldSpec], positions: dict[str, int]
+        self,
+        specs: list[FieldSpec],
+        positions: dict[str, int],
+        processors: Sequence[Callable[[Any], Any] | None] | None = None,
     ) -> tuple[
         list[tuple[str, int, Callable[[Any], Any] | None]],
         list[tuple[str, Callable[[Sequence[Any], str, str], Any]]],
@@ -351,6 +405,7 @@ class Codec:
         ``positions``: ``(name, position, conversion)`` steps, read inline on the hot
         paths (position -1: not selected, ``None``; conversion ``None``: the column's
         value as it is), and the decoders of Score fields, spread over several columns.
+        ``processors``: see :meth:`_reader`.
         """
         steps: list[tuple[str, int, Callable[[Any], Any] | None]] = []
         composite: list[tuple[str, Callable[[Sequence[Any], str, str], Any]]] = []
@@ -358,11 +413,12 @@ class Codec:
             if spec.columns[0] not in positions:
                 steps.append((spec.name, -1, None))
             elif spec.kind is Kind.SCORE:
-                composite.append((spec.name, self._decoder(spec, positions)[1]))
+                composite.append((spec.name, self._decoder(spec, positions, processors)[1]))
             else:
-                convert = _from_column(spec)
+                at = positions[spec.name]
                 plain = spec.kind in (Kind.TEXT, Kind.DATE, Kind.DECIMAL)
-                steps.append((spec.name, positions[spec.name], None if plain else convert))
+                convert = None if plain else _from_column(spec)
+                steps.append((spec.name, at, _then(_processor(processors, at), convert)))
         return steps, composite
 
     def _ids(self, row: Sequence[Any]) -> tuple[str, str]:
@@ -379,29 +435,91 @@ class Codec:
         :func:`learnprivacy.store._reads.decode_rows`); without them, or for a subject
         they leave out, the cipher finds the keys itself.
         """
-        record_id, subject = self._ids(row)
-        kwargs: dict[str, Any] = {}
-        for name, at, convert in self._steps:
-            value = row[at]
-            kwargs[name] = value if value is None or convert is None else convert(value)
-        for name, decode in self._composite:
-            kwargs[name] = decode(row, record_id, subject)
-        if self._opened:
-            cipher = self._cipher
-            mine = cipher._openers_of(subject) if openers is None else openers.get(subject)
-            open_text = cipher._open_text
-            for name, context, at, from_text in self._opened:
-                token = row[at]
-                if token is None:
-                    kwargs[name] = None
-                    continue
-                text = open_text(mine, token, subject, context.format(record_id))
-                if mine is None:
-                    # The first token of a learner without openers at hand went through
-                    # decrypt(), which cached the learner's keys.
-                    mine = cipher._openers_of(subject)
-                kwargs[name] = text if from_text is None else from_text(text)
-        return self._build(kwargs)
+        return self._read(row, openers)
+
+    def raw_reader(self, dialect: Dialect, description: Sequence[Any]) -> RowReader | None:
+        """:meth:`from_row` for rows straight from the driver's cursor (``select(table)``
+        run by SQLAlchemy, the rows fetched from ``CursorResult.cursor``), whose columns
+        are described by ``description``: each column's value goes through the result
+        processor SQLAlchemy itself would apply (the same one, from the column's type),
+        then the field's own conversion, in one step.
+
+        ``None`` where the row does not have this table's columns, or where an id, learner
+        or token column would need processing: read such rows through SQLAlchemy.
+        """
+        columns = self.rt.table.columns
+        if len(description) != len(columns):
+            return None
+        key = (dialect.name, tuple(item[1] for item in description))
+        read = self._raw.get(key)
+        if read is None:
+            processors = [
+                column.type.dialect_impl(dialect).result_processor(dialect, item[1])
+                for column, item in zip(columns, description, strict=True)
+            ]
+            if any(processors[at] is not None for at in self._plain_at):
+                return None
+            read = self._raw[key] = self._reader(processors)
+        return read
+
+    def _reader(self, processors: Sequence[Callable[[Any], Any] | None] | None) -> RowReader:
+        """How a row becomes a record: the body of :meth:`from_row`, its steps compiled
+        for rows whose column values go through ``processors`` first (by position;
+        ``None``: rows SQLAlchemy processed already).
+
+        For a class that :func:`_checks` allows, the record is made and its fields set
+        as they are read, then the remaining validators run; any other class is called
+        with the values.
+        """
+        positions = self._columns
+        steps, composite = self._readers(
+            [spec for spec in self.rt.fields if not spec.encrypted], positions, processors
+        )
+        id_at, subject_at = positions["id"], positions[self.rt.subject_column]
+        opened = self._opened
+        cipher = self._cipher
+        cls = self.rt.cls
+        authenticated = frozenset(spec.name for spec in self.rt.fields if spec.encrypted)
+        checks = _checks(cls, authenticated)
+        build = _builder(cls, authenticated)
+        new, assign = object.__new__, object.__setattr__
+
+        def read(row: Sequence[Any], openers: dict[str, dict[str, Opener]] | None = None) -> Any:
+            record_id = row[id_at]
+            subject = row[subject_at]
+            if checks is None:
+                values: dict[str, Any] = {}
+                record = values
+                put: Callable[[Any, str, Any], Any] = dict.__setitem__
+            else:
+                record = new(cls)
+                put = assign
+            for name, at, convert in steps:
+                value = row[at]
+                put(record, name, value if value is None or convert is None else convert(value))
+            for name, decode in composite:
+                put(record, name, decode(row, record_id, subject))
+            if opened:
+                mine = cipher._openers_of(subject) if openers is None else openers.get(subject)
+                open_text = cipher._open_text
+                for name, context, at, from_text in opened:
+                    token = row[at]
+                    if token is None:
+                        put(record, name, None)
+                        continue
+                    text = open_text(mine, token, subject, context.format(record_id))
+                    if mine is None:
+                        # The first token of a learner without openers at hand went through
+                        # decrypt(), which cached the learner's keys.
+                        mine = cipher._openers_of(subject)
+                    put(record, name, text if from_text is None else from_text(text))
+            if checks is None:
+                return build(values)
+            for attribute, name, check in checks:
+                check(record, attribute, getattr(record, name))
+            return record
+
+        return read
 
     def skeleton(self, row: Sequence[Any]) -> Any:
         """A record of ``row`` without decrypting: encrypted fields are ``None``.

@@ -23,6 +23,7 @@ from learnprivacy.store._actions import (
     restrict_rows,
     scopes_in_use,
     shred_keys,
+    unanonymised,
 )
 from learnprivacy.store._anonymisation import check_anonymised
 from learnprivacy.store._audit import AuditEntry, AuditEvent, AuditLog
@@ -385,7 +386,7 @@ def _live(
         table = rt.table
         query = select(table.c.id, table.c[rt.subject_column]).where(
             ids_in(table.c.id, ids, connection.dialect.name),
-            table.c[ANONYMISED].is_(None),
+            unanonymised(table, connection.dialect.name),
         )
         if store._db.is_postgres:
             query = query.with_for_update()

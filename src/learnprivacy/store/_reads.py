@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import ColumnElement, Connection, Select, func, select
 
 from learnprivacy.crypto._blind_index import normalise_text
 from learnprivacy.errors import ValidationError
-from learnprivacy.store._codec import Codec, column_value
+from learnprivacy.store._bulk import cursor_rows
+from learnprivacy.store._codec import Codec, RowReader, column_value
 from learnprivacy.store._common import collector_paused, visible
 from learnprivacy.store._schema import ANONYMISED, FieldSpec, Kind, RecordTable
 
@@ -20,6 +21,7 @@ __all__ = [
     "anonymised",
     "count",
     "decode_rows",
+    "fetch",
     "find",
     "iter_records_of",
     "records_of",
@@ -37,8 +39,16 @@ PAGE = 1_000
 KEY_PAGE = 5_000
 
 
-def decode_rows(store: Store, codec: Codec, rows: Sequence[Sequence[Any]]) -> list[Any]:
+def decode_rows(
+    store: Store,
+    codec: Codec,
+    rows: Sequence[Sequence[Any]],
+    read: RowReader | None = None,
+) -> list[Any]:
     """Records of ``rows`` (inside :meth:`Store.reading`), fetching their keys at once.
+
+    ``read``: how a row becomes a record (:meth:`Codec.raw_reader` for rows fetched
+    with :func:`fetch`), by default :meth:`Codec.from_row` (rows SQLAlchemy processed).
 
     Rows go in slices of :data:`KEY_PAGE`: the keys of a slice's learners are fetched in
     one query and unwrapped in one pass, used for that slice, then dropped, so a read of
@@ -49,7 +59,7 @@ def decode_rows(store: Store, codec: Codec, rows: Sequence[Sequence[Any]]) -> li
         return []
     at = codec.position(codec.rt.subject_column)
     keyring = store.keyring
-    from_row = codec.from_row
+    from_row = codec.from_row if read is None else read
     records: list[Any] = []
     for start in range(0, len(rows), KEY_PAGE):
         page = rows[start : start + KEY_PAGE]
@@ -58,6 +68,23 @@ def decode_rows(store: Store, codec: Codec, rows: Sequence[Sequence[Any]]) -> li
             records.extend([from_row(row, openers) for row in page])
             del openers
     return records
+
+
+def fetch(
+    connection: Connection, codec: Codec, query: Select[Any]
+) -> tuple[Sequence[Sequence[Any]], RowReader]:
+    """The rows of ``query`` (a ``select`` of the codec's whole table) and how to read them.
+
+    SQLAlchemy runs the statement (its compiled cache, its parameter processing); the rows
+    are taken from the driver's cursor and read by :meth:`Codec.raw_reader`, which applies
+    the same result processors in the same pass that builds the records, without a
+    ``Row`` per row. Rows it cannot read that way are fetched through SQLAlchemy.
+    """
+    result = connection.execute(query)
+    read = codec.raw_reader(connection.dialect, result.cursor.description)
+    if read is None:
+        return result.all(), codec.from_row
+    return cursor_rows(result), read
 
 
 def _matching(
@@ -84,9 +111,10 @@ def _matching(
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValidationError("limit must be a non-negative int", field="limit")
         query = query.limit(limit)
+    codec = store._codec(cls)
     with store._reading() as connection:
-        rows = connection.execute(query).all()
-        return decode_rows(store, store._codec(cls), rows)
+        rows, read = fetch(connection, codec, query)
+        return decode_rows(store, codec, rows, read)
 
 
 def _equals(rt: RecordTable, spec: FieldSpec | None, name: str, value: Any) -> ColumnElement[bool]:
@@ -134,8 +162,9 @@ def records_of(store: Store, learner_id: str, *, include_restricted: bool) -> li
                 )
                 .order_by(table.c.id)
             )
-            rows = connection.execute(query).all()
-            out.extend(decode_rows(store, store._codec(rt.cls), rows))
+            codec = store._codec(rt.cls)
+            rows, read = fetch(connection, codec, query)
+            out.extend(decode_rows(store, codec, rows, read))
     return out
 
 
@@ -186,8 +215,8 @@ def _pages(
         while True:
             query = base if last is None else base.where(table.c.id > last)
             with store._reading() as connection:
-                rows = connection.execute(query.order_by(table.c.id).limit(size)).all()
-                page = decode_rows(store, codec, rows)
+                rows, read = fetch(connection, codec, query.order_by(table.c.id).limit(size))
+                page = decode_rows(store, codec, rows, read)
             if not rows:
                 break
             last = rows[-1][at_id]

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select, tr
 
 from learnprivacy.errors import ConfigurationError
 from learnprivacy.retention import Action, RetentionRule, Trigger
+from learnprivacy.store._actions import unanonymised
 from learnprivacy.store._codec import column_value
 from learnprivacy.store._schema import ANONYMISED, RESTRICTED, Kind, RecordTable
 from learnprivacy.store._types import to_utc
@@ -37,6 +38,7 @@ class Selection:
         self, store: Store, rt: RecordTable, rules: tuple[RetentionRule, ...], now: dt.datetime
     ) -> None:
         self.rt, self.rules, self.now = rt, rules, now
+        self.dialect = store._db.engine.dialect.name
         self.learner_rt = store._table("Learner") if rt.has_learner else None
         self.subject_alias = None if self.learner_rt is None else self.learner_rt.table.alias("s")
         self.join = rt.has_learner and any(
@@ -151,4 +153,6 @@ class Selection:
                     and_(alias.c.id == table.c.learner_id, alias.c[ANONYMISED].is_(None)),
                 )
             )
-        return query.where(table.c[ANONYMISED].is_(None), condition)
+        # Pages are read in id order from the last one: through the primary key, not by
+        # walking and sorting every live row for each page.
+        return query.where(unanonymised(table, self.dialect), condition)

@@ -36,10 +36,12 @@ from learnprivacy.store import _statistics as statistics
 from learnprivacy.store._actions import (
     anonymise_rows,
     erase_rows,
+    has_live_rows,
     live_keys,
     restrict_rows,
     scopes_in_use,
     shred_keys,
+    unanonymised,
 )
 from learnprivacy.store._audit import AuditEvent
 from learnprivacy.store._bulk import ids_in
@@ -150,8 +152,7 @@ def sweep(
         activity = latest_activity(store, part) if reads_activity else {}
         with store._reading() as connection:
             for rt in tables:
-                live = select(rt.table.c.id).where(rt.table.c[ANONYMISED].is_(None)).limit(1)
-                if connection.execute(live).first() is not None:
+                if has_live_rows(connection, rt):
                     tally.populated.add(rt.name)
         for rt in ordered:
             _TypeSweep(
@@ -377,7 +378,7 @@ class _TypeSweep:
             query = (
                 select(subject, func.count())
                 .where(ids_in(subject, learner_ids, connection.dialect.name))
-                .where(table.c[ANONYMISED].is_(None))
+                .where(unanonymised(table, connection.dialect.name))
                 .group_by(subject)
             )
             for learner_id, count in connection.execute(query):
@@ -459,12 +460,16 @@ class _TypeSweep:
     def _act(self, connection: Connection, plan: Any, work: dict[Action, list[Any]]) -> None:
         rt, audit = self.rt, self.store.audit
         events = []
+        # The learners whose rows this page erases or anonymises.
+        learners: set[str] = set()
         for action, items in work.items():
             if not items:
                 continue
             decision = plan.decide(items[0])
             ids = [r.id for r in items]
             owners = [subject_of(r) for r in items]
+            if action is not Action.RESTRICT:
+                learners.update(owners)
             events.append(
                 AuditEvent(
                     action=_VERB[action],
@@ -503,14 +508,12 @@ class _TypeSweep:
                     },
                 )
             )
-        gone = work[Action.ERASE] + work[Action.ANONYMISE]
         keys: list[tuple[str, str]] = []
         refs: dict[str, str] = {}
-        if gone and any(f.encrypted for f in rt.fields):
+        if learners and any(f.encrypted for f in rt.fields):
             # Lock order on PostgreSQL, the same in every writer: rows, keys, audit head.
-            learners = {subject_of(r) for r in gone}
             keys = live_keys(self.store, connection, learners, rt.scope, refs=refs)
-        statistics.removed(connection, {subject_of(r) for r in gone})
+        statistics.removed(connection, learners)
         erase_rows(connection, rt, [r.id for r in work[Action.ERASE]])
         anonymise_rows(
             connection,
@@ -547,11 +550,13 @@ class _TypeSweep:
     ) -> list[AuditEvent]:
         """Send the keys no remaining row uses to the outbox; the audit event saying so."""
         store, scope = self.store, self.rt.scope
-        used = scopes_in_use(store, connection, {s for s, _ in keys}, scope)
-        doomed = sorted({s for s, _ in keys if s not in used})
+        subjects = {s for s, _ in keys}
+        doomed = sorted(subjects - scopes_in_use(store, connection, subjects, scope))
         if not doomed:
             return []
-        refs = sorted(self._ref(s) for s in doomed)
+        # The page's audit details computed most of these references already.
+        known, ref = self._refs, self._ref
+        refs = sorted([known.get(s) or ref(s) for s in doomed])
         self.tally.shredded += shred_keys(
             store, connection, doomed, scope, live=keys, refs=key_refs
         )

@@ -57,9 +57,15 @@ def to_utc(value: dt.datetime) -> dt.datetime:
         from learnprivacy.errors import ValidationError
 
         raise ValidationError("naive datetime refused", field="datetime")
-    return (value - offset).replace(tzinfo=None)
+    moved = value - offset
+    # moved.replace(tzinfo=None) (the same fields and fold), several times cheaper:
+    # replace parses keyword arguments on every call.
+    return _combine(moved, moved.time())
 
 
 def from_utc(value: dt.datetime) -> dt.datetime:
     """An aware UTC datetime from a stored naive one."""
-    return value.replace(tzinfo=UTC)
+    return _combine(value, value.time(), UTC)
+
+
+_combine = dt.datetime.combine
