@@ -164,15 +164,18 @@ class _Plan:
         self, row: Sequence[Any], known: _Known, granularity: Any, found: dict[str, int]
     ) -> None:
         """Count into ``found`` what still identifies someone in one decoded ``row``."""
+        names = known.names
         for label, where, mode, quasi_date in self.checks:
-            values = [row[n] for n in where]
-            if all(value is None for value in values):
+            # Most fields have one column: no list for them.
+            values = [row[where[0]]] if len(where) == 1 else [row[n] for n in where]
+            present = [value for value in values if value is not None]
+            if not present:
                 continue
             if mode == _CIPHER:
                 problem = f"{label} keeps its ciphertext"
             elif mode == _PERSONAL:
                 problem = f"{label} keeps a personal value"
-            elif any(isinstance(value, str) and known.names(value) for value in values):
+            elif [value for value in present if isinstance(value, str) and names(value)]:
                 problem = f"{label} names a known record, learner or value"
             elif (
                 quasi_date
