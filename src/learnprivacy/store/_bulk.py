@@ -122,16 +122,16 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, A
         connection.execute(insert(table), list(rows))
         return
     sql, names, converters = plan
-    pairs = list(zip(names, converters, strict=True))
+    # Each row's values in column order in one C-level pass, then the few columns with
+    # a conversion converted in place.
+    converted = [(at, convert) for at, convert in enumerate(converters) if convert is not None]
     tuples = []
     for row in rows:
-        get = row.get
-        values = []
-        for name, convert in pairs:
-            value = get(name)
-            if value is not None and convert is not None:
-                value = convert(value)
-            values.append(value)
+        values = list(map(row.get, names))
+        for at, convert in converted:
+            value = values[at]
+            if value is not None:
+                values[at] = convert(value)
         tuples.append(tuple(values))
     connection.exec_driver_sql(sql, tuples)
 
