@@ -3,6 +3,7 @@
 import datetime as dt
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
@@ -121,23 +122,16 @@ def paid_and_logged_in(learner_id: str, now: dt.datetime) -> list[Any]:
 
 
 def assert_stale_move_refused(
-    book: RequestBook, moved: SubjectRequest, previous: Any, *, event: str, at: dt.datetime
+    book: RequestBook, stale: SubjectRequest, previous: Any, *, event: str, at: dt.datetime
 ) -> RequestState:
-    """Writing ``moved`` (a move by ``event`` from a version of the request someone else
-    has already moved past), chained after the history entry ``previous``, through
-    ``book``'s backend is refused and writes nothing: the history still verifies. The
-    state ``book`` reads afterwards is returned."""
+    """Moving ``stale`` (a version of the request someone else has already moved past) by
+    ``event`` at ``at``, chained after the history entry ``previous`` as the book would
+    chain it, is refused by ``book``'s backend and writes nothing: the history still
+    verifies. The state ``book`` reads afterwards is returned."""
     from learnprivacy.errors import RequestStateError
-    from learnprivacy.requests._history import next_entry
+    from learnprivacy.requests._book import next_version
 
-    entry = next_entry(
-        previous,
-        request_id=moved.id,
-        at=at,
-        event=event,
-        state_before=RequestState.RECEIVED,
-        state_after=moved.state,
-    )
+    moved, entry = next_version(stale, previous, now=at, event=event)
     with pytest.raises(RequestStateError):
         book.backend.replace_request(moved, entry)
     assert book.verify(moved)
@@ -219,6 +213,13 @@ def names(text: str, value: str) -> bool:
     letters that a random keyed reference or hash (base64url, hex) happens to contain:
     ``'L1'`` and ``L1-P1`` name learner L1, ``k1_s3L1Xl0`` does not."""
     return re.search(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])", text) is not None
+
+
+def sqlite_copy(source: Path, target: Path) -> str:
+    """Copy the SQLite database file ``source`` to ``target`` (a backup put back); the
+    copy's URL."""
+    shutil.copyfile(source, target)
+    return f"sqlite:///{target}"
 
 
 def serve_or_skip(server: S, unavailable: type[Exception]) -> Iterator[S]:

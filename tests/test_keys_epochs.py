@@ -9,7 +9,6 @@ while every live learner stays readable from the current databases.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import uuid
@@ -24,6 +23,7 @@ from learnprivacy.errors import ConfigurationError, WrongMasterKeyError
 from learnprivacy.records import Learner
 from learnprivacy.store import Store
 from learnprivacy.store._epochs import FileVault, default_vault
+from tests import sqlite_copy
 from tests.store_fixtures import MASTER_KEY, NOW, learner, records_for
 
 if TYPE_CHECKING:
@@ -66,11 +66,6 @@ def _attack_after_compaction(records: str, keys: str, vault: Path) -> None:
         _read_erased(records, keys, vault)
 
 
-def _copy_sqlite(source: Path, target: Path) -> str:
-    shutil.copyfile(source, target)
-    return f"sqlite:///{target}"
-
-
 def test_an_old_key_database_copy_opens_nothing_of_a_learner_erased_before_compaction(
     tmp_path: Path,
 ) -> None:
@@ -87,8 +82,8 @@ def test_an_old_key_database_copy_opens_nothing_of_a_learner_erased_before_compa
         assert store.key_epoch_status()["erased_awaiting_compaction"] == 1
         # Control: before compaction the old copies, the master key and the vault
         # still read the erased learner. This is what compaction must end.
-        old_records = _copy_sqlite(tmp_path / "records-before.db", tmp_path / "r1.db")
-        old_keys = _copy_sqlite(tmp_path / "keys-before.db", tmp_path / "k1.db")
+        old_records = sqlite_copy(tmp_path / "records-before.db", tmp_path / "r1.db")
+        old_keys = sqlite_copy(tmp_path / "keys-before.db", tmp_path / "k1.db")
         found = _read_erased(old_records, old_keys, vault)
         assert found is not None
         assert found.email == learner(ERASED).email
@@ -109,8 +104,8 @@ def test_an_old_key_database_copy_opens_nothing_of_a_learner_erased_before_compa
             "resumed",
         }
     # The attack: old copies of both databases + master key + the current vault.
-    old_records = _copy_sqlite(tmp_path / "records-before.db", tmp_path / "r2.db")
-    old_keys = _copy_sqlite(tmp_path / "keys-before.db", tmp_path / "k2.db")
+    old_records = sqlite_copy(tmp_path / "records-before.db", tmp_path / "r2.db")
+    old_keys = sqlite_copy(tmp_path / "keys-before.db", tmp_path / "k2.db")
     _attack_after_compaction(old_records, old_keys, vault)
     # Nor at a lower level: no wrapped key of the old copy opens under any key we hold.
     old_keyring = Keyring.from_master_key(MASTER_KEY)

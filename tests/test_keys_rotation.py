@@ -203,3 +203,119 @@ def test_the_key_database_has_its_own_backup(tmp_path: Path) -> None:
     copy = (tmp_path / "keys.bak").read_bytes()
     assert all(key in copy for key in wrapped)
     assert Path(default_keys_url(url).removeprefix("sqlite:///")).exists()
+
+
+def _key_database_with(tmp_path: Path, learners: int) -> tuple[str, bytes]:
+    """A key database with one data key per learner (and the keyring's own keys)."""
+    from learnprivacy.crypto import FieldCipher
+    from learnprivacy.keys import KeyDatabase
+
+    url = f"sqlite:///{tmp_path / 'rot.keys.db'}"
+    old = os.urandom(32)
+    with KeyDatabase(url) as keys:
+        keyring = keys.keyring(Keyring(old))
+        keyring.verify()
+        cipher = FieldCipher(keyring)
+        for i in range(learners):
+            cipher.encrypt("x", subject=f"L{i}", context="t")
+    return url, old
+
+
+class _Progress:
+    def __init__(self) -> None:
+        self.expected = -1
+        self.advanced = 0
+
+    def expect(self, total: int) -> None:
+        self.expected = total
+
+    def advance(self, n: int = 1) -> None:
+        self.advanced += n
+
+
+def test_a_bulk_rotation_stopped_by_a_bad_key_leaves_the_check_value_under_the_old_key(
+    tmp_path: Path,
+) -> None:
+    """The key database re-wraps in bulk, in the table's own order, where the check value
+    sits near the start: it must still be re-wrapped last. A key altered in the file
+    stops the rotation after some batches; the store then still names the old master key
+    (the new one alone is refused), old and new together read every key, and once the
+    key is put back a resumed rewrap finishes."""
+    from learnprivacy.crypto import FieldCipher
+    from learnprivacy.keys import KeyDatabase
+
+    url, old = _key_database_with(tmp_path, 40)
+    new = os.urandom(32)
+    path = tmp_path / "rot.keys.db"
+    connection = sqlite3.connect(path)
+    rowid, wrapped = connection.execute(
+        "SELECT rowid, wrapped FROM lpk_keys ORDER BY rowid DESC LIMIT 1"
+    ).fetchone()
+    check_rowid = connection.execute("SELECT rowid FROM lpk_keys WHERE scope = 'check'").fetchone()[
+        0
+    ]
+    assert check_rowid < rowid - 10, "the check value must come early in table order"
+    altered = bytes(wrapped[:-1]) + bytes([wrapped[-1] ^ 1])
+    connection.execute("UPDATE lpk_keys SET wrapped = ? WHERE rowid = ?", (altered, rowid))
+    connection.commit()
+    with KeyDatabase(url) as keys:
+        # A rotation's rewrap, in small batches: several commit before the bad key.
+        keyring = keys.keyring(Keyring(new, previous_master_keys=[old]))
+        with pytest.raises(WrongMasterKeyError):
+            keyring.rewrap(batch_size=4)
+    done, total = 0, 0
+    for (master_key_id,) in connection.execute(
+        "SELECT master_key_id FROM lpk_keys WHERE state <> 'shredded'"
+    ):
+        total += 1
+        done += master_key_id == Keyring(new).master_key_id
+    assert 0 < done < total, "some batches were written before the bad key"
+    with KeyDatabase(url) as keys, pytest.raises(WrongMasterKeyError):
+        keys.keyring(Keyring(new)).verify()
+    connection.execute("UPDATE lpk_keys SET wrapped = ? WHERE rowid = ?", (wrapped, rowid))
+    connection.commit()
+    connection.close()
+    with KeyDatabase(url) as keys:
+        both = keys.keyring(Keyring(new, previous_master_keys=[old]))
+        both.verify()
+        cipher = FieldCipher(both)
+        for i in range(40):
+            token = cipher.encrypt("y", subject=f"L{i}", context="t")
+            assert cipher.decrypt(token, subject=f"L{i}", context="t") == "y"
+        assert both.rewrap(batch_size=4) == total - done
+    with KeyDatabase(url) as keys:
+        keys.keyring(Keyring(new)).verify()
+
+
+def test_a_bulk_rotation_reports_every_entry_to_its_progress(tmp_path: Path) -> None:
+    """Progress is told the number of entries, then advanced by exactly that many."""
+    from learnprivacy.keys import KeyDatabase
+
+    url, old = _key_database_with(tmp_path, 25)
+    with KeyDatabase(url) as keys:
+        keyring = keys.keyring(Keyring(old))
+        progress = _Progress()
+        keyring.rotate(os.urandom(32), progress=progress)
+        assert progress.expected == 27  # 25 data keys, the check value, the index key
+        assert progress.advanced == progress.expected
+
+
+def test_a_bulk_rewrap_stops_or_refuses_when_an_epoch_appears(tmp_path: Path) -> None:
+    """A compaction naming an epoch between batches: the bulk pass writes nothing more,
+    and says so (a count, or KeyEpochError without ``stop_at_epoch``)."""
+    from learnprivacy.keys import KeyDatabase
+    from learnprivacy.store._keydb import KeyEpochError
+
+    url, old = _key_database_with(tmp_path, 10)
+    new = Keyring(os.urandom(32))
+    with KeyDatabase(url) as keys:
+        keyring = keys.keyring(Keyring(old, previous_master_keys=[]))
+        rewrap = keyring._rewrapper(keyring.master_key_id)
+        with keys.epoch_transaction() as (connection, _current, _next):
+            keys.set_epochs(connection, "e" * 16, "")
+        before = keys.counts()
+        target = new.master_key_id
+        with pytest.raises(KeyEpochError):
+            keys.rewrap_live(target, rewrap, batch_size=3)
+        assert keys.rewrap_live(target, rewrap, batch_size=3, stop_at_epoch=True) == 0
+        assert keys.count_not_under(target) == before["active"]

@@ -20,6 +20,7 @@ from learnprivacy.moodle._readonly import check_read_only
 from learnprivacy.moodle._sources import tables_read
 from learnprivacy.moodle._time import to_unix
 from learnprivacy.providers import ApprovedContextList, Context, MemoryWriter, UserList
+from learnprivacy.testing._moodle_people import acceptance
 from learnprivacy.testing.moodle import create_schema, insert_rows
 from tests.conftest import open_engine
 
@@ -236,10 +237,10 @@ def _site(engine: sa.Engine) -> None:
         engine,
         "tool_policy_acceptances",
         [
-            _accept(1, 1, 10, 1, ts(1), ts(1)),
-            _accept(2, 2, 10, 0, ts(1), ts(12)),  # accepted, then withdrawn
-            _accept(3, 2, 14, 0, ts(5), ts(5)),  # declined outright: no consent
-            _accept(4, 2, 11, None, ts(5), ts(5)),  # pending
+            {"id": 1, **acceptance(1, 10, 1, ts(1), ts(1))},
+            {"id": 2, **acceptance(2, 10, 0, ts(1), ts(12))},  # accepted, then withdrawn
+            {"id": 3, **acceptance(2, 14, 0, ts(5), ts(5))},  # declined outright: no consent
+            {"id": 4, **acceptance(2, 11, None, ts(5), ts(5))},  # pending
         ],
     )
     insert_rows(
@@ -272,21 +273,6 @@ def _log(rid: int, event: str, uid: int, when: int, ip: str) -> dict[str, object
         "userid": uid,
         "timecreated": when,
         "ip": ip,
-    }
-
-
-def _accept(
-    rid: int, version: int, uid: int, status: int | None, created: int, modified: int
-) -> dict[str, object]:
-    return {
-        "id": rid,
-        "policyversionid": version,
-        "userid": uid,
-        "status": status,
-        "lang": "fr",
-        "usermodified": uid,
-        "timecreated": created,
-        "timemodified": modified,
     }
 
 

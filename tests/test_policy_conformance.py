@@ -362,7 +362,7 @@ def test_saas_shares_nothing_outside() -> None:
     from examples.policies import saas_lms_processor as saas
     from examples.policies._promise import build_register
 
-    from learnprivacy.providers import MetadataCollection
+    from learnprivacy.testing._mailer import Mailer
 
     register = saas.register()
     internal = {a.purpose for a in register.activities if a.internal_only}
@@ -371,15 +371,9 @@ def test_saas_shares_nothing_outside() -> None:
     assert [g.partition(":")[0] for g in register.gaps if "recipient" in g] == [
         "Training funding files (employer, OPCO)"
     ]
-    mailer = MetadataCollection("tool_newsletter").add_external_location_link(
-        "mailer",
-        {"email": "E-mail address"},
-        "Newsletter sent by an outside mailer",
-        purpose="newsletter",
-        basis="gdpr_art_6_1_a",
-        categories=["contact"],
-        recipient="Mailer SAS",
-    )
+    mailer = Mailer(
+        internal=False, purpose="newsletter", basis="gdpr_art_6_1_a", recipient="Mailer SAS"
+    ).metadata()
     leaking = build_register(
         saas.CONTROLLER, saas.SCHEDULE, extra=[mailer], internal_only=saas.INTERNAL_ONLY
     )
@@ -422,7 +416,7 @@ def test_centre_shares_nothing_outside() -> None:
     purpose, is listed as a gap naming the recipient."""
     from examples.policies import training_preparation_centre as centre
 
-    from learnprivacy.providers import MetadataCollection
+    from learnprivacy.testing._mailer import Mailer
 
     chosen = centre.make_schedule(learner_data="P3Y", statistics="P1Y", security_logs="P6M")
     for register in (centre.register(), centre.register(schedule=chosen)):
@@ -430,15 +424,9 @@ def test_centre_shares_nothing_outside() -> None:
         assert all(a.internal_only for a in register.activities)
         assert [g for g in register.gaps if "recipient" in g] == []
     for purpose in ("training", "billing"):
-        mailer = MetadataCollection("tool_mailing").add_external_location_link(
-            "mailer",
-            {"email": "E-mail address"},
-            "Messages sent by an outside mailer",
-            purpose=purpose,
-            basis="gdpr_art_6_1_a",
-            categories=["contact"],
-            recipient="Mailer SAS",
-        )
+        mailer = Mailer(
+            internal=False, purpose=purpose, basis="gdpr_art_6_1_a", recipient="Mailer SAS"
+        ).metadata()
         leaking = centre.register(schedule=chosen, extra=[mailer])
         assert (
             f"{purpose}: promised to be shared internally only, but Mailer SAS is an "

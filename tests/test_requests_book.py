@@ -331,10 +331,9 @@ def test_truncated_history_is_detected(book: RequestBook) -> None:
 def test_concurrent_writer_is_refused(book: RequestBook) -> None:
     """Two writers moving the same version: the second is refused, nothing written."""
     request = receive(book)
-    stale = attrs.evolve(request, version=2, state=RequestState.CANCELLED)
     book.request_identity(request, now=T0)
     last = book.history(request)[-1]
-    state = assert_stale_move_refused(book, stale, last, event="cancelled", at=T0)
+    state = assert_stale_move_refused(book, request, last, event="cancelled", at=T0)
     assert state is RequestState.AWAITING_IDENTITY
 
 

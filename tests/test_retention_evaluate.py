@@ -24,6 +24,7 @@ from learnprivacy.retention import (
     Schedule,
     Trigger,
 )
+from learnprivacy.testing._retention_checks import check_cutoff
 from learnprivacy.testing._retention_strategies import holds, instants
 from learnprivacy.testing.retention import learners_with_records, retention_rules, schedules
 from tests import at, sample
@@ -369,14 +370,7 @@ def test_cutoff_agrees_with_due_dates(data: st.DataObject, now: dt.datetime) -> 
     for record in [learner, *records]:
         rule = data.draw(retention_rules(type(record)))
         due = rule.due_at(record, learner)
-        present = [
-            (raw, rule.cutoff(now, trigger))
-            for trigger in rule.triggers
-            if (raw := rule.read(trigger, record, learner)) is not None
-        ]
-        if present:
-            by_cutoff = all(cut is not None and raw <= cut for raw, cut in present)
-            assert by_cutoff == (due is not None and due <= now)
+        check_cutoff(rule, record, learner, now, due, type(record).__name__)
 
 
 def test_funding_and_consent_triggers() -> None:

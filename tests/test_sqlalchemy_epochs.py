@@ -26,7 +26,7 @@ from learnprivacy.errors import ConfigurationError, KeyShreddedError
 from learnprivacy.keys import KeyDatabase
 from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store._epochs import FileVault
-from tests import NOW
+from tests import NOW, sqlite_copy
 from tests.inplace_models import declarative_models
 
 MASTER = bytes(range(32))
@@ -80,11 +80,6 @@ def _read(app_url: str, keys: str, vault: Path, subject: str) -> str | None:
         engine.dispose()
 
 
-def _copy(source: Path, target: Path) -> str:
-    shutil.copyfile(source, target)
-    return f"sqlite:///{target}"
-
-
 def test_an_old_key_copy_reads_nothing_of_a_learner_erased_before_compaction(
     tmp_path: Path,
 ) -> None:
@@ -106,8 +101,8 @@ def test_an_old_key_copy_reads_nothing_of_a_learner_erased_before_compaction(
         s.commit()
     assert privacy.key_epoch_status()["erased_awaiting_compaction"] == 1
     # Control: before compaction, the old copies + master key + vault read the learner.
-    old_app = _copy(tmp_path / "app-before.db", tmp_path / "a1.db")
-    old_keys = _copy(tmp_path / "keys-before.db", tmp_path / "k1.db")
+    old_app = sqlite_copy(tmp_path / "app-before.db", tmp_path / "a1.db")
+    old_keys = sqlite_copy(tmp_path / "keys-before.db", tmp_path / "k1.db")
     assert _read(old_app, old_keys, vault, "u1") == "Ana Silva"
     with Session(engine) as s:
         report = privacy.compact_keys(s, now=NOW)
@@ -130,8 +125,8 @@ def test_an_old_key_copy_reads_nothing_of_a_learner_erased_before_compaction(
     privacy.close()
     engine.dispose()
     # The attack: fresh copies of the old copies, the master key, the current vault.
-    old_app = _copy(tmp_path / "app-before.db", tmp_path / "a2.db")
-    old_keys = _copy(tmp_path / "keys-before.db", tmp_path / "k2.db")
+    old_app = sqlite_copy(tmp_path / "app-before.db", tmp_path / "a2.db")
+    old_keys = sqlite_copy(tmp_path / "keys-before.db", tmp_path / "k2.db")
     # The old copy names an epoch the vault no longer holds: it is refused at once.
     with pytest.raises(ConfigurationError, match="epoch"):
         _read(old_app, old_keys, vault, "u1")
@@ -164,7 +159,7 @@ def test_an_old_key_copy_reads_nothing_of_a_learner_erased_before_compaction(
         old.close()
     # The old application copy with the current key database: shredded, not readable.
     with pytest.raises(KeyShreddedError):
-        _read(_copy(tmp_path / "app-before.db", tmp_path / "a3.db"), keys_url, vault, "u1")
+        _read(sqlite_copy(tmp_path / "app-before.db", tmp_path / "a3.db"), keys_url, vault, "u1")
     # Every other learner reads from the current databases, after reopening.
     assert _read(app_url, keys_url, vault, "u2") == "Bob Martin"
     assert _read(app_url, keys_url, vault, "u1") is None

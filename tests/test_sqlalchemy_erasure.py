@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import shutil
 import zipfile
@@ -26,14 +27,11 @@ from learnprivacy.errors import (
 )
 from learnprivacy.export import read_package
 from learnprivacy.providers import (
-    ApprovedContextList,
-    Context,
-    ContextList,
     MemoryWriter,
-    MetadataCollection,
     PrivacyManager,
 )
 from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
+from learnprivacy.testing._mailer import Mailer
 from tests import NOW, names
 from tests.inplace_models import add_invoice, declarative_models
 from tests.inplace_worker import run_killed
@@ -581,40 +579,6 @@ def test_a_later_savepoint_rollback_does_not_drop_the_shred(app: SimpleNamespace
         assert s.scalar(text("SELECT count(*) FROM lp_pending_shreds")) == 0
 
 
-class _Mailer:
-    """A second component of the app: a mailer sending billing e-mails outside."""
-
-    component = "mailer"
-
-    def __init__(self, *, internal: bool) -> None:
-        self.internal = internal
-
-    def get_metadata(self, collection: MetadataCollection) -> MetadataCollection:
-        return collection.add_external_location_link(
-            "invoice_mail",
-            {"email": "Address the invoice is sent to"},
-            "Invoices sent by e-mail",
-            purpose="billing",
-            basis="gdpr_art_6_1_c",
-            categories=["contact"],
-            recipient="Accounts team" if self.internal else "Mailjet SAS",
-            internal=self.internal,
-        )
-
-    # It keeps no copy of what it sends: nothing to find, export or delete.
-    def get_contexts_for_userid(self, user_id: str) -> ContextList:
-        return ContextList(component=self.component)
-
-    def export_user_data(self, approved: ApprovedContextList, writer: object) -> None:
-        return None
-
-    def delete_data_for_all_users_in_context(self, context: Context) -> None:
-        return None
-
-    def delete_data_for_user(self, approved_contexts: ApprovedContextList) -> None:
-        return None
-
-
 def test_register_internal_only_purposes(app: SimpleNamespace) -> None:
     """``register(internal_only=...)``: a purpose shared internally only shows no
     "no recipient declared" gap; an external recipient under it (from another
@@ -632,14 +596,41 @@ def test_register_internal_only_purposes(app: SimpleNamespace) -> None:
     assert [g for g in inside.gaps if "recipient" in g] == []
 
     internal = app.privacy.register(
-        controller, internal_only=purposes, providers=[_Mailer(internal=True)]
+        controller, internal_only=purposes, providers=[Mailer(internal=True)]
     )
     assert [g for g in internal.gaps if "recipient" in g] == []
     external = app.privacy.register(
-        controller, internal_only=purposes, providers=[_Mailer(internal=False)]
+        controller, internal_only=purposes, providers=[Mailer(internal=False)]
     )
     assert [g for g in external.gaps if "recipient" in g] == [
         "billing: promised to be shared internally only, but Mailjet SAS is an external recipient"
     ]
     with pytest.raises(ValidationError):
         app.privacy.register(controller, internal_only="billing")
+
+
+@pytest.mark.parametrize("collector_on", [True, False])
+def test_a_flush_refused_for_a_shredded_learner_gives_the_collector_back(
+    app: SimpleNamespace, collector_on: bool
+) -> None:
+    """New learners' keys are made with the cyclic collector paused: a flush the key
+    store refuses (the learner's keys were shredded) leaves it as it found it, and
+    writes nothing."""
+    populate(app.engine, app.m)
+    with Session(app.engine) as s:
+        app.privacy.erase_subject(s, "u1", now=NOW)
+        s.commit()
+    was = gc.isenabled()
+    try:
+        if not collector_on:
+            gc.disable()
+        with Session(app.engine) as s:
+            s.add(app.m.User(id="u1", email="again@example.org", name="Ana"))
+            with pytest.raises(KeyShreddedError):
+                s.flush()
+        assert gc.isenabled() is collector_on
+    finally:
+        if was:
+            gc.enable()
+    with Session(app.engine) as s:
+        assert s.get(app.m.User, "u1") is None

@@ -116,6 +116,14 @@ def _marks(app: SimpleNamespace) -> list[str]:
     return sorted(r[0] for r in rows)
 
 
+def _assert_erased_from_statistics(app: SimpleNamespace) -> None:
+    """No learner left to drop from the statistics, no table left marked, and the erased
+    learner's id nowhere in ``pg_statistic``'s files (dead rows included)."""
+    assert _stale(app) == {}
+    assert _marks(app) == []
+    assert ERASED.encode() not in _statistic_pages(app)
+
+
 def _catalog_file(app: SimpleNamespace) -> int:
     return int(psql(app.server, app.db, "SELECT pg_relation_filenode('pg_statistic')")[0][0])
 
@@ -128,9 +136,7 @@ def test_an_erasure_leaves_its_learner_in_no_statistics(app: SimpleNamespace) ->
         report = app.privacy.erase_subject(s, ERASED, now=NOW)
         assert report.erased == 2
         s.commit()
-    assert _stale(app) == {}
-    assert ERASED.encode() not in _statistic_pages(app)
-    assert _marks(app) == []
+    _assert_erased_from_statistics(app)
     # The planner keeps its statistics on the learners still there.
     assert all(LEARNERS[9] in ids for ids in _sampled(app).values())
 
@@ -212,9 +218,7 @@ def test_a_crash_before_the_refresh_is_finished_by_the_next_call(app: SimpleName
     with Session(app.engine) as s:
         # A read-only call: its session is closed without a commit.
         app.privacy.kept_by_law(s, LEARNERS[9])
-    assert _stale(app) == {}
-    assert _marks(app) == []
-    assert ERASED.encode() not in _statistic_pages(app)
+    _assert_erased_from_statistics(app)
 
 
 def test_a_reader_holding_the_table_delays_the_refresh_but_never_the_commit(
@@ -252,9 +256,7 @@ def test_a_reader_holding_the_table_delays_the_refresh_but_never_the_commit(
     with Session(app.engine) as s:
         app.privacy.kept_by_law(s, LEARNERS[9])
         s.commit()
-    assert _stale(app) == {}
-    assert _marks(app) == []
-    assert ERASED.encode() not in _statistic_pages(app)
+    _assert_erased_from_statistics(app)
 
 
 def test_the_applications_own_deletions_leave_no_learner_in_statistics(
@@ -271,9 +273,7 @@ def test_the_applications_own_deletions_leave_no_learner_in_statistics(
         s.flush()
         s.delete(s.get(m.User, ERASED))
         s.commit()
-    assert _stale(app) == {}
-    assert ERASED.encode() not in _statistic_pages(app)
-    assert _marks(app) == []
+    _assert_erased_from_statistics(app)
     assert all(LEARNERS[9] in ids for ids in _sampled(app).values())
     with Session(app.engine) as s:
         entries = list(app.privacy.audit(s).entries())[-2:]

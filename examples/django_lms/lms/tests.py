@@ -552,39 +552,8 @@ class ErasureTests(TransactionTestCase):
         under one of them is a gap, an internal recipient is not."""
         import attrs
 
-        from learnprivacy.providers import ContextList, MetadataCollection
+        from learnprivacy.testing._mailer import Mailer
         from lms.privacy import CONTROLLER
-
-        class Mailer:
-            component = "mailer"
-
-            def __init__(self, internal: bool) -> None:
-                self.internal = internal
-
-            def get_metadata(self, collection: MetadataCollection) -> MetadataCollection:
-                return collection.add_external_location_link(
-                    "invoice_mail",
-                    {"email": "Address the invoice is sent to"},
-                    "Invoices sent by e-mail",
-                    purpose="billing",
-                    basis="gdpr_art_6_1_c",
-                    categories=["contact"],
-                    recipient="Accounts team" if self.internal else "Mailjet SAS",
-                    internal=self.internal,
-                )
-
-            # It keeps no copy of what it sends: nothing to find, export or delete.
-            def get_contexts_for_userid(self, user_id: str) -> ContextList:
-                return ContextList(component=self.component)
-
-            def export_user_data(self, approved: object, writer: object) -> None:
-                return None
-
-            def delete_data_for_all_users_in_context(self, context: object) -> None:
-                return None
-
-            def delete_data_for_user(self, approved_contexts: object) -> None:
-                return None
 
         bare = attrs.evolve(CONTROLLER, internal_only=())
         privacy = get_privacy()
@@ -594,11 +563,11 @@ class ErasureTests(TransactionTestCase):
         assert all(a.internal_only for a in promised.activities)
         assert [g for g in promised.gaps if "recipient" in g or "internal" in g] == []
         inside = privacy.register(
-            bare, internal_only=CONTROLLER.internal_only, providers=[Mailer(True)]
+            bare, internal_only=CONTROLLER.internal_only, providers=[Mailer(internal=True)]
         )
         assert [g for g in inside.gaps if "recipient" in g] == []
         outside = privacy.register(
-            bare, internal_only=CONTROLLER.internal_only, providers=[Mailer(False)]
+            bare, internal_only=CONTROLLER.internal_only, providers=[Mailer(internal=False)]
         )
         assert [g for g in outside.gaps if "recipient" in g] == [
             "billing: promised to be shared internally only, but Mailjet SAS is an "

@@ -226,10 +226,14 @@ class FieldCipher:
             # order, and what they say was just matched.
             raw = a2b_base64(token.encode().translate(_DECODE)[_HEADER_TEXT:], strict_mode=True)
             plain = aead.decrypt(raw[:12], raw[12:], prefix + context.encode())
-            # The canonical spelling only (see _token.canonical_tail), inline.
+            # The canonical spelling only (see _token.canonical_tail and decode: padding
+            # only where the text is not a whole number of quanta), inline.
             if not misplaced and (
                 token[-1] != "="
-                or (token[-2] in _ONE_PAD if token[-2] != "=" else token[-3] in _TWO_PADS)
+                or (
+                    not len(token) & 3
+                    and (token[-2] in _ONE_PAD if token[-2] != "=" else token[-3] in _TWO_PADS)
+                )
             ):
                 return plain.decode()
         except (ValueError, KeyError, TypeError, AttributeError, InvalidTag):
@@ -331,7 +335,10 @@ class FieldCipher:
                 if token.startswith(head)
                 and (
                     token[-1] != "="
-                    or (token[-2] in _ONE_PAD if token[-2] != "=" else token[-3] in _TWO_PADS)
+                    or (
+                        not len(token) & 3
+                        and (token[-2] in _ONE_PAD if token[-2] != "=" else token[-3] in _TWO_PADS)
+                    )
                 )
                 else _refused()
                 for token, context in zip(tokens, contexts, strict=True)
@@ -385,7 +392,10 @@ class FieldCipher:
             plain = aead.decrypt(rest[:12], rest[12:], prefix + context.encode())
             if kind == 1 and (
                 token[-1] != "="
-                or (token[-2] in _ONE_PAD if token[-2] != "=" else token[-3] in _TWO_PADS)
+                or (
+                    not len(token) & 3
+                    and (token[-2] in _ONE_PAD if token[-2] != "=" else token[-3] in _TWO_PADS)
+                )
             ):
                 return plain.decode()
         except (ValueError, KeyError, TypeError, AttributeError, InvalidTag):

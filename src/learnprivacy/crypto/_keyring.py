@@ -16,7 +16,7 @@ import os
 import struct
 from binascii import b2a_base64
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import attrs
 from cryptography.exceptions import InvalidTag
@@ -486,6 +486,7 @@ class Keyring:
         store = self._store
         paged = getattr(store, "iter_entries", None)
         update_many = getattr(store, "update_many", None)
+        total = 0
         if progress is not None:
             counts = getattr(store, "counts", None)
             total = (
@@ -494,8 +495,22 @@ class Keyring:
                 else sum(1 for _ in store.list_entries())
             )
             progress.expect(total)
-        entries = paged() if paged is not None else iter(list(store.list_entries()))
         count = 0
+        if self._bulk_rewrap_possible():
+            count, examined = self._rewrap_bulk(batch_size, progress)
+            if not cast(Any, store).epochs()[0]:
+                # Every data key is under the current master key: the check value last.
+                for entry in store.list_entries(SYSTEM_SUBJECT, _CHECK_SCOPE):
+                    if entry.state is not KeyState.SHREDDED and (
+                        entry.master_key_id != self._wrap_key.key_id
+                    ):
+                        count += self._rewrap_entry(entry)
+                if progress is not None and total > examined:
+                    progress.advance(total - examined)
+                self._previous.clear()
+                return count
+            # A compaction began meanwhile: the pass below re-wraps the rest for its epoch.
+        entries = paged() if paged is not None else iter(list(store.list_entries()))
         deferred: list[KeyEntry] = []
         pending: list[KeyEntry] = []
         for entry in entries:
@@ -518,6 +533,33 @@ class Keyring:
             count += self._rewrap_entry(entry)
         self._previous.clear()
         return count
+
+    def _bulk_rewrap_possible(self) -> bool:
+        """Whether the store re-wraps in bulk (a key database, a store's keys) and names
+        no epoch: data keys are then under master keys, re-wrapped as plain rows."""
+        store: Any = self._store
+        if not getattr(store, "bulk_rewrap", False):
+            return False
+        return not store.epochs()[0] and self._wrap_key is self._master
+
+    def _rewrap_bulk(self, batch_size: int, progress: ProgressReporter | None) -> tuple[int, int]:
+        """The key database's bulk pass of :meth:`rewrap`: every live data key under the
+        master key, the check value left for last; ``(re-wrapped, examined)``. Stops,
+        the current batch unwritten, if a compaction names an epoch meanwhile."""
+        store: Any = self._store
+        target = self._master.key_id
+        tally = _Tally(progress)
+        count = int(
+            store.rewrap_live(
+                target,
+                self._rewrapper(target),
+                batch_size=batch_size,
+                progress=tally,
+                skip=(SYSTEM_SUBJECT, _CHECK_SCOPE),
+                stop_at_epoch=True,
+            )
+        )
+        return count, tally.seen
 
     def rewrap_entry(self, entry: KeyEntry, *, subject: str) -> KeyEntry:
         """``entry`` wrapped again under the current master key for store name ``subject``.
@@ -860,6 +902,21 @@ class Keyring:
 
     def _rewrap_entry(self, entry: KeyEntry) -> int:
         return int(self._store.update(self._rewrapped(entry), **self._epoch_rewrap()))
+
+
+class _Tally:
+    """Counts the entries a bulk pass examined, telling ``progress`` too."""
+
+    __slots__ = ("progress", "seen")
+
+    def __init__(self, progress: ProgressReporter | None) -> None:
+        self.progress = progress
+        self.seen = 0
+
+    def advance(self, n: int) -> None:
+        self.seen += n
+        if self.progress is not None:
+            self.progress.advance(n)
 
 
 def _active(entries: Iterable[KeyEntry]) -> KeyEntry | None:

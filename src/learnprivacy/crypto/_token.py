@@ -171,7 +171,9 @@ def decode(token: str) -> bytes:
         raw = a2b_base64(token.encode()[4:].translate(DECODE_TABLE), strict_mode=True)
     except ValueError:  # binascii.Error and UnicodeEncodeError are both ValueErrors.
         raise decryption_failed() from None
-    if len(raw) < MIN_SIZE or not canonical_tail(token):
+    # The strict decoder accepts "=" after complete quanta (``QUJD=`` is ``ABC``): a
+    # padded token whose length is not a multiple of four is another spelling.
+    if len(raw) < MIN_SIZE or len(token) & 3 or not canonical_tail(token):
         raise decryption_failed()
     return raw
 
@@ -180,7 +182,8 @@ def canonical_tail(token: str) -> bool:
     """False if the base64 before the padding of ``token`` has non-zero unused bits.
 
     For text that the strict base64 decoder accepted (so it has at least one quantum,
-    and nothing but the alphabet before its padding).
+    and nothing but the alphabet before its padding) and whose length is a multiple of
+    four (the decoder also accepts padding after complete quanta: see :func:`decode`).
     """
     if token[-1] != "=":
         return True

@@ -790,7 +790,6 @@ class RequestBook:
     ) -> SubjectRequest:
         require_aware(now, "now")
         target = _EVENT_TARGETS[event]
-        state = current.state if target is None else target
         if target is not None:
             check_transition(current.state, target)
         elif current.state.terminal:
@@ -801,22 +800,8 @@ class RequestBook:
             raise ValidationError(
                 "now is earlier than the request's last recorded event", field="now"
             )
-        updated = attrs.evolve(
-            current,
-            state=state,
-            version=current.version + 1,
-            updated_at=now,
-            closed_at=now if state.terminal else None,
-            **changes,
-        )
-        entry = next_entry(
-            previous,
-            request_id=current.id,
-            at=now,
-            event=event,
-            state_before=current.state,
-            state_after=state,
-            detail=detail,
+        updated, entry = next_version(
+            current, previous, now=now, event=event, detail=detail, **changes
         )
         self._backend.replace_request(updated, entry)
         self._emit(updated, entry)
@@ -878,3 +863,40 @@ def _scheduled(fact: Fact) -> ScheduledErasure:
 def _plans(names: set[str]) -> set[str]:
     """The plan steps among ``names``: they record intentions, not work done."""
     return {name for name in names if name.startswith(PLAN_PREFIX)}
+
+
+def next_version(
+    current: SubjectRequest,
+    previous: HistoryEntry | None,
+    *,
+    now: dt.datetime,
+    event: str,
+    detail: Mapping[str, str] | None = None,
+    **changes: Any,
+) -> tuple[SubjectRequest, HistoryEntry]:
+    """What moving ``current`` by ``event`` at ``now`` writes: the request's next version
+    (``changes`` applied) and its history entry, chained after ``previous``.
+
+    Nothing is checked or written here: ``RequestBook`` checks the move first, and the
+    backend refuses the write if ``current`` is no longer the stored version.
+    """
+    target = _EVENT_TARGETS[event]
+    state = current.state if target is None else target
+    updated = attrs.evolve(
+        current,
+        state=state,
+        version=current.version + 1,
+        updated_at=now,
+        closed_at=now if state.terminal else None,
+        **changes,
+    )
+    entry = next_entry(
+        previous,
+        request_id=current.id,
+        at=now,
+        event=event,
+        state_before=current.state,
+        state_after=state,
+        detail=detail,
+    )
+    return updated, entry

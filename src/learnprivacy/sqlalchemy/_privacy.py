@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, delete, insert, inspect, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, scoped_session
 from sqlalchemy.orm.attributes import instance_state
 
+from learnprivacy._collector import collector_paused
 from learnprivacy._inplace import ModelSpec, RowCipher, build_spec, row_key
 from learnprivacy._inplace._audit import erasure_events
 from learnprivacy._inplace._binding import ERASED
@@ -1262,12 +1263,20 @@ def prepare_keys(keyring: Keyring, wanted: Mapping[str, set[str]]) -> None:
     # A key database names subjects by key reference.
     names = list(keyring._key_refs(subjects).values())
     try:
+        # Thousands of keys, entries, rows and cache slots at once: built with the
+        # cyclic collector paused, one collection afterwards instead of dozens (see
+        # learnprivacy._collector).
         if isinstance(store, SqlKeyStore) and hasattr(store, "_db"):
-            with store._db.write() as connection, store.bound(connection), batch(names):
+            with (
+                collector_paused(),
+                store._db.write() as connection,
+                store.bound(connection),
+                batch(names),
+            ):
                 make()
                 flush()
         else:
-            with batch(names):
+            with collector_paused(), batch(names):
                 make()
                 flush()
     except KeyRace:

@@ -219,6 +219,15 @@ class AuditLog:
 
     # -- writing -------------------------------------------------------------------------
 
+    def open_head(self) -> None:
+        """Create the head row of an empty log, in a write transaction of its own only
+        when the row is missing (a store opening reads it otherwise)."""
+        with self._db.read() as connection:
+            exists = connection.execute(select(AUDIT_HEAD.c.id).where(AUDIT_HEAD.c.id == 1)).first()
+        if exists is None:
+            with self._db.write() as connection:
+                self.ensure_head(connection)
+
     def ensure_head(self, connection: Connection) -> None:
         """Create the head row of an empty log."""
         exists = connection.execute(select(AUDIT_HEAD.c.id).where(AUDIT_HEAD.c.id == 1)).first()

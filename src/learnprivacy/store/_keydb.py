@@ -294,6 +294,9 @@ class KeyDatabase:
     #: Tells :class:`~learnprivacy.crypto.Keyring` that writes check the current epoch
     #: (and to pass ``rewrap=``).
     checks_epochs = True
+    #: Tells :class:`~learnprivacy.crypto.Keyring` that :meth:`rewrap_live` (with
+    #: ``skip=`` and ``stop_at_epoch=``) and :meth:`epochs` serve a rotation in bulk.
+    bulk_rewrap = True
 
     __slots__ = ("_db", "_local")
 
@@ -671,24 +674,48 @@ class KeyDatabase:
         *,
         batch_size: int = 5_000,
         progress: Any = None,
+        skip: tuple[str, str] | None = None,
+        stop_at_epoch: bool = False,
     ) -> int:
-        """Re-wrap under epoch ``target`` every live key not under it yet, ``batch_size``
-        per transaction; how many. ``rewrap(subject, scope, key_id, wrapping_id,
-        wrapped)`` returns the key wrapped under ``target``.
+        """Re-wrap under ``target`` (an epoch key, or a new master key) every live key not
+        under it yet, ``batch_size`` per transaction; how many. ``rewrap(subject, scope,
+        key_id, wrapping_id, wrapped)`` returns the key wrapped under ``target``.
 
-        For compaction's bulk pass: rows are read and written as plain tuples, and each
-        update applies only if the row is still wrapped as it was read (a concurrent
-        writer's change wins). Each batch checks, under the epoch row, that ``target`` is
-        still the current or next epoch. Batches commit without waiting for the disk on
-        SQLite: the switch that ends a compaction commits durably, and with it every
-        batch before it; a batch lost to a power cut leaves keys under the old epoch,
-        which the vault still holds until that switch.
+        For compaction's and rotation's bulk passes: rows are read and written as plain
+        tuples, and each update applies only if the row is still wrapped as it was read
+        (a concurrent writer's change wins). SQLite rows are visited in the table's own
+        order, so each batch rewrites a run of neighbouring pages rather than pages spread
+        over the whole file; PostgreSQL rows in key order. ``skip``: the ``(subject,
+        scope)`` whose keys are left alone (rotation re-wraps the check value last).
+
+        Each batch checks, under the epoch row, that ``target`` is still the current or
+        next epoch if the database names one: if not, :class:`KeyEpochError`, or with
+        ``stop_at_epoch`` the pass stops there, that batch unwritten. Batches commit
+        without waiting for the disk on SQLite: the caller's last write (a compaction's
+        switch, a rotation's check value) commits durably, and with it every batch before
+        it; a batch lost to a power cut leaves keys under the key they were under, which
+        the caller still holds until that last write.
         """
-        select_sql = (
-            "SELECT subject_ref, scope, key_id, master_key_id, wrapped FROM lpk_keys "
-            "WHERE (subject_ref, key_id) > (?, ?) AND state <> ? AND master_key_id <> ? "
-            "ORDER BY subject_ref, key_id LIMIT ?"
-        )
+        sqlite = self._db.is_sqlite
+        if sqlite:
+            # The rowid: a run of rows stored side by side.
+            select_sql = (
+                "SELECT rowid, subject_ref, scope, key_id, master_key_id, wrapped FROM lpk_keys "
+                "WHERE rowid > ? AND state <> ? AND master_key_id <> ?"
+            )
+            order = " ORDER BY rowid LIMIT ?"
+        else:
+            select_sql = (
+                "SELECT subject_ref, subject_ref, scope, key_id, master_key_id, wrapped "
+                "FROM lpk_keys WHERE (subject_ref, key_id) > (?, ?) AND state <> ? "
+                "AND master_key_id <> ?"
+            )
+            order = " ORDER BY subject_ref, key_id LIMIT ?"
+        kept: tuple[str, ...] = ()
+        if skip is not None:
+            select_sql += " AND NOT (subject_ref = ? AND scope = ?)"
+            kept = skip
+        select_sql += order
         update_sql = (
             "UPDATE lpk_keys SET master_key_id = ?, wrapped = ? "
             "WHERE subject_ref = ? AND key_id = ? AND master_key_id = ? AND state <> ?"
@@ -698,11 +725,11 @@ class KeyDatabase:
             update_sql = update_sql.replace("?", "%s")
         shredded = KeyState.SHREDDED.value
         count = 0
-        after = ("", "")
+        after: tuple[Any, ...] = (0,) if sqlite else ("", "")
         while True:
             with self._db.read() as connection:
                 rows = connection.exec_driver_sql(
-                    select_sql, (after[0], after[1], shredded, target, batch_size)
+                    select_sql, (*after, shredded, target, *kept, batch_size)
                 ).fetchall()
             if not rows:
                 return count
@@ -712,11 +739,13 @@ class KeyDatabase:
                     rewrap(ref, scope, key_id, wrapping, bytes(wrapped)),
                     *(ref, key_id, wrapping, shredded),
                 )
-                for ref, scope, key_id, wrapping, wrapped in rows
+                for _at, ref, scope, key_id, wrapping, wrapped in rows
             ]
             with self._db.write(relaxed=True) as connection:
                 current, nxt = _read_epochs(connection, lock="share")
                 if current and target not in (current, nxt):
+                    if stop_at_epoch:
+                        return count
                     raise KeyEpochError(
                         "another compaction moved the key database to another epoch "
                         "meanwhile: run the compaction again"
@@ -724,7 +753,8 @@ class KeyDatabase:
                 count += int(connection.exec_driver_sql(update_sql, updates).rowcount)
             if progress is not None:
                 progress.advance(len(rows))
-            after = (rows[-1][0], rows[-1][2])
+            last = rows[-1]
+            after = (last[0],) if sqlite else (last[1], last[3])
 
     def count_not_under(self, target: str) -> int:
         """How many live keys are not wrapped under ``target``."""

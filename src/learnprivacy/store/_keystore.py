@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import (
     ARRAY,
@@ -63,6 +64,9 @@ class SqlKeyStore:
     #: Tells :class:`~learnprivacy.crypto.Keyring` that writes check the current epoch
     #: (and to pass ``rewrap=``).
     checks_epochs = True
+    #: Tells :class:`~learnprivacy.crypto.Keyring` that :meth:`rewrap_live` (with
+    #: ``skip=`` and ``stop_at_epoch=``) and :meth:`epochs` serve a rotation in bulk.
+    bulk_rewrap = True
 
     __slots__ = ("_db", "_keys", "_local")
 
@@ -143,6 +147,17 @@ class SqlKeyStore:
     def counts(self) -> dict[str, int]:
         """Keys per state and tombstones (for progress and status)."""
         return self._keys.counts()
+
+    def epochs(self) -> tuple[str, str]:
+        """``(current, next)`` epoch key ids of the key database ("" for none)."""
+        return self._keys.epochs()
+
+    def rewrap_live(
+        self, target: str, rewrap: Callable[[str, str, str, str, bytes], bytes], **options: Any
+    ) -> int:
+        """:meth:`KeyDatabase.rewrap_live <learnprivacy.keys.KeyDatabase.rewrap_live>`
+        (for rotation in bulk)."""
+        return self._keys.rewrap_live(target, rewrap, **options)
 
     def is_shredded(self, subject: str, scope: str) -> bool:
         """True when ``(subject, scope)`` is tombstoned and none of its keys is alive."""

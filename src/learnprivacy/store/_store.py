@@ -192,8 +192,7 @@ class Store:
                 actor=actor,
                 anchor=(self._key_db, f"audit:{meta['store_id']}"),
             )
-            with self._db.write() as connection:
-                self.audit.ensure_head(connection)
+            self.audit.open_head()
             self.audit.anchor_if_new()
         except BaseException:
             self._db.dispose()

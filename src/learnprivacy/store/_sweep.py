@@ -460,12 +460,16 @@ class _TypeSweep:
     def _act(self, connection: Connection, plan: Any, work: dict[Action, list[Any]]) -> None:
         rt, audit = self.rt, self.store.audit
         events = []
+        # The learners whose rows this page erases or anonymises.
+        learners: set[str] = set()
         for action, items in work.items():
             if not items:
                 continue
             decision = plan.decide(items[0])
             ids = [r.id for r in items]
             owners = [subject_of(r) for r in items]
+            if action is not Action.RESTRICT:
+                learners.update(owners)
             events.append(
                 AuditEvent(
                     action=_VERB[action],
@@ -504,14 +508,12 @@ class _TypeSweep:
                     },
                 )
             )
-        gone = work[Action.ERASE] + work[Action.ANONYMISE]
         keys: list[tuple[str, str]] = []
         refs: dict[str, str] = {}
-        if gone and any(f.encrypted for f in rt.fields):
+        if learners and any(f.encrypted for f in rt.fields):
             # Lock order on PostgreSQL, the same in every writer: rows, keys, audit head.
-            learners = {subject_of(r) for r in gone}
             keys = live_keys(self.store, connection, learners, rt.scope, refs=refs)
-        statistics.removed(connection, {subject_of(r) for r in gone})
+        statistics.removed(connection, learners)
         erase_rows(connection, rt, [r.id for r in work[Action.ERASE]])
         anonymise_rows(
             connection,
@@ -548,11 +550,13 @@ class _TypeSweep:
     ) -> list[AuditEvent]:
         """Send the keys no remaining row uses to the outbox; the audit event saying so."""
         store, scope = self.store, self.rt.scope
-        used = scopes_in_use(store, connection, {s for s, _ in keys}, scope)
-        doomed = sorted({s for s, _ in keys if s not in used})
+        subjects = {s for s, _ in keys}
+        doomed = sorted(subjects - scopes_in_use(store, connection, subjects, scope))
         if not doomed:
             return []
-        refs = sorted(self._ref(s) for s in doomed)
+        # The page's audit details computed most of these references already.
+        known, ref = self._refs, self._ref
+        refs = sorted([known.get(s) or ref(s) for s in doomed])
         self.tally.shredded += shred_keys(
             store, connection, doomed, scope, live=keys, refs=key_refs
         )

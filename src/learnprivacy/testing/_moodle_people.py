@@ -13,7 +13,7 @@ import unicodedata
 from learnprivacy.synthetic import FAMILY_NAMES, GIVEN_NAMES
 from learnprivacy.testing._moodle_state import DAY, SiteState
 
-__all__ = ["add_logs", "add_policies", "add_users"]
+__all__ = ["acceptance", "add_logs", "add_policies", "add_users"]
 
 _DOMAINS = ("example.org", "example.net", "example.com")
 # Addresses typed into Moodle before validation was enforced, or by imports.
@@ -264,16 +264,22 @@ def add_policies(state: SiteState) -> None:
 def _accept(
     state: SiteState, version: int, uid: int, created: int, modified: int, status: int
 ) -> None:
-    state.add(
-        "tool_policy_acceptances",
-        {
-            "policyversionid": version,
-            "userid": uid,
-            "status": status,
-            "lang": "fr",
-            "usermodified": uid,
-            "timecreated": created,
-            "timemodified": modified,
-            "note": None,
-        },
-    )
+    state.add("tool_policy_acceptances", acceptance(version, uid, status, created, modified))
+
+
+def acceptance(
+    version: int, uid: int, status: int | None, created: int, modified: int
+) -> dict[str, object]:
+    """A ``tool_policy_acceptances`` row (without its ``id``): user ``uid``'s answer to
+    policy version ``version`` (``status`` 1 agreed, 0 declined or withdrawn, ``None``
+    pending), given at ``created`` and last changed at ``modified`` (Unix seconds)."""
+    return {
+        "policyversionid": version,
+        "userid": uid,
+        "status": status,
+        "lang": "fr",
+        "usermodified": uid,
+        "timecreated": created,
+        "timemodified": modified,
+        "note": None,
+    }

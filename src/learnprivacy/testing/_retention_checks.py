@@ -8,7 +8,7 @@ from typing import Any
 
 from learnprivacy.retention import Action, Hold, RetentionRule, Schedule
 
-__all__ = ["assert_schedule_invariants", "check", "subject_of_record"]
+__all__ = ["assert_schedule_invariants", "check", "check_cutoff", "subject_of_record"]
 
 _MICROSECOND = dt.timedelta(microseconds=1)
 
@@ -94,7 +94,7 @@ def _check_record(
             )
         if rule.anchor(record, subject) is None:
             check(not decision.destructive, f"{kind}: erased without a date for '{rule.label}'")
-        _check_cutoff(rule, record, subject, now, due, kind)
+        check_cutoff(rule, record, subject, now, due, kind)
     free = evaluate(now, held=False)
     if free.due_at is None or not rules:
         return
@@ -116,7 +116,7 @@ def _check_record(
                 )
 
 
-def _check_cutoff(
+def check_cutoff(
     rule: RetentionRule,
     record: Any,
     subject: Any,
@@ -124,6 +124,11 @@ def _check_cutoff(
     due: dt.datetime | None,
     kind: str,
 ) -> None:
+    """``record``'s dates are all at or before ``rule.cutoff(now)`` iff ``due <= now``.
+
+    ``due`` is ``rule.due_at(record, subject)``; ``kind`` names the record in the message.
+    A record with none of the rule's dates is not checked.
+    """
     present = [
         (raw, rule.cutoff(now, trigger))
         for trigger in rule.triggers
