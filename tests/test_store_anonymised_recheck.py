@@ -126,3 +126,23 @@ def test_a_ciphertext_left_in_an_anonymised_account_is_reported(store: Store) ->
         )
     with pytest.raises(IntegrityError, match=r"Learner\.family_name keeps its ciphertext"):
         store.verify_anonymised([account], since=T)
+
+
+def test_a_learner_id_spelled_inside_a_value_is_found_among_many_learners(store: Store) -> None:
+    """Attack: with thousands of learners to look for (an anonymisation of a whole
+    cohort), a value that spells one of them inside other text is still reported, for
+    each length of id; nothing is reported while no value spells one."""
+    known = _records(LEARNER)
+    many = [f"A{n:03d}" for n in range(2_000)] + [f"B{n:05d}" for n in range(2_000)]
+    assert store.verify_anonymised(known, since=T, learner_ids=many) == 4
+    for spelled in ("A1717", "course B01999 (2nd)"):
+        with store.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "UPDATE lp_progress SET course_id = :value WHERE id = "
+                    "(SELECT min(id) FROM lp_progress WHERE lp_anonymised_at >= :t)"
+                ),
+                {"value": f"course {spelled}", "t": T.replace(tzinfo=None)},
+            )
+        with pytest.raises(IntegrityError, match=r"Progress\.course_id names .* \(1 row\(s\)\)"):
+            store.verify_anonymised(known, since=T, learner_ids=many)

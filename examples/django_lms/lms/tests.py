@@ -25,7 +25,7 @@ from unittest import mock
 from django.contrib.auth.models import User
 from django.core import serializers
 from django.core.management import call_command
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, transaction
 from django.forms import modelform_factory
 from django.test import TestCase, TransactionTestCase
 from django.test.utils import CaptureQueriesContext
@@ -215,6 +215,33 @@ class FieldTests(TestCase):
         write_raw("UPDATE lms_profile SET city = phone WHERE id = %s", [ana.pk])
         with self.assertRaises(DecryptionError):
             _ = Profile.objects.get(pk=ana.pk).city
+
+    def test_a_rows_values_encrypted_together_stay_each_its_own(self) -> None:
+        """A save encrypts the row's text values in one call: each column gets the token
+        of its own value (swapped tokens do not open), a value changed before the next
+        save is written anew, and no token is left on the instance, even when the save
+        fails."""
+        from learnprivacy.django.fields import AHEAD
+
+        ana = profile(learner("ana"), phone="+33 6 11", city="Lyon")
+        assert AHEAD not in ana.__dict__
+        phone, city = raw("SELECT phone, city FROM lms_profile WHERE id = %s", [ana.pk])[0]
+        assert phone != city
+        loaded = Profile.objects.get(pk=ana.pk)
+        assert (loaded.phone, loaded.city) == ("+33 6 11", "Lyon")
+        ana.phone = "+33 6 22"
+        ana.save()
+        assert Profile.objects.get(pk=ana.pk).phone == "+33 6 22"
+        assert Profile.objects.get(pk=ana.pk).city == "Lyon"
+        write_raw("UPDATE lms_profile SET phone = city, city = phone WHERE id = %s", [ana.pk])
+        swapped = Profile.objects.get(pk=ana.pk)
+        for name in ("phone", "city"):
+            with self.assertRaises(DecryptionError):
+                getattr(swapped, name)
+        clash = Profile(user=ana.user, phone="+33 6 33", city="Nice", joined=NOW)
+        with self.assertRaises(IntegrityError), transaction.atomic():
+            clash.save()  # one profile per user
+        assert AHEAD not in clash.__dict__
 
     def test_missing_key_is_a_typed_error(self) -> None:
         """A key lost from the key store: reading raises DecryptionError, no value leaks."""

@@ -36,12 +36,14 @@ from learnprivacy.django._restrictions import (
     restricted_keys,
 )
 from learnprivacy.django.fields import (
+    AHEAD,
     INDEX_SUFFIX,
     ORIGIN,
     BlindIndexField,
     PersonalField,
     Sealed,
     declaration_of,
+    seal_ahead,
 )
 from learnprivacy.errors import ConfigurationError, RestrictedRecordError
 
@@ -353,12 +355,19 @@ def _hook(model: Any, bound: Bound) -> None:
             if extra:
                 update_fields = frozenset(update_fields) | frozenset(extra)
         if not raw:
-            return save(self, raw, cls, force_insert, force_update, using, update_fields)
+            if update_fields or not encrypted or not seal_ahead(self, encrypted):
+                return save(self, raw, cls, force_insert, force_update, using, update_fields)
+            try:
+                return save(self, raw, cls, force_insert, force_update, using, update_fields)
+            finally:
+                self.__dict__.pop(AHEAD, None)
         # A raw save (loaddata) skips pre_save, which encrypts: the values are bound to
         # their row here, and the instance gets its plaintext back afterwards.
         with _tokens_in_place([self], bound.encrypted, add=state.adding):
             return save(self, raw, cls, force_insert, force_update, using, update_fields)
 
+    # The row's values are encrypted together (seal_ahead) when they all share its table.
+    encrypted = bound.encrypted if all(f.model is model for f in bound.encrypted) else ()
     _around_save_table(model, bind_new_row)
 
     if auto:

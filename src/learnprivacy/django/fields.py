@@ -22,6 +22,7 @@ The classes are importable by path because migrations name them.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import models
@@ -54,6 +55,9 @@ DECLARATION = "learnprivacy"
 #: with: tokens are bound to them, even if the instance's key is changed (cloning).
 ORIGIN = "_lp_origin"
 INDEX_SUFFIX = "_bidx"
+#: Where a save keeps, while it runs, the tokens :func:`seal_ahead` made for the row's
+#: text values at once: ``(key, subject, {attname: (value, token)})``.
+AHEAD = "_lp_ahead"
 
 
 class Sealed:
@@ -320,6 +324,15 @@ class PersonalField(models.Field):
             key, subject = self.binding(model_instance)
         elif type(subject) is not str:
             subject = str(subject)
+        ahead = data.get(AHEAD)
+        if ahead is not None and ahead[0] == key and ahead[1] == subject:
+            made = ahead[2].get(name)
+            if made is not None and made[0] is value:
+                # Encrypted with the row's other values (seal_ahead), for this same value
+                # and binding.
+                if self.lp_index:
+                    setattr(model_instance, self.name + INDEX_SUFFIX, self.index_of(value))
+                return made[1]
         if type(value) is Sealed:
             if not add and data.get(ORIGIN) == (key, subject):
                 # Unchanged and still in its row: written back as it was read.
@@ -389,6 +402,41 @@ class PersonalField(models.Field):
                 field=self.where,
             )
         return None
+
+
+def seal_ahead(instance: Any, fields: Sequence[PersonalField]) -> bool:
+    """Encrypt the text values of ``fields`` on ``instance`` in one call, before a save
+    that writes them all: the learner's key is looked up once for the row instead of
+    once per field. :meth:`PersonalField.pre_save` then returns these tokens for the
+    same values and binding, and makes any other as usual. Values that are not plain
+    text, or a row without its key or subject yet, are left to ``pre_save``. Returns
+    whether anything was made (remove :data:`AHEAD` from the instance after the save).
+    """
+    data = instance.__dict__
+    first = fields[0]
+    key = data.get(first.lp_pk)
+    subject = data.get(first.lp_subject)
+    if key is None or subject is None or subject == "" or not first.lp_table:
+        return False
+    subject = subject if type(subject) is str else str(subject)
+    names: list[str] = []
+    values: list[str] = []
+    contexts: list[str] = []
+    prefix = f"{first.lp_table}/{key}/"
+    for field in fields:
+        value = data.get(field.attname)
+        if type(value) is str and field.lp_text and not value.startswith(_TOKEN_PREFIX):
+            names.append(field.attname)
+            values.append(value)
+            contexts.append(prefix + field.column)
+    if len(values) < 2:
+        return False
+    tokens = _settings.runtime().cipher.encrypt_many(
+        values, subject=subject, contexts=contexts, scope=first.lp_scope
+    )
+    made = {n: (v, _Bound(t)) for n, v, t in zip(names, values, tokens, strict=True)}
+    data[AHEAD] = (key, subject, made)
+    return True
 
 
 def _only_tokens(expression: Any) -> bool:

@@ -32,6 +32,8 @@ _CHUNK = 5_000
 # Shorter values would be found in unrelated columns by chance ("C1", "Al").
 _MIN_VALUE_LENGTH = 4
 _DATES = (Kind.DATETIME, Kind.DATE)
+# Up to this many learner ids of one length are searched for one by one.
+_FEW = 8
 
 
 class _Known:
@@ -56,16 +58,31 @@ class _Known:
                 value = getattr(record, info.name, None)
                 if info.personal and isinstance(value, str) and len(value) >= _MIN_VALUE_LENGTH:
                     self.values.add(value)
-        self.long_learners = [i for i in self.learners if len(i) >= 3]
+        # Learner ids of 3 characters or more, by length: whether a value spells one is
+        # asked of each stretch of the value that long, not of each learner (an
+        # anonymisation of thousands of learners re-checks each row against all of them).
+        by_length: dict[int, set[str]] = {}
+        for learner in self.learners:
+            if len(learner) >= 3:
+                by_length.setdefault(len(learner), set()).add(learner)
+        self.spelled: dict[int, frozenset[str]] = {
+            length: frozenset(group) for length, group in by_length.items()
+        }
 
     def names(self, value: str) -> bool:
         """Whether ``value`` is a known id or personal value, or spells a learner id."""
-        return (
-            value in self.ids
-            or value in self.learners
-            or value in self.values
-            or any(learner in value for learner in self.long_learners)
-        )
+        if value in self.ids or value in self.learners or value in self.values:
+            return True
+        size = len(value)
+        for length, group in self.spelled.items():
+            if length > size:
+                continue
+            if len(group) <= _FEW:
+                if any(learner in value for learner in group):
+                    return True
+            elif any(value[at : at + length] in group for at in range(size - length + 1)):
+                return True
+        return False
 
 
 _CIPHER, _PERSONAL, _OTHER = 0, 1, 2

@@ -5,7 +5,9 @@ it) and ``subject`` may be emptied row by row. Nothing is lost: 0004 converts, 0
 drops the clear column once every row is converted.
 """
 
-from django.db import migrations, models
+from django.db import migrations
+
+from learnprivacy.django.migrations._refs import make_room
 
 
 class Migration(migrations.Migration):
@@ -16,24 +18,5 @@ class Migration(migrations.Migration):
         migrations.RemoveConstraint(model_name="keyentry", name="lpdj_keys_one_active"),
         migrations.RemoveIndex(model_name="keyentry", name="lpdj_keys_subject_scope"),
         migrations.RemoveConstraint(model_name="keytombstone", name="lpdj_tombstones_pair"),
-        migrations.AddField(
-            model_name="keyentry",
-            name="subject_ref",
-            field=models.CharField(max_length=64, null=True),
-        ),
-        migrations.AddField(
-            model_name="keytombstone",
-            name="subject_ref",
-            field=models.CharField(max_length=64, null=True),
-        ),
-        migrations.AlterField(
-            model_name="keyentry",
-            name="subject",
-            field=models.CharField(max_length=255, null=True),
-        ),
-        migrations.AlterField(
-            model_name="keytombstone",
-            name="subject",
-            field=models.CharField(max_length=255, null=True),
-        ),
+        *make_room(["keyentry", "keytombstone"], ref="subject_ref", clear="subject"),
     ]

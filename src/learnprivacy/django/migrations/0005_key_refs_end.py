@@ -3,38 +3,21 @@
 Refused while a row is left unconverted (0004 converts them all before this runs).
 """
 
-from typing import Any
-
 from django.db import migrations, models
 
-
-def check_converted(apps: Any, schema_editor: Any) -> None:
-    from learnprivacy.django._keystore import unconverted_rows
-    from learnprivacy.errors import ConfigurationError
-
-    left = unconverted_rows(schema_editor.connection.alias)
-    if left:
-        raise ConfigurationError(
-            f"{left} key store rows still name their learner in clear: run migrate again"
-        )
+from learnprivacy.django.migrations._refs import drop_clear
 
 
 class Migration(migrations.Migration):
     dependencies = [("learnprivacy", "0004_key_refs_convert")]
 
     operations = [
-        migrations.RunPython(check_converted, hints={"model_name": "keyentry"}),
-        migrations.RemoveField(model_name="keyentry", name="subject"),
-        migrations.RemoveField(model_name="keytombstone", name="subject"),
-        migrations.AlterField(
-            model_name="keyentry",
-            name="subject_ref",
-            field=models.CharField(max_length=64),
-        ),
-        migrations.AlterField(
-            model_name="keytombstone",
-            name="subject_ref",
-            field=models.CharField(max_length=64),
+        *drop_clear(
+            ["keyentry", "keytombstone"],
+            ref="subject_ref",
+            clear="subject",
+            left="learnprivacy.django._keystore.unconverted_rows",
+            rows="key store rows still name their learner in clear",
         ),
         migrations.AddConstraint(
             model_name="keyentry",

@@ -6,7 +6,9 @@ constraint on the clear key goes and ``row_key`` may be emptied row by row. Noth
 lost: 0008 converts, 0009 drops the clear column once every row is converted.
 """
 
-from django.db import migrations, models
+from django.db import migrations
+
+from learnprivacy.django.migrations._refs import make_room
 
 
 class Migration(migrations.Migration):
@@ -14,14 +16,5 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RemoveConstraint(model_name="restriction", name="lpdj_restriction_row"),
-        migrations.AddField(
-            model_name="restriction",
-            name="row_ref",
-            field=models.CharField(max_length=64, null=True),
-        ),
-        migrations.AlterField(
-            model_name="restriction",
-            name="row_key",
-            field=models.CharField(max_length=255, null=True),
-        ),
+        *make_room(["restriction"], ref="row_ref", clear="row_key"),
     ]
