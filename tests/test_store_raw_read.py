@@ -150,3 +150,16 @@ def test_a_tampered_decimal_on_sqlite_fails_both_ways(store: Store) -> None:
         direct = _error(lambda: [read(row, None) for row in raw])
     assert through is not None
     assert through is direct
+
+
+@pytest.mark.parametrize("value", ["\\N", "back\\slash", "quote'\"", "comma,semi;colon", "ü€😀"])
+def test_clear_text_that_bulk_loading_could_misread_comes_back_as_written(
+    store: Store, value: str
+) -> None:
+    """PostgreSQL ingest streams rows through COPY's text format, where ``\\N`` means
+    NULL and a backslash escapes: such text in a clear column (and the wrapped keys'
+    bytes) must come back exactly, on both engines."""
+    written = [learner("L1", organisation_id=value), learner("L2", organisation_id=None)]
+    store.add_all(written)
+    assert store.query(rec.Learner) == written
+    assert store.query(rec.Learner, organisation_id=value) == written[:1]

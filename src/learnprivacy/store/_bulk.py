@@ -5,10 +5,10 @@ processing for every value of every row, which costs more than the encryption of
 row. The statement is compiled once here and handed to the driver's ``executemany``
 with tuples, the values converted by precomputed per-column functions into exactly what
 SQLAlchemy itself would store (the same text form for timestamps and decimals), so rows
-written either way read back the same. On PostgreSQL (psycopg), the same: one
-positional statement for psycopg's pipelined ``executemany``, the values through
-SQLAlchemy's own bind processors, without SQLAlchemy building a parameter mapping per
-row. Tables with column defaults, and other drivers, keep SQLAlchemy's ``insert()``.
+written either way read back the same. On PostgreSQL (psycopg), the rows go through
+``COPY ... FROM STDIN`` in the same transaction, the values through SQLAlchemy's own
+bind processors: no statement per row. Tables with column defaults, and other drivers,
+keep SQLAlchemy's ``insert()``.
 
 Bulk reads, likewise, can take rows straight from the driver's cursor
 (:func:`cursor_rows`).
@@ -39,6 +39,7 @@ from sqlalchemy import (
     literal_column,
     select,
 )
+from sqlalchemy.exc import DBAPIError
 
 from learnprivacy.store._types import ExactDecimal
 
@@ -96,15 +97,13 @@ def _plan(connection: Connection, table: Table) -> _Plan | None:
         and table.autoincrement_column is None
         and all(c.default is None and c.server_default is None for c in table.columns)
     ):
-        # Positional parameters (psycopg's pipelined executemany takes tuples at less
-        # cost than mappings), each value through the bind processor SQLAlchemy itself
+        # COPY: the rows stream to the server in psycopg's text format, without a
+        # statement per row, each value through the bind processor SQLAlchemy itself
         # would apply; every column is listed, a missing value being NULL, which is what
         # SQLAlchemy's insert() leaves a column without a default.
         quote = dialect.identifier_preparer
         columns = ", ".join(quote.format_column(c) for c in table.columns)
-        marks = ", ".join(["%s"] * len(names))
-        # Identifiers quoted by the dialect, every value bound:
-        sql = f"INSERT INTO {quote.format_table(table)} ({columns}) VALUES ({marks})"  # noqa: S608
+        sql = f"COPY {quote.format_table(table)} ({columns}) FROM STDIN"
         converters: list[_Convert | None] = [
             c.type.dialect_impl(dialect).bind_processor(dialect) for c in table.columns
         ]
@@ -122,18 +121,39 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, A
         connection.execute(insert(table), list(rows))
         return
     sql, names, converters = plan
-    pairs = list(zip(names, converters, strict=True))
+    dialect_name = connection.dialect.name
+    # Each row's values in column order in one C-level pass, then the few columns with
+    # a conversion converted in place.
+    converted = [(at, convert) for at, convert in enumerate(converters) if convert is not None]
     tuples = []
     for row in rows:
-        get = row.get
-        values = []
-        for name, convert in pairs:
-            value = get(name)
-            if value is not None and convert is not None:
-                value = convert(value)
-            values.append(value)
+        values = list(map(row.get, names))
+        for at, convert in converted:
+            value = values[at]
+            if value is not None:
+                values[at] = convert(value)
         tuples.append(tuple(values))
-    connection.exec_driver_sql(sql, tuples)
+    if dialect_name == "sqlite":
+        connection.exec_driver_sql(sql, tuples)
+    else:
+        _copy_in(connection, sql, tuples)
+
+
+def _copy_in(connection: Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
+    """``rows`` through psycopg's ``COPY ... FROM STDIN``, in the connection's transaction.
+
+    A database error is raised as SQLAlchemy raises the driver's errors (its
+    ``IntegrityError`` for a duplicate key...), so callers handle both paths alike.
+    """
+    dbapi_connection: Any = connection.connection.dbapi_connection
+    dbapi = connection.dialect.loaded_dbapi
+    try:
+        with dbapi_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            write = copy.write_row
+            for values in rows:
+                write(values)
+    except dbapi.Error as error:
+        raise DBAPIError.instance(statement, None, error, dbapi.Error) from error
 
 
 def driver_rows(connection: Connection, query: Executable) -> list[Any]:

@@ -232,6 +232,7 @@ class Codec:
 
     __slots__ = (
         "_cipher",
+        "_clear",
         "_columns",
         "_encoders",
         "_facts",
@@ -253,8 +254,17 @@ class Codec:
         self._columns = positions
         # Personal fields are encrypted and decrypted a record at a time (one key lookup
         # for all of a record's fields); the others convert field by field.
+        # Clear single-column fields: (name, conversion or None for the value as it is);
+        # Score fields, spread over several columns, through their encoder.
+        self._clear = [
+            (spec.name, None if _to_column(spec) is _same else _to_column(spec))
+            for spec in rt.fields
+            if not spec.encrypted and spec.kind is not Kind.SCORE
+        ]
         self._encoders = [
-            (spec.name, self._encoder(spec)) for spec in rt.fields if not spec.encrypted
+            (spec.name, self._encoder(spec))
+            for spec in rt.fields
+            if not spec.encrypted and spec.kind is Kind.SCORE
         ]
         self._sealed = [
             (
@@ -302,29 +312,24 @@ class Codec:
     # -- record -> row ---------------------------------------------------------------------
 
     def _encoder(self, spec: FieldSpec) -> Callable[[Any, str, str, dict[str, Any]], None]:
-        """The encoder of a field stored in clear (personal fields go through to_row)."""
-        name = spec.name
-        if spec.kind is Kind.SCORE:
-            columns = [f"{name}_{part}" for part in ("raw", "min", "max", "kinds")]
+        """The encoder of a Score field (its four columns)."""
+        columns = [f"{spec.name}_{part}" for part in ("raw", "min", "max", "kinds")]
 
-            def encode_score(value: Any, _id: str, _subject: str, row: dict[str, Any]) -> None:
-                parts = (None,) * 4 if value is None else _score_out(value)
-                for column, part in zip(columns, parts, strict=True):
-                    row[column] = part
+        def encode_score(value: Any, _id: str, _subject: str, row: dict[str, Any]) -> None:
+            parts = (None,) * 4 if value is None else _score_out(value)
+            for column, part in zip(columns, parts, strict=True):
+                row[column] = part
 
-            return encode_score
-        convert = _to_column(spec)
-
-        def encode(value: Any, _id: str, _subject: str, row: dict[str, Any]) -> None:
-            row[name] = None if value is None else convert(value)
-
-        return encode
+        return encode_score
 
     def to_row(self, record: Any) -> dict[str, Any]:
         """The column values of ``record`` (personal fields encrypted)."""
         record_id = record.id
         subject = record.learner_id if self.rt.has_learner else record_id
         row: dict[str, Any] = {}
+        for name, convert in self._clear:
+            value = getattr(record, name)
+            row[name] = value if value is None or convert is None else convert(value)
         for name, encode in self._encoders:
             encode(getattr(record, name), record_id, subject, row)
         if not self._sealed:
