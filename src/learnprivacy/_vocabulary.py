@@ -8,13 +8,20 @@
 Pure: no I/O, nothing but the standard library. The controller (who answers for the
 processing) is the fourth shared word; it lives in :mod:`learnprivacy._controller`
 because it carries more structure.
+
+:data:`BATCH_SIZE` is the one default of every ``batch_size=``: rows or keys per
+transaction, for writes, sweeps, conversions, key rotation and compaction alike.
 """
 
 from __future__ import annotations
 
 import enum
 
-__all__ = ["RETENTION_ACTIONS", "Action", "Article", "ContextLevel"]
+__all__ = ["BATCH_SIZE", "RETENTION_ACTIONS", "Action", "Article", "ContextLevel"]
+
+#: Rows or keys per transaction when a caller gives no ``batch_size``: each commit is
+#: durable progress, and a batch's working set stays a few megabytes.
+BATCH_SIZE = 10_000
 
 
 class Action(enum.Enum):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from learnprivacy._vocabulary import BATCH_SIZE
 from learnprivacy.cli._app import Env, emit, pass_env
 from learnprivacy.cli._config import master_key_variable, read_key_file, write_key_file
 from learnprivacy.cli._progress import progress
@@ -41,7 +42,7 @@ def _open(env: Env, master: bytes, previous: list[bytes]) -> Store:
 #: ``--batch-size`` of the commands that rewrite every key.
 _BATCH_SIZE = click.option(
     "--batch-size",
-    default=5_000,
+    default=BATCH_SIZE,
     show_default=True,
     type=click.IntRange(min=1),
     help="Keys rewritten per transaction.",

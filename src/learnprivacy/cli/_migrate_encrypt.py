@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from learnprivacy._vocabulary import BATCH_SIZE
 from learnprivacy.cli._app import Env, emit, fail
 from learnprivacy.cli._progress import progress
 
@@ -38,7 +39,7 @@ def _load_base(spec: str) -> Any:
 @click.option("--models", "models_spec", required=True, help="module:Base of the models.")
 @click.option("--keys", "keys_url", default=None, help="Key database URL (over [keys] url).")
 @click.option("--table", "tables", multiple=True, help="Only these tables (repeatable).")
-@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=BATCH_SIZE, show_default=True, type=click.IntRange(min=1))
 @click.option("--component", default="lms", show_default=True, help="LearnPrivacy component.")
 @click.pass_obj
 def migrate_encrypt_command(

@@ -23,6 +23,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from learnprivacy._progress import ProgressReporter
+from learnprivacy._vocabulary import BATCH_SIZE
 from learnprivacy.crypto import _token
 from learnprivacy.crypto._blind_index import BlindIndex
 from learnprivacy.crypto._keycache import KeyCache, SubjectKeys
@@ -470,7 +471,9 @@ class Keyring:
         self.rewrap(progress=progress)
         return new.key_id
 
-    def rewrap(self, *, progress: ProgressReporter | None = None, batch_size: int = 5_000) -> int:
+    def rewrap(
+        self, *, progress: ProgressReporter | None = None, batch_size: int = BATCH_SIZE
+    ) -> int:
         """Rewrap under the current master key every entry wrapped under a previous one.
 
         Returns how many entries were rewrapped. Entries are read a page at a time and

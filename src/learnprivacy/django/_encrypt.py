@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from learnprivacy._inplace import binding_context, index_field, is_token
+from learnprivacy._vocabulary import BATCH_SIZE
 from learnprivacy.django._bind import Bound, bound_models
 from learnprivacy.django._settings import runtime
 from learnprivacy.errors import IntegrityError
@@ -60,7 +61,7 @@ def encrypt_existing(
     bound: Bound,
     *,
     using: str = "default",
-    batch_size: int = 500,
+    batch_size: int = BATCH_SIZE,
     dry_run: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
     stop_after: int | None = None,

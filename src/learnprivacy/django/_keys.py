@@ -40,6 +40,7 @@ from typing import Any
 import attrs
 
 from learnprivacy._progress import ProgressReporter
+from learnprivacy._vocabulary import BATCH_SIZE
 from learnprivacy.errors import ConfigurationError, WrongMasterKeyError
 
 __all__ = [
@@ -87,7 +88,7 @@ def rotate_master_key(
     now: dt.datetime,
     resume: bool = False,
     dry_run: bool = False,
-    batch_size: int = 5_000,
+    batch_size: int = BATCH_SIZE,
     progress: ProgressReporter | None = None,
 ) -> RotationReport:
     """Rewrap under the current master key every data key wrapped under a previous one.
@@ -205,7 +206,7 @@ def compact_keys(
     *,
     now: dt.datetime,
     dry_run: bool = False,
-    batch_size: int = 5_000,
+    batch_size: int = BATCH_SIZE,
     progress: ProgressReporter | None = None,
 ) -> dict[str, Any]:
     """Re-wrap every live data key under a new epoch key, then destroy the previous one.

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from learnprivacy._vocabulary import BATCH_SIZE
 from learnprivacy.crypto._keybatch import KeyBatch, batch_for, current_batch
 from learnprivacy.crypto._keystore import ALL_SCOPES as _ALL
 from learnprivacy.crypto._keystore import KeyEntry, KeyState
@@ -547,7 +548,7 @@ class DjangoKeyStore:
         target: str,
         rewrap: Callable[[str, str, str, str, bytes], bytes],
         *,
-        batch_size: int = 5_000,
+        batch_size: int = BATCH_SIZE,
         progress: Any = None,
     ) -> int:
         """Re-wrap under epoch ``target`` every live key not under it yet, ``batch_size``
@@ -714,7 +715,7 @@ def _conversion_keyring(alias: str) -> Any:
 def convert_clear_subjects(
     alias: str,
     *,
-    batch_size: int = 500,
+    batch_size: int = BATCH_SIZE,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Give every row of the key store at ``alias`` that names its learner in clear the

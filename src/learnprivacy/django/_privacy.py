@@ -38,7 +38,7 @@ from learnprivacy._inplace._plan import (
 )
 from learnprivacy._inplace._provider import DeclaredProvider, DeclaredRegister
 from learnprivacy._validators import require_aware, utc_if_naive
-from learnprivacy._vocabulary import Article
+from learnprivacy._vocabulary import BATCH_SIZE, Article
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.django._audit import DjangoAuditLog
 from learnprivacy.django._bind import Bound, bound_models
@@ -735,7 +735,7 @@ class DjangoPrivacy(DeclaredRegister):
         *,
         now: dt.datetime,
         dry_run: bool = False,
-        batch_size: int = 500,
+        batch_size: int = BATCH_SIZE,
         progress: Progress | None = None,
     ) -> SweepResult:
         """Apply ``schedule`` (default: the configured one) to every declared model.

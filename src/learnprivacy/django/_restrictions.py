@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from learnprivacy._inplace._refs import ROW_REF_DOMAIN, row_ref_text
+from learnprivacy._vocabulary import BATCH_SIZE
 from learnprivacy.django._settings import runtime
 from learnprivacy.errors import RestrictedRecordError
 
@@ -201,7 +202,7 @@ def unconverted_rows(alias: str) -> int:
         return int(cursor.fetchone()[0])
 
 
-def convert_clear_keys(alias: str, *, batch_size: int = 500) -> int:
+def convert_clear_keys(alias: str, *, batch_size: int = BATCH_SIZE) -> int:
     """Name every restricted row at ``alias`` still listed by its clear key by its
     reference instead, emptying the clear key in the same update; returns how many.
 

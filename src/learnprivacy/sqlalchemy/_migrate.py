@@ -18,6 +18,7 @@ import attrs
 from sqlalchemy import Connection, Engine, func, inspect, select, update
 
 from learnprivacy._inplace import INDEX_SUFFIX, ModelSpec, is_token
+from learnprivacy._vocabulary import BATCH_SIZE
 from learnprivacy.errors import ConfigurationError, CryptoError, IntegrityError
 from learnprivacy.sqlalchemy._rowkeys import key_after, key_columns, key_is
 
@@ -50,7 +51,7 @@ def migrate_encrypt(
     engine: Engine,
     models: Any = None,
     *,
-    batch_size: int = 500,
+    batch_size: int = BATCH_SIZE,
     progress: Progress | None = None,
 ) -> list[EncryptionReport]:
     """Encrypt the plaintext personal values of the declared tables in ``engine``'s database.

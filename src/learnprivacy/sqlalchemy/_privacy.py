@@ -21,7 +21,7 @@ from learnprivacy._inplace._provider import DeclaredProvider, DeclaredRegister
 from learnprivacy._inplace._refs import RowRefs
 from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import is_aware, require_aware
-from learnprivacy._vocabulary import Action
+from learnprivacy._vocabulary import BATCH_SIZE, Action
 from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser
 from learnprivacy.crypto._blind_index import normalise_text
 from learnprivacy.errors import ConfigurationError, ValidationError
@@ -398,7 +398,7 @@ class LearnPrivacy(DeclaredRegister):
         *,
         now: dt.datetime,
         progress: ProgressReporter | None = None,
-        batch_size: int = 5_000,
+        batch_size: int = BATCH_SIZE,
     ) -> CompactionReport:
         """Wrap every live data key under a new epoch key and destroy the previous one.
 
@@ -1049,7 +1049,7 @@ class LearnPrivacy(DeclaredRegister):
         now: dt.datetime,
         holds: Sequence[Hold] = (),
         dry_run: bool = False,
-        batch_size: int = 1_000,
+        batch_size: int = BATCH_SIZE,
         review_limit: int = 1_000,
         compact: bool = False,
     ) -> SweepReport:

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cryptography.exceptions import InvalidTag
 
 from learnprivacy._progress import ProgressReporter
+from learnprivacy._vocabulary import BATCH_SIZE
 from learnprivacy.crypto._master import MasterKey
 from learnprivacy.crypto._validate import KEY_SIZE
 from learnprivacy.errors import ConfigurationError, WrongMasterKeyError
@@ -470,7 +471,7 @@ def compact(
     *,
     now: dt.datetime,
     progress: ProgressReporter | None = None,
-    batch_size: int = 5_000,
+    batch_size: int = BATCH_SIZE,
 ) -> CompactionReport:
     """Wrap every live data key under a new epoch key, then destroy the previous one.
 

@@ -45,6 +45,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
+from learnprivacy._vocabulary import BATCH_SIZE
 from learnprivacy.crypto._keybatch import EpochRewrap, KeyBatch, batch_for, current_batch
 from learnprivacy.crypto._keystore import ALL_SCOPES as _ALL
 from learnprivacy.crypto._keystore import KeyEntry, KeyState
@@ -672,7 +673,7 @@ class KeyDatabase:
         target: str,
         rewrap: Callable[[str, str, str, str, bytes], bytes],
         *,
-        batch_size: int = 5_000,
+        batch_size: int = BATCH_SIZE,
         progress: Any = None,
         skip: tuple[str, str] | None = None,
         stop_at_epoch: bool = False,

@@ -14,6 +14,7 @@ from learnprivacy._arguments import checked_arguments
 from learnprivacy._lazy import LazyModule
 from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import require_aware
+from learnprivacy._vocabulary import BATCH_SIZE
 from learnprivacy.crypto import FieldCipher, Keyring
 from learnprivacy.errors import (
     ArgumentError,
@@ -63,10 +64,9 @@ __all__ = ["Store"]
 
 R = TypeVar("R", bound=Record)
 
-#: The one batch size default: rows per write transaction of ``add_all`` and of a sweep,
-#: and per page of streamed reads and copies (a sweep at 10,000 rows is 2.7x the
-#: hand-written SQL floor, against 4.1x at 1,000: benchmarks/bench_store.py).
-DEFAULT_BATCH_SIZE = 10_000
+# ``BATCH_SIZE`` (10,000) is rows per write transaction of ``add_all`` and of a sweep, and
+# per page of streamed reads and copies (a sweep at 10,000 rows is 2.7x the hand-written
+# SQL floor, against 4.1x at 1,000: benchmarks/bench_store.py).
 
 
 def _system_clock() -> dt.datetime:
@@ -128,7 +128,7 @@ class Store:
         vault: Vault | str | os.PathLike[str] | None = None,
         actor: str = "learnprivacy",
         clock: Callable[[], dt.datetime] | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int = BATCH_SIZE,
         anonymise_dates_to: Granularity = Granularity.MONTH,
     ) -> None:
         """Open (and if needed create or migrate) the store at ``url``."""
@@ -247,7 +247,7 @@ class Store:
         *,
         now: dt.datetime | None = None,
         progress: ProgressReporter | None = None,
-        batch_size: int = 5_000,
+        batch_size: int = BATCH_SIZE,
     ) -> CompactionReport:
         """Wrap every live data key under a new epoch key and destroy the previous one.
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
+from learnprivacy._vocabulary import BATCH_SIZE
 from learnprivacy.django._commands import PrivacyCommand
 from learnprivacy.django._encrypt import encrypt_existing, encryptable_models
 
@@ -20,7 +21,7 @@ class Command(PrivacyCommand):
         """Which models, and the batch size."""
         super().add_arguments(parser)
         parser.add_argument("--model", action="append", help="app_label.Model (repeatable)")
-        parser.add_argument("--batch-size", type=int, default=500)
+        parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Run every selected table and report them."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from learnprivacy._vocabulary import BATCH_SIZE
 from learnprivacy.django._commands import PrivacyCommand
 from learnprivacy.django._privacy import get_privacy
 from learnprivacy.django._settings import keys_alias, runtime
@@ -57,7 +58,7 @@ class Command(PrivacyCommand):
         parser.add_argument(
             "--batch-size",
             type=int,
-            default=5_000,
+            default=BATCH_SIZE,
             help="rotate, compact: keys rewritten per transaction",
         )
         super().add_arguments(parser)

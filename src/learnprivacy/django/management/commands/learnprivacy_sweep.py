@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from learnprivacy._vocabulary import BATCH_SIZE
 from learnprivacy.django._commands import PrivacyCommand
 from learnprivacy.django._privacy import get_privacy
 
@@ -17,7 +18,7 @@ class Command(PrivacyCommand):
     def add_arguments(self, parser: Any) -> None:
         """Options of the sweep."""
         super().add_arguments(parser)
-        parser.add_argument("--batch-size", type=int, default=500)
+        parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
         parser.add_argument(
             "--no-compact",
             action="store_true",
