@@ -267,11 +267,27 @@ def _request(**changes: Any) -> SubjectRequest:
 CASES = _record_cases() + _retention_cases() + _crypto_cases() + _requests_cases()
 
 
+def _reachable(error: BaseException) -> list[BaseException]:
+    """The error and every error an error reporter reaches from it (cause, context)."""
+    found: list[BaseException] = []
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or any(current is seen for seen in found):
+            continue
+        found.append(current)
+        pending += [current.__cause__, current.__context__]
+    return found
+
+
 def _check(error: BaseException) -> None:
     assert isinstance(error, LearnPrivacyError), f"{type(error).__name__}: not a typed error"
-    for text in (str(error), repr(error), str(error.__cause__ or ""), repr(error.args)):
-        assert PLANT not in text
-        assert PLANT.encode().hex() not in text
+    for reached in _reachable(error):
+        # ``object``: a UnicodeError keeps the whole text it could not encode.
+        texts = (str(reached), repr(reached), repr(reached.args), repr(vars(reached)))
+        for text in (*texts, repr(getattr(reached, "object", ""))):
+            assert PLANT not in text
+            assert PLANT.encode().hex() not in text
 
 
 def test_the_corpus_is_large() -> None:

@@ -11,6 +11,8 @@ the thing, not its value.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AuditTampered",
     "ConfigurationError",
@@ -34,8 +36,30 @@ __all__ = [
 ]
 
 
+#: The interpreter's own ``__context__`` slot of every exception.
+_CONTEXT: Any = BaseException.__dict__["__context__"]
+
+
 class LearnPrivacyError(Exception):
-    """Root of every error learnprivacy raises on purpose."""
+    """Root of every error learnprivacy raises on purpose.
+
+    An error raised ``from None`` inside an ``except`` block does not hand out the error
+    it replaced: ``__context__`` reads ``None`` when the context is suppressed. Python
+    keeps that context on the exception all the same, and an error reporter walking
+    ``__context__`` would find, say, the ``UnicodeEncodeError`` whose ``object`` is the
+    whole personal value the library refused to quote.
+    """
+
+    @property
+    def __context__(self) -> BaseException | None:
+        if self.__suppress_context__:
+            return None
+        context: BaseException | None = _CONTEXT.__get__(self)
+        return context
+
+    @__context__.setter
+    def __context__(self, value: BaseException | None) -> None:
+        _CONTEXT.__set__(self, value)
 
 
 class ValidationError(LearnPrivacyError, ValueError):

@@ -69,7 +69,7 @@ def migrate_encrypt_command(
     keyring = load_keyring(env.key_file, master_key_env=env.settings.master_key_env)
     privacy = LearnPrivacy(base, keyring=keyring, keys=keys, component=component)
     models = [privacy.spec(t).model for t in tables] if tables else None
-    engine = create_engine(app_db)
+    engine = create_engine(app_db, hide_parameters=True)
 
     try:
         with progress(env, "Encrypting", unit="rows") as bar:

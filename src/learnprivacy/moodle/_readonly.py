@@ -154,7 +154,7 @@ def read_only_engine(url_or_engine: str | sa.URL | sa.Engine) -> tuple[sa.Engine
         base, owned = url_or_engine, False
     elif isinstance(url_or_engine, str | sa.URL):
         try:
-            base = sa.create_engine(url_or_engine)
+            base = sa.create_engine(url_or_engine, hide_parameters=True)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError):
             # The URL may hold a password: the message names the problem, not the URL.
             raise ConfigurationError(

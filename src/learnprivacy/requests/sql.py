@@ -137,7 +137,7 @@ def _engine_of(source: object) -> Engine:
         return source
     if isinstance(source, str):
         try:
-            return create_engine(source)
+            return create_engine(source, hide_parameters=True)
         except sa_exc.ArgumentError:
             raise ConfigurationError("not a database URL") from None
     # A Store exposes its engine as ``store.engine``.

@@ -63,8 +63,10 @@ def _make_engine(url: str | Engine) -> Engine:
 
 
 def _create(parsed: Any, **kwargs: Any) -> Engine:
+    # A driver error's message must not carry a statement's parameters: learner ids,
+    # clear columns and blind indexes are personal data.
     try:
-        return create_engine(parsed, **kwargs)
+        return create_engine(parsed, hide_parameters=True, **kwargs)
     except ArgumentError:
         # NoSuchModuleError (an unknown driver) and bad URL options land here.
         raise ConfigurationError(
