@@ -158,6 +158,9 @@ def test_every_tampering_is_caught(store: Store, kind: str) -> None:
         store.audit.verify()
     assert caught.value.sequence is not None
     assert "L1" not in str(caught.value)
+    # The refused verification gave its connection back: the entry stream it read was
+    # closed, not left to the collector (the traceback held it open).
+    assert store._db.engine.pool.checkedout() == 0
     if kind == "tables dropped":
         # The PostgreSQL database is shared by the module's tests: put the tables back.
         from learnprivacy.store._schema import METADATA
