@@ -41,15 +41,24 @@ def verify_links(links: Iterable[tuple[int, str, str, str]], *, label: str) -> t
     message ("audit log", "request history").
     """
     expected, prev = 1, GENESIS
-    for sequence, prev_hash, stored, recomputed in links:
-        if sequence != expected or prev_hash != prev:
-            raise AuditTampered(
-                f"{label} broken at entry {expected}: missing or out of order", sequence=expected
-            )
-        if not hmac.compare_digest(recomputed, stored):
-            raise AuditTampered(
-                f"{label} broken at entry {expected}: content altered", sequence=expected
-            )
-        prev = stored
-        expected += 1
+    try:
+        for sequence, prev_hash, stored, recomputed in links:
+            if sequence != expected or prev_hash != prev:
+                raise AuditTampered(
+                    f"{label} broken at entry {expected}: missing or out of order",
+                    sequence=expected,
+                )
+            if not hmac.compare_digest(recomputed, stored):
+                raise AuditTampered(
+                    f"{label} broken at entry {expected}: content altered", sequence=expected
+                )
+            prev = stored
+            expected += 1
+    finally:
+        # A generator reading the chain from a database is closed here, tampering found
+        # or not, so its cursor and connection go back at once: the raised error's
+        # traceback would otherwise keep them open until collected.
+        close = getattr(links, "close", None)
+        if close is not None:
+            close()
     return expected - 1, prev

@@ -29,7 +29,7 @@ import hashlib
 import hmac
 import json
 import threading
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -321,7 +321,7 @@ class AuditLog:
 
     def entries(
         self, *, after: int = 0, actions: Iterable[str] | None = None
-    ) -> Generator[AuditEntry, None, None]:
+    ) -> Iterator[AuditEntry]:
         """Entries in sequence order, streamed (``after``: skip up to that sequence)."""
         query = select(AUDIT).where(AUDIT.c.sequence > after).order_by(AUDIT.c.sequence)
         if actions is not None:
@@ -379,20 +379,14 @@ class AuditLog:
         if AUDIT.name not in names or AUDIT_HEAD.name not in names:
             raise AuditTampered("the audit tables are missing", sequence=1)
         hashes: dict[int, str] = {}
-        # Closed here, tampering found or not: a raised AuditTampered's traceback would
-        # otherwise keep the stream, and its connection, open until collected.
-        stream = self.entries()
 
         def links() -> Iterator[tuple[int, str, str, str]]:
-            for e in stream:
+            for e in self.entries():
                 if e.sequence == want:
                     hashes[want] = e.hash
                 yield e.sequence, e.prev_hash, e.hash, e.expected_hash()
 
-        try:
-            last, prev = verify_links(links(), label="audit log")
-        finally:
-            stream.close()
+        last, prev = verify_links(links(), label="audit log")
         with self._db.read() as connection:
             head = connection.execute(
                 select(AUDIT_HEAD.c.sequence, AUDIT_HEAD.c.hash, AUDIT_HEAD.c.seal)
