@@ -87,7 +87,7 @@ def note_type() -> Iterator[Any]:
         # not_personal() returns an attrs field spec, not a shared default value.
         written_at: dt.datetime = not_personal(description="When", validator=v.aware_datetime)  # noqa: RUF009
         # Personal, kept in clear: a nullable column (anonymisation empties it).
-        seen_at: dt.datetime = personal(
+        seen_at: dt.datetime = personal(  # noqa: RUF009
             category=DataCategory.LEARNING,
             description="When the learner read it",
             encrypted=False,
