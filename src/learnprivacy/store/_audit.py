@@ -529,7 +529,13 @@ class AuditLog:
                     sequence=walk.opened[lane],
                 )
             check_head(
-                self._seal_key, last, prev, head, lane=lane, uncovered=walk.uncovered.get(lane)
+                self._seal_key,
+                last,
+                prev,
+                head,
+                lane=lane,
+                uncovered=walk.uncovered.get(lane),
+                gapless=len(walk.tails) == 1,
             )
         if heads:
             lane = min(heads)
@@ -608,12 +614,14 @@ def check_head(
     *,
     lane: int = 1,
     uncovered: int | None = None,
+    gapless: bool = True,
 ) -> None:
     """Check an audit log's sealed head ``(sequence, hash, seal)`` against its verified
     chain, which ends at entry ``last`` of hash ``prev``; raise :class:`AuditTampered`.
 
     ``lane``: which lane of the store's log the head ends (its seal names it);
-    ``uncovered``: the lane's first entry after the head's, when the head is behind.
+    ``uncovered``: the lane's first entry after the head's, when the head is behind;
+    ``gapless``: whether the log is one lane numbered without gaps.
     """
     if head is None:
         if last == 0:
@@ -623,9 +631,12 @@ def check_head(
     if not hmac.compare_digest(seal_head(seal_key, sequence, head_hash, lane=lane), seal):
         raise AuditTampered("audit log head seal is invalid", sequence=max(sequence, 1))
     if sequence > last:
+        # One lane numbers its entries without gaps: the first one missing follows the
+        # last one found. Among lanes only the last one missing is known: the head's.
+        missing = last + 1 if gapless else sequence
         raise AuditTampered(
-            f"audit log broken at entry {last + 1}: entries removed from the end",
-            sequence=last + 1,
+            f"audit log broken at entry {missing}: entries removed from the end",
+            sequence=missing,
         )
     if sequence < last:
         first = sequence + 1 if uncovered is None else uncovered
