@@ -17,8 +17,8 @@ class Contact(models.Model):
     ip_address = models.GenericIPAddressField()
     created = models.DateTimeField()
     # Personal by name in other spellings: camelCase, plurals, a digit, the column only.
-    phoneNumber = models.CharField(max_length=40)  # noqa: N815 (the spelling is the test)
-    contactEmail = models.EmailField()  # noqa: N815
+    phoneNumber = models.CharField(max_length=40)
+    contactEmail = models.EmailField()
     home_addresses = models.TextField()
     email2 = models.EmailField()
     reach = models.CharField(max_length=80, db_column="mobile")

@@ -15,6 +15,7 @@ and the key store's place.
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from typing import Any
 
 from django.core import checks
@@ -53,7 +54,7 @@ def looks_personal(name: str) -> bool:
     ``zipCode``, ``e_mail``) is looked up in :data:`PERSONAL_NAMES`.
     """
     words = [w.lower() for w in _WORDS.findall(name)]
-    words += [a + b for a, b in zip(words, words[1:], strict=False)]
+    words += [a + b for a, b in pairwise(words)]
     return any(w in PERSONAL_NAMES or _singular(w) in PERSONAL_NAMES for w in words)
 
 
