@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from learnprivacy import records as rec
 from learnprivacy._vocabulary import RETENTION_ACTIONS
 from learnprivacy.errors import ConfigurationError
+from learnprivacy.records._base import record_types
 from learnprivacy.retention import (
     Action,
     FiscalYear,
@@ -47,15 +48,10 @@ _ZONES = (
     dt.timezone(dt.timedelta(hours=5, minutes=30)),
     dt.timezone(dt.timedelta(hours=14)),
 )
-#: The record types the strategies here know how to build.
-RECORD_TYPES: tuple[type[Any], ...] = (
-    rec.Learner,
-    rec.Progress,
-    rec.Certificate,
-    rec.Invoice,
-    rec.Consent,
-    rec.Funding,
-    rec.AccessEvent,
+#: The record types the strategies here know how to build: the built-in ones, in the
+#: order they register (``Learner`` first).
+RECORD_TYPES: tuple[type[Any], ...] = tuple(
+    t for t in record_types() if t.__module__ == rec.Learner.__module__
 )
 _FUNDERS = st.sampled_from(rec.Funder)
 _CONSENT_PURPOSES = st.sampled_from(["newsletter", "analytics-cookies"])
