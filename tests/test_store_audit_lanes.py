@@ -365,3 +365,32 @@ def test_many_concurrent_appends_verify(store_url: str) -> None:
     assert stores[1].audit.verify()
     for store in stores:
         store.close()
+
+
+@_postgres
+def test_reanchoring_a_log_with_a_lane_not_written_to_yet(
+    workers: tuple[Store, Store], store_url: str
+) -> None:
+    """Lanes 1 and 2 held, a third writer opens lane 3 (and writes to lane 1): lane 3 has
+    no entry yet. Reanchoring after a restore anchors every lane; the log verifies, and
+    goes on verifying as lane 3 fills."""
+    first, second = workers
+    third = _open(store_url)
+    opener = threading.Thread(
+        target=third.audit.record, args=("third", "done"), kwargs={"now": NOW}
+    )
+    with _held(first, "holds-1"), _held(second, "holds-2"):
+        opener.start()
+        opener.join(0.5)
+        assert opener.is_alive()  # every lane taken
+    opener.join(30)
+    lanes = _lanes(first)
+    assert sorted(lanes) == [1, 2, 3]
+    assert lanes[3] == []
+    first.audit.reanchor(now=NOW, reason="restore checked")
+    assert first.audit.verify()
+    with _held(first, "again-1"), _held(second, "again-2"):
+        _append_without_waiting(third, "fills-3")
+    assert [e.action for e in _lanes(first)[3]] == ["fills-3"]
+    assert first.audit.verify()
+    third.close()

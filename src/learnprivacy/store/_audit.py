@@ -259,8 +259,12 @@ class AuditLog:
             now=now,
         )
         self._local.pending = None
-        # Every lane is anchored at its end, the new entry's lane at that entry.
-        for lane, (sequence, head_hash) in sorted(self._verify_chain().tails.items()):
+        # Every lane is anchored at its end, the new entry's lane at that entry; a lane
+        # opened but not written to yet has no entry to name.
+        walk = self._verify_chain()
+        for lane, (sequence, head_hash) in sorted(walk.tails.items()):
+            if walk.opened.get(lane) == sequence:
+                sequence, head_hash = 0, GENESIS
             anchors.reset_anchor(self._anchor_name(lane), sequence, head_hash)
         return entry
 

@@ -17,7 +17,6 @@ Revises: 0005
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
 
 from learnprivacy.store.migrations._ops import set_schema_version
@@ -27,18 +26,14 @@ down_revision: str | None = "0005"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-_SEQUENCE = "lp_audit_sequence"
-
 
 def upgrade() -> None:
     """Create ``lp_audit_sequence`` (PostgreSQL), after the log's last entry."""
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(sa.schema.CreateSequence(sa.Sequence(_SEQUENCE)))
+        op.execute("CREATE SEQUENCE lp_audit_sequence")
         op.execute(
-            sa.text(
-                "SELECT setval('lp_audit_sequence', max(sequence)) FROM lp_audit "
-                "HAVING max(sequence) IS NOT NULL"
-            )
+            "SELECT setval('lp_audit_sequence', max(sequence)) FROM lp_audit "
+            "HAVING max(sequence) IS NOT NULL"
         )
     set_schema_version(6)
 
@@ -47,4 +42,4 @@ def downgrade() -> None:
     """Back to version 5: the sequence goes, every entry and head stays."""
     set_schema_version(5)
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(sa.schema.DropSequence(sa.Sequence(_SEQUENCE)))
+        op.execute("DROP SEQUENCE lp_audit_sequence")
