@@ -130,7 +130,11 @@ def _after_flush(session: Session, context: Any) -> None:
 
 
 def _do_orm_execute(state: ORMExecuteState) -> Any:
-    if not state.is_select or state.is_column_load:
+    if not state.is_select:
+        if state.is_delete or state.is_update:
+            return _bulk(state)
+        return None
+    if state.is_column_load:
         return None
     bindings = live_bindings()
     if not bindings:
@@ -148,3 +152,15 @@ def _do_orm_execute(state: ORMExecuteState) -> Any:
     for binding in owners:
         personal.update(binding._query_hooks[1])
     return decrypt_columns(state, personal)
+
+
+def _bulk(state: ORMExecuteState) -> Any:
+    """A bulk ``DELETE`` or ``UPDATE`` through the session: its binding checks it (and
+    audits a deletion), see ``_bulk``."""
+    from learnprivacy.sqlalchemy._bulk import bulk_statement
+
+    for binding in owners_of(state, live_bindings()):
+        result = bulk_statement(binding, state)
+        if result is not None:
+            return result
+    return None
