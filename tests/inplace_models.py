@@ -255,3 +255,26 @@ def bound_composite(request: Any, tmp_path: Any, master: bytes) -> Iterator[Simp
     yield SimpleNamespace(m=models, privacy=privacy, engine=engine, path=tmp_path, server=server)
     privacy.close()
     engine.dispose()
+
+
+def bound_declarative(request: Any, tmp_path: Any, master: bytes) -> Iterator[SimpleNamespace]:
+    """:func:`declarative_models` bound on SQLite or a real PostgreSQL
+    (``request.param``), with Ana (``u1``, two posts) and Bob (``u2``, one post); closed
+    after the test. Its ``url`` is the application database's."""
+    app_url, keys_url, server = urls_of(request, tmp_path)
+    models = declarative_models()
+    privacy = lps.LearnPrivacy(models.Base, keyring=Keyring.from_master_key(master), keys=keys_url)
+    engine = create_engine(app_url)
+    models.Base.metadata.create_all(engine)
+    with Session(engine) as s:
+        s.add(models.User(id="u1", email="ana@example.org", name="Ana Silva", created_at=NOW))
+        s.add(models.User(id="u2", email="bob@example.org", name="Bob", created_at=NOW))
+        s.flush()
+        for author, body in (("u1", "Ana's first post"), ("u2", "Bob writes")):
+            s.add(models.Post(author_id=author, body=body, posted_at=NOW))
+        s.flush()
+        s.add(models.Post(author_id="u1", body="Ana's second post", posted_at=NOW))
+        s.commit()
+    yield SimpleNamespace(m=models, privacy=privacy, engine=engine, url=app_url, server=server)
+    privacy.close()
+    engine.dispose()

@@ -130,17 +130,13 @@ def _names(key: Any) -> Iterable[str]:
     """The names a SET key may go by: attribute and column name."""
     if isinstance(key, str):
         return (key,)
-    return tuple(
-        name for name in (getattr(key, "key", None), getattr(key, "name", None)) if name
-    )
+    return tuple(name for name in (getattr(key, "key", None), getattr(key, "name", None)) if name)
 
 
 def _is_null(value: Any) -> bool:
     if value is None or isinstance(value, Null):
         return True
-    return (
-        isinstance(value, BindParameter) and value.callable is None and value.value is None
-    )
+    return isinstance(value, BindParameter) and value.callable is None and value.value is None
 
 
 def _check_update(privacy: LearnPrivacy, spec: ModelSpec, state: ORMExecuteState) -> None:
@@ -164,7 +160,7 @@ def _check_update(privacy: LearnPrivacy, spec: ModelSpec, state: ORMExecuteState
     ordered = getattr(statement, "_ordered_values", None) or ()  # SQLAlchemy 2.0
     given.extend((tuple(_names(k)), v) for k, v in ordered)
     ordered = ordered or getattr(statement, "_maintain_values_ordering", False)
-    parameters = state.parameters
+    parameters: Any = state.parameters
     by_key = isinstance(parameters, list | tuple) and bool(parameters)
     if by_key:
         # ORM bulk UPDATE by primary key: one dict of attributes per row.
@@ -179,9 +175,9 @@ def _check_update(privacy: LearnPrivacy, spec: ModelSpec, state: ORMExecuteState
                 column = personal[name]
                 if not _is_null(value):
                     raise PlaintextError(
-                        f"{spec.table}.{column.column}: a bulk UPDATE cannot encrypt per "
-                        "row; write personal values through the ORM session (or set the "
-                        "column to NULL)",
+                        f"{spec.table}.{column.column}: a bulk statement cannot encrypt "
+                        "per row; write personal values through the ORM session (or clear "
+                        "the column with None)",
                         table=spec.table,
                         column=column.column,
                     )

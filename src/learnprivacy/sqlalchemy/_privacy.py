@@ -327,13 +327,19 @@ class LearnPrivacy(DeclaredRegister):
         """
         # What an earlier, failed flush noted as deleted was rolled back with it.
         session.info.pop("learnprivacy.deleted", None)
+        from learnprivacy.sqlalchemy._events import FLUSHING
+
         wanted: dict[str, set[str]] = {}
         cache = self._keyring._cache.subjects
         plans = self._flush_plans
+        # The new objects whose values this flush encrypts: a flush that fails gives
+        # them their values back (see _events.give_back).
+        flushing = session.info.setdefault(FLUSHING, [])
         for obj in session.new:
             plan = plans.get(type(obj))
             if plan is None:
                 continue
+            flushing.append(obj)
             subject_name, scope, names = plan
             values = obj.__dict__
             subject = values.get(subject_name)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.selectable import TableClause
 
+from learnprivacy.sqlalchemy._events import FLUSHING, give_back
 from learnprivacy.sqlalchemy._queries import PersonalColumns, decrypt_columns
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ def attach(binding: LearnPrivacy) -> None:
             event.listen(Session, "before_flush", _before_flush)
             event.listen(Session, "after_flush", _after_flush)
             event.listen(Session, "do_orm_execute", _do_orm_execute)
+            event.listen(Session, "after_soft_rollback", _after_soft_rollback)
             _listening = True
 
 
@@ -125,8 +127,16 @@ def _before_flush(session: Session, context: Any, instances: Any) -> None:
 
 
 def _after_flush(session: Session, context: Any) -> None:
+    # Written: every new object has its values back (see _events.after_insert).
+    session.info.pop(FLUSHING, None)
     for binding in live_bindings():
         binding._after_flush(session, context)
+
+
+def _after_soft_rollback(session: Session, _previous: Any) -> None:
+    objects = session.info.pop(FLUSHING, None)
+    if objects:
+        give_back(objects)
 
 
 def _do_orm_execute(state: ORMExecuteState) -> Any:
