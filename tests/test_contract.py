@@ -21,9 +21,9 @@ from learnprivacy import records as rec
 from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser
 from learnprivacy.records._base import subject_of
 from learnprivacy.retention import Action, Hold, Period, RetentionRule, Schedule, Trigger
+from tests import NOW
 
 UTC = dt.UTC
-NOW = dt.datetime(2026, 6, 15, 12, tzinfo=UTC)
 EMAIL = "ana.martin@example.org"
 
 
