@@ -399,22 +399,16 @@ class IdKeepingStore(Store):
 
 # Statistics only: the account and its progress are kept anonymous once consent ends.
 STATISTICS_ONLY = Schedule(
-    {
-        rec.Learner: RetentionRule(
+    dict.fromkeys(
+        (rec.Learner, rec.Progress),
+        RetentionRule(
             Period.parse("P3Y"),
             Trigger.LAST_ACTIVITY,
             action=Action.ANONYMISE,
             purpose="statistics",
             basis=LawfulBasis.CONSENT,
         ),
-        rec.Progress: RetentionRule(
-            Period.parse("P3Y"),
-            Trigger.LAST_ACTIVITY,
-            action=Action.ANONYMISE,
-            purpose="statistics",
-            basis=LawfulBasis.CONSENT,
-        ),
-    }
+    )
 )
 
 

@@ -16,6 +16,13 @@ class Contact(models.Model):
     email = models.EmailField()
     ip_address = models.GenericIPAddressField()
     created = models.DateTimeField()
+    # Personal by name in other spellings: camelCase, plurals, a digit, the column only.
+    phoneNumber = models.CharField(max_length=40)
+    contactEmail = models.EmailField()
+    home_addresses = models.TextField()
+    email2 = models.EmailField()
+    reach = models.CharField(max_length=80, db_column="mobile")
+    ranking = models.IntegerField()
 
 
 class Note(models.Model):

@@ -15,6 +15,7 @@ and the key store's place.
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from typing import Any
 
 from django.core import checks
@@ -34,11 +35,27 @@ PERSONAL_NAMES = frozenset(
 )
 
 
+#: The words of a field name: ``_``-separated parts, camelCase humps, digits apart.
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+def _singular(word: str) -> str:
+    if word.endswith("es") and word[:-2] in PERSONAL_NAMES:
+        return word[:-2]
+    return word[:-1] if word.endswith("s") else word
+
+
 def looks_personal(name: str) -> bool:
-    """Whether a field named ``name`` looks like it holds personal data."""
-    lowered = name.lower()
-    parts = [p for p in re.split(r"_+", lowered) if p]
-    return lowered.replace("_", "") in PERSONAL_NAMES or any(p in PERSONAL_NAMES for p in parts)
+    """Whether a field named ``name`` looks like it holds personal data.
+
+    The name is read as words, whatever its style: ``email``, ``user_email``,
+    ``contactEmail``, ``phoneNumber``, ``IPAddress``, ``emails``, ``home_addresses``,
+    ``email2``. A word, its singular, or two neighbouring words joined (``first_name``,
+    ``zipCode``, ``e_mail``) is looked up in :data:`PERSONAL_NAMES`.
+    """
+    words = [w.lower() for w in _WORDS.findall(name)]
+    words += [a + b for a, b in pairwise(words)]
+    return any(w in PERSONAL_NAMES or _singular(w) in PERSONAL_NAMES for w in words)
 
 
 def _checked_models(app_configs: Any) -> list[Any]:
@@ -87,7 +104,9 @@ def check_declarations(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
                 continue
             if declaration_of(field) is not None or declared_foreign:
                 continue
-            if looks_personal(field.name):
+            # The column too: a field may take a personal name only in the database
+            # (``db_column="email"``).
+            if looks_personal(field.name) or looks_personal(field.column):
                 messages.append(
                     checks.Warning(
                         f"{model._meta.db_table}.{field.column} looks like personal data "
