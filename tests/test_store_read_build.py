@@ -70,15 +70,8 @@ def test_only_vouched_validators_are_skipped(store: Store) -> None:
 
 
 def _spec(name: str, kind: Kind, *, encrypted: bool = False) -> FieldSpec:
-    return FieldSpec(
-        name=name,
-        kind=kind,
-        optional=False,
-        personal=encrypted,
-        encrypted=encrypted,
-        identifier=False,
-        blind_index=False,
-    )
+    # name, kind, optional, personal, encrypted, identifier, blind index
+    return FieldSpec(name, kind, False, encrypted, encrypted, False, False)
 
 
 @attrs.frozen(kw_only=True)
