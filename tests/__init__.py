@@ -103,6 +103,18 @@ def record_of(learner_id: str, record_type: type[R], suffix: str, **values: Any)
     return sample(record_type, id=f"{learner_id}-{suffix}", learner_id=learner_id, **values)
 
 
+def days(count: float) -> dt.timedelta:
+    """``count`` days, for instants written relative to a test's ``now``: ``T - days(90)``."""
+    return dt.timedelta(days=count)
+
+
+def account(learner_id: str, **values: Any) -> records.Learner:
+    """Ana's :func:`sample` account as learner ``learner_id``: username ``user-{id}`` and
+    e-mail ``{id}@example.org`` (lower case), unless ``values`` give them."""
+    default = {"username": f"user-{learner_id}", "email": f"{learner_id.lower()}@example.org"}
+    return sample(records.Learner, **{"id": learner_id, **default, **values})
+
+
 def paid_and_logged_in(learner_id: str, now: dt.datetime) -> list[Any]:
     """An invoice of ``learner_id`` issued 20 days before ``now`` (``I1``: 490.00 to 1 rue
     de la Paix, Paris) and a login the day before (``A1``, from 192.0.2.7)."""

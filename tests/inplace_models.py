@@ -60,6 +60,7 @@ def add_users(engine: Engine, m: SimpleNamespace, ana_writes: str) -> None:
     with Session(engine) as s:
         s.add(m.User(id="u1", email="ana@example.org", name="Ana Silva", created_at=NOW))
         s.add(m.User(id="u2", email="bob@example.org", name="Bob", created_at=NOW))
+        s.flush()  # the accounts first: PostgreSQL checks the posts' foreign key
         s.add(m.Post(author_id="u1", body=ana_writes, posted_at=NOW))
         s.add(m.Post(author_id="u2", body="Bob writes", posted_at=NOW))
         s.commit()
@@ -253,5 +254,23 @@ def bound_composite(request: Any, tmp_path: Any, master: bytes) -> Iterator[Simp
     engine = create_engine(app_url)
     models.Base.metadata.create_all(engine)
     yield SimpleNamespace(m=models, privacy=privacy, engine=engine, path=tmp_path, server=server)
+    privacy.close()
+    engine.dispose()
+
+
+def bound_declarative(request: Any, tmp_path: Any, master: bytes) -> Iterator[SimpleNamespace]:
+    """:func:`declarative_models` bound on SQLite or a real PostgreSQL
+    (``request.param``), with Ana (``u1``, two posts) and Bob (``u2``, one post); closed
+    after the test. Its ``url`` is the application database's."""
+    app_url, keys_url, server = urls_of(request, tmp_path)
+    models = declarative_models()
+    privacy = lps.LearnPrivacy(models.Base, keyring=Keyring.from_master_key(master), keys=keys_url)
+    engine = create_engine(app_url)
+    models.Base.metadata.create_all(engine)
+    add_users(engine, models, "Ana's first post")
+    with Session(engine) as s:
+        s.add(models.Post(author_id="u1", body="Ana's second post", posted_at=NOW))
+        s.commit()
+    yield SimpleNamespace(m=models, privacy=privacy, engine=engine, url=app_url, server=server)
     privacy.close()
     engine.dispose()

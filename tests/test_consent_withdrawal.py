@@ -30,7 +30,7 @@ from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.retention import Hold, Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
 from learnprivacy.testing import reidentification_risks
-from tests import receive_request, record_of, sample
+from tests import account, at, days, receive_request, record_of
 from tests.store_fixtures import keys_for
 
 UTC = dt.UTC
@@ -43,21 +43,14 @@ def learner_records(learner: str) -> list[Any]:
     """An account, two progress rows (exact times), a certificate, a login, a consent to
     the statistics and one to training."""
     return [
-        sample(
-            rec.Learner,
-            id=learner,
-            username=f"user-{learner}",
-            email=f"{learner.lower()}@example.org",
+        account(
+            learner,
             family_name="Silvestre",
-            created_at=T - dt.timedelta(days=400),
-            last_activity_at=T - dt.timedelta(days=2),
+            created_at=T - days(400),
+            last_activity_at=T - days(2),
         ),
         record_of(
-            learner,
-            rec.Progress,
-            "P1",
-            course_id="CACES",
-            recorded_at=dt.datetime(2026, 2, 3, 10, 17, 41, tzinfo=UTC),
+            learner, rec.Progress, "P1", course_id="CACES", recorded_at=at(2026, 2, 3, 10, 17, 41)
         ),
         record_of(
             learner,
@@ -65,37 +58,19 @@ def learner_records(learner: str) -> list[Any]:
             "P2",
             course_id="SST",
             status=rec.ProgressStatus.IN_PROGRESS,
-            recorded_at=dt.datetime(2026, 2, 19, 15, 2, 9, tzinfo=UTC),
+            recorded_at=at(2026, 2, 19, 15, 2, 9),
         ),
         record_of(
             learner,
             rec.Certificate,
             "CERT",
             course_id="CACES",
-            issued_at=dt.datetime(2026, 2, 4, 8, tzinfo=UTC),
+            issued_at=at(2026, 2, 4, 8),
             verification_code="VERIF-7781",
         ),
-        record_of(
-            learner,
-            rec.AccessEvent,
-            "A1",
-            at=T - dt.timedelta(days=2),
-            ip="192.0.2.44",
-        ),
-        record_of(
-            learner,
-            rec.Consent,
-            "STATS",
-            purpose="statistics",
-            given_at=T - dt.timedelta(days=90),
-        ),
-        record_of(
-            learner,
-            rec.Consent,
-            "TRAINING",
-            purpose="training",
-            given_at=T - dt.timedelta(days=90),
-        ),
+        record_of(learner, rec.AccessEvent, "A1", at=T - days(2), ip="192.0.2.44"),
+        record_of(learner, rec.Consent, "STATS", purpose="statistics", given_at=T - days(90)),
+        record_of(learner, rec.Consent, "TRAINING", purpose="training", given_at=T - days(90)),
     ]
 
 
@@ -424,22 +399,16 @@ class IdKeepingStore(Store):
 
 # Statistics only: the account and its progress are kept anonymous once consent ends.
 STATISTICS_ONLY = Schedule(
-    {
-        rec.Learner: RetentionRule(
+    dict.fromkeys(
+        (rec.Learner, rec.Progress),
+        RetentionRule(
             Period.parse("P3Y"),
             Trigger.LAST_ACTIVITY,
             action=Action.ANONYMISE,
             purpose="statistics",
             basis=LawfulBasis.CONSENT,
         ),
-        rec.Progress: RetentionRule(
-            Period.parse("P3Y"),
-            Trigger.LAST_ACTIVITY,
-            action=Action.ANONYMISE,
-            purpose="statistics",
-            basis=LawfulBasis.CONSENT,
-        ),
-    }
+    )
 )
 
 

@@ -21,9 +21,9 @@ from learnprivacy import records as rec
 from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser
 from learnprivacy.records._base import subject_of
 from learnprivacy.retention import Action, Hold, Period, RetentionRule, Schedule, Trigger
+from tests import NOW, sample
 
 UTC = dt.UTC
-NOW = dt.datetime(2026, 6, 15, 12, tzinfo=UTC)
 EMAIL = "ana.martin@example.org"
 
 
@@ -141,14 +141,7 @@ def test_period_is_calendar_correct() -> None:
 def test_schedule_evaluate_as_written() -> None:
     """schedule.evaluate(record, now=, subject=learner, holds=, erasure_requested=)."""
     learner = _learner()
-    invoice = rec.Invoice(
-        id="I1",
-        learner_id="L1",
-        billing_name="Ana Martin",
-        billing_address="1 rue de la Paix",
-        amount=Decimal("-10.00"),
-        issued_at=dt.datetime(2024, 1, 1, tzinfo=UTC),
-    )
+    invoice = sample(rec.Invoice, id="I1", issued_at=dt.datetime(2024, 1, 1, tzinfo=UTC))
     schedule = Schedule(
         {
             rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),

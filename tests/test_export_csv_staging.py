@@ -18,10 +18,10 @@ from learnprivacy.export import PackageWriter, read_package
 from learnprivacy.export import _package as package_module
 from learnprivacy.export._cells import RowEncoder, cells_reader, csv_cell, dumps_row, flatten
 from learnprivacy.records import Progress, ProgressStatus, Score
+from tests import NOW
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
 
 def _writer(root: Path) -> PackageWriter:

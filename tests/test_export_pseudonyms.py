@@ -15,9 +15,9 @@ from learnprivacy.crypto import Keyring, Pseudonymiser
 from learnprivacy.export import ExportPackage, XapiProfile, export_subject, read_package
 from learnprivacy.export._subject import SUBJECT_REFERENCE_DOMAIN
 from learnprivacy.providers import PrivacyManager
-from learnprivacy.records import Certificate, Learner, Progress, Score
+from learnprivacy.records import Certificate, Progress, Score
 from learnprivacy.store import Store
-from tests import NOW, sample
+from tests import NOW, account, days, record_of
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 1, 8, 9, 0, tzinfo=UTC)
@@ -25,29 +25,16 @@ T0 = dt.datetime(2024, 1, 8, 9, 0, tzinfo=UTC)
 
 def _records(learner_id: str) -> list[Any]:
     return [
-        Learner(
-            id=learner_id,
-            username=f"user-{learner_id}",
-            email=f"{learner_id.lower()}@example.org",
-            given_name="Léa",
-            family_name="Dupont",
-            created_at=T0,
-        ),
-        sample(
+        account(learner_id, given_name="Léa", family_name="Dupont", created_at=T0),
+        record_of(
+            learner_id,
             Progress,
-            id=f"{learner_id}-P1",
-            learner_id=learner_id,
+            "P1",
             course_id="SST-2024",
-            recorded_at=T0 + dt.timedelta(days=3),
+            recorded_at=T0 + days(3),
             score=Score(raw=17, min=0, max=20),
         ),
-        sample(
-            Certificate,
-            id=f"{learner_id}-CERT",
-            learner_id=learner_id,
-            course_id="SST-2024",
-            issued_at=T0 + dt.timedelta(days=4),
-        ),
+        record_of(learner_id, Certificate, "CERT", course_id="SST-2024", issued_at=T0 + days(4)),
     ]
 
 

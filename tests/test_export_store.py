@@ -26,7 +26,7 @@ from learnprivacy.providers import (
 )
 from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
-from tests import NOW, UserContextProvider, record_of, sample
+from tests import NOW, UserContextProvider, account, days, record_of, sample
 
 UTC = dt.UTC
 T0 = dt.datetime(2019, 9, 1, 8, 0, tzinfo=UTC)
@@ -35,14 +35,12 @@ KEY = bytes(range(32))
 
 def _learner_records(learner_id: str, *, organisation: str = "ACME") -> list[Any]:
     return [
-        rec.Learner(
-            id=learner_id,
-            username=f"user-{learner_id}",
-            email=f"{learner_id.lower()}@example.org",
+        account(
+            learner_id,
             given_name="Léa",
             family_name="=Dupont",
             created_at=T0,
-            last_activity_at=T0 + dt.timedelta(days=30),
+            last_activity_at=T0 + days(30),
             organisation_id=organisation,
         ),
         record_of(
@@ -50,7 +48,7 @@ def _learner_records(learner_id: str, *, organisation: str = "ACME") -> list[Any
             rec.Progress,
             "P1",
             course_id="SST-2024",
-            recorded_at=T0 + dt.timedelta(days=3),
+            recorded_at=T0 + days(3),
             score=rec.Score(raw=Decimal("16.5"), min=0, max=20),
             time_spent=dt.timedelta(hours=7),
         ),
@@ -60,14 +58,10 @@ def _learner_records(learner_id: str, *, organisation: str = "ACME") -> list[Any
             "P2",
             course_id="RGPD-101",
             status=rec.ProgressStatus.IN_PROGRESS,
-            recorded_at=T0 + dt.timedelta(days=9),
+            recorded_at=T0 + days(9),
         ),
         record_of(
-            learner_id,
-            rec.Certificate,
-            "CERT",
-            course_id="SST-2024",
-            issued_at=T0 + dt.timedelta(days=4),
+            learner_id, rec.Certificate, "CERT", course_id="SST-2024", issued_at=T0 + days(4)
         ),
         record_of(
             learner_id,
@@ -75,16 +69,10 @@ def _learner_records(learner_id: str, *, organisation: str = "ACME") -> list[Any
             "INV",
             billing_name="Léa Dupont",
             billing_address="3 quai Ouest, 69003 Lyon",
-            issued_at=T0 + dt.timedelta(days=1),
+            issued_at=T0 + days(1),
             funder=rec.Funder.OPCO,
         ),
-        record_of(
-            learner_id,
-            rec.Funding,
-            "F",
-            dossier_reference="OPCO-2019-0042",
-            opened_at=T0,
-        ),
+        record_of(learner_id, rec.Funding, "F", dossier_reference="OPCO-2019-0042", opened_at=T0),
         record_of(learner_id, rec.Consent, "C", given_at=T0),
         record_of(learner_id, rec.AccessEvent, "E", at=T0, ip="192.0.2.9"),
     ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -19,7 +18,6 @@ from learnprivacy.providers import Context, ContextLevel
 from learnprivacy.testing.moodle import FixtureSummary
 from tests.conftest import synthetic_site
 
-NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 REFERENCE = Path(__file__).parent / "vectors" / "moodle45_export_layout.txt"
 # Moodle's names of the activity types the fixture has, which open an activity's folder.
 ACTIVITY_LABELS = "Assignment|Forum|Quiz|Page|SCORM package|Custom certificate"

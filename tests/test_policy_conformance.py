@@ -19,7 +19,7 @@ from learnprivacy.errors import PolicyError, RetentionViolation
 from learnprivacy.export.reports import ReportProfile, build_report
 from learnprivacy.retention import Override
 from learnprivacy.store import Store
-from tests import sample
+from tests import NOW, sample
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT.parent / "shared" / "seeds"
@@ -98,8 +98,6 @@ def test_docs_policies_tables_are_generated_from_the_promises() -> None:
 
 
 # -- educational publisher (SEJER) -------------------------------------------------------
-
-NOW = dt.datetime(2026, 6, 15, 12, tzinfo=UTC)
 
 
 def _learner(**changes: Any) -> rec.Learner:

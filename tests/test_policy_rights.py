@@ -45,7 +45,7 @@ from learnprivacy.requests._vocabulary import IDENTITY_PROOFS
 from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.retention import Schedule
 from learnprivacy.store import Store
-from tests import paid_and_logged_in, receive_request, record_of, sample
+from tests import account, days, paid_and_logged_in, receive_request, record_of
 from tests.test_policy_conformance import MODULES
 
 UTC = dt.UTC
@@ -79,20 +79,13 @@ def schedule_of(module: ModuleType) -> Schedule:
 def learner(learner_id: str, email: str) -> list[Any]:
     """An account, a scored progress row, a certificate, an invoice and a login."""
     return [
-        sample(
-            rec.Learner,
-            id=learner_id,
-            username=f"user-{learner_id}",
-            email=email,
-            created_at=T - dt.timedelta(days=200),
-            last_activity_at=T - dt.timedelta(days=1),
-        ),
+        account(learner_id, email=email, created_at=T - days(200), last_activity_at=T - days(1)),
         record_of(
             learner_id,
             rec.Progress,
             "P1",
             course_id="SST-2026",
-            recorded_at=T - dt.timedelta(days=3),
+            recorded_at=T - days(3),
             score=rec.Score(raw=17, min=0, max=20),
         ),
         record_of(
@@ -100,7 +93,7 @@ def learner(learner_id: str, email: str) -> list[Any]:
             rec.Certificate,
             "C1",
             course_id="SST-2026",
-            issued_at=T - dt.timedelta(days=2),
+            issued_at=T - days(2),
             verification_code=f"VERIF-{learner_id}",
         ),
         *paid_and_logged_in(learner_id, T),

@@ -17,6 +17,7 @@ from learnprivacy import records as rec
 from learnprivacy.basis import DataCategory, LawfulBasis
 from learnprivacy.errors import ValidationError
 from learnprivacy.records._base import record_types
+from learnprivacy.testing._retention_strategies import RECORD_TYPES
 from learnprivacy.testing.strategies import records_of_learner
 from tests import sample
 
@@ -171,6 +172,8 @@ def test_every_field_is_declared(cls: type) -> None:
 def test_records_registered_and_carry_policy() -> None:
     """All built-in records are registered with a purpose, key scope and date field."""
     assert set(ALL_TYPES) <= set(record_types())
+    # The retention strategies build every built-in record, and nothing else.
+    assert set(RECORD_TYPES) == set(ALL_TYPES)
     for cls in ALL_TYPES:
         assert cls.date_field in attrs.fields_dict(cls)
         assert cls.key_scope

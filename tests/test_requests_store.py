@@ -55,6 +55,8 @@ from learnprivacy.requests.sql import SQLBackend
 from learnprivacy.store import Store
 from tests import (
     UserContextProvider,
+    account,
+    days,
     names,
     paid_and_logged_in,
     receive_request,
@@ -123,35 +125,18 @@ class World:
 def records(learner: str, email: str) -> list[Any]:
     """A learner with progress (contract and consent), an invoice, a consent, a login."""
     return [
-        sample(
-            rec.Learner,
-            id=learner,
-            username=f"user-{learner}",
-            email=email,
-            created_at=T - dt.timedelta(days=400),
-        ),
-        record_of(
-            learner,
-            rec.Progress,
-            "P1",
-            recorded_at=T - dt.timedelta(days=30),
-        ),
+        account(learner, email=email, created_at=T - days(400)),
+        record_of(learner, rec.Progress, "P1", recorded_at=T - days(30)),
         record_of(
             learner,
             rec.Progress,
             "P2",
             course_id="C2",
             status=rec.ProgressStatus.IN_PROGRESS,
-            recorded_at=T - dt.timedelta(days=5),
+            recorded_at=T - days(5),
             basis=LawfulBasis.CONSENT,
         ),
-        record_of(
-            learner,
-            rec.Consent,
-            "C1",
-            purpose="learning-tracking",
-            given_at=T - dt.timedelta(days=60),
-        ),
+        record_of(learner, rec.Consent, "C1", purpose="learning-tracking", given_at=T - days(60)),
         *paid_and_logged_in(learner, T),
     ]
 

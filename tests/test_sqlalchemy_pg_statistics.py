@@ -284,6 +284,47 @@ def test_the_applications_own_deletions_leave_no_learner_in_statistics(
     assert {e.subject_ref for e in entries} == {app.privacy.subject_ref(ERASED)}
 
 
+def test_a_bulk_delete_leaves_no_learner_in_statistics(app: SimpleNamespace) -> None:
+    """``session.execute(delete(...))`` of a learner's last rows: audited row by row and
+    the learner's id gone from both tables' statistics once committed (the old code did
+    neither: the statement bypassed the flush events)."""
+    from sqlalchemy import delete
+
+    m = app.m
+    assert all(ERASED in ids for ids in _sampled(app).values())
+    with Session(app.engine) as s:
+        s.execute(delete(m.Post).where(m.Post.author_id == ERASED))
+        s.execute(delete(m.User).where(m.User.id == ERASED))
+        s.commit()
+    _assert_erased_from_statistics(app)
+    assert all(LEARNERS[9] in ids for ids in _sampled(app).values())
+    with Session(app.engine) as s:
+        entries = list(app.privacy.audit(s).entries())[-2:]
+    assert [(e.record_type, e.details["reason"], e.details["count"]) for e in entries] == [
+        ("Post", "deleted by the application", 1),
+        ("User", "deleted by the application", 1),
+    ]
+    assert {e.subject_ref for e in entries} == {app.privacy.subject_ref(ERASED)}
+
+
+def test_a_bulk_delete_rolled_back_leaves_no_mark_and_no_entry(app: SimpleNamespace) -> None:
+    from sqlalchemy import delete
+
+    m = app.m
+    before = _catalog_file(app)
+    with Session(app.engine) as s:
+        count = len(list(app.privacy.audit(s).entries()))
+    with Session(app.engine) as s:
+        s.execute(delete(m.Post).where(m.Post.author_id == ERASED))
+        assert _marks_in(s) == ["forum_posts"]
+        s.rollback()
+    assert _marks(app) == []
+    assert _catalog_file(app) == before
+    assert ERASED in _sampled(app)["forum_posts"]
+    with Session(app.engine) as s:
+        assert len(list(app.privacy.audit(s).entries())) == count
+
+
 def test_a_deletion_that_leaves_the_learner_rows_refreshes_nothing(app: SimpleNamespace) -> None:
     """A learner with a post left is still rightly sampled: deleting their other post
     neither marks the table nor rewrites the catalog."""

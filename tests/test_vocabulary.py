@@ -252,3 +252,109 @@ def test_the_architecture_page_names_the_vocabulary() -> None:
     assert "architecture.md" in (root / "mkdocs.yml").read_text()
     for word in ("Action", "Article", "ContextLevel", "Controller", "subject"):
         assert f"`{word}`" in page or f"**`{word}`**" in page, word
+
+
+#: ``batch_size`` parameters whose unit is not rows or keys per transaction: statements
+#: per HTTP request to an LRS (a request of 10,000 statements would be refused).
+_OTHER_BATCH_UNITS = {"learnprivacy.export._lrs.send_statements"}
+
+
+def _batch_size_defaults() -> dict[str, object]:
+    """The ``batch_size`` default of every function and method a public module exports
+    (a required ``batch_size``, or ``None`` for "the store's own", is not a default)."""
+    import inspect
+
+    found: dict[str, object] = {}
+    for module in _modules():
+        if any(part.startswith("_") for part in module.__name__.split(".")):
+            continue
+        for name in getattr(module, "__all__", ()):
+            value = getattr(module, name)
+            members = [(name, value)]
+            if inspect.isclass(value):
+                members += [
+                    (f"{name}.{m}", f)
+                    for m, f in vars(value).items()
+                    if inspect.isfunction(f) and (m == "__init__" or not m.startswith("_"))
+                ]
+            for qualified, function in members:
+                try:
+                    parameter = inspect.signature(function).parameters.get("batch_size")
+                except (TypeError, ValueError):
+                    continue
+                if parameter is not None and isinstance(parameter.default, int):
+                    where = getattr(function, "__module__", module.__name__)
+                    found[f"{where}.{qualified}"] = parameter.default
+    return found
+
+
+def test_one_batch_size_default() -> None:
+    """Every ``batch_size`` counted in rows or keys defaults to the one ``BATCH_SIZE``
+    (``Schedule.plan`` once batched 4,096 records while the store's sweep batched 10,000)."""
+    from learnprivacy._vocabulary import BATCH_SIZE
+
+    defaults = _batch_size_defaults()
+    assert "learnprivacy.retention._schedule.Schedule.plan" in defaults
+    assert "learnprivacy.store._store.Store.__init__" in defaults
+    others = {k: v for k, v in defaults.items() if k not in _OTHER_BATCH_UNITS}
+    assert {k: v for k, v in others.items() if v != BATCH_SIZE} == {}
+    assert set(defaults) >= _OTHER_BATCH_UNITS
+
+
+def test_one_now_for_tests() -> None:
+    """No test module declares the shared test instant ``tests.NOW`` again under its own
+    name: a second copy drifts the day one of them changes."""
+    tests = Path(__file__).parent
+    again = []
+    for path in sorted(tests.rglob("*.py")):
+        if path == tests / "__init__.py":
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if not isinstance(node, ast.Assign) or not isinstance(node.value, ast.Call):
+                continue
+            call = node.value
+            if not (isinstance(call.func, ast.Attribute) and call.func.attr == "datetime"):
+                continue
+            if not all(isinstance(a, ast.Constant) for a in call.args):
+                continue
+            naive = dt.datetime(*[a.value for a in call.args])
+            if naive == NOW.replace(tzinfo=None):
+                again.append(f"{path.name}:{node.lineno}")
+    assert again == []
+
+
+def test_field_declarations_read_alike() -> None:
+    """A record's ``personal``/``not_personal`` take their leading arguments as the
+    SQLAlchemy binding's do (category, description; description), and ``optional=True``
+    means what it means for ``dated``: ``None`` by default and accepted."""
+    import inspect
+
+    import attrs
+
+    from learnprivacy import sqlalchemy as lps
+    from learnprivacy.basis import DataCategory
+    from learnprivacy.records import not_personal, personal
+
+    def leading(function: object, count: int) -> list[str]:
+        return list(inspect.signature(function).parameters)[:count]  # type: ignore[arg-type]
+
+    assert leading(personal, 2) == leading(lps.personal, 2) == ["category", "description"]
+    assert leading(not_personal, 1) == leading(lps.not_personal, 1) == ["description"]
+
+    def filled(_instance: object, _attribute: object, value: object) -> None:
+        if not isinstance(value, str) or not value.strip():
+            raise ValidationError("blank", field="text")
+
+    @attrs.frozen(kw_only=True)
+    class Note:
+        text: str | None = personal(
+            DataCategory.COMMUNICATION, "Text", validator=filled, optional=True
+        )
+        room: str | None = not_personal("Room", validator=filled, optional=True)
+
+    assert Note().text is None
+    assert Note(text=None, room=None).room is None
+    assert Note(text="hello", room="B2").text == "hello"
+    for bad in ({"text": " "}, {"room": " "}):
+        with pytest.raises(ValidationError):
+            Note(**bad)  # type: ignore[arg-type]

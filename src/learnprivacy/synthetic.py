@@ -20,22 +20,9 @@ from typing import Any
 
 import attrs
 
+from learnprivacy import records as rec
 from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
-from learnprivacy.records import (
-    AccessEvent,
-    AccessKind,
-    Certificate,
-    CertificateKind,
-    Consent,
-    Funder,
-    Funding,
-    Invoice,
-    Learner,
-    Progress,
-    ProgressStatus,
-    Score,
-)
 
 __all__ = ["generate_organisation"]
 
@@ -74,13 +61,13 @@ COURSES: dict[str, Decimal] = {
 class Organisation:
     """Every record of a synthetic training organisation, by type."""
 
-    learners: list[Learner]
-    progress: list[Progress]
-    certificates: list[Certificate]
-    invoices: list[Invoice]
-    fundings: list[Funding]
-    consents: list[Consent]
-    access_events: list[AccessEvent]
+    learners: list[rec.Learner]
+    progress: list[rec.Progress]
+    certificates: list[rec.Certificate]
+    invoices: list[rec.Invoice]
+    fundings: list[rec.Funding]
+    consents: list[rec.Consent]
+    access_events: list[rec.AccessEvent]
 
     def records(self) -> Iterator[Any]:
         """Every record, learners first (so a store can check foreign keys)."""
@@ -154,7 +141,7 @@ def _learner(
     if b2b and rng.random() < 0.3:
         contract_end = _moment(rng, created, now + dt.timedelta(days=365))
     org.learners.append(
-        Learner(
+        rec.Learner(
             id=lid,
             username=_ascii(f"{given}.{family}{n}"),
             email=_ascii(f"{given}.{family}.{n}@example.org"),
@@ -172,7 +159,7 @@ def _learner(
         given_at = _moment(rng, created, last_activity)
         withdrawn = _moment(rng, given_at, last_activity) if rng.random() < 0.2 else None
         org.consents.append(
-            Consent(
+            rec.Consent(
                 id=f"{lid}-CONS1",
                 learner_id=lid,
                 purpose=rng.choice(("newsletter", "analytics-cookies")),
@@ -184,10 +171,10 @@ def _learner(
         )
     for e in range(rng.randint(1, 6)):
         org.access_events.append(
-            AccessEvent(
+            rec.AccessEvent(
                 id=f"{lid}-E{e + 1}",
                 learner_id=lid,
-                kind=AccessKind.LOGIN if e % 3 else AccessKind.LOGOUT,
+                kind=rec.AccessKind.LOGIN if e % 3 else rec.AccessKind.LOGOUT,
                 at=_moment(rng, created, last_activity),
                 ip=f"198.51.100.{rng.randint(1, 254)}",
                 user_agent=rng.choice(_AGENTS),
@@ -211,49 +198,55 @@ def _enrolment(
     raw = rng.randint(4, 20)
     status = rng.choice(
         (
-            ProgressStatus.PASSED,
-            ProgressStatus.PASSED,
-            ProgressStatus.FAILED,
-            ProgressStatus.IN_PROGRESS,
+            rec.ProgressStatus.PASSED,
+            rec.ProgressStatus.PASSED,
+            rec.ProgressStatus.FAILED,
+            rec.ProgressStatus.IN_PROGRESS,
         )
     )
     org.progress.append(
-        Progress(
+        rec.Progress(
             id=f"{lid}-P{k}",
             learner_id=lid,
             course_id=course,
             status=status,
             recorded_at=finished,
-            score=None if status is ProgressStatus.IN_PROGRESS else Score(raw=raw, min=0, max=20),
+            score=None
+            if status is rec.ProgressStatus.IN_PROGRESS
+            else rec.Score(raw=raw, min=0, max=20),
             time_spent=dt.timedelta(minutes=rng.randint(30, 2_400)),
         )
     )
-    if status is ProgressStatus.PASSED:
+    if status is rec.ProgressStatus.PASSED:
         org.certificates.append(
-            Certificate(
+            rec.Certificate(
                 id=f"{lid}-CERT{k}",
                 learner_id=lid,
                 course_id=course,
                 issued_at=finished,
                 verification_code=f"{rng.getrandbits(40):010X}",
-                kind=CertificateKind.CERTIFICATE,
+                kind=rec.CertificateKind.CERTIFICATE,
             )
         )
-    funder = rng.choice((Funder.OPCO, Funder.EMPLOYER, Funder.CPF)) if b2b else Funder.SELF
+    funder = (
+        rng.choice((rec.Funder.OPCO, rec.Funder.EMPLOYER, rec.Funder.CPF))
+        if b2b
+        else rec.Funder.SELF
+    )
     org.invoices.append(
-        Invoice(
+        rec.Invoice(
             id=f"{lid}-INV{k}",
             learner_id=lid,
-            billing_name=full_name if funder is Funder.SELF else f"Client {rng.randint(1, 40)}",
+            billing_name=full_name if funder is rec.Funder.SELF else f"Client {rng.randint(1, 40)}",
             billing_address=f"{rng.randint(1, 120)} {rng.choice(_STREETS)}, {rng.choice(_CITIES)}",
             amount=COURSES[course],
             issued_at=started,
             funder=funder,
         )
     )
-    if funder in (Funder.OPCO, Funder.CPF):
+    if funder in (rec.Funder.OPCO, rec.Funder.CPF):
         org.fundings.append(
-            Funding(
+            rec.Funding(
                 id=f"{lid}-F{k}",
                 learner_id=lid,
                 funder=funder,

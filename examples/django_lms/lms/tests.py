@@ -31,7 +31,7 @@ from django.test import TestCase, TransactionTestCase
 from django.test.utils import CaptureQueriesContext
 
 from learnprivacy.django import lp_lookup
-from learnprivacy.django._bind import spec_of
+from learnprivacy.django._bind import bound_models, spec_of
 from learnprivacy.django._encrypt import encrypt_existing
 from learnprivacy.django._privacy import DjangoPrivacy, get_privacy, prepare_keys
 from learnprivacy.django._settings import runtime
@@ -435,6 +435,30 @@ class FieldTests(TestCase):
             profile(u)
         assert Profile.objects.filter(user__in=users[1:]).count() == 3
 
+    def test_prepare_keys_inserts_in_key_reference_order(self) -> None:
+        """A batch's keys reach the key store sorted by key reference (neighbouring rows
+        share index pages), each learner's keys in the order they were made; every key
+        is there once, and the saves then find them."""
+        users = [learner(f"o{i}") for i in range(40)]
+        scopes = sorted({b.spec.scope for b in bound_models() if b.encrypted})
+        keyring = runtime().keyring
+        keyring.clear_cache()
+        prepare_keys([u.pk for u in users])
+        refs = {keyring.key_ref(str(u.pk)) for u in users}
+        rows = list(
+            KeyEntry.objects.using("learnprivacy_keys")
+            .filter(subject_ref__in=refs)
+            .order_by("id")
+            .values_list("subject_ref", "scope")
+        )
+        assert len(rows) == len(refs) * len(scopes) == len(set(rows))
+        assert [ref for ref, _ in rows] == sorted(ref for ref, _ in rows)
+        for ref in refs:
+            assert [scope for r, scope in rows if r == ref] == scopes
+        for u in users:
+            profile(u)
+        assert Profile.objects.filter(user__in=users).count() == 40
+
 
 class ErasureTests(TransactionTestCase):
     """Erasure requests: rows, restrictions, audit, and keys shredded after commit."""
@@ -496,6 +520,47 @@ class ErasureTests(TransactionTestCase):
         with self.assertRaises(RestrictedRecordError):
             invoice.delete()
         assert Invoice.objects.filter(pk=self.invoice.pk).exists()
+
+    def test_restricted_row_cannot_be_overwritten_by_an_upsert(self) -> None:
+        """``bulk_create(update_conflicts=True)`` rewrites the rows its new ones collide
+        with: a collision with a restricted row, on the primary key or on another unique
+        field, is refused before anything is written; collisions with other rows go on."""
+        get_privacy().erase_subject(self.ana.pk, now=NOW)
+        forged = Invoice(
+            pk=self.invoice.pk,
+            user=self.bob,
+            billing_name="Mallory",
+            amount=Decimal("1"),
+            issued_at=NOW,
+        )
+        with self.assertRaises(RestrictedRecordError), transaction.atomic():
+            Invoice.objects.bulk_create(
+                [forged],
+                update_conflicts=True,
+                unique_fields=["id"],
+                update_fields=["amount", "user"],
+            )
+        kept = Invoice.objects.get(pk=self.invoice.pk)
+        assert (kept.amount, kept.user_id) == (Decimal("120"), self.ana.pk)
+        # The kept account, reached through its (anonymised) unique username.
+        account = User.objects.get(pk=self.ana.pk)
+        with self.assertRaises(RestrictedRecordError), transaction.atomic():
+            User.objects.bulk_create(
+                [User(username=account.username, is_active=True, last_login=NOW)],
+                update_conflicts=True,
+                unique_fields=["username"],
+                update_fields=["is_active", "last_login"],
+            )
+        again = User.objects.get(pk=self.ana.pk)
+        assert (again.is_active, again.last_login) == (account.is_active, account.last_login)
+        # An upsert that collides with no restricted row is Django's own.
+        User.objects.bulk_create(
+            [User(username="bob", is_active=False, last_login=NOW)],
+            update_conflicts=True,
+            unique_fields=["username"],
+            update_fields=["is_active"],
+        )
+        assert not User.objects.get(pk=self.bob.pk).is_active
 
     def test_dry_run_changes_nothing(self) -> None:
         """A dry run reports and leaves rows, keys and the audit log alone."""
@@ -669,6 +734,30 @@ class EncryptExistingTests(TransactionTestCase):
     """Plaintext left in columns newly declared personal, encrypted resumably."""
 
     databases = {"default", "learnprivacy_keys"}
+
+    def test_dry_run_makes_no_key_and_writes_nothing(self) -> None:
+        """``--dry-run`` counts what a run would encrypt and changes nothing: no row, no
+        progress mark, and no key made in the key store for learners who had none."""
+        users = [learner(f"d{i}") for i in range(3)]
+        for i, user in enumerate(users):
+            write_raw(
+                "INSERT INTO lms_profile (user_id, phone, city, joined) VALUES (%s, %s, %s, %s)",
+                [user.pk, f"+33 6 1{i}", f"Town {i}", NOW],
+            )
+        before = raw("SELECT id, phone, city, phone_bidx FROM lms_profile ORDER BY id")
+        keyring = runtime().keyring
+        keyring.clear_cache()
+        keyring.verify()  # the key store's check value, flushed with the test databases
+        keys = raw("SELECT count(*) FROM lpdj_keys", using="learnprivacy_keys")
+        reports = command_json("learnprivacy_encrypt_existing", "--dry-run")["tables"]
+        report = next(r for r in reports if r["table"] == "lms_profile")
+        assert (report["encrypted"], report["verified"], report["dry_run"]) == (6, 0, True)
+        assert raw("SELECT id, phone, city, phone_bidx FROM lms_profile ORDER BY id") == before
+        assert raw("SELECT count(*) FROM lpdj_keys", using="learnprivacy_keys") == keys
+        assert not raw("SELECT 1 FROM lpdj_encrypt_progress")
+        done = encrypt_existing(spec_of(Profile))
+        assert done.encrypted == 6
+        assert Profile.objects.get(user=users[2]).city == "Town 2"
 
     def test_interrupted_run_resumes_and_verifies(self) -> None:
         """Killed after one batch, a second run finishes; every value opens as it was."""

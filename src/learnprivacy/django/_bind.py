@@ -400,7 +400,8 @@ def _guard_restricted(model: Any, bound: Bound) -> None:
       inside the delete's transaction, so the refusal rolls the whole delete back;
     * ``on_delete=SET_NULL`` / ``SET_DEFAULT`` / ``SET(...)`` changes the row when the
       row it points to is deleted: that delete is refused too;
-    * ``QuerySet.update()`` and ``bulk_update()`` (see :func:`_install_queryset_hooks`).
+    * ``QuerySet.update()``, ``bulk_update()`` and ``bulk_create(update_conflicts=True)``
+      colliding with the row (see :func:`_install_queryset_hooks`).
     """
     from django.db import models
     from django.db.models.signals import pre_delete
@@ -467,12 +468,21 @@ def _guard_set_on_delete(bound: Bound, field: Any) -> None:
 
 _queryset_hooks = False
 
+#: ``QuerySet.bulk_create``'s options after ``objs``, in order.
+_BULK_CREATE_OPTIONS = (
+    "batch_size",
+    "ignore_conflicts",
+    "update_conflicts",
+    "update_fields",
+    "unique_fields",
+)
+
 
 def _install_queryset_hooks() -> None:
     """``QuerySet.update()`` refuses restricted rows; ``bulk_update()`` binds personal
-    values to their rows (and refuses restricted rows); ``bulk_create()`` makes the
-    missing keys of its rows' learners in one key-store transaction first. Other models
-    are untouched."""
+    values to their rows (and refuses restricted rows); ``bulk_create()`` refuses an
+    upsert that collides with a restricted row, and makes the missing keys of its rows'
+    learners in one key-store transaction first. Other models are untouched."""
     global _queryset_hooks
     if _queryset_hooks:
         return
@@ -518,9 +528,20 @@ def _install_queryset_hooks() -> None:
 
     def bulk_create(self: Any, objs: Any, *args: Any, **kwargs: Any) -> Any:
         bound = _bound.get(self.model._meta.concrete_model)
-        if bound is None or not bound.encrypted:
+        if bound is None:
             return original_bulk_create(self, objs, *args, **kwargs)
         objs = list(objs)
+        # An upsert rewrites the stored rows its new ones collide with.
+        options = {**dict(zip(_BULK_CREATE_OPTIONS, args, strict=False)), **kwargs}
+        if options.get("update_conflicts") and any_restricted(bound, self.db):
+            keys = _colliding_keys(bound.model, objs, options.get("unique_fields"), self.db)
+            if keys and restricted_keys(bound, keys, self.db):
+                raise RestrictedRecordError(
+                    f"{bound.spec.table}: bulk_create(update_conflicts=True) would rewrite "
+                    "restricted rows (GDPR Art. 18); they are kept, not processed"
+                )
+        if not bound.encrypted:
+            return original_bulk_create(self, objs, *args, **kwargs)
         subjects = {
             str(subject)
             for obj in objs
@@ -541,6 +562,37 @@ def _install_queryset_hooks() -> None:
     QuerySet.update = update
     QuerySet.bulk_update = bulk_update
     QuerySet.bulk_create = bulk_create
+
+
+def _colliding_keys(
+    model: Any, objs: Sequence[Any], unique_fields: Sequence[str] | None, using: str
+) -> list[Any]:
+    """Primary keys of the stored rows that ``objs`` collide with on ``unique_fields``
+    (or, without them, on any unique field or set of fields of ``model``)."""
+    from django.db.models import Q
+
+    meta = model._meta
+    if unique_fields:
+        groups = [list(unique_fields)]
+    else:
+        groups = [[f.name] for f in meta.concrete_fields if f.unique]
+        groups += [list(names) for names in meta.unique_together]
+        groups += [list(c.fields) for c in meta.total_unique_constraints]
+    fields = [[meta.pk if name == "pk" else meta.get_field(name) for name in g] for g in groups]
+    # A token is new at every encryption: no insert collides on an encrypted column.
+    fields = [g for g in fields if not any(isinstance(f, PersonalField) for f in g)]
+    found: list[Any] = []
+    for start in range(0, len(objs), 500):
+        match = Q()
+        for obj in objs[start : start + 500]:
+            for group in fields:
+                values = {f.attname: getattr(obj, f.attname) for f in group}
+                if None not in values.values():
+                    match |= Q(**values)
+        if match:
+            manager = model._base_manager.using(using)
+            found.extend(manager.filter(match).values_list("pk", flat=True))
+    return found
 
 
 @contextmanager

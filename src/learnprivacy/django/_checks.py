@@ -15,6 +15,7 @@ and the key store's place.
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from typing import Any
 
 from django.core import checks
@@ -34,11 +35,27 @@ PERSONAL_NAMES = frozenset(
 )
 
 
+#: The words of a field name: ``_``-separated parts, camelCase humps, digits apart.
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+def _singular(word: str) -> str:
+    if word.endswith("es") and word[:-2] in PERSONAL_NAMES:
+        return word[:-2]
+    return word[:-1] if word.endswith("s") else word
+
+
 def looks_personal(name: str) -> bool:
-    """Whether a field named ``name`` looks like it holds personal data."""
-    lowered = name.lower()
-    parts = [p for p in re.split(r"_+", lowered) if p]
-    return lowered.replace("_", "") in PERSONAL_NAMES or any(p in PERSONAL_NAMES for p in parts)
+    """Whether a field named ``name`` looks like it holds personal data.
+
+    The name is read as words, whatever its style: ``email``, ``user_email``,
+    ``contactEmail``, ``phoneNumber``, ``IPAddress``, ``emails``, ``home_addresses``,
+    ``email2``. A word, its singular, or two neighbouring words joined (``first_name``,
+    ``zipCode``, ``e_mail``) is looked up in :data:`PERSONAL_NAMES`.
+    """
+    words = [w.lower() for w in _WORDS.findall(name)]
+    words += [a + b for a, b in pairwise(words)]
+    return any(w in PERSONAL_NAMES or _singular(w) in PERSONAL_NAMES for w in words)
 
 
 def _checked_models(app_configs: Any) -> list[Any]:
@@ -63,7 +80,7 @@ def _checked_models(app_configs: Any) -> list[Any]:
 @checks.register("learnprivacy")
 def check_declarations(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """E001 for failed declarations, W001 for undeclared personal-looking fields."""
-    from learnprivacy.django._bind import _bound, _declared
+    from learnprivacy.django._bind import _declared
 
     messages: list[checks.CheckMessage] = []
     failed = errors()
@@ -78,22 +95,33 @@ def check_declarations(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
                 )
             )
             continue
-        bound = _bound.get(model)
-        if bound is not None and not bound.owned:
+        declared = _declared.get(model)
+        foreign = None if declared is None else declared[1]
+        if declared is not None and foreign is None:
+            # Privacy(...) on the model: its check (E001) wants every field declared.
             continue
-        declared_foreign = model in _declared
+        # Declared with declare() (a model the project does not own, such as auth.User):
+        # a field left out of it is neither exported nor blanked by erasure.
+        named = set(foreign or ())
         for field in model._meta.concrete_fields:
             if field.primary_key or isinstance(field, BlindIndexField):
                 continue
-            if declaration_of(field) is not None or declared_foreign:
+            if declaration_of(field) is not None or {field.name, field.attname} & named:
                 continue
-            if looks_personal(field.name):
+            # The column too: a field may take a personal name only in the database
+            # (``db_column="email"``).
+            if looks_personal(field.name) or looks_personal(field.column):
+                hint = (
+                    "Name it in declare(..., personal={...}) or clear={...}."
+                    if declared is not None
+                    else "Wrap it in personal(...) (stored encrypted) or "
+                    "not_personal(...), and give the model a Privacy(...) declaration."
+                )
                 messages.append(
                     checks.Warning(
                         f"{model._meta.db_table}.{field.column} looks like personal data "
                         "and is not declared",
-                        hint="Wrap it in personal(...) (stored encrypted) or "
-                        "not_personal(...), and give the model a Privacy(...) declaration.",
+                        hint=hint,
                         obj=field,
                         id="learnprivacy.W001",
                     )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from learnprivacy._validators import require_aware
+from learnprivacy._vocabulary import BATCH_SIZE
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.errors import ConfigurationError, UnknownCodeError, ValidationError
 from learnprivacy.records._base import record_type as registered_type
@@ -221,7 +222,7 @@ class Schedule:
         learners: Mapping[str, Any] | Iterable[Any] | None = None,
         holds: Iterable[Hold] = (),
         erasure_requested: bool = False,
-        batch_size: int = 4096,
+        batch_size: int = BATCH_SIZE,
     ) -> Plan[R]:
         """A lazy sweep of ``records`` at ``now``: decisions grouped by action.
 

@@ -25,7 +25,7 @@ from learnprivacy.sqlalchemy._rowkeys import key_is
 if TYPE_CHECKING:
     from learnprivacy.sqlalchemy._privacy import LearnPrivacy
 
-__all__ = ["DELETED", "PLACEHOLDER", "install"]
+__all__ = ["DELETED", "FLUSHING", "PLACEHOLDER", "give_back", "install"]
 
 #: What a personal column holds between the INSERT of a row whose key the database
 #: generates and the UPDATE, in the same flush, that writes its real tokens. It has the
@@ -36,6 +36,32 @@ _STASH = "learnprivacy.plain"
 _PLAIN = "_learnprivacy_plain"
 #: Where a session keeps the rows its flush deleted, until they are audited.
 DELETED = "learnprivacy.deleted"
+#: Where a session keeps the new objects of declared models its flush is writing.
+FLUSHING = "learnprivacy.flushing"
+
+
+def give_back(objects: list[Any]) -> None:
+    """A flush failed (an ``IntegrityError``, a refused value) after some of ``objects``
+    were encrypted: put their values back in clear, as before the flush.
+
+    The rollback that follows a failed flush expunges the new objects (the application
+    may add them again) and expires the persistent ones (they reload their committed
+    state, decrypted); without this, the new ones would keep tokens bound to a row that
+    was never written, refused when added again."""
+    for obj in objects:
+        state = attributes.instance_state(obj)
+        state_dict = state.dict
+        plain = state_dict.pop(_PLAIN, None)
+        info = state.__dict__.get("info")
+        stashed = None if info is None else info.pop(_STASH, None)
+        if plain is None and stashed is not None and state.key is None:
+            plain = stashed[1]
+        if plain is None:
+            continue
+        for name, value in plain.items():
+            state_dict[name] = value
+            # The blind index the flush computed goes too (recomputed when written).
+            state_dict.pop(name + INDEX_SUFFIX, None)
 
 
 def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
@@ -193,6 +219,9 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
         if alive() is None:
             return
         state = attributes.instance_state(target)
+        # A stash left by a flush that failed after this event must never be put back by
+        # this flush's after_update (the rollback expired the values it held).
+        state.info.pop(_STASH, None)
         changed = [c.attribute for c in personal if state.attrs[c.attribute].history.added]
         moved = any(
             state.attrs[name].history.deleted for name in (*spec.key_attributes, spec.subject)

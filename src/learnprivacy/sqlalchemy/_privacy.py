@@ -262,29 +262,41 @@ class LearnPrivacy(DeclaredRegister):
             session.info[DELETED] = others
         else:
             session.info.pop(DELETED, None)
+        connection = session.connection()
+        self._audit_deleted(session, connection, mine)
+
+    def _audit_deleted(
+        self,
+        session: Session,
+        connection: Connection,
+        rows: Sequence[tuple[ModelSpec, Any, str | None]],
+    ) -> None:
+        """Audit ``rows`` ``(spec, key, subject)`` as deleted by the application, in
+        ``connection``'s transaction (one entry per table), and on PostgreSQL check the
+        planner statistics for the learners left with no row in a table: the flush of
+        ``session.delete()`` and a bulk ``delete(...)`` alike."""
         from learnprivacy._inplace._audit import rows_event
 
         by_table: dict[str, list[tuple[ModelSpec, Any, str]]] = {}
-        for spec, key, subject in mine:
+        for spec, key, subject in rows:
             by_table.setdefault(spec.table, []).append((spec, key, subject or ""))
         events = [
             rows_event(
                 "erase",
                 self.subject_ref,
-                rows[0][0],
-                [key for _, key, _ in rows],
-                [subject for _, _, subject in rows if subject],
+                found[0][0],
+                [key for _, key, _ in found],
+                [subject for _, _, subject in found if subject],
                 reason="deleted by the application",
             )
-            for rows in by_table.values()
+            for found in by_table.values()
         ]
-        connection = session.connection()
         if id(connection.engine) not in self._ready:
             self.side.ensure(connection)
         self._record(session, connection, events, _aware(self._clock()))
         if connection.dialect.name == "postgresql":
-            for rows in by_table.values():
-                self._note_gone(session, connection, rows[0][0], {s for _, _, s in rows if s})
+            for found in by_table.values():
+                self._note_gone(session, connection, found[0][0], {s for _, _, s in found if s})
 
     def _note_gone(
         self, session: Session, connection: Connection, spec: ModelSpec, subjects: set[str]
@@ -315,13 +327,19 @@ class LearnPrivacy(DeclaredRegister):
         """
         # What an earlier, failed flush noted as deleted was rolled back with it.
         session.info.pop("learnprivacy.deleted", None)
+        from learnprivacy.sqlalchemy._events import FLUSHING
+
         wanted: dict[str, set[str]] = {}
         cache = self._keyring._cache.subjects
         plans = self._flush_plans
+        # The new objects whose values this flush encrypts: a flush that fails gives
+        # them their values back (see _events.give_back).
+        flushing = session.info.setdefault(FLUSHING, [])
         for obj in session.new:
             plan = plans.get(type(obj))
             if plan is None:
                 continue
+            flushing.append(obj)
             subject_name, scope, names = plan
             values = obj.__dict__
             subject = values.get(subject_name)

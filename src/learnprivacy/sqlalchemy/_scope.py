@@ -24,6 +24,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.selectable import TableClause
 
+from learnprivacy.sqlalchemy._events import FLUSHING, give_back
 from learnprivacy.sqlalchemy._queries import PersonalColumns, decrypt_columns
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ def attach(binding: LearnPrivacy) -> None:
             event.listen(Session, "before_flush", _before_flush)
             event.listen(Session, "after_flush", _after_flush)
             event.listen(Session, "do_orm_execute", _do_orm_execute)
+            event.listen(Session, "after_soft_rollback", _after_soft_rollback)
             _listening = True
 
 
@@ -125,12 +127,24 @@ def _before_flush(session: Session, context: Any, instances: Any) -> None:
 
 
 def _after_flush(session: Session, context: Any) -> None:
+    # Written: every new object has its values back (see _events.after_insert).
+    session.info.pop(FLUSHING, None)
     for binding in live_bindings():
         binding._after_flush(session, context)
 
 
+def _after_soft_rollback(session: Session, _previous: Any) -> None:
+    objects = session.info.pop(FLUSHING, None)
+    if objects:
+        give_back(objects)
+
+
 def _do_orm_execute(state: ORMExecuteState) -> Any:
-    if not state.is_select or state.is_column_load:
+    if not state.is_select:
+        if state.is_delete or state.is_update:
+            return _bulk(state)
+        return None
+    if state.is_column_load:
         return None
     bindings = live_bindings()
     if not bindings:
@@ -148,3 +162,15 @@ def _do_orm_execute(state: ORMExecuteState) -> Any:
     for binding in owners:
         personal.update(binding._query_hooks[1])
     return decrypt_columns(state, personal)
+
+
+def _bulk(state: ORMExecuteState) -> Any:
+    """A bulk ``DELETE`` or ``UPDATE`` through the session: its binding checks it (and
+    audits a deletion), see ``_bulk``."""
+    from learnprivacy.sqlalchemy._bulk import bulk_statement
+
+    for binding in owners_of(state, live_bindings()):
+        result = bulk_statement(binding, state)
+        if result is not None:
+            return result
+    return None

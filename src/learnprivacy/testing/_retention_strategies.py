@@ -11,20 +11,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from learnprivacy import records as rec
 from learnprivacy._vocabulary import RETENTION_ACTIONS
 from learnprivacy.errors import ConfigurationError
-from learnprivacy.records import (
-    AccessEvent,
-    AccessKind,
-    Certificate,
-    Consent,
-    Funder,
-    Funding,
-    Invoice,
-    Learner,
-    Progress,
-    ProgressStatus,
-)
+from learnprivacy.records._base import record_types
 from learnprivacy.retention import (
     Action,
     FiscalYear,
@@ -58,21 +48,16 @@ _ZONES = (
     dt.timezone(dt.timedelta(hours=5, minutes=30)),
     dt.timezone(dt.timedelta(hours=14)),
 )
-#: The record types the strategies here know how to build.
-RECORD_TYPES: tuple[type[Any], ...] = (
-    Learner,
-    Progress,
-    Certificate,
-    Invoice,
-    Consent,
-    Funding,
-    AccessEvent,
+#: The record types the strategies here know how to build: the built-in ones, in the
+#: order they register (``Learner`` first).
+RECORD_TYPES: tuple[type[Any], ...] = tuple(
+    t for t in record_types() if t.__module__ == rec.Learner.__module__
 )
-_FUNDERS = st.sampled_from(Funder)
+_FUNDERS = st.sampled_from(rec.Funder)
 _CONSENT_PURPOSES = st.sampled_from(["newsletter", "analytics-cookies"])
 _WHERE: dict[type[Any], st.SearchStrategy[dict[str, Any]]] = {
-    Funding: _FUNDERS.map(lambda f: {"funder": f}),
-    Consent: _CONSENT_PURPOSES.map(lambda p: {"purpose": p}),
+    rec.Funding: _FUNDERS.map(lambda f: {"funder": f}),
+    rec.Consent: _CONSENT_PURPOSES.map(lambda p: {"purpose": p}),
 }
 
 
@@ -172,7 +157,7 @@ def _trigger_choices(record_type: type[Any]) -> _Choices:
 
 @st.composite
 def retention_rules(
-    draw: st.DrawFn, record_type: type[Any] = Learner, *, purpose: str | None = None
+    draw: st.DrawFn, record_type: type[Any] = rec.Learner, *, purpose: str | None = None
 ) -> RetentionRule:
     """Valid rules for ``record_type``: any applicable trigger, fallback, action and mode."""
     trigger_strategy, fallbacks = _trigger_choices(record_type)
@@ -251,10 +236,10 @@ def _after(draw: st.DrawFn, start: dt.datetime, *, optional: bool = True) -> dt.
 
 
 @st.composite
-def learners(draw: st.DrawFn, learner_id: str = "L0") -> Learner:
+def learners(draw: st.DrawFn, learner_id: str = "L0") -> rec.Learner:
     """Learners whose dates matter (creation, last activity, contract end); fixed texts."""
     created = draw(_DATES)
-    return Learner(
+    return rec.Learner(
         id=learner_id,
         username="learner",
         email="learner@example.org",
@@ -273,24 +258,24 @@ def record_of(draw: st.DrawFn, record_type: type[Any], learner_id: str, number: 
     Texts are fixed: retention reads dates, and cheap generation keeps properties fast.
     """
     key = f"{record_type.__name__[:3].upper()}{number}"
-    if record_type is Progress:
-        return Progress(
+    if record_type is rec.Progress:
+        return rec.Progress(
             id=key,
             learner_id=learner_id,
             course_id="RGPD-101",
-            status=ProgressStatus.PASSED,
+            status=rec.ProgressStatus.PASSED,
             recorded_at=draw(_DATES),
         )
-    if record_type is Certificate:
-        return Certificate(
+    if record_type is rec.Certificate:
+        return rec.Certificate(
             id=key,
             learner_id=learner_id,
             course_id="RGPD-101",
             issued_at=draw(_DATES),
             verification_code="K7Q2M9XP",
         )
-    if record_type is Invoice:
-        return Invoice(
+    if record_type is rec.Invoice:
+        return rec.Invoice(
             id=key,
             learner_id=learner_id,
             billing_name="Ana Silva",
@@ -299,9 +284,9 @@ def record_of(draw: st.DrawFn, record_type: type[Any], learner_id: str, number: 
             issued_at=draw(_DATES),
             funder=draw(_FUNDERS),
         )
-    if record_type is Consent:
+    if record_type is rec.Consent:
         given = draw(_DATES)
-        return Consent(
+        return rec.Consent(
             id=key,
             learner_id=learner_id,
             purpose=draw(_CONSENT_PURPOSES),
@@ -309,9 +294,9 @@ def record_of(draw: st.DrawFn, record_type: type[Any], learner_id: str, number: 
             withdrawn_at=_after(draw, given),
             expires_at=_after(draw, given + _MICROSECOND),
         )
-    if record_type is Funding:
+    if record_type is rec.Funding:
         opened = draw(_DATES)
-        return Funding(
+        return rec.Funding(
             id=key,
             learner_id=learner_id,
             funder=draw(_FUNDERS),
@@ -319,15 +304,17 @@ def record_of(draw: st.DrawFn, record_type: type[Any], learner_id: str, number: 
             opened_at=opened,
             closed_at=_after(draw, opened),
         )
-    if record_type is AccessEvent:
-        return AccessEvent(id=key, learner_id=learner_id, kind=AccessKind.LOGIN, at=draw(_DATES))
+    if record_type is rec.AccessEvent:
+        return rec.AccessEvent(
+            id=key, learner_id=learner_id, kind=rec.AccessKind.LOGIN, at=draw(_DATES)
+        )
     raise ConfigurationError(f"no strategy for {record_type.__name__}")
 
 
 @st.composite
 def learners_with_records(
     draw: st.DrawFn, max_each: int = 2, learner_id: str = "L0"
-) -> tuple[Learner, list[Any]]:
+) -> tuple[rec.Learner, list[Any]]:
     """A learner and up to ``max_each`` records of every other built-in type of theirs."""
     learner = draw(learners(learner_id))
     records = []

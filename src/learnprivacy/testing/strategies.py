@@ -20,21 +20,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from learnprivacy import records as rec
 from learnprivacy.basis import LawfulBasis
-from learnprivacy.records import (
-    AccessEvent,
-    AccessKind,
-    Certificate,
-    CertificateKind,
-    Consent,
-    Funder,
-    Funding,
-    Invoice,
-    Learner,
-    Progress,
-    ProgressStatus,
-    Score,
-)
 
 __all__ = [
     "aware_datetimes",
@@ -101,10 +88,10 @@ def _later_or_none(start: dt.datetime) -> st.SearchStrategy[dt.datetime | None]:
 
 
 @st.composite
-def learners(draw: st.DrawFn, *, learner_id: str | None = None) -> Learner:
+def learners(draw: st.DrawFn, *, learner_id: str | None = None) -> rec.Learner:
     """Learners whose dates are consistent (last activity and contract end after creation)."""
     created = draw(aware_datetimes(max_value=dt.datetime(2035, 1, 1)))
-    return Learner(
+    return rec.Learner(
         id=learner_id if learner_id is not None else draw(identifiers("L")),
         username=draw(_WORD),
         email=draw(_EMAILS),
@@ -118,25 +105,25 @@ def learners(draw: st.DrawFn, *, learner_id: str | None = None) -> Learner:
 
 
 @st.composite
-def scores(draw: st.DrawFn) -> Score:
+def scores(draw: st.DrawFn) -> rec.Score:
     """Scores with ``min < max`` and ``raw`` in range."""
     low = draw(st.integers(-100, 100))
     high = draw(st.integers(low + 1, low + 1_000))
-    return Score(raw=draw(st.integers(low, high)), min=low, max=high)
+    return rec.Score(raw=draw(st.integers(low, high)), min=low, max=high)
 
 
 def _learner_id(learner_id: str | None) -> st.SearchStrategy[str]:
     return st.just(learner_id) if learner_id is not None else identifiers("L")
 
 
-def progress(learner_id: str | None = None) -> st.SearchStrategy[Progress]:
+def progress(learner_id: str | None = None) -> st.SearchStrategy[rec.Progress]:
     """Progress records, optionally for a given learner."""
     return st.builds(
-        Progress,
+        rec.Progress,
         id=identifiers("P"),
         learner_id=_learner_id(learner_id),
         course_id=identifiers("C"),
-        status=st.sampled_from(ProgressStatus),
+        status=st.sampled_from(rec.ProgressStatus),
         recorded_at=aware_datetimes(),
         score=st.none() | scores(),
         time_spent=st.none() | st.integers(0, 10**6).map(lambda s: dt.timedelta(seconds=s)),
@@ -144,23 +131,23 @@ def progress(learner_id: str | None = None) -> st.SearchStrategy[Progress]:
     )
 
 
-def certificates(learner_id: str | None = None) -> st.SearchStrategy[Certificate]:
+def certificates(learner_id: str | None = None) -> st.SearchStrategy[rec.Certificate]:
     """Certificates, optionally for a given learner."""
     return st.builds(
-        Certificate,
+        rec.Certificate,
         id=identifiers("CERT"),
         learner_id=_learner_id(learner_id),
         course_id=identifiers("C"),
         issued_at=aware_datetimes(),
         verification_code=st.text("ABCDEFGHJKLMNPQRSTUVWXYZ23456789", min_size=8, max_size=16),
-        kind=st.sampled_from(CertificateKind),
+        kind=st.sampled_from(rec.CertificateKind),
     )
 
 
-def invoices(learner_id: str | None = None) -> st.SearchStrategy[Invoice]:
+def invoices(learner_id: str | None = None) -> st.SearchStrategy[rec.Invoice]:
     """Invoices with two-decimal amounts in a few currencies."""
     return st.builds(
-        Invoice,
+        rec.Invoice,
         id=identifiers("INV"),
         learner_id=_learner_id(learner_id),
         billing_name=_TEXT,
@@ -168,18 +155,18 @@ def invoices(learner_id: str | None = None) -> st.SearchStrategy[Invoice]:
         amount=st.integers(0, 10**8).map(lambda cents: Decimal(cents).scaleb(-2)),
         issued_at=aware_datetimes(),
         currency=st.sampled_from(["EUR", "CHF", "USD", "GBP"]),
-        funder=st.sampled_from(Funder),
+        funder=st.sampled_from(rec.Funder),
     )
 
 
 @st.composite
-def consents(draw: st.DrawFn, *, learner_id: str | None = None) -> Consent:
+def consents(draw: st.DrawFn, *, learner_id: str | None = None) -> rec.Consent:
     """Consents, some withdrawn, some expiring."""
     given = draw(aware_datetimes(max_value=dt.datetime(2035, 1, 1)))
     expires = draw(
         st.none() | st.integers(1, 1_000).map(lambda days: given + dt.timedelta(days=days))
     )
-    return Consent(
+    return rec.Consent(
         id=draw(identifiers("CONS")),
         learner_id=draw(_learner_id(learner_id)),
         purpose=draw(st.sampled_from(["newsletter", "analytics-cookies", "b2c-marketing"])),
@@ -191,13 +178,13 @@ def consents(draw: st.DrawFn, *, learner_id: str | None = None) -> Consent:
 
 
 @st.composite
-def fundings(draw: st.DrawFn, *, learner_id: str | None = None) -> Funding:
+def fundings(draw: st.DrawFn, *, learner_id: str | None = None) -> rec.Funding:
     """Funder files, open or closed."""
     opened = draw(aware_datetimes(max_value=dt.datetime(2035, 1, 1)))
-    return Funding(
+    return rec.Funding(
         id=draw(identifiers("F")),
         learner_id=draw(_learner_id(learner_id)),
-        funder=draw(st.sampled_from(Funder)),
+        funder=draw(st.sampled_from(rec.Funder)),
         dossier_reference=draw(_TEXT),
         opened_at=opened,
         closed_at=draw(_later_or_none(opened)),
@@ -205,13 +192,13 @@ def fundings(draw: st.DrawFn, *, learner_id: str | None = None) -> Funding:
     )
 
 
-def access_events(learner_id: str | None = None) -> st.SearchStrategy[AccessEvent]:
+def access_events(learner_id: str | None = None) -> st.SearchStrategy[rec.AccessEvent]:
     """Login/logout events with IPv4/IPv6 addresses."""
     return st.builds(
-        AccessEvent,
+        rec.AccessEvent,
         id=identifiers("E"),
         learner_id=_learner_id(learner_id),
-        kind=st.sampled_from(AccessKind),
+        kind=st.sampled_from(rec.AccessKind),
         at=aware_datetimes(),
         ip=st.none() | _IPS,
         user_agent=st.none() | _TEXT,
@@ -219,7 +206,7 @@ def access_events(learner_id: str | None = None) -> st.SearchStrategy[AccessEven
 
 
 @st.composite
-def records_of_learner(draw: st.DrawFn, *, max_each: int = 3) -> tuple[Learner, list[Any]]:
+def records_of_learner(draw: st.DrawFn, *, max_each: int = 3) -> tuple[rec.Learner, list[Any]]:
     """A learner and a list of records of every type that belong to them (unique ids)."""
     learner = draw(learners())
     out: list[Any] = []
@@ -234,13 +221,13 @@ def records_of_learner(draw: st.DrawFn, *, max_each: int = 3) -> tuple[Learner, 
 
 #: The strategy for each record type, as registered with ``st.register_type_strategy``.
 STRATEGIES: dict[type[Any], st.SearchStrategy[Any]] = {
-    Learner: learners(),
-    Progress: progress(),
-    Certificate: certificates(),
-    Invoice: invoices(),
-    Consent: consents(),
-    Funding: fundings(),
-    AccessEvent: access_events(),
-    Score: scores(),
+    rec.Learner: learners(),
+    rec.Progress: progress(),
+    rec.Certificate: certificates(),
+    rec.Invoice: invoices(),
+    rec.Consent: consents(),
+    rec.Funding: fundings(),
+    rec.AccessEvent: access_events(),
+    rec.Score: scores(),
     LawfulBasis: st.sampled_from(LawfulBasis),
 }

@@ -1,0 +1,236 @@
+"""The application's bulk statements on declared models: ``session.execute(delete(...))``
+and ``session.execute(update(...))``.
+
+They bypass the ORM's per-row flush events, so the ``do_orm_execute`` listener
+(``_scope``) hands them here before they run:
+
+- a bulk ``DELETE`` is preceded, in the same transaction, by a read of the rows it
+  matches (locked on PostgreSQL): a restricted row refuses it (as ``session.delete()``
+  does), and once it has run the rows are audited as deleted by the application and
+  their learners checked against the PostgreSQL planner statistics, exactly as after the
+  flush of ``session.delete()``. If the statement deleted other rows than those read
+  (a row inserted or deleted meanwhile by another transaction), the session's
+  transaction is rolled back and :class:`~learnprivacy.errors.IntegrityError` raised:
+  nothing is deleted unaudited;
+- a bulk ``UPDATE`` cannot encrypt per row: setting a personal column to anything but
+  ``NULL`` raises :class:`~learnprivacy.errors.PlaintextError` naming table and column
+  before anything is written (a SQL expression, a literal, another column's token);
+  ``NULL`` is let through and clears the column's blind index with it. Setting the key,
+  the subject or a blind index directly is refused, and so is any bulk update touching a
+  restricted row.
+
+Statements run on a ``Connection`` directly (Core, outside the session) are the
+application's own: they meet the column type's checks only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import BindParameter, Null, select
+from sqlalchemy.orm import ORMExecuteState, Session
+
+from learnprivacy._inplace import INDEX_SUFFIX, ModelSpec
+from learnprivacy.errors import (
+    IntegrityError,
+    PlaintextError,
+    RestrictedRecordError,
+    ValidationError,
+)
+from learnprivacy.sqlalchemy._rowkeys import key_columns
+from learnprivacy.sqlalchemy._states import in_state
+from learnprivacy.sqlalchemy._tables import RESTRICTED
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from learnprivacy.sqlalchemy._privacy import LearnPrivacy
+
+__all__ = ["bulk_statement"]
+
+
+def _spec_of(privacy: LearnPrivacy, state: ORMExecuteState) -> ModelSpec | None:
+    table = getattr(state.statement, "table", None)
+    if table is None:
+        return None
+    table = table._deannotate() if getattr(table, "_annotations", None) else table
+    for spec in privacy.specs:
+        if spec.model.__table__ is table:
+            return spec
+    return None
+
+
+def bulk_statement(privacy: LearnPrivacy, state: ORMExecuteState) -> Any:
+    """Check (and for a ``DELETE``, run and audit) a bulk statement on ``privacy``'s
+    models; ``None`` lets the statement run as it is."""
+    spec = _spec_of(privacy, state)
+    if spec is None:
+        return None
+    session = state.session
+    if state.is_update:
+        _check_update(privacy, spec, state)
+        return None
+    # What a bulk statement meets includes the objects the session has not flushed yet.
+    session._autoflush()
+    connection = session.connection(bind_arguments=state.bind_arguments)
+    rows = _matched(privacy, spec, state, connection)
+    result = state.invoke_statement()
+    count = getattr(result, "rowcount", -1)
+    if count != len(rows):
+        session.rollback()
+        raise IntegrityError(
+            f"{spec.table}: the bulk delete removed other rows than it matched a moment "
+            "before (another transaction changed the table); the transaction was rolled "
+            "back, nothing was deleted: run it again"
+        )
+    if rows:
+        privacy._audit_deleted(session, connection, [(spec, k, s) for k, s in rows.items()])
+    return result
+
+
+def _where(state: ORMExecuteState) -> Any:
+    return getattr(state.statement, "whereclause", None)
+
+
+def _bound(state: ORMExecuteState) -> Any:
+    """The statement's own parameters, for its WHERE clause read on its own."""
+    parameters = state.parameters
+    return dict(parameters) if isinstance(parameters, dict) else None
+
+
+def _matched(
+    privacy: LearnPrivacy, spec: ModelSpec, state: ORMExecuteState, connection: Connection
+) -> dict[Any, str]:
+    """The rows the ``DELETE`` of ``state`` matches, key -> learner id (locked on
+    PostgreSQL); raises if one of them is restricted."""
+    table = spec.model.__table__
+    keys = key_columns(spec)
+    restricted = in_state(privacy.side.states, privacy.row_refs, spec, RESTRICTED)
+    query = select(*keys, table.c[spec.subject_column], restricted.label("lp_restricted"))
+    where = _where(state)
+    if where is not None:
+        query = query.where(where)
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update(of=table)
+    found: dict[Any, str] = {}
+    width = len(keys)
+    for row in connection.execute(query, _bound(state)):
+        if row[width + 1]:
+            raise RestrictedRecordError(
+                f"{spec.table}: a row this bulk delete matches is restricted (GDPR Art. "
+                "18); deletion is refused until the restriction is lifted"
+            )
+        key = tuple(row[:width]) if spec.composite else row[0]
+        found[key] = "" if row[width] is None else str(row[width])
+    return found
+
+
+def _names(key: Any) -> Iterable[str]:
+    """The names a SET key may go by: attribute and column name."""
+    if isinstance(key, str):
+        return (key,)
+    return tuple(name for name in (getattr(key, "key", None), getattr(key, "name", None)) if name)
+
+
+def _is_null(value: Any) -> bool:
+    if value is None or isinstance(value, Null):
+        return True
+    return isinstance(value, BindParameter) and value.callable is None and value.value is None
+
+
+def _check_update(privacy: LearnPrivacy, spec: ModelSpec, state: ORMExecuteState) -> None:
+    """Refuse a bulk ``UPDATE`` that would write a personal value, a key, a subject or a
+    blind index, or touch a restricted row; a personal column set to ``NULL`` takes its
+    blind index with it."""
+    statement: Any = state.statement
+    personal = {}
+    for column in spec.personal:
+        personal[column.attribute] = personal[column.column] = column
+    index_of = {
+        name + INDEX_SUFFIX: column
+        for column in spec.personal
+        if column.privacy.blind_index
+        for name in (column.attribute, column.column)
+    }
+    fixed = {*spec.key_attributes, *spec.key_columns, spec.subject, spec.subject_column}
+    given: list[tuple[tuple[str, ...], Any]] = []
+    if statement._values:
+        given.extend((tuple(_names(k)), v) for k, v in statement._values.items())
+    ordered = getattr(statement, "_ordered_values", None) or ()  # SQLAlchemy 2.0
+    given.extend((tuple(_names(k)), v) for k, v in ordered)
+    ordered = ordered or getattr(statement, "_maintain_values_ordering", False)
+    parameters: Any = state.parameters
+    by_key = isinstance(parameters, list | tuple) and bool(parameters)
+    if by_key:
+        # ORM bulk UPDATE by primary key: one dict of attributes per row.
+        for group in parameters:
+            given.extend(((k,), v) for k, v in group.items() if k not in fixed)
+    elif isinstance(parameters, dict):
+        given.extend(((k,), v) for k, v in parameters.items())
+    cleared: dict[str, bool] = {}
+    for names, value in given:
+        for name in names:
+            if name in personal:
+                column = personal[name]
+                if not _is_null(value):
+                    raise PlaintextError(
+                        f"{spec.table}.{column.column}: a bulk statement cannot encrypt "
+                        "per row; write personal values through the ORM session (or clear "
+                        "the column with None)",
+                        table=spec.table,
+                        column=column.column,
+                    )
+                if column.privacy.blind_index:
+                    cleared.setdefault(column.attribute, False)
+                break
+            if name in index_of:
+                if not _is_null(value):
+                    raise ValidationError(
+                        f"{spec.table}.{name}: a blind index is computed from its column, "
+                        "never written directly",
+                        field=f"{spec.table}.{name}",
+                    )
+                cleared[index_of[name].attribute] = True
+                break
+            if name in fixed and spec.personal:
+                raise ValidationError(
+                    f"{spec.table}: changing a row's key or subject would orphan its "
+                    "tokens; delete the row and insert a new one",
+                    field=f"{spec.table}.{spec.subject_column}",
+                )
+    if not given:
+        return
+    _refuse_restricted(privacy, spec, state)
+    missing = [name for name, done in cleared.items() if not done]
+    if not missing:
+        return
+    if by_key or ordered:
+        raise ValidationError(
+            f"{spec.table}: a personal column set to NULL in bulk needs its blind index "
+            f"set to NULL too ({', '.join(n + INDEX_SUFFIX for n in missing)})",
+            field=f"{spec.table}.{missing[0]}",
+        )
+    state.statement = statement.values({name + INDEX_SUFFIX: None for name in missing})
+
+
+def _refuse_restricted(privacy: LearnPrivacy, spec: ModelSpec, state: ORMExecuteState) -> None:
+    session: Session = state.session
+    table = spec.model.__table__
+    query = select(table.c[spec.subject_column]).where(
+        in_state(privacy.side.states, privacy.row_refs, spec, RESTRICTED)
+    )
+    where = _where(state)
+    if where is not None:
+        query = query.where(where)
+    parameters = state.parameters
+    if isinstance(parameters, list | tuple) and parameters:
+        from learnprivacy.sqlalchemy._rowkeys import key_in
+
+        query = query.where(key_in(spec, [spec.key_of(group) for group in parameters]))
+    connection = session.connection(bind_arguments=state.bind_arguments)
+    if connection.execute(query.limit(1), _bound(state)).first() is not None:
+        raise RestrictedRecordError(
+            f"{spec.table}: a row this bulk update matches is restricted (GDPR Art. 18); "
+            "an update is refused until the restriction is lifted"
+        )
