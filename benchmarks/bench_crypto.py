@@ -94,6 +94,23 @@ def _row(
     return ratio_row(name, samples[value], scaled, target=target, work=done[value], unit="ops/s")
 
 
+def _bare(values: list[str], keys: list[AESGCM], datas: list[bytes]) -> Callable[[int, int], int]:
+    """The floor: each of ``values`` sealed and opened with bare AES-GCM under ``keys[i]``
+    and associated data ``datas[i]``, with a nonce from ``os.urandom``."""
+
+    def bare(start: int, stop: int) -> int:
+        urandom = os.urandom
+        for value, aead, data in zip(
+            values[start:stop], keys[start:stop], datas[start:stop], strict=True
+        ):
+            nonce = urandom(12)
+            sealed = aead.encrypt(nonce, value.encode(), data)
+            aead.decrypt(nonce, sealed, data).decode()
+        return stop - start
+
+    return bare
+
+
 def _cipher_rows(count: int, repeats: int) -> list[dict[str, object]]:
     subjects = [f"L{i % _SUBJECTS}" for i in range(count)]
     contexts = [f"Learner/{s}/email" for s in subjects]
@@ -123,23 +140,7 @@ def _cipher_rows(count: int, repeats: int) -> list[dict[str, object]]:
             decrypt(token, subject=subject, context=context)
         return stop - start
 
-    def bare_over(keys: list[AESGCM], datas: list[bytes]) -> Callable[[int, int], int]:
-        """The floor: each value sealed and opened with bare AES-GCM under ``keys[i]`` and
-        associated data ``datas[i]``."""
-
-        def bare(start: int, stop: int) -> int:
-            urandom = os.urandom
-            for value, aead, data in zip(
-                values[start:stop], keys[start:stop], datas[start:stop], strict=True
-            ):
-                nonce = urandom(12)
-                sealed = aead.encrypt(nonce, value.encode(), data)
-                aead.decrypt(nonce, sealed, data).decode()
-            return stop - start
-
-        return bare
-
-    bare = bare_over(aeads, associated)
+    bare = _bare(values, aeads, associated)
 
     def fernet_run(start: int, stop: int) -> int:
         # Fernet is slow: a tenth of the values is enough for a stable rate.
@@ -169,7 +170,7 @@ def _cipher_rows(count: int, repeats: int) -> list[dict[str, object]]:
             decrypt_many(tokens, subject=subject, contexts=where)
         return stop - start
 
-    bare_grouped = bare_over(owner_aeads, owner_associated)
+    bare_grouped = _bare(values, owner_aeads, owner_associated)
 
     runs = {
         "cipher": field_cipher,
@@ -204,21 +205,11 @@ def _breakdown(count: int, repeats: int) -> list[tuple[str, float]]:
     keys = [aead for _, aead, _ in texts]
     encode, decode = _token.ENCODE_TABLE, _token.DECODE_TABLE
 
-    def floor(start: int, stop: int) -> int:
-        urandom = os.urandom
-        for value, aead, data in zip(
-            values[start:stop], keys[start:stop], associated[start:stop], strict=True
-        ):
-            nonce = urandom(12)
-            aead.decrypt(nonce, aead.encrypt(nonce, value.encode(), data), data).decode()
-        return stop - start
-
     def pooled(start: int, stop: int) -> int:
-        for value, aead, data in zip(
-            values[start:stop], keys[start:stop], associated[start:stop], strict=True
-        ):
-            nonce = random_nonce()
-            aead.decrypt(nonce, aead.encrypt(nonce, value.encode(), data), data).decode()
+        draw = random_nonce
+        for at in range(start, stop):
+            aead, data, nonce = keys[at], associated[at], draw()
+            aead.decrypt(nonce, aead.encrypt(nonce, values[at].encode(), data), data).decode()
         return stop - start
 
     def built(start: int, stop: int) -> int:
@@ -232,20 +223,11 @@ def _breakdown(count: int, repeats: int) -> list[tuple[str, float]]:
         return stop - start
 
     def texted(start: int, stop: int) -> int:
-        for value, text, context in zip(
-            values[start:stop], texts[start:stop], contexts[start:stop], strict=True
-        ):
-            head, aead, prefix = text
+        chunk = zip(values[start:stop], texts[start:stop], contexts[start:stop], strict=True)
+        for value, (head, aead, prefix), context in chunk:
             nonce = random_nonce()
-            token = (
-                head
-                + b2a_base64(
-                    nonce + aead.encrypt(nonce, value.encode(), prefix + context.encode()),
-                    newline=False,
-                )
-                .translate(encode)
-                .decode()
-            )
+            sealed = nonce + aead.encrypt(nonce, value.encode(), prefix + context.encode())
+            token = head + b2a_base64(sealed, newline=False).translate(encode).decode()
             if token.startswith(head):
                 raw = a2b_base64(token.encode().translate(decode)[20:], strict_mode=True)
                 aead.decrypt(raw[:12], raw[12:], prefix + context.encode()).decode()
@@ -262,7 +244,9 @@ def _breakdown(count: int, repeats: int) -> list[tuple[str, float]]:
         return stop - start
 
     steps = {
-        "floor: bare AES-GCM, os.urandom nonce, associated data given": floor,
+        "floor: bare AES-GCM, os.urandom nonce, associated data given": _bare(
+            values, keys, associated
+        ),
         "the library's pooled nonces instead of os.urandom": pooled,
         "+ associated data built per call (prefix + context.encode())": built,
         "+ the text token (base64, URL-safe alphabet, header text)": texted,
@@ -306,22 +290,7 @@ def _batch_sizes(count: int, repeats: int, sizes: tuple[int, ...]) -> list[tuple
                 done += len(some)
             return done
 
-        def bare(
-            start: int,
-            stop: int,
-            values: list[str] = values,
-            keys: list[AESGCM] = keys,
-            associated: list[bytes] = associated,
-        ) -> int:
-            urandom = os.urandom
-            for value, aead, data in zip(
-                values[start:stop], keys[start:stop], associated[start:stop], strict=True
-            ):
-                nonce = urandom(12)
-                aead.decrypt(nonce, aead.encrypt(nonce, value.encode(), data), data).decode()
-            return stop - start
-
-        runs[f"batch{size}"], runs[f"bare{size}"] = batches, bare
+        runs[f"batch{size}"], runs[f"bare{size}"] = batches, _bare(values, keys, associated)
     samples, done = _samples(runs, count, repeats)
     return [
         (
