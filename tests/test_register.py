@@ -39,17 +39,40 @@ def controller(**changes: object) -> Controller:
     return Controller(**fields)  # type: ignore[arg-type]
 
 
+#: The tables the tests declare, one per purpose: (field, its description), purpose,
+#: basis, category and retention.
+TABLES = {
+    "accounts": (("email", "E-mail"), "accounts", "gdpr_art_6_1_b", "contact", "P18M"),
+    "invoices": (
+        ("billing_name", "Name on the invoice"),
+        "billing",
+        "gdpr_art_6_1_c",
+        "billing",
+        "P10Y",
+    ),
+    "logs": (("ip", "IP address"), "security", "gdpr_art_6_1_f", "technical_log", "P1Y"),
+}
+
+
+def declare(collection: MetadataCollection, *tables: str) -> MetadataCollection:
+    """``collection`` with the :data:`TABLES` named ``tables`` added."""
+    for name in tables:
+        (field, described), purpose, basis, category, retention = TABLES[name]
+        collection.add_database_table(
+            name,
+            {field: described},
+            name.capitalize(),
+            purpose=purpose,
+            basis=basis,
+            categories=[category],
+            retention=retention,
+        )
+    return collection
+
+
 def invoicing() -> MetadataCollection:
     """A component keeping invoices: billing, legal obligation, ten years."""
-    return MetadataCollection("mod_billing").add_database_table(
-        "invoices",
-        {"billing_name": "Name on the invoice"},
-        "Invoices",
-        purpose="billing",
-        basis="gdpr_art_6_1_c",
-        categories=["billing"],
-        retention="P10Y",
-    )
+    return declare(MetadataCollection("mod_billing"), "invoices")
 
 
 def sent_for_bookkeeping(collection: MetadataCollection, **recipient: Any) -> None:
@@ -308,25 +331,7 @@ def test_register_headings_in_french_values_as_declared() -> None:
 def test_each_activity_shows_its_own_people_and_sheet_dates() -> None:
     """The CNIL sheet fields per activity: the people of that purpose (not the same list
     everywhere) and the dates the sheet was created and updated, in Markdown and HTML."""
-    collection = MetadataCollection("lms")
-    collection.add_database_table(
-        "accounts",
-        {"email": "E-mail"},
-        "Accounts",
-        purpose="accounts",
-        basis="gdpr_art_6_1_b",
-        categories=["contact"],
-        retention="P18M",
-    )
-    collection.add_database_table(
-        "invoices",
-        {"name": "Billing name"},
-        "Invoices",
-        purpose="billing",
-        basis="gdpr_art_6_1_c",
-        categories=["billing"],
-        retention="P10Y",
-    )
+    collection = declare(MetadataCollection("lms"), "accounts", "invoices")
     register = Register.build(
         controller(data_subjects=("learners",)),
         [collection],
@@ -357,15 +362,7 @@ def test_internal_only_is_stated_only_when_declared_and_checked() -> None:
     def build(*, internal: bool, internal_only: tuple[str, ...]) -> Register:
         collection = invoicing()
         sent_for_bookkeeping(collection, recipient="Accounting", internal=internal)
-        collection.add_database_table(
-            "logs",
-            {"ip": "IP address"},
-            "Logs",
-            purpose="security",
-            basis="gdpr_art_6_1_f",
-            categories=["technical_log"],
-            retention="P1Y",
-        )
+        declare(collection, "logs")
         return Register.build(controller(), [collection], internal_only=internal_only)
 
     external = build(internal=False, internal_only=("billing", "security"))

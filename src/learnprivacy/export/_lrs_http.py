@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
+from learnprivacy._closing import Closing
 from learnprivacy.errors import ConfigurationError, DeliveryError
 
 if TYPE_CHECKING:  # httpx is imported when a connection is made, not with the module.
@@ -60,7 +61,7 @@ def _origin(url: str) -> tuple[str, str, int] | None:
     return parts.scheme, parts.hostname.lower(), port
 
 
-class LrsConnection:
+class LrsConnection(Closing):
     """Requests to one LRS: same-origin credentials, no redirected writes, retries on 5xx.
 
     ``retries`` is how many times a request is repeated after a 5xx answer or a network
@@ -119,12 +120,6 @@ class LrsConnection:
     def __repr__(self) -> str:
         # Never the credentials.
         return f"LrsConnection(host={self.host!r})"
-
-    def __enter__(self) -> LrsConnection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close the underlying HTTP client."""

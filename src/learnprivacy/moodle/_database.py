@@ -5,11 +5,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from types import TracebackType
 from typing import Any, TypedDict, TypeVar, Unpack
 
 import sqlalchemy as sa
 
+from learnprivacy._closing import Closing
 from learnprivacy._collector import collector_paused
 from learnprivacy._vocabulary import ContextLevel
 from learnprivacy.errors import ConfigurationError
@@ -72,7 +72,7 @@ _REGISTRY_SOURCES = (
 )
 
 
-class MoodleDatabase:
+class MoodleDatabase(Closing):
     """Read a Moodle site's database as learnprivacy records, never writing to it.
 
     ``url_or_engine`` is a SQLAlchemy URL (``postgresql+psycopg://...``,
@@ -113,17 +113,6 @@ class MoodleDatabase:
 
     def __repr__(self) -> str:
         return f"<MoodleDatabase {self._engine.dialect.name} prefix={self.schema.prefix!r}>"
-
-    def __enter__(self) -> MoodleDatabase:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Release the connections (an engine passed in is left to its owner)."""
