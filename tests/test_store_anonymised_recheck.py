@@ -146,3 +146,35 @@ def test_a_learner_id_spelled_inside_a_value_is_found_among_many_learners(store:
             )
         with pytest.raises(IntegrityError, match=r"Progress\.course_id names .* \(1 row\(s\)\)"):
             store.verify_anonymised(known, since=T, learner_ids=many)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "defect"),
+    [
+        ("SET course_id = 'course of 2026'", "Progress.course_id names"),
+        ("SET recorded_at = :at", "Progress.recorded_at keeps an exact date"),
+        # A field of several columns: a learner id in the last of them (three
+        # characters: the column's width on PostgreSQL).
+        ("SET score_kinds = 'Z26'", "Progress.score names"),
+    ],
+)
+def test_the_same_defect_in_every_row_is_counted_in_every_row(
+    store: Store, tamper: str, defect: str
+) -> None:
+    """Attack: every row anonymised at T gets the same identifying value. A re-check
+    remembers its answer for a value it has seen (rows repeat their values); each row
+    must still be counted, and a later re-check of clean rows must not reuse it."""
+    known = _records(LEARNER)
+    at = dt.datetime(2026, 2, 4, 10, 17, 41)
+    with store.engine.begin() as connection:
+        connection.execute(
+            text(f"UPDATE lp_progress {tamper} WHERE lp_anonymised_at >= :t"),
+            {"t": T.replace(tzinfo=None), "at": at},
+        )
+    if "date" not in defect:
+        # A re-check for someone else first: nothing in these values names them, and
+        # that answer must not carry over to the next re-check.
+        assert store.verify_anonymised(_records("L0002"), since=T) == 4
+    with pytest.raises(IntegrityError, match=defect) as caught:
+        store.verify_anonymised(known, since=T, learner_ids=["Z26"])
+    assert "(3 row(s))" in str(caught.value)

@@ -564,14 +564,14 @@ def test_a_shred_settled_before_the_sweep_applies_it_spares_the_new_key(
     original = keys_type.apply_sent
     seen: list[int] = []
 
-    def interfering(self: Any) -> int:
+    def interfering(self: Any, **options: Any) -> int:
         monkeypatch.setattr(keys_type, "apply_sent", original)
         with store._db.read() as connection:
             seen.append(len(connection.execute(select(KEY_OUTBOX.c.id)).all()))
         worker = threading.Thread(target=store.add, args=(back,))
         worker.start()
         worker.join()
-        return original(self)
+        return original(self, **options)
 
     monkeypatch.setattr(keys_type, "apply_sent", interfering)
     schedule = Schedule({rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 from learnprivacy.providers import ApprovedContextList, Context, ContextLevel
@@ -65,7 +65,7 @@ class ActivityTables:
     lms: ToyLMS
 
     def rows_of(
-        self, approved: ApprovedContextList, table: str, columns: Sequence[str], order: str
+        self, approved: ApprovedContextList, table: str, columns: Collection[str], order: str
     ) -> list[dict[str, object]]:
         """``columns`` of the approved user's rows of ``table`` in the approved
         activities, one mapping per row."""

@@ -24,6 +24,20 @@ from learnprivacy.providers import (
 
 PURPOSE = "Course discussions between learners and trainers"
 RETENTION = "P18M"
+#: The columns of each table the forum keeps about a user, described: what the metadata
+#: declares is what an export reads.
+POSTS = {
+    "forum_id": "The forum the message was posted in",
+    "user_id": "The author of the message",
+    "subject": "The subject line of the message",
+    "message": "The text of the message",
+    "created_at": "When the message was posted",
+}
+SUBSCRIPTIONS = {
+    "forum_id": "The forum subscribed to",
+    "user_id": "The subscriber",
+    "digest": "Whether new posts are sent as a daily digest",
+}
 
 
 class ForumProvider(ActivityTables):
@@ -40,13 +54,7 @@ class ForumProvider(ActivityTables):
         """Declare the two tables."""
         collection.add_database_table(
             "forum_posts",
-            {
-                "forum_id": "The forum the message was posted in",
-                "user_id": "The author of the message",
-                "subject": "The subject line of the message",
-                "message": "The text of the message",
-                "created_at": "When the message was posted",
-            },
+            POSTS,
             "Messages posted in course forums",
             purpose=PURPOSE,
             basis=LawfulBasis.CONTRACT,
@@ -56,11 +64,7 @@ class ForumProvider(ActivityTables):
         )
         collection.add_database_table(
             "forum_subscriptions",
-            {
-                "forum_id": "The forum subscribed to",
-                "user_id": "The subscriber",
-                "digest": "Whether new posts are sent as a daily digest",
-            },
+            SUBSCRIPTIONS,
             "Who receives new forum posts by e-mail",
             purpose=PURPOSE,
             basis="gdpr_art_6_1_b",
@@ -99,14 +103,9 @@ class ForumProvider(ActivityTables):
         """Write the user's posts and subscriptions in the approved forums."""
         if not activities(approved):
             return
-        posts = self.rows_of(
-            approved,
-            "forum_posts",
-            ("forum_id", "user_id", "subject", "message", "created_at"),
-            order="id",
-        )
+        posts = self.rows_of(approved, "forum_posts", POSTS, order="id")
         subscriptions = self.rows_of(
-            approved, "forum_subscriptions", ("forum_id", "user_id", "digest"), order="forum_id"
+            approved, "forum_subscriptions", SUBSCRIPTIONS, order="forum_id"
         )
         writer.describe(
             DataDescription(

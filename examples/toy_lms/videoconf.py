@@ -21,6 +21,15 @@ from learnprivacy.providers import (
 )
 
 PURPOSE = "Virtual classrooms and attendance follow-up"
+#: The attendance columns kept about a user, described: what the metadata declares is
+#: what an export reads.
+ATTENDANCE = {
+    "meeting_id": "The virtual classroom joined",
+    "user_id": "The participant",
+    "display_name": "The name shown to the other participants",
+    "joined_at": "When the participant joined",
+    "minutes": "How long the participant stayed",
+}
 
 
 class VideoConferenceProvider(ActivityTables):
@@ -39,13 +48,7 @@ class VideoConferenceProvider(ActivityTables):
         """Declare the attendance table and the data sent to the video service."""
         collection.add_database_table(
             "videoconf_attendance",
-            {
-                "meeting_id": "The virtual classroom joined",
-                "user_id": "The participant",
-                "display_name": "The name shown to the other participants",
-                "joined_at": "When the participant joined",
-                "minutes": "How long the participant stayed",
-            },
+            ATTENDANCE,
             "Attendance of virtual classrooms",
             purpose=PURPOSE,
             basis=LawfulBasis.CONTRACT,
@@ -80,12 +83,7 @@ class VideoConferenceProvider(ActivityTables):
         """Write the user's attendance rows in the approved meetings."""
         if not activities(approved):
             return
-        rows = self.rows_of(
-            approved,
-            "videoconf_attendance",
-            ("meeting_id", "user_id", "display_name", "joined_at", "minutes"),
-            order="id",
-        )
+        rows = self.rows_of(approved, "videoconf_attendance", ATTENDANCE, order="id")
         writer.describe(
             DataDescription(
                 component=self.component,

@@ -735,6 +735,30 @@ class EncryptExistingTests(TransactionTestCase):
 
     databases = {"default", "learnprivacy_keys"}
 
+    def test_dry_run_makes_no_key_and_writes_nothing(self) -> None:
+        """``--dry-run`` counts what a run would encrypt and changes nothing: no row, no
+        progress mark, and no key made in the key store for learners who had none."""
+        users = [learner(f"d{i}") for i in range(3)]
+        for i, user in enumerate(users):
+            write_raw(
+                "INSERT INTO lms_profile (user_id, phone, city, joined) VALUES (%s, %s, %s, %s)",
+                [user.pk, f"+33 6 1{i}", f"Town {i}", NOW],
+            )
+        before = raw("SELECT id, phone, city, phone_bidx FROM lms_profile ORDER BY id")
+        keyring = runtime().keyring
+        keyring.clear_cache()
+        keyring.verify()  # the key store's check value, flushed with the test databases
+        keys = raw("SELECT count(*) FROM lpdj_keys", using="learnprivacy_keys")
+        reports = command_json("learnprivacy_encrypt_existing", "--dry-run")["tables"]
+        report = next(r for r in reports if r["table"] == "lms_profile")
+        assert (report["encrypted"], report["verified"], report["dry_run"]) == (6, 0, True)
+        assert raw("SELECT id, phone, city, phone_bidx FROM lms_profile ORDER BY id") == before
+        assert raw("SELECT count(*) FROM lpdj_keys", using="learnprivacy_keys") == keys
+        assert not raw("SELECT 1 FROM lpdj_encrypt_progress")
+        done = encrypt_existing(spec_of(Profile))
+        assert done.encrypted == 6
+        assert Profile.objects.get(user=users[2]).city == "Town 2"
+
     def test_interrupted_run_resumes_and_verifies(self) -> None:
         """Killed after one batch, a second run finishes; every value opens as it was."""
         users = [learner(f"e{i}") for i in range(7)]

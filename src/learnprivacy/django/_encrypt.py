@@ -79,7 +79,8 @@ def encrypt_existing(
     table = meta.db_table
     quote = connection.ops.quote_name
     cipher = runtime().cipher
-    index = runtime().index
+    # The blind-index key is made on first use: not by a dry run.
+    index = None if dry_run else runtime().index
     mark = EncryptProgress.objects.using(using).filter(table=table).first()
     after = None if mark is None or not mark.last_key else meta.pk.to_python(mark.last_key)
     if mark is not None and mark.finished:
@@ -102,6 +103,11 @@ def encrypt_existing(
                     continue
                 if subject is None:
                     raise IntegrityError(f"{table}.{field.column}: a row has no subject")
+                encrypted += 1
+                if dry_run:
+                    # Counted only: an encryption would make the learner's key in the key
+                    # store, and a dry run changes nothing.
+                    continue
                 text = field.to_text(value)
                 changed[field.column] = cipher.encrypt(
                     text,
@@ -109,7 +115,7 @@ def encrypt_existing(
                     context=binding_context(table, key, field.column),
                     scope=bound.spec.scope,
                 )
-                if field.declaration.blind_index:
+                if index is not None and field.declaration.blind_index:
                     changed[field.index_field.column] = index.compute(
                         text, field=index_field(table, field.column)
                     )
@@ -117,7 +123,6 @@ def encrypt_existing(
                 updates.append((changed, key))
         after = rows[-1][0]
         rows_seen += len(rows)
-        encrypted += sum(len([c for c in u if not c.endswith("_bidx")]) for u, _ in updates)
         if not dry_run:
             with transaction.atomic(using=using), connection.cursor() as cursor:
                 for changed, key in updates:

@@ -39,25 +39,32 @@ _FEW = 8
 class _Known:
     """What identified the people of ``known``: ids, learner ids, personal values."""
 
+    __slots__ = ("coarse", "exact", "learners", "seen", "shortest", "spelled", "types")
+
     def __init__(
         self, known: Iterable[Any], learner_ids: Iterable[str], record_ids: Iterable[Any]
     ) -> None:
-        self.ids: set[str] = set()
+        ids: set[str] = set()
         self.learners: set[str] = set(learner_ids)
-        self.values: set[str] = set()
-        self.types: dict[str, type[Any]] = {}
+        values: set[str] = set()
+        types: dict[str, type[Any]] = {}
         for type_name, record_id in record_ids:
-            self.types.setdefault(type_name, record_type(type_name))
-            self.ids.add(record_id)
+            if type_name not in types:
+                types[type_name] = record_type(type_name)
+            ids.add(record_id)
         for record in known:
             cls = type(record)
-            self.types.setdefault(cls.__name__, cls)
-            self.ids.add(record.id)
+            if cls.__name__ not in types:
+                types[cls.__name__] = cls
+            ids.add(record.id)
             self.learners.add(subject_of(record))
-            for info in fields_of(cls):
-                value = getattr(record, info.name, None)
-                if info.personal and isinstance(value, str) and len(value) >= _MIN_VALUE_LENGTH:
-                    self.values.add(value)
+            for name in _personal_fields(cls):
+                value = getattr(record, name, None)
+                if isinstance(value, str) and len(value) >= _MIN_VALUE_LENGTH:
+                    values.add(value)
+        self.types = types
+        #: Every id, learner id and personal value: a value equal to one names someone.
+        self.exact: frozenset[str] = frozenset(ids | self.learners | values)
         # Learner ids of 3 characters or more, by length: whether a value spells one is
         # asked of each stretch of the value that long, not of each learner (an
         # anonymisation of thousands of learners re-checks each row against all of them).
@@ -65,19 +72,41 @@ class _Known:
         for learner in self.learners:
             if len(learner) >= 3:
                 by_length.setdefault(len(learner), set()).add(learner)
-        self.spelled: dict[int, frozenset[str]] = {
-            length: frozenset(group) for length, group in by_length.items()
-        }
+        self.spelled: tuple[tuple[int, frozenset[str], bool], ...] = tuple(
+            (length, frozenset(group), len(group) <= _FEW)
+            for length, group in sorted(by_length.items())
+        )
+        #: No value shorter than this can spell a learner id.
+        self.shortest = self.spelled[0][0] if self.spelled else 0
+        #: The answers already given (rows of one re-check repeat most of their values).
+        self.seen: dict[str, bool] = {}
+        self.coarse: dict[Any, bool] = {}
+
+    def generalised(self, value: Any, granularity: Any) -> bool:
+        """Whether the date ``value`` is already generalised to ``granularity`` (answers
+        kept for this re-check: its rows share a handful of generalised dates)."""
+        answer = self.coarse.get(value)
+        if answer is None:
+            answer = self.coarse[value] = granularity.generalise(value) == value
+        return answer
 
     def names(self, value: str) -> bool:
         """Whether ``value`` is a known id or personal value, or spells a learner id."""
-        if value in self.ids or value in self.learners or value in self.values:
+        answer = self.seen.get(value)
+        if answer is None:
+            answer = self.seen[value] = self._names(value)
+        return answer
+
+    def _names(self, value: str) -> bool:
+        if value in self.exact:
             return True
         size = len(value)
-        for length, group in self.spelled.items():
+        if not self.spelled or size < self.shortest:
+            return False
+        for length, group, few in self.spelled:
             if length > size:
-                continue
-            if len(group) <= _FEW:
+                break  # the lengths are sorted: no longer id fits either
+            if few:
                 if any(learner in value for learner in group):
                     return True
             elif any(value[at : at + length] in group for at in range(size - length + 1)):
@@ -85,7 +114,15 @@ class _Known:
         return False
 
 
-_CIPHER, _PERSONAL, _OTHER = 0, 1, 2
+_PERSONAL_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _personal_fields(cls: type[Any]) -> tuple[str, ...]:
+    """The names of the personal fields of a record class (looked up once per class)."""
+    names = _PERSONAL_FIELDS.get(cls)
+    if names is None:
+        names = _PERSONAL_FIELDS[cls] = tuple(f.name for f in fields_of(cls) if f.personal)
+    return names
 
 
 class _Plan:
@@ -93,7 +130,16 @@ class _Plan:
     and database dialect: the ``SELECT`` compiled to the driver's SQL, the decoders of
     the columns that need one, and per field which columns it has and what it may hold."""
 
-    __slots__ = ("_dialect", "_positional", "checks", "decoders", "since_bind", "sql", "table")
+    __slots__ = (
+        "_dialect",
+        "_positional",
+        "decoders",
+        "emptied",
+        "others",
+        "since_bind",
+        "sql",
+        "table",
+    )
 
     def __init__(self, rt: RecordTable, dialect: Any) -> None:
         table = rt.table
@@ -115,17 +161,28 @@ class _Plan:
         #: type the server reports).
         self.decoders: list[tuple[int, Callable[[Any], Any]]] | None = None
         quasi = {f.name for f in fields_of(rt.cls) if f.quasi_identifier}
-        self.checks: list[tuple[str, tuple[int, ...], int, bool]] = []
+        # Per kind of field, the defect it is counted under and its columns' positions.
+        #: Personal fields: any value left is a defect (a ciphertext, a personal value).
+        self.emptied: list[tuple[str, tuple[int, ...]]] = []
+        #: Other fields: a value naming someone, and (quasi-identifier dates) a date more
+        #: precise than the store's granularity.
+        self.others: list[tuple[str, tuple[int, ...], str | None]] = []
         for spec in rt.fields:
             label = f"{rt.name}.{spec.name}"
             where = tuple(position[column] for column in spec.columns)
             if spec.personal and spec.encrypted:
-                mode = _CIPHER
+                self.emptied.append((f"{label} keeps its ciphertext", where))
             elif spec.personal and not spec.identifier:
-                mode = _PERSONAL
+                self.emptied.append((f"{label} keeps a personal value", where))
             else:
-                mode = _OTHER
-            self.checks.append((label, where, mode, spec.kind in _DATES and spec.name in quasi))
+                dated = spec.kind in _DATES and spec.name in quasi
+                self.others.append(
+                    (
+                        f"{label} names a known record, learner or value",
+                        where,
+                        f"{label} keeps an exact date" if dated else None,
+                    )
+                )
 
     def params(self, since: dt.datetime) -> Any:
         """The driver's parameters for anonymised at or after ``since``."""
@@ -163,29 +220,32 @@ class _Plan:
     def problems(
         self, row: Sequence[Any], known: _Known, granularity: Any, found: dict[str, int]
     ) -> None:
-        """Count into ``found`` what still identifies someone in one decoded ``row``."""
+        """Count into ``found`` what still identifies someone in one decoded ``row``
+        (each field at most once per row)."""
+        for problem, where in self.emptied:
+            for n in where:
+                if row[n] is not None:
+                    found[problem] = found.get(problem, 0) + 1
+                    break
         names = known.names
-        for label, where, mode, quasi_date in self.checks:
-            # Most fields have one column: no list for them.
-            values = [row[where[0]]] if len(where) == 1 else [row[n] for n in where]
-            present = [value for value in values if value is not None]
-            if not present:
-                continue
-            if mode == _CIPHER:
-                problem = f"{label} keeps its ciphertext"
-            elif mode == _PERSONAL:
-                problem = f"{label} keeps a personal value"
-            elif [value for value in present if isinstance(value, str) and names(value)]:
-                problem = f"{label} names a known record, learner or value"
-            elif (
-                quasi_date
-                and isinstance(values[0], dt.date)
-                and granularity.generalise(values[0]) != values[0]
-            ):
-                problem = f"{label} keeps an exact date"
+        for problem, where, exact_date in self.others:
+            if len(where) == 1:
+                # Most fields have one column: no generator for them.
+                first = row[where[0]]
+                if first is None:
+                    continue
+                named = isinstance(first, str) and names(first)
             else:
-                continue
-            found[problem] = found.get(problem, 0) + 1
+                first = row[where[0]]
+                named = any(isinstance(row[n], str) and names(row[n]) for n in where)
+            if named:
+                found[problem] = found.get(problem, 0) + 1
+            elif (
+                exact_date is not None
+                and isinstance(first, dt.date)
+                and not known.generalised(first, granularity)
+            ):
+                found[exact_date] = found.get(exact_date, 0) + 1
 
 
 def _same(value: Any) -> Any:

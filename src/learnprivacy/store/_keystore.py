@@ -214,7 +214,7 @@ class SqlKeyStore:
 
     # -- the outbox ----------------------------------------------------------------------
 
-    def apply_sent(self) -> int:
+    def apply_sent(self, *, checkpoint: bool = True) -> int:
         """Apply the outbox rows this thread's committed transaction sent.
 
         Only those (found by key reference): concurrent sweeps, each applying its own
@@ -222,6 +222,11 @@ class SqlKeyStore:
         (two workers each applying the whole outbox deadlocked on PostgreSQL). Rows
         another process left behind are applied by :meth:`apply_outbox` (store opening)
         or by whoever sent them.
+
+        The key database is checkpointed whatever ``checkpoint`` says (no image of a
+        destroyed key outlives this call); ``checkpoint=False`` leaves the records
+        database's log as it is, for a caller that checkpoints it itself later (a sweep,
+        once at its end).
         """
         sent = getattr(self._local, "sent", None)
         ranges = getattr(self._local, "ranges", None)
@@ -230,7 +235,7 @@ class SqlKeyStore:
             return 0
         with self._db.read() as connection:
             rows = _sent_rows(connection, sent, ranges or [])
-        return self._apply_and_delete(rows)
+        return self._apply_and_delete(rows, checkpoint=checkpoint)
 
     def discard_sent(self) -> None:
         """Forget that this thread wrote to the outbox (its transaction rolled back)."""
@@ -246,14 +251,17 @@ class SqlKeyStore:
             rows = _all_outbox_rows(connection)
         return self._apply_and_delete(rows)
 
-    def _apply_and_delete(self, rows: Sequence[tuple[object, ...]]) -> int:
+    def _apply_and_delete(
+        self, rows: Sequence[tuple[object, ...]], *, checkpoint: bool = True
+    ) -> int:
         """Apply committed outbox ``rows`` (idempotent), then delete them by id."""
         if not rows:
             return 0
         count = self._apply(rows)
         with self._db.write() as connection:
             _delete_outbox(connection, [int(str(row[0])) for row in rows])
-        self._db.checkpoint()
+        if checkpoint:
+            self._db.checkpoint()
         return count
 
     def settle(self, connection: Connection, refs: Iterable[str]) -> int:

@@ -191,6 +191,7 @@ class Store:
                 seal_key=seal_key,
                 actor=actor,
                 anchor=(self._key_db, f"audit:{meta['store_id']}"),
+                lanes=True,
             )
             self.audit.open_head()
             self.audit.anchor_if_new()
@@ -325,7 +326,11 @@ class Store:
 
     @contextmanager
     def _writing(
-        self, *, relaxed: bool = False, refresh_statistics: bool = True
+        self,
+        *,
+        relaxed: bool = False,
+        refresh_statistics: bool = True,
+        checkpoint: bool = True,
     ) -> Iterator[Connection]:
         """A write transaction with the key store bound to it (``relaxed``: see
         :meth:`Database.write`).
@@ -333,6 +338,9 @@ class Store:
         On PostgreSQL, tables whose statistics sample a learner the transaction erased or
         anonymised are marked before the commit and refreshed after it; with
         ``refresh_statistics=False`` the caller refreshes them later (a sweep, once).
+        ``checkpoint=False``: once the keys the transaction shredded are destroyed (and
+        the key database checkpointed), the records database is not checkpointed; the
+        caller does it later (a sweep, once at its end).
 
         On failure the keyring's cache is cleared: it may hold keys created in the
         transaction that was just rolled back.
@@ -348,7 +356,7 @@ class Store:
             raise
         # Committed: destroy the keys the transaction's erasures sent to the outbox, and
         # anchor the audit head in the key database.
-        self._keys.apply_sent()
+        self._keys.apply_sent(checkpoint=checkpoint)
         self.audit.publish_anchor()
         if sampled and refresh_statistics:
             statistics.refresh_if_marked(self._db)

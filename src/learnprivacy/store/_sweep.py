@@ -154,13 +154,18 @@ def sweep(
             for rt in tables:
                 if has_live_rows(connection, rt):
                     tally.populated.add(rt.name)
-        for rt in ordered:
-            _TypeSweep(
-                store, schedule, rt, now, holds, dry_run, batch_size, tally, activity, part
-            ).run(progress)
-        _end_lapsed_consents(store, schedule, now, holds, dry_run, tally, part)
+        try:
+            for rt in ordered:
+                _TypeSweep(
+                    store, schedule, rt, now, holds, dry_run, batch_size, tally, activity, part
+                ).run(progress)
+            _end_lapsed_consents(store, schedule, now, holds, dry_run, tally, part)
+        finally:
+            if not dry_run:
+                # The pages' erasures leave the log for the file, also when a later page
+                # failed: no image of an erased row stays in it.
+                store._db.checkpoint()
         if not dry_run:
-            store._db.checkpoint()
             # The pages marked the tables whose statistics sampled a learner they removed:
             # analysed once for the whole sweep, not once a page (the marks are durable:
             # after a crash the next open refreshes them).
@@ -282,14 +287,16 @@ class _TypeSweep:
         decided = 0
         reported = 0
         while True:
-            # Pages commit without waiting for the disk; the checkpoint ending the sweep
-            # makes them durable, and a page lost to a power failure is redone by the next
-            # (idempotent) sweep.
+            # A page commits durably (its audit entries and outbox rows are on disk before
+            # any of its keys is destroyed); then its keys are destroyed and the key
+            # database checkpointed (no image of them left). The records database is
+            # checkpointed once, when the sweep ends: folding its log after every page
+            # rewrote the randomly ordered blind-index pages once a page.
             transaction = (
                 self.store._reading()
                 if self.dry_run
                 # Statistics marked by a page are refreshed once, when the sweep ends.
-                else self.store._writing(relaxed=True, refresh_statistics=False)
+                else self.store._writing(refresh_statistics=False, checkpoint=False)
             )
             with transaction as connection:
                 query = base if last is None else base.where(table.c.id > last)
