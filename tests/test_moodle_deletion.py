@@ -204,6 +204,12 @@ def site(new_database: Callable[[], str]) -> Iterator[tuple[sa.Engine, dict[str,
 
 
 @pytest.fixture
+def planted(site: tuple[sa.Engine, dict[str, int]]) -> dict[str, int]:
+    """The ids of what :func:`_plant` planted in the site (learner, friend, course...)."""
+    return site[1]
+
+
+@pytest.fixture
 def provider(site: tuple[sa.Engine, dict[str, int]]) -> Iterator[MoodleProvider]:
     """The provider over the site."""
     with MoodleDatabase(site[0]) as db:
@@ -223,10 +229,10 @@ def _plan(provider: MoodleProvider, user: int, *contexts: Context) -> dict[str, 
 
 
 def test_own_context_counts_only_messages_the_user_sent(
-    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
+    provider: MoodleProvider, planted: dict[str, int]
 ) -> None:
     """User context: the learner's sent messages go, the other members' stay."""
-    learner = site[1]["learner"]
+    learner = planted["learner"]
     db = provider.database
     # Every conversation but the planted course group has no context.
     rows = db.content(SOURCES["Message"], learner)
@@ -253,10 +259,10 @@ def test_own_context_counts_only_messages_the_user_sent(
 
 
 def test_group_conversation_counts_in_its_course_context(
-    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
+    provider: MoodleProvider, planted: dict[str, int]
 ) -> None:
     """core_group's conversation: counted with the course approved, not with the user."""
-    learner, course = site[1]["learner"], site[1]["course"]
+    learner, course = planted["learner"], planted["course"]
     alone = _plan(provider, learner, Context.course(str(course)))
     assert alone["Message"] == {"table": "messages", "action": "delete", "rows": 1, "kept": 2}
     assert alone["ConversationMember"]["rows"] == 1
@@ -267,10 +273,10 @@ def test_group_conversation_counts_in_its_course_context(
 
 
 def test_another_users_messages_are_never_counted(
-    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
+    provider: MoodleProvider, planted: dict[str, int]
 ) -> None:
     """Attack: another user's context, or a conversation without the learner, counts nothing."""
-    learner, friend = site[1]["learner"], site[1]["friend"]
+    learner, friend = planted["learner"], planted["friend"]
     db = provider.database
     msg = db.schema["messages"]
     # Moodle acts only in the user's own context: approving the friend's does nothing.
@@ -286,10 +292,10 @@ def test_another_users_messages_are_never_counted(
 
 
 def test_notes_counts_only_what_the_user_wrote(
-    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
+    provider: MoodleProvider, planted: dict[str, int]
 ) -> None:
     """Attack: the teacher's personal note and shared note about the learner are kept."""
-    learner, course = site[1]["learner"], site[1]["course"]
+    learner, course = planted["learner"], planted["course"]
     db = provider.database
     post = db.schema["post"]
     about = _count(
@@ -318,11 +324,9 @@ def test_notes_counts_only_what_the_user_wrote(
     assert "Note" not in other
 
 
-def test_plan_changes_nothing(
-    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
-) -> None:
+def test_plan_changes_nothing(provider: MoodleProvider, planted: dict[str, int]) -> None:
     """Read-only: messages, memberships and notes are all still there afterwards."""
-    learner, course = site[1]["learner"], site[1]["course"]
+    learner, course = planted["learner"], planted["course"]
     db = provider.database
     tables = ("messages", "message_conversation_members", "post", "files")
     before = {t: _count(db, t) for t in tables}
@@ -340,14 +344,14 @@ def _user_area_files(db: MoodleDatabase, uid: int) -> int:
 
 
 def test_files_counts_the_user_area_of_the_own_context(
-    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
+    provider: MoodleProvider, planted: dict[str, int]
 ) -> None:
     """core_user: every ``user`` file of the own context, whoever uploaded it.
 
     Attack: the learner's forum attachment (mod_forum's to decide) and the friend's private
     file are not counted; counting by uploader instead would differ.
     """
-    learner, friend = site[1]["learner"], site[1]["friend"]
+    learner, friend = planted["learner"], planted["friend"]
     db = provider.database
     f = db.schema["files"]
     expected = _user_area_files(db, learner)
@@ -361,7 +365,7 @@ def test_files_counts_the_user_area_of_the_own_context(
     }
     by_uploader = _count(db, "files", f.c.userid == learner)
     assert by_uploader != expected
-    assert "File" not in _plan(provider, learner, Context.course(str(site[1]["course"])))
+    assert "File" not in _plan(provider, learner, Context.course(str(planted["course"])))
     friend_plan = _plan(provider, friend, Context.user(str(friend)))
     assert friend_plan["File"]["rows"] == _user_area_files(db, friend)
     assert "File" not in _plan(provider, learner, Context.user(str(friend)))
@@ -396,7 +400,7 @@ def _post_files(db: MoodleDatabase, site: dict[str, int], author: int) -> int:
 
 
 def test_forum_files_of_the_users_posts_only(
-    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
+    provider: MoodleProvider, planted: dict[str, int]
 ) -> None:
     """mod_forum: the files of the user's posts in the approved forum go.
 
@@ -404,7 +408,6 @@ def test_forum_files_of_the_users_posts_only(
     author (it goes with that other user's posts), and no forum file is counted without
     the forum's context approved.
     """
-    planted = site[1]
     db = provider.database
     poster, other = planted["poster"], planted["other_poster"]
     forum = Context.module(str(planted["forum"]))
