@@ -139,6 +139,8 @@ def _truncate(url: str) -> bool:
                 sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, names)))
             )
             connection.execute("DELETE FROM lp_meta WHERE key IN ('store_id', 'key_store_id')")
+            # The audit log's numbers start again at 1, as in a new database.
+            connection.execute("ALTER SEQUENCE IF EXISTS lp_audit_sequence RESTART")
     except psycopg.errors.LockNotAvailable:
         return False
     return True

@@ -187,6 +187,29 @@ def test_the_last_three_are_caught_after_reopening(store_url: str, keyring: obje
     reopened.close()
 
 
+def test_a_refilled_log_never_carries_the_anchor_past_what_it_lost(
+    store_url: str, keyring: object
+) -> None:
+    """The log and head deleted, then more entries written than were lost: the anchor
+    stays on the lost entry (it moves on only from an entry the log still holds), so the
+    new entries, however many, never launder the tampering."""
+    opened = Store(store_url, keys=keys_for(store_url), keyring=keyring)  # type: ignore[arg-type]
+    history = _history(opened)
+    lost = history["entries"][-1]
+    with opened._db.write() as connection:
+        _delete_log_and_head(connection, history)
+    opened.close()
+    reopened = Store(store_url, keys=keys_for(store_url), keyring=keyring)  # type: ignore[arg-type]
+    for n in range(len(history["entries"]) + 2):
+        reopened.add(learner(f"L{10 + n}"))
+    assert list(reopened.audit)[-1].sequence > lost.sequence
+    name = f"audit:{reopened.store_id}"
+    assert reopened._key_db.read_anchor(name) == (lost.sequence, lost.hash)
+    with pytest.raises(AuditTampered, match="anchor"):
+        reopened.audit.verify()
+    reopened.close()
+
+
 def test_the_anchor_follows_every_commit_and_never_moves_back(store: Store) -> None:
     """After each write the key database's anchor equals the sealed head; a stale
     advance (a writer committing late) does not pull it back."""

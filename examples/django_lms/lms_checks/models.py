@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 
 from learnprivacy import DataCategory, LawfulBasis
-from learnprivacy.django import Privacy, personal
+from learnprivacy.django import Privacy, declare, personal
 
 
 class Contact(models.Model):
@@ -33,3 +33,21 @@ class Note(models.Model):
     mood = models.CharField(max_length=20)
 
     privacy = Privacy(subject="user", purpose="notes", basis=LawfulBasis.CONTRACT)
+
+
+class Account(models.Model):
+    """Declared the way a model the project does not own is (``declare()``), with one
+    personal-looking field left out of the declaration."""
+
+    username = models.CharField(max_length=150)
+    email = models.EmailField()
+    created = models.DateTimeField()
+    is_staff = models.BooleanField(default=False)
+
+
+declare(
+    Account,
+    Privacy(subject="id", purpose="accounts", basis=LawfulBasis.CONTRACT),
+    personal={"username": (DataCategory.IDENTITY, "User name")},
+    clear={"created": "Account created"},
+)

@@ -80,7 +80,7 @@ def _checked_models(app_configs: Any) -> list[Any]:
 @checks.register("learnprivacy")
 def check_declarations(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """E001 for failed declarations, W001 for undeclared personal-looking fields."""
-    from learnprivacy.django._bind import _bound, _declared
+    from learnprivacy.django._bind import _declared
 
     messages: list[checks.CheckMessage] = []
     failed = errors()
@@ -95,24 +95,33 @@ def check_declarations(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
                 )
             )
             continue
-        bound = _bound.get(model)
-        if bound is not None and not bound.owned:
+        declared = _declared.get(model)
+        foreign = None if declared is None else declared[1]
+        if declared is not None and foreign is None:
+            # Privacy(...) on the model: its check (E001) wants every field declared.
             continue
-        declared_foreign = model in _declared
+        # Declared with declare() (a model the project does not own, such as auth.User):
+        # a field left out of it is neither exported nor blanked by erasure.
+        named = set(foreign or ())
         for field in model._meta.concrete_fields:
             if field.primary_key or isinstance(field, BlindIndexField):
                 continue
-            if declaration_of(field) is not None or declared_foreign:
+            if declaration_of(field) is not None or {field.name, field.attname} & named:
                 continue
             # The column too: a field may take a personal name only in the database
             # (``db_column="email"``).
             if looks_personal(field.name) or looks_personal(field.column):
+                hint = (
+                    "Name it in declare(..., personal={...}) or clear={...}."
+                    if declared is not None
+                    else "Wrap it in personal(...) (stored encrypted) or "
+                    "not_personal(...), and give the model a Privacy(...) declaration."
+                )
                 messages.append(
                     checks.Warning(
                         f"{model._meta.db_table}.{field.column} looks like personal data "
                         "and is not declared",
-                        hint="Wrap it in personal(...) (stored encrypted) or "
-                        "not_personal(...), and give the model a Privacy(...) declaration.",
+                        hint=hint,
                         obj=field,
                         id="learnprivacy.W001",
                     )

@@ -191,6 +191,7 @@ class Store:
                 seal_key=seal_key,
                 actor=actor,
                 anchor=(self._key_db, f"audit:{meta['store_id']}"),
+                lanes=True,
             )
             self.audit.open_head()
             self.audit.anchor_if_new()

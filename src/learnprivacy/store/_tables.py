@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Integer,
+    Sequence,
     String,
     Table,
     Text,
@@ -23,7 +24,7 @@ from sqlalchemy import (
 
 from learnprivacy.store._schema import METADATA
 
-__all__ = ["AUDIT", "AUDIT_HEAD", "KEY_OUTBOX", "META"]
+__all__ = ["AUDIT", "AUDIT_HEAD", "AUDIT_SEQUENCE", "KEY_OUTBOX", "META"]
 
 #: One setting of the store: schema version, store id, creation time.
 META: Table = Table(
@@ -63,9 +64,10 @@ AUDIT: Table = Table(
     Column("hash", String(64), nullable=False),
 )
 
-#: The last entry of the audit log, sealed with the store's key. Locked by every writer
-#: (``SELECT ... FOR UPDATE``) so entries get gap-free sequence numbers; lets
-#: :meth:`AuditLog.verify` notice entries cut off the end of the chain.
+#: The last entry of each lane of the audit log (``id``: the lane), sealed with the
+#: store's key. A writer locks one head row (``SELECT ... FOR UPDATE``, ``SKIP LOCKED``
+#: on a PostgreSQL store) until its transaction ends; lets :meth:`AuditLog.verify` notice
+#: entries cut off the end of a lane.
 AUDIT_HEAD: Table = Table(
     "lp_audit_head",
     METADATA,
@@ -74,3 +76,7 @@ AUDIT_HEAD: Table = Table(
     Column("hash", String(64), nullable=False),
     Column("seal", String(64), nullable=False),
 )
+
+#: The sequence numbers of a PostgreSQL store's audit entries, taken without locking any
+#: row (SQLite numbers them after lane 1's head, which every writer locks there).
+AUDIT_SEQUENCE: Sequence = Sequence("lp_audit_sequence", metadata=METADATA)
