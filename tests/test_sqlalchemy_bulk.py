@@ -246,6 +246,23 @@ def test_a_bulk_update_of_the_key_the_subject_or_a_blind_index_is_refused(
     assert _stored(app) == stored
 
 
+def test_a_bulk_update_by_primary_key_moving_a_row_to_another_learner_is_refused(
+    app: SimpleNamespace,
+) -> None:
+    """Attack: ORM bulk UPDATE by primary key giving Ana's post Bob's id as its author.
+    The row's tokens stay bound to Ana's key: erasing Ana would leave the post behind,
+    filed under Bob. Refused like the same change made with a WHERE clause."""
+    with app.engine.connect() as c:
+        post = c.execute(text("SELECT id FROM forum_posts WHERE author_id = 'u1'")).first()
+    assert post is not None
+    stored = _stored(app)
+    with Session(app.engine) as s:
+        with pytest.raises(ValidationError, match="forum_posts"):
+            s.execute(update(app.m.Post), [{"id": post[0], "author_id": "u2"}])
+        s.commit()
+    assert _stored(app) == stored
+
+
 def test_a_bulk_update_of_other_columns_runs_but_not_on_a_restricted_row(
     app: SimpleNamespace,
 ) -> None:

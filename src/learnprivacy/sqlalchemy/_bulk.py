@@ -163,9 +163,11 @@ def _check_update(privacy: LearnPrivacy, spec: ModelSpec, state: ORMExecuteState
     parameters: Any = state.parameters
     by_key = isinstance(parameters, list | tuple) and bool(parameters)
     if by_key:
-        # ORM bulk UPDATE by primary key: one dict of attributes per row.
+        # ORM bulk UPDATE by primary key: one dict of attributes per row; its key
+        # finds the row, anything else in it (the subject too) is a change.
+        keys = {*spec.key_attributes, *spec.key_columns}
         for group in parameters:
-            given.extend(((k,), v) for k, v in group.items() if k not in fixed)
+            given.extend(((k,), v) for k, v in group.items() if k not in keys)
     elif isinstance(parameters, dict):
         given.extend(((k,), v) for k, v in parameters.items())
     cleared: dict[str, bool] = {}
