@@ -23,6 +23,11 @@ floor draws each nonce with ``os.urandom``; the library draws 4,096 per call, in
 own timed work. ``value`` and ``floor`` are operations per second (an encrypt+decrypt
 pair counts as one operation), from the median round of at least five interleaved
 rounds, with the spread of the library's rate over the rounds.
+
+``--breakdown`` measures where the time of a pair goes instead: the floor, then the
+same loop with one more piece of the library's work added at each step (its pooled
+nonces, the associated data built per call, the text token, the method calls and
+checks of ``FieldCipher``), all interleaved, as CPU microseconds per pair.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import hmac
 import os
 import sys
 import time
+from binascii import a2b_base64, b2a_base64
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +47,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from benchmarks._measure import MIN_ROUNDS, Sample, ratio_row
 from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser, _token
+from learnprivacy.crypto._nonce import random_nonce
 
 _SUBJECTS = 1_000
 #: Share of the bare AES-GCM throughput an encrypt+decrypt pair must keep.
@@ -87,6 +94,23 @@ def _row(
     return ratio_row(name, samples[value], scaled, target=target, work=done[value], unit="ops/s")
 
 
+def _bare(values: list[str], keys: list[AESGCM], datas: list[bytes]) -> Callable[[int, int], int]:
+    """The floor: each of ``values`` sealed and opened with bare AES-GCM under ``keys[i]``
+    and associated data ``datas[i]``, with a nonce from ``os.urandom``."""
+
+    def bare(start: int, stop: int) -> int:
+        urandom = os.urandom
+        for value, aead, data in zip(
+            values[start:stop], keys[start:stop], datas[start:stop], strict=True
+        ):
+            nonce = urandom(12)
+            sealed = aead.encrypt(nonce, value.encode(), data)
+            aead.decrypt(nonce, sealed, data).decode()
+        return stop - start
+
+    return bare
+
+
 def _cipher_rows(count: int, repeats: int) -> list[dict[str, object]]:
     subjects = [f"L{i % _SUBJECTS}" for i in range(count)]
     contexts = [f"Learner/{s}/email" for s in subjects]
@@ -116,23 +140,7 @@ def _cipher_rows(count: int, repeats: int) -> list[dict[str, object]]:
             decrypt(token, subject=subject, context=context)
         return stop - start
 
-    def bare_over(keys: list[AESGCM], datas: list[bytes]) -> Callable[[int, int], int]:
-        """The floor: each value sealed and opened with bare AES-GCM under ``keys[i]`` and
-        associated data ``datas[i]``."""
-
-        def bare(start: int, stop: int) -> int:
-            urandom = os.urandom
-            for value, aead, data in zip(
-                values[start:stop], keys[start:stop], datas[start:stop], strict=True
-            ):
-                nonce = urandom(12)
-                sealed = aead.encrypt(nonce, value.encode(), data)
-                aead.decrypt(nonce, sealed, data).decode()
-            return stop - start
-
-        return bare
-
-    bare = bare_over(aeads, associated)
+    bare = _bare(values, aeads, associated)
 
     def fernet_run(start: int, stop: int) -> int:
         # Fernet is slow: a tenth of the values is enough for a stable rate.
@@ -162,7 +170,7 @@ def _cipher_rows(count: int, repeats: int) -> list[dict[str, object]]:
             decrypt_many(tokens, subject=subject, contexts=where)
         return stop - start
 
-    bare_grouped = bare_over(owner_aeads, owner_associated)
+    bare_grouped = _bare(values, owner_aeads, owner_associated)
 
     runs = {
         "cipher": field_cipher,
@@ -176,6 +184,121 @@ def _cipher_rows(count: int, repeats: int) -> list[dict[str, object]]:
         _row("field_cipher_vs_aesgcm", ("cipher", "bare"), samples, done, PAIR_TARGET),
         _row("field_cipher_vs_fernet", ("cipher", "fernet"), samples, done, 5.0),
         _row("field_cipher_batch_vs_aesgcm", ("batch", "bare_grouped"), samples, done, PAIR_TARGET),
+    ]
+
+
+def _breakdown(count: int, repeats: int) -> list[tuple[str, float]]:
+    """CPU microseconds per encrypt+decrypt pair of the floor and of each step from it to
+    ``FieldCipher``, each step adding one piece of the library's work (interleaved)."""
+    subjects = [f"L{i % _SUBJECTS}" for i in range(count)]
+    contexts = [f"Learner/{s}/email" for s in subjects]
+    places = [c.encode() for c in contexts]
+    values = [f"learner{i:06d}@example.org" for i in range(count)]
+    cipher = FieldCipher(Keyring.generate())
+    for subject in set(subjects):
+        cipher.encrypt("warm-up", subject=subject, context="warm-up")
+        cipher.encrypt("warm-up", subject=subject, context="warm-up")
+    # The library's own keys, unpacked as its short paths hold them: header text, AEAD,
+    # associated-data prefix (header and subject).
+    texts = [cipher._texts[s] for s in subjects]
+    associated = [prefix + place for (_, _, prefix), place in zip(texts, places, strict=True)]
+    keys = [aead for _, aead, _ in texts]
+    encode, decode = _token.ENCODE_TABLE, _token.DECODE_TABLE
+
+    def pooled(start: int, stop: int) -> int:
+        draw = random_nonce
+        for at in range(start, stop):
+            aead, data, nonce = keys[at], associated[at], draw()
+            aead.decrypt(nonce, aead.encrypt(nonce, values[at].encode(), data), data).decode()
+        return stop - start
+
+    def built(start: int, stop: int) -> int:
+        for value, text, context in zip(
+            values[start:stop], texts[start:stop], contexts[start:stop], strict=True
+        ):
+            _, aead, prefix = text
+            nonce = random_nonce()
+            sealed = aead.encrypt(nonce, value.encode(), prefix + context.encode())
+            aead.decrypt(nonce, sealed, prefix + context.encode()).decode()
+        return stop - start
+
+    def texted(start: int, stop: int) -> int:
+        chunk = zip(values[start:stop], texts[start:stop], contexts[start:stop], strict=True)
+        for value, (head, aead, prefix), context in chunk:
+            nonce = random_nonce()
+            sealed = nonce + aead.encrypt(nonce, value.encode(), prefix + context.encode())
+            token = head + b2a_base64(sealed, newline=False).translate(encode).decode()
+            if token.startswith(head):
+                raw = a2b_base64(token.encode().translate(decode)[20:], strict_mode=True)
+                aead.decrypt(raw[:12], raw[12:], prefix + context.encode()).decode()
+        return stop - start
+
+    def library(start: int, stop: int) -> int:
+        encrypt, decrypt = cipher.encrypt, cipher.decrypt
+        for value, subject, context in zip(
+            values[start:stop], subjects[start:stop], contexts[start:stop], strict=True
+        ):
+            decrypt(
+                encrypt(value, subject=subject, context=context), subject=subject, context=context
+            )
+        return stop - start
+
+    steps = {
+        "floor: bare AES-GCM, os.urandom nonce, associated data given": _bare(
+            values, keys, associated
+        ),
+        "the library's pooled nonces instead of os.urandom": pooled,
+        "+ associated data built per call (prefix + context.encode())": built,
+        "+ the text token (base64, URL-safe alphabet, header text)": texted,
+        "+ FieldCipher's calls, look-ups and checks (= FieldCipher)": library,
+    }
+    samples, done = _samples(steps, count, repeats)
+    return [(name, samples[name].median / done[name] * 1e6) for name in steps]
+
+
+def _batch_sizes(count: int, repeats: int, sizes: tuple[int, ...]) -> list[tuple[int, float]]:
+    """Share of the bare AES-GCM throughput kept by ``encrypt_many``/``decrypt_many`` when
+    each call holds ``size`` values of one learner (learners round-robin), per size."""
+    cipher = FieldCipher(Keyring.generate())
+    runs: dict[str, Callable[[int, int], int]] = {}
+    for size in sizes:
+        owners = [f"L{(i // size) % _SUBJECTS}" for i in range(count)]
+        places = [f"Learner/{s}/field{i % size}" for i, s in enumerate(owners)]
+        values = [f"learner{i:06d}@example.org" for i in range(count)]
+        for subject in set(owners):
+            cipher.encrypt("warm-up", subject=subject, context="warm-up")
+            cipher.encrypt("warm-up", subject=subject, context="warm-up")
+        texts = [cipher._texts[s] for s in owners]
+        keys = [aead for _, aead, _ in texts]
+        associated = [t[2] + p.encode() for t, p in zip(texts, places, strict=True)]
+        # Each call's values and contexts are lists already, as a caller holds them.
+        calls = [
+            (owners[at], values[at : at + size], places[at : at + size])
+            for at in range(0, count - count % size, size)
+        ]
+
+        def batches(
+            start: int, stop: int, calls: list[tuple[str, list[str], list[str]]] = calls
+        ) -> int:
+            encrypt_many, decrypt_many = cipher.encrypt_many, cipher.decrypt_many
+            done = 0
+            for subject, some, where in calls[
+                start * len(calls) // count : stop * len(calls) // count
+            ]:
+                tokens = encrypt_many(some, subject=subject, contexts=where)
+                decrypt_many(tokens, subject=subject, contexts=where)
+                done += len(some)
+            return done
+
+        runs[f"batch{size}"], runs[f"bare{size}"] = batches, _bare(values, keys, associated)
+    samples, done = _samples(runs, count, repeats)
+    return [
+        (
+            size,
+            (samples[f"bare{size}"].median / done[f"bare{size}"])
+            / (samples[f"batch{size}"].median / done[f"batch{size}"]),
+        )
+        for size in sizes
     ]
 
 
@@ -225,7 +348,24 @@ def main(argv: list[str] | None = None) -> int:
     """Print the rows as a table; exit status 1 if a target is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10,000 values, 3 rounds")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="where a pair's time goes, step by step"
+    )
     args = parser.parse_args(argv)
+    if args.breakdown:
+        count, repeats = (10_000, 5) if args.quick else (100_000, 7)
+        print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        previous = None
+        for name, micros in _breakdown(count, repeats):
+            step = "" if previous is None else f"{micros - previous:+7.3f}"
+            print(f"{name:64} {micros:6.3f} µs/pair {step}")
+            previous = micros
+        for size, share in _batch_sizes(count, repeats, (1, 4, 25, 100)):
+            print(
+                f"encrypt_many + decrypt_many, {size:3} values of one learner a call: "
+                f"{share:.3f} of bare AES-GCM"
+            )
+        return 0
     rows = run(quick=args.quick)
     print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(

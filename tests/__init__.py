@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import pytest
 
 from learnprivacy import records
-from learnprivacy.providers import ApprovedContextList, Context, ContextList
+from learnprivacy.providers import ApprovedContextList, Context, ContextList, MetadataCollection
 from learnprivacy.requests import (
     Channel,
     RequestBook,
@@ -307,9 +307,18 @@ def receive_request(
 class UserContextProvider:
     """What most test providers share: their data sits in the learner's own context, and
     deleting it has nothing to do (a subclass names its ``component``, declares its
-    metadata and exports; it overrides what it does differently)."""
+    metadata and exports; it overrides what it does differently).
+
+    ``table`` (name, fields described, summary) is declared as kept under the contract,
+    unless the subclass declares its metadata itself."""
 
     component: str
+    table: tuple[str, dict[str, str], str]
+
+    def get_metadata(self, collection: MetadataCollection) -> MetadataCollection:
+        """The provider's ``table``, kept under the contract."""
+        name, fields, summary = self.table
+        return collection.add_database_table(name, fields, summary, basis="gdpr_art_6_1_b")
 
     def get_contexts_for_userid(self, user_id: str) -> ContextList:
         """The learner's context, always."""

@@ -92,14 +92,18 @@ def add_invoice(
         s.commit()
 
 
-def declarative_models() -> SimpleNamespace:
-    """Users, forum posts and invoices on a new SQLAlchemy 2 declarative base."""
+def declarative_models(schema: str | None = None) -> SimpleNamespace:
+    """Users, forum posts and invoices on a new SQLAlchemy 2 declarative base (their
+    tables in ``schema`` when given, ``__table_args__``)."""
+    placed: dict[str, Any] = {"schema": schema} if schema else {}
+    users_id = f"{schema}.users.id" if schema else "users.id"
 
     class Base(DeclarativeBase):
         pass
 
     class User(Base):
         __tablename__ = "users"
+        __table_args__ = placed
         __privacy__ = lps.Privacy(
             subject="id",
             purpose="accounts",
@@ -115,21 +119,23 @@ def declarative_models() -> SimpleNamespace:
 
     class Post(Base):
         __tablename__ = "forum_posts"
+        __table_args__ = placed
         __privacy__ = lps.Privacy(
             subject="author_id", purpose="forum", basis=LawfulBasis.CONTRACT, created="posted_at"
         )
         id: Mapped[int] = mapped_column(primary_key=True)
-        author_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+        author_id: Mapped[str] = mapped_column(ForeignKey(users_id))
         body: Mapped[str] = lps.personal(DataCategory.COMMUNICATION, "Post text")
         posted_at: Mapped[dt.datetime] = lps.not_personal("When it was posted")
 
     class Invoice(Base):
         __tablename__ = "invoices"
+        __table_args__ = placed
         __privacy__ = lps.Privacy(
             subject="user_id", purpose="billing", basis=LawfulBasis.LEGAL_OBLIGATION
         )
         id: Mapped[str] = mapped_column(primary_key=True)
-        user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+        user_id: Mapped[str] = mapped_column(ForeignKey(users_id))
         billing_name: Mapped[str] = lps.personal(DataCategory.BILLING, "Name on the invoice")
         amount: Mapped[Decimal] = lps.not_personal("Amount", Numeric(10, 2))
         issued_at: Mapped[dt.datetime] = lps.not_personal("Issue date")
@@ -138,6 +144,7 @@ def declarative_models() -> SimpleNamespace:
         """A table without personal data: needs no declaration."""
 
         __tablename__ = "courses"
+        __table_args__ = placed
         id: Mapped[str] = mapped_column(primary_key=True)
         title: Mapped[str]
 

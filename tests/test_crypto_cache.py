@@ -91,22 +91,63 @@ def test_an_entry_of_texts_stands_for_a_use_and_is_spent_by_the_second_chance() 
     assert "F" not in cipher._texts
 
 
-def test_every_way_of_dropping_keys_drops_their_texts_entry() -> None:
+@pytest.mark.parametrize("scope", ["default", "contract"])
+def test_every_way_of_dropping_keys_drops_their_texts_entry(scope: str) -> None:
+    """The default scope's entry (``texts``) and a purpose's (``scoped``) alike."""
     cache = KeyCache(10)
-    text = ("lp1.header", AESGCM(os.urandom(32)), b"prefix")
+    aead = AESGCM(os.urandom(32))
+    sealer = (aead, "lp1.header-text", "lp1.header-data", b"text-prefix", b"data-prefix")
+    text = ("lp1.header-text", aead, b"text-prefix")
+
+    def remembered() -> dict[object, object]:
+        return {**cache.texts, **cache.scoped}
+
+    key = "a" if scope == "default" else ("a", scope)
     for forget in (
         lambda: cache.forget("a"),
         lambda: cache.forget(None),
         lambda: cache.forget_many(["b", "a"]),
     ):
         keys = cache.entry("a")
-        cache.remember_text("a", keys, text)
-        assert cache.texts == {"a": text}
+        keys.sealers[scope] = sealer
+        cache.remember_text("a", scope, keys, sealer)
+        assert remembered() == {key: text}
         forget()
-        assert cache.texts == {}
+        assert remembered() == {}
         # Keys forgotten meanwhile (a race with a shred) are never remembered.
-        cache.remember_text("a", keys, text)
-        assert cache.texts == {}
+        cache.remember_text("a", scope, keys, sealer)
+        assert remembered() == {}
+    # Nor a sealer that is not (or no longer) the cached one of its scope.
+    keys = cache.entry("a")
+    cache.remember_text("a", scope, keys, sealer)
+    assert remembered() == {}
+    keys.sealers[scope] = (aead, "lp1.other", "lp1.other-data", b"x", b"y")
+    cache.remember_text("a", scope, keys, sealer)
+    assert remembered() == {}
+
+
+def test_a_purpose_scopes_entry_stands_for_a_use_and_leaves_with_its_subject() -> None:
+    """As ``texts`` for the default scope: an entry of ``scoped`` earns its subject a
+    second chance, which spends it; an evicted subject leaves no ``scoped`` entry."""
+    keyring = Keyring(os.urandom(32), cache_size=3)
+    cipher = FieldCipher(keyring)
+
+    def seal(subject: str) -> str:
+        return cipher.encrypt(subject, subject=subject, context=CONTEXT, scope="contract")
+
+    for subject in ("A", "B", "C"):
+        seal(subject)
+    assert cipher._scoped == {}
+    seal("A")
+    assert set(cipher._scoped) == {("A", "contract")}
+    seal("D")
+    assert set(keyring._cache) == {"A", "C", "D"}
+    assert cipher._scoped == {}
+    for subject in ("E", "F", "G", "H"):
+        seal(subject)
+        seal(subject)
+    assert {subject for subject, _ in cipher._scoped} <= set(keyring._cache)
+    assert "A" not in keyring._cache
 
 
 def test_the_cache_stays_at_its_size_through_many_evictions() -> None:
@@ -151,11 +192,18 @@ def test_the_first_keys_of_an_empty_store_are_not_unwrapped_again() -> None:
     assert reopened.unwrapped == ["learnprivacy:system"]
 
 
-def test_shredding_while_other_threads_evict_leaves_no_usable_key() -> None:
+@pytest.mark.parametrize("scope", ["default", "contract"])
+def test_shredding_while_other_threads_evict_leaves_no_usable_key(scope: str) -> None:
     """Threads cycling many subjects through a small cache never bring a shredded
-    subject's keys back: after the shred, its values raise KeyShreddedError."""
+    subject's keys back: after the shred, its values raise KeyShreddedError, and its
+    scope's key serves no encryption either (the short path's entry went with it)."""
     keyring = Keyring(os.urandom(32), cache_size=4)
     cipher = FieldCipher(keyring)
+
+    def _encrypt(cipher: FieldCipher, subject: str) -> str:
+        return cipher.encrypt(f"value of {subject}", subject=subject, context=CONTEXT, scope=scope)
+
+    _encrypt(cipher, "victim")
     victim = _encrypt(cipher, "victim")
     errors: list[BaseException] = []
     start = threading.Barrier(5)
@@ -183,3 +231,7 @@ def test_shredding_while_other_threads_evict_leaves_no_usable_key() -> None:
     assert errors == []
     with pytest.raises(KeyShreddedError):
         cipher.decrypt(victim, subject="victim", context=CONTEXT)
+    with pytest.raises(KeyShreddedError):
+        _encrypt(cipher, "victim")
+    assert "victim" not in cipher._texts
+    assert all(subject != "victim" for subject, _ in cipher._scoped)

@@ -182,7 +182,9 @@ def test_a_stale_sealer_is_never_remembered_for_the_short_path(cipher: FieldCiph
     assert "L1" not in cipher._texts  # retire() dropped it with the cached keys
     fresh = cipher.encrypt(EMAIL, subject="L1", context="c")
     cipher.encrypt(EMAIL, subject="L1", context="c")  # a second use: now remembered
-    cipher._remember_text("L1", stale)  # as a thread that lost a race with retire() would
+    cipher._remember_text(
+        "L1", "default", stale
+    )  # as a thread that lost a race with retire() would
     assert cipher._texts["L1"][0] == fresh[:20]
     assert cipher.key_id(cipher.encrypt(EMAIL, subject="L1", context="c")) != cipher.key_id(old)
 

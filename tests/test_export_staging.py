@@ -16,7 +16,6 @@ from learnprivacy.export._subject import remove_stale_staging
 from learnprivacy.providers import (
     ApprovedContextList,
     ContentWriter,
-    MetadataCollection,
     PrivacyManager,
 )
 from learnprivacy.records import Learner
@@ -70,11 +69,7 @@ class Accounts(UserContextProvider):
     """The learner's account, nothing else."""
 
     component = "accounts"
-
-    def get_metadata(self, collection: MetadataCollection) -> MetadataCollection:
-        return collection.add_database_table(
-            "Learner", {"email": "E-mail"}, "Accounts", basis="gdpr_art_6_1_b"
-        )
+    table = ("Learner", {"email": "E-mail"}, "Accounts")
 
     def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
         learner = sample(Learner, created_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC))

@@ -21,7 +21,6 @@ from learnprivacy.export.reports import k_anonymous_aggregate
 from learnprivacy.providers import (
     ApprovedContextList,
     ContentWriter,
-    MetadataCollection,
     PrivacyManager,
 )
 from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
@@ -143,11 +142,7 @@ class _ExternalGradebook(UserContextProvider):
     """A second component (an external gradebook) whose connection drops mid-export."""
 
     component = "ext_gradebook"
-
-    def get_metadata(self, collection: MetadataCollection) -> MetadataCollection:
-        return collection.add_database_table(
-            "grades", {"grade": "A grade"}, "Grades", basis="gdpr_art_6_1_b"
-        )
+    table = ("grades", {"grade": "A grade"}, "Grades")
 
     def export_user_data(self, approved: ApprovedContextList, writer: ContentWriter) -> None:
         def rows() -> Iterator[dict[str, Any]]:

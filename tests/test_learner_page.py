@@ -26,7 +26,7 @@ from learnprivacy.providers import PrivacyManager, StoreProvider
 from learnprivacy.records import Invoice, Learner, Progress, Score
 from learnprivacy.retention.presets import french_training_organisation
 from learnprivacy.store import Store
-from tests import PageReader, sample
+from tests import PageReader, at, sample
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 6, 15, 9, 0, 0, 123456, tzinfo=UTC)
@@ -47,41 +47,39 @@ def text_of(page: str) -> str:
     return PageReader(page).text
 
 
+#: Léa's account (created at a microsecond), two scored progress rows and an invoice.
+RECORDS = [
+    sample(
+        Learner,
+        username="lea.dupont",
+        email="lea@example.org",
+        given_name="Léa",
+        family_name="Dupont",
+        created_at=at(2025, 1, 6, 8, 30, 15, 654321),
+        last_activity_at=at(2026, 5, 2, 21, 45),
+    ),
+    sample(Progress, recorded_at=at(2026, 3, 1, 23, 30), score=Score(raw=17, min=0, max=20)),
+    sample(
+        Progress,
+        id="P2",
+        course_id="C2",
+        recorded_at=at(2026, 4, 1, 8),
+        score=Score(raw=12, min=0, max=20),
+    ),
+    sample(
+        Invoice,
+        billing_name="Léa Dupont",
+        billing_address="1 rue de la Paix, Paris",
+        amount=Decimal("1450.00"),
+        issued_at=at(2026, 2, 1, 9),
+    ),
+]
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     with Store(f"sqlite:///{tmp_path / 'lms.db'}", keyring=Keyring.generate()) as opened:
-        opened.add_all(
-            [
-                sample(
-                    Learner,
-                    username="lea.dupont",
-                    email="lea@example.org",
-                    given_name="Léa",
-                    family_name="Dupont",
-                    created_at=dt.datetime(2025, 1, 6, 8, 30, 15, 654321, tzinfo=UTC),
-                    last_activity_at=dt.datetime(2026, 5, 2, 21, 45, tzinfo=UTC),
-                ),
-                sample(
-                    Progress,
-                    recorded_at=dt.datetime(2026, 3, 1, 23, 30, tzinfo=UTC),
-                    score=Score(raw=17, min=0, max=20),
-                ),
-                sample(
-                    Progress,
-                    id="P2",
-                    course_id="C2",
-                    recorded_at=dt.datetime(2026, 4, 1, 8, 0, tzinfo=UTC),
-                    score=Score(raw=12, min=0, max=20),
-                ),
-                sample(
-                    Invoice,
-                    billing_name="Léa Dupont",
-                    billing_address="1 rue de la Paix, Paris",
-                    amount=Decimal("1450.00"),
-                    issued_at=dt.datetime(2026, 2, 1, 9, 0, tzinfo=UTC),
-                ),
-            ]
-        )
+        opened.add_all(RECORDS)
         yield opened
 
 

@@ -203,6 +203,16 @@ def site(new_database: Callable[[], str]) -> Iterator[tuple[sa.Engine, dict[str,
     engine.dispose()
 
 
+#: The ids of what :func:`_plant` planted, by name.
+Planted = dict[str, int]
+
+
+@pytest.fixture
+def planted(site: tuple[sa.Engine, Planted]) -> Planted:
+    """The ids of what :func:`_plant` planted in the site (learner, friend, course...)."""
+    return site[1]
+
+
 @pytest.fixture
 def provider(site: tuple[sa.Engine, dict[str, int]]) -> Iterator[MoodleProvider]:
     """The provider over the site."""
@@ -223,10 +233,10 @@ def _plan(provider: MoodleProvider, user: int, *contexts: Context) -> dict[str, 
 
 
 def test_own_context_counts_only_messages_the_user_sent(
-    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
+    provider: MoodleProvider, planted: Planted
 ) -> None:
     """User context: the learner's sent messages go, the other members' stay."""
-    learner = site[1]["learner"]
+    learner = planted["learner"]
     db = provider.database
     # Every conversation but the planted course group has no context.
     rows = db.content(SOURCES["Message"], learner)
@@ -253,10 +263,10 @@ def test_own_context_counts_only_messages_the_user_sent(
 
 
 def test_group_conversation_counts_in_its_course_context(
-    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
+    provider: MoodleProvider, planted: Planted
 ) -> None:
     """core_group's conversation: counted with the course approved, not with the user."""
-    learner, course = site[1]["learner"], site[1]["course"]
+    learner, course = planted["learner"], planted["course"]
     alone = _plan(provider, learner, Context.course(str(course)))
     assert alone["Message"] == {"table": "messages", "action": "delete", "rows": 1, "kept": 2}
     assert alone["ConversationMember"]["rows"] == 1
@@ -267,10 +277,10 @@ def test_group_conversation_counts_in_its_course_context(
 
 
 def test_another_users_messages_are_never_counted(
-    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
+    provider: MoodleProvider, planted: Planted
 ) -> None:
     """Attack: another user's context, or a conversation without the learner, counts nothing."""
-    learner, friend = site[1]["learner"], site[1]["friend"]
+    learner, friend = planted["learner"], planted["friend"]
     db = provider.database
     msg = db.schema["messages"]
     # Moodle acts only in the user's own context: approving the friend's does nothing.
@@ -285,11 +295,9 @@ def test_another_users_messages_are_never_counted(
     assert learner_plan["Message"]["rows"] == learner_sent
 
 
-def test_notes_counts_only_what_the_user_wrote(
-    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
-) -> None:
+def test_notes_counts_only_what_the_user_wrote(provider: MoodleProvider, planted: Planted) -> None:
     """Attack: the teacher's personal note and shared note about the learner are kept."""
-    learner, course = site[1]["learner"], site[1]["course"]
+    learner, course = planted["learner"], planted["course"]
     db = provider.database
     post = db.schema["post"]
     about = _count(
@@ -318,11 +326,9 @@ def test_notes_counts_only_what_the_user_wrote(
     assert "Note" not in other
 
 
-def test_plan_changes_nothing(
-    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
-) -> None:
+def test_plan_changes_nothing(provider: MoodleProvider, planted: Planted) -> None:
     """Read-only: messages, memberships and notes are all still there afterwards."""
-    learner, course = site[1]["learner"], site[1]["course"]
+    learner, course = planted["learner"], planted["course"]
     db = provider.database
     tables = ("messages", "message_conversation_members", "post", "files")
     before = {t: _count(db, t) for t in tables}
@@ -340,14 +346,14 @@ def _user_area_files(db: MoodleDatabase, uid: int) -> int:
 
 
 def test_files_counts_the_user_area_of_the_own_context(
-    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
+    provider: MoodleProvider, planted: Planted
 ) -> None:
     """core_user: every ``user`` file of the own context, whoever uploaded it.
 
     Attack: the learner's forum attachment (mod_forum's to decide) and the friend's private
     file are not counted; counting by uploader instead would differ.
     """
-    learner, friend = site[1]["learner"], site[1]["friend"]
+    learner, friend = planted["learner"], planted["friend"]
     db = provider.database
     f = db.schema["files"]
     expected = _user_area_files(db, learner)
@@ -361,7 +367,7 @@ def test_files_counts_the_user_area_of_the_own_context(
     }
     by_uploader = _count(db, "files", f.c.userid == learner)
     assert by_uploader != expected
-    assert "File" not in _plan(provider, learner, Context.course(str(site[1]["course"])))
+    assert "File" not in _plan(provider, learner, Context.course(str(planted["course"])))
     friend_plan = _plan(provider, friend, Context.user(str(friend)))
     assert friend_plan["File"]["rows"] == _user_area_files(db, friend)
     assert "File" not in _plan(provider, learner, Context.user(str(friend)))
@@ -395,16 +401,13 @@ def _post_files(db: MoodleDatabase, site: dict[str, int], author: int) -> int:
         return sum(1 for item in rows if item in ids)
 
 
-def test_forum_files_of_the_users_posts_only(
-    provider: MoodleProvider, site: tuple[sa.Engine, dict[str, int]]
-) -> None:
+def test_forum_files_of_the_users_posts_only(provider: MoodleProvider, planted: Planted) -> None:
     """mod_forum: the files of the user's posts in the approved forum go.
 
     Attack: a file the author uploaded onto another user's post is not counted for the
     author (it goes with that other user's posts), and no forum file is counted without
     the forum's context approved.
     """
-    planted = site[1]
     db = provider.database
     poster, other = planted["poster"], planted["other_poster"]
     forum = Context.module(str(planted["forum"]))

@@ -14,16 +14,8 @@ import attrs
 import pytest
 from sqlalchemy import text
 
+from learnprivacy import errors
 from learnprivacy.crypto import FieldCipher, Keyring
-from learnprivacy.errors import (
-    AuditTampered,
-    ConfigurationError,
-    IntegrityError,
-    NotFoundError,
-    PolicyError,
-    RequestStateError,
-    ValidationError,
-)
 from learnprivacy.requests import (
     Channel,
     MemoryBackend,
@@ -137,7 +129,7 @@ def test_receiving_same_id_twice(book: RequestBook) -> None:
     moved = book.request_identity("R1", now=T0)
     assert receive(book, request_id="R1") == moved
     assert first.version == 1
-    with pytest.raises(IntegrityError):
+    with pytest.raises(errors.IntegrityError):
         receive(book, request_id="R1", learner_id="L2")
 
 
@@ -170,7 +162,7 @@ def test_terminal_states_stay_terminal(book: RequestBook, terminal: str) -> None
         lambda: book.record_step(request, StepResult(name="s", completed_at=T0), now=T0),
     ]
     for attempt in attempts:
-        with pytest.raises(RequestStateError):
+        with pytest.raises(errors.RequestStateError):
             attempt()
     assert book.get(request) == closed
     assert book.verify(request)
@@ -179,14 +171,14 @@ def test_terminal_states_stay_terminal(book: RequestBook, terminal: str) -> None
 def test_illegal_moves_raise(book: RequestBook) -> None:
     """Completing before work started, or cancelling work under way, is refused."""
     request = receive(book)
-    with pytest.raises(RequestStateError):
+    with pytest.raises(errors.RequestStateError):
         book.complete(request, now=T0)
-    with pytest.raises(RequestStateError):
+    with pytest.raises(errors.RequestStateError):
         book.fail(request, Failure(step="x", error="e", at=T0), now=T0)
     started = book.verify_identity(request, method=ProofMethod.IN_PERSON, now=T0)
-    with pytest.raises(RequestStateError):
+    with pytest.raises(errors.RequestStateError):
         book.cancel(started, now=T0)
-    with pytest.raises(RequestStateError):
+    with pytest.raises(errors.RequestStateError):
         book.request_identity(started, now=T0)
     assert book.get(request) == started
 
@@ -205,7 +197,7 @@ def test_refusal_records_reason_and_grounds(book: RequestBook) -> None:
     last = book.history(request)[-1]
     assert last.detail == {"grounds": "manifestly_unfounded", "article": "GDPR Art. 12(5)"}
     assert "jamais" not in json.dumps(last.to_dict())
-    with pytest.raises(ValidationError):
+    with pytest.raises(errors.ValidationError):
         book.refuse(receive(book), grounds=RefusalGrounds.EXCESSIVE, reason="  ", now=T0)
 
 
@@ -223,7 +215,7 @@ def test_partly_executed_request_cannot_be_refused(book: RequestBook) -> None:
     """Once a step has run, refusing would hide what was done: refused."""
     request = book.verify_identity(receive(book), method=ProofMethod.IN_PERSON, now=T0)
     request = book.record_step(request, StepResult(name="export", completed_at=T0), now=T0)
-    with pytest.raises(RequestStateError):
+    with pytest.raises(errors.RequestStateError):
         book.refuse(request, grounds=RefusalGrounds.EXCESSIVE, reason="r", now=T0)
 
 
@@ -253,7 +245,7 @@ def test_retry_keeps_deadline_identity_and_done_steps(book: RequestBook) -> None
     assert retry.step("a") is not None
     assert retry.failure is None
     assert book.retry(failed, now=later) == retry
-    with pytest.raises(RequestStateError):
+    with pytest.raises(errors.RequestStateError):
         book.retry(retry, now=later)
     assert book.verify(retry)
 
@@ -277,16 +269,16 @@ def test_overdue_lists_open_and_unretried_failures(book: RequestBook) -> None:
     assert done.id not in {r.id for r in book.overdue(after)}
     assert book.overdue(T0 + dt.timedelta(days=10)) == ()
     assert fresh.is_overdue(after) is False
-    with pytest.raises(ValidationError):
+    with pytest.raises(errors.ValidationError):
         book.overdue(dt.datetime(2026, 5, 1))
 
 
 def test_time_cannot_go_backwards(book: RequestBook) -> None:
     """An event dated before the last one (or before receipt) is refused."""
     request = book.request_identity(receive(book), now=T0 + dt.timedelta(days=2))
-    with pytest.raises(ValidationError):
+    with pytest.raises(errors.ValidationError):
         book.verify_identity(request, method=ProofMethod.IN_PERSON, now=T0 + dt.timedelta(days=1))
-    with pytest.raises(ValidationError):
+    with pytest.raises(errors.ValidationError):
         receive(book, request_id="early", now=T0 - dt.timedelta(seconds=1))
 
 
@@ -309,7 +301,7 @@ def test_tampered_history_is_detected(book: RequestBook) -> None:
                 text("UPDATE lp_dsr_history SET body = :b WHERE sequence = 2"),
                 {"b": json.dumps(data)},
             )
-    with pytest.raises(AuditTampered) as info:
+    with pytest.raises(errors.AuditTampered) as info:
         book.verify(request)
     assert info.value.sequence == 2
 
@@ -324,7 +316,7 @@ def test_truncated_history_is_detected(book: RequestBook) -> None:
         assert isinstance(backend, SQLBackend)
         with backend.engine.begin() as connection:
             connection.execute(text("DELETE FROM lp_dsr_history WHERE sequence = 3"))
-    with pytest.raises(AuditTampered):
+    with pytest.raises(errors.AuditTampered):
         book.verify(request)
 
 
@@ -340,9 +332,9 @@ def test_concurrent_writer_is_refused(book: RequestBook) -> None:
 def test_unknown_request(book: RequestBook) -> None:
     """get returns None for an unknown id (as Store.get); acting on one raises NotFoundError."""
     assert book.get("nope") is None
-    with pytest.raises(NotFoundError):
+    with pytest.raises(errors.NotFoundError):
         book.current("nope")
-    with pytest.raises(NotFoundError):
+    with pytest.raises(errors.NotFoundError):
         book.cancel("nope", now=T0)
 
 
@@ -364,12 +356,12 @@ def test_compelling_grounds_rules(book: RequestBook) -> None:
         kind=RequestType.OBJECTION,
         params=ObjectionParams(purpose="newsletter", direct_marketing=True),
     )
-    with pytest.raises(PolicyError):
+    with pytest.raises(errors.PolicyError):
         book.record_compelling_grounds(marketing, reasons="We like newsletters.", now=T0)
     other = receive(
         book, kind=RequestType.WITHDRAW_CONSENT, params=WithdrawConsentParams(purpose="n")
     )
-    with pytest.raises(RequestStateError):
+    with pytest.raises(errors.RequestStateError):
         book.record_compelling_grounds(other, reasons="r", now=T0)
 
 
@@ -392,13 +384,13 @@ def test_complete_refuses_a_request_where_nothing_ran(book: RequestBook) -> None
     """An in-progress request with zero steps run was moved to COMPLETED; now refused, and
     so is one whose executor plan lists a step that did not run."""
     request = book.verify_identity(receive(book), method=ProofMethod.IN_PERSON, now=T0)
-    with pytest.raises(RequestStateError, match="no step"):
+    with pytest.raises(errors.RequestStateError, match="no step"):
         book.complete(request, now=T0)
     plan = book.record_step(request, StepResult(name="plan:erase", completed_at=T0), now=T0)
-    with pytest.raises(RequestStateError, match="no step"):
+    with pytest.raises(errors.RequestStateError, match="no step"):
         book.complete(plan, now=T0)
     did = worked(book, plan)
-    with pytest.raises(RequestStateError, match="erase_store"):
+    with pytest.raises(errors.RequestStateError, match="erase_store"):
         book.complete(did, now=T0, expected_steps=["answer_sent", "erase_store"])
     assert book.get(request).state is RequestState.IN_PROGRESS
     assert book.complete(did, now=T0, expected_steps=["answer_sent"]).state is (
@@ -431,9 +423,9 @@ def test_proof_rules_per_requester(book: RequestBook) -> None:
     e-mail confirmation and no mandate, was accepted; now refused (the request stays
     where it was); the right proofs pass."""
     heir = _by(book, RequesterRole.HEIR, "R-heir")
-    with pytest.raises(PolicyError, match="death_certificate_sighted"):
+    with pytest.raises(errors.PolicyError, match="death_certificate_sighted"):
         book.verify_identity(heir, method=ProofMethod.AUTHENTICATED_SESSION, now=T0)
-    with pytest.raises(PolicyError, match="heirship_proof_sighted"):
+    with pytest.raises(errors.PolicyError, match="heirship_proof_sighted"):
         book.verify_identity(heir, method=ProofMethod.DEATH_CERTIFICATE_SIGHTED, now=T0)
     assert book.current(heir).state is RequestState.RECEIVED
     verified = book.verify_identity(
@@ -447,22 +439,22 @@ def test_proof_rules_per_requester(book: RequestBook) -> None:
         ProofMethod.HEIRSHIP_PROOF_SIGHTED,
     )
     agent = _by(book, RequesterRole.REPRESENTATIVE, "R-agent")
-    with pytest.raises(PolicyError, match="mandate_sighted"):
+    with pytest.raises(errors.PolicyError, match="mandate_sighted"):
         book.verify_identity(agent, method=ProofMethod.EMAIL_CONFIRMATION, now=T0)
     assert book.verify_identity(agent, method=ProofMethod.MANDATE_SIGHTED, now=T0).state is (
         RequestState.IN_PROGRESS
     )
     subject = _by(book, RequesterRole.SUBJECT, "R-self")
-    with pytest.raises(PolicyError):
+    with pytest.raises(errors.PolicyError):
         book.verify_identity(subject, method=ProofMethod.DEATH_CERTIFICATE_SIGHTED, now=T0)
-    with pytest.raises(PolicyError):
+    with pytest.raises(errors.PolicyError):
         book.verify_identity(subject, method=ProofMethod.MANDATE_SIGHTED, now=T0)
     assert book.verify(verified)
 
 
 def test_a_death_is_recorded_only_on_a_death_certificate(book: RequestBook) -> None:
     """put_death (and the executor's record_death) refuse any other proof."""
-    with pytest.raises(PolicyError):
+    with pytest.raises(errors.PolicyError):
         book.put_death("L1", died_at=T0, now=T0, proof=ProofMethod.EMAIL_CONFIRMATION)
     assert book.death_of("L1") is None
     book.put_death("L1", died_at=T0, now=T0, proof=ProofMethod.DEATH_CERTIFICATE_SIGHTED)
@@ -476,11 +468,11 @@ def test_a_book_accepts_only_the_identity_proofs_its_policy_names() -> None:
     book = RequestBook(identity_proofs={ProofMethod.ID_DOCUMENT_SIGHTED})
     received = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
     request = receive_request(book, RequestType.ACCESS, received_at=received)
-    with pytest.raises(PolicyError):
+    with pytest.raises(errors.PolicyError):
         book.verify_identity(request, method=ProofMethod.EMAIL_CONFIRMATION, now=received)
     assert book.current(request).state is RequestState.RECEIVED
     verified = book.verify_identity(request, method=ProofMethod.ID_DOCUMENT_SIGHTED, now=received)
     assert verified.state is RequestState.IN_PROGRESS
     for bad in (set(), {ProofMethod.MANDATE_SIGHTED}, "id_document_sighted"):
-        with pytest.raises(ConfigurationError):
+        with pytest.raises(errors.ConfigurationError):
             RequestBook(identity_proofs=bad)  # type: ignore[arg-type]

@@ -137,16 +137,11 @@ def test_extension_and_open_states() -> None:
     waiting = render_letter(request, ACME, now=T)
     assert "justificatif d’identité" in waiting
     assert "1er avril 2026" in waiting
-    request = book.extend(
-        request,
-        months=2,
-        reasons="the number of systems to search",
-        subject_informed_at=T,
-        now=T,
-    )
+    reasons = "the number of systems to search"
+    request = book.extend(request, months=2, reasons=reasons, subject_informed_at=T, now=T)
     letter = render_letter(request, ACME, now=T, language="en")
     assert "until 1 June 2026" in letter
-    assert "for the following reasons: the number of systems to search." in letter
+    assert f"for the following reasons: {reasons}." in letter
     assert "by 1 June 2026 at the latest" in letter
 
 

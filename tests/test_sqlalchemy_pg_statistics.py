@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import CreateSchema
 
 import learnprivacy.sqlalchemy as lps
 from learnprivacy.crypto import Keyring
@@ -47,14 +48,17 @@ SUBJECTS = {"users": "id", "forum_posts": "author_id"}
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def app(postgres_server: TemporaryPostgres) -> Iterator[SimpleNamespace]:
-    """Forty learners with a post each (the odd ones inactive since 2023), analysed."""
+def _bind(postgres_server: TemporaryPostgres, schema: str | None) -> SimpleNamespace:
+    """Forty learners with a post each (the odd ones inactive since 2023), analysed; the
+    tables in ``schema`` when given."""
     app_url = postgres_server.create_database()
     keys_url = postgres_server.create_database()
-    models = declarative_models()
+    models = declarative_models(schema)
     privacy = lps.LearnPrivacy(models.Base, keyring=Keyring.from_master_key(MASTER), keys=keys_url)
     engine = create_engine(app_url)
+    if schema:
+        with engine.begin() as c:
+            c.execute(CreateSchema(schema))
     models.Base.metadata.create_all(engine)
     with Session(engine) as s:
         for n, lid in enumerate(LEARNERS):
@@ -68,9 +72,15 @@ def app(postgres_server: TemporaryPostgres) -> Iterator[SimpleNamespace]:
     found = SimpleNamespace(m=models, privacy=privacy, engine=engine, url=app_url)
     found.keys, found.server, found.db = keys_url, postgres_server, app_url.rsplit("/", 1)[1]
     psql(postgres_server, found.db, "ANALYZE")
+    return found
+
+
+@pytest.fixture
+def app(postgres_server: TemporaryPostgres) -> Iterator[SimpleNamespace]:
+    found = _bind(postgres_server, None)
     yield found
-    privacy.close()
-    engine.dispose()
+    found.privacy.close()
+    found.engine.dispose()
 
 
 def _sampled(app: SimpleNamespace) -> dict[str, set[str]]:
@@ -368,3 +378,71 @@ def _marks_in(session: Session) -> list[str]:
 
     rows = session.execute(text("SELECT table_name FROM lp_stale_statistics"))
     return sorted(r[0] for r in rows)
+
+
+#: A schema of the application's own, its name quoted in every statement.
+SCHEMA = "Lms Data"
+
+
+def _in_schema(app: SimpleNamespace, table: str) -> set[str]:
+    rows = psql(
+        app.server,
+        app.db,
+        "SELECT most_common_vals::text, histogram_bounds::text FROM pg_stats "
+        f"WHERE schemaname = '{SCHEMA}' AND tablename = '{table}' "
+        f"AND attname = '{SUBJECTS[table]}'",
+    )
+    seen = " ".join(f"{a} {b}" for a, b in rows)
+    return {lid for lid in LEARNERS if lid in seen}
+
+
+@pytest.mark.parametrize("how", ["erasure", "delete", "bulk delete", "crash"])
+def test_tables_in_a_schema_of_their_own_leave_no_learner_in_statistics(
+    postgres_server: TemporaryPostgres, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Models declared with ``__table_args__ = {"schema": ...}``: their statistics are
+    read and refreshed in that schema, not the connection's current one. Tables of the
+    same names in ``public``, not declared and still holding the learner, are a decoy:
+    the old code looked there, found the learner sampled and refreshed the wrong tables.
+    ``crash``: the refresh after the commit never happens; the marks name the tables with
+    their schema, and the next call of the binding refreshes them."""
+    from sqlalchemy import delete
+
+    from learnprivacy.sqlalchemy import _statistics
+
+    app = _bind(postgres_server, SCHEMA)
+    try:
+        psql(app.server, app.db, "CREATE TABLE public.users (id text PRIMARY KEY)")
+        psql(app.server, app.db, "CREATE TABLE public.forum_posts (author_id text)")
+        values = ", ".join(f"('{lid}')" for lid in LEARNERS)
+        psql(app.server, app.db, f"INSERT INTO public.users VALUES {values}")
+        psql(app.server, app.db, f"INSERT INTO public.forum_posts VALUES {values}")
+        psql(app.server, app.db, "ANALYZE")
+        assert all(ERASED in _in_schema(app, table) for table in SUBJECTS)
+        m = app.m
+        if how == "crash":
+            monkeypatch.setattr(_statistics, "refresh", lambda _engine, _marks: None)
+        with Session(app.engine) as s:
+            if how in ("erasure", "crash"):
+                assert app.privacy.erase_subject(s, ERASED, now=NOW).erased == 2
+            elif how == "delete":
+                for post in s.scalars(select(m.Post).where(m.Post.author_id == ERASED)):
+                    s.delete(post)
+                s.flush()
+                s.delete(s.get(m.User, ERASED))
+            else:
+                s.execute(delete(m.Post).where(m.Post.author_id == ERASED))
+                s.execute(delete(m.User).where(m.User.id == ERASED))
+            s.commit()
+        if how == "crash":
+            assert _marks(app) == [f'"{SCHEMA}"."forum_posts"', f'"{SCHEMA}"."users"']
+            assert all(ERASED in _in_schema(app, table) for table in SUBJECTS)
+            monkeypatch.undo()
+            with Session(app.engine) as s:
+                app.privacy.kept_by_law(s, LEARNERS[9])
+        assert all(ERASED not in _in_schema(app, table) for table in SUBJECTS)
+        assert all(LEARNERS[9] in _in_schema(app, table) for table in SUBJECTS)
+        assert _marks(app) == []
+    finally:
+        app.privacy.close()
+        app.engine.dispose()

@@ -321,3 +321,40 @@ def test_one_now_for_tests() -> None:
             if naive == NOW.replace(tzinfo=None):
                 again.append(f"{path.name}:{node.lineno}")
     assert again == []
+
+
+def test_field_declarations_read_alike() -> None:
+    """A record's ``personal``/``not_personal`` take their leading arguments as the
+    SQLAlchemy binding's do (category, description; description), and ``optional=True``
+    means what it means for ``dated``: ``None`` by default and accepted."""
+    import inspect
+
+    import attrs
+
+    from learnprivacy import sqlalchemy as lps
+    from learnprivacy.basis import DataCategory
+    from learnprivacy.records import not_personal, personal
+
+    def leading(function: object, count: int) -> list[str]:
+        return list(inspect.signature(function).parameters)[:count]  # type: ignore[arg-type]
+
+    assert leading(personal, 2) == leading(lps.personal, 2) == ["category", "description"]
+    assert leading(not_personal, 1) == leading(lps.not_personal, 1) == ["description"]
+
+    def filled(_instance: object, _attribute: object, value: object) -> None:
+        if not isinstance(value, str) or not value.strip():
+            raise ValidationError("blank", field="text")
+
+    @attrs.frozen(kw_only=True)
+    class Note:
+        text: str | None = personal(
+            DataCategory.COMMUNICATION, "Text", validator=filled, optional=True
+        )
+        room: str | None = not_personal("Room", validator=filled, optional=True)
+
+    assert Note().text is None
+    assert Note(text=None, room=None).room is None
+    assert Note(text="hello", room="B2").text == "hello"
+    for bad in ({"text": " "}, {"room": " "}):
+        with pytest.raises(ValidationError):
+            Note(**bad)  # type: ignore[arg-type]

@@ -40,6 +40,14 @@ tincan = pytest.importorskip("tincan")
 
 T0 = dt.datetime(2025, 3, 14, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=1)))
 PROFILE = XapiProfile(home_page="https://lms.example.org")
+#: A French campus: its language, platform and course names.
+CAMPUS = attrs.evolve(
+    PROFILE,
+    language="fr-FR",
+    platform="Campus Formation",
+    course_names={"SST-2024": "Sauveteur secouriste du travail"},
+    names_language="fr-FR",
+)
 SECRET_ID = "learner-internal-4242"
 
 
@@ -247,12 +255,10 @@ def test_statement_ids_follow_the_event_not_its_wording() -> None:
     tokyo = attrs.evolve(
         record, recorded_at=record.recorded_at.astimezone(dt.timezone(dt.timedelta(hours=9)))
     )
-    reworded = XapiProfile(
-        home_page="https://lms.example.org",
-        language="fr-FR",
+    reworded = attrs.evolve(
+        CAMPUS,
         platform="Moodle 4.3",
         course_names={"SST-2024": "Sauveteur secouriste"},
-        names_language="fr-FR",
         version="2.0.0",
     )
     same = [
@@ -304,13 +310,7 @@ def test_statement_ids_follow_the_event_not_its_wording() -> None:
 def test_profile_vocabulary() -> None:
     """Verbs keep their English display whatever the language; context.language only when
     known; platform and course names from the configuration; registration when present."""
-    profile = XapiProfile(
-        home_page="https://lms.example.org",
-        language="fr-FR",
-        platform="Campus Formation",
-        course_names={"SST-2024": "Sauveteur secouriste du travail"},
-        names_language="fr-FR",
-    )
+    profile = CAMPUS
     statement = statement_for(_progress(ProgressStatus.PASSED), actor_name="p", profile=profile)
     assert statement is not None
     assert statement["verb"]["display"] == {"en-US": "passed"}

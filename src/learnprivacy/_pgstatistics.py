@@ -21,6 +21,7 @@ the store and the integration import it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 
 import attrs
@@ -32,8 +33,10 @@ __all__ = [
     "Marks",
     "escape_like",
     "mark",
+    "qualified",
     "refresh_marked",
     "sampled",
+    "split_name",
     "vacuum_catalog",
 ]
 
@@ -42,31 +45,58 @@ LOCK_TIMEOUT = "2s"
 #: PostgreSQL's SQLSTATE for a lock not obtained within ``lock_timeout``.
 _LOCK_NOT_AVAILABLE = "55P03"
 
-# The (table, column) pairs among :tables LIKE / :columns whose statistics sample :ids.
+# The (schema given, table, column) among :schemas ('' for the current one) / :tables LIKE
+# / :columns whose statistics sample :ids.
 _SAMPLED = text(
-    "SELECT DISTINCT s.tablename, s.attname FROM pg_stats s "
-    "JOIN unnest(CAST(:tables AS text[]), CAST(:columns AS text[])) AS w(tab, col) "
-    "ON s.tablename LIKE w.tab AND s.attname = w.col "
-    "WHERE s.schemaname = current_schema() "
-    "AND (CAST(CAST(s.most_common_vals AS text) AS text[]) && CAST(:ids AS text[]) "
+    "SELECT DISTINCT w.sch, s.tablename, s.attname FROM pg_stats s "
+    "JOIN unnest(CAST(:schemas AS text[]), CAST(:tables AS text[]), "
+    "CAST(:columns AS text[])) AS w(sch, tab, col) "
+    "ON s.schemaname = coalesce(nullif(w.sch, ''), current_schema()) "
+    "AND s.tablename LIKE w.tab AND s.attname = w.col "
+    "WHERE (CAST(CAST(s.most_common_vals AS text) AS text[]) && CAST(:ids AS text[]) "
     "OR CAST(CAST(s.histogram_bounds AS text) AS text[]) && CAST(:ids AS text[]))"
 )
 
-# How many values the statistics of :table's {column} name that it no longer holds.
+# How many values the statistics of :table's {column} (in :schema, '' for the current one)
+# name that it no longer holds.
 _STALE = (
     "SELECT count(*) FROM pg_stats s, LATERAL unnest("
     "CAST(CAST(s.most_common_vals AS text) AS text[]) "
     "|| CAST(CAST(s.histogram_bounds AS text) AS text[])) AS sampled(v) "
-    "WHERE s.schemaname = current_schema() AND s.tablename = :table "
+    "WHERE s.schemaname = coalesce(nullif(CAST(:schema AS text), ''), current_schema()) "
+    "AND s.tablename = :table "
     "AND s.attname = :column AND NOT EXISTS (SELECT 1 FROM {table} t "
     "WHERE t.{column} = CAST(sampled.v AS {type}))"
 )
 
 _TYPE = text(
     "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-    "WHERE a.attrelid = to_regclass(quote_ident(:table)) AND a.attname = :column "
+    "WHERE a.attrelid = to_regclass(:relation) AND a.attname = :column "
     "AND NOT a.attisdropped"
 )
+
+#: A mark's name for a table of a schema given explicitly: both parts quoted.
+_QUALIFIED = re.compile(r'"((?:[^"]|"")*)"\."((?:[^"]|"")*)"')
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(schema: str | None, table: str) -> str:
+    """How a mark names ``table``: its bare name in the current schema (the format marks
+    always had), ``"schema"."table"`` in a schema given explicitly."""
+    if not schema:
+        return table
+    return f"{_quoted(schema)}.{_quoted(table)}"
+
+
+def split_name(name: str) -> tuple[str | None, str]:
+    """The ``(schema, table)`` a mark's name stands for (schema ``None``: the current)."""
+    found = _QUALIFIED.fullmatch(name)
+    if found is None:
+        return None, name
+    return found.group(1).replace('""', '"'), found.group(2).replace('""', '"')
 
 
 @attrs.frozen
@@ -100,19 +130,31 @@ def escape_like(name: str) -> str:
 
 
 def sampled(
-    connection: Connection, targets: Iterable[tuple[str, str]], ids: Iterable[object]
+    connection: Connection,
+    targets: Iterable[tuple[str, str] | tuple[str | None, str, str]],
+    ids: Iterable[object],
 ) -> list[tuple[str, str]]:
-    """The ``(table, column)`` of ``targets`` (table LIKE patterns, column names) whose
-    statistics sample one of ``ids``."""
-    pairs = sorted(set(targets))
+    """The ``(table, column)`` of ``targets`` whose statistics sample one of ``ids``.
+
+    A target is ``(table LIKE pattern, column)`` in the current schema, or ``(schema,
+    table LIKE pattern, column)``; a table of a schema given is returned by its
+    :func:`qualified` name."""
+    triples = sorted(
+        {(t[0] or "", t[1], t[2]) if len(t) == 3 else ("", t[0], t[1]) for t in targets}
+    )
     wanted = sorted({str(i) for i in ids})
-    if not pairs or not wanted or connection.dialect.name != "postgresql":
+    if not triples or not wanted or connection.dialect.name != "postgresql":
         return []
     found = connection.execute(
         _SAMPLED,
-        {"tables": [t for t, _ in pairs], "columns": [c for _, c in pairs], "ids": wanted},
+        {
+            "schemas": [s for s, _, _ in triples],
+            "tables": [t for _, t, _ in triples],
+            "columns": [c for _, _, c in triples],
+            "ids": wanted,
+        },
     ).all()
-    return sorted((str(t), str(c)) for t, c in found)
+    return sorted((qualified(str(s), str(t)), str(c)) for s, t, c in found)
 
 
 def mark(connection: Connection, marks: Marks, targets: Sequence[tuple[str, str]]) -> None:
@@ -179,24 +221,25 @@ def _waited(connection: Connection, step: Callable[..., None], *args: str) -> bo
 
 
 def _refresh_one(connection: Connection, name: str, column: str) -> None:
-    sql_type = connection.execute(_TYPE, {"table": name, "column": column}).scalar()
+    schema, bare = split_name(name)
+    relation = qualified(schema, bare) if schema else _quoted(bare)
+    sql_type = connection.execute(_TYPE, {"relation": relation, "column": column}).scalar()
     if sql_type is None:
         return  # dropped since: its statistics went with it
-    quote = connection.dialect.identifier_preparer.quote
-    table = quote(name)
-    connection.execute(text(f"ANALYZE {table} ({quote(column)})"))
+    table, quoted_column = relation, _quoted(column)
+    connection.execute(text(f"ANALYZE {table} ({quoted_column})"))
     # ANALYZE keeps the old statistics of a table it finds empty, and a sample taken
     # while another writer's deletion was not committed may still hold its learners:
     # whatever the statistics still name that the table no longer holds is dropped with
     # the column's statistics (an ALTER COLUMN ... TYPE to its own type does that without
     # rewriting the table; autovacuum samples it again).
     stale = connection.execute(
-        text(_STALE.format(table=table, column=quote(column), type=sql_type)),
-        {"table": name, "column": column},
+        text(_STALE.format(table=table, column=quoted_column, type=sql_type)),
+        {"schema": schema or "", "table": bare, "column": column},
     ).scalar_one()
     if stale:
         connection.execute(
-            text(f"ALTER TABLE {table} ALTER COLUMN {quote(column)} TYPE {sql_type}")
+            text(f"ALTER TABLE {table} ALTER COLUMN {quoted_column} TYPE {sql_type}")
         )
 
 

@@ -91,19 +91,21 @@ class FieldCipher:
     per data key; with one key per (subject, scope) that bound is far away.
     """
 
-    __slots__ = ("_cache", "_keyring", "_keys", "_texts")
+    __slots__ = ("_cache", "_keyring", "_keys", "_scoped", "_texts")
 
     def __init__(self, keyring: Keyring) -> None:
         """A cipher drawing its keys from ``keyring``."""
         if not isinstance(keyring, Keyring):
             raise ValidationError("keyring must be a Keyring", field="keyring")
         self._keyring = keyring
-        # The keyring's cached keys by subject, and their default scope's text keys
-        # unpacked (KeyCache.texts), read directly on the hot path; the keyring only ever
+        # The keyring's cached keys by subject, and their text keys unpacked: the default
+        # scope's by subject (KeyCache.texts), the other scopes' by (subject, scope)
+        # (KeyCache.scoped), read directly on the hot path; the keyring only ever
         # changes these mappings in place, so the references stay valid.
         self._keys = keyring._cache
         self._cache = keyring._cache.subjects
         self._texts = keyring._cache.texts
+        self._scoped = keyring._cache.scoped
 
     def __repr__(self) -> str:
         return f"FieldCipher(keyring={self._keyring!r})"
@@ -128,15 +130,18 @@ class FieldCipher:
         Raises :class:`~learnprivacy.errors.KeyShreddedError` if ``(subject, scope)`` was
         shredded (see :meth:`Keyring.revive`).
         """
-        # The common case first: a str value, a context, the default scope and a cached
-        # key. Only validated subjects ever enter the cache, so a hit needs no further
-        # checks. Any failure here (a miss, an unhashable argument, an empty nonce pool,
+        # The common case first: a str value, a context and a cached key of the scope
+        # (the default scope's by subject, any other by subject and scope). Only validated
+        # subjects and scopes ever enter the cache, so a hit needs no further checks.
+        # Any failure here (a miss, an unhashable argument, an empty nonce pool,
         # text that is not UTF-8) falls through to _encrypt(), which checks everything in
         # order and raises the right error, outside this handler so that no error chains
         # one whose message may quote the subject or the value.
         if type(value) is str and type(context) is str and context and not misplaced:
             try:
-                head, aead, prefix = self._texts[subject] if scope is _DEFAULT else None  # type: ignore[misc]
+                head, aead, prefix = (
+                    self._texts[subject] if scope is _DEFAULT else self._scoped[subject, scope]
+                )
                 nonce = _take_nonce()
                 # The header is a whole number of base64 quanta, so its text is cached and
                 # only the nonce and ciphertext are encoded here.
@@ -179,8 +184,8 @@ class FieldCipher:
         if subject is _REQUIRED:
             _misused("encrypt", misplaced, subject, context)
         sealer = self._sealer_of(subject, scope)
-        if text and scope == DEFAULT_SCOPE:
-            self._remember_text(subject, sealer)
+        if text:
+            self._remember_text(subject, scope, sealer)
         try:
             place = context.encode()
         except UnicodeEncodeError:
@@ -221,7 +226,13 @@ class FieldCipher:
                 # and kind), the one encryption uses.
                 aead, prefix = usual[1], usual[2]
             else:
-                aead, prefix = self._text_opener(subject, token)
+                # Any other cached key of the subject (a purpose scope's, a retired one),
+                # found by the token's header: _text_opener() inline.
+                keys = self._cache[subject]
+                keys.used = True
+                aead, prefix, kind = keys.openers[token[:_HEADER_TEXT]]
+                if kind != _KIND_TEXT:
+                    raise KeyError(kind)
             # The prefix and header are translated too, then cut off: it is the cheapest
             # order, and what they say was just matched.
             raw = a2b_base64(token.encode().translate(_DECODE)[_HEADER_TEXT:], strict_mode=True)
@@ -277,11 +288,15 @@ class FieldCipher:
             raise ValidationError("values and contexts must have the same length", field="contexts")
         if not values:
             return []
-        usual = self._texts.get(subject) if type(subject) is str and scope is _DEFAULT else None
+        usual = None
+        if type(subject) is str:
+            try:
+                usual = self._texts[subject] if scope is _DEFAULT else self._scoped[subject, scope]
+            except (KeyError, TypeError):
+                usual = None
         if usual is None:
             sealer = self._sealer_of(subject, scope)
-            if scope == DEFAULT_SCOPE:
-                self._remember_text(subject, sealer)  # for the short paths
+            self._remember_text(subject, scope, sealer)  # for the short paths
             usual = (sealer[1], sealer[0], sealer[3])
         header, aead, prefix = usual
         seal = aead.encrypt
@@ -289,22 +304,36 @@ class FieldCipher:
         # plain non-empty str stops the batch (_refused), as does an empty nonce pool or
         # text that is not UTF-8, and the checked loop below starts it again from the top
         # (nonces drawn so far are dropped, never reused) and raises the right error.
+        # The header's text and the translation to the URL-safe alphabet are done once
+        # for the batch: each value's base64 line (ending in a newline, which no base64
+        # character is) is joined after a copy of the header, the whole text translated
+        # (the header is in the URL-safe alphabet already) and cut at the newlines.
+        head = header.encode()
         try:
-            return [
-                header
-                + b2a_base64(
-                    (nonce := _take_nonce())
-                    + seal(nonce, value.encode(), prefix + context.encode()),
-                    newline=False,
+            tokens = (
+                (
+                    head
+                    + head.join(
+                        [
+                            b2a_base64(
+                                (nonce := _take_nonce())
+                                + seal(nonce, value.encode(), prefix + context.encode())
+                            )
+                            if type(value) is str and type(context) is str and context
+                            else _refused()
+                            for value, context in zip(values, contexts, strict=True)
+                        ]
+                    )
                 )
                 .translate(_ENCODE)
                 .decode()
-                if type(value) is str and type(context) is str and context
-                else _refused()
-                for value, context in zip(values, contexts, strict=True)
-            ]
+                .split("\n")
+            )
+            del tokens[-1]  # after the last newline
+            return tokens
         except (_Refused, IndexError, ValueError):
             pass
+        # Outside the handler: no error raised there may chain one quoting a value.
         return _encrypt_each(values, contexts, header, aead, prefix)
 
     def decrypt_many(
@@ -318,11 +347,20 @@ class FieldCipher:
         if len(tokens) != len(contexts):
             raise ValidationError("tokens and contexts must have the same length", field="contexts")
         # As decrypt()'s short path, one expression per token: a token that is not a
-        # canonical text token of the subject's usual key (see decrypt()), or fails in
-        # any way, sends the whole batch to the loop below, which opens each token as
-        # decrypt() does and raises the right error.
+        # canonical text token of the key named by the first token's header (a cached
+        # text key of the subject, of any scope: see decrypt()), or fails in any way,
+        # sends the whole batch to the loop below, which opens each token as decrypt()
+        # does and raises the right error.
         try:
-            head, aead, prefix = self._texts[subject]
+            first = tokens[0]
+            usual = self._texts.get(subject)
+            if usual is not None and type(first) is str and first.startswith(usual[0]):
+                head, aead, prefix = usual
+            elif type(first) is str:
+                aead, prefix = self._text_opener(subject, first)
+                head = first[:_HEADER_TEXT]
+            else:
+                _refused()
             opens = aead.decrypt
             return [
                 opens(
@@ -343,7 +381,7 @@ class FieldCipher:
                 else _refused()
                 for token, context in zip(tokens, contexts, strict=True)
             ]
-        except (_Refused, ValueError, KeyError, TypeError, AttributeError, InvalidTag):
+        except (_Refused, IndexError, ValueError, KeyError, TypeError, AttributeError, InvalidTag):
             pass
         return self._decrypt_with(self._openers_of(subject), tokens, subject, contexts)
 
@@ -461,14 +499,18 @@ class FieldCipher:
             sealer = self._keyring._sealer(subject, scope)
         return sealer
 
-    def _remember_text(self, subject: str, sealer: _token.Sealer) -> None:
-        """Put the default scope's ``sealer`` of ``subject`` in ``KeyCache.texts``, for
-        the short paths, if it is still the one cached for that subject and that entry
-        was used since eviction last passed over it: an entry of ``texts`` stands for
-        that use (see KeyCache), so a key just made does not enter on its first use."""
+    def _remember_text(self, subject: str, scope: str, sealer: _token.Sealer) -> None:
+        """Put ``sealer``, of ``(subject, scope)``, in ``KeyCache.texts`` (the default
+        scope) or ``KeyCache.scoped`` for the short paths, if it is still the one cached
+        for them and their subject's entry was used since eviction last passed over it:
+        an entry there stands for that use (see KeyCache), so a key just made does not
+        enter on its first use. Plain ``str`` arguments only (already checked by the
+        keyring when ``sealer`` was made), so no look-alike ever becomes a key there."""
+        if type(subject) is not str or type(scope) is not str:
+            return
         keys = self._cache.get(subject)
-        if keys is not None and keys.used and keys.sealers.get(DEFAULT_SCOPE) is sealer:
-            self._keys.remember_text(subject, keys, (sealer[1], sealer[0], sealer[3]))
+        if keys is not None and keys.used:
+            self._keys.remember_text(subject, scope, keys, sealer)
 
     def _text_opener(self, subject: str, token: str) -> tuple[AESGCM, bytes]:
         """The cached AEAD and associated-data prefix for ``token`` if it names a text

@@ -1,8 +1,9 @@
 """The keyring's cache of unwrapped keys: per subject, bounded, O(1) eviction.
 
-FieldCipher reads ``KeyCache.texts`` directly on its hot path (``texts[subject]``: one
-dictionary lookup, then the tuple it needs), and ``KeyCache.subjects`` otherwise
-(``subjects[subject]``, then sets ``used``). Everything that changes either mapping's
+FieldCipher reads ``KeyCache.texts`` (the default scope, ``texts[subject]``) and
+``KeyCache.scoped`` (any other scope, ``scoped[subject, scope]``) directly on its hot
+path: one dictionary lookup, then the tuple it needs; and ``KeyCache.subjects``
+otherwise (``subjects[subject]``, then sets ``used``). Everything that changes either mapping's
 content goes through :class:`KeyCache`'s methods, under its lock.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from learnprivacy.crypto import _token
+from learnprivacy.crypto._validate import DEFAULT_SCOPE
 
 __all__ = ["KeyCache", "SubjectKeys"]
 
@@ -51,7 +53,7 @@ class KeyCache:
     an eviction never races a shred; the mapping is only ever changed in place.
     """
 
-    __slots__ = ("_lock", "size", "subjects", "texts")
+    __slots__ = ("_lock", "scoped", "size", "subjects", "texts")
 
     def __init__(self, size: int) -> None:
         self.subjects: OrderedDict[str, SubjectKeys] = OrderedDict()
@@ -62,6 +64,12 @@ class KeyCache:
         # and leaves with them. Its presence stands for ``used``: a hit here sets no
         # flag, and eviction's second chance removes the entry (see _make_room).
         self.texts: dict[str, tuple[str, AESGCM, bytes]] = {}
+        # The same for the other scopes of those subjects (purposes such as "contract"),
+        # by (subject, scope). A separate mapping, so that no key of one can be looked
+        # up in the other (a subject is a str, never a pair). Entries come and go with
+        # their subject's ``texts`` entry: every scope's entry was checked against
+        # ``SubjectKeys.sealers`` when added, so those scopes name every entry to drop.
+        self.scoped: dict[tuple[str, str], tuple[str, AESGCM, bytes]] = {}
         self.size = size
         self._lock = threading.Lock()
 
@@ -97,31 +105,52 @@ class KeyCache:
         return keys
 
     def remember_text(
-        self, subject: str, keys: SubjectKeys, text: tuple[str, AESGCM, bytes]
+        self, subject: str, scope: str, keys: SubjectKeys, sealer: _token.Sealer
     ) -> None:
-        """Put ``text`` in ``texts`` for ``subject`` if ``keys`` are still its cached keys
-        (they were not forgotten meanwhile): ``text`` must come from them."""
+        """Unpack ``sealer`` into ``texts`` (the default scope) or ``scoped`` for
+        ``(subject, scope)`` if ``keys`` are still the cached keys of ``subject`` (they
+        were not forgotten meanwhile) and ``sealer`` is still their sealer of ``scope``."""
+        text = (sealer[1], sealer[0], sealer[3])
         with self._lock:
-            if self.subjects.get(subject) is keys:
-                self.texts[subject] = text
+            if self.subjects.get(subject) is keys and keys.sealers.get(scope) is sealer:
+                if scope == DEFAULT_SCOPE:
+                    self.texts[subject] = text
+                else:
+                    self.scoped[subject, scope] = text
 
     def forget(self, subject: str | None = None) -> None:
         """Drop the keys of ``subject``, or of every subject."""
         with self._lock:
             if subject is None:
                 self.texts.clear()
+                self.scoped.clear()
                 self.subjects.clear()
             else:
-                self.texts.pop(subject, None)
-                self.subjects.pop(subject, None)
+                keys = self.subjects.pop(subject, None)
+                if keys is not None:
+                    self._drop_texts(subject, keys)
 
     def forget_many(self, subjects: Iterable[str]) -> None:
         """Drop the keys of every subject of ``subjects`` (one lock for all)."""
         with self._lock:
-            pop, pop_text = self.subjects.pop, self.texts.pop
+            pop, drop = self.subjects.pop, self._drop_texts
             for subject in subjects:
-                pop_text(subject, None)
-                pop(subject, None)
+                keys = pop(subject, None)
+                if keys is not None:
+                    drop(subject, keys)
+
+    def _drop_texts(self, subject: str, keys: SubjectKeys) -> bool:
+        """Remove the ``texts`` and ``scoped`` entries of ``subject``, whose cached keys
+        are ``keys`` (under the lock); whether there was any."""
+        found = self.texts.pop(subject, None) is not None
+        scoped = self.scoped
+        if scoped:
+            # A snapshot (taken in one step): another thread may add a sealer meanwhile;
+            # a scope added after it has no entry, as entries are added under the lock.
+            for scope in tuple(keys.sealers):
+                if scoped.pop((subject, scope), None) is not None:
+                    found = True
+        return found
 
     def _make_room(self) -> None:
         # Second chance ("clock"): the oldest entry goes, unless it was used since
@@ -130,16 +159,15 @@ class KeyCache:
         # eviction is O(1) amortised. Second chances are bounded per call, so hits racing
         # in from other threads cannot keep the loop going. An entry of ``texts`` counts
         # as a use (its hits set no flag) and is spent by the second chance: the next
-        # use puts it back, through FieldCipher's checked path.
-        subjects, texts = self.subjects, self.texts
+        # use puts it back, through FieldCipher's checked path. ``scoped`` entries count
+        # and go the same way.
+        subjects, drop = self.subjects, self._drop_texts
         chances = len(subjects)
         while subjects and len(subjects) >= self.size:
             subject, keys = next(iter(subjects.items()))
-            if (keys.used or subject in texts) and chances > 0:
+            if (drop(subject, keys) or keys.used) and chances > 0:
                 keys.used = False
-                texts.pop(subject, None)
                 chances -= 1
                 subjects.move_to_end(subject)
             else:
-                texts.pop(subject, None)
                 del subjects[subject]

@@ -49,18 +49,36 @@ def _mask(_value: object) -> str:
     return MASK
 
 
+Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+
+def _optional(
+    optional: bool, default: Any, validator: Validator | None
+) -> tuple[Any, Validator | None]:
+    """``optional``: the field defaults to ``None`` and its validator accepts ``None``."""
+    if not optional:
+        return default, validator
+    return None, (None if validator is None else v.optional(validator))
+
+
 def personal(
-    *,
     category: DataCategory,
     description: str,
+    *,
     encrypted: bool = True,
     exported: bool = True,
     identifier: bool = False,
     blind_index: bool = False,
     default: Any = attrs.NOTHING,
-    validator: Callable[[Any, attrs.Attribute[Any], Any], None] | None = None,
+    validator: Validator | None = None,
+    optional: bool = False,
 ) -> Any:
-    """Declare a personal field: masked in ``repr``, encrypted at rest unless told otherwise."""
+    """Declare a personal field: masked in ``repr``, encrypted at rest unless told otherwise.
+
+    ``category`` and ``description`` come first, as in every integration's ``personal``;
+    ``optional``: the field may be ``None``, its default (``validator`` then accepts it).
+    """
+    default, validator = _optional(optional, default, validator)
     info = {
         "category": category,
         "personal": True,
@@ -79,13 +97,14 @@ def personal(
 
 
 def not_personal(
-    *,
     description: str,
+    *,
     category: DataCategory = DataCategory.NONE,
     exported: bool = True,
     quasi_identifier: bool = False,
     default: Any = attrs.NOTHING,
-    validator: Callable[[Any, attrs.Attribute[Any], Any], None] | None = None,
+    validator: Validator | None = None,
+    optional: bool = False,
 ) -> Any:
     """Declare a field that holds no personal value on its own (ids, dates, amounts, codes).
 
@@ -94,7 +113,10 @@ def not_personal(
     ``quasi_identifier`` (a date, a course, an organisation, a score) can single a learner
     out in combination with others: anonymisation generalises it (dates to the month by
     default) and :func:`learnprivacy.testing.reidentification_risks` checks it.
+    ``description`` comes first, as in every integration's ``not_personal``; ``optional``
+    as for :func:`personal`.
     """
+    default, validator = _optional(optional, default, validator)
     info = {
         "category": category,
         "personal": False,
@@ -110,7 +132,7 @@ def not_personal(
 
 def record_id(description: str) -> Any:
     """Declare a record's own identifier: not personal, a valid id."""
-    return not_personal(description=description, validator=v.identifier)
+    return not_personal(description, validator=v.identifier)
 
 
 def subject_id_field(description: str) -> Any:
@@ -118,8 +140,8 @@ def subject_id_field(description: str) -> Any:
     # The learner id is a pseudonymous identifier: personal (it singles a person out) but
     # kept in clear because every record joins on it. It is masked in repr all the same.
     return personal(
-        category=DataCategory.ACCOUNT,
-        description=description,
+        DataCategory.ACCOUNT,
+        description,
         encrypted=False,
         identifier=True,
         validator=v.learner_identifier,
@@ -129,28 +151,19 @@ def subject_id_field(description: str) -> Any:
 def lawful_basis(default: LawfulBasis) -> Any:
     """Declare a record's lawful basis: ``default`` unless an instance says otherwise."""
     return not_personal(
-        description="Lawful basis of the processing",
-        default=default,
-        validator=v.instance_of(LawfulBasis),
+        "Lawful basis of the processing", default=default, validator=v.instance_of(LawfulBasis)
     )
 
 
 def dated(category: DataCategory, description: str, *, optional: bool = False) -> Any:
     """Declare an aware date of a record (a quasi-identifier, generalised on anonymisation);
     ``optional``: it may be ``None``, its default."""
-    if optional:
-        return not_personal(
-            quasi_identifier=True,
-            category=category,
-            description=description,
-            default=None,
-            validator=v.optional_aware_datetime,
-        )
     return not_personal(
-        quasi_identifier=True,
+        description,
         category=category,
-        description=description,
-        validator=v.aware_datetime,
+        quasi_identifier=True,
+        validator=v.optional_aware_datetime if optional else v.aware_datetime,
+        default=None if optional else attrs.NOTHING,
     )
 
 

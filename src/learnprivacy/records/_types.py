@@ -59,23 +59,13 @@ class Learner:
 
     id: str = subject_id_field("Learner identifier")
     username: str = personal(
-        category=DataCategory.ACCOUNT,
-        description="Login name",
-        blind_index=True,
-        validator=v.non_empty_text,
+        DataCategory.ACCOUNT, "Login name", blind_index=True, validator=v.non_empty_text
     )
     email: str = personal(
-        category=DataCategory.CONTACT,
-        description="E-mail address",
-        blind_index=True,
-        validator=v.email_address,
+        DataCategory.CONTACT, "E-mail address", blind_index=True, validator=v.email_address
     )
-    given_name: str = personal(
-        category=DataCategory.IDENTITY, description="Given name", validator=v.non_empty_text
-    )
-    family_name: str = personal(
-        category=DataCategory.IDENTITY, description="Family name", validator=v.non_empty_text
-    )
+    given_name: str = personal(DataCategory.IDENTITY, "Given name", validator=v.non_empty_text)
+    family_name: str = personal(DataCategory.IDENTITY, "Family name", validator=v.non_empty_text)
     created_at: dt.datetime = dated(DataCategory.ACCOUNT, "When the account was created")
     last_activity_at: dt.datetime | None = dated(
         DataCategory.ACCOUNT,
@@ -83,11 +73,11 @@ class Learner:
         optional=True,
     )
     organisation_id: str | None = not_personal(
-        quasi_identifier=True,
+        "Client organisation (employer) the account belongs to",
         category=DataCategory.EMPLOYMENT,
-        description="Client organisation (employer) the account belongs to",
-        default=None,
-        validator=v.optional(v.identifier),
+        quasi_identifier=True,
+        validator=v.identifier,
+        optional=True,
     )
     contract_end_at: dt.datetime | None = dated(
         DataCategory.ACCOUNT, "End of the client contract covering this account", optional=True
@@ -148,37 +138,34 @@ class Progress:
     id: str = record_id("Progress record identifier")
     learner_id: str = subject_id_field("Learner the progress belongs to")
     course_id: str = not_personal(
-        quasi_identifier=True,
-        category=DataCategory.LEARNING,
-        description="Course",
-        validator=v.identifier,
+        "Course", category=DataCategory.LEARNING, quasi_identifier=True, validator=v.identifier
     )
     status: ProgressStatus = not_personal(
+        "Status in the course",
         category=DataCategory.LEARNING,
-        description="Status in the course",
         validator=v.instance_of(ProgressStatus),
     )
     recorded_at: dt.datetime = dated(DataCategory.LEARNING, "When the status was recorded")
     score: Score | None = not_personal(
-        quasi_identifier=True,
+        "Score obtained",
         category=DataCategory.ASSESSMENT,
-        description="Score obtained",
-        default=None,
-        validator=v.optional(v.instance_of(Score)),
+        quasi_identifier=True,
+        validator=v.instance_of(Score),
+        optional=True,
     )
     time_spent: dt.timedelta | None = not_personal(
-        quasi_identifier=True,
+        "Time spent in the course",
         category=DataCategory.LEARNING,
-        description="Time spent in the course",
+        quasi_identifier=True,
         default=None,
         validator=_time_spent,
     )
     activity_id: str | None = not_personal(
-        quasi_identifier=True,
+        "Activity within the course, if any",
         category=DataCategory.LEARNING,
-        description="Activity within the course, if any",
-        default=None,
-        validator=v.optional(v.identifier),
+        quasi_identifier=True,
+        validator=v.identifier,
+        optional=True,
     )
     basis: LawfulBasis = lawful_basis(LawfulBasis.CONTRACT)
 
@@ -197,21 +184,21 @@ class Certificate:
     id: str = record_id("Certificate identifier")
     learner_id: str = subject_id_field("Learner the certificate was issued to")
     course_id: str = not_personal(
-        quasi_identifier=True,
+        "Course certified",
         category=DataCategory.LEARNING,
-        description="Course certified",
+        quasi_identifier=True,
         validator=v.identifier,
     )
     issued_at: dt.datetime = dated(DataCategory.CERTIFICATION, "Date of issue")
     verification_code: str = personal(
-        category=DataCategory.CERTIFICATION,
-        description="Code a third party uses to verify the certificate",
+        DataCategory.CERTIFICATION,
+        "Code a third party uses to verify the certificate",
         blind_index=True,
         validator=v.non_empty_text,
     )
     kind: CertificateKind = not_personal(
+        "Kind of certificate",
         category=DataCategory.CERTIFICATION,
-        description="Kind of certificate",
         default=CertificateKind.CERTIFICATE,
         validator=v.instance_of(CertificateKind),
     )
@@ -230,29 +217,27 @@ class Invoice:
     id: str = record_id("Invoice number")
     learner_id: str = subject_id_field("Learner billed or trained")
     billing_name: str = personal(
-        category=DataCategory.BILLING, description="Name on the invoice", validator=v.non_empty_text
+        DataCategory.BILLING, "Name on the invoice", validator=v.non_empty_text
     )
     billing_address: str = personal(
-        category=DataCategory.BILLING,
-        description="Postal address on the invoice",
-        validator=v.non_empty_text,
+        DataCategory.BILLING, "Postal address on the invoice", validator=v.non_empty_text
     )
     amount: Decimal = not_personal(
-        quasi_identifier=True,
+        "Amount including taxes",
         category=DataCategory.BILLING,
-        description="Amount including taxes",
+        quasi_identifier=True,
         validator=v.finite_decimal,
     )
     issued_at: dt.datetime = dated(DataCategory.BILLING, "Date of issue")
     currency: str = not_personal(
+        "ISO 4217 currency code",
         category=DataCategory.BILLING,
-        description="ISO 4217 currency code",
         default="EUR",
         validator=v.currency_code,
     )
     funder: Funder = not_personal(
+        "Who pays",
         category=DataCategory.FUNDING,
-        description="Who pays",
         default=Funder.SELF,
         validator=v.instance_of(Funder),
     )
@@ -271,23 +256,21 @@ class Funding:
     id: str = record_id("Funding file identifier")
     learner_id: str = subject_id_field("Learner whose training is funded")
     funder: Funder = not_personal(
-        category=DataCategory.FUNDING, description="Funder", validator=v.instance_of(Funder)
+        "Funder", category=DataCategory.FUNDING, validator=v.instance_of(Funder)
     )
     dossier_reference: str = personal(
-        category=DataCategory.FUNDING,
-        description="The funder's file reference",
-        validator=v.non_empty_text,
+        DataCategory.FUNDING, "The funder's file reference", validator=v.non_empty_text
     )
     opened_at: dt.datetime = dated(DataCategory.FUNDING, "When the file was opened")
     closed_at: dt.datetime | None = dated(
         DataCategory.FUNDING, "When the file was closed (retention counts from it)", optional=True
     )
     amount: Decimal | None = not_personal(
-        quasi_identifier=True,
+        "Amount funded",
         category=DataCategory.FUNDING,
-        description="Amount funded",
-        default=None,
-        validator=v.optional(v.finite_decimal),
+        quasi_identifier=True,
+        validator=v.finite_decimal,
+        optional=True,
     )
     basis: LawfulBasis = lawful_basis(LawfulBasis.LEGAL_OBLIGATION)
 
@@ -310,8 +293,8 @@ class Consent:
     id: str = record_id("Consent identifier")
     learner_id: str = subject_id_field("Learner who consented")
     purpose: str = not_personal(
+        "Purpose consented to (e.g. newsletter, analytics-cookies)",
         category=DataCategory.CONSENT,
-        description="Purpose consented to (e.g. newsletter, analytics-cookies)",
         validator=v.identifier,
     )
     given_at: dt.datetime = dated(DataCategory.CONSENT, "When consent was given")
@@ -322,10 +305,10 @@ class Consent:
         DataCategory.CONSENT, "When consent lapses unless renewed", optional=True
     )
     proof: str | None = personal(
-        category=DataCategory.CONSENT,
-        description="Evidence of consent (form version, channel, signed text)",
-        default=None,
-        validator=v.optional(v.non_empty_text),
+        DataCategory.CONSENT,
+        "Evidence of consent (form version, channel, signed text)",
+        validator=v.non_empty_text,
+        optional=True,
     )
     basis: LawfulBasis = lawful_basis(LawfulBasis.CONSENT)
 
@@ -363,21 +346,13 @@ class AccessEvent:
     id: str = record_id("Event identifier")
     learner_id: str = subject_id_field("Learner whose account was accessed")
     kind: AccessKind = not_personal(
-        category=DataCategory.TECHNICAL_LOG,
-        description="Kind of event",
-        validator=v.instance_of(AccessKind),
+        "Kind of event", category=DataCategory.TECHNICAL_LOG, validator=v.instance_of(AccessKind)
     )
     at: dt.datetime = dated(DataCategory.TECHNICAL_LOG, "When it happened")
     ip: str | None = personal(
-        category=DataCategory.TECHNICAL_LOG,
-        description="IP address",
-        default=None,
-        validator=v.optional(v.ip_address),
+        DataCategory.TECHNICAL_LOG, "IP address", validator=v.ip_address, optional=True
     )
     user_agent: str | None = personal(
-        category=DataCategory.TECHNICAL_LOG,
-        description="Browser user agent",
-        default=None,
-        validator=v.optional(v.non_empty_text),
+        DataCategory.TECHNICAL_LOG, "Browser user agent", validator=v.non_empty_text, optional=True
     )
     basis: LawfulBasis = lawful_basis(LawfulBasis.LEGITIMATE_INTERESTS)

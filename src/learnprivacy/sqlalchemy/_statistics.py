@@ -54,7 +54,7 @@ __all__ = [
 
 _log = logging.getLogger("learnprivacy.sqlalchemy")
 
-#: ``session.info`` key: (engine, {(table pattern, column)}, {learner ids}) removed.
+#: ``session.info`` key: (engine, {(schema, table pattern, column)}, {learner ids}) removed.
 _REMOVED = "learnprivacy.removed_subjects"
 #: ``session.info`` key: the engine whose marks to refresh once the transaction ends.
 REFRESH = "learnprivacy.refresh_statistics"
@@ -73,7 +73,7 @@ def note_removed(
     if connection.dialect.name != "postgresql":
         return
     _engine, targets, ids = session.info.setdefault(_REMOVED, (connection.engine, set(), set()))
-    targets.update((escape_like(s.table), s.subject_column) for s in specs)
+    targets.update(_targets(specs))
     ids.update(subjects)
 
 
@@ -99,15 +99,20 @@ def mark_removed(
     which may run after ``before_commit`` (a commit flushes after that event)."""
     if connection.dialect.name != "postgresql":
         return
-    targets = {(escape_like(s.table), s.subject_column) for s in specs}
-    _mark_sampled(session, connection, marks, targets, set(subjects))
+    _mark_sampled(session, connection, marks, _targets(specs), set(subjects))
+
+
+def _targets(specs: Iterable[ModelSpec]) -> set[tuple[str | None, str, str]]:
+    """The subject columns of ``specs``' tables, each in its table's schema (``None``:
+    the connection's current schema)."""
+    return {(s.model.__table__.schema, escape_like(s.table), s.subject_column) for s in specs}
 
 
 def _mark_sampled(
     session: Session,
     connection: Connection,
     marks: Marks,
-    targets: set[tuple[str, str]],
+    targets: set[tuple[str | None, str, str]],
     ids: set[str],
 ) -> None:
     found = sampled(connection, targets, ids)
