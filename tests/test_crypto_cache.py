@@ -192,11 +192,18 @@ def test_the_first_keys_of_an_empty_store_are_not_unwrapped_again() -> None:
     assert reopened.unwrapped == ["learnprivacy:system"]
 
 
-def test_shredding_while_other_threads_evict_leaves_no_usable_key() -> None:
+@pytest.mark.parametrize("scope", ["default", "contract"])
+def test_shredding_while_other_threads_evict_leaves_no_usable_key(scope: str) -> None:
     """Threads cycling many subjects through a small cache never bring a shredded
-    subject's keys back: after the shred, its values raise KeyShreddedError."""
+    subject's keys back: after the shred, its values raise KeyShreddedError, and its
+    scope's key serves no encryption either (the short path's entry went with it)."""
     keyring = Keyring(os.urandom(32), cache_size=4)
     cipher = FieldCipher(keyring)
+
+    def _encrypt(cipher: FieldCipher, subject: str) -> str:
+        return cipher.encrypt(f"value of {subject}", subject=subject, context=CONTEXT, scope=scope)
+
+    _encrypt(cipher, "victim")
     victim = _encrypt(cipher, "victim")
     errors: list[BaseException] = []
     start = threading.Barrier(5)
@@ -224,3 +231,7 @@ def test_shredding_while_other_threads_evict_leaves_no_usable_key() -> None:
     assert errors == []
     with pytest.raises(KeyShreddedError):
         cipher.decrypt(victim, subject="victim", context=CONTEXT)
+    with pytest.raises(KeyShreddedError):
+        _encrypt(cipher, "victim")
+    assert "victim" not in cipher._texts
+    assert all(subject != "victim" for subject, _ in cipher._scoped)

@@ -124,8 +124,15 @@ def _shred_scope(cipher: FieldCipher, scope: str) -> None:
     cipher.keyring.shred("L1", scope)
 
 
+def _shred_by_ref(cipher: FieldCipher, scope: str) -> None:
+    keyring = cipher.keyring
+    keyring.shred_ref(keyring.key_ref("L1"), scope)
+
+
 @pytest.mark.parametrize("scope", SCOPES)
-@pytest.mark.parametrize("shred", [_shred_all, _shred_scope], ids=["all-scopes", "one-scope"])
+@pytest.mark.parametrize(
+    "shred", [_shred_all, _shred_scope, _shred_by_ref], ids=["all-scopes", "one-scope", "by-ref"]
+)
 def test_a_shred_drops_the_entry_and_nothing_opens_or_seals_after_it(
     cipher: FieldCipher, scope: str, shred: Callable[[FieldCipher, str], None]
 ) -> None:

@@ -203,8 +203,12 @@ def site(new_database: Callable[[], str]) -> Iterator[tuple[sa.Engine, dict[str,
     engine.dispose()
 
 
+#: The ids of what :func:`_plant` planted, by name.
+Planted = dict[str, int]
+
+
 @pytest.fixture
-def planted(site: tuple[sa.Engine, dict[str, int]]) -> dict[str, int]:
+def planted(site: tuple[sa.Engine, Planted]) -> Planted:
     """The ids of what :func:`_plant` planted in the site (learner, friend, course...)."""
     return site[1]
 
@@ -229,7 +233,7 @@ def _plan(provider: MoodleProvider, user: int, *contexts: Context) -> dict[str, 
 
 
 def test_own_context_counts_only_messages_the_user_sent(
-    provider: MoodleProvider, planted: dict[str, int]
+    provider: MoodleProvider, planted: Planted
 ) -> None:
     """User context: the learner's sent messages go, the other members' stay."""
     learner = planted["learner"]
@@ -259,7 +263,7 @@ def test_own_context_counts_only_messages_the_user_sent(
 
 
 def test_group_conversation_counts_in_its_course_context(
-    provider: MoodleProvider, planted: dict[str, int]
+    provider: MoodleProvider, planted: Planted
 ) -> None:
     """core_group's conversation: counted with the course approved, not with the user."""
     learner, course = planted["learner"], planted["course"]
@@ -273,7 +277,7 @@ def test_group_conversation_counts_in_its_course_context(
 
 
 def test_another_users_messages_are_never_counted(
-    provider: MoodleProvider, planted: dict[str, int]
+    provider: MoodleProvider, planted: Planted
 ) -> None:
     """Attack: another user's context, or a conversation without the learner, counts nothing."""
     learner, friend = planted["learner"], planted["friend"]
@@ -291,9 +295,7 @@ def test_another_users_messages_are_never_counted(
     assert learner_plan["Message"]["rows"] == learner_sent
 
 
-def test_notes_counts_only_what_the_user_wrote(
-    provider: MoodleProvider, planted: dict[str, int]
-) -> None:
+def test_notes_counts_only_what_the_user_wrote(provider: MoodleProvider, planted: Planted) -> None:
     """Attack: the teacher's personal note and shared note about the learner are kept."""
     learner, course = planted["learner"], planted["course"]
     db = provider.database
@@ -324,7 +326,7 @@ def test_notes_counts_only_what_the_user_wrote(
     assert "Note" not in other
 
 
-def test_plan_changes_nothing(provider: MoodleProvider, planted: dict[str, int]) -> None:
+def test_plan_changes_nothing(provider: MoodleProvider, planted: Planted) -> None:
     """Read-only: messages, memberships and notes are all still there afterwards."""
     learner, course = planted["learner"], planted["course"]
     db = provider.database
@@ -344,7 +346,7 @@ def _user_area_files(db: MoodleDatabase, uid: int) -> int:
 
 
 def test_files_counts_the_user_area_of_the_own_context(
-    provider: MoodleProvider, planted: dict[str, int]
+    provider: MoodleProvider, planted: Planted
 ) -> None:
     """core_user: every ``user`` file of the own context, whoever uploaded it.
 
@@ -399,9 +401,7 @@ def _post_files(db: MoodleDatabase, site: dict[str, int], author: int) -> int:
         return sum(1 for item in rows if item in ids)
 
 
-def test_forum_files_of_the_users_posts_only(
-    provider: MoodleProvider, planted: dict[str, int]
-) -> None:
+def test_forum_files_of_the_users_posts_only(provider: MoodleProvider, planted: Planted) -> None:
     """mod_forum: the files of the user's posts in the approved forum go.
 
     Attack: a file the author uploaded onto another user's post is not counted for the

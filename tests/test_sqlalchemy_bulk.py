@@ -9,6 +9,7 @@ column raises a typed error and writes nothing.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,6 +27,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import learnprivacy.sqlalchemy as lps
@@ -147,33 +149,95 @@ def test_a_row_inserted_between_the_read_and_the_delete_rolls_it_back(
 ) -> None:
     """Another transaction commits a matching post just before the DELETE runs: the
     statement would delete a row nobody read, so the whole transaction is rolled back
-    and a typed error raised; nothing is deleted, no entry written."""
+    and a typed error raised; nothing is deleted, no entry written. On SQLite the bulk
+    delete holds the write lock from its read on: the other transaction cannot commit,
+    and the posts read are the posts deleted."""
     m = app.m
-    other = create_engine(app.url)
+    sqlite = app.server is None
+    other = create_engine(app.url, connect_args={"timeout": 0.2} if sqlite else {})
     before = _entries(app)
     fired: list[bool] = []
 
     def insert_meanwhile(_c: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if statement.lstrip().upper().startswith("DELETE") and not fired:
-            fired.append(True)
-            with Session(other) as intruder:
-                intruder.add(m.Post(author_id="u1", body="written meanwhile", posted_at=NOW))
-                intruder.commit()
+            try:
+                with Session(other) as intruder:
+                    intruder.add(m.Post(author_id="u1", body="written meanwhile", posted_at=NOW))
+                    intruder.commit()
+                fired.append(True)
+            except OperationalError:
+                fired.append(False)  # locked out
 
     event.listen(app.engine, "before_cursor_execute", insert_meanwhile)
     try:
         with Session(app.engine) as s:
-            with pytest.raises(IntegrityError, match="forum_posts"):
-                s.execute(delete(m.Post).where(m.Post.author_id == "u1"))
-            assert fired
+            if sqlite:
+                assert s.execute(delete(m.Post).where(m.Post.author_id == "u1")).rowcount == 2
+            else:
+                with pytest.raises(IntegrityError, match="forum_posts"):
+                    s.execute(delete(m.Post).where(m.Post.author_id == "u1"))
+            assert fired == [not sqlite]
             s.commit()
     finally:
         event.remove(app.engine, "before_cursor_execute", insert_meanwhile)
         other.dispose()
     with Session(app.engine) as s:
         bodies = sorted(p.body for p in s.scalars(select(m.Post).where(m.Post.author_id == "u1")))
+    if sqlite:
+        assert bodies == []
+        assert len(_entries(app)) == len(before) + 1
+        return
     assert bodies == ["Ana's first post", "Ana's second post", "written meanwhile"]
     assert _entries(app) == before
+
+
+@pytest.fixture
+def sqlite_app(tmp_path: Path) -> Iterator[SimpleNamespace]:
+    """The fixture ``app`` on SQLite only."""
+    yield from bound_declarative(SimpleNamespace(param="sqlite"), tmp_path, MASTER)
+
+
+def test_a_row_swapped_between_the_read_and_the_delete_is_never_deleted_unaudited(
+    sqlite_app: SimpleNamespace,
+) -> None:
+    """Attack (SQLite): just before the DELETE runs, another connection deletes one of the
+    posts it matched and commits a new one it matches too. The count is the same, so the
+    count alone cannot tell; every row the statement deletes must still be named in its
+    entry, and no entry may name a row the statement did not delete."""
+    app = sqlite_app
+    m = app.m
+    # The intruder gives up at once when it finds the database locked.
+    other = create_engine(app.url, connect_args={"timeout": 0.2})
+    before = len(_entries(app))
+    with app.engine.connect() as c:
+        posts = c.execute(text("SELECT id FROM forum_posts WHERE author_id = 'u1'")).scalars()
+        first = min(posts)
+    fired: list[bool] = []
+
+    def swap_meanwhile(_c: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("DELETE") and not fired:
+            fired.append(True)
+            with Session(other) as intruder, contextlib.suppress(OperationalError):
+                intruder.delete(intruder.get(m.Post, first))
+                intruder.add(m.Post(author_id="u1", body="written meanwhile", posted_at=NOW))
+                intruder.commit()
+
+    event.listen(app.engine, "before_cursor_execute", swap_meanwhile)
+    try:
+        with Session(app.engine) as s:
+            s.execute(delete(m.Post).where(m.Post.author_id == "u1"))
+            assert fired
+            s.commit()
+    finally:
+        event.remove(app.engine, "before_cursor_execute", swap_meanwhile)
+        other.dispose()
+    with app.engine.connect() as c:
+        kept = set(c.execute(text("SELECT id FROM forum_posts")).scalars())
+    entries = [e for e in _entries(app)[before:] if e.record_type == "Post"]
+    named = [i for e in entries for i in e.details["ids"]]
+    assert len(named) == len(set(named)), "a row named twice as deleted"
+    written = set(range(1, max([*kept, *named]) + 1))
+    assert set(named) == written - kept
 
 
 def _attacks(m: SimpleNamespace) -> list[tuple[str, Any]]:
@@ -243,6 +307,23 @@ def test_a_bulk_update_of_the_key_the_subject_or_a_blind_index_is_refused(
             with pytest.raises(ValidationError):
                 s.execute(statement)
             s.commit()
+    assert _stored(app) == stored
+
+
+def test_a_bulk_update_by_primary_key_moving_a_row_to_another_learner_is_refused(
+    app: SimpleNamespace,
+) -> None:
+    """Attack: ORM bulk UPDATE by primary key giving Ana's post Bob's id as its author.
+    The row's tokens stay bound to Ana's key: erasing Ana would leave the post behind,
+    filed under Bob. Refused like the same change made with a WHERE clause."""
+    with app.engine.connect() as c:
+        post = c.execute(text("SELECT id FROM forum_posts WHERE author_id = 'u1'")).first()
+    assert post is not None
+    stored = _stored(app)
+    with Session(app.engine) as s:
+        with pytest.raises(ValidationError, match="forum_posts"):
+            s.execute(update(app.m.Post), [{"id": post[0], "author_id": "u2"}])
+        s.commit()
     assert _stored(app) == stored
 
 

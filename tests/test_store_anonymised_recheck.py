@@ -5,11 +5,13 @@ SQLAlchemy, on SQLite and PostgreSQL, and every defect still found."""
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from learnprivacy import records as rec
 from learnprivacy.crypto import Keyring
@@ -178,3 +180,104 @@ def test_the_same_defect_in_every_row_is_counted_in_every_row(
     with pytest.raises(IntegrityError, match=defect) as caught:
         store.verify_anonymised(known, since=T, learner_ids=["Z26"])
     assert "(3 row(s))" in str(caught.value)
+
+
+def _tamper_first_row(store: Store, value: str) -> None:
+    with store.engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE lp_progress SET course_id = :value WHERE id = "
+                "(SELECT min(id) FROM lp_progress WHERE lp_anonymised_at >= :t)"
+            ),
+            {"value": value, "t": T.replace(tzinfo=None)},
+        )
+
+
+def test_a_re_check_on_the_kept_connection_sees_what_was_written_since_the_last_one(
+    store: Store,
+) -> None:
+    """Attack: a re-check passes, then a row is given back its learner id by another
+    connection; the next re-check on the same thread (on SQLite, the connection kept
+    between re-checks) reads the database as it is now and reports it. The kept
+    connection holds no read transaction: the log is still truncated by a checkpoint."""
+    from learnprivacy.store import _anonymisation
+
+    known = _records(LEARNER)
+    assert store.verify_anonymised(known, since=T) == 4
+    held = _anonymisation._HELD.get(store.engine)
+    if store._db.is_sqlite:
+        assert held is not None
+        assert held.raw is not None
+        store._db.checkpoint()
+        wal = Path(str(store.engine.url.database) + "-wal")
+        assert not wal.exists() or wal.stat().st_size == 0
+    else:
+        assert held is None  # PostgreSQL connections keep the pool's pre-ping
+    _tamper_first_row(store, "course of 2026")
+    with pytest.raises(IntegrityError, match=r"Progress\.course_id names .* \(1 row\(s\)\)"):
+        store.verify_anonymised(known, since=T)
+
+
+def test_a_re_check_while_another_holds_the_kept_connection_uses_the_pool(
+    store: Store,
+) -> None:
+    """Attack: the kept connection is busy (another thread's re-check); this one reads
+    through the pool instead, with the same verdicts."""
+    from learnprivacy.store import _anonymisation
+
+    known = _records(LEARNER)
+    assert store.verify_anonymised(known, since=T) == 4
+    held = _anonymisation._HELD.get(store.engine)
+    if held is None:
+        pytest.skip("no connection is kept for PostgreSQL")
+    with held.lock:
+        assert store.verify_anonymised(known, since=T) == 4
+        _tamper_first_row(store, "course of 2026")
+        with pytest.raises(IntegrityError, match=r"Progress\.course_id names"):
+            store.verify_anonymised(known, since=T)
+
+
+def test_a_kept_connection_that_failed_is_dropped_and_closing_the_store_closes_it(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A re-check failing half-way drops the kept connection (the next one opens
+    another and reads correctly); ``Store.close`` closes the kept connection; a store over
+    an application's engine keeps none."""
+    from learnprivacy.store import _anonymisation
+
+    if not store_url.startswith("sqlite"):
+        pytest.skip("no connection is kept for PostgreSQL")
+    keyring = Keyring.generate()
+    opened = Store(store_url, keyring=keyring, keys=keys_for(store_url))
+    records = _records(LEARNER)
+    opened.add_all(records, now=EARLIER)
+    progress = [r for r in records if isinstance(r, rec.Progress)]
+    opened.anonymise_records(progress, now=T, reason="test")
+    assert opened.verify_anonymised(records, since=T) == 3
+    held = _anonymisation._HELD[opened.engine]
+    first = held.raw
+    original = _anonymisation._Plan.decode
+
+    def broken(*_args: Any) -> Any:
+        raise RuntimeError("decoder failed")
+
+    monkeypatch.setattr(_anonymisation._Plan, "decode", broken)
+    with pytest.raises(RuntimeError, match="decoder failed"):
+        opened.verify_anonymised(records, since=T)
+    assert held.raw is None
+    monkeypatch.setattr(_anonymisation._Plan, "decode", original)
+    assert opened.verify_anonymised(records, since=T) == 3
+    assert held.raw is not None
+    assert held.raw is not first
+    kept = held.raw.dbapi_connection
+    opened.close()
+    assert held.raw is None
+    with pytest.raises(sqlite3.ProgrammingError):
+        kept.execute("SELECT 1")
+    engine = create_engine(store_url)
+    try:
+        with Store(engine, keyring=keyring, keys=keys_for(store_url)) as theirs:
+            assert theirs.verify_anonymised(records, since=T) == 3
+            assert theirs.engine not in _anonymisation._HELD
+    finally:
+        engine.dispose()

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Row, select, text, update
 
 from learnprivacy import records as rec
+from learnprivacy.crypto import _token
 from learnprivacy.store import Store
 from learnprivacy.store._reads import fetch
 from tests.store_fixtures import learner, records_for
@@ -163,3 +164,57 @@ def test_clear_text_that_bulk_loading_could_misread_comes_back_as_written(
     store.add_all(written)
     assert store.query(rec.Learner) == written
     assert store.query(rec.Learner, organisation_id=value) == written[:1]
+
+
+def test_a_pages_openers_are_those_the_one_token_path_makes(store: Store) -> None:
+    """The openers a read builds for a page (associated data and headers computed inline)
+    are the ones ``Keyring._opener`` makes token by token: same header, same associated
+    data prefix, and they open the stored tokens. Were they wrong, every token would take
+    the slow path and this test, not the results, would tell."""
+    store.add_all([learner("L1"), learner("L2")])
+    keyring = store.keyring
+    cipher = store._cipher
+    openers = keyring._openers_of_subjects(keyring._key_refs(["L1", "L2"]))
+    table = store._table(rec.Learner).table
+    with store._reading() as connection:
+        rows = connection.execute(select(table.c.id, table.c.email_token)).all()
+    assert len(rows) == 2
+    for subject, token in rows:
+        assert len(openers[subject]) == 1
+        head = _token.decode(token)[: _token.HEADER_SIZE]
+        made = keyring._opener(subject, head)
+        page = openers[subject][token[: _token.HEADER_TEXT_SIZE]]
+        assert page[1:] == made[1:]
+        context = f"Learner/{subject}/email"
+        assert page[0].decrypt is not made[0].decrypt
+        assert cipher._decrypt_with(openers[subject], [token], subject, [context]) == [
+            learner(subject).email
+        ]
+
+
+def test_reads_across_many_small_unwrapping_pages(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are read a few at a time after their keys are unwrapped, in slices whose
+    keys are fetched together: with tiny slices, a learner's records spread over several
+    of them still read back whole (the openers kept, or dropped and made again)."""
+    from learnprivacy.store import _reads
+
+    monkeypatch.setattr(_reads, "OPEN_PAGE", 2)
+    monkeypatch.setattr(_reads, "KEY_PAGE", 5)
+    people = [learner(f"L{i}") for i in range(7)]
+    written = people + [r for p in people for r in records_for(p.id)]
+    store.add_all(written)
+    assert store.query(rec.Learner) == people
+    for cls in {type(r) for r in written}:
+        expected = sorted((r for r in written if type(r) is cls), key=lambda r: r.id)
+        assert store.query(cls) == expected
+    mine = store.records_of("L3")
+    assert mine[0] == people[3]
+    assert sorted(mine, key=_by_type) == sorted(
+        (r for r in written if r.id.startswith("L3")), key=_by_type
+    )
+
+
+def _by_type(record: Any) -> tuple[str, str]:
+    return type(record).__name__, record.id

@@ -95,6 +95,34 @@ class BulkUpdateTests(TransactionTestCase):
         with self.assertRaises(DecryptionError):
             _ = Profile.objects.get(pk=second[0]).phone
 
+    def test_single_field_writes_take_the_cipher_short_path(self) -> None:
+        """Writes that encrypt one field at a time (``save(update_fields=...)``,
+        ``bulk_update``) of a model under a purpose scope take the cipher's short path
+        once the learner's key is in use (the cache vouches for a key on its second
+        checked use); the values read back as written."""
+        from unittest import mock
+
+        from learnprivacy.crypto._cipher import FieldCipher
+        from learnprivacy.crypto._validate import DEFAULT_SCOPE
+        from learnprivacy.django._bind import spec_of
+
+        assert spec_of(Profile).spec.scope != DEFAULT_SCOPE
+        loaded = list(Profile.objects.order_by("pk"))
+        for item in loaded:
+            item.city = "Metz"
+        Profile.objects.bulk_update(loaded, ["city"])  # each key's second use
+        checked = mock.patch.object(FieldCipher, "_encrypt", side_effect=AssertionError)
+        with checked:
+            loaded[0].city = "Nancy"
+            loaded[0].save(update_fields=["city"])
+            for i, item in enumerate(loaded):
+                item.phone = f"+33 5 0{i}"
+            Profile.objects.bulk_update(loaded, ["phone"])
+        runtime().keyring.clear_cache()
+        again = list(Profile.objects.order_by("pk"))
+        assert [p.phone for p in again] == ["+33 5 00", "+33 5 01", "+33 5 02"]
+        assert [p.city for p in again] == ["Nancy", "Metz", "Metz"]
+
     def test_expressions_carrying_plaintext_are_still_refused(self) -> None:
         """Only the CASE of bound tokens bulk_update builds passes: an update() with
         plaintext wrapped in Value, Case or Cast, or a copy of another column, is

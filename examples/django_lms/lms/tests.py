@@ -596,6 +596,26 @@ class ErasureTests(TransactionTestCase):
         assert runtime().keyring.is_shredded(str(self.ana.pk), "contract")
         assert not PendingShred.objects.exists()
 
+    def test_a_subject_that_is_no_learner_id_is_a_typed_error(self) -> None:
+        """An erasure or export for a value no learner column can hold (a name typed where
+        the id goes) raises ValidationError naming the column, never the value, and
+        changes nothing; the command says so the same way."""
+        from django.core.management.base import CommandError
+
+        privacy = get_privacy()
+        for wrong in ("ana.silva", "12 OR 1=1"):
+            with self.assertRaises(ValidationError) as caught:
+                privacy.erase_subject(wrong, now=NOW)
+            assert wrong not in str(caught.exception)
+            with self.assertRaises(ValidationError), tempfile.TemporaryDirectory() as folder:
+                privacy.export_subject(wrong, Path(folder) / "x.zip", now=NOW)
+            with self.assertRaises(CommandError) as failed:
+                call_command("learnprivacy_erase", wrong, stdout=io.StringIO())
+            assert "ValidationError" in str(failed.exception)
+            assert wrong not in str(failed.exception)
+        assert Profile.objects.filter(user=self.ana).exists()
+        assert not AuditEntry.objects.exists()
+
     def test_audit_tampering_is_detected(self) -> None:
         """Editing an audit entry behind the ORM breaks the chain."""
         get_privacy().erase_subject(self.ana.pk, now=NOW)

@@ -26,6 +26,9 @@ from learnprivacy.requests import Channel, ProofMethod, RequestType
 
 __all__ = ["requests_group"]
 
+#: ``--now``: when the step is recorded (the clock, read once, without it).
+_NOW = click.option("--now", "now", type=AwareDateTime(), default=None)
+
 
 @contextmanager
 def _book(env: Env, export_dir: str | None = None) -> Iterator[tuple[Any, Any]]:
@@ -185,7 +188,7 @@ def requests_new(
 
 @requests_group.command("list")
 @click.option("--overdue", is_flag=True, help="Only requests past their deadline.")
-@click.option("--now", "now", type=AwareDateTime(), default=None)
+@_NOW
 @pass_env
 def requests_list(env: Env, overdue: bool, now: dt.datetime | None) -> None:
     """List requests with their state and deadline."""
@@ -228,7 +231,7 @@ def requests_list(env: Env, overdue: bool, now: dt.datetime | None) -> None:
     default=None,
     help="Language of the letter (default: the first of [policy] languages).",
 )
-@click.option("--now", "now", type=AwareDateTime(), default=None)
+@_NOW
 @pass_env
 def requests_show(
     env: Env, request_id: str, letter: str | None, language: str | None, now: dt.datetime | None
@@ -299,7 +302,7 @@ export_dir_option = click.option(
     help="How identity was established (moves the request to in_progress).",
 )
 @export_dir_option
-@click.option("--now", "now", type=AwareDateTime(), default=None)
+@_NOW
 @pass_env
 def requests_advance(
     env: Env, request_id: str, identity: str | None, export_dir: str, now: dt.datetime | None
@@ -353,7 +356,7 @@ def _report(env: Env, request: Any, data: dict[str, Any]) -> None:
 @requests_group.command("retry")
 @click.argument("request_id")
 @export_dir_option
-@click.option("--now", "now", type=AwareDateTime(), default=None)
+@_NOW
 @pass_env
 def requests_retry(env: Env, request_id: str, export_dir: str, now: dt.datetime | None) -> None:
     """Run a FAILED request again: a new request "ID-retry", same deadline, same identity.

@@ -226,7 +226,13 @@ class FieldCipher:
                 # and kind), the one encryption uses.
                 aead, prefix = usual[1], usual[2]
             else:
-                aead, prefix = self._text_opener(subject, token)
+                # Any other cached key of the subject (a purpose scope's, a retired one),
+                # found by the token's header: _text_opener() inline.
+                keys = self._cache[subject]
+                keys.used = True
+                aead, prefix, kind = keys.openers[token[:_HEADER_TEXT]]
+                if kind != _KIND_TEXT:
+                    raise KeyError(kind)
             # The prefix and header are translated too, then cut off: it is the cheapest
             # order, and what they say was just matched.
             raw = a2b_base64(token.encode().translate(_DECODE)[_HEADER_TEXT:], strict_mode=True)

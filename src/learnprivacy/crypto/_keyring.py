@@ -30,12 +30,13 @@ from learnprivacy.crypto._keycache import KeyCache, SubjectKeys
 from learnprivacy.crypto._keystore import InMemoryKeyStore, KeyEntry, KeyState, KeyStore
 from learnprivacy.crypto._master import (
     _KEK_LABEL,
+    _KEK_PART,
     MasterKey,
     derive_master_key,
     master_key_from_env,
     new_salt,
-    wrap_associated_data,
 )
+from learnprivacy.crypto._master import _length as _LENGTH
 from learnprivacy.crypto._prekeyed import PrekeyedHmac
 from learnprivacy.crypto._pseudonym import Pseudonymiser, domain_key
 from learnprivacy.crypto._validate import (
@@ -67,6 +68,9 @@ _NONCE_AT = KEY_SIZE + _token.KEY_ID_SIZE
 _FRESH_SIZE = _NONCE_AT + 12
 #: At most this many key references are remembered (see Keyring._refs).
 _REFS_KEPT = 20_000
+#: A live data key as Keyring._live_keys gives it: (key reference, scope, key id, id of
+#: the master key wrapping it, wrapped key).
+_LiveKey = tuple[str, str, str, str, bytes]
 
 
 class Keyring:
@@ -306,12 +310,15 @@ class Keyring:
         if not self._pseudonymous:
             return {subject: subject for subject in subjects}
         digest = self._ref_mac().digest
-        encode = base64.urlsafe_b64encode
-        prefix = _KEY_REF_PREFIX
+        prefix, alphabet = _KEY_REF_PREFIX, _token.ENCODE_TABLE
         known = self._refs
+        # key_ref's text in one pass: 16 bytes are 22 base64 characters and "==" (cut).
         refs = {
             subject: known.get(subject)
-            or prefix + encode(digest(subject.encode())[:16]).decode().rstrip("=")
+            or prefix
+            + b2a_base64(digest(subject.encode())[:16], newline=False)[:22]
+            .translate(alphabet)
+            .decode()
             for subject in subjects
         }
         self._remember_refs(refs)
@@ -667,18 +674,23 @@ class Keyring:
         :meth:`key_ref`), by subject, then by token header text: what a page of rows
         read together needs, fetched and unwrapped in one pass.
 
+        :meth:`_live_keys` then :meth:`_open_keys` for every subject; see those.
+        """
+        found: dict[str, dict[str, _token.Opener]] = {}
+        self._open_keys(self._live_keys(refs), refs, found)
+        return found
+
+    def _live_keys(self, refs: Mapping[str, str]) -> dict[str, list[_LiveKey]]:
+        """The wrapped live keys of each subject of ``refs`` (subject -> its
+        :meth:`key_ref`), by subject, as ``(ref, scope, key_id, master key id, wrapped)``:
+        fetched, not unwrapped (see :meth:`_open_keys`).
+
         A key store with ``live_entries(refs)`` (the key database) answers in a few
-        queries; any other is asked subject by subject. Only keys that :meth:`_opener`
-        would open are here. A shredded key, a key wrapped under a master key this
-        keyring does not hold, or a wrapped key that does not open is left out, so that
-        its tokens take the one-token path and meet the error they always met
-        (``KeyShreddedError``, ``WrongMasterKeyError``); a token naming an unknown key
-        finds no opener either (``DecryptionError``). The keys are not put in the cache:
-        a page may hold more subjects than the cache does.
+        queries; any other is asked subject by subject.
         """
         subjects = {ref: subject for subject, ref in refs.items()}
         bulk = getattr(self._store, "live_entries", None)
-        live: Iterable[tuple[str, str, str, str, bytes]]
+        live: Iterable[_LiveKey]
         if bulk is not None:
             live = bulk(list(subjects))
         else:
@@ -688,33 +700,84 @@ class Keyring:
                 for e in self._store.list_entries(ref)
                 if e.state is not KeyState.SHREDDED
             ]
-        unwrappers: dict[str, Callable[[bytes, bytes, bytes], bytes] | None] = {}
+        keys: dict[str, list[_LiveKey]] = {}
+        for key in live:
+            subject = subjects.get(key[0])
+            if subject is not None:
+                mine = keys.get(subject)
+                if mine is None:
+                    keys[subject] = [key]
+                else:
+                    mine.append(key)
+        return keys
+
+    def _open_keys(
+        self,
+        live: Mapping[str, Sequence[_LiveKey]],
+        subjects: Iterable[str],
+        found: dict[str, dict[str, _token.Opener]],
+    ) -> None:
+        """Put in ``found`` the openers of ``live`` (see :meth:`_live_keys`) of each of
+        ``subjects`` not in it yet, by token header text; a subject without live keys
+        gets an empty mapping.
+
+        Only keys that :meth:`_opener` would open are here. A shredded key, a key
+        wrapped under a master key this keyring does not hold, or a wrapped key that does
+        not open is left out, so that its tokens take the one-token path and meet the
+        error they always met (``KeyShreddedError``, ``WrongMasterKeyError``); a token
+        naming an unknown key finds no opener either (``DecryptionError``). The keys are
+        not put in the cache: a page may hold more subjects than the cache does.
+
+        A reader unwraps the keys of a few hundred rows, reads those rows, then the
+        next: the AES-GCM objects are used while they are still in the CPU's caches.
+        """
+        # Looked up per call, never kept: a compaction may destroy an epoch key meanwhile.
+        unwrappers: dict[str, Callable[[bytes, bytes, bytes], bytes]] = {}
         text = _token.KIND_TEXT
-        found: dict[str, dict[str, _token.Opener]] = {subject: {} for subject in refs}
         # The header of a text token is these four bytes and the key id; its token text
         # is the prefix and the header's base64 (what _token.header_text computes).
         head_start = _token.header(text, b"")
         prefix, alphabet = _token.PREFIX, _token.ENCODE_TABLE
-        for ref, scope, key_id, wrapping, wrapped in live:
-            try:
-                unwrap = unwrappers[wrapping]
-            except KeyError:
-                master = self._known_key(wrapping)
-                unwrap = unwrappers[wrapping] = None if master is None else master._kek.decrypt
-            subject = subjects.get(ref)
-            if unwrap is None or subject is None:
+        # wrap_associated_data(ref, scope, key_id) and _token.subject_part(subject) built
+        # inline, the part naming a scope made once per scope: one pass over thousands
+        # of keys (tests compare the openers with those _opener makes).
+        length = _LENGTH
+        scoped: dict[str, bytes] = {}
+        nothing: Sequence[_LiveKey] = ()
+        for subject in subjects:
+            if subject in found:
                 continue
-            try:
-                raw = unwrap(wrapped[:12], wrapped[12:], wrap_associated_data(ref, scope, key_id))
-                head = head_start + bytes.fromhex(key_id)
-                aead = AESGCM(raw)
-            except (InvalidTag, ValueError):
-                continue
-            # The store writes text tokens only: a token of the other kind finds no
-            # opener here and is refused by the one-token path, as ever.
-            header_text = prefix + b2a_base64(head, newline=False).translate(alphabet).decode()
-            found[subject][header_text] = (aead, head + _token.subject_part(subject), text)
-        return found
+            mine: dict[str, _token.Opener] = {}
+            found[subject] = mine
+            name = subject.encode()
+            tail = length(len(name)) + name
+            for ref, scope, key_id, wrapping, wrapped in live.get(subject, nothing):
+                unwrap = unwrappers.get(wrapping)
+                if unwrap is None:
+                    master = self._known_key(wrapping)
+                    if master is None:
+                        continue
+                    unwrap = unwrappers[wrapping] = master._kek.decrypt
+                where = scoped.get(scope)
+                if where is None:
+                    where = scoped[scope] = length(len(scope.encode())) + scope.encode()
+                who, which = ref.encode(), key_id.encode()
+                try:
+                    raw = unwrap(
+                        wrapped[:12],
+                        wrapped[12:],
+                        b"".join(
+                            (_KEK_PART, length(len(who)), who, where, length(len(which)), which)
+                        ),
+                    )
+                    head = head_start + bytes.fromhex(key_id)
+                    aead = AESGCM(raw)
+                except (InvalidTag, ValueError):
+                    continue
+                # The store writes text tokens only: a token of the other kind finds no
+                # opener here and is refused by the one-token path, as ever.
+                header_text = prefix + b2a_base64(head, newline=False).translate(alphabet).decode()
+                mine[header_text] = (aead, head + tail, text)
 
     # -- internals -----------------------------------------------------------------------
 

@@ -262,6 +262,27 @@ class DjangoPrivacy(DeclaredRegister):
         names += [c.attribute for c in spec.clear if c.attribute not in names]
         return names
 
+    def _learner(self, subject: object) -> str:
+        """``subject`` as text, refused (``ValidationError``, naming the column and never
+        the value) when it is empty or a value some declared model's learner column
+        cannot hold: a name typed where the id goes must not reach a query as such."""
+        from django.core.exceptions import ValidationError as DjangoValidationError
+
+        learner = str(subject)
+        if not learner:
+            raise ValidationError("the subject must not be empty", field="subject")
+        for bound in self.bound:
+            try:
+                # Built, not run: Django converts the value for the column here.
+                bound.model._base_manager.filter(**{bound.subject_lookup: learner})
+            except (ValueError, TypeError, DjangoValidationError):
+                raise ValidationError(
+                    f"the subject is not a value of {bound.spec.table}'s learner column "
+                    f"({bound.subject_lookup})",
+                    field="subject",
+                ) from None
+        return learner
+
     def _rows_of(self, bound: Bound, subject: str) -> list[dict[str, Any]]:
         manager = bound.model._base_manager.using(self.using)
         query = manager.filter(**{bound.subject_lookup: subject}).order_by("pk")
@@ -282,6 +303,7 @@ class DjangoPrivacy(DeclaredRegister):
 
     def holds_data(self, subject: str) -> bool:
         """Whether any declared model holds a row of ``subject``."""
+        subject = self._learner(subject)
         return any(
             b.model._base_manager.using(self.using).filter(**{b.subject_lookup: subject}).exists()
             for b in self.bound
@@ -289,6 +311,7 @@ class DjangoPrivacy(DeclaredRegister):
 
     def iter_rows(self, subject: str) -> Iterator[tuple[ModelSpec, Mapping[str, Any]]]:
         """Every row of ``subject``, decrypted, JSON-ready, table by table."""
+        subject = self._learner(subject)
         for bound in self.bound:
             spec = bound.spec
             manager = bound.model._base_manager.using(self.using)
@@ -620,9 +643,7 @@ class DjangoPrivacy(DeclaredRegister):
         from django.db import transaction
 
         require_aware(now, "now")
-        learner = str(subject)
-        if not learner:
-            raise ValidationError("the subject must not be empty", field="subject")
+        learner = self._learner(subject)
         self.reconcile()
         by_table = self._by_table()
         with transaction.atomic(using=self.using):
@@ -1174,7 +1195,7 @@ class DjangoPrivacy(DeclaredRegister):
         """
         from learnprivacy.export import export_subject
 
-        return export_subject(self.manager(), str(subject), out, now=now, **options)
+        return export_subject(self.manager(), self._learner(subject), out, now=now, **options)
 
     def request_book(self) -> Any:
         """The request book in the application's database (bodies encrypted)."""

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from learnprivacy.moodle._schema import MoodleSchema
 
-__all__ = ["restrict_to_users"]
+__all__ = ["by_user", "in_id_order", "restrict_to_users"]
 
 
 def restrict_to_users(
@@ -29,3 +29,23 @@ def restrict_to_users(
     if user_ids is not None:
         statement = statement.where(user_column.in_(user_ids))
     return statement
+
+
+def by_user(owner: sa.Table, *columns: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """``owner``'s ``id`` and ``userid``, then ``columns``, from ``owner``: how a statement
+    of one record per row starts (its mapper unpacks ``rid, uid, ...``)."""
+    return sa.select(owner.c.id, owner.c.userid, *columns).select_from(owner)
+
+
+def in_id_order(
+    statement: sa.Select[Any],
+    owner: sa.Table,
+    schema: MoodleSchema,
+    user_ids: list[int] | None,
+    include_deleted: bool,
+) -> sa.Select[Any]:
+    """``statement`` in ``owner``'s id order, kept to the rows of the users
+    :func:`restrict_to_users` keeps (by ``owner.userid``)."""
+    return restrict_to_users(
+        statement.order_by(owner.c.id), owner.c.userid, schema, user_ids, include_deleted
+    )

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.moodle._content import iso
 from learnprivacy.moodle._issues import ScanIssues, reporting
-from learnprivacy.moodle._query import restrict_to_users
+from learnprivacy.moodle._query import by_user, in_id_order, restrict_to_users
 from learnprivacy.moodle._schema import MoodleSchema
 from learnprivacy.moodle._time import from_unix
 from learnprivacy.records import AccessEvent, AccessKind, Certificate, Consent
@@ -59,12 +59,10 @@ def access_statement(
 ) -> sa.Select[Any]:
     """Log-in/log-out events of known users (a failed log-in for no account has userid 0)."""
     log = schema["logstore_standard_log"]
-    statement = (
-        sa.select(log.c.id, log.c.userid, log.c.eventname, log.c.timecreated, log.c.ip)
-        .where(log.c.eventname.in_(list(ACCESS_EVENTS)), log.c.userid > 0)
-        .order_by(log.c.id)
+    statement = by_user(log, log.c.eventname, log.c.timecreated, log.c.ip).where(
+        log.c.eventname.in_(list(ACCESS_EVENTS)), log.c.userid > 0
     )
-    return restrict_to_users(statement, log.c.userid, schema, user_ids, include_deleted)
+    return in_id_order(statement, log, schema, user_ids, include_deleted)
 
 
 @reporting("logstore_standard_log", "AccessEvent")
@@ -98,9 +96,8 @@ def consent_statement(
     """Policy acceptances with the policy they are for and whether it is optional."""
     a, v = schema["tool_policy_acceptances"], schema["tool_policy_versions"]
     statement = (
-        sa.select(
-            a.c.id,
-            a.c.userid,
+        by_user(
+            a,
             v.c.policyid,
             a.c.policyversionid,
             a.c.status,
@@ -108,12 +105,10 @@ def consent_statement(
             a.c.timemodified,
             v.c.optional,
         )
-        .select_from(a)
         .join(v, v.c.id == a.c.policyversionid)
         .where(a.c.status.is_not(None))
-        .order_by(a.c.id)
     )
-    return restrict_to_users(statement, a.c.userid, schema, user_ids, include_deleted)
+    return in_id_order(statement, a, schema, user_ids, include_deleted)
 
 
 @reporting("tool_policy_acceptances", "Consent")
@@ -194,13 +189,10 @@ def certificate_statement(
 ) -> sa.Select[Any]:
     """Issued custom certificates with the course of the certificate activity."""
     issue, cert = schema["customcert_issues"], schema["customcert"]
-    statement = (
-        sa.select(issue.c.id, issue.c.userid, cert.c.course, issue.c.timecreated, issue.c.code)
-        .select_from(issue)
-        .join(cert, cert.c.id == issue.c.customcertid)
-        .order_by(issue.c.id)
+    statement = by_user(issue, cert.c.course, issue.c.timecreated, issue.c.code).join(
+        cert, cert.c.id == issue.c.customcertid
     )
-    return restrict_to_users(statement, issue.c.userid, schema, user_ids, include_deleted)
+    return in_id_order(statement, issue, schema, user_ids, include_deleted)
 
 
 @reporting("customcert_issues", "Certificate")

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from learnprivacy._vocabulary import ContextLevel
 from learnprivacy.moodle._content import iso
 from learnprivacy.moodle._issues import ScanIssues, reporting
-from learnprivacy.moodle._query import restrict_to_users
+from learnprivacy.moodle._query import by_user, in_id_order, restrict_to_users
 from learnprivacy.moodle._schema import MoodleSchema
 from learnprivacy.moodle._time import OUT_OF_RANGE, UTC, from_unix, utc
 from learnprivacy.moodle._trusted import builder
@@ -144,6 +144,20 @@ def _scored(row_id: int, outcome: Outcome, issues: ScanIssues, table: str) -> Sc
     return score
 
 
+def _grade_columns(items: sa.Table, grades: sa.Table) -> tuple[sa.ColumnElement[Any], ...]:
+    """The columns :func:`_outcome` reads, as a row gives them: ``gtype, low, high, gpass,
+    final`` (grade type, bounds, pass mark, final grade)."""
+    c = items.c
+    return (c.gradetype, c.grademin, c.grademax, c.gradepass, grades.c.finalgrade)
+
+
+def _module_of_item(cm: sa.Table, m: sa.Table, gi: sa.Table) -> sa.ColumnElement[bool]:
+    """The course module a grade item grades: its module's instance, in its course."""
+    return sa.and_(
+        cm.c.module == m.c.id, cm.c.instance == gi.c.iteminstance, cm.c.course == gi.c.courseid
+    )
+
+
 def course_progress_statement(
     schema: MoodleSchema, user_ids: list[int] | None, include_deleted: bool
 ) -> sa.Select[Any]:
@@ -166,27 +180,15 @@ def course_progress_statement(
         cc.c.timestarted == 0,
         sa.func.coalesce(cc.c.timecompleted, 0) == 0,
     )
+    dates = (cc.c.course, cc.c.timeenrolled, cc.c.timestarted, cc.c.timecompleted)
     statement = (
-        sa.select(
-            cc.c.id,
-            cc.c.userid,
-            cc.c.course,
-            cc.c.timeenrolled,
-            cc.c.timestarted,
-            cc.c.timecompleted,
-            gi.c.gradetype,
-            gi.c.grademin,
-            gi.c.grademax,
-            gi.c.gradepass,
-            gg.c.finalgrade,
-            sa.case((undated, enrolment_created), else_=None),
+        by_user(
+            cc, *dates, *_grade_columns(gi, gg), sa.case((undated, enrolment_created), else_=None)
         )
-        .select_from(cc)
         .outerjoin(gi, sa.and_(gi.c.courseid == cc.c.course, gi.c.itemtype == "course"))
         .outerjoin(gg, sa.and_(gg.c.itemid == gi.c.id, gg.c.userid == cc.c.userid))
-        .order_by(cc.c.id)
     )
-    return restrict_to_users(statement, cc.c.userid, schema, user_ids, include_deleted)
+    return in_id_order(statement, cc, schema, user_ids, include_deleted)
 
 
 @reporting("course_completions", "Progress")
@@ -227,34 +229,15 @@ def grade_statement(
     gg, gi = schema["grade_grades"], schema["grade_items"]
     m, cm = schema["modules"], schema["course_modules"]
     statement = (
-        sa.select(
-            gg.c.id,
-            gg.c.userid,
-            gi.c.courseid,
-            cm.c.id,
-            gg.c.timemodified,
-            gg.c.timecreated,
-            gi.c.gradetype,
-            gi.c.grademin,
-            gi.c.grademax,
-            gi.c.gradepass,
-            gg.c.finalgrade,
+        by_user(
+            gg, gi.c.courseid, cm.c.id, gg.c.timemodified, gg.c.timecreated, *_grade_columns(gi, gg)
         )
-        .select_from(gg)
         .join(gi, sa.and_(gi.c.id == gg.c.itemid, gi.c.itemtype == "mod"))
         .outerjoin(m, m.c.name == gi.c.itemmodule)
-        .outerjoin(
-            cm,
-            sa.and_(
-                cm.c.module == m.c.id,
-                cm.c.instance == gi.c.iteminstance,
-                cm.c.course == gi.c.courseid,
-            ),
-        )
+        .outerjoin(cm, _module_of_item(cm, m, gi))
         .where(gg.c.finalgrade.is_not(None))
-        .order_by(gg.c.id)
     )
-    return restrict_to_users(statement, gg.c.userid, schema, user_ids, include_deleted)
+    return in_id_order(statement, gg, schema, user_ids, include_deleted)
 
 
 def grade_in_context(
@@ -298,20 +281,9 @@ def activity_statement(
 ) -> sa.Select[Any]:
     """Activity completion states with the course of each activity."""
     cmc, cm = schema["course_modules_completion"], schema["course_modules"]
-    statement = (
-        sa.select(
-            cmc.c.id,
-            cmc.c.userid,
-            cm.c.course,
-            cmc.c.coursemoduleid,
-            cmc.c.completionstate,
-            cmc.c.timemodified,
-        )
-        .select_from(cmc)
-        .join(cm, cm.c.id == cmc.c.coursemoduleid)
-        .order_by(cmc.c.id)
-    )
-    return restrict_to_users(statement, cmc.c.userid, schema, user_ids, include_deleted)
+    state = (cmc.c.coursemoduleid, cmc.c.completionstate, cmc.c.timemodified)
+    statement = by_user(cmc, cm.c.course, *state).join(cm, cm.c.id == cmc.c.coursemoduleid)
+    return in_id_order(statement, cmc, schema, user_ids, include_deleted)
 
 
 @reporting("course_modules_completion", "Progress")
@@ -358,14 +330,7 @@ def grade_rows_statement(schema: MoodleSchema, user_ids: list[int] | None) -> sa
         .join(gi, gi.c.id == gg.c.itemid)
         .outerjoin(sc, sa.and_(gi.c.gradetype == _SCALE, sc.c.id == gi.c.scaleid))
         .outerjoin(m, sa.and_(gi.c.itemtype == "mod", m.c.name == gi.c.itemmodule))
-        .outerjoin(
-            cm,
-            sa.and_(
-                cm.c.module == m.c.id,
-                cm.c.instance == gi.c.iteminstance,
-                cm.c.course == gi.c.courseid,
-            ),
-        )
+        .outerjoin(cm, _module_of_item(cm, m, gi))
         .where(sa.or_(gg.c.finalgrade.is_not(None), sa.func.length(gg.c.feedback) > 0))
         .order_by(gg.c.userid, gi.c.courseid, gi.c.sortorder, gg.c.id)
     )

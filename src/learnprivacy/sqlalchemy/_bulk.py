@@ -74,6 +74,7 @@ def bulk_statement(privacy: LearnPrivacy, state: ORMExecuteState) -> Any:
     # What a bulk statement meets includes the objects the session has not flushed yet.
     session._autoflush()
     connection = session.connection(bind_arguments=state.bind_arguments)
+    _hold_sqlite(connection)
     rows = _matched(privacy, spec, state, connection)
     result = state.invoke_statement()
     count = getattr(result, "rowcount", -1)
@@ -87,6 +88,21 @@ def bulk_statement(privacy: LearnPrivacy, state: ORMExecuteState) -> Any:
     if rows:
         privacy._audit_deleted(session, connection, [(spec, k, s) for k, s in rows.items()])
     return result
+
+
+def _hold_sqlite(connection: Connection) -> None:
+    """On SQLite, take the write lock before the rows are read, unless the transaction
+    holds one already: the driver begins its transaction only at the first write, so
+    another connection could otherwise commit between the read and the ``DELETE`` (a
+    matched row swapped for a new one would leave the count unchanged). PostgreSQL locks
+    the rows read instead (``FOR UPDATE``)."""
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.driver_connection
+    if getattr(raw, "isolation_level", None) is not None and not getattr(
+        raw, "in_transaction", True
+    ):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _where(state: ORMExecuteState) -> Any:
@@ -163,9 +179,11 @@ def _check_update(privacy: LearnPrivacy, spec: ModelSpec, state: ORMExecuteState
     parameters: Any = state.parameters
     by_key = isinstance(parameters, list | tuple) and bool(parameters)
     if by_key:
-        # ORM bulk UPDATE by primary key: one dict of attributes per row.
+        # ORM bulk UPDATE by primary key: one dict of attributes per row; its key
+        # finds the row, anything else in it (the subject too) is a change.
+        keys = {*spec.key_attributes, *spec.key_columns}
         for group in parameters:
-            given.extend(((k,), v) for k, v in group.items() if k not in fixed)
+            given.extend(((k,), v) for k, v in group.items() if k not in keys)
     elif isinstance(parameters, dict):
         given.extend(((k,), v) for k, v in parameters.items())
     cleared: dict[str, bool] = {}

@@ -9,10 +9,12 @@ identified the people before: their record ids, learner ids and personal values.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, select
+from sqlalchemy import ColumnElement, Engine, Table, bindparam, event, select
 
 from learnprivacy._validators import require_aware
 from learnprivacy.errors import IntegrityError
@@ -265,26 +267,97 @@ def _plan(rt: RecordTable, dialect: Any) -> _Plan:
     return plan
 
 
+class _Held:
+    """One driver connection of a store's own SQLite engine, kept between re-checks.
+
+    A re-check after one withdrawal reads a handful of rows: checking a connection out
+    of the pool and back in (its reset, its events) cost about as much as the read. The
+    connection is used by one re-check at a time (the others check one out of the pool
+    as before), ends every use outside any transaction, is dropped after an error, and
+    is closed when the engine is disposed (``Store.close``). Only for SQLite engines the
+    store made itself: an application's engine keeps all its pooled connections, and
+    PostgreSQL connections keep the pool's pre-ping.
+    """
+
+    __slots__ = ("__weakref__", "lock", "raw")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.raw: Any = None
+
+    def close(self, *_args: Any) -> None:
+        """Close the kept connection (``engine_disposed`` listener)."""
+        with self.lock:
+            raw, self.raw = self.raw, None
+        if raw is not None:
+            # Closed, not returned to a pool the engine is discarding.
+            raw.invalidate()
+
+
+_HELD: weakref.WeakKeyDictionary[Engine, _Held] = weakref.WeakKeyDictionary()
+_HELD_LOCK = threading.Lock()
+
+
+def _held(store: Store) -> _Held | None:
+    """The kept connection's holder of ``store``'s engine, or ``None`` where none is kept."""
+    db = store._db
+    if not (db.is_sqlite and db.owned):
+        return None
+    engine = db.engine
+    held = _HELD.get(engine)
+    if held is None:
+        with _HELD_LOCK:
+            held = _HELD.get(engine)
+            if held is None:
+                held = _HELD[engine] = _Held()
+                event.listen(engine, "engine_disposed", held.close)
+    return held
+
+
 def _read_since(
     store: Store, plans: list[_Plan], since: dt.datetime, check: Callable[[_Plan, Any], None]
 ) -> None:
     """Read, on one driver connection, the rows of each plan's table anonymised at or
     after ``since``; ``check`` each decoded row."""
+    held = _held(store)
+    if held is not None and held.lock.acquire(blocking=False):
+        try:
+            raw = held.raw
+            if raw is None:
+                raw = held.raw = store._db.engine.raw_connection()
+            try:
+                _read_on(raw, plans, since, check)
+                # Whatever the driver opened ends here: the next re-check reads the
+                # database as it is then, and no read lock outlives this one.
+                raw.rollback()
+            except BaseException:
+                held.raw = None
+                raw.invalidate()
+                raise
+        finally:
+            held.lock.release()
+        return
     raw = store._db.engine.raw_connection()
     try:
-        cursor = raw.cursor()
-        try:
-            for plan in plans:
-                cursor.execute(plan.sql, plan.params(since))
-                decoders = plan.decoders_for(cursor.description)
-                while batch := cursor.fetchmany(1_000):
-                    for row in batch:
-                        check(plan, plan.decode(row, decoders))
-        finally:
-            cursor.close()
+        _read_on(raw, plans, since, check)
     finally:
         # Back to the pool, which rolls back whatever transaction the driver opened.
         raw.close()
+
+
+def _read_on(
+    raw: Any, plans: list[_Plan], since: dt.datetime, check: Callable[[_Plan, Any], None]
+) -> None:
+    cursor = raw.cursor()
+    try:
+        for plan in plans:
+            cursor.execute(plan.sql, plan.params(since))
+            decoders = plan.decoders_for(cursor.description)
+            while batch := cursor.fetchmany(1_000):
+                for row in batch:
+                    check(plan, plan.decode(row, decoders))
+    finally:
+        cursor.close()
 
 
 def check_anonymised(

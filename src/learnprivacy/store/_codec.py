@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from learnprivacy import _validators as v
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.crypto import BlindIndex, FieldCipher
 from learnprivacy.crypto._token import Opener
@@ -174,20 +175,49 @@ def _then(
 
 
 _Check = tuple[Any, str, Callable[[Any, Any, Any], Any]]
+#: Validators a converted value needs no more (see _Checks): the read conversion of a
+#: DATETIME column (``from_utc``) only ever returns an aware ``datetime``.
+_VOUCHED_BY_CONVERSION = {Kind.DATETIME: (v.aware_datetime, v.optional_aware_datetime)}
 
 
-def _checks(cls: type[Any], authenticated: frozenset[str]) -> tuple[_Check, ...] | None:
-    """The validators a record of ``cls`` read back still runs, as ``(attribute, name,
-    validator)``; ``None`` for a class that must be made by calling it.
+@attrs.frozen
+class _Checks:
+    """The validators a record read back still runs (see :func:`_checks`).
 
-    The values of the fields named in ``authenticated`` were decrypted: AES-GCM vouches
-    that each is the very text this library encrypted for this record, learner and field,
-    from a record whose validators accepted it when it was made. Their validators are
-    not run again; every other field (clear columns, which anyone with access to the
-    database could change) is validated as ``cls(**values)`` would, after all fields are
-    set, with the same errors. A class whose construction does more than set fields and
-    run validators (converters, ``__attrs_post_init__``, fields outside ``__init__``) is
-    made by calling it.
+    * ``always``: ``(attribute, name, validator)`` run once every field is set;
+    * ``when_none``: by field name, ``(attribute, validator)`` run only when the value is
+      ``None`` (the column was NULL), as soon as it is read;
+    * ``ids``: the validators of the record id and learner id fields, run only when no
+      token of the row was opened.
+    """
+
+    always: tuple[_Check, ...]
+    when_none: dict[str, tuple[Any, Callable[[Any, Any, Any], Any]]]
+    ids: tuple[_Check, ...]
+
+
+def _checks(cls: type[Any], specs: Sequence[FieldSpec], subject_column: str) -> _Checks | None:
+    """The validators a record of ``cls`` read back still runs (``specs``: how its fields
+    are stored; ``subject_column``: its learner id field); ``None`` for a class that
+    must be made by calling it (its construction does more than set fields and run
+    validators: converters, ``__attrs_post_init__``, fields outside ``__init__``).
+
+    Every validator of a value that a tampered column could make wrong still runs, with
+    the same errors ``cls(**values)`` raises. Three kinds of check are skipped, each
+    because something else already guarantees what the validator checks:
+
+    * an encrypted field's validator, when its token was opened: AES-GCM vouches that
+      the value is the very text this library encrypted for this record, learner and
+      field, from a record whose validators accepted it when it was made. A NULL token
+      gives ``None``, which the field's validator still judges;
+    * a DATETIME field's ``aware_datetime`` validator, when the column is not NULL: the
+      read conversion makes an aware UTC ``datetime`` or raises (``from_utc`` after the
+      column type's own parser); a NULL still meets the validator;
+    * the record id's and learner id's validators, when at least one token of the row
+      was opened: the associated data of every token binds the record id (in its
+      context) and the learner id (its subject), so an opened token proves both are the
+      ids the record was encrypted with, which its validators accepted. A row whose
+      tokens are all NULL has its ids validated.
     """
     fields = attrs.fields(cls)
     plain = (
@@ -197,34 +227,25 @@ def _checks(cls: type[Any], authenticated: frozenset[str]) -> tuple[_Check, ...]
     )
     if not plain:
         return None
-    return tuple(
-        (a, a.name, a.validator)
-        for a in fields
-        if a.validator is not None and a.name not in authenticated
-    )
-
-
-def _builder(cls: type[Any], authenticated: frozenset[str]) -> Callable[[dict[str, Any]], Any]:
-    """How a record of ``cls`` is made from the field values of a row that was read
-    (see :func:`_checks`); a row that does not give every field is made by calling it.
-    """
-    names = tuple(a.name for a in attrs.fields(cls))
-    checks = _checks(cls, authenticated)
-    if checks is None:
-        return lambda values: cls(**values)
-    new, assign = object.__new__, object.__setattr__
-
-    def build(values: dict[str, Any]) -> Any:
-        if len(values) != len(names):
-            return cls(**values)
-        record = new(cls)
-        for name in names:
-            assign(record, name, values[name])
-        for attribute, name, check in checks:
-            check(record, attribute, values[name])
-        return record
-
-    return build
+    by_name = {spec.name: spec for spec in specs}
+    ids = {"id", subject_column} if any(spec.encrypted for spec in specs) else set()
+    always: list[_Check] = []
+    when_none: dict[str, tuple[Any, Callable[[Any, Any, Any], Any]]] = {}
+    id_checks: list[_Check] = []
+    for a in fields:
+        check = a.validator
+        spec = by_name.get(a.name)
+        if check is None:
+            continue
+        if a.name in ids:
+            id_checks.append((a, a.name, check))
+        elif spec is not None and (
+            spec.encrypted or check in _VOUCHED_BY_CONVERSION.get(spec.kind, ())
+        ):
+            when_none[a.name] = (a, check)
+        else:
+            always.append((a, a.name, check))
+    return _Checks(tuple(always), when_none, tuple(id_checks))
 
 
 class Codec:
@@ -477,52 +498,105 @@ class Codec:
         with the values.
         """
         positions = self._columns
+        cls = self.rt.cls
+        checks = _checks(cls, self.rt.fields, self.rt.subject_column)
+        when_none = {} if checks is None else checks.when_none
         steps, composite = self._readers(
             [spec for spec in self.rt.fields if not spec.encrypted], positions, processors
         )
+        # Each step with the check its NULL meets (None: none, or checked later).
+        clear = [(name, at, convert, when_none.get(name)) for name, at, convert in steps]
+        # Each token's context is "<type>/<record id>/<field>": the part up to the field
+        # is made once per row (an f-string, like str.format for any id), then suffixed.
+        opened = [
+            (name, f"/{name}", at, from_text, when_none.get(name))
+            for name, _, at, from_text in self._opened
+        ]
+        type_name = self.rt.name
         id_at, subject_at = positions["id"], positions[self.rt.subject_column]
-        opened = self._opened
         cipher = self._cipher
-        cls = self.rt.cls
-        authenticated = frozenset(spec.name for spec in self.rt.fields if spec.encrypted)
-        checks = _checks(cls, authenticated)
-        build = _builder(cls, authenticated)
+        if checks is None:
+            return self._called_reader(clear, composite, opened, id_at, subject_at)
+        always, ids = checks.always, checks.ids
         new, assign = object.__new__, object.__setattr__
 
         def read(row: Sequence[Any], openers: dict[str, dict[str, Opener]] | None = None) -> Any:
             record_id = row[id_at]
             subject = row[subject_at]
-            if checks is None:
-                values: dict[str, Any] = {}
-                record = values
-                put: Callable[[Any, str, Any], Any] = dict.__setitem__
-            else:
-                record = new(cls)
-                put = assign
-            for name, at, convert in steps:
+            record = new(cls)
+            for name, at, convert, if_none in clear:
                 value = row[at]
-                put(record, name, value if value is None or convert is None else convert(value))
+                if value is None:
+                    if if_none is not None:
+                        if_none[1](record, if_none[0], None)
+                    assign(record, name, None)
+                else:
+                    assign(record, name, value if convert is None else convert(value))
             for name, decode in composite:
-                put(record, name, decode(row, record_id, subject))
+                assign(record, name, decode(row, record_id, subject))
+            vouched = False
             if opened:
                 mine = cipher._openers_of(subject) if openers is None else openers.get(subject)
                 open_text = cipher._open_text
-                for name, context, at, from_text in opened:
+                head = f"{type_name}/{record_id}"
+                for name, field, at, from_text, if_none in opened:
                     token = row[at]
                     if token is None:
-                        put(record, name, None)
+                        if if_none is not None:
+                            if_none[1](record, if_none[0], None)
+                        assign(record, name, None)
                         continue
-                    text = open_text(mine, token, subject, context.format(record_id))
+                    text = open_text(mine, token, subject, head + field)
+                    vouched = True
                     if mine is None:
                         # The first token of a learner without openers at hand went through
                         # decrypt(), which cached the learner's keys.
                         mine = cipher._openers_of(subject)
-                    put(record, name, text if from_text is None else from_text(text))
-            if checks is None:
-                return build(values)
-            for attribute, name, check in checks:
+                    assign(record, name, text if from_text is None else from_text(text))
+            for attribute, name, check in always:
                 check(record, attribute, getattr(record, name))
+            if not vouched:
+                for attribute, name, check in ids:
+                    check(record, attribute, getattr(record, name))
             return record
+
+        return read
+
+    def _called_reader(
+        self,
+        clear: list[tuple[str, int, Callable[[Any], Any] | None, Any]],
+        composite: list[tuple[str, Callable[[Sequence[Any], str, str], Any]]],
+        opened: list[tuple[str, str, int, Callable[[str], Any] | None, Any]],
+        id_at: int,
+        subject_at: int,
+    ) -> RowReader:
+        """:meth:`_reader` for a class made by calling it with the values read."""
+        cls = self.rt.cls
+        cipher = self._cipher
+        type_name = self.rt.name
+
+        def read(row: Sequence[Any], openers: dict[str, dict[str, Opener]] | None = None) -> Any:
+            record_id = row[id_at]
+            subject = row[subject_at]
+            values: dict[str, Any] = {}
+            for name, at, convert, _ in clear:
+                value = row[at]
+                values[name] = value if value is None or convert is None else convert(value)
+            for name, decode in composite:
+                values[name] = decode(row, record_id, subject)
+            if opened:
+                mine = cipher._openers_of(subject) if openers is None else openers.get(subject)
+                head = f"{type_name}/{record_id}"
+                for name, field, at, from_text, _ in opened:
+                    token = row[at]
+                    if token is None:
+                        values[name] = None
+                        continue
+                    text = cipher._open_text(mine, token, subject, head + field)
+                    if mine is None:
+                        mine = cipher._openers_of(subject)
+                    values[name] = text if from_text is None else from_text(text)
+            return cls(**values)
 
         return read
 

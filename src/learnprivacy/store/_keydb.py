@@ -463,11 +463,15 @@ class KeyDatabase:
                 query = select(*columns, _KEYS.c.wrapped).where(
                     ids_in(_KEYS.c.subject_ref, chunk, dialect), live
                 )
-                # Text and bytes as the driver gives them: no SQLAlchemy row per key.
-                found.extend(
-                    (ref, scope, key_id, wrapping, bytes(wrapped))
-                    for ref, scope, key_id, wrapping, wrapped in driver_rows(connection, query)
-                )
+                # Text and bytes as the driver gives them: no SQLAlchemy row per key, and
+                # the driver's own tuples where it gives the wrapped keys as bytes.
+                rows = driver_rows(connection, query)
+                if any(type(row[4]) is not bytes for row in rows):
+                    rows = [
+                        (ref, scope, key_id, wrapping, bytes(wrapped))
+                        for ref, scope, key_id, wrapping, wrapped in rows
+                    ]
+                found.extend(rows)
         return found
 
     def list_entries(

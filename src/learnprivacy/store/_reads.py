@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import ColumnElement, Connection, Select, func, select
 
 from learnprivacy.crypto._blind_index import normalise_text
+from learnprivacy.crypto._token import Opener
 from learnprivacy.errors import ValidationError
 from learnprivacy.store._bulk import cursor_rows
 from learnprivacy.store._codec import Codec, RowReader, column_value
@@ -35,8 +36,10 @@ R = TypeVar("R")
 #: asks whether a learner holds any record decrypts a few rows, not a thousand.
 FIRST_PAGE = 100
 PAGE = 1_000
-#: Rows whose keys :func:`decode_rows` fetches and unwraps together.
+#: Rows whose keys :func:`decode_rows` fetches together.
 KEY_PAGE = 5_000
+#: Rows whose keys :func:`decode_rows` unwraps together, just before reading them.
+OPEN_PAGE = 250
 
 
 def decode_rows(
@@ -50,10 +53,14 @@ def decode_rows(
     ``read``: how a row becomes a record (:meth:`Codec.raw_reader` for rows fetched
     with :func:`fetch`), by default :meth:`Codec.from_row` (rows SQLAlchemy processed).
 
-    Rows go in slices of :data:`KEY_PAGE`: the keys of a slice's learners are fetched in
-    one query and unwrapped in one pass, used for that slice, then dropped, so a read of
-    many learners neither holds every key at once nor churns the keyring's cache. The
-    garbage collector is paused for each slice (see ``collector_paused``).
+    Rows go in slices of :data:`KEY_PAGE`: the wrapped keys of a slice's learners are
+    fetched in one query, then unwrapped :data:`OPEN_PAGE` rows at a time, just before
+    those rows are read, so that each key's AES-GCM object is used while it is still in
+    the CPU's caches. The openers made are kept for the following rows (a learner's
+    records are spread over a slice) until more than :data:`OPEN_PAGE` learners' are held,
+    then dropped, so a read of many learners neither holds every key at once nor churns
+    the keyring's cache. The garbage collector is paused for each slice (see
+    ``collector_paused``).
     """
     if not rows:
         return []
@@ -64,9 +71,15 @@ def decode_rows(
     for start in range(0, len(rows), KEY_PAGE):
         page = rows[start : start + KEY_PAGE]
         with collector_paused():
-            openers = keyring._openers_of_subjects(keyring._key_refs({row[at] for row in page}))
-            records.extend([from_row(row, openers) for row in page])
-            del openers
+            live = keyring._live_keys(keyring._key_refs({row[at] for row in page}))
+            openers: dict[str, dict[str, Opener]] = {}
+            for first in range(0, len(page), OPEN_PAGE):
+                part = page[first : first + OPEN_PAGE]
+                if len(openers) > OPEN_PAGE:
+                    openers = {}
+                keyring._open_keys(live, {row[at] for row in part}, openers)
+                records.extend([from_row(row, openers) for row in part])
+            del live, openers
     return records
 
 
