@@ -394,3 +394,25 @@ def test_reanchoring_a_log_with_a_lane_not_written_to_yet(
     assert [e.action for e in _lanes(first)[3]] == ["fills-3"]
     assert first.audit.verify()
     third.close()
+
+
+@_postgres
+def test_a_log_in_lanes_copied_to_sqlite_verifies_and_goes_on(
+    workers: tuple[Store, Store], store_url: str, tmp_path: Path
+) -> None:
+    """A PostgreSQL log written in two lanes, copied to SQLite (one writer, no lanes
+    taken there): it verifies, takes new entries after the last number, and verifies."""
+    from learnprivacy.store import copy_store
+
+    first, _ = workers
+    last = list(first.audit)[-1].sequence
+    target = f"sqlite:///{tmp_path / 'copy.db'}"
+    report = copy_store(
+        store_url, target, keyring=Keyring.from_master_key(MASTER_KEY), keys=keys_for(store_url)
+    )
+    assert report.audit_entries == len(first.audit)
+    copy = Store(target, keys=keys_for(store_url), keyring=Keyring.from_master_key(MASTER_KEY))
+    copy.audit.record("after-copy", "done", now=NOW)
+    assert list(copy.audit)[-1].sequence == last + 1
+    assert copy.audit.verify()
+    copy.close()

@@ -65,11 +65,30 @@ def test_an_id_changed_in_sql_is_refused_by_the_tokens(store: Store) -> None:
     assert store.get(Learner, "L1") == learner("L1")
 
 
+def _learner_id() -> Any:
+    """The learner id field of the test record types: in clear, validated."""
+    return personal(
+        category=DataCategory.ACCOUNT,
+        description="Learner",
+        encrypted=False,
+        identifier=True,
+        validator=v.learner_identifier,
+    )
+
+
+def _registered(cls: type[Any]) -> Iterator[Any]:
+    """Register ``cls`` for one test."""
+    register_record_type(cls)
+    yield cls
+    from learnprivacy.records import _base
+
+    _base._REGISTRY.pop(cls.__name__, None)
+
+
 @pytest.fixture
 def note_type() -> Iterator[Any]:
     """A record type whose only encrypted field is optional."""
 
-    @register_record_type
     @attrs.frozen(kw_only=True)
     class Note:
         processing_purpose: ClassVar[str] = "support"
@@ -77,13 +96,7 @@ def note_type() -> Iterator[Any]:
         date_field: ClassVar[str] = "written_at"
 
         id: str = not_personal(description="Note id", validator=v.identifier)
-        learner_id: str = personal(
-            category=DataCategory.ACCOUNT,
-            description="Learner",
-            encrypted=False,
-            identifier=True,
-            validator=v.learner_identifier,
-        )
+        learner_id: str = _learner_id()
         # not_personal() returns an attrs field spec, not a shared default value.
         written_at: dt.datetime = not_personal(description="When", validator=v.aware_datetime)  # noqa: RUF009
         # Personal, kept in clear: a nullable column (anonymisation empties it).
@@ -101,10 +114,7 @@ def note_type() -> Iterator[Any]:
         )
         basis: LawfulBasis = not_personal(description="Basis", default=LawfulBasis.CONSENT)  # noqa: RUF009
 
-    yield Note
-    from learnprivacy.records import _base
-
-    _base._REGISTRY.pop("Note", None)
+    yield from _registered(Note)
 
 
 def _note(cls: Any, note_id: str, body: str | None) -> Any:
@@ -157,3 +167,44 @@ def test_ids_changed_under_a_token_are_refused(note_type: Any, store: Store) -> 
     _tamper(store, note_type, "N1", learner_id="L1", id="N9")
     with pytest.raises(DecryptionError):
         store.query(note_type)
+
+
+@pytest.fixture
+def checked_type() -> Iterator[Any]:
+    """A record type whose construction checks two fields together (it is read back by
+    calling the class, every validator and the check run)."""
+
+    @attrs.frozen(kw_only=True)
+    class Loan:
+        processing_purpose: ClassVar[str] = "library"
+        key_scope: ClassVar[str] = "contract"
+        date_field: ClassVar[str] = "lent_at"
+
+        id: str = not_personal(description="Loan id", validator=v.identifier)
+        learner_id: str = _learner_id()
+        lent_at: dt.datetime = not_personal(description="Lent", validator=v.aware_datetime)  # noqa: RUF009
+        due_at: dt.datetime = not_personal(description="Due", validator=v.aware_datetime)  # noqa: RUF009
+        title: str = personal(category=DataCategory.LEARNING, description="Title")
+        basis: LawfulBasis = not_personal(description="Basis", default=LawfulBasis.CONTRACT)  # noqa: RUF009
+
+        def __attrs_post_init__(self) -> None:
+            if self.due_at < self.lent_at:
+                raise ValidationError("due before lent", field="Loan.due_at")
+
+    yield from _registered(Loan)
+
+
+def test_a_class_built_by_calling_it_reads_back_and_refuses_tampering(
+    checked_type: Any, store: Store
+) -> None:
+    at = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    loan = checked_type(
+        id="B1", learner_id="L1", lent_at=at, due_at=at + dt.timedelta(days=7), title="Secret"
+    )
+    store.add_all([learner("L1"), loan])
+    assert store.query(checked_type) == [loan]
+    _tamper(store, checked_type, "B1", due_at=dt.datetime(2023, 1, 1))
+    _refused(store, checked_type, "B1", ValidationError)
+    _tamper(store, checked_type, "B1", due_at=dt.datetime(2024, 2, 1), id="B2")
+    with pytest.raises(DecryptionError):
+        store.query(checked_type)

@@ -439,7 +439,13 @@ class AuditLog:
     def entries(
         self, *, after: int = 0, actions: Iterable[str] | None = None
     ) -> Iterator[AuditEntry]:
-        """Entries in sequence order, streamed (``after``: skip up to that sequence)."""
+        """Entries in sequence order, streamed (``after``: skip up to that sequence).
+
+        With lanes (a PostgreSQL store with concurrent writers), two lanes' transactions
+        may commit in the other order than their numbers: an entry numbered below one
+        already read can still appear, so a reader following the log with ``after``
+        re-reads from a little before its last number.
+        """
         query = select(AUDIT).where(AUDIT.c.sequence > after).order_by(AUDIT.c.sequence)
         if actions is not None:
             query = query.where(AUDIT.c.action.in_(list(actions)))

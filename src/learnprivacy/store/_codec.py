@@ -506,7 +506,13 @@ class Codec:
         )
         # Each step with the check its NULL meets (None: none, or checked later).
         clear = [(name, at, convert, when_none.get(name)) for name, at, convert in steps]
-        opened = [(*item, when_none.get(item[0])) for item in self._opened]
+        # Each token's context is "<type>/<record id>/<field>": the part up to the field
+        # is made once per row (an f-string, like str.format for any id), then suffixed.
+        opened = [
+            (name, f"/{name}", at, from_text, when_none.get(name))
+            for name, _, at, from_text in self._opened
+        ]
+        type_name = self.rt.name
         id_at, subject_at = positions["id"], positions[self.rt.subject_column]
         cipher = self._cipher
         if checks is None:
@@ -532,14 +538,15 @@ class Codec:
             if opened:
                 mine = cipher._openers_of(subject) if openers is None else openers.get(subject)
                 open_text = cipher._open_text
-                for name, context, at, from_text, if_none in opened:
+                head = f"{type_name}/{record_id}"
+                for name, field, at, from_text, if_none in opened:
                     token = row[at]
                     if token is None:
                         if if_none is not None:
                             if_none[1](record, if_none[0], None)
                         assign(record, name, None)
                         continue
-                    text = open_text(mine, token, subject, context.format(record_id))
+                    text = open_text(mine, token, subject, head + field)
                     vouched = True
                     if mine is None:
                         # The first token of a learner without openers at hand went through
@@ -566,6 +573,7 @@ class Codec:
         """:meth:`_reader` for a class made by calling it with the values read."""
         cls = self.rt.cls
         cipher = self._cipher
+        type_name = self.rt.name
 
         def read(row: Sequence[Any], openers: dict[str, dict[str, Opener]] | None = None) -> Any:
             record_id = row[id_at]
@@ -578,12 +586,13 @@ class Codec:
                 values[name] = decode(row, record_id, subject)
             if opened:
                 mine = cipher._openers_of(subject) if openers is None else openers.get(subject)
-                for name, context, at, from_text, _ in opened:
+                head = f"{type_name}/{record_id}"
+                for name, field, at, from_text, _ in opened:
                     token = row[at]
                     if token is None:
                         values[name] = None
                         continue
-                    text = cipher._open_text(mine, token, subject, context.format(record_id))
+                    text = cipher._open_text(mine, token, subject, head + field)
                     if mine is None:
                         mine = cipher._openers_of(subject)
                     values[name] = text if from_text is None else from_text(text)
