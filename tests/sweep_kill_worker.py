@@ -52,13 +52,13 @@ def main() -> None:
     checkpoint = _engine.Database.checkpoint
     delete_outbox = _keystore._delete_outbox
 
-    def checkpointing(self: _engine.Database) -> None:
+    def checkpointing(self: _engine.Database, **options: Any) -> None:
         is_keys = str(self.engine.url).endswith(".keys.db")
         if is_keys and step == "keys-updated" and pages["n"] == page:
             _die()
         if not is_keys and step == "final" and pages["n"] >= 1:
             _die()
-        checkpoint(self)
+        checkpoint(self, **options)
 
     def deleting(connection: Any, ids: list[int]) -> None:
         if step == "keys-checkpointed" and pages["n"] == page:

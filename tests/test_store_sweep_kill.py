@@ -211,3 +211,30 @@ def test_a_sweep_failing_on_a_later_page_still_folds_the_pages_done_into_the_fil
         records = _on_disk(tmp_path / "lms.db")
         assert not [x for x in gone if x.encode() in records]
         assert [x for x in left if x.encode() in records]
+
+
+def test_an_open_does_not_wait_for_another_connections_reader(
+    prepared: tuple[Path, dict[str, tuple[str, str]]], tmp_path: Path
+) -> None:
+    """The open folds the log without waiting: a reader elsewhere holding an older
+    snapshot (its pages still in the log) does not hold the open up for the busy
+    timeout (a minute), and the open's connection keeps that timeout afterwards."""
+    import time
+
+    source, _refs = prepared
+    url = _copy_prepared(source, tmp_path)
+    with _store(url) as writer:
+        reader = sqlite3.connect(tmp_path / "lms.db")
+        try:
+            reader.execute("BEGIN")
+            assert reader.execute("SELECT count(*) FROM lp_audit").fetchone()[0] > 0
+            writer.add(account("LATE0001", last_activity_at=NOW))
+            began = time.monotonic()
+            with _store(url) as store:
+                assert time.monotonic() - began < 30  # not the minute of the busy timeout
+                with store.engine.connect() as connection:
+                    raw = connection.connection.driver_connection
+                    assert raw is not None
+                    assert raw.execute("PRAGMA busy_timeout").fetchone()[0] == 60_000
+        finally:
+            reader.close()

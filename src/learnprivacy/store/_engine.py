@@ -206,10 +206,13 @@ class Database:
         with self.engine.connect() as connection, connection.begin():
             yield connection
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, *, wait: bool = True) -> None:
         """Fold SQLite's write-ahead log into the file and truncate it (no-op elsewhere).
 
         Called after erasures: the log may hold page images from before them.
+        ``wait=False``: readers of another connection are not waited for; what they
+        still need stays in the log (a store opening: a reader elsewhere must not hold
+        it up).
         """
         if not self.is_sqlite:
             return
@@ -220,7 +223,15 @@ class Database:
             raw = connection.connection.driver_connection
             assert raw is not None  # a live pooled connection
             raw.execute("PRAGMA synchronous = FULL")
-            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if wait:
+                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                return
+            timeout = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+            raw.execute("PRAGMA busy_timeout = 0")
+            try:
+                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                raw.execute(f"PRAGMA busy_timeout = {int(timeout)}")
 
     def backup(self, path: str) -> None:
         """Copy a SQLite database, consistently, to the file ``path`` (SQLite only)."""

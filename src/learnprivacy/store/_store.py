@@ -176,8 +176,9 @@ class Store:
             # Shreds an interrupted erasure committed but did not apply yet.
             self._keys.apply_outbox()
             # A sweep killed before the checkpoint that ends it left the file with images
-            # of the rows its pages erased: the log is folded into it now.
-            self._db.checkpoint()
+            # of the rows its pages erased: the log is folded into it now (without waiting
+            # for another process's readers).
+            self._db.checkpoint(wait=False)
             self._cipher = FieldCipher(self._keyring)
             self._index = self._keyring.blind_index()
             if self._keyring is not keyring:
