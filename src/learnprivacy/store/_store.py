@@ -315,10 +315,16 @@ class Store:
             self._table_cache[record_type] = rt
         return rt
 
+    def _ensure_tables(self) -> None:
+        """Give every registered record type its table (created when missing)."""
+        cache = self._table_cache
+        for cls in record_types():
+            if cls not in cache:
+                self._table(cls)
+
     def _record_tables(self) -> list[RecordTable]:
         """Every record table, the learner's own first."""
-        for cls in record_types():
-            self._table(cls)
+        self._ensure_tables()
         return sorted(self._table_cache.values(), key=lambda rt: rt.has_learner)
 
     def _codec(self, cls: type[Any]) -> Codec:
@@ -349,6 +355,10 @@ class Store:
         On failure the keyring's cache is cleared: it may hold keys created in the
         transaction that was just rolled back.
         """
+        # A record type registered after the store opened gets its table here, in a
+        # transaction of its own: made inside the write below, on SQLite it would wait
+        # for the write lock this very transaction holds.
+        self._ensure_tables()
         try:
             with self._db.write(relaxed=relaxed) as connection, self._keys.bound(connection):
                 yield connection
