@@ -240,6 +240,42 @@ def test_a_row_swapped_between_the_read_and_the_delete_is_never_deleted_unaudite
     assert set(named) == written - kept
 
 
+def test_a_row_restricted_between_the_check_and_the_update_is_not_updated(
+    sqlite_app: SimpleNamespace,
+) -> None:
+    """Attack (SQLite): another connection restricts Bob's account just before the bulk
+    UPDATE runs, after its check found no restricted row. The restriction either waits
+    for the update (the update held the write lock from its check on) or the update
+    does not touch the row; a restricted row is never changed in bulk."""
+    app = sqlite_app
+    m = app.m
+    other = create_engine(app.url, connect_args={"timeout": 0.2})
+    fired: list[bool] = []
+
+    def restrict_meanwhile(_c: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE USERS") and not fired:
+            try:
+                with Session(other) as s:
+                    app.privacy.restrict(s, s.get(m.User, "u2"), reason="dispute", now=NOW)
+                    s.commit()
+                fired.append(True)
+            except OperationalError:
+                fired.append(False)  # locked out
+
+    event.listen(app.engine, "before_cursor_execute", restrict_meanwhile)
+    try:
+        with Session(app.engine) as s:
+            s.execute(update(m.User).values(last_login_at=NOW))
+            s.commit()
+    finally:
+        event.remove(app.engine, "before_cursor_execute", restrict_meanwhile)
+        other.dispose()
+    assert fired
+    with app.engine.connect() as c:
+        bobs = c.execute(text("SELECT last_login_at FROM users WHERE id = 'u2'")).scalar()
+    assert not (fired == [True] and bobs is not None), "a restricted row was updated"
+
+
 def _attacks(m: SimpleNamespace) -> list[tuple[str, Any]]:
     return [
         ("literal", update(m.User).values(email="mallory@example.org")),
