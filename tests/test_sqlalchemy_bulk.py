@@ -144,6 +144,31 @@ def test_a_bulk_delete_of_a_restricted_row_is_refused(app: SimpleNamespace) -> N
     assert _stored(app) == stored
 
 
+@contextlib.contextmanager
+def _meanwhile(app: SimpleNamespace, other: Any, prefix: str, write: Any) -> Iterator[list[bool]]:
+    """While the block runs, the first statement of ``app``'s engine starting with
+    ``prefix`` is preceded by ``write(session)`` committed through ``other``: the list
+    given gets ``True``, or ``False`` when ``other`` found the database locked."""
+    fired: list[bool] = []
+
+    def run(_c: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith(prefix) and not fired:
+            try:
+                with Session(other) as intruder:
+                    write(intruder)
+                    intruder.commit()
+                fired.append(True)
+            except OperationalError:
+                fired.append(False)  # locked out
+
+    event.listen(app.engine, "before_cursor_execute", run)
+    try:
+        yield fired
+    finally:
+        event.remove(app.engine, "before_cursor_execute", run)
+        other.dispose()
+
+
 def test_a_row_inserted_between_the_read_and_the_delete_rolls_it_back(
     app: SimpleNamespace,
 ) -> None:
@@ -156,31 +181,18 @@ def test_a_row_inserted_between_the_read_and_the_delete_rolls_it_back(
     sqlite = app.server is None
     other = create_engine(app.url, connect_args={"timeout": 0.2} if sqlite else {})
     before = _entries(app)
-    fired: list[bool] = []
 
-    def insert_meanwhile(_c: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("DELETE") and not fired:
-            try:
-                with Session(other) as intruder:
-                    intruder.add(m.Post(author_id="u1", body="written meanwhile", posted_at=NOW))
-                    intruder.commit()
-                fired.append(True)
-            except OperationalError:
-                fired.append(False)  # locked out
+    def insert(intruder: Session) -> None:
+        intruder.add(m.Post(author_id="u1", body="written meanwhile", posted_at=NOW))
 
-    event.listen(app.engine, "before_cursor_execute", insert_meanwhile)
-    try:
-        with Session(app.engine) as s:
-            if sqlite:
-                assert s.execute(delete(m.Post).where(m.Post.author_id == "u1")).rowcount == 2
-            else:
-                with pytest.raises(IntegrityError, match="forum_posts"):
-                    s.execute(delete(m.Post).where(m.Post.author_id == "u1"))
-            assert fired == [not sqlite]
-            s.commit()
-    finally:
-        event.remove(app.engine, "before_cursor_execute", insert_meanwhile)
-        other.dispose()
+    with _meanwhile(app, other, "DELETE", insert) as fired, Session(app.engine) as s:
+        if sqlite:
+            assert s.execute(delete(m.Post).where(m.Post.author_id == "u1")).rowcount == 2
+        else:
+            with pytest.raises(IntegrityError, match="forum_posts"):
+                s.execute(delete(m.Post).where(m.Post.author_id == "u1"))
+        assert fired == [not sqlite]
+        s.commit()
     with Session(app.engine) as s:
         bodies = sorted(p.body for p in s.scalars(select(m.Post).where(m.Post.author_id == "u1")))
     if sqlite:
@@ -212,25 +224,15 @@ def test_a_row_swapped_between_the_read_and_the_delete_is_never_deleted_unaudite
     with app.engine.connect() as c:
         posts = c.execute(text("SELECT id FROM forum_posts WHERE author_id = 'u1'")).scalars()
         first = min(posts)
-    fired: list[bool] = []
 
-    def swap_meanwhile(_c: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("DELETE") and not fired:
-            fired.append(True)
-            with Session(other) as intruder, contextlib.suppress(OperationalError):
-                intruder.delete(intruder.get(m.Post, first))
-                intruder.add(m.Post(author_id="u1", body="written meanwhile", posted_at=NOW))
-                intruder.commit()
+    def swap(intruder: Session) -> None:
+        intruder.delete(intruder.get(m.Post, first))
+        intruder.add(m.Post(author_id="u1", body="written meanwhile", posted_at=NOW))
 
-    event.listen(app.engine, "before_cursor_execute", swap_meanwhile)
-    try:
-        with Session(app.engine) as s:
-            s.execute(delete(m.Post).where(m.Post.author_id == "u1"))
-            assert fired
-            s.commit()
-    finally:
-        event.remove(app.engine, "before_cursor_execute", swap_meanwhile)
-        other.dispose()
+    with _meanwhile(app, other, "DELETE", swap) as fired, Session(app.engine) as s:
+        s.execute(delete(m.Post).where(m.Post.author_id == "u1"))
+        assert fired
+        s.commit()
     with app.engine.connect() as c:
         kept = set(c.execute(text("SELECT id FROM forum_posts")).scalars())
     entries = [e for e in _entries(app)[before:] if e.record_type == "Post"]
@@ -238,6 +240,29 @@ def test_a_row_swapped_between_the_read_and_the_delete_is_never_deleted_unaudite
     assert len(named) == len(set(named)), "a row named twice as deleted"
     written = set(range(1, max([*kept, *named]) + 1))
     assert set(named) == written - kept
+
+
+def test_a_row_restricted_between_the_check_and_the_update_is_not_updated(
+    sqlite_app: SimpleNamespace,
+) -> None:
+    """Attack (SQLite): another connection restricts Bob's account just before the bulk
+    UPDATE runs, after its check found no restricted row. The restriction either waits
+    for the update (the update held the write lock from its check on) or the update
+    does not touch the row; a restricted row is never changed in bulk."""
+    app = sqlite_app
+    m = app.m
+    other = create_engine(app.url, connect_args={"timeout": 0.2})
+
+    def restrict(intruder: Session) -> None:
+        app.privacy.restrict(intruder, intruder.get(m.User, "u2"), reason="dispute", now=NOW)
+
+    with _meanwhile(app, other, "UPDATE USERS", restrict) as fired, Session(app.engine) as s:
+        s.execute(update(m.User).values(last_login_at=NOW))
+        s.commit()
+    assert fired
+    with app.engine.connect() as c:
+        bobs = c.execute(text("SELECT last_login_at FROM users WHERE id = 'u2'")).scalar()
+    assert not (fired == [True] and bobs is not None), "a restricted row was updated"
 
 
 def _attacks(m: SimpleNamespace) -> list[tuple[str, Any]]:

@@ -93,9 +93,10 @@ def bulk_statement(privacy: LearnPrivacy, state: ORMExecuteState) -> Any:
 def _hold_sqlite(connection: Connection) -> None:
     """On SQLite, take the write lock before the rows are read, unless the transaction
     holds one already: the driver begins its transaction only at the first write, so
-    another connection could otherwise commit between the read and the ``DELETE`` (a
-    matched row swapped for a new one would leave the count unchanged). PostgreSQL locks
-    the rows read instead (``FOR UPDATE``)."""
+    another connection could otherwise commit between the read and the statement (a
+    matched row swapped for a new one would leave a ``DELETE``'s count unchanged; a row
+    restricted meanwhile would be updated). PostgreSQL locks the rows a ``DELETE`` reads
+    (``FOR UPDATE``)."""
     if connection.dialect.name != "sqlite":
         return
     raw = connection.connection.driver_connection
@@ -247,6 +248,7 @@ def _refuse_restricted(privacy: LearnPrivacy, spec: ModelSpec, state: ORMExecute
 
         query = query.where(key_in(spec, [spec.key_of(group) for group in parameters]))
     connection = session.connection(bind_arguments=state.bind_arguments)
+    _hold_sqlite(connection)
     if connection.execute(query.limit(1), _bound(state)).first() is not None:
         raise RestrictedRecordError(
             f"{spec.table}: a row this bulk update matches is restricted (GDPR Art. 18); "
