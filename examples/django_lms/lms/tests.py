@@ -38,6 +38,7 @@ from learnprivacy.django._settings import runtime
 from learnprivacy.django.models import AuditEntry, KeyEntry, PendingShred, Restriction
 from learnprivacy.errors import (
     AuditTampered,
+    ConfigurationError,
     DecryptionError,
     KeyShreddedError,
     PlaintextError,
@@ -197,6 +198,24 @@ class FieldTests(TestCase):
             list(Profile.objects.filter(phone="+33 6 00 00 00 01"))
         with self.assertRaises(ValidationError):
             list(Profile.objects.filter(city__icontains="par"))
+
+    def test_find_checks_each_row_after_decrypting(self) -> None:
+        """An index copied onto another row is found by the index alone; find() leaves
+        that row out, because its value decrypts to something else."""
+        ana = profile(learner("ana"), phone="+33 6 00 00 00 01")
+        bob = profile(learner("bob"), phone="+33 6 00 00 00 02")
+        index = raw("SELECT phone_bidx FROM lms_profile WHERE id = %s", [ana.pk])[0][0]
+        write_raw("UPDATE lms_profile SET phone_bidx = %s WHERE id = %s", [index, bob.pk])
+        by_index = Profile.objects.filter(phone=lp_lookup("+33 6 00 00 00 01"))
+        assert sorted(p.pk for p in by_index) == sorted([ana.pk, bob.pk])
+        privacy = get_privacy()
+        assert [p.pk for p in privacy.find(Profile, "phone", " +33 6 00 00 00 01 ")] == [ana.pk]
+        narrowed = Profile.objects.filter(user=bob.user)
+        assert privacy.find(narrowed, "phone", "+33 6 00 00 00 01") == []
+        with self.assertRaises(ConfigurationError):
+            privacy.find(Profile, "joined", "2020")
+        with self.assertRaises(ConfigurationError):
+            privacy.find(Profile, "city", "Paris")
 
     def test_token_moved_to_another_row_fails(self) -> None:
         """A token copied into another learner's row does not decrypt there."""

@@ -40,6 +40,7 @@ from learnprivacy._inplace._provider import DeclaredProvider, DeclaredRegister
 from learnprivacy._validators import require_aware, utc_if_naive
 from learnprivacy._vocabulary import BATCH_SIZE, Article
 from learnprivacy.basis import LawfulBasis
+from learnprivacy.crypto._blind_index import normalise_text
 from learnprivacy.django._audit import DjangoAuditLog
 from learnprivacy.django._bind import Bound, bound_models
 from learnprivacy.django._restrictions import (
@@ -50,6 +51,7 @@ from learnprivacy.django._restrictions import (
     restricted_keys,
 )
 from learnprivacy.django._settings import load, runtime, setting
+from learnprivacy.django.fields import PersonalField, lp_lookup
 from learnprivacy.errors import ConfigurationError, RestrictedRecordError, ValidationError
 from learnprivacy.retention import Action, Decision, Hold, Schedule, Trigger
 from learnprivacy.retention._consents import lapsed_consents
@@ -1181,6 +1183,30 @@ class DjangoPrivacy(DeclaredRegister):
             if count:
                 kept[bound.spec.table] = count
         return kept
+
+    def find(self, source: Any, field: str, value: str) -> list[Any]:
+        """The instances of ``source`` (a model or a queryset) whose blind-indexed
+        ``field`` equals ``value``, normalised as the index normalises it.
+
+        ``filter(field=lp_lookup(value))`` answers from the index column alone; this
+        also decrypts each row's value and keeps the row only when it matches. An
+        index copied onto another row, or two values sharing a truncated index, never
+        return a row holding another value.
+        """
+        from django.db.models import QuerySet
+
+        queryset = source if isinstance(source, QuerySet) else source._default_manager.all()
+        target = queryset.model._meta.get_field(field)
+        if not isinstance(target, PersonalField):
+            raise ConfigurationError(f"{queryset.model.__name__}.{field} is not a personal field")
+        target.index_field  # noqa: B018 -- raises ConfigurationError without a blind index
+        wanted = normalise_text(target.to_text(value))
+        return [
+            found
+            for found in queryset.filter(**{field: lp_lookup(value)})
+            if getattr(found, field) is not None
+            and normalise_text(target.to_text(getattr(found, field))) == wanted
+        ]
 
     def manager(self) -> Any:
         """A ``PrivacyManager`` holding only :attr:`provider`."""
