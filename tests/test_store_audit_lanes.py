@@ -321,6 +321,8 @@ def test_a_worker_killed_mid_batch_leaves_nothing_half_written(
     finally:
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait(30)
+        if holder.stdout is not None:
+            holder.stdout.close()
     # The server rolls the dead client's transaction back once it sees the socket close.
     for n in range(2):
         _append_without_waiting(first, f"after-crash-{n}")

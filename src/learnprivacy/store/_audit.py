@@ -449,8 +449,11 @@ class AuditLog:
         query = select(AUDIT).where(AUDIT.c.sequence > after).order_by(AUDIT.c.sequence)
         if actions is not None:
             query = query.where(AUDIT.c.action.in_(list(actions)))
-        with self._db.engine.connect() as connection:
-            result = connection.execution_options(yield_per=1000).execute(query)
+        # The result is closed however the reader stops: no server-side cursor left open.
+        with (
+            self._db.engine.connect() as connection,
+            connection.execution_options(yield_per=1000).execute(query) as result,
+        ):
             for row in result:
                 yield _from_row(row._mapping)
 
@@ -526,10 +529,12 @@ class AuditLog:
                         )
                     )
                 }
-                rows = connection.execution_options(yield_per=1000).execute(
+                # Closed when tampering stops the walk half-way, not left to the collector
+                # (a server-side cursor on PostgreSQL).
+                with connection.execution_options(yield_per=1000).execute(
                     select(AUDIT).order_by(AUDIT.c.sequence)
-                )
-                walk = _walk((_from_row(row._mapping) for row in rows), heads, want)
+                ) as rows:
+                    walk = _walk((_from_row(row._mapping) for row in rows), heads, want)
         for lane, (last, prev) in sorted(walk.tails.items()):
             head = heads.pop(lane, None)
             if head is None and lane > 1:
