@@ -16,7 +16,7 @@ from typing import Any
 
 from learnprivacy.errors import AuditTampered
 
-__all__ = ["GENESIS", "canonical_json", "chain_hash", "verify_links"]
+__all__ = ["GENESIS", "broken", "canonical_json", "chain_hash", "verify_links"]
 
 #: The "previous hash" of a chain's first entry.
 GENESIS = "0" * 64
@@ -32,6 +32,13 @@ def chain_hash(prev_hash: str, canonical: bytes) -> str:
     return hashlib.sha256(prev_hash.encode("ascii") + canonical).hexdigest()
 
 
+def broken(label: str, sequence: int, *, altered: bool = False) -> AuditTampered:
+    """The error for a chain broken at entry ``sequence``: an entry missing or out of
+    place there, or (``altered``) its content changed. Every chain walk words it so."""
+    what = "content altered" if altered else "missing or out of order"
+    return AuditTampered(f"{label} broken at entry {sequence}: {what}", sequence=sequence)
+
+
 def verify_links(links: Iterable[tuple[int, str, str, str]], *, label: str) -> tuple[int, str]:
     """Walk ``(sequence, prev_hash, hash, recomputed hash)`` links from the first entry.
 
@@ -44,14 +51,9 @@ def verify_links(links: Iterable[tuple[int, str, str, str]], *, label: str) -> t
     try:
         for sequence, prev_hash, stored, recomputed in links:
             if sequence != expected or prev_hash != prev:
-                raise AuditTampered(
-                    f"{label} broken at entry {expected}: missing or out of order",
-                    sequence=expected,
-                )
+                raise broken(label, expected)
             if not hmac.compare_digest(recomputed, stored):
-                raise AuditTampered(
-                    f"{label} broken at entry {expected}: content altered", sequence=expected
-                )
+                raise broken(label, expected, altered=True)
             prev = stored
             expected += 1
     finally:

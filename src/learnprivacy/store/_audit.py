@@ -50,7 +50,7 @@ import attrs
 from sqlalchemy import Connection, func, insert, inspect, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from learnprivacy._chain import GENESIS, canonical_json, chain_hash
+from learnprivacy._chain import GENESIS, broken, canonical_json, chain_hash
 from learnprivacy._validators import require_aware
 from learnprivacy.crypto import Pseudonymiser
 from learnprivacy.errors import AuditTampered
@@ -584,15 +584,12 @@ def _walk(
         single = len(walk.tails) == 1
         if lane is None:
             # With one lane, the number after its last good entry is the one missing.
-            missing = walk.tails[1][0] + 1 if single else e.sequence
-            raise AuditTampered(
-                f"audit log broken at entry {missing}: missing or out of order", sequence=missing
-            )
+            raise broken("audit log", walk.tails[1][0] + 1 if single else e.sequence)
         if not hmac.compare_digest(e.expected_hash(), e.hash):
             # An entry renumbered in a log of one lane is out of place at the next number.
             after = walk.tails[1][0] + 1
             at = after if single and e.sequence != after else e.sequence
-            raise AuditTampered(f"audit log broken at entry {at}: content altered", sequence=at)
+            raise broken("audit log", at, altered=True)
         walk.tails[lane] = (e.sequence, e.hash)
         lane_of[e.hash] = lane
         head = heads.get(lane)
