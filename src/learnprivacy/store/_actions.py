@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from learnprivacy.store._core import StoreCore as Store
 
 __all__ = [
+    "RANDOM_SUBJECT",
     "anonymise_rows",
     "erase_rows",
     "has_live_rows",
@@ -56,6 +58,10 @@ def unanonymised(table: Table, dialect: str) -> ColumnElement[bool]:
 def random_subject() -> str:
     """A random identifier replacing a learner id on anonymisation (irreversible)."""
     return "anon-" + os.urandom(16).hex()
+
+
+#: What :func:`random_subject` draws, and nothing else.
+RANDOM_SUBJECT = re.compile(r"anon-[0-9a-f]{32}")
 
 
 def erase_rows(connection: Connection, rt: RecordTable, ids: Sequence[str]) -> int:
