@@ -194,6 +194,7 @@ def sweep_data(report: Any) -> dict[str, Any]:
         "kept": report.kept,
         "shredded_keys": report.shredded,
         "by_type": {k: dict(v) for k, v in report.by_type.items()},
+        "folded": report.folded,
     }
 
 
@@ -210,6 +211,7 @@ def print_sweep(env: Env, data: dict[str, Any]) -> None:
         table.add_row(name, *(str(counts.get(a.value, 0)) for a in columns))
     table.add_row("[bold]total[/]", *(f"[bold]{data[a.done]}[/]" for a in columns))
     env.console.print(table)
+    _print_unfolded(env, data)
 
 
 @click.command()
@@ -254,6 +256,7 @@ def erasure_data(report: Any) -> dict[str, Any]:
         "restricted": report.restricted,
         "shredded_scopes": list(report.shredded_scopes),
         "kept_scopes": list(report.kept_scopes),
+        "folded": report.folded,
         "outcomes": [
             {
                 "record_type": o.record_type,
@@ -289,6 +292,17 @@ def print_erasure(env: Env, data: dict[str, Any]) -> None:
         f"Keys shredded for scopes: {', '.join(data['shredded_scopes']) or 'none'}; "
         f"kept: {', '.join(data['kept_scopes']) or 'none'}."
     )
+    _print_unfolded(env, data)
+
+
+def _print_unfolded(env: Env, data: dict[str, Any]) -> None:
+    """Say so when erased rows' old pages are still in SQLite's write-ahead log."""
+    if not data.get("folded", True):
+        env.console.print(
+            "[yellow]Another connection's open read kept the erased rows' old pages in "
+            "the database's write-ahead log: they leave it at the next erasure, sweep or "
+            "store opening.[/]"
+        )
 
 
 @click.command()

@@ -32,6 +32,8 @@ __all__ = ["Database", "thread_bound"]
 
 _WRITE = "learnprivacy_write"
 _RELAXED = "learnprivacy_relaxed"
+#: Seconds a SQLite connection waits for a lock (and a checkpoint for older readers).
+BUSY_TIMEOUT = 60.0
 
 
 def _make_engine(url: str | Engine) -> Engine:
@@ -49,7 +51,9 @@ def _make_engine(url: str | Engine) -> Engine:
     if backend == "sqlite":
         _refuse_sqlite_options(parsed.query)
         memory = parsed.database in (None, "", ":memory:")
-        kwargs: dict[str, Any] = {"connect_args": {"timeout": 60, "check_same_thread": False}}
+        kwargs: dict[str, Any] = {
+            "connect_args": {"timeout": BUSY_TIMEOUT, "check_same_thread": False}
+        }
         if memory:
             # One shared connection, or every checkout would see a new empty database.
             kwargs["poolclass"] = StaticPool
@@ -150,6 +154,13 @@ def _sqlite_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
+def _folded(result: Any) -> bool:
+    """Whether ``PRAGMA wal_checkpoint(TRUNCATE)``'s ``(busy, log pages, folded pages)``
+    says the whole log went into the file (a database not in WAL mode has no log)."""
+    busy, logged, folded = result
+    return not busy and (logged == -1 or logged == folded)
+
+
 class Database:
     """An engine and the two kinds of transaction the store uses."""
 
@@ -206,16 +217,21 @@ class Database:
         with self.engine.connect() as connection, connection.begin():
             yield connection
 
-    def checkpoint(self, *, wait: bool = True) -> None:
+    def checkpoint(self, *, wait: bool = True) -> bool:
         """Fold SQLite's write-ahead log into the file and truncate it (no-op elsewhere).
 
         Called after erasures: the log may hold page images from before them.
         ``wait=False``: readers of another connection are not waited for; what they
         still need stays in the log (a store opening: a reader elsewhere must not hold
         it up).
+
+        Returns whether the whole log was folded and truncated (always ``True`` off
+        SQLite). ``False``: a read transaction of another connection, older than the
+        last write, outlasted the busy timeout; the pages it may still read stay in the
+        log until a later checkpoint.
         """
         if not self.is_sqlite:
-            return
+            return True
         with self.engine.connect() as connection:
             # On the driver's connection, outside any transaction (PRAGMAs refuse to run in
             # one). FULL makes the checkpoint sync the database file: what relaxed commits
@@ -224,12 +240,11 @@ class Database:
             assert raw is not None  # a live pooled connection
             raw.execute("PRAGMA synchronous = FULL")
             if wait:
-                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                return
+                return _folded(raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
             timeout = raw.execute("PRAGMA busy_timeout").fetchone()[0]
             raw.execute("PRAGMA busy_timeout = 0")
             try:
-                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                return _folded(raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
             finally:
                 raw.execute(f"PRAGMA busy_timeout = {int(timeout)}")
 

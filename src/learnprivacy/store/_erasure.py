@@ -164,8 +164,9 @@ def erase_subject(
             )
         for scope in shredded:
             store.keyring.shred(learner_id, scope)
-    store._db.checkpoint()
+    folded = store._db.checkpoint()
     return ErasureReport(
+        folded=folded,
         erased=erased_count,
         restricted=len(outcomes) - erased_count,
         outcomes=tuple(outcomes),

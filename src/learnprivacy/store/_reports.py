@@ -53,6 +53,9 @@ class SweepReport:
     #: last activity taken from the learner's records rather than their account;
     #: ``"restrict: dependent records kept"`` an account kept for its records.
     decided_by: Mapping[str, Mapping[str, int]] = attrs.field(factory=dict)
+    #: ``False`` when the sweep's closing checkpoint could not fold SQLite's write-ahead
+    #: log into the file (see :attr:`ErasureReport.folded`).
+    folded: bool = True
 
     @property
     def changed(self) -> int:
@@ -92,6 +95,12 @@ class ErasureReport:
     shredded_scopes: tuple[str, ...] = ()
     kept_scopes: tuple[str, ...] = ()
     subject_ref: str = ""
+    #: ``False`` when the erased rows' earlier page images could not yet leave SQLite's
+    #: write-ahead log for the file: another connection's read transaction, older than
+    #: the erasure, outlasted the busy timeout. The rows are gone from every query; the
+    #: log keeps the old pages until a later checkpoint (each erasure, sweep and store
+    #: opening tries again).
+    folded: bool = True
 
 
 @attrs.frozen(kw_only=True)

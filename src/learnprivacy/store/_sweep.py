@@ -154,6 +154,7 @@ def sweep(
             for rt in tables:
                 if has_live_rows(connection, rt):
                     tally.populated.add(rt.name)
+        folded = True
         try:
             for rt in ordered:
                 _TypeSweep(
@@ -164,7 +165,7 @@ def sweep(
             if not dry_run:
                 # The pages' erasures leave the log for the file, also when a later page
                 # failed: no image of an erased row stays in it.
-                store._db.checkpoint()
+                folded = store._db.checkpoint()
         if not dry_run:
             # The pages marked the tables whose statistics sampled a learner they removed:
             # analysed once for the whole sweep, not once a page (the marks are durable:
@@ -183,6 +184,7 @@ def sweep(
         review_items=tuple(tally.review_items),
         review_truncated=tally.truncated,
         decided_by={name: dict(counts) for name, counts in tally.decided_by.items()},
+        folded=folded,
     )
 
 
