@@ -99,3 +99,18 @@ def test_a_store_opening_folds_what_an_erasure_left(path: Path, reader: sqlite3.
     with _open(path):
         pass
     assert GONE[3].encode() not in _on_disk(path)
+
+
+def test_destroyed_keys_held_in_the_key_log_by_an_older_reader_say_so(path: Path) -> None:
+    """Attack: the older reader is on the key database. The rows are folded, but the
+    destroyed keys' old pages stay in the key database's log: not folded either."""
+    keys = sqlite3.connect(path.with_name("lms.keys.db"), timeout=0.1)
+    try:
+        keys.execute("BEGIN")
+        keys.execute("SELECT count(*) FROM lpk_keys").fetchall()
+        with _open(path) as store:
+            assert store.erase_subject(GONE[0]).folded is False
+            keys.rollback()
+            assert store.erase_subject(GONE[1]).folded is True
+    finally:
+        keys.close()

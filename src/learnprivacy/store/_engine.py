@@ -164,7 +164,7 @@ def _folded(result: Any) -> bool:
 class Database:
     """An engine and the two kinds of transaction the store uses."""
 
-    __slots__ = ("engine", "is_postgres", "is_sqlite", "owned")
+    __slots__ = ("engine", "folded", "is_postgres", "is_sqlite", "owned")
 
     def __init__(self, url: str | Engine) -> None:
         engine = _make_engine(url)
@@ -195,6 +195,8 @@ class Database:
 
     def _adopt(self, engine: Engine) -> None:
         self.engine = engine
+        #: Whether the last :meth:`checkpoint` folded the whole log into the file.
+        self.folded = True
         self.is_sqlite = engine.dialect.name == "sqlite"
         self.is_postgres = engine.dialect.name == "postgresql"
 
@@ -226,9 +228,9 @@ class Database:
         it up).
 
         Returns whether the whole log was folded and truncated (always ``True`` off
-        SQLite). ``False``: a read transaction of another connection, older than the
-        last write, outlasted the busy timeout; the pages it may still read stay in the
-        log until a later checkpoint.
+        SQLite), also kept in :attr:`folded`. ``False``: a read transaction of another
+        connection, older than the last write, outlasted the busy timeout; the pages it
+        may still read stay in the log until a later checkpoint.
         """
         if not self.is_sqlite:
             return True
@@ -240,13 +242,15 @@ class Database:
             assert raw is not None  # a live pooled connection
             raw.execute("PRAGMA synchronous = FULL")
             if wait:
-                return _folded(raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+                self.folded = _folded(raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+                return self.folded
             timeout = raw.execute("PRAGMA busy_timeout").fetchone()[0]
             raw.execute("PRAGMA busy_timeout = 0")
             try:
-                return _folded(raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+                self.folded = _folded(raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
             finally:
                 raw.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+            return self.folded
 
     def backup(self, path: str) -> None:
         """Copy a SQLite database, consistently, to the file ``path`` (SQLite only)."""

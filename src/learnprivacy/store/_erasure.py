@@ -164,7 +164,8 @@ def erase_subject(
             )
         for scope in shredded:
             store.keyring.shred(learner_id, scope)
-    folded = store._db.checkpoint()
+    # The key database was checkpointed once the shredded keys were destroyed.
+    folded = store._db.checkpoint() and store._key_db.database.folded
     return ErasureReport(
         folded=folded,
         erased=erased_count,

@@ -95,9 +95,10 @@ class ErasureReport:
     shredded_scopes: tuple[str, ...] = ()
     kept_scopes: tuple[str, ...] = ()
     subject_ref: str = ""
-    #: ``False`` when the erased rows' earlier page images could not yet leave SQLite's
-    #: write-ahead log for the file: another connection's read transaction, older than
-    #: the erasure, outlasted the busy timeout. The rows are gone from every query; the
+    #: ``False`` when the erased rows' earlier page images (or the destroyed keys', in
+    #: the key database) could not yet leave SQLite's write-ahead log for the file:
+    #: another connection's read transaction, older than the erasure, outlasted the
+    #: busy timeout. The rows are gone from every query; the
     #: log keeps the old pages until a later checkpoint (each erasure, sweep and store
     #: opening tries again).
     folded: bool = True

@@ -165,7 +165,7 @@ def sweep(
             if not dry_run:
                 # The pages' erasures leave the log for the file, also when a later page
                 # failed: no image of an erased row stays in it.
-                folded = store._db.checkpoint()
+                folded = store._db.checkpoint() and store._key_db.database.folded
         if not dry_run:
             # The pages marked the tables whose statistics sampled a learner they removed:
             # analysed once for the whole sweep, not once a page (the marks are durable:
