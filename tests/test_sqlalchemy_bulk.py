@@ -243,15 +243,18 @@ def test_a_row_swapped_between_the_read_and_the_delete_is_never_deleted_unaudite
 
 
 def test_a_row_restricted_between_the_check_and_the_update_is_not_updated(
-    sqlite_app: SimpleNamespace,
+    app: SimpleNamespace,
 ) -> None:
-    """Attack (SQLite): another connection restricts Bob's account just before the bulk
-    UPDATE runs, after its check found no restricted row. The restriction either waits
-    for the update (the update held the write lock from its check on) or the update
-    does not touch the row; a restricted row is never changed in bulk."""
-    app = sqlite_app
+    """Attack: another connection restricts Bob's account just before the bulk UPDATE
+    runs, after its check found no restricted row. The restriction either waits for the
+    update (the update held the write lock, on PostgreSQL the matched rows' locks, from
+    its check on) or the update does not touch the row; a restricted row is never
+    changed in bulk. The intruder gives up at once when it meets a lock."""
     m = app.m
-    other = create_engine(app.url, connect_args={"timeout": 0.2})
+    other = create_engine(
+        app.url,
+        connect_args={"timeout": 0.2} if app.server is None else {"options": "-c lock_timeout=200"},
+    )
 
     def restrict(intruder: Session) -> None:
         app.privacy.restrict(intruder, intruder.get(m.User, "u2"), reason="dispute", now=NOW)

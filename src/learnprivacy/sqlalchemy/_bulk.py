@@ -95,8 +95,8 @@ def _hold_sqlite(connection: Connection) -> None:
     holds one already: the driver begins its transaction only at the first write, so
     another connection could otherwise commit between the read and the statement (a
     matched row swapped for a new one would leave a ``DELETE``'s count unchanged; a row
-    restricted meanwhile would be updated). PostgreSQL locks the rows a ``DELETE`` reads
-    (``FOR UPDATE``)."""
+    restricted meanwhile would be updated). On PostgreSQL the statements lock the rows
+    they read (``FOR UPDATE``) instead."""
     if connection.dialect.name != "sqlite":
         return
     raw = connection.connection.driver_connection
@@ -236,19 +236,25 @@ def _check_update(privacy: LearnPrivacy, spec: ModelSpec, state: ORMExecuteState
 def _refuse_restricted(privacy: LearnPrivacy, spec: ModelSpec, state: ORMExecuteState) -> None:
     session: Session = state.session
     table = spec.model.__table__
-    query = select(table.c[spec.subject_column]).where(
-        in_state(privacy.side.states, privacy.row_refs, spec, RESTRICTED)
-    )
+    matches: list[Any] = []
     where = _where(state)
     if where is not None:
-        query = query.where(where)
+        matches.append(where)
     parameters = state.parameters
     if isinstance(parameters, list | tuple) and parameters:
         from learnprivacy.sqlalchemy._rowkeys import key_in
 
-        query = query.where(key_in(spec, [spec.key_of(group) for group in parameters]))
+        matches.append(key_in(spec, [spec.key_of(group) for group in parameters]))
     connection = session.connection(bind_arguments=state.bind_arguments)
     _hold_sqlite(connection)
+    if connection.dialect.name == "postgresql":
+        # Lock every row the UPDATE matches before the check: a restriction locks its
+        # row too (shared), so none can be committed between the check and the write.
+        locking = select(*key_columns(spec)).where(*matches).with_for_update(of=table)
+        connection.execute(locking, _bound(state))
+    query = select(table.c[spec.subject_column]).where(
+        in_state(privacy.side.states, privacy.row_refs, spec, RESTRICTED), *matches
+    )
     if connection.execute(query.limit(1), _bound(state)).first() is not None:
         raise RestrictedRecordError(
             f"{spec.table}: a row this bulk update matches is restricted (GDPR Art. 18); "

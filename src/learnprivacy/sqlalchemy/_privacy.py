@@ -1029,6 +1029,13 @@ class LearnPrivacy(DeclaredRegister):
         key = _key_of_object(spec, obj)
         subject = str(getattr(obj, spec.subject))
         connection = self._open(session)
+        if connection.dialect.name == "postgresql":
+            # The row itself is locked (shared): a bulk UPDATE that checked it holds it
+            # until it commits, so a restriction follows that update, never slips
+            # between its check and its write; one started after waits for this one.
+            connection.execute(
+                select(*key_columns(spec)).where(key_in(spec, [key])).with_for_update(read=True)
+            )
         current = self._states(connection, spec, [key]).get(row_key(key))
         if (reason is not None) == (current == RESTRICTED):
             return False
