@@ -35,9 +35,8 @@ def cipher() -> FieldCipher:
 
 
 def _recent(cipher: FieldCipher, subject: str) -> str:
-    recent = cipher._cache[subject].recent
-    assert recent is not None
-    return recent[0]
+    """The header text of ``subject``'s active key of the default scope."""
+    return cipher._cache[subject].sealers["default"][1]
 
 
 def test_the_fast_path_knows_each_learners_active_key(cipher: FieldCipher) -> None:

@@ -24,18 +24,13 @@ __all__ = ["KeyCache", "SubjectKeys"]
 class SubjectKeys:
     """Unwrapped keys of one subject, ready to use; dropped as a whole on shred."""
 
-    __slots__ = ("aeads", "openers", "recent", "sealers", "used")
+    __slots__ = ("aeads", "openers", "sealers", "used")
 
     def __init__(self) -> None:
         self.aeads: dict[str, AESGCM] = {}
         self.sealers: dict[str, _token.Sealer] = {}
         # Keyed by the first 20 characters of a token: its prefix and header.
         self.openers: dict[str, _token.Opener] = {}
-        # The text-token header, AEAD and associated-data prefix of the key last made
-        # active for this subject: the tokens a reader meets most, recognised with one
-        # ``startswith`` instead of slicing and hashing the header for ``openers``. Like
-        # ``openers`` it is dropped only with the whole entry.
-        self.recent: tuple[str, AESGCM, bytes] | None = None
         # Set on every cache hit, cleared when eviction passes over the entry: the
         # "second chance" that keeps subjects in use cached (see KeyCache.entry).
         self.used = False
@@ -58,7 +53,7 @@ class KeyCache:
     def __init__(self, size: int) -> None:
         self.subjects: OrderedDict[str, SubjectKeys] = OrderedDict()
         # For some subjects of ``subjects``, the text-token header, AEAD and associated-
-        # data prefix of their default scope's active key (as ``SubjectKeys.recent``):
+        # data prefix of their default scope's active key:
         # what FieldCipher needs to encrypt a str or open its token, one lookup away. An
         # entry is only added for a subject whose keys are cached (``remember_text``)
         # and leaves with them. Its presence stands for ``used``: a hit here sets no

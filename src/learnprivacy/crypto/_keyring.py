@@ -649,7 +649,6 @@ class Keyring:
             self._aead(keys, entry, key), bytes.fromhex(entry.key_id), subject
         )
         keys.sealers[scope] = sealer
-        keys.recent = (sealer[1], sealer[0], sealer[3])
         # The openers of the active key share the sealer's header text and associated-data
         # prefix: a value read back soon after it was written finds them without a miss.
         keys.openers.update(_token.openers_of(sealer))

@@ -38,7 +38,7 @@ from learnprivacy.errors import (
     RestrictedRecordError,
     ValidationError,
 )
-from learnprivacy.sqlalchemy._rowkeys import key_columns
+from learnprivacy.sqlalchemy._rowkeys import key_columns, key_in
 from learnprivacy.sqlalchemy._states import in_state
 from learnprivacy.sqlalchemy._tables import RESTRICTED
 
@@ -242,8 +242,6 @@ def _refuse_restricted(privacy: LearnPrivacy, spec: ModelSpec, state: ORMExecute
         matches.append(where)
     parameters = state.parameters
     if isinstance(parameters, list | tuple) and parameters:
-        from learnprivacy.sqlalchemy._rowkeys import key_in
-
         matches.append(key_in(spec, [spec.key_of(group) for group in parameters]))
     connection = session.connection(bind_arguments=state.bind_arguments)
     _hold_sqlite(connection)

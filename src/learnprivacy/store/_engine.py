@@ -241,15 +241,14 @@ class Database:
             raw = connection.connection.driver_connection
             assert raw is not None  # a live pooled connection
             raw.execute("PRAGMA synchronous = FULL")
-            if wait:
-                self.folded = _folded(raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
-                return self.folded
-            timeout = raw.execute("PRAGMA busy_timeout").fetchone()[0]
-            raw.execute("PRAGMA busy_timeout = 0")
+            timeout = None if wait else raw.execute("PRAGMA busy_timeout").fetchone()[0]
+            if timeout is not None:
+                raw.execute("PRAGMA busy_timeout = 0")
             try:
                 self.folded = _folded(raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
             finally:
-                raw.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+                if timeout is not None:
+                    raw.execute(f"PRAGMA busy_timeout = {int(timeout)}")
             return self.folded
 
     def backup(self, path: str) -> None:
