@@ -331,13 +331,8 @@ class FieldCipher:
                 return plain.decode()
         except (ValueError, KeyError, TypeError, AttributeError, InvalidTag):
             pass
-        return self._decrypt_raw(token, misplaced, subject, context)
-
-    def _decrypt_raw(
-        self, token: bytes, misplaced: tuple[object, ...], subject: str, context: str
-    ) -> str:
-        """:meth:`decrypt_raw` through :meth:`decrypt`'s checked path: the binary token
-        is written as the text token it is, which that path decodes and checks in full."""
+        # The checked path: the binary token written as the text token it is, which
+        # _decrypt() decodes and checks in full.
         if misplaced:
             _misused("decrypt_raw", misplaced, subject, context)
         if not isinstance(token, bytes | bytearray | memoryview):
