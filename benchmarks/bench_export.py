@@ -36,6 +36,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tests import sample
+
 from benchmarks._measure import compare, cpu_seconds, ratio_row
 from learnprivacy.export import export_subject
 from learnprivacy.export._files import HashingFile
@@ -60,14 +62,7 @@ _STATUSES = list(ProgressStatus)
 
 
 def _learner() -> Learner:
-    return Learner(
-        id=LEARNER,
-        username="bench",
-        email="bench@example.org",
-        given_name="Ana",
-        family_name="Silva",
-        created_at=T0,
-    )
+    return sample(Learner, id=LEARNER, created_at=T0)
 
 
 def _progress(count: int) -> Iterator[Progress]:
