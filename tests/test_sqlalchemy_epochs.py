@@ -13,6 +13,7 @@ import base64
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -32,7 +33,8 @@ from tests.inplace_models import add_users, declarative_models
 MASTER = bytes(range(32))
 
 
-def _bind(keys: str, **options: object) -> tuple[SimpleNamespace, lps.LearnPrivacy]:
+def _bind(keys: Any, **options: object) -> tuple[SimpleNamespace, lps.LearnPrivacy]:
+    """New :func:`declarative_models` bound to the key database (or key store) ``keys``."""
     models = declarative_models()
     privacy = lps.LearnPrivacy(
         models.Base, keyring=Keyring.from_master_key(MASTER), keys=keys, **options
@@ -225,15 +227,9 @@ def test_vault_needs_a_key_database(tmp_path: Path) -> None:
     """vault= with an in-memory key store is refused; compaction too."""
     from learnprivacy.crypto import InMemoryKeyStore
 
-    models = declarative_models()
     with pytest.raises(ConfigurationError, match="vault"):
-        lps.LearnPrivacy(
-            models.Base,
-            keyring=Keyring.generate(),
-            keys=InMemoryKeyStore(),
-            vault=tmp_path / "v.vault",
-        )
-    privacy = lps.LearnPrivacy(models.Base, keyring=Keyring.generate(), keys=InMemoryKeyStore())
+        _bind(InMemoryKeyStore(), vault=tmp_path / "v.vault")
+    models, privacy = _bind(InMemoryKeyStore())
     engine = create_engine("sqlite://")
     models.Base.metadata.create_all(engine)
     try:
