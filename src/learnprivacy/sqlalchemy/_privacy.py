@@ -329,19 +329,26 @@ class LearnPrivacy(DeclaredRegister):
         session.info.pop("learnprivacy.deleted", None)
         from learnprivacy.sqlalchemy._events import FLUSHING
 
-        wanted: dict[str, set[str]] = {}
-        cache = self._keyring._cache.subjects
         plans = self._flush_plans
         # The new objects whose values this flush encrypts: a flush that fails gives
         # them their values back (see _events.give_back).
         flushing = session.info.setdefault(FLUSHING, [])
+        rows: list[tuple[Any, tuple[str, str, Any]]] = []
         for obj in session.new:
             plan = plans.get(type(obj))
             if plan is None:
                 continue
             flushing.append(obj)
-            subject_name, scope, names = plan
-            values = obj.__dict__
+            rows.append((obj.__dict__, plan))
+        self._make_keys(rows)
+
+    def _make_keys(self, rows: Iterable[tuple[Mapping[str, Any], tuple[str, str, Any]]]) -> None:
+        """Make, in one batch, the keys missing for rows about to be written: each row
+        ``{attribute: value}`` with its plan (subject attribute, key scope, personal
+        attributes); a row with no personal value or no subject needs none."""
+        wanted: dict[str, set[str]] = {}
+        cache = self._keyring._cache.subjects
+        for values, (subject_name, scope, names) in rows:
             subject = values.get(subject_name)
             if subject is None:
                 continue
