@@ -268,6 +268,36 @@ def test_a_row_restricted_between_the_check_and_the_update_is_not_updated(
     assert not (fired == [True] and bobs is not None), "a restricted row was updated"
 
 
+def test_a_row_restricted_between_the_check_and_the_flush_is_not_updated(
+    app: SimpleNamespace,
+) -> None:
+    """Attack: as above, for the ORM's own flush of one changed object: another
+    connection restricts Bob's account after the flush's check found it unrestricted,
+    just before its UPDATE runs. The restriction must wait for the flush (or give up at
+    its lock), or the flush must refuse the row."""
+    m = app.m
+    other = create_engine(
+        app.url,
+        connect_args={"timeout": 0.2} if app.server is None else {"options": "-c lock_timeout=200"},
+    )
+
+    def restrict(intruder: Session) -> None:
+        app.privacy.restrict(intruder, intruder.get(m.User, "u2"), reason="dispute", now=NOW)
+
+    with Session(app.engine) as s:
+        bob = s.get(m.User, "u2")
+        assert bob is not None
+        assert bob.last_login_at is None
+        bob.last_login_at = NOW
+        with _meanwhile(app, other, "UPDATE USERS", restrict) as fired:
+            with contextlib.suppress(RestrictedRecordError):
+                s.commit()
+        assert fired
+    with app.engine.connect() as c:
+        bobs = c.execute(text("SELECT last_login_at FROM users WHERE id = 'u2'")).scalar()
+    assert not (fired == [True] and bobs is not None), "a restricted row was updated"
+
+
 def _attacks(m: SimpleNamespace) -> list[tuple[str, Any]]:
     return [
         ("literal", update(m.User).values(email="mallory@example.org")),
