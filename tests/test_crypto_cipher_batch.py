@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from learnprivacy.crypto import FieldCipher, Keyring
+from learnprivacy.crypto import FieldCipher, Keyring, _nonce
 from learnprivacy.errors import DecryptionError, KeyShreddedError, ValidationError
 
 SUBJECT = "L1"
@@ -157,3 +157,40 @@ def test_a_warm_batch_after_a_shred_raises_key_shredded(cipher: FieldCipher) -> 
         warm.encrypt_many(VALUES, subject=SUBJECT, contexts=CONTEXTS)
     with pytest.raises(KeyShreddedError):
         warm.decrypt_many(tokens, subject=SUBJECT, contexts=CONTEXTS)
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_a_batch_of_one_is_the_single_call(cipher: FieldCipher, warm: bool) -> None:
+    """One value or token per call takes encrypt()/decrypt(): the same token for the same
+    nonce, and every refusal of the single path (moved, tampered, padded, another
+    learner, a token of bytes) with no value in the message."""
+    if warm:
+        _warm(cipher)
+    _nonce.inject(bytes(12))
+    single = cipher.encrypt("secret", subject=SUBJECT, context=CONTEXTS[0])
+    _nonce.inject(bytes(12))
+    assert cipher.encrypt_many(["secret"], subject=SUBJECT, contexts=CONTEXTS[:1]) == [single]
+    assert cipher.decrypt_many([single], subject=SUBJECT, contexts=CONTEXTS[:1]) == ["secret"]
+    cipher.encrypt("warm", subject="L2", context="x")
+    flipped = single[:-3] + ("A" if single[-3] != "A" else "B") + single[-2:]
+    held = cipher.encrypt(b"secret", subject=SUBJECT, context=CONTEXTS[0])
+    for token, subject, context in (
+        (single, SUBJECT, CONTEXTS[1]),
+        (single, "L2", CONTEXTS[0]),
+        (flipped, SUBJECT, CONTEXTS[0]),
+        (single + "=", SUBJECT, CONTEXTS[0]),
+        (single[:-8], SUBJECT, CONTEXTS[0]),
+    ):
+        with pytest.raises(DecryptionError) as caught:
+            cipher.decrypt_many([token], subject=subject, contexts=[context])
+        assert "secret" not in str(caught.value)
+        assert caught.value.__cause__ is None
+    with pytest.raises(ValidationError):
+        cipher.decrypt_many([held], subject=SUBJECT, contexts=CONTEXTS[:1])
+    with pytest.raises(ValidationError):
+        cipher.encrypt_many(["v"], subject=SUBJECT, contexts=[b"C/1/x"])  # type: ignore[list-item]
+    cipher.keyring.shred(SUBJECT)
+    with pytest.raises(KeyShreddedError):
+        cipher.decrypt_many([single], subject=SUBJECT, contexts=CONTEXTS[:1])
+    with pytest.raises(KeyShreddedError):
+        cipher.encrypt_many(["v"], subject=SUBJECT, contexts=CONTEXTS[:1])
