@@ -194,3 +194,45 @@ def test_a_batch_of_one_is_the_single_call(cipher: FieldCipher, warm: bool) -> N
         cipher.decrypt_many([single], subject=SUBJECT, contexts=CONTEXTS[:1])
     with pytest.raises(KeyShreddedError):
         cipher.encrypt_many(["v"], subject=SUBJECT, contexts=CONTEXTS[:1])
+
+
+_SPOILERS = {
+    "flipped": lambda t: t[:-3] + ("A" if t[-3] != "A" else "B") + t[-2:],
+    "cut": lambda t: t[:-4],
+    "padded": lambda t: t + "=",
+    "standard alphabet": lambda t: t[:20] + t[20:].replace("-", "+").replace("_", "/") + "+",
+    "another version": lambda t: "lp2." + t[4:],
+    "with a newline": lambda t: t[:30] + "\n" + t[30:],
+    "empty": lambda t: "",
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.integers(min_value=2, max_value=9),
+    at=st.integers(min_value=0, max_value=8),
+    how=st.sampled_from(sorted(_SPOILERS)),
+    warm=st.booleans(),
+)
+def test_one_bad_token_anywhere_fails_the_whole_batch(
+    size: int, at: int, how: str, warm: bool
+) -> None:
+    """A batch with one spoilt or misplaced token returns nothing (no list half
+    decrypted) and raises the one fixed DecryptionError, naming no value or subject."""
+    cipher = FieldCipher(Keyring.generate())
+    if warm:
+        _warm(cipher)
+    values = [f"secret-{i}" for i in range(size)]
+    contexts = [f"Learner/L1/field{i}" for i in range(size)]
+    tokens = cipher.encrypt_many(values, subject=SUBJECT, contexts=contexts)
+    bad = list(tokens)
+    bad[at % size] = _SPOILERS[how](tokens[at % size])
+    moved = list(tokens)
+    moved[at % size] = tokens[(at + 1) % size]
+    for batch in (bad, moved):
+        with pytest.raises(DecryptionError) as caught:
+            cipher.decrypt_many(batch, subject=SUBJECT, contexts=contexts)
+        assert "secret" not in str(caught.value)
+        assert SUBJECT not in str(caught.value)
+        assert caught.value.__cause__ is None
+    assert cipher.decrypt_many(tokens, subject=SUBJECT, contexts=contexts) == values
