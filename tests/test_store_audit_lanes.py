@@ -418,3 +418,53 @@ def test_a_log_in_lanes_copied_to_sqlite_verifies_and_goes_on(
     assert list(copy.audit)[-1].sequence == last + 1
     assert copy.audit.verify()
     copy.close()
+
+
+@_postgres
+def test_a_writer_that_waited_while_a_lane_was_being_opened_opens_no_other(
+    store_url: str,
+) -> None:
+    """Lane 1 held; a second writer waits for it and opens lane 2 (uncommitted); a third,
+    seeing lane 1 taken and lane 2 not yet, waits for lane 1 too. Once it gets lane 1
+    there are two lanes for two writers at a time: it appends to lane 1 instead of
+    opening lane 3 (which it did)."""
+    first, second, third = _open(store_url), _open(store_url), _open(store_url)
+    try:
+        first.audit.record("start", "done", now=NOW)
+        opened, release = threading.Event(), threading.Event()
+        failed: list[BaseException] = []
+
+        def open_lane_and_hold() -> None:
+            try:
+                with second._writing() as connection:
+                    second.audit.append(connection, [_event("opener")], now=NOW)
+                    opened.set()
+                    release.wait(30)
+            except BaseException as error:  # reported by the test's thread
+                failed.append(error)
+                opened.set()
+
+        opener = threading.Thread(target=open_lane_and_hold)
+        with _held(first, "holder"):
+            opener.start()
+            opener.join(0.5)
+            assert opener.is_alive() and not opened.is_set()  # waits for lane 1
+        assert opened.wait(30) and not failed
+        late = threading.Thread(
+            target=third.audit.record, args=("late", "done"), kwargs={"now": NOW}
+        )
+        late.start()
+        late.join(0.5)
+        assert late.is_alive()  # lane 1 held by the opener, lane 2 not committed yet
+        release.set()
+        opener.join(30)
+        late.join(30)
+        assert not failed
+        lanes = _lanes(first)
+        assert sorted(lanes) == [1, 2]
+        assert "late" in [e.action for e in lanes[1]]
+        assert [e.action for e in first.audit].count(LANE_ACTION) == 1
+        assert first.audit.verify()
+    finally:
+        for store in (first, second, third):
+            store.close()
