@@ -23,6 +23,15 @@ from learnprivacy.crypto import Keyring
 from tests import NOW
 
 
+def new_base() -> Any:
+    """A new, empty SQLAlchemy 2 declarative base: each test binds its own models once."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    return Base
+
+
 def bind(
     tmp_path: Path,
     base: Any,
@@ -98,8 +107,7 @@ def declarative_models(schema: str | None = None) -> SimpleNamespace:
     placed: dict[str, Any] = {"schema": schema} if schema else {}
     users_id = f"{schema}.users.id" if schema else "users.id"
 
-    class Base(DeclarativeBase):
-        pass
+    Base = new_base()
 
     class User(Base):
         __tablename__ = "users"
@@ -189,8 +197,7 @@ def accounts() -> tuple[Any, Any]:
     """A new declarative base and its learners' accounts: ``users`` (id, a personal name,
     the last login as activity)."""
 
-    class Base(DeclarativeBase):
-        pass
+    Base = new_base()
 
     class User(Base):
         __tablename__ = "users"
