@@ -133,6 +133,33 @@ def probe() -> None:
     print(json.dumps({"cpu": time.process_time() - cpu}), flush=True)
 
 
+def _ready(commands: list[list[str]]) -> list[subprocess.Popen[str]]:
+    """Start this module once per command line, and wait until each says "ready"."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.bench_sweep_scale", *command],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for command in commands
+    ]
+    for proc in procs:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"a benchmark process failed to start (exit {proc.wait()})")
+    return procs
+
+
+def _say(procs: list[subprocess.Popen[str]], word: str) -> None:
+    """Send ``word`` to every process, as near to the same moment as can be."""
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(word + "\n")
+        proc.stdin.flush()
+
+
 def _proc_cpu(pid: int) -> float:
     """User and system CPU seconds of a live process (0 once it has exited)."""
     try:
@@ -340,24 +367,8 @@ class Bench:
 
     def probes(self, count: int) -> list[float]:
         """CPU seconds of ``count`` probes (:func:`probe`) run at once."""
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.bench_sweep_scale", "--probe"],
-                cwd=ROOT,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(count)
-        ]
-        for proc in procs:
-            assert proc.stdout is not None
-            if proc.stdout.readline().strip() != "ready":
-                raise RuntimeError(f"a probe failed to start (exit {proc.wait()})")
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
+        procs = _ready([["--probe"]] * count)
+        _say(procs, "go")
         found = []
         for proc in procs:
             assert proc.stdout is not None
@@ -378,29 +389,18 @@ class Bench:
             parts = ["-"] * workers if self.shared else self.parts[workers]
             if len(parts) != workers:
                 raise AssertionError(f"{len(parts)} parts for {workers} workers")
-            procs = [
-                subprocess.Popen(
+            procs = _ready(
+                [
                     [
-                        sys.executable,
-                        "-m",
-                        "benchmarks.bench_sweep_scale",
                         "--worker",
                         f"{url}?application_name=lp_sweep_{n}",
                         f"{self.server.url_for(keys)}?application_name=lp_sweep_{n}",
                         *args,
                         parts[n],
-                    ],
-                    cwd=ROOT,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                )
-                for n in range(workers)
-            ]
-            for proc in procs:
-                assert proc.stdout is not None
-                if proc.stdout.readline().strip() != "ready":
-                    raise RuntimeError(f"a sweep worker failed to start (exit {proc.wait()})")
+                    ]
+                    for n in range(workers)
+                ]
+            )
             load = os.getloadavg()[0]
             counters_before = self.counters()
             server_before = self.server_cpu()
@@ -411,10 +411,7 @@ class Bench:
             )
             sampler.start()
             began = time.perf_counter()
-            for proc in procs:
-                assert proc.stdin is not None
-                proc.stdin.write("go\n")
-                proc.stdin.flush()
+            _say(procs, "go")
             results = []
             for proc in procs:
                 assert proc.stdout is not None
@@ -432,10 +429,7 @@ class Bench:
                     result[label] = sum(
                         s - before.get(at, 0.0) for at, s in after.items() if at[0] == database
                     )
-            for proc in procs:
-                assert proc.stdin is not None
-                proc.stdin.write("close\n")
-                proc.stdin.flush()
+            _say(procs, "close")
             for proc in procs:
                 if proc.wait() != 0:
                     raise RuntimeError("a sweep worker failed")

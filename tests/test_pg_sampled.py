@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from learnprivacy.testing.postgres import TemporaryPostgres
 
 #: Ids that need quoting inside a PostgreSQL array literal.
-ODD = ['comma,id', 'quote"id', "brace{id}", "back\\slash", "space id"]
+ODD = ["comma,id", 'quote"id', "brace{id}", "back\\slash", "space id"]
 IDS = [f"L{n:07d}" for n in range(6_000)]
 TARGETS = [("lp\\_%", "learner_id"), ("Other Schema", "lp\\_y", "learner_id")]
 
@@ -49,7 +49,7 @@ def database(postgres_server: TemporaryPostgres) -> Iterator[str]:
         "INSERT INTO other_x SELECT 'L' || lpad(g::text, 7, '0') FROM generate_series(0, 99) g;"
         'CREATE SCHEMA "Other Schema";'
         'CREATE TABLE "Other Schema".lp_y (learner_id varchar(64));'
-        'INSERT INTO "Other Schema".lp_y SELECT \'L\' || lpad((g % 7 + 100)::text, 7, \'0\') '
+        "INSERT INTO \"Other Schema\".lp_y SELECT 'L' || lpad((g % 7 + 100)::text, 7, '0') "
         "FROM generate_series(1, 700) g;"
         "ANALYZE",
     )
@@ -112,4 +112,5 @@ def test_sampled_names_exactly_the_columns_whose_statistics_hold_an_id(
     assert found == expected
     if ids == IDS[:5_000]:
         # The case is not empty: the histogram and the common values both answer.
-        assert ("lp_x", "learner_id") in found and ("lp_y", "learner_id") in found
+        assert ("lp_x", "learner_id") in found
+        assert ("lp_y", "learner_id") in found

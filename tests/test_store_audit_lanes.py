@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,9 +40,11 @@ def _event(action: str) -> AuditEvent:
 
 
 @contextmanager
-def _held(store: Store, action: str) -> Iterator[None]:
+def _held(store: Store, action: str, *, wait: bool = True) -> Iterator[threading.Event]:
     """While the block runs, a transaction of ``store`` holds the lane it appended
-    ``action`` to (uncommitted); it commits when the block ends."""
+    ``action`` to (uncommitted); it commits when the block ends. ``wait=False`` enters the
+    block at once, the append perhaps still waiting for a lane: the event yielded is set
+    once it is done."""
     appended, release = threading.Event(), threading.Event()
     failed: list[BaseException] = []
 
@@ -58,9 +60,10 @@ def _held(store: Store, action: str) -> Iterator[None]:
 
     worker = threading.Thread(target=hold)
     worker.start()
-    appended.wait(30)
+    if wait:
+        appended.wait(30)
     try:
-        yield
+        yield appended
     finally:
         release.set()
         worker.join(30)
@@ -431,35 +434,18 @@ def test_a_writer_that_waited_while_a_lane_was_being_opened_opens_no_other(
     first, second, third = _open(store_url), _open(store_url), _open(store_url)
     try:
         first.audit.record("start", "done", now=NOW)
-        opened, release = threading.Event(), threading.Event()
-        failed: list[BaseException] = []
-
-        def open_lane_and_hold() -> None:
-            try:
-                with second._writing() as connection:
-                    second.audit.append(connection, [_event("opener")], now=NOW)
-                    opened.set()
-                    release.wait(30)
-            except BaseException as error:  # reported by the test's thread
-                failed.append(error)
-                opened.set()
-
-        opener = threading.Thread(target=open_lane_and_hold)
-        with _held(first, "holder"):
-            opener.start()
-            opener.join(0.5)
-            assert opener.is_alive() and not opened.is_set()  # waits for lane 1
-        assert opened.wait(30) and not failed
         late = threading.Thread(
             target=third.audit.record, args=("late", "done"), kwargs={"now": NOW}
         )
-        late.start()
-        late.join(0.5)
-        assert late.is_alive()  # lane 1 held by the opener, lane 2 not committed yet
-        release.set()
-        opener.join(30)
+        with ExitStack() as opener:
+            with _held(first, "holder"):
+                opened = opener.enter_context(_held(second, "opener", wait=False))
+                assert not opened.wait(0.5)  # waits for lane 1
+            assert opened.wait(30)
+            late.start()
+            late.join(0.5)
+            assert late.is_alive()  # lane 1 held by the opener, lane 2 not committed yet
         late.join(30)
-        assert not failed
         lanes = _lanes(first)
         assert sorted(lanes) == [1, 2]
         assert "late" in [e.action for e in lanes[1]]
