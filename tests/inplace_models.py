@@ -63,12 +63,12 @@ def bound(tmp_path: Path, base: Any, **names: Any) -> Iterator[tuple[lps.LearnPr
         engine.dispose()
 
 
-def add_users(engine: Engine, m: SimpleNamespace, ana_writes: str) -> None:
+def add_users(engine: Engine, m: SimpleNamespace, ana_writes: str, **account: Any) -> None:
     """Two learners of :func:`declarative_models`, Ana (``u1``) and Bob (``u2``), each with
-    a forum post: Ana's says ``ana_writes``."""
+    a forum post: Ana's says ``ana_writes``. ``account``: more columns of both accounts."""
     with Session(engine) as s:
-        s.add(m.User(id="u1", email="ana@example.org", name="Ana Silva", created_at=NOW))
-        s.add(m.User(id="u2", email="bob@example.org", name="Bob", created_at=NOW))
+        s.add(m.User(id="u1", email="ana@example.org", name="Ana Silva", created_at=NOW, **account))
+        s.add(m.User(id="u2", email="bob@example.org", name="Bob", created_at=NOW, **account))
         s.flush()  # the accounts first: PostgreSQL checks the posts' foreign key
         s.add(m.Post(author_id="u1", body=ana_writes, posted_at=NOW))
         s.add(m.Post(author_id="u2", body="Bob writes", posted_at=NOW))
