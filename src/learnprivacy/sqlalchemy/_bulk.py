@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
     from learnprivacy.sqlalchemy._privacy import LearnPrivacy
 
-__all__ = ["bulk_statement"]
+__all__ = ["bulk_statement", "hold_sqlite"]
 
 
 def _spec_of(privacy: LearnPrivacy, state: ORMExecuteState) -> ModelSpec | None:
@@ -88,7 +88,7 @@ def bulk_statement(privacy: LearnPrivacy, state: ORMExecuteState) -> Any:
     # What a bulk statement meets includes the objects the session has not flushed yet.
     session._autoflush()
     connection = session.connection(bind_arguments=state.bind_arguments)
-    _hold_sqlite(connection)
+    hold_sqlite(connection)
     rows = _matched(privacy, spec, state, connection)
     result = state.invoke_statement()
     count = getattr(result, "rowcount", -1)
@@ -104,7 +104,7 @@ def bulk_statement(privacy: LearnPrivacy, state: ORMExecuteState) -> Any:
     return result
 
 
-def _hold_sqlite(connection: Connection) -> None:
+def hold_sqlite(connection: Connection) -> None:
     """On SQLite, take the write lock before the rows are read, unless the transaction
     holds one already: the driver begins its transaction only at the first write, so
     another connection could otherwise commit between the read and the statement (a
@@ -258,7 +258,7 @@ def _refuse_restricted(privacy: LearnPrivacy, spec: ModelSpec, state: ORMExecute
     if isinstance(parameters, list | tuple) and parameters:
         matches.append(key_in(spec, [spec.key_of(group) for group in parameters]))
     connection = session.connection(bind_arguments=state.bind_arguments)
-    _hold_sqlite(connection)
+    hold_sqlite(connection)
     if connection.dialect.name == "postgresql":
         # Lock every row the UPDATE matches before the check: a restriction locks its
         # row too (shared), so none can be committed between the check and the write.
