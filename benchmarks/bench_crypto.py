@@ -9,6 +9,8 @@ learnprivacy with a floor measured in the same process, so the ratios hold on an
   of a record's four fields through ``encrypt_many``/``decrypt_many`` (same target);
 * ``field_cipher_vs_fernet``: the same, against Fernet ``encrypt``/``decrypt`` (target:
   at least 5 times Fernet);
+* ``field_cipher_raw_vs_aesgcm``: ``encrypt_raw`` then ``decrypt_raw`` (the binary token,
+  for BLOB/bytea columns) against the same floor (target: at least 0.9);
 * ``pseudonym_vs_hmac``: ``Pseudonymiser.pseudonym`` against a pre-keyed ``hmac`` object
   copied per identifier (target: at least 0.6);
 * ``pseudonym_vs_fernet``: the same, against Fernet ``encrypt`` of the identifier, the
@@ -27,7 +29,8 @@ rounds, with the spread of the library's rate over the rounds.
 ``--breakdown`` measures where the time of a pair goes instead: the floor, then the
 same loop with one more piece of the library's work added at each step (its pooled
 nonces, the associated data built per call, the text token, the method calls and
-checks of ``FieldCipher``), all interleaved, as CPU microseconds per pair.
+checks of ``FieldCipher``), then the binary token from the associated-data step
+(``encrypt_raw``/``decrypt_raw``), all interleaved, as CPU microseconds per pair.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ from learnprivacy.crypto._nonce import random_nonce
 _SUBJECTS = 1_000
 #: Share of the bare AES-GCM throughput an encrypt+decrypt pair must keep.
 PAIR_TARGET = 0.75
+#: The same for binary tokens (``encrypt_raw``/``decrypt_raw``, for BLOB/bytea columns).
+RAW_TARGET = 0.9
 
 
 def _samples(
@@ -111,6 +116,28 @@ def _bare(values: list[str], keys: list[AESGCM], datas: list[bytes]) -> Callable
     return bare
 
 
+def _pairs(
+    encrypt: Callable[..., Any],
+    decrypt: Callable[..., Any],
+    values: list[str],
+    subjects: list[str],
+    contexts: list[str],
+) -> Callable[[int, int], int]:
+    """The library's run: each of ``values`` encrypted for ``subjects[i]`` at
+    ``contexts[i]`` with ``encrypt``, and its token opened with ``decrypt``."""
+
+    def pairs(start: int, stop: int) -> int:
+        for value, subject, context in zip(
+            values[start:stop], subjects[start:stop], contexts[start:stop], strict=True
+        ):
+            decrypt(
+                encrypt(value, subject=subject, context=context), subject=subject, context=context
+            )
+        return stop - start
+
+    return pairs
+
+
 def _cipher_rows(count: int, repeats: int) -> list[dict[str, object]]:
     subjects = [f"L{i % _SUBJECTS}" for i in range(count)]
     contexts = [f"Learner/{s}/email" for s in subjects]
@@ -131,15 +158,9 @@ def _cipher_rows(count: int, repeats: int) -> list[dict[str, object]]:
     aeads = [per_subject[s] for s in subjects]
     fernet = Fernet(Fernet.generate_key())
 
-    def field_cipher(start: int, stop: int) -> int:
-        encrypt, decrypt = cipher.encrypt, cipher.decrypt
-        for value, subject, context in zip(
-            values[start:stop], subjects[start:stop], contexts[start:stop], strict=True
-        ):
-            token = encrypt(value, subject=subject, context=context)
-            decrypt(token, subject=subject, context=context)
-        return stop - start
-
+    # The text token, then the binary one.
+    field_cipher = _pairs(cipher.encrypt, cipher.decrypt, values, subjects, contexts)
+    field_cipher_raw = _pairs(cipher.encrypt_raw, cipher.decrypt_raw, values, subjects, contexts)
     bare = _bare(values, aeads, associated)
 
     def fernet_run(start: int, stop: int) -> int:
@@ -175,6 +196,7 @@ def _cipher_rows(count: int, repeats: int) -> list[dict[str, object]]:
     runs = {
         "cipher": field_cipher,
         "bare": bare,
+        "raw": field_cipher_raw,
         "fernet": fernet_run,
         "batch": field_cipher_batch,
         "bare_grouped": bare_grouped,
@@ -183,13 +205,15 @@ def _cipher_rows(count: int, repeats: int) -> list[dict[str, object]]:
     return [
         _row("field_cipher_vs_aesgcm", ("cipher", "bare"), samples, done, PAIR_TARGET),
         _row("field_cipher_vs_fernet", ("cipher", "fernet"), samples, done, 5.0),
+        _row("field_cipher_raw_vs_aesgcm", ("raw", "bare"), samples, done, RAW_TARGET),
         _row("field_cipher_batch_vs_aesgcm", ("batch", "bare_grouped"), samples, done, PAIR_TARGET),
     ]
 
 
-def _breakdown(count: int, repeats: int) -> list[tuple[str, float]]:
+def _breakdown(count: int, repeats: int) -> list[tuple[str, float, float | None]]:
     """CPU microseconds per encrypt+decrypt pair of the floor and of each step from it to
-    ``FieldCipher``, each step adding one piece of the library's work (interleaved)."""
+    ``FieldCipher`` (text tokens, then binary ones), each step adding one piece of the
+    library's work (interleaved); with each, the microseconds of the step it adds to."""
     subjects = [f"L{i % _SUBJECTS}" for i in range(count)]
     contexts = [f"Learner/{s}/email" for s in subjects]
     places = [c.encode() for c in contexts]
@@ -201,8 +225,8 @@ def _breakdown(count: int, repeats: int) -> list[tuple[str, float]]:
     # The library's own keys, unpacked as its short paths hold them: header text, AEAD,
     # associated-data prefix (header and subject).
     texts = [cipher._texts[s] for s in subjects]
-    associated = [prefix + place for (_, _, prefix), place in zip(texts, places, strict=True)]
-    keys = [aead for _, aead, _ in texts]
+    associated = [t[2] + place for t, place in zip(texts, places, strict=True)]
+    keys = [t[1] for t in texts]
     encode, decode = _token.ENCODE_TABLE, _token.DECODE_TABLE
 
     def pooled(start: int, stop: int) -> int:
@@ -216,7 +240,7 @@ def _breakdown(count: int, repeats: int) -> list[tuple[str, float]]:
         for value, text, context in zip(
             values[start:stop], texts[start:stop], contexts[start:stop], strict=True
         ):
-            _, aead, prefix = text
+            _, aead, prefix, _ = text
             nonce = random_nonce()
             sealed = aead.encrypt(nonce, value.encode(), prefix + context.encode())
             aead.decrypt(nonce, sealed, prefix + context.encode()).decode()
@@ -224,7 +248,7 @@ def _breakdown(count: int, repeats: int) -> list[tuple[str, float]]:
 
     def texted(start: int, stop: int) -> int:
         chunk = zip(values[start:stop], texts[start:stop], contexts[start:stop], strict=True)
-        for value, (head, aead, prefix), context in chunk:
+        for value, (head, aead, prefix, _), context in chunk:
             nonce = random_nonce()
             sealed = nonce + aead.encrypt(nonce, value.encode(), prefix + context.encode())
             token = head + b2a_base64(sealed, newline=False).translate(encode).decode()
@@ -233,27 +257,43 @@ def _breakdown(count: int, repeats: int) -> list[tuple[str, float]]:
                 aead.decrypt(raw[:12], raw[12:], prefix + context.encode()).decode()
         return stop - start
 
-    def library(start: int, stop: int) -> int:
-        encrypt, decrypt = cipher.encrypt, cipher.decrypt
-        for value, subject, context in zip(
-            values[start:stop], subjects[start:stop], contexts[start:stop], strict=True
-        ):
-            decrypt(
-                encrypt(value, subject=subject, context=context), subject=subject, context=context
-            )
+    def binary(start: int, stop: int) -> int:
+        chunk = zip(values[start:stop], texts[start:stop], contexts[start:stop], strict=True)
+        for value, (_, aead, prefix, head), context in chunk:
+            nonce = random_nonce()
+            token = head + nonce + aead.encrypt(nonce, value.encode(), prefix + context.encode())
+            if token[:12] == head:
+                aead.decrypt(token[12:24], token[24:], prefix + context.encode()).decode()
         return stop - start
 
+    built_step = "+ associated data built per call (prefix + context.encode())"
+    binary_step = "binary: associated data built, + the binary token"
     steps = {
         "floor: bare AES-GCM, os.urandom nonce, associated data given": _bare(
             values, keys, associated
         ),
         "the library's pooled nonces instead of os.urandom": pooled,
-        "+ associated data built per call (prefix + context.encode())": built,
+        built_step: built,
         "+ the text token (base64, URL-safe alphabet, header text)": texted,
-        "+ FieldCipher's calls, look-ups and checks (= FieldCipher)": library,
+        "+ FieldCipher's calls, look-ups and checks (= FieldCipher)": _pairs(
+            cipher.encrypt, cipher.decrypt, values, subjects, contexts
+        ),
+        binary_step: binary,
+        "binary: + FieldCipher's calls and checks (= encrypt_raw/decrypt_raw)": _pairs(
+            cipher.encrypt_raw, cipher.decrypt_raw, values, subjects, contexts
+        ),
     }
     samples, done = _samples(steps, count, repeats)
-    return [(name, samples[name].median / done[name] * 1e6) for name in steps]
+    micros = {name: samples[name].median / done[name] * 1e6 for name in steps}
+    # Each step against the one before it; the binary token's chain starts again from
+    # the associated data built per call.
+    names = list(steps)
+    bases: list[str | None] = [None, *names[:-1]]
+    bases[names.index(binary_step)] = built_step
+    return [
+        (name, micros[name], None if base is None else micros[base])
+        for name, base in zip(names, bases, strict=True)
+    ]
 
 
 def _batch_sizes(count: int, repeats: int, sizes: tuple[int, ...]) -> list[tuple[int, float]]:
@@ -269,7 +309,7 @@ def _batch_sizes(count: int, repeats: int, sizes: tuple[int, ...]) -> list[tuple
             cipher.encrypt("warm-up", subject=subject, context="warm-up")
             cipher.encrypt("warm-up", subject=subject, context="warm-up")
         texts = [cipher._texts[s] for s in owners]
-        keys = [aead for _, aead, _ in texts]
+        keys = [t[1] for t in texts]
         associated = [t[2] + p.encode() for t, p in zip(texts, places, strict=True)]
         # Each call's values and contexts are lists already, as a caller holds them.
         calls = [
@@ -355,11 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.breakdown:
         count, repeats = (10_000, 5) if args.quick else (100_000, 7)
         print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-        previous = None
-        for name, micros in _breakdown(count, repeats):
-            step = "" if previous is None else f"{micros - previous:+7.3f}"
-            print(f"{name:64} {micros:6.3f} µs/pair {step}")
-            previous = micros
+        for name, micros, base in _breakdown(count, repeats):
+            step = "" if base is None else f"{micros - base:+7.3f}"
+            print(f"{name:70} {micros:6.3f} µs/pair {step}")
         for size, share in _batch_sizes(count, repeats, (1, 4, 25, 100)):
             print(
                 f"encrypt_many + decrypt_many, {size:3} values of one learner a call: "

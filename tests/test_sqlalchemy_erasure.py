@@ -61,25 +61,15 @@ def app(tmp_path: Path) -> Iterator[SimpleNamespace]:
 
 
 def populate(engine: Engine, m: SimpleNamespace) -> None:
+    """Ana (``u1``), not seen since long ago, with two old posts; Bob (``u2``), seen three
+    days ago, with a post of today; both signed up long ago."""
+    accounts = [
+        ("u1", "ana@example.org", "Ana Silva", LONG_AGO),
+        ("u2", "bob@example.org", "Bob Martin", NOW - dt.timedelta(days=3)),
+    ]
     with Session(engine) as s:
-        s.add(
-            m.User(
-                id="u1",
-                email="ana@example.org",
-                name="Ana Silva",
-                created_at=LONG_AGO,
-                last_login_at=LONG_AGO,
-            )
-        )
-        s.add(
-            m.User(
-                id="u2",
-                email="bob@example.org",
-                name="Bob Martin",
-                created_at=LONG_AGO,
-                last_login_at=NOW - dt.timedelta(days=3),
-            )
-        )
+        for uid, email, name, seen in accounts:
+            s.add(m.User(id=uid, email=email, name=name, created_at=LONG_AGO, last_login_at=seen))
         s.add_all(
             [
                 m.Post(author_id="u1", body="Ana's first post", posted_at=LONG_AGO),
