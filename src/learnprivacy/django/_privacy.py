@@ -52,7 +52,12 @@ from learnprivacy.django._restrictions import (
 )
 from learnprivacy.django._settings import load, runtime, setting
 from learnprivacy.django.fields import PersonalField, lp_lookup
-from learnprivacy.errors import ConfigurationError, RestrictedRecordError, ValidationError
+from learnprivacy.errors import (
+    ConfigurationError,
+    IntegrityError,
+    RestrictedRecordError,
+    ValidationError,
+)
 from learnprivacy.retention import Action, Decision, Hold, Schedule, Trigger
 from learnprivacy.retention._consents import lapsed_consents
 
@@ -336,7 +341,9 @@ class DjangoPrivacy(DeclaredRegister):
         # A restriction whose reason has ended goes first: deleting a row that is
         # still listed as restricted is refused.
         lift(bound.spec.table, keys, using=self.using)
-        bound.model._base_manager.using(self.using).filter(pk__in=list(keys)).delete()
+        manager = bound.model._base_manager.using(self.using)
+        manager.filter(pk__in=list(keys)).delete()
+        _every_row(manager, keys, "erased")
 
     def _anonymise_rows(self, bound: Bound, keys: Sequence[Any]) -> None:
         """Blank the personal values of rows kept in place: an owned row loses its
@@ -362,7 +369,10 @@ class DjangoPrivacy(DeclaredRegister):
             # behind would still find the row by the learner's value.
             cleared = {f.attname: None for f in fields}
             cleared |= {f.index_field.attname: None for f in fields if f.lp_index}
-            manager.filter(pk__in=list(keys)).update(**{subject.attname: placeholder}, **cleared)
+            changed = manager.filter(pk__in=list(keys)).update(
+                **{subject.attname: placeholder}, **cleared
+            )
+            _every_row(manager, keys, "anonymised", changed=changed)
             return
         for instance in manager.filter(pk__in=list(keys)):
             ref = self.audit.subject_ref(str(instance.pk))
@@ -547,6 +557,7 @@ class DjangoPrivacy(DeclaredRegister):
                 with transaction.atomic(using=self.using):
                     lift(table, keys, using=self.using)
                     manager.filter(pk__in=keys).delete()
+                    _every_row(manager, keys, "erased")
             except RestrictedRecordError as exc:
                 return f"{KEPT_ANONYMISED}deleting it is refused: {exc}"[:255]
             except (ProtectedError, RestrictedError) as exc:
@@ -1272,6 +1283,22 @@ class _Removal:
     kept: list[tuple[Any, str, str]] = attrs.Factory(list)
     already: list[tuple[Any, str, str]] = attrs.Factory(list)
     left: list[tuple[Any, str, str]] = attrs.Factory(list)
+
+
+def _every_row(manager: Any, keys: Sequence[Any], done: str, *, changed: int | None = None) -> None:
+    """Raise :class:`IntegrityError` (the transaction rolls back, audit entries with it)
+    unless every row ``keys`` of ``manager``'s model was ``done``: deleted (none of them
+    left) or, given ``changed``, updated. Only the database itself (a trigger, a rule, a
+    row-level security policy) skips a row silently; an outcome is never reported for a
+    row that kept its data."""
+    wanted = len(set(keys))
+    missed = manager.filter(pk__in=list(keys)).count() if changed is None else wanted - changed
+    if missed:
+        table = manager.model._meta.db_table
+        raise IntegrityError(
+            f"{missed} of {wanted} {table} row(s) were not {done}: the database skipped "
+            "them (a trigger, rule or row-level security policy?); nothing was done"
+        )
 
 
 def kept_reason(spec: ModelSpec, decision: Decision) -> str:
