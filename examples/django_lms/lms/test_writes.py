@@ -26,7 +26,12 @@ from learnprivacy.django import lp_lookup
 from learnprivacy.django._restrictions import restrict as restrict_rows
 from learnprivacy.django._settings import runtime
 from learnprivacy.django.models import Restriction
-from learnprivacy.errors import DecryptionError, PlaintextError, RestrictedRecordError
+from learnprivacy.errors import (
+    DecryptionError,
+    PlaintextError,
+    RestrictedRecordError,
+    ValidationError,
+)
 from lms.models import Course, Enrolment, ForumPost, Invoice, Profile
 
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
@@ -170,6 +175,43 @@ class BulkUpdateTests(TransactionTestCase):
         assert Invoice.objects.get(pk=other.pk).amount == Decimal("20")
         # Rows that are not restricted still update.
         assert Invoice.objects.filter(pk=other.pk).update(amount=Decimal("21")) == 1
+
+
+class MovedRowTests(TransactionTestCase):
+    """A row's tokens are bound to its key and learner: a write that changes either
+    without re-encrypting the values would leave them unreadable (and shredded with the
+    old learner's keys). ``update(author=...)``, ``update(id=...)``,
+    ``bulk_update(..., ["author"])`` and ``save(update_fields=["author"])`` are refused,
+    naming table and column, and change nothing; a full save re-encrypts the values."""
+
+    databases = {"default", "learnprivacy_keys"}
+
+    def test_moving_a_row_past_its_tokens_is_refused(self) -> None:
+        runtime().keyring.clear_cache()
+        ana = User.objects.create(username="ana", last_login=NOW)
+        bob = User.objects.create(username="bob", last_login=NOW)
+        course = Course.objects.create(code="M1", title="Course")
+        post = ForumPost.objects.create(author=ana, course=course, body="Ana's", posted_at=NOW)
+        before = raw("SELECT id, author_id, body FROM lms_forumpost")
+        loaded = ForumPost.objects.get(pk=post.pk)
+        loaded.author = bob
+        moves = [
+            lambda: ForumPost.objects.filter(pk=post.pk).update(author=bob),
+            lambda: ForumPost.objects.filter(pk=post.pk).update(author_id=bob.pk),
+            lambda: ForumPost.objects.filter(pk=post.pk).update(id=post.pk + 100),
+            lambda: ForumPost.objects.bulk_update([loaded], ["author"]),
+            lambda: loaded.save(update_fields=["author"]),
+        ]
+        for move in moves:
+            with self.assertRaises(ValidationError) as refused:
+                move()
+            assert "lms_forumpost." in str(refused.exception)
+            assert "Ana" not in str(refused.exception)
+        assert raw("SELECT id, author_id, body FROM lms_forumpost") == before
+        loaded.save()
+        runtime().keyring.clear_cache()
+        moved = ForumPost.objects.get(pk=post.pk)
+        assert (moved.author_id, moved.body) == (bob.pk, "Ana's")
 
 
 class LoaddataTests(TransactionTestCase):
