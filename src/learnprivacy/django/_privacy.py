@@ -52,7 +52,12 @@ from learnprivacy.django._restrictions import (
 )
 from learnprivacy.django._settings import load, runtime, setting
 from learnprivacy.django.fields import PersonalField, lp_lookup
-from learnprivacy.errors import ConfigurationError, RestrictedRecordError, ValidationError
+from learnprivacy.errors import (
+    ConfigurationError,
+    IntegrityError,
+    RestrictedRecordError,
+    ValidationError,
+)
 from learnprivacy.retention import Action, Decision, Hold, Schedule, Trigger
 from learnprivacy.retention._consents import lapsed_consents
 
@@ -336,7 +341,17 @@ class DjangoPrivacy(DeclaredRegister):
         # A restriction whose reason has ended goes first: deleting a row that is
         # still listed as restricted is refused.
         lift(bound.spec.table, keys, using=self.using)
-        bound.model._base_manager.using(self.using).filter(pk__in=list(keys)).delete()
+        manager = bound.model._base_manager.using(self.using)
+        _, removed = manager.filter(pk__in=list(keys)).delete()
+        # Every row was read in this transaction: only the database itself (a trigger, a
+        # rule, a row-level security policy) skips one, and then nothing is reported.
+        skipped = len(set(keys)) - removed.get(bound.model._meta.label, 0)
+        if skipped:
+            raise IntegrityError(
+                f"{bound.spec.table}: {skipped} row(s) to erase were not deleted: the "
+                "database skipped them (a trigger, rule or row-level security policy?); "
+                "nothing was done"
+            )
 
     def _anonymise_rows(self, bound: Bound, keys: Sequence[Any]) -> None:
         """Blank the personal values of rows kept in place: an owned row loses its
