@@ -373,9 +373,11 @@ class DjangoPrivacy(DeclaredRegister):
                     f"{bound.spec.table}: anonymising keeps the row without its personal "
                     f"values; declare {', '.join(blocking)} null=True, or erase instead"
                 )
-            manager.filter(pk__in=list(keys)).update(
-                **{subject.attname: placeholder}, **{f.attname: None for f in fields}
-            )
+            # The blind indexes go too: their key is never shredded, so an index left
+            # behind would still find the row by the learner's value.
+            cleared = {f.attname: None for f in fields}
+            cleared |= {f.index_field.attname: None for f in fields if f.lp_index}
+            manager.filter(pk__in=list(keys)).update(**{subject.attname: placeholder}, **cleared)
             return
         for instance in manager.filter(pk__in=list(keys)):
             ref = self.audit.subject_ref(str(instance.pk))
