@@ -52,7 +52,12 @@ from learnprivacy.django._restrictions import (
 )
 from learnprivacy.django._settings import load, runtime, setting
 from learnprivacy.django.fields import PersonalField, lp_lookup
-from learnprivacy.errors import ConfigurationError, RestrictedRecordError, ValidationError
+from learnprivacy.errors import (
+    ConfigurationError,
+    IntegrityError,
+    RestrictedRecordError,
+    ValidationError,
+)
 from learnprivacy.retention import Action, Decision, Hold, Schedule, Trigger
 from learnprivacy.retention._consents import lapsed_consents
 
@@ -336,7 +341,17 @@ class DjangoPrivacy(DeclaredRegister):
         # A restriction whose reason has ended goes first: deleting a row that is
         # still listed as restricted is refused.
         lift(bound.spec.table, keys, using=self.using)
-        bound.model._base_manager.using(self.using).filter(pk__in=list(keys)).delete()
+        manager = bound.model._base_manager.using(self.using)
+        _, removed = manager.filter(pk__in=list(keys)).delete()
+        # Every row was read in this transaction: only the database itself (a trigger, a
+        # rule, a row-level security policy) skips one, and then nothing is reported.
+        skipped = len(set(keys)) - removed.get(bound.model._meta.label, 0)
+        if skipped:
+            raise IntegrityError(
+                f"{bound.spec.table}: {skipped} row(s) to erase were not deleted: the "
+                "database skipped them (a trigger, rule or row-level security policy?); "
+                "nothing was done"
+            )
 
     def _anonymise_rows(self, bound: Bound, keys: Sequence[Any]) -> None:
         """Blank the personal values of rows kept in place: an owned row loses its
@@ -358,9 +373,11 @@ class DjangoPrivacy(DeclaredRegister):
                     f"{bound.spec.table}: anonymising keeps the row without its personal "
                     f"values; declare {', '.join(blocking)} null=True, or erase instead"
                 )
-            manager.filter(pk__in=list(keys)).update(
-                **{subject.attname: placeholder}, **{f.attname: None for f in fields}
-            )
+            # The blind indexes go too: their key is never shredded, so an index left
+            # behind would still find the row by the learner's value.
+            cleared = {f.attname: None for f in fields}
+            cleared |= {f.index_field.attname: None for f in fields if f.lp_index}
+            manager.filter(pk__in=list(keys)).update(**{subject.attname: placeholder}, **cleared)
             return
         for instance in manager.filter(pk__in=list(keys)):
             ref = self.audit.subject_ref(str(instance.pk))
