@@ -21,6 +21,7 @@ from learnprivacy.django._privacy import get_privacy
 from learnprivacy.django._restrictions import restrict
 from learnprivacy.django._settings import reset_runtime, runtime
 from learnprivacy.django.models import AuditEntry, Restriction
+from learnprivacy.errors import IntegrityError
 from lms.models import Certificate, Consent, Course, Enrolment, NewsletterSubscription, Profile
 from lms.tests import command_json, protected_account
 
@@ -240,3 +241,33 @@ class AnonymisedRowTests(TransactionTestCase):
         assert get_privacy().find(Certificate, "holder_name", "Ana Silva") == [new]
         assert Certificate.objects.get(pk=new.pk).holder_name == "Ana Silva"
         assert get_privacy().sweep(now=NOW).anonymised == 0
+
+    def test_an_anonymisation_the_database_skipped_is_not_reported(self) -> None:
+        """Attack: the database silently skips the UPDATE that anonymises the old
+        certificate (a SQLite trigger; a rule on PostgreSQL). The sweep reported it
+        anonymised while it kept Ana's id and name; it now raises and rolls back."""
+        runtime().keyring.clear_cache()
+        ana = User.objects.create(username="ana", last_login=NOW)
+        course = Course.objects.create(code="C1", title="Course")
+        old = Certificate.objects.create(
+            user=ana, course=course, holder_name="Ana Silva", issued_at=LONG_AGO
+        )
+        connection = connections["default"]
+        sqlite = connection.vendor == "sqlite"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE TRIGGER keep BEFORE UPDATE ON lms_certificate "
+                "BEGIN SELECT RAISE(IGNORE); END"
+                if sqlite
+                else "CREATE RULE keep AS ON UPDATE TO lms_certificate DO INSTEAD NOTHING"
+            )
+        try:
+            with self.assertRaises(IntegrityError):
+                get_privacy().sweep(now=NOW)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "DROP TRIGGER keep" if sqlite else "DROP RULE keep ON lms_certificate"
+                )
+        assert Certificate.objects.get(pk=old.pk).holder_name == "Ana Silva"
+        assert not AuditEntry.objects.exists()

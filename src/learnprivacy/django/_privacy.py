@@ -343,15 +343,7 @@ class DjangoPrivacy(DeclaredRegister):
         lift(bound.spec.table, keys, using=self.using)
         manager = bound.model._base_manager.using(self.using)
         _, removed = manager.filter(pk__in=list(keys)).delete()
-        # Every row was read in this transaction: only the database itself (a trigger, a
-        # rule, a row-level security policy) skips one, and then nothing is reported.
-        skipped = len(set(keys)) - removed.get(bound.model._meta.label, 0)
-        if skipped:
-            raise IntegrityError(
-                f"{bound.spec.table}: {skipped} row(s) to erase were not deleted: the "
-                "database skipped them (a trigger, rule or row-level security policy?); "
-                "nothing was done"
-            )
+        _every_row(bound, keys, removed.get(bound.model._meta.label, 0), "deleted")
 
     def _anonymise_rows(self, bound: Bound, keys: Sequence[Any]) -> None:
         """Blank the personal values of rows kept in place: an owned row loses its
@@ -377,7 +369,10 @@ class DjangoPrivacy(DeclaredRegister):
             # behind would still find the row by the learner's value.
             cleared = {f.attname: None for f in fields}
             cleared |= {f.index_field.attname: None for f in fields if f.lp_index}
-            manager.filter(pk__in=list(keys)).update(**{subject.attname: placeholder}, **cleared)
+            changed = manager.filter(pk__in=list(keys)).update(
+                **{subject.attname: placeholder}, **cleared
+            )
+            _every_row(bound, keys, changed, "anonymised")
             return
         for instance in manager.filter(pk__in=list(keys)):
             ref = self.audit.subject_ref(str(instance.pk))
@@ -1317,3 +1312,16 @@ def _summary(
         KeptRows(table=table, rows=count, anonymised=anonymised, reason=reason)
         for (table, reason), count in counts.items()
     )
+
+
+def _every_row(bound: Bound, keys: Sequence[Any], changed: int, done: str) -> None:
+    """Raise ``IntegrityError`` unless a statement over the rows ``keys`` of ``bound``
+    changed every one. They were read in this transaction: only the database itself (a
+    trigger, a rule, a row-level security policy) skips one, and then nothing may be
+    reported done (the caller's transaction rolls back, keys unshredded)."""
+    skipped = len(set(keys)) - changed
+    if skipped:
+        raise IntegrityError(
+            f"{bound.spec.table}: {skipped} row(s) were not {done}: the database skipped "
+            "them (a trigger, rule or row-level security policy?); nothing was done"
+        )
