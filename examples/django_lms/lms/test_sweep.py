@@ -22,15 +22,7 @@ from learnprivacy.django._restrictions import restrict
 from learnprivacy.django._settings import reset_runtime, runtime
 from learnprivacy.django.models import AuditEntry, Restriction
 from learnprivacy.errors import IntegrityError
-from lms.models import (
-    Certificate,
-    Consent,
-    Course,
-    Enrolment,
-    ForumPost,
-    NewsletterSubscription,
-    Profile,
-)
+from lms.models import Certificate, Consent, Course, Enrolment, NewsletterSubscription, Profile
 from lms.tests import command_json, protected_account
 
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
@@ -250,65 +242,32 @@ class AnonymisedRowTests(TransactionTestCase):
         assert Certificate.objects.get(pk=new.pk).holder_name == "Ana Silva"
         assert get_privacy().sweep(now=NOW).anonymised == 0
 
-
-#: Triggers that make the database skip a row's DELETE or UPDATE without an error.
-SKIP = {
-    "sqlite": (
-        "CREATE TRIGGER lp_skip BEFORE {event} ON {table} BEGIN SELECT RAISE(IGNORE); END",
-        "DROP TRIGGER lp_skip",
-    ),
-    "postgresql": (
-        "CREATE FUNCTION lp_skip() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; "
-        "END $$; CREATE TRIGGER lp_skip BEFORE {event} ON {table} FOR EACH ROW EXECUTE "
-        "FUNCTION lp_skip()",
-        "DROP TRIGGER lp_skip ON {table}; DROP FUNCTION lp_skip()",
-    ),
-}
-
-
-class SkippedRowTests(TransactionTestCase):
-    """A row the database skips (a trigger, a rule, a row-level security policy) is never
-    reported erased or anonymised: the sweep raises ``IntegrityError`` and its batch,
-    audit entries included, rolls back. The old code reported the row done."""
-
-    databases = {"default", "learnprivacy_keys"}
-
-    def sweep_skipping(self, event: str, table: str) -> None:
-        """Sweep with every ``event`` (DELETE, UPDATE) on ``table`` skipped; expect
-        the refusal and no audit entry."""
-        connection = connections["default"]
-        create, drop = SKIP[connection.vendor]
-        with connection.cursor() as cursor:
-            cursor.execute(create.format(event=event, table=table))
-        try:
-            with self.assertRaises(IntegrityError):
-                get_privacy().sweep(now=NOW)
-        finally:
-            with connection.cursor() as cursor:
-                cursor.execute(drop.format(table=table))
-        assert not AuditEntry.objects.exists()
-
-    def test_a_skipped_delete_is_not_reported_erased(self) -> None:
-        """An old forum post the database does not delete: still there, in clear."""
-        runtime().keyring.clear_cache()
-        ana = User.objects.create(username="ana", last_login=NOW)
-        course = Course.objects.create(code="C1", title="Course")
-        post = ForumPost.objects.create(author=ana, course=course, body="Old", posted_at=LONG_AGO)
-        self.sweep_skipping("DELETE", "lms_forumpost")
-        assert ForumPost.objects.get(pk=post.pk).body == "Old"
-        assert get_privacy().sweep(now=NOW).erased == 1
-        assert not ForumPost.objects.exists()
-
-    def test_a_skipped_update_is_not_reported_anonymised(self) -> None:
-        """An old certificate the database does not update keeps its learner and name."""
+    def test_an_anonymisation_the_database_skipped_is_not_reported(self) -> None:
+        """Attack: the database silently skips the UPDATE that anonymises the old
+        certificate (a SQLite trigger; a rule on PostgreSQL). The sweep reported it
+        anonymised while it kept Ana's id and name; it now raises and rolls back."""
         runtime().keyring.clear_cache()
         ana = User.objects.create(username="ana", last_login=NOW)
         course = Course.objects.create(code="C1", title="Course")
         old = Certificate.objects.create(
             user=ana, course=course, holder_name="Ana Silva", issued_at=LONG_AGO
         )
-        self.sweep_skipping("UPDATE", "lms_certificate")
-        kept = Certificate.objects.get(pk=old.pk)
-        assert (kept.user_id, kept.holder_name) == (ana.pk, "Ana Silva")
-        assert get_privacy().sweep(now=NOW).anonymised == 1
-        assert Certificate.objects.get(pk=old.pk).user_id is None
+        connection = connections["default"]
+        sqlite = connection.vendor == "sqlite"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE TRIGGER keep BEFORE UPDATE ON lms_certificate "
+                "BEGIN SELECT RAISE(IGNORE); END"
+                if sqlite
+                else "CREATE RULE keep AS ON UPDATE TO lms_certificate DO INSTEAD NOTHING"
+            )
+        try:
+            with self.assertRaises(IntegrityError):
+                get_privacy().sweep(now=NOW)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "DROP TRIGGER keep" if sqlite else "DROP RULE keep ON lms_certificate"
+                )
+        assert Certificate.objects.get(pk=old.pk).holder_name == "Ana Silva"
+        assert not AuditEntry.objects.exists()

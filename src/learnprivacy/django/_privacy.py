@@ -342,8 +342,8 @@ class DjangoPrivacy(DeclaredRegister):
         # still listed as restricted is refused.
         lift(bound.spec.table, keys, using=self.using)
         manager = bound.model._base_manager.using(self.using)
-        manager.filter(pk__in=list(keys)).delete()
-        _every_row(manager, keys, "erased")
+        _, removed = manager.filter(pk__in=list(keys)).delete()
+        _every_row(bound, keys, removed.get(bound.model._meta.label, 0), "deleted")
 
     def _anonymise_rows(self, bound: Bound, keys: Sequence[Any]) -> None:
         """Blank the personal values of rows kept in place: an owned row loses its
@@ -372,7 +372,7 @@ class DjangoPrivacy(DeclaredRegister):
             changed = manager.filter(pk__in=list(keys)).update(
                 **{subject.attname: placeholder}, **cleared
             )
-            _every_row(manager, keys, "anonymised", changed=changed)
+            _every_row(bound, keys, changed, "anonymised")
             return
         for instance in manager.filter(pk__in=list(keys)):
             ref = self.audit.subject_ref(str(instance.pk))
@@ -557,7 +557,6 @@ class DjangoPrivacy(DeclaredRegister):
                 with transaction.atomic(using=self.using):
                     lift(table, keys, using=self.using)
                     manager.filter(pk__in=keys).delete()
-                    _every_row(manager, keys, "erased")
             except RestrictedRecordError as exc:
                 return f"{KEPT_ANONYMISED}deleting it is refused: {exc}"[:255]
             except (ProtectedError, RestrictedError) as exc:
@@ -1285,22 +1284,6 @@ class _Removal:
     left: list[tuple[Any, str, str]] = attrs.Factory(list)
 
 
-def _every_row(manager: Any, keys: Sequence[Any], done: str, *, changed: int | None = None) -> None:
-    """Raise :class:`IntegrityError` (the transaction rolls back, audit entries with it)
-    unless every row ``keys`` of ``manager``'s model was ``done``: deleted (none of them
-    left) or, given ``changed``, updated. Only the database itself (a trigger, a rule, a
-    row-level security policy) skips a row silently; an outcome is never reported for a
-    row that kept its data."""
-    wanted = len(set(keys))
-    missed = manager.filter(pk__in=list(keys)).count() if changed is None else wanted - changed
-    if missed:
-        table = manager.model._meta.db_table
-        raise IntegrityError(
-            f"{missed} of {wanted} {table} row(s) were not {done}: the database skipped "
-            "them (a trigger, rule or row-level security policy?); nothing was done"
-        )
-
-
 def kept_reason(spec: ModelSpec, decision: Decision) -> str:
     """Why a row is kept: the decision's reason, the lawful basis it is processed under
     and, when known, the retention's end (at most 255 characters, no personal value)."""
@@ -1329,3 +1312,16 @@ def _summary(
         KeptRows(table=table, rows=count, anonymised=anonymised, reason=reason)
         for (table, reason), count in counts.items()
     )
+
+
+def _every_row(bound: Bound, keys: Sequence[Any], changed: int, done: str) -> None:
+    """Raise ``IntegrityError`` unless a statement over the rows ``keys`` of ``bound``
+    changed every one. They were read in this transaction: only the database itself (a
+    trigger, a rule, a row-level security policy) skips one, and then nothing may be
+    reported done (the caller's transaction rolls back, keys unshredded)."""
+    skipped = len(set(keys)) - changed
+    if skipped:
+        raise IntegrityError(
+            f"{bound.spec.table}: {skipped} row(s) were not {done}: the database skipped "
+            "them (a trigger, rule or row-level security policy?); nothing was done"
+        )
