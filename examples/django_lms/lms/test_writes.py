@@ -214,6 +214,33 @@ class MovedRowTests(TransactionTestCase):
         assert (moved.author_id, moved.body) == (bob.pk, "Ana's")
 
 
+class UnparsableValueTests(TransactionTestCase):
+    """A personal value that does not parse as its field's type is refused with the
+    library's ``ValidationError`` naming table and column. Django's own message quotes
+    the value (“12,5” value must be a decimal number.), which then reached logs and
+    error reports."""
+
+    databases = {"default", "learnprivacy_keys"}
+
+    def test_the_refusal_never_quotes_the_value(self) -> None:
+        runtime().keyring.clear_cache()
+        ana = User.objects.create(username="ana", last_login=NOW)
+        course = Course.objects.create(code="U1", title="Course")
+        enrolment = Enrolment(user=ana, course=course, enrolled_at=NOW, grade="12,5")
+        with self.assertRaises(ValidationError) as refused:
+            enrolment.save()
+        assert "lms_enrolment.grade" in str(refused.exception)
+        assert "12,5" not in str(refused.exception)
+        assert not Enrolment.objects.exists()
+        profile = Profile(user=ana, phone="+33 1", city="Metz", joined=NOW)
+        profile.birth_date = "17/05/1990"
+        with self.assertRaises(ValidationError) as refused:
+            profile.save()
+        assert "lms_profile.birth_date" in str(refused.exception)
+        assert "17/05/1990" not in str(refused.exception)
+        assert not Profile.objects.exists()
+
+
 class LoaddataTests(TransactionTestCase):
     """Fixtures with plaintext personal values are encrypted as they load."""
 
