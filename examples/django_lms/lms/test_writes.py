@@ -16,6 +16,7 @@ import json
 import tempfile
 from decimal import Decimal
 from pathlib import Path
+from unittest import mock
 
 from django.contrib.auth.models import User
 from django.core.management import call_command
@@ -175,6 +176,51 @@ class BulkUpdateTests(TransactionTestCase):
         assert Invoice.objects.get(pk=other.pk).amount == Decimal("20")
         # Rows that are not restricted still update.
         assert Invoice.objects.filter(pk=other.pk).update(amount=Decimal("21")) == 1
+
+    def test_an_update_racing_the_erasure_that_restricts_its_row_never_changes_it(
+        self,
+    ) -> None:
+        """Attack: just after ``QuerySet.update()`` found no restricted row, an erasure in
+        another connection restricts the learner's invoice (kept by law) and commits;
+        then the UPDATE changed the restricted row. The update now holds its rows from
+        before the check: the erasure waits for it, or gives up at the lock."""
+        import threading
+
+        from learnprivacy.django import _bind
+        from learnprivacy.django._privacy import get_privacy
+
+        user = self.profiles[0].user
+        invoice = Invoice.objects.create(
+            user=user, billing_name="B Zero", amount=Decimal("10"), issued_at=NOW
+        )
+        check, order = _bind.any_restricted, []
+
+        def erase() -> None:
+            try:
+                get_privacy().erase_subject(user.pk, now=NOW)
+                order.append("erased")
+            except Exception as error:  # locked out: it made no restriction
+                order.append(type(error).__name__)
+            finally:
+                connections.close_all()
+
+        intruder = threading.Thread(target=erase)
+
+        def racing(bound: object, using: str) -> bool:
+            found = check(bound, using)
+            if not intruder.is_alive() and not order:
+                intruder.start()
+                intruder.join(2)  # it finishes, or waits on the update's lock
+            return found
+
+        with mock.patch.object(_bind, "any_restricted", racing):
+            try:
+                Invoice.objects.filter(pk=invoice.pk).update(amount=Decimal("1"))
+                order.append("updated")
+            except RestrictedRecordError:
+                order.append("refused")
+        intruder.join(60)
+        assert order[:2] != ["erased", "updated"], order
 
 
 class MovedRowTests(TransactionTestCase):

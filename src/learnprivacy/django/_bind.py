@@ -535,16 +535,29 @@ def _install_queryset_hooks() -> None:
 
     def update(self: Any, **kwargs: Any) -> Any:
         bound = _bound.get(self.model._meta.concrete_model)
-        if bound is not None:
-            refuse_move(bound, kwargs)
-        if bound is not None and any_restricted(bound, self.db):
-            keys = list(self.values_list("pk", flat=True))
-            if restricted_keys(bound, keys, self.db):
-                raise RestrictedRecordError(
-                    f"{bound.spec.table}: the update reaches restricted rows (GDPR Art. 18); "
-                    "they are kept, not processed, and cannot be changed"
-                )
-        return original_update(self, **kwargs)
+        if bound is None:
+            return original_update(self, **kwargs)
+        refuse_move(bound, kwargs)
+        from django.db import connections, transaction
+
+        # The check and the UPDATE in one transaction, the matched rows held from before
+        # the check (as a save holds its row): a restriction committed by another
+        # connection is either seen by the check or waits for the UPDATE.
+        with transaction.atomic(using=self.db, savepoint=False):
+            keys = None
+            if connections[self.db].vendor != "sqlite":
+                # By key, so that DISTINCT or GROUP BY in the query does not stop the lock.
+                held = bound.model._base_manager.using(self.db).filter(pk__in=self.values("pk"))
+                keys = list(held.select_for_update().values_list("pk", flat=True))
+            if any_restricted(bound, self.db):
+                if keys is None:
+                    keys = list(self.values_list("pk", flat=True))
+                if restricted_keys(bound, keys, self.db):
+                    raise RestrictedRecordError(
+                        f"{bound.spec.table}: the update reaches restricted rows "
+                        "(GDPR Art. 18); they are kept, not processed, and cannot be changed"
+                    )
+            return original_update(self, **kwargs)
 
     def bulk_update(self: Any, objs: Any, fields: Any, batch_size: int | None = None) -> Any:
         bound = _bound.get(self.model._meta.concrete_model)
