@@ -31,6 +31,10 @@ from learnprivacy.retention import Action
 #: tests/conftest.py returns it too).
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 
+#: The one 32-byte key of the test suite (a pseudonym key, a keyring's master key): tests
+#: that need a key but not a particular one take this.
+KEY = bytes(range(32))
+
 S = TypeVar("S")
 R = TypeVar("R")
 
