@@ -95,6 +95,12 @@ def at(*fields: int) -> dt.datetime:
     return dt.datetime(*fields, tzinfo=dt.UTC)  # type: ignore[misc]
 
 
+def assert_says(text: str, *phrases: str) -> None:
+    """Every one of ``phrases`` is in ``text``; a failure names each phrase missing."""
+    missing = [phrase for phrase in phrases if phrase not in text]
+    assert not missing, f"missing from the text: {missing}"
+
+
 def sample(record_type: type[R], **values: Any) -> R:
     """A ``record_type`` record of :data:`SAMPLES` with ``values`` instead of its own
     (``sample(Learner, id="7")`` is Ana with another id)."""
