@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import attrs
 import pytest
 
 from learnprivacy import APD_GBA, Action, Controller
@@ -217,15 +218,12 @@ def test_unknown_language_or_format() -> None:
 
 def test_one_controller_for_register_and_letters() -> None:
     """The register's Controller signs letters; its DPO is the reply-to address when declared."""
+    from examples.policies.belgian_b2b_lms import CONTROLLER as JOB_ACCESS
+
     from learnprivacy.providers import Register
 
-    org = Controller(
-        name="Job Access solutions SRL",
-        address="Clos Chanmurly 13, 4000 Liège",
-        contact="info@job-access.be",
-        dpo="dpo@job-access.be",
-        authority=APD_GBA,
-    )
+    # The Belgian policy's controller (contact info@job-access.be), with a DPO declared.
+    org = attrs.evolve(JOB_ACCESS, dpo="dpo@job-access.be")
     assert Register.build(org, []).controller is org
     letter = render_letter(started(RequestBook()), org, now=T)
     assert "dpo@job-access.be" in letter
