@@ -17,8 +17,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from examples.policies.belgian_b2b_lms import CONTROLLER as JOB_ACCESS
 
-from learnprivacy import APD_GBA, CNIL, Controller
+from learnprivacy import CNIL, Controller
 from learnprivacy._documents import catalogue
 from learnprivacy.crypto import Keyring
 from learnprivacy.export import export_subject
@@ -173,18 +174,11 @@ def test_dates_are_in_the_learners_time_zone_without_microseconds(
 
 def test_english_page_and_belgian_authority(store: Store, tmp_path: Path) -> None:
     """In English, for a Belgian controller: the APD/GBA is the complaint route."""
-    belgian = Controller(
-        name="Campus Exemple SRL",
-        address="Rue de la Loi 1, 1000 Bruxelles, Belgique",
-        contact="privacy@campus.example.be",
-        dpo="dpo@campus.example.be",
-        authority=APD_GBA,
-    )
-    text = text_of(_page(store, tmp_path, language="en", controller=belgian).read_text("utf-8"))
+    text = text_of(_page(store, tmp_path, language="en", controller=JOB_ACCESS).read_text("utf-8"))
     assert_says(
         text,
         "Your personal data",
-        "Campus Exemple SRL",
+        "Job Access solutions SRL",
         "APD/GBA",
         "Rue de la Presse 35",
     )
