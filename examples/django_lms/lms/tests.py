@@ -45,6 +45,7 @@ from learnprivacy.errors import (
     RestrictedRecordError,
     ValidationError,
 )
+from learnprivacy.errors import IntegrityError as RecordsIntegrityError
 from lms.models import Course, Enrolment, ForumPost, Invoice, Profile
 
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
@@ -714,6 +715,31 @@ class ErasureTests(EnrolledLearnerCase):
             "billing: promised to be shared internally only, but Mailjet SAS is an "
             "external recipient"
         ]
+
+    def test_an_erasure_the_database_skipped_is_not_reported(self) -> None:
+        """Attack: the database silently skips the DELETE of Ana's forum post (a SQLite
+        trigger; a rule on PostgreSQL). The erasure reported it erased and shredded her
+        keys while the post stayed; it now raises and rolls back: the post, her key and
+        the audit log are as they were."""
+        sqlite = connections["default"].vendor == "sqlite"
+        with connections["default"].cursor() as cursor:
+            if sqlite:
+                cursor.execute(
+                    "CREATE TRIGGER keep BEFORE DELETE ON lms_forumpost "
+                    "BEGIN SELECT RAISE(IGNORE); END"
+                )
+            else:
+                cursor.execute("CREATE RULE keep AS ON DELETE TO lms_forumpost DO INSTEAD NOTHING")
+        try:
+            with self.assertRaises(RecordsIntegrityError):
+                get_privacy().erase_subject(self.ana.pk, now=NOW)
+        finally:
+            with connections["default"].cursor() as cursor:
+                cursor.execute("DROP TRIGGER keep" if sqlite else "DROP RULE keep ON lms_forumpost")
+        assert ForumPost.objects.filter(author=self.ana).count() == 1
+        assert Profile.objects.get(user=self.ana).phone
+        assert not runtime().keyring.is_shredded(str(self.ana.pk), "contract")
+        assert not AuditEntry.objects.exists()
 
 
 class RequestWorkflowTests(TransactionTestCase):
