@@ -21,6 +21,7 @@ from learnprivacy import Action, Controller
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import (
     ConfigurationError,
+    IntegrityError,
     KeyShreddedError,
     RestrictedRecordError,
     ValidationError,
@@ -624,3 +625,25 @@ def test_a_flush_refused_for_a_shredded_learner_gives_the_collector_back(
             gc.enable()
     with Session(app.engine) as s:
         assert s.get(app.m.User, "u1") is None
+
+
+def test_an_erasure_whose_delete_the_database_skipped_is_not_reported(
+    app: SimpleNamespace,
+) -> None:
+    """Attack: a trigger makes SQLite skip the DELETE of Ana's posts (a rule or a
+    row-level security policy does the same on PostgreSQL). The erasure reported them
+    erased, and shredded her keys, while the posts stayed with her id in clear. A
+    statement that removes fewer rows than planned now raises, and the caller's
+    transaction is rolled back: no entry written, no key shredded."""
+    populate(app.engine, app.m)
+    before = audit_actions(app)
+    with app.engine.begin() as c:
+        c.execute(
+            text("CREATE TRIGGER keep BEFORE DELETE ON forum_posts BEGIN SELECT RAISE(IGNORE); END")
+        )
+    with Session(app.engine) as s, pytest.raises(IntegrityError, match="forum_posts"):
+        app.privacy.erase_subject(s, "u1", now=NOW)
+    assert audit_actions(app) == before
+    with Session(app.engine) as s:
+        assert s.get(app.m.User, "u1").email == "ana@example.org"
+        assert len(s.scalars(select(app.m.Post).where(app.m.Post.author_id == "u1")).all()) == 2

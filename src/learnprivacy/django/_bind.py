@@ -411,9 +411,25 @@ def _guard_restricted(model: Any, bound: Bound) -> None:
     def refuse_restricted_save(self: Any, save: Any, *args: Any) -> Any:
         # args: raw, cls, force_insert, force_update, using, update_fields.
         force_insert, using = args[2], args[4]
-        if not force_insert and self.pk is not None:
+        if force_insert or self.pk is None:
+            return save(self, *args)
+        if self._state.adding:
+            # A new instance (an explicit key that may still meet a stored row): checked,
+            # without holding anything, as the common insert path must stay cheap.
             check_not_restricted(bound, self.pk, using or "default")
-        return save(self, *args)
+            return save(self, *args)
+        from django.db import connections, transaction
+
+        db = using or "default"
+        # The check and the write in one transaction, the row held from before the check
+        # (PostgreSQL: FOR UPDATE; a restriction locks its rows too; SQLite: the read
+        # holds the database until the write): a restriction committed by another
+        # connection is either seen by the check or waits for the write.
+        with transaction.atomic(using=db, savepoint=False):
+            if connections[db].vendor != "sqlite":
+                hold_rows(bound.model, [self.pk], db)
+            check_not_restricted(bound, self.pk, db)
+            return save(self, *args)
 
     _around_save_table(model, refuse_restricted_save)
 
@@ -693,4 +709,16 @@ def reserve_keys(model: Any, using: str, count: int) -> list[int]:
     raise ConfigurationError(
         f"{table}: auto-increment keys are reserved on PostgreSQL and SQLite only; "
         f"on {connection.vendor} give the model a UUID or text primary key"
+    )
+
+
+def hold_rows(model: Any, keys: Sequence[Any], using: str) -> None:
+    """Lock the rows ``keys`` of ``model`` (``FOR UPDATE``) until the transaction ends:
+    what a save checking a row's restriction and a restriction of that row both take
+    first, so neither slips between the other's check and write."""
+    list(
+        model._base_manager.using(using)
+        .filter(pk__in=list(keys))
+        .select_for_update()
+        .values_list("pk", flat=True)
     )
