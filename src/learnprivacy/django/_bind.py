@@ -20,7 +20,7 @@ A declaration that fails its check is not bound: ``manage.py check`` reports it
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -45,7 +45,7 @@ from learnprivacy.django.fields import (
     declaration_of,
     seal_ahead,
 )
-from learnprivacy.errors import ConfigurationError, RestrictedRecordError
+from learnprivacy.errors import ConfigurationError, RestrictedRecordError, ValidationError
 
 __all__ = ["Bound", "Privacy", "bind_all", "bound_models", "declare", "errors", "spec_of"]
 
@@ -264,6 +264,28 @@ def spec_of(model: Any) -> Bound:
     return found
 
 
+def refuse_move(bound: Bound, written: Iterable[str]) -> None:
+    """Refuse a write of the fields ``written`` (names or attnames) that changes the
+    rows' primary key or learner without rewriting every personal value: the tokens are
+    bound to both and would no longer open (``ValidationError`` naming the column)."""
+    if not bound.encrypted:
+        return
+    meta = bound.model._meta
+    names = set(written)
+    rewritten = all(f.name in names or f.attname in names for f in bound.encrypted)
+    moving = [meta.pk]
+    if bound.subject_lookup != "pk":
+        moving.append(meta.get_field(bound.subject_lookup))
+    for field in moving:
+        if not rewritten and names & {field.name, field.attname, "pk"}:
+            where = f"{meta.db_table}.{field.column}"
+            raise ValidationError(
+                f"{where}: changing a row's key or learner without its personal values "
+                "would leave their tokens bound to the old ones; save the whole instance",
+                field=where,
+            )
+
+
 # -- hooks on the model class ------------------------------------------------------------
 
 
@@ -350,6 +372,8 @@ def _hook(model: Any, bound: Bound) -> None:
         ):
             setattr(self, pk_attname, _pool.take(model, using or "default"))
             force_insert = True
+        if update_fields:
+            refuse_move(bound, update_fields)
         if update_fields and indexed:
             extra = [indexed[name] for name in update_fields if name in indexed]
             if extra:
@@ -511,14 +535,29 @@ def _install_queryset_hooks() -> None:
 
     def update(self: Any, **kwargs: Any) -> Any:
         bound = _bound.get(self.model._meta.concrete_model)
-        if bound is not None and any_restricted(bound, self.db):
-            keys = list(self.values_list("pk", flat=True))
-            if restricted_keys(bound, keys, self.db):
-                raise RestrictedRecordError(
-                    f"{bound.spec.table}: the update reaches restricted rows (GDPR Art. 18); "
-                    "they are kept, not processed, and cannot be changed"
-                )
-        return original_update(self, **kwargs)
+        if bound is None:
+            return original_update(self, **kwargs)
+        refuse_move(bound, kwargs)
+        from django.db import connections, transaction
+
+        # The check and the UPDATE in one transaction, the matched rows held from before
+        # the check (as a save holds its row): a restriction committed by another
+        # connection is either seen by the check or waits for the UPDATE.
+        with transaction.atomic(using=self.db, savepoint=False):
+            keys = None
+            if connections[self.db].vendor != "sqlite":
+                # By key, so that DISTINCT or GROUP BY in the query does not stop the lock.
+                held = bound.model._base_manager.using(self.db).filter(pk__in=self.values("pk"))
+                keys = list(held.select_for_update().values_list("pk", flat=True))
+            if any_restricted(bound, self.db):
+                if keys is None:
+                    keys = list(self.values_list("pk", flat=True))
+                if restricted_keys(bound, keys, self.db):
+                    raise RestrictedRecordError(
+                        f"{bound.spec.table}: the update reaches restricted rows "
+                        "(GDPR Art. 18); they are kept, not processed, and cannot be changed"
+                    )
+            return original_update(self, **kwargs)
 
     def bulk_update(self: Any, objs: Any, fields: Any, batch_size: int | None = None) -> Any:
         bound = _bound.get(self.model._meta.concrete_model)
@@ -526,6 +565,7 @@ def _install_queryset_hooks() -> None:
             return original_bulk_update(self, objs, fields, batch_size)
         objs = tuple(objs)
         names = list(fields)
+        refuse_move(bound, names)
         keys = [obj.pk for obj in objs if obj.pk is not None]
         if keys and restricted_keys(bound, keys, self.db):
             raise RestrictedRecordError(

@@ -561,7 +561,8 @@ class DjangoPrivacy(DeclaredRegister):
                 # A savepoint: a refused delete undoes itself only, not the erasure.
                 with transaction.atomic(using=self.using):
                     lift(table, keys, using=self.using)
-                    manager.filter(pk__in=keys).delete()
+                    _, removed = manager.filter(pk__in=keys).delete()
+                    _every_row(bound, keys, removed.get(bound.model._meta.label, 0), "deleted")
             except RestrictedRecordError as exc:
                 return f"{KEPT_ANONYMISED}deleting it is refused: {exc}"[:255]
             except (ProtectedError, RestrictedError) as exc:
