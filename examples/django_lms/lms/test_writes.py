@@ -184,27 +184,15 @@ class BulkUpdateTests(TransactionTestCase):
         another connection restricts the learner's invoice (kept by law) and commits;
         then the UPDATE changed the restricted row. The update now holds its rows from
         before the check: the erasure waits for it, or gives up at the lock."""
-        import threading
-
         from learnprivacy.django import _bind
-        from learnprivacy.django._privacy import get_privacy
+        from lms.tests import erasing
 
         user = self.profiles[0].user
         invoice = Invoice.objects.create(
             user=user, billing_name="B Zero", amount=Decimal("10"), issued_at=NOW
         )
         check, order = _bind.any_restricted, []
-
-        def erase() -> None:
-            try:
-                get_privacy().erase_subject(user.pk, now=NOW)
-                order.append("erased")
-            except Exception as error:  # locked out: it made no restriction
-                order.append(type(error).__name__)
-            finally:
-                connections.close_all()
-
-        intruder = threading.Thread(target=erase)
+        intruder = erasing(user.pk, order)
 
         def racing(bound: object, using: str) -> bool:
             found = check(bound, using)
