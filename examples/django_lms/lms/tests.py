@@ -638,6 +638,11 @@ class ErasureTests(EnrolledLearnerCase):
         assert "contract" in result.shred_scopes
         assert PendingShred.objects.count() == len(result.shred_scopes)
         assert not runtime().keyring.is_shredded(str(self.ana.pk), "contract")
+        # A dry run changes nothing, not even the keys a crash left owed.
+        command_json("learnprivacy_erase", str(self.ana.pk), "--dry-run")
+        command_json("learnprivacy_sweep", "--dry-run", f"--now={NOW.isoformat()}")
+        assert PendingShred.objects.count() == len(result.shred_scopes)
+        assert not runtime().keyring.is_shredded(str(self.ana.pk), "contract")
         reconciled = command_json("learnprivacy_keys", "reconcile")
         assert reconciled["shredded"] == len(result.shred_scopes)
         assert runtime().keyring.is_shredded(str(self.ana.pk), "contract")
