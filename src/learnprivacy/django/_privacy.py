@@ -622,8 +622,8 @@ class DjangoPrivacy(DeclaredRegister):
         """Shred the keys listed by committed erasures and sweeps; return how many pairs.
 
         Runs after every commit that listed some, and first in every erasure and sweep
-        that is not a dry run,
-        so a crash between a commit and its shredding is finished by the next call.
+        that is not a dry run, so a crash between a commit and its shredding is
+        finished by the next call.
         Idempotent: shredding twice is shredding once.
         """
         from django.db import connections
