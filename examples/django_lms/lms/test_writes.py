@@ -243,6 +243,29 @@ class BulkUpdateTests(TransactionTestCase):
         intruder.join(60)
         assert order[:2] != ["erased", "deleted"], order
 
+    def test_a_blind_index_written_on_its_own_is_refused(self) -> None:
+        """A blind index is computed from its field: copied onto another row on its own
+        (``update``, ``bulk_update``, ``save(update_fields=...)``), it would make
+        ``lp_lookup`` of one learner's phone answer with another learner's row. Each is
+        refused, naming table and column, and changes nothing."""
+        first, second = self.profiles[0], self.profiles[1]
+        stolen = raw("SELECT phone_bidx FROM lms_profile WHERE id = %s", [first.pk])[0][0]
+        before = raw("SELECT id, phone, phone_bidx FROM lms_profile ORDER BY id")
+        loaded = Profile.objects.get(pk=second.pk)
+        loaded.phone_bidx = stolen
+        writes = [
+            lambda: Profile.objects.filter(pk=second.pk).update(phone_bidx=stolen),
+            lambda: Profile.objects.bulk_update([loaded], ["phone_bidx"]),
+            lambda: loaded.save(update_fields=["phone_bidx"]),
+        ]
+        for write in writes:
+            with self.assertRaises(ValidationError) as refused:
+                write()
+            assert "lms_profile.phone_bidx" in str(refused.exception)
+        assert raw("SELECT id, phone, phone_bidx FROM lms_profile ORDER BY id") == before
+        found = Profile.objects.filter(phone=lp_lookup("+33 1 00"))
+        assert [p.pk for p in found] == [first.pk]
+
 
 class MovedRowTests(TransactionTestCase):
     """A row's tokens are bound to its key and learner: a write that changes either

@@ -267,11 +267,19 @@ def spec_of(model: Any) -> Bound:
 def refuse_move(bound: Bound, written: Iterable[str]) -> None:
     """Refuse a write of the fields ``written`` (names or attnames) that changes the
     rows' primary key or learner without rewriting every personal value: the tokens are
-    bound to both and would no longer open (``ValidationError`` naming the column)."""
+    bound to both and would no longer open; or that writes a blind index without its
+    field, from which it is computed (``ValidationError`` naming the column)."""
     if not bound.encrypted:
         return
     meta = bound.model._meta
     names = set(written)
+    for f in bound.encrypted:
+        if f.lp_index and f.name + INDEX_SUFFIX in names and not names & {f.name, f.attname}:
+            where = f"{meta.db_table}.{f.index_field.column}"
+            raise ValidationError(
+                f"{where}: a blind index is computed from its field, never written on its own",
+                field=where,
+            )
     rewritten = all(f.name in names or f.attname in names for f in bound.encrypted)
     moving = [meta.pk]
     if bound.subject_lookup != "pk":
