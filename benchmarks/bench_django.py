@@ -20,7 +20,8 @@ of its own, as Django is configured once per process):
 Targets: learnprivacy save+load within 1.5x of plain fields once the learners' keys
 exist; with new learners, whose keys are made and stored in the key store's database
 too, no slower than either package (which use one application key for everything).
-Times are CPU seconds (process time), medians of interleaved rounds.
+Times are CPU seconds (process time), medians of interleaved rounds; each run's timed
+part starts after ``gc.collect()``, the same for every run (the collector stays on).
 
 ``--compaction`` (also part of the full run) times ``learnprivacy_keys compact`` on a
 Django key store of N learners' keys (SQLite; 20,000 learners, 5,000 with ``--quick``):
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gc
 import json
 import os
 import statistics
@@ -159,6 +161,10 @@ def _runs(count: int) -> dict[str, Callable[[int], tuple[float, float]]]:
             learners = range(offset, offset + count)
             if prepare == "before":
                 prepare_keys(learners)
+            # Every run starts its timed part with the collector's generations empty, so
+            # that none pays for the garbage of the run before it (the collector stays
+            # on, as in production, for every run alike).
+            gc.collect()
             started = time.process_time()
             if prepare == "timed":
                 prepare_keys(learners)

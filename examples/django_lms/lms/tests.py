@@ -262,6 +262,52 @@ class FieldTests(TestCase):
             clash.save()  # one profile per user
         assert AHEAD not in clash.__dict__
 
+    def test_tokens_sealed_ahead_serve_only_the_very_binding_they_were_made_for(self) -> None:
+        """Attack: the row's key, subject or value is changed between the row's values
+        being encrypted together and the field writing its token (another field's
+        pre_save, say). The token written is bound to what the instance holds then: it
+        opens for the new row or learner, and the learner the tokens were made for
+        gains nothing from it."""
+        from learnprivacy.django._bind import spec_of
+        from learnprivacy.django.fields import AHEAD, SealPlan, seal_ahead
+
+        fields = {f.name: f for f in spec_of(Profile).encrypted}
+        plan = SealPlan.of(spec_of(Profile).encrypted)
+        assert plan is not None
+        ana, bob = learner("ana"), learner("bob")
+        cipher = runtime().cipher
+
+        def opens(token: str, subject: object, key: object, column: str) -> str:
+            return cipher.decrypt(
+                str(token), subject=str(subject), context=f"lms_profile/{key}/{column}"
+            )
+
+        row = Profile(id=9001, user=ana, phone="+33 6 11", city="Lyon", joined=NOW)
+        assert seal_ahead(row, plan)
+        made = row.__dict__[AHEAD][2]
+        # Unchanged: the tokens made together are the ones written.
+        assert fields["phone"].pre_save(row, True) is made["phone"][1]
+        # The subject moved to another learner: a new token, bound to bob.
+        row.user_id = bob.pk
+        token = fields["phone"].pre_save(row, True)
+        assert token != made["phone"][1]
+        assert opens(token, bob.pk, 9001, "phone") == "+33 6 11"
+        with self.assertRaises(DecryptionError):
+            opens(token, ana.pk, 9001, "phone")
+        # An equal subject in another form, then another key: never the old tokens.
+        row.user_id = str(ana.pk)
+        assert fields["city"].pre_save(row, True) != made["city"][1]
+        row.user_id = ana.pk
+        row.id = 9002
+        token = fields["city"].pre_save(row, True)
+        assert opens(token, ana.pk, 9002, "city") == "Lyon"
+        with self.assertRaises(DecryptionError):
+            opens(token, ana.pk, 9001, "city")
+        # A value replaced by an equal one is encrypted anew, for the row it is in now.
+        row.id = 9001
+        row.phone = "".join(["+33 6 ", "11"])
+        assert fields["phone"].pre_save(row, True) != made["phone"][1]
+
     def test_missing_key_is_a_typed_error(self) -> None:
         """A key lost from the key store: reading raises DecryptionError, no value leaks."""
         ana = profile(learner("ana"))

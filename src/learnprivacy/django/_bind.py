@@ -42,6 +42,7 @@ from learnprivacy.django.fields import (
     BlindIndexField,
     PersonalField,
     Sealed,
+    SealPlan,
     declaration_of,
     seal_ahead,
 )
@@ -355,7 +356,7 @@ def _hook(model: Any, bound: Bound) -> None:
             if extra:
                 update_fields = frozenset(update_fields) | frozenset(extra)
         if not raw:
-            if update_fields or not encrypted or not seal_ahead(self, encrypted):
+            if update_fields or plan is None or not seal_ahead(self, plan):
                 return save(self, raw, cls, force_insert, force_update, using, update_fields)
             try:
                 return save(self, raw, cls, force_insert, force_update, using, update_fields)
@@ -367,7 +368,7 @@ def _hook(model: Any, bound: Bound) -> None:
             return save(self, raw, cls, force_insert, force_update, using, update_fields)
 
     # The row's values are encrypted together (seal_ahead) when they all share its table.
-    encrypted = bound.encrypted if all(f.model is model for f in bound.encrypted) else ()
+    plan = SealPlan.of(bound.encrypted) if all(f.model is model for f in bound.encrypted) else None
     _around_save_table(model, bind_new_row)
 
     if auto:

@@ -25,6 +25,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 from django.db import models
 from django.db.models.lookups import Exact, IsNull
 from django.db.models.query_utils import DeferredAttribute
@@ -56,7 +57,8 @@ DECLARATION = "learnprivacy"
 ORIGIN = "_lp_origin"
 INDEX_SUFFIX = "_bidx"
 #: Where a save keeps, while it runs, the tokens :func:`seal_ahead` made for the row's
-#: text values at once: ``(key, subject, {attname: (value, token)})``.
+#: text values at once: ``(key, subject, {attname: (value, token)})``, the key and
+#: subject being the very objects the instance held.
 AHEAD = "_lp_ahead"
 
 
@@ -314,6 +316,19 @@ class PersonalField(models.Field):
         data = model_instance.__dict__
         name = self.attname
         value = data[name] if name in data else getattr(model_instance, name)
+        ahead = data.get(AHEAD)
+        if (
+            ahead is not None
+            and ahead[0] is data.get(self.lp_pk)
+            and ahead[1] is data.get(self.lp_subject)
+        ):
+            made = ahead[2].get(name)
+            if made is not None and made[0] is value:
+                # Encrypted with the row's other values (seal_ahead), for this very value
+                # and the very key and subject objects it was bound to.
+                if self.lp_index:
+                    setattr(model_instance, self.name + INDEX_SUFFIX, self.index_of(value))
+                return made[1]
         if value is None:
             if self.lp_index:
                 setattr(model_instance, self.name + INDEX_SUFFIX, None)
@@ -324,15 +339,6 @@ class PersonalField(models.Field):
             key, subject = self.binding(model_instance)
         elif type(subject) is not str:
             subject = str(subject)
-        ahead = data.get(AHEAD)
-        if ahead is not None and ahead[0] == key and ahead[1] == subject:
-            made = ahead[2].get(name)
-            if made is not None and made[0] is value:
-                # Encrypted with the row's other values (seal_ahead), for this same value
-                # and binding.
-                if self.lp_index:
-                    setattr(model_instance, self.name + INDEX_SUFFIX, self.index_of(value))
-                return made[1]
         if type(value) is Sealed:
             if not add and data.get(ORIGIN) == (key, subject):
                 # Unchanged and still in its row: written back as it was read.
@@ -404,37 +410,70 @@ class PersonalField(models.Field):
         return None
 
 
-def seal_ahead(instance: Any, fields: Sequence[PersonalField]) -> bool:
-    """Encrypt the text values of ``fields`` on ``instance`` in one call, before a save
-    that writes them all: the learner's key is looked up once for the row instead of
-    once per field. :meth:`PersonalField.pre_save` then returns these tokens for the
-    same values and binding, and makes any other as usual. Values that are not plain
-    text, or a row without its key or subject yet, are left to ``pre_save``. Returns
-    whether anything was made (remove :data:`AHEAD` from the instance after the save).
+@attrs.frozen
+class SealPlan:
+    """What :func:`seal_ahead` needs of a bound model, worked out once per model."""
+
+    #: The attribute names of the primary key and of the subject.
+    pk: str
+    subject: str
+    table: str
+    scope: str
+    #: ``(attname, column)`` of each text field encrypted together.
+    texts: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, fields: Sequence[PersonalField]) -> SealPlan | None:
+        """The plan for ``fields`` (bound, of one table), or ``None`` when fewer than
+        two of them hold text (one value gains nothing from a batch)."""
+        texts = tuple((f.attname, f.column) for f in fields if f.lp_text)
+        if len(texts) < 2:
+            return None
+        first = fields[0]
+        return cls(
+            pk=first.lp_pk,
+            subject=first.lp_subject,
+            table=first.lp_table,
+            scope=first.lp_scope,
+            texts=texts,
+        )
+
+
+def seal_ahead(instance: Any, plan: SealPlan) -> bool:
+    """Encrypt the text values of ``plan``'s fields on ``instance`` in one call, before
+    a save that writes them all: the learner's key is looked up once for the row instead
+    of once per field. :meth:`PersonalField.pre_save` then returns these tokens for the
+    very same value, key and subject objects, and makes any other as usual. Values that
+    are not plain text, or a row without its key or subject yet, are left to
+    ``pre_save``. Returns whether anything was made (remove :data:`AHEAD` from the
+    instance after the save).
     """
     data = instance.__dict__
-    first = fields[0]
-    key = data.get(first.lp_pk)
-    subject = data.get(first.lp_subject)
-    if key is None or subject is None or subject == "" or not first.lp_table:
+    key = data.get(plan.pk)
+    subject = data.get(plan.subject)
+    if key is None or subject is None or subject == "":
         return False
-    subject = subject if type(subject) is str else str(subject)
     names: list[str] = []
     values: list[str] = []
     contexts: list[str] = []
-    prefix = f"{first.lp_table}/{key}/"
-    for field in fields:
-        value = data.get(field.attname)
-        if type(value) is str and field.lp_text and not value.startswith(_TOKEN_PREFIX):
-            names.append(field.attname)
+    prefix = f"{plan.table}/{key}/"
+    for name, column in plan.texts:
+        value = data.get(name)
+        if type(value) is str and not value.startswith(_TOKEN_PREFIX):
+            names.append(name)
             values.append(value)
-            contexts.append(prefix + field.column)
+            contexts.append(prefix + column)
     if len(values) < 2:
         return False
     tokens = _settings.runtime().cipher.encrypt_many(
-        values, subject=subject, contexts=contexts, scope=first.lp_scope
+        values,
+        subject=subject if type(subject) is str else str(subject),
+        contexts=contexts,
+        scope=plan.scope,
     )
     made = {n: (v, _Bound(t)) for n, v, t in zip(names, values, tokens, strict=True)}
+    # The key and subject objects themselves: pre_save takes these tokens only while the
+    # instance holds the very same ones.
     data[AHEAD] = (key, subject, made)
     return True
 
