@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from benchmarks._measure import bench_main, compare, ratio_row
 
@@ -32,27 +32,21 @@ QUICK_QUERIES = 1_000
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
     """Measure an unrelated application's queries with and without a live binding."""
+    from tests.inplace_models import accounts, new_base
+
     import learnprivacy.sqlalchemy as lps
-    from learnprivacy import DataCategory, LawfulBasis
     from learnprivacy.crypto import Keyring
     from learnprivacy.sqlalchemy._scope import attach, detach
 
-    class Other(DeclarativeBase):
-        pass
+    Other = new_base()
 
     class Note(Other):
         __tablename__ = "notes"
         id: Mapped[int] = mapped_column(primary_key=True)
         text: Mapped[str]
 
-    class Base(DeclarativeBase):
-        pass
-
-    class User(Base):
-        __tablename__ = "users"
-        __privacy__ = lps.Privacy(subject="id", purpose="accounts", basis=LawfulBasis.CONTRACT)
-        id: Mapped[str] = mapped_column(primary_key=True)
-        email: Mapped[str] = lps.personal(DataCategory.CONTACT, "E-mail address")
+    # The other application's models: learners' accounts with a personal column.
+    Base, _ = accounts()
 
     count = QUICK_QUERIES if quick else QUERIES
     engine = create_engine("sqlite://")

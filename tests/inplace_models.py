@@ -23,6 +23,15 @@ from learnprivacy.crypto import Keyring
 from tests import NOW
 
 
+def new_base() -> Any:
+    """A new, empty SQLAlchemy 2 declarative base: each test binds its own models once."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    return Base
+
+
 def bind(
     tmp_path: Path,
     base: Any,
@@ -54,12 +63,12 @@ def bound(tmp_path: Path, base: Any, **names: Any) -> Iterator[tuple[lps.LearnPr
         engine.dispose()
 
 
-def add_users(engine: Engine, m: SimpleNamespace, ana_writes: str) -> None:
+def add_users(engine: Engine, m: SimpleNamespace, ana_writes: str, **account: Any) -> None:
     """Two learners of :func:`declarative_models`, Ana (``u1``) and Bob (``u2``), each with
-    a forum post: Ana's says ``ana_writes``."""
+    a forum post: Ana's says ``ana_writes``. ``account``: more columns of both accounts."""
     with Session(engine) as s:
-        s.add(m.User(id="u1", email="ana@example.org", name="Ana Silva", created_at=NOW))
-        s.add(m.User(id="u2", email="bob@example.org", name="Bob", created_at=NOW))
+        s.add(m.User(id="u1", email="ana@example.org", name="Ana Silva", created_at=NOW, **account))
+        s.add(m.User(id="u2", email="bob@example.org", name="Bob", created_at=NOW, **account))
         s.flush()  # the accounts first: PostgreSQL checks the posts' foreign key
         s.add(m.Post(author_id="u1", body=ana_writes, posted_at=NOW))
         s.add(m.Post(author_id="u2", body="Bob writes", posted_at=NOW))
@@ -98,8 +107,7 @@ def declarative_models(schema: str | None = None) -> SimpleNamespace:
     placed: dict[str, Any] = {"schema": schema} if schema else {}
     users_id = f"{schema}.users.id" if schema else "users.id"
 
-    class Base(DeclarativeBase):
-        pass
+    Base = new_base()
 
     class User(Base):
         __tablename__ = "users"
@@ -189,8 +197,7 @@ def accounts() -> tuple[Any, Any]:
     """A new declarative base and its learners' accounts: ``users`` (id, a personal name,
     the last login as activity)."""
 
-    class Base(DeclarativeBase):
-        pass
+    Base = new_base()
 
     class User(Base):
         __tablename__ = "users"

@@ -97,7 +97,7 @@ def test_every_way_of_dropping_keys_drops_their_texts_entry(scope: str) -> None:
     cache = KeyCache(10)
     aead = AESGCM(os.urandom(32))
     sealer = (aead, "lp1.header-text", "lp1.header-data", b"text-prefix", b"data-prefix")
-    text = ("lp1.header-text", aead, b"text-prefix")
+    text = ("lp1.header-text", aead, b"text-prefix", b"text-prefix"[:12])
 
     def remembered() -> dict[object, object]:
         return {**cache.texts, **cache.scoped}

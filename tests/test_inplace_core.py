@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -30,26 +31,29 @@ class Invoice:
     """Another stand-in model class."""
 
 
-def account_spec():  # type: ignore[no-untyped-def]
+def _spec(
+    columns: list[Any],
+    privacy: Privacy,
+    *,
+    model: type = Account,
+    table: str = "t",
+    primary_key: tuple[tuple[str, str], ...] = (("id", "id"),),
+) -> Any:
+    """A spec of ``model`` (table ``table``, keyed by ``id``) with ``columns`` and ``privacy``."""
     return build_spec(
-        Account,
-        table="accounts",
-        primary_key=[("id", "id")],
-        columns=[("email", "email", EMAIL), ("seen", "seen_at", SEEN)],
-        privacy=Privacy(
-            subject="id", purpose="accounts", basis=LawfulBasis.CONTRACT, activity="seen"
-        ),
+        model, table=table, primary_key=list(primary_key), columns=columns, privacy=privacy
     )
 
 
-def invoice_spec():  # type: ignore[no-untyped-def]
-    return build_spec(
-        Invoice,
-        table="invoices",
-        primary_key=[("id", "id")],
-        columns=[("owner", "owner_id", None), ("name", "name", EMAIL)],
-        privacy=Privacy(subject="owner", purpose="billing", basis=LawfulBasis.LEGAL_OBLIGATION),
-    )
+def account_spec() -> Any:
+    privacy = Privacy(subject="id", purpose="accounts", basis=LawfulBasis.CONTRACT, activity="seen")
+    return _spec([("email", "email", EMAIL), ("seen", "seen_at", SEEN)], privacy, table="accounts")
+
+
+def invoice_spec() -> Any:
+    privacy = Privacy(subject="owner", purpose="billing", basis=LawfulBasis.LEGAL_OBLIGATION)
+    columns = [("owner", "owner_id", None), ("name", "name", EMAIL)]
+    return _spec(columns, privacy, model=Invoice, table="invoices")
 
 
 def test_spec_derives_scope_views_and_field_infos() -> None:
@@ -70,43 +74,18 @@ def test_spec_derives_scope_views_and_field_infos() -> None:
 
 def test_bad_declarations_name_table_and_column() -> None:
     """Undeclared columns, missing or personal subjects and dates are refused by name."""
-    privacy = Privacy(subject="id", purpose="p", basis=LawfulBasis.CONTRACT)
+    contract = Privacy(subject="id", purpose="p", basis=LawfulBasis.CONTRACT)
+    email_dated = Privacy(subject="id", purpose="p", basis=LawfulBasis.CONTRACT, activity="email")
     with pytest.raises(ConfigurationError, match=r"t\.phone is not declared"):
-        build_spec(
-            Account,
-            table="t",
-            primary_key=[("id", "id")],
-            columns=[("phone", "phone", None)],
-            privacy=privacy,
-        )
+        _spec([("phone", "phone", None)], contract)
     with pytest.raises(ConfigurationError, match="subject column 'owner'"):
-        build_spec(
-            Account,
-            table="t",
-            primary_key=[("id", "id")],
-            columns=[],
-            privacy=Privacy(subject="owner", purpose="p", basis=LawfulBasis.CONTRACT),
-        )
+        _spec([], Privacy(subject="owner", purpose="p", basis=LawfulBasis.CONTRACT))
     with pytest.raises(ConfigurationError, match=r"activity date .* not_personal"):
-        build_spec(
-            Account,
-            table="t",
-            primary_key=[("id", "id")],
-            columns=[("email", "email", EMAIL)],
-            privacy=Privacy(
-                subject="id", purpose="p", basis=LawfulBasis.CONTRACT, activity="email"
-            ),
-        )
+        _spec([("email", "email", EMAIL)], email_dated)
     with pytest.raises(ConfigurationError, match="needs a primary key"):
-        build_spec(Account, table="t", primary_key=[], columns=[], privacy=privacy)
+        _spec([], contract, primary_key=())
     with pytest.raises(ConfigurationError, match="must not contain '/'"):
-        build_spec(
-            Account,
-            table="t",
-            primary_key=[("id", "id")],
-            columns=[("x", "a/b", SEEN)],
-            privacy=privacy,
-        )
+        _spec([("x", "a/b", SEEN)], contract)
 
 
 def test_tokens_are_bound_to_table_key_and_column() -> None:

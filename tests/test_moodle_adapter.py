@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -224,15 +225,8 @@ def _site(engine: sa.Engine) -> None:
     insert_rows(
         engine,
         "tool_policy_versions",
-        [
-            {"id": 1, "policyid": 1, "name": "Site policy", "optional": 0, "revision": "v1",
-             "summary": "s", "content": "c", "summaryformat": 1, "contentformat": 1,
-             "usermodified": 2, "timecreated": ts(-500), "timemodified": ts(-500)},
-            {"id": 2, "policyid": 2, "name": "Newsletter", "optional": 1, "revision": "1",
-             "summary": "s", "content": "c", "summaryformat": 1, "contentformat": 1,
-             "usermodified": 2, "timecreated": ts(-500), "timemodified": ts(-500)},
-        ],
-    )  # fmt: skip
+        [_policy_version(1, 1, "Site policy", "v1"), _policy_version(2, 2, "Newsletter", "1")],
+    )
     insert_rows(
         engine,
         "tool_policy_acceptances",
@@ -256,6 +250,24 @@ def _site(engine: sa.Engine) -> None:
             {"id": 2, "userid": 14, "customcertid": 1, "code": None, "timecreated": ts(9)},
         ],
     )
+
+
+def _policy_version(vid: int, policy: int, name: str, revision: str) -> dict[str, object]:
+    """A ``tool_policy_versions`` row; the Newsletter (policy 2) is the optional one."""
+    return {
+        "id": vid,
+        "policyid": policy,
+        "name": name,
+        "optional": int(policy == 2),
+        "revision": revision,
+        "summary": "s",
+        "content": "c",
+        "summaryformat": 1,
+        "contentformat": 1,
+        "usermodified": 2,
+        "timecreated": ts(-500),
+        "timemodified": ts(-500),
+    }
 
 
 def _log(rid: int, event: str, uid: int, when: int, ip: str) -> dict[str, object]:
@@ -444,6 +456,45 @@ def test_certificates_from_customcert(moodle: MoodleDatabase) -> None:
         )
     ]
     assert [i.field for i in issues] == ["Certificate.verification_code"]
+
+
+def test_undated_access_consent_and_certificate_rows_are_reported(blank: sa.Engine) -> None:
+    """A log-in, a policy acceptance or a certificate without a date is left out, and
+    each is reported against the field it lacks; the dated rows beside them are read."""
+    login = "\\core\\event\\user_loggedin"
+    tables: dict[str, list[dict[str, Any]]] = {
+        "user": [{"id": 10, "username": "ana", "email": "ana@example.org", "timecreated": ts(0)}],
+        "logstore_standard_log": [
+            _log(1, login, 10, 0, "192.0.2.1"),
+            _log(2, login, 10, ts(1), ""),
+        ],
+        "tool_policy_versions": [
+            _policy_version(1, 1, "Site policy", "v1"),
+            _policy_version(2, 1, "Site policy", "v2"),
+        ],
+        "tool_policy_acceptances": [
+            {"id": 1, **acceptance(1, 10, 1, 0, 0)},
+            {"id": 2, **acceptance(2, 10, 1, ts(1), ts(1))},
+        ],
+        "customcert": [{"id": 1, "course": 2, "name": "A", "protection": ""}],
+        "customcert_issues": [
+            {"id": 1, "userid": 10, "customcertid": 1, "code": "Ab3dE5gH9k", "timecreated": 0},
+            {"id": 2, "userid": 10, "customcertid": 1, "code": "Zz3dE5gH9k", "timecreated": ts(2)},
+        ],
+    }
+    for table, rows in tables.items():
+        insert_rows(blank, table, rows)
+    issues = ScanIssues()
+    with MoodleDatabase(blank) as db:
+        assert [e.id for e in db.access_events(issues=issues)] == ["logstore_standard_log/2"]
+        assert [c.id for c in db.consents(issues=issues)] == ["tool_policy_acceptances/2"]
+        assert [c.id for c in db.certificates(issues=issues)] == ["customcert_issues/2"]
+    assert issues.counts() == {
+        "logstore_standard_log: AccessEvent.at: no date": 1,
+        "tool_policy_acceptances: Consent.given_at: no date": 1,
+        "customcert_issues: Certificate.issued_at: no date": 1,
+    }
+    assert all(issue.skipped for issue in issues)
 
 
 def test_missing_plugin_tables_read_as_empty(tmp_path: Path) -> None:

@@ -134,24 +134,11 @@ def test_protected_course_purpose_adds_a_legal_minimum(registry: DataRegistry) -
     assert override.where == (("course_id", "3"),)
     assert override.minimum
     assert override.period == Period(years=6)
-    learner = Learner(
-        id="9",
-        username="lea",
-        email="lea@example.org",
-        given_name="Léa",
-        family_name="Roux",
-        created_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
-    )
+    learner = sample(Learner, id="9", created_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
     recorded = NOW - dt.timedelta(days=4 * 365)
-    funded = Progress(
-        id="p1",
-        learner_id="9",
-        course_id="3",
-        status=ProgressStatus.COMPLETED,
-        recorded_at=recorded,
-    )
-    other = Progress(id="p2", learner_id="9", course_id="2",
-                     status=ProgressStatus.COMPLETED, recorded_at=recorded)  # fmt: skip
+    completed = {"learner_id": "9", "status": ProgressStatus.COMPLETED, "recorded_at": recorded}
+    funded = sample(Progress, id="p1", course_id="3", **completed)
+    other = sample(Progress, id="p2", course_id="2", **completed)
     assert schedule.evaluate(other, now=NOW, subject=learner).action is Action.ERASE
     assert schedule.evaluate(funded, now=NOW, subject=learner).action is Action.KEEP
     asked = schedule.evaluate(funded, now=NOW, subject=learner, erasure_requested=True)

@@ -28,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 import learnprivacy.sqlalchemy as lps
 from learnprivacy import DataCategory, LawfulBasis
@@ -40,7 +40,7 @@ from learnprivacy.errors import (
     ValidationError,
 )
 from tests import NOW
-from tests.inplace_models import bound_declarative, restrict_user
+from tests.inplace_models import bound_declarative, new_base, restrict_user
 
 MASTER = bytes(range(32))
 REASON = "deleted by the application"
@@ -381,8 +381,7 @@ def test_a_personal_column_cleared_in_bulk_takes_its_blind_index(tmp_path: Path)
     """``NULL`` is the one value a bulk update may write into a personal column; its blind
     index goes with it, so a lookup no longer finds the row."""
 
-    class Base(DeclarativeBase):
-        pass
+    Base = new_base()
 
     class Member(Base):
         __tablename__ = "members"

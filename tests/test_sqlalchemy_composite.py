@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Date, create_engine, select, text
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 import learnprivacy.sqlalchemy as lps
 from learnprivacy import DataCategory, LawfulBasis
@@ -33,7 +33,7 @@ from learnprivacy.errors import (
 )
 from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
 from tests import NOW
-from tests.inplace_models import bound_composite, composite_models, declarative_models
+from tests.inplace_models import bound_composite, composite_models, declarative_models, new_base
 
 MASTER = bytes(range(32))
 LONG_AGO = dt.datetime(2023, 1, 10, tzinfo=dt.UTC)
@@ -190,8 +190,7 @@ def test_single_key_tokens_written_before_still_open(tmp_path: Path) -> None:
 def test_bad_composite_declarations(tmp_path: Path) -> None:
     """A personal key column, or a key part that is neither text nor an integer."""
 
-    class Base(DeclarativeBase):
-        pass
+    Base = new_base()
 
     class Day(Base):
         __tablename__ = "days"
@@ -464,8 +463,7 @@ def test_key_part_generated_by_the_database(postgres_server: Any) -> None:
     then its tokens are written bound to the full key in the same flush."""
     from sqlalchemy import Identity, Integer
 
-    class Base(DeclarativeBase):
-        pass
+    Base = new_base()
 
     class Message(Base):
         __tablename__ = "messages"

@@ -13,6 +13,7 @@ import base64
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -27,12 +28,13 @@ from learnprivacy.keys import KeyDatabase
 from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store._epochs import FileVault
 from tests import NOW, sqlite_copy
-from tests.inplace_models import declarative_models
+from tests.inplace_models import add_users, declarative_models
 
 MASTER = bytes(range(32))
 
 
-def _bind(keys: str, **options: object) -> tuple[SimpleNamespace, lps.LearnPrivacy]:
+def _bind(keys: Any, **options: object) -> tuple[SimpleNamespace, lps.LearnPrivacy]:
+    """New :func:`declarative_models` bound to the key database (or key store) ``keys``."""
     models = declarative_models()
     privacy = lps.LearnPrivacy(
         models.Base, keyring=Keyring.from_master_key(MASTER), keys=keys, **options
@@ -43,13 +45,7 @@ def _bind(keys: str, **options: object) -> tuple[SimpleNamespace, lps.LearnPriva
 def _fill(engine_url: str, m: SimpleNamespace) -> None:
     engine = create_engine(engine_url)
     m.Base.metadata.create_all(engine)
-    with Session(engine) as s:
-        s.add(m.User(id="u1", email="ana@example.org", name="Ana Silva", last_login_at=NOW))
-        s.add(m.User(id="u2", email="bob@example.org", name="Bob Martin", last_login_at=NOW))
-        s.flush()
-        s.add(m.Post(author_id="u1", body="Ana's post", posted_at=NOW))
-        s.add(m.Post(author_id="u2", body="Bob's post", posted_at=NOW))
-        s.commit()
+    add_users(engine, m, "Ana's post", last_login_at=NOW)
     engine.dispose()
 
 
@@ -161,7 +157,7 @@ def test_an_old_key_copy_reads_nothing_of_a_learner_erased_before_compaction(
     with pytest.raises(KeyShreddedError):
         _read(sqlite_copy(tmp_path / "app-before.db", tmp_path / "a3.db"), keys_url, vault, "u1")
     # Every other learner reads from the current databases, after reopening.
-    assert _read(app_url, keys_url, vault, "u2") == "Bob Martin"
+    assert _read(app_url, keys_url, vault, "u2") == "Bob"
     assert _read(app_url, keys_url, vault, "u1") is None
 
 
@@ -224,22 +220,16 @@ def test_a_key_database_on_epochs_refuses_to_bind_without_its_vault(tmp_path: Pa
     assert not (tmp_path / "keys.vault").exists()
     with pytest.raises(ConfigurationError, match="vault"):
         _bind(keys_url)
-    assert _read(app_url, keys_url, tmp_path / "elsewhere.vault", "u2") == "Bob Martin"
+    assert _read(app_url, keys_url, tmp_path / "elsewhere.vault", "u2") == "Bob"
 
 
 def test_vault_needs_a_key_database(tmp_path: Path) -> None:
     """vault= with an in-memory key store is refused; compaction too."""
     from learnprivacy.crypto import InMemoryKeyStore
 
-    models = declarative_models()
     with pytest.raises(ConfigurationError, match="vault"):
-        lps.LearnPrivacy(
-            models.Base,
-            keyring=Keyring.generate(),
-            keys=InMemoryKeyStore(),
-            vault=tmp_path / "v.vault",
-        )
-    privacy = lps.LearnPrivacy(models.Base, keyring=Keyring.generate(), keys=InMemoryKeyStore())
+        _bind(InMemoryKeyStore(), vault=tmp_path / "v.vault")
+    models, privacy = _bind(InMemoryKeyStore())
     engine = create_engine("sqlite://")
     models.Base.metadata.create_all(engine)
     try:
@@ -264,7 +254,7 @@ def test_a_sweep_can_end_with_a_compaction(tmp_path: Path) -> None:
             report = privacy.sweep(s, schedule, now=NOW, compact=True)
             assert report.erased == 1
             assert privacy.key_epoch_status()["epoch"] == 1
-            assert s.scalars(select(m.User.name)).all() == ["Bob Martin"]
+            assert s.scalars(select(m.User.name)).all() == ["Bob"]
     finally:
         privacy.close()
         engine.dispose()

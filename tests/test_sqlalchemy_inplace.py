@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, insert, select, text, update
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 import learnprivacy.sqlalchemy as lps
 from learnprivacy import DataCategory, LawfulBasis
@@ -25,7 +25,14 @@ from learnprivacy.errors import (
     ValidationError,
 )
 from tests import NOW, names
-from tests.inplace_models import add_invoice, add_users, bound, declarative_models, sqlmodel_models
+from tests.inplace_models import (
+    add_invoice,
+    add_users,
+    bound,
+    declarative_models,
+    new_base,
+    sqlmodel_models,
+)
 
 UTC = dt.UTC
 MASTER = bytes(range(32))
@@ -188,8 +195,7 @@ def test_changing_the_subject_of_a_row_is_refused(app: SimpleNamespace) -> None:
 def test_undeclared_columns_and_subjects_are_named_at_bind(tmp_path: Path) -> None:
     """Binding names the table and the column that lacks a declaration."""
 
-    class Base(DeclarativeBase):
-        pass
+    Base = new_base()
 
     class Profile(Base):
         __tablename__ = "profiles"
@@ -201,8 +207,7 @@ def test_undeclared_columns_and_subjects_are_named_at_bind(tmp_path: Path) -> No
     with pytest.raises(ConfigurationError, match=r"profiles\.phone is not declared"):
         lps.LearnPrivacy(Base, keyring=Keyring.generate(), keys=InMemoryKeyStore())
 
-    class Base2(DeclarativeBase):
-        pass
+    Base2 = new_base()
 
     class Note(Base2):
         __tablename__ = "notes"
@@ -213,8 +218,7 @@ def test_undeclared_columns_and_subjects_are_named_at_bind(tmp_path: Path) -> No
     with pytest.raises(ConfigurationError, match=r"notes: the subject column 'owner'"):
         lps.LearnPrivacy(Base2, keyring=Keyring.generate(), keys=InMemoryKeyStore())
 
-    class Base3(DeclarativeBase):
-        pass
+    Base3 = new_base()
 
     class Loose(Base3):
         __tablename__ = "loose"

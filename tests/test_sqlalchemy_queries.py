@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import ForeignKey, func, select, text
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column, relationship
 
 import learnprivacy.sqlalchemy as lps
 from learnprivacy import DataCategory, LawfulBasis
@@ -19,6 +19,7 @@ from tests.inplace_models import (
     add_users,
     bound,
     declarative_models,
+    new_base,
     restrict_user,
     sqlmodel_models,
 )
@@ -93,8 +94,7 @@ def test_exports_still_hold_restricted_rows(app: SimpleNamespace, tmp_path: Path
 def test_a_relationship_load_leaves_restricted_rows_out(tmp_path: Path) -> None:
     """Lazy and eager loads of a relationship skip restricted rows too."""
 
-    class Base(DeclarativeBase):
-        pass
+    Base = new_base()
 
     class Learner(Base):
         __tablename__ = "learners"

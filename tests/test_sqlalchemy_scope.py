@@ -23,7 +23,7 @@ from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import PlaintextError
 from tests import NOW
-from tests.inplace_models import bind, declarative_models, restrict_user
+from tests.inplace_models import bind, declarative_models, new_base, restrict_user
 
 
 def _app(tmp_path: Path, name: str) -> SimpleNamespace:
@@ -240,8 +240,7 @@ def test_one_statement_over_two_bindings_models_decrypts_each_by_its_own(
     both bindings' restrictions applied."""
     first = _app(tmp_path, "shared")
 
-    class Other(DeclarativeBase):
-        pass
+    Other = new_base()
 
     class Badge(Other):
         __tablename__ = "badges"

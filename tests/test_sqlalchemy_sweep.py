@@ -14,14 +14,14 @@ from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import ForeignKey, select, text
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 import learnprivacy.sqlalchemy as lps
 from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.crypto import Keyring
 from learnprivacy.retention import Action, Hold, Period, RetentionRule, Schedule, Trigger
 from tests import NOW
-from tests.inplace_models import accounts, bound
+from tests.inplace_models import accounts, bound, new_base
 
 UTC = dt.UTC
 LONG_AGO = dt.datetime(2023, 1, 10, tzinfo=UTC)
@@ -84,8 +84,7 @@ def test_recent_progress_keeps_a_learner_whose_login_is_old(app: SimpleNamespace
 def test_a_learner_without_an_account_row_is_seen_through_their_rows(tmp_path: Path) -> None:
     """No learners' table: the rows' own activity decides, learner by learner."""
 
-    class Base(DeclarativeBase):
-        pass
+    Base = new_base()
 
     class Attempt(Base):
         __tablename__ = "attempts"
@@ -296,8 +295,7 @@ def test_consent_declarations_are_checked(tmp_path: Path) -> None:
             subject="u", purpose="p", basis=LawfulBasis.CONSENT, consents={"given_at": None}
         )
 
-    class Base(DeclarativeBase):
-        pass
+    Base = new_base()
 
     class Agreement(Base):
         __tablename__ = "agreements"

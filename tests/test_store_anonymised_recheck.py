@@ -311,3 +311,34 @@ def test_a_random_id_that_spells_a_learner_id_by_chance_names_nobody(
             )
         with pytest.raises(IntegrityError, match=r"Progress\.id names"):
             opened.verify_anonymised(known, since=T)
+
+
+#: A learner id of 32 hex digits (``uuid4().hex``), as many LMSs use.
+HEX_LEARNER = "9f86d081884c7d659a2feaa0c55ad015"
+
+
+@pytest.mark.parametrize("column", ["learner_id", "course_id"])
+def test_a_value_of_the_random_form_that_holds_a_whole_learner_id_names_the_learner(
+    store_url: str, column: str
+) -> None:
+    """``anon-`` and the learner's own 32-hex id has the random ids' form, but no draw
+    makes it by chance (one in 2**128): the row still names the learner. Only an id
+    short enough for chance to spell it is excused inside a random id."""
+    with Store(
+        store_url, keyring=Keyring.generate(), keys=keys_for(store_url), clock=lambda: T
+    ) as opened:
+        known = _records(HEX_LEARNER)
+        opened.add_all(known, now=EARLIER)
+        ended = [r for r in known if isinstance(r, rec.Progress)]
+        opened.anonymise_records(ended, now=T, reason="test")
+        assert opened.verify_anonymised(known, since=T) == len(ended)
+        with opened.engine.begin() as connection:
+            connection.execute(
+                text(
+                    f"UPDATE lp_progress SET {column} = :value "
+                    "WHERE id = (SELECT min(id) FROM lp_progress)"
+                ),
+                {"value": f"anon-{HEX_LEARNER}"},
+            )
+        with pytest.raises(IntegrityError, match=rf"Progress\.{column} names"):
+            opened.verify_anonymised(known, since=T)

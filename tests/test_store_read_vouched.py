@@ -65,9 +65,15 @@ def test_an_id_changed_in_sql_is_refused_by_the_tokens(store: Store) -> None:
     assert store.get(Learner, "L1") == learner("L1")
 
 
-def _learner_id() -> Any:
-    """The learner id field of the test record types: in clear, validated."""
-    return personal(
+@attrs.frozen(kw_only=True)
+class _ContractRecord:
+    """What the test record types share: kept under the contract, an id, and the
+    learner's id in clear (validated)."""
+
+    key_scope: ClassVar[str] = "contract"
+
+    id: str = not_personal(description="Record id", validator=v.identifier)
+    learner_id: str = personal(
         category=DataCategory.ACCOUNT,
         description="Learner",
         encrypted=False,
@@ -90,13 +96,10 @@ def note_type() -> Iterator[Any]:
     """A record type whose only encrypted field is optional."""
 
     @attrs.frozen(kw_only=True)
-    class Note:
+    class Note(_ContractRecord):
         processing_purpose: ClassVar[str] = "support"
-        key_scope: ClassVar[str] = "contract"
         date_field: ClassVar[str] = "written_at"
 
-        id: str = not_personal(description="Note id", validator=v.identifier)
-        learner_id: str = _learner_id()
         # not_personal() returns an attrs field spec, not a shared default value.
         written_at: dt.datetime = not_personal(description="When", validator=v.aware_datetime)  # noqa: RUF009
         # Personal, kept in clear: a nullable column (anonymisation empties it).
@@ -175,13 +178,10 @@ def checked_type() -> Iterator[Any]:
     calling the class, every validator and the check run)."""
 
     @attrs.frozen(kw_only=True)
-    class Loan:
+    class Loan(_ContractRecord):
         processing_purpose: ClassVar[str] = "library"
-        key_scope: ClassVar[str] = "contract"
         date_field: ClassVar[str] = "lent_at"
 
-        id: str = not_personal(description="Loan id", validator=v.identifier)
-        learner_id: str = _learner_id()
         lent_at: dt.datetime = not_personal(description="Lent", validator=v.aware_datetime)  # noqa: RUF009
         due_at: dt.datetime = not_personal(description="Due", validator=v.aware_datetime)  # noqa: RUF009
         title: str = personal(category=DataCategory.LEARNING, description="Title")

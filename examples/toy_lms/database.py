@@ -12,7 +12,8 @@ import sqlite3
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
-from learnprivacy.providers import ApprovedContextList, Context, ContextLevel
+from learnprivacy import ContextLevel
+from learnprivacy.providers import ApprovedContextList, Context
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS forum_posts (

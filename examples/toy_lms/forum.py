@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from examples.toy_lms.database import FORUMS, ActivityTables, ToyLMS, activities
-from learnprivacy import DataCategory, LawfulBasis
+from learnprivacy import ContextLevel, DataCategory, LawfulBasis
 from learnprivacy.providers import (
     ApprovedContextList,
     ApprovedUserList,
     ContentWriter,
     Context,
-    ContextLevel,
     ContextList,
     DataDescription,
     MetadataCollection,

@@ -24,22 +24,20 @@ from learnprivacy.django._settings import runtime
 from learnprivacy.django.models import AuditEntry, Restriction
 from learnprivacy.errors import RestrictedRecordError
 from learnprivacy.retention import Hold
-from lms.models import Course, Enrolment, ForumPost, Invoice, Profile
-from lms.tests import LONG_AGO, NOW, erasure_request, learner, profile, protected_account
+from lms.models import Enrolment, ForumPost, Invoice, Profile
+from lms.tests import (
+    LONG_AGO,
+    NOW,
+    EnrolledLearnerCase,
+    erasure_request,
+    learner,
+    profile,
+    protected_account,
+)
 
 
-class AccountErasureTests(TransactionTestCase):
+class AccountErasureTests(EnrolledLearnerCase):
     """What an erasure does to the learner's account."""
-
-    databases = {"default", "learnprivacy_keys"}
-
-    def setUp(self) -> None:
-        runtime().keyring.clear_cache()
-        self.ana = learner("ana")
-        profile(self.ana)
-        self.course = Course.objects.create(code="RGPD", title="GDPR 101")
-        Enrolment.objects.create(user=self.ana, course=self.course, enrolled_at=LONG_AGO)
-        ForumPost.objects.create(author=self.ana, course=self.course, body="Hi", posted_at=NOW)
 
     def test_nothing_kept_the_account_is_deleted_and_the_request_completes(self) -> None:
         """No invoice: every row goes, the account too (as Django deletes it), nothing

@@ -525,8 +525,9 @@ class FieldTests(TestCase):
         assert Profile.objects.filter(user__in=users).count() == 40
 
 
-class ErasureTests(TransactionTestCase):
-    """Erasure requests: rows, restrictions, audit, and keys shredded after commit."""
+class EnrolledLearnerCase(TransactionTestCase):
+    """Ana (``self.ana``), with a profile, enrolled in ``self.course`` (graded) where she
+    posted once, long ago; on both databases, with no data key cached."""
 
     databases = {"default", "learnprivacy_keys"}
 
@@ -534,9 +535,18 @@ class ErasureTests(TransactionTestCase):
         runtime().keyring.clear_cache()
         self.ana = learner("ana")
         profile(self.ana)
-        course = Course.objects.create(code="RGPD", title="GDPR 101")
-        Enrolment.objects.create(user=self.ana, course=course, enrolled_at=LONG_AGO, grade=12)
-        ForumPost.objects.create(author=self.ana, course=course, body="Hello", posted_at=LONG_AGO)
+        self.course = Course.objects.create(code="RGPD", title="GDPR 101")
+        Enrolment.objects.create(user=self.ana, course=self.course, enrolled_at=LONG_AGO, grade=12)
+        ForumPost.objects.create(
+            author=self.ana, course=self.course, body="Hello", posted_at=LONG_AGO
+        )
+
+
+class ErasureTests(EnrolledLearnerCase):
+    """Erasure requests: rows, restrictions, audit, and keys shredded after commit."""
+
+    def setUp(self) -> None:
+        super().setUp()
         self.invoice = Invoice.objects.create(
             user=self.ana, billing_name="Ana Silva", amount=Decimal("120"), issued_at=NOW
         )

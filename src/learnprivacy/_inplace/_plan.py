@@ -161,11 +161,6 @@ class RowDecision:
     subject: str
     decision: Decision
 
-    @property
-    def action(self) -> Action:
-        """What is done to the row."""
-        return self.decision.action
-
 
 @attrs.frozen(kw_only=True)
 class ErasurePlan:

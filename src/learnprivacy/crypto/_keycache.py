@@ -52,19 +52,19 @@ class KeyCache:
 
     def __init__(self, size: int) -> None:
         self.subjects: OrderedDict[str, SubjectKeys] = OrderedDict()
-        # For some subjects of ``subjects``, the text-token header, AEAD and associated-
-        # data prefix of their default scope's active key:
+        # For some subjects of ``subjects``, the text-token header, AEAD, associated-data
+        # prefix and binary header of their default scope's active key (_token.Text):
         # what FieldCipher needs to encrypt a str or open its token, one lookup away. An
         # entry is only added for a subject whose keys are cached (``remember_text``)
         # and leaves with them. Its presence stands for ``used``: a hit here sets no
         # flag, and eviction's second chance removes the entry (see _make_room).
-        self.texts: dict[str, tuple[str, AESGCM, bytes]] = {}
+        self.texts: dict[str, _token.Text] = {}
         # The same for the other scopes of those subjects (purposes such as "contract"),
         # by (subject, scope). A separate mapping, so that no key of one can be looked
         # up in the other (a subject is a str, never a pair). Entries come and go with
         # their subject's ``texts`` entry: every scope's entry was checked against
         # ``SubjectKeys.sealers`` when added, so those scopes name every entry to drop.
-        self.scoped: dict[tuple[str, str], tuple[str, AESGCM, bytes]] = {}
+        self.scoped: dict[tuple[str, str], _token.Text] = {}
         self.size = size
         self._lock = threading.Lock()
 
@@ -105,7 +105,7 @@ class KeyCache:
         """Unpack ``sealer`` into ``texts`` (the default scope) or ``scoped`` for
         ``(subject, scope)`` if ``keys`` are still the cached keys of ``subject`` (they
         were not forgotten meanwhile) and ``sealer`` is still their sealer of ``scope``."""
-        text = (sealer[1], sealer[0], sealer[3])
+        text = _token.text_of(sealer)
         with self._lock:
             if self.subjects.get(subject) is keys and keys.sealers.get(scope) is sealer:
                 if scope == DEFAULT_SCOPE:

@@ -725,7 +725,10 @@ class Keyring:
         not open is left out, so that its tokens take the one-token path and meet the
         error they always met (``KeyShreddedError``, ``WrongMasterKeyError``); a token
         naming an unknown key finds no opener either (``DecryptionError``). The keys are
-        not put in the cache: a page may hold more subjects than the cache does.
+        not put in the cache: a page may hold more subjects than the cache does. A subject
+        whose cache holds a key that ``live`` leaves out (shredded or destroyed since, by
+        another process or keyring) is dropped from the cache: its tokens are then refused
+        as the key database says, not opened from memory.
 
         A reader unwraps the keys of a few hundred rows, reads those rows, then the
         next: the AES-GCM objects are used while they are still in the CPU's caches.
@@ -743,6 +746,8 @@ class Keyring:
         length = _LENGTH
         scoped: dict[str, bytes] = {}
         nothing: Sequence[_LiveKey] = ()
+        cached = self._cache.subjects
+        stale: list[str] = []
         for subject in subjects:
             if subject in found:
                 continue
@@ -750,7 +755,11 @@ class Keyring:
             found[subject] = mine
             name = subject.encode()
             tail = length(len(name)) + name
-            for ref, scope, key_id, wrapping, wrapped in live.get(subject, nothing):
+            alive = live.get(subject, nothing)
+            held = cached.get(subject)
+            if held is not None and not {key[2] for key in alive}.issuperset(held.aeads):
+                stale.append(subject)
+            for ref, scope, key_id, wrapping, wrapped in alive:
                 unwrap = unwrappers.get(wrapping)
                 if unwrap is None:
                     master = self._known_key(wrapping)
@@ -777,6 +786,8 @@ class Keyring:
                 # opener here and is refused by the one-token path, as ever.
                 header_text = prefix + b2a_base64(head, newline=False).translate(alphabet).decode()
                 mine[header_text] = (aead, head + tail, text)
+        if stale:
+            self._cache.forget_many(stale)
 
     # -- internals -----------------------------------------------------------------------
 

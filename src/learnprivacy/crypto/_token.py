@@ -53,6 +53,7 @@ __all__ = [
     "VERSION",
     "Opener",
     "Sealer",
+    "Text",
     "canonical_tail",
     "decode",
     "decryption_failed",
@@ -64,6 +65,7 @@ __all__ = [
     "openers_of",
     "parse_header",
     "subject_part",
+    "text_of",
 ]
 
 PREFIX: Final = "lp1."
@@ -87,6 +89,10 @@ MIN_SIZE: Final = HEADER_SIZE + NONCE_SIZE + TAG_SIZE
 Sealer = tuple[AESGCM, str, str, bytes, bytes]
 #: What an opener holds: the AEAD, the associated-data prefix and the payload kind.
 Opener = tuple[AESGCM, bytes, int]
+#: What FieldCipher's short paths hold for a key's text tokens (``KeyCache.texts``): the
+#: header's token text, the AEAD, the associated-data prefix (header + subject part) and
+#: the 12 header bytes that begin the token's binary form.
+Text = tuple[str, AESGCM, bytes, bytes]
 
 ENCODE_TABLE: Final = bytes.maketrans(b"+/", b"-_")
 # "+" and "/" are mapped to "!" so that the strict decoder rejects them: only one spelling
@@ -129,6 +135,11 @@ def make_sealer(aead: AESGCM, key_id: bytes, subject: str) -> Sealer:
     text, data = header(KIND_TEXT, key_id), header(KIND_BYTES, key_id)
     part = subject_part(subject)
     return (aead, header_text(text), header_text(data), text + part, data + part)
+
+
+def text_of(sealer: Sealer) -> Text:
+    """What the short paths need to make and open the text-kind tokens of ``sealer``."""
+    return (sealer[1], sealer[0], sealer[3], sealer[3][:HEADER_SIZE])
 
 
 def openers_of(sealer: Sealer) -> dict[str, Opener]:

@@ -10,11 +10,10 @@ default database, so both commit or neither does.
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from learnprivacy._chain import GENESIS, canonical_json, verify_links
+from learnprivacy._chain import GENESIS, verify_links
 from learnprivacy._validators import require_aware, utc_if_naive
 from learnprivacy.crypto import Keyring, Pseudonymiser
 from learnprivacy.store._audit import (
@@ -22,6 +21,8 @@ from learnprivacy.store._audit import (
     AuditEvent,
     chain_entries,
     check_head,
+    entry_columns,
+    entry_from_columns,
     seal_head,
 )
 
@@ -84,23 +85,7 @@ class DjangoAuditLog:
                 actor=self.actor,
             )
             sequence, prev = entries[-1].sequence, entries[-1].hash
-            Row.objects.using(self._using).bulk_create(
-                [
-                    Row(
-                        sequence=e.sequence,
-                        at=e.at,
-                        action=e.action,
-                        record_type=e.record_type,
-                        subject_ref=e.subject_ref,
-                        actor=e.actor,
-                        outcome=e.outcome,
-                        details=canonical_json(e.details).decode(),
-                        prev_hash=e.prev_hash,
-                        hash=e.hash,
-                    )
-                    for e in entries
-                ]
-            )
+            Row.objects.using(self._using).bulk_create([Row(**entry_columns(e)) for e in entries])
             AuditHead.objects.using(self._using).filter(id=1).update(
                 sequence=sequence, hash=prev, seal=self._seal(sequence, prev)
             )
@@ -111,7 +96,7 @@ class DjangoAuditLog:
         from learnprivacy.django.models import AuditEntry as Row
 
         rows = Row.objects.using(self._using).filter(sequence__gt=after).order_by("sequence")
-        for row in rows.iterator(chunk_size=1000):
+        for row in rows.values().iterator(chunk_size=1000):
             yield _from_row(row)
 
     def __iter__(self) -> Iterator[AuditEntry]:
@@ -137,17 +122,5 @@ class DjangoAuditLog:
         return True
 
 
-def _from_row(row: Any) -> AuditEntry:
-    at = utc_if_naive(row.at)
-    return AuditEntry(
-        sequence=int(row.sequence),
-        at=at.astimezone(dt.UTC),
-        action=row.action,
-        record_type=row.record_type,
-        subject_ref=row.subject_ref,
-        actor=row.actor,
-        outcome=row.outcome,
-        details=json.loads(row.details),
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )
+def _from_row(row: Mapping[str, Any]) -> AuditEntry:
+    return entry_from_columns(row, utc_if_naive(row["at"]).astimezone(dt.UTC))

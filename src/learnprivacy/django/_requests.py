@@ -16,7 +16,6 @@ erasure request's ``verify_request_book`` step covers this book.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -27,9 +26,6 @@ from learnprivacy.requests._backend import Fact, RequestQuery
 from learnprivacy.requests._bodies import (
     SealedBook,
     canonical_json,
-    fact_context,
-    fact_data,
-    fact_from_data,
     learner_refs,
 )
 from learnprivacy.requests._history import HistoryEntry
@@ -61,30 +57,10 @@ class DjangoRequestBackend(SealedBook):
     def _open(self, body: str, subject: str, context: str) -> Any:
         return json.loads(self._cipher.decrypt(body, subject=subject, context=context))
 
-    def _fields(self, request: SubjectRequest) -> dict[str, Any]:
-        return {
-            "learner_id": self._ref(request.learner_id),
-            "type": request.type.value,
-            "state": request.state.value,
-            "received_at": request.received_at.astimezone(dt.UTC),
-            "due_at": request.due_at.astimezone(dt.UTC),
-            "version": request.version,
-            "retry_of": request.retry_of,
-            "body": self._request_body(request),
-        }
-
-    @staticmethod
-    def _history_row(entry: HistoryEntry) -> Any:
+    def _save_history(self, entry: HistoryEntry) -> None:
         from learnprivacy.django.models import RequestHistory
 
-        return RequestHistory(
-            request_id=entry.request_id,
-            sequence=entry.sequence,
-            at=entry.at.astimezone(dt.UTC),
-            event=entry.event,
-            hash=entry.hash,
-            body=canonical_json(entry.to_dict()),
-        )
+        RequestHistory(**self._history_columns(entry)).save(using=self._using, force_insert=True)
 
     # -- requests ------------------------------------------------------------------------
 
@@ -97,10 +73,10 @@ class DjangoRequestBackend(SealedBook):
 
         try:
             with transaction.atomic(using=self._using):
-                RequestRow(id=request.id, **self._fields(request)).save(
+                RequestRow(id=request.id, **self._request_columns(request)).save(
                     using=self._using, force_insert=True
                 )
-                self._history_row(entry).save(using=self._using, force_insert=True)
+                self._save_history(entry)
         except DbIntegrityError:
             raise IntegrityError("a request with this id already exists") from None
 
@@ -116,11 +92,11 @@ class DjangoRequestBackend(SealedBook):
                 changed = (
                     RequestRow.objects.using(self._using)
                     .filter(id=request.id, version=request.version - 1)
-                    .update(**self._fields(request))
+                    .update(**self._request_columns(request))
                 )
                 if changed != 1:
                     raise RequestStateError("the request was changed concurrently; reload it")
-                self._history_row(entry).save(using=self._using, force_insert=True)
+                self._save_history(entry)
         except DbIntegrityError:
             raise RequestStateError("the request was changed concurrently; reload it") from None
 
@@ -155,16 +131,9 @@ class DjangoRequestBackend(SealedBook):
             .order_by("sequence")
             .values_list("body", flat=True)
         )
-        return tuple(HistoryEntry.from_dict(json.loads(body)) for body in bodies)
+        return self._history_of(bodies)
 
     # -- facts ---------------------------------------------------------------------------
-
-    def sealed_fact_body(self, fact: Fact) -> tuple[str, str]:
-        """The row's learner reference and sealed body of ``fact`` (sealed under the
-        reference, the id inside the body), as the SQL book stores them."""
-        ref = self._ref(fact.learner_id)
-        data = {**fact_data(fact), "learner_id": fact.learner_id}
-        return ref, self._seal(data, *fact_context(ref, fact.kind, fact.key))
 
     def put_fact(self, fact: Fact) -> None:
         """Store or replace a fact."""
@@ -175,12 +144,8 @@ class DjangoRequestBackend(SealedBook):
             learner_id=ref,
             kind=fact.kind,
             key=fact.key,
-            defaults={"at": fact.at.astimezone(dt.UTC), "body": body},
+            defaults={"at": self._stamp(fact.at), "body": body},
         )
-
-    def _fact(self, ref: str, kind: str, key: str, body: str) -> Fact:
-        data = self._open(body, *fact_context(ref, kind, key))
-        return fact_from_data(data["learner_id"], kind, key, data)
 
     def get_fact(self, learner_id: str, kind: str, key: str) -> Fact | None:
         """One fact, or ``None``."""

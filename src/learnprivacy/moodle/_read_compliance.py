@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 from typing import Any
 
@@ -23,7 +22,7 @@ from learnprivacy.moodle._content import iso
 from learnprivacy.moodle._issues import ScanIssues, reporting
 from learnprivacy.moodle._query import by_user, in_id_order, restrict_to_users
 from learnprivacy.moodle._schema import MoodleSchema
-from learnprivacy.moodle._time import from_unix
+from learnprivacy.moodle._time import from_unix, required_date
 from learnprivacy.records import AccessEvent, AccessKind, Certificate, Consent
 
 __all__ = [
@@ -46,14 +45,6 @@ ACCESS_EVENTS = {
 }
 
 
-def _dated(stamp: Any, issues: ScanIssues, table: str, rid: Any, field: str) -> dt.datetime | None:
-    """The Unix time ``stamp`` as a date; None, reported against ``field``, without one."""
-    at = from_unix(stamp)
-    if at is None:
-        issues.report(table, rid, field, "no date")
-    return at
-
-
 def access_statement(
     schema: MoodleSchema, user_ids: list[int] | None, include_deleted: bool
 ) -> sa.Select[Any]:
@@ -69,9 +60,7 @@ def access_statement(
 def map_access(row: Any, issues: ScanIssues) -> AccessEvent | None:
     """A log row as an AccessEvent; an unreadable IP is dropped (and reported), not the event."""
     rid, uid, eventname, created, ip = row
-    at = _dated(created, issues, "logstore_standard_log", rid, "AccessEvent.at")
-    if at is None:
-        return None
+    at = required_date(created, "AccessEvent.at")
     address = ip.strip() if ip else None
     if address:
         try:
@@ -115,9 +104,7 @@ def consent_statement(
 def map_consent(row: Any, issues: ScanIssues) -> Consent | None:
     """An acceptance as a Consent; a policy declined outright gives None (no issue)."""
     rid, uid, policyid, versionid, status, created, modified, optional = row
-    given_at = _dated(created, issues, "tool_policy_acceptances", rid, "Consent.given_at")
-    if given_at is None:
-        return None
+    given_at = required_date(created, "Consent.given_at")
     withdrawn_at = None
     if not status:
         if not modified or modified <= created:
@@ -199,9 +186,7 @@ def certificate_statement(
 def map_certificate(row: Any, issues: ScanIssues) -> Certificate | None:
     """An issued certificate as a Certificate (None, with an issue, without code or date)."""
     rid, uid, course, created, code = row
-    at = _dated(created, issues, "customcert_issues", rid, "Certificate.issued_at")
-    if at is None:
-        return None
+    at = required_date(created, "Certificate.issued_at")
     return Certificate(
         id=f"customcert_issues/{rid}",
         learner_id=str(uid),

@@ -7,7 +7,15 @@ import datetime as dt
 from learnprivacy._validators import require_aware
 from learnprivacy.errors import ValidationError
 
-__all__ = ["OUT_OF_RANGE", "UTC", "from_unix", "from_unix_lenient", "to_unix", "utc"]
+__all__ = [
+    "OUT_OF_RANGE",
+    "UTC",
+    "from_unix",
+    "from_unix_lenient",
+    "required_date",
+    "to_unix",
+    "utc",
+]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # The C constructor is several times faster than epoch arithmetic, which matters at one
@@ -41,6 +49,16 @@ def from_unix(value: int | None) -> dt.datetime | None:
         raise ValidationError(
             "Moodle timestamp out of the supported range", field="timestamp"
         ) from None
+
+
+def required_date(value: int | None, field: str) -> dt.datetime:
+    """:func:`from_unix` for a date the record cannot do without: none raises
+    ``ValidationError`` ("no date", naming ``field``), which a
+    :func:`~learnprivacy.moodle._issues.reporting` mapper reports and skips the row for."""
+    at = from_unix(value)
+    if at is None:
+        raise ValidationError("no date", field=field)
+    return at
 
 
 def to_unix(value: dt.datetime | None) -> int:

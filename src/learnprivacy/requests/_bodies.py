@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from learnprivacy.requests._backend import Fact
 from learnprivacy.requests._codec import request_from_dict, request_to_dict
+from learnprivacy.requests._history import HistoryEntry
 from learnprivacy.requests._model import SubjectRequest
 
 if TYPE_CHECKING:
@@ -191,6 +192,52 @@ class SealedBook(ABC):
 
     def _request(self, request_id: str, body: str) -> SubjectRequest:
         return open_request(self._open, request_id, body)
+
+    def _stamp(self, at: dt.datetime) -> dt.datetime:
+        """What the book's date columns hold for ``at``: the instant in UTC."""
+        return at.astimezone(dt.UTC)
+
+    def _request_columns(self, request: SubjectRequest) -> dict[str, Any]:
+        """Every column of ``request``'s row but its id, the body sealed."""
+        return {
+            "learner_id": self._ref(request.learner_id),
+            "type": request.type.value,
+            "state": request.state.value,
+            "received_at": self._stamp(request.received_at),
+            "due_at": self._stamp(request.due_at),
+            "version": request.version,
+            "retry_of": request.retry_of,
+            "body": self._request_body(request),
+        }
+
+    def _history_columns(self, entry: HistoryEntry) -> dict[str, Any]:
+        """The columns of a history entry's row (never personal: its body in clear)."""
+        return {
+            "request_id": entry.request_id,
+            "sequence": entry.sequence,
+            "at": self._stamp(entry.at),
+            "event": entry.event,
+            "hash": entry.hash,
+            "body": canonical_json(entry.to_dict()),
+        }
+
+    @staticmethod
+    def _history_of(bodies: Iterable[str]) -> tuple[HistoryEntry, ...]:
+        """The entries whose stored bodies are ``bodies``, in their order."""
+        return tuple(HistoryEntry.from_dict(json.loads(body)) for body in bodies)
+
+    def sealed_fact_body(self, fact: Fact) -> tuple[str, str]:
+        """The row's learner reference and sealed body of ``fact`` (sealed under the
+        reference, the id inside the body)."""
+        ref = self._ref(fact.learner_id)
+        data = {**fact_data(fact), "learner_id": fact.learner_id}
+        return ref, self._seal(data, *fact_context(ref, fact.kind, fact.key))
+
+    def _fact(self, ref: str, kind: str, key: str, body: str) -> Fact:
+        """The fact a row holds: ``ref`` its learner column, ``body`` as stored."""
+        data = self._open(body, *fact_context(ref, kind, key))
+        # Facts converted from a book written in clear carry the id in their body too.
+        return fact_from_data(data.get("learner_id", ref), kind, key, data)
 
     def find_in_clear(self, learner_id: str, values: Collection[str] = ()) -> tuple[str, ...]:
         """Where the stored book still shows ``learner_id`` or ``values`` in clear.

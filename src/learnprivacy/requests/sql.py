@@ -67,7 +67,6 @@ from learnprivacy.requests._bodies import (
     SealedBook,
     canonical_json,
     fact_context,
-    fact_data,
     fact_from_data,
     learner_refs,
 )
@@ -277,46 +276,24 @@ class SQLBackend(SealedBook):
             body = self._cipher.decrypt(body, subject=subject, context=context)
         return json.loads(body)
 
-    def _row(self, request: SubjectRequest, body: str) -> dict[str, Any]:
-        return {
-            "id": request.id,
-            "learner_id": self._ref(request.learner_id),
-            "type": request.type.value,
-            "state": request.state.value,
-            "received_at": _utc(request.received_at),
-            "due_at": _utc(request.due_at),
-            "version": request.version,
-            "retry_of": request.retry_of,
-            "body": body,
-        }
-
-    @staticmethod
-    def _entry_row(entry: HistoryEntry) -> dict[str, Any]:
-        return {
-            "request_id": entry.request_id,
-            "sequence": entry.sequence,
-            "at": _utc(entry.at),
-            "event": entry.event,
-            "hash": entry.hash,
-            "body": canonical_json(entry.to_dict()),
-        }
+    def _stamp(self, at: dt.datetime) -> dt.datetime:
+        return _utc(at)
 
     # -- requests ------------------------------------------------------------------------
 
     def add_request(self, request: SubjectRequest, entry: HistoryEntry) -> None:
         """Store a new request and its first entry in one transaction."""
-        row = self._row(request, self._request_body(request))
+        row = {"id": request.id, **self._request_columns(request)}
         try:
             with self._engine.begin() as connection:
                 connection.execute(insert(REQUESTS), [row])
-                connection.execute(insert(HISTORY), [self._entry_row(entry)])
+                connection.execute(insert(HISTORY), [self._history_columns(entry)])
         except sa_exc.IntegrityError:
             raise IntegrityError("a request with this id already exists") from None
 
     def replace_request(self, request: SubjectRequest, entry: HistoryEntry) -> None:
         """Store the next version and its entry, if nobody moved the request meanwhile."""
-        row = self._row(request, self._request_body(request))
-        del row["id"]
+        row = self._request_columns(request)
         try:
             with self._engine.begin() as connection:
                 result = connection.execute(
@@ -327,7 +304,7 @@ class SQLBackend(SealedBook):
                 )
                 if result.rowcount != 1:
                     raise RequestStateError("the request was changed concurrently; reload it")
-                connection.execute(insert(HISTORY), [self._entry_row(entry)])
+                connection.execute(insert(HISTORY), [self._history_columns(entry)])
         except sa_exc.IntegrityError:
             raise RequestStateError("the request was changed concurrently; reload it") from None
 
@@ -364,20 +341,18 @@ class SQLBackend(SealedBook):
         )
         with self._engine.connect() as connection:
             bodies = connection.execute(query).scalars().all()
-        return tuple(HistoryEntry.from_dict(json.loads(body)) for body in bodies)
+        return self._history_of(bodies)
 
     # -- facts ---------------------------------------------------------------------------
 
     def _fact_row(self, fact: Fact) -> dict[str, Any]:
-        ref = self._ref(fact.learner_id)
-        data = {**fact_data(fact), "learner_id": fact.learner_id}
+        ref, body = self.sealed_fact_body(fact)
         return {
             "learner_id": ref,
             "kind": fact.kind,
             "key": fact.key,
-            "at": _utc(fact.at),
-            # Sealed under the learner's reference (what the row holds), not the learner id.
-            "body": self._seal(data, *fact_context(ref, fact.kind, fact.key)),
+            "at": self._stamp(fact.at),
+            "body": body,
         }
 
     def put_fact(self, fact: Fact) -> None:
@@ -392,11 +367,6 @@ class SQLBackend(SealedBook):
             changed = connection.execute(update(FACTS).where(where).values(**row)).rowcount
             if changed == 0:
                 connection.execute(insert(FACTS), [row])
-
-    def _fact(self, ref: str, kind: str, key: str, body: str) -> Fact:
-        data = self._open(body, *fact_context(ref, kind, key))
-        # Facts converted from a book written in clear carry the id in their body too.
-        return fact_from_data(data.get("learner_id", ref), kind, key, data)
 
     def get_fact(self, learner_id: str, kind: str, key: str) -> Fact | None:
         """One fact, or ``None``."""

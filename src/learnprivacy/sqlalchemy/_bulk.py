@@ -1,5 +1,5 @@
-"""The application's bulk statements on declared models: ``session.execute(delete(...))``
-and ``session.execute(update(...))``.
+"""The application's bulk statements on declared models: ``session.execute(insert(...))``,
+``session.execute(delete(...))`` and ``session.execute(update(...))``.
 
 They bypass the ORM's per-row flush events, so the ``do_orm_execute`` listener
 (``_scope``) hands them here before they run:
@@ -12,6 +12,17 @@ They bypass the ORM's per-row flush events, so the ``do_orm_execute`` listener
   (a row inserted or deleted meanwhile by another transaction), the session's
   transaction is rolled back and :class:`~learnprivacy.errors.IntegrityError` raised:
   nothing is deleted unaudited;
+- a bulk ``INSERT`` given its rows as parameters (``session.execute(insert(User),
+  [{...}, ...])``, the ORM's bulk insert) is encrypted as a flush encrypts: each row's
+  personal values become tokens under its learner's key, bound to its table, key and
+  column, with their blind indexes; the learners' missing keys are made in one batch.
+  The caller's dictionaries are left as they were. Whatever cannot be encrypted per row
+  is refused before anything is written, naming table and column: a personal value
+  or blind index given in ``.values()`` (a literal, a SQL expression, another row's
+  token), an ``INSERT ... SELECT`` into a personal column, an upsert (``ON CONFLICT DO
+  UPDATE``, ``ON DUPLICATE KEY UPDATE``: it could overwrite a restricted row), a
+  personal value in a row without its key or learner id, a token or a blind index in
+  a row's parameters;
 - a bulk ``UPDATE`` cannot encrypt per row: setting a personal column to anything but
   ``NULL`` raises :class:`~learnprivacy.errors.PlaintextError` naming table and column
   before anything is written (a SQL expression, a literal, another column's token);
@@ -25,13 +36,13 @@ application's own: they meet the column type's checks only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BindParameter, Null, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from learnprivacy._inplace import INDEX_SUFFIX, ModelSpec
+from learnprivacy._inplace import INDEX_SUFFIX, ColumnSpec, ModelSpec
 from learnprivacy.errors import (
     IntegrityError,
     PlaintextError,
@@ -68,6 +79,9 @@ def bulk_statement(privacy: LearnPrivacy, state: ORMExecuteState) -> Any:
     if spec is None:
         return None
     session = state.session
+    if state.is_insert:
+        _encrypt_insert(privacy, spec, state)
+        return None
     if state.is_update:
         _check_update(privacy, spec, state)
         return None
@@ -258,3 +272,129 @@ def _refuse_restricted(privacy: LearnPrivacy, spec: ModelSpec, state: ORMExecute
             f"{spec.table}: a row this bulk update matches is restricted (GDPR Art. 18); "
             "an update is refused until the restriction is lifted"
         )
+
+
+def _refused_value(spec: ModelSpec, column: ColumnSpec, how: str) -> PlaintextError:
+    return PlaintextError(
+        f"{spec.table}.{column.column}: {how} cannot be encrypted per row; give the "
+        "values as the statement's parameters (one dict per row) or write them through "
+        "the ORM session",
+        table=spec.table,
+        column=column.column,
+    )
+
+
+def _encrypt_insert(privacy: LearnPrivacy, spec: ModelSpec, state: ORMExecuteState) -> None:
+    """Encrypt the rows of a bulk ``INSERT`` (see the module's docstring), or refuse it
+    before anything is written."""
+    statement: Any = state.statement
+    personal: dict[str, ColumnSpec] = {}
+    index_of: dict[str, ColumnSpec] = {}
+    for column in spec.personal:
+        for name in (column.attribute, column.column):
+            personal[name] = column
+            if column.privacy.blind_index:
+                index_of[name + INDEX_SUFFIX] = column
+    if not personal:
+        return
+    post = getattr(statement, "_post_values_clause", None)
+    if post is not None and type(post).__name__ != "OnConflictDoNothing":
+        raise ValidationError(
+            f"{spec.table}: an upsert could overwrite a restricted row and cannot encrypt "
+            "per row; insert new rows, or load the existing ones and change them through "
+            "the ORM session",
+            field=spec.table,
+        )
+    given: list[tuple[tuple[str, ...], Any]] = []
+    if statement._values:
+        given.extend((tuple(_names(k)), v) for k, v in statement._values.items())
+    for rows in getattr(statement, "_multi_values", None) or ():
+        for row in rows:
+            items = row.items() if isinstance(row, dict) else ()
+            given.extend((tuple(_names(k)), v) for k, v in items)
+            if not isinstance(row, dict) and any(not _is_null(v) for v in row):
+                # Positional VALUES: which column each value lands in is the table's order.
+                raise _refused_value(spec, spec.personal[0], "a positional VALUES list")
+    selected = getattr(statement, "select", None)
+    if selected is not None:
+        targets = getattr(statement, "_select_names", None) or ()
+        for name in [name for k in targets for name in _names(k)]:
+            if name in personal:
+                raise _refused_value(spec, personal[name], "an INSERT ... SELECT")
+            if name in index_of:
+                raise _refused_value(spec, index_of[name], "an INSERT ... SELECT")
+    for names, value in given:
+        for name in names:
+            if name in personal and not _is_null(value):
+                raise _refused_value(spec, personal[name], "a value given in .values()")
+            if name in index_of and not _is_null(value):
+                raise _refused_index(spec, name)
+    parameters: Any = state.parameters
+    if isinstance(parameters, dict):
+        state.parameters = _encrypt_rows(privacy, spec, [parameters], personal, index_of)[0]
+    elif isinstance(parameters, list | tuple) and parameters:
+        state.parameters = _encrypt_rows(privacy, spec, parameters, personal, index_of)
+
+
+def _refused_index(spec: ModelSpec, name: str) -> ValidationError:
+    return ValidationError(
+        f"{spec.table}.{name}: a blind index is computed from its column, never written directly",
+        field=f"{spec.table}.{name}",
+    )
+
+
+def _encrypt_rows(
+    privacy: LearnPrivacy,
+    spec: ModelSpec,
+    rows: Iterable[Any],
+    personal: dict[str, ColumnSpec],
+    index_of: dict[str, ColumnSpec],
+) -> list[dict[str, Any]]:
+    """New dicts of ``rows`` (given by attribute or column name) with their personal
+    values encrypted and blind-indexed; the caller's dicts are not changed."""
+    key_names = dict(zip(spec.key_attributes, spec.key_columns, strict=True))
+    subject_names = (spec.subject, spec.subject_column)
+    plan = (spec.subject, spec.scope, tuple(c.attribute for c in spec.personal))
+    # Each row as given, and by attribute: what its key, subject and values are read from.
+    prepared: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for row in rows:
+        if not isinstance(row, Mapping):
+            raise _refused_value(spec, spec.personal[0], "a row that is not a dict")
+        values: dict[str, Any] = {}
+        for name, value in row.items():
+            if name in index_of and value is not None:
+                raise _refused_index(spec, name)
+            column = personal.get(name)
+            if column is not None:
+                values[column.attribute] = value
+        for attribute, column_name in key_names.items():
+            values[attribute] = row.get(attribute, row.get(column_name))
+        values[spec.subject] = next((row[n] for n in subject_names if row.get(n) is not None), None)
+        prepared.append((dict(row), values))
+    privacy._make_keys((values, plan) for _, values in prepared)
+    out: list[dict[str, Any]] = []
+    for row, values in prepared:
+        if any(values.get(c.attribute) is not None for c in spec.personal):
+            subject = values[spec.subject]
+            missing = next(
+                (key_names[a] for a in spec.key_attributes if values[a] is None),
+                spec.subject_column if subject is None else None,
+            )
+            if missing is not None:
+                raise ValidationError(
+                    f"{spec.table}.{missing}: a row added in bulk with personal data needs "
+                    "its key and learner id (a key the database generates cannot be bound "
+                    "to)",
+                    field=f"{spec.table}.{missing}",
+                )
+            sealed = privacy.rows.encrypt_row(spec, spec.key_of(values), str(subject), values)
+            for column in spec.personal:
+                # Written back under the name the row gave (attribute or column).
+                for name in (column.attribute, column.column):
+                    if name in row:
+                        row[name] = sealed[column.attribute]
+                        if column.privacy.blind_index:
+                            row[name + INDEX_SUFFIX] = sealed[column.attribute + INDEX_SUFFIX]
+                        break
+        out.append(row)
+    return out

@@ -19,6 +19,7 @@ from learnprivacy._inplace._binding import ERASED
 from learnprivacy._inplace._plan import check_holds, plan_erasure
 from learnprivacy._inplace._provider import DeclaredProvider, DeclaredRegister
 from learnprivacy._inplace._refs import RowRefs
+from learnprivacy._pgstatistics import qualified
 from learnprivacy._progress import ProgressReporter
 from learnprivacy._validators import is_aware, require_aware
 from learnprivacy._vocabulary import BATCH_SIZE, Action
@@ -329,19 +330,26 @@ class LearnPrivacy(DeclaredRegister):
         session.info.pop("learnprivacy.deleted", None)
         from learnprivacy.sqlalchemy._events import FLUSHING
 
-        wanted: dict[str, set[str]] = {}
-        cache = self._keyring._cache.subjects
         plans = self._flush_plans
         # The new objects whose values this flush encrypts: a flush that fails gives
         # them their values back (see _events.give_back).
         flushing = session.info.setdefault(FLUSHING, [])
+        rows: list[tuple[Any, tuple[str, str, Any]]] = []
         for obj in session.new:
             plan = plans.get(type(obj))
             if plan is None:
                 continue
             flushing.append(obj)
-            subject_name, scope, names = plan
-            values = obj.__dict__
+            rows.append((obj.__dict__, plan))
+        self._make_keys(rows)
+
+    def _make_keys(self, rows: Iterable[tuple[Mapping[str, Any], tuple[str, str, Any]]]) -> None:
+        """Make, in one batch, the keys missing for rows about to be written: each row
+        ``{attribute: value}`` with its plan (subject attribute, key scope, personal
+        attributes); a row with no personal value or no subject needs none."""
+        wanted: dict[str, set[str]] = {}
+        cache = self._keyring._cache.subjects
+        for values, (subject_name, scope, names) in rows:
             subject = values.get(subject_name)
             if subject is None:
                 continue
@@ -395,9 +403,15 @@ class LearnPrivacy(DeclaredRegister):
         return tuple(sorted(self._specs.values(), key=lambda s: s.is_subject_table))
 
     def spec(self, model: type[Any] | str) -> ModelSpec:
-        """The spec of a bound model class (or table name)."""
+        """The spec of a bound model class (or table name: ``"schema"."table"`` for a
+        table in a schema named explicitly, or its bare name when no other bound table
+        has it)."""
         if isinstance(model, str):
             found = self._tables.get(model)
+            if found is None:
+                # A table in a schema of its own, by its bare name when no other has it.
+                named = [s for s in self._specs.values() if s.model.__table__.name == model]
+                found = named[0] if len(named) == 1 else None
         else:
             found = next((self._specs[c] for c in model.__mro__ if c in self._specs), None)
         if found is None:
@@ -1348,7 +1362,12 @@ def _spec_of(mapper: Any) -> ModelSpec | None:
         (next(p.key for p in mapper.column_attrs if c in p.columns), c.name)
         for c in mapper.primary_key
     ]
-    spec = build_spec(cls, table=table.name, primary_key=primary, columns=columns, privacy=privacy)
+    # A table in a schema named explicitly is known by both names, "schema"."table", in
+    # its tokens' binding, its row references and its row states: two tables of the same
+    # name in two schemas never share them. Tables without a schema keep the bare name
+    # (their tokens and references are those they always had).
+    name = qualified(table.schema, table.name)
+    spec = build_spec(cls, table=name, primary_key=primary, columns=columns, privacy=privacy)
     check_key_types(spec)
     return spec
 

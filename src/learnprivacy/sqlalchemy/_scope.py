@@ -141,7 +141,7 @@ def _after_soft_rollback(session: Session, _previous: Any) -> None:
 
 def _do_orm_execute(state: ORMExecuteState) -> Any:
     if not state.is_select:
-        if state.is_delete or state.is_update:
+        if state.is_insert or state.is_delete or state.is_update:
             return _bulk(state)
         return None
     if state.is_column_load:
@@ -165,8 +165,8 @@ def _do_orm_execute(state: ORMExecuteState) -> Any:
 
 
 def _bulk(state: ORMExecuteState) -> Any:
-    """A bulk ``DELETE`` or ``UPDATE`` through the session: its binding checks it (and
-    audits a deletion), see ``_bulk``."""
+    """A bulk ``INSERT``, ``DELETE`` or ``UPDATE`` through the session: its binding
+    encrypts or checks it (and audits a deletion), see ``_bulk``."""
     from learnprivacy.sqlalchemy._bulk import bulk_statement
 
     for binding in owners_of(state, live_bindings()):

@@ -105,7 +105,8 @@ def mark_removed(
 def _targets(specs: Iterable[ModelSpec]) -> set[tuple[str | None, str, str]]:
     """The subject columns of ``specs``' tables, each in its table's schema (``None``:
     the connection's current schema)."""
-    return {(s.model.__table__.schema, escape_like(s.table), s.subject_column) for s in specs}
+    table = [(s, s.model.__table__) for s in specs]
+    return {(t.schema, escape_like(t.name), s.subject_column) for s, t in table}
 
 
 def _mark_sampled(

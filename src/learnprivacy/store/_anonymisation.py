@@ -103,17 +103,19 @@ class _Known:
     def _names(self, value: str) -> bool:
         if value in self.exact:
             return True
-        if RANDOM_SUBJECT.fullmatch(value):
-            # An id drawn at random by the anonymisation itself: 32 hex digits spell a
-            # short numeric learner id by chance (for "2026", once in about 2,300 ids),
-            # which names nobody. Equal to a known id it is caught just above.
-            return False
+        # An id of the form the anonymisation draws at random (32 hex digits) spells a
+        # short learner id by chance (for "2026", once in about 2,300 ids), which names
+        # nobody; a learner id of _BY_CHANCE characters or more inside it is no chance
+        # ("anon-" and a learner's own 32-hex id names that learner).
+        least = _BY_CHANCE if RANDOM_SUBJECT.fullmatch(value) else 0
         size = len(value)
         if not self.spelled or size < self.shortest:
             return False
         for length, group, few in self.spelled:
             if length > size:
                 break  # the lengths are sorted: no longer id fits either
+            if length < least:
+                continue
             if few:
                 if any(learner in value for learner in group):
                     return True
@@ -121,6 +123,10 @@ class _Known:
                 return True
         return False
 
+
+#: The shortest learner id that no random id spells by chance: 17 places in 32 hex
+#: digits, each matching one id with odds of 16**-16 (about one in 10**18 per id and row).
+_BY_CHANCE = 16
 
 _PERSONAL_FIELDS: dict[type[Any], tuple[str, ...]] = {}
 

@@ -708,10 +708,11 @@ def lane_anchor(name: str, lane: int) -> str:
     return name if lane == 1 else f"{name}:lane:{lane}"
 
 
-def _to_row(e: AuditEntry) -> dict[str, Any]:
+def entry_columns(e: AuditEntry) -> dict[str, Any]:
+    """``e`` as the audit table's column values (``details`` as canonical JSON text)."""
     return {
         "sequence": e.sequence,
-        "at": to_utc(e.at),
+        "at": e.at,
         "action": e.action,
         "record_type": e.record_type,
         "subject_ref": e.subject_ref,
@@ -723,10 +724,11 @@ def _to_row(e: AuditEntry) -> dict[str, Any]:
     }
 
 
-def _from_row(row: Any) -> AuditEntry:
+def entry_from_columns(row: Mapping[str, Any], at: dt.datetime) -> AuditEntry:
+    """The entry stored as the column values ``row``; ``at``: its time, made aware."""
     return AuditEntry(
         sequence=int(row["sequence"]),
-        at=row["at"].replace(tzinfo=UTC),
+        at=at,
         action=row["action"],
         record_type=row["record_type"],
         subject_ref=row["subject_ref"],
@@ -736,3 +738,11 @@ def _from_row(row: Any) -> AuditEntry:
         prev_hash=row["prev_hash"],
         hash=row["hash"],
     )
+
+
+def _to_row(e: AuditEntry) -> dict[str, Any]:
+    return {**entry_columns(e), "at": to_utc(e.at)}
+
+
+def _from_row(row: Any) -> AuditEntry:
+    return entry_from_columns(row, row["at"].replace(tzinfo=UTC))
