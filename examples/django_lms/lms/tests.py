@@ -308,6 +308,61 @@ class FieldTests(TestCase):
         row.phone = "".join(["+33 6 ", "11"])
         assert fields["phone"].pre_save(row, True) != made["phone"][1]
 
+    def test_a_value_that_does_not_open_stays_sealed_whatever_reads_it(self) -> None:
+        """Attack: one column of a row gets another row's token. The row's other values
+        read as usual; the moved one raises DecryptionError at every read, through
+        forms, serializers and repr too, and no value leaks. Saving the row unchanged
+        writes nothing new into that column; cloning it (the token would then be bound
+        to a new row) is refused with the typed error and writes no row."""
+        ana = profile(learner("ana"), phone="+33 6 11", city="Lyon")
+        bob = profile(learner("bob"), phone="+44 7700 900000", city="Leeds")
+        token = raw("SELECT phone FROM lms_profile WHERE id = %s", [ana.pk])[0][0]
+        write_raw("UPDATE lms_profile SET phone = %s WHERE id = %s", [token, bob.pk])
+        loaded = Profile.objects.get(pk=bob.pk)
+        assert loaded.city == "Leeds"
+        for read in (
+            lambda: loaded.phone,
+            lambda: loaded.phone,
+            lambda: serializers.serialize("json", [loaded]),
+            lambda: modelform_factory(Profile, fields=["phone"])(instance=loaded).initial,
+        ):
+            with self.assertRaises(DecryptionError) as caught:
+                read()
+            assert "+33" not in str(caught.exception)
+            assert "+44" not in str(caught.exception)
+        assert "+33" not in repr(loaded.__dict__)
+        assert token not in repr(loaded)
+        loaded.city = "York"
+        loaded.save()
+        assert raw("SELECT phone FROM lms_profile WHERE id = %s", [bob.pk])[0][0] == token
+        assert Profile.objects.get(pk=bob.pk).city == "York"
+        clone = Profile.objects.get(pk=bob.pk)
+        clone.pk = clone.id = None
+        clone.user = learner("cy")
+        count = Profile.objects.count()
+        with self.assertRaises(DecryptionError), transaction.atomic():
+            clone.save()
+        assert Profile.objects.count() == count
+
+    def test_deferred_personal_fields_open_when_read(self) -> None:
+        """only() and defer(), the subject's column deferred too: each personal value
+        opens when it is read, in its own row; a deferred token moved from another row
+        raises the typed error when read."""
+        ana = profile(learner("ana"), phone="+33 6 11", city="Lyon")
+        only = Profile.objects.only("id", "user").get(pk=ana.pk)
+        assert (only.phone, only.city) == ("+33 6 11", "Lyon")
+        no_subject = Profile.objects.defer("user", "city").get(pk=ana.pk)
+        assert (no_subject.phone, no_subject.city) == ("+33 6 11", "Lyon")
+        assert no_subject.birth_date == dt.date(1990, 5, 17)
+        bob = profile(learner("bob"))
+        token = raw("SELECT phone FROM lms_profile WHERE id = %s", [ana.pk])[0][0]
+        write_raw("UPDATE lms_profile SET phone = %s WHERE id = %s", [token, bob.pk])
+        deferred = Profile.objects.only("id", "user").get(pk=bob.pk)
+        with self.assertRaises(DecryptionError) as caught:
+            _ = deferred.phone
+        assert "+33" not in str(caught.exception)
+        assert deferred.city == "Paris"
+
     def test_missing_key_is_a_typed_error(self) -> None:
         """A key lost from the key store: reading raises DecryptionError, no value leaks."""
         ana = profile(learner("ana"))

@@ -38,12 +38,15 @@ from learnprivacy.django._restrictions import (
 from learnprivacy.django.fields import (
     AHEAD,
     INDEX_SUFFIX,
-    ORIGIN,
+    ORIGIN_KEY,
+    ORIGIN_SUBJECT,
+    SEALED,
     BlindIndexField,
     PersonalField,
-    Sealed,
     SealPlan,
     declaration_of,
+    origin_of,
+    seal,
     seal_ahead,
 )
 from learnprivacy.errors import ConfigurationError, RestrictedRecordError
@@ -299,33 +302,42 @@ def _hook(model: Any, bound: Bound) -> None:
 
     table = bound.spec.table
     personal = [(f.attname, f"/{f.column}", f.lp_text, f) for f in bound.encrypted]
+    concrete = len(meta.concrete_fields)
 
     def from_db(cls: Any, db: str, field_names: Any, values: Any) -> Any:
         # Tokens are opened here, in one loop, with the row's (key, subject): a value that
-        # does not open is kept Sealed, and reading it raises the typed error then.
+        # does not open is kept aside (seal), and reading it raises the typed error then.
+        # Attributes are read and set as attributes, never through the instance's
+        # __dict__, which would make Python build a dictionary for each row.
         instance = original_from_db(cls, db, field_names, values)
-        data = instance.__dict__
-        subject = data.get(subject_attname)
+        if len(values) == concrete:
+            loaded = personal
+        else:  # deferred fields (only(), defer()) are left to their own loading
+            loaded = [entry for entry in personal if entry[0] in field_names]
+        # A deferred subject is loaded now, when there are tokens to open.
+        subject = getattr(instance, subject_attname) if loaded else None
         if subject is None:
-            for name, _suffix, _text, _field in personal:
-                token = data.get(name)
+            for name, _suffix, _text, _field in loaded:
+                token = getattr(instance, name)
                 if type(token) is str:
-                    data[name] = Sealed(token)
+                    seal(instance, name, token)
             return instance
         subject = subject if type(subject) is str else str(subject)
-        key = data[pk_attname]
-        data[ORIGIN] = (key, subject)
+        key = getattr(instance, pk_attname)
+        setattr(instance, ORIGIN_KEY, key)
+        setattr(instance, ORIGIN_SUBJECT, subject)
         decrypt = _settings.runtime().cipher.decrypt
         prefix = f"{table}/{key}"
-        for name, suffix, text, field in personal:
-            token = data.get(name)
+        for name, suffix, text, field in loaded:
+            token = getattr(instance, name)
             if type(token) is not str:
                 continue
             try:
                 plain = decrypt(token, subject=subject, context=prefix + suffix)
-                data[name] = plain if text else field.to_python(plain)
             except Exception:  # any failure waits for the read, which says why
-                data[name] = Sealed(token)
+                seal(instance, name, token)
+                continue
+            setattr(instance, name, plain if text else field.to_python(plain))
         return instance
 
     model.from_db = classmethod(from_db)
@@ -340,6 +352,16 @@ def _hook(model: Any, bound: Bound) -> None:
         using: str | None,
         update_fields: Any,
     ) -> Any:
+        sealed = self.__dict__.get(SEALED)
+        if sealed and not raw:
+            # Values that did not open at load are written back as they were only to
+            # their own row and learner: anywhere else they must open first (they would
+            # be bound to the new place), which raises the typed error.
+            subject = getattr(self, subject_attname)
+            here = (getattr(self, pk_attname), None if subject is None else str(subject))
+            if origin_of(self) != here:
+                for name in list(sealed):
+                    getattr(self, name)
         state = self._state
         if (
             auto
