@@ -29,7 +29,8 @@ rounds, with the spread of the library's rate over the rounds.
 ``--breakdown`` measures where the time of a pair goes instead: the floor, then the
 same loop with one more piece of the library's work added at each step (its pooled
 nonces, the associated data built per call, the text token, the method calls and
-checks of ``FieldCipher``), all interleaved, as CPU microseconds per pair.
+checks of ``FieldCipher``), then the binary token from the associated-data step
+(``encrypt_raw``/``decrypt_raw``), all interleaved, as CPU microseconds per pair.
 """
 
 from __future__ import annotations
@@ -115,6 +116,28 @@ def _bare(values: list[str], keys: list[AESGCM], datas: list[bytes]) -> Callable
     return bare
 
 
+def _pairs(
+    encrypt: Callable[..., Any],
+    decrypt: Callable[..., Any],
+    values: list[str],
+    subjects: list[str],
+    contexts: list[str],
+) -> Callable[[int, int], int]:
+    """The library's run: each of ``values`` encrypted for ``subjects[i]`` at
+    ``contexts[i]`` with ``encrypt``, and its token opened with ``decrypt``."""
+
+    def pairs(start: int, stop: int) -> int:
+        for value, subject, context in zip(
+            values[start:stop], subjects[start:stop], contexts[start:stop], strict=True
+        ):
+            decrypt(
+                encrypt(value, subject=subject, context=context), subject=subject, context=context
+            )
+        return stop - start
+
+    return pairs
+
+
 def _cipher_rows(count: int, repeats: int) -> list[dict[str, object]]:
     subjects = [f"L{i % _SUBJECTS}" for i in range(count)]
     contexts = [f"Learner/{s}/email" for s in subjects]
@@ -135,22 +158,9 @@ def _cipher_rows(count: int, repeats: int) -> list[dict[str, object]]:
     aeads = [per_subject[s] for s in subjects]
     fernet = Fernet(Fernet.generate_key())
 
-    def pairs(
-        encrypt: Callable[..., Any], decrypt: Callable[..., Any]
-    ) -> Callable[[int, int], int]:
-        def run(start: int, stop: int) -> int:
-            for value, subject, context in zip(
-                values[start:stop], subjects[start:stop], contexts[start:stop], strict=True
-            ):
-                token = encrypt(value, subject=subject, context=context)
-                decrypt(token, subject=subject, context=context)
-            return stop - start
-
-        return run
-
     # The text token, then the binary one.
-    field_cipher = pairs(cipher.encrypt, cipher.decrypt)
-    field_cipher_raw = pairs(cipher.encrypt_raw, cipher.decrypt_raw)
+    field_cipher = _pairs(cipher.encrypt, cipher.decrypt, values, subjects, contexts)
+    field_cipher_raw = _pairs(cipher.encrypt_raw, cipher.decrypt_raw, values, subjects, contexts)
     bare = _bare(values, aeads, associated)
 
     def fernet_run(start: int, stop: int) -> int:
@@ -200,9 +210,10 @@ def _cipher_rows(count: int, repeats: int) -> list[dict[str, object]]:
     ]
 
 
-def _breakdown(count: int, repeats: int) -> list[tuple[str, float]]:
+def _breakdown(count: int, repeats: int) -> list[tuple[str, float, float | None]]:
     """CPU microseconds per encrypt+decrypt pair of the floor and of each step from it to
-    ``FieldCipher``, each step adding one piece of the library's work (interleaved)."""
+    ``FieldCipher`` (text tokens, then binary ones), each step adding one piece of the
+    library's work (interleaved); with each, the microseconds of the step it adds to."""
     subjects = [f"L{i % _SUBJECTS}" for i in range(count)]
     contexts = [f"Learner/{s}/email" for s in subjects]
     places = [c.encode() for c in contexts]
@@ -246,27 +257,43 @@ def _breakdown(count: int, repeats: int) -> list[tuple[str, float]]:
                 aead.decrypt(raw[:12], raw[12:], prefix + context.encode()).decode()
         return stop - start
 
-    def library(start: int, stop: int) -> int:
-        encrypt, decrypt = cipher.encrypt, cipher.decrypt
-        for value, subject, context in zip(
-            values[start:stop], subjects[start:stop], contexts[start:stop], strict=True
-        ):
-            decrypt(
-                encrypt(value, subject=subject, context=context), subject=subject, context=context
-            )
+    def binary(start: int, stop: int) -> int:
+        chunk = zip(values[start:stop], texts[start:stop], contexts[start:stop], strict=True)
+        for value, (_, aead, prefix, head), context in chunk:
+            nonce = random_nonce()
+            token = head + nonce + aead.encrypt(nonce, value.encode(), prefix + context.encode())
+            if token[:12] == head:
+                aead.decrypt(token[12:24], token[24:], prefix + context.encode()).decode()
         return stop - start
 
+    built_step = "+ associated data built per call (prefix + context.encode())"
+    binary_step = "binary: associated data built, + the binary token"
     steps = {
         "floor: bare AES-GCM, os.urandom nonce, associated data given": _bare(
             values, keys, associated
         ),
         "the library's pooled nonces instead of os.urandom": pooled,
-        "+ associated data built per call (prefix + context.encode())": built,
+        built_step: built,
         "+ the text token (base64, URL-safe alphabet, header text)": texted,
-        "+ FieldCipher's calls, look-ups and checks (= FieldCipher)": library,
+        "+ FieldCipher's calls, look-ups and checks (= FieldCipher)": _pairs(
+            cipher.encrypt, cipher.decrypt, values, subjects, contexts
+        ),
+        binary_step: binary,
+        "binary: + FieldCipher's calls and checks (= encrypt_raw/decrypt_raw)": _pairs(
+            cipher.encrypt_raw, cipher.decrypt_raw, values, subjects, contexts
+        ),
     }
     samples, done = _samples(steps, count, repeats)
-    return [(name, samples[name].median / done[name] * 1e6) for name in steps]
+    micros = {name: samples[name].median / done[name] * 1e6 for name in steps}
+    # Each step against the one before it; the binary token's chain starts again from
+    # the associated data built per call.
+    names = list(steps)
+    bases: list[str | None] = [None, *names[:-1]]
+    bases[names.index(binary_step)] = built_step
+    return [
+        (name, micros[name], None if base is None else micros[base])
+        for name, base in zip(names, bases, strict=True)
+    ]
 
 
 def _batch_sizes(count: int, repeats: int, sizes: tuple[int, ...]) -> list[tuple[int, float]]:
@@ -368,11 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.breakdown:
         count, repeats = (10_000, 5) if args.quick else (100_000, 7)
         print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-        previous = None
-        for name, micros in _breakdown(count, repeats):
-            step = "" if previous is None else f"{micros - previous:+7.3f}"
-            print(f"{name:64} {micros:6.3f} µs/pair {step}")
-            previous = micros
+        for name, micros, base in _breakdown(count, repeats):
+            step = "" if base is None else f"{micros - base:+7.3f}"
+            print(f"{name:70} {micros:6.3f} µs/pair {step}")
         for size, share in _batch_sizes(count, repeats, (1, 4, 25, 100)):
             print(
                 f"encrypt_many + decrypt_many, {size:3} values of one learner a call: "

@@ -77,6 +77,8 @@ SCHEDULE = Schedule({Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_A
 ROOT = Path(__file__).resolve().parent.parent
 #: Issue #21: two workers at least 1.8x one worker (CPU critical path, see above).
 TARGET = 1.8
+#: The probe's size: about a third of a second of one core.
+PROBE_ITERATIONS = 120_000
 QUICK = {"learners": 20_000, "batch": 1_000}
 FULL = {"learners": 200_000, "batch": 5_000}
 
@@ -113,6 +115,51 @@ def worker(url: str, keys: str, vault: str, batch: int, part: str) -> None:
     store.close()
 
 
+def probe() -> None:
+    """A fixed piece of CPU work shaped like a sweep's client side (dicts built, JSON
+    written, SHA-256, sorting): print its CPU seconds. Run alone, then two at once, it
+    shows what CPU time two busy processes cost this machine for the same work."""
+    import hashlib
+
+    print("ready", flush=True)
+    sys.stdin.readline()
+    cpu = time.process_time()
+    digest = b""
+    for n in range(PROBE_ITERATIONS):
+        row = {"id": f"L{n:07d}", "n": n, "at": "2026-06-15T12:00:00", "tags": [n % 7, n % 11]}
+        digest = hashlib.sha256(digest + json.dumps(row, sort_keys=True).encode()).digest()
+        if n % 1000 == 0:
+            sorted(str(k) for k in range(500))
+    print(json.dumps({"cpu": time.process_time() - cpu}), flush=True)
+
+
+def _ready(commands: list[list[str]]) -> list[subprocess.Popen[str]]:
+    """Start this module once per command line, and wait until each says "ready"."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.bench_sweep_scale", *command],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for command in commands
+    ]
+    for proc in procs:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"a benchmark process failed to start (exit {proc.wait()})")
+    return procs
+
+
+def _say(procs: list[subprocess.Popen[str]], word: str) -> None:
+    """Send ``word`` to every process, as near to the same moment as can be."""
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(word + "\n")
+        proc.stdin.flush()
+
+
 def _proc_cpu(pid: int) -> float:
     """User and system CPU seconds of a live process (0 once it has exited)."""
     try:
@@ -129,10 +176,18 @@ class Bench:
     """A server, a template store, and clones of it swept by 1 or 2 workers."""
 
     def __init__(
-        self, server: Any, work: Path, count: int, batch: int, *, shared: bool = False
+        self,
+        server: Any,
+        work: Path,
+        count: int,
+        batch: int,
+        *,
+        shared: bool = False,
+        settled: bool = True,
     ) -> None:
         self.server, self.work, self.count, self.batch = server, work, count, batch
         self.shared = shared
+        self.settled = settled
         self.parts: dict[int, list[str]] = {}
         self.template = "lp_sweep_tmpl"
         self.keys_template = "lp_sweep_keys_tmpl"
@@ -152,20 +207,64 @@ class Bench:
         for workers in (1, 2, 4):
             self.parts[workers] = [json.dumps(p.to_json()) for p in store.sweep_parts(workers)]
         store.close()
+        if self.settled:
+            self.settle()
 
-    def backends(self, name: str) -> dict[str, dict[int, float]]:
-        """CPU seconds so far of each worker's backends: ``{application_name: {pid: s}}``."""
+    def template_state(self) -> str:
+        """How the template's learner table was last vacuumed and analysed (``v`` and
+        ``a``: by hand or by autovacuum; ``-`` never), as the round's clone copies it."""
         import psycopg
 
-        found: dict[str, dict[int, float]] = {}
+        with psycopg.connect(self.server.dsn_for(self.template), autocommit=True) as connection:
+            row = connection.execute(
+                "SELECT vacuum_count + autovacuum_count, analyze_count + autoanalyze_count "
+                "FROM pg_stat_user_tables WHERE relname = 'lp_learner'"
+            ).fetchone()
+        assert row is not None
+        return ("v" if row[0] else "-") + ("a" if row[1] else "-")
+
+    def settle(self) -> None:
+        """Vacuum (hint bits, visibility map, frozen rows) and analyse both templates, then
+        checkpoint: every clone starts in the same state. Left to autovacuum, the template
+        was vacuumed and analysed a minute or so into the run, so the clones of the first
+        rounds had no planner statistics and every page they read was dirtied setting
+        hint bits; the later rounds' clones did not: rounds differed for that alone."""
+        import psycopg
+
+        for name in (self.template, self.keys_template):
+            with psycopg.connect(self.server.dsn_for(name), autocommit=True) as connection:
+                connection.execute("VACUUM (FREEZE, ANALYZE)")
         with psycopg.connect(self.server.dsn_for("postgres"), autocommit=True) as connection:
-            for application, pid in connection.execute(
-                "SELECT application_name, pid FROM pg_stat_activity WHERE datname = %s "
-                "AND backend_type = 'client backend'",
-                (name,),
+            connection.execute("CHECKPOINT")
+
+    def backends(self, *names: str) -> dict[str, dict[tuple[str, int], float]]:
+        """CPU seconds so far of each worker's backends, in the records and the key
+        database: ``{application_name: {(database, pid): s}}``."""
+        import psycopg
+
+        found: dict[str, dict[tuple[str, int], float]] = {}
+        with psycopg.connect(self.server.dsn_for("postgres"), autocommit=True) as connection:
+            for application, database, pid in connection.execute(
+                "SELECT application_name, datname, pid FROM pg_stat_activity "
+                "WHERE datname = ANY(%s) AND backend_type = 'client backend'",
+                (list(names),),
             ):
-                found.setdefault(str(application), {})[int(pid)] = _proc_cpu(int(pid))
+                found.setdefault(str(application), {})[(str(database), int(pid))] = _proc_cpu(
+                    int(pid)
+                )
         return found
+
+    def counters(self) -> dict[str, int]:
+        """Checkpoints and autovacuum runs of the server so far."""
+        import psycopg
+
+        with psycopg.connect(self.server.dsn_for("postgres"), autocommit=True) as connection:
+            row = connection.execute(
+                "SELECT checkpoints_timed + checkpoints_req, buffers_checkpoint, "
+                "buffers_backend FROM pg_stat_bgwriter"
+            ).fetchone()
+        assert row is not None
+        return {"checkpoints": int(row[0]), "written": int(row[1]), "evicted": int(row[2])}
 
     def _clone(self, template: str) -> str:
         import psycopg
@@ -191,29 +290,42 @@ class Bench:
         assert row is not None
         return int(row[0])
 
-    def _sample_waits(self, name: str, stop: threading.Event, seen: Counter[str]) -> None:
-        """Count what the workers' server backends are doing, every 10 ms, until ``stop``
-        (autovacuum, which the deletions start, is not counted):
-        ``Lock:transactionid`` or ``Lock:tuple`` means one worker waits for another."""
+    def _sample_waits(
+        self, names: tuple[str, str], stop: threading.Event, seen: Counter[str]
+    ) -> None:
+        """Count what the server is doing for the round, every 10 ms, until ``stop``:
+        each worker backend's wait event (``Lock:transactionid`` or ``Lock:tuple`` means
+        one worker waits for another; ``LWLock:*`` a shared-memory lock; ``IO:*`` a read),
+        and ``autovacuum`` for each autovacuum worker in the round's databases."""
         import psycopg
 
         with psycopg.connect(self.server.dsn_for("postgres"), autocommit=True) as connection:
             while not stop.wait(0.01):
-                for event_type, event in connection.execute(
-                    "SELECT wait_event_type, wait_event FROM pg_stat_activity "
-                    "WHERE datname = %s AND state = 'active' "
-                    "AND backend_type = 'client backend'",
-                    (name,),
+                for kind, event_type, event in connection.execute(
+                    "SELECT backend_type, wait_event_type, wait_event FROM pg_stat_activity "
+                    "WHERE datname = ANY(%s) AND state IS DISTINCT FROM 'idle' "
+                    "AND backend_type IN ('client backend', 'autovacuum worker') "
+                    "AND application_name LIKE 'lp_sweep_%%' OR backend_type = "
+                    "'autovacuum worker' AND datname = ANY(%s)",
+                    (list(names), list(names)),
                 ):
-                    seen[f"{event_type}:{event}" if event_type else "running"] += 1
+                    if kind == "autovacuum worker":
+                        seen["autovacuum"] += 1
+                    else:
+                        seen[f"{event_type}:{event}" if event_type else "running"] += 1
 
     def server_cpu(self) -> float:
-        """CPU seconds of the server so far: the postmaster and every child it reaped
-        (the backends of workers that disconnected, autovacuum workers)."""
-        pid = (self.server.data_dir / "postmaster.pid").read_text().split()[0]
+        """CPU seconds of the whole server so far: the postmaster, every child it reaped
+        (backends of workers that disconnected, autovacuum workers) and every live child
+        (backends, checkpointer, background writer, WAL writer, autovacuum launcher)."""
+        pid = int((self.server.data_dir / "postmaster.pid").read_text().split()[0])
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         # utime, stime, cutime, cstime: fields 14-17 of proc(5), 12-15 after the name.
-        return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        total = sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        for child in children.read_text().split() if children.exists() else ():
+            total += _proc_cpu(int(child))
+        return total
 
     def _wait_disconnected(self, name: str) -> None:
         """Until the workers' backends have exited (so their CPU time is reaped)."""
@@ -253,51 +365,53 @@ class Bench:
         assert row is not None
         return int(row[0])
 
+    def probes(self, count: int) -> list[float]:
+        """CPU seconds of ``count`` probes (:func:`probe`) run at once."""
+        procs = _ready([["--probe"]] * count)
+        _say(procs, "go")
+        found = []
+        for proc in procs:
+            assert proc.stdout is not None
+            found.append(float(json.loads(proc.stdout.readline())["cpu"]))
+            proc.wait()
+        return found
+
     def round(self, workers: int, erasable: int) -> dict[str, Any]:
         """One sweep of a fresh clone by ``workers`` processes."""
+        template = self.template_state()
         records, keys = self._clone(self.template), self._clone(self.keys_template)
         vault = self.work / f"{records}.vault"
         if self.vault.exists():  # written by the first key compaction only
             shutil.copyfile(self.vault, vault)
         try:
             url = self.server.url_for(records)
-            args = [self.server.url_for(keys), str(vault), str(self.batch)]
+            args = [str(vault), str(self.batch)]
             parts = ["-"] * workers if self.shared else self.parts[workers]
             if len(parts) != workers:
                 raise AssertionError(f"{len(parts)} parts for {workers} workers")
-            procs = [
-                subprocess.Popen(
+            procs = _ready(
+                [
                     [
-                        sys.executable,
-                        "-m",
-                        "benchmarks.bench_sweep_scale",
                         "--worker",
                         f"{url}?application_name=lp_sweep_{n}",
+                        f"{self.server.url_for(keys)}?application_name=lp_sweep_{n}",
                         *args,
                         parts[n],
-                    ],
-                    cwd=ROOT,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                )
-                for n in range(workers)
-            ]
-            for proc in procs:
-                assert proc.stdout is not None
-                if proc.stdout.readline().strip() != "ready":
-                    raise RuntimeError(f"a sweep worker failed to start (exit {proc.wait()})")
+                    ]
+                    for n in range(workers)
+                ]
+            )
             load = os.getloadavg()[0]
+            counters_before = self.counters()
             server_before = self.server_cpu()
-            backends_before = self.backends(records)
+            backends_before = self.backends(records, keys)
             stop, waits = threading.Event(), Counter[str]()
-            sampler = threading.Thread(target=self._sample_waits, args=(records, stop, waits))
+            sampler = threading.Thread(
+                target=self._sample_waits, args=((records, keys), stop, waits)
+            )
             sampler.start()
             began = time.perf_counter()
-            for proc in procs:
-                assert proc.stdin is not None
-                proc.stdin.write("go\n")
-                proc.stdin.flush()
+            _say(procs, "go")
             results = []
             for proc in procs:
                 assert proc.stdout is not None
@@ -305,22 +419,23 @@ class Bench:
             wall = time.perf_counter() - began
             stop.set()
             sampler.join()
-            backends_after = self.backends(records)
+            backends_after = self.backends(records, keys)
             for n, result in enumerate(results):
                 name = f"lp_sweep_{n}"
                 before, after = backends_before.get(name, {}), backends_after.get(name, {})
                 # A backend that disconnected during the sweep is missed; the pool keeps
                 # its connections, and the server CPU row counts every backend anyway.
-                result["backend"] = sum(s - before.get(pid, 0.0) for pid, s in after.items())
-            for proc in procs:
-                assert proc.stdin is not None
-                proc.stdin.write("close\n")
-                proc.stdin.flush()
+                for label, database in (("backend", records), ("keys", keys)):
+                    result[label] = sum(
+                        s - before.get(at, 0.0) for at, s in after.items() if at[0] == database
+                    )
+            _say(procs, "close")
             for proc in procs:
                 if proc.wait() != 0:
                     raise RuntimeError("a sweep worker failed")
             self._wait_disconnected(records)
             server = self.server_cpu() - server_before
+            counters = self.counters()
             erased = sum(int(r["erased"]) for r in results)
             # Verified after the fact: every expired learner erased, once, and none left.
             if erased != erasable or self._remaining_expired(records) != 0:
@@ -332,7 +447,17 @@ class Bench:
                 "wall": wall,
                 "cpu": sum(float(r["cpu"]) for r in results),
                 # Each worker's CPU with its backends'; the largest is the critical path.
-                "paths": [float(r["cpu"]) + float(r["backend"]) for r in results],
+                "paths": [
+                    float(r["cpu"]) + float(r["backend"]) + float(r["keys"]) for r in results
+                ],
+                # The same, in parts: worker process, records backends, key backends.
+                "parts": [
+                    (float(r["cpu"]), float(r["backend"]), float(r["keys"])) for r in results
+                ],
+                "erased_each": [int(r["erased"]) for r in results],
+                "template": template,
+                "walls": [float(r["wall"]) for r in results],
+                "checkpoints": counters["checkpoints"] - counters_before["checkpoints"],
                 "load": load,
                 "server": server,
                 "busiest": max(int(r["erased"]) for r in results) / erased,
@@ -346,7 +471,13 @@ class Bench:
 
 
 def measure(
-    count: int, batch: int, rounds: int, *, workers: int = 2, shared: bool = False
+    count: int,
+    batch: int,
+    rounds: int,
+    *,
+    workers: int = 2,
+    shared: bool = False,
+    settled: bool = True,
 ) -> dict[int, list[dict[str, Any]]]:
     """``rounds`` interleaved rounds of 1 then ``workers`` workers on the same contents."""
     from learnprivacy.testing.postgres import TemporaryPostgres
@@ -359,15 +490,23 @@ def measure(
     work = Path(tempfile.mkdtemp(prefix="lp-sweep-scale-"))
     try:
         with TemporaryPostgres(settings={"shared_buffers": "128MB"}) as server:
-            bench = Bench(server, work, count, batch, shared=shared)
+            bench = Bench(server, work, count, batch, shared=shared, settled=settled)
             bench.build()
             # One untimed pair first: the first clones meet a cold server cache.
             for n in (1, workers):
                 bench.round(n, erasable)
             found: dict[int, list[dict[str, Any]]] = {1: [], workers: []}
-            for _ in range(rounds):
-                for n in (1, workers):
+            for number in range(rounds):
+                # Pairs in alternating order (1 then n, n then 1): neither side always
+                # meets what the other leaves behind (autovacuum of the dropped clones).
+                order = (1, workers) if number % 2 == 0 else (workers, 1)
+                for n in order:
                     found[n].append(bench.round(n, erasable))
+                # The machine's own cost of concurrency: the same fixed work alone, then
+                # ``workers`` copies at once.
+                alone = bench.probes(1)[0]
+                together = bench.probes(workers)
+                found[workers][-1]["probe"] = statistics.mean(together) / alone
             return found
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -393,8 +532,11 @@ def rows(
     # One worker: its CPU and its backends'; several: the busiest worker's (critical path).
     path1 = [sum(r["paths"]) for r in one]
     pathn = [max(r["paths"]) for r in many]
+    # The verdict: the median of the per-round ratios (the paired statistic, see the
+    # module's documentation); the ratio of the medians is printed beside it.
     cpu_speedups = [a / b for a, b in zip(path1, pathn, strict=True)]
-    cpu_speedup = statistics.median(path1) / statistics.median(pathn)
+    cpu_speedup = statistics.median(cpu_speedups)
+    unpaired = statistics.median(path1) / statistics.median(pathn)
     lanes = sorted({int(r.get("lanes", 1)) for r in many})
     wall1 = statistics.median(r["wall"] for r in one)
     walln = statistics.median(r["wall"] for r in many)
@@ -409,19 +551,23 @@ def rows(
         1, sum(waits.values())
     )
     busiest = statistics.median(r["busiest"] for r in many)
+    probes = [r["probe"] for r in many if "probe" in r]
+    summary = f"{len(cpu_speedups)} rounds; " + (
+        f"probe {statistics.median(probes):.2f}x" if probes else "no probe"
+    )
     return [
         {
             "name": f"sweep, {workers} workers vs 1, CPU time (each worker with its server "
             f"backends; {workers} workers: the busiest one), {label}; 1 worker "
             f"{statistics.median(path1):.3g} s, busiest of {workers} "
             f"{statistics.median(pathn):.3g} s (medians of {len(one)} interleaved rounds; "
-            f"median of the per-round ratios {statistics.median(cpu_speedups):.2f}x); "
+            f"ratio of the medians {unpaired:.2f}x); "
             f"busiest worker erased {busiest:.0%}; audit lanes used "
             f"{'/'.join(map(str, lanes))}, every log verified; {load}",
             "value": cpu_speedup,
             "floor": 1.0,
             "ratio": round(cpu_speedup, 3),
-            "spread": f"{min(cpu_speedups):.2f}–{max(cpu_speedups):.2f}x (per round)",
+            "spread": f"{min(cpu_speedups):.2f}–{max(cpu_speedups):.2f}x (per round), {summary}",
             "target": f">= {TARGET:g}x" if workers == 2 else "reference",
             "ok": cpu_speedup >= TARGET or workers != 2,
             "unit": "x",
@@ -493,7 +639,16 @@ def main(argv: list[str]) -> int:
         "--shared", action="store_true", help="workers share the store without parts"
     )
     parser.add_argument("--worker", nargs=5, metavar=("URL", "KEYS", "VAULT", "BATCH", "PART"))
+    parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--unsettled",
+        action="store_true",
+        help="leave the templates to autovacuum (as before), to compare",
+    )
     args = parser.parse_args(argv)
+    if args.probe:
+        probe()
+        return 0
     if args.worker:
         url, keys, vault, batch, part = args.worker
         worker(url, keys, vault, int(batch), part)
@@ -502,22 +657,31 @@ def main(argv: list[str]) -> int:
     size["learners"] = args.learners or size["learners"]
     size["batch"] = args.batch or size["batch"]
     found = measure(
-        size["learners"], size["batch"], args.rounds, workers=args.workers, shared=args.shared
+        size["learners"],
+        size["batch"],
+        args.rounds,
+        workers=args.workers,
+        shared=args.shared,
+        settled=not args.unsettled,
     )
     from benchmarks.__main__ import render
 
     table = rows(size["learners"], size["batch"], found, shared=args.shared)
     print(render(table))
     for workers, results in found.items():
-        print(
-            f"{workers} worker(s), per round: "
-            + ", ".join(
-                f"{r['wall']:.2f}s wall/{r['cpu']:.2f}s CPU/"
-                f"{'+'.join(f'{p:.2f}' for p in r['paths'])}s per worker with backends/"
-                f"{r['server']:.2f}s server CPU/load {r['load']:.1f}/{r['lanes']} lane(s)"
-                for r in results
+        print(f"{workers} worker(s), per round:")
+        for number, r in enumerate(results, 1):
+            each = ", ".join(
+                f"{c:.2f}+{b:.2f}+{k:.2f}s ({e:,} erased)"
+                for (c, b, k), e in zip(r["parts"], r["erased_each"], strict=True)
             )
-        )
+            print(
+                f"  {number}: {r['wall']:.2f}s wall, load {r['load']:.1f}; per worker "
+                f"(process + records backends + key backends): {each}; whole server "
+                f"{r['server']:.2f}s; {r['checkpoints']} checkpoint(s); "
+                f"{r['lanes']} lane(s); template {r['template']}"
+                + (f"; probe {r['probe']:.2f}x" if "probe" in r else "")
+            )
         waits: Counter[str] = sum((r["waits"] for r in results), Counter())
         total = sum(waits.values()) or 1
         print(

@@ -188,6 +188,14 @@ def sqlmodel_models() -> SimpleNamespace:
     return SimpleNamespace(Base=Base, User=User, Post=Post)
 
 
+def add_sqlmodel_ana(session: Any, models: SimpleNamespace) -> None:
+    """Ana (``u1``) and her forum post "hello" in :func:`sqlmodel_models`, committed."""
+    session.add(models.User(id="u1", email="ana@example.org", name="Ana"))
+    session.flush()  # the account first: PostgreSQL checks the post's foreign key
+    session.add(models.Post(author_id="u1", body="hello", posted_at=NOW))
+    session.commit()
+
+
 def registry_of(models: SimpleNamespace) -> Any:
     """What LearnPrivacy binds to for these models."""
     return models.Base

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from learnprivacy.crypto import FieldCipher, Keyring
+from learnprivacy.crypto import FieldCipher, Keyring, _nonce
 from learnprivacy.errors import DecryptionError, KeyShreddedError, ValidationError
 
 SUBJECT = "L1"
@@ -157,3 +157,82 @@ def test_a_warm_batch_after_a_shred_raises_key_shredded(cipher: FieldCipher) -> 
         warm.encrypt_many(VALUES, subject=SUBJECT, contexts=CONTEXTS)
     with pytest.raises(KeyShreddedError):
         warm.decrypt_many(tokens, subject=SUBJECT, contexts=CONTEXTS)
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_a_batch_of_one_is_the_single_call(cipher: FieldCipher, warm: bool) -> None:
+    """One value or token per call takes encrypt()/decrypt(): the same token for the same
+    nonce, and every refusal of the single path (moved, tampered, padded, another
+    learner, a token of bytes) with no value in the message."""
+    if warm:
+        _warm(cipher)
+    _nonce.inject(bytes(12))
+    single = cipher.encrypt("secret", subject=SUBJECT, context=CONTEXTS[0])
+    _nonce.inject(bytes(12))
+    assert cipher.encrypt_many(["secret"], subject=SUBJECT, contexts=CONTEXTS[:1]) == [single]
+    assert cipher.decrypt_many([single], subject=SUBJECT, contexts=CONTEXTS[:1]) == ["secret"]
+    cipher.encrypt("warm", subject="L2", context="x")
+    flipped = single[:-3] + ("A" if single[-3] != "A" else "B") + single[-2:]
+    held = cipher.encrypt(b"secret", subject=SUBJECT, context=CONTEXTS[0])
+    for token, subject, context in (
+        (single, SUBJECT, CONTEXTS[1]),
+        (single, "L2", CONTEXTS[0]),
+        (flipped, SUBJECT, CONTEXTS[0]),
+        (single + "=", SUBJECT, CONTEXTS[0]),
+        (single[:-8], SUBJECT, CONTEXTS[0]),
+    ):
+        with pytest.raises(DecryptionError) as caught:
+            cipher.decrypt_many([token], subject=subject, contexts=[context])
+        assert "secret" not in str(caught.value)
+        assert caught.value.__cause__ is None
+    with pytest.raises(ValidationError):
+        cipher.decrypt_many([held], subject=SUBJECT, contexts=CONTEXTS[:1])
+    with pytest.raises(ValidationError):
+        cipher.encrypt_many(["v"], subject=SUBJECT, contexts=[b"C/1/x"])  # type: ignore[list-item]
+    cipher.keyring.shred(SUBJECT)
+    with pytest.raises(KeyShreddedError):
+        cipher.decrypt_many([single], subject=SUBJECT, contexts=CONTEXTS[:1])
+    with pytest.raises(KeyShreddedError):
+        cipher.encrypt_many(["v"], subject=SUBJECT, contexts=CONTEXTS[:1])
+
+
+_SPOILERS = {
+    "flipped": lambda t: t[:-3] + ("A" if t[-3] != "A" else "B") + t[-2:],
+    "cut": lambda t: t[:-4],
+    "padded": lambda t: t + "=",
+    "standard alphabet": lambda t: t[:20] + t[20:].replace("-", "+").replace("_", "/") + "+",
+    "another version": lambda t: "lp2." + t[4:],
+    "with a newline": lambda t: t[:30] + "\n" + t[30:],
+    "empty": lambda t: "",
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.integers(min_value=2, max_value=9),
+    at=st.integers(min_value=0, max_value=8),
+    how=st.sampled_from(sorted(_SPOILERS)),
+    warm=st.booleans(),
+)
+def test_one_bad_token_anywhere_fails_the_whole_batch(
+    size: int, at: int, how: str, warm: bool
+) -> None:
+    """A batch with one spoilt or misplaced token returns nothing (no list half
+    decrypted) and raises the one fixed DecryptionError, naming no value or subject."""
+    cipher = FieldCipher(Keyring.generate())
+    if warm:
+        _warm(cipher)
+    values = [f"secret-{i}" for i in range(size)]
+    contexts = [f"Learner/L1/field{i}" for i in range(size)]
+    tokens = cipher.encrypt_many(values, subject=SUBJECT, contexts=contexts)
+    bad = list(tokens)
+    bad[at % size] = _SPOILERS[how](tokens[at % size])
+    moved = list(tokens)
+    moved[at % size] = tokens[(at + 1) % size]
+    for batch in (bad, moved):
+        with pytest.raises(DecryptionError) as caught:
+            cipher.decrypt_many(batch, subject=SUBJECT, contexts=contexts)
+        assert "secret" not in str(caught.value)
+        assert SUBJECT not in str(caught.value)
+        assert caught.value.__cause__ is None
+    assert cipher.decrypt_many(tokens, subject=SUBJECT, contexts=contexts) == values

@@ -11,6 +11,7 @@ import threading
 import attrs
 import pytest
 
+from learnprivacy._inplace._refs import RowRefs
 from learnprivacy.crypto import (
     BlindIndex,
     FieldCipher,
@@ -21,6 +22,7 @@ from learnprivacy.crypto import (
 )
 from learnprivacy.crypto._keystore import KeyState
 from learnprivacy.crypto._master import MasterKey
+from learnprivacy.crypto._prekeyed import PrekeyedHmac
 from learnprivacy.errors import (
     ConfigurationError,
     KeyShreddedError,
@@ -460,15 +462,17 @@ def test_reprs_never_show_key_material() -> None:
 
 
 def test_key_holders_cannot_be_pickled() -> None:
-    """Pickling would write keys in clear, so it is refused."""
+    """Pickling would write keys in clear, so it is refused, by every holder of a key."""
     keyring = Keyring.generate()
     for thing in (
         keyring,
         MasterKey(os.urandom(32)),
         keyring.blind_index(),
         Pseudonymiser(os.urandom(32), domain="d"),
+        PrekeyedHmac(os.urandom(32), b"prefix"),
+        RowRefs(os.urandom(32)),
     ):
-        with pytest.raises(TypeError):
+        with pytest.raises(TypeError, match="cannot be pickled: they hold a key"):
             pickle.dumps(thing)
 
 

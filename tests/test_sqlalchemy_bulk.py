@@ -242,14 +242,16 @@ def test_a_row_swapped_between_the_read_and_the_delete_is_never_deleted_unaudite
     assert set(named) == written - kept
 
 
+@pytest.mark.parametrize("how", ["bulk", "flush"])
 def test_a_row_restricted_between_the_check_and_the_update_is_not_updated(
-    app: SimpleNamespace,
+    app: SimpleNamespace, how: str
 ) -> None:
-    """Attack: another connection restricts Bob's account just before the bulk UPDATE
-    runs, after its check found no restricted row. The restriction either waits for the
-    update (the update held the write lock, on PostgreSQL the matched rows' locks, from
-    its check on) or the update does not touch the row; a restricted row is never
-    changed in bulk. The intruder gives up at once when it meets a lock."""
+    """Attack: another connection restricts Bob's account just before the UPDATE runs
+    (a bulk UPDATE, or the session's flush of Bob's changed object), after its check
+    found no restricted row. The restriction either waits for the update (the update
+    held the write lock, on PostgreSQL the rows' locks, from its check on) or the update
+    does not touch the row; a restricted row is never changed. The intruder gives up at
+    once when it meets a lock. The flush case changed the row on both engines before."""
     m = app.m
     other = create_engine(
         app.url,
@@ -259,10 +261,20 @@ def test_a_row_restricted_between_the_check_and_the_update_is_not_updated(
     def restrict(intruder: Session) -> None:
         app.privacy.restrict(intruder, intruder.get(m.User, "u2"), reason="dispute", now=NOW)
 
-    with _meanwhile(app, other, "UPDATE USERS", restrict) as fired, Session(app.engine) as s:
-        s.execute(update(m.User).values(last_login_at=NOW))
-        s.commit()
-    assert fired
+    with Session(app.engine) as s:
+        if how == "flush":
+            bob = s.get(m.User, "u2")
+            assert bob is not None
+            assert bob.last_login_at is None
+            bob.last_login_at = NOW
+        with (
+            _meanwhile(app, other, "UPDATE USERS", restrict) as fired,
+            contextlib.suppress(RestrictedRecordError),
+        ):
+            if how == "bulk":
+                s.execute(update(m.User).values(last_login_at=NOW))
+            s.commit()
+        assert fired
     with app.engine.connect() as c:
         bobs = c.execute(text("SELECT last_login_at FROM users WHERE id = 'u2'")).scalar()
     assert not (fired == [True] and bobs is not None), "a restricted row was updated"

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from learnprivacy.errors import DecryptionError, PlaintextError, ValidationError
-from tests.inplace_models import bound_declarative
+from tests.inplace_models import bound_declarative, restrict_user
 
 MASTER = bytes(range(32))
 WHEN = dt.datetime(2026, 3, 1, 9, 0)
@@ -35,6 +35,12 @@ NEW = [
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SimpleNamespace]:
     """Ana (``u1``, two posts) and Bob (``u2``, one post), on SQLite or PostgreSQL."""
     yield from bound_declarative(request, tmp_path, MASTER)
+
+
+@pytest.fixture
+def sqlite_app(tmp_path: Path) -> Iterator[SimpleNamespace]:
+    """The fixture ``app`` on SQLite only."""
+    yield from bound_declarative(SimpleNamespace(param="sqlite"), tmp_path, MASTER)
 
 
 def _raw(app: SimpleNamespace) -> list[tuple[Any, ...]]:
@@ -207,6 +213,29 @@ def test_an_upsert_is_refused(app: SimpleNamespace) -> None:
     _no_plaintext(app, "cleo")
     with Session(app.engine) as s:
         assert s.get(app.m.User, "u3").email == "Cleo@Example.org"
+
+
+@pytest.mark.parametrize("prefix", ["OR REPLACE", "OR IGNORE"])
+def test_an_insert_or_replace_over_a_restricted_row_is_refused(
+    sqlite_app: SimpleNamespace, prefix: str
+) -> None:
+    """SQLite's ``INSERT OR REPLACE`` (``prefix_with``) deletes the row it collides with
+    and writes the new one: over Bob's restricted account it replaced the account (the
+    upsert check only read the ``ON CONFLICT`` clause). Any ``OR`` conflict clause other
+    than ``OR IGNORE``, and ``REPLACE``, is refused as an upsert is; ``OR IGNORE``
+    leaves the restricted row as it is."""
+    app = sqlite_app
+    restrict_user(app, "u2")
+    stored = _raw(app)
+    statement = insert(app.m.User).prefix_with(prefix)
+    with Session(app.engine) as s:
+        if prefix == "OR REPLACE":
+            with pytest.raises(ValidationError, match="users"):
+                s.execute(statement, [{"id": "u2", "email": "mallory@example.org", "name": "M"}])
+        else:
+            s.execute(statement, [{"id": "u2", "email": "mallory@example.org", "name": "M"}])
+        s.commit()
+    assert _raw(app) == stored
 
 
 def test_a_bulk_insert_makes_new_learners_keys_in_the_key_store(app: SimpleNamespace) -> None:

@@ -21,6 +21,7 @@ from learnprivacy import Action, Controller
 from learnprivacy.crypto import Keyring
 from learnprivacy.errors import (
     ConfigurationError,
+    IntegrityError,
     KeyShreddedError,
     RestrictedRecordError,
     ValidationError,
@@ -61,25 +62,15 @@ def app(tmp_path: Path) -> Iterator[SimpleNamespace]:
 
 
 def populate(engine: Engine, m: SimpleNamespace) -> None:
+    """Ana (``u1``), not seen since long ago, with two old posts; Bob (``u2``), seen three
+    days ago, with a post of today; both signed up long ago."""
+    accounts = [
+        ("u1", "ana@example.org", "Ana Silva", LONG_AGO),
+        ("u2", "bob@example.org", "Bob Martin", NOW - dt.timedelta(days=3)),
+    ]
     with Session(engine) as s:
-        s.add(
-            m.User(
-                id="u1",
-                email="ana@example.org",
-                name="Ana Silva",
-                created_at=LONG_AGO,
-                last_login_at=LONG_AGO,
-            )
-        )
-        s.add(
-            m.User(
-                id="u2",
-                email="bob@example.org",
-                name="Bob Martin",
-                created_at=LONG_AGO,
-                last_login_at=NOW - dt.timedelta(days=3),
-            )
-        )
+        for uid, email, name, seen in accounts:
+            s.add(m.User(id=uid, email=email, name=name, created_at=LONG_AGO, last_login_at=seen))
         s.add_all(
             [
                 m.Post(author_id="u1", body="Ana's first post", posted_at=LONG_AGO),
@@ -634,3 +625,25 @@ def test_a_flush_refused_for_a_shredded_learner_gives_the_collector_back(
             gc.enable()
     with Session(app.engine) as s:
         assert s.get(app.m.User, "u1") is None
+
+
+def test_an_erasure_whose_delete_the_database_skipped_is_not_reported(
+    app: SimpleNamespace,
+) -> None:
+    """Attack: a trigger makes SQLite skip the DELETE of Ana's posts (a rule or a
+    row-level security policy does the same on PostgreSQL). The erasure reported them
+    erased, and shredded her keys, while the posts stayed with her id in clear. A
+    statement that removes fewer rows than planned now raises, and the caller's
+    transaction is rolled back: no entry written, no key shredded."""
+    populate(app.engine, app.m)
+    before = audit_actions(app)
+    with app.engine.begin() as c:
+        c.execute(
+            text("CREATE TRIGGER keep BEFORE DELETE ON forum_posts BEGIN SELECT RAISE(IGNORE); END")
+        )
+    with Session(app.engine) as s, pytest.raises(IntegrityError, match="forum_posts"):
+        app.privacy.erase_subject(s, "u1", now=NOW)
+    assert audit_actions(app) == before
+    with Session(app.engine) as s:
+        assert s.get(app.m.User, "u1").email == "ana@example.org"
+        assert len(s.scalars(select(app.m.Post).where(app.m.Post.author_id == "u1")).all()) == 2

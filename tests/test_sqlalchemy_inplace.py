@@ -27,6 +27,7 @@ from learnprivacy.errors import (
 from tests import NOW, names
 from tests.inplace_models import (
     add_invoice,
+    add_sqlmodel_ana,
     add_users,
     bound,
     declarative_models,
@@ -275,9 +276,7 @@ def test_sqlmodel_models_work_the_same(tmp_path: Path) -> None:
 
     models = sqlmodel_models()
     with bound(tmp_path, models.Base) as (privacy, engine), SQLModelSession(engine) as s:
-        s.add(models.User(id="u1", email="ana@example.org", name="Ana"))
-        s.add(models.Post(author_id="u1", body="hello", posted_at=NOW))
-        s.commit()
+        add_sqlmodel_ana(s, models)
         raw = s.execute(text("SELECT email, name FROM users")).one()
         assert all(v.startswith("lp1.") for v in raw)
         assert s.get(models.User, "u1").name == "Ana"

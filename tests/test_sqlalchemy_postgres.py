@@ -118,7 +118,7 @@ def test_sqlmodel_models_on_postgres(postgres_server: TemporaryPostgres) -> None
     """SQLModel models on PostgreSQL: tokens at rest, lookups, erasure after commit."""
     from sqlmodel import Session as SQLModelSession
 
-    from tests.inplace_models import sqlmodel_models
+    from tests.inplace_models import add_sqlmodel_ana, sqlmodel_models
 
     models = sqlmodel_models()
     privacy = lps.LearnPrivacy(
@@ -128,10 +128,7 @@ def test_sqlmodel_models_on_postgres(postgres_server: TemporaryPostgres) -> None
     models.Base.metadata.create_all(engine)
     try:
         with SQLModelSession(engine) as s:
-            s.add(models.User(id="u1", email="ana@example.org", name="Ana"))
-            s.flush()
-            s.add(models.Post(author_id="u1", body="hello", posted_at=NOW))
-            s.commit()
+            add_sqlmodel_ana(s, models)
             assert s.execute(text("SELECT body FROM forum_posts")).scalar_one().startswith("lp1.")
             assert [u.name for u in privacy.find(s, models.User.email, "ANA@example.org")] == [
                 "Ana"

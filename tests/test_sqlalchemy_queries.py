@@ -16,10 +16,11 @@ from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.errors import DecryptionError, KeyShreddedError
 from tests import NOW
 from tests.inplace_models import (
+    accounts,
+    add_sqlmodel_ana,
     add_users,
     bound,
     declarative_models,
-    new_base,
     restrict_user,
     sqlmodel_models,
 )
@@ -94,21 +95,17 @@ def test_exports_still_hold_restricted_rows(app: SimpleNamespace, tmp_path: Path
 def test_a_relationship_load_leaves_restricted_rows_out(tmp_path: Path) -> None:
     """Lazy and eager loads of a relationship skip restricted rows too."""
 
-    Base = new_base()
-
-    class Learner(Base):
-        __tablename__ = "learners"
-        __privacy__ = lps.Privacy(subject="id", purpose="accounts", basis=LawfulBasis.CONTRACT)
-        id: Mapped[str] = mapped_column(primary_key=True)
-        name: Mapped[str] = lps.personal(DataCategory.IDENTITY, "Name")
-        notes: Mapped[list[Note]] = relationship(order_by="Note.id")
+    Base, Learner = accounts()
 
     class Note(Base):
         __tablename__ = "notes"
         __privacy__ = lps.Privacy(subject="learner_id", purpose="notes", basis=LawfulBasis.CONTRACT)
         id: Mapped[int] = mapped_column(primary_key=True)
-        learner_id: Mapped[str] = mapped_column(ForeignKey("learners.id"))
+        learner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
         text: Mapped[str] = lps.personal(DataCategory.COMMUNICATION, "Note")
+
+    # The learners' accounts gain their notes, as a one-to-many relationship.
+    Learner.notes = relationship(Note, order_by=Note.id)
 
     with bound(tmp_path, Base, keys="k.db", app="a.db") as (privacy, engine):
         with Session(engine) as s:
@@ -192,9 +189,7 @@ def test_sqlmodel_column_selects_come_back_clear(tmp_path: Path) -> None:
 
     models = sqlmodel_models()
     with bound(tmp_path, models.Base) as (_, engine), SQLModelSession(engine) as s:
-        s.add(models.User(id="u1", email="ana@example.org", name="Ana"))
-        s.add(models.Post(author_id="u1", body="hello", posted_at=NOW))
-        s.commit()
+        add_sqlmodel_ana(s, models)
         assert s.exec(sqlmodel_select(models.User.email)).all() == ["ana@example.org"]
         assert s.exec(sqlmodel_select(models.Post.body, models.Post.id)).one()[0] == "hello"
 

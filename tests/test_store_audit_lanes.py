@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,9 +40,11 @@ def _event(action: str) -> AuditEvent:
 
 
 @contextmanager
-def _held(store: Store, action: str) -> Iterator[None]:
+def _held(store: Store, action: str, *, wait: bool = True) -> Iterator[threading.Event]:
     """While the block runs, a transaction of ``store`` holds the lane it appended
-    ``action`` to (uncommitted); it commits when the block ends."""
+    ``action`` to (uncommitted); it commits when the block ends. ``wait=False`` enters the
+    block at once, the append perhaps still waiting for a lane: the event yielded is set
+    once it is done."""
     appended, release = threading.Event(), threading.Event()
     failed: list[BaseException] = []
 
@@ -58,9 +60,10 @@ def _held(store: Store, action: str) -> Iterator[None]:
 
     worker = threading.Thread(target=hold)
     worker.start()
-    appended.wait(30)
+    if wait:
+        appended.wait(30)
     try:
-        yield
+        yield appended
     finally:
         release.set()
         worker.join(30)
@@ -418,3 +421,36 @@ def test_a_log_in_lanes_copied_to_sqlite_verifies_and_goes_on(
     assert list(copy.audit)[-1].sequence == last + 1
     assert copy.audit.verify()
     copy.close()
+
+
+@_postgres
+def test_a_writer_that_waited_while_a_lane_was_being_opened_opens_no_other(
+    store_url: str,
+) -> None:
+    """Lane 1 held; a second writer waits for it and opens lane 2 (uncommitted); a third,
+    seeing lane 1 taken and lane 2 not yet, waits for lane 1 too. Once it gets lane 1
+    there are two lanes for two writers at a time: it appends to lane 1 instead of
+    opening lane 3 (which it did)."""
+    first, second, third = _open(store_url), _open(store_url), _open(store_url)
+    try:
+        first.audit.record("start", "done", now=NOW)
+        late = threading.Thread(
+            target=third.audit.record, args=("late", "done"), kwargs={"now": NOW}
+        )
+        with ExitStack() as opener:
+            with _held(first, "holder"):
+                opened = opener.enter_context(_held(second, "opener", wait=False))
+                assert not opened.wait(0.5)  # waits for lane 1
+            assert opened.wait(30)
+            late.start()
+            late.join(0.5)
+            assert late.is_alive()  # lane 1 held by the opener, lane 2 not committed yet
+        late.join(30)
+        lanes = _lanes(first)
+        assert sorted(lanes) == [1, 2]
+        assert "late" in [e.action for e in lanes[1]]
+        assert [e.action for e in first.audit].count(LANE_ACTION) == 1
+        assert first.audit.verify()
+    finally:
+        for store in (first, second, third):
+            store.close()

@@ -611,9 +611,9 @@ def test_a_sweep_gives_the_garbage_collector_back_as_it_found_it(
     during: list[tuple[bool, bool]] = []
     original = _sweep.erase_rows
 
-    def watching(*args: Any, **kwargs: Any) -> None:
+    def watching(*args: Any, **kwargs: Any) -> int:
         during.append((gc.isenabled(), gc.get_freeze_count() > 0))
-        original(*args, **kwargs)
+        return original(*args, **kwargs)
 
     def failing(*_args: Any, **_kwargs: Any) -> None:
         during.append((gc.isenabled(), gc.get_freeze_count() > 0))

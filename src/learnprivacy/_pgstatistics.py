@@ -46,15 +46,23 @@ LOCK_TIMEOUT = "2s"
 _LOCK_NOT_AVAILABLE = "55P03"
 
 # The (schema given, table, column) among :schemas ('' for the current one) / :tables LIKE
-# / :columns whose statistics sample :ids.
+# / :columns whose statistics sample :ids. The target columns are picked first (the
+# MATERIALIZED CTE): a filter on ``pg_stats`` alone would be pushed down to every row of
+# ``pg_statistic``, each column of each table (system catalogs, token columns) cast to text
+# and compared with every id, 0.3-0.6 s a call for a page of 5,000 ids. Their sampled
+# values then meet the ids in a hash semi-join rather than an array overlap (which compares
+# every pair).
 _SAMPLED = text(
-    "SELECT DISTINCT w.sch, s.tablename, s.attname FROM pg_stats s "
+    "WITH t AS MATERIALIZED (SELECT w.sch, s.tablename, s.attname, "
+    "CAST(CAST(s.most_common_vals AS text) AS text[]) AS common, "
+    "CAST(CAST(s.histogram_bounds AS text) AS text[]) AS bounds FROM pg_stats s "
     "JOIN unnest(CAST(:schemas AS text[]), CAST(:tables AS text[]), "
     "CAST(:columns AS text[])) AS w(sch, tab, col) "
     "ON s.schemaname = coalesce(nullif(w.sch, ''), current_schema()) "
-    "AND s.tablename LIKE w.tab AND s.attname = w.col "
-    "WHERE (CAST(CAST(s.most_common_vals AS text) AS text[]) && CAST(:ids AS text[]) "
-    "OR CAST(CAST(s.histogram_bounds AS text) AS text[]) && CAST(:ids AS text[]))"
+    "AND s.tablename LIKE w.tab AND s.attname = w.col) "
+    "SELECT DISTINCT t.sch, t.tablename, t.attname FROM t "
+    "CROSS JOIN LATERAL unnest(t.common || t.bounds) AS sampled(v) "
+    "WHERE sampled.v IN (SELECT unnest(CAST(:ids AS text[])))"
 )
 
 # How many values the statistics of :table's {column} (in :schema, '' for the current one)

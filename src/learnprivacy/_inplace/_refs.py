@@ -23,7 +23,7 @@ from typing import Any
 
 from learnprivacy._inplace._spec import row_key
 from learnprivacy.crypto._pseudonym import _LABEL, Pseudonymiser, domain_key
-from learnprivacy.crypto._validate import length_prefixed
+from learnprivacy.crypto._validate import KeyHolder, length_prefixed
 
 __all__ = [
     "ROW_REF_DOMAIN",
@@ -54,10 +54,11 @@ def is_row_ref(text: str) -> bool:
     return _SHAPE.fullmatch(text) is not None
 
 
-class RowRefs:
+class RowRefs(KeyHolder):
     """Row references under one deployment's key."""
 
     __slots__ = ("__weakref__", "_names", "inner_pad", "outer_pad")
+    _holders = "row references"
 
     def __init__(self, key: bytes) -> None:
         self._names = Pseudonymiser(key, domain=ROW_REF_DOMAIN, size=_SIZE)
@@ -76,9 +77,6 @@ class RowRefs:
 
     def __repr__(self) -> str:
         return "RowRefs()"
-
-    def __reduce__(self) -> str:
-        raise TypeError("row references' keys cannot be pickled")
 
     def of_text(self, table: str, key_text: str) -> str:
         """The reference of the row of ``table`` whose key text is ``key_text``."""

@@ -13,7 +13,7 @@ from rich.markdown import Markdown
 from learnprivacy import Controller, Hosting, SubProcessor, Transfer
 from learnprivacy.cli._app import Env, pass_env, resolve_now
 from learnprivacy.cli._progress import progress
-from learnprivacy.cli._store_commands import AwareDateTime
+from learnprivacy.cli._store_commands import now_option
 from learnprivacy.errors import ConfigurationError
 
 __all__ = ["controller_from_file", "register_register_commands"]
@@ -131,7 +131,7 @@ def moodle() -> None:
 @moodle.command("report")
 @click.option("--db", "moodle_db", required=True, help="SQLAlchemy URL of the Moodle database.")
 @click.option("--prefix", default="mdl_", show_default=True, help="Moodle table prefix.")
-@click.option("--now", "now", type=AwareDateTime(), default=None, help="Evaluate as of (ISO 8601).")
+@now_option()
 @click.option("--no-sweep", is_flag=True, help="Skip the learnprivacy dry-run sweep (faster).")
 @pass_env
 def moodle_report_command(

@@ -20,14 +20,14 @@ from learnprivacy.cli._app import (
     resolve_now,
     values_of,
 )
-from learnprivacy.cli._store_commands import AwareDateTime
+from learnprivacy.cli._store_commands import AwareDateTime, now_option
 from learnprivacy.errors import NotFoundError, ValidationError
 from learnprivacy.requests import Channel, ProofMethod, RequestType
 
 __all__ = ["requests_group"]
 
 #: ``--now``: when the step is recorded (the clock, read once, without it).
-_NOW = click.option("--now", "now", type=AwareDateTime(), default=None)
+_NOW = now_option("Act as of this instant (ISO 8601; default: now).")
 
 
 @contextmanager

@@ -41,15 +41,11 @@ class AwareDateTime(click.ParamType):
         return parsed if is_aware(parsed) else parsed.replace(tzinfo=dt.UTC)
 
 
-def now_option() -> Callable[[F], F]:
-    """``--now``: the instant retention is evaluated at (default: the current time)."""
-    return click.option(
-        "--now",
-        "now",
-        type=AwareDateTime(),
-        default=None,
-        help="Evaluate as of this instant (ISO 8601; default: now).",
-    )
+def now_option(
+    help: str = "Evaluate as of this instant (ISO 8601; default: now).",
+) -> Callable[[F], F]:
+    """``--now``: the instant a command acts at (default: the current time)."""
+    return click.option("--now", "now", type=AwareDateTime(), default=None, help=help)
 
 
 @click.command()

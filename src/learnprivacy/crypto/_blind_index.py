@@ -7,7 +7,7 @@ from binascii import b2a_base64
 from collections.abc import Callable
 
 from learnprivacy.crypto._prekeyed import PrekeyedHmac
-from learnprivacy.crypto._validate import check_key, length_prefixed
+from learnprivacy.crypto._validate import KeyHolder, check_key, length_prefixed
 from learnprivacy.errors import ValidationError
 
 __all__ = ["BlindIndex", "normalise_text"]
@@ -26,7 +26,7 @@ def normalise_text(value: str) -> str:
     return unicodedata.normalize("NFC", value).strip().casefold()
 
 
-class BlindIndex:
+class BlindIndex(KeyHolder):
     """Keyed HMAC-SHA256 of a normalised value, truncated: ``b1_`` + URL-safe base64.
 
     Store it in a column next to the encrypted value and look rows up by equality::
@@ -57,6 +57,7 @@ class BlindIndex:
     """
 
     __slots__ = ("_fields", "_key", "_size")
+    _holders = "blind indexes"
 
     def __init__(self, key: bytes, *, size: int = 16) -> None:
         """Index with ``key`` (32 bytes or more), keeping ``size`` bytes (8 to 32)."""
@@ -69,9 +70,6 @@ class BlindIndex:
 
     def __repr__(self) -> str:
         return f"BlindIndex(size={self._size})"
-
-    def __reduce__(self) -> str:
-        raise TypeError("blind indexes cannot be pickled: they hold a key")
 
     def compute(
         self,

@@ -43,6 +43,7 @@ from learnprivacy.crypto._validate import (
     DEFAULT_SCOPE,
     KEY_SIZE,
     SYSTEM_SUBJECT,
+    KeyHolder,
     check_scope,
     check_subject,
     length_prefixed,
@@ -73,7 +74,7 @@ _REFS_KEPT = 20_000
 _LiveKey = tuple[str, str, str, str, bytes]
 
 
-class Keyring:
+class Keyring(KeyHolder):
     """A master key and the data keys it wraps, kept in a :class:`KeyStore`.
 
     >>> keyring = Keyring.generate()
@@ -136,6 +137,7 @@ class Keyring:
         "_verified",
         "_wrap_key",
     )
+    _holders = "keyrings"
 
     def __init__(
         self,
@@ -226,10 +228,6 @@ class Keyring:
 
     def __repr__(self) -> str:
         return f"<Keyring master_key_id={self._master.key_id!r} store={self._store!r}>"
-
-    def __reduce__(self) -> str:
-        # A pickle would carry the master key in clear; rebuild keyrings from configuration.
-        raise TypeError("keyrings cannot be pickled")
 
     @property
     def master_key_id(self) -> str:

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from learnprivacy.crypto._validate import KEY_SIZE, check_key, length_prefixed
+from learnprivacy.crypto._validate import KEY_SIZE, KeyHolder, check_key, length_prefixed
 from learnprivacy.errors import ConfigurationError, ValidationError
 
 __all__ = [
@@ -65,10 +65,11 @@ def wrap_associated_data(subject: str, scope: str, key_id: str) -> bytes:
     )
 
 
-class MasterKey:
+class MasterKey(KeyHolder):
     """A 32-byte master key with its derived KEK and id. Its repr shows the id only."""
 
     __slots__ = ("_kek", "_raw", "key_id")
+    _holders = "master keys"
 
     def __init__(self, raw: bytes) -> None:
         self._raw = check_key(raw, field="master_key", exact=True)
@@ -78,10 +79,6 @@ class MasterKey:
 
     def __repr__(self) -> str:
         return f"MasterKey(key_id={self.key_id!r})"
-
-    def __reduce__(self) -> str:
-        # Pickling would write the key in clear wherever the pickle goes.
-        raise TypeError("master keys cannot be pickled")
 
     @property
     def raw(self) -> bytes:

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import hashlib
 
+from learnprivacy.crypto._validate import KeyHolder
+
 __all__ = ["PrekeyedHmac"]
 
 _BLOCK = 64  # SHA-256 block size in bytes.
 
 
-class PrekeyedHmac:
+class PrekeyedHmac(KeyHolder):
     """HMAC-SHA256 under ``key`` of ``prefix + message``, for many messages."""
 
     __slots__ = ("_inner", "_outer")
+    _holders = "keyed HMAC states"
 
     def __init__(self, key: bytes, prefix: bytes) -> None:
         if len(key) > _BLOCK:
@@ -32,9 +35,6 @@ class PrekeyedHmac:
 
     def __repr__(self) -> str:
         return "PrekeyedHmac()"
-
-    def __reduce__(self) -> str:
-        raise TypeError("keyed HMAC states cannot be pickled")
 
     def digest(self, message: bytes) -> bytes:
         """The 32-byte HMAC of ``prefix + message``."""

@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from learnprivacy.crypto._prekeyed import PrekeyedHmac
-from learnprivacy.crypto._validate import KEY_SIZE, check_key, length_prefixed
+from learnprivacy.crypto._validate import KEY_SIZE, KeyHolder, check_key, length_prefixed
 from learnprivacy.errors import ValidationError
 
 __all__ = ["Pseudonymiser", "domain_key"]
@@ -41,7 +41,7 @@ def _domain(domain: object) -> bytes:
         raise ValidationError("domain must be encodable as UTF-8", field="domain") from None
 
 
-class Pseudonymiser:
+class Pseudonymiser(KeyHolder):
     """Keyed HMAC-SHA256 pseudonyms for one ``domain`` (a recipient, a report, a study).
 
     >>> p = Pseudonymiser(bytes(32), domain="employer-report")
@@ -71,6 +71,7 @@ class Pseudonymiser:
     """
 
     __slots__ = ("_domain", "_mac", "_size")
+    _holders = "pseudonymisers"
 
     def __init__(self, key: bytes, *, domain: str, size: int = 16) -> None:
         """Pseudonymise with ``key`` (32 bytes or more) for ``domain``, keeping ``size``
@@ -89,9 +90,6 @@ class Pseudonymiser:
 
     def __repr__(self) -> str:
         return f"Pseudonymiser(domain={self._domain!r})"
-
-    def __reduce__(self) -> str:
-        raise TypeError("pseudonymisers cannot be pickled: they hold a key")
 
     @property
     def domain(self) -> str:

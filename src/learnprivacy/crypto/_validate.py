@@ -8,6 +8,7 @@ context may itself be personal data.
 from __future__ import annotations
 
 import re
+from typing import ClassVar, NoReturn
 
 from learnprivacy.errors import ValidationError
 
@@ -15,12 +16,26 @@ __all__ = [
     "DEFAULT_SCOPE",
     "KEY_SIZE",
     "SYSTEM_SUBJECT",
+    "KeyHolder",
     "check_context",
     "check_key",
     "check_scope",
     "check_subject",
     "length_prefixed",
 ]
+
+
+class KeyHolder:
+    """Base of the objects that hold key material: a pickle would write the key in clear
+    wherever it goes, so pickling one raises ``TypeError`` (rebuild it from its key)."""
+
+    __slots__ = ()
+    #: What the refusal calls these objects ("master keys").
+    _holders: ClassVar[str]
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(f"{self._holders} cannot be pickled: they hold a key")
+
 
 #: The scope used when a caller does not name one.
 DEFAULT_SCOPE = "default"

@@ -20,7 +20,8 @@ They bypass the ORM's per-row flush events, so the ``do_orm_execute`` listener
   is refused before anything is written, naming table and column: a personal value
   or blind index given in ``.values()`` (a literal, a SQL expression, another row's
   token), an ``INSERT ... SELECT`` into a personal column, an upsert (``ON CONFLICT DO
-  UPDATE``, ``ON DUPLICATE KEY UPDATE``: it could overwrite a restricted row), a
+  UPDATE``, ``ON DUPLICATE KEY UPDATE``, SQLite's ``INSERT OR REPLACE``: it could
+  overwrite a restricted row), a
   personal value in a row without its key or learner id, a token or a blind index in
   a row's parameters;
 - a bulk ``UPDATE`` cannot encrypt per row: setting a personal column to anything but
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 
     from learnprivacy.sqlalchemy._privacy import LearnPrivacy
 
-__all__ = ["bulk_statement"]
+__all__ = ["bulk_statement", "hold_sqlite"]
 
 
 def _spec_of(privacy: LearnPrivacy, state: ORMExecuteState) -> ModelSpec | None:
@@ -88,7 +89,7 @@ def bulk_statement(privacy: LearnPrivacy, state: ORMExecuteState) -> Any:
     # What a bulk statement meets includes the objects the session has not flushed yet.
     session._autoflush()
     connection = session.connection(bind_arguments=state.bind_arguments)
-    _hold_sqlite(connection)
+    hold_sqlite(connection)
     rows = _matched(privacy, spec, state, connection)
     result = state.invoke_statement()
     count = getattr(result, "rowcount", -1)
@@ -104,7 +105,7 @@ def bulk_statement(privacy: LearnPrivacy, state: ORMExecuteState) -> Any:
     return result
 
 
-def _hold_sqlite(connection: Connection) -> None:
+def hold_sqlite(connection: Connection) -> None:
     """On SQLite, take the write lock before the rows are read, unless the transaction
     holds one already: the driver begins its transaction only at the first write, so
     another connection could otherwise commit between the read and the statement (a
@@ -258,7 +259,7 @@ def _refuse_restricted(privacy: LearnPrivacy, spec: ModelSpec, state: ORMExecute
     if isinstance(parameters, list | tuple) and parameters:
         matches.append(key_in(spec, [spec.key_of(group) for group in parameters]))
     connection = session.connection(bind_arguments=state.bind_arguments)
-    _hold_sqlite(connection)
+    hold_sqlite(connection)
     if connection.dialect.name == "postgresql":
         # Lock every row the UPDATE matches before the check: a restriction locks its
         # row too (shared), so none can be committed between the check and the write.
@@ -295,16 +296,19 @@ def _encrypt_insert(privacy: LearnPrivacy, spec: ModelSpec, state: ORMExecuteSta
             personal[name] = column
             if column.privacy.blind_index:
                 index_of[name + INDEX_SUFFIX] = column
-    if not personal:
-        return
     post = getattr(statement, "_post_values_clause", None)
-    if post is not None and type(post).__name__ != "OnConflictDoNothing":
+    # SQLite's INSERT OR REPLACE (a prefix) deletes the row it collides with: an upsert
+    # too, whether or not the table has personal columns.
+    replaces = any("REPLACE" in str(prefix).upper() for prefix, _ in statement._prefixes)
+    if replaces or (post is not None and type(post).__name__ != "OnConflictDoNothing"):
         raise ValidationError(
             f"{spec.table}: an upsert could overwrite a restricted row and cannot encrypt "
             "per row; insert new rows, or load the existing ones and change them through "
             "the ORM session",
             field=spec.table,
         )
+    if not personal:
+        return
     given: list[tuple[tuple[str, ...], Any]] = []
     if statement._values:
         given.extend((tuple(_names(k)), v) for k, v in statement._values.items())

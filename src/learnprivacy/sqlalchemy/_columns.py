@@ -97,6 +97,13 @@ def _personal(
     )
 
 
+def _not_personal(category: DataCategory, description: str, exported: bool) -> ColumnPrivacy:
+    """The declaration of a column that is not personal, for both ``not_personal`` forms."""
+    return ColumnPrivacy(
+        personal=False, category=category, description=description, exported=exported
+    )
+
+
 def personal(
     category: DataCategory,
     description: str,
@@ -133,9 +140,7 @@ def not_personal(
 
     Positional and keyword arguments go to ``mapped_column`` (type, ``nullable``...).
     """
-    declaration = ColumnPrivacy(
-        personal=False, category=category, description=description, exported=exported
-    )
+    declaration = _not_personal(category, description, exported)
     return mapped_column(*args, info=_info(declaration, info), **kwargs)
 
 
@@ -150,19 +155,10 @@ def personal_field(
     **kwargs: Any,
 ) -> Any:
     """:func:`personal` for SQLModel models (a ``sqlmodel.Field``)."""
-    from sqlmodel import Field
-
     declaration = _personal(category, description, blind_index, exported, identifier)
-    column_kwargs = dict(kwargs.pop("sa_column_kwargs", None) or {})
-    column_kwargs["info"] = _info(declaration, column_kwargs.get("info"))
     if nullable and "default" not in kwargs:
         kwargs["default"] = None
-    return Field(
-        sa_type=TokenText,
-        sa_column_kwargs=column_kwargs,
-        nullable=nullable,
-        **kwargs,
-    )
+    return _model_field(declaration, kwargs, sa_type=TokenText, nullable=nullable)
 
 
 def not_personal_field(
@@ -173,14 +169,16 @@ def not_personal_field(
     **kwargs: Any,
 ) -> Any:
     """:func:`not_personal` for SQLModel models (a ``sqlmodel.Field``)."""
+    return _model_field(_not_personal(category, description, exported), kwargs)
+
+
+def _model_field(declaration: ColumnPrivacy, kwargs: dict[str, Any], **field: Any) -> Any:
+    """A ``sqlmodel.Field`` whose column carries ``declaration`` in its ``info``."""
     from sqlmodel import Field
 
-    declaration = ColumnPrivacy(
-        personal=False, category=category, description=description, exported=exported
-    )
     column_kwargs = dict(kwargs.pop("sa_column_kwargs", None) or {})
     column_kwargs["info"] = _info(declaration, column_kwargs.get("info"))
-    return Field(sa_column_kwargs=column_kwargs, **kwargs)
+    return Field(sa_column_kwargs=column_kwargs, **field, **kwargs)
 
 
 def declaration_of(column: Any) -> ColumnPrivacy | None:

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Mapper, attributes
 
 from learnprivacy._inplace import INDEX_SUFFIX, ModelSpec, row_key
 from learnprivacy.errors import DecryptionError, RestrictedRecordError, ValidationError
-from learnprivacy.sqlalchemy._rowkeys import key_is
+from learnprivacy.sqlalchemy._bulk import hold_sqlite
+from learnprivacy.sqlalchemy._rowkeys import key_columns, key_in, key_is
 
 if TYPE_CHECKING:
     from learnprivacy.sqlalchemy._privacy import LearnPrivacy
@@ -154,6 +155,14 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
         key = key_of(state_dict)
         if key is None:
             return
+        # The write lock (SQLite) or the row's lock (PostgreSQL; restrict() locks it
+        # shared) taken before the check, as a bulk statement does: no restriction can
+        # be committed between the check and this flush's UPDATE or DELETE.
+        hold_sqlite(connection)
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                select(*key_columns(spec)).where(key_in(spec, [key])).with_for_update()
+            )
         found = connection.execute(
             select(states.c.state).where(
                 and_(

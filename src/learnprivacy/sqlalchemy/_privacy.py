@@ -25,7 +25,7 @@ from learnprivacy._validators import is_aware, require_aware
 from learnprivacy._vocabulary import BATCH_SIZE, Action
 from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser
 from learnprivacy.crypto._blind_index import normalise_text
-from learnprivacy.errors import ConfigurationError, ValidationError
+from learnprivacy.errors import ConfigurationError, IntegrityError, ValidationError
 from learnprivacy.retention import Hold, Schedule
 from learnprivacy.sqlalchemy import _statistics as statistics
 from learnprivacy.sqlalchemy._auditdb import AuditDatabase
@@ -960,7 +960,8 @@ class LearnPrivacy(DeclaredRegister):
             keys = list(erase.get(spec.table, ()))
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
-                connection.execute(delete(table).where(key_in(spec, chunk)))
+                removed = connection.execute(delete(table).where(key_in(spec, chunk))).rowcount
+                _every_row(session, spec, removed, chunk, "erased")
                 connection.execute(
                     delete(states).where(
                         states.c.table_name == spec.table,
@@ -986,7 +987,10 @@ class LearnPrivacy(DeclaredRegister):
                 for start in range(0, len(hidden), 500):
                     chunk = hidden[start : start + 500]
                     if values:
-                        connection.execute(update(table).where(key_in(spec, chunk)).values(values))
+                        blanked = connection.execute(
+                            update(table).where(key_in(spec, chunk)).values(values)
+                        ).rowcount
+                        _every_row(session, spec, blanked, chunk, "anonymised")
                     connection.execute(
                         delete(states).where(
                             states.c.table_name == spec.table,
@@ -1433,3 +1437,19 @@ def _forget(session: Session, spec: ModelSpec, key: Any) -> None:
         state = instance_state(obj)
         if state.persistent:
             session.expunge(obj)
+
+
+def _every_row(
+    session: Session, spec: ModelSpec, changed: int, keys: Sequence[Any], done: str
+) -> None:
+    """Roll the caller's transaction back and raise ``IntegrityError`` unless a statement
+    over the rows ``keys`` (read and planned in this transaction) changed every one: the
+    database itself skipped some (a trigger, a rule, a row-level security policy), and
+    no outcome may be reported, nor key shredded, for a row that kept its data."""
+    if changed != len(keys):
+        session.rollback()
+        raise IntegrityError(
+            f"{spec.table}: {len(keys) - changed} of {len(keys)} row(s) were not {done}: "
+            "the database skipped them (a trigger, rule or row-level security policy?); "
+            "the transaction was rolled back"
+        )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, Table, bindparam, delete, func, select, update
 
+from learnprivacy.errors import IntegrityError
 from learnprivacy.records import Granularity, fields_of
 from learnprivacy.store._bulk import ids_in
 from learnprivacy.store._common import chunked
@@ -27,6 +28,7 @@ __all__ = [
     "RANDOM_SUBJECT",
     "anonymise_rows",
     "erase_rows",
+    "every_row",
     "has_live_rows",
     "live_keys",
     "random_subject",
@@ -62,6 +64,21 @@ def random_subject() -> str:
 
 #: What :func:`random_subject` draws, and nothing else.
 RANDOM_SUBJECT = re.compile(r"anon-[0-9a-f]{32}")
+
+
+def every_row(changed: int, rt: RecordTable, ids: Sequence[str], done: str) -> int:
+    """``changed``, the rows a statement over ``ids`` changed, when that is every one of
+    them; else ``IntegrityError`` (the caller's transaction rolls back, its audit entries
+    with it). For rows read and locked in the same write transaction, where only the
+    database itself (a trigger, a rule, a row-level security policy) can skip one: an
+    outcome is never reported for a row that kept its data."""
+    if changed != len(ids):
+        raise IntegrityError(
+            f"{len(ids) - changed} of {len(ids)} {rt.name} row(s) were not {done}: the "
+            "database skipped them (a trigger, rule or row-level security policy?); "
+            "nothing was done"
+        )
+    return changed
 
 
 def erase_rows(connection: Connection, rt: RecordTable, ids: Sequence[str]) -> int:

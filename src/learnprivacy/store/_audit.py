@@ -369,12 +369,18 @@ class AuditLog:
             return int(free[0]), str(free[2]), []
         # Every lane is taken: wait for lane 1, and open the next lane there for the
         # writers that come after (up to MAX_LANES).
+        count = select(func.max(AUDIT_HEAD.c.id))
+        seen = connection.execute(count).scalar()
         first = connection.execute(heads.where(AUDIT_HEAD.c.id == 1).with_for_update()).first()
         if first is None:
             self.ensure_head(connection)
             return 1, GENESIS, []
-        lanes = int(connection.execute(select(func.max(AUDIT_HEAD.c.id))).scalar_one())
-        if lanes >= MAX_LANES:
+        lanes = int(connection.execute(count).scalar_one())
+        if lanes >= MAX_LANES or lanes > int(seen or 0):
+            # The writer this one waited for had just opened a lane (uncommitted, so not
+            # seen): there is one more lane than when every lane looked taken, and this
+            # writer holds lane 1 now. Opening yet another would leave lanes no writer needs
+            # (three for two workers), each opened by a wait on lane 1.
             return 1, str(first[2]), []
         lane = lanes + 1
         (number,) = connection.execute(_NEXT_SEQUENCES, {"n": 1}).scalars().all()

@@ -43,7 +43,14 @@ from sqlalchemy.exc import DBAPIError
 
 from learnprivacy.store._types import ExactDecimal
 
-__all__ = ["bulk_insert", "cursor_rows", "driver_rows", "ids_in"]
+__all__ = [
+    "bulk_insert",
+    "bulk_insert_values",
+    "cursor_rows",
+    "driver_rows",
+    "ids_in",
+    "insert_plan",
+]
 
 _Convert = Callable[[Any], Any]
 
@@ -112,6 +119,16 @@ def _plan(connection: Connection, table: Table) -> _Plan | None:
     return plan
 
 
+def insert_plan(
+    connection: Connection, table: Table
+) -> tuple[list[str], list[_Convert | None]] | None:
+    """The columns of ``table`` (in order) and each one's conversion to the driver's form
+    (``None``: the value as it is) for :func:`bulk_insert_values`; ``None`` where the
+    rows go through SQLAlchemy's ``insert()`` (:func:`bulk_insert` only)."""
+    plan = _plan(connection, table)
+    return None if plan is None else (plan[1], plan[2])
+
+
 def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert ``rows`` (dicts keyed by column name; missing keys are NULL) into ``table``."""
     if not rows:
@@ -120,8 +137,7 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, A
     if plan is None:
         connection.execute(insert(table), list(rows))
         return
-    sql, names, converters = plan
-    dialect_name = connection.dialect.name
+    _, names, converters = plan
     # Each row's values in column order in one C-level pass, then the few columns with
     # a conversion converted in place.
     converted = [(at, convert) for at, convert in enumerate(converters) if convert is not None]
@@ -133,13 +149,27 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, A
             if value is not None:
                 values[at] = convert(value)
         tuples.append(tuple(values))
-    if dialect_name == "sqlite":
-        connection.exec_driver_sql(sql, tuples)
+    bulk_insert_values(connection, table, tuples)
+
+
+def bulk_insert_values(
+    connection: Connection, table: Table, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert ``rows`` into ``table``: each the values of every column of
+    :func:`insert_plan`, in its order, already in the driver's form. Only for a table
+    and connection that have a plan."""
+    if not rows:
+        return
+    plan = _plan(connection, table)
+    if plan is None:
+        raise ValueError("rows of values need an insert plan; use bulk_insert")
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(plan[0], list(rows))
     else:
-        _copy_in(connection, sql, tuples)
+        _copy_in(connection, plan[0], rows)
 
 
-def _copy_in(connection: Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
+def _copy_in(connection: Connection, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
     """``rows`` through psycopg's ``COPY ... FROM STDIN``, in the connection's transaction.
 
     A database error is raised as SQLAlchemy raises the driver's errors (its

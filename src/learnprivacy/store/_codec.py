@@ -25,7 +25,10 @@ from learnprivacy.store._types import from_utc, to_utc
 if TYPE_CHECKING:
     from sqlalchemy.engine import Dialect
 
-__all__ = ["Codec", "column_value"]
+__all__ = ["Codec", "Convert", "column_value"]
+
+#: A driver conversion of one column's value (see ``_bulk.insert_plan``).
+Convert = Callable[[Any], Any]
 
 _EPOCH_MICROS = 1_000_000
 
@@ -252,18 +255,18 @@ class Codec:
     """Converts between records of one type and rows of its table."""
 
     __slots__ = (
+        "_builders",
         "_cipher",
-        "_clear",
         "_columns",
-        "_encoders",
         "_facts",
+        "_field_columns",
         "_index",
         "_opened",
         "_plain_at",
         "_raw",
         "_read",
-        "_sealed",
         "_skeleton",
+        "_to_fields",
         "rt",
     )
 
@@ -274,31 +277,11 @@ class Codec:
         positions = {column.name: i for i, column in enumerate(rt.table.columns)}
         self._columns = positions
         # Personal fields are encrypted and decrypted a record at a time (one key lookup
-        # for all of a record's fields); the others convert field by field.
-        # Clear single-column fields: (name, conversion or None for the value as it is);
-        # Score fields, spread over several columns, through their encoder.
-        self._clear = [
-            (spec.name, None if _to_column(spec) is _same else _to_column(spec))
-            for spec in rt.fields
-            if not spec.encrypted and spec.kind is not Kind.SCORE
-        ]
-        self._encoders = [
-            (spec.name, self._encoder(spec))
-            for spec in rt.fields
-            if not spec.encrypted and spec.kind is Kind.SCORE
-        ]
-        self._sealed = [
-            (
-                spec.name,
-                f"{rt.name}/{{}}/{spec.name}",
-                spec.token_column,
-                spec.index_column if spec.blind_index else None,
-                _to_text(spec),
-                f"{rt.name}.{spec.name}",
-            )
-            for spec in rt.fields
-            if spec.encrypted
-        ]
+        # for all of a record's fields); the others convert field by field. to_row gives
+        # the columns of the fields, in the fields' order, with no driver conversion.
+        self._field_columns = [name for spec in rt.fields for name in spec.columns]
+        self._to_fields = self.values_builder(self._field_columns, None)
+        self._builders: dict[str, Callable[[Any], tuple[Any, ...]] | None] = {}
         # The text of a TEXT field is its value: no conversion to call (None).
         self._opened = [
             (
@@ -332,54 +315,109 @@ class Codec:
 
     # -- record -> row ---------------------------------------------------------------------
 
-    def _encoder(self, spec: FieldSpec) -> Callable[[Any, str, str, dict[str, Any]], None]:
-        """The encoder of a Score field (its four columns)."""
-        columns = [f"{spec.name}_{part}" for part in ("raw", "min", "max", "kinds")]
-
-        def encode_score(value: Any, _id: str, _subject: str, row: dict[str, Any]) -> None:
-            parts = (None,) * 4 if value is None else _score_out(value)
-            for column, part in zip(columns, parts, strict=True):
-                row[column] = part
-
-        return encode_score
-
     def to_row(self, record: Any) -> dict[str, Any]:
-        """The column values of ``record`` (personal fields encrypted)."""
-        record_id = record.id
-        subject = record.learner_id if self.rt.has_learner else record_id
-        row: dict[str, Any] = {}
-        for name, convert in self._clear:
-            value = getattr(record, name)
-            row[name] = value if value is None or convert is None else convert(value)
-        for name, encode in self._encoders:
-            encode(getattr(record, name), record_id, subject, row)
-        if not self._sealed:
-            return row
-        texts: list[str] = []
-        contexts: list[str] = []
-        present = []
-        for item in self._sealed:
-            name, context, token_col, index_col, to_text, _ = item
-            value = getattr(record, name)
-            if value is None:
-                row[token_col] = None
-                if index_col is not None:
-                    row[index_col] = None
-                continue
-            texts.append(to_text(value))
-            contexts.append(context.format(record_id))
-            present.append(item)
-        tokens = self._cipher.encrypt_many(
-            texts, subject=subject, contexts=contexts, scope=self.rt.scope
-        )
+        """The column values of ``record`` (personal fields encrypted), by column name:
+        every column of its fields, ``None`` where the value is ``None``."""
+        return dict(zip(self._field_columns, self._to_fields(record), strict=True))
+
+    def insert_values(
+        self, dialect: str, names: Sequence[str], converters: Sequence[Convert | None]
+    ) -> Callable[[Any], tuple[Any, ...]] | None:
+        """How a record becomes a row to insert, as ``_bulk.insert_plan`` describes it
+        for ``dialect``: the values of the table's columns ``names``, in that order, each
+        passed through its ``converters`` entry (the driver's form), ``None`` for a
+        column no field sets. Built once per dialect. ``None`` where a token or blind
+        index column would be converted (text every driver here takes as it is): such
+        rows go through :meth:`to_row`."""
+        if dialect not in self._builders:
+            at = {name: i for i, name in enumerate(names)}
+            texts = [c for spec in self.rt.fields if spec.encrypted for c in spec.columns]
+            self._builders[dialect] = (
+                None
+                if any(converters[at[c]] is not None for c in texts)
+                else self.values_builder(names, converters)
+            )
+        return self._builders[dialect]
+
+    def values_builder(
+        self, names: Sequence[str], converters: Sequence[Convert | None] | None
+    ) -> Callable[[Any], tuple[Any, ...]]:
+        """A function of a record giving the values of the columns ``names`` in that order
+        (personal fields encrypted, blind indexes computed), each then passed through
+        ``converters[i]`` when it is not ``None``; columns that are no field's are
+        ``None``. Every column of the record type's fields must be in ``names``.
+        """
+        at = {name: i for i, name in enumerate(names)}
+
+        def driver(name: str) -> Convert | None:
+            return None if converters is None else converters[at[name]]
+
+        width = len(names)
+        rt = self.rt
+        # Clear single-column fields: (name, position, conversion or None).
+        clear: list[tuple[str, int, Convert | None]] = []
+        # Score fields: (name, ((position, conversion) of each of its four columns)).
+        scores: list[tuple[str, tuple[tuple[int, Convert | None], ...]]] = []
+        # Encrypted fields: (name, context pattern, token position, blind index position
+        # or -1, text conversion, blind index field name).
+        sealed: list[tuple[str, str, int, int, Callable[[Any], str], str]] = []
+        for spec in rt.fields:
+            if spec.encrypted:
+                sealed.append(
+                    (
+                        spec.name,
+                        f"{rt.name}/{{}}/{spec.name}",
+                        at[spec.token_column],
+                        at[spec.index_column] if spec.blind_index else -1,
+                        _to_text(spec),
+                        f"{rt.name}.{spec.name}",
+                    )
+                )
+            elif spec.kind is Kind.SCORE:
+                scores.append((spec.name, tuple((at[c], driver(c)) for c in spec.columns)))
+            else:
+                to_column = _to_column(spec)
+                first = None if to_column is _same else to_column
+                clear.append((spec.name, at[spec.name], _then(first, driver(spec.name))))
+        has_learner = rt.has_learner
+        scope = rt.scope
+        encrypt_many = self._cipher.encrypt_many
         compute = self._index.compute
-        for (_, _, token_col, index_col, _, field), text, token in zip(
-            present, texts, tokens, strict=True
-        ):
-            row[token_col] = token
-            if index_col is not None:
-                row[index_col] = compute(text, field=field)
-        return row
+
+        def build(record: Any) -> tuple[Any, ...]:
+            values: list[Any] = [None] * width
+            for name, i, convert in clear:
+                value = getattr(record, name)
+                if value is not None:
+                    values[i] = value if convert is None else convert(value)
+            for name, places in scores:
+                value = getattr(record, name)
+                if value is not None:
+                    for (i, convert), part in zip(places, _score_out(value), strict=True):
+                        values[i] = part if convert is None else convert(part)
+            if not sealed:
+                return tuple(values)
+            record_id = record.id
+            subject = record.learner_id if has_learner else record_id
+            texts: list[str] = []
+            contexts: list[str] = []
+            present = []
+            for item in sealed:
+                value = getattr(record, item[0])
+                if value is not None:
+                    texts.append(item[4](value))
+                    contexts.append(item[1].format(record_id))
+                    present.append(item)
+            tokens = encrypt_many(texts, subject=subject, contexts=contexts, scope=scope)
+            for (_, _, token_at, index_at, _, field), text, token in zip(
+                present, texts, tokens, strict=True
+            ):
+                values[token_at] = token
+                if index_at >= 0:
+                    values[index_at] = compute(text, field=field)
+            return tuple(values)
+
+        return build
 
     def blind_index(self, field: str, value: str) -> str:
         """The blind index of ``value`` for ``field`` of this record type."""

@@ -19,6 +19,7 @@ from learnprivacy.store import _statistics as statistics
 from learnprivacy.store._actions import (
     anonymise_rows,
     erase_rows,
+    every_row,
     live_keys,
     restrict_rows,
     scopes_in_use,
@@ -158,7 +159,7 @@ def erase_subject(
         if erased_count:
             statistics.removed(connection, [learner_id])
         for rt, erase_ids, keep_ids in plan.values():
-            erase_rows(connection, rt, erase_ids)
+            every_row(erase_rows(connection, rt, erase_ids), rt, erase_ids, "erased")
             restrict_rows(
                 connection, rt, keep_ids, now=now, reason="erasure request: kept by law or hold"
             )
@@ -328,11 +329,11 @@ def end_records(
         for rt, ids, owners in found.values():
             statistics.removed(connection, owners)
             if action is Action.ERASE:
-                changed += erase_rows(connection, rt, ids)
+                changed += every_row(erase_rows(connection, rt, ids), rt, ids, "erased")
             else:
                 # One person id per learner for the whole call, so the rows of one
                 # learner still count as one person in statistics.
-                changed += anonymise_rows(
+                made = anonymise_rows(
                     connection,
                     rt,
                     ids,
@@ -341,6 +342,7 @@ def end_records(
                     persons=persons,
                     new_ids=new_ids.setdefault(rt.name, []),
                 )
+                changed += every_row(made, rt, ids, "anonymised")
         for rt, ids, _owners in kept.values():
             restrict_rows(
                 connection,

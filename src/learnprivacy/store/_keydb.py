@@ -51,7 +51,13 @@ from learnprivacy.crypto._keystore import ALL_SCOPES as _ALL
 from learnprivacy.crypto._keystore import KeyEntry, KeyState
 from learnprivacy.crypto._keystore import entry_from_row as _entry
 from learnprivacy.errors import ConfigurationError, KeyShreddedError
-from learnprivacy.store._bulk import bulk_insert, driver_rows, ids_in
+from learnprivacy.store._bulk import (
+    bulk_insert,
+    bulk_insert_values,
+    driver_rows,
+    ids_in,
+    insert_plan,
+)
 from learnprivacy.store._engine import Database, thread_bound
 
 __all__ = [
@@ -242,6 +248,24 @@ def default_keys_url(records_url: str) -> str:
     return parsed.set(database=name + ".keys.db").render_as_string(hide_password=False)
 
 
+#: The columns of lpk_keys in table order, as :func:`_insert_keys` writes them.
+_KEY_COLUMNS = ["subject_ref", "key_id", "scope", "state", "master_key_id", "wrapped"]
+
+
+def _insert_keys(connection: Connection, entries: Sequence[KeyEntry]) -> None:
+    """Insert ``entries``: tuples in column order where the driver takes the values as
+    they are (SQLite, psycopg's COPY), column dicts otherwise."""
+    plan = insert_plan(connection, _KEYS)
+    if plan is not None and plan[0] == _KEY_COLUMNS and not any(plan[1]):
+        rows = [
+            (e.subject, e.key_id, e.scope, e.state.value, e.master_key_id, e.wrapped)
+            for e in entries
+        ]
+        bulk_insert_values(connection, _KEYS, rows)
+    else:
+        bulk_insert(connection, _KEYS, [_values(e) for e in entries])
+
+
 def _values(entry: KeyEntry) -> dict[str, object]:
     return {
         "subject_ref": entry.subject,
@@ -429,7 +453,7 @@ class KeyDatabase:
         try:
             with self._db.write() as connection:
                 written = _guard_epoch(connection, pending, rewrap or batch.rewrap)
-                bulk_insert(connection, _KEYS, [_values(e) for e in written])
+                _insert_keys(connection, written)
         except SQLIntegrityError:
             batch.pending = []
             batch.forget(entry.subject for entry in pending)

@@ -36,6 +36,7 @@ from learnprivacy.store import _statistics as statistics
 from learnprivacy.store._actions import (
     anonymise_rows,
     erase_rows,
+    every_row,
     has_live_rows,
     live_keys,
     restrict_rows,
@@ -523,15 +524,18 @@ class _TypeSweep:
             # Lock order on PostgreSQL, the same in every writer: rows, keys, audit head.
             keys = live_keys(self.store, connection, learners, rt.scope, refs=refs)
         statistics.removed(connection, learners)
-        erase_rows(connection, rt, [r.id for r in work[Action.ERASE]])
-        anonymise_rows(
+        erased = [r.id for r in work[Action.ERASE]]
+        every_row(erase_rows(connection, rt, erased), rt, erased, "erased")
+        ended = [r.id for r in work[Action.ANONYMISE]]
+        made = anonymise_rows(
             connection,
             rt,
-            [r.id for r in work[Action.ANONYMISE]],
+            ended,
             self.now,
             granularity=self.store.anonymise_dates_to,
             persons=self.tally.persons,
         )
+        every_row(made, rt, ended, "anonymised")
         if self.guarded:
             restrict_rows(
                 connection,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 from sqlalchemy import Connection, and_, select, update
@@ -20,7 +20,8 @@ from learnprivacy.errors import (
 from learnprivacy.records._base import record_type as named_type
 from learnprivacy.records._base import subject_of
 from learnprivacy.store._audit import AuditEvent
-from learnprivacy.store._bulk import bulk_insert, ids_in
+from learnprivacy.store._bulk import bulk_insert, bulk_insert_values, ids_in, insert_plan
+from learnprivacy.store._codec import Codec
 from learnprivacy.store._common import chunked, collector_paused, ids_detail
 from learnprivacy.store._keystore import KeyRace
 from learnprivacy.store._schema import ANONYMISED, REASON, RESTRICTED, RecordTable
@@ -35,7 +36,12 @@ _CHECK_CHUNK = 5_000
 
 
 def _record_class(record: object) -> type[Any]:
-    cls = type(record)
+    """The class of ``record``, if it is a record class."""
+    return _checked_class(type(record))
+
+
+def _checked_class(cls: type[Any]) -> type[Any]:
+    """``cls``, the class of a record to store; ``ValidationError`` for any other."""
     if not attrs.has(cls) or not isinstance(getattr(cls, "key_scope", None), str):
         raise ValidationError(f"{cls.__name__} is not a learnprivacy record class", field="record")
     return cls
@@ -82,7 +88,9 @@ def add_all(store: Store, records: Iterable[Any], *, now: dt.datetime) -> int:
             with collector_paused():
                 by_type: dict[type[Any], list[Any]] = {}
                 for record in chunk:
-                    by_type.setdefault(_record_class(record), []).append(record)
+                    by_type.setdefault(type(record), []).append(record)
+                for cls in by_type:
+                    _checked_class(cls)
                 tables = {cls: store._table(cls) for cls in by_type}
                 new_learners = {
                     r.id for cls, rs in by_type.items() if cls.__name__ == "Learner" for r in rs
@@ -105,15 +113,14 @@ def add_all(store: Store, records: Iterable[Any], *, now: dt.datetime) -> int:
                 # An erasure of these learners may have committed a moment ago with its
                 # shreds still in the outbox: destroy those keys before using any.
                 keys.settle(connection, refs)
-                rows: dict[type[Any], list[dict[str, Any]]] = {}
+                rows: dict[type[Any], list[dict[str, Any]] | list[tuple[Any, ...]]] = {}
                 with keys.batch(refs, lock=True):
                     for cls, items in by_type.items():
                         if cls in secret:
                             # The keys of the batch's new learners made in one pass.
                             owners = {subject_of(r) for r in items}
                             keyring._sealers(owners, tables[cls].scope)
-                        to_row = store._codec(cls).to_row
-                        rows[cls] = [to_row(r) for r in items]
+                        rows[cls] = _rows(connection, store._codec(cls), items)
                     try:
                         keys.flush()
                     except KeyRace:
@@ -146,11 +153,31 @@ def add_all(store: Store, records: Iterable[Any], *, now: dt.datetime) -> int:
     return sum(counts.values())
 
 
-def _insert(connection: Connection, rt: RecordTable, rows: list[dict[str, Any]]) -> None:
+def _rows(
+    connection: Connection, codec: Codec, records: list[Any]
+) -> list[dict[str, Any]] | list[tuple[Any, ...]]:
+    """The rows to insert for ``records``: the driver's values in the table's column
+    order where the connection has a bulk insert plan, else column dicts."""
+    plan = insert_plan(connection, codec.rt.table)
+    build = None if plan is None else codec.insert_values(connection.dialect.name, *plan)
+    if build is None:
+        to_row = codec.to_row
+        return [to_row(r) for r in records]
+    return [build(r) for r in records]
+
+
+def _insert(
+    connection: Connection,
+    rt: RecordTable,
+    rows: list[dict[str, Any]] | list[tuple[Any, ...]],
+) -> None:
     if not rows:
         return
     try:
-        bulk_insert(connection, rt.table, rows)
+        if type(rows[0]) is tuple:
+            bulk_insert_values(connection, rt.table, rows)
+        else:
+            bulk_insert(connection, rt.table, cast("list[dict[str, Any]]", rows))
     except SQLIntegrityError:
         # The driver's message quotes the offending id; it is not passed on.
         raise IntegrityError(f"a {rt.name} record with the same id is already stored") from None
