@@ -1,8 +1,9 @@
 """Run a retention sweep and SIGKILL itself at a chosen step of a chosen page
 (tests/test_store_sweep_kill.py).
 
-Usage: python -m tests.sweep_kill_worker RECORDS_URL STEP PAGE BATCH_SIZE
-STEP, on the PAGE-th page that shreds keys:
+Usage: python -m tests.sweep_kill_worker RECORDS_URL STEP PAGE BATCH_SIZE [KEYS_URL PART]
+(``KEYS_URL`` and ``PART``, a ``SweepPart`` as JSON: one of several workers on a PostgreSQL
+store, tests/test_store_sweep_parts_kill.py). STEP, on the PAGE-th page that shreds keys:
 
 - ``committed``: the page's transaction committed (rows gone, audit entries and outbox
   rows written), none of its keys destroyed yet;
@@ -15,6 +16,7 @@ STEP, on the PAGE-th page that shreds keys:
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -23,7 +25,7 @@ from typing import Any
 from learnprivacy.crypto import Keyring
 from learnprivacy.records import Learner
 from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
-from learnprivacy.store import Store, _engine, _keystore
+from learnprivacy.store import Store, SweepPart, _engine, _keystore
 from tests.store_fixtures import MASTER_KEY, NOW
 
 SCHEDULE = Schedule({Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY)})
@@ -67,8 +69,10 @@ def main() -> None:
 
     _engine.Database.checkpoint = checkpointing  # type: ignore[method-assign]
     _keystore._delete_outbox = deleting
-    store = Store(url, keyring=Keyring.from_master_key(MASTER_KEY), clock=lambda: NOW)
-    store.sweep(SCHEDULE, now=NOW, batch_size=batch_size, compact=False)
+    keys, part = (sys.argv[5], sys.argv[6]) if len(sys.argv) > 5 else (None, None)
+    store = Store(url, keyring=Keyring.from_master_key(MASTER_KEY), clock=lambda: NOW, keys=keys)
+    chosen = None if part is None else SweepPart.from_json(json.loads(part))
+    store.sweep(SCHEDULE, now=NOW, batch_size=batch_size, compact=False, part=chosen)
     sys.exit(3)  # the kill point was never reached
 
 

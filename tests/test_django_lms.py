@@ -134,7 +134,10 @@ def test_check_flags_undeclared_personal_fields(tmp_path: Path) -> None:
     assert "lms_checks_contact.created" not in output
     # Other spellings of the same words are flagged too (camelCase, plurals, a digit, a
     # personal name given to the column only); a neutral name is not.
-    for column in ("phoneNumber", "contactEmail", "home_addresses", "email2", "mobile"):
+    spellings = ("phoneNumber", "contactEmail", "home_addresses", "email2", "mobile")
+    # Special categories (GDPR Art. 9) and other identifying words.
+    words = ("ethnicity", "religion", "sex", "postal_code", "client_ipv6", "birthplace")
+    for column in spellings + words:
         assert f"lms_checks_contact.{column} looks like personal data" in output
     assert "lms_checks_contact.ranking" not in output
     # A model declared with declare() (as auth.User is): a personal-looking field left

@@ -116,6 +116,25 @@ class ForumPost(models.Model):
     )
 
 
+class Certificate(models.Model):
+    """A course certificate. Past its period it is anonymised, not deleted: the course
+    keeps its count of certificates, without the learner nor the name printed on it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.CASCADE)
+    course = not_personal(models.ForeignKey(Course, on_delete=models.CASCADE), description="Course")
+    holder_name = personal(
+        models.CharField(max_length=200, null=True, blank=True),
+        category=DataCategory.IDENTITY,
+        description="Name printed on the certificate",
+        blind_index=True,
+    )
+    issued_at = not_personal(models.DateTimeField(), description="Issued on")
+
+    privacy = Privacy(
+        subject="user", purpose="learning", basis=LawfulBasis.CONTRACT, created="issued_at"
+    )
+
+
 class Invoice(models.Model):
     """An invoice: kept ten years under the accounting law, even when erasure is asked."""
 

@@ -3,8 +3,16 @@
 from django.contrib.auth.models import User
 
 from learnprivacy import Controller, LawfulBasis
-from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
-from lms.models import Consent, Enrolment, ForumPost, Invoice, NewsletterSubscription, Profile
+from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
+from lms.models import (
+    Certificate,
+    Consent,
+    Enrolment,
+    ForumPost,
+    Invoice,
+    NewsletterSubscription,
+    Profile,
+)
 
 SCHEDULE = Schedule(
     {
@@ -12,6 +20,8 @@ SCHEDULE = Schedule(
         Profile: RetentionRule(Period.parse("P5Y"), Trigger.LAST_ACTIVITY),
         Enrolment: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
         ForumPost: RetentionRule(Period.parse("P2Y"), Trigger.CREATED),
+        # Anonymised in place after five years: the course keeps its certificate count.
+        Certificate: RetentionRule(Period.parse("P5Y"), Trigger.CREATED, action=Action.ANONYMISE),
         Invoice: RetentionRule(Period.parse("P10Y"), Trigger.CREATED, minimum=True),
         # Kept while the consent stands (the sweep ends it when the consent ends), and
         # three years at most.

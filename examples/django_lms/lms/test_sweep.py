@@ -13,13 +13,16 @@ import datetime as dt
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.db import connections
 from django.test import TransactionTestCase
 
+from learnprivacy.django import lp_lookup
 from learnprivacy.django._privacy import get_privacy
 from learnprivacy.django._restrictions import restrict
 from learnprivacy.django._settings import reset_runtime, runtime
 from learnprivacy.django.models import AuditEntry, Restriction
-from lms.models import Consent, Course, Enrolment, NewsletterSubscription, Profile
+from learnprivacy.errors import IntegrityError
+from lms.models import Certificate, Consent, Course, Enrolment, NewsletterSubscription, Profile
 from lms.tests import command_json, protected_account
 
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
@@ -203,3 +206,68 @@ class ConsentTests(TransactionTestCase):
         result = get_privacy().sweep(now=dt.datetime(2025, 6, 1, tzinfo=dt.UTC))
         assert result.erased == 0
         assert len(self.remaining()) == 6
+
+
+class AnonymisedRowTests(TransactionTestCase):
+    """A sweep's ANONYMISE rule on a model of the project's own (certificates)."""
+
+    databases = {"default", "learnprivacy_keys"}
+
+    def test_an_anonymised_row_is_not_found_by_its_blind_index(self) -> None:
+        """The old certificate loses learner, token and blind index; the lookup finds
+        only the recent one, which stays as it was; a second sweep does nothing."""
+        runtime().keyring.clear_cache()
+        ana = User.objects.create(username="ana", last_login=NOW)
+        course = Course.objects.create(code="C1", title="Course")
+        old, new = (
+            Certificate.objects.create(
+                user=ana, course=course, holder_name="Ana Silva", issued_at=when
+            )
+            for when in (LONG_AGO, NOW)
+        )
+        found = Certificate.objects.filter(holder_name=lp_lookup("Ana Silva"))
+        assert sorted(c.pk for c in found) == sorted([old.pk, new.pk])
+        result = get_privacy().sweep(now=NOW)
+        assert (result.anonymised, result.erased) == (1, 0)
+        with connections["default"].cursor() as cursor:
+            cursor.execute(
+                "SELECT user_id, holder_name, holder_name_bidx FROM lms_certificate WHERE id = %s",
+                [old.pk],
+            )
+            rows = cursor.fetchall()
+        assert rows == [(None, None, None)], rows
+        found = Certificate.objects.filter(holder_name=lp_lookup("Ana Silva"))
+        assert [c.pk for c in found] == [new.pk]
+        assert get_privacy().find(Certificate, "holder_name", "Ana Silva") == [new]
+        assert Certificate.objects.get(pk=new.pk).holder_name == "Ana Silva"
+        assert get_privacy().sweep(now=NOW).anonymised == 0
+
+    def test_an_anonymisation_the_database_skipped_is_not_reported(self) -> None:
+        """Attack: the database silently skips the UPDATE that anonymises the old
+        certificate (a SQLite trigger; a rule on PostgreSQL). The sweep reported it
+        anonymised while it kept Ana's id and name; it now raises and rolls back."""
+        runtime().keyring.clear_cache()
+        ana = User.objects.create(username="ana", last_login=NOW)
+        course = Course.objects.create(code="C1", title="Course")
+        old = Certificate.objects.create(
+            user=ana, course=course, holder_name="Ana Silva", issued_at=LONG_AGO
+        )
+        connection = connections["default"]
+        sqlite = connection.vendor == "sqlite"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE TRIGGER keep BEFORE UPDATE ON lms_certificate "
+                "BEGIN SELECT RAISE(IGNORE); END"
+                if sqlite
+                else "CREATE RULE keep AS ON UPDATE TO lms_certificate DO INSTEAD NOTHING"
+            )
+        try:
+            with self.assertRaises(IntegrityError):
+                get_privacy().sweep(now=NOW)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "DROP TRIGGER keep" if sqlite else "DROP RULE keep ON lms_certificate"
+                )
+        assert Certificate.objects.get(pk=old.pk).holder_name == "Ana Silva"
+        assert not AuditEntry.objects.exists()

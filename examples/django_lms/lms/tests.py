@@ -45,6 +45,7 @@ from learnprivacy.errors import (
     RestrictedRecordError,
     ValidationError,
 )
+from learnprivacy.errors import IntegrityError as RecordsIntegrityError
 from lms.models import Course, Enrolment, ForumPost, Invoice, Profile
 
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
@@ -815,6 +816,71 @@ class ErasureTests(EnrolledLearnerCase):
             "billing: promised to be shared internally only, but Mailjet SAS is an "
             "external recipient"
         ]
+
+    def test_a_save_racing_the_erasure_that_restricts_its_row_never_changes_it(self) -> None:
+        """Attack: just after a save's restriction check found Ana's invoice free, an
+        erasure in another connection restricts it (kept by law) and commits; then the
+        save's UPDATE ran and changed the restricted row. The save now holds the row
+        from its check on: either the erasure waits for the save (it restricts the row
+        as saved), or gives up at the lock, or the save sees the restriction."""
+        import threading
+
+        from learnprivacy.django import _bind
+
+        check, order = _bind.check_not_restricted, []
+
+        def erase() -> None:
+            try:
+                get_privacy().erase_subject(self.ana.pk, now=NOW)
+                order.append("erased")
+            except Exception as error:  # locked out: it made no restriction
+                order.append(type(error).__name__)
+            finally:
+                connections.close_all()
+
+        intruder = threading.Thread(target=erase)
+
+        def racing(bound: Any, key: Any, using: str) -> None:
+            check(bound, key, using)
+            if bound.spec.table == "lms_invoice" and not intruder.is_alive() and not order:
+                intruder.start()
+                intruder.join(2)  # it finishes, or waits on the save's lock
+
+        invoice = Invoice.objects.get(pk=self.invoice.pk)
+        invoice.amount = Decimal("1")
+        with mock.patch.object(_bind, "check_not_restricted", racing):
+            try:
+                invoice.save()
+                order.append("saved")
+            except RestrictedRecordError:
+                order.append("refused")
+        intruder.join(60)
+        assert order[:2] != ["erased", "saved"], order
+
+    def test_an_erasure_the_database_skipped_is_not_reported(self) -> None:
+        """Attack: the database silently skips the DELETE of Ana's forum post (a SQLite
+        trigger; a rule on PostgreSQL). The erasure reported it erased and shredded her
+        keys while the post stayed; it now raises and rolls back: the post, her key and
+        the audit log are as they were."""
+        sqlite = connections["default"].vendor == "sqlite"
+        with connections["default"].cursor() as cursor:
+            if sqlite:
+                cursor.execute(
+                    "CREATE TRIGGER keep BEFORE DELETE ON lms_forumpost "
+                    "BEGIN SELECT RAISE(IGNORE); END"
+                )
+            else:
+                cursor.execute("CREATE RULE keep AS ON DELETE TO lms_forumpost DO INSTEAD NOTHING")
+        try:
+            with self.assertRaises(RecordsIntegrityError):
+                get_privacy().erase_subject(self.ana.pk, now=NOW)
+        finally:
+            with connections["default"].cursor() as cursor:
+                cursor.execute("DROP TRIGGER keep" if sqlite else "DROP RULE keep ON lms_forumpost")
+        assert ForumPost.objects.filter(author=self.ana).count() == 1
+        assert Profile.objects.get(user=self.ana).phone
+        assert not runtime().keyring.is_shredded(str(self.ana.pk), "contract")
+        assert not AuditEntry.objects.exists()
 
 
 class RequestWorkflowTests(TransactionTestCase):

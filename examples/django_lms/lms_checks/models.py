@@ -23,6 +23,13 @@ class Contact(models.Model):
     email2 = models.EmailField()
     reach = models.CharField(max_length=80, db_column="mobile")
     ranking = models.IntegerField()
+    # Special categories (GDPR Art. 9) and other identifying words.
+    ethnicity = models.CharField(max_length=40)
+    religion = models.CharField(max_length=40)
+    sex = models.CharField(max_length=10)
+    postal_code = models.CharField(max_length=10)
+    client_ipv6 = models.GenericIPAddressField()
+    birthplace = models.CharField(max_length=80)
 
 
 class Note(models.Model):

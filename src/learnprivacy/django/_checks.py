@@ -31,7 +31,9 @@ PERSONAL_NAMES = frozenset(
     """email mail e_mail name firstname lastname surname forename fullname username
     nickname phone mobile telephone tel fax address street city postcode zipcode zip
     ip ipaddress birth birthday birthdate dob ssn nin passport iban bic card gender
-    location latitude longitude avatar photo""".split()
+    location latitude longitude avatar photo displayname cellphone addr postalcode ipv4
+    ipv6 useragent birthplace socialsecurity nationalid sex ethnicity religion
+    nationality health disability salary""".split()
 )
 
 

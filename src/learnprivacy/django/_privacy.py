@@ -42,7 +42,7 @@ from learnprivacy._vocabulary import BATCH_SIZE, Article
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.crypto._blind_index import normalise_text
 from learnprivacy.django._audit import DjangoAuditLog
-from learnprivacy.django._bind import Bound, bound_models
+from learnprivacy.django._bind import Bound, bound_models, hold_rows
 from learnprivacy.django._restrictions import (
     count_restricted,
     lift,
@@ -52,7 +52,12 @@ from learnprivacy.django._restrictions import (
 )
 from learnprivacy.django._settings import load, runtime, setting
 from learnprivacy.django.fields import PersonalField, lp_lookup
-from learnprivacy.errors import ConfigurationError, RestrictedRecordError, ValidationError
+from learnprivacy.errors import (
+    ConfigurationError,
+    IntegrityError,
+    RestrictedRecordError,
+    ValidationError,
+)
 from learnprivacy.retention import Action, Decision, Hold, Schedule, Trigger
 from learnprivacy.retention._consents import lapsed_consents
 
@@ -336,7 +341,9 @@ class DjangoPrivacy(DeclaredRegister):
         # A restriction whose reason has ended goes first: deleting a row that is
         # still listed as restricted is refused.
         lift(bound.spec.table, keys, using=self.using)
-        bound.model._base_manager.using(self.using).filter(pk__in=list(keys)).delete()
+        manager = bound.model._base_manager.using(self.using)
+        _, removed = manager.filter(pk__in=list(keys)).delete()
+        _every_row(bound, keys, removed.get(bound.model._meta.label, 0), "deleted")
 
     def _anonymise_rows(self, bound: Bound, keys: Sequence[Any]) -> None:
         """Blank the personal values of rows kept in place: an owned row loses its
@@ -358,9 +365,14 @@ class DjangoPrivacy(DeclaredRegister):
                     f"{bound.spec.table}: anonymising keeps the row without its personal "
                     f"values; declare {', '.join(blocking)} null=True, or erase instead"
                 )
-            manager.filter(pk__in=list(keys)).update(
-                **{subject.attname: placeholder}, **{f.attname: None for f in fields}
+            # The blind indexes go too: their key is never shredded, so an index left
+            # behind would still find the row by the learner's value.
+            cleared = {f.attname: None for f in fields}
+            cleared |= {f.index_field.attname: None for f in fields if f.lp_index}
+            changed = manager.filter(pk__in=list(keys)).update(
+                **{subject.attname: placeholder}, **cleared
             )
+            _every_row(bound, keys, changed, "anonymised")
             return
         for instance in manager.filter(pk__in=list(keys)):
             ref = self.audit.subject_ref(str(instance.pk))
@@ -389,6 +401,11 @@ class DjangoPrivacy(DeclaredRegister):
         """List the rows ``(key, learner, reason)`` as restricted; how many were new."""
         ref = self.audit.subject_ref
         listed = [(key, ref(learner), reason) for key, learner, reason in rows]
+        from django.db import connections
+
+        if listed and connections[self.using].vendor != "sqlite":
+            # A save that checked one of these rows holds it until it has written.
+            hold_rows(bound.model, [key for key, _, _ in listed], self.using)
         return len(restrict(bound.spec.table, listed, now=now, using=self.using))
 
     def _keepers(self, bound: Bound, learners: Sequence[str]) -> dict[str, str]:
@@ -544,7 +561,8 @@ class DjangoPrivacy(DeclaredRegister):
                 # A savepoint: a refused delete undoes itself only, not the erasure.
                 with transaction.atomic(using=self.using):
                     lift(table, keys, using=self.using)
-                    manager.filter(pk__in=keys).delete()
+                    _, removed = manager.filter(pk__in=keys).delete()
+                    _every_row(bound, keys, removed.get(bound.model._meta.label, 0), "deleted")
             except RestrictedRecordError as exc:
                 return f"{KEPT_ANONYMISED}deleting it is refused: {exc}"[:255]
             except (ProtectedError, RestrictedError) as exc:
@@ -1300,3 +1318,16 @@ def _summary(
         KeptRows(table=table, rows=count, anonymised=anonymised, reason=reason)
         for (table, reason), count in counts.items()
     )
+
+
+def _every_row(bound: Bound, keys: Sequence[Any], changed: int, done: str) -> None:
+    """Raise ``IntegrityError`` unless a statement over the rows ``keys`` of ``bound``
+    changed every one. They were read in this transaction: only the database itself (a
+    trigger, a rule, a row-level security policy) skips one, and then nothing may be
+    reported done (the caller's transaction rolls back, keys unshredded)."""
+    skipped = len(set(keys)) - changed
+    if skipped:
+        raise IntegrityError(
+            f"{bound.spec.table}: {skipped} row(s) were not {done}: the database skipped "
+            "them (a trigger, rule or row-level security policy?); nothing was done"
+        )
