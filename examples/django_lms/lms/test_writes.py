@@ -16,6 +16,7 @@ import json
 import tempfile
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 from django.contrib.auth.models import User
@@ -184,27 +185,15 @@ class BulkUpdateTests(TransactionTestCase):
         another connection restricts the learner's invoice (kept by law) and commits;
         then the UPDATE changed the restricted row. The update now holds its rows from
         before the check: the erasure waits for it, or gives up at the lock."""
-        import threading
-
         from learnprivacy.django import _bind
-        from learnprivacy.django._privacy import get_privacy
+        from lms.tests import erasing
 
         user = self.profiles[0].user
         invoice = Invoice.objects.create(
             user=user, billing_name="B Zero", amount=Decimal("10"), issued_at=NOW
         )
         check, order = _bind.any_restricted, []
-
-        def erase() -> None:
-            try:
-                get_privacy().erase_subject(user.pk, now=NOW)
-                order.append("erased")
-            except Exception as error:  # locked out: it made no restriction
-                order.append(type(error).__name__)
-            finally:
-                connections.close_all()
-
-        intruder = threading.Thread(target=erase)
+        intruder = erasing(user.pk, order)
 
         def racing(bound: object, using: str) -> bool:
             found = check(bound, using)
@@ -221,6 +210,38 @@ class BulkUpdateTests(TransactionTestCase):
                 order.append("refused")
         intruder.join(60)
         assert order[:2] != ["erased", "updated"], order
+
+    def test_a_delete_racing_the_erasure_that_restricts_its_row_never_deletes_it(
+        self,
+    ) -> None:
+        """Attack: just after a delete's restriction check found the learner's invoice
+        free, an erasure in another connection restricts it (kept by law) and commits;
+        then the DELETE removed the restricted row, which the erasure reports kept. The
+        delete now holds its row from before the check."""
+        from learnprivacy.django import _bind
+        from lms.tests import erasing
+
+        user = self.profiles[0].user
+        invoice = Invoice.objects.create(
+            user=user, billing_name="B Zero", amount=Decimal("10"), issued_at=NOW
+        )
+        check, order = _bind.check_not_restricted, []
+        intruder = erasing(user.pk, order)
+
+        def racing(bound: Any, key: Any, using: str) -> None:
+            check(bound, key, using)
+            if bound.spec.table == "lms_invoice" and not intruder.is_alive() and not order:
+                intruder.start()
+                intruder.join(2)  # it finishes, or waits on the delete's lock
+
+        with mock.patch.object(_bind, "check_not_restricted", racing):
+            try:
+                Invoice.objects.get(pk=invoice.pk).delete()
+                order.append("deleted")
+            except RestrictedRecordError:
+                order.append("refused")
+        intruder.join(60)
+        assert order[:2] != ["erased", "deleted"], order
 
 
 class MovedRowTests(TransactionTestCase):

@@ -14,6 +14,7 @@ import io
 import json
 import re
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,6 +82,22 @@ def profile(user: User, phone: str = "+33 6 12 34 56 78", city: str = "Paris") -
     return Profile.objects.create(
         user=user, phone=phone, city=city, birth_date=dt.date(1990, 5, 17), joined=LONG_AGO
     )
+
+
+def erasing(learner: object, order: list[str]) -> threading.Thread:
+    """A thread erasing ``learner`` in a connection of its own, which notes in ``order``
+    ``"erased"`` or the error that stopped it (locked out: it made no restriction)."""
+
+    def erase() -> None:
+        try:
+            get_privacy().erase_subject(learner, now=NOW)
+            order.append("erased")
+        except Exception as error:
+            order.append(type(error).__name__)
+        finally:
+            connections.close_all()
+
+    return threading.Thread(target=erase)
 
 
 def erasure_request(privacy: DjangoPrivacy, user: User) -> tuple[Any, str, str]:
@@ -722,6 +739,11 @@ class ErasureTests(EnrolledLearnerCase):
         assert "contract" in result.shred_scopes
         assert PendingShred.objects.count() == len(result.shred_scopes)
         assert not runtime().keyring.is_shredded(str(self.ana.pk), "contract")
+        # A dry run changes nothing, not even the keys a crash left owed.
+        command_json("learnprivacy_erase", str(self.ana.pk), "--dry-run")
+        command_json("learnprivacy_sweep", "--dry-run", f"--now={NOW.isoformat()}")
+        assert PendingShred.objects.count() == len(result.shred_scopes)
+        assert not runtime().keyring.is_shredded(str(self.ana.pk), "contract")
         reconciled = command_json("learnprivacy_keys", "reconcile")
         assert reconciled["shredded"] == len(result.shred_scopes)
         assert runtime().keyring.is_shredded(str(self.ana.pk), "contract")
@@ -823,22 +845,10 @@ class ErasureTests(EnrolledLearnerCase):
         save's UPDATE ran and changed the restricted row. The save now holds the row
         from its check on: either the erasure waits for the save (it restricts the row
         as saved), or gives up at the lock, or the save sees the restriction."""
-        import threading
-
         from learnprivacy.django import _bind
 
         check, order = _bind.check_not_restricted, []
-
-        def erase() -> None:
-            try:
-                get_privacy().erase_subject(self.ana.pk, now=NOW)
-                order.append("erased")
-            except Exception as error:  # locked out: it made no restriction
-                order.append(type(error).__name__)
-            finally:
-                connections.close_all()
-
-        intruder = threading.Thread(target=erase)
+        intruder = erasing(self.ana.pk, order)
 
         def racing(bound: Any, key: Any, using: str) -> None:
             check(bound, key, using)

@@ -486,7 +486,14 @@ def _guard_restricted(model: Any, bound: Bound) -> None:
 
     def refuse_restricted_delete(sender: Any, instance: Any, using: str, **kwargs: Any) -> None:
         # Rows a legal minimum or a hold keeps cannot be deleted behind the erasure rules.
+        # Django sends this inside the delete's transaction: on PostgreSQL the row is
+        # held from before the check, as a save holds it (SQLite: the read holds the
+        # database until the DELETE).
         if instance.pk is not None:
+            from django.db import connections
+
+            if connections[using].vendor != "sqlite":
+                hold_rows(bound.model, [instance.pk], using)
             check_not_restricted(bound, instance.pk, using)
 
     pre_delete.connect(

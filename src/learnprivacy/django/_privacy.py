@@ -621,8 +621,9 @@ class DjangoPrivacy(DeclaredRegister):
     def reconcile(self) -> int:
         """Shred the keys listed by committed erasures and sweeps; return how many pairs.
 
-        Runs after every commit that listed some, and first in every erasure and sweep,
-        so a crash between a commit and its shredding is finished by the next call.
+        Runs after every commit that listed some, and first in every erasure and sweep
+        that is not a dry run, so a crash between a commit and its shredding is
+        finished by the next call.
         Idempotent: shredding twice is shredding once.
         """
         from django.db import connections
@@ -664,7 +665,8 @@ class DjangoPrivacy(DeclaredRegister):
 
         require_aware(now, "now")
         learner = self._learner(subject)
-        self.reconcile()
+        if not dry_run:  # a dry run changes nothing, not even the keys owed
+            self.reconcile()
         by_table = self._by_table()
         with transaction.atomic(using=self.using):
             found: list[tuple[ModelSpec, Any, RecordView]] = []
@@ -793,7 +795,8 @@ class DjangoPrivacy(DeclaredRegister):
             raise ConfigurationError('a sweep needs a Schedule (LEARNPRIVACY["SCHEDULE"])')
         if type(batch_size) is not int or batch_size < 1:
             raise ValidationError("batch_size must be a positive int", field="batch_size")
-        self.reconcile()
+        if not dry_run:  # a dry run changes nothing, not even the keys owed
+            self.reconcile()
         totals = dict.fromkeys(("erased", "anonymised", "restricted", "review", "kept"), 0)
         shredded_subjects = 0
         # In a dry run nothing is removed: rows the retention pass already counted are
