@@ -1,6 +1,7 @@
 """In-place encryption on an application's own ORM models: insert and load of users.
 
-Run ``python benchmarks/bench_inplace.py`` (``--quick`` for a short run). The same
+Run ``python benchmarks/bench_inplace.py`` (``--quick`` for a short run, ``--breakdown``
+for where the declared model's CPU time goes, part by part, in µs per user). The same
 ``users`` model (an id, a last-login date and four personal columns: e-mail, given name,
 family name, phone) is written through an ORM session and read back, in four ways, each
 on a new SQLite file, interleaved round after round:
@@ -28,10 +29,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import gc
 import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,7 +43,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Column, DateTime, MetaData, String, Table, create_engine, insert, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from benchmarks._measure import bench_main, compare, ratio_row
+from benchmarks._measure import MIN_ROUNDS, bench_main, compare, ratio_row
 
 USERS = 20_000
 QUICK_USERS = 2_000
@@ -305,9 +308,144 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     ]
 
 
+def _timing(owner: Any, name: str, label: str, spent: dict[str, float]) -> Callable[[], None]:
+    """Count the CPU time of every call of ``owner.name`` in ``spent[label]``; return
+    the function that puts the original back."""
+    original = getattr(owner, name)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        spent["calls"] = spent.get("calls", 0.0) + 1
+        began = time.process_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[label] = spent.get(label, 0.0) + time.process_time() - began
+
+    setattr(owner, name, counted)
+    return lambda: setattr(owner, name, original)
+
+
+#: The parts of ``--breakdown``: (owner module path, attribute, label).
+_PARTS = (
+    ("learnprivacy.sqlalchemy._privacy", "prepare_keys", "key creation (prepare_keys)"),
+    ("learnprivacy.crypto:FieldCipher", "encrypt_many", "encryption (encrypt_many)"),
+    ("learnprivacy.crypto:FieldCipher", "decrypt_many", "decryption on load (decrypt_many)"),
+    ("learnprivacy.crypto:BlindIndex", "compute", "blind index"),
+)
+
+
+def _breakdown(quick: bool) -> list[tuple[str, float]]:
+    """Where the time of the declared model goes, in CPU µs per user (medians of
+    ``MIN_ROUNDS`` interleaved rounds): the plain ORM, then for new learners and for
+    learners whose keys are made, the whole run and its parts (each part's calls timed
+    from outside). "the rest" is what is left: the ORM's events and the integration's
+    own code around the parts, the side tables (what timing the parts costs is measured
+    and taken out). The cyclic garbage collector's time is shown apart for each run: it
+    is also inside whichever part allocated when a collection began."""
+    import importlib
+    import statistics
+    import types
+
+    # What timing a call costs outside the part it times (left in "the rest"): a timed
+    # call of a function doing nothing, less what it records.
+    spent: dict[str, float] = {}
+    idle = types.SimpleNamespace(call=lambda: None)
+    _timing(idle, "call", "idle", spent)
+    began = time.process_time()
+    for _ in range(100_000):
+        idle.call()
+    timing_cost = (time.process_time() - began - spent["idle"]) / 100_000
+
+    from learnprivacy.crypto import Keyring
+    from learnprivacy.sqlalchemy import LearnPrivacy
+    from learnprivacy.sqlalchemy._privacy import prepare_keys
+
+    people = _people(QUICK_USERS if quick else USERS)
+    work = Path(tempfile.mkdtemp(prefix="bench-inplace-"))
+    restore = []
+    for where, attribute, label in _PARTS:
+        module, _, owner = where.partition(":")
+        target = importlib.import_module(module)
+        restore.append(
+            _timing(getattr(target, owner) if owner else target, attribute, label, spent)
+        )
+    plain = _plain_model()
+    rounds: dict[str, list[dict[str, float]]] = {"plain": [], "new": [], "known": []}
+    collecting: list[float] = []
+
+    def collector(phase: str, _info: dict[str, int]) -> None:
+        # The cyclic collector's own time, wherever it runs (it lands in the part that
+        # happens to allocate when a collection starts).
+        if phase == "start":
+            collecting.append(time.process_time())
+        elif collecting:
+            spent["gc"] = spent.get("gc", 0.0) + time.process_time() - collecting.pop()
+
+    gc.callbacks.append(collector)
+    try:
+        for number in range(MIN_ROUNDS):
+            for mode in rounds:
+                folder = work / f"{mode}{number}"
+                folder.mkdir()
+                model, privacy = plain, None
+                if mode != "plain":
+                    model = _learnprivacy_model()
+                    privacy = LearnPrivacy(
+                        model.registry,
+                        keyring=Keyring.generate(),
+                        keys=f"sqlite:///{folder / 'keys.db'}",
+                        cache_size=len(people) + 1,
+                    )
+                    if mode == "known":
+                        prepare_keys(privacy.keyring, {"contract": {p[0] for p in people}})
+                spent.clear()
+                gc.collect()
+                began = time.process_time()
+                _orm_run(model, f"sqlite:///{folder / 'app.db'}", people)
+                spent["total"] = time.process_time() - began
+                rounds[mode].append(dict(spent))
+                if privacy is not None:
+                    privacy.close()
+    finally:
+        gc.callbacks.remove(collector)
+        for undo in restore:
+            undo()
+        shutil.rmtree(work, ignore_errors=True)
+    per_user = 1e6 / len(people)
+
+    def median(mode: str, label: str) -> float:
+        return statistics.median(r.get(label, 0.0) for r in rounds[mode]) * per_user
+
+    floor = median("plain", "total")
+    lines = [
+        ("plain ORM", floor),
+        ("plain ORM: of which the cyclic collector", median("plain", "gc")),
+    ]
+    for mode, title in (("new", "new learners"), ("known", "keys already made")):
+        total = median(mode, "total")
+        parts = [(label, median(mode, label)) for _, _, label in _PARTS]
+        lines.append((f"{title}: whole run", total))
+        lines.append((f"{title}: added to the plain ORM", total - floor))
+        lines.extend((f"{title}:   {label}", value) for label, value in parts if value)
+        timing = median(mode, "calls") * timing_cost
+        rest = total - floor - sum(value for _, value in parts) - timing
+        lines.append((f"{title}:   the rest (ORM events, integration code)", rest))
+        lines.append((f"{title}:   (timing the parts, taken out of the rest)", timing))
+        lines.append((f"{title}: of the whole run, the cyclic collector", median(mode, "gc")))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Print the rows; exit 1 when a target is missed."""
-    return bench_main(run, "bench_inplace", argv)
+    """Print the rows; exit 1 when a target is missed. ``--breakdown``: where the
+    declared model's time goes (CPU µs per user), instead of the rows."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--breakdown" in args:
+        args.remove("--breakdown")
+        print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        for name, micros in _breakdown("--quick" in args):
+            print(f"{name:62} {micros:7.1f} µs/user")
+        return 0
+    return bench_main(run, "bench_inplace", args)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,10 @@ from learnprivacy.retention import Action
 #: tests/conftest.py returns it too).
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 
+#: The one 32-byte key of the test suite (a pseudonym key, a keyring's master key): tests
+#: that need a key but not a particular one take this.
+KEY = bytes(range(32))
+
 S = TypeVar("S")
 R = TypeVar("R")
 
@@ -89,6 +93,12 @@ def at(*fields: int) -> dt.datetime:
     """The UTC instant of ``fields`` (year, month, day, then hour... as ``datetime`` takes
     them): ``at(2024, 1, 31, 10)``."""
     return dt.datetime(*fields, tzinfo=dt.UTC)  # type: ignore[misc]
+
+
+def assert_says(text: str, *phrases: str) -> None:
+    """Every one of ``phrases`` is in ``text``; a failure names each phrase missing."""
+    missing = [phrase for phrase in phrases if phrase not in text]
+    assert not missing, f"missing from the text: {missing}"
 
 
 def sample(record_type: type[R], **values: Any) -> R:

@@ -11,9 +11,8 @@ from hypothesis import strategies as st
 from learnprivacy.crypto import Pseudonymiser, TokenVault
 from learnprivacy.crypto._vault import InMemoryVaultStore, VaultStore
 from learnprivacy.errors import NotFoundError, ValidationError
-from tests import names
+from tests import KEY, names
 
-KEY = bytes(range(32))
 PSEUDONYM = re.compile(r"p1_[A-Za-z0-9_-]{22}")
 
 

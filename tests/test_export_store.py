@@ -25,11 +25,9 @@ from learnprivacy.providers import (
 )
 from learnprivacy.retention import Action, Period, RetentionRule, Schedule, Trigger
 from learnprivacy.store import Store
-from tests import NOW, UserContextProvider, account, days, record_of, sample
+from tests import KEY, NOW, UserContextProvider, account, at, days, record_of, sample
 
-UTC = dt.UTC
-T0 = dt.datetime(2019, 9, 1, 8, 0, tzinfo=UTC)
-KEY = bytes(range(32))
+T0 = at(2019, 9, 1, 8)
 
 
 def _learner_records(learner_id: str, *, organisation: str = "ACME") -> list[Any]:

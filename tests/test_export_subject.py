@@ -33,11 +33,10 @@ from learnprivacy.providers import (
     PrivacyManager,
 )
 from learnprivacy.records._base import default_basis, subject_of
-from tests import NOW, sample
+from tests import KEY, NOW, sample
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 9, 1, 8, 0, tzinfo=UTC)
-KEY = bytes(range(32))
 LEARNER = "learner-7781"
 
 

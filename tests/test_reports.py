@@ -20,9 +20,7 @@ from learnprivacy.export._reports import SUBJECT_COLUMN
 from learnprivacy.export.reports import ReportProfile, build_report, k_anonymous_aggregate
 from learnprivacy.records import Certificate, Learner, Progress, Score
 from learnprivacy.synthetic import generate_organisation
-from tests import NOW, sample
-
-KEY = bytes(range(32))
+from tests import KEY, NOW, sample
 
 EMPLOYER = ReportProfile(
     recipient="employer",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import attrs
 import pytest
 
 from learnprivacy import APD_GBA, Action, Controller
@@ -28,7 +29,7 @@ from learnprivacy.requests._outcomes import (
     RecordOutcome,
     StepResult,
 )
-from tests import INVOICE_KEPT, PageReader, erase_store_step, receive_request
+from tests import INVOICE_KEPT, PageReader, assert_says, erase_store_step, receive_request
 
 UTC = dt.UTC
 T = dt.datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
@@ -80,15 +81,18 @@ def completed_erasure(book: RequestBook) -> SubjectRequest:
 def test_french_erasure_letter_lists_outcomes_articles_and_remedies() -> None:
     """The French letter: dates in French, each record with its article, CNIL, court."""
     letter = render_letter(completed_erasure(RequestBook()), ACME, now=T + dt.timedelta(days=9))
-    assert "Le 10 mars 2026" in letter
-    assert "Le 1er mars 2026, nous avons reçu votre demande d’effacement" in letter
-    assert "| Progress P1 | effacé | RGPD, art. 17(1) |" in letter
-    assert "| Invoice I1 | conservé, traitement limité | RGPD, art. 17(3)(b) |" in letter
-    assert "employer: informé" in letter
-    assert "Commission nationale de l'informatique et des libertés (CNIL)" in letter
-    assert "https://www.cnil.fr/fr/plaintes" in letter
-    assert "juridiction compétente" in letter
-    assert "Ana Silva" in letter
+    assert_says(
+        letter,
+        "Le 10 mars 2026",
+        "Le 1er mars 2026, nous avons reçu votre demande d’effacement",
+        "| Progress P1 | effacé | RGPD, art. 17(1) |",
+        "| Invoice I1 | conservé, traitement limité | RGPD, art. 17(3)(b) |",
+        "employer: informé",
+        "Commission nationale de l'informatique et des libertés (CNIL)",
+        "https://www.cnil.fr/fr/plaintes",
+        "juridiction compétente",
+        "Ana Silva",
+    )
 
 
 def test_english_html_letter_is_well_formed() -> None:
@@ -119,12 +123,15 @@ def test_refusal_letter_gives_reason_and_complaint_route() -> None:
     )
     belgian = Controller(name="Job Access", contact="info@job-access.example", authority=APD_GBA)
     letter = render_letter(refused, belgian, now=T, language="en")
-    assert "the request is excessive" in letter
-    assert "(GDPR Art. 12(5))" in letter
-    assert "Our reasons: Twelve identical requests in one month." in letter
-    assert "APD/GBA" in letter
-    assert "autoriteprotectiondonnees.be" in letter
-    assert "competent court" in letter
+    assert_says(
+        letter,
+        "the request is excessive",
+        "(GDPR Art. 12(5))",
+        "Our reasons: Twelve identical requests in one month.",
+        "APD/GBA",
+        "autoriteprotectiondonnees.be",
+        "competent court",
+    )
 
 
 def test_extension_and_open_states() -> None:
@@ -211,15 +218,12 @@ def test_unknown_language_or_format() -> None:
 
 def test_one_controller_for_register_and_letters() -> None:
     """The register's Controller signs letters; its DPO is the reply-to address when declared."""
+    from examples.policies.belgian_b2b_lms import CONTROLLER as JOB_ACCESS
+
     from learnprivacy.providers import Register
 
-    org = Controller(
-        name="Job Access solutions SRL",
-        address="Clos Chanmurly 13, 4000 Liège",
-        contact="info@job-access.be",
-        dpo="dpo@job-access.be",
-        authority=APD_GBA,
-    )
+    # The Belgian policy's controller (contact info@job-access.be), with a DPO declared.
+    org = attrs.evolve(JOB_ACCESS, dpo="dpo@job-access.be")
     assert Register.build(org, []).controller is org
     letter = render_letter(started(RequestBook()), org, now=T)
     assert "dpo@job-access.be" in letter

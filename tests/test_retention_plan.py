@@ -210,23 +210,14 @@ def test_plan_agrees_with_evaluate(case: Any, now: dt.datetime, batch_size: int)
     """Every record lands in the group of the action evaluate() gives it, batch size aside."""
     schedule, records, learners, chosen = case
     for request in (False, True):
-        plan = schedule.plan(
-            records,
-            now=now,
-            learners=learners,
-            holds=chosen,
-            erasure_requested=request,
-            batch_size=batch_size,
-        )
-        groups = plan.grouped()
+        # The same question to both: this instant, these holds, with or without a request.
+        asked: dict[str, Any] = {"now": now, "holds": chosen, "erasure_requested": request}
+        groups = schedule.plan(records, learners=learners, batch_size=batch_size, **asked).grouped()
         assert sum(len(g) for g in groups.values()) == len(records)
         for action, group in groups.items():
             for record in group:
                 subject = record if isinstance(record, Learner) else learners[record.learner_id]
-                decision = schedule.evaluate(
-                    record, now=now, subject=subject, holds=chosen, erasure_requested=request
-                )
-                assert decision.action is action
+                assert schedule.evaluate(record, subject=subject, **asked).action is action
 
 
 @settings(max_examples=60, deadline=None)

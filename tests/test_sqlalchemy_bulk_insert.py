@@ -247,3 +247,13 @@ def test_a_bulk_insert_makes_new_learners_keys_in_the_key_store(app: SimpleNames
     app.privacy.keyring.clear_cache("u3")
     with Session(app.engine) as s:
         assert s.get(app.m.User, "u3").name == "Cleo Martin"
+
+
+def test_a_bulk_insert_returning_objects_gives_them_in_clear(app: SimpleNamespace) -> None:
+    """``insert(User).returning(User)``: the objects come back decrypted, the table holds
+    tokens."""
+    with Session(app.engine) as s:
+        users = s.scalars(insert(app.m.User).returning(app.m.User), [dict(r) for r in NEW])
+        assert sorted((u.id, u.name) for u in users) == [("u3", "Cleo Martin"), ("u4", "Dan Roy")]
+        s.commit()
+    _no_plaintext(app, "cleo", "Dan Roy")

@@ -149,3 +149,24 @@ def test_a_table_without_a_schema_keeps_its_bare_name(tmp_path: Path) -> None:
     finally:
         privacy.close()
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_an_export_lists_each_schemas_table_apart(schemas: SimpleNamespace, tmp_path: Path) -> None:
+    """The learner's package holds both tables, each under its schema-qualified name,
+    with its own value in clear."""
+    import json
+    import zipfile
+
+    out = tmp_path / "ana.zip"
+    with Session(schemas.engine) as s:
+        schemas.privacy.export_subject(s, "u1", out, now=NOW)
+    with zipfile.ZipFile(out) as package:
+        tables = {
+            name: json.loads(package.read(name))
+            for name in package.namelist()
+            if name.startswith("data/") and name.endswith("users.json")
+        }
+    found = {name: [r["email"] for r in t["records"]] for name, t in tables.items()}
+    assert sorted(found.values()) == [["ana@home.example"], ["ana@work.example"]]
+    assert len(found) == 2

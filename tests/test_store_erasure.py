@@ -20,7 +20,6 @@ from learnprivacy.errors import (
 from learnprivacy.retention import (
     Hold,
     Override,
-    Period,
     RetentionMode,
     RetentionRule,
     Schedule,
@@ -175,13 +174,13 @@ def test_erasure_with_a_schedule_uses_legal_minimums(store: Store) -> None:
     store.add_all([learner("L1"), *records_for("L1"), old_invoice])
     schedule = Schedule(
         {
-            rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
-            rec.Progress: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
-            rec.Certificate: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
-            rec.Consent: RetentionRule(Period.parse("P6M"), Trigger.CREATED),
-            rec.AccessEvent: RetentionRule(Period.parse("P1Y"), Trigger.CREATED),
-            rec.Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
-            rec.Funding: RetentionRule(Period.parse("P6Y"), Trigger.CREATED, minimum=True),
+            rec.Learner: RetentionRule("P18M", Trigger.LAST_ACTIVITY),
+            rec.Progress: RetentionRule("P18M", Trigger.LAST_ACTIVITY),
+            rec.Certificate: RetentionRule("P18M", Trigger.LAST_ACTIVITY),
+            rec.Consent: RetentionRule("P6M", Trigger.CREATED),
+            rec.AccessEvent: RetentionRule("P1Y", Trigger.CREATED),
+            rec.Invoice: RetentionRule("P10Y", Trigger.ISSUED, minimum=True),
+            rec.Funding: RetentionRule("P6Y", Trigger.CREATED, minimum=True),
         }
     )
     report = store.erase_subject("L1", now=NOW, schedule=schedule)
@@ -207,8 +206,8 @@ def test_a_restricted_invoice_is_erased_when_its_retention_ends(store: Store) ->
     store.erase_subject("L1", now=NOW)
     schedule = Schedule(
         {
-            rec.Invoice: RetentionRule(Period.parse("P10Y"), Trigger.ISSUED, minimum=True),
-            rec.Funding: RetentionRule(Period.parse("P6Y"), Trigger.CREATED, minimum=True),
+            rec.Invoice: RetentionRule("P10Y", Trigger.ISSUED, minimum=True),
+            rec.Funding: RetentionRule("P6Y", Trigger.CREATED, minimum=True),
         }
     )
     later = day(2033, 3, 2)
@@ -234,8 +233,8 @@ def test_replay_after_restoring_a_backup(tmp_path: Path) -> None:
     current.erase_subject("L1", now=NOW)
     schedule = Schedule(
         {
-            rec.Learner: RetentionRule(Period.parse("P18M"), Trigger.LAST_ACTIVITY),
-            rec.AccessEvent: RetentionRule(Period.parse("P1Y"), Trigger.CREATED),
+            rec.Learner: RetentionRule("P18M", Trigger.LAST_ACTIVITY),
+            rec.AccessEvent: RetentionRule("P1Y", Trigger.CREATED),
         }
     )
     current.sweep(schedule, now=NOW)

@@ -157,3 +157,19 @@ def test_anything_but_a_record_in_a_batch_is_refused_and_nothing_is_added(
     with pytest.raises(ValidationError):
         store.add_all([learner("L1"), intruder, learner("L2")])
     assert store.count(rec.Learner) == 0
+
+
+def test_a_batch_of_new_keys_is_stored_in_key_order(sqlite_store: Store) -> None:
+    """New keys go into the key table sorted by (reference, key id), whatever the order
+    of the learners: consecutive rows share the key indexes' pages. Every key is there."""
+    written = [learner(f"L{i:03d}") for i in range(60)][::-1]
+    sqlite_store.add_all(written)
+    with sqlite_store._key_db._db.read() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT subject_ref, key_id FROM lpk_keys ORDER BY rowid"
+        ).all()
+    refs = {sqlite_store.keyring.key_ref(r.id) for r in written}
+    mine = [tuple(row) for row in rows if row[0] in refs]
+    assert len(mine) == len(written)
+    assert mine == sorted(mine)
+    assert [r.id for r in sqlite_store.query(rec.Learner)] == sorted(r.id for r in written)

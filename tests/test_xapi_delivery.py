@@ -28,10 +28,11 @@ from learnprivacy.export.xapi import (
 )
 from learnprivacy.records import Progress, ProgressStatus
 from learnprivacy.testing.lrs import TemporaryRalphLRS
+from tests import at
 
 pytestmark = pytest.mark.lrs
 
-T0 = dt.datetime(2025, 3, 14, 9, 30, tzinfo=dt.UTC)
+T0 = at(2025, 3, 14, 9, 30)
 PROFILE = XapiProfile(home_page="https://lms.example.org")
 
 # (status, headers, body) answered to (method, path, headers, body)

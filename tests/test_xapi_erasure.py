@@ -32,13 +32,13 @@ from learnprivacy.export.xapi import (
 from learnprivacy.records import Certificate, Learner, Progress, ProgressStatus, Score
 from learnprivacy.store import Store
 from learnprivacy.testing.lrs import TemporaryRalphLRS
-from tests import receive_request, sample
+from tests import at, receive_request, sample
 from tests.test_xapi_delivery import Server, forward
 from tests.test_xapi_delivery import servers as servers  # the fixture
 
 pytestmark = pytest.mark.lrs
 
-T = dt.datetime(2026, 1, 31, 9, 0, tzinfo=dt.UTC)
+T = at(2026, 1, 31, 9)
 PROFILE = XapiProfile(home_page="https://campus.example.org", platform="Campus")
 
 

@@ -9,11 +9,17 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sqlite3
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from learnprivacy import ContextLevel
-from learnprivacy.providers import ApprovedContextList, Context
+from learnprivacy import ContextLevel, DataCategory, LawfulBasis
+from learnprivacy.providers import (
+    ApprovedContextList,
+    ContentWriter,
+    Context,
+    DataDescription,
+    MetadataCollection,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS forum_posts (
@@ -64,6 +70,55 @@ class ActivityTables:
     #: The column naming the activity (forum, meeting) of a row.
     key: str
     lms: ToyLMS
+    #: Why the provider keeps its tables, and for how long after the user's last activity.
+    purpose: str
+    retention: str
+
+    def __init__(self, lms: ToyLMS) -> None:
+        self.lms = lms
+
+    def declare_table(
+        self,
+        collection: MetadataCollection,
+        table: str,
+        columns: Mapping[str, str],
+        summary: str,
+        categories: Iterable[DataCategory],
+        basis: LawfulBasis | str = LawfulBasis.CONTRACT,
+    ) -> None:
+        """Declare ``table`` and its described ``columns`` under the provider's purpose and
+        retention (counted from the user's last activity)."""
+        collection.add_database_table(
+            table,
+            columns,
+            summary,
+            purpose=self.purpose,
+            basis=basis,
+            categories=categories,
+            retention=self.retention,
+            retention_from="last_activity",
+        )
+
+    def write_described(
+        self,
+        writer: ContentWriter,
+        table: str,
+        description: str,
+        rows: Iterable[Mapping[str, object]],
+    ) -> None:
+        """Tell the export what ``table`` holds and why (the provider's purpose, a
+        contract, its retention), then write its ``rows``."""
+        writer.describe(
+            DataDescription(
+                component=self.component,
+                record_type=table,
+                description=description,
+                purpose=self.purpose,
+                basis=LawfulBasis.CONTRACT,
+                retention=self.retention,
+            )
+        )
+        writer.write_rows(self.component, table, rows)
 
     def rows_of(
         self, approved: ApprovedContextList, table: str, columns: Collection[str], order: str

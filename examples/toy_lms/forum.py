@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from examples.toy_lms.database import FORUMS, ActivityTables, ToyLMS, activities
-from learnprivacy import ContextLevel, DataCategory, LawfulBasis
+from examples.toy_lms.database import FORUMS, ActivityTables, activities
+from learnprivacy import ContextLevel, DataCategory
 from learnprivacy.providers import (
     ApprovedContextList,
     ApprovedUserList,
     ContentWriter,
     Context,
     ContextList,
-    DataDescription,
     MetadataCollection,
     UserList,
 )
@@ -45,31 +44,25 @@ class ForumProvider(ActivityTables):
     component = "toy_forum"
     tables: Sequence[str] = ("forum_posts", "forum_subscriptions")
     key = "forum_id"
-
-    def __init__(self, lms: ToyLMS) -> None:
-        self.lms = lms
+    purpose = PURPOSE
+    retention = RETENTION
 
     def get_metadata(self, collection: MetadataCollection) -> MetadataCollection:
         """Declare the two tables."""
-        collection.add_database_table(
+        self.declare_table(
+            collection,
             "forum_posts",
             POSTS,
             "Messages posted in course forums",
-            purpose=PURPOSE,
-            basis=LawfulBasis.CONTRACT,
-            categories=[DataCategory.COMMUNICATION, DataCategory.LEARNING],
-            retention=RETENTION,
-            retention_from="last_activity",
+            [DataCategory.COMMUNICATION, DataCategory.LEARNING],
         )
-        collection.add_database_table(
+        self.declare_table(
+            collection,
             "forum_subscriptions",
             SUBSCRIPTIONS,
             "Who receives new forum posts by e-mail",
-            purpose=PURPOSE,
+            [DataCategory.PREFERENCE],
             basis="gdpr_art_6_1_b",
-            categories=[DataCategory.PREFERENCE],
-            retention=RETENTION,
-            retention_from="last_activity",
         )
         return collection
 
@@ -106,17 +99,7 @@ class ForumProvider(ActivityTables):
         subscriptions = self.rows_of(
             approved, "forum_subscriptions", SUBSCRIPTIONS, order="forum_id"
         )
-        writer.describe(
-            DataDescription(
-                component=self.component,
-                record_type="forum_posts",
-                description="Messages you posted in course forums",
-                purpose=PURPOSE,
-                basis=LawfulBasis.CONTRACT,
-                retention=RETENTION,
-            )
-        )
-        writer.write_rows(self.component, "forum_posts", posts)
+        self.write_described(writer, "forum_posts", "Messages you posted in course forums", posts)
         writer.write_rows(
             self.component,
             "forum_subscriptions",

@@ -16,7 +16,6 @@ from learnprivacy.providers import (
     ContentWriter,
     Context,
     ContextList,
-    DataDescription,
     MetadataCollection,
 )
 
@@ -38,23 +37,22 @@ class VideoConferenceProvider(ActivityTables):
     component = "toy_videoconf"
     tables: Sequence[str] = ("videoconf_attendance",)
     key = "meeting_id"
+    purpose = PURPOSE
+    retention = "P18M"
 
     def __init__(self, lms: ToyLMS, *, service: str = "Infomaniak kMeet", country: str = "CH"):
-        self.lms = lms
+        super().__init__(lms)
         self.service = service
         self.country = country
 
     def get_metadata(self, collection: MetadataCollection) -> MetadataCollection:
         """Declare the attendance table and the data sent to the video service."""
-        collection.add_database_table(
+        self.declare_table(
+            collection,
             "videoconf_attendance",
             ATTENDANCE,
             "Attendance of virtual classrooms",
-            purpose=PURPOSE,
-            basis=LawfulBasis.CONTRACT,
-            categories=[DataCategory.LEARNING, DataCategory.TECHNICAL_LOG],
-            retention="P18M",
-            retention_from="last_activity",
+            [DataCategory.LEARNING, DataCategory.TECHNICAL_LOG],
         )
         collection.add_external_location_link(
             "videoconf_service",
@@ -84,17 +82,9 @@ class VideoConferenceProvider(ActivityTables):
         if not activities(approved):
             return
         rows = self.rows_of(approved, "videoconf_attendance", ATTENDANCE, order="id")
-        writer.describe(
-            DataDescription(
-                component=self.component,
-                record_type="videoconf_attendance",
-                description="The virtual classrooms you joined",
-                purpose=PURPOSE,
-                basis=LawfulBasis.CONTRACT,
-                retention="P18M",
-            )
+        self.write_described(
+            writer, "videoconf_attendance", "The virtual classrooms you joined", rows
         )
-        writer.write_rows(self.component, "videoconf_attendance", rows)
 
     def make_user_data(self, user_id: str) -> dict[str, int]:
         """Make ``user_id`` join one or two meetings; returns the rows created."""

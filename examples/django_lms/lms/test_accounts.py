@@ -16,13 +16,14 @@ from decimal import Decimal
 
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import User
+from django.db import connections
 from django.test import TransactionTestCase
 
 from learnprivacy.django._privacy import get_privacy
 from learnprivacy.django._restrictions import reasons_of, restrict
 from learnprivacy.django._settings import runtime
 from learnprivacy.django.models import AuditEntry, Restriction
-from learnprivacy.errors import RestrictedRecordError
+from learnprivacy.errors import IntegrityError, RestrictedRecordError
 from learnprivacy.retention import Hold
 from lms.models import Enrolment, ForumPost, Invoice, Profile
 from lms.tests import (
@@ -216,3 +217,35 @@ class AccountSweepTests(TransactionTestCase):
         assert third.erased == 2
         assert not User.objects.filter(pk=ana.pk).exists()
         assert not Restriction.objects.exists()
+
+
+class SkippedAccountDeleteTests(TransactionTestCase):
+    """Attack: the database silently skips the ``DELETE`` of the account (a SQLite
+    trigger; a rule on PostgreSQL). The erasure reported the account erased and shredded
+    the learner's keys while the row kept the name and e-mail address; it now raises and
+    rolls back, the keys kept."""
+
+    databases = {"default", "learnprivacy_keys"}
+
+    def test_an_account_delete_the_database_skipped_is_not_reported(self) -> None:
+        runtime().keyring.clear_cache()
+        cleo = learner("cleo")
+        profile(cleo)
+        connection = connections["default"]
+        sqlite = connection.vendor == "sqlite"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE TRIGGER keep BEFORE DELETE ON auth_user BEGIN SELECT RAISE(IGNORE); END"
+                if sqlite
+                else "CREATE RULE keep AS ON DELETE TO auth_user DO INSTEAD NOTHING"
+            )
+        try:
+            with self.assertRaises(IntegrityError):
+                get_privacy().erase_subject(cleo.pk, now=NOW)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("DROP TRIGGER keep" if sqlite else "DROP RULE keep ON auth_user")
+        assert User.objects.get(pk=cleo.pk).email == "cleo@example.org"
+        assert Profile.objects.get(user=cleo).phone == "+33 6 12 34 56 78"
+        assert not runtime().keyring.is_shredded(str(cleo.pk), "contract")
+        assert not AuditEntry.objects.exists()

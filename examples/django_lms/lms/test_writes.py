@@ -16,6 +16,8 @@ import json
 import tempfile
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 from django.contrib.auth.models import User
 from django.core.management import call_command
@@ -26,7 +28,12 @@ from learnprivacy.django import lp_lookup
 from learnprivacy.django._restrictions import restrict as restrict_rows
 from learnprivacy.django._settings import runtime
 from learnprivacy.django.models import Restriction
-from learnprivacy.errors import DecryptionError, PlaintextError, RestrictedRecordError
+from learnprivacy.errors import (
+    DecryptionError,
+    PlaintextError,
+    RestrictedRecordError,
+    ValidationError,
+)
 from lms.models import Course, Enrolment, ForumPost, Invoice, Profile
 
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
@@ -170,6 +177,135 @@ class BulkUpdateTests(TransactionTestCase):
         assert Invoice.objects.get(pk=other.pk).amount == Decimal("20")
         # Rows that are not restricted still update.
         assert Invoice.objects.filter(pk=other.pk).update(amount=Decimal("21")) == 1
+
+    def test_an_update_racing_the_erasure_that_restricts_its_row_never_changes_it(
+        self,
+    ) -> None:
+        """Attack: just after ``QuerySet.update()`` found no restricted row, an erasure in
+        another connection restricts the learner's invoice (kept by law) and commits;
+        then the UPDATE changed the restricted row. The update now holds its rows from
+        before the check: the erasure waits for it, or gives up at the lock."""
+        from learnprivacy.django import _bind
+        from lms.tests import erasing
+
+        user = self.profiles[0].user
+        invoice = Invoice.objects.create(
+            user=user, billing_name="B Zero", amount=Decimal("10"), issued_at=NOW
+        )
+        check, order = _bind.any_restricted, []
+        intruder = erasing(user.pk, order)
+
+        def racing(bound: object, using: str) -> bool:
+            found = check(bound, using)
+            if not intruder.is_alive() and not order:
+                intruder.start()
+                intruder.join(2)  # it finishes, or waits on the update's lock
+            return found
+
+        with mock.patch.object(_bind, "any_restricted", racing):
+            try:
+                Invoice.objects.filter(pk=invoice.pk).update(amount=Decimal("1"))
+                order.append("updated")
+            except RestrictedRecordError:
+                order.append("refused")
+        intruder.join(60)
+        assert order[:2] != ["erased", "updated"], order
+
+    def test_a_delete_racing_the_erasure_that_restricts_its_row_never_deletes_it(
+        self,
+    ) -> None:
+        """Attack: just after a delete's restriction check found the learner's invoice
+        free, an erasure in another connection restricts it (kept by law) and commits;
+        then the DELETE removed the restricted row, which the erasure reports kept. The
+        delete now holds its row from before the check."""
+        from learnprivacy.django import _bind
+        from lms.tests import erasing
+
+        user = self.profiles[0].user
+        invoice = Invoice.objects.create(
+            user=user, billing_name="B Zero", amount=Decimal("10"), issued_at=NOW
+        )
+        check, order = _bind.check_not_restricted, []
+        intruder = erasing(user.pk, order)
+
+        def racing(bound: Any, key: Any, using: str) -> None:
+            check(bound, key, using)
+            if bound.spec.table == "lms_invoice" and not intruder.is_alive() and not order:
+                intruder.start()
+                intruder.join(2)  # it finishes, or waits on the delete's lock
+
+        with mock.patch.object(_bind, "check_not_restricted", racing):
+            try:
+                Invoice.objects.get(pk=invoice.pk).delete()
+                order.append("deleted")
+            except RestrictedRecordError:
+                order.append("refused")
+        intruder.join(60)
+        assert order[:2] != ["erased", "deleted"], order
+
+
+class MovedRowTests(TransactionTestCase):
+    """A row's tokens are bound to its key and learner: a write that changes either
+    without re-encrypting the values would leave them unreadable (and shredded with the
+    old learner's keys). ``update(author=...)``, ``update(id=...)``,
+    ``bulk_update(..., ["author"])`` and ``save(update_fields=["author"])`` are refused,
+    naming table and column, and change nothing; a full save re-encrypts the values."""
+
+    databases = {"default", "learnprivacy_keys"}
+
+    def test_moving_a_row_past_its_tokens_is_refused(self) -> None:
+        runtime().keyring.clear_cache()
+        ana = User.objects.create(username="ana", last_login=NOW)
+        bob = User.objects.create(username="bob", last_login=NOW)
+        course = Course.objects.create(code="M1", title="Course")
+        post = ForumPost.objects.create(author=ana, course=course, body="Ana's", posted_at=NOW)
+        before = raw("SELECT id, author_id, body FROM lms_forumpost")
+        loaded = ForumPost.objects.get(pk=post.pk)
+        loaded.author = bob
+        moves = [
+            lambda: ForumPost.objects.filter(pk=post.pk).update(author=bob),
+            lambda: ForumPost.objects.filter(pk=post.pk).update(author_id=bob.pk),
+            lambda: ForumPost.objects.filter(pk=post.pk).update(id=post.pk + 100),
+            lambda: ForumPost.objects.bulk_update([loaded], ["author"]),
+            lambda: loaded.save(update_fields=["author"]),
+        ]
+        for move in moves:
+            with self.assertRaises(ValidationError) as refused:
+                move()
+            assert "lms_forumpost." in str(refused.exception)
+            assert "Ana" not in str(refused.exception)
+        assert raw("SELECT id, author_id, body FROM lms_forumpost") == before
+        loaded.save()
+        runtime().keyring.clear_cache()
+        moved = ForumPost.objects.get(pk=post.pk)
+        assert (moved.author_id, moved.body) == (bob.pk, "Ana's")
+
+
+class UnparsableValueTests(TransactionTestCase):
+    """A personal value that does not parse as its field's type is refused with the
+    library's ``ValidationError`` naming table and column. Django's own message quotes
+    the value (“12,5” value must be a decimal number.), which then reached logs and
+    error reports."""
+
+    databases = {"default", "learnprivacy_keys"}
+
+    def test_the_refusal_never_quotes_the_value(self) -> None:
+        runtime().keyring.clear_cache()
+        ana = User.objects.create(username="ana", last_login=NOW)
+        course = Course.objects.create(code="U1", title="Course")
+        enrolment = Enrolment(user=ana, course=course, enrolled_at=NOW, grade="12,5")
+        with self.assertRaises(ValidationError) as refused:
+            enrolment.save()
+        assert "lms_enrolment.grade" in str(refused.exception)
+        assert "12,5" not in str(refused.exception)
+        assert not Enrolment.objects.exists()
+        profile = Profile(user=ana, phone="+33 1", city="Metz", joined=NOW)
+        profile.birth_date = "17/05/1990"
+        with self.assertRaises(ValidationError) as refused:
+            profile.save()
+        assert "lms_profile.birth_date" in str(refused.exception)
+        assert "17/05/1990" not in str(refused.exception)
+        assert not Profile.objects.exists()
 
 
 class LoaddataTests(TransactionTestCase):

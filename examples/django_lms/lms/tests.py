@@ -14,6 +14,7 @@ import io
 import json
 import re
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,6 +82,22 @@ def profile(user: User, phone: str = "+33 6 12 34 56 78", city: str = "Paris") -
     return Profile.objects.create(
         user=user, phone=phone, city=city, birth_date=dt.date(1990, 5, 17), joined=LONG_AGO
     )
+
+
+def erasing(learner: object, order: list[str]) -> threading.Thread:
+    """A thread erasing ``learner`` in a connection of its own, which notes in ``order``
+    ``"erased"`` or the error that stopped it (locked out: it made no restriction)."""
+
+    def erase() -> None:
+        try:
+            get_privacy().erase_subject(learner, now=NOW)
+            order.append("erased")
+        except Exception as error:
+            order.append(type(error).__name__)
+        finally:
+            connections.close_all()
+
+    return threading.Thread(target=erase)
 
 
 def erasure_request(privacy: DjangoPrivacy, user: User) -> tuple[Any, str, str]:
@@ -621,6 +638,11 @@ class ErasureTests(EnrolledLearnerCase):
         assert "contract" in result.shred_scopes
         assert PendingShred.objects.count() == len(result.shred_scopes)
         assert not runtime().keyring.is_shredded(str(self.ana.pk), "contract")
+        # A dry run changes nothing, not even the keys a crash left owed.
+        command_json("learnprivacy_erase", str(self.ana.pk), "--dry-run")
+        command_json("learnprivacy_sweep", "--dry-run", f"--now={NOW.isoformat()}")
+        assert PendingShred.objects.count() == len(result.shred_scopes)
+        assert not runtime().keyring.is_shredded(str(self.ana.pk), "contract")
         reconciled = command_json("learnprivacy_keys", "reconcile")
         assert reconciled["shredded"] == len(result.shred_scopes)
         assert runtime().keyring.is_shredded(str(self.ana.pk), "contract")
@@ -715,6 +737,34 @@ class ErasureTests(EnrolledLearnerCase):
             "billing: promised to be shared internally only, but Mailjet SAS is an "
             "external recipient"
         ]
+
+    def test_a_save_racing_the_erasure_that_restricts_its_row_never_changes_it(self) -> None:
+        """Attack: just after a save's restriction check found Ana's invoice free, an
+        erasure in another connection restricts it (kept by law) and commits; then the
+        save's UPDATE ran and changed the restricted row. The save now holds the row
+        from its check on: either the erasure waits for the save (it restricts the row
+        as saved), or gives up at the lock, or the save sees the restriction."""
+        from learnprivacy.django import _bind
+
+        check, order = _bind.check_not_restricted, []
+        intruder = erasing(self.ana.pk, order)
+
+        def racing(bound: Any, key: Any, using: str) -> None:
+            check(bound, key, using)
+            if bound.spec.table == "lms_invoice" and not intruder.is_alive() and not order:
+                intruder.start()
+                intruder.join(2)  # it finishes, or waits on the save's lock
+
+        invoice = Invoice.objects.get(pk=self.invoice.pk)
+        invoice.amount = Decimal("1")
+        with mock.patch.object(_bind, "check_not_restricted", racing):
+            try:
+                invoice.save()
+                order.append("saved")
+            except RestrictedRecordError:
+                order.append("refused")
+        intruder.join(60)
+        assert order[:2] != ["erased", "saved"], order
 
     def test_an_erasure_the_database_skipped_is_not_reported(self) -> None:
         """Attack: the database silently skips the DELETE of Ana's forum post (a SQLite

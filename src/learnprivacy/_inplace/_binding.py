@@ -72,6 +72,11 @@ class RowCipher:
         """The field cipher (keys from the learner's keyring)."""
         return self._cipher
 
+    @property
+    def blind_index(self) -> BlindIndex:
+        """The blind index (its fields named by :func:`index_field`)."""
+        return self._index
+
     def encrypt(
         self, spec: ModelSpec, column: ColumnSpec, key: object, subject: str, value: Any
     ) -> str:

@@ -20,7 +20,7 @@ A declaration that fails its check is not bound: ``manage.py check`` reports it
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -45,7 +45,7 @@ from learnprivacy.django.fields import (
     declaration_of,
     seal_ahead,
 )
-from learnprivacy.errors import ConfigurationError, RestrictedRecordError
+from learnprivacy.errors import ConfigurationError, RestrictedRecordError, ValidationError
 
 __all__ = ["Bound", "Privacy", "bind_all", "bound_models", "declare", "errors", "spec_of"]
 
@@ -264,6 +264,28 @@ def spec_of(model: Any) -> Bound:
     return found
 
 
+def refuse_move(bound: Bound, written: Iterable[str]) -> None:
+    """Refuse a write of the fields ``written`` (names or attnames) that changes the
+    rows' primary key or learner without rewriting every personal value: the tokens are
+    bound to both and would no longer open (``ValidationError`` naming the column)."""
+    if not bound.encrypted:
+        return
+    meta = bound.model._meta
+    names = set(written)
+    rewritten = all(f.name in names or f.attname in names for f in bound.encrypted)
+    moving = [meta.pk]
+    if bound.subject_lookup != "pk":
+        moving.append(meta.get_field(bound.subject_lookup))
+    for field in moving:
+        if not rewritten and names & {field.name, field.attname, "pk"}:
+            where = f"{meta.db_table}.{field.column}"
+            raise ValidationError(
+                f"{where}: changing a row's key or learner without its personal values "
+                "would leave their tokens bound to the old ones; save the whole instance",
+                field=where,
+            )
+
+
 # -- hooks on the model class ------------------------------------------------------------
 
 
@@ -350,6 +372,8 @@ def _hook(model: Any, bound: Bound) -> None:
         ):
             setattr(self, pk_attname, _pool.take(model, using or "default"))
             force_insert = True
+        if update_fields:
+            refuse_move(bound, update_fields)
         if update_fields and indexed:
             extra = [indexed[name] for name in update_fields if name in indexed]
             if extra:
@@ -411,15 +435,38 @@ def _guard_restricted(model: Any, bound: Bound) -> None:
     def refuse_restricted_save(self: Any, save: Any, *args: Any) -> Any:
         # args: raw, cls, force_insert, force_update, using, update_fields.
         force_insert, using = args[2], args[4]
-        if not force_insert and self.pk is not None:
+        if force_insert or self.pk is None:
+            return save(self, *args)
+        if self._state.adding:
+            # A new instance (an explicit key that may still meet a stored row): checked,
+            # without holding anything, as the common insert path must stay cheap.
             check_not_restricted(bound, self.pk, using or "default")
-        return save(self, *args)
+            return save(self, *args)
+        from django.db import connections, transaction
+
+        db = using or "default"
+        # The check and the write in one transaction, the row held from before the check
+        # (PostgreSQL: FOR UPDATE; a restriction locks its rows too; SQLite: the read
+        # holds the database until the write): a restriction committed by another
+        # connection is either seen by the check or waits for the write.
+        with transaction.atomic(using=db, savepoint=False):
+            if connections[db].vendor != "sqlite":
+                hold_rows(bound.model, [self.pk], db)
+            check_not_restricted(bound, self.pk, db)
+            return save(self, *args)
 
     _around_save_table(model, refuse_restricted_save)
 
     def refuse_restricted_delete(sender: Any, instance: Any, using: str, **kwargs: Any) -> None:
         # Rows a legal minimum or a hold keeps cannot be deleted behind the erasure rules.
+        # Django sends this inside the delete's transaction: on PostgreSQL the row is
+        # held from before the check, as a save holds it (SQLite: the read holds the
+        # database until the DELETE).
         if instance.pk is not None:
+            from django.db import connections
+
+            if connections[using].vendor != "sqlite":
+                hold_rows(bound.model, [instance.pk], using)
             check_not_restricted(bound, instance.pk, using)
 
     pre_delete.connect(
@@ -495,14 +542,29 @@ def _install_queryset_hooks() -> None:
 
     def update(self: Any, **kwargs: Any) -> Any:
         bound = _bound.get(self.model._meta.concrete_model)
-        if bound is not None and any_restricted(bound, self.db):
-            keys = list(self.values_list("pk", flat=True))
-            if restricted_keys(bound, keys, self.db):
-                raise RestrictedRecordError(
-                    f"{bound.spec.table}: the update reaches restricted rows (GDPR Art. 18); "
-                    "they are kept, not processed, and cannot be changed"
-                )
-        return original_update(self, **kwargs)
+        if bound is None:
+            return original_update(self, **kwargs)
+        refuse_move(bound, kwargs)
+        from django.db import connections, transaction
+
+        # The check and the UPDATE in one transaction, the matched rows held from before
+        # the check (as a save holds its row): a restriction committed by another
+        # connection is either seen by the check or waits for the UPDATE.
+        with transaction.atomic(using=self.db, savepoint=False):
+            keys = None
+            if connections[self.db].vendor != "sqlite":
+                # By key, so that DISTINCT or GROUP BY in the query does not stop the lock.
+                held = bound.model._base_manager.using(self.db).filter(pk__in=self.values("pk"))
+                keys = list(held.select_for_update().values_list("pk", flat=True))
+            if any_restricted(bound, self.db):
+                if keys is None:
+                    keys = list(self.values_list("pk", flat=True))
+                if restricted_keys(bound, keys, self.db):
+                    raise RestrictedRecordError(
+                        f"{bound.spec.table}: the update reaches restricted rows "
+                        "(GDPR Art. 18); they are kept, not processed, and cannot be changed"
+                    )
+            return original_update(self, **kwargs)
 
     def bulk_update(self: Any, objs: Any, fields: Any, batch_size: int | None = None) -> Any:
         bound = _bound.get(self.model._meta.concrete_model)
@@ -510,6 +572,7 @@ def _install_queryset_hooks() -> None:
             return original_bulk_update(self, objs, fields, batch_size)
         objs = tuple(objs)
         names = list(fields)
+        refuse_move(bound, names)
         keys = [obj.pk for obj in objs if obj.pk is not None]
         if keys and restricted_keys(bound, keys, self.db):
             raise RestrictedRecordError(
@@ -693,4 +756,16 @@ def reserve_keys(model: Any, using: str, count: int) -> list[int]:
     raise ConfigurationError(
         f"{table}: auto-increment keys are reserved on PostgreSQL and SQLite only; "
         f"on {connection.vendor} give the model a UUID or text primary key"
+    )
+
+
+def hold_rows(model: Any, keys: Sequence[Any], using: str) -> None:
+    """Lock the rows ``keys`` of ``model`` (``FOR UPDATE``) until the transaction ends:
+    what a save checking a row's restriction and a restriction of that row both take
+    first, so neither slips between the other's check and write."""
+    list(
+        model._base_manager.using(using)
+        .filter(pk__in=list(keys))
+        .select_for_update()
+        .values_list("pk", flat=True)
     )

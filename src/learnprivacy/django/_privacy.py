@@ -42,7 +42,7 @@ from learnprivacy._vocabulary import BATCH_SIZE, Article
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.crypto._blind_index import normalise_text
 from learnprivacy.django._audit import DjangoAuditLog
-from learnprivacy.django._bind import Bound, bound_models
+from learnprivacy.django._bind import Bound, bound_models, hold_rows
 from learnprivacy.django._restrictions import (
     count_restricted,
     lift,
@@ -401,6 +401,11 @@ class DjangoPrivacy(DeclaredRegister):
         """List the rows ``(key, learner, reason)`` as restricted; how many were new."""
         ref = self.audit.subject_ref
         listed = [(key, ref(learner), reason) for key, learner, reason in rows]
+        from django.db import connections
+
+        if listed and connections[self.using].vendor != "sqlite":
+            # A save that checked one of these rows holds it until it has written.
+            hold_rows(bound.model, [key for key, _, _ in listed], self.using)
         return len(restrict(bound.spec.table, listed, now=now, using=self.using))
 
     def _keepers(self, bound: Bound, learners: Sequence[str]) -> dict[str, str]:
@@ -556,7 +561,8 @@ class DjangoPrivacy(DeclaredRegister):
                 # A savepoint: a refused delete undoes itself only, not the erasure.
                 with transaction.atomic(using=self.using):
                     lift(table, keys, using=self.using)
-                    manager.filter(pk__in=keys).delete()
+                    _, removed = manager.filter(pk__in=keys).delete()
+                    _every_row(bound, keys, removed.get(bound.model._meta.label, 0), "deleted")
             except RestrictedRecordError as exc:
                 return f"{KEPT_ANONYMISED}deleting it is refused: {exc}"[:255]
             except (ProtectedError, RestrictedError) as exc:
@@ -615,8 +621,9 @@ class DjangoPrivacy(DeclaredRegister):
     def reconcile(self) -> int:
         """Shred the keys listed by committed erasures and sweeps; return how many pairs.
 
-        Runs after every commit that listed some, and first in every erasure and sweep,
-        so a crash between a commit and its shredding is finished by the next call.
+        Runs after every commit that listed some, and first in every erasure and sweep
+        that is not a dry run, so a crash between a commit and its shredding is
+        finished by the next call.
         Idempotent: shredding twice is shredding once.
         """
         from django.db import connections
@@ -658,7 +665,8 @@ class DjangoPrivacy(DeclaredRegister):
 
         require_aware(now, "now")
         learner = self._learner(subject)
-        self.reconcile()
+        if not dry_run:  # a dry run changes nothing, not even the keys owed
+            self.reconcile()
         by_table = self._by_table()
         with transaction.atomic(using=self.using):
             found: list[tuple[ModelSpec, Any, RecordView]] = []
@@ -787,7 +795,8 @@ class DjangoPrivacy(DeclaredRegister):
             raise ConfigurationError('a sweep needs a Schedule (LEARNPRIVACY["SCHEDULE"])')
         if type(batch_size) is not int or batch_size < 1:
             raise ValidationError("batch_size must be a positive int", field="batch_size")
-        self.reconcile()
+        if not dry_run:  # a dry run changes nothing, not even the keys owed
+            self.reconcile()
         totals = dict.fromkeys(("erased", "anonymised", "restricted", "review", "kept"), 0)
         shredded_subjects = 0
         # In a dry run nothing is removed: rows the retention pass already counted are

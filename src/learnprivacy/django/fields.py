@@ -25,6 +25,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.db.models.lookups import Exact, IsNull
 from django.db.models.query_utils import DeferredAttribute
@@ -236,23 +237,33 @@ class PersonalField(models.Field):
 
     # -- values ----------------------------------------------------------------------
 
+    def parse(self, value: Any) -> Any:
+        """``to_python(value)``, refused with the library's error naming the column:
+        Django's own message quotes the value."""
+        try:
+            return self.to_python(value)
+        except DjangoValidationError:
+            raise ValidationError(
+                f"{self.where}: not a valid value for this field", field=self.where
+            ) from None
+
     def to_text(self, value: Any) -> str:
         """The text that gets encrypted for ``value``."""
         if self.lp_text:
             if type(value) is str:
                 return value
-            value = self.to_python(value)
+            value = self.parse(value)
             if not isinstance(value, str):
                 raise ValidationError(f"{self.where} holds text", field=self.where)
             return value
-        value = self.to_python(value)
+        value = self.parse(value)
         if isinstance(value, dt.datetime | dt.date):
             return value.isoformat()
         return str(value)
 
     def from_text(self, text: str) -> Any:
         """The Python value of decrypted ``text``."""
-        return text if self.lp_text else self.to_python(text)
+        return text if self.lp_text else self.parse(text)
 
     def index_of(self, value: Any) -> str:
         """The blind index of ``value`` in this field."""
@@ -304,7 +315,7 @@ class PersonalField(models.Field):
                 f"{self.where}: the stored token does not open for this row and column "
                 "(moved from another row or column, or altered)"
             ) from None
-        return text if self.lp_text else self.to_python(text)
+        return text if self.lp_text else self.parse(text)
 
     def pre_save(self, model_instance: Any, add: bool) -> Any:
         """The token to write for the instance's value (the instance keeps plaintext)."""

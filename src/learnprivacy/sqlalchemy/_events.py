@@ -19,6 +19,7 @@ from sqlalchemy import Connection, and_, event, select, update
 from sqlalchemy.orm import Mapper, attributes
 
 from learnprivacy._inplace import INDEX_SUFFIX, ModelSpec, row_key
+from learnprivacy._inplace._binding import index_field
 from learnprivacy.errors import DecryptionError, RestrictedRecordError, ValidationError
 from learnprivacy.sqlalchemy._bulk import hold_sqlite
 from learnprivacy.sqlalchemy._rowkeys import key_columns, key_in, key_is
@@ -85,18 +86,21 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
     cipher = rows.cipher
     scope = spec.scope
     key_name, subject_name = spec.primary_key, spec.subject
+    index = rows.blind_index.compute
+    # Per column: its spec, attribute, the tail of its binding context ("/column"), its
+    # blind index's field (None: not indexed) and attribute.
     plan = [
         (
             c,
             c.attribute,
-            c.column,
-            c.privacy.blind_index,
+            "/" + c.column,
+            index_field(spec.table, c.column) if c.privacy.blind_index else None,
             c.attribute + INDEX_SUFFIX,
         )
         for c in personal
     ]
+    tails = {c.attribute: "/" + c.column for c in personal}
     attribute_names = [c.attribute for c in personal]
-    columns_of = {c.attribute: c.column for c in personal}
 
     def identify(target: Any, connection: Connection | None) -> None:
         """Put an expired object's key and subject back in its dict, read from the row."""
@@ -180,7 +184,9 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
             )
 
     # The hot listeners (insert, load) are registered ``raw``: they receive the
-    # InstanceState itself, which spares the ORM a wrapper call per object.
+    # InstanceState itself, which spares the ORM a wrapper call per object (and the
+    # mapper's insert events ``retval``, which spares another: they return None, which
+    # the ORM ignores).
     def before_insert(_mapper: Mapper[Any], _connection: Connection, state: Any) -> None:
         if alive() is None:
             return
@@ -195,26 +201,28 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
                 encrypt(state.obj(), state_dict, given, set_attr=False)
             return
         subject = str(subject)
-        base = f"{spec.table}/{row_key(key) if composite else key}/"
+        base = f"{spec.table}/{row_key(key) if composite else key}"
         stash: dict[str, Any] = {}
         # The row's text values are sealed together (the learner's key looked up once).
         names: list[str] = []
         values: list[str] = []
         contexts: list[str] = []
-        for column, name, column_name, indexed, index_name in plan:
+        for column, name, tail, field, index_name in plan:
             value = state_dict.get(name)
             if value is None:
                 continue
             if type(value) is str and not value.startswith("lp1."):
                 names.append(name)
                 values.append(value)
-                contexts.append(base + column_name)
+                contexts.append(base + tail)
+                if field is not None:
+                    state_dict[index_name] = index(value, field=field)
             else:
                 # bytes, a token, anything unusual: the checked path says what is wrong.
                 state_dict[name] = rows.encrypt(spec, column, key, subject, value)
+                if field is not None:
+                    state_dict[index_name] = rows.index(spec, column, value)
             stash[name] = value
-            if indexed:
-                state_dict[index_name] = rows.index(spec, column, value)
         if values:
             tokens = cipher.encrypt_many(values, subject=subject, contexts=contexts, scope=scope)
             for name, token in zip(names, tokens, strict=True):
@@ -348,14 +356,14 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
             return
         subject = str(found)
         key = key_of(state_dict) if composite else state_dict.get(key_name)
-        base = f"{spec.table}/{row_key(key) if composite else key}/"
+        base = f"{spec.table}/{row_key(key) if composite else key}"
         # The row's tokens opened together (the learner's key looked up once); anything
         # unusual takes the column-by-column path below, which names the column.
         try:
             plain = cipher.decrypt_many(
                 [state_dict[name] for name in names],
                 subject=subject,
-                contexts=[base + columns_of[name] for name in names],
+                contexts=[base + tails[name] for name in names],
             )
         except (DecryptionError, ValidationError):
             pass
@@ -363,14 +371,12 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
             for name, value in zip(names, plain, strict=True):
                 state_dict[name] = value
             return
-        for column, name, column_name, _indexed, _index_name in plan:
+        for column, name, tail, _field, _index_name in plan:
             token = state_dict.get(name)
             if token is None:
                 continue
             try:
-                state_dict[name] = cipher.decrypt(
-                    token, subject=subject, context=base + column_name
-                )
+                state_dict[name] = cipher.decrypt(token, subject=subject, context=base + tail)
             except (DecryptionError, ValidationError):
                 # Bytes, the anonymised marker, plaintext, a moved token: the checked path
                 # returns the value or raises the error that names the column.
@@ -381,20 +387,20 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
             return
         decrypt(target, None if names is None else set(names))
 
-    listeners: list[tuple[str, Callable[..., None], bool]] = [
-        ("before_insert", before_insert, True),
-        ("before_update", before_update, False),
-        ("before_delete", before_delete, False),
-        ("after_insert", after_insert, True),
-        ("after_update", after_write, False),
-        ("load", on_load, True),
-        ("refresh", on_refresh, False),
+    listeners: list[tuple[str, Callable[..., None], dict[str, bool]]] = [
+        ("before_insert", before_insert, {"raw": True, "retval": True}),
+        ("before_update", before_update, {}),
+        ("before_delete", before_delete, {}),
+        ("after_insert", after_insert, {"raw": True, "retval": True}),
+        ("after_update", after_write, {}),
+        ("load", on_load, {"raw": True}),
+        ("refresh", on_refresh, {}),
     ]
-    for name, function, raw in listeners:
-        event.listen(model, name, function, propagate=True, raw=raw)
+    for name, function, how in listeners:
+        event.listen(model, name, function, propagate=True, **how)
 
     def uninstall() -> None:
-        for name, function, _raw in listeners:
+        for name, function, _how in listeners:
             event.remove(model, name, function)
 
     return uninstall

@@ -358,18 +358,19 @@ class Codec:
         clear: list[tuple[str, int, Convert | None]] = []
         # Score fields: (name, ((position, conversion) of each of its four columns)).
         scores: list[tuple[str, tuple[tuple[int, Convert | None], ...]]] = []
-        # Encrypted fields: (name, context pattern, token position, blind index position
-        # or -1, text conversion, blind index field name).
-        sealed: list[tuple[str, str, int, int, Callable[[Any], str], str]] = []
+        # Encrypted fields: (name, token position, blind index position or -1, text
+        # conversion or None for the value itself, blind index field name). Each token's
+        # context is "<type>/<record id>/<field>" (the reader's, see _reader).
+        sealed: list[tuple[str, int, int, Callable[[Any], str] | None, str]] = []
         for spec in rt.fields:
             if spec.encrypted:
+                to_text = _to_text(spec)
                 sealed.append(
                     (
                         spec.name,
-                        f"{rt.name}/{{}}/{spec.name}",
                         at[spec.token_column],
                         at[spec.index_column] if spec.blind_index else -1,
-                        _to_text(spec),
+                        None if to_text is _same else to_text,
                         f"{rt.name}.{spec.name}",
                     )
                 )
@@ -381,6 +382,7 @@ class Codec:
                 clear.append((spec.name, at[spec.name], _then(first, driver(spec.name))))
         has_learner = rt.has_learner
         scope = rt.scope
+        type_name = rt.name
         encrypt_many = self._cipher.encrypt_many
         compute = self._index.compute
 
@@ -399,17 +401,18 @@ class Codec:
                 return tuple(values)
             record_id = record.id
             subject = record.learner_id if has_learner else record_id
+            head = f"{type_name}/{record_id}/"
             texts: list[str] = []
             contexts: list[str] = []
             present = []
             for item in sealed:
                 value = getattr(record, item[0])
                 if value is not None:
-                    texts.append(item[4](value))
-                    contexts.append(item[1].format(record_id))
+                    texts.append(value if item[3] is None else item[3](value))
+                    contexts.append(head + item[0])
                     present.append(item)
             tokens = encrypt_many(texts, subject=subject, contexts=contexts, scope=scope)
-            for (_, _, token_at, index_at, _, field), text, token in zip(
+            for (_, token_at, index_at, _, field), text, token in zip(
                 present, texts, tokens, strict=True
             ):
                 values[token_at] = token

@@ -254,16 +254,23 @@ _KEY_COLUMNS = ["subject_ref", "key_id", "scope", "state", "master_key_id", "wra
 
 def _insert_keys(connection: Connection, entries: Sequence[KeyEntry]) -> None:
     """Insert ``entries``: tuples in column order where the driver takes the values as
-    they are (SQLite, psycopg's COPY), column dicts otherwise."""
+    they are (SQLite, psycopg's COPY), column dicts otherwise.
+
+    In key order (reference, key id): references are keyed hashes, so a batch in the
+    caller's order lands on random pages of the key indexes; sorted, consecutive rows
+    share pages (a third less CPU for 100,000 keys on SQLite).
+    """
     plan = insert_plan(connection, _KEYS)
     if plan is not None and plan[0] == _KEY_COLUMNS and not any(plan[1]):
         rows = [
             (e.subject, e.key_id, e.scope, e.state.value, e.master_key_id, e.wrapped)
             for e in entries
         ]
+        rows.sort()
         bulk_insert_values(connection, _KEYS, rows)
     else:
-        bulk_insert(connection, _KEYS, [_values(e) for e in entries])
+        ordered = sorted(entries, key=lambda e: (e.subject, e.key_id))
+        bulk_insert(connection, _KEYS, [_values(e) for e in ordered])
 
 
 def _values(entry: KeyEntry) -> dict[str, object]:
