@@ -509,6 +509,7 @@ def measure(
     workers: int = 2,
     shared: bool = False,
     settled: bool = True,
+    buffers: str = "128MB",
 ) -> dict[int, list[dict[str, Any]]]:
     """``rounds`` interleaved rounds of 1 then ``workers`` workers on the same contents."""
     from learnprivacy.testing.postgres import TemporaryPostgres
@@ -520,7 +521,7 @@ def measure(
     erasable = expired(count)
     work = Path(tempfile.mkdtemp(prefix="lp-sweep-scale-"))
     try:
-        with TemporaryPostgres(settings={"shared_buffers": "128MB"}) as server:
+        with TemporaryPostgres(settings={"shared_buffers": buffers}) as server:
             bench = Bench(server, work, count, batch, shared=shared, settled=settled)
             bench.build()
             # One untimed pair first: the first clones meet a cold server cache.
@@ -691,6 +692,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--worker", nargs=5, metavar=("URL", "KEYS", "VAULT", "BATCH", "PART"))
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
+        "--shared-buffers",
+        default="128MB",
+        help="the server's shared_buffers (default 128MB; the 200,000-learner databases "
+        "and their indexes do not fit in it)",
+    )
+    parser.add_argument(
         "--unsettled",
         action="store_true",
         help="leave the templates to autovacuum (as before), to compare",
@@ -713,6 +720,7 @@ def main(argv: list[str]) -> int:
         workers=args.workers,
         shared=args.shared,
         settled=not args.unsettled,
+        buffers=args.shared_buffers,
     )
     from benchmarks.__main__ import render
 

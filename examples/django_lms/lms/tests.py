@@ -280,6 +280,107 @@ class FieldTests(TestCase):
             clash.save()  # one profile per user
         assert AHEAD not in clash.__dict__
 
+    def test_tokens_sealed_ahead_serve_only_the_very_binding_they_were_made_for(self) -> None:
+        """Attack: the row's key, subject or value is changed between the row's values
+        being encrypted together and the field writing its token (another field's
+        pre_save, say). The token written is bound to what the instance holds then: it
+        opens for the new row or learner, and the learner the tokens were made for
+        gains nothing from it."""
+        from learnprivacy.django._bind import spec_of
+        from learnprivacy.django.fields import AHEAD, SealPlan, seal_ahead
+
+        fields = {f.name: f for f in spec_of(Profile).encrypted}
+        plan = SealPlan.of(spec_of(Profile).encrypted)
+        assert plan is not None
+        ana, bob = learner("ana"), learner("bob")
+        cipher = runtime().cipher
+
+        def opens(token: str, subject: object, key: object, column: str) -> str:
+            return cipher.decrypt(
+                str(token), subject=str(subject), context=f"lms_profile/{key}/{column}"
+            )
+
+        row = Profile(id=9001, user=ana, phone="+33 6 11", city="Lyon", joined=NOW)
+        assert seal_ahead(row, plan)
+        made = row.__dict__[AHEAD][2]
+        # Unchanged: the tokens made together are the ones written.
+        assert fields["phone"].pre_save(row, True) is made["phone"][1]
+        # The subject moved to another learner: a new token, bound to bob.
+        row.user_id = bob.pk
+        token = fields["phone"].pre_save(row, True)
+        assert token != made["phone"][1]
+        assert opens(token, bob.pk, 9001, "phone") == "+33 6 11"
+        with self.assertRaises(DecryptionError):
+            opens(token, ana.pk, 9001, "phone")
+        # An equal subject in another form, then another key: never the old tokens.
+        row.user_id = str(ana.pk)
+        assert fields["city"].pre_save(row, True) != made["city"][1]
+        row.user_id = ana.pk
+        row.id = 9002
+        token = fields["city"].pre_save(row, True)
+        assert opens(token, ana.pk, 9002, "city") == "Lyon"
+        with self.assertRaises(DecryptionError):
+            opens(token, ana.pk, 9001, "city")
+        # A value replaced by an equal one is encrypted anew, for the row it is in now.
+        row.id = 9001
+        row.phone = "".join(["+33 6 ", "11"])
+        assert fields["phone"].pre_save(row, True) != made["phone"][1]
+
+    def test_a_value_that_does_not_open_stays_sealed_whatever_reads_it(self) -> None:
+        """Attack: one column of a row gets another row's token. The row's other values
+        read as usual; the moved one raises DecryptionError at every read, through
+        forms, serializers and repr too, and no value leaks. Saving the row unchanged
+        writes nothing new into that column; cloning it (the token would then be bound
+        to a new row) is refused with the typed error and writes no row."""
+        ana = profile(learner("ana"), phone="+33 6 11", city="Lyon")
+        bob = profile(learner("bob"), phone="+44 7700 900000", city="Leeds")
+        token = raw("SELECT phone FROM lms_profile WHERE id = %s", [ana.pk])[0][0]
+        write_raw("UPDATE lms_profile SET phone = %s WHERE id = %s", [token, bob.pk])
+        loaded = Profile.objects.get(pk=bob.pk)
+        assert loaded.city == "Leeds"
+        for read in (
+            lambda: loaded.phone,
+            lambda: loaded.phone,
+            lambda: serializers.serialize("json", [loaded]),
+            lambda: modelform_factory(Profile, fields=["phone"])(instance=loaded).initial,
+        ):
+            with self.assertRaises(DecryptionError) as caught:
+                read()
+            assert "+33" not in str(caught.exception)
+            assert "+44" not in str(caught.exception)
+        assert "+33" not in repr(loaded.__dict__)
+        assert token not in repr(loaded)
+        loaded.city = "York"
+        loaded.save()
+        assert raw("SELECT phone FROM lms_profile WHERE id = %s", [bob.pk])[0][0] == token
+        assert Profile.objects.get(pk=bob.pk).city == "York"
+        clone = Profile.objects.get(pk=bob.pk)
+        clone.pk = clone.id = None
+        clone.user = learner("cy")
+        count = Profile.objects.count()
+        with self.assertRaises(DecryptionError), transaction.atomic():
+            clone.save()
+        assert Profile.objects.count() == count
+
+    def test_deferred_personal_fields_open_when_read(self) -> None:
+        """only() and defer(), the subject's column deferred too: each personal value
+        opens when it is read, in its own row; a deferred token moved from another row
+        raises the typed error when read."""
+        ana = profile(learner("ana"), phone="+33 6 11", city="Lyon")
+        only = Profile.objects.only("id", "user").get(pk=ana.pk)
+        assert (only.phone, only.city) == ("+33 6 11", "Lyon")
+        no_subject = Profile.objects.defer("user", "city").get(pk=ana.pk)
+        assert (no_subject.phone, no_subject.city) == ("+33 6 11", "Lyon")
+        assert no_subject.birth_date == dt.date(1990, 5, 17)
+        bob = profile(learner("bob"))
+        token = raw("SELECT phone FROM lms_profile WHERE id = %s", [ana.pk])[0][0]
+        write_raw("UPDATE lms_profile SET phone = %s WHERE id = %s", [token, bob.pk])
+        deferred = Profile.objects.only("id", "user").get(pk=bob.pk)
+        with self.assertRaises(DecryptionError) as caught:
+            _ = deferred.phone
+        assert "+33" not in str(caught.exception)
+        assert deferred.city == "Paris"
+
     def test_missing_key_is_a_typed_error(self) -> None:
         """A key lost from the key store: reading raises DecryptionError, no value leaks."""
         ana = profile(learner("ana"))

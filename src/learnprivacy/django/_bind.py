@@ -38,11 +38,15 @@ from learnprivacy.django._restrictions import (
 from learnprivacy.django.fields import (
     AHEAD,
     INDEX_SUFFIX,
-    ORIGIN,
+    ORIGIN_KEY,
+    ORIGIN_SUBJECT,
+    SEALED,
     BlindIndexField,
     PersonalField,
-    Sealed,
+    SealPlan,
     declaration_of,
+    origin_of,
+    seal,
     seal_ahead,
 )
 from learnprivacy.errors import ConfigurationError, RestrictedRecordError, ValidationError
@@ -328,33 +332,43 @@ def _hook(model: Any, bound: Bound) -> None:
 
     table = bound.spec.table
     personal = [(f.attname, f"/{f.column}", f.lp_text, f) for f in bound.encrypted]
+    concrete = len(meta.concrete_fields)
 
     def from_db(cls: Any, db: str, field_names: Any, values: Any) -> Any:
         # Tokens are opened here, in one loop, with the row's (key, subject): a value that
-        # does not open is kept Sealed, and reading it raises the typed error then.
+        # does not open is kept aside (seal), and reading it raises the typed error then.
+        # Attributes are read and set as attributes, never through the instance's
+        # __dict__, which would make Python build a dictionary for each row.
         instance = original_from_db(cls, db, field_names, values)
-        data = instance.__dict__
-        subject = data.get(subject_attname)
+        if len(values) == concrete:
+            loaded = personal
+        else:  # deferred fields (only(), defer()) are left to their own loading
+            loaded = [entry for entry in personal if entry[0] in field_names]
+        # A deferred subject is loaded now, when there are tokens to open.
+        subject = getattr(instance, subject_attname) if loaded else None
         if subject is None:
-            for name, _suffix, _text, _field in personal:
-                token = data.get(name)
+            for name, _suffix, _text, _field in loaded:
+                token = getattr(instance, name)
                 if type(token) is str:
-                    data[name] = Sealed(token)
+                    seal(instance, name, token)
             return instance
         subject = subject if type(subject) is str else str(subject)
-        key = data[pk_attname]
-        data[ORIGIN] = (key, subject)
+        key = getattr(instance, pk_attname)
+        setattr(instance, ORIGIN_KEY, key)
+        setattr(instance, ORIGIN_SUBJECT, subject)
         decrypt = _settings.runtime().cipher.decrypt
         prefix = f"{table}/{key}"
-        for name, suffix, text, field in personal:
-            token = data.get(name)
+        for name, suffix, text, field in loaded:
+            token = getattr(instance, name)
             if type(token) is not str:
                 continue
             try:
                 plain = decrypt(token, subject=subject, context=prefix + suffix)
-                data[name] = plain if text else field.to_python(plain)
+                value = plain if text else field.parse(plain)
             except Exception:  # any failure waits for the read, which says why
-                data[name] = Sealed(token)
+                seal(instance, name, token)
+                continue
+            setattr(instance, name, value)
         return instance
 
     model.from_db = classmethod(from_db)
@@ -369,6 +383,19 @@ def _hook(model: Any, bound: Bound) -> None:
         using: str | None,
         update_fields: Any,
     ) -> Any:
+        sealed = self.__dict__.get(SEALED)
+        unmoved = False
+        if sealed and not raw:
+            # Values that did not open at load are left out of Django's update_fields
+            # (unset, they count as deferred) and keep their tokens: only in their own
+            # row and learner. Anywhere else they must open first (they would be bound
+            # to the new place), which raises the typed error.
+            subject = getattr(self, subject_attname)
+            here = (getattr(self, pk_attname), None if subject is None else str(subject))
+            unmoved = origin_of(self) == here
+            if not unmoved:
+                for name in list(sealed):
+                    getattr(self, name)
         state = self._state
         if (
             auto
@@ -380,14 +407,14 @@ def _hook(model: Any, bound: Bound) -> None:
         ):
             setattr(self, pk_attname, _pool.take(model, using or "default"))
             force_insert = True
-        if update_fields:
+        if update_fields and not unmoved:
             refuse_move(bound, update_fields)
         if update_fields and indexed:
             extra = [indexed[name] for name in update_fields if name in indexed]
             if extra:
                 update_fields = frozenset(update_fields) | frozenset(extra)
         if not raw:
-            if update_fields or not encrypted or not seal_ahead(self, encrypted):
+            if update_fields or plan is None or not seal_ahead(self, plan):
                 return save(self, raw, cls, force_insert, force_update, using, update_fields)
             try:
                 return save(self, raw, cls, force_insert, force_update, using, update_fields)
@@ -399,7 +426,7 @@ def _hook(model: Any, bound: Bound) -> None:
             return save(self, raw, cls, force_insert, force_update, using, update_fields)
 
     # The row's values are encrypted together (seal_ahead) when they all share its table.
-    encrypted = bound.encrypted if all(f.model is model for f in bound.encrypted) else ()
+    plan = SealPlan.of(bound.encrypted) if all(f.model is model for f in bound.encrypted) else None
     _around_save_table(model, bind_new_row)
 
     if auto:

@@ -6,8 +6,8 @@ field of the matching ``Personal*`` class below. Its column holds a
 ``"<table>/<primary key>/<column>"``: a token copied to another row, column or learner
 fails to decrypt. Values are encrypted in ``pre_save`` (when the row's key is known) and
 decrypted when the row is loaded into an instance, so admin, forms and serializers see
-plaintext; a value that does not open stays :class:`Sealed` and reading it raises the
-typed error. ``QuerySet.values()`` returns the tokens, never plaintext.
+plaintext; a value that does not open is kept aside (see :data:`SEALED`) and reading it
+raises the typed error. ``QuerySet.values()`` returns the tokens, never plaintext.
 
 Personal columns are written by saving an instance, ``bulk_create``, ``bulk_update``,
 ``loaddata`` (each value bound to its row) and ``learnprivacy_encrypt_existing``.
@@ -25,6 +25,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.db.models.lookups import Exact, IsNull
@@ -44,7 +45,6 @@ from learnprivacy.errors import (
 
 __all__ = [
     "PersonalField",
-    "Sealed",
     "lp_lookup",
     "not_personal",
     "personal",
@@ -52,33 +52,21 @@ __all__ = [
 
 #: The attribute a declared Django field carries its :class:`ColumnPrivacy` under.
 DECLARATION = "learnprivacy"
-#: Where an instance loaded from the database remembers the (key, subject) it was read
-#: with: tokens are bound to them, even if the instance's key is changed (cloning).
-ORIGIN = "_lp_origin"
+#: Where an instance loaded from the database remembers the key and the subject (as
+#: text) it was read with: tokens are bound to them, even if the instance's key is
+#: changed (cloning). Two plain attributes, so that loading a row allocates no object
+#: for them.
+ORIGIN_KEY = "_lp_origin_key"
+ORIGIN_SUBJECT = "_lp_origin_subject"
 INDEX_SUFFIX = "_bidx"
+#: Where an instance keeps the tokens read from its row that did not open at load, by
+#: attribute name; those attributes are left unset, so reading one comes to
+#: :class:`PersonalAttribute`, which opens it then or raises the typed error.
+SEALED = "_lp_sealed"
 #: Where a save keeps, while it runs, the tokens :func:`seal_ahead` made for the row's
-#: text values at once: ``(key, subject, {attname: (value, token)})``.
+#: text values at once: ``(key, subject, {attname: (value, token)})``, the key and
+#: subject being the very objects the instance held.
 AHEAD = "_lp_ahead"
-
-
-class Sealed:
-    """A token read from the database and not decrypted yet (never shows its content)."""
-
-    __slots__ = ("token",)
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    def __repr__(self) -> str:
-        return "<Sealed>"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is Sealed and other.token == self.token
-
-    def __hash__(self) -> int:
-        return hash(self.token)
 
 
 class _Bound(str):
@@ -107,32 +95,56 @@ def lp_lookup(value: str) -> LpLookup:
 
 
 class PersonalAttribute(DeferredAttribute):
-    """Reads a personal attribute; a value left sealed at load raises its typed error."""
+    """Reads a personal attribute the instance does not hold: a value left sealed at load
+    (kept under :data:`SEALED`) is opened now or raises its typed error; a deferred one
+    is loaded as Django loads it.
+
+    Like Django's own field attributes it defines no ``__set__``: an opened value is a
+    plain attribute of the instance, read and written without a call of ours.
+    """
 
     field: PersonalField
-
-    def __init__(self, field: PersonalField) -> None:
-        super().__init__(field)
-        self.attname = field.attname
 
     def __get__(self, instance: Any, cls: Any = None) -> Any:
         if instance is None:
             return self
-        data = instance.__dict__
-        try:
-            value = data[self.attname]
-        except KeyError:
-            value = super().__get__(instance, cls)
-        if type(value) is not Sealed:
-            return value
-        value = self.field.open(instance, value.token)
-        data[self.attname] = value
+        name = self.field.attname
+        sealed = instance.__dict__.get(SEALED)
+        if not sealed or name not in sealed:
+            try:
+                return super().__get__(instance, cls)
+            except KeyError:
+                # Deferred, and its token did not open when Django loaded it: read the
+                # token itself, to say why.
+                token = (
+                    type(instance)
+                    ._base_manager.db_manager(instance._state.db)
+                    .filter(pk=instance.pk)
+                    .values_list(name, flat=True)
+                    .get()
+                )
+                seal(instance, name, token)
+                sealed = instance.__dict__[SEALED]
+        value = self.field.open(instance, sealed[name])
+        del sealed[name]
+        setattr(instance, name, value)
         return value
 
-    def __set__(self, instance: Any, value: Any) -> None:
-        # A data descriptor, so that reads come through __get__ even once the value is
-        # in the instance's __dict__.
-        instance.__dict__[self.attname] = value
+
+def origin_of(instance: Any) -> tuple[Any, str] | None:
+    """The (key, subject) ``instance`` was loaded with, or ``None`` if it was not."""
+    data = instance.__dict__
+    if ORIGIN_SUBJECT not in data:
+        return None
+    return data[ORIGIN_KEY], data[ORIGIN_SUBJECT]
+
+
+def seal(instance: Any, name: str, token: str) -> None:
+    """Keep ``token``, read for attribute ``name`` of ``instance`` and not opened, out of
+    the instance's attributes: reading the attribute opens it then or raises why not."""
+    data = instance.__dict__
+    data.pop(name, None)
+    data.setdefault(SEALED, {})[name] = token
 
 
 class BlindIndexBadLookup(ValidationError):
@@ -295,8 +307,7 @@ class PersonalField(models.Field):
         table = self.lp_table
         if not table:
             raise self._unbound()
-        origin = instance.__dict__.get(ORIGIN)
-        key, subject = self.binding(instance) if origin is None else origin
+        key, subject = origin_of(instance) or self.binding(instance)
         try:
             text = _settings.runtime().cipher.decrypt(
                 token, subject=subject, context=f"{table}/{key}/{self.column}"
@@ -324,7 +335,32 @@ class PersonalField(models.Field):
             raise self._unbound()
         data = model_instance.__dict__
         name = self.attname
-        value = data[name] if name in data else getattr(model_instance, name)
+        if name in data:
+            value = data[name]
+        else:
+            sealed = data.get(SEALED)
+            if (
+                sealed
+                and name in sealed
+                and not add
+                and origin_of(model_instance) == self.binding(model_instance)
+            ):
+                # Unchanged and still in its row: written back as it was read.
+                return _Bound(sealed[name])
+            value = getattr(model_instance, name)  # opened, deferred, or the typed error
+        ahead = data.get(AHEAD)
+        if (
+            ahead is not None
+            and ahead[0] is data.get(self.lp_pk)
+            and ahead[1] is data.get(self.lp_subject)
+        ):
+            made = ahead[2].get(name)
+            if made is not None and made[0] is value:
+                # Encrypted with the row's other values (seal_ahead), for this very value
+                # and the very key and subject objects it was bound to.
+                if self.lp_index:
+                    setattr(model_instance, self.name + INDEX_SUFFIX, self.index_of(value))
+                return made[1]
         if value is None:
             if self.lp_index:
                 setattr(model_instance, self.name + INDEX_SUFFIX, None)
@@ -335,21 +371,6 @@ class PersonalField(models.Field):
             key, subject = self.binding(model_instance)
         elif type(subject) is not str:
             subject = str(subject)
-        ahead = data.get(AHEAD)
-        if ahead is not None and ahead[0] == key and ahead[1] == subject:
-            made = ahead[2].get(name)
-            if made is not None and made[0] is value:
-                # Encrypted with the row's other values (seal_ahead), for this same value
-                # and binding.
-                if self.lp_index:
-                    setattr(model_instance, self.name + INDEX_SUFFIX, self.index_of(value))
-                return made[1]
-        if type(value) is Sealed:
-            if not add and data.get(ORIGIN) == (key, subject):
-                # Unchanged and still in its row: written back as it was read.
-                return _Bound(value.token)
-            value = self.open(model_instance, value.token)
-            data[name] = value
         text = value if self.lp_text and type(value) is str else self.to_text(value)
         if text.startswith(_TOKEN_PREFIX):
             raise PlaintextError(
@@ -384,9 +405,7 @@ class PersonalField(models.Field):
         )
 
     def to_python(self, value: Any) -> Any:
-        """Decrypted values only: a sealed token cannot be cleaned."""
-        if type(value) is Sealed:
-            raise ValidationError(f"{self.where}: a sealed value cannot be cleaned")
+        """The Python value of a decrypted value, as the base field makes it."""
         return super().to_python(value)
 
     # -- lookups ---------------------------------------------------------------------
@@ -415,37 +434,70 @@ class PersonalField(models.Field):
         return None
 
 
-def seal_ahead(instance: Any, fields: Sequence[PersonalField]) -> bool:
-    """Encrypt the text values of ``fields`` on ``instance`` in one call, before a save
-    that writes them all: the learner's key is looked up once for the row instead of
-    once per field. :meth:`PersonalField.pre_save` then returns these tokens for the
-    same values and binding, and makes any other as usual. Values that are not plain
-    text, or a row without its key or subject yet, are left to ``pre_save``. Returns
-    whether anything was made (remove :data:`AHEAD` from the instance after the save).
+@attrs.frozen
+class SealPlan:
+    """What :func:`seal_ahead` needs of a bound model, worked out once per model."""
+
+    #: The attribute names of the primary key and of the subject.
+    pk: str
+    subject: str
+    table: str
+    scope: str
+    #: ``(attname, column)`` of each text field encrypted together.
+    texts: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, fields: Sequence[PersonalField]) -> SealPlan | None:
+        """The plan for ``fields`` (bound, of one table), or ``None`` when fewer than
+        two of them hold text (one value gains nothing from a batch)."""
+        texts = tuple((f.attname, f.column) for f in fields if f.lp_text)
+        if len(texts) < 2:
+            return None
+        first = fields[0]
+        return cls(
+            pk=first.lp_pk,
+            subject=first.lp_subject,
+            table=first.lp_table,
+            scope=first.lp_scope,
+            texts=texts,
+        )
+
+
+def seal_ahead(instance: Any, plan: SealPlan) -> bool:
+    """Encrypt the text values of ``plan``'s fields on ``instance`` in one call, before
+    a save that writes them all: the learner's key is looked up once for the row instead
+    of once per field. :meth:`PersonalField.pre_save` then returns these tokens for the
+    very same value, key and subject objects, and makes any other as usual. Values that
+    are not plain text, or a row without its key or subject yet, are left to
+    ``pre_save``. Returns whether anything was made (remove :data:`AHEAD` from the
+    instance after the save).
     """
     data = instance.__dict__
-    first = fields[0]
-    key = data.get(first.lp_pk)
-    subject = data.get(first.lp_subject)
-    if key is None or subject is None or subject == "" or not first.lp_table:
+    key = data.get(plan.pk)
+    subject = data.get(plan.subject)
+    if key is None or subject is None or subject == "":
         return False
-    subject = subject if type(subject) is str else str(subject)
     names: list[str] = []
     values: list[str] = []
     contexts: list[str] = []
-    prefix = f"{first.lp_table}/{key}/"
-    for field in fields:
-        value = data.get(field.attname)
-        if type(value) is str and field.lp_text and not value.startswith(_TOKEN_PREFIX):
-            names.append(field.attname)
+    prefix = f"{plan.table}/{key}/"
+    for name, column in plan.texts:
+        value = data.get(name)
+        if type(value) is str and not value.startswith(_TOKEN_PREFIX):
+            names.append(name)
             values.append(value)
-            contexts.append(prefix + field.column)
+            contexts.append(prefix + column)
     if len(values) < 2:
         return False
     tokens = _settings.runtime().cipher.encrypt_many(
-        values, subject=subject, contexts=contexts, scope=first.lp_scope
+        values,
+        subject=subject if type(subject) is str else str(subject),
+        contexts=contexts,
+        scope=plan.scope,
     )
     made = {n: (v, _Bound(t)) for n, v, t in zip(names, values, tokens, strict=True)}
+    # The key and subject objects themselves: pre_save takes these tokens only while the
+    # instance holds the very same ones.
     data[AHEAD] = (key, subject, made)
     return True
 
