@@ -754,8 +754,7 @@ class Keyring(KeyHolder):
             name = subject.encode()
             tail = length(len(name)) + name
             alive = live.get(subject, nothing)
-            held = cached.get(subject)
-            if held is not None and not {key[2] for key in alive}.issuperset(held.aeads):
+            if _outlived(cached.get(subject), alive):
                 stale.append(subject)
             for ref, scope, key_id, wrapping, wrapped in alive:
                 unwrap = unwrappers.get(wrapping)
@@ -784,6 +783,21 @@ class Keyring(KeyHolder):
                 # opener here and is refused by the one-token path, as ever.
                 header_text = prefix + b2a_base64(head, newline=False).translate(alphabet).decode()
                 mine[header_text] = (aead, head + tail, text)
+        if stale:
+            self._cache.forget_many(stale)
+
+    def _drop_stale(self, subjects: Iterable[str]) -> None:
+        """Forget the cached keys of those of ``subjects`` that hold a key the key store
+        no longer lists live (shredded or destroyed since, by another process or keyring),
+        in one look-up for all: their tokens are then refused as the key database says,
+        not opened from memory. Subjects with nothing cached cost nothing."""
+        cached = self._cache.subjects
+        held = [subject for subject in subjects if subject in cached]
+        if not held:
+            return
+        live = self._live_keys(self._key_refs(held))
+        nothing: Sequence[_LiveKey] = ()
+        stale = [s for s in held if _outlived(cached.get(s), live.get(s, nothing))]
         if stale:
             self._cache.forget_many(stale)
 
@@ -991,6 +1005,12 @@ class _Tally:
         self.seen += n
         if self.progress is not None:
             self.progress.advance(n)
+
+
+def _outlived(held: SubjectKeys | None, alive: Sequence[_LiveKey]) -> bool:
+    """Whether cached keys ``held`` name a key that ``alive`` (the key store's live keys
+    of the same subject) no longer lists."""
+    return held is not None and not {key[2] for key in alive}.issuperset(held.aeads)
 
 
 def _active(entries: Iterable[KeyEntry]) -> KeyEntry | None:

@@ -12,7 +12,7 @@ same flush.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, event, select, update
@@ -66,6 +66,42 @@ def give_back(objects: list[Any]) -> None:
             state_dict.pop(name + INDEX_SUFFIX, None)
 
 
+#: Key, in a query's ``context.attributes``, of the learners whose cached keys it checked.
+_CHECKED = ("learnprivacy", "keys checked")
+
+
+class _KeyCheck:
+    """The rows of one fetch of a query whose learners' keys are in this process's cache
+    and not checked yet in this query. SQLAlchemy invokes it (as one of the query's
+    post-load steps) once the fetched rows are loaded, before it yields any: the cached
+    keys the key database no longer lists live (shredded by another process) are dropped
+    in one look-up for all those learners, then the rows are opened, so that a row of an
+    erased learner restored from an earlier copy raises ``KeyShreddedError`` as it does
+    in a new process."""
+
+    __slots__ = ("drop_stale", "open_row", "rows")
+
+    def __init__(
+        self,
+        drop_stale: Callable[[Iterable[str]], None],
+        open_row: Callable[[dict[str, Any], str, list[str]], None],
+    ) -> None:
+        self.drop_stale = drop_stale
+        self.open_row = open_row
+        self.rows: list[tuple[dict[str, Any], str, list[str]]] = []
+
+    def invoke(self, context: Any, _path: Any) -> None:
+        rows, self.rows = self.rows, []
+        if not rows:
+            return
+        subjects = {subject for _state, subject, _names in rows}
+        context.attributes.setdefault(_CHECKED, set()).update(subjects)
+        self.drop_stale(subjects)
+        open_row = self.open_row
+        for state_dict, subject, names in rows:
+            open_row(state_dict, subject, names)
+
+
 def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
     """Listen to ``spec.model``'s flush and load events (subclasses included); return the
     function that stops listening."""
@@ -84,6 +120,9 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
     subject_column = table.c[spec.subject_column]
     # The hot paths (insert and load) read these locals, not the specs.
     cipher = rows.cipher
+    drop_stale = privacy._keyring._drop_stale
+    cache = privacy._keyring._cache
+    check_key = (_CHECKED, spec.table)
     scope = spec.scope
     key_name, subject_name = spec.primary_key, spec.subject
     index = rows.blind_index.compute
@@ -343,7 +382,15 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
                 subject = subject_of(state_dict)
             state_dict[name] = rows.decrypt_text(spec, column, key, subject, token)
 
-    def on_load(state: Any, _context: Any) -> None:
+    def checked(context: Any, subject: str) -> None:
+        # Once per query and learner: cached keys another process shredded since are
+        # dropped, so a row restored from an earlier copy is refused as in a new process.
+        seen = context.attributes.setdefault(_CHECKED, set())
+        if subject not in seen:
+            seen.add(subject)
+            drop_stale((subject,))
+
+    def on_load(state: Any, context: Any) -> None:
         if alive() is None:
             return
         state_dict = state.dict
@@ -355,6 +402,20 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
             decrypt(state.obj(), None)  # raises, naming the subject column
             return
         subject = str(found)
+        if subject in cache:
+            # Keys from this process's memory: checked against the key database once per
+            # query for all such learners of the rows fetched together, then opened, before
+            # the query hands out any of them (see _KeyCheck).
+            seen = context.attributes.setdefault(_CHECKED, set())
+            if subject not in seen:
+                check = context.post_load_paths.get(check_key)
+                if check is None:
+                    check = context.post_load_paths[check_key] = _KeyCheck(drop_stale, open_row)
+                check.rows.append((state_dict, subject, names))
+                return
+        open_row(state_dict, subject, names)
+
+    def open_row(state_dict: dict[str, Any], subject: str, names: list[str]) -> None:
         key = key_of(state_dict) if composite else state_dict.get(key_name)
         base = f"{spec.table}/{row_key(key) if composite else key}"
         # The row's tokens opened together (the learner's key looked up once); anything
@@ -382,9 +443,12 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
                 # returns the value or raises the error that names the column.
                 state_dict[name] = rows.decrypt(spec, column, key_of(state_dict), subject, token)
 
-    def on_refresh(target: Any, _context: Any, names: Any) -> None:
+    def on_refresh(target: Any, context: Any, names: Any) -> None:
         if alive() is None:
             return
+        found = target.__dict__.get(subject_name)
+        if found is not None:
+            checked(context, str(found))
         decrypt(target, None if names is None else set(names))
 
     listeners: list[tuple[str, Callable[..., None], dict[str, bool]]] = [
