@@ -211,6 +211,45 @@ class BulkUpdateTests(TransactionTestCase):
         intruder.join(60)
         assert order[:2] != ["erased", "updated"], order
 
+    def test_an_upsert_racing_the_erasure_that_restricts_its_row_never_rewrites_it(
+        self,
+    ) -> None:
+        """Attack: just after ``bulk_create(update_conflicts=True)`` found no restricted
+        row, an erasure in another connection restricts the learner's invoice (kept by
+        law) and commits; then the upsert rewrote the restricted row. The upsert now
+        checks and writes in one transaction, the colliding rows held from before the
+        check: the erasure waits for it, or gives up at the lock."""
+        from learnprivacy.django import _bind
+        from lms.tests import erasing
+
+        user = self.profiles[0].user
+        invoice = Invoice.objects.create(
+            user=user, billing_name="B Zero", amount=Decimal("10"), issued_at=NOW
+        )
+        check, order = _bind.any_restricted, []
+        intruder = erasing(user.pk, order)
+
+        def racing(bound: object, using: str) -> bool:
+            found = check(bound, using)
+            if not intruder.is_alive() and not order:
+                intruder.start()
+                intruder.join(2)  # it finishes, or waits on the upsert's lock
+            return found
+
+        again = Invoice(
+            pk=invoice.pk, user=user, billing_name="B Zero", amount=Decimal("1"), issued_at=NOW
+        )
+        with mock.patch.object(_bind, "any_restricted", racing):
+            try:
+                Invoice.objects.bulk_create(
+                    [again], update_conflicts=True, unique_fields=["id"], update_fields=["amount"]
+                )
+                order.append("rewritten")
+            except RestrictedRecordError:
+                order.append("refused")
+        intruder.join(60)
+        assert order[:2] != ["erased", "rewritten"], order
+
     def test_a_delete_racing_the_erasure_that_restricts_its_row_never_deletes_it(
         self,
     ) -> None:

@@ -631,13 +631,31 @@ def _install_queryset_hooks() -> None:
         objs = list(objs)
         # An upsert rewrites the stored rows its new ones collide with.
         options = {**dict(zip(_BULK_CREATE_OPTIONS, args, strict=False)), **kwargs}
-        if options.get("update_conflicts") and any_restricted(bound, self.db):
-            keys = _colliding_keys(bound.model, objs, options.get("unique_fields"), self.db)
-            if keys and restricted_keys(bound, keys, self.db):
-                raise RestrictedRecordError(
-                    f"{bound.spec.table}: bulk_create(update_conflicts=True) would rewrite "
-                    "restricted rows (GDPR Art. 18); they are kept, not processed"
-                )
+        if options.get("update_conflicts"):
+            from django.db import connections, transaction
+
+            # The check and the upsert in one transaction, the colliding rows held from
+            # before the check (PostgreSQL: FOR UPDATE; SQLite: the check's read holds
+            # the database until the write), as update() does: a restriction committed
+            # by another connection is either seen by the check or waits for the write.
+            with transaction.atomic(using=self.db, savepoint=False):
+                unique, keys = options.get("unique_fields"), None
+                if connections[self.db].vendor != "sqlite":
+                    keys = _colliding_keys(bound.model, objs, unique, self.db)
+                    if keys:
+                        hold_rows(bound.model, keys, self.db)
+                if any_restricted(bound, self.db):
+                    if keys is None:
+                        keys = _colliding_keys(bound.model, objs, unique, self.db)
+                    if keys and restricted_keys(bound, keys, self.db):
+                        raise RestrictedRecordError(
+                            f"{bound.spec.table}: bulk_create(update_conflicts=True) would "
+                            "rewrite restricted rows (GDPR Art. 18); they are kept, not processed"
+                        )
+                return create(self, bound, objs, args, kwargs)
+        return create(self, bound, objs, args, kwargs)
+
+    def create(self: Any, bound: Bound, objs: list[Any], args: Any, kwargs: Any) -> Any:
         if not bound.encrypted:
             return original_bulk_create(self, objs, *args, **kwargs)
         subjects = {
