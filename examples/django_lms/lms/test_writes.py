@@ -178,13 +178,12 @@ class BulkUpdateTests(TransactionTestCase):
         # Rows that are not restricted still update.
         assert Invoice.objects.filter(pk=other.pk).update(amount=Decimal("21")) == 1
 
-    def test_an_update_racing_the_erasure_that_restricts_its_row_never_changes_it(
-        self,
-    ) -> None:
-        """Attack: just after ``QuerySet.update()`` found no restricted row, an erasure in
-        another connection restricts the learner's invoice (kept by law) and commits;
-        then the UPDATE changed the restricted row. The update now holds its rows from
-        before the check: the erasure waits for it, or gives up at the lock."""
+    def _raced(self, write: Any) -> list[str]:
+        """What happened, in order, when ``write(invoice)`` of a learner's invoice ran
+        while an erasure of that learner in another connection started just after the
+        write's first restriction lookup (``any_restricted``) and had 2 s to finish:
+        ``"written"`` or ``"refused"`` for the write, ``"erased"`` or an error's name for
+        the erasure."""
         from learnprivacy.django import _bind
         from lms.tests import erasing
 
@@ -199,17 +198,29 @@ class BulkUpdateTests(TransactionTestCase):
             found = check(bound, using)
             if not intruder.is_alive() and not order:
                 intruder.start()
-                intruder.join(2)  # it finishes, or waits on the update's lock
+                intruder.join(2)  # it finishes, or waits on the write's lock
             return found
 
         with mock.patch.object(_bind, "any_restricted", racing):
             try:
-                Invoice.objects.filter(pk=invoice.pk).update(amount=Decimal("1"))
-                order.append("updated")
+                write(invoice)
+                order.append("written")
             except RestrictedRecordError:
                 order.append("refused")
         intruder.join(60)
-        assert order[:2] != ["erased", "updated"], order
+        return order
+
+    def test_an_update_racing_the_erasure_that_restricts_its_row_never_changes_it(
+        self,
+    ) -> None:
+        """Attack: just after ``QuerySet.update()`` found no restricted row, an erasure in
+        another connection restricts the learner's invoice (kept by law) and commits;
+        then the UPDATE changed the restricted row. The update now holds its rows from
+        before the check: the erasure waits for it, or gives up at the lock."""
+        order = self._raced(
+            lambda invoice: Invoice.objects.filter(pk=invoice.pk).update(amount=Decimal("1"))
+        )
+        assert order[:2] != ["erased", "written"], order
 
     def test_an_upsert_racing_the_erasure_that_restricts_its_row_never_rewrites_it(
         self,
@@ -219,36 +230,21 @@ class BulkUpdateTests(TransactionTestCase):
         law) and commits; then the upsert rewrote the restricted row. The upsert now
         checks and writes in one transaction, the colliding rows held from before the
         check: the erasure waits for it, or gives up at the lock."""
-        from learnprivacy.django import _bind
-        from lms.tests import erasing
 
-        user = self.profiles[0].user
-        invoice = Invoice.objects.create(
-            user=user, billing_name="B Zero", amount=Decimal("10"), issued_at=NOW
-        )
-        check, order = _bind.any_restricted, []
-        intruder = erasing(user.pk, order)
+        def upsert(invoice: Invoice) -> None:
+            again = Invoice(
+                pk=invoice.pk,
+                user=invoice.user,
+                billing_name="B Zero",
+                amount=Decimal("1"),
+                issued_at=NOW,
+            )
+            Invoice.objects.bulk_create(
+                [again], update_conflicts=True, unique_fields=["id"], update_fields=["amount"]
+            )
 
-        def racing(bound: object, using: str) -> bool:
-            found = check(bound, using)
-            if not intruder.is_alive() and not order:
-                intruder.start()
-                intruder.join(2)  # it finishes, or waits on the upsert's lock
-            return found
-
-        again = Invoice(
-            pk=invoice.pk, user=user, billing_name="B Zero", amount=Decimal("1"), issued_at=NOW
-        )
-        with mock.patch.object(_bind, "any_restricted", racing):
-            try:
-                Invoice.objects.bulk_create(
-                    [again], update_conflicts=True, unique_fields=["id"], update_fields=["amount"]
-                )
-                order.append("rewritten")
-            except RestrictedRecordError:
-                order.append("refused")
-        intruder.join(60)
-        assert order[:2] != ["erased", "rewritten"], order
+        order = self._raced(upsert)
+        assert order[:2] != ["erased", "written"], order
 
     def test_a_delete_racing_the_erasure_that_restricts_its_row_never_deletes_it(
         self,
