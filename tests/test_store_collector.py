@@ -28,17 +28,40 @@ def test_add_all_and_reads_restore_the_collector_also_after_a_failure(
     store: Store, monkeypatch: pytest.MonkeyPatch, enabled: bool
 ) -> None:
     during: list[bool] = []
-    to_row, from_row = _codec.Codec.to_row, _codec.Codec.from_row
+    built: list[bool] = []
+    values_builder, raw_reader = _codec.Codec.values_builder, _codec.Codec.raw_reader
+    from_row = _codec.Codec.from_row
 
-    def watching_to_row(self: Any, record: Any) -> Any:
-        during.append(gc.isenabled())
-        return to_row(self, record)
+    def watching_values_builder(self: Any, names: Any, converters: Any) -> Any:
+        build = values_builder(self, names, converters)
+
+        def watching_build(record: Any) -> Any:
+            built.append(gc.isenabled())
+            return build(record)
+
+        return watching_build
+
+    def watching_raw_reader(self: Any, dialect: Any, description: Any) -> Any:
+        read = raw_reader(self, dialect, description)
+        if read is None:
+            return None
+
+        def watching_read(row: Any, openers: Any = None) -> Any:
+            during.append(gc.isenabled())
+            return read(row, openers)
+
+        return watching_read
 
     def watching_from_row(self: Any, row: Any, openers: Any = None) -> Any:
         during.append(gc.isenabled())
         return from_row(self, row, openers)
 
-    monkeypatch.setattr(_codec.Codec, "to_row", watching_to_row)
+    # Rows to insert are built by the functions values_builder makes (once per codec
+    # and dialect, at the first insert): watch each call of them.
+    monkeypatch.setattr(_codec.Codec, "values_builder", watching_values_builder)
+    # Rows read are built by the reader raw_reader makes, or by from_row where the
+    # driver's rows cannot be read that way.
+    monkeypatch.setattr(_codec.Codec, "raw_reader", watching_raw_reader)
     monkeypatch.setattr(_codec.Codec, "from_row", watching_from_row)
     store.add_all([learner("L1"), learner("L2")])
     assert gc.isenabled() is enabled
@@ -47,5 +70,6 @@ def test_add_all_and_reads_restore_the_collector_also_after_a_failure(
     assert gc.isenabled() is enabled
     assert store.query(Learner) == [learner("L1"), learner("L2")]
     assert gc.isenabled() is enabled
+    assert built
     assert during
-    assert not any(during)
+    assert not any(built + during)
