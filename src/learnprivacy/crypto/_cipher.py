@@ -52,6 +52,7 @@ _ENCODE = _token.ENCODE_TABLE
 _DECODE = _token.DECODE_TABLE
 _ONE_PAD = _token.BEFORE_ONE_PAD
 _TWO_PADS = _token.BEFORE_TWO_PADS
+
 _KIND_TEXT = _token.KIND_TEXT
 _KIND_BYTES = _token.KIND_BYTES
 _HEADER = _token.HEADER_SIZE
@@ -60,6 +61,16 @@ _BODY = _token.HEADER_SIZE + _token.NONCE_SIZE
 # The very object callers get as the default, so the hot path can compare by identity
 # (a scope equal to it but not identical takes the checked path, with the same result).
 _DEFAULT = DEFAULT_SCOPE
+
+
+def _padded_canonical(token: str) -> bool:
+    """Whether ``token``, text ending in padding that the strict base64 decoder accepted,
+    is the canonical spelling: a length that is a multiple of four and no unused bits set
+    before the padding (see ``_token.canonical_tail``). The fast paths test
+    ``token[-1] != "="`` inline first, so unpadded tokens never call it."""
+    return not len(token) & 3 and (
+        token[-2] in _ONE_PAD if token[-2] != "=" else token[-3] in _TWO_PADS
+    )
 
 
 class FieldCipher:
@@ -239,13 +250,7 @@ class FieldCipher:
             plain = aead.decrypt(raw[:12], raw[12:], prefix + context.encode())
             # The canonical spelling only (see _token.canonical_tail and decode: padding
             # only where the text is not a whole number of quanta), inline.
-            if not misplaced and (
-                token[-1] != "="
-                or (
-                    not len(token) & 3
-                    and (token[-2] in _ONE_PAD if token[-2] != "=" else token[-3] in _TWO_PADS)
-                )
-            ):
+            if not misplaced and (token[-1] != "=" or _padded_canonical(token)):
                 return plain.decode()
         except (ValueError, KeyError, TypeError, AttributeError, InvalidTag):
             pass
@@ -449,14 +454,7 @@ class FieldCipher:
                     raw[12:],
                     prefix + context.encode(),
                 ).decode()
-                if token.startswith(head)
-                and (
-                    token[-1] != "="
-                    or (
-                        not len(token) & 3
-                        and (token[-2] in _ONE_PAD if token[-2] != "=" else token[-3] in _TWO_PADS)
-                    )
-                )
+                if token.startswith(head) and (token[-1] != "=" or _padded_canonical(token))
                 else _refused()
                 for token, context in zip(tokens, contexts, strict=True)
             ]
@@ -507,13 +505,7 @@ class FieldCipher:
             aead, prefix, kind = openers[token[:20]]  # type: ignore[index]
             rest = a2b_base64(token.encode().translate(_DECODE)[20:], strict_mode=True)
             plain = aead.decrypt(rest[:12], rest[12:], prefix + context.encode())
-            if kind == 1 and (
-                token[-1] != "="
-                or (
-                    not len(token) & 3
-                    and (token[-2] in _ONE_PAD if token[-2] != "=" else token[-3] in _TWO_PADS)
-                )
-            ):
+            if kind == 1 and (token[-1] != "=" or _padded_canonical(token)):
                 return plain.decode()
         except (ValueError, KeyError, TypeError, AttributeError, InvalidTag):
             pass
