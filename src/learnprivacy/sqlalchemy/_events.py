@@ -19,7 +19,7 @@ from sqlalchemy import Connection, and_, event, select, update
 from sqlalchemy.orm import Mapper, attributes
 
 from learnprivacy._inplace import INDEX_SUFFIX, ModelSpec, row_key
-from learnprivacy._inplace._binding import index_field
+from learnprivacy._inplace._binding import index_field, is_token
 from learnprivacy.errors import DecryptionError, RestrictedRecordError, ValidationError
 from learnprivacy.sqlalchemy._bulk import hold_sqlite
 from learnprivacy.sqlalchemy._rowkeys import key_columns, key_in, key_is
@@ -402,6 +402,15 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
             decrypt(state.obj(), None)  # raises, naming the subject column
             return
         subject = str(found)
+        if context is None:
+            # No query: Session.merge(load=False) copied this state from an object in
+            # memory, whose values were opened when it was loaded. Only tokens among them
+            # are opened, after the learner's cached keys are checked.
+            names = [name for name in names if is_token(state_dict[name])]
+            if names:
+                drop_stale((subject,))
+                open_row(state_dict, subject, names)
+            return
         if subject in cache:
             # Keys from this process's memory: checked against the key database once per
             # query for all such learners of the rows fetched together, then opened, before
