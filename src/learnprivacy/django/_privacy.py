@@ -54,12 +54,12 @@ from learnprivacy.django._settings import load, runtime, setting
 from learnprivacy.django.fields import PersonalField, lp_lookup
 from learnprivacy.errors import (
     ConfigurationError,
-    IntegrityError,
     RestrictedRecordError,
     ValidationError,
 )
 from learnprivacy.retention import Action, Decision, Hold, Schedule, Trigger
 from learnprivacy.retention._consents import lapsed_consents
+from learnprivacy.store._actions import every_row
 
 __all__ = [
     "COMPONENT",
@@ -343,7 +343,9 @@ class DjangoPrivacy(DeclaredRegister):
         lift(bound.spec.table, keys, using=self.using)
         manager = bound.model._base_manager.using(self.using)
         _, removed = manager.filter(pk__in=list(keys)).delete()
-        _every_row(bound, keys, removed.get(bound.model._meta.label, 0), "deleted")
+        every_row(
+            removed.get(bound.model._meta.label, 0), len(set(keys)), bound.spec.table, "deleted"
+        )
 
     def _anonymise_rows(self, bound: Bound, keys: Sequence[Any]) -> None:
         """Blank the personal values of rows kept in place: an owned row loses its
@@ -372,7 +374,7 @@ class DjangoPrivacy(DeclaredRegister):
             changed = manager.filter(pk__in=list(keys)).update(
                 **{subject.attname: placeholder}, **cleared
             )
-            _every_row(bound, keys, changed, "anonymised")
+            every_row(changed, len(set(keys)), bound.spec.table, "anonymised")
             return
         for instance in manager.filter(pk__in=list(keys)):
             ref = self.audit.subject_ref(str(instance.pk))
@@ -562,7 +564,12 @@ class DjangoPrivacy(DeclaredRegister):
                 with transaction.atomic(using=self.using):
                     lift(table, keys, using=self.using)
                     _, removed = manager.filter(pk__in=keys).delete()
-                    _every_row(bound, keys, removed.get(bound.model._meta.label, 0), "deleted")
+                    every_row(
+                        removed.get(bound.model._meta.label, 0),
+                        len(set(keys)),
+                        bound.spec.table,
+                        "deleted",
+                    )
             except RestrictedRecordError as exc:
                 return f"{KEPT_ANONYMISED}deleting it is refused: {exc}"[:255]
             except (ProtectedError, RestrictedError) as exc:
@@ -1321,16 +1328,3 @@ def _summary(
         KeptRows(table=table, rows=count, anonymised=anonymised, reason=reason)
         for (table, reason), count in counts.items()
     )
-
-
-def _every_row(bound: Bound, keys: Sequence[Any], changed: int, done: str) -> None:
-    """Raise ``IntegrityError`` unless a statement over the rows ``keys`` of ``bound``
-    changed every one. They were read in this transaction: only the database itself (a
-    trigger, a rule, a row-level security policy) skips one, and then nothing may be
-    reported done (the caller's transaction rolls back, keys unshredded)."""
-    skipped = len(set(keys)) - changed
-    if skipped:
-        raise IntegrityError(
-            f"{bound.spec.table}: {skipped} row(s) were not {done}: the database skipped "
-            "them (a trigger, rule or row-level security policy?); nothing was done"
-        )

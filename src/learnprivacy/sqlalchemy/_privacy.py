@@ -34,6 +34,7 @@ from learnprivacy.sqlalchemy._keys import open_key_store, same_database
 from learnprivacy.sqlalchemy._rowkeys import check_key_types, identity, key_columns, key_in
 from learnprivacy.sqlalchemy._states import convert, prepare
 from learnprivacy.sqlalchemy._tables import ANONYMISED, RESTRICTED, SideTables, side_tables
+from learnprivacy.store._actions import every_row
 from learnprivacy.store._audit import AuditEvent, AuditLog
 from learnprivacy.store._engine import Database
 from learnprivacy.store._epochs import (
@@ -1442,14 +1443,11 @@ def _forget(session: Session, spec: ModelSpec, key: Any) -> None:
 def _every_row(
     session: Session, spec: ModelSpec, changed: int, keys: Sequence[Any], done: str
 ) -> None:
-    """Roll the caller's transaction back and raise ``IntegrityError`` unless a statement
-    over the rows ``keys`` (read and planned in this transaction) changed every one: the
-    database itself skipped some (a trigger, a rule, a row-level security policy), and
-    no outcome may be reported, nor key shredded, for a row that kept its data."""
-    if changed != len(keys):
+    """:func:`~learnprivacy.store._actions.every_row` for the rows ``keys`` of ``spec``,
+    read and planned in the caller's transaction, which is rolled back when the database
+    skipped some."""
+    try:
+        every_row(changed, len(keys), spec.table, done)
+    except IntegrityError:
         session.rollback()
-        raise IntegrityError(
-            f"{spec.table}: {len(keys) - changed} of {len(keys)} row(s) were not {done}: "
-            "the database skipped them (a trigger, rule or row-level security policy?); "
-            "the transaction was rolled back"
-        )
+        raise

@@ -66,15 +66,17 @@ def random_subject() -> str:
 RANDOM_SUBJECT = re.compile(r"anon-[0-9a-f]{32}")
 
 
-def every_row(changed: int, rt: RecordTable, ids: Sequence[str], done: str) -> int:
-    """``changed``, the rows a statement over ``ids`` changed, when that is every one of
-    them; else ``IntegrityError`` (the caller's transaction rolls back, its audit entries
-    with it). For rows read and locked in the same write transaction, where only the
-    database itself (a trigger, a rule, a row-level security policy) can skip one: an
-    outcome is never reported for a row that kept its data."""
-    if changed != len(ids):
+def every_row(changed: int, planned: int, table: str, done: str) -> int:
+    """``changed``, the rows a statement over ``planned`` rows of ``table`` changed, when
+    that is every one of them; else ``IntegrityError`` (the caller's transaction rolls
+    back, its audit entries with it, and no key is shredded). For rows read and locked in
+    the same write transaction, where only the database itself (a trigger, a rule, a
+    row-level security policy) can skip one: an outcome is never reported for a row that
+    kept its data. The store and both in-place integrations check their statements
+    through it."""
+    if changed != planned:
         raise IntegrityError(
-            f"{len(ids) - changed} of {len(ids)} {rt.name} row(s) were not {done}: the "
+            f"{table}: {planned - changed} of {planned} row(s) were not {done}: the "
             "database skipped them (a trigger, rule or row-level security policy?); "
             "nothing was done"
         )

@@ -159,7 +159,7 @@ def erase_subject(
         if erased_count:
             statistics.removed(connection, [learner_id])
         for rt, erase_ids, keep_ids in plan.values():
-            every_row(erase_rows(connection, rt, erase_ids), rt, erase_ids, "erased")
+            every_row(erase_rows(connection, rt, erase_ids), len(erase_ids), rt.name, "erased")
             restrict_rows(
                 connection, rt, keep_ids, now=now, reason="erasure request: kept by law or hold"
             )
@@ -329,7 +329,7 @@ def end_records(
         for rt, ids, owners in found.values():
             statistics.removed(connection, owners)
             if action is Action.ERASE:
-                changed += every_row(erase_rows(connection, rt, ids), rt, ids, "erased")
+                changed += every_row(erase_rows(connection, rt, ids), len(ids), rt.name, "erased")
             else:
                 # One person id per learner for the whole call, so the rows of one
                 # learner still count as one person in statistics.
@@ -342,7 +342,7 @@ def end_records(
                     persons=persons,
                     new_ids=new_ids.setdefault(rt.name, []),
                 )
-                changed += every_row(made, rt, ids, "anonymised")
+                changed += every_row(made, len(ids), rt.name, "anonymised")
         for rt, ids, _owners in kept.values():
             restrict_rows(
                 connection,

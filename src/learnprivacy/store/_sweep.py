@@ -525,7 +525,7 @@ class _TypeSweep:
             keys = live_keys(self.store, connection, learners, rt.scope, refs=refs)
         statistics.removed(connection, learners)
         erased = [r.id for r in work[Action.ERASE]]
-        every_row(erase_rows(connection, rt, erased), rt, erased, "erased")
+        every_row(erase_rows(connection, rt, erased), len(erased), rt.name, "erased")
         ended = [r.id for r in work[Action.ANONYMISE]]
         made = anonymise_rows(
             connection,
@@ -535,7 +535,7 @@ class _TypeSweep:
             granularity=self.store.anonymise_dates_to,
             persons=self.tally.persons,
         )
-        every_row(made, rt, ended, "anonymised")
+        every_row(made, len(ended), rt.name, "anonymised")
         if self.guarded:
             restrict_rows(
                 connection,
