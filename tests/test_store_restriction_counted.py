@@ -33,8 +33,7 @@ INVOICE = "L1-INV1"
 def _ignore_updates(path: Path, table: str) -> None:
     with sqlite3.connect(path) as connection:
         connection.execute(
-            f"CREATE TRIGGER keep_{table} BEFORE UPDATE ON {table} "
-            "BEGIN SELECT RAISE(IGNORE); END"
+            f"CREATE TRIGGER keep_{table} BEFORE UPDATE ON {table} BEGIN SELECT RAISE(IGNORE); END"
         )
 
 
@@ -56,7 +55,7 @@ def store(path: Path) -> Iterator[Store]:
 def _refused(store: Store, act: Callable[[], object]) -> None:
     """``act`` raises ``IntegrityError`` and leaves no audit entry and no key shredded."""
     entries = len(store.audit)
-    with pytest.raises(IntegrityError, match="Invoice|Progress"):
+    with pytest.raises(IntegrityError, match=r"Invoice|Progress"):
         act()
     assert len(store.audit) == entries
     assert store.audit.verify()
@@ -79,9 +78,7 @@ def test_a_lifted_restriction_the_database_skipped_is_not_reported(
     _refused(store, lambda: store.lift_restriction(Invoice, INVOICE, now=NOW))
 
 
-def test_an_erasure_whose_restriction_was_skipped_is_not_reported(
-    store: Store, path: Path
-) -> None:
+def test_an_erasure_whose_restriction_was_skipped_is_not_reported(store: Store, path: Path) -> None:
     # The invoice is kept by law: the erasure restricts it (Art. 17(3)(b)).
     _ignore_updates(path, "lp_invoice")
     _refused(store, lambda: store.erase_subject("L1", now=NOW))
