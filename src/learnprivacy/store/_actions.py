@@ -185,7 +185,13 @@ def restrict_rows(
     now: dt.datetime | None,
     reason: str | None,
 ) -> int:
-    """Restrict (``now`` given) or lift (``now`` None) rows ``ids``; return rows changed."""
+    """Restrict (``now`` given) or lift (``now`` None) rows ``ids``; return rows changed.
+
+    Rows already in the wanted state are left as they are. Checked after the fact: a
+    row of ``ids`` still in the other state (the database skipped it: a trigger, a rule,
+    a row-level security policy) raises ``IntegrityError`` (see :func:`every_row`), so no
+    restriction is reported that did not happen.
+    """
     table = rt.table
     if now is None:
         values: dict[str, Any] = {RESTRICTED: None, REASON: None}
@@ -195,16 +201,19 @@ def restrict_rows(
         state = table.c[RESTRICTED].is_(None)
     count = 0
     for chunk in chunked(ids, _CHUNK):
-        count += connection.execute(
-            update(table)
-            .where(
-                ids_in(table.c.id, chunk, connection.dialect.name),
-                state,
-                unanonymised(table, connection.dialect.name),
-            )
-            .values(**values)
-        ).rowcount
+        where = (
+            ids_in(table.c.id, chunk, connection.dialect.name),
+            state,
+            unanonymised(table, connection.dialect.name),
+        )
+        changed = connection.execute(update(table).where(*where).values(**values)).rowcount
+        left = connection.execute(select(func.count()).select_from(table).where(*where))
+        every_row(changed, changed + left.scalar_one(), rt.name, _DONE[now is None])
+        count += changed
     return count
+
+
+_DONE = {False: "restricted", True: "lifted from restriction"}
 
 
 def has_live_rows(connection: Connection, rt: RecordTable) -> bool:
