@@ -50,21 +50,18 @@ def engine(tmp_path: Path) -> Iterator[sa.Engine]:
     modules = [{"id": 40 + i, "course": 2, "module": 5, "instance": i} for i in range(3)]
     insert_rows(engine, "course_modules", modules)
     insert_rows(engine, "customcert", [{"id": 1, "course": 2, "name": "Certificate"}])
+    # Ana's completion maps; Bruno has one that maps, one in a state this adapter does not
+    # know and one without a date.
+    states = [
+        (1, 40, 10, 1, ts(3)),
+        (2, 40, 11, 1, ts(3)),
+        (3, 41, 11, 7, ts(4)),
+        (4, 42, 11, 1, 0),
+    ]
+    columns = ("id", "coursemoduleid", "userid", "completionstate", "timemodified")
     insert_rows(
-        engine,
-        "course_modules_completion",
-        [
-            {"id": 1, "coursemoduleid": 40, "userid": 10, "completionstate": 1,
-             "timemodified": ts(3)},
-            {"id": 2, "coursemoduleid": 40, "userid": 11, "completionstate": 1,
-             "timemodified": ts(3)},
-            # A state this adapter does not know, and a completion without a date.
-            {"id": 3, "coursemoduleid": 41, "userid": 11, "completionstate": 7,
-             "timemodified": ts(4)},
-            {"id": 4, "coursemoduleid": 42, "userid": 11, "completionstate": 1,
-             "timemodified": 0},
-        ],
-    )  # fmt: skip
+        engine, "course_modules_completion", [dict(zip(columns, s, strict=True)) for s in states]
+    )
     insert_rows(
         engine,
         "customcert_issues",
