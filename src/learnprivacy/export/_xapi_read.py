@@ -243,7 +243,7 @@ def progress_from_statements(
     materialised = list(statements)
     # Statement ids are UUIDs, compared without case: a voiding statement may name its
     # target in capitals.
-    voided = {
+    voided: set[str | None] = {
         _canonical_id((s.get("object") or {}).get("id"))
         for s in materialised
         if (s.get("verb") or {}).get("id") == VERB_VOIDED
@@ -266,7 +266,7 @@ def _one(
     prefix: str,
     profile: XapiProfile,
     basis: LawfulBasis,
-    voided: set[str],
+    voided: set[str | None],
 ) -> tuple[str, Progress | None]:
     verb = (statement.get("verb") or {}).get("id")
     if verb == VERB_VOIDED:
