@@ -348,6 +348,40 @@ def test_sweep_anonymises_when_the_rule_says_so(tmp_path: Path) -> None:
     engine.dispose()
 
 
+@pytest.mark.parametrize("kept", ["author_id", "body"])
+def test_an_anonymisation_the_database_undid_is_not_reported(tmp_path: Path, kept: str) -> None:
+    """Attack: a trigger (a guard that keeps a post's author, or its text, as written)
+    puts the column back right after the anonymising UPDATE, which still counts its
+    rows. The sweep reported the posts anonymised while they kept Ana's id, or her
+    token (whose key then stayed alive, the scope still in use). The rows are read back
+    after the statement: any that does not hold what was written fails the sweep, and
+    its transaction, audit entries included, is rolled back."""
+    m = declarative_models()
+    m.Post.__privacy__ = attrs.evolve(m.Post.__privacy__, anonymous="ghost")
+    engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    privacy = bind(m, f"sqlite:///{tmp_path / 'keys.db'}")
+    m.Base.metadata.create_all(engine)
+    populate(engine, m)
+    with Session(engine) as s:
+        s.add(m.User(id="ghost", email="ghost@example.invalid", name="Former learner"))
+        s.commit()
+    with engine.begin() as c:
+        c.execute(
+            text(
+                f"CREATE TRIGGER keep AFTER UPDATE OF {kept} ON forum_posts BEGIN "
+                f"UPDATE forum_posts SET {kept} = OLD.{kept} WHERE id = NEW.id; END"
+            )
+        )
+    before = snapshot(engine)
+    with Session(engine) as s, pytest.raises(IntegrityError, match="forum_posts") as caught:
+        privacy.sweep(s, _anonymise_posts(m), now=NOW)
+    assert "Ana" not in str(caught.value)
+    assert "u1" not in str(caught.value)
+    assert snapshot(engine) == before
+    privacy.close()
+    engine.dispose()
+
+
 @pytest.mark.parametrize("dry_run", [False, True])
 def test_anonymising_rows_that_would_keep_their_learner_is_refused(
     app: SimpleNamespace, dry_run: bool

@@ -266,7 +266,6 @@ class InMemoryKeyStore:
 
     def batch_mark(self) -> None:
         """``None``: this store has no ``batch()``; :meth:`shred_mark` dates every read."""
-        return None
 
     def is_shredded(self, subject: str, scope: str) -> bool:
         """True when ``(subject, scope)`` is tombstoned and none of its keys is alive."""
