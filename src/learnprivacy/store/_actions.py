@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, Table, bindparam, delete, func, select, update
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RANDOM_SUBJECT",
     "anonymise_rows",
+    "as_written",
     "erase_rows",
     "every_row",
     "has_live_rows",
@@ -81,6 +82,26 @@ def every_row(changed: int, planned: int, table: str, done: str) -> int:
             "nothing was done"
         )
     return changed
+
+
+def as_written(
+    rows: Iterable[Sequence[Any]], columns: Sequence[str], written: Mapping[str, Any], table: str
+) -> None:
+    """Rows an anonymising statement wrote, read back as stored (their ``columns`` in
+    order), hold ``written`` (column -> value); else ``IntegrityError`` naming table and
+    column, never a value (the caller's transaction rolls back). A trigger or rule that
+    put the learner id, a token or a blind index back leaves a row that still identifies
+    the learner, whatever the statement's count said. Both in-place integrations check
+    their anonymised rows through it."""
+    for row in rows:
+        for column, found in zip(columns, row, strict=True):
+            value = written[column]
+            if found is value or (None not in (found, value) and str(found) == str(value)):
+                continue
+            raise IntegrityError(
+                f"{table}.{column}: an anonymised row does not hold what was written (a "
+                "trigger or rule put a value back?); nothing was done"
+            )
 
 
 def erase_rows(connection: Connection, rt: RecordTable, ids: Sequence[str]) -> int:
