@@ -30,6 +30,7 @@ def _models(on_delete: str) -> SimpleNamespace:
     """Accounts; their invoices refer to them ``ON DELETE on_delete``; each invoice's
     lines (of the same learner) cascade from the invoice."""
     Base = new_base()
+    billing = lps.Privacy(subject="learner", purpose="billing", basis=LawfulBasis.LEGAL_OBLIGATION)
 
     class User(Base):
         __tablename__ = "users"
@@ -39,9 +40,7 @@ def _models(on_delete: str) -> SimpleNamespace:
 
     class Invoice(Base):
         __tablename__ = "invoices"
-        __privacy__ = lps.Privacy(
-            subject="learner", purpose="billing", basis=LawfulBasis.LEGAL_OBLIGATION
-        )
+        __privacy__ = billing
         id: Mapped[str] = mapped_column(primary_key=True)
         learner: Mapped[str] = lps.not_personal("Learner id")
         user_id: Mapped[str | None] = lps.not_personal(
@@ -51,9 +50,7 @@ def _models(on_delete: str) -> SimpleNamespace:
 
     class Line(Base):
         __tablename__ = "invoice_lines"
-        __privacy__ = lps.Privacy(
-            subject="learner", purpose="billing", basis=LawfulBasis.LEGAL_OBLIGATION
-        )
+        __privacy__ = billing
         id: Mapped[int] = mapped_column(primary_key=True)
         learner: Mapped[str] = lps.not_personal("Learner id")
         invoice_id: Mapped[str] = lps.not_personal(

@@ -7,9 +7,10 @@ They bypass the ORM's per-row flush events, so the ``do_orm_execute`` listener
 - a bulk ``DELETE`` is preceded, in the same transaction, by a read of the rows it
   matches (locked on PostgreSQL): a restricted row refuses it (as ``session.delete()``
   does), and so does a restricted row of a declared table that a foreign key's ``ON
-  DELETE CASCADE`` / ``SET NULL`` would delete or change with them; once it has run the rows are audited as deleted by the application and
-  their learners checked against the PostgreSQL planner statistics, exactly as after the
-  flush of ``session.delete()``. If the statement deleted other rows than those read
+  DELETE CASCADE`` / ``SET NULL`` would delete or change with them; once it has run
+  the rows are audited as deleted by the application and their learners checked
+  against the PostgreSQL planner statistics, exactly as after the flush of
+  ``session.delete()``. If the statement deleted other rows than those read
   (a row inserted or deleted meanwhile by another transaction), the session's
   transaction is rolled back and :class:`~learnprivacy.errors.IntegrityError` raised:
   nothing is deleted unaudited;
