@@ -13,12 +13,9 @@ A freshly written tombstone now changes the mark too.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from learnprivacy.crypto import Keyring
-from learnprivacy.keys import KeyDatabase
-from tests.test_shred_mark import ANA, MASTER, cache_keys, two_workers
+from tests.test_shred_mark import ANA, cache_keys, restored, two_workers
 
 
 def test_a_replayed_erasure_on_a_restored_key_database_reaches_cached_keys(
@@ -32,12 +29,7 @@ def test_a_replayed_erasure_on_a_restored_key_database_reaches_cached_keys(
         worker._drop_stale([ANA])
         assert worker._cache.get(ANA) is not None
         assert eraser.shred(ANA) == 1
-        worker.store.close()  # type: ignore[attr-defined]
-        eraser.store.close()  # type: ignore[attr-defined]
-        shutil.copy(backup, path)
-        for suffix in ("-wal", "-shm"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
-        restarted = Keyring.from_master_key(MASTER, store=KeyDatabase(f"sqlite:///{path}"))
+        restarted = restored(worker, eraser, backup, path)
         try:
             # replay_erasures' shred of Ana: a tombstone, no key left to destroy.
             assert restarted.shred(ANA) == 0
