@@ -28,6 +28,7 @@ from typing import Any
 __all__ = [
     "MIN_ROUNDS",
     "Sample",
+    "collector_time",
     "compare",
     "cpu_seconds",
     "ratio_row",
@@ -65,6 +66,22 @@ def timed_calls(owner: Any, name: str, label: str, spent: dict[str, float]) -> C
 
     setattr(owner, name, counted)
     return lambda: setattr(owner, name, original)
+
+
+def collector_time(spent: dict[str, float]) -> Callable[[], None]:
+    """Count the cyclic garbage collector's own CPU time in ``spent["gc"]``, wherever it
+    runs (it lands in whichever timed part allocates when a collection starts); return
+    the function that stops counting."""
+    began: list[float] = []
+
+    def collector(phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            began.append(time.process_time())
+        elif began:
+            spent["gc"] = spent.get("gc", 0.0) + time.process_time() - began.pop()
+
+    gc.callbacks.append(collector)
+    return lambda: gc.callbacks.remove(collector)
 
 
 def timing_cost() -> float:

@@ -46,6 +46,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from benchmarks._measure import (
     MIN_ROUNDS,
     bench_main,
+    collector_time,
     compare,
     ratio_row,
     timed_calls,
@@ -354,17 +355,7 @@ def _breakdown(quick: bool) -> list[tuple[str, float]]:
         )
     plain = _plain_model()
     rounds: dict[str, list[dict[str, float]]] = {"plain": [], "new": [], "known": []}
-    collecting: list[float] = []
-
-    def collector(phase: str, _info: dict[str, int]) -> None:
-        # The cyclic collector's own time, wherever it runs (it lands in the part that
-        # happens to allocate when a collection starts).
-        if phase == "start":
-            collecting.append(time.process_time())
-        elif collecting:
-            spent["gc"] = spent.get("gc", 0.0) + time.process_time() - collecting.pop()
-
-    gc.callbacks.append(collector)
+    stop_counting_collector = collector_time(spent)
     try:
         for number in range(MIN_ROUNDS):
             for mode in rounds:
@@ -390,7 +381,7 @@ def _breakdown(quick: bool) -> list[tuple[str, float]]:
                 if privacy is not None:
                     privacy.close()
     finally:
-        gc.callbacks.remove(collector)
+        stop_counting_collector()
         for undo in restore:
             undo()
         shutil.rmtree(work, ignore_errors=True)
