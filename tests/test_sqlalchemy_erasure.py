@@ -312,9 +312,9 @@ def _anonymise_posts(m: SimpleNamespace) -> Schedule:
     )
 
 
-def test_sweep_anonymises_when_the_rule_says_so(tmp_path: Path) -> None:
-    """ANONYMISE clears personal columns, hands the row to the declared placeholder
-    account (its learner column cannot be NULL), keeps the rest, and is not repeated."""
+def _ghost_posts(tmp_path: Path) -> tuple[SimpleNamespace, Engine, lps.LearnPrivacy]:
+    """:func:`populate`'d models whose posts go, anonymised, to the placeholder account
+    ``ghost`` (their learner column cannot be NULL), with that account."""
     m = declarative_models()
     m.Post.__privacy__ = attrs.evolve(m.Post.__privacy__, anonymous="ghost")
     engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
@@ -324,6 +324,13 @@ def test_sweep_anonymises_when_the_rule_says_so(tmp_path: Path) -> None:
     with Session(engine) as s:
         s.add(m.User(id="ghost", email="ghost@example.invalid", name="Former learner"))
         s.commit()
+    return m, engine, privacy
+
+
+def test_sweep_anonymises_when_the_rule_says_so(tmp_path: Path) -> None:
+    """ANONYMISE clears personal columns, hands the row to the declared placeholder
+    account (its learner column cannot be NULL), keeps the rest, and is not repeated."""
+    m, engine, privacy = _ghost_posts(tmp_path)
     with engine.connect() as c:
         posts = [r[0] for r in c.execute(text("SELECT id FROM forum_posts WHERE author_id='u1'"))]
     with Session(engine) as s:
@@ -356,15 +363,7 @@ def test_an_anonymisation_the_database_undid_is_not_reported(tmp_path: Path, kep
     token (whose key then stayed alive, the scope still in use). The rows are read back
     after the statement: any that does not hold what was written fails the sweep, and
     its transaction, audit entries included, is rolled back."""
-    m = declarative_models()
-    m.Post.__privacy__ = attrs.evolve(m.Post.__privacy__, anonymous="ghost")
-    engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
-    privacy = bind(m, f"sqlite:///{tmp_path / 'keys.db'}")
-    m.Base.metadata.create_all(engine)
-    populate(engine, m)
-    with Session(engine) as s:
-        s.add(m.User(id="ghost", email="ghost@example.invalid", name="Former learner"))
-        s.commit()
+    m, engine, privacy = _ghost_posts(tmp_path)
     with engine.begin() as c:
         c.execute(
             text(

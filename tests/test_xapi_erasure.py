@@ -361,3 +361,27 @@ def test_an_unreachable_lrs_fails_the_request_and_the_audit_log_says_so(world: W
     assert entries[-1].outcome == "failed"
     assert entries[-1].details["voided"] == "0"
     assert len(world.listed(world.ana)) == 5
+
+
+def test_rectifying_back_to_a_voided_statement_is_not_reported_sent(world: World) -> None:
+    """passed -> failed -> passed: the corrected statement of the second rectification is
+    the one the first voided (same event, same id), and xAPI cannot un-void it. Ralph
+    answers the re-send as already held; the LRS lists nothing for that progress. Before,
+    the request completed with ``sent: 1``; the statement is now read back, found voided,
+    and the request fails saying so."""
+    recipient = LrsRecipient(
+        world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE, store=world.store
+    )
+    world.rectify(recipient, "Progress", f"{world.ana}-P0", "status", "failed")
+    change = dsr.FieldChange(
+        record_type="Progress", record_id=f"{world.ana}-P0", field="status", value="passed"
+    )
+    params = dsr.RectificationParams(changes=(change,))
+    done = world.executor(recipient).execute(
+        world.request(dsr.RequestType.RECTIFICATION, params), now=T
+    )
+    listed = world.listed(world.ana)
+    assert len(listed) == 4  # P0 has no statement the LRS lists
+    assert done.state is dsr.RequestState.FAILED
+    assert done.failure is not None
+    assert "sent=0" in done.failure.error

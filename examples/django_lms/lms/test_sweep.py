@@ -242,16 +242,20 @@ class AnonymisedRowTests(TransactionTestCase):
         assert Certificate.objects.get(pk=new.pk).holder_name == "Ana Silva"
         assert get_privacy().sweep(now=NOW).anonymised == 0
 
+    def _old_certificate(self) -> Certificate:
+        """Ana's certificate, issued long ago: the rule anonymises it."""
+        runtime().keyring.clear_cache()
+        ana = User.objects.create(username="ana", last_login=NOW)
+        course = Course.objects.create(code="C1", title="Course")
+        return Certificate.objects.create(
+            user=ana, course=course, holder_name="Ana Silva", issued_at=LONG_AGO
+        )
+
     def test_an_anonymisation_the_database_skipped_is_not_reported(self) -> None:
         """Attack: the database silently skips the UPDATE that anonymises the old
         certificate (a SQLite trigger; a rule on PostgreSQL). The sweep reported it
         anonymised while it kept Ana's id and name; it now raises and rolls back."""
-        runtime().keyring.clear_cache()
-        ana = User.objects.create(username="ana", last_login=NOW)
-        course = Course.objects.create(code="C1", title="Course")
-        old = Certificate.objects.create(
-            user=ana, course=course, holder_name="Ana Silva", issued_at=LONG_AGO
-        )
+        old = self._old_certificate()
         connection = connections["default"]
         sqlite = connection.vendor == "sqlite"
         with connection.cursor() as cursor:
@@ -278,12 +282,7 @@ class AnonymisedRowTests(TransactionTestCase):
         The sweep reported the certificate anonymised while it kept Ana's id, or her
         token and blind index. The rows are read back after the statement: the sweep
         raises and rolls back."""
-        runtime().keyring.clear_cache()
-        ana = User.objects.create(username="ana", last_login=NOW)
-        course = Course.objects.create(code="C1", title="Course")
-        old = Certificate.objects.create(
-            user=ana, course=course, holder_name="Ana Silva", issued_at=LONG_AGO
-        )
+        old = self._old_certificate()
         connection = connections["default"]
         sqlite = connection.vendor == "sqlite"
         for column in ("user_id", "holder_name", "holder_name_bidx"):

@@ -397,13 +397,14 @@ class DjangoPrivacy(DeclaredRegister):
                 **{subject.attname: placeholder}, **cleared
             )
             every_row(changed, len(set(keys)), bound.spec.table, "anonymised")
-            written = {subject.column: placeholder}
-            written |= {model._meta.get_field(name).column: None for name in cleared}
-            self._as_written(bound, keys, written)
+            blank: dict[str, Any] = {subject.column: placeholder}
+            blank |= {model._meta.get_field(name).column: None for name in cleared}
+            self._as_written(bound, keys, blank)
             return
         for instance in manager.filter(pk__in=list(keys)):
             ref = self.audit.subject_ref(str(instance.pk))
             changed = []
+            written: dict[str, Any] = {}
             for name in bound.clear_personal:
                 field = model._meta.get_field(name)
                 if field.null:
@@ -414,6 +415,7 @@ class DjangoPrivacy(DeclaredRegister):
                     value = ""
                 setattr(instance, field.attname, value)
                 changed.append(field.attname)
+                written[field.column] = value
             if hasattr(instance, "set_unusable_password"):
                 instance.set_unusable_password()
                 changed.append("password")
@@ -421,6 +423,7 @@ class DjangoPrivacy(DeclaredRegister):
                 instance.is_active = False
                 changed.append("is_active")
             instance.save(using=self.using, update_fields=changed)
+            self._as_written(bound, [instance.pk], written)
 
     def _restrict_rows(
         self, bound: Bound, rows: Sequence[tuple[Any, str, str]], now: dt.datetime
