@@ -338,17 +338,35 @@ class LearnPrivacy(DeclaredRegister):
         from learnprivacy.sqlalchemy._events import FLUSHING
 
         plans = self._flush_plans
+        new = [obj for obj in session.new if type(obj) in plans]
+        self._refuse_hidden(session, new)
         # The new objects whose values this flush encrypts: a flush that fails gives
         # them their values back (see _events.give_back).
         flushing = session.info.setdefault(FLUSHING, [])
-        rows: list[tuple[Any, tuple[str, str, Any]]] = []
-        for obj in session.new:
-            plan = plans.get(type(obj))
-            if plan is None:
-                continue
-            flushing.append(obj)
-            rows.append((obj.__dict__, plan))
-        self._make_keys(rows)
+        flushing.extend(new)
+        self._make_keys([(obj.__dict__, plans[type(obj)]) for obj in new])
+
+    def _refuse_hidden(self, session: Session, new: Sequence[Any]) -> None:
+        """Refuse, before anything is written, a new object whose row exists restricted:
+        ``Session.merge`` of a detached copy read before the restriction (its query no
+        longer sees the row, so the merge adds a new object with the row's key). Only
+        objects whose key a ``Session.get`` of this session asked for are looked up."""
+        from learnprivacy.errors import RestrictedRecordError
+        from learnprivacy.sqlalchemy._queries import hidden_keys
+
+        suspects = hidden_keys(session, new)
+        if not suspects:
+            return
+        connection = session.connection()
+        for obj in suspects:
+            spec = self.spec(type(obj))
+            key = _key_of_object(spec, obj)
+            if self._states(connection, spec, [key]).get(row_key(key)) == RESTRICTED:
+                raise RestrictedRecordError(
+                    f"{spec.table}: this row's processing is restricted (GDPR Art. 18); "
+                    "writing it again (Session.merge of an earlier copy) is refused until "
+                    "the restriction is lifted; nothing was written"
+                )
 
     def _make_keys(self, rows: Iterable[tuple[Mapping[str, Any], tuple[str, str, Any]]]) -> None:
         """Make, in one batch, the keys missing for rows about to be written: each row
