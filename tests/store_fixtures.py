@@ -356,6 +356,19 @@ def raw_bytes(url: str) -> bytes:
     return data
 
 
+#: The outbox columns :func:`owed_refs` reads.
+OWED_SQL = "SELECT subject_ref, subject_refs FROM lp_key_outbox"
+
+
+def owed_refs(rows: Iterable[tuple[Any, ...]]) -> set[str]:
+    """The key references owed by outbox rows ``(subject_ref, subject_refs)`` read with
+    :data:`OWED_SQL`: a row's own reference, or each one of its JSON array."""
+    owed: set[str] = set()
+    for ref, refs in rows:
+        owed.update(json.loads(refs) if refs is not None else [str(ref)])
+    return owed
+
+
 def psql(server: TemporaryPostgres, database: str, sql: str) -> list[tuple[Any, ...]]:
     import psycopg
 
