@@ -136,6 +136,10 @@ def add_all(store: Store, records: Iterable[Any], *, now: dt.datetime) -> int:
                     subjects_by_type.setdefault(name, set()).update(
                         subject_of(r) for r in by_type[cls]
                     )
+                # Freed while the collector is still paused: resuming it runs a collection
+                # of everything made since the pause that is still alive, and these rows
+                # and sets (tens of thousands of objects a batch) need no looking at.
+                del rows, by_type, subjects, refs, new_learners, needed
         events = []
         for name, count in counts.items():
             owners = subjects_by_type[name]
