@@ -13,67 +13,57 @@ carry, is counted in ``ReplayReport.rectifications_left`` so that it can be redo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
-import pytest
 
 from learnprivacy.crypto import Keyring
 from learnprivacy.records import Consent, Learner
 from learnprivacy.store import Store
-from tests.store_fixtures import MASTER_KEY, NOW, day, learner, records_for
+from tests.store_fixtures import MASTER_KEY, NOW, day
 
 CONSENT = "L1-CONS1"
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(
-        f"sqlite:///{tmp_path / 'lms.db'}",
-        keyring=Keyring.from_master_key(MASTER_KEY),
-        clock=lambda: NOW,
-    ) as opened:
-        opened.add_all([learner("L1"), *records_for("L1")])
-        yield opened
-
-
-def _restored(store: Store, backup: Path) -> Store:
+def _restored(live: Store, backup: Path) -> Store:
     return Store(
         f"sqlite:///{backup}",
         keyring=Keyring.from_master_key(MASTER_KEY),
-        keys=store._key_db,
+        keys=live._key_db,
         clock=lambda: NOW,
     )
 
 
-def test_a_withdrawal_is_not_undone_by_restoring_a_backup(store: Store, tmp_path: Path) -> None:
+def test_a_withdrawal_is_not_undone_by_restoring_a_backup(
+    file_store: Store, tmp_path: Path
+) -> None:
     backup = tmp_path / "before.db"
-    store.backup(str(backup))
-    consent = store.get(Consent, CONSENT)
-    assert consent is not None and consent.withdrawn_at is None
+    file_store.backup(str(backup))
+    consent = file_store.get(Consent, CONSENT)
+    assert consent is not None
+    assert consent.withdrawn_at is None
     withdrawn = attrs.evolve(consent, withdrawn_at=day(2026, 5, 1))
-    store.update(withdrawn, now=NOW)
-    with _restored(store, backup) as restored:
-        report = restored.replay_erasures(store.audit, now=NOW)
+    file_store.update(withdrawn, now=NOW)
+    with _restored(file_store, backup) as restored:
+        report = restored.replay_erasures(file_store.audit, now=NOW)
         assert restored.get(Consent, CONSENT) == withdrawn
         assert report.rectified == 1
         assert report.rectifications_left == 0
         # Replaying again changes nothing more.
-        restored.replay_erasures(store.audit, now=NOW)
+        restored.replay_erasures(file_store.audit, now=NOW)
         assert restored.get(Consent, CONSENT) == withdrawn
 
 
 def test_a_rectified_personal_value_is_reported_left_to_redo(
-    store: Store, tmp_path: Path
+    file_store: Store, tmp_path: Path
 ) -> None:
     backup = tmp_path / "before.db"
-    store.backup(str(backup))
-    ana = store.get(Learner, "L1")
+    file_store.backup(str(backup))
+    ana = file_store.get(Learner, "L1")
     assert ana is not None
-    store.update(attrs.evolve(ana, email="ana.new@example.org"), now=NOW)
-    with _restored(store, backup) as restored:
-        report = restored.replay_erasures(store.audit, now=NOW)
+    file_store.update(attrs.evolve(ana, email="ana.new@example.org"), now=NOW)
+    with _restored(file_store, backup) as restored:
+        report = restored.replay_erasures(file_store.audit, now=NOW)
         assert report.rectifications_left == 1
         assert report.rectified == 0
         assert "ana.new" not in repr(report)
