@@ -385,3 +385,33 @@ def test_rectifying_back_to_a_voided_statement_is_not_reported_sent(world: World
     assert done.state is dsr.RequestState.FAILED
     assert done.failure is not None
     assert "sent=0" in done.failure.error
+
+
+def test_an_empty_page_with_a_more_link_does_not_end_the_listing(
+    world: World, servers: list[Server]
+) -> None:
+    """An LRS that filters a page after paging (voided or hidden statements) may answer a
+    page with no statement and a ``more`` link. The listing used to stop there: the
+    erasure found nothing, voided nothing, found nothing still listed, and reported the
+    learner's five statements withdrawn while the LRS still listed them."""
+
+    def script(method: str, path: str, headers: dict[str, str], body: bytes):
+        if method == "GET" and "agent=" in path and "lp_page=2" not in path:
+            page = {"statements": [], "more": path + "&lp_page=2"}
+            return 200, {"Content-Type": "application/json"}, json.dumps(page).encode()
+        return forward(world.lrs, method, path.replace("&lp_page=2", ""), headers, body)
+
+    servers.append(Server(script))
+    recipient = LrsRecipient(servers[0].url(), auth=world.lrs.auth, profile=PROFILE)
+    reference = actor_pseudonyms(world.keyring, PROFILE).pseudonym(world.ana)
+    notification = dsr.Notification(
+        location="lrs",
+        component="recipients",
+        operation="erasure",
+        reference=reference,
+        request_id="R1",
+        at=T,
+    )
+    details = recipient(notification)
+    assert (details["found"], details["voided"]) == ("5", "5")
+    assert world.listed(world.ana) == []
