@@ -404,14 +404,8 @@ def test_an_empty_page_with_a_more_link_does_not_end_the_listing(
     servers.append(Server(script))
     recipient = LrsRecipient(servers[0].url(), auth=world.lrs.auth, profile=PROFILE)
     reference = actor_pseudonyms(world.keyring, PROFILE).pseudonym(world.ana)
-    notification = dsr.Notification(
-        location="lrs",
-        component="recipients",
-        operation="erasure",
-        reference=reference,
-        request_id="R1",
-        at=T,
-    )
+    erasure = {"location": "lrs", "component": "recipients", "operation": "erasure"}
+    notification = dsr.Notification(**erasure, reference=reference, request_id="R1", at=T)
     details = recipient(notification)
     assert (details["found"], details["voided"]) == ("5", "5")
     assert world.listed(world.ana) == []
