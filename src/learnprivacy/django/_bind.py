@@ -20,8 +20,9 @@ A declaration that fails its check is not bound: ``manage.py check`` reports it
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import islice
 from typing import Any
 
 import attrs
@@ -335,24 +336,40 @@ def _hook(model: Any, bound: Bound) -> None:
     concrete = len(meta.concrete_fields)
 
     def from_db(cls: Any, db: str, field_names: Any, values: Any) -> Any:
-        # Tokens are opened here, in one loop, with the row's (key, subject): a value that
-        # does not open is kept aside (seal), and reading it raises the typed error then.
-        # Attributes are read and set as attributes, never through the instance's
-        # __dict__, which would make Python build a dictionary for each row.
+        # Tokens are opened with the row's (key, subject) once the learners' keys held in
+        # memory are known alive: for a fetch of rows, when the fetch (or its chunk) has
+        # been read (see _settling), else now. Attributes are read and set as attributes,
+        # never through the instance's __dict__, which would make Python build a
+        # dictionary for each row.
         instance = original_from_db(cls, db, field_names, values)
         if len(values) == concrete:
             loaded = personal
         else:  # deferred fields (only(), defer()) are left to their own loading
             loaded = [entry for entry in personal if entry[0] in field_names]
+        if not loaded:
+            return instance
         # A deferred subject is loaded now, when there are tokens to open.
-        subject = getattr(instance, subject_attname) if loaded else None
+        subject = getattr(instance, subject_attname)
+        if subject is not None and type(subject) is not str:
+            subject = str(subject)
+        window = getattr(_fetch, "window", None)
+        if window is not None:
+            window.append((open_row, instance, loaded, subject))
+        else:
+            if subject is not None:
+                _settings.runtime().check_cached((subject,))
+            open_row(instance, loaded, subject)
+        return instance
+
+    def open_row(instance: Any, loaded: Any, subject: str | None) -> None:
+        # A value that does not open is kept aside (seal), and reading it raises the
+        # typed error then.
         if subject is None:
             for name, _suffix, _text, _field in loaded:
                 token = getattr(instance, name)
                 if type(token) is str:
                     seal(instance, name, token)
-            return instance
-        subject = subject if type(subject) is str else str(subject)
+            return
         key = getattr(instance, pk_attname)
         setattr(instance, ORIGIN_KEY, key)
         setattr(instance, ORIGIN_SUBJECT, subject)
@@ -369,8 +386,8 @@ def _hook(model: Any, bound: Bound) -> None:
                 seal(instance, name, token)
                 continue
             setattr(instance, name, value)
-        return instance
 
+    from_db.opens_tokens = True  # type: ignore[attr-defined]
     model.from_db = classmethod(from_db)
 
     def bind_new_row(
@@ -678,6 +695,54 @@ def _install_queryset_hooks() -> None:
     QuerySet.update = update
     QuerySet.bulk_update = bulk_update
     QuerySet.bulk_create = bulk_create
+    from django.db.models.query import ModelIterable, RawModelIterable
+
+    ModelIterable.__iter__ = _settling(ModelIterable.__iter__)
+    RawModelIterable.__iter__ = _settling(RawModelIterable.__iter__)
+
+
+#: ``window``: while a fetch builds instances, the rows whose tokens wait for the check
+#: of their learners' cached keys (see :func:`_settling`).
+_fetch = threading.local()
+
+
+def _settling(iterate: Any) -> Any:
+    """Wrap the ``__iter__`` of Django's model iterables: the instances a fetch builds
+    (its rows and those ``select_related`` brings) are handed out once the keys held in
+    memory for their learners are known alive, checked for the whole fetch at once, or
+    for each chunk of ``iterator()``. A process that holds a learner's keys must not
+    open rows of hers restored from a copy after another process erased her."""
+
+    def __iter__(self: Any) -> Any:
+        queryset = self.queryset
+        if not getattr(queryset.model.from_db, "opens_tokens", False) and not getattr(
+            queryset.query, "select_related", False
+        ):
+            return iterate(self)
+        return _settled(iterate(self), self.chunk_size if self.chunked_fetch else None)
+
+    return __iter__
+
+
+def _settled(rows: Iterator[Any], size: int | None) -> Iterator[Any]:
+    local = _fetch
+    while True:
+        outer = getattr(local, "window", None)
+        window: list[Any] = []
+        local.window = window
+        try:
+            chunk = list(islice(rows, size))
+        finally:
+            local.window = outer
+        if window:
+            subjects = {entry[3] for entry in window}
+            subjects.discard(None)
+            _settings.runtime().check_cached(subjects)
+            for open_row, instance, loaded, subject in window:
+                open_row(instance, loaded, subject)
+        yield from chunk
+        if size is None or len(chunk) < size:
+            return
 
 
 def _colliding_keys(

@@ -37,6 +37,10 @@ _META = "lpdj_key_meta"
 # ``|current|next|`` ("" for none). Every transaction writing a wrapped key reads it
 # locked; compaction changes it holding it exclusively (see learnprivacy.store._epochs).
 _EPOCH_ROW = "wrapping_epochs"
+# The lpdj_key_meta row changed by every transaction that shreds or destroys keys, in
+# that transaction, so that a reader holding keys in memory learns whether any may have
+# died since it last looked with one read (see ``shreds``).
+_SHREDS_ROW = "shreds"
 
 
 class DjangoKeyStore:
@@ -53,7 +57,7 @@ class DjangoKeyStore:
     #: (and to pass ``rewrap=``).
     checks_epochs = True
 
-    __slots__ = ("_alias", "_epoch_seen", "_local")
+    __slots__ = ("_alias", "_epoch_seen", "_local", "shreds_seen")
 
     def __init__(self, alias: str) -> None:
         from django.conf import settings
@@ -67,6 +71,9 @@ class DjangoKeyStore:
         # The epoch row's value as last read locked ("" for no row; None: unknown), for
         # the one-statement insert of add() (see there).
         self._epoch_seen: str | None = None
+        #: The :meth:`shreds` mark at which the keys cached by the keyring on this store
+        #: were last known alive (``None``: never); kept by its reader.
+        self.shreds_seen: str | None = None
 
     def __repr__(self) -> str:
         return f"DjangoKeyStore({self._alias!r})"
@@ -83,6 +90,42 @@ class DjangoKeyStore:
             cursor.execute(sql, params)
             return list(cursor.fetchall())
 
+    def _chunks(self, subjects: Iterable[str]) -> Iterator[tuple[list[str], str, Sequence[Any]]]:
+        """``subjects`` (sorted, once each) in chunks, each with the ``WHERE subject_ref``
+        condition and parameters that select it."""
+        wanted = sorted(set(subjects))
+        # PostgreSQL takes the whole list as one array parameter: Django's client-side
+        # binding splits a query's text at every placeholder, which cost more than the
+        # query itself with hundreds of them. SQLite takes chunks of placeholders.
+        array = self._vendor() == "postgresql"
+        size = 10_000 if array else 500
+        for start in range(0, len(wanted), size):
+            chunk = wanted[start : start + size]
+            where = "= ANY(%s)" if array else f"IN ({', '.join(['%s'] * len(chunk))})"
+            yield chunk, where, [chunk] if array else chunk
+
+    def live_entries(self, refs: Sequence[str]) -> list[tuple[str, str, str, str, bytes]]:
+        """``(ref, scope, key_id, master_key_id, wrapped)`` of every live (active or
+        retired) key of ``refs``, a chunk of references per query (see
+        ``Keyring._live_keys``)."""
+        if current_batch(self._local) is not None:
+            # An open batch's new keys are not stored yet: read as list_entries reads.
+            return [
+                (ref, e.scope, e.key_id, e.master_key_id, e.wrapped)
+                for ref in sorted(set(refs))
+                for e in self.list_entries(ref)
+                if e.state is not KeyState.SHREDDED
+            ]
+        found: list[tuple[str, str, str, str, bytes]] = []
+        for _chunk, where, params in self._chunks(refs):
+            rows = self._rows(
+                "SELECT subject_ref, scope, key_id, master_key_id, wrapped "
+                f"FROM {_KEYS} WHERE subject_ref {where} AND state <> %s",
+                [*params, KeyState.SHREDDED.value],
+            )
+            found.extend((str(a), str(b), str(c), str(d), bytes(e)) for a, b, c, d, e in rows)
+        return found
+
     # -- batches ---------------------------------------------------------------------
 
     @contextmanager
@@ -93,18 +136,9 @@ class DjangoKeyStore:
         transaction: end the batch *before* committing data encrypted under them.
         """
         batch = KeyBatch()
-        wanted = sorted(set(subjects))
-        # PostgreSQL takes the whole list as one array parameter: Django's client-side
-        # binding splits a query's text at every placeholder, which cost more than the
-        # query itself with hundreds of them. SQLite takes chunks of placeholders.
-        array = self._vendor() == "postgresql"
-        size = 10_000 if array else 500
-        for start in range(0, len(wanted), size):
-            chunk = wanted[start : start + size]
+        for chunk, where, params in self._chunks(subjects):
             for subject in chunk:
                 batch.entries[subject] = []
-            where = "= ANY(%s)" if array else f"IN ({', '.join(['%s'] * len(chunk))})"
-            params: Sequence[Any] = [chunk] if array else chunk
             for row in self._rows(
                 f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject_ref {where} ORDER BY id", params
             ):
@@ -344,7 +378,46 @@ class DjangoKeyStore:
                             f"INSERT INTO {_TOMBSTONES} (subject_ref, scope) VALUES (%s, %s)",
                             [subject, stone],
                         )
+            mark = self._mark_shred(cursor) if wanted else None
+        # This process's own shred, committed: its keyring forgets the keys it shredded
+        # itself, so the keys it still holds stay known alive if nothing else shredded
+        # between its last check and this shred. (Inside a caller's transaction, which
+        # may still roll back, nothing is assumed: the next read looks the keys up.)
+        if (
+            mark is not None
+            and mark[0] == self.shreds_seen
+            and not connections[self._alias].in_atomic_block
+        ):
+            self.shreds_seen = mark[1]
         return count
+
+    def _mark_shred(self, cursor: Any) -> tuple[str, str]:
+        """Give the shred mark a new value inside the shredding transaction: ``(before,
+        after)``. A store migrated before the mark existed gets its row now."""
+        import secrets
+
+        query = f'SELECT value FROM {_META} WHERE "key" = %s'
+        if self._vendor() != "sqlite":  # SQLite: the shred's writes hold the database
+            query += " FOR UPDATE"
+        cursor.execute(query, [_SHREDS_ROW])
+        row = cursor.fetchone()
+        after = secrets.token_hex(16)
+        if row is None:
+            cursor.execute(
+                f'INSERT INTO {_META} ("key", value) VALUES (%s, %s)', [_SHREDS_ROW, after]
+            )
+            return "", after
+        cursor.execute(f'UPDATE {_META} SET value = %s WHERE "key" = %s', [after, _SHREDS_ROW])
+        return str(row[0]), after
+
+    def shreds(self) -> str:
+        """The shred mark: a random value replaced in every transaction that shreds or
+        destroys keys here ("" before the first). A reader holding unwrapped keys in
+        memory compares it with the mark it last checked them at, and looks the keys up
+        again only when it changed (one short read). Random, not a count: a key database
+        restored from a backup, or emptied, never brings back a mark already seen."""
+        rows = self._rows(f'SELECT value FROM {_META} WHERE "key" = %s', [_SHREDS_ROW])
+        return str(rows[0][0]) if rows else ""
 
     # -- rotation and maintenance -------------------------------------------------------
 
