@@ -494,16 +494,15 @@ def _guard_restricted(model: Any, bound: Bound) -> None:
             # without holding anything, as the common insert path must stay cheap.
             check_not_restricted(bound, self.pk, using or "default")
             return save(self, *args)
-        from django.db import connections, transaction
+        from django.db import transaction
 
         db = using or "default"
         # The check and the write in one transaction, the row held from before the check
-        # (PostgreSQL: FOR UPDATE; a restriction locks its rows too; SQLite: the read
-        # holds the database until the write): a restriction committed by another
-        # connection is either seen by the check or waits for the write.
+        # (PostgreSQL: FOR UPDATE; a restriction locks its rows too; SQLite: the write
+        # lock): a restriction committed by another connection is either seen by the
+        # check or waits for the write.
         with transaction.atomic(using=db, savepoint=False):
-            if connections[db].vendor != "sqlite":
-                hold_rows(bound.model, [self.pk], db)
+            hold_for_check(bound.model, [self.pk], db)
             check_not_restricted(bound, self.pk, db)
             return save(self, *args)
 
@@ -511,14 +510,10 @@ def _guard_restricted(model: Any, bound: Bound) -> None:
 
     def refuse_restricted_delete(sender: Any, instance: Any, using: str, **kwargs: Any) -> None:
         # Rows a legal minimum or a hold keeps cannot be deleted behind the erasure rules.
-        # Django sends this inside the delete's transaction: on PostgreSQL the row is
-        # held from before the check, as a save holds it (SQLite: the read holds the
-        # database until the DELETE).
+        # Django sends this inside the delete's transaction: the row is held from
+        # before the check, as a save holds it (SQLite: the write lock).
         if instance.pk is not None:
-            from django.db import connections
-
-            if connections[using].vendor != "sqlite":
-                hold_rows(bound.model, [instance.pk], using)
+            hold_for_check(bound.model, [instance.pk], using)
             check_not_restricted(bound, instance.pk, using)
 
     pre_delete.connect(
@@ -546,6 +541,7 @@ def _guard_set_on_delete(bound: Bound, field: Any) -> None:
     def refuse(sender: Any, instance: Any, using: str, **kwargs: Any) -> None:
         if instance.pk is None:
             return
+        hold_for_check(model, (), using)  # SQLite: the write lock, before the reads
         keys = list(
             model._base_manager.using(using)
             .filter(**{field.name: instance})
@@ -608,6 +604,8 @@ def _install_queryset_hooks() -> None:
                 # By key, so that DISTINCT or GROUP BY in the query does not stop the lock.
                 held = bound.model._base_manager.using(self.db).filter(pk__in=self.values("pk"))
                 keys = list(held.select_for_update().values_list("pk", flat=True))
+            else:
+                hold_for_check(bound.model, (), self.db)
             if any_restricted(bound, self.db):
                 if keys is None:
                     keys = list(self.values_list("pk", flat=True))
@@ -652,15 +650,14 @@ def _install_queryset_hooks() -> None:
             from django.db import connections, transaction
 
             # The check and the upsert in one transaction, the colliding rows held from
-            # before the check (PostgreSQL: FOR UPDATE; SQLite: the check's read holds
-            # the database until the write), as update() does: a restriction committed
-            # by another connection is either seen by the check or waits for the write.
+            # before the check (PostgreSQL: FOR UPDATE; SQLite: the write lock), as
+            # update() does: a restriction committed by another connection is either
+            # seen by the check or waits for the write.
             with transaction.atomic(using=self.db, savepoint=False):
                 unique, keys = options.get("unique_fields"), None
                 if connections[self.db].vendor != "sqlite":
                     keys = _colliding_keys(bound.model, objs, unique, self.db)
-                    if keys:
-                        hold_rows(bound.model, keys, self.db)
+                hold_for_check(bound.model, keys or (), self.db)
                 if any_restricted(bound, self.db):
                     if keys is None:
                         keys = _colliding_keys(bound.model, objs, unique, self.db)
@@ -875,6 +872,24 @@ def reserve_keys(model: Any, using: str, count: int) -> list[int]:
         f"{table}: auto-increment keys are reserved on PostgreSQL and SQLite only; "
         f"on {connection.vendor} give the model a UUID or text primary key"
     )
+
+
+def hold_for_check(model: Any, keys: Sequence[Any], using: str) -> None:
+    """Inside a transaction, before a restriction check that guards a write of the rows
+    ``keys`` of ``model`` (or the listing of them as restricted): hold what a competing
+    write would need until the transaction ends, so that none slips between the check and
+    the write. PostgreSQL: the rows (:func:`hold_rows`). SQLite: the database's write
+    lock, taken by a write that changes nothing, as ``BEGIN IMMEDIATE`` would take it: a
+    read alone does not block a writer in WAL mode, and the transaction's later write
+    would fail (``database is locked``) once another connection had committed."""
+    from django.db import connections
+
+    connection = connections[using]
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE lpdj_restrictions SET id = id WHERE 1 = 0")
+    elif keys:
+        hold_rows(model, keys, using)
 
 
 def hold_rows(model: Any, keys: Sequence[Any], using: str) -> None:

@@ -42,7 +42,7 @@ from learnprivacy._vocabulary import BATCH_SIZE, Article
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.crypto._blind_index import normalise_text
 from learnprivacy.django._audit import DjangoAuditLog
-from learnprivacy.django._bind import Bound, bound_models, hold_rows
+from learnprivacy.django._bind import Bound, bound_models, hold_for_check
 from learnprivacy.django._restrictions import (
     count_restricted,
     lift,
@@ -403,11 +403,9 @@ class DjangoPrivacy(DeclaredRegister):
         """List the rows ``(key, learner, reason)`` as restricted; how many were new."""
         ref = self.audit.subject_ref
         listed = [(key, ref(learner), reason) for key, learner, reason in rows]
-        from django.db import connections
-
-        if listed and connections[self.using].vendor != "sqlite":
+        if listed:
             # A save that checked one of these rows holds it until it has written.
-            hold_rows(bound.model, [key for key, _, _ in listed], self.using)
+            hold_for_check(bound.model, [key for key, _, _ in listed], self.using)
         return len(restrict(bound.spec.table, listed, now=now, using=self.using))
 
     def _keepers(self, bound: Bound, learners: Sequence[str]) -> dict[str, str]:
