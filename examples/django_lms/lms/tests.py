@@ -749,6 +749,28 @@ class ErasureTests(EnrolledLearnerCase):
         assert runtime().keyring.is_shredded(str(self.ana.pk), "contract")
         assert not PendingShred.objects.exists()
 
+    def test_keys_owed_by_a_crash_inside_the_callers_transaction(self) -> None:
+        """With ATOMIC_REQUESTS (every view in a transaction), the erasure retried after
+        a crash runs inside the caller's transaction, where the owed keys cannot be
+        shredded yet: it reports them pending, not done, and they are shredded when the
+        caller's transaction commits."""
+        with mock.patch.object(DjangoPrivacy, "reconcile", return_value=0):
+            first = get_privacy().erase_subject(self.ana.pk, now=NOW)
+        assert first.pending and "contract" in first.shred_scopes
+        with transaction.atomic():  # as a view under ATOMIC_REQUESTS runs
+            again = get_privacy().erase_subject(self.ana.pk, now=NOW)
+            assert again.erased == 0
+            # Her keys are still alive: the retry does not say they are shredded.
+            assert not runtime().keyring.is_shredded(str(self.ana.pk), "contract")
+            assert again.pending
+            assert "contract" in again.shred_scopes
+            assert "contract" not in again.shredded
+        # Committed: the owed keys are shredded, whatever else the transaction listed.
+        assert runtime().keyring.is_shredded(str(self.ana.pk), "contract")
+        assert not PendingShred.objects.exists()
+        settled = get_privacy().erase_subject(self.ana.pk, now=NOW)
+        assert not settled.pending
+
     def test_a_subject_that_is_no_learner_id_is_a_typed_error(self) -> None:
         """An erasure or export for a value no learner column can hold (a name typed where
         the id goes) raises ValidationError naming the column, never the value, and
