@@ -179,6 +179,17 @@ def test_bad_arguments_are_typed_errors_without_values(cipher: FieldCipher) -> N
             cipher.decrypt_raw(raw, subject=subject, context=context)  # type: ignore[arg-type]
 
 
+def test_an_extra_positional_argument_is_refused_with_a_cached_key(cipher: FieldCipher) -> None:
+    # With subject and context given by keyword the short paths would find the key: the
+    # extra argument alone must send the call to the refusal.
+    _warm(cipher)
+    raw = cipher.encrypt_raw(VALUE, subject=SUBJECT, context=CONTEXT)
+    with pytest.raises(ArgumentError):
+        cipher.decrypt_raw(raw, SUBJECT, subject=SUBJECT, context=CONTEXT)  # type: ignore[misc]
+    with pytest.raises(ArgumentError):
+        cipher.encrypt_raw(VALUE, SUBJECT, subject=SUBJECT, context=CONTEXT)  # type: ignore[misc]
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     value=st.text(st.characters(blacklist_categories=["Cs"]), max_size=60),

@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("django")
 
-from tests.test_django_lms import manage  # noqa: E402
+from tests.test_django_lms import manage
 
 RACE = """
 import datetime as dt, json, threading
@@ -95,8 +95,11 @@ for n, (name, write) in enumerate(WRITES.items()):
             return result
         return checked
 
-    with mock.patch.object(_bind, "any_restricted", after_check(_bind.any_restricted)), \\
-            mock.patch.object(_bind, "check_not_restricted", after_check(_bind.check_not_restricted)):
+    checks = [
+        mock.patch.object(_bind, name, after_check(getattr(_bind, name)))
+        for name in ("any_restricted", "check_not_restricted")
+    ]
+    with checks[0], checks[1]:
         try:
             write(p)
             order.append("written")

@@ -35,6 +35,13 @@ READS: dict[str, Callable[[Session, SimpleNamespace], object]] = {
         u.name for u in s.scalars(select(m.User).execution_options(yield_per=1))
     ],
     "posts": lambda s, m: [p.body for p in s.scalars(select(m.Post))],
+    # Personal columns selected on their own are opened by the query listener, not the
+    # load event: the same check applies.
+    "column": lambda s, m: s.scalars(select(m.User.email).where(m.User.id == "u1")).all(),
+    "columns": lambda s, m: s.execute(select(m.User.id, m.User.name)).all(),
+    "column_yield_per": lambda s, m: s.execute(
+        select(m.User.email).execution_options(yield_per=1)
+    ).all(),
 }
 
 

@@ -312,9 +312,9 @@ def _anonymise_posts(m: SimpleNamespace) -> Schedule:
     )
 
 
-def test_sweep_anonymises_when_the_rule_says_so(tmp_path: Path) -> None:
-    """ANONYMISE clears personal columns, hands the row to the declared placeholder
-    account (its learner column cannot be NULL), keeps the rest, and is not repeated."""
+def _ghost_posts(tmp_path: Path) -> tuple[SimpleNamespace, Engine, lps.LearnPrivacy]:
+    """:func:`populate`'d models whose posts go, anonymised, to the placeholder account
+    ``ghost`` (their learner column cannot be NULL), with that account."""
     m = declarative_models()
     m.Post.__privacy__ = attrs.evolve(m.Post.__privacy__, anonymous="ghost")
     engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
@@ -324,6 +324,13 @@ def test_sweep_anonymises_when_the_rule_says_so(tmp_path: Path) -> None:
     with Session(engine) as s:
         s.add(m.User(id="ghost", email="ghost@example.invalid", name="Former learner"))
         s.commit()
+    return m, engine, privacy
+
+
+def test_sweep_anonymises_when_the_rule_says_so(tmp_path: Path) -> None:
+    """ANONYMISE clears personal columns, hands the row to the declared placeholder
+    account (its learner column cannot be NULL), keeps the rest, and is not repeated."""
+    m, engine, privacy = _ghost_posts(tmp_path)
     with engine.connect() as c:
         posts = [r[0] for r in c.execute(text("SELECT id FROM forum_posts WHERE author_id='u1'"))]
     with Session(engine) as s:
@@ -344,6 +351,32 @@ def test_sweep_anonymises_when_the_rule_says_so(tmp_path: Path) -> None:
             row for spec, row in privacy.iter_rows(s, "u1") if spec.table == "forum_posts"
         ] == []
         assert privacy.sweep(s, _anonymise_posts(m), now=NOW).anonymised == 0
+    privacy.close()
+    engine.dispose()
+
+
+@pytest.mark.parametrize("kept", ["author_id", "body"])
+def test_an_anonymisation_the_database_undid_is_not_reported(tmp_path: Path, kept: str) -> None:
+    """Attack: a trigger (a guard that keeps a post's author, or its text, as written)
+    puts the column back right after the anonymising UPDATE, which still counts its
+    rows. The sweep reported the posts anonymised while they kept Ana's id, or her
+    token (whose key then stayed alive, the scope still in use). The rows are read back
+    after the statement: any that does not hold what was written fails the sweep, and
+    its transaction, audit entries included, is rolled back."""
+    m, engine, privacy = _ghost_posts(tmp_path)
+    with engine.begin() as c:
+        c.execute(
+            text(
+                f"CREATE TRIGGER keep AFTER UPDATE OF {kept} ON forum_posts BEGIN "
+                f"UPDATE forum_posts SET {kept} = OLD.{kept} WHERE id = NEW.id; END"
+            )
+        )
+    before = snapshot(engine)
+    with Session(engine) as s, pytest.raises(IntegrityError, match="forum_posts") as caught:
+        privacy.sweep(s, _anonymise_posts(m), now=NOW)
+    assert "Ana" not in str(caught.value)
+    assert "u1" not in str(caught.value)
+    assert snapshot(engine) == before
     privacy.close()
     engine.dispose()
 

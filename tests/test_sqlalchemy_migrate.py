@@ -7,11 +7,13 @@ import json
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 import learnprivacy.sqlalchemy as lps
 from learnprivacy.cli import main
@@ -130,6 +132,52 @@ def test_verification_catches_a_moved_token(setup: SimpleNamespace) -> None:
     with pytest.raises(IntegrityError, match=r"users\.name: 1") as caught:
         lps.migrate_encrypt(setup.privacy, engine)
     assert "Learner" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "engine_kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_a_value_rewritten_during_the_run_is_not_overwritten(
+    setup: SimpleNamespace, engine_kind: str, request: pytest.FixtureRequest
+) -> None:
+    """The application (its version still writing plaintext, during a rolling upgrade)
+    rectifies a learner's name between the run's read of the row and its write: the run
+    must not write the token of the old name over it. The rectified value is left in
+    clear, the verification says so, and the next run encrypts it."""
+    if engine_kind == "sqlite":
+        engine = plaintext_database(setup.path / "app.db", with_index=True)
+    else:
+        engine = create_engine(request.getfixturevalue("postgres_server").create_database())
+        setup.m.Base.metadata.create_all(engine)
+        with engine.begin() as c:
+            for i in range(ROWS):
+                c.execute(
+                    text("INSERT INTO users (id, email, name) VALUES (:i, :e, :n)"),
+                    {"i": f"u{i:02d}", "e": f"learner{i}@example.org", "n": f"Learner {i}"},
+                )
+    other = create_engine(engine.url, poolclass=NullPool)
+    rectified = False
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def rectify(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        nonlocal rectified
+        if not rectified and statement.startswith("UPDATE users"):
+            rectified = True
+            with other.begin() as c:
+                c.execute(text("UPDATE users SET name = 'Learner 0 Rectified' WHERE id = 'u00'"))
+
+    with pytest.raises(IntegrityError, match=r"users\.name: 1") as caught:
+        lps.migrate_encrypt(setup.privacy, engine, setup.m.User)
+    assert rectified
+    assert "Learner" not in str(caught.value)
+    event.remove(engine, "before_cursor_execute", rectify)
+    (report,) = lps.migrate_encrypt(setup.privacy, engine, setup.m.User)
+    assert report.verified
+    assert report.encrypted == 2  # the row left whole: its e-mail and its new name
+    with Session(engine) as s:
+        assert s.get(setup.m.User, "u00").name == "Learner 0 Rectified"
+        assert s.get(setup.m.User, "u01").name == "Learner 1"
+    engine.dispose()
 
 
 def test_cli_migrate_encrypt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

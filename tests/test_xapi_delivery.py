@@ -285,3 +285,60 @@ def test_the_placeholder_home_page_warns(servers: list[Server]) -> None:
     servers.append(Server(lambda m, p, h, b: (200, {}, reply)))
     with pytest.warns(ConfigurationWarning):
         send_statements(statements, servers[0].url(), None)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [(200, b"[]"), (204, b"")],
+    ids=["200-empty-list", "204"],
+)
+def test_statements_an_lrs_claims_to_hold_are_read_back(
+    servers: list[Server], answer: tuple[int, bytes]
+) -> None:
+    """A reply that lists nothing as stored (or a 204) reads as "already held": each such
+    statement is asked for by id. An LRS that dropped them (404) fails the call, none of
+    them counted as stored. Before, all three were reported ``already_stored``."""
+    status, body = answer
+
+    def script(method: str, path: str, headers: dict[str, str], payload: bytes):
+        if method == "POST":
+            return status, {"Content-Type": "application/json"}, body
+        return 404, {"Content-Type": "application/json"}, b"{}"
+
+    servers.append(Server(script))
+    with pytest.raises(DeliveryError) as caught:
+        send_statements(_statements(3), servers[0].url(), None, retries=0)
+    error = caught.value
+    assert (error.delivered, error.already_stored, error.failed) == (0, 0, 3)
+    assert "does not hold" in str(error)
+    assert [m for m, *_ in servers[0].requests] == ["POST", "GET", "GET", "GET"]
+
+
+def test_a_partial_list_from_ralph_is_checked_against_ralph(
+    ralph_lrs: TemporaryRalphLRS, servers: list[Server]
+) -> None:
+    """In front of the real Ralph: two statements held, then a batch of four whose reply
+    lists the two new ones. The two left out are read back from Ralph and count as
+    already stored; a proxy that drops a new statement and lists only the other is
+    caught."""
+    statements = _statements(5)
+    send_statements(statements[:2], ralph_lrs.endpoint, ralph_lrs.auth)
+    report = send_statements(statements[:4], ralph_lrs.endpoint, ralph_lrs.auth)
+    assert (report.delivered, report.already_stored, report.failed) == (2, 2, 0)
+    dropped = statements[4]["id"]
+
+    def script(method: str, path: str, headers: dict[str, str], payload: bytes):
+        if method == "POST":
+            kept = [s for s in json.loads(payload) if s["id"] != dropped]
+            status, out, reply = forward(
+                ralph_lrs, method, path, headers, json.dumps(kept).encode()
+            )
+            return status, out, reply
+        return forward(ralph_lrs, method, path, headers, payload)
+
+    servers.append(Server(script))
+    with pytest.raises(DeliveryError) as caught:
+        send_statements(statements, servers[0].url(), ralph_lrs.auth, retries=0)
+    error = caught.value
+    assert (error.delivered, error.already_stored, error.failed) == (0, 4, 1)
+    assert _count(ralph_lrs, statements) == 4

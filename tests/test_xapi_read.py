@@ -158,3 +158,19 @@ def test_what_the_profile_does_not_understand_is_skipped_and_counted() -> None:
         "actor outside the profile": 1,
     }
     assert len(imported.records) == 2
+
+
+def test_a_statement_voided_under_an_id_in_capitals_stays_out() -> None:
+    """UUIDs compare without case: a voiding statement naming its target in capitals (as
+    another LMS or an LRS may write it) still voids it. Before, the voided statement, a
+    learner's withdrawn or rectified result, came back as a Progress record."""
+    statements = list(
+        statements_for(_progress("L1", 2), pseudonyms=NAMES, profile=PROFILE, now=NOW)
+    )
+    voiding = voiding_statement(statements[0]["id"], PROFILE)
+    voiding["object"] = dict(voiding["object"], id=statements[0]["id"].upper())
+    imported = progress_from_statements(
+        [*statements, voiding], learner_of={NAMES.pseudonym("L1"): "L1"}, profile=PROFILE
+    )
+    assert imported.skipped == {"voided": 1, "voiding statement": 1}
+    assert [r.id for r in imported.records] == [f"xapi-{statements[1]['id']}"]

@@ -102,6 +102,47 @@ class AccountErasureTests(EnrolledLearnerCase):
         assert said[("lms_invoice", "restrict")].startswith("1 row(s) kept restricted")
         assert "Ana" not in " ".join(AuditEntry.objects.values_list("details", flat=True))
 
+    def test_an_account_anonymisation_the_database_undid_is_not_reported(self) -> None:
+        """Attack: a trigger puts the account's e-mail address back during the
+        anonymising UPDATE (a guard keeping it as registered). The erasure reported the
+        account anonymised and kept, and shredded the learner's keys, while the row kept
+        the address. The row is read back: the erasure raises and rolls back."""
+        Invoice.objects.create(
+            user=self.ana, billing_name="Ana Silva", amount=Decimal("120"), issued_at=NOW
+        )
+        connection = connections["default"]
+        sqlite = connection.vendor == "sqlite"
+        with connection.cursor() as cursor:
+            if sqlite:
+                cursor.execute(
+                    "CREATE TRIGGER keep AFTER UPDATE OF email ON auth_user BEGIN "
+                    "UPDATE auth_user SET email = OLD.email WHERE id = NEW.id; END"
+                )
+            else:
+                cursor.execute(
+                    "CREATE FUNCTION keep() RETURNS trigger AS $$ BEGIN "
+                    "NEW.email := OLD.email; RETURN NEW; END $$ LANGUAGE plpgsql"
+                )
+                cursor.execute(
+                    "CREATE TRIGGER keep BEFORE UPDATE ON auth_user "
+                    "FOR EACH ROW EXECUTE FUNCTION keep()"
+                )
+        try:
+            with self.assertRaises(IntegrityError) as caught:
+                get_privacy().erase_subject(self.ana.pk, now=NOW)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "DROP TRIGGER keep"
+                    if sqlite
+                    else "DROP TRIGGER keep ON auth_user; DROP FUNCTION keep()"
+                )
+        assert "ana@" not in str(caught.exception)
+        assert User.objects.get(pk=self.ana.pk).email == "ana@example.org"
+        assert Profile.objects.filter(user=self.ana).exists()
+        assert not runtime().keyring.is_shredded(str(self.ana.pk), "contract")
+        assert not AuditEntry.objects.exists()
+
     def test_attack_an_account_left_without_a_reason_fails(self) -> None:
         """A table the project did not declare protects the account (``on_delete=
         PROTECT``): the account is anonymised but nothing lawful keeps it, so it is

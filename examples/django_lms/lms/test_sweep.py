@@ -242,16 +242,20 @@ class AnonymisedRowTests(TransactionTestCase):
         assert Certificate.objects.get(pk=new.pk).holder_name == "Ana Silva"
         assert get_privacy().sweep(now=NOW).anonymised == 0
 
+    def _old_certificate(self) -> Certificate:
+        """Ana's certificate, issued long ago: the rule anonymises it."""
+        runtime().keyring.clear_cache()
+        ana = User.objects.create(username="ana", last_login=NOW)
+        course = Course.objects.create(code="C1", title="Course")
+        return Certificate.objects.create(
+            user=ana, course=course, holder_name="Ana Silva", issued_at=LONG_AGO
+        )
+
     def test_an_anonymisation_the_database_skipped_is_not_reported(self) -> None:
         """Attack: the database silently skips the UPDATE that anonymises the old
         certificate (a SQLite trigger; a rule on PostgreSQL). The sweep reported it
         anonymised while it kept Ana's id and name; it now raises and rolls back."""
-        runtime().keyring.clear_cache()
-        ana = User.objects.create(username="ana", last_login=NOW)
-        course = Course.objects.create(code="C1", title="Course")
-        old = Certificate.objects.create(
-            user=ana, course=course, holder_name="Ana Silva", issued_at=LONG_AGO
-        )
+        old = self._old_certificate()
         connection = connections["default"]
         sqlite = connection.vendor == "sqlite"
         with connection.cursor() as cursor:
@@ -271,3 +275,42 @@ class AnonymisedRowTests(TransactionTestCase):
                 )
         assert Certificate.objects.get(pk=old.pk).holder_name == "Ana Silva"
         assert not AuditEntry.objects.exists()
+
+    def test_an_anonymisation_the_database_undid_is_not_reported(self) -> None:
+        """Attack: a trigger (a guard keeping a certificate's holder, or name, as issued)
+        puts the column back during the anonymising UPDATE, which still counts its row.
+        The sweep reported the certificate anonymised while it kept Ana's id, or her
+        token and blind index. The rows are read back after the statement: the sweep
+        raises and rolls back."""
+        old = self._old_certificate()
+        connection = connections["default"]
+        sqlite = connection.vendor == "sqlite"
+        for column in ("user_id", "holder_name", "holder_name_bidx"):
+            with self.subTest(column=column), connection.cursor() as cursor:
+                if sqlite:
+                    cursor.execute(
+                        f"CREATE TRIGGER keep AFTER UPDATE OF {column} ON lms_certificate "
+                        f"BEGIN UPDATE lms_certificate SET {column} = OLD.{column} "
+                        "WHERE id = NEW.id; END"
+                    )
+                else:
+                    cursor.execute(
+                        "CREATE FUNCTION keep() RETURNS trigger AS $$ BEGIN "
+                        f"NEW.{column} := OLD.{column}; RETURN NEW; END $$ LANGUAGE plpgsql"
+                    )
+                    cursor.execute(
+                        "CREATE TRIGGER keep BEFORE UPDATE ON lms_certificate "
+                        "FOR EACH ROW EXECUTE FUNCTION keep()"
+                    )
+                try:
+                    with self.assertRaises(IntegrityError) as caught:
+                        get_privacy().sweep(now=NOW)
+                    assert "Ana" not in str(caught.exception)
+                finally:
+                    cursor.execute(
+                        "DROP TRIGGER keep"
+                        if sqlite
+                        else "DROP TRIGGER keep ON lms_certificate; DROP FUNCTION keep()"
+                    )
+                assert Certificate.objects.get(pk=old.pk).holder_name == "Ana Silva"
+                assert not AuditEntry.objects.exists()

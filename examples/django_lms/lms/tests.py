@@ -756,7 +756,8 @@ class ErasureTests(EnrolledLearnerCase):
         caller's transaction commits."""
         with mock.patch.object(DjangoPrivacy, "reconcile", return_value=0):
             first = get_privacy().erase_subject(self.ana.pk, now=NOW)
-        assert first.pending and "contract" in first.shred_scopes
+        assert first.pending
+        assert "contract" in first.shred_scopes
         with transaction.atomic():  # as a view under ATOMIC_REQUESTS runs
             again = get_privacy().erase_subject(self.ana.pk, now=NOW)
             assert again.erased == 0
@@ -1029,3 +1030,47 @@ class EncryptExistingTests(TransactionTestCase):
         assert Profile.objects.filter(phone=lp_lookup("+33 6 03")).count() == 1
         again = encrypt_existing(bound, batch_size=3)
         assert again.encrypted == 0
+
+    def test_a_value_rewritten_during_the_run_is_not_overwritten(self) -> None:
+        """Attack: the project's previous version (during a rolling upgrade) rectifies a
+        learner's city in clear, in a connection of its own, after the run read the row
+        and before it writes it. The run wrote the token of the old city over it and
+        verified. The row is now written only if it still holds what was read: the
+        rectified value is left in clear, the verification refuses it, and the next run
+        (from the first row again) encrypts it."""
+        users = [learner(f"r{i}") for i in range(3)]
+        for i, user in enumerate(users):
+            write_raw(
+                "INSERT INTO lms_profile (user_id, phone, city, joined) VALUES (%s, %s, %s, %s)",
+                [user.pk, f"+33 6 2{i}", f"Village {i}", NOW],
+            )
+        done: list[str] = []
+
+        def rectify() -> None:
+            try:
+                with connections["default"].cursor() as cursor:
+                    cursor.execute(
+                        "UPDATE lms_profile SET city = %s WHERE user_id = %s",
+                        ["Rectified", users[0].pk],
+                    )
+                done.append("rectified")
+            finally:
+                connections.close_all()
+
+        def racing(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+            if not done and sql.startswith('UPDATE "lms_profile"'):
+                other = threading.Thread(target=rectify)
+                other.start()
+                other.join(10)
+            return execute(sql, params, many, context)
+
+        with connections["default"].execute_wrapper(racing), self.assertRaises(PlaintextError):
+            encrypt_existing(spec_of(Profile))
+        assert done == ["rectified"]
+        assert raw("SELECT city FROM lms_profile WHERE user_id = %s", [users[0].pk]) == [
+            ("Rectified",)
+        ]
+        report = encrypt_existing(spec_of(Profile))
+        assert (report.encrypted, report.verified) == (2, 6)
+        assert Profile.objects.get(user=users[0]).city == "Rectified"
+        assert Profile.objects.get(user=users[1]).city == "Village 1"

@@ -23,9 +23,12 @@ EpochRewrap = Callable[[str, Sequence[KeyEntry]], list[KeyEntry]]
 class KeyBatch:
     """Entries and tombstones of a known set of subjects, and keys not yet inserted."""
 
-    __slots__ = ("entries", "pending", "rewrap", "tombstones")
+    __slots__ = ("entries", "mark", "pending", "rewrap", "tombstones")
 
     def __init__(self) -> None:
+        #: The key store's shred mark read before the prefetch (``batch_mark()``; see
+        #: ``learnprivacy.crypto._keystore``), ``None`` if the store keeps none.
+        self.mark: str | None = None
         self.entries: dict[str, list[KeyEntry]] = {}
         self.tombstones: set[tuple[str, str]] = set()
         self.pending: list[KeyEntry] = []

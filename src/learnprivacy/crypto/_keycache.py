@@ -22,11 +22,22 @@ __all__ = ["KeyCache", "SubjectKeys"]
 
 
 class SubjectKeys:
-    """Unwrapped keys of one subject, ready to use; dropped as a whole on shred."""
+    """Unwrapped keys of one subject, ready to use; dropped as a whole on shred.
 
-    __slots__ = ("aeads", "openers", "sealers", "used")
+    ``checked`` is the key store's shred mark (see ``KeyStore.shred_mark``) read before
+    every key of ``aeads`` was read from the store or last confirmed live there; ``None``
+    when no single mark does (a key read without one, or keys read under two marks): a
+    fetch then looks the subject up in the key store. ``changes`` counts the keys added,
+    so that a confirmation never vouches for a key added while it was looking.
+    Both change only under the cache's lock (:meth:`KeyCache.admit`,
+    :meth:`KeyCache.confirm`).
+    """
+
+    __slots__ = ("aeads", "changes", "checked", "openers", "sealers", "used")
 
     def __init__(self) -> None:
+        self.checked: str | None = None
+        self.changes = 0
         self.aeads: dict[str, AESGCM] = {}
         self.sealers: dict[str, _token.Sealer] = {}
         # Keyed by the first 20 characters of a token: its prefix and header.
@@ -112,6 +123,43 @@ class KeyCache:
                     self.texts[subject] = text
                 else:
                     self.scoped[subject, scope] = text
+
+    def admit(self, keys: SubjectKeys, key_id: str, aead: AESGCM, mark: str | None) -> AESGCM:
+        """Add ``aead`` as key ``key_id`` of ``keys``, read from the key store after
+        shred mark ``mark`` was read (``None``: no mark dates the read); the key already
+        there if another thread added it first. The entry's ``checked`` becomes ``mark``
+        if it held no key, and ``None`` if it held keys dated by another mark."""
+        with self._lock:
+            found = keys.aeads.get(key_id)
+            if found is not None:
+                return found
+            if not keys.aeads:
+                keys.checked = mark
+            elif keys.checked != mark:
+                keys.checked = None
+            keys.changes += 1
+            keys.aeads[key_id] = aead
+            return aead
+
+    def snapshot(self, subjects: Iterable[str]) -> dict[str, tuple[SubjectKeys, int]]:
+        """For each of ``subjects`` cached: its keys and their ``changes``, taken together
+        under the lock (before a look-up in the key store, see :meth:`confirm`)."""
+        with self._lock:
+            found = {}
+            for subject in subjects:
+                keys = self.subjects.get(subject)
+                if keys is not None:
+                    found[subject] = (keys, keys.changes)
+            return found
+
+    def confirm(self, held: Iterable[tuple[SubjectKeys, int]], mark: str) -> None:
+        """Date with ``mark`` the keys of entries a look-up made after reading ``mark``
+        found all live: ``held`` as :meth:`snapshot` gave them. An entry that gained a
+        key since its snapshot keeps its date (the look-up did not see that key)."""
+        with self._lock:
+            for keys, changes in held:
+                if keys.changes == changes:
+                    keys.checked = mark
 
     def forget(self, subject: str | None = None) -> None:
         """Drop the keys of ``subject``, or of every subject."""

@@ -608,6 +608,9 @@ class Keyring(KeyHolder):
         check_scope(scope)
         if not self._verified:
             self.verify()
+        # Read before any entry below is (inside a batch: with its prefetch), it dates
+        # the keys this call puts in the cache.
+        mark = self._entries_mark()
         lister = self._store.list_entries
         cached = self._cache.subjects
         # A subject whose sealer of this scope is cached is left as it is: encryption
@@ -619,7 +622,7 @@ class Keyring(KeyHolder):
             if entry is None:
                 new.append((subject, ref))
             else:
-                self._seal(subject, scope, entry, None)
+                self._seal(subject, scope, entry, None, mark)
         size = _FRESH_SIZE
         material = os.urandom(size * len(new))
         for at, (subject, ref) in enumerate(new):
@@ -630,7 +633,7 @@ class Keyring(KeyHolder):
                 if skip_shredded:
                     continue
                 raise
-            self._seal(subject, scope, *made)
+            self._seal(subject, scope, *made, mark)
 
     def _sealer_of(self, subject: str, ref: str, scope: str) -> _token.Sealer:
         entry = _active(self._store.list_entries(ref, scope))
@@ -639,12 +642,20 @@ class Keyring(KeyHolder):
             entry, key = self._create(ref, scope, revive=False)
         return self._seal(subject, scope, entry, key)
 
-    def _seal(self, subject: str, scope: str, entry: KeyEntry, key: bytes | None) -> _token.Sealer:
+    def _seal(
+        self,
+        subject: str,
+        scope: str,
+        entry: KeyEntry,
+        key: bytes | None,
+        mark: str | None = None,
+    ) -> _token.Sealer:
         """Cache the sealer of ``entry``, the active key of ``(subject, scope)``; ``key``
-        is its raw key when it was just made (see :meth:`_aead`)."""
+        is its raw key when it was just made, ``mark`` the shred mark read before
+        ``entry`` was (see :meth:`_aead`)."""
         keys = self._cache.entry(subject)
         sealer = _token.make_sealer(
-            self._aead(keys, entry, key), bytes.fromhex(entry.key_id), subject
+            self._aead(keys, entry, key, mark), bytes.fromhex(entry.key_id), subject
         )
         keys.sealers[scope] = sealer
         # The openers of the active key share the sealer's header text and associated-data
@@ -788,29 +799,78 @@ class Keyring(KeyHolder):
 
     def _drop_stale(self, subjects: Iterable[str]) -> None:
         """Forget the cached keys of those of ``subjects`` that hold a key the key store
-        no longer lists live (shredded or destroyed since, by another process or keyring),
-        in one look-up for all: their tokens are then refused as the key database says,
-        not opened from memory. Subjects with nothing cached cost nothing."""
-        cached = self._cache.subjects
+        no longer lists live (shredded or destroyed since, by another process or keyring):
+        their tokens are then refused as the key database says, not opened from memory.
+        Subjects with nothing cached cost nothing.
+
+        A key store with a *shred mark* (``shred_mark()``: a value it changes in the
+        same transaction as every change that takes a live key away) is asked for it
+        first, in one small query: subjects whose cached keys were read, or last
+        confirmed live, after the store showed that same mark are kept without a
+        look-up, as nothing was shredded since. The others (and every subject, with a
+        store that has no mark) are looked up in one query for all; those found live
+        are dated with the mark just read. The mark is read before the look-up, so the
+        look-up sees every shred committed before this call began.
+        """
+        cache = self._cache
+        cached = cache.subjects
         held = [subject for subject in subjects if subject in cached]
         if not held:
             return
-        live = self._live_keys(self._key_refs(held))
+        mark = self._current_mark()
+        if mark is not None:
+            get = cached.get
+            held = [s for s in held if (keys := get(s)) is not None and keys.checked != mark]
+            if not held:
+                return
+        # Taken before the look-up, which then sees every key of these entries: a key
+        # added after it is not vouched for by the look-up (see KeyCache.confirm).
+        snapshot = cache.snapshot(held)
+        live = self._live_keys(self._key_refs(snapshot))
         nothing: Sequence[_LiveKey] = ()
-        stale = [s for s in held if _outlived(cached.get(s), live.get(s, nothing))]
+        stale = [s for s, v in snapshot.items() if _outlived(v[0], live.get(s, nothing))]
         if stale:
-            self._cache.forget_many(stale)
+            cache.forget_many(stale)
+        if mark is not None:
+            gone = set(stale)
+            cache.confirm((v for s, v in snapshot.items() if s not in gone), mark)
+
+    def _current_mark(self) -> str | None:
+        """The key store's shred mark as committed now, or ``None`` if it keeps none."""
+        read = getattr(self._store, "shred_mark", None)
+        return None if read is None else cast("str | None", read())
+
+    def _entries_mark(self) -> str | None:
+        """A shred mark read before the entries the store is about to give this thread:
+        inside the store's ``batch()``, the one its prefetch read (``batch_mark()``),
+        else the current one. ``None`` when the store cannot tell (no mark, or a batch
+        it cannot date): the keys read then are looked up at their next fetch."""
+        batch_mark = getattr(self._store, "batch_mark", None)
+        if batch_mark is None:
+            return None
+        found = batch_mark()
+        if found is not None:
+            return cast(str, found)
+        return self._current_mark()
 
     # -- internals -----------------------------------------------------------------------
 
-    def _aead(self, keys: SubjectKeys, entry: KeyEntry, key: bytes | None = None) -> AESGCM:
+    def _aead(
+        self,
+        keys: SubjectKeys,
+        entry: KeyEntry,
+        key: bytes | None = None,
+        mark: str | None = None,
+    ) -> AESGCM:
         """The AES-GCM object of ``entry``; ``key`` is its raw key when the caller has
-        just made it, which spares unwrapping what was wrapped a moment ago.
+        just made it, which spares unwrapping what was wrapped a moment ago. ``mark``:
+        the key store's shred mark read before ``entry`` was (``None``: unknown), which
+        dates the key in the cache (see :meth:`_drop_stale`).
         """
         aead = keys.aeads.get(entry.key_id)
         if aead is None:
             raw = self._unwrap(entry) if key is None else key
-            aead = keys.aeads[entry.key_id] = AESGCM(raw)
+            aead = self._cache.admit(keys, entry.key_id, AESGCM(raw), mark)
         return aead
 
     def _known_key(self, key_id: str) -> MasterKey | None:

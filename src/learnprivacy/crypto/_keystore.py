@@ -12,6 +12,23 @@ small on purpose so that a SQL table can implement it, each method being one tra
 ``mark_shredded``  destroy key material, keep tombstones
 ``is_shredded``    whether a (subject, scope) is shredded and not revived
 =================  =================================================================
+
+Two optional methods let a keyring trust the keys it caches without asking the store on
+every fetch (a store without them is asked on every fetch, as before):
+
+``shred_mark()``
+    A short text the store replaces, **in the same transaction**, on every change that
+    takes a live key away (``mark_shredded`` destroying at least one key, an ``update``
+    to the SHREDDED state, anything else that destroys or deletes a live key), read as
+    committed now. Equal marks read at two moments mean no such change committed
+    between them. The value must never come back: a fresh random value per change (an
+    integer would repeat once the store is restored from a backup and shredded again).
+    A change that rolls back leaves the mark as it was.
+``batch_mark()``
+    Inside this thread's ``batch()`` (a store that prefetches), the mark read in the
+    prefetch before its entries were read; ``None`` outside a batch. A store with a
+    prefetching ``batch()`` and ``shred_mark()`` must offer it: the keyring dates the
+    keys it caches with the mark read *before* their entries were read.
 """
 
 from __future__ import annotations
@@ -162,10 +179,13 @@ class InMemoryKeyStore:
     keys protect.
     """
 
-    __slots__ = ("_by_subject", "_lock", "_tombstones")
+    __slots__ = ("_by_subject", "_lock", "_mark", "_tombstones")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # The shred mark (see the module docstring): a count, as nothing can restore
+        # this store to an earlier state.
+        self._mark = 0
         # subject -> key_id -> entry; insertion order is creation order.
         self._by_subject: dict[str, dict[str, KeyEntry]] = {}
         # (subject, scope) pairs shredded as a whole; scope None means every scope.
@@ -213,6 +233,8 @@ class InMemoryKeyStore:
             if current is None or current.state is KeyState.SHREDDED:
                 return False
             keys[entry.key_id] = entry
+            if entry.state is KeyState.SHREDDED:
+                self._mark += 1
             return True
 
     def mark_shredded(
@@ -234,7 +256,16 @@ class InMemoryKeyStore:
                         entry, state=KeyState.SHREDDED, master_key_id="", wrapped=b""
                     )
                     shredded += 1
+            if shredded:
+                self._mark += 1
             return shredded
+
+    def shred_mark(self) -> str:
+        """Changes with every call that destroys a live key (see the module docstring)."""
+        return str(self._mark)
+
+    def batch_mark(self) -> None:
+        """``None``: this store has no ``batch()``; :meth:`shred_mark` dates every read."""
 
     def is_shredded(self, subject: str, scope: str) -> bool:
         """True when ``(subject, scope)`` is tombstoned and none of its keys is alive."""

@@ -357,7 +357,7 @@ def _hook(model: Any, bound: Bound) -> None:
             window.append((open_row, instance, loaded, subject))
         else:
             if subject is not None:
-                _settings.runtime().check_cached((subject,))
+                _settings.runtime().keyring._drop_stale((subject,))
             open_row(instance, loaded, subject)
         return instance
 
@@ -734,7 +734,7 @@ def _settled(rows: Iterator[Any], size: int | None) -> Iterator[Any]:
         if window:
             subjects = {entry[3] for entry in window}
             subjects.discard(None)
-            _settings.runtime().check_cached(subjects)
+            _settings.runtime().keyring._drop_stale(subjects)
             for open_row, instance, loaded, subject in window:
                 open_row(instance, loaded, subject)
         yield from chunk

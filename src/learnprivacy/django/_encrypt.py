@@ -39,11 +39,17 @@ class EncryptReport:
         return attrs.asdict(self)
 
 
+def _subject_column(bound: Bound) -> str:
+    """The column holding ``bound``'s learner id (its key, for the account table)."""
+    meta = bound.model._meta
+    subject = meta.get_field(bound.subject_attname) if bound.subject_lookup != "pk" else meta.pk
+    return str(subject.column)
+
+
 def _select(connection: Any, bound: Bound, after: Any, limit: int) -> list[tuple[Any, ...]]:
     meta = bound.model._meta
     quote = connection.ops.quote_name
-    subject = meta.get_field(bound.subject_attname) if bound.subject_lookup != "pk" else meta.pk
-    columns = [quote(meta.pk.column), quote(subject.column)]
+    columns = [quote(meta.pk.column), quote(_subject_column(bound))]
     columns += [quote(f.column) for f in bound.encrypted]
     sql = f"SELECT {', '.join(columns)} FROM {quote(meta.db_table)}"
     params: list[Any] = []
@@ -89,15 +95,19 @@ def encrypt_existing(
         cursor.execute(f"SELECT count(*) FROM {quote(table)}")
         total = int(cursor.fetchone()[0])
     rows_seen = 0 if mark is None or mark.finished else int(mark.done)
+    encrypted_columns = {f.column for f in bound.encrypted}
+    subject_column = _subject_column(bound)
     encrypted = 0
     batches = 0
     while True:
         rows = _select(connection, bound, after, batch_size)
         if not rows:
             break
-        updates: list[tuple[dict[str, Any], Any]] = []
+        updates: list[tuple[dict[str, Any], list[Any]]] = []
         for key, subject, *values in rows:
             changed: dict[str, Any] = {}
+            # What the row held when read: it is written only if it still holds it.
+            held = [key, subject]
             for field, value in zip(bound.encrypted, values, strict=True):
                 if value is None or is_token(value):
                     continue
@@ -108,6 +118,7 @@ def encrypt_existing(
                     # Counted only: an encryption would make the learner's key in the key
                     # store, and a dry run changes nothing.
                     continue
+                held.append(value)
                 text = field.to_text(value)
                 changed[field.column] = cipher.encrypt(
                     text,
@@ -120,17 +131,23 @@ def encrypt_existing(
                         text, field=index_field(table, field.column)
                     )
             if changed:
-                updates.append((changed, key))
+                updates.append((changed, held))
         after = rows[-1][0]
         rows_seen += len(rows)
         if not dry_run:
             with transaction.atomic(using=using), connection.cursor() as cursor:
-                for changed, key in updates:
+                for changed, held in updates:
+                    # A value another writer changed since the read (a rectification in
+                    # clear by the project's previous version, an anonymisation) is not
+                    # overwritten with the token of the old one: the verification reports
+                    # it and the next run, from the first row, encrypts it.
                     assignments = ", ".join(f"{quote(c)} = %s" for c in changed)
-                    where = f"{quote(meta.pk.column)} = %s"
+                    read = [quote(meta.pk.column), quote(subject_column)]
+                    read += [quote(c) for c in changed if c in encrypted_columns]
+                    where = " AND ".join(f"{c} = %s" for c in read)
                     cursor.execute(
                         f"UPDATE {quote(table)} SET {assignments} WHERE {where}",
-                        [*changed.values(), key],
+                        [*changed.values(), *held],
                     )
                 EncryptProgress.objects.using(using).update_or_create(
                     table=table,
@@ -143,11 +160,12 @@ def encrypt_existing(
             return EncryptReport(
                 table=table, rows=rows_seen, encrypted=encrypted, verified=0, dry_run=dry_run
             )
-    verified = 0 if dry_run else verify_table(bound, using=using)
     if not dry_run:
+        # The pass is over: a run after a failed verification starts from the first row.
         EncryptProgress.objects.using(using).update_or_create(
             table=table, defaults={"last_key": "", "done": rows_seen, "finished": True}
         )
+    verified = 0 if dry_run else verify_table(bound, using=using)
     return EncryptReport(
         table=table, rows=rows_seen, encrypted=encrypted, verified=verified, dry_run=dry_run
     )

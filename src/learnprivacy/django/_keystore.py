@@ -37,10 +37,9 @@ _META = "lpdj_key_meta"
 # ``|current|next|`` ("" for none). Every transaction writing a wrapped key reads it
 # locked; compaction changes it holding it exclusively (see learnprivacy.store._epochs).
 _EPOCH_ROW = "wrapping_epochs"
-# The lpdj_key_meta row changed by every transaction that shreds or destroys keys, in
-# that transaction, so that a reader holding keys in memory learns whether any may have
-# died since it last looked with one read (see ``shreds``).
-_SHREDS_ROW = "shreds"
+# The lpdj_key_meta row given a new random value by every transaction that shreds or
+# destroys keys, in that transaction (the key store's shred mark, see shred_mark).
+_SHRED_MARK = "shred_mark"
 
 
 class DjangoKeyStore:
@@ -57,7 +56,7 @@ class DjangoKeyStore:
     #: (and to pass ``rewrap=``).
     checks_epochs = True
 
-    __slots__ = ("_alias", "_epoch_seen", "_local", "shreds_seen")
+    __slots__ = ("_alias", "_epoch_seen", "_local")
 
     def __init__(self, alias: str) -> None:
         from django.conf import settings
@@ -71,9 +70,6 @@ class DjangoKeyStore:
         # The epoch row's value as last read locked ("" for no row; None: unknown), for
         # the one-statement insert of add() (see there).
         self._epoch_seen: str | None = None
-        #: The :meth:`shreds` mark at which the keys cached by the keyring on this store
-        #: were last known alive (``None``: never); kept by its reader.
-        self.shreds_seen: str | None = None
 
     def __repr__(self) -> str:
         return f"DjangoKeyStore({self._alias!r})"
@@ -136,6 +132,8 @@ class DjangoKeyStore:
         transaction: end the batch *before* committing data encrypted under them.
         """
         batch = KeyBatch()
+        # Read before the entries: it dates the keys the keyring unwraps from them.
+        batch.mark = self.shred_mark()
         for chunk, where, params in self._chunks(subjects):
             for subject in chunk:
                 batch.entries[subject] = []
@@ -329,6 +327,8 @@ class DjangoKeyStore:
                 ],
             )
             changed = bool(cursor.rowcount > 0)
+            if changed and entry.state is KeyState.SHREDDED:
+                self._new_mark(cursor)
         batch = batch_for(self._local, entry.subject)
         if changed and batch is not None:
             batch.updated(entry)
@@ -378,46 +378,35 @@ class DjangoKeyStore:
                             f"INSERT INTO {_TOMBSTONES} (subject_ref, scope) VALUES (%s, %s)",
                             [subject, stone],
                         )
-            mark = self._mark_shred(cursor) if wanted else None
-        # This process's own shred, committed: its keyring forgets the keys it shredded
-        # itself, so the keys it still holds stay known alive if nothing else shredded
-        # between its last check and this shred. (Inside a caller's transaction, which
-        # may still roll back, nothing is assumed: the next read looks the keys up.)
-        if (
-            mark is not None
-            and mark[0] == self.shreds_seen
-            and not connections[self._alias].in_atomic_block
-        ):
-            self.shreds_seen = mark[1]
+            if wanted:
+                self._new_mark(cursor)
         return count
 
-    def _mark_shred(self, cursor: Any) -> tuple[str, str]:
-        """Give the shred mark a new value inside the shredding transaction: ``(before,
-        after)``. A store migrated before the mark existed gets its row now."""
+    def _new_mark(self, cursor: Any) -> None:
+        """Give the shred mark a new random value, inside the transaction that takes keys
+        away. A store migrated before the mark existed gets its row now."""
         import secrets
 
-        query = f'SELECT value FROM {_META} WHERE "key" = %s'
-        if self._vendor() != "sqlite":  # SQLite: the shred's writes hold the database
-            query += " FOR UPDATE"
-        cursor.execute(query, [_SHREDS_ROW])
-        row = cursor.fetchone()
-        after = secrets.token_hex(16)
-        if row is None:
+        mark = secrets.token_hex(16)
+        cursor.execute(f'UPDATE {_META} SET value = %s WHERE "key" = %s', [mark, _SHRED_MARK])
+        if cursor.rowcount < 1:
             cursor.execute(
-                f'INSERT INTO {_META} ("key", value) VALUES (%s, %s)', [_SHREDS_ROW, after]
+                f'INSERT INTO {_META} ("key", value) VALUES (%s, %s)', [_SHRED_MARK, mark]
             )
-            return "", after
-        cursor.execute(f'UPDATE {_META} SET value = %s WHERE "key" = %s', [after, _SHREDS_ROW])
-        return str(row[0]), after
 
-    def shreds(self) -> str:
-        """The shred mark: a random value replaced in every transaction that shreds or
-        destroys keys here ("" before the first). A reader holding unwrapped keys in
-        memory compares it with the mark it last checked them at, and looks the keys up
-        again only when it changed (one short read). Random, not a count: a key database
-        restored from a backup, or emptied, never brings back a mark already seen."""
-        rows = self._rows(f'SELECT value FROM {_META} WHERE "key" = %s', [_SHREDS_ROW])
+    def shred_mark(self) -> str:
+        """The shred mark (see ``learnprivacy.crypto._keystore``): a random value replaced
+        in every transaction that shreds or destroys keys here ("" before the first), as
+        committed now. Random, not a count: a key database restored from a backup, or
+        emptied, never brings back a mark a reader has already seen."""
+        rows = self._rows(f'SELECT value FROM {_META} WHERE "key" = %s', [_SHRED_MARK])
         return str(rows[0][0]) if rows else ""
+
+    def batch_mark(self) -> str | None:
+        """Inside this thread's :meth:`batch`, the shred mark read before its prefetch;
+        ``None`` outside one."""
+        batch = current_batch(self._local)
+        return None if batch is None else batch.mark
 
     # -- rotation and maintenance -------------------------------------------------------
 
@@ -460,6 +449,8 @@ class DjangoKeyStore:
                 params,
             )
             changed = cursor.rowcount
+            if any(e.state is KeyState.SHREDDED for e in entries):
+                self._new_mark(cursor)
         # Some drivers report -1 for executemany: the entries were live when read.
         return len(entries) if changed is None or changed < 0 else int(changed)
 

@@ -59,7 +59,7 @@ from learnprivacy.errors import (
 )
 from learnprivacy.retention import Action, Decision, Hold, Schedule, Trigger
 from learnprivacy.retention._consents import lapsed_consents
-from learnprivacy.store._actions import every_row
+from learnprivacy.store._actions import as_written, every_row
 
 __all__ = [
     "COMPONENT",
@@ -347,6 +347,28 @@ class DjangoPrivacy(DeclaredRegister):
             removed.get(bound.model._meta.label, 0), len(set(keys)), bound.spec.table, "deleted"
         )
 
+    def _as_written(self, bound: Bound, keys: Sequence[Any], written: Mapping[str, Any]) -> None:
+        """:func:`~learnprivacy.store._actions.as_written` for the anonymised rows
+        ``keys`` of ``bound`` (``written``: column -> value), read back as stored; the
+        caller's transaction rolls back when one does not hold it."""
+        from django.db import connections
+
+        connection = connections[self.using]
+        quote = connection.ops.quote_name
+        meta = bound.model._meta
+        columns = sorted(written)
+        wanted = list(keys)
+        with connection.cursor() as cursor:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                cursor.execute(
+                    f"SELECT {', '.join(quote(c) for c in columns)} "
+                    f"FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} IN "
+                    f"({', '.join(['%s'] * len(chunk))})",
+                    chunk,
+                )
+                as_written(cursor.fetchall(), columns, written, meta.db_table)
+
     def _anonymise_rows(self, bound: Bound, keys: Sequence[Any]) -> None:
         """Blank the personal values of rows kept in place: an owned row loses its
         learner and its encrypted values; a row of a model the project does not own (an
@@ -375,10 +397,14 @@ class DjangoPrivacy(DeclaredRegister):
                 **{subject.attname: placeholder}, **cleared
             )
             every_row(changed, len(set(keys)), bound.spec.table, "anonymised")
+            blank: dict[str, Any] = {subject.column: placeholder}
+            blank |= {model._meta.get_field(name).column: None for name in cleared}
+            self._as_written(bound, keys, blank)
             return
         for instance in manager.filter(pk__in=list(keys)):
             ref = self.audit.subject_ref(str(instance.pk))
             changed = []
+            written: dict[str, Any] = {}
             for name in bound.clear_personal:
                 field = model._meta.get_field(name)
                 if field.null:
@@ -389,6 +415,7 @@ class DjangoPrivacy(DeclaredRegister):
                     value = ""
                 setattr(instance, field.attname, value)
                 changed.append(field.attname)
+                written[field.column] = value
             if hasattr(instance, "set_unusable_password"):
                 instance.set_unusable_password()
                 changed.append("password")
@@ -396,6 +423,7 @@ class DjangoPrivacy(DeclaredRegister):
                 instance.is_active = False
                 changed.append("is_active")
             instance.save(using=self.using, update_fields=changed)
+            self._as_written(bound, [instance.pk], written)
 
     def _restrict_rows(
         self, bound: Bound, rows: Sequence[tuple[Any, str, str]], now: dt.datetime

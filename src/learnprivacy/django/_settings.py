@@ -29,7 +29,7 @@ Nothing here reads the master key before it is needed: importing models, running
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from learnprivacy.crypto import BlindIndex, FieldCipher, Keyring, Pseudonymiser
@@ -102,38 +102,6 @@ class Runtime:
         self.index: BlindIndex = keyring.blind_index()
         self._row_refs: Pseudonymiser | None = None
 
-    def check_cached(self, subjects: Collection[str]) -> None:
-        """Make sure the keys this process holds in memory for ``subjects`` (learners of
-        rows just read, about to be opened) are still alive in the key store: another
-        process may have shredded them since (an erasure, then the records database
-        restored from a copy). Those it no longer lists are dropped from the cache, and
-        their tokens are then refused as the key database says.
-
-        On the Django key store this costs one read of its shred mark while nothing was
-        shredded since the last check; when it changed, the cached keys of ``subjects`` are
-        looked up in one query and every other cached learner is forgotten (its keys
-        are unwrapped again on next use). Any other key store is asked every time.
-        """
-        keyring = self.keyring
-        cache = keyring._cache
-        if not subjects or not cache.subjects:
-            return
-        from learnprivacy.django._keystore import DjangoKeyStore
-
-        store = keyring.store
-        if not isinstance(store, DjangoKeyStore):
-            keyring._drop_stale(subjects)
-            return
-        now = store.shreds()
-        if now == store.shreds_seen:
-            return
-        keyring._drop_stale(subjects)
-        with cache._lock:
-            others = [subject for subject in cache.subjects if subject not in subjects]
-        cache.forget_many(others)
-        # Read before the look-up: a shred committed since has changed the mark again.
-        store.shreds_seen = now
-
     @property
     def row_refs(self) -> Pseudonymiser:
         """What names rows in the register of restricted rows (``lpdj_restrictions``):
@@ -176,9 +144,6 @@ def runtime() -> Runtime:
             # a key store on epochs refuses to open without its vault.
             found = vault(store.alias)
             open_epochs(keyring, store, found)
-            # Nothing is cached yet: every key unwrapped from now on was alive when this
-            # mark was read, or later (see Runtime.check_cached).
-            store.shreds_seen = store.shreds()
             _runtime = Runtime(keyring, found)
         return _runtime
 

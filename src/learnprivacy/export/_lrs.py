@@ -3,9 +3,11 @@
 What an LRS answers to a POST of a batch, and how it is counted:
 
 - ``200`` with the list of the ids it stored. Every element must be one of the batch's
-  ids, each once, or the reply is refused as malformed. The batch's statements left out
-  of the list are the ones it already held identically (Ralph answers ``204`` when it
-  held them all): ``already_stored``; the listed ones are ``delivered``;
+  ids, each once, or the reply is refused as malformed. The listed ones are
+  ``delivered``. Ralph leaves out of the list the statements it already held identically
+  (and answers ``204`` when it held them all): each of those is read back by id and
+  counts as ``already_stored`` only when the LRS holds it identically; held differently
+  it is a conflict, not held at all it is missing (both ``failed``, and the call raises);
 - ``409`` when a statement with the same id but different content exists: the batch is
   then settled statement by statement (GET by id, compared; PUT when absent), so a
   statement the LRS holds identically counts as already stored and only a true conflict
@@ -46,9 +48,10 @@ class SendReport:
     """What :func:`send_statements` did; ``delivered + already_stored + failed == sent``.
 
     ``delivered`` statements the LRS acknowledged storing on this call; ``already_stored``
-    it held identically before (a re-send; after a retried request whose first reply was
-    lost, the statements that first attempt stored count here too); ``failed`` it holds
-    differently under the same id (nothing else fails without raising); ``duplicates``
+    it held identically before, read back to be sure (a re-send; after a retried request
+    whose first reply was lost, the statements that first attempt stored count here too);
+    ``failed`` it holds differently under the same id, or does not hold though its reply
+    said so (a report is returned only when nothing failed); ``duplicates``
     were repeated in the input and sent once; ``retries`` is how many requests were
     repeated after a server or network error.
     """
@@ -69,6 +72,8 @@ class _Counters:
     failed: int = 0
     batches: int = 0
     conflicts: list[str] = attrs.Factory(list)
+    #: Statements a reply left out of its list (or a 204 covered) that the LRS lacks.
+    missing: list[str] = attrs.Factory(list)
 
 
 # xAPI ids are UUIDs in their standard string form; compared lowercase. A regular
@@ -110,9 +115,9 @@ class _Sender:
             if listed is None:
                 raise lrs.malformed("the list of the statement ids sent", status)
             self._counters.delivered += len(listed)
-            self._counters.already += len(batch) - len(listed)
+            self._check_held([s for s in batch if str(s["id"]).lower() not in listed])
         elif status == 204:
-            self._counters.already += len(batch)
+            self._check_held(batch)
         elif status == 409:
             # Every statement is settled before the conflict is reported, so the batch's
             # other statements are still delivered.
@@ -123,27 +128,50 @@ class _Sender:
         else:
             raise lrs.refusal(response, "statements")
 
+    def _check_held(self, statements: list[Mapping[str, Any]]) -> None:
+        """Statements a reply did not list as stored: the LRS must hold them identically.
+
+        Ralph leaves out of its list (or answers ``204`` for) what it already held; that
+        is read back rather than believed, so an LRS that dropped a statement is not
+        reported as holding it. A statement held differently is a conflict; one the LRS
+        does not hold at all is ``missing``: both are ``failed``.
+        """
+        for statement in statements:
+            held = self._held(statement)
+            if held is not None and equivalent(statement, held):
+                self._counters.already += 1
+                continue
+            self._counters.failed += 1
+            kind = self._counters.conflicts if held is not None else self._counters.missing
+            kind.append(str(statement["id"]))
+
+    def _held(self, statement: Mapping[str, Any]) -> Any:
+        """The statement the LRS holds under ``statement``'s id, or None."""
+        lrs = self._lrs
+        params = {"statementId": str(statement["id"])}
+        response = lrs.request("GET", lrs.endpoint, params=params)
+        if response.status_code == 200:
+            try:
+                return _single(response.json())
+            except ValueError:
+                raise lrs.malformed("a statement", 200) from None
+        if response.status_code != 404:
+            raise lrs.refusal(response, "statement id")
+        return None
+
     def _settle(self, statement: Mapping[str, Any]) -> bool:
         """After a conflicting batch: keep what the LRS has identically, PUT what it lacks.
 
         Returns False when the LRS holds a different statement under the same id.
         """
         lrs = self._lrs
-        statement_id = str(statement["id"])
-        params = {"statementId": statement_id}
-        response = lrs.request("GET", lrs.endpoint, params=params)
-        if response.status_code == 200:
-            try:
-                held = _single(response.json())
-            except ValueError:
-                raise lrs.malformed("a statement", 200) from None
-            if held is not None:
-                if not equivalent(statement, held):
-                    return False
-                self._counters.already += 1
-                return True
-        elif response.status_code != 404:
-            raise lrs.refusal(response, "statement id")
+        params = {"statementId": str(statement["id"])}
+        held = self._held(statement)
+        if held is not None:
+            if not equivalent(statement, held):
+                return False
+            self._counters.already += 1
+            return True
         response = lrs.request("PUT", lrs.endpoint, body=statement, params=params)
         if response.status_code == 204:
             self._counters.delivered += 1
@@ -349,6 +377,16 @@ def send_statements(
             exc.already_stored = counters.already
             exc.failed = sent - counters.delivered - counters.already
             raise
+        if counters.missing:
+            raise DeliveryError(
+                f"the LRS at {connection.host} answered as if it held "
+                f"{len(counters.missing)} of the statements sent, and does not hold them, "
+                f"first {counters.missing[0]}",
+                status=None,
+                delivered=counters.delivered,
+                already_stored=counters.already,
+                failed=counters.failed,
+            )
         if counters.conflicts:
             raise DeliveryError(
                 f"the LRS at {connection.host} holds a different statement under "

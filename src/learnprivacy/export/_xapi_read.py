@@ -241,8 +241,10 @@ def progress_from_statements(
     profile = profile or XapiProfile()
     lookup = learner_of.get if isinstance(learner_of, Mapping) else learner_of
     materialised = list(statements)
-    voided = {
-        str((s.get("object") or {}).get("id"))
+    # Statement ids are UUIDs, compared without case: a voiding statement may name its
+    # target in capitals.
+    voided: set[str | None] = {
+        _canonical_id((s.get("object") or {}).get("id"))
         for s in materialised
         if (s.get("verb") or {}).get("id") == VERB_VOIDED
     }
@@ -264,15 +266,13 @@ def _one(
     prefix: str,
     profile: XapiProfile,
     basis: LawfulBasis,
-    voided: set[str],
+    voided: set[str | None],
 ) -> tuple[str, Progress | None]:
     verb = (statement.get("verb") or {}).get("id")
     if verb == VERB_VOIDED:
         return "voiding statement", None
-    statement_id = statement.get("id")
-    try:
-        statement_id = str(uuid.UUID(str(statement_id)))
-    except ValueError:
+    statement_id = _canonical_id(statement.get("id"))
+    if statement_id is None:
         return "no statement id", None
     if statement_id in voided:
         return "voided", None
@@ -315,6 +315,14 @@ def _one(
     except (ValidationError, ValueError, TypeError, InvalidOperation):
         return "invalid values", None
     return "", record
+
+
+def _canonical_id(value: Any) -> str | None:
+    """A statement id in the UUID's canonical (lowercase) form, or None when it is none."""
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return None
 
 
 def _score(score: Any) -> Score | None:

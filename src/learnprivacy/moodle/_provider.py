@@ -20,9 +20,10 @@ from typing import Any, cast
 import attrs
 
 from learnprivacy.basis import DataCategory, LawfulBasis
-from learnprivacy.errors import PolicyError, ValidationError
+from learnprivacy.errors import PolicyError, ProviderError, ValidationError
 from learnprivacy.moodle import _read_profile as profile
 from learnprivacy.moodle._database import MoodleDatabase
+from learnprivacy.moodle._issues import ScanIssues
 from learnprivacy.moodle._read_content import CONTENT_SOURCES
 from learnprivacy.moodle._registry import DataRegistry, Purpose
 from learnprivacy.moodle._sources import RECORD_SOURCES
@@ -496,11 +497,22 @@ class MoodleProvider:
         Only records whose context (:func:`context_of`) is approved are written, so an
         approved course context alone exports that course's completions, grades of its
         activities approved too, certificates and enrolment.
+
+        Raises ``ProviderError`` (the export fails) when course or activity contexts are
+        approved and a completion or certificate row of the learner could not become a
+        record (an unknown completion state, no date, no code): no other file carries
+        those rows, so an export without them would claim to be complete. The error names
+        the tables, row ids and rules, never a value.
         """
-        records = self._live_records(approved.user_id)
+        issues = ScanIssues()
+        records = self.database.records_of(approved.user_id, issues=issues)
         if not records and not self._is_live(approved.user_id):
             return
         wanted = set(approved)
+        if any(c.level in (ContextLevel.COURSE, ContextLevel.MODULE) for c in wanted):
+            # Those rows belong to courses and activities: an export of the user's own
+            # context alone would not have held them.
+            _refuse_unexported(issues, self.component)
         by_type: dict[str, list[Any]] = {}
         for record in records:
             if context_of(record) in wanted:
@@ -668,6 +680,26 @@ _MOODLE_DELETION = {
     "Badge": "delete",
     "ProfileField": "delete",
 }
+
+
+#: Tables whose rows reach an export only as records: a row skipped there would be missing
+#: from it. (Grades, log entries and policy answers are also exported as Moodle's rows.)
+_RECORD_ONLY_TABLES = ("course_completions", "course_modules_completion", "customcert_issues")
+
+
+def _refuse_unexported(issues: ScanIssues, component: str) -> None:
+    """Raise ``ProviderError`` when rows of the learner were skipped that no exported file
+    carries otherwise: an export without them would be reported complete while it is not.
+    The message names tables, row ids and rules, never a value."""
+    missing = [i for i in issues if i.skipped and i.table in _RECORD_ONLY_TABLES]
+    if not missing:
+        return
+    listed = "; ".join(f"{i.table} {i.row_id} ({i.rule})" for i in missing)
+    raise ProviderError(
+        f"{len(missing)} row(s) of the learner cannot be exported as records and no other "
+        f"file carries them: {listed}",
+        component=component,
+    )
 
 
 def _read_only() -> PolicyError:

@@ -15,7 +15,17 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from sqlalchemy import Connection, Engine, func, inspect, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    LargeBinary,
+    String,
+    func,
+    inspect,
+    literal,
+    select,
+    update,
+)
 
 from learnprivacy._inplace import INDEX_SUFFIX, ModelSpec, is_token
 from learnprivacy._vocabulary import BATCH_SIZE
@@ -95,9 +105,8 @@ def _encrypt_table(
                 "(Alembic: op.add_column) before encrypting"
             )
     width = len(spec.key_columns)
-    columns = [*key_columns(spec), table.c[spec.subject_column]] + [
-        table.c[c.column] for c in spec.personal
-    ]
+    subject_column = table.c[spec.subject_column]
+    columns = [*key_columns(spec), subject_column] + [table.c[c.column] for c in spec.personal]
     with engine.connect() as connection:
         total = int(connection.execute(select(func.count()).select_from(table)).scalar_one())
     rows = privacy.rows
@@ -112,6 +121,8 @@ def _encrypt_table(
             for row in page:
                 key, subject = _key(spec, row), row[width]
                 values: dict[str, Any] = {}
+                # What the row held when read: the write happens only if it still does.
+                held = [subject_column == subject]
                 for column, value in zip(spec.personal, row[width + 1 :], strict=True):
                     if value is None or is_token(value):
                         continue
@@ -121,11 +132,19 @@ def _encrypt_table(
                             "has no subject; it cannot be encrypted"
                         )
                     values[column.column] = rows.encrypt(spec, column, key, str(subject), value)
+                    held.append(_as_read(table.c[column.column], value))
                     if column.privacy.blind_index:
                         values[column.column + INDEX_SUFFIX] = rows.index(spec, column, value)
                 if values:
-                    connection.execute(update(table).where(key_is(spec, key)).values(values))
-                    encrypted += len([k for k in values if not k.endswith(INDEX_SUFFIX)])
+                    # A value another writer changed since the read (a rectification in
+                    # clear during a rolling upgrade, an anonymisation) is not overwritten
+                    # with the token of the old one: left as it is, the verification
+                    # reports it and the next run encrypts it.
+                    written = connection.execute(
+                        update(table).where(key_is(spec, key), *held).values(values)
+                    ).rowcount
+                    if written:
+                        encrypted += len([k for k in values if not k.endswith(INDEX_SUFFIX)])
             batches += 1
             done += len(page)
         if progress is not None:
@@ -139,6 +158,12 @@ def _encrypt_table(
 def _key(spec: ModelSpec, row: Sequence[Any]) -> Any:
     """The key of a row whose first columns are the key's."""
     return tuple(row[: len(spec.key_columns)]) if spec.composite else row[0]
+
+
+def _as_read(column: Any, value: Any) -> Any:
+    """``column`` still holds plaintext ``value`` (compared as stored: the column's own
+    type refuses plaintext)."""
+    return column == literal(value, LargeBinary() if isinstance(value, bytes) else String())
 
 
 def _page_after(

@@ -34,7 +34,7 @@ from learnprivacy.sqlalchemy._keys import open_key_store, same_database
 from learnprivacy.sqlalchemy._rowkeys import check_key_types, identity, key_columns, key_in
 from learnprivacy.sqlalchemy._states import convert, prepare
 from learnprivacy.sqlalchemy._tables import ANONYMISED, RESTRICTED, SideTables, side_tables
-from learnprivacy.store._actions import every_row
+from learnprivacy.store._actions import as_written, every_row
 from learnprivacy.store._audit import AuditEvent, AuditLog
 from learnprivacy.store._engine import Database
 from learnprivacy.store._epochs import (
@@ -992,6 +992,7 @@ class LearnPrivacy(DeclaredRegister):
                             update(table).where(key_in(spec, chunk)).values(values)
                         ).rowcount
                         _every_row(session, spec, blanked, chunk, "anonymised")
+                        _as_written(session, connection, spec, chunk, values)
                     connection.execute(
                         delete(states).where(
                             states.c.table_name == spec.table,
@@ -1438,6 +1439,26 @@ def _forget(session: Session, spec: ModelSpec, key: Any) -> None:
         state = instance_state(obj)
         if state.persistent:
             session.expunge(obj)
+
+
+def _as_written(
+    session: Session,
+    connection: Connection,
+    spec: ModelSpec,
+    keys: Sequence[Any],
+    values: Mapping[str, Any],
+) -> None:
+    """:func:`~learnprivacy.store._actions.as_written` for the anonymised rows ``keys``
+    of ``spec`` (``values``: column name -> what the statement wrote); the caller's
+    transaction is rolled back when one does not hold it."""
+    table = spec.model.__table__
+    names = sorted(values)
+    query = select(*[table.c[name] for name in names]).where(key_in(spec, keys))
+    try:
+        as_written(connection.execute(query), names, values, spec.table)
+    except IntegrityError:
+        session.rollback()
+        raise
 
 
 def _every_row(

@@ -11,7 +11,8 @@ statements that involve a binding's models to that binding, which does two thing
 - a statement that selects personal columns on their own (``select(User.email)``, no
   whole object) would return tokens, since the load event only decrypts objects. The
   listener adds the row's key and subject to the statement, decrypts each personal
-  value with them and gives back the columns that were asked for, in their order.
+  value with them and gives back the columns that were asked for, in their order
+  (the learners' cached keys checked against the key database first, as a load does).
 
 Refreshing the attributes of an object already in hand is left alone (the object was
 read before, restricted or not); so are statements a listener cannot rewrite safely
@@ -38,6 +39,8 @@ __all__ = ["INCLUDE_RESTRICTED", "PersonalColumns", "decrypt_columns", "query_li
 
 #: The execution option that lets a statement see restricted rows.
 INCLUDE_RESTRICTED = "include_restricted"
+#: Rows read (and their learners' cached keys checked) together by a column select.
+_CHUNK = 1_000
 
 
 def _not_restricted(privacy: LearnPrivacy, spec: ModelSpec) -> Any:
@@ -126,22 +129,39 @@ def decrypt_columns(state: ORMExecuteState, personal: PersonalColumns) -> Any:
         for position, cipher, spec, column, _ in wanted
     ]
 
+    # Per keyring, where the rows' learners are: the cached keys another process shredded
+    # since are dropped before any row is opened (one look-up per chunk of rows), so a
+    # row restored from an earlier copy is refused as in a new process.
+    learners: dict[int, tuple[Any, set[int]]] = {}
+    for _position, cipher, _spec, _column, _key_at, subject_at in plan:
+        keyring = cipher.cipher.keyring
+        learners.setdefault(id(keyring), (keyring, set()))[1].add(subject_at)
+    chunk = state.execution_options.get("yield_per") or _CHUNK
+
     def clear_rows() -> Iterator[Sequence[Any]]:
         try:
-            for row in result:
-                values = list(row[:width])
-                for position, cipher, spec, column, key_at, subject_at in plan:
-                    token = values[position]
-                    if token is None:
-                        continue
-                    subject = row[subject_at]
-                    parts = row[key_at]
-                    key = tuple(parts) if spec.composite else parts[0]
-                    values[position] = cipher.decrypt(
-                        spec, column, key, "" if subject is None else str(subject), token
+            for rows in result.partitions(chunk):
+                for keyring, at in learners.values():
+                    keyring._drop_stale(
+                        {str(row[i]) for row in rows for i in at if row[i] is not None}
                     )
-                yield tuple(values)
+                yield from clear(rows)
         finally:
             result.close()
+
+    def clear(rows: Sequence[Any]) -> Iterator[Sequence[Any]]:
+        for row in rows:
+            values = list(row[:width])
+            for position, cipher, spec, column, key_at, subject_at in plan:
+                token = values[position]
+                if token is None:
+                    continue
+                subject = row[subject_at]
+                parts = row[key_at]
+                key = tuple(parts) if spec.composite else parts[0]
+                values[position] = cipher.decrypt(
+                    spec, column, key, "" if subject is None else str(subject), token
+                )
+            yield tuple(values)
 
     return IteratorResult(SimpleResultMetaData(keys), clear_rows())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, Table, bindparam, delete, func, select, update
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RANDOM_SUBJECT",
     "anonymise_rows",
+    "as_written",
     "erase_rows",
     "every_row",
     "has_live_rows",
@@ -81,6 +82,26 @@ def every_row(changed: int, planned: int, table: str, done: str) -> int:
             "nothing was done"
         )
     return changed
+
+
+def as_written(
+    rows: Iterable[Sequence[Any]], columns: Sequence[str], written: Mapping[str, Any], table: str
+) -> None:
+    """Rows an anonymising statement wrote, read back as stored (their ``columns`` in
+    order), hold ``written`` (column -> value); else ``IntegrityError`` naming table and
+    column, never a value (the caller's transaction rolls back). A trigger or rule that
+    put the learner id, a token or a blind index back leaves a row that still identifies
+    the learner, whatever the statement's count said. Both in-place integrations check
+    their anonymised rows through it."""
+    for row in rows:
+        for column, found in zip(columns, row, strict=True):
+            value = written[column]
+            if found is value or (None not in (found, value) and str(found) == str(value)):
+                continue
+            raise IntegrityError(
+                f"{table}.{column}: an anonymised row does not hold what was written (a "
+                "trigger or rule put a value back?); nothing was done"
+            )
 
 
 def erase_rows(connection: Connection, rt: RecordTable, ids: Sequence[str]) -> int:
@@ -185,7 +206,13 @@ def restrict_rows(
     now: dt.datetime | None,
     reason: str | None,
 ) -> int:
-    """Restrict (``now`` given) or lift (``now`` None) rows ``ids``; return rows changed."""
+    """Restrict (``now`` given) or lift (``now`` None) rows ``ids``; return rows changed.
+
+    Rows already in the wanted state are left as they are. Checked after the fact: a
+    row of ``ids`` still in the other state (the database skipped it: a trigger, a rule,
+    a row-level security policy) raises ``IntegrityError`` (see :func:`every_row`), so no
+    restriction is reported that did not happen.
+    """
     table = rt.table
     if now is None:
         values: dict[str, Any] = {RESTRICTED: None, REASON: None}
@@ -195,16 +222,19 @@ def restrict_rows(
         state = table.c[RESTRICTED].is_(None)
     count = 0
     for chunk in chunked(ids, _CHUNK):
-        count += connection.execute(
-            update(table)
-            .where(
-                ids_in(table.c.id, chunk, connection.dialect.name),
-                state,
-                unanonymised(table, connection.dialect.name),
-            )
-            .values(**values)
-        ).rowcount
+        where = (
+            ids_in(table.c.id, chunk, connection.dialect.name),
+            state,
+            unanonymised(table, connection.dialect.name),
+        )
+        changed = connection.execute(update(table).where(*where).values(**values)).rowcount
+        left = connection.execute(select(func.count()).select_from(table).where(*where))
+        every_row(changed, changed + left.scalar_one(), rt.name, _DONE[now is None])
+        count += changed
     return count
+
+
+_DONE = {False: "restricted", True: "lifted from restriction"}
 
 
 def has_live_rows(connection: Connection, rt: RecordTable) -> bool:

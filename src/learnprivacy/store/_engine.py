@@ -15,6 +15,7 @@ writing.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -252,17 +253,37 @@ class Database:
             return self.folded
 
     def backup(self, path: str) -> None:
-        """Copy a SQLite database, consistently, to the file ``path`` (SQLite only)."""
+        """Copy a SQLite database, consistently, to the new file ``path`` (SQLite only).
+
+        The file is created exclusively: SQLite's backup replaces the whole target, so an
+        existing file (the live key database, the records, an earlier backup) raises
+        ``ConfigurationError`` and is left untouched. A backup that fails leaves no file.
+        """
         if not self.is_sqlite:
             raise ConfigurationError("backup() copies SQLite files; use pg_dump for PostgreSQL")
-        target = sqlite3.connect(path)
         try:
-            with self.engine.connect() as connection:
-                raw = connection.connection.driver_connection
-                assert raw is not None  # a live pooled connection
-                raw.backup(target)
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            raise ConfigurationError(f"{path} exists; a backup never overwrites a file") from None
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create the backup file {path}: {exc.strerror}"
+            ) from None
+        done = False
+        try:
+            target = sqlite3.connect(path)
+            try:
+                with self.engine.connect() as connection:
+                    raw = connection.connection.driver_connection
+                    assert raw is not None  # a live pooled connection
+                    raw.backup(target)
+            finally:
+                target.close()
+            done = True
         finally:
-            target.close()
+            if not done:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
 
     def dispose(self) -> None:
         """Close every pooled connection (of an engine this object made, not a caller's)."""

@@ -128,7 +128,12 @@ _META = Table(
     Column("value", Text, nullable=False),
 )
 
-_SCHEMA_VERSION = "1"
+#: 2: the shred mark (row ``shred_mark`` of ``lpk_meta``). A version 1 database is
+#: upgraded when it opens; learnprivacy before 2 refuses a version 2 database, as its
+#: shreds would leave the mark as it was (see :meth:`KeyDatabase.shred_mark`).
+_SCHEMA_VERSION = "2"
+#: The lpk_meta row holding the shred mark.
+_MARK_ROW = "shred_mark"
 _CHUNK = 5_000
 # One bound array per scope (see _pairs_condition): chunks as large as any other.
 _SHRED_CHUNK = _CHUNK
@@ -171,6 +176,27 @@ def _read_epochs(connection: Connection, *, lock: str | None = None) -> tuple[st
         return "", ""
     state = json.loads(found)
     return str(state.get("current") or ""), str(state.get("next") or "")
+
+
+def _new_mark() -> str:
+    return os.urandom(12).hex()
+
+
+def _bump_mark(connection: Connection) -> None:
+    """Give the shred mark a fresh value in ``connection``'s transaction (see
+    :meth:`KeyDatabase.shred_mark`)."""
+    moved = connection.execute(
+        update(_META).where(_META.c.key == _MARK_ROW).values(value=_new_mark())
+    ).rowcount
+    if not moved:
+        connection.execute(insert(_META), [{"key": _MARK_ROW, "value": _new_mark()}])
+
+
+def _read_mark(connection: Connection) -> str:
+    found = connection.execute(select(_META.c.value).where(_META.c.key == _MARK_ROW)).scalar()
+    # A database without the row (its row deleted by hand) gives a mark that matches
+    # nothing a keyring holds: every fetch looks its learners up.
+    return "" if found is None else str(found)
 
 
 def _write_epochs(connection: Connection, current: str, nxt: str) -> None:
@@ -353,7 +379,16 @@ class KeyDatabase:
                         [
                             {"key": "schema_version", "value": _SCHEMA_VERSION},
                             {"key": "key_store_id", "value": os.urandom(16).hex()},
+                            {"key": _MARK_ROW, "value": _new_mark()},
                         ],
+                    )
+                elif found == "1":
+                    # Version 1 -> 2: the shred mark, in this same transaction.
+                    _bump_mark(connection)
+                    connection.execute(
+                        update(_META)
+                        .where(_META.c.key == "schema_version")
+                        .values(value=_SCHEMA_VERSION)
                     )
                 elif found != _SCHEMA_VERSION:
                     raise ConfigurationError(
@@ -429,6 +464,8 @@ class KeyDatabase:
         batch = KeyBatch()
         wanted = sorted(set(refs))
         with self._db.read() as connection:
+            # Read first: it dates every entry read below (see batch_mark).
+            batch.mark = _read_mark(connection)
             dialect = connection.dialect.name
             for start in range(0, len(wanted), _CHUNK):
                 chunk = wanted[start : start + _CHUNK]
@@ -466,6 +503,24 @@ class KeyDatabase:
             batch.forget(entry.subject for entry in pending)
             raise KeyRace("a key was created concurrently") from None
         batch.flushed(pending, written)
+
+    # -- the shred mark -------------------------------------------------------------------
+
+    def shred_mark(self) -> str:
+        """The shred mark as committed now: a random value this database replaces in the
+        same transaction as every change that takes a live key away (a shred destroying
+        at least one key, an update to the shredded state). Two equal reads mean that no
+        such change committed between them, so a keyring holding keys read after the
+        first may keep using them; a restored copy of this database brings back an old
+        value, never one read since. One small query."""
+        with self._db.read() as connection:
+            return _read_mark(connection)
+
+    def batch_mark(self) -> str | None:
+        """Inside this thread's :meth:`batch`: the shred mark read before its prefetch
+        (it dates the entries the batch gives); ``None`` outside a batch."""
+        batch = current_batch(self._local)
+        return None if batch is None else batch.mark
 
     # -- the KeyStore protocol (subjects are key references) ----------------------------
 
@@ -849,6 +904,8 @@ class KeyDatabase:
                 wrapped=entry.wrapped,
             )
         )
+        if result.rowcount > 0 and entry.state is KeyState.SHREDDED:
+            _bump_mark(connection)
         return result.rowcount > 0
 
     def mark_shredded(
@@ -907,6 +964,10 @@ class KeyDatabase:
                     fresh = [{"subject_ref": s, "scope": c} for s, c in sorted(stones - existing)]
                     if fresh:
                         connection.execute(insert(_TOMBSTONES), fresh)
+            if count:
+                # Last, in the same transaction: rolled back with the shreds, and taken
+                # after the key rows (every writer locks them in that order).
+                _bump_mark(connection)
         batch = current_batch(self._local)
         if batch is not None:
             batch.forget(ref for ref, _scope in wanted)
@@ -1031,7 +1092,11 @@ def _rewrite(connection: Connection, entries: Sequence[KeyEntry]) -> int:
         (e.scope, e.state.value, e.master_key_id, e.wrapped, e.subject, e.key_id, shredded)
         for e in entries
     ]
-    return int(connection.exec_driver_sql(sql, params).rowcount)
+    count = int(connection.exec_driver_sql(sql, params).rowcount)
+    if any(e.state is KeyState.SHREDDED for e in entries):
+        # A live key may have been shredded by this rewrite (see KeyDatabase.shred_mark).
+        _bump_mark(connection)
+    return count
 
 
 def _blocked_sql(connection: Connection, subject: str, scope: str) -> bool:

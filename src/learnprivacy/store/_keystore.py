@@ -125,6 +125,15 @@ class SqlKeyStore:
         """The live keys of ``refs``, fetched together (see ``KeyDatabase.live_entries``)."""
         return self._keys.live_entries(refs)
 
+    def shred_mark(self) -> str:
+        """The key database's shred mark (see ``KeyDatabase.shred_mark``). Shreds sent
+        to the outbox change it when they are applied, as the keys are destroyed then."""
+        return self._keys.shred_mark()
+
+    def batch_mark(self) -> str | None:
+        """The mark read by this thread's :meth:`batch` (see ``KeyDatabase.batch_mark``)."""
+        return self._keys.batch_mark()
+
     def add(
         self, entry: KeyEntry, *, revive: bool = False, rewrap: EpochRewrap | None = None
     ) -> KeyEntry:

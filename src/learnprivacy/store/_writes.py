@@ -19,13 +19,13 @@ from learnprivacy.errors import (
 )
 from learnprivacy.records._base import record_type as named_type
 from learnprivacy.records._base import subject_of
+from learnprivacy.store._actions import every_row, restrict_rows
 from learnprivacy.store._audit import AuditEvent
 from learnprivacy.store._bulk import bulk_insert, bulk_insert_values, ids_in, insert_plan
 from learnprivacy.store._codec import Codec
 from learnprivacy.store._common import chunked, collector_paused, ids_detail
 from learnprivacy.store._keystore import KeyRace
-from learnprivacy.store._schema import ANONYMISED, REASON, RESTRICTED, RecordTable
-from learnprivacy.store._types import to_utc
+from learnprivacy.store._schema import ANONYMISED, RESTRICTED, RecordTable
 
 if TYPE_CHECKING:
     from learnprivacy.store._core import StoreCore as Store
@@ -231,7 +231,8 @@ def rectify(store: Store, record: Any, *, now: dt.datetime) -> None:
             ],
             now=now,
         )
-        connection.execute(update(table).where(table.c.id == record.id).values(**values))
+        written = connection.execute(update(table).where(table.c.id == record.id).values(**values))
+        every_row(written.rowcount, 1, rt.name, "rectified")
     # The previous tokens may linger in the write-ahead log until it is checkpointed.
     store._db.checkpoint()
 
@@ -295,13 +296,8 @@ def set_restriction(
                 ],
                 now=now,
             )
-            values = (
-                {RESTRICTED: to_utc(now), REASON: reason}
-                if restrict
-                else {RESTRICTED: None, REASON: None}
+            # Checked after the fact: a row the database skipped raises, nothing reported.
+            total += restrict_rows(
+                connection, rt, ids, now=now if restrict else None, reason=reason
             )
-            for chunk in chunked(ids, _CHECK_CHUNK):
-                where = ids_in(table.c.id, chunk, connection.dialect.name)
-                connection.execute(update(table).where(where).values(**values))
-            total += len(ids)
     return total
