@@ -64,14 +64,15 @@ WRITES = {
 
 
 def restricting(pk, order):
+    # In a thread, so in a connection of its own; notes "restricted" or its error.
     def run():
+        said = "restricted"
         try:
             restrict("lms_profile", [(pk, "p1_test", "legal hold")], now=NOW, using="default")
-            order.append("restricted")
         except Exception as error:
-            order.append(type(error).__name__)
-        finally:
-            connections.close_all()
+            said = type(error).__name__
+        order.append(said)
+        connections.close_all()
     return threading.Thread(target=run)
 
 

@@ -967,6 +967,40 @@ class SweepTests(TransactionTestCase):
         assert (second.erased, second.anonymised, second.restricted) == (0, 0, 0)
         assert get_privacy().audit.verify()
 
+    def test_sweep_inside_the_callers_transaction_reports_keys_pending(self) -> None:
+        """With ATOMIC_REQUESTS (or any caller's transaction), a sweep's shreds wait for
+        the commit: it reports the learners pending, not shredded; keys a crashed
+        erasure still owes are shredded at that commit too, even when the sweep itself
+        shreds nothing."""
+        owed = learner("owed", last_login=NOW)
+        profile(owed)
+        with mock.patch.object(DjangoPrivacy, "reconcile", return_value=0):
+            assert get_privacy().erase_subject(owed.pk, now=NOW).pending
+        gone = learner("gone", last_login=LONG_AGO)
+        profile(gone)
+        later = NOW + dt.timedelta(days=3650)
+        with transaction.atomic():
+            result = get_privacy().sweep(now=later)
+            assert result.erased == 2
+            assert not runtime().keyring.is_shredded(str(gone.pk), "contract")
+            assert (result.shredded_subjects, result.pending_subjects) == (0, 1)
+        assert runtime().keyring.is_shredded(str(gone.pk), "contract")
+        assert runtime().keyring.is_shredded(str(owed.pk), "contract")
+        # Outside a transaction, what the sweep reports shredded was checked shredded.
+        other = learner("other", last_login=LONG_AGO)
+        profile(other)
+        done = get_privacy().sweep(now=later)
+        assert (done.shredded_subjects, done.pending_subjects) == (1, 0)
+        # Nothing to sweep, inside a transaction: the keys a crash left owed still go.
+        again = learner("again", last_login=NOW)
+        profile(again)
+        with mock.patch.object(DjangoPrivacy, "reconcile", return_value=0):
+            get_privacy().erase_subject(again.pk, now=NOW)
+        with transaction.atomic():
+            assert get_privacy().sweep(now=NOW).erased == 0
+        assert runtime().keyring.is_shredded(str(again.pk), "contract")
+        assert not PendingShred.objects.exists()
+
     def test_inactive_learner_is_swept_and_shredded(self) -> None:
         """A learner inactive for five years: rows and account erased, keys gone."""
         gone = learner("gone", last_login=LONG_AGO)
