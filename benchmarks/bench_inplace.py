@@ -43,7 +43,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Column, DateTime, MetaData, String, Table, create_engine, insert, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from benchmarks._measure import MIN_ROUNDS, bench_main, compare, ratio_row
+from benchmarks._measure import (
+    MIN_ROUNDS,
+    bench_main,
+    collector_time,
+    compare,
+    ratio_row,
+    timed_calls,
+    timing_cost,
+)
 
 USERS = 20_000
 QUICK_USERS = 2_000
@@ -308,23 +316,6 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     ]
 
 
-def _timing(owner: Any, name: str, label: str, spent: dict[str, float]) -> Callable[[], None]:
-    """Count the CPU time of every call of ``owner.name`` in ``spent[label]``; return
-    the function that puts the original back."""
-    original = getattr(owner, name)
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        spent["calls"] = spent.get("calls", 0.0) + 1
-        began = time.process_time()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            spent[label] = spent.get(label, 0.0) + time.process_time() - began
-
-    setattr(owner, name, counted)
-    return lambda: setattr(owner, name, original)
-
-
 #: The parts of ``--breakdown``: (owner module path, attribute, label).
 _PARTS = (
     ("learnprivacy.sqlalchemy._privacy", "prepare_keys", "key creation (prepare_keys)"),
@@ -344,17 +335,10 @@ def _breakdown(quick: bool) -> list[tuple[str, float]]:
     is also inside whichever part allocated when a collection began."""
     import importlib
     import statistics
-    import types
 
-    # What timing a call costs outside the part it times (left in "the rest"): a timed
-    # call of a function doing nothing, less what it records.
+    # What timing a call costs outside the part it times (left in "the rest").
     spent: dict[str, float] = {}
-    idle = types.SimpleNamespace(call=lambda: None)
-    _timing(idle, "call", "idle", spent)
-    began = time.process_time()
-    for _ in range(100_000):
-        idle.call()
-    timing_cost = (time.process_time() - began - spent["idle"]) / 100_000
+    per_call = timing_cost()
 
     from learnprivacy.crypto import Keyring
     from learnprivacy.sqlalchemy import LearnPrivacy
@@ -367,21 +351,11 @@ def _breakdown(quick: bool) -> list[tuple[str, float]]:
         module, _, owner = where.partition(":")
         target = importlib.import_module(module)
         restore.append(
-            _timing(getattr(target, owner) if owner else target, attribute, label, spent)
+            timed_calls(getattr(target, owner) if owner else target, attribute, label, spent)
         )
     plain = _plain_model()
     rounds: dict[str, list[dict[str, float]]] = {"plain": [], "new": [], "known": []}
-    collecting: list[float] = []
-
-    def collector(phase: str, _info: dict[str, int]) -> None:
-        # The cyclic collector's own time, wherever it runs (it lands in the part that
-        # happens to allocate when a collection starts).
-        if phase == "start":
-            collecting.append(time.process_time())
-        elif collecting:
-            spent["gc"] = spent.get("gc", 0.0) + time.process_time() - collecting.pop()
-
-    gc.callbacks.append(collector)
+    stop_counting_collector = collector_time(spent)
     try:
         for number in range(MIN_ROUNDS):
             for mode in rounds:
@@ -407,7 +381,7 @@ def _breakdown(quick: bool) -> list[tuple[str, float]]:
                 if privacy is not None:
                     privacy.close()
     finally:
-        gc.callbacks.remove(collector)
+        stop_counting_collector()
         for undo in restore:
             undo()
         shutil.rmtree(work, ignore_errors=True)
@@ -427,7 +401,7 @@ def _breakdown(quick: bool) -> list[tuple[str, float]]:
         lines.append((f"{title}: whole run", total))
         lines.append((f"{title}: added to the plain ORM", total - floor))
         lines.extend((f"{title}:   {label}", value) for label, value in parts if value)
-        timing = median(mode, "calls") * timing_cost
+        timing = median(mode, "calls") * per_call
         rest = total - floor - sum(value for _, value in parts) - timing
         lines.append((f"{title}:   the rest (ORM events, integration code)", rest))
         lines.append((f"{title}:   (timing the parts, taken out of the rest)", timing))

@@ -61,12 +61,21 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from benchmarks._measure import MIN_ROUNDS, Sample, cpu_seconds, ratio_row
+from benchmarks._measure import (
+    MIN_ROUNDS,
+    Sample,
+    collector_time,
+    cpu_seconds,
+    ratio_row,
+    timed_calls,
+    timing_cost,
+)
 from learnprivacy.crypto import Keyring
 from learnprivacy.records import Learner, Progress, ProgressStatus, Score
 from learnprivacy.retention import Period, RetentionRule, Schedule, Trigger
@@ -182,13 +191,25 @@ class PostgresPlace(Place):
 
 def ingest_store(place: Place, records: list[Learner]) -> float:
     """CPU seconds ``Store.add_all`` takes for ``records`` into a new store."""
+    return _store_run(place, lambda store: store.add_all(records))[0]
+
+
+def _store_run(
+    place: Place, work: Callable[[Store], Any], spent: dict[str, float] | None = None
+) -> tuple[float, Any, dict[str, float]]:
+    """CPU seconds of ``work`` on the store of ``place``, opened and closed untimed; its
+    result; and what ``spent`` (a breakdown's counters, see :func:`breakdown`) counted
+    during it alone."""
     store = place.open_store()
     gc.collect()
+    if spent is not None:
+        spent.clear()
     started = cpu_seconds()
-    store.add_all(records)
+    result = work(store)
     elapsed = cpu_seconds() - started
+    counted = {} if spent is None else dict(spent)
     store.close()
-    return elapsed
+    return elapsed, result, counted
 
 
 _FLOOR_SCHEMA = """
@@ -371,14 +392,8 @@ def ingest_peer(place: Place, records: list[Learner]) -> float:
 
 def read_store(place: Place) -> tuple[float, int]:
     """CPU seconds to read every learner back (decrypted records) from the store."""
-    store = place.open_store()
-    gc.collect()
-    started = cpu_seconds()
-    found = store.query(Learner)
-    elapsed = cpu_seconds() - started
-    count = sum(1 for r in found if r.email)
-    store.close()
-    return elapsed, count
+    elapsed, found, _ = _store_run(place, lambda store: store.query(Learner))
+    return elapsed, sum(1 for r in found if r.email)
 
 
 def read_floor(place: Place) -> tuple[float, int]:
@@ -746,13 +761,99 @@ def run(quick: bool = False, *, sweep: bool = True) -> list[dict[str, Any]]:
     return rows
 
 
+_KEYRING = "learnprivacy.crypto._keyring"
+#: The parts of ``--breakdown``: (module, class or "", function, label), for ingest and
+#: for read-back. None calls another, but for the key references ``_sealers`` looks up
+#: again (each a cache hit, well under 0.1 µs): that share counts in both. Whose code
+#: each part is shows in its label; "the rest" is the store's own code around them.
+_PARTS = {
+    "ingest": (
+        (_KEYRING, "Keyring", "_key_refs", "key references (keyring)"),
+        (_KEYRING, "Keyring", "_sealers", "new data keys (keyring)"),
+        ("learnprivacy.crypto", "FieldCipher", "encrypt_many", "encryption (FieldCipher)"),
+        ("learnprivacy.crypto", "BlindIndex", "compute", "blind indexes (BlindIndex)"),
+        ("learnprivacy.store._writes", "", "bulk_insert_values", "rows inserted (SQL)"),
+        ("learnprivacy.store._keystore", "SqlKeyStore", "flush", "keys inserted (key database)"),
+    ),
+    "read-back": (
+        (_KEYRING, "Keyring", "_key_refs", "key references (keyring)"),
+        (_KEYRING, "Keyring", "_live_keys", "keys fetched (key database)"),
+        (_KEYRING, "Keyring", "_open_keys", "keys unwrapped (keyring)"),
+        ("learnprivacy.crypto", "FieldCipher", "_open_text", "tokens opened (FieldCipher)"),
+        ("learnprivacy.store._reads", "", "fetch", "rows selected (SQL)"),
+    ),
+}
+
+
+def breakdown(count: int) -> list[tuple[str, float]]:
+    """Where the store's CPU time goes in ingest and read-back on SQLite, in µs per
+    learner (medians of ``MIN_ROUNDS`` rounds, each round the floor then the store): the
+    floor's whole run, the store's, each part of :data:`_PARTS` (every call timed from
+    outside), the rest (what timing the calls costs taken out), and the cyclic
+    collector's time, which is also inside whichever part allocated when it began."""
+    import importlib
+
+    per_call = timing_cost()
+    spent: dict[str, float] = {}
+    restore = []
+    for where, owner, attribute, label in {p for parts in _PARTS.values() for p in parts}:
+        module = importlib.import_module(where)
+        target = getattr(module, owner) if owner else module
+        restore.append(timed_calls(target, attribute, label, spent))
+    records = learners(count)
+    work = Path(tempfile.mkdtemp(prefix="bench-store-"))
+    rounds: dict[str, list[dict[str, float]]] = {step: [] for step in _PARTS}
+    floors: dict[str, list[float]] = {step: [] for step in _PARTS}
+    stop_counting_collector = collector_time(spent)
+    try:
+        for number in range(MIN_ROUNDS):
+            place = Place(work, f"b{number}")
+            floors["ingest"].append(ingest_floor(place, records))
+            total, _, counted = _store_run(place, lambda store: store.add_all(records), spent)
+            rounds["ingest"].append({**counted, "total": total})
+            floors["read-back"].append(read_floor(place)[0])
+            total, _, counted = _store_run(place, lambda store: store.query(Learner), spent)
+            rounds["read-back"].append({**counted, "total": total})
+    finally:
+        stop_counting_collector()
+        for undo in restore:
+            undo()
+        shutil.rmtree(work, ignore_errors=True)
+    per_learner = 1e6 / count
+    lines: list[tuple[str, float]] = []
+    for step, parts in _PARTS.items():
+
+        def median(label: str, step: str = step) -> float:
+            return statistics.median(r.get(label, 0.0) for r in rounds[step]) * per_learner
+
+        total = median("total")
+        values = [(label, median(label)) for *_, label in parts]
+        timing = median("calls") * per_call
+        lines.append(
+            (f"{step}: the floor's whole run", statistics.median(floors[step]) * per_learner)
+        )
+        lines.append((f"{step}: the store's whole run", total))
+        lines.extend((f"{step}:   {label}", value) for label, value in values)
+        rest = total - sum(value for _, value in values) - timing
+        lines.append((f"{step}:   the rest (the store's own code)", rest))
+        lines.append((f"{step}:   (timing the parts, taken out of the rest)", timing))
+        lines.append((f"{step}: of the whole run, the cyclic collector", median("gc")))
+    return lines
+
+
 def main(argv: list[str]) -> int:
-    """Run the benchmark, or one of its subprocess steps."""
+    """Run the benchmark, or one of its subprocess steps. ``--breakdown``: where the
+    store's time goes in ingest and read-back (SQLite, CPU µs per learner) instead."""
     if argv[:1] == ["--build-progress"]:
         build_progress(Path(argv[1]), int(argv[2]))
         return 0
     if argv[:1] == ["--sweep-memory"]:
         print(json.dumps(sweep_memory(Path(argv[1]))))
+        return 0
+    if "--breakdown" in argv:
+        print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        for name, micros in breakdown(100_000 if "--full" in argv else 20_000):
+            print(f"{name:62} {micros:7.2f} µs/learner")
         return 0
     rows = run(quick="--full" not in argv, sweep="--no-sweep" not in argv)
     print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "badge_type",
     "empty_url",
+    "file_store",
     "keyring",
     "module_database",
     "store",
@@ -228,6 +229,21 @@ def store(store_url: str, keyring: Keyring) -> Iterator[Store]:
     opened.close()
 
 
+@pytest.fixture
+def file_store(tmp_path: Path) -> Iterator[Store]:
+    """Learner L1 with one record of each type, in a SQLite file (what ``backup`` copies),
+    its keys beside it."""
+    from learnprivacy.store import Store
+
+    with Store(
+        f"sqlite:///{tmp_path / 'lms.db'}",
+        keyring=Keyring.from_master_key(MASTER_KEY),
+        clock=lambda: NOW,
+    ) as opened:
+        opened.add_all([learner("L1"), *records_for("L1")])
+        yield opened
+
+
 def day(year: int, month: int, day_: int) -> dt.datetime:
     """Midnight UTC of a date."""
     return dt.datetime(year, month, day_, tzinfo=UTC)
@@ -354,6 +370,19 @@ def raw_bytes(url: str) -> bytes:
         if os.path.exists(path + suffix):
             data += Path(path + suffix).read_bytes()
     return data
+
+
+#: The outbox columns :func:`owed_refs` reads.
+OWED_SQL = "SELECT subject_ref, subject_refs FROM lp_key_outbox"
+
+
+def owed_refs(rows: Iterable[tuple[Any, ...]]) -> set[str]:
+    """The key references owed by outbox rows ``(subject_ref, subject_refs)`` read with
+    :data:`OWED_SQL`: a row's own reference, or each one of its JSON array."""
+    owed: set[str] = set()
+    for ref, refs in rows:
+        owed.update(json.loads(refs) if refs is not None else [str(ref)])
+    return owed
 
 
 def psql(server: TemporaryPostgres, database: str, sql: str) -> list[tuple[Any, ...]]:

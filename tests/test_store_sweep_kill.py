@@ -28,7 +28,7 @@ from learnprivacy.crypto import Keyring
 from learnprivacy.records import Learner
 from learnprivacy.store import Store
 from tests import account
-from tests.store_fixtures import MASTER_KEY, NOW
+from tests.store_fixtures import MASTER_KEY, NOW, OWED_SQL, owed_refs
 from tests.sweep_kill_worker import SCHEDULE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,10 +83,10 @@ def _committed(path: Path, scratch: Path) -> tuple[set[str], set[str]]:
         details = connection.execute(
             "SELECT details FROM lp_audit WHERE action = 'shred'"
         ).fetchall()
-        owed = connection.execute("SELECT subject_ref FROM lp_key_outbox").fetchall()
+        owed = owed_refs(connection.execute(OWED_SQL).fetchall())
     connection.close()
     shredded = {ref for (text,) in details for ref in json.loads(text)["subject_refs"]}
-    return shredded, {str(ref) for (ref,) in owed}
+    return shredded, owed
 
 
 STEPS = [

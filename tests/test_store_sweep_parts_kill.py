@@ -32,7 +32,7 @@ import pytest
 from learnprivacy.crypto import Keyring
 from learnprivacy.store import Store
 from tests import account
-from tests.store_fixtures import MASTER_KEY, NOW, psql
+from tests.store_fixtures import MASTER_KEY, NOW, OWED_SQL, owed_refs, psql
 from tests.sweep_kill_worker import SCHEDULE
 
 if TYPE_CHECKING:
@@ -117,9 +117,7 @@ def test_a_worker_killed_half_way_leaves_nothing_reported_that_did_not_happen(
     assert erased == gone  # nothing reported that did not happen, nothing unreported
     assert 0 < len(gone) < EXPIRED  # the kill stopped one worker half-way
     assert {f"STAY{n:04d}" for n in range(KEPT)} <= live
-    owed = {
-        row[0] for row in psql(postgres_server, records, "SELECT subject_ref FROM lp_key_outbox")
-    }
+    owed = owed_refs(psql(postgres_server, records, OWED_SQL))
     unshredded = {
         row[0]
         for row in psql(

@@ -361,3 +361,51 @@ def test_an_unreachable_lrs_fails_the_request_and_the_audit_log_says_so(world: W
     assert entries[-1].outcome == "failed"
     assert entries[-1].details["voided"] == "0"
     assert len(world.listed(world.ana)) == 5
+
+
+def test_rectifying_back_to_a_voided_statement_is_not_reported_sent(world: World) -> None:
+    """passed -> failed -> passed: the corrected statement of the second rectification is
+    the one the first voided (same event, same id), and xAPI cannot un-void it. Ralph
+    answers the re-send as already held; the LRS lists nothing for that progress. Before,
+    the request completed with ``sent: 1``; the statement is now read back, found voided,
+    and the request fails saying so."""
+    recipient = LrsRecipient(
+        world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE, store=world.store
+    )
+    world.rectify(recipient, "Progress", f"{world.ana}-P0", "status", "failed")
+    change = dsr.FieldChange(
+        record_type="Progress", record_id=f"{world.ana}-P0", field="status", value="passed"
+    )
+    params = dsr.RectificationParams(changes=(change,))
+    done = world.executor(recipient).execute(
+        world.request(dsr.RequestType.RECTIFICATION, params), now=T
+    )
+    listed = world.listed(world.ana)
+    assert len(listed) == 4  # P0 has no statement the LRS lists
+    assert done.state is dsr.RequestState.FAILED
+    assert done.failure is not None
+    assert "sent=0" in done.failure.error
+
+
+def test_an_empty_page_with_a_more_link_does_not_end_the_listing(
+    world: World, servers: list[Server]
+) -> None:
+    """An LRS that filters a page after paging (voided or hidden statements) may answer a
+    page with no statement and a ``more`` link. The listing used to stop there: the
+    erasure found nothing, voided nothing, found nothing still listed, and reported the
+    learner's five statements withdrawn while the LRS still listed them."""
+
+    def script(method: str, path: str, headers: dict[str, str], body: bytes):
+        if method == "GET" and "agent=" in path and "lp_page=2" not in path:
+            page = {"statements": [], "more": path + "&lp_page=2"}
+            return 200, {"Content-Type": "application/json"}, json.dumps(page).encode()
+        return forward(world.lrs, method, path.replace("&lp_page=2", ""), headers, body)
+
+    servers.append(Server(script))
+    recipient = LrsRecipient(servers[0].url(), auth=world.lrs.auth, profile=PROFILE)
+    reference = actor_pseudonyms(world.keyring, PROFILE).pseudonym(world.ana)
+    erasure = {"location": "lrs", "component": "recipients", "operation": "erasure"}
+    notification = dsr.Notification(**erasure, reference=reference, request_id="R1", at=T)
+    details = recipient(notification)
+    assert (details["found"], details["voided"]) == ("5", "5")
+    assert world.listed(world.ana) == []

@@ -322,3 +322,20 @@ def test_bad_options_are_refused() -> None:
         send_statements([], "ftp://127.0.0.1/xAPI/statements", None)
     with pytest.raises(ConfigurationError):
         send_statements([], "http://127.0.0.1/xAPI/statements", None, batch_size=0)
+
+
+def test_a_repeated_id_saying_something_else_is_not_a_duplicate(
+    ralph_lrs: TemporaryRalphLRS,
+) -> None:
+    """The second of two statements under one id, with another verb, was dropped as a
+    duplicate and the report said every statement was delivered. It is compared with what
+    the LRS holds: a conflict, failed, named in the error; true repeats stay duplicates."""
+    first, second = _statements(2)
+    altered = json.loads(json.dumps(first))
+    altered["verb"] = {"id": "http://adlnet.gov/expapi/verbs/failed", "display": {"en-US": "x"}}
+    with pytest.raises(DeliveryError) as caught:
+        send_statements([first, second, second, altered], ralph_lrs.endpoint, ralph_lrs.auth)
+    error = caught.value
+    assert (error.delivered, error.already_stored, error.failed) == (2, 0, 1)
+    assert first["id"] in str(error)
+    assert _get(ralph_lrs, first["id"])["verb"] == first["verb"]

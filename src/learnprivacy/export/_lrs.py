@@ -52,8 +52,9 @@ class SendReport:
     whose first reply was lost, the statements that first attempt stored count here too);
     ``failed`` it holds differently under the same id, or does not hold though its reply
     said so (a report is returned only when nothing failed); ``duplicates``
-    were repeated in the input and sent once; ``retries`` is how many requests were
-    repeated after a server or network error.
+    were repeated in the input and sent once (each repeat compared with what the LRS
+    holds: a repeated id saying something else is ``failed``, a conflict); ``retries``
+    is how many requests were repeated after a server or network error.
     """
 
     sent: int
@@ -144,6 +145,20 @@ class _Sender:
             self._counters.failed += 1
             kind = self._counters.conflicts if held is not None else self._counters.missing
             kind.append(str(statement["id"]))
+
+    def differing(self, repeats: list[Mapping[str, Any]]) -> list[str]:
+        """The ids of ``repeats`` (statements whose id came earlier in the input) that the
+        LRS does not hold as they say (missing statements are already failed)."""
+        ids: list[str] = []
+        missing = {i.lower() for i in self._counters.missing}
+        for statement in repeats:
+            statement_id = str(statement["id"])
+            if statement_id.lower() in missing:
+                continue
+            held = self._held(statement)
+            if held is None or not equivalent(statement, held):
+                ids.append(statement_id)
+        return ids
 
     def _held(self, statement: Mapping[str, Any]) -> Any:
         """The statement the LRS holds under ``statement``'s id, or None."""
@@ -258,7 +273,10 @@ def _duration_seconds(value: Any) -> Decimal | None:
 
 
 def _batches(
-    statements: Iterable[Mapping[str, Any]], size: int, seen: set[str], skipped: list[int]
+    statements: Iterable[Mapping[str, Any]],
+    size: int,
+    seen: set[str],
+    skipped: list[Mapping[str, Any]],
 ) -> Iterator[tuple[list[Mapping[str, Any]], set[str]]]:
     batch: list[Mapping[str, Any]] = []
     ids: set[str] = set()
@@ -272,7 +290,9 @@ def _batches(
         # Ids are derived from the event: a repeated id is the same statement, and an
         # LRS refuses a batch that holds one id twice.
         if statement_id in seen:
-            skipped[0] += 1
+            # Kept to be compared with what the LRS holds once the first is sent: a
+            # repeat saying something else is not the same statement.
+            skipped.append(statement)
             continue
         seen.add(statement_id)
         ids.add(statement_id)
@@ -353,7 +373,7 @@ def send_statements(
         raise ConfigurationError("version must be one of " + ", ".join(XAPI_VERSIONS))
     counters = _Counters()
     seen: set[str] = set()
-    skipped = [0]
+    skipped: list[Mapping[str, Any]] = []
     sent = 0
     with LrsConnection(
         endpoint,
@@ -372,6 +392,12 @@ def send_statements(
                     _warn_unconfigured(batch[0])
                 sent += len(batch)
                 sender.post_batch(batch, ids)
+            # A repeated id is the same statement only if it says the same: each repeat
+            # is compared with what the LRS holds; one that differs was not sent at all.
+            differing = sender.differing(skipped)
+            sent += len(differing)
+            counters.failed += len(differing)
+            counters.conflicts.extend(differing)
         except DeliveryError as exc:
             exc.delivered = counters.delivered
             exc.already_stored = counters.already
@@ -401,7 +427,7 @@ def send_statements(
             delivered=counters.delivered,
             already_stored=counters.already,
             failed=counters.failed,
-            duplicates=skipped[0],
+            duplicates=len(skipped) - len(differing),
             batches=counters.batches,
             retries=connection.attempts_repeated,
         )

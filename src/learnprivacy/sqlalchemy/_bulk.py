@@ -6,9 +6,11 @@ They bypass the ORM's per-row flush events, so the ``do_orm_execute`` listener
 
 - a bulk ``DELETE`` is preceded, in the same transaction, by a read of the rows it
   matches (locked on PostgreSQL): a restricted row refuses it (as ``session.delete()``
-  does), and once it has run the rows are audited as deleted by the application and
-  their learners checked against the PostgreSQL planner statistics, exactly as after the
-  flush of ``session.delete()``. If the statement deleted other rows than those read
+  does), and so does a restricted row of a declared table that a foreign key's ``ON
+  DELETE CASCADE`` / ``SET NULL`` would delete or change with them; once it has run
+  the rows are audited as deleted by the application and their learners checked
+  against the PostgreSQL planner statistics, exactly as after the flush of
+  ``session.delete()``. If the statement deleted other rows than those read
   (a row inserted or deleted meanwhile by another transaction), the session's
   transaction is rolled back and :class:`~learnprivacy.errors.IntegrityError` raised:
   nothing is deleted unaudited;
@@ -37,10 +39,10 @@ application's own: they meet the column type's checks only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BindParameter, Null, select
+from sqlalchemy import BindParameter, Null, select, tuple_
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from learnprivacy._inplace import INDEX_SUFFIX, ColumnSpec, ModelSpec
@@ -59,7 +61,7 @@ if TYPE_CHECKING:
 
     from learnprivacy.sqlalchemy._privacy import LearnPrivacy
 
-__all__ = ["bulk_statement", "hold_sqlite"]
+__all__ = ["CASCADING", "bulk_statement", "hold_sqlite", "refuse_cascaded"]
 
 
 def _spec_of(privacy: LearnPrivacy, state: ORMExecuteState) -> ModelSpec | None:
@@ -103,6 +105,56 @@ def bulk_statement(privacy: LearnPrivacy, state: ORMExecuteState) -> Any:
     if rows:
         privacy._audit_deleted(session, connection, [(spec, k, s) for k, s in rows.items()])
     return result
+
+
+#: What a foreign key's ``ON DELETE`` may do to the rows referring to a deleted row.
+CASCADING = frozenset({"CASCADE", "SET NULL", "SET DEFAULT"})
+
+
+def refuse_cascaded(
+    privacy: LearnPrivacy, connection: Connection, spec: ModelSpec, keys: Sequence[Any]
+) -> None:
+    """Refuse the deletion of the rows ``keys`` of ``spec`` when the database would carry
+    it (a foreign key ``ON DELETE CASCADE``, ``SET NULL`` or ``SET DEFAULT``) to a
+    restricted row of a declared table, directly or down a chain of cascades: the
+    statement's own check sees only the rows it names. The rows it would reach are
+    locked first on PostgreSQL, as the deleted ones are."""
+    if not keys:
+        return
+    seen = {spec.table}
+    todo: list[tuple[ModelSpec, Any]] = [(spec, key_in(spec, keys))]
+    while todo:
+        parent, rows = todo.pop()
+        parent_table = parent.model.__table__
+        for child in privacy.specs:
+            table = child.model.__table__
+            for constraint in table.foreign_key_constraints:
+                action = (constraint.ondelete or "").upper()
+                if constraint.referred_table is not parent_table or action not in CASCADING:
+                    continue
+                referred = [element.column for element in constraint.elements]
+                referring = [element.parent for element in constraint.elements]
+                within = select(*referred).where(rows)
+                reached = (
+                    referring[0].in_(within)
+                    if len(referring) == 1
+                    else tuple_(*referring).in_(within)
+                )
+                if connection.dialect.name == "postgresql":
+                    connection.execute(
+                        select(*key_columns(child)).where(reached).with_for_update(of=table)
+                    )
+                restricted = in_state(privacy.side.states, privacy.row_refs, child, RESTRICTED)
+                found = select(*key_columns(child)).where(reached, restricted).limit(1)
+                if connection.execute(found).first() is not None:
+                    raise RestrictedRecordError(
+                        f"{child.table}: a row the database would change with this deletion "
+                        f"(ON DELETE {action}) is restricted (GDPR Art. 18); the deletion is "
+                        "refused until the restriction is lifted"
+                    )
+                if action == "CASCADE" and child.table not in seen:
+                    seen.add(child.table)
+                    todo.append((child, reached))
 
 
 def hold_sqlite(connection: Connection) -> None:
@@ -155,6 +207,7 @@ def _matched(
             )
         key = tuple(row[:width]) if spec.composite else row[0]
         found[key] = "" if row[width] is None else str(row[width])
+    refuse_cascaded(privacy, connection, spec, list(found))
     return found
 
 

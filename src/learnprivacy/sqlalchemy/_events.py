@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapper, attributes
 from learnprivacy._inplace import INDEX_SUFFIX, ModelSpec, row_key
 from learnprivacy._inplace._binding import index_field, is_token
 from learnprivacy.errors import DecryptionError, RestrictedRecordError, ValidationError
-from learnprivacy.sqlalchemy._bulk import hold_sqlite
+from learnprivacy.sqlalchemy._bulk import CASCADING, hold_sqlite, refuse_cascaded
 from learnprivacy.sqlalchemy._rowkeys import key_columns, key_in, key_is
 
 if TYPE_CHECKING:
@@ -139,6 +139,13 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
         for c in personal
     ]
     tails = {c.attribute: "/" + c.column for c in personal}
+    # Whether a declared table's foreign key carries a deletion of this table's rows
+    # further (ON DELETE CASCADE / SET NULL / SET DEFAULT): those are checked too.
+    cascades = any(
+        constraint.referred_table is table and (constraint.ondelete or "").upper() in CASCADING
+        for other in privacy.specs
+        for constraint in other.model.__table__.foreign_key_constraints
+    )
     attribute_names = [c.attribute for c in personal]
 
     def identify(target: Any, connection: Connection | None) -> None:
@@ -294,13 +301,18 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
             encrypt(target, state.dict, changed, set_attr=True)
 
     def before_delete(_mapper: Mapper[Any], connection: Connection, target: Any) -> None:
-        if alive() is None:
+        privacy = alive()
+        if privacy is None:
             return
         # The subject read from the row when not loaded: the audit entry names the
         # learner, and the planner statistics are checked for them (see _after_flush).
         identify(target, connection)
         state = attributes.instance_state(target)
         refuse_restricted(connection, state.dict, "deletion")
+        key = key_of(state.dict)
+        if cascades and key is not None:
+            # Rows of other tables the database deletes or changes with this one.
+            refuse_cascaded(privacy, connection, spec, [key])
         # The application's own deletions are audited too, in the same transaction: the
         # session's after_flush hook writes what this flush deleted.
         session = state.session

@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, delete, insert, inspect, select
+from sqlalchemy import Connection, Engine, delete, func, insert, inspect, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, scoped_session
 from sqlalchemy.orm.attributes import instance_state
 
@@ -25,10 +25,16 @@ from learnprivacy._validators import is_aware, require_aware
 from learnprivacy._vocabulary import BATCH_SIZE, Action
 from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser
 from learnprivacy.crypto._blind_index import normalise_text
-from learnprivacy.errors import ConfigurationError, IntegrityError, ValidationError
+from learnprivacy.errors import (
+    ConfigurationError,
+    IntegrityError,
+    RestrictedRecordError,
+    ValidationError,
+)
 from learnprivacy.retention import Hold, Schedule
 from learnprivacy.sqlalchemy import _statistics as statistics
 from learnprivacy.sqlalchemy._auditdb import AuditDatabase
+from learnprivacy.sqlalchemy._bulk import refuse_cascaded
 from learnprivacy.sqlalchemy._columns import declaration_of
 from learnprivacy.sqlalchemy._keys import open_key_store, same_database
 from learnprivacy.sqlalchemy._rowkeys import check_key_types, identity, key_columns, key_in
@@ -332,17 +338,35 @@ class LearnPrivacy(DeclaredRegister):
         from learnprivacy.sqlalchemy._events import FLUSHING
 
         plans = self._flush_plans
+        new = [obj for obj in session.new if type(obj) in plans]
+        self._refuse_hidden(session, new)
         # The new objects whose values this flush encrypts: a flush that fails gives
         # them their values back (see _events.give_back).
         flushing = session.info.setdefault(FLUSHING, [])
-        rows: list[tuple[Any, tuple[str, str, Any]]] = []
-        for obj in session.new:
-            plan = plans.get(type(obj))
-            if plan is None:
-                continue
-            flushing.append(obj)
-            rows.append((obj.__dict__, plan))
-        self._make_keys(rows)
+        flushing.extend(new)
+        self._make_keys([(obj.__dict__, plans[type(obj)]) for obj in new])
+
+    def _refuse_hidden(self, session: Session, new: Sequence[Any]) -> None:
+        """Refuse, before anything is written, a new object whose row exists restricted:
+        ``Session.merge`` of a detached copy read before the restriction (its query no
+        longer sees the row, so the merge adds a new object with the row's key). Only
+        objects whose key a ``Session.get`` of this session asked for are looked up."""
+        from learnprivacy.errors import RestrictedRecordError
+        from learnprivacy.sqlalchemy._queries import hidden_keys
+
+        suspects = hidden_keys(session, new)
+        if not suspects:
+            return
+        connection = session.connection()
+        for obj in suspects:
+            spec = self.spec(type(obj))
+            key = _key_of_object(spec, obj)
+            if self._states(connection, spec, [key]).get(row_key(key)) == RESTRICTED:
+                raise RestrictedRecordError(
+                    f"{spec.table}: this row's processing is restricted (GDPR Art. 18); "
+                    "writing it again (Session.merge of an earlier copy) is refused until "
+                    "the restriction is lifted; nothing was written"
+                )
 
     def _make_keys(self, rows: Iterable[tuple[Mapping[str, Any], tuple[str, str, Any]]]) -> None:
         """Make, in one batch, the keys missing for rows about to be written: each row
@@ -953,14 +977,22 @@ class LearnPrivacy(DeclaredRegister):
         reason: str,
         anonymise: Mapping[str, Sequence[Any]] | None = None,
     ) -> None:
-        """Carry out the changes (audit entries already written), children first."""
+        """Carry out the changes (audit entries already written), children first; then
+        check that every row restricted here is still there."""
         states = self.side.states
+        restricting: list[tuple[ModelSpec, list[Any]]] = []
         ref = self.row_refs.ref
         for spec in self.specs:
             table = spec.model.__table__
             keys = list(erase.get(spec.table, ()))
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
+                try:
+                    # A restricted row the database would delete or change with these.
+                    refuse_cascaded(self, connection, spec, chunk)
+                except RestrictedRecordError:
+                    session.rollback()
+                    raise
                 removed = connection.execute(delete(table).where(key_in(spec, chunk))).rowcount
                 _every_row(session, spec, removed, chunk, "erased")
                 connection.execute(
@@ -1016,6 +1048,7 @@ class LearnPrivacy(DeclaredRegister):
                     _forget(session, spec, key)
             kept = list(restrict.get(spec.table, ()))
             if kept:
+                restricting.append((spec, kept))
                 connection.execute(
                     insert(states),
                     [
@@ -1029,6 +1062,19 @@ class LearnPrivacy(DeclaredRegister):
                         for k in kept
                     ],
                 )
+        for spec, kept in restricting:
+            # A row deleted by the database with another (ON DELETE CASCADE from a row
+            # erased here, a trigger) is not kept, whatever the plan said.
+            _every_row(session, spec, self._count(connection, spec, kept), kept, "kept")
+
+    def _count(self, connection: Connection, spec: ModelSpec, keys: Sequence[Any]) -> int:
+        """How many of the rows ``keys`` of ``spec`` exist."""
+        found = 0
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            query = select(func.count()).select_from(spec.model.__table__)
+            found += int(connection.execute(query.where(key_in(spec, chunk))).scalar_one())
+        return found
 
     def restrict(self, session: Session, obj: Any, *, reason: str, now: dt.datetime) -> bool:
         """Restrict processing of ``obj``'s row (GDPR Art. 18), audited; ``False`` if it

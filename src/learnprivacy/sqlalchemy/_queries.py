@@ -73,11 +73,64 @@ def query_listener(
         if spec.personal
     }
 
+    bound = {spec.model for spec in privacy.specs}
+
     def restrict(state: ORMExecuteState) -> None:
         if not state.execution_options.get(INCLUDE_RESTRICTED, False):
+            note_get(state, bound)
             state.statement = state.statement.options(*criteria)
 
     return restrict, personal
+
+
+def note_get(state: ORMExecuteState, bound: set[type[Any]]) -> None:
+    """Remember in the session the primary key of a ``Session.get`` (the query
+    ``Session.merge`` runs too) of a bound model: the row may be hidden because it is
+    restricted, and a merge then adds a new object with that key, which the session's
+    next flush refuses with ``RestrictedRecordError`` if the row is restricted (see
+    :func:`hidden_keys`), instead of the database's unique key failing it. Costs a
+    structural comparison of a one-condition statement, and nothing else."""
+    mapper = state.bind_mapper
+    if mapper is None or not any(issubclass(mapper.class_, model) for model in bound):
+        return
+    where = state.statement._where_criteria  # type: ignore[attr-defined]
+    clause, params = mapper._get_clause
+    if len(where) != 1 or not where[0].compare(clause):
+        return
+    given = state.parameters
+    if not isinstance(given, dict):
+        return
+    try:
+        key = tuple(given[params[column].key] for column in mapper.primary_key)
+    except KeyError:
+        return
+    noted = state.session.info.setdefault(_GETS, {})
+    if len(noted) >= _GETS_KEPT:
+        noted.pop(next(iter(noted)))
+    noted[mapper.class_, key] = None
+
+
+def hidden_keys(session: Any, new: Sequence[Any]) -> list[Any]:
+    """The objects of ``new`` (a flush's new objects of bound models) whose primary key a
+    ``Session.get`` of this session asked for (see :func:`note_get`): those to check
+    for a restricted row before inserting. Forgets the keys it matched."""
+    noted = session.info.get(_GETS)
+    if not noted:
+        return []
+    found = []
+    for obj in new:
+        mapper = inspect(obj).mapper
+        key = (mapper.class_, tuple(mapper.primary_key_from_instance(obj)))
+        if key in noted:
+            del noted[key]
+            found.append(obj)
+    return found
+
+
+#: session.info key of the primary keys of the bound models' gets (see note_get).
+_GETS = "learnprivacy.gets"
+#: At most this many are remembered per session (the oldest go first).
+_GETS_KEPT = 1_000
 
 
 def decrypt_columns(state: ORMExecuteState, personal: PersonalColumns) -> Any:

@@ -933,6 +933,7 @@ class KeyDatabase:
         if not wanted:
             return 0
         count = 0
+        stoned = False
         with self._db.write() as connection:
             for start in range(0, len(wanted), _SHRED_CHUNK):
                 chunk = wanted[start : start + _SHRED_CHUNK]
@@ -964,9 +965,13 @@ class KeyDatabase:
                     fresh = [{"subject_ref": s, "scope": c} for s, c in sorted(stones - existing)]
                     if fresh:
                         connection.execute(insert(_TOMBSTONES), fresh)
-            if count:
+                        stoned = True
+            if count or stoned:
                 # Last, in the same transaction: rolled back with the shreds, and taken
-                # after the key rows (every writer locks them in that order).
+                # after the key rows (every writer locks them in that order). A new
+                # tombstone counts even with no key left here: on a key database restored
+                # from a backup older than a worker's cached key, the replayed erasure
+                # finds none, and the mark would otherwise be the one the worker holds.
                 _bump_mark(connection)
         batch = current_batch(self._local)
         if batch is not None:

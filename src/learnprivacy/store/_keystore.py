@@ -18,6 +18,11 @@ cannot be one transaction. The order that loses nothing:
   shredding once.
 
 The outbox names subjects by their key reference (``k1_...``), never by learner id.
+A call that shreds many references of one scope (a sweep page) writes one row naming
+them all, as a JSON array in ``subject_refs`` with an empty ``subject_ref``, instead of
+one row per reference: a page of 5,000 erased learners inserts, reads back and deletes
+one outbox row. A writer settling its learners' shreds takes their references out of
+such a row (the row locked on PostgreSQL) and leaves the others owed.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from sqlalchemy import (
 )
 
 from learnprivacy.crypto._keystore import KeyEntry
+from learnprivacy.errors import IntegrityError
 from learnprivacy.store._bulk import ids_in
 from learnprivacy.store._engine import Database, thread_bound
 from learnprivacy.store._keydb import EpochRewrap, KeyDatabase, KeyRace
@@ -52,7 +58,13 @@ from learnprivacy.store._tables import KEY_OUTBOX
 __all__ = ["KeyRace", "SqlKeyStore"]
 
 _ALL = "*"
-_OUTBOX_INSERT = "INSERT INTO lp_key_outbox (subject_ref, scope, tombstone) VALUES (?, ?, ?)"
+#: The ``subject_ref`` of an outbox row naming its references in ``subject_refs``.
+_MANY = ""
+_OUTBOX_INSERT = (
+    "INSERT INTO lp_key_outbox (subject_ref, scope, tombstone, subject_refs) VALUES (?, ?, ?, ?)"
+)
+#: An outbox row as read: ``(id, subject_ref, scope, tombstone, subject_refs)``.
+_Row = tuple[object, ...]
 _CHUNK = 5_000
 
 
@@ -204,7 +216,7 @@ class SqlKeyStore:
         if not isinstance(sent, set):
             sent = self._local.sent = set()
         sent.update(ref for ref, _scope in wanted)
-        rows = [(ref, _ALL if scope is None else scope, tombstone) for ref, scope in wanted]
+        rows = _outbox_values(wanted, tombstone)
         if connection.dialect.name == "sqlite":
             # Straight to the driver: a sweep sends thousands of rows. The transaction
             # holds SQLite's write lock, so the rows take the ids just below the last one:
@@ -216,7 +228,7 @@ class SqlKeyStore:
                 ranges = self._local.ranges = []
             ranges.append((last - len(rows) + 1, last))
         else:
-            names = ("subject_ref", "scope", "tombstone")
+            names = ("subject_ref", "scope", "tombstone", "subject_refs")
             values = [dict(zip(names, row, strict=True)) for row in rows]
             connection.execute(insert(KEY_OUTBOX), values)
         return 0 if counted else self._keys.count_live(wanted)
@@ -260,9 +272,7 @@ class SqlKeyStore:
             rows = _all_outbox_rows(connection)
         return self._apply_and_delete(rows)
 
-    def _apply_and_delete(
-        self, rows: Sequence[tuple[object, ...]], *, checkpoint: bool = True
-    ) -> int:
+    def _apply_and_delete(self, rows: Sequence[_Row], *, checkpoint: bool = True) -> int:
         """Apply committed outbox ``rows`` (idempotent), then delete them by id."""
         if not rows:
             return 0
@@ -281,19 +291,41 @@ class SqlKeyStore:
         PostgreSQL, ``FOR SHARE``; on SQLite, the write lock), so no erasure of that
         learner commits meanwhile; rows settled here are deleted in its transaction.
         """
-        found = _outbox_rows(connection, sorted(set(refs)))
+        wanted = set(refs)
+        found = _outbox_rows(connection, sorted(wanted))
         if not found:
             return 0
-        count = self._apply(found)
-        _delete_outbox(connection, [int(str(r[0])) for r in found])
+        # What the rows owe these references, applied; each row then deleted, or, when it
+        # also names other references, left owing those only.
+        owed: list[_Row] = []
+        done: list[int] = []
+        for row in found:
+            named = _refs_of(row)
+            mine = [ref for ref in named if ref in wanted]
+            if not mine:
+                continue
+            owed.append((row[0], _MANY, row[2], row[3], json.dumps(mine)))
+            rest = [ref for ref in named if ref not in wanted]
+            if rest:
+                connection.execute(
+                    KEY_OUTBOX.update()
+                    .where(KEY_OUTBOX.c.id == row[0])
+                    .values(subject_refs=json.dumps(rest))
+                )
+            else:
+                done.append(int(str(row[0])))
+        count = self._apply(owed)
+        if done:
+            _delete_outbox(connection, done)
         return count
 
-    def _apply(self, rows: Iterable[tuple[object, ...]]) -> int:
+    def _apply(self, rows: Iterable[_Row]) -> int:
         stones: list[tuple[str, str | None]] = []
         plain: list[tuple[str, str | None]] = []
-        for _id, ref, scope, tombstone in rows:
-            pair = (str(ref), None if scope == _ALL else str(scope))
-            (stones if tombstone else plain).append(pair)
+        # Every row read before any key is touched: a malformed row applies nothing.
+        for row in list(rows):
+            scope = None if row[2] == _ALL else str(row[2])
+            (stones if row[3] else plain).extend((ref, scope) for ref in _refs_of(row))
         count = self._keys.shred_many(stones, tombstone=True) if stones else 0
         if plain:
             count += self._keys.shred_many(plain, tombstone=False)
@@ -301,15 +333,59 @@ class SqlKeyStore:
 
 
 _RANGE_SELECT = (
-    "SELECT id, subject_ref, scope, tombstone FROM lp_key_outbox "
+    "SELECT id, subject_ref, scope, tombstone, subject_refs FROM lp_key_outbox "
     "WHERE id BETWEEN ? AND ? ORDER BY id"
 )
+_COLUMNS = (
+    KEY_OUTBOX.c.id,
+    KEY_OUTBOX.c.subject_ref,
+    KEY_OUTBOX.c.scope,
+    KEY_OUTBOX.c.tombstone,
+    KEY_OUTBOX.c.subject_refs,
+)
+
+
+def _outbox_values(
+    pairs: Sequence[tuple[str, str | None]], tombstone: bool
+) -> list[tuple[str, str, bool, str | None]]:
+    """The outbox rows ``(subject_ref, scope, tombstone, subject_refs)`` of ``pairs``: one
+    per scope, naming its references in ``subject_refs`` when there are several."""
+    by_scope: dict[str, list[str]] = {}
+    for ref, scope in pairs:
+        by_scope.setdefault(_ALL if scope is None else scope, []).append(ref)
+    return [
+        (refs[0], scope, tombstone, None)
+        if len(refs) == 1
+        else (_MANY, scope, tombstone, json.dumps(refs))
+        for scope, refs in by_scope.items()
+    ]
+
+
+def _refs_of(row: _Row) -> list[str]:
+    """The key references an outbox row names: its ``subject_ref``, or the JSON array in
+    ``subject_refs``. ``IntegrityError`` for a row of neither form (an altered outbox):
+    the shreds it owes cannot be told, and nothing of it may be taken as done."""
+    ref, refs = row[1], row[4]
+    if ref != _MANY:
+        if isinstance(ref, str) and refs is None:
+            return [ref]
+    elif isinstance(refs, str):
+        try:
+            named = json.loads(refs)
+        except ValueError:
+            named = None
+        if isinstance(named, list) and named and all(isinstance(r, str) and r for r in named):
+            return named
+    raise IntegrityError(
+        f"key outbox row {row[0]} names no key reference it can be read as: the shreds "
+        "it owes are unknown; nothing was applied"
+    )
+
+
 _DELETE_SQLITE = "DELETE FROM lp_key_outbox WHERE id IN (SELECT value FROM json_each(?))"
 
 
-def _sent_rows(
-    connection: Connection, sent: set[str], ranges: list[tuple[int, int]]
-) -> list[tuple[object, ...]]:
+def _sent_rows(connection: Connection, sent: set[str], ranges: list[tuple[int, int]]) -> list[_Row]:
     """The committed outbox rows ``(id, ref, scope, tombstone)`` of the references in
     ``sent``, oldest first.
 
@@ -324,37 +400,42 @@ def _sent_rows(
             tuple(row)
             for lo, hi in ranges
             for row in connection.exec_driver_sql(_RANGE_SELECT, (lo, hi)).fetchall()
-            if row[1] in sent
+            if not sent.isdisjoint(_refs_of(row))
         ]
         if len(rows) == sum(hi - lo + 1 for lo, hi in ranges):
             return rows
     # The whole outbox is this transaction's rows, but for other writers' rows in flight
     # and a crash's leftovers: reading it all and keeping ours costs less than looking
     # thousands of references up.
-    return [row for row in _all_outbox_rows(connection) if row[1] in sent]
+    return [row for row in _all_outbox_rows(connection) if not sent.isdisjoint(_refs_of(row))]
 
 
-def _all_outbox_rows(connection: Connection) -> list[tuple[object, ...]]:
-    """Every outbox row ``(id, ref, scope, tombstone)``, oldest first."""
-    columns = (KEY_OUTBOX.c.id, KEY_OUTBOX.c.subject_ref, KEY_OUTBOX.c.scope)
-    query = select(*columns, KEY_OUTBOX.c.tombstone).order_by(KEY_OUTBOX.c.id)
+def _all_outbox_rows(connection: Connection) -> list[_Row]:
+    """Every outbox row ``(id, ref, scope, tombstone, refs)``, oldest first."""
+    query = select(*_COLUMNS).order_by(KEY_OUTBOX.c.id)
     return [tuple(row) for row in connection.execute(query).all()]
 
 
-def _outbox_rows(connection: Connection, refs: list[str]) -> list[tuple[object, ...]]:
-    """The outbox rows ``(id, ref, scope, tombstone)`` of these key references."""
-    found: list[tuple[object, ...]] = []
-    columns = (KEY_OUTBOX.c.id, KEY_OUTBOX.c.subject_ref, KEY_OUTBOX.c.scope)
+def _outbox_rows(connection: Connection, refs: list[str]) -> list[_Row]:
+    """The outbox rows ``(id, ref, scope, tombstone, refs)`` that may name these key
+    references: theirs, and every row naming many (read once, with the first chunk).
+
+    On PostgreSQL the rows are locked, in id order, until the caller's transaction ends:
+    two writers taking their references out of one row must not overwrite each other's
+    change (the reference one of them took out would be owed again, and its new key
+    destroyed when the row is applied).
+    """
+    found: list[_Row] = []
+    dialect = connection.dialect.name
     for start in range(0, len(refs), _CHUNK):
         chunk = refs[start : start + _CHUNK]
-        found.extend(
-            tuple(row)
-            for row in connection.execute(
-                select(*columns, KEY_OUTBOX.c.tombstone).where(
-                    ids_in(KEY_OUTBOX.c.subject_ref, chunk, connection.dialect.name)
-                )
-            ).all()
-        )
+        where = ids_in(KEY_OUTBOX.c.subject_ref, chunk, dialect)
+        if not start:
+            where = where | (KEY_OUTBOX.c.subject_ref == _MANY)
+        query = select(*_COLUMNS).where(where).order_by(KEY_OUTBOX.c.id)
+        if dialect == "postgresql":
+            query = query.with_for_update()
+        found.extend(tuple(row) for row in connection.execute(query).all())
     return found
 
 

@@ -45,7 +45,7 @@ LEGACY_VERSION_TABLE = "alembic_version"
 #: The newest revision shipped, known without loading Alembic: opening a store that is up
 #: to date reads one row and imports no Alembic at all. A test holds it equal to
 #: :func:`script_head`, the newest script Alembic finds.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 # Alembic (about 0.2 s of imports) is loaded only when a migration actually runs.
 

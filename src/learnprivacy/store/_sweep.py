@@ -44,6 +44,7 @@ from learnprivacy.store._actions import (
     shred_keys,
     unanonymised,
 )
+from learnprivacy.store._anonymisation import check_anonymised
 from learnprivacy.store._audit import AuditEvent
 from learnprivacy.store._bulk import ids_in
 from learnprivacy.store._common import ids_detail
@@ -105,6 +106,11 @@ class _Tally:
         self.decided_by: dict[str, dict[str, int]] = {}
         # Record types holding at least one live row when the sweep started.
         self.populated: set[str] = set()
+        # What the sweep anonymised, for the re-check once it has finished: the rows'
+        # new ids per type, their old (type, id) and their learners (memory only).
+        self.new_ids: dict[str, list[str]] = {}
+        self.anonymised_ids: list[tuple[str, str]] = []
+        self.anonymised_learners: set[str] = set()
 
     def add(self, name: str, key: str, count: int) -> None:
         counts = self.by_type.setdefault(name, {})
@@ -172,6 +178,16 @@ def sweep(
             # analysed once for the whole sweep, not once a page (the marks are durable:
             # after a crash the next open refreshes them).
             statistics.refresh_if_marked(store._db)
+    if tally.new_ids:
+        # Re-read what was written, row by row, as anonymise_records does: no row
+        # reported anonymised may still carry an id or learner id it anonymised.
+        check_anonymised(
+            store,
+            (),
+            ids=tally.new_ids,
+            learner_ids=tally.anonymised_learners,
+            record_ids=tally.anonymised_ids,
+        )
     return SweepReport(
         erased=tally.total("erase"),
         anonymised=tally.total("anonymise"),
@@ -534,7 +550,10 @@ class _TypeSweep:
             self.now,
             granularity=self.store.anonymise_dates_to,
             persons=self.tally.persons,
+            new_ids=self.tally.new_ids.setdefault(rt.name, []) if ended else None,
         )
+        self.tally.anonymised_ids += [(rt.name, i) for i in ended]
+        self.tally.anonymised_learners.update(subject_of(r) for r in work[Action.ANONYMISE])
         every_row(made, len(ended), rt.name, "anonymised")
         if self.guarded:
             restrict_rows(

@@ -38,6 +38,8 @@ META: Table = Table(
 #: Written in the erasure's own transaction, deleted once the keys are destroyed (see
 #: ``store/_keystore.py``). ``subject_ref`` is the key reference, never a learner id;
 #: ``scope`` ``*`` means every scope; ``tombstone`` whether the subject stays shredded.
+#: A row whose ``subject_ref`` is empty names many references of one scope in
+#: ``subject_refs`` (a JSON array): one row for a sweep page, not one per learner.
 KEY_OUTBOX: Table = Table(
     "lp_key_outbox",
     METADATA,
@@ -46,6 +48,7 @@ KEY_OUTBOX: Table = Table(
     Column("subject_ref", String(64), nullable=False, index=True),
     Column("scope", String(64), nullable=False),
     Column("tombstone", Boolean, nullable=False),
+    Column("subject_refs", Text, nullable=True),
 )
 
 #: One entry of the hash-chained audit log. Never holds a personal value.
