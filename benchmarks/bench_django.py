@@ -244,6 +244,7 @@ def measure_writes(count: int, rounds: int, postgres: str | None) -> dict[str, A
 
         from benchmarks.django_bench.models import LpProfile, PlainProfile
         from learnprivacy.django._privacy import prepare_keys
+
         for round_ in range(rounds):
             for position, (name, model) in enumerate(
                 (("plain", PlainProfile), (KEYS_MADE, LpProfile))
@@ -268,17 +269,8 @@ def measure_writes(count: int, rounds: int, postgres: str | None) -> dict[str, A
                         row.city = "Lyon"
                         row.save()
                 times[name]["save"].append(time.process_time() - began)
-                again = [
-                    model(
-                        id=row.id,
-                        learner=row.learner,
-                        email=row.email,
-                        name=row.name,
-                        phone=row.phone,
-                        city="Nice",
-                    )
-                    for row in rows
-                ]
+                kept = ("id", "learner", "email", "name", "phone")
+                again = [model(city="Nice", **{f: getattr(r, f) for f in kept}) for r in rows]
                 gc.collect()
                 began = time.process_time()
                 model.objects.bulk_create(
