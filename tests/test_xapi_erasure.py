@@ -409,3 +409,29 @@ def test_an_empty_page_with_a_more_link_does_not_end_the_listing(
     details = recipient(notification)
     assert (details["found"], details["voided"]) == ("5", "5")
     assert world.listed(world.ana) == []
+
+
+def test_an_lrs_that_still_lists_voided_statements_fails_the_erasure(
+    world: World, servers: list[Server]
+) -> None:
+    """Stock Ralph stores voiding statements but keeps listing the statements they void.
+    Before, the erasure completed and the letter told the learner their learning records
+    were withdrawn while any query still returned them; the request now fails with the
+    counts (``still_listed=5``), so the controller knows the LRS still publishes them."""
+    listings: dict[str, tuple[int, dict[str, str], bytes]] = {}
+
+    def script(method: str, path: str, headers: dict[str, str], body: bytes):
+        if method == "GET" and "agent=" in path:
+            # The first answer to each listing is replayed: voiding changes nothing.
+            if path not in listings:
+                listings[path] = forward(world.lrs, method, path, headers, body)
+            return listings[path]
+        return forward(world.lrs, method, path, headers, body)
+
+    servers.append(Server(script))
+    recipient = LrsRecipient(servers[0].url(), auth=world.lrs.auth, profile=PROFILE)
+    done = world.executor(recipient).execute(world.request(dsr.RequestType.ERASURE), now=T)
+    assert done.state is dsr.RequestState.FAILED
+    assert done.failure is not None
+    assert "still_listed=5" in done.failure.error
+    assert "voided=5" in done.failure.error
