@@ -68,7 +68,7 @@ def signup(client: Any, email: str, name: str) -> str:
 
 
 def test_the_lms_keeps_its_tables_encrypted_and_answers_requests(
-    lms: Any, urls: tuple[str, str]
+    lms: Any, urls: tuple[str, str], tmp_path: Path
 ) -> None:
     """Sign-up, posts, lookups, export and erasure, all on the LMS's own tables."""
     ana = signup(lms, "ana@example.org", "Ana Silva")
@@ -121,6 +121,9 @@ def test_the_lms_keeps_its_tables_encrypted_and_answers_requests(
             assert count == 0
     engine.dispose()
     assert lms.app.extensions["lms.privacy"].keyring.is_shredded(ana, "contract")
+    # Attack: the package sent to the administrator stayed in the export directory, in
+    # clear, after the learner's erasure (Ana's e-mail address readable in it).
+    assert list((tmp_path / "exports").iterdir()) == []
     assert lms.get("/me", headers={"X-User": bob}).get_json()["email"] == "bob@example.org"
     actions = lms.get("/admin/audit", headers=ADMIN).get_json()["actions"]
     assert actions[0] == "erasure_request"

@@ -305,6 +305,7 @@ def test_failing_provider_fails_the_request_and_a_retry_finishes(world: World) -
         "plan:erase",
         "erase_store",
         "erase_providers",
+        "remove_packages",
         "verify_request_book",
         "notify:employer_feed/employer",
     ]

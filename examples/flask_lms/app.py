@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import io
 import os
 import tempfile
 import uuid
@@ -199,8 +200,16 @@ def create_app(
     def export(user_id: str) -> Response:
         admin()
         out = exports / f"{uuid.uuid4().hex}.zip"
-        privacy.export_subject(_session(), user_id, out, now=now())
-        return send_file(out, mimetype="application/zip", download_name="export.zip")
+        try:
+            privacy.export_subject(_session(), user_id, out, now=now())
+            # Sent from memory: the package (the learner's data in clear) leaves no copy
+            # on the server's disk for an erasure to miss.
+            package = out.read_bytes()
+        finally:
+            out.unlink(missing_ok=True)
+        return send_file(
+            io.BytesIO(package), mimetype="application/zip", download_name="export.zip"
+        )
 
     @app.post("/admin/users/<user_id>/erase")
     def erase(user_id: str) -> Response:
