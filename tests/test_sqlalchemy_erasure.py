@@ -151,6 +151,33 @@ def test_a_crash_between_commit_and_shred_is_reconciled(
         assert s.scalar(text("SELECT count(*) FROM lp_pending_shreds")) == 0
 
 
+def test_a_dry_run_sweep_shreds_no_key_owed_by_a_crash(
+    app: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack: keys left owed by a crash between an erasure's commit and its shred were
+    shredded by a dry-run sweep (its opening reconciles), so a dry run changed the key
+    store. A dry run now leaves them owed; the next real call shreds them."""
+    populate(app.engine, app.m)
+    real = app.privacy._shred
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise OSError("key database unreachable")
+
+    monkeypatch.setattr(app.privacy, "_shred", crash)
+    with Session(app.engine) as s:
+        app.privacy.erase_subject(s, "u1", now=NOW)
+        s.commit()
+    monkeypatch.setattr(app.privacy, "_shred", real)
+    with Session(app.engine) as s:
+        app.privacy.sweep(s, schedule(app.m), now=NOW, dry_run=True)
+        s.rollback()
+    assert not app.privacy.keyring.is_shredded("u1", "contract")
+    with Session(app.engine) as s:
+        assert s.scalar(text("SELECT count(*) FROM lp_pending_shreds")) == 2
+        app.privacy.sweep(s, schedule(app.m), now=NOW)
+    assert app.privacy.keyring.is_shredded("u1", "contract")
+
+
 def test_a_backup_taken_before_erasure_reads_nothing_afterwards(app: SimpleNamespace) -> None:
     """A copy of the app database plus the master key cannot read an erased learner."""
     populate(app.engine, app.m)
