@@ -24,6 +24,14 @@ Times are CPU seconds (process time), medians of interleaved rounds; each timed 
 (the saves, the load) starts after ``gc.collect()``, the same for every run (the
 collector stays on).
 
+``--writes`` (also part of the full run) times writes to stored rows, plain fields
+against learnprivacy with the keys made (5,000 rows; 1,000 with ``--quick``): ``save()``
+of each loaded row, ``bulk_create(update_conflicts=True)`` over them and a ``delete()``
+of them all. These are the paths that check restrictions (GDPR Art. 18) in the write's
+transaction, holding the rows first on PostgreSQL (``FOR UPDATE``) and the write lock on
+SQLite; no target, the cost is measured. Client CPU only: the server's work for the extra
+statements is not counted.
+
 ``--compaction`` (also part of the full run) times ``learnprivacy_keys compact`` on a
 Django key store of N learners' keys (SQLite; 20,000 learners, 5,000 with ``--quick``):
 every live key re-wrapped under a new epoch key, against the same hand-written re-wrap
@@ -45,7 +53,8 @@ import sys
 import tempfile
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -215,9 +224,90 @@ def measure(count: int, rounds: int, postgres: str | None) -> dict[str, list[lis
     return parts
 
 
-def _measure_in_subprocess(count: int, rounds: int, postgres: str | None) -> dict[str, Any]:
+#: The writes of stored rows timed by ``--writes``, each a guarded path of learnprivacy.
+WRITES = ("save", "upsert", "delete")
+
+
+def measure_writes(count: int, rounds: int, postgres: str | None) -> dict[str, Any]:
+    """CPU seconds of writes to ``count`` stored rows, plain fields against learnprivacy
+    (keys made), interleaved, every round: ``save()`` of each loaded row (a restriction
+    check; on PostgreSQL the row locked first), ``bulk_create(update_conflicts=True)``
+    over them (the colliding rows found and, on PostgreSQL, locked, then checked), and a
+    ``delete()`` of them all (Django then sends ``pre_delete`` for every row: a check
+    each, and a row lock each on PostgreSQL; plain rows go in one fast DELETE)."""
+    times: dict[str, dict[str, list[float]]] = {
+        name: {write: [] for write in WRITES} for name in ("plain", KEYS_MADE)
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        _setup(Path(folder), postgres)
+        from django.db import transaction
+
+        from benchmarks.django_bench.models import LpProfile, PlainProfile
+        from learnprivacy.django._privacy import prepare_keys
+
+        for round_ in range(rounds):
+            for position, (name, model) in enumerate(
+                (("plain", PlainProfile), (KEYS_MADE, LpProfile))
+            ):
+                offset = (round_ * 2 + position + 1) * 1_000_000
+                learners = range(offset, offset + count)
+                prepare_keys(learners)
+                with transaction.atomic():
+                    for i in learners:
+                        model(
+                            learner=i,
+                            email=f"l{i}@example.org",
+                            name=f"L {i}",
+                            phone=f"+33 6 {i:08d}",
+                            city="Paris",
+                        ).save()
+                rows = list(model.objects.filter(learner__gte=offset, learner__lt=offset + count))
+                gc.collect()
+                began = time.process_time()
+                with transaction.atomic():
+                    for row in rows:
+                        row.city = "Lyon"
+                        row.save()
+                times[name]["save"].append(time.process_time() - began)
+                kept = ("id", "learner", "email", "name", "phone")
+                again = [model(city="Nice", **{f: getattr(r, f) for f in kept}) for r in rows]
+                gc.collect()
+                began = time.process_time()
+                model.objects.bulk_create(
+                    again, update_conflicts=True, unique_fields=["id"], update_fields=["city"]
+                )
+                times[name]["upsert"].append(time.process_time() - began)
+                gc.collect()
+                began = time.process_time()
+                model.objects.filter(learner__gte=offset, learner__lt=offset + count).delete()
+                times[name]["delete"].append(time.process_time() - began)
+    return times
+
+
+def _write_rows(times: dict[str, Any], count: int, database: str) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for write in WRITES:
+        floor = statistics.median(times["plain"][write])
+        value = statistics.median(times[KEYS_MADE][write])
+        rows.append(
+            {
+                "name": f"django {KEYS_MADE}: {count:,} stored profiles, {write} ({database})",
+                "value": round(value, 3),
+                "floor": round(floor, 3),
+                "ratio": round(value / floor, 3),
+                "target": "none (restriction checks and row locks, measured)",
+                "ok": True,
+                "unit": "s",
+            }
+        )
+    return rows
+
+
+def _measure_in_subprocess(
+    count: int, rounds: int, postgres: str | None, *, mode: str = "--emit"
+) -> dict[str, Any]:
     # Django is configured once per process: each database gets a process of its own.
-    command = [sys.executable, str(Path(__file__).resolve()), "--emit", str(count), str(rounds)]
+    command = [sys.executable, str(Path(__file__).resolve()), mode, str(count), str(rounds)]
     if postgres is not None:
         command += ["--postgres", postgres]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -268,28 +358,63 @@ def _rows(
     return rows
 
 
+#: Stored rows written by the writes rows (fewer than ROWS: a delete with pre_delete
+#: receivers loads every row first, on both sides).
+WRITE_ROWS = 5_000
+QUICK_WRITE_ROWS = 1_000
+
+
 def run(quick: bool = False) -> list[dict[str, object]]:
-    """Rows for ``python -m benchmarks``: SQLite and its compaction row, then PostgreSQL
-    when it can start."""
+    """Rows for ``python -m benchmarks``: SQLite, its writes and compaction rows, then
+    PostgreSQL and its writes when it can start."""
     count = QUICK_ROWS if quick else ROWS
+    writes = QUICK_WRITE_ROWS if quick else WRITE_ROWS
     rounds = 3 if quick else 5
     rows = _rows(_measure_in_subprocess(count, rounds, None), count, "SQLite")
+    rows += _write_rows(
+        _measure_in_subprocess(writes, rounds, None, mode="--emit-writes"), writes, "SQLite"
+    )
+    rows += run_compaction(quick)
+    with _postgres() as target:
+        if target is not None:
+            rows += _rows(_measure_in_subprocess(count, rounds, target), count, "PostgreSQL")
+            measured = _measure_in_subprocess(writes, rounds, target, mode="--emit-writes")
+            rows += _write_rows(measured, writes, "PostgreSQL")
+    return rows
+
+
+def run_writes(quick: bool = False) -> list[dict[str, object]]:
+    """The writes rows only, SQLite then PostgreSQL (``--writes``)."""
+    writes = QUICK_WRITE_ROWS if quick else WRITE_ROWS
+    rounds = 3 if quick else 5
+    rows = _write_rows(
+        _measure_in_subprocess(writes, rounds, None, mode="--emit-writes"), writes, "SQLite"
+    )
+    with _postgres() as target:
+        if target is not None:
+            measured = _measure_in_subprocess(writes, rounds, target, mode="--emit-writes")
+            rows += _write_rows(measured, writes, "PostgreSQL")
+    return rows
+
+
+@contextmanager
+def _postgres() -> Iterator[str | None]:
+    """``host:port:user`` of a throwaway server holding the two benchmark databases, or
+    ``None`` (said on stderr) when PostgreSQL cannot start."""
     from learnprivacy.testing.postgres import PostgresUnavailable, TemporaryPostgres
 
-    rows += run_compaction(quick)
     try:
         server = TemporaryPostgres().start()
     except PostgresUnavailable as exc:
         print(f"  PostgreSQL skipped: {exc}", file=sys.stderr)
-        return rows
+        yield None
+        return
     try:
         server.create_database("bench_data")
         server.create_database("bench_keys")
-        target = f"{server.host}:{server.port}:{server.user}"
-        rows += _rows(_measure_in_subprocess(count, rounds, target), count, "PostgreSQL")
+        yield f"{server.host}:{server.port}:{server.user}"
     finally:
         server.stop()
-    return rows
 
 
 # -- key compaction of a Django key store ----------------------------------------------
@@ -402,6 +527,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--emit", nargs=2, type=int, metavar=("ROWS", "ROUNDS"))
+    parser.add_argument("--emit-writes", nargs=2, type=int, metavar=("ROWS", "ROUNDS"))
+    parser.add_argument(
+        "--writes",
+        action="store_true",
+        help="the writes of stored rows only (save, upsert, delete)",
+    )
     parser.add_argument("--postgres", help="host:port:user of a running server")
     parser.add_argument("--compaction", action="store_true", help="the compaction row only")
     parser.add_argument("--build-keys", nargs=2, metavar=("FOLDER", "LEARNERS"))
@@ -410,6 +541,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.emit:
         print(json.dumps(measure(args.emit[0], args.emit[1], args.postgres)))
+        return 0
+    if args.emit_writes:
+        print(json.dumps(measure_writes(args.emit_writes[0], args.emit_writes[1], args.postgres)))
         return 0
     if args.build_keys:
         print(build_key_store(Path(args.build_keys[0]), int(args.build_keys[1])))
@@ -420,7 +554,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.rewrap_floor:
         print(rewrap_floor(Path(args.rewrap_floor[0]), bytes.fromhex(args.rewrap_floor[1])))
         return 0
-    rows = run_compaction(quick=args.quick) if args.compaction else run(quick=args.quick)
+    if args.compaction:
+        rows = run_compaction(quick=args.quick)
+    elif args.writes:
+        rows = run_writes(quick=args.quick)
+    else:
+        rows = run(quick=args.quick)
     for row in rows:
         if row["unit"] == "s":
             print(

@@ -17,6 +17,7 @@ from tests import NOW, serve_or_skip
 from tests.store_fixtures import (  # noqa: F401
     badge_type,
     empty_url,
+    file_store,
     keyring,
     module_database,
     store,

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "badge_type",
     "empty_url",
+    "file_store",
     "keyring",
     "module_database",
     "store",
@@ -226,6 +227,21 @@ def store(store_url: str, keyring: Keyring) -> Iterator[Store]:
     opened = Store(store_url, keyring=keyring, keys=keys_for(store_url), clock=lambda: NOW)
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def file_store(tmp_path: Path) -> Iterator[Store]:
+    """Learner L1 with one record of each type, in a SQLite file (what ``backup`` copies),
+    its keys beside it."""
+    from learnprivacy.store import Store
+
+    with Store(
+        f"sqlite:///{tmp_path / 'lms.db'}",
+        keyring=Keyring.from_master_key(MASTER_KEY),
+        clock=lambda: NOW,
+    ) as opened:
+        opened.add_all([learner("L1"), *records_for("L1")])
+        yield opened
 
 
 def day(year: int, month: int, day_: int) -> dt.datetime:

@@ -33,7 +33,8 @@ def ts(days: float) -> int:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[sa.Engine]:
-    """Two learners in one course: Ana's rows all map, Bruno has rows that do not."""
+    """Three learners in one course: Ana's and Carla's rows all map, Bruno has rows that
+    do not."""
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'moodle.db'}")
     create_schema(engine)
     insert_rows(engine, "config", [{"name": "siteguest", "value": "1"}])
@@ -43,6 +44,8 @@ def engine(tmp_path: Path) -> Iterator[sa.Engine]:
          "lastname": "Silva", "timecreated": ts(0)},
         {"id": 11, "username": "bruno", "email": "bruno@example.org", "firstname": "Bruno",
          "lastname": "Costa", "timecreated": ts(0)},
+        {"id": 12, "username": "carla", "email": "carla@example.org", "firstname": "Carla",
+         "lastname": "Dias", "timecreated": ts(0)},
     ]  # fmt: skip
     insert_rows(engine, "user", people)
     insert_rows(engine, "course", [{"id": 2, "fullname": "GDPR", "shortname": "gdpr"}])
@@ -57,6 +60,7 @@ def engine(tmp_path: Path) -> Iterator[sa.Engine]:
         (2, 40, 11, 1, ts(3)),
         (3, 41, 11, 7, ts(4)),
         (4, 42, 11, 1, 0),
+        (5, 41, 12, 2, ts(5)),
     ]
     columns = ("id", "coursemoduleid", "userid", "completionstate", "timemodified")
     insert_rows(

@@ -21,16 +21,18 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 import learnprivacy.sqlalchemy as lps
 from learnprivacy import DataCategory, LawfulBasis
 from learnprivacy.crypto import Keyring
-from learnprivacy.errors import RestrictedRecordError
+from learnprivacy.errors import IntegrityError, RestrictedRecordError
 from tests import NOW
 from tests.inplace_models import new_base
 
 
-def _models(on_delete: str) -> SimpleNamespace:
+def _models(on_delete: str, orders: bool = False) -> SimpleNamespace:
     """Accounts; their invoices refer to them ``ON DELETE on_delete``; each invoice's
-    lines (of the same learner) cascade from the invoice."""
+    lines (of the same learner) cascade from the invoice. ``orders``: the "invoices"
+    are orders, kept under the contract (erasable), their lines by law."""
     Base = new_base()
     billing = lps.Privacy(subject="learner", purpose="billing", basis=LawfulBasis.LEGAL_OBLIGATION)
+    ordering = lps.Privacy(subject="learner", purpose="orders", basis=LawfulBasis.CONTRACT)
 
     class User(Base):
         __tablename__ = "users"
@@ -40,7 +42,7 @@ def _models(on_delete: str) -> SimpleNamespace:
 
     class Invoice(Base):
         __tablename__ = "invoices"
-        __privacy__ = billing
+        __privacy__ = ordering if orders else billing
         id: Mapped[str] = mapped_column(primary_key=True)
         learner: Mapped[str] = lps.not_personal("Learner id")
         user_id: Mapped[str | None] = lps.not_personal(
@@ -77,8 +79,10 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(server.create_database())
 
 
-def _app(url: str, tmp_path: Path, on_delete: str) -> Iterator[SimpleNamespace]:
-    m = _models(on_delete)
+def _app(
+    url: str, tmp_path: Path, on_delete: str, orders: bool = False
+) -> Iterator[SimpleNamespace]:
+    m = _models(on_delete, orders)
     engine = create_engine(url)
     _foreign_keys_on(engine)
     privacy = lps.LearnPrivacy(
@@ -163,3 +167,24 @@ def test_a_deletion_that_reaches_no_restricted_row_runs(url: str, tmp_path: Path
             s.commit()
         _delete_ana(app, how)
         assert [r[0] for r in _rows(app.engine)] == ["i2", 2]
+
+
+def test_an_erasure_whose_deletion_would_cascade_to_a_row_kept_by_law_is_refused(
+    url: str, tmp_path: Path
+) -> None:
+    """Attack: Ana's order is erasable (contract) but its line is kept by law; the
+    database deletes the line with the order (``ON DELETE CASCADE``). The erasure
+    reported the line restricted, kept, while it was gone, and Bob's restricted line
+    would go the same way with an order of Ana's. The erasure now raises and changes
+    nothing."""
+    for app in _app(url, tmp_path, "CASCADE", orders=True):
+        before = _rows(app.engine)
+        with (
+            Session(app.engine) as s,
+            pytest.raises((IntegrityError, RestrictedRecordError), match="invoice_lines"),
+        ):
+            app.privacy.erase_subject(s, "u1", now=NOW)
+        assert _rows(app.engine) == before
+        with Session(app.engine) as s:
+            assert app.privacy.audit(s).verify()
+            assert list(app.privacy.audit(s).entries()) == []

@@ -10,27 +10,15 @@ backup. Now the target is created exclusively: an existing file raises
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from learnprivacy.crypto import Keyring
 from learnprivacy.errors import ConfigurationError
 from learnprivacy.records import Learner
 from learnprivacy.store import Store
-from tests.store_fixtures import MASTER_KEY, NOW, learner, records_for
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(
-        f"sqlite:///{tmp_path / 'lms.db'}",
-        keyring=Keyring.from_master_key(MASTER_KEY),
-        clock=lambda: NOW,
-    ) as opened:
-        opened.add_all([learner("L1"), *records_for("L1")])
-        yield opened
+from tests.store_fixtures import NOW, learner
 
 
 def _refused(write: Callable[[str], None], target: Path) -> None:
@@ -40,29 +28,31 @@ def _refused(write: Callable[[str], None], target: Path) -> None:
     assert target.read_bytes() == before
 
 
-def test_a_records_backup_never_replaces_the_key_database(store: Store, tmp_path: Path) -> None:
-    _refused(store.backup, tmp_path / "lms.keys.db")
-    store.keyring.clear_cache("L1")
-    assert store.get(Learner, "L1") == learner("L1")
+def test_a_records_backup_never_replaces_the_key_database(
+    file_store: Store, tmp_path: Path
+) -> None:
+    _refused(file_store.backup, tmp_path / "lms.keys.db")
+    file_store.keyring.clear_cache("L1")
+    assert file_store.get(Learner, "L1") == learner("L1")
 
 
-def test_a_key_backup_never_replaces_the_records(store: Store, tmp_path: Path) -> None:
-    _refused(store._key_db.backup, tmp_path / "lms.db")
-    assert store.get(Learner, "L1") == learner("L1")
+def test_a_key_backup_never_replaces_the_records(file_store: Store, tmp_path: Path) -> None:
+    _refused(file_store._key_db.backup, tmp_path / "lms.db")
+    assert file_store.get(Learner, "L1") == learner("L1")
 
 
-def test_a_backup_never_replaces_an_earlier_one(store: Store, tmp_path: Path) -> None:
+def test_a_backup_never_replaces_an_earlier_one(file_store: Store, tmp_path: Path) -> None:
     earlier = tmp_path / "monday.db"
-    store.backup(str(earlier))
-    store.erase_subject("L1", now=NOW)
-    _refused(store.backup, earlier)
+    file_store.backup(str(earlier))
+    file_store.erase_subject("L1", now=NOW)
+    _refused(file_store.backup, earlier)
     key_copy = tmp_path / "keys-monday.db"
-    store._key_db.backup(str(key_copy))
-    _refused(store._key_db.backup, key_copy)
+    file_store._key_db.backup(str(key_copy))
+    _refused(file_store._key_db.backup, key_copy)
 
 
-def test_a_backup_that_fails_leaves_no_file(store: Store, tmp_path: Path) -> None:
+def test_a_backup_that_fails_leaves_no_file(file_store: Store, tmp_path: Path) -> None:
     target = tmp_path / "missing-directory" / "copy.db"
     with pytest.raises(ConfigurationError):
-        store.backup(str(target))
+        file_store.backup(str(target))
     assert not target.exists()

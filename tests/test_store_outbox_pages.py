@@ -213,3 +213,41 @@ def test_a_downgrade_keeps_every_shred_owed_and_an_upgrade_pays_them(swept_unapp
         assert _outbox(url) == []
         assert not [x for x in GONE if _live(store, x)]
         assert all(_live(store, f"STAY{n}") for n in range(KEPT))
+
+
+@pytest.mark.parametrize("empty_url", ["postgresql"], indirect=True)
+def test_a_learner_page_holds_its_learners_when_their_keys_are_read(
+    empty_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page of learner accounts does not lock its learners a second time before
+    reading their keys: the page's own query holds them. Checked from another
+    connection at that moment, each of them is locked (a writer would wait)."""
+    from learnprivacy.store import _sweep
+
+    old = NOW - dt.timedelta(days=900)
+    store = _open(empty_url)
+    store.add_all([account(x, last_activity_at=old) for x in GONE])
+    original = _sweep.live_keys
+    checked: list[list[str]] = []
+
+    def watched(owner: Store, connection: Any, learners: Any, scope: str, **options: Any) -> Any:
+        other = sa.create_engine(empty_url)
+        with other.connect() as probe:
+            probe.execute(sa.text("SET lock_timeout = '50ms'"))
+            for learner_id in sorted(learners):
+                with pytest.raises(sa.exc.OperationalError, match="lock"):
+                    probe.execute(
+                        sa.text("SELECT id FROM lp_learner WHERE id = :i FOR UPDATE NOWAIT"),
+                        {"i": learner_id},
+                    )
+                probe.rollback()
+                probe.execute(sa.text("SET lock_timeout = '50ms'"))
+        other.dispose()
+        checked.append(sorted(learners))
+        return original(owner, connection, learners, scope, **options)
+
+    monkeypatch.setattr(_sweep, "live_keys", watched)
+    report = store.sweep(SCHEDULE, now=NOW, batch_size=5, compact=False)
+    store.close()
+    assert report.erased == EXPIRED
+    assert sorted(x for page in checked for x in page) == GONE

@@ -12,11 +12,11 @@ from typing import Any
 
 import attrs
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from learnprivacy.errors import ValidationError
 from learnprivacy.records import Learner
-from learnprivacy.store import Store
+from learnprivacy.store import Store, _codec
 from learnprivacy.store._codec import _checks
 from learnprivacy.store._schema import FieldSpec, Kind
 from tests.store_fixtures import learner
@@ -122,3 +122,34 @@ def test_classes_that_do_more_than_set_fields_are_built_by_calling_them() -> Non
     specs = [_spec("low", Kind.INT), _spec("high", Kind.INT)]
     assert _checks(_PostInit, specs, "low") is None
     assert _checks(_Converted, [_spec("number", Kind.INT)], "number") is None
+
+
+@pytest.mark.parametrize("built", ["fields set", "called"])
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("basis", "bogus"), ("basis", 7), ("created_at", "garbage"), ("created_at", 12345)],
+)
+def test_a_column_holding_what_no_record_writes_is_a_typed_error(
+    store: Store, monkeypatch: pytest.MonkeyPatch, built: str, column: str, value: Any
+) -> None:
+    """A clear column rewritten in SQL to something its type cannot be read from (no
+    member of the enum, no timestamp, a number where text belongs) is refused with
+    ValidationError naming the field, quoting nothing of the value and chaining nothing
+    (it was a bare KeyError or ValueError quoting the column's text), whichever way the
+    record is built."""
+    if store._db.is_postgres and column == "created_at":
+        pytest.skip("PostgreSQL types its timestamp columns")
+    if built == "called":
+        # As for a class whose construction does more than set fields.
+        monkeypatch.setattr(_codec, "_checks", lambda *_args: None)
+    store.add_all([learner("L1"), learner("L2")])
+    table = store._table(Learner).table.name
+    with store._db.write() as connection:
+        connection.execute(text(f"UPDATE {table} SET {column} = :v WHERE id = 'L2'"), {"v": value})
+    for read in (lambda: store.query(Learner), lambda: store.get(Learner, "L2")):
+        with pytest.raises(ValidationError) as refused:
+            read()
+        assert refused.value.field == f"Learner.{column}"
+        assert str(value) not in str(refused.value)
+        assert refused.value.__context__ is None
+    assert store.get(Learner, "L1") == learner("L1")

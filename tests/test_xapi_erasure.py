@@ -385,3 +385,53 @@ def test_rectifying_back_to_a_voided_statement_is_not_reported_sent(world: World
     assert done.state is dsr.RequestState.FAILED
     assert done.failure is not None
     assert "sent=0" in done.failure.error
+
+
+def test_an_empty_page_with_a_more_link_does_not_end_the_listing(
+    world: World, servers: list[Server]
+) -> None:
+    """An LRS that filters a page after paging (voided or hidden statements) may answer a
+    page with no statement and a ``more`` link. The listing used to stop there: the
+    erasure found nothing, voided nothing, found nothing still listed, and reported the
+    learner's five statements withdrawn while the LRS still listed them."""
+
+    def script(method: str, path: str, headers: dict[str, str], body: bytes):
+        if method == "GET" and "agent=" in path and "lp_page=2" not in path:
+            page = {"statements": [], "more": path + "&lp_page=2"}
+            return 200, {"Content-Type": "application/json"}, json.dumps(page).encode()
+        return forward(world.lrs, method, path.replace("&lp_page=2", ""), headers, body)
+
+    servers.append(Server(script))
+    recipient = LrsRecipient(servers[0].url(), auth=world.lrs.auth, profile=PROFILE)
+    reference = actor_pseudonyms(world.keyring, PROFILE).pseudonym(world.ana)
+    erasure = {"location": "lrs", "component": "recipients", "operation": "erasure"}
+    notification = dsr.Notification(**erasure, reference=reference, request_id="R1", at=T)
+    details = recipient(notification)
+    assert (details["found"], details["voided"]) == ("5", "5")
+    assert world.listed(world.ana) == []
+
+
+def test_an_lrs_that_still_lists_voided_statements_fails_the_erasure(
+    world: World, servers: list[Server]
+) -> None:
+    """Stock Ralph stores voiding statements but keeps listing the statements they void.
+    Before, the erasure completed and the letter told the learner their learning records
+    were withdrawn while any query still returned them; the request now fails with the
+    counts (``still_listed=5``), so the controller knows the LRS still publishes them."""
+    listings: dict[str, tuple[int, dict[str, str], bytes]] = {}
+
+    def script(method: str, path: str, headers: dict[str, str], body: bytes):
+        if method == "GET" and "agent=" in path:
+            # The first answer to each listing is replayed: voiding changes nothing.
+            if path not in listings:
+                listings[path] = forward(world.lrs, method, path, headers, body)
+            return listings[path]
+        return forward(world.lrs, method, path, headers, body)
+
+    servers.append(Server(script))
+    recipient = LrsRecipient(servers[0].url(), auth=world.lrs.auth, profile=PROFILE)
+    done = world.executor(recipient).execute(world.request(dsr.RequestType.ERASURE), now=T)
+    assert done.state is dsr.RequestState.FAILED
+    assert done.failure is not None
+    assert "still_listed=5" in done.failure.error
+    assert "voided=5" in done.failure.error

@@ -749,6 +749,29 @@ class ErasureTests(EnrolledLearnerCase):
         assert runtime().keyring.is_shredded(str(self.ana.pk), "contract")
         assert not PendingShred.objects.exists()
 
+    def test_keys_owed_by_a_crash_inside_the_callers_transaction(self) -> None:
+        """With ATOMIC_REQUESTS (every view in a transaction), the erasure retried after
+        a crash runs inside the caller's transaction, where the owed keys cannot be
+        shredded yet: it reports them pending, not done, and they are shredded when the
+        caller's transaction commits."""
+        with mock.patch.object(DjangoPrivacy, "reconcile", return_value=0):
+            first = get_privacy().erase_subject(self.ana.pk, now=NOW)
+        assert first.pending
+        assert "contract" in first.shred_scopes
+        with transaction.atomic():  # as a view under ATOMIC_REQUESTS runs
+            again = get_privacy().erase_subject(self.ana.pk, now=NOW)
+            assert again.erased == 0
+            # Her keys are still alive: the retry does not say they are shredded.
+            assert not runtime().keyring.is_shredded(str(self.ana.pk), "contract")
+            assert again.pending
+            assert "contract" in again.shred_scopes
+            assert "contract" not in again.shredded
+        # Committed: the owed keys are shredded, whatever else the transaction listed.
+        assert runtime().keyring.is_shredded(str(self.ana.pk), "contract")
+        assert not PendingShred.objects.exists()
+        settled = get_privacy().erase_subject(self.ana.pk, now=NOW)
+        assert not settled.pending
+
     def test_a_subject_that_is_no_learner_id_is_a_typed_error(self) -> None:
         """An erasure or export for a value no learner column can hold (a name typed where
         the id goes) raises ValidationError naming the column, never the value, and
@@ -943,6 +966,40 @@ class SweepTests(TransactionTestCase):
         second = get_privacy().sweep(now=NOW)
         assert (second.erased, second.anonymised, second.restricted) == (0, 0, 0)
         assert get_privacy().audit.verify()
+
+    def test_sweep_inside_the_callers_transaction_reports_keys_pending(self) -> None:
+        """With ATOMIC_REQUESTS (or any caller's transaction), a sweep's shreds wait for
+        the commit: it reports the learners pending, not shredded; keys a crashed
+        erasure still owes are shredded at that commit too, even when the sweep itself
+        shreds nothing."""
+        owed = learner("owed", last_login=NOW)
+        profile(owed)
+        with mock.patch.object(DjangoPrivacy, "reconcile", return_value=0):
+            assert get_privacy().erase_subject(owed.pk, now=NOW).pending
+        gone = learner("gone", last_login=LONG_AGO)
+        profile(gone)
+        later = NOW + dt.timedelta(days=3650)
+        with transaction.atomic():
+            result = get_privacy().sweep(now=later)
+            assert result.erased == 2
+            assert not runtime().keyring.is_shredded(str(gone.pk), "contract")
+            assert (result.shredded_subjects, result.pending_subjects) == (0, 1)
+        assert runtime().keyring.is_shredded(str(gone.pk), "contract")
+        assert runtime().keyring.is_shredded(str(owed.pk), "contract")
+        # Outside a transaction, what the sweep reports shredded was checked shredded.
+        other = learner("other", last_login=LONG_AGO)
+        profile(other)
+        done = get_privacy().sweep(now=later)
+        assert (done.shredded_subjects, done.pending_subjects) == (1, 0)
+        # Nothing to sweep, inside a transaction: the keys a crash left owed still go.
+        again = learner("again", last_login=NOW)
+        profile(again)
+        with mock.patch.object(DjangoPrivacy, "reconcile", return_value=0):
+            get_privacy().erase_subject(again.pk, now=NOW)
+        with transaction.atomic():
+            assert get_privacy().sweep(now=NOW).erased == 0
+        assert runtime().keyring.is_shredded(str(again.pk), "contract")
+        assert not PendingShred.objects.exists()
 
     def test_inactive_learner_is_swept_and_shredded(self) -> None:
         """A learner inactive for five years: rows and account erased, keys gone."""

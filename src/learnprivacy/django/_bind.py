@@ -20,8 +20,9 @@ A declaration that fails its check is not bound: ``manage.py check`` reports it
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import islice
 from typing import Any
 
 import attrs
@@ -335,24 +336,40 @@ def _hook(model: Any, bound: Bound) -> None:
     concrete = len(meta.concrete_fields)
 
     def from_db(cls: Any, db: str, field_names: Any, values: Any) -> Any:
-        # Tokens are opened here, in one loop, with the row's (key, subject): a value that
-        # does not open is kept aside (seal), and reading it raises the typed error then.
-        # Attributes are read and set as attributes, never through the instance's
-        # __dict__, which would make Python build a dictionary for each row.
+        # Tokens are opened with the row's (key, subject) once the learners' keys held in
+        # memory are known alive: for a fetch of rows, when the fetch (or its chunk) has
+        # been read (see _settling), else now. Attributes are read and set as attributes,
+        # never through the instance's __dict__, which would make Python build a
+        # dictionary for each row.
         instance = original_from_db(cls, db, field_names, values)
         if len(values) == concrete:
             loaded = personal
         else:  # deferred fields (only(), defer()) are left to their own loading
             loaded = [entry for entry in personal if entry[0] in field_names]
+        if not loaded:
+            return instance
         # A deferred subject is loaded now, when there are tokens to open.
-        subject = getattr(instance, subject_attname) if loaded else None
+        subject = getattr(instance, subject_attname)
+        if subject is not None and type(subject) is not str:
+            subject = str(subject)
+        window = getattr(_fetch, "window", None)
+        if window is not None:
+            window.append((open_row, instance, loaded, subject))
+        else:
+            if subject is not None:
+                _settings.runtime().keyring._drop_stale((subject,))
+            open_row(instance, loaded, subject)
+        return instance
+
+    def open_row(instance: Any, loaded: Any, subject: str | None) -> None:
+        # A value that does not open is kept aside (seal), and reading it raises the
+        # typed error then.
         if subject is None:
             for name, _suffix, _text, _field in loaded:
                 token = getattr(instance, name)
                 if type(token) is str:
                     seal(instance, name, token)
-            return instance
-        subject = subject if type(subject) is str else str(subject)
+            return
         key = getattr(instance, pk_attname)
         setattr(instance, ORIGIN_KEY, key)
         setattr(instance, ORIGIN_SUBJECT, subject)
@@ -369,8 +386,8 @@ def _hook(model: Any, bound: Bound) -> None:
                 seal(instance, name, token)
                 continue
             setattr(instance, name, value)
-        return instance
 
+    from_db.opens_tokens = True  # type: ignore[attr-defined]
     model.from_db = classmethod(from_db)
 
     def bind_new_row(
@@ -477,16 +494,15 @@ def _guard_restricted(model: Any, bound: Bound) -> None:
             # without holding anything, as the common insert path must stay cheap.
             check_not_restricted(bound, self.pk, using or "default")
             return save(self, *args)
-        from django.db import connections, transaction
+        from django.db import transaction
 
         db = using or "default"
         # The check and the write in one transaction, the row held from before the check
-        # (PostgreSQL: FOR UPDATE; a restriction locks its rows too; SQLite: the read
-        # holds the database until the write): a restriction committed by another
-        # connection is either seen by the check or waits for the write.
+        # (PostgreSQL: FOR UPDATE; a restriction locks its rows too; SQLite: the write
+        # lock): a restriction committed by another connection is either seen by the
+        # check or waits for the write.
         with transaction.atomic(using=db, savepoint=False):
-            if connections[db].vendor != "sqlite":
-                hold_rows(bound.model, [self.pk], db)
+            hold_for_check(bound.model, [self.pk], db)
             check_not_restricted(bound, self.pk, db)
             return save(self, *args)
 
@@ -494,14 +510,10 @@ def _guard_restricted(model: Any, bound: Bound) -> None:
 
     def refuse_restricted_delete(sender: Any, instance: Any, using: str, **kwargs: Any) -> None:
         # Rows a legal minimum or a hold keeps cannot be deleted behind the erasure rules.
-        # Django sends this inside the delete's transaction: on PostgreSQL the row is
-        # held from before the check, as a save holds it (SQLite: the read holds the
-        # database until the DELETE).
+        # Django sends this inside the delete's transaction: the row is held from
+        # before the check, as a save holds it (SQLite: the write lock).
         if instance.pk is not None:
-            from django.db import connections
-
-            if connections[using].vendor != "sqlite":
-                hold_rows(bound.model, [instance.pk], using)
+            hold_for_check(bound.model, [instance.pk], using)
             check_not_restricted(bound, instance.pk, using)
 
     pre_delete.connect(
@@ -529,6 +541,7 @@ def _guard_set_on_delete(bound: Bound, field: Any) -> None:
     def refuse(sender: Any, instance: Any, using: str, **kwargs: Any) -> None:
         if instance.pk is None:
             return
+        hold_for_check(model, (), using)  # SQLite: the write lock, before the reads
         keys = list(
             model._base_manager.using(using)
             .filter(**{field.name: instance})
@@ -591,6 +604,8 @@ def _install_queryset_hooks() -> None:
                 # By key, so that DISTINCT or GROUP BY in the query does not stop the lock.
                 held = bound.model._base_manager.using(self.db).filter(pk__in=self.values("pk"))
                 keys = list(held.select_for_update().values_list("pk", flat=True))
+            else:
+                hold_for_check(bound.model, (), self.db)
             if any_restricted(bound, self.db):
                 if keys is None:
                     keys = list(self.values_list("pk", flat=True))
@@ -635,15 +650,14 @@ def _install_queryset_hooks() -> None:
             from django.db import connections, transaction
 
             # The check and the upsert in one transaction, the colliding rows held from
-            # before the check (PostgreSQL: FOR UPDATE; SQLite: the check's read holds
-            # the database until the write), as update() does: a restriction committed
-            # by another connection is either seen by the check or waits for the write.
+            # before the check (PostgreSQL: FOR UPDATE; SQLite: the write lock), as
+            # update() does: a restriction committed by another connection is either
+            # seen by the check or waits for the write.
             with transaction.atomic(using=self.db, savepoint=False):
                 unique, keys = options.get("unique_fields"), None
                 if connections[self.db].vendor != "sqlite":
                     keys = _colliding_keys(bound.model, objs, unique, self.db)
-                    if keys:
-                        hold_rows(bound.model, keys, self.db)
+                hold_for_check(bound.model, keys or (), self.db)
                 if any_restricted(bound, self.db):
                     if keys is None:
                         keys = _colliding_keys(bound.model, objs, unique, self.db)
@@ -678,6 +692,54 @@ def _install_queryset_hooks() -> None:
     QuerySet.update = update
     QuerySet.bulk_update = bulk_update
     QuerySet.bulk_create = bulk_create
+    from django.db.models.query import ModelIterable, RawModelIterable
+
+    ModelIterable.__iter__ = _settling(ModelIterable.__iter__)
+    RawModelIterable.__iter__ = _settling(RawModelIterable.__iter__)
+
+
+#: ``window``: while a fetch builds instances, the rows whose tokens wait for the check
+#: of their learners' cached keys (see :func:`_settling`).
+_fetch = threading.local()
+
+
+def _settling(iterate: Any) -> Any:
+    """Wrap the ``__iter__`` of Django's model iterables: the instances a fetch builds
+    (its rows and those ``select_related`` brings) are handed out once the keys held in
+    memory for their learners are known alive, checked for the whole fetch at once, or
+    for each chunk of ``iterator()``. A process that holds a learner's keys must not
+    open rows of hers restored from a copy after another process erased her."""
+
+    def __iter__(self: Any) -> Any:
+        queryset = self.queryset
+        if not getattr(queryset.model.from_db, "opens_tokens", False) and not getattr(
+            queryset.query, "select_related", False
+        ):
+            return iterate(self)
+        return _settled(iterate(self), self.chunk_size if self.chunked_fetch else None)
+
+    return __iter__
+
+
+def _settled(rows: Iterator[Any], size: int | None) -> Iterator[Any]:
+    local = _fetch
+    while True:
+        outer = getattr(local, "window", None)
+        window: list[Any] = []
+        local.window = window
+        try:
+            chunk = list(islice(rows, size))
+        finally:
+            local.window = outer
+        if window:
+            subjects = {entry[3] for entry in window}
+            subjects.discard(None)
+            _settings.runtime().keyring._drop_stale(subjects)
+            for open_row, instance, loaded, subject in window:
+                open_row(instance, loaded, subject)
+        yield from chunk
+        if size is None or len(chunk) < size:
+            return
 
 
 def _colliding_keys(
@@ -810,6 +872,24 @@ def reserve_keys(model: Any, using: str, count: int) -> list[int]:
         f"{table}: auto-increment keys are reserved on PostgreSQL and SQLite only; "
         f"on {connection.vendor} give the model a UUID or text primary key"
     )
+
+
+def hold_for_check(model: Any, keys: Sequence[Any], using: str) -> None:
+    """Inside a transaction, before a restriction check that guards a write of the rows
+    ``keys`` of ``model`` (or the listing of them as restricted): hold what a competing
+    write would need until the transaction ends, so that none slips between the check and
+    the write. PostgreSQL: the rows (:func:`hold_rows`). SQLite: the database's write
+    lock, taken by a write that changes nothing, as ``BEGIN IMMEDIATE`` would take it: a
+    read alone does not block a writer in WAL mode, and the transaction's later write
+    would fail (``database is locked``) once another connection had committed."""
+    from django.db import connections
+
+    connection = connections[using]
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE lpdj_restrictions SET id = id WHERE 1 = 0")
+    elif keys:
+        hold_rows(model, keys, using)
 
 
 def hold_rows(model: Any, keys: Sequence[Any], using: str) -> None:

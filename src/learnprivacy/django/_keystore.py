@@ -37,6 +37,9 @@ _META = "lpdj_key_meta"
 # ``|current|next|`` ("" for none). Every transaction writing a wrapped key reads it
 # locked; compaction changes it holding it exclusively (see learnprivacy.store._epochs).
 _EPOCH_ROW = "wrapping_epochs"
+# The lpdj_key_meta row given a new random value by every transaction that shreds or
+# destroys keys, in that transaction (the key store's shred mark, see shred_mark).
+_SHRED_MARK = "shred_mark"
 
 
 class DjangoKeyStore:
@@ -83,6 +86,42 @@ class DjangoKeyStore:
             cursor.execute(sql, params)
             return list(cursor.fetchall())
 
+    def _chunks(self, subjects: Iterable[str]) -> Iterator[tuple[list[str], str, Sequence[Any]]]:
+        """``subjects`` (sorted, once each) in chunks, each with the ``WHERE subject_ref``
+        condition and parameters that select it."""
+        wanted = sorted(set(subjects))
+        # PostgreSQL takes the whole list as one array parameter: Django's client-side
+        # binding splits a query's text at every placeholder, which cost more than the
+        # query itself with hundreds of them. SQLite takes chunks of placeholders.
+        array = self._vendor() == "postgresql"
+        size = 10_000 if array else 500
+        for start in range(0, len(wanted), size):
+            chunk = wanted[start : start + size]
+            where = "= ANY(%s)" if array else f"IN ({', '.join(['%s'] * len(chunk))})"
+            yield chunk, where, [chunk] if array else chunk
+
+    def live_entries(self, refs: Sequence[str]) -> list[tuple[str, str, str, str, bytes]]:
+        """``(ref, scope, key_id, master_key_id, wrapped)`` of every live (active or
+        retired) key of ``refs``, a chunk of references per query (see
+        ``Keyring._live_keys``)."""
+        if current_batch(self._local) is not None:
+            # An open batch's new keys are not stored yet: read as list_entries reads.
+            return [
+                (ref, e.scope, e.key_id, e.master_key_id, e.wrapped)
+                for ref in sorted(set(refs))
+                for e in self.list_entries(ref)
+                if e.state is not KeyState.SHREDDED
+            ]
+        found: list[tuple[str, str, str, str, bytes]] = []
+        for _chunk, where, params in self._chunks(refs):
+            rows = self._rows(
+                "SELECT subject_ref, scope, key_id, master_key_id, wrapped "
+                f"FROM {_KEYS} WHERE subject_ref {where} AND state <> %s",
+                [*params, KeyState.SHREDDED.value],
+            )
+            found.extend((str(a), str(b), str(c), str(d), bytes(e)) for a, b, c, d, e in rows)
+        return found
+
     # -- batches ---------------------------------------------------------------------
 
     @contextmanager
@@ -93,18 +132,11 @@ class DjangoKeyStore:
         transaction: end the batch *before* committing data encrypted under them.
         """
         batch = KeyBatch()
-        wanted = sorted(set(subjects))
-        # PostgreSQL takes the whole list as one array parameter: Django's client-side
-        # binding splits a query's text at every placeholder, which cost more than the
-        # query itself with hundreds of them. SQLite takes chunks of placeholders.
-        array = self._vendor() == "postgresql"
-        size = 10_000 if array else 500
-        for start in range(0, len(wanted), size):
-            chunk = wanted[start : start + size]
+        # Read before the entries: it dates the keys the keyring unwraps from them.
+        batch.mark = self.shred_mark()
+        for chunk, where, params in self._chunks(subjects):
             for subject in chunk:
                 batch.entries[subject] = []
-            where = "= ANY(%s)" if array else f"IN ({', '.join(['%s'] * len(chunk))})"
-            params: Sequence[Any] = [chunk] if array else chunk
             for row in self._rows(
                 f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject_ref {where} ORDER BY id", params
             ):
@@ -295,6 +327,8 @@ class DjangoKeyStore:
                 ],
             )
             changed = bool(cursor.rowcount > 0)
+            if changed and entry.state is KeyState.SHREDDED:
+                self._new_mark(cursor)
         batch = batch_for(self._local, entry.subject)
         if changed and batch is not None:
             batch.updated(entry)
@@ -344,7 +378,35 @@ class DjangoKeyStore:
                             f"INSERT INTO {_TOMBSTONES} (subject_ref, scope) VALUES (%s, %s)",
                             [subject, stone],
                         )
+            if wanted:
+                self._new_mark(cursor)
         return count
+
+    def _new_mark(self, cursor: Any) -> None:
+        """Give the shred mark a new random value, inside the transaction that takes keys
+        away. A store migrated before the mark existed gets its row now."""
+        import secrets
+
+        mark = secrets.token_hex(16)
+        cursor.execute(f'UPDATE {_META} SET value = %s WHERE "key" = %s', [mark, _SHRED_MARK])
+        if cursor.rowcount < 1:
+            cursor.execute(
+                f'INSERT INTO {_META} ("key", value) VALUES (%s, %s)', [_SHRED_MARK, mark]
+            )
+
+    def shred_mark(self) -> str:
+        """The shred mark (see ``learnprivacy.crypto._keystore``): a random value replaced
+        in every transaction that shreds or destroys keys here ("" before the first), as
+        committed now. Random, not a count: a key database restored from a backup, or
+        emptied, never brings back a mark a reader has already seen."""
+        rows = self._rows(f'SELECT value FROM {_META} WHERE "key" = %s', [_SHRED_MARK])
+        return str(rows[0][0]) if rows else ""
+
+    def batch_mark(self) -> str | None:
+        """Inside this thread's :meth:`batch`, the shred mark read before its prefetch;
+        ``None`` outside one."""
+        batch = current_batch(self._local)
+        return None if batch is None else batch.mark
 
     # -- rotation and maintenance -------------------------------------------------------
 
@@ -387,6 +449,8 @@ class DjangoKeyStore:
                 params,
             )
             changed = cursor.rowcount
+            if any(e.state is KeyState.SHREDDED for e in entries):
+                self._new_mark(cursor)
         # Some drivers report -1 for executemany: the entries were live when read.
         return len(entries) if changed is None or changed < 0 else int(changed)
 

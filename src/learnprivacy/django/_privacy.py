@@ -42,7 +42,7 @@ from learnprivacy._vocabulary import BATCH_SIZE, Article
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.crypto._blind_index import normalise_text
 from learnprivacy.django._audit import DjangoAuditLog
-from learnprivacy.django._bind import Bound, bound_models, hold_rows
+from learnprivacy.django._bind import Bound, bound_models, hold_for_check
 from learnprivacy.django._restrictions import (
     count_restricted,
     lift,
@@ -142,7 +142,14 @@ class SweepResult:
     restricted: int = 0
     review: int = 0
     kept: int = 0
+    #: Learners whose keys the sweep shredded, checked shredded in the key store after
+    #: their batch committed (in a dry run: would shred).
     shredded_subjects: int = 0
+    #: Learners whose keys wait for the commit of the caller's transaction (a sweep run
+    #: inside one: ``ATOMIC_REQUESTS``, ``transaction.atomic()``), or whose shredding did
+    #: not happen after the commit; a later sweep, erasure or ``learnprivacy_keys
+    #: reconcile`` shreds them.
+    pending_subjects: int = 0
     dry_run: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -242,6 +249,8 @@ class DjangoPrivacy(DeclaredRegister):
         # that action: they no longer keep an account when the sweep reaches it, and its
         # trial removes them first (see _trial).
         self._dry_gone: dict[tuple[str, str], Action] = {}
+        # Learners of the sweep under way whose keys are not (yet) shredded.
+        self._pending_subjects = 0
 
     def __repr__(self) -> str:
         return f"DjangoPrivacy(using={self.using!r}, models={len(self.bound)})"
@@ -431,11 +440,9 @@ class DjangoPrivacy(DeclaredRegister):
         """List the rows ``(key, learner, reason)`` as restricted; how many were new."""
         ref = self.audit.subject_ref
         listed = [(key, ref(learner), reason) for key, learner, reason in rows]
-        from django.db import connections
-
-        if listed and connections[self.using].vendor != "sqlite":
+        if listed:
             # A save that checked one of these rows holds it until it has written.
-            hold_rows(bound.model, [key for key, _, _ in listed], self.using)
+            hold_for_check(bound.model, [key for key, _, _ in listed], self.using)
         return len(restrict(bound.spec.table, listed, now=now, using=self.using))
 
     def _keepers(self, bound: Bound, learners: Sequence[str]) -> dict[str, str]:
@@ -658,16 +665,20 @@ class DjangoPrivacy(DeclaredRegister):
 
         Runs after every commit that listed some, and first in every erasure and sweep
         that is not a dry run, so a crash between a commit and its shredding is
-        finished by the next call.
+        finished by the next call. Called inside a transaction (``ATOMIC_REQUESTS``), it
+        shreds nothing and returns 0: it runs again when that transaction commits.
         Idempotent: shredding twice is shredding once.
         """
-        from django.db import connections
+        from django.db import connections, transaction
 
         from learnprivacy.django.models import PendingShred
 
         connection = connections[self.using]
         if connection.in_atomic_block:
-            # Rows listed by a transaction still open are not committed yet.
+            # The list holds keys this transaction queued too, whose rows a rollback
+            # would bring back: they wait for its commit, and those a crash left owed
+            # with them (before, those waited for some later call made outside one).
+            transaction.on_commit(self.reconcile, using=self.using)
             return 0
         keyring = runtime().keyring
         done = 0
@@ -834,6 +845,7 @@ class DjangoPrivacy(DeclaredRegister):
             self.reconcile()
         totals = dict.fromkeys(("erased", "anonymised", "restricted", "review", "kept"), 0)
         shredded_subjects = 0
+        self._pending_subjects = 0
         # In a dry run nothing is removed: rows the retention pass already counted are
         # not counted again by the consent pass.
         decided: set[tuple[str, str]] = set()
@@ -879,7 +891,12 @@ class DjangoPrivacy(DeclaredRegister):
         for name, value in counts.items():
             totals[name] += value
         shredded_subjects += shredded
-        return SweepResult(**totals, shredded_subjects=shredded_subjects, dry_run=dry_run)
+        return SweepResult(
+            **totals,
+            shredded_subjects=shredded_subjects,
+            pending_subjects=self._pending_subjects,
+            dry_run=dry_run,
+        )
 
     # -- consent -------------------------------------------------------------------------
 
@@ -1116,8 +1133,9 @@ class DjangoPrivacy(DeclaredRegister):
     ) -> int:
         """Apply one batch of a sweep's ``decisions`` in a transaction that also queues the
         key shreds they call for; add its counts to ``totals``; how many subjects lost
-        keys."""
-        from django.db import transaction
+        keys, checked in the key store once the batch committed (the others are counted
+        pending)."""
+        from django.db import connections, transaction
 
         with transaction.atomic(using=self.using):
             counts, shreds = self._apply(bound, decisions, now, dry_run=dry_run)
@@ -1125,7 +1143,17 @@ class DjangoPrivacy(DeclaredRegister):
                 self._queue_shreds(shreds, mode="keys", now=now)
         for name, value in counts.items():
             totals[name] += value
-        return len({s for s, _ in shreds})
+        subjects = {s for s, _ in shreds}
+        if dry_run or not subjects:
+            return len(subjects)
+        if connections[self.using].in_atomic_block:
+            # The caller's transaction: the shreds wait for its commit.
+            self._pending_subjects += len(subjects)
+            return 0
+        keyring = runtime().keyring
+        left = {s for s, scope in shreds if not keyring.is_shredded(s, scope)}
+        self._pending_subjects += len(left)
+        return len(subjects - left)
 
     def _apply(
         self, bound: Bound, decisions: Sequence[RowDecision], now: dt.datetime, *, dry_run: bool

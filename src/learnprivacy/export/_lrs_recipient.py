@@ -8,7 +8,9 @@ actor is the learner's account, then checks the outcome against the LRS:
 
 - each voiding statement is read back by id (the LRS holds it);
 - the learner's statements are queried again: what is still listed is reported as
-  ``still_listed`` (0 on an LRS that applies voiding to queries).
+  ``still_listed`` (0 on an LRS that applies voiding to queries). A statement still
+  listed is not withdrawn: the notification fails (``DeliveryError`` with the counts), as
+  it does on an LRS that does not apply voiding, such as Ralph's own backends.
 
 Voiding statements name the LMS (``account`` ``lms`` under the profile's home page) as
 actor, never the learner, and their ids are UUID 5 of the voided id, so notifying again
@@ -78,9 +80,9 @@ class LrsRecipient:
     It returns what it did as non-personal counts, which the request's report and the
     audit log keep: ``found``, ``voided``, ``not_voided``, ``still_listed``,
     ``deleted`` (always ``0``: xAPI defines no delete and Ralph offers none). When a
-    statement could not be voided it raises :class:`~learnprivacy.errors.DeliveryError`
-    carrying the same counts in ``details``, and the request fails (a retry voids the
-    rest).
+    statement could not be voided, or queries still list a voided one, it raises
+    :class:`~learnprivacy.errors.DeliveryError` carrying the same counts in ``details``,
+    and the request fails (a retry voids the rest).
 
     It is also a source for access exports: :meth:`statements_about` reads what the LRS
     holds about an actor.
@@ -203,10 +205,13 @@ class LrsRecipient:
             )
         details = {key: str(value) for key, value in counts.items()}
         details.update(still_listed=str(still), deleted="0", delete="not offered by xAPI")
-        if counts["not_voided"] or counts["sent"] < len(corrected):
+        if counts["not_voided"] or counts["sent"] < len(corrected) or still:
+            # A voided statement that queries still list is not withdrawn: the LRS does
+            # not apply voiding (stock Ralph), and the controller must act there.
             raise DeliveryError(
                 f"the LRS at {self._host} voided {confirmed} of {counts['found']} statements "
-                f"and took {counts['sent']} of {len(corrected)} corrected ones",
+                f"(still listing {still} of them) and took {counts['sent']} of "
+                f"{len(corrected)} corrected ones",
                 status=None if error is None else error.status,
                 details=details,
             ) from error

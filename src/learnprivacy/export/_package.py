@@ -334,7 +334,15 @@ class PackageWriter:
             handle = self._handle(stream)
         elif len(self._open) > 1:
             self._open.move_to_end((stream.component, stream.record_type))
-        handle.write(line + "\n")
+        try:
+            handle.write(line + "\n")
+        except UnicodeEncodeError:
+            # A lone surrogate (from a JSON "\\ud800" escape, say) is no UTF-8 text; the
+            # encoder's own error would carry the whole value.
+            raise LPValidationError(
+                "export rows must be valid Unicode text (a lone surrogate cannot be written)",
+                field="export.row",
+            ) from None
         if stream.csv_path is not None and stream.csv_cells is not None:
             # The row is JSON-ready (a record's to_json_dict): the cells are what the
             # staging line would give back.

@@ -205,12 +205,7 @@ def export_subject(
     else:
         reference = _pseudonyms(pseudonym_key, SUBJECT_REFERENCE_DOMAIN)
         actor = _pseudonyms(pseudonym_key, profile.pseudonym_domain)
-    remove_stale_staging(target)
-    work = Path(
-        tempfile.mkdtemp(
-            prefix=f".{target.name}.{os.getpid()}.", suffix=_STAGING_SUFFIX, dir=target.parent
-        )
-    )
+    work = staging_beside(target)
     try:
         writer = PackageWriter(
             work / "package",
@@ -243,6 +238,17 @@ def export_subject(
 
 
 _STAGING_SUFFIX = ".partial"
+
+
+def staging_beside(target: Path) -> Path:
+    """A new hidden folder beside ``target`` to build it in, after removing those that
+    killed builds of ``target`` left (:func:`remove_stale_staging`)."""
+    remove_stale_staging(target)
+    return Path(
+        tempfile.mkdtemp(
+            prefix=f".{target.name}.{os.getpid()}.", suffix=_STAGING_SUFFIX, dir=target.parent
+        )
+    )
 
 
 def remove_stale_staging(target: Path) -> int:

@@ -124,6 +124,10 @@ def _query(
     return params
 
 
+#: Empty pages in a row (each with a new more link) after which a listing is refused.
+_EMPTY_PAGES = 100
+
+
 def _from_lrs(
     endpoint: str,
     auth: Auth,
@@ -141,6 +145,7 @@ def _from_lrs(
         # No params: the endpoint's own query string (``?voidedStatementId=...``) stands.
         query: dict[str, str] | None = params or None
         seen_links: set[str] = set()
+        empty = 0
         while url is not None:
             response = lrs.request("GET", url, params=query)
             if response.status_code != 200:
@@ -157,11 +162,14 @@ def _from_lrs(
                 if not isinstance(statement, dict):
                     raise lrs.malformed("a list of statements", 200)
                 yield statement
-            if not more or not statements:
-                # Ralph offers one more, empty, page when the count is a multiple of the
-                # limit; an empty page ends the walk either way.
+            if not more:
                 return
-            if more in seen_links:
+            # An empty page with a more link does not end the walk: an LRS that filters
+            # pages after paging (voided or hidden statements) may answer one before
+            # the rest (Ralph's last, empty, page has no more link). A link seen before
+            # would loop, and so would an endless run of empty pages.
+            empty = 0 if statements else empty + 1
+            if more in seen_links or empty > _EMPTY_PAGES:
                 raise lrs.malformed("a more link that moves on", 200)
             seen_links.add(more)
             url, query = lrs.resolve(more), None

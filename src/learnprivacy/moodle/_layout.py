@@ -182,18 +182,14 @@ class MoodleContextTree:
         found = self._ids.get(key)
         if found is None:
             system = self._ids.get((int(ContextLevel.SYSTEM), 0), (1, [1]))[0]
-            return Path(f"System _.{system}") / _safe(
-                f"{self._name(*key)} _.{context.level.name.lower()}{context.instance_id}"
+            return Path(f"System _.{system}") / safe_name(
+                self._name(*key), f" _.{context.level.name.lower()}{context.instance_id}"
             )
         parts = []
         for cid in found[1]:
             level, instance = self._levels.get(cid, key)
-            parts.append(_safe(f"{self._name(level, instance)} _.{cid}"))
+            parts.append(safe_name(self._name(level, instance), f" _.{cid}"))
         return Path(*parts)
-
-
-def _safe(name: str) -> str:
-    return safe_name(name)
 
 
 def _numbered(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:

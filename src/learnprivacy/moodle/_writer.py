@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from learnprivacy.errors import ValidationError
+from learnprivacy.errors import ConfigurationError, ValidationError
 from learnprivacy.providers import Context
 
 if TYPE_CHECKING:
@@ -40,10 +42,19 @@ __all__ = ["ContextWriter", "MoodleContentWriter", "safe_name"]
 _UNSAFE = re.compile(r"[\\/:*?\"<>|\x00-\x1f]+")
 
 
-def safe_name(name: str) -> str:
-    """``name`` as one path component: separators and control characters replaced."""
+#: Bytes a path component may take (file systems allow 255; room is left for a suffix).
+_NAME_BYTES = 200
+
+
+def safe_name(name: str, suffix: str = "") -> str:
+    """``name`` and ``suffix`` as one path component: separators and control characters
+    replaced, ``name`` shortened so that the whole fits a file system's limit (a course
+    or forum subject may be longer than a folder name can be)."""
     cleaned = _UNSAFE.sub("_", name).strip()
-    return "_" if cleaned in {"", ".", ".."} else cleaned
+    limit = _NAME_BYTES - len(suffix.encode("utf-8"))
+    if len(cleaned.encode("utf-8")) > limit:
+        cleaned = cleaned.encode("utf-8")[:limit].decode("utf-8", "ignore").rstrip()
+    return ("_" if cleaned in {"", ".", ".."} else cleaned) + suffix
 
 
 class MoodleContentWriter:
@@ -71,15 +82,33 @@ class MoodleContentWriter:
         self.files.setdefault(path, {})[key] = {"value": value, "description": description}
 
     def finalise(self, directory: str | Path) -> Path:
-        """Write every file and ``index.html`` under ``directory``; returns it."""
+        """Write every file and ``index.html`` under ``directory``; returns it.
+
+        ``directory`` must be absent or empty: files of an earlier export left in it
+        would be handed over with this one. Everything is written in a hidden folder
+        beside it, which takes its name at the end, so an export that fails or is killed
+        half-way leaves no directory that looks complete (a killed one's folder is
+        removed by the next export to the same place).
+        """
+        from learnprivacy.export._subject import staging_beside
+
         root = Path(directory)
-        root.mkdir(parents=True, exist_ok=True)
-        for path, data in sorted(self.files.items()):
-            target = root / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            text = json.dumps(data, indent=4, ensure_ascii=False, default=str)
-            target.write_text(text, encoding="utf-8")
-        _write_index(root, sorted(self.files))
+        if root.is_symlink() or (root.exists() and (not root.is_dir() or any(root.iterdir()))):
+            raise ConfigurationError("the export directory must be absent or empty")
+        root.parent.mkdir(parents=True, exist_ok=True)
+        work = staging_beside(root)
+        try:
+            for path, data in sorted(self.files.items()):
+                target = work / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                text = json.dumps(data, indent=4, ensure_ascii=False, default=str)
+                with target.open("x", encoding="utf-8") as file:
+                    file.write(text)
+            _write_index(work, sorted(self.files))
+            os.replace(work, root)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
         return root
 
 

@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, delete, insert, inspect, select
+from sqlalchemy import Connection, Engine, delete, func, insert, inspect, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, scoped_session
 from sqlalchemy.orm.attributes import instance_state
 
@@ -25,10 +25,16 @@ from learnprivacy._validators import is_aware, require_aware
 from learnprivacy._vocabulary import BATCH_SIZE, Action
 from learnprivacy.crypto import FieldCipher, Keyring, Pseudonymiser
 from learnprivacy.crypto._blind_index import normalise_text
-from learnprivacy.errors import ConfigurationError, IntegrityError, ValidationError
+from learnprivacy.errors import (
+    ConfigurationError,
+    IntegrityError,
+    RestrictedRecordError,
+    ValidationError,
+)
 from learnprivacy.retention import Hold, Schedule
 from learnprivacy.sqlalchemy import _statistics as statistics
 from learnprivacy.sqlalchemy._auditdb import AuditDatabase
+from learnprivacy.sqlalchemy._bulk import refuse_cascaded
 from learnprivacy.sqlalchemy._columns import declaration_of
 from learnprivacy.sqlalchemy._keys import open_key_store, same_database
 from learnprivacy.sqlalchemy._rowkeys import check_key_types, identity, key_columns, key_in
@@ -971,14 +977,22 @@ class LearnPrivacy(DeclaredRegister):
         reason: str,
         anonymise: Mapping[str, Sequence[Any]] | None = None,
     ) -> None:
-        """Carry out the changes (audit entries already written), children first."""
+        """Carry out the changes (audit entries already written), children first; then
+        check that every row restricted here is still there."""
         states = self.side.states
+        restricting: list[tuple[ModelSpec, list[Any]]] = []
         ref = self.row_refs.ref
         for spec in self.specs:
             table = spec.model.__table__
             keys = list(erase.get(spec.table, ()))
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
+                try:
+                    # A restricted row the database would delete or change with these.
+                    refuse_cascaded(self, connection, spec, chunk)
+                except RestrictedRecordError:
+                    session.rollback()
+                    raise
                 removed = connection.execute(delete(table).where(key_in(spec, chunk))).rowcount
                 _every_row(session, spec, removed, chunk, "erased")
                 connection.execute(
@@ -1034,6 +1048,7 @@ class LearnPrivacy(DeclaredRegister):
                     _forget(session, spec, key)
             kept = list(restrict.get(spec.table, ()))
             if kept:
+                restricting.append((spec, kept))
                 connection.execute(
                     insert(states),
                     [
@@ -1047,6 +1062,19 @@ class LearnPrivacy(DeclaredRegister):
                         for k in kept
                     ],
                 )
+        for spec, kept in restricting:
+            # A row deleted by the database with another (ON DELETE CASCADE from a row
+            # erased here, a trigger) is not kept, whatever the plan said.
+            _every_row(session, spec, self._count(connection, spec, kept), kept, "kept")
+
+    def _count(self, connection: Connection, spec: ModelSpec, keys: Sequence[Any]) -> int:
+        """How many of the rows ``keys`` of ``spec`` exist."""
+        found = 0
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            query = select(func.count()).select_from(spec.model.__table__)
+            found += int(connection.execute(query.where(key_in(spec, chunk))).scalar_one())
+        return found
 
     def restrict(self, session: Session, obj: Any, *, reason: str, now: dt.datetime) -> bool:
         """Restrict processing of ``obj``'s row (GDPR Art. 18), audited; ``False`` if it

@@ -244,13 +244,21 @@ def has_live_rows(connection: Connection, rt: RecordTable) -> bool:
 
 
 def scopes_in_use(
-    store: Store, connection: Connection, subjects: Iterable[str], scope: str
+    store: Store,
+    connection: Connection,
+    subjects: Iterable[str],
+    scope: str,
+    *,
+    emptied: str | None = None,
 ) -> set[str]:
     """Which of ``subjects`` still have a row whose encrypted fields use ``scope``.
 
     A table with no live row at all, seen in the caller's transaction, holds none of
     them: it is asked that (one indexed row at most) instead of being probed for each
-    subject.
+    subject. ``emptied``: a table keyed by the subject itself (the learners' own, one
+    row per learner) whose row of every one of ``subjects`` the caller's transaction has
+    just deleted or anonymised, holding its lock until the commit: it holds none of them
+    and is not probed.
     """
     wanted = sorted(set(subjects))
     used: set[str] = set()
@@ -258,6 +266,8 @@ def scopes_in_use(
         return used
     for rt in store._record_tables():
         if rt.scope != scope or not any(f.encrypted for f in rt.fields):
+            continue
+        if rt.name == emptied and rt.subject_column == "id":
             continue
         if not has_live_rows(connection, rt):
             continue
@@ -278,20 +288,23 @@ def live_keys(
     scope: str,
     *,
     refs: dict[str, str] | None = None,
+    locked: bool = False,
 ) -> list[tuple[str, str]]:
     """``(subject, key_id)`` of the keys of ``subjects`` in ``scope`` not yet shredded.
 
     ``refs``, when given, is filled with each subject's key reference, for a following
     :func:`shred_keys` (a sweep names thousands of subjects: one HMAC each is enough).
 
-    On PostgreSQL the learners' rows are locked until the transaction ends: a writer
+    On PostgreSQL the learners' rows are locked until the transaction ends (``locked``:
+    the caller's transaction already holds each of them ``FOR UPDATE``, as a sweep page
+    of learner accounts does; they are not looked up again): a writer
     adding a row for one of them waits (it share-locks the learner's row), so the
     caller's check of the rows still using the scope, made after this call, sees it;
     and once the caller commits, the writer settles the shreds it sent to the outbox
     before using any key (``SqlKeyStore.settle``).
     """
     wanted = sorted(set(subjects))
-    if store._db.is_postgres and wanted:
+    if store._db.is_postgres and wanted and not locked:
         learners = store._table("Learner").table
         for chunk in chunked(wanted, _CHUNK):
             connection.execute(

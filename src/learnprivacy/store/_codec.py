@@ -18,6 +18,7 @@ from learnprivacy import _validators as v
 from learnprivacy.basis import LawfulBasis
 from learnprivacy.crypto import BlindIndex, FieldCipher
 from learnprivacy.crypto._token import Opener
+from learnprivacy.errors import LearnPrivacyError, ValidationError
 from learnprivacy.records import Score
 from learnprivacy.store._schema import FieldSpec, Kind, RecordTable
 from learnprivacy.store._types import from_utc, to_utc
@@ -175,6 +176,18 @@ def _then(
         return after(before(value))
 
     return both
+
+
+#: What converting a stored clear value may raise when the column holds what this library
+#: never writes there (text that is no date, no member of the field's enum, a number where
+#: text belongs): the read raises :func:`_unreadable`'s error instead, quoting nothing.
+_UNREADABLE = (ValueError, KeyError, TypeError, AttributeError, ArithmeticError)
+
+
+def _unreadable(type_name: str, field: str) -> ValidationError:
+    """The error of a row whose ``field`` cannot be read as its type (the value unsaid)."""
+    where = f"{type_name}.{field}"
+    return ValidationError(f"{where}: the stored value cannot be read as its type", field=where)
 
 
 _Check = tuple[Any, str, Callable[[Any, Any, Any], Any]]
@@ -565,16 +578,24 @@ class Codec:
             record_id = row[id_at]
             subject = row[subject_at]
             record = new(cls)
-            for name, at, convert, if_none in clear:
-                value = row[at]
-                if value is None:
-                    if if_none is not None:
-                        if_none[1](record, if_none[0], None)
-                    assign(record, name, None)
-                else:
-                    assign(record, name, value if convert is None else convert(value))
-            for name, decode in composite:
-                assign(record, name, decode(row, record_id, subject))
+            name = ""
+            try:
+                for name, at, convert, if_none in clear:
+                    value = row[at]
+                    if value is None:
+                        if if_none is not None:
+                            if_none[1](record, if_none[0], None)
+                        assign(record, name, None)
+                    else:
+                        assign(record, name, value if convert is None else convert(value))
+                for name, decode in composite:
+                    assign(record, name, decode(row, record_id, subject))
+                name = ""
+            except _UNREADABLE as error:
+                if isinstance(error, LearnPrivacyError):  # a validator's
+                    raise
+            if name:  # the field being read when a conversion failed
+                raise _unreadable(type_name, name)
             vouched = False
             if opened:
                 mine = cipher._openers_of(subject) if openers is None else openers.get(subject)
@@ -620,11 +641,19 @@ class Codec:
             record_id = row[id_at]
             subject = row[subject_at]
             values: dict[str, Any] = {}
-            for name, at, convert, _ in clear:
-                value = row[at]
-                values[name] = value if value is None or convert is None else convert(value)
-            for name, decode in composite:
-                values[name] = decode(row, record_id, subject)
+            name = ""
+            try:
+                for name, at, convert, _ in clear:
+                    value = row[at]
+                    values[name] = value if value is None or convert is None else convert(value)
+                for name, decode in composite:
+                    values[name] = decode(row, record_id, subject)
+                name = ""
+            except _UNREADABLE as error:
+                if isinstance(error, LearnPrivacyError):
+                    raise
+            if name:
+                raise _unreadable(type_name, name)
             if opened:
                 mine = cipher._openers_of(subject) if openers is None else openers.get(subject)
                 head = f"{type_name}/{record_id}"

@@ -7,7 +7,7 @@ import functools
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from learnprivacy._vocabulary import Article
 from learnprivacy.errors import ValidationError
@@ -30,6 +30,7 @@ from learnprivacy.store._anonymisation import check_anonymised
 from learnprivacy.store._audit import AuditEntry, AuditEvent, AuditLog
 from learnprivacy.store._bulk import ids_in
 from learnprivacy.store._common import ids_detail
+from learnprivacy.store._open import check_record_types
 from learnprivacy.store._reports import ErasureOutcome, ErasureReport, ReplayReport
 from learnprivacy.store._schema import ANONYMISED, RESTRICTED, RecordTable
 
@@ -88,6 +89,7 @@ def erase_subject(
     ref = audit.subject_ref(learner_id)
     outcomes: list[ErasureOutcome] = []
     with store._writing() as connection:
+        check_record_types(store._record_tables(), connection)
         rows = _rows_of(store, connection, learner_id)
         learner = next((rec for rt, rec, _ in rows if not rt.has_learner), None)
         plan: dict[str, tuple[RecordTable, list[str], list[str]]] = {}
@@ -419,7 +421,7 @@ def _records_event(
 
 # -- replay ------------------------------------------------------------------------------
 
-_REPLAYED = ("erase", "anonymise", "restrict", "lift_restriction", "shred")
+_REPLAYED = ("erase", "anonymise", "restrict", "lift_restriction", "shred", "rectify")
 
 
 def _subject_map(store: Store, connection: Connection, refs: set[str]) -> dict[str, str]:
@@ -436,6 +438,24 @@ def _subject_map(store: Store, connection: Connection, refs: set[str]) -> dict[s
             if ref in refs:
                 found[ref] = subject
     return found
+
+
+def _rewrite_dates(
+    connection: Connection, rt: RecordTable, ids: list[str], values: dict[str, Any]
+) -> int:
+    """Write a rectification's dates again on the rows ``ids`` still live and not
+    restricted (a restriction replayed before it forbids the write, as it did then)."""
+    table = rt.table
+    statement = (
+        update(table)
+        .where(
+            ids_in(table.c.id, ids, connection.dialect.name),
+            table.c[ANONYMISED].is_(None),
+            table.c[RESTRICTED].is_(None),
+        )
+        .values(**values)
+    )
+    return int(connection.execute(statement).rowcount)
 
 
 def _record_ids(store: Store, connection: Connection, rt: RecordTable, refs: set[str]) -> list[str]:
@@ -462,7 +482,10 @@ def replay(store: Store, from_log: AuditLog | Iterable[Any], *, now: dt.datetime
     refs: set[str] = set()
     for entry in entries:
         refs.update(entry.details.get("subject_refs", ()))
-    counts = dict.fromkeys(("erased", "anonymised", "restricted", "lifted", "shredded"), 0)
+    counts = dict.fromkeys(
+        ("erased", "anonymised", "restricted", "lifted", "shredded", "rectified"), 0
+    )
+    counts["rectifications_left"] = 0
     with store._writing() as connection:
         subjects = _subject_map(store, connection, refs)
         for entry in entries:
@@ -514,6 +537,17 @@ def _replay_one(
         # Entries written before record references.
         ids = list(details.get("ids", ()))
     if not ids:
+        return
+    if entry.action == "rectify":
+        dates = details.get("dates") or {}
+        if set(details.get("fields", ())) - set(dates):
+            counts["rectifications_left"] += 1
+        if dates:
+            values = {
+                name: None if text is None else dt.datetime.fromisoformat(text)
+                for name, text in dates.items()
+            }
+            counts["rectified"] += _rewrite_dates(connection, rt, ids, values)
         return
     if entry.action in ("erase", "anonymise"):
         statistics.removed(connection, named)

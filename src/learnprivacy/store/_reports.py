@@ -114,3 +114,8 @@ class ReplayReport:
     restricted: int = 0
     lifted: int = 0
     shredded: int = 0
+    #: Rows whose rectified dates (a consent's ``withdrawn_at``...) were written again.
+    rectified: int = 0
+    #: Rectifications of other values (personal ones: the log never carries them), not
+    #: re-applied: redo them from the request book or the LMS.
+    rectifications_left: int = 0

@@ -763,7 +763,10 @@ class Store:
 
         After restoring a backup taken before some erasures, pass the audit log of the
         live store: erased rows are deleted again, anonymised ones anonymised, shredded
-        keys shredded, so the restore does not bring erased learners back.
+        keys shredded, so the restore does not bring erased learners back. The dates a
+        rectification changed (a consent's ``withdrawn_at``) are written again; other
+        rectified values (the log carries no personal value) are counted in
+        ``ReplayReport.rectifications_left``.
         """
         from learnprivacy.store import _erasure  # loaded when first used
 

@@ -48,6 +48,7 @@ from learnprivacy.store._anonymisation import check_anonymised
 from learnprivacy.store._audit import AuditEvent
 from learnprivacy.store._bulk import ids_in
 from learnprivacy.store._common import ids_detail
+from learnprivacy.store._open import check_record_types
 from learnprivacy.store._parts import SweepPart
 from learnprivacy.store._reports import ReviewItem, SweepReport
 from learnprivacy.store._schema import ANONYMISED, RESTRICTED, RecordTable
@@ -158,6 +159,7 @@ def sweep(
         )
         activity = latest_activity(store, part) if reads_activity else {}
         with store._reading() as connection:
+            check_record_types(tables, connection)
             for rt in tables:
                 if has_live_rows(connection, rt):
                     tally.populated.add(rt.name)
@@ -263,6 +265,9 @@ class _TypeSweep:
         self.rules = schedule.rules_for(rt.cls)
         self.selection = Selection(store, rt, self.rules, now)
         self._refs: dict[str, str] = {}
+        # Learner accounts: the learners a page erases or anonymises are its own rows,
+        # read (FOR UPDATE on PostgreSQL) by the page's query.
+        self._owns_rows = rt is store._table("Learner")
 
     def _ref(self, subject: str) -> str:
         """The audit reference of ``subject``, computed once per page."""
@@ -538,7 +543,11 @@ class _TypeSweep:
         refs: dict[str, str] = {}
         if learners and any(f.encrypted for f in rt.fields):
             # Lock order on PostgreSQL, the same in every writer: rows, keys, audit head.
-            keys = live_keys(self.store, connection, learners, rt.scope, refs=refs)
+            # A page of learner accounts read its rows FOR UPDATE: those learners' rows
+            # are held already (their owners are the rows themselves).
+            keys = live_keys(
+                self.store, connection, learners, rt.scope, refs=refs, locked=self._owns_rows
+            )
         statistics.removed(connection, learners)
         erased = [r.id for r in work[Action.ERASE]]
         every_row(erase_rows(connection, rt, erased), len(erased), rt.name, "erased")
@@ -583,7 +592,10 @@ class _TypeSweep:
         """Send the keys no remaining row uses to the outbox; the audit event saying so."""
         store, scope = self.store, self.rt.scope
         subjects = {s for s, _ in keys}
-        doomed = sorted(subjects - scopes_in_use(store, connection, subjects, scope))
+        # Learner accounts: this page deleted or anonymised the one row of each of them.
+        emptied = self.rt.name if self._owns_rows else None
+        in_use = scopes_in_use(store, connection, subjects, scope, emptied=emptied)
+        doomed = sorted(subjects - in_use)
         if not doomed:
             return []
         # The page's audit details computed most of these references already.

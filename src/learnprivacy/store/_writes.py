@@ -25,7 +25,8 @@ from learnprivacy.store._bulk import bulk_insert, bulk_insert_values, ids_in, in
 from learnprivacy.store._codec import Codec
 from learnprivacy.store._common import chunked, collector_paused, ids_detail
 from learnprivacy.store._keystore import KeyRace
-from learnprivacy.store._schema import ANONYMISED, RESTRICTED, RecordTable
+from learnprivacy.store._schema import ANONYMISED, RESTRICTED, Kind, RecordTable
+from learnprivacy.store._types import to_utc
 
 if TYPE_CHECKING:
     from learnprivacy.store._core import StoreCore as Store
@@ -222,6 +223,13 @@ def rectify(store: Store, record: Any, *, now: dt.datetime) -> None:
             store._keys.flush()
         values.pop("id")
         detail = ids_detail(store.audit, rt, [record.id], [subject])
+        # The new dates (withdrawn_at...) are not personal: the entry carries them, so a
+        # restored backup gets them back (Store.replay_erasures).
+        dates = {
+            spec.name: _utc_text(getattr(record, spec.name))
+            for spec in rt.fields
+            if spec.name in changed and spec.kind is Kind.DATETIME and not spec.personal
+        }
         store.audit.append(
             connection,
             [
@@ -230,7 +238,11 @@ def rectify(store: Store, record: Any, *, now: dt.datetime) -> None:
                     outcome="done",
                     record_type=rt.name,
                     subject_ref=store.audit.subject_ref(subject),
-                    details={**detail, "fields": changed},
+                    details={
+                        **detail,
+                        "fields": changed,
+                        "dates": dates,
+                    },
                 )
             ],
             now=now,
@@ -239,6 +251,11 @@ def rectify(store: Store, record: Any, *, now: dt.datetime) -> None:
         every_row(written.rowcount, 1, rt.name, "rectified")
     # The previous tokens may linger in the write-ahead log until it is checkpointed.
     store._db.checkpoint()
+
+
+def _utc_text(value: dt.datetime | None) -> str | None:
+    """A date as the store keeps it (naive UTC), in ISO form for an audit entry."""
+    return None if value is None else to_utc(value).isoformat()
 
 
 def set_restriction(
