@@ -545,8 +545,10 @@ class LearnPrivacy(DeclaredRegister):
 
     # -- sessions ------------------------------------------------------------------------
 
-    def _open(self, session: Session) -> Connection:
-        """Flush ``session`` and return its connection, checked and ready."""
+    def _open(self, session: Session, *, reconcile: bool = True) -> Connection:
+        """Flush ``session`` and return its connection, checked and ready; keys a crash
+        left owed are shredded first unless ``reconcile`` is false (a dry run changes
+        nothing, the key store included)."""
         if not isinstance(session, Session):
             raise ConfigurationError("pass an ORM Session")
         session.flush()
@@ -566,7 +568,8 @@ class LearnPrivacy(DeclaredRegister):
             self._ready.add(id(engine))
         if id(engine) not in self._converted:
             self._convert(session, connection)
-        self._reconcile(session, connection)
+        if reconcile:
+            self._reconcile(session, connection)
         statistics.leftover(session, connection, self._marks)
         if statistics.REFRESH in session.info:
             self._hook(session)
