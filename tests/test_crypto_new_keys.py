@@ -17,6 +17,7 @@ from learnprivacy.crypto._master import MasterKey
 from learnprivacy.errors import DecryptionError, IntegrityError, KeyShreddedError
 from learnprivacy.records import Learner
 from learnprivacy.store import Store
+from tests.store_fixtures import learner
 
 MASTER = bytes(range(32))
 SUBJECTS = [f"learner-{i}" for i in range(6)]
@@ -117,17 +118,7 @@ def test_a_rolled_back_ingest_leaves_no_remembered_key(tmp_path: Path) -> None:
         batch_size=3,
     )
     try:
-        people = [
-            Learner(
-                id=f"L{i}",
-                username=f"user{i}",
-                email=f"u{i}@example.org",
-                given_name="G",
-                family_name="F",
-                created_at=now,
-            )
-            for i in range(7)
-        ]
+        people = [learner(f"L{i}") for i in range(7)]
         people.append(people[0])  # a duplicate id in the last batch
         with pytest.raises(IntegrityError):
             store.add_all(people)
