@@ -288,6 +288,26 @@ def test_access_request_writes_the_package_into_the_export_folder(
     assert _count(_package(package.read_bytes()), "Learner") == 1
 
 
+def test_an_erasure_removes_the_learners_earlier_packages(
+    client: TestClient, tmp_path: Path
+) -> None:
+    """Attack: an access request's package (the learner's data in clear) stayed in the
+    export folder after the learner's erasure request COMPLETED. The erasure removes the
+    packages of the learner's earlier requests, and only theirs."""
+    ana = _enrol(client)
+    ben = _enrol(client, email="ben@example.org", username="ben")
+    packages = []
+    for learner_id in (ana, ben):
+        filed = client.post("/requests", json={"learner_id": learner_id, "type": "access"})
+        done = client.post(f"/admin/requests/{filed.json()['id']}/execute", headers=ADMIN)
+        packages.append(tmp_path / "exports" / done.json()["package"])
+    assert all(p.exists() for p in packages)
+    filed = client.post("/requests", json={"learner_id": ana, "type": "erasure"}).json()
+    done = client.post(f"/admin/requests/{filed['id']}/execute", headers=ADMIN).json()
+    assert done["state"] == "completed"
+    assert [p.exists() for p in packages] == [False, True]
+
+
 def test_exports_leave_no_temporary_file_behind(
     client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

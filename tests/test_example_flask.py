@@ -68,7 +68,7 @@ def signup(client: Any, email: str, name: str) -> str:
 
 
 def test_the_lms_keeps_its_tables_encrypted_and_answers_requests(
-    lms: Any, urls: tuple[str, str]
+    lms: Any, urls: tuple[str, str], tmp_path: Path
 ) -> None:
     """Sign-up, posts, lookups, export and erasure, all on the LMS's own tables."""
     ana = signup(lms, "ana@example.org", "Ana Silva")
@@ -96,7 +96,11 @@ def test_the_lms_keeps_its_tables_encrypted_and_answers_requests(
         body = c.execute(text("SELECT body FROM forum_posts")).scalar_one()
     assert all(v.startswith("lp1.") for v in (*row, note, body))
 
-    assert lms.get("/admin/find?email=Ana@Example.org", headers=ADMIN).get_json()["ids"] == [ana]
+    found = lms.post("/admin/find", json={"email": "Ana@Example.org"}, headers=ADMIN)
+    assert found.get_json()["ids"] == [ana]
+    # Attack: the address in the URL, which web servers and proxies write to their access
+    # logs, was answered; the lookup takes it from the body only.
+    assert lms.get("/admin/find?email=Ana@Example.org", headers=ADMIN).status_code == 405
     exported = lms.post(f"/admin/users/{ana}/export", headers=ADMIN)
     assert exported.status_code == 200
     with zipfile.ZipFile(io.BytesIO(exported.data)) as zf:
@@ -121,6 +125,9 @@ def test_the_lms_keeps_its_tables_encrypted_and_answers_requests(
             assert count == 0
     engine.dispose()
     assert lms.app.extensions["lms.privacy"].keyring.is_shredded(ana, "contract")
+    # Attack: the package sent to the administrator stayed in the export directory, in
+    # clear, after the learner's erasure (Ana's e-mail address readable in it).
+    assert list((tmp_path / "exports").iterdir()) == []
     assert lms.get("/me", headers={"X-User": bob}).get_json()["email"] == "bob@example.org"
     actions = lms.get("/admin/audit", headers=ADMIN).get_json()["actions"]
     assert actions[0] == "erasure_request"

@@ -305,6 +305,7 @@ def test_failing_provider_fails_the_request_and_a_retry_finishes(world: World) -
         "plan:erase",
         "erase_store",
         "erase_providers",
+        "remove_packages",
         "verify_request_book",
         "notify:employer_feed/employer",
     ]
@@ -687,3 +688,26 @@ def test_consent_records_are_only_erased_or_anonymised() -> None:
             end_records(object(), action, [object()], now=T, reason="consent withdrawn")
     for action in (Action.ERASE, Action.ANONYMISE):
         assert end_records(object(), action, [], now=T, reason="consent withdrawn") == 0
+
+
+def test_an_erasure_removes_a_package_whatever_its_request_id(world: World) -> None:
+    """Attack: the LMS files requests under its own ids. An access request filed as
+    ``ticket-7-death-export`` kept its package (Ana's data in clear) after her erasure
+    COMPLETED: the package owed to a post-mortem executor was told apart by that text
+    anywhere in an id. Only the request a directive of the learner made keeps it."""
+    filed = receive_request(
+        world.book,
+        RequestType.ACCESS,
+        learner_id="L1",
+        received_at=T,
+        requester=Requester.subject("Ana Silva", EMAIL),
+        request_id="ticket-7-death-export",
+    )
+    filed = world.book.verify_identity(filed, method=ProofMethod.AUTHENTICATED_SESSION, now=T)
+    step = world.executor.execute(filed, now=T).step("export")
+    assert step is not None
+    assert step.artifact is not None
+    package = Path(step.artifact)
+    assert package.exists()
+    assert world.run(RequestType.ERASURE).state is RequestState.COMPLETED
+    assert not package.exists()

@@ -319,3 +319,103 @@ def test_a_newer_key_database_is_refused(tmp_path: Path) -> None:
         connection.execute("UPDATE lpk_meta SET value = '3' WHERE key = 'schema_version'")
     with pytest.raises(ConfigurationError, match="newer learnprivacy"):
         KeyDatabase(f"sqlite:///{path}")
+
+
+# -- on a PostgreSQL key database ----------------------------------------------------------
+
+
+@pytest.fixture
+def pg_workers(postgres_server: Any) -> Iterator[tuple[Keyring, Keyring]]:
+    """A worker and an eraser keyring on one PostgreSQL key database, each with its own
+    engine (two processes)."""
+    url = postgres_server.create_database()
+    mine, theirs = KeyDatabase(url), KeyDatabase(url)
+    try:
+        yield (
+            Keyring.from_master_key(MASTER, store=mine),
+            Keyring.from_master_key(MASTER, store=theirs),
+        )
+    finally:
+        mine.close()
+        theirs.close()
+
+
+@pytest.mark.postgres
+def test_postgres_marks_shreds_of_another_worker(
+    pg_workers: tuple[Keyring, Keyring], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker, eraser = pg_workers
+    seen = _counting(monkeypatch)
+    cache_keys(worker, ANA, BOB)
+    worker._drop_stale([ANA, BOB])
+    assert seen == []
+    store: Any = eraser.store
+    ref = eraser.key_ref(ANA)
+
+    def failing_shred() -> None:
+        with store.database.write() as connection:
+            connection.exec_driver_sql(
+                "UPDATE lpk_keys SET state = 'shredded', wrapped = '' WHERE subject_ref = %s",
+                (ref,),
+            )
+            _bump_mark(connection)
+            raise RuntimeError("the shredding transaction fails")
+
+    with pytest.raises(RuntimeError):
+        failing_shred()
+    worker._drop_stale([ANA, BOB])
+    assert seen == []
+    assert worker._cache.get(ANA) is not None
+    assert eraser.shred(ANA) == 1
+    worker._drop_stale([ANA, BOB])
+    assert seen == [2]
+    assert worker._cache.get(ANA) is None
+    assert worker._cache.get(BOB) is not None
+
+
+@pytest.mark.postgres
+def test_postgres_a_check_during_an_uncommitted_shred_sees_it_once_committed(
+    pg_workers: tuple[Keyring, Keyring],
+) -> None:
+    worker, eraser = pg_workers
+    cache_keys(worker, ANA)
+    ref = eraser.key_ref(ANA)
+    store: Any = eraser.store
+    with store.engine.connect() as connection:
+        shredding = connection.begin()
+        connection.exec_driver_sql(
+            "UPDATE lpk_keys SET state = 'shredded', wrapped = '' WHERE subject_ref = %s",
+            (ref,),
+        )
+        _bump_mark(connection)
+        worker._drop_stale([ANA])  # not blocked, and sees the committed state only
+        assert worker._cache.get(ANA) is not None
+        shredding.commit()
+    worker._drop_stale([ANA])
+    assert worker._cache.get(ANA) is None
+
+
+@pytest.mark.postgres
+def test_postgres_a_shred_committed_after_the_look_up_is_seen_next(
+    pg_workers: tuple[Keyring, Keyring], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker, eraser = pg_workers
+    cache_keys(worker, ANA, BOB)
+    cache_keys(eraser, "learner-carol")
+    eraser.shred("learner-carol")
+    real_live = KeyDatabase.live_entries
+    fired: list[bool] = []
+
+    def live(self: KeyDatabase, refs: Any) -> Any:
+        found = real_live(self, refs)
+        if not fired:
+            fired.append(True)
+            assert eraser.shred(ANA) == 1
+        return found
+
+    monkeypatch.setattr(KeyDatabase, "live_entries", live)
+    worker._drop_stale([ANA, BOB])
+    assert fired
+    worker._drop_stale([ANA, BOB])
+    assert worker._cache.get(ANA) is None
+    assert worker._cache.get(BOB) is not None

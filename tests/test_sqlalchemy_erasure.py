@@ -123,10 +123,9 @@ def test_rollback_loses_nothing(app: SimpleNamespace) -> None:
         assert s.scalar(text("SELECT count(*) FROM lp_pending_shreds")) == 0
 
 
-def test_a_crash_between_commit_and_shred_is_reconciled(
-    app: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """If shredding fails after the commit, the next call shreds what was pending."""
+def _erased_keys_owed(app: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """:func:`populate`, then Ana erased with the shredding failing after the commit:
+    her keys alive, owed in ``lp_pending_shreds`` (contract, legal)."""
     populate(app.engine, app.m)
     real = app.privacy._shred
 
@@ -139,8 +138,15 @@ def test_a_crash_between_commit_and_shred_is_reconciled(
         s.commit()
     assert not app.privacy.keyring.is_shredded("u1", "contract")
     with Session(app.engine) as s:
-        assert s.scalar(text("SELECT count(*) FROM lp_pending_shreds")) == 2  # contract, legal
+        assert s.scalar(text("SELECT count(*) FROM lp_pending_shreds")) == 2
     monkeypatch.setattr(app.privacy, "_shred", real)
+
+
+def test_a_crash_between_commit_and_shred_is_reconciled(
+    app: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If shredding fails after the commit, the next call shreds what was pending."""
+    _erased_keys_owed(app, monkeypatch)
     # A later process (a fresh binding on the same databases) makes it good on any call.
     again = bind(declarative_models(), app.keys)
     with Session(app.engine) as s:
@@ -149,6 +155,23 @@ def test_a_crash_between_commit_and_shred_is_reconciled(
     assert app.privacy.keyring.is_shredded("u1", "contract")
     with Session(app.engine) as s:
         assert s.scalar(text("SELECT count(*) FROM lp_pending_shreds")) == 0
+
+
+def test_a_dry_run_sweep_shreds_no_key_owed_by_a_crash(
+    app: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack: keys left owed by a crash between an erasure's commit and its shred were
+    shredded by a dry-run sweep (its opening reconciles), so a dry run changed the key
+    store. A dry run now leaves them owed; the next real call shreds them."""
+    _erased_keys_owed(app, monkeypatch)
+    with Session(app.engine) as s:
+        app.privacy.sweep(s, schedule(app.m), now=NOW, dry_run=True)
+        s.rollback()
+    assert not app.privacy.keyring.is_shredded("u1", "contract")
+    with Session(app.engine) as s:
+        assert s.scalar(text("SELECT count(*) FROM lp_pending_shreds")) == 2
+        app.privacy.sweep(s, schedule(app.m), now=NOW)
+    assert app.privacy.keyring.is_shredded("u1", "contract")
 
 
 def test_a_backup_taken_before_erasure_reads_nothing_afterwards(app: SimpleNamespace) -> None:

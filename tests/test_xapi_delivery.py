@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from learnprivacy.crypto import Pseudonymiser
-from learnprivacy.errors import ConfigurationWarning, DeliveryError
+from learnprivacy.errors import ConfigurationError, ConfigurationWarning, DeliveryError
 from learnprivacy.export.xapi import (
+    LrsRecipient,
     XapiProfile,
     read_statements,
     send_statements,
@@ -342,3 +343,19 @@ def test_a_partial_list_from_ralph_is_checked_against_ralph(
     error = caught.value
     assert (error.delivered, error.already_stored, error.failed) == (0, 4, 1)
     assert _count(ralph_lrs, statements) == 4
+
+
+@pytest.mark.parametrize("userinfo", ["ana:s3cret@", "ana@", ":s3cret@"])
+def test_credentials_in_the_endpoint_url_are_refused(userinfo: str) -> None:
+    """``https://user:password@host/...`` was accepted, and ``repr(LrsRecipient)``, which
+    promises never to show credentials, printed the password. Credentials go in ``auth``."""
+    endpoint = f"https://{userinfo}lrs.example.org/xAPI/statements"
+    for attempt in (
+        lambda: LrsRecipient(endpoint),
+        lambda: send_statements(_statements(1), endpoint, None, retries=0),
+        lambda: list(read_statements(endpoint, None)),
+    ):
+        with pytest.raises(ConfigurationError) as caught:
+            attempt()
+        assert "s3cret" not in str(caught.value)
+        assert "ana" not in str(caught.value)

@@ -11,6 +11,10 @@ What this guarantees, and what it does not: k-anonymity holds for the grouping c
 (``by``) of one table. It does not protect against joining two tables published with
 different groupings (differencing), so publish one aggregate per purpose, and never
 publish the suppressed groups' sizes nor totals from which they could be subtracted.
+People are counted by the learner column: in rows from :meth:`Store.anonymised` that is a
+random person id one sweep shares between a learner's rows, unlinked across sweeps, so
+rows of one learner anonymised by different sweeps (rules anchored on each record's own
+date) count as several people (docs/export-schemas.md).
 """
 
 from __future__ import annotations

@@ -85,6 +85,12 @@ class LrsConnection(Closing):
         origin = _origin(endpoint) if isinstance(endpoint, str) else None
         if origin is None:
             raise ConfigurationError("the LRS endpoint must be an http(s) URL")
+        if "@" in urlsplit(endpoint).netloc:
+            # A user name or password in the URL would be in every repr and log line that
+            # shows the endpoint; credentials go in ``auth``.
+            raise ConfigurationError(
+                "the LRS endpoint must not carry credentials: pass them as auth="
+            )
         if retries < 0 or backoff < 0 or timeout <= 0:
             raise ConfigurationError("retries and backoff must be >= 0, timeout > 0")
         import httpx

@@ -324,7 +324,15 @@ class PackageWriter:
         line = self._dumps(row)
         if stream.tracking:
             columns = stream.columns
-            for column, value in flatten(row):
+            pairs = list(flatten(row))
+            if len({column for column, _ in pairs}) != len(pairs):
+                # {"a.b": 1, "a": {"b": 2}}: both are the CSV column "a.b", and one of the
+                # values would be missing from the CSV file.
+                raise LPValidationError(
+                    "a row names one CSV column twice (a key with a dot and a nested key)",
+                    field="export.row",
+                )
+            for column, value in pairs:
                 if column not in columns:
                     columns[column] = False
                 if value is not None and not columns[column]:
@@ -334,7 +342,15 @@ class PackageWriter:
             handle = self._handle(stream)
         elif len(self._open) > 1:
             self._open.move_to_end((stream.component, stream.record_type))
-        handle.write(line + "\n")
+        try:
+            handle.write(line + "\n")
+        except UnicodeEncodeError:
+            # A lone surrogate (from a JSON "\\ud800" escape, say) is no UTF-8 text; the
+            # encoder's own error would carry the whole value.
+            raise LPValidationError(
+                "export rows must be valid Unicode text (a lone surrogate cannot be written)",
+                field="export.row",
+            ) from None
         if stream.csv_path is not None and stream.csv_cells is not None:
             # The row is JSON-ready (a record's to_json_dict): the cells are what the
             # staging line would give back.

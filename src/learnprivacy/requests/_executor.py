@@ -194,6 +194,7 @@ class RequestExecutor:
                 plan += [("plan:erase", steps.plan_erasure), ("erase_store", steps.erase_store)]
             if env.manager is not None:
                 plan.append(("erase_providers", steps.erase_providers))
+            plan.append(("remove_packages", steps.remove_packages))
             plan.append(("verify_request_book", steps.verify_request_book))
         elif kind is RequestType.RESTRICTION:
             plan.append(("restrict", steps.restrict))
@@ -329,7 +330,9 @@ class RequestExecutor:
         recorded = death.recorded_at
         actions: list[str] = []
         if wishes.communicate_export and self._export_possible:
-            export = self._on_behalf(directive, RequestType.ACCESS, "death-export", recorded, now)
+            export = self._on_behalf(
+                directive, RequestType.ACCESS, steps.DEATH_EXPORT, recorded, now
+            )
             report = attrs.evolve(report, export=export)
             actions.append("export")
             if export.state is not RequestState.COMPLETED:

@@ -261,6 +261,41 @@ def erase_providers(env: Env, request: SubjectRequest, now: dt.datetime) -> Step
     return StepResult(name="erase_providers", completed_at=now, records=tuple(records))
 
 
+#: The suffix of the access request a post-mortem directive makes for its executor.
+DEATH_EXPORT = "death-export"
+
+
+def remove_packages(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
+    """Remove the packages the learner's earlier access and portability requests wrote
+    (their data in clear, kept for delivery): an erasure that left one would leave the
+    learner readable on disk. Only files named as :func:`export` names them are removed;
+    each is checked gone afterwards. The package a post-mortem directive owes its
+    executor (a request ``...-death-export``) is theirs, and stays."""
+    removed = 0
+    # The executor's package is told by the id the executor gave its request (and its
+    # retries), never by a text any request id may hold.
+    directive = env.book.directive_of(request.learner_id)
+    owed = None if directive is None else f"{directive.request_id}-{DEATH_EXPORT}"
+    for filed in env.book.requests(learner_id=request.learner_id):
+        if owed is not None and (filed.id == owed or filed.id.startswith(f"{owed}-retry")):
+            continue
+        step = filed.step("export")
+        if step is None or not step.artifact:
+            continue
+        package = Path(step.artifact)
+        if package.name != f"{_safe_name(filed.id)}.zip":
+            continue
+        if package.exists():
+            package.unlink(missing_ok=True)
+            removed += 1
+        if package.exists():
+            raise StepFailed(
+                "the package of an earlier access request could not be removed",
+                component="export_dir",
+            )
+    return StepResult(name="remove_packages", completed_at=now, facts={"removed": str(removed)})
+
+
 def verify_request_book(env: Env, request: SubjectRequest, now: dt.datetime) -> StepResult:
     """Check that the request book keeps nothing of the erased learner in clear.
 

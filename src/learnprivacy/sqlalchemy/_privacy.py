@@ -545,8 +545,11 @@ class LearnPrivacy(DeclaredRegister):
 
     # -- sessions ------------------------------------------------------------------------
 
-    def _open(self, session: Session) -> Connection:
-        """Flush ``session`` and return its connection, checked and ready."""
+    def _open(self, session: Session, *, reconcile: bool = True) -> Connection:
+        """Flush ``session`` and return its connection, checked and ready; keys a crash
+        left owed are shredded, and audit entries a crash left in the outbox moved, first
+        unless ``reconcile`` is false (a dry run changes nothing, the key store and the
+        audit log included)."""
         if not isinstance(session, Session):
             raise ConfigurationError("pass an ORM Session")
         session.flush()
@@ -566,13 +569,14 @@ class LearnPrivacy(DeclaredRegister):
             self._ready.add(id(engine))
         if id(engine) not in self._converted:
             self._convert(session, connection)
-        self._reconcile(session, connection)
+        if reconcile:
+            self._reconcile(session, connection)
         statistics.leftover(session, connection, self._marks)
         if statistics.REFRESH in session.info:
             self._hook(session)
-        if self._audit_db is not None:
+        if reconcile and self._audit_db is not None:
             # Entries a crash left in the outbox after their transaction committed (this
-            # transaction's own wait for its commit).
+            # transaction's own wait for its commit); a dry run leaves them where they are.
             self._audit_db.drain(connection, exclude=session.info.get(_AUDIT_PENDING, ()))
         return connection
 

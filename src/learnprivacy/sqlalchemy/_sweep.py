@@ -142,7 +142,7 @@ def sweep(
         columns = [*ordered, table.c[spec.subject_column]] + [table.c[c.column] for c in spec.clear]
         last: Any = None
         while True:
-            connection = privacy._open(session)
+            connection = privacy._open(session, reconcile=not dry_run)
             query = select(*columns).where(condition)
             if last is not None:
                 query = query.where(key_after(spec, last))
@@ -459,14 +459,14 @@ def _end_lapsed_consents(run: _Run, skip: set[tuple[str, str]]) -> list[tuple[Mo
                     by_purpose[rule.purpose].append(spec)
     if not by_purpose:
         return []
-    connection = privacy._open(session)
+    connection = privacy._open(session, reconcile=not dry_run)
     lapsed = _lapsed(privacy, connection, consents, set(by_purpose), now)
     account = next((s for s in privacy.specs if s.is_subject_table), None)
     done: list[tuple[ModelSpec, str, int]] = []
     for purpose, learners in sorted(lapsed.items()):
         reason = f"consent to {purpose} ended (GDPR Art. 7(3))"
         for spec in by_purpose.get(purpose, ()):
-            connection = privacy._open(session)
+            connection = privacy._open(session, reconcile=not dry_run)
             rows: list[tuple[Any, str, Any]] = []
             for learner in sorted(learners):
                 for key, values in privacy._clear_rows(connection, spec, learner):

@@ -30,6 +30,7 @@ from learnprivacy.store._anonymisation import check_anonymised
 from learnprivacy.store._audit import AuditEntry, AuditEvent, AuditLog
 from learnprivacy.store._bulk import ids_in
 from learnprivacy.store._common import ids_detail
+from learnprivacy.store._open import check_record_types
 from learnprivacy.store._reports import ErasureOutcome, ErasureReport, ReplayReport
 from learnprivacy.store._schema import ANONYMISED, RESTRICTED, RecordTable
 
@@ -88,6 +89,7 @@ def erase_subject(
     ref = audit.subject_ref(learner_id)
     outcomes: list[ErasureOutcome] = []
     with store._writing() as connection:
+        check_record_types(store._record_tables(), connection)
         rows = _rows_of(store, connection, learner_id)
         learner = next((rec for rt, rec, _ in rows if not rt.has_learner), None)
         plan: dict[str, tuple[RecordTable, list[str], list[str]]] = {}

@@ -17,7 +17,7 @@ from learnprivacy.records._base import record_types
 from learnprivacy.store import _migrate
 from learnprivacy.store._engine import Database
 from learnprivacy.store._keystore import SqlKeyStore
-from learnprivacy.store._schema import BUILTIN_TYPES, METADATA, RecordTable
+from learnprivacy.store._schema import ANONYMISED, BUILTIN_TYPES, METADATA, RESTRICTED, RecordTable
 from learnprivacy.store._statistics import unsample_ids
 from learnprivacy.store._tables import META
 
@@ -25,6 +25,7 @@ __all__ = [
     "audit_keys",
     "bind_keyring",
     "check_key_database",
+    "check_record_types",
     "ensure_table",
     "migrate",
     "move_legacy_keys",
@@ -33,6 +34,32 @@ __all__ = [
 
 # Any constant works: it only has to be the same in every process opening the store.
 _MIGRATION_LOCK = 0x6C70_7374_6F72  # "lpstor"
+
+
+def check_record_types(known: list[RecordTable], connection: Connection) -> None:
+    """``ConfigurationError`` when the database holds a record table whose type this
+    process has not registered (``known`` are its tables).
+
+    An erasure or a sweep sees only the types it knows: run by a process that never
+    imported the module registering an application type, it would leave that type's
+    rows, with the learner id in clear, and report the learner erased. Record tables are
+    told from the store's own by their restriction and anonymisation columns.
+    """
+    inspector = inspect(connection)
+    names = {rt.table.name for rt in known}
+    unknown = []
+    for name in sorted(inspector.get_table_names()):
+        if not name.startswith("lp_") or name in names:
+            continue
+        columns = {c["name"] for c in inspector.get_columns(name)}
+        if {ANONYMISED, RESTRICTED} <= columns:
+            unknown.append(name)
+    if unknown:
+        raise ConfigurationError(
+            f"the store holds record table(s) {', '.join(unknown)} whose record type this "
+            "process has not registered: import the module that registers them (with "
+            "register_record_type) before erasing or sweeping; nothing was done"
+        )
 
 
 def migrate(db: Database, connection: Connection) -> bool:

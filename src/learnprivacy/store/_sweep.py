@@ -48,6 +48,7 @@ from learnprivacy.store._anonymisation import check_anonymised
 from learnprivacy.store._audit import AuditEvent
 from learnprivacy.store._bulk import ids_in
 from learnprivacy.store._common import ids_detail
+from learnprivacy.store._open import check_record_types
 from learnprivacy.store._parts import SweepPart
 from learnprivacy.store._reports import ReviewItem, SweepReport
 from learnprivacy.store._schema import ANONYMISED, RESTRICTED, RecordTable
@@ -158,6 +159,7 @@ def sweep(
         )
         activity = latest_activity(store, part) if reads_activity else {}
         with store._reading() as connection:
+            check_record_types(tables, connection)
             for rt in tables:
                 if has_live_rows(connection, rt):
                     tally.populated.add(rt.name)
