@@ -141,11 +141,13 @@ def _encrypt_table(
                 for column, value in zip(spec.personal, row[width + 1 : ends], strict=True):
                     if value is None or is_token(value):
                         stored = indexes.get(column.column)
+                        if stored is not None and not repair_indexes:
+                            # Checked by the verification (which reports a wrong one),
+                            # rewritten only when asked.
+                            continue
                         index = _index_to_write(privacy, spec, column, key, subject, value)
                         if index == stored or (index is None and value is not None):
                             continue
-                        if stored is not None and not repair_indexes:
-                            continue  # a wrong index: the verification reports it
                         index_column = table.c[column.column + INDEX_SUFFIX]
                         values[index_column.name] = index
                         value_column = table.c[column.column]
@@ -161,7 +163,7 @@ def _encrypt_table(
                         continue
                     if subject is None:
                         raise ConfigurationError(
-                            f"{table.name}.{spec.subject_column}: a row with personal values "
+                            f"{spec.table}.{spec.subject_column}: a row with personal values "
                             "has no subject; it cannot be encrypted"
                         )
                     values[column.column] = rows.encrypt(spec, column, key, str(subject), value)
