@@ -98,7 +98,7 @@ for n, (name, write) in enumerate(WRITES.items()):
 
     checks = [
         mock.patch.object(_bind, name, after_check(getattr(_bind, name)))
-        for name in ("any_restricted", "check_not_restricted")
+        for name in ("any_restricted", "check_held")
     ]
     with checks[0], checks[1]:
         try:

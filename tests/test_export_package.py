@@ -506,6 +506,17 @@ def test_a_lone_surrogate_is_a_typed_error_naming_no_value(tmp_path: Path) -> No
     assert caught.value.__suppress_context__
 
 
+def test_a_row_naming_one_csv_column_twice_is_refused(tmp_path: Path) -> None:
+    """``{"score.raw": 5, "score": {"raw": 7}}`` flattens to two ``score.raw`` cells: the
+    CSV file kept one of them and the export completed without the other."""
+    writer = _writer(tmp_path / "p")
+    row = {"learner_id": "L1", "score.raw": 5, "score": {"raw": 7}}
+    with pytest.raises(ValidationError) as caught:
+        writer.write_rows("lms", "Quiz", [row])
+    assert caught.value.field == "export.row"
+    writer.write_rows("lms", "Quiz", [{"learner_id": "L1", "score.raw": 5, "score": {"max": 7}}])
+
+
 def test_checks_still_run_for_every_record_once_its_stream_is_known(tmp_path: Path) -> None:
     """A record's stream and class facts are looked up once, its checks are not: a later
     record of another learner still fails the export, and in a portability export a later

@@ -486,3 +486,40 @@ def test_a_writer_settles_a_pending_shred_before_using_the_key(
     assert all(not e.wrapped for e in entries if e.key_id in before)
     assert store.get(Consent, fresh.id) == fresh
     store.close()
+
+
+def test_a_batch_writer_in_another_process_settles_a_shred_it_did_not_send(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for ``add_all`` in a second process, already open when the sweep died
+    (so its open did not apply the outbox): the probe of the outbox sees the row the
+    other process committed, and the batch's new consent gets a fresh key."""
+    from learnprivacy.records import Consent
+
+    url = f"sqlite:///{tmp_path / 'lms.db'}"
+    store = Store(url, keyring=_keyring(), clock=lambda: NOW)
+    _fill(store)
+    other = Store(url, keyring=_keyring(), clock=lambda: NOW)
+    try:
+        consents = [r for r in store.records_of(KEPT) if isinstance(r, Consent)]
+        ref = store.keyring.key_ref(KEPT)
+        before = {e.key_id for e in store._keys.list_entries(ref, "consent")}
+        monkeypatch.setattr(type(store._keys), "apply_sent", lambda *_a, **_k: 0)
+        store.erase_records(consents, now=NOW, reason="retention test")
+        monkeypatch.undo()
+        with other._db.read() as connection:
+            assert connection.execute(sa.text("SELECT count(*) FROM lp_key_outbox")).scalar()
+        assert any(e.wrapped for e in other._keys.list_entries(ref, "consent"))
+        fresh = Consent(id=f"{KEPT}-K9", learner_id=KEPT, purpose="newsletter", given_at=NOW)
+        newcomer = learner("learner-new-4Qx")
+        other.add_all([newcomer, fresh])
+        entries = list(other._keys.list_entries(ref, "consent"))
+        assert all(not e.wrapped for e in entries if e.key_id in before)
+        assert {e.key_id for e in entries if e.wrapped}.isdisjoint(before)
+        assert other.get(Consent, fresh.id) == fresh
+        store.keyring.clear_cache()
+        assert store.get(Consent, fresh.id) == fresh
+        assert store.get(Learner, newcomer.id) == newcomer
+    finally:
+        other.close()
+        store.close()

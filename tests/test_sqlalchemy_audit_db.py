@@ -20,7 +20,7 @@ from learnprivacy.crypto import Keyring
 from tests import NOW
 from tests.inplace_models import declarative_models
 from tests.inplace_worker import run_killed
-from tests.test_sqlalchemy_erasure import populate
+from tests.test_sqlalchemy_erasure import populate, schedule
 
 MASTER = bytes(range(32))
 
@@ -127,3 +127,39 @@ def test_audit_must_be_a_url_or_an_engine(tmp_path: Path) -> None:
             keys=f"sqlite:///{tmp_path / 'k.db'}",
             audit=42,  # type: ignore[arg-type]
         )
+
+
+def _every_row(url: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table of the database at ``url``."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as c:
+            return {
+                t: sorted((tuple(r) for r in c.execute(text(f'SELECT * FROM "{t}"'))), key=repr)
+                for t in inspect(engine).get_table_names()
+            }
+    finally:
+        engine.dispose()
+
+
+def test_a_dry_run_sweep_moves_nothing_out_of_the_outbox(app: SimpleNamespace) -> None:
+    """A crash left committed entries in the outbox: a dry-run sweep must leave them
+    there, and every table of the application's and the audit database as it was (on
+    the old code the dry run moved them to the audit log and emptied the outbox)."""
+    run_killed("audit-before-move", app, app.keys)
+    assert _outbox(app) == 1
+    app_db = f"sqlite:///{app.path / 'app.db'}"
+    before = (_every_row(app_db), _every_row(app.keys))
+    with Session(app.engine) as s:
+        report = app.privacy.sweep(s, schedule(app.m), now=NOW, dry_run=True)
+        s.commit()
+    assert report.dry_run
+    app.engine.dispose()
+    assert (_every_row(app_db), _every_row(app.keys)) == before
+    assert _outbox(app) == 1
+    # The next real call still moves them, each entry once.
+    with Session(app.engine) as s:
+        app.privacy.audit(s)
+        s.commit()
+    assert _outbox(app) == 0
+    assert _audit_rows(app) == ["erasure_request", "erase", "erase", "shred"]

@@ -44,3 +44,19 @@ def test_a_sweep_whose_anonymised_rows_name_no_one_reports_them(store: Store) ->
     assert report.anonymised == 1
     assert store.get(Learner, LEARNER) is not None
     assert store.get(Progress, _progress("x").id) is None
+
+
+def test_a_numeric_learner_id_inside_a_longer_number_names_nobody(store: Store) -> None:
+    """Learner ids are often numbers (Moodle's user ids). Learner ``123``'s progress in
+    course ``1234``, activity ``mod-5123-quiz``: neither names them (a number inside a
+    longer number is another number), so the sweep and ``anonymise_records`` report the
+    rows anonymised; before, both raised ``IntegrityError`` after anonymising, and a
+    consent withdrawal request failed. The id standing on its own is still found."""
+    (progress,) = [r for r in records_for("123") if isinstance(r, Progress)]
+    progress = attrs.evolve(progress, course_id="1234", activity_id="mod-5123-quiz")
+    store.add_all([learner("123"), progress])
+    assert store.sweep(SCHEDULE, now=NOW).anonymised == 1
+    other = attrs.evolve(progress, id="P-2", course_id="C7", activity_id="users/123/quiz")
+    store.add(other)
+    with pytest.raises(IntegrityError, match=r"Progress\.activity_id"):
+        store.anonymise_records([other], now=NOW)

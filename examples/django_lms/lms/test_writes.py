@@ -260,7 +260,7 @@ class BulkUpdateTests(TransactionTestCase):
         invoice = Invoice.objects.create(
             user=user, billing_name="B Zero", amount=Decimal("10"), issued_at=NOW
         )
-        check, order = _bind.check_not_restricted, []
+        check, order = _bind.check_held, []
         intruder = erasing(user.pk, order)
 
         def racing(bound: Any, key: Any, using: str) -> None:
@@ -269,7 +269,7 @@ class BulkUpdateTests(TransactionTestCase):
                 intruder.start()
                 intruder.join(2)  # it finishes, or waits on the delete's lock
 
-        with mock.patch.object(_bind, "check_not_restricted", racing):
+        with mock.patch.object(_bind, "check_held", racing):
             try:
                 Invoice.objects.get(pk=invoice.pk).delete()
                 order.append("deleted")

@@ -870,7 +870,7 @@ class ErasureTests(EnrolledLearnerCase):
         as saved), or gives up at the lock, or the save sees the restriction."""
         from learnprivacy.django import _bind
 
-        check, order = _bind.check_not_restricted, []
+        check, order = _bind.check_held, []
         intruder = erasing(self.ana.pk, order)
 
         def racing(bound: Any, key: Any, using: str) -> None:
@@ -881,7 +881,7 @@ class ErasureTests(EnrolledLearnerCase):
 
         invoice = Invoice.objects.get(pk=self.invoice.pk)
         invoice.amount = Decimal("1")
-        with mock.patch.object(_bind, "check_not_restricted", racing):
+        with mock.patch.object(_bind, "check_held", racing):
             try:
                 invoice.save()
                 order.append("saved")

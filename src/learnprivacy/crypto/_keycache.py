@@ -116,13 +116,24 @@ class KeyCache:
         """Unpack ``sealer`` into ``texts`` (the default scope) or ``scoped`` for
         ``(subject, scope)`` if ``keys`` are still the cached keys of ``subject`` (they
         were not forgotten meanwhile) and ``sealer`` is still their sealer of ``scope``."""
-        text = _token.text_of(sealer)
+        if self.subjects.get(subject) is keys:  # checked again under the lock, below
+            self.remember_texts(scope, ((subject, sealer),))
+
+    def remember_texts(self, scope: str, made: Iterable[tuple[str, _token.Sealer]]) -> None:
+        """:meth:`remember_text` for many subjects of one ``scope``, under one lock: each
+        ``(subject, sealer)`` is remembered if ``sealer`` is still the sealer of ``scope``
+        of the keys cached for ``subject`` (not forgotten or replaced meanwhile)."""
+        texts, scoped, text_of, subjects = self.texts, self.scoped, _token.text_of, self.subjects
+        default = scope == DEFAULT_SCOPE
         with self._lock:
-            if self.subjects.get(subject) is keys and keys.sealers.get(scope) is sealer:
-                if scope == DEFAULT_SCOPE:
-                    self.texts[subject] = text
+            for subject, sealer in made:
+                keys = subjects.get(subject)
+                if keys is None or keys.sealers.get(scope) is not sealer:
+                    continue
+                if default:
+                    texts[subject] = text_of(sealer)
                 else:
-                    self.scoped[subject, scope] = text
+                    scoped[subject, scope] = text_of(sealer)
 
     def admit(self, keys: SubjectKeys, key_id: str, aead: AESGCM, mark: str | None) -> AESGCM:
         """Add ``aead`` as key ``key_id`` of ``keys``, read from the key store after

@@ -625,15 +625,25 @@ class Keyring(KeyHolder):
                 self._seal(subject, scope, entry, None, mark)
         size = _FRESH_SIZE
         material = os.urandom(size * len(new))
+        rewrap = self._epoch_rewrap()
+        wrapping = self._wrap_key
+        wrap = wrapping.wrapper(scope)
+        made_now: list[tuple[str, _token.Sealer]] = []
         for at, (subject, ref) in enumerate(new):
+            if self._wrap_key is not wrapping:  # a store's add() moved to a new epoch key
+                wrapping = self._wrap_key
+                wrap = wrapping.wrapper(scope)
             fresh = material[at * size : (at + 1) * size]
             try:
-                made = self._add_new_key(ref, scope, fresh=fresh)
+                made = self._add_wrapped(wrapping, wrap, ref, scope, fresh, False, rewrap)
             except KeyShreddedError:
                 if skip_shredded:
                     continue
                 raise
-            self._seal(subject, scope, *made, mark)
+            made_now.append((subject, self._seal(subject, scope, *made, mark)))
+        # The keys are made to be used at once (a flush encrypts with them next): the
+        # cipher's short paths get them now rather than through a miss on first use.
+        self._cache.remember_texts(scope, made_now)
 
     def _sealer_of(self, subject: str, ref: str, scope: str) -> _token.Sealer:
         entry = _active(self._store.list_entries(ref, scope))
@@ -989,6 +999,23 @@ class Keyring(KeyHolder):
         """
         if fresh is None:
             fresh = os.urandom(_FRESH_SIZE)
+        wrapping = self._wrap_key
+        return self._add_wrapped(
+            wrapping, wrapping.wrapper(scope), subject, scope, fresh, revive, self._epoch_rewrap()
+        )
+
+    def _add_wrapped(
+        self,
+        wrapping: MasterKey,
+        wrap: Callable[[bytes, str, str, bytes], bytes],
+        subject: str,
+        scope: str,
+        fresh: bytes,
+        revive: bool,
+        rewrap: Mapping[str, Any],
+    ) -> tuple[KeyEntry, bytes | None]:
+        """:meth:`_add_new_key` with its set-up done by the caller, once for many keys:
+        ``wrap`` is ``wrapping.wrapper(scope)``, ``rewrap`` :meth:`_epoch_rewrap`."""
         key = fresh[:KEY_SIZE]
         key_id = fresh[KEY_SIZE:_NONCE_AT].hex()
         entry = KeyEntry(
@@ -996,12 +1023,10 @@ class Keyring(KeyHolder):
             scope=scope,
             key_id=key_id,
             state=KeyState.ACTIVE,
-            master_key_id=self._wrap_key.key_id,
-            wrapped=self._wrap_key.wrap(
-                key, subject=subject, scope=scope, key_id=key_id, nonce=fresh[_NONCE_AT:]
-            ),
+            master_key_id=wrapping.key_id,
+            wrapped=wrap(key, subject, key_id, fresh[_NONCE_AT:]),
         )
-        stored = self._store.add(entry, revive=revive, **self._epoch_rewrap())
+        stored = self._store.add(entry, revive=revive, **rewrap)
         return stored, (key if stored.key_id == key_id else None)
 
     def _create(self, subject: str, scope: str, *, revive: bool) -> tuple[KeyEntry, bytes | None]:

@@ -16,7 +16,7 @@ import binascii
 import os
 import struct
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -97,6 +97,23 @@ class MasterKey(KeyHolder):
         nonce = os.urandom(_WRAP_NONCE_SIZE) if nonce is None else nonce
         aad = wrap_associated_data(subject, scope, key_id)
         return nonce + self._kek.encrypt(nonce, data_key, aad)
+
+    def wrapper(self, scope: str) -> Callable[[bytes, str, str, bytes], bytes]:
+        """``f(data_key, subject, key_id, nonce)``: :meth:`wrap` of many keys of one
+        ``scope`` (a batch of new keys), the same bytes; the scope's share of the
+        associated data is encoded once. ``nonce``: 12 bytes drawn for that wrap alone."""
+        seal = self._kek.encrypt
+        where = scope.encode()
+        scope_part = _length(len(where)) + where
+
+        def wrap(data_key: bytes, subject: str, key_id: str, nonce: bytes) -> bytes:
+            who, which = subject.encode(), key_id.encode()
+            aad = b"".join(
+                (_KEK_PART, _length(len(who)), who, scope_part, _length(len(which)), which)
+            )
+            return nonce + seal(nonce, data_key, aad)
+
+        return wrap
 
     def unwrap(self, wrapped: bytes, *, subject: str, scope: str, key_id: str) -> bytes:
         """Decrypt a wrapped key; raises ``cryptography``'s ``InvalidTag`` on any mismatch."""

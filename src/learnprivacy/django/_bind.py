@@ -35,6 +35,8 @@ from learnprivacy.django._restrictions import (
     any_restricted,
     check_not_restricted,
     restricted_keys,
+    row_ref,
+    row_restricted,
 )
 from learnprivacy.django.fields import (
     AHEAD,
@@ -354,7 +356,17 @@ def _hook(model: Any, bound: Bound) -> None:
             subject = str(subject)
         window = getattr(_fetch, "window", None)
         if window is not None:
-            window.append((open_row, instance, loaded, subject))
+            # Keys cached and not known alive at the key store's current shred mark wait
+            # for one look-up of the fetch's learners; others open now (a learner with
+            # nothing cached has her keys read from the key database itself).
+            cached = window.cached
+            if cached is None and subject is not None:
+                cached = window.start()
+            keys = None if subject is None else cached.get(subject)
+            if keys is None or keys.checked == window.current():
+                open_row(instance, loaded, subject)
+            else:
+                window.rows.append((open_row, instance, loaded, subject))
         else:
             if subject is not None:
                 _settings.runtime().keyring._drop_stale((subject,))
@@ -502,8 +514,7 @@ def _guard_restricted(model: Any, bound: Bound) -> None:
         # lock): a restriction committed by another connection is either seen by the
         # check or waits for the write.
         with transaction.atomic(using=db, savepoint=False):
-            hold_for_check(bound.model, [self.pk], db)
-            check_not_restricted(bound, self.pk, db)
+            check_held(bound, self.pk, db)
             return save(self, *args)
 
     _around_save_table(model, refuse_restricted_save)
@@ -513,8 +524,7 @@ def _guard_restricted(model: Any, bound: Bound) -> None:
         # Django sends this inside the delete's transaction: the row is held from
         # before the check, as a save holds it (SQLite: the write lock).
         if instance.pk is not None:
-            hold_for_check(bound.model, [instance.pk], using)
-            check_not_restricted(bound, instance.pk, using)
+            check_held(bound, instance.pk, using)
 
     pre_delete.connect(
         refuse_restricted_delete, sender=model, weak=False, dispatch_uid=f"lp-restrict-{table}"
@@ -698,17 +708,63 @@ def _install_queryset_hooks() -> None:
     RawModelIterable.__iter__ = _settling(RawModelIterable.__iter__)
 
 
-#: ``window``: while a fetch builds instances, the rows whose tokens wait for the check
-#: of their learners' cached keys (see :func:`_settling`).
+#: ``window``: the :class:`_Window` of the fetch building instances in this thread.
 _fetch = threading.local()
+
+
+class _Window:
+    """What a fetch (or a chunk of ``iterator()``) knows of the keys held in memory."""
+
+    __slots__ = ("cached", "keyring", "mark", "rows")
+
+    def __init__(self) -> None:
+        # Set by start(), when the first row with a learner is built (a fetch of rows
+        # with no tokens to open needs no keyring, nor the master key).
+        self.keyring: Any = None
+        #: The cached keys, by learner (the keyring's cache, read without a copy).
+        self.cached: Any = None
+        self.mark: object = _UNREAD
+        #: Rows whose cached keys wait for the look-up: (open_row, instance, loaded,
+        #: subject).
+        self.rows: list[tuple[Any, Any, Any, str]] = []
+
+    def start(self) -> Any:
+        """Take the project's keyring; its cache of keys, by learner."""
+        self.keyring = _settings.runtime().keyring
+        self.cached = self.keyring._cache.subjects
+        return self.cached
+
+    def current(self) -> object:
+        """The key store's shred mark, read once, when a row first needs it (an object
+        no key is dated with when the store keeps none)."""
+        mark = self.mark
+        if mark is _UNREAD:
+            found = self.keyring._current_mark()
+            mark = self.mark = _NO_MARK if found is None else found
+        return mark
+
+    def settle(self) -> None:
+        """Look up the learners of the waiting rows (one query), then open them."""
+        rows = self.rows
+        if rows:
+            self.keyring._drop_stale({entry[3] for entry in rows})
+            for open_row, instance, loaded, subject in rows:
+                open_row(instance, loaded, subject)
+
+
+#: Never a shred mark: the mark not read yet; a store that keeps none.
+_UNREAD = object()
+_NO_MARK = object()
 
 
 def _settling(iterate: Any) -> Any:
     """Wrap the ``__iter__`` of Django's model iterables: the instances a fetch builds
     (its rows and those ``select_related`` brings) are handed out once the keys held in
     memory for their learners are known alive, checked for the whole fetch at once, or
-    for each chunk of ``iterator()``. A process that holds a learner's keys must not
-    open rows of hers restored from a copy after another process erased her."""
+    for each chunk of ``iterator()``: one read of the key store's shred mark, and one
+    look-up of the learners whose cached keys were last checked under another mark. A
+    process that holds a learner's keys must not open rows of hers restored from a copy
+    after another process erased her."""
 
     def __iter__(self: Any) -> Any:
         queryset = self.queryset
@@ -725,18 +781,12 @@ def _settled(rows: Iterator[Any], size: int | None) -> Iterator[Any]:
     local = _fetch
     while True:
         outer = getattr(local, "window", None)
-        window: list[Any] = []
-        local.window = window
+        window = local.window = _Window()
         try:
             chunk = list(islice(rows, size))
         finally:
             local.window = outer
-        if window:
-            subjects = {entry[3] for entry in window}
-            subjects.discard(None)
-            _settings.runtime().keyring._drop_stale(subjects)
-            for open_row, instance, loaded, subject in window:
-                open_row(instance, loaded, subject)
+        window.settle()
         yield from chunk
         if size is None or len(chunk) < size:
             return
@@ -890,6 +940,34 @@ def hold_for_check(model: Any, keys: Sequence[Any], using: str) -> None:
             cursor.execute("UPDATE lpdj_restrictions SET id = id WHERE 1 = 0")
     elif keys:
         hold_rows(model, keys, using)
+
+
+def check_held(bound: Bound, key: Any, using: str) -> None:
+    """Inside the caller's transaction, hold the row ``key`` of ``bound`` as
+    :func:`hold_for_check` does, then raise ``RestrictedRecordError`` if it is restricted.
+    On PostgreSQL one statement does both (the row locked, the register read in the same
+    query); a row that is not there is checked in the register alone."""
+    from django.db import connections
+
+    connection = connections[using]
+    if connection.vendor == "sqlite":
+        hold_for_check(bound.model, (), using)
+        check_not_restricted(bound, key, using)
+        return
+    meta = bound.model._meta
+    quote = connection.ops.quote_name
+    table = bound.spec.table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'SELECT EXISTS (SELECT 1 FROM lpdj_restrictions WHERE "table" = %s AND row_ref = %s) '
+            f"FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} = %s FOR UPDATE",
+            [table, row_ref(table, key), meta.pk.get_db_prep_value(key, connection)],
+        )
+        found = cursor.fetchone()
+    if found is None:
+        check_not_restricted(bound, key, using)
+    elif found[0]:
+        raise row_restricted(table)
 
 
 def hold_rows(model: Any, keys: Sequence[Any], using: str) -> None:

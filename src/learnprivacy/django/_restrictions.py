@@ -40,6 +40,7 @@ __all__ = [
     "restricted_keys",
     "row_ref",
     "row_refs",
+    "row_restricted",
     "unconverted_rows",
 ]
 
@@ -131,10 +132,15 @@ def check_not_restricted(bound: Bound, key: Any, using: str) -> None:
             [table, row_ref(table, key)],
         )
         if cursor.fetchone() is not None:
-            raise RestrictedRecordError(
-                f"{table}: the row is restricted (GDPR Art. 18); "
-                "it is kept, not processed, and cannot be changed"
-            )
+            raise row_restricted(table)
+
+
+def row_restricted(table: str) -> RestrictedRecordError:
+    """The error for a write to a restricted row of ``table``."""
+    return RestrictedRecordError(
+        f"{table}: the row is restricted (GDPR Art. 18); "
+        "it is kept, not processed, and cannot be changed"
+    )
 
 
 def restrict(

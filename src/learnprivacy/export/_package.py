@@ -324,7 +324,15 @@ class PackageWriter:
         line = self._dumps(row)
         if stream.tracking:
             columns = stream.columns
-            for column, value in flatten(row):
+            pairs = list(flatten(row))
+            if len({column for column, _ in pairs}) != len(pairs):
+                # {"a.b": 1, "a": {"b": 2}}: both are the CSV column "a.b", and one of the
+                # values would be missing from the CSV file.
+                raise LPValidationError(
+                    "a row names one CSV column twice (a key with a dot and a nested key)",
+                    field="export.row",
+                )
+            for column, value in pairs:
                 if column not in columns:
                     columns[column] = False
                 if value is not None and not columns[column]:

@@ -547,8 +547,9 @@ class LearnPrivacy(DeclaredRegister):
 
     def _open(self, session: Session, *, reconcile: bool = True) -> Connection:
         """Flush ``session`` and return its connection, checked and ready; keys a crash
-        left owed are shredded first unless ``reconcile`` is false (a dry run changes
-        nothing, the key store included)."""
+        left owed are shredded, and audit entries a crash left in the outbox moved, first
+        unless ``reconcile`` is false (a dry run changes nothing, the key store and the
+        audit log included)."""
         if not isinstance(session, Session):
             raise ConfigurationError("pass an ORM Session")
         session.flush()
@@ -573,9 +574,9 @@ class LearnPrivacy(DeclaredRegister):
         statistics.leftover(session, connection, self._marks)
         if statistics.REFRESH in session.info:
             self._hook(session)
-        if self._audit_db is not None:
+        if reconcile and self._audit_db is not None:
             # Entries a crash left in the outbox after their transaction committed (this
-            # transaction's own wait for its commit).
+            # transaction's own wait for its commit); a dry run leaves them where they are.
             self._audit_db.drain(connection, exclude=session.info.get(_AUDIT_PENDING, ()))
         return connection
 

@@ -117,11 +117,32 @@ class _Known:
             if length < least:
                 continue
             if few:
-                if any(learner in value for learner in group):
-                    return True
-            elif any(value[at : at + length] in group for at in range(size - length + 1)):
+                for learner in group:
+                    at = value.find(learner)
+                    while at >= 0:
+                        if _spelled(value, at, length):
+                            return True
+                        at = value.find(learner, at + 1)
+            elif any(
+                value[at : at + length] in group and _spelled(value, at, length)
+                for at in range(size - length + 1)
+            ):
                 return True
         return False
+
+
+_DIGITS = frozenset("0123456789")
+
+
+def _spelled(value: str, at: int, length: int) -> bool:
+    """Whether the learner id found at ``value[at : at + length]`` is spelled there: not
+    when a digit at its edge runs on into a digit of the value (learner ``123`` is not in
+    course ``1234`` nor in ``mod-5123``: a number inside a longer number is another
+    number). Letters around it do not matter (``quiz-for-learner-0042``, ``xL0042``)."""
+    end = at + length
+    if at and value[at] in _DIGITS and value[at - 1] in _DIGITS:
+        return False
+    return not (end < len(value) and value[end - 1] in _DIGITS and value[end] in _DIGITS)
 
 
 #: The shortest learner id that no random id spells by chance: 17 places in 32 hex
