@@ -207,25 +207,38 @@ def test_cli_migrate_encrypt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))
     monkeypatch.setenv("LEARNPRIVACY_MASTER_KEY", base64.b64encode(MASTER).decode())
-    result = CliRunner().invoke(
-        main,
-        [
-            "--json",
-            "migrate-encrypt",
-            "--app-db",
-            f"sqlite:///{tmp_path / 'app.db'}",
-            "--models",
-            "lmsmodels:Base",
-            "--keys",
-            f"sqlite:///{tmp_path / 'keys.db'}",
-            "--batch-size",
-            "7",
-        ],
-    )
+    command = [
+        "--json",
+        "migrate-encrypt",
+        "--app-db",
+        f"sqlite:///{tmp_path / 'app.db'}",
+        "--models",
+        "lmsmodels:Base",
+        "--keys",
+        f"sqlite:///{tmp_path / 'keys.db'}",
+        "--batch-size",
+        "7",
+    ]
+    result = CliRunner().invoke(main, command)
     assert result.exit_code == 0, result.output
     tables = {t["table"]: t for t in json.loads(result.stdout)["tables"]}
     assert tables["users"]["encrypted"] == 2 * ROWS
     assert tables["users"]["verified"] is True
+    assert tables["users"]["reindexed"] == 0
+    with engine.begin() as c:
+        c.execute(text("UPDATE users SET email_bidx = 'tampered' WHERE id = 'u03'"))
+    # Each run imports the models afresh, as a new process would.
+    monkeypatch.delitem(sys.modules, "lmsmodels")
+    tampered = CliRunner().invoke(main, command)
+    assert tampered.exit_code == 3, tampered.output
+    assert "users.email_bidx: 1" in tampered.output
+    assert "learner3" not in tampered.output
+    monkeypatch.delitem(sys.modules, "lmsmodels")
+    repaired = CliRunner().invoke(main, [*command, "--repair-indexes"])
+    assert repaired.exit_code == 0, repaired.output
+    (users,) = [t for t in json.loads(repaired.stdout)["tables"] if t["table"] == "users"]
+    assert (users["reindexed"], users["encrypted"], users["verified"]) == (1, 0, True)
+    engine.dispose()
     bad = CliRunner().invoke(
         main,
         [
