@@ -206,3 +206,41 @@ def test_a_sweep_applies_only_the_shreds_it_sent(store: Store) -> None:
     assert store._key_db.live([other], "contract")
     assert store._keys.apply_outbox() == 1
     assert not store._key_db.live([other], "contract")
+
+
+def test_the_first_part_takes_null_ids_only_where_a_column_can_hold_them() -> None:
+    """``OR id IS NULL`` on a column that cannot be NULL keeps the database from bounding
+    the page's index scan at the part's end: the first part's last page then read every
+    later part's rows (PostgreSQL). Where NULL can be stored it still belongs to part one."""
+    import sqlalchemy as sa
+
+    table = sa.Table(
+        "t",
+        sa.MetaData(),
+        sa.Column("id", sa.String, primary_key=True),
+        sa.Column("learner_id", sa.String, nullable=False),
+        sa.Column("owner", sa.String, nullable=True),
+    )
+    first, last = SweepPart(stop="M"), SweepPart(start="M")
+    assert str(first.condition(table.c.id)) == "t.id < :id_1"
+    assert str(first.condition(table.c.learner_id)) == "t.learner_id < :learner_id_1"
+    assert str(first.condition(table.c.owner)) == "t.owner < :owner_1 OR t.owner IS NULL"
+    assert "NULL" not in str(last.condition(table.c.owner))
+    engine = sa.create_engine("sqlite://")
+    table.metadata.create_all(engine)
+    # A row without an owner is swept by the first part, and by no other.
+    rows = [
+        {"id": "A", "learner_id": "A", "owner": None},
+        {"id": "Z", "learner_id": "Z", "owner": "Z"},
+    ]
+    with engine.begin() as connection:
+        connection.execute(table.insert(), rows)
+        found = {
+            part: set(
+                connection.execute(
+                    sa.select(table.c.id).where(part.condition(table.c.owner))
+                ).scalars()
+            )
+            for part in (first, last)
+        }
+    assert found == {first: {"A"}, last: {"Z"}}

@@ -63,7 +63,13 @@ class SweepPart:
         return self.stop is None or learner_id < self.stop
 
     def condition(self, column: ColumnElement[Any]) -> ColumnElement[bool]:
-        """SQL: ``column`` (a learner id column) falls in this part."""
+        """SQL: ``column`` (a learner id column) falls in this part.
+
+        The first part also takes rows whose ``column`` is NULL, unless the column cannot
+        hold NULL (a primary key, ``NOT NULL``): there ``OR column IS NULL`` would only
+        keep the database from bounding an index scan at ``stop``, and a page query would
+        read on through every later part's rows to fill its last page.
+        """
         parts: list[ColumnElement[bool]] = []
         if self.start is not None:
             parts.append(column >= self.start)
@@ -72,7 +78,9 @@ class SweepPart:
         if not parts:
             return true()
         inside = parts[0] if len(parts) == 1 else parts[0] & parts[1]
-        return or_(inside, column.is_(None)) if self.start is None else inside
+        if self.start is not None or getattr(column, "nullable", True) is False:
+            return inside
+        return or_(inside, column.is_(None))
 
     def to_json(self) -> dict[str, str | None]:
         """``{"start": ..., "stop": ...}``, to hand a part to a worker process."""
