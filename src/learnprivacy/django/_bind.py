@@ -359,7 +359,10 @@ def _hook(model: Any, bound: Bound) -> None:
             # Keys cached and not known alive at the key store's current shred mark wait
             # for one look-up of the fetch's learners; others open now (a learner with
             # nothing cached has her keys read from the key database itself).
-            keys = None if subject is None else window.cached.get(subject)
+            cached = window.cached
+            if cached is None and subject is not None:
+                cached = window.start()
+            keys = None if subject is None else cached.get(subject)
             if keys is None or keys.checked == window.current():
                 open_row(instance, loaded, subject)
             else:
@@ -715,13 +718,21 @@ class _Window:
     __slots__ = ("cached", "keyring", "mark", "rows")
 
     def __init__(self) -> None:
-        self.keyring = _settings.runtime().keyring
+        # Set by start(), when the first row with a learner is built (a fetch of rows
+        # with no tokens to open needs no keyring, nor the master key).
+        self.keyring: Any = None
         #: The cached keys, by learner (the keyring's cache, read without a copy).
-        self.cached = self.keyring._cache.subjects
+        self.cached: Any = None
         self.mark: object = _UNREAD
         #: Rows whose cached keys wait for the look-up: (open_row, instance, loaded,
         #: subject).
         self.rows: list[tuple[Any, Any, Any, str]] = []
+
+    def start(self) -> Any:
+        """Take the project's keyring; its cache of keys, by learner."""
+        self.keyring = _settings.runtime().keyring
+        self.cached = self.keyring._cache.subjects
+        return self.cached
 
     def current(self) -> object:
         """The key store's shred mark, read once, when a row first needs it (an object
