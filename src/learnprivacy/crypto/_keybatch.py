@@ -23,7 +23,7 @@ EpochRewrap = Callable[[str, Sequence[KeyEntry]], list[KeyEntry]]
 class KeyBatch:
     """Entries and tombstones of a known set of subjects, and keys not yet inserted."""
 
-    __slots__ = ("entries", "mark", "pending", "rewrap", "tombstones")
+    __slots__ = ("entries", "mark", "pending", "revived", "rewrap", "tombstones")
 
     def __init__(self) -> None:
         #: The key store's shred mark read before the prefetch (``batch_mark()``; see
@@ -32,6 +32,9 @@ class KeyBatch:
         self.entries: dict[str, list[KeyEntry]] = {}
         self.tombstones: set[tuple[str, str]] = set()
         self.pending: list[KeyEntry] = []
+        #: The (subject, scope) pairs a buffered key revives on purpose: a tombstone
+        #: written for them before the flush does not refuse it.
+        self.revived: set[tuple[str, str]] = set()
         # How the keyring that buffered the pending keys re-wraps them (see add()).
         self.rewrap: EpochRewrap | None = None
 
@@ -60,6 +63,8 @@ class KeyBatch:
             raise KeyShreddedError(
                 f"the keys of this subject's scope {entry.scope!r} were shredded"
             )
+        if revive:
+            self.revived.add((entry.subject, entry.scope))
         known.append(entry)
         self.pending.append(entry)
         if rewrap is not None:

@@ -48,7 +48,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from learnprivacy._vocabulary import BATCH_SIZE
 from learnprivacy.crypto._keybatch import EpochRewrap, KeyBatch, batch_for, current_batch
 from learnprivacy.crypto._keystore import ALL_SCOPES as _ALL
-from learnprivacy.crypto._keystore import KeyEntry, KeyState
+from learnprivacy.crypto._keystore import KeyEntry, KeyState, scope_blocked
 from learnprivacy.crypto._keystore import entry_from_row as _entry
 from learnprivacy.errors import ConfigurationError, KeyShreddedError
 from learnprivacy.store._bulk import (
@@ -154,6 +154,49 @@ _COLUMNS = (
 )
 
 
+def _prefetch(
+    connection: Connection,
+    refs: Sequence[str],
+    entries: dict[str, list[KeyEntry]],
+    tombstones: set[tuple[str, str]],
+) -> None:
+    """Put in ``entries`` every entry of ``refs`` (sorted key references; an empty list
+    for one without) and in ``tombstones`` their tombstones, a few queries per chunk."""
+    dialect = connection.dialect.name
+    for start in range(0, len(refs), _CHUNK):
+        chunk = refs[start : start + _CHUNK]
+        for ref in chunk:
+            entries[ref] = []
+        query = select(*_COLUMNS).where(ids_in(_KEYS.c.subject_ref, chunk, dialect))
+        for row in connection.execute(query).all():
+            entries[row[0]].append(_entry(row))
+        stones = select(_TOMBSTONES.c.subject_ref, _TOMBSTONES.c.scope).where(
+            ids_in(_TOMBSTONES.c.subject_ref, chunk, dialect)
+        )
+        tombstones.update((s, c) for s, c in connection.execute(stones).all())
+
+
+class _ShreddedSince(Exception):
+    """A scope of a buffered key was shredded after the batch's prefetch."""
+
+
+def _shredded_since(connection: Connection, batch: KeyBatch, pending: list[KeyEntry]) -> bool:
+    """Whether a shred committed since ``batch``'s prefetch blocks a scope of ``pending``
+    (not revived on purpose), read in the flush's own write transaction.
+
+    The mark is read first (on PostgreSQL locked ``share``, so that a shred now under way
+    waits for this transaction and then destroys what it inserts): unchanged since the
+    prefetch, no tombstone was written since, and nothing more is read.
+    """
+    if _read_mark(connection, lock="share") == batch.mark:
+        return False
+    asked = [e for e in pending if (e.subject, e.scope) not in batch.revived]
+    entries: dict[str, list[KeyEntry]] = {}
+    tombstones: set[tuple[str, str]] = set()
+    _prefetch(connection, sorted({e.subject for e in asked}), entries, tombstones)
+    return any(scope_blocked(entries[e.subject], tombstones, e.subject, e.scope) for e in asked)
+
+
 class KeyRace(Exception):
     """Another writer created a key for a subject of this batch first; retry the batch."""
 
@@ -192,8 +235,16 @@ def _bump_mark(connection: Connection) -> None:
         connection.execute(insert(_META), [{"key": _MARK_ROW, "value": _new_mark()}])
 
 
-def _read_mark(connection: Connection) -> str:
-    found = connection.execute(select(_META.c.value).where(_META.c.key == _MARK_ROW)).scalar()
+def _read_mark(connection: Connection, *, lock: str | None = None) -> str:
+    """The shred mark in ``connection``'s transaction. On PostgreSQL ``lock`` takes its row
+    ``share`` (writers of new keys) or ``update`` (writers taking keys away or writing
+    tombstones), first thing in the transaction: a shred and an insert of a key of the
+    same learner then follow one another, and whichever comes second sees the first
+    (SQLite write transactions hold the database lock already)."""
+    query = select(_META.c.value).where(_META.c.key == _MARK_ROW)
+    if lock is not None and connection.dialect.name == "postgresql":
+        query = query.with_for_update(read=lock == "share")
+    found = connection.execute(query).scalar()
     # A database without the row (its row deleted by hand) gives a mark that matches
     # nothing a keyring holds: every fetch looks its learners up.
     return "" if found is None else str(found)
@@ -462,22 +513,10 @@ class KeyDatabase:
         encrypted with them must flush before it commits anything that uses them.
         """
         batch = KeyBatch()
-        wanted = sorted(set(refs))
         with self._db.read() as connection:
             # Read first: it dates every entry read below (see batch_mark).
             batch.mark = _read_mark(connection)
-            dialect = connection.dialect.name
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
-                for ref in chunk:
-                    batch.entries[ref] = []
-                query = select(*_COLUMNS).where(ids_in(_KEYS.c.subject_ref, chunk, dialect))
-                for row in connection.execute(query).all():
-                    batch.entries[row[0]].append(_entry(row))
-                stones = select(_TOMBSTONES.c.subject_ref, _TOMBSTONES.c.scope).where(
-                    ids_in(_TOMBSTONES.c.subject_ref, chunk, dialect)
-                )
-                batch.tombstones.update((s, c) for s, c in connection.execute(stones).all())
+            _prefetch(connection, sorted(set(refs)), batch.entries, batch.tombstones)
         with thread_bound(self._local, "batch", batch):
             yield
 
@@ -485,7 +524,9 @@ class KeyDatabase:
         """Insert (and commit) the keys buffered by the current batch.
 
         Raises :class:`KeyRace` if another writer created an active key for one of the
-        same (subject, scope) pairs first: the caller retries with fresh entries. Keys
+        same (subject, scope) pairs first, or shredded one of them (an erasure committed
+        since the batch's prefetch, which saw no tombstone yet): the caller retries with
+        fresh entries, and a shredded scope then refuses its new key as ever. Keys
         wrapped under an epoch key that is no longer current are re-wrapped first by
         ``rewrap`` (or the one :meth:`add` was given); :class:`KeyEpochError` if that
         cannot be done, and then nothing is inserted and the keys stay buffered.
@@ -496,12 +537,14 @@ class KeyDatabase:
         pending = batch.pending
         try:
             with self._db.write() as connection:
+                if _shredded_since(connection, batch, pending):
+                    raise _ShreddedSince
                 written = _guard_epoch(connection, pending, rewrap or batch.rewrap)
                 _insert_keys(connection, written)
-        except SQLIntegrityError:
+        except (SQLIntegrityError, _ShreddedSince):
             batch.pending = []
             batch.forget(entry.subject for entry in pending)
-            raise KeyRace("a key was created concurrently") from None
+            raise KeyRace("a key was created or shredded concurrently") from None
         batch.flushed(pending, written)
 
     # -- the shred mark -------------------------------------------------------------------
@@ -617,6 +660,7 @@ class KeyDatabase:
             _KEYS.c.state == KeyState.ACTIVE.value,
         )
         with self._db.write() as connection:
+            _read_mark(connection, lock="share")
             existing_row = connection.execute(active).first()
             if existing_row is not None:
                 return _entry(existing_row)
@@ -890,6 +934,8 @@ class KeyDatabase:
 
     @staticmethod
     def _update(connection: Connection, entry: KeyEntry) -> bool:
+        if entry.state is KeyState.SHREDDED:
+            _read_mark(connection, lock="update")
         result = connection.execute(
             update(_KEYS)
             .where(
@@ -935,6 +981,7 @@ class KeyDatabase:
         count = 0
         stoned = False
         with self._db.write() as connection:
+            _read_mark(connection, lock="update")
             for start in range(0, len(wanted), _SHRED_CHUNK):
                 chunk = wanted[start : start + _SHRED_CHUNK]
                 if key_id is None and connection.dialect.name == "sqlite":
@@ -1093,6 +1140,8 @@ def _rewrite(connection: Connection, entries: Sequence[KeyEntry]) -> int:
     if connection.dialect.paramstyle != "qmark":
         sql = sql.replace("?", "%s")
     shredded = KeyState.SHREDDED.value
+    if any(e.state is KeyState.SHREDDED for e in entries):
+        _read_mark(connection, lock="update")
     params = [
         (e.scope, e.state.value, e.master_key_id, e.wrapped, e.subject, e.key_id, shredded)
         for e in entries
