@@ -7,6 +7,8 @@ commit. ``audit-before-move`` and ``audit-after-append`` (audit log in ``AUDIT_D
 erase ``u1``, commit, and die before the staged entries reach the audit database, or
 once they have but before the outbox row is removed. ``convert``: open the binding on
 a row-states table written with keys in clear and die half-way through its conversion.
+``migrate-encrypt``: encrypt ``users`` in batches of five rows and die once two are
+committed.
 """
 
 from __future__ import annotations
@@ -87,6 +89,13 @@ def main(argv: list[str]) -> int:
 
             _states._insert_batch = dying_batch  # type: ignore[assignment]
             privacy.find(session, models.User.email, "ana@example.org")
+        elif mode == "migrate-encrypt":
+
+            def dying(_table: str, done: int, _total: int) -> None:
+                if done >= 10:
+                    _die()
+
+            lps.migrate_encrypt(privacy, engine, models.User, batch_size=5, progress=dying)
         elif mode == "erase":
             privacy._shred = _die  # type: ignore[method-assign]
             privacy.erase_subject(session, "u1", now=NOW)

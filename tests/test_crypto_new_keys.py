@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from learnprivacy.crypto import FieldCipher, Keyring
+from learnprivacy.crypto import FieldCipher, Keyring, _token
 from learnprivacy.crypto._keystore import InMemoryKeyStore, KeyState
 from learnprivacy.crypto._master import MasterKey
 from learnprivacy.errors import DecryptionError, IntegrityError, KeyShreddedError
@@ -132,3 +133,16 @@ def test_a_rolled_back_ingest_leaves_no_remembered_key(tmp_path: Path) -> None:
             assert store.get(Learner, person.id).email == person.email  # type: ignore[union-attr]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("size", [8, 7, 9, 12])
+def test_a_sealer_s_header_texts_are_each_header_s_own(size: int) -> None:
+    aead = AESGCM(os.urandom(32))
+    for subject in ("k1_abc", "learner-é", ""):
+        key_id = os.urandom(size)
+        sealer = _token.make_sealer(aead, key_id, subject)
+        text = _token.header(_token.KIND_TEXT, key_id)
+        data = _token.header(_token.KIND_BYTES, key_id)
+        part = _token.subject_part(subject)
+        assert sealer == (aead, _token.encode(text), _token.encode(data), text + part, data + part)
+        assert sealer[1] != sealer[2]

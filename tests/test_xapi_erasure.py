@@ -26,6 +26,7 @@ from learnprivacy.export.xapi import (
     XapiProfile,
     actor_pseudonyms,
     read_statements,
+    reissued_id,
     send_statements,
     statements_for,
 )
@@ -363,28 +364,155 @@ def test_an_unreachable_lrs_fails_the_request_and_the_audit_log_says_so(world: W
     assert len(world.listed(world.ana)) == 5
 
 
-def test_rectifying_back_to_a_voided_statement_is_not_reported_sent(world: World) -> None:
-    """passed -> failed -> passed: the corrected statement of the second rectification is
-    the one the first voided (same event, same id), and xAPI cannot un-void it. Ralph
-    answers the re-send as already held; the LRS lists nothing for that progress. Before,
-    the request completed with ``sent: 1``; the statement is now read back, found voided,
-    and the request fails saying so."""
+def _again(world: World) -> dict[str, str]:
+    """The LRS recipient notified again of Ana's status rectification (a retry)."""
+    return LrsRecipient(
+        world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE, store=world.store
+    )(
+        dsr.Notification(
+            location="lrs",
+            component="recipients",
+            operation="rectification",
+            reference=actor_pseudonyms(world.store, PROFILE).pseudonym(world.ana),
+            request_id="R-again",
+            at=T,
+            record_types=("Progress",),
+            fields=("status",),
+        )
+    )
+
+
+def _live_p0(world: World, untouched: set[str], status: str) -> str:
+    """The id of the one live statement about P0: Ana's statements are the untouched
+    ones plus exactly one, whose verb says ``status``."""
+    listed = {s["id"]: s for s in world.listed(world.ana)}
+    assert untouched <= set(listed)
+    [p0] = set(listed) - untouched
+    assert listed[p0]["verb"]["id"].endswith("/" + status)
+    return p0
+
+
+def test_rectifying_back_and_forth_leaves_one_live_statement(world: World) -> None:
+    """passed -> failed -> passed -> failed -> passed. Going back to a value makes the
+    statement an earlier rectification voided, which xAPI cannot un-void: it is
+    re-issued under the next revision of its id that the LRS does not hold as voided.
+    After each request the LRS lists exactly one live statement for P0, with the current
+    result (read back before the request completes); notifying again twice voids and
+    sends nothing. Before, the second request failed and P0 had no live statement."""
     recipient = LrsRecipient(
         world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE, store=world.store
     )
-    world.rectify(recipient, "Progress", f"{world.ana}-P0", "status", "failed")
+    original = {s["id"] for s in world.listed(world.ana)}
+    lives = []
+    for status in ("failed", "passed", "failed", "passed"):
+        details = world.rectify(recipient, "Progress", f"{world.ana}-P0", "status", status)
+        assert (details["found"], details["voided"], details["sent"]) == ("1", "1", "1")
+        assert (details["still_listed"], details["sent_not_listed"]) == ("0", "0")
+        if not lives:
+            [passed] = original - {s["id"] for s in world.listed(world.ana)}
+            untouched = original - {passed}
+        lives.append(_live_p0(world, untouched, status))
+        for _ in range(2):
+            again = _again(world)
+            assert (again["found"], again["voided"], again["sent"]) == ("0", "0", "0")
+            assert _live_p0(world, untouched, status) == lives[-1]
+    failed = lives[0]
+    assert lives == [
+        failed,
+        reissued_id(passed, 1),
+        reissued_id(failed, 1),
+        reissued_id(passed, 2),
+    ]
+    # Every earlier one is voided, not merely unlisted.
+    for voided in (passed, *lives[:-1]):
+        held = read_statements(world.lrs.endpoint + f"?voidedStatementId={voided}", world.lrs.auth)
+        assert [s["id"] for s in held] == [voided]
+
+
+def _back_to_passed(world: World, recipient: Any) -> dsr.SubjectRequest:
+    """Rectify P0 to failed (directly at the LRS), then request it back to passed."""
+    good = LrsRecipient(world.lrs.endpoint, auth=world.lrs.auth, profile=PROFILE, store=world.store)
+    world.rectify(good, "Progress", f"{world.ana}-P0", "status", "failed")
     change = dsr.FieldChange(
         record_type="Progress", record_id=f"{world.ana}-P0", field="status", value="passed"
     )
     params = dsr.RectificationParams(changes=(change,))
-    done = world.executor(recipient).execute(
+    return world.executor(recipient).execute(
         world.request(dsr.RequestType.RECTIFICATION, params), now=T
     )
+
+
+def test_a_crash_after_the_reissue_is_stored_leaves_one_live_statement(
+    world: World, servers: list[Server]
+) -> None:
+    """The re-issued statement reaches the LRS but the reply is lost (the LMS dies
+    before it knows): the request fails. Retrying it, then notifying once more, finds
+    the re-issued statement listed: nothing is sent twice, one live statement for P0."""
+    lrs = world.lrs
+    original = {s["id"] for s in world.listed(world.ana)}
+
+    def lost_reply(method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
+        answer = forward(lrs, method, path, headers, body)
+        if method == "POST" and b"/passed" in body:
+            return 503, {}, b"{}"  # stored, but the LMS never learns it
+        return answer
+
+    servers.append(Server(lost_reply))
+    broken = LrsRecipient(
+        servers[0].url(), auth=lrs.auth, profile=PROFILE, store=world.store, retries=0
+    )
+    failed = _back_to_passed(world, broken)
+    assert failed.state is dsr.RequestState.FAILED
+    retry = world.book.retry(failed, now=T)
+    retry = world.book.verify_identity(retry, method=dsr.ProofMethod.AUTHENTICATED_SESSION, now=T)
+    good = LrsRecipient(lrs.endpoint, auth=lrs.auth, profile=PROFILE, store=world.store)
+    done = world.executor(good).execute(retry, now=T)
+    assert done.state is dsr.RequestState.COMPLETED, done.failure
+    [outcome] = [n for s in done.steps for n in s.notifications]
+    assert (outcome.details["voided"], outcome.details["sent"]) == ("0", "0")
+    again = _again(world)
+    assert (again["found"], again["sent"]) == ("0", "0")
     listed = world.listed(world.ana)
-    assert len(listed) == 4  # P0 has no statement the LRS lists
+    assert len(listed) == 5
+    live = [s for s in listed if s["id"] not in original]
+    assert len(live) == 1
+    assert live[0]["verb"]["id"].endswith("/passed")
+
+
+def test_a_corrected_statement_the_lrs_does_not_hold_fails_the_request(
+    world: World, servers: list[Server]
+) -> None:
+    """passed -> failed: the LRS answers the corrected statement's POST with its id
+    (stored, it says) but drops it. Before, the request completed with ``sent: 1``; the
+    listing is now read back, the corrected statement is not in it, and the request
+    fails saying so. Retried against an honest LRS, it completes with one live one."""
+    lrs = world.lrs
+
+    def dropping(method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
+        if method == "POST" and b"/failed" in body:
+            ids = [s["id"] for s in json.loads(body)]
+            return 200, {"Content-Type": "application/json"}, json.dumps(ids).encode()
+        return forward(lrs, method, path, headers, body)
+
+    servers.append(Server(dropping))
+    liar = LrsRecipient(
+        servers[0].url(), auth=lrs.auth, profile=PROFILE, store=world.store, retries=0
+    )
+    change = dsr.FieldChange(
+        record_type="Progress", record_id=f"{world.ana}-P0", field="status", value="failed"
+    )
+    params = dsr.RectificationParams(changes=(change,))
+    done = world.executor(liar).execute(world.request(dsr.RequestType.RECTIFICATION, params), now=T)
     assert done.state is dsr.RequestState.FAILED
     assert done.failure is not None
-    assert "sent=0" in done.failure.error
+    assert "sent_not_listed=1" in done.failure.error
+    assert len(world.listed(world.ana)) == 4  # P0's passed one voided, the failed one dropped
+    retry = world.book.retry(done, now=T)
+    retry = world.book.verify_identity(retry, method=dsr.ProofMethod.AUTHENTICATED_SESSION, now=T)
+    good = LrsRecipient(lrs.endpoint, auth=lrs.auth, profile=PROFILE, store=world.store)
+    assert world.executor(good).execute(retry, now=T).state is dsr.RequestState.COMPLETED
+    failed = [s for s in world.listed(world.ana) if s["verb"]["id"].endswith("/failed")]
+    assert len(failed) == 1
 
 
 def test_an_empty_page_with_a_more_link_does_not_end_the_listing(

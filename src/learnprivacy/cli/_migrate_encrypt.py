@@ -40,6 +40,11 @@ def _load_base(spec: str) -> Any:
 @click.option("--keys", "keys_url", default=None, help="Key database URL (over [keys] url).")
 @click.option("--table", "tables", multiple=True, help="Only these tables (repeatable).")
 @click.option("--batch-size", default=BATCH_SIZE, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--repair-indexes",
+    is_flag=True,
+    help="Rewrite blind indexes that do not match their values (missing ones always are).",
+)
 @click.option("--component", default="lms", show_default=True, help="LearnPrivacy component.")
 @click.pass_obj
 def migrate_encrypt_command(
@@ -49,13 +54,15 @@ def migrate_encrypt_command(
     keys_url: str | None,
     tables: tuple[str, ...],
     batch_size: int,
+    repair_indexes: bool,
     component: str,
 ) -> None:
     """Encrypt the plaintext personal columns of an application's tables, in place.
 
     Each batch is one transaction and values already encrypted are skipped, so a run
     that was interrupted is simply started again. Every value is decrypted back at the
-    end: the command fails (exit 3) unless all of them open.
+    end and every blind index recomputed from it: the command fails (exit 3) unless all
+    of them open and match.
     """
     from sqlalchemy import create_engine
 
@@ -80,7 +87,12 @@ def migrate_encrypt_command(
                 bar.set(done, total)
 
             reports = migrate_encrypt(
-                privacy, engine, models, batch_size=batch_size, progress=report
+                privacy,
+                engine,
+                models,
+                batch_size=batch_size,
+                progress=report,
+                repair_indexes=repair_indexes,
             )
     finally:
         engine.dispose()
@@ -90,6 +102,7 @@ def migrate_encrypt_command(
             "rows": r.rows,
             "encrypted": r.encrypted,
             "batches": r.batches,
+            "reindexed": r.reindexed,
             "verified": r.verified,
         }
         for r in reports
@@ -99,7 +112,7 @@ def migrate_encrypt_command(
         for r in reports:
             env.console.print(
                 f"{r.table}: {r.encrypted} value(s) encrypted in {r.rows} row(s), "
-                f"verified: {'yes' if r.verified else 'no'}"
+                f"{r.reindexed} blind index(es) written, verified: {'yes' if r.verified else 'no'}"
             )
 
     emit(env, {"tables": data}, human)

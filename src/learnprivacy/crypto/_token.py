@@ -76,6 +76,8 @@ KIND_BYTES: Final = 0x02
 _RESERVED: Final = 0x00
 KEY_ID_SIZE: Final = 8
 HEADER_SIZE: Final = 4 + KEY_ID_SIZE
+#: Base64 characters of a header (12 bytes: four whole quanta).
+_HEADER_CHARS: Final = HEADER_SIZE // 3 * 4
 #: Characters of a token up to the end of its header: the prefix and 16 base64 characters.
 HEADER_TEXT_SIZE: Final = len(PREFIX) + HEADER_SIZE * 4 // 3
 NONCE_SIZE: Final = 12
@@ -134,7 +136,19 @@ def make_sealer(aead: AESGCM, key_id: bytes, subject: str) -> Sealer:
     """Pre-compute what encrypting for ``subject`` under ``key_id`` needs."""
     text, data = header(KIND_TEXT, key_id), header(KIND_BYTES, key_id)
     part = subject_part(subject)
-    return (aead, header_text(text), header_text(data), text + part, data + part)
+    if len(text) != HEADER_SIZE:  # a key id of another size: each header on its own
+        return (aead, header_text(text), header_text(data), text + part, data + part)
+    # Both headers' text from one base64 pass: a 12-byte header is exactly 16 base64
+    # characters (four whole quanta, no padding), so the text of the two headers joined
+    # is the text of the first followed by the text of the second.
+    both = b2a_base64(text + data, newline=False).translate(ENCODE_TABLE).decode("ascii")
+    return (
+        aead,
+        PREFIX + both[:_HEADER_CHARS],
+        PREFIX + both[_HEADER_CHARS:],
+        text + part,
+        data + part,
+    )
 
 
 def text_of(sealer: Sealer) -> Text:

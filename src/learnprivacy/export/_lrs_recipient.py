@@ -15,6 +15,13 @@ actor is the learner's account, then checks the outcome against the LRS:
 Voiding statements name the LMS (``account`` ``lms`` under the profile's home page) as
 actor, never the learner, and their ids are UUID 5 of the voided id, so notifying again
 after a failure re-sends the same statements and voids nothing twice.
+
+A rectification back to an earlier value (passed, failed, passed again) makes the very
+statement an earlier rectification voided, and xAPI cannot un-void one. Such a corrected
+statement is re-issued under :func:`reissued_id`: revision 1, 2, ... of its own id, the
+first revision the LRS neither lists nor holds as voided (asked by
+``voidedStatementId``). The revision is counted from what the LRS holds, so a retry
+after a crash finds the re-issued statement listed and sends nothing twice.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from learnprivacy.export._xapi import (
 )
 from learnprivacy.export._xapi_read import read_statements
 
-__all__ = ["LrsRecipient", "voiding_statement"]
+__all__ = ["LrsRecipient", "reissued_id", "voiding_statement"]
 
 _VOIDING_ACTOR_NAME = "lms"
 # What rectifying a field can make wrong in the statements this profile writes.
@@ -59,6 +66,23 @@ def voiding_statement(statement_id: str, profile: XapiProfile) -> dict[str, Any]
         "verb": {"id": VERB_VOIDED, "display": {"en-US": "voided"}},
         "object": {"objectType": "StatementRef", "id": target},
     }
+
+
+def reissued_id(statement_id: str, revision: int) -> str:
+    """The id of ``statement_id``'s statement re-issued for the ``revision``-th time.
+
+    UUID 5 in :data:`STATEMENT_NAMESPACE` of ``"reissued", statement_id, revision``
+    joined by U+001F: the same statement and revision always take the same id.
+    """
+    if revision < 1:
+        raise ValueError("revision must be >= 1")
+    return str(
+        uuid.uuid5(STATEMENT_NAMESPACE, f"reissued\x1f{uuid.UUID(statement_id)}\x1f{revision}")
+    )
+
+
+# Beyond this many voided revisions of one statement the LRS is not believed.
+_MAX_REVISIONS = 1000
 
 
 def _record_type(statement: Mapping[str, Any]) -> str:
@@ -195,23 +219,23 @@ class LrsRecipient:
             except DeliveryError as exc:
                 error = exc
                 counts["sent"] = exc.delivered + exc.already_stored
-        still = 0
-        if targets:
-            remaining = set(targets)
-            still = sum(
-                1
-                for s in self.statements_about(notification.reference)
-                if str(s.get("id")) in remaining
-            )
+        still = unlisted = 0
+        if targets or corrected:
+            # Read back: the voided ones are gone, the corrected ones listed (live).
+            listed = {str(s.get("id")) for s in self.statements_about(notification.reference)}
+            still = len(listed.intersection(targets))
+            unlisted = sum(1 for s in corrected if s["id"] not in listed)
         details = {key: str(value) for key, value in counts.items()}
         details.update(still_listed=str(still), deleted="0", delete="not offered by xAPI")
-        if counts["not_voided"] or counts["sent"] < len(corrected) or still:
+        if corrected:
+            details["sent_not_listed"] = str(unlisted)
+        if counts["not_voided"] or counts["sent"] < len(corrected) or still or unlisted:
             # A voided statement that queries still list is not withdrawn: the LRS does
             # not apply voiding (stock Ralph), and the controller must act there.
             raise DeliveryError(
                 f"the LRS at {self._host} voided {confirmed} of {counts['found']} statements "
                 f"(still listing {still} of them) and took {counts['sent']} of "
-                f"{len(corrected)} corrected ones",
+                f"{len(corrected)} corrected ones ({unlisted} of them not listed)",
                 status=None if error is None else error.status,
                 details=details,
             ) from error
@@ -263,11 +287,23 @@ class LrsRecipient:
             if _record_type(s) in wanted
         }
         ours = self.profile.activities + "/"
-        listed = set()
+        listed = {str(s.get("id")): s for s in self.statements_about(notification.reference)}
+        kept: set[str] = set()
+        corrected = []
+        with self._connection() as lrs:
+            for base, statement in current.items():
+                # Its own id, or the revision after the ones the LRS holds as voided.
+                candidate, revision = base, 0
+                while candidate not in listed and _voided(lrs, candidate):
+                    revision += 1
+                    if revision > _MAX_REVISIONS:
+                        raise lrs.malformed("a bounded number of voided revisions", 200)
+                    candidate = reissued_id(base, revision)
+                kept.add(candidate)
+                if candidate not in listed:
+                    corrected.append({**statement, "id": candidate})
         stale = []
-        for statement in self.statements_about(notification.reference):
-            statement_id = str(statement.get("id"))
-            listed.add(statement_id)
+        for statement_id, statement in listed.items():
             verb = (statement.get("verb") or {}).get("id")
             target = str((statement.get("object") or {}).get("id", ""))
             # Only what this LMS stated about the rectified record types is stale.
@@ -275,10 +311,10 @@ class LrsRecipient:
                 verb != VERB_VOIDED
                 and target.startswith(ours)
                 and _record_type(statement) in wanted
-                and statement_id not in current
+                and statement_id not in kept
             ):
                 stale.append(statement_id)
-        return stale, [s for i, s in current.items() if i not in listed]
+        return stale, corrected
 
     @property
     def _host(self) -> str:
@@ -286,19 +322,22 @@ class LrsRecipient:
 
         return urlsplit(self.endpoint).hostname or ""
 
-    def _confirm(self, voiding: list[dict[str, Any]]) -> int:
-        """How many of the voiding statements the LRS holds, read back one by one."""
-        from learnprivacy.export._lrs import _single, equivalent
-
-        held = 0
-        with LrsConnection(
+    def _connection(self) -> LrsConnection:
+        return LrsConnection(
             self.endpoint,
             self._auth,
             version=self.profile.version,
             retries=self._retries,
             timeout=self._timeout,
             transport=self._transport,
-        ) as lrs:
+        )
+
+    def _confirm(self, voiding: list[dict[str, Any]]) -> int:
+        """How many of the voiding statements the LRS holds, read back one by one."""
+        from learnprivacy.export._lrs import _single, equivalent
+
+        held = 0
+        with self._connection() as lrs:
             for statement in voiding:
                 response = lrs.request("GET", lrs.endpoint, params={"statementId": statement["id"]})
                 if response.status_code != 200:
@@ -310,3 +349,19 @@ class LrsRecipient:
                 if found is not None and equivalent(statement, found):
                     held += 1
         return held
+
+
+def _voided(lrs: LrsConnection, statement_id: str) -> bool:
+    """Whether the LRS holds ``statement_id`` as voided (``voidedStatementId``)."""
+    from learnprivacy.export._lrs import _single
+
+    response = lrs.request("GET", lrs.endpoint, params={"voidedStatementId": statement_id})
+    if response.status_code == 404:
+        return False
+    if response.status_code != 200:
+        raise lrs.refusal(response, "voided statement id")
+    try:
+        found = _single(response.json())
+    except ValueError:
+        raise lrs.malformed("a voided statement", 200) from None
+    return found is not None and str(found.get("id", "")).lower() == statement_id.lower()

@@ -15,7 +15,8 @@ The profile (docs/xapi.md):
   rounded to 0.01 s; ``timestamp`` in UTC to the millisecond, never after ``now``;
   ``context.platform`` and ``context.language`` only when configured,
   ``context.registration`` when the record has one; no ``version`` property;
-- ids are UUID 5 of the event's identity (:func:`statement_id`).
+- ids are UUID 5 of the event's identity (:func:`statement_id`); a corrected statement
+  whose id was voided is re-issued under :func:`reissued_id`.
 
 :func:`send_statements` delivers them (no redirected writes, credentials to the
 endpoint's origin only, exact counts); :func:`read_statements` reads them back from an
@@ -28,7 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 from learnprivacy.export._lrs import SendReport, send_statements
-from learnprivacy.export._lrs_recipient import LrsRecipient
+from learnprivacy.export._lrs_recipient import LrsRecipient, reissued_id
 from learnprivacy.export._xapi import (
     Pseudonyms,
     XapiProfile,
@@ -43,6 +44,7 @@ __all__ = [
     "learners_by_actor",
     "progress_from_statements",
     "read_statements",
+    "reissued_id",
     "send_statements",
     "statements_for",
 ]

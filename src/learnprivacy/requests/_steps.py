@@ -272,13 +272,18 @@ def remove_packages(env: Env, request: SubjectRequest, now: dt.datetime) -> Step
     each is checked gone afterwards. The package a post-mortem directive owes its
     executor (a request ``...-death-export``) is theirs, and stays."""
     removed = 0
-    # The executor's package is told by the id the executor gave its request (and its
-    # retries), never by a text any request id may hold.
-    directive = env.book.directive_of(request.learner_id)
-    owed = None if directive is None else f"{directive.request_id}-{DEATH_EXPORT}"
+    # The executor's package is told by the id the learner's directive gave its request
+    # (and its retries), never by a text any request id may hold. The directive is read
+    # only when a request id could be that one.
+    owed: list[str | None] = []
     for filed in env.book.requests(learner_id=request.learner_id):
-        if owed is not None and (filed.id == owed or filed.id.startswith(f"{owed}-retry")):
-            continue
+        if f"-{DEATH_EXPORT}" in filed.id:
+            if not owed:
+                directive = env.book.directive_of(request.learner_id)
+                owed.append(None if directive is None else f"{directive.request_id}-{DEATH_EXPORT}")
+            mine = owed[0]
+            if mine is not None and (filed.id == mine or filed.id.startswith(f"{mine}-retry")):
+                continue
         step = filed.step("export")
         if step is None or not step.artifact:
             continue

@@ -79,7 +79,7 @@ class _KeyCheck:
     erased learner restored from an earlier copy raises ``KeyShreddedError`` as it does
     in a new process."""
 
-    __slots__ = ("drop_stale", "open_row", "rows")
+    __slots__ = ("drop_stale", "names", "open_row", "rows", "subjects")
 
     def __init__(
         self,
@@ -88,18 +88,29 @@ class _KeyCheck:
     ) -> None:
         self.drop_stale = drop_stale
         self.open_row = open_row
-        self.rows: list[tuple[dict[str, Any], str, list[str]]] = []
+        # Three lists side by side rather than a tuple per row: the rows wait here until
+        # the fetch ends, and a tuple per row would be one more object the cyclic
+        # collector scans on each pass meanwhile.
+        self.rows: list[dict[str, Any]] = []
+        self.subjects: list[str] = []
+        self.names: list[list[str]] = []
+
+    def add(self, state_dict: dict[str, Any], subject: str, names: list[str]) -> None:
+        self.rows.append(state_dict)
+        self.subjects.append(subject)
+        self.names.append(names)
 
     def invoke(self, context: Any, _path: Any) -> None:
-        rows, self.rows = self.rows, []
+        rows, subjects, names = self.rows, self.subjects, self.names
         if not rows:
             return
-        subjects = {subject for _state, subject, _names in rows}
-        context.attributes.setdefault(_CHECKED, set()).update(subjects)
-        self.drop_stale(subjects)
+        self.rows, self.subjects, self.names = [], [], []
+        learners = set(subjects)
+        context.attributes.setdefault(_CHECKED, set()).update(learners)
+        self.drop_stale(learners)
         open_row = self.open_row
-        for state_dict, subject, names in rows:
-            open_row(state_dict, subject, names)
+        for state_dict, subject, row_names in zip(rows, subjects, names, strict=True):
+            open_row(state_dict, subject, row_names)
 
 
 def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
@@ -406,10 +417,16 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
         if alive() is None:
             return
         state_dict = state.dict
-        names = [name for name in attribute_names if state_dict.get(name) is not None]
-        if not names:
-            return
-        found = state_dict.get(subject_name)
+        get = state_dict.get
+        # Every personal value present (the usual row): the model's own list of names,
+        # shared by its rows (never changed), rather than a new list per row that a
+        # fetch's deferred rows would keep alive, for the collector to scan, until opened.
+        names = attribute_names
+        if None in map(get, names):
+            names = [name for name in attribute_names if get(name) is not None]
+            if not names:
+                return
+        found = get(subject_name)
         if found is None:
             decrypt(state.obj(), None)  # raises, naming the subject column
             return
@@ -432,7 +449,7 @@ def install(privacy: LearnPrivacy, spec: ModelSpec) -> Callable[[], None]:
                 check = context.post_load_paths.get(check_key)
                 if check is None:
                     check = context.post_load_paths[check_key] = _KeyCheck(drop_stale, open_row)
-                check.rows.append((state_dict, subject, names))
+                check.add(state_dict, subject, names)
                 return
         open_row(state_dict, subject, names)
 
