@@ -251,3 +251,47 @@ def test_a_learner_page_holds_its_learners_when_their_keys_are_read(
     store.close()
     assert report.erased == EXPIRED
     assert sorted(x for page in checked for x in page) == GONE
+
+
+@_params
+def test_an_outbox_applied_while_a_writer_settles_keeps_the_writer_s_new_key(
+    swept_unapplied: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store opening applies the page row while GONE03 comes back through another
+    process. Read before and applied after, the row still named GONE03 after the writer
+    had settled it and written under a new key: that new key was destroyed, and the
+    record written under it with it."""
+    url = swept_unapplied
+    with monkeypatch.context() as patch:
+        patch.setattr(SqlKeyStore, "apply_outbox", lambda _self: 0)
+        writer = _open(url)
+        opener = _open(url)
+    returning = account("GONE03", last_activity_at=NOW)
+    done: list[BaseException | None] = []
+
+    def come_back() -> None:
+        try:
+            writer.add(returning)
+            done.append(None)
+        except BaseException as error:
+            done.append(error)
+
+    real = SqlKeyStore._apply
+    thread = threading.Thread(target=come_back)
+
+    def applying(self: SqlKeyStore, rows: Any) -> int:
+        if not thread.is_alive() and not done:
+            thread.start()
+            thread.join(2.0)  # the writer runs now, or waits for this transaction
+        return real(self, rows)
+
+    with writer, opener:
+        with monkeypatch.context() as patch:
+            patch.setattr(SqlKeyStore, "_apply", applying)
+            opener._keys.apply_outbox()
+        thread.join(60)
+        assert done == [None]
+        assert _outbox(url) == []
+        assert opener.get(Learner, "GONE03") == returning
+        assert _live(opener, "GONE03")
+        assert not [x for x in GONE if x != "GONE03" and _live(opener, x)]

@@ -256,9 +256,9 @@ class SqlKeyStore:
         self._local.sent = self._local.ranges = None
         if not sent:
             return 0
-        with self._db.read() as connection:
-            rows = _sent_rows(connection, sent, ranges or [])
-        return self._apply_and_delete(rows, checkpoint=checkpoint)
+        return self._apply_and_delete(
+            lambda connection: _sent_rows(connection, sent, ranges or []), checkpoint=checkpoint
+        )
 
     def discard_sent(self) -> None:
         """Forget that this thread wrote to the outbox (its transaction rolled back)."""
@@ -271,15 +271,27 @@ class SqlKeyStore:
         rows are read, applied (idempotent), then deleted by id.
         """
         with self._db.read() as connection:
-            rows = _all_outbox_rows(connection)
-        return self._apply_and_delete(rows)
+            if connection.execute(_ANY_OUTBOX_ROW).first() is None:
+                return 0  # nothing owed: no write transaction taken (a store opening)
+        return self._apply_and_delete(_all_outbox_rows)
 
-    def _apply_and_delete(self, rows: Sequence[_Row], *, checkpoint: bool = True) -> int:
-        """Apply committed outbox ``rows`` (idempotent), then delete them by id."""
-        if not rows:
-            return 0
-        count = self._apply(rows)
+    def _apply_and_delete(
+        self, read: Callable[[Connection], Sequence[_Row]], *, checkpoint: bool = True
+    ) -> int:
+        """Apply the committed outbox rows ``read`` finds (idempotent), then delete them
+        by id, all in one write transaction of the records database.
+
+        The rows stay held while their keys are destroyed (locked on PostgreSQL, the
+        database's write lock on SQLite): a writer settling one of their learners
+        (:meth:`settle`) waits, then finds the row gone. Read before and applied after,
+        a row a writer had settled meanwhile destroyed the new key that writer made next
+        for a learner back after expiry, and with it the records written under it.
+        """
         with self._db.write() as connection:
+            rows = read(connection)
+            if not rows:
+                return 0
+            count = self._apply(rows)
             _delete_outbox(connection, [int(str(row[0])) for row in rows])
         if checkpoint:
             self._db.checkpoint()
@@ -416,12 +428,26 @@ def _sent_rows(connection: Connection, sent: set[str], ranges: list[tuple[int, i
     # The whole outbox is this transaction's rows, but for other writers' rows in flight
     # and a crash's leftovers: reading it all and keeping ours costs less than looking
     # thousands of references up.
-    return [row for row in _all_outbox_rows(connection) if not sent.isdisjoint(_refs_of(row))]
+    mine = [
+        row
+        for row in _all_outbox_rows(connection, lock=False)
+        if not sent.isdisjoint(_refs_of(row))
+    ]
+    if not mine or connection.dialect.name != "postgresql":
+        return mine
+    # Then these rows only, locked and read again (a writer may have settled some
+    # meanwhile): other workers' rows stay free for them to apply at the same time.
+    again = select(*_COLUMNS).where(KEY_OUTBOX.c.id.in_([row[0] for row in mine]))
+    locked = connection.execute(again.order_by(KEY_OUTBOX.c.id).with_for_update()).all()
+    return [tuple(row) for row in locked if not sent.isdisjoint(_refs_of(tuple(row)))]
 
 
-def _all_outbox_rows(connection: Connection) -> list[_Row]:
-    """Every outbox row ``(id, ref, scope, tombstone, refs)``, oldest first."""
+def _all_outbox_rows(connection: Connection, *, lock: bool = True) -> list[_Row]:
+    """Every outbox row ``(id, ref, scope, tombstone, refs)``, oldest first; with
+    ``lock``, locked on PostgreSQL until the caller's (write) transaction ends."""
     query = select(*_COLUMNS).order_by(KEY_OUTBOX.c.id)
+    if lock and connection.dialect.name == "postgresql":
+        query = query.with_for_update()
     return [tuple(row) for row in connection.execute(query).all()]
 
 
