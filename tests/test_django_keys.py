@@ -183,3 +183,69 @@ def test_update_inside_a_batch_is_read_back_from_the_batch(tmp_path: Path) -> No
     seen = json.loads(_shell(BATCH_UPDATE, env))
     updated = ["retired", "cd" * 8]
     assert seen == {"get": updated, "list": [updated], "after": updated}
+
+
+ERASED_DURING_BATCH = """
+import json
+import threading
+from learnprivacy.crypto._keystore import KeyEntry, KeyState
+from learnprivacy.django._keystore import DjangoKeyStore
+from learnprivacy.errors import KeyShreddedError
+store = DjangoKeyStore("learnprivacy_keys")
+REFS = ("k1_gone", "k1_kept")
+
+def erase():  # another process: its own connection, no batch
+    from django.db import connections
+    DjangoKeyStore("learnprivacy_keys").shred_many([("k1_gone", None)])
+    connections.close_all()
+
+seen = {}
+try:
+    with store.batch(REFS):
+        for ref in REFS:
+            store.add(KeyEntry(subject=ref, scope="default", key_id="02" * 8,
+                               state=KeyState.ACTIVE, master_key_id="ab" * 8, wrapped=b"w" * 60))
+        eraser = threading.Thread(target=erase)
+        eraser.start()
+        eraser.join()
+    seen["flush"] = "stored"
+except KeyShreddedError:
+    seen["flush"] = "refused"
+seen["live"] = sorted(e.subject for ref in REFS for e in store.list_entries(ref)
+                      if e.state is not KeyState.SHREDDED)
+seen["shredded"] = store.is_shredded("k1_gone", "default")
+print(json.dumps(seen))
+"""
+
+
+def _erased_during_batch(env: dict[str, str]) -> None:
+    done = manage("migrate", "--database", "learnprivacy_keys", "-v", "0", env=env)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(_shell(ERASED_DURING_BATCH, env))
+    # Inserted beside the tombstone, the new key revived the erased learner's scope.
+    assert seen == {"flush": "refused", "live": [], "shredded": True}
+
+
+def test_a_key_buffered_before_an_erasure_is_not_stored_after_it(tmp_path: Path) -> None:
+    """A batch prefetched a learner, buffered a new key, and another process erased the
+    learner before the batch ended: the flush refuses (nothing of the batch stored)."""
+    _erased_during_batch(_env({"LMS_DATA_DIR": str(tmp_path)}, MASTER_KEY))
+
+
+@pytest.mark.postgres
+def test_a_key_buffered_before_an_erasure_is_not_stored_after_it_postgres(
+    postgres_server: TemporaryPostgres,
+) -> None:
+    data, keys = postgres_server.create_database(), postgres_server.create_database()
+    _erased_during_batch(
+        _env(
+            {
+                "LMS_PG_HOST": postgres_server.host,
+                "LMS_PG_PORT": str(postgres_server.port),
+                "LMS_PG_USER": postgres_server.user,
+                "LMS_PG_DB": data.rsplit("/", 1)[-1],
+                "LMS_PG_KEYS_DB": keys.rsplit("/", 1)[-1],
+            },
+            MASTER_KEY,
+        )
+    )

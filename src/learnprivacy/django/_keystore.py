@@ -22,7 +22,7 @@ from typing import Any
 from learnprivacy._vocabulary import BATCH_SIZE
 from learnprivacy.crypto._keybatch import KeyBatch, batch_for, current_batch
 from learnprivacy.crypto._keystore import ALL_SCOPES as _ALL
-from learnprivacy.crypto._keystore import KeyEntry, KeyState
+from learnprivacy.crypto._keystore import KeyEntry, KeyState, scope_blocked
 from learnprivacy.crypto._keystore import entry_from_row as _entry
 from learnprivacy.errors import ConfigurationError, KeyShreddedError
 from learnprivacy.store._keydb import EpochRewrap, KeyEpochError, epoch_guarded
@@ -160,6 +160,7 @@ class DjangoKeyStore:
         pending = batch.pending
         # Multi-row INSERTs of a few hundred keys: one round trip each, on every backend.
         with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
+            self._refuse_shredded_since(cursor, batch, pending)
             written = epoch_guarded(*self._lock_epochs(cursor), pending, batch.rewrap)
             rows = [
                 [e.subject, e.scope, e.key_id, e.state.value, e.master_key_id, e.wrapped]
@@ -187,6 +188,47 @@ class DjangoKeyStore:
                         [value for row in chunk for value in row],
                     )
         batch.flushed(pending, written)
+
+    def _mark_locked(self, cursor: Any, *, exclusive: bool) -> str:
+        """The shred mark read in ``cursor``'s transaction, first thing in it. On
+        PostgreSQL its row is locked, shared by writers of new keys and exclusively by
+        writers taking keys away or writing tombstones: a shred and an insert of a key
+        of the same learner then follow one another, and the second sees the first
+        (SQLite: the statement that writes takes the database's write lock)."""
+        sql = f'SELECT value FROM {_META} WHERE "key" = %s'
+        if self._vendor() == "postgresql":
+            sql += " FOR UPDATE" if exclusive else " FOR SHARE"
+        cursor.execute(sql, [_SHRED_MARK])
+        row = cursor.fetchone()
+        return "" if row is None else str(row[0])
+
+    def _refuse_shredded_since(
+        self, cursor: Any, batch: KeyBatch, pending: Sequence[KeyEntry]
+    ) -> None:
+        """``KeyShreddedError`` if a shred committed since ``batch``'s prefetch blocks a
+        scope of ``pending`` not revived on purpose: an erasure that wrote its tombstone
+        after the prefetch must not see a live key inserted beside it, which would revive
+        the learner's scope. An unchanged mark means no tombstone since: nothing read."""
+        if self._mark_locked(cursor, exclusive=False) == batch.mark:
+            return
+        asked = [e for e in pending if (e.subject, e.scope) not in batch.revived]
+        subjects = {e.subject for e in asked}
+        entries: dict[str, list[KeyEntry]] = {subject: [] for subject in subjects}
+        tombstones: set[tuple[str, str]] = set()
+        for _chunk, where, params in self._chunks(subjects):
+            cursor.execute(f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject_ref {where}", params)
+            for row in cursor.fetchall():
+                entries[row[0]].append(_entry(row))
+            cursor.execute(
+                f"SELECT subject_ref, scope FROM {_TOMBSTONES} WHERE subject_ref {where}", params
+            )
+            tombstones.update((str(a), str(b)) for a, b in cursor.fetchall())
+        for entry in asked:
+            if scope_blocked(entries[entry.subject], tombstones, entry.subject, entry.scope):
+                raise KeyShreddedError(
+                    f"the keys of this subject's scope {entry.scope!r} were shredded "
+                    "while its new key waited to be stored; nothing was stored"
+                )
 
     # -- the KeyStore protocol ---------------------------------------------------------
 
@@ -250,6 +292,9 @@ class DjangoKeyStore:
             # A transaction of its own, or a savepoint inside the caller's: a failed
             # INSERT must not abort it.
             with transaction.atomic(using=self._alias), connection.cursor() as cursor:
+                if not revive and connection.vendor == "postgresql":
+                    # Before the INSERT reads the tombstones (see _mark_locked).
+                    self._mark_locked(cursor, exclusive=False)
                 inserted = 0
                 if seen is not None:
                     # One statement instead of three: the key wrapped for the epochs last
@@ -312,6 +357,8 @@ class DjangoKeyStore:
         from django.db import connections, transaction
 
         with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
+            if entry.state is KeyState.SHREDDED:
+                self._mark_locked(cursor, exclusive=True)
             (entry,) = epoch_guarded(*self._lock_epochs(cursor), [entry], rewrap)
             cursor.execute(
                 f"UPDATE {_KEYS} SET scope = %s, state = %s, master_key_id = %s, wrapped = %s "
@@ -353,6 +400,8 @@ class DjangoKeyStore:
             batch.forget(subject for subject, _scope in wanted)
         count = 0
         with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
+            if wanted:
+                self._mark_locked(cursor, exclusive=True)
             for subject, scope in wanted:
                 sql = (
                     f"UPDATE {_KEYS} SET state = %s, master_key_id = '', wrapped = %s "
