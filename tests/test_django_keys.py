@@ -249,3 +249,68 @@ def test_a_key_buffered_before_an_erasure_is_not_stored_after_it_postgres(
             MASTER_KEY,
         )
     )
+
+
+PREPARE_REFUSED = """
+import datetime as dt
+import json
+import threading
+from django.contrib.auth.models import User
+from learnprivacy.crypto import Keyring
+from learnprivacy.django import prepare_keys
+from learnprivacy.django._keystore import DjangoKeyStore
+from learnprivacy.django._settings import runtime
+from learnprivacy.errors import KeyShreddedError
+from lms.models import Profile
+now = dt.datetime(2026, 6, 15, tzinfo=dt.UTC)
+gone, kept = User.objects.bulk_create(
+    [User(username="gone", last_login=now), User(username="kept", last_login=now)]
+)
+ref = runtime().keyring._key_refs([str(gone.pk)])[str(gone.pk)]
+made = Keyring._sealers
+erased = []
+
+def erase():  # another process: its own connection
+    from django.db import connections
+    DjangoKeyStore("learnprivacy_keys").shred_many([(ref, None)])
+    connections.close_all()
+
+def sealers(self, *args, **kwargs):  # the batch's keys made, then the erasure commits
+    made(self, *args, **kwargs)
+    if not erased:
+        erased.append(1)
+        eraser = threading.Thread(target=erase)
+        eraser.start()
+        eraser.join()
+
+Keyring._sealers = sealers
+seen = {}
+try:
+    prepare_keys([gone.pk, kept.pk])
+    seen["prepare"] = "done"
+except KeyShreddedError:
+    seen["prepare"] = "refused"
+Keyring._sealers = made
+# The application goes on with the learner nobody erased.
+Profile.objects.create(user=kept, phone="+33 6 00000001", city="Lyon", joined=now)
+print(json.dumps(seen))
+"""
+
+READ_KEPT = """
+import json
+from lms.models import Profile
+print(json.dumps([p.phone for p in Profile.objects.all()]))
+"""
+
+
+def test_a_refused_prepare_keys_leaves_no_unstored_key_in_memory(tmp_path: Path) -> None:
+    """prepare_keys refused (a learner of the batch erased before its keys were stored):
+    the other learners' keys, never stored, are not kept in memory either, so a row saved
+    next for one of them is encrypted under a stored key and reads back (it was written
+    under a key that existed nowhere, and lost)."""
+    env = _env({"LMS_DATA_DIR": str(tmp_path)}, MASTER_KEY)
+    assert manage("migrate", "-v", "0", env=env).returncode == 0
+    done = manage("migrate", "--database", "learnprivacy_keys", "-v", "0", env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(_shell(PREPARE_REFUSED, env)) == {"prepare": "refused"}
+    assert json.loads(_shell(READ_KEPT, env)) == ["+33 6 00000001"]

@@ -206,9 +206,16 @@ def prepare_keys(subjects: Iterable[object], scopes: Iterable[str] | None = None
         entry = keyring._cache.entry
         for subject in wanted:
             entry(subject).used = True
-        with store.batch(refs.values()):
-            for scope in scopes:
-                keyring._sealers(wanted, scope, skip_shredded=True)
+        try:
+            with store.batch(refs.values()):
+                for scope in scopes:
+                    keyring._sealers(wanted, scope, skip_shredded=True)
+        except BaseException:
+            # The batch's new keys were not stored (a flush refused or failed): the
+            # keyring must not keep them, or the next save encrypts under a key that
+            # exists nowhere.
+            keyring._forget_many(wanted)
+            raise
     return len(wanted)
 
 
