@@ -314,3 +314,57 @@ def test_a_refused_prepare_keys_leaves_no_unstored_key_in_memory(tmp_path: Path)
     assert done.returncode == 0, done.stderr
     assert json.loads(_shell(PREPARE_REFUSED, env)) == {"prepare": "refused"}
     assert json.loads(_shell(READ_KEPT, env)) == ["+33 6 00000001"]
+
+
+SAVE_AFTER_ERASURE = """
+import datetime as dt
+import json
+import threading
+from django.contrib.auth.models import User
+from learnprivacy.django import prepare_keys
+from learnprivacy.django._keystore import DjangoKeyStore
+from learnprivacy.django._settings import runtime
+from learnprivacy.errors import KeyShreddedError
+from lms.models import Profile
+now = dt.datetime(2026, 6, 15, tzinfo=dt.UTC)
+ana, bea = User.objects.bulk_create(
+    [User(username="ana", last_login=now), User(username="bea", last_login=now)]
+)
+profile = Profile.objects.create(user=ana, phone="+33 6 00000001", city="Lyon", joined=now)
+prepare_keys([bea.pk])  # bea's keys made and cached here
+refs = runtime().keyring._key_refs([str(ana.pk), str(bea.pk)])
+
+def erase():  # another process: its own connection and keyring
+    from django.db import connections
+    DjangoKeyStore("learnprivacy_keys").shred_many([(ref, None) for ref in refs.values()])
+    connections.close_all()
+
+eraser = threading.Thread(target=erase)
+eraser.start()
+eraser.join()
+seen = {}
+try:
+    profile.phone = "+33 6 00000002"
+    profile.save()
+    seen["save"] = "saved"
+except KeyShreddedError:
+    seen["save"] = "refused"
+try:
+    Profile.objects.bulk_create([Profile(user=bea, phone="+33 6 3", city="Nice", joined=now)])
+    seen["bulk_create"] = "saved"
+except KeyShreddedError:
+    seen["bulk_create"] = "refused"
+print(json.dumps(seen))
+"""
+
+
+def test_a_save_after_another_process_erased_the_learner_is_refused(tmp_path: Path) -> None:
+    """Another process shredded the keys this process holds in memory: a save (and a
+    bulk_create) for that learner is refused as in a fresh process (it sealed the values
+    under the destroyed cached key and reported the row saved: unreadable, lost)."""
+    env = _env({"LMS_DATA_DIR": str(tmp_path)}, MASTER_KEY)
+    assert manage("migrate", "-v", "0", env=env).returncode == 0
+    done = manage("migrate", "--database", "learnprivacy_keys", "-v", "0", env=env)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(_shell(SAVE_AFTER_ERASURE, env))
+    assert seen == {"save": "refused", "bulk_create": "refused"}

@@ -531,8 +531,9 @@ class FieldTests(TestCase):
     def test_prepare_keys_keeps_its_whole_batch_cached(self) -> None:
         """A batch prepared into a full cache of learners used earlier stays cached as a
         whole: the older learners are evicted, not the batch's first learners (which
-        made their saves go back to the key store, one query each), and the saves then
-        ask the key store nothing."""
+        made their saves go back to the key store for their keys), and the saves then
+        ask the key store for no key: only its shred mark, one small query a save, so
+        that keys another process shredded meanwhile seal nothing."""
         keyring = runtime().keyring
         keyring.clear_cache()
         size = keyring._cache.size
@@ -546,7 +547,9 @@ class FieldTests(TestCase):
             with CaptureQueriesContext(connections["learnprivacy_keys"]) as seen:
                 for u in users:
                     profile(u)
-            assert seen.captured_queries == []
+            asked = [q["sql"] for q in seen.captured_queries]
+            assert len(asked) == len(users), asked
+            assert all("lpdj_key_meta" in sql for sql in asked), asked
         finally:
             keyring._cache.size = size
 

@@ -442,6 +442,13 @@ def _hook(model: Any, bound: Bound) -> None:
             extra = [indexed[name] for name in update_fields if name in indexed]
             if extra:
                 update_fields = frozenset(update_fields) | frozenset(extra)
+        owner = getattr(self, subject_attname)
+        if owner is not None:
+            # Keys cached here and shredded since by another process must not seal the
+            # row's values (written under a destroyed key, they would be lost while the
+            # save succeeds): checked as a fetch checks them, one small query when the
+            # learner has keys cached, none otherwise.
+            _settings.runtime().keyring._drop_stale((str(owner),))
         if not raw:
             if update_fields or plan is None or not seal_ahead(self, plan):
                 return save(self, raw, cls, force_insert, force_update, using, update_fields)
@@ -689,14 +696,18 @@ def _install_queryset_hooks() -> None:
         }
         from learnprivacy.django._keystore import DjangoKeyStore
 
-        if len(subjects) > 1 and isinstance(_settings.runtime().keyring.store, DjangoKeyStore):
+        keyring = _settings.runtime().keyring
+        if len(subjects) > 1 and isinstance(keyring.store, DjangoKeyStore):
             # One key-store transaction for every learner new to it, committed before
             # the rows (as each key made on first use is): not one per learner. A
             # learner whose keys were shredded gets none here, and its row is refused
             # as before when its value is encrypted.
             from learnprivacy.django._privacy import prepare_keys
 
-            prepare_keys(subjects, [bound.spec.scope])
+            prepare_keys(subjects, [bound.spec.scope])  # stale cached keys dropped first
+        elif subjects:
+            # Cached keys another process shredded since seal nothing (see save()).
+            keyring._drop_stale(subjects)
         return original_bulk_create(self, objs, *args, **kwargs)
 
     QuerySet.update = update

@@ -196,6 +196,9 @@ def prepare_keys(subjects: Iterable[object], scopes: Iterable[str] | None = None
     # The key store names learners by key reference only: computed once here, for the
     # batch's reads (the keyring remembers them for the keys it makes).
     refs = keyring._key_refs(wanted)
+    # Sealers cached here are used as they are (see Keyring._sealers): those of learners
+    # whose keys another process shredded since are dropped first.
+    keyring._drop_stale(wanted)
     # The keys made here live on in the keyring's cache: their allocations alone would
     # set off full collections of the whole heap (see collector_paused).
     with collector_paused():
