@@ -84,3 +84,38 @@ def test_sqlalchemy_worker_with_cached_keys_reads_nothing_of_a_restored_copy(
         worker.close()
         other.close()
         engine.dispose()
+
+
+#: Each way of writing the erased learner's personal values through the ORM.
+WRITES: dict[str, Callable[[Session, SimpleNamespace], None]] = {
+    "insert": lambda s, m: s.add(m.Post(author_id="u1", body="Ana's new post", posted_at=NOW)),
+    "update": lambda s, m: setattr(s.get(m.User, "u1"), "email", "ana@example.com"),
+}
+
+
+@pytest.mark.parametrize("write", sorted(WRITES))
+def test_sqlalchemy_worker_with_cached_keys_writes_nothing_under_a_shredded_key(
+    tmp_path: Path, write: str
+) -> None:
+    """Another process shredded the keys this worker holds in memory: a flush writing
+    the learner's personal values is refused as in a new process (they were sealed under
+    the destroyed cached key and committed: reported saved, never readable)."""
+    keys = f"sqlite:///{tmp_path / 'keys.db'}"
+    engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    mine, theirs = declarative_models(), declarative_models()
+    worker = lps.LearnPrivacy(mine.Base, keyring=Keyring.from_master_key(MASTER), keys=keys)
+    other = lps.LearnPrivacy(theirs.Base, keyring=Keyring.from_master_key(MASTER), keys=keys)
+    try:
+        mine.Base.metadata.create_all(engine)
+        with Session(engine) as s:
+            s.add(mine.User(id="u1", email="ana@example.org", name="Ana Silva", created_at=NOW))
+            s.add(mine.Post(author_id="u1", body="Ana's post", posted_at=NOW))
+            s.commit()
+        other._keyring.shred("u1")
+        with Session(engine) as s, pytest.raises(KeyShreddedError):
+            WRITES[write](s, mine)
+            s.commit()
+    finally:
+        worker.close()
+        other.close()
+        engine.dispose()

@@ -345,6 +345,15 @@ class LearnPrivacy(DeclaredRegister):
         flushing = session.info.setdefault(FLUSHING, [])
         flushing.extend(new)
         self._make_keys([(obj.__dict__, plans[type(obj)]) for obj in new])
+        # Changed rows are sealed from the cache too: keys another process shredded
+        # since are dropped first (see _make_keys).
+        changed = {
+            str(owner)
+            for obj in session.dirty
+            if type(obj) in plans and (owner := obj.__dict__.get(plans[type(obj)][0])) is not None
+        }
+        if changed:
+            self._keyring._drop_stale(changed)
 
     def _refuse_hidden(self, session: Session, new: Sequence[Any]) -> None:
         """Refuse, before anything is written, a new object whose row exists restricted:
@@ -373,6 +382,13 @@ class LearnPrivacy(DeclaredRegister):
         ``{attribute: value}`` with its plan (subject attribute, key scope, personal
         attributes); a row with no personal value or no subject needs none."""
         wanted: dict[str, set[str]] = {}
+        rows = list(rows)
+        owners = {str(owner) for values, plan in rows if (owner := values.get(plan[0])) is not None}
+        if owners:
+            # Keys cached here and shredded since by another process must not seal these
+            # rows (written under a destroyed key, they would be lost while the flush
+            # succeeds): one small query when any of them has keys cached.
+            self._keyring._drop_stale(owners)
         cache = self._keyring._cache.subjects
         for values, (subject_name, scope, names) in rows:
             subject = values.get(subject_name)
