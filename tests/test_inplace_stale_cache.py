@@ -27,6 +27,15 @@ from tests.inplace_models import declarative_models
 MASTER = bytes(range(32))
 
 
+def _worker_pair(keys: str) -> tuple[SimpleNamespace, lps.LearnPrivacy, lps.LearnPrivacy]:
+    """The worker's models and binding, and another process's binding: each its own
+    keyring (its own cache of unwrapped keys), on the same key database."""
+    mine, theirs = declarative_models(), declarative_models()
+    worker = lps.LearnPrivacy(mine.Base, keyring=Keyring.from_master_key(MASTER), keys=keys)
+    other = lps.LearnPrivacy(theirs.Base, keyring=Keyring.from_master_key(MASTER), keys=keys)
+    return mine, worker, other
+
+
 #: Each way of reading the erased learner back through the ORM.
 READS: dict[str, Callable[[Session, SimpleNamespace], object]] = {
     "get": lambda s, m: s.get(m.User, "u1").email,
@@ -52,9 +61,7 @@ def test_sqlalchemy_worker_with_cached_keys_reads_nothing_of_a_restored_copy(
     keys = f"sqlite:///{tmp_path / 'keys.db'}"
     live, copy = tmp_path / "app.db", tmp_path / "copy.db"
     engine = create_engine(f"sqlite:///{live}")
-    mine, theirs = declarative_models(), declarative_models()
-    worker = lps.LearnPrivacy(mine.Base, keyring=Keyring.from_master_key(MASTER), keys=keys)
-    other = lps.LearnPrivacy(theirs.Base, keyring=Keyring.from_master_key(MASTER), keys=keys)
+    mine, worker, other = _worker_pair(keys)
     try:
         mine.Base.metadata.create_all(engine)
         with Session(engine) as s:
@@ -102,9 +109,7 @@ def test_sqlalchemy_worker_with_cached_keys_writes_nothing_under_a_shredded_key(
     the destroyed cached key and committed: reported saved, never readable)."""
     keys = f"sqlite:///{tmp_path / 'keys.db'}"
     engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
-    mine, theirs = declarative_models(), declarative_models()
-    worker = lps.LearnPrivacy(mine.Base, keyring=Keyring.from_master_key(MASTER), keys=keys)
-    other = lps.LearnPrivacy(theirs.Base, keyring=Keyring.from_master_key(MASTER), keys=keys)
+    mine, worker, other = _worker_pair(keys)
     try:
         mine.Base.metadata.create_all(engine)
         with Session(engine) as s:
@@ -112,9 +117,14 @@ def test_sqlalchemy_worker_with_cached_keys_writes_nothing_under_a_shredded_key(
             s.add(mine.Post(author_id="u1", body="Ana's post", posted_at=NOW))
             s.commit()
         other._keyring.shred("u1")
-        with Session(engine) as s, pytest.raises(KeyShreddedError):
-            WRITES[write](s, mine)
-            s.commit()
+
+        def attempt() -> None:
+            with Session(engine) as s:
+                WRITES[write](s, mine)
+                s.commit()
+
+        with pytest.raises(KeyShreddedError):
+            attempt()
     finally:
         worker.close()
         other.close()
