@@ -368,3 +368,69 @@ def test_a_save_after_another_process_erased_the_learner_is_refused(tmp_path: Pa
     assert done.returncode == 0, done.stderr
     seen = json.loads(_shell(SAVE_AFTER_ERASURE, env))
     assert seen == {"save": "refused", "bulk_create": "refused"}
+
+
+SAVE_IN_TRANSACTIONS = """
+import datetime as dt
+import json
+import threading
+from django.contrib.auth.models import User
+from django.db import transaction
+from learnprivacy.django._keystore import DjangoKeyStore
+from learnprivacy.django._settings import runtime
+from learnprivacy.errors import KeyShreddedError
+from lms.models import Profile
+now = dt.datetime(2026, 6, 15, tzinfo=dt.UTC)
+ana, bea, cid = User.objects.bulk_create(
+    [User(username=n, last_login=now) for n in ("ana", "bea", "cid")]
+)
+pa, pb, pc = [
+    Profile.objects.create(user=u, phone=f"+33 6 0000000{i}", city="Lyon", joined=now)
+    for i, u in enumerate((ana, bea, cid))
+]
+refs = runtime().keyring._key_refs([str(bea.pk), str(cid.pk)])
+
+@transaction.atomic
+def rename(profile, phone):  # one Atomic object, reused by every call
+    profile.phone = phone
+    profile.save()
+
+rename(pa, "+33 6 10")  # a first transaction reads the shred mark, and commits
+
+def erase():  # another process: its own connection and keyring
+    from django.db import connections
+    DjangoKeyStore("learnprivacy_keys").shred_many([(ref, None) for ref in refs.values()])
+    connections.close_all()
+
+eraser = threading.Thread(target=erase)
+eraser.start()
+eraser.join()
+seen = {}
+try:
+    rename(pb, "+33 6 11")
+    seen["next transaction"] = "saved"
+except KeyShreddedError:
+    seen["next transaction"] = "refused"
+try:
+    with transaction.atomic():
+        rename(pa, "+33 6 12")  # ana's keys live: this transaction reads the mark
+        pc.phone = "+33 6 13"
+        pc.save()
+    seen["same transaction"] = "saved"
+except KeyShreddedError:
+    seen["same transaction"] = "refused"
+print(json.dumps(seen))
+"""
+
+
+def test_each_transaction_reads_the_shred_mark_before_its_writes(tmp_path: Path) -> None:
+    """A transaction reads the key store's shred mark once, at its first write of a
+    learner with keys cached: a later transaction (the same ``@atomic`` function called
+    again) reads it again and sees a shred committed between the two; in a transaction
+    begun after the shred, a write of the erased learner is refused too."""
+    env = _env({"LMS_DATA_DIR": str(tmp_path)}, MASTER_KEY)
+    assert manage("migrate", "-v", "0", env=env).returncode == 0
+    done = manage("migrate", "--database", "learnprivacy_keys", "-v", "0", env=env)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(_shell(SAVE_IN_TRANSACTIONS, env))
+    assert seen == {"next transaction": "refused", "same transaction": "refused"}

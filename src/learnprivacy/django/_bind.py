@@ -446,9 +446,8 @@ def _hook(model: Any, bound: Bound) -> None:
         if owner is not None:
             # Keys cached here and shredded since by another process must not seal the
             # row's values (written under a destroyed key, they would be lost while the
-            # save succeeds): checked as a fetch checks them, one small query when the
-            # learner has keys cached, none otherwise.
-            _settings.runtime().keyring._drop_stale((str(owner),))
+            # save succeeds): checked as a fetch checks them (see _refuse_stale_keys).
+            _refuse_stale_keys(str(owner), using or "default")
         if not raw:
             if update_fields or plan is None or not seal_ahead(self, plan):
                 return save(self, raw, cls, force_insert, force_update, using, update_fields)
@@ -717,6 +716,47 @@ def _install_queryset_hooks() -> None:
 
     ModelIterable.__iter__ = _settling(ModelIterable.__iter__)
     RawModelIterable.__iter__ = _settling(RawModelIterable.__iter__)
+
+
+#: By database alias: ``(token, mark)``, the shred mark read by the first write of the
+#: transaction under way that needed it, and the ``on_commit`` callable registered then.
+_write_marks = threading.local()
+
+
+def _refuse_stale_keys(subject: str, using: str) -> None:
+    """Drop ``subject``'s cached keys if another process shredded them since they were
+    last checked, so that a write cannot seal values under a destroyed key.
+
+    A learner with nothing cached costs nothing (her keys come from the key store). In
+    a transaction the key store's shred mark is read once, by its first write that
+    needs it: every write of the transaction then uses no key shredded before that
+    read, as a fetch uses none shredded before its own; a shred committed while the
+    transaction writes is not seen by either. The transaction is told by a callable
+    registered with ``on_commit``: Django drops it when the transaction (or the
+    savepoint it was registered in) ends, and the next write reads the mark again.
+    """
+    from django.db import connections, transaction
+
+    keyring = _settings.runtime().keyring
+    keys = keyring._cache.subjects.get(subject)
+    if keys is None:
+        return
+    connection = connections[using]
+    mark: object = None
+    if connection.in_atomic_block:
+        held = getattr(_write_marks, using, None)
+        if held is not None and any(hook[1] is held[0] for hook in connection.run_on_commit):
+            mark = held[1]
+        else:
+            mark = keyring._current_mark()
+
+            def token() -> None:
+                """Marks the transaction the mark was read in; does nothing."""
+
+            transaction.on_commit(token, using=using)
+            setattr(_write_marks, using, (token, mark))
+    if mark is None or keys.checked != mark:
+        keyring._drop_stale((subject,))
 
 
 #: ``window``: the :class:`_Window` of the fetch building instances in this thread.
