@@ -20,6 +20,7 @@ from tests.store_fixtures import (  # noqa: F401
     file_store,
     keyring,
     module_database,
+    pg_workers,
     store,
     store_template,
     store_url,

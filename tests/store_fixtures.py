@@ -38,6 +38,7 @@ __all__ = [
     "file_store",
     "keyring",
     "module_database",
+    "pg_workers",
     "store",
     "store_template",
     "store_url",
@@ -638,3 +639,28 @@ def sqlite_plans(store: Any, statements: Iterable[str]) -> dict[str, str]:
             )
             for statement in dict.fromkeys(statements)
         }
+
+
+@contextlib.contextmanager
+def keyrings_on(url: str, master: bytes) -> Iterator[tuple[Keyring, Keyring]]:
+    """Two keyrings on the key database at ``url``, each with a ``KeyDatabase`` of its own
+    (two processes: their own connections and caches); both closed at the end."""
+    from learnprivacy.keys import KeyDatabase
+
+    mine, theirs = KeyDatabase(url), KeyDatabase(url)
+    try:
+        yield (
+            Keyring.from_master_key(master, store=mine),
+            Keyring.from_master_key(master, store=theirs),
+        )
+    finally:
+        mine.close()
+        theirs.close()
+
+
+@pytest.fixture
+def pg_workers(postgres_server: TemporaryPostgres) -> Iterator[tuple[Keyring, Keyring]]:
+    """A worker and an eraser keyring (master key ``bytes(range(32))``) on one new
+    PostgreSQL key database, each with its own engine (two processes)."""
+    with keyrings_on(postgres_server.create_database(), bytes(range(32))) as pair:
+        yield pair

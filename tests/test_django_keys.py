@@ -75,6 +75,19 @@ def _shell(code: str, env: dict[str, str]) -> str:
     return lines[-1] if lines else ""
 
 
+def _pg_base(postgres_server: TemporaryPostgres) -> dict[str, str]:
+    """The example project's environment on two new databases of ``postgres_server``:
+    one for the data, one for the keys."""
+    data, keys = postgres_server.create_database(), postgres_server.create_database()
+    return {
+        "LMS_PG_HOST": postgres_server.host,
+        "LMS_PG_PORT": str(postgres_server.port),
+        "LMS_PG_USER": postgres_server.user,
+        "LMS_PG_DB": data.rsplit("/", 1)[-1],
+        "LMS_PG_KEYS_DB": keys.rsplit("/", 1)[-1],
+    }
+
+
 def _rotation_killed_then_resumed(base: dict[str, str]) -> None:
     old_env = _env(base, MASTER_KEY)
     assert manage("migrate", "-v", "0", env=old_env).returncode == 0
@@ -128,17 +141,7 @@ def test_rotation_killed_on_postgres_resumes_and_reads_everything(
     postgres_server: TemporaryPostgres,
 ) -> None:
     """The same on a real PostgreSQL server (data and keys in two databases)."""
-    data = postgres_server.create_database()
-    keys = postgres_server.create_database()
-    _rotation_killed_then_resumed(
-        {
-            "LMS_PG_HOST": postgres_server.host,
-            "LMS_PG_PORT": str(postgres_server.port),
-            "LMS_PG_USER": postgres_server.user,
-            "LMS_PG_DB": data.rsplit("/", 1)[-1],
-            "LMS_PG_KEYS_DB": keys.rsplit("/", 1)[-1],
-        }
-    )
+    _rotation_killed_then_resumed(_pg_base(postgres_server))
 
 
 @pytest.mark.parametrize("action", ["rotate", "compact"])
@@ -185,19 +188,34 @@ def test_update_inside_a_batch_is_read_back_from_the_batch(tmp_path: Path) -> No
     assert seen == {"get": updated, "list": [updated], "after": updated}
 
 
+#: Prepended to the shell scripts below: ``erase(pairs)`` shreds ``(key reference,
+#: scope)`` pairs as another process would, on a connection of its own and outside any
+#: batch of this thread, and returns once that has committed.
+ERASER = """
+import threading as _threading
+
+
+def erase(pairs):
+    def shred():
+        from django.db import connections
+        from learnprivacy.django._keystore import DjangoKeyStore
+
+        DjangoKeyStore("learnprivacy_keys").shred_many(pairs)
+        connections.close_all()
+
+    eraser = _threading.Thread(target=shred)
+    eraser.start()
+    eraser.join()
+"""
+
+
 ERASED_DURING_BATCH = """
 import json
-import threading
 from learnprivacy.crypto._keystore import KeyEntry, KeyState
 from learnprivacy.django._keystore import DjangoKeyStore
 from learnprivacy.errors import KeyShreddedError
 store = DjangoKeyStore("learnprivacy_keys")
 REFS = ("k1_gone", "k1_kept")
-
-def erase():  # another process: its own connection, no batch
-    from django.db import connections
-    DjangoKeyStore("learnprivacy_keys").shred_many([("k1_gone", None)])
-    connections.close_all()
 
 seen = {}
 try:
@@ -205,9 +223,7 @@ try:
         for ref in REFS:
             store.add(KeyEntry(subject=ref, scope="default", key_id="02" * 8,
                                state=KeyState.ACTIVE, master_key_id="ab" * 8, wrapped=b"w" * 60))
-        eraser = threading.Thread(target=erase)
-        eraser.start()
-        eraser.join()
+        erase([("k1_gone", None)])
     seen["flush"] = "stored"
 except KeyShreddedError:
     seen["flush"] = "refused"
@@ -221,7 +237,7 @@ print(json.dumps(seen))
 def _erased_during_batch(env: dict[str, str]) -> None:
     done = manage("migrate", "--database", "learnprivacy_keys", "-v", "0", env=env)
     assert done.returncode == 0, done.stderr
-    seen = json.loads(_shell(ERASED_DURING_BATCH, env))
+    seen = json.loads(_shell(ERASER + ERASED_DURING_BATCH, env))
     # Inserted beside the tombstone, the new key revived the erased learner's scope.
     assert seen == {"flush": "refused", "live": [], "shredded": True}
 
@@ -236,29 +252,15 @@ def test_a_key_buffered_before_an_erasure_is_not_stored_after_it(tmp_path: Path)
 def test_a_key_buffered_before_an_erasure_is_not_stored_after_it_postgres(
     postgres_server: TemporaryPostgres,
 ) -> None:
-    data, keys = postgres_server.create_database(), postgres_server.create_database()
-    _erased_during_batch(
-        _env(
-            {
-                "LMS_PG_HOST": postgres_server.host,
-                "LMS_PG_PORT": str(postgres_server.port),
-                "LMS_PG_USER": postgres_server.user,
-                "LMS_PG_DB": data.rsplit("/", 1)[-1],
-                "LMS_PG_KEYS_DB": keys.rsplit("/", 1)[-1],
-            },
-            MASTER_KEY,
-        )
-    )
+    _erased_during_batch(_env(_pg_base(postgres_server), MASTER_KEY))
 
 
 PREPARE_REFUSED = """
 import datetime as dt
 import json
-import threading
 from django.contrib.auth.models import User
 from learnprivacy.crypto import Keyring
 from learnprivacy.django import prepare_keys
-from learnprivacy.django._keystore import DjangoKeyStore
 from learnprivacy.django._settings import runtime
 from learnprivacy.errors import KeyShreddedError
 from lms.models import Profile
@@ -270,18 +272,11 @@ ref = runtime().keyring._key_refs([str(gone.pk)])[str(gone.pk)]
 made = Keyring._sealers
 erased = []
 
-def erase():  # another process: its own connection
-    from django.db import connections
-    DjangoKeyStore("learnprivacy_keys").shred_many([(ref, None)])
-    connections.close_all()
-
 def sealers(self, *args, **kwargs):  # the batch's keys made, then the erasure commits
     made(self, *args, **kwargs)
     if not erased:
         erased.append(1)
-        eraser = threading.Thread(target=erase)
-        eraser.start()
-        eraser.join()
+        erase([(ref, None)])
 
 Keyring._sealers = sealers
 seen = {}
@@ -312,17 +307,15 @@ def test_a_refused_prepare_keys_leaves_no_unstored_key_in_memory(tmp_path: Path)
     assert manage("migrate", "-v", "0", env=env).returncode == 0
     done = manage("migrate", "--database", "learnprivacy_keys", "-v", "0", env=env)
     assert done.returncode == 0, done.stderr
-    assert json.loads(_shell(PREPARE_REFUSED, env)) == {"prepare": "refused"}
+    assert json.loads(_shell(ERASER + PREPARE_REFUSED, env)) == {"prepare": "refused"}
     assert json.loads(_shell(READ_KEPT, env)) == ["+33 6 00000001"]
 
 
 SAVE_AFTER_ERASURE = """
 import datetime as dt
 import json
-import threading
 from django.contrib.auth.models import User
 from learnprivacy.django import prepare_keys
-from learnprivacy.django._keystore import DjangoKeyStore
 from learnprivacy.django._settings import runtime
 from learnprivacy.errors import KeyShreddedError
 from lms.models import Profile
@@ -334,14 +327,7 @@ profile = Profile.objects.create(user=ana, phone="+33 6 00000001", city="Lyon", 
 prepare_keys([bea.pk])  # bea's keys made and cached here
 refs = runtime().keyring._key_refs([str(ana.pk), str(bea.pk)])
 
-def erase():  # another process: its own connection and keyring
-    from django.db import connections
-    DjangoKeyStore("learnprivacy_keys").shred_many([(ref, None) for ref in refs.values()])
-    connections.close_all()
-
-eraser = threading.Thread(target=erase)
-eraser.start()
-eraser.join()
+erase([(ref, None) for ref in refs.values()])
 seen = {}
 try:
     profile.phone = "+33 6 00000002"
@@ -366,17 +352,15 @@ def test_a_save_after_another_process_erased_the_learner_is_refused(tmp_path: Pa
     assert manage("migrate", "-v", "0", env=env).returncode == 0
     done = manage("migrate", "--database", "learnprivacy_keys", "-v", "0", env=env)
     assert done.returncode == 0, done.stderr
-    seen = json.loads(_shell(SAVE_AFTER_ERASURE, env))
+    seen = json.loads(_shell(ERASER + SAVE_AFTER_ERASURE, env))
     assert seen == {"save": "refused", "bulk_create": "refused"}
 
 
 SAVE_IN_TRANSACTIONS = """
 import datetime as dt
 import json
-import threading
 from django.contrib.auth.models import User
 from django.db import transaction
-from learnprivacy.django._keystore import DjangoKeyStore
 from learnprivacy.django._settings import runtime
 from learnprivacy.errors import KeyShreddedError
 from lms.models import Profile
@@ -397,14 +381,7 @@ def rename(profile, phone):  # one Atomic object, reused by every call
 
 rename(pa, "+33 6 10")  # a first transaction reads the shred mark, and commits
 
-def erase():  # another process: its own connection and keyring
-    from django.db import connections
-    DjangoKeyStore("learnprivacy_keys").shred_many([(ref, None) for ref in refs.values()])
-    connections.close_all()
-
-eraser = threading.Thread(target=erase)
-eraser.start()
-eraser.join()
+erase([(ref, None) for ref in refs.values()])
 seen = {}
 try:
     rename(pb, "+33 6 11")
@@ -432,5 +409,5 @@ def test_each_transaction_reads_the_shred_mark_before_its_writes(tmp_path: Path)
     assert manage("migrate", "-v", "0", env=env).returncode == 0
     done = manage("migrate", "--database", "learnprivacy_keys", "-v", "0", env=env)
     assert done.returncode == 0, done.stderr
-    seen = json.loads(_shell(SAVE_IN_TRANSACTIONS, env))
+    seen = json.loads(_shell(ERASER + SAVE_IN_TRANSACTIONS, env))
     assert seen == {"next transaction": "refused", "same transaction": "refused"}

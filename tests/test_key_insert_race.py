@@ -23,23 +23,11 @@ import learnprivacy.store._keydb as keydb
 from learnprivacy.crypto import Keyring
 from learnprivacy.crypto._keystore import KeyState
 from learnprivacy.errors import KeyShreddedError
-from learnprivacy.keys import KeyDatabase
 from learnprivacy.store._keydb import KeyRace
+from tests.store_fixtures import keyrings_on
 
 MASTER = bytes(range(32))
 ANA, BOB = "learner-ana", "learner-bob"
-
-
-def _pair(url: str) -> Iterator[tuple[Keyring, Keyring]]:
-    mine, theirs = KeyDatabase(url), KeyDatabase(url)
-    try:
-        yield (
-            Keyring.from_master_key(MASTER, store=mine),
-            Keyring.from_master_key(MASTER, store=theirs),
-        )
-    finally:
-        mine.close()
-        theirs.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -49,7 +37,8 @@ def workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Ke
         url = f"sqlite:///{tmp_path / 'keys.db'}"
     else:
         url = request.getfixturevalue("postgres_server").create_database()
-    yield from _pair(url)
+    with keyrings_on(url, MASTER) as pair:
+        yield pair
 
 
 def _live(keyring: Keyring, subject: str) -> list[Any]:
@@ -117,18 +106,13 @@ def test_nothing_shredded_since_the_prefetch_reads_no_tombstone(
     assert len(_live(eraser, ANA)) == 1
 
 
-@pytest.fixture
-def pg_pair(postgres_server: Any) -> Iterator[tuple[Keyring, Keyring]]:
-    yield from _pair(postgres_server.create_database())
-
-
 @pytest.mark.postgres
 def test_postgres_a_shred_waits_for_a_flush_under_way_and_destroys_its_key(
-    pg_pair: tuple[Keyring, Keyring], monkeypatch: pytest.MonkeyPatch
+    pg_workers: tuple[Keyring, Keyring], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The flush has inserted, not committed, when the erasure starts: the erasure must
     wait and destroy that key, not shred what it sees and leave it live behind it."""
-    writer, eraser = pg_pair
+    writer, eraser = pg_workers
     inserted, go_on = threading.Event(), threading.Event()
     real = keydb._insert_keys
 

@@ -24,6 +24,7 @@ from learnprivacy.crypto._keystore import InMemoryKeyStore, KeyState
 from learnprivacy.errors import ConfigurationError
 from learnprivacy.keys import KeyDatabase
 from learnprivacy.store._keydb import _bump_mark
+from tests.store_fixtures import keyrings_on
 
 MASTER = bytes(range(32))
 ANA, BOB = "learner-ana", "learner-bob"
@@ -33,16 +34,8 @@ ANA, BOB = "learner-ana", "learner-bob"
 def two_workers(tmp_path: Path) -> Iterator[tuple[Keyring, Keyring, Path]]:
     """A worker keyring and an eraser keyring, each on its own connection to one file."""
     path = tmp_path / "keys.db"
-    mine, theirs = KeyDatabase(f"sqlite:///{path}"), KeyDatabase(f"sqlite:///{path}")
-    try:
-        yield (
-            Keyring.from_master_key(MASTER, store=mine),
-            Keyring.from_master_key(MASTER, store=theirs),
-            path,
-        )
-    finally:
-        mine.close()
-        theirs.close()
+    with keyrings_on(f"sqlite:///{path}", MASTER) as (worker, eraser):
+        yield worker, eraser, path
 
 
 def cache_keys(keyring: Keyring, *subjects: str) -> None:
@@ -322,22 +315,6 @@ def test_a_newer_key_database_is_refused(tmp_path: Path) -> None:
 
 
 # -- on a PostgreSQL key database ----------------------------------------------------------
-
-
-@pytest.fixture
-def pg_workers(postgres_server: Any) -> Iterator[tuple[Keyring, Keyring]]:
-    """A worker and an eraser keyring on one PostgreSQL key database, each with its own
-    engine (two processes)."""
-    url = postgres_server.create_database()
-    mine, theirs = KeyDatabase(url), KeyDatabase(url)
-    try:
-        yield (
-            Keyring.from_master_key(MASTER, store=mine),
-            Keyring.from_master_key(MASTER, store=theirs),
-        )
-    finally:
-        mine.close()
-        theirs.close()
 
 
 @pytest.mark.postgres

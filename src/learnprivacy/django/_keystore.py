@@ -134,23 +134,34 @@ class DjangoKeyStore:
         batch = KeyBatch()
         # Read before the entries: it dates the keys the keyring unwraps from them.
         batch.mark = self.shred_mark()
-        for chunk, where, params in self._chunks(subjects):
-            for subject in chunk:
-                batch.entries[subject] = []
-            for row in self._rows(
-                f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject_ref {where} ORDER BY id", params
-            ):
-                batch.entries[row[0]].append(_entry(row))
-            for subject, scope in self._rows(
-                f"SELECT subject_ref, scope FROM {_TOMBSTONES} WHERE subject_ref {where}", params
-            ):
-                batch.tombstones.add((subject, scope))
+        self._prefetch(subjects, batch.entries, batch.tombstones)
         self._local.batch = batch
         try:
             yield
             self._flush(batch)
         finally:
             self._local.batch = None
+
+    def _prefetch(
+        self,
+        subjects: Iterable[str],
+        entries: dict[str, list[KeyEntry]],
+        tombstones: set[tuple[str, str]],
+    ) -> None:
+        """Put in ``entries`` every entry of ``subjects`` (an empty list for one without)
+        and in ``tombstones`` their tombstones, a chunk of subjects per query; inside a
+        transaction of this alias, read in it."""
+        for chunk, where, params in self._chunks(subjects):
+            for subject in chunk:
+                entries[subject] = []
+            for row in self._rows(
+                f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject_ref {where} ORDER BY id", params
+            ):
+                entries[row[0]].append(_entry(row))
+            for subject, scope in self._rows(
+                f"SELECT subject_ref, scope FROM {_TOMBSTONES} WHERE subject_ref {where}", params
+            ):
+                tombstones.add((str(subject), str(scope)))
 
     def _flush(self, batch: KeyBatch) -> None:
         from django.db import connections, transaction
@@ -189,6 +200,12 @@ class DjangoKeyStore:
                     )
         batch.flushed(pending, written)
 
+    def _hold_mark(self, cursor: Any, *, exclusive: bool) -> None:
+        """:meth:`_mark_locked` for the lock alone: PostgreSQL only (SQLite's writing
+        statement takes the database's write lock)."""
+        if self._vendor() == "postgresql":
+            self._mark_locked(cursor, exclusive=exclusive)
+
     def _mark_locked(self, cursor: Any, *, exclusive: bool) -> str:
         """The shred mark read in ``cursor``'s transaction, first thing in it. On
         PostgreSQL its row is locked, shared by writers of new keys and exclusively by
@@ -212,17 +229,9 @@ class DjangoKeyStore:
         if self._mark_locked(cursor, exclusive=False) == batch.mark:
             return
         asked = [e for e in pending if (e.subject, e.scope) not in batch.revived]
-        subjects = {e.subject for e in asked}
-        entries: dict[str, list[KeyEntry]] = {subject: [] for subject in subjects}
+        entries: dict[str, list[KeyEntry]] = {}
         tombstones: set[tuple[str, str]] = set()
-        for _chunk, where, params in self._chunks(subjects):
-            cursor.execute(f"SELECT {_COLUMNS} FROM {_KEYS} WHERE subject_ref {where}", params)
-            for row in cursor.fetchall():
-                entries[row[0]].append(_entry(row))
-            cursor.execute(
-                f"SELECT subject_ref, scope FROM {_TOMBSTONES} WHERE subject_ref {where}", params
-            )
-            tombstones.update((str(a), str(b)) for a, b in cursor.fetchall())
+        self._prefetch({e.subject for e in asked}, entries, tombstones)
         for entry in asked:
             if scope_blocked(entries[entry.subject], tombstones, entry.subject, entry.scope):
                 raise KeyShreddedError(
@@ -292,9 +301,9 @@ class DjangoKeyStore:
             # A transaction of its own, or a savepoint inside the caller's: a failed
             # INSERT must not abort it.
             with transaction.atomic(using=self._alias), connection.cursor() as cursor:
-                if not revive and connection.vendor == "postgresql":
+                if not revive:
                     # Before the INSERT reads the tombstones (see _mark_locked).
-                    self._mark_locked(cursor, exclusive=False)
+                    self._hold_mark(cursor, exclusive=False)
                 inserted = 0
                 if seen is not None:
                     # One statement instead of three: the key wrapped for the epochs last
@@ -358,7 +367,7 @@ class DjangoKeyStore:
 
         with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
             if entry.state is KeyState.SHREDDED:
-                self._mark_locked(cursor, exclusive=True)
+                self._hold_mark(cursor, exclusive=True)
             (entry,) = epoch_guarded(*self._lock_epochs(cursor), [entry], rewrap)
             cursor.execute(
                 f"UPDATE {_KEYS} SET scope = %s, state = %s, master_key_id = %s, wrapped = %s "
@@ -401,7 +410,7 @@ class DjangoKeyStore:
         count = 0
         with transaction.atomic(using=self._alias), connections[self._alias].cursor() as cursor:
             if wanted:
-                self._mark_locked(cursor, exclusive=True)
+                self._hold_mark(cursor, exclusive=True)
             for subject, scope in wanted:
                 sql = (
                     f"UPDATE {_KEYS} SET state = %s, master_key_id = '', wrapped = %s "

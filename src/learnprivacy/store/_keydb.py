@@ -235,6 +235,13 @@ def _bump_mark(connection: Connection) -> None:
         connection.execute(insert(_META), [{"key": _MARK_ROW, "value": _new_mark()}])
 
 
+def _lock_mark(connection: Connection, *, lock: str) -> None:
+    """Take the shred mark's row first thing in a PostgreSQL transaction (see
+    :func:`_read_mark`); nothing on SQLite, whose write transactions hold the database."""
+    if connection.dialect.name == "postgresql":
+        _read_mark(connection, lock=lock)
+
+
 def _read_mark(connection: Connection, *, lock: str | None = None) -> str:
     """The shred mark in ``connection``'s transaction. On PostgreSQL ``lock`` takes its row
     ``share`` (writers of new keys) or ``update`` (writers taking keys away or writing
@@ -660,7 +667,7 @@ class KeyDatabase:
             _KEYS.c.state == KeyState.ACTIVE.value,
         )
         with self._db.write() as connection:
-            _read_mark(connection, lock="share")
+            _lock_mark(connection, lock="share")
             existing_row = connection.execute(active).first()
             if existing_row is not None:
                 return _entry(existing_row)
@@ -935,7 +942,7 @@ class KeyDatabase:
     @staticmethod
     def _update(connection: Connection, entry: KeyEntry) -> bool:
         if entry.state is KeyState.SHREDDED:
-            _read_mark(connection, lock="update")
+            _lock_mark(connection, lock="update")
         result = connection.execute(
             update(_KEYS)
             .where(
@@ -981,7 +988,7 @@ class KeyDatabase:
         count = 0
         stoned = False
         with self._db.write() as connection:
-            _read_mark(connection, lock="update")
+            _lock_mark(connection, lock="update")
             for start in range(0, len(wanted), _SHRED_CHUNK):
                 chunk = wanted[start : start + _SHRED_CHUNK]
                 if key_id is None and connection.dialect.name == "sqlite":
@@ -1141,7 +1148,7 @@ def _rewrite(connection: Connection, entries: Sequence[KeyEntry]) -> int:
         sql = sql.replace("?", "%s")
     shredded = KeyState.SHREDDED.value
     if any(e.state is KeyState.SHREDDED for e in entries):
-        _read_mark(connection, lock="update")
+        _lock_mark(connection, lock="update")
     params = [
         (e.scope, e.state.value, e.master_key_id, e.wrapped, e.subject, e.key_id, shredded)
         for e in entries
